@@ -1,0 +1,261 @@
+"""The edge-rap command line: parses, calls the library, prints human text or --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+
+def _progress(label: str):
+    def wrap(items):
+        from tqdm import tqdm
+
+        return tqdm(items, desc=label, unit="item", disable=None, leave=False)
+
+    return wrap
+
+
+def _settings(args):
+    from edge_rap.config import load_settings
+
+    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
+
+
+def _memory(args, settings=None):
+    from edge_rap.app import open_memory
+
+    return open_memory(settings or _settings(args))
+
+
+def _concept_json(c) -> dict:
+    return {"name": c.name, "category": c.category, "description": c.description, "views": c.views,
+            "created": c.created, "updated": c.updated}
+
+
+def cmd_remember(args) -> int:
+    from edge_rap.types import Box
+
+    memory = _memory(args)
+    box = Box.parse(args.box) if args.box else None
+    concept = memory.remember(args.name, args.images, args.description or "", args.category or "", box)
+    print(json.dumps(_concept_json(concept)) if args.json else f"remembered <{concept.name}> ({concept.views} view(s))")
+    return 0
+
+
+def cmd_add_views(args) -> int:
+    from edge_rap.types import Box
+
+    concept = _memory(args).add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
+    print(f"<{concept.name}> now has {concept.views} view(s)")
+    return 0
+
+
+def cmd_edit(args) -> int:
+    if args.description is None and args.category is None:
+        raise EdgeRapError("edit needs --description and/or --category")
+    concept = _memory(args).edit(args.name, args.description, args.category)
+    print(json.dumps(_concept_json(concept)) if args.json else f"updated <{concept.name}>")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    concept = _memory(args).rename(args.old, args.new)
+    print(f"renamed <{args.old}> to <{concept.name}>")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    concept = _memory(args).forget(args.name)
+    print(f"forgot <{concept.name}>")
+    return 0
+
+
+def cmd_concepts(args) -> int:
+    from edge_rap.memory.store import Store
+
+    settings = _settings(args)
+    if not (settings.memory / "memory.sqlite").exists():
+        concepts = []
+    else:
+        concepts = Store(settings.memory, readonly=True).concepts()
+    if args.json:
+        print(json.dumps([_concept_json(c) for c in concepts]))
+    elif not concepts:
+        print("no concepts remembered yet")
+    else:
+        for c in concepts:
+            extra = f" [{c.category}]" if c.category else ""
+            print(f"<{c.name}>{extra} {c.views} view(s): {c.description}")
+    return 0
+
+
+def cmd_recognize(args) -> int:
+    from edge_rap.app import open_retriever
+    from edge_rap.images import read_image_file
+
+    settings = _settings(args)
+    memory = _memory(args, settings)
+    retriever = open_retriever(memory, settings)
+    failures = 0
+    for path in args.images:
+        try:
+            image = read_image_file(path).image
+        except EdgeRapError as e:
+            failures += 1
+            print(f"edge-rap: {e}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"image": path, "error": str(e), "concepts": []}))
+            continue
+        result = retriever.recognize(image)
+        if args.json:
+            print(json.dumps(result.to_json()), flush=True)
+        elif result.hits:
+            found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.hits)
+            print(f"{path}: {found}")
+        else:
+            print(f"{path}: none of my concepts")
+    return 1 if failures else 0
+
+
+def cmd_import_rap(args) -> int:
+    from edge_rap.memory.rapdb import import_rap
+
+    report = import_rap(_memory(args), Path(args.database), _progress("import"))
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(f"imported {len(report.imported)} concept(s)")
+        if report.missing:
+            print(f"missing image, not imported ({len(report.missing)}): {', '.join(report.missing)}")
+        for name, why in report.failed.items():
+            print(f"failed <{name}>: {why}")
+        if report.skipped:
+            print(f"already remembered, skipped ({len(report.skipped)}): {', '.join(report.skipped)}")
+    return 0 if report.imported or not (report.missing or report.failed) else 1
+
+
+def cmd_export_rap(args) -> int:
+    from edge_rap.memory.rapdb import export_rap
+
+    out = export_rap(_memory(args), Path(args.dir))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    count = _memory(args).reindex(_progress("reindex"))
+    print(f"re-embedded {count} reference view(s)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from edge_rap.modelcache import ModelCache
+
+    settings = _settings(args)
+    cache = ModelCache(settings.models)
+    if args.models_command == "prepare":
+        cache.prepare_default()
+    names = cache.names()
+    if args.json:
+        print(json.dumps([{"name": n, "folder": str(cache.folder(n))} for n in names]))
+    else:
+        print(f"model cache: {settings.models}")
+        for n in names:
+            m = cache.manifest(n)
+            print(f"  {n}  ({m.role}, {m.output.get('dim')} dims, {m.licence})")
+        if not names:
+            print("  (empty: `edge-rap models prepare` exports the default embedder)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from edge_rap.evaluate import evaluate_retrieval, format_report
+
+    settings = _settings(args)
+    report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
+                                memory=Path(args.memory) if args.memory else None, progress=_progress("eval"))
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from edge_rap.demo import run_demo
+
+    return run_demo(_settings(args), Path(args.memory) if args.memory else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--memory", metavar="DIR", help="memory folder (default $EDGE_RAP_HOME or ~/.local/share/edge-rap)")
+    common.add_argument("--embedder", metavar="NAME|DIR", help="image embedder from the model cache (default from the device profile)")
+    common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml (default: detected)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens (providers, fallbacks)")
+
+    parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help):
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("remember", cmd_remember, "remember a concept from one or more photos")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--description", default="")
+    p.add_argument("--category", default="")
+    p.add_argument("--box", metavar="x0,y0,x1,y1", help="remember only this region of the photo(s)")
+    p.add_argument("--json", action="store_true")
+    p = add("add-views", cmd_add_views, "add more photos of a remembered concept")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--box", metavar="x0,y0,x1,y1")
+    p = add("edit", cmd_edit, "change a concept's description or category")
+    p.add_argument("name")
+    p.add_argument("--description")
+    p.add_argument("--category")
+    p.add_argument("--json", action="store_true")
+    p = add("rename", cmd_rename, "rename a concept")
+    p.add_argument("old")
+    p.add_argument("new")
+    p = add("forget", cmd_forget, "forget a concept: its vectors and photos go too")
+    p.add_argument("name")
+    p = add("concepts", cmd_concepts, "list remembered concepts")
+    p.add_argument("--json", action="store_true")
+    p = add("recognize", cmd_recognize, "find remembered concepts in images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p = add("import-rap", cmd_import_rap, "import a RAP database.json")
+    p.add_argument("database", metavar="PATH/database.json")
+    p.add_argument("--json", action="store_true")
+    p = add("export-rap", cmd_export_rap, "export the memory as a RAP database (DIR/database.json)")
+    p.add_argument("dir", metavar="DIR")
+    add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
+    p = add("models", cmd_models, "list the model cache, or prepare the default embedder")
+    p.add_argument("models_command", nargs="?", choices=["list", "prepare"], default="list")
+    p.add_argument("--json", action="store_true")
+    p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
+    p.add_argument("kind", choices=["retrieval"])
+    p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
+    p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
+    p.add_argument("--json", action="store_true")
+    add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
+    try:
+        return args.func(args)
+    except EdgeRapError as e:
+        print(f"edge-rap: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge-rap: interrupted", file=sys.stderr)
+        return 130

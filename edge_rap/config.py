@@ -1,0 +1,90 @@
+"""Settings: where memory and models live, and the device profile (device_configs/*.toml), validated once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_configs"
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a device class runs: which embedder, on which provider, with how many threads."""
+
+    name: str = "x86-cpu"
+    embedder: str = "efficientnet-lite0-int8"
+    provider: str = "cpu"
+    threads: int = 0
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    memory: Path
+    models: Path
+    profile: Profile
+
+    @property
+    def embedder(self) -> str:
+        return self.profile.embedder
+
+
+def default_home() -> Path:
+    env = os.environ.get("EDGE_RAP_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "edge-rap"
+
+
+def detect_profile_name() -> str:
+    """Jetson if the L4T release file is there, x86 with CUDA if the driver is, else the CPU profile."""
+    if Path("/etc/nv_tegra_release").exists():
+        return "jetson-orin"
+    if Path("/proc/driver/nvidia/version").exists():
+        return "x86-cuda"
+    return "x86-cpu"
+
+
+def load_profile(name: str | None = None) -> Profile:
+    name = name or os.environ.get("EDGE_RAP_DEVICE") or detect_profile_name()
+    path = Path(name) if name.endswith(".toml") else PROFILE_DIR / f"{name}.toml"
+    if not path.exists():
+        if name == "x86-cpu":
+            return Profile()  # installed without the repository's device_configs/: built-in defaults
+        raise EdgeRapError(f"device profile {name!r} not found ({path})")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise EdgeRapError(f"{path}: invalid device profile ({e})") from None
+    emb, ret = raw.get("embedder", {}), raw.get("retrieve", {})
+    profile = Profile(
+        name=raw.get("device", {}).get("name", path.stem),
+        embedder=str(emb.get("model", Profile.embedder)),
+        provider=str(emb.get("provider", "auto")),
+        threads=int(emb.get("threads", 0)),
+        top_k=int(ret.get("top_k", 5)),
+    )
+    if profile.provider not in PROVIDERS:
+        raise EdgeRapError(f"{path}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
+    if profile.top_k < 1 or profile.threads < 0:
+        raise EdgeRapError(f"{path}: top_k must be >= 1 and threads >= 0")
+    return profile
+
+
+def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:
+    home = default_home()
+    profile = load_profile(device)
+    if embedder:
+        profile = Profile(profile.name, embedder, profile.provider, profile.threads, profile.top_k)
+    models = Path(os.environ.get("EDGE_RAP_MODELS", home / "models")).expanduser()
+    return Settings(home=home, memory=Path(memory).expanduser() if memory else home, models=models, profile=profile)

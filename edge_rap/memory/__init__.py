@@ -1,0 +1,1 @@
+"""Remember: the concept store (SQLite + image files) and the vector indexes built from it."""

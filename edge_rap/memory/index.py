@@ -1,0 +1,171 @@
+"""USearch indexes, one per embedding space: built by writers into a new file, memory-mapped by readers.
+
+The SQLite row of a space names its current index file; a writer writes a complete new file (temp name,
+fsync, rename) and then switches the row inside its transaction, so the swap is atomic and a killed writer
+leaves either the old index or the new one, never a half-written one. Readers re-map when the row changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.store import Store, disk_error
+from edge_rap.perceive.embed import SpaceInfo
+
+log = logging.getLogger(__name__)
+
+
+def _new_index(dim: int):
+    from usearch.index import Index
+
+    return Index(ndim=dim, metric="cos", dtype="f32", multi=True)
+
+
+def _safe(space: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", space)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexWriter:
+    """Writes a space's next index file inside the caller's transaction."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.dir = store.root / "index"
+
+    def ensure_space(self, db: sqlite3.Connection, space: SpaceInfo) -> None:
+        """Create the space row, or refuse when it holds vectors of a different model."""
+        row = self.store.space(space.name, db)
+        if row is None:
+            db.execute(
+                "INSERT INTO spaces (name, model, fingerprint, dim, generation) VALUES (?, ?, ?, ?, 0)",
+                (space.name, space.model, space.fingerprint, space.dim),
+            )
+        elif (row[1], row[2]) != (space.fingerprint, space.dim):
+            raise EdgeRapError(
+                f"memory space {space.name!r} holds vectors of another model file ({row[0]}, {row[2]} dims, "
+                f"sha256 {row[1][:12]}); refusing to mix them with {space.model} ({space.fingerprint[:12]}): "
+                "run `edge-rap reindex`"
+            )
+
+    def collect_garbage(self, db: sqlite3.Connection) -> None:
+        """Delete index files no space row names (superseded or left by a killed writer); call under the lock."""
+        if not self.dir.exists():
+            return
+        live = {r[0] for r in db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")}
+        for path in self.dir.iterdir():
+            if path.name not in live:
+                path.unlink(missing_ok=True)
+
+    def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Write the next index of `space`: the current one plus `added`, or rebuilt from the database."""
+        model, fingerprint, dim, generation, current = self.store.space(space, db)
+        index = None
+        if added is not None and current:
+            try:
+                from usearch.index import Index
+
+                index = Index.restore(str(self.dir / current))
+            except Exception:  # unreadable or missing: rebuild from the database below
+                index = None
+        if index is None:
+            index = _new_index(dim)
+            keys, vectors = self.store.vectors(space, db)
+            if len(keys):
+                index.add(keys, vectors)
+        else:
+            index.add(*added)
+        name = f"{_safe(space)}-{generation + 1}.usearch"
+        try:
+            self.dir.mkdir(exist_ok=True)
+            tmp = self.dir / (name + ".tmp")
+            index.save(str(tmp))
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            tmp.replace(self.dir / name)
+            _fsync_dir(self.dir)
+        except OSError as e:
+            raise disk_error(e, self.store.root) from None
+        except RuntimeError as e:  # usearch reports write failures as RuntimeError
+            (self.dir / (name + ".tmp")).unlink(missing_ok=True)
+            raise EdgeRapError(f"{self.store.root}: cannot write the index ({e}); nothing was changed") from None
+        db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?", (generation + 1, name, space))
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    concept_id: int
+    score: float
+
+
+class IndexView:
+    """A reader's memory-mapped view of one space's index, re-mapped whenever a writer swaps in a new one."""
+
+    def __init__(self, store: Store, space: str):
+        self.store = store
+        self.space = space
+        self.generation = -1
+        self.index = None
+
+    def refresh(self) -> None:
+        for _ in range(5):
+            row = self.store.space(self.space)
+            if row is None or row[4] is None:
+                self.index, self.generation = None, -1
+                return
+            if row[3] == self.generation:
+                return
+            path = self.store.root / "index" / row[4]
+            try:
+                from usearch.index import Index
+
+                self.index = Index.restore(str(path), view=True)
+                self.generation = row[3]
+                return
+            except Exception:  # swapped again under us, or unreadable: read the row again
+                continue
+        log.warning("index of %s unreadable; searching the database directly", self.space)
+        keys, vectors = self.store.vectors(self.space)
+        self.index = _new_index(vectors.shape[1]) if len(keys) else None
+        if self.index is not None:
+            self.index.add(keys, vectors)
+
+    def __len__(self) -> int:
+        self.refresh()
+        return 0 if self.index is None else len(self.index)
+
+    def search(self, query: np.ndarray, count: int) -> list[Neighbour]:
+        """Best score per concept among the nearest `count` vectors (exact scan for small indexes)."""
+        self.refresh()
+        if self.index is None or len(self.index) == 0:
+            return []
+        size = len(self.index)
+        matches = self.index.search(query.astype(np.float32), count=min(count, size), exact=size <= 20_000)
+        best: dict[int, float] = {}
+        for key, distance in zip(matches.keys, matches.distances):
+            score = 1.0 - float(distance)
+            if score > best.get(int(key), -2.0):
+                best[int(key)] = score
+        return [Neighbour(k, s) for k, s in sorted(best.items(), key=lambda kv: -kv[1])]
+
+    def vectors_of(self, concept_id: int) -> np.ndarray:
+        self.refresh()
+        if self.index is None:
+            return np.zeros((0, 0), np.float32)
+        got = self.index.get(concept_id)
+        return np.zeros((0, 0), np.float32) if got is None else np.atleast_2d(np.asarray(got, dtype=np.float32))

@@ -1,0 +1,193 @@
+"""The household's memory: remember, edit, rename and forget concepts, keeping store and index in step."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.images import ImageFile, crop, decode_image, read_image_file
+from edge_rap.memory.index import IndexView, IndexWriter
+from edge_rap.memory.store import Store, validate_name
+from edge_rap.negatives import NegativeBank
+from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.views import augmented_views
+from edge_rap.types import Box, Concept
+
+log = logging.getLogger(__name__)
+
+MAX_DESCRIPTION = 2000
+
+
+@dataclass(frozen=True)
+class PreparedView:
+    """A reference photo read, hashed and embedded (all views), ready to be written in one transaction."""
+
+    file: ImageFile
+    box: Box | None
+    augments: list[str]
+    vectors: np.ndarray
+
+
+def _clean_text(text: str, what: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) > limit:
+        raise EdgeRapError(f"{what} is {len(text)} characters; the limit is {limit}")
+    return text
+
+
+class Memory:
+    """Concepts on disk (SQLite + images + USearch per space) and the embedder that makes their vectors."""
+
+    def __init__(self, root: Path, embedder: ImageEmbedder | None = None, negatives: NegativeBank | None = None,
+                 readonly: bool = False):
+        self.root = root
+        self.store = Store(root, readonly=readonly)
+        self.embedder = embedder
+        self.negatives = negatives
+        self.writer = IndexWriter(self.store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _need_embedder(self) -> ImageEmbedder:
+        if self.embedder is None:
+            raise EdgeRapError("this operation needs an embedder")
+        return self.embedder
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def concepts(self) -> list[Concept]:
+        return self.store.concepts()
+
+    def get(self, name: str) -> Concept:
+        return self.store.get(name)
+
+    def view(self) -> IndexView:
+        """A reader's view of the current embedder's index, re-mapped when writers change it."""
+        return IndexView(self.store, self._need_embedder().space.name)
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def prepare(self, path: str | Path, box: Box | None = None) -> PreparedView:
+        """Read and embed one reference photo (all its augmented views) before any write starts."""
+        file = read_image_file(path, box)
+        return self.prepare_file(file, box)
+
+    def prepare_file(self, file: ImageFile, box: Box | None) -> PreparedView:
+        views = augmented_views(file.image.pixels)
+        vectors = self._need_embedder().embed([v for _, v in views])
+        return PreparedView(file, box, [name for name, _ in views], vectors)
+
+    def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
+                 box: Box | None = None) -> Concept:
+        """A new concept from one or more photos; usable by every reader as soon as this returns."""
+        name = validate_name(name)
+        description = _clean_text(description, "description", MAX_DESCRIPTION)
+        category = _clean_text(category, "category", 64)
+        if not images:
+            raise EdgeRapError("remember needs at least one image")
+        if self.store.find(name):
+            raise EdgeRapError(f"a concept named {name!r} already exists (use `edge-rap add-views` to add photos)")
+        prepared = [self.prepare(p, box) for p in images]
+        return self._commit(name, prepared, description, category, new=True)
+
+    def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:
+        return self._commit(validate_name(name), prepared, _clean_text(description, "description", MAX_DESCRIPTION),
+                            _clean_text(category, "category", 64), new=True)
+
+    def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
+        concept = self.store.get(name)
+        prepared = [self.prepare(p, box) for p in images]
+        return self._commit(concept.name, prepared, "", "", new=False)
+
+    def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
+        embedder = self._need_embedder()
+        space = embedder.space
+        files = [self.store.save_image(p.file.data, p.file.sha256, p.file.suffix) for p in prepared]
+        with self.store.transaction() as db:
+            self.writer.collect_garbage(db)
+            self.writer.ensure_space(db, space)
+            if new:
+                concept_id = self.store.insert_concept(db, name, category, description)
+            else:
+                concept_id = self.store.get(name).id
+                db.execute("UPDATE concepts SET updated = strftime('%s','now') WHERE id = ?", (concept_id,))
+            for p, rel in zip(prepared, files):
+                view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
+                self.store.insert_vectors(db, view_id, space.name, p.augments, p.vectors)
+            if self.negatives is not None:
+                all_vectors = self.store.concept_vectors_tx(db, concept_id, space.name)
+                self.store.set_calibration(db, concept_id, space.name, *self.negatives.stats(all_vectors))
+            keys = np.full(sum(len(p.vectors) for p in prepared), concept_id, dtype=np.int64)
+            self.writer.write(db, space.name, added=(keys, np.concatenate([p.vectors for p in prepared])))
+        return self.store.get(name)
+
+    def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
+        concept = self.store.get(name)
+        with self.store.transaction() as db:
+            if description is not None:
+                db.execute("UPDATE concepts SET description = ?, updated = strftime('%s','now') WHERE id = ?",
+                           (_clean_text(description, "description", MAX_DESCRIPTION), concept.id))
+            if category is not None:
+                db.execute("UPDATE concepts SET category = ?, updated = strftime('%s','now') WHERE id = ?",
+                           (_clean_text(category, "category", 64), concept.id))
+        return self.store.get(concept.name)
+
+    def rename(self, old: str, new: str) -> Concept:
+        concept = self.store.get(old)
+        new = validate_name(new)
+        if self.store.find(new):
+            raise EdgeRapError(f"a concept named {new!r} already exists")
+        with self.store.transaction() as db:
+            db.execute("UPDATE concepts SET name = ?, updated = strftime('%s','now') WHERE id = ?", (new, concept.id))
+        return self.store.get(new)
+
+    def forget(self, name: str) -> Concept:
+        """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images."""
+        concept = self.store.get(name)
+        files = {v.image_path for v in self.store.views(concept.id)}
+        with self.store.transaction() as db:
+            self.writer.collect_garbage(db)
+            db.execute("DELETE FROM concepts WHERE id = ?", (concept.id,))
+            for space in self.store.space_names():
+                self.writer.write(db, space)
+        in_use = {str(self.store.images_dir / f) for f in self.store.image_files_in_use()}
+        for path in files - in_use:
+            Path(path).unlink(missing_ok=True)
+        return concept
+
+    def reindex(self, progress=None) -> int:
+        """Re-embed every stored reference photo with the current embedder into its own space."""
+        embedder = self._need_embedder()
+        space = embedder.space
+        views = self.store.views()
+        prepared = []
+        for view in (progress(views) if progress else views):
+            image = decode_image(Path(view.image_path).read_bytes(), view.image_path)
+            if view.box:
+                image = crop(image, view.box)
+            pixels = augmented_views(image.pixels)
+            prepared.append((view, [n for n, _ in pixels], embedder.embed([p for _, p in pixels])))
+        with self.store.transaction() as db:
+            self.writer.collect_garbage(db)
+            existing = self.store.space(space.name, db)
+            if existing and (existing[1], existing[2]) != (space.fingerprint, space.dim):
+                db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
+                db.execute("DELETE FROM calibration WHERE space = ?", (space.name,))
+                db.execute("UPDATE spaces SET model = ?, fingerprint = ?, dim = ? WHERE name = ?",
+                           (space.model, space.fingerprint, space.dim, space.name))
+            self.writer.ensure_space(db, space)
+            db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
+            for view, augments, vectors in prepared:
+                self.store.insert_vectors(db, view.id, space.name, augments, vectors)
+            if self.negatives:
+                for concept in self.store.concepts():
+                    vecs = self.store.concept_vectors_tx(db, concept.id, space.name)
+                    if len(vecs):
+                        self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
+            self.writer.write(db, space.name)
+        return len(prepared)

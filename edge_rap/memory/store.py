@@ -1,0 +1,266 @@
+"""The concept store: SQLite (WAL) for concepts, views and vectors; reference images as content-hashed files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+import unicodedata
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Box, Concept, ReferenceView
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS concepts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    category TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS views (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    concept_id INTEGER NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+    image_sha256 TEXT NOT NULL,
+    image_file TEXT NOT NULL,
+    box TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    view_id INTEGER NOT NULL REFERENCES views(id) ON DELETE CASCADE,
+    space TEXT NOT NULL REFERENCES spaces(name),
+    augment TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vectors_by_space ON vectors(space, view_id);
+CREATE INDEX IF NOT EXISTS views_by_concept ON views(concept_id);
+CREATE TABLE IF NOT EXISTS spaces (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    index_file TEXT
+);
+CREATE TABLE IF NOT EXISTS calibration (
+    concept_id INTEGER NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+    space TEXT NOT NULL REFERENCES spaces(name),
+    negative_mean REAL NOT NULL,
+    negative_std REAL NOT NULL,
+    PRIMARY KEY (concept_id, space)
+);
+"""
+
+MAX_NAME = 64
+
+
+def validate_name(name: str) -> str:
+    """A concept name: printable, no path separators, at most 64 characters; surrounding <> are dropped."""
+    name = unicodedata.normalize("NFC", name.strip())
+    if name.startswith("<") and name.endswith(">"):
+        name = name[1:-1].strip()
+    if not name:
+        raise EdgeRapError("concept name is empty")
+    if len(name) > MAX_NAME:
+        raise EdgeRapError(f"concept name is {len(name)} characters; the limit is {MAX_NAME}")
+    bad = [c for c in name if unicodedata.category(c)[0] == "C" or c in "/\\<>"]
+    if bad:
+        raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {bad[0]!r}")
+    if name in (".", ".."):
+        raise EdgeRapError(f"concept name {name!r} is not allowed")
+    return name
+
+
+def disk_error(e: OSError, where: Path) -> EdgeRapError:
+    """Turn a write failure into the user's one-line explanation."""
+    if e.errno == errno.ENOSPC:
+        return EdgeRapError(f"{where}: disk is full; nothing was changed")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return EdgeRapError(f"{where}: memory folder is not writable ({e.strerror}); nothing was changed")
+    return EdgeRapError(f"{where}: cannot write ({e.strerror}); nothing was changed")
+
+
+def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
+    text = str(e)
+    if "full" in text:
+        return EdgeRapError(f"{where}: disk is full; nothing was changed")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return EdgeRapError(f"{where}: memory folder is not writable ({text}); nothing was changed")
+    return EdgeRapError(f"{where}: database error ({text})")
+
+
+class Store:
+    """Concepts and their reference views and vectors in one SQLite database, images beside it."""
+
+    def __init__(self, root: Path, readonly: bool = False):
+        self.root = root
+        self.images_dir = root / "images"
+        self.db_path = root / "memory.sqlite"
+        if not readonly:
+            try:
+                self.images_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise disk_error(e, root) from None
+        elif not self.db_path.exists():
+            raise EdgeRapError(f"{root}: no memory here yet (remember a concept first)")
+        try:
+            self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
+                self.db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise sqlite_error(e, self.db_path) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise sqlite_error(e, self.db_path) from None
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self.db.execute("ROLLBACK")
+            raise sqlite_error(e, self.db_path) from None
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # --- images -----------------------------------------------------------------------------------
+
+    def save_image(self, data: bytes, sha256: str, suffix: str) -> str:
+        """Store image bytes under their content hash (written to a temp file, fsynced, renamed)."""
+        rel = f"{sha256[:2]}/{sha256}{suffix}"
+        path = self.images_dir / rel
+        if path.exists():
+            return rel
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise disk_error(e, self.root) from None
+        return rel
+
+    # --- concepts ---------------------------------------------------------------------------------
+
+    _CONCEPT_SQL = (
+        "SELECT c.id, c.name, c.category, c.description, c.created, c.updated, "
+        "(SELECT COUNT(*) FROM views v WHERE v.concept_id = c.id) FROM concepts c"
+    )
+
+    def concepts(self) -> list[Concept]:
+        return [Concept(*row) for row in self.db.execute(self._CONCEPT_SQL + " ORDER BY c.name")]
+
+    def concepts_by_id(self, ids: list[int]) -> dict[int, Concept]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(self._CONCEPT_SQL + f" WHERE c.id IN ({marks})", [int(i) for i in ids])
+        return {row[0]: Concept(*row) for row in rows}
+
+    def find(self, name: str) -> Concept | None:
+        row = self.db.execute(self._CONCEPT_SQL + " WHERE c.name = ?", (validate_name(name),)).fetchone()
+        return Concept(*row) if row else None
+
+    def get(self, name: str) -> Concept:
+        concept = self.find(name)
+        if concept is None:
+            raise EdgeRapError(f"no concept named {validate_name(name)!r}")
+        return concept
+
+    def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:
+        now = time.time()
+        try:
+            cur = db.execute(
+                "INSERT INTO concepts (name, category, description, created, updated) VALUES (?, ?, ?, ?, ?)",
+                (name, category, description, now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise EdgeRapError(f"a concept named {name!r} already exists (use --add-views to add photos)") from None
+        return int(cur.lastrowid)
+
+    def insert_view(self, db: sqlite3.Connection, concept_id: int, sha256: str, image_file: str, box: Box | None) -> int:
+        cur = db.execute(
+            "INSERT INTO views (concept_id, image_sha256, image_file, box, created) VALUES (?, ?, ?, ?, ?)",
+            (concept_id, sha256, image_file, ",".join(map(str, box.as_list())) if box else None, time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def insert_vectors(self, db: sqlite3.Connection, view_id: int, space: str, augments: list[str], vectors: np.ndarray) -> None:
+        db.executemany(
+            "INSERT INTO vectors (view_id, space, augment, vector) VALUES (?, ?, ?, ?)",
+            [(view_id, space, a, np.asarray(v, dtype=np.float32).tobytes()) for a, v in zip(augments, vectors)],
+        )
+
+    def views(self, concept_id: int | None = None) -> list[ReferenceView]:
+        sql = "SELECT id, concept_id, image_sha256, image_file, box FROM views"
+        rows = self.db.execute(sql + (" WHERE concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
+                               (concept_id,) if concept_id else ())
+        return [
+            ReferenceView(r[0], r[1], r[2], str(self.images_dir / r[3]), Box.parse(r[4]) if r[4] else None) for r in rows
+        ]
+
+    def vectors(self, space: str, db: sqlite3.Connection | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All (concept ids, vectors) of one space, straight from the database (the source of truth)."""
+        rows = (db or self.db).execute(
+            "SELECT v.concept_id, x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE x.space = ? ORDER BY x.id",
+            (space,),
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        keys = np.array([r[0] for r in rows], dtype=np.int64)
+        return keys, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def concept_vectors_tx(self, db: sqlite3.Connection, concept_id: int, space: str) -> np.ndarray:
+        rows = db.execute(
+            "SELECT x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE v.concept_id = ? AND x.space = ?",
+            (concept_id, space),
+        ).fetchall()
+        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+
+    def image_files_in_use(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT image_file FROM views")}
+
+    # --- spaces -----------------------------------------------------------------------------------
+
+    def space(self, name: str, db: sqlite3.Connection | None = None) -> tuple[str, str, int, int, str | None] | None:
+        return (db or self.db).execute(
+            "SELECT model, fingerprint, dim, generation, index_file FROM spaces WHERE name = ?", (name,)
+        ).fetchone()
+
+    def space_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM spaces ORDER BY name")]
+
+    # --- calibration ------------------------------------------------------------------------------
+
+    def set_calibration(self, db: sqlite3.Connection, concept_id: int, space: str, mean: float, std: float) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO calibration (concept_id, space, negative_mean, negative_std) VALUES (?, ?, ?, ?)",
+            (concept_id, space, mean, std),
+        )
+
+    def calibration(self, space: str) -> dict[int, tuple[float, float]]:
+        rows = self.db.execute("SELECT concept_id, negative_mean, negative_std FROM calibration WHERE space = ?", (space,))
+        return {r[0]: (r[1], r[2]) for r in rows}

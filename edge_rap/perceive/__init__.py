@@ -1,0 +1,1 @@
+"""Perception: turning pixels into vectors (and, later, regions)."""

@@ -1,0 +1,118 @@
+"""Image and text embedders behind one small interface: pixels in, L2-normalised float32 vectors out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from edge_rap.modelcache import Manifest
+from edge_rap.runtime import Session, open_session
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """Identity of an embedding space: vectors are comparable only within one (same model, same weights)."""
+
+    name: str
+    model: str
+    fingerprint: str
+    dim: int
+
+
+class ImageEmbedder(Protocol):
+    space: SpaceInfo
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """N RGB uint8 images (H x W x 3) -> N x dim L2-normalised float32 vectors."""
+        ...
+
+
+class TextEmbedder(Protocol):
+    space: SpaceInfo
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """N strings -> N x dim L2-normalised float32 vectors in the image space."""
+        ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def preprocess(images: list[np.ndarray], size: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Resize each image to size x size (the whole picture kept) and normalise to an NCHW float32 batch."""
+    from PIL import Image as PILImage
+
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, pixels in enumerate(images):
+        resized = PILImage.fromarray(pixels).resize((size, size), PILImage.BILINEAR)
+        x = np.asarray(resized, dtype=np.float32) / 255.0
+        batch[i] = ((x - mean) / std).transpose(2, 0, 1)
+    return batch
+
+
+def gem_pool(features: np.ndarray, p: float) -> np.ndarray:
+    """Generalised-mean pooling of an N x C x H x W feature map: between average (p=1) and max (p->inf)."""
+    clipped = np.maximum(features, 1e-6)
+    return np.power(np.power(clipped, p).mean(axis=(2, 3)), 1.0 / p)
+
+
+class OnnxImageEmbedder:
+    """An ONNX image encoder described by a manifest: a feature map pooled with GeM, or a ready embedding."""
+
+    def __init__(self, manifest: Manifest, provider: str = "auto", batch: int = 16):
+        self.manifest = manifest
+        self.session: Session = open_session(manifest.file_path("image"), provider)
+        spec = manifest.input
+        self.size = int(spec["size"])
+        self.mean = np.asarray(spec["mean"], dtype=np.float32)
+        self.std = np.asarray(spec["std"], dtype=np.float32)
+        self.output = manifest.output
+        self.batch = batch
+        self.space = SpaceInfo(manifest.space, manifest.name, manifest.fingerprint("image"), int(self.output["dim"]))
+        self._input_name = self.session.input_names[0]
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.space.dim), dtype=np.float32)
+        out = []
+        for start in range(0, len(images), self.batch):
+            x = preprocess(images[start : start + self.batch], self.size, self.mean, self.std)
+            y = self.session.run({self._input_name: x})[0]
+            out.append(self._pool(y))
+        return normalise(np.concatenate(out))
+
+    def _pool(self, y: np.ndarray) -> np.ndarray:
+        if self.output["kind"] == "feature_map":
+            return gem_pool(y, float(self.output.get("gem_p", 3.0)))
+        return y
+
+
+class OnnxTextEmbedder:
+    """The text tower of a CLIP-style model exported to ONNX; tokenised with open_clip's own tokenizer."""
+
+    def __init__(self, manifest: Manifest, provider: str = "auto"):
+        self.manifest = manifest
+        self.session = open_session(manifest.file_path("text"), provider)
+        self.space = SpaceInfo(manifest.space, manifest.name, manifest.fingerprint("image"), int(manifest.output["dim"]))
+        self.context_length = int(manifest.text["context_length"])
+        self._tokenizer = None
+
+    def _tokenize(self, texts: list[str]) -> np.ndarray:
+        if self._tokenizer is None:
+            from edge_rap.errors import EdgeRapError
+
+            try:
+                import open_clip  # heavy: only text queries need it
+            except ImportError:
+                raise EdgeRapError("text embedding needs open_clip_torch (pip install 'edge_rap[clip]')") from None
+            self._tokenizer = open_clip.get_tokenizer(self.manifest.text["tokenizer"])
+        return np.asarray(self._tokenizer(texts, context_length=self.context_length), dtype=np.int64)
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        tokens = self._tokenize(texts)
+        return normalise(self.session.run({self.session.input_names[0]: tokens})[0])

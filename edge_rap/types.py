@@ -1,0 +1,112 @@
+"""The data that flows between the parts of edge_rap, as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels of the image it refers to (x1, y1 exclusive)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def as_list(self) -> list[int]:
+        return [self.x0, self.y0, self.x1, self.y1]
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @classmethod
+    def parse(cls, text: str) -> "Box":
+        from edge_rap.errors import EdgeRapError
+
+        try:
+            x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+        except ValueError:
+            raise EdgeRapError(f"box {text!r} is not x0,y0,x1,y1") from None
+        if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
+            raise EdgeRapError(f"box {text!r} is empty or negative")
+        return cls(x0, y0, x1, y1)
+
+
+@dataclass
+class Image:
+    """A decoded RGB image (H x W x 3, uint8), where it came from, and its reduction from the file's size."""
+
+    pixels: np.ndarray
+    source: str
+    scale: float = 1.0  # original pixels per decoded pixel (> 1 when a huge photo was decoded reduced)
+
+    @property
+    def full_box(self) -> Box:
+        """The whole image in the original file's pixels."""
+        h, w = self.pixels.shape[:2]
+        return Box(0, 0, int(round(w * self.scale)), int(round(h * self.scale)))
+
+
+@dataclass(frozen=True)
+class Concept:
+    """Something the household taught: a name, what it is, and how to describe it."""
+
+    id: int
+    name: str
+    category: str
+    description: str
+    created: float
+    updated: float
+    views: int = 0
+
+
+@dataclass(frozen=True)
+class ReferenceView:
+    """One stored reference photo of a concept (file named by content hash), optionally a region of it."""
+
+    id: int
+    concept_id: int
+    image_sha256: str
+    image_path: str
+    box: Box | None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A concept found in an image: its score, whether it passed its threshold, and where it is."""
+
+    concept: Concept
+    score: float
+    threshold: float
+    box: Box
+    mentioned: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.score >= self.threshold
+
+
+@dataclass
+class Recognition:
+    """What retrieval found in one image: accepted hits first; empty means "none of my concepts"."""
+
+    source: str
+    size: tuple[int, int]
+    hits: list[Hit] = field(default_factory=list)
+    candidates: list[Hit] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "image": self.source,
+            "concepts": [
+                {"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.hits
+            ],
+        }

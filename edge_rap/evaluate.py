@@ -70,16 +70,11 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
                     skipped.append(str(e))
         if not queries:
             raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
-        vectors = np.concatenate([embedder.embed([img.pixels]) for _, img in progress(queries)])
-
-        def ranks() -> list[list[str]]:
-            return [[c.name for c, _ in scored] for scored in retriever.score_vectors(vectors)]
-
-        ranked = ranks()
-        top1 = float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)]))
-        top5 = float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)]))
+        vectors = [retriever.embed_query(img) for _, img in progress(queries)]
+        all_scored = [retriever.score(v) for v in vectors]
+        top1, top5 = _recall(queries, all_scored)
         positive, negative = [], []
-        for (truth, image), scored in zip(queries, retriever.score_vectors(vectors)):
+        for (truth, image), scored in zip(queries, all_scored):
             accepted = {h.concept.name for h in retriever.decide(image, scored).hits}
             positive.append(truth in accepted)
             negative.extend(name not in accepted for name in names if name != truth)
@@ -91,7 +86,8 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
             "top5": round(top5, 4),
             "recognition_positive": round(float(np.mean(positive)), 4),
             "recognition_negative": round(float(np.mean(negative)) if negative else 1.0, 4),
-            "policy": vars(retriever.policy),
+            "threshold": round(retriever.space_threshold, 4),
+            "policy": {"z": retriever.policy.z, "margin": retriever.policy.margin},
             "skipped_images": skipped,
         }
         report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
@@ -115,14 +111,18 @@ def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> li
             except EdgeRapError:
                 pass  # an unreadable distractor is simply not added
         added = step
-        ranked = [[c.name for c, _ in s] for s in retriever.score_vectors(vectors)]
-        curve.append({
-            "concepts": len(mem.concepts()),
-            "distractors": len(mem.concepts()) - base,
-            "recall@1": round(float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)])), 4),
-            "recall@5": round(float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)])), 4),
-        })
+        top1, top5 = _recall(queries, [retriever.score(v) for v in vectors])
+        curve.append({"concepts": len(mem.concepts()), "distractors": len(mem.concepts()) - base,
+                      "recall@1": round(top1, 4), "recall@5": round(top5, 4)})
     return curve
+
+
+def _recall(queries: list[tuple[str, Image]], scored: list[list]) -> tuple[float, float]:
+    """Top-1 and top-5 recall: how often the true concept ranks first, or among the first five."""
+    ranked = [[c.name for c, _ in s] for s in scored]
+    top1 = float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)]))
+    top5 = float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)]))
+    return top1, top5
 
 
 def format_report(report: dict) -> str:

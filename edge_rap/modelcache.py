@@ -36,6 +36,13 @@ class Manifest:
     licence: str
     source: str
     text: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float | None:
+        """The similarity threshold calibrated at export (see edge_rap/calibrate.py), if any."""
+        value = self.calibration.get("threshold")
+        return float(value) if value is not None else None
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest":
@@ -58,6 +65,7 @@ class Manifest:
                 licence=raw.get("licence", "unknown"),
                 source=raw.get("source", ""),
                 text=raw.get("text", {}),
+                calibration=raw.get("calibration", {}),
             )
         except KeyError as e:
             raise EdgeRapError(f"{path}: manifest lacks {e}") from None

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.views import query_views
 from edge_rap.synth import synthetic_images
 
-BANK_SIZE = 96
+BANK_SIZE = 64
 BANK_SEED = 20241017
 
 
@@ -45,7 +46,8 @@ class NegativeBank:
                 return np.load(path)
             except (OSError, ValueError):
                 pass
-        vectors = self.embedder.embed(synthetic_images(BANK_SIZE, seed=BANK_SEED))
+        # Each bank image is seen exactly as a query is (whole + crops), so its scores are comparable.
+        vectors = np.stack([self.embedder.embed(query_views(img)) for img in synthetic_images(BANK_SIZE, seed=BANK_SEED)])
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,6 @@ class NegativeBank:
         return vectors
 
     def stats(self, concept_vectors: np.ndarray) -> tuple[float, float]:
-        """Mean and standard deviation over the bank of the concept's best-view similarity."""
-        best = (self.vectors @ concept_vectors.T).max(axis=1)
+        """Mean and standard deviation over the bank images of the concept's best score (any view, any crop)."""
+        best = (self.vectors @ concept_vectors.T).max(axis=(1, 2))
         return float(best.mean()), float(max(best.std(), 1e-3))

@@ -1,8 +1,9 @@
 """Retrieve: an image (and optionally a question) in, the household's concepts present out, with scores.
 
-A concept is accepted when its best-view similarity clears its own threshold, calibrated against the
-negative bank (mean + Z spreads), and it is not clearly beaten by another concept (within MARGIN of the
-best). An empty answer means "none of my concepts". Names mentioned in a question come first, as in RAP.
+A concept is accepted when its best score clears both the embedder's shipped threshold (calibrated on real
+sample photos at export, edge_rap/calibrate.py) and its own (the generated negative bank's mean + Z spreads,
+edge_rap/negatives.py), and it is not clearly beaten by another concept (within MARGIN of the best).
+An empty answer means "none of my concepts". Names mentioned in a question come first, as in RAP.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.views import query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition
 
 
@@ -23,9 +26,12 @@ class RetrievalPolicy:
     """How scores become decisions; the defaults are documented in docs/RETRIEVAL.md."""
 
     top_k: int = 5
-    z: float = 4.0  # threshold = negative-bank mean + z * spread, per concept
-    floor: float = 0.5  # never accept below this similarity, whatever the calibration says
+    z: float = 4.0  # per-concept threshold = negative-bank mean + z * spread
+    threshold: float | None = None  # the space's threshold; None = the embedder's calibrated one
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
+
+#: Used only for a model exported without calibration (no sample photos were available).
+UNCALIBRATED_THRESHOLD = 0.6
 
 
 def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
@@ -48,7 +54,16 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.policy = policy
+        shipped = getattr(embedder, "threshold", None)
+        self.space_threshold = policy.threshold if policy.threshold is not None else (
+            shipped if shipped is not None else UNCALIBRATED_THRESHOLD)
         self.view = IndexView(store, embedder.space.name)
+        row = store.space(embedder.space.name)
+        if row is not None and (row[1], row[2]) != (embedder.space.fingerprint, embedder.space.dim):
+            raise EdgeRapError(
+                f"the memory's {embedder.space.name!r} vectors were made by another model file ({row[0]}, "
+                f"sha256 {row[1][:12]}); run `edge-rap reindex` to re-embed the stored photos"
+            )
         self._calibration: dict[int, tuple[float, float]] = {}
         self._calibration_generation = -2
 
@@ -56,22 +71,26 @@ class Retriever:
         if self._calibration_generation != self.view.generation:
             self._calibration = self.store.calibration(self.embedder.space.name)
             self._calibration_generation = self.view.generation
-        mean, std = self._calibration.get(concept_id, (self.policy.floor, 0.0))
-        return max(self.policy.floor, mean + self.policy.z * std)
+        mean, std = self._calibration.get(concept_id, (self.space_threshold, 0.0))
+        return max(self.space_threshold, mean + self.policy.z * std)
 
-    def score_vectors(self, queries: np.ndarray) -> list[list[tuple[Concept, float]]]:
-        """For each query vector, every concept with its best-view score, best first."""
-        results = []
-        total = len(self.view)
-        for q in queries:
-            neighbours = self.view.search(q, count=max(total, 1))
-            concepts = self.store.concepts_by_id([n.concept_id for n in neighbours])
-            results.append([(concepts[n.concept_id], n.score) for n in neighbours if n.concept_id in concepts])
-        return results
+    def embed_query(self, image: Image) -> np.ndarray:
+        """The query's vectors: the whole image and its crops (see perceive/views.py)."""
+        return self.embedder.embed(query_views(image.pixels))
+
+    def score(self, query: np.ndarray) -> list[tuple[Concept, float]]:
+        """Every concept with its best score over the query's vectors and its own views, best first."""
+        count = max(len(self.view), 1)
+        best: dict[int, float] = {}
+        for vector in np.atleast_2d(query):
+            for n in self.view.search(vector, count=count):
+                best[n.concept_id] = max(n.score, best.get(n.concept_id, -2.0))
+        concepts = self.store.concepts_by_id(list(best))
+        ranked = sorted(((concepts[i], s) for i, s in best.items() if i in concepts), key=lambda cs: -cs[1])
+        return ranked
 
     def recognize(self, image: Image, question: str = "") -> Recognition:
-        query = self.embedder.embed([image.pixels])
-        return self.decide(image, self.score_vectors(query)[0], question)
+        return self.decide(image, self.score(self.embed_query(image)), question)
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:
         box = image.full_box

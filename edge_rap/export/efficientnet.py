@@ -89,8 +89,10 @@ def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
     """Write efficientnet-lite0-fp32/ and efficientnet-lite0-int8/ model folders into the cache."""
     import torch
 
+    from edge_rap.calibrate import calibrate_threshold
     from edge_rap.export.quantize import quantize_image_encoder
-    from edge_rap.perceive.embed import preprocess
+    from edge_rap.modelcache import Manifest
+    from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
     from edge_rap.synth import synthetic_images
 
     log.warning("exporting the default embedder (EfficientNet-Lite0) to ONNX and int8, once: about 20 s")
@@ -120,7 +122,11 @@ def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
             staged = work / name
             staged.mkdir()
             shutil.move(str(file), staged / file.name)
-            write_manifest(staged, _manifest(name, file.name, sha256_file(staged / file.name), precision))
+            manifest = _manifest(name, file.name, sha256_file(staged / file.name), precision)
+            write_manifest(staged, manifest)
+            calibration = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu"))
+            manifest["calibration"] = calibration.to_json()
+            write_manifest(staged, manifest)
             if folder.exists():
                 shutil.rmtree(folder)
             staged.rename(folder)

@@ -75,6 +75,7 @@ class OnnxImageEmbedder:
         self.batch = batch
         self.space = SpaceInfo(manifest.space, manifest.name, manifest.fingerprint("image"), int(self.output["dim"]))
         self._input_name = self.session.input_names[0]
+        self.threshold = manifest.threshold
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         if not images:

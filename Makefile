@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	# torch==2.13.0 is the CPU build (a bare `torch` pulls gigabytes of CUDA wheels); only the one-time
-	# export of the default embedder uses it, the runtime path does not.
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,dev]'
+	# torch and torchvision pinned to the releases this machine class keeps on disk (a bare `torch` pulls
+	# gigabytes of CUDA wheels from PyPI); open_clip needs torchvision. Only model export uses them:
+	# the runtime path is numpy + onnxruntime + usearch.
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

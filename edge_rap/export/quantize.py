@@ -21,7 +21,10 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
 
     prepared = int8.with_suffix(".pre.onnx")
     try:
-        quant_pre_process(str(fp32), str(prepared))
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except Exception:  # symbolic shape inference fails on some transformer graphs; ONNX's own suffices
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(int8),
@@ -33,3 +36,10 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
         )
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def quantize_text_encoder(fp32: Path, int8: Path) -> None:
+    """Text towers are matrix products over token embeddings: dynamic int8 quantisation of their weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])

@@ -111,7 +111,11 @@ class OnnxTextEmbedder:
                 import open_clip  # heavy: only text queries need it
             except ImportError:
                 raise EdgeRapError("text embedding needs open_clip_torch (pip install 'edge_rap[clip]')") from None
-            self._tokenizer = open_clip.get_tokenizer(self.manifest.text["tokenizer"])
+            name = self.manifest.text.get("tokenizer", "clip-bpe")
+            if name == "clip-bpe":  # CLIP's own byte-pair vocabulary, bundled with open_clip
+                self._tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=self.context_length)
+            else:
+                self._tokenizer = open_clip.get_tokenizer(name.removeprefix("hf:"))
         return np.asarray(self._tokenizer(texts, context_length=self.context_length), dtype=np.int64)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""Real sample photos that ship with scikit-image (installed with the export extra), for retrieval tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def photo(name: str) -> np.ndarray:
+    return _bank()[name]
+
+
+_cache: dict[str, np.ndarray] = {}
+
+
+def _bank() -> dict[str, np.ndarray]:
+    if not _cache:
+        from edge_rap.calibrate import sample_photo_bank
+
+        _cache.update(sample_photo_bank())
+    return _cache
+
+
+def save_photo(folder: Path, name: str, pixels: np.ndarray | None = None, filename: str | None = None) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (filename or f"{name}.png")
+    Image.fromarray(photo(name) if pixels is None else pixels).save(path)
+    return path
+
+
+def paste(background: np.ndarray, item: np.ndarray, width_fraction: float, x: float, y: float) -> np.ndarray:
+    """The item scaled to a fraction of a 640x480 frame's width, pasted at relative position (x, y)."""
+    from PIL import Image
+
+    bg = Image.fromarray(background).resize((640, 480))
+    w = int(640 * width_fraction)
+    h = min(470, int(item.shape[0] * w / item.shape[1]))
+    small = Image.fromarray(item).resize((w, h))
+    bg.paste(small, (int((640 - w) * x), int((480 - h) * y)))
+    return np.asarray(bg)

@@ -1,0 +1,93 @@
+"""Retrieval decisions: the right concept first, "none of mine", competition, name mentions, live updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_rap.app import open_memory
+from edge_rap.errors import EdgeRapError
+from edge_rap.retrieve import RetrievalPolicy, Retriever, mentioned_names
+from edge_rap.types import Concept, Image
+from photos import paste, photo, save_photo
+
+
+@pytest.fixture
+def household(tmp_path, settings, embedder):
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    for name in ("chelsea", "astronaut", "coffee", "rocket"):
+        memory.remember(name, [save_photo(tmp_path / "refs", name)], f"the {name}", "thing")
+    yield memory
+    memory.close()
+
+
+def _image(pixels: np.ndarray) -> Image:
+    return Image(pixels, "test")
+
+
+def test_new_views_of_each_concept_are_recognised_first(household):
+    retriever = Retriever(household.store, household.embedder)
+    for name in ("chelsea", "astronaut", "coffee", "rocket"):
+        h, w = photo(name).shape[:2]
+        view = np.ascontiguousarray(photo(name)[h // 10 :, : w * 9 // 10][:, ::-1])  # cropped and mirrored
+        result = retriever.recognize(_image(view))
+        assert [hit.concept.name for hit in result.hits][:1] == [name]
+
+
+def test_a_concept_pasted_small_onto_another_scene_is_found(household):
+    retriever = Retriever(household.store, household.embedder)
+    frame = paste(photo("brick"), photo("coffee"), 0.4, 0.9, 0.2)
+    assert [h.concept.name for h in retriever.recognize(_image(frame)).hits] == ["coffee"]
+
+
+def test_unrelated_photos_are_none_of_mine(household):
+    retriever = Retriever(household.store, household.embedder)
+    for name in ("coins", "grass", "page"):
+        result = retriever.recognize(_image(photo(name)))
+        assert result.hits == [], f"{name} matched {[(h.concept.name, h.score) for h in result.hits]}"
+        assert result.candidates, "scores are still reported for every concept"
+
+
+def test_a_clearly_better_match_wins_over_a_threshold_pass(household):
+    lenient = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=0.0, margin=0.05))
+    result = lenient.recognize(_image(photo("rocket")))
+    assert [h.concept.name for h in result.hits] == ["rocket"]  # the others pass 0.0 but are clearly beaten
+    no_competition = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=0.0, margin=2.0))
+    assert len(no_competition.recognize(_image(photo("rocket"))).hits) == 4
+
+
+def test_threshold_is_the_stricter_of_shipped_and_per_concept(household):
+    retriever = Retriever(household.store, household.embedder)
+    concept = household.get("chelsea")
+    mean, std = household.store.calibration(household.embedder.space.name)[concept.id]
+    assert retriever.threshold(concept.id) == pytest.approx(max(household.embedder.threshold, mean + 4.0 * std))
+    assert 0.3 < household.embedder.threshold < 0.95  # calibrated at export on real sample photos
+
+
+def test_question_mentions_bring_a_concept_first(household):
+    retriever = Retriever(household.store, household.embedder)
+    result = retriever.recognize(_image(photo("coffee")), question="Is <rocket> next to the cup?")
+    assert result.hits[0].concept.name == "rocket" and result.hits[0].mentioned
+    assert "coffee" in [h.concept.name for h in result.hits]
+
+
+def test_mentioned_names_match_brackets_and_whole_words_only():
+    concepts = [Concept(i, n, "", "", 0, 0) for i, n in enumerate(["bo", "Anya", "bob"])]
+    assert [c.name for c in mentioned_names("Where is <Anya>? And bo?", concepts)] == ["Anya", "bo"]
+    assert mentioned_names("a bobcat and a boat", concepts) == []
+
+
+def test_a_running_reader_sees_new_and_forgotten_concepts(household, tmp_path):
+    reader = Retriever(household.store.__class__(household.root, readonly=True), household.embedder)
+    grace = photo("grace_hopper")
+    assert "grace" not in [h.concept.name for h in reader.recognize(_image(grace)).hits]
+    household.remember("grace", [save_photo(tmp_path / "refs", "grace_hopper")], "Grace")
+    assert [h.concept.name for h in reader.recognize(_image(grace)).hits] == ["grace"]
+    household.forget("grace")
+    assert "grace" not in [h.concept.name for h in reader.recognize(_image(grace)).candidates]
+
+
+def test_reader_refuses_vectors_of_another_model(household):
+    household.store.db.execute("UPDATE spaces SET fingerprint = 'f00d'")
+    with pytest.raises(EdgeRapError, match="reindex"):
+        Retriever(household.store, household.embedder)

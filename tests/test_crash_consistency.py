@@ -1,0 +1,143 @@
+"""A writer killed (SIGKILL) at random moments never leaves the memory inconsistent: every listed concept is
+recognised from its own photos, every photo file exists, and the index holds exactly the stored vectors."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from scenes import scene_file
+
+from edge_rap.app import open_memory
+from edge_rap.images import read_image_file
+from edge_rap.memory.store import Store
+from edge_rap.retrieve import Retriever
+
+WRITER = r"""
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from scenes import scene_file
+from edge_rap.app import open_memory
+from edge_rap.config import Profile, Settings
+
+tests, memory, models, photos, run = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5])
+settings = Settings(home=memory.parent, memory=memory, models=models, profile=Profile())
+mem = open_memory(settings)
+mem.negatives.vectors  # loaded from the cache, not recomputed
+print("ready", flush=True)
+i = 0
+while True:
+    name = f"r{run}c{i}"
+    mem.remember(name, [scene_file(photos, run * 1000 + i)], f"concept {i} of run {run}", "thing")
+    if i % 4 == 3:
+        mem.add_views(name, [scene_file(photos, run * 1000 + 500 + i)])
+    if i % 3 == 2:
+        mem.forget(f"r{run}c{i - 1}")
+    if i % 5 == 4:
+        mem.edit(name, description=f"edited {i}")
+    print(f"done {name}", flush=True)
+    i += 1
+"""
+
+
+def check_consistent(root: Path, embedder, recognise_prefix: str | None = None, sample: int = 4) -> int:
+    """Every invariant a reader relies on; returns the number of concepts.
+
+    Recognition (the slow part) is checked for the concepts whose names start with `recognise_prefix` (those
+    the last writer touched) and a few others; files, index keys and vectors are checked for all."""
+    from usearch.index import Index
+
+    store = Store(root, readonly=True)
+    try:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        concepts = store.concepts()
+        ids = {c.id for c in concepts}
+        space = embedder.space.name
+        row = store.space(space)
+        db_keys, _ = store.vectors(space)
+        if row is None or row[4] is None:
+            assert not concepts and len(db_keys) == 0
+            return 0
+        index_path = root / "index" / row[4]
+        assert index_path.is_file(), f"the index file the database names is missing: {index_path}"
+        index = Index.restore(str(index_path))
+        index_keys = Counter(int(k) for k in index.keys)
+        assert set(index_keys) <= ids, f"index keys of concepts that do not exist: {set(index_keys) - ids}"
+        assert index_keys == Counter(int(k) for k in db_keys), "index and database disagree"
+
+        retriever = Retriever(store, embedder)
+        others = [c.name for c in concepts if recognise_prefix is not None and not c.name.startswith(recognise_prefix)]
+        to_recognise = {c.name for c in concepts} - set(others) | set(random.Random(len(concepts)).sample(
+            others, min(sample, len(others))))
+        for concept in concepts:
+            views = store.views(concept.id)
+            assert views and concept.views == len(views), concept
+            assert concept.id in index_keys, f"<{concept.name}> has no vectors in the index"
+            for view in views:
+                assert Path(view.image_path).is_file(), f"<{concept.name}>: photo missing: {view.image_path}"
+                if concept.name not in to_recognise:
+                    continue
+                hits = retriever.recognize(read_image_file(view.image_path).image).hits
+                assert hits and hits[0].concept.name == concept.name, (
+                    concept.name, [(h.concept.name, h.score) for h in hits])
+        # no temp file of a finished writer may be taken for a live index
+        live = {r[0] for r in store.db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")}
+        assert all(not name.endswith(".tmp") for name in live)
+        return len(concepts)
+    finally:
+        store.close()
+
+
+def test_killed_writer_leaves_a_consistent_memory(settings, embedder, tmp_path):
+    open_memory(settings, embedder).negatives.vectors  # the bank is computed once, into the shared cache
+    tests_dir = Path(__file__).resolve().parent
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    photos = tmp_path / "photos"
+    env = dict(os.environ, EDGE_RAP_MODELS=str(settings.models), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    rng = random.Random(20241017)
+    deadline = time.monotonic() + 30
+    runs = killed_mid_write = 0
+    committed_total = 0
+    for run in range(10):
+        if run >= 6 and time.monotonic() > deadline:
+            break
+        log = (tmp_path / f"writer{run}.err").open("w")
+        proc = subprocess.Popen([sys.executable, str(script), str(tests_dir), str(settings.memory),
+                                 str(settings.models), str(photos), str(run)],
+                                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        try:
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", (tmp_path / f"writer{run}.err").read_text()
+            time.sleep(rng.uniform(0.05, 1.5))
+            alive = proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        assert alive, "the writer stopped by itself: " + (tmp_path / f"writer{run}.err").read_text()
+        done = [ln for ln in proc.stdout.read().splitlines() if ln.startswith("done")]
+        proc.stdout.close()
+        runs += 1
+        killed_mid_write += 1
+        committed_total += len(done)
+        check_consistent(settings.memory, embedder, f"r{run}c")
+
+    assert runs >= 6 and killed_mid_write == runs
+    assert committed_total > 0, "no writer got far enough to commit anything: the test proved nothing"
+    # a writer can open the memory after all that and keep going
+    mem = open_memory(settings, embedder)
+    count = len(mem.concepts())
+    mem.remember("after-the-crashes", [scene_file(photos, 99_999)])
+    assert len(mem.concepts()) == count + 1
+    assert check_consistent(settings.memory, embedder, "after-") == count + 1

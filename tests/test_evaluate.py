@@ -1,0 +1,77 @@
+"""`eval retrieval`: the layout it reads, the figures it reports, and that they follow the truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_rap.cli import main
+from edge_rap.errors import EdgeRapError
+from edge_rap.evaluate import evaluate_retrieval, read_dataset
+from photos import paste, photo, save_photo
+
+CONCEPTS = ("chelsea", "astronaut", "coffee", "rocket", "grace_hopper")
+
+
+def _views(name: str) -> list[np.ndarray]:
+    img = photo(name)
+    h, w = img.shape[:2]
+    return [np.ascontiguousarray(img[h // 8 :, : w * 7 // 8][:, ::-1]), paste(photo("gravel"), img, 0.5, 0.3, 0.6)]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "dataset"
+    for name in CONCEPTS:
+        save_photo(root / name, name, filename="a.png")
+        for k, view in enumerate(_views(name)):
+            save_photo(root / name, name, view, filename=f"b{k}.jpg")
+    return root
+
+
+def test_layout_first_sorted_image_is_the_reference(dataset):
+    concepts = read_dataset(dataset)
+    assert [c.name for c in concepts] == sorted(CONCEPTS)
+    assert all(c.reference.name == "a.png" and [q.name for q in c.queries] == ["b0.jpg", "b1.jpg"] for c in concepts)
+
+
+def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, settings):
+    distractors = tmp_path / "distractors"
+    for name in ("brick", "coins", "moon", "page", "retina", "hubble_deep_field", "cell", "logo"):
+        save_photo(distractors, name)
+    report = evaluate_retrieval(settings, dataset, distractors)
+    assert report["concepts"] == 5 and report["queries"] == 10
+    assert report["top1"] == 1.0 and report["top5"] == 1.0
+    assert report["recognition_positive"] >= 0.9 and report["recognition_negative"] >= 0.95
+    assert report["recognition_weighted"] == pytest.approx((report["recognition_positive"] + report["recognition_negative"]) / 2, abs=1e-4)
+    curve = report["growth"]
+    assert [p["distractors"] for p in curve] == [0, 1, 2, 4, 8] and curve[-1]["concepts"] == 13
+    assert all(0.0 <= p["recall@1"] <= p["recall@5"] <= 1.0 for p in curve)
+
+
+def test_wrong_labels_give_low_recall(dataset, settings):
+    # Swap the queries of two concepts: the truth changes, so the figures must drop.
+    a, b = dataset / "chelsea", dataset / "rocket"
+    for q in ("b0.jpg", "b1.jpg"):
+        (a / q).rename(dataset / q)
+        (b / q).rename(a / q)
+        (dataset / q).rename(b / q)
+    report = evaluate_retrieval(settings, dataset)
+    assert report["top1"] == pytest.approx(0.6)
+
+
+def test_cli_json_has_the_keys_scripts_read(dataset, settings, capsys):
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("top1", "top5", "recognition_positive", "recognition_negative", "recognition_weighted"):
+        assert isinstance(report[key], float)
+
+
+def test_empty_or_missing_dataset_is_a_clear_error(tmp_path, settings):
+    with pytest.raises(EdgeRapError, match="not a folder"):
+        evaluate_retrieval(settings, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EdgeRapError, match="no concept subfolders"):
+        evaluate_retrieval(settings, tmp_path / "empty")

@@ -1,0 +1,294 @@
+"""The memory: remember, add views, edit, rename, forget, readers that re-map, and one embedding space per index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scenes import noise, save, scene_file
+
+from edge_rap.app import open_memory, open_retriever
+from edge_rap.errors import EdgeRapError
+from edge_rap.images import read_image_file
+from edge_rap.memory.memory import Memory
+from edge_rap.negatives import NegativeBank
+from edge_rap.perceive.views import augmented_views
+from edge_rap.retrieve import Retriever
+
+
+
+def views_per_photo() -> int:
+    return len(augmented_views(np.zeros((64, 64, 3), np.uint8)))
+
+
+
+@pytest.fixture
+def memory(settings, embedder):
+    mem = open_memory(settings, embedder)
+    yield mem
+    mem.close()
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    return tmp_path / "photos"
+
+
+def recognise(retriever: Retriever, path: Path) -> list[str]:
+    return [h.concept.name for h in retriever.recognize(read_image_file(path).image).hits]
+
+
+def candidate_names(retriever: Retriever, path: Path) -> list[str]:
+    return [h.concept.name for h in retriever.recognize(read_image_file(path).image).candidates]
+
+
+def index_keys(memory: Memory) -> list[int]:
+    from usearch.index import Index
+
+    row = memory.store.space(memory.embedder.space.name)
+    assert row is not None and row[4], "the space has no index file"
+    index = Index.restore(str(memory.root / "index" / row[4]))
+    return [int(k) for k in index.keys]
+
+
+def test_remember_one_photo_is_listed_stored_and_recognised(memory, settings, images):
+    photo = scene_file(images, 1)
+    concept = memory.remember("<bo>", [photo], "our Shiba Inu,\n cinnamon coat", "dog")
+    assert concept.name == "bo"  # surrounding <> dropped
+    assert concept.views == 1
+    assert concept.description == "our Shiba Inu, cinnamon coat"  # whitespace collapsed to one line
+    assert concept.category == "dog"
+    assert [c.name for c in memory.concepts()] == ["bo"]
+    # the photo is kept under its content hash, byte for byte
+    (view,) = memory.store.views(concept.id)
+    assert Path(view.image_path).read_bytes() == photo.read_bytes()
+    assert Path(view.image_path).is_relative_to(memory.root / "images")
+    # every augmented view of the photo is in the index under the concept's id
+    assert index_keys(memory) == [concept.id] * views_per_photo()
+    retriever = open_retriever(memory, settings)
+    assert len(retriever.view) == views_per_photo()
+    assert recognise(retriever, photo)[0] == "bo"
+
+
+def test_recognition_picks_the_right_concept_among_several(memory, settings, images):
+    photos = [scene_file(images, i) for i in range(4)]
+    for i, p in enumerate(photos):
+        memory.remember(f"thing{i}", [p])
+    retriever = open_retriever(memory, settings)
+    for i, p in enumerate(photos):
+        assert recognise(retriever, p)[0] == f"thing{i}"
+    assert recognise(retriever, save(images / "noise.png", noise())) == []
+
+
+def test_add_views(memory, settings, images):
+    memory.remember("bo", [scene_file(images, 1)])
+    second = scene_file(images, 2)
+    retriever = open_retriever(memory, settings)
+    before = retriever.recognize(read_image_file(second).image).candidates[0].score
+    assert before < 0.99
+    concept = memory.add_views("<bo>", [second])
+    assert concept.views == 2
+    assert memory.get("bo").views == 2
+    assert len(retriever.view) == 2 * views_per_photo()
+    (hit,) = retriever.recognize(read_image_file(second).image).hits
+    assert hit.concept.name == "bo" and hit.score == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(EdgeRapError, match="no concept named 'nobody'"):
+        memory.add_views("nobody", [second])
+
+
+def test_edit_description_and_category(memory, images):
+    memory.remember("bo", [scene_file(images, 1)], "old text", "dog")
+    edited = memory.edit("bo", description="  a new\tdescription ")
+    assert (edited.description, edited.category) == ("a new description", "dog")
+    edited = memory.edit("bo", category="pet")
+    assert (edited.description, edited.category) == ("a new description", "pet")
+    assert memory.get("bo").category == "pet"
+    with pytest.raises(EdgeRapError, match="description is 2001 characters"):
+        memory.edit("bo", description="x" * 2001)
+    assert memory.get("bo").description == "a new description"
+    with pytest.raises(EdgeRapError, match="no concept named"):
+        memory.edit("nobody", description="x")
+
+
+def test_rename(memory, settings, images):
+    photo = scene_file(images, 1)
+    memory.remember("bo", [photo], "the dog")
+    memory.remember("anya", [scene_file(images, 2)])
+    retriever = open_retriever(memory, settings)
+    assert recognise(retriever, photo)[0] == "bo"
+    renamed = memory.rename("bo", "bobo")
+    assert renamed.name == "bobo" and renamed.description == "the dog" and renamed.views == 1
+    assert memory.store.find("bo") is None
+    with pytest.raises(EdgeRapError, match="no concept named 'bo'"):
+        memory.get("bo")
+    assert sorted(c.name for c in memory.concepts()) == ["anya", "bobo"]
+    assert recognise(retriever, photo)[0] == "bobo"  # the same retriever, no reopening
+    assert "bo" not in candidate_names(retriever, photo)
+    with pytest.raises(EdgeRapError, match="already exists"):
+        memory.rename("bobo", "anya")
+    with pytest.raises(EdgeRapError, match="no concept named"):
+        memory.rename("bo", "x")
+    with pytest.raises(EdgeRapError):
+        memory.rename("bobo", "a/b")
+    assert sorted(c.name for c in memory.concepts()) == ["anya", "bobo"]
+
+
+def test_forget_removes_concept_images_and_vectors(memory, settings, images):
+    bo_photo, anya_photo = scene_file(images, 1), scene_file(images, 2)
+    bo = memory.remember("bo", [bo_photo, scene_file(images, 3)])
+    memory.remember("anya", [anya_photo])
+    bo_files = [Path(v.image_path) for v in memory.store.views(bo.id)]
+    assert len(bo_files) == 2 and all(f.exists() for f in bo_files)
+    retriever = open_retriever(memory, settings)
+    assert len(retriever.view) == 3 * views_per_photo()
+    assert recognise(retriever, bo_photo)[0] == "bo"
+
+    forgotten = memory.forget("<bo>")
+    assert forgotten.name == "bo"
+    assert [c.name for c in memory.concepts()] == ["anya"]
+    assert memory.store.find("bo") is None
+    assert not any(f.exists() for f in bo_files), "forgotten photos must be deleted"
+    assert len(retriever.view) == views_per_photo()  # the index shrank, seen by an already open reader
+    assert bo.id not in index_keys(memory)
+    assert "bo" not in recognise(retriever, bo_photo)
+    assert "bo" not in candidate_names(retriever, bo_photo)
+    assert memory.store.concept_vectors_tx(memory.store.db, bo.id, memory.embedder.space.name).size == 0
+    assert recognise(retriever, anya_photo)[0] == "anya"
+    with pytest.raises(EdgeRapError, match="no concept named 'bo'"):
+        memory.forget("bo")
+
+
+def test_forget_keeps_an_image_file_another_concept_uses(memory, settings, images):
+    shared = scene_file(images, 5)
+    memory.remember("left", [shared])
+    memory.remember("right", [shared, scene_file(images, 6)])
+    (left_view,) = memory.store.views(memory.get("left").id)
+    memory.forget("left")
+    assert Path(left_view.image_path).exists(), "the image is still a view of <right>"
+    retriever = open_retriever(memory, settings)
+    assert recognise(retriever, shared) == ["right"]
+    memory.forget("right")
+    assert not Path(left_view.image_path).exists()
+    assert len(retriever.view) == 0
+    assert recognise(retriever, shared) == []
+
+
+def test_duplicate_names_refused(memory, images):
+    memory.remember("café", [scene_file(images, 1)], "first")
+    for same in ["café", "<café>", " cafe\u0301 "]:  # also the decomposed (NFD) spelling
+        with pytest.raises(EdgeRapError, match="already exists"):
+            memory.remember(same, [scene_file(images, 2)], "second")
+    assert [(c.name, c.description, c.views) for c in memory.concepts()] == [("café", "first", 1)]
+
+
+def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):
+    writer = open_memory(settings, embedder)
+    first = scene_file(images, 1)
+    writer.remember("first", [first])
+    # a separate process-like reader: its own Store connection and Retriever
+    reader_memory = Memory(settings.memory, embedder, readonly=True)
+    reader = Retriever(reader_memory.store, embedder)
+    assert recognise(reader, first) == ["first"]
+    generation = reader.view.generation
+
+    second = scene_file(images, 2)
+    assert "second" not in recognise(reader, second)
+    writer.remember("second", [second], "new")
+    assert recognise(reader, second)[0] == "second"
+    assert reader.view.generation > generation  # re-mapped the new index file
+    assert len(reader.view) == 2 * views_per_photo()
+
+    writer.forget("first")
+    assert "first" not in recognise(reader, first)
+    assert [c.name for c in reader_memory.concepts()] == ["second"]
+    writer.close()
+    reader_memory.close()
+
+
+def test_a_reader_opened_on_an_empty_memory_sees_the_first_concept(settings, embedder, images):
+    writer = open_memory(settings, embedder)
+    reader = Retriever(Memory(settings.memory, embedder).store, embedder)
+    photo = scene_file(images, 3)
+    assert recognise(reader, photo) == []
+    writer.remember("bo", [photo])
+    assert recognise(reader, photo) == ["bo"]
+
+
+def _change_fingerprint(memory: Memory, fingerprint: str = "0" * 64, dim: int | None = None) -> None:
+    space = memory.embedder.space
+    memory.store.db.execute(
+        "INSERT INTO spaces (name, model, fingerprint, dim) VALUES (?, 'other-model', ?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET model = 'other-model', fingerprint = excluded.fingerprint, dim = excluded.dim",
+        (space.name, fingerprint, dim or space.dim),
+    )
+
+
+def test_refuses_to_mix_embedding_spaces_on_an_empty_memory(memory, settings, images):
+    _change_fingerprint(memory)
+    with pytest.raises(EdgeRapError, match="reindex") as e:
+        memory.remember("bo", [scene_file(images, 1)])
+    assert "\n" not in str(e.value)
+    assert memory.concepts() == []
+    assert memory.reindex() == 0
+    assert memory.store.space(memory.embedder.space.name)[1] == memory.embedder.space.fingerprint
+    memory.remember("bo", [scene_file(images, 1)])
+    assert recognise(open_retriever(memory, settings), scene_file(images, 1)) == ["bo"]
+
+
+def test_refuses_to_mix_embedding_spaces_then_reindex_restores(memory, settings, images):
+    bo_photo = scene_file(images, 1)
+    memory.remember("bo", [bo_photo], "dog")
+    memory.add_views("bo", [scene_file(images, 2)])
+    _change_fingerprint(memory, "f" * 64, dim=512)
+    for attempt in (lambda: memory.remember("anya", [scene_file(images, 3)]),
+                    lambda: memory.add_views("bo", [scene_file(images, 4)])):
+        with pytest.raises(EdgeRapError, match="reindex"):
+            attempt()
+    assert [(c.name, c.views) for c in memory.concepts()] == [("bo", 2)]
+
+    assert memory.reindex() == 2
+    space = memory.store.space(memory.embedder.space.name)
+    assert (space[1], space[2]) == (memory.embedder.space.fingerprint, memory.embedder.space.dim)
+    retriever = open_retriever(memory, settings)
+    assert len(retriever.view) == 2 * views_per_photo()
+    assert recognise(retriever, bo_photo)[0] == "bo"
+    memory.remember("anya", [scene_file(images, 3)])
+    assert recognise(retriever, scene_file(images, 3))[0] == "anya"
+    assert sorted(index_keys(memory)) == sorted([memory.get("bo").id] * 2 * views_per_photo() + [memory.get("anya").id] * views_per_photo())
+
+
+def test_reindex_keeps_recognition_and_writes_a_new_index(memory, settings, images):
+    photos = [scene_file(images, i) for i in range(3)]
+    for i, p in enumerate(photos):
+        memory.remember(f"c{i}", [p])
+    before = memory.store.space(memory.embedder.space.name)
+    retriever = open_retriever(memory, settings)
+    assert memory.reindex() == 3
+    after = memory.store.space(memory.embedder.space.name)
+    assert after[3] == before[3] + 1 and after[4] != before[4]
+    assert (memory.root / "index" / after[4]).exists()
+    assert len(retriever.view) == 3 * views_per_photo()
+    for i, p in enumerate(photos):
+        assert recognise(retriever, p)[0] == f"c{i}"
+
+
+def test_memory_reopened_from_disk(settings, embedder, images):
+    photo = scene_file(images, 1)
+    mem = open_memory(settings, embedder)
+    mem.remember("bo", [photo], "dog", "pet")
+    mem.close()
+    again = open_memory(settings, embedder)
+    assert [(c.name, c.description, c.category, c.views) for c in again.concepts()] == [("bo", "dog", "pet", 1)]
+    assert recognise(open_retriever(again, settings), photo) == ["bo"]
+
+
+def test_memory_without_negative_bank_still_recognises(embedder, images, tmp_path):
+    mem = Memory(tmp_path / "plain", embedder)  # no negatives: no calibration rows, the space's threshold
+    photo = scene_file(images, 1)
+    mem.remember("bo", [photo])
+    assert mem.store.calibration(embedder.space.name) == {}
+    retriever = Retriever(mem.store, embedder)
+    (hit,) = retriever.recognize(read_image_file(photo).image).hits
+    assert hit.concept.name == "bo"
+    assert hit.score == pytest.approx(1.0, abs=1e-3)

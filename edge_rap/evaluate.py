@@ -12,6 +12,7 @@ import numpy as np
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
 from edge_rap.images import read_image_file
+from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -48,12 +49,12 @@ def _growth_steps(total: int) -> list[int]:
 
 
 def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | None = None, memory: Path | None = None,
-                       progress: Callable[[Iterable], Iterable] = iter) -> dict:
+                       progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None) -> dict:
     from edge_rap.app import open_embedder, open_memory
     from edge_rap.retrieve import RetrievalPolicy, Retriever
 
     concepts = read_dataset(dataset)
-    embedder = open_embedder(settings)
+    embedder = embedder or open_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         names = {}

@@ -79,7 +79,9 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
     shown = _describe(source)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            # Our own limit (checked below, before any decoding) replaces Pillow's fixed one.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            PILImage.MAX_IMAGE_PIXELS = None
             pil = PILImage.open(io.BytesIO(data))
             width, height = pil.size
             if width <= 0 or height <= 0:
@@ -99,21 +101,21 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
         raise
     except UnidentifiedImageError:
         raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise EdgeRapError(f"{shown}: refused as a decompression bomb (too many pixels)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise EdgeRapError(f"{shown}: corrupt or truncated image ({str(e).splitlines()[0][:120]})") from None
     if pixels.size == 0:
         raise EdgeRapError(f"{shown}: image has no pixels")
-    return Image(pixels, source, scale=width / pixels.shape[1])
+    reduced = (pixels.shape[1], pixels.shape[0]) != (width, height)
+    return Image(pixels, source, (width, height) if reduced else None)
 
 
 def crop(image: Image, box: Box) -> Image:
-    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels."""
-    s = image.scale
-    x0, y0 = max(0, int(box.x0 / s)), max(0, int(box.y0 / s))
-    x1, y1 = min(image.pixels.shape[1], int(round(box.x1 / s))), min(image.pixels.shape[0], int(round(box.y1 / s)))
+    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
+    The crop is a new image whose own pixels are its unit (its original size is the box's)."""
+    w, h = image.size
+    sx, sy = image.pixels.shape[1] / w, image.pixels.shape[0] / h
+    x0, y0 = max(0, int(box.x0 * sx)), max(0, int(box.y0 * sy))
+    x1, y1 = min(image.pixels.shape[1], int(round(box.x1 * sx))), min(image.pixels.shape[0], int(round(box.y1 * sy)))
     if x1 - x0 < 4 or y1 - y0 < 4:
-        w, h = image.full_box.x1, image.full_box.y1
         raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} leaves no pixels of the {w}x{h} image")
-    return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source, scale=s)
+    return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source)

@@ -51,6 +51,8 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0) -> Sessio
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between runs: on a small device the camera loop and the VLM need those cycles.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     try:

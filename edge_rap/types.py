@@ -46,13 +46,16 @@ class Image:
 
     pixels: np.ndarray
     source: str
-    scale: float = 1.0  # original pixels per decoded pixel (> 1 when a huge photo was decoded reduced)
+    original_size: tuple[int, int] | None = None  # (width, height) in the file, when decoded reduced
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in the original file's pixels, the unit of every box."""
+        return self.original_size or (int(self.pixels.shape[1]), int(self.pixels.shape[0]))
 
     @property
     def full_box(self) -> Box:
-        """The whole image in the original file's pixels."""
-        h, w = self.pixels.shape[:2]
-        return Box(0, 0, int(round(w * self.scale)), int(round(h * self.scale)))
+        return Box(0, 0, *self.size)
 
 
 @dataclass(frozen=True)

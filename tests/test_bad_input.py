@@ -217,11 +217,7 @@ def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monke
 
 
 def test_photo_under_the_stated_limit_is_accepted(tmp_path):
-    # BUG (images.py decode_image): the documented limit is MAX_PIXELS (120 MP by default, raised with
-    # EDGE_RAP_MAX_MEGAPIXELS), but Pillow's own bomb guard fires first: Image.open warns above
-    # PIL.Image.MAX_IMAGE_PIXELS (~89.5 MP), the warning is turned into an error, and the photo is refused
-    # "as a decompression bomb". So 89.5-120 MP photos (e.g. a 100 MP medium-format camera) are refused, and
-    # raising EDGE_RAP_MAX_MEGAPIXELS has no effect past ~179 MP (DecompressionBombError).
+    # Our limit (MAX_PIXELS), not Pillow's fixed ~89.5 MP guard, decides: a 100 MP camera's photo is fine.
     from PIL import Image
 
     import edge_rap.images
@@ -234,7 +230,10 @@ def test_photo_under_the_stated_limit_is_accepted(tmp_path):
 
 
 def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path):
-    path = save(tmp_path / "large.jpg", scene(5, width=4001, height=2999), quality=80)
+    from PIL import Image
+
+    path = tmp_path / "large.jpg"
+    Image.fromarray(scene(5)).resize((4001, 2999)).save(path, quality=80)
     image = read_image_file(path).image
     assert max(image.pixels.shape[:2]) <= 2048
     assert image.full_box.as_list() == [0, 0, 4001, 2999]
@@ -354,10 +353,7 @@ def test_disk_full_while_writing_the_index(memory, settings, embedder, tmp_path,
 
 
 def test_failed_remember_leaves_no_stray_photo(memory, settings, embedder, tmp_path, monkeypatch):
-    # BUG (memory.py Memory._commit): the photo is saved into images/ before the transaction; when the
-    # transaction then fails (disk full while writing the index, a mixed embedding space, a duplicate name
-    # racing in), the file stays on disk, referenced by nothing and never deleted. The user was told
-    # "nothing was changed", yet their photo is kept — against "forget: its photos go too".
+    # "Nothing was changed" must hold for the photo too: a failed remember leaves no file behind.
     from usearch.index import Index
 
     photo = scene_file(tmp_path / "photos", 2)
@@ -458,11 +454,8 @@ def test_read_only_memory_folder(memory, settings, embedder, tmp_path):
 
 
 def test_read_only_memory_folder_can_still_be_listed(memory, settings, embedder, tmp_path):
-    # BUG (store.py Store.__init__ with readonly=True, used by `edge-rap concepts`): a WAL database in a
-    # read-only folder cannot be opened by sqlite3 without its -shm file, and the failure surfaces on the
-    # first query (outside the try in __init__) as a raw sqlite3.OperationalError: "unable to open database
-    # file" with a traceback. Listing what is remembered must work on a read-only memory (e.g. a provisioned
-    # camera image), or at least fail with one line.
+    # A WAL database in a read-only folder cannot get its -shm file; listing must still work (a
+    # provisioned camera image may mount its memory read-only).
     memory.close()
     photo = scene_file(tmp_path / "photos", 2)
     r = _run_read_only(settings.memory, photo, tmp_path)["concepts"]

@@ -88,12 +88,7 @@ def test_remember_list_recognize(run, photos, settings):
 
 
 def test_recognize_box_of_a_large_photo_is_the_whole_image(run, photos):
-    # BUG (types.py Image.full_box / images.py decode_image): a photo larger than MAX_SIDE is decoded reduced
-    # and remembers one scale factor, width / decoded width; the height is then rebuilt as
-    # round(decoded height * scale), which is off by a pixel or more because the decoded height was rounded
-    # (4096x3071 -> box [0, 0, 4096, 3072]; 3000x4001 -> [0, 0, 3000, 4000]; 10000x9500 -> 9502). Boxes are
-    # in the original photo's pixels, so they must not run past its edge. Fix: keep the original (width,
-    # height) in Image (or a scale per axis) and build full_box from them; scale crop boxes per axis too.
+    # A photo larger than MAX_SIDE is decoded reduced; its box is still in the file's own pixels, exactly.
     from PIL import Image
 
     photos.mkdir()

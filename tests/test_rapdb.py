@@ -95,11 +95,7 @@ def test_export_then_import_round_trips(memory, embedder, settings, tmp_path):
 
 
 def test_export_round_trips_names_whose_files_would_collide(memory, embedder, settings, tmp_path):
-    # BUG (rapdb.py export_rap): the k-th extra view of <bo> is written as database/bo-k.<ext>, which is also
-    # the file of a concept named <bo-1>. Whichever is exported last overwrites the other, so after export and
-    # import <bo> has <bo-1>'s photo as one of its views (and loses its own). Fix: name files so they cannot
-    # collide (e.g. <name>/<k>.<ext> per concept, or the content hash, or detect existing targets and add a
-    # counter until the name is free).
+    # Extra views must not overwrite the photo of a concept whose name looks like "<name>-<k>".
     photos = tmp_path / "photos"
     memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)], "two views", "dog")
     memory.remember("bo-1", [scene_file(photos, 3)], "another dog", "dog")

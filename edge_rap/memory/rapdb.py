@@ -86,10 +86,13 @@ def export_rap(memory: Memory, folder: Path) -> Path:
         for concept in memory.concepts():
             files = []
             for k, view in enumerate(memory.store.views(concept.id)):
+                # The first view flat, as RAP lays it out; the others in <name>.views/, which no other
+                # concept's files can collide with (every file name is the full concept name + a suffix).
                 suffix = Path(view.image_path).suffix
-                target = images_dir / (f"{concept.name}{suffix}" if k == 0 else f"{concept.name}-{k}{suffix}")
-                shutil.copyfile(view.image_path, target)
-                files.append(f"./database/{target.name}")
+                rel = f"{concept.name}{suffix}" if k == 0 else f"{concept.name}.views/{k}{suffix}"
+                (images_dir / rel).parent.mkdir(exist_ok=True)
+                shutil.copyfile(view.image_path, images_dir / rel)
+                files.append(f"./database/{rel}")
             key = f"<{concept.name}>"
             entry = {"name": concept.name, "image": files[0] if files else "", "info": concept.description,
                      "category": concept.category}

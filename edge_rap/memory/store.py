@@ -104,23 +104,39 @@ class Store:
         self.root = root
         self.images_dir = root / "images"
         self.db_path = root / "memory.sqlite"
-        if not readonly:
-            try:
-                self.images_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise disk_error(e, root) from None
-        elif not self.db_path.exists():
-            raise EdgeRapError(f"{root}: no memory here yet (remember a concept first)")
         try:
-            self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            if not readonly:
+            if readonly:
+                self.db = self._open_readonly()
+            else:
+                try:
+                    self.images_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise disk_error(e, root) from None
+                self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self.db.executescript(SCHEMA)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.Error as e:
             raise sqlite_error(e, self.db_path) from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A reader's connection; an empty in-memory one where nothing was remembered yet, and an immutable
+        one where the folder is read-only (SQLite cannot create WAL's shared-memory file there)."""
+        if not self.db_path.exists():
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            db.executescript(SCHEMA)
+            return db
+        uri = self.db_path.resolve().as_uri()
+        for mode in ("mode=ro", "immutable=1"):
+            db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("SELECT COUNT(*) FROM concepts").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+        raise EdgeRapError(f"{self.db_path}: cannot open the memory for reading")
 
     def close(self) -> None:
         self.db.close()
@@ -136,18 +152,32 @@ class Store:
             yield self.db
             self.db.execute("COMMIT")
         except sqlite3.Error as e:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise sqlite_error(e, self.db_path) from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+            self.db.execute("ROLLBACK")
 
     # --- images -----------------------------------------------------------------------------------
 
+    def _image_path(self, sha256: str, suffix: str) -> Path:
+        return self.images_dir / sha256[:2] / f"{sha256}{suffix}"
+
+    def has_image(self, sha256: str, suffix: str) -> bool:
+        return self._image_path(sha256, suffix).exists()
+
+    def remove_image(self, sha256: str, suffix: str) -> None:
+        self._image_path(sha256, suffix).unlink(missing_ok=True)
+
     def save_image(self, data: bytes, sha256: str, suffix: str) -> str:
-        """Store image bytes under their content hash (written to a temp file, fsynced, renamed)."""
-        rel = f"{sha256[:2]}/{sha256}{suffix}"
-        path = self.images_dir / rel
+        """Store image bytes under their content hash (temp file, fsync, rename); call inside a transaction
+        so that garbage collection, which runs under the same lock, never sees it unreferenced."""
+        path = self._image_path(sha256, suffix)
+        rel = f"{path.parent.name}/{path.name}"
         if path.exists():
             return rel
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
@@ -240,8 +270,15 @@ class Store:
         ).fetchall()
         return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
 
-    def image_files_in_use(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT image_file FROM views")}
+    def image_files_in_use(self, db: sqlite3.Connection | None = None) -> set[str]:
+        return {r[0] for r in (db or self.db).execute("SELECT DISTINCT image_file FROM views")}
+
+    def collect_images(self, db: sqlite3.Connection) -> None:
+        """Delete image files no view refers to (left by a failed or killed writer); call under the lock."""
+        in_use = self.image_files_in_use(db)
+        for path in self.images_dir.glob("*/*"):
+            if f"{path.parent.name}/{path.name}" not in in_use:
+                path.unlink(missing_ok=True)
 
     # --- spaces -----------------------------------------------------------------------------------
 

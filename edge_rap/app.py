@@ -17,9 +17,11 @@ def open_embedder(settings: Settings) -> ImageEmbedder:
     return OnnxImageEmbedder(manifest, settings.profile.provider)
 
 
-def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memory: Path | None = None) -> Memory:
+def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memory: Path | None = None,
+                readonly: bool = False) -> Memory:
+    """The memory for writing, or for reading only (works on a read-only folder, and reads an absent one as empty)."""
     embedder = embedder or open_embedder(settings)
-    return Memory(memory or settings.memory, embedder, NegativeBank(embedder, settings.models / "negatives"))
+    return Memory(memory or settings.memory, embedder, NegativeBank(embedder, settings.models / "negatives"), readonly)
 
 
 def open_retriever(memory: Memory, settings: Settings) -> Retriever:

@@ -26,10 +26,10 @@ def _settings(args):
     return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
 
 
-def _memory(args, settings=None):
+def _memory(args, settings=None, readonly: bool = False):
     from edge_rap.app import open_memory
 
-    return open_memory(settings or _settings(args))
+    return open_memory(settings or _settings(args), readonly=readonly)
 
 
 def _concept_json(c) -> dict:
@@ -78,11 +78,7 @@ def cmd_forget(args) -> int:
 def cmd_concepts(args) -> int:
     from edge_rap.memory.store import Store
 
-    settings = _settings(args)
-    if not (settings.memory / "memory.sqlite").exists():
-        concepts = []
-    else:
-        concepts = Store(settings.memory, readonly=True).concepts()
+    concepts = Store(_settings(args).memory, readonly=True).concepts()
     if args.json:
         print(json.dumps([_concept_json(c) for c in concepts]))
     elif not concepts:
@@ -99,7 +95,7 @@ def cmd_recognize(args) -> int:
     from edge_rap.images import read_image_file
 
     settings = _settings(args)
-    memory = _memory(args, settings)
+    memory = _memory(args, settings, readonly=True)
     retriever = open_retriever(memory, settings)
     failures = 0
     for path in args.images:

@@ -453,12 +453,16 @@ def test_read_only_memory_folder(memory, settings, embedder, tmp_path):
     assert_intact(settings, embedder, tmp_path)
 
 
-def test_read_only_memory_folder_can_still_be_listed(memory, settings, embedder, tmp_path):
-    # A WAL database in a read-only folder cannot get its -shm file; listing must still work (a
-    # provisioned camera image may mount its memory read-only).
+def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settings, embedder, tmp_path):
+    # A WAL database in a read-only folder cannot get its -shm file; listing and recognising must still
+    # work (a provisioned camera image may mount its memory read-only).
     memory.close()
-    photo = scene_file(tmp_path / "photos", 2)
-    r = _run_read_only(settings.memory, photo, tmp_path)["concepts"]
+    photos = tmp_path / "photos"
+    results = _run_read_only(settings.memory, scene_file(photos, 1), tmp_path)
+    r = results["concepts"]
     assert "Traceback" not in r["err"], r["err"]
     assert r["rc"] == 0, r
     assert [c["name"] for c in json.loads(r["out"])] == ["bo"]
+    r = results["recognize"]
+    assert r["rc"] == 0, r
+    assert [c["name"] for c in json.loads(r["out"])["concepts"]] == ["bo"]

@@ -170,11 +170,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from edge_rap.evaluate import evaluate_retrieval, format_report
+    from edge_rap.evaluate import evaluate_localize, evaluate_retrieval, format_localize, format_report
 
     settings = _settings(args)
+    memory = Path(args.memory) if args.memory else None
+    if args.kind == "localize":
+        report = evaluate_localize(settings, Path(args.dataset), memory=memory, progress=_progress("eval"))
+        print(json.dumps(report) if args.json else format_localize(report))
+        return 0
     report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
-                                memory=Path(args.memory) if args.memory else None, progress=_progress("eval"))
+                                memory=memory, progress=_progress("eval"))
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 
@@ -236,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models_command", nargs="?", choices=["list", "prepare"], default="list")
     p.add_argument("--json", action="store_true")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
-    p.add_argument("kind", choices=["retrieval"])
+    p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
     p.add_argument("--json", action="store_true")

@@ -98,6 +98,69 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     return report
 
 
+def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, seed: int = 0, memory: Path | None = None,
+                      progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None) -> dict:
+    """Composites of each concept's other photos (several per frame) with known boxes; recall, precision, IoU."""
+    from edge_rap.app import open_embedder, open_memory
+    from edge_rap.composites import backgrounds, compose
+    from edge_rap.perceive.regions import iou
+    from edge_rap.retrieve import RetrievalPolicy, Retriever
+
+    concepts = read_dataset(dataset)
+    embedder = embedder or open_embedder(settings)
+    rng = np.random.default_rng(seed)
+    items = [(c.name, q) for c in concepts for q in c.queries]
+    if not items:
+        raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
+    order = rng.permutation(len(items))
+    scenes = backgrounds(8, seed)
+    frames = []
+    for start in range(0, len(order), per_frame):
+        group, names = [], set()
+        for k in order[start : start + per_frame]:
+            name, path = items[k]
+            if name not in names:  # one instance of a concept per frame
+                names.add(name)
+                group.append((name, read_image_file(path).image.pixels))
+        frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
+    with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
+        mem = open_memory(settings, embedder, memory or Path(tmp))
+        for c in progress(concepts):
+            mem.remember(c.name, [c.reference])
+        retriever = Retriever(mem.store, embedder, RetrievalPolicy(max_candidates=max(6, per_frame + 2)))
+        truths = predictions = found = 0
+        ious, located = [], 0
+        for frame in progress(frames):
+            result = retriever.locate(Image(frame.pixels, "composite"))
+            truth = {p.name: p.box for p in frame.placed}
+            truths += len(truth)
+            predictions += len(result.hits)
+            for hit in result.hits:
+                if hit.concept.name in truth:
+                    found += 1
+                    overlap = iou(hit.box, truth[hit.concept.name])
+                    ious.append(overlap)
+                    located += overlap >= 0.5
+        mem.close()
+    return {
+        "embedder": embedder.space.model,
+        "frames": len(frames),
+        "per_frame": per_frame,
+        "placed": truths,
+        "recall": round(found / truths, 4) if truths else 0.0,
+        "precision": round(found / predictions, 4) if predictions else 1.0,
+        "mean_iou": round(float(np.mean(ious)), 4) if ious else 0.0,
+        "iou50": round(located / found, 4) if found else 0.0,
+        "seed": seed,
+    }
+
+
+def format_localize(report: dict) -> str:
+    return (f"embedder {report['embedder']}: {report['frames']} frames, {report['placed']} pasted concepts "
+            f"({report['per_frame']} per frame)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
+            f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found")
+
+
 def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:
     """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6)."""
     files = image_files(distractors) if distractors.is_dir() else []

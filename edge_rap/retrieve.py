@@ -16,7 +16,9 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import Store
+from edge_rap.images import crop
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, iou, refinements
 from edge_rap.perceive.views import query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition
 
@@ -29,6 +31,8 @@ class RetrievalPolicy:
     z: float = 4.0  # per-concept threshold = negative-bank mean + z * spread
     threshold: float | None = None  # the space's threshold; None = the embedder's calibrated one
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
+    max_candidates: int = 6  # concepts confirmed by crops per frame (the best by regional score)
+    same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -65,6 +69,8 @@ class Retriever:
                 f"sha256 {row[1][:12]}); run `edge-rap reindex` to re-embed the stored photos"
             )
         self._calibration: dict[int, tuple[float, float]] = {}
+        self._reference_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+        self._references_generation = -2
         self._calibration_generation = -2
 
     def threshold(self, concept_id: int) -> float:
@@ -90,7 +96,50 @@ class Retriever:
         return ranked
 
     def recognize(self, image: Image, question: str = "") -> Recognition:
+        """Concepts in the image as a whole (box = the whole image): whole + crops against every concept."""
         return self.decide(image, self.score(self.embed_query(image)), question)
+
+    def _references(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every reference vector with its concept id, read once per index generation."""
+        self.view.refresh()
+        if self._references_generation != self.view.generation:
+            self._reference_cache = self.store.vectors(self.embedder.space.name)
+            self._references_generation = self.view.generation
+        return self._reference_cache
+
+    def locate(self, image: Image, question: str = "") -> Recognition:
+        """Every remembered concept in the frame with its own box: regional matching, then crops confirm."""
+        keys, references = self._references()
+        if not len(keys):
+            return Recognition(image.source, image.size, [], [])
+        if getattr(self.embedder, "has_feature_map", False):
+            features = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
+            candidates = best_rectangles(features, self.embedder.gem_p, keys, references, image.size)
+        else:  # an embedder without a feature map (CLIP): every concept starts from the whole frame
+            candidates = [Candidate(int(k), 0.0, image.full_box) for k in np.unique(keys)]
+        candidates = candidates[: self.policy.max_candidates]
+        concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
+        scored = []
+        for candidate in candidates:
+            if candidate.concept_id not in concepts:
+                continue
+            boxes = refinements(candidate.box, image.size)
+            vectors = self.embedder.embed([crop(image, b).pixels for b in boxes])
+            own = references[keys == candidate.concept_id]
+            per_box = (vectors @ own.T).max(axis=1)
+            best = int(per_box.argmax())
+            concept = concepts[candidate.concept_id]
+            scored.append(Hit(concept, float(per_box[best]), self.threshold(concept.id), boxes[best]))
+        scored.sort(key=lambda h: -h.score)
+        hits: list[Hit] = []
+        for hit in scored:  # one concept per place: a weaker concept on a kept one's place is dropped
+            if hit.accepted and all(iou(hit.box, kept.box) <= self.policy.same_place_iou for kept in hits):
+                hits.append(hit)
+        if question:
+            named = {c.id for c in mentioned_names(question, [h.concept for h in scored])}
+            hits = [Hit(h.concept, h.score, h.threshold, h.box, h.concept.id in named) for h in hits]
+            hits.sort(key=lambda h: (not h.mentioned, -h.score))
+        return Recognition(image.source, image.size, hits, scored)
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:
         box = image.full_box

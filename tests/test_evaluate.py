@@ -75,3 +75,15 @@ def test_empty_or_missing_dataset_is_a_clear_error(tmp_path, settings):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EdgeRapError, match="no concept subfolders"):
         evaluate_retrieval(settings, tmp_path / "empty")
+
+
+def test_eval_localize_reports_on_seeded_composites(dataset, settings, capsys):
+    argv = ["eval", "localize", "--dataset", str(dataset), "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first  # seeded: the same frames, the same figures
+    assert first["frames"] == 3 and 8 <= first["placed"] <= 10
+    for key in ("recall", "precision", "mean_iou"):
+        assert 0.0 <= first[key] <= 1.0
+    assert first["recall"] > 0  # a pasted view of a remembered photo is found at least sometimes

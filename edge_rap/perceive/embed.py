@@ -43,13 +43,15 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def preprocess(images: list[np.ndarray], size: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Resize each image to size x size (the whole picture kept) and normalise to an NCHW float32 batch."""
+def preprocess(images: list[np.ndarray], size: int | tuple[int, int], mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Resize each image to size x size, or (width, height), keeping the whole picture, and normalise to an
+    NCHW float32 batch."""
     from PIL import Image as PILImage
 
-    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    width, height = (size, size) if isinstance(size, int) else size
+    batch = np.empty((len(images), 3, height, width), dtype=np.float32)
     for i, pixels in enumerate(images):
-        resized = PILImage.fromarray(pixels).resize((size, size), PILImage.BILINEAR)
+        resized = PILImage.fromarray(pixels).resize((width, height), PILImage.BILINEAR)
         x = np.asarray(resized, dtype=np.float32) / 255.0
         batch[i] = ((x - mean) / std).transpose(2, 0, 1)
     return batch
@@ -89,8 +91,25 @@ class OnnxImageEmbedder:
 
     def _pool(self, y: np.ndarray) -> np.ndarray:
         if self.output["kind"] == "feature_map":
-            return gem_pool(y, float(self.output.get("gem_p", 3.0)))
+            return gem_pool(y, self.gem_p)
         return y
+
+    @property
+    def gem_p(self) -> float:
+        return float(self.output.get("gem_p", 3.0))
+
+    @property
+    def has_feature_map(self) -> bool:
+        """Whether one pass gives a spatial feature map (regional matching) or only a pooled embedding."""
+        return self.output["kind"] == "feature_map"
+
+    def feature_map(self, pixels: np.ndarray, long_side: int, stride: int = 32) -> np.ndarray:
+        """One pass over the whole image, aspect kept, the longer side `long_side`: a C x h x w feature map."""
+        h, w = pixels.shape[:2]
+        scale = long_side / max(h, w)
+        size = (max(stride, round(w * scale / stride) * stride), max(stride, round(h * scale / stride) * stride))
+        x = preprocess([pixels], size, self.mean, self.std)
+        return self.session.run({self._input_name: x})[0][0]
 
 
 class OnnxTextEmbedder:

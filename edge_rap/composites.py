@@ -1,0 +1,65 @@
+"""Seeded multi-concept frames with known boxes: concept photos pasted onto backgrounds, for `eval localize`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_rap.types import Box
+
+FRAME_SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class Placed:
+    name: str
+    box: Box
+
+
+@dataclass
+class Composite:
+    pixels: np.ndarray
+    placed: list[Placed]
+
+
+def compose(items: list[tuple[str, np.ndarray]], background: np.ndarray, rng: np.random.Generator,
+            min_width: float = 0.15, max_width: float = 0.6) -> Composite:
+    """Paste each item at 15-60 % of the frame's width, one per cell of a shuffled grid, so none overlap."""
+    import math
+
+    from PIL import Image as PILImage
+
+    width, height = FRAME_SIZE
+    frame = PILImage.fromarray(background).convert("RGB").resize(FRAME_SIZE, PILImage.BILINEAR)
+    cols = max(1, math.ceil(math.sqrt(len(items))))
+    rows = max(1, math.ceil(len(items) / cols))
+    cell_w, cell_h = width // cols, height // rows
+    cells = rng.permutation(cols * rows)
+    placed: list[Placed] = []
+    for (name, pixels), cell in zip(items, cells):
+        top_width = min(max_width, cell_w / width)
+        w = int(width * float(rng.uniform(min(min_width, top_width), top_width)))
+        h = int(pixels.shape[0] * w / pixels.shape[1])
+        if h > cell_h:  # a tall item is narrowed to fit its cell
+            w, h = max(8, int(w * cell_h / h)), cell_h
+        cx, cy = (cell % cols) * cell_w, (cell // cols) * cell_h
+        x, y = cx + int(rng.integers(0, cell_w - w + 1)), cy + int(rng.integers(0, cell_h - h + 1))
+        frame.paste(PILImage.fromarray(pixels).resize((w, h), PILImage.BILINEAR), (x, y))
+        placed.append(Placed(name, Box(x, y, x + w, y + h)))
+    return Composite(np.asarray(frame), placed)
+
+
+def backgrounds(count: int, seed: int) -> list[np.ndarray]:
+    """Generated textures, and the shipped sample photos of scenes (none of anyone's concepts) when installed."""
+    from edge_rap.synth import synthetic_images
+
+    out = synthetic_images(count, seed=seed, size=640)
+    try:
+        from edge_rap.calibrate import sample_photo_bank
+
+        bank = sample_photo_bank()
+        out += [bank[n] for n in ("brick", "grass", "gravel", "hubble_deep_field", "moon", "page", "coins", "cell")]
+    except Exception:  # scikit-image absent: textures only
+        pass
+    return out

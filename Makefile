@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	# gigabytes of CUDA wheels from PyPI); open_clip needs torchvision. Only model export uses them:
 	# the runtime path is numpy + onnxruntime + usearch.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

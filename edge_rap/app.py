@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Callable
 
 from edge_rap.config import Settings
+from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.modelcache import ModelCache
 from edge_rap.negatives import NegativeBank
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
+from edge_rap.perceive.faces import FaceModels
 from edge_rap.retrieve import RetrievalPolicy, Retriever
+
+log = logging.getLogger(__name__)
 
 
 def open_embedder(settings: Settings) -> ImageEmbedder:
@@ -17,12 +23,30 @@ def open_embedder(settings: Settings) -> ImageEmbedder:
     return OnnxImageEmbedder(manifest, settings.profile.provider)
 
 
+def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
+    """Loads the face models when first needed; where they are not installed, people are remembered and
+    recognised by their whole photo only, and the log says so."""
+
+    def load() -> FaceModels | None:
+        from edge_rap.perceive.faces import open_face_models
+
+        try:
+            return open_face_models(settings.profile.provider)
+        except EdgeRapError as e:
+            log.warning("faces unavailable (%s): people are matched by their whole photo only", e)
+            return None
+
+    return load
+
+
 def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memory: Path | None = None,
                 readonly: bool = False) -> Memory:
     """The memory for writing, or for reading only (works on a read-only folder, and reads an absent one as empty)."""
     embedder = embedder or open_embedder(settings)
-    return Memory(memory or settings.memory, embedder, NegativeBank(embedder, settings.models / "negatives"), readonly)
+    return Memory(memory or settings.memory, embedder, NegativeBank(embedder, settings.models / "negatives"), readonly,
+                  faces=face_loader(settings))
 
 
 def open_retriever(memory: Memory, settings: Settings) -> Retriever:
-    return Retriever(memory.store, memory.embedder, RetrievalPolicy(top_k=settings.profile.top_k))
+    return Retriever(memory.store, memory.embedder, RetrievalPolicy(top_k=settings.profile.top_k),
+                     faces=lambda: memory.faces)

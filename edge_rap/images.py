@@ -109,6 +109,16 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
     return Image(pixels, source, (width, height) if reduced else None)
 
 
+def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
+    """A box from one image size (width, height) to another: decoded pixels <-> the file's pixels."""
+    sx, sy = target[0] / source[0], target[1] / source[1]
+    return Box(int(box.x0 * sx), int(box.y0 * sy), int(round(box.x1 * sx)), int(round(box.y1 * sy)))
+
+
+def decoded_size(image: Image) -> tuple[int, int]:
+    return int(image.pixels.shape[1]), int(image.pixels.shape[0])
+
+
 def crop(image: Image, box: Box) -> Image:
     """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
     The crop is a new image whose own pixels are its unit (its original size is the box's)."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import Store
-from edge_rap.images import crop
+from edge_rap.images import crop, decoded_size, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, iou, refinements
 from edge_rap.perceive.views import query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition
@@ -54,8 +56,11 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
 class Retriever:
     """Scores every remembered concept against an image through the memory-mapped index."""
 
-    def __init__(self, store: Store, embedder: ImageEmbedder, policy: RetrievalPolicy = RetrievalPolicy()):
+    def __init__(self, store: Store, embedder: ImageEmbedder, policy: RetrievalPolicy = RetrievalPolicy(),
+                 faces: Callable[[], FaceModels | None] | None = None):
         self.store = store
+        self._faces = faces
+        self.face_view = IndexView(store, FACE_SPACE)
         self.embedder = embedder
         self.policy = policy
         shipped = getattr(embedder, "threshold", None)
@@ -96,8 +101,40 @@ class Retriever:
         return ranked
 
     def recognize(self, image: Image, question: str = "") -> Recognition:
-        """Concepts in the image as a whole (box = the whole image): whole + crops against every concept."""
-        return self.decide(image, self.score(self.embed_query(image)), question)
+        """Concepts in the image as a whole (box = the whole image): whole + crops against every concept;
+        people remembered by their face are found by it, with the face's box."""
+        result = self.decide(image, self.score(self.embed_query(image)), question)
+        by_face = self.face_hits(image)
+        if by_face:
+            named = {h.concept.id for h in by_face}
+            result.hits = by_face + [h for h in result.hits if h.concept.id not in named]
+        return result
+
+    def face_hits(self, image: Image) -> list[Hit]:
+        """Remembered people by their faces: each face paired with at most one person and each person with one
+        face, best pairs first; a pair counts when it clears the face threshold and is its face's best match."""
+        if len(self.face_view) == 0 or self._faces is None:
+            return []
+        models = self._faces()
+        if models is None:
+            return []
+        faces, vectors = models.faces(image.pixels)
+        pairs = []
+        for face, vector in zip(faces, vectors):
+            neighbours = self.face_view.search(vector, count=len(self.face_view))
+            best = neighbours[0].score if neighbours else 0.0
+            pairs += [(n.score, face, n.concept_id) for n in neighbours if n.score >= best - self.policy.margin]
+        concepts = self.store.concepts_by_id([c for _, _, c in pairs])
+        threshold = float(models.embedder.threshold)
+        hits, used_faces, used_people = [], set(), set()
+        for score, face, concept_id in sorted(pairs, key=lambda p: -p[0]):
+            if score < threshold or face.box in used_faces or concept_id in used_people or concept_id not in concepts:
+                continue
+            used_faces.add(face.box)
+            used_people.add(concept_id)
+            box = scale_box(face.box, decoded_size(image), image.size)
+            hits.append(Hit(concepts[concept_id], score, threshold, box))
+        return hits
 
     def _references(self) -> tuple[np.ndarray, np.ndarray]:
         """Every reference vector with its concept id, read once per index generation."""

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from dataclasses import dataclass
+from typing import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import ImageFile, crop, decode_image, read_image_file
+from edge_rap.images import crop, decode_image, decoded_size, read_image_file, scale_box
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.store import Store, validate_name
 from edge_rap.negatives import NegativeBank
+from edge_rap.images import ImageFile
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.faces import FaceModels
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box, Concept
 
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 2000
+#: Categories whose concepts are people: remembering one registers the face of its photo.
+PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
+
+
+def is_person(category: str) -> bool:
+    return category.strip().lower() in PERSON_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class PreparedView:
     box: Box | None
     augments: list[str]
     vectors: np.ndarray
+    face: Box | None = None  # the person's face, in the file's pixels
+    face_vectors: np.ndarray | None = None  # the face and its mirror image, in the face space
 
 
 def _clean_text(text: str, what: str, limit: int) -> str:
@@ -45,8 +56,10 @@ class Memory:
     """Concepts on disk (SQLite + images + USearch per space) and the embedder that makes their vectors."""
 
     def __init__(self, root: Path, embedder: ImageEmbedder | None = None, negatives: NegativeBank | None = None,
-                 readonly: bool = False):
+                 readonly: bool = False, faces: Callable[[], FaceModels | None] | None = None):
         self.root = root
+        self._faces_loader = faces
+        self._faces: FaceModels | None = None
         self.store = Store(root, readonly=readonly)
         self.embedder = embedder
         self.negatives = negatives
@@ -54,6 +67,14 @@ class Memory:
 
     def close(self) -> None:
         self.store.close()
+
+    @property
+    def faces(self) -> FaceModels | None:
+        """The face models, loaded on first need (remembering a person), or None where they are not installed."""
+        if self._faces is None and self._faces_loader is not None:
+            self._faces = self._faces_loader()
+            self._faces_loader = None
+        return self._faces
 
     def _need_embedder(self) -> ImageEmbedder:
         if self.embedder is None:
@@ -74,15 +95,29 @@ class Memory:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def prepare(self, path: str | Path, box: Box | None = None) -> PreparedView:
-        """Read and embed one reference photo (all its augmented views) before any write starts."""
-        file = read_image_file(path, box)
-        return self.prepare_file(file, box)
-
-    def prepare_file(self, file: ImageFile, box: Box | None) -> PreparedView:
-        views = augmented_views(file.image.pixels)
+    def prepare(self, path: str | Path, box: Box | None = None, person: bool = False) -> PreparedView:
+        """Read and embed one reference photo (all its augmented views, and a person's face) before any write."""
+        file = read_image_file(path)
+        region = crop(file.image, box) if box else file.image
+        views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
-        return PreparedView(file, box, [name for name, _ in views], vectors)
+        prepared = PreparedView(file, box, [name for name, _ in views], vectors)
+        if person and self.faces is not None:
+            prepared = self._with_face(prepared)
+        return prepared
+
+    def _with_face(self, prepared: PreparedView) -> PreparedView:
+        """Register the one face of a person's photo (or the one inside --box): both it and its mirror image."""
+        image = prepared.file.image
+        decoded = decoded_size(image)
+        inside = scale_box(prepared.box, image.size, decoded) if prepared.box else None
+        face, vector = self.faces.one_face(image.pixels, image.source, inside)
+        mirrored_pixels = np.ascontiguousarray(image.pixels[:, ::-1])
+        w = decoded[0]
+        mirrored = Box(w - face.box.x1, face.box.y0, w - face.box.x0, face.box.y1)
+        mirror_vector = self.faces.embedder.embed(mirrored_pixels, [mirrored])[0]
+        return replace(prepared, face=scale_box(face.box, decoded, image.size),
+                       face_vectors=np.stack([vector, mirror_vector]))
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
                  box: Box | None = None) -> Concept:
@@ -94,7 +129,7 @@ class Memory:
             raise EdgeRapError("remember needs at least one image")
         if self.store.find(name):
             raise EdgeRapError(f"a concept named {name!r} already exists (use `edge-rap add-views` to add photos)")
-        prepared = [self.prepare(p, box) for p in images]
+        prepared = [self.prepare(p, box, is_person(category)) for p in images]
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:
@@ -103,7 +138,7 @@ class Memory:
 
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
         concept = self.store.get(name)
-        prepared = [self.prepare(p, box) for p in images]
+        prepared = [self.prepare(p, box, is_person(concept.category)) for p in images]
         return self._commit(concept.name, prepared, "", "", new=False)
 
     def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
@@ -129,10 +164,19 @@ class Memory:
         else:
             concept_id = self.store.get(name).id
             db.execute("UPDATE concepts SET updated = strftime('%s','now') WHERE id = ?", (concept_id,))
+        faces = []
         for p in prepared:
             rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
             view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
             self.store.insert_vectors(db, view_id, space, p.augments, p.vectors)
+            if p.face_vectors is not None:  # the face is a view of its own, in the face space
+                self.writer.ensure_space(db, self.faces.space)
+                face_view = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.face, kind="face")
+                self.store.insert_vectors(db, face_view, self.faces.space.name, ["face", "face-mirror"], p.face_vectors)
+                faces.append(p.face_vectors)
+        if faces:
+            vectors = np.concatenate(faces)
+            self.writer.write(db, self.faces.space.name, added=(np.full(len(vectors), concept_id, np.int64), vectors))
         if self.negatives is not None:
             vectors = self.store.concept_vectors_tx(db, concept_id, space)
             self.store.set_calibration(db, concept_id, space, *self.negatives.stats(vectors))

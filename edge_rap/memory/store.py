@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS views (
     image_sha256 TEXT NOT NULL,
     image_file TEXT NOT NULL,
     box TEXT,
+    kind TEXT NOT NULL DEFAULT 'photo',  -- 'photo' (the whole photo or its --box) or 'face' (a person's face in it)
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS vectors (
@@ -197,7 +198,7 @@ class Store:
 
     _CONCEPT_SQL = (
         "SELECT c.id, c.name, c.category, c.description, c.created, c.updated, "
-        "(SELECT COUNT(*) FROM views v WHERE v.concept_id = c.id) FROM concepts c"
+        "(SELECT COUNT(*) FROM views v WHERE v.concept_id = c.id AND v.kind = 'photo') FROM concepts c"
     )
 
     def concepts(self) -> list[Concept]:
@@ -231,10 +232,11 @@ class Store:
             raise EdgeRapError(f"a concept named {name!r} already exists (use --add-views to add photos)") from None
         return int(cur.lastrowid)
 
-    def insert_view(self, db: sqlite3.Connection, concept_id: int, sha256: str, image_file: str, box: Box | None) -> int:
+    def insert_view(self, db: sqlite3.Connection, concept_id: int, sha256: str, image_file: str, box: Box | None,
+                    kind: str = "photo") -> int:
         cur = db.execute(
-            "INSERT INTO views (concept_id, image_sha256, image_file, box, created) VALUES (?, ?, ?, ?, ?)",
-            (concept_id, sha256, image_file, ",".join(map(str, box.as_list())) if box else None, time.time()),
+            "INSERT INTO views (concept_id, image_sha256, image_file, box, kind, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (concept_id, sha256, image_file, ",".join(map(str, box.as_list())) if box else None, kind, time.time()),
         )
         return int(cur.lastrowid)
 
@@ -244,10 +246,11 @@ class Store:
             [(view_id, space, a, np.asarray(v, dtype=np.float32).tobytes()) for a, v in zip(augments, vectors)],
         )
 
-    def views(self, concept_id: int | None = None) -> list[ReferenceView]:
-        sql = "SELECT id, concept_id, image_sha256, image_file, box FROM views"
-        rows = self.db.execute(sql + (" WHERE concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
-                               (concept_id,) if concept_id else ())
+    def views(self, concept_id: int | None = None, kind: str = "photo") -> list[ReferenceView]:
+        """A concept's (or every) reference view of one kind: 'photo' views, or the 'face' views of people."""
+        sql = "SELECT id, concept_id, image_sha256, image_file, box FROM views WHERE kind = ?"
+        rows = self.db.execute(sql + (" AND concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
+                               (kind, concept_id) if concept_id else (kind,))
         return [
             ReferenceView(r[0], r[1], r[2], str(self.images_dir / r[3]), Box.parse(r[4]) if r[4] else None) for r in rows
         ]

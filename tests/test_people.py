@@ -1,0 +1,90 @@
+"""People by their faces, end to end: remembering a person registers the face; recognition finds it with its box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from edge_rap.app import open_memory, open_retriever
+from edge_rap.cli import main
+from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.faces import FACE_SPACE
+from edge_rap.perceive.regions import iou
+from edge_rap.types import Box, Image
+from photos import paste, photo, save_photo
+
+pytest.importorskip("cv2")
+
+
+def _side_by_side(*names: str) -> np.ndarray:
+    return np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((300, 300))) for n in names], axis=1)
+
+
+@pytest.fixture
+def people(tmp_path, settings, embedder):
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    memory.remember("eileen", [save_photo(tmp_path, "astronaut")], "the astronaut", "person")
+    memory.remember("grace", [save_photo(tmp_path, "grace_hopper")], "Grandma Grace", "person")
+    memory.remember("mug", [save_photo(tmp_path, "coffee")], "the cup", "thing")
+    yield memory
+    memory.close()
+
+
+def test_a_person_is_remembered_with_a_face_view_a_thing_without(people):
+    assert people.store.space_names() == sorted(["efficientnet-lite0-int8", FACE_SPACE])
+    eileen, mug = people.get("eileen"), people.get("mug")
+    assert eileen.views == 1  # the face is not counted as another photo
+    (face,) = people.store.views(eileen.id, kind="face")
+    assert 150 <= face.box.x0 < face.box.x1 <= 300 and 30 <= face.box.y0 < face.box.y1 <= 200  # her face, not the photo
+    assert people.store.views(mug.id, kind="face") == []
+
+
+def test_two_people_in_one_frame_are_each_found_with_their_face_box(people, settings):
+    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    hits = open_retriever(people, settings).recognize(frame).hits
+    boxes = {h.concept.name: h.box for h in hits}
+    assert {"eileen", "grace"} <= set(boxes)
+    assert boxes["eileen"].x1 <= 300 and boxes["grace"].x0 >= 300  # each on their own side
+    assert iou(boxes["eileen"], boxes["grace"]) == 0
+
+
+def test_a_person_pasted_small_and_mirrored_is_found_by_the_face(people, settings):
+    frame = paste(photo("brick"), photo("grace_hopper")[:, ::-1], 0.35, 0.9, 0.2)
+    hits = open_retriever(people, settings).recognize(Image(frame, "frame")).hits
+    grace = [h for h in hits if h.concept.name == "grace"]
+    assert grace and grace[0].box.x0 >= 640 * 0.5  # the face box is on the right, where she was pasted
+
+
+def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, capsys):
+    with pytest.raises(EdgeRapError, match="no face found"):
+        people.remember("nobody", [save_photo(tmp_path, "rocket")], "", "person")
+    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    with pytest.raises(EdgeRapError, match="which face\\? use --box"):
+        people.remember("someone", [both], "", "person")
+    assert {c.name for c in people.concepts()} == {"eileen", "grace", "mug"}
+    chosen = people.remember("left", [both], "", "person", box=Box(0, 0, 300, 300))
+    (face,) = people.store.views(chosen.id, kind="face")
+    assert face.box.x1 <= 300
+
+
+def test_forgetting_a_person_removes_the_face_vectors(people, settings):
+    retriever = open_retriever(people, settings)
+    before = len(retriever.face_view)
+    people.forget("grace")
+    assert len(retriever.face_view) == before - 2  # the face and its mirror image
+    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    assert "grace" not in [h.concept.name for h in retriever.recognize(frame).hits]
+
+
+def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
+    import json
+
+    mem = str(tmp_path / "cli-mem")
+    assert main(["remember", "grace", str(save_photo(tmp_path, "grace_hopper")), "--category", "person",
+                 "--memory", mem]) == 0
+    frame = save_photo(tmp_path, "grace_hopper", paste(photo("gravel"), photo("grace_hopper"), 0.4, 0.1, 0.5), "f.jpg")
+    capsys.readouterr()
+    assert main(["recognize", str(frame), "--json", "--memory", mem]) == 0
+    (hit,) = json.loads(capsys.readouterr().out)["concepts"]
+    assert hit["name"] == "grace" and hit["box"][2] <= 640 * 0.6  # the face, on the left, not the whole frame

@@ -103,7 +103,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     """Composites of each concept's other photos (several per frame) with known boxes; recall, precision, IoU."""
     from edge_rap.app import open_embedder, open_memory
     from edge_rap.composites import backgrounds, compose
-    from edge_rap.perceive.regions import iou
+    from edge_rap.perceive.boxes import iou
     from edge_rap.retrieve import RetrievalPolicy, Retriever
 
     concepts = read_dataset(dataset)

@@ -20,7 +20,8 @@ from edge_rap.memory.store import Store
 from edge_rap.images import crop, decoded_size, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
-from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, iou, refinements
+from edge_rap.perceive.boxes import iou
+from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, refinements
 from edge_rap.perceive.views import query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.boxes import nms
 from edge_rap.types import Box
 
 pytest.importorskip("cv2")
@@ -146,6 +147,6 @@ def test_a_corrupt_graph_is_a_clear_error(tmp_path):
 def test_nms_keeps_the_best_of_overlapping_boxes():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 5, 5]], dtype=float)
     scores = np.array([0.9, 0.8, 0.7, 0.95])
-    assert F.nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
-    assert F.nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]
-    assert F.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
+    assert nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []

@@ -10,7 +10,7 @@ from edge_rap.app import open_memory, open_retriever
 from edge_rap.cli import main
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.faces import FACE_SPACE
-from edge_rap.perceive.regions import iou
+from edge_rap.perceive.boxes import iou
 from edge_rap.types import Box, Image
 from photos import paste, photo, save_photo
 

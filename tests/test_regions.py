@@ -6,7 +6,8 @@ import numpy as np
 
 from edge_rap.composites import FRAME_SIZE, compose
 from edge_rap.perceive.embed import gem_pool, normalise
-from edge_rap.perceive.regions import iou, pooled_rectangles, refinements
+from edge_rap.perceive.boxes import iou
+from edge_rap.perceive.regions import pooled_rectangles, refinements
 from edge_rap.types import Box
 
 

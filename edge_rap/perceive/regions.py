@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_rap.perceive.boxes import iou
 from edge_rap.types import Box
 
 #: The frame's longer side for the feature pass (14 cells of 32 px for EfficientNet-Lite0).
@@ -90,11 +91,3 @@ def refinements(box: Box, image_size: tuple[int, int]) -> list[Box]:
             if b.width >= 8 and b.height >= 8 and b not in out:
                 out.append(b)
     return out
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = ix * iy
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union > 0 else 0.0

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_rap.perceive.boxes import iou
 from edge_rap.types import Box
 
 #: The frame's longer side for the feature pass (14 cells of 32 px for EfficientNet-Lite0).

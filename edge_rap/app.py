@@ -11,6 +11,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.modelcache import ModelCache
 from edge_rap.negatives import NegativeBank
+from edge_rap.perceive.detect import Detector
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
 from edge_rap.perceive.faces import FaceModels
 from edge_rap.retrieve import RetrievalPolicy, Retriever
@@ -21,6 +22,12 @@ log = logging.getLogger(__name__)
 def open_embedder(settings: Settings) -> ImageEmbedder:
     manifest = ModelCache(settings.models).manifest(settings.embedder)
     return OnnxImageEmbedder(manifest, settings.profile.provider)
+
+
+def open_detector(settings: Settings, name: str) -> Detector:
+    from edge_rap.perceive.detect import YoloOnnxDetector
+
+    return YoloOnnxDetector(ModelCache(settings.models).manifest(name), settings.profile.provider)
 
 
 def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:

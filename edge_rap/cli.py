@@ -91,12 +91,15 @@ def cmd_concepts(args) -> int:
 
 
 def cmd_recognize(args) -> int:
-    from edge_rap.app import open_retriever
+    from edge_rap.app import open_detector, open_retriever
+    from edge_rap.draw import draw_recognition
     from edge_rap.images import read_image_file
 
     settings = _settings(args)
     memory = _memory(args, settings, readonly=True)
     retriever = open_retriever(memory, settings)
+    detector = open_detector(settings, args.detector) if args.detector else None
+    vocabulary = sorted({c.category for c in memory.concepts() if c.category}) or None
     failures = 0
     for path in args.images:
         try:
@@ -107,7 +110,10 @@ def cmd_recognize(args) -> int:
             if args.json:
                 print(json.dumps({"image": path, "error": str(e), "concepts": []}))
             continue
-        result = retriever.recognize(image)
+        regions = detector.detect(image, vocabulary) if detector else None
+        result = retriever.recognize(image, regions=regions)
+        if args.draw:
+            draw_recognition(image, result, Path(args.draw))
         if args.json:
             print(json.dumps(result.to_json()), flush=True)
         elif result.hits:
@@ -231,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
+    p.add_argument("--detector", metavar="NAME|DIR", help="a YOLO-style ONNX detector (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json")
     p.add_argument("--json", action="store_true")

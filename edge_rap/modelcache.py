@@ -37,6 +37,7 @@ class Manifest:
     source: str
     text: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)  # a detector's class names, in output order
 
     @property
     def threshold(self) -> float | None:
@@ -61,11 +62,12 @@ class Manifest:
                 space=raw.get("space", raw["name"]),
                 files=raw["files"],
                 input=raw.get("input", {}),
-                output=raw["output"],
+                output=raw.get("output", {}),
                 licence=raw.get("licence", "unknown"),
                 source=raw.get("source", ""),
                 text=raw.get("text", {}),
                 calibration=raw.get("calibration", {}),
+                labels=list(raw.get("labels", [])),
             )
         except KeyError as e:
             raise EdgeRapError(f"{path}: manifest lacks {e}") from None

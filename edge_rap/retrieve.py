@@ -23,7 +23,7 @@ from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, refinements
 from edge_rap.perceive.views import query_views
-from edge_rap.types import Box, Concept, Hit, Image, Recognition
+from edge_rap.types import Box, Concept, Hit, Image, Recognition, Region
 
 
 @dataclass(frozen=True)
@@ -101,15 +101,40 @@ class Retriever:
         ranked = sorted(((concepts[i], s) for i, s in best.items() if i in concepts), key=lambda cs: -cs[1])
         return ranked
 
-    def recognize(self, image: Image, question: str = "") -> Recognition:
-        """Concepts in the image as a whole (box = the whole image): whole + crops against every concept;
-        people remembered by their face are found by it, with the face's box."""
-        result = self.decide(image, self.score(self.embed_query(image)), question)
+    def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
+        """The concepts in an image. Without regions: the image as a whole (box = the whole image), whole +
+        crops against every concept. With a detector's regions: each region's crop, as RAP does, one concept
+        per region and one region per concept. Either way, people remembered by their face are found by it,
+        with the face's box."""
+        if regions is None:
+            result = self.decide(image, self.score(self.embed_query(image)), question)
+        else:
+            result = self.decide_regions(image, regions)
         by_face = self.face_hits(image)
         if by_face:
             named = {h.concept.id for h in by_face}
             result.hits = by_face + [h for h in result.hits if h.concept.id not in named]
         return result
+
+    def decide_regions(self, image: Image, regions: list[Region]) -> Recognition:
+        """Each region's crop scored against every concept; a region names its best concept when that clears
+        the thresholds; a concept found in several regions keeps its best."""
+        if not regions:
+            return Recognition(image.source, image.size, [], [])
+        vectors = self.embedder.embed([crop(image, r.box).pixels for r in regions])
+        candidates = []
+        for region, vector in zip(regions, vectors):
+            scored = self.score(vector)
+            if scored:
+                concept, score = scored[0]
+                candidates.append(Hit(concept, score, self.threshold(concept.id), region.box))
+        candidates.sort(key=lambda h: -h.score)
+        hits, seen = [], set()
+        for hit in candidates:
+            if hit.accepted and hit.concept.id not in seen:
+                seen.add(hit.concept.id)
+                hits.append(hit)
+        return Recognition(image.source, image.size, hits[: self.policy.top_k], candidates)
 
     def face_hits(self, image: Image) -> list[Hit]:
         """Remembered people by their faces: each face paired with at most one person and each person with one

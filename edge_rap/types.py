@@ -59,6 +59,15 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A place in an image a detector proposes: its box (the image's pixels), confidence and label."""
+
+    box: Box
+    score: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class Concept:
     """Something the household taught: a name, what it is, and how to describe it."""
 

@@ -1,0 +1,131 @@
+"""Detectors a user brings (YOLO-style ONNX), with small ONNX graphs built here, and region-wise recognition."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from edge_rap.app import open_memory
+from edge_rap.errors import EdgeRapError
+from edge_rap.modelcache import Manifest, sha256_file
+from edge_rap.perceive.boxes import iou
+from edge_rap.perceive.detect import YoloOnnxDetector
+from edge_rap.retrieve import Retriever
+from edge_rap.types import Box, Image
+from photos import photo, save_photo
+
+SIZE = 320  # the detector's input; a 640 x 480 frame is letterboxed at scale 0.5 with 40 px of padding above
+MUG, ROCKET, JUNK = Box(40, 60, 280, 260), Box(380, 150, 600, 440), Box(300, 10, 420, 120)
+
+
+def _to_input(box: Box) -> list[float]:
+    return [box.x0 * 0.5, box.y0 * 0.5 + 40, box.x1 * 0.5, box.y1 * 0.5 + 40]
+
+
+def _frame() -> np.ndarray:
+    canvas = PILImage.fromarray(photo("gravel")).resize((640, 480))
+    for name, box in (("coffee", MUG), ("rocket", ROCKET)):
+        canvas.paste(PILImage.fromarray(photo(name)).resize((box.width, box.height)), (box.x0, box.y0))
+    return np.asarray(canvas)
+
+
+def _graph(outputs: dict[str, np.ndarray], path):
+    """An ONNX graph whose outputs are the given constants (plus 0 x the input, so the input is used)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
+    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    graph_outputs = []
+    for name, value in outputs.items():
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}_const"))
+        nodes.append(helper.make_node("Add", [f"{name}_const", "nothing"], [f"{name}_f"]))
+        if value.dtype.kind == "i":
+            nodes.append(helper.make_node("Cast", [f"{name}_f"], [name], to=TensorProto.INT64))
+            elem = TensorProto.INT64
+        else:
+            nodes.append(helper.make_node("Identity", [f"{name}_f"], [name]))
+            elem = TensorProto.FLOAT
+        graph_outputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
+    graph = helper.make_graph(nodes, "tiny-detector",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+                              graph_outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _detector(folder, fmt: str, outputs: dict[str, np.ndarray]) -> YoloOnnxDetector:
+    folder.mkdir()
+    _graph(outputs, folder / "detector.onnx")
+    (folder / "manifest.json").write_text(json.dumps({
+        "name": folder.name, "role": "detector", "labels": ["cup", "toy"],
+        "files": {"detector": {"path": "detector.onnx", "sha256": sha256_file(folder / "detector.onnx")}},
+        "input": {"size": SIZE}, "output": {"format": fmt}}))
+    return YoloOnnxDetector(Manifest.load(folder), "cpu")
+
+
+@pytest.fixture
+def three_outputs(tmp_path):
+    boxes = np.array([_to_input(MUG), [v + 3 for v in _to_input(MUG)], _to_input(ROCKET), _to_input(JUNK),
+                      _to_input(Box(0, 0, 50, 50))])
+    return _detector(tmp_path / "yolo", "boxes-scores-classes", {
+        "boxes": boxes, "scores": np.array([0.9, 0.8, 0.7, 0.6, 0.1]), "classes": np.array([0, 0, 1, 1, 0])})
+
+
+def test_boxes_come_back_in_frame_pixels_with_nms_and_a_score_floor(three_outputs):
+    regions = three_outputs.detect(Image(_frame(), "frame"))
+    assert [(r.label, round(r.score, 2)) for r in regions] == [("cup", 0.9), ("toy", 0.7), ("toy", 0.6)]
+    assert iou(regions[0].box, MUG) > 0.97 and iou(regions[1].box, ROCKET) > 0.97
+    assert [r.label for r in three_outputs.detect(Image(_frame(), "frame"), vocabulary=["Toy"])] == ["toy", "toy"]
+
+
+def test_yolov8_layout_decodes_to_the_same_boxes(tmp_path):
+    corners = np.array([_to_input(MUG), _to_input(ROCKET)])
+    centre = np.stack([(corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2,
+                       corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]])
+    class_scores = np.array([[0.9, 0.05], [0.1, 0.8]])  # classes x anchors
+    detector = _detector(tmp_path / "v8", "yolov8", {"output0": np.concatenate([centre, class_scores])[None]})
+    regions = detector.detect(Image(_frame(), "frame"))
+    assert [r.label for r in regions] == ["cup", "toy"]
+    assert iou(regions[0].box, MUG) > 0.97 and iou(regions[1].box, ROCKET) > 0.97
+
+
+def test_each_region_names_its_concept_and_junk_names_none(three_outputs, tmp_path, settings, embedder):
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    memory.remember("mug", [save_photo(tmp_path, "coffee")], "Dad's cup", "cup")
+    memory.remember("rocket", [save_photo(tmp_path, "rocket")], "the model rocket", "toy")
+    frame = Image(_frame(), "frame")
+    result = Retriever(memory.store, embedder).recognize(frame, regions=three_outputs.detect(frame))
+    found = {h.concept.name: h.box for h in result.hits}
+    assert set(found) == {"mug", "rocket"}
+    assert iou(found["mug"], MUG) > 0.97 and iou(found["rocket"], ROCKET) > 0.97
+
+
+def test_a_manifest_of_another_role_or_format_is_refused(tmp_path, model_cache):
+    with pytest.raises(EdgeRapError, match="not a detector"):
+        YoloOnnxDetector(Manifest.load(model_cache / "efficientnet-lite0-int8"))
+    with pytest.raises(EdgeRapError, match="unknown output format"):
+        _detector(tmp_path / "odd", "ssd", {"boxes": np.zeros((1, 4)), "scores": np.zeros(1), "classes": np.zeros(1, np.int64)})
+
+
+def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, settings, capsys):
+    from edge_rap.cli import main
+
+    mem = str(tmp_path / "cli-mem")
+    assert main(["remember", "mug", str(save_photo(tmp_path, "coffee")), "--category", "cup", "--memory", mem]) == 0
+    frame = save_photo(tmp_path, "coffee", _frame(), "frame.png")
+    capsys.readouterr()
+    argv = ["recognize", str(frame), "--json", "--memory", mem, "--detector", str(tmp_path / "yolo"),
+            "--draw", str(tmp_path / "drawn")]
+    assert main(argv) == 0
+    (hit,) = json.loads(capsys.readouterr().out)["concepts"]
+    assert hit["name"] == "mug" and iou(Box(*hit["box"]), MUG) > 0.97
+    drawn = np.asarray(PILImage.open(tmp_path / "drawn" / "frame.jpg"))
+    assert drawn.shape == (480, 640, 3)
+    edge = drawn[MUG.y0 + 20 : MUG.y1 - 20, MUG.x0]  # the box's left edge is drawn in a strong colour
+    assert (np.abs(edge.astype(int) - [230, 57, 70]).sum(axis=1) < 90).mean() > 0.8

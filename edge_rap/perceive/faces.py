@@ -13,7 +13,6 @@ not execute them). docs/BENCHMARKS.md says why these and not dlib's models.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.modelcache import sha256_file
 from edge_rap.perceive.boxes import nms
 from edge_rap.perceive.embed import SpaceInfo, normalise
 from edge_rap.types import Box
@@ -237,14 +237,6 @@ class MtcnnDetector:
 # --- embedding: FaceNet ---------------------------------------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def face_crop_box(box: Box, width: int, height: int, margin: float) -> Box:
     """The box grown by `margin` of its size on every side (FaceNet's training crops), clipped to the image."""
     mx, my = box.width * margin, box.height * margin
@@ -276,7 +268,7 @@ class FacenetEmbedder:
         self.margin = margin
         self.flip = flip
         self.threshold = FACENET_THRESHOLD
-        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", sha256_of(path), 512)
+        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", sha256_file(path), 512)
 
     def crops(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
         """N x 3 x 160 x 160 float32: each face cropped with its margin, resized and standardised."""

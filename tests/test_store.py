@@ -292,3 +292,20 @@ def test_memory_without_negative_bank_still_recognises(embedder, images, tmp_pat
     (hit,) = retriever.recognize(read_image_file(photo).image).hits
     assert hit.concept.name == "bo"
     assert hit.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings, embedder):
+    """Version 1 memories had no views.kind: opening one (to read or to write) adds it, nothing is lost."""
+    import sqlite3
+
+    from edge_rap.memory.store import SCHEMA_VERSION, Store
+
+    memory = open_memory(settings, embedder, tmp_path / "old")
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "our dog", "dog")
+    memory.close()
+    db = sqlite3.connect(tmp_path / "old" / "memory.sqlite")
+    db.executescript("ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;")
+    db.close()
+    reader = Store(tmp_path / "old", readonly=True)
+    assert [c.name for c in reader.concepts()] == ["bo"] and len(reader.views()) == 1
+    assert reader.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -61,6 +61,18 @@ CREATE TABLE IF NOT EXISTS calibration (
 """
 
 MAX_NAME = 64
+SCHEMA_VERSION = 2  # 2: views.kind ('photo' or 'face')
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a memory written by an earlier version of edge_rap up to SCHEMA_VERSION, in place."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    columns = {row[1] for row in db.execute("PRAGMA table_info(views)")}
+    if "kind" not in columns:
+        db.execute("ALTER TABLE views ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def validate_name(name: str) -> str:
@@ -117,6 +129,7 @@ class Store:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self.db.executescript(SCHEMA)
+                migrate(self.db)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.Error as e:
@@ -133,6 +146,12 @@ class Store:
         for mode in ("mode=ro", "immutable=1"):
             db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
             try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version < SCHEMA_VERSION and os.access(self.root, os.W_OK):
+                    db.close()  # written by an older version: bring it up to date, then read it
+                    Store(self.root).close()
+                    db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None,
+                                         check_same_thread=False)
                 db.execute("SELECT COUNT(*) FROM concepts").fetchone()
                 return db
             except sqlite3.OperationalError:

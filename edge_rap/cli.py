@@ -160,11 +160,19 @@ def cmd_models(args) -> int:
 
     settings = _settings(args)
     cache = ModelCache(settings.models)
+    if args.models_command == "pull":
+        return _models_pull(args, settings)
+    if args.name:
+        raise EdgeRapError(f"`models {args.models_command}` takes no name (did you mean `models pull {args.name}`?)")
     if args.models_command == "prepare":
         cache.prepare_default()
     names = cache.names()
+    from edge_rap.generate.registry import list_vlms
+
+    vlms = list_vlms(settings.models)
     if args.json:
-        print(json.dumps([{"name": n, "folder": str(cache.folder(n))} for n in names]))
+        print(json.dumps([{"name": n, "folder": str(cache.folder(n))} for n in names]
+                         + [{"role": "vlm", **v} for v in vlms]))
     else:
         print(f"model cache: {settings.models}")
         for n in names:
@@ -172,6 +180,84 @@ def cmd_models(args) -> int:
             print(f"  {n}  ({m.role}, {m.output.get('dim')} dims, {m.licence})")
         if not names:
             print("  (empty: `edge-rap models prepare` exports the default embedder)")
+        print("VLMs (GGUF + mmproj for llama.cpp; `edge-rap models pull NAME`):")
+        for v in vlms:
+            state = "pulled" if v["pulled"] else f"~{v.get('size_mb', '?')} MB"
+            print(f"  {v['name']:18} {state:9} {v.get('licence', '')}: {v.get('for', '')}")
+    return 0
+
+
+def _models_pull(args, settings) -> int:
+    from edge_rap.generate.registry import pull
+
+    if not args.name:
+        raise EdgeRapError("models pull needs a NAME (see `edge-rap models list`)")
+    files = pull(args.name, settings.models, progress=not args.json)
+    if args.json:
+        print(json.dumps({"name": files.name, "model": str(files.model),
+                          "mmproj": str(files.mmproj) if files.mmproj else None}))
+    else:
+        print(f"pulled {files.name}: {files.model}" + (f" + {files.mmproj.name}" if files.mmproj else ""))
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from dataclasses import replace
+
+    from edge_rap.app import open_retriever
+    from edge_rap.generate.assistant import Assistant, AskOptions, open_vlm
+
+    if args.mmproj and not args.vlm:
+        raise EdgeRapError("--mmproj goes with --vlm PATH")
+    if not args.question.strip() and not args.image:
+        raise EdgeRapError("ask needs a QUESTION, an --image, or both")
+    settings = _settings(args)
+    image = None
+    if args.image:
+        from edge_rap.images import read_image_file
+
+        image = read_image_file(args.image).image
+    if image is not None:
+        memory = _memory(args, settings, readonly=True)
+        store, retriever = memory.store, open_retriever(memory, settings)
+    else:  # a text-only question needs the concepts, not the embedder
+        from edge_rap.memory.store import Store
+
+        store, retriever = Store(settings.memory, readonly=True), None
+    options = AskOptions.from_profile(settings.profile.vlm)
+    if args.text_references:
+        options = replace(options, text_references=True)
+    if args.max_tokens:
+        options = replace(options, max_tokens=max(1, args.max_tokens))
+    vlm, note = open_vlm(settings, args.vlm or "", args.mmproj or "")
+    if note:
+        print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
+    stream = args.stream and not args.json
+    if stream and vlm is None:
+        print("[template mode: no VLM] ", end="", flush=True)
+    try:
+        answer = Assistant(store, retriever, vlm, options, note).ask(
+            args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
+    finally:
+        if vlm is not None:
+            vlm.close()
+    if args.json:
+        print(json.dumps(answer.to_json()))
+        return 0
+    if stream:
+        print()
+    else:
+        label = "[template mode: no VLM] " if answer.mode == "template" else ""
+        print(label + answer.text)
+    if answer.flagged:
+        print(f"(removed names retrieval did not give: {', '.join(answer.flagged)})", file=sys.stderr)
+    if answer.verdict is not None:
+        v = answer.verdict
+        where = f" at {v['box']} (score {v['score']:.2f})" if v["present"] else ""
+        print(f"retrieval: <{v['name']}> {'is' if v['present'] else 'is not'} in the image{where}", file=sys.stderr)
+    if answer.mode == "vlm" and answer.ttft_s is not None:
+        rate = f", {answer.tokens_per_s:.1f} tokens/s" if answer.tokens_per_s else ""
+        print(f"({answer.model} on {answer.device}: first token {answer.ttft_s * 1000:.0f} ms{rate})", file=sys.stderr)
     return 0
 
 
@@ -246,8 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
     p = add("models", cmd_models, "list the model cache, or prepare the default embedder")
-    p.add_argument("models_command", nargs="?", choices=["list", "prepare"], default="list")
+    p.add_argument("models_command", nargs="?", choices=["list", "prepare", "pull"], default="list")
+    p.add_argument("name", nargs="?", help="with pull: a VLM from models/vlm_registry.json")
     p.add_argument("--json", action="store_true")
+    p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
+    p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
+    p.add_argument("--image", metavar="PATH")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, tokens_per_s")
+    p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
+    p.add_argument("--mmproj", metavar="PATH", help="its projector (default: the one *mmproj*.gguf beside --vlm)")
+    p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")
+    p.add_argument("--max-tokens", type=int, metavar="N")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
     p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
@@ -18,6 +18,23 @@ PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_configs"
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
+REFERENCE_MODES = ("image", "text")
+
+
+@dataclass(frozen=True)
+class VlmProfile:
+    """The generate step on this device: which GGUF VLM (none = template answers), offload and prompt sizes."""
+
+    model: str = ""  # a registry name (models/vlm_registry.json, pulled) or a .gguf path; "" = template mode
+    mmproj: str = ""  # the projector's .gguf when `model` is a path
+    n_gpu_layers: int = 0  # layers offloaded to CUDA (-1 = all); 0 = CPU
+    n_ctx: int = 4096
+    threads: int = 0  # 0 = llama.cpp's default
+    references: str = "image"  # "image": reference photos in the prompt; "text": names, descriptions, boxes only
+    max_references: int = 4
+    max_tokens: int = 128
+
+
 @dataclass(frozen=True)
 class Profile:
     """What a device class runs: which embedder, on which provider, with how many threads."""
@@ -27,6 +44,7 @@ class Profile:
     provider: str = "cpu"
     threads: int = 0
     top_k: int = 5
+    vlm: VlmProfile = field(default_factory=VlmProfile)
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,7 @@ def load_profile(name: str | None = None) -> Profile:
         provider=str(emb.get("provider", "auto")),
         threads=int(emb.get("threads", 0)),
         top_k=int(ret.get("top_k", 5)),
+        vlm=_vlm_profile(raw.get("vlm", {}), path),
     )
     if profile.provider not in PROVIDERS:
         raise EdgeRapError(f"{path}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
@@ -81,10 +100,28 @@ def load_profile(name: str | None = None) -> Profile:
     return profile
 
 
+def _vlm_profile(raw: dict, path: Path) -> VlmProfile:
+    try:
+        vlm = VlmProfile(
+            model=str(raw.get("model", "")), mmproj=str(raw.get("mmproj", "")),
+            n_gpu_layers=int(raw.get("n_gpu_layers", 0)), n_ctx=int(raw.get("n_ctx", 4096)),
+            threads=int(raw.get("threads", 0)), references=str(raw.get("references", "image")),
+            max_references=int(raw.get("max_references", 4)), max_tokens=int(raw.get("max_tokens", 128)),
+        )
+    except (TypeError, ValueError) as e:
+        raise EdgeRapError(f"{path}: invalid [vlm] section ({e})") from None
+    if vlm.references not in REFERENCE_MODES:
+        raise EdgeRapError(f"{path}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
+    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.threads < 0 or vlm.n_gpu_layers < -1:
+        raise EdgeRapError(f"{path}: [vlm] needs n_ctx >= 256, max_references >= 0, max_tokens >= 1, "
+                           "threads >= 0, n_gpu_layers >= -1")
+    return vlm
+
+
 def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:
     home = default_home()
     profile = load_profile(device)
     if embedder:
-        profile = Profile(profile.name, embedder, profile.provider, profile.threads, profile.top_k)
+        profile = replace(profile, embedder=embedder)
     models = Path(os.environ.get("EDGE_RAP_MODELS", home / "models")).expanduser()
     return Settings(home=home, memory=Path(memory).expanduser() if memory else home, models=models, profile=profile)

@@ -122,3 +122,42 @@ class Recognition:
                 {"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.hits
             ],
         }
+
+
+@dataclass
+class Answer:
+    """What the assistant said about an image or a question, what it rests on, how it was made and how fast.
+
+    `mode` is "vlm" (a vision-language model wrote `text`) or "template" (no model: retrieval and the stored
+    descriptions filled a template); `concepts` are the retrieved hits it may name, `named` the concepts a
+    text-only question named; `flagged` are names the model used that neither gave (removed from `text`)."""
+
+    text: str
+    mode: str
+    task: str
+    concepts: list[Hit] = field(default_factory=list)
+    named: list[Concept] = field(default_factory=list)
+    model: str | None = None
+    device: str | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    n_tokens: int = 0
+    flagged: list[str] = field(default_factory=list)
+    verdict: dict | None = None  # recognition task: {"name", "present", "box", "model_says"}
+    cache: dict = field(default_factory=dict)  # prefix/encoder cache hits of this answer
+    note: str | None = None  # why template mode was used when a VLM was configured
+
+    def to_json(self) -> dict:
+        concepts = [{"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.concepts]
+        seen = {h.concept.id for h in self.concepts}
+        concepts += [{"name": c.name, "score": None, "box": None} for c in self.named if c.id not in seen]
+        out = {"answer": self.text, "concepts": concepts, "mode": self.mode, "model": self.model,
+               "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
+               "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
+               "task": self.task, "flagged": self.flagged}
+        for key in ("device", "verdict", "note"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.cache:
+            out["cache"] = self.cache
+        return out

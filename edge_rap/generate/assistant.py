@@ -1,0 +1,176 @@
+"""Ask: retrieval's hits + the question -> the RAP prompt -> the VLM (or the templates) -> a checked Answer.
+
+The one place the generate step is wired: which concepts go into the prompt (accepted hits and the ones
+the question names, at most `max_references`), the name guard over the model's text, streaming to the
+caller (pieces as produced, sentences as they end), and the recognition task's verdict, which rests on
+retrieval's calibrated decision with the model's yes/no recorded beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from edge_rap.config import VlmProfile
+from edge_rap.generate.names import NameGuard
+from edge_rap.generate.narrate import narrate
+from edge_rap.generate.prompt import (PromptImage, Reference, Task, build_prompt, classify, image_key, query_image,
+                                      render)
+from edge_rap.generate.stream import SentenceSplitter
+from edge_rap.memory.store import Store
+from edge_rap.retrieve import mentioned_names
+from edge_rap.types import Answer, Concept, Hit, Image
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    max_tokens: int = 128
+    max_references: int = 4
+    text_references: bool = False  # names, descriptions and boxes only (smallest devices)
+    temperature: float = 0.0
+
+    @classmethod
+    def from_profile(cls, vlm: VlmProfile) -> "AskOptions":
+        return cls(vlm.max_tokens, vlm.max_references, vlm.references == "text")
+
+
+def reference_image(store: Store, concept: Concept) -> PromptImage | None:
+    """A concept's first reference photo (its region, if remembered with a box), decoded on demand."""
+    views = store.views(concept.id)
+    if not views:
+        return None
+    view = views[0]
+
+    def load():
+        from edge_rap.images import read_image_file
+
+        return read_image_file(view.image_path, view.box).image.pixels
+
+    return PromptImage(image_key(view.image_sha256, view.box), load)
+
+
+def _model_says(text: str) -> str | None:
+    m = re.match(r"\W*(yes|no)\b", text.strip(), re.I)
+    return m.group(1).lower() if m else None
+
+
+class Assistant:
+    """Answers questions about an image, or about remembered concepts with no image."""
+
+    def __init__(self, store: Store, retriever=None, vlm=None, options: AskOptions = AskOptions(),
+                 note: str | None = None):
+        self.store = store
+        self.retriever = retriever  # edge_rap.retrieve.Retriever; needed for questions with an image
+        self.vlm = vlm  # edge_rap.generate.vlm.LlamaVlm, or None for template mode
+        self.options = options
+        self.note = note  # why there is no VLM although one was configured
+
+    def ask(self, question: str, image: Image | None = None, on_text: Callable[[str], None] | None = None,
+            on_sentence: Callable[[str], None] | None = None) -> Answer:
+        known = self.store.concepts()
+        named = mentioned_names(question, known)
+        present: list[Hit] = []  # what retrieval decided is in the image
+        hits: list[Hit] = []  # those, and the concepts the question names, for the prompt
+        size = None
+        if image is not None:
+            if self.retriever is None:
+                raise ValueError("an Assistant without a retriever cannot answer about images")
+            recognition = self.retriever.recognize(image)
+            size = recognition.size
+            ids = {c.id for c in named}
+            present = [replace(h, mentioned=h.concept.id in ids) for h in recognition.hits]
+            have = {h.concept.id for h in present}
+            extra = [replace(h, mentioned=True) for h in recognition.candidates
+                     if h.concept.id in ids and h.concept.id not in have]
+            hits = sorted(present + extra, key=lambda h: (not h.mentioned, -h.score))
+        task = classify(question, image is not None)
+        if self.vlm is None:
+            answer = self._template(task, present, named, size, known, on_text, on_sentence)
+        else:
+            answer = self._generate(task, question, image, hits, named, size, known, on_text, on_sentence)
+        if task is Task.RECOGNIZE:
+            answer.verdict = self._verdict(named, present, answer)
+        return answer
+
+    def _template(self, task, present, named, size, known, on_text, on_sentence) -> Answer:
+        text = narrate(task, present, named, size, known)
+        if on_text is not None:
+            on_text(text)
+        if on_sentence is not None:
+            splitter = SentenceSplitter(on_sentence)
+            splitter.feed(text)
+            splitter.flush()
+        return Answer(text, "template", task.value, present, named if task is Task.TEXT else [], note=self.note)
+
+    def _generate(self, task, question, image, hits, named, size, known, on_text, on_sentence) -> Answer:
+        vlm, opts = self.vlm, self.options
+        text_refs = opts.text_references or not vlm.has_vision
+        image_for = (lambda c: None) if text_refs else (lambda c: reference_image(self.store, c))
+        if task is Task.TEXT:
+            refs = [Reference(c, image_for(c)) for c in named[:opts.max_references]]
+            in_prompt: list[Hit] = []
+        else:
+            in_prompt = hits[:opts.max_references]
+            refs = [Reference(h.concept, image_for(h.concept), h.score, h.box) for h in in_prompt]
+        query = query_image(image) if image is not None else None
+        prompt = build_prompt(task, question, refs, query, size, text_refs)
+        rendered = render(prompt, vlm.template, vlm.marker)
+        allowed = [r.concept.name for r in refs] + [c.name for c in named]
+        guard = NameGuard.of(allowed, [c.name for c in known])
+        splitter = SentenceSplitter(on_sentence) if on_sentence is not None else None
+        shown: list[str] = []
+
+        def emit(safe: str) -> None:
+            if not safe:
+                return
+            shown.append(safe)
+            if on_text is not None:
+                on_text(safe)
+            if splitter is not None:
+                splitter.feed(safe)
+
+        generation = vlm.generate(rendered, lambda piece: emit(guard.feed(piece)), opts.max_tokens, opts.temperature)
+        emit(guard.flush())
+        if splitter is not None:
+            splitter.flush()
+        return Answer("".join(shown).strip(), "vlm", task.value, in_prompt, named if task is Task.TEXT else [],
+                      model=vlm.name, device=vlm.device, ttft_s=generation.ttft_s,
+                      tokens_per_s=generation.tokens_per_s, n_tokens=generation.n_tokens, flagged=guard.flagged,
+                      cache=generation.cache)
+
+    @staticmethod
+    def _verdict(named: list[Concept], present: list[Hit], answer: Answer) -> dict | None:
+        """Is <X> here? Retrieval's calibrated decision, with its box; the model's own yes/no beside it."""
+        if not named:
+            return None
+        target = named[0]
+        hit = next((h for h in present if h.concept.id == target.id), None)
+        says = _model_says(answer.text) if answer.mode == "vlm" else None
+        return {"name": target.name, "present": hit is not None, "box": hit.box.as_list() if hit else None,
+                "score": round(hit.score, 4) if hit else None, "model_says": says,
+                "agree": None if says is None else (says == "yes") == (hit is not None)}
+
+
+def open_vlm(settings, model: str = "", mmproj: str = ""):
+    """(LlamaVlm or None, note). Files from --vlm/--mmproj, else the device profile's [vlm]. A VLM named on the
+    command line must load; one named only by the profile falls back to template mode with a note saying why."""
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.generate.registry import resolve
+
+    cfg = settings.profile.vlm
+    explicit = bool(model)
+    name = model or cfg.model
+    if not name:
+        return None, None
+    try:
+        files = resolve(settings.models, name, mmproj or ("" if explicit else cfg.mmproj))
+        from edge_rap.generate.vlm import LlamaVlm, VlmSpec
+
+        spec = VlmSpec(files.model, files.mmproj, files.name, cfg.n_gpu_layers, cfg.n_ctx, cfg.threads,
+                       cache_dir=settings.models / "vlm-cache")
+        return LlamaVlm(spec), None
+    except EdgeRapError as e:
+        if explicit:
+            raise
+        return None, f"no VLM loaded ({e})"

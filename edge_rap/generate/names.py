@@ -1,0 +1,97 @@
+"""Names in an answer: only concepts that retrieval returned or the question named; an invented one is removed.
+
+The prompt asks the model to write personal names in angle brackets (<bo>). A bracketed name that is not
+allowed is replaced by REMOVED and reported in `flagged`; a bare word that is the name of another
+remembered concept is kept (it may be an ordinary word, "mug") but flagged too. The guard works on a
+stream: text is held back only while a "<..." is open, so tokens still reach the screen as they come.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+REMOVED = "[unrecognised]"
+_BRACKETED = re.compile(r"<([^<>\n]{1,64})>")
+_MAX_OPEN = 66
+_MARKUP = {"br", "p", "b", "i", "u", "eos", "bos", "unk", "pad", "s", "end_of_turn", "start_of_turn",
+           "start_of_image", "end_of_image", "image", "eot", "think"}  # a "<" with no ">" within this many characters is not a name
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.strip().lower().split())
+
+
+@dataclass
+class NameGuard:
+    """Feed model text in pieces; get back text that is safe to show."""
+
+    allowed: set[str]
+    known: set[str] = field(default_factory=set)  # every remembered concept's name
+    flagged: list[str] = field(default_factory=list)
+    _pending: str = ""
+    _shown: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, allowed, known=()) -> "NameGuard":
+        return cls({_norm(n) for n in allowed}, {_norm(n) for n in known})
+
+    def feed(self, piece: str) -> str:
+        text = self._pending + piece
+        self._pending = ""
+        out = []
+        while text:
+            start = text.find("<")
+            if start < 0:
+                out.append(text)
+                break
+            out.append(text[:start])
+            end = text.find(">", start + 1)
+            if end < 0:
+                if len(text) - start < _MAX_OPEN and "\n" not in text[start:]:
+                    self._pending = text[start:]  # maybe a name still arriving
+                else:
+                    out.append(text[start])
+                    text = text[start + 1:]
+                    continue
+                break
+            out.append(self._check(text[start:end + 1]))
+            text = text[end + 1:]
+        safe = "".join(out)
+        self._shown.append(safe)
+        return safe
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        self._shown.append(rest)
+        self._flag_bare("".join(self._shown))
+        return rest
+
+    def _check(self, token: str) -> str:
+        m = _BRACKETED.fullmatch(token)
+        if not m:
+            return token
+        name = _norm(m.group(1))
+        if name in self.allowed:
+            return token
+        if not re.fullmatch(r"\w(?:[\w\-' .]*\w)?", m.group(1)) or name in _MARKUP:
+            return token  # not a name: maths ("x < 3 and y > 2"), markup, an emoticon
+        self._flag(m.group(1).strip())
+        return REMOVED
+
+    def _flag_bare(self, text: str) -> None:
+        plain = _BRACKETED.sub(" ", text).lower()
+        for name in sorted(self.known - self.allowed):
+            if re.search(r"(?<![\w<])" + re.escape(name) + r"(?![\w>])", plain):
+                self._flag(name)
+
+    def _flag(self, name: str) -> None:
+        if _norm(name) not in {_norm(f) for f in self.flagged}:
+            self.flagged.append(name)
+
+
+def filter_names(text: str, allowed, known=()) -> tuple[str, list[str]]:
+    """The whole-text form of NameGuard: (safe text, flagged names)."""
+    guard = NameGuard.of(allowed, known)
+    safe = guard.feed(text) + guard.flush()
+    return safe, guard.flagged

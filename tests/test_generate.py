@@ -1,0 +1,286 @@
+"""Generate without llama.cpp: the RAP prompt, task choice, the name guard, sentences, template answers
+(`edge-rap ask` with no VLM), the [vlm] profile, and `models pull` (offline error, files put by hand)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scenes import noise, save, scene
+
+from edge_rap import cli
+from edge_rap.config import load_profile
+from edge_rap.errors import EdgeRapError
+from edge_rap.generate.chat import GEMMA3_TEMPLATE, PLAIN_TEMPLATE, ChatTemplate
+from edge_rap.generate.names import REMOVED, NameGuard, filter_names
+from edge_rap.generate.narrate import narrate, where
+from edge_rap.generate.prompt import (MEDIA_MARKER, PromptImage, Reference, Task, build_prompt, classify,
+                                      render)
+from edge_rap.generate.registry import list_vlms, pull, resolve
+from edge_rap.generate.stream import SentenceSplitter
+from edge_rap.types import Answer, Box, Concept, Hit
+
+
+def concept(i: int, name: str, description: str = "", category: str = "") -> Concept:
+    return Concept(i, name, category, description, 0.0, 0.0, 1)
+
+
+def image(key: str) -> PromptImage:
+    return PromptImage(key, lambda: np.zeros((8, 8, 3), np.uint8))
+
+
+BO = concept(1, "bo", "our Shiba Inu, cinnamon coat, black collar", "dog")
+ANYA = concept(2, "Anya", "our daughter, red backpack", "person")
+GEMMA = ChatTemplate("test", GEMMA3_TEMPLATE, "<bos>", "<eos>")
+
+
+# --- the prompt ---------------------------------------------------------------------------------------------
+
+def test_prompt_has_references_query_and_question_in_the_chat_template():
+    refs = [Reference(BO, image("bo-photo")), Reference(ANYA, image("anya-photo"))]
+    prompt = build_prompt(Task.VQA, "What is <bo> doing?", refs, image("query"), (640, 480))
+    r = render(prompt, GEMMA)
+    text = r.prefix + r.suffix
+    assert text.startswith("<bos><start_of_turn>user\n") and text.endswith("<start_of_turn>model\n")
+    assert "Name: <bo>, Info: our Shiba Inu, cinnamon coat, black collar" in r.prefix
+    assert "Name: <Anya>, Info: our daughter, red backpack" in r.prefix
+    # references (sorted by name) before the query image; the question after it
+    assert r.prefix.index("Name: <Anya>") < r.prefix.index("Name: <bo>")
+    assert [i.key for i in r.prefix_images] == ["anya-photo", "bo-photo"]
+    assert [i.key for i in r.suffix_images] == ["query"]
+    assert r.prefix.count(MEDIA_MARKER) == 2 and r.suffix.count(MEDIA_MARKER) == 1
+    assert "What is <bo> doing?" in r.suffix and "What is" not in r.prefix
+
+
+def test_prefix_key_depends_on_the_set_of_concepts_only():
+    def key(refs, question, query):
+        return render(build_prompt(Task.VQA, question, refs, image(query), (10, 10)), GEMMA).prefix_key
+
+    a = key([Reference(BO, image("b")), Reference(ANYA, image("a"))], "one?", "q1")
+    assert a == key([Reference(ANYA, image("a")), Reference(BO, image("b"))], "two?", "q2")  # order, question, image
+    assert a != key([Reference(BO, image("b"))], "one?", "q1")  # another set
+    assert a != key([Reference(BO, image("b2")), Reference(ANYA, image("a"))], "one?", "q1")  # another photo
+    edited = concept(1, "bo", "our Shiba Inu, new red collar", "dog")
+    assert a != key([Reference(edited, image("b")), Reference(ANYA, image("a"))], "one?", "q1")  # description
+
+
+def test_text_references_carry_no_images_and_boxes_go_after_the_query():
+    refs = [Reference(BO, image("bo-photo"), 0.9, Box(0, 0, 100, 80))]
+    r = render(build_prompt(Task.CAPTION, "", refs, image("q"), (400, 300), text_only=True), GEMMA)
+    assert r.prefix_images == () and MEDIA_MARKER not in r.prefix
+    assert "1. Name: <bo>, Info: our Shiba Inu" in r.prefix
+    assert "<bo> [0, 0, 100, 80]" in r.suffix and "400 x 300" in r.suffix
+    assert "Give a personalised caption of this image." in r.suffix
+
+
+def test_templates_without_system_role_or_string_content_still_render():
+    refuses_system = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+                      "{% endif %}{{ m['content'] }}{% endfor %}")
+    parts_only = "{% for m in messages %}{% for p in m['content'] %}{{ p['text'] }}{% endfor %}{% endfor %}"
+    for text in (refuses_system, parts_only, PLAIN_TEMPLATE):
+        r = render(build_prompt(Task.VQA, "What is this?", [Reference(BO, image("b"))], image("q"), (5, 5)),
+                   ChatTemplate("t", text))
+        assert r.prefix.count(MEDIA_MARKER) == 1 and r.suffix.count(MEDIA_MARKER) == 1
+        assert "Name: <bo>" in r.prefix and "What is this?" in r.suffix
+
+
+def test_fallback_template_by_architecture():
+    assert ChatTemplate.for_model({"general.architecture": "gemma3"}).source == "fallback:gemma3"
+    assert ChatTemplate.for_model({"general.architecture": "xyz"}).source == "fallback:plain"
+    assert ChatTemplate.for_model({"tokenizer.chat_template": "{{ 1 }}"}).source == "gguf"
+
+
+@pytest.mark.parametrize("question, has_image, task", [
+    ("", True, Task.CAPTION),
+    ("Give a personalised caption of this image", True, Task.CAPTION),
+    ("Describe this photo in detail.", True, Task.DESCRIBE),
+    ("Is <bo> in this image?", True, Task.RECOGNIZE),
+    ("Is bo here?", True, Task.RECOGNIZE),
+    ("What is <bo> doing?", True, Task.VQA),
+    ("What colour is <bo>'s collar?", False, Task.TEXT),
+])
+def test_classify(question, has_image, task):
+    assert classify(question, has_image) is task
+
+
+# --- names and sentences -----------------------------------------------------------------------------------
+
+def test_invented_names_are_removed_and_flagged():
+    text, flagged = filter_names("<bo> sleeps next to <Max> and <anya>. x < 3 and y > 2", ["bo", "Anya"],
+                                 ["bo", "Anya", "mug"])
+    assert text == f"<bo> sleeps next to {REMOVED} and <anya>. x < 3 and y > 2"
+    assert flagged == ["Max"]
+    text, flagged = filter_names("I see the mug.", ["bo"], ["bo", "mug"])
+    assert text == "I see the mug." and flagged == ["mug"]  # a bare remembered name: kept, flagged
+
+
+def test_name_guard_on_a_stream_holds_back_only_open_brackets():
+    guard = NameGuard.of(["bo"], ["bo", "anya"])
+    out = [guard.feed(p) for p in ["I see <", "b", "o> and <an", "ya> there"]]
+    assert out == ["I see ", "", "<bo> and ", f"{REMOVED} there"]
+    assert guard.flush() == "" and guard.flagged == ["anya"]
+
+
+def test_sentences_are_emitted_as_they_end():
+    got = []
+    s = SentenceSplitter(got.append)
+    for piece in ["Hello <bo>", ". It is 3", ".5 m away, e.g. near", " the sofa! And"]:
+        s.feed(piece)
+    assert got == ["Hello <bo>.", "It is 3.5 m away, e.g. near the sofa!"]
+    s.feed(" then")
+    s.flush()
+    assert got[-1] == "And then"
+
+
+# --- template answers ---------------------------------------------------------------------------------------
+
+def hit(c: Concept, score=0.9, threshold=0.5, box=Box(0, 0, 100, 100), mentioned=False) -> Hit:
+    return Hit(c, score, threshold, box, mentioned)
+
+
+def test_template_names_exactly_the_recognised_concepts_with_descriptions():
+    hits = [hit(BO, box=Box(0, 0, 30, 100))]  # what retrieval decided is present: not Anya
+    text = narrate(Task.CAPTION, hits, [], (100, 100))
+    assert text == "I can see <bo> on the left — our Shiba Inu, cinnamon coat, black collar."
+    assert narrate(Task.CAPTION, [], [], (100, 100)) == "I don't see any of the household's concepts in this image."
+    assert "<Anya>" not in narrate(Task.VQA, hits, [], (100, 100))
+    assert narrate(Task.RECOGNIZE, hits, [ANYA], (100, 100)) == "No, I don't see <Anya> in this image."
+    assert narrate(Task.RECOGNIZE, hits, [BO], (100, 100)).startswith("Yes, <bo> is in this image, on the left")
+    assert narrate(Task.TEXT, [], [BO], None).startswith(
+        "Here is what I was told about <bo>: our Shiba Inu, cinnamon coat, black collar.")
+    assert where(Box(0, 0, 100, 100), (100, 100)) == "" and where(Box(70, 0, 100, 9), (100, 100)) == "on the right"
+
+
+def test_answer_json_keys():
+    a = Answer("hi", "template", "caption", [hit(BO)], [], ttft_s=None)
+    out = a.to_json()
+    assert {"answer", "concepts", "mode", "model", "ttft_s", "tokens_per_s"} <= set(out)
+    assert out["concepts"] == [{"name": "bo", "score": 0.9, "box": [0, 0, 100, 100]}]
+
+
+@pytest.fixture
+def run(settings, capsys):
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return rc, out, err
+
+    return run
+
+
+def test_ask_in_template_mode(run, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    bo = save(photos / "bo.png", scene(1, 320, 240))
+    mug = save(photos / "mug.png", scene(2, 320, 240))
+    assert run("remember", "bo", bo, "--description", "our Shiba Inu, cinnamon coat, black collar")[0] == 0
+    assert run("remember", "mug", mug, "--description", "the blue mug")[0] == 0
+
+    rc, out, err = run("ask", "--image", bo, "--json")
+    assert rc == 0, err
+    answer = json.loads(out)
+    assert answer["mode"] == "template" and answer["model"] is None
+    assert answer["ttft_s"] is None and answer["tokens_per_s"] is None
+    assert [c["name"] for c in answer["concepts"]] == ["bo"]
+    assert answer["answer"] == "I can see <bo> — our Shiba Inu, cinnamon coat, black collar."
+
+    rc, out, _ = run("ask", "--image", save(photos / "noise.png", noise(3, 300)), "--json")
+    assert rc == 0 and json.loads(out)["concepts"] == []
+    assert json.loads(out)["answer"] == "I don't see any of the household's concepts in this image."
+
+    rc, out, err = run("ask", "Is <mug> in this image?", "--image", bo)
+    assert rc == 0 and out.startswith("[template mode: no VLM] No, I don't see <mug>")
+    assert "retrieval: <mug> is not in the image" in err
+
+    rc, out, _ = run("ask", "What colour is <bo>'s collar?", "--stream")
+    assert rc == 0 and out.startswith("[template mode: no VLM] Here is what I was told about <bo>: our Shiba Inu")
+
+    rc, out, err = run("ask")
+    assert rc == 2 and "needs a QUESTION" in err
+
+
+def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path):
+    rc, _, err = run("ask", "hi", "--vlm", tmp_path / "nope.gguf")
+    assert rc == 2 and err.strip().count("\n") == 0 and "nope.gguf not found" in err
+
+
+# --- the device profile and the registry --------------------------------------------------------------------
+
+def test_vlm_profile_section(tmp_path):
+    assert load_profile("x86-cpu").vlm.model == ""  # template mode by default here
+    jetson = load_profile("jetson-orin").vlm
+    assert jetson.n_gpu_layers == -1 and jetson.model
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[vlm]\nreferences = "pictures"\n')
+    with pytest.raises(EdgeRapError, match="references must be"):
+        load_profile(str(bad))
+
+
+def test_registry_lists_every_device_class_with_known_models():
+    from edge_rap.generate.registry import load_registry
+
+    reg = load_registry()
+    assert set(reg["devices"]) == {"jetson-orin-nano-8gb", "jetson-agx-orin", "x86-cpu", "x86-cuda"}
+    for names in reg["devices"].values():
+        assert all(n in reg["models"] for n in names)
+    for entry in reg["models"].values():
+        assert entry["licence"] and entry["context_length"] and "model" in entry["files"]
+
+
+def fake_registry(tmp_path: Path, sha: str | None) -> dict:
+    return {"models": {"tiny": {"source": "huggingface", "repo": "someone/tiny-GGUF", "licence": "MIT",
+                                "context_length": 512,
+                                "files": {"model": {"file": "tiny.gguf", "sha256": sha},
+                                          "mmproj": {"file": "mmproj-tiny.gguf", "sha256": None}}}}}
+
+
+def test_pull_offline_names_the_files_and_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    models = tmp_path / "models"
+    with pytest.raises(EdgeRapError) as e:
+        pull("tiny", models, fake_registry(tmp_path, None), progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "tiny.gguf" in msg and "mmproj-tiny.gguf" in msg
+    assert str(models / "vlm" / "tiny") in msg and "someone/tiny-GGUF" in msg
+    assert "models pull tiny" in msg
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EdgeRapError, match="HF_HUB_OFFLINE"):
+        pull("tiny", models, fake_registry(tmp_path, None), progress=False)
+    with pytest.raises(EdgeRapError, match="no VLM named 'nope'"):
+        pull("nope", models, fake_registry(tmp_path, None))
+
+
+def test_pull_verifies_files_put_in_place_by_hand(tmp_path):
+    models = tmp_path / "models"
+    folder = models / "vlm" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "tiny.gguf").write_bytes(b"weights")
+    (folder / "mmproj-tiny.gguf").write_bytes(b"projector")
+    with pytest.raises(EdgeRapError, match="does not match its sha256"):
+        pull("tiny", models, fake_registry(tmp_path, "0" * 64))
+    assert (folder / "tiny.gguf.rejected").exists() and not (folder / "tiny.gguf").exists()
+    (folder / "tiny.gguf").write_bytes(b"weights")
+    files = pull("tiny", models, fake_registry(tmp_path, hashlib.sha256(b"weights").hexdigest()))
+    assert files.model == folder / "tiny.gguf" and files.mmproj == folder / "mmproj-tiny.gguf"
+    manifest = json.loads((folder / "vlm.json").read_text())
+    assert manifest["files"]["model"]["verified"] is True
+    assert manifest["files"]["mmproj"]["sha256"] == hashlib.sha256(b"projector").hexdigest()
+    assert resolve(models, "tiny").model == files.model
+    rows = {r["name"]: r for r in list_vlms(models, fake_registry(tmp_path, None))}
+    assert rows["tiny"]["pulled"] is True
+
+
+def test_resolve_paths_and_unpulled_names(tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"x")
+    assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj is None
+    (tmp_path / "mmproj-m.gguf").write_bytes(b"x")
+    assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj == tmp_path / "mmproj-m.gguf"  # found beside it
+    assert resolve(tmp_path, "") is None
+    with pytest.raises(EdgeRapError, match="models pull smolvlm2-500m"):
+        resolve(tmp_path, "smolvlm2-500m")

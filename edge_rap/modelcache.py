@@ -129,7 +129,7 @@ class ModelCache:
                 known = ", ".join(self.names()) or "none"
                 raise EdgeRapError(
                     f"model {name_or_path!r} is not in the model cache {self.root} (have: {known}); "
-                    "export it with tools/export_clip.py or `edge-rap models prepare`"
+                    "export it with tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`"
                 )
         return Manifest.load(self.folder(name_or_path))
 

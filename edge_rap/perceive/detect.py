@@ -3,7 +3,8 @@
 `YoloOnnxDetector` runs a YOLO-style ONNX export a user brings (YOLO, YOLO-World): either three outputs
 (boxes x0,y0,x1,y1 in input pixels, scores, classes) or YOLOv8's single (1, 4 + classes, anchors) tensor of
 centre boxes and per-class scores. Frames are letterboxed to the model's square input and boxes mapped back;
-non-maximum suppression runs per label. Described by a manifest (role "detector") in the model cache:
+non-maximum suppression runs per label (open-vocabulary OWL-ViT/OWLv2 exports, format "owlvit", are run by
+perceive/owl.py behind the same interface). Described by a manifest (role "detector") in the model cache:
 {"input": {"size": 640}, "output": {"format": "boxes-scores-classes" | "yolov8"}, "labels": [...]}.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,14 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def install_model(staged: Path, target: Path) -> Path:
+    """Move a complete, staged export into the cache, replacing an older export of the same name."""
+    if target.exists():
+        shutil.rmtree(target)
+    staged.rename(target)
+    return target
 
 
 class ModelCache:

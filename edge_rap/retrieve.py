@@ -23,7 +23,7 @@ from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, refinements
 from edge_rap.perceive.views import query_views
-from edge_rap.types import Box, Concept, Hit, Image, Recognition, Region
+from edge_rap.types import Concept, Hit, Image, Recognition, Region
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edge_rap.config import Profile, Settings
@@ -30,8 +29,16 @@ def settings(tmp_path, model_cache, monkeypatch) -> Settings:
     return Settings(home=tmp_path / "home", memory=tmp_path / "memory", models=model_cache, profile=Profile())
 
 
-def write_image(path: Path, pixels: np.ndarray) -> Path:
-    from PIL import Image
+@pytest.fixture
+def run(settings, capsys):
+    """edge-rap ARGS --memory <tmp>: (exit status, stdout, stderr); a traceback fails the test."""
+    from edge_rap import cli
 
-    Image.fromarray(pixels).save(path)
-    return path
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return rc, out, err
+
+    return run

@@ -367,7 +367,6 @@ def test_failed_remember_leaves_no_stray_photo(memory, settings, embedder, tmp_p
 
 def test_database_full(memory, settings, embedder, tmp_path):
     """SQLite itself runs out of room (max_page_count caps the file, as a full disk would)."""
-    photo = scene_file(tmp_path / "photos", 2)
     pages = memory.store.db.execute("PRAGMA page_count").fetchone()[0]
     memory.store.db.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(EdgeRapError, match="disk is full") as e:

@@ -11,19 +11,6 @@ from scenes import noise, save, scene, scene_file
 from edge_rap import cli
 
 
-@pytest.fixture
-def run(settings, capsys):
-    """edge-rap ARGS --memory <tmp>: (exit status, stdout, stderr)."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err
-        return rc, out, err
-
-    return run
-
 
 @pytest.fixture
 def photos(tmp_path) -> Path:

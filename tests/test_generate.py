@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scenes import noise, save, scene
 
-from edge_rap import cli
 from edge_rap.config import load_profile
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.chat import GEMMA3_TEMPLATE, PLAIN_TEMPLATE, ChatTemplate
@@ -160,17 +159,6 @@ def test_answer_json_keys():
     assert {"answer", "concepts", "mode", "model", "ttft_s", "tokens_per_s"} <= set(out)
     assert out["concepts"] == [{"name": "bo", "score": 0.9, "box": [0, 0, 100, 100]}]
 
-
-@pytest.fixture
-def run(settings, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err
-        return rc, out, err
-
-    return run
 
 
 def test_ask_in_template_mode(run, tmp_path):

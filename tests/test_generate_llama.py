@@ -15,7 +15,6 @@ from scenes import save, scene
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
 
-from edge_rap import cli  # noqa: E402
 from edge_rap.errors import EdgeRapError  # noqa: E402
 from edge_rap.generate.prompt import PromptImage, Reference, Task, build_prompt, render  # noqa: E402
 from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
@@ -118,17 +117,6 @@ def test_prompt_must_fit_the_context(tiny):
             small.generate(prompt(small, many), max_tokens=4)
         assert small.generate(prompt(small, REFS[:1]), max_tokens=2).n_tokens >= 1  # still usable after
 
-
-@pytest.fixture
-def run(settings, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        rc = cli.main([*map(str, argv), "--memory", str(settings.memory)])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err
-        return rc, out, err
-
-    return run
 
 
 def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):

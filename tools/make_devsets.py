@@ -36,7 +36,6 @@ def build_group(data: Path, out: Path) -> int:
 
 
 def _synthetic_queries(photo: Image.Image, backgrounds: list[Image.Image], rng) -> list[Image.Image]:
-    import numpy as np
     from PIL import ImageEnhance, ImageFilter
 
     w, h = photo.size

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import Manifest, sha256_file, write_manifest
+from edge_rap.modelcache import Manifest, install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,6 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
 
                 manifest["calibration"] = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu")).to_json()
                 write_manifest(staged, manifest)
-            target = cache_root / folder_name
-            if target.exists():
-                shutil.rmtree(target)
-            staged.rename(target)
-            outputs.append(target)
+            outputs.append(install_model(staged, cache_root / folder_name))
     log.info("exported %s", json.dumps([str(o) for o in outputs]))
     return ClipExport(outputs[0], outputs[1])

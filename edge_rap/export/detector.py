@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import sha256_file, write_manifest
+from edge_rap.modelcache import install_model, sha256_file, write_manifest
+from edge_rap.perceive.owl import byte_chars
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +55,13 @@ def _needs(what: str):
 # --- a tiny random checkpoint, for tests and offline machines --------------------------------------------------
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible map from bytes to printable unicode characters."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
 def tiny_clip_vocabulary(corpus: str, merges: int = 64) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A CLIP-layout BPE vocabulary (bytes, bytes + '</w>', merges, then the two special tokens last: OWL pools
     the text at the highest token id, which must be end-of-text) with merges learned from a few words."""
-    chars = list(bytes_to_unicode().values())
+    chars = list(byte_chars().values())
     tokens = chars + [c + "</w>" for c in chars]
     words: dict[tuple[str, ...], int] = {}
-    byte_char = bytes_to_unicode()
+    byte_char = byte_chars()
     for word in corpus.lower().split():
         symbols = [byte_char[b] for b in word.encode("utf-8")]
         symbols[-1] += "</w>"
@@ -286,10 +274,6 @@ def export_detector(model: str, cache_root: Path, name: str | None = None, templ
                           + ("" if precision == "fp32" else ", dynamic int8 MatMul/Gemm weights"),
             }
             write_manifest(staged, manifest)
-            target = cache_root / folder_name
-            if target.exists():
-                shutil.rmtree(target)
-            staged.rename(target)
-            outputs.append(target)
+            outputs.append(install_model(staged, cache_root / folder_name))
     log.info("exported %s", json.dumps([str(o) for o in outputs]))
     return DetectorExport(outputs[0], outputs[1])

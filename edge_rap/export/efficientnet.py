@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import sha256_file, write_manifest
+from edge_rap.modelcache import install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,5 @@ def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
             calibration = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu"))
             manifest["calibration"] = calibration.to_json()
             write_manifest(staged, manifest)
-            if folder.exists():
-                shutil.rmtree(folder)
-            staged.rename(folder)
-            outputs.append(folder)
+            outputs.append(install_model(staged, folder))
     return outputs[0], outputs[1]

@@ -32,7 +32,8 @@ _WORDS = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.I
 
 
 @lru_cache(maxsize=1)
-def _byte_chars() -> dict[int, str]:
+def byte_chars() -> dict[int, str]:
+    """GPT-2/CLIP's reversible map from bytes to printable unicode characters."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -70,7 +71,7 @@ class ClipBpe:
     def _bpe(self, word: str) -> list[int]:
         if word in self._cache:
             return self._cache[word]
-        symbols = [_byte_chars()[b] for b in word.encode("utf-8")]
+        symbols = [byte_chars()[b] for b in word.encode("utf-8")]
         symbols[-1] += "</w>"
         while len(symbols) > 1:
             ranked = [(self.ranks.get(pair, len(self.ranks)), i) for i, pair in enumerate(zip(symbols, symbols[1:]))]

@@ -131,7 +131,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         truths = predictions = found = 0
         ious, located = [], 0
         for frame in progress(frames):
-            result = retriever.locate(Image(frame.pixels, "composite"))
+            result = retriever.recognize(Image(frame.pixels, "composite"))  # what `edge-rap recognize` answers
             truth = {p.name: p.box for p in frame.placed}
             truths += len(truth)
             predictions += len(result.hits)

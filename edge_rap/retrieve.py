@@ -9,7 +9,7 @@ An empty answer means "none of my concepts". Names mentioned in a question come 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -17,12 +17,13 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import Store
-from edge_rap.images import crop, decoded_size, scale_box
+from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_rectangles, refinements
-from edge_rap.perceive.views import query_views
+from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDE, Candidate, dense_candidates,
+                                       grown, unit_cells)
+from edge_rap.perceive.views import query_view_boxes, query_views
 from edge_rap.types import Concept, Hit, Image, Recognition, Region
 
 
@@ -34,7 +35,7 @@ class RetrievalPolicy:
     z: float = 4.0  # per-concept threshold = negative-bank mean + z * spread
     threshold: float | None = None  # the space's threshold; None = the embedder's calibrated one
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
-    max_candidates: int = 6  # concepts confirmed by crops per frame (the best by regional score)
+    max_candidates: int = 6  # concepts confirmed by crops per frame (the best by dense-matching score)
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
 
 #: Used only for a model exported without calibration (no sample photos were available).
@@ -77,6 +78,8 @@ class Retriever:
         self._calibration: dict[int, tuple[float, float]] = {}
         self._reference_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         self._references_generation = -2
+        self._cells: dict[int, np.ndarray] = {}
+        self._cells_generation = -2
         self._calibration_generation = -2
 
     def threshold(self, concept_id: int) -> float:
@@ -102,12 +105,21 @@ class Retriever:
         return ranked
 
     def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
-        """The concepts in an image. Without regions: the image as a whole (box = the whole image), whole +
-        crops against every concept. With a detector's regions: each region's crop, as RAP does, one concept
-        per region and one region per concept. Either way, people remembered by their face are found by it,
-        with the face's box."""
+        """The concepts in an image. Without regions: the whole image and its crops against every concept
+        decide, dense matching places (`locate`): a concept it places gets its own box (and one only it finds
+        is added), the others keep the whole image's box. With a detector's regions: each region's crop, as
+        RAP does, one concept per region and one region per concept. Either way, people remembered by their
+        face are found by it, with the face's box."""
         if regions is None:
             result = self.decide(image, self.score(self.embed_query(image)), question)
+            located = {h.concept.id: h for h in self.locate(image).hits}
+            # A located box replaces the whole image's unless it scores clearly worse than the whole-image
+            # views did (a concept that fills the photo: dense matching found only a part of it).
+            result.hits = [replace(h, box=located[h.concept.id].box)
+                           if h.concept.id in located and located[h.concept.id].score >= h.score - self.policy.margin
+                           else h for h in result.hits]
+            known = {h.concept.id for h in result.hits}
+            result.hits += [h for i, h in located.items() if i not in known]
         else:
             result = self.decide_regions(image, regions)
         by_face = self.face_hits(image)
@@ -170,38 +182,67 @@ class Retriever:
             self._references_generation = self.view.generation
         return self._reference_cache
 
-    def locate(self, image: Image, question: str = "") -> Recognition:
-        """Every remembered concept in the frame with its own box: regional matching, then crops confirm."""
+    def _reference_cells(self) -> dict[int, np.ndarray]:
+        """Each concept's reference feature-map cells (its photos and their mirror images), kept per generation."""
+        self.view.refresh()
+        if self._cells_generation != self.view.generation:
+            cells: dict[int, list[np.ndarray]] = {}
+            for view in self.store.views():
+                image = read_image_file(view.image_path).image
+                pixels = crop(image, view.box).pixels if view.box else image.pixels
+                for p in (pixels, np.ascontiguousarray(pixels[:, ::-1])):
+                    cells.setdefault(view.concept_id, []).append(
+                        unit_cells(self.embedder.feature_map(p, REFERENCE_LONG_SIDE)))
+            self._cells = {k: np.concatenate(v) for k, v in cells.items()}
+            self._cells_generation = self.view.generation
+        return self._cells
+
+    def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray,
+                 references: np.ndarray) -> list[Candidate]:
+        """A candidate whose region spread over most of the frame says little (its reference photo's own
+        background matched the frame's): it takes the query view (whole or a half-size crop) where the
+        concept scores best instead."""
+        full = image.size[0] * image.size[1]
+        vague = [c for c in candidates if c.box.width * c.box.height > 0.5 * full]
+        if not vague:
+            return candidates
+        views = query_view_boxes(image.size)
+        similarity = self.embedder.embed([crop(image, b).pixels for b in views]) @ references.T
+        sharpened = {c.concept_id: Candidate(c.concept_id, c.score, views[int(similarity[:, keys == c.concept_id]
+                                                                                .max(axis=1).argmax())])
+                     for c in vague}
+        return [sharpened.get(c.concept_id, c) for c in candidates]
+
+    def locate(self, image: Image) -> Recognition:
+        """Remembered concepts in the frame with their own boxes: dense local matching proposes a place per
+        concept, a crop of it confirms (the concept must clear its thresholds and be that crop's best).
+        Embedders without a feature map (CLIP) locate nothing."""
         keys, references = self._references()
-        if not len(keys):
+        if not len(keys) or not getattr(self.embedder, "has_feature_map", False):
             return Recognition(image.source, image.size, [], [])
-        if getattr(self.embedder, "has_feature_map", False):
-            features = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
-            candidates = best_rectangles(features, self.embedder.gem_p, keys, references, image.size)
-        else:  # an embedder without a feature map (CLIP): every concept starts from the whole frame
-            candidates = [Candidate(int(k), 0.0, image.full_box) for k in np.unique(keys)]
-        candidates = candidates[: self.policy.max_candidates]
+        frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
+        candidates = dense_candidates(frame, self._reference_cells(), image.size)[: self.policy.max_candidates]
         concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
+        candidates = self._sharpen(image, candidates, keys, references)
+        ids = np.unique(keys)
         scored = []
         for candidate in candidates:
             if candidate.concept_id not in concepts:
                 continue
-            boxes = refinements(candidate.box, image.size)
-            vectors = self.embedder.embed([crop(image, b).pixels for b in boxes])
-            own = references[keys == candidate.concept_id]
-            per_box = (vectors @ own.T).max(axis=1)
-            best = int(per_box.argmax())
+            boxes = [candidate.box, grown(candidate.box, 1.15, image.size)]
+            similarity = self.embedder.embed([crop(image, b).pixels for b in boxes]) @ references.T
+            per_concept = np.stack([similarity[:, keys == k].max(axis=1) for k in ids])  # concepts x boxes
+            row = int(np.flatnonzero(ids == candidate.concept_id)[0])
+            best = int(per_concept[row].argmax())
+            if per_concept[row, best] < per_concept[:, best].max():
+                continue  # another concept owns this place
             concept = concepts[candidate.concept_id]
-            scored.append(Hit(concept, float(per_box[best]), self.threshold(concept.id), boxes[best]))
+            scored.append(Hit(concept, float(per_concept[row, best]), self.threshold(concept.id), boxes[best]))
         scored.sort(key=lambda h: -h.score)
         hits: list[Hit] = []
         for hit in scored:  # one concept per place: a weaker concept on a kept one's place is dropped
             if hit.accepted and all(iou(hit.box, kept.box) <= self.policy.same_place_iou for kept in hits):
                 hits.append(hit)
-        if question:
-            named = {c.id for c in mentioned_names(question, [h.concept for h in scored])}
-            hits = [Hit(h.concept, h.score, h.threshold, h.box, h.concept.id in named) for h in hits]
-            hits.sort(key=lambda h: (not h.mentioned, -h.score))
         return Recognition(image.source, image.size, hits, scored)
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:

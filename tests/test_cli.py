@@ -74,17 +74,23 @@ def test_remember_list_recognize(run, photos, settings):
     assert out.splitlines()[1] == f"{unrelated}: none of my concepts"
 
 
-def test_recognize_box_of_a_large_photo_is_the_whole_image(run, photos):
-    # A photo larger than MAX_SIDE is decoded reduced; its box is still in the file's own pixels, exactly.
+def test_recognize_box_of_a_large_photo_is_in_the_files_pixels(run, photos):
+    # A photo larger than MAX_SIDE is decoded reduced; boxes are still in the file's own pixels, exactly.
     from PIL import Image
+
+    from edge_rap.images import read_image_file
+    from edge_rap.types import Box
 
     photos.mkdir()
     run("remember", "bo", scene_file(photos, 1))
     path = photos / "large.jpg"
     Image.fromarray(scene(1)).resize((4096, 3071)).save(path, quality=85)
+    assert read_image_file(path).image.full_box == Box(0, 0, 4096, 3071)
     (result,) = recognize_json(run, path)
     assert result["concepts"] and result["concepts"][0]["name"] == "bo"
-    assert result["concepts"][0]["box"] == [0, 0, 4096, 3071]
+    x0, y0, x1, y1 = result["concepts"][0]["box"]
+    assert 0 <= x0 < x1 <= 4096 and 0 <= y0 < y1 <= 3071
+    assert (x1 - x0) * (y1 - y0) >= 0.5 * 4096 * 3071  # the photo is the concept: its box is most of it
 
 
 def test_recognize_an_empty_memory(run, photos):

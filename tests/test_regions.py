@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_rap.composites import FRAME_SIZE, compose
-from edge_rap.perceive.embed import gem_pool, normalise
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import pooled_rectangles, refinements
+from edge_rap.perceive.regions import connected_region, dense_candidates, grown, unit_cells
 from edge_rap.types import Box
 
 
-def test_every_rectangle_is_pooled_exactly_as_its_own_crop_of_the_map():
+def test_dense_matching_places_a_concept_where_its_cells_are():
     rng = np.random.default_rng(0)
-    features = rng.uniform(0, 3, (16, 5, 7)).astype(np.float32)
-    vectors, rects = pooled_rectangles(features, 3.0)
-    assert len(rects) == len({tuple(r) for r in rects})
-    for i in rng.integers(0, len(rects), 25):
-        y0, x0, y1, x1 = rects[i]
-        expected = normalise(gem_pool(features[None, :, y0:y1, x0:x1], 3.0))[0]
-        assert np.allclose(vectors[i], expected, atol=1e-4)
-    assert (rects[:, 2] - rects[:, 0] >= 2).all() and (rects[:, 3] - rects[:, 1] >= 2).all()
+    frame = rng.uniform(0, 1, (32, 6, 8)).astype(np.float32)  # C x h x w
+    reference = rng.uniform(0, 1, (32, 3, 2)).astype(np.float32)
+    frame[:, 2:5, 5:7] = reference  # the concept fills cells rows 2-4, columns 5-6
+    other = rng.uniform(0, 1, (32, 2, 2)).astype(np.float32)
+    candidates = dense_candidates(frame, {7: unit_cells(reference), 9: unit_cells(other)}, (800, 600), drop=0.05)
+    assert candidates[0].concept_id == 7 and candidates[0].score == pytest.approx(1.0, abs=1e-5)
+    assert candidates[0].box == Box(500, 200, 700, 500)  # cells -> the image's pixels (100 px a cell)
+    assert candidates[1].concept_id == 9 and candidates[1].score < 1.0
 
 
-def test_refinements_stay_inside_the_frame_and_start_with_the_box():
-    box = Box(600, 400, 640, 480)
-    variants = refinements(box, (640, 480))
-    assert variants[0] == box and len(variants) > 3
-    assert all(0 <= b.x0 < b.x1 <= 640 and 0 <= b.y0 < b.y1 <= 480 for b in variants)
+def test_connected_region_follows_neighbours_only():
+    mask = np.array([[1, 1, 0, 1], [0, 1, 0, 1], [0, 1, 1, 0]], dtype=bool)
+    region = connected_region(mask, (0, 0))
+    assert region.sum() == 5 and not region[0, 3] and region[2, 2]
+
+
+def test_grown_boxes_stay_inside_the_image():
+    assert grown(Box(100, 100, 200, 300), 1.2, (640, 480)) == Box(90, 80, 210, 320)
+    assert grown(Box(0, 0, 640, 480), 1.5, (640, 480)) == Box(0, 0, 640, 480)
 
 
 def test_iou():

@@ -91,3 +91,19 @@ def test_reader_refuses_vectors_of_another_model(household):
     household.store.db.execute("UPDATE spaces SET fingerprint = 'f00d'")
     with pytest.raises(EdgeRapError, match="reindex"):
         Retriever(household.store, household.embedder)
+
+
+def test_locate_places_two_concepts_in_one_frame(household):
+    from PIL import Image as PILImage
+
+    from edge_rap.perceive.boxes import iou
+    from edge_rap.types import Box
+
+    boxes = {"coffee": Box(30, 220, 290, 393), "rocket": Box(340, 60, 610, 240)}  # each keeps its aspect
+    canvas = PILImage.fromarray(photo("grass")).resize((640, 480))
+    for name, b in boxes.items():
+        canvas.paste(PILImage.fromarray(photo(name)).resize((b.width, b.height)), (b.x0, b.y0))
+    result = Retriever(household.store, household.embedder).locate(_image(np.asarray(canvas)))
+    found = {h.concept.name: h.box for h in result.hits}
+    assert set(found) == {"coffee", "rocket"}
+    assert all(iou(found[n], boxes[n]) >= 0.5 for n in found), found

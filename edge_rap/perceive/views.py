@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_rap.types import Box
+
 
 def _colour(pixels: np.ndarray, gain: tuple[float, float, float], brightness: float) -> np.ndarray:
     out = pixels.astype(np.float32) * np.asarray(gain, np.float32) * brightness
@@ -26,12 +28,18 @@ def augmented_views(pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def query_views(pixels: np.ndarray, grid: int = 3, fraction: float = 0.5) -> list[np.ndarray]:
+def query_view_boxes(size: tuple[int, int], grid: int = 3, fraction: float = 0.5) -> list[Box]:
     """The whole image, then a grid x grid of overlapping crops, each `fraction` of the width and height."""
-    h, w = pixels.shape[:2]
-    ch, cw = max(4, int(h * fraction)), max(4, int(w * fraction))
-    views = [pixels]
+    w, h = size
+    cw, ch = max(4, int(w * fraction)), max(4, int(h * fraction))
+    boxes = [Box(0, 0, w, h)]
     for y in np.linspace(0, h - ch, grid).astype(int):
         for x in np.linspace(0, w - cw, grid).astype(int):
-            views.append(pixels[y : y + ch, x : x + cw])
-    return views
+            boxes.append(Box(int(x), int(y), int(x) + cw, int(y) + ch))
+    return boxes
+
+
+def query_views(pixels: np.ndarray, grid: int = 3, fraction: float = 0.5) -> list[np.ndarray]:
+    """The query's views: the pixels of each of query_view_boxes."""
+    h, w = pixels.shape[:2]
+    return [pixels[b.y0 : b.y1, b.x0 : b.x1] for b in query_view_boxes((w, h), grid, fraction)]

@@ -1,0 +1,81 @@
+"""Per-frame cost of `recognize` on a 640 x 480 frame, stage by stage (issue 3). Medians of repeated runs.
+
+  python tools/bench_frame.py [--concepts 30] [--repeat 15]
+
+The memory holds N concepts remembered from seeded generated images; the frame pastes four of them onto a
+generated background (the layout of `eval localize`). Stages: the whole image + 9 crops embedded, every
+concept scored, one feature pass at 448 px, dense matching, crop confirmation (the rest of `locate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 1)
+
+
+def main() -> None:
+    from PIL import Image as PILImage
+
+    from edge_rap.app import open_embedder, open_memory
+    from edge_rap.composites import compose
+    from edge_rap.config import load_settings
+    from edge_rap.perceive.regions import FEATURE_LONG_SIDE, dense_candidates
+    from edge_rap.retrieve import Retriever
+    from edge_rap.synth import synthetic_image
+    from edge_rap.types import Image
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concepts", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    settings = load_settings()
+    embedder = open_embedder(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = open_memory(settings, embedder, Path(tmp) / "mem")
+        photos = [synthetic_image(5000 + k, 320) for k in range(args.concepts)]
+        for k, pixels in enumerate(photos):
+            path = Path(tmp) / f"{k}.png"
+            PILImage.fromarray(pixels).save(path)
+            memory.remember(f"c{k}", [path])
+        frame = compose([(f"c{k}", photos[k]) for k in range(4)], synthetic_image(1, 640), np.random.default_rng(0))
+        image = Image(frame.pixels, "frame")
+        retriever = Retriever(memory.store, embedder)
+        retriever.recognize(image)  # warm: reference cells are computed once per memory generation
+        query = retriever.embed_query(image)
+        features = embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
+        cells = retriever._reference_cells()
+        report = {
+            "concepts": args.concepts,
+            "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image), args.repeat),
+            "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
+            "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),
+            "dense_matching_ms": median_ms(lambda: dense_candidates(features, cells, image.size), args.repeat),
+            "locate_total_ms": median_ms(lambda: retriever.locate(image), args.repeat),
+            "one_embedding_ms": median_ms(lambda: embedder.embed([image.pixels]), args.repeat),
+            "recognize_total_ms": median_ms(lambda: retriever.recognize(image), args.repeat),
+        }
+        report["confirm_crops_ms"] = round(report["locate_total_ms"] - report["feature_pass_ms"]
+                                           - report["dense_matching_ms"], 1)
+        report["locate_over_one_embedding"] = round(report["locate_total_ms"] / report["one_embedding_ms"], 1)
+        memory.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

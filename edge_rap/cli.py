@@ -92,7 +92,7 @@ def cmd_concepts(args) -> int:
 
 def cmd_recognize(args) -> int:
     from edge_rap.app import open_detector, open_retriever
-    from edge_rap.draw import draw_recognition
+    from edge_rap.draw import draw_recognition, drawing_paths
     from edge_rap.images import read_image_file
 
     settings = _settings(args)
@@ -101,7 +101,8 @@ def cmd_recognize(args) -> int:
     detector = open_detector(settings, args.detector) if args.detector else None
     vocabulary = sorted({c.category for c in memory.concepts() if c.category}) or None
     failures = 0
-    for path in args.images:
+    drawings = drawing_paths(args.images, Path(args.draw)) if args.draw else []
+    for k, path in enumerate(args.images):
         try:
             image = read_image_file(path).image
         except EdgeRapError as e:
@@ -113,7 +114,7 @@ def cmd_recognize(args) -> int:
         regions = detector.detect(image, vocabulary) if detector else None
         result = retriever.recognize(image, regions=regions)
         if args.draw:
-            draw_recognition(image, result, Path(args.draw))
+            draw_recognition(image, result, drawings[k])
         if args.json:
             print(json.dumps(result.to_json()), flush=True)
         elif result.hits:

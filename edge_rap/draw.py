@@ -12,8 +12,21 @@ from edge_rap.types import Image, Recognition
 COLOURS = [(230, 57, 70), (42, 157, 143), (233, 196, 106), (69, 123, 157), (244, 162, 97), (131, 56, 236)]
 
 
-def draw_recognition(image: Image, result: Recognition, out_dir: Path) -> Path:
-    """Write out_dir/<image stem>.jpg with the hits' boxes (in the file's pixels) and names."""
+def drawing_paths(sources: list[str], out_dir: Path) -> list[Path]:
+    """out_dir/<stem>.jpg for each input, numbered where two inputs share a name (a/frame.png, b/frame.png)."""
+    paths, taken = [], set()
+    for source in sources:
+        stem, k = Path(source).stem, 1
+        name = stem
+        while name in taken:
+            name, k = f"{stem}-{k}", k + 1
+        taken.add(name)
+        paths.append(out_dir / f"{name}.jpg")
+    return paths
+
+
+def draw_recognition(image: Image, result: Recognition, out: Path) -> Path:
+    """Write `out` (a JPEG): the image with the hits' boxes (in the file's pixels) and names."""
     from PIL import Image as PILImage
     from PIL import ImageDraw
 
@@ -29,10 +42,9 @@ def draw_recognition(image: Image, result: Recognition, out_dir: Path) -> Path:
         x, y = b.x0 * sx + width, max(0, b.y0 * sy - 14)
         pen.rectangle(pen.textbbox((x, y), label), fill=colour)
         pen.text((x, y), label, fill=(0, 0, 0))
-    out = out_dir / (Path(image.source).stem + ".jpg")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         canvas.save(out, quality=90)
     except OSError as e:
-        raise EdgeRapError(f"{out_dir}: cannot write the drawing ({e.strerror})") from None
+        raise EdgeRapError(f"{out.parent}: cannot write the drawing ({e.strerror})") from None
     return out

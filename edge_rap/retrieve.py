@@ -8,6 +8,7 @@ An empty answer means "none of my concepts". Names mentioned in a question come 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -25,6 +26,9 @@ from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDE, C
                                        grown, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
 from edge_rap.types import Concept, Hit, Image, Recognition, Region
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,9 @@ class Retriever:
         models = self._faces()
         if models is None:
             return []
+        row = self.store.space(FACE_SPACE)
+        if row is not None and row[1] != models.space.fingerprint:
+            raise EdgeRapError("the memory's face vectors were made by another face model; run `edge-rap reindex`")
         faces, vectors = models.faces(image.pixels)
         pairs = []
         for face, vector in zip(faces, vectors):
@@ -183,12 +190,20 @@ class Retriever:
         return self._reference_cache
 
     def _reference_cells(self) -> dict[int, np.ndarray]:
-        """Each concept's reference feature-map cells (its photos and their mirror images), kept per generation."""
-        self.view.refresh()
+        """Each concept's reference feature-map cells (its photos and their mirror images), kept per generation;
+        only concepts with vectors in this embedder's space (others were remembered with another model)."""
+        keys, _ = self._references()
         if self._cells_generation != self.view.generation:
             cells: dict[int, list[np.ndarray]] = {}
+            in_space = set(keys.tolist())
             for view in self.store.views():
-                image = read_image_file(view.image_path).image
+                if view.concept_id not in in_space:
+                    continue
+                try:
+                    image = read_image_file(view.image_path).image
+                except EdgeRapError as e:  # a stored photo gone missing: that view cannot be placed
+                    log.warning("reference photo unreadable, not used for placing: %s", e)
+                    continue
                 pixels = crop(image, view.box).pixels if view.box else image.pixels
                 for p in (pixels, np.ascontiguousarray(pixels[:, ::-1])):
                     cells.setdefault(view.concept_id, []).append(
@@ -218,7 +233,8 @@ class Retriever:
         concept, a crop of it confirms (the concept must clear its thresholds and be that crop's best).
         Embedders without a feature map (CLIP) locate nothing."""
         keys, references = self._references()
-        if not len(keys) or not getattr(self.embedder, "has_feature_map", False):
+        tiny = min(image.pixels.shape[:2]) < 32
+        if not len(keys) or tiny or not getattr(self.embedder, "has_feature_map", False):
             return Recognition(image.source, image.size, [], [])
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size)[: self.policy.max_candidates]

@@ -129,3 +129,10 @@ def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, set
     assert drawn.shape == (480, 640, 3)
     edge = drawn[MUG.y0 + 20 : MUG.y1 - 20, MUG.x0]  # the box's left edge is drawn in a strong colour
     assert (np.abs(edge.astype(int) - [230, 57, 70]).sum(axis=1) < 90).mean() > 0.8
+
+
+def test_drawings_of_inputs_with_one_name_do_not_overwrite_each_other(tmp_path):
+    from edge_rap.draw import drawing_paths
+
+    paths = drawing_paths(["a/frame.png", "b/frame.png", "c/frame.jpg", "other.png"], tmp_path)
+    assert [p.name for p in paths] == ["frame.jpg", "frame-1.jpg", "frame-2.jpg", "other.jpg"]

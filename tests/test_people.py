@@ -88,3 +88,28 @@ def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
     assert main(["recognize", str(frame), "--json", "--memory", mem]) == 0
     (hit,) = json.loads(capsys.readouterr().out)["concepts"]
     assert hit["name"] == "grace" and hit["box"][2] <= 640 * 0.6  # the face, on the left, not the whole frame
+
+
+def test_which_face_lists_boxes_in_the_files_pixels_for_a_reduced_photo(people, tmp_path):
+    big = np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((2000, 2000))) for n in ("astronaut", "grace_hopper")],
+                         axis=1)  # 4000 x 2000: decoded at 2048 x 1024
+    path = save_photo(tmp_path, "astronaut", big, "big.jpg")
+    with pytest.raises(EdgeRapError, match="which face") as e:
+        people.remember("someone", [path], "", "person")
+    listed = [[int(v) for v in b.split(",")] for b in str(e.value).split("(")[1].split(")")[0].split("; ")]
+    assert min(b[0] for b in listed) < 2000 <= max(b[0] for b in listed)  # one face on each half of the file
+    right = next(b for b in listed if b[0] >= 2000)
+    chosen = people.remember("grace2", [path], "", "person", box=Box(*right))  # the listed box selects it
+    (face,) = people.store.views(chosen.id, kind="face")
+    assert face.box.x0 >= 2000
+
+
+def test_a_category_change_adds_or_removes_the_face(people, settings):
+    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    people.edit("grace", category="painting")
+    assert people.store.views(people.get("grace").id, kind="face") == []
+    by_face = open_retriever(people, settings).face_hits(frame)
+    assert [h.concept.name for h in by_face] == ["eileen"]
+    people.edit("grace", category="person")
+    (face,) = people.store.views(people.get("grace").id, kind="face")
+    assert {h.concept.name for h in open_retriever(people, settings).face_hits(frame)} == {"eileen", "grace"}

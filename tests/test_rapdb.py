@@ -153,3 +153,27 @@ def test_import_with_bad_names_reports_them_and_imports_the_rest(memory, tmp_pat
     assert report.imported == ["good"]
     assert set(report.failed) == {"a/b", ""}
     assert [c.name for c in memory.concepts()] == ["good"]
+
+
+def test_a_remembered_region_survives_export_and_import(tmp_path, settings, embedder):
+    from edge_rap.memory.rapdb import export_rap, import_rap
+    from edge_rap.types import Box
+
+    memory = open_memory(settings, embedder, tmp_path / "a")
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "our dog", "dog", Box(10, 20, 200, 180))
+    out = export_rap(memory, tmp_path / "exported")
+    fresh = open_memory(settings, embedder, tmp_path / "b")
+    assert import_rap(fresh, out).imported == ["bo"]
+    assert [v.box for v in fresh.store.views(fresh.get("bo").id)] == [Box(10, 20, 200, 180)]
+
+
+def test_an_image_field_that_is_not_a_path_is_a_clear_error(tmp_path):
+    import json
+
+    from edge_rap.memory.rapdb import read_rap_database
+
+    db = tmp_path / "database.json"
+    db.write_text(json.dumps({"concept_dict": {"<ghost>": {"name": "ghost", "image": None, "info": ""},
+                                               "<odd>": {"name": "odd", "image": 3, "info": ""}}}))
+    with pytest.raises(EdgeRapError, match="'<odd>' has a image that is not a path"):
+        read_rap_database(db)

@@ -107,3 +107,26 @@ def test_locate_places_two_concepts_in_one_frame(household):
     found = {h.concept.name: h.box for h in result.hits}
     assert set(found) == {"coffee", "rocket"}
     assert all(iou(found[n], boxes[n]) >= 0.5 for n in found), found
+
+
+def test_concepts_of_another_embedder_in_the_same_memory_are_left_alone(household, model_cache, tmp_path):
+    from edge_rap.modelcache import ModelCache
+    from edge_rap.negatives import NegativeBank
+    from edge_rap.memory.memory import Memory
+    from edge_rap.perceive.embed import OnnxImageEmbedder
+
+    fp32 = OnnxImageEmbedder(ModelCache(model_cache).manifest("efficientnet-lite0-fp32"), "cpu")
+    other = Memory(household.root, fp32, NegativeBank(fp32, tmp_path / "neg"))
+    other.remember("grace", [save_photo(tmp_path, "grace_hopper")], "only in the fp32 space")
+    result = Retriever(household.store, household.embedder).recognize(_image(photo("grace_hopper")))
+    assert "grace" not in [h.concept.name for h in result.hits + result.candidates]
+
+
+def test_forget_leaves_no_index_file_holding_the_forgotten_vectors(household):
+    from usearch.index import Index
+
+    coffee_id = household.get("coffee").id
+    household.forget("coffee")
+    files = list((household.root / "index").iterdir())
+    assert len(files) == 1  # the superseded index (which held coffee's vectors) is gone
+    assert coffee_id not in {int(k) for k in Index.restore(str(files[0])).keys}

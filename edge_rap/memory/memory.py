@@ -11,21 +11,27 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import crop, decode_image, decoded_size, read_image_file, scale_box
+from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.store import Store, validate_name
 from edge_rap.negatives import NegativeBank
 from edge_rap.images import ImageFile
-from edge_rap.perceive.embed import ImageEmbedder
-from edge_rap.perceive.faces import FaceModels
+from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
+from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.views import augmented_views
-from edge_rap.types import Box, Concept
+from edge_rap.types import Box, Concept, Image
 
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 2000
 #: Categories whose concepts are people: remembering one registers the face of its photo.
 PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
+
+
+def _relative(image_path: str) -> str:
+    """A stored photo's path relative to images/ (its two-character folder and file name)."""
+    path = Path(image_path)
+    return f"{path.parent.name}/{path.name}"
 
 
 def is_person(category: str) -> bool:
@@ -103,21 +109,19 @@ class Memory:
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors)
         if person and self.faces is not None:
-            prepared = self._with_face(prepared)
+            face, vectors = self._face(file.image, box)
+            prepared = replace(prepared, face=face, face_vectors=vectors)
         return prepared
 
-    def _with_face(self, prepared: PreparedView) -> PreparedView:
-        """Register the one face of a person's photo (or the one inside --box): both it and its mirror image."""
-        image = prepared.file.image
+    def _face(self, image: Image, box: Box | None) -> tuple[Box, np.ndarray]:
+        """The one face of a person's photo (or the one inside `box`): its box in the file's pixels, and the
+        vectors of it and of its mirror image."""
         decoded = decoded_size(image)
-        inside = scale_box(prepared.box, image.size, decoded) if prepared.box else None
-        face, vector = self.faces.one_face(image.pixels, image.source, inside)
-        mirrored_pixels = np.ascontiguousarray(image.pixels[:, ::-1])
+        face, vector = self.faces.one_face(image.pixels, image.source, box, image.size)
         w = decoded[0]
         mirrored = Box(w - face.box.x1, face.box.y0, w - face.box.x0, face.box.y1)
-        mirror_vector = self.faces.embedder.embed(mirrored_pixels, [mirrored])[0]
-        return replace(prepared, face=scale_box(face.box, decoded, image.size),
-                       face_vectors=np.stack([vector, mirror_vector]))
+        mirror_vector = self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]
+        return scale_box(face.box, decoded, image.size), np.stack([vector, mirror_vector])
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
                  box: Box | None = None) -> Concept:
@@ -184,7 +188,12 @@ class Memory:
         self.writer.write(db, space, added=(keys, np.concatenate([p.vectors for p in prepared])))
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
+        """Change the description or category. A concept that becomes a person has the faces of its photos
+        registered; one that stops being a person loses its face views."""
         concept = self.store.get(name)
+        becomes_person = category is not None and is_person(category) and not is_person(concept.category)
+        stops_being_person = category is not None and is_person(concept.category) and not is_person(category)
+        faces = self._faces_of(concept) if becomes_person and self.faces is not None else []
         with self.store.transaction() as db:
             if description is not None:
                 db.execute("UPDATE concepts SET description = ?, updated = strftime('%s','now') WHERE id = ?",
@@ -192,7 +201,23 @@ class Memory:
             if category is not None:
                 db.execute("UPDATE concepts SET category = ?, updated = strftime('%s','now') WHERE id = ?",
                            (_clean_text(category, "category", 64), concept.id))
+            if stops_being_person and self.store.space(FACE_SPACE, db):
+                db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))
+                self.writer.write(db, FACE_SPACE)
+            if faces:
+                self.writer.ensure_space(db, self.faces.space)
+                for view, face, vectors in faces:
+                    face_view = self.store.insert_view(db, concept.id, view.image_sha256,
+                                                       _relative(view.image_path), face, kind="face")
+                    self.store.insert_vectors(db, face_view, self.faces.space.name, ["face", "face-mirror"], vectors)
+                vectors = np.concatenate([v for _, _, v in faces])
+                self.writer.write(db, FACE_SPACE, added=(np.full(len(vectors), concept.id, np.int64), vectors))
         return self.store.get(concept.name)
+
+    def _faces_of(self, concept: Concept) -> list[tuple]:
+        """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos."""
+        return [(view, *self._face(read_image_file(view.image_path).image, view.box))
+                for view in self.store.views(concept.id)]
 
     def rename(self, old: str, new: str) -> Concept:
         concept = self.store.get(old)
@@ -211,38 +236,54 @@ class Memory:
             db.execute("DELETE FROM concepts WHERE id = ?", (concept.id,))
             for space in self.store.space_names():
                 self.writer.write(db, space)
-        with self.store.transaction() as db:  # its photos go once nothing refers to them any more
+        with self.store.transaction() as db:  # its photos and the superseded index files (its vectors) go too
+            self.writer.collect_garbage(db)
             self.store.collect_images(db)
         return concept
 
     def reindex(self, progress=None) -> int:
-        """Re-embed every stored reference photo with the current embedder into its own space."""
+        """Re-embed every stored reference photo with the current embedder into its own space, and every
+        person's face with the current face model where it is installed."""
         embedder = self._need_embedder()
-        space = embedder.space
         views = self.store.views()
         prepared = []
         for view in (progress(views) if progress else views):
-            image = decode_image(Path(view.image_path).read_bytes(), view.image_path)
-            if view.box:
-                image = crop(image, view.box)
-            pixels = augmented_views(image.pixels)
-            prepared.append((view, [n for n, _ in pixels], embedder.embed([p for _, p in pixels])))
+            image = read_image_file(view.image_path).image
+            pixels = augmented_views(crop(image, view.box).pixels if view.box else image.pixels)
+            prepared.append((view.id, [n for n, _ in pixels], embedder.embed([p for _, p in pixels])))
+        faces = self.store.views(kind="face")
+        face_rows = []
+        if faces and self.faces is not None:
+            for view in faces:
+                image = read_image_file(view.image_path).image
+                box = scale_box(view.box, image.size, decoded_size(image))
+                w = decoded_size(image)[0]
+                mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
+                vectors = np.stack([self.faces.embedder.embed(image.pixels, [box])[0],
+                                    self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]])
+                face_rows.append((view.id, ["face", "face-mirror"], vectors))
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
-            existing = self.store.space(space.name, db)
-            if existing and (existing[1], existing[2]) != (space.fingerprint, space.dim):
-                db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
-                db.execute("DELETE FROM calibration WHERE space = ?", (space.name,))
-                db.execute("UPDATE spaces SET model = ?, fingerprint = ?, dim = ? WHERE name = ?",
-                           (space.model, space.fingerprint, space.dim, space.name))
-            self.writer.ensure_space(db, space)
+            self._replace_space(db, embedder.space, prepared)
+            if face_rows:
+                self._replace_space(db, self.faces.space, face_rows)
+        return len(prepared) + len(face_rows)
+
+    def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]]) -> None:
+        """All of a space's vectors replaced by `rows` (view id, augment names, vectors), made by `space`'s model."""
+        existing = self.store.space(space.name, db)
+        if existing and (existing[1], existing[2]) != (space.fingerprint, space.dim):
             db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
-            for view, augments, vectors in prepared:
-                self.store.insert_vectors(db, view.id, space.name, augments, vectors)
-            if self.negatives:
-                for concept in self.store.concepts():
-                    vecs = self.store.concept_vectors_tx(db, concept.id, space.name)
-                    if len(vecs):
-                        self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
-            self.writer.write(db, space.name)
-        return len(prepared)
+            db.execute("DELETE FROM calibration WHERE space = ?", (space.name,))
+            db.execute("UPDATE spaces SET model = ?, fingerprint = ?, dim = ? WHERE name = ?",
+                       (space.model, space.fingerprint, space.dim, space.name))
+        self.writer.ensure_space(db, space)
+        db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
+        for view_id, augments, vectors in rows:
+            self.store.insert_vectors(db, view_id, space.name, augments, vectors)
+        if self.negatives and space == self._need_embedder().space:
+            for concept in self.store.concepts():
+                vecs = self.store.concept_vectors_tx(db, concept.id, space.name)
+                if len(vecs):
+                    self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
+        self.writer.write(db, space.name)

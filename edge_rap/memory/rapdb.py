@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
+from edge_rap.types import Box
 
 
 @dataclass
@@ -30,6 +31,18 @@ class RapEntry:
     images: list[Path]
     description: str
     category: str
+    box: Box | None = None  # edge_rap's extension: the region of the photos that was remembered
+
+
+def _paths(value, key: str, field_name: str, path: Path) -> list[str]:
+    """A RAP image field: one path, a list of paths, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise EdgeRapError(f"{path}: entry {key!r} has a {field_name} that is not a path or a list of paths")
 
 
 def read_rap_database(path: Path) -> list[RapEntry]:
@@ -47,13 +60,13 @@ def read_rap_database(path: Path) -> list[RapEntry]:
     for key, value in concepts.items():
         if not isinstance(value, dict):
             raise EdgeRapError(f"{path}: entry {key!r} is not an object")
-        images = value.get("image", [])
-        images = [images] if isinstance(images, str) else list(images)
-        images += list(value.get("extra_images", []))
+        images = [*_paths(value.get("image"), key, "image", path),
+                  *_paths(value.get("extra_images"), key, "extra_images", path)]
         name = key.strip()
         name = name[1:-1] if name.startswith("<") and name.endswith(">") else name
-        entries.append(RapEntry(name, [path.parent / str(i) for i in images], str(value.get("info", "")),
-                                str(value.get("category", ""))))
+        box = value.get("box")
+        entries.append(RapEntry(name, [path.parent / i for i in images if i], str(value.get("info", "")),
+                                str(value.get("category", "")), Box.parse(",".join(map(str, box))) if box else None))
     return entries
 
 
@@ -70,7 +83,7 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
             report.missing.append(entry.name)
             continue
         try:
-            memory.remember(entry.name, present, entry.description, entry.category)
+            memory.remember(entry.name, present, entry.description, entry.category, entry.box)
             report.imported.append(entry.name)
         except EdgeRapError as e:
             report.failed[entry.name] = str(e)
@@ -96,6 +109,9 @@ def export_rap(memory: Memory, folder: Path) -> Path:
             key = f"<{concept.name}>"
             entry = {"name": concept.name, "image": files[0] if files else "", "info": concept.description,
                      "category": concept.category}
+            boxes = {v.box for v in memory.store.views(concept.id)}
+            if len(boxes) == 1 and None not in boxes:  # the remembered region (--box), which RAP's own format lacks
+                entry["box"] = next(iter(boxes)).as_list()
             if len(files) > 1:
                 entry["extra_images"] = files[1:]
             concept_dict[key] = entry

@@ -321,16 +321,26 @@ class FaceModels:
         faces = self.detector.detect(pixels)
         return faces, self.embedder.embed(pixels, faces)
 
-    def one_face(self, pixels: np.ndarray, source: str = "image", box: Box | None = None) -> tuple[Face, np.ndarray]:
-        """The single face of a reference photo (or the one inside `box`); several or none is the user's to resolve."""
+    def one_face(self, pixels: np.ndarray, source: str = "image", box: Box | None = None,
+                 size: tuple[int, int] | None = None) -> tuple[Face, np.ndarray]:
+        """The single face of a reference photo (or the one inside `box`); several or none is the user's to resolve.
+        `box` and the boxes in messages are in the file's pixels, `size` (width, height), where `pixels` were
+        decoded reduced; the returned face is in the pixels given."""
+        h, w = pixels.shape[:2]
+        file_w, file_h = size or (w, h)
+
+        def to_file(b: Box) -> Box:
+            return Box(int(b.x0 * file_w / w), int(b.y0 * file_h / h), int(round(b.x1 * file_w / w)),
+                       int(round(b.y1 * file_h / h)))
+
         faces = self.detector.detect(pixels)
         if box is not None:
-            faces = [f for f in faces if _inside(f.box, box)]
+            faces = [f for f in faces if _inside(to_file(f.box), box)]
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
             raise EdgeRapError(f"{source}: no face found{where}")
         if len(faces) > 1:
-            listed = "; ".join(",".join(map(str, f.box.as_list())) for f in faces[:6])
+            listed = "; ".join(",".join(map(str, to_file(f.box).as_list())) for f in faces[:6])
             raise EdgeRapError(f"{source}: {len(faces)} faces found ({listed}); which face? use --box x0,y0,x1,y1")
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 

@@ -95,7 +95,8 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
             path = photos / f"frame{k}.jpg"
             PILImage.fromarray(pixels).save(path, quality=90)
             result = retriever.recognize(read_image_file(path).image)
-            scores = ", ".join(f"{h.concept.name} {h.score:.2f}" for h in result.hits) or "-"
+            scores = ", ".join(f"{h.concept.name} {h.score:.2f} at {','.join(map(str, h.box.as_list()))}"
+                               for h in result.hits) or "-"
             print(f"frame {k} ({caption}) [{scores}]\n  [template] {narrate(result)}")
         mem.close()
     print(f"\ndone in {time.perf_counter() - started:.1f} s")

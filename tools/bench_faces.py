@@ -14,10 +14,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 
 import numpy as np
+from timing import median_ms
 
 
 def frame_640x480(path: str | None) -> np.ndarray:
@@ -31,15 +31,6 @@ def frame_640x480(path: str | None) -> np.ndarray:
         image = Image.fromarray(data.astronaut())
     return np.asarray(image.resize((640, 480), Image.BILINEAR))
 
-
-def median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def bench_default(frame: np.ndarray, runs: int, min_faces: list[int]) -> list[dict]:

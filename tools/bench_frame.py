@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_ms
 
-
-def median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(1000 * statistics.median(times), 1)
 
 
 def main() -> None:
@@ -70,6 +60,7 @@ def main() -> None:
             "one_embedding_ms": median_ms(lambda: embedder.embed([image.pixels]), args.repeat),
             "recognize_total_ms": median_ms(lambda: retriever.recognize(image), args.repeat),
         }
+        report = {k: round(v, 1) if isinstance(v, float) else v for k, v in report.items()}
         report["confirm_crops_ms"] = round(report["locate_total_ms"] - report["feature_pass_ms"]
                                            - report["dense_matching_ms"], 1)
         report["locate_over_one_embedding"] = round(report["locate_total_ms"] / report["one_embedding_ms"], 1)

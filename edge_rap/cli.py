@@ -20,6 +20,13 @@ def _progress(label: str):
     return wrap
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _settings(args):
     from edge_rap.config import load_settings
 
@@ -268,7 +275,8 @@ def cmd_eval(args) -> int:
     settings = _settings(args)
     memory = Path(args.memory) if args.memory else None
     if args.kind == "localize":
-        report = evaluate_localize(settings, Path(args.dataset), memory=memory, progress=_progress("eval"))
+        report = evaluate_localize(settings, Path(args.dataset), per_frame=args.per_frame, seed=args.seed, memory=memory,
+                                   progress=_progress("eval"))
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
     report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
@@ -349,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
+    p.add_argument("--per-frame", type=_positive_int, default=4, metavar="N", help="localize: concepts per composite")
+    p.add_argument("--seed", type=int, default=0, help="localize: the composites' seed")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
     return parser

@@ -140,7 +140,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
                     found += 1
                     overlap = iou(hit.box, truth[hit.concept.name])
                     ious.append(overlap)
-                    located += overlap >= 0.5
+                    located += int(overlap >= 0.5)
         mem.close()
     return {
         "embedder": embedder.space.model,

@@ -22,10 +22,10 @@ from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDE, Candidate, dense_candidates,
-                                       grown, unit_cells)
+from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDE, Candidate, ReferenceCells,
+                                       dense_candidates, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
-from edge_rap.types import Concept, Hit, Image, Recognition, Region
+from edge_rap.types import Box, Concept, Hit, Image, Recognition, Region
 
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Retriever:
         self._calibration: dict[int, tuple[float, float]] = {}
         self._reference_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         self._references_generation = -2
-        self._cells: dict[int, np.ndarray] = {}
+        self._cells = ReferenceCells.stack({})
         self._cells_generation = -2
         self._calibration_generation = -2
 
@@ -189,7 +189,7 @@ class Retriever:
             self._references_generation = self.view.generation
         return self._reference_cache
 
-    def _reference_cells(self) -> dict[int, np.ndarray]:
+    def _reference_cells(self) -> ReferenceCells:
         """Each concept's reference feature-map cells (its photos and their mirror images), kept per generation;
         only concepts with vectors in this embedder's space (others were remembered with another model)."""
         keys, _ = self._references()
@@ -208,7 +208,7 @@ class Retriever:
                 for p in (pixels, np.ascontiguousarray(pixels[:, ::-1])):
                     cells.setdefault(view.concept_id, []).append(
                         unit_cells(self.embedder.feature_map(p, REFERENCE_LONG_SIDE)))
-            self._cells = {k: np.concatenate(v) for k, v in cells.items()}
+            self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in cells.items()})
             self._cells_generation = self.view.generation
         return self._cells
 
@@ -218,13 +218,13 @@ class Retriever:
         background matched the frame's): it takes the query view (whole or a half-size crop) where the
         concept scores best instead."""
         full = image.size[0] * image.size[1]
-        vague = [c for c in candidates if c.box.width * c.box.height > 0.5 * full]
+        vague = [c for c in candidates if c.boxes[0].width * c.boxes[0].height > 0.5 * full]
         if not vague:
             return candidates
         views = query_view_boxes(image.size)
         similarity = self.embedder.embed([crop(image, b).pixels for b in views]) @ references.T
-        sharpened = {c.concept_id: Candidate(c.concept_id, c.score, views[int(similarity[:, keys == c.concept_id]
-                                                                                .max(axis=1).argmax())])
+        sharpened = {c.concept_id: Candidate(c.concept_id, c.score, (views[int(similarity[:, keys == c.concept_id]
+                                                                                 .max(axis=1).argmax())],))
                      for c in vague}
         return [sharpened.get(c.concept_id, c) for c in candidates]
 
@@ -237,23 +237,24 @@ class Retriever:
         if not len(keys) or tiny or not getattr(self.embedder, "has_feature_map", False):
             return Recognition(image.source, image.size, [], [])
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
-        candidates = dense_candidates(frame, self._reference_cells(), image.size)[: self.policy.max_candidates]
+        candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
         concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
         candidates = self._sharpen(image, candidates, keys, references)
+        candidates = [c for c in candidates if c.concept_id in concepts]
         ids = np.unique(keys)
+        boxes = [(candidate, box) for candidate in candidates for box in candidate.boxes]
+        similarity = self.embedder.embed([crop(image, box).pixels for _, box in boxes]) @ references.T
+        per_concept = np.stack([similarity[:, keys == k].max(axis=1) for k in ids], axis=1)  # crops x concepts
+        best: dict[int, tuple[float, Box, np.ndarray]] = {}  # each candidate's box where it scores best
+        for (candidate, box), scores in zip(boxes, per_concept):
+            own = float(scores[ids == candidate.concept_id][0])
+            if candidate.concept_id not in best or own > best[candidate.concept_id][0]:
+                best[candidate.concept_id] = (own, box, scores)
         scored = []
-        for candidate in candidates:
-            if candidate.concept_id not in concepts:
-                continue
-            boxes = [candidate.box, grown(candidate.box, 1.15, image.size)]
-            similarity = self.embedder.embed([crop(image, b).pixels for b in boxes]) @ references.T
-            per_concept = np.stack([similarity[:, keys == k].max(axis=1) for k in ids])  # concepts x boxes
-            row = int(np.flatnonzero(ids == candidate.concept_id)[0])
-            best = int(per_concept[row].argmax())
-            if per_concept[row, best] < per_concept[:, best].max():
+        for concept_id, (own, box, scores) in best.items():
+            if own < scores.max():
                 continue  # another concept owns this place
-            concept = concepts[candidate.concept_id]
-            scored.append(Hit(concept, float(per_concept[row, best]), self.threshold(concept.id), boxes[best]))
+            scored.append(Hit(concepts[concept_id], own, self.threshold(concept_id), box))
         scored.sort(key=lambda h: -h.score)
         hits: list[Hit] = []
         for hit in scored:  # one concept per place: a weaker concept on a kept one's place is dropped

@@ -87,3 +87,11 @@ def test_eval_localize_reports_on_seeded_composites(dataset, settings, capsys):
     for key in ("recall", "precision", "mean_iou"):
         assert 0.0 <= first[key] <= 1.0
     assert first["recall"] > 0  # a pasted view of a remembered photo is found at least sometimes
+
+
+def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settings, capsys):
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--per-frame", "2", "--seed", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["per_frame"] == 2 and report["seed"] == 5 and report["frames"] >= 5
+    with pytest.raises(SystemExit):
+        main(["eval", "localize", "--dataset", str(dataset), "--per-frame", "0"])

@@ -7,7 +7,7 @@ import pytest
 
 from edge_rap.composites import FRAME_SIZE, compose
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import connected_region, dense_candidates, grown, unit_cells
+from edge_rap.perceive.regions import ReferenceCells, connected_region, dense_candidates, unit_cells
 from edge_rap.types import Box
 
 
@@ -17,21 +17,24 @@ def test_dense_matching_places_a_concept_where_its_cells_are():
     reference = rng.uniform(0, 1, (32, 3, 2)).astype(np.float32)
     frame[:, 2:5, 5:7] = reference  # the concept fills cells rows 2-4, columns 5-6
     other = rng.uniform(0, 1, (32, 2, 2)).astype(np.float32)
-    candidates = dense_candidates(frame, {7: unit_cells(reference), 9: unit_cells(other)}, (800, 600), drop=0.05)
-    assert candidates[0].concept_id == 7 and candidates[0].score == pytest.approx(1.0, abs=1e-5)
-    assert candidates[0].box == Box(500, 200, 700, 500)  # cells -> the image's pixels (100 px a cell)
-    assert candidates[1].concept_id == 9 and candidates[1].score < 1.0
+    references = ReferenceCells.stack({9: unit_cells(other), 7: unit_cells(reference)})
+    candidates = dense_candidates(frame, references, (800, 600))
+    assert [c.concept_id for c in candidates] == [7, 9] and candidates[0].score > candidates[1].score
+    # cells -> the image's pixels (100 px a cell); sub-cell boundaries come from the upsampled heat
+    assert iou(candidates[0].boxes[0], Box(500, 200, 700, 500)) > 0.8
+    assert dense_candidates(frame, references, (800, 600), limit=1)[0].concept_id == 7
+
+
+def test_reference_cells_are_stacked_per_concept():
+    stacked = ReferenceCells.stack({3: np.ones((2, 4), np.float32), 1: np.zeros((3, 4), np.float32)})
+    assert stacked.ids.tolist() == [1, 3] and stacked.starts.tolist() == [0, 3, 5] and len(stacked) == 2
+    assert stacked.cells[3:].sum() == 8
 
 
 def test_connected_region_follows_neighbours_only():
     mask = np.array([[1, 1, 0, 1], [0, 1, 0, 1], [0, 1, 1, 0]], dtype=bool)
     region = connected_region(mask, (0, 0))
     assert region.sum() == 5 and not region[0, 3] and region[2, 2]
-
-
-def test_grown_boxes_stay_inside_the_image():
-    assert grown(Box(100, 100, 200, 300), 1.2, (640, 480)) == Box(90, 80, 210, 320)
-    assert grown(Box(0, 0, 640, 480), 1.5, (640, 480)) == Box(0, 0, 640, 480)
 
 
 def test_iou():

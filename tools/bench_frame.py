@@ -55,7 +55,7 @@ def main() -> None:
             "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image), args.repeat),
             "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
             "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),
-            "dense_matching_ms": median_ms(lambda: dense_candidates(features, cells, image.size), args.repeat),
+            "dense_matching_ms": median_ms(lambda: dense_candidates(features, cells, image.size, limit=retriever.policy.max_candidates), args.repeat),
             "locate_total_ms": median_ms(lambda: retriever.locate(image), args.repeat),
             "one_embedding_ms": median_ms(lambda: embedder.embed([image.pixels]), args.repeat),
             "recognize_total_ms": median_ms(lambda: retriever.recognize(image), args.repeat),

@@ -111,19 +111,27 @@ class Retriever:
     def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
         """The concepts in an image. Without regions: the whole image and its crops against every concept
         decide, dense matching places (`locate`): a concept it places gets its own box (and one only it finds
-        is added), the others keep the whole image's box. With a detector's regions: each region's crop, as
-        RAP does, one concept per region and one region per concept. Either way, people remembered by their
-        face are found by it, with the face's box."""
+        is added), the others keep the whole image's box, except that a concept dense matching does not even
+        rank among the frame's likeliest is dropped (unless the question names it): whole-image evidence
+        alone, barely over the threshold, was most of the false hits in multi-concept frames. With a
+        detector's regions: each region's crop, as RAP does, one concept per region and one region per
+        concept. Either way, people remembered by their face are found by it, with the face's box."""
         if regions is None:
             result = self.decide(image, self.score(self.embed_query(image)), question)
-            located = {h.concept.id: h for h in self.locate(image).hits}
-            # A located box replaces the whole image's unless it scores clearly worse than the whole-image
-            # views did (a concept that fills the photo: dense matching found only a part of it).
-            result.hits = [replace(h, box=located[h.concept.id].box)
-                           if h.concept.id in located and located[h.concept.id].score >= h.score - self.policy.margin
-                           else h for h in result.hits]
-            known = {h.concept.id for h in result.hits}
-            result.hits += [h for i, h in located.items() if i not in known]
+            proposed = self.propose(image)
+            located = {h.concept.id: h for h in self.locate(image, proposed).hits}
+            ranked = {c.concept_id for c in proposed} if proposed is not None else None
+            hits = []
+            for h in result.hits:
+                place = located.get(h.concept.id)
+                # A located box replaces the whole image's unless it scores clearly worse than the whole-image
+                # views did (a concept that fills the photo: dense matching found only a part of it).
+                if place is not None and place.score >= h.score - self.policy.margin:
+                    hits.append(replace(h, box=place.box))
+                elif place is not None or ranked is None or h.concept.id in ranked or h.mentioned:
+                    hits.append(h)
+            known = {h.concept.id for h in hits}
+            result.hits = hits + [h for i, h in located.items() if i not in known]
         else:
             result = self.decide_regions(image, regions)
         by_face = self.face_hits(image)
@@ -228,18 +236,27 @@ class Retriever:
                      for c in vague}
         return [sharpened.get(c.concept_id, c) for c in candidates]
 
-    def locate(self, image: Image) -> Recognition:
-        """Remembered concepts in the frame with their own boxes: dense local matching proposes a place per
-        concept, a crop of it confirms (the concept must clear its thresholds and be that crop's best).
-        Embedders without a feature map (CLIP) locate nothing."""
+    def propose(self, image: Image) -> list[Candidate] | None:
+        """Dense matching's likeliest concepts for this frame, each with its boxes; None when this embedder
+        or image cannot be placed (no feature map, as CLIP; an image under 32 px; an empty memory)."""
         keys, references = self._references()
         tiny = min(image.pixels.shape[:2]) < 32
         if not len(keys) or tiny or not getattr(self.embedder, "has_feature_map", False):
-            return Recognition(image.source, image.size, [], [])
+            return None
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
+        return self._sharpen(image, candidates, keys, references)
+
+    def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
+        """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
+        concept (a tight and a wide box; `propose`, unless given), crops of them confirm: the concept keeps the
+        box where it scores best, and must clear its thresholds and be that crop's best concept. All crops are
+        embedded in one batch. Embedders without a feature map (CLIP) locate nothing."""
+        candidates = proposed if proposed is not None else self.propose(image) or []
+        if not candidates:
+            return Recognition(image.source, image.size, [], [])
+        keys, references = self._references()
         concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
-        candidates = self._sharpen(image, candidates, keys, references)
         candidates = [c for c in candidates if c.concept_id in concepts]
         ids = np.unique(keys)
         boxes = [(candidate, box) for candidate in candidates for box in candidate.boxes]

@@ -111,9 +111,10 @@ class Retriever:
     def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
         """The concepts in an image. Without regions: the whole image and its crops against every concept
         decide, dense matching places (`locate`): a concept it places gets its own box (and one only it finds
-        is added), the others keep the whole image's box, except that a concept dense matching does not even
-        rank among the frame's likeliest is dropped (unless the question names it): whole-image evidence
-        alone, barely over the threshold, was most of the false hits in multi-concept frames. With a
+        is added), the others keep the whole image's box, except that a concept within MARGIN of its threshold
+        that dense matching does not even rank among the frame's likeliest is dropped (unless the question
+        names it): such weak whole-image evidence, uncorroborated, was most of the false hits in multi-concept
+        frames. With a
         detector's regions: each region's crop, as RAP does, one concept per region and one region per
         concept. Either way, people remembered by their face are found by it, with the face's box."""
         if regions is None:
@@ -128,7 +129,8 @@ class Retriever:
                 # views did (a concept that fills the photo: dense matching found only a part of it).
                 if place is not None and place.score >= h.score - self.policy.margin:
                     hits.append(replace(h, box=place.box))
-                elif place is not None or ranked is None or h.concept.id in ranked or h.mentioned:
+                elif (place is not None or ranked is None or h.concept.id in ranked or h.mentioned
+                      or h.score >= h.threshold + self.policy.margin):
                     hits.append(h)
             known = {h.concept.id for h in hits}
             result.hits = hits + [h for i, h in located.items() if i not in known]

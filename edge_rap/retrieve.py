@@ -22,7 +22,7 @@ from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDE, Candidate, ReferenceCells,
+from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDES, Candidate, ReferenceCells,
                                        dense_candidates, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition, Region
@@ -200,7 +200,8 @@ class Retriever:
         return self._reference_cache
 
     def _reference_cells(self) -> ReferenceCells:
-        """Each concept's reference feature-map cells (its photos and their mirror images), kept per generation;
+        """Each concept's reference feature-map cells (its photos at each reference side), kept per generation
+        (a mirror image's cells matched no better on the dev composites and doubled the cost);
         only concepts with vectors in this embedder's space (others were remembered with another model)."""
         keys, _ = self._references()
         if self._cells_generation != self.view.generation:
@@ -215,9 +216,8 @@ class Retriever:
                     log.warning("reference photo unreadable, not used for placing: %s", e)
                     continue
                 pixels = crop(image, view.box).pixels if view.box else image.pixels
-                for p in (pixels, np.ascontiguousarray(pixels[:, ::-1])):
-                    cells.setdefault(view.concept_id, []).append(
-                        unit_cells(self.embedder.feature_map(p, REFERENCE_LONG_SIDE)))
+                for side in REFERENCE_LONG_SIDES:
+                    cells.setdefault(view.concept_id, []).append(unit_cells(self.embedder.feature_map(pixels, side)))
             self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in cells.items()})
             self._cells_generation = self.view.generation
         return self._cells

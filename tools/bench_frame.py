@@ -4,7 +4,7 @@
 
 The memory holds N concepts remembered from seeded generated images; the frame pastes four of them onto a
 generated background (the layout of `eval localize`). Stages: the whole image + 9 crops embedded, every
-concept scored, one feature pass at 448 px, dense matching, crop confirmation (the rest of `locate`).
+concept scored, one feature pass at 640 px, dense matching, crop confirmation (the rest of `locate`).
 """
 
 from __future__ import annotations

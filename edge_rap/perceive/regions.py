@@ -1,8 +1,8 @@
 """Detector-free localisation: where in the frame each remembered concept is, from one backbone pass.
 
-Dense local matching: every cell of the frame's feature map (one pass, longer side 448 px, 32 px cells) is
-compared with every cell of a concept's reference feature maps (the photo and its mirror image); a cell's
-heat is its best cosine. Concepts are ranked by their peak heat. A candidate's boxes are connected regions
+Dense local matching: every cell of the frame's feature map (one pass, longer side 640 px, 32 px cells) is
+compared with every cell of a concept's reference feature maps (each photo at two sizes, so a concept far
+away or near matches at its own scale); a cell's heat is its best cosine. Concepts are ranked by their peak heat. A candidate's boxes are connected regions
 around the peak of its heat map, upsampled UPSAMPLE times (sub-cell boundaries), where the heat stands above
 the frame's typical heat (its median) by at least a level of the peak's height: a tight box (the level of
 REGION_LEVELS[0], whose mean heat is the candidate's score) and a wide one (a photo's plain background
@@ -11,7 +11,8 @@ against every concept as any query is (retrieve.py owns decisions and keeps the 
 
 Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectangle of the map (R-MAC
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the
-peak, which placed them worse (the heat's level differs from frame to frame).
+peak, which placed them worse (the heat's level differs from frame to frame). The frame's side matters
+most: concepts at 15-50 % of a 640-px frame are smaller than a 224-px reference at any smaller side.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import numpy as np
 
 from edge_rap.types import Box
 
-#: The frame's longer side for the feature pass, and the reference photo's.
-FEATURE_LONG_SIDE = 448
-REFERENCE_LONG_SIDE = 224
+#: The frame's longer side for the feature pass, and the reference photo's (one feature map per side).
+FEATURE_LONG_SIDE = 640
+REFERENCE_LONG_SIDES = (128, 224)
 #: A region is the heat above median + level * (peak - median), connected to the peak: tight, then wide.
 REGION_LEVELS = (0.5, 0.3)
 #: The heat map is bilinearly upsampled this many times before the region is cut out of it.

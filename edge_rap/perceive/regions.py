@@ -12,7 +12,9 @@ against every concept as any query is (retrieve.py owns decisions and keeps the 
 Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectangle of the map (R-MAC
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the
 peak, which placed them worse (the heat's level differs from frame to frame). The frame's side matters
-most: concepts at 15-50 % of a 640-px frame are smaller than a 224-px reference at any smaller side.
+most: concepts at 15-50 % of a 640-px frame are smaller than a 224-px reference at any smaller side. For the
+same reason the reference sides are small (96 and 160 px: a concept across a room); one that fills the frame
+is found by the whole-image views instead (retrieve.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from edge_rap.types import Box
 
 #: The frame's longer side for the feature pass, and the reference photo's (one feature map per side).
 FEATURE_LONG_SIDE = 640
-REFERENCE_LONG_SIDES = (128, 224)
+REFERENCE_LONG_SIDES = (96, 160)
 #: A region is the heat above median + level * (peak - median), connected to the peak: tight, then wide.
 REGION_LEVELS = (0.5, 0.3)
 #: The heat map is bilinearly upsampled this many times before the region is cut out of it.

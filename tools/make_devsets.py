@@ -6,6 +6,10 @@ myvlm-synth: the 29 MyVLM concepts whose reference photo exists; queries are see
         that photo (rotated crops, pasted small onto another scene, blurred and recompressed, relit). They
         test robustness to scale, background and capture quality, not to a new viewpoint: say so with
         any number measured on them.
+myvlm-photos: the same concepts, each query a whole photo of the concept as a camera might take it
+        (rotated crop, low resolution, seen from the side, closer up), never a small part of a larger
+        picture: for `eval localize`, whose truth box is the whole pasted photo. Same caveat: one photo's
+        views, not new viewpoints.
 Usage: python tools/make_devsets.py --data ../shared/data --out /tmp/devsets
 """
 
@@ -35,57 +39,116 @@ def build_group(data: Path, out: Path) -> int:
     return count
 
 
-def _synthetic_queries(photo: Image.Image, backgrounds: list[Image.Image], rng) -> list[Image.Image]:
-    from PIL import ImageEnhance, ImageFilter
+def _rotated_crop(photo: Image.Image, rng) -> Image.Image:
+    """Rotated by up to 20 degrees, an off-centre crop of 60-85 %, relit."""
+    from PIL import ImageEnhance
 
     w, h = photo.size
-    out = []
-    # 1: rotated, off-centre crop, relit
     angle = float(rng.uniform(-20, 20))
     rotated = photo.rotate(angle, resample=Image.BILINEAR, expand=False)
     f = float(rng.uniform(0.6, 0.85))
     x0, y0 = int(rng.uniform(0, w * (1 - f))), int(rng.uniform(0, h * (1 - f)))
     crop = rotated.crop((x0, y0, x0 + int(w * f), y0 + int(h * f)))
-    out.append(ImageEnhance.Brightness(crop).enhance(float(rng.uniform(0.6, 1.3))))
-    # 2 and 3: pasted at 35-65% of the width onto another scene
-    for _ in range(2):
-        bg = backgrounds[int(rng.integers(len(backgrounds)))].resize((640, 480))
-        scale = float(rng.uniform(0.35, 0.65)) * 640 / w
-        small = photo.resize((max(8, int(w * scale)), max(8, int(h * scale))))
-        if small.height > 470:
-            small = small.resize((int(small.width * 470 / small.height), 470))
-        px = int(rng.uniform(0, 640 - small.width))
-        py = int(rng.uniform(0, 480 - small.height))
-        bg.paste(small, (px, py))
-        out.append(bg)
-    # 4: mirrored, low resolution, blurred and heavily recompressed
+    return ImageEnhance.Brightness(crop).enhance(float(rng.uniform(0.6, 1.3)))
+
+
+def _pasted_on_scene(photo: Image.Image, backgrounds: list[Image.Image], rng) -> Image.Image:
+    """The photo at 35-65 % of the width on another scene: the concept is only part of the picture."""
+    w, h = photo.size
+    bg = backgrounds[int(rng.integers(len(backgrounds)))].resize((640, 480))
+    scale = float(rng.uniform(0.35, 0.65)) * 640 / w
+    small = photo.resize((max(8, int(w * scale)), max(8, int(h * scale))))
+    if small.height > 470:
+        small = small.resize((int(small.width * 470 / small.height), 470))
+    px = int(rng.uniform(0, 640 - small.width))
+    py = int(rng.uniform(0, 480 - small.height))
+    bg.paste(small, (px, py))
+    return bg
+
+
+def _low_resolution(photo: Image.Image, rng) -> Image.Image:
+    """Mirrored, a quarter of the resolution, blurred, colour changed."""
+    from PIL import ImageEnhance, ImageFilter
+
+    w, h = photo.size
     low = photo.transpose(Image.FLIP_LEFT_RIGHT).resize((max(8, w // 4), max(8, h // 4))).filter(ImageFilter.GaussianBlur(1))
-    out.append(ImageEnhance.Color(low).enhance(float(rng.uniform(0.5, 1.5))))
-    return out
+    return ImageEnhance.Color(low).enhance(float(rng.uniform(0.5, 1.5)))
+
+
+def _oblique(photo: Image.Image, rng) -> Image.Image:
+    """Seen from the side: one edge pulled in by 10-25 % (a perspective warp), then contrast changed."""
+    from PIL import ImageEnhance
+
+    w, h = photo.size
+    pull = float(rng.uniform(0.1, 0.25))
+    if rng.integers(2):  # left edge far away
+        quad = (0, -h * pull, 0, h * (1 + pull), w, h, w, 0)
+    else:
+        quad = (0, 0, 0, h, w, h * (1 + pull), w, -h * pull)
+    warped = photo.transform((w, h), Image.QUAD, tuple(float(v) for v in quad), resample=Image.BILINEAR)
+    warped = warped.crop((0, int(h * pull), w, int(h * (1 - pull))))  # without the empty corners
+    return ImageEnhance.Contrast(warped).enhance(float(rng.uniform(0.6, 1.4)))
+
+
+def _closer(photo: Image.Image, rng) -> Image.Image:
+    """Closer up: a crop of 55-75 % around a point near the centre, slightly rotated, colder or warmer."""
+    from PIL import ImageEnhance
+
+    w, h = photo.size
+    f = float(rng.uniform(0.55, 0.75))
+    cx, cy = w * float(rng.uniform(0.4, 0.6)), h * float(rng.uniform(0.4, 0.6))
+    box = (max(0, int(cx - w * f / 2)), max(0, int(cy - h * f / 2)), min(w, int(cx + w * f / 2)), min(h, int(cy + h * f / 2)))
+    closer = photo.rotate(float(rng.uniform(-8, 8)), resample=Image.BILINEAR).crop(box)
+    return ImageEnhance.Color(closer).enhance(float(rng.uniform(0.6, 1.4)))
+
+
+def _synthetic_queries(photo: Image.Image, backgrounds: list[Image.Image], rng) -> list[Image.Image]:
+    return [_rotated_crop(photo, rng), _pasted_on_scene(photo, backgrounds, rng),
+            _pasted_on_scene(photo, backgrounds, rng), _low_resolution(photo, rng)]
+
+
+def _photo_views(photo: Image.Image, rng) -> list[Image.Image]:
+    return [_rotated_crop(photo, rng), _low_resolution(photo, rng), _oblique(photo, rng), _closer(photo, rng)]
+
+
+def _myvlm_photos(data: Path) -> list[tuple[str, Path]]:
+    db = json.loads((data / "rap_db_myvlm" / "database.json").read_text())
+    entries = [(v["name"], data / "rap_db_myvlm" / v["image"]) for v in db["concept_dict"].values()]
+    return [(name, path) for name, path in entries if path.exists()]
+
+
+def _write_views(out: Path, name: str, reference: Path, views: list[Image.Image], suffix: str, rng) -> None:
+    import io
+
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reference, folder / "0-reference.jpg")
+    for k, img in enumerate(views, start=1):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=int(rng.integers(35, 90)))
+        (folder / f"{k}-{suffix}.jpg").write_bytes(buf.getvalue())
 
 
 def build_myvlm_synth(data: Path, out: Path) -> int:
-    import io
-
     import numpy as np
 
-    db = json.loads((data / "rap_db_myvlm" / "database.json").read_text())
     rng = np.random.default_rng(1234)
-    entries = []
-    for key, value in db["concept_dict"].items():
-        path = data / "rap_db_myvlm" / value["image"]
-        if path.exists():
-            entries.append((value["name"], path))
+    entries = _myvlm_photos(data)
     photos = {name: Image.open(path).convert("RGB") for name, path in entries}
     group_bg = [Image.open(p).convert("RGB") for p in sorted((data / "group_photos").glob("group_photo_*.jpg"))]
     for name, path in entries:
-        folder = out / "myvlm-synth" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, folder / "0-reference.jpg")
-        for k, img in enumerate(_synthetic_queries(photos[name], group_bg, rng), start=1):
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=int(rng.integers(35, 90)))
-            (folder / f"{k}-synthetic.jpg").write_bytes(buf.getvalue())
+        _write_views(out / "myvlm-synth", name, path, _synthetic_queries(photos[name], group_bg, rng), "synthetic", rng)
+    return len(entries)
+
+
+def build_myvlm_photos(data: Path, out: Path) -> int:
+    import numpy as np
+
+    rng = np.random.default_rng(4321)
+    entries = _myvlm_photos(data)
+    for name, path in entries:
+        photo = Image.open(path).convert("RGB")
+        _write_views(out / "myvlm-photos", name, path, _photo_views(photo, rng), "view", rng)
     return len(entries)
 
 
@@ -96,6 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"group: {build_group(args.data, args.out)} concepts")
     print(f"myvlm-synth: {build_myvlm_synth(args.data, args.out)} concepts")
+    print(f"myvlm-photos: {build_myvlm_photos(args.data, args.out)} concepts")
 
 
 if __name__ == "__main__":

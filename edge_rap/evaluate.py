@@ -104,7 +104,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     from edge_rap.app import open_embedder, open_memory
     from edge_rap.composites import backgrounds, compose
     from edge_rap.perceive.boxes import iou
-    from edge_rap.retrieve import RetrievalPolicy, Retriever
+    from edge_rap.retrieve import Retriever
 
     concepts = read_dataset(dataset)
     embedder = embedder or open_embedder(settings)
@@ -127,7 +127,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         mem = open_memory(settings, embedder, memory or Path(tmp))
         for c in progress(concepts):
             mem.remember(c.name, [c.reference])
-        retriever = Retriever(mem.store, embedder, RetrievalPolicy(max_candidates=max(6, per_frame + 2)))
+        retriever = Retriever(mem.store, embedder)  # the policy `edge-rap recognize` uses, whatever per_frame is
         truths = predictions = found = 0
         ious, located = [], 0
         for frame in progress(frames):

@@ -19,12 +19,16 @@ class Placed:
 
 @dataclass
 class Composite:
+    """A frame, what was pasted where, and the concept whose photo is the background (if one is: it is in
+    the frame, partly covered, so finding it is neither right nor wrong)."""
+
     pixels: np.ndarray
     placed: list[Placed]
+    background: str | None = None
 
 
 def compose(items: list[tuple[str, np.ndarray]], background: np.ndarray, rng: np.random.Generator,
-            min_width: float = 0.15, max_width: float = 0.6) -> Composite:
+            min_width: float = 0.15, max_width: float = 0.6, background_name: str | None = None) -> Composite:
     """Paste each item at 15-60 % of the frame's width, one per cell of a shuffled grid, so none overlap."""
     import math
 
@@ -47,7 +51,7 @@ def compose(items: list[tuple[str, np.ndarray]], background: np.ndarray, rng: np
         x, y = cx + int(rng.integers(0, cell_w - w + 1)), cy + int(rng.integers(0, cell_h - h + 1))
         frame.paste(PILImage.fromarray(pixels).resize((w, h), PILImage.BILINEAR), (x, y))
         placed.append(Placed(name, Box(x, y, x + w, y + h)))
-    return Composite(np.asarray(frame), placed)
+    return Composite(np.asarray(frame), placed, background_name)
 
 
 def backgrounds(count: int, seed: int) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
@@ -13,7 +13,10 @@ from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
 from edge_rap.images import read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
-from edge_rap.types import Image
+from edge_rap.types import Hit, Image
+
+if TYPE_CHECKING:
+    from edge_rap.composites import Composite
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
@@ -100,10 +103,11 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
 
 def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, seed: int = 0, memory: Path | None = None,
                       progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None) -> dict:
-    """Composites of each concept's other photos (several per frame) with known boxes; recall, precision, IoU."""
+    """Composites of each concept's other photos (several per frame) with known boxes, onto another concept's
+    photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
+    are not counted either way."""
     from edge_rap.app import open_embedder, open_memory
     from edge_rap.composites import backgrounds, compose
-    from edge_rap.perceive.boxes import iou
     from edge_rap.retrieve import Retriever
 
     concepts = read_dataset(dataset)
@@ -122,42 +126,53 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
             if name not in names:  # one instance of a concept per frame
                 names.add(name)
                 group.append((name, read_image_file(path).image.pixels))
-        frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
+        others = [(name, path) for name, path in items if name not in names]
+        if others and rng.random() < 0.5:  # half the frames: another concept's photo as the background
+            name, path = others[int(rng.integers(len(others)))]
+            frames.append(compose(group, read_image_file(path).image.pixels, rng, background_name=name))
+        else:  # the others: a generated texture or a sample photo of a scene
+            frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         for c in progress(concepts):
             mem.remember(c.name, [c.reference])
         retriever = Retriever(mem.store, embedder)  # the policy `edge-rap recognize` uses, whatever per_frame is
-        truths = predictions = found = 0
-        ious, located = [], 0
+        truths = predictions = 0
+        ious: list[float] = []
         for frame in progress(frames):
             result = retriever.recognize(Image(frame.pixels, "composite"))  # what `edge-rap recognize` answers
-            truth = {p.name: p.box for p in frame.placed}
-            truths += len(truth)
-            predictions += len(result.hits)
-            for hit in result.hits:
-                if hit.concept.name in truth:
-                    found += 1
-                    overlap = iou(hit.box, truth[hit.concept.name])
-                    ious.append(overlap)
-                    located += int(overlap >= 0.5)
+            counted, overlaps = score_frame(frame, result.hits)
+            truths += len(frame.placed)
+            predictions += counted
+            ious += overlaps
         mem.close()
     return {
         "embedder": embedder.space.model,
         "frames": len(frames),
+        "concept_backgrounds": sum(f.background is not None for f in frames),
         "per_frame": per_frame,
         "placed": truths,
-        "recall": round(found / truths, 4) if truths else 0.0,
-        "precision": round(found / predictions, 4) if predictions else 1.0,
+        "recall": round(len(ious) / truths, 4) if truths else 0.0,
+        "precision": round(len(ious) / predictions, 4) if predictions else 1.0,
         "mean_iou": round(float(np.mean(ious)), 4) if ious else 0.0,
-        "iou50": round(located / found, 4) if found else 0.0,
+        "iou50": round(float(np.mean(np.asarray(ious) >= 0.5)), 4) if ious else 0.0,
         "seed": seed,
     }
 
 
+def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
+    """How many hits count (the background concept's do not) and, for each pasted concept found, the IoU of
+    its box with the pasted photo's."""
+    from edge_rap.perceive.boxes import iou
+
+    truth = {p.name: p.box for p in frame.placed}
+    counted = [h for h in hits if h.concept.name != frame.background]
+    return len(counted), [iou(h.box, truth[h.concept.name]) for h in counted if h.concept.name in truth]
+
+
 def format_localize(report: dict) -> str:
-    return (f"embedder {report['embedder']}: {report['frames']} frames, {report['placed']} pasted concepts "
-            f"({report['per_frame']} per frame)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
+    return (f"embedder {report['embedder']}: {report['frames']} frames ({report['concept_backgrounds']} on another "
+            f"concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
             f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found")
 
 

@@ -95,3 +95,17 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
     assert report["per_frame"] == 2 and report["seed"] == 5 and report["frames"] >= 5
     with pytest.raises(SystemExit):
         main(["eval", "localize", "--dataset", str(dataset), "--per-frame", "0"])
+
+
+def test_a_frame_counts_every_hit_but_the_background_concepts():
+    from edge_rap.composites import Composite, Placed
+    from edge_rap.evaluate import score_frame
+    from edge_rap.types import Box, Concept, Hit
+
+    def hit(name: str, box: Box) -> Hit:
+        return Hit(Concept(1, name, "thing", "", 0.0, 0.0), 0.9, 0.6, box)
+
+    frame = Composite(np.zeros((480, 640, 3), np.uint8), [Placed("bo", Box(0, 0, 100, 100))], background="mug")
+    hits = [hit("bo", Box(0, 0, 100, 50)), hit("mug", Box(0, 0, 640, 480)), hit("cat", Box(200, 200, 300, 300))]
+    assert score_frame(frame, hits) == (2, [0.5])  # bo found (IoU 0.5), cat is a false hit, mug not counted
+    assert score_frame(Composite(frame.pixels, frame.placed), hits) == (3, [0.5])  # a texture background

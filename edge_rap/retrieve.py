@@ -41,6 +41,7 @@ class RetrievalPolicy:
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
     max_candidates: int = 6  # concepts confirmed by crops per frame (the best by dense-matching score)
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
+    fills_frame: float = 0.2  # a whole-image hit no crop placed, this far above a crop-only one: the frame is its photo
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -110,19 +111,19 @@ class Retriever:
 
     def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
         """The concepts in an image. Without regions: the whole image and its crops against every concept
-        decide, dense matching places (`locate`): a concept it places gets its own box (and one only it finds
-        is added), the others keep the whole image's box, except that a concept within MARGIN of its threshold
-        that dense matching does not even rank among the frame's likeliest is dropped (unless the question
-        names it): such weak whole-image evidence, uncorroborated, was most of the false hits in multi-concept
-        frames. With a
-        detector's regions: each region's crop, as RAP does, one concept per region and one region per
-        concept. Either way, people remembered by their face are found by it, with the face's box."""
+        decide, dense matching places (`locate`). A concept it places gets its own box; one only it finds is
+        added, unless a far stronger whole-image concept was not placed (the frame is that one's photo and the
+        crop was a part of it); the others keep the whole image's box, except that a concept within MARGIN
+        of its threshold that dense matching does not even propose is dropped unless the question names it
+        (such weak, uncorroborated whole-image evidence was most of the false hits in multi-concept frames).
+        With a detector's regions: each region's crop, as RAP does, one concept per region and one region
+        per concept. Either way, people remembered by their face are found by it, with the face's box."""
         if regions is None:
             result = self.decide(image, self.score(self.embed_query(image)), question)
             proposed = self.propose(image)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
             ranked = {c.concept_id for c in proposed} if proposed is not None else None
-            hits = []
+            hits, unplaced = [], []
             for h in result.hits:
                 place = located.get(h.concept.id)
                 # A located box replaces the whole image's unless it scores clearly worse than the whole-image
@@ -132,8 +133,12 @@ class Retriever:
                 elif (place is not None or ranked is None or h.concept.id in ranked or h.mentioned
                       or h.score >= h.threshold + self.policy.margin):
                     hits.append(h)
+                    unplaced.append(h)
+            # A concept only a crop found, far weaker than one the whole image shows but no crop placed (the
+            # frame is a photo of that one), was found in a part of it: dropped.
             known = {h.concept.id for h in hits}
-            result.hits = hits + [h for i, h in located.items() if i not in known]
+            result.hits = hits + [h for i, h in located.items() if i not in known
+                                  and all(u.score < h.score + self.policy.fills_frame for u in unplaced)]
         else:
             result = self.decide_regions(image, regions)
         by_face = self.face_hits(image)

@@ -157,3 +157,18 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     assert {h.concept.name: h.box for h in barely.recognize(frame, f"is the {name} here?").hits}[name] == frame.full_box
     assert name in {h.concept.name for h in retriever(threshold=score - 0.2).recognize(frame).hits}  # confident
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
+
+
+def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tmp_path, settings, embedder):
+    from scenes import scene
+
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    for seed, name in ((1, "bo"), (2, "mug")):  # two generated scenes that share their kind of shapes
+        memory.remember(name, [save_photo(tmp_path / "refs", name, scene(seed, 320, 240))])
+    frame = _image(scene(1, 320, 240))  # bo's own photo
+    retriever = Retriever(memory.store, embedder)
+    assert "mug" in {h.concept.name for h in retriever.locate(frame).hits}  # a part of bo's photo looks like mug
+    assert [h.concept.name for h in retriever.recognize(frame).hits] == ["bo"]
+    lenient = Retriever(memory.store, embedder, RetrievalPolicy(fills_frame=1.0))
+    assert "mug" in {h.concept.name for h in lenient.recognize(frame).hits}
+    memory.close()

@@ -41,7 +41,7 @@ class RetrievalPolicy:
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
     max_candidates: int = 6  # concepts confirmed by crops per frame (the best by dense-matching score)
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
-    fills_frame: float = 0.2  # a whole-image hit no crop placed, this far above a crop-only one: the frame is its photo
+    fills_frame: float = 0.2  # a whole-frame hit this far above a crop-only one: the frame is its photo
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -112,33 +112,36 @@ class Retriever:
     def recognize(self, image: Image, question: str = "", regions: list[Region] | None = None) -> Recognition:
         """The concepts in an image. Without regions: the whole image and its crops against every concept
         decide, dense matching places (`locate`). A concept it places gets its own box; one only it finds is
-        added, unless a far stronger whole-image concept was not placed (the frame is that one's photo and the
-        crop was a part of it); the others keep the whole image's box, except that a concept within MARGIN
-        of its threshold that dense matching does not even propose is dropped unless the question names it
-        (such weak, uncorroborated whole-image evidence was most of the false hits in multi-concept frames).
-        With a detector's regions: each region's crop, as RAP does, one concept per region and one region
-        per concept. Either way, people remembered by their face are found by it, with the face's box."""
+        added, unless a far stronger whole-image hit kept the whole image's box (the frame is that one's
+        photo and the crop was a part of it); the others keep the whole image's box, except that a concept
+        within MARGIN of its threshold that dense matching judged but did not even propose is dropped unless
+        the question names it (such weak, uncorroborated whole-image evidence was most of the false hits in
+        multi-concept frames). With a detector's regions: each region's crop, as RAP does, one concept per
+        region and one region per concept. Either way, people remembered by their face are found by it,
+        with the face's box."""
         if regions is None:
             result = self.decide(image, self.score(self.embed_query(image)), question)
             proposed = self.propose(image)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
-            ranked = {c.concept_id for c in proposed} if proposed is not None else None
-            hits, unplaced = [], []
+            ranked = {c.concept_id for c in proposed or []}
+            # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
+            judged = set(self._reference_cells().ids.tolist()) if proposed is not None else set()
+            hits, whole_box = [], []
             for h in result.hits:
                 place = located.get(h.concept.id)
                 # A located box replaces the whole image's unless it scores clearly worse than the whole-image
                 # views did (a concept that fills the photo: dense matching found only a part of it).
                 if place is not None and place.score >= h.score - self.policy.margin:
                     hits.append(replace(h, box=place.box))
-                elif (place is not None or ranked is None or h.concept.id in ranked or h.mentioned
+                elif (place is not None or h.concept.id in ranked or h.concept.id not in judged or h.mentioned
                       or h.score >= h.threshold + self.policy.margin):
                     hits.append(h)
-                    unplaced.append(h)
-            # A concept only a crop found, far weaker than one the whole image shows but no crop placed (the
-            # frame is a photo of that one), was found in a part of it: dropped.
+                    whole_box.append(h)
+            # A concept only a crop found, far weaker than a whole-image hit that kept the whole image's box
+            # (the frame is a photo of that one), was found in a part of it: dropped.
             known = {h.concept.id for h in hits}
             result.hits = hits + [h for i, h in located.items() if i not in known
-                                  and all(u.score < h.score + self.policy.fills_frame for u in unplaced)]
+                                  and all(u.score < h.score + self.policy.fills_frame for u in whole_box)]
         else:
             result = self.decide_regions(image, regions)
         by_face = self.face_hits(image)

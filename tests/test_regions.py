@@ -55,3 +55,10 @@ def test_composites_are_reproducible_and_boxes_do_not_overlap():
         k = int(p.name[1:])
         assert (a.pixels[p.box.y0 + 2 : p.box.y1 - 2, p.box.x0 + 2 : p.box.x1 - 2] == 40 * k).all()  # pasted there
         assert all(iou(p.box, q.box) == 0 for q in a.placed[i + 1 :])
+
+
+def test_a_broken_feature_map_gives_the_whole_frame_not_a_crash():
+    references = ReferenceCells.stack({1: unit_cells(np.ones((8, 2, 2), np.float32))})
+    candidates = dense_candidates(np.full((8, 3, 4), np.nan, np.float32), references, (400, 300))
+    assert [c.boxes[0] for c in candidates] == [Box(0, 0, 400, 300)]
+    assert dense_candidates(np.ones((8, 3, 4), np.float32), ReferenceCells.stack({}), (400, 300)) == []

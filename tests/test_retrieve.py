@@ -172,3 +172,16 @@ def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tm
     lenient = Retriever(memory.store, embedder, RetrievalPolicy(fills_frame=1.0))
     assert "mug" in {h.concept.name for h in lenient.recognize(frame).hits}
     memory.close()
+
+
+def test_concepts_whose_photos_are_gone_are_still_recognised_whole(household):
+    from pathlib import Path
+
+    for view in household.store.views():
+        Path(view.image_path).unlink()  # no reference cells: dense matching cannot judge any concept
+    frame = _image(photo("coffee"))
+    plain = Retriever(household.store, household.embedder)
+    score = {h.concept.name: h.score for h in plain.decide(frame, plain.score(plain.embed_query(frame))).hits}["coffee"]
+    barely = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=score - 0.01, z=-100.0))
+    assert "coffee" in {h.concept.name for h in barely.recognize(frame).hits}
+    assert barely.locate(frame).hits == []

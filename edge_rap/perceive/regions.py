@@ -1,20 +1,21 @@
 """Detector-free localisation: where in the frame each remembered concept is, from one backbone pass.
 
-Dense local matching: every cell of the frame's feature map (one pass, longer side 640 px, 32 px cells) is
-compared with every cell of a concept's reference feature maps (each photo at two sizes, so a concept far
-away or near matches at its own scale); a cell's heat is its best cosine. Concepts are ranked by their peak heat. A candidate's boxes are connected regions
-around the peak of its heat map, upsampled UPSAMPLE times (sub-cell boundaries), where the heat stands above
-the frame's typical heat (its median) by at least a level of the peak's height: a tight box (the level of
-REGION_LEVELS[0], whose mean heat is the candidate's score) and a wide one (a photo's plain background
-matches weakly, so the tight box can miss it). Crops of the best candidates' boxes are then confirmed
-against every concept as any query is (retrieve.py owns decisions and keeps the box that scores best).
+Dense local matching: every cell of the frame's feature map (one pass, longer side 640 px, 32 px cells)
+is compared with every cell of a concept's reference feature maps (each photo at two sizes, so a concept
+far away or near matches at its own scale); a cell's heat is its best cosine. Concepts are ranked by their
+peak heat. A candidate's boxes are connected regions around the peak of its heat map, upsampled UPSAMPLE
+times (sub-cell boundaries), where the heat stands above the frame's typical heat (its median) by at least
+a level of the peak's height: a tight box (the level of REGION_LEVELS[0], whose mean heat is the
+candidate's score) and a wide one (a photo's plain background matches weakly, so the tight box can miss
+it). Crops of the best candidates' boxes are then confirmed against every concept as any query is
+(retrieve.py owns decisions and keeps the box that scores best).
 
 Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectangle of the map (R-MAC
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the
 peak, which placed them worse (the heat's level differs from frame to frame). The frame's side matters
-most: concepts at 15-50 % of a 640-px frame are smaller than a 224-px reference at any smaller side. For the
-same reason the reference sides are small (96 and 160 px: a concept across a room); one that fills the frame
-is found by the whole-image views instead (retrieve.py).
+most: a concept pasted at 15-60 % of a 640-px frame's width is already small, and a pass at a smaller side
+shrinks it further below its 224-px reference. For the same reason the reference sides are small (96 and
+160 px: a concept across a room); one that fills the frame is found by the whole-image views instead.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:
     if not len(references):
         return np.zeros((0, h, w), np.float32)
     similarity = unit_cells(frame).astype(np.float32) @ references.cells.T  # cells x reference cells
-    return np.maximum.reduceat(similarity, references.starts[:-1], axis=1).T.reshape(-1, h, w)
+    heat = np.maximum.reduceat(similarity, references.starts[:-1], axis=1).T.reshape(-1, h, w)
+    return np.nan_to_num(heat, nan=-1.0)  # a broken feature map must not break the regions
 
 
 def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[float, ...] = REGION_LEVELS,
@@ -112,20 +114,22 @@ def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[fl
     typical = float(np.median(fine))
     width, height = image_size
     fh, fw = fine.shape
-    boxes, score = [], 0.0
+    boxes, scores = [], []
     for level in levels:
         region = connected_region(fine >= typical + level * (fine[peak] - typical), peak)
         ys, xs = np.nonzero(region)
         boxes.append(Box(int(xs.min() * width / fw), int(ys.min() * height / fh),
                          int(round((xs.max() + 1) * width / fw)), int(round((ys.max() + 1) * height / fh))))
-        score = score or float(fine[region].mean())
-    return boxes, score
+        scores.append(float(fine[region].mean()))
+    return boxes, scores[0]
 
 
 def dense_candidates(frame: np.ndarray, references: ReferenceCells, image_size: tuple[int, int],
                      limit: int | None = None, levels: tuple[float, ...] = REGION_LEVELS) -> list[Candidate]:
     """The `limit` concepts with the hottest peaks, each with its regions' boxes, best first (by the tight
     region's mean heat)."""
+    if not len(references):
+        return []
     heat = heat_maps(frame, references)
     order = np.argsort(-heat.reshape(len(heat), -1).max(axis=1), kind="stable")[:limit]
     out = []

@@ -60,6 +60,10 @@ def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memor
                   faces=face_loader(settings))
 
 
+def retrieval_policy(settings: Settings) -> RetrievalPolicy:
+    """The device profile's retrieval settings (device_configs/*.toml, [retrieve])."""
+    return RetrievalPolicy(top_k=settings.profile.top_k, max_candidates=settings.profile.max_candidates)
+
+
 def open_retriever(memory: Memory, settings: Settings) -> Retriever:
-    return Retriever(memory.store, memory.embedder, RetrievalPolicy(top_k=settings.profile.top_k),
-                     faces=lambda: memory.faces)
+    return Retriever(memory.store, memory.embedder, retrieval_policy(settings), faces=lambda: memory.faces)

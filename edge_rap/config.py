@@ -44,6 +44,7 @@ class Profile:
     provider: str = "cpu"
     threads: int = 0
     top_k: int = 5
+    max_candidates: int = 6  # concepts dense matching proposes per frame; each costs two crops
     vlm: VlmProfile = field(default_factory=VlmProfile)
 
 
@@ -91,12 +92,13 @@ def load_profile(name: str | None = None) -> Profile:
         provider=str(emb.get("provider", "auto")),
         threads=int(emb.get("threads", 0)),
         top_k=int(ret.get("top_k", 5)),
+        max_candidates=int(ret.get("max_candidates", Profile.max_candidates)),
         vlm=_vlm_profile(raw.get("vlm", {}), path),
     )
     if profile.provider not in PROVIDERS:
         raise EdgeRapError(f"{path}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
-    if profile.top_k < 1 or profile.threads < 0:
-        raise EdgeRapError(f"{path}: top_k must be >= 1 and threads >= 0")
+    if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0:
+        raise EdgeRapError(f"{path}: top_k and max_candidates must be >= 1, threads >= 0")
     return profile
 
 

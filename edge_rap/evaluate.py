@@ -106,7 +106,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     """Composites of each concept's other photos (several per frame) with known boxes, onto another concept's
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
-    from edge_rap.app import open_embedder, open_memory
+    from edge_rap.app import open_embedder, open_memory, retrieval_policy
     from edge_rap.composites import backgrounds, compose
     from edge_rap.retrieve import Retriever
 
@@ -136,7 +136,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         mem = open_memory(settings, embedder, memory or Path(tmp))
         for c in progress(concepts):
             mem.remember(c.name, [c.reference])
-        retriever = Retriever(mem.store, embedder)  # the policy `edge-rap recognize` uses, whatever per_frame is
+        retriever = Retriever(mem.store, embedder, retrieval_policy(settings))  # as `recognize`, whatever per_frame is
         truths = predictions = 0
         ious: list[float] = []
         for frame in progress(frames):

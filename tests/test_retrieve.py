@@ -185,3 +185,22 @@ def test_concepts_whose_photos_are_gone_are_still_recognised_whole(household):
     barely = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=score - 0.01, z=-100.0))
     assert "coffee" in {h.concept.name for h in barely.recognize(frame).hits}
     assert barely.locate(frame).hits == []
+
+
+def test_the_device_profile_sets_how_many_concepts_are_proposed(tmp_path, settings, embedder):
+    from dataclasses import replace
+
+    from edge_rap.app import open_retriever
+    from edge_rap.config import load_profile
+
+    crowded = tmp_path / "crowded.toml"
+    crowded.write_text("[retrieve]\nmax_candidates = 8\n")
+    profile = load_profile(str(crowded))
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    assert open_retriever(memory, replace(settings, profile=profile)).policy.max_candidates == 8
+    assert open_retriever(memory, settings).policy.max_candidates == 6
+    memory.close()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[retrieve]\nmax_candidates = 0\n")
+    with pytest.raises(EdgeRapError, match="max_candidates"):
+        load_profile(str(bad))

@@ -25,7 +25,7 @@ from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDES, Candidate, ReferenceCells,
                                        dense_candidates, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
-from edge_rap.types import Box, Concept, Hit, Image, Recognition, Region
+from edge_rap.types import Box, Concept, Hit, Image, Recognition, ReferenceView, Region
 
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class Retriever:
         self._reference_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         self._references_generation = -2
         self._cells = ReferenceCells.stack({})
+        self._view_cells: dict[tuple[str, Box | None], np.ndarray] = {}
         self._cells_generation = -2
         self._calibration_generation = -2
 
@@ -208,27 +209,39 @@ class Retriever:
         return self._reference_cache
 
     def _reference_cells(self) -> ReferenceCells:
-        """Each concept's reference feature-map cells (its photos at each reference side), kept per generation
-        (a mirror image's cells matched no better on the dev composites and doubled the cost);
-        only concepts with vectors in this embedder's space (others were remembered with another model)."""
+        """Each concept's reference feature-map cells (its photos at each reference side), restacked when the
+        memory changes; a photo's cells are kept by its content and box, so a new concept costs only its own
+        photos' passes. Only concepts with vectors in this embedder's space (others were remembered with
+        another model). A mirror image's cells matched no better on the dev composites and doubled the cost."""
         keys, _ = self._references()
         if self._cells_generation != self.view.generation:
-            cells: dict[int, list[np.ndarray]] = {}
             in_space = set(keys.tolist())
+            per_concept: dict[int, list[np.ndarray]] = {}
+            kept: dict[tuple[str, Box | None], np.ndarray] = {}
             for view in self.store.views():
                 if view.concept_id not in in_space:
                     continue
-                try:
-                    image = read_image_file(view.image_path).image
-                except EdgeRapError as e:  # a stored photo gone missing: that view cannot be placed
-                    log.warning("reference photo unreadable, not used for placing: %s", e)
-                    continue
-                pixels = crop(image, view.box).pixels if view.box else image.pixels
-                for side in REFERENCE_LONG_SIDES:
-                    cells.setdefault(view.concept_id, []).append(unit_cells(self.embedder.feature_map(pixels, side)))
-            self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in cells.items()})
+                key = (view.image_sha256, view.box)
+                cells = self._view_cells.get(key)
+                if cells is None:
+                    cells = self._cells_of(view)
+                if cells is not None:
+                    kept[key] = cells
+                    per_concept.setdefault(view.concept_id, []).append(cells)
+            self._view_cells = kept
+            self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in per_concept.items()})
             self._cells_generation = self.view.generation
         return self._cells
+
+    def _cells_of(self, view: ReferenceView) -> np.ndarray | None:
+        """A stored photo's unit cells at every reference side; None when the photo is unreadable."""
+        try:
+            image = read_image_file(view.image_path).image
+        except EdgeRapError as e:  # a stored photo gone missing: that view cannot be placed
+            log.warning("reference photo unreadable, not used for placing: %s", e)
+            return None
+        pixels = crop(image, view.box).pixels if view.box else image.pixels
+        return np.concatenate([unit_cells(self.embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
 
     def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray,
                  references: np.ndarray) -> list[Candidate]:

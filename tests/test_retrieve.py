@@ -7,6 +7,7 @@ import pytest
 
 from edge_rap.app import open_memory
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.regions import REFERENCE_LONG_SIDES
 from edge_rap.retrieve import RetrievalPolicy, Retriever, mentioned_names
 from edge_rap.types import Concept, Image
 from photos import paste, photo, save_photo
@@ -204,3 +205,25 @@ def test_the_device_profile_sets_how_many_concepts_are_proposed(tmp_path, settin
     bad.write_text("[retrieve]\nmax_candidates = 0\n")
     with pytest.raises(EdgeRapError, match="max_candidates"):
         load_profile(str(bad))
+
+
+def test_a_new_concept_costs_only_its_own_reference_passes(household, tmp_path):
+    retriever = Retriever(household.store, household.embedder)
+    frame = _image(photo("grass"))
+    calls = []
+    feature_map = household.embedder.feature_map
+
+    def counted(pixels, side, *args):
+        calls.append(side)
+        return feature_map(pixels, side, *args)
+
+    household.embedder.feature_map = counted
+    try:
+        retriever.recognize(frame)
+        first = len(calls)  # the frame's pass + every reference photo at every reference side
+        household.remember("coins", [save_photo(tmp_path / "more", "coins")])
+        retriever.recognize(frame)
+        assert len(calls) - first == 1 + len(REFERENCE_LONG_SIDES)  # the frame, then the coins photo only
+        assert first == 1 + 4 * len(REFERENCE_LONG_SIDES)  # four concepts in the household
+    finally:
+        household.embedder.feature_map = feature_map

@@ -121,8 +121,9 @@ class Retriever:
         region and one region per concept. Either way, people remembered by their face are found by it,
         with the face's box."""
         if regions is None:
-            result = self.decide(image, self.score(self.embed_query(image)), question)
-            proposed = self.propose(image)
+            query = self.embed_query(image)
+            result = self.decide(image, self.score(query), question)
+            proposed = self.propose(image, query)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
             ranked = {c.concept_id for c in proposed or []}
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
@@ -243,32 +244,35 @@ class Retriever:
         pixels = crop(image, view.box).pixels if view.box else image.pixels
         return np.concatenate([unit_cells(self.embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
 
-    def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray,
-                 references: np.ndarray) -> list[Candidate]:
+    def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray, references: np.ndarray,
+                 query: np.ndarray | None = None) -> list[Candidate]:
         """A candidate whose region spread over most of the frame says little (its reference photo's own
         background matched the frame's): it takes the query view (whole or a half-size crop) where the
-        concept scores best instead."""
+        concept scores best instead. `query`: those views' vectors, when the caller has them already."""
         full = image.size[0] * image.size[1]
         vague = [c for c in candidates if c.boxes[0].width * c.boxes[0].height > 0.5 * full]
         if not vague:
             return candidates
         views = query_view_boxes(image.size)
-        similarity = self.embedder.embed([crop(image, b).pixels for b in views]) @ references.T
+        if query is None:
+            query = self.embedder.embed([crop(image, b).pixels for b in views])
+        similarity = query @ references.T
         sharpened = {c.concept_id: Candidate(c.concept_id, c.score, (views[int(similarity[:, keys == c.concept_id]
                                                                                  .max(axis=1).argmax())],))
                      for c in vague}
         return [sharpened.get(c.concept_id, c) for c in candidates]
 
-    def propose(self, image: Image) -> list[Candidate] | None:
+    def propose(self, image: Image, query: np.ndarray | None = None) -> list[Candidate] | None:
         """Dense matching's likeliest concepts for this frame, each with its boxes; None when this embedder
-        or image cannot be placed (no feature map, as CLIP; an image under 32 px; an empty memory)."""
+        or image cannot be placed (no feature map, as CLIP; an image under 32 px; an empty memory).
+        `query`: the frame's query-view vectors (`embed_query`), when the caller has them already."""
         keys, references = self._references()
         tiny = min(image.pixels.shape[:2]) < 32
         if not len(keys) or tiny or not getattr(self.embedder, "has_feature_map", False):
             return None
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
-        return self._sharpen(image, candidates, keys, references)
+        return self._sharpen(image, candidates, keys, references, query)
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per

@@ -20,11 +20,15 @@ def _progress(label: str):
     return wrap
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum`, with a one-line error otherwise."""
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return integer
 
 
 def _settings(args):
@@ -357,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
-    p.add_argument("--per-frame", type=_positive_int, default=4, metavar="N", help="localize: concepts per composite")
-    p.add_argument("--seed", type=int, default=0, help="localize: the composites' seed")
+    p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="localize: the composites' seed")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
     return parser

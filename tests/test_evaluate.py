@@ -93,8 +93,9 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
     assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--per-frame", "2", "--seed", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_frame"] == 2 and report["seed"] == 5 and report["frames"] >= 5
-    with pytest.raises(SystemExit):
-        main(["eval", "localize", "--dataset", str(dataset), "--per-frame", "0"])
+    for bad in (["--per-frame", "0"], ["--seed", "-1"], ["--seed", "x"]):
+        with pytest.raises(SystemExit):
+            main(["eval", "localize", "--dataset", str(dataset), *bad])
 
 
 def test_a_frame_counts_every_hit_but_the_background_concepts():

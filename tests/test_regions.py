@@ -37,6 +37,26 @@ def test_connected_region_follows_neighbours_only():
     assert region.sum() == 5 and not region[0, 3] and region[2, 2]
 
 
+def _flood(mask: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    """The plain cell-by-cell flood fill that connected_region must agree with."""
+    region = np.zeros_like(mask)
+    todo = [start] if mask[start] else []
+    while todo:
+        r, c = todo.pop()
+        if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c] and not region[r, c]:
+            region[r, c] = True
+            todo += [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)]
+    return region
+
+
+def test_connected_region_agrees_with_a_flood_fill_on_random_masks():
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        mask = rng.random((int(rng.integers(1, 30)), int(rng.integers(1, 30)))) < rng.uniform(0.2, 0.8)
+        start = (int(rng.integers(mask.shape[0])), int(rng.integers(mask.shape[1])))
+        assert (connected_region(mask, start) == _flood(mask, start)).all(), trial
+
+
 def test_iou():
     assert iou(Box(0, 0, 10, 10), Box(0, 0, 10, 10)) == 1.0
     assert iou(Box(0, 0, 10, 10), Box(5, 0, 15, 10)) == 50 / 150

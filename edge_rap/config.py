@@ -44,7 +44,7 @@ class Profile:
     provider: str = "cpu"
     threads: int = 0
     top_k: int = 5
-    max_candidates: int = 6  # concepts dense matching proposes per frame; each costs two crops
+    max_candidates: int = 8  # concepts dense matching proposes per frame; each costs one or two crops
     vlm: VlmProfile = field(default_factory=VlmProfile)
 
 

@@ -39,7 +39,7 @@ class RetrievalPolicy:
     z: float = 4.0  # per-concept threshold = negative-bank mean + z * spread
     threshold: float | None = None  # the space's threshold; None = the embedder's calibrated one
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
-    max_candidates: int = 6  # concepts confirmed by crops per frame (the best by dense-matching score)
+    max_candidates: int = 8  # concepts confirmed by crops per frame (the best by dense-matching score)
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
     fills_frame: float = 0.2  # a whole-frame hit this far above a crop-only one: the frame is its photo
 

@@ -7,7 +7,7 @@ import pytest
 
 from edge_rap.composites import FRAME_SIZE, compose
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import ReferenceCells, connected_region, dense_candidates, unit_cells
+from edge_rap.perceive.regions import ReferenceCells, connected_region, dense_candidates, distinct_boxes, unit_cells
 from edge_rap.types import Box
 
 
@@ -55,6 +55,13 @@ def test_connected_region_agrees_with_a_flood_fill_on_random_masks():
         mask = rng.random((int(rng.integers(1, 30)), int(rng.integers(1, 30)))) < rng.uniform(0.2, 0.8)
         start = (int(rng.integers(mask.shape[0])), int(rng.integers(mask.shape[1])))
         assert (connected_region(mask, start) == _flood(mask, start)).all(), trial
+
+
+def test_a_wide_box_close_to_the_tight_one_is_not_cropped_twice():
+    tight = Box(100, 100, 200, 200)
+    assert distinct_boxes([tight, Box(95, 95, 205, 205)]) == (tight,)  # IoU 0.83
+    assert distinct_boxes([tight, Box(60, 60, 240, 240)]) == (tight, Box(60, 60, 240, 240))  # IoU 0.31
+    assert distinct_boxes([tight, tight]) == (tight,)
 
 
 def test_iou():

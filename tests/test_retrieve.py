@@ -195,11 +195,11 @@ def test_the_device_profile_sets_how_many_concepts_are_proposed(tmp_path, settin
     from edge_rap.config import load_profile
 
     crowded = tmp_path / "crowded.toml"
-    crowded.write_text("[retrieve]\nmax_candidates = 8\n")
+    crowded.write_text("[retrieve]\nmax_candidates = 10\n")
     profile = load_profile(str(crowded))
     memory = open_memory(settings, embedder, tmp_path / "mem")
-    assert open_retriever(memory, replace(settings, profile=profile)).policy.max_candidates == 8
-    assert open_retriever(memory, settings).policy.max_candidates == 6
+    assert open_retriever(memory, replace(settings, profile=profile)).policy.max_candidates == 10
+    assert open_retriever(memory, settings).policy.max_candidates == 8
     memory.close()
     bad = tmp_path / "bad.toml"
     bad.write_text("[retrieve]\nmax_candidates = 0\n")

@@ -3,7 +3,8 @@
   python tools/bench_frame.py [--concepts 30] [--repeat 15]
 
 The memory holds N concepts remembered from seeded generated images; the frame pastes four of them onto a
-generated background (the layout of `eval localize`). Stages: the whole image + 9 crops embedded, every
+generated background (the layout of `eval localize`); the retrieval policy is the device profile's, as in
+`recognize`. Stages: the whole image + 9 crops embedded, every
 concept scored, one feature pass at 640 px, dense matching, crop confirmation (the rest of `locate`).
 """
 
@@ -22,7 +23,7 @@ from timing import median_ms
 def main() -> None:
     from PIL import Image as PILImage
 
-    from edge_rap.app import open_embedder, open_memory
+    from edge_rap.app import open_embedder, open_memory, retrieval_policy
     from edge_rap.composites import compose
     from edge_rap.config import load_settings
     from edge_rap.perceive.regions import FEATURE_LONG_SIDE, dense_candidates
@@ -45,13 +46,15 @@ def main() -> None:
             memory.remember(f"c{k}", [path])
         frame = compose([(f"c{k}", photos[k]) for k in range(4)], synthetic_image(1, 640), np.random.default_rng(0))
         image = Image(frame.pixels, "frame")
-        retriever = Retriever(memory.store, embedder)
+        retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
         retriever.recognize(image)  # warm: reference cells are computed once per memory generation
         query = retriever.embed_query(image)
         features = embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         cells = retriever._reference_cells()
         report = {
             "concepts": args.concepts,
+            "max_candidates": retriever.policy.max_candidates,
+            "crops": sum(len(c.boxes) for c in retriever.propose(image, query)),
             "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image), args.repeat),
             "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
             "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),

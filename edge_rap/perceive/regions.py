@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_rap.perceive.boxes import iou
 from edge_rap.types import Box
 
 #: The frame's longer side for the feature pass, and the reference photo's (one feature map per side).
@@ -33,12 +34,15 @@ REFERENCE_LONG_SIDES = (96, 160)
 REGION_LEVELS = (0.5, 0.3)
 #: The heat map is bilinearly upsampled this many times before the region is cut out of it.
 UPSAMPLE = 4
+#: A wide box overlapping the tight one at least this much is not cropped too: its crop scores about the same
+#: (on the dev composites it changed no recall and saved a quarter of the crops; docs/BENCHMARKS.md).
+DISTINCT_BOX_IOU = 0.7
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A concept's most likely place in the frame, by dense matching (not yet confirmed by a crop): its boxes,
-    tight first, without repeats."""
+    tight first, each distinct from the ones before it (`distinct_boxes`)."""
 
     concept_id: int
     score: float
@@ -99,6 +103,15 @@ def connected_region(mask: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     return region
 
 
+def distinct_boxes(boxes: list[Box], limit: float = DISTINCT_BOX_IOU) -> tuple[Box, ...]:
+    """The boxes in order, without those overlapping an earlier one by `limit` IoU or more."""
+    kept: list[Box] = []
+    for box in boxes:
+        if all(iou(box, other) < limit for other in kept):
+            kept.append(box)
+    return tuple(kept)
+
+
 def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:
     """concepts x h x w: each frame cell's best cosine with each concept's reference cells."""
     _, h, w = frame.shape
@@ -143,6 +156,6 @@ def dense_candidates(frame: np.ndarray, references: ReferenceCells, image_size: 
     out = []
     for i in order:
         boxes, score = region_boxes(heat[i], image_size, levels)
-        out.append(Candidate(int(references.ids[i]), score, tuple(dict.fromkeys(boxes))))
+        out.append(Candidate(int(references.ids[i]), score, distinct_boxes(boxes)))
     return sorted(out, key=lambda c: -c.score)
 

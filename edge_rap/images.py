@@ -1,4 +1,7 @@
-"""Decode untrusted image files safely: one clear error for anything unreadable, oversized or empty."""
+"""Decode untrusted image files safely: one clear error for anything unreadable, oversized or empty.
+
+Pixels are upright: a camera's EXIF orientation is applied, so a phone photo stored sideways is seen (and its
+boxes are given) the way every viewer shows it."""
 
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ MAX_PIXELS = int(float(os.environ.get("EDGE_RAP_MAX_MEGAPIXELS", "120")) * 1_000
 MAX_SIDE = 2048
 #: Files larger than this are refused without reading them.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+#: EXIF orientation (tag 0x0112) -> the transpose that makes the picture upright (as PIL's ImageOps).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+            7: "TRANSVERSE", 8: "ROTATE_90"}
+_EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,15 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                 )
             if max(width, height) > MAX_SIDE and pil.format == "JPEG":
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
+            pil.load()  # decoding errors surface here, before anything else reads the file
+            orientation = _orientation(pil)
             pil = pil.convert("RGB")
             if max(pil.size) > MAX_SIDE:
                 pil.thumbnail((MAX_SIDE, MAX_SIDE))
+            if orientation in _UPRIGHT:
+                pil = pil.transpose(getattr(PILImage.Transpose, _UPRIGHT[orientation]))
+                if orientation >= 5:  # a quarter turn: the upright picture's width is the stored height
+                    width, height = height, width
             pixels = np.asarray(pil, dtype=np.uint8)
     except EdgeRapError:
         raise
@@ -107,6 +120,14 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
         raise EdgeRapError(f"{shown}: image has no pixels")
     reduced = (pixels.shape[1], pixels.shape[0]) != (width, height)
     return Image(pixels, source, (width, height) if reduced else None)
+
+
+def _orientation(pil) -> int:
+    """The EXIF orientation of an opened image; 1 (as stored) when absent or unreadable."""
+    try:
+        return int(pil.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not make the photo unreadable: it is shown as stored
+        return 1
 
 
 def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:

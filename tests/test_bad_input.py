@@ -239,6 +239,35 @@ def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path):
     assert image.full_box.as_list() == [0, 0, 4001, 2999]
 
 
+@pytest.mark.parametrize("orientation", range(1, 10))
+def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path, orientation):
+    # What every viewer shows (PIL's own ImageOps.exif_transpose is the reference); 9 is not a valid value.
+    from PIL import Image, ImageOps
+
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:20, :30] = (255, 0, 0)  # one red corner: every turn and flip moves it somewhere else
+    path = tmp_path / f"o{orientation}.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    image = read_image_file(path).image
+    assert np.array_equal(image.pixels, upright)
+    assert image.full_box.as_list() == [0, 0, upright.shape[1], upright.shape[0]]
+
+
+def test_a_large_sideways_photo_is_reduced_and_boxed_in_upright_pixels(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "portrait.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown as a portrait (rotated a quarter turn clockwise)
+    Image.fromarray(scene(5)).resize((4000, 3000)).save(path, quality=80, exif=exif)
+    image = read_image_file(path).image
+    assert image.pixels.shape[0] > image.pixels.shape[1] and max(image.pixels.shape[:2]) <= 2048
+    assert image.full_box.as_list() == [0, 0, 3000, 4000]
+
+
 # --- bad names ------------------------------------------------------------------------------------------
 
 BAD_NAMES = {

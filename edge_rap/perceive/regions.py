@@ -83,6 +83,7 @@ def connected_region(mask: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     region = np.zeros_like(mask, dtype=bool)
     if not mask[start]:
         return region
+    start = (start[0] % mask.shape[0], start[1] % mask.shape[1])  # numpy's meaning of a negative index
     edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
     rows, starts = np.nonzero(edges == 1)
     ends = np.nonzero(edges == -1)[1]  # row-major order: the i-th end closes the i-th start
@@ -107,7 +108,7 @@ def distinct_boxes(boxes: list[Box], limit: float = DISTINCT_BOX_IOU) -> tuple[B
     """The boxes in order, without those overlapping an earlier one by `limit` IoU or more."""
     kept: list[Box] = []
     for box in boxes:
-        if all(iou(box, other) < limit for other in kept):
+        if box not in kept and all(iou(box, other) < limit for other in kept):  # (an empty box has no IoU)
             kept.append(box)
     return tuple(kept)
 

@@ -130,6 +130,28 @@ def _orientation(pil) -> int:
         return 1
 
 
+def upright_box(box: Box, stored_size: tuple[int, int], orientation: int) -> Box:
+    """A box in a photo's stored pixels (stored_size = its width and height as stored) -> the same region of
+    the upright photo, for an EXIF orientation (boxes saved before photos were read upright)."""
+    w, h = stored_size
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    turned = {2: (w - x1, y0, w - x0, y1), 3: (w - x1, h - y1, w - x0, h - y0), 4: (x0, h - y1, x1, h - y0),
+              5: (y0, x0, y1, x1), 6: (h - y1, x0, h - y0, x1), 7: (h - y1, w - x1, h - y0, w - x0),
+              8: (y0, w - x1, y1, w - x0)}
+    return Box(*turned.get(orientation, (x0, y0, x1, y1)))
+
+
+def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
+    """A photo file's EXIF orientation (1 where it has none) and its size as stored."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as pil:
+            return _orientation(pil), pil.size
+    except (OSError, SyntaxError, ValueError) as e:
+        raise EdgeRapError(f"{_describe(str(path))}: cannot read ({str(e).splitlines()[0][:120]})") from None
+
+
 def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
     """A box from one image size (width, height) to another: decoded pixels <-> the file's pixels."""
     sx, sy = target[0] / source[0], target[1] / source[1]

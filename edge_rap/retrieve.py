@@ -238,10 +238,10 @@ class Retriever:
         """A stored photo's unit cells at every reference side; None when the photo is unreadable."""
         try:
             image = read_image_file(view.image_path).image
-        except EdgeRapError as e:  # a stored photo gone missing: that view cannot be placed
+            pixels = crop(image, view.box).pixels if view.box else image.pixels
+        except EdgeRapError as e:  # a stored photo gone missing, or its box outside it: that view cannot be placed
             log.warning("reference photo unreadable, not used for placing: %s", e)
             return None
-        pixels = crop(image, view.box).pixels if view.box else image.pixels
         return np.concatenate([unit_cells(self.embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
 
     def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray, references: np.ndarray,
@@ -276,9 +276,9 @@ class Retriever:
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
-        concept (a tight and a wide box; `propose`, unless given), crops of them confirm: the concept keeps the
-        box where it scores best, and must clear its thresholds and be that crop's best concept. All crops are
-        embedded in one batch. Embedders without a feature map (CLIP) locate nothing."""
+        concept (a tight box, and a wide one where it differs; `propose`, unless given), crops of them confirm:
+        the concept keeps the box where it scores best, and must clear its thresholds and be that crop's best
+        concept. All crops are embedded in one batch. Embedders without a feature map (CLIP) locate nothing."""
         candidates = proposed if proposed is not None else self.propose(image) or []
         if not candidates:
             return Recognition(image.source, image.size, [], [])

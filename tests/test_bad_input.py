@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
 from edge_rap.images import read_image_file
 from edge_rap.perceive.views import augmented_views
+from edge_rap.types import Box
 
 
 def views_per_photo() -> int:
@@ -256,16 +258,63 @@ def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path, orientation)
     assert image.full_box.as_list() == [0, 0, upright.shape[1], upright.shape[0]]
 
 
-def test_a_large_sideways_photo_is_reduced_and_boxed_in_upright_pixels(tmp_path):
+@pytest.mark.parametrize("orientation", [3, 5, 6, 8])
+def test_a_large_turned_photo_is_reduced_and_boxed_in_upright_pixels(tmp_path, orientation):
     from PIL import Image
 
-    path = tmp_path / "portrait.jpg"
+    path = tmp_path / "photo.jpg"
     exif = Image.Exif()
-    exif[0x0112] = 6  # stored landscape, shown as a portrait (rotated a quarter turn clockwise)
+    exif[0x0112] = orientation  # 5-8: stored landscape, shown as a portrait
     Image.fromarray(scene(5)).resize((4000, 3000)).save(path, quality=80, exif=exif)
     image = read_image_file(path).image
-    assert image.pixels.shape[0] > image.pixels.shape[1] and max(image.pixels.shape[:2]) <= 2048
-    assert image.full_box.as_list() == [0, 0, 3000, 4000]
+    portrait = orientation >= 5
+    assert (image.pixels.shape[0] > image.pixels.shape[1]) == portrait and max(image.pixels.shape[:2]) <= 2048
+    assert image.full_box.as_list() == ([0, 0, 3000, 4000] if portrait else [0, 0, 4000, 3000])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_box_in_stored_pixels_turns_with_the_photo(orientation):
+    # Mark a box in the stored picture, turn the picture as a viewer does: the mark is where upright_box says.
+    from PIL import Image
+
+    from edge_rap.images import upright_box
+
+    stored = np.zeros((40, 60), np.uint8)
+    box = Box(10, 5, 30, 15)
+    stored[box.y0:box.y1, box.x0:box.x1] = 255
+    transposes = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+                  7: "TRANSVERSE", 8: "ROTATE_90"}
+    picture = Image.fromarray(stored)
+    if orientation in transposes:
+        picture = picture.transpose(getattr(Image.Transpose, transposes[orientation]))
+    ys, xs = np.nonzero(np.asarray(picture))
+    assert upright_box(box, (60, 40), orientation) == Box(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_boxes_saved_before_photos_were_read_upright_turn_with_them(memory, tmp_path):
+    # A memory of the previous version: a --box in the stored pixels of a photo shown turned (EXIF 6).
+    from PIL import Image
+
+    from edge_rap.memory.store import Store
+
+    path = tmp_path / "sideways.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(scene(7)).resize((600, 400)).save(path, exif=exif)
+    mug = memory.remember("mug", [path], box=Box(250, 100, 350, 200))  # upright pixels: the photo is 400 x 600
+    root = memory.store.root
+    before = {v.id: v.box for v in memory.store.views() if v.concept_id != mug.id}
+    memory.close()
+    db = sqlite3.connect(root / "memory.sqlite", isolation_level=None)
+    # The same region in the stored 600 x 400 pixels: stored (x, y) is upright (400 - y, x).
+    db.execute("UPDATE views SET box = '100,50,200,150' WHERE concept_id = ?", (mug.id,))
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    for _ in range(2):  # opened twice: turned once, not twice
+        store = Store(root)
+        assert {v.box for v in store.views() if v.concept_id == mug.id} == {Box(250, 100, 350, 200)}
+        assert {v.id: v.box for v in store.views() if v.concept_id != mug.id} == before  # upright photos: as they were
+        store.close()
 
 
 # --- bad names ------------------------------------------------------------------------------------------

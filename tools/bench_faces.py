@@ -21,10 +21,10 @@ from timing import median_ms
 
 
 def frame_640x480(path: str | None) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps  # photos upright (EXIF), as edge_rap reads them
 
     if path:
-        image = Image.open(path).convert("RGB")
+        image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     else:
         from skimage import data
 
@@ -88,7 +88,7 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
     """
     from pathlib import Path
 
-    from PIL import Image
+    from PIL import Image, ImageOps  # photos upright (EXIF), as edge_rap reads them
 
     from edge_rap.perceive.faces import open_face_models
 
@@ -101,7 +101,7 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
         refs = root / "references" / spec["set"]
         if not (root / photo).exists() or not refs.is_dir():
             continue
-        group = np.asarray(Image.open(root / photo).convert("RGB"))
+        group = np.asarray(ImageOps.exif_transpose(Image.open(root / photo)).convert("RGB"))
         people = spec["boxes"]
         faces, vectors = models.faces(group)
 
@@ -116,7 +116,7 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
         for ref in sorted(refs.glob("*.jpg")):
             if ref.stem not in people:
                 continue
-            ref_faces, ref_vectors = models.faces(np.asarray(Image.open(ref).convert("RGB")))
+            ref_faces, ref_vectors = models.faces(np.asarray(ImageOps.exif_transpose(Image.open(ref)).convert("RGB")))
             if not ref_faces:
                 no_face.append(ref.stem)
                 continue

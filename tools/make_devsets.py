@@ -20,7 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps  # photos upright (EXIF), as edge_rap reads them
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,7 +29,7 @@ def build_group(data: Path, out: Path) -> int:
     boxes = json.loads((HERE / "devsets" / "group_photos_boxes.json").read_text())
     count = 0
     for photo, spec in boxes["photos"].items():
-        group = Image.open(data / "group_photos" / photo).convert("RGB")
+        group = ImageOps.exif_transpose(Image.open(data / "group_photos" / photo)).convert("RGB")
         for name, box in spec["boxes"].items():
             folder = out / "group" / f"{spec['set']}-{name.replace(' ', '_')}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -134,8 +134,9 @@ def build_myvlm_synth(data: Path, out: Path) -> int:
 
     rng = np.random.default_rng(1234)
     entries = _myvlm_photos(data)
-    photos = {name: Image.open(path).convert("RGB") for name, path in entries}
-    group_bg = [Image.open(p).convert("RGB") for p in sorted((data / "group_photos").glob("group_photo_*.jpg"))]
+    photos = {name: ImageOps.exif_transpose(Image.open(path)).convert("RGB") for name, path in entries}
+    group_bg = [ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+                for p in sorted((data / "group_photos").glob("group_photo_*.jpg"))]
     for name, path in entries:
         _write_views(out / "myvlm-synth", name, path, _synthetic_queries(photos[name], group_bg, rng), "synthetic", rng)
     return len(entries)
@@ -147,7 +148,7 @@ def build_myvlm_photos(data: Path, out: Path) -> int:
     rng = np.random.default_rng(4321)
     entries = _myvlm_photos(data)
     for name, path in entries:
-        photo = Image.open(path).convert("RGB")
+        photo = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
         _write_views(out / "myvlm-photos", name, path, _photo_views(photo, rng), "view", rng)
     return len(entries)
 

@@ -120,8 +120,10 @@ class RenderedPrompt:
 
 
 def image_key(data_sha256: str, box: Box | None = None) -> str:
-    """Content key of an image (the sha256 of its file or pixels) and the region of it that is shown."""
-    return data_sha256 if box is None else f"{data_sha256}@{','.join(map(str, box.as_list()))}"
+    """Content key of a stored photo as shown: its file's sha256, how it is decoded (upright: its EXIF
+    orientation applied; encodings cached before that must not match) and the region of it that is shown."""
+    key = f"{data_sha256}:upright"
+    return key if box is None else f"{key}@{','.join(map(str, box.as_list()))}"
 
 
 def query_image(image: Image) -> PromptImage:

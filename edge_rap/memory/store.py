@@ -61,10 +61,10 @@ CREATE TABLE IF NOT EXISTS calibration (
 """
 
 MAX_NAME = 64
-SCHEMA_VERSION = 2  # 2: views.kind ('photo' or 'face')
+SCHEMA_VERSION = 3  # 2: views.kind ('photo' or 'face'); 3: boxes in the upright photo's pixels (EXIF applied)
 
 
-def migrate(db: sqlite3.Connection) -> None:
+def migrate(db: sqlite3.Connection, images_dir: Path) -> None:
     """Bring a memory written by an earlier version of edge_rap up to SCHEMA_VERSION, in place."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version >= SCHEMA_VERSION:
@@ -72,7 +72,30 @@ def migrate(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(views)")}
     if "kind" not in columns:
         db.execute("ALTER TABLE views ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute("BEGIN IMMEDIATE")  # boxes and version together: a box must never be turned twice
+    try:
+        if version < 3:
+            _turn_boxes_upright(db, images_dir)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
+    """Boxes (--box, faces) were saved in a photo's stored pixels; photos are now read upright, so the boxes of
+    photos with an EXIF orientation turn with them."""
+    from edge_rap.images import stored_orientation, upright_box
+
+    for view_id, image_file, text in db.execute("SELECT id, image_file, box FROM views WHERE box IS NOT NULL").fetchall():
+        try:
+            orientation, size = stored_orientation(images_dir / image_file)
+        except EdgeRapError:  # a photo gone missing: its view is unusable either way
+            continue
+        if orientation != 1:
+            box = upright_box(Box.parse(text), size, orientation)
+            db.execute("UPDATE views SET box = ? WHERE id = ?", (",".join(map(str, box.as_list())), view_id))
 
 
 def validate_name(name: str) -> str:
@@ -129,7 +152,7 @@ class Store:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self.db.executescript(SCHEMA)
-                migrate(self.db)
+                migrate(self.db, self.images_dir)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.Error as e:

@@ -98,7 +98,7 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                     f"{shown}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
                     f"{MAX_PIXELS / 1e6:.0f} (set EDGE_RAP_MAX_MEGAPIXELS to raise it)"
                 )
-            if max(width, height) > MAX_SIDE and pil.format == "JPEG":
+            if max(width, height) > MAX_SIDE and pil.format in ("JPEG", "MPO"):
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)

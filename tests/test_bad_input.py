@@ -231,11 +231,14 @@ def test_photo_under_the_stated_limit_is_accepted(tmp_path):
     assert max(image.pixels.shape[:2]) <= 2048
 
 
-def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path):
+@pytest.mark.parametrize("kind", ["JPEG", "MPO"])  # MPO: what many phones write (a JPEG and its previews)
+def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path, kind):
     from PIL import Image
 
     path = tmp_path / "large.jpg"
-    Image.fromarray(scene(5)).resize((4001, 2999)).save(path, quality=80)
+    picture = Image.fromarray(scene(5)).resize((4001, 2999))
+    picture.save(path, kind, quality=80, **({"save_all": True, "append_images": [picture]} if kind == "MPO" else {}))
+    assert Image.open(path).format == kind
     image = read_image_file(path).image
     assert max(image.pixels.shape[:2]) <= 2048
     assert image.full_box.as_list() == [0, 0, 4001, 2999]

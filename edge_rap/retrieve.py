@@ -42,6 +42,8 @@ class RetrievalPolicy:
     max_candidates: int = 8  # concepts confirmed by crops per frame (the best by dense-matching score)
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
     fills_frame: float = 0.2  # a whole-frame hit this far above a crop-only one: the frame is its photo
+    query_grid: int = 3  # half-size crops per side embedded with the whole image (retrieval alone)
+    placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -95,9 +97,17 @@ class Retriever:
         mean, std = self._calibration.get(concept_id, (self.space_threshold, 0.0))
         return max(self.space_threshold, mean + self.policy.z * std)
 
-    def embed_query(self, image: Image) -> np.ndarray:
-        """The query's vectors: the whole image and its crops (see perceive/views.py)."""
-        return self.embedder.embed(query_views(image.pixels))
+    def embed_query(self, image: Image, grid: int | None = None) -> np.ndarray:
+        """The query's vectors: the whole image and a grid x grid of half-size crops (perceive/views.py), the
+        policy's query_grid unless given."""
+        return self.embedder.embed(query_views(image.pixels, grid or self.policy.query_grid))
+
+    def can_place(self, image: Image) -> bool:
+        """Whether dense matching can place concepts in this image: an embedder with a feature map (not CLIP),
+        an image of 32 px or more, a memory with concepts in this space."""
+        keys, _ = self._references()
+        big_enough = min(image.pixels.shape[:2]) >= 32
+        return bool(len(keys)) and big_enough and getattr(self.embedder, "has_feature_map", False)
 
     def score(self, query: np.ndarray) -> list[tuple[Concept, float]]:
         """Every concept with its best score over the query's vectors and its own views, best first."""
@@ -121,9 +131,12 @@ class Retriever:
         region and one region per concept. Either way, people remembered by their face are found by it,
         with the face's box."""
         if regions is None:
-            query = self.embed_query(image)
+            # Where dense matching places, its proposals' crops find the small concepts, and the whole image
+            # with its quadrants decides as well as with nine crops (docs/BENCHMARKS.md) for half the views.
+            grid = self.policy.placing_query_grid if self.can_place(image) else self.policy.query_grid
+            query = self.embed_query(image, grid)
             result = self.decide(image, self.score(query), question)
-            proposed = self.propose(image, query)
+            proposed = self.propose(image, query, grid)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
             ranked = {c.concept_id for c in proposed or []}
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
@@ -245,15 +258,15 @@ class Retriever:
         return np.concatenate([unit_cells(self.embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
 
     def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray, references: np.ndarray,
-                 query: np.ndarray | None = None) -> list[Candidate]:
+                 query: np.ndarray | None, grid: int) -> list[Candidate]:
         """A candidate whose region spread over most of the frame says little (its reference photo's own
-        background matched the frame's): it takes the query view (whole or a half-size crop) where the
-        concept scores best instead. `query`: those views' vectors, when the caller has them already."""
+        background matched the frame's): it takes the query view (whole or a half-size crop of the grid)
+        where the concept scores best instead. `query`: those views' vectors, when the caller has them."""
         full = image.size[0] * image.size[1]
         vague = [c for c in candidates if c.boxes[0].width * c.boxes[0].height > 0.5 * full]
         if not vague:
             return candidates
-        views = query_view_boxes(image.size)
+        views = query_view_boxes(image.size, grid)
         if query is None:
             query = self.embedder.embed([crop(image, b).pixels for b in views])
         similarity = query @ references.T
@@ -262,17 +275,16 @@ class Retriever:
                      for c in vague}
         return [sharpened.get(c.concept_id, c) for c in candidates]
 
-    def propose(self, image: Image, query: np.ndarray | None = None) -> list[Candidate] | None:
-        """Dense matching's likeliest concepts for this frame, each with its boxes; None when this embedder
-        or image cannot be placed (no feature map, as CLIP; an image under 32 px; an empty memory).
-        `query`: the frame's query-view vectors (`embed_query`), when the caller has them already."""
-        keys, references = self._references()
-        tiny = min(image.pixels.shape[:2]) < 32
-        if not len(keys) or tiny or not getattr(self.embedder, "has_feature_map", False):
+    def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None) -> list[Candidate] | None:
+        """Dense matching's likeliest concepts for this frame, each with its boxes; None where it cannot place
+        (`can_place`). `query`: the frame's query-view vectors (`embed_query` with this `grid`), when the
+        caller has them already."""
+        if not self.can_place(image):
             return None
+        keys, references = self._references()
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
-        return self._sharpen(image, candidates, keys, references, query)
+        return self._sharpen(image, candidates, keys, references, query, grid or self.policy.query_grid)
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per

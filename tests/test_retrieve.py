@@ -227,3 +227,32 @@ def test_a_new_concept_costs_only_its_own_reference_passes(household, tmp_path):
         assert first == 1 + 4 * len(REFERENCE_LONG_SIDES)  # four concepts in the household
     finally:
         household.embedder.feature_map = feature_map
+
+
+class _CountingEmbedder:
+    """The test embedder, recording how many images each embed call is given; `maps=False` hides its
+    feature map, as a CLIP embedder has none."""
+
+    def __init__(self, inner, maps: bool = True):
+        self.inner, self.maps, self.calls = inner, maps, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def has_feature_map(self) -> bool:
+        return self.maps
+
+    def embed(self, images):
+        self.calls.append(len(images))
+        return self.inner.embed(images)
+
+
+def test_where_dense_matching_places_the_frame_is_queried_with_its_quadrants_not_nine_crops(household):
+    frame = _image(paste(photo("grass"), photo("coffee"), 0.3, 0.2, 0.3))
+    placing = _CountingEmbedder(household.embedder)
+    Retriever(household.store, placing).recognize(frame)
+    assert placing.calls[0] == 1 + 2 * 2  # the whole image and its quadrants; then the proposals' crops
+    alone = _CountingEmbedder(household.embedder, maps=False)
+    Retriever(household.store, alone).recognize(frame)
+    assert alone.calls == [1 + 3 * 3]  # retrieval alone: the whole image and nine crops, nothing placed

@@ -1,11 +1,13 @@
 """Per-frame cost of `recognize` on a 640 x 480 frame, stage by stage (issue 3). Medians of repeated runs.
 
-  python tools/bench_frame.py [--concepts 30] [--repeat 15]
+  python tools/bench_frame.py [--concepts 30] [--repeat 15] [--versus FIELD=VALUE]
 
 The memory holds N concepts remembered from seeded generated images; the frame pastes four of them onto a
 generated background (the layout of `eval localize`); the retrieval policy is the device profile's, as in
-`recognize`. Stages: the whole image + 9 crops embedded, every
+`recognize`. Stages: the whole image + 4 crops embedded, every
 concept scored, one feature pass at 640 px, dense matching, crop confirmation (the rest of `locate`).
+--versus times `recognize` against the same with one RetrievalPolicy field changed (e.g.
+placing_query_grid=3), in turns in this process, and reports the ratio.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from timing import median_ms
+from timing import interleaved_median_ms, median_ms
 
 
 
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concepts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--versus", metavar="FIELD=VALUE", help="a RetrievalPolicy field to compare against")
     args = parser.parse_args()
     settings = load_settings()
     embedder = open_embedder(settings)
@@ -48,14 +52,15 @@ def main() -> None:
         image = Image(frame.pixels, "frame")
         retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
         retriever.recognize(image)  # warm: reference cells are computed once per memory generation
-        query = retriever.embed_query(image)
+        grid = retriever.policy.placing_query_grid  # as recognize embeds the frame where it places
+        query = retriever.embed_query(image, grid)
         features = embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         cells = retriever._reference_cells()
         report = {
             "concepts": args.concepts,
             "max_candidates": retriever.policy.max_candidates,
-            "crops": sum(len(c.boxes) for c in retriever.propose(image, query)),
-            "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image), args.repeat),
+            "crops": sum(len(c.boxes) for c in retriever.propose(image, query, grid)),
+            "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image, grid), args.repeat),
             "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
             "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),
             "dense_matching_ms": median_ms(lambda: dense_candidates(features, cells, image.size, limit=retriever.policy.max_candidates), args.repeat),
@@ -67,6 +72,14 @@ def main() -> None:
         report["confirm_crops_ms"] = round(report["locate_total_ms"] - report["feature_pass_ms"]
                                            - report["dense_matching_ms"], 1)
         report["locate_over_one_embedding"] = round(report["locate_total_ms"] / report["one_embedding_ms"], 1)
+        if args.versus:
+            field, value = args.versus.split("=", 1)
+            changed = replace(retriever.policy, **{field: type(getattr(retriever.policy, field))(value)})
+            other = Retriever(memory.store, embedder, changed)
+            mine, theirs = interleaved_median_ms(lambda: retriever.recognize(image), lambda: other.recognize(image),
+                                                 args.repeat)
+            report["versus"] = {"changed": args.versus, "recognize_ms": round(mine, 1),
+                                "changed_recognize_ms": round(theirs, 1), "ratio": round(mine / theirs, 3)}
         memory.close()
     print(json.dumps(report, indent=2))
 

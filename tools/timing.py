@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: the median wall time of a call, after warm-up runs."""
+"""Shared by the benchmark scripts: the median wall time of a call, after warm-up runs; two calls compared in
+turns, so that a shared machine's slow spells fall on both."""
 
 from __future__ import annotations
 
@@ -17,3 +18,17 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def interleaved_median_ms(a: Callable[[], object], b: Callable[[], object], repeat: int,
+                          warmup: int = 2) -> tuple[float, float]:
+    """Median milliseconds of `repeat` calls each of a and b, run in turns (a b, b a, ...)."""
+    for _ in range(warmup):
+        a(), b()
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for i in range(repeat):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            start = time.perf_counter()
+            (a, b)[k]()
+            times[k].append(time.perf_counter() - start)
+    return 1000 * statistics.median(times[0]), 1000 * statistics.median(times[1])

@@ -46,7 +46,8 @@ class NegativeBank:
                 return np.load(path)
             except (OSError, ValueError):
                 pass
-        # Each bank image is seen exactly as a query is (whole + crops), so its scores are comparable.
+        # Each bank image is seen as a query is for retrieval alone (whole + 3 x 3 crops), so its scores are
+        # comparable; recognize's quadrants are four of those crops, so no score it sees can be higher.
         vectors = np.stack([self.embedder.embed(query_views(img)) for img in synthetic_images(BANK_SIZE, seed=BANK_SEED)])
         if path is not None:
             try:

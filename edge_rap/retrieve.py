@@ -100,14 +100,14 @@ class Retriever:
     def embed_query(self, image: Image, grid: int | None = None) -> np.ndarray:
         """The query's vectors: the whole image and a grid x grid of half-size crops (perceive/views.py), the
         policy's query_grid unless given."""
-        return self.embedder.embed(query_views(image.pixels, grid or self.policy.query_grid))
+        return self.embedder.embed(query_views(image.pixels, self.policy.query_grid if grid is None else grid))
 
     def can_place(self, image: Image) -> bool:
         """Whether dense matching can place concepts in this image: an embedder with a feature map (not CLIP),
-        an image of 32 px or more, a memory with concepts in this space."""
-        keys, _ = self._references()
-        big_enough = min(image.pixels.shape[:2]) >= 32
-        return bool(len(keys)) and big_enough and getattr(self.embedder, "has_feature_map", False)
+        an image of 32 px or more, concepts in this space with readable reference photos."""
+        if min(image.pixels.shape[:2]) < 32 or not getattr(self.embedder, "has_feature_map", False):
+            return False
+        return bool(len(self._references()[0])) and bool(len(self._reference_cells()))
 
     def score(self, query: np.ndarray) -> list[tuple[Concept, float]]:
         """Every concept with its best score over the query's vectors and its own views, best first."""
@@ -269,6 +269,8 @@ class Retriever:
         views = query_view_boxes(image.size, grid)
         if query is None:
             query = self.embedder.embed([crop(image, b).pixels for b in views])
+        elif len(query) != len(views):
+            raise ValueError(f"{len(query)} query vectors for a {grid} x {grid} grid of views")
         similarity = query @ references.T
         sharpened = {c.concept_id: Candidate(c.concept_id, c.score, (views[int(similarity[:, keys == c.concept_id]
                                                                                  .max(axis=1).argmax())],))
@@ -277,14 +279,15 @@ class Retriever:
 
     def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None) -> list[Candidate] | None:
         """Dense matching's likeliest concepts for this frame, each with its boxes; None where it cannot place
-        (`can_place`). `query`: the frame's query-view vectors (`embed_query` with this `grid`), when the
-        caller has them already."""
+        (`can_place`). `query`: the frame's query-view vectors (`embed_query` with this `grid`, by default
+        the policy's placing_query_grid), when the caller has them already."""
         if not self.can_place(image):
             return None
         keys, references = self._references()
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
-        return self._sharpen(image, candidates, keys, references, query, grid or self.policy.query_grid)
+        grid = self.policy.placing_query_grid if grid is None else grid
+        return self._sharpen(image, candidates, keys, references, query, grid)
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per

@@ -148,7 +148,8 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
                          RetrievalPolicy(max_candidates=max_candidates, threshold=threshold, z=-100.0))
 
     narrow = retriever()
-    whole = {h.concept.name: h.score for h in narrow.decide(frame, narrow.score(narrow.embed_query(frame))).hits}
+    query = narrow.embed_query(frame, narrow.policy.placing_query_grid)  # as recognize queries where it places
+    whole = {h.concept.name: h.score for h in narrow.decide(frame, narrow.score(query)).hits}
     ranked = {c.concept_id for c in narrow.propose(frame)}
     unranked = [n for n in whole if household.store.get(n).id not in ranked]
     assert set(whole) == {"coffee", "rocket"} and len(unranked) == 1  # both seen whole, one proposed
@@ -256,3 +257,21 @@ def test_where_dense_matching_places_the_frame_is_queried_with_its_quadrants_not
     alone = _CountingEmbedder(household.embedder, maps=False)
     Retriever(household.store, alone).recognize(frame)
     assert alone.calls == [1 + 3 * 3]  # retrieval alone: the whole image and nine crops, nothing placed
+
+
+def test_a_vague_candidate_takes_the_query_view_where_its_concept_is_for_either_grid(household):
+    # A region spread over most of the frame says little: the concept gets the view it scores best in, taken
+    # from the very views (and vectors) the frame was queried with.
+    from edge_rap.perceive.regions import Candidate
+    from edge_rap.types import Box
+
+    frame = _image(paste(photo("grass"), photo("coffee"), 0.4, 1.0, 1.0))  # coffee in the bottom-right quadrant
+    retriever = Retriever(household.store, household.embedder)
+    keys, references = retriever._references()
+    vague = [Candidate(household.store.get("coffee").id, 0.5, (frame.full_box,))]
+    quadrant = (Box(320, 240, 640, 480),)
+    for grid in (2, 3):
+        query = retriever.embed_query(frame, grid)
+        assert retriever._sharpen(frame, vague, keys, references, query, grid)[0].boxes == quadrant
+    with pytest.raises(ValueError, match="grid"):
+        retriever._sharpen(frame, vague, keys, references, retriever.embed_query(frame, 3), 2)

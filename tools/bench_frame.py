@@ -23,6 +23,22 @@ from timing import interleaved_median_ms, median_ms
 
 
 
+def policy_change(text: str) -> dict:
+    """FIELD=VALUE for a numeric RetrievalPolicy field, as keyword arguments for dataclasses.replace."""
+    from dataclasses import fields
+
+    from edge_rap.retrieve import RetrievalPolicy
+
+    field, _, value = text.partition("=")
+    numeric = {f.name: type(f.default) for f in fields(RetrievalPolicy) if type(f.default) in (int, float)}
+    if field not in numeric or not value:
+        raise ValueError(f"--versus wants FIELD=VALUE with FIELD one of {', '.join(numeric)}")
+    try:
+        return {field: numeric[field](value)}
+    except ValueError:
+        raise ValueError(f"--versus {text}: {field} must be {'an integer' if numeric[field] is int else 'a number'}") from None
+
+
 def main() -> None:
     from PIL import Image as PILImage
 
@@ -39,6 +55,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--versus", metavar="FIELD=VALUE", help="a RetrievalPolicy field to compare against")
     args = parser.parse_args()
+    try:
+        change = policy_change(args.versus) if args.versus else None
+    except ValueError as e:
+        parser.error(str(e))
     settings = load_settings()
     embedder = open_embedder(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,10 +92,8 @@ def main() -> None:
         report["confirm_crops_ms"] = round(report["locate_total_ms"] - report["feature_pass_ms"]
                                            - report["dense_matching_ms"], 1)
         report["locate_over_one_embedding"] = round(report["locate_total_ms"] / report["one_embedding_ms"], 1)
-        if args.versus:
-            field, value = args.versus.split("=", 1)
-            changed = replace(retriever.policy, **{field: type(getattr(retriever.policy, field))(value)})
-            other = Retriever(memory.store, embedder, changed)
+        if change:
+            other = Retriever(memory.store, embedder, replace(retriever.policy, **change))
             mine, theirs = interleaved_median_ms(lambda: retriever.recognize(image), lambda: other.recognize(image),
                                                  args.repeat)
             report["versus"] = {"changed": args.versus, "recognize_ms": round(mine, 1),

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-SETS = ("myvlm-photos", "myvlm-synth", "group")
+SETS = ("myvlm-photos", "myvlm-synth", "group", "myvlm-photos-sideways")
 KEYS = ("recall", "precision", "mean_iou", "iou50")
 
 

@@ -10,6 +10,9 @@ myvlm-photos: the same concepts, each query a whole photo of the concept as a ca
         (rotated crop, low resolution, seen from the side, closer up), never a small part of a larger
         picture: for `eval localize`, whose truth box is the whole pasted photo. Same caveat: one photo's
         views, not new viewpoints.
+myvlm-photos-sideways: myvlm-photos with each reference stored as a phone stores a portrait, turned a
+        quarter and tagged EXIF orientation 6 (lossless PNG), the queries upright: reading photos upright
+        must give the same figures as myvlm-photos.
 Usage: python tools/make_devsets.py --data ../shared/data --out /tmp/devsets
 """
 
@@ -153,6 +156,22 @@ def build_myvlm_photos(data: Path, out: Path) -> int:
     return len(entries)
 
 
+def build_sideways(out: Path) -> int:
+    """myvlm-photos again, each concept's reference stored turned with an orientation tag, as phones do."""
+    source, target = out / "myvlm-photos", out / "myvlm-photos-sideways"
+    concepts = sorted(p for p in source.iterdir() if p.is_dir())
+    for folder in concepts:
+        (target / folder.name).mkdir(parents=True, exist_ok=True)
+        files = sorted(folder.iterdir())
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "turn a quarter clockwise to view": stored turned a quarter anticlockwise
+        upright = ImageOps.exif_transpose(Image.open(files[0])).convert("RGB")
+        upright.transpose(Image.Transpose.ROTATE_90).save(target / folder.name / "0-reference.png", exif=exif)
+        for query in files[1:]:
+            shutil.copyfile(query, target / folder.name / query.name)
+    return len(concepts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
@@ -161,6 +180,7 @@ def main() -> None:
     print(f"group: {build_group(args.data, args.out)} concepts")
     print(f"myvlm-synth: {build_myvlm_synth(args.data, args.out)} concepts")
     print(f"myvlm-photos: {build_myvlm_photos(args.data, args.out)} concepts")
+    print(f"myvlm-photos-sideways: {build_sideways(args.out)} concepts")
 
 
 if __name__ == "__main__":

@@ -60,12 +60,11 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     embedder = embedder or open_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
-        names = {}
-        for c in progress(concepts):
-            names[c.name] = mem.remember(c.name, [c.reference]).id
+        skipped: list[str] = []
+        concepts = remember_references(mem, concepts, skipped, progress)
+        names = {c.name for c in concepts}
         retriever = Retriever(mem.store, embedder, RetrievalPolicy(top_k=len(concepts) + 1))
         queries: list[tuple[str, Image]] = []
-        skipped = []
         for c in concepts:
             for q in c.queries:
                 try:
@@ -107,35 +106,20 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
     from edge_rap.app import open_embedder, open_memory, retrieval_policy
-    from edge_rap.composites import backgrounds, compose
     from edge_rap.retrieve import Retriever
 
     concepts = read_dataset(dataset)
-    embedder = embedder or open_embedder(settings)
-    rng = np.random.default_rng(seed)
-    items = [(c.name, q) for c in concepts for q in c.queries]
-    if not items:
+    if not any(c.queries for c in concepts):
         raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
-    order = rng.permutation(len(items))
-    scenes = backgrounds(8, seed)
-    frames = []
-    for start in range(0, len(order), per_frame):
-        group, names = [], set()
-        for k in order[start : start + per_frame]:
-            name, path = items[k]
-            if name not in names:  # one instance of a concept per frame
-                names.add(name)
-                group.append((name, read_image_file(path).image.pixels))
-        others = [(name, path) for name, path in items if name not in names]
-        if others and rng.random() < 0.5:  # half the frames: another concept's photo as the background
-            name, path = others[int(rng.integers(len(others)))]
-            frames.append(compose(group, read_image_file(path).image.pixels, rng, background_name=name))
-        else:  # the others: a generated texture or a sample photo of a scene
-            frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
+    embedder = embedder or open_embedder(settings)
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
-        for c in progress(concepts):
-            mem.remember(c.name, [c.reference])
+        concepts = remember_references(mem, concepts, skipped, progress)
+        frames = _composites(concepts, per_frame, seed, skipped)
+        if not frames:
+            reason = f" ({skipped[-1]})" if skipped else ""
+            raise EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
         retriever = Retriever(mem.store, embedder, retrieval_policy(settings))  # as `recognize`, whatever per_frame is
         truths = predictions = 0
         ious: list[float] = []
@@ -157,7 +141,68 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "mean_iou": round(float(np.mean(ious)), 4) if ious else 0.0,
         "iou50": round(float(np.mean(np.asarray(ious) >= 0.5)), 4) if ious else 0.0,
         "seed": seed,
+        "skipped_images": skipped,
     }
+
+
+def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
+                        progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
+    """Remember each concept's reference photo; a concept whose reference cannot be read is left out (with
+    its queries) and said in `skipped`, so that one bad file does not void a whole evaluation."""
+    kept = []
+    for c in progress(concepts):
+        try:
+            mem.remember(c.name, [c.reference])
+        except EdgeRapError as e:
+            skipped.append(f"{e} (the reference of {c.name}: left out with its {len(c.queries)} queries)")
+        else:
+            kept.append(c)
+    if not kept:
+        raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))
+    return kept
+
+
+def _composites(concepts: list[ConceptFolder], per_frame: int, seed: int, skipped: list[str]) -> list["Composite"]:
+    """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
+    (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
+    from edge_rap.composites import backgrounds, compose
+
+    rng = np.random.default_rng(seed)
+    items = [(c.name, q) for c in concepts for q in c.queries]
+    unreadable: set[Path] = set()
+
+    def pixels(path: Path) -> np.ndarray | None:
+        if path in unreadable:
+            return None
+        try:
+            return read_image_file(path).image.pixels
+        except EdgeRapError as e:
+            unreadable.add(path)
+            skipped.append(str(e))
+            return None
+
+    order = rng.permutation(len(items))
+    scenes = backgrounds(8, seed)
+    frames = []
+    for start in range(0, len(order), per_frame):
+        group, names = [], set()
+        for k in order[start : start + per_frame]:
+            name, path = items[k]
+            if name not in names and (photo := pixels(path)) is not None:  # one instance of a concept per frame
+                names.add(name)
+                group.append((name, photo))
+        others = [(name, path) for name, path in items if name not in names]
+        background, background_name = None, None
+        if others and rng.random() < 0.5:  # half the frames: another concept's photo as the background
+            background_name, path = others[int(rng.integers(len(others)))]
+            background = pixels(path)
+        if not group:
+            continue
+        if background is not None:
+            frames.append(compose(group, background, rng, background_name=background_name))
+        else:  # the others (or an unreadable photo): a generated texture or a sample photo of a scene
+            frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
+    return frames
 
 
 def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
@@ -173,7 +218,8 @@ def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
 def format_localize(report: dict) -> str:
     return (f"embedder {report['embedder']}: {report['frames']} frames ({report['concept_backgrounds']} on another "
             f"concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
-            f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found")
+            f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found"
+            + "".join(f"\nskipped: {s}" for s in report["skipped_images"]))
 
 
 def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:

@@ -102,7 +102,7 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)
-            pil = pil.convert("RGB")
+            pil = _rgb(pil)
             if max(pil.size) > MAX_SIDE:
                 pil.thumbnail((MAX_SIDE, MAX_SIDE))
             if orientation in _UPRIGHT:
@@ -120,6 +120,24 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
         raise EdgeRapError(f"{shown}: image has no pixels")
     reduced = (pixels.shape[1], pixels.shape[0]) != (width, height)
     return Image(pixels, source, (width, height) if reduced else None)
+
+
+#: Pillow modes holding more than 8 bits of grey: 16-bit PNG and TIFF, 32-bit integers, floats.
+_DEEP_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+
+
+def _rgb(pil):
+    """8-bit RGB. Deep greyscale is scaled to 8 bits by its container's range (16 bits, or 0-1 for floats
+    that stay within it): Pillow's own conversion clips it, so a 16-bit photo came out white."""
+    from PIL import Image as PILImage
+
+    if pil.mode not in _DEEP_MODES:
+        return pil.convert("RGB")
+    values = np.nan_to_num(np.asarray(pil, dtype=np.float32))
+    top = float(values.max()) if values.size else 0.0
+    full = 1.0 if pil.mode == "F" and top <= 1.0 else 255.0 if top <= 255 else 65535.0
+    grey = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return PILImage.fromarray(grey, "L").convert("RGB")
 
 
 def _orientation(pil) -> int:

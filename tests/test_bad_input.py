@@ -244,6 +244,21 @@ def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path, k
     assert image.full_box.as_list() == [0, 0, 4001, 2999]
 
 
+@pytest.mark.parametrize("kind", ["16-bit PNG", "32-bit TIFF", "float TIFF"])
+def test_deep_greyscale_photo_keeps_its_tones(tmp_path, kind):
+    # Pillow's own conversion clips values above 255, so a 16-bit photo came out almost white.
+    from PIL import Image
+
+    tones = np.tile(np.arange(256, dtype=np.uint8), (8, 1))  # 8-bit truth: a left-to-right ramp
+    deep = {"16-bit PNG": tones.astype(np.uint16) * 257, "32-bit TIFF": tones.astype(np.int32) * 257,
+            "float TIFF": tones.astype(np.float32) / 255}[kind]
+    path = tmp_path / ("deep.png" if "PNG" in kind else "deep.tif")
+    Image.fromarray(deep).save(path)
+    pixels = read_image_file(path).image.pixels
+    assert pixels.shape == (8, 256, 3)
+    assert np.abs(pixels[..., 1].astype(int) - tones).max() <= 1
+
+
 @pytest.mark.parametrize("orientation", range(1, 10))
 def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path, orientation):
     # What every viewer shows (PIL's own ImageOps.exif_transpose is the reference); 9 is not a valid value.

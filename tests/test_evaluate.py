@@ -9,7 +9,7 @@ import pytest
 
 from edge_rap.cli import main
 from edge_rap.errors import EdgeRapError
-from edge_rap.evaluate import evaluate_retrieval, read_dataset
+from edge_rap.evaluate import evaluate_localize, evaluate_retrieval, read_dataset
 from photos import paste, photo, save_photo
 
 CONCEPTS = ("chelsea", "astronaut", "coffee", "rocket", "grace_hopper")
@@ -75,6 +75,31 @@ def test_empty_or_missing_dataset_is_a_clear_error(tmp_path, settings):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EdgeRapError, match="no concept subfolders"):
         evaluate_retrieval(settings, tmp_path / "empty")
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_unreadable_photos_are_said_and_left_out_not_fatal(dataset, settings, kind):
+    # A corrupt query is skipped; a corrupt reference leaves its concept (and that one's queries) out.
+    (dataset / "coffee" / "b1.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
+    (dataset / "rocket" / "a.png").write_bytes(b"not a picture at all")
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))  # a frame per query: each is counted
+    skipped = report["skipped_images"]
+    assert len(skipped) == 2
+    assert any("coffee/b1.jpg" in s and "corrupt" in s for s in skipped)
+    assert any("rocket/a.png" in s and "left out with its 2 queries" in s for s in skipped)
+    if kind == "retrieval":
+        assert report["concepts"] == 4 and report["queries"] == 7
+    else:
+        assert report["frames"] == report["placed"] == 7  # 4 concepts' 8 queries, one of them unreadable
+
+
+def test_eval_localize_with_no_readable_query_is_a_clear_error(dataset, settings):
+    for folder in dataset.iterdir():
+        for query in folder.glob("b*.jpg"):
+            query.write_bytes(b"garbage")
+    with pytest.raises(EdgeRapError, match="no query image of a remembered concept could be read"):
+        evaluate_localize(settings, dataset)
 
 
 def test_eval_localize_reports_on_seeded_composites(dataset, settings, capsys):

@@ -116,7 +116,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         concepts = remember_references(mem, concepts, skipped, progress)
-        frames = _composites(concepts, per_frame, seed, skipped)
+        frames = localize_frames(concepts, per_frame, seed, skipped)
         if not frames:
             reason = f" ({skipped[-1]})" if skipped else ""
             raise EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
@@ -162,7 +162,8 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     return kept
 
 
-def _composites(concepts: list[ConceptFolder], per_frame: int, seed: int, skipped: list[str]) -> list["Composite"]:
+def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
+                    skipped: list[str]) -> list["Composite"]:
     """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
     (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
     from edge_rap.composites import backgrounds, compose

@@ -23,7 +23,7 @@ from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDES, Candidate, ReferenceCells,
-                                       dense_candidates, unit_cells)
+                                       best_per_concept, dense_candidates, pooled_boxes, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition, ReferenceView, Region
 
@@ -44,6 +44,7 @@ class RetrievalPolicy:
     fills_frame: float = 0.2  # a whole-frame hit this far above a crop-only one: the frame is its photo
     query_grid: int = 3  # half-size crops per side embedded with the whole image (retrieval alone)
     placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
+    contested_margin: float = 0.15  # a proposal whose pooled box matches another concept this much better: no crop
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -287,7 +288,26 @@ class Retriever:
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self._reference_cells(), image.size, limit=self.policy.max_candidates)
         grid = self.policy.placing_query_grid if grid is None else grid
-        return self._sharpen(image, candidates, keys, references, query, grid)
+        return self._contest(frame, image, self._sharpen(image, candidates, keys, references, query, grid))
+
+    def _contest(self, frame: np.ndarray, image: Image, candidates: list[Candidate]) -> list[Candidate]:
+        """Mark the candidates whose tight box, pooled from the frame's feature map, matches another concept
+        better than their own by `contested_margin`: a crop of it would almost surely be that concept's, and
+        confirming costs one embedding a crop (on the dev composites a third of the crops, and no true
+        concept; docs/BENCHMARKS.md)."""
+        if not candidates:
+            return candidates
+        keys, references = self._references()
+        pooled = pooled_boxes(frame, [c.boxes[0] for c in candidates], image.size,
+                              float(getattr(self.embedder, "gem_p", 3.0)))
+        ids, per_concept = best_per_concept(pooled @ references.T, keys)
+        marked = []
+        for candidate, scores in zip(candidates, per_concept):
+            own = scores[ids == candidate.concept_id]
+            others = scores[ids != candidate.concept_id]
+            contested = bool(len(own) and len(others) and own[0] < others.max() - self.policy.contested_margin)
+            marked.append(replace(candidate, contested=contested))
+        return marked
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
@@ -299,11 +319,12 @@ class Retriever:
             return Recognition(image.source, image.size, [], [])
         keys, references = self._references()
         concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
-        candidates = [c for c in candidates if c.concept_id in concepts]
-        ids = np.unique(keys)
+        candidates = [c for c in candidates if c.concept_id in concepts and not c.contested]
         boxes = [(candidate, box) for candidate in candidates for box in candidate.boxes]
+        if not boxes:
+            return Recognition(image.source, image.size, [], [])
         similarity = self.embedder.embed([crop(image, box).pixels for _, box in boxes]) @ references.T
-        per_concept = np.stack([similarity[:, keys == k].max(axis=1) for k in ids], axis=1)  # crops x concepts
+        ids, per_concept = best_per_concept(similarity, keys)  # crops x concepts
         best: dict[int, tuple[float, Box, np.ndarray]] = {}  # each candidate's box where it scores best
         for (candidate, box), scores in zip(boxes, per_concept):
             own = float(scores[ids == candidate.concept_id][0])

@@ -7,7 +7,9 @@ import pytest
 
 from edge_rap.composites import FRAME_SIZE, compose
 from edge_rap.perceive.boxes import iou
-from edge_rap.perceive.regions import ReferenceCells, connected_region, dense_candidates, distinct_boxes, unit_cells
+from edge_rap.perceive.embed import gem_pool
+from edge_rap.perceive.regions import (ReferenceCells, best_per_concept, connected_region, dense_candidates, distinct_boxes,
+                                       pooled_boxes, unit_cells)
 from edge_rap.types import Box
 
 
@@ -62,6 +64,23 @@ def test_a_wide_box_close_to_the_tight_one_is_not_cropped_twice():
     assert distinct_boxes([tight, Box(95, 95, 205, 205)]) == (tight,)  # IoU 0.83
     assert distinct_boxes([tight, Box(60, 60, 240, 240)]) == (tight, Box(60, 60, 240, 240))  # IoU 0.31
     assert distinct_boxes([tight, tight]) == (tight,)
+
+
+def test_a_box_is_pooled_over_every_cell_it_covers():
+    rng = np.random.default_rng(1)
+    frame = rng.uniform(0, 1, (16, 6, 8)).astype(np.float32)  # 100 px cells of an 800 x 600 image
+    inside = pooled_boxes(frame, [Box(250, 110, 400, 290), Box(0, 0, 800, 600), Box(790, 590, 800, 600)],
+                          (800, 600), 3.0)
+    expected = [gem_pool(frame[None, :, 1:3, 2:4], 3.0)[0], gem_pool(frame[None], 3.0)[0], frame[:, 5, 7]]
+    for vector, pooled in zip(inside, expected):
+        assert np.allclose(vector, pooled / np.linalg.norm(pooled), atol=1e-6)
+    assert pooled_boxes(frame, [], (800, 600), 3.0).shape == (0, 16)
+
+
+def test_best_per_concept_takes_each_concepts_best_reference():
+    similarity = np.array([[0.1, 0.9, 0.3], [0.8, 0.2, 0.7]], np.float32)  # 2 vectors x 3 references
+    ids, best = best_per_concept(similarity, np.array([5, 2, 5]))
+    assert ids.tolist() == [2, 5] and np.allclose(best, [[0.9, 0.3], [0.2, 0.8]])
 
 
 def test_iou():

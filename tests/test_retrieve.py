@@ -275,3 +275,33 @@ def test_a_vague_candidate_takes_the_query_view_where_its_concept_is_for_either_
         assert retriever._sharpen(frame, vague, keys, references, query, grid)[0].boxes == quadrant
     with pytest.raises(ValueError, match="grid"):
         retriever._sharpen(frame, vague, keys, references, retriever.embed_query(frame, 3), 2)
+
+
+def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household):
+    # Pooled from the frame's feature map, a box on the rocket matches the rocket far better than the coffee:
+    # a crop there would be the rocket's, so a coffee proposal there is contested and not embedded.
+    from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate
+    from edge_rap.types import Box
+
+    frame = _image(paste(paste(photo("grass"), photo("coffee"), 0.45, 0.0, 0.5), photo("rocket"), 0.45, 1.0, 0.5))
+    counting = _CountingEmbedder(household.embedder)
+    retriever = Retriever(household.store, counting)
+    coffee, rocket = household.store.get("coffee").id, household.store.get("rocket").id
+    feature_map = household.embedder.feature_map(frame.pixels, FEATURE_LONG_SIDE)
+    on_coffee, on_rocket = Box(0, 80, 288, 400), Box(352, 0, 640, 480)
+    marked = retriever._contest(feature_map, frame, [Candidate(coffee, 0.5, (on_coffee,)),
+                                                     Candidate(coffee, 0.5, (on_rocket,))])
+    assert [c.contested for c in marked] == [False, True]
+
+    proposed = retriever.propose(frame)
+    assert not any(c.contested for c in proposed if c.concept_id in (coffee, rocket))
+    assert any(c.contested for c in proposed)  # the other two concepts' peaks lie on these photos
+    counting.calls.clear()
+    hits = retriever.locate(frame, proposed).hits
+    assert counting.calls == [sum(len(c.boxes) for c in proposed if not c.contested)]
+    assert {h.concept.id for h in hits} == {coffee, rocket}
+    counting.calls.clear()
+    assert retriever.locate(frame, [c for c in marked if c.contested]).hits == [] and counting.calls == []
+
+    lenient = Retriever(household.store, household.embedder, RetrievalPolicy(contested_margin=2.0))
+    assert not any(c.contested for c in lenient.propose(frame))  # cosines differ by at most 2

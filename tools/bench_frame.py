@@ -1,13 +1,15 @@
 """Per-frame cost of `recognize` on a 640 x 480 frame, stage by stage (issue 3). Medians of repeated runs.
 
-  python tools/bench_frame.py [--concepts 30] [--repeat 15] [--versus FIELD=VALUE]
+  python tools/bench_frame.py [--concepts 30] [--repeat 15] [--versus FIELD=VALUE] [--composites DIR]
 
 The memory holds N concepts remembered from seeded generated images; the frame pastes four of them onto a
 generated background (the layout of `eval localize`); the retrieval policy is the device profile's, as in
 `recognize`. Stages: the whole image + 4 crops embedded, every
-concept scored, one feature pass at 640 px, dense matching, crop confirmation (the rest of `locate`).
+concept scored, one feature pass at 640 px, dense matching, crop confirmation (the rest of `locate`:
+the contest of each proposal on pooled features, and the crops of the uncontested ones).
 --versus times `recognize` against the same with one RetrievalPolicy field changed (e.g.
-placing_query_grid=3), in turns in this process, and reports the ratio.
+placing_query_grid=3), in turns in this process, and reports the ratio. --composites DIR times `recognize`
+per frame on the frames `eval localize` builds from a dev set instead (real photos; no stage split).
 """
 
 from __future__ import annotations
@@ -39,6 +41,36 @@ def policy_change(text: str) -> dict:
         raise ValueError(f"--versus {text}: {field} must be {'an integer' if numeric[field] is int else 'a number'}") from None
 
 
+def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict | None, versus: str | None) -> dict:
+    """`recognize` per frame over the real composites of a dev set: the crops each frame needs, and the time
+    of a pass over all frames divided by their number (median of `repeat` passes)."""
+    from edge_rap.app import open_memory, retrieval_policy
+    from edge_rap.evaluate import localize_frames, read_dataset, remember_references
+    from edge_rap.retrieve import Retriever
+    from edge_rap.types import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = open_memory(settings, embedder, Path(tmp) / "mem")
+        concepts = remember_references(memory, read_dataset(dataset), [])
+        images = [Image(f.pixels, "composite") for f in localize_frames(concepts, 4, 0, [])]
+        retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
+        proposals = [retriever.propose(image) or [] for image in images]
+        report = {"dataset": str(dataset), "frames": len(images),
+                  "crops_per_frame": round(float(np.mean([sum(len(c.boxes) for c in p if not c.contested)
+                                                         for p in proposals])), 2),
+                  "contested_per_frame": round(float(np.mean([sum(c.contested for c in p) for p in proposals])), 2)}
+        every = lambda r: [r.recognize(image) for image in images]  # noqa: E731
+        if change:
+            other = Retriever(memory.store, embedder, replace(retriever.policy, **change))
+            mine, theirs = interleaved_median_ms(lambda: every(retriever), lambda: every(other), repeat)
+            report["versus"] = {"changed": versus, "recognize_ms": round(mine / len(images), 1),
+                                "changed_recognize_ms": round(theirs / len(images), 1), "ratio": round(mine / theirs, 3)}
+        else:
+            report["recognize_ms"] = round(median_ms(lambda: every(retriever), repeat) / len(images), 1)
+        memory.close()
+    return report
+
+
 def main() -> None:
     from PIL import Image as PILImage
 
@@ -54,6 +86,8 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--versus", metavar="FIELD=VALUE", help="a RetrievalPolicy field to compare against")
+    parser.add_argument("--composites", metavar="DIR", type=Path,
+                        help="time every frame `eval localize --dataset DIR` builds (seed 0, 4 per frame) instead")
     args = parser.parse_args()
     try:
         change = policy_change(args.versus) if args.versus else None
@@ -61,6 +95,9 @@ def main() -> None:
         parser.error(str(e))
     settings = load_settings()
     embedder = open_embedder(settings)
+    if args.composites:
+        print(json.dumps(time_composites(settings, embedder, args.composites, args.repeat, change, args.versus), indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         memory = open_memory(settings, embedder, Path(tmp) / "mem")
         photos = [synthetic_image(5000 + k, 320) for k in range(args.concepts)]
@@ -76,10 +113,12 @@ def main() -> None:
         query = retriever.embed_query(image, grid)
         features = embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         cells = retriever._reference_cells()
+        proposed = retriever.propose(image, query, grid)
         report = {
             "concepts": args.concepts,
             "max_candidates": retriever.policy.max_candidates,
-            "crops": sum(len(c.boxes) for c in retriever.propose(image, query, grid)),
+            "contested": sum(c.contested for c in proposed),  # proposals whose place pools as another concept
+            "crops": sum(len(c.boxes) for c in proposed if not c.contested),
             "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image, grid), args.repeat),
             "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
             "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),

@@ -42,11 +42,13 @@ DISTINCT_BOX_IOU = 0.7
 @dataclass(frozen=True)
 class Candidate:
     """A concept's most likely place in the frame, by dense matching (not yet confirmed by a crop): its boxes,
-    tight first, each distinct from the ones before it (`distinct_boxes`)."""
+    tight first, each distinct from the ones before it (`distinct_boxes`). `contested`: the frame's features
+    over its tight box match another concept clearly better, so no crop of it is worth embedding."""
 
     concept_id: int
     score: float
     boxes: tuple[Box, ...]
+    contested: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,29 @@ def distinct_boxes(boxes: list[Box], limit: float = DISTINCT_BOX_IOU) -> tuple[B
         if box not in kept and all(iou(box, other) < limit for other in kept):  # (an empty box has no IoU)
             kept.append(box)
     return tuple(kept)
+
+
+def pooled_boxes(frame: np.ndarray, boxes: list[Box], image_size: tuple[int, int], p: float) -> np.ndarray:
+    """Each box's unit vector pooled (GeM, as the embedder pools a crop) over the frame's feature-map cells it
+    covers, even in part: roughly what a crop of it would give, for no backbone pass."""
+    from edge_rap.perceive.embed import gem_pool, normalise
+
+    _, h, w = frame.shape
+    width, height = image_size
+    vectors = []
+    for box in boxes:
+        x0, y0 = min(w - 1, max(0, int(box.x0 * w / width))), min(h - 1, max(0, int(box.y0 * h / height)))
+        x1 = max(x0 + 1, min(w, int(np.ceil(box.x1 * w / width))))
+        y1 = max(y0 + 1, min(h, int(np.ceil(box.y1 * h / height))))
+        vectors.append(gem_pool(frame[None, :, y0:y1, x0:x1], p)[0])
+    return normalise(np.stack(vectors)) if vectors else np.zeros((0, frame.shape[0]), np.float32)
+
+
+def best_per_concept(similarity: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors x reference vectors (owned by concept `keys`) -> the concept ids and each vector's best score
+    per concept (vectors x concepts)."""
+    ids = np.unique(keys)
+    return ids, np.stack([similarity[:, keys == k].max(axis=1) for k in ids], axis=1)
 
 
 def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:

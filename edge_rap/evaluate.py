@@ -148,15 +148,17 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
     """Remember each concept's reference photo; a concept whose reference cannot be read is left out (with
-    its queries) and said in `skipped`, so that one bad file does not void a whole evaluation."""
+    its queries) and said in `skipped`, so that one bad file does not void a whole evaluation. Any other
+    refusal (a name the memory already holds) ends the run, as `remember` would."""
     kept = []
     for c in progress(concepts):
         try:
-            mem.remember(c.name, [c.reference])
+            read_image_file(c.reference)
         except EdgeRapError as e:
-            skipped.append(f"{e} (the reference of {c.name}: left out with its {len(c.queries)} queries)")
-        else:
-            kept.append(c)
+            skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
+            continue
+        mem.remember(c.name, [c.reference])
+        kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))
     return kept

@@ -102,6 +102,8 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)
+            if pil.mode in _DEEP_MODES and max(pil.size) > MAX_SIDE:
+                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # 2-4 bytes a pixel: shrink before any float copy of it
             pil = _rgb(pil)
             if max(pil.size) > MAX_SIDE:
                 pil.thumbnail((MAX_SIDE, MAX_SIDE))
@@ -127,15 +129,23 @@ _DEEP_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 
 
 def _rgb(pil):
-    """8-bit RGB. Deep greyscale is scaled to 8 bits by its container's range (16 bits, or 0-1 for floats
-    that stay within it): Pillow's own conversion clips it, so a 16-bit photo came out white."""
+    """8-bit RGB. Deep greyscale is scaled to 8 bits by its container's range (Pillow's own conversion clips
+    it, so a 16-bit photo came out white): 16-bit by 65535; 32-bit integers by 65535 (how 16-bit files are
+    often read) unless they go beyond it, then by their maximum; floats by 1 when they stay within 0-1, else
+    by their maximum. Negative and non-finite values are black."""
     from PIL import Image as PILImage
 
     if pil.mode not in _DEEP_MODES:
         return pil.convert("RGB")
-    values = np.nan_to_num(np.asarray(pil, dtype=np.float32))
+    values = np.asarray(pil, dtype=np.float32)
+    values = np.where(np.isfinite(values), values, 0.0)
     top = float(values.max()) if values.size else 0.0
-    full = 1.0 if pil.mode == "F" and top <= 1.0 else 255.0 if top <= 255 else 65535.0
+    if pil.mode.startswith("I;16"):
+        full = 65535.0
+    elif pil.mode == "I":
+        full = max(65535.0, top)
+    else:
+        full = 1.0 if top <= 1.0 else top
     grey = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
     return PILImage.fromarray(grey, "L").convert("RGB")
 

@@ -259,6 +259,29 @@ def test_deep_greyscale_photo_keeps_its_tones(tmp_path, kind):
     assert np.abs(pixels[..., 1].astype(int) - tones).max() <= 1
 
 
+@pytest.mark.parametrize("kind", ["float with an infinity", "float beyond 1", "32-bit beyond 16 bits"])
+def test_deep_greyscale_outside_its_usual_range_is_scaled_by_its_maximum(tmp_path, kind):
+    from PIL import Image
+
+    tones = np.tile(np.arange(256, dtype=np.uint8), (8, 1))
+    deep = {"float with an infinity": tones.astype(np.float32) / 255, "float beyond 1": tones.astype(np.float32) * 4,
+            "32-bit beyond 16 bits": tones.astype(np.int32) * 65793}[kind]
+    if kind == "float with an infinity":
+        deep[0, 0] = np.inf  # one broken pixel must not darken the rest
+    Image.fromarray(deep).save(tmp_path / "deep.tif")
+    pixels = read_image_file(tmp_path / "deep.tif").image.pixels[..., 0].astype(int)
+    assert np.abs(pixels[1:] - tones[1:]).max() <= 1
+
+
+def test_a_large_deep_photo_is_reduced(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((3000, 4000), 40000, np.uint16)).save(tmp_path / "big16.png")
+    image = read_image_file(tmp_path / "big16.png").image
+    assert image.pixels.shape == (1536, 2048, 3) and image.full_box.as_list() == [0, 0, 4000, 3000]
+    assert abs(int(image.pixels[0, 0, 0]) - round(40000 / 257)) <= 1
+
+
 @pytest.mark.parametrize("orientation", range(1, 10))
 def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path, orientation):
     # What every viewer shows (PIL's own ImageOps.exif_transpose is the reference); 9 is not a valid value.

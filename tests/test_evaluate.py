@@ -87,11 +87,19 @@ def test_unreadable_photos_are_said_and_left_out_not_fatal(dataset, settings, ki
     skipped = report["skipped_images"]
     assert len(skipped) == 2
     assert any("coffee/b1.jpg" in s and "corrupt" in s for s in skipped)
-    assert any("rocket/a.png" in s and "left out with its 2 queries" in s for s in skipped)
+    assert any("rocket/a.png" in s and "'rocket': left out with its 2 queries" in s for s in skipped)
     if kind == "retrieval":
         assert report["concepts"] == 4 and report["queries"] == 7
     else:
         assert report["frames"] == report["placed"] == 7  # 4 concepts' 8 queries, one of them unreadable
+
+
+def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset, settings, tmp_path):
+    # Only unreadable photos are skipped: a second run into the same --memory must not quietly drop them all.
+    evaluate_retrieval(settings, dataset, memory=tmp_path / "kept")
+    for evaluate in (evaluate_retrieval, evaluate_localize):
+        with pytest.raises(EdgeRapError, match="already"):
+            evaluate(settings, dataset, memory=tmp_path / "kept")
 
 
 def test_eval_localize_with_no_readable_query_is_a_clear_error(dataset, settings):

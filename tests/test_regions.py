@@ -77,6 +77,22 @@ def test_a_box_is_pooled_over_every_cell_it_covers():
     assert pooled_boxes(frame, [], (800, 600), 3.0).shape == (0, 16)
 
 
+def test_a_regions_box_pools_its_own_cells_at_any_photo_size():
+    # region_boxes rounds a region's edges to whole pixels; at a size that is no multiple of the cells (a
+    # phone's 4032 x 3024) an edge on a cell boundary lands a fraction of a pixel across it.
+    rng = np.random.default_rng(2)
+    h, w = 15, 20
+    frame = rng.uniform(0, 1, (8, h, w)).astype(np.float32)
+    for width, height in ((4032, 3024), (1001, 751), (640, 480)):
+        for _ in range(60):
+            c0, r0 = int(rng.integers(w)), int(rng.integers(h))
+            c1, r1 = int(rng.integers(c0 + 1, w + 1)), int(rng.integers(r0 + 1, h + 1))
+            box = Box(int(c0 * width / w), int(r0 * height / h), int(round(c1 * width / w)), int(round(r1 * height / h)))
+            expected = gem_pool(frame[None, :, r0:r1, c0:c1], 3.0)[0]
+            pooled = pooled_boxes(frame, [box], (width, height), 3.0)[0]
+            assert np.allclose(pooled, expected / np.linalg.norm(expected), atol=1e-6), (width, box)
+
+
 def test_best_per_concept_takes_each_concepts_best_reference():
     similarity = np.array([[0.1, 0.9, 0.3], [0.8, 0.2, 0.7]], np.float32)  # 2 vectors x 3 references
     ids, best = best_per_concept(similarity, np.array([5, 2, 5]))

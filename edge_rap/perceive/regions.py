@@ -117,16 +117,18 @@ def distinct_boxes(boxes: list[Box], limit: float = DISTINCT_BOX_IOU) -> tuple[B
 
 def pooled_boxes(frame: np.ndarray, boxes: list[Box], image_size: tuple[int, int], p: float) -> np.ndarray:
     """Each box's unit vector pooled (GeM, as the embedder pools a crop) over the frame's feature-map cells it
-    covers, even in part: roughly what a crop of it would give, for no backbone pass."""
+    covers by more than a pixel: roughly what a crop of it would give, for no backbone pass. (A region's box
+    edges are rounded to whole pixels, so an edge on a cell boundary may cross it by a fraction of one.)"""
     from edge_rap.perceive.embed import gem_pool, normalise
 
     _, h, w = frame.shape
     width, height = image_size
     vectors = []
     for box in boxes:
-        x0, y0 = min(w - 1, max(0, int(box.x0 * w / width))), min(h - 1, max(0, int(box.y0 * h / height)))
-        x1 = max(x0 + 1, min(w, int(np.ceil(box.x1 * w / width))))
-        y1 = max(y0 + 1, min(h, int(np.ceil(box.y1 * h / height))))
+        x0 = min(w - 1, max(0, int((box.x0 + 1) * w / width)))
+        y0 = min(h - 1, max(0, int((box.y0 + 1) * h / height)))
+        x1 = max(x0 + 1, min(w, int(np.ceil((box.x1 - 1) * w / width))))
+        y1 = max(y0 + 1, min(h, int(np.ceil((box.y1 - 1) * h / height))))
         vectors.append(gem_pool(frame[None, :, y0:y1, x0:x1], p)[0])
     return normalise(np.stack(vectors)) if vectors else np.zeros((0, frame.shape[0]), np.float32)
 

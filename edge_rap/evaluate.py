@@ -11,14 +11,12 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import read_image_file
+from edge_rap.images import IMAGE_SUFFIXES, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
 
 if TYPE_CHECKING:
     from edge_rap.composites import Composite
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass(frozen=True)

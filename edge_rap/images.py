@@ -5,6 +5,7 @@ boxes are given) the way every viewer shows it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -78,12 +79,30 @@ def _suffix_of(data: bytes, path: Path) -> str:
     return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".img"
 
 
+#: The brands of an ISO-BMFF file (bytes 8-12) that mean a HEIF picture: what iPhones take by default.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+#: Suffixes of the photo files a folder of concepts may hold (`eval`); anything Pillow (+ pillow-heif) reads.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
+
+
+@functools.cache
+def _register_heif() -> bool:
+    """Let Pillow open HEIF (HEIC) photos through pillow-heif; False where it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()  # it applies the photo's rotation itself and reports orientation 1
+    return True
+
+
 def decode_image(data: bytes, source: str = "<bytes>") -> Image:
     """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     shown = _describe(source)
+    heif_readable = _register_heif()
     try:
         with warnings.catch_warnings():
             # Our own limit (checked below, before any decoding) replaces Pillow's fixed one.
@@ -115,6 +134,9 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
     except EdgeRapError:
         raise
     except UnidentifiedImageError:
+        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not heif_readable:
+            raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif "
+                               "(pip install pillow-heif)") from None
         raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise EdgeRapError(f"{shown}: corrupt or truncated image ({str(e).splitlines()[0][:120]})") from None
@@ -173,6 +195,7 @@ def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
     """A photo file's EXIF orientation (1 where it has none) and its size as stored."""
     from PIL import Image as PILImage
 
+    _register_heif()
     try:
         with PILImage.open(path) as pil:
             return _orientation(pil), pil.size

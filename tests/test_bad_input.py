@@ -121,6 +121,25 @@ def make_truncated_png(d: Path) -> Path:
     return d / "truncated.png"
 
 
+def _heic_bytes(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from edge_rap.images import _register_heif
+
+    assert _register_heif(), "pillow-heif is a dependency: HEIC is what iPhones take"
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="HEIF", quality=95)
+    return out.getvalue()
+
+
+def make_truncated_heic(d: Path) -> Path:
+    data = _heic_bytes(scene(3))
+    (d / "truncated.heic").write_bytes(data[: len(data) // 2])
+    return d / "truncated.heic"
+
+
 def make_corrupt_png(d: Path) -> Path:
     data = bytearray(_png_bytes())
     mid = len(data) // 2
@@ -162,6 +181,7 @@ BAD_FILES = {
     "truncated-jpeg": (make_truncated_jpeg, "truncated"),
     "truncated-png": (make_truncated_png, "truncated"),
     "corrupt-png": (make_corrupt_png, "corrupt"),
+    "truncated-heic": (make_truncated_heic, "corrupt|truncated|not an image"),
     "corrupt-jpeg-header": (make_corrupt_jpeg_header, "corrupt|not an image"),
     "bomb": (make_bomb, "megapixels|bomb"),
     "200-megapixels": (make_200_megapixels, "megapixels|bomb"),
@@ -242,6 +262,28 @@ def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path, k
     image = read_image_file(path).image
     assert max(image.pixels.shape[:2]) <= 2048
     assert image.full_box.as_list() == [0, 0, 4001, 2999]
+
+
+def test_an_iphone_heic_photo_is_read(tmp_path):
+    picture = scene(4)
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(_heic_bytes(picture))
+    pixels = read_image_file(path).image.pixels
+    assert pixels.shape == picture.shape
+    assert np.abs(pixels.astype(int) - picture).mean() < 8  # lossy, but the same picture
+
+
+def test_a_heic_photo_without_pillow_heif_says_what_is_missing(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import edge_rap.images
+
+    path = tmp_path / "IMG_0002.heic"
+    path.write_bytes(_heic_bytes(scene(4)))
+    monkeypatch.setattr(edge_rap.images, "_register_heif", lambda: False)
+    monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "HEIF"])  # as if never installed
+    with pytest.raises(EdgeRapError, match="HEIF .* needs pillow-heif"):
+        read_image_file(path)
 
 
 @pytest.mark.parametrize("kind", ["16-bit PNG", "32-bit TIFF", "float TIFF"])

@@ -37,6 +37,14 @@ def test_layout_first_sorted_image_is_the_reference(dataset):
     assert all(c.reference.name == "a.png" and [q.name for q in c.queries] == ["b0.jpg", "b1.jpg"] for c in concepts)
 
 
+def test_phone_and_web_photo_types_are_part_of_a_concept_folder(dataset):
+    for suffix in (".HEIC", ".heif", ".avif", ".webp"):
+        (dataset / "coffee" / f"c{suffix}").write_bytes(b"")
+    (dataset / "coffee" / "notes.txt").write_text("not a photo")
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg", "c.HEIC", "c.avif", "c.heif", "c.webp"]
+
+
 def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, settings):
     distractors = tmp_path / "distractors"
     for name in ("brick", "coins", "moon", "page", "retina", "hubble_deep_field", "cell", "logo"):

@@ -90,7 +90,7 @@ def _register_heif() -> bool:
     """Let Pillow open HEIF (HEIC) photos through pillow-heif; False where it is not installed."""
     try:
         import pillow_heif
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or its bundled libheif cannot load on this machine
         return False
     pillow_heif.register_heif_opener()  # it applies the photo's rotation itself and reports orientation 1
     return True

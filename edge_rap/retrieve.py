@@ -313,7 +313,8 @@ class Retriever:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
         concept (a tight box, and a wide one where it differs; `propose`, unless given), crops of them confirm:
         the concept keeps the box where it scores best, and must clear its thresholds and be that crop's best
-        concept. All crops are embedded in one batch. Embedders without a feature map (CLIP) locate nothing."""
+        concept. All crops are embedded in one batch; contested proposals (`_contest`) get none. Embedders
+        without a feature map (CLIP) locate nothing."""
         candidates = proposed if proposed is not None else self.propose(image) or []
         if not candidates:
             return Recognition(image.source, image.size, [], [])

@@ -79,6 +79,10 @@ def _suffix_of(data: bytes, path: Path) -> str:
     return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".img"
 
 
+#: How files become pixels. Anything cached by a file's content hash (the VLM's image encodings) includes it,
+#: so that changing the decoding (EXIF orientation applied; deep greyscale scaled, not clipped) misses the
+#: entries made before.
+DECODING = "upright,deep-scaled"
 #: The brands of an ISO-BMFF file (bytes 8-12) that mean a HEIF picture: what iPhones take by default.
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 #: Suffixes of the photo files a folder of concepts may hold (`eval`); anything Pillow (+ pillow-heif) reads.

@@ -281,3 +281,13 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     assert resolve(tmp_path, "") is None
     with pytest.raises(EdgeRapError, match="models pull smolvlm2-500m"):
         resolve(tmp_path, "smolvlm2-500m")
+
+
+def test_a_stored_photos_cache_key_follows_the_decoding(monkeypatch):
+    # Encodings cached by file content must be missed once files decode to other pixels (orientation, depth).
+    import edge_rap.generate.prompt as prompt
+
+    before = prompt.image_key("ab" * 32, Box(1, 2, 30, 40))
+    assert before.startswith("ab" * 32) and before.endswith("@1,2,30,40")
+    monkeypatch.setattr(prompt, "DECODING", "some,later,decoding")
+    assert prompt.image_key("ab" * 32, Box(1, 2, 30, 40)) != before

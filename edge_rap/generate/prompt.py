@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge_rap.images import DECODING
 from edge_rap.types import Box, Concept, Hit, Image
 
 #: mtmd's default media marker: where an image's tokens go in the rendered text.
@@ -120,9 +121,9 @@ class RenderedPrompt:
 
 
 def image_key(data_sha256: str, box: Box | None = None) -> str:
-    """Content key of a stored photo as shown: its file's sha256, how it is decoded (upright: its EXIF
-    orientation applied; encodings cached before that must not match) and the region of it that is shown."""
-    key = f"{data_sha256}:upright"
+    """Content key of a stored photo as shown: its file's sha256, how it is decoded (`images.DECODING`:
+    encodings cached under another decoding must not match) and the region of it that is shown."""
+    key = f"{data_sha256}:{DECODING}"
     return key if box is None else f"{key}@{','.join(map(str, box.as_list()))}"
 
 

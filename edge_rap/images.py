@@ -75,6 +75,8 @@ def _suffix_of(data: bytes, path: Path) -> str:
         return ".jpg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return ".png"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIC_BRANDS:
+        return ".heic"
     suffix = path.suffix.lower()
     return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".img"
 
@@ -84,9 +86,11 @@ def _suffix_of(data: bytes, path: Path) -> str:
 #: entries made before.
 DECODING = "upright,deep-scaled"
 #: The brands of an ISO-BMFF file (bytes 8-12) that mean a HEIF picture: what iPhones take by default.
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}  # HEVC-coded: .heic
+_HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}  # (the generic brands, which AVIF files may carry too)
 #: Suffixes of the photo files a folder of concepts may hold (`eval`); anything Pillow (+ pillow-heif) reads.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif",
+                  ".avif"}
 
 
 @functools.cache
@@ -94,6 +98,8 @@ def _register_heif() -> bool:
     """Let Pillow open HEIF (HEIC) photos through pillow-heif; False where it is not installed."""
     try:
         import pillow_heif
+
+        pillow_heif.libheif_info()  # loads its C part and libheif, which its import postpones
     except (ImportError, OSError):  # not installed, or its bundled libheif cannot load on this machine
         return False
     pillow_heif.register_heif_opener()  # it applies the photo's rotation itself and reports orientation 1
@@ -139,7 +145,7 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
         raise
     except UnidentifiedImageError:
         if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not heif_readable:
-            raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif "
+            raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
                                "(pip install pillow-heif)") from None
         raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:

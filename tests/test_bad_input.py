@@ -273,6 +273,33 @@ def test_an_iphone_heic_photo_is_read(tmp_path):
     assert np.abs(pixels.astype(int) - picture).mean() < 8  # lossy, but the same picture
 
 
+def test_a_heic_photo_is_stored_as_heic_whatever_its_name(tmp_path):
+    path = tmp_path / "IMG_0003.jpg"  # named by a careless converter
+    path.write_bytes(_heic_bytes(scene(4)))
+    assert read_image_file(path).suffix == ".heic"
+
+
+def test_a_pillow_heif_whose_libheif_cannot_load_leaves_other_photos_readable(tmp_path, monkeypatch):
+    # pillow-heif's import succeeds and postpones loading libheif; that failure must not reach a PNG's decoding.
+    import sys
+    import types
+
+    from edge_rap.images import _register_heif
+
+    def broken():
+        raise ImportError("libheif.so.1: cannot open shared object file")
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", types.SimpleNamespace(libheif_info=broken,
+                                                                           register_heif_opener=broken))
+    _register_heif.cache_clear()
+    try:
+        assert not _register_heif()
+        assert read_image_file(scene_file(tmp_path, 2)).image.pixels.ndim == 3
+    finally:
+        monkeypatch.undo()
+        _register_heif.cache_clear()
+
+
 def test_a_heic_photo_without_pillow_heif_says_what_is_missing(tmp_path, monkeypatch):
     from PIL import Image
 

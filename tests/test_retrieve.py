@@ -9,7 +9,7 @@ from edge_rap.app import open_memory
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.regions import REFERENCE_LONG_SIDES
 from edge_rap.retrieve import RetrievalPolicy, Retriever, mentioned_names
-from edge_rap.types import Concept, Image
+from edge_rap.types import Box, Concept, Hit, Image, Recognition
 from photos import paste, photo, save_photo
 
 
@@ -98,7 +98,6 @@ def test_locate_places_two_concepts_in_one_frame(household):
     from PIL import Image as PILImage
 
     from edge_rap.perceive.boxes import iou
-    from edge_rap.types import Box
 
     boxes = {"coffee": Box(30, 220, 290, 393), "rocket": Box(340, 60, 610, 240)}  # each keeps its aspect
     canvas = PILImage.fromarray(photo("grass")).resize((640, 480))
@@ -136,7 +135,6 @@ def test_forget_leaves_no_index_file_holding_the_forgotten_vectors(household):
 def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_asked_about(household):
     from PIL import Image as PILImage
 
-    from edge_rap.types import Box
 
     canvas = PILImage.fromarray(photo("grass")).resize((640, 480))
     for name, b in {"coffee": Box(0, 0, 320, 480), "rocket": Box(320, 0, 640, 480)}.items():
@@ -161,18 +159,26 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
 
 
-def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tmp_path, settings, embedder):
+def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tmp_path, settings, embedder, monkeypatch):
     from scenes import scene
 
     memory = open_memory(settings, embedder, tmp_path / "mem")
     for seed, name in ((1, "bo"), (2, "mug")):  # two generated scenes that share their kind of shapes
         memory.remember(name, [save_photo(tmp_path / "refs", name, scene(seed, 320, 240))])
     frame = _image(scene(1, 320, 240))  # bo's own photo
-    retriever = Retriever(memory.store, embedder)
-    assert "mug" in {h.concept.name for h in retriever.locate(frame).hits}  # a part of bo's photo looks like mug
-    assert [h.concept.name for h in retriever.recognize(frame).hits] == ["bo"]
-    lenient = Retriever(memory.store, embedder, RetrievalPolicy(fills_frame=1.0))
-    assert "mug" in {h.concept.name for h in lenient.recognize(frame).hits}
+
+    def recognised(policy: RetrievalPolicy) -> set[str]:
+        """What recognize says when a crop of bo's photo looks like mug, just enough to be accepted (which
+        crops do depends on the model's weights: placed here, so that the rule is what is tested)."""
+        retriever = Retriever(memory.store, embedder, policy)
+        mug = memory.get("mug")
+        part = Hit(mug, retriever.threshold(mug.id) + 0.01, retriever.threshold(mug.id), Box(200, 120, 300, 220))
+        monkeypatch.setattr(retriever, "locate", lambda image, proposed=None: Recognition(
+            image.source, image.size, [part], [part]))
+        return {h.concept.name for h in retriever.recognize(frame).hits}
+
+    assert recognised(RetrievalPolicy()) == {"bo"}
+    assert recognised(RetrievalPolicy(fills_frame=1.0)) == {"bo", "mug"}
     memory.close()
 
 
@@ -263,7 +269,6 @@ def test_a_vague_candidate_takes_the_query_view_where_its_concept_is_for_either_
     # A region spread over most of the frame says little: the concept gets the view it scores best in, taken
     # from the very views (and vectors) the frame was queried with.
     from edge_rap.perceive.regions import Candidate
-    from edge_rap.types import Box
 
     frame = _image(paste(photo("grass"), photo("coffee"), 0.4, 1.0, 1.0))  # coffee in the bottom-right quadrant
     retriever = Retriever(household.store, household.embedder)
@@ -281,7 +286,6 @@ def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household)
     # Pooled from the frame's feature map, a box on the rocket matches the rocket far better than the coffee:
     # a crop there would be the rocket's, so a coffee proposal there is contested and not embedded.
     from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate
-    from edge_rap.types import Box
 
     frame = _image(paste(paste(photo("grass"), photo("coffee"), 0.45, 0.0, 0.5), photo("rocket"), 0.45, 1.0, 0.5))
     counting = _CountingEmbedder(household.embedder)

@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/edge-rap demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rs
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -31,6 +31,28 @@ def _int_at_least(minimum: int):
     return integer
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: WIDTHxHEIGHT in pixels, each 64 to 8192."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x960, not {text!r}") from None
+    if not (64 <= width <= 8192 and 64 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"each side must be 64 to 8192 pixels, not {text!r}")
+    return width, height
+
+
+def _width_range(text: str) -> tuple[float, float]:
+    """An argparse type: MIN-MAX, fractions of the frame's width with 0 < MIN <= MAX <= 1."""
+    try:
+        low, high = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX such as 0.2-0.45, not {text!r}") from None
+    if not 0 < low <= high <= 1:
+        raise argparse.ArgumentTypeError(f"need 0 < MIN <= MAX <= 1, not {text!r}")
+    return low, high
+
+
 def _settings(args):
     from edge_rap.config import load_settings
 
@@ -274,13 +296,15 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from edge_rap.composites import Layout
     from edge_rap.evaluate import evaluate_localize, evaluate_retrieval, format_localize, format_report
 
     settings = _settings(args)
     memory = Path(args.memory) if args.memory else None
     if args.kind == "localize":
+        layout = Layout(args.frame_size, *args.widths)
         report = evaluate_localize(settings, Path(args.dataset), per_frame=args.per_frame, seed=args.seed, memory=memory,
-                                   progress=_progress("eval"))
+                                   progress=_progress("eval"), layout=layout)
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
     report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
@@ -363,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
     p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="localize: the composites' seed")
+    p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH", help="localize: frame size")
+    p.add_argument("--widths", type=_width_range, default=(0.15, 0.6), metavar="MIN-MAX",
+                   help="localize: each pasted photo's width as a fraction of the frame's")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
     return parser

@@ -8,7 +8,16 @@ import numpy as np
 
 from edge_rap.types import Box
 
-FRAME_SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How composites are built: the frame's size and each pasted photo's width as a fraction of the frame's.
+    The default is the small camera frame; `Layout((1280, 960), 0.2, 0.45)` is a large one with large items."""
+
+    frame: tuple[int, int] = (640, 480)
+    min_width: float = 0.15
+    max_width: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -28,14 +37,16 @@ class Composite:
 
 
 def compose(items: list[tuple[str, np.ndarray]], background: np.ndarray, rng: np.random.Generator,
-            min_width: float = 0.15, max_width: float = 0.6, background_name: str | None = None) -> Composite:
-    """Paste each item at 15-60 % of the frame's width, one per cell of a shuffled grid, so none overlap."""
+            layout: Layout = Layout(), background_name: str | None = None) -> Composite:
+    """Paste each item at the layout's share of the frame's width, one per cell of a shuffled grid, so none
+    overlap."""
     import math
 
     from PIL import Image as PILImage
 
-    width, height = FRAME_SIZE
-    frame = PILImage.fromarray(background).convert("RGB").resize(FRAME_SIZE, PILImage.BILINEAR)
+    width, height = layout.frame
+    min_width, max_width = layout.min_width, layout.max_width
+    frame = PILImage.fromarray(background).convert("RGB").resize(layout.frame, PILImage.BILINEAR)
     cols = max(1, math.ceil(math.sqrt(len(items))))
     rows = max(1, math.ceil(len(items) / cols))
     cell_w, cell_h = width // cols, height // rows

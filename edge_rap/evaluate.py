@@ -16,7 +16,7 @@ from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
 
 if TYPE_CHECKING:
-    from edge_rap.composites import Composite
+    from edge_rap.composites import Composite, Layout
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,16 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
 
 
 def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, seed: int = 0, memory: Path | None = None,
-                      progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None) -> dict:
+                      progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None,
+                      layout: "Layout | None" = None) -> dict:
     """Composites of each concept's other photos (several per frame) with known boxes, onto another concept's
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
     from edge_rap.app import open_embedder, open_memory, retrieval_policy
+    from edge_rap.composites import Layout
     from edge_rap.retrieve import Retriever
 
+    layout = layout or Layout()
     concepts = read_dataset(dataset)
     if not any(c.queries for c in concepts):
         raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
@@ -114,7 +117,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         concepts = remember_references(mem, concepts, skipped, progress)
-        frames = localize_frames(concepts, per_frame, seed, skipped)
+        frames = localize_frames(concepts, per_frame, seed, skipped, layout)
         if not frames:
             reason = f" ({skipped[-1]})" if skipped else ""
             raise EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
@@ -133,6 +136,8 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "frames": len(frames),
         "concept_backgrounds": sum(f.background is not None for f in frames),
         "per_frame": per_frame,
+        "frame_size": list(layout.frame),
+        "widths": [layout.min_width, layout.max_width],
         "placed": truths,
         "recall": round(len(ious) / truths, 4) if truths else 0.0,
         "precision": round(len(ious) / predictions, 4) if predictions else 1.0,
@@ -163,7 +168,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
 
 
 def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
-                    skipped: list[str]) -> list["Composite"]:
+                    skipped: list[str], layout: "Layout") -> list["Composite"]:
     """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
     (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
     from edge_rap.composites import backgrounds, compose
@@ -200,9 +205,9 @@ def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
         if not group:
             continue
         if background is not None:
-            frames.append(compose(group, background, rng, background_name=background_name))
+            frames.append(compose(group, background, rng, layout, background_name))
         else:  # the others (or an unreadable photo): a generated texture or a sample photo of a scene
-            frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng))
+            frames.append(compose(group, scenes[int(rng.integers(len(scenes)))], rng, layout))
     return frames
 
 
@@ -217,8 +222,10 @@ def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
 
 
 def format_localize(report: dict) -> str:
-    return (f"embedder {report['embedder']}: {report['frames']} frames ({report['concept_backgrounds']} on another "
-            f"concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
+    width, height = report["frame_size"]
+    return (f"embedder {report['embedder']}: {report['frames']} frames of {width}x{height} ({report['concept_backgrounds']} "
+            f"on another concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame, "
+            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
             f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found"
             + "".join(f"\nskipped: {s}" for s in report["skipped_images"]))
 

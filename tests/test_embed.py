@@ -31,9 +31,11 @@ def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
     torch_vectors = TorchEmbedder().embed(images)
     assert np.allclose(fp32.embed(images), torch_vectors, atol=1e-3)  # the export is faithful
     cos = np.sum(embedder.embed(images) * torch_vectors, axis=1)
-    # Quantisation moves vectors only a little: 0.96 at worst with 7-bit weights, on any CPU (their sums are
-    # exact); the old full-range weights gave 0.903 where AVX2 without VNNI saturated them.
-    assert cos.min() > 0.95
+    # Quantisation moves vectors only a little, the same on any CPU (7-bit weights: exact integer sums): at
+    # 320 px 0.977-0.983, and 0.930 for the brick wall's fine texture. The old full-range weights, where AVX2
+    # without VNNI saturated them, gave a median of 0.928 on real photos (test_shipped_quantisation_... checks
+    # that cause on the graph itself).
+    assert np.median(cos) > 0.97 and cos.min() > 0.9
     assert embedder.space.name != fp32.space.name  # and so they live in different spaces
 
 
@@ -135,3 +137,18 @@ def test_an_int8_export_from_before_the_fix_is_exported_anew(model_cache, tmp_pa
     exported.clear()
     cache.manifest("efficientnet-lite0-int8")
     assert not exported  # a current export is used as it is
+
+
+def test_the_same_model_file_fed_other_pixels_is_another_space(model_cache, tmp_path):
+    """A memory made at 224 px must not be searched with 320-px vectors of the same file: its space differs."""
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["input"]["size"] = 224
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    shipped, other = Manifest.load(model_cache / "efficientnet-lite0-int8"), Manifest.load(copy)
+    assert shipped.fingerprint("image") == other.fingerprint("image")
+    assert shipped.space_fingerprint() != other.space_fingerprint()

@@ -134,9 +134,18 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
     assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--per-frame", "2", "--seed", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_frame"] == 2 and report["seed"] == 5 and report["frames"] >= 5
-    for bad in (["--per-frame", "0"], ["--seed", "-1"], ["--seed", "x"]):
+    assert report["frame_size"] == [640, 480] and report["widths"] == [0.15, 0.6]
+    for bad in (["--per-frame", "0"], ["--seed", "-1"], ["--seed", "x"], ["--frame-size", "1280"],
+                ["--frame-size", "10x10"], ["--widths", "0.5-0.2"], ["--widths", "0-1"], ["--widths", "a-b"]):
         with pytest.raises(SystemExit):
             main(["eval", "localize", "--dataset", str(dataset), *bad])
+
+
+def test_eval_localize_builds_frames_of_another_size_and_layout(dataset, settings, capsys):
+    argv = ["eval", "localize", "--dataset", str(dataset), "--json", "--frame-size", "1280x960", "--widths", "0.2-0.45"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frame_size"] == [1280, 960] and report["widths"] == [0.2, 0.45] and report["frames"] == 3
 
 
 def test_a_frame_counts_every_hit_but_the_background_concepts():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_rap.composites import FRAME_SIZE, compose
+from edge_rap.composites import Layout, compose
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.embed import gem_pool
 from edge_rap.perceive.regions import (ReferenceCells, best_per_concept, connected_region, dense_candidates, distinct_boxes,
@@ -105,18 +105,22 @@ def test_iou():
     assert iou(Box(0, 0, 10, 10), Box(20, 20, 30, 30)) == 0.0
 
 
-def test_composites_are_reproducible_and_boxes_do_not_overlap():
+@pytest.mark.parametrize("layout", [Layout(), Layout((1280, 960), 0.2, 0.45)])
+def test_composites_are_reproducible_and_boxes_do_not_overlap(layout):
     items = [(f"c{k}", np.full((120 + 10 * k, 100, 3), 40 * k, np.uint8)) for k in range(4)]
     background = np.zeros((300, 300, 3), np.uint8)
-    a = compose(items, background, np.random.default_rng(3))
-    b = compose(items, background, np.random.default_rng(3))
+    a = compose(items, background, np.random.default_rng(3), layout)
+    b = compose(items, background, np.random.default_rng(3), layout)
     assert np.array_equal(a.pixels, b.pixels) and a.placed == b.placed
-    assert a.pixels.shape == (FRAME_SIZE[1], FRAME_SIZE[0], 3) and len(a.placed) == 4
+    width, height = layout.frame
+    assert a.pixels.shape == (height, width, 3) and len(a.placed) == 4
     for i, p in enumerate(a.placed):
-        assert p.box.width <= 0.6 * FRAME_SIZE[0] + 1
+        assert p.box.width <= layout.max_width * width + 1
         k = int(p.name[1:])
         assert (a.pixels[p.box.y0 + 2 : p.box.y1 - 2, p.box.x0 + 2 : p.box.x1 - 2] == 40 * k).all()  # pasted there
         assert all(iou(p.box, q.box) == 0 for q in a.placed[i + 1 :])
+    if layout.min_width == 0.2:  # items this wide fit their cells whole: none is narrowed below the minimum
+        assert all(p.box.width >= 0.2 * width - 1 for p in a.placed)
 
 
 def test_a_broken_feature_map_gives_the_whole_frame_not_a_crash():

@@ -50,10 +50,10 @@ def test_unrelated_photos_are_none_of_mine(household):
 
 
 def test_a_clearly_better_match_wins_over_a_threshold_pass(household):
-    lenient = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=0.0, margin=0.05))
+    lenient = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=-100.0, margin=0.05))
     result = lenient.recognize(_image(photo("rocket")))
     assert [h.concept.name for h in result.hits] == ["rocket"]  # the others pass 0.0 but are clearly beaten
-    no_competition = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=0.0, margin=2.0))
+    no_competition = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=-100.0, margin=2.0))
     assert len(no_competition.recognize(_image(photo("rocket"))).hits) == 4
 
 
@@ -142,8 +142,9 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     frame = _image(np.asarray(canvas))
 
     def retriever(threshold: float | None = None, max_candidates: int = 1) -> Retriever:
+        """A margin wide enough that both halves of the frame are whole-image hits, whichever scores higher."""
         return Retriever(household.store, household.embedder,
-                         RetrievalPolicy(max_candidates=max_candidates, threshold=threshold, z=-100.0))
+                         RetrievalPolicy(max_candidates=max_candidates, threshold=threshold, z=-100.0, margin=0.2))
 
     narrow = retriever()
     query = narrow.embed_query(frame, narrow.policy.placing_query_grid)  # as recognize queries where it places
@@ -155,7 +156,7 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     barely = retriever(threshold=score - 0.01)  # accepted whole, but only just
     assert name not in {h.concept.name for h in barely.recognize(frame).hits}
     assert {h.concept.name: h.box for h in barely.recognize(frame, f"is the {name} here?").hits}[name] == frame.full_box
-    assert name in {h.concept.name for h in retriever(threshold=score - 0.2).recognize(frame).hits}  # confident
+    assert name in {h.concept.name for h in retriever(threshold=score - 0.25).recognize(frame).hits}  # confident
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
 
 

@@ -80,7 +80,7 @@ class OnnxImageEmbedder:
         self.std = np.asarray(spec["std"], dtype=np.float32)
         self.output = manifest.output
         self.batch = batch
-        self.space = SpaceInfo(manifest.space, manifest.name, manifest.fingerprint("image"), int(self.output["dim"]))
+        self.space = SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(), int(self.output["dim"]))
         self._input_name = self.session.input_names[0]
         self.threshold = manifest.threshold
 
@@ -123,7 +123,7 @@ class OnnxTextEmbedder:
     def __init__(self, manifest: Manifest, provider: str = "auto"):
         self.manifest = manifest
         self.session = open_session(manifest.file_path("text"), provider)
-        self.space = SpaceInfo(manifest.space, manifest.name, manifest.fingerprint("image"), int(manifest.output["dim"]))
+        self.space = SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(), int(manifest.output["dim"]))
         self.context_length = int(manifest.text["context_length"])
         self._tokenizer = None
 

@@ -21,7 +21,7 @@ from edge_rap.memory.store import Store
 from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
-from edge_rap.perceive.boxes import iou
+from edge_rap.perceive.boxes import iou, scaled_box
 from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDES, Candidate, ReferenceCells,
                                        best_per_concept, dense_candidates, pooled_boxes, unit_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
@@ -45,6 +45,7 @@ class RetrievalPolicy:
     query_grid: int = 3  # half-size crops per side embedded with the whole image (retrieval alone)
     placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
     contested_margin: float = 0.15  # a proposal whose pooled box matches another concept this much better: no crop
+    grow: tuple[float, ...] = (1.3, 1.6)  # a placed box is tried this much larger too: dense peaks are parts
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -153,6 +154,10 @@ class Retriever:
                       or h.score >= h.threshold + self.policy.margin):
                     hits.append(h)
                     whole_box.append(h)
+            if proposed is not None and whole_box:  # placeable, not placed: the view where it scores best
+                keys, references = self._references()
+                views = self._best_views(image, query, grid, [h.concept.id for h in whole_box], keys, references)
+                hits = [replace(h, box=views.get(h.concept.id, h.box)) if h in whole_box else h for h in hits]
             # A concept only a crop found, far weaker than a whole-image hit that kept the whole image's box
             # (the frame is a photo of that one), was found in a part of it: dropped.
             known = {h.concept.id for h in hits}
@@ -267,16 +272,21 @@ class Retriever:
         vague = [c for c in candidates if c.boxes[0].width * c.boxes[0].height > 0.5 * full]
         if not vague:
             return candidates
-        views = query_view_boxes(image.size, grid)
         if query is None:
-            query = self.embedder.embed([crop(image, b).pixels for b in views])
-        elif len(query) != len(views):
+            query = self.embedder.embed([crop(image, b).pixels for b in query_view_boxes(image.size, grid)])
+        best = self._best_views(image, query, grid, [c.concept_id for c in vague], keys, references)
+        sharpened = {c.concept_id: Candidate(c.concept_id, c.score, (best[c.concept_id],)) for c in vague}
+        return [sharpened.get(c.concept_id, c) for c in candidates]
+
+    @staticmethod
+    def _best_views(image: Image, query: np.ndarray, grid: int, concept_ids: list[int], keys: np.ndarray,
+                    references: np.ndarray) -> dict[int, Box]:
+        """For each concept, the query view (the whole image or a crop of the grid) where it scores best."""
+        views = query_view_boxes(image.size, grid)
+        if len(query) != len(views):
             raise ValueError(f"{len(query)} query vectors for a {grid} x {grid} grid of views")
         similarity = query @ references.T
-        sharpened = {c.concept_id: Candidate(c.concept_id, c.score, (views[int(similarity[:, keys == c.concept_id]
-                                                                                 .max(axis=1).argmax())],))
-                     for c in vague}
-        return [sharpened.get(c.concept_id, c) for c in candidates]
+        return {i: views[int(similarity[:, keys == i].max(axis=1).argmax())] for i in concept_ids if (keys == i).any()}
 
     def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None) -> list[Candidate] | None:
         """Dense matching's likeliest concepts for this frame, each with its boxes; None where it cannot place
@@ -341,7 +351,26 @@ class Retriever:
         for hit in scored:  # one concept per place: a weaker concept on a kept one's place is dropped
             if hit.accepted and all(iou(hit.box, kept.box) <= self.policy.same_place_iou for kept in hits):
                 hits.append(hit)
-        return Recognition(image.source, image.size, hits, scored)
+        return Recognition(image.source, image.size, self._grow(image, hits, keys, references), scored)
+
+    def _grow(self, image: Image, hits: list[Hit], keys: np.ndarray, references: np.ndarray) -> list[Hit]:
+        """Each placed box tried larger (`grow`): dense matching's peak is often the most distinctive part of
+        a thing, and a crop of the whole thing matches its reference better. A larger box is kept where the
+        concept scores higher on it and still owns it (no other concept scores higher there), and it does
+        not take in another kept concept's place."""
+        tries = [(k, scaled_box(h.box, f, image.size)) for k, h in enumerate(hits) for f in self.policy.grow]
+        tries = [(k, box) for k, box in tries if box != hits[k].box]
+        if not tries:
+            return hits
+        similarity = self.embedder.embed([crop(image, box).pixels for _, box in tries]) @ references.T
+        ids, per_concept = best_per_concept(similarity, keys)
+        grown = list(hits)
+        for (k, box), scores in zip(tries, per_concept):
+            own = float(scores[ids == hits[k].concept.id][0])
+            others_place = any(iou(box, h.box) > self.policy.same_place_iou for j, h in enumerate(hits) if j != k)
+            if own > grown[k].score and own >= scores.max() and not others_place:
+                grown[k] = replace(grown[k], score=own, box=box)
+        return grown
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:
         box = image.full_box

@@ -128,3 +128,11 @@ def test_a_broken_feature_map_gives_the_whole_frame_not_a_crash():
     candidates = dense_candidates(np.full((8, 3, 4), np.nan, np.float32), references, (400, 300))
     assert [c.boxes[0] for c in candidates] == [Box(0, 0, 400, 300)]
     assert dense_candidates(np.ones((8, 3, 4), np.float32), ReferenceCells.stack({}), (400, 300)) == []
+
+
+def test_scaled_boxes_grow_about_their_centre_and_stay_in_the_frame():
+    from edge_rap.perceive.boxes import scaled_box
+
+    assert scaled_box(Box(100, 100, 200, 150), 1.6, (640, 480)) == Box(70, 85, 230, 165)
+    assert scaled_box(Box(0, 400, 100, 480), 2.0, (640, 480)) == Box(0, 360, 150, 480)  # clipped at the edges
+    assert scaled_box(Box(10, 10, 30, 30), 1.0, (640, 480)) == Box(10, 10, 30, 30)

@@ -135,9 +135,11 @@ def test_forget_leaves_no_index_file_holding_the_forgotten_vectors(household):
 def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_asked_about(household):
     from PIL import Image as PILImage
 
+    from edge_rap.perceive.boxes import iou
 
     canvas = PILImage.fromarray(photo("grass")).resize((640, 480))
-    for name, b in {"coffee": Box(0, 0, 320, 480), "rocket": Box(320, 0, 640, 480)}.items():
+    halves = {"coffee": Box(0, 0, 320, 480), "rocket": Box(320, 0, 640, 480)}
+    for name, b in halves.items():
         canvas.paste(PILImage.fromarray(photo(name)).resize((b.width, b.height)), (b.x0, b.y0))
     frame = _image(np.asarray(canvas))
 
@@ -155,7 +157,8 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     name, score = unranked[0], whole[unranked[0]]
     barely = retriever(threshold=score - 0.01)  # accepted whole, but only just
     assert name not in {h.concept.name for h in barely.recognize(frame).hits}
-    assert {h.concept.name: h.box for h in barely.recognize(frame, f"is the {name} here?").hits}[name] == frame.full_box
+    asked = {h.concept.name: h.box for h in barely.recognize(frame, f"is the {name} here?").hits}[name]
+    assert iou(asked, halves[name]) >= 0.5  # not placed: the query view where it scores best, in its half
     assert name in {h.concept.name for h in retriever(threshold=score - 0.25).recognize(frame).hits}  # confident
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
 
@@ -303,7 +306,8 @@ def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household)
     assert any(c.contested for c in proposed)  # the other two concepts' peaks lie on these photos
     counting.calls.clear()
     hits = retriever.locate(frame, proposed).hits
-    assert counting.calls == [sum(len(c.boxes) for c in proposed if not c.contested)]
+    assert counting.calls[0] == sum(len(c.boxes) for c in proposed if not c.contested)  # one batch confirms
+    assert len(counting.calls) <= 2 and sum(counting.calls[1:]) <= len(hits) * len(retriever.policy.grow)  # one grows
     assert {h.concept.id for h in hits} == {coffee, rocket}
     counting.calls.clear()
     assert retriever.locate(frame, [c for c in marked if c.contested]).hits == [] and counting.calls == []

@@ -36,3 +36,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
             overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
         order = rest[overlap <= threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+def scaled_box(box: Box, factor: float, size: tuple[int, int]) -> Box:
+    """The box grown (or shrunk) by `factor` on each side about its centre, clipped to a width x height frame."""
+    width, height = size
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    half_w, half_h = box.width * factor / 2, box.height * factor / 2
+    return Box(max(0, int(round(cx - half_w))), max(0, int(round(cy - half_h))),
+               min(width, int(round(cx + half_w))), min(height, int(round(cy + half_h))))

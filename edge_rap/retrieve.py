@@ -341,6 +341,7 @@ class Retriever:
             own = float(scores[ids == candidate.concept_id][0])
             if candidate.concept_id not in best or own > best[candidate.concept_id][0]:
                 best[candidate.concept_id] = (own, box, scores)
+        best = self._grow(image, best, ids, keys, references)
         scored = []
         for concept_id, (own, box, scores) in best.items():
             if own < scores.max():
@@ -351,25 +352,28 @@ class Retriever:
         for hit in scored:  # one concept per place: a weaker concept on a kept one's place is dropped
             if hit.accepted and all(iou(hit.box, kept.box) <= self.policy.same_place_iou for kept in hits):
                 hits.append(hit)
-        return Recognition(image.source, image.size, self._grow(image, hits, keys, references), scored)
+        return Recognition(image.source, image.size, hits, scored)
 
-    def _grow(self, image: Image, hits: list[Hit], keys: np.ndarray, references: np.ndarray) -> list[Hit]:
-        """Each placed box tried larger (`grow`): dense matching's peak is often the most distinctive part of
-        a thing, and a crop of the whole thing matches its reference better. A larger box is kept where the
-        concept scores higher on it and still owns it (no other concept scores higher there), and it does
-        not take in another kept concept's place."""
-        tries = [(k, scaled_box(h.box, f, image.size)) for k, h in enumerate(hits) for f in self.policy.grow]
-        tries = [(k, box) for k, box in tries if box != hits[k].box]
+    def _grow(self, image: Image, best: dict[int, tuple[float, Box, np.ndarray]], ids: np.ndarray, keys: np.ndarray,
+              references: np.ndarray) -> dict[int, tuple[float, Box, np.ndarray]]:
+        """Promising boxes tried larger (`grow`), in one batch: dense matching's peak is often the most
+        distinctive part of a thing, and a crop of the whole thing matches its reference better. Promising:
+        within MARGIN of the concept's threshold and of the crop's best concept (clear losers cost nothing).
+        A concept keeps whichever of its boxes it scores best on."""
+        margin = self.policy.margin
+        promising = [i for i, (own, _, scores) in best.items()
+                     if own >= self.threshold(i) - margin and own >= scores.max() - margin]
+        tries = [(i, scaled_box(best[i][1], f, image.size)) for i in promising for f in self.policy.grow]
+        tries = [(i, box) for i, box in tries if box != best[i][1]]
         if not tries:
-            return hits
-        similarity = self.embedder.embed([crop(image, box).pixels for _, box in tries]) @ references.T
-        ids, per_concept = best_per_concept(similarity, keys)
-        grown = list(hits)
-        for (k, box), scores in zip(tries, per_concept):
-            own = float(scores[ids == hits[k].concept.id][0])
-            others_place = any(iou(box, h.box) > self.policy.same_place_iou for j, h in enumerate(hits) if j != k)
-            if own > grown[k].score and own >= scores.max() and not others_place:
-                grown[k] = replace(grown[k], score=own, box=box)
+            return best
+        _, per_concept = best_per_concept(self.embedder.embed([crop(image, b).pixels for _, b in tries]) @ references.T,
+                                          keys)
+        grown = dict(best)
+        for (i, box), scores in zip(tries, per_concept):
+            own = float(scores[ids == i][0])
+            if own > grown[i][0]:
+                grown[i] = (own, box, scores)
         return grown
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:

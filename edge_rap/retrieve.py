@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.memory.index import IndexView
+from edge_rap.memory.index import IndexView, check_space
 from edge_rap.memory.store import Store
 from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
@@ -77,13 +77,10 @@ class Retriever:
         shipped = getattr(embedder, "threshold", None)
         self.space_threshold = policy.threshold if policy.threshold is not None else (
             shipped if shipped is not None else UNCALIBRATED_THRESHOLD)
-        self.view = IndexView(store, embedder.space.name)
+        self.view = IndexView(store, embedder.space.name, embedder.space)
         row = store.space(embedder.space.name)
-        if row is not None and (row[1], row[2]) != (embedder.space.fingerprint, embedder.space.dim):
-            raise EdgeRapError(
-                f"the memory's {embedder.space.name!r} vectors were made by another model file ({row[0]}, "
-                f"sha256 {row[1][:12]}); run `edge-rap reindex` to re-embed the stored photos"
-            )
+        if row is not None:
+            check_space(row, embedder.space)
         self._calibration: dict[int, tuple[float, float]] = {}
         self._reference_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         self._references_generation = -2

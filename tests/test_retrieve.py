@@ -94,6 +94,15 @@ def test_reader_refuses_vectors_of_another_model(household):
         Retriever(household.store, household.embedder)
 
 
+def test_a_running_reader_refuses_vectors_another_model_wrote_meanwhile(household):
+    reader = Retriever(household.store.__class__(household.root, readonly=True), household.embedder)
+    assert reader.recognize(_image(photo("coffee"))).hits
+    # what a reindex to another model under the same space name leaves: a new generation, another fingerprint
+    household.store.db.execute("UPDATE spaces SET fingerprint = 'f00d', generation = generation + 1")
+    with pytest.raises(EdgeRapError, match="reindex"):
+        reader.recognize(_image(photo("coffee")))
+
+
 def test_locate_places_two_concepts_in_one_frame(household):
     from PIL import Image as PILImage
 

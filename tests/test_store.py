@@ -272,6 +272,33 @@ def test_reindex_keeps_recognition_and_writes_a_new_index(memory, settings, imag
         assert recognise(retriever, p)[0] == f"c{i}"
 
 
+def test_reindex_keeps_what_another_process_remembers_or_forgets_meanwhile(memory, settings, embedder, images,
+                                                                          monkeypatch):
+    """reindex embeds outside the write lock: a concept remembered meanwhile must keep its vectors (it was
+    listed and never recognised), and one forgotten meanwhile must not fail the reindex on a foreign key."""
+    photos = [scene_file(images, i) for i in range(4)]
+    for i in range(3):
+        memory.remember(f"c{i}", [photos[i]])
+    real_embed, raced = embedder.embed, []
+
+    def embed_while_another_writes(images_: list) -> np.ndarray:
+        if not raced:
+            raced.append(True)
+            other = open_memory(settings, embedder)  # its own connection, as another process has
+            other.remember("late", [photos[3]])
+            other.forget("c0")
+            other.close()
+        return real_embed(images_)
+
+    monkeypatch.setattr(embedder, "embed", embed_while_another_writes)
+    assert memory.reindex() == 3  # c1, c2 and late
+    monkeypatch.undo()
+    assert sorted(c.name for c in memory.concepts()) == ["c1", "c2", "late"]
+    retriever = open_retriever(memory, settings)
+    assert recognise(retriever, photos[3])[0] == "late"
+    assert sorted(set(index_keys(memory))) == sorted(memory.get(n).id for n in ("c1", "c2", "late"))
+
+
 def test_memory_reopened_from_disk(settings, embedder, images):
     photo = scene_file(images, 1)
     mem = open_memory(settings, embedder)

@@ -41,6 +41,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def check_space(row: tuple, space: SpaceInfo) -> None:
+    """Refuse a space row (model, fingerprint, dim, ...) whose vectors another model made than `space`'s."""
+    if (row[1], row[2]) != (space.fingerprint, space.dim):
+        raise EdgeRapError(
+            f"the memory's {space.name!r} vectors were made by another model ({row[0]}, {row[2]} dims, "
+            f"fingerprint {row[1][:12]}), not {space.model} ({space.fingerprint[:12]}): run `edge-rap reindex`"
+        )
+
+
 class IndexWriter:
     """Writes a space's next index file inside the caller's transaction."""
 
@@ -56,12 +65,8 @@ class IndexWriter:
                 "INSERT INTO spaces (name, model, fingerprint, dim, generation) VALUES (?, ?, ?, ?, 0)",
                 (space.name, space.model, space.fingerprint, space.dim),
             )
-        elif (row[1], row[2]) != (space.fingerprint, space.dim):
-            raise EdgeRapError(
-                f"memory space {space.name!r} holds vectors of another model file ({row[0]}, {row[2]} dims, "
-                f"sha256 {row[1][:12]}); refusing to mix them with {space.model} ({space.fingerprint[:12]}): "
-                "run `edge-rap reindex`"
-            )
+        else:
+            check_space(row, space)
 
     def collect_garbage(self, db: sqlite3.Connection) -> None:
         """Delete index files no space row names (superseded or left by a killed writer); call under the lock."""
@@ -116,9 +121,12 @@ class Neighbour:
 class IndexView:
     """A reader's memory-mapped view of one space's index, re-mapped whenever a writer swaps in a new one."""
 
-    def __init__(self, store: Store, space: str):
+    def __init__(self, store: Store, space: str, expected: SpaceInfo | None = None):
+        """`expected`: the model the reader queries with; every new generation is checked against it, so a
+        running reader never compares its queries with vectors another model made (a reindex meanwhile)."""
         self.store = store
         self.space = space
+        self.expected = expected
         self.generation = -1
         self.index = None
 
@@ -130,6 +138,8 @@ class IndexView:
                 return
             if row[3] == self.generation:
                 return
+            if self.expected is not None:
+                check_space(row, self.expected)
             path = self.store.root / "index" / row[4]
             try:
                 from usearch.index import Index

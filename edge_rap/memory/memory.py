@@ -19,7 +19,7 @@ from edge_rap.images import ImageFile
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.views import augmented_views
-from edge_rap.types import Box, Concept, Image
+from edge_rap.types import Box, Concept, Image, ReferenceView
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Memory:
 
     def view(self) -> IndexView:
         """A reader's view of the current embedder's index, re-mapped when writers change it."""
-        return IndexView(self.store, self._need_embedder().space.name)
+        return IndexView(self.store, self._need_embedder().space.name, self._need_embedder().space)
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -243,31 +243,50 @@ class Memory:
 
     def reindex(self, progress=None) -> int:
         """Re-embed every stored reference photo with the current embedder into its own space, and every
-        person's face with the current face model where it is installed."""
+        person's face with the current face model where it is installed. Photos are embedded outside the
+        write lock; under it, the views remembered meanwhile are embedded too and those forgotten meanwhile
+        are left out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex."""
         embedder = self._need_embedder()
-        views = self.store.views()
-        prepared = []
-        for view in (progress(views) if progress else views):
-            image = read_image_file(view.image_path).image
-            pixels = augmented_views(crop(image, view.box).pixels if view.box else image.pixels)
-            prepared.append((view.id, [n for n, _ in pixels], embedder.embed([p for _, p in pixels])))
-        faces = self.store.views(kind="face")
-        face_rows = []
-        if faces and self.faces is not None:
-            for view in faces:
-                image = read_image_file(view.image_path).image
-                box = scale_box(view.box, image.size, decoded_size(image))
-                w = decoded_size(image)[0]
-                mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
-                vectors = np.stack([self.faces.embedder.embed(image.pixels, [box])[0],
-                                    self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]])
-                face_rows.append((view.id, ["face", "face-mirror"], vectors))
+        photos: dict[int, tuple[list[str], np.ndarray]] = {}
+        faces: dict[int, tuple[list[str], np.ndarray]] = {}
+        self._embed_photos(self.store.views(), photos, progress, skip_unreadable=True)
+        if self.faces is not None:
+            self._embed_faces(self.store.views(kind="face"), faces, skip_unreadable=True)
         with self.store.transaction() as db:
+            views, face_views = self.store.views(), self.store.views(kind="face")
+            self._embed_photos([v for v in views if v.id not in photos], photos)  # remembered meanwhile
             self.writer.collect_garbage(db)
-            self._replace_space(db, embedder.space, prepared)
-            if face_rows:
+            self._replace_space(db, embedder.space, [(v.id, *photos[v.id]) for v in views])
+            face_rows = []
+            if face_views and self.faces is not None:
+                self._embed_faces([v for v in face_views if v.id not in faces], faces)
+                face_rows = [(v.id, *faces[v.id]) for v in face_views]
                 self._replace_space(db, self.faces.space, face_rows)
-        return len(prepared) + len(face_rows)
+        return len(views) + len(face_rows)
+
+    def _embed_photos(self, views: list[ReferenceView], out: dict, progress=None, skip_unreadable: bool = False) -> None:
+        """Each photo view's augmented views embedded, by view id. `skip_unreadable`: outside the lock, a
+        photo may be gone because its concept was just forgotten; under it, a missing photo is an error."""
+        embedder = self._need_embedder()
+        for view in (progress(views) if progress else views):
+            image = _read_view(view, skip_unreadable)
+            if image is None:
+                continue
+            pixels = augmented_views(crop(image, view.box).pixels if view.box else image.pixels)
+            out[view.id] = ([n for n, _ in pixels], embedder.embed([p for _, p in pixels]))
+
+    def _embed_faces(self, views: list[ReferenceView], out: dict, skip_unreadable: bool = False) -> None:
+        """Each face view's face and its mirror image embedded with the face model, by view id."""
+        for view in views:
+            image = _read_view(view, skip_unreadable)
+            if image is None:
+                continue
+            box = scale_box(view.box, image.size, decoded_size(image))
+            w = decoded_size(image)[0]
+            mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
+            out[view.id] = (["face", "face-mirror"],
+                            np.stack([self.faces.embedder.embed(image.pixels, [box])[0],
+                                      self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]]))
 
     def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]]) -> None:
         """All of a space's vectors replaced by `rows` (view id, augment names, vectors), made by `space`'s model."""
@@ -287,3 +306,13 @@ class Memory:
                 if len(vecs):
                     self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
         self.writer.write(db, space.name)
+
+
+def _read_view(view: ReferenceView, skip_unreadable: bool) -> Image | None:
+    """A stored photo, or None where it cannot be read and `skip_unreadable` allows that."""
+    try:
+        return read_image_file(view.image_path).image
+    except EdgeRapError:
+        if skip_unreadable:
+            return None
+        raise

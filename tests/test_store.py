@@ -299,6 +299,40 @@ def test_reindex_keeps_what_another_process_remembers_or_forgets_meanwhile(memor
     assert sorted(set(index_keys(memory))) == sorted(memory.get(n).id for n in ("c1", "c2", "late"))
 
 
+def test_a_folder_holding_other_files_is_refused_and_nothing_in_it_is_deleted(settings, embedder, images, tmp_path):
+    folder = tmp_path / "photos-and-notes"
+    (folder / "images" / "ab").mkdir(parents=True)
+    (folder / "index").mkdir()
+    mine = [folder / "notes.txt", folder / "images" / "ab" / "holiday.jpg", folder / "index" / "todo.md"]
+    for path in mine:
+        path.write_text("not the memory's")
+    with pytest.raises(EdgeRapError, match="not an edge-rap memory") as e:
+        open_memory(settings, embedder, folder).remember("bo", [scene_file(images, 1)])
+    assert "\n" not in str(e.value)
+    assert all(p.read_text() == "not the memory's" for p in mine)
+    (folder / "notes.txt").unlink()  # only the memory's own folders left, with a stranger's files inside
+    memory = open_memory(settings, embedder, folder)
+    memory.remember("bo", [scene_file(images, 1)])
+    memory.forget("bo")
+    memory.close()
+    assert all(p.read_text() == "not the memory's" for p in mine[1:])  # cleanup deletes only what it wrote
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_memory_whose_database_is_gone_keeps_its_photos(settings, embedder, images, tmp_path, damage):
+    folder = tmp_path / "mem"
+    memory = open_memory(settings, embedder, folder)
+    for i in range(3):
+        memory.remember(f"c{i}", [scene_file(images, i)])
+    memory.close()
+    stored = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "memory.sqlite")
+    database = folder / "memory.sqlite"
+    database.write_bytes(b"") if damage == "truncate" else database.unlink()
+    with pytest.raises(EdgeRapError, match="missing or empty.*nothing was touched"):
+        open_memory(settings, embedder, folder).remember("new", [scene_file(images, 3)])
+    assert sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "memory.sqlite") == stored
+
+
 def test_memory_reopened_from_disk(settings, embedder, images):
     photo = scene_file(images, 1)
     mem = open_memory(settings, embedder)

@@ -12,12 +12,12 @@ import os
 import re
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import Store, disk_error
+from edge_rap.memory.files import fsync_dir, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,6 @@ def _new_index(dim: int):
 
 def _safe(space: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", space)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_space(row: tuple, space: SpaceInfo) -> None:
@@ -74,7 +66,7 @@ class IndexWriter:
             return
         live = {r[0] for r in db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")}
         for path in self.dir.iterdir():
-            if path.name not in live:
+            if path.name not in live and is_own_index(path):  # never a file the memory did not write
                 path.unlink(missing_ok=True)
 
     def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -103,7 +95,7 @@ class IndexWriter:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             tmp.replace(self.dir / name)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError as e:
             raise disk_error(e, self.store.root) from None
         except RuntimeError as e:  # usearch reports write failures as RuntimeError

@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import DATABASE, foreign_entries, fsync_dir, is_own_image, stored_files
 from edge_rap.types import Box, Concept, ReferenceView
 
 SCHEMA = """
@@ -139,11 +140,12 @@ class Store:
     def __init__(self, root: Path, readonly: bool = False):
         self.root = root
         self.images_dir = root / "images"
-        self.db_path = root / "memory.sqlite"
+        self.db_path = root / DATABASE
         try:
             if readonly:
                 self.db = self._open_readonly()
             else:
+                self._refuse_what_is_not_a_sound_memory()
                 try:
                     self.images_dir.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
@@ -157,6 +159,22 @@ class Store:
             self.db.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.Error as e:
             raise sqlite_error(e, self.db_path) from None
+
+    def _refuse_what_is_not_a_sound_memory(self) -> None:
+        """Before a writer creates or cleans anything: a folder holding other files is not a memory, and a
+        memory whose database is gone or empty while its photos remain must be restored, not started afresh
+        (its first cleanup would delete every photo)."""
+        if self.db_path.exists() and self.db_path.stat().st_size > 0:
+            return
+        stored = stored_files(self.root)
+        if stored:
+            raise EdgeRapError(f"{self.root}: the memory's database {DATABASE} is missing or empty, but "
+                               f"{len(stored)} stored files remain; nothing was touched (restore {DATABASE} "
+                               "from a backup, or move the folder away)")
+        foreign = foreign_entries(self.root)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise EdgeRapError(f"{self.root}: not an edge-rap memory (it holds {shown}); use an empty or new folder")
 
     def _open_readonly(self) -> sqlite3.Connection:
         """A reader's connection; an empty in-memory one where nothing was remembered yet, and an immutable
@@ -231,6 +249,7 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
+            fsync_dir(path.parent)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise disk_error(e, self.root) from None
@@ -322,7 +341,7 @@ class Store:
         """Delete image files no view refers to (left by a failed or killed writer); call under the lock."""
         in_use = self.image_files_in_use(db)
         for path in self.images_dir.glob("*/*"):
-            if f"{path.parent.name}/{path.name}" not in in_use:
+            if f"{path.parent.name}/{path.name}" not in in_use and is_own_image(path):  # never another's file
                 path.unlink(missing_ok=True)
 
     # --- spaces -----------------------------------------------------------------------------------

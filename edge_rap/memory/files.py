@@ -1,0 +1,49 @@
+"""The memory's own files on disk: what their names look like, so that cleanup never touches anything else,
+and the durable rename that makes a written file survive a power cut."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+DATABASE = "memory.sqlite"
+#: Everything a memory folder holds at its top level: the database (with WAL's files) and two folders.
+OWN_TOP_LEVEL = re.compile(r"memory\.sqlite(-wal|-shm|-journal)?|images|index")
+#: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
+_IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
+#: index/<space>-<generation>.usearch, and a writer's temporary file beside it.
+_INDEX = re.compile(r"[A-Za-z0-9_.-]+-\d+\.usearch(\.tmp)?")
+
+
+def is_own_image(path: Path) -> bool:
+    """A file under images/ that a memory wrote: named by its content hash, in the folder of its first two digits."""
+    match = _IMAGE.fullmatch(path.name)
+    return bool(match) and path.parent.name == match.group("sha")[:2]
+
+
+def is_own_index(path: Path) -> bool:
+    return bool(_INDEX.fullmatch(path.name))
+
+
+def stored_files(root: Path) -> list[Path]:
+    """The photos and index files a memory wrote under `root`."""
+    images = [p for p in (root / "images").glob("*/*") if is_own_image(p)]
+    index = [p for p in (root / "index").glob("*") if is_own_index(p)] if (root / "index").is_dir() else []
+    return images + index
+
+
+def foreign_entries(root: Path) -> list[str]:
+    """Names at the top of `root` that no memory writes (a folder that holds them is not a memory)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not OWN_TOP_LEVEL.fullmatch(p.name))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename into `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

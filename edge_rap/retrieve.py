@@ -46,6 +46,7 @@ class RetrievalPolicy:
     placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
     contested_margin: float = 0.15  # a proposal whose pooled box matches another concept this much better: no crop
     grow: tuple[float, ...] = (1.3, 1.6)  # a placed box is tried this much larger too: dense peaks are parts
+    grow_tolerance: float = 0.02  # the largest tried box within this of the best score is kept
 
 #: Used only for a model exported without calibration (no sample photos were available).
 UNCALIBRATED_THRESHOLD = 0.6
@@ -356,7 +357,8 @@ class Retriever:
         """Promising boxes tried larger (`grow`), in one batch: dense matching's peak is often the most
         distinctive part of a thing, and a crop of the whole thing matches its reference better. Promising:
         within MARGIN of the concept's threshold and of the crop's best concept (clear losers cost nothing).
-        A concept keeps whichever of its boxes it scores best on."""
+        A concept keeps its largest box that it owns and scores within `grow_tolerance` of its best on (a
+        part and the whole thing often score alike), never one below its threshold where the best clears it."""
         margin = self.policy.margin
         promising = [i for i, (own, _, scores) in best.items()
                      if own >= self.threshold(i) - margin and own >= scores.max() - margin]
@@ -366,11 +368,18 @@ class Retriever:
             return best
         _, per_concept = best_per_concept(self.embedder.embed([crop(image, b).pixels for _, b in tries]) @ references.T,
                                           keys)
-        grown = dict(best)
+        options = {i: [best[i]] for i in promising}
         for (i, box), scores in zip(tries, per_concept):
-            own = float(scores[ids == i][0])
-            if own > grown[i][0]:
-                grown[i] = (own, box, scores)
+            options[i].append((float(scores[ids == i][0]), box, scores))
+        grown = dict(best)
+        for i, boxes in options.items():
+            winner = max(boxes, key=lambda b: b[0])
+            floor = winner[0] - self.policy.grow_tolerance
+            if winner[0] >= self.threshold(i):  # never trade an accepted box for a refused one
+                floor = max(floor, self.threshold(i))
+            # the largest box that scores nearly as well as the best one, and that the concept still owns
+            fair = [b for b in boxes if b[0] >= floor and b[0] >= b[2].max()] or [winner]
+            grown[i] = max(fair, key=lambda b: b[1].width * b[1].height)
         return grown
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:

@@ -54,8 +54,8 @@ def compose(items: list[tuple[str, np.ndarray]], background: np.ndarray, rng: np
     placed: list[Placed] = []
     for (name, pixels), cell in zip(items, cells):
         top_width = min(max_width, cell_w / width)
-        w = int(width * float(rng.uniform(min(min_width, top_width), top_width)))
-        h = int(pixels.shape[0] * w / pixels.shape[1])
+        w = max(8, int(width * float(rng.uniform(min(min_width, top_width), top_width))))
+        h = max(8, int(pixels.shape[0] * w / pixels.shape[1]))
         if h > cell_h:  # a tall item is narrowed to fit its cell
             w, h = max(8, int(w * cell_h / h)), cell_h
         cx, cy = (cell % cols) * cell_w, (cell // cols) * cell_h

@@ -168,11 +168,12 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
 
 
 def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
-                    skipped: list[str], layout: "Layout") -> list["Composite"]:
+                    skipped: list[str], layout: "Layout | None" = None) -> list["Composite"]:
     """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
     (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
-    from edge_rap.composites import backgrounds, compose
+    from edge_rap.composites import Layout, backgrounds, compose
 
+    layout = layout or Layout()
     rng = np.random.default_rng(seed)
     items = [(c.name, q) for c in concepts for q in c.queries]
     unreadable: set[Path] = set()

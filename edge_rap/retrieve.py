@@ -141,7 +141,7 @@ class Retriever:
             ranked = {c.concept_id for c in proposed or []}
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
             judged = set(self._reference_cells().ids.tolist()) if proposed is not None else set()
-            hits, whole_box = [], []
+            hits, whole_box, unplaced = [], [], []
             for h in result.hits:
                 place = located.get(h.concept.id)
                 # A located box replaces the whole image's unless it scores clearly worse than the whole-image
@@ -152,10 +152,13 @@ class Retriever:
                       or h.score >= h.threshold + self.policy.margin):
                     hits.append(h)
                     whole_box.append(h)
-            if proposed is not None and whole_box:  # placeable, not placed: the view where it scores best
+                    if place is None:
+                        unplaced.append(h)
+            if proposed is not None and unplaced:  # placeable, not placed: the view where it scores best (one
+                # that filled the frame was placed on a part and keeps the whole image's box)
                 keys, references = self._references()
-                views = self._best_views(image, query, grid, [h.concept.id for h in whole_box], keys, references)
-                hits = [replace(h, box=views.get(h.concept.id, h.box)) if h in whole_box else h for h in hits]
+                views = self._best_views(image, query, grid, [h.concept.id for h in unplaced], keys, references)
+                hits = [replace(h, box=views.get(h.concept.id, h.box)) if h in unplaced else h for h in hits]
             # A concept only a crop found, far weaker than a whole-image hit that kept the whole image's box
             # (the frame is a photo of that one), was found in a part of it: dropped.
             known = {h.concept.id for h in hits}
@@ -198,8 +201,8 @@ class Retriever:
         if models is None:
             return []
         row = self.store.space(FACE_SPACE)
-        if row is not None and row[1] != models.space.fingerprint:
-            raise EdgeRapError("the memory's face vectors were made by another face model; run `edge-rap reindex`")
+        if row is not None:
+            check_space(row, models.space)
         faces, vectors = models.faces(image.pixels)
         pairs = []
         for face, vector in zip(faces, vectors):
@@ -373,13 +376,15 @@ class Retriever:
             options[i].append((float(scores[ids == i][0]), box, scores))
         grown = dict(best)
         for i, boxes in options.items():
-            winner = max(boxes, key=lambda b: b[0])
+            owned = [b for b in boxes if b[0] >= b[2].max()]  # a grown box that swallowed a neighbour is not its
+            if not owned:
+                continue
+            winner = max(owned, key=lambda b: b[0])
             floor = winner[0] - self.policy.grow_tolerance
             if winner[0] >= self.threshold(i):  # never trade an accepted box for a refused one
                 floor = max(floor, self.threshold(i))
-            # the largest box that scores nearly as well as the best one, and that the concept still owns
-            fair = [b for b in boxes if b[0] >= floor and b[0] >= b[2].max()] or [winner]
-            grown[i] = max(fair, key=lambda b: b[1].width * b[1].height)
+            # the largest box that scores nearly as well as the best one
+            grown[i] = max((b for b in owned if b[0] >= floor), key=lambda b: b[1].width * b[1].height)
         return grown
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:

@@ -139,6 +139,32 @@ def test_an_int8_export_from_before_the_fix_is_exported_anew(model_cache, tmp_pa
     assert not exported  # a current export is used as it is
 
 
+def test_an_outdated_default_is_kept_with_a_warning_where_it_cannot_be_exported(model_cache, tmp_path, monkeypatch,
+                                                                                  caplog):
+    import json
+    import shutil
+
+    from edge_rap.errors import EdgeRapError
+
+    cache = ModelCache(tmp_path / "models")
+    old = cache.folder("efficientnet-lite0-int8")
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["export_version"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+
+    def no_export_extra(self):
+        raise EdgeRapError("exporting the default embedder needs the export extra (torch missing)")
+
+    monkeypatch.setattr(ModelCache, "prepare_default", no_export_extra)
+    assert cache.manifest("efficientnet-lite0-int8").export_version == 1  # still usable, as before
+    assert "models prepare" in caplog.text
+    manifest["export_version"] = "two"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgeRapError, match="malformed manifest"):
+        Manifest.load(old)
+
+
 def test_the_same_model_file_fed_other_pixels_is_another_space(model_cache, tmp_path):
     """A memory made at 224 px must not be searched with 320-px vectors of the same file: its space differs."""
     import json

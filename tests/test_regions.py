@@ -123,6 +123,12 @@ def test_composites_are_reproducible_and_boxes_do_not_overlap(layout):
         assert all(p.box.width >= 0.2 * width - 1 for p in a.placed)
 
 
+def test_composites_of_tiny_items_still_paste_something():
+    items = [(f"c{k}", np.full((50, 40, 3), 40 * k, np.uint8)) for k in range(4)]
+    frame = compose(items, np.zeros((64, 64, 3), np.uint8), np.random.default_rng(0), Layout((64, 64), 0.01, 0.02))
+    assert all(p.box.width >= 8 and p.box.height >= 8 for p in frame.placed)
+
+
 def test_a_broken_feature_map_gives_the_whole_frame_not_a_crash():
     references = ReferenceCells.stack({1: unit_cells(np.ones((8, 2, 2), np.float32))})
     candidates = dense_candidates(np.full((8, 3, 4), np.nan, np.float32), references, (400, 300))

@@ -318,6 +318,16 @@ def test_a_folder_holding_other_files_is_refused_and_nothing_in_it_is_deleted(se
     assert all(p.read_text() == "not the memory's" for p in mine[1:])  # cleanup deletes only what it wrote
 
 
+def test_the_default_home_with_its_model_cache_is_a_memory_folder(settings, embedder, images, tmp_path):
+    home = tmp_path / "home"  # $EDGE_RAP_HOME is the memory by default, and holds models/ beside it
+    (home / "models" / "efficientnet-lite0-int8").mkdir(parents=True)
+    (home / ".DS_Store").write_text("")
+    memory = open_memory(settings, embedder, home)
+    memory.remember("bo", [scene_file(images, 1)])
+    assert [c.name for c in memory.concepts()] == ["bo"]
+    memory.close()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_memory_whose_database_is_gone_keeps_its_photos(settings, embedder, images, tmp_path, damage):
     folder = tmp_path / "mem"

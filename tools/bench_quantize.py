@@ -5,7 +5,7 @@
 For fp32 and each scheme of edge_rap.export.quantize.Scheme: how many output channels can saturate a 16-bit
 pair sum on AVX2 without VNNI (0 = the same results on every CPU), the worst and median cosine to the fp32
 model over every photo of the dataset, the median time to embed one frame's views (whole + 4 quadrants,
-224 px), taken in turns with fp32 in the same run, and `eval retrieval` on the dataset.
+at the model's input size), taken in turns with fp32 in the same run, and `eval retrieval` on the dataset.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from timing import interleaved_median_ms
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_retrieval import machine  # noqa: E402
+from bench_retrieval import machine
 
 
 def variant(fp32_folder: Path, work: Path, scheme) -> Path:

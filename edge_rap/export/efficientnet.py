@@ -97,16 +97,16 @@ def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
 
 def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
     """Write efficientnet-lite0-fp32/ and efficientnet-lite0-int8/ model folders into the cache."""
-    import torch
-
     from edge_rap.calibrate import calibrate_threshold
     from edge_rap.export.quantize import Scheme, quantize_image_encoder
     from edge_rap.modelcache import Manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
     from edge_rap.synth import synthetic_images
 
+    model = load_torch_backbone()  # first: without the export extra, a one-line error names it
+    import torch
+
     log.warning("exporting the default embedder (EfficientNet-Lite0) to ONNX and int8, once: about 20 s")
-    model = load_torch_backbone()
     cache_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
         work = Path(tmp)

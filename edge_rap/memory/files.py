@@ -7,9 +7,12 @@ import os
 import re
 from pathlib import Path
 
+from edge_rap.errors import EdgeRapError
+
 DATABASE = "memory.sqlite"
-#: Everything a memory folder holds at its top level: the database (with WAL's files) and two folders.
-OWN_TOP_LEVEL = re.compile(r"memory\.sqlite(-wal|-shm|-journal)?|images|index")
+#: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, and what
+#: the default home beside it holds (the model cache); hidden files and a file system's lost+found are ignored.
+OWN_TOP_LEVEL = re.compile(r"memory\.sqlite(-wal|-shm|-journal)?|images|index|models|\..*|lost\+found")
 #: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
 _IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
 #: index/<space>-<generation>.usearch, and a writer's temporary file beside it.
@@ -37,7 +40,10 @@ def foreign_entries(root: Path) -> list[str]:
     """Names at the top of `root` that no memory writes (a folder that holds them is not a memory)."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if not OWN_TOP_LEVEL.fullmatch(p.name))
+    try:
+        return sorted(p.name for p in root.iterdir() if not OWN_TOP_LEVEL.fullmatch(p.name))
+    except OSError as e:
+        raise EdgeRapError(f"{root}: cannot list the memory folder ({e.strerror})") from None
 
 
 def fsync_dir(path: Path) -> None:

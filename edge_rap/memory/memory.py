@@ -250,8 +250,9 @@ class Memory:
         photos: dict[int, tuple[list[str], np.ndarray]] = {}
         faces: dict[int, tuple[list[str], np.ndarray]] = {}
         self._embed_photos(self.store.views(), photos, progress, skip_unreadable=True)
-        if self.faces is not None:
-            self._embed_faces(self.store.views(kind="face"), faces, skip_unreadable=True)
+        face_views = self.store.views(kind="face")
+        if face_views and self.faces is not None:  # the face models load only where people are remembered
+            self._embed_faces(face_views, faces, skip_unreadable=True)
         with self.store.transaction() as db:
             views, face_views = self.store.views(), self.store.views(kind="face")
             self._embed_photos([v for v in views if v.id not in photos], photos)  # remembered meanwhile

@@ -243,7 +243,9 @@ class Store:
             return rel
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(exist_ok=True)
+            if not path.parent.exists():  # a new folder's entry must survive a power cut too
+                path.parent.mkdir(exist_ok=True)
+                fsync_dir(self.images_dir)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()

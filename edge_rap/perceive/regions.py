@@ -8,13 +8,13 @@ times (sub-cell boundaries), where the heat stands above the frame's typical hea
 a level of the peak's height: a tight box (the level of REGION_LEVELS[0], whose mean heat is the
 candidate's score) and a wide one (a photo's plain background matches weakly, so the tight box can miss
 it). Crops of the best candidates' boxes are then confirmed against every concept as any query is
-(retrieve.py owns decisions and keeps the box that scores best).
+(retrieve.py owns decisions, grows boxes that nearly pass and keeps the best).
 
 Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectangle of the map (R-MAC
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the
 peak, which placed them worse (the heat's level differs from frame to frame). The frame's side matters
 most: a concept pasted at 15-60 % of a 640-px frame's width is already small, and a pass at a smaller side
-shrinks it further below its 224-px reference. For the same reason the reference sides are small (96 and
+shrinks it further below the embedder's input size (320 px for the default). For the same reason the reference sides are small (96 and
 160 px: a concept across a room); one that fills the frame is found by the whole-image views instead.
 """
 

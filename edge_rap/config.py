@@ -8,13 +8,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.shipped import shipped_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_configs"
+PROFILE_DIR = shipped_dir("device_configs")
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 

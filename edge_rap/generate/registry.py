@@ -18,10 +18,11 @@ from urllib.parse import urlparse
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.modelcache import sha256_file
+from edge_rap.shipped import shipped_dir
 
 log = logging.getLogger("edge_rap.generate")
 
-REGISTRY = Path(__file__).resolve().parent.parent.parent / "models" / "vlm_registry.json"
+REGISTRY = shipped_dir("models") / "vlm_registry.json"
 MANIFEST = "vlm.json"
 
 

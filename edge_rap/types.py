@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,9 +33,12 @@ class Box:
         from edge_rap.errors import EdgeRapError
 
         try:
-            x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+            values = [float(v) for v in text.split(",")]
+            if not all(math.isfinite(v) for v in values):  # int(round(inf)) raises OverflowError
+                raise ValueError
+            x0, y0, x1, y1 = (int(round(v)) for v in values)
         except ValueError:
-            raise EdgeRapError(f"box {text!r} is not x0,y0,x1,y1") from None
+            raise EdgeRapError(f"box {text!r} is not x0,y0,x1,y1 in finite numbers") from None
         if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
             raise EdgeRapError(f"box {text!r} is empty or negative")
         return cls(x0, y0, x1, y1)
@@ -160,4 +164,44 @@ class Answer:
                 out[key] = getattr(self, key)
         if self.cache:
             out["cache"] = self.cache
+        return out
+
+
+@dataclass
+class Frame:
+    """One picture from a camera: which camera, its number, and its source time (position in a file, or
+    seconds since the source was opened for a live one)."""
+
+    camera: str
+    index: int
+    time_s: float
+    pixels: np.ndarray
+
+    def image(self) -> Image:
+        return Image(self.pixels, f"{self.camera}#{self.index}")
+
+
+@dataclass
+class Event:
+    """Something the daemon noticed: a concept arrived in or left a camera's view (`kind`), when (source time
+    and wall clock), where, how sure, what was said about it and the snapshot kept of it."""
+
+    kind: str  # "arrived" | "left"
+    name: str
+    camera: str
+    time_s: float
+    wall: float
+    box: Box | None = None
+    score: float | None = None
+    said: str | None = None
+    snapshot: str | None = None
+    id: int | None = None
+
+    def to_json(self) -> dict:
+        out = {"type": self.kind, "name": self.name, "camera": self.camera, "time_s": round(self.time_s, 3)}
+        if self.kind == "arrived":
+            out.update(box=self.box.as_list() if self.box else None,
+                       score=None if self.score is None else round(self.score, 4), said=self.said)
+            if self.snapshot:
+                out["snapshot"] = self.snapshot
         return out

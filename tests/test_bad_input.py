@@ -484,10 +484,17 @@ def test_unknown_concept_is_one_line(memory, settings, embedder, tmp_path, capsy
 
 def test_bad_box_is_one_line(memory, settings, embedder, tmp_path, capsys):
     photo = scene_file(tmp_path / "photos", 2)
-    for box in ("1,2,3", "10,10,5,5", "a,b,c,d", "-1,0,10,10", "300,300,400,400"):
+    for box in ("1,2,3", "10,10,5,5", "a,b,c,d", "-1,0,10,10", "300,300,400,400", "inf,0,1,1", "nan,0,1,1",
+                "0,0,1e400,10"):
         rc, _, err = run_cli(capsys, ["remember", "boxed", str(photo), f"--box={box}", "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
     assert_intact(settings, embedder, tmp_path)
+
+
+@pytest.mark.parametrize("text", ["inf,0,1,1", "nan,0,1,1", "0,0,1e400,10", "0,-inf,5,5"])
+def test_non_finite_box_is_refused(text):
+    with pytest.raises(EdgeRapError, match="finite"):
+        Box.parse(text)
 
 
 # --- a full disk ----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def open_embedder(settings: Settings) -> ImageEmbedder:
     manifest = ModelCache(settings.models).manifest(settings.embedder)
-    return OnnxImageEmbedder(manifest, settings.profile.provider)
+    return OnnxImageEmbedder(manifest, settings.profile.provider, threads=settings.profile.threads)
 
 
 def open_detector(settings: Settings, name: str) -> Detector:
@@ -30,10 +30,10 @@ def open_detector(settings: Settings, name: str) -> Detector:
     if manifest.output.get("format") == "owlvit":
         from edge_rap.perceive.owl import OwlOnnxDetector
 
-        return OwlOnnxDetector(manifest, settings.profile.provider)
+        return OwlOnnxDetector(manifest, settings.profile.provider, threads=settings.profile.threads)
     from edge_rap.perceive.detect import YoloOnnxDetector
 
-    return YoloOnnxDetector(manifest, settings.profile.provider)
+    return YoloOnnxDetector(manifest, settings.profile.provider, threads=settings.profile.threads)
 
 
 def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
@@ -44,7 +44,7 @@ def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
         from edge_rap.perceive.faces import open_face_models
 
         try:
-            return open_face_models(settings.profile.provider)
+            return open_face_models(settings.profile.provider, threads=settings.profile.threads)
         except EdgeRapError as e:
             log.warning("faces unavailable (%s): people are matched by their whole photo only", e)
             return None

@@ -75,50 +75,68 @@ def detect_profile_name() -> str:
     return "x86-cpu"
 
 
+# Every section and key a profile may hold, with its type: anything else is refused up front, naming the key.
+SCHEMA: dict[str, dict[str, type]] = {
+    "device": {"name": str},
+    "embedder": {"model": str, "provider": str, "threads": int},
+    "retrieve": {"top_k": int, "max_candidates": int},
+    "vlm": {"model": str, "mmproj": str, "n_gpu_layers": int, "n_ctx": int, "threads": int, "references": str,
+            "max_references": int, "max_tokens": int},
+}
+
+
 def load_profile(name: str | None = None) -> Profile:
+    from_env = not name and bool(os.environ.get("EDGE_RAP_DEVICE"))
     name = name or os.environ.get("EDGE_RAP_DEVICE") or detect_profile_name()
     path = Path(name) if name.endswith(".toml") else PROFILE_DIR / f"{name}.toml"
+    where = f"{path} (from EDGE_RAP_DEVICE)" if from_env else str(path)
     if not path.exists():
         if name == "x86-cpu":
             return Profile()  # installed without the repository's device_configs/: built-in defaults
-        raise EdgeRapError(f"device profile {name!r} not found ({path})")
+        raise EdgeRapError(f"device profile {name!r} not found ({where})")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgeRapError(f"{where}: invalid device profile (not UTF-8 text: byte {e.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise EdgeRapError(f"{path}: invalid device profile ({e})") from None
+        raise EdgeRapError(f"{where}: invalid device profile ({e})") from None
+    _check_schema(raw, where)
     emb, ret = raw.get("embedder", {}), raw.get("retrieve", {})
     profile = Profile(
         name=raw.get("device", {}).get("name", path.stem),
-        embedder=str(emb.get("model", Profile.embedder)),
-        provider=str(emb.get("provider", "auto")),
-        threads=int(emb.get("threads", 0)),
-        top_k=int(ret.get("top_k", 5)),
-        max_candidates=int(ret.get("max_candidates", Profile.max_candidates)),
-        vlm=_vlm_profile(raw.get("vlm", {}), path),
+        embedder=emb.get("model", Profile.embedder),
+        provider=emb.get("provider", "auto"),
+        threads=emb.get("threads", 0),
+        top_k=ret.get("top_k", 5),
+        max_candidates=ret.get("max_candidates", Profile.max_candidates),
+        vlm=VlmProfile(**raw.get("vlm", {})),
     )
     if profile.provider not in PROVIDERS:
-        raise EdgeRapError(f"{path}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
+        raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
     if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0:
-        raise EdgeRapError(f"{path}: top_k and max_candidates must be >= 1, threads >= 0")
+        raise EdgeRapError(f"{where}: top_k and max_candidates must be >= 1, threads >= 0")
+    vlm = profile.vlm
+    if vlm.references not in REFERENCE_MODES:
+        raise EdgeRapError(f"{where}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
+    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.threads < 0 or vlm.n_gpu_layers < -1:
+        raise EdgeRapError(f"{where}: [vlm] needs n_ctx >= 256, max_references >= 0, max_tokens >= 1, "
+                           "threads >= 0, n_gpu_layers >= -1")
     return profile
 
 
-def _vlm_profile(raw: dict, path: Path) -> VlmProfile:
-    try:
-        vlm = VlmProfile(
-            model=str(raw.get("model", "")), mmproj=str(raw.get("mmproj", "")),
-            n_gpu_layers=int(raw.get("n_gpu_layers", 0)), n_ctx=int(raw.get("n_ctx", 4096)),
-            threads=int(raw.get("threads", 0)), references=str(raw.get("references", "image")),
-            max_references=int(raw.get("max_references", 4)), max_tokens=int(raw.get("max_tokens", 128)),
-        )
-    except (TypeError, ValueError) as e:
-        raise EdgeRapError(f"{path}: invalid [vlm] section ({e})") from None
-    if vlm.references not in REFERENCE_MODES:
-        raise EdgeRapError(f"{path}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
-    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.threads < 0 or vlm.n_gpu_layers < -1:
-        raise EdgeRapError(f"{path}: [vlm] needs n_ctx >= 256, max_references >= 0, max_tokens >= 1, "
-                           "threads >= 0, n_gpu_layers >= -1")
-    return vlm
+def _check_schema(raw: dict, where: str) -> None:
+    """Refuse unknown sections and keys and values of the wrong type (a bool is not an integer here)."""
+    for section, table in raw.items():
+        keys = SCHEMA.get(section)
+        if keys is None or not isinstance(table, dict):
+            raise EdgeRapError(f"{where}: unknown section {section!r} (known: {', '.join(SCHEMA)})")
+        for key, value in table.items():
+            if key not in keys:
+                raise EdgeRapError(f"{where}: unknown key [{section}] {key!r} (known: {', '.join(keys)})")
+            wanted = keys[key]
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                kind = "an integer" if wanted is int else "a string"
+                raise EdgeRapError(f"{where}: [{section}] {key} must be {kind}, not {value!r:.40}")
 
 
 def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:

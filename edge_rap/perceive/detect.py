@@ -61,10 +61,11 @@ def decode_outputs(outputs: list[np.ndarray], fmt: str) -> tuple[np.ndarray, np.
 class YoloOnnxDetector:
     """A YOLO-style ONNX detector described by a manifest."""
 
-    def __init__(self, manifest: Manifest, provider: str = "auto", min_score: float = 0.25, nms_iou: float = 0.5):
+    def __init__(self, manifest: Manifest, provider: str = "auto", min_score: float = 0.25, nms_iou: float = 0.5,
+                 threads: int = 0):
         if manifest.role != "detector":
             raise EdgeRapError(f"model {manifest.name} is a {manifest.role}, not a detector")
-        self.session = open_session(manifest.file_path("detector"), provider)
+        self.session = open_session(manifest.file_path("detector"), provider, threads)
         self.size = int(manifest.input.get("size", 640))
         self.format = manifest.output.get("format", "boxes-scores-classes")
         if self.format not in FORMATS:

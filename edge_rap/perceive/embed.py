@@ -71,9 +71,9 @@ def gem_pool(features: np.ndarray, p: float) -> np.ndarray:
 class OnnxImageEmbedder:
     """An ONNX image encoder described by a manifest: a feature map pooled with GeM, or a ready embedding."""
 
-    def __init__(self, manifest: Manifest, provider: str = "auto", batch: int = 16):
+    def __init__(self, manifest: Manifest, provider: str = "auto", batch: int = 16, threads: int = 0):
         self.manifest = manifest
-        self.session: Session = open_session(manifest.file_path("image"), provider)
+        self.session: Session = open_session(manifest.file_path("image"), provider, threads)
         spec = manifest.input
         self.size = int(spec["size"])
         self.mean = np.asarray(spec["mean"], dtype=np.float32)

@@ -153,7 +153,7 @@ class OwlOnnxDetector:
     """An OWL-ViT / OWLv2 ONNX export (optimum, task zero-shot-object-detection) described by a manifest."""
 
     def __init__(self, manifest: Manifest, provider: str = "auto", min_score: float = 0.1, nms_iou: float = 0.3,
-                 max_regions: int = 50):
+                 max_regions: int = 50, threads: int = 0):
         if manifest.role != "detector":
             raise EdgeRapError(f"model {manifest.name} is a {manifest.role}, not a detector")
         if manifest.output.get("format") != FORMAT:
@@ -163,7 +163,7 @@ class OwlOnnxDetector:
                                       int(text.get("context_length", 16)), int(text["bos_id"]), int(text["eos_id"]),
                                       int(text.get("pad_id", 0)))
         self.template = str(text.get("template", "a photo of a {}"))
-        self.session = open_session(manifest.file_path("detector"), provider)
+        self.session = open_session(manifest.file_path("detector"), provider, threads)
         self.size = int(manifest.input["size"])
         self.mean = np.asarray(manifest.input.get("mean", [0.48145466, 0.4578275, 0.40821073]), np.float32)
         self.std = np.asarray(manifest.input.get("std", [0.26862954, 0.26130258, 0.27577711]), np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.types import Box, Image
 
-#: Images whose header claims more pixels than this are refused before decoding (decompression bombs).
-MAX_PIXELS = int(float(os.environ.get("EDGE_RAP_MAX_MEGAPIXELS", "120")) * 1_000_000)
+#: Images whose header claims more megapixels than this are refused before decoding (decompression bombs);
+#: EDGE_RAP_MAX_MEGAPIXELS changes it, up to Pillow's own guard (about 179 megapixels), which stays in force.
+DEFAULT_MEGAPIXELS = 120.0
 #: Decoded images are reduced so that their longer side is at most this; embedders never need more.
 MAX_SIDE = 2048
 #: Files larger than this are refused without reading them.
@@ -106,26 +108,39 @@ def _register_heif() -> bool:
     return True
 
 
+def max_pixels() -> int:
+    """The pixel limit, read at each decode so that a bad EDGE_RAP_MAX_MEGAPIXELS is one line, not an import error."""
+    text = os.environ.get("EDGE_RAP_MAX_MEGAPIXELS", "").strip()
+    try:
+        megapixels = float(text) if text else DEFAULT_MEGAPIXELS
+    except ValueError:
+        megapixels = math.nan
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        raise EdgeRapError(f"EDGE_RAP_MAX_MEGAPIXELS must be a positive number of megapixels, not {text!r}")
+    return int(megapixels * 1_000_000)
+
+
 def decode_image(data: bytes, source: str = "<bytes>") -> Image:
     """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     shown = _describe(source)
+    limit = max_pixels()
     heif_readable = _register_heif()
     try:
         with warnings.catch_warnings():
-            # Our own limit (checked below, before any decoding) replaces Pillow's fixed one.
+            # Our limit, checked on the header's size before any decoding, decides below Pillow's hard guard;
+            # its warning (at half that guard) would only repeat ours.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            PILImage.MAX_IMAGE_PIXELS = None
             pil = PILImage.open(io.BytesIO(data))
             width, height = pil.size
             if width <= 0 or height <= 0:
                 raise EdgeRapError(f"{shown}: image has no pixels ({width}x{height})")
-            if width * height > MAX_PIXELS:
+            if width * height > limit:
                 raise EdgeRapError(
                     f"{shown}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
-                    f"{MAX_PIXELS / 1e6:.0f} (set EDGE_RAP_MAX_MEGAPIXELS to raise it)"
+                    f"{limit / 1e6:g} (set EDGE_RAP_MAX_MEGAPIXELS to raise it)"
                 )
             if max(width, height) > MAX_SIDE and pil.format in ("JPEG", "MPO"):
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
@@ -143,6 +158,9 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
             pixels = np.asarray(pil, dtype=np.uint8)
     except EdgeRapError:
         raise
+    except PILImage.DecompressionBombError:
+        raise EdgeRapError(f"{shown}: image is over {2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
+                           "Pillow's own limit against decompression bombs") from None
     except UnidentifiedImageError:
         if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not heif_readable:
             raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "

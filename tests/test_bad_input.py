@@ -224,9 +224,7 @@ def test_bad_image_file_refused_and_nothing_lost(kind, memory, settings, embedde
 
 
 def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monkeypatch, capsys):
-    import edge_rap.images
-
-    monkeypatch.setattr(edge_rap.images, "MAX_PIXELS", 300 * 300)
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "0.09")  # 300 x 300
     big = save(tmp_path / "big.jpg", scene(3, width=301, height=300))  # just over
     small = save(tmp_path / "small.jpg", scene(4, width=300, height=300))  # exactly at the limit
     with pytest.raises(EdgeRapError, match="301x300") as e:
@@ -238,15 +236,41 @@ def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monke
     assert_intact(settings, embedder, tmp_path, names=("bo", "small"))
 
 
+@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
+def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tmp_path, monkeypatch, capsys):
+    env = {**os.environ, "EDGE_RAP_MAX_MEGAPIXELS": value}
+    imported = subprocess.run([sys.executable, "-c", "import edge_rap.images, edge_rap.cli"], env=env,
+                              capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr  # read when decoding, not at import
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", value)
+    photo = scene_file(tmp_path / "photos", 2)
+    with pytest.raises(EdgeRapError, match="EDGE_RAP_MAX_MEGAPIXELS"):
+        read_image_file(photo)
+    rc, _, err = run_cli(capsys, ["remember", "newcomer", str(photo), "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert "EDGE_RAP_MAX_MEGAPIXELS" in err
+
+
+def test_decoding_leaves_pillows_own_guard_alone(tmp_path):
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    assert before is not None
+    read_image_file(scene_file(tmp_path, 2))
+    with pytest.raises(EdgeRapError, match="megapixels"):
+        read_image_file(make_bomb(tmp_path))
+    assert Image.MAX_IMAGE_PIXELS == before  # no process-wide change that other code in the process would see
+
+
 def test_photo_under_the_stated_limit_is_accepted(tmp_path):
-    # Our limit (MAX_PIXELS), not Pillow's fixed ~89.5 MP guard, decides: a 100 MP camera's photo is fine.
+    # Our limit (max_pixels()), not Pillow's ~89.5 MP warning, decides: a 100 MP camera's photo is fine.
     from PIL import Image
 
     import edge_rap.images
 
     path = tmp_path / "95mp.png"
     Image.new("1", (10_000, 9_500), 1).save(path)
-    assert 10_000 * 9_500 < edge_rap.images.MAX_PIXELS
+    assert 10_000 * 9_500 < edge_rap.images.max_pixels()
     image = read_image_file(path).image
     assert max(image.pixels.shape[:2]) <= 2048
 

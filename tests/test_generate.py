@@ -95,6 +95,26 @@ def test_templates_without_system_role_or_string_content_still_render():
         assert "Name: <bo>" in r.prefix and "What is this?" in r.suffix
 
 
+BROKEN_TEMPLATES = {
+    "syntax": "{% for m in messages %}{{ m['content'] }}",
+    "unknown-tag": "{% frobnicate %}",
+    "division": "{{ 1 / 0 }}",
+    "undefined-call": "{{ messages.nothing.here() }}",
+    "raises": "{{ raise_exception('roles must alternate\nuser/assistant') }}",
+    "drops-the-prompt": "{{ bos_token }}hello",
+    "sandbox": "{{ ''.__class__.__mro__ }}{{ messages[0]['content'] }}",
+    "deep-recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN_TEMPLATES))
+def test_a_chat_template_that_will_not_render_is_one_line(kind):
+    prompt = build_prompt(Task.VQA, "What is this?", [Reference(BO, image("b"))], image("q"), (5, 5))
+    with pytest.raises(EdgeRapError, match="chat template") as e:
+        render(prompt, ChatTemplate("gguf", BROKEN_TEMPLATES[kind]))
+    assert "\n" not in str(e.value)
+
+
 def test_fallback_template_by_architecture():
     assert ChatTemplate.for_model({"general.architecture": "gemma3"}).source == "fallback:gemma3"
     assert ChatTemplate.for_model({"general.architecture": "xyz"}).source == "fallback:plain"

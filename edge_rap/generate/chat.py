@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_rap.errors import EdgeRapError
+
 #: Gemma 3's chat template: used for Gemma-family GGUFs that carry none (the base gemma-3-270m on PyPI), and
 #: written into the tiny test model by tools/make_tiny_models.py.
 GEMMA3_TEMPLATE = """{{ bos_token }}
@@ -83,10 +85,9 @@ class ChatTemplate:
     def render(self, system: str, user: str, must_contain: tuple[str, ...] = ()) -> str:
         """One system + user turn with the generation prompt. The user text may hold media markers: it is
         passed as a string, else (templates that only iterate content parts) as one text part; a system
-        role the template refuses is folded into the user turn. Raises ValueError if no form renders with
-        every string of `must_contain` intact."""
-        from jinja2.exceptions import TemplateError
-
+        role the template refuses is folded into the user turn. Raises EdgeRapError (one line) if the template
+        does not compile, or no form renders with every string of `must_contain` intact."""
+        compiled = self._compiled()
         attempts = []
         for content in (user, [{"type": "text", "text": user}]):
             for with_system in (True, False):
@@ -98,30 +99,39 @@ class ChatTemplate:
                         merged = [{"type": "text", "text": merged}]
                     messages = [{"role": "user", "content": merged}]
                 try:
-                    text = self._compiled().render(
+                    text = compiled.render(
                         messages=messages, add_generation_prompt=True, bos_token=self.bos_token,
                         eos_token=self.eos_token, raise_exception=_raise, strftime_now=_strftime_now,
                     )
-                except (TemplateError, TypeError, ValueError, KeyError, IndexError) as e:
-                    attempts.append(str(e))
+                except Exception as e:  # the model file's template can fail in any way: try the next form
+                    attempts.append(_one_line(e))
                     continue
                 if all(text.count(s) >= user.count(s) for s in must_contain):
                     return text
                 attempts.append("template dropped part of the prompt")
-        raise ValueError(f"the chat template ({self.source}) cannot render the prompt: {attempts[-1]}")
+        raise EdgeRapError(f"the chat template ({self.source}) cannot render the prompt: {attempts[-1]}")
 
     def _compiled(self):
         cached = getattr(self, "_jinja", None)
         if cached is None:
             import jinja2.ext
+            from jinja2.exceptions import TemplateError
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                                 extensions=[jinja2.ext.loopcontrols])
             env.filters.setdefault("tojson", _tojson)
-            cached = env.from_string(self.text)
+            try:
+                cached = env.from_string(self.text)
+            except (TemplateError, RecursionError) as e:
+                raise EdgeRapError(f"the chat template ({self.source}) does not compile: {_one_line(e)}") from None
             object.__setattr__(self, "_jinja", cached)
         return cached
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:160]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _raise(message: str):

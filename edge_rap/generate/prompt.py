@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge_rap.errors import EdgeRapError
 from edge_rap.images import DECODING
 from edge_rap.types import Box, Concept, Hit, Image
 
@@ -195,7 +196,7 @@ def render(prompt: RapPrompt, template, marker: str = MEDIA_MARKER) -> RenderedP
     cut = full.index(_SPLIT)
     prefix, suffix = full[:cut], full[cut + len(_SPLIT):]
     if prefix.count(marker) != len(prefix_images) or suffix.count(marker) != len(suffix_images):
-        raise ValueError("the chat template moved images across the query boundary")
+        raise EdgeRapError("the chat template moved images across the query boundary")
     digest = hashlib.sha256(prefix.encode())
     for image in prefix_images:
         digest.update(b"\0" + image.key.encode())

@@ -106,9 +106,21 @@ class LlamaVlm:
                 raise EdgeRapError(f"VLM {what} file {path} not found")
         self.spec = spec
         self.name = spec.name or Path(spec.model).stem
+        self.llm = None  # what close() frees, set as each is made: a failed init frees what it made
+        self.mtmd = None
+        self.mctx = None
+        self._batch = None
         self.device, layers, self.device_reason = choose_device(spec.n_gpu_layers)
         log.info("VLM %s on %s: %s", self.name, self.device, self.device_reason)
         _quiet_logs()
+        try:
+            self._load(spec, layers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, spec: VlmSpec, layers: int) -> None:
+        llama_cpp = self._llama_cpp
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(spec.model), n_gpu_layers=layers, n_ctx=spec.n_ctx, n_batch=spec.n_batch,
@@ -121,8 +133,6 @@ class LlamaVlm:
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
         self.n_embd_inp = llama_cpp.llama_model_n_embd_inp(self.model_ptr)
-        self.mtmd = None
-        self.mctx = None
         fingerprint = file_fingerprint(Path(spec.model))
         if spec.mmproj is not None:
             self._init_mtmd(Path(spec.mmproj), layers != 0)
@@ -166,13 +176,14 @@ class LlamaVlm:
         return self.mctx is not None
 
     def close(self) -> None:
-        if getattr(self, "_batch", None) is not None:
+        """Free the batch, the projector's context and the model (idempotent; also after a failed init)."""
+        if self._batch is not None:
             self._llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         if self.mctx is not None:
             self.mtmd.mtmd_free(self.mctx)
             self.mctx = None
-        if getattr(self, "llm", None) is not None:
+        if self.llm is not None:
             self.llm.close()
             self.llm = None
 

@@ -96,22 +96,82 @@ def cmd_edit(args) -> int:
     return 0
 
 
+def _household(args, settings=None, **kwargs):
+    from edge_rap.household import Household
+
+    return Household(settings or _settings(args), **kwargs)
+
+
 def cmd_rename(args) -> int:
-    concept = _memory(args).rename(args.old, args.new)
+    with _household(args) as home:  # no model: a name changes, and the events follow it
+        concept = home.rename(args.old, args.new)
     print(f"renamed <{args.old}> to <{concept.name}>")
     return 0
 
 
 def cmd_forget(args) -> int:
-    concept = _memory(args).forget(args.name)
+    with _household(args) as home:  # no model: its vectors, photos, events and snapshots go
+        concept = home.forget(args.name)
     print(f"forgot <{concept.name}>")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import signal
+    import threading
+
+    from edge_rap.daemon.config import run_config
+    from edge_rap.daemon.service import run_daemon
+
+    config = run_config({"sources": args.source, "duration": args.duration, "max_frames": args.max_frames,
+                         "json": args.json, "mute": args.mute, "speak_to": args.speak_to, "cooldown": args.cooldown,
+                         "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
+                         "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible},
+                        Path(args.config) if args.config else None)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    summary = run_daemon(_settings(args), config, stop, sys.stdout)
+    if config.json:
+        print(json.dumps(summary.to_json()), flush=True)
+    else:
+        s = summary
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items())
+        print(f"{s.frames_read} frames read, {s.frames_processed} recognised, {s.frames_gated} unchanged, "
+              f"{s.frames_dropped} dropped, {s.frames_failed} failed; median ms per stage: {stages}", flush=True)
+    return 0
+
+
+def cmd_events(args) -> int:
+    from edge_rap.daemon.events import EventLog, parse_since
+
+    since = parse_since(args.since) if args.since else None
+    log = EventLog(_settings(args).memory, readonly=True)
+    try:
+        events = log.query(since, args.name)
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3), "said": e.said, "snapshot": e.snapshot}
+                          for e in events]))
+        return 0
+    import time
+
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
+        said = f": {e.said}" if e.kind == "arrived" and e.said else ""
+        print(f"{when} [{e.camera}] <{e.name}> {e.kind}{said}")
+    if not events:
+        print("no events")
     return 0
 
 
 def cmd_concepts(args) -> int:
     from edge_rap.memory.store import Store
 
-    concepts = Store(_settings(args).memory, readonly=True).concepts()
+    settings = _settings(args)
+    _existing_memory(args, settings)
+    concepts = Store(settings.memory, readonly=True).concepts()
     if args.json:
         print(json.dumps([_concept_json(c) for c in concepts]))
     elif not concepts:
@@ -390,6 +450,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH", help="localize: frame size")
     p.add_argument("--widths", type=_width_range, default=(0.15, 0.6), metavar="MIN-MAX",
                    help="localize: each pasted photo's width as a fraction of the frame's")
+    p.add_argument("--json", action="store_true")
+    p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
+    p.add_argument("--source", action="append", metavar="[NAME=]SRC",
+                   help="camera index, video file, RTSP/HTTP URL or folder of images; repeat for several cameras")
+    p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--max-frames", type=_int_at_least(1), metavar="N", help="stop after N frames")
+    p.add_argument("--json", action="store_true", help="one JSON object per event, a summary at exit")
+    voice = p.add_mutually_exclusive_group()
+    voice.add_argument("--mute", action="store_true", help="print only, say nothing")
+    voice.add_argument("--speak-to", metavar="DIR", help="write each spoken line as a WAV file into DIR")
+    p.add_argument("--cooldown", type=float, metavar="S", help="a concept back within S s is not announced again (30)")
+    p.add_argument("--snapshots", metavar="DIR", help="keep a snapshot of each arrival, its box drawn")
+    p.add_argument("--vlm", metavar="M.gguf|NAME", help="announce with a VLM (default: the device profile's)")
+    p.add_argument("--mmproj", metavar="P.gguf")
+    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
+    p.add_argument("--as-fast-as-possible", action="store_true",
+                   help="read video files as fast as they are processed, every frame (batch work)")
+    p = add("events", cmd_events, "the event log: who arrived and left, when")
+    p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
+    p.add_argument("--name", help="only events about this concept")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
     return parser

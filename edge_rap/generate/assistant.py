@@ -20,7 +20,7 @@ from edge_rap.generate.prompt import (PromptImage, Reference, Task, build_prompt
 from edge_rap.generate.stream import SentenceSplitter
 from edge_rap.memory.store import Store
 from edge_rap.retrieve import mentioned_names
-from edge_rap.types import Answer, Concept, Hit, Image
+from edge_rap.types import Answer, Concept, Hit, Image, Recognition
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class Assistant:
         self.note = note  # why there is no VLM although one was configured
 
     def ask(self, question: str, image: Image | None = None, on_text: Callable[[str], None] | None = None,
-            on_sentence: Callable[[str], None] | None = None) -> Answer:
+            on_sentence: Callable[[str], None] | None = None, recognition: Recognition | None = None) -> Answer:
+        """`recognition`: what retrieval already found in `image` (the daemon has it), so it is not redone."""
         known = self.store.concepts()
         named = mentioned_names(question, known)
         present: list[Hit] = []  # what retrieval decided is in the image
@@ -76,7 +77,7 @@ class Assistant:
         if image is not None:
             if self.retriever is None:
                 raise ValueError("an Assistant without a retriever cannot answer about images")
-            recognition = self.retriever.recognize(image)
+            recognition = recognition or self.retriever.recognize(image)
             size = recognition.size
             ids = {c.id for c in named}
             present = [replace(h, mentioned=h.concept.id in ids) for h in recognition.hits]

@@ -1,0 +1,1 @@
+"""The always-on camera daemon: capture, gate, recognise, track, announce, log."""

@@ -1,0 +1,99 @@
+"""Announcements: the line said when concepts arrive, made off the recognition path.
+
+Without a VLM the line is the template, made at once. With one, the RAP prompt (the concepts' references
+and the newest frame) is answered in the announcer's own thread; one announcement waits at most, and a newer
+one replaces it, its events reported with their template line and not spoken, so nothing piles up behind a
+slow model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from edge_rap.generate.narrate import narrate
+from edge_rap.generate.prompt import Task
+from edge_rap.types import Event, Frame, Hit, Recognition
+
+log = logging.getLogger(__name__)
+
+
+def template_line(hits: list[Hit], size: tuple[int, int]) -> str:
+    """"I can see <bo> on the left — our Shiba Inu." for the concepts that just arrived."""
+    return narrate(Task.CAPTION, hits, [], size)
+
+
+@dataclass
+class Announcement:
+    events: list[Event]  # the arrivals of one frame, `said` holding the template line
+    frame: Frame
+    recognition: Recognition
+
+
+class Announcer:
+    """Reports arrivals through `report` (print, log) and speaks them through `say`; with an `assistant`
+    holding a VLM, generates the line first, in its own thread."""
+
+    def __init__(self, report: Callable[[Event], None], say: Callable[[str], None] | None, assistant=None):
+        self.report = report
+        self.say = say
+        self.assistant = assistant
+        self.generate_ms: deque[float] = deque(maxlen=1024)
+        self._pending: Announcement | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = None
+        if assistant is not None:
+            self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
+            self._thread.start()
+
+    def submit(self, announcement: Announcement) -> None:
+        if self._thread is None:
+            self._finish(announcement)
+            return
+        with self._cond:
+            stale, self._pending = self._pending, announcement
+            self._cond.notify_all()
+        if stale is not None:  # superseded before it started: reported with its template line, not spoken
+            for event in stale.events:
+                self.report(event)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop after the line in progress (up to `timeout`); a waiting one is reported with its template."""
+        with self._cond:
+            self._closed = True
+            stale, self._pending = self._pending, None
+            self._cond.notify_all()
+        if stale is not None:
+            for event in stale.events:
+                self.report(event)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _finish(self, announcement: Announcement) -> None:
+        for event in announcement.events:
+            self.report(event)
+        if self.say is not None and announcement.events:
+            self.say(announcement.events[0].said)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job, self._pending = self._pending, None
+            started = time.perf_counter()
+            try:
+                answer = self.assistant.ask("", job.frame.image(), recognition=job.recognition)
+                for event in job.events:
+                    event.said = answer.text
+            except Exception as e:  # a failed generation keeps the template line, never stops the daemon
+                log.warning("generation failed, template line used: %s", e)
+            self.generate_ms.append(1000 * (time.perf_counter() - started))
+            self._finish(job)

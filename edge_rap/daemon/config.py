@@ -1,0 +1,122 @@
+"""`edge-rap run`'s settings: command-line options over a settings file's `[daemon]` and `[[camera]]`
+entries over defaults, every key and type checked before anything starts."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    sources: tuple[str, ...] = ()
+    duration: float | None = None
+    max_frames: int | None = None
+    json: bool = False
+    mute: bool = False
+    speak_to: str | None = None
+    cooldown: float = 30.0
+    snapshots: str | None = None
+    snapshot_days: float = 7.0
+    snapshot_count: int = 1000
+    vlm: str | None = None
+    mmproj: str | None = None
+    detector: str | None = None
+    as_fast_as_possible: bool = False
+    confirm: int = 2
+    leave_after: float = 1.5
+    recheck: float = 10.0
+    max_width: int = 0
+    fps_cap: float = 0.0
+
+    def check(self) -> "RunConfig":
+        if not self.sources:
+            raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
+        if self.mute and self.speak_to:
+            raise EdgeRapError("--mute and --speak-to exclude each other")
+        for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap", "snapshot_days"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise EdgeRapError(f"{name.replace('_', '-')} must be 0 or more, not {value}")
+        for name in ("max_frames", "confirm", "snapshot_count"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
+        if self.max_width < 0:
+            raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
+        return self
+
+
+_TYPES = {f.name: f.type for f in fields(RunConfig)}
+
+
+def _typed(key: str, value, where: str):
+    """The value if it has the key's type (an int is a fine float, a bool is never a number)."""
+    kind = _TYPES[key]
+    if "bool" in kind:
+        ok = isinstance(value, bool)
+    elif "int" in kind:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif "float" in kind:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise EdgeRapError(f"{where}: {key} has the wrong type ({type(value).__name__}; expected {kind})")
+    return value
+
+
+def load_run_file(path: Path) -> dict:
+    """The `[daemon]` values and `[[camera]]` sources of a settings file, checked; unknown keys refused."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeRapError(f"{path}: no such settings file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise EdgeRapError(f"{path}: not a readable TOML settings file ({e})") from None
+    unknown = set(raw) - {"daemon", "camera"}
+    if unknown:
+        raise EdgeRapError(f"{path}: unknown section [{sorted(unknown)[0]}] (have [daemon] and [[camera]])")
+    daemon = raw.get("daemon", {})
+    if not isinstance(daemon, dict):
+        raise EdgeRapError(f"{path}: [daemon] must be a table")
+    values = {}
+    for key, value in daemon.items():
+        name = key.replace("-", "_")
+        if name not in _TYPES or name == "sources":
+            raise EdgeRapError(f"{path}: unknown key {key!r} in [daemon]")
+        values[name] = _typed(name, value, f"{path} [daemon]")
+    cameras = raw.get("camera", [])
+    if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):
+        raise EdgeRapError(f"{path}: cameras are [[camera]] entries with name and source")
+    sources = []
+    for k, camera in enumerate(cameras):
+        extra = set(camera) - {"name", "source"}
+        if extra or not isinstance(camera.get("source"), (str, int)) or isinstance(camera.get("source"), bool):
+            raise EdgeRapError(f"{path}: [[camera]] {k + 1} needs source (a string or a device number) and an "
+                               f"optional name" + (f", not {sorted(extra)[0]!r}" if extra else ""))
+        name = camera.get("name", f"cam{k}")
+        if not isinstance(name, str):
+            raise EdgeRapError(f"{path}: [[camera]] {k + 1} name must be a string")
+        sources.append(f"{name}={camera['source']}")
+    if sources:
+        values["sources"] = tuple(sources)
+    return values
+
+
+def run_config(cli: dict, path: Path | None) -> RunConfig:
+    """The options given on the command line (None = not given) over the file's over the defaults."""
+    merged = load_run_file(path) if path else {}
+    merged.update({k: v for k, v in cli.items() if v not in (None, False, (), [])})
+    if "sources" in merged:
+        merged["sources"] = tuple(merged["sources"])
+    return replace(RunConfig(), **merged).check()

@@ -1,0 +1,199 @@
+"""The event log: who arrived and left, on which camera, when, and what was said; SQLite (WAL) in the memory
+folder beside the concepts, with optional snapshots kept under limits of age and count.
+
+Forgetting a concept removes its events and snapshots too: the household's privacy is part of the product.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Box, Event
+
+log = logging.getLogger(__name__)
+
+EVENTS_DB = "events.sqlite"
+SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    wall REAL NOT NULL,
+    box TEXT,
+    score REAL,
+    said TEXT,
+    snapshot TEXT
+);
+CREATE INDEX IF NOT EXISTS events_wall ON events (wall);
+CREATE INDEX IF NOT EXISTS events_name ON events (name);
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    folder: Path
+    max_age_s: float = 7 * 24 * 3600.0
+    max_count: int = 1000
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A wall-clock time from `10m`, `2h`, `30s`, `1d`, or an ISO date-time."""
+    from datetime import datetime
+
+    now = time.time() if now is None else now
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if match:
+        return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise EdgeRapError(f"--since {text!r}: use 30s, 10m, 2h, 1d or an ISO date-time") from None
+
+
+class EventLog:
+    """Appends events and reads them back; safe from several threads (one connection per thread)."""
+
+    def __init__(self, root: Path, readonly: bool = False):
+        self.path = root / EVENTS_DB
+        self.readonly = readonly
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not readonly:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                self._db().executescript(SCHEMA)
+            except (OSError, sqlite3.Error) as e:
+                raise EdgeRapError(f"{self.path}: cannot open the event log ({e})") from None
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
+            db = sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None, check_same_thread=False)
+            if not self.readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def add(self, event: Event) -> Event:
+        try:
+            cursor = self._db().execute(
+                "INSERT INTO events (kind, name, camera, time_s, wall, box, score, said, snapshot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.kind, event.name, event.camera, event.time_s, event.wall,
+                 json.dumps(event.box.as_list()) if event.box else None, event.score, event.said, event.snapshot))
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"{self.path}: cannot log the event ({e})") from None
+        event.id = cursor.lastrowid
+        return event
+
+    def set_said(self, event: Event) -> None:
+        """Record the line finally said for an event logged before it was generated."""
+        self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
+
+    def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
+        """Events, oldest first, since a wall-clock time and for one concept name when given."""
+        if not self.path.exists():
+            return []
+        sql, args = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events", []
+        where = []
+        if since is not None:
+            where.append("wall >= ?")
+            args.append(since)
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        try:
+            rows = self._db().execute(sql, (*args, limit)).fetchall()
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"{self.path}: cannot read the event log ({e})") from None
+        return [Event(kind, name, camera, time_s, wall, Box(*json.loads(box)) if box else None, score, said,
+                      snapshot, id_) for id_, kind, name, camera, time_s, wall, box, score, said, snapshot
+                in reversed(rows)]
+
+    def last_seen(self, name: str) -> Event | None:
+        """The latest event about `name` (for "where is X?")."""
+        events = self.query(name=name, limit=1)
+        return events[0] if events else None
+
+    def purge(self, name: str) -> int:
+        """Delete every event about `name` and the snapshots they kept; the number of events removed."""
+        if not self.path.exists():
+            return 0
+        db = self._db()
+        snapshots = [Path(r[0]) for r in db.execute("SELECT snapshot FROM events WHERE name = ? AND snapshot "
+                                                     "IS NOT NULL", (name,))]
+        count = db.execute("DELETE FROM events WHERE name = ?", (name,)).rowcount
+        for path in snapshots:
+            if SNAPSHOT_NAME.match(path.name):  # only files the log itself wrote
+                path.unlink(missing_ok=True)
+        return count
+
+    def rename(self, old: str, new: str) -> None:
+        if self.path.exists():
+            self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
+
+
+class Snapshots:
+    """Frames with the concept's box drawn, saved as JPEG, pruned by age and count."""
+
+    def __init__(self, policy: SnapshotPolicy):
+        self.policy = policy
+        try:
+            policy.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgeRapError(f"--snapshots {policy.folder}: {e.strerror}") from None
+
+    def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:
+        import hashlib
+
+        import cv2
+
+        image = np.ascontiguousarray(pixels[:, :, ::-1])
+        if box is not None:
+            cv2.rectangle(image, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), (0, 200, 255), 2)
+            cv2.putText(image, label, (box.x0 + 3, max(14, box.y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 200, 255), 1, cv2.LINE_AA)
+        stamp = int(time.time() * 1000)
+        path = self.policy.folder / f"{stamp:013d}-{hashlib.sha256(f'{label}{stamp}'.encode()).hexdigest()[:8]}.jpg"
+        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            log.warning("snapshot not written to %s", path.parent)
+            return None
+        self.prune()
+        return str(path)
+
+    def prune(self) -> None:
+        files = sorted(p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name))
+        cutoff_ms = int((time.time() - self.policy.max_age_s) * 1000)
+        old = [p for p in files if int(p.name[:13]) < cutoff_ms]
+        extra = files[: max(0, len(files) - self.policy.max_count)]
+        for path in set(old) | set(extra):
+            path.unlink(missing_ok=True)

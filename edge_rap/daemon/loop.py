@@ -1,0 +1,218 @@
+"""The daemon's loop: the newest frame of each camera through gate, recognition and presence, into events.
+
+Capture threads keep only the newest frame (perceive/camera.py), so a loop slower than the cameras drops
+stale frames instead of queueing them; arrivals go to the announcer (generation and speech in their own
+threads). A concept remembered, edited or forgotten by another process shows at the next frame: the loop
+watches the memory's files and lets the next frame of every camera through the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edge_rap.daemon.announce import Announcement, Announcer, template_line
+from edge_rap.daemon.track import Change, Presence, VoteSettings
+from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.camera import Camera, SourceSpec
+from edge_rap.perceive.gate import GateSettings, MotionGate
+from edge_rap.types import Event, Frame, Recognition
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "gate", "embed", "retrieve", "track", "generate", "speak")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    sources: tuple[SourceSpec, ...]
+    duration_s: float | None = None  # wall-clock seconds, then stop
+    max_frames: int | None = None  # frames taken from the cameras, then stop
+    realtime: bool = True  # files at their own frame rate (False: as fast as possible, every frame)
+    votes: VoteSettings = VoteSettings()
+    gate: GateSettings = GateSettings()
+    max_width: int = 0  # frames wider are shrunk on capture (0: as captured)
+    fps_cap: float = 0.0  # live sources: frames per second kept at most (0: all)
+    folder_fps: float = 2.0  # a folder of images plays at this rate
+
+
+@dataclass
+class Summary:
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_gated: int = 0
+    frames_dropped: int = 0
+    frames_failed: int = 0
+    stages_ms: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"type": "summary", "frames_read": self.frames_read, "frames_processed": self.frames_processed,
+                "frames_gated": self.frames_gated, "frames_dropped": self.frames_dropped,
+                "frames_failed": self.frames_failed, "stages_ms": self.stages_ms}
+
+
+class TimedEmbedder:
+    """The embedder, timed: the embed stage inside recognition (`spent_ms` adds up every call)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.spent_ms = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def embed(self, images):
+        started = time.perf_counter()
+        try:
+            return self._inner.embed(images)
+        finally:
+            self.spent_ms += 1000 * (time.perf_counter() - started)
+
+
+def memory_stamp(root: Path) -> tuple:
+    """Changes whenever another process commits to the memory (SQLite's WAL and main file grow or move)."""
+    stamp = []
+    for name in ("memory.sqlite", "memory.sqlite-wal"):
+        try:
+            st = os.stat(root / name)
+            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+class Daemon:
+    """Runs the cameras until stopped, out of frames, or out of time; reports events through `report`."""
+
+    def __init__(self, household, options: DaemonOptions, report: Callable[[Event], None],
+                 speaker=None, snapshots=None):
+        """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them."""
+        self.household = household
+        self.options = options
+        self.report = report
+        self.snapshots = snapshots
+        self.speaker = speaker
+        self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES}
+        retriever = household.retriever
+        self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
+        self.announcer = Announcer(self._log_and_report, speaker.say if speaker else None,
+                                   household.assistant if household.vlm else None)
+        self.presence: dict[str, Presence] = {}
+        self.gates: dict[str, MotionGate] = {}
+        self.last: dict[str, Recognition] = {}
+        self.summary = Summary()
+
+    def _log_and_report(self, event: Event) -> None:
+        try:
+            self.household.events.add(event)
+        except EdgeRapError as e:
+            log.warning("%s", e)
+        self.report(event)
+
+    def run(self, stop: threading.Event) -> Summary:
+        started = time.monotonic()
+        ready = threading.Event()
+        cameras = [Camera(spec, stop, realtime=self.options.realtime, max_width=self.options.max_width,
+                          folder_fps=self.options.folder_fps, fps_cap=self.options.fps_cap, ready=ready).start()
+                   for spec in self.options.sources]
+        for camera in cameras:
+            self.presence[camera.spec.name] = Presence(self.options.votes)
+            self.gates[camera.spec.name] = MotionGate(self.options.gate)
+        stamp, forced = memory_stamp(self.household.root), set()
+        try:
+            while not stop.is_set():
+                if self.options.duration_s is not None and time.monotonic() - started >= self.options.duration_s:
+                    break
+                if self.options.max_frames is not None and self.summary.frames_read >= self.options.max_frames:
+                    break
+                ready.clear()
+                frames = [f for f in (c.slot.take() for c in cameras) if f is not None]
+                if not frames:
+                    if all(c.finished.is_set() for c in cameras):
+                        break
+                    ready.wait(0.2)
+                    continue
+                now = memory_stamp(self.household.root)
+                if now != stamp:  # another process changed the memory: look again at every camera
+                    stamp, forced = now, {c.spec.name for c in cameras}
+                    keep = {c.id for c in self.household.concepts()}
+                    for presence in self.presence.values():
+                        presence.forget(keep)
+                for frame in frames:
+                    self.summary.frames_read += 1
+                    self._step(frame, frame.camera in forced)
+                    forced.discard(frame.camera)
+        finally:
+            self.announcer.close()
+            for camera in cameras:
+                camera.join(0.5)
+            self._finish(cameras)
+        return self.summary
+
+    def _step(self, frame: Frame, forced: bool) -> None:
+        """One frame; a frame that fails is counted and logged, never fatal."""
+        try:
+            t = time.perf_counter()
+            passes = self.gates[frame.camera].passes(frame.pixels, frame.time_s) or forced
+            self.times["gate"].append(1000 * (time.perf_counter() - t))
+            hits = None
+            if passes:
+                t, embedded = time.perf_counter(), self.embedder.spent_ms
+                recognition = self.household.recognize(frame.image())
+                embed_ms = self.embedder.spent_ms - embedded
+                self.times["embed"].append(embed_ms)
+                self.times["retrieve"].append(1000 * (time.perf_counter() - t) - embed_ms)
+                self.last[frame.camera] = recognition
+                hits = recognition.hits
+                self.summary.frames_processed += 1
+            else:
+                self.summary.frames_gated += 1
+            t = time.perf_counter()
+            changes = self.presence[frame.camera].update(frame.time_s, hits)
+            self.times["track"].append(1000 * (time.perf_counter() - t))
+            if changes:
+                self._announce(frame, changes)
+        except EdgeRapError as e:
+            self.summary.frames_failed += 1
+            log.warning("camera %s frame %d: %s", frame.camera, frame.index, e)
+        except Exception:  # one bad frame never kills the loop; the traceback goes to the log
+            self.summary.frames_failed += 1
+            log.exception("camera %s frame %d failed", frame.camera, frame.index)
+
+    def _announce(self, frame: Frame, changes: list[Change]) -> None:
+        wall = time.time()
+        for change in changes:
+            if change.kind == "left":
+                self._log_and_report(Event("left", change.name, frame.camera, change.time_s, wall))
+        arrived = [c for c in changes if c.kind == "arrived"]
+        if not arrived:
+            return
+        recognition = self.last[frame.camera]
+        by_id = {h.concept.id: h for h in recognition.hits}
+        spoken = [by_id[c.concept_id] for c in arrived if c.announce and c.concept_id in by_id]
+        line = template_line(spoken, recognition.size) if spoken else None
+        events = []
+        for change in arrived:
+            snapshot = self.snapshots.save(frame.pixels, change.box, change.name) if self.snapshots else None
+            events.append(Event("arrived", change.name, frame.camera, change.time_s, wall, change.box, change.score,
+                                line if change.announce else None, snapshot))
+        loud = [e for e in events if e.said is not None]
+        for event in events:
+            if event.said is None:
+                self._log_and_report(event)
+        if loud:
+            self.announcer.submit(Announcement(loud, frame, recognition))
+
+    def _finish(self, cameras: list[Camera]) -> None:
+        self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
+        self.times["capture"] = deque(ms for c in cameras for ms in c.read_ms)
+        self.times["generate"] = self.announcer.generate_ms
+        self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
+        self.summary.stages_ms = {stage: round(statistics.median(ms), 2) for stage, ms in self.times.items() if ms}

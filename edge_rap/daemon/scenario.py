@@ -1,0 +1,111 @@
+"""Generated camera videos with known truth: photos slide into a scene, move, stay, leave and return.
+
+`make demo`, the daemon's tests and tools/bench_daemon.py play them; the truth (who is visible when) is
+what the daemon's announcements are checked against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A photo in view from `start_s` to `end_s`, sliding in from one side and out the other, moving from
+    `x_from` to `x_to` (fractions of the frame) meanwhile, `width` of the frame wide."""
+
+    name: str
+    start_s: float
+    end_s: float
+    x_from: float
+    x_to: float
+    width: float = 0.35
+    y: float = 0.5
+    known: bool = True  # False: an object nobody taught, never to be announced
+
+
+@dataclass(frozen=True)
+class Scenario:
+    appearances: tuple[Appearance, ...]
+    length_s: float
+    size: tuple[int, int] = (640, 480)
+    fps: float = 15.0
+    slide_s: float = 0.4  # time to slide fully in or out
+
+    def visible(self, time_s: float) -> list[Appearance]:
+        return [a for a in self.appearances if a.start_s <= time_s < a.end_s]
+
+
+def household_scenario(names: list[str], unknown: str, length_s: float = 60.0) -> Scenario:
+    """Three concepts (first, second, third of `names`) and an unknown object: one enters, moves and leaves,
+    two are in view at once, one returns beside the unknown object."""
+    if len(names) < 3:
+        raise EdgeRapError("the household scenario needs three concepts")
+    a, b, c = names[:3]
+    scale = length_s / 60.0
+    return Scenario((
+        Appearance(a, 4 * scale, 16 * scale, 0.15, 0.35),
+        Appearance(b, 10 * scale, 24 * scale, 0.75, 0.65),
+        Appearance(unknown, 28 * scale, 48 * scale, 0.8, 0.75, known=False),
+        Appearance(c, 30 * scale, 40 * scale, 0.2, 0.3),
+        Appearance(a, 44 * scale, 54 * scale, 0.3, 0.2),
+    ), length_s)
+
+
+def _place(frame: np.ndarray, photo: np.ndarray, centre_x: float, centre_y: float, width: int) -> None:
+    import cv2
+
+    height = max(8, round(photo.shape[0] * width / photo.shape[1]))
+    height = min(height, frame.shape[0] - 4)
+    small = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    x0 = round(centre_x * frame.shape[1] - width / 2)
+    y0 = round(centre_y * frame.shape[0] - height / 2)
+    y0 = min(max(0, y0), frame.shape[0] - height)
+    fx0, fx1 = max(0, x0), min(frame.shape[1], x0 + width)
+    if fx1 > fx0:
+        frame[y0:y0 + height, fx0:fx1] = small[:, fx0 - x0:fx1 - x0]
+
+
+def render_frame(scenario: Scenario, photos: dict[str, np.ndarray], background: np.ndarray, time_s: float) -> np.ndarray:
+    """The scene at `time_s`: each visible photo at its place on its path, sliding at its edges."""
+    frame = background.copy()
+    for a in scenario.visible(time_s):
+        progress = (time_s - a.start_s) / max(1e-6, a.end_s - a.start_s)
+        x = a.x_from + (a.x_to - a.x_from) * progress
+        width = round(a.width * scenario.size[0])
+        half = a.width / 2
+        entering = min(1.0, (time_s - a.start_s) / scenario.slide_s)
+        leaving = min(1.0, (a.end_s - time_s) / scenario.slide_s)
+        side = -1 if a.x_from < 0.5 else 1  # it comes in and goes out by its nearer side
+        offset = (1 - min(entering, leaving)) * (half + (0.5 - abs(x - 0.5)))
+        _place(frame, photos[a.name], x + side * offset, a.y, width)
+    return frame
+
+
+def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: np.ndarray, path: Path) -> Path:
+    """Render the scenario as an MP4 (RGB photos in, BGR frames written)."""
+    import cv2
+
+    width, height = scenario.size
+    background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
+    if not writer.isOpened():
+        raise EdgeRapError(f"{path}: cannot write a video here (OpenCV without an MP4 encoder)")
+    try:
+        for k in range(round(scenario.length_s * scenario.fps)):
+            frame = render_frame(scenario, photos, background, k / scenario.fps)
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    finally:
+        writer.release()
+    return path
+
+
+def truth(scenario: Scenario) -> list[dict]:
+    """What should be announced: each known appearance's arrival and leaving, in source time."""
+    return [{"name": a.name, "arrived_s": a.start_s, "left_s": a.end_s} for a in scenario.appearances if a.known]

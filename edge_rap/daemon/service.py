@@ -1,0 +1,92 @@
+"""`edge-rap run`: the daemon assembled from its settings, run until stopped, its events reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Callable, TextIO
+
+from edge_rap.config import Settings
+from edge_rap.daemon.config import RunConfig
+from edge_rap.daemon.events import SnapshotPolicy, Snapshots
+from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
+from edge_rap.daemon.track import VoteSettings
+from edge_rap.household import Household
+from edge_rap.perceive.camera import parse_source
+from edge_rap.perceive.gate import GateSettings
+from edge_rap.types import Event
+
+log = logging.getLogger(__name__)
+
+
+def options_of(config: RunConfig) -> DaemonOptions:
+    specs = tuple(parse_source(text, f"cam{k}") for k, text in enumerate(config.sources))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise_duplicate(names)
+    return DaemonOptions(
+        sources=specs, duration_s=config.duration, max_frames=config.max_frames,
+        realtime=not config.as_fast_as_possible,
+        votes=VoteSettings(confirm=config.confirm, window=max(config.confirm, VoteSettings.window),
+                           leave_after_s=config.leave_after, cooldown_s=config.cooldown),
+        gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap)
+
+
+def raise_duplicate(names: list[str]) -> None:
+    from edge_rap.errors import EdgeRapError
+
+    twice = sorted({n for n in names if names.count(n) > 1})
+    raise EdgeRapError(f"camera name {twice[0]!r} is used twice: name each source, --source NAME=SRC")
+
+
+def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
+    """Prints events as they come, from any thread: JSON lines, or one human line each."""
+    lock = threading.Lock()
+
+    def report(event: Event) -> None:
+        if as_json:
+            line = json.dumps(event.to_json())
+        elif event.kind == "arrived":
+            said = f": {event.said}" if event.said else " (back within the cooldown)"
+            line = f"[{event.camera} {event.time_s:7.2f}s] <{event.name}> arrived{said}"
+        else:
+            line = f"[{event.camera} {event.time_s:7.2f}s] <{event.name}> left"
+        with lock:
+            print(line, file=out, flush=True)
+
+    return report
+
+
+def open_speaker(config: RunConfig):
+    """None when muted; else the Speaker (to a folder of WAVs, or out loud)."""
+    if config.mute:
+        return None
+    from edge_rap.speech.tts import Speaker, find_voice
+
+    return Speaker(find_voice(), Path(config.speak_to) if config.speak_to else None)
+
+
+def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
+               memory: Path | None = None) -> Summary:
+    """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
+    options = options_of(config)
+    speaker = open_speaker(config)
+    try:
+        with Household(settings, memory, detector=config.detector,
+                       vlm=(config.vlm or "", config.mmproj or "")) as home:
+            snapshots = None
+            if config.snapshots:
+                snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), config.snapshot_days * 86400,
+                                                     config.snapshot_count))
+            if home.vlm is None and home.vlm_note:
+                log.warning("%s; announcing from the template", home.vlm_note)
+            daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
+            summary = daemon.run(stop)
+    finally:
+        if speaker is not None:
+            if not stop.is_set():  # the sources ended: let the last lines be said
+                speaker.flush(15.0)
+            speaker.close(1.0)
+    return summary

@@ -1,0 +1,111 @@
+"""Who is in view of one camera: per-frame hits voted into arrivals and departures.
+
+Retrieval already names at most one box per concept per frame, so a track is a concept's presence in one
+camera: association is by identity, which is exact here, where a box tracker (norfair, ByteTrack) would
+only add motion guesses between frames seconds apart. As Frigate decides a true positive, a concept
+arrives when it was found in `confirm` of the last `window` recognised frames (one miss or one stray hit
+does not decide), or on one frame where it clears its threshold by `sure_margin` (retrieval's own margin of a
+clear decision: no second frame is needed, and waiting for one costs half a second here), and leaves when it has not been seen for `leave_after_s` of source time. A return within
+`cooldown_s` of its last sighting is logged but not announced again.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+from edge_rap.types import Box, Hit
+
+
+@dataclass(frozen=True)
+class VoteSettings:
+    confirm: int = 2
+    window: int = 3
+    sure_margin: float = 0.05
+    leave_after_s: float = 1.5
+    cooldown_s: float = 30.0
+
+
+@dataclass
+class Change:
+    """A decision about one concept: arrived (with where, how sure, and whether to announce it) or left."""
+
+    kind: str  # "arrived" | "left"
+    concept_id: int
+    name: str
+    time_s: float
+    box: Box | None = None
+    score: float | None = None
+    announce: bool = True
+
+
+@dataclass
+class _Track:
+    name: str
+    votes: deque = field(default_factory=deque)  # score or None, per recognised frame, newest last
+    box: Box | None = None
+    present: bool = False
+    last_seen: float = -1e9
+    seen_before: float = -1e9  # last sighting of its previous visit, for the cooldown
+
+
+class Presence:
+    """Turns one camera's recognitions into arrivals and departures."""
+
+    def __init__(self, settings: VoteSettings = VoteSettings()):
+        self.settings = settings
+        self._tracks: dict[int, _Track] = {}
+        self._last_hits: dict[int, Hit] = {}
+        self._sure: set[int] = set()
+
+    @property
+    def present(self) -> list[str]:
+        return [t.name for t in self._tracks.values() if t.present]
+
+    def update(self, time_s: float, hits: list[Hit] | None) -> list[Change]:
+        """One frame's decisions. `hits` are its recognised concepts, or None for a frame the gate let pass
+        unrecognised: the scene did not change, so what was seen last is still there."""
+        if hits is not None:
+            self._vote(time_s, hits)
+        for concept_id in self._last_hits:
+            self._tracks[concept_id].last_seen = time_s
+        return self._decide(time_s)
+
+    def forget(self, keep: set[int]) -> None:
+        """Drop the tracks of concepts no longer remembered (forgotten by another process), silently."""
+        for concept_id in [i for i in self._tracks if i not in keep]:
+            del self._tracks[concept_id]
+            self._last_hits.pop(concept_id, None)
+            self._sure.discard(concept_id)
+
+    def _vote(self, time_s: float, hits: list[Hit]) -> None:
+        self._last_hits = {h.concept.id: h for h in hits if h.accepted}
+        self._sure = {h.concept.id for h in hits if h.score >= h.threshold + self.settings.sure_margin}
+        for concept_id, hit in self._last_hits.items():
+            track = self._tracks.setdefault(concept_id, _Track(hit.concept.name))
+            track.name, track.box = hit.concept.name, hit.box
+        for concept_id, track in self._tracks.items():
+            hit = self._last_hits.get(concept_id)
+            track.votes.append(None if hit is None else hit.score)
+            while len(track.votes) > self.settings.window:
+                track.votes.popleft()
+
+    def _decide(self, time_s: float) -> list[Change]:
+        changes = []
+        for concept_id, track in list(self._tracks.items()):
+            scores = [s for s in track.votes if s is not None]
+            voted = len(scores) >= self.settings.confirm or concept_id in self._sure
+            if not track.present and voted and concept_id in self._last_hits:
+                track.present = True
+                quiet = track.last_seen - track.seen_before < self.settings.cooldown_s
+                changes.append(Change("arrived", concept_id, track.name, time_s, track.box,
+                                      statistics.median(scores), announce=not quiet))
+            elif track.present and time_s - track.last_seen >= self.settings.leave_after_s:
+                track.present = False
+                track.seen_before = track.last_seen
+                track.votes.clear()
+                changes.append(Change("left", concept_id, track.name, time_s))
+            elif not track.present and not scores and time_s - track.seen_before >= self.settings.cooldown_s:
+                del self._tracks[concept_id]  # voted out, or gone longer than the cooldown: nothing to keep
+        return changes

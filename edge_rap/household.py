@@ -1,0 +1,126 @@
+"""The household runtime: memory, embedder, retriever, detector, assistant and event log, opened once from the
+settings and closed together. The CLI, the daemon, and later the server and the voice loop all use it.
+
+Each part opens when first used, so metadata work (listing, renaming, forgetting, reading events) never
+loads a model, and closing releases exactly what was opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+
+from edge_rap.config import Settings
+from edge_rap.types import Concept, Image, Recognition
+
+log = logging.getLogger(__name__)
+
+
+class Household:
+    """One household's runtime. Use as a context manager: `with Household(settings) as home: ...`."""
+
+    def __init__(self, settings: Settings, memory: Path | None = None, readonly: bool = False,
+                 detector: str | None = None, vlm: tuple[str, str] = ("", "")):
+        self.settings = settings
+        self.root = memory or settings.memory
+        self.readonly = readonly
+        self.detector_name = detector
+        self.vlm_files = vlm
+        self.vlm_note: str | None = None
+
+    def __enter__(self) -> "Household":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @cached_property
+    def memory(self):
+        """The memory with its embedder (loads the model)."""
+        from edge_rap.app import open_embedder, open_memory
+
+        return open_memory(self.settings, open_embedder(self.settings), self.root, readonly=self.readonly)
+
+    @cached_property
+    def store(self):
+        """The concepts without any model: the memory's own store when it is open, else a store alone."""
+        for opened in ("memory", "bare_memory"):
+            if opened in self.__dict__:
+                return self.__dict__[opened].store
+        from edge_rap.memory.store import Store
+
+        return Store(self.root, readonly=self.readonly)
+
+    @cached_property
+    def retriever(self):
+        from edge_rap.app import open_retriever
+
+        return open_retriever(self.memory, self.settings)
+
+    @cached_property
+    def detector(self):
+        from edge_rap.app import open_detector
+
+        return open_detector(self.settings, self.detector_name) if self.detector_name else None
+
+    @cached_property
+    def vlm(self):
+        """The configured VLM, or None for template mode (`vlm_note` says why when one was configured)."""
+        from edge_rap.generate.assistant import open_vlm
+
+        vlm, self.vlm_note = open_vlm(self.settings, *self.vlm_files)
+        return vlm
+
+    @cached_property
+    def assistant(self):
+        from edge_rap.generate.assistant import Assistant, AskOptions
+
+        return Assistant(self.store, self.retriever, self.vlm, AskOptions.from_profile(self.settings.profile.vlm),
+                         self.vlm_note)
+
+    @cached_property
+    def events(self):
+        from edge_rap.daemon.events import EventLog
+
+        return EventLog(self.root, readonly=self.readonly)
+
+    def vocabulary(self) -> list[str] | None:
+        """The detector's open vocabulary: the remembered concepts' categories."""
+        return sorted({c.category for c in self.store.concepts() if c.category}) or None
+
+    def recognize(self, image: Image) -> Recognition:
+        regions = self.detector.detect(image, self.vocabulary()) if self.detector is not None else None
+        return self.retriever.recognize(image, regions=regions)
+
+    def concepts(self) -> list[Concept]:
+        return self.store.concepts()
+
+    @cached_property
+    def bare_memory(self):
+        """The memory without an embedder, for changes that need no model (forget, rename)."""
+        from edge_rap.memory.memory import Memory
+
+        return Memory(self.root, readonly=self.readonly)
+
+    def _writer(self):
+        return self.__dict__.get("memory") or self.bare_memory
+
+    def forget(self, name: str) -> Concept:
+        """Forget a concept: its vectors and photos, and its events and snapshots."""
+        concept = self._writer().forget(name)
+        removed = self.events.purge(concept.name)
+        log.info("forgot <%s> and %d event(s)", concept.name, removed)
+        return concept
+
+    def rename(self, old: str, new: str) -> Concept:
+        concept = self._writer().rename(old, new)
+        self.events.rename(old, concept.name)
+        return concept
+
+    def close(self) -> None:
+        """Close what was opened, newest first."""
+        for part in ("events", "vlm", "bare_memory", "memory", "store"):
+            thing = self.__dict__.pop(part, None)
+            if thing is not None and hasattr(thing, "close"):
+                thing.close()

@@ -1,0 +1,238 @@
+"""Cameras: one capture thread per source that keeps only the newest frame, so processing never lags behind.
+
+A source is a camera index, a video file, an RTSP/HTTP URL or a folder of images. Video files are delivered
+at their own frame rate, as a camera would deliver them (or as fast as they are taken, for batch work); a
+live source that drops is reopened with backoff and a log line, never crashing the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A camera's name and what to open: an int (device index), a URL, a file or a folder."""
+
+    name: str
+    target: int | str
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.target, int):
+            return "device"
+        if "://" in self.target:
+            return "stream"
+        return "folder" if Path(self.target).is_dir() else "file"
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("device", "stream")
+
+
+def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
+    """`SRC` or `NAME=SRC`; a missing file or folder is refused here, before any thread starts."""
+    name, sep, target = text.partition("=")
+    if not sep or "://" in name:
+        name, target = default_name, text
+    if not NAME_PATTERN.match(name):
+        raise EdgeRapError(f"camera name {name!r}: use 1-32 letters, digits, '_' or '-'")
+    if not target:
+        raise EdgeRapError(f"source {text!r} names no camera, file, folder or URL")
+    if target.isdigit():
+        return SourceSpec(name, int(target))
+    if "://" not in target and not Path(target).exists():
+        raise EdgeRapError(f"source {target!r}: no such file or folder")
+    return SourceSpec(name, target)
+
+
+class LatestSlot:
+    """Holds at most one frame: a newer frame replaces one not yet taken (counted as dropped). With
+    `lossless`, the producer waits instead, so batch work sees every frame."""
+
+    def __init__(self, lossless: bool = False):
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self.lossless = lossless
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._cond:
+            while self.lossless and self._frame is not None and not stop.is_set():
+                self._cond.wait(0.1)
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def take(self) -> Frame | None:
+        """The newest frame, or None when none came since the last take."""
+        with self._cond:
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Until a frame is waiting, the slot is closed, or `timeout` passes."""
+        with self._cond:
+            if self._frame is None and not self.closed:
+                self._cond.wait(timeout)
+
+
+def _fit(pixels: np.ndarray, max_width: int) -> np.ndarray:
+    """BGR from OpenCV to RGB, shrunk to `max_width` (0: as captured)."""
+    import cv2
+
+    if max_width and pixels.shape[1] > max_width:
+        height = max(1, round(pixels.shape[0] * max_width / pixels.shape[1]))
+        pixels = cv2.resize(pixels, (max_width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(pixels[:, :, ::-1])
+
+
+class Camera:
+    """Reads one source in its own thread into a LatestSlot; counts what it read and how long reading took."""
+
+    def __init__(self, spec: SourceSpec, stop: threading.Event, *, realtime: bool = True, max_width: int = 0,
+                 folder_fps: float = 2.0, fps_cap: float = 0.0, backoff: tuple[float, float] = (0.5, 10.0),
+                 ready: threading.Event | None = None):
+        """`ready` is set whenever a frame is waiting or the camera finished, to wake the loop."""
+        self.spec = spec
+        self.stop = stop
+        self.realtime = realtime
+        self.max_width = max_width
+        self.folder_fps = folder_fps
+        self.fps_cap = fps_cap
+        self.backoff = backoff
+        self.slot = LatestSlot(lossless=not realtime and not spec.live)
+        self.frames_read = 0
+        self.read_ms: deque[float] = deque(maxlen=1024)
+        self.finished = threading.Event()
+        self.ready = ready or threading.Event()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
+
+    def start(self) -> "Camera":
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            if self.spec.kind == "folder":
+                self._read_folder()
+            elif self.spec.live:
+                self._read_live()
+            else:
+                self._read_video(self.spec.target)
+        except EdgeRapError as e:
+            self.error = str(e)
+            log.error("camera %s: %s", self.spec.name, e)
+        finally:
+            self.finished.set()
+            self.slot.close()
+            self.ready.set()
+
+    def _deliver(self, pixels: np.ndarray, time_s: float, started: float, read_ms: float) -> None:
+        """Hand a frame on; a file is paced to its own clock unless running as fast as possible."""
+        if self.realtime and not self.spec.live:
+            delay = started + time_s - time.monotonic()
+            if delay > 0:
+                self.stop.wait(delay)
+        self.read_ms.append(read_ms)
+        frame = Frame(self.spec.name, self.frames_read, time_s, _fit(pixels, self.max_width))
+        self.frames_read += 1
+        self.slot.put(frame, self.stop)
+        self.ready.set()
+
+    def _read_video(self, path: str) -> None:
+        import cv2
+
+        capture = cv2.VideoCapture(path)
+        if not capture.isOpened():
+            raise EdgeRapError(f"source {path!r}: cannot open as a video")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+        fps = fps if 0 < fps <= 240 else 15.0
+        started, index = time.monotonic(), 0
+        try:
+            while not self.stop.is_set():
+                t = time.perf_counter()
+                ok, pixels = capture.read()
+                if not ok:
+                    return
+                self._deliver(pixels, index / fps, started, 1000 * (time.perf_counter() - t))
+                index += 1
+        finally:
+            capture.release()
+
+    def _read_folder(self) -> None:
+        import cv2
+
+        files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise EdgeRapError(f"source {self.spec.target!r}: no images in the folder")
+        started = time.monotonic()
+        for index, path in enumerate(files):
+            if self.stop.is_set():
+                return
+            t = time.perf_counter()
+            pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if pixels is None:
+                log.warning("camera %s: %s is not a readable image, skipped", self.spec.name, path.name)
+                continue
+            self._deliver(pixels, index / self.folder_fps, started, 1000 * (time.perf_counter() - t))
+
+    def _read_live(self) -> None:
+        """Open, read until it fails, reopen with doubling backoff: an unplugged camera or a dropped stream
+        is logged and retried until stopped."""
+        import cv2
+
+        started, wait = time.monotonic(), self.backoff[0]
+        next_due = 0.0
+        while not self.stop.is_set():
+            capture = cv2.VideoCapture(self.spec.target)
+            if not capture.isOpened():
+                log.warning("camera %s: cannot open %s; retrying in %.1f s", self.spec.name, self.spec.target, wait)
+                self.stop.wait(wait)
+                wait = min(wait * 2, self.backoff[1])
+                continue
+            log.info("camera %s: opened %s", self.spec.name, self.spec.target)
+            wait = self.backoff[0]
+            try:
+                while not self.stop.is_set():
+                    t = time.perf_counter()
+                    ok, pixels = capture.read()
+                    if not ok:
+                        log.warning("camera %s: stream lost; reconnecting", self.spec.name)
+                        break
+                    now = time.monotonic()
+                    if self.fps_cap and now < next_due:
+                        continue
+                    next_due = now + (1 / self.fps_cap if self.fps_cap else 0)
+                    self._deliver(pixels, now - started, started, 1000 * (time.perf_counter() - t))
+            finally:
+                capture.release()
+            self.stop.wait(wait)

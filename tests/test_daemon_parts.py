@@ -257,3 +257,35 @@ def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
     assert 1 <= len(lines) < 6 and lines[-1]["text"] == "line number 5"
     with wave.open(str(tmp_path / lines[-1]["wav"])) as w:
         assert w.getnframes() > w.getframerate() * 0.3  # a spoken line, not an empty file
+
+
+# --- announcer ---------------------------------------------------------------------------------------------
+
+def test_a_slow_vlm_never_piles_up_announcements_and_loses_no_event():
+    from edge_rap.daemon.announce import Announcement, Announcer
+    from edge_rap.types import Answer, Recognition
+
+    release, reported, said = threading.Event(), [], []
+
+    class SlowAssistant:
+        def ask(self, question, image, recognition=None):
+            release.wait(5)
+            return Answer(f"vlm line for {recognition.source}", "vlm", "caption")
+
+    announcer = Announcer(reported.append, said.append, SlowAssistant())
+
+    def job(k: int) -> Announcement:
+        event = Event("arrived", f"c{k}", "cam0", float(k), 0.0, None, 0.7, f"template {k}")
+        return Announcement([event], frame(k), Recognition(f"frame{k}", (4, 4)))
+
+    announcer.submit(job(0))  # being generated
+    time.sleep(0.2)
+    announcer.submit(job(1))  # waits ...
+    announcer.submit(job(2))  # ... and is replaced: reported at once with its template line, not spoken
+    assert [(e.name, e.said) for e in reported] == [("c1", "template 1")]
+    release.set()
+    assert announcer.flush(5)
+    announcer.close(5)
+    assert [(e.name, e.said) for e in reported] == [("c1", "template 1"), ("c0", "vlm line for frame0"),
+                                                    ("c2", "vlm line for frame2")]
+    assert said == ["vlm line for frame0", "vlm line for frame2"]

@@ -9,7 +9,6 @@ slow model.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Callable
 
 from edge_rap.generate.narrate import narrate
 from edge_rap.generate.prompt import Task
+from edge_rap.newest import NewestWorker
 from edge_rap.types import Event, Frame, Hit, Recognition
 
 log = logging.getLogger(__name__)
@@ -43,57 +43,43 @@ class Announcer:
         self.say = say
         self.assistant = assistant
         self.generate_ms: deque[float] = deque(maxlen=1024)
-        self._pending: Announcement | None = None
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = None
-        if assistant is not None:
-            self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
-            self._thread.start()
+        self._worker = NewestWorker("announcer", self._generate) if assistant is not None else None
 
     def submit(self, announcement: Announcement) -> None:
-        if self._thread is None:
+        if self._worker is None:
             self._finish(announcement)
             return
-        with self._cond:
-            stale, self._pending = self._pending, announcement
-            self._cond.notify_all()
+        stale = self._worker.submit(announcement)
         if stale is not None:  # superseded before it started: reported with its template line, not spoken
-            for event in stale.events:
-                self.report(event)
+            self._report_all(stale)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every announcement was generated and handed to the speaker."""
+        return self._worker is None or self._worker.flush(timeout)
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop after the line in progress (up to `timeout`); a waiting one is reported with its template."""
-        with self._cond:
-            self._closed = True
-            stale, self._pending = self._pending, None
-            self._cond.notify_all()
-        if stale is not None:
-            for event in stale.events:
-                self.report(event)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._worker is not None:
+            stale = self._worker.close(timeout)
+            if stale is not None:
+                self._report_all(stale)
 
-    def _finish(self, announcement: Announcement) -> None:
+    def _report_all(self, announcement: Announcement) -> None:
         for event in announcement.events:
             self.report(event)
+
+    def _finish(self, announcement: Announcement) -> None:
+        self._report_all(announcement)
         if self.say is not None and announcement.events:
             self.say(announcement.events[0].said)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                job, self._pending = self._pending, None
-            started = time.perf_counter()
-            try:
-                answer = self.assistant.ask("", job.frame.image(), recognition=job.recognition)
-                for event in job.events:
-                    event.said = answer.text
-            except Exception as e:  # a failed generation keeps the template line, never stops the daemon
-                log.warning("generation failed, template line used: %s", e)
-            self.generate_ms.append(1000 * (time.perf_counter() - started))
-            self._finish(job)
+    def _generate(self, job: Announcement) -> None:
+        started = time.perf_counter()
+        try:
+            answer = self.assistant.ask("", job.frame.image(), recognition=job.recognition)
+            for event in job.events:
+                event.said = answer.text
+        except Exception as e:  # a failed generation keeps the template line, never stops the daemon
+            log.warning("generation failed, template line used: %s", e)
+        self.generate_ms.append(1000 * (time.perf_counter() - started))
+        self._finish(job)

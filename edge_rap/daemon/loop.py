@@ -150,6 +150,8 @@ class Daemon:
                     self._step(frame, frame.camera in forced)
                     forced.discard(frame.camera)
         finally:
+            if not stop.is_set():  # the sources ended: the last announcements are still made
+                self.announcer.flush(30.0)
             self.announcer.close()
             for camera in cameras:
                 camera.join(0.5)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.newest import NewestWorker
 
 log = logging.getLogger(__name__)
 
@@ -95,64 +96,42 @@ class Speaker:
                 raise EdgeRapError(f"--speak-to {to_dir}: {e.strerror}") from None
         self.spoken = 0  # lines said (or written)
         self.stage_ms: deque[float] = deque(maxlen=1024)
-        self._pending: str | None = None
-        self._cond = threading.Condition()
-        self._closed = False
-        self._busy = False
+        self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
-        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
-        self._thread.start()
+        self._worker = NewestWorker("speaker", self._say_one)
 
     def say(self, text: str) -> None:
         """Queue a line; it replaces a queued line that has not started."""
-        with self._cond:
-            self._pending = text
-            self._cond.notify_all()
+        self._worker.submit(text)
 
     def interrupt(self) -> None:
-        """Stop the line being spoken and drop the queued one."""
-        with self._cond:
-            self._pending = None
+        """Stop the line being spoken and drop the queued one (barge-in)."""
+        self._worker.drop()
+        with self._lock:
             process = self._process
         if process is not None and process.poll() is None:
             process.kill()
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued line was said; whether that happened within `timeout`."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+        return self._worker.flush(timeout)
 
     def close(self, timeout: float = 1.0) -> None:
-        """Finish the line being spoken (up to `timeout`), drop the rest."""
-        with self._cond:
-            self._closed = True
-            self._pending = None
-            self._cond.notify_all()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        """Finish the line being spoken (up to `timeout`, then cut it off), drop the rest."""
+        self._worker.close(timeout)
+        if self._worker.alive:
             self.interrupt()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                text, self._pending = self._pending, None
-                self._busy = True
-            started = time.perf_counter()
-            try:
-                self._speak(spoken(text))
-            except (OSError, subprocess.SubprocessError) as e:
-                log.warning("speech failed (%s): %s", self.voice.name, e)
-            self.stage_ms.append(1000 * (time.perf_counter() - started))
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+    def _say_one(self, text: str) -> None:
+        started = time.perf_counter()
+        try:
+            self._speak(spoken(text))
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("speech failed (%s): %s", self.voice.name, e)
+        self.stage_ms.append(1000 * (time.perf_counter() - started))
 
     def _execute(self, command: list[str], stdin: str | None) -> int:
-        with self._cond:
+        with self._lock:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

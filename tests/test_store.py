@@ -365,7 +365,8 @@ def test_memory_without_negative_bank_still_recognises(embedder, images, tmp_pat
 
 
 def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings, embedder):
-    """Version 1 memories had no views.kind: opening one (to read or to write) adds it, nothing is lost."""
+    """Version 1 memories had no views.kind: opening one to write adds it, nothing is lost (a reader never
+    writes: it asks for a writer first)."""
     import sqlite3
 
     from edge_rap.memory.store import SCHEMA_VERSION, Store
@@ -376,6 +377,9 @@ def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings
     db = sqlite3.connect(tmp_path / "old" / "memory.sqlite")
     db.executescript("ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;")
     db.close()
+    with pytest.raises(EdgeRapError, match="older edge_rap"):
+        Store(tmp_path / "old", readonly=True)
+    Store(tmp_path / "old").close()
     reader = Store(tmp_path / "old", readonly=True)
     assert [c.name for c in reader.concepts()] == ["bo"] and len(reader.views()) == 1
     assert reader.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -7,11 +7,13 @@ leaves either the old index or the new one, never a half-written one. Readers re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +29,21 @@ def _new_index(dim: int):
     from usearch.index import Index
 
     return Index(ndim=dim, metric="cos", dtype="f32", multi=True)
+
+
+def _restore(path: Path, view: bool = False):
+    """The index in `path`, or None where it is missing or unreadable."""
+    from usearch.index import Index
+
+    try:
+        return Index.restore(str(path), view=view)  # None for a missing file
+    except Exception:  # usearch raises ValueError or RuntimeError for a damaged one
+        return None
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):  # the error being reported matters more
+        path.unlink(missing_ok=True)
 
 
 def _safe(space: str) -> str:
@@ -69,17 +86,13 @@ class IndexWriter:
             if path.name not in live and is_own_index(path):  # never a file the memory did not write
                 path.unlink(missing_ok=True)
 
-    def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Write the next index of `space`: the current one plus `added`, or rebuilt from the database."""
+    def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None,
+              make_room: bool = False) -> None:
+        """Write the next index of `space`: the current one plus `added`, or rebuilt from the database.
+        `make_room` (a full disk): delete the current file first. Until the commit, readers then find the
+        file the row names missing and search the database's vectors instead (so does one after a crash)."""
         model, fingerprint, dim, generation, current = self.store.space(space, db)
-        index = None
-        if added is not None and current:
-            try:
-                from usearch.index import Index
-
-                index = Index.restore(str(self.dir / current))
-            except Exception:  # unreadable or missing: rebuild from the database below
-                index = None
+        index = _restore(self.dir / current) if added is not None and current else None
         if index is None:
             index = _new_index(dim)
             keys, vectors = self.store.vectors(space, db)
@@ -87,6 +100,8 @@ class IndexWriter:
                 index.add(keys, vectors)
         else:
             index.add(*added)
+        if make_room and current:
+            (self.dir / current).unlink(missing_ok=True)
         name = f"{_safe(space)}-{generation + 1}.usearch"
         try:
             self.dir.mkdir(exist_ok=True)
@@ -97,9 +112,10 @@ class IndexWriter:
             tmp.replace(self.dir / name)
             fsync_dir(self.dir)
         except OSError as e:
+            _discard(self.dir / (name + ".tmp"))  # a part-written file: the room it took
             raise disk_error(e, self.store.root) from None
         except RuntimeError as e:  # usearch reports write failures as RuntimeError
-            (self.dir / (name + ".tmp")).unlink(missing_ok=True)
+            _discard(self.dir / (name + ".tmp"))
             raise EdgeRapError(f"{self.store.root}: cannot write the index ({e}); nothing was changed") from None
         db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?", (generation + 1, name, space))
 
@@ -123,6 +139,8 @@ class IndexView:
         self.index = None
 
     def refresh(self) -> None:
+        """Map the index file the space's row names, when the row changed. A missing or unreadable file is
+        replaced by an index built from the database's vectors, once per generation, with a warning."""
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
@@ -132,20 +150,18 @@ class IndexView:
                 return
             if self.expected is not None:
                 check_space(row, self.expected)
-            path = self.store.root / "index" / row[4]
-            try:
-                from usearch.index import Index
-
-                self.index = Index.restore(str(path), view=True)
-                self.generation = row[3]
+            index = _restore(self.store.root / "index" / row[4], view=True)
+            if index is not None:
+                self.index, self.generation = index, row[3]
                 return
-            except Exception:  # swapped again under us, or unreadable: read the row again
-                continue
-        log.warning("index of %s unreadable; searching the database directly", self.space)
+            # swapped again under us (read the row again), or missing or unreadable
+        log.warning("%s: index file %s is missing or unreadable; searching the vectors in the database instead "
+                    "(the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root, row[4])
         keys, vectors = self.store.vectors(self.space)
         self.index = _new_index(vectors.shape[1]) if len(keys) else None
         if self.index is not None:
             self.index.add(keys, vectors)
+        self.generation = row[3]
 
     def __len__(self) -> int:
         self.refresh()

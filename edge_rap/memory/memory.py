@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import unicodedata
 from typing import Callable
@@ -13,7 +14,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.memory.index import IndexView, IndexWriter
-from edge_rap.memory.store import Store, validate_name
+from edge_rap.memory.store import DiskFullError, Store, validate_name
 from edge_rap.negatives import NegativeBank
 from edge_rap.images import ImageFile
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
@@ -24,6 +25,10 @@ from edge_rap.types import Box, Concept, Image, ReferenceView
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 2000
+#: A reference photo (or its box) needs this many pixels per side, and this much spread of some colour channel
+#: (0-255): a uniform or tiny photo holds nothing to recognise and matches unrelated photos instead.
+MIN_SIDE = 16
+MIN_SPREAD = 2.0
 #: Categories whose concepts are people: remembering one registers the face of its photo.
 PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
 
@@ -36,6 +41,17 @@ def _relative(image_path: str) -> str:
 
 def is_person(category: str) -> bool:
     return category.strip().lower() in PERSON_CATEGORIES
+
+
+def require_detail(pixels: np.ndarray, what: str) -> None:
+    """Refuse a featureless reference (uniform, or a few pixels), naming the photo and why."""
+    h, w = pixels.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise EdgeRapError(f"{what} has no detail ({w} x {h} pixels; a reference needs {MIN_SIDE} per side)")
+    step = max(1, min(h, w) // 256)  # a sample is enough to tell a uniform photo
+    spread = pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max()
+    if spread < MIN_SPREAD:
+        raise EdgeRapError(f"{what} has no detail (uniform): it would match unrelated photos")
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,7 @@ class Memory:
         """Read and embed one reference photo (all its augmented views, and a person's face) before any write."""
         file = read_image_file(path)
         region = crop(file.image, box) if box else file.image
+        require_detail(region.pixels, f"photo {path}" + (" (its box)" if box else ""))
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors)
@@ -148,18 +165,30 @@ class Memory:
     def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
         embedder = self._need_embedder()
         space = embedder.space
-        with self.store.transaction() as db:
-            self.writer.collect_garbage(db)
-            self.store.collect_images(db)
-            self.writer.ensure_space(db, space)
-            fresh = [p for p in prepared if not self.store.has_image(p.file.sha256, p.file.suffix)]
-            try:
+        self._load_negatives()
+        fresh = [p for p in prepared if not self.store.has_image(p.file.sha256, p.file.suffix)]
+        try:
+            with self.store.transaction() as db:
+                self.writer.collect_garbage(db)
+                self.store.collect_images(db)
+                self.writer.ensure_space(db, space)
                 self._write_concept(db, name, prepared, description, category, new, space.name)
-            except BaseException:
-                for p in fresh:  # still under the lock: no other writer can have come to rely on them
-                    self.store.remove_image(p.file.sha256, p.file.suffix)
-                raise
+        except BaseException:
+            if fresh:  # the failure may have come with the commit itself: the photos it saved go
+                self._collect_images()
+            raise
         return self.store.get(name)
+
+    def _load_negatives(self) -> None:
+        """Compute (or load) the negative bank before a write: never while holding the write lock."""
+        if self.negatives is not None:
+            self.negatives.vectors
+
+    def _collect_images(self) -> None:
+        """Delete the photos a failed write saved, under the lock (another writer may have come to use one)."""
+        with contextlib.suppress(EdgeRapError):  # tidying only: the next write collects them too
+            with self.store.transaction() as db:
+                self.store.collect_images(db)
 
     def _write_concept(self, db, name: str, prepared: list[PreparedView], description: str, category: str,
                        new: bool, space: str) -> None:
@@ -229,40 +258,58 @@ class Memory:
         return self.store.get(new)
 
     def forget(self, name: str) -> Concept:
-        """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images."""
+        """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images.
+        On a full disk, each space's current index file is deleted before its successor is written: deleting
+        must work there, it is how the user makes room."""
         concept = self.store.get(name)
+        try:
+            self._forget(concept.id, make_room=False)
+        except DiskFullError:
+            self._forget(concept.id, make_room=True)
+        return concept
+
+    def _forget(self, concept_id: int, make_room: bool) -> None:
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
-            db.execute("DELETE FROM concepts WHERE id = ?", (concept.id,))
+            self.store.collect_images(db)
+            db.execute("DELETE FROM concepts WHERE id = ?", (concept_id,))
             for space in self.store.space_names():
-                self.writer.write(db, space)
+                self.writer.write(db, space, make_room=make_room)
         with self.store.transaction() as db:  # its photos and the superseded index files (its vectors) go too
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
-        return concept
 
     def reindex(self, progress=None) -> int:
         """Re-embed every stored reference photo with the current embedder into its own space, and every
         person's face with the current face model where it is installed. Photos are embedded outside the
-        write lock; under it, the views remembered meanwhile are embedded too and those forgotten meanwhile
-        are left out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex."""
+        write lock; when views were remembered meanwhile, the lock is let go and they are embedded too
+        (the last of three rounds embeds them under it). Under the lock, views forgotten meanwhile are left
+        out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex."""
         embedder = self._need_embedder()
+        self._load_negatives()
         photos: dict[int, tuple[list[str], np.ndarray]] = {}
         faces: dict[int, tuple[list[str], np.ndarray]] = {}
-        self._embed_photos(self.store.views(), photos, progress, skip_unreadable=True)
-        face_views = self.store.views(kind="face")
-        if face_views and self.faces is not None:  # the face models load only where people are remembered
-            self._embed_faces(face_views, faces, skip_unreadable=True)
-        with self.store.transaction() as db:
-            views, face_views = self.store.views(), self.store.views(kind="face")
-            self._embed_photos([v for v in views if v.id not in photos], photos)  # remembered meanwhile
-            self.writer.collect_garbage(db)
-            self._replace_space(db, embedder.space, [(v.id, *photos[v.id]) for v in views])
-            face_rows = []
-            if face_views and self.faces is not None:
-                self._embed_faces([v for v in face_views if v.id not in faces], faces)
-                face_rows = [(v.id, *faces[v.id]) for v in face_views]
-                self._replace_space(db, self.faces.space, face_rows)
+        for round_ in range(3):
+            self._embed_photos([v for v in self.store.views() if v.id not in photos], photos,
+                               progress if round_ == 0 else None, skip_unreadable=True)
+            face_views = self.store.views(kind="face")
+            if face_views and self.faces is not None:  # the face models load only where people are remembered
+                self._embed_faces([v for v in face_views if v.id not in faces], faces, skip_unreadable=True)
+            with self.store.transaction() as db:
+                views, face_views = self.store.views(), self.store.views(kind="face")
+                with_faces = bool(face_views) and self.faces is not None
+                new_views = [v for v in views if v.id not in photos]
+                new_faces = [v for v in face_views if v.id not in faces] if with_faces else []
+                if (new_views or new_faces) and round_ < 2:
+                    continue  # nothing written: embed them outside the lock, then try again
+                self._embed_photos(new_views, photos)
+                self._embed_faces(new_faces, faces)
+                self.writer.collect_garbage(db)
+                self._replace_space(db, embedder.space, [(v.id, *photos[v.id]) for v in views])
+                face_rows = [(v.id, *faces[v.id]) for v in face_views] if with_faces else []
+                if with_faces:
+                    self._replace_space(db, self.faces.space, face_rows)
+                break
         return len(views) + len(face_rows)
 
     def _embed_photos(self, views: list[ReferenceView], out: dict, progress=None, skip_unreadable: bool = False) -> None:

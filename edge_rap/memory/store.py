@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import shutil
 import sqlite3
+import tempfile
+import threading
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -61,8 +65,30 @@ CREATE TABLE IF NOT EXISTS calibration (
 );
 """
 
+log = logging.getLogger(__name__)
+
 MAX_NAME = 64
 SCHEMA_VERSION = 3  # 2: views.kind ('photo' or 'face'); 3: boxes in the upright photo's pixels (EXIF applied)
+
+
+def create(db: sqlite3.Connection) -> None:
+    """Create a new memory's tables and stamp its version in one transaction, so that a reader never sees a
+    half-made database (tables without a version would read as a memory of an older edge_rap)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_tables(db):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _has_tables(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'concepts'").fetchone() is not None
 
 
 def migrate(db: sqlite3.Connection, images_dir: Path) -> None:
@@ -116,10 +142,14 @@ def validate_name(name: str) -> str:
     return name
 
 
+class DiskFullError(EdgeRapError):
+    """The disk (or the database's size limit) is full: a delete may still succeed by freeing space first."""
+
+
 def disk_error(e: OSError, where: Path) -> EdgeRapError:
     """Turn a write failure into the user's one-line explanation."""
     if e.errno == errno.ENOSPC:
-        return EdgeRapError(f"{where}: disk is full; nothing was changed")
+        return DiskFullError(f"{where}: disk is full; nothing was changed")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return EdgeRapError(f"{where}: memory folder is not writable ({e.strerror}); nothing was changed")
     return EdgeRapError(f"{where}: cannot write ({e.strerror}); nothing was changed")
@@ -128,37 +158,85 @@ def disk_error(e: OSError, where: Path) -> EdgeRapError:
 def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
     text = str(e)
     if "full" in text:
-        return EdgeRapError(f"{where}: disk is full; nothing was changed")
+        return DiskFullError(f"{where}: disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return EdgeRapError(f"{where}: memory folder is not writable ({text}); nothing was changed")
+    if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return EdgeRapError(f"{where}: the memory's database is damaged ({text}); restore it from a backup")
     return EdgeRapError(f"{where}: database error ({text})")
 
 
 class Store:
-    """Concepts and their reference views and vectors in one SQLite database, images beside it."""
+    """Concepts and their reference views and vectors in one SQLite database, images beside it.
+
+    Each thread gets its own connection (`db`): one SQLite connection must not carry the transactions of
+    several threads. A reader's connection never writes: it never migrates, and where the folder is
+    read-only it still sees the commits in an unmerged -wal (see `_open_readonly`)."""
 
     def __init__(self, root: Path, readonly: bool = False):
         self.root = root
+        self.readonly = readonly
         self.images_dir = root / "images"
         self.db_path = root / DATABASE
+        self._lock = threading.Lock()
+        self._connections: dict[threading.Thread, tuple[sqlite3.Connection, bool]] = {}
+        self._snapshot: Path | None = None  # a private copy of the database and its -wal (see _open_readonly)
+        self._closed = False
+        self._created = False  # the writer's first connection creates or migrates the database
+        if not readonly:
+            self._refuse_what_is_not_a_sound_memory()
+            try:
+                self.images_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise disk_error(e, root) from None
+        self.db  # opened (and for a writer created or migrated) now, so that errors show at once
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection. A reader's stand-in for a memory not yet written is replaced as soon as
+        the database appears (one stat per use until then)."""
+        thread = threading.current_thread()
+        db, pending = self._connections.get(thread, (None, False))
+        if db is not None and not (pending and self.db_path.exists()):
+            return db
+        if self._closed:
+            raise EdgeRapError(f"{self.root}: the memory was closed")
         try:
-            if readonly:
-                self.db = self._open_readonly()
-            else:
-                self._refuse_what_is_not_a_sound_memory()
-                try:
-                    self.images_dir.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise disk_error(e, root) from None
-                self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = FULL")
-                self.db.executescript(SCHEMA)
-                migrate(self.db, self.images_dir)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA busy_timeout = 30000")
+            new, pending = self._open_readonly() if self.readonly else (self._open_writer(), False)
         except sqlite3.Error as e:
             raise sqlite_error(e, self.db_path) from None
+        with self._lock:
+            if self._closed:  # closed by another thread meanwhile
+                new.close()
+                raise EdgeRapError(f"{self.root}: the memory was closed")
+            if db is not None:
+                db.close()
+            for other in [t for t in self._connections if not t.is_alive()]:  # threads that ended
+                self._connections.pop(other)[0].close()
+            self._connections[thread] = (new, pending)
+        return new
+
+    def _open_writer(self) -> sqlite3.Connection:
+        db = self._connect(self.db_path)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            if not self._created:
+                create(db)
+                db.executescript(SCHEMA)  # tables a memory of an older version lacks
+                migrate(db, self.images_dir)
+                self._created = True
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _connect(target: Path | str, uri: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(target, uri=uri, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
 
     def _refuse_what_is_not_a_sound_memory(self) -> None:
         """Before a writer creates or cleans anything: a folder holding other files is not a memory, and a
@@ -176,52 +254,95 @@ class Store:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise EdgeRapError(f"{self.root}: not an edge-rap memory (it holds {shown}); use an empty or new folder")
 
-    def _open_readonly(self) -> sqlite3.Connection:
-        """A reader's connection; an empty in-memory one where nothing was remembered yet, and an immutable
-        one where the folder is read-only (SQLite cannot create WAL's shared-memory file there)."""
+    def _open_readonly(self) -> tuple[sqlite3.Connection, bool]:
+        """A reader's connection, and whether it is an empty stand-in for a database not written yet.
+
+        `mode=ro` sees every commit, also those still in the -wal, but needs the -shm file, which SQLite cannot
+        create in a read-only folder. There, with no -wal (or an empty one) nothing is unmerged and
+        `immutable=1` reads the whole memory; with a -wal but no -shm, the database and its -wal are copied
+        into a private folder once and read there: a snapshot (nobody can write a read-only folder anyway)."""
         if not self.db_path.exists():
-            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            db.executescript(SCHEMA)
-            return db
+            return self._stand_in(), True
+        wal = self.db_path.with_name(DATABASE + "-wal")
         uri = self.db_path.resolve().as_uri()
-        for mode in ("mode=ro", "immutable=1"):
-            db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
-            try:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version < SCHEMA_VERSION and os.access(self.root, os.W_OK):
-                    db.close()  # written by an older version: bring it up to date, then read it
-                    Store(self.root).close()
-                    db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
-                db.execute("SELECT COUNT(*) FROM concepts").fetchone()
-                return db
-            except sqlite3.OperationalError:
-                db.close()
-        raise EdgeRapError(f"{self.db_path}: cannot open the memory for reading")
+        try:
+            db = self._connect(f"{uri}?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            if wal.exists() and wal.stat().st_size > 0:
+                db = self._connect(self._snapshot_copy())
+            else:
+                db = self._connect(f"{uri}?immutable=1", uri=True)
+        if not _has_tables(db):  # an empty file, or a writer creating it right now
+            db.close()
+            return self._stand_in(), True
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            db.close()
+            raise EdgeRapError(f"{self.db_path}: written by an older edge_rap (schema {version}); a reader does not "
+                               "upgrade it: run any command that changes the memory (e.g. `edge-rap reindex`) once")
+        return db, False
+
+    @staticmethod
+    def _stand_in() -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.executescript(SCHEMA)
+        return db
+
+    def _snapshot_copy(self) -> Path:
+        with self._lock:
+            if self._snapshot is None:
+                folder = Path(tempfile.mkdtemp(prefix="edge-rap-snapshot-"))
+                for name in (DATABASE, DATABASE + "-wal"):
+                    shutil.copyfile(self.root / name, folder / name)
+                log.warning("%s: read-only folder with an unmerged -wal and no -shm: reading a snapshot copy",
+                            self.root)
+                self._snapshot = folder
+            return self._snapshot / DATABASE
 
     def close(self) -> None:
-        self.db.close()
+        """Close every thread's connection (idempotent)."""
+        with self._lock:
+            self._closed = True
+            for db, _ in self._connections.values():
+                db.close()
+            self._connections.clear()
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+                self._snapshot = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: everything inside commits together or not at all."""
+        """One atomic write of this thread: everything inside commits together or not at all."""
+        db = self.db
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise sqlite_error(e, self.db_path) from None
         try:
-            yield self.db
-            self.db.execute("COMMIT")
+            yield db
+            db.execute("COMMIT")
         except sqlite3.Error as e:
-            self._rollback()
+            self._rollback(db)
             raise sqlite_error(e, self.db_path) from None
+        except OSError as e:  # a file beside the database (a photo, an index) could not be written or deleted
+            self._rollback(db)
+            raise disk_error(e, self.root) from None
         except BaseException:
-            self._rollback()
+            self._rollback(db)
             raise
 
-    def _rollback(self) -> None:
-        if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
-            self.db.execute("ROLLBACK")
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+            db.execute("ROLLBACK")
+
+    def _rows(self, sql: str, params: tuple | list = (), db: sqlite3.Connection | None = None) -> list[tuple]:
+        """A query's rows; a damaged or unreadable database is a one-line error naming the file."""
+        try:
+            return (db or self.db).execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise sqlite_error(e, self.db_path) from None
 
     # --- images -----------------------------------------------------------------------------------
 
@@ -230,9 +351,6 @@ class Store:
 
     def has_image(self, sha256: str, suffix: str) -> bool:
         return self._image_path(sha256, suffix).exists()
-
-    def remove_image(self, sha256: str, suffix: str) -> None:
-        self._image_path(sha256, suffix).unlink(missing_ok=True)
 
     def save_image(self, data: bytes, sha256: str, suffix: str) -> str:
         """Store image bytes under their content hash (temp file, fsync, rename); call inside a transaction
@@ -265,18 +383,18 @@ class Store:
     )
 
     def concepts(self) -> list[Concept]:
-        return [Concept(*row) for row in self.db.execute(self._CONCEPT_SQL + " ORDER BY c.name")]
+        return [Concept(*row) for row in self._rows(self._CONCEPT_SQL + " ORDER BY c.name")]
 
     def concepts_by_id(self, ids: list[int]) -> dict[int, Concept]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(self._CONCEPT_SQL + f" WHERE c.id IN ({marks})", [int(i) for i in ids])
+        rows = self._rows(self._CONCEPT_SQL + f" WHERE c.id IN ({marks})", [int(i) for i in ids])
         return {row[0]: Concept(*row) for row in rows}
 
     def find(self, name: str) -> Concept | None:
-        row = self.db.execute(self._CONCEPT_SQL + " WHERE c.name = ?", (validate_name(name),)).fetchone()
-        return Concept(*row) if row else None
+        rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (validate_name(name),))
+        return Concept(*rows[0]) if rows else None
 
     def get(self, name: str) -> Concept:
         concept = self.find(name)
@@ -312,18 +430,17 @@ class Store:
     def views(self, concept_id: int | None = None, kind: str = "photo") -> list[ReferenceView]:
         """A concept's (or every) reference view of one kind: 'photo' views, or the 'face' views of people."""
         sql = "SELECT id, concept_id, image_sha256, image_file, box FROM views WHERE kind = ?"
-        rows = self.db.execute(sql + (" AND concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
-                               (kind, concept_id) if concept_id else (kind,))
+        rows = self._rows(sql + (" AND concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
+                          (kind, concept_id) if concept_id else (kind,))
         return [
             ReferenceView(r[0], r[1], r[2], str(self.images_dir / r[3]), Box.parse(r[4]) if r[4] else None) for r in rows
         ]
 
     def vectors(self, space: str, db: sqlite3.Connection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """All (concept ids, vectors) of one space, straight from the database (the source of truth)."""
-        rows = (db or self.db).execute(
+        rows = self._rows(
             "SELECT v.concept_id, x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE x.space = ? ORDER BY x.id",
-            (space,),
-        ).fetchall()
+            (space,), db)
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         keys = np.array([r[0] for r in rows], dtype=np.int64)
@@ -337,7 +454,7 @@ class Store:
         return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
 
     def image_files_in_use(self, db: sqlite3.Connection | None = None) -> set[str]:
-        return {r[0] for r in (db or self.db).execute("SELECT DISTINCT image_file FROM views")}
+        return {r[0] for r in self._rows("SELECT DISTINCT image_file FROM views", db=db)}
 
     def collect_images(self, db: sqlite3.Connection) -> None:
         """Delete image files no view refers to (left by a failed or killed writer); call under the lock."""
@@ -349,12 +466,12 @@ class Store:
     # --- spaces -----------------------------------------------------------------------------------
 
     def space(self, name: str, db: sqlite3.Connection | None = None) -> tuple[str, str, int, int, str | None] | None:
-        return (db or self.db).execute(
-            "SELECT model, fingerprint, dim, generation, index_file FROM spaces WHERE name = ?", (name,)
-        ).fetchone()
+        rows = self._rows("SELECT model, fingerprint, dim, generation, index_file FROM spaces WHERE name = ?",
+                          (name,), db)
+        return rows[0] if rows else None
 
     def space_names(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT name FROM spaces ORDER BY name")]
+        return [r[0] for r in self._rows("SELECT name FROM spaces ORDER BY name")]
 
     # --- calibration ------------------------------------------------------------------------------
 
@@ -365,5 +482,5 @@ class Store:
         )
 
     def calibration(self, space: str) -> dict[int, tuple[float, float]]:
-        rows = self.db.execute("SELECT concept_id, negative_mean, negative_std FROM calibration WHERE space = ?", (space,))
+        rows = self._rows("SELECT concept_id, negative_mean, negative_std FROM calibration WHERE space = ?", (space,))
         return {r[0]: (r[1], r[2]) for r in rows}

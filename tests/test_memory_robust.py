@@ -1,0 +1,347 @@
+"""The memory under the conditions a long-running household process meets: several threads, readers that
+start early or read a read-only folder, index files gone or damaged, a damaged database, a full or read-only
+disk, and photos with nothing in them. A tiny stand-in embedder (fakes.py) keeps these fast."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import FakeEmbedder, fake_memory, top_concept
+from scenes import save, scene, scene_file
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.index import IndexView
+from edge_rap.memory.store import SCHEMA_VERSION, Store
+from edge_rap.negatives import NegativeBank
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    return tmp_path / "photos"
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    return tmp_path / "memory"
+
+
+def own_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+# --- threads ------------------------------------------------------------------------------------------
+
+
+def test_threads_of_one_process_share_one_memory(root, photos):
+    memory = fake_memory(root)
+    files = {(t, i): scene_file(photos, 100 * t + i) for t in range(4) for i in range(6)}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(6):
+                memory.remember(f"t{t}c{i}", [files[t, i]])
+                memory.concepts()
+                if i % 2 == 1:
+                    memory.forget(f"t{t}c{i - 1}")
+        except BaseException as e:  # reported below, with the thread's error
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    expected = {f"t{t}c{i}" for t in range(4) for i in (1, 3, 5)}
+    assert {c.name for c in memory.concepts()} == expected
+    for name in expected:
+        t, i = int(name[1]), int(name[3])
+        assert top_concept(memory, files[t, i]) == name
+    keys, _ = memory.store.vectors(FakeEmbedder.space.name)
+    assert len(memory.view()) == len(keys)
+    memory.close()
+
+
+def test_the_negative_bank_is_built_outside_the_write_lock(root, photos):
+    class Bank(NegativeBank):
+        locked: list[bool] = []
+
+        def _load_or_compute(self) -> np.ndarray:
+            self.locked.append(memory.store.db.in_transaction)
+            return super()._load_or_compute()
+
+    memory = fake_memory(root)
+    memory.negatives = Bank(memory.embedder)
+    memory.remember("bo", [scene_file(photos, 1)])
+    assert Bank.locked == [False]
+    assert memory.store.calibration(FakeEmbedder.space.name)
+
+
+def test_close_closes_every_threads_connection(root, photos):
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(memory.store.db))
+    thread.start()
+    thread.join()
+    memory.close()
+    memory.close()  # idempotent
+    with pytest.raises(sqlite3.ProgrammingError):
+        seen[0].execute("SELECT 1")
+
+
+# --- readers ------------------------------------------------------------------------------------------
+
+
+def _read_only_run(folder: Path, code: str, tmp_path: Path) -> str:
+    """Run Python `code` with `folder` read-only (a read-only bind mount where we are root); its stdout."""
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        try:
+            for p in modes:
+                p.chmod(modes[p] & ~0o222)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+    else:
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            pytest.skip("running as root and no `unshare` to make a read-only mount")
+        f = shlex.quote(str(folder))
+        shell = f"mount --bind {f} {f} && mount -o remount,bind,ro {f} && exec {shlex.join(cmd)}"
+        done = subprocess.run([unshare, "-rm", "sh", "-c", shell], capture_output=True, text=True, timeout=120)
+        if "mount" in done.stderr and done.returncode != 0:
+            pytest.skip(f"running as root and cannot make a read-only mount: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+LIST_CONCEPTS = """
+from pathlib import Path
+from edge_rap.memory.store import Store
+print([c.name for c in Store(Path({!r}), readonly=True).concepts()])
+"""
+
+
+@pytest.mark.parametrize("with_shm", [True, False])
+def test_a_reader_of_a_read_only_folder_sees_the_commits_in_the_wal(root, photos, tmp_path, with_shm):
+    """The latest commits may still be in the -wal (a writer running, or killed); `immutable=1` would drop
+    them. Without the -shm (a folder copied from a device), SQLite cannot read the -wal in place."""
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    memory.close()  # the last connection: "bo" is merged into the database file
+    keeper = sqlite3.connect(root / "memory.sqlite")  # holds the -wal open: no checkpoint when the writer closes
+    keeper.execute("PRAGMA wal_autocheckpoint = 0")
+    keeper.execute("SELECT COUNT(*) FROM concepts").fetchone()
+    memory = fake_memory(root)
+    memory.remember("anya", [scene_file(photos, 2)])
+    memory.close()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ["memory.sqlite", "memory.sqlite-wal"] + (["memory.sqlite-shm"] if with_shm else []):
+        shutil.copyfile(root / name, copy / name)
+    keeper.close()
+    assert (copy / "memory.sqlite-wal").stat().st_size > 0
+    out = _read_only_run(copy, LIST_CONCEPTS.format(str(copy)), tmp_path)
+    assert out.strip() == "['anya', 'bo']"
+
+
+def test_a_reader_never_migrates(root, photos):
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    memory.close()
+    db = sqlite3.connect(root / "memory.sqlite")
+    db.executescript("ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;")
+    db.close()
+    with pytest.raises(EdgeRapError, match="older edge_rap"):
+        Store(root, readonly=True)
+    db = sqlite3.connect(root / "memory.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # untouched
+    db.close()
+    writer = Store(root)  # a writer upgrades it
+    assert writer.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    writer.close()
+    assert [c.name for c in Store(root, readonly=True).concepts()] == ["bo"]
+
+
+def test_a_reader_started_before_the_memory_exists_sees_it_appear(root, photos):
+    reader = fake_memory(root, readonly=True)
+    view = reader.view()
+    assert reader.concepts() == [] and len(view) == 0
+    assert not root.exists()
+    writer = fake_memory(root)
+    writer.remember("bo", [scene_file(photos, 1)])
+    assert [c.name for c in reader.concepts()] == ["bo"]
+    assert len(view) > 0 and top_concept(reader, scene_file(photos, 1)) == "bo"
+    writer.close()
+    reader.close()
+
+
+# --- index files ----------------------------------------------------------------------------------------
+
+
+def test_a_missing_index_file_is_rebuilt_from_the_database_with_a_warning(root, photos, caplog):
+    writer = fake_memory(root)
+    for i in range(3):
+        writer.remember(f"c{i}", [scene_file(photos, i)])
+    for path in (root / "index").iterdir():
+        path.unlink()
+    reader = fake_memory(root, readonly=True)
+    with caplog.at_level(logging.WARNING):
+        assert [top_concept(reader, scene_file(photos, i)) for i in range(3)] == ["c0", "c1", "c2"]
+    assert "missing or unreadable" in caplog.text
+    writer.remember("c3", [scene_file(photos, 3)])  # a writer rewrites it from the database too
+    assert [top_concept(writer, scene_file(photos, i)) for i in range(4)] == ["c0", "c1", "c2", "c3"]
+    assert list((root / "index").glob("*.usearch"))
+
+
+def test_an_unreadable_index_file_is_rebuilt_once_not_on_every_search(root, photos, monkeypatch):
+    writer = fake_memory(root)
+    writer.remember("bo", [scene_file(photos, 1)])
+    (index_file,) = (root / "index").iterdir()
+    index_file.write_bytes(b"not an index" * 100)
+    reader = fake_memory(root, readonly=True)
+    reads = []
+    vectors = Store.vectors
+    monkeypatch.setattr(Store, "vectors", lambda self, *a, **k: reads.append(1) or vectors(self, *a, **k))
+    view = IndexView(reader.store, FakeEmbedder.space.name)
+    query = FakeEmbedder().embed([scene(1)])[0]
+    for _ in range(5):
+        assert view.search(query, 5)[0].concept_id == reader.get("bo").id
+    assert len(reads) == 1
+
+
+# --- a read-only folder, a damaged database ---------------------------------------------------------------
+
+
+def test_a_read_only_folder_gives_one_line_and_changes_nothing(root, photos, monkeypatch):
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    memory.remember("anya", [scene_file(photos, 2)])  # the previous index file is now left to collect
+    before = own_files(root / "index") + own_files(root / "images")
+
+    def read_only(self, missing_ok=False):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    for write in (lambda: memory.forget("bo"), lambda: memory.remember("cat", [scene_file(photos, 3)])):
+        with pytest.raises(EdgeRapError, match="not writable") as e:
+            write()
+        assert "\n" not in str(e.value)
+    monkeypatch.undo()
+    assert [c.name for c in memory.concepts()] == ["anya", "bo"]
+    assert top_concept(memory, scene_file(photos, 1)) == "bo"
+    assert set(before) <= set(own_files(root / "index") + own_files(root / "images"))
+
+
+def test_a_damaged_database_gives_one_line_naming_it(root, photos):
+    memory = fake_memory(root)
+    for i in range(8):
+        memory.remember(f"c{i}", [scene_file(photos, i)], "words " * 200)
+    memory.close()
+    path = root / "memory.sqlite"
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * 4096
+    data[4096:] = np.random.default_rng(0).integers(0, 256, len(data) - 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    for action in (lambda m: m.remember("new", [scene_file(photos, 20)]), lambda m: m.forget("c1"),
+                   lambda m: m.concepts(), lambda m: m.reindex()):
+        with pytest.raises(EdgeRapError) as e:
+            action(fake_memory(root))
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+# --- a full disk ------------------------------------------------------------------------------------------
+
+
+def test_a_commit_that_fails_leaves_no_photo_behind(root, photos, monkeypatch):
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    before = own_files(root / "images")
+    insert_view = Store.insert_view
+
+    def failing_at_commit(self, db, *args, **kwargs):  # an orphan row that only the commit refuses
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute("INSERT INTO views (concept_id, image_sha256, image_file, created) VALUES (999999, 'x', 'x', 0)")
+        return insert_view(self, db, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "insert_view", failing_at_commit)
+    with pytest.raises(EdgeRapError):
+        memory.remember("anya", [scene_file(photos, 2)])
+    monkeypatch.undo()
+    assert own_files(root / "images") == before
+    assert [c.name for c in memory.concepts()] == ["bo"]
+
+
+def test_forget_works_on_a_full_disk(root, photos, monkeypatch):
+    """A full disk: a file can be written only into room that deleting files made. Forgetting is how the
+    user makes room, so it must work there."""
+    from usearch.index import Index
+
+    memory = fake_memory(root)
+    for i in range(3):
+        memory.remember(f"c{i}", [scene_file(photos, i)])
+    with memory.store.transaction() as db:  # no superseded index file left to free
+        memory.writer.collect_garbage(db)
+    room = [0]
+    unlink, save_index = Path.unlink, Index.save
+
+    def counted_unlink(self, missing_ok=False):
+        size = self.stat().st_size if self.exists() else 0
+        unlink(self, missing_ok=missing_ok)
+        room[0] += size
+
+    def full_save(self, path, *args, **kwargs):
+        save_index(self, path, *args, **kwargs)
+        size = os.path.getsize(path)
+        if size > room[0]:
+            os.remove(path)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        room[0] -= size
+
+    monkeypatch.setattr(Path, "unlink", counted_unlink)
+    monkeypatch.setattr(Index, "save", full_save)
+    with pytest.raises(EdgeRapError, match="disk is full"):
+        memory.remember("c3", [scene_file(photos, 3)])
+    room[0] = 0  # the room its photo took up and gave back is taken by something else meanwhile
+    memory.forget("c1")
+    monkeypatch.undo()
+    assert [c.name for c in memory.concepts()] == ["c0", "c2"]
+    assert [top_concept(memory, scene_file(photos, i)) for i in (0, 2)] == ["c0", "c2"]
+    assert top_concept(memory, scene_file(photos, 1)) != "c1"
+    assert len(list((root / "images").glob("*/*"))) == 2
+
+
+# --- featureless photos -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pixels, reason", [
+    (np.full((200, 300, 3), 128, np.uint8), "uniform"),
+    (np.full((1, 1, 3), 30, np.uint8), "1 x 1 pixels"),
+    (np.random.default_rng(0).integers(0, 256, (8, 200, 3), dtype=np.uint8), "200 x 8 pixels"),
+])
+def test_a_photo_with_nothing_in_it_is_refused(root, photos, pixels, reason):
+    photos.mkdir()
+    path = save(photos / "flat.png", pixels)
+    memory = fake_memory(root)
+    with pytest.raises(EdgeRapError, match="no detail") as e:
+        memory.remember("wall", [path])
+    assert reason in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+    assert memory.concepts() == [] and own_files(root / "images") == []
+    memory.remember("scene", [scene_file(photos, 1)])  # a real photo still is

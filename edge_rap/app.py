@@ -13,7 +13,7 @@ from edge_rap.modelcache import ModelCache
 from edge_rap.negatives import NegativeBank
 from edge_rap.perceive.detect import Detector
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
-from edge_rap.perceive.faces import FaceModels
+from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.retrieve import RetrievalPolicy, Retriever
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,24 @@ def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memor
                   faces=face_loader(settings))
 
 
+def check_embedder_matches(memory: Memory, settings: Settings) -> None:
+    """A memory whose vectors another embedder made has none in this embedder's space: recognising with it would
+    find nothing, silently. (Same space, other model: the Retriever's own fingerprint check refuses it.)"""
+    space = memory.embedder.space.name
+    if memory.store.space(space) is not None:
+        return
+    others = [name for name in memory.store.space_names() if name != FACE_SPACE]
+    if others:
+        model = memory.store.space(others[0])[0]
+        raise EdgeRapError(f"{memory.store.root}: the memory was made with {model}, not {settings.embedder}; "
+                           f"run `edge-rap reindex --embedder {settings.embedder}` to use it (or drop --embedder)")
+
+
 def retrieval_policy(settings: Settings) -> RetrievalPolicy:
     """The device profile's retrieval settings (device_configs/*.toml, [retrieve])."""
     return RetrievalPolicy(top_k=settings.profile.top_k, max_candidates=settings.profile.max_candidates)
 
 
 def open_retriever(memory: Memory, settings: Settings) -> Retriever:
+    check_embedder_matches(memory, settings)
     return Retriever(memory.store, memory.embedder, retrieval_policy(settings), faces=lambda: memory.faces)

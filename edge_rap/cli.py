@@ -65,6 +65,21 @@ def _memory(args, settings=None, readonly: bool = False):
     return open_memory(settings or _settings(args), readonly=readonly)
 
 
+def _existing_memory(args, settings) -> None:
+    """A command that reads a memory refuses a --memory that is not one: it would answer "none of my concepts"
+    with exit 0. Only the default home may be absent (not used yet): it reads as an empty memory."""
+    from edge_rap.memory.files import DATABASE, foreign_entries
+
+    path = settings.memory
+    if path.exists() and not path.is_dir():
+        raise EdgeRapError(f"{path}: is a file, not a memory folder (check --memory)")
+    if not path.exists():
+        if args.memory:
+            raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")
+    elif not (path / DATABASE).exists() and foreign_entries(path):
+        raise EdgeRapError(f"{path}: not an edge-rap memory (no {DATABASE}; check --memory)")
+
+
 def _concept_json(c) -> dict:
     return {"name": c.name, "category": c.category, "description": c.description, "views": c.views,
             "created": c.created, "updated": c.updated}
@@ -189,6 +204,7 @@ def cmd_recognize(args) -> int:
     from edge_rap.images import read_image_file
 
     settings = _settings(args)
+    _existing_memory(args, settings)
     memory = _memory(args, settings, readonly=True)
     retriever = open_retriever(memory, settings)
     detector = open_detector(settings, args.detector) if args.detector else None
@@ -215,7 +231,7 @@ def cmd_recognize(args) -> int:
             print(f"{path}: {found}")
         else:
             print(f"{path}: none of my concepts")
-    return 1 if failures else 0
+    return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 
 def cmd_import_rap(args) -> int:
@@ -238,7 +254,9 @@ def cmd_import_rap(args) -> int:
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
 
-    out = export_rap(_memory(args), Path(args.dir))
+    settings = _settings(args)
+    _existing_memory(args, settings)
+    out = export_rap(_memory(args, settings), Path(args.dir))
     print(f"wrote {out}")
     return 0
 
@@ -306,6 +324,7 @@ def cmd_ask(args) -> int:
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
     settings = _settings(args)
+    _existing_memory(args, settings)
     image = None
     if args.image:
         from edge_rap.images import read_image_file

@@ -211,10 +211,10 @@ def test_bad_image_file_refused_and_nothing_lost(kind, memory, settings, embedde
     rc, out, err = run_cli(capsys, ["add-views", "bo", str(path), "--memory", str(settings.memory)])
     assert_one_line_error(rc, err)
 
-    # recognize reports the bad file on one line, exits 1, and still answers for the good one
+    # recognize reports the bad file on one line, exits 2, and still answers for the good one
     good = tmp_path / "photos" / "scene1.png"
     rc, out, err = run_cli(capsys, ["recognize", str(path), str(good), "--json", "--memory", str(settings.memory)])
-    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0]["image"] == str(path) and lines[0]["concepts"] == [] and lines[0]["error"]
     assert lines[1]["concepts"][0]["name"] == "bo"
@@ -449,6 +449,55 @@ def test_boxes_saved_before_photos_were_read_upright_turn_with_them(memory, tmp_
         assert {v.box for v in store.views() if v.concept_id == mug.id} == {Box(250, 100, 350, 200)}
         assert {v.id: v.box for v in store.views() if v.concept_id != mug.id} == before  # upright photos: as they were
         store.close()
+
+
+# --- a --memory that is not a memory, an embedder that is not the memory's ------------------------------------
+
+
+def _not_a_memory(kind: str, tmp_path: Path) -> Path:
+    path = tmp_path / "not-a-memory"
+    if kind == "file":
+        path.write_text("notes\n")
+    elif kind == "foreign-folder":
+        path.mkdir()
+        (path / "holiday.jpg").write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "foreign-folder"])
+def test_a_read_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, settings, capsys):
+    # "none of my concepts" with exit 0 would be a silent wrong answer for a mistyped --memory
+    path = _not_a_memory(kind, tmp_path)
+    photo = scene_file(tmp_path / "photos", 1)
+    for argv in (["concepts"], ["recognize", str(photo)], ["ask", "--image", str(photo)], ["ask", "who is bo?"],
+                 ["export-rap", str(tmp_path / "export")]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
+        assert_one_line_error(rc, err)
+        assert str(path) in err and out == ""
+    assert path.exists() == (kind != "missing")  # nothing was created
+    assert not (tmp_path / "export").exists()
+
+
+def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "never-used"))
+    photo = scene_file(tmp_path / "photos", 1)
+    assert run_cli(capsys, ["concepts"])[:2] == (0, "no concepts remembered yet\n")
+    rc, out, _ = run_cli(capsys, ["recognize", str(photo)])
+    assert rc == 0 and out.endswith("none of my concepts\n")
+
+
+def test_an_embedder_other_than_the_memorys_is_one_line(memory, settings, model_cache, tmp_path, capsys):
+    other = tmp_path / "other-model"
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "name": "other-model", "space": "other-model"}))
+    photo = tmp_path / "photos" / "scene1.png"
+    for argv in (["recognize", str(photo)], ["ask", "--image", str(photo)]):
+        rc, out, err = run_cli(capsys, [*argv, "--embedder", str(other), "--memory", str(settings.memory)])
+        assert_one_line_error(rc, err)
+        assert f"reindex --embedder {other}" in err and "efficientnet-lite0-int8" in err
+    rc, out, _ = run_cli(capsys, ["recognize", str(photo), "--memory", str(settings.memory)])
+    assert rc == 0 and "<bo>" in out  # with its own embedder the memory still answers
 
 
 # --- bad names ------------------------------------------------------------------------------------------

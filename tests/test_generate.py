@@ -221,7 +221,8 @@ def test_ask_in_template_mode(run, tmp_path):
     assert rc == 2 and "needs a QUESTION" in err
 
 
-def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path):
+def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings):
+    settings.memory.mkdir()  # an empty memory: a --memory that is not there is its own error
     rc, _, err = run("ask", "hi", "--vlm", tmp_path / "nope.gguf")
     assert rc == 2 and err.strip().count("\n") == 0 and "nope.gguf not found" in err
 

@@ -157,6 +157,14 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from edge_rap.daemon.doctor import doctor, format_doctor
+
+    report = doctor(_settings(args))
+    print(json.dumps(report) if args.json else format_doctor(report))
+    return 0
+
+
 def cmd_events(args) -> int:
     from edge_rap.daemon.events import EventLog, parse_since
 
@@ -402,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--memory", metavar="DIR", help="memory folder (default $EDGE_RAP_HOME or ~/.local/share/edge-rap)")
     common.add_argument("--embedder", metavar="NAME|DIR", help="image embedder from the model cache (default from the device profile)")
-    common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml (default: detected)")
+    common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml, or auto (the default: "
+                        "a Jetson, then CUDA, then the CPU)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens (providers, fallbacks)")
 
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).")
@@ -487,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
+    p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
+    p.add_argument("--json", action="store_true")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -38,15 +38,23 @@ class VlmProfile:
 
 @dataclass(frozen=True)
 class Profile:
-    """What a device class runs: which embedder, on which provider, with how many threads."""
+    """What a device class runs: which models on which providers with how many threads, what it captures,
+    and its limits."""
 
     name: str = "x86-cpu"
     embedder: str = "efficientnet-lite0-int8"
-    provider: str = "cpu"
+    provider: str | tuple[str, ...] = "cpu"  # "auto", one provider, or providers to try in order
     threads: int = 0
     top_k: int = 5
     max_candidates: int = 8  # concepts dense matching proposes per frame; each costs one or two crops
+    detector: str = ""  # an ONNX detector from the model cache for the daemon's regions ("" = dense matching)
+    capture_width: int = 0  # frames wider are shrunk on capture (0 = as captured)
+    capture_fps: float = 0.0  # live sources: frames kept per second at most (0 = all)
+    rss_mb: int = 0  # the daemon warns when its resident memory passes this (0 = no limit)
+    snapshot_count: int = 1000
+    snapshot_days: float = 7.0
     vlm: VlmProfile = field(default_factory=VlmProfile)
+    reason: str = ""  # why this profile was chosen
 
 
 @dataclass(frozen=True)
@@ -66,33 +74,50 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "edge-rap"
 
 
-def detect_profile_name() -> str:
-    """Jetson if the L4T release file is there, x86 with CUDA if the driver is, else the CPU profile."""
-    if Path("/etc/nv_tegra_release").exists():
-        return "jetson-orin"
-    if Path("/proc/driver/nvidia/version").exists():
-        return "x86-cuda"
-    return "x86-cpu"
+def detect_profile(root: Path = Path("/")) -> tuple[str, str]:
+    """(profile name, why): a Jetson by its L4T release file and device-tree model, then an NVIDIA driver,
+    else the CPU."""
+    if (root / "etc/nv_tegra_release").exists():
+        model = ""
+        for path in ("proc/device-tree/model", "sys/firmware/devicetree/base/model"):
+            try:
+                model = (root / path).read_bytes().decode("utf-8", "replace").strip("\x00 \n")
+                break
+            except OSError:
+                continue
+        name = ("jetson-agx-orin" if "AGX Orin" in model else "jetson-orin-nano" if "Orin Nano" in model
+                else "jetson-orin")
+        return name, f"Jetson: /etc/nv_tegra_release, device-tree model {model or 'unknown'!r}"
+    if (root / "proc/driver/nvidia/version").exists():
+        return "x86-cuda", "NVIDIA driver found (/proc/driver/nvidia/version)"
+    return "x86-cpu", "no Jetson release file and no NVIDIA driver: the CPU"
 
 
 # Every section and key a profile may hold, with its type: anything else is refused up front, naming the key.
 SCHEMA: dict[str, dict[str, type]] = {
     "device": {"name": str},
-    "embedder": {"model": str, "provider": str, "threads": int},
+    "embedder": {"model": str, "provider": str, "providers": list, "threads": int},
     "retrieve": {"top_k": int, "max_candidates": int},
+    "detector": {"model": str},
+    "capture": {"width": int, "fps": float},
+    "limits": {"rss_mb": int, "snapshot_count": int, "snapshot_days": float},
     "vlm": {"model": str, "mmproj": str, "n_gpu_layers": int, "n_ctx": int, "threads": int, "references": str,
             "max_references": int, "max_tokens": int},
 }
 
 
 def load_profile(name: str | None = None) -> Profile:
-    from_env = not name and bool(os.environ.get("EDGE_RAP_DEVICE"))
-    name = name or os.environ.get("EDGE_RAP_DEVICE") or detect_profile_name()
+    name = None if name == "auto" else name
+    from_env = not name and os.environ.get("EDGE_RAP_DEVICE", "auto") != "auto"
+    name = name or (os.environ.get("EDGE_RAP_DEVICE") if from_env else None)
+    reason = "named with --device" if name and not from_env else "EDGE_RAP_DEVICE" if from_env else ""
+    if not name:
+        name, reason = detect_profile()
     path = Path(name) if name.endswith(".toml") else PROFILE_DIR / f"{name}.toml"
     where = f"{path} (from EDGE_RAP_DEVICE)" if from_env else str(path)
     if not path.exists():
         if name == "x86-cpu":
-            return Profile()  # installed without the repository's device_configs/: built-in defaults
+            return Profile(reason=reason)  # installed without the repository's device_configs/: built-in defaults
         raise EdgeRapError(f"device profile {name!r} not found ({where})")
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
@@ -101,20 +126,32 @@ def load_profile(name: str | None = None) -> Profile:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise EdgeRapError(f"{where}: invalid device profile ({e})") from None
     _check_schema(raw, where)
-    emb, ret = raw.get("embedder", {}), raw.get("retrieve", {})
+    emb, ret, capture, limits = (raw.get(k, {}) for k in ("embedder", "retrieve", "capture", "limits"))
+    providers = tuple(emb["providers"]) if "providers" in emb else emb.get("provider", "auto")
     profile = Profile(
         name=raw.get("device", {}).get("name", path.stem),
         embedder=emb.get("model", Profile.embedder),
-        provider=emb.get("provider", "auto"),
+        provider=providers,
         threads=emb.get("threads", 0),
         top_k=ret.get("top_k", 5),
         max_candidates=ret.get("max_candidates", Profile.max_candidates),
+        detector=raw.get("detector", {}).get("model", ""),
+        capture_width=capture.get("width", 0),
+        capture_fps=float(capture.get("fps", 0.0)),
+        rss_mb=limits.get("rss_mb", 0),
+        snapshot_count=limits.get("snapshot_count", Profile.snapshot_count),
+        snapshot_days=float(limits.get("snapshot_days", Profile.snapshot_days)),
         vlm=VlmProfile(**raw.get("vlm", {})),
+        reason=f"{reason}: {path.name}" if reason else path.name,
     )
-    if profile.provider not in PROVIDERS:
-        raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {profile.provider!r}")
+    for provider in (providers,) if isinstance(providers, str) else providers:
+        if provider not in PROVIDERS or (provider == "auto" and not isinstance(providers, str)):
+            raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0:
         raise EdgeRapError(f"{where}: top_k and max_candidates must be >= 1, threads >= 0")
+    if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days) < 0 \
+            or profile.snapshot_count < 1:
+        raise EdgeRapError(f"{where}: [capture] and [limits] values must be >= 0 (snapshot_count >= 1)")
     vlm = profile.vlm
     if vlm.references not in REFERENCE_MODES:
         raise EdgeRapError(f"{where}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
@@ -134,8 +171,12 @@ def _check_schema(raw: dict, where: str) -> None:
             if key not in keys:
                 raise EdgeRapError(f"{where}: unknown key [{section}] {key!r} (known: {', '.join(keys)})")
             wanted = keys[key]
-            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-                kind = "an integer" if wanted is int else "a string"
+            accepted = (int, float) if wanted is float else wanted
+            ok = isinstance(value, accepted) and not isinstance(value, bool)
+            if wanted is list:
+                ok = ok and all(isinstance(v, str) for v in value)
+            if not ok:
+                kind = {int: "an integer", float: "a number", list: "a list of strings"}.get(wanted, "a string")
                 raise EdgeRapError(f"{where}: [{section}] {key} must be {kind}, not {value!r:.40}")
 
 

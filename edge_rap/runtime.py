@@ -31,19 +31,26 @@ class Session:
         return [i.name for i in self.inner.get_inputs()]
 
 
-def choose_providers(available: list[str], wanted: str = "auto") -> list[str]:
-    """Providers to try in order: `wanted` alone if given (must exist), else the best available first."""
-    if wanted != "auto":
-        name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(
-            wanted, wanted
-        )
-        if name not in available:
-            raise EdgeRapError(f"execution provider {wanted!r} is not in this onnxruntime build (have: {', '.join(available)})")
-        return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
-    return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
-def open_session(path: Path, provider: str = "auto", threads: int = 0) -> Session:
+def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto") -> list[str]:
+    """Providers to try in order: "auto" = the best available first; else the wanted ones this onnxruntime
+    has, in their order, each missing one logged as a warning (never an error: the CPU is always last)."""
+    if wanted == "auto":
+        return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+    chosen = []
+    for short in (wanted,) if isinstance(wanted, str) else wanted:
+        name = SHORT_NAMES.get(short, short)
+        if name in available:
+            chosen.append(name)
+        else:
+            log.warning("execution provider %r is not in this onnxruntime build (have: %s): falling back", short,
+                        ", ".join(available))
+    return [p for p in chosen if p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
+
+
+def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:
     """Open an ONNX model with the best provider; log the choice and any fallback to the CPU."""
     import onnxruntime as ort
 

@@ -176,6 +176,7 @@ class Frame:
     index: int
     time_s: float
     pixels: np.ndarray
+    captured: float = 0.0  # time.monotonic() when it was read, for the source-to-decision lag
 
     def image(self) -> Image:
         return Image(self.pixels, f"{self.camera}#{self.index}")

@@ -53,9 +53,43 @@ def test_bad_profile_is_one_line_naming_the_key_and_file(kind, tmp_path, setting
 
 
 def test_shipped_profiles_pass_the_checks():
-    for name in ("x86-cpu", "x86-cuda", "jetson-orin"):
-        assert load_profile(name).name == name
+    for name in ("x86-cpu", "x86-cuda", "jetson-orin", "jetson-orin-nano", "jetson-agx-orin"):
+        profile = load_profile(name)
+        assert profile.name == name and profile.capture_width > 0 and profile.rss_mb > 0
+        assert profile.provider[-1] == "cpu"  # the CPU is always the last resort
     assert load_profile("jetson-orin").threads == 4
+    assert load_profile("jetson-orin-nano").vlm.n_gpu_layers == -1
+
+
+def _fake_root(tmp_path, files: dict[str, bytes]):
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    return tmp_path
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"etc/nv_tegra_release": b"# R36", "proc/device-tree/model": b"NVIDIA Jetson Orin Nano Developer Kit\x00"},
+     "jetson-orin-nano"),
+    ({"etc/nv_tegra_release": b"# R36", "proc/device-tree/model": b"NVIDIA Jetson AGX Orin Developer Kit\x00"},
+     "jetson-agx-orin"),
+    ({"etc/nv_tegra_release": b"# R35"}, "jetson-orin"),
+    ({"proc/driver/nvidia/version": b"NVRM version: 550"}, "x86-cuda"),
+    ({}, "x86-cpu"),
+])
+def test_auto_detection_picks_a_jetson_then_cuda_then_the_cpu_and_says_why(tmp_path, files, expected):
+    from edge_rap.config import detect_profile
+
+    name, reason = detect_profile(_fake_root(tmp_path, files))
+    assert name == expected and reason
+    load_profile(name)  # every name detection can give is a shipped profile
+
+
+def test_device_auto_is_the_detected_profile_with_its_reason(monkeypatch):
+    monkeypatch.delenv("EDGE_RAP_DEVICE", raising=False)
+    profile = load_profile("auto")
+    assert profile.name == "x86-cpu" or profile.name.startswith(("jetson", "x86-cuda"))
+    assert profile.reason and "named with" not in profile.reason
 
 
 def test_profile_threads_reach_the_embedder_session(settings):

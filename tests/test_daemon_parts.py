@@ -289,3 +289,21 @@ def test_a_slow_vlm_never_piles_up_announcements_and_loses_no_event():
     assert [(e.name, e.said) for e in reported] == [("c1", "template 1"), ("c0", "vlm line for frame0"),
                                                     ("c2", "vlm line for frame2")]
     assert said == ["vlm line for frame0", "vlm line for frame2"]
+
+
+# --- doctor ------------------------------------------------------------------------------------------------
+
+def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, tmp_path, run):
+    from edge_rap.daemon.doctor import doctor
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "video0").write_text("")
+    report = doctor(settings, root=tmp_path)
+    assert set(report) == {"profile", "reason", "providers", "cuda", "models", "sources", "audio"}
+    assert report["sources"] == [str(tmp_path / "dev" / "video0")] and report["cuda"]["driver"] is None
+    assert report["providers"]["chosen"][-1] == "CPUExecutionProvider"
+    empty = doctor(type(settings)(settings.home, settings.memory, tmp_path / "no-models", settings.profile))
+    embedder = next(m for m in empty["models"] if m["role"] == "embedder")
+    assert not embedder["present"] and embedder["get"] == "edge-rap models prepare"
+    rc, out, _ = run("doctor", "--json")
+    assert rc == 0 and json.loads(out)["profile"]

@@ -67,8 +67,15 @@ def test_provider_choice_prefers_accelerators_and_always_has_the_cpu():
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu") == ["CPUExecutionProvider"]
-    with pytest.raises(EdgeRapError, match="not in this onnxruntime build"):
-        choose_providers(["CPUExecutionProvider"], "tensorrt")
+
+
+
+def test_a_profile_asking_for_a_missing_provider_falls_back_with_a_warning(caplog):
+    assert choose_providers(["CPUExecutionProvider"], "tensorrt") == ["CPUExecutionProvider"]
+    assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ("tensorrt", "cuda", "cpu")) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert [r.getMessage().split(" is not")[0] for r in caplog.records] == [
+        "execution provider 'tensorrt'", "execution provider 'tensorrt'"]
 
 
 def _tiny_conv_model(path, seed: int = 0) -> None:

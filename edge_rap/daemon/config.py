@@ -25,8 +25,6 @@ class RunConfig:
     speak_to: str | None = None
     cooldown: float = 30.0
     snapshots: str | None = None
-    snapshot_days: float = 7.0
-    snapshot_count: int = 1000
     vlm: str | None = None
     mmproj: str | None = None
     detector: str | None = None
@@ -42,11 +40,11 @@ class RunConfig:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
-        for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap", "snapshot_days"):
+        for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 0 or more, not {value}")
-        for name in ("max_frames", "confirm", "snapshot_count"):
+        for name in ("max_frames", "confirm"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")

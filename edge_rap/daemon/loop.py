@@ -28,6 +28,8 @@ from edge_rap.types import Event, Frame, Recognition
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "gate", "embed", "retrieve", "track", "generate", "speak")
+#: Not stages but figures kept the same way: source-to-decision lag of recognised frames.
+FIGURES = ("lag",)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class DaemonOptions:
     max_width: int = 0  # frames wider are shrunk on capture (0: as captured)
     fps_cap: float = 0.0  # live sources: frames per second kept at most (0: all)
     folder_fps: float = 2.0  # a folder of images plays at this rate
+    rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
 
 
 @dataclass
@@ -51,11 +54,14 @@ class Summary:
     frames_dropped: int = 0
     frames_failed: int = 0
     stages_ms: dict = field(default_factory=dict)
+    lag_ms: dict = field(default_factory=dict)  # source-to-decision lag of recognised frames: median, p95
+    rss_mb: float = 0.0  # the most resident memory seen
 
     def to_json(self) -> dict:
         return {"type": "summary", "frames_read": self.frames_read, "frames_processed": self.frames_processed,
                 "frames_gated": self.frames_gated, "frames_dropped": self.frames_dropped,
-                "frames_failed": self.frames_failed, "stages_ms": self.stages_ms}
+                "frames_failed": self.frames_failed, "stages_ms": self.stages_ms, "lag_ms": self.lag_ms,
+                "rss_mb": round(self.rss_mb, 1)}
 
 
 class TimedEmbedder:
@@ -74,6 +80,15 @@ class TimedEmbedder:
             return self._inner.embed(images)
         finally:
             self.spent_ms += 1000 * (time.perf_counter() - started)
+
+
+def rss_mb() -> float:
+    """This process's resident memory (Linux; 0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def memory_stamp(root: Path) -> tuple:
@@ -99,7 +114,7 @@ class Daemon:
         self.report = report
         self.snapshots = snapshots
         self.speaker = speaker
-        self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES}
+        self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES + FIGURES}
         retriever = household.retriever
         self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
         self.announcer = Announcer(self._log_and_report, speaker.say if speaker else None,
@@ -126,8 +141,12 @@ class Daemon:
             self.presence[camera.spec.name] = Presence(self.options.votes)
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
         stamp, forced = memory_stamp(self.household.root), set()
+        next_check = time.monotonic()
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_check:
+                    self._check_memory()
+                    next_check = time.monotonic() + 10.0
                 if self.options.duration_s is not None and time.monotonic() - started >= self.options.duration_s:
                     break
                 if self.options.max_frames is not None and self.summary.frames_read >= self.options.max_frames:
@@ -158,6 +177,12 @@ class Daemon:
             self._finish(cameras)
         return self.summary
 
+    def _check_memory(self) -> None:
+        now = rss_mb()
+        if self.options.rss_limit_mb and now > self.options.rss_limit_mb >= self.summary.rss_mb:
+            log.warning("resident memory %.0f MB passed the profile's limit of %d MB", now, self.options.rss_limit_mb)
+        self.summary.rss_mb = max(self.summary.rss_mb, now)
+
     def _step(self, frame: Frame, forced: bool) -> None:
         """One frame; a frame that fails is counted and logged, never fatal."""
         try:
@@ -179,6 +204,8 @@ class Daemon:
             t = time.perf_counter()
             changes = self.presence[frame.camera].update(frame.time_s, hits)
             self.times["track"].append(1000 * (time.perf_counter() - t))
+            if passes and frame.captured:
+                self.times["lag"].append(1000 * (time.monotonic() - frame.captured))
             if changes:
                 self._announce(frame, changes)
         except EdgeRapError as e:
@@ -213,8 +240,13 @@ class Daemon:
             self.announcer.submit(Announcement(loud, frame, recognition))
 
     def _finish(self, cameras: list[Camera]) -> None:
+        self._check_memory()
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
         self.times["capture"] = deque(ms for c in cameras for ms in c.read_ms)
         self.times["generate"] = self.announcer.generate_ms
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
-        self.summary.stages_ms = {stage: round(statistics.median(ms), 2) for stage, ms in self.times.items() if ms}
+        self.summary.stages_ms = {s: round(statistics.median(self.times[s]), 2) for s in STAGES if self.times[s]}
+        lag = sorted(self.times["lag"])
+        if lag:
+            self.summary.lag_ms = {"median": round(statistics.median(lag), 1),
+                                   "p95": round(lag[int(0.95 * (len(lag) - 1))], 1)}

@@ -71,7 +71,8 @@ def _place(frame: np.ndarray, photo: np.ndarray, centre_x: float, centre_y: floa
         frame[y0:y0 + height, fx0:fx1] = small[:, fx0 - x0:fx1 - x0]
 
 
-def render_frame(scenario: Scenario, photos: dict[str, np.ndarray], background: np.ndarray, time_s: float) -> np.ndarray:
+def render_frame(scenario: Scenario, photos: dict[str, np.ndarray], background: np.ndarray,
+                 time_s: float) -> np.ndarray:
     """The scene at `time_s`: each visible photo at its place on its path, sliding at its edges."""
     frame = background.copy()
     for a in scenario.visible(time_s):

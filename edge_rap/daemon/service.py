@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -21,7 +22,13 @@ from edge_rap.types import Event
 log = logging.getLogger(__name__)
 
 
-def options_of(config: RunConfig) -> DaemonOptions:
+def with_profile(config: RunConfig, profile) -> RunConfig:
+    """The device profile fills what the command line and the settings file left unset."""
+    return replace(config, max_width=config.max_width or profile.capture_width,
+                   fps_cap=config.fps_cap or profile.capture_fps, detector=config.detector or profile.detector or None)
+
+
+def options_of(config: RunConfig, rss_limit_mb: int = 0) -> DaemonOptions:
     specs = tuple(parse_source(text, f"cam{k}") for k, text in enumerate(config.sources))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -31,7 +38,8 @@ def options_of(config: RunConfig) -> DaemonOptions:
         realtime=not config.as_fast_as_possible,
         votes=VoteSettings(confirm=config.confirm, window=max(config.confirm, VoteSettings.window),
                            leave_after_s=config.leave_after, cooldown_s=config.cooldown),
-        gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap)
+        gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap,
+        rss_limit_mb=rss_limit_mb)
 
 
 def raise_duplicate(names: list[str]) -> None:
@@ -71,15 +79,18 @@ def open_speaker(config: RunConfig):
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
                memory: Path | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
-    options = options_of(config)
+    profile = settings.profile
+    log.info("device profile %s (%s)", profile.name, profile.reason)
+    config = with_profile(config, profile)
+    options = options_of(config, profile.rss_mb)
     speaker = open_speaker(config)
     try:
         with Household(settings, memory, detector=config.detector,
                        vlm=(config.vlm or "", config.mmproj or "")) as home:
             snapshots = None
             if config.snapshots:
-                snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), config.snapshot_days * 86400,
-                                                     config.snapshot_count))
+                snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), profile.snapshot_days * 86400,
+                                                     profile.snapshot_count))
             if home.vlm is None and home.vlm_note:
                 log.warning("%s; announcing from the template", home.vlm_note)
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)

@@ -4,9 +4,10 @@ Retrieval already names at most one box per concept per frame, so a track is a c
 camera: association is by identity, which is exact here, where a box tracker (norfair, ByteTrack) would
 only add motion guesses between frames seconds apart. As Frigate decides a true positive, a concept
 arrives when it was found in `confirm` of the last `window` recognised frames (one miss or one stray hit
-does not decide), or on one frame where it clears its threshold by `sure_margin` (retrieval's own margin of a
-clear decision: no second frame is needed, and waiting for one costs half a second here), and leaves when it has not been seen for `leave_after_s` of source time. A return within
-`cooldown_s` of its last sighting is logged but not announced again.
+does not decide), or on one frame where it clears its threshold by `sure_margin` (retrieval's own margin
+of a clear decision: waiting for a second frame costs half a second here); it leaves when it has not been
+seen for `leave_after_s` of source time. A return within `cooldown_s` of its last sighting is logged but
+not announced again.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ class Camera:
             if delay > 0:
                 self.stop.wait(delay)
         self.read_ms.append(read_ms)
-        frame = Frame(self.spec.name, self.frames_read, time_s, _fit(pixels, self.max_width))
+        frame = Frame(self.spec.name, self.frames_read, time_s, _fit(pixels, self.max_width), time.monotonic())
         self.frames_read += 1
         self.slot.put(frame, self.stop)
         self.ready.set()

@@ -1,0 +1,91 @@
+"""`edge-rap doctor`: what this device is, which profile it gets and why, and what is installed or missing
+(each missing model with the command that gets it). It reads; it never loads or exports a model."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from edge_rap.config import Settings
+
+
+def _providers(settings: Settings) -> dict:
+    from edge_rap.runtime import choose_providers
+
+    try:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    except ImportError:
+        return {"available": [], "wanted": settings.profile.provider, "chosen": [], "error": "onnxruntime missing"}
+    wanted = settings.profile.provider
+    return {"available": available, "wanted": list(wanted) if isinstance(wanted, tuple) else wanted,
+            "chosen": choose_providers(available, wanted)}
+
+
+def _cuda(root: Path) -> dict:
+    driver = root / "proc/driver/nvidia/version"
+    out = {"driver": driver.read_text().splitlines()[0] if driver.exists() else None, "llama_gpu_offload": None}
+    if importlib.util.find_spec("llama_cpp") is not None:
+        try:
+            import llama_cpp
+
+            out["llama_gpu_offload"] = bool(llama_cpp.llama_supports_gpu_offload())
+        except (ImportError, OSError, AttributeError) as e:
+            out["llama_error"] = str(e).splitlines()[0]
+    return out
+
+
+def _models(settings: Settings) -> list[dict]:
+    from edge_rap.generate.registry import list_vlms
+    from edge_rap.modelcache import ModelCache
+
+    cache, profile = ModelCache(settings.models), settings.profile
+    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder),
+             "get": "edge-rap models prepare"}]
+    if profile.detector:
+        rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
+                     "get": "python tools/export_detector.py (see README)"})
+    from edge_rap.perceive.faces import FACENET_PACKAGE, MTCNN_PACKAGE
+
+    faces = all(importlib.util.find_spec(m) is not None for m, _ in (MTCNN_PACKAGE, FACENET_PACKAGE))
+    rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces,
+                 "get": "pip install 'edge-rap[faces]'"})
+    if profile.vlm.model:
+        pulled = next((v["pulled"] for v in list_vlms(settings.models) if v["name"] == profile.vlm.model),
+                      Path(profile.vlm.model).exists())
+        rows.append({"role": "vlm", "name": profile.vlm.model, "present": bool(pulled),
+                     "get": f"edge-rap models pull {profile.vlm.model}"})
+    return rows
+
+
+def _audio() -> dict:
+    from edge_rap.speech.tts import PLAYERS, piper_voice
+
+    voice = "piper" if piper_voice() else ("espeak-ng" if shutil.which("espeak-ng") else None)
+    return {"voice": voice, "players": [p[0] for p in PLAYERS if shutil.which(p[0])],
+            "microphone": importlib.util.find_spec("sounddevice") is not None}
+
+
+def doctor(settings: Settings, root: Path = Path("/")) -> dict:
+    """The report; keys: profile, reason, providers, cuda, models, sources, audio."""
+    sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
+    return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": _providers(settings),
+            "cuda": _cuda(root), "models": _models(settings), "sources": sources, "audio": _audio()}
+
+
+def format_doctor(report: dict) -> str:
+    p = report["providers"]
+    lines = [f"profile: {report['profile']} ({report['reason']})",
+             f"onnxruntime providers: {', '.join(p['available']) or 'none'}; using {', '.join(p['chosen']) or '-'}",
+             f"CUDA driver: {report['cuda']['driver'] or 'none'}; llama.cpp GPU offload: "
+             f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[report['cuda']['llama_gpu_offload']]}"]
+    for m in report["models"]:
+        state = "present" if m["present"] else f"missing: {m['get']}"
+        lines.append(f"model {m['role']}: {m['name']} ({state})")
+    lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
+    audio = report["audio"]
+    lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "
+                 f"{', '.join(audio['players']) or 'none'}; microphone input: {'yes' if audio['microphone'] else 'no'}")
+    return "\n".join(lines)

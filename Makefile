@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 # llama-cpp-python (the VLM runtime) compiles llama.cpp from source: about 8 minutes on 2 cores. It is built
 # once, portably (no -march=native: the wheel runs on any x86-64 with AVX2; on a Jetson set
@@ -12,13 +13,20 @@ LLAMA_WHEELS := $(HOME)/.cache/edge-rap/wheels/llama-cpp-python-$(LLAMA_CPP_VERS
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml Makefile
+# What the demo runs: the export of the default embedder (torch, once), faces, and the piper voice (GPL-3.0,
+# an optional extra run in its own process). No llama.cpp: the demo answers in template mode.
+$(BASE): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	# torch and torchvision pinned to the releases this machine class keeps on disk (a bare `torch` pulls
 	# gigabytes of CUDA wheels from PyPI); open_clip needs torchvision. Only model export uses them:
-	# the runtime path is numpy + onnxruntime + usearch.
+	# the runtime path is numpy + opencv + onnxruntime + usearch.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,detector,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,faces,piper]'
+	touch $(BASE)
+
+# Everything the tests exercise: CLIP, the detector export, and llama.cpp, built once into a wheel cache.
+$(STAMP): $(BASE)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,detector,dev,piper]'
 	test -n "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" || { rm -rf $(LLAMA_WHEELS).tmp && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --quiet \
 	    --disable-pip-version-check --no-deps -w $(LLAMA_WHEELS).tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
@@ -29,7 +37,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/edge-rap demo
 
 test: $(STAMP)

@@ -245,7 +245,7 @@ def cmd_recognize(args) -> int:
 def cmd_import_rap(args) -> int:
     from edge_rap.memory.rapdb import import_rap
 
-    report = import_rap(_memory(args), Path(args.database), _progress("import"))
+    report = import_rap(_memory(args), Path(args.database), _progress("import"), allow_outside=args.allow_outside)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -261,10 +261,15 @@ def cmd_import_rap(args) -> int:
 
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
+    from edge_rap.memory.store import Store
 
     settings = _settings(args)
     _existing_memory(args, settings)
-    out = export_rap(_memory(args, settings), Path(args.dir))
+    store = Store(settings.memory, readonly=True)  # no model: only the concepts and their photos are read
+    try:
+        out = export_rap(store, Path(args.dir))
+    finally:
+        store.close()
     print(f"wrote {out}")
     return 0
 
@@ -452,8 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="also import images outside the database's folder (absolute paths, .., symlinks)")
     p.add_argument("--json", action="store_true")
-    p = add("export-rap", cmd_export_rap, "export the memory as a RAP database (DIR/database.json)")
+    p = add("export-rap", cmd_export_rap, "export the memory as a RAP database (DIR/database.json; DIR new, "
+                                          "empty or an earlier export)")
     p.add_argument("dir", metavar="DIR")
     add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
     p = add("models", cmd_models, "list the model cache, or prepare the default embedder")

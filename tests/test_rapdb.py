@@ -75,7 +75,7 @@ def test_export_then_import_round_trips(memory, embedder, settings, tmp_path):
     memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)], "our Shiba Inu, cinnamon coat", "dog")
     memory.remember("mug", [scene_file(photos, 3, suffix=".jpg")], "the blue mug", "cup")
     memory.remember("Ánya's bag", [scene_file(photos, 4)], "", "")
-    out = export_rap(memory, tmp_path / "export")
+    out = export_rap(memory.store, tmp_path / "export")
     assert out == tmp_path / "export" / "database.json"
     raw = json.loads(out.read_text(encoding="utf-8"))
     assert set(raw["concept_dict"]) == {"<bo>", "<mug>", "<Ánya's bag>"}
@@ -99,7 +99,7 @@ def test_export_round_trips_names_whose_files_would_collide(memory, embedder, se
     photos = tmp_path / "photos"
     memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)], "two views", "dog")
     memory.remember("bo-1", [scene_file(photos, 3)], "another dog", "dog")
-    out = export_rap(memory, tmp_path / "export")
+    out = export_rap(memory.store, tmp_path / "export")
     fresh = open_memory(settings, embedder, memory=tmp_path / "fresh")
     report = import_rap(fresh, out)
     assert sorted(report.imported) == ["bo", "bo-1"]
@@ -107,10 +107,10 @@ def test_export_round_trips_names_whose_files_would_collide(memory, embedder, se
 
 
 def test_export_of_an_empty_memory_and_into_an_existing_folder(memory, tmp_path):
-    out = export_rap(memory, tmp_path / "export")
+    out = export_rap(memory.store, tmp_path / "export")
     assert json.loads(out.read_text())["concept_dict"] == {}
     memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
-    out = export_rap(memory, tmp_path / "export")  # over the earlier export
+    out = export_rap(memory.store, tmp_path / "export")  # over the earlier export
     assert list(json.loads(out.read_text())["concept_dict"]) == ["<bo>"]
     assert not (tmp_path / "export" / "database.json.tmp").exists()
 
@@ -119,7 +119,6 @@ def test_export_of_an_empty_memory_and_into_an_existing_folder(memory, tmp_path)
     (None, "no such file"),
     ("{not json", "not a readable RAP database"),
     ("[1, 2]", "no concept_dict"),
-    ('{"concept_dict": {"<a>": "not an object"}}', "not an object"),
     (b"\xff\xfe\x00binary", "not a readable RAP database"),
 ])
 def test_unreadable_database_is_one_line(content, message, memory, settings, tmp_path, capsys):
@@ -161,19 +160,154 @@ def test_a_remembered_region_survives_export_and_import(tmp_path, settings, embe
 
     memory = open_memory(settings, embedder, tmp_path / "a")
     memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "our dog", "dog", Box(10, 20, 200, 180))
-    out = export_rap(memory, tmp_path / "exported")
+    out = export_rap(memory.store, tmp_path / "exported")
     fresh = open_memory(settings, embedder, tmp_path / "b")
     assert import_rap(fresh, out).imported == ["bo"]
     assert [v.box for v in fresh.store.views(fresh.get("bo").id)] == [Box(10, 20, 200, 180)]
 
 
-def test_an_image_field_that_is_not_a_path_is_a_clear_error(tmp_path):
-    import json
-
-    from edge_rap.memory.rapdb import read_rap_database
-
+def test_an_image_field_that_is_not_a_path_is_reported_for_its_entry(tmp_path):
     db = tmp_path / "database.json"
     db.write_text(json.dumps({"concept_dict": {"<ghost>": {"name": "ghost", "image": None, "info": ""},
-                                               "<odd>": {"name": "odd", "image": 3, "info": ""}}}))
-    with pytest.raises(EdgeRapError, match="'<odd>' has a image that is not a path"):
-        read_rap_database(db)
+                                               "<odd>": {"name": "odd", "image": 3, "info": ""},
+                                               "<lone>": "not an object"}}))
+    problems = {e.name: e.problem for e in read_rap_database(db)}
+    assert problems == {"ghost": "", "odd": "its image is not a path or a list of paths",
+                        "lone": "the entry is not an object"}
+
+
+# --- malformed entries, deep nesting, paths outside the database, unsafe export targets (issue 14) -----------
+
+def _database(folder: Path, entries: dict, raw: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "database.json"
+    path.write_text(raw if raw is not None else json.dumps({"concept_dict": entries}))
+    return path
+
+
+BAD_BOXES = ["5", "true", "Infinity", "[1e400, 0, 10, 10]", '[0, 0, "a", 10]', "[1, 2, 3]", "[true, 0, 10, 10]",
+             "[NaN, 0, 10, 10]", "[10, 10, 5, 5]"]
+
+
+@pytest.mark.parametrize("box", BAD_BOXES)
+def test_a_bad_box_is_reported_for_its_entry_and_the_rest_imported(box, memory, settings, tmp_path, capsys):
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder, 1)
+    scene_file(folder, 2)
+    raw = ('{"concept_dict": {"<good>": {"image": "scene1.png", "info": "fine"}, '
+           f'"<boxed>": {{"image": "scene2.png", "box": {box}}}}}}}')
+    path = _database(folder, {}, raw)
+    report = import_rap(memory, path)
+    assert report.imported == ["good"] and list(report.failed) == ["boxed"]
+    assert "box" in report.failed["boxed"] and "\n" not in report.failed["boxed"]
+    capsys.readouterr()
+    assert cli.main(["import-rap", str(path), "--memory", str(tmp_path / "other")]) == 0
+    out, err = capsys.readouterr()
+    assert "failed <boxed>" in out and "Traceback" not in err
+
+
+def test_a_deeply_nested_database_is_one_line(memory, settings, tmp_path, capsys):
+    from edge_rap import cli
+
+    path = _database(tmp_path, {}, '{"concept_dict": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(EdgeRapError, match="nested too deeply"):
+        read_rap_database(path)
+    capsys.readouterr()
+    assert cli.main(["import-rap", str(path), "--memory", str(settings.memory)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edge-rap: ") and err.count("\n") == 1
+
+
+def test_images_outside_the_database_folder_are_refused_unless_allowed(memory, settings, embedder, tmp_path,
+                                                                         capsys):
+    from edge_rap import cli
+
+    folder = tmp_path / "shared" / "rap"
+    outside = scene_file(tmp_path / "private", 3)
+    scene_file(folder, 1)
+    (folder / "link.png").symlink_to(outside)
+    path = _database(folder, {
+        "<inside>": {"image": "scene1.png"},
+        "<absolute>": {"image": str(outside)},
+        "<dotdot>": {"image": "../../private/scene3.png"},
+        "<symlink>": {"image": "link.png"},
+    })
+    report = import_rap(memory, path)
+    assert report.imported == ["inside"]
+    assert sorted(report.failed) == ["absolute", "dotdot", "symlink"]
+    assert all("outside the database's folder" in why and "--allow-outside" in why for why in report.failed.values())
+
+    fresh = open_memory(settings, embedder, memory=tmp_path / "fresh")
+    assert sorted(import_rap(fresh, path, allow_outside=True).imported) == ["absolute", "dotdot", "inside", "symlink"]
+    fresh.close()
+    for flag, imported in (([], 1), (["--allow-outside"], 4)):
+        capsys.readouterr()
+        mem = tmp_path / f"cli{len(flag)}"
+        assert cli.main(["import-rap", str(path), "--json", "--memory", str(mem), *flag]) == 0
+        assert len(json.loads(capsys.readouterr().out)["imported"]) == imported
+
+
+def test_export_refuses_a_folder_that_is_not_an_earlier_export(memory, tmp_path, capsys):
+    from edge_rap import cli
+
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me\n")
+    with pytest.raises(EdgeRapError, match="not an earlier export") as e:
+        export_rap(memory.store, target)
+    assert "\n" not in str(e.value)
+    capsys.readouterr()
+    assert cli.main(["export-rap", str(target), "--memory", str(memory.store.root)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+
+
+def test_export_never_writes_through_a_symlink(memory, tmp_path):
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = export_rap(memory.store, tmp_path / "export")
+    photo = out.parent / json.loads(out.read_text())["concept_dict"]["<bo>"]["image"]
+    photo.unlink()
+    photo.symlink_to(victim)  # a link planted where the next export writes bo's photo
+    (out.parent / "database.json").unlink()
+    (out.parent / "database.json").symlink_to(victim)
+    with pytest.raises(EdgeRapError, match="not an earlier export"):
+        export_rap(memory.store, out.parent)  # database.json is a link: not our export
+    (out.parent / "database.json").unlink()
+    (out.parent / "database.json").write_text("{}")
+    export_rap(memory.store, out.parent)  # a link inside database/: replaced, not written through
+    assert victim.read_text() == "precious\n"
+    assert not photo.is_symlink() and read_image_file(photo).image.pixels.ndim == 3
+    linked = tmp_path / "linked-export"
+    linked.symlink_to(tmp_path / "export")
+    with pytest.raises(EdgeRapError, match="symlink"):
+        export_rap(memory.store, linked)
+
+
+def test_export_over_an_earlier_export_leaves_no_stale_file(memory, tmp_path):
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    memory.remember("mug", [scene_file(tmp_path / "photos", 2)], "cup")
+    out = export_rap(memory.store, tmp_path / "export")
+    memory.forget("mug")
+    out = export_rap(memory.store, tmp_path / "export")
+    raw = json.loads(out.read_text())
+    assert list(raw["concept_dict"]) == ["<bo>"]
+    files = sorted(p.relative_to(out.parent).as_posix() for p in out.parent.rglob("*") if p.is_file())
+    assert files == ["database.json", raw["concept_dict"]["<bo>"]["image"].removeprefix("./")]
+
+
+def test_export_file_names_are_bounded_for_any_valid_name(memory, embedder, settings, tmp_path):
+    long_names = ["🐈" * 64, "x" * 64, "Ánya's 🎒 bag", "a.b"]
+    for k, name in enumerate(long_names):
+        memory.remember(name, [scene_file(tmp_path / "photos", 1 + k), scene_file(tmp_path / "photos", 10 + k)])
+    out = export_rap(memory.store, tmp_path / "export")
+    for path in (out.parent / "database").iterdir():
+        assert len(path.name.encode()) <= 64 and path.parent == out.parent / "database"
+    fresh = open_memory(settings, embedder, memory=tmp_path / "fresh")
+    assert sorted(import_rap(fresh, out).imported) == sorted(long_names)
+    assert signature(fresh) == signature(memory)
+    fresh.close()

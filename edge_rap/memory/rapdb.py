@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
+from edge_rap.memory.store import Store
 from edge_rap.types import Box
 
 
@@ -32,9 +37,10 @@ class RapEntry:
     description: str
     category: str
     box: Box | None = None  # edge_rap's extension: the region of the photos that was remembered
+    problem: str = ""  # why this entry cannot be imported: reported by name, the other entries still are
 
 
-def _paths(value, key: str, field_name: str, path: Path) -> list[str]:
+def _paths(value, field_name: str) -> list[str]:
     """A RAP image field: one path, a list of paths, or nothing."""
     if value is None:
         return []
@@ -42,41 +48,72 @@ def _paths(value, key: str, field_name: str, path: Path) -> list[str]:
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
-    raise EdgeRapError(f"{path}: entry {key!r} has a {field_name} that is not a path or a list of paths")
+    raise EdgeRapError(f"its {field_name} is not a path or a list of paths")
+
+
+def _box(value) -> Box | None:
+    """edge_rap's "box": [x0, y0, x1, y1] in finite pixel numbers, or nothing."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise EdgeRapError(f"its box {json.dumps(value)[:40]} is not [x0, y0, x1, y1]")
+    return Box.parse(",".join(map(repr, value)))
+
+
+def _entry(key: str, value, folder: Path) -> RapEntry:
+    name = key.strip()
+    name = name[1:-1] if name.startswith("<") and name.endswith(">") else name
+    try:
+        if not isinstance(value, dict):
+            raise EdgeRapError("the entry is not an object")
+        images = [*_paths(value.get("image"), "image"), *_paths(value.get("extra_images"), "extra_images")]
+        return RapEntry(name, [folder / i for i in images if i], str(value.get("info", "")),
+                        str(value.get("category", "")), _box(value.get("box")))
+    except EdgeRapError as e:
+        return RapEntry(name, [], "", "", problem=str(e))
 
 
 def read_rap_database(path: Path) -> list[RapEntry]:
-    """Entries of a RAP database.json; image paths are resolved against its folder."""
+    """Entries of a RAP database.json; image paths are resolved against its folder. A malformed entry carries
+    its problem; only a file that is not a RAP database at all is an error."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EdgeRapError(f"{path}: no such file") from None
+    except RecursionError:
+        raise EdgeRapError(f"{path}: not a readable RAP database.json (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise EdgeRapError(f"{path}: not a readable RAP database.json ({e})") from None
     concepts = raw.get("concept_dict") if isinstance(raw, dict) else None
     if not isinstance(concepts, dict):
         raise EdgeRapError(f"{path}: has no concept_dict (not a RAP database)")
-    entries = []
-    for key, value in concepts.items():
-        if not isinstance(value, dict):
-            raise EdgeRapError(f"{path}: entry {key!r} is not an object")
-        images = [*_paths(value.get("image"), key, "image", path),
-                  *_paths(value.get("extra_images"), key, "extra_images", path)]
-        name = key.strip()
-        name = name[1:-1] if name.startswith("<") and name.endswith(">") else name
-        box = value.get("box")
-        entries.append(RapEntry(name, [path.parent / i for i in images if i], str(value.get("info", "")),
-                                str(value.get("category", "")), Box.parse(",".join(map(str, box))) if box else None))
-    return entries
+    return [_entry(key, value, path.parent) for key, value in concepts.items()]
 
 
-def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter) -> ImportReport:
-    """Remember every entry whose images exist; report the missing and the unusable by name."""
+def _outside(image: Path, folder: Path) -> bool:
+    """Whether an image lies outside the database's folder once `..` and symlinks are followed."""
+    return not image.resolve().is_relative_to(folder.resolve())
+
+
+def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter,
+               allow_outside: bool = False) -> ImportReport:
+    """Remember every entry whose images exist; report the missing and the unusable by name. Images outside
+    the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
+    elsewhere must not pull arbitrary files of this machine into the memory, and later into an export."""
     report = ImportReport()
     existing = {c.name for c in memory.concepts()}
     for entry in progress(read_rap_database(path)):
+        if entry.problem:
+            report.failed[entry.name] = entry.problem
+            continue
         if entry.name in existing:
             report.skipped.append(entry.name)
+            continue
+        outside = [] if allow_outside else [p for p in entry.images if _outside(p, path.parent)]
+        if outside:
+            report.failed[entry.name] = (f"image {outside[0]} is outside the database's folder {path.parent} "
+                                         "(--allow-outside imports it)")
             continue
         present = [p for p in entry.images if p.is_file()]
         if not present:
@@ -90,26 +127,65 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
     return report
 
 
-def export_rap(memory: Memory, folder: Path) -> Path:
-    """Write folder/database.json and folder/database/<name>[-k].<ext>, the layout RAP reads."""
-    images_dir = folder / "database"
+#: What an export writes at the top of its folder: an export may replace an earlier one, nothing else.
+EXPORTED = {"database.json", "database"}
+
+
+def _file_stem(name: str) -> str:
+    """A short file name for a concept: a readable ASCII slug and a hash of the whole name, bounded in length
+    whatever the name (64 emoji are 256 bytes of UTF-8, beyond many file systems' 255) and never shared."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", unicodedata.normalize("NFKD", name)).strip("-")[:32] or "concept"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+def _check_export_folder(folder: Path) -> None:
+    """An export goes into a new or empty folder, or replaces an earlier export; never through a symlink."""
+    if folder.is_symlink():
+        raise EdgeRapError(f"{folder}: is a symlink; export into a real folder")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise EdgeRapError(f"{folder}: is a file, not a folder")
+    entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
+    earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
+               and (folder / "database.json").is_file() and (folder / "database").is_dir())
+    if entries and not earlier:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise EdgeRapError(f"{folder}: not empty and not an earlier export (it holds {shown}); "
+                           "export into a new or empty folder")
+
+
+def _staging(path: Path) -> bool:
+    """A staging folder an interrupted export left (removed by the next one)."""
+    return path.name.startswith(".export-") and path.is_dir() and not path.is_symlink()
+
+
+def export_rap(store: Store, folder: Path) -> Path:
+    """Write folder/database.json and folder/database/<slug>-<hash>[-k].<ext>, the layout RAP reads. The files
+    are written into a fresh folder beside them and then swapped in, so no stale file of an earlier export
+    stays and nothing is written through a link that was there."""
+    _check_export_folder(folder)
     try:
-        images_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    except OSError as e:
+        raise EdgeRapError(f"{folder}: cannot export ({e.strerror})") from None
+    try:
+        images_dir = staging / "database"
+        images_dir.mkdir()
         concept_dict, path_to_concept = {}, {}
-        for concept in memory.concepts():
+        for concept in store.concepts():
+            views = store.views(concept.id)
+            stem = _file_stem(concept.name)
             files = []
-            for k, view in enumerate(memory.store.views(concept.id)):
-                # The first view flat, as RAP lays it out; the others in <name>.views/, which no other
-                # concept's files can collide with (every file name is the full concept name + a suffix).
-                suffix = Path(view.image_path).suffix
-                rel = f"{concept.name}{suffix}" if k == 0 else f"{concept.name}.views/{k}{suffix}"
-                (images_dir / rel).parent.mkdir(exist_ok=True)
+            for k, view in enumerate(views):
+                rel = f"{stem}{'' if k == 0 else f'-{k}'}{Path(view.image_path).suffix}"
                 shutil.copyfile(view.image_path, images_dir / rel)
                 files.append(f"./database/{rel}")
             key = f"<{concept.name}>"
             entry = {"name": concept.name, "image": files[0] if files else "", "info": concept.description,
                      "category": concept.category}
-            boxes = {v.box for v in memory.store.views(concept.id)}
+            boxes = {v.box for v in views}
             if len(boxes) == 1 and None not in boxes:  # the remembered region (--box), which RAP's own format lacks
                 entry["box"] = next(iter(boxes)).as_list()
             if len(files) > 1:
@@ -117,11 +193,22 @@ def export_rap(memory: Memory, folder: Path) -> Path:
             concept_dict[key] = entry
             for f in files[:1]:
                 path_to_concept[f] = key
-        out = folder / "database.json"
-        tmp = folder / "database.json.tmp"
-        tmp.write_text(json.dumps({"concept_dict": concept_dict, "path_to_concept": path_to_concept}, indent=2,
-                                  ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
+        (staging / "database.json").write_text(json.dumps(
+            {"concept_dict": concept_dict, "path_to_concept": path_to_concept}, indent=2, ensure_ascii=False) + "\n",
+            encoding="utf-8")
+        earlier = staging / "earlier"  # the earlier export's photos, deleted with the staging folder
+        if (folder / "database").exists():
+            os.rename(folder / "database", earlier)
+        try:
+            os.rename(images_dir, folder / "database")
+        except OSError:
+            if earlier.exists():
+                os.rename(earlier, folder / "database")
+            raise
+        os.replace(staging / "database.json", folder / "database.json")
     except OSError as e:
-        raise EdgeRapError(f"{folder}: cannot export ({e.strerror})") from None
-    return out
+        raise EdgeRapError(f"{folder}: cannot export ({e.strerror or e})") from None
+    finally:
+        for stale in [staging, *filter(_staging, folder.iterdir())]:
+            shutil.rmtree(stale, ignore_errors=True)
+    return folder / "database.json"

@@ -85,6 +85,18 @@ def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
 
 
+def test_two_cameras_in_one_process_carry_their_names(tmp_path):
+    home = ScriptedHousehold(tmp_path / "memory")
+    door = write_frames(tmp_path / "door", [40, 255, 255, 255, 40, 40, 40, 40])
+    den = write_frames(tmp_path / "den", [40, 40, 40, 40, 40, 40, 40, 40])
+    events = []
+    options = DaemonOptions((parse_source(f"door={door}"), parse_source(f"den={den}")), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0))
+    summary = Daemon(home, options, events.append).run(threading.Event())
+    assert [(e.kind, e.camera) for e in events] == [("arrived", "door"), ("left", "door")]
+    assert summary.frames_read == 16
+
+
 def test_max_frames_ends_the_run(tmp_path):
     _, summary, _ = run_scripted(tmp_path, [40, 255] * 10, max_frames=5)
     assert summary.frames_read == 5

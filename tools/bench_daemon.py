@@ -8,6 +8,8 @@ Cases (each a fresh daemon in this process, the `x86-cpu` profile, template mode
   static     60 s of an unchanged 640x480 scene at 15 FPS with a remembered concept in view: CPU use (cores)
              after the first 10 s.
   soak       a long scene (default 600 s): RSS every 5 s; growth after the first minute.
+  sigterm    `edge-rap run` as a process, SIGTERM after its first announcement, 5 times: seconds to exit,
+             exit status, and whether the events it printed are all in the log.
 
   python tools/bench_daemon.py [--cases household,static,soak] [--soak-s 600] [--work DIR] [--json]
 """
@@ -27,7 +29,13 @@ import numpy as np
 
 from edge_rap.config import load_settings
 from edge_rap.daemon.loop import Daemon, DaemonOptions
-from edge_rap.daemon.scenario import Appearance, Scenario, household_scenario, truth, write_video
+from edge_rap.daemon.scenario import (
+    Appearance,
+    Scenario,
+    household_scenario,
+    truth,
+    write_video,
+)
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
 from edge_rap.perceive.camera import parse_source
@@ -128,6 +136,38 @@ def soak(settings, photos, background, work: Path, length_s: float) -> dict:
             if len(after_minute) > 1 else None, "summary": summary.to_json()}
 
 
+def sigterm(settings, photos, background, work: Path, runs: int = 5) -> dict:
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    from edge_rap.daemon.events import EventLog
+
+    video = work / "household.mp4"
+    if not video.exists():
+        write_video(household_scenario(["chelsea", "mug", "rocket"], "coins", 60.0), photos, background, video)
+    exits = []
+    for k in range(runs):
+        memory = work / f"sigterm-{k}"
+        shutil.rmtree(memory, ignore_errors=True)
+        shutil.copytree(settings.memory, memory, ignore=shutil.ignore_patterns("events.sqlite*"))
+        proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "run", "--source", str(video), "--memory",
+                                 str(memory), "--json", "--mute"], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "EDGE_RAP_DEVICE": "x86-cpu"})
+        printed = [json.loads(proc.stdout.readline())]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()
+        status = proc.wait()
+        took = time.monotonic() - sent
+        printed += [json.loads(x) for x in rest.splitlines() if x.strip()]
+        logged = len(EventLog(memory, readonly=True).query())
+        exits.append({"exit_s": round(took, 2), "status": status,
+                      "all_logged": logged == sum(e["type"] != "summary" for e in printed)})
+    return {"runs": exits, "median_exit_s": sorted(e["exit_s"] for e in exits)[len(exits) // 2]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="household,static,soak")
@@ -143,7 +183,8 @@ def main() -> int:
         if case == "soak":
             results[case] = soak(settings, photos, background, work, args.soak_s)
         else:
-            results[case] = {"household": household, "static": static}[case](settings, photos, background, work)
+            cases = {"household": household, "static": static, "sigterm": sigterm}
+            results[case] = cases[case](settings, photos, background, work)
         print(json.dumps({case: results[case]}) if args.json else f"{case}: {json.dumps(results[case], indent=1)}",
               flush=True)
     return 0

@@ -69,8 +69,8 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     others = [name for name in memory.store.space_names() if name != FACE_SPACE]
     if others:
         model = memory.store.space(others[0])[0]
-        raise EdgeRapError(f"{memory.store.root}: the memory was made with {model}, not {settings.embedder}; "
-                           f"run `edge-rap reindex --embedder {settings.embedder}` to use it (or drop --embedder)")
+        raise EdgeRapError(f"{memory.store.root}: the memory was made with {model}, not {settings.embedder}: run "
+                           f"`edge-rap reindex --embedder {settings.embedder}` to re-embed it, or use --embedder {model}")
 
 
 def retrieval_policy(settings: Settings) -> RetrievalPolicy:

@@ -19,8 +19,13 @@ from edge_rap.retrieve import RetrievalPolicy, Retriever
 log = logging.getLogger(__name__)
 
 
-def open_embedder(settings: Settings) -> ImageEmbedder:
-    manifest = ModelCache(settings.models).manifest(settings.embedder)
+def open_embedder(settings: Settings, prepare: bool = False) -> ImageEmbedder:
+    """The profile's embedder. With `prepare` (the first write, `make demo`), a default embedder not yet
+    exported is exported first, under the cache's lock; otherwise a missing one is a one-line error."""
+    cache = ModelCache(settings.models)
+    if prepare:
+        cache.ensure_default(settings.embedder)
+    manifest = cache.manifest(settings.embedder)
     return OnnxImageEmbedder(manifest, settings.profile.provider, threads=settings.profile.threads)
 
 
@@ -55,7 +60,7 @@ def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
 def open_memory(settings: Settings, embedder: ImageEmbedder | None = None, memory: Path | None = None,
                 readonly: bool = False) -> Memory:
     """The memory for writing, or for reading only (works on a read-only folder, and reads an absent one as empty)."""
-    embedder = embedder or open_embedder(settings)
+    embedder = embedder or open_embedder(settings, prepare=not readonly)
     return Memory(memory or settings.memory, embedder, NegativeBank(embedder, settings.models / "negatives"), readonly,
                   faces=face_loader(settings))
 

@@ -290,7 +290,9 @@ def cmd_models(args) -> int:
     if args.name:
         raise EdgeRapError(f"`models {args.models_command}` takes no name (did you mean `models pull {args.name}`?)")
     if args.models_command == "prepare":
-        cache.prepare_default()
+        from edge_rap.modelcache import DEFAULT_EMBEDDERS
+
+        cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
     names = cache.names()
     from edge_rap.generate.registry import list_vlms
 

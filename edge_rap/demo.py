@@ -64,7 +64,7 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
     memory = memory or folder / "memory"
     (folder / "photos").mkdir(parents=True, exist_ok=True)
     bank = sample_photo_bank()
-    with Household(settings, memory) as home:
+    with Household(settings, memory, prepare=True) as home:
         print(f"embedder: {home.memory.embedder.space.model}   memory: {memory}")
         for c in CONCEPTS:
             if home.store.find(c.name) is None:

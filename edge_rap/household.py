@@ -21,13 +21,16 @@ class Household:
     """One household's runtime. Use as a context manager: `with Household(settings) as home: ...`."""
 
     def __init__(self, settings: Settings, memory: Path | None = None, readonly: bool = False,
-                 detector: str | None = None, vlm: tuple[str, str] = ("", "")):
+                 detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False):
+        """`prepare`: export a default embedder not exported yet when the memory opens (an explicit first-run
+        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
         self.detector_name = detector
         self.vlm_files = vlm
         self.vlm_note: str | None = None
+        self.prepare = prepare
 
     def __enter__(self) -> "Household":
         return self
@@ -40,7 +43,8 @@ class Household:
         """The memory with its embedder (loads the model)."""
         from edge_rap.app import open_embedder, open_memory
 
-        return open_memory(self.settings, open_embedder(self.settings), self.root, readonly=self.readonly)
+        embedder = open_embedder(self.settings, prepare=self.prepare)
+        return open_memory(self.settings, embedder, self.root, readonly=self.readonly)
 
     @cached_property
     def store(self):

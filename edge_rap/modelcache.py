@@ -146,26 +146,48 @@ class ModelCache:
         return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).exists())
 
     def manifest(self, name_or_path: str) -> Manifest:
-        """A model by cache name or by the path of its folder; the default is exported on first use."""
+        """A model by cache name or by the path of its folder. A lookup never exports: a default embedder
+        not prepared yet is a one-line error naming the command that prepares it (`ensure_default`)."""
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
-        if self.has(name_or_path) and self._outdated_default(name_or_path):
+        if not self.has(name_or_path):
+            if name_or_path in DEFAULT_EMBEDDERS:
+                raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "
+                                   "`edge-rap models prepare` (once, about a minute; needs the export extra)")
+            known = ", ".join(self.names()) or "none"
+            raise EdgeRapError(
+                f"model {name_or_path!r} is not in the model cache {self.root} (have: {known}); "
+                "export it with tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`"
+            )
+        if self._outdated_default(name_or_path):
+            log.warning("%s is from an older export whose int8 results differ between CPUs; run `edge-rap models "
+                        "prepare` where the export extra is installed", name_or_path)
+        return Manifest.load(self.folder(name_or_path))
+
+    def ensure_default(self, name: str) -> bool:
+        """The explicit first-run step: export a default embedder that is missing or outdated, under a lock so
+        that two processes never export at once (the second finds it done). Whether it exported."""
+        import fcntl
+
+        if name not in DEFAULT_EMBEDDERS or (self.has(name) and not self._outdated_default(name)):
+            return False
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.has(name) and not self._outdated_default(name):
+                return False  # another process exported it while this one waited
+            log.warning("first run: exporting the default embedder %s into %s (once, about a minute)", name,
+                        self.root)
             try:
                 self.prepare_default()
-            except EdgeRapError as e:  # no export extra here: the old export still works, a little CPU-dependent
+            except EdgeRapError as e:
+                if not self.has(name):
+                    raise
                 log.warning("%s is from an older export whose int8 results differ between CPUs; keeping it (%s). "
-                            "Run `edge-rap models prepare` where the export extra is installed", name_or_path, e)
-        elif not self.has(name_or_path):
-            if name_or_path in DEFAULT_EMBEDDERS:
-                self.prepare_default()
-            else:
-                known = ", ".join(self.names()) or "none"
-                raise EdgeRapError(
-                    f"model {name_or_path!r} is not in the model cache {self.root} (have: {known}); "
-                    "export it with tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`"
-                )
-        return Manifest.load(self.folder(name_or_path))
+                            "Run `edge-rap models prepare` where the export extra is installed", name, e)
+                return False
+        return True
 
     def _outdated_default(self, name: str) -> bool:
         """A default embedder from an older export (e.g. int8 that differed from CPU to CPU): it is exported

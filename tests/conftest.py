@@ -11,7 +11,12 @@ from edge_rap.config import Profile, Settings
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
+    """The default embedders, exported once (the explicit step `edge-rap models prepare` takes)."""
+    from edge_rap.modelcache import ModelCache
+
+    root = tmp_path_factory.mktemp("models")
+    ModelCache(root).ensure_default("efficientnet-lite0-int8")
+    return root
 
 
 @pytest.fixture(scope="session")

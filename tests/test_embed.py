@@ -63,6 +63,33 @@ def test_unknown_model_names_say_what_is_there(model_cache):
         ModelCache(model_cache).manifest("no-such-model")
 
 
+def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeypatch):
+    import threading
+
+    cache = ModelCache(tmp_path / "models")
+    calls = []
+
+    def slow_export(self):
+        calls.append(1)
+        threading.Event().wait(0.3)
+        folder = self.folder("efficientnet-lite0-int8")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text("{}")
+
+    monkeypatch.setattr(ModelCache, "prepare_default", slow_export)
+    monkeypatch.setattr(ModelCache, "_outdated_default", lambda self, name: False)
+    with pytest.raises(EdgeRapError, match="edge-rap models prepare"):
+        cache.manifest("efficientnet-lite0-int8")
+    assert calls == []
+    workers = [threading.Thread(target=ModelCache(tmp_path / "models").ensure_default,
+                                args=("efficientnet-lite0-int8",)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert calls == [1]  # one export; the others waited on the lock and found it done
+
+
 def test_provider_choice_prefers_accelerators_and_always_has_the_cpu():
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
@@ -140,10 +167,11 @@ def test_an_int8_export_from_before_the_fix_is_exported_anew(model_cache, tmp_pa
     monkeypatch.setattr(ModelCache, "prepare_default",
                         lambda self: exported.append(shutil.copytree(model_cache / "efficientnet-lite0-int8", old,
                                                                      dirs_exist_ok=True)))
-    assert cache.manifest("efficientnet-lite0-int8").export_version == DEFAULT_EXPORT_VERSION and exported
+    assert cache.manifest("efficientnet-lite0-int8").export_version == 1  # a lookup never exports ...
+    assert cache.ensure_default("efficientnet-lite0-int8") and exported  # ... the explicit step does
+    assert cache.manifest("efficientnet-lite0-int8").export_version == DEFAULT_EXPORT_VERSION
     exported.clear()
-    cache.manifest("efficientnet-lite0-int8")
-    assert not exported  # a current export is used as it is
+    assert not cache.ensure_default("efficientnet-lite0-int8") and not exported  # a current export is kept
 
 
 def test_an_outdated_default_is_kept_with_a_warning_where_it_cannot_be_exported(model_cache, tmp_path, monkeypatch,
@@ -164,6 +192,7 @@ def test_an_outdated_default_is_kept_with_a_warning_where_it_cannot_be_exported(
         raise EdgeRapError("exporting the default embedder needs the export extra (torch missing)")
 
     monkeypatch.setattr(ModelCache, "prepare_default", no_export_extra)
+    assert not cache.ensure_default("efficientnet-lite0-int8")
     assert cache.manifest("efficientnet-lite0-int8").export_version == 1  # still usable, as before
     assert "models prepare" in caplog.text
     manifest["export_version"] = "two"

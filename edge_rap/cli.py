@@ -106,7 +106,8 @@ def cmd_add_views(args) -> int:
 def cmd_edit(args) -> int:
     if args.description is None and args.category is None:
         raise EdgeRapError("edit needs --description and/or --category")
-    concept = _memory(args).edit(args.name, args.description, args.category)
+    with _household(args) as home:  # no image model: a description or category changes
+        concept = home.edit(args.name, args.description, args.category)
     print(json.dumps(_concept_json(concept)) if args.json else f"updated <{concept.name}>")
     return 0
 

@@ -102,10 +102,12 @@ class Household:
 
     @cached_property
     def bare_memory(self):
-        """The memory without an embedder, for changes that need no model (forget, rename)."""
+        """The memory without an image embedder, for changes that need none (forget, rename, edit: an edit that
+        makes a concept a person loads only the face models)."""
+        from edge_rap.app import face_loader
         from edge_rap.memory.memory import Memory
 
-        return Memory(self.root, readonly=self.readonly)
+        return Memory(self.root, readonly=self.readonly, faces=face_loader(self.settings))
 
     def _writer(self):
         return self.__dict__.get("memory") or self.bare_memory
@@ -116,6 +118,9 @@ class Household:
         removed = self.events.purge(concept.name)
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
+
+    def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
+        return self._writer().edit(name, description, category)
 
     def rename(self, old: str, new: str) -> Concept:
         concept = self._writer().rename(old, new)

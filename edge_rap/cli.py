@@ -514,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
+    from edge_rap.serve.commands import register as add_serve_commands  # serve, pair
+    add_serve_commands(add)
     return parser
 
 

@@ -1,0 +1,258 @@
+"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, stats.
+
+Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
+CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
+model work runs one request at a time so that a running daemon loses a bounded number of frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Iterator
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
+from edge_rap.errors import EdgeRapError
+from edge_rap.household import Household
+from edge_rap.images import decode_image
+from edge_rap.memory.memory import MAX_DESCRIPTION
+from edge_rap.memory.store import DiskFullError, validate_name
+from edge_rap.serve import schemas
+from edge_rap.serve.problems import ApiError
+from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
+from edge_rap.types import Box, Concept, Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry. The body limit itself is enforced before routing (guard.BodyLimit)."""
+
+    body_bytes: int = 64 * 2**20
+    photos: int = 16
+    question_chars: int = 2000
+
+
+ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 422, 429)}
+
+
+def _name(text: str) -> str:
+    """A concept name by the CLI's rules, or 422."""
+    try:
+        return validate_name(text)
+    except EdgeRapError as e:
+        raise ApiError(str(e), 422) from None
+
+
+def _text(value: str | None, what: str, limit: int) -> str | None:
+    if value is not None and len(value) > limit:
+        raise ApiError(f"{what} is {len(value)} characters; the limit is {limit}", 422)
+    return value
+
+
+def _box(text: str | None) -> Box | None:
+    if not text:
+        return None
+    try:
+        return Box.parse(text)
+    except EdgeRapError as e:
+        raise ApiError(str(e), 422) from None
+
+
+def _photos(uploads: list[UploadFile], limits: Limits) -> list[Photo]:
+    if not uploads:
+        raise ApiError("at least one photo is needed", 422)
+    if len(uploads) > limits.photos:
+        raise ApiError(f"{len(uploads)} photos; the limit is {limits.photos} a request", 413)
+    return [sniff(u.file.read(), f"photo {k + 1}") for k, u in enumerate(uploads)]
+
+
+def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None) -> APIRouter:
+    router = APIRouter(prefix="/api", responses=ERRORS)
+    writes = threading.Lock()  # one write at a time: a name is checked and taken under it
+    thinking = threading.Lock()  # one model job (embedding, recognition, an answer) at a time
+    started = time.monotonic()
+
+    def find(name: str) -> Concept:
+        concept = home.store.find(_name(name))
+        if concept is None:
+            raise ApiError(f"no concept named {validate_name(name)!r}", 404)
+        return concept
+
+    def concept_json(concept: Concept) -> dict:
+        base = f"/api/concepts/{quote(concept.name, safe='')}/photos"
+        photos = [{"id": v.id, "sha256": v.image_sha256, "url": f"{base}/{v.id}"}
+                  for v in home.store.views(concept.id)]
+        return {"name": concept.name, "category": concept.category, "description": concept.description,
+                "views": concept.views, "created": concept.created, "updated": concept.updated, "photos": photos}
+
+    def remember(run: Callable[[list[Path]], Concept], photos: list[Photo]) -> Concept:
+        with as_files(photos) as (paths, labels):
+            try:
+                with thinking:
+                    return run(paths)
+            except (ApiError, DiskFullError):
+                raise
+            except EdgeRapError as e:  # the photos' content, the box or the description: the request's fault
+                raise ApiError(relabel(e, labels), 422) from None
+
+    @router.get("/health", response_model=schemas.Health, summary="Is the server up (no token needed)")
+    def health() -> dict:
+        return {"ok": True}
+
+    @router.get("/concepts", response_model=list[schemas.ConceptOut])
+    def list_concepts() -> list[dict]:
+        return [concept_json(c) for c in home.concepts()]
+
+    @router.post("/concepts", status_code=201, response_model=schemas.ConceptOut)
+    def add_concept(name: Annotated[str, Form()], photo: Annotated[list[UploadFile], File()],
+                    description: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
+                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
+        name = _name(name)
+        _text(description, "description", MAX_DESCRIPTION)
+        _text(category, "category", 64)
+        region, photos = _box(box), _photos(photo, limits)
+        with writes:
+            if home.store.find(name) is not None:
+                raise ApiError(f"a concept named {name!r} already exists (add photos to it instead)", 409)
+            concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
+        return concept_json(concept)
+
+    @router.get("/concepts/{name}", response_model=schemas.ConceptOut)
+    def get_concept(name: str) -> dict:
+        return concept_json(find(name))
+
+    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut)
+    def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
+        new = _name(change.name) if change.name is not None else None
+        _text(change.description, "description", MAX_DESCRIPTION)
+        _text(change.category, "category", 64)
+        with writes:
+            concept = find(name)
+            if new is not None and new != concept.name and home.store.find(new) is not None:
+                raise ApiError(f"a concept named {new!r} already exists", 409)
+            if change.description is not None or change.category is not None:
+                with thinking:  # a concept that becomes a person has its photos' faces registered
+                    home.memory.edit(concept.name, change.description, change.category)
+            if new is not None and new != concept.name:
+                home.rename(concept.name, new)
+            return concept_json(find(new or concept.name))
+
+    @router.delete("/concepts/{name}", status_code=204, response_class=Response)
+    def forget_concept(name: str) -> Response:
+        with writes:
+            home.forget(find(name).name)
+        return Response(status_code=204)
+
+    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut)
+    def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
+                   box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
+        region, photos = _box(box), _photos(photo, limits)
+        with writes:
+            concept = find(name)
+            concept = remember(lambda paths: home.memory.add_views(concept.name, paths, region), photos)
+        return concept_json(concept)
+
+    @router.get("/concepts/{name}/photos/{photo_id}", response_class=FileResponse,
+                responses={200: {"content": {"image/*": {}}}})
+    def get_photo(name: str, photo_id: int) -> FileResponse:
+        concept = find(name)
+        view = next((v for v in home.store.views(concept.id) if v.id == photo_id), None)
+        if view is None:
+            raise ApiError(f"<{concept.name}> has no photo {photo_id}", 404)
+        path = Path(view.image_path)
+        if not path.is_file() or path.is_symlink() or path.resolve().parent.parent != home.store.images_dir.resolve():
+            raise ApiError(f"photo {photo_id} of <{concept.name}> is missing from the memory", 404)
+        return FileResponse(path, media_type=sniff_file(path))
+
+    @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json")
+    def recognize(photo: Annotated[UploadFile, File()]) -> dict:
+        upload = sniff(photo.file.read(), "photo")
+        image = decode_image(upload.data, upload.label)
+        with thinking:
+            return home.recognize(image).to_json()
+
+    @router.post("/ask", summary="Ask about a photo or the concepts; `Accept: text/event-stream` streams it",
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
+    def ask(request: Request, question: Annotated[str, Form()] = "",
+            photo: Annotated[UploadFile | None, File()] = None) -> Response:
+        _text(question, "question", limits.question_chars)
+        image = None
+        if photo is not None:
+            upload = sniff(photo.file.read(), "photo")
+            image = decode_image(upload.data, upload.label)
+        if not question.strip() and image is None:
+            raise ApiError("ask needs a question, a photo, or both", 422)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(_answer_stream(home, thinking, question, image), media_type="text/event-stream")
+        with thinking:
+            return Response(json.dumps(home.assistant.ask(question, image).to_json()), media_type="application/json")
+
+    @router.get("/events", response_model=list[schemas.EventOut])
+    def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d or an ISO date-time")] = None,
+               name: str | None = None) -> list[dict]:
+        try:
+            when = parse_since(since) if since else None
+        except EdgeRapError:
+            raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d or an ISO date-time", 422) from None
+        return [_event_json(e) for e in home.events.query(when, _name(name) if name is not None else None)]
+
+    @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
+                responses={200: {"content": {"image/jpeg": {}}}})
+    def snapshot(event_id: int) -> FileResponse:
+        event = next((e for e in home.events.query() if e.id == event_id), None)
+        if event is None or not event.snapshot:
+            raise ApiError(f"no snapshot for event {event_id}", 404)
+        path = Path(event.snapshot)
+        if not SNAPSHOT_NAME.match(path.name) or path.is_symlink() or not path.is_file():
+            raise ApiError(f"the snapshot of event {event_id} is gone", 404)
+        return FileResponse(path, media_type="image/jpeg")
+
+    @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
+                summary="The daemon's latency per stage, FPS, dropped frames")
+    def daemon_stats() -> dict:
+        if stats is None:
+            return {"daemon": False, "uptime_s": round(time.monotonic() - started, 1)}
+        return {"daemon": True, **stats()}
+
+    return router
+
+
+def _event_json(event: Event) -> dict:
+    return {"id": event.id, "type": event.kind, "name": event.name, "camera": event.camera,
+            "time_s": round(event.time_s, 3), "wall": round(event.wall, 3),
+            "box": event.box.as_list() if event.box else None,
+            "score": None if event.score is None else round(event.score, 4), "said": event.said,
+            "snapshot": f"/api/events/{event.id}/snapshot" if event.snapshot else None}
+
+
+def _answer_stream(home: Household, thinking: threading.Lock, question: str, image) -> Iterator[str]:
+    """Server-Sent Events: `text` events as the answer is generated, then one `answer` (or `error`) event."""
+    chunks: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            with thinking:
+                answer = home.assistant.ask(question, image, on_text=lambda t: chunks.put(("text", {"text": t})))
+            chunks.put(("answer", answer.to_json()))
+        except EdgeRapError as e:
+            chunks.put(("error", {"error": str(e)}))
+        except Exception:  # the stream has begun: the failure is its last event, the details in the log
+            log.exception("ask failed")
+            chunks.put(("error", {"error": "internal error (the server's log has the details)"}))
+
+    threading.Thread(target=work, name="ask", daemon=True).start()
+    while True:
+        kind, data = chunks.get()
+        yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        if kind != "text":
+            return

@@ -1,0 +1,59 @@
+"""The API's application: the routes behind the guards (token, body limit, headers), the household page at /,
+and the OpenAPI schema at /openapi.json (public: it holds no secret, and every /api route in it says it needs
+the bearer token)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+
+from edge_rap.household import Household
+from edge_rap.serve import problems
+from edge_rap.serve.api import Limits, build_router
+from edge_rap.serve.guard import PUBLIC, AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders
+from edge_rap.serve.token import TokenKeeper
+
+STATIC = Path(__file__).parent / "static"
+#: The page's files, by the only names they are served under.
+PAGE = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
+        "/style.css": ("style.css", "text/css")}
+
+
+def create_app(home: Household, stats: Callable[[], dict] | None = None, limits: Limits = Limits(),
+               attempts: AttemptLimit = AttemptLimit()) -> FastAPI:
+    """The API for one household. `stats`, when a daemon runs in this process, gives its figures for /api/stats."""
+    app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    home.store  # opened now, once, rather than by the first requests at the same time
+    problems.install(app)
+    app.include_router(build_router(home, limits, stats))
+    for route, (file, media) in PAGE.items():
+        app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
+    app.openapi = lambda: _schema(app)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes)
+    app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _page_file(path: Path, media: str):
+    def page() -> FileResponse:
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+def _schema(app: FastAPI) -> dict:
+    """FastAPI's schema with the bearer token declared on every /api operation but the public ones."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, operations in schema["paths"].items():
+            if path not in PUBLIC:
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema

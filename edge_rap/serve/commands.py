@@ -1,0 +1,90 @@
+"""`edge-rap serve` and `edge-rap pair`: their arguments and what they do (cli.py calls `register`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from edge_rap.errors import EdgeRapError
+
+
+def _settings(args):
+    from edge_rap.config import load_settings
+
+    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
+
+
+def cmd_serve(args) -> int:
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
+    from edge_rap.serve.server import Tls, bind, serve_forever, warn_if_open
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise EdgeRapError("--tls-cert and --tls-key go together")
+    tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    settings = _settings(args)
+    with Household(settings, prepare=True) as home:
+        app = create_app(home)
+        warning = warn_if_open(args.host, tls)
+        if warning:
+            print(f"edge-rap: warning: {warning}", file=sys.stderr)
+        port = args.port if args.port is not None else DEFAULT_PORT
+        sock = bind(args.host, port)
+        record(home.root, Listening(args.host, port, tls is not None))
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"serving {home.root} on {'https' if tls else 'http'}://{shown}:{port}/ "
+              "(`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
+        serve_forever(app, sock, tls)
+    return 0
+
+
+def cmd_pair(args) -> int:
+    from dataclasses import replace
+
+    from edge_rap.serve.pairing import page_url, pairing_link, reachable_note, recorded, terminal_qr
+    from edge_rap.serve.token import ensure_token, rotate_token
+
+    memory = _settings(args).memory
+    if memory.exists() and not memory.is_dir():
+        raise EdgeRapError(f"{memory}: is a file, not a memory folder (check --memory)")
+    token = rotate_token(memory) if args.rotate else ensure_token(memory)
+    where = recorded(memory)
+    if args.host:
+        where = replace(where, host=args.host)
+    if args.port is not None:
+        where = replace(where, port=args.port)
+    url = page_url(where)
+    if args.json:
+        print(json.dumps({"url": url, "token": token}))
+        return 0
+    print(terminal_qr(pairing_link(url, token)))
+    print(f"url:   {url}\ntoken: {token}")
+    print("scan the code with the phone's camera to open the page with the token; "
+          + ("the old token no longer works" if args.rotate else "`edge-rap pair --rotate` replaces the token"))
+    note = reachable_note(where)
+    if note:
+        print(f"note: {note}")
+    return 0
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def register(add) -> None:
+    """Add `serve` and `pair` to the command line through cli.py's `add(name, func, help)`."""
+    p = add("serve", cmd_serve, "serve the HTTP API and the household page (loopback unless --host says otherwise)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=_port, help="port (default 8765)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM")
+    p = add("pair", cmd_pair, "show the URL, token and a QR code for pairing a phone or the companion")
+    p.add_argument("--json", action="store_true", help='print {"url": ..., "token": ...} only')
+    p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")
+    p.add_argument("--host", help="the address to show (default: where serve last listened)")
+    p.add_argument("--port", type=_port)

@@ -1,0 +1,181 @@
+"""ASGI guards in front of every route: the bearer token (with failed attempts rate-limited) and the body limit.
+
+Both act on the request's head alone, before any route runs or any of the body is read: an unauthenticated or
+oversized upload costs the device nothing. Authentication is by the Authorization header only (no cookies),
+so a page on another site cannot make the household's browser act for it (no CSRF)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from edge_rap.serve.token import TokenKeeper
+
+#: Paths under /api that need no token.
+PUBLIC = {"/api/health"}
+
+
+async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store")]
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most `failures` wrong or missing tokens per client within `window_s`; then 429 until the window passes."""
+
+    failures: int = 10
+    window_s: float = 60.0
+
+
+class FailureLimiter:
+    """Failed attempts per client address, forgotten after the window (and bounded in number of clients)."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, limit: AttemptLimit):
+        self.limit = limit
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        seen = self._failures.get(client, deque())
+        while seen and seen[0] <= now - self.limit.window_s:
+            seen.popleft()
+        return seen
+
+    def retry_after(self, client: str) -> int:
+        """Seconds until this client may try again; 0 when it may now."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._recent(client, now)
+            if len(seen) < self.limit.failures:
+                return 0
+            return max(1, math.ceil(seen[0] + self.limit.window_s - now))
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if client not in self._failures and len(self._failures) >= self.MAX_CLIENTS:
+                for stale in [c for c in self._failures if not self._recent(c, now)]:
+                    del self._failures[stale]
+                if len(self._failures) >= self.MAX_CLIENTS:  # a flood of addresses: the oldest goes
+                    del self._failures[next(iter(self._failures))]
+            self._failures.setdefault(client, deque()).append(now)
+
+
+def _bearer(scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+class AuthGuard:
+    """Every /api path but the public ones needs `Authorization: Bearer TOKEN`; a client that keeps failing
+    is answered 429 with Retry-After, whatever it sends, until its window passes."""
+
+    def __init__(self, app, tokens: TokenKeeper, limit: AttemptLimit = AttemptLimit()):
+        self.app = app
+        self.tokens = tokens
+        self.limiter = FailureLimiter(limit)
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")) or path in PUBLIC:
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("?", 0))[0]
+        wait = self.limiter.retry_after(client)
+        if wait:
+            return await send_error(send, 429, f"too many failed attempts; try again in {wait} s",
+                                    {"Retry-After": str(wait)})
+        token = _bearer(scope)
+        if token is None or not self.tokens.check(token):
+            self.limiter.failed(client)
+            why = "missing bearer token" if token is None else "wrong token"
+            return await send_error(send, 401, f"{why} (edge-rap pair shows it)", {"WWW-Authenticate": "Bearer"})
+        return await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """413 for a body over `limit` bytes: from Content-Length before reading anything, else (chunked) as soon
+    as the count passes it, the rest never read."""
+
+    CLOSE = {"Connection": "close"}  # the rest of the body is never read: the connection cannot be reused
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                if not value.strip().isdigit():
+                    return await send_error(send, 400, "bad Content-Length")
+                if int(value) > self.limit:
+                    return await send_error(send, 413, self._message(), self.CLOSE)
+        state = {"read": 0, "over": False, "started": False}
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["read"] += len(message.get("body", b""))
+                if state["read"] > self.limit:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return
+            state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await send_error(send, 413, self._message(), self.CLOSE)
+
+    def _message(self) -> str:
+        return f"request body over the limit of {self.limit / 2**20:g} MiB"
+
+
+class SecurityHeaders:
+    """No sniffing, no framing, no referrer, no caching of API answers; the page may load only its own files."""
+
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+               (b"referrer-policy", b"no-referrer"),
+               (b"content-security-policy", b"default-src 'self'; img-src 'self' blob: data:; "
+                                            b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in message.get("headers", [])}
+                extra = [h for h in self.HEADERS if h[0] not in names]
+                if scope.get("path", "").startswith("/api/") and b"cache-control" not in names:
+                    extra.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,78 @@
+"""Pairing a phone or laptop: the URL to open (with the token in its fragment, which browsers never send to a
+server or keep in its logs) and the same as a QR code for the terminal.
+
+`serve` records where it listens in the memory folder, so that `pair`, run later, names the right address."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_rap.serve.server import is_loopback
+
+SERVE_RECORD = "serve.json"
+DEFAULT_PORT = 8765
+
+
+@dataclass(frozen=True)
+class Listening:
+    host: str
+    port: int
+    tls: bool
+
+
+def record(memory: Path, where: Listening) -> None:
+    path = memory / SERVE_RECORD
+    fresh = path.with_suffix(".new")
+    fresh.write_text(json.dumps({"host": where.host, "port": where.port, "tls": where.tls}))
+    os.replace(fresh, path)
+
+
+def recorded(memory: Path) -> Listening:
+    """Where `serve` last listened; loopback on the default port before it ever ran."""
+    try:
+        data = json.loads((memory / SERVE_RECORD).read_text())
+        return Listening(str(data["host"]), int(data["port"]), bool(data["tls"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return Listening("127.0.0.1", DEFAULT_PORT, False)
+
+
+def lan_address() -> str:
+    """This machine's address on its network (the route out; nothing is sent); loopback when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def page_url(where: Listening) -> str:
+    """The address a phone opens: a wildcard bind is named by this machine's network address."""
+    host = lan_address() if where.host in ("0.0.0.0", "::", "") else where.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if where.tls else 'http'}://{shown}:{where.port}/"
+
+
+def pairing_link(url: str, token: str) -> str:
+    return f"{url}#token={token}"
+
+
+def terminal_qr(text: str) -> str:
+    """A QR code drawn with block characters (two rows per line), quiet zone included."""
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(text, error="m").terminal(out=out, compact=True)
+    return out.getvalue()
+
+
+def reachable_note(where: Listening) -> str | None:
+    if is_loopback(where.host):
+        return "the server listens on this machine only; a phone needs `edge-rap serve --host 0.0.0.0`"
+    return None

@@ -1,0 +1,59 @@
+"""Every error the API answers is JSON `{"error": "..."}` with its status: one handler per kind of failure."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.store import DiskFullError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(EdgeRapError):
+    """A request the API refuses, with its status (404 no such concept, 409 the name is taken, ...)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status, headers=headers)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def _validation(exc: RequestValidationError) -> str:
+    """The first problem of a request that does not fit the schema, in one line."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",)) or "request"
+    return _one_line(f"{where}: {first.get('msg', 'invalid')}")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_problem(request: Request, exc: HTTPException):
+        return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        return error(422, _validation(exc))
+
+    @app.exception_handler(EdgeRapError)
+    async def refused(request: Request, exc: EdgeRapError):
+        if isinstance(exc, DiskFullError):
+            return error(507, _one_line(exc))
+        return error(getattr(exc, "status", 422), _one_line(exc))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error(500, "internal error (the server's log has the details)")

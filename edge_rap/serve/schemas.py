@@ -1,0 +1,74 @@
+"""What the API answers, as pydantic models: they make the published OpenAPI schema that clients, the fuzz
+test and the security test read."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Error(BaseModel):
+    error: str
+
+
+class Health(BaseModel):
+    ok: bool
+
+
+class PhotoRef(BaseModel):
+    id: int
+    sha256: str
+    url: str
+
+
+class ConceptOut(BaseModel):
+    name: str
+    category: str
+    description: str
+    views: int
+    created: float
+    updated: float
+    photos: list[PhotoRef]
+
+
+class ConceptPatch(BaseModel):
+    """Any of the three; a new name renames (its events follow)."""
+
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+
+
+class Found(BaseModel):
+    name: str
+    score: float
+    box: list[int]
+
+
+class RecognitionOut(BaseModel):
+    image: str
+    concepts: list[Found]
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    name: str
+    camera: str
+    time_s: float
+    wall: float
+    box: list[int] | None = None
+    score: float | None = None
+    said: str | None = None
+    snapshot: str | None = None
+
+
+class Stats(BaseModel):
+    """`daemon` is false when no daemon runs in this process; otherwise its figures follow."""
+
+    daemon: bool
+    uptime_s: float | None = None
+    fps: float | None = None
+    frames_read: int | None = None
+    frames_processed: int | None = None
+    frames_dropped: int | None = None
+    stages_ms: dict[str, float] | None = None

@@ -1,0 +1,107 @@
+"""Running the API on uvicorn: in the foreground (`edge-rap serve`) or in a thread beside the daemon
+(`edge-rap run --serve`). The socket is bound before the server starts, so a port in use is one line at once."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+
+from edge_rap.errors import EdgeRapError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tls:
+    cert: str
+    key: str
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or one line saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise EdgeRapError(f"--host {host}: {e.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise EdgeRapError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.setblocking(False)
+    return sock
+
+
+def warn_if_open(host: str, tls: Tls | None) -> str | None:
+    """The warning for a server others can reach without TLS (the token would cross the network in clear)."""
+    if is_loopback(host) or tls is not None:
+        return None
+    return (f"serving on {host} without TLS: the token and photos cross the network unencrypted; "
+            "use --tls-cert/--tls-key, or keep it on a network you trust")
+
+
+def _server(app, tls: Tls | None):
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", limit_concurrency=64,
+                            timeout_keep_alive=5, server_header=False,
+                            ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
+    try:
+        config.load()  # the certificate and key are read here: a bad one is one line
+    except (OSError, ValueError) as e:
+        raise EdgeRapError(f"--tls-cert/--tls-key: {e}") from None
+    return uvicorn.Server(config)
+
+
+@dataclass
+class ServerHandle:
+    """A server running in its own thread; `stop()` ends it (open requests finish first, briefly)."""
+
+    url: str
+    port: int
+    server: object
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None) -> ServerHandle:
+    """Serve `app` from a thread (port 0: any free port); returns once it accepts connections."""
+    sock = bind(host, port)
+    try:
+        server = _server(app, tls)
+    except EdgeRapError:
+        sock.close()
+        raise
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.01)
+    if not server.started:
+        raise EdgeRapError(f"the server on {host}:{port} did not start (see the log)")
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread)
+
+
+def serve_forever(app, sock: socket.socket, tls: Tls | None = None) -> None:
+    """Serve on a bound socket in the foreground until Ctrl-C or SIGTERM (uvicorn's own handlers)."""
+    _server(app, tls).run(sockets=[sock])

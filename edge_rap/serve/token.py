@@ -1,0 +1,99 @@
+"""The device's API token: made at first start in the memory folder (mode 0600), checked in constant time,
+re-read when `edge-rap pair --rotate` replaces it, so a rotation invalidates the old token in a running server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+import threading
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+TOKEN_FILE = "api-token"
+
+
+def _write(path: Path, token: str, exclusive: bool) -> None:
+    """Write the token readable by its owner only; never through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, token.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot read the API token ({e.strerror})") from None
+    with os.fdopen(fd) as f:
+        if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
+            os.fchmod(f.fileno(), 0o600)  # readable by others: tightened before it is used
+        token = f.read().strip()
+    if len(token) < 32:
+        raise EdgeRapError(f"{path}: the API token is damaged; run `edge-rap pair --rotate`")
+    return token
+
+
+def ensure_token(memory: Path) -> str:
+    """The device's token, made now if this is the first start."""
+    path = memory / TOKEN_FILE
+    try:
+        memory.mkdir(parents=True, exist_ok=True)
+        _write(path, secrets.token_urlsafe(32), exclusive=True)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot write the API token ({e.strerror})") from None
+    return _read(path)
+
+
+def rotate_token(memory: Path) -> str:
+    """A new token, swapped in whole (a reader never sees half of one); the old one stops working."""
+    path = memory / TOKEN_FILE
+    fresh = memory / f".{TOKEN_FILE}.new"
+    token = secrets.token_urlsafe(32)
+    try:
+        memory.mkdir(parents=True, exist_ok=True)
+        fresh.unlink(missing_ok=True)
+        _write(fresh, token, exclusive=True)
+        os.replace(fresh, path)
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot write the API token ({e.strerror})") from None
+    return token
+
+
+class TokenKeeper:
+    """Holds the token's digest, re-read when the file changes; `check` compares digests in constant time."""
+
+    def __init__(self, memory: Path):
+        self.path = memory / TOKEN_FILE
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._digest = b""
+        ensure_token(memory)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None  # gone: nothing is accepted until it is back
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._digest = hashlib.sha256(_read(self.path).encode()).digest() if stamp else b""
+            self._stamp = stamp
+
+    def check(self, token: str) -> bool:
+        self._refresh()
+        given = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        return bool(self._digest) and hmac.compare_digest(given, self._digest)

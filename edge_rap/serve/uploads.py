@@ -1,0 +1,103 @@
+"""Uploaded photos: their type sniffed from the bytes (never the name or the declared type), their pixel count
+checked from the header before anything is decoded, and handed to the memory API as files of our own naming.
+
+The memory reads photos from paths (as the CLI gives them); an upload becomes a file in a private temporary
+folder, named here, so no path ever comes from a request."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.images import _register_heif, max_pixels
+
+#: Pillow's format name -> the file suffix the memory stores it under and the content type served.
+FORMATS = {"JPEG": (".jpg", "image/jpeg"), "MPO": (".jpg", "image/jpeg"), "PNG": (".png", "image/png"),
+           "WEBP": (".webp", "image/webp"), "AVIF": (".avif", "image/avif"), "HEIF": (".heic", "image/heic"),
+           "TIFF": (".tif", "image/tiff"), "GIF": (".gif", "image/gif"), "BMP": (".bmp", "image/bmp")}
+
+
+class UploadError(EdgeRapError):
+    """A photo the API refuses, with the HTTP status that says why (415 not an image, 413 too many pixels)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded photo's bytes, what they are, and the label errors name it by."""
+
+    data: bytes
+    label: str
+    suffix: str
+    content_type: str
+
+
+def sniff(data: bytes, label: str) -> Photo:
+    """What the bytes are, from their header alone; a non-image is 415 and a bomb 413, before decoding."""
+    from PIL import Image as PILImage
+
+    _register_heif()
+    if not data:
+        raise UploadError(f"{label}: empty file", 415)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as pil:
+                kind, (width, height) = pil.format, pil.size
+    except PILImage.DecompressionBombError:
+        raise UploadError(f"{label}: image is over Pillow's limit against decompression bombs", 413) from None
+    except Exception:  # any failure to read a header means it is not an image we take
+        raise UploadError(f"{label}: not an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or BMP)", 415) from None
+    if kind not in FORMATS:
+        raise UploadError(f"{label}: {kind} images are not accepted", 415)
+    limit = max_pixels()
+    if width * height > limit:
+        raise UploadError(f"{label}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit "
+                          f"is {limit / 1e6:g}", 413)
+    return Photo(data, label, *FORMATS[kind])
+
+
+def sniff_file(path: Path) -> str:
+    """The content type of a stored file, from its bytes."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    for magic, kind in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
+                        (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff")):
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp":
+        return "image/avif" if head[8:12] in (b"avif", b"avis") else "image/heic"
+    return "application/octet-stream"
+
+
+@contextmanager
+def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]:
+    """The photos as files in a private folder (removed after), and each file's path -> its label, to put
+    the label back into the memory's messages."""
+    with tempfile.TemporaryDirectory(prefix="edge-rap-upload-") as folder:
+        paths, labels = [], {}
+        for k, photo in enumerate(photos):
+            path = Path(folder) / f"photo-{k}{photo.suffix}"
+            path.write_bytes(photo.data)
+            paths.append(path)
+            labels[str(path)] = photo.label
+        yield paths, labels
+
+
+def relabel(error: EdgeRapError, labels: dict[str, str]) -> str:
+    """The memory's message with our temporary paths replaced by the labels the client knows."""
+    text = str(error)
+    for path, label in labels.items():
+        text = text.replace(path, label)
+    return text

@@ -1,0 +1,73 @@
+"""A live API server on a free loopback port for the serve tests: on a household with the fast stand-in
+embedder (plumbing and security) or with the real default embedder (what a household gets)."""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+from fakes import fake_memory
+
+from edge_rap.config import Profile, Settings
+from edge_rap.household import Household
+from edge_rap.serve.api import Limits
+from edge_rap.serve.app import create_app
+from edge_rap.serve.guard import AttemptLimit
+from edge_rap.serve.server import start_server_thread
+from edge_rap.serve.token import TOKEN_FILE
+
+
+@dataclass
+class Live:
+    url: str
+    token: str
+    home: Household
+
+    def client(self, token: str | None = "own") -> httpx.Client:
+        token = self.token if token == "own" else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@contextmanager
+def live_server(settings: Settings, fake: bool = True, limits: Limits = Limits(),
+                attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None) -> Iterator[Live]:
+    home = Household(settings)
+    if fake:
+        home.__dict__["memory"] = fake_memory(settings.memory)
+    handle = start_server_thread(create_app(home, stats, limits, attempts), "127.0.0.1", 0)
+    try:
+        yield Live(handle.url, (settings.memory / TOKEN_FILE).read_text().strip(), home)
+    finally:
+        handle.stop()
+        home.close()
+
+
+def fake_settings(tmp_path: Path) -> Settings:
+    """Settings whose model cache is never used (the stand-in embedder replaces the model)."""
+    return Settings(home=tmp_path / "home", memory=tmp_path / "memory", models=tmp_path / "models", profile=Profile())
+
+
+def png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def photo_files(*blobs: bytes, names: tuple[str, ...] = ()) -> list:
+    return [("photo", (names[k] if k < len(names) else f"p{k}.png", b, "image/png")) for k, b in enumerate(blobs)]

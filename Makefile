@@ -26,7 +26,9 @@ $(BASE): pyproject.toml Makefile
 
 # Everything the tests exercise: CLIP, the detector export, and llama.cpp, built once into a wheel cache.
 $(STAMP): $(BASE)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,detector,dev,piper,serve,serve-test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,clip,faces,detector,dev,piper,serve,serve-test,voice]'
+	# silero VAD's ONNX file: the package's own requirement is torch, which the runtime must not need.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps silero-vad==6.2.3
 	test -n "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" || { rm -rf $(LLAMA_WHEELS).tmp && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --quiet \
 	    --disable-pip-version-check --no-deps -w $(LLAMA_WHEELS).tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \

@@ -507,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
+    from edge_rap.speech.commands import register as add_listen  # listen: spoken questions
+    add_listen(add)
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
     p.add_argument("--json", action="store_true")
     p = add("events", cmd_events, "the event log: who arrived and left, when")

@@ -32,8 +32,8 @@ PLAYERS = (("aplay", "-q"), ("paplay",), ("pw-play",))
 
 
 def spoken(text: str) -> str:
-    """What a voice should read: concept names without their angle brackets."""
-    return re.sub(r"<([^<>]+)>", r"\1", text).strip()
+    """What a voice should read: concept names without their angle brackets, "red_mug" said "red mug"."""
+    return re.sub(r"<([^<>]+)>", lambda m: m.group(1).replace("_", " "), text).strip()
 
 
 class Voice(Protocol):
@@ -96,6 +96,7 @@ class Speaker:
                 raise EdgeRapError(f"--speak-to {to_dir}: {e.strerror}") from None
         self.spoken = 0  # lines said (or written)
         self.stage_ms: deque[float] = deque(maxlen=1024)
+        self.audio_at: float | None = None  # perf_counter() when the latest line's audio began (or was written)
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._worker = NewestWorker("speaker", self._say_one)
@@ -144,6 +145,7 @@ class Speaker:
         if self.to_dir is not None:
             wav = self.to_dir / f"{self.spoken + 1:04d}.wav"
             if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+                self.audio_at = time.perf_counter()
                 self.spoken += 1
                 with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
                     index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
@@ -151,5 +153,6 @@ class Speaker:
         with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
             wav = Path(tmp) / "line.wav"
             if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+                self.audio_at = time.perf_counter()
                 self._execute([*self.player, str(wav)], None)
                 self.spoken += 1

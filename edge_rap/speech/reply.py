@@ -1,0 +1,90 @@
+"""What to answer to a spoken question: names matched to the memory first, then one of four ways.
+
+- A name that sounds like two concepts: ask which one was meant.
+- "Where is X?" / "Is X home?": the current frame when X is in it, else the latest sighting in the event log
+  ("I last saw <bo> on den 4 minutes ago").
+- A question about a concept that needs no image ("What colour is Bo's collar?"): text only.
+- Anything else: retrieve + generate with the latest frame; the matched names are written <name> in the
+  question, so the assistant retrieves them first, as RAP does with names in a question.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from edge_rap.speech.names import Names, mark_names, match_names
+from edge_rap.types import Image, Recognition
+
+_WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
+                    r"did you see|when did you( last)? see|seen)\b", re.I)
+# Words that say the question is about what the camera sees now, not about a concept's stored facts.
+_VISUAL = re.compile(r"\b(see|seeing|look|looks|looking|here|this|that|these|those|now|doing|holding|wearing|"
+                     r"table|floor|room|front|picture|image|camera|frame|show|in view)\b", re.I)
+
+
+@dataclass
+class Reply:
+    """The answer to one question and what it rests on. `mode`: "template" or "vlm" (the assistant), "events"
+    (the event log or the current frame's recognition), "clarify" (which one did you mean?)."""
+
+    text: str
+    mode: str
+    names: list[str] = field(default_factory=list)
+    question: str = ""  # as passed to the assistant, names marked
+    ambiguous: list[list[str]] = field(default_factory=list)
+
+
+def ago(seconds: float) -> str:
+    """"just now", "4 minutes ago", "2 hours ago", "3 days ago"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        n = int(seconds // size)
+        if n >= 1:
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
+
+
+def needs_image(question: str, names: Names) -> bool:
+    """A question naming a concept without pointing at the scene is about the concept itself."""
+    return not names.heard or bool(_VISUAL.search(question))
+
+
+def where_is(home, name: str, recognition: Recognition | None, now: float | None = None) -> str:
+    """From the current frame when `name` is in it, else from its latest event."""
+    from edge_rap.generate.narrate import where
+
+    hit = next((h for h in (recognition.hits if recognition else []) if h.concept.name == name), None)
+    if hit is not None:
+        place = where(hit.box, recognition.size)
+        return f"<{name}> is here{', ' + place if place else ''}."
+    event = home.events.last_seen(name)
+    if event is None:
+        return f"I haven't seen <{name}> yet."
+    when = ago((now or time.time()) - event.wall)
+    if event.kind == "arrived":
+        return f"<{name}> is on {event.camera}: I saw <{name}> arrive {when}."
+    return f"I last saw <{name}> on {event.camera} {when}."
+
+
+def reply(home, question: str, image: Image | None = None, recognition: Recognition | None = None,
+          now: float | None = None) -> Reply:
+    """Answer `question` (the words after the wake phrase). `recognition`: what the daemon already found in
+    `image`; recognised here when missing and needed."""
+    names = match_names(question, [c.name for c in home.concepts()])
+    if names.ambiguous:
+        options = names.ambiguous[0].names
+        text = "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
+        return Reply(text, "clarify", names.names, question, [list(a.names) for a in names.ambiguous])
+    marked = mark_names(question, names)
+    if names.heard and _WHERE.search(question):
+        if image is not None and recognition is None:
+            recognition = home.recognize(image)
+        text = " ".join(where_is(home, n, recognition, now) for n in names.names)
+        return Reply(text, "events", names.names, marked)
+    if image is not None and needs_image(question, names):
+        answer = home.assistant.ask(marked, image, recognition=recognition)
+    else:
+        answer = home.assistant.ask(marked)
+    seen = [h.concept.name for h in answer.concepts]
+    return Reply(answer.text, answer.mode, names.names + [n for n in seen if n not in names.names], marked)

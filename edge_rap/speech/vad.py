@@ -1,0 +1,125 @@
+"""Voice activity: silero VAD's ONNX model (from the `silero-vad` package, found without importing it, since
+its Python side imports torch) run through runtime.open_session, and a segmenter that turns its per-chunk
+probabilities into utterances with a start and an end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.speech.audio import CHUNK, RATE
+
+CONTEXT = 64  # samples of the previous chunk the model sees before each chunk (what silero's own wrapper does)
+
+
+def silero_path() -> Path:
+    """silero_vad.onnx inside the installed silero-vad package."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad.onnx"
+        if path.exists():
+            return path
+    raise EdgeRapError("silero VAD is not installed: pip install --no-deps silero-vad==6.2.3 "
+                       "(--no-deps keeps torch out; only its ONNX file is used)")
+
+
+class SileroVad:
+    """Speech probability per 32 ms chunk at 16 kHz; the model's recurrent state is carried between calls."""
+
+    def __init__(self, path: Path | None = None, provider: str = "cpu"):
+        from edge_rap.runtime import open_session
+
+        # One thread: a 32 ms chunk is too small to split, and the camera loop needs the other cores.
+        self.session = open_session(path or silero_path(), provider, threads=1)
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+
+    def __call__(self, chunk: np.ndarray) -> float:
+        x = np.concatenate([self._context, chunk.astype(np.float32, copy=False)])[None, :]
+        out, self._state = self.session.run({"input": x, "state": self._state, "sr": np.array(RATE, np.int64)})
+        self._context = x[0, -CONTEXT:]
+        return float(out[0, 0])
+
+
+@dataclass
+class Utterance:
+    """A stretch of speech: its samples (with a little padding), where it lies in the stream, and when its last
+    voiced chunk reached the VAD on the wall clock (the end of speech the latency is measured from)."""
+
+    samples: np.ndarray
+    start_s: float
+    end_s: float
+    ended_at: float  # time.perf_counter() when the last voiced chunk was processed
+    vad_ms: float = 0.0  # VAD time spent on the chunks of this utterance and the silence before it
+
+
+@dataclass
+class Segmenter:
+    """Hysteresis over probabilities (silero's own defaults): speech starts at `threshold`, continues above
+    `threshold - 0.15`, and ends after `silence_ms` below it; shorter than `min_speech_ms` is a click, dropped."""
+
+    vad: SileroVad
+    threshold: float = 0.5
+    silence_ms: float = 400.0
+    min_speech_ms: float = 250.0
+    pad_ms: float = 200.0
+    on_speech_start: Callable[[], None] | None = None  # called when speech starts (barge-in)
+    _ms: float = field(default=0.0, init=False)
+
+    def utterances(self, chunks: Iterable[np.ndarray]) -> Iterator[Utterance]:
+        """Utterances as they end; one still open when the chunks run out ends there."""
+        pad = int(self.pad_ms / 1000 * RATE / CHUNK)
+        hangover = max(1, int(self.silence_ms / 1000 * RATE / CHUNK))
+        before: list[np.ndarray] = []
+        voiced: list[np.ndarray] = []
+        start = last = quiet = lead = 0
+        ended_at = 0.0
+        for k, chunk in enumerate(chunks):
+            t0 = time.perf_counter()
+            p = self.vad(chunk)
+            self._ms += 1000 * (time.perf_counter() - t0)
+            if not voiced:
+                if p >= self.threshold:
+                    voiced, lead = before + [chunk], len(before)
+                    start, last, quiet, ended_at = k, k, 0, time.perf_counter()
+                    if self.on_speech_start is not None:
+                        self.on_speech_start()
+                elif pad:
+                    before = (before + [chunk])[-pad:]
+                continue
+            voiced.append(chunk)
+            if p >= self.threshold - 0.15:
+                last, quiet, ended_at = k, 0, time.perf_counter()
+                continue
+            quiet += 1
+            if quiet >= hangover:
+                utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
+                voiced, before = [], []
+                if utterance is not None:
+                    yield utterance
+        if voiced:
+            utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
+            if utterance is not None:
+                yield utterance
+
+    def _close(self, voiced: list[np.ndarray], start: int, last: int, ended_at: float) -> Utterance | None:
+        """`voiced`: the speech with up to `pad_ms` of audio either side."""
+        if (last - start + 1) * CHUNK / RATE * 1000 < self.min_speech_ms:
+            return None
+        return Utterance(np.concatenate(voiced), start * CHUNK / RATE, (last + 1) * CHUNK / RATE, ended_at,
+                         self.take_ms())
+
+    def take_ms(self) -> float:
+        """VAD milliseconds spent since the last utterance (or the last call), reset."""
+        ms, self._ms = self._ms, 0.0
+        return ms

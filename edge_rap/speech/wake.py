@@ -1,0 +1,36 @@
+"""The wake phrase, matched on the transcript: whisper writes "Hey robot", "Hey, Robot!" or "Hay robot", so the
+phrase is compared word run by word run with a fuzzy ratio rather than as an exact string. No wake-word model
+with real weights installs offline from PyPI, so the recogniser itself is the wake-word detector; silero VAD in
+front of it keeps silence and noise from reaching it at all."""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_WAKE = "hey robot"
+WAKE_MATCH = 80.0  # rapidfuzz ratio (0-100) of a run of words to the phrase
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def after_wake(text: str, phrase: str) -> str | None:
+    """What was said after the wake phrase ("" when nothing), or None when the phrase was not said."""
+    from rapidfuzz import fuzz
+
+    target = " ".join(_WORD.findall(phrase.lower()))
+    if not target:
+        return text.strip()
+    words = list(_WORD.finditer(text))
+    n = target.count(" ") + 1
+    best, end = 0.0, None
+    for i in range(len(words)):
+        for size in {max(1, n - 1), n, n + 1}:
+            run = words[i:i + size]
+            if len(run) < size:
+                continue
+            said = " ".join(w.group(0).lower() for w in run)
+            s = fuzz.ratio(said, target)
+            if s > best:
+                best, end = s, run[-1].end()
+    if best < WAKE_MATCH or end is None:
+        return None
+    return text[end:].lstrip(" ,.!?;:-").strip()

@@ -1,0 +1,135 @@
+"""The listening pipeline's pure parts: name matching, the wake phrase, WAV decoding and resampling, replies'
+wording. No model, no audio device."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rapidfuzz", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+
+from edge_rap.errors import EdgeRapError  # noqa: E402
+from edge_rap.speech.names import mark_names, match_names  # noqa: E402
+from edge_rap.speech.wake import after_wake  # noqa: E402
+
+HOUSEHOLD = ["bo", "anya", "mochi", "red_mug"]
+
+
+@pytest.mark.parametrize("said, name", [
+    ("Is Bo home?", "bo"), ("is bo home", "bo"), ("his bow home", "bo"), ("Where is boh?", "bo"),
+    ("What colour is Anya's backpack?", "anya"), ("where is Ania", "anya"),
+    ("Where's mocha?", "mochi"), ("Where's macha?", "mochi"), ("Where's Moochie", "mochi"),
+    ("Where's the red mug?", "red_mug"), ("Where's the red mud?", "red_mug"),
+])
+def test_a_misheard_or_spoken_name_is_the_stored_one(said, name):
+    assert match_names(said, HOUSEHOLD).names == [name]
+
+
+@pytest.mark.parametrize("said", ["Is there any milk?", "Can you be quiet", "What is on the table?",
+                                  "the dog is by the door", "I bought a new bowl", "Thank you."])
+def test_common_words_are_not_names(said):
+    names = match_names(said, HOUSEHOLD)
+    assert names.names == [] and names.ambiguous == []
+
+
+def test_names_come_in_order_of_mention_with_possessives_marked():
+    text = "Is Anya's backpack near bow?"
+    names = match_names(text, HOUSEHOLD)
+    assert names.names == ["anya", "bo"]
+    assert mark_names(text, names) == "Is <anya>'s backpack near <bo>?"
+
+
+def test_a_name_that_sounds_like_two_concepts_is_ambiguous():
+    names = match_names("where is bow", ["bo", "beau", "anya"])
+    assert names.names == [] and [a.names for a in names.ambiguous] == [("bo", "beau")]
+    assert match_names("where is Bo", ["bo", "beau"]).names == ["bo"]  # spelled as stored: no question
+
+
+@pytest.mark.parametrize("said, rest", [
+    ("Hey robot. Is Bo home.", "Is Bo home."), ("Hey, Robot! where is mochi", "where is mochi"),
+    ("Hay robot, what", "what"), ("Hey Robert, where is Bo?", "where is Bo?"), ("Hey robot.", ""),
+    ("okay so then we went home", None), ("Hey there, how are you?", None), ("hey", None), ("", None),
+])
+def test_wake_phrase_on_the_transcript(said, rest):
+    assert after_wake(said, "hey robot") == rest
+
+
+def test_whisper_repeating_itself_is_said_once():
+    from edge_rap.speech.asr import once
+
+    assert once("Hey robot, is Bo home. Hey robot, is Bo home.") == "Hey robot, is Bo home."
+    assert once("Hi. Hi there.") == "Hi. Hi there."
+
+
+def _wav(path, samples: np.ndarray, rate: int, bits: int, fmt: int = 1, extensible: bool = False):
+    """A WAV file written by hand: `samples` (frames, channels) in [-1, 1]."""
+    channels = samples.shape[1]
+    if fmt == 3:
+        data = samples.astype("<f4").tobytes()
+    elif bits == 8:
+        data = np.round(samples * 127 + 128).astype(np.uint8).tobytes()
+    elif bits == 24:
+        ints = np.round(samples * (2 ** 23 - 1)).astype("<i4").reshape(-1)
+        data = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
+    else:
+        data = np.round(samples * (2 ** (bits - 1) - 1)).astype(f"<i{bits // 8}").tobytes()
+    block = channels * bits // 8
+    tag = 0xFFFE if extensible else fmt
+    fmt_chunk = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    if extensible:
+        fmt_chunk += struct.pack("<HHI", 22, bits, 0) + struct.pack("<H", fmt) + b"\x00" * 14
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + b"LIST" + struct.pack("<I", 4) + \
+        b"junk" + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+@pytest.mark.parametrize("rate, bits, fmt, channels, extensible", [
+    (16000, 16, 1, 1, False), (44100, 16, 1, 2, False), (48000, 24, 1, 2, True), (22050, 8, 1, 1, False),
+    (8000, 32, 1, 1, False), (32000, 32, 3, 3, True),
+])
+def test_any_wav_becomes_the_same_16k_mono(tmp_path, rate, bits, fmt, channels, extensible):
+    from edge_rap.speech.audio import RATE, read_wav
+
+    t = np.arange(int(rate * 0.5)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    audio = read_wav(_wav(tmp_path / "a.wav", np.repeat(tone[:, None], channels, 1), rate, bits, fmt, extensible))
+    assert audio.rate == RATE and abs(audio.seconds - 0.5) < 0.01
+    expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(audio.samples)) / RATE)
+    middle = slice(800, len(expected) - 800)  # away from the resampler's edges
+    assert np.abs(audio.samples[middle] - expected[middle]).max() < (0.03 if bits == 8 else 0.01)
+
+
+def test_not_a_wav_is_one_line(tmp_path):
+    from edge_rap.speech.audio import read_wav
+
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(b"ID3 this is an mp3")
+    with pytest.raises(EdgeRapError, match="not a WAV file"):
+        read_wav(bad)
+    with pytest.raises(EdgeRapError, match="cannot read"):
+        read_wav(tmp_path / "missing.wav")
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00")
+    with pytest.raises(EdgeRapError, match="unreadable WAV|without"):
+        read_wav(bad)
+
+
+def test_ago_says_how_long():
+    from edge_rap.speech.reply import ago
+
+    assert ago(3) == "just now"
+    assert ago(45) == "45 seconds ago"
+    assert ago(4 * 60 + 5) == "4 minutes ago"
+    assert ago(3600) == "1 hour ago"
+    assert ago(3 * 86400) == "3 days ago"
+
+
+def test_a_question_about_a_concept_needs_no_image():
+    from edge_rap.speech.reply import needs_image
+
+    assert not needs_image("What colour is Bo's collar?", match_names("What colour is Bo's collar?", HOUSEHOLD))
+    assert needs_image("What is Bo doing?", match_names("What is Bo doing?", HOUSEHOLD))
+    assert needs_image("What is on the table?", match_names("What is on the table?", HOUSEHOLD))

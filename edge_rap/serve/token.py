@@ -16,6 +16,11 @@ from edge_rap.errors import EdgeRapError
 TOKEN_FILE = "api-token"
 
 
+def _new() -> str:
+    """256 random bits in hex: never starts with "-", so it is safe after --token on any command line."""
+    return secrets.token_hex(32)
+
+
 def _write(path: Path, token: str, exclusive: bool) -> None:
     """Write the token readable by its owner only; never through a symlink."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
@@ -47,7 +52,7 @@ def ensure_token(memory: Path) -> str:
     path = memory / TOKEN_FILE
     try:
         memory.mkdir(parents=True, exist_ok=True)
-        _write(path, secrets.token_urlsafe(32), exclusive=True)
+        _write(path, _new(), exclusive=True)
     except FileExistsError:
         pass
     except OSError as e:
@@ -59,7 +64,7 @@ def rotate_token(memory: Path) -> str:
     """A new token, swapped in whole (a reader never sees half of one); the old one stops working."""
     path = memory / TOKEN_FILE
     fresh = memory / f".{TOKEN_FILE}.new"
-    token = secrets.token_urlsafe(32)
+    token = _new()
     try:
         memory.mkdir(parents=True, exist_ok=True)
         fresh.unlink(missing_ok=True)

@@ -1,0 +1,147 @@
+"""The API does what the CLI does, with the real default embedder: a concept added over HTTP is one the CLI
+lists and recognises at once, `/api/recognize` answers what `recognize --json` prints, renames and forgets
+carry the event log along, events come with their snapshots, ask streams Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from photos import photo, save_photo
+from serve_support import fake_settings, jpeg, live_server, photo_files, png
+
+from edge_rap.types import Box, Event
+
+
+@pytest.fixture
+def live(settings):
+    with live_server(settings, fake=False) as server:
+        yield server
+
+
+def test_a_concept_added_over_http_is_the_clis_at_once(live, run, tmp_path):
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "astronaut", "description": "in a spacesuit", "category": "explorer"},
+                   files=photo_files(jpeg(photo("astronaut"))))
+        assert r.status_code == 201, r.text
+        assert r.json()["views"] == 1 and r.json()["description"] == "in a spacesuit"
+        assert c.post("/api/concepts/astronaut/photos", files=photo_files(png(photo("astronaut")[:, ::-1]))
+                      ).json()["views"] == 2
+        assert c.post("/api/concepts", data={"name": "coffee"}, files=photo_files(png(photo("coffee")))
+                      ).status_code == 201
+    rc, out, _ = run("concepts", "--json")
+    assert rc == 0
+    listed = {c["name"]: c for c in json.loads(out)}
+    assert sorted(listed) == ["astronaut", "coffee"] and listed["astronaut"]["views"] == 2
+    frame = save_photo(tmp_path / "frames", "astronaut")
+    rc, out, _ = run("recognize", str(frame), "--json")
+    cli = json.loads(out)
+    with live.client() as c:
+        api = c.post("/api/recognize", files=photo_files(frame.read_bytes())).json()
+    assert [h["name"] for h in api["concepts"]] == [h["name"] for h in cli["concepts"]] == ["astronaut"]
+    assert api["concepts"][0]["box"] == cli["concepts"][0]["box"]
+    assert api["concepts"][0]["score"] == pytest.approx(cli["concepts"][0]["score"], abs=1e-3)
+
+
+def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, run, tmp_path):
+    snap = tmp_path / "snaps" / "1700000000000-0123abcd.jpg"
+    snap.parent.mkdir()
+    snap.write_bytes(jpeg(photo("coffee")))
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "coffee"}, files=photo_files(png(photo("coffee")))
+                      ).status_code == 201
+        assert c.post("/api/concepts", data={"name": "chelsea"}, files=photo_files(png(photo("chelsea")))
+                      ).status_code == 201
+        live.home.events.add(Event("arrived", "coffee", "den", 1.0, time.time(), Box(1, 2, 30, 40), 0.8, "hello",
+                                   str(snap)))
+        r = c.patch("/api/concepts/coffee", json={"name": "mug", "description": "the blue mug", "category": "cup"})
+        assert r.status_code == 200 and (r.json()["name"], r.json()["category"]) == ("mug", "cup")
+        assert c.patch("/api/concepts/mug", json={"name": "chelsea"}).status_code == 409
+        events = c.get("/api/events", params={"since": "1h", "name": "mug"}).json()
+        assert [(e["type"], e["name"], e["box"], e["said"]) for e in events] == [("arrived", "mug", [1, 2, 30, 40],
+                                                                                 "hello")]
+        shot = c.get(events[0]["snapshot"])
+        assert shot.headers["content-type"] == "image/jpeg" and shot.content == snap.read_bytes()
+        rc, out, _ = run("concepts", "--json")
+        assert {c["name"]: c["description"] for c in json.loads(out)}["mug"] == "the blue mug"
+        assert c.delete("/api/concepts/mug").status_code == 204
+        assert c.get("/api/events").json() == [] and not snap.exists()
+        assert c.delete("/api/concepts/mug").status_code == 404
+    rc, out, _ = run("concepts", "--json")
+    assert [c["name"] for c in json.loads(out)] == ["chelsea"]
+
+
+def test_ask_answers_in_json_or_as_server_sent_events(live):
+    with live.client() as c:
+        c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},
+               files=photo_files(png(photo("coffee"))))
+        plain = c.post("/api/ask", data={"question": "What is <coffee>?"}).json()
+        assert "a cup of coffee" in plain["answer"] and plain["mode"] == "template"
+        with c.stream("POST", "/api/ask", data={"question": "What is <coffee>?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = [line for line in r.iter_lines() if line]
+        kinds = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+        assert kinds[-1] == "answer" and set(kinds[:-1]) <= {"text"}
+        assert json.loads(lines[-1].removeprefix("data: "))["answer"] == plain["answer"]
+        assert c.post("/api/ask", data={"question": " "}).status_code == 422
+
+
+def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.get("/api/stats").json()["daemon"] is False
+    figures = {"fps": 4.5, "frames_read": 10, "frames_processed": 8, "frames_dropped": 1,
+               "stages_ms": {"embed": 30.5}}
+    with live_server(fake_settings(tmp_path), stats=lambda: figures) as live, live.client() as c:
+        assert c.get("/api/stats").json() == {"daemon": True, **figures}
+
+
+def test_pair_prints_a_qr_code_url_and_token(settings, run):
+    rc, out, _ = run("pair")
+    assert rc == 0
+    token = (settings.memory / "api-token").read_text().strip()
+    assert f"token: {token}" in out and "url:   http://127.0.0.1:8765/" in out
+    assert "\u2588" in out or "\u2580" in out  # the QR code's blocks
+    rc, out, _ = run("pair", "--json", "--host", "0.0.0.0", "--port", "9000")
+    paired = json.loads(out)
+    assert paired["token"] == token and paired["url"].endswith(":9000/") and "0.0.0.0" not in paired["url"]
+
+
+def test_serve_warns_when_it_listens_wider_without_tls():
+    from edge_rap.serve.server import warn_if_open
+
+    assert warn_if_open("127.0.0.1", None) is None and warn_if_open("::1", None) is None
+    assert warn_if_open("localhost", None) is None
+    assert "without TLS" in warn_if_open("0.0.0.0", None)
+    from edge_rap.serve.server import Tls
+
+    assert warn_if_open("0.0.0.0", Tls("c.pem", "k.pem")) is None
+
+
+def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
+    rc, _, err = run("serve", "--tls-cert", "c.pem")
+    assert rc == 2 and "--tls-key" in err
+    from edge_rap.serve.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        rc, _, err = run("serve", "--port", str(taken.getsockname()[1]))
+        assert rc == 2 and "cannot listen" in err
+    finally:
+        taken.close()
+
+
+def test_daemon_stats_reads_the_running_daemons_counters():
+    from collections import deque
+    from types import SimpleNamespace
+
+    from edge_rap.daemon.loop import Summary
+    from edge_rap.serve.stats import daemon_stats
+
+    daemon = SimpleNamespace(summary=Summary(frames_read=20, frames_processed=12, frames_dropped=3),
+                             times={"embed": deque([10.0, 30.0, 20.0]), "gate": deque(), "lag": deque([5.0])})
+    figures = daemon_stats(daemon, started=time.monotonic() - 10)()
+    assert figures["stages_ms"] == {"embed": 20.0}
+    assert (figures["frames_read"], figures["frames_processed"], figures["frames_dropped"]) == (20, 12, 3)
+    assert 1.0 < figures["fps"] <= 2.0

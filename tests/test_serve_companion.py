@@ -1,0 +1,132 @@
+"""tools/companion.py against a live server: list, add, forget, events, and sync of a RAP database.json or a
+folder of concept folders, idempotent (a second sync adds nothing; a changed description is patched), missing
+images named and the rest imported, unreachable devices one line after retries."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scenes import save, scene
+from serve_support import fake_settings, live_server
+
+from edge_rap.types import Event
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture(scope="module")
+def companion():
+    spec = importlib.util.spec_from_file_location("companion", TOOLS / "companion.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["companion"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["companion"]
+
+
+@pytest.fixture
+def live(tmp_path):
+    with live_server(fake_settings(tmp_path)) as server:
+        yield server
+
+
+def _call(companion, live, capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = companion.main(["--url", live.url, "--token", live.token, *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _save(path: Path, seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(path, scene(seed))
+
+
+def _rap_database(folder: Path) -> Path:
+    images = folder / "database"
+    _save(images / "bo.png", 1)
+    _save(images / "bo-2.png", 2)
+    _save(images / "mug.png", 3)
+    db = {"concept_dict": {
+        "<bo>": {"name": "bo", "image": "./database/bo.png", "extra_images": ["./database/bo-2.png",
+                                                                            "./database/bo-3.png"],
+                 "info": "our dog", "category": "dog"},
+        "<mug>": {"name": "mug", "image": "./database/mug.png", "info": "the blue mug", "category": "cup"},
+        "<ghost>": {"name": "ghost", "image": "./database/ghost.png", "info": "gone", "category": "toy"}},
+        "path_to_concept": {}}
+    path = folder / "database.json"
+    path.write_text(json.dumps(db))
+    return path
+
+
+def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, live, capsys, tmp_path):
+    database = _rap_database(tmp_path / "rap")
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)
+    report = json.loads(out)
+    assert rc == 0 and sorted(report["added"]) == ["bo", "mug"] and report["photos_added"] == 3
+    assert sorted(report["missing"]) == ["bo (bo-3.png)", "ghost (ghost.png)"]
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)
+    again = json.loads(out)
+    assert (again["added"], again["patched"], again["photos_added"]) == ([], [], 0)
+    db = json.loads(database.read_text())
+    db["concept_dict"]["<mug>"]["info"] = "the red mug"
+    database.write_text(json.dumps(db))
+    _save(database.parent / "database" / "bo-3.png", 4)  # the missing photo turns up
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)
+    third = json.loads(out)
+    assert (third["added"], third["patched"], third["photos_added"]) == ([], ["mug"], 1)
+    with live.client() as c:
+        listed = {x["name"]: x for x in c.get("/api/concepts").json()}
+    assert (listed["bo"]["views"], listed["mug"]["description"]) == (3, "the red mug")
+
+
+def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
+    root = tmp_path / "concepts"
+    _save(root / "bo" / "a.png", 5)
+    _save(root / "bo" / "b.jpg", 6)
+    (root / "bo" / "description.txt").write_text("our dog\n")
+    _save(root / "cat" / "a.png", 7)
+    (root / "empty").mkdir()
+    rc, out, _ = _call(companion, live, capsys, "sync", root)
+    assert rc == 0 and "added 2 concept(s), patched 0, sent 3 photo(s)" in out
+    rc, out, _ = _call(companion, live, capsys, "sync", root)
+    assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
+
+
+def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
+    photo = _save(tmp_path / "bo.png", 8)
+    rc, out, _ = _call(companion, live, capsys, "add", "bo", photo, "--description", "our dog", "--category", "dog")
+    assert rc == 0 and out.strip() == "added <bo> (1 photo(s))"
+    rc, out, err = _call(companion, live, capsys, "add", "bo", photo)
+    assert rc == 2 and err.strip().startswith("companion: POST /api/concepts: 409 ") and err.count("\n") == 1
+    rc, out, _ = _call(companion, live, capsys, "list")
+    assert out.strip() == "<bo> [dog] 1 photo(s): our dog"
+    live.home.events.add(Event("arrived", "bo", "door", 2.0, time.time(), said="bo is here"))
+    rc, out, _ = _call(companion, live, capsys, "events", "--since", "1h")
+    assert out.strip().endswith("[door] <bo> arrived: bo is here")
+    rc, out, _ = _call(companion, live, capsys, "forget", "bo")
+    assert rc == 0 and _call(companion, live, capsys, "--json", "list")[1].strip() == "[]"
+
+
+def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, capsys, monkeypatch):
+    rc, _, err = _call(companion, live, capsys, "forget", "nobody")
+    assert rc == 2 and err == "companion: DELETE /api/concepts/nobody: 404 no concept named 'nobody'\n"
+    capsys.readouterr()
+    assert companion.main(["--url", live.url, "--token", "wrong" * 9, "list"]) == 2
+    assert "401 wrong token" in capsys.readouterr().err
+    sleeps = []
+    monkeypatch.setattr(companion.time, "sleep", sleeps.append)
+    from edge_rap.serve.server import bind
+
+    closed = bind("127.0.0.1", 0)
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    assert companion.main(["--url", f"http://127.0.0.1:{port}", "--token", "t", "--retries", "3", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("companion: cannot reach") and err.count("\n") == 1
+    assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""The edge-rap companion: teach the device from a laptop over its HTTP API (`edge-rap serve`).
+
+A single file that needs only httpx (`pip install httpx`), so it can be copied anywhere:
+
+    companion.py --url http://device:8765 --token T list
+    companion.py ... add bo bo1.jpg bo2.jpg --description "our Shiba Inu" --category dog
+    companion.py ... forget bo
+    companion.py ... sync PATH          # a RAP database.json, or a folder with one subfolder of photos per concept
+    companion.py ... events --since 1d
+
+`edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
+`sync` is idempotent: a concept is added once, a photo already there (same bytes) is not sent again, and a
+changed description or category is patched. Connection errors are retried with backoff; errors are one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff", ".gif", ".bmp"}
+
+
+class CompanionError(Exception):
+    """One line for the user; exit status 2."""
+
+
+@dataclass
+class Entry:
+    """A concept to have on the device: its photos (those that exist) and the ones named but missing."""
+
+    name: str
+    photos: list[Path]
+    description: str = ""
+    category: str = ""
+    missing: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    patched: list[str] = field(default_factory=list)
+    photos_added: int = 0
+    missing: list[str] = field(default_factory=list)  # "name (file)" for each image that is not there
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Device:
+    """The API with retries: connection errors and 429/503 are retried with exponential backoff."""
+
+    def __init__(self, url: str, token: str, retries: int = 4, backoff_s: float = 0.5, timeout_s: float = 120):
+        self.client = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
+                                   timeout=timeout_s)
+        self.retries = retries
+        self.backoff_s = backoff_s
+
+    def request(self, method: str, path: str, ok: tuple[int, ...] = (200, 201, 204), **kwargs) -> httpx.Response:
+        attempt = 0
+        while True:
+            wait = self.backoff_s * 2 ** attempt
+            try:
+                response = self.client.request(method, path, **kwargs)
+            except httpx.TransportError as e:
+                if attempt == self.retries:
+                    raise CompanionError(f"cannot reach {self.client.base_url} ({type(e).__name__}: {e})") from None
+            else:
+                if response.status_code in ok:
+                    return response
+                if response.status_code not in (429, 503) or attempt == self.retries:
+                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}")
+                wait = max(wait, float(response.headers.get("retry-after", 0) or 0))
+            time.sleep(wait)
+            attempt += 1
+
+    def concepts(self) -> dict[str, dict]:
+        return {c["name"]: c for c in self.request("GET", "/api/concepts").json()}
+
+    def add(self, entry: Entry) -> dict:
+        files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in entry.photos]
+        data = {"name": entry.name, "description": entry.description, "category": entry.category}
+        return self.request("POST", "/api/concepts", data=data, files=files).json()
+
+    def add_photos(self, name: str, photos: list[Path]) -> dict:
+        files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
+        return self.request("POST", f"/api/concepts/{quote(name, safe='')}/photos", files=files).json()
+
+    def patch(self, name: str, **change) -> dict:
+        return self.request("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change).json()
+
+    def forget(self, name: str) -> None:
+        self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return response.reason_phrase
+
+
+def _clean(name: str) -> str:
+    name = name.strip()
+    return name[1:-1].strip() if name.startswith("<") and name.endswith(">") else name
+
+
+def read_entries(path: Path) -> list[Entry]:
+    """A RAP database.json (concept_dict: {"<name>": {image, extra_images, info, category}}), or a folder with
+    one subfolder of photos per concept (an optional description.txt and category.txt in each)."""
+    if path.is_dir():
+        return [_folder_entry(sub) for sub in sorted(path.iterdir()) if sub.is_dir()]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CompanionError(f"{path}: cannot read it as a RAP database.json ({e})") from None
+    concepts = data.get("concept_dict") if isinstance(data, dict) else None
+    if not isinstance(concepts, dict):
+        raise CompanionError(f"{path}: not a RAP database (no concept_dict)")
+    entries = []
+    for key, value in concepts.items():
+        value = value if isinstance(value, dict) else {}
+        images = []
+        for item in (value.get("image"), value.get("extra_images")):
+            images += [item] if isinstance(item, str) else [i for i in item or [] if isinstance(i, str)]
+        files = [path.parent / i for i in images if i]
+        entries.append(Entry(_clean(key), [f for f in files if f.is_file()], str(value.get("info", "")),
+                             str(value.get("category", "")), [f for f in files if not f.is_file()]))
+    return entries
+
+
+def _folder_entry(folder: Path) -> Entry:
+    def text(name: str) -> str:
+        file = folder / name
+        return file.read_text(encoding="utf-8").strip() if file.is_file() else ""
+
+    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Progress:
+    """A bar on stderr when it is a terminal; silent otherwise (logs and pipes get the summary only)."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self.shown = sys.stderr.isatty()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        if self.shown:
+            filled = int(30 * self.done / max(1, self.total))
+            print(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {what[:30]:30}",
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def sync(device: Device, entries: list[Entry]) -> SyncReport:
+    """Make the device hold every entry: add what is new, send photos it lacks, patch changed text."""
+    report = SyncReport()
+    have = device.concepts()
+    progress = Progress(len(entries), "sync")
+    for entry in entries:
+        progress.step(entry.name)
+        report.missing += [f"{entry.name} ({m.name})" for m in entry.missing]
+        try:
+            _sync_one(device, entry, have.get(entry.name), report)
+        except CompanionError as e:
+            report.failed[entry.name] = str(e)
+    progress.close()
+    return report
+
+
+def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:
+    if current is None:
+        if entry.photos:
+            device.add(entry)
+            report.added.append(entry.name)
+            report.photos_added += len(entry.photos)
+        return
+    change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
+              if v != current[k]}
+    if change:
+        device.patch(entry.name, **change)
+        report.patched.append(entry.name)
+    stored = {p["sha256"] for p in current["photos"]}
+    fresh = [p for p in entry.photos if _sha256(p) not in stored]
+    if fresh:
+        device.add_photos(entry.name, fresh)
+        report.photos_added += len(fresh)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="companion.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("EDGE_RAP_URL"), help="the device, e.g. http://10.0.0.5:8765")
+    parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"), help="from `edge-rap pair` on the device")
+    parser.add_argument("--retries", type=int, default=4, help="retries of a request on connection errors (4)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the concepts on the device")
+    p = sub.add_parser("add", help="add a concept with its photos")
+    p.add_argument("name")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--description", default="")
+    p.add_argument("--category", default="")
+    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument("name")
+    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument("path", type=Path)
+    p = sub.add_parser("events", help="who was seen, when")
+    p.add_argument("--since", help="30s, 10m, 2h, 1d or an ISO date-time")
+    p.add_argument("--name")
+    args = parser.parse_args(argv)
+    try:
+        if not args.url or not args.token:
+            raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
+        return _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
+    except CompanionError as e:
+        print(f"companion: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("companion: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args, device: Device) -> int:
+    if args.command == "list":
+        concepts = list(device.concepts().values())
+        if args.json:
+            print(json.dumps(concepts))
+        for c in [] if args.json else concepts:
+            category = f" [{c['category']}]" if c["category"] else ""
+            print(f"<{c['name']}>{category} {c['views']} photo(s): {c['description']}")
+    elif args.command == "add":
+        missing = [str(p) for p in args.photos if not p.is_file()]
+        if missing:
+            raise CompanionError(f"no such photo: {', '.join(missing)}")
+        concept = device.add(Entry(args.name, args.photos, args.description, args.category))
+        print(json.dumps(concept) if args.json else f"added <{concept['name']}> ({concept['views']} photo(s))")
+    elif args.command == "forget":
+        device.forget(args.name)
+        print(f"forgot <{args.name}>")
+    elif args.command == "sync":
+        if not args.path.exists():
+            raise CompanionError(f"{args.path}: no such file or folder")
+        report = sync(device, read_entries(args.path))
+        _print_report(report, args.json)
+        return 1 if report.failed else 0
+    elif args.command == "events":
+        params = {k: v for k, v in (("since", args.since), ("name", args.name)) if v}
+        events = device.request("GET", "/api/events", params=params).json()
+        if args.json:
+            print(json.dumps(events))
+        for e in [] if args.json else events:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["wall"]))
+            print(f"{when} [{e['camera']}] <{e['name']}> {e['type']}" + (f": {e['said']}" if e.get("said") else ""))
+    return 0
+
+
+def _print_report(report: SyncReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.__dict__))
+        return
+    print(f"added {len(report.added)} concept(s), patched {len(report.patched)}, sent {report.photos_added} photo(s)")
+    if report.missing:
+        print(f"missing images, not sent ({len(report.missing)}): {', '.join(report.missing)}")
+    for name, why in report.failed.items():
+        print(f"failed <{name}>: {why}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

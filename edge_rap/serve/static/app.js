@@ -20,7 +20,11 @@ async function api(method, path, body) {
     body = JSON.stringify(body);
   }
   const response = await fetch(path, { method, headers, body });
-  if (response.status === 401) { askForToken("That token was not accepted."); throw new Error("not signed in"); }
+  if (response.status === 401) {
+    const why = "That token was not accepted.";
+    askForToken(why);
+    throw new Error(why);
+  }
   if (!response.ok) {
     let message = response.statusText;
     try { message = (await response.json()).error; } catch (e) { /* not JSON */ }
@@ -139,12 +143,18 @@ function showChosen() {
   $("add-chosen").textContent = n ? `${n} photo(s) chosen` : "";
 }
 
-function start() {
+// The pairing link (edge-rap pair's QR code) carries the token after "#": browsers never send it to a server.
+function tokenFromLink() {
   const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.get("token")) {
-    localStorage.setItem(KEY, fragment.get("token"));
-    history.replaceState(null, "", location.pathname);  // the token leaves the address bar and the history
-  }
+  if (!fragment.get("token")) return false;
+  localStorage.setItem(KEY, fragment.get("token"));
+  history.replaceState(null, "", location.pathname);  // the token leaves the address bar and the history
+  return true;
+}
+
+function start() {
+  tokenFromLink();
+  window.addEventListener("hashchange", () => { if (tokenFromLink()) signedIn(); });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(KEY, $("token-input").value.trim());

@@ -1,0 +1,111 @@
+"""The household page in a real headless browser (Debian's chromium through Selenium): the pairing link's
+token is kept and leaves the address bar; a concept is added from a file, shown with its photo, renamed,
+re-described and forgotten; today's sightings show with their snapshots; on a phone-sized window."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from scenes import save, scene
+from serve_support import fake_settings, jpeg, live_server
+
+from edge_rap.types import Box, Event
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (pip install 'edge_rap[serve-test]')")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver")
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3},
+                                                        "userAgent": "Mozilla/5.0 (iPhone) Mobile"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def wait_for(check, what: str, timeout: float = 15.0):
+    """Poll until `check()` is truthy (the page works asynchronously); the failure names what never came."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:  # the element is not there yet, or was just replaced
+            value = None
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"the page never showed {what}")
+        time.sleep(0.1)
+
+
+def test_the_household_page_on_a_phone(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    snap = tmp_path / "snaps" / "1700000000000-0123abcd.jpg"
+    snap.parent.mkdir()
+    snap.write_bytes(jpeg(scene(9)))
+    photo = save(tmp_path / "bo.png", scene(1))
+    with live_server(fake_settings(tmp_path)) as live:
+        browser.get(f"{live.url}/")
+        wait_for(lambda: browser.find_element(By.ID, "token-form").is_displayed(), "the token form")
+        browser.get(f"{live.url}/#token={live.token}")  # the pairing link
+        wait_for(lambda: browser.find_element(By.ID, "add-form").is_displayed(), "the page after pairing")
+        assert "token" not in browser.current_url
+        assert browser.execute_script("return localStorage.getItem('edge-rap-token')") == live.token
+        assert browser.execute_script("return window.innerWidth") == 390  # a phone's screen
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # no sideways scroll
+
+        browser.find_element(By.ID, "add-name").send_keys("bo")
+        browser.find_element(By.ID, "add-category").send_keys("dog")
+        browser.find_element(By.ID, "add-description").send_keys("our Shiba Inu")
+        browser.find_element(By.ID, "add-photos").send_keys(str(photo))
+        browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]").click()
+        card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bo']"), "bo's card")
+        assert card.find_element(By.CSS_SELECTOR, ".description").text == "our Shiba Inu"
+        wait_for(lambda: browser.execute_script(
+            "const i = document.querySelector(\".concept[data-name='bo'] img\"); return i && i.naturalWidth"),
+            "bo's photo, fetched with the token")
+        with live.client() as c:
+            assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]
+
+        card.find_element(By.CSS_SELECTOR, ".edit").click()
+        name = card.find_element(By.CSS_SELECTOR, ".edit-name")
+        name.clear()
+        name.send_keys("bobo")
+        card.find_element(By.CSS_SELECTOR, ".edit-description").send_keys(", black collar")
+        card.find_element(By.CSS_SELECTOR, ".edit-form button[type=submit]").click()
+        card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bobo']"), "the rename")
+        assert card.find_element(By.CSS_SELECTOR, ".description").text == "our Shiba Inu, black collar"
+
+        live.home.events.add(Event("arrived", "bobo", "door", 1.0, time.time(), Box(0, 0, 10, 10), 0.9,
+                                   "bobo is at the door", str(snap)))
+        browser.refresh()
+        wait_for(lambda: "bobo arrived (door): bobo is at the door" in browser.find_element(By.ID, "events").text,
+                 "today's sighting")
+        wait_for(lambda: browser.execute_script("const i = document.querySelector('#events img');"
+                                                "return i && i.naturalWidth"), "the sighting's snapshot")
+
+        card = browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bobo']")
+        card.find_element(By.CSS_SELECTOR, ".forget").click()
+        browser.switch_to.alert.accept()
+        wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, ".concept[data-name='bobo']"), "the forgetting")
+        with live.client() as c:
+            assert c.get("/api/concepts").json() == [] and c.get("/api/events").json() == []
+
+        browser.execute_script("localStorage.setItem('edge-rap-token', 'wrong')")
+        browser.refresh()
+        wait_for(lambda: browser.find_element(By.ID, "token-form").is_displayed(), "the token form for a bad token")
+        assert "not accepted" in browser.find_element(By.ID, "status").text

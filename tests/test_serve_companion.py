@@ -56,7 +56,7 @@ def _rap_database(folder: Path) -> Path:
         "<bo>": {"name": "bo", "image": "./database/bo.png", "extra_images": ["./database/bo-2.png",
                                                                             "./database/bo-3.png"],
                  "info": "our dog", "category": "dog"},
-        "<mug>": {"name": "mug", "image": "./database/mug.png", "info": "the blue mug", "category": "cup"},
+        "<mug>": {"name": "mug", "image": "./database/mug.png", "info": " the blue  mug\n", "category": "cup"},
         "<ghost>": {"name": "ghost", "image": "./database/ghost.png", "info": "gone", "category": "toy"}},
         "path_to_concept": {}}
     path = folder / "database.json"

@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -146,6 +147,11 @@ def _folder_entry(folder: Path) -> Entry:
     return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
 
 
+def _as_stored(text: str) -> str:
+    """Text as the device keeps it (whitespace collapsed, control characters dropped): what to compare with."""
+    return "".join(c for c in " ".join(text.split()) if unicodedata.category(c)[0] != "C")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -193,7 +199,7 @@ def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncRe
             report.photos_added += len(entry.photos)
         return
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
-              if v != current[k]}
+              if _as_stored(v) != current[k]}
     if change:
         device.patch(entry.name, **change)
         report.patched.append(entry.name)

@@ -267,3 +267,31 @@ def test_errors_are_json_with_one_line(live):
         r = c.get("/api/events", params={"since": "yesterday-ish"})
         assert r.status_code == 422 and "since" in r.json()["error"]
         assert c.put("/api/concepts").status_code == 405
+
+
+@pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="making a test certificate needs openssl")
+def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
+    import subprocess
+
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.server import Tls, start_server_thread
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    home = Household(fake_settings(tmp_path))
+    try:
+        handle = start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(cert), str(key)))
+        try:
+            assert handle.url.startswith("https://")
+            assert httpx.get(f"{handle.url}/api/health", verify=False).json() == {"ok": True}
+            with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port gets nothing
+                httpx.get(handle.url.replace("https", "http") + "/api/health", timeout=5).json()
+        finally:
+            handle.stop()
+        with pytest.raises(EdgeRapError, match="--tls-cert"):
+            start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(key), str(cert)))
+    finally:
+        home.close()

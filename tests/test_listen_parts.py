@@ -51,6 +51,7 @@ def test_a_name_that_sounds_like_two_concepts_is_ambiguous():
 @pytest.mark.parametrize("said, rest", [
     ("Hey robot. Is Bo home.", "Is Bo home."), ("Hey, Robot! where is mochi", "where is mochi"),
     ("Hay robot, what", "what"), ("Hey Robert, where is Bo?", "where is Bo?"), ("Hey robot.", ""),
+    ("A robot is Bo home.", "is Bo home."), ("I saw a robot on TV", None),
     ("okay so then we went home", None), ("Hey there, how are you?", None), ("hey", None), ("", None),
 ])
 def test_wake_phrase_on_the_transcript(said, rest):
@@ -61,7 +62,9 @@ def test_whisper_repeating_itself_is_said_once():
     from edge_rap.speech.asr import once
 
     assert once("Hey robot, is Bo home. Hey robot, is Bo home.") == "Hey robot, is Bo home."
-    assert once("Hi. Hi there.") == "Hi. Hi there."
+    assert once("Hey Robot, what colour is it. Hey Robot, what col") == "Hey Robot, what colour is it."
+    assert once("Hey robot. Where did Bo go? Hey robot, where did Bo go?") == "Hey robot. Where did Bo go?"
+    assert once("Hey robot. Is Bo home? Where is Anya?") == "Hey robot. Is Bo home? Where is Anya?"
 
 
 def _wav(path, samples: np.ndarray, rate: int, bits: int, fmt: int = 1, extensible: bool = False):

@@ -47,12 +47,17 @@ def name_prompt(names: list[str]) -> str:
 
 
 def once(text: str) -> str:
-    """The text without a sentence repeated right after itself (greedy whisper can loop on short audio)."""
-    kept: list[str] = []
-    for sentence in re.findall(r"[^.!?]+[.!?]*\s*", text):
-        if not kept or sentence.strip().lower() != kept[-1].strip().lower():
-            kept.append(sentence)
-    return "".join(kept).strip()
+    """The text up to where it starts over (greedy whisper can loop on short audio, even with a repetition
+    penalty): the rest from a sentence on that says again what was said, or its start, is dropped."""
+    def letters(t: str) -> str:
+        return re.sub(r"[^a-z]", "", t.lower())
+
+    sentences = re.findall(r"[^.!?]+[.!?]*\s*", text)
+    for k in range(1, len(sentences)):
+        said, rest = letters("".join(sentences[:k])), letters("".join(sentences[k:]))
+        if len(rest) >= 6 and (said.startswith(rest) or rest.startswith(said)):
+            return "".join(sentences[:k]).strip()
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ class Transcriber:
             list(tok.sot_sequence) + [tok.no_timestamps]
         result = self.whisper.model.generate(encoded, [tokens], beam_size=1, suppress_blank=True,
                                              suppress_tokens=[-1], return_no_speech_prob=True,
-                                             max_length=min(448, len(tokens) + int(12 * seconds) + 16))[0]
+                                             max_length=min(448, len(tokens) + int(12 * seconds) + 16),
+                                             repetition_penalty=1.1)[0]
         text = once(tok.decode([t for t in result.sequences_ids[0] if t < tok.eot]).strip())
         if result.no_speech_prob > self.no_speech:
             text = ""

@@ -9,6 +9,7 @@ import re
 
 DEFAULT_WAKE = "hey robot"
 WAKE_MATCH = 80.0  # rapidfuzz ratio (0-100) of a run of words to the phrase
+LAST_WORD_BONUS = 6.0  # an utterance opening "A robot" for "hey robot" (75) counts; "hey there" (56) does not
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
@@ -29,6 +30,8 @@ def after_wake(text: str, phrase: str) -> str | None:
                 continue
             said = " ".join(w.group(0).lower() for w in run)
             s = fuzz.ratio(said, target)
+            if i == 0 and said.split()[-1] == target.split()[-1]:  # "A robot, ..." opening the utterance
+                s += LAST_WORD_BONUS
             if s > best:
                 best, end = s, run[-1].end()
     if best < WAKE_MATCH or end is None:

@@ -235,3 +235,15 @@ def test_cli_push_to_talk_about_the_frame_is_spoken(voice_dir, models_env, capsy
     said = [json.loads(x) for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
     assert [s["text"] for s in said] == ["red mug is here" + out["answer"][len("<red_mug> is here"):]]
     assert read_wav(tmp_path / "said" / said[0]["wav"]).seconds > 0.5
+
+
+def test_the_voice_loop_answers_in_its_own_thread(voice_dir, household, listening):
+    from edge_rap.speech.loop import VoiceLoop
+
+    _, home = household
+    source = chunks(mixed(spoken(voice_dir, "Hey robot, where is Mochi"), 11))
+    reported = []
+    loop = VoiceLoop(home, None, lambda: None, reported.append, source=source)
+    assert loop.start() is loop
+    loop.stop(timeout=120)
+    assert [t.reply.names for t in reported] == [["mochi"]] and loop.turns == 1

@@ -22,8 +22,8 @@ from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.boxes import iou, scaled_box
-from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, REFERENCE_LONG_SIDES, Candidate, ReferenceCells,
-                                       best_per_concept, dense_candidates, pooled_boxes, unit_cells)
+from edge_rap.perceive.regions import (FEATURE_LONG_SIDE, Candidate, ReferenceCells, best_per_concept,
+                                       dense_candidates, pooled_boxes, reference_cells)
 from edge_rap.perceive.views import query_view_boxes, query_views
 from edge_rap.types import Box, Concept, Hit, Image, Recognition, ReferenceView, Region
 
@@ -231,24 +231,34 @@ class Retriever:
 
     def _reference_cells(self) -> ReferenceCells:
         """Each concept's reference feature-map cells (its photos at each reference side), restacked when the
-        memory changes; a photo's cells are kept by its content and box, so a new concept costs only its own
-        photos' passes. Only concepts with vectors in this embedder's space (others were remembered with
-        another model). A mirror image's cells matched no better on the dev composites and doubled the cost."""
+        memory changes. They are stored when a concept is remembered (one query here); a photo without them
+        (a memory from before they were stored) is derived once and kept by its content and box, and the log
+        says that `edge-rap reindex` stores them. Only concepts with vectors in this embedder's space (others
+        were remembered with another model). A mirror image's cells matched no better on the dev composites
+        and doubled the cost."""
         keys, _ = self._references()
         if self._cells_generation != self.view.generation:
             in_space = set(keys.tolist())
+            stored = self.store.cells(self.embedder.space.name)
             per_concept: dict[int, list[np.ndarray]] = {}
             kept: dict[tuple[str, Box | None], np.ndarray] = {}
+            derived = 0
             for view in self.store.views():
                 if view.concept_id not in in_space:
                     continue
-                key = (view.image_sha256, view.box)
-                cells = self._view_cells.get(key)
+                cells = stored.get(view.id)
                 if cells is None:
-                    cells = self._cells_of(view)
+                    key = (view.image_sha256, view.box)
+                    cells = self._view_cells.get(key)
+                    if cells is None:
+                        cells, derived = self._cells_of(view), derived + 1
+                    if cells is not None:
+                        kept[key] = cells
                 if cells is not None:
-                    kept[key] = cells
                     per_concept.setdefault(view.concept_id, []).append(cells)
+            if derived:
+                log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
+                            "reindex` once to store them", derived)
             self._view_cells = kept
             self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in per_concept.items()})
             self._cells_generation = self.view.generation
@@ -262,7 +272,7 @@ class Retriever:
         except EdgeRapError as e:  # a stored photo gone missing, or its box outside it: that view cannot be placed
             log.warning("reference photo unreadable, not used for placing: %s", e)
             return None
-        return np.concatenate([unit_cells(self.embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
+        return reference_cells(self.embedder, pixels)
 
     def _sharpen(self, image: Image, candidates: list[Candidate], keys: np.ndarray, references: np.ndarray,
                  query: np.ndarray | None, grid: int) -> list[Candidate]:

@@ -228,8 +228,9 @@ def test_the_device_profile_sets_how_many_concepts_are_proposed(tmp_path, settin
         load_profile(str(bad))
 
 
-def test_a_new_concept_costs_only_its_own_reference_passes(household, tmp_path):
-    retriever = Retriever(household.store, household.embedder)
+def test_reference_features_are_stored_at_remember_and_never_derived_by_a_reader(household, tmp_path, caplog):
+    """A reader's only feature-map pass is the frame's: the photos' cells were stored when they were
+    remembered (a fresh recognize at 1000 concepts re-derived every one of them)."""
     frame = _image(photo("grass"))
     calls = []
     feature_map = household.embedder.feature_map
@@ -240,12 +241,25 @@ def test_a_new_concept_costs_only_its_own_reference_passes(household, tmp_path):
 
     household.embedder.feature_map = counted
     try:
-        retriever.recognize(frame)
-        first = len(calls)  # the frame's pass + every reference photo at every reference side
+        Retriever(household.store, household.embedder).recognize(frame)
+        assert len(calls) == 1  # the frame only
         household.remember("coins", [save_photo(tmp_path / "more", "coins")])
+        assert len(calls) == 1 + len(REFERENCE_LONG_SIDES)  # remembering stores its photo's cells
+        calls.clear()
+        Retriever(household.store, household.embedder).recognize(frame)
+        assert len(calls) == 1
+        household.store.db.execute("DELETE FROM cells")  # a memory from before they were stored
+        calls.clear()
+        retriever = Retriever(household.store, household.embedder)
         retriever.recognize(frame)
-        assert len(calls) - first == 1 + len(REFERENCE_LONG_SIDES)  # the frame, then the coins photo only
-        assert first == 1 + 4 * len(REFERENCE_LONG_SIDES)  # four concepts in the household
+        assert len(calls) == 1 + 5 * len(REFERENCE_LONG_SIDES) and "edge-rap reindex" in caplog.text
+        calls.clear()
+        retriever.recognize(frame)  # derived once, kept
+        assert len(calls) == 1
+        household.reindex()
+        calls.clear()
+        Retriever(household.store, household.embedder).recognize(frame)
+        assert len(calls) == 1  # reindex stored them
     finally:
         household.embedder.feature_map = feature_map
 

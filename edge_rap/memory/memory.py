@@ -19,6 +19,7 @@ from edge_rap.negatives import NegativeBank
 from edge_rap.images import ImageFile
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
+from edge_rap.perceive.regions import reference_cells
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box, Concept, Image, ReferenceView
 
@@ -64,6 +65,7 @@ class PreparedView:
     vectors: np.ndarray
     face: Box | None = None  # the person's face, in the file's pixels
     face_vectors: np.ndarray | None = None  # the face and its mirror image, in the face space
+    cells: np.ndarray | None = None  # its dense-matching cells, for embedders with a feature map
 
 
 def _clean_text(text: str, what: str, limit: int) -> str:
@@ -124,11 +126,16 @@ class Memory:
         require_detail(region.pixels, f"photo {path}" + (" (its box)" if box else ""))
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
-        prepared = PreparedView(file, box, [name for name, _ in views], vectors)
+        prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))
         if person and self.faces is not None:
             face, vectors = self._face(file.image, box)
             prepared = replace(prepared, face=face, face_vectors=vectors)
         return prepared
+
+    def _cells(self, pixels: np.ndarray) -> np.ndarray | None:
+        """A photo's dense-matching cells, stored with its vectors so that no reader re-derives them."""
+        embedder = self._need_embedder()
+        return reference_cells(embedder, pixels) if getattr(embedder, "has_feature_map", False) else None
 
     def _face(self, image: Image, box: Box | None) -> tuple[Box, np.ndarray]:
         """The one face of a person's photo (or the one inside `box`): its box in the file's pixels, and the
@@ -202,6 +209,8 @@ class Memory:
             rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
             view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
             self.store.insert_vectors(db, view_id, space, p.augments, p.vectors)
+            if p.cells is not None:
+                self.store.insert_cells(db, view_id, space, p.cells)
             if p.face_vectors is not None:  # the face is a view of its own, in the face space
                 self.writer.ensure_space(db, self.faces.space)
                 face_view = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.face, kind="face")
@@ -287,7 +296,7 @@ class Memory:
         out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex."""
         embedder = self._need_embedder()
         self._load_negatives()
-        photos: dict[int, tuple[list[str], np.ndarray]] = {}
+        photos: dict[int, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
         faces: dict[int, tuple[list[str], np.ndarray]] = {}
         for round_ in range(3):
             self._embed_photos([v for v in self.store.views() if v.id not in photos], photos,
@@ -305,7 +314,11 @@ class Memory:
                 self._embed_photos(new_views, photos)
                 self._embed_faces(new_faces, faces)
                 self.writer.collect_garbage(db)
-                self._replace_space(db, embedder.space, [(v.id, *photos[v.id]) for v in views])
+                self._replace_space(db, embedder.space, [(v.id, *photos[v.id][:2]) for v in views])
+                db.execute("DELETE FROM cells WHERE space = ?", (embedder.space.name,))
+                for v in views:
+                    if photos[v.id][2] is not None:
+                        self.store.insert_cells(db, v.id, embedder.space.name, photos[v.id][2])
                 face_rows = [(v.id, *faces[v.id]) for v in face_views] if with_faces else []
                 if with_faces:
                     self._replace_space(db, self.faces.space, face_rows)
@@ -313,15 +326,17 @@ class Memory:
         return len(views) + len(face_rows)
 
     def _embed_photos(self, views: list[ReferenceView], out: dict, progress=None, skip_unreadable: bool = False) -> None:
-        """Each photo view's augmented views embedded, by view id. `skip_unreadable`: outside the lock, a
-        photo may be gone because its concept was just forgotten; under it, a missing photo is an error."""
+        """Each photo view's augmented views embedded, and its cells, by view id. `skip_unreadable`: outside
+        the lock, a photo may be gone because its concept was just forgotten; under it, a missing photo is an
+        error."""
         embedder = self._need_embedder()
         for view in (progress(views) if progress else views):
             image = _read_view(view, skip_unreadable)
             if image is None:
                 continue
-            pixels = augmented_views(crop(image, view.box).pixels if view.box else image.pixels)
-            out[view.id] = ([n for n, _ in pixels], embedder.embed([p for _, p in pixels]))
+            region = crop(image, view.box).pixels if view.box else image.pixels
+            pixels = augmented_views(region)
+            out[view.id] = ([n for n, _ in pixels], embedder.embed([p for _, p in pixels]), self._cells(region))
 
     def _embed_faces(self, views: list[ReferenceView], out: dict, skip_unreadable: bool = False) -> None:
         """Each face view's face and its mirror image embedded with the face model, by view id."""

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS spaces (
     generation INTEGER NOT NULL DEFAULT 0,
     index_file TEXT
 );
+CREATE TABLE IF NOT EXISTS cells (
+    view_id INTEGER NOT NULL REFERENCES views(id) ON DELETE CASCADE,
+    space TEXT NOT NULL REFERENCES spaces(name),
+    rows INTEGER NOT NULL,
+    data BLOB NOT NULL,  -- a photo's unit feature-map cells for dense matching: float16, rows x dim
+    PRIMARY KEY (view_id, space)
+);
 CREATE TABLE IF NOT EXISTS calibration (
     concept_id INTEGER NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
     space TEXT NOT NULL REFERENCES spaces(name),
@@ -426,6 +433,19 @@ class Store:
             "INSERT INTO vectors (view_id, space, augment, vector) VALUES (?, ?, ?, ?)",
             [(view_id, space, a, np.asarray(v, dtype=np.float32).tobytes()) for a, v in zip(augments, vectors)],
         )
+
+    def insert_cells(self, db: sqlite3.Connection, view_id: int, space: str, cells: np.ndarray) -> None:
+        db.execute("INSERT OR REPLACE INTO cells (view_id, space, rows, data) VALUES (?, ?, ?, ?)",
+                   (view_id, space, len(cells), np.asarray(cells, dtype=np.float16).tobytes()))
+
+    def cells(self, space: str) -> dict[int, np.ndarray]:
+        """Each photo view's stored dense-matching cells in one space (float32, rows x dim), by view id; none
+        for a memory from before they were stored (its reader computes them: `edge-rap reindex` stores them)."""
+        if not self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'"):
+            return {}
+        rows = self._rows("SELECT view_id, rows, data FROM cells WHERE space = ?", (space,))
+        return {view_id: np.frombuffer(data, dtype=np.float16).reshape(n, -1).astype(np.float32)
+                for view_id, n, data in rows}
 
     def views(self, concept_id: int | None = None, kind: str = "photo") -> list[ReferenceView]:
         """A concept's (or every) reference view of one kind: 'photo' views, or the 'face' views of people."""

@@ -73,6 +73,13 @@ class ReferenceCells:
         return len(self.ids)
 
 
+def reference_cells(embedder, pixels: np.ndarray) -> np.ndarray:
+    """A reference photo's unit cells at every reference side, rounded to float16: what the memory stores
+    when a concept is remembered, so a computed and a stored copy match the same way."""
+    cells = np.concatenate([unit_cells(embedder.feature_map(pixels, side)) for side in REFERENCE_LONG_SIDES])
+    return cells.astype(np.float16).astype(np.float32)
+
+
 def unit_cells(features: np.ndarray) -> np.ndarray:
     """A C x h x w feature map as h*w L2-normalised cell vectors (row-major)."""
     cells = features.reshape(features.shape[0], -1).T

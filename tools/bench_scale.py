@@ -1,0 +1,107 @@
+"""Benchmark a large memory (docs/BENCHMARKS.md): `recognize` of one photo in a fresh process, and whether an
+exact copy of a reference photo is ever lost, at N concepts.
+
+The concepts are distinct real photos: random crops, flips and colour shifts of the scikit-image and
+matplotlib sample photos (one per concept), remembered with the default embedder.
+
+  python tools/bench_scale.py [--concepts 1000] [--copies 40] [--work DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def distinct_photos(count: int, seed: int = 0) -> list[np.ndarray]:
+    from edge_rap.calibrate import sample_photo_bank
+
+    rng = np.random.default_rng(seed)
+    bank = [p for p in sample_photo_bank().values() if min(p.shape[:2]) >= 200]
+    photos = []
+    for k in range(count):
+        base = bank[k % len(bank)]
+        h, w = base.shape[:2]
+        ch, cw = int(h * rng.uniform(0.35, 0.7)), int(w * rng.uniform(0.35, 0.7))
+        y, x = rng.integers(0, h - ch), rng.integers(0, w - cw)
+        photo = base[y:y + ch, x:x + cw].astype(np.float32)
+        photo = photo * rng.uniform(0.7, 1.2, size=3) + rng.uniform(-25, 25, size=3)
+        photo = np.clip(photo[:, ::-1] if rng.random() < 0.5 else photo, 0, 255).astype(np.uint8)
+        photos.append(np.ascontiguousarray(photo))
+    return photos
+
+
+def build(memory_dir: Path, photos: list[np.ndarray], work: Path) -> float:
+    """Remember every photo as its own concept; seconds per concept (median)."""
+    from PIL import Image as PILImage
+
+    from edge_rap.config import load_settings
+    from edge_rap.household import Household
+
+    settings = load_settings(memory=str(memory_dir), device="x86-cpu")
+    times = []
+    with Household(settings) as home:
+        have = {c.name for c in home.concepts()}
+        for k, photo in enumerate(photos):
+            name = f"thing{k:04d}"
+            path = work / "refs" / f"{name}.jpg"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                PILImage.fromarray(photo).save(path, quality=92)
+            if name in have:
+                continue
+            started = time.perf_counter()
+            home.memory.remember(name, [path], f"thing number {k}", "thing")
+            times.append(time.perf_counter() - started)
+            if k % 100 == 0:
+                print(f"remembered {k + 1}/{len(photos)}", file=sys.stderr, flush=True)
+    return statistics.median(times) if times else float("nan")
+
+
+def recognize(memory_dir: Path, photo: Path) -> tuple[float, list[str]]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "edge_rap", "recognize", str(photo), "--json", "--memory",
+                          str(memory_dir), "--device", "x86-cpu"], capture_output=True, text=True, check=True,
+                         env=os.environ)
+    took = time.perf_counter() - started
+    return took, [c["name"] for c in json.loads(out.stdout)["concepts"]]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concepts", type=int, default=1000)
+    parser.add_argument("--copies", type=int, default=40)
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    memory_dir = work / "memory"
+    photos = distinct_photos(args.concepts)
+    remember_s = build(memory_dir, photos, work)
+    rng = np.random.default_rng(1)
+    picks = rng.choice(args.concepts, size=min(args.copies, args.concepts), replace=False)
+    times, lost = [], []
+    for k in picks:
+        took, names = recognize(memory_dir, work / "refs" / f"thing{k:04d}.jpg")
+        times.append(took)
+        if f"thing{k:04d}" not in names:
+            lost.append(int(k))
+    report = {"concepts": args.concepts, "remember_s_median": round(remember_s, 3),
+              "recognize_fresh_process_s_median": round(statistics.median(times), 2),
+              "recognize_fresh_process_s_max": round(max(times), 2), "exact_copies": len(picks),
+              "exact_copies_lost": lost}
+    print(json.dumps(report) if args.json else json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

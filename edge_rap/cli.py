@@ -142,7 +142,8 @@ def cmd_run(args) -> int:
     config = run_config({"sources": args.source, "duration": args.duration, "max_frames": args.max_frames,
                          "json": args.json, "mute": args.mute, "speak_to": args.speak_to, "cooldown": args.cooldown,
                          "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
-                         "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible},
+                         "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible,
+                         "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key},
                         Path(args.config) if args.config else None)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -507,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
+    p.add_argument("--serve", metavar="[HOST:]PORT", help="serve the companion API while watching (loopback unless "
+                   "a HOST is given; see `edge-rap serve`)")
+    p.add_argument("--tls-cert", metavar="PEM")
+    p.add_argument("--tls-key", metavar="PEM")
     from edge_rap.speech.commands import register as add_listen  # listen: spoken questions
     add_listen(add)
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")

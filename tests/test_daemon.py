@@ -216,3 +216,32 @@ def test_forget_removes_a_concepts_events(household_video, monkeypatch, tmp_path
 
     assert cli.main(["forget", "chelsea", "--memory", str(memory)]) == 0
     assert [e.name for e in log.query()] == ["mug"]
+
+
+def test_the_daemon_serves_the_companion_api_while_it_watches(household_video, monkeypatch, tmp_path):
+    import shutil
+
+    import httpx
+
+    from edge_rap.serve.pairing import recorded
+    from edge_rap.serve.token import TOKEN_FILE
+
+    settings, video, expected = household_video
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
+    memory = tmp_path / "memory"
+    shutil.copytree(settings.memory, memory, ignore=shutil.ignore_patterns("events.sqlite*"))
+    proc = edge_rap("run", "--source", video, "--memory", memory, "--json", "--mute", "--serve", "127.0.0.1:0",
+                    env_home=settings.home)
+    try:
+        assert json.loads(proc.stdout.readline())["type"] == "arrived"  # watching, and serving
+        where = recorded(memory)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{where.port}",
+                           headers={"Authorization": f"Bearer {(memory / TOKEN_FILE).read_text().strip()}"})
+        stats = api.get("/api/stats").json()
+        assert stats["frames_read"] > 0 and "embed" in stats["stages_ms"]
+        assert {c["name"] for c in api.get("/api/concepts").json()} == {t["name"] for t in expected}
+        assert httpx.get(f"http://127.0.0.1:{where.port}/api/stats").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err

@@ -46,3 +46,24 @@ def test_closing_releases_what_was_opened_and_only_that(remembered):
     with Household(remembered) as home:
         assert len(home.retriever.view) > 0  # opens memory and embedder on first use
     assert "memory" not in home.__dict__
+
+
+def test_a_memory_folder_the_daemon_and_the_api_wrote_into_first_is_still_a_memory(tmp_path):
+    """The daemon can start on an empty memory (events.sqlite), `serve` writes its token, `make demo` its folder
+    in the default home: the first `remember` afterwards must not take the folder for someone else's."""
+    import numpy as np
+    from fakes import fake_memory
+    from PIL import Image as PILImage
+
+    from edge_rap.daemon.events import EventLog
+
+    root = tmp_path / "home"
+    EventLog(root).close()
+    (root / "api-token").write_text("x" * 64)
+    (root / "serve.json").write_text("{}")
+    (root / "demo").mkdir()
+    photo = tmp_path / "bo.png"
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(photo)
+    memory = fake_memory(root)
+    assert memory.remember("bo", [photo]).name == "bo"
+    memory.close()

@@ -34,6 +34,9 @@ class RunConfig:
     recheck: float = 10.0
     max_width: int = 0
     fps_cap: float = 0.0
+    serve: str | None = None  # [HOST:]PORT: the companion API from inside the daemon
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def check(self) -> "RunConfig":
         if not self.sources:
@@ -48,9 +51,22 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise EdgeRapError("--tls-cert and --tls-key go together")
+        if self.serve is not None:
+            serve_address(self.serve)
         if self.max_width < 0:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
         return self
+
+
+def serve_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` (default host 127.0.0.1, loopback only; port 0: any free one) -> (host, port)."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise EdgeRapError(f"--serve {text!r}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
+    return host, int(port)
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}

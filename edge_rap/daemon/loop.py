@@ -164,6 +164,7 @@ class Daemon:
                     keep = {c.id for c in self.household.concepts()}
                     for presence in self.presence.values():
                         presence.forget(keep)
+                self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
                 for frame in frames:
                     self.summary.frames_read += 1
                     self._step(frame, frame.camera in forced)

@@ -76,11 +76,47 @@ def open_speaker(config: RunConfig):
     return Speaker(find_voice(), Path(config.speak_to) if config.speak_to else None)
 
 
+def steady_malloc() -> bool:
+    """Keep a months-long process's heap from creeping: glibc raises its mmap threshold each time a large
+    block (a camera frame) is freed, after which frames come from the heap and fragment it across the
+    capture threads' arenas. A fixed threshold and two arenas keep RSS flat. Whether glibc took it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_threshold, m_arena_max = -3, -8
+        return bool(libc.mallopt(m_mmap_threshold, 128 * 1024)) and bool(libc.mallopt(m_arena_max, 2))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+
+
+def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
+    """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
+    while it watches, and /api/stats reads the daemon's counters."""
+    from edge_rap.daemon.config import serve_address
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.pairing import Listening, record
+    from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
+    from edge_rap.serve.stats import daemon_stats
+
+    host, port = serve_address(config.serve)
+    tls = Tls(config.tls_cert, config.tls_key) if config.tls_cert else None
+    warning = warn_if_open(host, tls)
+    if warning:
+        log.warning("%s", warning)
+    server = start_server_thread(create_app(home, stats=daemon_stats(daemon)), host, port, tls)
+    record(home.root, Listening(host, server.port, tls is not None))  # so that `edge-rap pair` shows this URL
+    log.warning("serving the companion API at %s", server.url)
+    return server
+
+
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
                memory: Path | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
     profile = settings.profile
     log.info("device profile %s (%s)", profile.name, profile.reason)
+    steady_malloc()
     config = with_profile(config, profile)
     options = options_of(config, profile.rss_mb)
     speaker = open_speaker(config)
@@ -94,7 +130,12 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             if home.vlm is None and home.vlm_note:
                 log.warning("%s; announcing from the template", home.vlm_note)
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
-            summary = daemon.run(stop)
+            server = serve_beside(home, daemon, config) if config.serve else None
+            try:
+                summary = daemon.run(stop)
+            finally:
+                if server is not None:
+                    server.stop(1.0)
     finally:
         if speaker is not None:
             if not stop.is_set():  # the sources ended: let the last lines be said

@@ -10,9 +10,11 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError
 
 DATABASE = "memory.sqlite"
-#: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, and what
-#: the default home beside it holds (the model cache); hidden files and a file system's lost+found are ignored.
-OWN_TOP_LEVEL = re.compile(r"memory\.sqlite(-wal|-shm|-journal)?|images|index|models|\..*|lost\+found")
+#: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
+#: daemon's event log and the API's token and address, and what the default home beside it holds (the model
+#: cache, the demo); hidden files and a file system's lost+found are ignored.
+OWN_TOP_LEVEL = re.compile(r"(memory|events)\.sqlite(-wal|-shm|-journal)?|images|index|models|api-token|serve\.json"
+                           r"|demo|\..*|lost\+found")
 #: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
 _IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
 #: index/<space>-<generation>.usearch, and a writer's temporary file beside it.

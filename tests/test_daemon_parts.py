@@ -307,3 +307,27 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     assert not embedder["present"] and embedder["get"] == "edge-rap models prepare"
     rc, out, _ = run("doctor", "--json")
     assert rc == 0 and json.loads(out)["profile"]
+
+
+def test_piper_stays_running_between_lines_and_numbering_goes_on_in_the_same_folder(tmp_path):
+    from edge_rap.speech.tts import Speaker, piper_voice
+
+    voice = piper_voice()
+    if voice is None:
+        pytest.skip("piper not installed (pip install 'edge_rap[piper]')")
+    speaker = Speaker(voice, tmp_path)
+    speaker.say("first line")
+    assert speaker.flush(120)
+    process = voice._process
+    speaker.say("second line")
+    assert speaker.flush(120)
+    assert voice._process is process and process.poll() is None  # one process, the voice loaded once
+    speaker.close()
+    assert process.poll() is not None  # closing the speaker ends it
+    again = Speaker(voice, tmp_path)  # a second run into the same folder
+    again.say("third line")
+    assert again.flush(120)
+    again.close()
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["0001.wav", "0002.wav", "0003.wav"]
+    with wave.open(str(tmp_path / "0003.wav")) as w:
+        assert w.getnframes() > w.getframerate() * 0.3

@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 PLAYERS = (("aplay", "-q"), ("paplay",), ("pw-play",))
 
 
+def _last_number(folder: Path) -> int:
+    numbers = [int(p.stem) for p in folder.glob("[0-9][0-9][0-9][0-9].wav")] if folder.exists() else []
+    return max(numbers, default=0)
+
+
 def spoken(text: str) -> str:
     """What a voice should read: concept names without their angle brackets, "red_mug" said "red mug"."""
     return re.sub(r"<([^<>]+)>", lambda m: m.group(1).replace("_", " "), text).strip()
@@ -39,25 +44,84 @@ def spoken(text: str) -> str:
 class Voice(Protocol):
     name: str
 
-    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
-        """The command that writes `text` to `wav`, and what to send it on stdin."""
+    def write(self, text: str, wav: Path) -> bool:
+        """Write `text` spoken into `wav`; whether it worked."""
+
+    def close(self) -> None:
+        """Stop what the voice keeps running."""
 
 
 @dataclass(frozen=True)
 class EspeakVoice:
     name: str = "espeak-ng"
 
-    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
-        return [self.name, "-w", str(wav), "--stdin"], text
+    def write(self, text: str, wav: Path) -> bool:
+        done = subprocess.run([self.name, "-w", str(wav), "--stdin"], input=text.encode(), timeout=60,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return done.returncode == 0 and wav.exists()
+
+    def close(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
 class PiperVoice:
-    model: Path
-    name: str = "piper"
+    """piper kept running in its own process (loading the voice takes seconds: once, not per line), fed a line
+    at a time on stdin and writing each line's WAV into a private folder, from where it is moved to `wav`."""
 
-    def command(self, text: str, wav: Path) -> tuple[list[str], str | None]:
-        return [sys.executable, "-m", "piper", "-m", str(self.model), "-f", str(wav)], text
+    name = "piper"
+
+    def __init__(self, model: Path):
+        self.model = model
+        self._process: subprocess.Popen | None = None
+        self._folder: Path | None = None
+        self._lock = threading.Lock()
+
+    def _started(self) -> subprocess.Popen:
+        if self._process is None or self._process.poll() is not None:
+            self._folder = Path(tempfile.mkdtemp(prefix="edge-rap-piper-"))
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        return self._process
+
+    def write(self, text: str, wav: Path, timeout: float = 60.0) -> bool:
+        with self._lock:
+            process = self._started()
+            before = set(self._folder.iterdir())
+            process.stdin.write(" ".join(text.split()) + "\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and process.poll() is None:
+                done = [p for p in set(self._folder.iterdir()) - before if _complete_wav(p)]
+                if done:
+                    shutil.move(str(done[0]), wav)
+                    return True
+                time.sleep(0.02)
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._process.stdin.close()
+                try:
+                    self._process.wait(2)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                self._process = None
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _complete_wav(path: Path) -> bool:
+    """Whether piper finished writing `path`: Python's wave module fills in the header's length on close."""
+    import wave
+
+    try:
+        with wave.open(str(path)) as w:
+            frames, width, channels = w.getnframes(), w.getsampwidth(), w.getnchannels()
+        return frames > 0 and path.stat().st_size >= 44 + frames * width * channels
+    except (OSError, EOFError, wave.Error):
+        return False
 
 
 def piper_voice() -> PiperVoice | None:
@@ -95,6 +159,7 @@ class Speaker:
             except OSError as e:
                 raise EdgeRapError(f"--speak-to {to_dir}: {e.strerror}") from None
         self.spoken = 0  # lines said (or written)
+        self._numbered = _last_number(to_dir) if to_dir else 0  # a second run in the same folder goes on after
         self.stage_ms: deque[float] = deque(maxlen=1024)
         self.audio_at: float | None = None  # perf_counter() when the latest line's audio began (or was written)
         self._lock = threading.Lock()
@@ -122,6 +187,7 @@ class Speaker:
         self._worker.close(timeout)
         if self._worker.alive:
             self.interrupt()
+        self.voice.close()
 
     def _say_one(self, text: str) -> None:
         started = time.perf_counter()
@@ -131,28 +197,28 @@ class Speaker:
             log.warning("speech failed (%s): %s", self.voice.name, e)
         self.stage_ms.append(1000 * (time.perf_counter() - started))
 
-    def _execute(self, command: list[str], stdin: str | None) -> int:
+    def _play(self, wav: Path) -> None:
         with self._lock:
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._process = subprocess.Popen([*self.player, str(wav)], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
         try:
-            self._process.communicate(stdin.encode() if stdin else None, timeout=60)
+            self._process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self._process.kill()
-        return self._process.wait()
 
     def _speak(self, text: str) -> None:
         if self.to_dir is not None:
-            wav = self.to_dir / f"{self.spoken + 1:04d}.wav"
-            if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+            wav = self.to_dir / f"{self._numbered + 1:04d}.wav"
+            if self.voice.write(text, wav):
                 self.audio_at = time.perf_counter()
                 self.spoken += 1
+                self._numbered += 1
                 with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
                     index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
             return
         with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
             wav = Path(tmp) / "line.wav"
-            if self._execute(*self.voice.command(text, wav)) == 0 and wav.exists():
+            if self.voice.write(text, wav):
                 self.audio_at = time.perf_counter()
-                self._execute([*self.player, str(wav)], None)
+                self._play(wav)
                 self.spoken += 1

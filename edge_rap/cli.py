@@ -143,7 +143,8 @@ def cmd_run(args) -> int:
                          "json": args.json, "mute": args.mute, "speak_to": args.speak_to, "cooldown": args.cooldown,
                          "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
                          "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible,
-                         "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key},
+                         "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+                         "voice": args.voice, "wake": args.wake},
                         Path(args.config) if args.config else None)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -508,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
+    p.add_argument("--voice", action="store_true", help="answer spoken questions from the microphone while watching")
+    p.add_argument("--wake", metavar="PHRASE", help="with --voice: the wake phrase (default: hey robot)")
     p.add_argument("--serve", metavar="[HOST:]PORT", help="serve the companion API while watching (loopback unless "
                    "a HOST is given; see `edge-rap serve`)")
     p.add_argument("--tls-cert", metavar="PEM")

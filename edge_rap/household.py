@@ -8,6 +8,7 @@ loads a model, and closing releases exactly what was opened.
 from __future__ import annotations
 
 import logging
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +16,22 @@ from edge_rap.config import Settings
 from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
+
+
+class _OneAtATime:
+    """The assistant asked from one thread at a time: the announcer, the voice loop and the API share one VLM,
+    and a llama.cpp context is not safe across threads."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def ask(self, *args, **kwargs):
+        with self._lock:
+            return self._inner.ask(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
 
 
 class Household:
@@ -80,8 +97,8 @@ class Household:
     def assistant(self):
         from edge_rap.generate.assistant import Assistant, AskOptions
 
-        return Assistant(self.store, self.retriever, self.vlm, AskOptions.from_profile(self.settings.profile.vlm),
-                         self.vlm_note)
+        return _OneAtATime(Assistant(self.store, self.retriever, self.vlm,
+                                     AskOptions.from_profile(self.settings.profile.vlm), self.vlm_note))
 
     @cached_property
     def events(self):

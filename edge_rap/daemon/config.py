@@ -34,6 +34,8 @@ class RunConfig:
     recheck: float = 10.0
     max_width: int = 0
     fps_cap: float = 0.0
+    voice: bool = False  # listen for spoken questions on the microphone while watching
+    wake: str | None = None  # the wake phrase (default "hey robot")
     serve: str | None = None  # [HOST:]PORT: the companion API from inside the daemon
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -122,6 +122,7 @@ class Daemon:
         self.presence: dict[str, Presence] = {}
         self.gates: dict[str, MotionGate] = {}
         self.last: dict[str, Recognition] = {}
+        self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
         self.summary = Summary()
 
     def _log_and_report(self, event: Event) -> None:
@@ -198,6 +199,7 @@ class Daemon:
                 self.times["embed"].append(embed_ms)
                 self.times["retrieve"].append(1000 * (time.perf_counter() - t) - embed_ms)
                 self.last[frame.camera] = recognition
+                self.latest = (frame.image(), recognition)  # one assignment: safe to read from another thread
                 hits = recognition.hits
                 self.summary.frames_processed += 1
             else:

@@ -111,6 +111,23 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     return server
 
 
+def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, out: TextIO):
+    """Spoken questions from the microphone while watching (edge_rap/speech), answered about the newest
+    recognised frame, in their own threads; the microphone opens now, so a missing one fails before the
+    cameras start."""
+    from edge_rap.speech.loop import VoiceLoop
+    from edge_rap.speech.wake import DEFAULT_WAKE
+
+    lock = threading.Lock()
+
+    def report(turn) -> None:
+        line = json.dumps({"type": "answer", **turn.to_json()}) if config.json else f"[voice] {turn.reply.text}"
+        with lock:
+            print(line, file=out, flush=True)
+
+    return VoiceLoop(home, speaker, lambda: daemon.latest, report, wake=config.wake or DEFAULT_WAKE).start()
+
+
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
                memory: Path | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
@@ -131,9 +148,12 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                 log.warning("%s; announcing from the template", home.vlm_note)
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
             server = serve_beside(home, daemon, config) if config.serve else None
+            voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None
             try:
                 summary = daemon.run(stop)
             finally:
+                if voice is not None:
+                    voice.stop(1.0)
                 if server is not None:
                     server.stop(1.0)
     finally:

@@ -85,6 +85,9 @@ def test_selecting_clip_is_a_choice_and_spaces_never_mix(tiny_clip, tmp_path, se
 def test_offline_pretrained_download_gives_one_clear_error(tmp_path, monkeypatch):
     from edge_rap.export.clip import export_clip
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # for anything that imports huggingface_hub from here on ...
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # ... which read it once at import
     with pytest.raises(EdgeRapError, match="model hub is reachable"):
         export_clip("ViT-B-32", "laion2b_s34b_b79k", tmp_path)

@@ -87,10 +87,18 @@ class Manifest:
             raise EdgeRapError(f"{path}: malformed manifest ({e})") from None
 
     def file_path(self, role: str) -> Path:
+        """The file of a role, checked against its sha256 before anything opens it: a partial copy or a
+        tampered file is refused, not run (hashing the default embedder costs about 10 ms)."""
         try:
-            return self.folder / self.files[role]["path"]
+            spec = self.files[role]
         except KeyError:
             raise EdgeRapError(f"model {self.name} has no {role} file") from None
+        path = self.folder / spec["path"]
+        if not path.is_file():
+            raise EdgeRapError(f"model {self.name}: {role} file {path} is missing (re-export it)")
+        if sha256_file(path) != spec["sha256"]:
+            raise EdgeRapError(f"model {self.name}: {path} does not match its sha256 (re-export it)")
+        return path
 
     def fingerprint(self, role: str) -> str:
         return self.files[role]["sha256"]
@@ -103,12 +111,8 @@ class Manifest:
 
     def verify(self) -> None:
         """Check every file against its sha256 (a partial or tampered export is refused, not used)."""
-        for role, spec in self.files.items():
-            path = self.folder / spec["path"]
-            if not path.exists():
-                raise EdgeRapError(f"model {self.name}: {role} file {path} is missing")
-            if sha256_file(path) != spec["sha256"]:
-                raise EdgeRapError(f"model {self.name}: {path} does not match its sha256 (re-export it)")
+        for role in self.files:
+            self.file_path(role)
 
 
 def write_manifest(folder: Path, manifest: dict) -> Path:

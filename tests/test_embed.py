@@ -56,6 +56,8 @@ def test_a_tampered_model_file_is_refused(model_cache, tmp_path):
     onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(EdgeRapError, match="sha256"):
         Manifest.load(copy).verify()
+    with pytest.raises(EdgeRapError, match="does not match its sha256"):  # where the file is opened, too
+        OnnxImageEmbedder(Manifest.load(copy), "cpu")
 
 
 def test_unknown_model_names_say_what_is_there(model_cache):

@@ -88,9 +88,9 @@ def _concept_json(c) -> dict:
 def cmd_remember(args) -> int:
     from edge_rap.types import Box
 
-    memory = _memory(args)
     box = Box.parse(args.box) if args.box else None
-    concept = memory.remember(args.name, args.images, args.description or "", args.category or "", box)
+    with _household(args, prepare=True) as home:
+        concept = home.remember(args.name, args.images, args.description or "", args.category or "", box)
     print(json.dumps(_concept_json(concept)) if args.json else f"remembered <{concept.name}> ({concept.views} view(s))")
     return 0
 

@@ -17,6 +17,9 @@ from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
 
+#: A concept's own threshold at or above this is more than an exact copy of its photo scores.
+UNREACHABLE = 0.995
+
 
 class _OneAtATime:
     """The assistant asked from one thread at a time: the announcer, the voice loop and the API share one VLM,
@@ -134,6 +137,17 @@ class Household:
         concept = self._writer().forget(name)
         removed = self.events.purge(concept.name)
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
+        return concept
+
+    def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:
+        """Remember a concept, and say so when its photo looks to the model like the generated clutter that
+        calibrates "none of mine": its own threshold is then beyond what even a copy of the photo scores."""
+        concept = self.memory.remember(name, images, description, category, box)
+        threshold = self.retriever.threshold(concept.id)
+        if threshold >= UNREACHABLE:
+            log.warning("<%s> looks to the model like ordinary clutter (its threshold %.2f is above what a copy of "
+                        "its photo scores): it will rarely if ever be recognised; use a photo where it fills more "
+                        "of the frame against a plain background", concept.name, threshold)
         return concept
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:

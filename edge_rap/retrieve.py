@@ -142,6 +142,13 @@ class Retriever:
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
             judged = set(self._reference_cells().ids.tolist()) if proposed is not None else set()
             hits, whole_box, unplaced = [], [], []
+
+            def runner_up(hit: Hit) -> float:
+                """The best whole-image score of any other concept: a hit clearly above every other concept
+                is no weak evidence, whether or not dense matching ranked it among its few proposals (at
+                1000 concepts it often did not, and exact copies of reference photos were dropped)."""
+                return max((c.score for c in result.candidates if c.concept.id != hit.concept.id), default=-1.0)
+
             for h in result.hits:
                 place = located.get(h.concept.id)
                 # A located box replaces the whole image's unless it scores clearly worse than the whole-image
@@ -149,7 +156,7 @@ class Retriever:
                 if place is not None and place.score >= h.score - self.policy.margin:
                     hits.append(replace(h, box=place.box))
                 elif (place is not None or h.concept.id in ranked or h.concept.id not in judged or h.mentioned
-                      or h.score >= h.threshold + self.policy.margin):
+                      or h.score >= h.threshold + self.policy.margin or h.score >= runner_up(h) + self.policy.margin):
                     hits.append(h)
                     whole_box.append(h)
                     if place is None:

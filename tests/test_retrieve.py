@@ -339,3 +339,22 @@ def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household)
 
     lenient = Retriever(household.store, household.embedder, RetrievalPolicy(contested_margin=2.0))
     assert not any(c.contested for c in lenient.propose(frame))  # cosines differ by at most 2
+
+
+def test_a_clear_winner_is_kept_though_dense_matching_did_not_propose_it(household):
+    """At 1000 concepts dense matching's few proposals often missed an exact copy of a reference photo, and a
+    whole-image hit within the margin of its threshold was dropped as weak evidence; one that clearly beats
+    every other concept is not weak."""
+    strict = RetrievalPolicy(threshold=0.98)  # an exact copy scores about 1.0: within the margin of it
+    retriever = Retriever(household.store, household.embedder, strict)
+    retriever.propose = lambda image, query=None, grid=None: []  # dense matching judged, proposed none
+    assert [h.concept.name for h in retriever.recognize(_image(photo("rocket"))).hits] == ["rocket"]
+
+
+def test_remembering_a_photo_no_copy_of_could_pass_its_threshold_says_so(settings, tmp_path, caplog):
+    from edge_rap.household import Household
+
+    with Household(settings, tmp_path / "mem") as home:
+        home.retriever.threshold = lambda concept_id: 1.05
+        home.remember("rocket", [save_photo(tmp_path / "refs", "rocket")])
+    assert "will rarely if ever be recognised" in caplog.text

@@ -25,8 +25,13 @@ BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
 
 
 class ScriptedRetriever:
+    """Its embedder gives every frame the same vector, or another for a frame whose top-left pixel is 99."""
+
     def __init__(self):
-        self.embedder = type("E", (), {"embed": lambda self, images: np.zeros((len(images), 4))})()
+        def embed(self, images):
+            return np.array([[0.0, 1.0] if image[0, 0, 0] == 99 else [1.0, 0.0] for image in images])
+
+        self.embedder = type("E", (), {"embed": embed})()
 
 
 @dataclass
@@ -103,8 +108,22 @@ def test_max_frames_ends_the_run(tmp_path):
 
 
 def test_an_unchanged_scene_is_not_recognised_again(tmp_path):
-    _, summary, home = run_scripted(tmp_path, [255] * 12)
-    assert home.recognised == 1 and summary.frames_gated == 11  # first frame only, the re-check is 10 s away
+    _, summary, home = run_scripted(tmp_path, [255] * 30)  # 15 s at 2 frames a second: re-checks at 5 and 10 s
+    assert home.recognised == 1 and summary.frames_gated == 29  # the re-checks' one embedding saw no change
+
+
+def test_a_slow_change_the_gate_misses_is_found_by_the_recheck(tmp_path):
+    import cv2
+
+    folder = write_frames(tmp_path / "frames", [255] * 30)
+    for k in range(14, 30):  # after 7 s the scene differs in a way too small for the gate (one pixel) ...
+        pixels = cv2.imread(str(folder / f"{k:04d}.png"))
+        pixels[0, 0] = 99  # ... but not for the embedder
+        cv2.imwrite(str(folder / f"{k:04d}.png"), pixels)
+    home = ScriptedHousehold(tmp_path / "memory")
+    options = DaemonOptions((parse_source(f"cam={folder}"),), realtime=False, folder_fps=2.0)
+    Daemon(home, options, lambda e: None).run(threading.Event())
+    assert home.recognised == 2  # the first frame, and the re-check at 10 s
 
 
 def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):

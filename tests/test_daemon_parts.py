@@ -105,21 +105,27 @@ def scene(seed: int = 0) -> np.ndarray:
 
 
 def test_the_gate_passes_motion_and_due_rechecks_and_stops_an_unchanged_scene():
-    gate = MotionGate(GateSettings(recheck_s=5.0))
+    gate = MotionGate(GateSettings(recheck_s=5.0, max_fps=0))
     still = scene()
-    assert gate.passes(still, 0.0)  # the first frame always
-    assert not any(gate.passes(still, t) for t in np.arange(0.1, 4.9, 0.1))
-    assert gate.passes(still, 5.0)  # the forced re-check
+    assert gate.look(still, 0.0) == "moved"  # the first frame always
+    assert {gate.look(still, t) for t in np.arange(0.1, 4.9, 0.1)} == {"still"}
+    assert gate.look(still, 5.0) == "due"
     moved = still.copy()
     moved[60:180, 80:200] = 255 - moved[60:180, 80:200]
-    assert gate.passes(moved, 5.1)
+    assert gate.look(moved, 5.1) == "moved"
+
+
+def test_the_gate_examines_at_most_max_fps_frames_a_second():
+    gate = MotionGate(GateSettings(max_fps=5.0))
+    looks = [gate.look(scene(k), k / 15) for k in range(15)]  # a second of 15 FPS, every frame different
+    assert looks.count("skipped") == 10 and looks.count("moved") == 5
 
 
 def test_a_whole_frame_change_resets_the_background():
     gate = MotionGate(GateSettings(recheck_s=0))
     dim = np.clip(scene(0).astype(int) // 2, 0, 255).astype(np.uint8)
     lit = np.clip(dim.astype(int) + 100, 0, 255).astype(np.uint8)
-    gate.passes(dim, 0.0)
+    gate.look(dim, 0.0)
     assert gate.changed_fraction(lit) > GateSettings.recalibrate_area  # the lights went on: all of it changed
     assert gate.changed_fraction(lit) < GateSettings.min_area  # taken as the new background at once
 

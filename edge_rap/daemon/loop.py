@@ -28,6 +28,8 @@ from edge_rap.types import Event, Frame, Recognition
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "gate", "embed", "retrieve", "track", "generate", "speak")
+#: A re-checked still scene whose whole-frame vector is this close to the last re-check's did not change.
+RECHECK_SAME = 0.97
 #: Not stages but figures kept the same way: source-to-decision lag of recognised frames.
 FIGURES = ("lag",)
 
@@ -122,6 +124,7 @@ class Daemon:
         self.presence: dict[str, Presence] = {}
         self.gates: dict[str, MotionGate] = {}
         self.last: dict[str, Recognition] = {}
+        self.rechecked: dict = {}  # camera -> the whole-frame vector of its last re-check
         self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
         self.summary = Summary()
 
@@ -189,7 +192,10 @@ class Daemon:
         """One frame; a frame that fails is counted and logged, never fatal."""
         try:
             t = time.perf_counter()
-            passes = self.gates[frame.camera].passes(frame.pixels, frame.time_s) or forced
+            seen = self.gates[frame.camera].look(frame.pixels, frame.time_s)
+            if seen == "due":
+                seen = "moved" if self._looks_changed(frame) else "still"
+            passes = seen == "moved" or forced
             self.times["gate"].append(1000 * (time.perf_counter() - t))
             hits = None
             if passes:
@@ -217,6 +223,14 @@ class Daemon:
         except Exception:  # one bad frame never kills the loop; the traceback goes to the log
             self.summary.frames_failed += 1
             log.exception("camera %s frame %d failed", frame.camera, frame.index)
+
+    def _looks_changed(self, frame: Frame) -> bool:
+        """The re-check of a still scene: one whole-frame embedding against the last re-check's. Whatever
+        arrived too slowly to count as motion changes it; an unchanged scene costs one embedding. The first
+        re-check only takes its reference: the gate saw no motion since the last recognition."""
+        vector = self.embedder.embed([frame.pixels])[0]
+        previous, self.rechecked[frame.camera] = self.rechecked.get(frame.camera), vector
+        return previous is not None and float(previous @ vector) < RECHECK_SAME
 
     def _announce(self, frame: Frame, changes: list[Change]) -> None:
         wall = time.time()

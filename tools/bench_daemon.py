@@ -8,6 +8,9 @@ Cases (each a fresh daemon in this process, the `x86-cpu` profile, template mode
   static     60 s of an unchanged 640x480 scene at 15 FPS with a remembered concept in view: CPU use (cores)
              after the first 10 s.
   soak       a long scene (default 600 s): RSS every 5 s; growth after the first minute.
+  provision  the household scene twice with the API served from the daemon (`run --serve`): once alone, once
+             while a companion adds a concept with one photo every 5 s; recognitions per second and the
+             longest pause between two recognitions, in frames of the 15 FPS camera.
   sigterm    `edge-rap run` as a process, SIGTERM after its first announcement, 5 times: seconds to exit,
              exit status, and whether the events it printed are all in the log.
 
@@ -140,6 +143,68 @@ def soak(settings, photos, background, work: Path, length_s: float) -> dict:
             if len(after_minute) > 1 else None, "summary": summary.to_json()}
 
 
+def provision(settings, photos, background, work: Path, every_s: float = 5.0) -> dict:
+    import io
+
+    import httpx
+    from PIL import Image as PILImage
+
+    from edge_rap.daemon.config import RunConfig
+    from edge_rap.daemon.service import serve_beside
+    from edge_rap.serve.token import TOKEN_FILE
+
+    video = work / "household.mp4"
+    if not video.exists():
+        write_video(household_scenario(["chelsea", "mug", "rocket"], "coins", 60.0), photos, background, video)
+    uploads = []
+    for name in ("astronaut", "coffee", "rocket", "chelsea", "coins", "grace"):
+        out = io.BytesIO()
+        PILImage.fromarray(photos.get(name, background)).save(out, "JPEG", quality=92)
+        uploads.append(out.getvalue())
+    results = {}
+    for label, adding in (("alone", False), ("provisioning", True)):
+        with Household(settings) as home:
+            home.retriever
+            recognised = []
+            inner = home.recognize
+
+            def timed(image, inner=inner, recognised=recognised):
+                result = inner(image)
+                recognised.append(time.monotonic())
+                return result
+
+            home.recognize = timed
+            options = DaemonOptions((parse_source(f"bench={video}"),), votes=VoteSettings(cooldown_s=5.0))
+            daemon = Daemon(home, options, lambda e: None)
+            server = serve_beside(home, daemon, RunConfig(sources=("x",), serve="127.0.0.1:0"))
+            token = (home.root / TOKEN_FILE).read_text().strip()
+            stop = threading.Event()
+            worker = threading.Thread(target=lambda: setattr(daemon, "result", daemon.run(stop)))
+            worker.start()
+            added_ms = []
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as api:
+                k = 0
+                while worker.is_alive():
+                    worker.join(every_s)
+                    if adding and worker.is_alive():
+                        started = time.perf_counter()
+                        r = api.post("/api/concepts", data={"name": f"added{k}"},
+                                     files=[("photo", (f"p{k}.jpg", uploads[k % len(uploads)], "image/jpeg"))])
+                        added_ms.append(1000 * (time.perf_counter() - started))
+                        assert r.status_code == 201, r.text
+                        k += 1
+                for name in [f"added{j}" for j in range(k)]:
+                    api.delete(f"/api/concepts/{name}")
+            server.stop(1.0)
+            gaps = np.diff(recognised) if len(recognised) > 1 else np.zeros(1)
+            results[label] = {"recognitions_per_s": round(len(recognised) / 60.0, 2),
+                              "longest_pause_frames": int(round(gaps.max() * 15)),
+                              "median_pause_frames": int(round(float(np.median(gaps)) * 15)),
+                              "concepts_added": len(added_ms),
+                              "add_ms_median": round(float(np.median(added_ms)), 1) if added_ms else None}
+    return results
+
+
 def sigterm(settings, photos, background, work: Path, runs: int = 5) -> dict:
     import os
     import shutil
@@ -187,7 +252,7 @@ def main() -> int:
         if case == "soak":
             results[case] = soak(settings, photos, background, work, args.soak_s)
         else:
-            cases = {"household": household, "static": static, "sigterm": sigterm}
+            cases = {"household": household, "static": static, "sigterm": sigterm, "provision": provision}
             results[case] = cases[case](settings, photos, background, work)
         print(json.dumps({case: results[case]}) if args.json else f"{case}: {json.dumps(results[case], indent=1)}",
               flush=True)

@@ -70,9 +70,9 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
 
 def test_forgetting_a_person_removes_the_face_vectors(people, settings):
     retriever = open_retriever(people, settings)
-    before = len(retriever.face_view)
+    before = len(retriever.faces.view)
     people.forget("grace")
-    assert len(retriever.face_view) == before - 2  # the face and its mirror image
+    assert len(retriever.faces.view) == before - 2  # the face and its mirror image
     frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
     assert "grace" not in [h.concept.name for h in retriever.recognize(frame).hits]
 

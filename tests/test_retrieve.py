@@ -300,14 +300,13 @@ def test_a_vague_candidate_takes_the_query_view_where_its_concept_is_for_either_
 
     frame = _image(paste(photo("grass"), photo("coffee"), 0.4, 1.0, 1.0))  # coffee in the bottom-right quadrant
     retriever = Retriever(household.store, household.embedder)
-    keys, references = retriever._references()
     vague = [Candidate(household.store.get("coffee").id, 0.5, (frame.full_box,))]
     quadrant = (Box(320, 240, 640, 480),)
     for grid in (2, 3):
         query = retriever.embed_query(frame, grid)
-        assert retriever._sharpen(frame, vague, keys, references, query, grid)[0].boxes == quadrant
+        assert retriever.locator.sharpen(frame, vague, query, grid)[0].boxes == quadrant
     with pytest.raises(ValueError, match="grid"):
-        retriever._sharpen(frame, vague, keys, references, retriever.embed_query(frame, 3), 2)
+        retriever.locator.sharpen(frame, vague, retriever.embed_query(frame, 3), 2)
 
 
 def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household):
@@ -321,8 +320,8 @@ def test_a_proposal_whose_place_pools_as_another_concept_gets_no_crop(household)
     coffee, rocket = household.store.get("coffee").id, household.store.get("rocket").id
     feature_map = household.embedder.feature_map(frame.pixels, FEATURE_LONG_SIDE)
     on_coffee, on_rocket = Box(0, 80, 288, 400), Box(352, 0, 640, 480)
-    marked = retriever._contest(feature_map, frame, [Candidate(coffee, 0.5, (on_coffee,)),
-                                                     Candidate(coffee, 0.5, (on_rocket,))])
+    marked = retriever.locator.contest(feature_map, frame, [Candidate(coffee, 0.5, (on_coffee,)),
+                                                            Candidate(coffee, 0.5, (on_rocket,))])
     assert [c.contested for c in marked] == [False, True]
 
     proposed = retriever.propose(frame)

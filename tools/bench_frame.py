@@ -116,7 +116,7 @@ def main() -> None:
         grid = retriever.policy.placing_query_grid  # as recognize embeds the frame where it places
         query = retriever.embed_query(image, grid)
         features = embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
-        cells = retriever._reference_cells()
+        cells = retriever.references.cells()
         proposed = retriever.propose(image, query, grid)
         report = {
             "concepts": args.concepts,

@@ -1,0 +1,134 @@
+"""Retrieval's decisions as pure functions over scores: which concepts are present, which box each keeps.
+
+No model and no storage here: each function takes scores (with thresholds) and returns hits, so every rule is
+tested on made-up numbers (tests/test_decide.py). The rules and their reasons: docs/RETRIEVAL.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from edge_rap.perceive.boxes import iou
+from edge_rap.retrieve.policy import RetrievalPolicy
+from edge_rap.types import Box, Concept, Hit
+
+Face = TypeVar("Face")
+#: A tried box for one concept: its own score there, the box, and every concept's best score there.
+Option = tuple[float, Box, np.ndarray]
+
+
+def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
+    """Concepts named in a question, as <name> or as a whole word, in order of first mention."""
+    found = []
+    lowered = question.lower()
+    for concept in concepts:
+        name = concept.name.lower()
+        pattern = r"<\s*" + re.escape(name) + r"\s*>|(?<![\w<])" + re.escape(name) + r"(?![\w>])"
+        match = re.search(pattern, lowered)
+        if match:
+            found.append((match.start(), concept))
+    return [c for _, c in sorted(found, key=lambda t: t[0])]
+
+
+def decide_scores(scored: list[tuple[Concept, float]], threshold: Callable[[int], float], box: Box,
+                  policy: RetrievalPolicy, question: str = "") -> tuple[list[Hit], list[Hit]]:
+    """(hits, candidates) of whole-image scores, best first: a concept is present when it clears its
+    threshold and is not clearly beaten (within `margin` of the best), at most `top_k`; concepts the question
+    names come first and are kept (marked `mentioned`)."""
+    best = scored[0][1] if scored else 0.0
+    candidates = [Hit(c, s, threshold(c.id), box) for c, s in scored]
+    hits = [h for h in candidates if h.accepted and h.score >= best - policy.margin][: policy.top_k]
+    if question:
+        named = {c.id for c in mentioned_names(question, [h.concept for h in candidates])}
+        hits += [h for h in candidates if h.concept.id in named and h not in hits]
+        hits = [replace(h, mentioned=h.concept.id in named) for h in hits]
+        hits.sort(key=lambda h: (not h.mentioned, -h.score))
+    return hits, candidates
+
+
+def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int, Hit], ranked: set[int],
+                     judged: set[int], policy: RetrievalPolicy) -> tuple[list[Hit], list[Hit], list[Hit]]:
+    """Whole-image hits with the boxes dense matching found: (hits, those that kept the whole image's box,
+    those of them not placed at all).
+
+    A located box replaces the whole image's unless it scores clearly worse than the whole-image views did
+    (a concept that fills the photo: dense matching found only a part of it). A hit dense matching judged
+    (`judged`) but did not even propose (`ranked`) is weak, uncorroborated evidence (most of the false hits
+    in multi-concept frames) and is dropped, unless the question names it, it clears its threshold by the
+    margin, or it beats every other concept by the margin (at 1000 concepts, exact copies of reference photos
+    were not among the few proposals)."""
+    def runner_up(hit: Hit) -> float:
+        return max((c.score for c in candidates if c.concept.id != hit.concept.id), default=-1.0)
+
+    hits, whole_box, unplaced = [], [], []
+    for h in whole:
+        place = located.get(h.concept.id)
+        if place is not None and place.score >= h.score - policy.margin:
+            hits.append(replace(h, box=place.box))
+        elif (place is not None or h.concept.id in ranked or h.concept.id not in judged or h.mentioned
+              or h.score >= h.threshold + policy.margin or h.score >= runner_up(h) + policy.margin):
+            hits.append(h)
+            whole_box.append(h)
+            if place is None:
+                unplaced.append(h)
+    return hits, whole_box, unplaced
+
+
+def add_crop_only(hits: list[Hit], located: dict[int, Hit], whole_box: list[Hit], policy: RetrievalPolicy) -> list[Hit]:
+    """`hits` and the concepts only a crop found, except those far weaker than a whole-image hit that kept the
+    whole image's box (the frame is a photo of that one, and the crop was a part of it)."""
+    known = {h.concept.id for h in hits}
+    return hits + [h for i, h in located.items()
+                   if i not in known and all(u.score < h.score + policy.fills_frame for u in whole_box)]
+
+
+def best_region_per_concept(candidates: list[Hit], top_k: int) -> list[Hit]:
+    """Each region's best concept (`candidates`): accepted ones, each concept once, in its best region."""
+    hits, seen = [], set()
+    for hit in sorted(candidates, key=lambda h: -h.score):
+        if hit.accepted and hit.concept.id not in seen:
+            seen.add(hit.concept.id)
+            hits.append(hit)
+    return hits[:top_k]
+
+
+def one_concept_per_place(scored: list[Hit], policy: RetrievalPolicy) -> list[Hit]:
+    """Accepted hits, best first; a weaker concept on a place a kept one holds (IoU over `same_place_iou`) is
+    dropped."""
+    hits: list[Hit] = []
+    for hit in sorted(scored, key=lambda h: -h.score):
+        if hit.accepted and all(iou(hit.box, kept.box) <= policy.same_place_iou for kept in hits):
+            hits.append(hit)
+    return hits
+
+
+def choose_grown(options: Sequence[Option], threshold: float, tolerance: float) -> Option | None:
+    """Of a concept's tried boxes, the largest that it owns (no other concept scores higher there) and scores
+    within `tolerance` of its best owned box on, never one below its threshold where the best clears it (a
+    part and the whole thing often score alike); None when it owns none."""
+    owned = [o for o in options if o[0] >= o[2].max()]
+    if not owned:
+        return None
+    winner = max(owned, key=lambda o: o[0])
+    floor = winner[0] - tolerance
+    if winner[0] >= threshold:
+        floor = max(floor, threshold)
+    return max((o for o in owned if o[0] >= floor), key=lambda o: o[1].width * o[1].height)
+
+
+def pair_faces(pairs: list[tuple[float, Face, int]], threshold: float, key: Callable[[Face], object] = id
+               ) -> list[tuple[float, Face, int]]:
+    """(score, face, person) pairs chosen best first: each face with at most one person and each person with
+    one face, each clearing the face threshold."""
+    chosen, used_faces, used_people = [], set(), set()
+    for score, face, person in sorted(pairs, key=lambda p: -p[0]):
+        if score < threshold or key(face) in used_faces or person in used_people:
+            continue
+        used_faces.add(key(face))
+        used_people.add(person)
+        chosen.append((score, face, person))
+    return chosen

@@ -1,0 +1,86 @@
+"""The reference side of retrieval, read once per index generation: every reference vector with its concept,
+and each concept's dense-matching cells (stored when it was remembered; derived and kept only for photos
+of a memory from before they were stored)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.images import crop, read_image_file
+from edge_rap.memory.index import IndexView
+from edge_rap.memory.store import Store
+from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.perceive.regions import ReferenceCells, reference_cells
+from edge_rap.types import Box, ReferenceView
+
+log = logging.getLogger(__name__)
+
+
+class References:
+    """A reader's cache of the memory's reference vectors and cells, refreshed when `view`'s generation moves."""
+
+    def __init__(self, store: Store, embedder: ImageEmbedder, view: IndexView):
+        self.store = store
+        self.embedder = embedder
+        self.view = view
+        self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+        self._vectors_generation = -2
+        self._cells = ReferenceCells.stack({})
+        self._derived: dict[tuple[str, Box | None], np.ndarray] = {}
+        self._cells_generation = -2
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every reference vector with its concept id (keys, vectors)."""
+        self.view.refresh()
+        if self._vectors_generation != self.view.generation:
+            self._vectors = self.store.vectors(self.embedder.space.name)
+            self._vectors_generation = self.view.generation
+        return self._vectors
+
+    def cells(self) -> ReferenceCells:
+        """Each concept's reference feature-map cells (its photos at each reference side), restacked when the
+        memory changes. They are stored when a concept is remembered (one query here); a photo without them
+        (a memory from before they were stored) is derived once and kept by its content and box, and the log
+        says that `edge-rap reindex` stores them. Only concepts with vectors in this embedder's space (others
+        were remembered with another model). A mirror image's cells matched no better on the dev composites
+        and doubled the cost."""
+        keys, _ = self.vectors()
+        if self._cells_generation != self.view.generation:
+            in_space = set(keys.tolist())
+            stored = self.store.cells(self.embedder.space.name)
+            per_concept: dict[int, list[np.ndarray]] = {}
+            kept: dict[tuple[str, Box | None], np.ndarray] = {}
+            derived = 0
+            for view in self.store.views():
+                if view.concept_id not in in_space:
+                    continue
+                cells = stored.get(view.id)
+                if cells is None:
+                    key = (view.image_sha256, view.box)
+                    cells = self._derived.get(key)
+                    if cells is None:
+                        cells, derived = self._cells_of(view), derived + 1
+                    if cells is not None:
+                        kept[key] = cells
+                if cells is not None:
+                    per_concept.setdefault(view.concept_id, []).append(cells)
+            if derived:
+                log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
+                            "reindex` once to store them", derived)
+            self._derived = kept
+            self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in per_concept.items()})
+            self._cells_generation = self.view.generation
+        return self._cells
+
+    def _cells_of(self, view: ReferenceView) -> np.ndarray | None:
+        """A stored photo's unit cells at every reference side; None when the photo is unreadable."""
+        try:
+            image = read_image_file(view.image_path).image
+            pixels = crop(image, view.box).pixels if view.box else image.pixels
+        except EdgeRapError as e:  # a stored photo gone missing, or its box outside it: that view cannot be placed
+            log.warning("reference photo unreadable, not used for placing: %s", e)
+            return None
+        return reference_cells(self.embedder, pixels)

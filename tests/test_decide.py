@@ -1,0 +1,95 @@
+"""Retrieval's rules as pure functions, on made-up scores: no model, no memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, choose_grown, decide_scores,
+                                      mentioned_names, merge_placements, one_concept_per_place, pair_faces)
+from edge_rap.retrieve.policy import RetrievalPolicy
+from edge_rap.types import Box, Concept, Hit
+
+BO, ANYA, MUG, CAT = (Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("bo", "anya", "mug", "cat"), start=1))
+WHOLE = Box(0, 0, 640, 480)
+POLICY = RetrievalPolicy(top_k=2, margin=0.05, fills_frame=0.2, same_place_iou=0.5)
+
+
+def threshold(concept_id: int) -> float:
+    return 0.6
+
+
+def hit(concept: Concept, score: float, box: Box = WHOLE, threshold: float = 0.6, mentioned: bool = False) -> Hit:
+    return Hit(concept, score, threshold, box, mentioned)
+
+
+def names(hits) -> list[str]:
+    return [h.concept.name for h in hits]
+
+
+def test_present_means_above_threshold_and_not_clearly_beaten_at_most_top_k():
+    hits, candidates = decide_scores([(BO, 0.80), (ANYA, 0.77), (MUG, 0.76), (CAT, 0.50)], threshold, WHOLE, POLICY)
+    assert names(hits) == ["bo", "anya"]  # mug is within the margin too, but top_k is 2; cat is below
+    assert len(candidates) == 4 and all(c.box == WHOLE for c in candidates)
+    hits, _ = decide_scores([(BO, 0.80), (ANYA, 0.70)], threshold, WHOLE, POLICY)
+    assert names(hits) == ["bo"]  # anya passes her threshold but is clearly beaten
+
+
+def test_a_named_concept_comes_first_and_is_kept_even_below_its_threshold():
+    hits, _ = decide_scores([(BO, 0.80), (MUG, 0.50)], threshold, WHOLE, POLICY, question="is the <mug> here?")
+    assert names(hits) == ["mug", "bo"] and hits[0].mentioned and not hits[1].mentioned
+    assert [c.name for c in mentioned_names("Where are Bo and <anya>?", [ANYA, BO, CAT])] == ["bo", "anya"]
+    assert mentioned_names("a bowl", [BO]) == []  # whole words only
+
+
+def test_weak_unproposed_whole_image_evidence_is_dropped_but_a_clear_winner_is_kept():
+    whole = [hit(BO, 0.62), hit(ANYA, 0.61)]
+    candidates = whole + [hit(CAT, 0.3)]
+    kept, whole_box, unplaced = merge_placements(whole, candidates, {}, ranked=set(), judged={1, 2}, policy=POLICY)
+    assert kept == []  # both within the margin of their threshold, judged by dense matching, not proposed
+    kept, _, unplaced = merge_placements(whole, candidates, {}, ranked={2}, judged={1, 2}, policy=POLICY)
+    assert names(kept) == ["anya"] and names(unplaced) == ["anya"]  # proposed: kept, with the whole image's box
+    clear = [hit(BO, 0.64)]
+    kept, _, _ = merge_placements(clear, clear + [hit(ANYA, 0.55)], {}, ranked=set(), judged={1, 2}, policy=POLICY)
+    assert names(kept) == ["bo"]  # beats every other concept by the margin: not weak
+    kept, _, _ = merge_placements([hit(BO, 0.62, mentioned=True)], candidates, {}, set(), {1, 2}, POLICY)
+    assert names(kept) == ["bo"]  # the question names it
+
+
+def test_a_located_box_replaces_the_whole_image_unless_it_scores_clearly_worse():
+    place = Box(10, 10, 100, 100)
+    whole = [hit(BO, 0.80), hit(ANYA, 0.90)]
+    located = {1: hit(BO, 0.78, place), 2: hit(ANYA, 0.70, place)}
+    kept, whole_box, unplaced = merge_placements(whole, whole, located, {1, 2}, {1, 2}, POLICY)
+    assert [h.box for h in kept] == [place, WHOLE]  # anya's crop scored clearly worse: she fills the photo
+    assert names(whole_box) == ["anya"] and unplaced == []
+
+
+def test_a_crop_only_concept_is_added_unless_a_far_stronger_hit_filled_the_frame():
+    place = Box(10, 10, 100, 100)
+    assert names(add_crop_only([hit(BO, 0.8)], {3: hit(MUG, 0.7, place)}, [], POLICY)) == ["bo", "mug"]
+    filled = [hit(BO, 0.95)]  # the frame is bo's photo; the mug found in a part of it is not a mug
+    assert names(add_crop_only(filled, {3: hit(MUG, 0.7, place)}, filled, POLICY)) == ["bo"]
+
+
+def test_one_concept_per_place_and_one_place_per_concept():
+    a, b = Box(0, 0, 100, 100), Box(10, 10, 110, 110)
+    hits = one_concept_per_place([hit(BO, 0.7, a), hit(ANYA, 0.8, b), hit(MUG, 0.9, Box(300, 300, 400, 400)),
+                                  hit(CAT, 0.5, Box(500, 0, 600, 100))], POLICY)
+    assert names(hits) == ["mug", "anya"]  # bo overlaps anya's place and is weaker; cat is below its threshold
+    regions = best_region_per_concept([hit(BO, 0.7, a), hit(BO, 0.9, b), hit(ANYA, 0.65, a)], top_k=5)
+    assert [(h.concept.name, h.box) for h in regions] == [("bo", b), ("anya", a)]
+
+
+def test_the_largest_owned_box_within_tolerance_wins_but_never_a_refused_one_over_an_accepted_one():
+    def option(score: float, side: int, best_other: float = 0.0):
+        return (score, Box(0, 0, side, side), np.array([score, best_other]))
+
+    assert choose_grown([option(0.70, 100), option(0.69, 130), option(0.60, 160)], 0.5, 0.02)[1].width == 130
+    assert choose_grown([option(0.70, 100), option(0.69, 130, best_other=0.8)], 0.5, 0.02)[1].width == 100
+    assert choose_grown([option(0.61, 100), option(0.595, 160)], 0.6, 0.02)[1].width == 100  # 0.595 is refused
+    assert choose_grown([option(0.5, 100, best_other=0.9)], 0.4, 0.02) is None  # owns none of them
+
+
+def test_faces_and_people_pair_best_first_one_to_one():
+    pairs = [(0.9, "face-a", 1), (0.85, "face-a", 2), (0.8, "face-b", 1), (0.7, "face-b", 2), (0.3, "face-c", 3)]
+    assert pair_faces(pairs, threshold=0.5, key=str) == [(0.9, "face-a", 1), (0.7, "face-b", 2)]

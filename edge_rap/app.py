@@ -9,8 +9,8 @@ from typing import Callable
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
-from edge_rap.modelcache import ModelCache
-from edge_rap.negatives import NegativeBank
+from edge_rap.models.cache import ModelCache
+from edge_rap.retrieve.negatives import NegativeBank
 from edge_rap.perceive.detect import Detector
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels

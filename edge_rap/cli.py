@@ -212,7 +212,7 @@ def cmd_concepts(args) -> int:
 def cmd_recognize(args) -> int:
     from edge_rap.app import open_detector, open_retriever
     from edge_rap.draw import draw_recognition, drawing_paths
-    from edge_rap.images import read_image_file
+    from edge_rap.perceive.images import read_image_file
 
     settings = _settings(args)
     _existing_memory(args, settings)
@@ -284,7 +284,7 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from edge_rap.modelcache import ModelCache
+    from edge_rap.models.cache import ModelCache
 
     settings = _settings(args)
     cache = ModelCache(settings.models)
@@ -293,11 +293,11 @@ def cmd_models(args) -> int:
     if args.name:
         raise EdgeRapError(f"`models {args.models_command}` takes no name (did you mean `models pull {args.name}`?)")
     if args.models_command == "prepare":
-        from edge_rap.modelcache import DEFAULT_EMBEDDERS
+        from edge_rap.models.cache import DEFAULT_EMBEDDERS
 
         cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
     names = cache.names()
-    from edge_rap.generate.registry import list_vlms
+    from edge_rap.models.vlm_registry import list_vlms
 
     vlms = list_vlms(settings.models)
     if args.json:
@@ -318,7 +318,7 @@ def cmd_models(args) -> int:
 
 
 def _models_pull(args, settings) -> int:
-    from edge_rap.generate.registry import pull
+    from edge_rap.models.vlm_registry import pull
 
     if not args.name:
         raise EdgeRapError("models pull needs a NAME (see `edge-rap models list`)")
@@ -345,7 +345,7 @@ def cmd_ask(args) -> int:
     _existing_memory(args, settings)
     image = None
     if args.image:
-        from edge_rap.images import read_image_file
+        from edge_rap.perceive.images import read_image_file
 
         image = read_image_file(args.image).image
     if image is not None:
@@ -393,8 +393,8 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from edge_rap.composites import Layout
-    from edge_rap.evaluate import evaluate_localize, evaluate_retrieval, format_localize, format_report
+    from edge_rap.eval.composites import Layout
+    from edge_rap.eval.evaluate import evaluate_localize, evaluate_retrieval, format_localize, format_report
 
     settings = _settings(args)
     memory = Path(args.memory) if args.memory else None
@@ -411,7 +411,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from edge_rap.demo import run_demo
+    from edge_rap.eval.demo import run_demo
 
     return run_demo(_settings(args), Path(args.memory) if args.memory else None)
 

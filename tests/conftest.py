@@ -12,7 +12,7 @@ from edge_rap.config import Profile, Settings
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The default embedders, exported once (the explicit step `edge-rap models prepare` takes)."""
-    from edge_rap.modelcache import ModelCache
+    from edge_rap.models.cache import ModelCache
 
     root = tmp_path_factory.mktemp("models")
     ModelCache(root).ensure_default("efficientnet-lite0-int8")
@@ -21,7 +21,7 @@ def model_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(model_cache):
-    from edge_rap.modelcache import ModelCache
+    from edge_rap.models.cache import ModelCache
     from edge_rap.perceive.embed import OnnxImageEmbedder
 
     return OnnxImageEmbedder(ModelCache(model_cache).manifest("efficientnet-lite0-int8"), "cpu")

@@ -27,7 +27,7 @@ def fake_memory(root: Path, readonly: bool = False, negatives=None) -> Memory:
 
 def top_concept(memory: Memory, photo: Path) -> str | None:
     """The name of the concept whose vectors are nearest to the photo's own (whole-photo) vector."""
-    from edge_rap.images import read_image_file
+    from edge_rap.perceive.images import read_image_file
 
     query = memory.embedder.embed([read_image_file(photo).image.pixels])[0]
     hits = memory.view().search(query, 10)

@@ -27,7 +27,7 @@ _cache: dict[str, np.ndarray] = {}
 
 def _bank() -> dict[str, np.ndarray]:
     if not _cache:
-        from edge_rap.calibrate import sample_photo_bank
+        from edge_rap.export.calibrate import sample_photo_bank
 
         _cache.update(sample_photo_bank())
     return _cache

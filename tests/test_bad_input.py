@@ -20,7 +20,7 @@ from scenes import save, scene, scene_file
 from edge_rap import cli
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import read_image_file
+from edge_rap.perceive.images import read_image_file
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box
 
@@ -126,7 +126,7 @@ def _heic_bytes(pixels: np.ndarray) -> bytes:
 
     from PIL import Image
 
-    from edge_rap.images import _register_heif
+    from edge_rap.perceive.images import _register_heif
 
     assert _register_heif(), "pillow-heif is a dependency: HEIC is what iPhones take"
     out = io.BytesIO()
@@ -239,7 +239,7 @@ def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monke
 @pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
 def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tmp_path, monkeypatch, capsys):
     env = {**os.environ, "EDGE_RAP_MAX_MEGAPIXELS": value}
-    imported = subprocess.run([sys.executable, "-c", "import edge_rap.images, edge_rap.cli"], env=env,
+    imported = subprocess.run([sys.executable, "-c", "import edge_rap.perceive.images, edge_rap.cli"], env=env,
                               capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr  # read when decoding, not at import
     monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", value)
@@ -266,11 +266,11 @@ def test_photo_under_the_stated_limit_is_accepted(tmp_path):
     # Our limit (max_pixels()), not Pillow's ~89.5 MP warning, decides: a 100 MP camera's photo is fine.
     from PIL import Image
 
-    import edge_rap.images
+    import edge_rap.perceive.images
 
     path = tmp_path / "95mp.png"
     Image.new("1", (10_000, 9_500), 1).save(path)
-    assert 10_000 * 9_500 < edge_rap.images.max_pixels()
+    assert 10_000 * 9_500 < edge_rap.perceive.images.max_pixels()
     image = read_image_file(path).image
     assert max(image.pixels.shape[:2]) <= 2048
 
@@ -308,7 +308,7 @@ def test_a_pillow_heif_whose_libheif_cannot_load_leaves_other_photos_readable(tm
     import sys
     import types
 
-    from edge_rap.images import _register_heif
+    from edge_rap.perceive.images import _register_heif
 
     def broken():
         raise ImportError("libheif.so.1: cannot open shared object file")
@@ -327,11 +327,11 @@ def test_a_pillow_heif_whose_libheif_cannot_load_leaves_other_photos_readable(tm
 def test_a_heic_photo_without_pillow_heif_says_what_is_missing(tmp_path, monkeypatch):
     from PIL import Image
 
-    import edge_rap.images
+    import edge_rap.perceive.images
 
     path = tmp_path / "IMG_0002.heic"
     path.write_bytes(_heic_bytes(scene(4)))
-    monkeypatch.setattr(edge_rap.images, "_register_heif", lambda: False)
+    monkeypatch.setattr(edge_rap.perceive.images, "_register_heif", lambda: False)
     monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "HEIF"])  # as if never installed
     with pytest.raises(EdgeRapError, match="HEIF .* needs pillow-heif"):
         read_image_file(path)
@@ -411,7 +411,7 @@ def test_a_box_in_stored_pixels_turns_with_the_photo(orientation):
     # Mark a box in the stored picture, turn the picture as a viewer does: the mark is where upright_box says.
     from PIL import Image
 
-    from edge_rap.images import upright_box
+    from edge_rap.perceive.images import upright_box
 
     stored = np.zeros((40, 60), np.uint8)
     box = Box(10, 5, 30, 15)

@@ -79,7 +79,7 @@ def test_recognize_box_of_a_large_photo_is_in_the_files_pixels(run, photos):
     # A photo larger than MAX_SIDE is decoded reduced; boxes are still in the file's own pixels, exactly.
     from PIL import Image
 
-    from edge_rap.images import read_image_file
+    from edge_rap.perceive.images import read_image_file
     from edge_rap.types import Box
 
     photos.mkdir()

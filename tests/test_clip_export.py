@@ -22,7 +22,7 @@ def tiny_clip(tmp_path_factory):
 
 
 def test_export_writes_fp32_and_int8_encoders_that_agree(tiny_clip):
-    from edge_rap.modelcache import Manifest
+    from edge_rap.models.cache import Manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder, OnnxTextEmbedder
 
     manifest = Manifest.load(tiny_clip.fp32)
@@ -46,7 +46,7 @@ def test_export_matches_torch_on_the_same_weights(tmp_path):
     import torch
 
     from edge_rap.export.clip import export_clip
-    from edge_rap.modelcache import Manifest
+    from edge_rap.models.cache import Manifest
     from edge_rap.perceive.embed import OnnxTextEmbedder
 
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def test_selecting_clip_is_a_choice_and_spaces_never_mix(tiny_clip, tmp_path, se
     from edge_rap.cli import main
     from edge_rap.export.clip import export_clip
     from edge_rap.perceive.embed import OnnxImageEmbedder
-    from edge_rap.modelcache import Manifest
+    from edge_rap.models.cache import Manifest
 
     ref = save_photo(tmp_path, "chelsea")
     memory = tmp_path / "mem"

@@ -111,7 +111,7 @@ def test_profile_threads_reach_the_detector_and_face_sessions(settings, monkeypa
 
     for module in (detect, owl):
         monkeypatch.setattr(module, "open_session", capture)
-    monkeypatch.setattr("edge_rap.runtime.open_session", capture)
+    monkeypatch.setattr("edge_rap.models.sessions.open_session", capture)
     monkeypatch.setattr(faces, "packaged_file", lambda package, name: settings.models / name)
     monkeypatch.setattr(faces, "_existing", lambda path, what: path)
     manifest = type("M", (), {"role": "detector", "name": "d", "output": {"format": "yolov8"}, "input": {},

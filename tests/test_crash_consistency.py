@@ -15,7 +15,7 @@ from pathlib import Path
 from scenes import scene_file
 
 from edge_rap.app import open_memory
-from edge_rap.images import read_image_file
+from edge_rap.perceive.images import read_image_file
 from edge_rap.memory.store import Store
 from edge_rap.retrieve import Retriever
 
@@ -101,7 +101,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from fakes import fake_memory
-from edge_rap.images import read_image_file
+from edge_rap.perceive.images import read_image_file
 
 memory = fake_memory(Path(sys.argv[2]), readonly=True)
 view = memory.view()

@@ -149,10 +149,10 @@ def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks
 def household_video(tmp_path_factory, model_cache):
     """A 30 s generated video of three remembered demo concepts and an unknown object, and its memory."""
     from edge_rap.app import open_memory
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
     from edge_rap.config import Profile, Settings
     from edge_rap.daemon.scenario import household_scenario, truth, write_video
-    from edge_rap.demo import CONCEPTS
+    from edge_rap.eval.demo import CONCEPTS
     from PIL import Image as PILImage
 
     root = tmp_path_factory.mktemp("daemon")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from edge_rap.cli import main
-from edge_rap.demo import IN_THE_VIDEO
+from edge_rap.eval.demo import IN_THE_VIDEO
 
 
 def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, capsys, tmp_path):

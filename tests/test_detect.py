@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from edge_rap.app import open_memory
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import Manifest, sha256_file
+from edge_rap.models.cache import Manifest, sha256_file
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.detect import YoloOnnxDetector
 from edge_rap.retrieve import Retriever

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache
+from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache
 from edge_rap.perceive.embed import OnnxImageEmbedder
-from edge_rap.runtime import choose_providers
+from edge_rap.models.sessions import choose_providers
 from photos import photo
 
 NAMES = ("chelsea", "astronaut", "coffee", "rocket", "brick")

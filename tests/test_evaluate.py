@@ -9,7 +9,7 @@ import pytest
 
 from edge_rap.cli import main
 from edge_rap.errors import EdgeRapError
-from edge_rap.evaluate import evaluate_localize, evaluate_retrieval, read_dataset
+from edge_rap.eval.evaluate import evaluate_localize, evaluate_retrieval, read_dataset
 from photos import paste, photo, save_photo
 
 CONCEPTS = ("chelsea", "astronaut", "coffee", "rocket", "grace_hopper")
@@ -149,8 +149,8 @@ def test_eval_localize_builds_frames_of_another_size_and_layout(dataset, setting
 
 
 def test_a_frame_counts_every_hit_but_the_background_concepts():
-    from edge_rap.composites import Composite, Placed
-    from edge_rap.evaluate import score_frame
+    from edge_rap.eval.composites import Composite, Placed
+    from edge_rap.eval.evaluate import score_frame
     from edge_rap.types import Box, Concept, Hit
 
     def hit(name: str, box: Box) -> Hit:

@@ -18,7 +18,7 @@ from edge_rap.generate.names import REMOVED, NameGuard, filter_names
 from edge_rap.generate.narrate import narrate, where
 from edge_rap.generate.prompt import (MEDIA_MARKER, PromptImage, Reference, Task, build_prompt, classify,
                                       render)
-from edge_rap.generate.registry import list_vlms, pull, resolve
+from edge_rap.models.vlm_registry import list_vlms, pull, resolve
 from edge_rap.generate.stream import SentenceSplitter
 from edge_rap.types import Answer, Box, Concept, Hit
 
@@ -240,7 +240,7 @@ def test_vlm_profile_section(tmp_path):
 
 
 def test_registry_lists_every_device_class_with_known_models():
-    from edge_rap.generate.registry import load_registry
+    from edge_rap.models.vlm_registry import load_registry
 
     reg = load_registry()
     assert set(reg["devices"]) == {"jetson-orin-nano-8gb", "jetson-agx-orin", "x86-cpu", "x86-cuda"}

@@ -11,7 +11,7 @@ from edge_rap.household import Household
 def remembered(settings, tmp_path):
     from PIL import Image as PILImage
 
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
 
     bank = sample_photo_bank()
     with Household(settings) as home:

@@ -228,7 +228,9 @@ def test_cli_push_to_talk_about_the_frame_is_spoken(voice_dir, models_env, capsy
     if shutil.which("espeak-ng") is None and piper_voice() is None:
         pytest.skip("no voice to speak with (apt-get install espeak-ng)")
     line = "Hey robot, where is the red mug"  # push-to-talk: the wake phrase is just words here
-    wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, line), 8).samples, 22050)
+    # Quieter noise than the accuracy tests (40 dB): this test is about the CLI's path, and whisper's int8
+    # output under 20 dB noise now and then loses the "where" (the accuracy tests count such misses).
+    wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, line), 8, snr_db=40.0).samples, 22050)
     frame = save_photo(tmp_path, "coffee")
     rc, out = listen(models_env, capsys, "--wav", wav, "--image", frame, "--json", "--speak-to", tmp_path / "said")
     assert rc == 0 and out["triggered"]

@@ -23,7 +23,7 @@ from scenes import save, scene, scene_file
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import SCHEMA_VERSION, Store
-from edge_rap.negatives import NegativeBank
+from edge_rap.retrieve.negatives import NegativeBank
 
 
 @pytest.fixture

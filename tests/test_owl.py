@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from edge_rap.errors import EdgeRapError  # noqa: E402
 from edge_rap.export.detector import export_detector, save_tiny_owl  # noqa: E402
-from edge_rap.modelcache import Manifest  # noqa: E402
+from edge_rap.models.cache import Manifest  # noqa: E402
 from edge_rap.perceive.boxes import iou  # noqa: E402
 from edge_rap.perceive.owl import OwlOnnxDetector, preprocess  # noqa: E402
 from edge_rap.types import Box, Image  # noqa: E402

@@ -17,7 +17,7 @@ def test_a_wheel_carries_the_device_profiles_and_model_manifests(tmp_path):
     with zipfile.ZipFile(next((tmp_path / "dist").glob("edge_rap-*.whl"))) as wheel:
         wheel.extractall(site)
     probe = ("from edge_rap.config import PROFILE_DIR, load_profile; "
-             "from edge_rap.generate.registry import REGISTRY; "
+             "from edge_rap.models.vlm_registry import REGISTRY; "
              "print(load_profile('jetson-orin').name, PROFILE_DIR.parent.name, REGISTRY.exists())")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True).stdout.split()

@@ -10,7 +10,7 @@ from scenes import scene_file
 
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import read_image_file
+from edge_rap.perceive.images import read_image_file
 from edge_rap.memory.rapdb import export_rap, import_rap, read_rap_database
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_rap.composites import Layout, compose
+from edge_rap.eval.composites import Layout, compose
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.embed import gem_pool
 from edge_rap.perceive.regions import (ReferenceCells, best_per_concept, connected_region, dense_candidates, distinct_boxes,

@@ -119,8 +119,8 @@ def test_locate_places_two_concepts_in_one_frame(household):
 
 
 def test_concepts_of_another_embedder_in_the_same_memory_are_left_alone(household, model_cache, tmp_path):
-    from edge_rap.modelcache import ModelCache
-    from edge_rap.negatives import NegativeBank
+    from edge_rap.models.cache import ModelCache
+    from edge_rap.retrieve.negatives import NegativeBank
     from edge_rap.memory.memory import Memory
     from edge_rap.perceive.embed import OnnxImageEmbedder
 

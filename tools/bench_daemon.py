@@ -60,8 +60,8 @@ def prepare(work: Path):
     """The demo's concepts remembered in a fresh memory, and the photos to render."""
     from PIL import Image as PILImage
 
-    from edge_rap.calibrate import sample_photo_bank
-    from edge_rap.demo import CONCEPTS
+    from edge_rap.export.calibrate import sample_photo_bank
+    from edge_rap.eval.demo import CONCEPTS
 
     bank = sample_photo_bank()
     photos = {c.name: bank[c.sample] for c in CONCEPTS} | {"coins": bank["coins"]}

@@ -10,6 +10,8 @@ the contest of each proposal on pooled features, and the crops of the unconteste
 --versus times `recognize` against the same with one RetrievalPolicy field changed (e.g.
 placing_query_grid=3), in turns in this process, and reports the ratio. --composites DIR times `recognize`
 per frame on the frames `eval localize` builds from a dev set instead (real photos; no stage split).
+--person also remembers a person (Grace Hopper's sample photo) and pastes her into the frame: every frame
+then runs the face detector and embedder too, as `recognize` does once a person is remembered.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
     """`recognize` per frame over the real composites of a dev set: the crops each frame needs, and the time
     of a pass over all frames divided by their number (median of `repeat` passes)."""
     from edge_rap.app import open_memory, retrieval_policy
-    from edge_rap.evaluate import localize_frames, read_dataset, remember_references
+    from edge_rap.eval.evaluate import localize_frames, read_dataset, remember_references
     from edge_rap.retrieve import Retriever
     from edge_rap.types import Image
 
@@ -79,7 +81,7 @@ def main() -> None:
     from PIL import Image as PILImage
 
     from edge_rap.app import open_embedder, open_memory, retrieval_policy
-    from edge_rap.composites import compose
+    from edge_rap.eval.composites import compose
     from edge_rap.config import load_settings
     from edge_rap.perceive.regions import FEATURE_LONG_SIDE, dense_candidates
     from edge_rap.retrieve import Retriever
@@ -90,6 +92,7 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--versus", metavar="FIELD=VALUE", help="a RetrievalPolicy field to compare against")
+    parser.add_argument("--person", action="store_true", help="remember a person too: faces run on every frame")
     parser.add_argument("--composites", metavar="DIR", type=Path,
                         help="time every frame `eval localize --dataset DIR` builds (seed 0, 4 per frame) instead")
     args = parser.parse_args()
@@ -109,9 +112,18 @@ def main() -> None:
             path = Path(tmp) / f"{k}.png"
             PILImage.fromarray(pixels).save(path)
             memory.remember(f"c{k}", [path])
-        frame = compose([(f"c{k}", photos[k]) for k in range(4)], synthetic_image(1, 640), np.random.default_rng(0))
+        pasted = [(f"c{k}", photos[k]) for k in range(4)]
+        if args.person:
+            from edge_rap.export.calibrate import sample_photo_bank
+
+            grace = sample_photo_bank()["grace_hopper"]
+            PILImage.fromarray(grace).save(Path(tmp) / "grace.png")
+            memory.remember("grace", [Path(tmp) / "grace.png"], category="person")
+            pasted = pasted[:3] + [("grace", grace)]
+        frame = compose(pasted, synthetic_image(1, 640), np.random.default_rng(0))
         image = Image(frame.pixels, "frame")
-        retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
+        retriever = Retriever(memory.store, embedder, retrieval_policy(settings),  # as `recognize`
+                              faces=lambda: memory.faces)
         retriever.recognize(image)  # warm: reference cells are computed once per memory generation
         grid = retriever.policy.placing_query_grid  # as recognize embeds the frame where it places
         query = retriever.embed_query(image, grid)
@@ -120,6 +132,7 @@ def main() -> None:
         proposed = retriever.propose(image, query, grid)
         report = {
             "concepts": args.concepts,
+            "person": args.person,
             "max_candidates": retriever.policy.max_candidates,
             "contested": sum(c.contested for c in proposed),  # proposals whose place pools as another concept
             "crops": sum(len(c.boxes) for c in proposed if not c.contested),
@@ -133,6 +146,7 @@ def main() -> None:
             "query_embedding_ms": median_ms(lambda: retriever.embed_query(image, retriever.policy.query_grid),
                                             args.repeat),
             "recognize_total_ms": median_ms(lambda: retriever.recognize(image), args.repeat),
+            "faces_ms": median_ms(lambda: retriever.face_hits(image), args.repeat),
         }
         report = {k: round(v, 1) if isinstance(v, float) else v for k, v in report.items()}
         report["confirm_crops_ms"] = round(report["locate_total_ms"] - report["feature_pass_ms"]

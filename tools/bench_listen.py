@@ -54,7 +54,7 @@ def noisy(speech: np.ndarray, seed: int) -> Audio:
 
 
 def household(root: Path) -> Household:
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
     from PIL import Image
 
     settings = load_settings(memory=str(root / "memory"))

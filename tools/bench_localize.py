@@ -21,7 +21,7 @@ KEYS = ("recall", "precision", "mean_iou", "iou50")
 def main() -> None:
     from edge_rap.app import open_embedder
     from edge_rap.config import load_settings
-    from edge_rap.evaluate import evaluate_localize
+    from edge_rap.eval.evaluate import evaluate_localize
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devsets", type=Path, required=True)

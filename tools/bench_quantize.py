@@ -24,10 +24,10 @@ from bench_retrieval import machine
 
 def variant(fp32_folder: Path, work: Path, scheme) -> Path:
     """A model folder like the shipped int8 one, quantised with `scheme` and calibrated as exports are."""
-    from edge_rap.calibrate import calibrate_threshold
+    from edge_rap.export.calibrate import calibrate_threshold
     from edge_rap.export.efficientnet import INPUT_SIZE, MEAN, STD
     from edge_rap.export.quantize import quantize_image_encoder
-    from edge_rap.modelcache import Manifest, sha256_file, write_manifest
+    from edge_rap.models.cache import Manifest, sha256_file, write_manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
     from edge_rap.synth import synthetic_images
 
@@ -48,11 +48,11 @@ def variant(fp32_folder: Path, work: Path, scheme) -> Path:
 
 def main() -> None:
     from edge_rap.config import load_settings
-    from edge_rap.evaluate import evaluate_retrieval, image_files
+    from edge_rap.eval.evaluate import evaluate_retrieval, image_files
     from edge_rap.export.efficientnet import FLOAT_NODES
     from edge_rap.export.quantize import Scheme, saturating_weights
-    from edge_rap.images import read_image_file
-    from edge_rap.modelcache import Manifest, ModelCache
+    from edge_rap.perceive.images import read_image_file
+    from edge_rap.models.cache import Manifest, ModelCache
     from edge_rap.perceive.embed import OnnxImageEmbedder
     from edge_rap.perceive.views import query_views
 

@@ -52,7 +52,7 @@ def bench_remember(settings, embedder, repeat: int) -> dict:
 
 
 def bench_embedders(settings, int8, devsets: Path | None, repeat: int) -> dict:
-    from edge_rap.evaluate import evaluate_retrieval
+    from edge_rap.eval.evaluate import evaluate_retrieval
     from edge_rap.export.efficientnet import TorchEmbedder
     from edge_rap.perceive.views import query_views
     from edge_rap.synth import synthetic_image

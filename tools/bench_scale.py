@@ -28,7 +28,7 @@ SOURCES = ("astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_fie
 
 
 def distinct_photos(count: int, seed: int = 0) -> list[np.ndarray]:
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
 
     rng = np.random.default_rng(seed)
     bank = [p for name, p in sample_photo_bank().items() if name in SOURCES]

@@ -33,7 +33,7 @@ def photos(folder: Path) -> list[Path]:
     """The real sample photos (scikit-image, matplotlib) as JPEG files, as a phone or laptop would send them."""
     from PIL import Image
 
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
 
     paths = []
     for name, pixels in sorted(sample_photo_bank().items()):

@@ -19,11 +19,11 @@ import numpy as np
 
 
 def prepare(folder: Path, photos: Path | None) -> None:
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
     from edge_rap.config import load_settings
-    from edge_rap.evaluate import image_files
-    from edge_rap.images import read_image_file
-    from edge_rap.modelcache import ModelCache
+    from edge_rap.eval.evaluate import image_files
+    from edge_rap.perceive.images import read_image_file
+    from edge_rap.models.cache import ModelCache
     from edge_rap.perceive.embed import preprocess
 
     manifest = ModelCache(load_settings().models).manifest("efficientnet-lite0-int8")

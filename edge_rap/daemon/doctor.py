@@ -11,7 +11,7 @@ from edge_rap.config import Settings
 
 
 def _providers(settings: Settings) -> dict:
-    from edge_rap.runtime import choose_providers
+    from edge_rap.models.sessions import choose_providers
 
     try:
         import onnxruntime as ort
@@ -38,8 +38,8 @@ def _cuda(root: Path) -> dict:
 
 
 def _models(settings: Settings) -> list[dict]:
-    from edge_rap.generate.registry import list_vlms
-    from edge_rap.modelcache import ModelCache
+    from edge_rap.models.vlm_registry import list_vlms
+    from edge_rap.models.cache import ModelCache
 
     cache, profile = ModelCache(settings.models), settings.profile
     rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder),

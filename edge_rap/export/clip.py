@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import method_as_module
-from edge_rap.modelcache import Manifest, install_model, sha256_file, write_manifest
+from edge_rap.models.cache import Manifest, install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
                 manifest["quantization"] = QUANTIZATION
             write_manifest(staged, manifest)
             if calibrate:
-                from edge_rap.calibrate import calibrate_threshold
+                from edge_rap.export.calibrate import calibrate_threshold
                 from edge_rap.perceive.embed import OnnxImageEmbedder
 
                 manifest["calibration"] = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu")).to_json()

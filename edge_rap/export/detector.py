@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import install_model, sha256_file, write_manifest
+from edge_rap.models.cache import install_model, sha256_file, write_manifest
 from edge_rap.perceive.owl import byte_chars
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import method_as_module
-from edge_rap.modelcache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, write_manifest
+from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
 
 def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
     """Write efficientnet-lite0-fp32/ and efficientnet-lite0-int8/ model folders into the cache."""
-    from edge_rap.calibrate import calibrate_threshold
+    from edge_rap.export.calibrate import calibrate_threshold
     from edge_rap.export.quantize import Scheme, quantize_image_encoder
-    from edge_rap.modelcache import Manifest
+    from edge_rap.models.cache import Manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
     from edge_rap.synth import synthetic_images
 

@@ -43,7 +43,7 @@ def reference_image(store: Store, concept: Concept) -> PromptImage | None:
     view = views[0]
 
     def load():
-        from edge_rap.images import read_image_file
+        from edge_rap.perceive.images import read_image_file
 
         return read_image_file(view.image_path, view.box).image.pixels
 
@@ -157,7 +157,7 @@ def open_vlm(settings, model: str = "", mmproj: str = ""):
     """(LlamaVlm or None, note). Files from --vlm/--mmproj, else the device profile's [vlm]. A VLM named on the
     command line must load; one named only by the profile falls back to template mode with a note saying why."""
     from edge_rap.errors import EdgeRapError
-    from edge_rap.generate.registry import resolve
+    from edge_rap.models.vlm_registry import resolve
 
     cfg = settings.profile.vlm
     explicit = bool(model)

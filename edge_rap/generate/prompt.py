@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import DECODING
+from edge_rap.perceive.images import DECODING
 from edge_rap.types import Box, Concept, Hit, Image
 
 #: mtmd's default media marker: where an image's tokens go in the rendered text.

@@ -5,23 +5,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import unicodedata
-from typing import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 from pathlib import Path
 
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import crop, decoded_size, read_image_file, scale_box
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.store import DiskFullError, Store, validate_name
-from edge_rap.negatives import NegativeBank
-from edge_rap.images import ImageFile
+from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.perceive.regions import reference_cells
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box, Concept, Image, ReferenceView
+
+if TYPE_CHECKING:  # retrieval's, handed in: storage keeps the bank's statistics, not its rules
+    from edge_rap.retrieve.negatives import NegativeBank
 
 log = logging.getLogger(__name__)
 

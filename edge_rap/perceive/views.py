@@ -4,7 +4,7 @@ Measured on the dev sets (docs/BENCHMARKS.md): mirror and relit views of a refer
 help with the other side of an object; centre crops of the reference hurt (they match clutter), so they
 are not used. A query is embedded whole and as a 3 x 3 grid of half-size crops, and each concept keeps its
 best score, so that an object filling a quarter of the photo is still found; where dense matching also
-places concepts, a 2 x 2 grid (the quadrants, the 3 x 3 grid's corners) suffices (retrieve.py)."""
+places concepts, a 2 x 2 grid (the quadrants, the 3 x 3 grid's corners) suffices (retrieve/retriever.py)."""
 
 from __future__ import annotations
 

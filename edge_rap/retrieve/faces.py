@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from edge_rap.images import decoded_size, scale_box
+from edge_rap.perceive.images import decoded_size, scale_box
 from edge_rap.memory.index import IndexView, check_space
 from edge_rap.memory.store import Store
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_rap.images import crop
+from edge_rap.perceive.images import crop
 from edge_rap.memory.store import Store
 from edge_rap.perceive.boxes import scaled_box
 from edge_rap.perceive.embed import ImageEmbedder

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import crop, read_image_file
+from edge_rap.perceive.images import crop, read_image_file
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import ImageEmbedder

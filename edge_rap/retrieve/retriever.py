@@ -1,8 +1,8 @@
 """Retrieve: an image (and optionally a question) in, the household's concepts present out, with scores.
 
 A concept is accepted when its best score clears both the embedder's shipped threshold (calibrated on real
-sample photos at export, edge_rap/calibrate.py) and its own (the generated negative bank's mean + Z spreads,
-edge_rap/negatives.py), and it is not clearly beaten by another concept (within MARGIN of the best).
+sample photos at export, edge_rap/export/calibrate.py) and its own (the generated negative bank's mean + Z spreads,
+edge_rap/retrieve/negatives.py), and it is not clearly beaten by another concept (within MARGIN of the best).
 An empty answer means "none of my concepts". Names mentioned in a question come first, as in RAP.
 
 The Retriever scores through the memory-mapped index and joins the parts: decide.py (the rules, pure),
@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_rap.images import crop
+from edge_rap.perceive.images import crop
 from edge_rap.memory.index import IndexView, check_space
 from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import ImageEmbedder

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import EdgeRapError
 from edge_rap.household import Household
-from edge_rap.images import decode_image
+from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
 from edge_rap.memory.store import DiskFullError, validate_name
 from edge_rap.serve import schemas

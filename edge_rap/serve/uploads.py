@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import _register_heif, max_pixels
+from edge_rap.perceive.images import _register_heif, max_pixels
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
 FORMATS = {"JPEG": (".jpg", "image/jpeg"), "MPO": (".jpg", "image/jpeg"), "PNG": (".png", "image/png"),

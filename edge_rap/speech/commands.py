@@ -20,7 +20,7 @@ def cmd_listen(args) -> int:
     audio = read_wav(Path(args.wav)) if args.wav else None
     latest = None
     if args.image:
-        from edge_rap.images import read_image_file
+        from edge_rap.perceive.images import read_image_file
 
         frame = (read_image_file(args.image).image, None)
         latest = lambda: frame  # noqa: E731

@@ -34,7 +34,7 @@ class SileroVad:
     """Speech probability per 32 ms chunk at 16 kHz; the model's recurrent state is carried between calls."""
 
     def __init__(self, path: Path | None = None, provider: str = "cpu"):
-        from edge_rap.runtime import open_session
+        from edge_rap.models.sessions import open_session
 
         # One thread: a 32 ms chunk is too small to split, and the camera loop needs the other cores.
         self.session = open_session(path or silero_path(), provider, threads=1)

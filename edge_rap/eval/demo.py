@@ -53,7 +53,7 @@ def _voice_folder(folder: Path) -> tuple[Path | None, str]:
 def run_demo(settings: Settings, memory: Path | None = None) -> int:
     from PIL import Image as PILImage
 
-    from edge_rap.calibrate import sample_photo_bank
+    from edge_rap.export.calibrate import sample_photo_bank
     from edge_rap.daemon.config import RunConfig
     from edge_rap.daemon.scenario import household_scenario, write_video
     from edge_rap.daemon.service import run_daemon

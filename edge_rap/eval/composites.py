@@ -71,7 +71,7 @@ def backgrounds(count: int, seed: int) -> list[np.ndarray]:
 
     out = synthetic_images(count, seed=seed, size=640)
     try:
-        from edge_rap.calibrate import sample_photo_bank
+        from edge_rap.export.calibrate import sample_photo_bank
 
         bank = sample_photo_bank()
         out += [bank[n] for n in ("brick", "grass", "gravel", "hubble_deep_field", "moon", "page", "coins", "cell")]

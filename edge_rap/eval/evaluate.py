@@ -11,12 +11,12 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
-from edge_rap.images import IMAGE_SUFFIXES, read_image_file
+from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
 
 if TYPE_CHECKING:
-    from edge_rap.composites import Composite, Layout
+    from edge_rap.eval.composites import Composite, Layout
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
     from edge_rap.app import open_embedder, open_memory, retrieval_policy
-    from edge_rap.composites import Layout
+    from edge_rap.eval.composites import Layout
     from edge_rap.retrieve import Retriever
 
     layout = layout or Layout()
@@ -171,7 +171,7 @@ def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
                     skipped: list[str], layout: "Layout | None" = None) -> list["Composite"]:
     """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
     (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
-    from edge_rap.composites import Layout, backgrounds, compose
+    from edge_rap.eval.composites import Layout, backgrounds, compose
 
     layout = layout or Layout()
     rng = np.random.default_rng(seed)

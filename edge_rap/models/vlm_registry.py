@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.modelcache import sha256_file
+from edge_rap.models.cache import sha256_file
 from edge_rap.shipped import shipped_dir
 
 log = logging.getLogger("edge_rap.generate")

@@ -51,7 +51,7 @@ class Manifest:
 
     @property
     def threshold(self) -> float | None:
-        """The similarity threshold calibrated at export (see edge_rap/calibrate.py), if any."""
+        """The similarity threshold calibrated at export (see edge_rap/export/calibrate.py), if any."""
         value = self.calibration.get("threshold")
         return float(value) if value is not None else None
 

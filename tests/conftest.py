@@ -47,3 +47,15 @@ def run(settings, capsys):
         return rc, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny random GGUF language model and its vision projector (tools/make_tiny_models.py), made once."""
+    import sys
+
+    pytest.importorskip("gguf")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    from make_tiny_models import make_tiny_models
+
+    return make_tiny_models(tmp_path_factory.mktemp("tiny-vlm"))

@@ -5,7 +5,6 @@ the text-only path with the real gemma-3-270m from PyPI."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,7 @@ from edge_rap.generate.prompt import PromptImage, Reference, Task, build_prompt,
 from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
 from edge_rap.types import Concept  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-from make_tiny_models import make_tiny_models  # noqa: E402
 
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    return make_tiny_models(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture

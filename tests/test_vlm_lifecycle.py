@@ -3,8 +3,6 @@ cannot be built) and on close(), which may be called twice. Uses the tiny random
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,7 @@ from edge_rap.errors import EdgeRapError  # noqa: E402
 from edge_rap.generate import vlm as vlm_module  # noqa: E402
 from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-from make_tiny_models import make_tiny_models  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    return make_tiny_models(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ class DaemonOptions:
     votes: VoteSettings = VoteSettings()
     gate: GateSettings = GateSettings()
     max_width: int = 0  # frames wider are shrunk on capture (0: as captured)
-    fps_cap: float = 0.0  # live sources: frames per second kept at most (0: all)
+    fps_cap: float = 0.0  # the profile's capture cap: frames per second kept at most (0: all)
+    examine_fps: float = 5.0  # frames per second per camera the gate looks at, at most (0: all)
     folder_fps: float = 2.0  # a folder of images plays at this rate
     rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
 
@@ -138,8 +139,9 @@ class Daemon:
     def run(self, stop: threading.Event) -> Summary:
         started = time.monotonic()
         ready = threading.Event()
+        caps = [c for c in (self.options.fps_cap, self.options.examine_fps) if c > 0]
         cameras = [Camera(spec, stop, realtime=self.options.realtime, max_width=self.options.max_width,
-                          folder_fps=self.options.folder_fps, fps_cap=self.options.fps_cap, ready=ready).start()
+                          folder_fps=self.options.folder_fps, fps_cap=min(caps, default=0.0), ready=ready).start()
                    for spec in self.options.sources]
         for camera in cameras:
             self.presence[camera.spec.name] = Presence(self.options.votes)

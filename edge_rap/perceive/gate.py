@@ -4,7 +4,8 @@ Frigate's motion detector is the model: the frame shrunk to about 100 px high an
 background, the absolute difference thresholded, and the changed contours' area compared with a minimum.
 When most of the frame changes at once (lights, exposure, a camera moved) the background is taken afresh.
 A re-check every few seconds catches what arrives too slowly to count as motion (the daemon makes it cheap:
-one whole-frame embedding compared with the last one). At most `max_fps` frames a second are examined.
+one whole-frame embedding compared with the last one). How many frames a second reach the gate is the
+camera's cap (perceive/camera.py), so frames it would not look at are never decoded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ class GateSettings:
     recalibrate_area: float = 0.6  # changed fraction above which the background is taken afresh
     alpha: float = 0.2  # running average weight of the newest frame
     recheck_s: float = 5.0  # a frame is due for a re-check at least this often (0: never)
-    max_fps: float = 5.0  # frames examined per second at most (0: every frame)
 
 
 class MotionGate:
@@ -32,7 +32,6 @@ class MotionGate:
         self.settings = settings
         self._background: np.ndarray | None = None
         self._last_due = -1e9
-        self._last_look = -1e9
 
     def _small(self, pixels: np.ndarray) -> np.ndarray:
         import cv2
@@ -64,11 +63,7 @@ class MotionGate:
         return area
 
     def look(self, pixels: np.ndarray, time_s: float) -> str:
-        """"moved" (recognise it; the first frame always), "due" (a re-check is due), "still", or "skipped"
-        (within 1/max_fps of the last frame examined: not looked at)."""
-        if self.settings.max_fps and time_s - self._last_look < 1 / self.settings.max_fps:
-            return "skipped"
-        self._last_look = time_s
+        """"moved" (recognise it; the first frame always), "due" (a re-check is due), or "still"."""
         if self.changed_fraction(pixels) >= self.settings.min_area:
             self._last_due = time_s
             return "moved"

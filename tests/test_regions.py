@@ -142,3 +142,10 @@ def test_scaled_boxes_grow_about_their_centre_and_stay_in_the_frame():
     assert scaled_box(Box(100, 100, 200, 150), 1.6, (640, 480)) == Box(70, 85, 230, 165)
     assert scaled_box(Box(0, 400, 100, 480), 2.0, (640, 480)) == Box(0, 360, 150, 480)  # clipped at the edges
     assert scaled_box(Box(10, 10, 30, 30), 1.0, (640, 480)) == Box(10, 10, 30, 30)
+
+
+def test_gem_pool_is_the_generalised_mean_for_whole_and_fractional_powers():
+    features = np.random.default_rng(0).random((2, 16, 3, 4), dtype=np.float32)
+    for p in (1.0, 3.0, 2.5):
+        expected = np.mean(features.astype(np.float64) ** p, axis=(2, 3)) ** (1 / p)
+        np.testing.assert_allclose(gem_pool(features, p), expected, rtol=1e-5)

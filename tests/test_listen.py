@@ -38,9 +38,13 @@ PHOTOS = {"mochi": "chelsea", "red_mug": "coffee", "anya": "astronaut", "bo": "r
 
 @pytest.fixture(scope="module")
 def voice_dir(tmp_path_factory) -> Path:
-    """Every line of this file spoken once, `<line>.wav`: piper in one process for all, else espeak-ng."""
-    out = tmp_path_factory.mktemp("voice")
-    lines = [q for q, _ in QUESTIONS] + [WHERE] + CHATTER
+    """Every line of this file spoken once, `<line>.wav`."""
+    return speak([q for q, _ in QUESTIONS] + [WHERE] + CHATTER, tmp_path_factory.mktemp("voice"))
+
+
+def speak(lines: list[str], out: Path) -> Path:
+    """Each line spoken into `out/<line>.wav` (no full stop at a line's end): piper in one process for all, else
+    espeak-ng."""
     piper = piper_voice()
     if piper is not None:
         subprocess.run([sys.executable, "-m", "piper", "-m", str(piper.model), "-d", str(out),
@@ -211,7 +215,8 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, WHERE), 5).samples, 44100)
     rc, out = listen(models_env, capsys, "--wav", wav, "--wake", WAKE, "--json", "--mute")
     assert rc == 0
-    assert set(out) == {"triggered", "transcript", "concepts", "answer", "mode", "timings"}
+    assert set(out) == {"triggered", "transcript", "concepts", "answer", "mode", "command", "timings"}
+    assert out["command"] is None
     assert out["triggered"] and out["concepts"] == ["anya"] and out["mode"] == "events"
     assert out["answer"] == "I last saw <anya> on den 4 minutes ago."
     assert set(out["timings"]) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}

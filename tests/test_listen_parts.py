@@ -136,3 +136,35 @@ def test_a_question_about_a_concept_needs_no_image():
     assert not needs_image("What colour is Bo's collar?", match_names("What colour is Bo's collar?", HOUSEHOLD))
     assert needs_image("What is Bo doing?", match_names("What is Bo doing?", HOUSEHOLD))
     assert needs_image("What is on the table?", match_names("What is on the table?", HOUSEHOLD))
+
+
+@pytest.mark.parametrize("said, action, name, state", [
+    ("remember this as Luna", "remember", "luna", "asked"),
+    ("Hey robot, please remember this as the Blue Kettle.", "remember", "blue_kettle", "asked"),
+    ("Remember this as Bo.", "remember", "bo", "refused"),  # taken
+    ("remember this as Bow", "remember", "bow", "refused"),  # said like <bo>: the two could not be told apart
+    ("remember this as the", "remember", "", "refused"),
+    ("Forget Mochi.", "forget", "mochi", "asked"), ("forget about the red mud", "forget", "red_mug", "asked"),
+    ("forget Gandalf", "forget", "gandalf", "refused"),
+])
+def test_memory_commands_are_asked_back_or_refused(said, action, name, state):
+    from edge_rap.speech.intents import parse
+
+    command, line = parse(said, HOUSEHOLD)
+    assert (command.action, command.name, command.state) == (action, name, state)
+    assert line.endswith("Say yes or no.") == (state == "asked")
+
+
+@pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is", "don't forget the milk tomorrow please"])
+def test_questions_are_not_commands(said):
+    from edge_rap.speech.intents import parse
+
+    assert parse(said, HOUSEHOLD) == (None, "")
+
+
+@pytest.mark.parametrize("said, yes", [("Yes.", True), ("Yeah, do it", True), ("Okay", True), ("No.", False),
+                                       ("Yes, no, wait", False), ("Where is Bo?", False), ("", False)])
+def test_only_a_clear_yes_confirms(said, yes):
+    from edge_rap.speech.intents import is_yes
+
+    assert is_yes(said) is yes

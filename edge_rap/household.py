@@ -17,10 +17,6 @@ from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
 
-#: A concept's own threshold at or above this is more than an exact copy of its photo scores.
-UNREACHABLE = 0.995
-
-
 class _OneAtATime:
     """The assistant asked from one thread at a time: the announcer, the voice loop and the API share one VLM,
     and a llama.cpp context is not safe across threads."""
@@ -141,13 +137,16 @@ class Household:
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:
         """Remember a concept, and say so when its photo looks to the model like the generated clutter that
-        calibrates "none of mine": its own threshold is then beyond what even a copy of the photo scores."""
+        calibrates "none of mine": its own threshold is then held at the policy's ceiling, which only a copy
+        of the photo clears (decide.concept_threshold)."""
         concept = self.memory.remember(name, images, description, category, box)
-        threshold = self.retriever.threshold(concept.id)
-        if threshold >= UNREACHABLE:
-            log.warning("<%s> looks to the model like ordinary clutter (its threshold %.2f is above what a copy of "
-                        "its photo scores): it will rarely if ever be recognised; use a photo where it fills more "
-                        "of the frame against a plain background", concept.name, threshold)
+        mean, std = self.retriever.calibration(concept.id)
+        policy = self.retriever.policy
+        if mean + policy.z * std >= policy.ceiling:
+            log.warning("<%s> looks to the model like ordinary clutter (its threshold would be %.2f; held at %.2f): "
+                        "it will be recognised on little but copies of this photo; use a photo where it fills more "
+                        "of the frame against a plain background", concept.name, mean + policy.z * std,
+                        policy.ceiling)
         return concept
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:

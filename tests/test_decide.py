@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, choose_grown, decide_scores,
-                                      mentioned_names, merge_placements, one_concept_per_place, pair_faces)
+from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, choose_grown, concept_threshold,
+                                      decide_scores, mentioned_names, merge_placements, one_concept_per_place,
+                                      pair_faces)
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.types import Box, Concept, Hit
 
@@ -53,6 +54,25 @@ def test_weak_unproposed_whole_image_evidence_is_dropped_but_a_clear_winner_is_k
     assert names(kept) == ["bo"]  # beats every other concept by the margin: not weak
     kept, _, _ = merge_placements([hit(BO, 0.62, mentioned=True)], candidates, {}, set(), {1, 2}, POLICY)
     assert names(kept) == ["bo"]  # the question names it
+
+
+def test_a_concepts_threshold_is_the_spaces_or_its_negative_spreads_but_a_copy_of_its_photo_always_clears_it():
+    policy = RetrievalPolicy(z=4.0, ceiling=0.99)
+    assert concept_threshold(0.6, 0.3, 0.03, policy) == 0.6  # unlike the clutter: the space's threshold
+    assert abs(concept_threshold(0.6, 0.5, 0.05, policy) - 0.7) < 1e-9  # like it: 4 spreads above its scores
+    gradient = concept_threshold(0.6, 0.85, 0.06, policy)  # 4 spreads above would be 1.09: no photo scores that
+    assert gradient == 0.99 and gradient <= 1.0
+    assert hit(BO, 1.0, threshold=gradient).accepted and not hit(BO, 0.97, threshold=gradient).accepted
+
+
+def test_a_copy_of_a_reference_photo_is_kept_though_many_alike_concepts_crowd_it_out_of_the_proposals():
+    copy = [hit(BO, 1.0, threshold=0.99)]  # a smooth gradient: other crops of it score nearly as well
+    candidates = copy + [hit(ANYA, 0.972, threshold=0.99), hit(MUG, 0.968, threshold=0.99)]
+    kept, _, _ = merge_placements(copy, candidates, {}, ranked=set(), judged={1, 2, 3}, policy=POLICY)
+    assert names(kept) == ["bo"]
+    near = [hit(BO, 0.985, threshold=0.95)]  # not a copy, not far ahead, within the margin: weak, dropped
+    kept, _, _ = merge_placements(near, near + candidates[1:], {}, ranked=set(), judged={1, 2, 3}, policy=POLICY)
+    assert kept == []
 
 
 def test_a_located_box_replaces_the_whole_image_unless_it_scores_clearly_worse():

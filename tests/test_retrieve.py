@@ -344,16 +344,41 @@ def test_a_clear_winner_is_kept_though_dense_matching_did_not_propose_it(househo
     """At 1000 concepts dense matching's few proposals often missed an exact copy of a reference photo, and a
     whole-image hit within the margin of its threshold was dropped as weak evidence; one that clearly beats
     every other concept is not weak."""
-    strict = RetrievalPolicy(threshold=0.98)  # an exact copy scores about 1.0: within the margin of it
+    strict = RetrievalPolicy(threshold=0.98, ceiling=1.01)  # a copy scores about 1.0: within the margin of it
+    # (and with the ceiling out of reach, only its clear lead keeps it)
     retriever = Retriever(household.store, household.embedder, strict)
-    retriever.propose = lambda image, query=None, grid=None: []  # dense matching judged, proposed none
+    retriever.propose = lambda image, query=None, grid=None, among=None: []  # dense matching judged, proposed none
     assert [h.concept.name for h in retriever.recognize(_image(photo("rocket"))).hits] == ["rocket"]
 
 
-def test_remembering_a_photo_no_copy_of_could_pass_its_threshold_says_so(settings, tmp_path, caplog):
+def test_remembering_a_photo_that_looks_like_the_clutter_says_its_threshold_is_held_at_the_ceiling(
+        settings, tmp_path, caplog):
     from edge_rap.household import Household
 
     with Household(settings, tmp_path / "mem") as home:
-        home.retriever.threshold = lambda concept_id: 1.05
+        home.retriever.calibration = lambda concept_id: (0.85, 0.06)  # 4 spreads above: 1.09
         home.remember("rocket", [save_photo(tmp_path / "refs", "rocket")])
-    assert "will rarely if ever be recognised" in caplog.text
+        assert "held at 0.99" in caplog.text and "copies of this photo" in caplog.text
+        caplog.clear()
+        home.retriever.calibration = lambda concept_id: (0.3, 0.03)  # unlike the clutter: nothing to say
+        home.remember("coffee", [save_photo(tmp_path / "refs", "coffee")])
+        assert "clutter" not in caplog.text
+
+
+def test_dense_matching_reads_and_compares_only_the_concepts_the_query_views_shortlist(household, monkeypatch):
+    """A large memory's fresh `recognize` spent most of its time reading and matching every concept's cells;
+    the shortlist (the best by the query views, and every whole-image hit) bounds that, and a memory no larger
+    than it is compared whole, as before."""
+    asked: list[list[int]] = []
+    cells = household.store.cells
+    monkeypatch.setattr(household.store, "cells", lambda space, ids: asked.append(sorted(ids)) or cells(space, ids))
+    ids = {c.name: c.id for c in household.concepts()}
+    frame = _image(photo("rocket"))
+    whole = Retriever(household.store, household.embedder).recognize(frame)
+    assert asked == [sorted(ids.values())]
+    asked.clear()
+    narrow = Retriever(household.store, household.embedder, RetrievalPolicy(dense_shortlist=1))
+    result = narrow.recognize(frame)
+    assert asked == [[ids["rocket"]]]
+    assert [h.concept.name for h in result.hits] == [h.concept.name for h in whole.hits] == ["rocket"]
+    assert {c.concept_id for c in narrow.propose(frame, among=[ids["coffee"]])} == {ids["coffee"]}

@@ -181,6 +181,17 @@ class IndexView:
                 best[int(key)] = score
         return [Neighbour(k, s) for k, s in sorted(best.items(), key=lambda kv: -kv[1])]
 
+    def grouped(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every vector of the mapped index with its concept id, grouped by concept in ascending id order (keys,
+        vectors): read from the memory-mapped file, a fraction of the cost of reading them from SQLite."""
+        self.refresh()
+        if self.index is None or len(self.index) == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ids = np.unique(np.asarray(self.index.keys[:], dtype=np.int64))
+        groups = [np.atleast_2d(np.asarray(v, dtype=np.float32)) for v in self.index.get(ids)]
+        keys = np.repeat(ids, [len(g) for g in groups])
+        return keys, np.concatenate(groups)
+
     def vectors_of(self, concept_id: int) -> np.ndarray:
         self.refresh()
         if self.index is None:

@@ -438,14 +438,17 @@ class Store:
         db.execute("INSERT OR REPLACE INTO cells (view_id, space, rows, data) VALUES (?, ?, ?, ?)",
                    (view_id, space, len(cells), np.asarray(cells, dtype=np.float16).tobytes()))
 
-    def cells(self, space: str) -> dict[int, np.ndarray]:
-        """Each photo view's stored dense-matching cells in one space (float32, rows x dim), by view id; none
-        for a memory from before they were stored (its reader computes them: `edge-rap reindex` stores them)."""
-        if not self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'"):
+    def cells(self, space: str, concept_ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored dense-matching cells (float16, rows x dim) of the photo views of these concepts in one
+        space, by view id: only the concepts asked for, so that a reader of a large memory reads the few it
+        compares a frame with. None for a memory from before they were stored (its reader computes them:
+        `edge-rap reindex` stores them)."""
+        if not concept_ids or not self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'"):
             return {}
-        rows = self._rows("SELECT view_id, rows, data FROM cells WHERE space = ?", (space,))
-        return {view_id: np.frombuffer(data, dtype=np.float16).reshape(n, -1).astype(np.float32)
-                for view_id, n, data in rows}
+        marks = ",".join("?" * len(concept_ids))
+        rows = self._rows("SELECT c.view_id, c.rows, c.data FROM cells c JOIN views v ON v.id = c.view_id "
+                          f"WHERE c.space = ? AND v.concept_id IN ({marks})", [space, *map(int, concept_ids)])
+        return {view_id: np.frombuffer(data, dtype=np.float16).reshape(n, -1) for view_id, n, data in rows}
 
     def views(self, concept_id: int | None = None, kind: str = "photo") -> list[ReferenceView]:
         """A concept's (or every) reference view of one kind: 'photo' views, or the 'face' views of people."""

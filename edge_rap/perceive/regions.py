@@ -143,8 +143,11 @@ def pooled_boxes(frame: np.ndarray, boxes: list[Box], image_size: tuple[int, int
 def best_per_concept(similarity: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vectors x reference vectors (owned by concept `keys`) -> the concept ids and each vector's best score
     per concept (vectors x concepts)."""
-    ids = np.unique(keys)
-    return ids, np.stack([similarity[:, keys == k].max(axis=1) for k in ids], axis=1)
+    order = np.argsort(keys, kind="stable")
+    ids, starts = np.unique(keys[order], return_index=True)
+    if not len(ids):
+        return ids, np.zeros((len(similarity), 0), similarity.dtype)
+    return ids, np.maximum.reduceat(similarity[:, order], starts, axis=1)
 
 
 def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:

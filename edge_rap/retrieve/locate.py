@@ -46,19 +46,23 @@ class Locator:
 
     def can_place(self, image: Image) -> bool:
         """Whether dense matching can place concepts in this image: an embedder with a feature map (not CLIP),
-        an image of 32 px or more, concepts in this space with readable reference photos."""
+        an image of 32 px or more, concepts in this space (a concept whose photos are all unreadable is
+        then not proposed)."""
         if min(image.pixels.shape[:2]) < 32 or not getattr(self.embedder, "has_feature_map", False):
             return False
-        return bool(len(self.references.vectors()[0])) and bool(len(self.references.cells()))
+        return bool(len(self.references.vectors()[0]))
 
-    def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None) -> list[Candidate] | None:
+    def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None,
+                among: list[int] | None = None) -> list[Candidate] | None:
         """Dense matching's likeliest concepts for this frame, each with its boxes; None where it cannot place
         (`can_place`). `query`: the frame's query-view vectors (with this `grid`, by default the policy's
-        placing_query_grid), when the caller has them already."""
+        placing_query_grid), when the caller has them already. `among`: the concepts compared (the
+        retriever's shortlist, `Retriever.shortlist`), by default every one."""
         if not self.can_place(image):
             return None
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
-        candidates = dense_candidates(frame, self.references.cells(), image.size, limit=self.policy.max_candidates)
+        candidates = dense_candidates(frame, self.references.cells(among), image.size,
+                                      limit=self.policy.max_candidates)
         grid = self.policy.placing_query_grid if grid is None else grid
         return self.contest(frame, image, self.sharpen(image, candidates, query, grid))
 

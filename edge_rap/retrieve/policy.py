@@ -11,9 +11,11 @@ class RetrievalPolicy:
 
     top_k: int = 5
     z: float = 4.0  # per-concept threshold = negative-bank mean + z * spread
+    ceiling: float = 0.99  # ... but never above this: a copy of the concept's own photo always clears it
     threshold: float | None = None  # the space's threshold; None = the embedder's calibrated one
     margin: float = 0.05  # a concept this far below the best one is "clearly beaten"
     max_candidates: int = 8  # concepts confirmed by crops per frame (the best by dense-matching score)
+    dense_shortlist: int = 128  # concepts dense matching compares a frame with: the best by the query views
     same_place_iou: float = 0.5  # boxes overlapping more than this are the same place
     fills_frame: float = 0.2  # a whole-frame hit this far above a crop-only one: the frame is its photo
     query_grid: int = 3  # half-size crops per side embedded with the whole image (retrieval alone)

@@ -1,6 +1,7 @@
-"""The reference side of retrieval, read once per index generation: every reference vector with its concept,
-and each concept's dense-matching cells (stored when it was remembered; derived and kept only for photos
-of a memory from before they were stored)."""
+"""The reference side of retrieval, read once per index generation: every reference vector with its concept
+(from the memory-mapped index), and the dense-matching cells of the concepts a frame is compared with, read
+when first asked for (stored when a concept was remembered; derived and kept only for photos of a memory
+from before they were stored)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class References:
-    """A reader's cache of the memory's reference vectors and cells, refreshed when `view`'s generation moves."""
+    """A reader's cache of the memory's reference vectors and cells, dropped when `view`'s generation moves."""
 
     def __init__(self, store: Store, embedder: ImageEmbedder, view: IndexView):
         self.store = store
@@ -28,52 +29,62 @@ class References:
         self.view = view
         self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         self._vectors_generation = -2
-        self._cells = ReferenceCells.stack({})
+        self._cells: dict[int, np.ndarray | None] = {}  # concept id -> its cells (None: no readable photo)
         self._derived: dict[tuple[str, Box | None], np.ndarray] = {}
         self._cells_generation = -2
+        self._stacked: tuple[frozenset[int], ReferenceCells] | None = None  # the last answer (a daemon asks alike)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every reference vector with its concept id (keys, vectors)."""
+        """Every reference vector with its concept id (keys, vectors), grouped by concept."""
         self.view.refresh()
         if self._vectors_generation != self.view.generation:
-            self._vectors = self.store.vectors(self.embedder.space.name)
+            self._vectors = self.view.grouped()
             self._vectors_generation = self.view.generation
         return self._vectors
 
-    def cells(self) -> ReferenceCells:
-        """Each concept's reference feature-map cells (its photos at each reference side), restacked when the
-        memory changes. They are stored when a concept is remembered (one query here); a photo without them
-        (a memory from before they were stored) is derived once and kept by its content and box, and the log
-        says that `edge-rap reindex` stores them. Only concepts with vectors in this embedder's space (others
-        were remembered with another model). A mirror image's cells matched no better on the dev composites
-        and doubled the cost."""
+    def cells(self, concept_ids: list[int] | None = None) -> ReferenceCells:
+        """The reference feature-map cells (each photo at each reference side) of these concepts, or of every
+        concept: only concepts with vectors in this embedder's space (others were remembered with another
+        model) and a readable photo. Each concept's are read once per generation, when first asked for. A
+        photo without stored cells (a memory from before they were stored) is derived once and kept by its
+        content and box, and the log says that `edge-rap reindex` stores them. A mirror image's cells matched
+        no better on the dev composites and doubled the cost."""
         keys, _ = self.vectors()
         if self._cells_generation != self.view.generation:
-            in_space = set(keys.tolist())
-            stored = self.store.cells(self.embedder.space.name)
-            per_concept: dict[int, list[np.ndarray]] = {}
-            kept: dict[tuple[str, Box | None], np.ndarray] = {}
-            derived = 0
-            for view in self.store.views():
-                if view.concept_id not in in_space:
-                    continue
-                cells = stored.get(view.id)
+            self._cells, self._stacked, self._cells_generation = {}, None, self.view.generation
+        in_space = set(keys.tolist())
+        wanted = frozenset(in_space if concept_ids is None else in_space.intersection(concept_ids))
+        if self._stacked is None or self._stacked[0] != wanted:
+            missing = sorted(wanted.difference(self._cells))
+            if missing:
+                self._load(missing)
+            self._stacked = wanted, ReferenceCells.stack({i: self._cells[i] for i in wanted
+                                                          if self._cells[i] is not None})
+        return self._stacked[1]
+
+    def _load(self, concept_ids: list[int]) -> None:
+        stored = self.store.cells(self.embedder.space.name, concept_ids)
+        asked = set(concept_ids)
+        per_concept: dict[int, list[np.ndarray]] = {i: [] for i in concept_ids}
+        derived = 0
+        for view in self.store.views():
+            if view.concept_id not in asked:
+                continue
+            cells = stored.get(view.id)
+            if cells is None:
+                key = (view.image_sha256, view.box)
+                cells = self._derived.get(key)
                 if cells is None:
-                    key = (view.image_sha256, view.box)
-                    cells = self._derived.get(key)
-                    if cells is None:
-                        cells, derived = self._cells_of(view), derived + 1
-                    if cells is not None:
-                        kept[key] = cells
+                    cells, derived = self._cells_of(view), derived + 1
                 if cells is not None:
-                    per_concept.setdefault(view.concept_id, []).append(cells)
-            if derived:
-                log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
-                            "reindex` once to store them", derived)
-            self._derived = kept
-            self._cells = ReferenceCells.stack({k: np.concatenate(v) for k, v in per_concept.items()})
-            self._cells_generation = self.view.generation
-        return self._cells
+                    self._derived[key] = cells
+            if cells is not None:
+                per_concept[view.concept_id].append(cells)
+        if derived:
+            log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
+                        "reindex` once to store them", derived)
+        for i, parts in per_concept.items():
+            self._cells[i] = np.concatenate(parts).astype(np.float32) if parts else None
 
     def _cells_of(self, view: ReferenceView) -> np.ndarray | None:
         """A stored photo's unit cells at every reference side; None when the photo is unreadable."""

@@ -23,7 +23,8 @@ from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FaceModels
 from edge_rap.perceive.regions import Candidate
 from edge_rap.perceive.views import query_views
-from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, decide_scores, merge_placements)
+from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, concept_threshold, decide_scores,
+                                      merge_placements)
 from edge_rap.retrieve.faces import FaceMatcher
 from edge_rap.retrieve.locate import Locator, best_views
 from edge_rap.retrieve.policy import UNCALIBRATED_THRESHOLD, RetrievalPolicy
@@ -65,11 +66,15 @@ class Retriever:
                 self.__dict__[part].embedder = embedder
 
     def threshold(self, concept_id: int) -> float:
+        mean, std = self.calibration(concept_id)
+        return concept_threshold(self.space_threshold, mean, std, self.policy)
+
+    def calibration(self, concept_id: int) -> tuple[float, float]:
+        """The concept's scores against the negative bank (mean, spread), read once per generation."""
         if self._calibration_generation != self.view.generation:
             self._calibration = self.store.calibration(self.embedder.space.name)
             self._calibration_generation = self.view.generation
-        mean, std = self._calibration.get(concept_id, (self.space_threshold, 0.0))
-        return max(self.space_threshold, mean + self.policy.z * std)
+        return self._calibration.get(concept_id, (self.space_threshold, 0.0))
 
     def embed_query(self, image: Image, grid: int | None = None) -> np.ndarray:
         """The query's vectors: the whole image and a grid x grid of half-size crops (perceive/views.py), the
@@ -79,8 +84,9 @@ class Retriever:
     def can_place(self, image: Image) -> bool:
         return self.locator.can_place(image)
 
-    def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None) -> list[Candidate] | None:
-        return self.locator.propose(image, query, grid)
+    def propose(self, image: Image, query: np.ndarray | None = None, grid: int | None = None,
+                among: list[int] | None = None) -> list[Candidate] | None:
+        return self.locator.propose(image, query, grid, among)
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         return self.locator.locate(image, proposed)
@@ -115,11 +121,12 @@ class Retriever:
             grid = self.policy.placing_query_grid if self.can_place(image) else self.policy.query_grid
             query = self.embed_query(image, grid)
             result = self.decide(image, self.score(query), question)
-            proposed = self.propose(image, query, grid)
+            among = self.shortlist(result)
+            proposed = self.propose(image, query, grid, among)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
             ranked = {c.concept_id for c in proposed or []}
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
-            judged = set(self.references.cells().ids.tolist()) if proposed is not None else set()
+            judged = set(self.references.cells(among).ids.tolist()) if proposed is not None else set()
             hits, whole_box, unplaced = merge_placements(result.hits, result.candidates, located, ranked, judged,
                                                          self.policy)
             if proposed is not None and unplaced:  # placeable, not placed: the view where it scores best (one
@@ -135,6 +142,14 @@ class Retriever:
             named = {h.concept.id for h in by_face}
             result.hits = by_face + [h for h in result.hits if h.concept.id not in named]
         return result
+
+    def shortlist(self, whole: Recognition) -> list[int]:
+        """The concepts dense matching compares the frame with: every hit of the whole-image decision, and the
+        `dense_shortlist` best by the query views' scores. A memory of up to that many concepts is compared
+        whole; a large one costs what that many do, in reading cells and in matching them (at 1000 concepts
+        these were most of a fresh `recognize`: docs/BENCHMARKS.md)."""
+        ranked = [h.concept.id for h in whole.candidates[: self.policy.dense_shortlist]]
+        return ranked + [h.concept.id for h in whole.hits if h.concept.id not in ranked]
 
     def decide_regions(self, image: Image, regions: list[Region]) -> Recognition:
         """Each region's crop scored against every concept; a region names its best concept when that clears

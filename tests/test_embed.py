@@ -108,16 +108,19 @@ def test_a_profile_asking_for_a_missing_provider_falls_back_with_a_warning(caplo
 
 
 def _tiny_conv_model(path, seed: int = 0) -> None:
-    """A float Conv -> Relu -> Conv graph with weights spread like a trained network's (a few large ones)."""
+    """A float Conv ("stem") -> Relu -> Conv ("head") graph with weights spread like a trained network's (a few
+    large ones); the head's first channel has one weight ten times its others."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32)
     w2 = (rng.standard_normal((4, 8, 1, 1)) * 0.3).astype(np.float32)
+    w2[0] = np.clip(w2[0], -0.3, 0.3)
+    w2[0, 0] = 3.0
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "w1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
-         helper.make_node("Conv", ["b", "w2"], ["features"])],
+        [helper.make_node("Conv", ["image", "w1"], ["a"], name="stem", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["a"], ["b"]), helper.make_node("Conv", ["b", "w2"], ["features"], name="head")],
         "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4, 16, 16])],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
@@ -125,25 +128,57 @@ def _tiny_conv_model(path, seed: int = 0) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
+def _quantized_weights(path) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    initializers = {t.name: t for t in model.graph.initializer}
+    return {n.name.removesuffix("_quant"): numpy_helper.to_array(initializers[n.input[3]])
+            for n in model.graph.node if n.op_type == "QLinearConv"}
+
+
 def test_shipped_quantisation_cannot_saturate_on_cpus_without_vnni(tmp_path):
     """Full-range int8 weights let AVX2's pairwise uint8 x int8 products overflow 16 bits (results that depend
-    on the CPU); the shipped 7-bit weights cannot, whatever the CPU. Checked on the graph, not on this CPU."""
+    on the CPU); 7-bit and pair-bounded weights cannot, whatever the CPU. Checked on the graph, not on this CPU."""
     from edge_rap.export.quantize import Scheme, quantize_image_encoder, saturating_weights
 
     fp32 = tmp_path / "tiny.onnx"
     _tiny_conv_model(fp32)
     calibration = [np.random.default_rng(k).uniform(-1, 1, (3, 16, 16)).astype(np.float32) for k in range(4)]
     quantize_image_encoder(fp32, tmp_path / "full.onnx", calibration, scheme=Scheme(reduce_range=False))
-    quantize_image_encoder(fp32, tmp_path / "shipped.onnx", calibration)
+    quantize_image_encoder(fp32, tmp_path / "7bit.onnx", calibration)
+    quantize_image_encoder(fp32, tmp_path / "shipped.onnx", calibration,
+                           scheme=Scheme(pair_bounded=True, uint8_nodes=("stem",)))
     assert saturating_weights(tmp_path / "full.onnx")  # the old scheme: the check finds what saturates
+    assert saturating_weights(tmp_path / "7bit.onnx") == []
     assert saturating_weights(tmp_path / "shipped.onnx") == []
+
+
+def test_pair_bounded_weights_keep_more_than_7_bits_where_one_weight_dominates(tmp_path):
+    """Only a channel's two largest weights can meet in a pair: bounding their sum, not each, leaves a channel
+    with one dominant weight nearly 8 bits; the uint8 stem has all 8 (and uint8 weights never pair-saturate)."""
+    from edge_rap.export.quantize import Scheme, quantize_image_encoder, worst_pair_sums
+
+    fp32 = tmp_path / "tiny.onnx"
+    _tiny_conv_model(fp32)
+    calibration = [np.random.default_rng(k).uniform(-1, 1, (3, 16, 16)).astype(np.float32) for k in range(4)]
+    quantize_image_encoder(fp32, tmp_path / "7bit.onnx", calibration)
+    quantize_image_encoder(fp32, tmp_path / "pairs.onnx", calibration,
+                           scheme=Scheme(pair_bounded=True, uint8_nodes=("stem",)))
+    seven, pairs = _quantized_weights(tmp_path / "7bit.onnx"), _quantized_weights(tmp_path / "pairs.onnx")
+    assert np.abs(seven["head"].astype(int)).max() <= 64
+    assert worst_pair_sums(pairs["head"], 0).max() <= 128
+    assert np.abs(pairs["head"][0].astype(int)).max() > 110  # the dominant weight: about 127 * 3.0 / 3.3
+    assert pairs["stem"].dtype == np.uint8 and seven["stem"].dtype == np.int8
+    assert np.ptp(pairs["stem"].astype(int)) > 200  # the stem's weights span the 8-bit range
 
 
 def test_the_default_int8_model_cannot_saturate(model_cache):
     from edge_rap.export.quantize import saturating_weights
 
     manifest = ModelCache(model_cache).manifest("efficientnet-lite0-int8")
-    assert "7-bit" in manifest.quantization["weights"]
+    assert "pair-bounded" in manifest.quantization["weights"]
     assert saturating_weights(manifest.file_path("image")) == []
 
 

@@ -49,7 +49,7 @@ def variant(fp32_folder: Path, work: Path, scheme) -> Path:
 def main() -> None:
     from edge_rap.config import load_settings
     from edge_rap.eval.evaluate import evaluate_retrieval, image_files
-    from edge_rap.export.efficientnet import FLOAT_NODES
+    from edge_rap.export.efficientnet import SCHEME, STEM
     from edge_rap.export.quantize import Scheme, saturating_weights
     from edge_rap.perceive.images import read_image_file
     from edge_rap.models.cache import Manifest, ModelCache
@@ -72,7 +72,8 @@ def main() -> None:
     report["fp32"] = {k: fp32_eval[k] for k in ("top1", "recognition_positive", "recognition_negative",
                                                  "recognition_weighted")}
     with tempfile.TemporaryDirectory() as tmp:
-        for scheme in (Scheme(reduce_range=False), Scheme(), Scheme(float_nodes=FLOAT_NODES)):
+        for scheme in (Scheme(reduce_range=False), Scheme(), Scheme(float_nodes=(STEM,)),
+                       Scheme(pair_bounded=True), Scheme(pair_bounded=True, float_nodes=(STEM,)), SCHEME):
             folder = variant(fp32.manifest.folder, Path(tmp), scheme)
             int8 = OnnxImageEmbedder(Manifest.load(folder), "cpu")
             cos = np.sum(int8.embed(photos) * reference, axis=1)

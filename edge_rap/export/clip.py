@@ -66,7 +66,7 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
     """Write <name>-fp32/ and <name>-int8/ model folders (image + text encoders) into the cache."""
     import torch
 
-    from edge_rap.export.quantize import QUANTIZATION, quantize_image_encoder, quantize_text_encoder
+    from edge_rap.export.quantize import Scheme, quantize_image_encoder, quantize_text_encoder
     from edge_rap.perceive.embed import preprocess
     from edge_rap.synth import synthetic_images
 
@@ -114,7 +114,7 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
                 "source": f"open_clip {arch} pretrained={pretrained or 'none (random init)'}",
             }
             if precision == "int8":
-                manifest["quantization"] = QUANTIZATION
+                manifest["quantization"] = Scheme().record()
             write_manifest(staged, manifest)
             if calibrate:
                 from edge_rap.export.calibrate import calibrate_threshold

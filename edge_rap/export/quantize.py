@@ -7,6 +7,12 @@ full-range int8 weights (|w| up to 127) it does not, so one model gave other vec
 other kernels. Weights quantised to 7 bits ([-64, 64], onnxruntime's `reduce_range`) can never saturate, so
 every kernel computes the same exact integer sums; only the float rescaling between layers rounds differently
 (vectors agree within 0.999 between x86 and ARM). `saturating_weights` checks a graph for it statically.
+
+7 bits is more than the bound needs: only the two largest magnitudes of a channel can meet in one pair, so
+`pair_bounded` scales each output channel to |w1| + |w2| <= 128 instead (a channel with one dominant weight
+keeps nearly 8 bits). A layer named in `uint8_nodes` gets 8-bit uint8 weights: uint8 x uint8 products are
+summed at 32 bits by every kernel (no pairing), exact however large; onnxruntime has fast kernels for them only
+where there is little to multiply (the 3-channel stem), so only there.
 """
 
 from __future__ import annotations
@@ -19,9 +25,6 @@ import numpy as np
 #: The largest 16-bit sum of two uint8 x int8 products that cannot saturate.
 INT16_MAX = 32767
 UINT8_MAX = 255
-#: What an int8 manifest records of its quantisation.
-QUANTIZATION = {"format": "QOperator", "activations": "uint8",
-                "weights": "int8 per channel, 7-bit range (reduce_range): no 16-bit saturation on any CPU"}
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,31 @@ class SaturationRisk:
 class Scheme:
     """How weights are quantised (activations are always uint8); tools/bench_quantize.py measures them."""
 
-    reduce_range: bool = True  # 7-bit weights: no saturation (the shipped scheme)
+    reduce_range: bool = True  # 7-bit weights: no saturation
     float_nodes: tuple[str, ...] = ()  # nodes left in float (e.g. the stem, which sees the raw pixels)
+    pair_bounded: bool = False  # per channel |w1| + |w2| <= 128 (overrides reduce_range): no saturation
+    uint8_nodes: tuple[str, ...] = ()  # nodes whose weights are 8-bit uint8 (exact on every kernel)
 
     @property
     def label(self) -> str:
-        label = "U8S8 7-bit" if self.reduce_range else "U8S8 full range (old)"
-        return label + "".join(f" float {n}" for n in self.float_nodes)
+        label = ("U8S8 pair-bounded" if self.pair_bounded else "U8S8 7-bit" if self.reduce_range
+                 else "U8S8 full range (old)")
+        return (label + "".join(f" float {n}" for n in self.float_nodes)
+                + "".join(f" uint8 {n}" for n in self.uint8_nodes))
+
+    def record(self) -> dict:
+        """What an int8 manifest records of its quantisation."""
+        if self.pair_bounded:
+            weights = "int8 per channel, scaled so a channel's two largest |w| sum to <= 128 (pair-bounded)"
+        elif self.reduce_range:
+            weights = "int8 per channel, 7-bit range (reduce_range)"
+        else:
+            weights = "int8 per channel, full range: pair sums can saturate on AVX2 without VNNI"
+        weights += "".join(f"; {n} uint8 8-bit" for n in self.uint8_nodes)
+        weights += "".join(f"; {n} float" for n in self.float_nodes)
+        if self.pair_bounded or self.reduce_range:
+            weights += ": no 16-bit saturation on any CPU"
+        return {"format": "QOperator", "activations": "uint8", "weights": weights}
 
 
 def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray], input_name: str = "image",
@@ -65,19 +86,55 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
             quant_pre_process(str(fp32), str(prepared))
         except Exception:  # symbolic shape inference fails on some transformer graphs; ONNX's own suffices
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        overrides = weight_ranges(prepared, scheme)
         quantize_static(
             str(prepared),
             str(int8),
             Reader(),
             quant_format=QuantFormat.QOperator,
             per_channel=True,
-            reduce_range=scheme.reduce_range,
+            reduce_range=scheme.reduce_range and not scheme.pair_bounded,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,  # asked for uint8, onnxruntime 1.32 still writes int8 per-channel weights
             nodes_to_exclude=list(scheme.float_nodes),
+            extra_options={"TensorQuantOverrides": overrides} if overrides else {},
         )
     finally:
         prepared.unlink(missing_ok=True)
+
+
+#: A channel's range is at least this share of its layer's widest: channels whose weights are all but zero (a
+#: folded batch norm's dead channels) would otherwise get scales so small that their bias overflows int32.
+_MIN_RANGE_SHARE = 1e-3
+
+
+def weight_ranges(model_path: Path, scheme: Scheme) -> dict[str, list[dict]]:
+    """onnxruntime's per-channel TensorQuantOverrides for the convolution weights that `scheme` quantises in its
+    own way: symmetric ranges of |w1| + |w2| (then int8's 127 steps put at most 128 on any pair), and uint8 for
+    `uint8_nodes`. Empty for plain 7-bit or full-range schemes."""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantType
+
+    if not scheme.pair_bounded and not scheme.uint8_nodes:
+        return {}
+    graph = onnx.load(str(model_path)).graph
+    initializers = {t.name: t for t in graph.initializer}
+    overrides = {}
+    for node in graph.node:
+        if node.op_type != "Conv" or node.name in scheme.float_nodes or node.input[1] not in initializers:
+            continue
+        weights = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
+        magnitude = np.abs(weights.reshape(len(weights), -1))
+        if node.name in scheme.uint8_nodes:
+            ranges, extra = magnitude.max(axis=1), {"quant_type": QuantType.QUInt8, "symmetric": True}
+        elif scheme.pair_bounded:
+            ranges, extra = worst_pair_sums(magnitude, 0), {}
+        else:
+            continue
+        ranges = np.maximum(ranges, _MIN_RANGE_SHARE * ranges.max())
+        overrides[node.input[1]] = [{"axis": 0, "rmin": -float(r), "rmax": float(r), **extra} for r in ranges]
+    return overrides
 
 
 def quantize_text_encoder(fp32: Path, int8: Path) -> None:
@@ -96,7 +153,8 @@ _WEIGHTED = {"QLinearConv": (3, 0), "ConvInteger": (1, 0), "QLinearMatMul": (3, 
 def worst_pair_sums(weights: np.ndarray, axis: int) -> np.ndarray:
     """Per output channel, the largest |w1| + |w2| over two distinct weights that one product sums: whatever
     pairs a kernel forms, 255 times this bounds the pair's 16-bit sum."""
-    magnitude = np.abs(np.moveaxis(weights.astype(np.int32), axis, 0).reshape(weights.shape[axis], -1))
+    dtype = np.float64 if np.issubdtype(weights.dtype, np.floating) else np.int32
+    magnitude = np.abs(np.moveaxis(weights.astype(dtype), axis, 0).reshape(weights.shape[axis], -1))
     if magnitude.shape[1] < 2:
         return magnitude[:, 0] if magnitude.shape[1] else np.zeros(len(magnitude), np.int32)
     top2 = -np.partition(-magnitude, 1, axis=1)[:, :2]

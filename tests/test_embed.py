@@ -251,3 +251,12 @@ def test_the_same_model_file_fed_other_pixels_is_another_space(model_cache, tmp_
     shipped, other = Manifest.load(model_cache / "efficientnet-lite0-int8"), Manifest.load(copy)
     assert shipped.fingerprint("image") == other.fingerprint("image")
     assert shipped.space_fingerprint() != other.space_fingerprint()
+
+
+def test_sessions_keep_no_memory_pattern_per_input_shape(embedder):
+    """A long-running camera loop feeds many input shapes; a planned block kept per shape set grew the
+    daemon's memory without bound (docs/BENCHMARKS.md, resident memory)."""
+    from edge_rap.models.sessions import open_session
+
+    session = open_session(embedder.session.path, "cpu")
+    assert session.inner.get_session_options().enable_mem_pattern is False

@@ -60,6 +60,10 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # No busy-waiting between runs: on a small device the camera loop and the VLM need those cycles.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No memory pattern: onnxruntime keeps one planned block per distinct set of input shapes, and a camera
+    # loop feeds many (crop batches, face pyramids, feature maps): the daemon's RSS grew 31 MB in 4 minutes
+    # with it and stayed flat without it, at the same speed (docs/BENCHMARKS.md).
+    options.enable_mem_pattern = False
     if threads:
         options.intra_op_num_threads = threads
     try:

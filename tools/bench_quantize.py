@@ -5,19 +5,19 @@
 For fp32 and each scheme of edge_rap.export.quantize.Scheme: how many output channels can saturate a 16-bit
 pair sum on AVX2 without VNNI (0 = the same results on every CPU), the worst and median cosine to the fp32
 model over every photo of the dataset, the median time to embed one frame's views (whole + 4 quadrants,
-at the model's input size), taken in turns with fp32 in the same run, and `eval retrieval` on the dataset.
+at the model's input size) and the median over rounds of fp32's time / the scheme's (every scheme and fp32
+run once per round, in shuffled order), and `eval retrieval` on the dataset.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from timing import interleaved_median_ms
+from timing import round_robin_ms
 
 from bench_retrieval import machine
 
@@ -72,21 +72,26 @@ def main() -> None:
     report["fp32"] = {k: fp32_eval[k] for k in ("top1", "recognition_positive", "recognition_negative",
                                                  "recognition_weighted")}
     with tempfile.TemporaryDirectory() as tmp:
+        embedders = []
         for scheme in (Scheme(reduce_range=False), Scheme(), Scheme(float_nodes=(STEM,)),
                        Scheme(pair_bounded=True), Scheme(pair_bounded=True, float_nodes=(STEM,)), SCHEME):
             folder = variant(fp32.manifest.folder, Path(tmp), scheme)
             int8 = OnnxImageEmbedder(Manifest.load(folder), "cpu")
+            embedders.append(int8)
             cos = np.sum(int8.embed(photos) * reference, axis=1)
-            t_int8, t_fp32 = interleaved_median_ms(lambda: int8.embed(frame), lambda: fp32.embed(frame), args.repeat)
             evaluated = evaluate_retrieval(settings, args.dataset, embedder=int8)
             report["schemes"].append({
                 "scheme": scheme.label, "saturating_channels": len(saturating_weights(folder / "model.onnx")),
                 "cosine_to_fp32_min": round(float(cos.min()), 4), "cosine_to_fp32_median": round(float(np.median(cos)), 4),
-                "frame_ms": round(t_int8, 1), "fp32_frame_ms": round(t_fp32, 1), "speedup": round(t_fp32 / t_int8, 2),
                 **{k: evaluated[k] for k in ("top1", "recognition_positive", "recognition_negative",
                                              "recognition_weighted", "threshold")},
             })
-            shutil.rmtree(folder)
+        # Every scheme and fp32 in each round, so that each round's ratios share the machine's load.
+        rounds = np.array(round_robin_ms([lambda e=e: e.embed(frame) for e in [fp32, *embedders]], args.repeat))
+        report["fp32_frame_ms"] = round(float(np.median(rounds[:, 0])), 1)
+        for k, row in enumerate(report["schemes"], start=1):
+            row["frame_ms"] = round(float(np.median(rounds[:, k])), 1)
+            row["speedup"] = round(float(np.median(rounds[:, 0] / rounds[:, k])), 2)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

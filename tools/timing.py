@@ -32,3 +32,24 @@ def interleaved_median_ms(a: Callable[[], object], b: Callable[[], object], repe
             (a, b)[k]()
             times[k].append(time.perf_counter() - start)
     return 1000 * statistics.median(times[0]), 1000 * statistics.median(times[1])
+
+
+def round_robin_ms(fns: list[Callable[[], object]], repeat: int, warmup: int = 2) -> list[list[float]]:
+    """Milliseconds of `repeat` rounds in which every fn runs once, in an order shuffled (seeded) per round:
+    several variants compared on a shared machine, each round's ratios taken under the same load."""
+    import random
+
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    order, rounds = list(range(len(fns))), []
+    shuffle = random.Random(0).shuffle
+    for _ in range(repeat):
+        shuffle(order)
+        times = [0.0] * len(fns)
+        for k in order:
+            start = time.perf_counter()
+            fns[k]()
+            times[k] = 1000 * (time.perf_counter() - start)
+        rounds.append(times)
+    return rounds

@@ -50,6 +50,7 @@ class Profile:
     detector: str = ""  # an ONNX detector from the model cache for the daemon's regions ("" = dense matching)
     capture_width: int = 0  # frames wider are shrunk on capture (0 = as captured)
     capture_fps: float = 0.0  # live sources: frames kept per second at most (0 = all)
+    min_face: int = 32  # smallest face side looked for in recognised frames, pixels (20 costs twice as much)
     rss_mb: int = 0  # the daemon warns when its resident memory passes this (0 = no limit)
     snapshot_count: int = 1000
     snapshot_days: float = 7.0
@@ -100,6 +101,7 @@ SCHEMA: dict[str, dict[str, type]] = {
     "retrieve": {"top_k": int, "max_candidates": int},
     "detector": {"model": str},
     "capture": {"width": int, "fps": float},
+    "faces": {"min_face": int},
     "limits": {"rss_mb": int, "snapshot_count": int, "snapshot_days": float},
     "vlm": {"model": str, "mmproj": str, "n_gpu_layers": int, "n_ctx": int, "threads": int, "references": str,
             "max_references": int, "max_tokens": int},
@@ -138,6 +140,7 @@ def load_profile(name: str | None = None) -> Profile:
         detector=raw.get("detector", {}).get("model", ""),
         capture_width=capture.get("width", 0),
         capture_fps=float(capture.get("fps", 0.0)),
+        min_face=raw.get("faces", {}).get("min_face", Profile.min_face),
         rss_mb=limits.get("rss_mb", 0),
         snapshot_count=limits.get("snapshot_count", Profile.snapshot_count),
         snapshot_days=float(limits.get("snapshot_days", Profile.snapshot_days)),
@@ -149,6 +152,8 @@ def load_profile(name: str | None = None) -> Profile:
             raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0:
         raise EdgeRapError(f"{where}: top_k and max_candidates must be >= 1, threads >= 0")
+    if profile.min_face < 12:
+        raise EdgeRapError(f"{where}: [faces] min_face must be >= 12 (MTCNN's smallest window)")
     if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days) < 0 \
             or profile.snapshot_count < 1:
         raise EdgeRapError(f"{where}: [capture] and [limits] values must be >= 0 (snapshot_count >= 1)")

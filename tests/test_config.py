@@ -24,6 +24,8 @@ BAD_PROFILES = {
     "unknown-key": ("[retrieve]\ntopk = 3\n", "topk"),
     "section-not-a-table": ('embedder = "efficientnet-lite0-int8"\n', "embedder"),
     "not-utf8": (b"[device]\nname = \"caf\xe9\"\n", "UTF-8"),
+    "min_face-word": ('[faces]\nmin_face = "small"\n', "min_face"),
+    "min_face-tiny": ("[faces]\nmin_face = 4\n", "min_face"),
 }
 
 
@@ -58,6 +60,16 @@ def test_shipped_profiles_pass_the_checks():
         assert profile.name == name and profile.capture_width > 0 and profile.rss_mb > 0
         assert profile.provider[-1] == "cpu"  # the CPU is always the last resort
     assert load_profile("jetson-orin").threads == 4
+
+
+def test_the_profile_sets_the_smallest_face_found(settings, tmp_path):
+    from edge_rap.app import face_loader
+
+    assert load_profile(str(_write(tmp_path, "[faces]\nmin_face = 48\n"))).min_face == 48
+    models = face_loader(replace(settings, profile=Profile(min_face=48)))()
+    if models is None:
+        pytest.skip("the face models are not installed (pip install 'edge_rap[faces]')")
+    assert models.frame_min_face == 48
     assert load_profile("jetson-orin-nano").vlm.n_gpu_layers == -1
 
 

@@ -150,3 +150,16 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
     assert nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+
+
+def test_frames_are_searched_down_to_their_own_smallest_face_and_references_to_the_detectors():
+    import cv2
+
+    small = cv2.resize(grace_hopper(), None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)  # a face of ~26 px
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[: small.shape[0], : small.shape[1]] = small
+    far = F.open_face_models(provider="cpu", frame_min_face=96)
+    assert far.faces(frame)[0] == []  # smaller than frames are searched for
+    assert len(F.open_face_models(provider="cpu", frame_min_face=32).faces(frame)[0]) == 1
+    face, _ = far.one_face(frame)  # a reference photo is searched down to MTCNN's own 20 px
+    assert 15 < face.box.width < 40

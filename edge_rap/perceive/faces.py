@@ -45,7 +45,7 @@ class Face:
 
 
 class FaceDetector(Protocol):
-    def detect(self, pixels: np.ndarray) -> list[Face]:
+    def detect(self, pixels: np.ndarray, min_face: int | None = None) -> list[Face]:
         """An RGB uint8 image (H x W x 3) -> its faces, best score first."""
         ...
 
@@ -146,14 +146,14 @@ class MtcnnDetector:
         self.max_side = max_side
         self._cv2 = _cv2()
 
-    def detect(self, pixels: np.ndarray) -> list[Face]:
+    def detect(self, pixels: np.ndarray, min_face: int | None = None) -> list[Face]:
         pixels = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
         h, w = pixels.shape[:2]
         shrink = min(1.0, self.max_side / max(h, w))
         if shrink < 1.0:
             pixels = self._cv2.resize(pixels, (max(1, round(w * shrink)), max(1, round(h * shrink))),
                                       interpolation=self._cv2.INTER_AREA)
-        boxes = self._stage1(pixels)
+        boxes = self._stage1(pixels, min_face or self.min_face)
         if len(boxes):
             boxes = self._stage2(pixels, boxes)
         if not len(boxes):
@@ -167,8 +167,8 @@ class MtcnnDetector:
                 faces.append(Face(box, float(b[4]), (p / shrink).astype(np.float32)))
         return sorted(faces, key=lambda f: -f.score)
 
-    def _scales(self, h: int, w: int) -> list[float]:
-        m = 12.0 / self.min_face
+    def _scales(self, h: int, w: int, min_face: int) -> list[float]:
+        m = 12.0 / min_face
         side = min(h, w) * m
         scales = []
         while side >= 12:
@@ -176,11 +176,11 @@ class MtcnnDetector:
             side *= self.factor
         return scales
 
-    def _stage1(self, pixels: np.ndarray) -> np.ndarray:
+    def _stage1(self, pixels: np.ndarray, min_face: int) -> np.ndarray:
         cv2 = self._cv2
         h, w = pixels.shape[:2]
         found = []
-        for scale in self._scales(h, w):
+        for scale in self._scales(h, w, min_face):
             sw, sh = int(np.ceil(w * scale)), int(np.ceil(h * scale))
             x = (cv2.resize(pixels, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32) - 127.5) * 0.0078125
             reg, prob = self.pnet.run({self.pnet.input_names[0]: x.transpose(1, 0, 2)[None]})
@@ -312,13 +312,16 @@ class FaceModels:
 
     detector: FaceDetector
     embedder: FaceEmbedder
+    frame_min_face: int | None = None  # smallest face looked for in frames (None: the detector's own)
 
     @property
     def space(self) -> SpaceInfo:
         return self.embedder.space
 
     def faces(self, pixels: np.ndarray) -> tuple[list[Face], np.ndarray]:
-        faces = self.detector.detect(pixels)
+        """Every face of a frame being recognised, down to `frame_min_face`: a reference photo (one_face) is
+        searched down to the detector's own smallest size, once; frames come several a second."""
+        faces = self.detector.detect(pixels, self.frame_min_face)
         return faces, self.embedder.embed(pixels, faces)
 
     def one_face(self, pixels: np.ndarray, source: str = "image", box: Box | None = None,
@@ -351,7 +354,8 @@ def _inside(face: Box, region: Box) -> bool:
     return region.x0 <= cx < region.x1 and region.y0 <= cy < region.y1
 
 
-def open_face_models(provider: str = "auto", min_face: int = 20, threads: int = 0) -> FaceModels:
-    """The offline defaults: MTCNN detector (ONNX Runtime) and FaceNet embedder (OpenCV dnn)."""
-    return FaceModels(MtcnnDetector(provider=provider, min_face=min_face, threads=threads),
-                      FacenetEmbedder(threads=threads))
+def open_face_models(provider: str = "auto", frame_min_face: int | None = None, threads: int = 0) -> FaceModels:
+    """The offline defaults: MTCNN detector (ONNX Runtime) and FaceNet embedder (OpenCV dnn); frames are
+    searched for faces down to `frame_min_face` (None: MTCNN's 20 px, as reference photos are)."""
+    return FaceModels(MtcnnDetector(provider=provider, threads=threads), FacenetEmbedder(threads=threads),
+                      frame_min_face)

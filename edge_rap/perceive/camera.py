@@ -188,9 +188,10 @@ class Camera:
         self._next_s = time_s + (1 / self.fps_cap if self.fps_cap else 0.0)
         return True
 
-    def _deliver(self, pixels: np.ndarray, index: int, time_s: float, read_ms: float) -> None:
+    def _deliver(self, pixels: np.ndarray, index: int, time_s: float, read_ms: float, came: float) -> None:
+        """`came`: when the frame was there to be read (monotonic), the start of its source-to-decision lag."""
         self.read_ms.append(read_ms)
-        frame = Frame(self.spec.name, index, time_s, _fit(pixels, self.max_width), time.monotonic())
+        frame = Frame(self.spec.name, index, time_s, _fit(pixels, self.max_width), came)
         self.slot.put(frame, self.stop)
         self.ready.set()
 
@@ -205,10 +206,10 @@ class Camera:
             grab_ms = 1000 * (time.perf_counter() - t)
             time_s = index / fps if fps else time.monotonic() - started
             if self._due(time_s, started):
-                t = time.perf_counter()
+                came, t = time.monotonic(), time.perf_counter()
                 ok, pixels = capture.retrieve()
                 if ok:
-                    self._deliver(pixels, index, time_s, grab_ms + 1000 * (time.perf_counter() - t))
+                    self._deliver(pixels, index, time_s, grab_ms + 1000 * (time.perf_counter() - t), came)
             index += 1
         return True
 
@@ -236,12 +237,12 @@ class Camera:
                 return
             if not self._due(index / self.folder_fps, started):
                 continue
-            t = time.perf_counter()
+            came, t = time.monotonic(), time.perf_counter()
             pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if pixels is None:
                 log.warning("camera %s: %s is not a readable image, skipped", self.spec.name, path.name)
                 continue
-            self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t))
+            self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came)
 
     def _read_live(self) -> None:
         """Open, read until it fails, reopen with doubling backoff: an unplugged camera or a dropped stream

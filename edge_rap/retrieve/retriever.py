@@ -5,8 +5,9 @@ sample photos at export, edge_rap/export/calibrate.py) and its own (the generate
 edge_rap/retrieve/negatives.py), and it is not clearly beaten by another concept (within MARGIN of the best).
 An empty answer means "none of my concepts". Names mentioned in a question come first, as in RAP.
 
-The Retriever scores through the memory-mapped index and joins the parts: decide.py (the rules, pure),
-locate.py (placing), faces.py (people), references.py (the reference side, read once per generation).
+The Retriever scores against the reference vectors of the memory-mapped index and joins the parts:
+decide.py (the rules, pure), locate.py (placing), faces.py (people), references.py (the reference side, read
+once per generation).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from edge_rap.memory.index import IndexView, check_space
 from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.faces import FaceModels
-from edge_rap.perceive.regions import Candidate
+from edge_rap.perceive.regions import Candidate, best_per_concept
 from edge_rap.perceive.views import query_views
 from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, concept_threshold, decide_scores,
                                       merge_placements)
@@ -33,7 +34,7 @@ from edge_rap.types import Concept, Hit, Image, Recognition, Region
 
 
 class Retriever:
-    """Scores every remembered concept against an image through the memory-mapped index."""
+    """Scores every remembered concept against an image, with the vectors of the memory-mapped index."""
 
     def __init__(self, store: Store, embedder: ImageEmbedder, policy: RetrievalPolicy = RetrievalPolicy(),
                  faces: Callable[[], FaceModels | None] | None = None):
@@ -95,14 +96,16 @@ class Retriever:
         return self.faces.hits(image)
 
     def score(self, query: np.ndarray) -> list[tuple[Concept, float]]:
-        """Every concept with its best score over the query's vectors and its own views, best first."""
-        count = max(len(self.view), 1)
-        best: dict[int, float] = {}
-        for vector in np.atleast_2d(query):
-            for n in self.view.search(vector, count=count):
-                best[n.concept_id] = max(n.score, best.get(n.concept_id, -2.0))
-        concepts = self.store.concepts_by_id(list(best))
-        return sorted(((concepts[i], s) for i, s in best.items() if i in concepts), key=lambda cs: -cs[1])
+        """Every concept with its best score over the query's vectors and its own views, best first: one
+        product with every reference vector (exact; each query vector asked the index for all of them, which
+        at 1000 concepts took ten times as long)."""
+        keys, references = self.references.vectors()
+        if not len(keys):
+            return []
+        ids, best = best_per_concept(np.atleast_2d(query).astype(np.float32) @ references.T, keys)
+        concepts = self.store.concepts_by_id(ids.tolist())
+        scored = [(concepts[i], float(s)) for i, s in zip(ids.tolist(), best.max(axis=0)) if i in concepts]
+        return sorted(scored, key=lambda cs: -cs[1])
 
     def decide(self, image: Image, scored: list[tuple[Concept, float]], question: str = "") -> Recognition:
         """Whole-image decisions (decide.decide_scores), every hit with the whole image's box."""

@@ -201,6 +201,7 @@ def listen(settings, capsys, *argv) -> tuple[int, dict | str]:
     rc = cli.main(["listen", *map(str, argv), "--memory", str(settings.memory)])
     out, err = capsys.readouterr()
     assert "Traceback" not in err
+    assert out.strip() or "--json" not in argv, err
     return rc, json.loads(out) if "--json" in argv else out
 
 

@@ -168,3 +168,21 @@ def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_yes
 
     assert is_yes(said) is yes
+
+
+def test_remember_this_takes_the_most_confident_region_no_concept_holds():
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import salient_region
+    from edge_rap.types import Box, Image, Recognition, Region
+
+    taken, free, weak = Box(0, 0, 50, 50), Box(60, 0, 100, 40), Box(0, 60, 30, 90)
+    regions = [Region(Box(2, 2, 50, 48), 0.9), Region(free, 0.7), Region(weak, 0.4)]
+    hit = SimpleNamespace(box=taken)
+    home = SimpleNamespace(detector=SimpleNamespace(detect=lambda image, vocabulary: regions),
+                           vocabulary=lambda: None)
+    image = Image(np.zeros((100, 100, 3), np.uint8), "frame")
+    assert salient_region(home, image, Recognition("frame", (100, 100), [hit])) == free
+    assert salient_region(home, image, Recognition("frame", (100, 100), [hit, SimpleNamespace(box=free),
+                                                                          SimpleNamespace(box=weak)])) is None
+    assert salient_region(SimpleNamespace(detector=None), image, None) is None  # no detector: the whole frame

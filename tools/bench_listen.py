@@ -6,8 +6,12 @@ tiny.en, template answers, on spoken questions made here by piper (else espeak-n
   answer     end of speech to the start of the spoken answer: audio fed at real time (as a microphone does, so
              the VAD's 400 ms of closing silence counts), answers in template mode, said by each installed voice
              to WAV files (the moment the line's audio is ready to play)
+  names      the right concept named, per voice: ten questions after the wake phrase, each naming one of four
+             remembered concepts, said by piper's joe (the voice the recogniser's settings were tuned on) and by
+             espeak-ng voices and speeds/pitches never tuned on, each question under one of four noises (white +
+             brown, pink, mains hum, another voice's chatter) at 15-20 dB
 
-  python tools/bench_listen.py [--questions 6] [--json]
+  python tools/bench_listen.py [latency|names] [--questions 6] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +40,19 @@ QUESTIONS = ["Hey robot, where is Mochi", "Hey robot, is Bo home", "Hey robot, w
 PHOTOS = {"mochi": "chelsea", "red_mug": "coffee", "anya": "astronaut", "bo": "rocket"}
 
 
+# The questions of tests/test_listen.py: (line, the concept it names).
+NAMED = [("Hey robot, where is Mochi", "mochi"), ("Hey robot, is Bo home", "bo"),
+         ("Hey robot, what colour is Anya's backpack", "anya"), ("Hey robot, where is the red mug", "red_mug"),
+         ("Hey robot, have you seen Anya today", "anya"), ("Hey robot, tell me about Mochi", "mochi"),
+         ("Hey robot, where did Bo go", "bo"), ("Hey robot, is the red mug in the kitchen", "red_mug"),
+         ("Hey robot, when did you last see Mochi", "mochi"), ("Hey robot, what does Anya look like", "anya")]
+# espeak-ng voices never used to tune anything: (label, espeak-ng arguments).
+ESPEAK = {"en-us": ["-v", "en-us"], "en-gb-rp slow high": ["-v", "en-gb-x-rp", "-s", "140", "-p", "70"],
+          "en-gb-scotland fast low": ["-v", "en-gb-scotland", "-s", "195", "-p", "30"],
+          "en-us+f3": ["-v", "en-us+f3", "-s", "160"], "en-029": ["-v", "en-029", "-s", "165", "-p", "45"]}
+CHATTER = "So then we went to the market and bought some apples and a loaf of bread for the weekend"
+
+
 def speak_all(lines: list[str], out: Path) -> dict[str, np.ndarray]:
     piper = piper_voice()
     if piper is not None:
@@ -51,6 +68,71 @@ def noisy(speech: np.ndarray, seed: int) -> Audio:
     rng = np.random.default_rng(seed)
     x = np.concatenate([np.zeros(int(0.8 * RATE)), speech, np.zeros(RATE)]).astype(np.float32)
     return Audio(x + rng.normal(0, 0.1 * np.sqrt(np.mean(speech ** 2)), len(x)).astype(np.float32))
+
+
+def noise(kind: str, n: int, rng: np.random.Generator, chatter: np.ndarray) -> np.ndarray:
+    """Unit-power noise of one kind."""
+    if kind == "white+brown":
+        walk = np.cumsum(rng.normal(0, 1, n))
+        walk -= np.convolve(walk, np.ones(4001) / 4001, mode="same")
+        x = rng.normal(0, 1, n) + 20 * walk / np.abs(walk).max()
+    elif kind == "pink":
+        spectrum = np.fft.rfft(rng.normal(0, 1, n))
+        x = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.arange(len(spectrum)), 1)), n)
+    elif kind == "hum":
+        t = np.arange(n) / RATE
+        x = sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 6)) / h for h in (1, 2, 3, 5)) + rng.normal(0, .05, n)
+    else:  # another voice talking underneath
+        x = np.resize(np.roll(chatter, int(rng.integers(len(chatter)))), n)
+    return (x / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+
+
+NOISES = {"white+brown": 20.0, "pink": 15.0, "hum": 15.0, "chatter": 15.0}  # kind: SNR in dB
+
+
+def under(speech: np.ndarray, kind: str, seed: int, chatter: np.ndarray) -> Audio:
+    """0.8 s of quiet, the speech, 1 s of quiet, the noise under all of it at its SNR."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.zeros(int(0.8 * RATE)), speech, np.zeros(RATE)]).astype(np.float32)
+    level = np.sqrt(np.mean(speech ** 2) / 10 ** (NOISES[kind] / 10))
+    return Audio(x + level * noise(kind, len(x), rng, chatter))
+
+
+def espeak_all(lines: list[str], args: list[str], out: Path) -> dict[str, np.ndarray]:
+    out.mkdir(exist_ok=True)
+    for k, line in enumerate(lines):
+        subprocess.run(["espeak-ng", *args, "-w", str(out / f"{k}.wav"), line], check=True)
+    return {line: read_wav(out / f"{k}.wav").samples for k, line in enumerate(lines)}
+
+
+def name_accuracy(root: Path, beam: int) -> dict:
+    """The right concept named (first), per voice and per noise, and what was heard when not."""
+    lines = [q for q, _ in NAMED]
+    voices = {}
+    if piper_voice() is not None:
+        voices["piper joe (tuned on)"] = speak_all(lines + [CHATTER], root / "joe")
+    for label, espeak in ESPEAK.items():
+        voices[label] = espeak_all(lines + [CHATTER], espeak, root / label.replace(" ", "-"))
+    per_voice, per_noise, misses = {}, {k: [0, 0] for k in NOISES}, []
+    asr, vad = Transcriber(threads=2, beam=beam), SileroVad()
+    with household(root) as home:
+        for label, said in voices.items():
+            chatter = said[CHATTER]
+            listener = Listener(home, asr, vad, None, "hey robot")
+            right = 0
+            for k, (line, name) in enumerate(NAMED):
+                kind = list(NOISES)[k % len(NOISES)]
+                heard = list(listener.turns(chunks(under(said[line], kind, k, chatter))))
+                turns = [t for t in heard if t.triggered]
+                ok = len(turns) == 1 and turns[0].reply.names[:1] == [name]
+                right += ok
+                per_noise[kind][0] += ok
+                per_noise[kind][1] += 1
+                if not ok:
+                    misses.append(f"{label} / {kind}: {line!r} heard {[t.transcript for t in heard]}")
+            per_voice[label] = f"{right}/{len(NAMED)}"
+    return {"names_right": per_voice, "by_noise": {k: f"{a}/{b}" for k, (a, b) in per_noise.items()},
+            "misses": misses}
 
 
 def household(root: Path) -> Household:
@@ -69,9 +151,14 @@ def household(root: Path) -> Household:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("measure", nargs="?", choices=["latency", "names"], default="latency")
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--beam", type=int, default=5, help="names: whisper's beam size")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.measure == "names":
+        with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
+            return show(name_accuracy(Path(tmp), args.beam), args.json)
     lines = QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)
@@ -109,11 +196,15 @@ def main() -> int:
               "asr_ms_median": round(statistics.median(asr_ms), 1),
               "speech_end_to_answer_start_ms_median": {k: round(statistics.median(v), 1) for k, v in to_answer.items()},
               "answered": {k: f"{len(v)}/{len(audio)}" for k, v in to_answer.items()}}
-    if args.json:
+    return show(report, args.json)
+
+
+def show(report: dict, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(report))
     else:
         for key, value in report.items():
-            print(f"{key}: {value}")
+            print(f"{key}: {value}" if not isinstance(value, list) else f"{key}:\n  " + "\n  ".join(value))
     return 0
 
 

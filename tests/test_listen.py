@@ -135,8 +135,10 @@ def test_spoken_questions_after_the_wake_phrase_name_the_right_concept(voice_dir
         triggered = [t for t in turns if t.triggered]
         heard.append((line, [t.transcript for t in turns], [t.reply.names for t in triggered]))
         right += len(triggered) == 1 and triggered[0].reply.names[:1] == [name]
-    # The target is 9 of 10; whisper tiny.en hears this voice's "Mochi" at the end of a sentence as
-    # "my check" and "Bo go" as "boat go" (6 to 7 of 10 measured; a larger whisper model is the way to 9).
+    # The target is 9 of 10. This voice is the one the recogniser's prompt and beam were chosen on, so
+    # its count is no measure of that target (tools/bench_listen.py names measures held-out voices and noises);
+    # the bar here stays where it was before that choice (6 to 7 of 10 measured then), so it still catches a
+    # pipeline that stopped hearing names.
     assert right >= 6, "\n".join(map(str, heard))
 
 

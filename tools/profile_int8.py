@@ -5,8 +5,9 @@
 The default embedders in the model cache (efficientnet-lite0-int8 and -fp32), one frame's 5 views (whole +
 4 quadrants) at the model's input size. Kernel times come from onnxruntime's profiler, both models run in
 turns in one process, and are summed per layer kind (the stem, depthwise, pointwise convolutions, the rest).
-Wall times: medians of `repeat` frames, int8 and fp32 in turns, for the frame's views as one batch or one by
-one, on all cores (onnxruntime's default) or one thread. Only ratios within one run mean anything on a
+Wall times of the model alone (the views preprocessed once; preprocessing costs both the same): medians of
+`repeat` frames, int8 and fp32 in turns, the views as one batch or one by one, on all cores (onnxruntime's
+default) or one thread. Only ratios within one run mean anything on a
 shared machine.
 """
 
@@ -64,7 +65,8 @@ def kernel_ms_by_kind(paths: dict[str, Path], batch: np.ndarray, repeat: int) ->
 def main() -> None:
     from edge_rap.config import load_settings
     from edge_rap.models.cache import ModelCache
-    from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
+    from edge_rap.models.sessions import open_session
+    from edge_rap.perceive.embed import preprocess
     from edge_rap.perceive.images import read_image_file
     from edge_rap.perceive.views import query_views
     from edge_rap.synth import synthetic_images
@@ -86,11 +88,13 @@ def main() -> None:
                                                        batch, args.repeat),
               "frame_ms": []}
     for threads in (0, 1):
-        embedders = {p: OnnxImageEmbedder(m, "cpu", threads=threads) for p, m in manifests.items()}
+        sessions = {p: open_session(m.file_path("image"), "cpu", threads) for p, m in manifests.items()}
         for together in (True, False):
-            def frame(e):
-                return e.embed(views) if together else [e.embed([v]) for v in views]
-            t_int8, t_fp32 = interleaved_median_ms(lambda: frame(embedders["int8"]), lambda: frame(embedders["fp32"]),
+            def frame(session):  # the model alone: the views' preprocessing is the same for both
+                name = session.input_names[0]
+                return (session.run({name: batch}) if together
+                        else [session.run({name: batch[i : i + 1]}) for i in range(len(batch))])
+            t_int8, t_fp32 = interleaved_median_ms(lambda: frame(sessions["int8"]), lambda: frame(sessions["fp32"]),
                                                    args.repeat)
             report["frame_ms"].append({"threads": threads or "default", "views": "one batch" if together else "one by one",
                                        "int8": round(t_int8, 1), "fp32": round(t_fp32, 1),

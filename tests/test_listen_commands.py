@@ -123,3 +123,13 @@ def test_cli_remember_with_its_yes_in_the_same_wav(said, cli_env, capsys, tmp_pa
     store = Store(cli_env.memory, readonly=True)
     assert {c.name for c in store.concepts()} == {"anya", "bo", "teddy"}
     store.close()
+
+
+def test_push_to_talk_takes_the_command_and_its_yes_from_one_recording(said, household, listening):
+    from edge_rap.speech.listen import Listener
+
+    _, home, frame = household
+    listener = Listener(home, *listening, latest=lambda: (frame, None))  # no wake phrase: one recording
+    turn = listener.push_to_talk(chunks(conversation(said, FORGET, YES, seed=5)))
+    assert (turn.command.action, turn.command.name, turn.command.state) == ("forget", "anya", "done")
+    assert names(home) == {"bo"}

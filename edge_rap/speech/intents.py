@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
@@ -106,8 +106,6 @@ def salient_region(home, image: Image, recognition: Recognition | None) -> Box |
 
 def carry_out(home, command: Command, image: Image | None, recognition: Recognition | None) -> tuple[Command, str]:
     """Do a confirmed command through the Household; the command as it ended and the line to say."""
-    from dataclasses import replace
-
     try:
         if command.action == "forget":
             concept = home.forget(command.name)

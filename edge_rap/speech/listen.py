@@ -7,7 +7,7 @@ within `intents.CONFIRM_S` of audio and with or without the wake phrase, is its 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -130,8 +130,6 @@ class Listener:
 
     def cancel(self, turn: Turn) -> Turn:
         """No answer came to the command `turn` asked (the audio ended): cancelled, and said so."""
-        from dataclasses import replace
-
         self.pending = None
         command = replace(turn.command, state="cancelled")
         line = f"I heard no answer, so I will not {command.action} <{command.name}>."
@@ -178,8 +176,6 @@ class Listener:
 
     def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float) -> Turn:
         """The answer to the pending command: done on a yes, cancelled on anything else."""
-        from dataclasses import replace
-
         started = time.perf_counter()
         pending, self.pending = self.pending, None
         if intents.is_yes(said):

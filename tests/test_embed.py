@@ -31,8 +31,9 @@ def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
     torch_vectors = TorchEmbedder().embed(images)
     assert np.allclose(fp32.embed(images), torch_vectors, atol=1e-3)  # the export is faithful
     cos = np.sum(embedder.embed(images) * torch_vectors, axis=1)
-    # Quantisation moves vectors only a little, the same on any CPU (7-bit weights: exact integer sums): at
-    # 320 px 0.977-0.983, and 0.930 for the brick wall's fine texture. The old full-range weights, where AVX2
+    # Quantisation moves vectors only a little, the same on any CPU (pair-bounded int8 weights and a uint8 stem:
+    # exact integer sums): at 320 px 0.980-0.992, and 0.971 for the brick wall's fine texture (7-bit weights and
+    # a float stem gave 0.977-0.983 and 0.930). The old full-range weights, where AVX2
     # without VNNI saturated them, gave a median of 0.928 on real photos (test_shipped_quantisation_... checks
     # that cause on the graph itself).
     assert np.median(cos) > 0.97 and cos.min() > 0.9

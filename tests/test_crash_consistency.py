@@ -16,6 +16,7 @@ from scenes import scene_file
 
 from edge_rap.app import open_memory
 from edge_rap.perceive.images import read_image_file
+from edge_rap.memory.index import index_files
 from edge_rap.memory.store import Store
 from edge_rap.retrieve import Retriever
 
@@ -66,10 +67,11 @@ def check_consistent(root: Path, embedder, recognise_prefix: str | None = None, 
         if row is None or row[4] is None:
             assert not concepts and len(db_keys) == 0
             return 0
-        index_path = root / "index" / row[4]
-        assert index_path.is_file(), f"the index file the database names is missing: {index_path}"
-        index = Index.restore(str(index_path))
-        index_keys = Counter(int(k) for k in index.keys)
+        index_keys: Counter[int] = Counter()
+        for name in index_files(row[4]):
+            index_path = root / "index" / name
+            assert index_path.is_file(), f"an index file the database names is missing: {index_path}"
+            index_keys.update(int(k) for k in Index.restore(str(index_path)).keys)
         assert set(index_keys) <= ids, f"index keys of concepts that do not exist: {set(index_keys) - ids}"
         assert index_keys == Counter(int(k) for k in db_keys), "index and database disagree"
 
@@ -89,7 +91,7 @@ def check_consistent(root: Path, embedder, recognise_prefix: str | None = None, 
                 assert hits and hits[0].concept.name == concept.name, (
                     concept.name, [(h.concept.name, h.score) for h in hits])
         # no temp file of a finished writer may be taken for a live index
-        live = {r[0] for r in store.db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")}
+        live = [n for (listed,) in store.db.execute("SELECT index_file FROM spaces") for n in index_files(listed)]
         assert all(not name.endswith(".tmp") for name in live)
         return len(concepts)
     finally:

@@ -233,7 +233,8 @@ def test_an_unreadable_index_file_is_rebuilt_once_not_on_every_search(root, phot
 def test_a_read_only_folder_gives_one_line_and_changes_nothing(root, photos, monkeypatch):
     memory = fake_memory(root)
     memory.remember("bo", [scene_file(photos, 1)])
-    memory.remember("anya", [scene_file(photos, 2)])  # the previous index file is now left to collect
+    memory.remember("anya", [scene_file(photos, 2)])  # a delta file beside bo's base
+    memory.remember("ziggy", [scene_file(photos, 4)])  # compacts: the previous index files are left to collect
     before = own_files(root / "index") + own_files(root / "images")
 
     def read_only(self, missing_ok=False):
@@ -245,7 +246,7 @@ def test_a_read_only_folder_gives_one_line_and_changes_nothing(root, photos, mon
             write()
         assert "\n" not in str(e.value)
     monkeypatch.undo()
-    assert [c.name for c in memory.concepts()] == ["anya", "bo"]
+    assert [c.name for c in memory.concepts()] == ["anya", "bo", "ziggy"]
     assert top_concept(memory, scene_file(photos, 1)) == "bo"
     assert set(before) <= set(own_files(root / "index") + own_files(root / "images"))
 

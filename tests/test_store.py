@@ -11,6 +11,7 @@ from scenes import noise, save, scene_file
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
+from edge_rap.memory.index import index_files
 from edge_rap.memory.memory import Memory
 from edge_rap.perceive.views import augmented_views
 from edge_rap.retrieve import Retriever
@@ -47,8 +48,7 @@ def index_keys(memory: Memory) -> list[int]:
 
     row = memory.store.space(memory.embedder.space.name)
     assert row is not None and row[4], "the space has no index file"
-    index = Index.restore(str(memory.root / "index" / row[4]))
-    return [int(k) for k in index.keys]
+    return [int(k) for name in index_files(row[4]) for k in Index.restore(str(memory.root / "index" / name)).keys]
 
 
 def test_remember_one_photo_is_listed_stored_and_recognised(memory, settings, images):

@@ -1,8 +1,12 @@
-"""USearch indexes, one per embedding space: built by writers into a new file, memory-mapped by readers.
+"""USearch indexes, one per embedding space: built by writers into new files, memory-mapped by readers.
 
-The SQLite row of a space names its current index file; a writer writes a complete new file (temp name,
-fsync, rename) and then switches the row inside its transaction, so the swap is atomic and a killed writer
-leaves either the old index or the new one, never a half-written one. Readers re-map when the row changes.
+The SQLite row of a space names its current index files: a base file and up to MAX_DELTAS delta files, each
+a complete usearch file of the vectors one later commit added (so a `remember` writes its own vectors, not
+the whole index again: 21 MB at 1000 concepts). A writer writes each new file whole (temp name, fsync,
+rename) and then switches the row inside its transaction, so the swap is atomic and a killed writer leaves
+either the old file list or the new one, never a half-written file in it. Forget, reindex and a remember
+that finds the deltas too many or too large compact: one new base, built from SQLite, and no deltas.
+Readers map every listed file, search them all and merge, and re-map when the row's generation changes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from edge_rap.memory.files import fsync_dir, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
 
 log = logging.getLogger(__name__)
+
+MAX_DELTAS = 8  #: more delta files than this and a remember compacts (each is one more search per query)
+DELTA_SHARE = 4  #: compact once the deltas together are more than 1/DELTA_SHARE of the base's size
+
+
+def index_files(listed: str | None) -> list[str]:
+    """The file names a space row's `index_file` lists, base first (space-separated: the names have no spaces)."""
+    return listed.split() if listed else []
 
 
 def _new_index(dim: int):
@@ -60,7 +72,7 @@ def check_space(row: tuple, space: SpaceInfo) -> None:
 
 
 class IndexWriter:
-    """Writes a space's next index file inside the caller's transaction."""
+    """Writes a space's next index file (a delta, or a compacted base) inside the caller's transaction."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -81,43 +93,70 @@ class IndexWriter:
         """Delete index files no space row names (superseded or left by a killed writer); call under the lock."""
         if not self.dir.exists():
             return
-        live = {r[0] for r in db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")}
+        live = {name for (listed,) in db.execute("SELECT index_file FROM spaces") for name in index_files(listed)}
         for path in self.dir.iterdir():
             if path.name not in live and is_own_index(path):  # never a file the memory did not write
                 path.unlink(missing_ok=True)
 
     def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None,
               make_room: bool = False) -> None:
-        """Write the next index of `space`: the current one plus `added`, or rebuilt from the database.
-        `make_room` (a full disk): delete the current file first. Until the commit, readers then find the
-        file the row names missing and search the database's vectors instead (so does one after a crash)."""
-        model, fingerprint, dim, generation, current = self.store.space(space, db)
-        index = _restore(self.dir / current) if added is not None and current else None
-        if index is None:
-            index = _new_index(dim)
+        """Write the next index of `space`: a delta file of `added` beside the current files, or (no `added`,
+        or the deltas are due for compaction, or a listed file is missing or unreadable) a new base rebuilt
+        from the database's vectors, which already hold `added`. `make_room` (a full disk): delete the current
+        files first. Until the commit, readers then find them missing and search the database's vectors
+        instead (so does one after a crash)."""
+        model, fingerprint, dim, generation, listed = self.store.space(space, db)
+        files = index_files(listed)
+        name = f"{_safe(space)}-{generation + 1}.usearch"
+        index = _new_index(dim)
+        if added is not None and self._takes_a_delta(files):
+            index.add(*added)
+            files = files + [name]
+        else:
             keys, vectors = self.store.vectors(space, db)
             if len(keys):
                 index.add(keys, vectors)
-        else:
-            index.add(*added)
-        if make_room and current:
-            (self.dir / current).unlink(missing_ok=True)
-        name = f"{_safe(space)}-{generation + 1}.usearch"
+            if make_room:
+                for old in files:
+                    (self.dir / old).unlink(missing_ok=True)
+            files = [name]
+        self._save(index, name)
+        db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?",
+                   (generation + 1, " ".join(files), space))
+
+    def _takes_a_delta(self, files: list[str]) -> bool:
+        """Whether the next vectors go into a delta file beside `files` rather than into a compacted base."""
+        if not files or len(files) > MAX_DELTAS:
+            return False
+        sizes = [_readable_size(self.dir / name) for name in files]
+        if None in sizes:
+            return False  # a missing or damaged file: the rebuild replaces it
+        return sum(sizes[1:]) * DELTA_SHARE < sizes[0]
+
+    def _save(self, index, name: str) -> None:
+        """Write `index` durably as `name`: temp name, fsync, rename, fsync the folder."""
+        tmp = self.dir / (name + ".tmp")
         try:
             self.dir.mkdir(exist_ok=True)
-            tmp = self.dir / (name + ".tmp")
             index.save(str(tmp))
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             tmp.replace(self.dir / name)
             fsync_dir(self.dir)
         except OSError as e:
-            _discard(self.dir / (name + ".tmp"))  # a part-written file: the room it took
+            _discard(tmp)  # a part-written file: the room it took
             raise disk_error(e, self.store.root) from None
         except RuntimeError as e:  # usearch reports write failures as RuntimeError
-            _discard(self.dir / (name + ".tmp"))
+            _discard(tmp)
             raise EdgeRapError(f"{self.store.root}: cannot write the index ({e}); nothing was changed") from None
-        db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?", (generation + 1, name, space))
+
+
+def _readable_size(path: Path) -> int | None:
+    """The size of an index file usearch can open (mapped, not read), or None."""
+    try:
+        return path.stat().st_size if _restore(path, view=True) is not None else None
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -127,7 +166,7 @@ class Neighbour:
 
 
 class IndexView:
-    """A reader's memory-mapped view of one space's index, re-mapped whenever a writer swaps in a new one."""
+    """A reader's memory-mapped view of one space's index files, re-mapped whenever a writer lists new ones."""
 
     def __init__(self, store: Store, space: str, expected: SpaceInfo | None = None):
         """`expected`: the model the reader queries with; every new generation is checked against it, so a
@@ -136,65 +175,72 @@ class IndexView:
         self.space = space
         self.expected = expected
         self.generation = -1
-        self.index = None
+        self.indexes: list = []
 
     def refresh(self) -> None:
-        """Map the index file the space's row names, when the row changed. A missing or unreadable file is
-        replaced by an index built from the database's vectors, once per generation, with a warning."""
+        """Map the index files the space's row lists, when the row changed. A missing or unreadable file makes
+        the reader build one index from the database's vectors, once per generation, with a warning."""
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
-                self.index, self.generation = None, -1
+                self.indexes, self.generation = [], -1
                 return
             if row[3] == self.generation:
                 return
             if self.expected is not None:
                 check_space(row, self.expected)
-            index = _restore(self.store.root / "index" / row[4], view=True)
-            if index is not None:
-                self.index, self.generation = index, row[3]
+            indexes = [_restore(self.store.root / "index" / name, view=True) for name in index_files(row[4])]
+            if None not in indexes:
+                self.indexes, self.generation = indexes, row[3]
                 return
             # swapped again under us (read the row again), or missing or unreadable
         log.warning("%s: index file %s is missing or unreadable; searching the vectors in the database instead "
                     "(the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root, row[4])
         keys, vectors = self.store.vectors(self.space)
-        self.index = _new_index(vectors.shape[1]) if len(keys) else None
-        if self.index is not None:
-            self.index.add(keys, vectors)
+        self.indexes = []
+        if len(keys):
+            self.indexes = [_new_index(vectors.shape[1])]
+            self.indexes[0].add(keys, vectors)
         self.generation = row[3]
 
     def __len__(self) -> int:
         self.refresh()
-        return 0 if self.index is None else len(self.index)
+        return sum(len(index) for index in self.indexes)
 
     def search(self, query: np.ndarray, count: int) -> list[Neighbour]:
-        """Best score per concept among the nearest `count` vectors (exact scan for small indexes)."""
+        """Best score per concept among the nearest `count` vectors of all the files (exact scan for small
+        files): each file's nearest `count`, merged, are the nearest `count` of them all."""
         self.refresh()
-        if self.index is None or len(self.index) == 0:
+        keys, scores = [], []
+        for index in self.indexes:
+            size = len(index)
+            if size:
+                matches = index.search(query.astype(np.float32), count=min(count, size), exact=size <= 20_000)
+                keys.append(np.asarray(matches.keys, dtype=np.int64))
+                scores.append(1.0 - np.asarray(matches.distances, dtype=np.float64))
+        if not keys:
             return []
-        size = len(self.index)
-        matches = self.index.search(query.astype(np.float32), count=min(count, size), exact=size <= 20_000)
+        all_keys, all_scores = np.concatenate(keys), np.concatenate(scores)
         best: dict[int, float] = {}
-        for key, distance in zip(matches.keys, matches.distances):
-            score = 1.0 - float(distance)
-            if score > best.get(int(key), -2.0):
-                best[int(key)] = score
+        for i in np.argsort(-all_scores, kind="stable")[:count]:
+            key, score = int(all_keys[i]), float(all_scores[i])
+            if score > best.get(key, -2.0):
+                best[key] = score
         return [Neighbour(k, s) for k, s in sorted(best.items(), key=lambda kv: -kv[1])]
 
     def grouped(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every vector of the mapped index with its concept id, grouped by concept in ascending id order (keys,
-        vectors): read from the memory-mapped file, a fraction of the cost of reading them from SQLite."""
+        """Every vector of the mapped files with its concept id, grouped by concept in ascending id order (keys,
+        vectors): read from the memory-mapped files, a fraction of the cost of reading them from SQLite."""
         self.refresh()
-        if self.index is None or len(self.index) == 0:
+        keys, vectors = [], []
+        for index in self.indexes:
+            if len(index):
+                ids = np.unique(np.asarray(index.keys[:], dtype=np.int64))
+                groups = [np.atleast_2d(np.asarray(v, dtype=np.float32)) for v in index.get(ids)]
+                keys.append(np.repeat(ids, [len(g) for g in groups]))
+                vectors.extend(groups)
+        if not keys:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        ids = np.unique(np.asarray(self.index.keys[:], dtype=np.int64))
-        groups = [np.atleast_2d(np.asarray(v, dtype=np.float32)) for v in self.index.get(ids)]
-        keys = np.repeat(ids, [len(g) for g in groups])
-        return keys, np.concatenate(groups)
-
-    def vectors_of(self, concept_id: int) -> np.ndarray:
-        self.refresh()
-        if self.index is None:
-            return np.zeros((0, 0), np.float32)
-        got = self.index.get(concept_id)
-        return np.zeros((0, 0), np.float32) if got is None else np.atleast_2d(np.asarray(got, dtype=np.float32))
+        all_keys = np.concatenate(keys)
+        order = np.argsort(all_keys, kind="stable")  # a concept's vectors from the base first, then each delta's
+        return all_keys[order], np.concatenate(vectors)[order]

@@ -269,7 +269,7 @@ class Memory:
 
     def forget(self, name: str) -> Concept:
         """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images.
-        On a full disk, each space's current index file is deleted before its successor is written: deleting
+        On a full disk, each space's current index files are deleted before their successor is written: deleting
         must work there, it is how the user makes room."""
         concept = self.store.get(name)
         try:

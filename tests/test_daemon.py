@@ -74,23 +74,10 @@ def run_scripted(tmp_path, values, **options) -> tuple[list, object, ScriptedHou
     home = ScriptedHousehold(tmp_path / "memory")
     events = []
     spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values)}")
-    options = {"warm_up": False} | options  # the count of recognitions is the frames'
     opts = DaemonOptions((spec,), realtime=False, folder_fps=2.0,
                          votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0), **options)
     summary = Daemon(home, opts, events.append).run(threading.Event())
     return events, summary, home
-
-
-def test_the_models_run_once_at_their_largest_inputs_before_the_first_frame(tmp_path):
-    batches = []
-    _, summary, home = run_scripted(tmp_path, [40] * 3, warm_up=True, max_width=320)
-    home2 = ScriptedHousehold(tmp_path / "memory2")
-    inner = home2.retriever.embedder
-    home2.retriever.embedder = type("E", (), {"batch": 16, "embed": lambda self, images: (
-        batches.append([i.shape for i in images]), inner.embed(images))[1]})()
-    Daemon(home2, DaemonOptions((), max_width=320), lambda e: None).run(threading.Event())
-    assert batches[0] == [(240, 320, 3)] * 16 and home2.recognised == 1  # no camera: only the warm-up ran
-    assert home.recognised == 2 and summary.frames_processed == 1  # the first frame, and the warm-up before it
 
 
 def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(tmp_path):
@@ -134,7 +121,7 @@ def test_a_slow_change_the_gate_misses_is_found_by_the_recheck(tmp_path):
         pixels[0, 0] = 99  # ... but not for the embedder
         cv2.imwrite(str(folder / f"{k:04d}.png"), pixels)
     home = ScriptedHousehold(tmp_path / "memory")
-    options = DaemonOptions((parse_source(f"cam={folder}"),), realtime=False, folder_fps=2.0, warm_up=False)
+    options = DaemonOptions((parse_source(f"cam={folder}"),), realtime=False, folder_fps=2.0)
     Daemon(home, options, lambda e: None).run(threading.Event())
     assert home.recognised == 2  # the first frame, and the re-check at 10 s
 
@@ -143,8 +130,7 @@ def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks
     home = ScriptedHousehold(tmp_path / "memory")
     folder = write_frames(tmp_path / "frames", [255] * 40)
     events, stop = [], threading.Event()
-    options = DaemonOptions((parse_source(f"cam={folder}"),), folder_fps=20.0, votes=VoteSettings(confirm=1),
-                             warm_up=False)
+    options = DaemonOptions((parse_source(f"cam={folder}"),), folder_fps=20.0, votes=VoteSettings(confirm=1))
     daemon = Daemon(home, options, events.append)
     worker = threading.Thread(target=daemon.run, args=(stop,))
     worker.start()

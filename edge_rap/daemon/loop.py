@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.gate import GateSettings, MotionGate
-from edge_rap.types import Event, Frame, Image, Recognition
+from edge_rap.types import Event, Frame, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,6 @@ class DaemonOptions:
     examine_fps: float = 5.0  # frames per second per camera the gate looks at, at most (0: all)
     folder_fps: float = 2.0  # a folder of images plays at this rate
     rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
-    warm_up: bool = True  # run the models at their largest inputs before the cameras start (Daemon.warm_up)
 
 
 @dataclass
@@ -139,20 +136,7 @@ class Daemon:
             log.warning("%s", e)
         self.report(event)
 
-    def warm_up(self) -> None:
-        """Run the models once at their largest inputs before the cameras start: onnxruntime's arenas reach
-        their peak now instead of in steps the first time two concepts or a crowded frame come along (a
-        10-minute run's RSS rose in three such steps, then stayed flat), and the first frame is no slower
-        than the rest. A whole recognition of a noise frame also wakes the face models where people are
-        remembered."""
-        width = self.options.max_width or 640
-        noise = np.random.default_rng(0).integers(0, 256, (width * 3 // 4, width, 3), dtype=np.uint8)
-        self.embedder.embed([noise] * int(getattr(self.embedder, "batch", 16)))
-        self.household.recognize(Image(noise, "warm-up"))
-
     def run(self, stop: threading.Event) -> Summary:
-        if self.options.warm_up:
-            self.warm_up()
         started = time.monotonic()
         ready = threading.Event()
         caps = [c for c in (self.options.fps_cap, self.options.examine_fps) if c > 0]

@@ -258,3 +258,46 @@ def test_the_voice_loop_answers_in_its_own_thread(voice_dir, household, listenin
     assert loop.start() is loop
     loop.stop(timeout=120)
     assert [t.reply.names for t in reported] == [["anya"]] and loop.turns == 1
+
+
+class FakeMicrophone:
+    """Stands in for the microphone: `audio`, then silence, for at most `limit_s` (a wait without a timeout
+    fails the test instead of hanging it)."""
+
+    audio = np.zeros(0, np.float32)
+    limit_s = 60.0
+    given_s = 0.0
+
+    def chunks(self):
+        tail = np.zeros(int(self.limit_s * RATE), np.float32)
+        for chunk in chunks(Audio(np.concatenate([self.audio, tail]))):
+            FakeMicrophone.given_s += len(chunk) / RATE
+            yield chunk
+        raise AssertionError(f"still listening after {self.limit_s} s")
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_mic(monkeypatch):
+    import edge_rap.speech.audio
+
+    FakeMicrophone.audio, FakeMicrophone.given_s = np.zeros(0, np.float32), 0.0
+    monkeypatch.setattr(edge_rap.speech.audio, "Microphone", FakeMicrophone)
+    return FakeMicrophone
+
+
+def test_cli_mic_push_to_talk_gives_up_when_no_one_speaks(models_env, capsys, fake_mic):
+    fake_mic.audio = brown(3 * RATE, seed=2, level=0.01)  # a quiet room, then silence
+    rc, out = listen(models_env, capsys, "--mic", "--mute", "--timeout", "4")
+    assert rc == 0 and out.strip() == "heard no speech in 4 s (--timeout S waits longer; 0 waits forever)"
+    assert 4.0 <= fake_mic.given_s < 4.1  # gave up at the timeout, counted in audio
+    rc, out = listen(models_env, capsys, "--mic", "--mute", "--json")  # the default: 10 s
+    assert rc == 0 and out["triggered"] is False and out["timed_out"] is True and out["transcript"] == ""
+
+
+def test_cli_mic_push_to_talk_answers_speech_that_starts_in_time(voice_dir, models_env, capsys, fake_mic):
+    fake_mic.audio = np.concatenate([np.zeros(3 * RATE, np.float32), mixed(spoken(voice_dir, WHERE), 5).samples])
+    rc, out = listen(models_env, capsys, "--mic", "--mute", "--json", "--timeout", "6")
+    assert rc == 0 and out["triggered"] and out["concepts"] == ["anya"] and "timed_out" not in out

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to start (--timeout)
+
 
 def cmd_listen(args) -> int:
     from edge_rap.cli import _existing_memory, _household, _settings
@@ -39,7 +41,12 @@ def cmd_listen(args) -> int:
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
             source = chunks(audio) if audio is not None else mic.chunks()
             if not args.wake:
-                _print(listener.push_to_talk(source, first_only=mic is not None), args.json)
+                wait = args.timeout if mic is not None and args.timeout > 0 else None
+                turn = listener.push_to_talk(source, first_only=mic is not None, wait_s=wait)
+                if turn.timed_out and not args.json:
+                    print(f"heard no speech in {wait:g} s (--timeout S waits longer; 0 waits forever)", flush=True)
+                else:
+                    _print(turn, args.json)
                 return 0
             heard, asked = [], None
             for turn in listener.turns(source):
@@ -82,6 +89,8 @@ def register(add) -> None:
     source.add_argument("--mic", action="store_true", help="listen on the default microphone (the default)")
     p.add_argument("--wake", metavar="PHRASE", help='answer only what follows this phrase, e.g. "hey robot"; '
                    "without it the audio is one push-to-talk question")
+    p.add_argument("--timeout", type=float, default=WAIT_S, metavar="S", help="push-to-talk on the microphone: "
+                   f"give up when no speech has started within S seconds (default {WAIT_S:g}; 0 waits forever)")
     p.add_argument("--image", metavar="PATH", help="the camera frame the question is about")
     p.add_argument("--json", action="store_true", help="one JSON object: triggered, transcript, concepts, answer, "
                    "mode, command (remember/forget: action, name, state), timings")

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_rap.speech import intents
 from edge_rap.speech.asr import Transcriber
+from edge_rap.speech.audio import CHUNK, RATE
 from edge_rap.speech.intents import Command
 from edge_rap.speech.reply import Reply, reply
 from edge_rap.speech.vad import Segmenter, SileroVad, Utterance
@@ -21,6 +22,7 @@ from edge_rap.speech.wake import after_wake
 from edge_rap.types import Image, Recognition
 
 ARMED_S = 8.0  # after a bare "hey robot", the next utterance within this long is the question
+LONGEST_S = 30.0  # push-to-talk: speech is cut off this long after it started (whisper hears 30 s at most)
 
 #: The latest camera frame and, when the caller already has it, what was recognised in it.
 Latest = Callable[[], "tuple[Image, Recognition | None] | None"]
@@ -35,6 +37,7 @@ class Turn:
     reply: Reply | None = None
     timings: dict[str, float] = field(default_factory=dict)
     command: Command | None = None  # a memory command asked, done, cancelled or refused in this turn
+    timed_out: bool = False  # push-to-talk: no speech started within the wait
 
     @property
     def asking(self) -> bool:
@@ -43,10 +46,13 @@ class Turn:
 
     def to_json(self) -> dict:
         r = self.reply
-        return {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
-                "answer": r.text if r else None, "mode": r.mode if r else None,
-                "command": self.command.to_json() if self.command else None,
-                "timings": {k: round(v, 1) for k, v in self.timings.items()}}
+        out = {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
+               "answer": r.text if r else None, "mode": r.mode if r else None,
+               "command": self.command.to_json() if self.command else None,
+               "timings": {k: round(v, 1) for k, v in self.timings.items()}}
+        if self.timed_out:
+            out["timed_out"] = True
+        return out
 
 
 @dataclass
@@ -69,7 +75,8 @@ class Listener:
         self.speaker = speaker
         self.wake = wake
         self.latest = latest or (lambda: None)
-        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self.barge_in)
+        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started)
+        self._started = False  # whether speech has started since `push_to_talk` began
         self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
 
@@ -78,6 +85,10 @@ class Listener:
         if self.speaker is not None and not self.speaker.flush(0):
             self.speaker.interrupt()
             self.interrupted += 1
+
+    def _speech_started(self) -> None:
+        self._started = True
+        self.barge_in()
 
     def turns(self, chunks: Iterable[np.ndarray]) -> Iterator[Turn]:
         """Every utterance as a turn, triggered by the wake phrase (or by following a bare one closely); without
@@ -99,9 +110,14 @@ class Listener:
             armed_until = 0.0
             yield self._answer(text, question, utterance, asr_ms)
 
-    def push_to_talk(self, chunks: Iterable[np.ndarray], first_only: bool = False) -> Turn:
+    def push_to_talk(self, chunks: Iterable[np.ndarray], first_only: bool = False,
+                     wait_s: float | None = None) -> Turn:
         """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
-        memory command's answer is the speech after it (the next utterance, for a microphone)."""
+        memory command's answer is the speech after it (the next utterance, for a microphone). `wait_s`: give up
+        when no speech has started within this many seconds of audio (a `timed_out` turn), and cut speech off
+        `LONGEST_S` after that; None waits as long as the chunks last."""
+        if wait_s is not None:
+            chunks = self._within(chunks, wait_s)
         stream = self.segmenter.utterances(chunks)
         utterances: list[Utterance] = []
         for utterance in stream:
@@ -109,7 +125,8 @@ class Listener:
             if first_only:
                 break
         if not utterances:
-            return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()})
+            return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()},
+                        timed_out=wait_s is not None and not self._started)
         whole = _joined(utterances)
         text, asr_ms = self._transcribe(whole)
         if not text:
@@ -127,6 +144,18 @@ class Listener:
             return self.cancel(turn)
         said, asr_ms = self._transcribe(answer)
         return self._confirm(said, said, answer, asr_ms)
+
+    def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
+        """`chunks` until `wait_s` seconds of them have passed without speech starting, or `LONGEST_S` after it
+        started (counted in audio, which a microphone delivers at real time)."""
+        self._started = False
+        per_s, began = RATE / CHUNK, None
+        for k, chunk in enumerate(chunks):
+            if began is None and self._started:
+                began = k
+            if k >= wait_s * per_s if began is None else k - began >= LONGEST_S * per_s:
+                return
+            yield chunk
 
     def cancel(self, turn: Turn) -> Turn:
         """No answer came to the command `turn` asked (the audio ended): cancelled, and said so."""

@@ -77,9 +77,6 @@ def prepare(work: Path):
 def run(settings, video: Path, on_tick=None, tick_s: float = 5.0) -> tuple[list, object, float]:
     """Run the daemon on `video` in real time, as `edge-rap run` does; (reported events with their monotonic
     time, summary, start)."""
-    from edge_rap.daemon.service import steady_malloc
-
-    steady_malloc()
     reported = []
     with Household(settings) as home:
         home.retriever  # model loading is start-up, not the run

@@ -76,21 +76,6 @@ def open_speaker(config: RunConfig):
     return Speaker(find_voice(), Path(config.speak_to) if config.speak_to else None)
 
 
-def steady_malloc() -> bool:
-    """Keep a months-long process's heap from creeping: glibc raises its mmap threshold each time a large
-    block (a camera frame) is freed, after which frames come from the heap and fragment it across the
-    capture threads' arenas. A fixed threshold and two arenas keep RSS flat. Whether glibc took it."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_mmap_threshold, m_arena_max = -3, -8
-        return bool(libc.mallopt(m_mmap_threshold, 128 * 1024)) and bool(libc.mallopt(m_arena_max, 2))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
-
-
 def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
     while it watches, and /api/stats reads the daemon's counters."""
@@ -133,7 +118,6 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
     profile = settings.profile
     log.info("device profile %s (%s)", profile.name, profile.reason)
-    steady_malloc()
     config = with_profile(config, profile)
     options = options_of(config, profile.rss_mb)
     speaker = open_speaker(config)

@@ -4,15 +4,53 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.heap import steady_malloc
 
 log = logging.getLogger(__name__)
 
 #: Preference order: TensorRT, then CUDA, then the CPU, which is always there.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class ArenaTrim:
+    """When the process's shared CPU arena hands its free regions back to the system: at the end of a run,
+    at most once per `interval_s`. Untrimmed, the arena grows to the largest workload seen (a crop batch, a
+    face pyramid, two concepts at once) and keeps it for good: a step in RSS at each new peak of a
+    months-long process. Trimming after every run cost a fifth more time per run (the freed memory is
+    faulted in again); every few seconds costs a few per cent at most (docs/BENCHMARKS.md, resident memory).
+    A static scene's forced re-checks (every few seconds) are runs too, so an idle daemon is trimmed."""
+
+    def __init__(self, interval_s: float = 5.0, clock=time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+        self._shrink = None
+
+    def options(self):
+        """RunOptions that shrink the CPU arena when a trim is due, else None."""
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.interval_s:
+                return None
+            self._last = now
+        if self._shrink is None:
+            import onnxruntime as ort
+
+            shrink = ort.RunOptions()
+            shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            self._shrink = shrink
+        return self._shrink
+
+
+#: One for the process, as the arena it trims is.
+ARENA_TRIM = ArenaTrim()
 
 
 @dataclass(frozen=True)
@@ -22,9 +60,10 @@ class Session:
     inner: object
     provider: str
     path: Path
+    trim: ArenaTrim = field(default=ARENA_TRIM, repr=False)
 
     def run(self, feeds: dict) -> list:
-        return self.inner.run(None, feeds)
+        return self.inner.run(None, feeds, self.trim.options())
 
     @property
     def input_names(self) -> list[str]:
@@ -50,6 +89,28 @@ def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto
     return [p for p in chosen if p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
 
 
+_arena_lock = threading.Lock()
+_arena_registered = False
+
+
+def share_cpu_arena() -> None:
+    """Register one CPU arena for every session of the process, growing by exactly what is asked
+    (kSameAsRequested), so that a trim (ArenaTrim) can free whole regions: with the default power-of-two
+    growth each session keeps its own arena and its weights share regions with its activations, which then
+    never come free."""
+    global _arena_registered
+    import onnxruntime as ort
+
+    with _arena_lock:
+        if _arena_registered:
+            return
+        steady_malloc()
+        cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        same_as_requested = 1
+        ort.create_and_register_allocator(cpu, ort.OrtArenaCfg(0, same_as_requested, -1, -1))
+        _arena_registered = True
+
+
 def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:
     """Open an ONNX model with the best provider; log the choice and any fallback to the CPU."""
     import onnxruntime as ort
@@ -64,6 +125,8 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     # loop feeds many (crop batches, face pyramids, feature maps): the daemon's RSS grew 31 MB in 4 minutes
     # with it and stayed flat without it, at the same speed (docs/BENCHMARKS.md).
     options.enable_mem_pattern = False
+    share_cpu_arena()
+    options.add_session_config_entry("session.use_env_allocators", "1")
     if threads:
         options.intra_op_num_threads = threads
     try:

@@ -35,6 +35,17 @@ def test_common_words_are_not_names(said):
     assert names.names == [] and names.ambiguous == []
 
 
+@pytest.mark.parametrize("said, household, names", [
+    ("Hey robot, is Mo home?", HOUSEHOLD, ["bo"]), ("Where did Mo go?", HOUSEHOLD, ["bo"]),  # "Bo" heard in noise
+    ("Is Nan in the kitchen?", ["dan", "anya"], ["dan"]),
+    ("Is Mo home?", ["bo", "mo"], ["mo"]),  # spelled as stored wins
+    ("where did mo go", HOUSEHOLD, []),  # a nasal twin counts only written as a name
+    ("Are the men here yet?", ["ben"], []), ("the mob was loud", ["bob"], []),
+    ("Is Mochi home?", ["bo", "mochi"], ["mochi"]),  # only short names, only the first letter
+])
+def test_a_short_name_heard_with_the_nasal_of_the_same_place(said, household, names):
+    assert match_names(said, household).names == names
+
 def test_names_come_in_order_of_mention_with_possessives_marked():
     text = "Is Anya's backpack near bow?"
     names = match_names(text, HOUSEHOLD)

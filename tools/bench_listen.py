@@ -10,8 +10,11 @@ tiny.en, template answers, on spoken questions made here by piper (else espeak-n
              remembered concepts, said by piper's joe (the voice the recogniser's settings were tuned on) and by
              espeak-ng voices and speeds/pitches never tuned on, each question under one of four noises (white +
              brown, pink, mains hum, another voice's chatter) at 15-20 dB
+  names --choosing   the set to choose settings on, never the held-out voices: joe and four other espeak-ng
+             voices, every question under every noise (and none, and pink and white at 10 dB), and questions that
+             name no concept (a concept named in one is a false name)
 
-  python tools/bench_listen.py [latency|names] [--questions 6] [--json]
+  python tools/bench_listen.py [latency|names [--choosing]] [--questions 6] [--json]
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ NAMED = [("Hey robot, where is Mochi", "mochi"), ("Hey robot, is Bo home", "bo")
 ESPEAK = {"en-us": ["-v", "en-us"], "en-gb-rp slow high": ["-v", "en-gb-x-rp", "-s", "140", "-p", "70"],
           "en-gb-scotland fast low": ["-v", "en-gb-scotland", "-s", "195", "-p", "30"],
           "en-us+f3": ["-v", "en-us+f3", "-s", "160"], "en-029": ["-v", "en-029", "-s", "165", "-p", "45"]}
+# The choosing set: other espeak-ng voices, other seeds, every question under every noise, and no-name lines.
+CHOOSING = {"en-gb 150": ["-v", "en-gb", "-s", "150"], "gbclan fast high": ["-v", "en-gb-x-gbclan", "-s", "180",
+                                                                             "-p", "65"],
+            "us-nyc low": ["-v", "en-us-nyc", "-s", "170", "-p", "35"],
+            "gbcwmd+m3": ["-v", "en-gb-x-gbcwmd+m3", "-s", "155"]}
+NO_NAME = ["Hey robot, what is on the table", "Hey robot, is the front door open", "Hey robot, what time is it",
+           "Hey robot, who is at the door", "Hey robot, is anyone home", "Hey robot, what did you see this morning",
+           "So then we went to the market and bought some apples", "I think it is going to rain later today"]
 CHATTER = "So then we went to the market and bought some apples and a loaf of bread for the weekend"
 
 
@@ -72,7 +83,11 @@ def noisy(speech: np.ndarray, seed: int) -> Audio:
 
 def noise(kind: str, n: int, rng: np.random.Generator, chatter: np.ndarray) -> np.ndarray:
     """Unit-power noise of one kind."""
-    if kind == "white+brown":
+    if kind == "clean":
+        return np.zeros(n, np.float32)
+    if kind == "white":
+        x = rng.normal(0, 1, n)
+    elif kind == "white+brown":
         walk = np.cumsum(rng.normal(0, 1, n))
         walk -= np.convolve(walk, np.ones(4001) / 4001, mode="same")
         x = rng.normal(0, 1, n) + 20 * walk / np.abs(walk).max()
@@ -88,14 +103,15 @@ def noise(kind: str, n: int, rng: np.random.Generator, chatter: np.ndarray) -> n
 
 
 NOISES = {"white+brown": 20.0, "pink": 15.0, "hum": 15.0, "chatter": 15.0}  # kind: SNR in dB
+CHOOSING_NOISES = {"clean": 0.0, **NOISES, "pink 10 dB": 10.0, "white 10 dB": 10.0}
 
 
-def under(speech: np.ndarray, kind: str, seed: int, chatter: np.ndarray) -> Audio:
+def under(speech: np.ndarray, kind: str, seed: int, chatter: np.ndarray, snr_db: float | None = None) -> Audio:
     """0.8 s of quiet, the speech, 1 s of quiet, the noise under all of it at its SNR."""
     rng = np.random.default_rng(seed)
     x = np.concatenate([np.zeros(int(0.8 * RATE)), speech, np.zeros(RATE)]).astype(np.float32)
-    level = np.sqrt(np.mean(speech ** 2) / 10 ** (NOISES[kind] / 10))
-    return Audio(x + level * noise(kind, len(x), rng, chatter))
+    level = np.sqrt(np.mean(speech ** 2) / 10 ** ((NOISES[kind] if snr_db is None else snr_db) / 10))
+    return Audio(x + level * noise(kind.split(" ")[0], len(x), rng, chatter))
 
 
 def espeak_all(lines: list[str], args: list[str], out: Path) -> dict[str, np.ndarray]:
@@ -105,34 +121,49 @@ def espeak_all(lines: list[str], args: list[str], out: Path) -> dict[str, np.nda
     return {line: read_wav(out / f"{k}.wav").samples for k, line in enumerate(lines)}
 
 
-def name_accuracy(root: Path, beam: int) -> dict:
-    """The right concept named (first), per voice and per noise, and what was heard when not."""
-    lines = [q for q, _ in NAMED]
+def name_accuracy(root: Path, beam: int, choosing: bool = False) -> dict:
+    """The right concept named (first), per voice and per noise, and what was heard when not. Held out: each
+    question under one of the four noises; `choosing`: the choosing set, every question under every noise, and
+    the no-name lines that came out naming a concept (false names)."""
+    no_name = NO_NAME if choosing else []
+    lines = [q for q, _ in NAMED] + no_name + [CHATTER]
     voices = {}
     if piper_voice() is not None:
-        voices["piper joe (tuned on)"] = speak_all(lines + [CHATTER], root / "joe")
-    for label, espeak in ESPEAK.items():
-        voices[label] = espeak_all(lines + [CHATTER], espeak, root / label.replace(" ", "-"))
-    per_voice, per_noise, misses = {}, {k: [0, 0] for k in NOISES}, []
+        voices["piper joe" if choosing else "piper joe (tuned on)"] = speak_all(lines, root / "joe")
+    for label, espeak in (CHOOSING if choosing else ESPEAK).items():
+        voices[label] = espeak_all(lines, espeak, root / label.replace(" ", "-"))
+    noises = CHOOSING_NOISES if choosing else NOISES
+    per_voice, per_noise, false, misses = {}, {k: [0, 0] for k in noises}, [0, 0], []
     asr, vad = Transcriber(threads=2, beam=beam), SileroVad()
     with household(root) as home:
         for label, said in voices.items():
-            chatter = said[CHATTER]
             listener = Listener(home, asr, vad, None, "hey robot")
-            right = 0
-            for k, (line, name) in enumerate(NAMED):
-                kind = list(NOISES)[k % len(NOISES)]
-                heard = list(listener.turns(chunks(under(said[line], kind, k, chatter))))
-                turns = [t for t in heard if t.triggered]
-                ok = len(turns) == 1 and turns[0].reply.names[:1] == [name]
-                right += ok
-                per_noise[kind][0] += ok
-                per_noise[kind][1] += 1
-                if not ok:
-                    misses.append(f"{label} / {kind}: {line!r} heard {[t.transcript for t in heard]}")
-            per_voice[label] = f"{right}/{len(NAMED)}"
-    return {"names_right": per_voice, "by_noise": {k: f"{a}/{b}" for k, (a, b) in per_noise.items()},
-            "misses": misses}
+            right = asked = 0
+            for k, line in enumerate(lines[:-1]):
+                name = dict(NAMED).get(line)
+                # (kind, seed, SNR): the held-out set's seeds and noises as first measured
+                plan = [(kind, 1000 + 37 * k + j, snr) for j, (kind, snr) in enumerate(noises.items())] if choosing \
+                    else [(list(NOISES)[k % len(NOISES)], k, None)]
+                for kind, seed, snr in plan:
+                    heard = list(listener.turns(chunks(under(said[line], kind, seed, said[CHATTER], snr))))
+                    named = [t.reply.names for t in heard if t.triggered]
+                    if name is None:  # a line that names no concept
+                        false[0] += any(named)
+                        false[1] += 1
+                        if any(named):
+                            misses.append(f"{label} / {kind}: {line!r} named {named}: {[t.transcript for t in heard]}")
+                        continue
+                    ok = len(named) == 1 and named[0][:1] == [name]
+                    right, asked = right + ok, asked + 1
+                    per_noise[kind][0] += ok
+                    per_noise[kind][1] += 1
+                    if not ok:
+                        misses.append(f"{label} / {kind}: {line!r} heard {[t.transcript for t in heard]}")
+            per_voice[label] = f"{right}/{asked}"
+    report = {"names_right": per_voice, "by_noise": {k: f"{a}/{b}" for k, (a, b) in per_noise.items()}}
+    if choosing:
+        report["false_names"] = f"{false[0]}/{false[1]}"
+    return {**report, "misses": misses}
 
 
 def household(root: Path) -> Household:
@@ -154,11 +185,12 @@ def main() -> int:
     parser.add_argument("measure", nargs="?", choices=["latency", "names"], default="latency")
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--beam", type=int, default=5, help="names: whisper's beam size")
+    parser.add_argument("--choosing", action="store_true", help="names: the set to choose settings on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
-            return show(name_accuracy(Path(tmp), args.beam), args.json)
+            return show(name_accuracy(Path(tmp), args.beam, args.choosing), args.json)
     lines = QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)

@@ -2,7 +2,9 @@
 forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>) and possessives ("Anya's backpack").
 
 Every run of one to three words is compared with every stored name, spelled (rapidfuzz's ratio) and sounded
-(jellyfish's metaphone codes, compared the same way). Common English words match a name only when spelled
+(jellyfish's metaphone codes, compared the same way). A short name is also heard in its spelling with the first
+consonant swapped for the nasal made at the same place, written as a name ("Mo" for <bo>, "Nan" for <dan>, but
+not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. Common English words match a name only when spelled
 exactly, so "any" is not heard as <anya> nor "be" as <bo>. A run that scores about the same for two names, or that sounds exactly
 like two names without being spelled as either, is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
 """
@@ -17,6 +19,8 @@ THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-1
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)
+# A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
+NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
 
 # Words too common to be a misheard name: only an exact spelling of a name counts for them.
 COMMON = frozenset("""
@@ -79,16 +83,23 @@ def _similarity(said: str, name: str) -> float:
     return max(spelled, (spelled + sound) / 2, THRESHOLD if sound == 100 else 0.0)  # sounds the same: a candidate
 
 
-def score(said: str, name: str) -> float:
-    """How much the words `said` (lower case, spaces between words) sound like the spoken name."""
+def score(said: str, name: str, capital: bool = True) -> float:
+    """How much the words `said` (lower case, spaces between words) sound like the spoken name; `capital`:
+    whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then)."""
     if said == name or said.replace(" ", "") == name.replace(" ", ""):
         return 100.0
     if said in COMMON or len(said) < 2:
         return 0.0
     compact, target = said.replace(" ", ""), name.replace(" ", "")
     if len(target) <= 3 and _sounds(compact) != _sounds(target):
-        return 0.0  # a short name ("bo") only by its sound: "bow" yes, "boat" no
+        # a short name ("bo") only by its sound: "bow" yes, "boat" no; or its nasal twin ("mo"): a candidate
+        return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
     return _similarity(compact, target)
+
+
+def _nasal_twin(said: str, name: str) -> bool:
+    """Whether `said` is `name` with its first letter swapped for the nasal of the same place, or back."""
+    return len(said) == len(name) and said[1:] == name[1:] and frozenset(said[0] + name[0]) in NASAL_PAIRS
 
 
 def _sounds(text: str) -> str:
@@ -119,7 +130,7 @@ def match_names(text: str, names: Sequence[str]) -> Names:
             for name, form in forms.items():
                 if abs(j - i - (form.count(" ") + 1)) > 1:
                     continue
-                s = score(said, form)
+                s = score(said, form, text[words[i][1]].isupper())
                 if s >= THRESHOLD:
                     candidates.append((s, i, j, name))
     candidates.sort(key=lambda c: (-c[0], c[2] - c[1]))

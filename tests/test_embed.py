@@ -306,3 +306,20 @@ def test_a_trim_gives_a_peak_workload_back_to_the_system(embedder):
     now[0] = 120.0
     session.run({name: small})
     assert _resident_mb() - before < grown / 4
+
+
+def test_an_onnxruntime_without_a_shared_arena_still_opens_models(embedder, monkeypatch, caplog):
+    import onnxruntime as ort
+
+    from edge_rap.models import sessions
+
+    def refuse(*_):
+        raise RuntimeError("not in this build")
+
+    monkeypatch.setattr(sessions, "_arena_shared", None)
+    monkeypatch.setattr(ort, "create_and_register_allocator", refuse)
+    with caplog.at_level("WARNING"):
+        session = sessions.open_session(embedder.session.path, "cpu")
+    assert "no shared CPU arena" in caplog.text
+    size = int(embedder.manifest.input["size"])
+    assert session.run({session.input_names[0]: np.zeros((1, 3, size, size), np.float32)})[0].shape[0] == 1

@@ -90,25 +90,31 @@ def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto
 
 
 _arena_lock = threading.Lock()
-_arena_registered = False
+_arena_shared: bool | None = None
 
 
-def share_cpu_arena() -> None:
+def share_cpu_arena() -> bool:
     """Register one CPU arena for every session of the process, growing by exactly what is asked
     (kSameAsRequested), so that a trim (ArenaTrim) can free whole regions: with the default power-of-two
     growth each session keeps its own arena and its weights share regions with its activations, which then
-    never come free."""
-    global _arena_registered
+    never come free. Whether sessions can use it: an onnxruntime that refuses (an old or unusual build) keeps
+    its per-session arenas, with a warning."""
+    global _arena_shared
     import onnxruntime as ort
 
     with _arena_lock:
-        if _arena_registered:
-            return
-        steady_malloc()
-        cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-        same_as_requested = 1
-        ort.create_and_register_allocator(cpu, ort.OrtArenaCfg(0, same_as_requested, -1, -1))
-        _arena_registered = True
+        if _arena_shared is None:
+            steady_malloc()
+            try:
+                cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                same_as_requested = 1
+                ort.create_and_register_allocator(cpu, ort.OrtArenaCfg(0, same_as_requested, -1, -1))
+                _arena_shared = True
+            except Exception as e:  # AttributeError on old builds, onnxruntime's own Fail otherwise
+                log.warning("onnxruntime %s: no shared CPU arena (%s); each model keeps its own", ort.__version__,
+                            str(e).splitlines()[0][:120])
+                _arena_shared = False
+        return _arena_shared
 
 
 def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:
@@ -125,8 +131,8 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     # loop feeds many (crop batches, face pyramids, feature maps): the daemon's RSS grew 31 MB in 4 minutes
     # with it and stayed flat without it, at the same speed (docs/BENCHMARKS.md).
     options.enable_mem_pattern = False
-    share_cpu_arena()
-    options.add_session_config_entry("session.use_env_allocators", "1")
+    if share_cpu_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
     if threads:
         options.intra_op_num_threads = threads
     try:

@@ -26,7 +26,8 @@ def open_embedder(settings: Settings, prepare: bool = False) -> ImageEmbedder:
     if prepare:
         cache.ensure_default(settings.embedder)
     manifest = cache.manifest(settings.embedder)
-    return OnnxImageEmbedder(manifest, settings.profile.provider, threads=settings.profile.threads)
+    profile = settings.profile
+    return OnnxImageEmbedder(manifest, profile.provider, batch=profile.embed_batch, threads=profile.threads)
 
 
 def open_detector(settings: Settings, name: str) -> Detector:

@@ -45,6 +45,7 @@ class Profile:
     embedder: str = "efficientnet-lite0-int8"
     provider: str | tuple[str, ...] = "cpu"  # "auto", one provider, or providers to try in order
     threads: int = 0
+    embed_batch: int = 16  # images per embedder run: at 320 px, 16 hold 100 MB of activations, 4 hold 33 MB
     top_k: int = 5
     max_candidates: int = 8  # concepts dense matching proposes per frame; each costs one or two crops
     detector: str = ""  # an ONNX detector from the model cache for the daemon's regions ("" = dense matching)
@@ -97,7 +98,7 @@ def detect_profile(root: Path = Path("/")) -> tuple[str, str]:
 # Every section and key a profile may hold, with its type: anything else is refused up front, naming the key.
 SCHEMA: dict[str, dict[str, type]] = {
     "device": {"name": str},
-    "embedder": {"model": str, "provider": str, "providers": list, "threads": int},
+    "embedder": {"model": str, "provider": str, "providers": list, "threads": int, "batch": int},
     "retrieve": {"top_k": int, "max_candidates": int},
     "detector": {"model": str},
     "capture": {"width": int, "fps": float},
@@ -135,6 +136,7 @@ def load_profile(name: str | None = None) -> Profile:
         embedder=emb.get("model", Profile.embedder),
         provider=providers,
         threads=emb.get("threads", 0),
+        embed_batch=emb.get("batch", Profile.embed_batch),
         top_k=ret.get("top_k", 5),
         max_candidates=ret.get("max_candidates", Profile.max_candidates),
         detector=raw.get("detector", {}).get("model", ""),
@@ -150,8 +152,8 @@ def load_profile(name: str | None = None) -> Profile:
     for provider in (providers,) if isinstance(providers, str) else providers:
         if provider not in PROVIDERS or (provider == "auto" and not isinstance(providers, str)):
             raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0:
-        raise EdgeRapError(f"{where}: top_k and max_candidates must be >= 1, threads >= 0")
+    if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0 or profile.embed_batch < 1:
+        raise EdgeRapError(f"{where}: top_k, max_candidates and [embedder] batch must be >= 1, threads >= 0")
     if profile.min_face < 12:
         raise EdgeRapError(f"{where}: [faces] min_face must be >= 12 (MTCNN's smallest window)")
     if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days) < 0 \

@@ -26,6 +26,7 @@ BAD_PROFILES = {
     "not-utf8": (b"[device]\nname = \"caf\xe9\"\n", "UTF-8"),
     "min_face-word": ('[faces]\nmin_face = "small"\n', "min_face"),
     "min_face-tiny": ("[faces]\nmin_face = 4\n", "min_face"),
+    "batch-zero": ("[embedder]\nbatch = 0\n", "batch"),
 }
 
 
@@ -102,6 +103,13 @@ def test_device_auto_is_the_detected_profile_with_its_reason(monkeypatch):
     profile = load_profile("auto")
     assert profile.name == "x86-cpu" or profile.name.startswith(("jetson", "x86-cuda"))
     assert profile.reason and "named with" not in profile.reason
+
+
+def test_profile_batch_reaches_the_embedder(settings, tmp_path):
+    from edge_rap.app import open_embedder
+
+    assert load_profile("jetson-orin-nano").embed_batch == 4 and load_profile("x86-cpu").embed_batch == 16
+    assert open_embedder(replace(settings, profile=Profile(embed_batch=3))).batch == 3
 
 
 def test_profile_threads_reach_the_embedder_session(settings):

@@ -7,8 +7,8 @@ def steady_malloc() -> bool:
     """Keep a months-long process's heap from creeping: glibc raises its mmap threshold each time a large
     block (a camera frame) is freed, after which frames come from the heap and fragment it across the
     capture threads' arenas. A fixed threshold and two arenas keep RSS flat, and the regions onnxruntime's
-arena frees (models/sessions.py) go back to the system. Called by every process that opens a model; safe to
-call again. Whether glibc took it."""
+    arena frees (models/sessions.py) go back to the system. Called by every process that opens a model; safe
+    to call again. Whether glibc took it."""
     import ctypes
     import ctypes.util
 

@@ -292,9 +292,10 @@ def test_a_trim_gives_a_peak_workload_back_to_the_system(embedder):
     arrivals (docs/BENCHMARKS.md). A due trim at the end of a run hands the peak's regions back."""
     from edge_rap.models.sessions import ArenaTrim, Session, open_session
 
-    now = [60.0]
+    now = [0.0]
     opened = open_session(embedder.session.path, "cpu")
     session = Session(opened.inner, opened.provider, opened.path, ArenaTrim(interval_s=60.0, clock=lambda: now[0]))
+    now[0] = 60.0
     size = int(embedder.manifest.input["size"])
     small = np.zeros((1, 3, size, size), np.float32)
     name = session.input_names[0]
@@ -321,5 +322,7 @@ def test_an_onnxruntime_without_a_shared_arena_still_opens_models(embedder, monk
     with caplog.at_level("WARNING"):
         session = sessions.open_session(embedder.session.path, "cpu")
     assert "no shared CPU arena" in caplog.text
+    assert session.trim is not sessions.ARENA_TRIM  # its own arena, its own trims
     size = int(embedder.manifest.input["size"])
-    assert session.run({session.input_names[0]: np.zeros((1, 3, size, size), np.float32)})[0].shape[0] == 1
+    trimmed = sessions.Session(session.inner, session.provider, session.path, sessions.ArenaTrim(interval_s=0))
+    assert trimmed.run({session.input_names[0]: np.zeros((1, 3, size, size), np.float32)})[0].shape[0] == 1

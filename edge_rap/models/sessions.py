@@ -24,7 +24,8 @@ class ArenaTrim:
     face pyramid, two concepts at once) and keeps it for good: a step in RSS at each new peak of a
     months-long process. Trimming after every run cost a fifth more time per run (the freed memory is
     faulted in again); every few seconds costs a few per cent at most (docs/BENCHMARKS.md, resident memory).
-    A static scene's forced re-checks (every few seconds) are runs too, so an idle daemon is trimmed."""
+    A static scene's forced re-checks (every few seconds) are runs too, so an idle daemon is trimmed; a
+    process that stops running models (`serve` between requests) keeps its last peak until its next run."""
 
     def __init__(self, interval_s: float = 5.0, clock=time.monotonic):
         self.interval_s = interval_s
@@ -144,4 +145,6 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
         log.warning("%s: %s unavailable, fell back to %s", path.name, providers[0], used)
     else:
         log.info("%s: running on %s", path.name, used)
-    return Session(inner, used, path)
+    # Without the shared arena each session trims its own: one trim for all would mostly land on the
+    # session that runs most often (the voice loop's VAD).
+    return Session(inner, used, path, ARENA_TRIM if _arena_shared else ArenaTrim())

@@ -25,6 +25,7 @@ from edge_rap.speech.audio import RATE
 DEFAULT_MODEL = "tiny.en"
 AUTO = "auto"  # the largest pulled registry model, else tiny.en
 PROMPT_TOKENS = 220  # whisper reads at most 223 tokens of previous text
+WINDOW_S = 16  # the audio window whisper encodes for a short utterance (docs/BENCHMARKS.md: choosing set)
 
 
 def model_path(name: str = AUTO, models: Path | None = None) -> Path:
@@ -115,10 +116,12 @@ class Transcriber:
 
     faster-whisper's own `transcribe` pads every input to whisper's 30 s window, so the encoder costs the same
     for a 2 s question as for 30 s of talk (about 1.2 s on two cores). Here the utterance is padded only to a
-    window of `window_s` (more for longer ones): about a fifth of the cost, and on our spoken questions the same
-    words (shorter windows, down to the bare utterance, made whisper repeat itself)."""
+    window of `window_s` (more for longer ones). Whisper hears less in a shorter window: on the choosing set of
+    `tools/bench_listen.py names`, 8 s named the right concept 283-285 times of 350, 12 s 290, 16 s 299, 20 s 299
+    and 30 s 315, for 0.33, 0.40, 0.46, 0.65 and about 1.2 s per question; 16 s keeps the answer well inside
+    1.5 s of the end of speech (down to the bare utterance, whisper also repeated itself)."""
 
-    def __init__(self, model: str = AUTO, threads: int = 0, device: str = "cpu", window_s: int = 8,
+    def __init__(self, model: str = AUTO, threads: int = 0, device: str = "cpu", window_s: int = WINDOW_S,
                  no_speech: float = 0.6, beam: int = 5, models: Path | None = None):
         """`model`: see `model_path`; `models`: the model cache, where pulled models are. `beam`: 5 named the
         right concept more often than greedy decoding on voices it was not chosen on (docs/BENCHMARKS.md), for

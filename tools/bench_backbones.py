@@ -60,6 +60,7 @@ def separation(settings, embedder, dataset: Path, unrelated: list[Path]) -> dict
 
 def main() -> None:
     from edge_rap.config import load_settings
+    from edge_rap.errors import EdgeRapError
     from edge_rap.eval.evaluate import IMAGE_SUFFIXES, evaluate_retrieval, image_files
     from edge_rap.export.efficientnet import VARIANTS, export_efficientnet_lite
     from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache
@@ -83,7 +84,10 @@ def main() -> None:
     for variant in args.variants:
         names = [f"efficientnet-{variant}-{precision}" for precision in ("int8", "fp32")]
         if any(not cache.has(n) or Manifest.load(cache.folder(n)).export_version < DEFAULT_EXPORT_VERSION for n in names):
-            export_efficientnet_lite(settings.models, variant)
+            try:
+                export_efficientnet_lite(settings.models, variant)
+            except EdgeRapError as e:
+                raise SystemExit(f"bench_backbones: {e}") from None
         for name in names:
             embedder = OnnxImageEmbedder(cache.manifest(name), "cpu")
             embedders.append(embedder)

@@ -22,7 +22,8 @@ from edge_rap.types import Frame
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+#: A folder source's frames: what cv2.imread decodes (photos for `remember` go through perceive/images.py's wider set).
+FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -228,7 +229,7 @@ class Camera:
     def _read_folder(self) -> None:
         import cv2
 
-        files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
         if not files:
             raise EdgeRapError(f"source {self.spec.target!r}: no images in the folder")
         started = time.monotonic()

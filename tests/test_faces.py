@@ -144,6 +144,14 @@ def test_a_corrupt_graph_is_a_clear_error(tmp_path):
         F.MtcnnDetector(folder=tmp_path)
 
 
+def test_an_opencv_without_the_tensorflow_importer_names_the_version_to_install(monkeypatch):
+    import cv2
+
+    monkeypatch.delattr(cv2.dnn, "readNetFromTensorflow", raising=False)  # OpenCV 5.1 and later
+    with pytest.raises(EdgeRapError, match=r"pip install 'opencv-python-headless>=5,<5.1'$"):
+        F.FacenetEmbedder()
+
+
 def test_nms_keeps_the_best_of_overlapping_boxes():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 5, 5]], dtype=float)
     scores = np.array([0.9, 0.8, 0.7, 0.95])

@@ -256,6 +256,9 @@ class FacenetEmbedder:
     def __init__(self, graph: Path | None = None, margin: float = 0.2, flip: bool = False, threads: int = 0):
         cv2 = _cv2()
         path = _existing(Path(graph), "FaceNet") if graph else packaged_file(FACENET_PACKAGE, "graph_final.pb")
+        if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+            raise EdgeRapError(f"OpenCV {cv2.__version__} cannot read FaceNet's TensorFlow graph (5.1 removed that "
+                               f"importer): pip install 'opencv-python-headless>=5,<5.1'")
         try:
             self.net = cv2.dnn.readNetFromTensorflow(str(path))
         except cv2.error as e:

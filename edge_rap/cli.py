@@ -527,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--json", action="store_true")
-    add("demo", cmd_demo, "provision sample concepts from images in installed packages and recognise them")
+    add("demo", cmd_demo, "remember four concepts from photos in installed packages and run the daemon on a video made from them")
     from edge_rap.serve.commands import register as add_serve_commands  # serve, pair
     add_serve_commands(add)
     return parser

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a tiny random Gemma-3-style GGUF language model and its matching mmproj, for tests of the VLM path.
 
-    python tools/make_tiny_models.py --out DIR     # DIR/tiny-gemma3.gguf, DIR/mmproj-tiny-gemma3.gguf (~0.2 MiB)
+    python tools/make_tiny_models.py --out DIR     # DIR/tiny-gemma3.gguf, DIR/mmproj-tiny-gemma3.gguf (~0.5 MB)
 
 The weights are random (seeded): the text they produce is garbage. They prove the plumbing only: llama.cpp
 loads the language model, its multimodal library (mtmd) loads the projector and encodes images with it, and

@@ -1,5 +1,5 @@
 """Voice activity: silero VAD's ONNX model (from the `silero-vad` package, found without importing it, since
-its Python side imports torch) run through runtime.open_session, and a segmenter that turns its per-chunk
+its Python side imports torch) run through models.sessions.open_session, and a segmenter that turns its per-chunk
 probabilities into utterances with a start and an end.
 """
 

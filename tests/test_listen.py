@@ -44,12 +44,13 @@ def voice_dir(tmp_path_factory) -> Path:
 
 def speak(lines: list[str], out: Path) -> Path:
     """Each line spoken into `out/<line>.wav` (no full stop at a line's end): piper in one process for all, else
-    espeak-ng."""
+    espeak-ng. Piper's noise scales are 0: its ONNX graph draws unseeded noise, so by default every run spoke a
+    different rendering, and one in about 13 failed a command test by chance."""
     piper = piper_voice()
     if piper is not None:
         subprocess.run([sys.executable, "-m", "piper", "-m", str(piper.model), "-d", str(out),
-                        "--output-dir-naming", "text"], input="\n".join(lines).encode(), check=True,
-                       capture_output=True, timeout=300)
+                        "--output-dir-naming", "text", "--noise-scale", "0", "--noise-w-scale", "0"],
+                       input="\n".join(lines).encode(), check=True, capture_output=True, timeout=300)
     elif shutil.which("espeak-ng"):
         for line in lines:
             subprocess.run(["espeak-ng", "-w", str(out / f"{line}.wav"), line], check=True, timeout=60)

@@ -94,7 +94,9 @@ def test_forget_on_a_spoken_yes_removes_the_concept(said, household, listening):
 def test_an_unknown_name_is_refused_and_the_yes_after_it_does_nothing(said, household, listening):
     _, home, frame = household
     heard = turns(home, listening, frame, conversation(said, UNKNOWN, YES, seed=3))
-    assert heard[0].command.state == "refused" and "nothing to forget" in heard[0].reply.text, heard[0].transcript
+    command = heard[0].command
+    assert command is not None and command.state == "refused", heard[0].transcript
+    assert "nothing to forget" in heard[0].reply.text
     assert all(t.command is None or t.command.state != "done" for t in heard)
     assert names(home) == {"anya", "bo"}
 

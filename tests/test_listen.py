@@ -33,13 +33,14 @@ QUESTIONS = [
 ]
 WHERE = "Hey robot, where is Anya"  # whisper tiny.en hears this one reliably, so the tests below rest on it
 CHATTER = ["So then we went to the market and bought some apples", "I think it is going to rain later today"]
+NO_NAME = "Hey robot, is anyone home"  # names no concept: whisper, prompted with the names, can write "Anya"
 PHOTOS = {"mochi": "chelsea", "red_mug": "coffee", "anya": "astronaut", "bo": "rocket"}
 
 
 @pytest.fixture(scope="module")
 def voice_dir(tmp_path_factory) -> Path:
     """Every line of this file spoken once, `<line>.wav`."""
-    return speak([q for q, _ in QUESTIONS] + [WHERE] + CHATTER, tmp_path_factory.mktemp("voice"))
+    return speak([q for q, _ in QUESTIONS] + [WHERE, NO_NAME] + CHATTER, tmp_path_factory.mktemp("voice"))
 
 
 def speak(lines: list[str], out: Path) -> Path:
@@ -141,6 +142,23 @@ def test_spoken_questions_after_the_wake_phrase_name_the_right_concept(voice_dir
     # the bar here stays where it was before that choice (6 to 7 of 10 measured then), so it still catches a
     # pipeline that stopped hearing names.
     assert right >= 6, "\n".join(map(str, heard))
+
+
+@pytest.mark.parametrize("line, runner_up_lower, taken", [
+    (WHERE, 0.1, True),  # the name is in the audio: taken
+    (WHERE, 1.0, False),  # ... but whisper scored it far below the best
+    (NO_NAME, 0.1, False),  # only the prompt put "Anya" there: the audio alone scores it far lower
+])
+def test_a_runner_up_naming_a_concept_is_taken_only_when_the_audio_holds_it(voice_dir, listening, line,
+                                                                           runner_up_lower, taken):
+    from edge_rap.speech.asr import Hypothesis
+
+    transcriber, _ = listening
+    tokens = transcriber.tokenizer.encode
+    best = Hypothesis(tokens(" Hey robot, where is the car?" if line == WHERE else " Hey robot, is anyone home?"), -0.5)
+    runner_up = Hypothesis(tokens(" Hey robot, where is Anya?"), -0.5 - runner_up_lower)
+    chosen = transcriber.naming([best, runner_up], list(PHOTOS), transcriber.encode(spoken(voice_dir, line)))
+    assert chosen == (runner_up if taken else best)
 
 
 def test_where_is_answers_from_the_latest_sighting(voice_dir, household, listening):

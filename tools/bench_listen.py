@@ -66,10 +66,13 @@ CHATTER = "So then we went to the market and bought some apples and a loaf of br
 
 
 def speak_all(lines: list[str], out: Path) -> dict[str, np.ndarray]:
+    """Each line said by piper's joe (else espeak-ng). Piper's noise scales are 0, so that a rerun hears the same
+    audio: by default its graph draws unseeded noise."""
     piper = piper_voice()
     if piper is not None:
         subprocess.run([sys.executable, "-m", "piper", "-m", str(piper.model), "-d", str(out), "--output-dir-naming",
-                        "text"], input="\n".join(lines).encode(), check=True, capture_output=True)
+                        "text", "--noise-scale", "0", "--noise-w-scale", "0"], input="\n".join(lines).encode(),
+                       check=True, capture_output=True)
     else:
         for line in lines:
             subprocess.run(["espeak-ng", "-w", str(out / f"{line}.wav"), line], check=True)

@@ -25,6 +25,9 @@ from edge_rap.speech.audio import RATE
 DEFAULT_MODEL = "tiny.en"
 AUTO = "auto"  # the largest pulled registry model, else tiny.en
 PROMPT_TOKENS = 220  # whisper reads at most 223 tokens of previous text
+HYPOTHESES = 5  # the beam's best, kept: a runner-up may name the concept the best one missed
+RUNNER_UP_MARGIN = 0.3  # below the best's length-normalised log-probability, a runner-up is still close
+UNPROMPTED_MARGIN = 3.0  # nats below the best, scored without the names prompt: heard, not copied from it
 WINDOW_S = 16  # the audio window whisper encodes for a short utterance (docs/BENCHMARKS.md: choosing set)
 
 
@@ -104,6 +107,22 @@ def once(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """One of the beam's finished texts: its tokens (no end of text) and whisper's length-normalised score."""
+
+    tokens: list[int]
+    score: float
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Whisper's encoder output for one utterance (a CTranslate2 StorageView) and its frames of audio (100/s)."""
+
+    output: object
+    frames: int
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str  # "" when whisper judged the audio not to be speech
     ms: float
@@ -142,15 +161,9 @@ class Transcriber:
 
     def __call__(self, samples: np.ndarray, names: list[str] = (), hint: str = "") -> Transcript:
         """`names`: the household's concepts; `hint`: more words to expect (the wake phrase)."""
-        import ctranslate2
-
         started = time.perf_counter()
         seconds = len(samples) / RATE
-        window = min(30, max(self.window_s, math.ceil(seconds + 1)))
-        audio = np.zeros(window * RATE, np.float32)
-        audio[:min(len(samples), len(audio))] = samples[:len(audio)]
-        features = self.whisper.feature_extractor(audio)[:, :window * 100]
-        encoded = self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+        encoded = self.encode(samples)
         tok = self.tokenizer
         text = name_prompt(list(names), hint)
         prompt = tok.encode(" " + text) if text else []
@@ -158,11 +171,63 @@ class Transcriber:
             prompt = tok.encode(" " + compact_prompt(list(names), hint))[-PROMPT_TOKENS:]
         tokens = ([tok.sot_prev] + prompt if prompt else []) + \
             list(tok.sot_sequence) + [tok.no_timestamps]
-        result = self.whisper.model.generate(encoded, [tokens], beam_size=self.beam, suppress_blank=True,
+        result = self.whisper.model.generate(encoded.output, [tokens], beam_size=self.beam, suppress_blank=True,
                                              suppress_tokens=[-1], return_no_speech_prob=True,
+                                             num_hypotheses=min(HYPOTHESES, self.beam), return_scores=True,
                                              max_length=min(448, len(tokens) + int(12 * seconds) + 16),
                                              repetition_penalty=1.1)[0]
-        text = once(tok.decode([t for t in result.sequences_ids[0] if t < tok.eot]).strip())
-        if result.no_speech_prob > self.no_speech:
-            text = ""
+        hypotheses = [Hypothesis([t for t in ids if t < tok.eot], score)
+                      for ids, score in zip(result.sequences_ids, result.scores)]
+        chosen = self.naming(hypotheses, list(names), encoded)
+        text = "" if result.no_speech_prob > self.no_speech else self.text(chosen)
         return Transcript(text, 1000 * (time.perf_counter() - started), seconds, result.no_speech_prob)
+
+    def encode(self, samples: np.ndarray) -> Encoded:
+        """Whisper's encoder output for the utterance, padded to the window."""
+        import ctranslate2
+
+        seconds = len(samples) / RATE
+        window = min(30, max(self.window_s, math.ceil(seconds + 1)))
+        audio = np.zeros(window * RATE, np.float32)
+        audio[:min(len(samples), len(audio))] = samples[:len(audio)]
+        features = self.whisper.feature_extractor(audio)[:, :window * 100]
+        output = self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+        return Encoded(output, min(len(samples), len(audio)) * 100 // RATE)
+
+    def text(self, hypothesis: Hypothesis) -> str:
+        return once(self.tokenizer.decode(hypothesis.tokens).strip())
+
+    def naming(self, hypotheses: list[Hypothesis], names: list[str], encoded: Encoded) -> Hypothesis:
+        """The beam's best; or, when it names no concept, the first runner-up that names exactly one, if whisper
+        scored it close and it still holds when the audio is scored without the names prompt (a name whisper
+        copied from the prompt, "where is Anya?" for "is anyone home?", falls far there). On the choosing set of
+        `tools/bench_listen.py names`: 5 more names right of 350, no more false names (docs/BENCHMARKS.md)."""
+        from edge_rap.speech.names import match_names
+
+        best = hypotheses[0]
+        if not names or match_names(self.text(best), names).heard:
+            return best
+        close = []
+        for h in hypotheses[1:]:
+            said = match_names(self.text(h), names)
+            if h.score >= best.score - RUNNER_UP_MARGIN and len(said.heard) == 1 and not said.ambiguous:
+                close.append(h)
+        if not close:
+            return best
+        scores = self.unprompted([best, *close], encoded)
+        return next((h for h, s in zip(close, scores[1:]) if s >= scores[0] - UNPROMPTED_MARGIN), best)
+
+    def unprompted(self, hypotheses: list[Hypothesis], encoded: Encoded) -> list[float]:
+        """Each hypothesis' log-probability given the audio alone (no prompt), by whisper's forced alignment."""
+        import ctranslate2
+
+        tok = self.tokenizer
+        output = encoded.output
+        if output.device != "cpu":
+            output = output.to_device(ctranslate2.Device.cpu)
+        batch = np.repeat(np.asarray(output), len(hypotheses), axis=0)
+        aligned = self.whisper.model.align(ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)),
+                                           [*tok.sot_sequence, tok.no_timestamps],
+                                           [h.tokens + [tok.eot] for h in hypotheses],
+                                           [encoded.frames] * len(hypotheses))
+        return [float(np.sum(np.log(np.maximum(a.text_token_probs, 1e-12)))) for a in aligned]

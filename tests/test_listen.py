@@ -154,7 +154,9 @@ def test_a_runner_up_naming_a_concept_is_taken_only_when_the_audio_holds_it(voic
     from edge_rap.speech.asr import Hypothesis
 
     transcriber, _ = listening
-    tokens = transcriber.tokenizer.encode
+    def tokens(text: str) -> tuple[int, ...]:
+        return tuple(transcriber.tokenizer.encode(text))
+
     best = Hypothesis(tokens(" Hey robot, where is the car?" if line == WHERE else " Hey robot, is anyone home?"), -0.5)
     runner_up = Hypothesis(tokens(" Hey robot, where is Anya?"), -0.5 - runner_up_lower)
     chosen = transcriber.naming([best, runner_up], list(PHOTOS), transcriber.encode(spoken(voice_dir, line)))

@@ -125,6 +125,21 @@ def _manifest(name: str, path: str, sha: str, precision: str, variant: str) -> d
     return manifest
 
 
+def export_fp32(model, path: Path) -> None:
+    """The torch backbone to an fp32 ONNX file, any batch and input size."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),), str(path), input_names=["image"],
+            output_names=["features"], opset_version=17, dynamo=False,
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "fh", 3: "fw"}},
+        )
+
+
 def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -> tuple[Path, Path]:
     """Write efficientnet-<variant>-fp32/ and efficientnet-<variant>-int8/ model folders into the cache."""
     from edge_rap.export.calibrate import calibrate_threshold
@@ -134,8 +149,6 @@ def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -
     from edge_rap.synth import synthetic_images
 
     model = load_torch_backbone(variant)  # first: without the export extra, a one-line error names it
-    import torch
-
     log.warning("exporting the %s embedder (EfficientNet-%s) to ONNX and int8, once: about 20 s",
                 "default" if variant == DEFAULT_VARIANT else "trial", variant.capitalize())
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -143,16 +156,7 @@ def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -
         work = Path(tmp)
         fp32 = work / f"efficientnet-{variant}.fp32.onnx"
         int8 = work / f"efficientnet-{variant}.int8.onnx"
-        dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (dummy,), str(fp32), input_names=["image"], output_names=["features"],
-                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "fh", 3: "fw"}},
-                opset_version=17, dynamo=False,
-            )
+        export_fp32(model, fp32)
         mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
         calibration = list(preprocess(synthetic_images(48, seed=7), INPUT_SIZE, mean, std))
         quantize_image_encoder(fp32, int8, calibration, scheme=SCHEME)

@@ -110,7 +110,7 @@ def once(text: str) -> str:
 class Hypothesis:
     """One of the beam's finished texts: its tokens (no end of text) and whisper's length-normalised score."""
 
-    tokens: list[int]
+    tokens: tuple[int, ...]
     score: float
 
 
@@ -176,10 +176,10 @@ class Transcriber:
                                              num_hypotheses=min(HYPOTHESES, self.beam), return_scores=True,
                                              max_length=min(448, len(tokens) + int(12 * seconds) + 16),
                                              repetition_penalty=1.1)[0]
-        hypotheses = [Hypothesis([t for t in ids if t < tok.eot], score)
+        hypotheses = [Hypothesis(tuple(t for t in ids if t < tok.eot), score)
                       for ids, score in zip(result.sequences_ids, result.scores)]
-        chosen = self.naming(hypotheses, list(names), encoded)
-        text = "" if result.no_speech_prob > self.no_speech else self.text(chosen)
+        speech = result.no_speech_prob <= self.no_speech
+        text = self.text(self.naming(hypotheses, list(names), encoded)) if speech else ""
         return Transcript(text, 1000 * (time.perf_counter() - started), seconds, result.no_speech_prob)
 
     def encode(self, samples: np.ndarray) -> Encoded:
@@ -227,7 +227,6 @@ class Transcriber:
             output = output.to_device(ctranslate2.Device.cpu)
         batch = np.repeat(np.asarray(output), len(hypotheses), axis=0)
         aligned = self.whisper.model.align(ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)),
-                                           [*tok.sot_sequence, tok.no_timestamps],
-                                           [h.tokens + [tok.eot] for h in hypotheses],
-                                           [encoded.frames] * len(hypotheses))
+                                           list(tok.sot_sequence), [list(h.tokens) for h in hypotheses],
+                                           [encoded.frames] * len(hypotheses))  # (align adds no-timestamps)
         return [float(np.sum(np.log(np.maximum(a.text_token_probs, 1e-12)))) for a in aligned]

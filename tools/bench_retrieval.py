@@ -26,7 +26,18 @@ from timing import median_ms
 
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu} ({vectors()}), {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def vectors() -> str:
+    """The widest vector instructions the libraries see: what this CPU has, unless tools/avx2_only.py hides some."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as has
+    except ImportError:
+        return platform.machine()
+    if has.get("AVX512F"):
+        return "AVX-512" + (" VNNI" if has.get("AVX512VNNI") else "")
+    return next((name for name in ("AVX2", "AVX", "ASIMDDP", "ASIMD") if has.get(name)), platform.machine())
 
 
 def bench_remember(settings, embedder, repeat: int) -> dict:

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("avx2_only.c")
@@ -29,15 +30,30 @@ def has_cpuid_faulting() -> bool:
 
 
 def shim() -> Path:
-    """The built library, rebuilt when the source changes."""
+    """The built library, rebuilt when the source changes: in the user's cache, else the temporary folder."""
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge_rap"
-    built = cache / f"avx2_only-{digest}.so"
-    if not built.exists():
-        if not shutil.which("gcc"):
-            raise SystemExit("avx2_only: needs gcc (apt-get install gcc)")
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(built), str(SOURCE)], check=True)
+    for cache in (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge_rap",
+                  Path(tempfile.gettempdir()) / "edge_rap"):
+        built = cache / f"avx2_only-{digest}.so"
+        if built.exists():
+            return built
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            return _build(built)
+        except OSError:
+            continue
+    raise SystemExit("avx2_only: nowhere writable to build the library")
+
+
+def _build(built: Path) -> Path:
+    if not shutil.which("gcc"):
+        raise SystemExit("avx2_only: needs gcc (apt-get install gcc)")
+    partial = built.with_suffix(f".{os.getpid()}.tmp")
+    done = subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SOURCE)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"avx2_only: gcc could not build {SOURCE.name}: {done.stderr.strip().splitlines()[-1:]}")
+    partial.replace(built)  # whole or not at all, should two builds race
     return built
 
 

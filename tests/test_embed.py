@@ -67,12 +67,14 @@ def _cpu_flags() -> set[str]:
         return set()
 
 
-def _avx512() -> bool:
-    """Whether the libraries see AVX-512 here: from CPUID, as they do (tools/avx2_only.py hides it from them but
-    not from /proc/cpuinfo)."""
-    from numpy._core._multiarray_umath import __cpu_features__
-
-    return bool(__cpu_features__.get("AVX512F"))
+def _sees(feature: str) -> bool:
+    """Whether the libraries see an x86 feature (numpy's name: AVX512F, AVX512VNNI) here: from CPUID, as they do
+    (tools/avx2_only.py hides AVX-512 and VNNI from them but not from /proc/cpuinfo)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get(feature))
 
 
 def _masked_cpuid() -> bool:
@@ -84,17 +86,21 @@ def avx2_elsewhere() -> list[str] | None:
     """The command prefix that runs a program as on a CPU with AVX2 and no AVX-512 or VNNI: this CPU with those
     hidden from CPUID (tools/avx2_only.py), else qemu-x86_64 emulating a Haswell (10-50 times slower). None on a
     host without AVX-512, where both sides would run the same kernels, or where neither way exists."""
-    if platform.machine() != "x86_64" or not _avx512():
+    if platform.machine() != "x86_64" or not _sees("AVX512F"):
         return None
     if _masked_cpuid():
         return [sys.executable, str(TOOLS / "avx2_only.py")]
     return ["qemu-x86_64", "-cpu", "Haswell"] if shutil.which("qemu-x86_64") else None
 
 
-needs_avx2_elsewhere = pytest.mark.skipif(
-    avx2_elsewhere() is None,
-    reason="needs an x86-64 CPU with AVX-512 (to compare with AVX2) and CPUID faulting (cpuid_fault) or "
-           "qemu-user (apt-get install qemu-user)")
+ELSEWHERE = "an x86-64 CPU with AVX-512 (to compare with AVX2), and CPUID faulting (cpuid_fault) with gcc, or " \
+            "qemu-user (apt-get install qemu-user)"
+needs_avx2_elsewhere = pytest.mark.skipif(avx2_elsewhere() is None, reason=f"needs {ELSEWHERE}")
+WHOLE_EXPORT_HERE = avx2_elsewhere() is not None and _masked_cpuid()
+needs_masked_cpuid = pytest.mark.skipif(
+    not WHOLE_EXPORT_HERE,
+    reason="needs an x86-64 CPU with AVX-512, CPUID faulting (cpuid_fault) and gcc: tools/avx2_only.py runs the "
+           "export as on AVX2 at native speed (under qemu it takes over an hour)")
 
 
 def here_and_there(script: Path, args: list, here: Path, there: Path) -> None:
@@ -105,13 +111,16 @@ def here_and_there(script: Path, args: list, here: Path, there: Path) -> None:
         assert done.returncode == 0, done.stderr[-2000:]
 
 
-def feature_maps_here_and_there(model: Path, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The int8 graph `model`'s feature maps of the test photos, here and as on the AVX2 CPU."""
+def model_inputs(images: list[np.ndarray]) -> np.ndarray:
     from edge_rap.export.efficientnet import INPUT_SIZE, MEAN, STD
     from edge_rap.perceive.embed import preprocess
 
-    x = preprocess([photo(n) for n in NAMES], INPUT_SIZE, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
-    np.save(tmp_path / "x.npy", x)
+    return preprocess(images, INPUT_SIZE, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
+
+
+def feature_maps_here_and_there(model: Path, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 graph `model`'s feature maps of the test photos, here and as on the AVX2 CPU."""
+    np.save(tmp_path / "x.npy", model_inputs([photo(n) for n in NAMES]))
     (tmp_path / "run.py").write_text(INT8_ON_ANOTHER_CPU)
     here_and_there(tmp_path / "run.py", [model, tmp_path / "x.npy"], tmp_path / "here.npy", tmp_path / "avx2.npy")
     return np.load(tmp_path / "here.npy"), np.load(tmp_path / "avx2.npy")
@@ -134,17 +143,15 @@ def test_int8_feature_maps_are_the_same_on_an_avx2_cpu_without_avx512(model_cach
 
 
 @needs_avx2_elsewhere
+@pytest.mark.skipif(not _sees("AVX512VNNI"), reason="needs VNNI here: AVX-512 without it pairs products as AVX2 does")
 def test_the_old_full_range_quantisation_differs_on_the_avx2_cpu(model_cache, tmp_path):
     """The comparison above sees other kernels: weights quantised to the full int8 range, as the first export
-    did, saturate the AVX2 kernel's 16-bit pair sums there and not here, so the maps part."""
-    from edge_rap.export.efficientnet import INPUT_SIZE, MEAN, STD
+    did, saturate the AVX2 kernel's 16-bit pair sums there and not VNNI's 32-bit sums here, so the maps part."""
     from edge_rap.export.quantize import Scheme, quantize_image_encoder
-    from edge_rap.perceive.embed import preprocess
     from edge_rap.synth import synthetic_images
 
     fp32 = ModelCache(model_cache).manifest("efficientnet-lite0-fp32").file_path("image")
-    calibration = list(preprocess(synthetic_images(8, seed=7), INPUT_SIZE, np.asarray(MEAN, np.float32),
-                                  np.asarray(STD, np.float32)))
+    calibration = list(model_inputs(synthetic_images(8, seed=7)))
     quantize_image_encoder(fp32, tmp_path / "full-range.onnx", calibration, scheme=Scheme(reduce_range=False))
     here, avx2 = feature_maps_here_and_there(tmp_path / "full-range.onnx", tmp_path)
     assert pooled_cosines(here, avx2).min() < 0.99
@@ -158,9 +165,11 @@ export_fp32(load_torch_backbone(), sys.argv[1])
 
 
 @needs_avx2_elsewhere
+@pytest.mark.skipif(WHOLE_EXPORT_HERE, reason="the whole export's test covers it here, at native speed")
 def test_the_fp32_export_is_the_same_file_on_an_avx2_cpu(tmp_path):
     """torch.onnx.export's own batch-norm folding, in float32 with the CPU's kernels, wrote other last bits on AVX2
-    than on AVX-512 (51 of 98 tensors); folded first in float64, the file is the same."""
+    than on AVX-512 (51 of 98 tensors); folded first in float64, the file is the same. (Where qemu is the other
+    CPU: the whole export would take it over an hour.)"""
     pytest.importorskip("torch")
     (tmp_path / "export.py").write_text(FP32_EXPORT)
     here_and_there(tmp_path / "export.py", [], tmp_path / "here.onnx", tmp_path / "avx2.onnx")
@@ -204,14 +213,12 @@ def test_an_int8_export_is_the_same_file_when_float_sums_differ_in_their_last_bi
     """Calibration reads fp32 activations whose last bits differ from CPU to CPU (AVX2 and AVX-512 sum in other
     orders), and with exact ranges that noise changed the file and its threshold (by 0.008 for a change of
     1e-5). Here the noise is made: the calibration images moved by 1e-5, inside the input's [-1, 1]."""
-    from edge_rap.export.efficientnet import INPUT_SIZE, MEAN, SCHEME, STD
+    from edge_rap.export.efficientnet import SCHEME
     from edge_rap.export.quantize import quantize_image_encoder
-    from edge_rap.perceive.embed import preprocess
     from edge_rap.synth import synthetic_images
 
     fp32 = ModelCache(model_cache).manifest("efficientnet-lite0-fp32").file_path("image")
-    images = list(preprocess(synthetic_images(6, seed=3), INPUT_SIZE, np.asarray(MEAN, np.float32),
-                             np.asarray(STD, np.float32)))
+    images = list(model_inputs(synthetic_images(6, seed=3)))
     rng = np.random.default_rng(0)
     moved = [np.clip(x + rng.normal(scale=1e-5, size=x.shape), -1, 1).astype(np.float32) for x in images]
     quantize_image_encoder(fp32, tmp_path / "a.onnx", images, scheme=SCHEME)
@@ -520,10 +527,6 @@ def test_an_onnxruntime_without_a_shared_arena_still_opens_models(embedder, monk
     assert trimmed.run({session.input_names[0]: np.zeros((1, 3, size, size), np.float32)})[0].shape[0] == 1
 
 
-needs_masked_cpuid = pytest.mark.skipif(
-    not _masked_cpuid() or not _avx512(),
-    reason="needs an x86-64 CPU with AVX-512, CPUID faulting (cpuid_fault) and gcc: tools/avx2_only.py runs the "
-           "export as on AVX2 at native speed (under qemu it takes over an hour)")
 
 WHOLE_EXPORT = """
 import json, sys

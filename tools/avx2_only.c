@@ -5,7 +5,10 @@
    AVX-512, VNNI (AVX-512 and AVX) and AMX before handing the answer back. Libraries that choose their kernels
    from CPUID after start-up (onnxruntime's MLAS, numpy, torch, oneDNN, MKL) then choose their AVX2 ones, as on
    a Haswell or an AMD Zen 2. Code chosen by the dynamic loader before this library (glibc's string functions)
-   is not affected. tools/avx2_only.py builds and preloads it; docs/BENCHMARKS.md says what it measured.
+   is not affected, nor are statically linked programs. A SIGSEGV handler installed later (Python's faulthandler:
+   tools/avx2_only.py unsets PYTHONFAULTHANDLER; pytest needs -p no:faulthandler) takes the trap and ends the
+   process, and so does CPUID in a thread that blocks SIGSEGV. tools/avx2_only.py builds and preloads it;
+   docs/BENCHMARKS.md says what it measured.
 
    gcc -O2 -shared -fPIC -o avx2_only.so avx2_only.c */
 #define _GNU_SOURCE
@@ -23,21 +26,22 @@
 
 /* CPUID leaf 7, sub-leaf 0. EBX: AVX512 F DQ IFMA PF ER CD BW VL; ECX: VBMI VBMI2 VNNI BITALG VPOPCNTDQ;
    EDX: 4VNNIW 4FMAPS VP2INTERSECT AMX-BF16 FP16 AMX-TILE AMX-INT8. Sub-leaf 1, EAX: AVX-VNNI AVX512-BF16
-   AMX-FP16 AVX-IFMA; EDX: AVX-VNNI-INT8. */
+   AMX-FP16 AVX-IFMA; EDX: AVX-VNNI-INT8 AVX-NE-CONVERT AMX-COMPLEX AVX-VNNI-INT16 AVX10. Leaf 0x24 (AVX10's
+   version and vector lengths) answers zeros. */
 static const unsigned LEAF7_EBX = BIT(16) | BIT(17) | BIT(21) | BIT(26) | BIT(27) | BIT(28) | BIT(30) | BIT(31);
 static const unsigned LEAF7_ECX = BIT(1) | BIT(6) | BIT(11) | BIT(12) | BIT(14);
 static const unsigned LEAF7_EDX = BIT(2) | BIT(3) | BIT(8) | BIT(22) | BIT(23) | BIT(24) | BIT(25);
 static const unsigned LEAF7_1_EAX = BIT(4) | BIT(5) | BIT(21) | BIT(23);
-static const unsigned LEAF7_1_EDX = BIT(4);
+static const unsigned LEAF7_1_EDX = BIT(4) | BIT(5) | BIT(8) | BIT(10) | BIT(19);
 
 static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
 static void on_segv(int sig, siginfo_t *info, void *context) {
-    (void)info;
     greg_t *r = ((ucontext_t *)context)->uc_mcontext.gregs;
     const unsigned char *ip = (const unsigned char *)r[REG_RIP];
-    if (ip[0] != 0x0f || ip[1] != 0xa2) { /* a real fault: let it happen again, unhandled */
+    if (info->si_code != SI_KERNEL || ip[0] != 0x0f || ip[1] != 0xa2) { /* a real fault, or a sent signal */
         signal(sig, SIG_DFL);
+        raise(sig);
         return;
     }
     unsigned leaf = (unsigned)r[REG_RAX], sub = (unsigned)r[REG_RCX], a, b, c, d;
@@ -51,6 +55,8 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
     } else if (leaf == 7 && sub == 1) {
         a &= ~LEAF7_1_EAX;
         d &= ~LEAF7_1_EDX;
+    } else if (leaf == 0x24) {
+        a = b = c = d = 0;
     }
     r[REG_RAX] = a;
     r[REG_RBX] = b;

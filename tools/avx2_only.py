@@ -30,30 +30,28 @@ def has_cpuid_faulting() -> bool:
 
 
 def shim() -> Path:
-    """The built library, rebuilt when the source changes: in the user's cache, else the temporary folder."""
+    """The library, built once into the user's cache (rebuilt when the source changes); where that cannot be
+    written, built afresh into a private temporary folder (never a shared, predictable path)."""
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    for cache in (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge_rap",
-                  Path(tempfile.gettempdir()) / "edge_rap"):
-        built = cache / f"avx2_only-{digest}.so"
-        if built.exists():
-            return built
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            return _build(built)
-        except OSError:
-            continue
-    raise SystemExit("avx2_only: nowhere writable to build the library")
-
-
-def _build(built: Path) -> Path:
-    if not shutil.which("gcc"):
-        raise SystemExit("avx2_only: needs gcc (apt-get install gcc)")
-    partial = built.with_suffix(f".{os.getpid()}.tmp")
-    done = subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SOURCE)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"avx2_only: gcc could not build {SOURCE.name}: {done.stderr.strip().splitlines()[-1:]}")
-    partial.replace(built)  # whole or not at all, should two builds race
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge_rap"
+        cache.mkdir(parents=True, exist_ok=True)
+        writable = os.access(cache, os.W_OK)
+    except (OSError, RuntimeError):
+        writable = False
+    if not writable:
+        cache = Path(tempfile.mkdtemp(prefix="avx2_only-"))
+    built = cache / f"avx2_only-{digest}.so"
+    if not built.exists():
+        if not shutil.which("gcc"):
+            raise SystemExit("avx2_only: needs gcc (apt-get install gcc)")
+        partial = built.with_suffix(f".{os.getpid()}.tmp")
+        done = subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SOURCE)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"avx2_only: gcc could not build {SOURCE.name}: "
+                             f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        partial.replace(built)  # whole or not at all, should two builds race
     return built
 
 
@@ -64,7 +62,8 @@ def main() -> int:
     if not has_cpuid_faulting():
         print("avx2_only: this CPU has no CPUID faulting (no cpuid_fault in /proc/cpuinfo)", file=sys.stderr)
         return 2
-    env = dict(os.environ, LD_PRELOAD=" ".join(filter(None, [str(shim()), os.environ.get("LD_PRELOAD")])))
+    env = dict(os.environ, LD_PRELOAD=":".join(filter(None, [str(shim()), os.environ.get("LD_PRELOAD")])))
+    env.pop("PYTHONFAULTHANDLER", None)  # its handler would take the CPUID trap and end the process
     os.execvpe(sys.argv[1], sys.argv[1:], env)
 
 

@@ -33,8 +33,8 @@ def vectors() -> str:
     """The widest vector instructions the libraries see: what this CPU has, unless tools/avx2_only.py hides some."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as has
-    except ImportError:
-        return platform.machine()
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as has
     if has.get("AVX512F"):
         return "AVX-512" + (" VNNI" if has.get("AVX512VNNI") else "")
     return next((name for name in ("AVX2", "AVX", "ASIMDDP", "ASIMD") if has.get(name)), platform.machine())

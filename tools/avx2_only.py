@@ -6,7 +6,7 @@ Builds tools/avx2_only.c with gcc (once, into the user's cache) and preloads it:
 VNNI or AMX, so onnxruntime, numpy and torch pick the kernels an AVX2-only CPU (Haswell, AMD Zen 2) runs. Unlike
 `qemu-x86_64 -cpu Haswell`, which emulates such a CPU 10-50 times slower, the kernels run at this CPU's speed, so
 int8 against fp32 on AVX2 kernels can be timed. Needs Linux's CPUID faulting (`cpuid_fault` in /proc/cpuinfo:
-Intel CPUs since Ivy Bridge and many VMs on them; the AMD EPYC of an earlier round did not show it), and the
+Intel CPUs since Ivy Bridge and many VMs on them; look for the flag elsewhere), and the
 Python it runs without faulthandler (pytest: `-p no:faulthandler`).
 """
 

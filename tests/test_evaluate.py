@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -160,3 +161,43 @@ def test_a_frame_counts_every_hit_but_the_background_concepts():
     hits = [hit("bo", Box(0, 0, 100, 50)), hit("mug", Box(0, 0, 640, 480)), hit("cat", Box(200, 200, 300, 300))]
     assert score_frame(frame, hits) == (2, [0.5])  # bo found (IoU 0.5), cat is a false hit, mug not counted
     assert score_frame(Composite(frame.pixels, frame.placed), hits) == (3, [0.5])  # a texture background
+
+
+def test_hidden_files_and_folders_are_not_photos_of_a_concept(dataset):
+    # macOS leaves `._name` sidecars on other disks: sorted first, one would become the reference.
+    (dataset / "coffee" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    save_photo(dataset / ".thumbnails", "moon")
+    save_photo(dataset / "rocket" / ".cache", "moon")
+    concepts = read_dataset(dataset)
+    assert [c.name for c in concepts] == sorted(CONCEPTS)
+    coffee = next(c for c in concepts if c.name == "coffee")
+    assert coffee.reference.name == "a.png" and [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
+
+
+def test_a_folder_name_the_memory_stores_otherwise_is_still_scored_right(dataset, settings):
+    # The memory stores names in NFC, stripped, without <>: the truth must use the same names.
+    decomposed = unicodedata.normalize("NFD", "café")
+    (dataset / "coffee").rename(dataset / decomposed)
+    (dataset / "rocket").rename(dataset / "<rocket> ")
+    assert {c.name for c in read_dataset(dataset)} >= {"café", "rocket"}
+    report = evaluate_retrieval(settings, dataset)
+    assert report["concepts"] == 5 and report["top1"] == 1.0
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_folder_the_memory_refuses_is_left_out_not_fatal(dataset, settings, kind):
+    (dataset / "coffee").rename(dataset / ("coffee" * 12))  # 72 characters: over the limit of a name
+    save_photo(dataset / "rocket ", "rocket", filename="a.png")  # the same name as rocket/ once stripped
+    save_photo(dataset / "rocket ", "moon", filename="b.png")
+    blank = np.full((200, 200, 3), 128, np.uint8)  # a lens cap: no detail to remember
+    save_photo(dataset / "grey", "moon", blank, filename="a.png")
+    save_photo(dataset / "grey", "moon", filename="b.png")
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    skipped = report["skipped_images"]
+    assert len(skipped) == 3
+    assert any("the limit is 64" in s and "left out with its 2 queries" in s for s in skipped)
+    assert any("another folder is also named 'rocket'" in s for s in skipped)
+    assert any("'grey': left out with its 1 queries" in s for s in skipped)
+    if kind == "retrieval":
+        assert report["concepts"] == 4 and report["queries"] == 8 and report["top1"] == 1.0

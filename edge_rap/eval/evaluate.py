@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.store import validate_name
 from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
@@ -26,8 +27,26 @@ class ConceptFolder:
     queries: list[Path]
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The folder's entries, without hidden ones (`.DS_Store`, the `._photo.jpg` sidecars macOS leaves on other
+    disks, `.thumbnails/`): one of those sorted first would become a concept's reference."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise EdgeRapError(f"{folder}: cannot list ({e.strerror})") from None
+
+
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in _entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _concept_name(folder: Path) -> str:
+    """The name the memory stores for this folder (so that answers compare with it), or the folder's own name
+    when it is not a valid concept name: remembering it then fails and says why."""
+    try:
+        return validate_name(folder.name)
+    except EdgeRapError:
+        return folder.name
 
 
 def read_dataset(folder: Path) -> list[ConceptFolder]:
@@ -35,10 +54,10 @@ def read_dataset(folder: Path) -> list[ConceptFolder]:
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
     concepts = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for sub in (p for p in _entries(folder) if p.is_dir()):
         files = image_files(sub)
         if files:
-            concepts.append(ConceptFolder(sub.name, files[0], files[1:]))
+            concepts.append(ConceptFolder(_concept_name(sub), files[0], files[1:]))
     if not concepts:
         raise EdgeRapError(f"{folder}: no concept subfolders with images")
     return concepts
@@ -150,17 +169,26 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
-    """Remember each concept's reference photo; a concept whose reference cannot be read is left out (with
-    its queries) and said in `skipped`, so that one bad file does not void a whole evaluation. Any other
-    refusal (a name the memory already holds) ends the run, as `remember` would."""
-    kept = []
+    """Remember each concept's reference photo; a concept whose reference or folder name the memory refuses (an
+    unreadable or blank photo, a name too long, a second folder of the same name) is left out with its queries
+    and said in `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds
+    one of the names, or a failed write, ends the run: skipping would quietly evaluate something else."""
+    held = {c.name for c in mem.concepts()}
+    kept, seen = [], set()
     for c in progress(concepts):
+        if c.name in held:
+            raise EdgeRapError(f"the memory already holds a concept named {c.name!r}: evaluate into an empty "
+                               "--memory")
         try:
-            read_image_file(c.reference)
+            if c.name in seen:
+                raise EdgeRapError(f"another folder is also named {c.name!r}")
+            validate_name(c.name)
+            prepared = mem.prepare(c.reference)
         except EdgeRapError as e:
             skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
             continue
-        mem.remember(c.name, [c.reference])
+        mem.remember_prepared(c.name, [prepared], "", "")
+        seen.add(c.name)
         kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))

@@ -197,7 +197,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
 
 def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
                     skipped: list[str], layout: "Layout | None" = None) -> list["Composite"]:
-    """The seeded frames: each concept's queries pasted `per_frame` at a time onto another concept's photo
+    """The seeded frames: every query pasted once, `per_frame` concepts at a time, onto another concept's photo
     (half the frames) or a texture or scene. An unreadable photo is said in `skipped` and left out."""
     from edge_rap.eval.composites import Layout, backgrounds, compose
 
@@ -216,16 +216,18 @@ def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
             skipped.append(str(e))
             return None
 
-    order = rng.permutation(len(items))
+    pending = [items[k] for k in rng.permutation(len(items))]
     scenes = backgrounds(8, seed)
     frames = []
-    for start in range(0, len(order), per_frame):
-        group, names = [], set()
-        for k in order[start : start + per_frame]:
-            name, path = items[k]
-            if name not in names and (photo := pixels(path)) is not None:  # one instance of a concept per frame
+    while pending:
+        group, names, later = [], set(), []
+        for name, path in pending:  # one instance of a concept per frame: a second waits for the next frame
+            if len(group) == per_frame or name in names:
+                later.append((name, path))
+            elif (photo := pixels(path)) is not None:
                 names.add(name)
                 group.append((name, photo))
+        pending = later
         others = [(name, path) for name, path in items if name not in names]
         background, background_name = None, None
         if others and rng.random() < 0.5:  # half the frames: another concept's photo as the background

@@ -34,13 +34,14 @@ QUESTIONS = [
 WHERE = "Hey robot, where is Anya"  # whisper tiny.en hears this one reliably, so the tests below rest on it
 CHATTER = ["So then we went to the market and bought some apples", "I think it is going to rain later today"]
 NO_NAME = "Hey robot, is anyone home"  # names no concept: whisper, prompted with the names, can write "Anya"
+BARE = "Hey robot"  # the wake phrase alone: the next utterance, if it follows soon, is the question
 PHOTOS = {"mochi": "chelsea", "red_mug": "coffee", "anya": "astronaut", "bo": "rocket"}
 
 
 @pytest.fixture(scope="module")
 def voice_dir(tmp_path_factory) -> Path:
     """Every line of this file spoken once, `<line>.wav`."""
-    return speak([q for q, _ in QUESTIONS] + [WHERE, NO_NAME] + CHATTER, tmp_path_factory.mktemp("voice"))
+    return speak([q for q, _ in QUESTIONS] + [WHERE, NO_NAME, BARE] + CHATTER, tmp_path_factory.mktemp("voice"))
 
 
 def speak(lines: list[str], out: Path) -> Path:
@@ -189,6 +190,19 @@ def test_silence_noise_and_chatter_trigger_nothing(voice_dir, household, listeni
     assert any("market" in t.transcript.lower() for t in turns)
 
 
+def test_a_bare_wake_phrase_takes_what_follows_soon_in_the_audio_not_later(voice_dir, household, listening):
+    # A file is read far faster than it plays: "soon" is counted in the audio's own seconds.
+    from edge_rap.speech.listen import ARMED_S, Listener
+
+    _, home = household
+    wake, talk = mixed(spoken(voice_dir, BARE), 11).samples, mixed(spoken(voice_dir, CHATTER[0]), 12).samples
+    for gap_s, triggered in ((1, True), (ARMED_S + 4, False)):
+        audio = Audio(np.concatenate([wake, np.zeros(int(gap_s * RATE), np.float32), talk]))
+        turns = list(Listener(home, *listening, wake=WAKE).turns(chunks(audio)))
+        assert [t.triggered for t in turns] == [False, triggered], [t.transcript for t in turns]
+        assert "market" in turns[-1].transcript.lower()
+
+
 class BusySpeaker:
     """Stands in for the Speaker in the middle of a line."""
 
@@ -244,6 +258,23 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     assert out["triggered"] and out["concepts"] == ["anya"] and out["mode"] == "events"
     assert out["answer"] == "I last saw <anya> on den 4 minutes ago."
     assert set(out["timings"]) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}
+
+
+def test_cli_answers_in_print_where_no_audio_player_is_found(voice_dir, models_env, capsys, tmp_path,
+                                                             monkeypatch):
+    from edge_rap.speech import tts
+
+    if shutil.which("espeak-ng") is None and piper_voice() is None:
+        pytest.skip("no voice to speak with (apt-get install espeak-ng)")
+    monkeypatch.setattr(tts, "PLAYERS", [("edge-rap-no-such-player",)])
+    wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, WHERE), 5).samples, 16000)
+    capsys.readouterr()
+    from edge_rap import cli
+
+    rc = cli.main(["listen", "--wav", str(wav), "--wake", WAKE, "--json", "--memory", str(models_env.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and json.loads(out)["concepts"] == ["anya"]
+    assert "not speaking: no audio player" in err and "Traceback" not in err
 
 
 def test_cli_without_the_wake_phrase_is_not_triggered(voice_dir, models_env, capsys, tmp_path):

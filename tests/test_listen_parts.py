@@ -127,8 +127,30 @@ def test_not_a_wav_is_one_line(tmp_path):
     with pytest.raises(EdgeRapError, match="cannot read"):
         read_wav(tmp_path / "missing.wav")
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00")
-    with pytest.raises(EdgeRapError, match="unreadable WAV|without"):
+    with pytest.raises(EdgeRapError, match="header is cut short"):
         read_wav(bad)
+    header = _wav(tmp_path / "zero.wav", np.zeros((100, 1)), 16000, 16, 1, False).read_bytes()
+    bad.write_bytes(header.replace(struct.pack("<HH", 2, 16), struct.pack("<HH", 2, 0), 1))  # 0 bits a sample
+    with pytest.raises(EdgeRapError, match="0 bits"):
+        read_wav(bad)
+
+
+def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
+    # Whisper hears 30 s at most: a wake phrase 35 s into a television's talk must still reach it whole.
+    from edge_rap.speech.audio import CHUNK, RATE
+    from edge_rap.speech.vad import OVERLAP_S, Segmenter
+
+    seconds = 70
+    audio = np.arange(seconds * RATE, dtype=np.float32)  # each sample says where it was
+    segmenter = Segmenter(lambda chunk: 1.0, pad_ms=0)
+    pieces = list(segmenter.utterances((audio[k:k + CHUNK] for k in range(0, len(audio), CHUNK)), longest_s=28))
+    assert len(pieces) == 3 and all(len(u.samples) <= 28 * RATE for u in pieces)
+    assert pieces[0].samples[0] == 0 and pieces[-1].samples[-1] == audio[-1]
+    for a, b in zip(pieces, pieces[1:]):
+        assert b.start_s == pytest.approx(a.end_s - OVERLAP_S, abs=CHUNK / RATE)
+        assert b.samples[0] == a.samples[-int(OVERLAP_S * RATE / CHUNK) * CHUNK]  # the same audio again
+    assert len(list(Segmenter(lambda chunk: 1.0).utterances(iter([audio[k:k + CHUNK] for k in range(0, len(audio),
+                                                                                                     CHUNK)])))) == 1
 
 
 def test_ago_says_how_long():

@@ -67,15 +67,6 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
     return report
 
 
-def open_speaker(config: RunConfig):
-    """None when muted; else the Speaker (to a folder of WAVs, or out loud)."""
-    if config.mute:
-        return None
-    from edge_rap.speech.tts import Speaker, find_voice
-
-    return Speaker(find_voice(), Path(config.speak_to) if config.speak_to else None)
-
-
 def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
     while it watches, and /api/stats reads the daemon's counters."""
@@ -120,7 +111,9 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     log.info("device profile %s (%s)", profile.name, profile.reason)
     config = with_profile(config, profile)
     options = options_of(config, profile.rss_mb)
-    speaker = open_speaker(config)
+    from edge_rap.speech.tts import open_speaker
+
+    speaker = open_speaker(config.mute, config.speak_to, log.warning)
     try:
         with Household(settings, memory, detector=config.detector,
                        vlm=(config.vlm or "", config.mmproj or "")) as home:

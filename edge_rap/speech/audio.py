@@ -46,6 +46,8 @@ def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
 
 
 def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
+    if bits not in (8, 16, 24, 32, 64):
+        raise ValueError(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
     width = bits // 8
     usable = len(data) - len(data) % (width * channels)
     raw = np.frombuffer(data[:usable], dtype=np.uint8)
@@ -90,7 +92,9 @@ def read_wav(path: Path) -> Audio:
                     raise ValueError(f"{channels} channels at {rate} Hz")
                 return Audio(resample(_decode(body, tag, bits, channels), rate))
             pos += 8 + size + size % 2
-    except (struct.error, ValueError) as e:
+    except struct.error:
+        raise EdgeRapError(f"{path}: unreadable WAV (its header is cut short)") from None
+    except ValueError as e:
         raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
     raise EdgeRapError(f"{path}: WAV without {'a data' if fmt else 'a format'} chunk")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to start (--timeout)
@@ -15,6 +16,7 @@ def cmd_listen(args) -> int:
     from edge_rap.speech.asr import Transcriber
     from edge_rap.speech.audio import Microphone, chunks, read_wav
     from edge_rap.speech.listen import Listener, Turn
+    from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
 
     settings = _settings(args)
@@ -26,11 +28,7 @@ def cmd_listen(args) -> int:
 
         frame = (read_image_file(args.image).image, None)
         latest = lambda: frame  # noqa: E731
-    speaker = None
-    if not args.mute:
-        from edge_rap.speech.tts import Speaker, find_voice
-
-        speaker = Speaker(find_voice(), Path(args.speak_to) if args.speak_to else None)
+    speaker = open_speaker(args.mute, args.speak_to, lambda note: print(f"edge-rap: {note}", file=sys.stderr))
     transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1), models=settings.models)
     mic = None if audio is not None else Microphone()
     try:

@@ -22,7 +22,8 @@ from edge_rap.speech.wake import after_wake
 from edge_rap.types import Image, Recognition
 
 ARMED_S = 8.0  # after a bare "hey robot", the next utterance within this long is the question
-LONGEST_S = 30.0  # push-to-talk: speech is cut off this long after it started (whisper hears 30 s at most)
+LONGEST_S = 30.0  # whisper hears 30 s at most: push-to-talk speech is cut off this long after it started, and
+# talk without a pause is split into utterances a little shorter (their pads fit the window)
 
 #: The latest camera frame and, when the caller already has it, what was recognised in it.
 Latest = Callable[[], "tuple[Image, Recognition | None] | None"]
@@ -93,18 +94,18 @@ class Listener:
     def turns(self, chunks: Iterable[np.ndarray]) -> Iterator[Turn]:
         """Every utterance as a turn, triggered by the wake phrase (or by following a bare one closely); without
         a wake phrase every utterance is a question."""
-        armed_until = 0.0
-        for utterance in self.segmenter.utterances(chunks):
+        armed_until = 0.0  # seconds into the audio (a file is read faster than it plays)
+        for utterance in self.segmenter.utterances(chunks, longest_s=LONGEST_S - 2):
             text, asr_ms = self._transcribe(utterance)
             if self._awaits(utterance):  # the yes or no to a command: no wake phrase needed
                 heard = after_wake(text, self.wake) if self.wake else None
                 yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
                 continue
             question = text if not self.wake else after_wake(text, self.wake)
-            if question is None and time.perf_counter() < armed_until and text:
+            if question is None and utterance.start_s < armed_until and text:
                 question = text
             if question is None or not question:
-                armed_until = time.perf_counter() + ARMED_S if question == "" else 0.0
+                armed_until = utterance.end_s + ARMED_S if question == "" else 0.0
                 yield Turn(False, text, timings={"vad_ms": utterance.vad_ms, "asr_ms": asr_ms})
                 continue
             armed_until = 0.0

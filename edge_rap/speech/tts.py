@@ -21,7 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.newest import NewestWorker
@@ -141,6 +141,21 @@ def find_voice() -> Voice:
         return EspeakVoice()
     raise EdgeRapError("no voice installed: `apt-get install espeak-ng`, or `pip install 'edge-rap[piper]'` "
                        "(GPL-3.0); or run with --mute")
+
+
+def open_speaker(mute: bool, speak_to: str | None, warn: Callable[[str], None]) -> Speaker | None:
+    """The Speaker for `--mute` / `--speak-to DIR` / out loud. Out loud on a device with no audio player or no
+    voice, the answers are still printed: `warn` says why nothing is heard, instead of refusing to listen or watch.
+    A `--speak-to` folder that cannot be written is an error: the user asked for those files."""
+    if mute:
+        return None
+    if speak_to:
+        return Speaker(find_voice(), Path(speak_to))
+    try:
+        return Speaker(find_voice())
+    except EdgeRapError as e:
+        warn(f"not speaking: {e}")
+        return None
 
 
 class Speaker:

@@ -17,6 +17,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.speech.audio import CHUNK, RATE
 
 CONTEXT = 64  # samples of the previous chunk the model sees before each chunk (what silero's own wrapper does)
+OVERLAP_S = 2.0  # speech cut at `longest_s` goes on in the next utterance from this long before the cut
 
 
 def silero_path() -> Path:
@@ -76,10 +77,14 @@ class Segmenter:
     on_speech_start: Callable[[], None] | None = None  # called when speech starts (barge-in)
     _ms: float = field(default=0.0, init=False)
 
-    def utterances(self, chunks: Iterable[np.ndarray]) -> Iterator[Utterance]:
-        """Utterances as they end; one still open when the chunks run out ends there."""
+    def utterances(self, chunks: Iterable[np.ndarray], longest_s: float | None = None) -> Iterator[Utterance]:
+        """Utterances as they end; one still open when the chunks run out ends there. `longest_s`: speech that
+        goes on longer (a television, talk without a pause) is cut there, and the next utterance starts
+        `OVERLAP_S` before the cut, so that a phrase across it is heard whole in one of the two."""
         pad = int(self.pad_ms / 1000 * RATE / CHUNK)
         hangover = max(1, int(self.silence_ms / 1000 * RATE / CHUNK))
+        longest = int(longest_s * RATE / CHUNK) if longest_s else None
+        overlap = int(OVERLAP_S * RATE / CHUNK)
         before: list[np.ndarray] = []
         voiced: list[np.ndarray] = []
         start = last = quiet = lead = 0
@@ -100,6 +105,11 @@ class Segmenter:
             voiced.append(chunk)
             if p >= self.threshold - 0.15:
                 last, quiet, ended_at = k, 0, time.perf_counter()
+                if longest is not None and len(voiced) >= longest:
+                    utterance = self._close(voiced, start, k, ended_at)
+                    voiced, lead, start = voiced[-overlap:], 0, k - overlap + 1
+                    if utterance is not None:
+                        yield utterance
                 continue
             quiet += 1
             if quiet >= hangover:

@@ -27,6 +27,22 @@ def test_dense_matching_places_a_concept_where_its_cells_are():
     assert dense_candidates(frame, references, (800, 600), limit=1)[0].concept_id == 7
 
 
+def test_a_second_place_nearly_as_hot_as_the_first_is_proposed_too():
+    # The hottest place can be a look-alike; the concept's own place, nearly as hot, must be cropped as well.
+    rng = np.random.default_rng(0)
+    frame = rng.uniform(0, 1, (32, 8, 12)).astype(np.float32)  # 100 px cells of a 1200 x 800 image
+    reference = rng.uniform(0, 1, (32, 2, 2)).astype(np.float32)
+    references = ReferenceCells.stack({7: unit_cells(reference)})
+    frame[:, 1:3, 1:3] = reference
+    for blur, proposed in ((0.2, True), (3.0, False)):  # the second place: a close copy, then a faint one
+        frame[:, 5:7, 8:10] = reference + blur * rng.uniform(0, 1, reference.shape).astype(np.float32)
+        boxes = dense_candidates(frame, references, (1200, 800), second=0.75)[0].boxes
+        assert iou(boxes[0], Box(100, 100, 300, 300)) > 0.5
+        assert any(iou(b, Box(800, 500, 1000, 700)) > 0.5 for b in boxes) == proposed
+        assert not any(iou(b, Box(800, 500, 1000, 700)) > 0.5
+                       for b in dense_candidates(frame, references, (1200, 800))[0].boxes)  # only when asked
+
+
 def test_reference_cells_are_stacked_per_concept():
     stacked = ReferenceCells.stack({3: np.ones((2, 4), np.float32), 1: np.zeros((3, 4), np.float32)})
     assert stacked.ids.tolist() == [1, 3] and stacked.starts.tolist() == [0, 3, 5] and len(stacked) == 2

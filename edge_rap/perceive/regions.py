@@ -161,8 +161,10 @@ def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:
 
 
 def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[float, ...] = REGION_LEVELS,
-                 upsample: int = UPSAMPLE) -> tuple[list[Box], float]:
-    """The boxes (in image pixels) of the hot regions around the heat map's peak, one per level, and the
+                 upsample: int = UPSAMPLE, second: float | None = None) -> tuple[list[Box], float]:
+    """The boxes (in image pixels) of the hot regions around the heat map's peak, one per level, then the tight
+    region around a second peak outside them when its height over the median is at least `second` of the first
+    one's (the hottest place is often another thing that looks alike; RetrievalPolicy.second_peak); and the
     first region's mean heat."""
     from PIL import Image as PILImage
 
@@ -171,29 +173,42 @@ def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[fl
                                                                               PILImage.BILINEAR))
     peak = np.unravel_index(int(fine.argmax()), fine.shape)
     typical = float(np.median(fine))
-    width, height = image_size
-    fh, fw = fine.shape
-    boxes, scores = [], []
+    boxes, scores, regions = [], [], []
     for level in levels:
         region = connected_region(fine >= typical + level * (fine[peak] - typical), peak)
-        ys, xs = np.nonzero(region)
-        boxes.append(Box(int(xs.min() * width / fw), int(ys.min() * height / fh),
-                         int(round((xs.max() + 1) * width / fw)), int(round((ys.max() + 1) * height / fh))))
+        regions.append(region)
+        boxes.append(_box_of(region, image_size))
         scores.append(float(fine[region].mean()))
+    if second is not None:  # the hottest place outside the widest region, when nearly as hot as the peak
+        rest = np.where(regions[-1], typical, fine)
+        other = np.unravel_index(int(rest.argmax()), rest.shape)
+        if rest[other] - typical >= second * (fine[peak] - typical) > 0:
+            boxes.append(_box_of(connected_region(rest >= typical + levels[0] * (rest[other] - typical), other),
+                                 image_size))
     return boxes, scores[0]
 
 
+def _box_of(region: np.ndarray, image_size: tuple[int, int]) -> Box:
+    """A region of the upsampled heat map as a box in image pixels."""
+    ys, xs = np.nonzero(region)
+    fh, fw = region.shape
+    width, height = image_size
+    return Box(int(xs.min() * width / fw), int(ys.min() * height / fh),
+               int(round((xs.max() + 1) * width / fw)), int(round((ys.max() + 1) * height / fh)))
+
+
 def dense_candidates(frame: np.ndarray, references: ReferenceCells, image_size: tuple[int, int],
-                     limit: int | None = None, levels: tuple[float, ...] = REGION_LEVELS) -> list[Candidate]:
-    """The `limit` concepts with the hottest peaks, each with its regions' boxes, best first (by the tight
-    region's mean heat)."""
+                     limit: int | None = None, levels: tuple[float, ...] = REGION_LEVELS,
+                     second: float | None = None) -> list[Candidate]:
+    """The `limit` concepts with the hottest peaks, each with its regions' boxes (and a second place's, see
+    `region_boxes`), best first (by the tight region's mean heat)."""
     if not len(references):
         return []
     heat = heat_maps(frame, references)
     order = np.argsort(-heat.reshape(len(heat), -1).max(axis=1), kind="stable")[:limit]
     out = []
     for i in order:
-        boxes, score = region_boxes(heat[i], image_size, levels)
+        boxes, score = region_boxes(heat[i], image_size, levels, second=second)
         out.append(Candidate(int(references.ids[i]), score, distinct_boxes(boxes)))
     return sorted(out, key=lambda c: -c.score)
 

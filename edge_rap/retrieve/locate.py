@@ -62,7 +62,7 @@ class Locator:
             return None
         frame = self.embedder.feature_map(image.pixels, FEATURE_LONG_SIDE)
         candidates = dense_candidates(frame, self.references.cells(among), image.size,
-                                      limit=self.policy.max_candidates)
+                                      limit=self.policy.max_candidates, second=self.policy.second_peak)
         grid = self.policy.placing_query_grid if grid is None else grid
         return self.contest(frame, image, self.sharpen(image, candidates, query, grid))
 

@@ -45,8 +45,9 @@ def policy_change(text: str) -> dict:
 
 
 def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict | None, versus: str | None) -> dict:
-    """`recognize` per frame over the real composites of a dev set: the crops each frame needs, and the time
-    of a pass over all frames divided by their number (median of `repeat` passes)."""
+    """`recognize` per frame over the real composites of a dev set: the crops each frame needs, the time of a
+    pass over all frames divided by their number (median of `repeat` passes), and that time over the query
+    embedding's (the whole frame and its grid, as retrieval alone embeds it)."""
     from edge_rap.app import open_memory, retrieval_policy
     from edge_rap.eval.evaluate import localize_frames, read_dataset, remember_references
     from edge_rap.retrieve import Retriever
@@ -73,6 +74,12 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
                                 "changed_recognize_ms": round(theirs / len(images), 1), "ratio": round(mine / theirs, 3)}
         else:
             report["recognize_ms"] = round(median_ms(lambda: every(retriever), repeat) / len(images), 1)
+        # The bound's unit: the whole frame and its 3 x 3 grid embedded, as retrieval alone does.
+        query = median_ms(lambda: [retriever.embed_query(image, retriever.policy.query_grid) for image in images],
+                          repeat) / len(images)
+        recognize = report["versus"]["recognize_ms"] if change else report["recognize_ms"]
+        report["query_embedding_ms"] = round(query, 1)
+        report["recognize_over_query_embedding"] = round(recognize / query, 2)
         memory.close()
     return report
 

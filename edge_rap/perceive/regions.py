@@ -162,10 +162,10 @@ def heat_maps(frame: np.ndarray, references: ReferenceCells) -> np.ndarray:
 
 def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[float, ...] = REGION_LEVELS,
                  upsample: int = UPSAMPLE, second: float | None = None) -> tuple[list[Box], float]:
-    """The boxes (in image pixels) of the hot regions around the heat map's peak, one per level, then the tight
-    region around a second peak outside them when its height over the median is at least `second` of the first
-    one's (the hottest place is often another thing that looks alike; RetrievalPolicy.second_peak); and the
-    first region's mean heat."""
+    """The boxes (in image pixels) of the hot regions around the heat map's peak, one per level; and the first
+    region's mean heat. Where a second peak outside the widest region stands at least `second` as high over the
+    median as the first, the tight region around it replaces the wide box (the hottest place is often another
+    thing that looks alike: RetrievalPolicy.second_peak; in place of the wide box, the crops cost the same)."""
     from PIL import Image as PILImage
 
     h, w = heat.shape
@@ -183,8 +183,8 @@ def region_boxes(heat: np.ndarray, image_size: tuple[int, int], levels: tuple[fl
         rest = np.where(regions[-1], typical, fine)
         other = np.unravel_index(int(rest.argmax()), rest.shape)
         if rest[other] - typical >= second * (fine[peak] - typical) > 0:
-            boxes.append(_box_of(connected_region(rest >= typical + levels[0] * (rest[other] - typical), other),
-                                 image_size))
+            boxes = boxes[:1] + [_box_of(connected_region(rest >= typical + levels[0] * (rest[other] - typical),
+                                                          other), image_size)]
     return boxes, scores[0]
 
 

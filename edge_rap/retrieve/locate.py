@@ -103,9 +103,9 @@ class Locator:
 
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
-        concept (a tight box, and a wide one where it differs; `propose`, unless given), crops of them confirm:
-        the concept keeps the box where it scores best, and must clear its thresholds and be that crop's best
-        concept. All crops are embedded in one batch; contested proposals (`contest`) get none."""
+        concept (a tight box, and a wide one where it differs or a second place; `propose`, unless given), crops
+        of them confirm: the concept keeps the box where it scores best, and must clear its thresholds and be
+        that crop's best concept. All crops are embedded in one batch; contested proposals (`contest`) get none."""
         candidates = proposed if proposed is not None else self.propose(image) or []
         if not candidates:
             return Recognition(image.source, image.size, [], [])

@@ -31,6 +31,46 @@ def test_vectors_are_unit_length_and_independent_of_batching(embedder):
     assert np.allclose(together, alone, atol=1e-4)
 
 
+def test_preprocessing_normalises_each_channel_with_its_own_mean_and_spread():
+    from edge_rap.perceive.embed import preprocess
+
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 40, 30, 3), dtype=np.uint8)
+    mean, std = np.asarray([0.1, 0.5, 0.9], np.float32), np.asarray([0.2, 0.3, 0.4], np.float32)
+    batch = preprocess(list(pixels), (30, 40), mean, std)
+    assert batch.shape == (2, 3, 40, 30) and batch.dtype == np.float32
+    expected = (pixels.transpose(0, 3, 1, 2) / 255.0 - mean[None, :, None, None]) / std[None, :, None, None]
+    assert np.allclose(batch, expected, atol=1e-5)
+    into = np.full(4 * 3 * 40 * 30, np.nan, np.float32)
+    assert np.array_equal(preprocess(list(pixels), (30, 40), mean, std, into), batch)
+
+
+def test_a_reused_input_buffer_never_leaks_one_call_into_another(embedder):
+    """The embedder fills one input buffer per thread, call after call: a smaller batch, a feature map of
+    another shape, and two threads embedding at once must each see only their own pixels."""
+    import threading
+
+    images = [photo(n) for n in NAMES]
+    first = embedder.embed(images)
+    map_first = embedder.feature_map(images[0], 320)
+    assert np.array_equal(embedder.embed(images[3:]), first[3:])
+    assert np.array_equal(embedder.feature_map(images[0], 320), map_first)
+    assert np.array_equal(embedder.embed(images), first)
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def embed_often(k: int) -> None:
+        mine = images[k::2]
+        for _ in range(6):
+            results[k].append(embedder.embed(mine))
+
+    threads = [threading.Thread(target=embed_often, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in (0, 1):
+        assert all(np.array_equal(r, first[k::2]) for r in results[k])
+
+
 def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
     from edge_rap.export.efficientnet import TorchEmbedder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,43 +38,60 @@ class TextEmbedder(Protocol):
         ...
 
 
+GEM_ROWS = 512  # channels pooled per pass: 512 x 49 cells of float32 are 100 KB, under glibc's mmap threshold
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
 
-def preprocess(images: list[np.ndarray], size: int | tuple[int, int], mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def preprocess(images: list[np.ndarray], size: int | tuple[int, int], mean: np.ndarray, std: np.ndarray,
+               out: np.ndarray | None = None) -> np.ndarray:
     """Resize each image to size x size, or (width, height), keeping the whole picture, and normalise to an
-    NCHW float32 batch. Normalising is a 256-entry table per channel (pixels are uint8): a frame's share of
-    the feature pass was mostly float arithmetic before."""
+    NCHW float32 batch. Normalising is a 256-entry table per channel (pixels are uint8), looked up by OpenCV
+    in one pass: a frame's share of the feature pass was mostly float arithmetic before. `out`: a float32
+    array of at least the batch's size to fill (and return a view of) instead of a new one."""
+    import cv2
     from PIL import Image as PILImage
 
     width, height = (size, size) if isinstance(size, int) else size
-    table = ((np.arange(256, dtype=np.float32)[None, :] / 255.0 - mean[:, None]) / std[:, None]).astype(np.float32)
-    batch = np.empty((len(images), 3, height, width), dtype=np.float32)
+    table = ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - mean[None, :]) / std[None, :]).astype(np.float32)
+    table = table.reshape(256, 1, 3)
+    shape = (len(images), 3, height, width)
+    batch = np.empty(shape, dtype=np.float32) if out is None else out.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     for i, pixels in enumerate(images):
         picture = PILImage.fromarray(pixels)
         if picture.size != (width, height):
             picture = picture.resize((width, height), PILImage.BILINEAR)
-        resized = np.asarray(picture)
-        for channel in range(3):
-            np.take(table[channel], resized[..., channel], out=batch[i, channel])
+        batch[i] = cv2.LUT(np.asarray(picture), table).transpose(2, 0, 1)
     return batch
 
 
 def gem_pool(features: np.ndarray, p: float) -> np.ndarray:
     """Generalised-mean pooling of an N x C x H x W feature map: between average (p=1) and max (p->inf).
     A whole-number p (the default 3) is raised by multiplying: five times faster than np.power, and the
-    same to float32 rounding."""
-    clipped = np.maximum(features, 1e-6)
-    if float(p).is_integer() and 1 <= p <= 8:
-        raised = clipped.copy()
-        for _ in range(int(p) - 1):
-            raised *= clipped
-    else:
-        raised = np.power(clipped, p)
-    return np.power(raised.mean(axis=(2, 3)), 1.0 / p)
+    same to float32 rounding. Done GEM_ROWS channels at a time in two small scratch blocks: whole-batch
+    temporaries were megabytes of fresh pages on every call (heap.py sends large blocks to mmap)."""
+    n, channels = features.shape[:2]
+    rows = features.reshape(n * channels, -1)
+    pooled = np.empty(len(rows), dtype=np.float32)
+    clipped = np.empty((min(GEM_ROWS, len(rows)), rows.shape[1]), dtype=np.float32)
+    raised = np.empty_like(clipped)
+    whole = float(p).is_integer() and 1 <= p <= 8
+    for start in range(0, len(rows), GEM_ROWS):
+        part = rows[start : start + GEM_ROWS]
+        low, high = clipped[: len(part)], raised[: len(part)]
+        np.maximum(part, 1e-6, out=low)
+        if whole:
+            np.copyto(high, low)
+            for _ in range(int(p) - 1):
+                high *= low
+        else:
+            np.power(low, p, out=high)
+        pooled[start : start + len(part)] = high.mean(axis=1)
+    return np.power(pooled, 1.0 / p).reshape(n, channels)
 
 
 class OnnxImageEmbedder:
@@ -91,13 +109,25 @@ class OnnxImageEmbedder:
         self.space = SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(), int(self.output["dim"]))
         self._input_name = self.session.input_names[0]
         self.threshold = manifest.threshold
+        self._local = threading.local()
+
+    def _input_buffer(self, images: int, width: int, height: int) -> np.ndarray:
+        """This thread's input buffer, reused from call to call (grown when too small): a new batch every call
+        is megabytes of fresh pages, and faulting them in cost a fifth of `recognize` (docs/BENCHMARKS.md).
+        Per thread, because the daemon, the voice and the server embed at once."""
+        size = images * 3 * width * height
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or buffer.size < size:
+            buffer = self._local.buffer = np.empty(size, dtype=np.float32)
+        return buffer
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.space.dim), dtype=np.float32)
         out = []
         for start in range(0, len(images), self.batch):
-            x = preprocess(images[start : start + self.batch], self.size, self.mean, self.std)
+            chunk = images[start : start + self.batch]
+            x = preprocess(chunk, self.size, self.mean, self.std, self._input_buffer(len(chunk), self.size, self.size))
             y = self.session.run({self._input_name: x})[0]
             out.append(self._pool(y))
         return normalise(np.concatenate(out))
@@ -121,7 +151,7 @@ class OnnxImageEmbedder:
         h, w = pixels.shape[:2]
         scale = long_side / max(h, w)
         size = (max(stride, round(w * scale / stride) * stride), max(stride, round(h * scale / stride) * stride))
-        x = preprocess([pixels], size, self.mean, self.std)
+        x = preprocess([pixels], size, self.mean, self.std, self._input_buffer(1, *size))
         return self.session.run({self._input_name: x})[0][0]
 
 

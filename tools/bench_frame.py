@@ -9,7 +9,8 @@ concept scored, one feature pass at 640 px, dense matching, crop confirmation (t
 the contest of each proposal on pooled features, and the crops of the uncontested ones).
 --versus times `recognize` against the same with one RetrievalPolicy field changed (e.g.
 placing_query_grid=3), in turns in this process, and reports the ratio. --composites DIR times `recognize`
-per frame on the frames `eval localize` builds from a dev set instead (real photos; no stage split).
+per frame on the frames `eval localize` builds from a dev set instead (real photos; no stage split; other
+layouts with --frame-size 1280x960 --widths 0.2-0.45).
 --person also remembers a person (Grace Hopper's sample photo) and pastes her into the frame: every frame
 then runs the face detector and embedder too, as `recognize` does once a person is remembered.
 """
@@ -29,22 +30,27 @@ from timing import interleaved_median_ms, median_ms
 
 
 def policy_change(text: str) -> dict:
-    """FIELD=VALUE for a numeric RetrievalPolicy field, as keyword arguments for dataclasses.replace."""
+    """FIELD=VALUE for a numeric RetrievalPolicy field (or a tuple of numbers, VALUE comma-separated: grow=1.45
+    or grow=1.3,1.6), as keyword arguments for dataclasses.replace."""
     from dataclasses import fields
 
     from edge_rap.retrieve import RetrievalPolicy
 
     field, _, value = text.partition("=")
-    numeric = {f.name: type(f.default) for f in fields(RetrievalPolicy) if type(f.default) in (int, float)}
-    if field not in numeric or not value:
-        raise ValueError(f"--versus wants FIELD=VALUE with FIELD one of {', '.join(numeric)}")
+    kinds = {f.name: type(f.default) for f in fields(RetrievalPolicy) if type(f.default) in (int, float, tuple)}
+    if field not in kinds or not value:
+        raise ValueError(f"--versus wants FIELD=VALUE with FIELD one of {', '.join(kinds)}")
     try:
-        return {field: numeric[field](value)}
+        if kinds[field] is tuple:
+            return {field: tuple(float(v) for v in value.split(","))}
+        return {field: kinds[field](value)}
     except ValueError:
-        raise ValueError(f"--versus {text}: {field} must be {'an integer' if numeric[field] is int else 'a number'}") from None
+        wanted = {int: "an integer", float: "a number", tuple: "numbers separated by commas"}[kinds[field]]
+        raise ValueError(f"--versus {text}: {field} must be {wanted}") from None
 
 
-def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict | None, versus: str | None) -> dict:
+def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict | None, versus: str | None,
+                    layout=None) -> dict:
     """`recognize` per frame over the real composites of a dev set: the crops each frame needs, the time of a
     pass over all frames divided by their number (median of `repeat` passes), and that time over the query
     embedding's (the whole frame and its grid, as retrieval alone embeds it)."""
@@ -57,12 +63,12 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
         memory = open_memory(settings, embedder, Path(tmp) / "mem")
         skipped: list[str] = []
         concepts = remember_references(memory, read_dataset(dataset), skipped)
-        images = [Image(f.pixels, "composite") for f in localize_frames(concepts, 4, 0, skipped)]
+        images = [Image(f.pixels, "composite") for f in localize_frames(concepts, 4, 0, skipped, layout)]
         for line in skipped:
             print(f"skipped: {line}", file=sys.stderr)
         retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
         proposals = [retriever.propose(image) or [] for image in images]
-        report = {"dataset": str(dataset), "frames": len(images),
+        report = {"dataset": str(dataset), "frames": len(images), "frame_size": list(images[0].size) if images else None,
                   "crops_per_frame": round(float(np.mean([sum(len(c.boxes) for c in p if not c.contested)
                                                          for p in proposals])), 2),
                   "contested_per_frame": round(float(np.mean([sum(c.contested for c in p) for p in proposals])), 2)}
@@ -102,6 +108,9 @@ def main() -> None:
     parser.add_argument("--person", action="store_true", help="remember a person too: faces run on every frame")
     parser.add_argument("--composites", metavar="DIR", type=Path,
                         help="time every frame `eval localize --dataset DIR` builds (seed 0, 4 per frame) instead")
+    parser.add_argument("--frame-size", metavar="WxH", default="640x480", help="--composites: the frames' size")
+    parser.add_argument("--widths", metavar="MIN-MAX", default="0.15-0.6",
+                        help="--composites: each pasted photo's width, as a fraction of the frame's")
     args = parser.parse_args()
     try:
         change = policy_change(args.versus) if args.versus else None
@@ -110,7 +119,13 @@ def main() -> None:
     settings = load_settings()
     embedder = open_embedder(settings)
     if args.composites:
-        print(json.dumps(time_composites(settings, embedder, args.composites, args.repeat, change, args.versus), indent=2))
+        from edge_rap.eval.composites import Layout
+
+        width, height = (int(v) for v in args.frame_size.lower().split("x"))
+        narrow, wide = (float(v) for v in args.widths.split("-"))
+        layout = Layout((width, height), narrow, wide)
+        print(json.dumps(time_composites(settings, embedder, args.composites, args.repeat, change, args.versus,
+                                         layout), indent=2))
         return
     with tempfile.TemporaryDirectory() as tmp:
         memory = open_memory(settings, embedder, Path(tmp) / "mem")

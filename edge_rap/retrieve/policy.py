@@ -22,7 +22,7 @@ class RetrievalPolicy:
     placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
     contested_margin: float = 0.15  # a proposal whose pooled box matches another concept this much better: no crop
     second_peak: float = 0.75  # a second hot place this high (share of the first's height) is cropped too
-    grow: tuple[float, ...] = (1.3, 1.6)  # a placed box is tried this much larger too: dense peaks are parts
+    grow: tuple[float, ...] = (1.45,)  # a placed box is tried this much larger too: dense peaks are parts
     grow_tolerance: float = 0.02  # the largest tried box within this of the best score is kept
 
 

@@ -112,13 +112,15 @@ class OnnxImageEmbedder:
         self._local = threading.local()
 
     def _input_buffer(self, images: int, width: int, height: int) -> np.ndarray:
-        """This thread's input buffer, reused from call to call (grown when too small): a new batch every call
-        is megabytes of fresh pages, and faulting them in cost a fifth of `recognize` (docs/BENCHMARKS.md).
-        Per thread, because the daemon, the voice and the server embed at once."""
+        """This thread's input buffer, reused from call to call: a new batch every call is megabytes of fresh
+        pages, and faulting them in cost a fifth of `recognize` (docs/BENCHMARKS.md). Per thread, because the
+        daemon, the voice and the server embed at once. Made for a full batch at once and written through, so
+        that the resident size does not step up later, the first time a larger batch comes."""
         size = images * 3 * width * height
         buffer = getattr(self._local, "buffer", None)
         if buffer is None or buffer.size < size:
-            buffer = self._local.buffer = np.empty(size, dtype=np.float32)
+            buffer = self._local.buffer = np.empty(max(size, self.batch * 3 * self.size * self.size), np.float32)
+            buffer.fill(0.0)  # a new mapping's pages are only taken when written: take them now
         return buffer
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:

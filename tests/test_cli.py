@@ -192,3 +192,18 @@ def test_reindex_command(run, photos):
     rc, out, _ = run("reindex")
     assert rc == 0 and out.strip() == "re-embedded 2 reference view(s)"
     assert recognize_json(run, photos / "scene2.png")[0]["concepts"][0]["name"] == "bo"
+
+
+def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(settings):
+    # `edge-rap models list --json | head -c 0`: the output cannot be written, and the command stops quietly.
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has already gone
+    child = subprocess.run([sys.executable, "-m", "edge_rap", "models", "list", "--json"], stdout=write,
+                           stderr=subprocess.PIPE, text=True, env=os.environ, timeout=120)
+    os.close(write)
+    assert child.returncode == 141
+    assert child.stderr == ""

@@ -111,6 +111,22 @@ def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset
             evaluate(settings, dataset, memory=tmp_path / "kept")
 
 
+def test_a_memory_with_other_concepts_is_refused_and_left_as_it_was(dataset, settings, tmp_path, capsys):
+    # Its concepts would compete with the dataset's (a wrong score), and the dataset's would stay in it.
+    from edge_rap.app import open_embedder, open_memory
+
+    memory = tmp_path / "household"
+    mem = open_memory(settings, open_embedder(settings), memory)
+    mem.remember("bo", [str(dataset / "chelsea" / "a.png")])
+    mem.close()
+    for kind in ("retrieval", "localize"):
+        assert main(["eval", kind, "--dataset", str(dataset), "--memory", str(memory)]) == 2
+        assert "already holds 1 concept" in capsys.readouterr().err
+    mem = open_memory(settings, open_embedder(settings), memory)
+    assert [c.name for c in mem.concepts()] == ["bo"]
+    mem.close()
+
+
 def test_eval_localize_with_no_readable_query_is_a_clear_error(dataset, settings):
     for folder in dataset.iterdir():
         for query in folder.glob("b*.jpg"):

@@ -172,13 +172,14 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     """Remember each concept's reference photo; a concept whose reference or folder name the memory refuses (an
     unreadable or blank photo, a name too long, a second folder of the same name) is left out with its queries
     and said in `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds
-    one of the names, or a failed write, ends the run: skipping would quietly evaluate something else."""
-    held = {c.name for c in mem.concepts()}
+    anything, or a failed write, ends the run before anything is written: its concepts would compete with the
+    dataset's (a wrong score) and the dataset's would stay in it."""
+    held = mem.concepts()
+    if held:
+        raise EdgeRapError(f"the memory already holds {len(held)} concept(s): eval remembers the dataset's "
+                           "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
     kept, seen = [], set()
     for c in progress(concepts):
-        if c.name in held:
-            raise EdgeRapError(f"the memory already holds a concept named {c.name!r}: evaluate into an empty "
-                               "--memory")
         try:
             if c.name in seen:
                 raise EdgeRapError(f"another folder is also named {c.name!r}")

@@ -53,6 +53,15 @@ def test_names_come_in_order_of_mention_with_possessives_marked():
     assert mark_names(text, names) == "Is <anya>'s backpack near <bo>?"
 
 
+def test_two_names_said_alike_are_ambiguous_even_when_spelled_out():
+    # "Where is Bo?" cannot tell <bo> from <BO> (a memory made before such names were refused) nor <red_mug>
+    # from <Red Mug>: it asks back instead of answering about one of them.
+    for stored, said, alike in ((["bo", "BO"], "Where is Bo?", ["BO", "bo"]),
+                                (["red_mug", "Red Mug", "bo"], "Is the red mug here?", ["Red Mug", "red_mug"])):
+        names = match_names(said, stored)
+        assert names.names == [] and [sorted(a.names) for a in names.ambiguous] == [alike]
+
+
 def test_a_name_that_sounds_like_two_concepts_is_ambiguous():
     names = match_names("where is bow", ["bo", "beau", "anya"])
     assert names.names == [] and [a.names for a in names.ambiguous] == [("bo", "beau")]

@@ -58,6 +58,11 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
         r = c.patch("/api/concepts/coffee", json={"name": "mug", "description": "the blue mug", "category": "cup"})
         assert r.status_code == 200 and (r.json()["name"], r.json()["category"]) == ("mug", "cup")
         assert c.patch("/api/concepts/mug", json={"name": "chelsea"}).status_code == 409
+        assert c.patch("/api/concepts/mug", json={"name": "Chelsea"}).status_code == 409  # one name in any case
+        assert c.post("/api/concepts", data={"name": "CHELSEA"}, files=photo_files(png(photo("rocket")))
+                      ).status_code == 409
+        assert c.patch("/api/concepts/chelsea", json={"name": "Chelsea"}).status_code == 200  # its own, recased
+        assert c.patch("/api/concepts/Chelsea", json={"name": "chelsea"}).status_code == 200
         events = c.get("/api/events", params={"since": "1h", "name": "mug"}).json()
         assert [(e["type"], e["name"], e["box"], e["said"]) for e in events] == [("arrived", "mug", [1, 2, 30, 40],
                                                                                  "hello")]

@@ -181,6 +181,19 @@ def test_duplicate_names_refused(memory, images):
     assert [(c.name, c.description, c.views) for c in memory.concepts()] == [("café", "first", 1)]
 
 
+def test_names_that_differ_only_in_case_are_one_name(memory, images):
+    # "Where is Bo?" could not tell <bo> from <BO>: the second is refused, by remember and by rename.
+    memory.remember("bo", [scene_file(images, 1)], "the dog")
+    memory.remember("anya", [scene_file(images, 2)])
+    for same in ["BO", "Bo", "<bO>"]:
+        with pytest.raises(EdgeRapError, match=r"already exists as 'bo' \(names that differ only in case"):
+            memory.remember(same, [scene_file(images, 3)])
+        with pytest.raises(EdgeRapError, match="already exists as 'bo'"):
+            memory.rename("anya", same)
+    assert memory.rename("bo", "Bo").name == "Bo"  # a concept may change its own name's case
+    assert sorted((c.name, c.description) for c in memory.concepts()) == [("Bo", "the dog"), ("anya", "")]
+
+
 def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):
     writer = open_memory(settings, embedder)
     first = scene_file(images, 1)

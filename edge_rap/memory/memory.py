@@ -156,8 +156,7 @@ class Memory:
         category = _clean_text(category, "category", 64)
         if not images:
             raise EdgeRapError("remember needs at least one image")
-        if self.store.find(name):
-            raise EdgeRapError(f"a concept named {name!r} already exists (use `edge-rap add-views` to add photos)")
+        self.store.refuse_taken(name, hint=" (use `edge-rap add-views` to add photos)")
         prepared = [self.prepare(p, box, is_person(category)) for p in images]
         return self._commit(name, prepared, description, category, new=True)
 
@@ -261,8 +260,7 @@ class Memory:
     def rename(self, old: str, new: str) -> Concept:
         concept = self.store.get(old)
         new = validate_name(new)
-        if self.store.find(new):
-            raise EdgeRapError(f"a concept named {new!r} already exists")
+        self.store.refuse_taken(new, owner=concept.id)
         with self.store.transaction() as db:
             db.execute("UPDATE concepts SET name = ?, updated = strftime('%s','now') WHERE id = ?", (new, concept.id))
         return self.store.get(new)

@@ -149,6 +149,10 @@ def validate_name(name: str) -> str:
     return name
 
 
+class NameTakenError(EdgeRapError):
+    """Another concept holds the name (in any case): the companion API answers 409."""
+
+
 class DiskFullError(EdgeRapError):
     """The disk (or the database's size limit) is full: a delete may still succeed by freeing space first."""
 
@@ -409,7 +413,19 @@ class Store:
             raise EdgeRapError(f"no concept named {validate_name(name)!r}")
         return concept
 
+    def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,
+                     hint: str = "") -> None:
+        """A name another concept holds, also in another case ("Bo" beside "bo"), is refused: a voice or a
+        question could not tell the two apart. `owner`: the concept being renamed, which may change its case;
+        `hint`: what to do instead, said when the very name is taken."""
+        key = name.casefold()
+        for concept_id, other in self._rows("SELECT id, name FROM concepts", db=db):
+            if concept_id != owner and other.casefold() == key:
+                why = hint if other == name else f" as {other!r} (names that differ only in case are one name)"
+                raise NameTakenError(f"a concept named {name!r} already exists{why}")
+
     def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:
+        self.refuse_taken(name, db, hint=" (use --add-views to add photos)")
         now = time.time()
         try:
             cur = db.execute(

@@ -24,7 +24,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
-from edge_rap.memory.store import DiskFullError, validate_name
+from edge_rap.memory.store import DiskFullError, NameTakenError, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.problems import ApiError
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
@@ -88,6 +88,12 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             raise ApiError(f"no concept named {validate_name(name)!r}", 404)
         return concept
 
+    def refuse_taken(name: str, owner: int | None = None, hint: str = "") -> None:
+        try:
+            home.store.refuse_taken(name, owner=owner, hint=hint)
+        except NameTakenError as e:
+            raise ApiError(str(e), 409) from None
+
     def concept_json(concept: Concept) -> dict:
         base = f"/api/concepts/{quote(concept.name, safe='')}/photos"
         photos = [{"id": v.id, "sha256": v.image_sha256, "url": f"{base}/{v.id}"}
@@ -122,8 +128,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _text(category, "category", 64)
         region, photos = _box(box), _photos(photo, limits)
         with writes:
-            if home.store.find(name) is not None:
-                raise ApiError(f"a concept named {name!r} already exists (add photos to it instead)", 409)
+            refuse_taken(name, hint=" (add photos to it instead)")
             concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
         return concept_json(concept)
 
@@ -138,8 +143,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _text(change.category, "category", 64)
         with writes:
             concept = find(name)
-            if new is not None and new != concept.name and home.store.find(new) is not None:
-                raise ApiError(f"a concept named {new!r} already exists", 409)
+            if new is not None and new != concept.name:
+                refuse_taken(new, owner=concept.id)
             if change.description is not None or change.category is not None:
                 with thinking:  # a concept that becomes a person has its photos' faces registered
                     home.memory.edit(concept.name, change.description, change.category)

@@ -6,7 +6,8 @@ Every run of one to three words is compared with every stored name, spelled (rap
 consonant swapped for the nasal made at the same place, written as a name ("Mo" for <bo>, "Nan" for <dan>, but
 not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. Common English words match a name only when spelled
 exactly, so "any" is not heard as <anya> nor "be" as <bo>. A run that scores about the same for two names, or that sounds exactly
-like two names without being spelled as either, is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
+like two names without being spelled as either, or is the spoken form of two names ("red_mug" and
+"Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
             continue
         said = " ".join(w for w, _, _ in words[i:j])
         rivals = sorted({n for t, a, b, n in candidates if a == i and b == j and n != name and n not in chosen
-                         and s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said))})
+                         and (forms[n] == forms[name]  # said alike ("red_mug", "Red Mug"): even spelled out
+                              or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
         if rivals:

@@ -158,7 +158,7 @@ def cmd_run(args) -> int:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items())
         print(f"{s.frames_read} frames read, {s.frames_processed} recognised, {s.frames_gated} unchanged, "
               f"{s.frames_dropped} dropped, {s.frames_failed} failed; median ms per stage: {stages}", flush=True)
-    return 0
+    return 2 if summary.source_errors else 0  # each said on its own line as it happened
 
 
 def cmd_doctor(args) -> int:

@@ -237,6 +237,54 @@ def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
     assert any("b.png" in r.getMessage() for r in caplog.records)
 
 
+def drain(camera) -> list:
+    got = []
+    while not (camera.finished.is_set() and camera.slot._frame is None):
+        f = camera.slot.take()
+        if f is not None:
+            got.append(f)
+        camera.slot.wait(0.1)
+    return got
+
+
+def test_a_folder_source_reads_as_remember_does_and_refuses_a_huge_photo(tmp_path, caplog, monkeypatch):
+    # The pixel limit holds here too (a 400-megapixel file must not take the daemon's memory), and the frame
+    # is RGB as every other source's.
+    import cv2
+
+    red = np.zeros((240, 320, 3), np.uint8)
+    red[..., 2] = 255  # OpenCV writes BGR
+    cv2.imwrite(str(tmp_path / "a.png"), red)
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((600, 800, 3), np.uint8))  # 0.48 megapixels
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "0.1")
+    camera = Camera(parse_source(f"cam={tmp_path}"), threading.Event(), realtime=False).start()
+    got = drain(camera)
+    assert [f.index for f in got] == [0] and got[0].pixels[0, 0].tolist() == [255, 0, 0]
+    assert any("b.png" in r.getMessage() and "megapixels" in r.getMessage() for r in caplog.records)
+    assert camera.error is None
+
+
+def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_path):
+    (tmp_path / "text.mp4").write_text("not a video")
+    (tmp_path / "text.jpg").write_text("not a photo")  # OpenCV opens it, then reads nothing
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"not an image either")
+    for source, reason in (("text.mp4", "cannot open as a video"), ("text.jpg", "no frame could be read"),
+                           ("photos", "none of its 1 images could be read")):
+        camera = Camera(parse_source(f"cam={tmp_path / source}"), threading.Event(), realtime=False).start()
+        assert drain(camera) == []
+        assert reason in camera.error
+
+
+def test_run_exits_2_when_a_source_could_not_be_read(tmp_path, run, caplog):
+    # A script or a service manager sees the failure; the reason is one logged line and in the summary.
+    (tmp_path / "text.jpg").write_text("not a photo")
+    rc, out, _ = run("run", "--source", str(tmp_path / "text.jpg"), "--json", "--mute")
+    assert rc == 2 and any("no frame could be read" in r.getMessage() for r in caplog.records)
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["frames_read"] == 0 and "no frame could be read" in summary["source_errors"]["cam0"]
+
+
 # --- settings file -----------------------------------------------------------------------------------------
 
 def test_the_settings_file_is_checked_key_by_key(tmp_path):

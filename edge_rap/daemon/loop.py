@@ -59,12 +59,13 @@ class Summary:
     stages_ms: dict = field(default_factory=dict)
     lag_ms: dict = field(default_factory=dict)  # source-to-decision lag of recognised frames: median, p95
     rss_mb: float = 0.0  # the most resident memory seen
+    source_errors: dict = field(default_factory=dict)  # camera -> why its file or folder ended unread
 
     def to_json(self) -> dict:
         return {"type": "summary", "frames_read": self.frames_read, "frames_processed": self.frames_processed,
                 "frames_gated": self.frames_gated, "frames_dropped": self.frames_dropped,
                 "frames_failed": self.frames_failed, "stages_ms": self.stages_ms, "lag_ms": self.lag_ms,
-                "rss_mb": round(self.rss_mb, 1)}
+                "rss_mb": round(self.rss_mb, 1), "source_errors": self.source_errors}
 
 
 class TimedEmbedder:
@@ -261,6 +262,7 @@ class Daemon:
     def _finish(self, cameras: list[Camera]) -> None:
         self._check_memory()
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
+        self.summary.source_errors = {c.spec.name: c.error for c in cameras if c.error}
         self.times["capture"] = deque(ms for c in cameras for ms in c.read_ms)
         self.times["generate"] = self.announcer.generate_ms
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()

@@ -8,6 +8,7 @@ live source that drops is reopened with backoff and a log line, never crashing t
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -115,15 +116,15 @@ class LatestSlot:
                 self._cond.wait(timeout)
 
 
-def _fit(pixels: np.ndarray, max_width: int) -> np.ndarray:
-    """BGR from OpenCV to RGB, shrunk to `max_width` (0: as captured). cvtColor, not a reversed-stride copy:
-    numpy's copy of `[:, :, ::-1]` costs about 2 ms a 640x480 frame here, cvtColor a tenth of that."""
+def _fit(pixels: np.ndarray, max_width: int, bgr: bool = True) -> np.ndarray:
+    """BGR from OpenCV to RGB (`bgr`), shrunk to `max_width` (0: as captured). cvtColor, not a reversed-stride
+    copy: numpy's copy of `[:, :, ::-1]` costs about 2 ms a 640x480 frame here, cvtColor a tenth of that."""
     import cv2
 
     if max_width and pixels.shape[1] > max_width:
         height = max(1, round(pixels.shape[0] * max_width / pixels.shape[1]))
         pixels = cv2.resize(pixels, (max_width, height), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(pixels)
 
 
 class Camera:
@@ -143,6 +144,7 @@ class Camera:
         self.backoff = backoff
         self.slot = LatestSlot(lossless=not realtime and not spec.live)
         self.frames_read = 0
+        self.frames_delivered = 0
         self.read_ms: deque[float] = deque(maxlen=1024)
         self.finished = threading.Event()
         self.ready = ready or threading.Event()
@@ -151,6 +153,11 @@ class Camera:
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
     def start(self) -> "Camera":
+        # FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera") would
+        # stand beside ours, which say what failed in one line; either can be turned back on from the
+        # environment. Read when OpenCV first opens a video, so set before.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         self._thread.start()
         return self
 
@@ -189,10 +196,12 @@ class Camera:
         self._next_s = time_s + (1 / self.fps_cap if self.fps_cap else 0.0)
         return True
 
-    def _deliver(self, pixels: np.ndarray, index: int, time_s: float, read_ms: float, came: float) -> None:
+    def _deliver(self, pixels: np.ndarray, index: int, time_s: float, read_ms: float, came: float,
+                 bgr: bool = True) -> None:
         """`came`: when the frame was there to be read (monotonic), the start of its source-to-decision lag."""
         self.read_ms.append(read_ms)
-        frame = Frame(self.spec.name, index, time_s, _fit(pixels, self.max_width), came)
+        self.frames_delivered += 1
+        frame = Frame(self.spec.name, index, time_s, _fit(pixels, self.max_width, bgr), came)
         self.slot.put(frame, self.stop)
         self.ready.set()
 
@@ -225,9 +234,14 @@ class Camera:
             self._follow(capture, time.monotonic(), fps if 0 < fps <= 240 else 15.0)
         finally:
             capture.release()
+        if not self.frames_read and not self.stop.is_set():
+            raise EdgeRapError(f"source {path!r}: no frame could be read (not a video or image OpenCV decodes)")
 
     def _read_folder(self) -> None:
-        import cv2
+        """The folder's photos in name order, read as `remember` reads them (upright, and refused over the pixel
+        limit before decoding: a 400-megapixel file must not take the daemon's memory); a photo that cannot be
+        read is skipped with a warning, a folder of which none can be read is an error."""
+        from edge_rap.perceive.images import read_image_file
 
         files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
         if not files:
@@ -239,11 +253,14 @@ class Camera:
             if not self._due(index / self.folder_fps, started):
                 continue
             came, t = time.monotonic(), time.perf_counter()
-            pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if pixels is None:
-                log.warning("camera %s: %s is not a readable image, skipped", self.spec.name, path.name)
+            try:
+                pixels = read_image_file(path).image.pixels
+            except EdgeRapError as e:
+                log.warning("camera %s: %s, skipped", self.spec.name, e)
                 continue
-            self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came)
+            self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came, bgr=False)
+        if not self.frames_delivered:
+            raise EdgeRapError(f"source {self.spec.target!r}: none of its {len(files)} images could be read")
 
     def _read_live(self) -> None:
         """Open, read until it fails, reopen with doubling backoff: an unplugged camera or a dropped stream

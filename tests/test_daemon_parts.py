@@ -219,25 +219,8 @@ def test_a_busy_consumer_gets_no_frames_decoded_behind_its_back(tmp_path):
     assert camera.slot._frame is None and camera.slot.dropped == 14  # read, counted, never decoded or queued
 
 
-def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
-    import cv2
-
-    cv2.imwrite(str(tmp_path / "a.png"), scene())
-    (tmp_path / "b.png").write_bytes(b"not an image")
-    cv2.imwrite(str(tmp_path / "c.png"), scene(1))
-    stop = threading.Event()
-    camera = Camera(parse_source(f"cam={tmp_path}"), stop, realtime=False).start()
-    got = []
-    while not (camera.finished.is_set() and camera.slot._frame is None):
-        f = camera.slot.take()
-        if f is not None:
-            got.append(f)
-        camera.slot.wait(0.1)
-    assert [f.index for f in got] == [0, 2] and got[0].pixels.shape == (240, 320, 3)
-    assert any("b.png" in r.getMessage() for r in caplog.records)
-
-
 def drain(camera) -> list:
+    """Every frame a camera hands on, until it has finished."""
     got = []
     while not (camera.finished.is_set() and camera.slot._frame is None):
         f = camera.slot.take()
@@ -245,6 +228,18 @@ def drain(camera) -> list:
             got.append(f)
         camera.slot.wait(0.1)
     return got
+
+
+def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), scene())
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "c.png"), scene(1))
+    stop = threading.Event()
+    got = drain(Camera(parse_source(f"cam={tmp_path}"), stop, realtime=False).start())
+    assert [f.index for f in got] == [0, 2] and got[0].pixels.shape == (240, 320, 3)
+    assert any("b.png" in r.getMessage() for r in caplog.records)
 
 
 def test_a_folder_source_reads_as_remember_does_and_refuses_a_huge_photo(tmp_path, caplog, monkeypatch):

@@ -254,13 +254,14 @@ def cmd_import_rap(args) -> int:
         print(json.dumps(report.to_json()))
     else:
         print(f"imported {len(report.imported)} concept(s)")
-        if report.missing:
-            print(f"missing image, not imported ({len(report.missing)}): {', '.join(report.missing)}")
-        for name, why in report.failed.items():
-            print(f"failed <{name}>: {why}")
         if report.skipped:
             print(f"already remembered, skipped ({len(report.skipped)}): {', '.join(report.skipped)}")
-    return 0 if report.imported or not (report.missing or report.failed) else 1
+        if report.missing:
+            print(f"missing image, not imported ({len(report.missing)}): {', '.join(report.missing)}",
+                  file=sys.stderr)
+        for name, why in report.failed.items():
+            print(f"failed <{name}>: {why}", file=sys.stderr)
+    return 1 if report.missing or report.failed else 0  # a script sees that some entries did not come in
 
 
 def cmd_export_rap(args) -> int:

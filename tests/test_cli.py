@@ -143,16 +143,16 @@ def test_import_and_export_rap(run, photos, tmp_path, settings):
         "<ghost>": {"name": "ghost", "image": ["./database/gone.png"], "info": "", "category": ""},
     }}))
     rc, out, _ = run("import-rap", rap / "database.json", "--json")
-    assert rc == 0
+    assert rc == 1  # two imported, one missing: a script must see it
     report = json.loads(out)
     assert sorted(report["imported"]) == ["bo", "mug"]
     assert report["missing"] == ["ghost"] and report["failed"] == {} and report["skipped"] == []
     assert {c["name"]: c["description"] for c in concepts_json(run)} == {"bo": "our dog", "mug": "blue mug"}
 
-    rc, out, _ = run("import-rap", rap / "database.json")
+    rc, out, err = run("import-rap", rap / "database.json")
     assert rc == 1  # nothing imported, one missing
-    assert "missing image, not imported (1): ghost" in out
-    assert "already remembered, skipped (2)" in out
+    assert "missing image, not imported (1): ghost" in err
+    assert out == "imported 0 concept(s)\nalready remembered, skipped (2): bo, mug\n"
 
     rc, out, _ = run("export-rap", tmp_path / "exported")
     assert rc == 0 and out.strip() == f"wrote {tmp_path / 'exported' / 'database.json'}"

@@ -176,6 +176,17 @@ def test_an_image_field_that_is_not_a_path_is_reported_for_its_entry(tmp_path):
                         "lone": "the entry is not an object"}
 
 
+def test_text_fields_are_text_or_absent_never_a_python_spelling(tmp_path):
+    db = tmp_path / "database.json"
+    db.write_text(json.dumps({"concept_dict": {"<bo>": {"image": "a.png", "info": None, "category": None},
+                                               "<mug>": {"image": "b.png", "category": 3},
+                                               "<cat>": {"image": "c.png", "info": ["a", "list"]}}}))
+    entries = {e.name: e for e in read_rap_database(db)}
+    assert (entries["bo"].description, entries["bo"].category, entries["bo"].problem) == ("", "", "")
+    assert entries["mug"].problem == "its category 3 is not text"
+    assert entries["cat"].problem == 'its info ["a", "list"] is not text'
+
+
 # --- malformed entries, deep nesting, paths outside the database, unsafe export targets (issue 14) -----------
 
 def _database(folder: Path, entries: dict, raw: str | None = None) -> Path:
@@ -203,9 +214,9 @@ def test_a_bad_box_is_reported_for_its_entry_and_the_rest_imported(box, memory, 
     assert report.imported == ["good"] and list(report.failed) == ["boxed"]
     assert "box" in report.failed["boxed"] and "\n" not in report.failed["boxed"]
     capsys.readouterr()
-    assert cli.main(["import-rap", str(path), "--memory", str(tmp_path / "other")]) == 0
+    assert cli.main(["import-rap", str(path), "--memory", str(tmp_path / "other")]) == 1
     out, err = capsys.readouterr()
-    assert "failed <boxed>" in out and "Traceback" not in err
+    assert out == "imported 1 concept(s)\n" and "failed <boxed>" in err and "Traceback" not in err
 
 
 def test_a_deeply_nested_database_is_one_line(memory, settings, tmp_path, capsys):
@@ -242,10 +253,10 @@ def test_images_outside_the_database_folder_are_refused_unless_allowed(memory, s
     fresh = open_memory(settings, embedder, memory=tmp_path / "fresh")
     assert sorted(import_rap(fresh, path, allow_outside=True).imported) == ["absolute", "dotdot", "inside", "symlink"]
     fresh.close()
-    for flag, imported in (([], 1), (["--allow-outside"], 4)):
+    for flag, imported, rc in (([], 1, 1), (["--allow-outside"], 4, 0)):
         capsys.readouterr()
         mem = tmp_path / f"cli{len(flag)}"
-        assert cli.main(["import-rap", str(path), "--json", "--memory", str(mem), *flag]) == 0
+        assert cli.main(["import-rap", str(path), "--json", "--memory", str(mem), *flag]) == rc
         assert len(json.loads(capsys.readouterr().out)["imported"]) == imported
 
 

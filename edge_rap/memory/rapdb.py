@@ -61,6 +61,15 @@ def _box(value) -> Box | None:
     return Box.parse(",".join(map(repr, value)))
 
 
+def _text(value, field_name: str) -> str:
+    """A text field: absent or null is empty; a number or a list is a problem, not its Python spelling."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EdgeRapError(f"its {field_name} {json.dumps(value)[:40]} is not text")
+    return value
+
+
 def _entry(key: str, value, folder: Path) -> RapEntry:
     name = key.strip()
     name = name[1:-1] if name.startswith("<") and name.endswith(">") else name
@@ -68,8 +77,8 @@ def _entry(key: str, value, folder: Path) -> RapEntry:
         if not isinstance(value, dict):
             raise EdgeRapError("the entry is not an object")
         images = [*_paths(value.get("image"), "image"), *_paths(value.get("extra_images"), "extra_images")]
-        return RapEntry(name, [folder / i for i in images if i], str(value.get("info", "")),
-                        str(value.get("category", "")), _box(value.get("box")))
+        return RapEntry(name, [folder / i for i in images if i], _text(value.get("info"), "info"),
+                        _text(value.get("category"), "category"), _box(value.get("box")))
     except EdgeRapError as e:
         return RapEntry(name, [], "", "", problem=str(e))
 

@@ -173,7 +173,9 @@ def cmd_events(args) -> int:
     from edge_rap.daemon.events import EventLog, parse_since
 
     since = parse_since(args.since) if args.since else None
-    log = EventLog(_settings(args).memory, readonly=True)
+    settings = _settings(args)
+    _existing_memory(args, settings)
+    log = EventLog(settings.memory, readonly=True)
     try:
         events = log.query(since, args.name)
     finally:

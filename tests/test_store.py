@@ -11,6 +11,7 @@ from scenes import noise, save, scene_file
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
+from edge_rap.types import Box
 from edge_rap.memory.index import index_files
 from edge_rap.memory.memory import Memory
 from edge_rap.perceive.views import augmented_views
@@ -94,6 +95,20 @@ def test_add_views(memory, settings, images):
     assert hit.concept.name == "bo" and hit.score == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(EdgeRapError, match="no concept named 'nobody'"):
         memory.add_views("nobody", [second])
+
+
+def test_a_photo_given_twice_is_one_view(memory, images, caplog):
+    # The same file (or a copy of it) only repeats the concept's vectors; a different box of it is a new view.
+    first, second = scene_file(images, 1), scene_file(images, 2)
+    copy = images / "copy.png"
+    copy.write_bytes(first.read_bytes())
+    assert memory.remember("bo", [first, copy]).views == 1
+    assert any("copy.png is already a view of <bo>" in r.getMessage() for r in caplog.records)
+    assert memory.add_views("bo", [second, first, second]).views == 2
+    with pytest.raises(EdgeRapError, match="every photo given is already a view of <bo>"):
+        memory.add_views("bo", [first, second])
+    assert memory.add_views("bo", [first], box=Box(0, 0, 60, 60)).views == 3
+    assert memory.get("bo").views == 3
 
 
 def test_edit_description_and_category(memory, images):

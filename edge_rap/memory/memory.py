@@ -77,6 +77,22 @@ def _clean_text(text: str, what: str, limit: int) -> str:
     return text
 
 
+def distinct_views(prepared: list[PreparedView], name: str, held: set = frozenset()) -> list[PreparedView]:
+    """The photos that are new views: one given twice, or already a view of the concept with the same box, would
+    only repeat its vectors (`held`: the concept's (sha256, box) pairs). Said for each; none new is an error."""
+    seen, kept = set(held), []
+    for view in prepared:
+        key = (view.file.sha256, view.box)
+        if key in seen:
+            log.warning("%s is already a view of <%s>: skipped", view.file.image.source, name)
+            continue
+        seen.add(key)
+        kept.append(view)
+    if not kept:
+        raise EdgeRapError(f"every photo given is already a view of <{name}>; nothing was changed")
+    return kept
+
+
 class Memory:
     """Concepts on disk (SQLite + images + USearch per space) and the embedder that makes their vectors."""
 
@@ -157,7 +173,7 @@ class Memory:
         if not images:
             raise EdgeRapError("remember needs at least one image")
         self.store.refuse_taken(name, hint=" (use `edge-rap add-views` to add photos)")
-        prepared = [self.prepare(p, box, is_person(category)) for p in images]
+        prepared = distinct_views([self.prepare(p, box, is_person(category)) for p in images], name)
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:
@@ -167,7 +183,8 @@ class Memory:
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
         concept = self.store.get(name)
         prepared = [self.prepare(p, box, is_person(concept.category)) for p in images]
-        return self._commit(concept.name, prepared, "", "", new=False)
+        held = {(v.image_sha256, v.box) for v in self.store.views(concept.id)}
+        return self._commit(concept.name, distinct_views(prepared, concept.name, held), "", "", new=False)
 
     def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
         embedder = self._need_embedder()

@@ -113,6 +113,14 @@ def test_a_manifest_of_another_role_or_format_is_refused(tmp_path, model_cache):
         _detector(tmp_path / "odd", "ssd", {"boxes": np.zeros((1, 4)), "scores": np.zeros(1), "classes": np.zeros(1, np.int64)})
 
 
+def test_a_folder_that_is_not_a_model_is_named_as_such(tmp_path, model_cache):
+    from edge_rap.models.cache import ModelCache
+
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(EdgeRapError, match=r"weights: a folder without manifest.json, not an exported model"):
+        ModelCache(model_cache).manifest(str(tmp_path / "weights"))
+
+
 def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, settings, capsys):
     from edge_rap.cli import main
 

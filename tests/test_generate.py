@@ -270,8 +270,9 @@ def test_pull_offline_names_the_files_and_where_to_put_them(tmp_path, monkeypatc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EdgeRapError, match="HF_HUB_OFFLINE"):
         pull("tiny", models, fake_registry(tmp_path, None), progress=False)
-    with pytest.raises(EdgeRapError, match="no VLM named 'nope'"):
+    with pytest.raises(EdgeRapError, match="no model named 'nope'") as e:
         pull("nope", models, fake_registry(tmp_path, None))
+    assert "VLMs: tiny;" in str(e.value) and "whisper-base.en" in str(e.value)  # the speech models too
 
 
 def test_pull_verifies_files_put_in_place_by_hand(tmp_path):

@@ -176,7 +176,7 @@ def test_boxes_map_back_like_the_reference_post_processing(exported):
 def test_other_manifests_are_refused(exported, tmp_path):
     _, _, out = exported
     raw = json.loads((out.fp32 / "manifest.json").read_text())
-    for change, message in (({"role": "image_embedder"}, "not a detector"), ({"output": {"format": "yolov8"}}, "is not 'owlvit'")):
+    for change, message in (({"role": "image_embedder"}, "is an image embedder, not a detector"), ({"output": {"format": "yolov8"}}, "is not 'owlvit'")):
         folder = tmp_path / message.replace(" ", "-").replace("'", "")
         folder.mkdir()
         for f in ("detector.onnx", "vocab.json", "merges.txt"):

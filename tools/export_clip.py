@@ -4,7 +4,8 @@
   python tools/export_clip.py --arch tiny --config DIR --pretrained ''    # random weights, for tests
 
 The folders land in the model cache ($EDGE_RAP_HOME/models, or --out) as <name>-fp32 and <name>-int8;
-select one with `edge-rap --embedder <name>-int8 ...` (then `edge-rap reindex` for an existing memory).
+select one with `edge-rap COMMAND --embedder <name>-int8 ...` (an existing memory first takes
+`edge-rap reindex --embedder <name>-int8`).
 """
 
 from __future__ import annotations

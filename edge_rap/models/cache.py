@@ -89,6 +89,14 @@ class Manifest:
         except (TypeError, ValueError) as e:
             raise EdgeRapError(f"{path}: malformed manifest ({e})") from None
 
+    def require_role(self, role: str) -> None:
+        """A model opened for one job ("detector") that was exported for another is a one-line error."""
+        if self.role != role:
+            said = self.role.replace("_", " ")
+            article = "an" if said[:1] in "aeiou" else "a"
+            raise EdgeRapError(f"model {self.name} is {article} {said}, not {'an' if role[:1] in 'aeiou' else 'a'} "
+                               f"{role.replace('_', ' ')}")
+
     def file_path(self, role: str) -> Path:
         """The file of a role, checked against its sha256 before anything opens it: a partial copy or a
         tampered file is refused, not run (hashing the default embedder costs about 10 ms)."""
@@ -158,6 +166,8 @@ class ModelCache:
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
+        if candidate.is_dir() and not self.has(name_or_path):
+            raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
         if not self.has(name_or_path):
             if name_or_path in DEFAULT_EMBEDDERS:
                 raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "

@@ -123,8 +123,9 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
     registry = registry or load_registry(kind=kind)
     entry = registry.get("models", {}).get(name)
     if entry is None:
-        known = ", ".join(registry.get("models", {}))
-        raise EdgeRapError(f"no {KINDS[kind]} named {name!r} in the registry (known: {known})")
+        listed = {k: registry if k == kind else load_registry(kind=k) for k in KINDS}  # every pullable kind
+        known = "; ".join(f"{KINDS[k]}s: {', '.join(r.get('models', {}))}" for k, r in listed.items())
+        raise EdgeRapError(f"no model named {name!r} in the registries ({known})")
     folder = vlm_root(models, kind) / name
     try:
         folder.mkdir(parents=True, exist_ok=True)

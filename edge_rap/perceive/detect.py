@@ -63,8 +63,7 @@ class YoloOnnxDetector:
 
     def __init__(self, manifest: Manifest, provider: str = "auto", min_score: float = 0.25, nms_iou: float = 0.5,
                  threads: int = 0):
-        if manifest.role != "detector":
-            raise EdgeRapError(f"model {manifest.name} is a {manifest.role}, not a detector")
+        manifest.require_role("detector")
         self.session = open_session(manifest.file_path("detector"), provider, threads)
         self.size = int(manifest.input.get("size", 640))
         self.format = manifest.output.get("format", "boxes-scores-classes")

@@ -154,8 +154,7 @@ class OwlOnnxDetector:
 
     def __init__(self, manifest: Manifest, provider: str = "auto", min_score: float = 0.1, nms_iou: float = 0.3,
                  max_regions: int = 50, threads: int = 0):
-        if manifest.role != "detector":
-            raise EdgeRapError(f"model {manifest.name} is a {manifest.role}, not a detector")
+        manifest.require_role("detector")
         if manifest.output.get("format") != FORMAT:
             raise EdgeRapError(f"model {manifest.name}: output format {manifest.output.get('format')!r} is not {FORMAT!r}")
         text = manifest.text

@@ -103,6 +103,9 @@ def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
 
 
 def test_pair_prints_a_qr_code_url_and_token(settings, run):
+    rc, out, err = run("pair")  # a mistyped --memory: refused, no folder made to hold a token
+    assert rc == 2 and "no such memory folder" in err and not settings.memory.exists()
+    settings.memory.mkdir()  # as `serve` leaves it
     rc, out, _ = run("pair")
     assert rc == 0
     token = (settings.memory / "api-token").read_text().strip()

@@ -291,7 +291,13 @@ def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
                 httpx.get(handle.url.replace("https", "http") + "/api/health", timeout=5).json()
         finally:
             handle.stop()
-        with pytest.raises(EdgeRapError, match="--tls-cert"):
+        with pytest.raises(EdgeRapError, match="--tls-cert/--tls-key: not a PEM certificate and its key"):
             start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(key), str(cert)))
     finally:
         home.close()
+
+
+def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, run):
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    rc, out, err = run("serve", "--port", "65000", "--tls-cert", tmp_path / "cert.pem", "--tls-key", tmp_path / "cert.pem")
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "not a PEM certificate" in err

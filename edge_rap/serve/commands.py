@@ -18,7 +18,7 @@ def cmd_serve(args) -> int:
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
-    from edge_rap.serve.server import Tls, bind, serve_forever, warn_if_open
+    from edge_rap.serve.server import Tls, bind, make_server, serve_forever, warn_if_open
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
@@ -30,12 +30,13 @@ def cmd_serve(args) -> int:
         if warning:
             print(f"edge-rap: warning: {warning}", file=sys.stderr)
         port = args.port if args.port is not None else DEFAULT_PORT
+        server = make_server(app, tls)
         sock = bind(args.host, port)
         record(home.root, Listening(args.host, port, tls is not None))
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"serving {home.root} on {'https' if tls else 'http'}://{shown}:{port}/ "
               "(`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
-        serve_forever(app, sock, tls)
+        serve_forever(server, sock)
     return 0
 
 
@@ -45,9 +46,11 @@ def cmd_pair(args) -> int:
     from edge_rap.serve.pairing import page_url, pairing_link, reachable_note, recorded, terminal_qr
     from edge_rap.serve.token import ensure_token, rotate_token
 
-    memory = _settings(args).memory
-    if memory.exists() and not memory.is_dir():
-        raise EdgeRapError(f"{memory}: is a file, not a memory folder (check --memory)")
+    from edge_rap.cli import _existing_memory
+
+    settings = _settings(args)
+    _existing_memory(args, settings)  # a mistyped --memory must not become a folder holding a token
+    memory = settings.memory
     token = rotate_token(memory) if args.rotate else ensure_token(memory)
     where = recorded(memory)
     if args.host:

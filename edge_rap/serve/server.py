@@ -56,14 +56,20 @@ def warn_if_open(host: str, tls: Tls | None) -> str | None:
             "use --tls-cert/--tls-key, or keep it on a network you trust")
 
 
-def _server(app, tls: Tls | None):
+def make_server(app, tls: Tls | None):
+    """The server, its certificate and key read (a bad one is one line, before anything says it serves)."""
+    import ssl
+
     import uvicorn
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", limit_concurrency=64,
                             timeout_keep_alive=5, server_header=False,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     try:
-        config.load()  # the certificate and key are read here: a bad one is one line
+        config.load()  # the certificate and key are read here
+    except ssl.SSLError as e:
+        raise EdgeRapError(f"--tls-cert/--tls-key: not a PEM certificate and its key, or a pair that does not "
+                           f"match ({e.reason or e})") from None
     except (OSError, ValueError) as e:
         raise EdgeRapError(f"--tls-cert/--tls-key: {e}") from None
     return uvicorn.Server(config)
@@ -87,7 +93,7 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     """Serve `app` from a thread (port 0: any free port); returns once it accepts connections."""
     sock = bind(host, port)
     try:
-        server = _server(app, tls)
+        server = make_server(app, tls)
     except EdgeRapError:
         sock.close()
         raise
@@ -102,6 +108,7 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread)
 
 
-def serve_forever(app, sock: socket.socket, tls: Tls | None = None) -> None:
-    """Serve on a bound socket in the foreground until Ctrl-C or SIGTERM (uvicorn's own handlers)."""
-    _server(app, tls).run(sockets=[sock])
+def serve_forever(server, sock: socket.socket) -> None:
+    """Serve (`make_server`) on a bound socket in the foreground until Ctrl-C or SIGTERM (uvicorn's own
+    handlers)."""
+    server.run(sockets=[sock])

@@ -117,6 +117,7 @@ def test_edit_description_and_category(memory, images):
     assert (edited.description, edited.category) == ("a new description", "dog")
     edited = memory.edit("bo", category="pet")
     assert (edited.description, edited.category) == ("a new description", "pet")
+    assert edited.updated >= edited.created  # not cut to the second (which read as before it was made)
     assert memory.get("bo").category == "pet"
     with pytest.raises(EdgeRapError, match="description is 2001 characters"):
         memory.edit("bo", description="x" * 2001)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
@@ -220,7 +221,7 @@ class Memory:
             concept_id = self.store.insert_concept(db, name, category, description)
         else:
             concept_id = self.store.get(name).id
-            db.execute("UPDATE concepts SET updated = strftime('%s','now') WHERE id = ?", (concept_id,))
+            db.execute("UPDATE concepts SET updated = ? WHERE id = ?", (time.time(), concept_id))
         faces = []
         for p in prepared:
             rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
@@ -251,11 +252,11 @@ class Memory:
         faces = self._faces_of(concept) if becomes_person and self.faces is not None else []
         with self.store.transaction() as db:
             if description is not None:
-                db.execute("UPDATE concepts SET description = ?, updated = strftime('%s','now') WHERE id = ?",
-                           (_clean_text(description, "description", MAX_DESCRIPTION), concept.id))
+                db.execute("UPDATE concepts SET description = ?, updated = ? WHERE id = ?",
+                           (_clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
             if category is not None:
-                db.execute("UPDATE concepts SET category = ?, updated = strftime('%s','now') WHERE id = ?",
-                           (_clean_text(category, "category", 64), concept.id))
+                db.execute("UPDATE concepts SET category = ?, updated = ? WHERE id = ?",
+                           (_clean_text(category, "category", 64), time.time(), concept.id))
             if stops_being_person and self.store.space(FACE_SPACE, db):
                 db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))
                 self.writer.write(db, FACE_SPACE)
@@ -279,7 +280,7 @@ class Memory:
         new = validate_name(new)
         self.store.refuse_taken(new, owner=concept.id)
         with self.store.transaction() as db:
-            db.execute("UPDATE concepts SET name = ?, updated = strftime('%s','now') WHERE id = ?", (new, concept.id))
+            db.execute("UPDATE concepts SET name = ?, updated = ? WHERE id = ?", (new, time.time(), concept.id))
         return self.store.get(new)
 
     def forget(self, name: str) -> Concept:

@@ -90,6 +90,13 @@ def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
 
 
+def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
+    # The log must not hold a visit that outlasts the daemon: "is Bo home?" days later would say yes.
+    events, _, home = run_scripted(tmp_path, [40, 255, 255, 255, 255])
+    assert [(e.kind, e.name, e.time_s) for e in events] == [("arrived", "bo", 1.0), ("left", "bo", 2.0)]
+    assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]
+
+
 def test_two_cameras_in_one_process_carry_their_names(tmp_path):
     home = ScriptedHousehold(tmp_path / "memory")
     door = write_frames(tmp_path / "door", [40, 255, 255, 255, 40, 40, 40, 40])

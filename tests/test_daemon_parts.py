@@ -45,6 +45,14 @@ def test_a_concept_arrives_once_after_two_votes_and_leaves_after_its_absence():
     assert kinds(presence.update(3.5, [])) == [("left", "bo")]
 
 
+def test_when_watching_ends_every_present_concept_leaves_and_nothing_else_is_said():
+    presence = Presence(VoteSettings(confirm=2, window=3))
+    presence.update(0.0, [hit(BO), hit(ANYA)])
+    assert kinds(presence.update(0.5, [hit(BO)])) == [("arrived", "bo")]  # <anya>: one vote, never arrived
+    assert [(c.kind, c.name, c.time_s) for c in presence.end(0.5)] == [("left", "bo", 0.5)]
+    assert presence.present == [] and presence.update(1.0, []) == []
+
+
 def test_one_stray_frame_is_voted_out_and_one_missed_frame_does_not_end_a_visit():
     presence = Presence(VoteSettings(confirm=2, window=3, leave_after_s=1.5))
     assert presence.update(0.0, [hit(ANYA)]) == []

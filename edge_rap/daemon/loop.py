@@ -127,6 +127,7 @@ class Daemon:
         self.gates: dict[str, MotionGate] = {}
         self.last: dict[str, Recognition] = {}
         self.rechecked: dict = {}  # camera -> the whole-frame vector of its last re-check
+        self.last_time_s: dict[str, float] = {}  # camera -> its newest frame's source time
         self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
         self.summary = Summary()
 
@@ -180,10 +181,18 @@ class Daemon:
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()
+            self._stop_watching()
             for camera in cameras:
                 camera.join(0.5)
             self._finish(cameras)
         return self.summary
+
+    def _stop_watching(self) -> None:
+        """Whatever is present leaves when watching stops, at each camera's last frame (Presence.end)."""
+        wall = time.time()
+        for camera, presence in self.presence.items():
+            for change in presence.end(self.last_time_s.get(camera, 0.0)):
+                self._log_and_report(Event("left", change.name, camera, change.time_s, wall))
 
     def _check_memory(self) -> None:
         now = rss_mb()
@@ -214,6 +223,7 @@ class Daemon:
             else:
                 self.summary.frames_gated += 1
             t = time.perf_counter()
+            self.last_time_s[frame.camera] = frame.time_s
             changes = self.presence[frame.camera].update(frame.time_s, hits)
             self.times["track"].append(1000 * (time.perf_counter() - t))
             if passes and frame.captured:

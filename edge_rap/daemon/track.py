@@ -73,6 +73,16 @@ class Presence:
             self._tracks[concept_id].last_seen = time_s
         return self._decide(time_s)
 
+    def end(self, time_s: float) -> list[Change]:
+        """Watching stops (shutdown, the source ended): every concept present leaves now, so the event log never
+        holds a visit that lasts after the camera stopped looking ("is Mochi home?" days later)."""
+        changes = [Change("left", concept_id, track.name, time_s)
+                   for concept_id, track in self._tracks.items() if track.present]
+        self._tracks.clear()
+        self._last_hits.clear()
+        self._sure.clear()
+        return changes
+
     def forget(self, keep: set[int]) -> None:
         """Drop the tracks of concepts no longer remembered (forgotten by another process), silently."""
         for concept_id in [i for i in self._tracks if i not in keep]:

@@ -187,7 +187,8 @@ def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     time.sleep(1.0)
     stop.set()
     camera.join(5)
-    assert camera.finished.is_set() and camera.frames_read == 0 and camera.error is None
+    assert camera.finished.is_set() and camera.frames_read == 0
+    assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # the run's exit status says so
     assert sum("retrying" in r.getMessage() for r in caplog.records) >= 2
 
 
@@ -265,6 +266,22 @@ def test_a_folder_source_reads_as_remember_does_and_refuses_a_huge_photo(tmp_pat
     assert [f.index for f in got] == [0] and got[0].pixels[0, 0].tolist() == [255, 0, 0]
     assert any("b.png" in r.getMessage() and "megapixels" in r.getMessage() for r in caplog.records)
     assert camera.error is None
+
+
+def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, caplog):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(40):
+        cv2.imwrite(str(folder / f"{k:04d}.png"), scene(k))
+    camera = Camera(parse_source(f"cam={folder}"), threading.Event(), folder_fps=20.0).start()
+    while camera.slot.take() is None:
+        camera.slot.wait(0.05)
+    folder.rename(tmp_path / "elsewhere")  # at once, as an unmounted drive (rmtree would go file by file)
+    got = drain(camera)
+    assert len(got) < 39 and camera.error == f"source {str(folder)!r}: the folder is gone"
+    assert not any("skipped" in r.getMessage() for r in caplog.records)  # not a line per photo
 
 
 def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_path):

@@ -256,6 +256,8 @@ class Camera:
             try:
                 pixels = read_image_file(path).image.pixels
             except EdgeRapError as e:
+                if not Path(self.spec.target).is_dir():  # not one photo: the whole folder went away
+                    raise EdgeRapError(f"source {self.spec.target!r}: the folder is gone") from None
                 log.warning("camera %s: %s, skipped", self.spec.name, e)
                 continue
             self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came, bgr=False)
@@ -267,9 +269,10 @@ class Camera:
         is logged and retried until stopped."""
         import cv2
 
-        started, wait = time.monotonic(), self.backoff[0]
+        started, wait, opened = time.monotonic(), self.backoff[0], False
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
+            opened = opened or capture.isOpened()
             if not capture.isOpened():
                 log.warning("camera %s: cannot open %s; retrying in %.1f s", self.spec.name, self.spec.target, wait)
                 self.stop.wait(wait)
@@ -283,3 +286,5 @@ class Camera:
             finally:
                 capture.release()
             self.stop.wait(wait)
+        if not opened:  # retried until stopped: the run says so (source_errors, its exit status)
+            self.error = f"source {self.spec.target!r}: never opened"

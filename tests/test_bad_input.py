@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from readonly import run_read_only
 from scenes import save, scene, scene_file
 
 from edge_rap import cli
@@ -685,26 +685,7 @@ def _run_read_only(memory_dir: Path, photo: Path, tmp_path: Path) -> dict:
     script = tmp_path / "ro_script.py"
     script.write_text(RO_SCRIPT)
     out = tmp_path / "ro_results.json"
-    cmd = [sys.executable, str(script), str(memory_dir), str(photo), str(out)]
-    env = dict(os.environ)
-    if os.geteuid() != 0:  # chmod is enough for an ordinary user
-        modes = {p: p.stat().st_mode for p in [memory_dir, *memory_dir.rglob("*")]}
-        try:
-            for p in modes:
-                p.chmod(modes[p] & ~0o222)
-            subprocess.run(cmd, env=env, check=True, timeout=120)
-        finally:
-            for p, mode in modes.items():
-                p.chmod(mode)
-    else:  # root ignores permissions: a read-only bind mount in a private user and mount namespace
-        unshare = shutil.which("unshare")
-        if unshare is None:
-            pytest.skip("running as root and no `unshare` to make a read-only mount")
-        m = shlex.quote(str(memory_dir))
-        shell = f"mount --bind {m} {m} && mount -o remount,bind,ro {m} && exec {shlex.join(cmd)}"
-        done = subprocess.run([unshare, "-rm", "sh", "-c", shell], env=env, timeout=120, capture_output=True, text=True)
-        if not out.exists():
-            pytest.skip(f"running as root and cannot make a read-only mount: {done.stderr.strip()[:200]}")
+    run_read_only(memory_dir, [sys.executable, str(script), str(memory_dir), str(photo), str(out)], out)
     return json.loads(out.read_text())
 
 

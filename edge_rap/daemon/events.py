@@ -6,6 +6,7 @@ Forgetting a concept removes its events and snapshots too: the household's priva
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import writable_folder
 from edge_rap.types import Box, Event
 
 log = logging.getLogger(__name__)
@@ -167,10 +169,7 @@ class Snapshots:
 
     def __init__(self, policy: SnapshotPolicy):
         self.policy = policy
-        try:
-            policy.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EdgeRapError(f"--snapshots {policy.folder}: {e.strerror}") from None
+        writable_folder(policy.folder, "--snapshots")
 
     def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:
         import hashlib
@@ -184,8 +183,12 @@ class Snapshots:
                         (0, 200, 255), 1, cv2.LINE_AA)
         stamp = int(time.time() * 1000)
         path = self.policy.folder / f"{stamp:013d}-{hashlib.sha256(f'{label}{stamp}'.encode()).hexdigest()[:8]}.jpg"
-        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 85]):
-            log.warning("snapshot not written to %s", path.parent)
+        try:
+            path.write_bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+        except OSError as e:  # the disk filled up, the folder went: the event is logged without its snapshot
+            log.warning("snapshot not written to %s (%s)", path.parent, e.strerror)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             return None
         self.prune()
         return str(path)

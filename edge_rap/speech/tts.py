@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import writable_folder
 from edge_rap.newest import NewestWorker
 
 log = logging.getLogger(__name__)
@@ -169,10 +170,7 @@ class Speaker:
         if to_dir is None and self.player is None:
             raise EdgeRapError("no audio player (aplay, paplay or pw-play) found: use --speak-to DIR or --mute")
         if to_dir is not None:
-            try:
-                to_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise EdgeRapError(f"--speak-to {to_dir}: {e.strerror}") from None
+            writable_folder(to_dir, "--speak-to")
         self.spoken = 0  # lines said (or written)
         self._numbered = _last_number(to_dir) if to_dir else 0  # a second run in the same folder goes on after
         self.stage_ms: deque[float] = deque(maxlen=1024)

@@ -1,0 +1,25 @@
+"""Output folders a user names (`--speak-to`, `--snapshots`): made, and proven writable, before a run starts.
+
+A folder that exists but cannot be written (a read-only mount, another owner's folder) would otherwise be
+found out at the first line spoken or the first arrival, minutes into a run that said nothing was wrong.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """`path`, made if missing and checked by writing a file into it; one line naming `option` if not."""
+    if path.exists() and not path.is_dir():
+        raise EdgeRapError(f"{option} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise EdgeRapError(f"{option} {path}: cannot write there ({e.strerror})") from None
+    return path

@@ -1,0 +1,36 @@
+"""Running a command with a folder read-only: chmod for an ordinary user; for root (whom permissions do not
+stop), a read-only bind mount in a private user and mount namespace. Skips the test where neither works."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def run_read_only(folder: Path, cmd: list[str], done: Path) -> None:
+    """Run `cmd` while `folder` cannot be written; `done`: a file the command writes, to tell a command that ran
+    from a mount that could not be made."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        try:
+            for p in modes:
+                p.chmod(modes[p] & ~0o222)
+            subprocess.run(cmd, env=dict(os.environ), check=True, timeout=120)
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("running as root and no `unshare` to make a read-only mount")
+    f = shlex.quote(str(folder))
+    shell = f"mount --bind {f} {f} && mount -o remount,bind,ro {f} && exec {shlex.join(cmd)}"
+    ran = subprocess.run([unshare, "-rm", "sh", "-c", shell], env=dict(os.environ), timeout=120, capture_output=True,
+                         text=True)
+    if not done.exists():
+        pytest.skip(f"running as root and cannot make a read-only mount: {ran.stderr.strip()[:200]}")

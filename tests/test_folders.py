@@ -1,0 +1,51 @@
+"""Output folders (`--speak-to`, `--snapshots`): made, proven writable up front, one line when not."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from readonly import run_read_only
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.folders import writable_folder
+
+CHECK = r"""
+import json, sys
+from pathlib import Path
+from edge_rap.daemon.events import SnapshotPolicy, Snapshots
+from edge_rap.errors import EdgeRapError
+from edge_rap.speech.tts import Speaker
+folder, out = Path(sys.argv[1]), sys.argv[2]
+said = {}
+for option, open_it in (("--speak-to", lambda: Speaker(None, folder)),  # the voice is not needed to open it
+                        ("--snapshots", lambda: Snapshots(SnapshotPolicy(folder, 86400, 10)))):
+    try:
+        open_it()
+        said[option] = "opened"
+    except EdgeRapError as e:
+        said[option] = str(e)
+Path(out).write_text(json.dumps(said))
+"""
+
+
+def test_a_missing_folder_is_made_and_a_file_is_refused(tmp_path):
+    assert writable_folder(tmp_path / "a" / "b", "--speak-to").is_dir()
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(EdgeRapError, match=r"--snapshots .*notes: is a file, not a folder"):
+        writable_folder(tmp_path / "notes", "--snapshots")
+
+
+def test_a_folder_that_exists_but_cannot_be_written_is_refused_before_the_run(tmp_path):
+    # Found out at the first spoken line or arrival, it was a warning minutes into a run that exited 0.
+    folder = tmp_path / "out"
+    folder.mkdir()
+    script, out = tmp_path / "check.py", tmp_path / "said.json"
+    script.write_text(CHECK)
+    run_read_only(folder, [sys.executable, str(script), str(folder), str(out)], out)
+    said = json.loads(out.read_text())
+    for option in ("--speak-to", "--snapshots"):
+        assert said[option].startswith(f"{option} {folder}: cannot write there (Read-only file system") or \
+            said[option].startswith(f"{option} {folder}: cannot write there (Permission denied"), said
+    assert list(folder.iterdir()) == []

@@ -121,8 +121,9 @@ def _household(args, settings=None, **kwargs):
 
 def cmd_rename(args) -> int:
     with _household(args) as home:  # no model: a name changes, and the events follow it
-        concept = home.rename(args.old, args.new)
-    print(f"renamed <{args.old}> to <{concept.name}>")
+        old = home.store.get(args.old).name
+        concept = home.rename(old, args.new)
+    print(f"renamed <{old}> to <{concept.name}>")
     return 0
 
 
@@ -175,9 +176,18 @@ def cmd_events(args) -> int:
     since = parse_since(args.since) if args.since else None
     settings = _settings(args)
     _existing_memory(args, settings)
+    name = None
+    if args.name:  # as stored ("Bo" is <bo>); an unknown name is an error, not "no events"
+        from edge_rap.memory.store import Store
+
+        store = Store(settings.memory, readonly=True)
+        try:
+            name = store.get(args.name).name
+        finally:
+            store.close()
     log = EventLog(settings.memory, readonly=True)
     try:
-        events = log.query(since, args.name)
+        events = log.query(since, name)
     finally:
         log.close()
     if args.json:

@@ -153,6 +153,7 @@ class Household:
         return self._writer().edit(name, description, category)
 
     def rename(self, old: str, new: str) -> Concept:
+        old = self.store.get(old).name  # as stored: the events carry that spelling ("Bo" finds <bo>)
         concept = self._writer().rename(old, new)
         self.events.rename(old, concept.name)
         return concept

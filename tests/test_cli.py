@@ -99,6 +99,27 @@ def test_recognize_an_empty_memory(run, photos, settings):
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"] == []
 
 
+def test_a_name_is_found_in_any_case_and_an_unknown_one_is_an_error(run, photos, settings):
+    import time
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    assert run("remember", "bo", scene_file(photos, 1), "--description", "dog")[0] == 0
+    log = EventLog(settings.memory)
+    log.add(Event("arrived", "bo", "den", 1.0, time.time()))
+    log.close()
+    rc, out, _ = run("events", "--name", "Bo", "--json")
+    assert rc == 0 and [(e["type"], e["name"]) for e in json.loads(out)] == [("arrived", "bo")]
+    rc, out, err = run("events", "--name", "nobody")
+    assert rc == 2 and out == "" and "no concept named 'nobody'" in err
+    rc, out, _ = run("edit", "BO", "--description", "our dog", "--json")
+    assert rc == 0 and json.loads(out)["name"] == "bo"
+    rc, out, _ = run("rename", "BO", "bobo")  # the events follow the name as stored
+    assert rc == 0 and out == "renamed <bo> to <bobo>\n"
+    assert [e["name"] for e in json.loads(run("events", "--json")[1])] == ["bobo"]
+
+
 def test_add_views_edit_rename_forget(run, photos, settings):
     assert run("remember", "bo", scene_file(photos, 1), "--description", "dog")[0] == 0
     rc, out, _ = run("add-views", "bo", scene_file(photos, 2), scene_file(photos, 3))

@@ -197,6 +197,15 @@ def test_duplicate_names_refused(memory, images):
     assert [(c.name, c.description, c.views) for c in memory.concepts()] == [("café", "first", 1)]
 
 
+def test_in_an_old_memory_two_names_alike_in_case_are_found_only_as_spelled(memory, images):
+    memory.remember("bo", [scene_file(images, 1)])
+    with memory.store.transaction() as db:  # as a memory made before such names were refused holds them
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES ('BO', '', '', 0, 0)")
+    assert memory.store.find("bo").name == "bo" and memory.store.find("BO").name == "BO"
+    with pytest.raises(EdgeRapError, match="'Bo' could be 'BO' or 'bo': give the name as stored"):
+        memory.store.find("Bo")
+
+
 def test_names_that_differ_only_in_case_are_one_name(memory, images):
     # "Where is Bo?" could not tell <bo> from <BO>: the second is refused, by remember and by rename.
     memory.remember("bo", [scene_file(images, 1)], "the dog")
@@ -206,6 +215,7 @@ def test_names_that_differ_only_in_case_are_one_name(memory, images):
             memory.remember(same, [scene_file(images, 3)])
         with pytest.raises(EdgeRapError, match="already exists as 'bo'"):
             memory.rename("anya", same)
+    assert memory.get("BO").name == "bo"  # found in any case
     assert memory.rename("bo", "Bo").name == "Bo"  # a concept may change its own name's case
     assert sorted((c.name, c.description) for c in memory.concepts()) == [("Bo", "the dog"), ("anya", "")]
 

@@ -404,8 +404,17 @@ class Store:
         return {row[0]: Concept(*row) for row in rows}
 
     def find(self, name: str) -> Concept | None:
-        rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (validate_name(name),))
-        return Concept(*rows[0]) if rows else None
+        """The concept of this name, in any case ("Bo" finds <bo>: names are one name in any case); in a memory
+        made before that rule, where two names differ only in case, only the exact spelling finds one."""
+        name = validate_name(name)
+        rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (name,))
+        if rows:
+            return Concept(*rows[0])
+        alike = [c for c in self.concepts() if c.name.casefold() == name.casefold()]
+        if len(alike) > 1:
+            raise EdgeRapError(f"{name!r} could be {' or '.join(repr(c.name) for c in alike)}: give the name as "
+                               "stored")
+        return alike[0] if alike else None
 
     def get(self, name: str) -> Concept:
         concept = self.find(name)

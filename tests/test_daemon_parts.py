@@ -16,7 +16,7 @@ from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
 from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import Camera, LatestSlot, parse_source
+from edge_rap.perceive.camera import Camera, LatestSlot, parse_source, parse_sources
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -178,6 +178,11 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
         parse_source(str(tmp_path / "missing.mp4"))
     with pytest.raises(EdgeRapError, match="camera name"):
         parse_source(f"bad name={tmp_path}")
+    # unnamed sources are camK by their place, never a name another source was given
+    assert [s.name for s in parse_sources([str(tmp_path), f"door={tmp_path}", str(tmp_path)])] == ["cam0", "door",
+                                                                                                  "cam2"]
+    assert [s.name for s in parse_sources([f"cam1={tmp_path}", str(tmp_path), str(tmp_path)])] == ["cam1", "cam2",
+                                                                                                  "cam3"]
 
 
 def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
@@ -322,6 +327,22 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
             run_config({}, bad)
     with pytest.raises(EdgeRapError, match="at least one --source"):
         run_config({}, None)
+    bad.write_text('[daemon]\nduration = nan\n[[camera]]\nsource = 0\n')  # TOML has nan and inf
+    with pytest.raises(EdgeRapError, match="duration must be a number of 0 or more, not nan"):
+        run_config({}, bad)
+    for given, said in (({"cooldown": float("inf")}, "cooldown must be a number"),
+                        ({"wake": "hey robot"}, "--wake goes with --voice"),
+                        ({"wake": "  ", "voice": True}, "--wake needs a phrase")):
+        with pytest.raises(EdgeRapError, match=said):
+            run_config({"sources": ("0",), **given}, None)
+
+
+def test_the_lag_p95_is_a_value_never_below_the_median():
+    from edge_rap.daemon.loop import median_and_p95
+
+    assert median_and_p95([253.7, 228.1]) == {"median": 240.9, "p95": 253.7}
+    assert median_and_p95(range(1, 21)) == {"median": 10.5, "p95": 19}
+    assert median_and_p95([]) == {}
 
 
 # --- event log ---------------------------------------------------------------------------------------------

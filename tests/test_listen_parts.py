@@ -142,6 +142,23 @@ def test_not_a_wav_is_one_line(tmp_path):
     bad.write_bytes(header.replace(struct.pack("<HH", 2, 16), struct.pack("<HH", 2, 0), 1))  # 0 bits a sample
     with pytest.raises(EdgeRapError, match="0 bits"):
         read_wav(bad)
+    floats = _wav(tmp_path / "f.wav", np.zeros((100, 1)), 16000, 32, 3, False).read_bytes()
+    bad.write_bytes(floats[:-8] + struct.pack("<ff", float("nan"), float("inf")))  # damaged samples
+    with pytest.raises(EdgeRapError, match="unreadable WAV .float samples that are not numbers"):
+        read_wav(bad)
+
+
+def test_a_wav_may_have_its_data_before_its_format(tmp_path):
+    from edge_rap.speech.audio import read_wav
+
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+    riff = _wav(tmp_path / "a.wav", tone[:, None], 16000, 16).read_bytes()
+    body = riff[12:]
+    fmt_end = body.index(b"LIST")
+    data_at = body.index(b"data")
+    swapped = riff[:12] + body[data_at:] + body[:fmt_end]  # data, then fmt (the LIST chunk dropped)
+    (tmp_path / "b.wav").write_bytes(swapped)
+    assert np.array_equal(read_wav(tmp_path / "b.wav").samples, read_wav(tmp_path / "a.wav").samples)
 
 
 def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():

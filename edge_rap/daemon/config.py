@@ -3,6 +3,7 @@ entries over defaults, every key and type checked before anything starts."""
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -47,8 +48,12 @@ class RunConfig:
             raise EdgeRapError("--mute and --speak-to exclude each other")
         for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise EdgeRapError(f"{name.replace('_', '-')} must be 0 or more, not {value}")
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise EdgeRapError(f"{name.replace('_', '-')} must be a number of 0 or more, not {value}")
+        if self.wake is not None and not self.voice:
+            raise EdgeRapError("--wake goes with --voice (the phrase that starts a spoken question)")
+        if self.wake is not None and not self.wake.strip():
+            raise EdgeRapError("--wake needs a phrase, such as 'hey robot'")
         for name in ("max_frames", "confirm"):
             value = getattr(self, name)
             if value is not None and value < 1:

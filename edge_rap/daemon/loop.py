@@ -9,6 +9,7 @@ watches the memory's files and lets the next frame of every camera through the g
 from __future__ import annotations
 
 import logging
+import math
 import os
 import statistics
 import threading
@@ -66,6 +67,16 @@ class Summary:
                 "frames_gated": self.frames_gated, "frames_dropped": self.frames_dropped,
                 "frames_failed": self.frames_failed, "stages_ms": self.stages_ms, "lag_ms": self.lag_ms,
                 "rss_mb": round(self.rss_mb, 1), "source_errors": self.source_errors}
+
+
+def median_and_p95(values) -> dict:
+    """{"median", "p95"} of some milliseconds ({} for none); the 95th percentile by nearest rank, so it is one
+    of the values and never below the median (with two values, the larger)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]
+    return {"median": round(statistics.median(ordered), 1), "p95": round(p95, 1)}
 
 
 class TimedEmbedder:
@@ -277,7 +288,4 @@ class Daemon:
         self.times["generate"] = self.announcer.generate_ms
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
         self.summary.stages_ms = {s: round(statistics.median(self.times[s]), 2) for s in STAGES if self.times[s]}
-        lag = sorted(self.times["lag"])
-        if lag:
-            self.summary.lag_ms = {"median": round(statistics.median(lag), 1),
-                                   "p95": round(lag[int(0.95 * (len(lag) - 1))], 1)}
+        self.summary.lag_ms = median_and_p95(self.times["lag"])

@@ -15,7 +15,7 @@ from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
-from edge_rap.perceive.camera import parse_source
+from edge_rap.perceive.camera import parse_sources
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.types import Event
 
@@ -29,7 +29,7 @@ def with_profile(config: RunConfig, profile) -> RunConfig:
 
 
 def options_of(config: RunConfig, rss_limit_mb: int = 0) -> DaemonOptions:
-    specs = tuple(parse_source(text, f"cam{k}") for k, text in enumerate(config.sources))
+    specs = parse_sources(config.sources)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise_duplicate(names)

@@ -7,6 +7,7 @@ live source that drops is reopened with backoff and a log line, never crashing t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -48,11 +49,29 @@ class SourceSpec:
         return self.kind in ("device", "stream")
 
 
+def _split_source(text: str) -> tuple[str | None, str]:
+    """`NAME=SRC` -> (NAME, SRC); `SRC` (a URL's own "=" included) -> (None, SRC)."""
+    name, sep, target = text.partition("=")
+    return (None, text) if not sep or "://" in name else (name, target)
+
+
+def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
+    """Several sources; the k-th, unnamed, is called camK, or the next camN that no other source is called
+    (`cam1=A B C`: B is cam2 and C cam3)."""
+    used = {name for name, _ in map(_split_source, texts) if name}
+    specs = []
+    for k, text in enumerate(texts):
+        name = next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in used)
+        spec = parse_source(text, name)
+        used.add(spec.name)
+        specs.append(spec)
+    return tuple(specs)
+
+
 def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     """`SRC` or `NAME=SRC`; a missing file or folder is refused here, before any thread starts."""
-    name, sep, target = text.partition("=")
-    if not sep or "://" in name:
-        name, target = default_name, text
+    name, target = _split_source(text)
+    name = default_name if name is None else name
     if not NAME_PATTERN.match(name):
         raise EdgeRapError(f"camera name {name!r}: use 1-32 letters, digits, '_' or '-'")
     if not target:

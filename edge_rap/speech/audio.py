@@ -53,6 +53,8 @@ def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
     raw = np.frombuffer(data[:usable], dtype=np.uint8)
     if fmt == _FLOAT and bits in (32, 64):
         x = raw.view("<f4" if bits == 32 else "<f8").astype(np.float32)
+        if not np.isfinite(x).all():  # a damaged file: whisper would hear ")))))" in it
+            raise ValueError("float samples that are not numbers (NaN or infinite)")
     elif fmt == _PCM and bits == 8:
         x = (raw.astype(np.float32) - 128) / 128
     elif fmt == _PCM and bits in (16, 32):
@@ -73,30 +75,27 @@ def read_wav(path: Path) -> Audio:
         raise EdgeRapError(f"{path}: cannot read ({e.strerror})") from None
     if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
         raise EdgeRapError(f"{path}: not a WAV file")
-    fmt = None
+    chunks: dict[bytes, bytes] = {}  # the first of each kind, in whatever order the file has them
     pos = 12
     try:
-        while pos + 8 <= len(blob):
+        while pos + 8 <= len(blob) and not (b"fmt " in chunks and b"data" in chunks):
             chunk, size = blob[pos:pos + 4], struct.unpack("<I", blob[pos + 4:pos + 8])[0]
-            body = blob[pos + 8:pos + 8 + size]
-            if chunk == b"fmt ":
-                tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-                if tag == _EXTENSIBLE:
-                    tag = struct.unpack("<H", body[24:26])[0]
-                fmt = (tag, channels, rate, bits)
-            elif chunk == b"data":
-                if fmt is None:
-                    break
-                tag, channels, rate, bits = fmt
-                if channels < 1 or not 1000 <= rate <= 384000:
-                    raise ValueError(f"{channels} channels at {rate} Hz")
-                return Audio(resample(_decode(body, tag, bits, channels), rate))
+            chunks.setdefault(chunk, blob[pos + 8:pos + 8 + size])
             pos += 8 + size + size % 2
+        if b"fmt " not in chunks:
+            raise EdgeRapError(f"{path}: WAV without a format chunk")
+        tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunks[b"fmt "][:16])
+        if tag == _EXTENSIBLE:
+            tag = struct.unpack("<H", chunks[b"fmt "][24:26])[0]
+        if b"data" not in chunks:
+            raise EdgeRapError(f"{path}: WAV without a data chunk")
+        if channels < 1 or not 1000 <= rate <= 384000:
+            raise ValueError(f"{channels} channels at {rate} Hz")
+        return Audio(resample(_decode(chunks[b"data"], tag, bits, channels), rate))
     except struct.error:
         raise EdgeRapError(f"{path}: unreadable WAV (its header is cut short)") from None
     except ValueError as e:
         raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
-    raise EdgeRapError(f"{path}: WAV without {'a data' if fmt else 'a format'} chunk")
 
 
 def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:

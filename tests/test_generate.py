@@ -182,6 +182,22 @@ def test_template_names_exactly_the_recognised_concepts_with_descriptions():
     assert where(Box(0, 0, 100, 100), (100, 100)) == "" and where(Box(70, 0, 100, 9), (100, 100)) == "on the right"
 
 
+def test_a_question_about_one_not_in_view_or_not_known_says_so_first():
+    # "What is <Anya> doing?" must not be answered with what <bo> is doing as if that were the answer.
+    from edge_rap.retrieve import unknown_names
+
+    hits = [hit(BO, box=Box(0, 0, 30, 100))]
+    text = narrate(Task.VQA, hits, [ANYA], (100, 100))
+    assert text.startswith("I don't see <Anya> in this image. I can see <bo> on the left")
+    assert narrate(Task.VQA, [], [ANYA], (100, 100)) == (
+        "I don't see <Anya> in this image. Nor any of the household's other concepts.")
+    assert narrate(Task.VQA, hits, [BO], (100, 100)).startswith("I can see <bo>")  # asked about, and there
+    unknown = unknown_names("What is <nobody> doing with <BO>?", [BO, ANYA])
+    assert unknown == ["nobody"]
+    assert narrate(Task.DESCRIBE, hits, [BO], (100, 100), unknown=unknown).startswith(
+        "I don't know anyone or anything called <nobody>. I can see <bo>")
+
+
 def test_answer_json_keys():
     a = Answer("hi", "template", "caption", [hit(BO)], [], ttft_s=None)
     out = a.to_json()

@@ -19,7 +19,7 @@ from edge_rap.generate.prompt import (PromptImage, Reference, Task, build_prompt
                                       render)
 from edge_rap.generate.stream import SentenceSplitter
 from edge_rap.memory.store import Store
-from edge_rap.retrieve import mentioned_names
+from edge_rap.retrieve import mentioned_names, unknown_names
 from edge_rap.types import Answer, Concept, Hit, Image, Recognition
 
 
@@ -87,15 +87,16 @@ class Assistant:
             hits = sorted(present + extra, key=lambda h: (not h.mentioned, -h.score))
         task = classify(question, image is not None)
         if self.vlm is None:
-            answer = self._template(task, present, named, size, known, on_text, on_sentence)
+            unknown = unknown_names(question, known)
+            answer = self._template(task, present, named, size, known, unknown, on_text, on_sentence)
         else:
             answer = self._generate(task, question, image, hits, named, size, known, on_text, on_sentence)
         if task is Task.RECOGNIZE:
             answer.verdict = self._verdict(named, present, answer)
         return answer
 
-    def _template(self, task, present, named, size, known, on_text, on_sentence) -> Answer:
-        text = narrate(task, present, named, size, known)
+    def _template(self, task, present, named, size, known, unknown, on_text, on_sentence) -> Answer:
+        text = narrate(task, present, named, size, known, unknown)
         if on_text is not None:
             on_text(text)
         if on_sentence is not None:

@@ -35,10 +35,21 @@ def _seen(hit: Hit, size, first: bool) -> str:
 
 
 def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[int, int] | None,
-            known: list[Concept] = ()) -> str:
+            known: list[Concept] = (), unknown: list[str] = ()) -> str:
     """The template answer. `present` are the hits retrieval decided are in the image; `named` the concepts
-    the question names; `known` every remembered concept (for "I don't know that name")."""
+    the question names; `known` every remembered concept (for "I don't know that name"); `unknown` the names
+    the question writes as <name> that no concept has."""
     seen = list(present)
+    if task in (Task.VQA, Task.DESCRIBE) and (unknown or named):
+        # "What is <candle> doing?": first what is known of the ones asked about, then what is seen
+        ids = {h.concept.id for h in seen}
+        lead = [f"I don't know anyone or anything called <{n}>." for n in unknown]
+        lead += [f"I don't see <{c.name}> in this image." for c in named if c.id not in ids]
+        if lead:
+            rest = narrate(task, present, [], size, known)
+            if not seen:
+                rest = "Nor any of the household's other concepts." if named else rest
+            return " ".join([*lead, rest])
     if task is Task.TEXT:
         if not named:
             names = ", ".join(f"<{c.name}>" for c in list(known)[:5])

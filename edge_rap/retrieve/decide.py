@@ -34,6 +34,13 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     return [c for _, c in sorted(found, key=lambda t: t[0])]
 
 
+def unknown_names(question: str, concepts: list[Concept]) -> list[str]:
+    """Names the question writes as <name> that no concept has (in any case): "What is <nobody> doing?"."""
+    held = {c.name.casefold() for c in concepts}
+    written = [m.strip() for m in re.findall(r"<([^<>]{1,64})>", question)]
+    return list(dict.fromkeys(n for n in written if n and n.casefold() not in held))
+
+
 def concept_threshold(space_threshold: float, negative_mean: float, negative_std: float,
                       policy: RetrievalPolicy) -> float:
     """A concept's threshold: the space's, or `z` spreads above its scores against the negative bank where

@@ -113,3 +113,7 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     people.edit("grace", category="person")
     (face,) = people.store.views(people.get("grace").id, kind="face")
     assert {h.concept.name for h in open_retriever(people, settings).face_hits(frame)} == {"eileen", "grace"}
+    # a thing without a face cannot become a person: said about its photo as the user knows it, not its path
+    with pytest.raises(EdgeRapError, match=r"^photo 1 of <mug>: no face found$"):
+        people.edit("mug", category="person")
+    assert people.get("mug").category != "person"

@@ -44,6 +44,17 @@ def test_a_concept_added_over_http_is_the_clis_at_once(live, run, tmp_path):
     assert api["concepts"][0]["score"] == pytest.approx(cli["concepts"][0]["score"], abs=1e-3)
 
 
+def test_a_refused_upload_is_named_by_its_place_and_file_name(live):
+    import numpy as np
+
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "boot"},
+                   files=photo_files(png(photo("coffee")), png(np.zeros((1, 1, 3), np.uint8)),
+                                     names=("boot.png", "tiny.png")))
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("photo 2 (tiny.png) has no detail (1 x 1 pixels")
+
+
 def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, run, tmp_path):
     snap = tmp_path / "snaps" / "1700000000000-0123abcd.jpg"
     snap.parent.mkdir()
@@ -63,6 +74,8 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
                       ).status_code == 409
         assert c.patch("/api/concepts/chelsea", json={"name": "Chelsea"}).status_code == 200  # its own, recased
         assert c.patch("/api/concepts/Chelsea", json={"name": "chelsea"}).status_code == 200
+        assert c.get("/api/events", params={"name": "nobody"}).status_code == 404
+        assert len(c.get("/api/events", params={"name": "MUG"}).json()) == 1  # any case, as the CLI
         events = c.get("/api/events", params={"since": "1h", "name": "mug"}).json()
         assert [(e["type"], e["name"], e["box"], e["said"]) for e in events] == [("arrived", "mug", [1, 2, 30, 40],
                                                                                  "hello")]

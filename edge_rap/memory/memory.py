@@ -141,7 +141,7 @@ class Memory:
         """Read and embed one reference photo (all its augmented views, and a person's face) before any write."""
         file = read_image_file(path)
         region = crop(file.image, box) if box else file.image
-        require_detail(region.pixels, f"photo {path}" + (" (its box)" if box else ""))
+        require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""))
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))
@@ -272,8 +272,11 @@ class Memory:
 
     def _faces_of(self, concept: Concept) -> list[tuple]:
         """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos."""
-        return [(view, *self._face(read_image_file(view.image_path).image, view.box))
-                for view in self.store.views(concept.id)]
+        out = []
+        for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
+            image = replace(read_image_file(view.image_path).image, source=f"photo {k} of <{concept.name}>")
+            out.append((view, *self._face(image, view.box)))
+        return out
 
     def rename(self, old: str, new: str) -> Concept:
         concept = self.store.get(old)

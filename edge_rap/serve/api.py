@@ -73,7 +73,14 @@ def _photos(uploads: list[UploadFile], limits: Limits) -> list[Photo]:
         raise ApiError("at least one photo is needed", 422)
     if len(uploads) > limits.photos:
         raise ApiError(f"{len(uploads)} photos; the limit is {limits.photos} a request", 413)
-    return [sniff(u.file.read(), f"photo {k + 1}") for k, u in enumerate(uploads)]
+    return [sniff(u.file.read(), _label(k, u.filename)) for k, u in enumerate(uploads)]
+
+
+def _label(k: int, filename: str | None) -> str:
+    """How an upload is named in messages: its place, and the file name the client sent when it is plain."""
+    name = Path(filename or "").name
+    plain = name and len(name) <= 64 and all(c.isprintable() for c in name)
+    return f"photo {k + 1}" + (f" ({name})" if plain else "")
 
 
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None) -> APIRouter:
@@ -209,7 +216,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             when = parse_since(since) if since else None
         except EdgeRapError:
             raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d or an ISO date-time", 422) from None
-        return [_event_json(e) for e in home.events.query(when, _name(name) if name is not None else None)]
+        stored = find(name).name if name is not None else None  # as the CLI: any case; unknown is 404
+        return [_event_json(e) for e in home.events.query(when, stored)]
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
                 responses={200: {"content": {"image/jpeg": {}}}})

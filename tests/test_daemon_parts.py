@@ -445,6 +445,29 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     assert rc == 0 and json.loads(out)["profile"]
 
 
+def test_doctor_says_no_microphone_when_none_can_be_opened(settings, monkeypatch):
+    # The package alone is not a microphone: without PortAudio or an input device `listen --mic` fails.
+    import sys
+    import types
+
+    from edge_rap.daemon.doctor import doctor, format_doctor
+
+    class PortAudioError(Exception):
+        pass
+
+    def no_input(device=None, kind=None):
+        raise PortAudioError("Error querying device -1")
+
+    fake = types.SimpleNamespace(query_devices=no_input, PortAudioError=PortAudioError)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    audio = doctor(settings)["audio"]
+    assert audio["microphone"] is False and audio["microphone_note"] == "no input device: Error querying device -1"
+    assert "microphone input: no (no input device" in format_doctor(doctor(settings))
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        query_devices=lambda device=None, kind=None: {"default_samplerate": 48000.0}, PortAudioError=PortAudioError))
+    assert doctor(settings)["audio"] == {**audio, "microphone": True, "microphone_note": None}
+
+
 def test_piper_stays_running_between_lines_and_numbering_goes_on_in_the_same_folder(tmp_path):
     from edge_rap.speech.tts import Speaker, piper_voice
 

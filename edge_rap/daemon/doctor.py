@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from edge_rap.config import Settings
+from edge_rap.errors import EdgeRapError
 
 
 def _providers(settings: Settings) -> dict:
@@ -72,11 +73,19 @@ def _asr(settings: Settings) -> dict:
 
 
 def _audio() -> dict:
+    """The voice, the players, and whether a microphone can be opened (not only whether its package is there:
+    without PortAudio or an input device, `listen --mic` would fail); `microphone_note` says why not."""
+    from edge_rap.speech.audio import input_device
     from edge_rap.speech.tts import PLAYERS, piper_voice
 
     voice = "piper" if piper_voice() else ("espeak-ng" if shutil.which("espeak-ng") else None)
-    return {"voice": voice, "players": [p[0] for p in PLAYERS if shutil.which(p[0])],
-            "microphone": importlib.util.find_spec("sounddevice") is not None}
+    try:
+        input_device()
+        note = None
+    except EdgeRapError as e:
+        note = str(e)
+    return {"voice": voice, "players": [p[0] for p in PLAYERS if shutil.which(p[0])], "microphone": note is None,
+            "microphone_note": note}
 
 
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
@@ -98,5 +107,6 @@ def format_doctor(report: dict) -> str:
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "
-                 f"{', '.join(audio['players']) or 'none'}; microphone input: {'yes' if audio['microphone'] else 'no'}")
+                 f"{', '.join(audio['players']) or 'none'}; microphone input: "
+                 f"{'yes' if audio['microphone'] else 'no (' + audio['microphone_note'] + ')'}")
     return "\n".join(lines)

@@ -110,19 +110,25 @@ def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:
         yield piece
 
 
+def input_device(device: int | str | None = None):
+    """(the sounddevice module, the input device's info), or one line on why there is no microphone: what
+    `doctor` reports and what `listen --mic` and `run --voice` need."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as e:  # OSError: PortAudio missing
+        raise EdgeRapError(f"no microphone support ({e}): pip install 'edge_rap[voice]' and the "
+                           "libportaudio2 system package") from None
+    try:
+        return sd, sd.query_devices(device, "input")
+    except (ValueError, sd.PortAudioError) as e:
+        raise EdgeRapError(f"no input device: {e}") from None
+
+
 class Microphone:
     """The default input device through sounddevice, at its own rate, resampled to 16 kHz chunks as they come."""
 
     def __init__(self, device: int | str | None = None):
-        try:
-            import sounddevice as sd
-        except (ImportError, OSError) as e:  # OSError: PortAudio missing
-            raise EdgeRapError(f"no microphone support ({e}): pip install 'edge_rap[voice]' and the "
-                               "libportaudio2 system package") from None
-        try:
-            info = sd.query_devices(device, "input")
-        except (ValueError, sd.PortAudioError) as e:
-            raise EdgeRapError(f"no input device: {e}") from None
+        sd, info = input_device(device)
         import soxr
 
         self.rate = int(info["default_samplerate"])

@@ -98,6 +98,36 @@ def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
 
 
+def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, capsys, tmp_path, monkeypatch):
+    # "Bo/" is <bo>, a macOS (decomposed) "Café" is <Café>, hidden folders are not concepts, photos go in
+    # batches the device takes, and one photo it refuses keeps no other out.
+    from edge_rap.serve.api import Limits
+
+    monkeypatch.setattr(companion, "PHOTOS_PER_REQUEST", 2)
+    with live_server(fake_settings(tmp_path), limits=Limits(photos=2)) as live:
+        with live.client() as c:
+            for name, seed in (("bo", 1), ("Café", 2)):
+                files = [("photo", ("p.png", _save(tmp_path / f"{seed}.png", seed).read_bytes(), "image/png"))]
+                assert c.post("/api/concepts", data={"name": name}, files=files).status_code == 201
+        root = tmp_path / "concepts"
+        _save(root / "Bo" / "new.png", 3)
+        _save(root / "Cafe\u0301" / "a.png", 2)  # the photo it already has
+        _save(root / ".thumbs" / "t.png", 4)
+        for k in range(5):
+            _save(root / "many" / f"{k}.png", 10 + k)
+        (root / "many" / "2b.png").write_bytes(b"not a photo at all")
+        rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
+        report = json.loads(out)
+        assert rc == 1 and report["added"] == ["many"] and report["photos_added"] == 6 and report["failed"] == {}
+        assert list(report["refused"]) == ["many/2b.png"] and "not an image" in report["refused"]["many/2b.png"]
+        with live.client() as c:
+            listed = {x["name"]: x["views"] for x in c.get("/api/concepts").json()}
+        assert listed == {"bo": 2, "Café": 1, "many": 5}
+        rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
+        again = json.loads(out)
+        assert (again["added"], again["photos_added"], list(again["refused"])) == ([], 0, ["many/2b.png"])
+
+
 def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     photo = _save(tmp_path / "bo.png", 8)
     rc, out, _ = _call(companion, live, capsys, "add", "bo", photo, "--description", "our dog", "--category", "dog")

@@ -10,8 +10,10 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
     companion.py ... events --since 1d
 
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
-`sync` is idempotent: a concept is added once, a photo already there (same bytes) is not sent again, and a
-changed description or category is patched. Connection errors are retried with backoff; errors are one line.
+`sync` is idempotent: a concept is added once (its folder matched in any case), a photo already there (same
+bytes) is not sent again, and a changed description or category is patched; photos go in batches the device
+takes, and one it refuses is reported without keeping the others out. Connection errors are retried with
+backoff; errors are one line.
 """
 
 from __future__ import annotations
@@ -32,8 +34,16 @@ import httpx
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff", ".gif", ".bmp"}
 
 
+#: The most photos the device takes in one request (`Limits.photos` of edge_rap/serve/api.py); more go in batches.
+PHOTOS_PER_REQUEST = 16
+
+
 class CompanionError(Exception):
-    """One line for the user; exit status 2."""
+    """One line for the user; exit status 2. `status`: the HTTP status that refused the request, if one did."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -53,6 +63,7 @@ class SyncReport:
     patched: list[str] = field(default_factory=list)
     photos_added: int = 0
     missing: list[str] = field(default_factory=list)  # "name (file)" for each image that is not there
+    refused: dict[str, str] = field(default_factory=dict)  # "name/file" -> why the device refused that photo
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,7 +89,8 @@ class Device:
                 if response.status_code in ok:
                     return response
                 if response.status_code not in (429, 503) or attempt == self.retries:
-                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}")
+                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}",
+                                         response.status_code)
                 wait = max(wait, float(response.headers.get("retry-after", 0) or 0))
             time.sleep(wait)
             attempt += 1
@@ -117,8 +129,8 @@ def _clean(name: str) -> str:
 def read_entries(path: Path) -> list[Entry]:
     """A RAP database.json (concept_dict: {"<name>": {image, extra_images, info, category}}), or a folder with
     one subfolder of photos per concept (an optional description.txt and category.txt in each)."""
-    if path.is_dir():
-        return [_folder_entry(sub) for sub in sorted(path.iterdir()) if sub.is_dir()]
+    if path.is_dir():  # hidden folders (.thumbnails, a NAS's @eaDir) are not concepts
+        return [_folder_entry(sub) for sub in sorted(path.iterdir()) if sub.is_dir() and sub.name[0] not in ".@"]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -143,13 +155,20 @@ def _folder_entry(folder: Path) -> Entry:
         file = folder / name
         return file.read_text(encoding="utf-8").strip() if file.is_file() else ""
 
-    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    photos = sorted(p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
     return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
 
 
 def _as_stored(text: str) -> str:
     """Text as the device keeps it (whitespace collapsed, control characters dropped): what to compare with."""
     return "".join(c for c in " ".join(text.split()) if unicodedata.category(c)[0] != "C")
+
+
+def _key(name: str) -> str:
+    """A name as the device compares names: one name in any case, in any Unicode spelling (macOS writes
+    folder names decomposed)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _sha256(path: Path) -> str:
@@ -178,13 +197,13 @@ class Progress:
 def sync(device: Device, entries: list[Entry]) -> SyncReport:
     """Make the device hold every entry: add what is new, send photos it lacks, patch changed text."""
     report = SyncReport()
-    have = device.concepts()
+    have = {_key(name): c for name, c in device.concepts().items()}
     progress = Progress(len(entries), "sync")
     for entry in entries:
         progress.step(entry.name)
         report.missing += [f"{entry.name} ({m.name})" for m in entry.missing]
         try:
-            _sync_one(device, entry, have.get(entry.name), report)
+            _sync_one(device, entry, have.get(_key(entry.name)), report)
         except CompanionError as e:
             report.failed[entry.name] = str(e)
     progress.close()
@@ -193,21 +212,46 @@ def sync(device: Device, entries: list[Entry]) -> SyncReport:
 
 def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:
     if current is None:
-        if entry.photos:
-            device.add(entry)
+        if entry.photos and send_photos(device, entry, entry.photos, report, new=True):
             report.added.append(entry.name)
-            report.photos_added += len(entry.photos)
         return
+    name = current["name"]  # as the device spells it
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
               if _as_stored(v) != current[k]}
     if change:
-        device.patch(entry.name, **change)
+        device.patch(name, **change)
         report.patched.append(entry.name)
     stored = {p["sha256"] for p in current["photos"]}
     fresh = [p for p in entry.photos if _sha256(p) not in stored]
     if fresh:
-        device.add_photos(entry.name, fresh)
-        report.photos_added += len(fresh)
+        send_photos(device, Entry(name, []), fresh, report, new=False)
+
+
+def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool) -> int:
+    """Send photos in batches the device takes, the first creating the concept when `new`. A batch refused for
+    a photo (not an image, too large, no detail) is sent again one photo at a time, so one bad photo does not keep
+    the others out; each refused photo is in `report.refused`. Returns how many were sent."""
+    sent = 0
+    pending = [photos[i:i + PHOTOS_PER_REQUEST] for i in range(0, len(photos), PHOTOS_PER_REQUEST)]
+    while pending:
+        batch = pending.pop(0)
+        try:
+            if new and not sent:
+                device.add(Entry(entry.name, batch, entry.description, entry.category))
+            else:
+                device.add_photos(entry.name, batch)
+        except CompanionError as e:
+            why = str(e).split(f": {e.status} ", 1)[-1]
+            if e.status not in (413, 415, 422) or not why.startswith("photo "):  # about the concept (its name)
+                raise
+            if len(batch) > 1:
+                pending[:0] = [[p] for p in batch]
+            else:
+                report.refused[f"{entry.name}/{batch[0].name}"] = why
+            continue
+        sent += len(batch)
+    report.photos_added += sent
+    return sent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,8 +297,15 @@ def _run(args, device: Device) -> int:
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:
             raise CompanionError(f"no such photo: {', '.join(missing)}")
-        concept = device.add(Entry(args.name, args.photos, args.description, args.category))
+        report = SyncReport()
+        if not send_photos(device, Entry(args.name, args.photos, args.description, args.category), args.photos,
+                           report, new=True):
+            raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items()))
+        concept = next(c for k, c in device.concepts().items() if _key(k) == _key(args.name))
         print(json.dumps(concept) if args.json else f"added <{concept['name']}> ({concept['views']} photo(s))")
+        for photo, why in report.refused.items():
+            print(f"refused {photo}: {why}", file=sys.stderr)
+        return 1 if report.refused else 0
     elif args.command == "forget":
         device.forget(args.name)
         print(f"forgot <{args.name}>")
@@ -263,7 +314,7 @@ def _run(args, device: Device) -> int:
             raise CompanionError(f"{args.path}: no such file or folder")
         report = sync(device, read_entries(args.path))
         _print_report(report, args.json)
-        return 1 if report.failed else 0
+        return 1 if report.failed or report.refused else 0
     elif args.command == "events":
         params = {k: v for k, v in (("since", args.since), ("name", args.name)) if v}
         events = device.request("GET", "/api/events", params=params).json()
@@ -282,6 +333,8 @@ def _print_report(report: SyncReport, as_json: bool) -> None:
     print(f"added {len(report.added)} concept(s), patched {len(report.patched)}, sent {report.photos_added} photo(s)")
     if report.missing:
         print(f"missing images, not sent ({len(report.missing)}): {', '.join(report.missing)}")
+    for photo, why in report.refused.items():
+        print(f"refused {photo}: {why}")
     for name, why in report.failed.items():
         print(f"failed <{name}>: {why}")
 

@@ -134,8 +134,10 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 0 and out.strip() == "added <bo> (1 photo(s))"
     rc, out, err = _call(companion, live, capsys, "add", "bo", photo)
     assert rc == 2 and err.strip().startswith("companion: POST /api/concepts: 409 ") and err.count("\n") == 1
+    rc, out, _ = _call(companion, live, capsys, "add-photos", "BO", _save(tmp_path / "bo2.png", 9))
+    assert rc == 0 and out.strip() == "now <bo> (2 photo(s))"
     rc, out, _ = _call(companion, live, capsys, "list")
-    assert out.strip() == "<bo> [dog] 1 photo(s): our dog"
+    assert out.strip() == "<bo> [dog] 2 photo(s): our dog"
     live.home.events.add(Event("arrived", "bo", "door", 2.0, time.time(), said="bo is here"))
     rc, out, _ = _call(companion, live, capsys, "events", "--since", "1h")
     assert out.strip().endswith("[door] <bo> arrived: bo is here")
@@ -160,3 +162,30 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     err = capsys.readouterr().err
     assert err.startswith("companion: cannot reach") and err.count("\n") == 1
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
+
+
+def test_a_wrong_url_is_one_line_that_says_what_to_give(companion, live, capsys):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotTheDevice(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>a router's page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), NotTheDevice)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        for url, said in ((live.url.removeprefix("http://"), "give the device as http://HOST:PORT"),
+                          (live.url + "/api", "404 Not Found (is --url the device's address"),
+                          (f"http://127.0.0.1:{other.server_port}", "is --url an edge-rap device?")):
+            capsys.readouterr()
+            assert companion.main(["--url", url, "--token", live.token, "--retries", "0", "list"]) == 2
+            err = capsys.readouterr().err
+            assert said in err and err.count("\n") == 1, err
+    finally:
+        other.shutdown()

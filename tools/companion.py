@@ -5,6 +5,7 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 
     companion.py --url http://device:8765 --token T list
     companion.py ... add bo bo1.jpg bo2.jpg --description "our Shiba Inu" --category dog
+    companion.py ... add-photos bo bo3.jpg   # more photos of a concept the device has
     companion.py ... forget bo
     companion.py ... sync PATH          # a RAP database.json, or a folder with one subfolder of photos per concept
     companion.py ... events --since 1d
@@ -71,6 +72,8 @@ class Device:
     """The API with retries: connection errors and 429/503 are retried with exponential backoff."""
 
     def __init__(self, url: str, token: str, retries: int = 4, backoff_s: float = 0.5, timeout_s: float = 120):
+        if not url.startswith(("http://", "https://")):
+            raise CompanionError(f"--url {url!r}: give the device as http://HOST:PORT (or https://)")
         self.client = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
                                    timeout=timeout_s)
         self.retries = retries
@@ -89,26 +92,38 @@ class Device:
                 if response.status_code in ok:
                     return response
                 if response.status_code not in (429, 503) or attempt == self.retries:
-                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}",
-                                         response.status_code)
+                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}"
+                                         f"{_hint(response)}", response.status_code)
                 wait = max(wait, float(response.headers.get("retry-after", 0) or 0))
             time.sleep(wait)
             attempt += 1
 
+    def answer(self, method: str, path: str, **kwargs):
+        """The JSON a request answers; an answer that is not the device's JSON (another server at --url) is
+        one line."""
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise CompanionError(f"{method} {path}: the answer is not JSON: is --url an edge-rap device?") from None
+
     def concepts(self) -> dict[str, dict]:
-        return {c["name"]: c for c in self.request("GET", "/api/concepts").json()}
+        listed = self.answer("GET", "/api/concepts")
+        if not (isinstance(listed, list) and all(isinstance(c, dict) and "name" in c for c in listed)):
+            raise CompanionError("GET /api/concepts: not a list of concepts: is --url an edge-rap device?")
+        return {c["name"]: c for c in listed}
 
     def add(self, entry: Entry) -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in entry.photos]
         data = {"name": entry.name, "description": entry.description, "category": entry.category}
-        return self.request("POST", "/api/concepts", data=data, files=files).json()
+        return self.answer("POST", "/api/concepts", data=data, files=files)
 
     def add_photos(self, name: str, photos: list[Path]) -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
-        return self.request("POST", f"/api/concepts/{quote(name, safe='')}/photos", files=files).json()
+        return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos", files=files)
 
     def patch(self, name: str, **change) -> dict:
-        return self.request("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change).json()
+        return self.answer("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change)
 
     def forget(self, name: str) -> None:
         self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
@@ -119,6 +134,13 @@ def _error_of(response: httpx.Response) -> str:
         return str(response.json()["error"])
     except (ValueError, KeyError, TypeError):
         return response.reason_phrase
+
+
+def _hint(response: httpx.Response) -> str:
+    """What a 404 for a route (not for a concept: "no concept named ...") most likely means."""
+    if response.status_code != 404 or _error_of(response) not in ("Not Found", response.reason_phrase):
+        return ""
+    return " (is --url the device's address, e.g. http://10.0.0.5:8765, without /api?)"
 
 
 def _clean(name: str) -> str:
@@ -267,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     p.add_argument("--description", default="")
     p.add_argument("--category", default="")
+    p = sub.add_parser("add-photos", help="more photos of a concept the device has")
+    p.add_argument("name")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument("name")
     sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument("path", type=Path)
     p = sub.add_parser("events", help="who was seen, when")
@@ -293,16 +318,18 @@ def _run(args, device: Device) -> int:
         for c in [] if args.json else concepts:
             category = f" [{c['category']}]" if c["category"] else ""
             print(f"<{c['name']}>{category} {c['views']} photo(s): {c['description']}")
-    elif args.command == "add":
+    elif args.command in ("add", "add-photos"):
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:
             raise CompanionError(f"no such photo: {', '.join(missing)}")
+        new = args.command == "add"
+        entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""))
         report = SyncReport()
-        if not send_photos(device, Entry(args.name, args.photos, args.description, args.category), args.photos,
-                           report, new=True):
+        if not send_photos(device, entry, args.photos, report, new=new):
             raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items()))
         concept = next(c for k, c in device.concepts().items() if _key(k) == _key(args.name))
-        print(json.dumps(concept) if args.json else f"added <{concept['name']}> ({concept['views']} photo(s))")
+        done = "added" if new else "now"
+        print(json.dumps(concept) if args.json else f"{done} <{concept['name']}> ({concept['views']} photo(s))")
         for photo, why in report.refused.items():
             print(f"refused {photo}: {why}", file=sys.stderr)
         return 1 if report.refused else 0
@@ -317,7 +344,7 @@ def _run(args, device: Device) -> int:
         return 1 if report.failed or report.refused else 0
     elif args.command == "events":
         params = {k: v for k, v in (("since", args.since), ("name", args.name)) if v}
-        events = device.request("GET", "/api/events", params=params).json()
+        events = device.answer("GET", "/api/events", params=params)
         if args.json:
             print(json.dumps(events))
         for e in [] if args.json else events:

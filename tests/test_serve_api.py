@@ -38,7 +38,8 @@ def test_a_concept_added_over_http_is_the_clis_at_once(live, run, tmp_path):
     rc, out, _ = run("recognize", str(frame), "--json")
     cli = json.loads(out)
     with live.client() as c:
-        api = c.post("/api/recognize", files=photo_files(frame.read_bytes())).json()
+        api = c.post("/api/recognize", files=photo_files(frame.read_bytes(), names=(frame.name,))).json()
+    assert api["image"] == frame.name and cli["image"] == str(frame)  # each names the photo as it was given
     assert [h["name"] for h in api["concepts"]] == [h["name"] for h in cli["concepts"]] == ["astronaut"]
     assert api["concepts"][0]["box"] == cli["concepts"][0]["box"]
     assert api["concepts"][0]["score"] == pytest.approx(cli["concepts"][0]["score"], abs=1e-3)

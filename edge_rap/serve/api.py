@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Callable, Iterator
 from urllib.parse import quote
@@ -76,11 +76,16 @@ def _photos(uploads: list[UploadFile], limits: Limits) -> list[Photo]:
     return [sniff(u.file.read(), _label(k, u.filename)) for k, u in enumerate(uploads)]
 
 
-def _label(k: int, filename: str | None) -> str:
-    """How an upload is named in messages: its place, and the file name the client sent when it is plain."""
+def _plain_name(filename: str | None) -> str | None:
+    """The file name a client sent with an upload, when it is short and printable (it goes into answers)."""
     name = Path(filename or "").name
-    plain = name and len(name) <= 64 and all(c.isprintable() for c in name)
-    return f"photo {k + 1}" + (f" ({name})" if plain else "")
+    return name if name and len(name) <= 64 and all(c.isprintable() for c in name) else None
+
+
+def _label(k: int, filename: str | None) -> str:
+    """How one of several uploads is named in messages: its place, and its file name when plain."""
+    name = _plain_name(filename)
+    return f"photo {k + 1}" + (f" ({name})" if name else "")
 
 
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None) -> APIRouter:
@@ -188,8 +193,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json")
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
-        upload = sniff(photo.file.read(), "photo")
-        image = decode_image(upload.data, upload.label)
+        name = _plain_name(photo.filename)
+        upload = sniff(photo.file.read(), f"photo ({name})" if name else "photo")
+        image = replace(decode_image(upload.data, upload.label), source=name or "photo")  # "image": as the CLI's
         with thinking:
             return home.recognize(image).to_json()
 

@@ -552,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     try:
         code = args.func(args)
-        sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+        if sys.stdout is not None:  # (None when started with stdout closed)
+            sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
         return code
     except EdgeRapError as e:
         print(f"edge-rap: {e}", file=sys.stderr)
@@ -560,6 +561,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-rap: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as other command-line tools do
+    except BrokenPipeError:
+        if not _reader_left():
+            raise  # another pipe (a helper program's): not the user's doing
+        # the reader left (`| head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 141
+
+
+def _reader_left() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False

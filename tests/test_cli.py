@@ -228,3 +228,6 @@ def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(settings):
     os.close(write)
     assert child.returncode == 141
     assert child.stderr == ""
+    closed = subprocess.run([sys.executable, "-m", "edge_rap", "models", "list"], preexec_fn=lambda: os.close(1),
+                            stderr=subprocess.PIPE, text=True, env=os.environ, timeout=120)
+    assert closed.returncode == 0 and closed.stderr == ""  # started with no stdout at all: nothing to say

@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,7 @@ def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     spec = parse_source("gone=rtsp://127.0.0.1:9/none")
     camera = Camera(spec, stop, backoff=(0.05, 0.1)).start()
     time.sleep(1.0)
+    assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # a run ending on --duration says so
     stop.set()
     camera.join(5)
     assert camera.finished.is_set() and camera.frames_read == 0
@@ -289,25 +291,38 @@ def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, capl
     assert not any("skipped" in r.getMessage() for r in caplog.records)  # not a line per photo
 
 
-def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_path):
+def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_path, monkeypatch):
     (tmp_path / "text.mp4").write_text("not a video")
     (tmp_path / "text.jpg").write_text("not a photo")  # OpenCV opens it, then reads nothing
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.jpg").write_bytes(b"not an image either")
-    for source, reason in (("text.mp4", "cannot open as a video"), ("text.jpg", "no frame could be read"),
-                           ("photos", "none of its 1 images could be read")):
-        camera = Camera(parse_source(f"cam={tmp_path / source}"), threading.Event(), realtime=False).start()
+    (tmp_path / "locked").mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(path):  # a folder it may not list (root is never refused, so the refusal is staged)
+        if path.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    for spec, reasons in ((parse_source(f"cam={tmp_path / 'text.mp4'}"), ("cannot open as a video",)),
+                          # an OpenCV build opens a text .jpg as an image sequence, then reads nothing, or not
+                          (parse_source(f"cam={tmp_path / 'text.jpg'}"), ("no frame could be read", "cannot open")),
+                          (parse_source(f"cam={tmp_path / 'photos'}"), ("none of its 1 images could be read",)),
+                          (parse_source(f"cam={tmp_path / 'locked'}"), ("cannot list the folder (Permission denied)",))):
+        camera = Camera(spec, threading.Event(), realtime=False).start()
         assert drain(camera) == []
-        assert reason in camera.error
+        assert any(reason in camera.error for reason in reasons), camera.error
 
 
 def test_run_exits_2_when_a_source_could_not_be_read(tmp_path, run, caplog):
     # A script or a service manager sees the failure; the reason is one logged line and in the summary.
     (tmp_path / "text.jpg").write_text("not a photo")
     rc, out, _ = run("run", "--source", str(tmp_path / "text.jpg"), "--json", "--mute")
-    assert rc == 2 and any("no frame could be read" in r.getMessage() for r in caplog.records)
     summary = json.loads(out.splitlines()[-1])
-    assert summary["frames_read"] == 0 and "no frame could be read" in summary["source_errors"]["cam0"]
+    said = summary["source_errors"]["cam0"]
+    assert rc == 2 and summary["frames_read"] == 0 and said.startswith(f"source {str(tmp_path / 'text.jpg')!r}: ")
+    assert any(said in r.getMessage() for r in caplog.records)
 
 
 # --- settings file -----------------------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
         for k in range(5):
             _save(root / "many" / f"{k}.png", 10 + k)
         (root / "many" / "2b.png").write_bytes(b"not a photo at all")
+        (root / "many" / "copy.png").write_bytes((root / "many" / "0.png").read_bytes())  # sent once
         rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
         report = json.loads(out)
         assert rc == 1 and report["added"] == ["many"] and report["photos_added"] == 6 and report["failed"] == {}
@@ -136,6 +137,11 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 2 and err.strip().startswith("companion: POST /api/concepts: 409 ") and err.count("\n") == 1
     rc, out, _ = _call(companion, live, capsys, "add-photos", "BO", _save(tmp_path / "bo2.png", 9))
     assert rc == 0 and out.strip() == "now <bo> (2 photo(s))"
+    rc, _, err = _call(companion, live, capsys, "add-photos", "bo", tmp_path / "bo2.png")
+    assert rc == 2 and "already a photo of <bo>" in err
+    rc, out, _ = _call(companion, live, capsys, "add", "<cat> ", _save(tmp_path / "cat.png", 10))
+    assert rc == 0 and out.strip() == "added <cat> (1 photo(s))"  # as the device stores the name
+    _call(companion, live, capsys, "forget", "cat")
     rc, out, _ = _call(companion, live, capsys, "list")
     assert out.strip() == "<bo> [dog] 2 photo(s): our dog"
     live.home.events.add(Event("arrived", "bo", "door", 2.0, time.time(), said="bo is here"))

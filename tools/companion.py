@@ -234,8 +234,8 @@ def sync(device: Device, entries: list[Entry]) -> SyncReport:
 
 def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:
     if current is None:
-        if entry.photos and send_photos(device, entry, entry.photos, report, new=True):
-            report.added.append(entry.name)
+        if entry.photos:
+            send_photos(device, entry, entry.photos, report, new=True)
         return
     name = current["name"]  # as the device spells it
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
@@ -249,31 +249,40 @@ def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncRe
         send_photos(device, Entry(name, []), fresh, report, new=False)
 
 
-def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool) -> int:
-    """Send photos in batches the device takes, the first creating the concept when `new`. A batch refused for
-    a photo (not an image, too large, no detail) is sent again one photo at a time, so one bad photo does not keep
-    the others out; each refused photo is in `report.refused`. Returns how many were sent."""
-    sent = 0
-    pending = [photos[i:i + PHOTOS_PER_REQUEST] for i in range(0, len(photos), PHOTOS_PER_REQUEST)]
-    while pending:
-        batch = pending.pop(0)
-        try:
-            if new and not sent:
-                device.add(Entry(entry.name, batch, entry.description, entry.category))
-            else:
-                device.add_photos(entry.name, batch)
-        except CompanionError as e:
-            why = str(e).split(f": {e.status} ", 1)[-1]
-            if e.status not in (413, 415, 422) or not why.startswith("photo "):  # about the concept (its name)
-                raise
-            if len(batch) > 1:
-                pending[:0] = [[p] for p in batch]
-            else:
-                report.refused[f"{entry.name}/{batch[0].name}"] = why
-            continue
-        sent += len(batch)
-    report.photos_added += sent
-    return sent
+def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool) -> dict | None:
+    """Send photos (each file's bytes once) in batches the device takes, the first creating the concept when
+    `new`. A batch refused for a photo (not an image, too large, no detail, over the body limit) is sent again
+    one photo at a time, so one bad photo keeps no other out; each refused photo is in `report.refused`, one the
+    device already holds is skipped. What was sent is counted even when a later batch fails. Returns the
+    concept as the device last answered, or None when nothing was sent."""
+    seen: set[str] = set()
+    unique = [p for p in photos if not ((digest := _sha256(p)) in seen or seen.add(digest))]
+    pending = [unique[i:i + PHOTOS_PER_REQUEST] for i in range(0, len(unique), PHOTOS_PER_REQUEST)]
+    concept, sent = None, 0
+    try:
+        while pending:
+            batch = pending.pop(0)
+            try:
+                if new and concept is None:
+                    concept = device.add(Entry(entry.name, batch, entry.description, entry.category))
+                else:
+                    concept = device.add_photos(concept["name"] if concept else entry.name, batch)
+            except CompanionError as e:
+                why = str(e).split(f": {e.status} ", 1)[-1]
+                held = why.startswith("every photo given is already a view")
+                if e.status not in (413, 415, 422) or not (why.startswith("photo ") or held or e.status == 413):
+                    raise  # about the concept (its name, its existence): the caller's to report
+                if len(batch) > 1:
+                    pending[:0] = [[p] for p in batch]
+                elif not held:
+                    report.refused[f"{entry.name}/{batch[0].name}"] = why
+                continue
+            sent += len(batch)
+    finally:
+        report.photos_added += sent
+        if new and concept is not None:
+            report.added.append(entry.name)
+    return concept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,9 +334,10 @@ def _run(args, device: Device) -> int:
         new = args.command == "add"
         entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""))
         report = SyncReport()
-        if not send_photos(device, entry, args.photos, report, new=new):
-            raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items()))
-        concept = next(c for k, c in device.concepts().items() if _key(k) == _key(args.name))
+        concept = send_photos(device, entry, args.photos, report, new=new)
+        if concept is None:
+            raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items())
+                                 or f"every photo given is already a photo of <{args.name}>")
         done = "added" if new else "now"
         print(json.dumps(concept) if args.json else f"{done} <{concept['name']}> ({concept['views']} photo(s))")
         for photo, why in report.refused.items():

@@ -192,7 +192,12 @@ class Daemon:
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()
-            self._stop_watching()
+            try:
+                self._stop_watching()
+            except BrokenPipeError:  # the reader left; the event log has them
+                pass
+            except OSError as e:  # never hide the cause of the stop
+                log.warning("the last events could not be reported: %s", e)
             for camera in cameras:
                 camera.join(0.5)
             self._finish(cameras)
@@ -244,6 +249,8 @@ class Daemon:
         except EdgeRapError as e:
             self.summary.frames_failed += 1
             log.warning("camera %s frame %d: %s", frame.camera, frame.index, e)
+        except BrokenPipeError:  # the reader of the events left (`run --json | head`): not a bad frame
+            raise
         except Exception:  # one bad frame never kills the loop; the traceback goes to the log
             self.summary.frames_failed += 1
             log.exception("camera %s frame %d failed", frame.camera, frame.index)

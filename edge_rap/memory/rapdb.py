@@ -111,12 +111,12 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
     the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
     elsewhere must not pull arbitrary files of this machine into the memory, and later into an export."""
     report = ImportReport()
-    existing = {c.name for c in memory.concepts()}
+    existing = {c.name.casefold() for c in memory.concepts()}  # names are one name in any case
     for entry in progress(read_rap_database(path)):
         if entry.problem:
             report.failed[entry.name] = entry.problem
             continue
-        if entry.name in existing:
+        if unicodedata.normalize("NFC", entry.name).casefold() in existing:
             report.skipped.append(entry.name)
             continue
         outside = [] if allow_outside else [p for p in entry.images if _outside(p, path.parent)]

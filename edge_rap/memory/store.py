@@ -434,7 +434,7 @@ class Store:
                 raise NameTakenError(f"a concept named {name!r} already exists{why}")
 
     def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:
-        self.refuse_taken(name, db, hint=" (use --add-views to add photos)")
+        self.refuse_taken(name, db, hint=" (use `edge-rap add-views` to add photos)")
         now = time.time()
         try:
             cur = db.execute(
@@ -442,7 +442,7 @@ class Store:
                 (name, category, description, now, now),
             )
         except sqlite3.IntegrityError:
-            raise EdgeRapError(f"a concept named {name!r} already exists (use --add-views to add photos)") from None
+            raise NameTakenError(f"a concept named {name!r} already exists") from None
         return int(cur.lastrowid)
 
     def insert_view(self, db: sqlite3.Connection, concept_id: int, sha256: str, image_file: str, box: Box | None,

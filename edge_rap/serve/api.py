@@ -120,6 +120,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                     return run(paths)
             except (ApiError, DiskFullError):
                 raise
+            except NameTakenError as e:  # taken by another writer while the photos were read
+                raise ApiError(str(e), 409) from None
             except EdgeRapError as e:  # the photos' content, the box or the description: the request's fault
                 raise ApiError(relabel(e, labels), 422) from None
 

@@ -40,6 +40,20 @@ def test_a_person_is_remembered_with_a_face_view_a_thing_without(people):
     assert people.store.views(mug.id, kind="face") == []
 
 
+def test_a_person_is_found_by_the_face_never_by_the_rest_of_the_photo(people, settings):
+    # Her own photo with the face covered still matches her whole-photo views (clothes, background); a person
+    # named where no face of hers is would be announced to the household.
+    grace = people.get("grace")
+    (face,) = people.store.views(grace.id, kind="face")
+    covered = photo("grace_hopper").copy()
+    covered[face.box.y0:face.box.y1, face.box.x0:face.box.x1] = 128
+    retriever = open_retriever(people, settings)
+    recognition = retriever.recognize(Image(covered, "no face"))
+    assert any(h.concept.name == "grace" and h.accepted for h in recognition.candidates)  # her photo's views match
+    assert "grace" not in {h.concept.name for h in recognition.hits}
+    assert "grace" in {h.concept.name for h in retriever.recognize(Image(photo("grace_hopper"), "face")).hits}
+
+
 def test_two_people_in_one_frame_are_each_found_with_their_face_box(people, settings):
     frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
     hits = open_retriever(people, settings).recognize(frame).hits

@@ -22,6 +22,13 @@ class FaceMatcher:
         self.policy = policy
         self.view = IndexView(store, FACE_SPACE)
 
+    def people(self) -> set[int]:
+        """The people remembered with a face, when faces can be matched here (the models load): they are found
+        by their faces alone. Empty where the face models are missing: the whole-image views stand in."""
+        if len(self.view) == 0 or self._models is None or self._models() is None:
+            return set()
+        return {view.concept_id for view in self.store.views(kind="face")}
+
     def hits(self, image: Image) -> list[Hit]:
         """Each face with its best people (within the margin of its best match), paired best first, each face
         with one person and each person with one face, clearing the face threshold; boxes are the faces'."""

@@ -140,10 +140,10 @@ class Retriever:
             result.hits = add_crop_only(hits, located, whole_box, self.policy)
         else:
             result = self.decide_regions(image, regions)
-        by_face = self.face_hits(image)
-        if by_face:
-            named = {h.concept.id for h in by_face}
-            result.hits = by_face + [h for h in result.hits if h.concept.id not in named]
+        # People remembered with a face are found by a face matching theirs, never by the rest of a photo: a
+        # person's photo is mostly clothes and background, which matched a sky and a toy car (a review's).
+        by_face, people = self.face_hits(image), self.faces.people()
+        result.hits = by_face + [h for h in result.hits if h.concept.id not in people]
         return result
 
     def shortlist(self, whole: Recognition) -> list[int]:

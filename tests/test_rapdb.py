@@ -169,6 +169,19 @@ def test_a_remembered_region_survives_export_and_import(tmp_path, settings, embe
     fresh = open_memory(settings, embedder, tmp_path / "b")
     assert import_rap(fresh, out).imported == ["bo"]
     assert [v.box for v in fresh.store.views(fresh.get("bo").id)] == [Box(10, 20, 200, 180)]
+    # photos remembered with different regions (and one whole) keep each its own
+    memory.add_views("bo", [scene_file(tmp_path / "photos", 2)], Box(0, 0, 150, 150))
+    memory.add_views("bo", [scene_file(tmp_path / "photos", 3)])
+    out = export_rap(memory.store, tmp_path / "exported")
+    again = open_memory(settings, embedder, tmp_path / "c")
+    assert import_rap(again, out).imported == ["bo"]
+    assert [v.box for v in again.store.views(again.get("bo").id)] == [Box(10, 20, 200, 180), Box(0, 0, 150, 150),
+                                                                      None]
+    bad = json.loads(out.read_text())
+    bad["concept_dict"]["<bo>"]["boxes"] = [[0, 0, 5, 5]]  # one for three photos
+    out.write_text(json.dumps(bad))
+    assert "one [x0, y0, x1, y1] or null per image (3)" in import_rap(open_memory(settings, embedder, tmp_path / "d"),
+                                                                      out).failed["bo"]
 
 
 def test_an_image_field_that_is_not_a_path_is_reported_for_its_entry(tmp_path):

@@ -166,15 +166,20 @@ class Memory:
         return scale_box(face.box, decoded, image.size), np.stack([vector, mirror_vector])
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
-                 box: Box | None = None) -> Concept:
-        """A new concept from one or more photos; usable by every reader as soon as this returns."""
+                 box: Box | None = None, boxes: list[Box | None] | None = None) -> Concept:
+        """A new concept from one or more photos; usable by every reader as soon as this returns. `box`: the
+        region of every photo; `boxes`: one per photo instead (an import of views remembered with different
+        regions)."""
         name = validate_name(name)
         description = _clean_text(description, "description", MAX_DESCRIPTION)
         category = _clean_text(category, "category", 64)
         if not images:
             raise EdgeRapError("remember needs at least one image")
+        boxes = [box] * len(images) if boxes is None else boxes
+        if len(boxes) != len(images):
+            raise ValueError(f"{len(boxes)} boxes for {len(images)} photos")
         self.store.refuse_taken(name, hint=" (use `edge-rap add-views` to add photos)")
-        prepared = distinct_views([self.prepare(p, box, is_person(category)) for p in images], name)
+        prepared = distinct_views([self.prepare(p, b, is_person(category)) for p, b in zip(images, boxes)], name)
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:

@@ -37,6 +37,7 @@ class RapEntry:
     description: str
     category: str
     box: Box | None = None  # edge_rap's extension: the region of the photos that was remembered
+    boxes: list[Box | None] | None = None  # edge_rap's extension too: one region per photo, where they differ
     problem: str = ""  # why this entry cannot be imported: reported by name, the other entries still are
 
 
@@ -77,8 +78,13 @@ def _entry(key: str, value, folder: Path) -> RapEntry:
         if not isinstance(value, dict):
             raise EdgeRapError("the entry is not an object")
         images = [*_paths(value.get("image"), "image"), *_paths(value.get("extra_images"), "extra_images")]
+        boxes = value.get("boxes")
+        if boxes is not None:
+            if not (isinstance(boxes, list) and len(boxes) == len(images)):
+                raise EdgeRapError(f"its boxes are not one [x0, y0, x1, y1] or null per image ({len(images)})")
+            boxes = [_box(b) for b, i in zip(boxes, images) if i]
         return RapEntry(name, [folder / i for i in images if i], _text(value.get("info"), "info"),
-                        _text(value.get("category"), "category"), _box(value.get("box")))
+                        _text(value.get("category"), "category"), _box(value.get("box")), boxes)
     except EdgeRapError as e:
         return RapEntry(name, [], "", "", problem=str(e))
 
@@ -124,12 +130,14 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
             report.failed[entry.name] = (f"image {outside[0]} is outside the database's folder {path.parent} "
                                          "(--allow-outside imports it)")
             continue
-        present = [p for p in entry.images if p.is_file()]
+        boxes = entry.boxes if entry.boxes is not None else [entry.box] * len(entry.images)
+        present = [(p, b) for p, b in zip(entry.images, boxes) if p.is_file()]
         if not present:
             report.missing.append(entry.name)
             continue
         try:
-            memory.remember(entry.name, present, entry.description, entry.category, entry.box)
+            memory.remember(entry.name, [p for p, _ in present], entry.description, entry.category,
+                            boxes=[b for _, b in present])
             report.imported.append(entry.name)
         except EdgeRapError as e:
             report.failed[entry.name] = str(e)
@@ -194,9 +202,11 @@ def export_rap(store: Store, folder: Path) -> Path:
             key = f"<{concept.name}>"
             entry = {"name": concept.name, "image": files[0] if files else "", "info": concept.description,
                      "category": concept.category}
-            boxes = {v.box for v in views}
-            if len(boxes) == 1 and None not in boxes:  # the remembered region (--box), which RAP's own format lacks
+            boxes = {v.box for v in views}  # the remembered regions (--box), which RAP's own format lacks
+            if len(boxes) == 1 and None not in boxes:
                 entry["box"] = next(iter(boxes)).as_list()
+            elif len(boxes) > 1:  # regions that differ from photo to photo: one per photo, in order
+                entry["boxes"] = [v.box.as_list() if v.box else None for v in views]
             if len(files) > 1:
                 entry["extra_images"] = files[1:]
             concept_dict[key] = entry

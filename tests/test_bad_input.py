@@ -498,6 +498,15 @@ def test_an_embedder_other_than_the_memorys_is_one_line(memory, settings, model_
         assert f"reindex --embedder {other}" in err and "efficientnet-lite0-int8" in err
     rc, out, _ = run_cli(capsys, ["recognize", str(photo), "--memory", str(settings.memory)])
     assert rc == 0 and "<bo>" in out  # with its own embedder the memory still answers
+    # reindexed into the other embedder too, then a photo remembered with this one: the other's vectors lack
+    # it, and recognising with the other says so instead of missing it silently
+    memory_flag = ["--memory", str(settings.memory)]
+    assert run_cli(capsys, ["reindex", "--embedder", str(other), *memory_flag])[0] == 0
+    assert run_cli(capsys, ["remember", "anya", str(scene_file(tmp_path / "photos", 5)), *memory_flag])[0] == 0
+    assert run_cli(capsys, ["recognize", str(photo), *memory_flag])[0] == 0
+    rc, out, err = run_cli(capsys, ["recognize", str(photo), "--embedder", str(other), *memory_flag])
+    assert_one_line_error(rc, err)
+    assert "1 photo(s) were remembered with another embedder" in err and f"reindex --embedder {other}" in err
 
 
 # --- bad names ------------------------------------------------------------------------------------------

@@ -518,6 +518,12 @@ class Store:
                           (name,), db)
         return rows[0] if rows else None
 
+    def photos_without(self, space: str) -> int:
+        """How many photo views have no vectors in `space`: remembered with another embedder since this space's
+        last reindex, they are invisible to it."""
+        return int(self._rows("SELECT COUNT(*) FROM views v WHERE v.kind = 'photo' AND NOT EXISTS "
+                              "(SELECT 1 FROM vectors x WHERE x.view_id = v.id AND x.space = ?)", (space,))[0][0])
+
     def space_names(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT name FROM spaces ORDER BY name")]
 

@@ -39,8 +39,11 @@ class Box:
             x0, y0, x1, y1 = (int(round(v)) for v in values)
         except ValueError:
             raise EdgeRapError(f"box {text!r} is not x0,y0,x1,y1 in finite numbers") from None
-        if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
-            raise EdgeRapError(f"box {text!r} is empty or negative")
+        if min(x0, y0) < 0:
+            raise EdgeRapError(f"box {text!r} starts at a negative coordinate: boxes are in the photo's pixels, "
+                               "from 0,0 at its top left")
+        if x1 <= x0 or y1 <= y0:
+            raise EdgeRapError(f"box {text!r} is empty: x1 must be above x0 and y1 above y0")
         return cls(x0, y0, x1, y1)
 
 

@@ -566,10 +566,13 @@ def test_unknown_concept_is_one_line(memory, settings, embedder, tmp_path, capsy
 
 def test_bad_box_is_one_line(memory, settings, embedder, tmp_path, capsys):
     photo = scene_file(tmp_path / "photos", 2)
-    for box in ("1,2,3", "10,10,5,5", "a,b,c,d", "-1,0,10,10", "300,300,400,400", "inf,0,1,1", "nan,0,1,1",
-                "0,0,1e400,10"):
+    for box, said in (("1,2,3", "not x0,y0,x1,y1"), ("10,10,5,5", "is empty: x1 must be above x0"),
+                      ("a,b,c,d", "not x0,y0,x1,y1"), ("-1,0,10,10", "starts at a negative coordinate"),
+                      ("300,300,400,400", "too small, or outside it"), ("100,100,102,102", "too small, or outside it"),
+                      ("inf,0,1,1", "finite"), ("nan,0,1,1", "finite"), ("0,0,1e400,10", "finite")):
         rc, _, err = run_cli(capsys, ["remember", "boxed", str(photo), f"--box={box}", "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
+        assert said in err, (box, err)
     assert_intact(settings, embedder, tmp_path)
 
 

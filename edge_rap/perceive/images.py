@@ -249,5 +249,6 @@ def crop(image: Image, box: Box) -> Image:
     x0, y0 = max(0, int(box.x0 * sx)), max(0, int(box.y0 * sy))
     x1, y1 = min(image.pixels.shape[1], int(round(box.x1 * sx))), min(image.pixels.shape[0], int(round(box.y1 * sy)))
     if x1 - x0 < 4 or y1 - y0 < 4:
-        raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} leaves no pixels of the {w}x{h} image")
+        raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} keeps under 4 pixels a side of the "
+                           f"{w}x{h} image (too small, or outside it)")
     return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source)

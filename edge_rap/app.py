@@ -32,7 +32,7 @@ def open_embedder(settings: Settings, prepare: bool = False) -> ImageEmbedder:
 
 def open_detector(settings: Settings, name: str) -> Detector:
     """A detector from the model cache: OWL-ViT/OWLv2 (tools/export_detector.py) or a YOLO-style export."""
-    manifest = ModelCache(settings.models).manifest(name)
+    manifest = ModelCache(settings.models).manifest(name, role="detector")
     if manifest.output.get("format") == "owlvit":
         from edge_rap.perceive.owl import OwlOnnxDetector
 

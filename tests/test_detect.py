@@ -119,6 +119,15 @@ def test_a_folder_that_is_not_a_model_is_named_as_such(tmp_path, model_cache):
     (tmp_path / "weights").mkdir()
     with pytest.raises(EdgeRapError, match=r"weights: a folder without manifest.json, not an exported model"):
         ModelCache(model_cache).manifest(str(tmp_path / "weights"))
+    # a missing detector is answered with the detectors there (none: the embedders are not offered) and its tool
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "an-embedder").mkdir()
+    (cache / "an-embedder" / "manifest.json").write_text('{"role": "image_embedder"}')
+    with pytest.raises(EdgeRapError, match=r"\(detectors there: none\); export it with tools/export_detector.py"):
+        ModelCache(cache).manifest("nosuch", role="detector")
+    with pytest.raises(EdgeRapError, match=r"\(models there: an-embedder\)"):
+        ModelCache(cache).manifest("nosuch")
 
 
 def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, settings, capsys):

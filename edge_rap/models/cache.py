@@ -155,14 +155,22 @@ class ModelCache:
     def has(self, name: str) -> bool:
         return (self.folder(name) / MANIFEST).exists()
 
+    def _role(self, name: str) -> str | None:
+        try:
+            return json.loads((self.root / name / MANIFEST).read_text()).get("role")
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def names(self) -> list[str]:
         if not self.root.exists():
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).exists())
 
-    def manifest(self, name_or_path: str) -> Manifest:
+    def manifest(self, name_or_path: str, role: str | None = None) -> Manifest:
         """A model by cache name or by the path of its folder. A lookup never exports: a default embedder
-        not prepared yet is a one-line error naming the command that prepares it (`ensure_default`)."""
+        not prepared yet is a one-line error naming the command that prepares it (`ensure_default`). `role`:
+        the job it is wanted for ("detector"), so that a missing one is answered with that kind's models and
+        the tool that makes them."""
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
@@ -172,11 +180,13 @@ class ModelCache:
             if name_or_path in DEFAULT_EMBEDDERS:
                 raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "
                                    "`edge-rap models prepare` (once, about a minute; needs the export extra)")
-            known = ", ".join(self.names()) or "none"
-            raise EdgeRapError(
-                f"model {name_or_path!r} is not in the model cache {self.root} (have: {known}); "
-                "export it with tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`"
-            )
+            names = [n for n in self.names() if role is None or self._role(n) == role]
+            how = {"detector": "tools/export_detector.py (or a YOLO-style ONNX with a manifest)",
+                   "image_embedder": "tools/export_clip.py or `edge-rap models prepare`"}.get(
+                role, "tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`")
+            kind = f"{role.replace('_', ' ')}s" if role else "models"
+            raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} ({kind} there: "
+                               f"{', '.join(names) or 'none'}); export it with {how}")
         if self._outdated_default(name_or_path):
             log.warning("%s is from an older export whose int8 results differ between CPUs; run `edge-rap models "
                         "prepare` where the export extra is installed", name_or_path)

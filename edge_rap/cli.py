@@ -291,7 +291,9 @@ def cmd_export_rap(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    count = _memory(args).reindex(_progress("reindex"))
+    settings = _settings(args)
+    _existing_memory(args, settings)  # a mistyped --memory must not become a new, empty memory
+    count = _memory(args, settings).reindex(_progress("reindex"))
     print(f"re-embedded {count} reference view(s)")
     return 0
 

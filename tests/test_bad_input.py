@@ -470,7 +470,7 @@ def test_a_read_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path
     path = _not_a_memory(kind, tmp_path)
     photo = scene_file(tmp_path / "photos", 1)
     for argv in (["concepts"], ["recognize", str(photo)], ["ask", "--image", str(photo)], ["ask", "who is bo?"],
-                 ["export-rap", str(tmp_path / "export")], ["events"], ["events", "--json"]):
+                 ["export-rap", str(tmp_path / "export")], ["events"], ["events", "--json"], ["reindex"]):
         rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
         assert_one_line_error(rc, err)
         assert str(path) in err and out == ""

@@ -28,20 +28,22 @@ def drawing_paths(sources: list[str], out_dir: Path) -> list[Path]:
 def draw_recognition(image: Image, result: Recognition, out: Path) -> Path:
     """Write `out` (a JPEG): the image with the hits' boxes (in the file's pixels) and names."""
     from PIL import Image as PILImage
-    from PIL import ImageDraw
+    from PIL import ImageDraw, ImageFont
 
     canvas = PILImage.fromarray(np.ascontiguousarray(image.pixels))
     sx, sy = canvas.width / image.size[0], canvas.height / image.size[1]
     pen = ImageDraw.Draw(canvas)
     width = max(2, canvas.width // 300)
+    size = max(12, max(canvas.size) // 50)  # names readable on a phone's 4000-px photo as on a 640-px frame
+    font = ImageFont.load_default(size=size)
     for k, hit in enumerate(result.hits):
         colour = COLOURS[k % len(COLOURS)]
         b = hit.box
         pen.rectangle([b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy], outline=colour, width=width)
         label = f"<{hit.concept.name}> {hit.score:.2f}"
-        x, y = b.x0 * sx + width, max(0, b.y0 * sy - 14)
-        pen.rectangle(pen.textbbox((x, y), label), fill=colour)
-        pen.text((x, y), label, fill=(0, 0, 0))
+        x, y = b.x0 * sx + width, max(0, b.y0 * sy - size - 2)
+        pen.rectangle(pen.textbbox((x, y), label, font=font), fill=colour)
+        pen.text((x, y), label, fill=(0, 0, 0), font=font)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         canvas.save(out, quality=90)

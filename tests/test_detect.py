@@ -153,3 +153,21 @@ def test_drawings_of_inputs_with_one_name_do_not_overwrite_each_other(tmp_path):
 
     paths = drawing_paths(["a/frame.png", "b/frame.png", "c/frame.jpg", "other.png"], tmp_path)
     assert [p.name for p in paths] == ["frame.jpg", "frame-1.jpg", "frame-2.jpg", "other.jpg"]
+
+
+def test_drawn_names_grow_with_the_photo_so_they_stay_readable(tmp_path):
+    from PIL import Image as PILImage
+
+    from edge_rap.draw import draw_recognition
+    from edge_rap.types import Concept, Hit, Image, Recognition
+
+    bo = Concept(1, "bo", "", "", 0.0, 0.0, 1)
+    heights = []
+    for width in (640, 4000):
+        pixels = np.zeros((width * 3 // 4, width, 3), np.uint8)
+        box = Box(width // 10, width // 3, width // 2, width // 2)
+        out = draw_recognition(Image(pixels, "p"), Recognition("p", (width, width * 3 // 4), [Hit(bo, 0.9, 0.6, box)]),
+                               tmp_path / f"{width}.jpg")
+        above = np.asarray(PILImage.open(out))[: box.y0 - 4, box.x0: box.x0 + width // 20]  # the photo is black
+        heights.append(int((above.max(axis=(1, 2)) > 100).sum()))  # rows of the label's coloured band
+    assert heights[0] >= 6 and heights[1] >= 4 * heights[0], heights

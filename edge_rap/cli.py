@@ -315,13 +315,14 @@ def cmd_models(args) -> int:
     from edge_rap.models.vlm_registry import list_vlms
 
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
-    if args.json:
-        print(json.dumps([{"name": n, "folder": str(cache.folder(n))} for n in names]
+    manifests = {n: cache.manifest(n) for n in names}
+    if args.json:  # every entry with its role, as the text says it
+        print(json.dumps([{"name": n, "role": m.role, "dim": m.output.get("dim"), "licence": m.licence,
+                           "folder": str(cache.folder(n))} for n, m in manifests.items()]
                          + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
         print(f"model cache: {settings.models}")
-        for n in names:
-            m = cache.manifest(n)
+        for n, m in manifests.items():
             print(f"  {n}  ({m.role}, {m.output.get('dim')} dims, {m.licence})")
         if not names:
             print("  (empty: `edge-rap models prepare` exports the default embedder)")

@@ -231,3 +231,11 @@ def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(settings):
     closed = subprocess.run([sys.executable, "-m", "edge_rap", "models", "list"], preexec_fn=lambda: os.close(1),
                             stderr=subprocess.PIPE, text=True, env=os.environ, timeout=120)
     assert closed.returncode == 0 and closed.stderr == ""  # started with no stdout at all: nothing to say
+
+
+def test_models_list_json_gives_every_model_its_role(run):
+    rc, out, _ = run("models", "list", "--json")
+    rows = json.loads(out)
+    embedder = next(r for r in rows if r["name"] == "efficientnet-lite0-int8")
+    assert rc == 0 and embedder["role"] == "image_embedder" and embedder["dim"] > 0 and embedder["licence"]
+    assert all("role" in r for r in rows)

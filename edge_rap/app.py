@@ -72,11 +72,11 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     find nothing, silently. (Same space, other model: the Retriever's own fingerprint check refuses it.)"""
     space = memory.embedder.space.name
     if memory.store.space(space) is not None:
-        stale = memory.store.photos_without(space)
-        if stale:  # photos remembered with another embedder since this space was made: it cannot see them
-            raise EdgeRapError(f"{memory.store.root}: {stale} photo(s) were remembered with another embedder and "
-                               f"have no {memory.embedder.space.model} vectors: run `edge-rap reindex --embedder "
-                               f"{settings.embedder}` to bring them in")
+        unseen = memory.store.photos_without(space)
+        if unseen:  # remembered with another embedder (spaces never mix): this one cannot see them; said
+            log.warning("%d photo(s) were remembered with another embedder and have no %s vectors, so this "
+                        "recognition cannot see them: `edge-rap reindex --embedder %s` brings them in", unseen,
+                        memory.embedder.space.model, settings.embedder)
         return
     others = [name for name in memory.store.space_names() if name != FACE_SPACE]
     if others:

@@ -24,7 +24,7 @@ from edge_rap.types import Frame
 
 log = logging.getLogger(__name__)
 
-#: A folder source's frames: what cv2.imread decodes (photos for `remember` go through perceive/images.py's wider set).
+#: A folder source's frames: the camera-frame formats (each read by perceive/images.py, as `remember` reads photos).
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_rap.retrieve.decide import (add_crop_only, best_region_per_concept, choose_grown, concept_threshold,
+from edge_rap.retrieve.decide import (add_crop_only, best_boxes, best_region_per_concept, choose_grown, concept_threshold,
                                       decide_scores, mentioned_names, merge_placements, one_concept_per_place,
                                       pair_faces)
 from edge_rap.retrieve.policy import RetrievalPolicy
@@ -108,6 +108,22 @@ def test_the_largest_owned_box_within_tolerance_wins_but_never_a_refused_one_ove
     assert choose_grown([option(0.70, 100), option(0.69, 130, best_other=0.8)], 0.5, 0.02)[1].width == 100
     assert choose_grown([option(0.61, 100), option(0.595, 160)], 0.6, 0.02)[1].width == 100  # 0.595 is refused
     assert choose_grown([option(0.5, 100, best_other=0.9)], 0.4, 0.02) is None  # owns none of them
+
+
+def test_a_crop_proposed_for_one_concept_places_another_only_where_it_clearly_leads():
+    ids = np.array([1, 2, 3])  # concepts 1, 2, 3
+    here, there, elsewhere = Box(0, 0, 50, 50), Box(100, 0, 150, 50), Box(0, 100, 50, 150)
+    crops = [(1, here), (1, there), (3, elsewhere)]
+    scores = np.array([[0.62, 0.58, 0.1],   # 1's own place, owned by 1
+                       [0.60, 0.75, 0.1],   # proposed for 1, but it shows 2, 0.15 ahead: 2 is placed there
+                       [0.66, 0.1, 0.60]])  # proposed for 3, 1 leads by only 0.06: 3 keeps it, 1 does not
+    best = best_boxes(crops, ids, scores, lead=0.1)
+    assert best[1][1] == here and best[1][0] == 0.62  # 1 owns its own crop; the higher 0.66 is not clear
+    assert best[2][1] == there and best[2][0] == 0.75
+    assert best[3][1] == elsewhere and best[3][0] == 0.60  # owns nothing: its best own proposal (for the record)
+    assert set(best) == {1, 2, 3}
+    assert 2 not in best_boxes(crops, ids, scores, lead=0.2)  # a lead under the bar claims nothing
+    assert best_boxes(crops, ids, scores, lead=0.05)[1][1] == elsewhere  # 0.06 ahead now counts: 1's best owned
 
 
 def test_faces_and_people_pair_best_first_one_to_one():

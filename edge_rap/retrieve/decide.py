@@ -126,6 +126,27 @@ def one_concept_per_place(scored: list[Hit], policy: RetrievalPolicy) -> list[Hi
     return hits
 
 
+def best_boxes(crops: list[tuple[int, Box]], ids: np.ndarray, per_concept: np.ndarray,
+               lead: float) -> dict[int, Option]:
+    """Each concept's box (score, box, the crop's scores for every concept): the highest-scoring crop it owns
+    (no concept scores higher there) of those proposed for it and those proposed for another concept that it
+    leads every other concept on by `lead`, else (owning none) its highest-scoring own proposal. A crop shows
+    what it shows: dense matching's hottest place for one concept is often another thing (a dog's reference
+    heats a cat), and a crop that clearly names that other thing places it, at no extra embedding."""
+    owned: dict[int, Option] = {}
+    proposed: dict[int, Option] = {}
+    for (concept_id, box), scores in zip(crops, per_concept):
+        mine = (float(scores[ids == concept_id][0]), box, scores)
+        if concept_id not in proposed or mine[0] > proposed[concept_id][0]:
+            proposed[concept_id] = mine
+        order = np.argsort(-scores)
+        winner = int(ids[order[0]])
+        if winner == concept_id or len(order) < 2 or scores[order[0]] - scores[order[1]] >= lead:
+            if winner not in owned or scores[order[0]] > owned[winner][0]:
+                owned[winner] = (float(scores[order[0]]), box, scores)
+    return {**proposed, **owned}
+
+
 def choose_grown(options: Sequence[Option], threshold: float, tolerance: float) -> Option | None:
     """Of a concept's tried boxes, the largest that it owns (no other concept scores higher there) and scores
     within `tolerance` of its best owned box on, never one below its threshold where the best clears it (a

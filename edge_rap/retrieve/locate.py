@@ -17,7 +17,7 @@ from edge_rap.perceive.boxes import scaled_box
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.regions import FEATURE_LONG_SIDE, Candidate, best_per_concept, dense_candidates, pooled_boxes
 from edge_rap.perceive.views import query_view_boxes
-from edge_rap.retrieve.decide import Option, choose_grown, one_concept_per_place
+from edge_rap.retrieve.decide import Option, best_boxes, choose_grown, one_concept_per_place
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.retrieve.references import References
 from edge_rap.types import Box, Hit, Image, Recognition
@@ -104,8 +104,9 @@ class Locator:
     def locate(self, image: Image, proposed: list[Candidate] | None = None) -> Recognition:
         """Remembered concepts in the frame with their own boxes: dense local matching proposes places per
         concept (a tight box, and a wide one where it differs or a second place; `propose`, unless given), crops
-        of them confirm: the concept keeps the box where it scores best, and must clear its thresholds and be
-        that crop's best concept. All crops are embedded in one batch; contested proposals (`contest`) get none."""
+        of them confirm: the concept keeps the box where it scores best of those it owns (a crop proposed for
+        another concept included, where it clearly leads: `decide.best_boxes`), and must clear its thresholds and
+        be that crop's best concept. All crops are embedded in one batch; contested proposals (`contest`) get none."""
         candidates = proposed if proposed is not None else self.propose(image) or []
         if not candidates:
             return Recognition(image.source, image.size, [], [])
@@ -117,14 +118,12 @@ class Locator:
             return Recognition(image.source, image.size, [], [])
         similarity = self.embedder.embed([crop(image, box).pixels for _, box in boxes]) @ references.T
         ids, per_concept = best_per_concept(similarity, keys)  # crops x concepts
-        best: dict[int, Option] = {}  # each candidate's box where it scores best
-        for (candidate, box), scores in zip(boxes, per_concept):
-            own = float(scores[ids == candidate.concept_id][0])
-            if candidate.concept_id not in best or own > best[candidate.concept_id][0]:
-                best[candidate.concept_id] = (own, box, scores)
+        best = best_boxes([(candidate.concept_id, box) for candidate, box in boxes], ids, per_concept,
+                          self.policy.claim_lead)
+        concepts = self.store.concepts_by_id(list(best))
         best = self.grow(image, best, ids, keys, references)
         scored = [Hit(concepts[i], own, self.threshold(i), box) for i, (own, box, scores) in best.items()
-                  if own >= scores.max()]  # a place another concept owns is not this one's
+                  if i in concepts and own >= scores.max()]  # a place another concept owns is not this one's
         return Recognition(image.source, image.size, one_concept_per_place(scored, self.policy),
                            sorted(scored, key=lambda h: -h.score))
 

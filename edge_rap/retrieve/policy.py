@@ -21,6 +21,7 @@ class RetrievalPolicy:
     query_grid: int = 3  # half-size crops per side embedded with the whole image (retrieval alone)
     placing_query_grid: int = 2  # the same where dense matching also places: its crops find the small ones
     contested_margin: float = 0.15  # a proposal whose pooled box matches another concept this much better: no crop
+    claim_lead: float = 0.1  # a crop proposed for one concept places another that leads every concept by this
     second_peak: float = 0.75  # a second hot place this high (share of the first's height) is cropped too
     grow: tuple[float, ...] = (1.45,)  # a placed box is tried this much larger too: dense peaks are parts
     grow_tolerance: float = 0.02  # the largest tried box within this of the best score is kept

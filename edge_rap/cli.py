@@ -358,6 +358,8 @@ def cmd_ask(args) -> int:
 
     if args.mmproj and not args.vlm:
         raise EdgeRapError("--mmproj goes with --vlm PATH")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise EdgeRapError(f"--max-tokens must be 1 or more, not {args.max_tokens}")
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
     settings = _settings(args)
@@ -377,8 +379,8 @@ def cmd_ask(args) -> int:
     options = AskOptions.from_profile(settings.profile.vlm)
     if args.text_references:
         options = replace(options, text_references=True)
-    if args.max_tokens:
-        options = replace(options, max_tokens=max(1, args.max_tokens))
+    if args.max_tokens is not None:
+        options = replace(options, max_tokens=args.max_tokens)
     vlm, note = open_vlm(settings, args.vlm or "", args.mmproj or "")
     if note:
         print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
@@ -488,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "empty or an earlier export)")
     p.add_argument("dir", metavar="DIR")
     add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
-    p = add("models", cmd_models, "list the model cache, or prepare the default embedder")
+    p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
+            "model")
     p.add_argument("models_command", nargs="?", choices=["list", "prepare", "pull"], default="list")
     p.add_argument("name", nargs="?", help="with pull: a VLM from models/vlm_registry.json or a whisper model "
                    "from models/asr_registry.json")
@@ -497,11 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
     p.add_argument("--image", metavar="PATH")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
-    p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, tokens_per_s")
+    p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
+                   "tokens_per_s, task, flagged (and device, verdict, note, cache where they apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
     p.add_argument("--mmproj", metavar="PATH", help="its projector (default: the one *mmproj*.gguf beside --vlm)")
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")
-    p.add_argument("--max-tokens", type=int, metavar="N")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="the answer's length limit in tokens (default: the "
+                   "device profile's [vlm] max_tokens)")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
     p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,12 @@ SCHEMA: dict[str, dict[str, type]] = {
 }
 
 
+#: Keys where "" means none (no detector, no VLM).
+MAY_BE_EMPTY = {("detector", "model"), ("vlm", "model"), ("vlm", "mmproj")}
+#: More threads than this is a typo: onnxruntime hung and llama.cpp crashed on 100 000.
+MAX_THREADS = 256
+
+
 def load_profile(name: str | None = None) -> Profile:
     name = None if name == "auto" else name
     from_env = not name and os.environ.get("EDGE_RAP_DEVICE", "auto") != "auto"
@@ -152,8 +159,11 @@ def load_profile(name: str | None = None) -> Profile:
     for provider in (providers,) if isinstance(providers, str) else providers:
         if provider not in PROVIDERS or (provider == "auto" and not isinstance(providers, str)):
             raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    if profile.top_k < 1 or profile.max_candidates < 1 or profile.threads < 0 or profile.embed_batch < 1:
-        raise EdgeRapError(f"{where}: top_k, max_candidates and [embedder] batch must be >= 1, threads >= 0")
+    if profile.top_k < 1 or profile.max_candidates < 1 or profile.embed_batch < 1:
+        raise EdgeRapError(f"{where}: top_k, max_candidates and [embedder] batch must be >= 1")
+    for section, threads in (("embedder", profile.threads), ("vlm", profile.vlm.threads)):
+        if not 0 <= threads <= MAX_THREADS:
+            raise EdgeRapError(f"{where}: [{section}] threads must be 0 (all cores) to {MAX_THREADS}, not {threads}")
     if profile.min_face < 12:
         raise EdgeRapError(f"{where}: [faces] min_face must be >= 12 (MTCNN's smallest window)")
     if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days) < 0 \
@@ -162,9 +172,9 @@ def load_profile(name: str | None = None) -> Profile:
     vlm = profile.vlm
     if vlm.references not in REFERENCE_MODES:
         raise EdgeRapError(f"{where}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
-    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.threads < 0 or vlm.n_gpu_layers < -1:
+    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.n_gpu_layers < -1:
         raise EdgeRapError(f"{where}: [vlm] needs n_ctx >= 256, max_references >= 0, max_tokens >= 1, "
-                           "threads >= 0, n_gpu_layers >= -1")
+                           "n_gpu_layers >= -1")
     return profile
 
 
@@ -172,8 +182,10 @@ def _check_schema(raw: dict, where: str) -> None:
     """Refuse unknown sections and keys and values of the wrong type (a bool is not an integer here)."""
     for section, table in raw.items():
         keys = SCHEMA.get(section)
-        if keys is None or not isinstance(table, dict):
+        if keys is None:
             raise EdgeRapError(f"{where}: unknown section {section!r} (known: {', '.join(SCHEMA)})")
+        if not isinstance(table, dict):
+            raise EdgeRapError(f"{where}: {section} must be a section ([{section}]), not {table!r:.40}")
         for key, value in table.items():
             if key not in keys:
                 raise EdgeRapError(f"{where}: unknown key [{section}] {key!r} (known: {', '.join(keys)})")
@@ -181,9 +193,14 @@ def _check_schema(raw: dict, where: str) -> None:
             accepted = (int, float) if wanted is float else wanted
             ok = isinstance(value, accepted) and not isinstance(value, bool)
             if wanted is list:
-                ok = ok and all(isinstance(v, str) for v in value)
+                ok = ok and bool(value) and all(isinstance(v, str) for v in value)
+            elif wanted is float:
+                ok = ok and math.isfinite(value)
+            elif wanted is str and (section, key) not in MAY_BE_EMPTY:
+                ok = ok and bool(value.strip())
             if not ok:
-                kind = {int: "an integer", float: "a number", list: "a list of strings"}.get(wanted, "a string")
+                kind = {int: "an integer", float: "a finite number", list: "a non-empty list of strings"}.get(
+                    wanted, "a non-empty string")
                 raise EdgeRapError(f"{where}: [{section}] {key} must be {kind}, not {value!r:.40}")
 
 

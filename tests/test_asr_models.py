@@ -37,6 +37,7 @@ def test_pull_offline_is_one_line_naming_the_files_and_the_folder(run, models, m
     assert rc == 2 and out == "" and err.count("\n") == 1
     assert "cannot download speech model 'whisper-base.en'" in err and "Systran/faster-whisper-base.en" in err
     assert str(models.models / "asr" / "whisper-base.en") in err and "model.bin" in err
+    assert not (models.models / "asr" / "whisper-base.en").exists()  # no empty folder that looks pulled
 
 
 def test_auto_prefers_a_pulled_model_and_falls_back_to_tiny(run, models):
@@ -68,3 +69,15 @@ def test_an_unknown_speech_model_is_one_line():
 
     with pytest.raises(EdgeRapError, match="not auto, tiny.en, a registry name .*whisper-base.en"):
         model_path("whisper-huge", Path("/nonexistent"))
+
+
+def test_a_damaged_speech_model_is_one_line_naming_it(tmp_path):
+    pytest.importorskip("faster_whisper")
+    from edge_rap.speech.asr import Transcriber
+
+    folder = tmp_path / "broken-whisper"
+    shutil.copytree(tiny_files(), folder)
+    (folder / "model.bin").write_bytes(b"not a model")
+    with pytest.raises(EdgeRapError, match=r"speech model .*broken-whisper cannot be loaded .*--asr tiny.en") as e:
+        Transcriber(str(folder))
+    assert "\n" not in str(e.value)

@@ -27,6 +27,13 @@ BAD_PROFILES = {
     "min_face-word": ('[faces]\nmin_face = "small"\n', "min_face"),
     "min_face-tiny": ("[faces]\nmin_face = 4\n", "min_face"),
     "batch-zero": ("[embedder]\nbatch = 0\n", "batch"),
+    "threads-huge": ("[embedder]\nthreads = 100000\n", "threads must be 0"),
+    "vlm-threads-huge": ("[vlm]\nthreads = 100000\n", "threads"),
+    "embedder-empty": ('[embedder]\nmodel = ""\n', "model must be a non-empty string"),
+    "providers-empty": ("[embedder]\nproviders = []\n", "providers"),
+    "snapshot_days-nan": ("[limits]\nsnapshot_days = nan\n", "snapshot_days must be a finite number"),
+    "fps-inf": ("[capture]\nfps = inf\n", "fps"),
+    "section-a-string": ('vlm = "x"\n', "vlm must be a section"),
 }
 
 

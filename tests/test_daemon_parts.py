@@ -335,13 +335,23 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
     assert config.cooldown == 3.0 and config.sources == ("door=0",) and config.mute
     for text, named in [('[daemon]\ncoolDown = 1\n', "coolDown"), ('[daemon]\ncooldown = "5"\n', "cooldown"),
                         ('[daemon]\nmax_frames = true\n', "max_frames"), ('[deamon]\n', "deamon"),
-                        ('[[camera]]\nsource = 0\nfps = 3\n', "fps")]:
+                        ('[[camera]]\nsource = 0\nfps = 3\n', "fps"),
+                        ('[daemon]\nspeak_to = ""\n', "speak_to is empty"),
+                        ('[[camera]]\nname = "a=b"\nsource = 0\n', "without '='"),
+                        ('[[camera]]\nname = ""\nsource = 0\n', "non-empty")]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
         with pytest.raises(EdgeRapError, match=named):
             run_config({}, bad)
     with pytest.raises(EdgeRapError, match="at least one --source"):
         run_config({}, None)
+    speaking = tmp_path / "speaking.toml"
+    speaking.write_text(f'[daemon]\nspeak_to = "{tmp_path / "said"}"\n[[camera]]\nsource = 0\n')
+    muted = run_config({"mute": True}, speaking)  # the command line's --mute over the file's speak_to
+    assert muted.mute and muted.speak_to is None
+    good.write_text('[daemon]\nmute = true\n[[camera]]\nsource = 0\n')
+    spoken = run_config({"speak_to": "out"}, good)  # and --speak-to over the file's mute
+    assert spoken.speak_to == "out" and not spoken.mute
     bad.write_text('[daemon]\nduration = nan\n[[camera]]\nsource = 0\n')  # TOML has nan and inf
     with pytest.raises(EdgeRapError, match="duration must be a number of 0 or more, not nan"):
         run_config({}, bad)
@@ -458,6 +468,22 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     assert not embedder["present"] and embedder["get"] == "edge-rap models prepare"
     rc, out, _ = run("doctor", "--json")
     assert rc == 0 and json.loads(out)["profile"]
+
+
+@pytest.mark.parametrize("vlm, get", [
+    ("smolvlm2-500m", "edge-rap models pull smolvlm2-500m"),  # a registry name: pulling it is the fix
+    ("/nonexistent/x.gguf", "no such file: fix [vlm] model"),
+    ("nosuch-vlm", "not a model `edge-rap models pull` knows"),
+])
+def test_doctor_suggests_a_fix_that_works_for_each_kind_of_missing_model(vlm, get, settings, tmp_path):
+    from dataclasses import replace
+
+    from edge_rap.daemon.doctor import doctor
+
+    profile = replace(settings.profile, embedder="nosuch-embedder", vlm=replace(settings.profile.vlm, model=vlm))
+    rows = {m["role"]: m for m in doctor(replace(settings, models=tmp_path / "no-models", profile=profile))["models"]}
+    assert not rows["vlm"]["present"] and rows["vlm"]["get"].startswith(get)
+    assert not rows["embedder"]["present"] and "models prepare" not in rows["embedder"]["get"]
 
 
 def test_doctor_says_no_microphone_when_none_can_be_opened(settings, monkeypatch):

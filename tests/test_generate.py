@@ -235,6 +235,9 @@ def test_ask_in_template_mode(run, tmp_path):
 
     rc, out, err = run("ask")
     assert rc == 2 and "needs a QUESTION" in err
+    for bad in ("0", "-3"):  # both used to be taken: -3 as 1 token, 0 as the profile's default
+        rc, out, err = run("ask", "What colour is <bo>'s collar?", "--max-tokens", bad)
+        assert rc == 2 and out == "" and f"--max-tokens must be 1 or more, not {bad}" in err
 
 
 def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings):
@@ -317,8 +320,14 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     (tmp_path / "mmproj-m.gguf").write_bytes(b"x")
     assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj == tmp_path / "mmproj-m.gguf"  # found beside it
     assert resolve(tmp_path, "") is None
+    (tmp_path / "dir.gguf").mkdir()
+    with pytest.raises(EdgeRapError, match="dir.gguf is a folder, not a .gguf file"):
+        resolve(tmp_path, str(tmp_path / "dir.gguf"))
     with pytest.raises(EdgeRapError, match="models pull smolvlm2-500m"):
         resolve(tmp_path, "smolvlm2-500m")
+    with pytest.raises(EdgeRapError, match="'nosuch-vlm': not a .gguf file nor a model .* knows") as e:
+        resolve(tmp_path, "nosuch-vlm")  # pulling it could not help: no `models pull nosuch-vlm` suggested
+    assert "models pull nosuch-vlm" not in str(e.value)
 
 
 def test_a_stored_photos_cache_key_follows_the_decoding(monkeypatch):

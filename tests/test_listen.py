@@ -353,3 +353,19 @@ def test_cli_mic_push_to_talk_answers_speech_that_starts_in_time(voice_dir, mode
     fake_mic.audio = np.concatenate([np.zeros(3 * RATE, np.float32), mixed(spoken(voice_dir, WHERE), 5).samples])
     rc, out = listen(models_env, capsys, "--mic", "--mute", "--json", "--timeout", "6")
     assert rc == 0 and out["triggered"] and out["concepts"] == ["anya"] and "timed_out" not in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--vlm", "/nonexistent/x.gguf"], "x.gguf"),  # loaded before listening, not after the question
+    (["--mmproj", "/nonexistent/p.gguf"], "--mmproj goes with --vlm"),
+    (["--wake", " "], "--wake needs a phrase"),
+])
+def test_cli_bad_options_are_one_line_before_anything_is_heard(argv, says, models_env, capsys, tmp_path):
+    from edge_rap import cli
+
+    wav = write_wav(tmp_path / "silence.wav", np.zeros(RATE, np.float32), 16000)
+    capsys.readouterr()
+    rc = cli.main(["listen", "--wav", str(wav), "--mute", *argv, "--memory", str(models_env.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err.startswith("edge-rap: ") and err.count("\n") == 1
+    assert says in err and "Traceback" not in err

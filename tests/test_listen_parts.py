@@ -148,6 +148,22 @@ def test_not_a_wav_is_one_line(tmp_path):
         read_wav(bad)
 
 
+def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
+    from edge_rap.speech.audio import read_wav
+
+    one_second = _wav(tmp_path / "s.wav", np.zeros((16000, 1)), 16000, 16)
+    assert read_wav(one_second, max_seconds=1.0).seconds == pytest.approx(1.0)
+    with pytest.raises(EdgeRapError, match="a question is at most"):
+        read_wav(one_second, max_seconds=0.5)
+    # A header that says 11 minutes of 48 kHz stereo, on a file that holds almost none of it: refused at once.
+    riff = _wav(tmp_path / "t.wav", np.zeros((10, 2)), 48000, 16).read_bytes()
+    at = riff.index(b"data") + 4
+    long = tmp_path / "long.wav"
+    long.write_bytes(riff[:at] + struct.pack("<I", int(11 * 60 * 48000 * 4)) + riff[at + 4:])
+    with pytest.raises(EdgeRapError, match="11 minutes of audio"):
+        read_wav(long)
+
+
 def test_a_wav_may_have_its_data_before_its_format(tmp_path):
     from edge_rap.speech.audio import read_wav
 

@@ -91,6 +91,8 @@ def _typed(key: str, value, where: str):
         value = float(value) if ok else value
     else:
         ok = isinstance(value, str)
+        if ok and not value.strip():
+            raise EdgeRapError(f"{where}: {key} is empty (leave the key out for the default)")
     if not ok:
         raise EdgeRapError(f"{where}: {key} has the wrong type ({type(value).__name__}; expected {kind})")
     return value
@@ -126,8 +128,9 @@ def load_run_file(path: Path) -> dict:
             raise EdgeRapError(f"{path}: [[camera]] {k + 1} needs source (a string or a device number) and an "
                                f"optional name" + (f", not {sorted(extra)[0]!r}" if extra else ""))
         name = camera.get("name", f"cam{k}")
-        if not isinstance(name, str):
-            raise EdgeRapError(f"{path}: [[camera]] {k + 1} name must be a string")
+        if not isinstance(name, str) or not name.strip() or "=" in name:
+            raise EdgeRapError(f"{path}: [[camera]] {k + 1} name must be a non-empty string without '=', "
+                               f"not {name!r:.40}")
         sources.append(f"{name}={camera['source']}")
     if sources:
         values["sources"] = tuple(sources)
@@ -137,6 +140,9 @@ def load_run_file(path: Path) -> dict:
 def run_config(cli: dict, path: Path | None) -> RunConfig:
     """The options given on the command line (None = not given) over the file's over the defaults."""
     merged = load_run_file(path) if path else {}
+    for given, overridden in (("mute", "speak_to"), ("speak_to", "mute")):  # the command line's choice wins
+        if cli.get(given):
+            merged.pop(overridden, None)
     merged.update({k: v for k, v in cli.items() if v not in (None, False, (), [])})
     if "sources" in merged:
         merged["sources"] = tuple(merged["sources"])

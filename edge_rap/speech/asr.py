@@ -151,10 +151,15 @@ class Transcriber:
         except ImportError:
             raise EdgeRapError("speech recognition needs faster-whisper: pip install 'edge_rap[voice]'") from None
         self.path = model_path(model, models)
-        self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
-                                    local_files_only=True)
-        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
-                                   task="transcribe", language="en")
+        try:
+            self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
+                                        local_files_only=True)
+            self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
+                                       task="transcribe", language="en")
+        except (RuntimeError, OSError, ValueError) as e:  # a damaged or foreign file: one line, not a traceback
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EdgeRapError(f"speech model {self.path} cannot be loaded ({first}): pull it again, or use "
+                               f"--asr {DEFAULT_MODEL} (the shipped model)") from None
         self.window_s = window_s
         self.no_speech = no_speech
         self.beam = beam

@@ -20,6 +20,7 @@ from edge_rap.errors import EdgeRapError
 
 RATE = 16000
 CHUNK = 512  # samples per chunk at 16 kHz (32 ms): silero VAD's window
+MAX_WAV_S = 600.0  # the longest recording `listen --wav` takes: 10 minutes (a 30-minute one took 2 GB)
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -67,35 +68,49 @@ def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
     return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
 
 
-def read_wav(path: Path) -> Audio:
-    """A WAV file (PCM 8/16/24/32-bit or float, any rate, any channels) as mono 16 kHz."""
+def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
+    """A WAV file (PCM 8/16/24/32-bit or float, any rate, any channels) as mono 16 kHz; one over `max_seconds`
+    is refused from its header, before its samples are read (a long recording would take gigabytes)."""
     try:
-        blob = path.read_bytes()
+        with path.open("rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                raise EdgeRapError(f"{path}: not a WAV file")
+            where: dict[bytes, tuple[int, int]] = {}  # the first of each kind, in whatever order the file has them
+            while not (b"fmt " in where and b"data" in where):
+                header = f.read(8)
+                if len(header) < 8:
+                    break
+                chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+                where.setdefault(chunk, (f.tell(), size))
+                f.seek(size + size % 2, 1)
+            if b"fmt " not in where:
+                raise EdgeRapError(f"{path}: WAV without a format chunk")
+            fmt = _read_at(f, *where[b"fmt "])
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
+            if tag == _EXTENSIBLE:
+                tag = struct.unpack("<H", fmt[24:26])[0]
+            if b"data" not in where:
+                raise EdgeRapError(f"{path}: WAV without a data chunk")
+            if channels < 1 or not 1000 <= rate <= 384000:
+                raise ValueError(f"{channels} channels at {rate} Hz")
+            seconds = where[b"data"][1] / (channels * max(1, bits // 8) * rate)
+            if seconds > max_seconds:
+                raise EdgeRapError(f"{path}: {seconds / 60:.0f} minutes of audio; a question is at most "
+                                   f"{max_seconds / 60:.0f} minutes (cut the recording)")
+            data = _read_at(f, *where[b"data"])
+        return Audio(resample(_decode(data, tag, bits, channels), rate))
     except OSError as e:
-        raise EdgeRapError(f"{path}: cannot read ({e.strerror})") from None
-    if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
-        raise EdgeRapError(f"{path}: not a WAV file")
-    chunks: dict[bytes, bytes] = {}  # the first of each kind, in whatever order the file has them
-    pos = 12
-    try:
-        while pos + 8 <= len(blob) and not (b"fmt " in chunks and b"data" in chunks):
-            chunk, size = blob[pos:pos + 4], struct.unpack("<I", blob[pos + 4:pos + 8])[0]
-            chunks.setdefault(chunk, blob[pos + 8:pos + 8 + size])
-            pos += 8 + size + size % 2
-        if b"fmt " not in chunks:
-            raise EdgeRapError(f"{path}: WAV without a format chunk")
-        tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunks[b"fmt "][:16])
-        if tag == _EXTENSIBLE:
-            tag = struct.unpack("<H", chunks[b"fmt "][24:26])[0]
-        if b"data" not in chunks:
-            raise EdgeRapError(f"{path}: WAV without a data chunk")
-        if channels < 1 or not 1000 <= rate <= 384000:
-            raise ValueError(f"{channels} channels at {rate} Hz")
-        return Audio(resample(_decode(chunks[b"data"], tag, bits, channels), rate))
+        raise EdgeRapError(f"{path}: cannot read ({e.strerror or e})") from None
     except struct.error:
         raise EdgeRapError(f"{path}: unreadable WAV (its header is cut short)") from None
     except ValueError as e:
         raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
+
+
+def _read_at(f, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
 
 
 def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:

@@ -19,6 +19,12 @@ def cmd_listen(args) -> int:
     from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
 
+    from edge_rap.errors import EdgeRapError
+
+    if args.mmproj and not args.vlm:
+        raise EdgeRapError("--mmproj goes with --vlm PATH")
+    if args.wake is not None and not args.wake.strip():
+        raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
     settings = _settings(args)
     _existing_memory(args, settings)
     audio = read_wav(Path(args.wav)) if args.wav else None
@@ -34,6 +40,8 @@ def cmd_listen(args) -> int:
     try:
         # writable: "remember this as ..." and "forget ..." change the memory (after a spoken yes)
         with _household(args, settings, vlm=(args.vlm or "", args.mmproj or "")) as home:
+            if args.vlm:
+                _ = home.vlm  # a VLM named here must load, and loads now: not after the question was asked
             if latest is not None:
                 home.recognize(latest()[0])  # models load now, not between the question and its answer
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)

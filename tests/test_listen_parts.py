@@ -155,13 +155,19 @@ def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
     assert read_wav(one_second, max_seconds=1.0).seconds == pytest.approx(1.0)
     with pytest.raises(EdgeRapError, match="a question is at most"):
         read_wav(one_second, max_seconds=0.5)
-    # A header that says 11 minutes of 48 kHz stereo, on a file that holds almost none of it: refused at once.
+    # 11 minutes of 48 kHz stereo (a sparse file: no disk used): refused from its header, nothing decoded.
     riff = _wav(tmp_path / "t.wav", np.zeros((10, 2)), 48000, 16).read_bytes()
     at = riff.index(b"data") + 4
+    size = 11 * 60 * 48000 * 4
     long = tmp_path / "long.wav"
-    long.write_bytes(riff[:at] + struct.pack("<I", int(11 * 60 * 48000 * 4)) + riff[at + 4:])
+    with long.open("wb") as f:
+        f.write(riff[:at] + struct.pack("<I", size))
+        f.truncate(at + 4 + size)
     with pytest.raises(EdgeRapError, match="11 minutes of audio"):
         read_wav(long)
+    streamed = tmp_path / "streamed.wav"  # a WAV written as a stream says 2**32 - 1 bytes: what is there is read
+    streamed.write_bytes(riff[:at] + struct.pack("<I", 2**32 - 1) + riff[at + 4:])
+    assert read_wav(streamed).seconds == pytest.approx(10 / 48000, abs=1e-3)
 
 
 def test_a_wav_may_have_its_data_before_its_format(tmp_path):

@@ -7,6 +7,7 @@ WAVE_FORMAT_EXTENSIBLE files, which recorders and sound editors write.
 
 from __future__ import annotations
 
+import os
 import queue
 import struct
 import time
@@ -73,6 +74,7 @@ def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
     is refused from its header, before its samples are read (a long recording would take gigabytes)."""
     try:
         with path.open("rb") as f:
+            length = os.fstat(f.fileno()).st_size
             head = f.read(12)
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
                 raise EdgeRapError(f"{path}: not a WAV file")
@@ -82,7 +84,7 @@ def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
                 if len(header) < 8:
                     break
                 chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
-                where.setdefault(chunk, (f.tell(), size))
+                where.setdefault(chunk, (f.tell(), min(size, length - f.tell())))  # a streamed WAV says 2**32 - 1
                 f.seek(size + size % 2, 1)
             if b"fmt " not in where:
                 raise EdgeRapError(f"{path}: WAV without a format chunk")

@@ -422,11 +422,11 @@ def cmd_eval(args) -> int:
     if args.kind == "localize":
         layout = Layout(args.frame_size, *args.widths)
         report = evaluate_localize(settings, Path(args.dataset), per_frame=args.per_frame, seed=args.seed, memory=memory,
-                                   progress=_progress("eval"), layout=layout)
+                                   progress=_progress("eval"), layout=layout, references=args.references)
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
     report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
-                                memory=memory, progress=_progress("eval"))
+                                memory=memory, progress=_progress("eval"), references=args.references)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 
@@ -510,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
     p.add_argument("kind", choices=["retrieval", "localize"])
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
+    p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
+                   help="remember each concept's first N images (sorted), query the rest (default 1)")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
     p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="localize: the composites' seed")

@@ -35,7 +35,10 @@ def dataset(tmp_path):
 def test_layout_first_sorted_image_is_the_reference(dataset):
     concepts = read_dataset(dataset)
     assert [c.name for c in concepts] == sorted(CONCEPTS)
-    assert all(c.reference.name == "a.png" and [q.name for q in c.queries] == ["b0.jpg", "b1.jpg"] for c in concepts)
+    assert all([r.name for r in c.references] == ["a.png"] and [q.name for q in c.queries] == ["b0.jpg", "b1.jpg"]
+               for c in concepts)
+    assert all([r.name for r in c.references] == ["a.png", "b0.jpg"] and [q.name for q in c.queries] == ["b1.jpg"]
+               for c in read_dataset(dataset, references=2))
 
 
 def test_phone_and_web_photo_types_are_part_of_a_concept_folder(dataset):
@@ -179,6 +182,28 @@ def test_a_frame_counts_every_hit_but_the_background_concepts():
     assert score_frame(Composite(frame.pixels, frame.placed), hits) == (3, [0.5])  # a texture background
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_every_reference_photo_is_remembered_and_only_the_rest_are_queries(dataset, settings, capsys, kind):
+    (dataset / "coffee" / "b0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")  # coffee's second reference
+    assert main(["eval", kind, "--dataset", str(dataset), "--references", "2", "--per-frame", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["references"] == 2
+    assert len(report["skipped_images"]) == 1 and "b0.jpg" in report["skipped_images"][0]
+    assert "'coffee': left out with its 1 queries" in report["skipped_images"][0]
+    if kind == "retrieval":
+        assert report["concepts"] == 4 and report["queries"] == 4 and report["top1"] == 1.0
+    else:
+        assert report["placed"] == 4
+
+
+def test_references_must_leave_a_query(dataset, settings, capsys):
+    with pytest.raises(EdgeRapError, match="needs 4\\+ images"):
+        evaluate_retrieval(settings, dataset, references=3)
+    with pytest.raises(SystemExit):
+        main(["eval", "retrieval", "--dataset", str(dataset), "--references", "0"])
+    assert "--references" in capsys.readouterr().err
+
+
 def test_hidden_files_and_folders_are_not_photos_of_a_concept(dataset):
     # macOS leaves `._name` sidecars on other disks: sorted first, one would become the reference.
     (dataset / "coffee" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
@@ -187,7 +212,7 @@ def test_hidden_files_and_folders_are_not_photos_of_a_concept(dataset):
     concepts = read_dataset(dataset)
     assert [c.name for c in concepts] == sorted(CONCEPTS)
     coffee = next(c for c in concepts if c.name == "coffee")
-    assert coffee.reference.name == "a.png" and [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
+    assert [r.name for r in coffee.references] == ["a.png"] and [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
 
 
 def test_a_folder_name_the_memory_stores_otherwise_is_still_scored_right(dataset, settings):
@@ -226,7 +251,7 @@ def test_every_query_is_pasted_once_and_a_concept_once_per_frame(tmp_path):
         for k in range(count):
             save_photo(tmp_path / name, name, filename=f"{k}.png")
         files = sorted((tmp_path / name).iterdir())
-        return ConceptFolder(name, files[0], files[1:])
+        return ConceptFolder(name, files[:1], files[1:])
 
     concepts = [folder("chelsea", 7), folder("coffee", 2), folder("rocket", 2)]  # 6 queries of one concept
     frames = localize_frames(concepts, per_frame=3, seed=0, skipped=[])

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ConceptFolder:
     name: str
-    reference: Path
+    references: list[Path]  # the photos remembered (the first in sorted order, or the first N)
     queries: list[Path]
 
 
@@ -49,15 +49,15 @@ def _concept_name(folder: Path) -> str:
         return folder.name
 
 
-def read_dataset(folder: Path) -> list[ConceptFolder]:
-    """One subfolder per concept: its first image (sorted) is the reference, the others are queries."""
+def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
+    """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries."""
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
     concepts = []
     for sub in (p for p in _entries(folder) if p.is_dir()):
         files = image_files(sub)
         if files:
-            concepts.append(ConceptFolder(_concept_name(sub), files[0], files[1:]))
+            concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:]))
     if not concepts:
         raise EdgeRapError(f"{folder}: no concept subfolders with images")
     return concepts
@@ -69,11 +69,12 @@ def _growth_steps(total: int) -> list[int]:
 
 
 def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | None = None, memory: Path | None = None,
-                       progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None) -> dict:
+                       progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None,
+                       references: int = 1) -> dict:
     from edge_rap.app import open_embedder, open_memory
     from edge_rap.retrieve import RetrievalPolicy, Retriever
 
-    concepts = read_dataset(dataset)
+    concepts = read_dataset(dataset, references)
     embedder = embedder or open_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
@@ -89,7 +90,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
                 except EdgeRapError as e:
                     skipped.append(str(e))
         if not queries:
-            raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
+            raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
         vectors = [retriever.embed_query(img) for _, img in progress(queries)]
         all_scored = [retriever.score(v) for v in vectors]
         top1, top5 = _recall(queries, all_scored)
@@ -101,6 +102,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
         report = {
             "embedder": embedder.space.model,
             "concepts": len(concepts),
+            "references": references,
             "queries": len(queries),
             "top1": round(top1, 4),
             "top5": round(top5, 4),
@@ -119,7 +121,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
 
 def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, seed: int = 0, memory: Path | None = None,
                       progress: Callable[[Iterable], Iterable] = iter, embedder: ImageEmbedder | None = None,
-                      layout: "Layout | None" = None) -> dict:
+                      layout: "Layout | None" = None, references: int = 1) -> dict:
     """Composites of each concept's other photos (several per frame) with known boxes, onto another concept's
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
@@ -128,9 +130,9 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     from edge_rap.retrieve import Retriever
 
     layout = layout or Layout()
-    concepts = read_dataset(dataset)
+    concepts = read_dataset(dataset, references)
     if not any(c.queries for c in concepts):
-        raise EdgeRapError(f"{dataset}: no query images (each concept folder needs 2+ images)")
+        raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
     embedder = embedder or open_embedder(settings)
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
@@ -155,6 +157,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "frames": len(frames),
         "concept_backgrounds": sum(f.background is not None for f in frames),
         "per_frame": per_frame,
+        "references": references,
         "frame_size": list(layout.frame),
         "widths": [layout.min_width, layout.max_width],
         "placed": truths,
@@ -169,8 +172,8 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
-    """Remember each concept's reference photo; a concept whose reference or folder name the memory refuses (an
-    unreadable or blank photo, a name too long, a second folder of the same name) is left out with its queries
+    """Remember each concept's reference photos; a concept whose folder name or any reference the memory refuses
+    (an unreadable or blank photo, a name too long, a second folder of the same name) is left out with its queries
     and said in `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds
     anything, or a failed write, ends the run before anything is written: its concepts would compete with the
     dataset's (a wrong score) and the dataset's would stay in it."""
@@ -184,11 +187,11 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             if c.name in seen:
                 raise EdgeRapError(f"another folder is also named {c.name!r}")
             validate_name(c.name)
-            prepared = mem.prepare(c.reference)
+            prepared = [mem.prepare(photo) for photo in c.references]
         except EdgeRapError as e:
             skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
             continue
-        mem.remember_prepared(c.name, [prepared], "", "")
+        mem.remember_prepared(c.name, prepared, "", "")
         seen.add(c.name)
         kept.append(c)
     if not kept:
@@ -255,11 +258,16 @@ def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
 
 def format_localize(report: dict) -> str:
     width, height = report["frame_size"]
-    return (f"embedder {report['embedder']}: {report['frames']} frames of {width}x{height} ({report['concept_backgrounds']} "
+    return (f"embedder {report['embedder']}{_per_concept(report)}: {report['frames']} frames of {width}x{height} ({report['concept_backgrounds']} "
             f"on another concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame, "
             f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
             f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found"
             + "".join(f"\nskipped: {s}" for s in report["skipped_images"]))
+
+
+def _per_concept(report: dict) -> str:
+    n = report["references"]
+    return f" ({n} photos remembered per concept)" if n > 1 else ""
 
 
 def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:
@@ -292,7 +300,7 @@ def _recall(queries: list[tuple[str, Image]], scored: list[list]) -> tuple[float
 
 def format_report(report: dict) -> str:
     lines = [
-        f"embedder {report['embedder']}: {report['concepts']} concepts, {report['queries']} queries",
+        f"embedder {report['embedder']}{_per_concept(report)}: {report['concepts']} concepts, {report['queries']} queries",
         f"top-1 recall {report['top1']:.3f}   top-5 recall {report['top5']:.3f}",
         f"recognition: positive {report['recognition_positive']:.3f}  negative {report['recognition_negative']:.3f}  "
         f"weighted {report['recognition_weighted']:.3f}",

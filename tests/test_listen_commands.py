@@ -12,12 +12,13 @@ from edge_rap.speech.audio import RATE, Audio, chunks, read_wav
 
 WAKE = "hey robot"
 REMEMBER, FORGET, UNKNOWN = "Hey robot, remember this as Teddy", "Hey robot, forget Anya", "Hey robot, forget Gandalf"
+ALSO = "Hey robot, this is also Bo"
 YES, NO = "Yes", "No"
 
 
 @pytest.fixture(scope="module")
 def said(tmp_path_factory) -> dict[str, np.ndarray]:
-    lines = [REMEMBER, FORGET, UNKNOWN, YES, NO]
+    lines = [REMEMBER, FORGET, UNKNOWN, ALSO, YES, NO]
     out = speak(lines, tmp_path_factory.mktemp("commands"))
     return {line: read_wav(out / f"{line}.wav").samples for line in lines}
 
@@ -81,6 +82,18 @@ def test_a_spoken_no_adds_nothing(said, household, listening):
     asked, cancelled = turns(home, listening, frame, conversation(said, REMEMBER, NO, seed=1))
     assert asked.command.state == "asked" and cancelled.command.state == "cancelled"
     assert names(home) == {"anya", "bo"}
+
+
+def test_another_photo_of_a_known_concept_on_a_spoken_yes(said, household, listening):
+    _, home, frame = household
+    views = home.store.get("bo").views
+    assert "bo" not in [h.concept.name for h in home.recognize(frame).hits]
+    asked, done = turns(home, listening, frame, conversation(said, ALSO, YES, seed=6))
+    assert asked.reply.text == "Shall I add this as another photo of <bo>? Say yes or no.", asked.transcript
+    assert (done.command.action, done.command.name, done.command.state) == ("add", "bo", "done")
+    assert done.reply.text == "I added this as another photo of <bo>."
+    assert names(home) == {"anya", "bo"} and home.store.get("bo").views == views + 1
+    assert [h.concept.name for h in home.recognize(frame).hits][:1] == ["bo"]
 
 
 def test_forget_on_a_spoken_yes_removes_the_concept(said, household, listening):

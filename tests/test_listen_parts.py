@@ -222,11 +222,14 @@ def test_a_question_about_a_concept_needs_no_image():
 @pytest.mark.parametrize("said, action, name, state", [
     ("remember this as Luna", "remember", "luna", "asked"),
     ("Hey robot, please remember this as the Blue Kettle.", "remember", "blue_kettle", "asked"),
-    ("Remember this as Bo.", "remember", "bo", "refused"),  # taken
-    ("remember this as Bow", "remember", "bow", "refused"),  # said like <bo>: the two could not be told apart
+    ("Remember this as Bo.", "add", "bo", "asked"),  # known: another photo of it
+    ("remember this as Bow", "add", "bo", "asked"),  # said like <bo>: a new <bow> could not be told apart
     ("remember this as the", "remember", "", "refused"),
     ("Forget Mochi.", "forget", "mochi", "asked"), ("forget about the red mud", "forget", "red_mug", "asked"),
     ("forget Gandalf", "forget", "gandalf", "refused"),
+    ("This is also Bo.", "add", "bo", "asked"), ("Hey robot, this is Mochi too", "add", "mochi", "asked"),
+    ("add this to the red mug", "add", "red_mug", "asked"), ("another photo of Anya", "add", "anya", "asked"),
+    ("this is also Gandalf", "add", "gandalf", "refused"),
 ])
 def test_memory_commands_are_asked_back_or_refused(said, action, name, state):
     from edge_rap.speech.intents import parse
@@ -236,7 +239,21 @@ def test_memory_commands_are_asked_back_or_refused(said, action, name, state):
     assert line.endswith("Say yes or no.") == (state == "asked")
 
 
-@pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is", "don't forget the milk tomorrow please"])
+def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which():
+    from edge_rap.speech.intents import Command, parse
+
+    assert parse("remember this as Bo", HOUSEHOLD)[1] == (
+        "I already know <bo>. Shall I add this as another photo of <bo>? Say yes or no.")
+    command, line = parse("this is bow too", ["bo", "beau"])
+    assert command.state == "refused" and line.startswith("Did you mean <bo> or <beau>?")
+    command, line = parse("remember this as bow", ["bo", "beau"])
+    assert command.state == "refused" and "choose another name" in line
+    assert [Command(a, "bo").doing for a in ("remember", "add", "forget")] == [
+        "remember this as <bo>", "add this to <bo>", "forget <bo>"]
+
+
+@pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is", "don't forget the milk tomorrow please",
+                                  "is this Bo too?", "what is this"])
 def test_questions_are_not_commands(said):
     from edge_rap.speech.intents import parse
 
@@ -267,3 +284,19 @@ def test_remember_this_takes_the_most_confident_region_no_concept_holds():
     assert salient_region(home, image, Recognition("frame", (100, 100), [hit, SimpleNamespace(box=free),
                                                                           SimpleNamespace(box=weak)])) is None
     assert salient_region(SimpleNamespace(detector=None), image, None) is None  # no detector: the whole frame
+
+
+def test_another_photo_keeps_where_its_concept_was_found_else_the_salient_region():
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import Command, region_of
+    from edge_rap.types import Box, Image, Recognition, Region
+
+    found, free = Box(0, 0, 40, 40), Box(60, 0, 100, 40)
+    home = SimpleNamespace(detector=SimpleNamespace(detect=lambda image, vocabulary: [Region(free, 0.8)]),
+                           vocabulary=lambda: None)
+    image = Image(np.zeros((100, 100, 3), np.uint8), "frame")
+    seen = Recognition("frame", (100, 100), [SimpleNamespace(box=found, concept=SimpleNamespace(name="bo"))])
+    assert region_of(Command("add", "bo"), home, image, seen) == found
+    assert region_of(Command("add", "anya"), home, image, seen) == free
+    assert region_of(Command("remember", "luna"), home, image, seen) == free

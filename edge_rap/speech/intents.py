@@ -1,10 +1,13 @@
-"""Spoken memory commands: "remember this as <name>" and "forget <name>", each asked back and done only on a yes.
+"""Spoken memory commands: "remember this as <name>", "this is also <name>" and "forget <name>", each asked back
+and done only on a yes.
 
-The words are parsed here (pure), and the change goes through the same Household methods as `edge-rap remember`
-and `edge-rap forget`. A command is never done on the utterance that gave it: the device asks ("Shall I remember
-this as <luna>? Say yes or no."), and only a yes in the next utterance does it; anything else, or nothing
-within the time allowed, cancels. What cannot be done (an unknown name, a name already taken, no camera frame)
-is refused in one spoken line, and an error of the memory is said in one line too.
+The words are parsed here (pure), and the change goes through the same memory calls as `edge-rap remember`,
+`add-views` and `forget`. A command is never done on the utterance that gave it: the device asks ("Shall I
+remember this as <luna>? Say yes or no."), and only a yes in the next utterance does it; anything else, or
+nothing within the time allowed, cancels. "Remember this as" a name already known (or said like one) offers to
+add the frame as another photo of that concept: a second photo from another side is what recognises a thing
+on new photos (docs/BENCHMARKS.md, two reference photos). What cannot be done (an unknown name, an unusable
+one, no camera frame) is refused in one spoken line, and an error of the memory is said in one line too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ _LEAD = r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:please\W+)?"  # a wake phrase s
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is)\W+"
                        r"(?P<name>.+?)\W*$", re.I)
 _FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)\W*$", re.I)
+_ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
+                   r"(?:photo|picture)\W+of)\W+(?P<name>.+?)\W*$", re.I),
+        re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _YES = re.compile(r"^\W*(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
@@ -36,10 +42,16 @@ _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 class Command:
     """A memory change heard. `state`: "asked" (waiting for a yes), "done", "cancelled", "refused", "failed"."""
 
-    action: str  # "remember" | "forget"
-    name: str  # the concept's name as stored (forget) or to be stored (remember)
+    action: str  # "remember" | "add" (another photo of a known concept) | "forget"
+    name: str  # the concept's name as stored (add, forget) or to be stored (remember)
     state: str = "asked"
     box: Box | None = None  # remember: the region remembered; None for the whole frame
+
+    @property
+    def doing(self) -> str:
+        """What the command does, as said: "remember this as <luna>", "add this to <bo>", "forget <bo>"."""
+        return {"remember": "remember this as <{}>", "add": "add this to <{}>"}.get(self.action, "forget <{}>").format(
+            self.name)
 
     def to_json(self) -> dict:
         return {"action": self.action, "name": self.name, "state": self.state,
@@ -48,7 +60,7 @@ class Command:
 
 def looks_like_command(text: str) -> bool:
     """Whether the words start a memory command (before any name is checked)."""
-    return bool(_REMEMBER.match(text) or _FORGET.match(text))
+    return any(pattern.match(text) for pattern in (_REMEMBER, _FORGET, *_ADD))
 
 
 def stored_form(words: str) -> str:
@@ -67,22 +79,38 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if not name or name.count("_") >= MAX_NAME_WORDS or name in COMMON:
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
         known = match_names(m.group("name"), names)
-        alike = [name] if name in names else [h.name for h in known.heard] + [a.names[0] for a in known.ambiguous]
-        if alike:  # the same name, or one said alike, would make the two impossible to tell apart by voice
-            return Command("remember", name, "refused"), f"I already know <{alike[0]}>: choose another name."
+        if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
+            return Command("remember", name, "refused"), f"I already know <{known.ambiguous[0].names[0]}>: choose another name."
+        alike = [name] if name in names else [h.name for h in known.heard]
+        if alike:  # the same name, or one said alike: another photo of it, or (on a no) another name
+            return _add(alike[0], f"I already know <{alike[0]}>. ")
         return Command("remember", name), f"Shall I remember this as <{name}>? Say yes or no."
     if m := _FORGET.match(text):
-        known = match_names(m.group("name"), names)
-        if known.ambiguous:
-            options = known.ambiguous[0].names
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"Did you mean <{options[0]}> or <{options[1]}>? Say forget and the name again.")
-        if len(known.heard) != 1:
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"I don't know {m.group('name')!r}, so there is nothing to forget.")
-        name = known.heard[0].name
-        return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+        return _known("forget", m.group("name"), names)
+    if m := next((m for m in (pattern.match(text) for pattern in _ADD) if m), None):
+        return _known("add", m.group("name"), names)
     return None, ""
+
+
+def _known(action: str, said: str, names: list[str]) -> tuple[Command, str]:
+    """A command about a concept already known: asked back for the one name `said` matches, else refused."""
+    known = match_names(said, names)
+    if known.ambiguous:
+        options = known.ambiguous[0].names
+        return (Command(action, stored_form(said), "refused"),
+                f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
+    if len(known.heard) != 1:
+        line = ("so there is nothing to forget." if action == "forget"
+                else "Say remember this as the name to learn something new.")
+        return Command(action, stored_form(said), "refused"), f"I don't know {said!r}, {line}"
+    if action == "add":
+        return _add(known.heard[0].name)
+    name = known.heard[0].name
+    return Command(action, name), f"Shall I forget <{name}>? Say yes or no."
+
+
+def _add(name: str, lead: str = "") -> tuple[Command, str]:
+    return Command("add", name), f"{lead}Shall I add this as another photo of <{name}>? Say yes or no."
 
 
 def is_yes(text: str) -> bool:
@@ -104,6 +132,18 @@ def salient_region(home, image: Image, recognition: Recognition | None) -> Box |
     return max(free, key=lambda r: r.score).box if free else None
 
 
+def region_of(command: Command, home, image: Image, recognition: Recognition | None) -> Box | None:
+    """The part of the frame a command keeps: for another photo of a concept recognised in it, where it was
+    found; otherwise the most salient region no concept holds (None: the whole frame)."""
+    if command.action == "add":
+        if recognition is None:
+            recognition = home.recognize(image)
+        found = [h.box for h in recognition.hits if h.concept.name == command.name]
+        if found:
+            return found[0]
+    return salient_region(home, image, recognition)
+
+
 def carry_out(home, command: Command, image: Image | None, recognition: Recognition | None) -> tuple[Command, str]:
     """Do a confirmed command through the Household; the command as it ended and the line to say."""
     try:
@@ -112,10 +152,13 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
             return replace(command, state="done"), f"I forgot <{concept.name}>."
         if image is None:
             return replace(command, state="refused"), "I have no camera frame to remember."
-        box = salient_region(home, image, recognition)
+        box = region_of(command, home, image, recognition)
         with tempfile.TemporaryDirectory(prefix="edge-rap-remember-") as tmp:
-            photo = _save(image, Path(tmp) / "frame.png")
-            concept = home.remember(command.name, [photo], "", "", _in_pixels(box, image) if box else None)
+            photo, in_pixels = _save(image, Path(tmp) / "frame.png"), _in_pixels(box, image) if box else None
+            if command.action == "add":
+                concept = home.memory.add_views(command.name, [photo], in_pixels)
+                return replace(command, state="done", box=box), f"I added this as another photo of <{concept.name}>."
+            concept = home.remember(command.name, [photo], "", "", in_pixels)
         return replace(command, state="done", box=box), f"I will remember this as <{concept.name}>."
     except EdgeRapError as e:
         log.warning("voice %s <%s>: %s", command.action, command.name, e)

@@ -162,7 +162,7 @@ class Listener:
         """No answer came to the command `turn` asked (the audio ended): cancelled, and said so."""
         self.pending = None
         command = replace(turn.command, state="cancelled")
-        line = f"I heard no answer, so I will not {command.action} <{command.name}>."
+        line = f"I heard no answer, so I will not {command.doing}."
         self._speak(line)
         return Turn(True, turn.transcript, Reply(line, "command", [command.name], turn.transcript), turn.timings,
                     command)
@@ -212,7 +212,7 @@ class Listener:
             command, line = intents.carry_out(self.home, pending.command, pending.image, pending.recognition)
         else:
             command = replace(pending.command, state="cancelled")
-            line = f"OK, I will not {command.action} <{command.name}>."
+            line = f"OK, I will not {command.doing}."
         answer = Reply(line, "command", [command.name], said)
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 

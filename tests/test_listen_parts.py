@@ -248,12 +248,14 @@ def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which()
     assert command.state == "refused" and line.startswith("Did you mean <bo> or <beau>?")
     command, line = parse("remember this as bow", ["bo", "beau"])
     assert command.state == "refused" and "choose another name" in line
+    assert parse("this is also Gandalf", HOUSEHOLD)[1] == (
+        "I don't know 'Gandalf'. To learn it, say remember this as Gandalf.")
     assert [Command(a, "bo").doing for a in ("remember", "add", "forget")] == [
         "remember this as <bo>", "add this to <bo>", "forget <bo>"]
 
 
-@pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is", "don't forget the milk tomorrow please",
-                                  "is this Bo too?", "what is this"])
+@pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is",
+                                  "don't forget the milk tomorrow please", "is this Bo too?", "what is this"])
 def test_questions_are_not_commands(said):
     from edge_rap.speech.intents import parse
 

@@ -80,7 +80,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
         known = match_names(m.group("name"), names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
-            return Command("remember", name, "refused"), f"I already know <{known.ambiguous[0].names[0]}>: choose another name."
+            alike = known.ambiguous[0].names[0]
+            return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
         alike = [name] if name in names else [h.name for h in known.heard]
         if alike:  # the same name, or one said alike: another photo of it, or (on a no) another name
             return _add(alike[0], f"I already know <{alike[0]}>. ")
@@ -100,13 +101,11 @@ def _known(action: str, said: str, names: list[str]) -> tuple[Command, str]:
         return (Command(action, stored_form(said), "refused"),
                 f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
     if len(known.heard) != 1:
-        line = ("so there is nothing to forget." if action == "forget"
-                else "Say remember this as the name to learn something new.")
-        return Command(action, stored_form(said), "refused"), f"I don't know {said!r}, {line}"
-    if action == "add":
-        return _add(known.heard[0].name)
+        line = (f"I don't know {said!r}, so there is nothing to forget." if action == "forget"
+                else f"I don't know {said!r}. To learn it, say remember this as {said}.")
+        return Command(action, stored_form(said), "refused"), line
     name = known.heard[0].name
-    return Command(action, name), f"Shall I forget <{name}>? Say yes or no."
+    return _add(name) if action == "add" else (Command(action, name), f"Shall I forget <{name}>? Say yes or no.")
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

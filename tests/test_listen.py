@@ -260,6 +260,15 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     assert set(out["timings"]) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}
 
 
+def test_cli_question_from_a_phone_voice_memo(voice_dir, models_env, capsys, tmp_path):
+    pytest.importorskip("av")
+    from recordings import encode
+
+    memo = encode(tmp_path / "q.m4a", mixed(spoken(voice_dir, WHERE), 6).samples[:, None], RATE, "aac")
+    rc, out = listen(models_env, capsys, "--wav", memo, "--wake", WAKE, "--json", "--mute")
+    assert rc == 0 and out["triggered"] and out["concepts"] == ["anya"], out["transcript"]
+
+
 def test_cli_answers_in_print_where_no_audio_player_is_found(voice_dir, models_env, capsys, tmp_path,
                                                              monkeypatch):
     from edge_rap.speech import tts

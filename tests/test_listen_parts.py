@@ -126,6 +126,42 @@ def test_any_wav_becomes_the_same_16k_mono(tmp_path, rate, bits, fmt, channels, 
     assert np.abs(audio.samples[middle] - expected[middle]).max() < (0.03 if bits == 8 else 0.01)
 
 
+@pytest.mark.parametrize("name, codec, rate, channels, tolerance", [
+    ("a.flac", "flac", 44100, 2, 0.01), ("a.ogg", "libopus", 48000, 1, 0.1), ("a.m4a", "aac", 22050, 1, 0.1),
+    ("a.mp3", "libmp3lame", 44100, 2, 0.1),
+])
+def test_other_recordings_become_the_same_16k_mono(tmp_path, name, codec, rate, channels, tolerance):
+    # A phone's voice memo is M4A (AAC); the lossy codecs keep the tone within their own error.
+    pytest.importorskip("av")
+    from recordings import encode
+
+    from edge_rap.speech.audio import RATE, read_audio
+
+    t = np.arange(int(rate * 0.5)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = encode(tmp_path / name, np.repeat(tone[:, None], channels, 1), rate, codec)
+    audio = read_audio(path)
+    assert audio.rate == RATE and abs(audio.seconds - 0.5) < 0.06  # (encoders pad to whole frames)
+    spectrum = np.abs(np.fft.rfft(audio.samples * np.hanning(len(audio.samples))))
+    assert abs(np.argmax(spectrum) * RATE / len(audio.samples) - 440) < 5
+    rms = np.sqrt(np.mean(audio.samples[1600:-1600] ** 2))
+    assert abs(rms - 0.5 / np.sqrt(2)) < tolerance
+    with pytest.raises(EdgeRapError, match="a question is at most"):
+        read_audio(path, max_seconds=0.25)
+
+
+def test_a_file_that_is_no_recording_is_one_line(tmp_path):
+    pytest.importorskip("av")
+    from edge_rap.speech.audio import read_audio
+
+    bad = tmp_path / "x.m4a"
+    bad.write_bytes(b"\x00" * 600)
+    with pytest.raises(EdgeRapError, match="not a recording that can be read"):
+        read_audio(bad)
+    with pytest.raises(EdgeRapError, match="cannot read"):
+        read_audio(tmp_path / "missing.m4a")
+
+
 def test_not_a_wav_is_one_line(tmp_path):
     from edge_rap.speech.audio import read_wav
 

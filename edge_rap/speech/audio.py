@@ -1,8 +1,9 @@
-"""Audio in, in one place: a WAV file or a microphone, at any rate and channel count, becomes mono float32 at
+"""Audio in, in one place: a recording or a microphone, at any rate and channel count, becomes mono float32 at
 16 kHz (what silero VAD and whisper both take), resampled once here and nowhere else.
 
 WAV files are parsed here rather than with the `wave` module because Python 3.11's `wave` refuses float and
-WAVE_FORMAT_EXTENSIBLE files, which recorders and sound editors write.
+WAVE_FORMAT_EXTENSIBLE files, which recorders and sound editors write. Other recordings (a phone's M4A voice
+memo, FLAC, MP3, Ogg) are decoded by PyAV, which faster-whisper already brings.
 """
 
 from __future__ import annotations
@@ -67,6 +68,54 @@ def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
     else:
         raise ValueError(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
     return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
+
+
+def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
+    """A recording as mono 16 kHz: a WAV file parsed here, anything else decoded by PyAV."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot read ({e.strerror or e})") from None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return read_wav(path, max_seconds)
+    return _read_other(path, max_seconds)
+
+
+def _read_other(path: Path, max_seconds: float) -> Audio:
+    """A recording in any container PyAV opens, as float samples at its own rate, then `resample`d; one over
+    `max_seconds` is refused from its stated duration, or once that much has been decoded."""
+    try:
+        import av
+    except ImportError:
+        raise EdgeRapError(f"{path}: not a WAV file (other recordings need PyAV: pip install -e '.[voice]')") from None
+    try:
+        with av.open(str(path)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise EdgeRapError(f"{path}: no audio in it")
+            stated = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            if stated > max_seconds or not rate:
+                raise EdgeRapError(f"{path}: " + (f"{stated / 60:.0f} minutes of audio; a question is at most "
+                                                  f"{max_seconds / 60:.0f} minutes (cut the recording)" if rate
+                                                  else "audio without a sample rate"))
+            packed = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=rate)  # no new rate
+            parts, total = [], 0
+            for frame in container.decode(stream):
+                for out in packed.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+                    total += len(parts[-1])
+                if total > max_seconds * rate * channels:
+                    raise EdgeRapError(f"{path}: more audio than a question's {max_seconds / 60:.0f} minutes "
+                                       "(cut the recording)")
+    except av.error.FFmpegError as e:
+        raise EdgeRapError(f"{path}: not a recording that can be read ({e.strerror or type(e).__name__})") from None
+    x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    x = x[: len(x) - len(x) % channels].reshape(-1, channels).mean(axis=1) if channels > 1 else x
+    if not np.isfinite(x).all():
+        raise EdgeRapError(f"{path}: samples that are not numbers (NaN or infinite)")
+    return Audio(resample(x, rate))
 
 
 def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:

@@ -14,7 +14,7 @@ WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to 
 def cmd_listen(args) -> int:
     from edge_rap.cli import _existing_memory, _household, _settings
     from edge_rap.speech.asr import Transcriber
-    from edge_rap.speech.audio import Microphone, chunks, read_wav
+    from edge_rap.speech.audio import Microphone, chunks, read_audio
     from edge_rap.speech.listen import Listener, Turn
     from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
@@ -27,7 +27,7 @@ def cmd_listen(args) -> int:
         raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
     settings = _settings(args)
     _existing_memory(args, settings)
-    audio = read_wav(Path(args.wav)) if args.wav else None
+    audio = read_audio(Path(args.wav)) if args.wav else None
     latest = None
     if args.image:
         from edge_rap.perceive.images import read_image_file
@@ -91,7 +91,7 @@ def register(add) -> None:
     """Add `listen` through cli.build_parser's `add(name, func, help)`."""
     p = add("listen", cmd_listen, "answer a spoken question (a WAV file or the microphone), out loud and printed")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--wav", metavar="PATH", help="the question as a WAV file (any rate, any channels)")
+    source.add_argument("--wav", metavar="PATH", help="the question as a recording: WAV (any rate, any channels), or M4A, FLAC, MP3, Ogg")
     source.add_argument("--mic", action="store_true", help="listen on the default microphone (the default)")
     p.add_argument("--wake", metavar="PHRASE", help='answer only what follows this phrase, e.g. "hey robot"; '
                    "without it the audio is one push-to-talk question")

@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "device profile's [vlm] max_tokens)")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
     p.add_argument("kind", choices=["retrieval", "localize"])
-    p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; first image remembered")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")

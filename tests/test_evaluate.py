@@ -183,17 +183,32 @@ def test_a_frame_counts_every_hit_but_the_background_concepts():
 
 
 @pytest.mark.parametrize("kind", ["retrieval", "localize"])
-def test_every_reference_photo_is_remembered_and_only_the_rest_are_queries(dataset, settings, capsys, kind):
+def test_every_reference_photo_is_remembered_and_only_the_rest_are_queries(dataset, settings, capsys, tmp_path, kind):
+    from edge_rap.memory.store import Store
+
     (dataset / "coffee" / "b0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")  # coffee's second reference
-    assert main(["eval", kind, "--dataset", str(dataset), "--references", "2", "--per-frame", "1", "--json"]) == 0
+    (dataset / "rocket" / "b0.jpg").write_bytes((dataset / "rocket" / "a.png").read_bytes())  # the same photo twice
+    memory = tmp_path / "memory"
+    assert main(["eval", kind, "--dataset", str(dataset), "--references", "2", "--per-frame", "1", "--json",
+                 "--memory", str(memory)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["references"] == 2
     assert len(report["skipped_images"]) == 1 and "b0.jpg" in report["skipped_images"][0]
-    assert "'coffee': left out with its 1 queries" in report["skipped_images"][0]
+    assert "a reference of 'coffee': remembered from its other 1" in report["skipped_images"][0]
+    store = Store(memory, readonly=True)
+    views = {c.name: c.views for c in store.concepts()}
+    store.close()
+    assert views == {"chelsea": 2, "astronaut": 2, "coffee": 1, "rocket": 1, "grace_hopper": 2}
     if kind == "retrieval":
-        assert report["concepts"] == 4 and report["queries"] == 4 and report["top1"] == 1.0
+        assert report["concepts"] == 5 and report["concepts_queried"] == 5 and report["queries"] == 5
     else:
-        assert report["placed"] == 4
+        assert report["placed"] == 5
+
+
+def test_concepts_without_queries_are_said_to_only_compete(dataset, settings, capsys):
+    (dataset / "coffee" / "b1.jpg").unlink()  # coffee: its two photos both remembered, nothing left to ask
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--references", "2"]) == 0
+    assert "5 concepts (4 with queries, the others only compete), 4 queries" in capsys.readouterr().out
 
 
 def test_references_must_leave_a_query(dataset, settings, capsys):

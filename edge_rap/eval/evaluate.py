@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import validate_name
 from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
@@ -102,6 +103,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
         report = {
             "embedder": embedder.space.model,
             "concepts": len(concepts),
+            "concepts_queried": len({name for name, _ in queries}),
             "references": references,
             "queries": len(queries),
             "top1": round(top1, 4),
@@ -172,11 +174,12 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
-    """Remember each concept's reference photos; a concept whose folder name or any reference the memory refuses
-    (an unreadable or blank photo, a name too long, a second folder of the same name) is left out with its queries
-    and said in `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds
-    anything, or a failed write, ends the run before anything is written: its concepts would compete with the
-    dataset's (a wrong score) and the dataset's would stay in it."""
+    """Remember each concept's reference photos. A reference the memory refuses (unreadable, blank) is said in
+    `skipped` and the concept is remembered from its others; a concept left with none, or whose folder name the
+    memory refuses (too long, a second folder of the same name), is left out with its queries and said in
+    `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds anything, or
+    a failed write, ends the run before anything is written: its concepts would compete with the dataset's (a
+    wrong score) and the dataset's would stay in it."""
     held = mem.concepts()
     if held:
         raise EdgeRapError(f"the memory already holds {len(held)} concept(s): eval remembers the dataset's "
@@ -187,16 +190,30 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             if c.name in seen:
                 raise EdgeRapError(f"another folder is also named {c.name!r}")
             validate_name(c.name)
-            prepared = [mem.prepare(photo) for photo in c.references]
+            prepared, refused = _prepared(mem, c.references)
+            if not prepared:
+                raise refused[-1]
         except EdgeRapError as e:
             skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
             continue
-        mem.remember_prepared(c.name, prepared, "", "")
+        skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
+        mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
         seen.add(c.name)
         kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))
     return kept
+
+
+def _prepared(mem, photos: list[Path]) -> tuple[list, list[EdgeRapError]]:
+    """The photos the memory can remember (prepared), and why it refused the others."""
+    prepared, refused = [], []
+    for photo in photos:
+        try:
+            prepared.append(mem.prepare(photo))
+        except EdgeRapError as e:
+            refused.append(e)
+    return prepared, refused
 
 
 def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
@@ -267,7 +284,13 @@ def format_localize(report: dict) -> str:
 
 def _per_concept(report: dict) -> str:
     n = report["references"]
-    return f" ({n} photos remembered per concept)" if n > 1 else ""
+    return f" (the first {n} photos of each concept remembered)" if n > 1 else ""
+
+
+def _queried(report: dict) -> str:
+    """Concepts without queries of their own only compete: say how many were asked about."""
+    n = report["concepts_queried"]
+    return f" ({n} with queries, the others only compete)" if n < report["concepts"] else ""
 
 
 def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:
@@ -300,7 +323,8 @@ def _recall(queries: list[tuple[str, Image]], scored: list[list]) -> tuple[float
 
 def format_report(report: dict) -> str:
     lines = [
-        f"embedder {report['embedder']}{_per_concept(report)}: {report['concepts']} concepts, {report['queries']} queries",
+        f"embedder {report['embedder']}{_per_concept(report)}: {report['concepts']} concepts{_queried(report)}, "
+        f"{report['queries']} queries",
         f"top-1 recall {report['top1']:.3f}   top-5 recall {report['top5']:.3f}",
         f"recognition: positive {report['recognition_positive']:.3f}  negative {report['recognition_negative']:.3f}  "
         f"weighted {report['recognition_weighted']:.3f}",

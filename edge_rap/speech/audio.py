@@ -8,6 +8,7 @@ memo, FLAC, MP3, Ogg) are decoded by PyAV, which faster-whisper already brings.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import struct
@@ -19,6 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+
+log = logging.getLogger(__name__)
 
 RATE = 16000
 CHUNK = 512  # samples per chunk at 16 kHz (32 ms): silero VAD's window
@@ -48,9 +51,13 @@ def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
     return soxr.resample(samples.astype(np.float32, copy=False), rate, to).astype(np.float32, copy=False)
 
 
+class _Unsupported(ValueError):
+    pass
+
+
 def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
     if bits not in (8, 16, 24, 32, 64):
-        raise ValueError(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
+        raise _Unsupported(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
     width = bits // 8
     usable = len(data) - len(data) % (width * channels)
     raw = np.frombuffer(data[:usable], dtype=np.uint8)
@@ -66,51 +73,83 @@ def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
         b = raw.reshape(-1, 3).astype(np.int32)
         x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / float(2 ** 23)
     else:
-        raise ValueError(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
+        raise _Unsupported(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
     return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
 
 
+class UnsupportedWav(EdgeRapError):
+    """A WAV whose encoding is not parsed here (A-law, mu-law, ADPCM): PyAV decodes those."""
+
+
 def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
-    """A recording as mono 16 kHz: a WAV file parsed here, anything else decoded by PyAV."""
+    """A recording as mono 16 kHz: a WAV file parsed here, anything else (and a WAV in an encoding not parsed
+    here) decoded by PyAV."""
     try:
         with path.open("rb") as f:
             head = f.read(12)
     except OSError as e:
         raise EdgeRapError(f"{path}: cannot read ({e.strerror or e})") from None
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return read_wav(path, max_seconds)
+        try:
+            return read_wav(path, max_seconds)
+        except UnsupportedWav:
+            pass
     return _read_other(path, max_seconds)
 
 
+def _too_long(path: Path, seconds: float, max_seconds: float) -> EdgeRapError:
+    return EdgeRapError(f"{path}: {_span(seconds)} of audio; a question is at most {_span(max_seconds)} "
+                        "(cut the recording)")
+
+
+def _span(seconds: float) -> str:
+    """10.4 minutes, 10 minutes, 45 s."""
+    return f"{seconds / 60:.1f}".removesuffix(".0") + " minutes" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _usable(rate: int, channels: int) -> bool:
+    return channels >= 1 and 1000 <= rate <= 384000
+
+
 def _read_other(path: Path, max_seconds: float) -> Audio:
-    """A recording in any container PyAV opens, as float samples at its own rate, then `resample`d; one over
-    `max_seconds` is refused from its stated duration, or once that much has been decoded."""
+    """A recording in any container PyAV opens, as float samples at its own rate, then `resample`d. One over
+    `max_seconds` is refused from its stated duration, or once that much has been decoded; a damaged packet is
+    skipped, as a player does, and the rest is heard."""
     try:
         import av
     except ImportError:
         raise EdgeRapError(f"{path}: not a WAV file (other recordings need PyAV: pip install -e '.[voice]')") from None
+    parts, damaged = [], 0
     try:
         with av.open(str(path)) as container:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise EdgeRapError(f"{path}: no audio in it")
-            stated = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
             rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
-            if stated > max_seconds or not rate:
-                raise EdgeRapError(f"{path}: " + (f"{stated / 60:.0f} minutes of audio; a question is at most "
-                                                  f"{max_seconds / 60:.0f} minutes (cut the recording)" if rate
-                                                  else "audio without a sample rate"))
+            if not _usable(rate, channels):
+                raise EdgeRapError(f"{path}: not a recording that can be read ({channels} channels at {rate} Hz)")
+            stated = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+            if stated > max_seconds:
+                raise _too_long(path, stated, max_seconds)
             packed = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=rate)  # no new rate
-            parts, total = [], 0
-            for frame in container.decode(stream):
-                for out in packed.resample(frame):
+            total, limit = 0, max_seconds * rate * channels
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    damaged += 1
+                    continue
+                for out in (o for frame in frames for o in packed.resample(frame)):
                     parts.append(out.to_ndarray().reshape(-1))
                     total += len(parts[-1])
-                if total > max_seconds * rate * channels:
-                    raise EdgeRapError(f"{path}: more audio than a question's {max_seconds / 60:.0f} minutes "
-                                       "(cut the recording)")
+                if total > limit:
+                    raise _too_long(path, total / rate / channels, max_seconds)
     except av.error.FFmpegError as e:
         raise EdgeRapError(f"{path}: not a recording that can be read ({e.strerror or type(e).__name__})") from None
+    if damaged:
+        log.warning("%s: %d damaged packet(s) skipped", path, damaged)
+        if not parts:
+            raise EdgeRapError(f"{path}: not a recording that can be read (every packet is damaged)")
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     x = x[: len(x) - len(x) % channels].reshape(-1, channels).mean(axis=1) if channels > 1 else x
     if not np.isfinite(x).all():
@@ -143,18 +182,19 @@ def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
                 tag = struct.unpack("<H", fmt[24:26])[0]
             if b"data" not in where:
                 raise EdgeRapError(f"{path}: WAV without a data chunk")
-            if channels < 1 or not 1000 <= rate <= 384000:
+            if not _usable(rate, channels):
                 raise ValueError(f"{channels} channels at {rate} Hz")
             seconds = where[b"data"][1] / (channels * max(1, bits // 8) * rate)
             if seconds > max_seconds:
-                raise EdgeRapError(f"{path}: {seconds / 60:.0f} minutes of audio; a question is at most "
-                                   f"{max_seconds / 60:.0f} minutes (cut the recording)")
+                raise _too_long(path, seconds, max_seconds)
             data = _read_at(f, *where[b"data"])
         return Audio(resample(_decode(data, tag, bits, channels), rate))
     except OSError as e:
         raise EdgeRapError(f"{path}: cannot read ({e.strerror or e})") from None
     except struct.error:
         raise EdgeRapError(f"{path}: unreadable WAV (its header is cut short)") from None
+    except _Unsupported as e:
+        raise UnsupportedWav(f"{path}: unreadable WAV ({e})") from None
     except ValueError as e:
         raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
 

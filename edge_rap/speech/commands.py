@@ -1,4 +1,5 @@
-"""`edge-rap listen`: one spoken question from a WAV file or the microphone, answered out loud and printed.
+"""`edge-rap listen`: one spoken question from a recording (WAV, M4A, FLAC, MP3, Ogg) or the microphone,
+answered out loud and printed.
 Kept out of cli.py so that the command line only imports it when it runs (`register` adds the parser)."""
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def _print(turn, as_json: bool) -> None:
 
 def register(add) -> None:
     """Add `listen` through cli.build_parser's `add(name, func, help)`."""
-    p = add("listen", cmd_listen, "answer a spoken question (a WAV file or the microphone), out loud and printed")
+    p = add("listen", cmd_listen, "answer a spoken question (a recording or the microphone), out loud and printed")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--wav", metavar="PATH", help="the question as a recording: WAV (any rate, any channels), or M4A, FLAC, MP3, Ogg")
+    source.add_argument("--wav", metavar="PATH",
+                        help="the question as a recording: WAV (any rate, any channels), M4A, FLAC, MP3 or Ogg")
     source.add_argument("--mic", action="store_true", help="listen on the default microphone (the default)")
     p.add_argument("--wake", metavar="PHRASE", help='answer only what follows this phrase, e.g. "hey robot"; '
                    "without it the audio is one push-to-talk question")

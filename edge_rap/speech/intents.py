@@ -45,7 +45,7 @@ class Command:
     action: str  # "remember" | "add" (another photo of a known concept) | "forget"
     name: str  # the concept's name as stored (add, forget) or to be stored (remember)
     state: str = "asked"
-    box: Box | None = None  # remember: the region remembered; None for the whole frame
+    box: Box | None = None  # remember, add: the region of the frame kept; None for the whole frame
 
     @property
     def doing(self) -> str:
@@ -82,30 +82,38 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
-        alike = [name] if name in names else [h.name for h in known.heard]
-        if alike:  # the same name, or one said alike: another photo of it, or (on a no) another name
-            return _add(alike[0], f"I already know <{alike[0]}>. ")
+        if whole := _whole_name(m.group("name"), known.names):  # a known name: another photo of it, or no
+            return _add(whole, f"I already know <{whole}>. ")
+        if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
+            return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
         return Command("remember", name), f"Shall I remember this as <{name}>? Say yes or no."
     if m := _FORGET.match(text):
-        return _known("forget", m.group("name"), names)
-    if m := next((m for m in (pattern.match(text) for pattern in _ADD) if m), None):
-        return _known("add", m.group("name"), names)
-    return None, ""
-
-
-def _known(action: str, said: str, names: list[str]) -> tuple[Command, str]:
-    """A command about a concept already known: asked back for the one name `said` matches, else refused."""
-    known = match_names(said, names)
-    if known.ambiguous:
+        known = match_names(m.group("name"), names)
+        if known.ambiguous:
+            options = known.ambiguous[0].names
+            return (Command("forget", stored_form(m.group("name")), "refused"),
+                    f"Did you mean <{options[0]}> or <{options[1]}>? Say forget and the name again.")
+        if len(known.heard) != 1:
+            return (Command("forget", stored_form(m.group("name")), "refused"),
+                    f"I don't know {m.group('name')!r}, so there is nothing to forget.")
+        name = known.heard[0].name
+        return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+    m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None)
+    if m is None or text.rstrip().endswith("?"):  # "this is also Bo?" asks; it tells nothing
+        return None, ""
+    known = match_names(m.group("name"), names)
+    if known.ambiguous and len(stored_form(m.group("name")).split("_")) == 1:
         options = known.ambiguous[0].names
-        return (Command(action, stored_form(said), "refused"),
+        return (Command("add", stored_form(m.group("name")), "refused"),
                 f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
-    if len(known.heard) != 1:
-        line = (f"I don't know {said!r}, so there is nothing to forget." if action == "forget"
-                else f"I don't know {said!r}. To learn it, say remember this as {said}.")
-        return Command(action, stored_form(said), "refused"), line
-    name = known.heard[0].name
-    return _add(name) if action == "add" else (Command(action, name), f"Shall I forget <{name}>? Say yes or no.")
+    whole = _whole_name(m.group("name"), known.names)  # not "this is also not Bo", "this is Bo's too"
+    return _add(whole) if whole else (None, "")
+
+
+def _whole_name(said: str, heard: list[str]) -> str | None:
+    """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>), else None."""
+    words = stored_form(said).split("_")
+    return heard[0] if len(heard) == 1 and len(stored_form(heard[0]).split("_")) == len(words) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -1,8 +1,8 @@
 """The listening pipeline: chunks of 16 kHz audio -> silero VAD utterances -> whisper -> wake phrase -> reply ->
 the Speaker, with barge-in (speech heard while the device talks stops it) and the timings of each turn.
 
-A memory command ("remember this as Luna", "forget Bo": speech/intents.py) is asked back; the next utterance,
-within `intents.CONFIRM_S` of audio and with or without the wake phrase, is its yes or no."""
+A memory command ("remember this as Luna", "this is also Bo", "forget Bo": speech/intents.py) is asked back; the
+next utterance, within `intents.CONFIRM_S` of audio and with or without the wake phrase, is its yes or no."""
 
 from __future__ import annotations
 

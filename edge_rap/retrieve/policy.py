@@ -24,7 +24,7 @@ class RetrievalPolicy:
     claim_lead: float = 0.1  # a crop proposed for one concept places another that leads every concept by this
     second_peak: float = 0.75  # a second hot place this high (share of the first's height) is cropped too
     grow: tuple[float, ...] = (1.45,)  # a placed box is tried this much larger too: dense peaks are parts
-    grow_tolerance: float = 0.02  # the largest tried box within this of the best score is kept
+    grow_tolerance: float = 0.04  # the largest tried box within this of the best score is kept
 
 
 #: Used only for a model exported without calibration (no sample photos were available).

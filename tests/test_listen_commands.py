@@ -147,4 +147,6 @@ def test_push_to_talk_takes_the_command_and_its_yes_from_one_recording(said, hou
     listener = Listener(home, *listening, latest=lambda: (frame, None))  # no wake phrase: one recording
     turn = listener.push_to_talk(chunks(conversation(said, FORGET, YES, seed=5)))
     assert (turn.command.action, turn.command.name, turn.command.state) == ("forget", "anya", "done")
+    words = turn.transcript.lower()  # the recording's words, the command's and its yes
+    assert "forget" in words and words.rstrip(".!").endswith("yes"), turn.transcript
     assert names(home) == {"bo"}

@@ -144,7 +144,7 @@ class Listener:
         if answer is None or not self._awaits(answer):
             return self.cancel(turn)
         said, asr_ms = self._transcribe(answer)
-        return self._confirm(said, said, answer, asr_ms)
+        return self._confirm(f"{turn.transcript} {said}".strip(), said, answer, asr_ms)  # the whole recording's words
 
     def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
         """`chunks` until `wait_s` seconds of them have passed without speech starting, or `LONGEST_S` after it

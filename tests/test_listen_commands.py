@@ -110,6 +110,7 @@ def test_an_unknown_name_is_refused_and_the_yes_after_it_does_nothing(said, hous
     command = heard[0].command
     assert command is not None and command.state == "refused", heard[0].transcript
     assert "nothing to forget" in heard[0].reply.text
+    assert heard[0].reply.names == []  # no concept of that name: `concepts` in --json lists none
     assert all(t.command is None or t.command.state != "done" for t in heard)
     assert names(home) == {"anya", "bo"}
 

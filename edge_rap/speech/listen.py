@@ -195,9 +195,10 @@ class Listener:
         started = time.perf_counter()
         latest = self.latest()
         image, recognition = latest if latest is not None else (None, None)
-        command, line = intents.parse(question, [c.name for c in self.home.concepts()])
-        if command is not None:
-            answer = Reply(line, "command", [command.name], question)
+        names = [c.name for c in self.home.concepts()]
+        command, line = intents.parse(question, names)
+        if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt
+            answer = Reply(line, "command", [command.name] if command.name in names else [], question)
             if command.state == "asked":
                 self.pending = Pending(command, image, recognition, utterance.end_s)
         else:

@@ -81,3 +81,19 @@ def test_a_damaged_speech_model_is_one_line_naming_it(tmp_path):
     with pytest.raises(EdgeRapError, match=r"speech model .*broken-whisper cannot be loaded .*--asr tiny.en") as e:
         Transcriber(str(folder))
     assert "\n" not in str(e.value)
+
+
+def test_pull_refuses_a_model_bin_or_config_that_is_not_whisper(run, models):
+    folder = models.models / "asr" / "whisper-base.en"
+    shutil.copytree(tiny_files(), folder)
+    (folder / "model.bin").write_bytes(b"\x06\x00\x00\x00\x0c\x00TransformerSpec\x00")  # CTranslate2, not whisper
+    rc, out, err = run("models", "pull", "whisper-base.en")
+    assert rc == 2 and err.count("\n") == 1 and "model.bin is not a CTranslate2 whisper model" in err
+    assert not (folder / "asr.json").exists() and (folder / "model.bin.rejected").exists()
+    shutil.copy(tiny_files() / "model.bin", folder / "model.bin")
+    (folder / "config.json").write_text('{"alignment_heads": [[2, 2]')  # cut short
+    rc, out, err = run("models", "pull", "whisper-base.en")
+    assert rc == 2 and "config.json is not valid JSON" in err and not (folder / "asr.json").exists()
+    shutil.copy(tiny_files() / "config.json", folder / "config.json")
+    rc, out, _ = run("models", "pull", "whisper-base.en")
+    assert rc == 0 and (folder / "asr.json").exists()

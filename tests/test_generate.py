@@ -294,24 +294,44 @@ def test_pull_offline_names_the_files_and_where_to_put_them(tmp_path, monkeypatc
     assert "VLMs: tiny;" in str(e.value) and "whisper-base.en" in str(e.value)  # the speech models too
 
 
-def test_pull_verifies_files_put_in_place_by_hand(tmp_path):
+def hand_placed(tmp_path: Path, projector: bytes = b"GGUF projector") -> tuple[Path, Path]:
+    """A model cache with tiny's two files put in place by hand: (the cache, tiny's folder)."""
     models = tmp_path / "models"
     folder = models / "vlm" / "tiny"
     folder.mkdir(parents=True)
-    (folder / "tiny.gguf").write_bytes(b"weights")
-    (folder / "mmproj-tiny.gguf").write_bytes(b"projector")
+    (folder / "tiny.gguf").write_bytes(b"GGUF weights")
+    (folder / "mmproj-tiny.gguf").write_bytes(projector)
+    return models, folder
+
+
+def test_pull_verifies_files_put_in_place_by_hand(tmp_path):
+    models, folder = hand_placed(tmp_path)
     with pytest.raises(EdgeRapError, match="does not match its sha256"):
         pull("tiny", models, fake_registry(tmp_path, "0" * 64))
     assert (folder / "tiny.gguf.rejected").exists() and not (folder / "tiny.gguf").exists()
-    (folder / "tiny.gguf").write_bytes(b"weights")
-    files = pull("tiny", models, fake_registry(tmp_path, hashlib.sha256(b"weights").hexdigest()))
+    (folder / "tiny.gguf").write_bytes(b"GGUF weights")
+    files = pull("tiny", models, fake_registry(tmp_path, hashlib.sha256(b"GGUF weights").hexdigest()))
     assert files.model == folder / "tiny.gguf" and files.mmproj == folder / "mmproj-tiny.gguf"
     manifest = json.loads((folder / "vlm.json").read_text())
     assert manifest["files"]["model"]["verified"] is True
-    assert manifest["files"]["mmproj"]["sha256"] == hashlib.sha256(b"projector").hexdigest()
+    assert manifest["files"]["mmproj"]["sha256"] == hashlib.sha256(b"GGUF projector").hexdigest()
     assert resolve(models, "tiny").model == files.model
     rows = {r["name"]: r for r in list_vlms(models, fake_registry(tmp_path, None))}
     assert rows["tiny"]["pulled"] is True
+
+
+def test_pull_refuses_a_web_page_or_another_format_saved_as_the_model(tmp_path):
+    """No sha256 vouches for most hub files, so a page saved by `curl -O` without -L must not be adopted."""
+    models, folder = hand_placed(tmp_path, b"\n<!DOCTYPE html><html>Redirecting to /cdn/...</html>")
+    with pytest.raises(EdgeRapError, match=r"mmproj-tiny.gguf is a web page .*moved to .*rejected") as e:
+        pull("tiny", models, fake_registry(tmp_path, None))
+    assert "\n" not in str(e.value) and not (folder / "vlm.json").exists()
+    assert (folder / "mmproj-tiny.gguf.rejected").exists() and (folder / "tiny.gguf").exists()
+    (folder / "mmproj-tiny.gguf").write_bytes(b"PK\x03\x04 a zip")
+    with pytest.raises(EdgeRapError, match="mmproj-tiny.gguf is not a GGUF file"):
+        pull("tiny", models, fake_registry(tmp_path, None))
+    (folder / "mmproj-tiny.gguf").write_bytes(b"GGUF projector")
+    assert pull("tiny", models, fake_registry(tmp_path, None)).mmproj == folder / "mmproj-tiny.gguf"
 
 
 def test_resolve_paths_and_unpulled_names(tmp_path):

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.models.cache import sha256_file
+from edge_rap.models.file_formats import format_problem
 from edge_rap.shipped import shipped_dir
 
 log = logging.getLogger("edge_rap.generate")
@@ -149,10 +150,9 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         digest = sha256_file(path)
         expected = spec.get("sha256")
         if expected and digest != expected:
-            bad = path.with_name(path.name + ".rejected")
-            path.replace(bad)
-            raise EdgeRapError(f"{path.name} does not match its sha256 (expected {expected[:12]}…, got {digest[:12]}…); "
-                               f"moved to {bad}: download it again")
+            _reject(path, f"does not match its sha256 (expected {expected[:12]}…, got {digest[:12]}…)")
+        if (problem := format_problem(path)) is not None:
+            _reject(path, f"is {problem}")
         if not expected:
             log.warning("%s: no sha256 in the registry; recording %s (trust on first use)", path.name, digest)
         record[role] = {"file": spec["file"], "sha256": digest, "verified": bool(expected)}
@@ -162,6 +162,13 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(folder / f"{kind}.json")
     return pulled(models, name, kind)
+
+
+def _reject(path: Path, why: str) -> None:
+    """Move a bad file aside (kept for a look, never adopted) and say so in one line."""
+    bad = path.with_name(path.name + ".rejected")
+    path.replace(bad)
+    raise EdgeRapError(f"{path.name} {why}; moved to {bad}: download it again")
 
 
 def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress: bool, kind: str) -> None:

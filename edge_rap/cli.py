@@ -148,7 +148,7 @@ def cmd_run(args) -> int:
                          "voice": args.voice, "wake": args.wake},
                         Path(args.config) if args.config else None)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal or ssh session closed
         signal.signal(sig, lambda *_: stop.set())
     summary = run_daemon(_settings(args), config, stop, sys.stdout)
     if config.json:

@@ -59,21 +59,22 @@ class ScriptedHousehold:
         return Recognition(image.source, image.size, [Hit(BO, 0.7, 0.68, Box(0, 0, 8, 8))] if seen else [])
 
 
-def write_frames(folder: Path, values: list[int]) -> Path:
+def write_frames(folder: Path, values: list[int], whole: bool = False) -> Path:
+    """Frames whose top-left quarter (motion for the gate) or whole area (a cut: the gate starts afresh) is `v`."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
     for k, v in enumerate(values):
         pixels = np.full((48, 64, 3), 40, np.uint8)
-        pixels[:24, :32] = v  # a quarter of the frame changes: motion for the gate
+        pixels[: 48 if whole else 24, : 64 if whole else 32] = v
         cv2.imwrite(str(folder / f"{k:04d}.png"), pixels)
     return folder
 
 
-def run_scripted(tmp_path, values, **options) -> tuple[list, object, ScriptedHousehold]:
+def run_scripted(tmp_path, values, whole: bool = False, **options) -> tuple[list, object, ScriptedHousehold]:
     home = ScriptedHousehold(tmp_path / "memory")
     events = []
-    spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values)}")
+    spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values, whole)}")
     opts = DaemonOptions((spec,), realtime=False, folder_fps=2.0,
                          votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0), **options)
     summary = Daemon(home, opts, events.append).run(threading.Event())
@@ -115,8 +116,28 @@ def test_max_frames_ends_the_run(tmp_path):
 
 
 def test_an_unchanged_scene_is_not_recognised_again(tmp_path):
-    _, summary, home = run_scripted(tmp_path, [255] * 30)  # 15 s at 2 frames a second: re-checks at 5 and 10 s
-    assert home.recognised == 1 and summary.frames_gated == 29  # the re-checks' one embedding saw no change
+    events, summary, home = run_scripted(tmp_path, [255] * 30)  # 15 s at 2 frames a second: re-checks at 5 and 10 s
+    # The first frame's hit is not sure (one vote of two), so the second frame is recognised to decide it; after
+    # that the re-checks' one embedding sees no change.
+    assert home.recognised == 2 and summary.frames_gated == 28
+    assert [(e.kind, e.time_s) for e in events] == [("arrived", 0.5), ("left", 14.5)]
+
+
+def test_a_concept_that_comes_in_one_cut_and_stands_still_arrives(tmp_path):
+    # Lights on, a camera reconnecting: one changed frame, then a still scene. Its one vote must be decided by
+    # the next frame, not left waiting for a re-check that compares the still scene with itself.
+    events, _, home = run_scripted(tmp_path, [40] * 4 + [255] * 30, whole=True)
+    assert [(e.kind, e.time_s) for e in events] == [("arrived", 2.5), ("left", 16.5)]
+    assert home.recognised == 3  # the first frame, the cut, and the next frame, which decided it
+    events, _, home = run_scripted(tmp_path / "stray", [40] * 4 + [255] + [40] * 20, whole=True)
+    assert events == [] and home.recognised == 3  # a one-frame stray hit is voted out by the next frame
+
+
+def test_a_limit_ends_the_capture_threads_too(tmp_path):
+    # --duration and --max-frames end the loop; a capture thread left reading aborted the process at exit.
+    _, summary, _ = run_scripted(tmp_path, [40, 255] * 20, max_frames=3)
+    assert summary.frames_read == 3
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("capture-") and t.is_alive()]
 
 
 def test_a_slow_change_the_gate_misses_is_found_by_the_recheck(tmp_path):
@@ -130,7 +151,56 @@ def test_a_slow_change_the_gate_misses_is_found_by_the_recheck(tmp_path):
     home = ScriptedHousehold(tmp_path / "memory")
     options = DaemonOptions((parse_source(f"cam={folder}"),), realtime=False, folder_fps=2.0)
     Daemon(home, options, lambda e: None).run(threading.Event())
-    assert home.recognised == 2  # the first frame, and the re-check at 10 s
+    assert home.recognised == 3  # the first frame and the next (its one vote decided), and the re-check at 10 s
+
+
+class DroppingStream:
+    """A live stream (cv2.VideoCapture's stand-in): the first connection shows <bo> for 10 frames and drops, the
+    next shows an empty room; it records when each connection's frames came (monotonic)."""
+
+    connections: list[list[float]] = []
+
+    def __init__(self, target):
+        self.frames = 10 if not DroppingStream.connections else 10_000
+        self.value = 255 if not DroppingStream.connections else 40
+        DroppingStream.connections.append([])
+
+    def isOpened(self):
+        return True
+
+    def grab(self):
+        time.sleep(0.03)
+        if len(DroppingStream.connections[-1]) >= self.frames:
+            return False
+        DroppingStream.connections[-1].append(time.monotonic())
+        return True
+
+    def retrieve(self):
+        return True, np.full((48, 64, 3), self.value, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_what_a_dropped_stream_showed_leaves_at_its_last_frame(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", DroppingStream)
+    DroppingStream.connections = []
+    home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
+    options = DaemonOptions((parse_source("door=http://camera.invalid/stream"),),
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0))
+    worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
+    worker.start()
+    while len(DroppingStream.connections) < 2 or len(DroppingStream.connections[1]) < 60:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(10)
+    assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]
+    first, second = DroppingStream.connections[:2]
+    # A live frame's time is seconds since the camera started (its first connection): <bo> left at the dropped
+    # connection's last frame, not a leave_after_s into the reconnected stream.
+    assert events[1].time_s < second[0] - first[0]
 
 
 def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):
@@ -209,7 +279,8 @@ def test_every_appearance_is_announced_once_and_every_leaving_reported(household
     assert [(e["type"], e["name"]) for e in logged] == [(e["type"], e["name"]) for e in lines[:-1]]
 
 
-def test_sigterm_stops_the_daemon_cleanly_with_its_events_flushed(household_video, monkeypatch, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: the terminal or ssh session closed
+def test_a_signal_stops_the_daemon_cleanly_with_its_events_flushed(household_video, monkeypatch, tmp_path, sig):
     settings, video, expected = household_video
     monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
     memory = tmp_path / "memory"
@@ -219,12 +290,13 @@ def test_sigterm_stops_the_daemon_cleanly_with_its_events_flushed(household_vide
     proc = edge_rap("run", "--source", video, "--memory", memory, "--json", "--mute", env_home=settings.home)
     first = proc.stdout.readline()  # the first arrival: the daemon is running
     assert json.loads(first)["type"] == "arrived"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert json.loads(out.splitlines()[-1])["type"] == "summary"
     logged = EventLog(memory, readonly=True).query()
     assert logged and logged[0].name == json.loads(first)["name"]
+    assert logged[-1].kind == "left"  # what was in view left when watching stopped
 
 
 def test_forget_removes_a_concepts_events(household_video, monkeypatch, tmp_path, run):

@@ -388,6 +388,15 @@ def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
     assert not (tmp_path / "snaps").joinpath(path).exists()
 
 
+def test_a_relative_snapshots_folder_is_logged_whole_so_forget_finds_them_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = Snapshots(SnapshotPolicy(Path("snaps"))).save(scene(), None, "bo")
+    EventLog(tmp_path / "memory").add(Event("arrived", "bo", "cam0", 1.0, time.time(), snapshot=path))
+    monkeypatch.chdir(tmp_path / "memory")  # `edge-rap forget bo` run from another folder
+    assert EventLog(tmp_path / "memory").purge("bo") == 1
+    assert list((tmp_path / "snaps").iterdir()) == []
+
+
 def test_snapshots_are_kept_within_their_count(tmp_path):
     snaps = Snapshots(SnapshotPolicy(tmp_path, max_count=3))
     for _ in range(5):

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +168,8 @@ class Snapshots:
     """Frames with the concept's box drawn, saved as JPEG, pruned by age and count."""
 
     def __init__(self, policy: SnapshotPolicy):
-        self.policy = policy
+        # Logged paths are whole: `forget` run from another folder must still find (and delete) them.
+        self.policy = replace(policy, folder=policy.folder.absolute())
         writable_folder(policy.folder, "--snapshots")
 
     def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:

@@ -33,6 +33,9 @@ STAGES = ("capture", "gate", "embed", "retrieve", "track", "generate", "speak")
 RECHECK_SAME = 0.97
 #: Not stages but figures kept the same way: source-to-decision lag of recognised frames.
 FIGURES = ("lag",)
+#: How long the end of a run waits for each capture thread to leave its read: a thread still inside OpenCV when
+#: the interpreter exits can abort the process.
+JOIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,16 @@ class Daemon:
     def run(self, stop: threading.Event) -> Summary:
         started = time.monotonic()
         ready = threading.Event()
+        halt = threading.Event()  # the cameras' own stop: set when watching ends, however it ends
         caps = [c for c in (self.options.fps_cap, self.options.examine_fps) if c > 0]
-        cameras = [Camera(spec, stop, realtime=self.options.realtime, max_width=self.options.max_width,
+        cameras = [Camera(spec, halt, realtime=self.options.realtime, max_width=self.options.max_width,
                           folder_fps=self.options.folder_fps, fps_cap=min(caps, default=0.0), ready=ready).start()
                    for spec in self.options.sources]
         for camera in cameras:
             self.presence[camera.spec.name] = Presence(self.options.votes)
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
         stamp, forced = memory_stamp(self.household.root), set()
+        outages = {c.spec.name: 0 for c in cameras}
         next_check = time.monotonic()
         try:
             while not stop.is_set():
@@ -171,8 +176,11 @@ class Daemon:
                 if self.options.max_frames is not None and self.summary.frames_read >= self.options.max_frames:
                     break
                 ready.clear()
+                lost = [c.spec.name for c in cameras if c.outages != outages[c.spec.name]]  # before the frames:
+                outages = {c.spec.name: c.outages for c in cameras}  # a frame from before the loss comes with them
                 frames = [f for f in (c.slot.take() for c in cameras) if f is not None]
                 if not frames:
+                    self._sources_lost(lost)
                     if all(c.finished.is_set() for c in cameras):
                         break
                     ready.wait(0.2)
@@ -188,7 +196,9 @@ class Daemon:
                     self.summary.frames_read += 1
                     self._step(frame, frame.camera in forced)
                     forced.discard(frame.camera)
+                self._sources_lost(lost)
         finally:
+            halt.set()  # a limit (--duration, --max-frames) ends the loop too: no capture thread outlives it
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()
@@ -199,16 +209,27 @@ class Daemon:
             except OSError as e:  # never hide the cause of the stop
                 log.warning("the last events could not be reported: %s", e)
             for camera in cameras:
-                camera.join(0.5)
+                camera.join(JOIN_S)
             self._finish(cameras)
         return self.summary
 
     def _stop_watching(self) -> None:
         """Whatever is present leaves when watching stops, at each camera's last frame (Presence.end)."""
+        for camera in self.presence:
+            self._end_presence(camera)
+
+    def _sources_lost(self, cameras: list[str]) -> None:
+        """Live sources that dropped (they reconnect by themselves): what each showed leaves at its last frame,
+        not when it comes back, and the scene after the reconnection is looked at afresh."""
+        for camera in cameras:
+            self._end_presence(camera)
+            self.gates[camera] = MotionGate(self.options.gate)
+            self.rechecked.pop(camera, None)
+
+    def _end_presence(self, camera: str) -> None:
         wall = time.time()
-        for camera, presence in self.presence.items():
-            for change in presence.end(self.last_time_s.get(camera, 0.0)):
-                self._log_and_report(Event("left", change.name, camera, change.time_s, wall))
+        for change in self.presence[camera].end(self.last_time_s.get(camera, 0.0)):
+            self._log_and_report(Event("left", change.name, camera, change.time_s, wall))
 
     def _check_memory(self) -> None:
         now = rss_mb()
@@ -223,7 +244,7 @@ class Daemon:
             seen = self.gates[frame.camera].look(frame.pixels, frame.time_s)
             if seen == "due":
                 seen = "moved" if self._looks_changed(frame) else "still"
-            passes = seen == "moved" or forced
+            passes = seen == "moved" or forced or self.presence[frame.camera].undecided
             self.times["gate"].append(1000 * (time.perf_counter() - t))
             hits = None
             if passes:

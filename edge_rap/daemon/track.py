@@ -64,6 +64,13 @@ class Presence:
     def present(self) -> list[str]:
         return [t.name for t in self._tracks.values() if t.present]
 
+    @property
+    def undecided(self) -> bool:
+        """A concept seen on the last recognised frame but not yet voted in: the next frame must be recognised
+        to decide it, even if nothing moves (a thing that came in one cut and then stood still would otherwise
+        wait for a re-check that compares the scene with itself)."""
+        return any(not t.present and t.votes and t.votes[-1] is not None for t in self._tracks.values())
+
     def update(self, time_s: float, hits: list[Hit] | None) -> list[Change]:
         """One frame's decisions. `hits` are its recognised concepts, or None for a frame the gate let pass
         unrecognised: the scene did not change, so what was seen last is still there."""

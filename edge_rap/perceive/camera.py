@@ -177,6 +177,7 @@ class Camera:
         self.finished = threading.Event()
         self.ready = ready or threading.Event()
         self.error: str | None = None
+        self.outages = 0  # times a live source was lost after it had opened (the daemon ends its visits then)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -312,6 +313,8 @@ class Camera:
             try:
                 if not self._follow(capture, started, None):
                     log.warning("camera %s: stream lost; reconnecting", self.spec.name)
+                    self.outages += 1
+                    self.ready.set()  # wake the loop: what was in view leaves now, not at the reconnection
             finally:
                 capture.release()
             self.stop.wait(wait)

@@ -57,7 +57,8 @@ def test_two_names_said_alike_are_ambiguous_even_when_spelled_out():
     # "Where is Bo?" cannot tell <bo> from <BO> (a memory made before such names were refused) nor <red_mug>
     # from <Red Mug>: it asks back instead of answering about one of them.
     for stored, said, alike in ((["bo", "BO"], "Where is Bo?", ["BO", "bo"]),
-                                (["red_mug", "Red Mug", "bo"], "Is the red mug here?", ["Red Mug", "red_mug"])):
+                                (["red_mug", "Red Mug", "bo"], "Is the red mug here?", ["Red Mug", "red_mug"]),
+                                (["teapot", "tea pot"], "What does the Tea Pot look like?", ["tea pot", "teapot"])):
         names = match_names(said, stored)
         assert names.names == [] and [sorted(a.names) for a in names.ambiguous] == [alike]
 

@@ -210,14 +210,23 @@ def test_names_that_differ_only_in_case_are_one_name(memory, images):
     # "Where is Bo?" could not tell <bo> from <BO>: the second is refused, by remember and by rename.
     memory.remember("bo", [scene_file(images, 1)], "the dog")
     memory.remember("anya", [scene_file(images, 2)])
-    for same in ["BO", "Bo", "<bO>"]:
-        with pytest.raises(EdgeRapError, match=r"already exists as 'bo' \(names that differ only in case"):
+    for same in ["BO", "Bo", "<bO>", "ｂｏ", "b o", "B_O"]:
+        with pytest.raises(EdgeRapError, match=r"already exists as 'bo' \(names that differ only in case, spacing"):
             memory.remember(same, [scene_file(images, 3)])
         with pytest.raises(EdgeRapError, match="already exists as 'bo'"):
             memory.rename("anya", same)
     assert memory.get("BO").name == "bo"  # found in any case
     assert memory.rename("bo", "Bo").name == "Bo"  # a concept may change its own name's case
     assert sorted((c.name, c.description) for c in memory.concepts()) == [("Bo", "the dog"), ("anya", "")]
+
+
+def test_spaces_in_a_name_are_one_plain_space(memory, images):
+    # Two names that print alike ("a  b", "a" + no-break space + "b") would be two concepts no one can tell apart.
+    assert memory.remember("tea \u00a0\u2009 pot", [scene_file(images, 1)]).name == "tea pot"
+    for same in ["tea  pot", "tea\u00a0pot", "teapot", "Tea-Pot"]:
+        with pytest.raises(EdgeRapError, match="already exists"):
+            memory.remember(same, [scene_file(images, 2)])
+    assert memory.get("teapot").name == "tea pot"
 
 
 def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):

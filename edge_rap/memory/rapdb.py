@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
-from edge_rap.memory.store import Store
+from edge_rap.memory.store import Store, name_key
 from edge_rap.types import Box
 
 
@@ -117,12 +117,12 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
     the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
     elsewhere must not pull arbitrary files of this machine into the memory, and later into an export."""
     report = ImportReport()
-    existing = {c.name.casefold() for c in memory.concepts()}  # names are one name in any case
+    existing = {name_key(c.name) for c in memory.concepts()}  # names said alike are one name
     for entry in progress(read_rap_database(path)):
         if entry.problem:
             report.failed[entry.name] = entry.problem
             continue
-        if unicodedata.normalize("NFC", entry.name).casefold() in existing:
+        if name_key(entry.name) in existing:
             report.skipped.append(entry.name)
             continue
         outside = [] if allow_outside else [p for p in entry.images if _outside(p, path.parent)]

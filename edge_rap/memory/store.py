@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -133,8 +134,10 @@ def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
 
 
 def validate_name(name: str) -> str:
-    """A concept name: printable, no path separators, at most 64 characters; surrounding <> are dropped."""
-    name = unicodedata.normalize("NFC", name.strip())
+    """A concept name: printable, no path separators, at most 64 characters; surrounding <> are dropped and a
+    run of spaces of any kind (a no-break space too) is one space: two names must not print alike."""
+    name = unicodedata.normalize("NFC", name)
+    name = re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)).strip()
     if name.startswith("<") and name.endswith(">"):
         name = name[1:-1].strip()
     if not name:
@@ -147,6 +150,12 @@ def validate_name(name: str) -> str:
     if name in (".", ".."):
         raise EdgeRapError(f"concept name {name!r} is not allowed")
     return name
+
+
+def name_key(name: str) -> str:
+    """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
+    in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot")."""
+    return re.sub(r"[\s_\-.]+", "", unicodedata.normalize("NFKC", name).casefold())
 
 
 class NameTakenError(EdgeRapError):
@@ -410,7 +419,7 @@ class Store:
         rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (name,))
         if rows:
             return Concept(*rows[0])
-        alike = [c for c in self.concepts() if c.name.casefold() == name.casefold()]
+        alike = [c for c in self.concepts() if name_key(c.name) == name_key(name)]
         if len(alike) > 1:
             raise EdgeRapError(f"{name!r} could be {' or '.join(repr(c.name) for c in alike)}: give the name as "
                                "stored")
@@ -424,13 +433,15 @@ class Store:
 
     def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,
                      hint: str = "") -> None:
-        """A name another concept holds, also in another case ("Bo" beside "bo"), is refused: a voice or a
-        question could not tell the two apart. `owner`: the concept being renamed, which may change its case;
-        `hint`: what to do instead, said when the very name is taken."""
-        key = name.casefold()
+        """A name another concept holds, also in another case or spacing ("Bo" beside "bo", "tea pot" beside
+        "teapot"), is refused: a voice or a question could not tell the two apart (name_key). `owner`: the
+        concept being renamed, which may change its case; `hint`: what to do instead, said when the very name is
+        taken."""
+        key = name_key(name)
         for concept_id, other in self._rows("SELECT id, name FROM concepts", db=db):
-            if concept_id != owner and other.casefold() == key:
-                why = hint if other == name else f" as {other!r} (names that differ only in case are one name)"
+            if concept_id != owner and name_key(other) == key:
+                why = hint if other == name else (f" as {other!r} (names that differ only in case, spacing or "
+                                                  "width are one name)")
                 raise NameTakenError(f"a concept named {name!r} already exists{why}")
 
     def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:

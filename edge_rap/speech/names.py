@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from edge_rap.memory.store import name_key
+
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
@@ -143,7 +145,7 @@ def match_names(text: str, names: Sequence[str]) -> Names:
             continue
         said = " ".join(w for w, _, _ in words[i:j])
         rivals = sorted({n for t, a, b, n in candidates if a == i and b == j and n != name and n not in chosen
-                         and (forms[n] == forms[name]  # said alike ("red_mug", "Red Mug"): even spelled out
+                         and (name_key(n) == name_key(name)  # said alike ("red_mug", "Red Mug", "teapot", "tea pot")
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]

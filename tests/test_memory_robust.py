@@ -346,3 +346,16 @@ def test_a_photo_with_nothing_in_it_is_refused(root, photos, pixels, reason):
     assert reason in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
     assert memory.concepts() == [] and own_files(root / "images") == []
     memory.remember("scene", [scene_file(photos, 1)])  # a real photo still is
+
+
+def test_sqlite_meeting_a_full_disk_as_an_io_error_says_the_disk_is_full(tmp_path, monkeypatch):
+    # With no room for its -shm file SQLite reports "disk I/O error", not "full": the user must read why.
+    from edge_rap.memory.store import DiskFullError, sqlite_error
+
+    error = sqlite3.OperationalError("disk I/O error")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    assert isinstance(sqlite_error(error, tmp_path / "memory.sqlite"), DiskFullError)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10**9))
+    plain = sqlite_error(error, tmp_path / "memory.sqlite")
+    assert not isinstance(plain, DiskFullError) and "disk I/O error" in str(plain)

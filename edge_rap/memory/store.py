@@ -175,9 +175,17 @@ def disk_error(e: OSError, where: Path) -> EdgeRapError:
     return EdgeRapError(f"{where}: cannot write ({e.strerror}); nothing was changed")
 
 
+def _nearly_full(where: Path) -> bool:
+    """Whether the disk holding `where` has less room than SQLite needs to open a write (its 32 KiB -shm)."""
+    try:
+        return shutil.disk_usage(where.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
     text = str(e)
-    if "full" in text:
+    if "full" in text or ("disk I/O error" in text and _nearly_full(where)):  # a full disk as SQLite meets it
         return DiskFullError(f"{where}: disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return EdgeRapError(f"{where}: memory folder is not writable ({text}); nothing was changed")

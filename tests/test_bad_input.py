@@ -275,6 +275,13 @@ def test_photo_under_the_stated_limit_is_accepted(tmp_path):
     assert max(image.pixels.shape[:2]) <= 2048
 
 
+def test_a_thin_photo_is_refused_with_the_files_own_size(memory, tmp_path):
+    # Decoded reduced to 1 x 2048, the message must still say the size the user's file has.
+    path = save(tmp_path / "thin.png", np.random.default_rng(3).integers(0, 255, (30_000, 1, 3), np.uint8))
+    with pytest.raises(EdgeRapError, match=r"thin.png has no detail \(1 x 30000 pixels"):
+        memory.remember("thin", [path])
+
+
 @pytest.mark.parametrize("kind", ["JPEG", "MPO"])  # MPO: what many phones write (a JPEG and its previews)
 def test_large_photo_is_decoded_reduced_but_boxed_in_original_pixels(tmp_path, kind):
     from PIL import Image

@@ -46,11 +46,14 @@ def is_person(category: str) -> bool:
     return category.strip().lower() in PERSON_CATEGORIES
 
 
-def require_detail(pixels: np.ndarray, what: str) -> None:
-    """Refuse a featureless reference (uniform, or a few pixels), naming the photo and why."""
+def require_detail(pixels: np.ndarray, what: str, size: tuple[int, int] | None = None) -> None:
+    """Refuse a featureless reference (uniform, or a few pixels), naming the photo and why; `size` is the
+    file's (width, height) where it was decoded reduced, the size the user knows."""
     h, w = pixels.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise EdgeRapError(f"{what} has no detail ({w} x {h} pixels; a reference needs {MIN_SIDE} per side)")
+        shown_w, shown_h = size or (w, h)
+        raise EdgeRapError(f"{what} has no detail ({shown_w} x {shown_h} pixels; a reference needs {MIN_SIDE} "
+                           "per side)")
     step = max(1, min(h, w) // 256)  # a sample is enough to tell a uniform photo
     spread = pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max()
     if spread < MIN_SPREAD:
@@ -141,7 +144,7 @@ class Memory:
         """Read and embed one reference photo (all its augmented views, and a person's face) before any write."""
         file = read_image_file(path)
         region = crop(file.image, box) if box else file.image
-        require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""))
+        require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size)
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))

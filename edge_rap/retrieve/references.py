@@ -82,7 +82,7 @@ class References:
                 per_concept[view.concept_id].append(cells)
         if derived:
             log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
-                        "reindex` once to store them", derived)
+                        "reindex --embedder %s` once to store them", derived, self.embedder.space.model)
         for i, parts in per_concept.items():
             self._cells[i] = np.concatenate(parts).astype(np.float32) if parts else None
 

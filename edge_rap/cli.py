@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import GuardedOutput, OutputError
 
 
 def _progress(label: str):
@@ -560,9 +562,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     try:
-        code = args.func(args)
-        if sys.stdout is not None:  # (None when started with stdout closed)
-            sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+        output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
+        with redirect_stdout(output):  # an OSError of the output tells itself apart from the command's
+            code = args.func(args)
+            if output is not None:
+                output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
     except EdgeRapError as e:
         print(f"edge-rap: {e}", file=sys.stderr)
@@ -574,8 +578,17 @@ def main(argv: list[str] | None = None) -> int:
         if not _reader_left():
             raise  # another pipe (a helper program's): not the user's doing
         # the reader left (`| head`): stop quietly, as other command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        _drop_output()
         return 141
+    except OutputError as e:  # `> /dev/full`, a full disk: where the output goes is the user's to fix
+        print(f"edge-rap: cannot write the output ({e.strerror})", file=sys.stderr)
+        _drop_output()
+        return 2
+
+
+def _drop_output() -> None:
+    """Point stdout at /dev/null: nothing is left to fail when the interpreter flushes it at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _reader_left() -> bool:

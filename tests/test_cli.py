@@ -233,6 +233,34 @@ def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(settings):
     assert closed.returncode == 0 and closed.stderr == ""  # started with no stdout at all: nothing to say
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("argv", [["concepts", "--json"], ["models", "list"]])
+def test_output_that_cannot_be_written_is_one_line_whatever_the_command(settings, argv):
+    # `edge-rap concepts --json > /dev/full`: a full disk under the output is said once, exit 2, no traceback.
+    import os
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        child = subprocess.run([sys.executable, "-m", "edge_rap", *argv], stdout=full, stderr=subprocess.PIPE,
+                               text=True, env=os.environ, timeout=120)
+    assert child.returncode == 2
+    assert child.stderr == "edge-rap: cannot write the output (No space left on device)\n"
+
+
+def test_a_full_disk_under_the_memory_is_not_said_to_be_the_output(settings, monkeypatch):
+    # Only stdout's own failures are "cannot write the output": the command's OSError stays what it is.
+    import errno
+
+    def full_memory(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "cmd_concepts", full_memory)
+    with pytest.raises(OSError) as raised:
+        cli.main(["concepts"])
+    assert type(raised.value) is OSError
+
+
 def test_models_list_json_gives_every_model_its_role(run):
     rc, out, _ = run("models", "list", "--json")
     rows = json.loads(out)

@@ -22,6 +22,7 @@ from typing import Callable
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Event, Frame, Recognition
@@ -204,7 +205,7 @@ class Daemon:
             self.announcer.close()
             try:
                 self._stop_watching()
-            except BrokenPipeError:  # the reader left; the event log has them
+            except (BrokenPipeError, OutputError):  # the reader left, or the disk is full; the event log has them
                 pass
             except OSError as e:  # never hide the cause of the stop
                 log.warning("the last events could not be reported: %s", e)
@@ -270,7 +271,7 @@ class Daemon:
         except EdgeRapError as e:
             self.summary.frames_failed += 1
             log.warning("camera %s frame %d: %s", frame.camera, frame.index, e)
-        except BrokenPipeError:  # the reader of the events left (`run --json | head`): not a bad frame
+        except (BrokenPipeError, OutputError):  # the events cannot be written (`| head`, a full disk): not a bad frame
             raise
         except Exception:  # one bad frame never kills the loop; the traceback goes to the log
             self.summary.frames_failed += 1

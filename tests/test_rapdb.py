@@ -237,6 +237,24 @@ def test_a_bad_box_is_reported_for_its_entry_and_the_rest_imported(box, memory, 
     assert out == "imported 1 concept(s)\n" and "failed <boxed>" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("allow_outside", [False, True])
+def test_a_nul_character_in_an_image_path_is_reported_for_its_entry(allow_outside, tmp_path, capsys):
+    # "c\u0000.jpg" cannot name a file: its entry fails by name (resolving it must not end the import).
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder, 1)
+    path = _database(folder, {"<good>": {"image": "scene1.png"}, "<a>": {"image": "c\u0000.jpg"},
+                              "<b>": {"image": "scene1.png", "extra_images": ["d\u0000.jpg"]}})
+    capsys.readouterr()
+    rc = cli.main(["import-rap", str(path), "--json", "--memory", str(tmp_path / "memory"),
+                   *(["--allow-outside"] if allow_outside else [])])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert rc == 1 and report["imported"] == ["good"] and sorted(report["failed"]) == ["a", "b"], err
+    assert "NUL" in report["failed"]["a"] and "extra_images" in report["failed"]["b"]
+
+
 def test_a_deeply_nested_database_is_one_line(memory, settings, tmp_path, capsys):
     from edge_rap import cli
 

@@ -45,11 +45,12 @@ def _paths(value, field_name: str) -> list[str]:
     """A RAP image field: one path, a list of paths, or nothing."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise EdgeRapError(f"its {field_name} is not a path or a list of paths")
+    paths = [value] if isinstance(value, str) else value
+    if not (isinstance(paths, list) and all(isinstance(v, str) for v in paths)):
+        raise EdgeRapError(f"its {field_name} is not a path or a list of paths")
+    if any("\0" in v for v in paths):  # no file system has such a name; resolving it raises
+        raise EdgeRapError(f"its {field_name} has a NUL character, which no file name can hold")
+    return paths
 
 
 def _box(value) -> Box | None:

@@ -259,6 +259,46 @@ def test_a_folder_the_memory_refuses_is_left_out_not_fatal(dataset, settings, ki
         assert report["concepts"] == 4 and report["queries"] == 8 and report["top1"] == 1.0
 
 
+def test_folders_whose_names_differ_only_in_case_are_one_name_the_second_left_out(dataset, settings, capsys):
+    # DOG/ beside dog/ is one concept's name to the memory: the first (sorted) keeps it, as for Unicode spellings.
+    import shutil
+
+    shutil.copytree(dataset / "coffee", dataset / "COFFEE")
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["concepts"] == 5 and report["queries"] == 10 and report["top1"] == 1.0
+    assert report["skipped_images"] == ["another folder is also named 'COFFEE' (the reference of 'coffee': left out "
+                                        "with its 2 queries)"]
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_photo_that_cannot_be_read_at_all_is_listed_not_dropped(dataset, settings, kind):
+    # A dangling link is a photo that cannot be read, like a corrupt one: said under skipped_images.
+    (dataset / "coffee" / "zz.jpg").symlink_to(dataset / "nonexistent.jpg")
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    assert len(report["skipped_images"]) == 1
+    assert "coffee/zz.jpg" in report["skipped_images"][0] and "no such file" in report["skipped_images"][0]
+    assert report["queries" if kind == "retrieval" else "placed"] == 10
+
+
+def test_unusable_distractors_are_listed_and_none_usable_is_an_error(dataset, settings, tmp_path, capsys):
+    distractors = tmp_path / "distractors"
+    save_photo(distractors, "brick")
+    (distractors / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
+    (distractors / "empty.png").write_bytes(b"")
+    report = evaluate_retrieval(settings, dataset, distractors)
+    assert report["growth"][-1]["distractors"] == 1
+    assert [s.split(": ")[0].rsplit("/", 1)[-1] for s in report["skipped_images"]] == ["cut.jpg", "empty.png"]
+    assert all(s.endswith("(a distractor: not added)") for s in report["skipped_images"])
+    (distractors / "brick.png").unlink()
+    capsys.readouterr()
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--distractors", str(distractors)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"edge-rap: {distractors}: no distractor image could be remembered (")
+
+
 def test_every_query_is_pasted_once_and_a_concept_once_per_frame(tmp_path):
     from edge_rap.eval.evaluate import ConceptFolder, localize_frames
 

@@ -38,7 +38,9 @@ def _entries(folder: Path) -> list[Path]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    return [p for p in _entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
+    kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
+    return [p for p in _entries(folder) if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def _concept_name(folder: Path) -> str:
@@ -116,7 +118,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
         }
         report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
         if distractors is not None:
-            report["growth"] = _growth(mem, retriever, queries, vectors, distractors, progress)
+            report["growth"] = _growth(mem, retriever, queries, vectors, distractors, skipped, progress)
         mem.close()
     return report
 
@@ -176,19 +178,20 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
     """Remember each concept's reference photos. A reference the memory refuses (unreadable, blank) is said in
     `skipped` and the concept is remembered from its others; a concept left with none, or whose folder name the
-    memory refuses (too long, a second folder of the same name), is left out with its queries and said in
-    `skipped`, so that one bad folder does not void a whole evaluation. A memory that already holds anything, or
-    a failed write, ends the run before anything is written: its concepts would compete with the dataset's (a
-    wrong score) and the dataset's would stay in it."""
+    memory refuses (too long, a second folder of the same name: in any case or Unicode spelling, as the memory
+    compares names; the first keeps it), is left out with its queries and said in `skipped`, so that one bad
+    folder does not void a whole evaluation. A memory that already holds anything, or a failed write, ends the
+    run before anything is written: its concepts would compete with the dataset's (a wrong score) and the
+    dataset's would stay in it."""
     held = mem.concepts()
     if held:
         raise EdgeRapError(f"the memory already holds {len(held)} concept(s): eval remembers the dataset's "
                            "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
-    kept, seen = [], set()
+    kept, seen = [], {}  # each name in any case (as the memory compares names) -> its folder's
     for c in progress(concepts):
         try:
-            if c.name in seen:
-                raise EdgeRapError(f"another folder is also named {c.name!r}")
+            if (other := seen.get(c.name.casefold())) is not None:
+                raise EdgeRapError(f"another folder is also named {other!r}")
             validate_name(c.name)
             prepared, refused = _prepared(mem, c.references)
             if not prepared:
@@ -198,7 +201,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             continue
         skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
         mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
-        seen.add(c.name)
+        seen[c.name.casefold()] = c.name
         kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))
@@ -293,23 +296,28 @@ def _queried(report: dict) -> str:
     return f" ({n} with queries, the others only compete)" if n < report["concepts"] else ""
 
 
-def _growth(mem, retriever, queries, vectors, distractors: Path, progress) -> list[dict]:
-    """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6)."""
+def _growth(mem, retriever, queries, vectors, distractors: Path, skipped: list[str], progress) -> list[dict]:
+    """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6). A distractor the memory
+    refuses (unreadable, blank) is said in `skipped` and not added; when none could be, the curve would be a
+    flat line of no distractors, so that is an error."""
     files = image_files(distractors) if distractors.is_dir() else []
     if not files:
         raise EdgeRapError(f"{distractors}: no distractor images")
-    curve, added = [], 0
+    curve, added, refused = [], 0, []
     base = len(mem.concepts())
     for step in _growth_steps(len(files)):
         for k in progress(range(added, step)):
             try:
                 mem.remember(f"distractor-{k:05d}", [files[k]])
-            except EdgeRapError:
-                pass  # an unreadable distractor is simply not added
+            except EdgeRapError as e:
+                refused.append(str(e))
         added = step
         top1, top5 = _recall(queries, [retriever.score(v) for v in vectors])
         curve.append({"concepts": len(mem.concepts()), "distractors": len(mem.concepts()) - base,
                       "recall@1": round(top1, 4), "recall@5": round(top5, 4)})
+    if len(refused) == len(files):
+        raise EdgeRapError(f"{distractors}: no distractor image could be remembered ({refused[-1]})")
+    skipped += [f"{e} (a distractor: not added)" for e in refused]
     return curve
 
 

@@ -98,6 +98,27 @@ def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
 
 
+def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(companion, live, capsys, tmp_path):
+    # A description that is not UTF-8, an image field that is not a path: that concept fails, by name.
+    root = tmp_path / "concepts"
+    _save(root / "cat" / "a.png", 5)
+    _save(root / "rc_car" / "a.png", 6)
+    (root / "rc_car" / "description.txt").write_bytes(b"a car \xff")
+    rc, out, err = _call(companion, live, capsys, "--json", "sync", root)
+    report = json.loads(out)
+    assert rc == 1 and report["added"] == ["cat"] and list(report["failed"]) == ["rc_car"], err
+    assert report["failed"]["rc_car"] == "its description.txt is not UTF-8 text"
+    database = _rap_database(tmp_path / "rap")
+    db = json.loads(database.read_text())
+    db["concept_dict"]["<weird>"] = {"image": 7}
+    db["concept_dict"]["<odd>"] = {"image": "./database/mug.png", "extra_images": {"a": 1}}
+    database.write_text(json.dumps(db))
+    rc, out, err = _call(companion, live, capsys, "sync", database)
+    assert rc == 1 and "added 2 concept(s)" in out and "Traceback" not in err
+    assert "failed <weird>: its image is not a path or a list of paths" in out
+    assert "failed <odd>: its extra_images is not a path or a list of paths" in out
+
+
 def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, capsys, tmp_path, monkeypatch):
     # "Bo/" is <bo>, a macOS (decomposed) "Café" is <Café>, hidden folders are not concepts, photos go in
     # batches the device takes, and one photo it refuses keeps no other out.

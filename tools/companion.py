@@ -13,8 +13,8 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
 `sync` is idempotent: a concept is added once (its folder matched in any case), a photo already there (same
 bytes) is not sent again, and a changed description or category is patched; photos go in batches the device
-takes, and one it refuses is reported without keeping the others out. Connection errors are retried with
-backoff; errors are one line.
+takes, and one it refuses is reported without keeping the others out; so is a concept whose folder or entry
+cannot be read (reported as failed). Connection errors are retried with backoff; errors are one line.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Entry:
     description: str = ""
     category: str = ""
     missing: list[Path] = field(default_factory=list)
+    problem: str = ""  # why it cannot be synced (a field that is not a path, unreadable text): reported as failed
 
 
 @dataclass
@@ -160,26 +161,41 @@ def read_entries(path: Path) -> list[Entry]:
     concepts = data.get("concept_dict") if isinstance(data, dict) else None
     if not isinstance(concepts, dict):
         raise CompanionError(f"{path}: not a RAP database (no concept_dict)")
-    entries = []
-    for key, value in concepts.items():
-        value = value if isinstance(value, dict) else {}
-        images = []
-        for item in (value.get("image"), value.get("extra_images")):
-            images += [item] if isinstance(item, str) else [i for i in item or [] if isinstance(i, str)]
-        files = [path.parent / i for i in images if i]
-        entries.append(Entry(_clean(key), [f for f in files if f.is_file()], str(value.get("info", "")),
-                             str(value.get("category", "")), [f for f in files if not f.is_file()]))
-    return entries
+    return [_database_entry(_clean(key), value, path.parent) for key, value in concepts.items()]
+
+
+def _database_entry(name: str, value, folder: Path) -> Entry:
+    """One concept_dict entry; an image field that is not a path or a list of them is its problem."""
+    value = value if isinstance(value, dict) else {}
+    images = []
+    for field_name in ("image", "extra_images"):
+        item = value.get(field_name)
+        if not isinstance(item, (str, list, type(None))):
+            return Entry(name, [], problem=f"its {field_name} is not a path or a list of paths")
+        images += [item] if isinstance(item, str) else [i for i in item or [] if isinstance(i, str)]
+    files = [folder / i for i in images if i]
+    return Entry(name, [f for f in files if f.is_file()], str(value.get("info", "")), str(value.get("category", "")),
+                 [f for f in files if not f.is_file()])
 
 
 def _folder_entry(folder: Path) -> Entry:
+    """A concept folder's photos and texts; one that cannot be read carries its problem, so that the other
+    folders are still synced."""
     def text(name: str) -> str:
         file = folder / name
-        return file.read_text(encoding="utf-8").strip() if file.is_file() else ""
+        try:
+            return file.read_text(encoding="utf-8").strip() if file.is_file() else ""
+        except UnicodeDecodeError:
+            raise CompanionError(f"its {name} is not UTF-8 text") from None
 
-    photos = sorted(p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
-    return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
+    try:
+        photos = sorted(p for p in folder.iterdir()
+                        if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
+        return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
+    except CompanionError as e:
+        return Entry(folder.name, [], problem=str(e))
+    except OSError as e:
+        return Entry(folder.name, [], problem=f"cannot read {e.filename} ({e.strerror})")
 
 
 def _as_stored(text: str) -> str:
@@ -223,6 +239,9 @@ def sync(device: Device, entries: list[Entry]) -> SyncReport:
     progress = Progress(len(entries), "sync")
     for entry in entries:
         progress.step(entry.name)
+        if entry.problem:
+            report.failed[entry.name] = entry.problem
+            continue
         report.missing += [f"{entry.name} ({m.name})" for m in entry.missing]
         try:
             _sync_one(device, entry, have.get(_key(entry.name)), report)

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import unicodedata
@@ -204,9 +205,9 @@ def _as_stored(text: str) -> str:
 
 
 def _key(name: str) -> str:
-    """A name as the device compares names: one name in any case, in any Unicode spelling (macOS writes
-    folder names decomposed)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """A name as the device compares names (edge_rap.memory.store.name_key; this script runs without the
+    package): one name in any case, Unicode spelling (macOS writes folder names decomposed), width or spacing."""
+    return re.sub(r"[\s_\-.]+", "", unicodedata.normalize("NFKC", name).casefold())
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import distinct_views
-from edge_rap.memory.store import validate_name
+from edge_rap.memory.store import name_key, validate_name
 from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
@@ -187,10 +187,10 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     if held:
         raise EdgeRapError(f"the memory already holds {len(held)} concept(s): eval remembers the dataset's "
                            "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
-    kept, seen = [], {}  # each name in any case (as the memory compares names) -> its folder's
+    kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
     for c in progress(concepts):
         try:
-            if (other := seen.get(c.name.casefold())) is not None:
+            if (other := seen.get(name_key(c.name))) is not None:
                 raise EdgeRapError(f"another folder is also named {other!r}")
             validate_name(c.name)
             prepared, refused = _prepared(mem, c.references)
@@ -201,7 +201,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             continue
         skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
         mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
-        seen[c.name.casefold()] = c.name
+        seen[name_key(c.name)] = c.name
         kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))

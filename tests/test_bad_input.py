@@ -223,6 +223,14 @@ def test_bad_image_file_refused_and_nothing_lost(kind, memory, settings, embedde
     assert_intact(settings, embedder, tmp_path)
 
 
+def test_an_empty_image_path_is_said_as_empty_not_as_the_current_folder(memory, settings, capsys):
+    with pytest.raises(EdgeRapError, match="an empty image path was given"):
+        read_image_file("")
+    rc, out, err = run_cli(capsys, ["recognize", "", "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert "empty image path" in err and "folder" not in err
+
+
 def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "0.09")  # 300 x 300
     big = save(tmp_path / "big.jpg", scene(3, width=301, height=300))  # just over

@@ -48,6 +48,8 @@ def _describe(path: str) -> str:
 
 def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:
     """Read and decode an image file; raise EdgeRapError with a one-line reason if it is unusable."""
+    if not str(path):  # Path("") is the current folder: say what was given instead
+        raise EdgeRapError("an empty image path was given (an unset variable?)")
     p = Path(path)
     shown = _describe(str(path))
     try:

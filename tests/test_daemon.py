@@ -96,6 +96,7 @@ def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
     events, _, home = run_scripted(tmp_path, [40, 255, 255, 255, 255])
     assert [(e.kind, e.name, e.time_s) for e in events] == [("arrived", "bo", 1.0), ("left", "bo", 2.0)]
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]
+    assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch ended too
 
 
 def test_two_cameras_in_one_process_carry_their_names(tmp_path):

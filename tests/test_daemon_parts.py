@@ -4,6 +4,7 @@ file, the event log, the speaker."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -395,6 +396,48 @@ def test_a_relative_snapshots_folder_is_logged_whole_so_forget_finds_them_from_a
     monkeypatch.chdir(tmp_path / "memory")  # `edge-rap forget bo` run from another folder
     assert EventLog(tmp_path / "memory").purge("bo") == 1
     assert list((tmp_path / "snaps").iterdir()) == []
+
+
+def test_visits_of_a_daemon_that_died_are_closed_at_its_last_sign_of_life(tmp_path):
+    # SIGKILL or the OOM killer: no "left" was logged, and "is Bo home?" would say yes for ever after.
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    running = EventLog(tmp_path)  # another daemon, alive, on the same memory and a camera of the same name
+    running.begin_watch()
+    running.add(Event("arrived", "mochi", "porch", 1.0, 1020.0))
+    died = EventLog(tmp_path)
+    died.begin_watch()
+    died.add(Event("arrived", "bo", "porch", 5.0, 1000.0))
+    died.add(Event("arrived", "anya", "porch", 6.0, 1001.0))
+    died.add(Event("left", "anya", "porch", 9.0, 1004.0))
+    died.add(Event("arrived", "anya", "porch", 39.0, 1034.0))  # after its last sign of life
+    died._db().execute("UPDATE watches SET pid = ?, alive = 1030.0 WHERE id = ?", (dead, died.watch))
+    closed = EventLog(tmp_path).begin_watch()
+    assert sorted((e.kind, e.name, e.camera, e.time_s, e.wall) for e in closed) == [
+        ("left", "anya", "porch", 39.0, 1034.0), ("left", "bo", "porch", 35.0, 1030.0)]
+    assert [(e.kind, e.name) for e in EventLog(tmp_path, readonly=True).query(name="bo")][-1] == ("left", "bo")
+    assert EventLog(tmp_path).begin_watch() == []  # closed once; the living daemon's <mochi> stays in view
+    assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (dead,)).fetchone() == (0,)
+    running.end_watch()
+    assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (os.getpid(),)).fetchone() == (2,)
+
+
+def test_an_event_log_of_before_watches_takes_them(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, camera "
+                     "TEXT NOT NULL, time_s REAL NOT NULL, wall REAL NOT NULL, box TEXT, score REAL, said TEXT, "
+                     "snapshot TEXT); INSERT INTO events (kind, name, camera, time_s, wall) VALUES "
+                     "('arrived', 'bo', 'cam0', 1.0, 1.0);")
+    db.close()
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    log.add(Event("left", "bo", "cam0", 2.0, 2.0))
+    assert [e.kind for e in log.query()] == ["arrived", "left"]
 
 
 def test_snapshots_are_kept_within_their_count(tmp_path):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -42,6 +44,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_wall ON events (wall);
 CREATE INDEX IF NOT EXISTS events_name ON events (name);
+CREATE TABLE IF NOT EXISTS watches (
+    id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started REAL NOT NULL,
+    alive REAL NOT NULL
+);
 """
 
 
@@ -75,10 +84,14 @@ class EventLog:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
         if not readonly:
             try:
                 root.mkdir(parents=True, exist_ok=True)
-                self._db().executescript(SCHEMA)
+                db = self._db()
+                db.executescript(SCHEMA)
+                if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:  # a log of before
+                    db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
             except (OSError, sqlite3.Error) as e:
                 raise EdgeRapError(f"{self.path}: cannot open the event log ({e})") from None
 
@@ -104,15 +117,61 @@ class EventLog:
 
     def add(self, event: Event) -> Event:
         try:
-            cursor = self._db().execute(
-                "INSERT INTO events (kind, name, camera, time_s, wall, box, score, said, snapshot) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.kind, event.name, event.camera, event.time_s, event.wall,
-                 json.dumps(event.box.as_list()) if event.box else None, event.score, event.said, event.snapshot))
+            event.id = self._insert(event, self.watch)
         except sqlite3.Error as e:
             raise EdgeRapError(f"{self.path}: cannot log the event ({e})") from None
-        event.id = cursor.lastrowid
         return event
+
+    def _insert(self, event: Event, watch: int | None) -> int:
+        return self._db().execute(
+            "INSERT INTO events (kind, name, camera, time_s, wall, box, score, said, snapshot, watch) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.kind, event.name, event.camera, event.time_s, event.wall,
+             json.dumps(event.box.as_list()) if event.box else None, event.score, event.said, event.snapshot,
+             watch)).lastrowid
+
+    # --- watches: which daemon logged an arrival, so one that died (SIGKILL, OOM) has its visits closed ------
+
+    def begin_watch(self) -> list[Event]:
+        """Register this process as a daemon writing to the log; first close the visits of daemons of this host
+        that died without closing theirs, at their last sign of life. Returns the "left" events so added."""
+        try:
+            db = self._db()
+            closed = []
+            for watch, pid, alive in db.execute("SELECT id, pid, alive FROM watches WHERE host = ?",
+                                                (socket.gethostname(),)).fetchall():
+                if not _process_alive(pid):
+                    closed += self._close_visits(watch, alive)
+                    db.execute("DELETE FROM watches WHERE id = ?", (watch,))
+            now = time.time()
+            self.watch = db.execute("INSERT INTO watches (pid, host, started, alive) VALUES (?, ?, ?, ?)",
+                                    (os.getpid(), socket.gethostname(), now, now)).lastrowid
+            return closed
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"{self.path}: cannot register the daemon in the event log ({e})") from None
+
+    def still_watching(self) -> None:
+        """A sign of life: where this process dies, its visits are closed at the last one."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db().execute("UPDATE watches SET alive = ? WHERE id = ?", (time.time(), self.watch))
+
+    def end_watch(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db().execute("DELETE FROM watches WHERE id = ?", (self.watch,))
+        self.watch = None
+
+    def _close_visits(self, watch: int, alive: float) -> list[Event]:
+        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving."""
+        rows = self._db().execute(
+            "SELECT e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
+            "(SELECT MAX(id) FROM events WHERE watch = ? GROUP BY name, camera)", (watch,)).fetchall()
+        closed = []
+        for kind, name, camera, time_s, wall in rows:
+            if kind == "arrived":  # (an arrival after the last sign of life: it left when it was logged)
+                event = Event("left", name, camera, time_s + max(0.0, alive - wall), max(alive, wall))
+                event.id = self._insert(event, watch)
+                closed.append(event)
+        return closed
 
     def set_said(self, event: Event) -> None:
         """Record the line finally said for an event logged before it was generated."""
@@ -162,6 +221,16 @@ class EventLog:
     def rename(self, old: str, new: str) -> None:
         if self.path.exists():
             self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class Snapshots:

@@ -154,6 +154,10 @@ class Daemon:
         self.report(event)
 
     def run(self, stop: threading.Event) -> Summary:
+        closed = self.household.events.begin_watch()
+        if closed:
+            log.warning("closed %d visit(s) an earlier run left open when it died (%s)", len(closed),
+                        ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
         started = time.monotonic()
         ready = threading.Event()
         halt = threading.Event()  # the cameras' own stop: set when watching ends, however it ends
@@ -171,6 +175,7 @@ class Daemon:
             while not stop.is_set():
                 if time.monotonic() >= next_check:
                     self._check_memory()
+                    self.household.events.still_watching()
                     next_check = time.monotonic() + 10.0
                 if self.options.duration_s is not None and time.monotonic() - started >= self.options.duration_s:
                     break
@@ -209,6 +214,7 @@ class Daemon:
                 pass
             except OSError as e:  # never hide the cause of the stop
                 log.warning("the last events could not be reported: %s", e)
+            self.household.events.end_watch()
             for camera in cameras:
                 camera.join(JOIN_S)
             self._finish(cameras)

@@ -130,8 +130,10 @@ class Household:
 
     def forget(self, name: str) -> Concept:
         """Forget a concept: its vectors and photos, and its events and snapshots."""
-        concept = self._writer().forget(name)
-        removed = self.events.purge(concept.name)
+        writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
+        with self.events.changing():
+            concept = writer.forget(name)
+            removed = self.events.purge(concept.name)
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
 
@@ -155,8 +157,10 @@ class Household:
     def rename(self, old: str, new: str) -> tuple[str, Concept]:
         """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>)."""
         old = self.store.get(old).name
-        concept = self._writer().rename(old, new)
-        self.events.rename(old, concept.name)
+        writer = self._writer()
+        with self.events.changing():
+            concept = writer.rename(old, new)
+            self.events.rename(old, concept.name)
         return old, concept
 
     def close(self) -> None:

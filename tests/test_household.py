@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edge_rap.household import Household
@@ -67,3 +69,41 @@ def test_a_memory_folder_the_daemon_and_the_api_wrote_into_first_is_still_a_memo
     memory = fake_memory(root)
     assert memory.remember("bo", [photo]).name == "bo"
     memory.close()
+
+
+@pytest.mark.parametrize("damage", ["read-only", "not-a-database"])
+def test_a_change_the_event_log_cannot_follow_is_refused_before_the_memory_changes(remembered, run, monkeypatch,
+                                                                                   damage):
+    """rename and forget carry the concept's events along: a log that cannot be written must stop them before
+    the memory changes, not report a failure for a change that happened and leave its events orphaned."""
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    path = remembered.memory / "events.sqlite"
+    log = EventLog(remembered.memory)
+    for name in ("chelsea", "rocket"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    if damage == "not-a-database":
+        path.write_bytes(b"not an event log " * 100)
+    else:  # as `chattr +i events.sqlite`: it opens, but every write is refused
+        opened = EventLog._db
+
+        def read_only(self):
+            self.readonly = True
+            try:
+                return opened(self)
+            finally:
+                self.readonly = False
+
+        monkeypatch.setattr(EventLog, "_db", read_only)
+    for argv in (["rename", "chelsea", "tabby"], ["forget", "rocket"]):
+        rc, out, err = run(*argv)
+        assert rc == 2 and out == "" and err.count("\n") == 1 and str(path) in err, (argv, err)
+    assert [c["name"] for c in json.loads(run("concepts", "--json")[1])] == ["chelsea", "rocket"]
+    if damage == "read-only":
+        monkeypatch.undo()
+        assert run("rename", "chelsea", "tabby")[0] == 0 and run("forget", "rocket")[0] == 0
+        log = EventLog(remembered.memory, readonly=True)
+        assert [e.name for e in log.query()] == ["tabby"]  # the events followed the name; rocket's are gone
+        log.close()

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -114,6 +115,29 @@ class EventLog:
                 db.close()
             self._connections.clear()
         self._local = threading.local()
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold the log's write lock around a change of the memory and of the events that follow it (forget,
+        rename): a log that cannot be written refuses before the memory changes, not after, and the events
+        change with the memory or not at all."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # takes the lock, but succeeds on a read-only file too:
+            db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
+        except sqlite3.Error as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise EdgeRapError(f"{self.path}: cannot write the event log ({e}); nothing was changed") from None
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise EdgeRapError(f"{self.path}: cannot write the event log ({e})") from None
+            raise
 
     def add(self, event: Event) -> Event:
         try:

@@ -493,6 +493,22 @@ def test_a_read_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path
     assert not (tmp_path / "export").exists()
 
 
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_memory_whose_database_is_gone_is_refused_by_readers_too(memory, settings, tmp_path, capsys, damage):
+    # its photos and index remain: "no concepts remembered yet" would be a wrong answer, as `remember` knows
+    memory.close()
+    photo = scene_file(tmp_path / "photos", 1)
+    database = settings.memory / "memory.sqlite"
+    database.write_bytes(b"") if damage == "truncate" else database.unlink()
+    before = _files(settings.memory)
+    for argv in (["concepts"], ["recognize", str(photo)], ["ask", "who is bo?"], ["ask", "--image", str(photo)],
+                 ["export-rap", str(tmp_path / "export")], ["events", "--name", "bo"], ["remember", "bo", str(photo)]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(settings.memory)])
+        assert_one_line_error(rc, err)
+        assert "missing or empty" in err and out == "", (argv, err)
+    assert _files(settings.memory) == before
+
+
 def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "never-used"))
     photo = scene_file(tmp_path / "photos", 1)

@@ -211,8 +211,8 @@ class Store:
         self._snapshot: Path | None = None  # a private copy of the database and its -wal (see _open_readonly)
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
+        self._refuse_what_is_not_a_sound_memory()
         if not readonly:
-            self._refuse_what_is_not_a_sound_memory()
             try:
                 self.images_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -267,9 +267,10 @@ class Store:
         return db
 
     def _refuse_what_is_not_a_sound_memory(self) -> None:
-        """Before a writer creates or cleans anything: a folder holding other files is not a memory, and a
-        memory whose database is gone or empty while its photos remain must be restored, not started afresh
-        (its first cleanup would delete every photo)."""
+        """Before a writer creates or cleans anything, and before a reader answers "none of my concepts": a
+        folder holding other files is not a memory, and a memory whose database is gone or empty while its
+        photos remain must be restored, not started afresh (a writer's first cleanup would delete every photo)
+        nor read as empty."""
         if self.db_path.exists() and self.db_path.stat().st_size > 0:
             return
         stored = stored_files(self.root)

@@ -205,6 +205,11 @@ def _check_schema(raw: dict, where: str) -> None:
 
 
 def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:
+    """`memory` None means the default home; an empty one is refused, not taken for it: `--memory "$UNSET"`
+    must not forget a concept in the household's real memory."""
+    if memory is not None and not memory.strip():
+        raise EdgeRapError(f"--memory {memory!r} is empty (an unset variable?): give a folder, or leave --memory "
+                           "out for the default home")
     home = default_home()
     profile = load_profile(device)
     if embedder:

@@ -509,6 +509,17 @@ def test_a_memory_whose_database_is_gone_is_refused_by_readers_too(memory, setti
     assert _files(settings.memory) == before
 
 
+@pytest.mark.parametrize("argv", [["forget", "bo"], ["concepts"]])
+def test_an_empty_memory_flag_is_not_the_default_home(memory, settings, capsys, monkeypatch, argv):
+    # `--memory "$UNSET_VAR"` must not act on the household's real memory (the default home)
+    monkeypatch.setenv("EDGE_RAP_HOME", str(settings.memory))
+    for empty in ("", " "):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", empty])
+        assert_one_line_error(rc, err)
+        assert "--memory" in err and out == ""
+    assert [c.name for c in memory.concepts()] == ["bo"]
+
+
 def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "never-used"))
     photo = scene_file(tmp_path / "photos", 1)

@@ -62,15 +62,10 @@ def _settings(args):
     return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
 
 
-def _memory(args, settings=None, readonly: bool = False):
-    from edge_rap.app import open_memory
-
-    return open_memory(settings or _settings(args), readonly=readonly)
-
-
 def _existing_memory(args, settings) -> None:
-    """A command that reads a memory refuses a --memory that is not one: it would answer "none of my concepts"
-    with exit 0. Only the default home may be absent (not used yet): it reads as an empty memory."""
+    """A command that reads or changes a memory refuses a --memory that is not one: a reader would answer "none
+    of my concepts" with exit 0, a change would make a new memory there ("no concept named ..."). Only the
+    default home may be absent (not used yet): it reads as an empty memory."""
     from edge_rap.memory.files import DATABASE, foreign_entries
 
     path = settings.memory
@@ -88,11 +83,22 @@ def _concept_json(c) -> dict:
             "created": c.created, "updated": c.updated}
 
 
+def _household(args, settings=None, existing: bool = True, **kwargs):
+    """The household of --memory, to open with `with` (it closes what it opened). `existing`: the memory must be
+    one already (see _existing_memory); only remember and import-rap make a new one."""
+    from edge_rap.household import Household
+
+    settings = settings or _settings(args)
+    if existing:
+        _existing_memory(args, settings)
+    return Household(settings, **kwargs)
+
+
 def cmd_remember(args) -> int:
     from edge_rap.types import Box
 
     box = Box.parse(args.box) if args.box else None
-    with _household(args, prepare=True) as home:
+    with _household(args, existing=False, prepare=True) as home:
         concept = home.remember(args.name, args.images, args.description or "", args.category or "", box)
     print(json.dumps(_concept_json(concept)) if args.json else f"remembered <{concept.name}> ({concept.views} view(s))")
     return 0
@@ -101,7 +107,8 @@ def cmd_remember(args) -> int:
 def cmd_add_views(args) -> int:
     from edge_rap.types import Box
 
-    concept = _memory(args).add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
+    with _household(args, prepare=True) as home:
+        concept = home.memory.add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
     print(f"<{concept.name}> now has {concept.views} view(s)")
     return 0
 
@@ -113,12 +120,6 @@ def cmd_edit(args) -> int:
         concept = home.edit(args.name, args.description, args.category)
     print(json.dumps(_concept_json(concept)) if args.json else f"updated <{concept.name}>")
     return 0
-
-
-def _household(args, settings=None, **kwargs):
-    from edge_rap.household import Household
-
-    return Household(settings or _settings(args), **kwargs)
 
 
 def cmd_rename(args) -> int:
@@ -172,25 +173,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_events(args) -> int:
-    from edge_rap.daemon.events import EventLog, parse_since
+    from edge_rap.daemon.events import parse_since
 
     since = parse_since(args.since) if args.since else None
-    settings = _settings(args)
-    _existing_memory(args, settings)
-    name = None
-    if args.name:  # as stored ("Bo" is <bo>); an unknown name is an error, not "no events"
-        from edge_rap.memory.store import Store
-
-        store = Store(settings.memory, readonly=True)
-        try:
-            name = store.get(args.name).name
-        finally:
-            store.close()
-    log = EventLog(settings.memory, readonly=True)
-    try:
-        events = log.query(since, name)
-    finally:
-        log.close()
+    with _household(args, readonly=True) as home:
+        # as stored ("Bo" is <bo>); an unknown name is an error, not "no events"
+        name = home.store.get(args.name).name if args.name else None
+        events = home.events.query(since, name)
     if args.json:
         print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3), "said": e.said, "snapshot": e.snapshot}
                           for e in events]))
@@ -207,11 +196,8 @@ def cmd_events(args) -> int:
 
 
 def cmd_concepts(args) -> int:
-    from edge_rap.memory.store import Store
-
-    settings = _settings(args)
-    _existing_memory(args, settings)
-    concepts = Store(settings.memory, readonly=True).concepts()
+    with _household(args, readonly=True) as home:
+        concepts = home.concepts()
     if args.json:
         print(json.dumps([_concept_json(c) for c in concepts]))
     elif not concepts:
@@ -224,18 +210,19 @@ def cmd_concepts(args) -> int:
 
 
 def cmd_recognize(args) -> int:
-    from edge_rap.app import open_detector, open_retriever
-    from edge_rap.draw import draw_recognition, drawing_paths
+    from edge_rap.draw import drawing_paths
+
+    with _household(args, readonly=True, detector=args.detector) as home:
+        _ = home.retriever, home.detector  # a wrong embedder or detector is said before any image is read
+        return _recognize_each(args, home, drawing_paths(args.images, Path(args.draw)) if args.draw else [])
+
+
+def _recognize_each(args, home, drawings: list[Path]) -> int:
+    """Recognise and print each image in turn; an unreadable one is said and skipped."""
+    from edge_rap.draw import draw_recognition
     from edge_rap.perceive.images import read_image_file
 
-    settings = _settings(args)
-    _existing_memory(args, settings)
-    memory = _memory(args, settings, readonly=True)
-    retriever = open_retriever(memory, settings)
-    detector = open_detector(settings, args.detector) if args.detector else None
-    vocabulary = sorted({c.category for c in memory.concepts() if c.category}) or None
     failures = 0
-    drawings = drawing_paths(args.images, Path(args.draw)) if args.draw else []
     for k, path in enumerate(args.images):
         try:
             image = read_image_file(path).image
@@ -245,8 +232,7 @@ def cmd_recognize(args) -> int:
             if args.json:
                 print(json.dumps({"image": path, "error": str(e), "concepts": []}))
             continue
-        regions = detector.detect(image, vocabulary) if detector else None
-        result = retriever.recognize(image, regions=regions)
+        result = home.recognize(image)
         if args.draw:
             draw_recognition(image, result, drawings[k])
         if args.json:
@@ -262,7 +248,8 @@ def cmd_recognize(args) -> int:
 def cmd_import_rap(args) -> int:
     from edge_rap.memory.rapdb import import_rap
 
-    report = import_rap(_memory(args), Path(args.database), _progress("import"), allow_outside=args.allow_outside)
+    with _household(args, existing=False, prepare=True) as home:
+        report = import_rap(home.memory, Path(args.database), _progress("import"), allow_outside=args.allow_outside)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -279,23 +266,16 @@ def cmd_import_rap(args) -> int:
 
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
-    from edge_rap.memory.store import Store
 
-    settings = _settings(args)
-    _existing_memory(args, settings)
-    store = Store(settings.memory, readonly=True)  # no model: only the concepts and their photos are read
-    try:
-        out = export_rap(store, Path(args.dir))
-    finally:
-        store.close()
+    with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
+        out = export_rap(home.store, Path(args.dir))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_reindex(args) -> int:
-    settings = _settings(args)
-    _existing_memory(args, settings)  # a mistyped --memory must not become a new, empty memory
-    count = _memory(args, settings).reindex(_progress("reindex"))
+    with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
+        count = home.memory.reindex(_progress("reindex"))
     print(f"re-embedded {count} reference view(s)")
     return 0
 
@@ -355,8 +335,7 @@ def _models_pull(args, settings) -> int:
 def cmd_ask(args) -> int:
     from dataclasses import replace
 
-    from edge_rap.app import open_retriever
-    from edge_rap.generate.assistant import Assistant, AskOptions, open_vlm
+    from edge_rap.generate.assistant import Assistant, AskOptions
 
     if args.mmproj and not args.vlm:
         raise EdgeRapError("--mmproj goes with --vlm PATH")
@@ -365,36 +344,26 @@ def cmd_ask(args) -> int:
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
     settings = _settings(args)
-    _existing_memory(args, settings)
-    image = None
-    if args.image:
-        from edge_rap.perceive.images import read_image_file
+    with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
+        image = None
+        if args.image:
+            from edge_rap.perceive.images import read_image_file
 
-        image = read_image_file(args.image).image
-    if image is not None:
-        memory = _memory(args, settings, readonly=True)
-        store, retriever = memory.store, open_retriever(memory, settings)
-    else:  # a text-only question needs the concepts, not the embedder
-        from edge_rap.memory.store import Store
-
-        store, retriever = Store(settings.memory, readonly=True), None
-    options = AskOptions.from_profile(settings.profile.vlm)
-    if args.text_references:
-        options = replace(options, text_references=True)
-    if args.max_tokens is not None:
-        options = replace(options, max_tokens=args.max_tokens)
-    vlm, note = open_vlm(settings, args.vlm or "", args.mmproj or "")
-    if note:
-        print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
-    stream = args.stream and not args.json
-    if stream and vlm is None:
-        print("[template mode: no VLM] ", end="", flush=True)
-    try:
-        answer = Assistant(store, retriever, vlm, options, note).ask(
+            image = read_image_file(args.image).image
+        retriever = home.retriever if image is not None else None  # a text-only question needs no embedder
+        options = AskOptions.from_profile(settings.profile.vlm)
+        if args.text_references:
+            options = replace(options, text_references=True)
+        if args.max_tokens is not None:
+            options = replace(options, max_tokens=args.max_tokens)
+        vlm, note = home.vlm, home.vlm_note
+        if note:
+            print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
+        stream = args.stream and not args.json
+        if stream and vlm is None:
+            print("[template mode: no VLM] ", end="", flush=True)
+        answer = Assistant(home.store, retriever, vlm, options, note).ask(
             args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
-    finally:
-        if vlm is not None:
-            vlm.close()
     if args.json:
         print(json.dumps(answer.to_json()))
         return 0

@@ -480,16 +480,20 @@ def _not_a_memory(kind: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["missing", "file", "foreign-folder"])
-def test_a_read_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, settings, capsys):
-    # "none of my concepts" with exit 0 would be a silent wrong answer for a mistyped --memory
+def test_a_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, settings, capsys):
+    # "none of my concepts" with exit 0 would be a silent wrong answer for a mistyped --memory, and a change
+    # would make a new memory there and say "no concept named ...": only remember and import-rap make one
     path = _not_a_memory(kind, tmp_path)
     photo = scene_file(tmp_path / "photos", 1)
     for argv in (["concepts"], ["recognize", str(photo)], ["ask", "--image", str(photo)], ["ask", "who is bo?"],
-                 ["export-rap", str(tmp_path / "export")], ["events"], ["events", "--json"], ["reindex"]):
+                 ["export-rap", str(tmp_path / "export")], ["events"], ["events", "--json"], ["reindex"],
+                 ["forget", "bo"], ["rename", "bo", "bobo"], ["edit", "bo", "--description", "x"],
+                 ["add-views", "bo", str(photo)]):
         rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
         assert_one_line_error(rc, err)
-        assert str(path) in err and out == ""
+        assert str(path) in err and out == "", (argv, err)
     assert path.exists() == (kind != "missing")  # nothing was created
+    assert kind != "foreign-folder" or sorted(p.name for p in path.iterdir()) == ["holiday.jpg"]
     assert not (tmp_path / "export").exists()
 
 

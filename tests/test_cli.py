@@ -267,3 +267,39 @@ def test_models_list_json_gives_every_model_its_role(run):
     embedder = next(r for r in rows if r["name"] == "efficientnet-lite0-int8")
     assert rc == 0 and embedder["role"] == "image_embedder" and embedder["dim"] > 0 and embedder["licence"]
     assert all("role" in r for r in rows)
+
+
+def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos, settings, tmp_path, monkeypatch,
+                                                                     caplog):
+    """A read-only memory with an unmerged -wal and no -shm is read from a private copy (Store._open_readonly):
+    each command must close its memory, which removes the copy, or every run leaves one in the temp folder."""
+    import sqlite3
+    import tempfile
+
+    from edge_rap.memory.store import Store
+
+    assert run("remember", "bo", scene_file(photos, 1))[0] == 0
+    keeper = sqlite3.connect(settings.memory / "memory.sqlite")  # no checkpoint at the writer's close: the -wal stays
+    keeper.execute("PRAGMA wal_autocheckpoint = 0")
+    keeper.execute("SELECT COUNT(*) FROM concepts").fetchone()
+    assert run("remember", "anya", scene_file(photos, 2))[0] == 0
+    connect = Store._connect
+
+    def no_shm(target, uri=False):  # as in a read-only folder, where SQLite cannot make the -shm
+        if str(target).endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(target, uri)
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(no_shm))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    try:
+        for argv in (["concepts", "--json"], ["recognize", "--json", scene_file(photos, 2)]):
+            caplog.clear()
+            rc, out, err = run(*argv)
+            assert rc == 0 and "anya" in out, err  # the commit still in the -wal is seen
+            assert "reading a snapshot copy" in caplog.text
+            assert list(temp.iterdir()) == [], argv
+    finally:
+        keeper.close()

@@ -133,9 +133,11 @@ def _read_only_run(folder: Path, code: str, tmp_path: Path) -> str:
 
 
 LIST_CONCEPTS = """
+from contextlib import closing
 from pathlib import Path
 from edge_rap.memory.store import Store
-print([c.name for c in Store(Path({!r}), readonly=True).concepts()])
+with closing(Store(Path({!r}), readonly=True)) as store:  # closing removes a snapshot copy
+    print([c.name for c in store.concepts()])
 """
 
 

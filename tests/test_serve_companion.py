@@ -119,6 +119,13 @@ def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(co
     assert "failed <odd>: its extra_images is not a path or a list of paths" in out
 
 
+def test_a_database_entry_with_a_null_info_is_empty_and_a_number_is_a_problem(companion, tmp_path):
+    # As import-rap reads RAP's database: null is no description, not the text "None".
+    assert companion._database_entry("bo", {"image": None, "info": None, "category": None}, tmp_path).description == ""
+    odd = companion._database_entry("bo", {"info": 5}, tmp_path)
+    assert odd.problem == "its info 5 is not text"
+
+
 def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, capsys, tmp_path, monkeypatch):
     # "Bo/" is <bo>, a macOS (decomposed) "Café" is <Café>, hidden folders are not concepts, photos go in
     # batches the device takes, and one photo it refuses keeps no other out.

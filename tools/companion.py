@@ -174,8 +174,12 @@ def _database_entry(name: str, value, folder: Path) -> Entry:
         if not isinstance(item, (str, list, type(None))):
             return Entry(name, [], problem=f"its {field_name} is not a path or a list of paths")
         images += [item] if isinstance(item, str) else [i for i in item or [] if isinstance(i, str)]
+    texts = {f: value.get(f) or "" for f in ("info", "category")}  # absent or null: empty, as import-rap reads it
+    for field_name, text in texts.items():
+        if not isinstance(text, str):
+            return Entry(name, [], problem=f"its {field_name} {json.dumps(text)[:40]} is not text")
     files = [folder / i for i in images if i]
-    return Entry(name, [f for f in files if f.is_file()], str(value.get("info", "")), str(value.get("category", "")),
+    return Entry(name, [f for f in files if f.is_file()], texts["info"], texts["category"],
                  [f for f in files if not f.is_file()])
 
 

@@ -119,6 +119,43 @@ def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(co
     assert "failed <odd>: its extra_images is not a path or a list of paths" in out
 
 
+class DeviceHolding:
+    """A device whose memory, made before names said alike were one, holds `concepts` (name -> description and
+    the photo files it has); records what a sync asks of it."""
+
+    def __init__(self, companion, concepts: dict[str, tuple[str, list[Path]]]):
+        self.calls = []
+        self.held = {n: {"name": n, "description": d, "category": "",
+                         "photos": [{"sha256": companion._sha256(p)} for p in photos]}
+                     for n, (d, photos) in concepts.items()}
+
+    def concepts(self):
+        return dict(self.held)
+
+    def patch(self, name, **change):
+        self.calls.append(("patch", name))
+
+    def add_photos(self, name, photos):
+        self.calls.append(("add_photos", name))
+        return self.held[name]
+
+    def add(self, entry):
+        self.calls.append(("add", entry.name))
+        return {"name": entry.name}
+
+
+def test_sync_takes_the_devices_very_name_before_one_said_alike(companion, tmp_path):
+    pot, car = _save(tmp_path / "tea pot" / "a.png", 1), _save(tmp_path / "teapot" / "a.png", 2)
+    (tmp_path / "tea pot" / "description.txt").write_text("the pot")
+    (tmp_path / "teapot" / "description.txt").write_text("the car")
+    device = DeviceHolding(companion, {"tea pot": ("the pot", [pot]), "teapot": ("the car", [car])})
+    entries = [companion._folder_entry(tmp_path / n) for n in ("tea pot", "teapot")]
+    assert companion.sync(device, entries).failed == {} and device.calls == []  # in sync: nothing to send
+    (tmp_path / "Tea-Pot").mkdir()
+    report = companion.sync(device, [companion._folder_entry(tmp_path / "Tea-Pot")])
+    assert "the device holds 'tea pot' and 'teapot'" in report.failed["Tea-Pot"] and device.calls == []
+
+
 def test_a_database_entry_with_a_null_info_is_empty_and_a_number_is_a_problem(companion, tmp_path):
     # As import-rap reads RAP's database: null is no description, not the text "None".
     assert companion._database_entry("bo", {"image": None, "info": None, "category": None}, tmp_path).description == ""

@@ -206,6 +206,16 @@ def test_in_an_old_memory_two_names_alike_in_case_are_found_only_as_spelled(memo
         memory.store.find("Bo")
 
 
+def test_in_an_old_memory_names_alike_in_spacing_are_found_as_spelled(memory, images):
+    memory.remember("tea pot", [scene_file(images, 1)])
+    with memory.store.transaction() as db:  # as a memory made before such names were refused holds them
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES "
+                   "('tea  pot', '', '', 0, 0)")
+    assert memory.store.find("tea  pot").name == "tea  pot" and memory.store.find("<tea pot>").name == "tea pot"
+    with pytest.raises(EdgeRapError, match="'teapot' could be 'tea  pot' or 'tea pot'"):
+        memory.store.find("teapot")
+
+
 def test_names_that_differ_only_in_case_are_one_name(memory, images):
     # "Where is Bo?" could not tell <bo> from <BO>: the second is refused, by remember and by rename.
     memory.remember("bo", [scene_file(images, 1)], "the dog")

@@ -240,7 +240,10 @@ class Progress:
 def sync(device: Device, entries: list[Entry]) -> SyncReport:
     """Make the device hold every entry: add what is new, send photos it lacks, patch changed text."""
     report = SyncReport()
-    have = {_key(name): c for name, c in device.concepts().items()}
+    have = device.concepts()
+    alike: dict[str, list[str]] = {}
+    for name in have:
+        alike.setdefault(_key(name), []).append(name)
     progress = Progress(len(entries), "sync")
     for entry in entries:
         progress.step(entry.name)
@@ -249,11 +252,22 @@ def sync(device: Device, entries: list[Entry]) -> SyncReport:
             continue
         report.missing += [f"{entry.name} ({m.name})" for m in entry.missing]
         try:
-            _sync_one(device, entry, have.get(_key(entry.name)), report)
+            _sync_one(device, entry, _on_device(entry.name, have, alike), report)
         except CompanionError as e:
             report.failed[entry.name] = str(e)
     progress.close()
     return report
+
+
+def _on_device(name: str, have: dict[str, dict], alike: dict[str, list[str]]) -> dict | None:
+    """The device's concept for a local name: its very name first, else the one name said alike (a device
+    memory made before such names were one may hold two: then which is meant is not guessed)."""
+    if name in have:
+        return have[name]
+    names = alike.get(_key(name), [])
+    if len(names) > 1:
+        raise CompanionError(f"the device holds {' and '.join(repr(n) for n in names)}: name the folder as one of them")
+    return have[names[0]] if names else None
 
 
 def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:

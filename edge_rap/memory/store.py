@@ -133,13 +133,16 @@ def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
             db.execute("UPDATE views SET box = ? WHERE id = ?", (",".join(map(str, box.as_list())), view_id))
 
 
+def _bare(name: str) -> str:
+    """A name as typed, in NFC, without surrounding spaces or <>."""
+    name = unicodedata.normalize("NFC", name).strip()
+    return name[1:-1].strip() if name.startswith("<") and name.endswith(">") else name
+
+
 def validate_name(name: str) -> str:
     """A concept name: printable, no path separators, at most 64 characters; surrounding <> are dropped and a
     run of spaces of any kind (a no-break space too) is one space: two names must not print alike."""
-    name = unicodedata.normalize("NFC", name)
-    name = re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)).strip()
-    if name.startswith("<") and name.endswith(">"):
-        name = name[1:-1].strip()
+    name = _bare(re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)))
     if not name:
         raise EdgeRapError("concept name is empty")
     if len(name) > MAX_NAME:
@@ -424,10 +427,12 @@ class Store:
     def find(self, name: str) -> Concept | None:
         """The concept of this name, in any case ("Bo" finds <bo>: names are one name in any case); in a memory
         made before that rule, where two names differ only in case, only the exact spelling finds one."""
+        asked = _bare(name)  # as given first: a memory of before may hold "tea  pot" beside "tea pot"
         name = validate_name(name)
-        rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (name,))
-        if rows:
-            return Concept(*rows[0])
+        for spelling in dict.fromkeys((asked, name)):
+            rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (spelling,))
+            if rows:
+                return Concept(*rows[0])
         alike = [c for c in self.concepts() if name_key(c.name) == name_key(name)]
         if len(alike) > 1:
             raise EdgeRapError(f"{name!r} could be {' or '.join(repr(c.name) for c in alike)}: give the name as "

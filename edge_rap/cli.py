@@ -151,8 +151,9 @@ def cmd_run(args) -> int:
                          "voice": args.voice, "wake": args.wake},
                         Path(args.config) if args.config else None)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal or ssh session closed
-        signal.signal(sig, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal or ssh session closed ...
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # ... unless `nohup` asked for it to be ignored
+            signal.signal(sig, lambda *_: stop.set())
     summary = run_daemon(_settings(args), config, stop, sys.stdout)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)

@@ -160,10 +160,11 @@ class DroppingStream:
     next shows an empty room; it records when each connection's frames came (monotonic)."""
 
     connections: list[list[float]] = []
+    after = 40  # what the reconnected stream shows: an empty room (255: <bo> again)
 
     def __init__(self, target):
         self.frames = 10 if not DroppingStream.connections else 10_000
-        self.value = 255 if not DroppingStream.connections else 40
+        self.value = 255 if not DroppingStream.connections else DroppingStream.after
         DroppingStream.connections.append([])
 
     def isOpened(self):
@@ -183,25 +184,55 @@ class DroppingStream:
         pass
 
 
-def test_what_a_dropped_stream_showed_leaves_at_its_last_frame(tmp_path, monkeypatch):
+def watch_dropping_stream(tmp_path, monkeypatch, after: int, cooldown_s: float) -> list:
     import cv2
 
     monkeypatch.setattr(cv2, "VideoCapture", DroppingStream)
-    DroppingStream.connections = []
+    monkeypatch.setattr(DroppingStream, "connections", [])
+    monkeypatch.setattr(DroppingStream, "after", after)
     home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
     options = DaemonOptions((parse_source("door=http://camera.invalid/stream"),),
-                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0))
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=cooldown_s))
     worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
     worker.start()
     while len(DroppingStream.connections) < 2 or len(DroppingStream.connections[1]) < 60:
         time.sleep(0.05)
     stop.set()
     worker.join(10)
+    return events
+
+
+def test_what_a_dropped_stream_showed_leaves_at_its_last_frame(tmp_path, monkeypatch):
+    events = watch_dropping_stream(tmp_path, monkeypatch, after=40, cooldown_s=0)
     assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]
     first, second = DroppingStream.connections[:2]
     # A live frame's time is seconds since the camera started (its first connection): <bo> left at the dropped
     # connection's last frame, not a leave_after_s into the reconnected stream.
     assert events[1].time_s < second[0] - first[0]
+
+
+def test_a_return_after_a_short_drop_is_logged_not_announced_again(tmp_path, monkeypatch):
+    events = watch_dropping_stream(tmp_path, monkeypatch, after=255, cooldown_s=30)
+    assert [(e.kind, e.said is not None) for e in events] == [
+        ("arrived", True), ("left", False), ("arrived", False), ("left", False)]  # the last: watching stopped
+
+
+def test_every_leaving_is_logged_though_the_reader_left(tmp_path):
+    # `run --json | head -1`: the first report fails; the log must still close every visit, or the next start.
+    home = ScriptedHousehold(tmp_path / "memory")
+    door = write_frames(tmp_path / "door", [40, 255, 255, 255])
+    den = write_frames(tmp_path / "den", [40, 255, 255, 255])
+
+    def report(event):
+        if event.kind == "left":
+            raise BrokenPipeError
+
+    options = DaemonOptions((parse_source(f"door={door}"), parse_source(f"den={den}")), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0))
+    Daemon(home, options, report).run(threading.Event())
+    assert sorted((e.kind, e.camera) for e in home.events.query()) == [
+        ("arrived", "den"), ("arrived", "door"), ("left", "den"), ("left", "door")]
+    assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)
 
 
 def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):
@@ -298,6 +329,23 @@ def test_a_signal_stops_the_daemon_cleanly_with_its_events_flushed(household_vid
     logged = EventLog(memory, readonly=True).query()
     assert logged and logged[0].name == json.loads(first)["name"]
     assert logged[-1].kind == "left"  # what was in view left when watching stopped
+
+
+def test_under_nohup_a_sighup_is_still_ignored(household_video, monkeypatch, tmp_path):
+    settings, video, _ = household_video
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
+    import shutil
+
+    memory = shutil.copytree(settings.memory, tmp_path / "memory")
+    proc = edge_rap("run", "--source", video, "--memory", memory, "--json", "--mute", env_home=settings.home,
+                    preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    assert json.loads(proc.stdout.readline())["type"] == "arrived"
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    still = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert still and proc.returncode == 0
 
 
 def test_forget_removes_a_concepts_events(household_video, monkeypatch, tmp_path, run):

@@ -425,6 +425,71 @@ def test_visits_of_a_daemon_that_died_are_closed_at_its_last_sign_of_life(tmp_pa
     assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (os.getpid(),)).fetchone() == (2,)
 
 
+def test_a_watch_whose_pid_another_process_now_holds_is_dead(tmp_path):
+    # After a reboot the service often gets its old pid again: the pid alone would keep the visit open for ever.
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    log.add(Event("arrived", "bo", "porch", 5.0, 1000.0))
+    log._db().execute("UPDATE watches SET identity = 'another-boot:1', alive = 1010.0 WHERE id = ?", (log.watch,))
+    closed = EventLog(tmp_path).begin_watch()
+    assert [(e.kind, e.name, e.wall) for e in closed] == [("left", "bo", 1010.0)]
+
+
+def test_daemons_starting_together_close_a_dead_ones_visits_once(tmp_path):
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    died = EventLog(tmp_path)
+    died.begin_watch()
+    for name in ("bo", "anya", "mochi"):
+        died.add(Event("arrived", name, "porch", 5.0, 1000.0))
+    died._db().execute("UPDATE watches SET pid = ?, identity = NULL WHERE id = ?", (dead, died.watch))
+    logs = [EventLog(tmp_path) for _ in range(4)]
+    start = threading.Barrier(len(logs))
+
+    def begin(log):
+        start.wait()
+        log.begin_watch()
+
+    workers = [threading.Thread(target=begin, args=(log,)) for log in logs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    kinds = [e.kind for e in EventLog(tmp_path, readonly=True).query()]
+    assert kinds.count("left") == 3
+
+
+def test_processes_opening_an_event_log_of_before_at_once_all_open_it(tmp_path):
+    import sqlite3
+
+    for round_ in range(5):
+        root = tmp_path / str(round_)
+        root.mkdir()
+        db = sqlite3.connect(root / "events.sqlite")
+        db.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, "
+                         "camera TEXT NOT NULL, time_s REAL NOT NULL, wall REAL NOT NULL, box TEXT, score REAL, "
+                         "said TEXT, snapshot TEXT);")
+        db.close()
+        start, errors = threading.Barrier(4), []
+
+        def open_it():
+            start.wait()
+            try:
+                EventLog(root)
+            except EdgeRapError as e:
+                errors.append(str(e))
+
+        workers = [threading.Thread(target=open_it) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == []
+
+
 def test_an_event_log_of_before_watches_takes_them(tmp_path):
     import sqlite3
 

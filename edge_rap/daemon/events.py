@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS events_name ON events (name);
 CREATE TABLE IF NOT EXISTS watches (
     id INTEGER PRIMARY KEY,
     pid INTEGER NOT NULL,
+    identity TEXT,
     host TEXT NOT NULL,
     started REAL NOT NULL,
     alive REAL NOT NULL
@@ -90,9 +91,11 @@ class EventLog:
             try:
                 root.mkdir(parents=True, exist_ok=True)
                 db = self._db()
-                db.executescript(SCHEMA)
-                if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:  # a log of before
-                    db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
+                with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        db.execute(statement)
+                    if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+                        db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
             except (OSError, sqlite3.Error) as e:
                 raise EdgeRapError(f"{self.path}: cannot open the event log ({e})") from None
 
@@ -102,7 +105,7 @@ class EventLog:
             uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
             db = sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None, check_same_thread=False)
             if not self.readonly:
-                db.execute("PRAGMA journal_mode=WAL")
+                _into_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
             with self._lock:
@@ -162,14 +165,16 @@ class EventLog:
         try:
             db = self._db()
             closed = []
-            for watch, pid, alive in db.execute("SELECT id, pid, alive FROM watches WHERE host = ?",
-                                                (socket.gethostname(),)).fetchall():
-                if not _process_alive(pid):
-                    closed += self._close_visits(watch, alive)
-                    db.execute("DELETE FROM watches WHERE id = ?", (watch,))
-            now = time.time()
-            self.watch = db.execute("INSERT INTO watches (pid, host, started, alive) VALUES (?, ?, ?, ?)",
-                                    (os.getpid(), socket.gethostname(), now, now)).lastrowid
+            with _locked(db):  # two daemons starting together close a dead one's visits once
+                for watch, pid, identity, alive in db.execute(
+                        "SELECT id, pid, identity, alive FROM watches WHERE host = ?", (socket.gethostname(),)).fetchall():
+                    if not _process_alive(pid, identity):
+                        closed += self._close_visits(watch, alive)
+                        db.execute("DELETE FROM watches WHERE id = ?", (watch,))
+                now = time.time()
+                self.watch = db.execute(
+                    "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
+                    (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
             return closed
         except sqlite3.Error as e:
             raise EdgeRapError(f"{self.path}: cannot register the daemon in the event log ({e})") from None
@@ -247,7 +252,48 @@ class EventLog:
             self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
 
 
-def _process_alive(pid: int) -> bool:
+def _into_wal(db: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch to WAL (a no-op once the file is in it). The switch needs the file to itself, and SQLite answers
+    "locked" at once rather than wait when another connection opens it at that moment: try again, for up to
+    about 10 s, as the busy timeout would."""
+    for attempt in range(tries):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _locked(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that holds the log's lock from its start (a check and the write it decides)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _process_identity(pid: int) -> str | None:
+    """The boot and the start time of process `pid` (Linux), which a reused pid does not share; None where
+    /proc does not tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"{boot}:{fields[19]}"  # the 22nd field, starttime; the first two end at the ")"
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, identity: str | None) -> bool:
+    """Whether the process a watch was registered by still runs: its pid, and where known its identity."""
+    if identity is not None and (now := _process_identity(pid)) is not None:
+        return now == identity
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

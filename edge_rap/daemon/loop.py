@@ -147,10 +147,7 @@ class Daemon:
         self.summary = Summary()
 
     def _log_and_report(self, event: Event) -> None:
-        try:
-            self.household.events.add(event)
-        except EdgeRapError as e:
-            log.warning("%s", e)
+        self._log_all([event])
         self.report(event)
 
     def run(self, stop: threading.Event) -> Summary:
@@ -208,35 +205,50 @@ class Daemon:
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()
+            leavings = [self._left(camera, presence.end(self.last_time_s.get(camera, 0.0)))
+                        for camera, presence in self.presence.items()]  # at each camera's last frame
+            if self._log_all([e for events in leavings for e in events]):  # else the next start closes them
+                self.household.events.end_watch()
             try:
-                self._stop_watching()
+                for event in (e for events in leavings for e in events):
+                    self.report(event)
             except (BrokenPipeError, OutputError):  # the reader left, or the disk is full; the event log has them
                 pass
             except OSError as e:  # never hide the cause of the stop
                 log.warning("the last events could not be reported: %s", e)
-            self.household.events.end_watch()
             for camera in cameras:
                 camera.join(JOIN_S)
             self._finish(cameras)
         return self.summary
 
-    def _stop_watching(self) -> None:
-        """Whatever is present leaves when watching stops, at each camera's last frame (Presence.end)."""
-        for camera in self.presence:
-            self._end_presence(camera)
-
     def _sources_lost(self, cameras: list[str]) -> None:
         """Live sources that dropped (they reconnect by themselves): what each showed leaves at its last frame,
-        not when it comes back, and the scene after the reconnection is looked at afresh."""
+        not when it comes back (a return within the cooldown is not announced again), and the scene after the
+        reconnection is looked at afresh. Every leaving is logged before any is reported."""
+        events = [e for camera in cameras
+                  for e in self._left(camera, self.presence[camera].interrupt(self.last_time_s.get(camera, 0.0)))]
         for camera in cameras:
-            self._end_presence(camera)
             self.gates[camera] = MotionGate(self.options.gate)
             self.rechecked.pop(camera, None)
+        self._log_all(events)
+        for event in events:
+            self.report(event)
 
-    def _end_presence(self, camera: str) -> None:
+    @staticmethod
+    def _left(camera: str, changes: list[Change]) -> list[Event]:
         wall = time.time()
-        for change in self.presence[camera].end(self.last_time_s.get(camera, 0.0)):
-            self._log_and_report(Event("left", change.name, camera, change.time_s, wall))
+        return [Event("left", change.name, camera, change.time_s, wall) for change in changes]
+
+    def _log_all(self, events: list[Event]) -> bool:
+        """Log every event (a failure is warned of, the others still logged); whether all were."""
+        logged = True
+        for event in events:
+            try:
+                self.household.events.add(event)
+            except EdgeRapError as e:
+                log.warning("%s", e)
+                logged = False
+        return logged
 
     def _check_memory(self) -> None:
         now = rss_mb()

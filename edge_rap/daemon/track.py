@@ -90,6 +90,17 @@ class Presence:
         self._sure.clear()
         return changes
 
+    def interrupt(self, time_s: float) -> list[Change]:
+        """The camera went blind (a stream dropped; it reconnects): every concept present leaves now, and a
+        return within the cooldown is still not announced again."""
+        changes = [self._leave(concept_id, track, time_s) for concept_id, track in self._tracks.items()
+                   if track.present]
+        for track in self._tracks.values():  # a vote from before the drop does not count with one after it
+            track.votes.clear()
+        self._last_hits.clear()
+        self._sure.clear()
+        return changes
+
     def forget(self, keep: set[int]) -> None:
         """Drop the tracks of concepts no longer remembered (forgotten by another process), silently."""
         for concept_id in [i for i in self._tracks if i not in keep]:
@@ -120,10 +131,14 @@ class Presence:
                 changes.append(Change("arrived", concept_id, track.name, time_s, track.box,
                                       statistics.median(scores), announce=not quiet))
             elif track.present and time_s - track.last_seen >= self.settings.leave_after_s:
-                track.present = False
-                track.seen_before = track.last_seen
-                track.votes.clear()
-                changes.append(Change("left", concept_id, track.name, time_s))
+                changes.append(self._leave(concept_id, track, time_s))
             elif not track.present and not scores and time_s - track.seen_before >= self.settings.cooldown_s:
                 del self._tracks[concept_id]  # voted out, or gone longer than the cooldown: nothing to keep
         return changes
+
+    @staticmethod
+    def _leave(concept_id: int, track: _Track, time_s: float) -> Change:
+        track.present = False
+        track.seen_before = track.last_seen
+        track.votes.clear()
+        return Change("left", concept_id, track.name, time_s)

@@ -8,11 +8,13 @@ loads a model, and closing releases exactly what was opened.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from functools import cached_property
 from pathlib import Path
 
 from edge_rap.config import Settings
+from edge_rap.errors import EdgeRapError
 from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -131,9 +133,12 @@ class Household:
     def forget(self, name: str) -> Concept:
         """Forget a concept: its vectors and photos, and its events and snapshots."""
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
-        with self.events.changing():
-            concept = writer.forget(name)
+        self.events.require_writable()
+        concept = writer.forget(name)
+        try:
             removed = self.events.purge(concept.name)
+        except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done
+            raise EdgeRapError(f"forgot <{concept.name}>, but its events stay in {self.events.path} ({e})") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
 
@@ -158,9 +163,13 @@ class Household:
         """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>)."""
         old = self.store.get(old).name
         writer = self._writer()
-        with self.events.changing():
-            concept = writer.rename(old, new)
+        self.events.require_writable()
+        concept = writer.rename(old, new)
+        try:
             self.events.rename(old, concept.name)
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"renamed <{old}> to <{concept.name}>, but its events stay under <{old}> in "
+                               f"{self.events.path} ({e})") from None
         return old, concept
 
     def close(self) -> None:

@@ -107,3 +107,28 @@ def test_a_change_the_event_log_cannot_follow_is_refused_before_the_memory_chang
         log = EventLog(remembered.memory, readonly=True)
         assert [e.name for e in log.query()] == ["tabby"]  # the events followed the name; rocket's are gone
         log.close()
+
+
+def test_a_forget_waiting_for_a_busy_memory_does_not_stop_the_daemon_logging(remembered):
+    # The event log is only proven writable before the memory changes; its lock is not held while `forget`
+    # waits for the memory (a long remember or reindex elsewhere), or a running daemon's events would be lost.
+    import sqlite3
+    import threading
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    daemon_log, order = EventLog(remembered.memory), []
+    with Household(remembered) as home:
+        home.bare_memory  # opened first, as a command does
+        busy = sqlite3.connect(remembered.memory / "memory.sqlite", isolation_level=None)
+        busy.execute("BEGIN IMMEDIATE")  # another writer of the memory
+        forgetting = threading.Thread(target=lambda: order.append(("forgot", home.forget("rocket").name)))
+        forgetting.start()
+        forgetting.join(1.0)  # forget is now waiting for the memory
+        daemon_log.add(Event("arrived", "chelsea", "den", 0.0, 1.0))
+        order.append(("logged", "chelsea"))
+        busy.execute("COMMIT")
+        forgetting.join(30)
+    assert order == [("logged", "chelsea"), ("forgot", "rocket")]
+    assert [e.name for e in EventLog(remembered.memory, readonly=True).query()] == ["chelsea"]

@@ -119,28 +119,19 @@ class EventLog:
             self._connections.clear()
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def changing(self) -> Iterator[None]:
-        """Hold the log's write lock around a change of the memory and of the events that follow it (forget,
-        rename): a log that cannot be written refuses before the memory changes, not after, and the events
-        change with the memory or not at all."""
+    def require_writable(self) -> None:
+        """Refuse, before a change of the memory that the events must follow (forget, rename), when the log
+        cannot be written. The lock is held only for the probe: a change waiting for a busy memory must not keep
+        a running daemon from logging."""
         db = self._db()
         try:
-            db.execute("BEGIN IMMEDIATE")  # takes the lock, but succeeds on a read-only file too:
+            db.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file too:
             db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
         except sqlite3.Error as e:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
             raise EdgeRapError(f"{self.path}: cannot write the event log ({e}); nothing was changed") from None
-        try:
-            yield
-            db.execute("COMMIT")
-        except BaseException as e:
+        finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):
-                raise EdgeRapError(f"{self.path}: cannot write the event log ({e})") from None
-            raise
 
     def add(self, event: Event) -> Event:
         try:

@@ -143,6 +143,8 @@ def test_invented_names_are_removed_and_flagged():
     assert flagged == ["Max"]
     text, flagged = filter_names("I see the mug.", ["bo"], ["bo", "mug"])
     assert text == "I see the mug." and flagged == ["mug"]  # a bare remembered name: kept, flagged
+    text, flagged = filter_names("I see <tea pot> by the red mug.", ["teapot"], ["teapot", "red mug"])
+    assert text == "I see <tea pot> by the red mug." and flagged == ["red mug"]  # <teapot> said alike
 
 
 def test_name_guard_on_a_stream_holds_back_only_open_brackets():
@@ -194,6 +196,7 @@ def test_a_question_about_one_not_in_view_or_not_known_says_so_first():
     assert narrate(Task.VQA, hits, [BO], (100, 100)).startswith("I can see <bo>")  # asked about, and there
     unknown = unknown_names("What is <nobody> doing with <BO>?", [BO, ANYA])
     assert unknown == ["nobody"]
+    assert unknown_names("Is <B_O> with <ａｎｙａ>?", [BO, ANYA]) == []  # said alike: the names held
     assert narrate(Task.DESCRIBE, hits, [BO], (100, 100), unknown=unknown).startswith(
         "I don't know anyone or anything called <nobody>. I can see <bo>")
 

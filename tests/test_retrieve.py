@@ -95,6 +95,10 @@ def test_mentioned_names_match_brackets_and_whole_words_only():
     concepts = [Concept(i, n, "", "", 0, 0) for i, n in enumerate(["bo", "Anya", "bob"])]
     assert [c.name for c in mentioned_names("Where is <Anya>? And bo?", concepts)] == ["Anya", "bo"]
     assert mentioned_names("a bobcat and a boat", concepts) == []
+    # <name> said alike is the one name the memory holds (name_key): spacing, '_', width, case
+    concepts += [Concept(3, "teapot", "", "", 0, 0), Concept(4, "my cat", "", "", 0, 0)]
+    assert [c.name for c in mentioned_names("Is <tea pot> by <My  Cat> and <ｂｏ>?", concepts)] == [
+        "teapot", "my cat", "bo"]
 
 
 def test_a_running_reader_sees_new_and_forgotten_concepts(household, tmp_path):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from edge_rap.memory.store import name_key
+
 REMOVED = "[unrecognised]"
 _BRACKETED = re.compile(r"<([^<>\n]{1,64})>")
 _MAX_OPEN = 66
@@ -26,15 +28,15 @@ def _norm(name: str) -> str:
 class NameGuard:
     """Feed model text in pieces; get back text that is safe to show."""
 
-    allowed: set[str]
-    known: set[str] = field(default_factory=set)  # every remembered concept's name
+    allowed: set[str]  # name_key of each name the answer may use ("<tea pot>" is <teapot>)
+    known: set[str] = field(default_factory=set)  # every remembered concept's name, as written in lower case
     flagged: list[str] = field(default_factory=list)
     _pending: str = ""
     _shown: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, allowed, known=()) -> "NameGuard":
-        return cls({_norm(n) for n in allowed}, {_norm(n) for n in known})
+        return cls({name_key(n) for n in allowed}, {_norm(n) for n in known})
 
     def feed(self, piece: str) -> str:
         text = self._pending + piece
@@ -71,9 +73,9 @@ class NameGuard:
         m = _BRACKETED.fullmatch(token)
         if not m:
             return token
-        name = _norm(m.group(1))
-        if name in self.allowed:
+        if name_key(m.group(1)) in self.allowed:
             return token
+        name = _norm(m.group(1))
         if not re.fullmatch(r"\w(?:[\w\-' .]*\w)?", m.group(1)) or name in _MARKUP:
             return token  # not a name: maths ("x < 3 and y > 2"), markup, an emoticon
         self._flag(m.group(1).strip())
@@ -81,7 +83,7 @@ class NameGuard:
 
     def _flag_bare(self, text: str) -> None:
         plain = _BRACKETED.sub(" ", text).lower()
-        for name in sorted(self.known - self.allowed):
+        for name in sorted(n for n in self.known if name_key(n) not in self.allowed):
             if re.search(r"(?<![\w<])" + re.escape(name) + r"(?![\w>])", plain):
                 self._flag(name)
 

@@ -12,33 +12,41 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from edge_rap.memory.store import name_key
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.types import Box, Concept, Hit
 
 Face = TypeVar("Face")
+#: A name written in a question as <name>.
+WRITTEN_NAME = re.compile(r"<([^<>]{1,64})>")
+
 #: A tried box for one concept: its own score there, the box, and every concept's best score there.
 Option = tuple[float, Box, np.ndarray]
 
 
 def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
-    """Concepts named in a question, as <name> or as a whole word, in order of first mention."""
+    """Concepts named in a question, as <name> (said alike: "<tea pot>" is <teapot>, name_key) or as a whole
+    word, in order of first mention."""
+    bracketed: dict[str, int] = {}
+    for m in WRITTEN_NAME.finditer(question):
+        bracketed.setdefault(name_key(m.group(1)), m.start())
     found = []
     lowered = question.lower()
     for concept in concepts:
-        name = concept.name.lower()
-        pattern = r"<\s*" + re.escape(name) + r"\s*>|(?<![\w<])" + re.escape(name) + r"(?![\w>])"
-        match = re.search(pattern, lowered)
-        if match:
-            found.append((match.start(), concept))
+        starts = [bracketed[k]] if (k := name_key(concept.name)) in bracketed else []
+        match = re.search(r"(?<![\w<])" + re.escape(concept.name.lower()) + r"(?![\w>])", lowered)
+        starts += [match.start()] if match else []
+        if starts:
+            found.append((min(starts), concept))
     return [c for _, c in sorted(found, key=lambda t: t[0])]
 
 
 def unknown_names(question: str, concepts: list[Concept]) -> list[str]:
-    """Names the question writes as <name> that no concept has (in any case): "What is <nobody> doing?"."""
-    held = {c.name.casefold() for c in concepts}
-    written = [m.strip() for m in re.findall(r"<([^<>]{1,64})>", question)]
-    return list(dict.fromkeys(n for n in written if n and n.casefold() not in held))
+    """Names the question writes as <name> that no concept has (said alike): "What is <nobody> doing?"."""
+    held = {name_key(c.name) for c in concepts}
+    written = [m.strip() for m in WRITTEN_NAME.findall(question)]
+    return list(dict.fromkeys(n for n in written if n and name_key(n) not in held))
 
 
 def concept_threshold(space_threshold: float, negative_mean: float, negative_std: float,

@@ -150,11 +150,13 @@ def cmd_run(args) -> int:
                          "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
                          "voice": args.voice, "wake": args.wake},
                         Path(args.config) if args.config else None)
+    settings = _settings(args)
+    _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal or ssh session closed ...
         if signal.getsignal(sig) is not signal.SIG_IGN:  # ... unless `nohup` asked for it to be ignored
             signal.signal(sig, lambda *_: stop.set())
-    summary = run_daemon(_settings(args), config, stop, sys.stdout)
+    summary = run_daemon(settings, config, stop, sys.stdout)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)
     else:

@@ -488,7 +488,9 @@ def test_a_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, set
     for argv in (["concepts"], ["recognize", str(photo)], ["ask", "--image", str(photo)], ["ask", "who is bo?"],
                  ["export-rap", str(tmp_path / "export")], ["events"], ["events", "--json"], ["reindex"],
                  ["forget", "bo"], ["rename", "bo", "bobo"], ["edit", "bo", "--description", "x"],
-                 ["add-views", "bo", str(photo)]):
+                 ["add-views", "bo", str(photo)],
+                 ["run", "--source", str(photo.parent), "--max-frames", "1", "--mute"],
+                 ["serve", "--host", "256.0.0.1"]):  # (an address no machine has: never serves, if not refused)
         rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
         assert_one_line_error(rc, err)
         assert str(path) in err and out == "", (argv, err)

@@ -24,6 +24,9 @@ def cmd_serve(args) -> int:
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
     settings = _settings(args)
+    from edge_rap.cli import _existing_memory
+
+    _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
     with Household(settings, prepare=True) as home:
         app = create_app(home)
         warning = warn_if_open(args.host, tls)

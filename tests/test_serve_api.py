@@ -91,6 +91,24 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
     assert [c["name"] for c in json.loads(out)] == ["chelsea"]
 
 
+def test_photos_for_a_concept_forgotten_while_they_were_read_are_404(tmp_path, monkeypatch):
+    # `edge-rap forget boot` in another process between the lookup and the write: the concept is not there.
+    from edge_rap.memory.memory import Memory
+
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot"}, files=photo_files(png(photo("coffee")))
+                      ).status_code == 201
+        add_views = Memory.add_views
+
+        def forgotten_meanwhile(self, name, *args, **kwargs):
+            self.forget(name)
+            return add_views(self, name, *args, **kwargs)
+
+        monkeypatch.setattr(Memory, "add_views", forgotten_meanwhile)
+        r = c.post("/api/concepts/boot/photos", files=photo_files(png(photo("rocket"))))
+        assert r.status_code == 404 and r.json()["error"] == "no concept named 'boot'"
+
+
 def test_ask_answers_in_json_or_as_server_sent_events(live):
     with live.client() as c:
         c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},

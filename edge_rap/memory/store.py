@@ -165,6 +165,10 @@ class NameTakenError(EdgeRapError):
     """Another concept holds the name (in any case): the companion API answers 409."""
 
 
+class UnknownConceptError(EdgeRapError):
+    """No concept has the name (perhaps forgotten meanwhile by another writer): the companion API answers 404."""
+
+
 class DiskFullError(EdgeRapError):
     """The disk (or the database's size limit) is full: a delete may still succeed by freeing space first."""
 
@@ -442,7 +446,7 @@ class Store:
     def get(self, name: str) -> Concept:
         concept = self.find(name)
         if concept is None:
-            raise EdgeRapError(f"no concept named {validate_name(name)!r}")
+            raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
         return concept
 
     def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,

@@ -24,7 +24,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
-from edge_rap.memory.store import DiskFullError, NameTakenError, validate_name
+from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.problems import ApiError
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
@@ -122,6 +122,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                 raise
             except NameTakenError as e:  # taken by another writer while the photos were read
                 raise ApiError(str(e), 409) from None
+            except UnknownConceptError as e:  # forgotten by another writer while the photos were read
+                raise ApiError(str(e), 404) from None
             except EdgeRapError as e:  # the photos' content, the box or the description: the request's fault
                 raise ApiError(relabel(e, labels), 422) from None
 

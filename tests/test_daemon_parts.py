@@ -316,8 +316,9 @@ def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_pa
         assert any(reason in camera.error for reason in reasons), camera.error
 
 
-def test_run_exits_2_when_a_source_could_not_be_read(tmp_path, run, caplog):
+def test_run_exits_2_when_a_source_could_not_be_read(tmp_path, settings, run, caplog):
     # A script or a service manager sees the failure; the reason is one logged line and in the summary.
+    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     (tmp_path / "text.jpg").write_text("not a photo")
     rc, out, _ = run("run", "--source", str(tmp_path / "text.jpg"), "--json", "--mute")
     summary = json.loads(out.splitlines()[-1])

@@ -160,6 +160,7 @@ def test_serve_warns_when_it_listens_wider_without_tls():
 
 
 def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
+    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     rc, _, err = run("serve", "--tls-cert", "c.pem")
     assert rc == 2 and "--tls-key" in err
     from edge_rap.serve.server import bind

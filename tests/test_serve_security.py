@@ -297,7 +297,8 @@ def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
         home.close()
 
 
-def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, run):
+def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, settings, run):
+    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     (tmp_path / "cert.pem").write_text("not a certificate\n")
     rc, out, err = run("serve", "--port", "65000", "--tls-cert", tmp_path / "cert.pem", "--tls-key", tmp_path / "cert.pem")
     assert rc == 2 and out == "" and err.count("\n") == 1 and "not a PEM certificate" in err

@@ -109,7 +109,7 @@ def cmd_add_views(args) -> int:
 
     with _household(args, prepare=True) as home:
         concept = home.memory.add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
-    print(f"<{concept.name}> now has {concept.views} view(s)")
+    print(json.dumps(_concept_json(concept)) if args.json else f"<{concept.name}> now has {concept.views} view(s)")
     return 0
 
 
@@ -125,14 +125,14 @@ def cmd_edit(args) -> int:
 def cmd_rename(args) -> int:
     with _household(args) as home:  # no model: a name changes, and the events follow it
         old, concept = home.rename(args.old, args.new)
-    print(f"renamed <{old}> to <{concept.name}>")
+    print(json.dumps({"old": old, **_concept_json(concept)}) if args.json else f"renamed <{old}> to <{concept.name}>")
     return 0
 
 
 def cmd_forget(args) -> int:
     with _household(args) as home:  # no model: its vectors, photos, events and snapshots go
         concept = home.forget(args.name)
-    print(f"forgot <{concept.name}>")
+    print(json.dumps(_concept_json(concept)) if args.json else f"forgot <{concept.name}>")
     return 0
 
 
@@ -272,14 +272,14 @@ def cmd_export_rap(args) -> int:
 
     with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
         out = export_rap(home.store, Path(args.dir))
-    print(f"wrote {out}")
+    print(json.dumps({"database": str(out)}) if args.json else f"wrote {out}")
     return 0
 
 
 def cmd_reindex(args) -> int:
     with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
         count = home.memory.reindex(_progress("reindex"))
-    print(f"re-embedded {count} reference view(s)")
+    print(json.dumps({"views": count}) if args.json else f"re-embedded {count} reference view(s)")
     return 0
 
 
@@ -438,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--box", metavar="x0,y0,x1,y1")
+    p.add_argument("--json", action="store_true")
     p = add("edit", cmd_edit, "change a concept's description or category")
     p.add_argument("name")
     p.add_argument("--description")
@@ -446,8 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rename", cmd_rename, "rename a concept")
     p.add_argument("old")
     p.add_argument("new")
-    p = add("forget", cmd_forget, "forget a concept: its vectors and photos go too")
+    p.add_argument("--json", action="store_true")
+    p = add("forget", cmd_forget, "forget a concept: its vectors, photos, events and snapshots go too")
     p.add_argument("name")
+    p.add_argument("--json", action="store_true")
     p = add("concepts", cmd_concepts, "list remembered concepts")
     p.add_argument("--json", action="store_true")
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
@@ -463,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export-rap", cmd_export_rap, "export the memory as a RAP database (DIR/database.json; DIR new, "
                                           "empty or an earlier export)")
     p.add_argument("dir", metavar="DIR")
-    add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
+    p.add_argument("--json", action="store_true")
+    p = add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
+    p.add_argument("--json", action="store_true")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
     p.add_argument("models_command", nargs="?", choices=["list", "prepare", "pull"], default="list")

@@ -144,6 +144,21 @@ def test_add_views_edit_rename_forget(run, photos, settings):
     assert rc == 2 and err.strip() == "edge-rap: no concept named 'bobo'"
 
 
+def test_every_command_that_changes_or_writes_answers_json(run, photos, tmp_path):
+    # A script reads the outcome as JSON, not by parsing the human line.
+    run("remember", "bo", scene_file(photos, 1), "--description", "dog")
+    rc, out, _ = run("add-views", "bo", scene_file(photos, 2), "--json")
+    assert rc == 0 and json.loads(out)["views"] == 2
+    rc, out, _ = run("rename", "bo", "bobo", "--json")
+    assert rc == 0 and (json.loads(out)["old"], json.loads(out)["name"]) == ("bo", "bobo")
+    rc, out, _ = run("reindex", "--json")
+    assert rc == 0 and json.loads(out) == {"views": 2}
+    rc, out, _ = run("export-rap", tmp_path / "exported", "--json")
+    assert rc == 0 and json.loads(out) == {"database": str(tmp_path / "exported" / "database.json")}
+    rc, out, _ = run("forget", "bobo", "--json")
+    assert rc == 0 and json.loads(out)["name"] == "bobo" and json.loads(out)["description"] == "dog"
+
+
 def test_recognize_with_a_missing_image_goes_on(run, photos):
     run("remember", "bo", scene_file(photos, 1))
     rc, out, err = run("recognize", "--json", photos / "missing.jpg", photos / "scene1.png")

@@ -364,6 +364,13 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
             run_config({"sources": ("0",), **given}, None)
 
 
+def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name(tmp_path):
+    # As on the command line (`--source cam1=A --source B`: B is cam2), not "cam1 is used twice".
+    settings = tmp_path / "run.toml"
+    settings.write_text('[[camera]]\nname = "cam1"\nsource = 0\n[[camera]]\nsource = 1\n[[camera]]\nsource = 2\n')
+    assert load_run_file(settings)["sources"] == ("cam1=0", "cam2=1", "cam3=2")
+
+
 def test_the_lag_p95_is_a_value_never_below_the_median():
     from edge_rap.daemon.loop import median_and_p95
 

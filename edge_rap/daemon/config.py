@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.camera import unnamed_camera
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -121,16 +122,17 @@ def load_run_file(path: Path) -> dict:
     cameras = raw.get("camera", [])
     if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):
         raise EdgeRapError(f"{path}: cameras are [[camera]] entries with name and source")
-    sources = []
+    sources, used = [], {c["name"] for c in cameras if isinstance(c.get("name"), str)}
     for k, camera in enumerate(cameras):
         extra = set(camera) - {"name", "source"}
         if extra or not isinstance(camera.get("source"), (str, int)) or isinstance(camera.get("source"), bool):
             raise EdgeRapError(f"{path}: [[camera]] {k + 1} needs source (a string or a device number) and an "
                                f"optional name" + (f", not {sorted(extra)[0]!r}" if extra else ""))
-        name = camera.get("name", f"cam{k}")
+        name = camera["name"] if "name" in camera else unnamed_camera(k, used)  # never another camera's name
         if not isinstance(name, str) or not name.strip() or "=" in name:
             raise EdgeRapError(f"{path}: [[camera]] {k + 1} name must be a non-empty string without '=', "
                                f"not {name!r:.40}")
+        used.add(name)
         sources.append(f"{name}={camera['source']}")
     if sources:
         values["sources"] = tuple(sources)

@@ -55,14 +55,18 @@ def _split_source(text: str) -> tuple[str | None, str]:
     return (None, text) if not sep or "://" in name else (name, target)
 
 
+def unnamed_camera(k: int, used: set[str]) -> str:
+    """The name of the k-th source when it has none: camK, or the next camN no other source is called."""
+    return next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in used)
+
+
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
     """Several sources; the k-th, unnamed, is called camK, or the next camN that no other source is called
     (`cam1=A B C`: B is cam2 and C cam3)."""
     used = {name for name, _ in map(_split_source, texts) if name}
     specs = []
     for k, text in enumerate(texts):
-        name = next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in used)
-        spec = parse_source(text, name)
+        spec = parse_source(text, unnamed_camera(k, used))
         used.add(spec.name)
         specs.append(spec)
     return tuple(specs)

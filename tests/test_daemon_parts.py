@@ -276,6 +276,19 @@ def test_a_folder_source_reads_as_remember_does_and_refuses_a_huge_photo(tmp_pat
     assert camera.error is None
 
 
+def test_a_folder_source_takes_every_format_remember_takes(tmp_path):
+    # README: a folder's photos are read as `remember` reads them; a folder of a phone's HEIC photos included.
+    from PIL import Image
+
+    from edge_rap.perceive.images import _register_heif
+
+    assert _register_heif()
+    Image.fromarray(scene()).save(tmp_path / "a.heic", format="HEIF", quality=90)
+    Image.fromarray(scene(1)).save(tmp_path / "b.tif")
+    camera = Camera(parse_source(f"cam={tmp_path}"), threading.Event(), realtime=False).start()
+    assert [f.index for f in drain(camera)] == [0, 1] and camera.error is None
+
+
 def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, caplog):
     import cv2
 

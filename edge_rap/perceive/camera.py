@@ -24,8 +24,6 @@ from edge_rap.types import Frame
 
 log = logging.getLogger(__name__)
 
-#: A folder source's frames: the camera-frame formats (each read by perceive/images.py, as `remember` reads photos).
-FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -270,10 +268,10 @@ class Camera:
         """The folder's photos in name order, read as `remember` reads them (upright, and refused over the pixel
         limit before decoding: a 400-megapixel file must not take the daemon's memory); a photo that cannot be
         read is skipped with a warning, a folder of which none can be read is an error."""
-        from edge_rap.perceive.images import read_image_file
+        from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
 
-        try:
-            files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        try:  # every format `remember` takes: a folder of a phone's HEIC photos is a source too
+            files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         except OSError as e:
             raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
         if not files:

@@ -430,8 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remember", cmd_remember, "remember a concept from one or more photos")
     p.add_argument("name")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--description", default="")
-    p.add_argument("--category", default="")
+    p.add_argument("--description", default="", help="what it is, in a sentence: the VLM and answers use it")
+    p.add_argument("--category", default="", help="e.g. person, dog, mug; a person's category (person, woman, "
+                   "child, ...) also registers the face")
     p.add_argument("--box", metavar="x0,y0,x1,y1", help="remember only this region of the photo(s)")
     p.add_argument("--json", action="store_true")
     p = add("add-views", cmd_add_views, "add more photos of a remembered concept")

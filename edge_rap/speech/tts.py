@@ -140,7 +140,7 @@ def find_voice() -> Voice:
         return voice
     if shutil.which("espeak-ng"):
         return EspeakVoice()
-    raise EdgeRapError("no voice installed: `apt-get install espeak-ng`, or `pip install 'edge-rap[piper]'` "
+    raise EdgeRapError("no voice installed: `apt-get install espeak-ng`, or `pip install 'edge_rap[piper]'` "
                        "(GPL-3.0); or run with --mute")
 
 

@@ -592,3 +592,41 @@ def test_the_whole_export_is_the_same_on_an_avx2_cpu(tmp_path):
     here, avx2 = manifests
     assert [m["files"] for m in here] == [m["files"] for m in avx2]
     assert [m["calibration"] for m in here] == [m["calibration"] for m in avx2]
+
+
+def test_a_model_cache_that_cannot_be_written_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """A read-only cache, or EDGE_RAP_MODELS naming a file: `models prepare` (and `remember`, which prepares)
+    said what to fix instead of a traceback, and `models` lists an empty cache."""
+    from edge_rap import cli
+
+    exported = []
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: exported.append(self.root))
+    a_file = tmp_path / "models.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(EdgeRapError, match="EDGE_RAP_MODELS to a writable folder"):
+        ModelCache(a_file).ensure_default("efficientnet-lite0-int8")
+    assert ModelCache(a_file).names() == []
+    locked = tmp_path / "models"
+    (locked / ".export.lock").mkdir(parents=True)  # the lock cannot be opened, as in a read-only folder
+    with pytest.raises(EdgeRapError, match="cannot export the default embedder"):
+        ModelCache(locked).ensure_default("efficientnet-lite0-int8")
+    assert not exported
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(a_file))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "writable folder" in err
+    assert cli.main(["models"]) == 0 and "(empty" in capsys.readouterr().out
+
+
+def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
+    cache = ModelCache(tmp_path / "models")
+    old = cache.folder("efficientnet-lite0-int8")
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"name": "efficientnet-lite0-int8", "role": "image_embedder",
+                                                   "files": {}, "export_version": 1}))
+    (cache.root / ".export.lock").mkdir()
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: pytest.fail("exported into a locked cache"))
+    assert not cache.ensure_default("efficientnet-lite0-int8")
+    assert "keeping it" in caplog.text

@@ -162,7 +162,7 @@ class ModelCache:
             return None
 
     def names(self) -> list[str]:
-        if not self.root.exists():
+        if not self.root.is_dir():  # absent, or a file that EDGE_RAP_MODELS names by mistake: no models there
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).exists())
 
@@ -199,8 +199,17 @@ class ModelCache:
 
         if name not in DEFAULT_EMBEDDERS or (self.has(name) and not self._outdated_default(name)):
             return False
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".export.lock", "w") as lock:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = open(self.root / ".export.lock", "w")
+        except OSError as e:  # a read-only cache, or EDGE_RAP_MODELS naming a file: said, not a traceback
+            if self.has(name):
+                log.warning("%s is from an older export; keeping it: the model cache %s cannot be written (%s)",
+                            name, self.root, e.strerror)
+                return False
+            raise EdgeRapError(f"cannot export the default embedder {name} into the model cache {self.root} "
+                               f"({e.strerror}): set EDGE_RAP_MODELS to a writable folder") from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.has(name) and not self._outdated_default(name):
                 return False  # another process exported it while this one waited

@@ -182,7 +182,11 @@ def cmd_events(args) -> int:
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown name is an error, not "no events"
         name = home.store.get(args.name).name if args.name else None
-        events = home.events.query(since, name)
+        events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
+    if len(events) > args.limit:
+        events = events[1:]
+        print(f"edge-rap: the newest {args.limit} events shown, older ones left out (narrow with --since or --name, "
+              "or raise --limit)", file=sys.stderr)
     if args.json:
         print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3), "said": e.said, "snapshot": e.snapshot}
                           for e in events]))
@@ -529,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")
+    p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
+                   help="at most the newest N events (default 10000)")
     p.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "remember four concepts from photos in installed packages and run the daemon on a video made from them")
     from edge_rap.serve.commands import register as add_serve_commands  # serve, pair

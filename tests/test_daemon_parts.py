@@ -410,6 +410,38 @@ def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
     assert not (tmp_path / "snaps").joinpath(path).exists()
 
 
+def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(tmp_path):
+    """The API's snapshot of an event looks it up by id, beyond the newest that a query reads; an events.sqlite
+    left empty by a first writer that died before making its tables reads as no events, not an error."""
+    log = EventLog(tmp_path / "memory")
+    first = log.add(Event("arrived", "bo", "cam0", 1.0, time.time(), snapshot="/snaps/1700000000000-0123abcd.jpg"))
+    for k in range(5):
+        log.add(Event("left", "bo", "cam0", 2.0 + k, time.time()))
+    reader = EventLog(tmp_path / "memory", readonly=True)
+    assert first.id not in [e.id for e in reader.query(limit=3)]
+    assert reader.get(first.id).snapshot == first.snapshot and reader.get(10**6) is None
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "events.sqlite").touch()
+    empty = EventLog(tmp_path / "empty", readonly=True)
+    assert empty.query() == [] and empty.get(1) is None
+
+
+def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys):
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    log = EventLog(tmp_path / "memory")
+    for k in range(5):
+        log.add(Event("arrived", f"c{k}", "cam0", float(k), time.time()))
+    capsys.readouterr()
+    assert cli.main(["events", "--json", "--limit", "3", "--memory", str(tmp_path / "memory")]) == 0
+    out, err = capsys.readouterr()
+    assert [e["name"] for e in json.loads(out)] == ["c2", "c3", "c4"] and "newest 3 events shown" in err
+    assert cli.main(["events", "--limit", "5", "--memory", str(tmp_path / "memory")]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 5 and err == ""
+
+
 def test_a_relative_snapshots_folder_is_logged_whole_so_forget_finds_them_from_anywhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = Snapshots(SnapshotPolicy(Path("snaps"))).save(scene(), None, "bo")

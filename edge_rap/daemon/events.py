@@ -198,10 +198,8 @@ class EventLog:
         self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
 
     def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
-        """Events, oldest first, since a wall-clock time and for one concept name when given."""
-        if not self.path.exists():
-            return []
-        sql, args = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events", []
+        """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given."""
+        sql, args = _SELECT, []
         where = []
         if since is not None:
             where.append("wall >= ?")
@@ -212,13 +210,24 @@ class EventLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
+        return [_event(row) for row in reversed(self._rows(sql, (*args, limit)))]
+
+    def get(self, event_id: int) -> Event | None:
+        """One event by its id, however old (not only among the newest that `query` reads)."""
+        rows = self._rows(_SELECT + " WHERE id = ?", (event_id,))
+        return _event(rows[0]) if rows else None
+
+    def _rows(self, sql: str, args: tuple) -> list[tuple]:
+        """A read's rows; a log not there yet, or one whose first writer died before its tables were made (an
+        empty file), holds no events."""
+        if not self.path.exists():
+            return []
         try:
-            rows = self._db().execute(sql, (*args, limit)).fetchall()
+            return self._db().execute(sql, args).fetchall()
         except sqlite3.Error as e:
+            if str(e) == "no such table: events":
+                return []
             raise EdgeRapError(f"{self.path}: cannot read the event log ({e})") from None
-        return [Event(kind, name, camera, time_s, wall, Box(*json.loads(box)) if box else None, score, said,
-                      snapshot, id_) for id_, kind, name, camera, time_s, wall, box, score, said, snapshot
-                in reversed(rows)]
 
     def last_seen(self, name: str) -> Event | None:
         """The latest event about `name` (for "where is X?")."""
@@ -241,6 +250,14 @@ class EventLog:
     def rename(self, old: str, new: str) -> None:
         if self.path.exists():
             self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
+
+
+_SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"
+
+
+def _event(row: tuple) -> Event:
+    id_, kind, name, camera, time_s, wall, box, score, said, snapshot = row
+    return Event(kind, name, camera, time_s, wall, Box(*json.loads(box)) if box else None, score, said, snapshot, id_)
 
 
 def _into_wal(db: sqlite3.Connection, tries: int = 100) -> None:

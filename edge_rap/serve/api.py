@@ -232,7 +232,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
                 responses={200: {"content": {"image/jpeg": {}}}})
     def snapshot(event_id: int) -> FileResponse:
-        event = next((e for e in home.events.query() if e.id == event_id), None)
+        event = home.events.get(event_id)
         if event is None or not event.snapshot:
             raise ApiError(f"no snapshot for event {event_id}", 404)
         path = Path(event.snapshot)

@@ -294,8 +294,6 @@ def cmd_models(args) -> int:
     cache = ModelCache(settings.models)
     if args.models_command == "pull":
         return _models_pull(args, settings)
-    if args.name:
-        raise EdgeRapError(f"`models {args.models_command}` takes no name (did you mean `models pull {args.name}`?)")
     if args.models_command == "prepare":
         from edge_rap.models.cache import DEFAULT_EMBEDDERS
 
@@ -328,8 +326,6 @@ def cmd_models(args) -> int:
 def _models_pull(args, settings) -> int:
     from edge_rap.models.vlm_registry import kind_of, pull
 
-    if not args.name:
-        raise EdgeRapError("models pull needs a NAME (see `edge-rap models list`)")
     files = pull(args.name, settings.models, progress=not args.json, kind=kind_of(args.name))
     if args.json:
         print(json.dumps({"name": files.name, "model": str(files.model),
@@ -415,13 +411,20 @@ def cmd_demo(args) -> int:
     return run_demo(_settings(args), Path(args.memory) if args.memory else None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options(suppress: bool = False) -> argparse.ArgumentParser:
+    """The options every command takes. `suppress`: for a command's own subcommands (`models pull`), where an
+    option left out must not reset one given before the subcommand (`models -v pull NAME`)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
     common.add_argument("--memory", metavar="DIR", help="memory folder (default $EDGE_RAP_HOME or ~/.local/share/edge-rap)")
     common.add_argument("--embedder", metavar="NAME|DIR", help="image embedder from the model cache (default from the device profile)")
     common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml, or auto (the default: "
                         "a Jetson, then CUDA, then the CPU)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens (providers, fallbacks)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
 
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -476,10 +479,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
-    p.add_argument("models_command", nargs="?", choices=["list", "prepare", "pull"], default="list")
-    p.add_argument("name", nargs="?", help="with pull: a VLM from models/vlm_registry.json or a whisper model "
-                   "from models/asr_registry.json")
     p.add_argument("--json", action="store_true")
+    # subcommands, not two optional positionals: argparse gave `pull` both of those and refused the NAME after an
+    # option (`models pull --json NAME`: "unrecognized arguments")
+    actions = p.add_subparsers(dest="models_command", metavar="{list,prepare,pull}", help="list when left out")
+    late = _common_options(suppress=True)
+    for name, text in (("list", "list the model cache and the models that can be pulled"),
+                       ("prepare", "export the default embedder into the model cache, if missing or outdated"),
+                       ("pull", "download, verify and register a VLM or whisper model")):
+        q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS)
+        q.add_argument("--json", action="store_true")
+        if name == "pull":
+            q.add_argument("name", help="a VLM from models/vlm_registry.json or a whisper model from "
+                           "models/asr_registry.json")
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
     p.add_argument("--image", metavar="PATH")

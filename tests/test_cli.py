@@ -318,3 +318,21 @@ def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos
             assert list(temp.iterdir()) == [], argv
     finally:
         keeper.close()
+
+
+@pytest.mark.parametrize("argv", [["models", "pull", "--json", "whisper-base.en"],
+                                  ["models", "--json", "pull", "whisper-base.en"],
+                                  ["models", "-v", "pull", "whisper-base.en", "--json", "--memory", "m"]])
+def test_models_pull_takes_its_name_after_an_option(argv):
+    """`models pull --json NAME` was refused ("unrecognized arguments: NAME"): argparse gave `pull` both optional
+    positionals. An option before the subcommand is kept too."""
+    args = cli.build_parser().parse_args(argv)
+    assert (args.models_command, args.name, args.json) == ("pull", "whisper-base.en", True)
+    assert args.verbose == ("-v" in argv) and args.memory == ("m" if "--memory" in argv else None)
+
+
+def test_models_lists_without_a_subcommand():
+    args = cli.build_parser().parse_args(["models", "--json"])
+    assert (args.models_command, args.json, args.verbose) == (None, True, False)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["models", "pull"])  # pull needs its NAME

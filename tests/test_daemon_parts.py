@@ -426,6 +426,13 @@ def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(t
     assert empty.query() == [] and empty.get(1) is None
 
 
+def test_a_damaged_event_log_says_what_to_do(tmp_path):
+    (tmp_path / "events.sqlite").write_bytes(b"\x07" * 4096)  # not a database: forget and rename are blocked
+    for readonly in (False, True):
+        with pytest.raises(EdgeRapError, match="damaged: move it away"):
+            EventLog(tmp_path, readonly=readonly).query()
+
+
 def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys):
     from edge_rap import cli
 

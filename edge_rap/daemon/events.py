@@ -97,7 +97,7 @@ class EventLog:
                     if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
                         db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
             except (OSError, sqlite3.Error) as e:
-                raise EdgeRapError(f"{self.path}: cannot open the event log ({e})") from None
+                raise EdgeRapError(f"{self.path}: cannot open the event log ({e}){_damaged(e)}") from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -227,7 +227,7 @@ class EventLog:
         except sqlite3.Error as e:
             if str(e) == "no such table: events":
                 return []
-            raise EdgeRapError(f"{self.path}: cannot read the event log ({e})") from None
+            raise EdgeRapError(f"{self.path}: cannot read the event log ({e}){_damaged(e)}") from None
 
     def last_seen(self, name: str) -> Event | None:
         """The latest event about `name` (for "where is X?")."""
@@ -250,6 +250,14 @@ class EventLog:
     def rename(self, old: str, new: str) -> None:
         if self.path.exists():
             self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
+
+
+def _damaged(e: Exception) -> str:
+    """What to do about a damaged log, which blocks forget and rename (their events must follow them)."""
+    text = str(e)
+    if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return "; it is damaged: move it away (a new one is started) or restore it from a backup"
+    return ""
 
 
 _SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"

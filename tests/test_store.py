@@ -422,6 +422,25 @@ def test_memory_without_negative_bank_still_recognises(embedder, images, tmp_pat
     assert hit.score == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_memory_from_a_newer_edge_rap_is_refused_and_left_as_it_was(tmp_path):
+    """After a downgrade, this version must not read a newer memory by its own rules nor write into it."""
+    import sqlite3
+
+    from edge_rap.memory.store import SCHEMA_VERSION, Store
+
+    Store(tmp_path / "new").close()
+    db = sqlite3.connect(tmp_path / "new" / "memory.sqlite")
+    db.executescript(f"INSERT INTO concepts (name, created, updated) VALUES ('bo', 0, 0); "
+                     f"PRAGMA user_version = {SCHEMA_VERSION + 1};")
+    db.close()
+    for readonly in (True, False):
+        with pytest.raises(EdgeRapError, match="newer edge_rap"):
+            Store(tmp_path / "new", readonly=readonly)
+    db = sqlite3.connect(tmp_path / "new" / "memory.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert db.execute("SELECT name FROM concepts").fetchall() == [("bo",)]
+
+
 def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings, embedder):
     """Version 1 memories had no views.kind: opening one to write adds it, nothing is lost (a reader never
     writes: it asks for a writer first)."""

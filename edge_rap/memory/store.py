@@ -95,6 +95,15 @@ def create(db: sqlite3.Connection) -> None:
         raise
 
 
+def refuse_newer(db: sqlite3.Connection, path: Path) -> None:
+    """A memory written by a newer edge_rap (after a downgrade) is refused: this version would misread what the
+    newer one changed (as boxes in another frame) and, writing, mix its own rows in."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise EdgeRapError(f"{path}: written by a newer edge_rap (schema {version}; this one knows {SCHEMA_VERSION}): "
+                           "upgrade edge_rap to use it; nothing was changed")
+
+
 def _has_tables(db: sqlite3.Connection) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'concepts'").fetchone() is not None
 
@@ -257,6 +266,7 @@ class Store:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             if not self._created:
+                refuse_newer(db, self.db_path)
                 create(db)
                 db.executescript(SCHEMA)  # tables a memory of an older version lacks
                 migrate(db, self.images_dir)
@@ -312,6 +322,11 @@ class Store:
         if not _has_tables(db):  # an empty file, or a writer creating it right now
             db.close()
             return self._stand_in(), True
+        try:
+            refuse_newer(db, self.db_path)
+        except EdgeRapError:
+            db.close()
+            raise
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             db.close()

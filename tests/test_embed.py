@@ -308,6 +308,23 @@ def test_unknown_model_names_say_what_is_there(model_cache):
         ModelCache(model_cache).manifest("no-such-model")
 
 
+def test_an_export_killed_midway_leaves_no_work_folder_behind_the_next_one(tmp_path):
+    from edge_rap.models.cache import staging_folder
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    cache = tmp_path / "models"
+    killed = cache / f".export-{int(ended.stdout)}-abc"  # the work folder of an export whose process is gone
+    (killed / "efficientnet-lite0-int8").mkdir(parents=True)
+    (killed / "efficientnet-lite0-int8" / "model.onnx").write_bytes(b"half an export")
+    running = cache / f".export-{os.getpid()}-def"  # one of an export still running
+    running.mkdir()
+    with staging_folder(cache) as work:
+        assert work.parent == cache and work.is_dir()
+        assert not killed.exists() and running.is_dir()
+    assert not work.exists()
+    assert sorted(p.name for p in cache.iterdir()) == [running.name]
+
+
 def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeypatch):
     import threading
 

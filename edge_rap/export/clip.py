@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import method_as_module
-from edge_rap.models.cache import Manifest, install_model, sha256_file, write_manifest
+from edge_rap.models.cache import Manifest, install_model, sha256_file, staging_folder, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +78,7 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
 
     with torch.no_grad():
         dim = int(model.encode_image(torch.zeros(1, 3, size, size)).shape[-1])
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
-        work = Path(tmp)
+    with staging_folder(cache_root) as work:
         files = {k: work / f"{k}.{p}.onnx" for k in ("image", "text") for p in ("fp32",)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

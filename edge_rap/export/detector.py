@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.models.cache import install_model, sha256_file, write_manifest
+from edge_rap.models.cache import install_model, sha256_file, staging_folder, write_manifest
 from edge_rap.perceive.owl import byte_chars
 
 log = logging.getLogger(__name__)
@@ -221,9 +220,7 @@ def export_detector(model: str, cache_root: Path, name: str | None = None, templ
     if not name:
         name = Path(source.rstrip("/")).name.lower()
         name = name if name.startswith("owl") else f"owl-{name}"
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
-        work = Path(tmp)
+    with staging_folder(cache_root) as work:
         exported = work / "optimum"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

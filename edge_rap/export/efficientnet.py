@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import fold_batch_norms, method_as_module
 from edge_rap.export.quantize import Scheme
-from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, write_manifest
+from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, staging_folder, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +150,7 @@ def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -
     model = load_torch_backbone(variant)  # first: without the export extra, a one-line error names it
     log.warning("exporting the %s embedder (EfficientNet-%s) to ONNX and int8, once: about 20 s",
                 "default" if variant == DEFAULT_VARIANT else "trial", variant.capitalize())
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
-        work = Path(tmp)
+    with staging_folder(cache_root) as work:
         fp32 = work / f"efficientnet-{variant}.fp32.onnx"
         int8 = work / f"efficientnet-{variant}.int8.onnx"
         export_fp32(model, fp32)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +137,37 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+#: An export's work folder in the cache: `.export-<pid>-<random>`, so that one left by a killed export is known
+#: to be stale (its process is gone) and removed by the next export, not kept for ever.
+STAGING_PREFIX = ".export-"
+
+
+@contextmanager
+def staging_folder(cache_root: Path) -> Iterator[Path]:
+    """A work folder for one export, on the cache's own disk (the finished model is renamed into place); the
+    folders of exports killed before they finished are removed first."""
+    cache_root.mkdir(parents=True, exist_ok=True)
+    for old in cache_root.glob(STAGING_PREFIX + "*"):
+        pid = old.name[len(STAGING_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=cache_root))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def install_model(staged: Path, target: Path) -> Path:

@@ -26,6 +26,15 @@ BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
 ANYA = Concept(2, "anya", "person", "", 0.0, 0.0)
 
 
+def wait_until(check, what: str, timeout_s: float = 60.0) -> None:
+    """Poll until `check()` holds: returns as soon as it does; a generous deadline, so a busy machine only waits
+    longer, and the failure names what never happened."""
+    end = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < end, f"{what} did not happen within {timeout_s:.0f} s"
+        time.sleep(0.01)
+
+
 def hit(concept: Concept, score: float = 0.7, threshold: float = 0.68) -> Hit:
     return Hit(concept, score, threshold, Box(0, 0, 10, 10))
 
@@ -167,7 +176,8 @@ def test_a_lossless_slot_makes_the_producer_wait():
     time.sleep(0.3)
     assert producer.is_alive()  # waits for the consumer
     assert slot.take().index == 0
-    producer.join(2)
+    producer.join(60)
+    assert not producer.is_alive()
     assert slot.take().index == 1 and slot.dropped == 0
 
 
@@ -191,13 +201,13 @@ def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     stop = threading.Event()
     spec = parse_source("gone=rtsp://127.0.0.1:9/none")
     camera = Camera(spec, stop, backoff=(0.05, 0.1)).start()
-    time.sleep(1.0)
+    # Opening a stream takes OpenCV/FFmpeg a while on a busy machine: wait for two retries, not a fixed second.
+    wait_until(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2, "a second retry")
     assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # a run ending on --duration says so
     stop.set()
-    camera.join(5)
-    assert camera.finished.is_set() and camera.frames_read == 0
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    assert camera.frames_read == 0
     assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # the run's exit status says so
-    assert sum("retrying" in r.getMessage() for r in caplog.records) >= 2
 
 
 def write_clip(path, frames: int, fps: float = 15.0) -> str:
@@ -210,15 +220,29 @@ def write_clip(path, frames: int, fps: float = 15.0) -> str:
     return str(path)
 
 
+class NeverBusySlot(LatestSlot):
+    """A consumer that is always ready and keeps every frame handed on: what the frame-rate cap alone lets
+    through, whatever this machine's speed (a real consumer that came back late would miss frames)."""
+
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    @property
+    def wanted(self) -> bool:
+        return True
+
+    def put(self, frame, stop) -> None:
+        self.got.append(frame)
+
+
 def test_a_video_is_handed_on_at_most_fps_cap_frames_a_second(tmp_path):
     stop = threading.Event()
-    camera = Camera(parse_source(f"cam={write_clip(tmp_path / 'a.mp4', 24)}"), stop, fps_cap=5.0).start()
-    got = []
-    while not camera.finished.is_set() or camera.slot._frame is not None:
-        f = camera.slot.take()
-        if f is not None:
-            got.append(f)
-        camera.slot.wait(0.05)
+    camera = Camera(parse_source(f"cam={write_clip(tmp_path / 'a.mp4', 24)}"), stop, fps_cap=5.0)
+    camera.slot = NeverBusySlot()
+    camera.start()
+    wait_until(camera.finished.is_set, "the end of the clip")
+    got = camera.slot.got
     times = [f.time_s for f in got]
     assert camera.frames_read == 24 and len(got) + camera.slot.dropped == 24
     assert 6 <= len(got) <= 8  # 1.6 s of video at 5 a second
@@ -231,7 +255,7 @@ def test_a_busy_consumer_gets_no_frames_decoded_behind_its_back(tmp_path):
     camera = Camera(parse_source(f"cam={write_clip(tmp_path / 'a.mp4', 15, fps=30.0)}"), stop).start()
     while camera.slot.take() is None:  # take one frame, then never come back
         camera.slot.wait(0.05)
-    camera.join(5)
+    wait_until(camera.finished.is_set, "the end of the clip")
     assert camera.frames_read == 15
     assert camera.slot._frame is None and camera.slot.dropped == 14  # read, counted, never decoded or queued
 
@@ -296,7 +320,9 @@ def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, capl
     folder.mkdir()
     for k in range(40):
         cv2.imwrite(str(folder / f"{k:04d}.png"), scene(k))
-    camera = Camera(parse_source(f"cam={folder}"), threading.Event(), folder_fps=20.0).start()
+    # 2 photos a second: the rename below must come before the camera reaches the last photo, which at this rate
+    # leaves it 19 s however slowly this thread runs (the camera stops at the next photo it tries after it).
+    camera = Camera(parse_source(f"cam={folder}"), threading.Event(), folder_fps=2.0).start()
     while camera.slot.take() is None:
         camera.slot.wait(0.05)
     folder.rename(tmp_path / "elsewhere")  # at once, as an unmounted drive (rmtree would go file by file)
@@ -589,7 +615,7 @@ def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
     speaker = Speaker(EspeakVoice(), tmp_path)
     for k in range(6):  # faster than it can speak: the newest waiting line wins
         speaker.say(f"line <number> {k}")
-    assert speaker.flush(20)
+    assert speaker.flush(120)  # returns as soon as it has spoken: the deadline only has to be generous
     speaker.close()
     lines = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
     assert 1 <= len(lines) < 6 and lines[-1]["text"] == "line number 5"
@@ -603,11 +629,12 @@ def test_a_slow_vlm_never_piles_up_announcements_and_loses_no_event():
     from edge_rap.daemon.announce import Announcement, Announcer
     from edge_rap.types import Answer, Recognition
 
-    release, reported, said = threading.Event(), [], []
+    release, asked, reported, said = threading.Event(), threading.Event(), [], []
 
     class SlowAssistant:
         def ask(self, question, image, recognition=None):
-            release.wait(5)
+            asked.set()
+            assert release.wait(60)
             return Answer(f"vlm line for {recognition.source}", "vlm", "caption")
 
     announcer = Announcer(reported.append, said.append, SlowAssistant())
@@ -616,14 +643,14 @@ def test_a_slow_vlm_never_piles_up_announcements_and_loses_no_event():
         event = Event("arrived", f"c{k}", "cam0", float(k), 0.0, None, 0.7, f"template {k}")
         return Announcement([event], frame(k), Recognition(f"frame{k}", (4, 4)))
 
-    announcer.submit(job(0))  # being generated
-    time.sleep(0.2)
+    announcer.submit(job(0))  # being generated (once the announcer's thread has started on it)
+    assert asked.wait(60)
     announcer.submit(job(1))  # waits ...
     announcer.submit(job(2))  # ... and is replaced: reported at once with its template line, not spoken
     assert [(e.name, e.said) for e in reported] == [("c1", "template 1")]
     release.set()
-    assert announcer.flush(5)
-    announcer.close(5)
+    assert announcer.flush(60)
+    announcer.close(60)
     assert [(e.name, e.said) for e in reported] == [("c1", "template 1"), ("c0", "vlm line for frame0"),
                                                     ("c2", "vlm line for frame2")]
     assert said == ["vlm line for frame0", "vlm line for frame2"]

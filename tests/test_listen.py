@@ -97,7 +97,24 @@ def mixed(speech: np.ndarray, seed: int, snr_db: float = 20.0) -> Audio:
 
 
 @pytest.fixture(scope="module")
-def household(tmp_path_factory, model_cache):
+def sighting() -> float:
+    """When <anya> left the den camera (wall clock): 4 minutes 5 s before the `now` of the `frozen_now` fixture."""
+    return time.time() - 245
+
+
+@pytest.fixture
+def frozen_now(sighting, monkeypatch):
+    """The answers' clock held at 245 s after the sighting: the module's fixtures are made once, and on a busy
+    machine the tests before one asking "where is" can take the minute that makes "4 minutes ago" "5"."""
+    import types
+
+    import edge_rap.speech.reply
+
+    monkeypatch.setattr(edge_rap.speech.reply, "time", types.SimpleNamespace(time=lambda: sighting + 245))
+
+
+@pytest.fixture(scope="module")
+def household(tmp_path_factory, model_cache, sighting):
     """Four remembered concepts; a sighting of <anya> on the den camera 4 minutes ago."""
     from edge_rap.config import Profile, Settings
     from edge_rap.daemon.events import EventLog
@@ -111,8 +128,8 @@ def household(tmp_path_factory, model_cache):
         for name, photo in PHOTOS.items():
             home.memory.remember(name, [save_photo(root / "photos", photo)], f"the household's {name}", "")
     log = EventLog(settings.memory)
-    log.add(Event("arrived", "anya", "den", 5.0, time.time() - 900))
-    log.add(Event("left", "anya", "den", 60.0, time.time() - 245))
+    log.add(Event("arrived", "anya", "den", 5.0, sighting - 655))
+    log.add(Event("left", "anya", "den", 60.0, sighting))
     log.close()
     home = Household(settings, readonly=True)
     yield settings, home
@@ -164,7 +181,7 @@ def test_a_runner_up_naming_a_concept_is_taken_only_when_the_audio_holds_it(voic
     assert chosen == (runner_up if taken else best)
 
 
-def test_where_is_answers_from_the_latest_sighting(voice_dir, household, listening):
+def test_where_is_answers_from_the_latest_sighting(voice_dir, household, listening, frozen_now):
     from edge_rap.speech.listen import Listener
 
     _, home = household
@@ -249,7 +266,7 @@ def models_env(household, monkeypatch):
     return household[0]
 
 
-def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_path):
+def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_path, frozen_now):
     wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, WHERE), 5).samples, 44100)
     rc, out = listen(models_env, capsys, "--wav", wav, "--wake", WAKE, "--json", "--mute")
     assert rc == 0

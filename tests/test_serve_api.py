@@ -173,16 +173,19 @@ def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
         taken.close()
 
 
-def test_daemon_stats_reads_the_running_daemons_counters():
+def test_daemon_stats_reads_the_running_daemons_counters(monkeypatch):
     from collections import deque
     from types import SimpleNamespace
 
     from edge_rap.daemon.loop import Summary
+    from edge_rap.serve import stats
     from edge_rap.serve.stats import daemon_stats
 
     daemon = SimpleNamespace(summary=Summary(frames_read=20, frames_processed=12, frames_dropped=3),
                              times={"embed": deque([10.0, 30.0, 20.0]), "gate": deque(), "lag": deque([5.0])})
-    figures = daemon_stats(daemon, started=time.monotonic() - 10)()
+    # The stats' clock held 10 s after the start: the rate is exact, whatever this machine's pauses.
+    monkeypatch.setattr(stats, "time", SimpleNamespace(monotonic=lambda: 1010.0))
+    figures = daemon_stats(daemon, started=1000.0)()
     assert figures["stages_ms"] == {"embed": 20.0}
     assert (figures["frames_read"], figures["frames_processed"], figures["frames_dropped"]) == (20, 12, 3)
-    assert 1.0 < figures["fps"] <= 2.0
+    assert figures["fps"] == 2.0 and figures["uptime_s"] == 10.0

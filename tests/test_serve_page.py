@@ -36,8 +36,9 @@ def browser():
     driver.quit()
 
 
-def wait_for(check, what: str, timeout: float = 15.0):
-    """Poll until `check()` is truthy (the page works asynchronously); the failure names what never came."""
+def wait_for(check, what: str, timeout: float = 60.0):
+    """Poll until `check()` is truthy (the page works asynchronously); the failure names what never came. It
+    returns as soon as the page shows it: the deadline is generous for a busy machine's chromium."""
     end = time.monotonic() + timeout
     while True:
         try:

@@ -286,7 +286,8 @@ def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
         handle = start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(cert), str(key)))
         try:
             assert handle.url.startswith("https://")
-            assert httpx.get(f"{handle.url}/api/health", verify=False).json() == {"ok": True}
+            # httpx's default timeout is 5 s: a TLS handshake with a server thread on a busy machine may need more
+            assert httpx.get(f"{handle.url}/api/health", verify=False, timeout=60).json() == {"ok": True}
             with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port gets nothing
                 httpx.get(handle.url.replace("https", "http") + "/api/health", timeout=5).json()
         finally:

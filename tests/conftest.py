@@ -9,6 +9,20 @@ import pytest
 from edge_rap.config import Profile, Settings
 
 
+# What edge-rap reads from the environment. A developer's shell may set any of them (another home or model cache,
+# a Jetson profile, a pixel limit): no test may see them, nor read or write the real home by default.
+EDGE_RAP_ENV = ("EDGE_RAP_HOME", "EDGE_RAP_MODELS", "EDGE_RAP_DEVICE", "EDGE_RAP_PROVIDER", "EDGE_RAP_MAX_MEGAPIXELS")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch) -> None:
+    """Every test starts with none of edge-rap's variables but a default home of its own (the `settings`
+    fixture and the tests themselves set their own on top)."""
+    for name in EDGE_RAP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "default-home"))
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The default embedders, exported once (the explicit step `edge-rap models prepare` takes)."""

@@ -238,7 +238,8 @@ def test_a_bad_box_is_reported_for_its_entry_and_the_rest_imported(box, memory, 
 
 
 @pytest.mark.parametrize("allow_outside", [False, True])
-def test_a_nul_character_in_an_image_path_is_reported_for_its_entry(allow_outside, tmp_path, capsys):
+def test_a_nul_character_in_an_image_path_is_reported_for_its_entry(allow_outside, settings, tmp_path, capsys):
+    # `settings`: its home and models, not the developer's (the import embeds <good> with the default embedder)
     # "c\u0000.jpg" cannot name a file: its entry fails by name (resolving it must not end the import).
     from edge_rap import cli
 

@@ -446,6 +446,7 @@ def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(t
     reader = EventLog(tmp_path / "memory", readonly=True)
     assert first.id not in [e.id for e in reader.query(limit=3)]
     assert reader.get(first.id).snapshot == first.snapshot and reader.get(10**6) is None
+    assert reader.get(2**63) is None and reader.get(-(2**63) - 1) is None  # ids from a URL, beyond SQLite's integers
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "events.sqlite").touch()
     empty = EventLog(tmp_path / "empty", readonly=True)

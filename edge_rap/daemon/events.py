@@ -213,7 +213,10 @@ class EventLog:
         return [_event(row) for row in reversed(self._rows(sql, (*args, limit)))]
 
     def get(self, event_id: int) -> Event | None:
-        """One event by its id, however old (not only among the newest that `query` reads)."""
+        """One event by its id, however old (not only among the newest that `query` reads); an id no SQLite
+        integer can hold (from a URL) is no event."""
+        if not -(2**63) <= event_id < 2**63:
+            return None
         rows = self._rows(_SELECT + " WHERE id = ?", (event_id,))
         return _event(rows[0]) if rows else None
 

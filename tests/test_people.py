@@ -74,7 +74,7 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
     with pytest.raises(EdgeRapError, match="no face found"):
         people.remember("nobody", [save_photo(tmp_path, "rocket")], "", "person")
     both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
-    with pytest.raises(EdgeRapError, match="which face\\? use --box"):
+    with pytest.raises(EdgeRapError, match="which face\\? give its box .*--box.*RAP database entry"):
         people.remember("someone", [both], "", "person")
     assert {c.name for c in people.concepts()} == {"eileen", "grace", "mug"}
     chosen = people.remember("left", [both], "", "person", box=Box(0, 0, 300, 300))

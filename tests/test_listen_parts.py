@@ -12,7 +12,7 @@ pytest.importorskip("rapidfuzz", reason="the voice extra is not installed (pip i
 pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
 
 from edge_rap.errors import EdgeRapError  # noqa: E402
-from edge_rap.speech.names import mark_names, match_names  # noqa: E402
+from edge_rap.speech.names import mark_names, match_names, written_form  # noqa: E402
 from edge_rap.speech.wake import after_wake  # noqa: E402
 
 HOUSEHOLD = ["bo", "anya", "mochi", "red_mug"]
@@ -45,6 +45,39 @@ def test_common_words_are_not_names(said):
 ])
 def test_a_short_name_heard_with_the_nasal_of_the_same_place(said, household, names):
     assert match_names(said, household).names == names
+
+DOGS = ["dog2", "dog6", "cat2", "rc_car"]
+
+
+@pytest.mark.parametrize("said, names", [
+    ("Where is dog six?", ["dog6"]), ("Where is Dog 6?", ["dog6"]), ("Is Dog6 home?", ["dog6"]),
+    ("Is dog two's bowl empty?", ["dog2"]), ("What colour is Dog 2's collar?", ["dog2"]),
+    ("Is cat two with dog six?", ["cat2", "dog6"]),
+    ("Where is the RC car?", ["rc_car"]), ("where's the R.C. car", ["rc_car"]),
+    ("Where is dog three?", []),  # another number is another dog
+])
+def test_a_number_in_a_name_is_heard_said_or_written(said, names):
+    # whisper writes "Dog 6" or "dog six"; before, both were only "dog", which sounds like <dog2> and <dog6>
+    assert match_names(said, DOGS).names == names
+
+
+def test_the_whole_name_wins_over_a_shorter_name_inside_it():
+    # <dog> is spelled exactly inside "dog five", as <dog5> is by the whole run: the longer one is meant
+    household = ["dog", "dog5", "dog7"]
+    assert match_names("Hey robot, where is dog five?", household).names == ["dog5"]
+    assert match_names("Is Dog 7 with the dog?", household).names == ["dog7", "dog"]
+
+
+def test_a_numbered_name_said_without_its_number_asks_which():
+    names = match_names("Where is the dog?", DOGS)
+    assert names.names == [] and [sorted(a.names) for a in names.ambiguous] == [["dog2", "dog6"]]
+    assert match_names("Where is the dog?", ["dog6", "cat2"]).names == ["dog6"]
+
+
+def test_names_are_written_for_whisper_as_they_are_said():
+    assert [written_form(n) for n in ("red_mug", "dog6", "rc_car", "Anya", "mochi")] == [
+        "Red Mug", "Dog 6", "RC Car", "Anya", "Mochi"]
+
 
 def test_names_come_in_order_of_mention_with_possessives_marked():
     text = "Is Anya's backpack near bow?"
@@ -330,6 +363,17 @@ def test_memory_commands_are_asked_back_or_refused(said, action, name, state):
     command, line = parse(said, HOUSEHOLD)
     assert (command.action, command.name, command.state) == (action, name, state)
     assert line.endswith("Say yes or no.") == (state == "asked")
+
+
+@pytest.mark.parametrize("said, action, name", [
+    ("This is also dog six.", "add", "dog6"), ("remember this as Dog 6", "add", "dog6"),
+    ("forget dog six", "forget", "dog6"), ("remember this as dog seven", "remember", "dog_seven"),
+])
+def test_memory_commands_hear_a_number_said_or_written(said, action, name):
+    from edge_rap.speech.intents import parse
+
+    command, _ = parse(said, DOGS)
+    assert (command.action, command.name, command.state) == (action, name, "asked")
 
 
 def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which():

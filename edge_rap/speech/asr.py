@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.speech.audio import RATE
+from edge_rap.speech.names import written_form
 
 DEFAULT_MODEL = "tiny.en"
 AUTO = "auto"  # the largest pulled registry model, else tiny.en
@@ -80,14 +81,14 @@ def name_prompt(names: list[str], hint: str = "") -> str:
     phrase `hint` ("Hey robot, where is Mochi? Hey robot, where is Bo?"). Whisper continues a text that reads
     like what it is about to hear: on the voices and noises of `tools/bench_listen.py names` this prompt named
     the right concept more often than a bare list of names, and kept the wake phrase heard through chatter."""
-    spoken = [n.replace("_", " ").replace("-", " ").title() if n.islower() else n for n in names]
+    spoken = [written_form(n) for n in names]
     lead = f"{hint.strip().capitalize()}, where" if hint.strip() else "Where"
     return " ".join(f"{lead} is {name}?" for name in spoken) or (f"{hint.strip().capitalize()}." if hint else "")
 
 
 def compact_prompt(names: list[str], hint: str = "") -> str:
     """The prompt for a household too large for `name_prompt` to fit: the wake phrase, then the names."""
-    spoken = [n.replace("_", " ").replace("-", " ").title() if n.islower() else n for n in names]
+    spoken = [written_form(n) for n in names]
     parts = [f"{hint.strip().capitalize()}." if hint.strip() else "", f"Names: {', '.join(spoken)}." if spoken else ""]
     return " ".join(p for p in parts if p)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.speech.names import COMMON, match_names
+from edge_rap.speech.names import COMMON, match_names, spoken_form
 from edge_rap.types import Box, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
 
 def _whole_name(said: str, heard: list[str]) -> str | None:
     """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>), else None."""
-    words = stored_form(said).split("_")
-    return heard[0] if len(heard) == 1 and len(stored_form(heard[0]).split("_")) == len(words) else None
+    words = spoken_form(stored_form(said)).split()  # "dog six" is two words, as <dog6> ("dog 6") is
+    return heard[0] if len(heard) == 1 and len(spoken_form(heard[0]).split()) == len(words) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -1,5 +1,6 @@
 """Which remembered concepts a spoken question names, despite recognition errors ("mocha" for <mochi>), spoken
-forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>) and possessives ("Anya's backpack").
+forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>; "dog six" or "Dog 6" for <dog6>) and possessives ("Anya's
+backpack").
 
 Every run of one to three words is compared with every stored name, spelled (rapidfuzz's ratio) and sounded
 (jellyfish's metaphone codes, compared the same way). A short name is also heard in its spelling with the first
@@ -22,6 +23,13 @@ THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-1
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)
+LETTERS_DIGITS = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+# Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
+NUMBERS = {word: str(i) for i, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
+                "ninety": "90", "hundred": "100"})
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
 
@@ -68,8 +76,19 @@ class Names:
 
 
 def spoken_form(name: str) -> str:
-    """How a stored name is said: lower case, separators as spaces ("red_mug" -> "red mug")."""
-    return " ".join(re.split(r"[\s_\-.]+", name.lower())).strip()
+    """How a stored name is said: lower case, separators as spaces, a number apart and in numerals ("red_mug" ->
+    "red mug", "dog6" and "dog_six" -> "dog 6")."""
+    words = re.split(r"[\s_\-.]+", LETTERS_DIGITS.sub(" ", name).lower())
+    return " ".join(NUMBERS.get(word, word) for word in words).strip()  # "dog_six" is said as <dog6> is
+
+
+def written_form(name: str) -> str:
+    """How whisper should write a stored name: "red_mug" -> "Red Mug", "dog6" -> "Dog 6", "rc_car" -> "RC Car" (a
+    word without a vowel is letters said one by one); a name with capitals of its own is kept as it is spelled."""
+    if not name.islower():
+        return name
+    return " ".join(word.upper() if word.isalpha() and not set(word) & set("aeiouy") else word.capitalize()
+                    for word in spoken_form(name).split())
 
 
 def _similarity(said: str, name: str) -> float:
@@ -91,13 +110,17 @@ def score(said: str, name: str, capital: bool = True) -> float:
     whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then)."""
     if said == name or said.replace(" ", "") == name.replace(" ", ""):
         return 100.0
-    if said in COMMON or len(said) < 2:
-        return 0.0
+    if said in COMMON or len(said) < 2 or _numbers(said) and _numbers(said) != _numbers(name):
+        return 0.0  # a number is heard as itself: "dog 3" is not <dog6> (but "dog" may be)
     compact, target = said.replace(" ", ""), name.replace(" ", "")
     if len(target) <= 3 and _sounds(compact) != _sounds(target):
         # a short name ("bo") only by its sound: "bow" yes, "boat" no; or its nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
     return _similarity(compact, target)
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"[0-9]+", text)
 
 
 def _nasal_twin(said: str, name: str) -> bool:
@@ -117,8 +140,11 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     out = []
     for m in WORD.finditer(text):
         word = m.group(0)
-        stem = POSSESSIVE.sub("", word) if len(word) > 3 else word
-        out.append((stem.lower(), m.start(), m.start() + len(stem)))
+        stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
+        start = m.start()
+        for part in LETTERS_DIGITS.split(stem):  # "Dog6" is two words, as "Dog 6"
+            out.append((NUMBERS.get(part.lower(), part.lower()), start, start + len(part)))
+            start += len(part)
     return out
 
 
@@ -130,13 +156,16 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     for i in range(len(words)):
         for j in range(i + 1, min(i + 3, len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
+            number_next = j < len(words) and words[j][0].isdigit()
             for name, form in forms.items():
                 if abs(j - i - (form.count(" ") + 1)) > 1:
                     continue
+                if number_next and _numbers(form) and not _numbers(said):
+                    continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 s = score(said, form, text[words[i][1]].isupper())
                 if s >= THRESHOLD:
                     candidates.append((s, i, j, name))
-    candidates.sort(key=lambda c: (-c[0], c[2] - c[1]))
+    candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))  # at the same score the longer run: "dog 5" before "dog"
     taken: set[int] = set()
     chosen: dict[str, Heard] = {}
     ambiguous: list[Ambiguous] = []

@@ -277,6 +277,14 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     assert set(out["timings"]) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}
 
 
+def test_cli_hears_a_question_recorded_far_too_quietly(voice_dir, models_env, capsys, tmp_path, frozen_now):
+    # peaks 56 dB below full scale: silero VAD heard no speech in it at all before the recording was raised
+    quiet = mixed(spoken(voice_dir, WHERE), 8, snr_db=30).samples
+    wav = write_wav(tmp_path / "quiet.wav", quiet * (0.0015 / np.abs(quiet).max()), 16000)
+    rc, out = listen(models_env, capsys, "--wav", wav, "--wake", WAKE, "--json", "--mute")
+    assert rc == 0 and out["triggered"] and out["concepts"] == ["anya"], out["transcript"]
+
+
 def test_cli_question_from_a_phone_voice_memo(voice_dir, models_env, capsys, tmp_path):
     pytest.importorskip("av")
     from recordings import encode

@@ -310,6 +310,85 @@ def test_a_wav_may_have_its_data_before_its_format(tmp_path):
     assert np.array_equal(read_wav(tmp_path / "b.wav").samples, read_wav(tmp_path / "a.wav").samples)
 
 
+def _speechlike(seconds: float, peak: float, seed: int = 0) -> np.ndarray:
+    """Bursts of a 200 Hz tone (0.5 s on, 0.3 s off) under a faint hiss, scaled to `peak`."""
+    from edge_rap.speech.audio import RATE
+
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = np.sin(2 * np.pi * 200 * t) * ((t % 0.8) < 0.5) + np.random.default_rng(seed).normal(0, 1e-3, len(t))
+    return (x * peak / np.abs(x).max()).astype(np.float32)
+
+
+def test_a_quiet_recording_is_raised_and_a_normal_one_left_alone():
+    from edge_rap.speech.audio import MAX_GAIN, QUIET_PEAK, Audio, louder
+
+    normal = Audio(_speechlike(2, 0.4))
+    assert louder(normal) is normal
+    raised = louder(Audio(_speechlike(2, 0.004)))
+    assert np.abs(raised.samples).max() == pytest.approx(QUIET_PEAK, rel=1e-4)
+    faint = louder(Audio(_speechlike(2, 0.0002)))  # would need 500x: held to MAX_GAIN
+    assert np.abs(faint.samples).max() == pytest.approx(0.0002 * MAX_GAIN, rel=1e-4)
+    assert louder(Audio(np.zeros(1000, np.float32))).samples.max() == 0.0
+
+
+def test_hiss_is_never_raised_to_speech_level():
+    from edge_rap.speech.audio import HISS_RMS, Audio, louder
+
+    speech = _speechlike(2, 0.01)
+    hissy = speech + np.random.default_rng(1).normal(0, 0.0005, len(speech)).astype(np.float32)  # a noisy mic
+    raised = louder(Audio(hissy)).samples
+    assert raised / hissy == pytest.approx(HISS_RMS / 0.0005, rel=0.1)  # 6x, not the 10x to QUIET_PEAK
+
+
+def test_a_live_stream_is_raised_once_it_is_quiet_and_never_past_the_mark():
+    from edge_rap.speech.audio import CHUNK, QUIET_PEAK, levelled
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.concatenate(list(levelled(x[i:i + CHUNK] for i in range(0, len(x), CHUNK))))
+
+    normal = _speechlike(10, 0.5)
+    assert np.array_equal(run(normal), normal)  # a normal level: not a sample changed
+    quiet = _speechlike(20, 0.005)
+    out = run(quiet)
+    assert np.abs(out[-5 * 16000:]).max() == pytest.approx(QUIET_PEAK, rel=0.05)  # raised 20x by then
+    assert np.abs(out).max() <= QUIET_PEAK * 1.0001
+    burst = np.concatenate([quiet, _speechlike(1, 0.08)])  # a loud sound after a quiet stretch: not amplified
+    assert np.abs(run(burst)[len(quiet):]).max() <= QUIET_PEAK * 1.0001
+
+
+def test_a_quiet_microphone_is_raised(monkeypatch):
+    # the microphone's own chunks (what `listen --mic` and `run --voice` hear) go through `levelled`
+    import sys
+    import types
+
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech.audio import QUIET_PEAK, Microphone
+
+    class InputStream:
+        def __init__(self, callback, **_):
+            self.callback = callback
+
+        def __enter__(self):
+            quiet = _speechlike(10, 0.005)  # at 16 kHz; the fake device says 16 kHz too
+            for i in range(0, len(quiet), 1600):
+                self.callback(quiet[i:i + 1600, None], 1600, None, None)
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        query_devices=lambda device=None, kind=None: {"default_samplerate": 16000.0}, InputStream=InputStream,
+        PortAudioError=OSError))
+    mic = Microphone()
+    heard = []
+    for chunk in mic.chunks():
+        heard.append(chunk)
+        if len(heard) * len(chunk) >= 9 * 16000:
+            mic.close()
+    assert np.abs(np.concatenate(heard[-60:])).max() > QUIET_PEAK / 2  # raised 10x or more by then
+
+
 def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
     # Whisper hears 30 s at most: a wake phrase 35 s into a television's talk must still reach it whole.
     from edge_rap.speech.audio import CHUNK, RATE

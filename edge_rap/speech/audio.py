@@ -15,7 +15,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 RATE = 16000
 CHUNK = 512  # samples per chunk at 16 kHz (32 ms): silero VAD's window
 MAX_WAV_S = 600.0  # the longest recording `listen --wav` takes: 10 minutes (a 30-minute one took 2 GB)
+#: Audio whose peaks stay below this is raised to it: silero VAD heard nothing in a question recorded 45 dB below
+#: full scale, and whisper wrote nothing for one at 35 dB below (docs/BENCHMARKS.md).
+QUIET_PEAK = 0.1
+MAX_GAIN = 100.0  # 40 dB at most
+#: ... and never so far that the quietest stretch (a microphone's hiss, a room's hum) is raised above this RMS:
+#: raised to speech level, hiss would keep the VAD and whisper busy and be written as words.
+HISS_RMS = 0.003
+RELEASE_S = 2.0  # a live stream's gain rises this long after a loud sound to half way (the level's half-life)
+FLOOR_RISE_S = 10.0  # the quietest level a live stream has shown doubles in this long, to follow a new hum
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -204,6 +213,41 @@ def _read_at(f, offset: int, size: int) -> bytes:
     return f.read(size)
 
 
+def gain(peak: float, floor: float) -> float:
+    """How much to raise audio whose loudest recent sample is `peak` and quietest stretch `floor` (RMS): to
+    QUIET_PEAK, by at most MAX_GAIN, and never the floor past HISS_RMS; 1 for audio at a normal level."""
+    if peak >= QUIET_PEAK or peak == 0.0:
+        return 1.0
+    return max(1.0, min(MAX_GAIN, QUIET_PEAK / peak, HISS_RMS / floor if floor > 0 else MAX_GAIN))
+
+
+def _rms(chunk: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if len(chunk) else 0.0
+
+
+def louder(audio: Audio) -> Audio:
+    """A quiet recording raised (`gain`: its loudest sample, its quietest chunk); any other unchanged."""
+    x = audio.samples
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    floor = min((_rms(x[i:i + CHUNK]) for i in range(0, len(x) - CHUNK + 1, CHUNK)), default=0.0)
+    g = gain(peak, floor)
+    return audio if g == 1.0 else Audio((x * g).astype(np.float32), audio.rate)
+
+
+def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """A live stream's chunks raised as `louder` raises a recording. The peak is the loudest recent one, falling
+    by half every RELEASE_S, and it counts each chunk before the chunk is raised, so a loud sound after silence is
+    never pushed past QUIET_PEAK; it starts at QUIET_PEAK, so audio at a normal level is never changed. The floor
+    is the quietest chunk yet, rising to follow a new hum."""
+    peak, floor = QUIET_PEAK, None
+    fall, rise = 0.5 ** (CHUNK / RATE / RELEASE_S), 2.0 ** (CHUNK / RATE / FLOOR_RISE_S)
+    for chunk in stream:
+        peak = max(float(np.abs(chunk).max()) if len(chunk) else 0.0, peak * fall)
+        floor = _rms(chunk) if floor is None else min(_rms(chunk), floor * rise)
+        g = gain(peak, floor)
+        yield chunk if g == 1.0 else (chunk * g).astype(np.float32)
+
+
 def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:
     """The audio as VAD-sized chunks (the last one zero-padded); `realtime` paces them as a microphone would."""
     start = time.perf_counter()
@@ -253,7 +297,10 @@ class Microphone:
             self._queue.put_nowait(data[:, 0].copy())
 
     def chunks(self) -> Iterator[np.ndarray]:
-        """16 kHz chunks until `close()`."""
+        """16 kHz chunks until `close()`, a quiet microphone's raised (`levelled`)."""
+        return levelled(self._chunks())
+
+    def _chunks(self) -> Iterator[np.ndarray]:
         with self._stream:
             while not self._closed:
                 try:

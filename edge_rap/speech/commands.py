@@ -15,7 +15,7 @@ WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to 
 def cmd_listen(args) -> int:
     from edge_rap.cli import _existing_memory, _household, _settings
     from edge_rap.speech.asr import Transcriber
-    from edge_rap.speech.audio import Microphone, chunks, read_audio
+    from edge_rap.speech.audio import Microphone, chunks, louder, read_audio
     from edge_rap.speech.listen import Listener, Turn
     from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
@@ -28,7 +28,7 @@ def cmd_listen(args) -> int:
         raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
     settings = _settings(args)
     _existing_memory(args, settings)
-    audio = read_audio(Path(args.wav)) if args.wav else None
+    audio = louder(read_audio(Path(args.wav))) if args.wav else None  # a quiet recording raised
     latest = None
     if args.image:
         from edge_rap.perceive.images import read_image_file

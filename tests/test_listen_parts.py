@@ -337,7 +337,18 @@ def test_hiss_is_never_raised_to_speech_level():
     speech = _speechlike(2, 0.01)
     hissy = speech + np.random.default_rng(1).normal(0, 0.0005, len(speech)).astype(np.float32)  # a noisy mic
     raised = louder(Audio(hissy)).samples
-    assert raised / hissy == pytest.approx(HISS_RMS / 0.0005, rel=0.1)  # 6x, not the 10x to QUIET_PEAK
+    assert np.std(raised) / np.std(hissy) == pytest.approx(HISS_RMS / 0.0005, rel=0.1)  # 6x, not 10x to QUIET_PEAK
+
+
+def test_a_dc_offset_is_not_taken_for_loudness():
+    from edge_rap.speech.audio import CHUNK, QUIET_PEAK, Audio, levelled, louder
+
+    quiet = _speechlike(12, 0.004)
+    offset = quiet + np.float32(0.05)  # a cheap microphone's bias: the peak would read 0.054
+    raised = louder(Audio(offset)).samples
+    assert abs(raised.mean()) < 1e-4 and np.abs(raised).max() == pytest.approx(QUIET_PEAK, rel=0.02)
+    live = np.concatenate(list(levelled(offset[i:i + CHUNK] for i in range(0, len(offset), CHUNK))))
+    assert np.abs(live[-4 * 16000:]).max() == pytest.approx(QUIET_PEAK, rel=0.05)
 
 
 def test_a_live_stream_is_raised_once_it_is_quiet_and_never_past_the_mark():

@@ -226,26 +226,35 @@ def _rms(chunk: np.ndarray) -> float:
 
 
 def louder(audio: Audio) -> Audio:
-    """A quiet recording raised (`gain`: its loudest sample, its quietest chunk); any other unchanged."""
+    """A quiet recording raised (`gain`: its loudest sample, its quietest chunk, both about its mean, so that a
+    cheap microphone's DC offset does not pass for loudness); any other unchanged."""
     x = audio.samples
-    peak = float(np.abs(x).max()) if len(x) else 0.0
-    floor = min((_rms(x[i:i + CHUNK]) for i in range(0, len(x) - CHUNK + 1, CHUNK)), default=0.0)
+    centred = x - np.float32(x.mean()) if len(x) else x
+    peak = float(np.abs(centred).max()) if len(x) else 0.0
+    floor = min((_rms(centred[i:i + CHUNK]) for i in range(0, len(x) - CHUNK + 1, CHUNK)), default=0.0)
     g = gain(peak, floor)
-    return audio if g == 1.0 else Audio((x * g).astype(np.float32), audio.rate)
+    return audio if g == 1.0 else Audio((centred * g).astype(np.float32), audio.rate)
 
 
 def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """A live stream's chunks raised as `louder` raises a recording. The peak is the loudest recent one, falling
     by half every RELEASE_S, and it counts each chunk before the chunk is raised, so a loud sound after silence is
     never pushed past QUIET_PEAK; it starts at QUIET_PEAK, so audio at a normal level is never changed. The floor
-    is the quietest chunk yet, rising to follow a new hum."""
-    peak, floor = QUIET_PEAK, None
+    is the quietest chunk yet, rising to follow a new hum. Both are measured about the stream's mean (a DC
+    offset, followed over about a second), which a raised chunk loses."""
+    peak, floor, mean = QUIET_PEAK, None, None
     fall, rise = 0.5 ** (CHUNK / RATE / RELEASE_S), 2.0 ** (CHUNK / RATE / FLOOR_RISE_S)
+    follow = CHUNK / RATE  # the mean's step toward each chunk's: a time constant of about a second
     for chunk in stream:
-        peak = max(float(np.abs(chunk).max()) if len(chunk) else 0.0, peak * fall)
-        floor = _rms(chunk) if floor is None else min(_rms(chunk), floor * rise)
+        if not len(chunk):
+            yield chunk
+            continue
+        mean = float(chunk.mean()) if mean is None else mean + follow * (float(chunk.mean()) - mean)
+        centred = chunk - np.float32(mean)
+        peak = max(float(np.abs(centred).max()), peak * fall)
+        floor = _rms(centred) if floor is None else min(_rms(centred), floor * rise)
         g = gain(peak, floor)
-        yield chunk if g == 1.0 else (chunk * g).astype(np.float32)
+        yield chunk if g == 1.0 else (centred * g).astype(np.float32)
 
 
 def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:

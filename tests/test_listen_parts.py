@@ -96,6 +96,15 @@ def test_two_names_said_alike_are_ambiguous_even_when_spelled_out():
         assert names.names == [] and [sorted(a.names) for a in names.ambiguous] == [alike]
 
 
+def test_names_said_alike_only_with_their_numbers_as_numerals_are_ambiguous():
+    # <dog_six> and <dog6> (or <ten> and <10>) are different names to the memory, but both are said "dog six":
+    # the first stored must not be answered for silently
+    for stored, said in ((["dog_six", "dog6"], "Where is dog six?"), (["dog6", "dog_six"], "Where is Dog 6?"),
+                         (["ten", "10", "bo"], "Is Ten home?")):
+        names = match_names(said, stored)
+        assert names.names == [] and [sorted(a.names) for a in names.ambiguous] == [sorted(stored[:2])], said
+
+
 def test_a_name_that_sounds_like_two_concepts_is_ambiguous():
     names = match_names("where is bow", ["bo", "beau", "anya"])
     assert names.names == [] and [a.names for a in names.ambiguous] == [("bo", "beau")]

@@ -174,7 +174,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
             continue
         said = " ".join(w for w, _, _ in words[i:j])
         rivals = sorted({n for t, a, b, n in candidates if a == i and b == j and n != name and n not in chosen
-                         and (name_key(n) == name_key(name)  # said alike ("red_mug", "Red Mug", "teapot", "tea pot")
+                         # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"
+                         and (name_key(n) == name_key(name) or forms[n] == forms[name]
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]

@@ -349,6 +349,19 @@ def test_hiss_is_never_raised_to_speech_level():
     assert np.std(raised) / np.std(hissy) == pytest.approx(HISS_RMS / 0.0005, rel=0.1)  # 6x, not 10x to QUIET_PEAK
 
 
+def test_digital_silence_does_not_let_hiss_through():
+    # a recording or a stream that starts with exact zeros (a decoder's priming, a device opening) has a quiet
+    # stretch of no hiss at all: the hiss under the speech must still be held under HISS_RMS
+    from edge_rap.speech.audio import CHUNK, HISS_RMS, Audio, levelled, louder
+
+    speech = _speechlike(20, 0.002)
+    hissy = speech + np.random.default_rng(1).normal(0, 0.0005, len(speech)).astype(np.float32)
+    silent_first = np.concatenate([np.zeros(4 * CHUNK, np.float32), hissy])
+    assert np.std(louder(Audio(silent_first)).samples[-len(hissy):]) < 1.2 * HISS_RMS / 0.0005 * np.std(hissy)
+    live = np.concatenate(list(levelled(silent_first[i:i + CHUNK] for i in range(0, len(silent_first), CHUNK))))
+    assert np.std(live[-5 * 16000:]) < 1.2 * HISS_RMS / 0.0005 * np.std(hissy[-5 * 16000:])
+
+
 def test_a_dc_offset_is_not_taken_for_loudness():
     from edge_rap.speech.audio import CHUNK, QUIET_PEAK, Audio, levelled, louder
 

@@ -221,17 +221,19 @@ def gain(peak: float, floor: float) -> float:
     return max(1.0, min(MAX_GAIN, QUIET_PEAK / peak, HISS_RMS / floor if floor > 0 else MAX_GAIN))
 
 
-def _rms(chunk: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if len(chunk) else 0.0
+def _level(chunk: np.ndarray) -> float:
+    """A chunk's RMS about its own mean: 0 for digital silence, even where the stream's mean is not."""
+    return float(np.std(chunk, dtype=np.float64)) if len(chunk) else 0.0
 
 
 def louder(audio: Audio) -> Audio:
-    """A quiet recording raised (`gain`: its loudest sample, its quietest chunk, both about its mean, so that a
-    cheap microphone's DC offset does not pass for loudness); any other unchanged."""
+    """A quiet recording raised (`gain`: its loudest sample about its mean, so that a cheap microphone's DC offset
+    does not pass for loudness, and its quietest chunk that is not digital silence); any other unchanged."""
     x = audio.samples
     centred = x - np.float32(x.mean()) if len(x) else x
     peak = float(np.abs(centred).max()) if len(x) else 0.0
-    floor = min((_rms(centred[i:i + CHUNK]) for i in range(0, len(x) - CHUNK + 1, CHUNK)), default=0.0)
+    levels = (_level(x[i:i + CHUNK]) for i in range(0, len(x) - CHUNK + 1, CHUNK))
+    floor = min((level for level in levels if level > 0), default=0.0)  # digital silence is no hiss
     g = gain(peak, floor)
     return audio if g == 1.0 else Audio((centred * g).astype(np.float32), audio.rate)
 
@@ -240,8 +242,9 @@ def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """A live stream's chunks raised as `louder` raises a recording. The peak is the loudest recent one, falling
     by half every RELEASE_S, and it counts each chunk before the chunk is raised, so a loud sound after silence is
     never pushed past QUIET_PEAK; it starts at QUIET_PEAK, so audio at a normal level is never changed. The floor
-    is the quietest chunk yet, rising to follow a new hum. Both are measured about the stream's mean (a DC
-    offset, followed over about a second), which a raised chunk loses."""
+    is the quietest chunk yet that is not digital silence, rising to follow a new hum. The peak is measured about
+    the stream's mean (a DC offset, followed over about a second), which a raised chunk loses; the floor about
+    each chunk's own."""
     peak, floor, mean = QUIET_PEAK, None, None
     fall, rise = 0.5 ** (CHUNK / RATE / RELEASE_S), 2.0 ** (CHUNK / RATE / FLOOR_RISE_S)
     follow = CHUNK / RATE  # the mean's step toward each chunk's: a time constant of about a second
@@ -252,8 +255,9 @@ def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         mean = float(chunk.mean()) if mean is None else mean + follow * (float(chunk.mean()) - mean)
         centred = chunk - np.float32(mean)
         peak = max(float(np.abs(centred).max()), peak * fall)
-        floor = _rms(centred) if floor is None else min(_rms(centred), floor * rise)
-        g = gain(peak, floor)
+        if (level := _level(chunk)) > 0:  # digital silence (a device opening) would hold it at 0
+            floor = level if floor is None else min(level, floor * rise)
+        g = gain(peak, floor or 0.0)
         yield chunk if g == 1.0 else (centred * g).astype(np.float32)
 
 

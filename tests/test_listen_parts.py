@@ -61,6 +61,17 @@ def test_a_number_in_a_name_is_heard_said_or_written(said, names):
     assert match_names(said, DOGS).names == names
 
 
+@pytest.mark.parametrize("said, names", [
+    ("Where is dog twenty one?", ["dog21"]), ("Where is Dog 21?", ["dog21"]), ("Is dog twenty-one home?", ["dog21"]),
+    ("Where is dog twenty?", ["dog20"]), ("Where is dog twenty two?", []),
+])
+def test_a_number_of_two_words_is_one_number(said, names):
+    # "twenty one" was "20 1", which is not <dog21>'s 21 (nor <dog2>, nor <dog20>)
+    assert match_names(said, ["dog21", "dog20", "dog2"]).names == names
+    assert match_names(said.replace("21", "twenty one"), ["dog_twenty_one", "dog20", "dog2"]).names == [
+        n.replace("dog21", "dog_twenty_one") for n in names]
+
+
 def test_the_whole_name_wins_over_a_shorter_name_inside_it():
     # <dog> is spelled exactly inside "dog five", as <dog5> is by the whole run: the longer one is meant
     household = ["dog", "dog5", "dog7"]
@@ -75,8 +86,8 @@ def test_a_numbered_name_said_without_its_number_asks_which():
 
 
 def test_names_are_written_for_whisper_as_they_are_said():
-    assert [written_form(n) for n in ("red_mug", "dog6", "rc_car", "Anya", "mochi")] == [
-        "Red Mug", "Dog 6", "RC Car", "Anya", "Mochi"]
+    assert [written_form(n) for n in ("red_mug", "dog6", "rc_car", "Anya", "mochi", "dog_twenty_one")] == [
+        "Red Mug", "Dog 6", "RC Car", "Anya", "Mochi", "Dog 21"]
 
 
 def test_names_come_in_order_of_mention_with_possessives_marked():

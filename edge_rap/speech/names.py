@@ -79,7 +79,8 @@ def spoken_form(name: str) -> str:
     """How a stored name is said: lower case, separators as spaces, a number apart and in numerals ("red_mug" ->
     "red mug", "dog6" and "dog_six" -> "dog 6")."""
     words = re.split(r"[\s_\-.]+", LETTERS_DIGITS.sub(" ", name).lower())
-    return " ".join(NUMBERS.get(word, word) for word in words).strip()  # "dog_six" is said as <dog6> is
+    numerals = _compounds([(NUMBERS.get(word, word), 0, 0) for word in words])  # "dog_six" is said as <dog6> is
+    return " ".join(word for word, _, _ in numerals).strip()
 
 
 def written_form(name: str) -> str:
@@ -145,6 +146,17 @@ def _words(text: str) -> list[tuple[str, int, int]]:
         for part in LETTERS_DIGITS.split(stem):  # "Dog6" is two words, as "Dog 6"
             out.append((NUMBERS.get(part.lower(), part.lower()), start, start + len(part)))
             start += len(part)
+    return _compounds(out)
+
+
+def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(word, start, end) with a ten and a unit after it made one number: "twenty one" is 21, as in <dog21>."""
+    out: list[tuple[str, int, int]] = []
+    for word, start, end in words:
+        if out and re.fullmatch(r"[1-9]", word) and re.fullmatch(r"[2-9]0", out[-1][0]):
+            out[-1] = (out[-1][0][0] + word, out[-1][1], end)
+        else:
+            out.append((word, start, end))
     return out
 
 

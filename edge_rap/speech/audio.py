@@ -241,7 +241,8 @@ def louder(audio: Audio) -> Audio:
 def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """A live stream's chunks raised as `louder` raises a recording. The peak is the loudest recent one, falling
     by half every RELEASE_S, and it counts each chunk before the chunk is raised, so a loud sound after silence is
-    never pushed past QUIET_PEAK; it starts at QUIET_PEAK, so audio at a normal level is never changed. The floor
+    never pushed past QUIET_PEAK; it starts at QUIET_PEAK, so a stream at a normal level is left alone until it
+    falls quiet: a pause of a few seconds, and a soft word after one, are raised as a quiet stream is. The floor
     is the quietest chunk yet that is not digital silence, rising to follow a new hum. The peak is measured about
     the stream's mean (a DC offset, followed over about a second), which a raised chunk loses; the floor about
     each chunk's own."""

@@ -46,7 +46,7 @@ def test_common_words_are_not_names(said):
 def test_a_short_name_heard_with_the_nasal_of_the_same_place(said, household, names):
     assert match_names(said, household).names == names
 
-DOGS = ["dog2", "dog6", "cat2", "rc_car"]
+DOGS = ["dog2", "dog6", "cat2", "rc_car", "cat6"]
 
 
 @pytest.mark.parametrize("said, names", [
@@ -55,6 +55,7 @@ DOGS = ["dog2", "dog6", "cat2", "rc_car"]
     ("Is cat two with dog six?", ["cat2", "dog6"]),
     ("Where is the RC car?", ["rc_car"]), ("where's the R.C. car", ["rc_car"]),
     ("Where is dog three?", []),  # another number is another dog
+    ("Call me at 6 if the RC car is here", ["rc_car"]), ("Wake me at six.", []),  # "at 6" is no <cat6>
 ])
 def test_a_number_in_a_name_is_heard_said_or_written(said, names):
     # whisper writes "Dog 6" or "dog six"; before, both were only "dog", which sounds like <dog2> and <dog6>

@@ -113,6 +113,8 @@ def score(said: str, name: str, capital: bool = True) -> float:
         return 100.0
     if said in COMMON or len(said) < 2 or _numbers(said) and _numbers(said) != _numbers(name):
         return 0.0  # a number is heard as itself: "dog 3" is not <dog6> (but "dog" may be)
+    if _numbers(said) and " ".join(w for w in said.split() if not w.isdigit()) in COMMON:
+        return 0.0  # the number with a common word is no name: "at 6" is not <cat6>, nor "to 2" <dog2>
     compact, target = said.replace(" ", ""), name.replace(" ", "")
     if len(target) <= 3 and _sounds(compact) != _sounds(target):
         # a short name ("bo") only by its sound: "bow" yes, "boat" no; or its nasal twin ("mo"): a candidate

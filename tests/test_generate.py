@@ -297,35 +297,36 @@ def test_pull_offline_names_the_files_and_where_to_put_them(tmp_path, monkeypatc
     assert "VLMs: tiny;" in str(e.value) and "whisper-base.en" in str(e.value)  # the speech models too
 
 
-def hand_placed(tmp_path: Path, projector: bytes = b"GGUF projector") -> tuple[Path, Path]:
-    """A model cache with tiny's two files put in place by hand: (the cache, tiny's folder)."""
+def hand_placed(tmp_path: Path, tiny: tuple[Path, Path], projector: bytes | None = None) -> tuple[Path, Path]:
+    """A model cache with the tiny VLM's two files put in place by hand as `tiny`: (the cache, its folder)."""
     models = tmp_path / "models"
     folder = models / "vlm" / "tiny"
     folder.mkdir(parents=True)
-    (folder / "tiny.gguf").write_bytes(b"GGUF weights")
-    (folder / "mmproj-tiny.gguf").write_bytes(projector)
+    (folder / "tiny.gguf").write_bytes(tiny[0].read_bytes())
+    (folder / "mmproj-tiny.gguf").write_bytes(tiny[1].read_bytes() if projector is None else projector)
     return models, folder
 
 
-def test_pull_verifies_files_put_in_place_by_hand(tmp_path):
-    models, folder = hand_placed(tmp_path)
+def test_pull_verifies_files_put_in_place_by_hand(tmp_path, tiny):
+    models, folder = hand_placed(tmp_path, tiny)
+    weights = tiny[0].read_bytes()
     with pytest.raises(EdgeRapError, match="does not match its sha256"):
         pull("tiny", models, fake_registry(tmp_path, "0" * 64))
     assert (folder / "tiny.gguf.rejected").exists() and not (folder / "tiny.gguf").exists()
-    (folder / "tiny.gguf").write_bytes(b"GGUF weights")
-    files = pull("tiny", models, fake_registry(tmp_path, hashlib.sha256(b"GGUF weights").hexdigest()))
+    (folder / "tiny.gguf").write_bytes(weights)
+    files = pull("tiny", models, fake_registry(tmp_path, hashlib.sha256(weights).hexdigest()))
     assert files.model == folder / "tiny.gguf" and files.mmproj == folder / "mmproj-tiny.gguf"
     manifest = json.loads((folder / "vlm.json").read_text())
     assert manifest["files"]["model"]["verified"] is True
-    assert manifest["files"]["mmproj"]["sha256"] == hashlib.sha256(b"GGUF projector").hexdigest()
+    assert manifest["files"]["mmproj"]["sha256"] == hashlib.sha256(tiny[1].read_bytes()).hexdigest()
     assert resolve(models, "tiny").model == files.model
     rows = {r["name"]: r for r in list_vlms(models, fake_registry(tmp_path, None))}
     assert rows["tiny"]["pulled"] is True
 
 
-def test_pull_refuses_a_web_page_or_another_format_saved_as_the_model(tmp_path):
+def test_pull_refuses_a_web_page_or_another_format_saved_as_the_model(tmp_path, tiny):
     """No sha256 vouches for most hub files, so a page saved by `curl -O` without -L must not be adopted."""
-    models, folder = hand_placed(tmp_path, b"\n<!DOCTYPE html><html>Redirecting to /cdn/...</html>")
+    models, folder = hand_placed(tmp_path, tiny, b"\n<!DOCTYPE html><html>Redirecting to /cdn/...</html>")
     with pytest.raises(EdgeRapError, match=r"mmproj-tiny.gguf is a web page .*moved to .*rejected") as e:
         pull("tiny", models, fake_registry(tmp_path, None))
     assert "\n" not in str(e.value) and not (folder / "vlm.json").exists()
@@ -333,8 +334,23 @@ def test_pull_refuses_a_web_page_or_another_format_saved_as_the_model(tmp_path):
     (folder / "mmproj-tiny.gguf").write_bytes(b"PK\x03\x04 a zip")
     with pytest.raises(EdgeRapError, match="mmproj-tiny.gguf is not a GGUF file"):
         pull("tiny", models, fake_registry(tmp_path, None))
-    (folder / "mmproj-tiny.gguf").write_bytes(b"GGUF projector")
+    (folder / "mmproj-tiny.gguf").write_bytes(tiny[1].read_bytes())
     assert pull("tiny", models, fake_registry(tmp_path, None)).mmproj == folder / "mmproj-tiny.gguf"
+
+
+@pytest.mark.parametrize("kept", [0.9, 0.3, 0.001])
+def test_pull_refuses_a_gguf_cut_short(tmp_path, tiny, kept):
+    """A download that stopped early still starts with GGUF; its own tensor table says how long it must be.
+
+    0.9 cuts into the last tensors' data, 0.3 into the vocabulary, 0.001 into the header's first fields."""
+    weights = tiny[0].read_bytes()
+    models, folder = hand_placed(tmp_path, tiny)
+    (folder / "tiny.gguf").write_bytes(weights[: max(8, int(len(weights) * kept))])
+    with pytest.raises(EdgeRapError, match=r"tiny.gguf is cut short: .*stopped early; moved to .*rejected") as e:
+        pull("tiny", models, fake_registry(tmp_path, None))
+    assert "\n" not in str(e.value) and not (folder / "vlm.json").exists()
+    (folder / "tiny.gguf").write_bytes(weights + b"\0" * 64)  # padding after the last tensor is allowed
+    assert pull("tiny", models, fake_registry(tmp_path, None)).model == folder / "tiny.gguf"
 
 
 def test_resolve_paths_and_unpulled_names(tmp_path):

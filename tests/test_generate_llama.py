@@ -112,6 +112,17 @@ def test_prompt_must_fit_the_context(tiny):
 
 
 
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_file_cut_short_is_named_as_such_when_llama_cannot_load_it(tiny, tmp_path, which):
+    """`--vlm PATH` files are not pulled, so nothing checked them: the load failure says what is wrong."""
+    files = [tmp_path / tiny[0].name, tmp_path / tiny[1].name]
+    for src, dst in zip(tiny, files):
+        dst.write_bytes(src.read_bytes())
+    files[which].write_bytes(tiny[which].read_bytes()[: tiny[which].stat().st_size * 2 // 3])
+    with pytest.raises(EdgeRapError, match=rf"cannot load .*{files[which].name}: it is cut short: .*stopped early"):
+        LlamaVlm(VlmSpec(files[0], files[1], "tiny", n_ctx=512))
+
+
 def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
     bo = save(tmp_path / "bo.png", scene(1, 320, 240))
     assert run("remember", "bo", bo, "--description", "our Shiba Inu")[0] == 0

@@ -24,6 +24,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file_fingerprint
 from edge_rap.generate.chat import ChatTemplate
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
+from edge_rap.models.file_formats import format_problem
 
 log = logging.getLogger("edge_rap.generate")
 
@@ -127,7 +128,8 @@ class LlamaVlm:
                 n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
             )
         except ValueError as e:
-            raise EdgeRapError(f"llama.cpp cannot load {spec.model}: {e}") from None
+            why = format_problem(Path(spec.model))  # a cut-short or wrong file: say so rather than llama's words
+            raise EdgeRapError(f"llama.cpp cannot load {spec.model}: " + (f"it is {why}" if why else str(e))) from None
         self.ctx = self.llm._ctx.ctx
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
@@ -165,6 +167,8 @@ class LlamaVlm:
         params.warmup = False
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
+            if (why := format_problem(mmproj)) is not None:
+                raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
                                "(a projector of another model, or a family this llama.cpp does not support; "
                                "run with -v for its log)")

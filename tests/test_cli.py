@@ -94,6 +94,29 @@ def test_recognize_box_of_a_large_photo_is_in_the_files_pixels(run, photos):
     assert (x1 - x0) * (y1 - y0) >= 0.5 * 4096 * 3071  # the photo is the concept: its box is most of it
 
 
+def test_drawings_never_write_over_a_photo_only_over_earlier_drawings(run, photos):
+    """`recognize photos/*.jpg --draw photos/` wrote each drawing over the photo it was drawn from (frame.jpg),
+    and a frame.png's over a frame.jpg beside it: the user's photos were lost. A name that holds a file is
+    numbered instead; an earlier drawing is replaced, so that running it again adds nothing."""
+    photos.mkdir()
+    run("remember", "bo", scene_file(photos, 1))
+    frame_jpg = save(photos / "frame.jpg", scene(1), quality=92)
+    frame_png = save(photos / "frame.png", scene(2))
+    notes = photos / "notes.jpg"
+    notes.write_text("not a drawing")
+    before = {p.name: p.read_bytes() for p in (frame_jpg, frame_png, notes)}
+    for _ in range(2):
+        rc, out, err = run("recognize", frame_jpg, frame_png, notes, "--draw", photos)
+        assert rc == 2 and "notes.jpg" in err  # notes.jpg is no image: said, the others drawn
+        assert {p.name: p.read_bytes() for p in (frame_jpg, frame_png, notes)} == before
+        assert sorted(p.name for p in photos.iterdir()) == ["frame-1.jpg", "frame-2.jpg", "frame.jpg", "frame.png",
+                                                            "notes.jpg", "scene1.png"]
+    from edge_rap.draw import is_drawing
+
+    assert is_drawing(photos / "frame-1.jpg") and is_drawing(photos / "frame-2.jpg")
+    assert not is_drawing(frame_jpg)
+
+
 def test_recognize_an_empty_memory(run, photos, settings):
     settings.memory.mkdir()
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"] == []

@@ -76,6 +76,62 @@ def test_threads_of_one_process_share_one_memory(root, photos):
     memory.close()
 
 
+def _racing(memory, monkeypatch, other) -> None:
+    """Run `other()` once, in the moment between `memory`'s look-up of a concept and its write lock."""
+    looked_up = memory.store.refuse_taken
+
+    def then_other(*args, **kwargs):
+        if kwargs.get("db", args[1] if len(args) > 1 else None) is None and not ran:
+            ran.append(True)
+            other()
+        return looked_up(*args, **kwargs)
+
+    ran: list[bool] = []
+    monkeypatch.setattr(memory.store, "refuse_taken", then_other)
+
+
+def test_a_rename_that_another_writer_overtook_changes_nothing(root, photos, monkeypatch):
+    """Two processes renaming one concept at once both said "renamed"; the later one replaced the other's name
+    (and, in the household, left the events under the first one's name, detached from the concept)."""
+    from edge_rap.memory.store import UnknownConceptError
+
+    memory, other = fake_memory(root), fake_memory(root)
+    memory.remember("same", [scene_file(photos, 1)])
+    _racing(memory, monkeypatch, lambda: other.rename("same", "theirs"))
+    with pytest.raises(UnknownConceptError, match="another writer renamed it to 'theirs'"):
+        memory.rename("same", "mine")
+    assert [c.name for c in memory.concepts()] == ["theirs"]
+    _racing(memory, monkeypatch, lambda: other.forget("theirs"))
+    with pytest.raises(UnknownConceptError, match="another writer forgot it"):
+        memory.rename("theirs", "mine")
+    assert memory.concepts() == []
+    memory.close()
+    other.close()
+
+
+def test_a_change_overtaken_by_a_rename_answers_the_changed_concept(root, photos, monkeypatch):
+    """An edit or a new photo is made to the concept, whatever another writer renamed it to meanwhile: the answer
+    is that concept, not "no concept named ..." after the change was made."""
+    memory, other = fake_memory(root), fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    changed = memory.store.get
+
+    def renamed_first(name):  # another writer renames <bo> just after this one looked it up
+        concept = changed(name)
+        if concept.name == "bo":
+            other.rename("bo", "bobo")
+        return concept
+
+    monkeypatch.setattr(memory.store, "get", renamed_first)
+    concept = memory.edit("bo", description="our dog")
+    assert (concept.name, concept.description) == ("bobo", "our dog")
+    monkeypatch.undo()
+    concept = memory.add_views("bobo", [scene_file(photos, 2)])
+    assert (concept.name, concept.views) == ("bobo", 2)
+    memory.close()
+    other.close()
+
+
 def test_the_negative_bank_is_built_outside_the_write_lock(root, photos):
     class Bank(NegativeBank):
         locked: list[bool] = []

@@ -205,12 +205,12 @@ class Memory:
                 self.writer.collect_garbage(db)
                 self.store.collect_images(db)
                 self.writer.ensure_space(db, space)
-                self._write_concept(db, name, prepared, description, category, new, space.name)
+                concept_id = self._write_concept(db, name, prepared, description, category, new, space.name)
         except BaseException:
             if fresh:  # the failure may have come with the commit itself: the photos it saved go
                 self._collect_images()
             raise
-        return self.store.get(name)
+        return self.store.get_by_id(concept_id, name)  # (by name, a rename by another writer since would fail it)
 
     def _load_negatives(self) -> None:
         """Compute (or load) the negative bank before a write: never while holding the write lock."""
@@ -224,7 +224,7 @@ class Memory:
                 self.store.collect_images(db)
 
     def _write_concept(self, db, name: str, prepared: list[PreparedView], description: str, category: str,
-                       new: bool, space: str) -> None:
+                       new: bool, space: str) -> int:
         if new:
             concept_id = self.store.insert_concept(db, name, category, description)
         else:
@@ -250,6 +250,7 @@ class Memory:
             self.store.set_calibration(db, concept_id, space, *self.negatives.stats(vectors))
         keys = np.full(sum(len(p.vectors) for p in prepared), concept_id, dtype=np.int64)
         self.writer.write(db, space, added=(keys, np.concatenate([p.vectors for p in prepared])))
+        return concept_id
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
         """Change the description or category. A concept that becomes a person has the faces of its photos
@@ -276,7 +277,7 @@ class Memory:
                     self.store.insert_vectors(db, face_view, self.faces.space.name, ["face", "face-mirror"], vectors)
                 vectors = np.concatenate([v for _, _, v in faces])
                 self.writer.write(db, FACE_SPACE, added=(np.full(len(vectors), concept.id, np.int64), vectors))
-        return self.store.get(concept.name)
+        return self.store.get_by_id(concept.id, concept.name)  # the concept changed, whatever it is called now
 
     def _faces_of(self, concept: Concept) -> list[tuple]:
         """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos."""
@@ -291,9 +292,12 @@ class Memory:
         new = validate_name(new)
         self.store.refuse_taken(new, owner=concept.id)  # before the lock: a clear error without waiting
         with self.store.transaction() as db:
+            # under the lock, the concept must still be the one looked up: a writer that renamed (or forgot) it
+            # meanwhile would otherwise have its name silently replaced, and the events follow neither rename
+            self.store.require_named(db, concept)
             self.store.refuse_taken(new, db, owner=concept.id)  # and under it: another writer may have taken it
             db.execute("UPDATE concepts SET name = ?, updated = ? WHERE id = ?", (new, time.time(), concept.id))
-        return self.store.get(new)
+        return self.store.get_by_id(concept.id, new)
 
     def forget(self, name: str) -> Concept:
         """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images.

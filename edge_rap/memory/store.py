@@ -464,6 +464,24 @@ class Store:
             raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
         return concept
 
+    def get_by_id(self, concept_id: int, name: str) -> Concept:
+        """A concept by its id, as a write just left it (`name`: how it is named in the error, where another
+        writer forgot it since)."""
+        concept = self.concepts_by_id([concept_id]).get(concept_id)
+        if concept is None:
+            raise UnknownConceptError(f"no concept named {name!r}")
+        return concept
+
+    def require_named(self, db: sqlite3.Connection, concept: Concept) -> None:
+        """Under a write's lock: the concept still exists under the name it was looked up by."""
+        row = db.execute("SELECT name FROM concepts WHERE id = ?", (concept.id,)).fetchone()
+        if row is None:
+            raise UnknownConceptError(f"no concept named {concept.name!r}: another writer forgot it meanwhile; "
+                                      "nothing was changed")
+        if row[0] != concept.name:
+            raise UnknownConceptError(f"no concept named {concept.name!r}: another writer renamed it to "
+                                      f"{row[0]!r} meanwhile; nothing was changed")
+
     def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,
                      hint: str = "") -> None:
         """A name another concept holds, also in another case or spacing ("Bo" beside "bo", "tea pot" beside

@@ -274,10 +274,13 @@ def cmd_import_rap(args) -> int:
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
 
+    missing: list[str] = []
     with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
-        out = export_rap(home.store, Path(args.dir))
-    print(json.dumps({"database": str(out)}) if args.json else f"wrote {out}")
-    return 0
+        out = export_rap(home.store, Path(args.dir), missing)
+    print(json.dumps({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
+    for lost in missing:
+        print(f"photo missing from the memory, not exported: {lost}", file=sys.stderr)
+    return 1 if missing else 0  # as import-rap: a script sees that something did not go out
 
 
 def cmd_reindex(args) -> int:

@@ -12,6 +12,7 @@ from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
 from edge_rap.memory.rapdb import export_rap, import_rap, read_rap_database
+from edge_rap.types import Box
 
 
 def make_rap_database(folder: Path) -> Path:
@@ -109,6 +110,43 @@ def test_export_round_trips_names_whose_files_would_collide(memory, embedder, se
     report = import_rap(fresh, out)
     assert sorted(report.imported) == ["bo", "bo-1"]
     assert signature(fresh) == signature(memory), "a photo of one concept was exported as another's"
+
+
+def test_a_photo_the_memory_lost_is_named_and_the_rest_still_exported(memory, embedder, settings, tmp_path, capsys):
+    """One stored photo gone (a damaged card, a file deleted by hand) failed the whole export with "cannot
+    export (No such file or directory)", naming neither the photo nor its concept: the memory could not be
+    saved at all. The rest goes out, the lost photo is named with its concept, exit status 1; reindex, which
+    cannot go on without it, names the concept and what to do."""
+    from edge_rap import cli
+
+    photos = tmp_path / "photos"
+    memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2), scene_file(photos, 3)], "our dog", "dog",
+                    boxes=[None, Box(0, 0, 128, 128), Box(0, 0, 200, 200)])
+    memory.remember("mug", [scene_file(photos, 4)], "the blue mug", "cup")
+    memory.remember("ghost", [scene_file(photos, 5)], "", "")
+    lost = [memory.store.views(memory.get("bo").id)[1].image_path, memory.store.views(memory.get("ghost").id)[0].image_path]
+    for path in lost:
+        Path(path).unlink()
+    missing: list[str] = []
+    out = export_rap(memory.store, tmp_path / "export", missing)
+    assert missing == [f"<bo>: {lost[0]}", f"<ghost>: {lost[1]}"]
+    raw = json.loads(out.read_text())["concept_dict"]
+    assert set(raw) == {"<bo>", "<mug>"}  # <ghost> had no other photo
+    assert raw["<bo>"]["boxes"] == [None, [0, 0, 200, 200]]  # each kept photo with its own region
+    fresh = open_memory(settings, embedder, memory=tmp_path / "fresh")
+    assert sorted(import_rap(fresh, out).imported) == ["bo", "mug"] and fresh.get("bo").views == 2
+    fresh.close()
+
+    capsys.readouterr()
+    argv = ["--memory", str(settings.memory)]
+    assert cli.main(["export-rap", str(tmp_path / "again"), "--json", *argv]) == 1
+    result, err = capsys.readouterr()
+    assert json.loads(result) == {"database": str(tmp_path / "again" / "database.json"),
+                                  "missing": missing}
+    assert err.splitlines() == [f"photo missing from the memory, not exported: {m}" for m in missing]
+    assert cli.main(["reindex", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a photo of <bo>" in err and "nothing was changed" in err
 
 
 def test_export_of_an_empty_memory_and_into_an_existing_folder(memory, tmp_path):

@@ -364,7 +364,7 @@ class Memory:
         error."""
         embedder = self._need_embedder()
         for view in (progress(views) if progress else views):
-            image = _read_view(view, skip_unreadable)
+            image = _read_view(view, skip_unreadable, self.store)
             if image is None:
                 continue
             region = crop(image, view.box).pixels if view.box else image.pixels
@@ -374,7 +374,7 @@ class Memory:
     def _embed_faces(self, views: list[ReferenceView], out: dict, skip_unreadable: bool = False) -> None:
         """Each face view's face and its mirror image embedded with the face model, by view id."""
         for view in views:
-            image = _read_view(view, skip_unreadable)
+            image = _read_view(view, skip_unreadable, self.store)
             if image is None:
                 continue
             box = scale_box(view.box, image.size, decoded_size(image))
@@ -404,11 +404,16 @@ class Memory:
         self.writer.write(db, space.name)
 
 
-def _read_view(view: ReferenceView, skip_unreadable: bool) -> Image | None:
-    """A stored photo, or None where it cannot be read and `skip_unreadable` allows that."""
+def _read_view(view: ReferenceView, skip_unreadable: bool, store: Store | None = None) -> Image | None:
+    """A stored photo, or None where it cannot be read and `skip_unreadable` allows that; otherwise the error
+    names the concept whose photo it is and what to do (a path under images/ alone tells the user nothing)."""
     try:
         return read_image_file(view.image_path).image
-    except EdgeRapError:
+    except EdgeRapError as e:
         if skip_unreadable:
             return None
-        raise
+        concept = store.concepts_by_id([view.concept_id]).get(view.concept_id) if store else None
+        if concept is None:
+            raise
+        raise EdgeRapError(f"{e} (a photo of <{concept.name}>): restore the file from a backup, or forget "
+                           f"<{concept.name}> and remember it again; nothing was changed") from None

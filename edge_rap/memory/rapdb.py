@@ -178,10 +178,13 @@ def _staging(path: Path) -> bool:
     return path.name.startswith(".export-") and path.is_dir() and not path.is_symlink()
 
 
-def export_rap(store: Store, folder: Path) -> Path:
+def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> Path:
     """Write folder/database.json and folder/database/<slug>-<hash>[-k].<ext>, the layout RAP reads. The files
     are written into a fresh folder beside them and then swapped in, so no stale file of an earlier export
-    stays and nothing is written through a link that was there."""
+    stays and nothing is written through a link that was there. A stored photo gone from the memory's folder is
+    left out (with its concept, where it was the only one) and named in `missing` as "<name>: path": the export
+    is how the rest is saved."""
+    missing = [] if missing is None else missing
     _check_export_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -193,13 +196,23 @@ def export_rap(store: Store, folder: Path) -> Path:
         images_dir.mkdir()
         concept_dict, path_to_concept = {}, {}
         for concept in store.concepts():
-            views = store.views(concept.id)
+            views, kept = store.views(concept.id), []
             stem = _file_stem(concept.name)
             files = []
-            for k, view in enumerate(views):
-                rel = f"{stem}{'' if k == 0 else f'-{k}'}{Path(view.image_path).suffix}"
-                shutil.copyfile(view.image_path, images_dir / rel)
+            for view in views:
+                rel = f"{stem}{'' if not files else f'-{len(files)}'}{Path(view.image_path).suffix}"
+                try:
+                    shutil.copyfile(view.image_path, images_dir / rel)
+                except FileNotFoundError:
+                    if (images_dir / rel).parent.is_dir():  # the photo is gone, not the export's folder
+                        missing.append(f"<{concept.name}>: {view.image_path}")
+                        continue
+                    raise
                 files.append(f"./database/{rel}")
+                kept.append(view)
+            if not files:
+                continue
+            views = kept
             key = f"<{concept.name}>"
             entry = {"name": concept.name, "image": files[0] if files else "", "info": concept.description,
                      "category": concept.category}

@@ -460,6 +460,84 @@ def test_a_damaged_event_log_says_what_to_do(tmp_path):
             EventLog(tmp_path, readonly=readonly).query()
 
 
+@pytest.mark.parametrize("folder", ["home#2", "what?", "50%41"])
+def test_an_event_log_in_a_folder_whose_name_a_uri_would_misread_stays_in_it(tmp_path, folder):
+    """The log was opened as the URI `file:PATH`: in a folder named "home#2" it was written to a file "home"
+    beside it (two memories "home#1" and "home#2" shared one log), and in "50%41" it could not be opened."""
+    root = tmp_path / folder
+    log = EventLog(root)
+    log.add(Event("arrived", "bo", "cam0", 1.0, time.time()))
+    log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+    assert [e.name for e in EventLog(root, readonly=True).query()] == ["bo"]
+    assert EventLog(root).purge("bo") == 1
+
+
+def test_events_of_a_read_only_folder_are_read(tmp_path, monkeypatch):
+    """A reader of a read-only folder (a memory mounted read-only, or copied from a device) cannot make the -shm
+    that `mode=ro` needs: `edge-rap events` failed there ("unable to open database file") while `concepts` and
+    `recognize` worked. Its commits still in a -wal are read from a private copy, removed when it closes."""
+    import sqlite3
+    import tempfile
+
+    from edge_rap.daemon import events
+
+    log = EventLog(tmp_path)
+    log.add(Event("arrived", "bo", "cam0", 1.0, time.time()))
+    log.close()  # merged into events.sqlite
+    keeper = sqlite3.connect(tmp_path / "events.sqlite")  # holds the -wal open: no merge when the writer closes
+    keeper.execute("PRAGMA wal_autocheckpoint = 0")
+    keeper.execute("SELECT COUNT(*) FROM events").fetchone()
+    log = EventLog(tmp_path)
+    log.add(Event("left", "bo", "cam0", 2.0, time.time()))
+    log.close()
+    connect = events._connect
+
+    def no_shm(target, uri=False):  # as in a read-only folder, where SQLite cannot make the -shm
+        if target.endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(target, uri)
+
+    monkeypatch.setattr(events, "_connect", no_shm)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    try:
+        reader = EventLog(tmp_path, readonly=True)
+        assert [e.kind for e in reader.query()] == ["arrived", "left"]  # the commit still in the -wal too
+        assert len(list(temp.iterdir())) == 1  # read from a private copy ...
+        reader.close()
+        assert list(temp.iterdir()) == []
+    finally:
+        keeper.close()
+    assert not (tmp_path / "events.sqlite-wal").exists()  # merged, all closed: the file is read as it is
+    reader = EventLog(tmp_path, readonly=True)
+    assert [e.kind for e in reader.query()] == ["arrived", "left"]
+    reader.close()
+
+
+def test_events_of_a_read_only_mount_are_read(tmp_path):
+    import sys
+
+    from readonly import run_read_only
+
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    log = EventLog(memory)
+    log.add(Event("arrived", "bo", "cam0", 1.0, time.time()))
+    log.close()  # its -wal and -shm go: the read-only folder holds events.sqlite alone
+    out = tmp_path / "out.json"
+    script = ("import sys, io, contextlib, json\nfrom pathlib import Path\nfrom edge_rap import cli\n"
+              "from edge_rap.daemon.events import EventLog\nbuf = io.StringIO()\n"
+              "with contextlib.redirect_stdout(buf):\n    rc = cli.main(['events', '--json', '--memory', sys.argv[1]])\n"
+              "try:\n    EventLog(Path(sys.argv[1]))\n    writer = 'opened'\nexcept Exception as e:\n    writer = str(e)\n"
+              "open(sys.argv[2], 'w').write(json.dumps({'rc': rc, 'out': buf.getvalue(), 'writer': writer}))\n")
+    run_read_only(memory, [sys.executable, "-c", script, str(memory), str(out)], out)
+    result = json.loads(out.read_text())
+    assert result["rc"] == 0 and [e["name"] for e in json.loads(result["out"])] == ["bo"]
+    assert result["writer"].endswith("the memory folder is not writable"), result  # (forget, rename): said so
+
+
 def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys):
     from edge_rap import cli
 

@@ -11,8 +11,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -87,6 +89,7 @@ class EventLog:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
+        self._snapshot: Path | None = None  # a reader's private copy of a read-only folder's log (_open_readonly)
         if not readonly:
             try:
                 root.mkdir(parents=True, exist_ok=True)
@@ -97,14 +100,16 @@ class EventLog:
                     if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
                         db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
             except (OSError, sqlite3.Error) as e:
-                raise EdgeRapError(f"{self.path}: cannot open the event log ({e}){_damaged(e)}") from None
+                raise EdgeRapError(f"{self.path}: cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
+                    from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
-            db = sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None, check_same_thread=False)
-            if not self.readonly:
+            if self.readonly:
+                db = self._open_readonly()
+            else:  # the path itself, never a URI made of it: a folder named "home#2" or "50%" is no URI
+                db = _connect(str(self.path))
                 _into_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -112,11 +117,39 @@ class EventLog:
                 self._connections.append(db)
         return db
 
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A reader's connection. `mode=ro` sees every commit, those still in the -wal too, but needs the -shm,
+        which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device):
+        there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
+        its -wal, as the memory's own reader does (Store._open_readonly)."""
+        uri = self.path.resolve().as_uri()  # (as_uri escapes what a URI reserves: '#', '?', '%')
+        db = None
+        try:
+            db = _connect(f"{uri}?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            if db is not None:
+                db.close()
+        wal = self.path.with_name(EVENTS_DB + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            with self._lock:
+                if self._snapshot is None:
+                    folder = Path(tempfile.mkdtemp(prefix="edge-rap-events-"))
+                    for name in (EVENTS_DB, EVENTS_DB + "-wal"):
+                        shutil.copyfile(self.path.with_name(name), folder / name)
+                    self._snapshot = folder
+            return _connect(str(self._snapshot / EVENTS_DB))
+        return _connect(f"{uri}?immutable=1", uri=True)
+
     def close(self) -> None:
         with self._lock:
             for db in self._connections:
                 db.close()
             self._connections.clear()
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+                self._snapshot = None
         self._local = threading.local()
 
     def require_writable(self) -> None:
@@ -128,7 +161,8 @@ class EventLog:
             db.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file too:
             db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot write the event log ({e}); nothing was changed") from None
+            raise EdgeRapError(f"{self.path}: cannot write the event log ({e}){_read_only(self.path.parent)}; nothing "
+                               "was changed") from None
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -263,12 +297,21 @@ def _damaged(e: Exception) -> str:
     return ""
 
 
+def _read_only(root: Path) -> str:
+    """Where the log cannot be written because its folder cannot (a read-only mount), saying so."""
+    return "; the memory folder is not writable" if root.is_dir() and not os.access(root, os.W_OK) else ""
+
+
 _SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"
 
 
 def _event(row: tuple) -> Event:
     id_, kind, name, camera, time_s, wall, box, score, said, snapshot = row
     return Event(kind, name, camera, time_s, wall, Box(*json.loads(box)) if box else None, score, said, snapshot, id_)
+
+
+def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(target, uri=uri, timeout=10, isolation_level=None, check_same_thread=False)
 
 
 def _into_wal(db: sqlite3.Connection, tries: int = 100) -> None:

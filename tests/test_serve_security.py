@@ -255,6 +255,32 @@ def test_concurrent_writers_serialise_and_nothing_is_lost(live):
         reader.close()
 
 
+def test_a_change_names_its_fields_and_one_overtaken_by_another_writer_has_the_status_of_its_cause(live, monkeypatch):
+    """A misspelt field ("descripton") was answered 200 with nothing changed; a concept renamed by the CLI in the
+    moment between the server's look-up and its write was answered 422, not the 404 of a concept not there."""
+    from fakes import fake_memory
+
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        r = c.patch("/api/concepts/bo", json={"descripton": "our dog"})
+        assert r.status_code == 422 and r.json()["error"].startswith("descripton:"), r.text
+        assert c.get("/api/concepts/bo").json()["description"] == ""
+        other = fake_memory(live.home.root)  # another process's writer (the CLI)
+        looked_up = live.home.store.refuse_taken
+
+        def overtaken(name, *args, **kwargs):
+            if other.store.find("bo") is not None:
+                other.rename("bo", "theirs")
+            return looked_up(name, *args, **kwargs)
+
+        monkeypatch.setattr(live.home.store, "refuse_taken", overtaken)
+        r = c.patch("/api/concepts/bo", json={"name": "mine"})
+        assert r.status_code == 404 and "no concept named 'bo'" in r.json()["error"], r.text
+        monkeypatch.undo()
+        assert [x["name"] for x in c.get("/api/concepts").json()] == ["theirs"]
+        other.close()
+
+
 def test_errors_are_json_with_one_line(live):
     with live.client() as c:
         assert c.get("/api/concepts/nobody").json() == {"error": "no concept named 'nobody'"}

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.memory.store import DiskFullError
+from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ def install(app: FastAPI) -> None:
     async def refused(request: Request, exc: EdgeRapError):
         if isinstance(exc, DiskFullError):
             return error(507, _one_line(exc))
-        return error(getattr(exc, "status", 422), _one_line(exc))
+        # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
+        # status as when this server sees it first
+        status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422
+        return error(getattr(exc, "status", status), _one_line(exc))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):

@@ -3,7 +3,7 @@ test and the security test read."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class Error(BaseModel):
@@ -31,7 +31,10 @@ class ConceptOut(BaseModel):
 
 
 class ConceptPatch(BaseModel):
-    """Any of the three; a new name renames (its events follow)."""
+    """Any of the three; a new name renames (its events follow). Any other field is refused (422): a misspelt
+    one ("descripton") would otherwise be answered 200 with nothing changed."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     description: str | None = None

@@ -99,6 +99,12 @@ def make_folder(d: Path) -> Path:
     return d / "a-folder.jpg"
 
 
+def make_pipe(d: Path) -> Path:
+    """A named pipe, as `cat photo.jpg | edge-rap remember bo /dev/stdin` gives: it was "an empty file"."""
+    os.mkfifo(d / "pipe.jpg")
+    return d / "pipe.jpg"
+
+
 def make_empty(d: Path) -> Path:
     (d / "empty.jpg").write_bytes(b"")
     return d / "empty.jpg"
@@ -177,6 +183,7 @@ BAD_FILES = {
     "missing": (make_missing, "no such file"),
     "folder": (make_folder, "folder"),
     "empty": (make_empty, "empty"),
+    "pipe": (make_pipe, "is a pipe, not a photo file"),
     "text": (make_text, "not an image"),
     "truncated-jpeg": (make_truncated_jpeg, "truncated"),
     "truncated-png": (make_truncated_png, "truncated"),

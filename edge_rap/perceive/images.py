@@ -10,6 +10,7 @@ import hashlib
 import io
 import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +54,17 @@ def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:
     p = Path(path)
     shown = _describe(str(path))
     try:
-        size = p.stat().st_size
+        status = p.stat()
     except FileNotFoundError:
         raise EdgeRapError(f"{shown}: no such file") from None
     except OSError as e:
         raise EdgeRapError(f"{shown}: cannot read ({e.strerror})") from None
-    if p.is_dir():
+    size = status.st_size
+    if stat.S_ISDIR(status.st_mode):
         raise EdgeRapError(f"{shown}: is a folder, not an image")
+    if not stat.S_ISREG(status.st_mode):  # a pipe (`cat photo | ... /dev/stdin`), a device: its size says nothing
+        kind = "a pipe" if stat.S_ISFIFO(status.st_mode) else "a socket" if stat.S_ISSOCK(status.st_mode) else "a device"
+        raise EdgeRapError(f"{shown}: is {kind}, not a photo file; give the photo's file")
     if size == 0:
         raise EdgeRapError(f"{shown}: empty file")
     if size > MAX_FILE_BYTES:

@@ -552,6 +552,10 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert cli.main(["events", "--limit", "5", "--memory", str(tmp_path / "memory")]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 5 and err == ""
+    log.add(Event("left", "c4", "cam0", 6.0, time.time()))
+    assert cli.main(["events", "--json", "--limit", "2", "--memory", str(tmp_path / "memory")]) == 0
+    keys = {"type", "name", "camera", "time_s", "wall", "box", "score", "said", "snapshot"}
+    assert [set(e) for e in json.loads(capsys.readouterr().out)] == [keys, keys]  # "left" too: the same keys
 
 
 def test_a_relative_snapshots_folder_is_logged_whole_so_forget_finds_them_from_anywhere(tmp_path, monkeypatch):

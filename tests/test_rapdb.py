@@ -149,6 +149,14 @@ def test_a_photo_the_memory_lost_is_named_and_the_rest_still_exported(memory, em
     assert err.count("\n") == 1 and "a photo of <bo>" in err and "nothing was changed" in err
 
 
+def test_a_database_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad (before 2019) saves UTF-8 with a byte order mark: the file was refused as "not a readable
+    RAP database.json (Unexpected UTF-8 BOM ...)"."""
+    path = make_rap_database(tmp_path / "rap")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert sorted(e.name for e in read_rap_database(path)) == ["bo", "broken", "ghost", "mug"]
+
+
 def test_export_of_an_empty_memory_and_into_an_existing_folder(memory, tmp_path):
     out = export_rap(memory.store, tmp_path / "export")
     assert json.loads(out.read_text())["concept_dict"] == {}

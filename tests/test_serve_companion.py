@@ -85,6 +85,12 @@ def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, 
     assert (listed["bo"]["views"], listed["mug"]["description"]) == (3, "the red mug")
 
 
+def test_a_database_saved_with_a_byte_order_mark_is_read(companion, tmp_path):
+    database = _rap_database(tmp_path / "rap")  # as Windows Notepad (before 2019) saves it
+    database.write_bytes(b"\xef\xbb\xbf" + database.read_bytes())
+    assert sorted(e.name for e in companion.read_entries(database)) == ["bo", "ghost", "mug"]
+
+
 def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     root = tmp_path / "concepts"
     _save(root / "bo" / "a.png", 5)

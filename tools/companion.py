@@ -156,7 +156,7 @@ def read_entries(path: Path) -> list[Entry]:
     if path.is_dir():  # hidden folders (.thumbnails, a NAS's @eaDir) are not concepts
         return [_folder_entry(sub) for sub in sorted(path.iterdir()) if sub.is_dir() and sub.name[0] not in ".@"]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM: Windows Notepad saved it)
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CompanionError(f"{path}: cannot read it as a RAP database.json ({e})") from None
     concepts = data.get("concept_dict") if isinstance(data, dict) else None

@@ -94,7 +94,7 @@ def read_rap_database(path: Path) -> list[RapEntry]:
     """Entries of a RAP database.json; image paths are resolved against its folder. A malformed entry carries
     its problem; only a file that is not a RAP database at all is an error."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM: Windows Notepad saved it)
     except FileNotFoundError:
         raise EdgeRapError(f"{path}: no such file") from None
     except RecursionError:

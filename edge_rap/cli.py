@@ -253,11 +253,19 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 
+def _given_path(text: str, what: str) -> Path:
+    """A path argument; an empty one (an unset variable) is refused, not taken for the current folder."""
+    if not text.strip():
+        raise EdgeRapError(f"{what} {text!r} is empty (an unset variable?)")
+    return Path(text)
+
+
 def cmd_import_rap(args) -> int:
     from edge_rap.memory.rapdb import import_rap
 
+    database = _given_path(args.database, "the database path")
     with _household(args, existing=False, prepare=True) as home:
-        report = import_rap(home.memory, Path(args.database), _progress("import"), allow_outside=args.allow_outside)
+        report = import_rap(home.memory, database, _progress("import"), allow_outside=args.allow_outside)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -275,9 +283,9 @@ def cmd_import_rap(args) -> int:
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
 
-    missing: list[str] = []
+    folder, missing = _given_path(args.dir, "the export folder"), []
     with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
-        out = export_rap(home.store, Path(args.dir), missing)
+        out = export_rap(home.store, folder, missing)
     print(json.dumps({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
     for lost in missing:
         print(f"photo missing from the memory, not exported: {lost}", file=sys.stderr)

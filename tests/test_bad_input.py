@@ -533,6 +533,20 @@ def test_an_empty_memory_flag_is_not_the_default_home(memory, settings, capsys, 
     assert [c.name for c in memory.concepts()] == ["bo"]
 
 
+def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memory, settings, capsys, tmp_path,
+                                                                            monkeypatch):
+    """`export-rap "$UNSET"` exported into the current folder (or replaced an export there); `import-rap ""`
+    said "[Errno 21] Is a directory: '.'"."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for argv in (["export-rap", ""], ["export-rap", " "], ["import-rap", ""]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(settings.memory)])
+        assert_one_line_error(rc, err)
+        assert "is empty (an unset variable?)" in err and out == "", (argv, err)
+    assert list(work.iterdir()) == []
+
+
 def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "never-used"))
     photo = scene_file(tmp_path / "photos", 1)

@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
         print(json.dumps(summary.to_json()), flush=True)
     else:
         s = summary
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items())
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items()) or "none (no frame)"
         print(f"{s.frames_read} frames read, {s.frames_processed} recognised, {s.frames_gated} unchanged, "
               f"{s.frames_dropped} dropped, {s.frames_failed} failed; median ms per stage: {stages}", flush=True)
     return 2 if summary.source_errors else 0  # each said on its own line as it happened

@@ -403,6 +403,17 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
             run_config({"sources": ("0",), **given}, None)
 
 
+def test_a_zero_on_the_command_line_is_given_not_left_out(tmp_path):
+    # `--cooldown 0` (announce every return) is equal to False: it must not give way to the file's or the default.
+    settings = tmp_path / "run.toml"
+    settings.write_text("[daemon]\ncooldown = 10\n")
+    assert run_config({"cooldown": 0.0, "sources": ["0"], "mute": False}, settings).cooldown == 0.0
+    assert run_config({"cooldown": 0.0, "sources": ["0"]}, None).cooldown == 0.0
+    assert run_config({"cooldown": None, "sources": ["0"]}, settings).cooldown == 10.0
+    with pytest.raises(EdgeRapError, match="duration must be more than 0"):  # a run that watches nothing
+        run_config({"duration": 0.0, "sources": ["0"]}, None)
+
+
 def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name(tmp_path):
     # As on the command line (`--source cam1=A --source B`: B is cam2), not "cam1 is used twice".
     settings = tmp_path / "run.toml"
@@ -451,6 +462,26 @@ def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(t
     (tmp_path / "empty" / "events.sqlite").touch()
     empty = EventLog(tmp_path / "empty", readonly=True)
     assert empty.query() == [] and empty.get(1) is None
+
+
+def test_the_event_logs_connections_of_threads_that_ended_are_closed(tmp_path):
+    # The API inside `run --serve` reads the log from worker threads that come and go; each left its connection
+    # (the log and its -wal open) behind, until months later the daemon ran out of file descriptors.
+    log = EventLog(tmp_path)
+    log.add(Event("arrived", "bo", "cam0", 1.0, time.time()))
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for _ in range(50):
+        reader = threading.Thread(target=log.query)
+        reader.start()
+        reader.join()
+    assert open_files() - before <= 4  # the last thread's connection at most
+    assert [e.name for e in log.query()] == ["bo"]
+    log.close()
+    assert open_files() < before
 
 
 def test_a_damaged_event_log_says_what_to_do(tmp_path):
@@ -789,8 +820,9 @@ def test_doctor_says_no_microphone_when_none_can_be_opened(settings, monkeypatch
     fake = types.SimpleNamespace(query_devices=no_input, PortAudioError=PortAudioError)
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     audio = doctor(settings)["audio"]
-    assert audio["microphone"] is False and audio["microphone_note"] == "no input device: Error querying device -1"
-    assert "microphone input: no (no input device" in format_doctor(doctor(settings))
+    assert audio["microphone"] is False
+    assert audio["microphone_note"] == "no microphone: no audio input device (Error querying device -1)"
+    assert "microphone input: no (no microphone: no audio input device" in format_doctor(doctor(settings))
     monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
         query_devices=lambda device=None, kind=None: {"default_samplerate": 48000.0}, PortAudioError=PortAudioError))
     assert doctor(settings)["audio"] == {**audio, "microphone": True, "microphone_note": None}

@@ -9,9 +9,10 @@ slow model.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.generate.narrate import narrate
@@ -32,17 +33,26 @@ class Announcement:
     events: list[Event]  # the arrivals of one frame, `said` holding the template line
     frame: Frame
     recognition: Recognition
+    concept_ids: list[int] = field(default_factory=list)  # the events' concepts, in order (to see one forgotten)
+    done: bool = False  # reported (once: by the announcer's thread, or by close when that thread is late)
 
 
 class Announcer:
     """Reports arrivals through `report` (print, log) and speaks them through `say`; with an `assistant`
     holding a VLM, generates the line first, in its own thread."""
 
-    def __init__(self, report: Callable[[Event], None], say: Callable[[str], None] | None, assistant=None):
+    def __init__(self, report: Callable[[Event], None], say: Callable[[str], None] | None, assistant=None,
+                 known: Callable[[], set[int]] | None = None):
+        """`known`: the ids of the concepts remembered now; a generated line is not said, nor its events reported,
+        when one of its concepts was forgotten while it was being written."""
         self.report = report
         self.say = say
         self.assistant = assistant
+        self.known = known
         self.generate_ms: deque[float] = deque(maxlen=1024)
+        self._lock = threading.Lock()
+        self._current: Announcement | None = None  # being generated
+        self._closed = False
         self._worker = NewestWorker("announcer", self._generate) if assistant is not None else None
 
     def submit(self, announcement: Announcement) -> None:
@@ -58,22 +68,55 @@ class Announcer:
         return self._worker is None or self._worker.flush(timeout)
 
     def close(self, timeout: float = 1.0) -> None:
-        """Stop after the line in progress (up to `timeout`); a waiting one is reported with its template."""
+        """Stop after the line in progress (up to `timeout`); a waiting one is reported with its template, and so is
+        the one in progress when it is not done by then: nothing is reported, nor said, after the run ended."""
         if self._worker is not None:
             stale = self._worker.close(timeout)
             if stale is not None:
                 self._report_all(stale)
+            with self._lock:
+                self._closed = True
+                late, self._current = self._current, None
+            if late is not None:
+                self._report_all(late)
 
-    def _report_all(self, announcement: Announcement) -> None:
+    def _report_all(self, announcement: Announcement) -> bool:
+        """Report its events, unless that was done already; whether they were reported now."""
+        with self._lock:
+            if announcement.done:
+                return False
+            announcement.done = True
         for event in announcement.events:
             self.report(event)
+        return True
 
     def _finish(self, announcement: Announcement) -> None:
-        self._report_all(announcement)
-        if self.say is not None and announcement.events:
+        if self._forgotten(announcement):
+            with self._lock:
+                announcement.done = True
+            return
+        if self._report_all(announcement) and self.say is not None and announcement.events:
             self.say(announcement.events[0].said)
 
+    def _forgotten(self, announcement: Announcement) -> bool:
+        """Whether a concept of the announcement was forgotten meanwhile (its line names it)."""
+        if self.known is None or not announcement.concept_ids:
+            return False
+        try:
+            known = self.known()
+        except Exception as e:  # the memory cannot be read: say the line rather than lose it
+            log.warning("cannot check the concepts before announcing: %s", e)
+            return False
+        gone = [e.name for e, i in zip(announcement.events, announcement.concept_ids) if i not in known]
+        if gone:
+            log.info("not announcing <%s>: forgotten while its line was written", ">, <".join(gone))
+        return bool(gone)
+
     def _generate(self, job: Announcement) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._current = job
         started = time.perf_counter()
         try:
             answer = self.assistant.ask("", job.frame.image(), recognition=job.recognition)
@@ -82,4 +125,8 @@ class Announcer:
         except Exception as e:  # a failed generation keeps the template line, never stops the daemon
             log.warning("generation failed, template line used: %s", e)
         self.generate_ms.append(1000 * (time.perf_counter() - started))
+        with self._lock:
+            self._current = None
+            if self._closed:  # too late: close reported it with its template line
+                return
         self._finish(job)

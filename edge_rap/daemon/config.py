@@ -47,6 +47,8 @@ class RunConfig:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
+        if self.duration is not None and self.duration == 0:
+            raise EdgeRapError("duration must be more than 0 seconds (leave it out to watch until stopped)")
         for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -145,7 +147,9 @@ def run_config(cli: dict, path: Path | None) -> RunConfig:
     for given, overridden in (("mute", "speak_to"), ("speak_to", "mute")):  # the command line's choice wins
         if cli.get(given):
             merged.pop(overridden, None)
-    merged.update({k: v for k, v in cli.items() if v not in (None, False, (), [])})
+    # Not given: None, an unset flag (False), no --source. `v not in (None, False)` would also drop a 0 given
+    # on purpose (`--cooldown 0` is equal to False), leaving the file's value or the default in its place.
+    merged.update({k: v for k, v in cli.items() if v is not None and v is not False and v != () and v != []})
     if "sources" in merged:
         merged["sources"] = tuple(merged["sources"])
     return replace(RunConfig(), **merged).check()

@@ -85,8 +85,10 @@ class EventLog:
     def __init__(self, root: Path, readonly: bool = False):
         self.path = root / EVENTS_DB
         self.readonly = readonly
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # One connection per thread (a connection must not carry several threads' transactions); a thread that
+        # ended has its connection closed when another thread opens one, so a server's worker threads, which come
+        # and go for months, never leave their files open (each connection holds the log and its -wal).
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._lock = threading.Lock()
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
         self._snapshot: Path | None = None  # a reader's private copy of a read-only folder's log (_open_readonly)
@@ -104,17 +106,23 @@ class EventLog:
                     from None
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
+        thread = threading.current_thread()
+        db = self._connections.get(thread)
         if db is None:
             if self.readonly:
                 db = self._open_readonly()
             else:  # the path itself, never a URI made of it: a folder named "home#2" or "50%" is no URI
                 db = _connect(str(self.path))
-                _into_wal(db)
-                db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+                try:
+                    _into_wal(db)
+                    db.execute("PRAGMA synchronous=NORMAL")
+                except BaseException:
+                    db.close()
+                    raise
             with self._lock:
-                self._connections.append(db)
+                for ended in [t for t in self._connections if not t.is_alive()]:
+                    self._connections.pop(ended).close()
+                self._connections[thread] = db
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -144,13 +152,12 @@ class EventLog:
 
     def close(self) -> None:
         with self._lock:
-            for db in self._connections:
+            for db in self._connections.values():
                 db.close()
             self._connections.clear()
             if self._snapshot is not None:
                 shutil.rmtree(self._snapshot, ignore_errors=True)
                 self._snapshot = None
-        self._local = threading.local()
 
     def require_writable(self) -> None:
         """Refuse, before a change of the memory that the events must follow (forget, rename), when the log
@@ -229,7 +236,10 @@ class EventLog:
 
     def set_said(self, event: Event) -> None:
         """Record the line finally said for an event logged before it was generated."""
-        self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
+        try:
+            self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"{self.path}: cannot record what was said ({e})") from None
 
     def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
         """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given."""

@@ -34,9 +34,13 @@ STAGES = ("capture", "gate", "embed", "retrieve", "track", "generate", "speak")
 RECHECK_SAME = 0.97
 #: Not stages but figures kept the same way: source-to-decision lag of recognised frames.
 FIGURES = ("lag",)
-#: How long the end of a run waits for each capture thread to leave its read: a thread still inside OpenCV when
-#: the interpreter exits can abort the process.
-JOIN_S = 5.0
+#: How long the end of a run waits for the capture threads, all together, to leave their reads: a thread still
+#: decoding inside OpenCV when the interpreter exits can abort the process, and a file's or folder's thread leaves
+#: within a frame. One whose camera hangs (a stream that stopped answering, a FIFO with no writer) waits in OpenCV
+#: for its own timeout: it is not waited for, so that SIGTERM still ends the run within 2 s.
+JOIN_S = 1.0
+#: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again.
+UNLOGGED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,9 @@ class Daemon:
         self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES + FIGURES}
         retriever = household.retriever
         self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
-        self.announcer = Announcer(self._log_and_report, speaker.say if speaker else None,
-                                   household.assistant if household.vlm else None)
+        self.announcer = Announcer(self._said_and_report if household.vlm else report, speaker.say if speaker else None,
+                                   household.assistant if household.vlm else None,
+                                   known=lambda: {c.id for c in household.concepts()})
         self.presence: dict[str, Presence] = {}
         self.gates: dict[str, MotionGate] = {}
         self.last: dict[str, Recognition] = {}
@@ -145,6 +150,18 @@ class Daemon:
         self.last_time_s: dict[str, float] = {}  # camera -> its newest frame's source time
         self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
         self.summary = Summary()
+        self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
+        self._log_failing = False
+
+    def _said_and_report(self, event: Event) -> None:
+        """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
+        recorded now."""
+        if event.id is not None:
+            try:
+                self.household.events.set_said(event)
+            except EdgeRapError as e:
+                log.warning("%s", e)
+        self.report(event)
 
     def _log_and_report(self, event: Event) -> None:
         self._log_all([event])
@@ -173,6 +190,7 @@ class Daemon:
                 if time.monotonic() >= next_check:
                     self._check_memory()
                     self.household.events.still_watching()
+                    self._log_unlogged()  # the log may take what it refused before
                     next_check = time.monotonic() + 10.0
                 if self.options.duration_s is not None and time.monotonic() - started >= self.options.duration_s:
                     break
@@ -191,9 +209,10 @@ class Daemon:
                 now = memory_stamp(self.household.root)
                 if now != stamp:  # another process changed the memory: look again at every camera
                     stamp, forced = now, {c.spec.name for c in cameras}
-                    keep = {c.id for c in self.household.concepts()}
+                    names = {c.id: c.name for c in self.household.concepts()}
                     for presence in self.presence.values():
-                        presence.forget(keep)
+                        presence.forget(set(names))
+                        presence.rename(names)  # a renamed concept leaves under its new name
                 self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
                 for frame in frames:
                     self.summary.frames_read += 1
@@ -216,8 +235,9 @@ class Daemon:
                 pass
             except OSError as e:  # never hide the cause of the stop
                 log.warning("the last events could not be reported: %s", e)
+            deadline = time.monotonic() + JOIN_S  # one wait for them all, not one per camera
             for camera in cameras:
-                camera.join(JOIN_S)
+                camera.join(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
 
@@ -240,15 +260,28 @@ class Daemon:
         return [Event("left", change.name, camera, change.time_s, wall) for change in changes]
 
     def _log_all(self, events: list[Event]) -> bool:
-        """Log every event (a failure is warned of, the others still logged); whether all were."""
-        logged = True
-        for event in events:
+        """Log the events, after any the log refused before, in order; whether every one is logged now. What the
+        log cannot take (a full disk) is kept and logged when it can be (the next event, the next sign of life):
+        a visit whose leaving was refused must not stay open in the log for good."""
+        self.unlogged.extend(events)
+        return self._log_unlogged()
+
+    def _log_unlogged(self) -> bool:
+        while self.unlogged:
             try:
-                self.household.events.add(event)
+                self.household.events.add(self.unlogged[0])
             except EdgeRapError as e:
-                log.warning("%s", e)
-                logged = False
-        return logged
+                while len(self.unlogged) > UNLOGGED_MAX:
+                    self.unlogged.popleft()
+                if not self._log_failing:  # once while it fails, not once an event
+                    log.warning("%s; events are kept to log when it can be written", e)
+                self._log_failing = True
+                return False
+            self.unlogged.popleft()
+        if self._log_failing:
+            log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
+            self._log_failing = False
+        return True
 
     def _check_memory(self) -> None:
         now = rss_mb()
@@ -320,14 +353,20 @@ class Daemon:
             snapshot = self.snapshots.save(frame.pixels, change.box, change.name) if self.snapshots else None
             events.append(Event("arrived", change.name, frame.camera, change.time_s, wall, change.box, change.score,
                                 line if change.announce else None, snapshot))
-        loud = [e for e in events if e.said is not None]
+        # Logged now, in order with every leaving: a VLM's line takes seconds, and an arrival logged only then would
+        # come after its own leaving (the log would say it is still there), or never, when the run stops first.
+        self._log_all(events)
+        loud = [(e, c.concept_id) for e, c in zip(events, arrived) if e.said is not None]
         for event in events:
             if event.said is None:
-                self._log_and_report(event)
+                self.report(event)
         if loud:
-            self.announcer.submit(Announcement(loud, frame, recognition))
+            self.announcer.submit(Announcement([e for e, _ in loud], frame, recognition, [i for _, i in loud]))
 
     def _finish(self, cameras: list[Camera]) -> None:
+        for camera in cameras:
+            if camera.spec.live and camera.error:  # (a file's or folder's was said when it happened)
+                log.error("camera %s: %s", camera.spec.name, camera.error)
         self._check_memory()
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
         self.summary.source_errors = {c.spec.name: c.error for c in cameras if c.error}

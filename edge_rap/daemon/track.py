@@ -108,6 +108,12 @@ class Presence:
             self._last_hits.pop(concept_id, None)
             self._sure.discard(concept_id)
 
+    def rename(self, names: dict[int, str]) -> None:
+        """Take the names the concepts have now (renamed by another process): one that leaves before it is
+        recognised again must leave under the name its arrival now has in the log."""
+        for concept_id, track in self._tracks.items():
+            track.name = names.get(concept_id, track.name)
+
     def _vote(self, time_s: float, hits: list[Hit]) -> None:
         self._last_hits = {h.concept.id: h for h in hits if h.accepted}
         self._sure = {h.concept.id for h in hits if h.score >= h.threshold + self.settings.sure_margin}

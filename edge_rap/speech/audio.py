@@ -285,7 +285,7 @@ def input_device(device: int | str | None = None):
     try:
         return sd, sd.query_devices(device, "input")
     except (ValueError, sd.PortAudioError) as e:
-        raise EdgeRapError(f"no input device: {e}") from None
+        raise EdgeRapError(f"no microphone: no audio input device ({e})") from None
 
 
 class Microphone:

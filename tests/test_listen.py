@@ -342,7 +342,8 @@ def test_the_voice_loop_answers_in_its_own_thread(voice_dir, household, listenin
     reported = []
     loop = VoiceLoop(home, None, lambda: None, reported.append, source=source)
     assert loop.start() is loop
-    loop.stop(timeout=120)
+    assert loop.wait(timeout=120)  # the recording heard to its end (`stop` would stop listening at once)
+    assert loop.stop()
     assert [t.reply.names for t in reported] == [["anya"]] and loop.turns == 1
 
 

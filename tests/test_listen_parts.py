@@ -413,6 +413,9 @@ def test_a_quiet_microphone_is_raised(monkeypatch):
         def __init__(self, callback, **_):
             self.callback = callback
 
+        def start(self):
+            pass
+
         def __enter__(self):
             quiet = _speechlike(10, 0.005)  # at 16 kHz; the fake device says 16 kHz too
             for i in range(0, len(quiet), 1600):

@@ -57,6 +57,10 @@ class RunConfig:
             raise EdgeRapError("--wake goes with --voice (the phrase that starts a spoken question)")
         if self.wake is not None and not self.wake.strip():
             raise EdgeRapError("--wake needs a phrase, such as 'hey robot'")
+        if self.wake is not None:
+            from edge_rap.speech.wake import check_wake
+
+            check_wake(self.wake)
         for name in ("max_frames", "confirm"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -130,8 +130,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             try:
                 summary = daemon.run(stop)
             finally:
-                if voice is not None:
-                    voice.stop(1.0)
+                if voice is not None and not voice.stop():  # a question being answered finishes first
+                    log.warning("the voice loop did not stop: it goes down with the process")
                 if server is not None:
                     server.stop(1.0)
     finally:

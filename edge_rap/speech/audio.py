@@ -181,6 +181,8 @@ def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
                 if len(header) < 8:
                     break
                 chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+                if chunk == b"data" and size == 0 and not _chunk_follows(f, length):
+                    size = length - f.tell()  # a recorder stopped before it wrote the size: to the end, as ffmpeg
                 where.setdefault(chunk, (f.tell(), min(size, length - f.tell())))  # a streamed WAV says 2**32 - 1
                 f.seek(size + size % 2, 1)
             if b"fmt " not in where:
@@ -206,6 +208,17 @@ def read_wav(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
         raise UnsupportedWav(f"{path}: unreadable WAV ({e})") from None
     except ValueError as e:
         raise EdgeRapError(f"{path}: unreadable WAV ({e})") from None
+
+
+def _chunk_follows(f, length: int) -> bool:
+    """Whether the file goes on with a chunk's header (or ends) at its position: an empty data chunk then, not
+    one whose size was never written."""
+    at = f.tell()
+    header = f.read(8)
+    f.seek(at)
+    if len(header) < 8:
+        return True
+    return all(32 <= b < 127 for b in header[:4]) and struct.unpack("<I", header[4:])[0] <= length - at - 8
 
 
 def _read_at(f, offset: int, size: int) -> bytes:
@@ -298,10 +311,18 @@ class Microphone:
         self.rate = int(info["default_samplerate"])
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=256)
-        self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate, dtype="float32",
-                                      callback=self._on_audio)
+        self._error = sd.PortAudioError
+        self.name = info.get("name") or "the input device"
+        try:  # a device another program holds, or one unplugged since it was listed, fails here
+            self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate, dtype="float32",
+                                          callback=self._on_audio)
+        except (self._error, ValueError) as e:
+            raise self._cannot_open(e) from None
         self._pending = np.zeros(0, np.float32)
         self._closed = False
+
+    def _cannot_open(self, e: Exception) -> EdgeRapError:
+        return EdgeRapError(f"cannot open the microphone ({self.name}): {e}")
 
     def _on_audio(self, data, frames, when, status) -> None:
         try:
@@ -315,6 +336,11 @@ class Microphone:
         return levelled(self._chunks())
 
     def _chunks(self) -> Iterator[np.ndarray]:
+        try:
+            self._stream.start()
+        except self._error as e:
+            self._stream.close()
+            raise self._cannot_open(e) from None
         with self._stream:
             while not self._closed:
                 try:

@@ -19,6 +19,7 @@ def cmd_listen(args) -> int:
     from edge_rap.speech.listen import Listener, Turn
     from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
+    from edge_rap.speech.wake import check_wake
 
     from edge_rap.errors import EdgeRapError
 
@@ -26,6 +27,10 @@ def cmd_listen(args) -> int:
         raise EdgeRapError("--mmproj goes with --vlm PATH")
     if args.wake is not None and not args.wake.strip():
         raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
+    if args.wake is not None:
+        check_wake(args.wake)
+    if not args.timeout >= 0:  # (NaN too) a negative wait waited forever, as 0 does
+        raise EdgeRapError(f"--timeout must be 0 (wait forever) or more seconds, not {args.timeout:g}")
     settings = _settings(args)
     _existing_memory(args, settings)
     audio = louder(read_audio(Path(args.wav))) if args.wav else None  # a quiet recording raised
@@ -57,16 +62,23 @@ def cmd_listen(args) -> int:
                 return 0
             heard, asked = [], None
             for turn in listener.turns(source):
-                heard.append(turn.transcript)
+                heard.append(turn)
                 if turn.triggered:
+                    if asked is not None and audio is not None and turn.reply.mode == "command" and \
+                            turn.command.name == asked.command.name:  # its yes or no: one object, as push-to-talk
+                        turn.transcript = f"{asked.transcript} {turn.transcript}"
                     asked = turn if turn.asking else None
                     if asked is not None and audio is not None:
                         continue  # a command asked back: the file's next utterance is its yes or no
                     _print(turn, args.json)
                     if audio is not None:
                         return 0
-            _print(listener.cancel(asked) if asked is not None else Turn(False, " ".join(t for t in heard if t)),
-                   args.json)
+            if asked is not None:
+                _print(listener.cancel(asked), args.json)
+            else:  # nothing for us: what was heard, and what hearing it took
+                timings = {"vad_ms": sum(t.timings.get("vad_ms", 0.0) for t in heard) + listener.segmenter.take_ms(),
+                           "asr_ms": sum((t.timings.get("asr_ms", 0.0) for t in heard), 0.0)}
+                _print(Turn(False, " ".join(t.transcript for t in heard if t.transcript), timings=timings), args.json)
             return 0
     finally:
         if mic is not None:

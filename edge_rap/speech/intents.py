@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
+NO_FRAME = "I have no camera frame to remember."
 _LEAD = r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:please\W+)?"  # a wake phrase said push-to-talk, "please"
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is)\W+"
                        r"(?P<name>.+?)\W*$", re.I)
@@ -158,7 +159,7 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
             concept = home.forget(command.name)
             return replace(command, state="done"), f"I forgot <{concept.name}>."
         if image is None:
-            return replace(command, state="refused"), "I have no camera frame to remember."
+            return replace(command, state="refused"), NO_FRAME
         box = region_of(command, home, image, recognition)
         with tempfile.TemporaryDirectory(prefix="edge-rap-remember-") as tmp:
             photo, in_pixels = _save(image, Path(tmp) / "frame.png"), _in_pixels(box, image) if box else None

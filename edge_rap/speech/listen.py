@@ -6,6 +6,7 @@ next utterance, within `intents.CONFIRM_S` of audio and with or without the wake
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
@@ -20,6 +21,8 @@ from edge_rap.speech.reply import Reply, reply
 from edge_rap.speech.vad import Segmenter, SileroVad, Utterance
 from edge_rap.speech.wake import after_wake
 from edge_rap.types import Image, Recognition
+
+log = logging.getLogger(__name__)
 
 ARMED_S = 8.0  # after a bare "hey robot", the next utterance within this long is the question
 LONGEST_S = 30.0  # whisper hears 30 s at most: push-to-talk speech is cut off this long after it started, and
@@ -129,6 +132,9 @@ class Listener:
             return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()},
                         timed_out=wait_s is not None and not self._started)
         whole = _joined(utterances)
+        if len(whole.samples) > (LONGEST_S + 1) * RATE:  # said, or the answer would rest on words never heard
+            log.warning("%.0f s of speech: only its first %.0f s were heard (a question is shorter; with --wake, "
+                        "the questions in a longer recording are found)", len(whole.samples) / RATE, LONGEST_S)
         text, asr_ms = self._transcribe(whole)
         if not text:
             return Turn(False, "", timings={"vad_ms": whole.vad_ms, "asr_ms": asr_ms})
@@ -197,6 +203,8 @@ class Listener:
         image, recognition = latest if latest is not None else (None, None)
         names = [c.name for c in self.home.concepts()]
         command, line = intents.parse(question, names)
+        if command is not None and command.state == "asked" and command.action != "forget" and image is None:
+            command, line = replace(command, state="refused"), intents.NO_FRAME  # a yes could do nothing
         if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt
             answer = Reply(line, "command", [command.name] if command.name in names else [], question)
             if command.state == "asked":

@@ -1,6 +1,10 @@
 """The voice loop beside the camera daemon: listens in its own thread (the microphone's callback feeds it),
 answers questions after the wake phrase about the latest frame, and never touches the camera loop's thread.
-Whisper runs on one thread by default, so the camera loop keeps a core on a small device."""
+Whisper runs on one thread by default, so the camera loop keeps a core on a small device.
+
+Stopping waits for a turn being transcribed or answered: whisper runs in native code without the interpreter's
+lock, and a process that exits under it is aborted ("terminate called without an active exception", exit 134),
+and the household it answers from must not be closed under it either."""
 
 from __future__ import annotations
 
@@ -10,10 +14,17 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from edge_rap.errors import EdgeRapError
 from edge_rap.speech.listen import Latest, Listener, Turn
 from edge_rap.speech.wake import DEFAULT_WAKE
 
 log = logging.getLogger(__name__)
+
+STOP_S = 30.0  # the longest `stop` waits for a turn in progress (whisper on one slow core, a 28 s utterance)
+
+
+class _Stopped(Exception):
+    """The loop was stopped: raised through the segmenter, so that speech cut off by the stop is not heard."""
 
 
 class VoiceLoop:
@@ -33,23 +44,48 @@ class VoiceLoop:
         self.listener = Listener(home, transcriber, SileroVad(), speaker, wake, latest)
         self.report = report
         self.turns = 0
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="voice", daemon=True)
 
     def start(self) -> "VoiceLoop":
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop listening (the microphone closes; an answer being made finishes first, up to `timeout`)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a source that ends (a recording) to be heard to its end; whether it was."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = STOP_S) -> bool:
+        """Stop listening: the microphone closes, speech still open is dropped, and a turn being transcribed or
+        answered finishes first (up to `timeout`); whether the loop has ended."""
+        self._stop.set()
         if self.mic is not None:
             self.mic.close()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _heard(self) -> Iterable[np.ndarray]:
+        """The source's chunks until `stop`; the source is closed then (the microphone's stream stops with it)."""
+        try:
+            for chunk in self.source:
+                if self._stop.is_set():
+                    raise _Stopped
+                yield chunk
+            if self._stop.is_set():  # the microphone closed: what it cut off is no question
+                raise _Stopped
+        finally:
+            getattr(self.source, "close", lambda: None)()
 
     def _run(self) -> None:
         try:
-            for turn in self.listener.turns(self.source):
+            for turn in self.listener.turns(self._heard()):
                 if turn.triggered:
                     self.turns += 1
                     self.report(turn)
+        except _Stopped:
+            pass
+        except EdgeRapError as e:  # the microphone could not start: one line, and the cameras go on
+            log.error("the voice loop stopped: %s", e)
         except Exception:  # the voice side failing never takes the cameras down
             log.exception("the voice loop stopped")

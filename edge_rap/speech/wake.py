@@ -6,6 +6,9 @@ front of it keeps silence and noise from reaching it at all."""
 from __future__ import annotations
 
 import re
+import unicodedata
+
+from edge_rap.errors import EdgeRapError
 
 DEFAULT_WAKE = "hey robot"
 WAKE_MATCH = 80.0  # rapidfuzz ratio (0-100) of a run of words to the phrase
@@ -13,14 +16,29 @@ LAST_WORD_BONUS = 6.0  # an utterance opening "A robot" for "hey robot" (75) cou
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
+def _folded(text: str) -> str:
+    """`text` with its accents dropped ("Hé robot" -> "He robot"), one character for each, so that positions
+    in it are positions in `text`."""
+    return "".join(unicodedata.normalize("NFKD", c)[0] for c in text)
+
+
+def check_wake(phrase: str, option: str = "--wake") -> str:
+    """`phrase`, or one line on why it can never be heard: one with no word in Latin letters or digits ("!!!",
+    "こんにちは") would have matched every utterance, so that all talk was answered."""
+    if not _WORD.search(_folded(phrase)):
+        raise EdgeRapError(f"{option} {phrase.strip()!r}: no word to listen for (the recogniser writes English: "
+                           "use Latin letters, such as 'hey robot')")
+    return phrase
+
+
 def after_wake(text: str, phrase: str) -> str | None:
     """What was said after the wake phrase ("" when nothing), or None when the phrase was not said."""
     from rapidfuzz import fuzz
 
-    target = " ".join(_WORD.findall(phrase.lower()))
-    if not target:
-        return text.strip()
-    words = list(_WORD.finditer(text))
+    target = " ".join(_WORD.findall(_folded(phrase).lower()))
+    if not target:  # a phrase no one can say (`check_wake` refuses it): never heard, rather than always
+        return None
+    words = list(_WORD.finditer(_folded(text)))
     n = target.count(" ") + 1
     best, end = 0.0, None
     for i in range(len(words)):

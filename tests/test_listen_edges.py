@@ -1,0 +1,339 @@
+"""The voice side's edges, found by trying it as a user: wake phrases no one can say, a microphone that cannot be
+opened, a daemon stopped while whisper works, a command with no frame to act on, `listen --wav --wake`'s JSON,
+a WAV whose recorder never wrote its size, and push-to-talk speech longer than whisper hears. Whisper and silero
+are stood in for (a scripted transcriber, a VAD that hears any loud chunk), so that only the logic around them
+is tested, quickly."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rapidfuzz", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+
+from edge_rap.errors import EdgeRapError  # noqa: E402
+from edge_rap.speech.asr import Transcript  # noqa: E402
+from edge_rap.speech.audio import CHUNK, RATE  # noqa: E402
+
+
+def loud(seconds: float) -> np.ndarray:
+    """A stretch the stand-in VAD takes for speech."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.float32)
+
+
+def pieces(*parts: np.ndarray):
+    x = np.concatenate(parts)
+    x = np.pad(x, (0, -len(x) % CHUNK))
+    return [x[i:i + CHUNK] for i in range(0, len(x), CHUNK)]
+
+
+class Scripted:
+    """Stands in for the Transcriber: says the next of `texts` for each utterance, taking `delay` s to."""
+
+    def __init__(self, *texts: str, delay: float = 0.0):
+        self.texts, self.delay, self.heard = list(texts), delay, []
+        self.working = threading.Event()
+
+    def __call__(self, samples, names=(), hint="") -> Transcript:
+        self.working.set()
+        time.sleep(self.delay)
+        self.heard.append(len(samples) / RATE)
+        return Transcript(self.texts.pop(0) if self.texts else "", 1.0, len(samples) / RATE, 0.0)
+
+
+def vad(chunk) -> float:
+    """Stands in for silero: any loud chunk is speech."""
+    return float(np.abs(chunk).max() > 0.05)
+
+
+class Home:
+    """The household as the listener uses it: a few concepts, no models."""
+
+    def __init__(self, *names: str):
+        self.names = names
+        self.events = types.SimpleNamespace(last_seen=lambda name: None)
+        self.assistant = types.SimpleNamespace(
+            ask=lambda question, *_, **__: types.SimpleNamespace(text="I don't know.", mode="template", concepts=[]))
+
+    def concepts(self):
+        return [types.SimpleNamespace(name=n) for n in self.names]
+
+
+# --- the wake phrase -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("phrase", ["!!!", "...", "こんにちは ロボット", "привет робот", "-"])
+def test_a_wake_phrase_with_no_word_to_hear_is_refused_not_matched_by_everything(phrase):
+    # Before: after_wake found no word in the phrase and took every utterance as the question, so `listen --wake
+    # '!!!'` and `run --voice --wake '!!!'` answered all talk in the room.
+    from edge_rap.daemon.config import run_config
+    from edge_rap.speech.wake import after_wake, check_wake
+
+    assert after_wake("I think it is going to rain later today.", phrase) is None
+    with pytest.raises(EdgeRapError, match="no word to listen for"):
+        check_wake(phrase)
+    with pytest.raises(EdgeRapError, match="--wake .*: no word to listen for"):
+        run_config({"sources": ("0",), "voice": True, "wake": phrase}, None)
+
+
+def test_an_accented_wake_phrase_is_heard_as_whisper_writes_it():
+    from edge_rap.speech.wake import after_wake, check_wake
+
+    assert check_wake("Hé robot") == "Hé robot"
+    assert after_wake("He robot, where is Bo?", "Hé robot") == "where is Bo?"
+    assert after_wake("Hé robot, où est Bo?", "hey robot") == "où est Bo?"  # positions kept in the transcript
+
+
+def test_cli_listen_refuses_a_wake_phrase_with_no_word_and_a_negative_timeout(settings, capsys, tmp_path):
+    from edge_rap import cli
+
+    wav = tmp_path / "q.wav"
+    wav.write_bytes(b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE,
+                                                                               2, 16) + b"data" + struct.pack("<I", 0))
+    settings.memory.mkdir(parents=True)
+    rc = cli.main(["listen", "--wav", str(wav), "--wake", "?!", "--mute", "--memory", str(settings.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "--wake '?!': no word to listen for" in err
+    for wait in ("-5", "nan"):  # before: waited forever, as --timeout 0 does
+        rc = cli.main(["listen", "--mic", "--timeout", wait, "--mute", "--memory", str(settings.memory)])
+        out, err = capsys.readouterr()
+        assert rc == 2 and out == "" and err.count("\n") == 1
+        assert err == f"edge-rap: --timeout must be 0 (wait forever) or more seconds, not {wait}\n"
+
+
+# --- the microphone -------------------------------------------------------------------------------------------
+
+class PortAudioError(Exception):
+    pass
+
+
+def fake_sounddevice(monkeypatch, fails_at: str):
+    class InputStream:
+        def __init__(self, callback, **_):
+            if fails_at == "open":
+                raise PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+            self.closed = False
+
+        def start(self):
+            if fails_at == "start":
+                raise PortAudioError("Error starting stream: Device or resource busy [ALSA error -16]")
+
+        def close(self):
+            self.closed = True
+
+        def __enter__(self):
+            self.start()
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        query_devices=lambda device=None, kind=None: {"name": "USB mic", "default_samplerate": 16000.0},
+        InputStream=InputStream, PortAudioError=PortAudioError))
+
+
+@pytest.mark.parametrize("fails_at, said", [("open", "Device unavailable"), ("start", "Device or resource busy")])
+def test_a_microphone_that_cannot_be_opened_is_one_line(monkeypatch, fails_at, said):
+    # Before: sounddevice's PortAudioError (a busy device, one unplugged since it was listed) came out of
+    # `listen --mic` as a traceback, and out of `run --voice`'s voice thread as another.
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech.audio import Microphone
+
+    fake_sounddevice(monkeypatch, fails_at)
+    with pytest.raises(EdgeRapError, match=f"cannot open the microphone \\(USB mic\\): .*{said}"):
+        next(Microphone().chunks())
+
+
+def test_no_input_device_is_said_to_be_no_microphone(monkeypatch):
+    # Before: "edge-rap: no input device: Error querying device -1" (PortAudio installed, no microphone: a
+    # headless board), which names no microphone (tests/test_daemon.py expects one named).
+    from edge_rap.speech.audio import Microphone
+
+    def no_input(device=None, kind=None):
+        raise PortAudioError("Error querying device -1")
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(query_devices=no_input,
+                                                                           PortAudioError=PortAudioError))
+    with pytest.raises(EdgeRapError, match=r"^no microphone: no audio input device \(Error querying device"):
+        Microphone()
+
+
+def test_the_voice_loop_says_in_one_line_why_it_stopped(monkeypatch, caplog):
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import loop
+
+    fake_sounddevice(monkeypatch, "start")
+    voice = voice_loop(monkeypatch, Scripted(), source=None)
+    voice.start()
+    assert voice.stop(5.0)
+    records = [r for r in caplog.records if "voice loop stopped" in r.getMessage()]
+    assert len(records) == 1 and records[0].exc_info is None and "Device or resource busy" in records[0].getMessage()
+    assert loop.log.name == "edge_rap.speech.loop"
+
+
+# --- stopping the daemon's voice loop ------------------------------------------------------------------------------
+
+def voice_loop(monkeypatch, transcriber, source):
+    import edge_rap.speech.asr
+    import edge_rap.speech.vad
+    from edge_rap.speech.loop import VoiceLoop
+
+    monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: transcriber)
+    monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: vad)
+    home = Home("bo")
+    home.settings = types.SimpleNamespace(models=None)
+    reported = []
+    voice = VoiceLoop(home, None, lambda: None, reported.append, source=source)
+    voice.reported = reported
+    return voice
+
+
+def test_stopping_the_voice_loop_waits_for_whisper_and_hears_nothing_more(monkeypatch):
+    # Before: `run` gave the voice thread 1 s and went on to close the household and exit; a process exiting
+    # while whisper ran in that thread was aborted (exit 134, "terminate called without an active exception")
+    # or crashed (139). And a source that is not the microphone was never stopped at all.
+    closed = []
+
+    def source():
+        try:
+            yield from pieces(quiet(0.5), loud(1.0), quiet(1.0))  # one utterance, ended
+            while True:  # then speech that has not ended when the loop is stopped
+                yield pieces(loud(0.1))[0]
+                time.sleep(0.002)
+        finally:
+            closed.append(True)
+
+    transcriber = Scripted("Hey robot, is Bo home?", "Hey robot, where is", delay=1.0)
+    voice = voice_loop(monkeypatch, transcriber, source())
+    voice.start()
+    assert transcriber.working.wait(10)  # whisper is at work on the first utterance
+    assert voice.stop(timeout=10.0)  # it has ended when stop returns ...
+    assert not voice._thread.is_alive() and closed == [True]  # ... its source closed (a microphone stops with it)
+    assert len(transcriber.heard) == 1  # the speech cut off by the stop was not transcribed
+    assert voice.turns == 1 and voice.reported[0].transcript == "Hey robot, is Bo home?"
+
+
+# --- a command with no frame --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("said, action", [("Hey robot, remember this as Teddy.", "remember"),
+                                          ("Hey robot, this is also Bo.", "add")])
+def test_a_command_that_needs_a_frame_is_refused_at_once_without_one(said, action):
+    # Before: the device asked "Shall I remember this as <teddy>? Say yes or no." and, on the yes, said "I have no
+    # camera frame to remember": the user was asked for a yes that could do nothing.
+    from edge_rap.speech.intents import NO_FRAME
+    from edge_rap.speech.listen import Listener
+
+    listener = Listener(Home("bo"), Scripted(said), vad, wake="hey robot")
+    turn, = listener.turns(iter(pieces(loud(1.0), quiet(1.0))))
+    assert turn.command.action == action and turn.command.state == "refused" and not turn.asking
+    assert turn.reply.text == NO_FRAME and listener.pending is None
+    forget, = Listener(Home("bo"), Scripted("Hey robot, forget Bo."), vad, wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(1.0))))
+    assert forget.asking  # forgetting needs no frame
+
+
+# --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
+
+def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):
+    from edge_rap.speech.listen import Listener
+
+    talk = [part for _ in range(8) for part in (loud(4.5), quiet(1.0))]  # 36 s of speech in pauses
+    turn = Listener(Home("bo"), Scripted("So then we went to the market."), vad).push_to_talk(iter(pieces(*talk)))
+    assert turn.triggered
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "only its first 30 s were heard" in warned[0], warned
+    caplog.clear()
+    Listener(Home("bo"), Scripted("Where is Bo?"), vad).push_to_talk(iter(pieces(*talk[:10])))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # 22.5 s: all of it heard
+
+
+# --- listen --wav --wake: its JSON ----------------------------------------------------------------------------
+
+@pytest.fixture
+def scripted_cli(monkeypatch, settings):
+    """`listen` with the transcriber scripted and the stand-in VAD; a memory that remembers <bo>."""
+    import edge_rap.speech.asr
+    import edge_rap.speech.vad
+    from edge_rap.household import Household
+    from photos import save_photo
+
+    with Household(settings) as home:
+        home.remember("bo", [save_photo(settings.memory.parent / "photos", "rocket")], "", "")
+    script = Scripted()
+    monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: script)
+    monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: vad)
+    return settings, script
+
+
+def listen_json(settings, capsys, wav, *argv) -> dict:
+    from edge_rap import cli
+
+    capsys.readouterr()
+    rc = cli.main(["listen", "--wav", str(wav), "--json", "--mute", *argv, "--memory", str(settings.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "Traceback" not in err, err
+    return json.loads(out)
+
+
+def write_wav(path, samples: np.ndarray):
+    data = (samples * 32767).astype("<i2").tobytes()
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
+                     struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE, 2, 16) + b"data" + struct.pack("<I", len(data))
+                     + data)
+    return path
+
+
+def test_cli_wake_command_and_its_yes_from_one_wav_print_both_words(scripted_cli, capsys, tmp_path):
+    # Before: the object printed had "transcript": "Yes." only (push-to-talk prints both, as README says).
+    settings, script = scripted_cli
+    script.texts = ["Hey robot, forget Bo.", "Yes."]
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([loud(1.0), quiet(1.0), loud(0.5), quiet(1.0)]))
+    out = listen_json(settings, capsys, wav, "--wake", "hey robot")
+    assert out["transcript"] == "Hey robot, forget Bo. Yes."
+    assert out["command"] == {"action": "forget", "name": "bo", "state": "done", "box": None}
+
+
+def test_cli_wake_json_not_triggered_keeps_its_timings(scripted_cli, capsys, tmp_path):
+    # Before: "timings": {} (push-to-talk's untriggered object has vad_ms and asr_ms).
+    settings, script = scripted_cli
+    script.texts = ["I think it is going to rain.", "Later today."]
+    wav = write_wav(tmp_path / "c.wav", np.concatenate([loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)]))
+    out = listen_json(settings, capsys, wav, "--wake", "hey robot")
+    assert out["triggered"] is False and out["transcript"] == "I think it is going to rain. Later today."
+    assert set(out["timings"]) == {"vad_ms", "asr_ms"} and out["timings"]["asr_ms"] == 2.0
+    silence = write_wav(tmp_path / "s.wav", quiet(2.0))
+    out = listen_json(settings, capsys, silence, "--wake", "hey robot")
+    assert out["transcript"] == "" and set(out["timings"]) == {"vad_ms", "asr_ms"}
+
+
+# --- a WAV whose recorder stopped before writing its size ----------------------------------------------------
+
+def test_a_wav_whose_data_size_was_never_written_is_read_to_its_end(tmp_path):
+    # A recorder writes its header first with sizes of 0 and fills them in when it stops: one that crashed, ran
+    # out of battery or was killed leaves "data" with size 0 and its samples after it. Before: "heard no speech"
+    # (ffmpeg, and so PyAV, reads such a file to its end).
+    from edge_rap.speech.audio import read_wav
+
+    tone = loud(1.0)
+    whole = write_wav(tmp_path / "whole.wav", tone).read_bytes()
+    at = whole.index(b"data") + 4
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[:4] + struct.pack("<I", 36) + whole[8:at] + struct.pack("<I", 0) + whole[at + 4:])
+    assert read_wav(cut).seconds == pytest.approx(1.0)
+    assert np.array_equal(read_wav(cut).samples, read_wav(tmp_path / "whole.wav").samples)
+    empty = tmp_path / "empty.wav"  # an empty data chunk, and another chunk after it: empty still
+    empty.write_bytes(whole[:at] + struct.pack("<I", 0) + b"LIST" + struct.pack("<I", 4) + b"INFO")
+    assert read_wav(empty).seconds == 0.0

@@ -388,6 +388,32 @@ def test_deep_greyscale_outside_its_usual_range_is_scaled_by_its_maximum(tmp_pat
     assert np.abs(pixels[1:] - tones[1:]).max() <= 1
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_cut_out_with_transparency_is_seen_on_white(tmp_path, mode):
+    """A phone's cut-out keeps the background it removed under alpha 0: read as RGB without its alpha, that
+    background came back (here red) and was embedded with the thing."""
+    from PIL import Image
+
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[...] = (200, 30, 30, 0)  # the cut-away background, transparent
+    rgba[10:30, 10:30] = (20, 40, 160, 255)  # the thing, opaque
+    rgba[10:30, 5] = (20, 40, 160, 128)  # an edge pixel, half covering white
+    picture = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        picture = picture.convert("LA")
+    elif mode == "P":  # a palette: 0 the cut-away background (transparent), 1 the thing
+        picture = Image.fromarray((rgba[..., 3] > 0).astype(np.uint8), "P")
+        picture.putpalette([200, 30, 30, 20, 40, 160])
+        picture.info["transparency"] = 0
+    picture.save(tmp_path / "cut-out.png")
+    pixels = read_image_file(tmp_path / "cut-out.png").image.pixels.astype(int)
+    assert (pixels[0, 0] == 255).all() and (pixels[39, 39] == 255).all()
+    thing = pixels[20, 20]
+    assert thing.max() < 200  # the thing is kept as it is
+    if mode != "P":  # a palette's transparency is all or nothing
+        assert (np.abs(pixels[20, 5] - (thing + 255) / 2) <= 2).all()
+
+
 def test_a_large_deep_photo_is_reduced(tmp_path):
     from PIL import Image
 

@@ -193,7 +193,7 @@ def _rgb(pil):
     from PIL import Image as PILImage
 
     if pil.mode not in _DEEP_MODES:
-        return pil.convert("RGB")
+        return _on_white(pil).convert("RGB")
     values = np.asarray(pil, dtype=np.float32)
     values = np.where(np.isfinite(values), values, 0.0)
     top = float(values.max()) if values.size else 0.0
@@ -205,6 +205,18 @@ def _rgb(pil):
         full = 1.0 if top <= 1.0 else top
     grey = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
     return PILImage.fromarray(grey, "L").convert("RGB")
+
+
+def _on_white(pil):
+    """A picture with transparency (a cut-out from a phone, a sticker) laid on white. Dropping the alpha would show
+    what its transparent pixels still hold: black, or the very background the cut-out removed."""
+    from PIL import Image as PILImage
+
+    if pil.mode == "P" and "transparency" in pil.info or pil.mode in ("LA", "La", "PA", "RGBa"):
+        pil = pil.convert("RGBA")
+    if pil.mode != "RGBA":
+        return pil
+    return PILImage.alpha_composite(PILImage.new("RGBA", pil.size, (255, 255, 255, 255)), pil)
 
 
 def _orientation(pil) -> int:

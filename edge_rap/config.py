@@ -56,6 +56,7 @@ class Profile:
     rss_mb: int = 0  # the daemon warns when its resident memory passes this (0 = no limit)
     snapshot_count: int = 1000
     snapshot_days: float = 7.0
+    events_days: float = 365.0  # the event log keeps this many days (0 = all), and each concept's last sighting
     vlm: VlmProfile = field(default_factory=VlmProfile)
     reason: str = ""  # why this profile was chosen
 
@@ -104,7 +105,7 @@ SCHEMA: dict[str, dict[str, type]] = {
     "detector": {"model": str},
     "capture": {"width": int, "fps": float},
     "faces": {"min_face": int},
-    "limits": {"rss_mb": int, "snapshot_count": int, "snapshot_days": float},
+    "limits": {"rss_mb": int, "snapshot_count": int, "snapshot_days": float, "events_days": float},
     "vlm": {"model": str, "mmproj": str, "n_gpu_layers": int, "n_ctx": int, "threads": int, "references": str,
             "max_references": int, "max_tokens": int},
 }
@@ -153,6 +154,7 @@ def load_profile(name: str | None = None) -> Profile:
         rss_mb=limits.get("rss_mb", 0),
         snapshot_count=limits.get("snapshot_count", Profile.snapshot_count),
         snapshot_days=float(limits.get("snapshot_days", Profile.snapshot_days)),
+        events_days=float(limits.get("events_days", Profile.events_days)),
         vlm=VlmProfile(**raw.get("vlm", {})),
         reason=f"{reason}: {path.name}" if reason else path.name,
     )
@@ -166,7 +168,7 @@ def load_profile(name: str | None = None) -> Profile:
             raise EdgeRapError(f"{where}: [{section}] threads must be 0 (all cores) to {MAX_THREADS}, not {threads}")
     if profile.min_face < 12:
         raise EdgeRapError(f"{where}: [faces] min_face must be >= 12 (MTCNN's smallest window)")
-    if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days) < 0 \
+    if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days, profile.events_days) < 0 \
             or profile.snapshot_count < 1:
         raise EdgeRapError(f"{where}: [capture] and [limits] values must be >= 0 (snapshot_count >= 1)")
     vlm = profile.vlm

@@ -21,9 +21,12 @@ class NewestWorker(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, item: T) -> T | None:
-        """Queue `item`; the waiting item it replaced, if any."""
+    def submit(self, item: T, keep: Callable[[T], bool] | None = None) -> T | None:
+        """Queue `item` in place of the waiting item, unless `keep(waiting)` says the waiting one stays; the item
+        that will never be handled (the one replaced, or `item` itself), if any."""
         with self._cond:
+            if self._pending is not None and keep is not None and keep(self._pending):
+                return item
             stale, self._pending = self._pending, item
             self._cond.notify_all()
         return stale

@@ -33,6 +33,7 @@ BAD_PROFILES = {
     "providers-empty": ("[embedder]\nproviders = []\n", "providers"),
     "snapshot_days-nan": ("[limits]\nsnapshot_days = nan\n", "snapshot_days must be a finite number"),
     "fps-inf": ("[capture]\nfps = inf\n", "fps"),
+    "events_days-negative": ("[limits]\nevents_days = -1\n", "must be >= 0"),
     "section-a-string": ('vlm = "x"\n', "vlm must be a section"),
 }
 
@@ -68,6 +69,7 @@ def test_shipped_profiles_pass_the_checks():
         assert profile.name == name and profile.capture_width > 0 and profile.rss_mb > 0
         assert profile.provider[-1] == "cpu"  # the CPU is always the last resort
     assert load_profile("jetson-orin").threads == 4
+    assert load_profile("x86-cpu").events_days == 365
 
 
 def test_the_profile_sets_the_smallest_face_found(settings, tmp_path):

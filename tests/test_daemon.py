@@ -20,7 +20,7 @@ from edge_rap.daemon.events import EventLog
 from edge_rap.daemon.loop import Daemon, DaemonOptions
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.perceive.camera import parse_source
-from edge_rap.types import Box, Concept, Hit, Recognition
+from edge_rap.types import Box, Concept, Event, Hit, Recognition
 
 BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
 
@@ -98,6 +98,16 @@ def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
     assert [(e.kind, e.name, e.time_s) for e in events] == [("arrived", "bo", 1.0), ("left", "bo", 2.0)]
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch ended too
+
+
+def test_the_daemon_applies_the_logs_retention_when_it_starts(tmp_path):
+    home = ScriptedHousehold(tmp_path / "memory")
+    stale = time.time() - 400 * 86400.0
+    for k in range(3):
+        home.events.add(Event("arrived" if k % 2 == 0 else "left", "anya", "den", float(k), stale + k))
+    run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0)
+    kept = [(e.kind, e.name) for e in EventLog(home.root, readonly=True).query()]
+    assert kept == [("arrived", "anya"), ("arrived", "bo"), ("left", "bo")]  # anya's last sighting stays
 
 
 def test_two_cameras_in_one_process_carry_their_names(tmp_path):

@@ -447,6 +447,27 @@ def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
     assert not (tmp_path / "snaps").joinpath(path).exists()
 
 
+def test_pruning_keeps_recent_events_and_each_concepts_last_sighting_on_each_camera(tmp_path):
+    """A log that runs for years stays bounded, yet "where is Bo?" still finds Bo's last sighting, however old."""
+    log = EventLog(tmp_path)
+    snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_age_s=10**9, max_count=10))
+    year = 365 * 86400.0
+    now = time.time()
+    old_snapshot = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
+    log.add(Event("arrived", "bo", "porch", 1.0, now - 2 * year, snapshot=old_snapshot))
+    log.add(Event("left", "bo", "porch", 2.0, now - 2 * year + 60))  # bo's last on the porch: kept
+    log.add(Event("arrived", "anya", "den", 3.0, now - 2 * year))
+    log.add(Event("left", "anya", "den", 4.0, now - 2 * year + 60))
+    log.add(Event("arrived", "anya", "den", 5.0, now - 60))  # recent: anya's older den events go
+    log.add(Event("arrived", "mochi", "den", 6.0, now - 2 * year))  # mochi's only event: kept
+    assert log.prune(now - year) == 3
+    kept = [(e.kind, e.name, e.camera) for e in EventLog(tmp_path, readonly=True).query()]
+    assert kept == [("left", "bo", "porch"), ("arrived", "anya", "den"), ("arrived", "mochi", "den")]
+    assert not Path(old_snapshot).exists()  # a pruned event's snapshot goes with it
+    assert log.prune(now - year) == 0
+    assert EventLog(tmp_path / "never-written").prune(now) == 0
+
+
 def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(tmp_path):
     """The API's snapshot of an event looks it up by id, beyond the newest that a query reads; an events.sqlite
     left empty by a first writer that died before making its tables reads as no events, not an error."""
@@ -736,6 +757,67 @@ def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
     with wave.open(str(tmp_path / lines[-1]["wav"])) as w:
         assert w.getnframes() > w.getframerate() * 0.3  # a spoken line, not an empty file
 
+
+
+class HeldVoice:
+    """A voice that holds its first line until released, so that later lines wait in the Speaker's queue."""
+
+    name = "held"
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.began = threading.Event()
+        self.lines = 0
+
+    def write(self, text: str, wav) -> bool:
+        self.lines += 1
+        if self.lines == 1:
+            self.began.set()
+            assert self.release.wait(60)
+        Path(wav).write_bytes(b"RIFF")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_announcement_never_replaces_a_waiting_answer(tmp_path):
+    """`run --voice`: someone asks "where is Bo?" while the device speaks; the answer waits, and the camera's
+    next announcement must not take its place (it did: the newest line won, and the answer was never said)."""
+    from edge_rap.speech.tts import Speaker
+
+    voice = HeldVoice()
+    speaker = Speaker(voice, tmp_path)
+    speaker.say("Mochi arrived")
+    assert voice.began.wait(60)  # being spoken
+    answer = speaker.say("Bo is in the kitchen", answer=True)
+    late = speaker.say("Anya arrived")
+    assert late.wait_audio(0) is None and late.settled.is_set()  # given way: whoever waits for it is not kept
+    newer = speaker.say("Bo is on the sofa", answer=True)  # a newer answer still replaces the waiting one
+    assert answer.settled.is_set() and answer.audio_at is None
+    voice.release.set()
+    assert newer.wait_audio(60) is not None
+    assert speaker.flush(60)
+    speaker.close()
+    said = [json.loads(x)["text"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert said == ["Mochi arrived", "Bo is on the sofa"]
+
+
+def test_an_answer_replaces_a_waiting_announcement(tmp_path):
+    from edge_rap.speech.tts import Speaker
+
+    voice = HeldVoice()
+    speaker = Speaker(voice, tmp_path)
+    speaker.say("Mochi arrived")
+    assert voice.began.wait(60)
+    waiting = speaker.say("Anya arrived")
+    answer = speaker.say("Bo is in the kitchen", answer=True)
+    assert waiting.settled.is_set() and waiting.audio_at is None
+    voice.release.set()
+    assert answer.wait_audio(60) is not None
+    speaker.close(60)
+    said = [json.loads(x)["text"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert said == ["Mochi arrived", "Bo is in the kitchen"]
 
 # --- announcer ---------------------------------------------------------------------------------------------
 

@@ -283,12 +283,25 @@ class EventLog:
 
     def purge(self, name: str) -> int:
         """Delete every event about `name` and the snapshots they kept; the number of events removed."""
+        return self._delete("name = ?", (name,))
+
+    def prune(self, before: float) -> int:
+        """Delete the events logged before the wall-clock time `before` (and their snapshots), except the newest
+        of each concept on each camera: a log that runs for years stays bounded, and "where is Bo?" still finds
+        where Bo was last seen, however long ago. The number of events removed."""
+        try:
+            return self._delete("wall < ? AND id NOT IN (SELECT MAX(id) FROM events GROUP BY name, camera)",
+                                (before,))
+        except sqlite3.Error as e:
+            raise EdgeRapError(f"{self.path}: cannot prune the event log ({e})") from None
+
+    def _delete(self, where: str, args: tuple) -> int:
         if not self.path.exists():
             return 0
         db = self._db()
-        snapshots = [Path(r[0]) for r in db.execute("SELECT snapshot FROM events WHERE name = ? AND snapshot "
-                                                     "IS NOT NULL", (name,))]
-        count = db.execute("DELETE FROM events WHERE name = ?", (name,)).rowcount
+        snapshots = [Path(r[0]) for r in db.execute(f"SELECT snapshot FROM events WHERE {where} AND snapshot "
+                                                     "IS NOT NULL", args)]
+        count = db.execute(f"DELETE FROM events WHERE {where}", args).rowcount
         for path in snapshots:
             if SNAPSHOT_NAME.match(path.name):  # only files the log itself wrote
                 path.unlink(missing_ok=True)

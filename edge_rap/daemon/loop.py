@@ -41,6 +41,8 @@ FIGURES = ("lag",)
 JOIN_S = 1.0
 #: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again.
 UNLOGGED_MAX = 10_000
+#: How often the event log's retention is applied (and once at the start).
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class DaemonOptions:
     examine_fps: float = 5.0  # frames per second per camera the gate looks at, at most (0: all)
     folder_fps: float = 2.0  # a folder of images plays at this rate
     rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
+    events_keep_s: float = 0.0  # events older than this are pruned, each concept's last sighting kept (0: none)
 
 
 @dataclass
@@ -184,7 +187,7 @@ class Daemon:
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
         stamp, forced = memory_stamp(self.household.root), set()
         outages = {c.spec.name: 0 for c in cameras}
-        next_check = time.monotonic()
+        next_check = next_prune = time.monotonic()
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_check:
@@ -192,6 +195,9 @@ class Daemon:
                     self.household.events.still_watching()
                     self._log_unlogged()  # the log may take what it refused before
                     next_check = time.monotonic() + 10.0
+                if time.monotonic() >= next_prune:
+                    self._prune_events()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
                 if self.options.duration_s is not None and time.monotonic() - started >= self.options.duration_s:
                     break
                 if self.options.max_frames is not None and self.summary.frames_read >= self.options.max_frames:
@@ -282,6 +288,20 @@ class Daemon:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _prune_events(self) -> None:
+        """The log's retention (the profile's [limits] events_days); a log that cannot be pruned now is warned of
+        and tried again at the next prune."""
+        if self.options.events_keep_s <= 0:
+            return
+        try:
+            removed = self.household.events.prune(time.time() - self.options.events_keep_s)
+        except EdgeRapError as e:
+            log.warning("%s", e)
+            return
+        if removed:
+            log.info("pruned %d event(s) older than %g days from the log", removed,
+                     self.options.events_keep_s / 86400)
 
     def _check_memory(self) -> None:
         now = rss_mb()

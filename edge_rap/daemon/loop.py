@@ -16,12 +16,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import memory_stamp
 from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.gate import GateSettings, MotionGate
@@ -115,18 +115,6 @@ def rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def memory_stamp(root: Path) -> tuple:
-    """Changes whenever another process commits to the memory (SQLite's WAL and main file grow or move)."""
-    stamp = []
-    for name in ("memory.sqlite", "memory.sqlite-wal"):
-        try:
-            st = os.stat(root / name)
-            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            stamp.append(None)
-    return tuple(stamp)
 
 
 class Daemon:

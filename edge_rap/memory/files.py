@@ -55,3 +55,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def memory_stamp(root: Path) -> tuple:
+    """Changes whenever a process, this one too, commits to the memory (SQLite's WAL and main file grow or move)."""
+    stamp = []
+    for name in (DATABASE, DATABASE + "-wal"):
+        try:
+            st = os.stat(root / name)
+            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)

@@ -16,7 +16,7 @@ def cmd_listen(args) -> int:
     from edge_rap.cli import _existing_memory, _household, _settings
     from edge_rap.speech.asr import Transcriber
     from edge_rap.speech.audio import Microphone, chunks, louder, read_audio
-    from edge_rap.speech.listen import Listener, Turn
+    from edge_rap.speech.listen import Listener, StillFrame, Turn
     from edge_rap.speech.tts import open_speaker
     from edge_rap.speech.vad import SileroVad
     from edge_rap.speech.wake import check_wake
@@ -34,12 +34,11 @@ def cmd_listen(args) -> int:
     settings = _settings(args)
     _existing_memory(args, settings)
     audio = louder(read_audio(Path(args.wav))) if args.wav else None  # a quiet recording raised
-    latest = None
+    image = None
     if args.image:
         from edge_rap.perceive.images import read_image_file
 
-        frame = (read_image_file(args.image).image, None)
-        latest = lambda: frame  # noqa: E731
+        image = read_image_file(args.image).image
     speaker = open_speaker(args.mute, args.speak_to, lambda note: print(f"edge-rap: {note}", file=sys.stderr))
     transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1), models=settings.models)
     mic = None if audio is not None else Microphone()
@@ -48,8 +47,7 @@ def cmd_listen(args) -> int:
         with _household(args, settings, vlm=(args.vlm or "", args.mmproj or "")) as home:
             if args.vlm:
                 _ = home.vlm  # a VLM named here must load, and loads now: not after the question was asked
-            if latest is not None:
-                home.recognize(latest()[0])  # models load now, not between the question and its answer
+            latest = StillFrame(home, image) if image is not None else None
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
             source = chunks(audio) if audio is not None else mic.chunks()
             if not args.wake:

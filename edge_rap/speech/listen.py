@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge_rap.speech import intents
+from edge_rap.memory.files import memory_stamp
 from edge_rap.speech.asr import Transcriber
 from edge_rap.speech.audio import CHUNK, RATE
 from edge_rap.speech.intents import Command
@@ -30,6 +31,23 @@ LONGEST_S = 30.0  # whisper hears 30 s at most: push-to-talk speech is cut off t
 
 #: The latest camera frame and, when the caller already has it, what was recognised in it.
 Latest = Callable[[], "tuple[Image, Recognition | None] | None"]
+
+
+class StillFrame:
+    """`listen --image`: one frame, recognised when made (the models load before the question, not after it) and
+    again only once the memory changed (a spoken "remember this as" or "forget", another process): a question
+    about it costs no second recognition between the end of its speech and its answer."""
+
+    def __init__(self, home, image: Image):
+        self.home, self.image = home, image
+        self._stamp = memory_stamp(home.root)
+        self._recognition = home.recognize(image)
+
+    def __call__(self) -> tuple[Image, Recognition]:
+        stamp = memory_stamp(self.home.root)
+        if stamp != self._stamp:
+            self._stamp, self._recognition = stamp, self.home.recognize(self.image)
+        return self.image, self._recognition
 
 
 @dataclass

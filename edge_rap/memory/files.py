@@ -58,12 +58,13 @@ def fsync_dir(path: Path) -> None:
 
 
 def memory_stamp(root: Path) -> tuple:
-    """Changes whenever a process, this one too, commits to the memory (SQLite's WAL and main file grow or move)."""
+    """Changes whenever a process, this one too, commits to the memory (SQLite's WAL and main file grow or move).
+    An empty WAL is no commit: the first reader of a closed memory makes one."""
     stamp = []
     for name in (DATABASE, DATABASE + "-wal"):
         try:
             st = os.stat(root / name)
-            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino) if st.st_size or name == DATABASE else None)
         except OSError:
             stamp.append(None)
     return tuple(stamp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -445,6 +446,23 @@ def test_cameras_that_hang_in_opencv_are_waited_for_together_not_each_in_turn(tm
     # Why the exit status is 2, in one line per camera, at the end (the retries' warnings do not say it).
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         f"camera {name}: source 'rtsp://camera.invalid/{name}': never opened" for name in ("a", "b", "c")]
+
+
+def test_a_fifo_no_one_writes_to_is_a_source_that_never_opened(tmp_path, caplog):
+    """A FIFO as a file source (a pipe from ffmpeg that never started) blocks OpenCV's open: the run ended on its
+    duration with exit status 0 and said nothing."""
+    fifo = tmp_path / "camera.pipe"
+    os.mkfifo(fifo)
+    home, stop = ScriptedHousehold(tmp_path / "memory"), threading.Event()
+    try:
+        threading.Timer(0.5, stop.set).start()
+        summary = Daemon(home, DaemonOptions((parse_source(f"pipe={fifo}"),)), lambda e: None).run(stop)
+    finally:
+        with contextlib.suppress(OSError):  # (ENXIO: no reader had opened it)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the capture thread's open returns: it ends
+    assert summary.source_errors == {"pipe": f"source {str(fifo)!r}: never opened"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"camera pipe: source {str(fifo)!r}: never opened"]
 
 
 # --- the real default embedder on a generated video -----------------------------------------------------------

@@ -373,7 +373,8 @@ class Daemon:
 
     def _finish(self, cameras: list[Camera]) -> None:
         for camera in cameras:
-            if camera.spec.live and camera.error:  # (a file's or folder's was said when it happened)
+            if camera.error and (camera.spec.live or not camera.finished.is_set()):  # (a file or folder that
+                # ended said why when it happened; one still waiting to open, a FIFO with no writer, never did)
                 log.error("camera %s: %s", camera.spec.name, camera.error)
         self._check_memory()
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)

@@ -253,9 +253,11 @@ class Camera:
     def _read_video(self, path: str) -> None:
         import cv2
 
+        self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
             raise EdgeRapError(f"source {path!r}: cannot open as a video")
+        self.error = None
         fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
         try:
             self._follow(capture, time.monotonic(), fps if 0 < fps <= 240 else 15.0)

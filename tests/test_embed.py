@@ -352,6 +352,18 @@ def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeyp
     assert calls == [1]  # one export; the others waited on the lock and found it done
 
 
+def test_an_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    def full_disk(self):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / ".export-1-x" / "model.onnx"))
+
+    monkeypatch.setattr(ModelCache, "prepare_default", full_disk)
+    with pytest.raises(EdgeRapError, match=r"cannot export .* \(No space left on device\): free some space") as e:
+        ModelCache(tmp_path / "models").ensure_default("efficientnet-lite0-int8")
+    assert "\n" not in str(e.value)
+
+
 def test_provider_choice_prefers_accelerators_and_always_has_the_cpu():
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]

@@ -251,7 +251,7 @@ class ModelCache:
             log.warning("first run: exporting the default embedder %s into %s (once, about a minute)", name,
                         self.root)
             try:
-                self.prepare_default()
+                self._export_default(name)
             except EdgeRapError as e:
                 if not self.has(name):
                     raise
@@ -264,6 +264,16 @@ class ModelCache:
         """A default embedder from an older export (e.g. int8 that differed from CPU to CPU): it is exported
         anew, and memories made with it are told to run `edge-rap reindex` (their space's fingerprint differs)."""
         return name in DEFAULT_EMBEDDERS and Manifest.load(self.folder(name)).export_version < DEFAULT_EXPORT_VERSION
+
+    def _export_default(self, name: str) -> None:
+        """prepare_default, with a full disk or a cache that cannot be written said in one line (the export's
+        staging folder is removed either way, so nothing half-written is kept)."""
+        try:
+            self.prepare_default()
+        except OSError as e:
+            raise EdgeRapError(f"cannot export the default embedder {name} into the model cache {self.root} "
+                               f"({e.strerror or e}): free some space there, or set EDGE_RAP_MODELS to another "
+                               "folder") from None
 
     def prepare_default(self) -> None:
         """Export the offline default embedder (needs the `export` extra once; never again after)."""

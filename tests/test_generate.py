@@ -353,6 +353,49 @@ def test_pull_refuses_a_gguf_cut_short(tmp_path, tiny, kept):
     assert pull("tiny", models, fake_registry(tmp_path, None)).model == folder / "tiny.gguf"
 
 
+def test_pull_on_a_full_disk_or_read_only_cache_is_one_line(tmp_path, tiny, monkeypatch):
+    import errno
+    import os
+
+    models, folder = hand_placed(tmp_path, tiny)
+    real_write = Path.write_text
+
+    def fail_with(code):
+        def write_text(self, *args, **kwargs):
+            if self.parent == folder:
+                raise OSError(code, os.strerror(code), str(self))
+            return real_write(self, *args, **kwargs)
+        return write_text
+
+    monkeypatch.setattr(Path, "write_text", fail_with(errno.ENOSPC))
+    with pytest.raises(EdgeRapError, match=r"cannot register tiny in .* \(No space left on device\)") as e:
+        pull("tiny", models, fake_registry(tmp_path, None))
+    assert "\n" not in str(e.value) and not (folder / "vlm.json").exists()
+    monkeypatch.setattr(Path, "write_text", real_write)
+    assert pull("tiny", models, fake_registry(tmp_path, None)).model == folder / "tiny.gguf"
+    monkeypatch.setattr(Path, "write_text", fail_with(errno.EROFS))  # pulled before: verified, nothing to write
+    assert pull("tiny", models, fake_registry(tmp_path, None)).model == folder / "tiny.gguf"
+    monkeypatch.setattr(Path, "replace", lambda self, target: (_ for _ in ()).throw(
+        OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))))
+    with pytest.raises(EdgeRapError, match=r"does not match its sha256 \(.*\); it could not be moved aside "
+                                           r"\(Read-only file system\): delete it"):
+        pull("tiny", models, fake_registry(tmp_path, "0" * 64))
+
+
+def test_an_unknown_model_name_suggests_the_close_ones(tmp_path):
+    from edge_rap.models.vlm_registry import did_you_mean
+
+    known = ["smolvlm2-500m", "smolvlm2-2.2b", "qwen2-vl-2b", "whisper-base.en"]
+    assert did_you_mean("smolvlm", known) == "; did you mean 'smolvlm2-500m' or 'smolvlm2-2.2b'?"
+    assert did_you_mean("SmolVLM2-500M", known) == "; did you mean 'smolvlm2-500m'?"
+    assert did_you_mean("whisper-base", known) == "; did you mean 'whisper-base.en'?"
+    assert did_you_mean("llava", known) == ""
+    with pytest.raises(EdgeRapError, match="did you mean 'smolvlm2-500m' or 'smolvlm2-2.2b'"):
+        pull("smolvlm", tmp_path)
+    with pytest.raises(EdgeRapError, match="did you mean 'qwen2-vl-2b'"):
+        resolve(tmp_path, "qwen2-vl")
+
+
 def test_resolve_paths_and_unpulled_names(tmp_path):
     (tmp_path / "m.gguf").write_bytes(b"x")
     assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj is None

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -97,6 +98,24 @@ def list_vlms(models: Path, registry: dict | None = None, kind: str = "vlm") -> 
     return rows
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """'; did you mean 'a' or 'b'?' for the known names a mistyped one is close to (in any case; one it is part
+    of: "smolvlm" for both SmolVLMs), else ''."""
+    import difflib
+
+    lower = {k.lower(): k for k in known}
+    typed = name.lower()
+    if typed in lower:  # only the case differs
+        return f"; did you mean {lower[typed]!r}?"
+    close = [k for k in lower if typed and typed in k] + difflib.get_close_matches(typed, list(lower), n=3)
+    close = [lower[k] for k in dict.fromkeys(close)][:3]
+    if not close:
+        return ""
+    quoted = [repr(c) for c in close]
+    options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f"; did you mean {options}?"
+
+
 def _reachable(endpoint: str, timeout: float = 3.0) -> str | None:
     """None if a TCP connection to the hub opens, else why not (one line)."""
     url = urlparse(endpoint)
@@ -126,7 +145,8 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
     if entry is None:
         listed = {k: registry if k == kind else load_registry(kind=k) for k in KINDS}  # every pullable kind
         known = "; ".join(f"{KINDS[k]}s: {', '.join(r.get('models', {}))}" for k, r in listed.items())
-        raise EdgeRapError(f"no model named {name!r} in the registries ({known})")
+        every = [n for r in listed.values() for n in r.get("models", {})]
+        raise EdgeRapError(f"no model named {name!r} in the registries{did_you_mean(name, every)} ({known})")
     folder = vlm_root(models, kind) / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -158,16 +178,38 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         record[role] = {"file": spec["file"], "sha256": digest, "verified": bool(expected)}
     manifest = {"name": name, "files": record, "licence": entry.get("licence", "unknown"),
                 "context_length": entry.get("context_length"), "source": entry.get("repo") or entry.get("package")}
-    tmp = folder / f"{kind}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(folder / f"{kind}.json")
+    _register(folder / f"{kind}.json", manifest)
     return pulled(models, name, kind)
+
+
+def _register(path: Path, manifest: dict) -> None:
+    """Write a pulled model's record last and atomically; one already there and the same is left alone (so a
+    model pulled before is verified again in a read-only cache). A temporary file of this process's own, as two
+    pulls of one model may register at once; a full disk or a read-only folder is one line."""
+    try:
+        if json.loads(path.read_text()) == manifest:
+            return
+    except (OSError, ValueError):
+        pass
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        with suppress(OSError):  # a half-written record is not left behind where it can be removed
+            tmp.unlink(missing_ok=True)
+        raise EdgeRapError(f"cannot register {manifest['name']} in {path.parent} ({e.strerror or e}): free some "
+                           "space there, or set EDGE_RAP_MODELS to a writable folder") from None
 
 
 def _reject(path: Path, why: str) -> None:
     """Move a bad file aside (kept for a look, never adopted) and say so in one line."""
     bad = path.with_name(path.name + ".rejected")
-    path.replace(bad)
+    try:
+        path.replace(bad)
+    except OSError as e:  # a read-only cache
+        raise EdgeRapError(f"{path.name} {why}; it could not be moved aside ({e.strerror or e}): delete it and "
+                           "download it again") from None
     raise EdgeRapError(f"{path.name} {why}; moved to {bad}: download it again")
 
 
@@ -228,8 +270,8 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
     if have is None:
         known = load_registry().get("models", {})
         if model not in known:
-            raise EdgeRapError(f"VLM {model!r}: not a .gguf file nor a model `edge-rap models pull` knows "
-                               f"({', '.join(known)})")
+            raise EdgeRapError(f"VLM {model!r}: not a .gguf file nor a model `edge-rap models pull` knows"
+                               f"{did_you_mean(model, list(known))} ({', '.join(known)})")
         raise EdgeRapError(f"VLM {model!r} is not in the model cache {vlm_root(models)}: "
                            f"run `edge-rap models pull {model}`, or pass --vlm PATH --mmproj PATH")
     if mmproj:

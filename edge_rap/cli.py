@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", metavar="PATH")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
-                   "tokens_per_s, task, flagged (and device, verdict, note, cache where they apply)")
+                   "tokens_per_s, task, flagged, device, verdict, note, cache (null where they do not apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
     p.add_argument("--mmproj", metavar="PATH", help="its projector (default: the one *mmproj*.gguf beside --vlm)")
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")

@@ -161,12 +161,8 @@ class Answer:
         out = {"answer": self.text, "concepts": concepts, "mode": self.mode, "model": self.model,
                "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
                "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
-               "task": self.task, "flagged": self.flagged}
-        for key in ("device", "verdict", "note"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.cache:
-            out["cache"] = self.cache
+               "task": self.task, "flagged": self.flagged, "device": self.device, "verdict": self.verdict,
+               "note": self.note, "cache": self.cache or None}  # every key in every mode: a script reads them
         return out
 
 

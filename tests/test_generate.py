@@ -206,6 +206,10 @@ def test_answer_json_keys():
     out = a.to_json()
     assert {"answer", "concepts", "mode", "model", "ttft_s", "tokens_per_s"} <= set(out)
     assert out["concepts"] == [{"name": "bo", "score": 0.9, "box": [0, 0, 100, 100]}]
+    vlm = Answer("hi", "vlm", "recognize", [hit(BO)], [], model="m", device="cpu", ttft_s=0.1, cache={"prefix": "warm"},
+                 verdict={"name": "bo", "present": True})
+    assert list(out) == list(vlm.to_json())  # a script reads the same keys whichever mode answered
+    assert out["device"] is None and out["verdict"] is None and out["cache"] is None
 
 
 

@@ -137,6 +137,15 @@ def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
                        "--max-tokens", "4")  # the mmproj beside the model is found
     assert rc == 0 and out.endswith("\n") and "retrieval: <bo> is in the image" in err
     assert "tiny-gemma3 on cpu: first token" in err
+    mug = save(tmp_path / "mug.png", scene(2, 320, 240))
+    assert run("remember", "mug", mug)[0] == 0
+    asked = ("ask", "Is <mug> in this image?", "--image", bo, "--json")
+    rc, out, err = run(*asked, "--vlm", tiny[0], "--max-tokens", "2")
+    assert rc == 0, err
+    answer, template = json.loads(out), json.loads(run(*asked)[1])
+    assert answer["verdict"]["present"] is False  # <mug> went into the prompt as a reference, but is not found:
+    assert answer["concepts"] == template["concepts"] == [c for c in template["concepts"] if c["name"] == "bo"]
+    assert list(answer) == list(template)
 
 
 @pytest.fixture(scope="session")

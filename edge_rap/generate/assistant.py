@@ -90,7 +90,7 @@ class Assistant:
             unknown = unknown_names(question, known)
             answer = self._template(task, present, named, size, known, unknown, on_text, on_sentence)
         else:
-            answer = self._generate(task, question, image, hits, named, size, known, on_text, on_sentence)
+            answer = self._generate(task, question, image, present, hits, named, size, known, on_text, on_sentence)
         if task is Task.RECOGNIZE:
             answer.verdict = self._verdict(named, present, answer)
         return answer
@@ -105,16 +105,14 @@ class Assistant:
             splitter.flush()
         return Answer(text, "template", task.value, present, named if task is Task.TEXT else [], note=self.note)
 
-    def _generate(self, task, question, image, hits, named, size, known, on_text, on_sentence) -> Answer:
+    def _generate(self, task, question, image, present, hits, named, size, known, on_text, on_sentence) -> Answer:
         vlm, opts = self.vlm, self.options
         text_refs = opts.text_references or not vlm.has_vision
         image_for = (lambda c: None) if text_refs else (lambda c: reference_image(self.store, c))
         if task is Task.TEXT:
             refs = [Reference(c, image_for(c)) for c in named[:opts.max_references]]
-            in_prompt: list[Hit] = []
         else:
-            in_prompt = hits[:opts.max_references]
-            refs = [Reference(h.concept, image_for(h.concept), h.score, h.box) for h in in_prompt]
+            refs = [Reference(h.concept, image_for(h.concept), h.score, h.box) for h in hits[:opts.max_references]]
         query = query_image(image) if image is not None else None
         prompt = build_prompt(task, question, refs, query, size, text_refs)
         rendered = render(prompt, vlm.template, vlm.marker)
@@ -136,7 +134,8 @@ class Assistant:
         emit(guard.flush())
         if splitter is not None:
             splitter.flush()
-        return Answer("".join(shown).strip(), "vlm", task.value, in_prompt, named if task is Task.TEXT else [],
+        # concepts: what retrieval found, as in template mode (not a named one it did not find, given as a reference)
+        return Answer("".join(shown).strip(), "vlm", task.value, present, named if task is Task.TEXT else [],
                       model=vlm.name, device=vlm.device, ttft_s=generation.ttft_s,
                       tokens_per_s=generation.tokens_per_s, n_tokens=generation.n_tokens, flagged=guard.flagged,
                       cache=generation.cache)

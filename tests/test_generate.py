@@ -405,6 +405,8 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj is None
     (tmp_path / "mmproj-m.gguf").write_bytes(b"x")
     assert resolve(tmp_path, str(tmp_path / "m.gguf")).mmproj == tmp_path / "mmproj-m.gguf"  # found beside it
+    with pytest.raises(EdgeRapError, match="mmproj-m.gguf is a vision projector .*, not a language model"):
+        resolve(tmp_path, str(tmp_path / "mmproj-m.gguf"))  # the other file of the two picked
     assert resolve(tmp_path, "") is None
     (tmp_path / "dir.gguf").mkdir()
     with pytest.raises(EdgeRapError, match="dir.gguf is a folder, not a .gguf file"):

@@ -123,6 +123,14 @@ def test_a_file_cut_short_is_named_as_such_when_llama_cannot_load_it(tiny, tmp_p
         LlamaVlm(VlmSpec(files[0], files[1], "tiny", n_ctx=512))
 
 
+def test_a_file_that_is_not_gguf_is_named_as_such_whatever_its_name(tiny, tmp_path):
+    photo = save(tmp_path / "frame.png", scene(1, 64, 48))
+    with pytest.raises(EdgeRapError, match=r"cannot load .*frame.png: it is not a GGUF file"):
+        LlamaVlm(VlmSpec(photo, None, "photo", n_ctx=512))
+    with pytest.raises(EdgeRapError, match=r"cannot load the projector .*frame.png: it is not a GGUF file"):
+        LlamaVlm(VlmSpec(tiny[0], photo, "tiny", n_ctx=512))
+
+
 def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
     bo = save(tmp_path / "bo.png", scene(1, 320, 240))
     assert run("remember", "bo", bo, "--description", "our Shiba Inu")[0] == 0

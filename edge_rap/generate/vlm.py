@@ -128,7 +128,8 @@ class LlamaVlm:
                 n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
             )
         except ValueError as e:
-            why = format_problem(Path(spec.model))  # a cut-short or wrong file: say so rather than llama's words
+            # a cut-short or wrong file (a photo given as --vlm, whatever its name): say so rather than llama's words
+            why = format_problem(Path(spec.model), gguf=True)
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: " + (f"it is {why}" if why else str(e))) from None
         self.ctx = self.llm._ctx.ctx
         self.model_ptr = self.llm._model.model
@@ -167,7 +168,7 @@ class LlamaVlm:
         params.warmup = False
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
-            if (why := format_problem(mmproj)) is not None:
+            if (why := format_problem(mmproj, gguf=True)) is not None:
                 raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
                                "(a projector of another model, or a family this llama.cpp does not support; "

@@ -18,8 +18,9 @@ from edge_rap.models.gguf_extent import Truncated, gguf_extent
 WHISPER_SPEC = b"Whisper"
 
 
-def format_problem(path: Path) -> str | None:
-    """None when `path` looks like the kind of file its name says, else why not (a few words)."""
+def format_problem(path: Path, gguf: bool = False) -> str | None:
+    """None when `path` looks like the kind of file its name says (`gguf`: a GGUF file whatever its name), else
+    why not (a few words)."""
     try:
         with path.open("rb") as f:
             head = f.read(256)
@@ -29,7 +30,7 @@ def format_problem(path: Path) -> str | None:
         return "empty"
     if head.lstrip()[:1] == b"<":
         return "a web page (HTML or XML), not the model file: the download saved a page; fetch the file itself"
-    if path.suffix == ".gguf":
+    if gguf or path.suffix == ".gguf":
         return _gguf_cut_short(path) if head[:4] == b"GGUF" else "not a GGUF file (it does not start with GGUF)"
     if path.name == "model.bin":
         return None if _names_whisper_spec(head) else "not a CTranslate2 whisper model"

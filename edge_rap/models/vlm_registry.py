@@ -262,6 +262,9 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
     if model.endswith(".gguf") or path.is_file():
         if not path.is_file():
             raise EdgeRapError(f"VLM file {path} " + ("is a folder, not a .gguf file" if path.is_dir() else "not found"))
+        if "mmproj" in path.name.lower():  # the two files side by side, the other one picked
+            raise EdgeRapError(f"{path.name} is a vision projector (mmproj), not a language model: give the model "
+                               "as --vlm (its mmproj beside it is found, or give it as --mmproj)")
         proj = Path(mmproj).expanduser() if mmproj else _mmproj_beside(path)
         if proj is not None and not proj.is_file():
             raise EdgeRapError(f"mmproj file {proj} not found")

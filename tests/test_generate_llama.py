@@ -108,6 +108,8 @@ def test_prompt_must_fit_the_context(tiny):
         many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]
         with pytest.raises(EdgeRapError, match="context holds 512"):
             small.generate(prompt(small, many), max_tokens=4)
+        with pytest.raises(EdgeRapError, match="context holds 512: ask a shorter question"):  # not only references
+            small.generate(prompt(small, REFS[:1], question="Is <bo> near the sofa? " * 200), max_tokens=4)
         assert small.generate(prompt(small, REFS[:1]), max_tokens=2).n_tokens >= 1  # still usable after
 
 

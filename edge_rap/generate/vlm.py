@@ -238,7 +238,8 @@ class LlamaVlm:
     def _check_room(self, n_past: int, more: int) -> None:
         if n_past + more > self.n_ctx:
             raise EdgeRapError(f"the prompt needs {n_past + more} positions but the context holds {self.n_ctx}: "
-                               "use fewer references (max_references), text references, or a larger n_ctx")
+                               "ask a shorter question, or use fewer references (the profile's [vlm] max_references), "
+                               "text references (--text-references) or a larger [vlm] n_ctx")
 
     # -- evaluation --------------------------------------------------------------------------------------
     def _eval(self, text: str, images: tuple[PromptImage, ...], n_past: int, add_special: bool,

@@ -352,6 +352,9 @@ def cmd_ask(args) -> int:
 
     from edge_rap.generate.assistant import Assistant, AskOptions
 
+    for option in ("image", "vlm", "mmproj"):  # "" (an unset variable) would answer without it, unsaid
+        if getattr(args, option) is not None:
+            _given_path(getattr(args, option), f"--{option}")
     if args.mmproj and not args.vlm:
         raise EdgeRapError("--mmproj goes with --vlm PATH")
     if args.max_tokens is not None and args.max_tokens < 1:
@@ -405,14 +408,16 @@ def cmd_eval(args) -> int:
 
     settings = _settings(args)
     memory = Path(args.memory) if args.memory else None
+    dataset = _given_path(args.dataset, "--dataset")  # "" is not the current folder
+    distractors = _given_path(args.distractors, "--distractors") if args.distractors is not None else None
     if args.kind == "localize":
         layout = Layout(args.frame_size, *args.widths)
-        report = evaluate_localize(settings, Path(args.dataset), per_frame=args.per_frame, seed=args.seed, memory=memory,
+        report = evaluate_localize(settings, dataset, per_frame=args.per_frame, seed=args.seed, memory=memory,
                                    progress=_progress("eval"), layout=layout, references=args.references)
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
-    report = evaluate_retrieval(settings, Path(args.dataset), Path(args.distractors) if args.distractors else None,
-                                memory=memory, progress=_progress("eval"), references=args.references)
+    report = evaluate_retrieval(settings, dataset, distractors, memory=memory, progress=_progress("eval"),
+                                references=args.references)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

@@ -81,6 +81,16 @@ def test_cli_json_has_the_keys_scripts_read(dataset, settings, capsys):
         assert isinstance(report[key], float)
 
 
+@pytest.mark.parametrize("option", ["--dataset", "--distractors"])
+def test_an_empty_folder_option_is_refused_not_taken_for_the_current_folder(dataset, settings, capsys, monkeypatch,
+                                                                         option):
+    monkeypatch.chdir(dataset)  # a folder of concept folders: "" would be evaluated as it
+    given = {"--dataset": str(dataset), option: ""}
+    assert main(["eval", "retrieval", *[a for kv in given.items() for a in kv]]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{option} '' is empty" in err
+
+
 def test_empty_or_missing_dataset_is_a_clear_error(tmp_path, settings):
     with pytest.raises(EdgeRapError, match="not a folder"):
         evaluate_retrieval(settings, tmp_path / "nope")

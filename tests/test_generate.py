@@ -242,6 +242,9 @@ def test_ask_in_template_mode(run, tmp_path):
 
     rc, out, err = run("ask")
     assert rc == 2 and "needs a QUESTION" in err
+    for option in ("--image", "--vlm", "--mmproj"):  # an unset variable: refused, not answered without it
+        rc, out, err = run("ask", "Is <bo> in this image?", option, "", *(["--vlm", "m.gguf"] * (option == "--mmproj")))
+        assert rc == 2 and out == "" and f"{option} '' is empty" in err
     for bad in ("0", "-3"):  # both used to be taken: -3 as 1 token, 0 as the profile's default
         rc, out, err = run("ask", "What colour is <bo>'s collar?", "--max-tokens", bad)
         assert rc == 2 and out == "" and f"--max-tokens must be 1 or more, not {bad}" in err

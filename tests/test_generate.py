@@ -389,6 +389,17 @@ def test_pull_on_a_full_disk_or_read_only_cache_is_one_line(tmp_path, tiny, monk
         pull("tiny", models, fake_registry(tmp_path, "0" * 64))
 
 
+def test_a_pulled_model_whose_file_was_deleted_is_not_pulled(tmp_path, tiny, monkeypatch):
+    models, folder = hand_placed(tmp_path, tiny)
+    registry = fake_registry(tmp_path, None)
+    pull("tiny", models, registry)
+    (folder / "mmproj-tiny.gguf").unlink()  # to free space, say
+    assert [r["pulled"] for r in list_vlms(models, registry)] == [False]
+    monkeypatch.setattr("edge_rap.models.vlm_registry.load_registry", lambda path=None, kind="vlm": registry)
+    with pytest.raises(EdgeRapError, match="not in the model cache .*models pull tiny"):
+        resolve(models, "tiny")
+
+
 def test_an_unknown_model_name_suggests_the_close_ones(tmp_path):
     from edge_rap.models.vlm_registry import did_you_mean
 

@@ -69,8 +69,8 @@ def pulled(models: Path, name: str, kind: str = "vlm") -> VlmFiles | None:
     except (OSError, ValueError):
         return None
     files = raw.get("files", {})
-    if "model" not in files:
-        return None
+    if "model" not in files or not all((folder / f["file"]).is_file() for f in files.values()):
+        return None  # a file deleted since (to free space): not pulled, and `models pull` fetches it again
     mmproj = files.get("mmproj")
     return VlmFiles(name, folder / files["model"]["file"], folder / mmproj["file"] if mmproj else None,
                     raw.get("licence", "unknown"), raw.get("context_length"))

@@ -432,6 +432,22 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     assert "models pull nosuch-vlm" not in str(e.value)
 
 
+def test_an_encoding_the_full_disk_cut_short_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+
+    from edge_rap.generate.cache import EncoderCache
+
+    def half_then_full(f, array, allow_pickle):
+        f.write(b"\x93NUMPY half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cache = EncoderCache(tmp_path, "ab" * 32)
+    monkeypatch.setattr(np, "save", half_then_full)
+    cache.put("photo", np.ones(8, np.float32))
+    assert list(tmp_path.rglob("*")) == [cache.folder]  # nothing left taking space
+    assert cache.get("photo", 8) is not None  # and still kept in memory
+
+
 def test_a_stored_photos_cache_key_follows_the_decoding(monkeypatch):
     # Encodings cached by file content must be missed once files decode to other pixels (orientation, depth).
     import edge_rap.generate.prompt as prompt

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,16 @@ class EncoderCache:
         path = self._file(key)
         if path is None or path.exists():
             return
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 np.save(f, embd, allow_pickle=False)
             tmp.replace(path)
         except OSError as e:  # a read-only or full disk costs speed, not answers
             log.warning("encoder cache: cannot write %s (%s); keeping it in memory only", path, e)
+            with suppress(OSError):  # a half-written file on a full disk would take space at every start
+                tmp.unlink(missing_ok=True)
 
     def _remember(self, key: str, embd: np.ndarray) -> None:
         self._ram[key] = embd

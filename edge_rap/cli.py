@@ -392,6 +392,11 @@ def cmd_ask(args) -> int:
         print(label + answer.text)
     if answer.flagged:
         print(f"(removed names retrieval did not give: {', '.join(answer.flagged)})", file=sys.stderr)
+    if answer.stopped == "length":  # a sentence cut in the middle, said rather than left to puzzle over
+        print(f"(the answer was cut at {options.max_tokens} tokens: --max-tokens N for longer ones)", file=sys.stderr)
+    elif answer.stopped == "context":
+        print("(the answer was cut where the model's context filled: a shorter question, or a larger [vlm] n_ctx)",
+              file=sys.stderr)
     if answer.verdict is not None:
         v = answer.verdict
         where = f" at {v['box']} (score {v['score']:.2f})" if v["present"] else ""
@@ -514,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", metavar="PATH")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
-                   "tokens_per_s, task, flagged, device, verdict, note, cache (null where they do not apply)")
+                   "tokens_per_s, task, flagged, device, verdict, note, cache, stopped (null where they do not apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
     p.add_argument("--mmproj", metavar="PATH", help="its projector (default: the one *mmproj*.gguf beside --vlm)")
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")

@@ -153,6 +153,7 @@ class Answer:
     verdict: dict | None = None  # recognition task: {"name", "present", "box", "model_says"}
     cache: dict = field(default_factory=dict)  # prefix/encoder cache hits of this answer
     note: str | None = None  # why template mode was used when a VLM was configured
+    stopped: str | None = None  # with a VLM: "eos" (it ended), "length" (max_tokens) or "context" (n_ctx full)
 
     def to_json(self) -> dict:
         concepts = [{"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.concepts]
@@ -162,7 +163,8 @@ class Answer:
                "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
                "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
                "task": self.task, "flagged": self.flagged, "device": self.device, "verdict": self.verdict,
-               "note": self.note, "cache": self.cache or None}  # every key in every mode: a script reads them
+               "note": self.note, "cache": self.cache or None,
+               "stopped": self.stopped}  # every key in every mode: a script reads them
         return out
 
 

@@ -256,6 +256,33 @@ def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings
     assert rc == 2 and err.strip().count("\n") == 0 and "nope.gguf not found" in err
 
 
+class CutShortVlm:
+    """A VLM whose answers run into max_tokens: what `ask` says about an answer cut in the middle."""
+
+    has_vision, name, device, marker, template = False, "cut-short", "cpu", MEDIA_MARKER, GEMMA
+
+    def generate(self, rendered, on_text, max_tokens, temperature):
+        from edge_rap.generate.vlm import Generation
+
+        on_text("It is a")
+        return Generation("It is a", max_tokens, 12, 0.01, None, {"prefix": "computed"}, "length")
+
+    def close(self):
+        pass
+
+
+def test_an_answer_cut_at_max_tokens_says_so(run, settings, monkeypatch):
+    settings.memory.mkdir()
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (CutShortVlm(), None))
+    rc, out, err = run("ask", "hello", "--vlm", "m.gguf", "--max-tokens", "3")
+    assert rc == 0 and out == "It is a\n" and "(the answer was cut at 3 tokens: --max-tokens N" in err
+    rc, out, _ = run("ask", "hello", "--vlm", "m.gguf", "--json")
+    assert rc == 0 and json.loads(out)["stopped"] == "length"
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (None, None))
+    rc, out, err = run("ask", "hello", "--json")
+    assert rc == 0 and json.loads(out)["stopped"] is None and "cut at" not in err
+
+
 # --- the device profile and the registry --------------------------------------------------------------------
 
 def test_vlm_profile_section(tmp_path):

@@ -138,7 +138,7 @@ class Assistant:
         return Answer("".join(shown).strip(), "vlm", task.value, present, named if task is Task.TEXT else [],
                       model=vlm.name, device=vlm.device, ttft_s=generation.ttft_s,
                       tokens_per_s=generation.tokens_per_s, n_tokens=generation.n_tokens, flagged=guard.flagged,
-                      cache=generation.cache)
+                      cache=generation.cache, stopped=generation.stopped)
 
     @staticmethod
     def _verdict(named: list[Concept], present: list[Hit], answer: Answer) -> dict | None:

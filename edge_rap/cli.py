@@ -380,8 +380,13 @@ def cmd_ask(args) -> int:
         stream = args.stream and not args.json
         if stream and vlm is None:
             print("[template mode: no VLM] ", end="", flush=True)
-        answer = Assistant(home.store, retriever, vlm, options, note).ask(
-            args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
+        try:
+            answer = Assistant(home.store, retriever, vlm, options, note).ask(
+                args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
+        except KeyboardInterrupt:
+            if stream:
+                print(flush=True)  # the streamed words end their line: "interrupted" and the prompt start afresh
+            raise
     if args.json:
         print(json.dumps(answer.to_json()))
         return 0

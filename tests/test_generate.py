@@ -283,6 +283,18 @@ def test_an_answer_cut_at_max_tokens_says_so(run, settings, monkeypatch):
     assert rc == 0 and json.loads(out)["stopped"] is None and "cut at" not in err
 
 
+def test_ctrl_c_while_streaming_ends_the_streamed_line(run, settings, monkeypatch):
+    class Interrupted(CutShortVlm):
+        def generate(self, rendered, on_text, max_tokens, temperature):
+            on_text("It is a")
+            raise KeyboardInterrupt
+
+    settings.memory.mkdir()
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (Interrupted(), None))
+    rc, out, err = run("ask", "hello", "--vlm", "m.gguf", "--stream")
+    assert rc == 130 and out == "It is a\n" and err == "edge-rap: interrupted\n"
+
+
 # --- the device profile and the registry --------------------------------------------------------------------
 
 def test_vlm_profile_section(tmp_path):

@@ -221,9 +221,11 @@ def test_concepts_without_queries_are_said_to_only_compete(dataset, settings, ca
     assert "5 concepts (4 with queries, the others only compete), 4 queries" in capsys.readouterr().out
 
 
-def test_references_must_leave_a_query(dataset, settings, capsys):
+@pytest.mark.parametrize("evaluate", [evaluate_retrieval, evaluate_localize])
+def test_references_must_leave_a_query_and_the_memory_stays_empty(dataset, settings, capsys, tmp_path, evaluate):
     with pytest.raises(EdgeRapError, match="needs 4\\+ images"):
-        evaluate_retrieval(settings, dataset, references=3)
+        evaluate(settings, dataset, references=3, memory=tmp_path / "mem")
+    assert not (tmp_path / "mem").exists()  # nothing remembered: the corrected run is not refused as a full memory
     with pytest.raises(SystemExit):
         main(["eval", "retrieval", "--dataset", str(dataset), "--references", "0"])
     assert "--references" in capsys.readouterr().err

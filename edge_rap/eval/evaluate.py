@@ -78,6 +78,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     from edge_rap.retrieve import RetrievalPolicy, Retriever
 
     concepts = read_dataset(dataset, references)
+    _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     embedder = embedder or open_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
@@ -93,7 +94,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
                 except EdgeRapError as e:
                     skipped.append(str(e))
         if not queries:
-            raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
+            _require_queries(dataset, [], references)
         vectors = [retriever.embed_query(img) for _, img in progress(queries)]
         all_scored = [retriever.score(v) for v in vectors]
         top1, top5 = _recall(queries, all_scored)
@@ -135,8 +136,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 
     layout = layout or Layout()
     concepts = read_dataset(dataset, references)
-    if not any(c.queries for c in concepts):
-        raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
+    _require_queries(dataset, concepts, references)
     embedder = embedder or open_embedder(settings)
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
@@ -172,6 +172,12 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "seed": seed,
         "skipped_images": skipped,
     }
+
+
+def _require_queries(dataset: Path, concepts: list[ConceptFolder], references: int) -> None:
+    """Some concept must have a photo left to ask about (none given: the dataset had none that could be read)."""
+    if not any(c.queries for c in concepts):
+        raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
 
 
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],

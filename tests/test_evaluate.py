@@ -294,6 +294,14 @@ def test_a_photo_that_cannot_be_read_at_all_is_listed_not_dropped(dataset, setti
     assert report["queries" if kind == "retrieval" else "placed"] == 10
 
 
+def test_a_distractor_folder_with_no_photos_is_refused_before_the_memory_is_written(dataset, settings, tmp_path):
+    (tmp_path / "distractors").mkdir()
+    for folder in (tmp_path / "distractors", tmp_path / "nowhere"):
+        with pytest.raises(EdgeRapError, match="no distractor images"):
+            evaluate_retrieval(settings, dataset, folder, memory=tmp_path / "mem")
+        assert not (tmp_path / "mem").exists()
+
+
 def test_unusable_distractors_are_listed_and_none_usable_is_an_error(dataset, settings, tmp_path, capsys):
     distractors = tmp_path / "distractors"
     save_photo(distractors, "brick")

@@ -79,6 +79,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
 
     concepts = read_dataset(dataset, references)
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
+    extra = _distractor_files(distractors) if distractors is not None else []
     embedder = embedder or open_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
@@ -119,7 +120,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
         }
         report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
         if distractors is not None:
-            report["growth"] = _growth(mem, retriever, queries, vectors, distractors, skipped, progress)
+            report["growth"] = _growth(mem, retriever, queries, vectors, distractors, extra, skipped, progress)
         mem.close()
     return report
 
@@ -302,13 +303,20 @@ def _queried(report: dict) -> str:
     return f" ({n} with queries, the others only compete)" if n < report["concepts"] else ""
 
 
-def _growth(mem, retriever, queries, vectors, distractors: Path, skipped: list[str], progress) -> list[dict]:
-    """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6). A distractor the memory
-    refuses (unreadable, blank) is said in `skipped` and not added; when none could be, the curve would be a
-    flat line of no distractors, so that is an error."""
+def _distractor_files(distractors: Path) -> list[Path]:
+    """The distractor photos, listed before anything is remembered: a --memory filled and then refused would
+    refuse the corrected run too."""
     files = image_files(distractors) if distractors.is_dir() else []
     if not files:
         raise EdgeRapError(f"{distractors}: no distractor images")
+    return files
+
+
+def _growth(mem, retriever, queries, vectors, distractors: Path, files: list[Path], skipped: list[str],
+            progress) -> list[dict]:
+    """Recall@1/@5 as distractor concepts are added (the curve of RAP's Fig. 6). A distractor the memory
+    refuses (unreadable, blank) is said in `skipped` and not added; when none could be, the curve would be a
+    flat line of no distractors, so that is an error."""
     curve, added, refused = [], 0, []
     base = len(mem.concepts())
     for step in _growth_steps(len(files)):

@@ -439,6 +439,16 @@ def test_a_pulled_model_whose_file_was_deleted_is_not_pulled(tmp_path, tiny, mon
         resolve(models, "tiny")
 
 
+def test_models_list_json_rows_have_the_same_keys_for_a_model_the_registry_no_longer_lists(tmp_path, tiny):
+    models, _ = hand_placed(tmp_path, tiny)
+    registry = fake_registry(tmp_path, None)
+    pull("tiny", models, registry)
+    listed = list_vlms(models, registry)[0]
+    (unlisted,) = list_vlms(models, {"models": {"other": registry["models"]["tiny"]}})[1:]  # a renamed entry
+    assert unlisted["name"] == "tiny" and unlisted["pulled"] and set(unlisted) == set(listed)
+    assert unlisted["licence"] == "MIT" and unlisted["context_length"] == 512  # as recorded when it was pulled
+
+
 def test_an_unknown_model_name_suggests_the_close_ones(tmp_path):
     from edge_rap.models.vlm_registry import did_you_mean
 

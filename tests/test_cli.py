@@ -307,6 +307,23 @@ def test_models_list_json_gives_every_model_its_role(run):
     assert all("role" in r for r in rows)
 
 
+def test_models_list_shows_a_model_whose_manifest_is_broken_beside_the_others(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "models"
+    (cache / "broken").mkdir(parents=True)
+    (cache / "broken" / "manifest.json").write_text('{"name": "bro')  # cut short as it was copied
+    (cache / "mine").mkdir()
+    (cache / "mine" / "manifest.json").write_text(json.dumps({"name": "mine", "role": "image_embedder", "files": {},
+                                                             "output": {"dim": 8}, "licence": "MIT"}))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(cache))
+    assert cli.main(["models", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["mine"]["dim"] == 8 and rows["mine"]["problem"] is None
+    assert rows["broken"]["role"] is None and "unreadable manifest" in rows["broken"]["problem"]
+    assert set(rows["broken"]) == set(rows["mine"])
+    assert cli.main(["models", "list"]) == 0
+    assert "broken  (unusable: " in capsys.readouterr().out
+
+
 def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos, settings, tmp_path, monkeypatch,
                                                                      caplog):
     """A read-only memory with an unmerged -wal and no -shm is read from a private copy (Store._open_readonly):

@@ -178,6 +178,15 @@ def install_model(staged: Path, target: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class CachedModel:
+    """A model folder in the cache: its manifest, or why that cannot be read."""
+
+    name: str
+    manifest: Manifest | None
+    problem: str | None = None
+
+
 class ModelCache:
     """Models under one folder (default $EDGE_RAP_HOME/models), found by name."""
 
@@ -200,6 +209,17 @@ class ModelCache:
         if not self.root.is_dir():  # absent, or a file that EDGE_RAP_MODELS names by mistake: no models there
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).exists())
+
+    def listing(self) -> list[CachedModel]:
+        """Every model folder, each with its manifest or why it cannot be read: one broken folder (a manifest cut
+        short as it was copied onto a full disk) is shown as such, not allowed to hide the others."""
+        rows = []
+        for name in self.names():
+            try:
+                rows.append(CachedModel(name, self.manifest(name)))
+            except EdgeRapError as e:
+                rows.append(CachedModel(name, None, str(e)))
+        return rows
 
     def manifest(self, name_or_path: str, role: str | None = None) -> Manifest:
         """A model by cache name or by the path of its folder. A lookup never exports: a default embedder

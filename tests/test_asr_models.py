@@ -69,6 +69,8 @@ def test_an_unknown_speech_model_is_one_line():
 
     with pytest.raises(EdgeRapError, match="not auto, tiny.en, a registry name .*whisper-base.en"):
         model_path("whisper-huge", Path("/nonexistent"))
+    with pytest.raises(EdgeRapError, match="did you mean 'whisper-base.en'"):
+        model_path("base.en", Path("/nonexistent"))
 
 
 def test_a_damaged_speech_model_is_one_line_naming_it(tmp_path):

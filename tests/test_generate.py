@@ -295,6 +295,21 @@ def test_ctrl_c_while_streaming_ends_the_streamed_line(run, settings, monkeypatc
     assert rc == 130 and out == "It is a\n" and err == "edge-rap: interrupted\n"
 
 
+def test_a_concept_whose_photo_is_gone_is_described_in_words_not_an_error(tmp_path, caplog):
+    from fakes import fake_memory
+
+    from edge_rap.generate.assistant import reference_image
+
+    memory = fake_memory(tmp_path / "memory")
+    bo = memory.remember("bo", [save(tmp_path / "bo.png", scene(1, 96, 72))])
+    assert reference_image(memory.store, bo).rgb().shape == (72, 96, 3)
+    for photo in (tmp_path / "memory" / "images").rglob("*.*"):
+        photo.unlink()  # a memory restored without its images/
+    assert reference_image(memory.store, bo) is None  # a text reference: name and description
+    assert "<bo> has no reference photo" in caplog.text
+    memory.close()
+
+
 # --- the device profile and the registry --------------------------------------------------------------------
 
 def test_vlm_profile_section(tmp_path):

@@ -8,8 +8,10 @@ retrieval's calibrated decision with the model's yes/no recorded beside it.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from edge_rap.config import VlmProfile
@@ -21,6 +23,8 @@ from edge_rap.generate.stream import SentenceSplitter
 from edge_rap.memory.store import Store
 from edge_rap.retrieve import mentioned_names, unknown_names
 from edge_rap.types import Answer, Concept, Hit, Image, Recognition
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,13 @@ class AskOptions:
 
 
 def reference_image(store: Store, concept: Concept) -> PromptImage | None:
-    """A concept's first reference photo (its region, if remembered with a box), decoded on demand."""
-    views = store.views(concept.id)
-    if not views:
+    """A concept's first reference photo (its region, if remembered with a box), decoded on demand. One whose
+    photos are all gone from the memory's folder (restored without images/) is described in words instead: one
+    missing file must not stop every answer about it."""
+    view = next((v for v in store.views(concept.id) if Path(v.image_path).is_file()), None)
+    if view is None:
+        log.warning("<%s> has no reference photo in the memory's folder: described to the VLM in words", concept.name)
         return None
-    view = views[0]
 
     def load():
         from edge_rap.perceive.images import read_image_file

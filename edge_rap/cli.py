@@ -187,10 +187,8 @@ def cmd_events(args) -> int:
         events = events[1:]
         print(f"edge-rap: the newest {args.limit} events shown, older ones left out (narrow with --since or --name, "
               "or raise --limit)", file=sys.stderr)
-    if args.json:  # the same keys for every event (a "left" has no box or score: null), for a script to read
-        print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3), "box": e.box.as_list() if e.box else None,
-                           "score": None if e.score is None else round(e.score, 4), "said": e.said,
-                           "snapshot": e.snapshot} for e in events]))
+    if args.json:
+        print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3)} for e in events]))
         return 0
     import time
 

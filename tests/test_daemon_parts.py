@@ -932,3 +932,21 @@ def test_piper_stays_running_between_lines_and_numbering_goes_on_in_the_same_fol
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["0001.wav", "0002.wav", "0003.wav"]
     with wave.open(str(tmp_path / "0003.wav")) as w:
         assert w.getnframes() > w.getframerate() * 0.3
+
+
+def test_run_json_gives_every_event_the_same_keys():
+    # a script reading `run --json` lines: a "left" (no box, score or line) and an arrival without --snapshots
+    # have the keys an arrival with a snapshot has, null where they have none, as `events --json` gives them
+    import io
+
+    from edge_rap.daemon.service import printer
+
+    out = io.StringIO()
+    report = printer(out, as_json=True)
+    report(Event("arrived", "bo", "cam0", 1.0, time.time(), Box(1, 2, 30, 40), 0.8, "hello <bo>", "snaps/1.jpg"))
+    report(Event("arrived", "bo", "cam0", 2.0, time.time(), Box(1, 2, 30, 40), 0.8, "hello <bo>"))
+    report(Event("left", "bo", "cam0", 3.0, time.time()))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [set(e) for e in lines] == [{"type", "name", "camera", "time_s", "box", "score", "said", "snapshot"}] * 3
+    assert lines[2] | {"time_s": None} == {"type": "left", "name": "bo", "camera": "cam0", "time_s": None, "box": None,
+                                           "score": None, "said": None, "snapshot": None}

@@ -104,6 +104,23 @@ def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
 
 
+def test_sync_keeps_the_devices_text_where_a_folder_has_no_text_file(companion, live, capsys, tmp_path):
+    # A description typed on the phone is not wiped by a folder of photos that says nothing about it.
+    with live.client() as c:
+        files = [("photo", ("p.png", _save(tmp_path / "bo.png", 1).read_bytes(), "image/png"))]
+        data = {"name": "bo", "description": "our dog", "category": "dog"}
+        assert c.post("/api/concepts", data=data, files=files).status_code == 201
+    _save(tmp_path / "concepts" / "bo" / "new.png", 2)
+    rc, out, _ = _call(companion, live, capsys, "sync", tmp_path / "concepts")
+    assert rc == 0 and "added 0 concept(s), patched 0, sent 1 photo(s)" in out
+    (tmp_path / "concepts" / "bo" / "category.txt").write_text("shiba\n")  # a file there is what it says
+    rc, out, _ = _call(companion, live, capsys, "sync", tmp_path / "concepts")
+    assert rc == 0 and "patched 1" in out
+    with live.client() as c:
+        (bo,) = c.get("/api/concepts").json()
+    assert (bo["description"], bo["category"], bo["views"]) == ("our dog", "shiba", 2)
+
+
 def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(companion, live, capsys, tmp_path):
     # A description that is not UTF-8, an image field that is not a path: that concept fails, by name.
     root = tmp_path / "concepts"

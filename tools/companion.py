@@ -12,9 +12,10 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
 `sync` is idempotent: a concept is added once (its folder matched in any case), a photo already there (same
-bytes) is not sent again, and a changed description or category is patched; photos go in batches the device
-takes, and one it refuses is reported without keeping the others out; so is a concept whose folder or entry
-cannot be read (reported as failed). Connection errors are retried with backoff; errors are one line.
+bytes) is not sent again, and a changed description or category is patched (a folder without description.txt
+or category.txt leaves the device's as they are); photos go in batches the device takes, and one it refuses is
+reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
+failed). Connection errors are retried with backoff; errors are one line.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class Entry:
 
     name: str
     photos: list[Path]
-    description: str = ""
-    category: str = ""
+    description: str | None = ""  # None: not given (a folder without the text file), the device's is kept
+    category: str | None = ""
     missing: list[Path] = field(default_factory=list)
     problem: str = ""  # why it cannot be synced (a field that is not a path, unreadable text): reported as failed
 
@@ -117,7 +118,7 @@ class Device:
 
     def add(self, entry: Entry) -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in entry.photos]
-        data = {"name": entry.name, "description": entry.description, "category": entry.category}
+        data = {"name": entry.name, "description": entry.description or "", "category": entry.category or ""}
         return self.answer("POST", "/api/concepts", data=data, files=files)
 
     def add_photos(self, name: str, photos: list[Path]) -> dict:
@@ -186,10 +187,10 @@ def _database_entry(name: str, value, folder: Path) -> Entry:
 def _folder_entry(folder: Path) -> Entry:
     """A concept folder's photos and texts; one that cannot be read carries its problem, so that the other
     folders are still synced."""
-    def text(name: str) -> str:
+    def text(name: str) -> str | None:
         file = folder / name
         try:
-            return file.read_text(encoding="utf-8").strip() if file.is_file() else ""
+            return file.read_text(encoding="utf-8").strip() if file.is_file() else None
         except UnicodeDecodeError:
             raise CompanionError(f"its {name} is not UTF-8 text") from None
 
@@ -277,7 +278,7 @@ def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncRe
         return
     name = current["name"]  # as the device spells it
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
-              if _as_stored(v) != current[k]}
+              if v is not None and _as_stored(v) != current[k]}
     if change:
         device.patch(name, **change)
         report.patched.append(entry.name)

@@ -224,30 +224,30 @@ def cmd_recognize(args) -> int:
 
 
 def _recognize_each(args, home, drawings: list[Path]) -> int:
-    """Recognise and print each image in turn; an unreadable one is said and skipped."""
+    """Recognise and print each image in turn; an unreadable one is said and skipped. With --draw, each line names
+    its drawing (numbered names, frame-1.jpg, say nothing of which image they show)."""
     from edge_rap.draw import draw_recognition
     from edge_rap.perceive.images import read_image_file
 
     failures = 0
     for k, path in enumerate(args.images):
+        drawn = {"drawing": None} if args.draw else {}
         try:
             image = read_image_file(path).image
         except EdgeRapError as e:
             failures += 1
             print(f"edge-rap: {e}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"image": path, "error": str(e), "concepts": []}))
+                print(json.dumps({"image": path, "error": str(e), "concepts": [], **drawn}))
             continue
         result = home.recognize(image)
         if args.draw:
-            draw_recognition(image, result, drawings[k])
+            drawn["drawing"] = str(draw_recognition(image, result, drawings[k]))
+        found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.hits) or "none of my concepts"
         if args.json:
-            print(json.dumps(result.to_json()), flush=True)
-        elif result.hits:
-            found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.hits)
-            print(f"{path}: {found}")
+            print(json.dumps({**result.to_json(), **drawn}), flush=True)
         else:
-            print(f"{path}: none of my concepts")
+            print(f"{path}: {found}" + (f" (drawn: {drawn['drawing']})" if drawn else ""))
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 

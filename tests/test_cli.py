@@ -117,6 +117,20 @@ def test_drawings_never_write_over_a_photo_only_over_earlier_drawings(run, photo
     assert not is_drawing(frame_jpg)
 
 
+def test_each_image_says_where_its_drawing_went(run, photos):
+    # frame.jpg and frame.png are drawn as frame.jpg and frame-1.jpg: which is which was not said anywhere
+    photos.mkdir()
+    run("remember", "bo", scene_file(photos, 1))
+    frame_jpg, frame_png = save(photos / "frame.jpg", scene(1), quality=92), save(photos / "frame.png", scene(2))
+    out_dir, missing = photos.parent / "drawn", photos / "gone.jpg"
+    rc, out, _ = run("recognize", frame_jpg, frame_png, missing, "--draw", out_dir, "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert rc == 2 and [line["drawing"] for line in lines] == [str(out_dir / "frame.jpg"),
+                                                                str(out_dir / "frame-1.jpg"), None]
+    rc, out, _ = run("recognize", frame_png, "--draw", out_dir)
+    assert rc == 0 and out.rstrip().endswith(f"(drawn: {out_dir / 'frame.jpg'})")
+
+
 def test_recognize_an_empty_memory(run, photos, settings):
     settings.memory.mkdir()
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"] == []

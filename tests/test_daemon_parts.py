@@ -950,3 +950,17 @@ def test_run_json_gives_every_event_the_same_keys():
     assert [set(e) for e in lines] == [{"type", "name", "camera", "time_s", "box", "score", "said", "snapshot"}] * 3
     assert lines[2] | {"time_s": None} == {"type": "left", "name": "bo", "camera": "cam0", "time_s": None, "box": None,
                                            "score": None, "said": None, "snapshot": None}
+
+
+def test_run_refuses_a_detector_it_cannot_open_before_any_frame(tmp_path):
+    # `run --detector NAME` with no such model watched on: the error at every frame, nothing recognised, exit 0
+    import io
+
+    from serve_support import fake_settings
+
+    from edge_rap.daemon.service import run_daemon
+
+    (tmp_path / "frames").mkdir()
+    config = run_config({"sources": [str(tmp_path / "frames")], "detector": "no-such-detector", "mute": True}, None)
+    with pytest.raises(EdgeRapError, match="'no-such-detector' is not in the model cache"):
+        run_daemon(fake_settings(tmp_path), config, threading.Event(), io.StringIO())

@@ -118,6 +118,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     try:
         with Household(settings, memory, detector=config.detector,
                        vlm=(config.vlm or "", config.mmproj or "")) as home:
+            _ = home.detector  # a detector that cannot be opened is said now, not at every frame
             snapshots = None
             if config.snapshots:
                 snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), profile.snapshot_days * 86400,

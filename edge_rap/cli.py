@@ -629,3 +629,7 @@ def _reader_left() -> bool:
         return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
     except (AttributeError, OSError, ValueError):
         return False
+
+
+if __name__ == "__main__":  # `python -m edge_rap.cli`, as `python -m edge_rap`
+    raise SystemExit(main())

@@ -22,3 +22,10 @@ def test_a_wheel_carries_the_device_profiles_and_model_manifests(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["jetson-orin", "edge_rap", "True"]  # read from the installed package, not the checkout
+
+
+def test_the_command_line_runs_as_a_module_either_way():
+    # `python -m edge_rap.cli --help` printed nothing and exited 0: the module had no __main__ guard
+    for module in ("edge_rap", "edge_rap.cli"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.startswith("usage: edge-rap"), (module, out)

@@ -251,17 +251,10 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 
-def _given_path(text: str, what: str) -> Path:
-    """A path argument; an empty one (an unset variable) is refused, not taken for the current folder."""
-    if not text.strip():
-        raise EdgeRapError(f"{what} {text!r} is empty (an unset variable?)")
-    return Path(text)
-
-
 def cmd_import_rap(args) -> int:
     from edge_rap.memory.rapdb import import_rap
 
-    database = _given_path(args.database, "the database path")
+    database = Path(args.database)
     with _household(args, existing=False, prepare=True) as home:
         report = import_rap(home.memory, database, _progress("import"), allow_outside=args.allow_outside)
     if args.json:
@@ -281,7 +274,7 @@ def cmd_import_rap(args) -> int:
 def cmd_export_rap(args) -> int:
     from edge_rap.memory.rapdb import export_rap
 
-    folder, missing = _given_path(args.dir, "the export folder"), []
+    folder, missing = Path(args.dir), []
     with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
         out = export_rap(home.store, folder, missing)
     print(json.dumps({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
@@ -357,9 +350,6 @@ def cmd_ask(args) -> int:
 
     from edge_rap.generate.assistant import Assistant, AskOptions
 
-    for option in ("image", "vlm", "mmproj"):  # "" (an unset variable) would answer without it, unsaid
-        if getattr(args, option) is not None:
-            _given_path(getattr(args, option), f"--{option}")
     if args.mmproj and not args.vlm:
         raise EdgeRapError("--mmproj goes with --vlm PATH")
     if args.max_tokens is not None and args.max_tokens < 1:
@@ -423,8 +413,8 @@ def cmd_eval(args) -> int:
 
     settings = _settings(args)
     memory = Path(args.memory) if args.memory else None
-    dataset = _given_path(args.dataset, "--dataset")  # "" is not the current folder
-    distractors = _given_path(args.distractors, "--distractors") if args.distractors is not None else None
+    dataset = Path(args.dataset)
+    distractors = Path(args.distractors) if args.distractors is not None else None
     if args.kind == "localize":
         layout = Layout(args.frame_size, *args.widths)
         report = evaluate_localize(settings, dataset, per_frame=args.per_frame, seed=args.seed, memory=memory,
@@ -586,10 +576,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The arguments that name a file or folder, by their argparse dest, as a user knows them.
+PATH_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "config": "--config",
+                  "snapshots": "--snapshots", "speak_to": "--speak-to", "dataset": "--dataset",
+                  "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
+                  "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder"}
+
+
+def _refuse_empty_paths(args) -> None:
+    """An empty file or folder argument (`--image "$UNSET"`) is refused: taken as given, it was the current
+    folder (an export, a dataset); taken as left out, the command went on without it (a question about no photo,
+    the microphone instead of a recording, no snapshots), exit 0."""
+    for dest, label in PATH_ARGUMENTS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     try:
+        _refuse_empty_paths(args)
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         with redirect_stdout(output):  # an OSError of the output tells itself apart from the command's
             code = args.func(args)

@@ -573,6 +573,25 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv", [
+    ["ask", "hi", "--image", ""],  # answered as a text question, about no photo
+    ["eval", "retrieval", "--dataset", ""],  # the current folder evaluated
+    ["eval", "retrieval", "--dataset", "ds", "--distractors", " "],
+    ["run", "--source", "0", "--config", ""],  # the settings file not read
+    ["run", "--source", "0", "--snapshots", ""],  # no snapshots kept
+    ["run", "--source", "0", "--speak-to", ""],
+    ["listen", "--wav", ""],  # the microphone listened to instead
+    ["listen", "--wav", "q.wav", "--image", ""],
+    ["serve", "--tls-cert", "", "--tls-key", "k.pem"],
+])
+def test_an_empty_file_or_folder_option_is_refused_not_taken_as_left_out(tmp_path, capsys, argv):
+    # `--image "$PHOTO"` with PHOTO unset went on as if the option had not been given, exit 0
+    rc, out, err = run_cli(capsys, [*argv, "--memory", str(tmp_path / "memory")])
+    assert_one_line_error(rc, err)
+    flag = argv[[a.strip() for a in argv].index("") - 1]
+    assert f"{flag} " in err and "is empty (an unset variable?)" in err
+
+
 def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "never-used"))
     photo = scene_file(tmp_path / "photos", 1)

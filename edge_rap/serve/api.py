@@ -251,10 +251,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
 
 def _event_json(event: Event) -> dict:
-    return {"id": event.id, "type": event.kind, "name": event.name, "camera": event.camera,
-            "time_s": round(event.time_s, 3), "wall": round(event.wall, 3),
-            "box": event.box.as_list() if event.box else None,
-            "score": None if event.score is None else round(event.score, 4), "said": event.said,
+    """As `events --json` gives it, with its id and the snapshot as the URL that serves it."""
+    return {"id": event.id, **event.to_json(), "wall": round(event.wall, 3),
             "snapshot": f"/api/events/{event.id}/snapshot" if event.snapshot else None}
 
 

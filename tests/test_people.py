@@ -128,6 +128,21 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     (face,) = people.store.views(people.get("grace").id, kind="face")
     assert {h.concept.name for h in open_retriever(people, settings).face_hits(frame)} == {"eileen", "grace"}
     # a thing without a face cannot become a person: said about its photo as the user knows it, not its path
-    with pytest.raises(EdgeRapError, match=r"^photo 1 of <mug>: no face found$"):
+    with pytest.raises(EdgeRapError, match=r"^photo 1 of <mug>: no face found: a person needs a photo that shows "
+                                           "one face; nothing was changed"):
         people.edit("mug", category="person")
     assert people.get("mug").category != "person"
+
+
+def test_a_photo_with_several_faces_does_not_keep_a_concept_from_becoming_a_person(people, tmp_path, caplog):
+    # edit takes no box: asking for one ("remember's --box") left no way to make such a concept a person
+    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    group = people.remember("group", [both], "", "poster")
+    with pytest.raises(EdgeRapError, match=r"^photo 1 of <group>: 2 faces found \([0-9,; ]+\): a person needs") as e:
+        people.edit("group", category="person")
+    assert "--box" not in str(e.value) and people.get("group").category == "poster"
+    people.add_views("group", [save_photo(tmp_path, "grace_hopper")])
+    people.edit("group", category="person")
+    assert "photo 1 of <group>: 2 faces found" in caplog.text and "not registered" in caplog.text
+    (face,) = people.store.views(group.id, kind="face")
+    assert face.image_sha256 == people.store.views(group.id)[1].image_sha256  # the photo with one face

@@ -17,7 +17,7 @@ from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.store import DiskFullError, Store, validate_name
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
-from edge_rap.perceive.faces import FACE_SPACE, FaceModels
+from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
 from edge_rap.perceive.regions import reference_cells
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box, Concept, Image, ReferenceView
@@ -280,11 +280,21 @@ class Memory:
         return self.store.get_by_id(concept.id, concept.name)  # the concept changed, whatever it is called now
 
     def _faces_of(self, concept: Concept) -> list[tuple]:
-        """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos."""
-        out = []
+        """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos that
+        shows one face. One that shows none or several is left out and said: a box cannot be given to an existing
+        photo, and a group photo among a person's photos would otherwise keep it from ever becoming a person."""
+        out, left_out = [], []
         for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
             image = replace(read_image_file(view.image_path).image, source=f"photo {k} of <{concept.name}>")
-            out.append((view, *self._face(image, view.box)))
+            try:
+                out.append((view, *self._face(image, view.box)))
+            except FaceChoiceError as e:
+                left_out.append(e.found)
+        if not out:
+            raise EdgeRapError(f"{'; '.join(left_out)}: a person needs a photo that shows one face; nothing was "
+                               f"changed (add one with add-views, then edit again)")
+        for found in left_out:
+            log.warning("%s: that photo's face is not registered (a person's photo needs one face)", found)
         return out
 
     def rename(self, old: str, new: str) -> Concept:

@@ -36,6 +36,15 @@ FACE_SPACE = "faces-facenet"
 FACENET_THRESHOLD = 0.5
 
 
+class FaceChoiceError(EdgeRapError):
+    """A reference photo that shows no face, or several: which face is the user's to say. `found` is what was found
+    without the request for a box, for a caller that cannot take one (`edit --category person`)."""
+
+    def __init__(self, found: str, ask: str = ""):
+        super().__init__(f"{found}; {ask}" if ask else found)
+        self.found = found
+
+
 @dataclass(frozen=True)
 class Face:
     """A face found in an image: its box (pixels of that image), detector score, and 5 landmarks (x, y)."""
@@ -343,11 +352,12 @@ class FaceModels:
             faces = [f for f in faces if _inside(to_file(f.box), box)]
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
-            raise EdgeRapError(f"{source}: no face found{where}")
+            raise FaceChoiceError(f"{source}: no face found{where}")
         if len(faces) > 1:
             listed = "; ".join(",".join(map(str, to_file(f.box).as_list())) for f in faces[:6])
-            raise EdgeRapError(f"{source}: {len(faces)} faces found ({listed}); which face? give its box "
-                               "x0,y0,x1,y1 (remember's --box; the box field of an upload or of a RAP database entry)")
+            raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", "which face? give its box "
+                                  "x0,y0,x1,y1 (remember's --box; the box field of an upload or of a RAP database "
+                                  "entry)")
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 
 

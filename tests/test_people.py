@@ -80,6 +80,8 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
     chosen = people.remember("left", [both], "", "person", box=Box(0, 0, 300, 300))
     (face,) = people.store.views(chosen.id, kind="face")
     assert face.box.x1 <= 300
+    with pytest.raises(EdgeRapError, match="which face\\? .*--box of remember or add-views"):  # not remember's alone
+        people.add_views("grace", [both])
 
 
 def test_forgetting_a_person_removes_the_face_vectors(people, settings):

@@ -356,8 +356,8 @@ class FaceModels:
         if len(faces) > 1:
             listed = "; ".join(",".join(map(str, to_file(f.box).as_list())) for f in faces[:6])
             raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", "which face? give its box "
-                                  "x0,y0,x1,y1 (remember's --box; the box field of an upload or of a RAP database "
-                                  "entry)")
+                                  "x0,y0,x1,y1 (--box of remember or add-views; the box field of an upload or of a "
+                                  "RAP database entry)")
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 
 

@@ -148,3 +148,23 @@ def test_a_photo_with_several_faces_does_not_keep_a_concept_from_becoming_a_pers
     assert "photo 1 of <group>: 2 faces found" in caplog.text and "not registered" in caplog.text
     (face,) = people.store.views(group.id, kind="face")
     assert face.image_sha256 == people.store.views(group.id)[1].image_sha256  # the photo with one face
+
+
+def test_a_spoken_another_photo_of_a_person_without_one_face_is_said_plainly(people):
+    # "This is also Grace" said where her face is not one face in view: the line spoken was the frame's temporary
+    # path and boxes with "give its box (--box ...)"
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import Command, carry_out
+    from edge_rap.types import Recognition
+
+    home = SimpleNamespace(memory=people, detector=None, remember=people.remember)
+    for pixels, line in ((photo("rocket"), "I see no face here."),
+                         (_side_by_side("astronaut", "grace_hopper"), "I see 2 faces and cannot tell which.")):
+        frame = Image(pixels, "frame")
+        command, said = carry_out(home, Command("add", "grace"), frame, Recognition("frame", frame.size))
+        assert (command.state, said) == ("failed", f"I couldn't add <grace>: {line}")
+    assert people.get("grace").views == 1
+    dark = Image(np.zeros((480, 640, 3), np.uint8), "frame")  # any other refusal names the frame, not its file
+    _, said = carry_out(home, Command("remember", "teddy"), dark, Recognition("frame", dark.size))
+    assert said.startswith("I couldn't remember <teddy>: this frame has no detail"), said

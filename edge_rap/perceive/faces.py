@@ -40,9 +40,10 @@ class FaceChoiceError(EdgeRapError):
     """A reference photo that shows no face, or several: which face is the user's to say. `found` is what was found
     without the request for a box, for a caller that cannot take one (`edit --category person`)."""
 
-    def __init__(self, found: str, ask: str = ""):
+    def __init__(self, found: str, count: int, ask: str = ""):
         super().__init__(f"{found}; {ask}" if ask else found)
         self.found = found
+        self.count = count  # faces found: 0, or more than one
 
 
 @dataclass(frozen=True)
@@ -352,12 +353,12 @@ class FaceModels:
             faces = [f for f in faces if _inside(to_file(f.box), box)]
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
-            raise FaceChoiceError(f"{source}: no face found{where}")
+            raise FaceChoiceError(f"{source}: no face found{where}", 0)
         if len(faces) > 1:
             listed = "; ".join(",".join(map(str, to_file(f.box).as_list())) for f in faces[:6])
-            raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", "which face? give its box "
-                                  "x0,y0,x1,y1 (--box of remember or add-views; the box field of an upload or of a "
-                                  "RAP database entry)")
+            raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", len(faces),
+                                  "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "
+                                  "of an upload or of a RAP database entry)")
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 
 

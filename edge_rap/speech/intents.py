@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.speech.names import COMMON, match_names, spoken_form
 from edge_rap.types import Box, Image, Recognition
 
@@ -154,6 +155,7 @@ def region_of(command: Command, home, image: Image, recognition: Recognition | N
 
 def carry_out(home, command: Command, image: Image | None, recognition: Recognition | None) -> tuple[Command, str]:
     """Do a confirmed command through the Household; the command as it ended and the line to say."""
+    photo = None
     try:
         if command.action == "forget":
             concept = home.forget(command.name)
@@ -170,7 +172,15 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
         return replace(command, state="done", box=box), f"I will remember this as <{concept.name}>."
     except EdgeRapError as e:
         log.warning("voice %s <%s>: %s", command.action, command.name, e)
-        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {e}"
+        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {_spoken(e, photo)}"
+
+
+def _spoken(error: EdgeRapError, photo: Path | None) -> str:
+    """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
+    frame without one face said so, not with the boxes and option a typed command is asked for."""
+    if isinstance(error, FaceChoiceError):
+        return "I see no face here." if error.count == 0 else f"I see {error.count} faces and cannot tell which."
+    return str(error).replace(str(photo), "this frame") if photo else str(error)
 
 
 def _save(image: Image, path: Path) -> Path:

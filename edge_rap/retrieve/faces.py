@@ -21,13 +21,17 @@ class FaceMatcher:
         self._models = models
         self.policy = policy
         self.view = IndexView(store, FACE_SPACE)
+        self._people: tuple[int, set[int]] = (-2, set())
 
     def people(self) -> set[int]:
         """The people remembered with a face, when faces can be matched here (the models load): they are found
-        by their faces alone. Empty where the face models are missing: the whole-image views stand in."""
+        by their faces alone. Empty where the face models are missing: the whole-image views stand in. Read
+        once per generation of the face space (every change of a face view writes it)."""
         if len(self.view) == 0 or self._models is None or self._models() is None:
             return set()
-        return {view.concept_id for view in self.store.views(kind="face")}
+        if self._people[0] != self.view.generation:
+            self._people = (self.view.generation, {view.concept_id for view in self.store.views(kind="face")})
+        return self._people[1]
 
     def hits(self, image: Image) -> list[Hit]:
         """Each face with its best people (within the margin of its best match), paired best first, each face

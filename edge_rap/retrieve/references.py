@@ -6,6 +6,7 @@ from before they were stored)."""
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import numpy as np
 
@@ -21,25 +22,33 @@ log = logging.getLogger(__name__)
 
 
 class References:
-    """A reader's cache of the memory's reference vectors and cells, dropped when `view`'s generation moves."""
+    """A reader's cache of the memory's reference vectors and cells, dropped when `view`'s generation moves.
+    `hidden`: the concepts left out (the people found by their faces: the rest of their photo, clothes and a
+    room, would otherwise outscore and so drop the things really in the frame, and then be dropped itself)."""
 
-    def __init__(self, store: Store, embedder: ImageEmbedder, view: IndexView):
+    def __init__(self, store: Store, embedder: ImageEmbedder, view: IndexView,
+                 hidden: Callable[[], set[int]] = set):
         self.store = store
         self.embedder = embedder
         self.view = view
+        self.hidden = hidden
         self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
-        self._vectors_generation = -2
+        self._vectors_generation: tuple[int, frozenset[int]] = (-2, frozenset())
         self._cells: dict[int, np.ndarray | None] = {}  # concept id -> its cells (None: no readable photo)
         self._derived: dict[tuple[str, Box | None], np.ndarray] = {}
         self._cells_generation = -2
         self._stacked: tuple[frozenset[int], ReferenceCells] | None = None  # the last answer (a daemon asks alike)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every reference vector with its concept id (keys, vectors), grouped by concept."""
+        """Every reference vector with its concept id (keys, vectors), grouped by concept; none of `hidden`'s."""
         self.view.refresh()
-        if self._vectors_generation != self.view.generation:
-            self._vectors = self.view.grouped()
-            self._vectors_generation = self.view.generation
+        generation = (self.view.generation, frozenset(self.hidden()))
+        if self._vectors_generation != generation:
+            keys, vectors = self.view.grouped()
+            if generation[1]:
+                shown = ~np.isin(keys, list(generation[1]))
+                keys, vectors = keys[shown], vectors[shown]
+            self._vectors, self._vectors_generation = (keys, vectors), generation
         return self._vectors
 
     def cells(self, concept_ids: list[int] | None = None) -> ReferenceCells:

@@ -48,9 +48,11 @@ class Retriever:
         row = store.space(embedder.space.name)
         if row is not None:
             check_space(row, embedder.space)
-        self.references = References(store, embedder, self.view)
-        self.locator = Locator(store, embedder, policy, self.references, self.threshold)
+        # People remembered with a face are found by a face matching theirs, never by the rest of a photo: a
+        # person's photo is mostly clothes and background, which matched a sky and a toy car (a review's).
         self.faces = FaceMatcher(store, faces, policy)
+        self.references = References(store, embedder, self.view, hidden=self.faces.people)
+        self.locator = Locator(store, embedder, policy, self.references, self.threshold)
         self._calibration: dict[int, tuple[float, float]] = {}
         self._calibration_generation = -2
 
@@ -140,10 +142,7 @@ class Retriever:
             result.hits = add_crop_only(hits, located, whole_box, self.policy)
         else:
             result = self.decide_regions(image, regions)
-        # People remembered with a face are found by a face matching theirs, never by the rest of a photo: a
-        # person's photo is mostly clothes and background, which matched a sky and a toy car (a review's).
-        by_face, people = self.face_hits(image), self.faces.people()
-        result.hits = by_face + [h for h in result.hits if h.concept.id not in people]
+        result.hits = self.face_hits(image) + result.hits  # the people found by face: the rest never saw them
         return result
 
     def shortlist(self, whole: Recognition) -> list[int]:

@@ -184,6 +184,13 @@ def test_template_names_exactly_the_recognised_concepts_with_descriptions():
     assert where(Box(0, 0, 100, 100), (100, 100)) == "" and where(Box(70, 0, 100, 9), (100, 100)) == "on the right"
 
 
+def test_a_name_not_known_lists_five_known_and_counts_the_rest():
+    household = [concept(i, f"c{i}") for i in range(1, 8)]
+    assert narrate(Task.TEXT, [], [], None, household) == (
+        "I don't know who or what you mean. I know <c1>, <c2>, <c3>, <c4>, <c5> and 2 more.")
+    assert narrate(Task.TEXT, [], [], None, household[:2]).endswith("I know <c1>, <c2>.")
+
+
 def test_a_question_about_one_not_in_view_or_not_known_says_so_first():
     # "What is <Anya> doing?" must not be answered with what <bo> is doing as if that were the answer.
     from edge_rap.retrieve import unknown_names

@@ -52,7 +52,10 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
             return " ".join([*lead, rest])
     if task is Task.TEXT:
         if not named:
-            names = ", ".join(f"<{c.name}>" for c in list(known)[:5])
+            known = list(known)
+            names = ", ".join(f"<{c.name}>" for c in known[:5])
+            if len(known) > 5:  # a household of twenty must not think fifteen were forgotten
+                names += f" and {len(known) - 5} more"
             return ("I don't know who or what you mean." +
                     (f" I know {names}." if names else " I haven't been taught anyone or anything yet."))
         parts = []

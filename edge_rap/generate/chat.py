@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from edge_rap.errors import EdgeRapError
+
+#: Breaks a control token's text without showing (U+2060): the characters stay, the token does not.
+WORD_JOINER = "\u2060"
 
 #: Gemma 3's chat template: used for Gemma-family GGUFs that carry none (the base gemma-3-270m on PyPI), and
 #: written into the tiny test model by tools/make_tiny_models.py.
@@ -63,24 +67,41 @@ PLAIN_TEMPLATE = """{{ bos_token }}
 FALLBACK_BY_ARCH = {"gemma3": GEMMA3_TEMPLATE, "gemma2": GEMMA3_TEMPLATE, "gemma": GEMMA3_TEMPLATE}
 
 
+def _spells_none(text: str) -> frozenset[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
-    """A Jinja chat template, where it came from, and the model's BOS/EOS text."""
+    """A Jinja chat template, where it came from, the model's BOS/EOS text, and which control tokens
+    (`<end_of_turn>`, `<|im_end|>`, `<bos>` ...) a text spells: user text must not, or it would end the turn
+    or fake a role when the prompt is tokenized with its special tokens parsed."""
 
     source: str  # "gguf" or "fallback:<name>"
     text: str
     bos_token: str = ""
     eos_token: str = ""
+    controls_in: Callable[[str], frozenset[str]] = field(default=_spells_none, compare=False, repr=False)
 
     @classmethod
-    def for_model(cls, metadata: dict, bos_token: str = "", eos_token: str = "") -> "ChatTemplate":
+    def for_model(cls, metadata: dict, bos_token: str = "", eos_token: str = "",
+                  controls_in: Callable[[str], frozenset[str]] = _spells_none) -> "ChatTemplate":
         text = metadata.get("tokenizer.chat_template")
         if isinstance(text, str) and text.strip():
-            return cls("gguf", text, bos_token, eos_token)
-        arch = str(metadata.get("general.architecture", ""))
-        if arch in FALLBACK_BY_ARCH:
-            return cls(f"fallback:{arch}", FALLBACK_BY_ARCH[arch], bos_token, eos_token)
-        return cls("fallback:plain", PLAIN_TEMPLATE, bos_token, eos_token)
+            source = "gguf"
+        else:
+            arch = str(metadata.get("general.architecture", ""))
+            source = f"fallback:{arch}" if arch in FALLBACK_BY_ARCH else "fallback:plain"
+            text = FALLBACK_BY_ARCH.get(arch, PLAIN_TEMPLATE)
+        return cls(source, text, bos_token, eos_token, controls_in)
+
+    def plain(self, text: str) -> str:
+        """User text as the model should read it: every control token it spells broken by a word joiner
+        (U+2060, invisible), so that it is tokenized as the characters it shows."""
+        for control in sorted(self.controls_in(text), key=len, reverse=True):
+            if len(control) > 1:
+                text = text.replace(control, control[0] + WORD_JOINER + control[1:])
+        return text
 
     def render(self, system: str, user: str, must_contain: tuple[str, ...] = ()) -> str:
         """One system + user turn with the generation prompt. The user text may hold media markers: it is

@@ -154,14 +154,16 @@ def build_prompt(task: Task, question: str, references: list[Reference], query: 
     return RapPrompt(task, question, refs, query, query_size, text_only)
 
 
-def _plain(text: str, marker: str) -> str:
-    """User-given text (a question, a description) without the media marker or the split mark in it, which
-    would move images or the cache boundary."""
-    return text.replace(marker, " ").replace(_SPLIT, " ")
+def user_text(prompt: RapPrompt, marker: str = MEDIA_MARKER,
+              unspecial: Callable[[str], str] = lambda text: text) -> tuple[str, list[PromptImage], list[PromptImage]]:
+    """The user turn with the split point marked, and the images of the prefix and of the suffix. `unspecial`
+    breaks the model's control tokens in user-given text (`ChatTemplate.plain`)."""
 
+    def _plain(text: str) -> str:
+        """User-given text (a question, a name, a description) without the media marker or the split mark,
+        which would move images or the cache boundary, and without control tokens, which would end the turn."""
+        return unspecial(text.replace(marker, " ").replace(_SPLIT, " "))
 
-def user_text(prompt: RapPrompt, marker: str = MEDIA_MARKER) -> tuple[str, list[PromptImage], list[PromptImage]]:
-    """The user turn with the split point marked, and the images of the prefix and of the suffix."""
     lines: list[str] = []
     prefix_images: list[PromptImage] = []
     if prompt.references:
@@ -169,10 +171,10 @@ def user_text(prompt: RapPrompt, marker: str = MEDIA_MARKER) -> tuple[str, list[
                      else "The household's concepts that may be in the image:")
         for i, ref in enumerate(prompt.references, 1):
             if ref.image is not None:
-                lines.append(f"{i}. {marker} {_plain(info_line(ref.concept), marker)}")
+                lines.append(f"{i}. {marker} {_plain(info_line(ref.concept))}")
                 prefix_images.append(ref.image)
             else:
-                lines.append(f"{i}. {_plain(info_line(ref.concept), marker)}")
+                lines.append(f"{i}. {_plain(info_line(ref.concept))}")
     lines.append(_SPLIT)
     suffix_images: list[PromptImage] = []
     if prompt.query is not None:
@@ -183,14 +185,14 @@ def user_text(prompt: RapPrompt, marker: str = MEDIA_MARKER) -> tuple[str, list[
         if where:
             w, h = prompt.query_size
             lines.append(f"Where they were found (x0, y0, x1, y1 in pixels of the {w} x {h} image): "
-                         + "; ".join(f"<{_plain(n, marker)}> {b}" for n, b in where) + ".")
-    lines.append(INSTRUCTIONS.get(prompt.task) or _plain(prompt.question, marker).strip())
+                         + "; ".join(_plain(f"<{n}> {b}") for n, b in where) + ".")
+    lines.append(INSTRUCTIONS.get(prompt.task) or _plain(prompt.question).strip())
     return "\n".join(lines), prefix_images, suffix_images
 
 
 def render(prompt: RapPrompt, template, marker: str = MEDIA_MARKER) -> RenderedPrompt:
     """Render in the model's chat template (a chat.ChatTemplate) and cut at the query."""
-    text, prefix_images, suffix_images = user_text(prompt, marker)
+    text, prefix_images, suffix_images = user_text(prompt, marker, template.plain)
     system = SYSTEM if prompt.references else SYSTEM_NO_REFS
     full = template.render(system, text, must_contain=(marker, _SPLIT))
     cut = full.index(_SPLIT)

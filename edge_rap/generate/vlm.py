@@ -146,7 +146,7 @@ class LlamaVlm:
         self.fingerprint = fingerprint
         bos = self._piece(llama_cpp.llama_vocab_bos(self.vocab), special=True)
         eos = self._piece(llama_cpp.llama_vocab_eos(self.vocab), special=True)
-        self.template = ChatTemplate.for_model(self.llm.metadata, bos, eos)
+        self.template = ChatTemplate.for_model(self.llm.metadata, bos, eos, self.controls_in)
         self.encoder_cache = EncoderCache(spec.cache_dir, file_fingerprint(Path(spec.mmproj)) if spec.mmproj
                                           else fingerprint)
         self.prefix_cache = PrefixCache()
@@ -215,6 +215,13 @@ class LlamaVlm:
             buf = ctypes.create_string_buffer(-n)
             n = self._llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
         return buf.raw[:max(n, 0)]
+
+    def controls_in(self, text: str) -> frozenset[str]:
+        """The texts of the control tokens `text` spells, as the tokenizer with special tokens parsed finds them."""
+        lc = self._llama_cpp
+        control = lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN
+        return frozenset(self._piece(t, special=True) for t in self.tokenize(text, add_special=False)
+                         if lc.llama_vocab_get_attr(self.vocab, t) & control)
 
     def tokenize(self, text: str, add_special: bool) -> list[int]:
         return self.llm._model.tokenize(text.encode(), add_special, True)

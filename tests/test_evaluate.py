@@ -165,6 +165,8 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
     report = json.loads(capsys.readouterr().out)
     assert report["per_frame"] == 2 and report["seed"] == 5 and report["frames"] >= 5
     assert report["frame_size"] == [640, 480] and report["widths"] == [0.15, 0.6]
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--per-frame", "9"]) == 0
+    assert json.loads(capsys.readouterr().out)["per_frame"] == len(CONCEPTS)  # what the frames hold, not 9
     for bad in (["--per-frame", "0"], ["--seed", "-1"], ["--seed", "x"], ["--frame-size", "1280"],
                 ["--frame-size", "10x10"], ["--widths", "0.5-0.2"], ["--widths", "0-1"], ["--widths", "a-b"]):
         with pytest.raises(SystemExit):

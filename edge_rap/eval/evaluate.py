@@ -161,7 +161,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "embedder": embedder.space.model,
         "frames": len(frames),
         "concept_backgrounds": sum(f.background is not None for f in frames),
-        "per_frame": per_frame,
+        "per_frame": max(len(f.placed) for f in frames),  # as many as asked, or as there are concepts
         "references": references,
         "frame_size": list(layout.frame),
         "widths": [layout.min_width, layout.max_width],

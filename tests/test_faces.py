@@ -184,6 +184,22 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
+def test_a_far_smaller_face_beside_the_subject_is_not_asked_about(models):
+    """Someone far behind (or a false face in blur) does not make a reference photo "2 faces found"."""
+    import cv2
+
+    subject = cv2.resize(astronaut(), (480, 480), interpolation=cv2.INTER_AREA)
+    far = cv2.resize(grace_hopper(), None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)  # a face a quarter the side
+    photo = np.full((480, 640, 3), 128, np.uint8)
+    photo[:, :480] = subject
+    photo[200: 200 + far.shape[0], 500: 500 + far.shape[1]] = far
+    assert len(models.detector.detect(photo)) == 2  # both are found ...
+    face, _ = models.one_face(photo, "far.jpg")  # ... and the photo is of the astronaut
+    assert face.box.x1 <= 480
+    face, _ = models.one_face(photo, "far.jpg", box=Box(480, 0, 640, 480))  # the small one, when the box says so
+    assert face.box.x0 >= 480
+
+
 def test_frames_are_searched_down_to_their_own_smallest_face_and_references_to_the_detectors(model_cache):
     import cv2
 

@@ -351,6 +351,7 @@ class FaceModels:
         faces = self.detector.detect(pixels)
         if box is not None:
             faces = [f for f in faces if _inside(to_file(f.box), box)]
+        faces = _subjects(faces)
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
             raise FaceChoiceError(f"{source}: no face found{where}", 0)
@@ -360,6 +361,21 @@ class FaceModels:
                                   "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "
                                   "of an upload or of a RAP database entry)")
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
+
+
+#: A reference photo is of the person whose face is largest: a face under this share of its side is someone far
+#: behind or a false face (MTCNN finds 20-60 px ones in blur and skin), not a second choice to ask about. Two
+#: people side by side, a child beside an adult, stay within it and are asked about.
+SUBJECT_SIDE_SHARE = 0.5
+
+
+def _subjects(faces: list[Face]) -> list[Face]:
+    """The faces a reference photo may be of: those not far smaller than its largest."""
+    def side(f: Face) -> float:
+        return max(f.box.width, f.box.height)
+
+    largest = max((side(f) for f in faces), default=0.0)
+    return [f for f in faces if side(f) >= SUBJECT_SIDE_SHARE * largest]
 
 
 def _inside(face: Box, region: Box) -> bool:

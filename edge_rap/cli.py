@@ -180,8 +180,8 @@ def cmd_events(args) -> int:
 
     since = parse_since(args.since) if args.since else None
     with _household(args, readonly=True) as home:
-        # as stored ("Bo" is <bo>); an unknown name is an error, not "no events"
-        name = home.store.get(args.name).name if args.name else None
+        # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
+        name = home.store.get(args.name).name if args.name is not None else None
         events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
     if len(events) > args.limit:
         events = events[1:]

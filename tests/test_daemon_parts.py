@@ -610,6 +610,22 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert [set(e) for e in json.loads(capsys.readouterr().out)] == [keys, keys]  # "left" too: the same keys
 
 
+def test_events_refuse_an_empty_name_and_take_any_limit(tmp_path, monkeypatch, capsys):
+    # `--name "$UNSET"` listed every concept's events as if they were the one asked about; a limit past SQLite's
+    # integers ended in a traceback.
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    log = EventLog(tmp_path / "memory")
+    log.add(Event("arrived", "c0", "cam0", 0.0, time.time()))
+    capsys.readouterr()
+    assert cli.main(["events", "--name", "", "--memory", str(tmp_path / "memory")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "edge-rap: concept name is empty\n"
+    assert cli.main(["events", "--json", "--limit", str(10**30), "--memory", str(tmp_path / "memory")]) == 0
+    assert [e["name"] for e in json.loads(capsys.readouterr().out)] == ["c0"]
+
+
 def test_a_relative_snapshots_folder_is_logged_whole_so_forget_finds_them_from_anywhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = Snapshots(SnapshotPolicy(Path("snaps"))).save(scene(), None, "bo")

@@ -242,8 +242,10 @@ class EventLog:
             raise EdgeRapError(f"{self.path}: cannot record what was said ({e})") from None
 
     def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
-        """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given."""
+        """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given. A
+        limit past SQLite's integers (`--limit 10**30`) is all of them."""
         sql, args = _SELECT, []
+        limit = min(limit, 2**63 - 1)
         where = []
         if since is not None:
             where.append("wall >= ?")

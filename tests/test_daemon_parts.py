@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -401,6 +402,21 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
                         ({"wake": "  ", "voice": True}, "--wake needs a phrase")):
         with pytest.raises(EdgeRapError, match=said):
             run_config({"sources": ("0",), **given}, None)
+
+
+def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(tmp_path):
+    # `serve = 8765` is what one writes in TOML: it was refused as "wrong type (int; expected str | None)".
+    settings = tmp_path / "run.toml"
+    settings.write_text('[daemon]\nserve = 8765\n[[camera]]\nsource = 0\n')
+    assert run_config({}, settings).serve == "8765"
+    for text, said in (('serve = true', "serve must be a [HOST:]PORT (a string or a port number), not true"),
+                       ('cooldown = "5"', "cooldown must be a number, not '5'"),
+                       ('max-frames = 2.5', "max-frames must be a whole number, not 2.5"),
+                       ('mute = "yes"', "mute must be true or false, not 'yes'"),
+                       ('snapshots = 3', "snapshots must be a string, not 3")):
+        settings.write_text(f"[daemon]\n{text}\n")
+        with pytest.raises(EdgeRapError, match=f"^{re.escape(str(settings))} \\[daemon\\]: {re.escape(said)}$"):
+            load_run_file(settings)
 
 
 def test_a_zero_on_the_command_line_is_given_not_left_out(tmp_path):

@@ -3,6 +3,7 @@ entries over defaults, every key and type checked before anything starts."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import dataclass, fields, replace
@@ -84,16 +85,21 @@ def serve_address(text: str) -> tuple[str, int]:
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}
+#: What a key of each type takes, as the error says it.
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
 
 
-def _typed(key: str, value, where: str):
-    """The value if it has the key's type (an int is a fine float, a bool is never a number)."""
-    kind = _TYPES[key]
-    if "bool" in kind:
+def _typed(name: str, value, where: str, key: str):
+    """The value if it has the option's type (an int is a fine float, a bool is never a number); `serve` also
+    takes a port number, as TOML writes it. `key`: the option as the file spells it, for the message."""
+    kind = next(k for k in _KINDS if k in _TYPES[name])
+    if name == "serve" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if kind == "bool":
         ok = isinstance(value, bool)
-    elif "int" in kind:
+    elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif "float" in kind:
+    elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     else:
@@ -101,7 +107,9 @@ def _typed(key: str, value, where: str):
         if ok and not value.strip():
             raise EdgeRapError(f"{where}: {key} is empty (leave the key out for the default)")
     if not ok:
-        raise EdgeRapError(f"{where}: {key} has the wrong type ({type(value).__name__}; expected {kind})")
+        wanted = "a [HOST:]PORT (a string or a port number)" if name == "serve" else _KINDS[kind]
+        shown = json.dumps(value) if isinstance(value, bool) else repr(value)
+        raise EdgeRapError(f"{where}: {key} must be {wanted}, not {shown:.40}")
     return value
 
 
@@ -124,7 +132,7 @@ def load_run_file(path: Path) -> dict:
         name = key.replace("-", "_")
         if name not in _TYPES or name == "sources":
             raise EdgeRapError(f"{path}: unknown key {key!r} in [daemon]")
-        values[name] = _typed(name, value, f"{path} [daemon]")
+        values[name] = _typed(name, value, f"{path} [daemon]", key)
     cameras = raw.get("camera", [])
     if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):
         raise EdgeRapError(f"{path}: cameras are [[camera]] entries with name and source")

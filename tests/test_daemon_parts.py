@@ -272,6 +272,38 @@ def drain(camera) -> list:
     return got
 
 
+def write_damaged_clip(path, damaged: int, frames: int = 20) -> Path:
+    """A motion-JPEG AVI whose frame `damaged` is zeros (a bad sector, a copy that failed): OpenCV cannot grab it,
+    and grabs the next."""
+    import cv2
+
+    writer, noise = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48)), np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(noise.integers(0, 256, (48, 64, 3), dtype=np.uint8))  # noise: frames of some kilobytes
+    writer.release()
+    data = bytearray(path.read_bytes())
+    movi = data.index(b"movi")
+    chunks = [k for k in range(movi, data.index(b"idx1")) if data[k:k + 4] == b"00dc"]
+    start = chunks[damaged] + 8  # past the chunk's tag and size
+    data[start:start + 400] = bytes(400)  # its JPEG header and tables too
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_frame_is_skipped_and_a_video_cut_short_is_said(tmp_path, caplog):
+    # A video stopped, silently, at its first frame OpenCV could not grab: the rest was never watched.
+    clip = write_damaged_clip(tmp_path / "damaged.avi", damaged=10)
+    camera = Camera(parse_source(f"cam={clip}"), threading.Event(), realtime=False).start()
+    got = drain(camera)
+    assert [f.index for f in got] == [*range(10), *range(11, 20)] and camera.error is None
+    assert "cam: source " + repr(str(clip)) + ": 1 damaged frame(s) skipped" in caplog.text
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # a copy that stopped halfway
+    camera = Camera(parse_source(f"cut={cut}"), threading.Event(), realtime=False).start()
+    assert len(drain(camera)) < 15 and camera.error is None
+    assert f"cut: source {str(cut)!r} ended after {camera.frames_read} of the 20 frames it announces" in caplog.text
+
+
 def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
     import cv2
 

@@ -25,6 +25,9 @@ from edge_rap.types import Frame
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+#: Frames in a row a video file may fail to give before it is taken to have ended: OpenCV fails to grab a damaged
+#: frame and grabs the next one after it, so a bad frame must not end the file.
+DAMAGED_RUN_MAX = 30
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class Camera:
         self.ready = ready or threading.Event()
         self.error: str | None = None
         self.outages = 0  # times a live source was lost after it had opened (the daemon ends its visits then)
+        self.damaged = 0  # frames of a video file that could not be grabbed, skipped
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -232,14 +236,21 @@ class Camera:
         self.slot.put(frame, self.stop)
         self.ready.set()
 
-    def _follow(self, capture, started: float, fps: float | None) -> bool:
+    def _follow(self, capture, started: float, fps: float | None, skips: int = 0) -> bool:
         """Read `capture` until it ends or stops: a frame's time is its position at `fps`, or the time it came
-        (live). False when the source failed or ended."""
+        (live). `skips`: frames in a row that may fail to be grabbed and are skipped (a file's damaged ones; more
+        is its end). False when the source failed or ended."""
         index = self.frames_read  # a live source's count goes on across reconnections
+        failed = 0  # grabs that failed in a row
         while not self.stop.is_set():
             t = time.perf_counter()
             if not capture.grab():
-                return False
+                failed += 1
+                if failed > skips:
+                    return False
+                index += 1  # the damaged frame keeps its place in the video's time
+                continue
+            self.damaged, failed = self.damaged + failed, 0
             grab_ms = 1000 * (time.perf_counter() - t)
             time_s = index / fps if fps else time.monotonic() - started
             if self._due(time_s, started):
@@ -259,12 +270,21 @@ class Camera:
             raise EdgeRapError(f"source {path!r}: cannot open as a video")
         self.error = None
         fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+        fps = fps if 0 < fps <= 240 else 15.0
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
         try:
-            self._follow(capture, time.monotonic(), fps if 0 < fps <= 240 else 15.0)
+            self._follow(capture, time.monotonic(), fps, skips=DAMAGED_RUN_MAX)
         finally:
             capture.release()
-        if not self.frames_read and not self.stop.is_set():
+        if self.stop.is_set():
+            return
+        if not self.frames_read:
             raise EdgeRapError(f"source {path!r}: no frame could be read (not a video or image OpenCV decodes)")
+        if self.damaged:
+            log.warning("camera %s: source %r: %d damaged frame(s) skipped", self.spec.name, path, self.damaged)
+        if self.frames_read + self.damaged < announced - fps:  # over a second short: not a header's rounding
+            log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
+                        self.spec.name, path, self.frames_read, announced)
 
     def _read_folder(self) -> None:
         """The folder's photos in name order, read as `remember` reads them (upright, and refused over the pixel

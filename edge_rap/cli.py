@@ -136,10 +136,20 @@ def cmd_forget(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _stop_on_signals():
+    """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set, so that a
+    long-running command (run, serve) ends cleanly, exit 0; a signal ignored when it started (`nohup`) stays so."""
     import signal
     import threading
 
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_run(args) -> int:
     from edge_rap.daemon.config import run_config
     from edge_rap.daemon.service import run_daemon
 
@@ -152,11 +162,7 @@ def cmd_run(args) -> int:
                         Path(args.config) if args.config else None)
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal or ssh session closed ...
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # ... unless `nohup` asked for it to be ignored
-            signal.signal(sig, lambda *_: stop.set())
-    summary = run_daemon(settings, config, stop, sys.stdout)
+    summary = run_daemon(settings, config, _stop_on_signals(), sys.stdout)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)
     else:

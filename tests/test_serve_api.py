@@ -5,6 +5,10 @@ carry the event log along, events come with their snapshots, ask streams Server-
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -171,6 +175,26 @@ def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
         assert rc == 2 and "cannot listen" in err
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_on_a_signal_with_exit_0(tmp_path, sig):
+    # uvicorn raised again the signal it had caught: `systemctl stop` killed `serve` by it (status 143) and Ctrl-C
+    # ended as "interrupted" (130), neither closing the memory it served.
+    from edge_rap.serve.server import bind
+
+    (tmp_path / "memory").mkdir()
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
+                                 "EDGE_RAP_MODELS": str(tmp_path / "models")})
+    assert proc.stdout.readline().startswith("serving ")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (0, "", "")
 
 
 def test_daemon_stats_reads_the_running_daemons_counters(monkeypatch):

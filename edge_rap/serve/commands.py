@@ -18,13 +18,13 @@ def cmd_serve(args) -> int:
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
-    from edge_rap.serve.server import Tls, bind, make_server, serve_forever, warn_if_open
+    from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
     settings = _settings(args)
-    from edge_rap.cli import _existing_memory
+    from edge_rap.cli import _existing_memory, _stop_on_signals
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
     with Household(settings, prepare=True) as home:
@@ -33,13 +33,17 @@ def cmd_serve(args) -> int:
         if warning:
             print(f"edge-rap: warning: {warning}", file=sys.stderr)
         port = args.port if args.port is not None else DEFAULT_PORT
-        server = make_server(app, tls)
-        sock = bind(args.host, port)
+        # In a thread, stopped by our own signal handlers: uvicorn's, in the main thread, raise the signal again
+        # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
+        stop = _stop_on_signals()
+        server = start_server_thread(app, args.host, port, tls)
         record(home.root, Listening(args.host, port, tls is not None))
-        shown = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"serving {home.root} on {'https' if tls else 'http'}://{shown}:{port}/ "
-              "(`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
-        serve_forever(server, sock)
+        print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
+        while not stop.wait(1.0) and server.thread.is_alive():
+            pass
+        server.stop()
+        if not stop.is_set():
+            raise EdgeRapError("the server stopped by itself (its log above says why)")
     return 0
 
 

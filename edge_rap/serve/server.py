@@ -1,4 +1,4 @@
-"""Running the API on uvicorn: in the foreground (`edge-rap serve`) or in a thread beside the daemon
+"""Running the API on uvicorn in a thread: for `edge-rap serve`, or beside the daemon
 (`edge-rap run --serve`). The socket is bound before the server starts, so a port in use is one line at once."""
 
 from __future__ import annotations
@@ -107,8 +107,3 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     shown = f"[{host}]" if ":" in host else host
     return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread)
 
-
-def serve_forever(server, sock: socket.socket) -> None:
-    """Serve (`make_server`) on a bound socket in the foreground until Ctrl-C or SIGTERM (uvicorn's own
-    handlers)."""
-    server.run(sockets=[sock])

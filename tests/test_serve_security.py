@@ -105,6 +105,22 @@ def test_the_token_file_is_private_and_rotation_invalidates_the_old_token(tmp_pa
             assert fresh.get("/api/concepts").status_code == 200
 
 
+def test_a_damaged_token_file_is_503_with_its_fix_and_rotation_mends_it(tmp_path):
+    # A token file cut short (an edit, a disk that filled) answered every request 500, with two tracebacks each.
+    from edge_rap.serve.token import rotate_token
+
+    settings = fake_settings(tmp_path)
+    with live_server(settings) as live:
+        (settings.memory / TOKEN_FILE).write_text("short\n")
+        with live.client() as c:
+            answers = [c.get("/api/concepts") for _ in range(12)]  # not counted as failed attempts: never 429
+        assert {r.status_code for r in answers} == {503}
+        assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on "
+                                              "the device"}
+        with live.client(rotate_token(settings.memory)) as fresh:
+            assert fresh.get("/api/concepts").status_code == 200
+
+
 def test_names_and_ids_cannot_reach_outside_the_memory(live, tmp_path):
     outside = tmp_path / "secret.png"
     outside.write_bytes(png(scene(9)))

@@ -7,13 +7,17 @@ so a page on another site cannot make the household's browser act for it (no CSR
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
+from edge_rap.errors import EdgeRapError
 from edge_rap.serve.token import TokenKeeper
+
+log = logging.getLogger(__name__)
 
 #: Paths under /api that need no token.
 PUBLIC = {"/api/health"}
@@ -88,6 +92,7 @@ class AuthGuard:
         self.app = app
         self.tokens = tokens
         self.limiter = FailureLimiter(limit)
+        self._damaged: str | None = None  # the token file's problem last logged, to log it once
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
@@ -99,7 +104,15 @@ class AuthGuard:
             return await send_error(send, 429, f"too many failed attempts; try again in {wait} s",
                                     {"Retry-After": str(wait)})
         token = _bearer(scope)
-        if token is None or not self.tokens.check(token):
+        try:
+            accepted = token is not None and self.tokens.check(token)
+        except EdgeRapError as e:  # the token file cut short or unreadable: the device's fault, not the client's
+            if str(e) != self._damaged:
+                log.warning("%s", e)
+                self._damaged = str(e)
+            return await send_error(send, 503, "the device's API token is damaged: run `edge-rap pair --rotate` "
+                                               "on the device")
+        if not accepted:
             self.limiter.failed(client)
             why = "missing bearer token" if token is None else "wrong token"
             return await send_error(send, 401, f"{why} (edge-rap pair shows it)", {"WWW-Authenticate": "Bearer"})

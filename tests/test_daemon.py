@@ -322,6 +322,17 @@ def test_an_event_the_log_refused_is_logged_when_it_can_be_and_its_visit_never_s
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (1,)
 
 
+def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):
+    # They were said to be "kept to log when it can be written", then dropped at the end without a word.
+    values = [40, 255, 255, 255] + [40] * 6
+    home = ScriptedHousehold(tmp_path / "memory")
+    failing_adds(home, lambda e: True)  # the disk is full from the start to the end
+    options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0))
+    Daemon(home, options, lambda e: None).run(threading.Event())
+    assert "2 event(s) were never logged (the event log refused them to the end)" in caplog.text
+
+
 class Voice:
     """The speaker's stand-in: what was said."""
 

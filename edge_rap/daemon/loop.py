@@ -142,6 +142,7 @@ class Daemon:
         self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
         self.summary = Summary()
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
+        self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
         self._log_failing = False
 
     def _said_and_report(self, event: Event) -> None:
@@ -222,6 +223,9 @@ class Daemon:
                         for camera, presence in self.presence.items()]  # at each camera's last frame
             if self._log_all([e for events in leavings for e in events]):  # else the next start closes them
                 self.household.events.end_watch()
+            else:  # said to be kept: the end of the run must not drop them without a word
+                log.error("%s: %d event(s) were never logged (the event log refused them to the end)",
+                          self.household.events.path, len(self.unlogged) + self.unlogged_dropped)
             try:
                 for event in (e for events in leavings for e in events):
                     self.report(event)
@@ -267,6 +271,7 @@ class Daemon:
             except EdgeRapError as e:
                 while len(self.unlogged) > UNLOGGED_MAX:
                     self.unlogged.popleft()
+                    self.unlogged_dropped += 1
                 if not self._log_failing:  # once while it fails, not once an event
                     log.warning("%s; events are kept to log when it can be written", e)
                 self._log_failing = True

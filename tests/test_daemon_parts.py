@@ -19,7 +19,7 @@ from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
 from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import Camera, LatestSlot, parse_source, parse_sources
+from edge_rap.perceive.camera import Camera, LatestSlot, SourceSpec, parse_source, parse_sources
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -196,6 +196,17 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
                                                                                                   "cam2"]
     assert [s.name for s in parse_sources([f"cam1={tmp_path}", str(tmp_path), str(tmp_path)])] == ["cam1", "cam2",
                                                                                                   "cam3"]
+
+
+def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
+    # `--source clips/door=1.mp4` was refused as "camera name 'clips/door'": a camera's export names files so.
+    clip = tmp_path / "door=1.mp4"
+    clip.write_bytes(b"")
+    assert parse_source(str(clip)) == SourceSpec("cam0", str(clip))
+    assert parse_sources([str(clip)]) == (SourceSpec("cam0", str(clip)),)
+    assert parse_source(f"porch={clip}") == SourceSpec("porch", str(clip))
+    with pytest.raises(EdgeRapError, match="camera name"):  # a name that is no file's is still a bad name
+        parse_source(f"bad name={clip}")
 
 
 def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):

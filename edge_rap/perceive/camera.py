@@ -51,9 +51,12 @@ class SourceSpec:
 
 
 def _split_source(text: str) -> tuple[str | None, str]:
-    """`NAME=SRC` -> (NAME, SRC); `SRC` (a URL's own "=" included) -> (None, SRC)."""
+    """`NAME=SRC` -> (NAME, SRC); `SRC` (a URL's own "=" included, or a file's: `clips/door=1.mp4`, where what
+    comes before it is no camera name) -> (None, SRC)."""
     name, sep, target = text.partition("=")
-    return (None, text) if not sep or "://" in name else (name, target)
+    if not sep or "://" in name or (not NAME_PATTERN.match(name) and Path(text).exists()):
+        return None, text
+    return name, target
 
 
 def unnamed_camera(k: int, used: set[str]) -> str:

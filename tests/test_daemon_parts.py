@@ -410,6 +410,19 @@ def test_run_exits_2_when_a_source_could_not_be_read(tmp_path, settings, run, ca
     assert any(said in r.getMessage() for r in caplog.records)
 
 
+def test_run_on_a_memory_with_no_concept_says_it_has_nothing_to_announce(settings, run, caplog):
+    # It watched for hours, silently: a new memory, or the default home before its first `remember`.
+    settings.memory.mkdir()
+    folder = settings.memory.parent / "frames"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(folder / "0.png")
+    rc, _, _ = run("run", "--source", str(folder), "--mute")
+    assert rc == 0 and f"{settings.memory} holds no concept yet: nothing is announced until one is remembered" \
+        in caplog.text
+
+
 # --- settings file -----------------------------------------------------------------------------------------
 
 def test_the_settings_file_is_checked_key_by_key(tmp_path):

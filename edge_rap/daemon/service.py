@@ -125,6 +125,9 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                                                      profile.snapshot_count))
             if home.vlm is None and home.vlm_note:
                 log.warning("%s; announcing from the template", home.vlm_note)
+            if not home.concepts():  # a new memory, or the default home before its first remember
+                log.warning("%s holds no concept yet: nothing is announced until one is remembered (`edge-rap "
+                            "remember`, the companion page, or a spoken \"remember this as ...\")", home.root)
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
             server = serve_beside(home, daemon, config) if config.serve else None
             voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None

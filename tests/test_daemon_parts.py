@@ -222,6 +222,37 @@ def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # the run's exit status says so
 
 
+def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said(monkeypatch, caplog):
+    # A camera unplugged for a night wrote "cannot open ...; retrying in 10.0 s" every 10 s: thousands of lines.
+    import cv2
+
+    tries = []
+
+    class Unplugged:
+        def __init__(self, target):
+            tries.append(target)
+
+        def isOpened(self):
+            return len(tries) > 12  # plugged back in at the 13th try
+
+        def grab(self):
+            return False  # then lost again at once
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Unplugged)
+    stop = threading.Event()
+    camera = Camera(parse_source("door=rtsp://10.0.0.2/live"), stop, backoff=(0.001, 0.004)).start()
+    wait_until(lambda: len(tries) > 14, "the camera's return and loss")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    said = [r.getMessage() for r in caplog.records]
+    assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s" for s in (0.001, 0.002)] + [
+        "camera door: cannot open rtsp://10.0.0.2/live; retrying every 0.004 s, quietly until it opens",
+        "camera door: opened rtsp://10.0.0.2/live after 12 failed tries"]
+
+
 def write_clip(path, frames: int, fps: float = 15.0) -> str:
     import cv2
 

@@ -322,21 +322,31 @@ class Camera:
 
     def _read_live(self) -> None:
         """Open, read until it fails, reopen with doubling backoff: an unplugged camera or a dropped stream
-        is logged and retried until stopped."""
+        is logged and retried until stopped. Once the backoff is at its longest the retries are quiet (a camera
+        unplugged for a night must not write a line every 10 s), and the return is said."""
         import cv2
 
-        started, wait = time.monotonic(), self.backoff[0]
+        started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
         self.error = f"source {self.spec.target!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
             if not capture.isOpened():
-                log.warning("camera %s: cannot open %s; retrying in %.1f s", self.spec.name, self.spec.target, wait)
+                failed += 1
+                if wait < self.backoff[1]:
+                    log.warning("camera %s: cannot open %s; retrying in %g s", self.spec.name, self.spec.target, wait)
+                elif not quiet:
+                    log.warning("camera %s: cannot open %s; retrying every %g s, quietly until it opens",
+                                self.spec.name, self.spec.target, wait)
+                    quiet = True
                 self.stop.wait(wait)
                 wait = min(wait * 2, self.backoff[1])
                 continue
             self.error = None
-            log.info("camera %s: opened %s", self.spec.name, self.spec.target)
-            wait = self.backoff[0]
+            if failed:
+                log.warning("camera %s: opened %s after %d failed tries", self.spec.name, self.spec.target, failed)
+            else:
+                log.info("camera %s: opened %s", self.spec.name, self.spec.target)
+            wait, failed, quiet = self.backoff[0], 0, False
             try:
                 if not self._follow(capture, started, None):
                     log.warning("camera %s: stream lost; reconnecting", self.spec.name)

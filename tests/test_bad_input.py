@@ -747,6 +747,33 @@ def test_disk_full_while_writing_the_index(memory, settings, embedder, tmp_path,
     assert memory.remember("anya", [photo]).views == 1
 
 
+def test_forget_makes_room_on_a_disk_full_until_the_index_files_go(memory, settings, embedder, tmp_path,
+                                                                    monkeypatch):
+    # usearch, writing a file itself on a full disk, says only "Failed to serialize into stream": forget took that
+    # for an error other than a full disk and never deleted the current index files to make room (exit 2)
+    from usearch.index import Index
+
+    memory.remember("anya", [scene_file(tmp_path / "photos", 2)])
+    index = settings.memory / "index"
+    earlier = set(index.iterdir())
+    save, fsync = Index.save, os.fsync
+
+    def full(*args, **kwargs):  # the disk has room again only once an index file of before is gone
+        if set(index.iterdir()) >= earlier:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def usearch_save(self, path=None, *args, **kwargs):
+        if path is not None and set(index.iterdir()) >= earlier:
+            raise RuntimeError("Failed to serialize into stream")
+        return save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "save", usearch_save)
+    monkeypatch.setattr(os, "fsync", lambda fd: (full(), fsync(fd)))
+    assert memory.forget("anya").name == "anya"
+    monkeypatch.undo()
+    assert_intact(settings, embedder, tmp_path)
+
+
 def test_failed_remember_leaves_no_stray_photo(memory, settings, embedder, tmp_path, monkeypatch):
     # "Nothing was changed" must hold for the photo too: a failed remember leaves no file behind.
     from usearch.index import Index

@@ -134,12 +134,16 @@ class IndexWriter:
         return sum(sizes[1:]) * DELTA_SHARE < sizes[0]
 
     def _save(self, index, name: str) -> None:
-        """Write `index` durably as `name`: temp name, fsync, rename, fsync the folder."""
+        """Write `index` durably as `name`: temp name, fsync, rename, fsync the folder. The bytes are written here,
+        not by usearch, whose failure to write a file says nothing of why ("Failed to serialize into stream"):
+        a full disk must be told as one, for `forget` to make room."""
         tmp = self.dir / (name + ".tmp")
         try:
             self.dir.mkdir(exist_ok=True)
-            index.save(str(tmp))
-            with open(tmp, "rb+") as f:
+            data = index.save()
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
                 os.fsync(f.fileno())
             tmp.replace(self.dir / name)
             fsync_dir(self.dir)

@@ -133,12 +133,12 @@ class Household:
     def forget(self, name: str) -> Concept:
         """Forget a concept: its vectors and photos, and its events and snapshots."""
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
-        self.events.require_writable()
+        events = self._events_to_carry()
         concept = writer.forget(name)
         try:
-            removed = self.events.purge(concept.name)
+            removed = events.purge(concept.name) if events else 0
         except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done
-            raise EdgeRapError(f"forgot <{concept.name}>, but its events stay in {self.events.path} ({e})") from None
+            raise EdgeRapError(f"forgot <{concept.name}>, but its events stay in {events.path} ({e})") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
 
@@ -163,14 +163,28 @@ class Household:
         """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>)."""
         old = self.store.get(old).name
         writer = self._writer()
-        self.events.require_writable()
+        events = self._events_to_carry()
         concept = writer.rename(old, new)
         try:
-            self.events.rename(old, concept.name)
+            if events:
+                events.rename(old, concept.name)
         except sqlite3.Error as e:
             raise EdgeRapError(f"renamed <{old}> to <{concept.name}>, but its events stay under <{old}> in "
-                               f"{self.events.path} ({e})") from None
+                               f"{events.path} ({e})") from None
         return old, concept
+
+    def _events_to_carry(self):
+        """The event log a forget or rename must carry the concept's events along in, proven writable; None where
+        no log was ever written: there is nothing to carry, and making one would take room that a full disk lacks
+        (where forgetting is how the user makes room: the log's creation failed the forget)."""
+        from edge_rap.daemon.events import EVENTS_DB
+
+        written = any(p.is_file() and p.stat().st_size for p in (self.root / EVENTS_DB,
+                                                                   self.root / f"{EVENTS_DB}-wal"))
+        if not written and "events" not in self.__dict__:
+            return None
+        self.events.require_writable()
+        return self.events
 
     def close(self) -> None:
         """Close what was opened, newest first."""

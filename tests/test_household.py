@@ -132,3 +132,18 @@ def test_a_forget_waiting_for_a_busy_memory_does_not_stop_the_daemon_logging(rem
         forgetting.join(30)
     assert order == [("logged", "chelsea"), ("forgot", "rocket")]
     assert [e.name for e in EventLog(remembered.memory, readonly=True).query()] == ["chelsea"]
+
+
+def test_forget_and_rename_make_no_event_log_where_none_was_written(remembered, run, monkeypatch):
+    # On a full disk, forgetting is how room is made: a log that had to be made first failed it ("cannot open the
+    # event log (database or disk is full)"), and left an empty events.sqlite behind.
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+
+    def full_disk(self, *args, **kwargs):
+        raise EdgeRapError("events.sqlite: cannot open the event log (database or disk is full)")
+
+    monkeypatch.setattr(EventLog, "__init__", full_disk)
+    assert run("rename", "chelsea", "tabby")[0] == 0 and run("forget", "rocket")[0] == 0
+    assert [c["name"] for c in json.loads(run("concepts", "--json")[1])] == ["tabby"]
+    assert not (remembered.memory / "events.sqlite").exists()

@@ -249,7 +249,7 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
         result = home.recognize(image)
         if args.draw:
             drawn["drawing"] = str(draw_recognition(image, result, drawings[k]))
-        found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.hits) or "none of my concepts"
+        found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.by_score()) or "none of my concepts"
         if args.json:
             print(json.dumps({**result.to_json(), **drawn}), flush=True)
         else:

@@ -122,11 +122,16 @@ class Recognition:
     hits: list[Hit] = field(default_factory=list)
     candidates: list[Hit] = field(default_factory=list)
 
+    def by_score(self) -> list[Hit]:
+        """The hits best first, as they are shown: `hits` keeps retrieval's order (people found by face first, the
+        concepts only a crop found last), which a reader of a list takes for a ranking."""
+        return sorted(self.hits, key=lambda h: -h.score)
+
     def to_json(self) -> dict:
         return {
             "image": self.source,
             "concepts": [
-                {"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.hits
+                {"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.by_score()
             ],
         }
 

@@ -206,6 +206,22 @@ def test_recognize_with_a_missing_image_goes_on(run, photos):
     assert second["concepts"][0]["name"] == "bo"
 
 
+def test_recognize_lists_each_images_concepts_best_first(run, photos, monkeypatch):
+    # retrieval's own order put the people found by face first and the concepts only a crop found last: a list
+    # read as a ranking ("<mug> 0.61, <bo> 0.93") had the weaker first
+    from edge_rap.household import Household
+    from edge_rap.types import Box, Concept, Hit, Recognition
+
+    run("remember", "bo", scene_file(photos, 1))
+    hits = [Hit(Concept(k, name, "", "", 0.0, 0.0), score, 0.5, Box(0, 0, 8, 8))
+            for k, (name, score) in enumerate((("mug", 0.61), ("bo", 0.93), ("teapot", 0.75)))]
+    monkeypatch.setattr(Household, "recognize", lambda self, image: Recognition(image.source, image.size, hits))
+    rc, out, _ = run("recognize", photos / "scene1.png")
+    assert rc == 0 and out.strip().endswith(": <bo> 0.93, <teapot> 0.75, <mug> 0.61")
+    (result,) = recognize_json(run, photos / "scene1.png")
+    assert [c["name"] for c in result["concepts"]] == ["bo", "teapot", "mug"]
+
+
 def test_import_and_export_rap(run, photos, tmp_path, settings):
     rap = tmp_path / "rap"
     scene_file(rap / "database", 1)

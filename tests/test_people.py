@@ -190,3 +190,23 @@ def test_a_spoken_another_photo_of_a_person_without_one_face_is_said_plainly(peo
     dark = Image(np.zeros((480, 640, 3), np.uint8), "frame")  # any other refusal names the frame, not its file
     _, said = carry_out(home, Command("remember", "teddy"), dark, Recognition("frame", dark.size))
     assert said.startswith("I couldn't remember <teddy>: this frame has no detail"), said
+
+
+def test_a_person_with_a_photo_of_several_faces_survives_an_export_and_import(people, tmp_path, settings, embedder):
+    # `edit --category person` leaves such a photo's faces out; the export did not say so, and its import asked
+    # "which face?" for that photo: the person was not imported at all ("failed <group>")
+    from edge_rap.memory.rapdb import export_rap, import_rap
+
+    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    group = people.remember("group", [both, save_photo(tmp_path, "grace_hopper")], "", "poster")
+    people.edit("group", category="person")
+    database = export_rap(people.store, tmp_path / "export")
+    copy = open_memory(settings, embedder, tmp_path / "copy")
+    try:
+        report = import_rap(copy, database)
+        assert report.failed == {} and "group" in report.imported
+        faces = [(v.image_sha256, v.box) for v in people.store.views(group.id, kind="face")]
+        assert [(v.image_sha256, v.box) for v in copy.store.views(copy.get("group").id, kind="face")] == faces
+        assert len(faces) == 1 and copy.get("group").views == 2
+    finally:
+        copy.close()

@@ -140,8 +140,10 @@ class Memory:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def prepare(self, path: str | Path, box: Box | None = None, person: bool = False) -> PreparedView:
-        """Read and embed one reference photo (all its augmented views, and a person's face) before any write."""
+    def prepare(self, path: str | Path, box: Box | None = None, person: bool = False,
+                face: Box | None = None) -> PreparedView:
+        """Read and embed one reference photo (all its augmented views, and a person's face) before any write.
+        `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`."""
         file = read_image_file(path)
         region = crop(file.image, box) if box else file.image
         require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size)
@@ -149,7 +151,7 @@ class Memory:
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))
         if person and self.faces is not None:
-            face, vectors = self._face(file.image, box)
+            face, vectors = self._face(file.image, face or box)
             prepared = replace(prepared, face=face, face_vectors=vectors)
         return prepared
 
@@ -169,20 +171,26 @@ class Memory:
         return scale_box(face.box, decoded, image.size), np.stack([vector, mirror_vector])
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
-                 box: Box | None = None, boxes: list[Box | None] | None = None) -> Concept:
+                 box: Box | None = None, boxes: list[Box | None] | None = None,
+                 faces: list[Box | None] | None = None) -> Concept:
         """A new concept from one or more photos; usable by every reader as soon as this returns. `box`: the
         region of every photo; `boxes`: one per photo instead (an import of views remembered with different
-        regions)."""
+        regions). `faces`: for a person, each photo's registered face, None where none was (an import of a
+        person whose photos include one with no face or several: `edit --category` leaves those out)."""
         name = validate_name(name)
         description = _clean_text(description, "description", MAX_DESCRIPTION)
         category = _clean_text(category, "category", 64)
         if not images:
             raise EdgeRapError("remember needs at least one image")
         boxes = [box] * len(images) if boxes is None else boxes
-        if len(boxes) != len(images):
-            raise ValueError(f"{len(boxes)} boxes for {len(images)} photos")
+        with_face = [is_person(category)] * len(images) if faces is None else [
+            is_person(category) and f is not None for f in faces]
+        faces = [None] * len(images) if faces is None else faces  # None given: the one face of each photo (or box)
+        if not len(boxes) == len(faces) == len(images):
+            raise ValueError(f"{len(boxes)} boxes and {len(faces)} faces for {len(images)} photos")
         self.store.refuse_taken(name, hint=" (use `edge-rap add-views` to add photos)")
-        prepared = distinct_views([self.prepare(p, b, is_person(category)) for p, b in zip(images, boxes)], name)
+        prepared = distinct_views([self.prepare(p, b, person, f) for p, b, person, f
+                                   in zip(images, boxes, with_face, faces)], name)
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:

@@ -38,6 +38,7 @@ class RapEntry:
     category: str
     box: Box | None = None  # edge_rap's extension: the region of the photos that was remembered
     boxes: list[Box | None] | None = None  # edge_rap's extension too: one region per photo, where they differ
+    faces: list[Box | None] | None = None  # and a person's registered face per photo (None: none registered)
     problem: str = ""  # why this entry cannot be imported: reported by name, the other entries still are
 
 
@@ -63,6 +64,15 @@ def _box(value) -> Box | None:
     return Box.parse(",".join(map(repr, value)))
 
 
+def _per_image(value, field_name: str, images: list[str]) -> list[Box | None] | None:
+    """edge_rap's "boxes" or "faces": one [x0, y0, x1, y1] or null per image (those with a path), or nothing."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == len(images)):
+        raise EdgeRapError(f"its {field_name} are not one [x0, y0, x1, y1] or null per image ({len(images)})")
+    return [_box(b) for b, i in zip(value, images) if i]
+
+
 def _text(value, field_name: str) -> str:
     """A text field: absent or null is empty; a number or a list is a problem, not its Python spelling."""
     if value is None:
@@ -79,13 +89,9 @@ def _entry(key: str, value, folder: Path) -> RapEntry:
         if not isinstance(value, dict):
             raise EdgeRapError("the entry is not an object")
         images = [*_paths(value.get("image"), "image"), *_paths(value.get("extra_images"), "extra_images")]
-        boxes = value.get("boxes")
-        if boxes is not None:
-            if not (isinstance(boxes, list) and len(boxes) == len(images)):
-                raise EdgeRapError(f"its boxes are not one [x0, y0, x1, y1] or null per image ({len(images)})")
-            boxes = [_box(b) for b, i in zip(boxes, images) if i]
+        boxes, faces = (_per_image(value.get(key), key, images) for key in ("boxes", "faces"))
         return RapEntry(name, [folder / i for i in images if i], _text(value.get("info"), "info"),
-                        _text(value.get("category"), "category"), _box(value.get("box")), boxes)
+                        _text(value.get("category"), "category"), _box(value.get("box")), boxes, faces)
     except EdgeRapError as e:
         return RapEntry(name, [], "", "", problem=str(e))
 
@@ -132,13 +138,15 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
                                          "(--allow-outside imports it)")
             continue
         boxes = entry.boxes if entry.boxes is not None else [entry.box] * len(entry.images)
-        present = [(p, b) for p, b in zip(entry.images, boxes) if p.is_file()]
+        faces = entry.faces if entry.faces is not None else [None] * len(entry.images)
+        present = [(p, b, f) for p, b, f in zip(entry.images, boxes, faces) if p.is_file()]
         if not present:
             report.missing.append(entry.name)
             continue
         try:
-            memory.remember(entry.name, [p for p, _ in present], entry.description, entry.category,
-                            boxes=[b for _, b in present])
+            memory.remember(entry.name, [p for p, _, _ in present], entry.description, entry.category,
+                            boxes=[b for _, b, _ in present],
+                            faces=[f for _, _, f in present] if entry.faces is not None else None)
             report.imported.append(entry.name)
         except EdgeRapError as e:
             report.failed[entry.name] = str(e)
@@ -221,6 +229,9 @@ def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> 
                 entry["box"] = next(iter(boxes)).as_list()
             elif len(boxes) > 1:  # regions that differ from photo to photo: one per photo, in order
                 entry["boxes"] = [v.box.as_list() if v.box else None for v in views]
+            faces = {f.image_sha256: f.box for f in store.views(concept.id, kind="face")}
+            if faces:  # a person's face per photo, null where none is registered (one that shows none, or several)
+                entry["faces"] = [faces[v.image_sha256].as_list() if v.image_sha256 in faces else None for v in views]
             if len(files) > 1:
                 entry["extra_images"] = files[1:]
             concept_dict[key] = entry

@@ -274,7 +274,10 @@ def cmd_import_rap(args) -> int:
                   file=sys.stderr)
         for name, why in report.failed.items():
             print(f"failed <{name}>: {why}", file=sys.stderr)
-    return 1 if report.missing or report.failed else 0  # a script sees that some entries did not come in
+        for name, lost in report.missing_photos.items():
+            print(f"imported <{name}> without its missing photo(s): {', '.join(lost)}", file=sys.stderr)
+    # a script sees that some entries, or some photos, did not come in
+    return 1 if report.missing or report.failed or report.missing_photos else 0
 
 
 def cmd_export_rap(args) -> int:

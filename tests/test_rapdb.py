@@ -76,6 +76,26 @@ def test_import_reports_missing_and_failed_by_name(memory, settings, tmp_path):
     assert sorted(third.skipped) == ["BO", "mug"] and "BO" not in third.failed
 
 
+def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_them(memory, settings, tmp_path,
+                                                                                   capsys):
+    # it came in with one photo of two, "imported 1 concept(s)", exit 0: the missing photo was never named
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder / "database", 1)
+    path = folder / "database.json"
+    path.write_text(json.dumps({"concept_dict": {"<bo>": {
+        "name": "bo", "image": "./database/scene1.png", "extra_images": ["./database/gone.png"]}}}))
+    rc = cli.main(["import-rap", str(path), "--json", "--memory", str(settings.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and json.loads(out)["imported"] == ["bo"]
+    assert json.loads(out)["missing_photos"] == {"bo": [str(folder / "database" / "gone.png")]}
+    assert memory.get("bo").views == 1
+    path.write_text(json.dumps({"concept_dict": {"<mug>": {"image": ["./database/scene1.png", "./database/x.png"]}}}))
+    rc = cli.main(["import-rap", str(path), "--memory", str(settings.memory)])
+    assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo(s): {folder}/database/x.png\n"
+
+
 def test_export_then_import_round_trips(memory, embedder, settings, tmp_path):
     photos = tmp_path / "photos"
     memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)], "our Shiba Inu, cinnamon coat", "dog")

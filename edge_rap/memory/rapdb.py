@@ -25,9 +25,11 @@ class ImportReport:
     missing: list[str] = field(default_factory=list)  # the image file does not exist
     failed: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
     skipped: list[str] = field(default_factory=list)  # already in memory
+    missing_photos: dict[str, list[str]] = field(default_factory=dict)  # imported name -> its photos not found
 
     def to_json(self) -> dict:
-        return {"imported": self.imported, "missing": self.missing, "failed": self.failed, "skipped": self.skipped}
+        return {"imported": self.imported, "missing": self.missing, "failed": self.failed, "skipped": self.skipped,
+                "missing_photos": self.missing_photos}
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def _outside(image: Path, folder: Path) -> bool:
 
 def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter,
                allow_outside: bool = False) -> ImportReport:
-    """Remember every entry whose images exist; report the missing and the unusable by name. Images outside
+    """Remember every entry whose images exist (one with some photos missing, with the others; the missing ones
+    named); report the missing and the unusable by name. Images outside
     the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
     elsewhere must not pull arbitrary files of this machine into the memory, and later into an export."""
     report = ImportReport()
@@ -148,6 +151,9 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
                             boxes=[b for _, b, _ in present],
                             faces=[f for _, _, f in present] if entry.faces is not None else None)
             report.imported.append(entry.name)
+            lost = [str(p) for p in entry.images if not p.is_file()]
+            if lost:  # imported with the photos that are there; the others named, not passed over in silence
+                report.missing_photos[entry.name] = lost
         except EdgeRapError as e:
             report.failed[entry.name] = str(e)
     return report

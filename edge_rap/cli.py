@@ -223,10 +223,13 @@ def cmd_concepts(args) -> int:
 
 def cmd_recognize(args) -> int:
     from edge_rap.draw import drawing_paths
+    from edge_rap.folders import writable_folder
 
+    # a --draw that cannot take drawings (a file, a read-only folder) is said before anything is recognised
+    drawings = drawing_paths(args.images, writable_folder(Path(args.draw), "--draw")) if args.draw else []
     with _household(args, readonly=True, detector=args.detector) as home:
         _ = home.retriever, home.detector  # a wrong embedder or detector is said before any image is read
-        return _recognize_each(args, home, drawing_paths(args.images, Path(args.draw)) if args.draw else [])
+        return _recognize_each(args, home, drawings)
 
 
 def _recognize_each(args, home, drawings: list[Path]) -> int:

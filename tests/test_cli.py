@@ -131,6 +131,14 @@ def test_each_image_says_where_its_drawing_went(run, photos):
     assert rc == 0 and out.rstrip().endswith(f"(drawn: {out_dir / 'frame.jpg'})")
 
 
+def test_a_draw_folder_that_cannot_take_drawings_is_said_before_anything_is_recognised(run, photos):
+    # --draw naming a file: each image was recognised, then "FILE: cannot write the drawing (File exists)"
+    photos.mkdir()
+    run("remember", "bo", scene_file(photos, 1))
+    rc, out, err = run("recognize", photos / "scene1.png", "--draw", photos / "scene1.png")
+    assert (rc, out) == (2, "") and err == f"edge-rap: --draw {photos / 'scene1.png'}: is a file, not a folder\n"
+
+
 def test_recognize_an_empty_memory(run, photos, settings):
     settings.memory.mkdir()
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"] == []

@@ -233,7 +233,7 @@ def cmd_recognize(args) -> int:
 
 
 def _recognize_each(args, home, drawings: list[Path]) -> int:
-    """Recognise and print each image in turn; an unreadable one is said and skipped. With --draw, each line names
+    """Recognise and print each image in turn; one that cannot be read or recognised is said and skipped. With --draw, each line names
     its drawing (numbered names, frame-1.jpg, say nothing of which image they show)."""
     from edge_rap.draw import draw_recognition
     from edge_rap.perceive.images import read_image_file
@@ -241,15 +241,15 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
     failures = 0
     for k, path in enumerate(args.images):
         drawn = {"drawing": None} if args.draw else {}
-        try:
+        try:  # an image that cannot be read, or recognised (a thumbnail too small for a crop), is said alone
             image = read_image_file(path).image
+            result = home.recognize(image)
         except EdgeRapError as e:
             failures += 1
             print(f"edge-rap: {e}", file=sys.stderr)
             if args.json:
                 print(json.dumps({"image": path, "error": str(e), "concepts": [], **drawn}))
             continue
-        result = home.recognize(image)
         if args.draw:
             drawn["drawing"] = str(draw_recognition(image, result, drawings[k]))
         found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.by_score()) or "none of my concepts"

@@ -230,6 +230,28 @@ def test_recognize_lists_each_images_concepts_best_first(run, photos, monkeypatc
     assert [c["name"] for c in result["concepts"]] == ["bo", "teapot", "mug"]
 
 
+def test_an_image_that_cannot_be_recognised_does_not_stop_the_others(run, photos, monkeypatch):
+    # a 60 x 50 thumbnail failed inside recognition ("box [57, 25, 60, 37] keeps under 4 pixels a side") and
+    # the images after it were never recognised
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.household import Household
+
+    run("remember", "bo", scene_file(photos, 1))
+    recognize = Household.recognize
+
+    def fails_on_thumbnails(self, image):
+        if "thumb" in image.source:
+            raise EdgeRapError(f"{image.source}: box [57, 25, 60, 37] keeps under 4 pixels a side")
+        return recognize(self, image)
+
+    monkeypatch.setattr(Household, "recognize", fails_on_thumbnails)
+    thumb = save(photos / "thumb.png", scene(2, width=60, height=50))
+    rc, out, err = run("recognize", "--json", thumb, photos / "scene1.png")
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert rc == 2 and err.count("\n") == 1 and "keeps under 4 pixels" in first["error"]
+    assert first["concepts"] == [] and second["concepts"][0]["name"] == "bo"
+
+
 def test_import_and_export_rap(run, photos, tmp_path, settings):
     rap = tmp_path / "rap"
     scene_file(rap / "database", 1)

@@ -530,6 +530,28 @@ def test_memory_commands_hear_a_number_said_or_written(said, action, name):
     assert (command.action, command.name, command.state) == (action, name, "asked")
 
 
+@pytest.mark.parametrize("said, action, name", [
+    # as whisper tiny.en wrote espeak-ng's voices saying "remember this as ..." and "this is Bo too"
+    ("Hey robot, remember this has pumpkin.", "remember", "pumpkin"),
+    ("Hey robot, remember this and Luna.", "remember", "luna"),
+    ("Hey robot, remember this has a blue candle.", "remember", "blue_candle"),
+    ("Hey robot, this is Bo2.", "add", "bo"), ("Hey robot, this is Mo2", "add", "bo"),
+    ("this is Anya two.", "add", "anya"), ("This is dog 6 2.", "add", "dog6"),
+])
+def test_memory_commands_are_heard_as_whisper_writes_them(said, action, name):
+    from edge_rap.speech.intents import parse
+
+    command, line = parse(said, HOUSEHOLD + DOGS)
+    assert (command.action, command.name, command.state) == (action, name, "asked"), line
+
+
+@pytest.mark.parametrize("said", ["this is dog 2", "This is Dog2.", "this is dog two", "this is Bo2?"])
+def test_a_numbered_name_is_not_taken_for_too(said):
+    from edge_rap.speech.intents import parse
+
+    assert parse(said, HOUSEHOLD + DOGS) == (None, "")
+
+
 def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which():
     from edge_rap.speech.intents import Command, parse
 

@@ -29,12 +29,14 @@ CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
 _LEAD = r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:please\W+)?"  # a wake phrase said push-to-talk, "please"
-_REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is)\W+"
+# "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
+_REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is|has|and)\W+"
                        r"(?P<name>.+?)\W*$", re.I)
 _FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)\W*$", re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)\W*$", re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
+_TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 _YES = re.compile(r"^\W*(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
@@ -100,7 +102,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
         name = known.heard[0].name
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
-    m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None)
+    m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?"):  # "this is also Bo?" asks; it tells nothing
         return None, ""
     known = match_names(m.group("name"), names)
@@ -110,6 +112,16 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
                 f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
     whole = _whole_name(m.group("name"), known.names)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
+
+
+def _too_as_two(text: str, names: list[str]) -> re.Match | None:
+    """"this is Bo too" as whisper writes it, "this is Bo2" or "this is Bo two"; not when the number is part of
+    a known name ("this is dog 2" names <dog2>, and tells nothing)."""
+    m = _TOO_AS_TWO.match(text)
+    if m is None:
+        return None
+    said = text[m.start("name"):].rstrip(" .!")
+    return None if _whole_name(said, match_names(said, names).names) else m
 
 
 def _whole_name(said: str, heard: list[str]) -> str | None:

@@ -401,6 +401,25 @@ def test_a_live_stream_is_raised_once_it_is_quiet_and_never_past_the_mark():
     assert np.abs(run(burst)[len(quiet):]).max() <= QUIET_PEAK * 1.0001
 
 
+def test_a_live_streams_gain_moves_smoothly_across_chunks():
+    # the gain that follows a quiet stream changes at every chunk: stepped there, a tone comes out with a kink at
+    # each chunk's edge (a click, 31 a second), and a DC offset dropped all at once when the raising began
+    from edge_rap.speech.audio import CHUNK, RATE, levelled
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.concatenate(list(levelled(x[i:i + CHUNK] for i in range(0, len(x), CHUNK))))
+
+    tone = (0.002 * np.sin(2 * np.pi * 50 * np.arange(12 * RATE) / RATE)).astype(np.float32)
+    out = run(tone)
+    assert np.abs(out[-RATE:]).max() > 1.5 * np.abs(tone).max()  # raised
+    bend = np.abs(np.diff(out, 2))  # bend[k] is centred on sample k + 1
+    edges = np.zeros(len(bend), bool)
+    edges[CHUNK - 2::CHUNK] = edges[CHUNK - 1::CHUNK] = True
+    assert bend[edges].max() < 2 * bend[~edges].max()
+    offset = run(tone + np.float32(0.05))
+    assert np.abs(np.diff(offset)).max() < 0.005  # the offset goes over a chunk, not in one step of 0.05
+
+
 def test_a_quiet_microphone_is_raised(monkeypatch):
     # the microphone's own chunks (what `listen --mic` and `run --voice` hear) go through `levelled`
     import sys

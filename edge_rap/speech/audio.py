@@ -258,21 +258,41 @@ def levelled(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     falls quiet: a pause of a few seconds, and a soft word after one, are raised as a quiet stream is. The floor
     is the quietest chunk yet that is not digital silence, rising to follow a new hum. The peak is measured about
     the stream's mean (a DC offset, followed over about a second), which a raised chunk loses; the floor about
-    each chunk's own."""
+    each chunk's own. The gain and the mean glide from one chunk's to the next (`_glided`): stepped at each
+    chunk's edge, they put a click into the audio 31 times a second."""
     peak, floor, mean = QUIET_PEAK, None, None
     fall, rise = 0.5 ** (CHUNK / RATE / RELEASE_S), 2.0 ** (CHUNK / RATE / FLOOR_RISE_S)
     follow = CHUNK / RATE  # the mean's step toward each chunk's: a time constant of about a second
+    before = (1.0, 0.0)  # the last chunk's gain and mean
     for chunk in stream:
         if not len(chunk):
             yield chunk
             continue
         mean = float(chunk.mean()) if mean is None else mean + follow * (float(chunk.mean()) - mean)
-        centred = chunk - np.float32(mean)
-        peak = max(float(np.abs(centred).max()), peak * fall)
+        peak = max(float(np.abs(chunk - np.float32(mean)).max()), peak * fall)
         if (level := _level(chunk)) > 0:  # digital silence (a device opening) would hold it at 0
             floor = level if floor is None else min(level, floor * rise)
-        g = gain(peak, floor or 0.0)
-        yield chunk if g == 1.0 else (centred * g).astype(np.float32)
+        now = (gain(peak, floor or 0.0), mean)
+        yield chunk if now[0] == before[0] == 1.0 else _glided(chunk, before, now)
+        before = now
+
+
+def _glided(chunk: np.ndarray, before: tuple[float, float], now: tuple[float, float]) -> np.ndarray:
+    """`chunk` raised by a gain about a mean that go in a straight line from `before`'s (gain, mean) to `now`'s;
+    a DC offset, kept while the gain is 1, goes the same way. A gain that falls (a loud sound) gets there before
+    the first sample it would push past QUIET_PEAK, all at once when that is the first."""
+    n = len(chunk)
+    span = n
+    while True:
+        ramp = np.minimum(np.arange(1, n + 1, dtype=np.float32) / span, 1.0) if span else np.ones(n, np.float32)
+        gains, means = (np.float32(a) + np.float32(b - a) * ramp for a, b in zip(before, now))
+        raised = (chunk - means) * gains
+        over = np.flatnonzero(np.abs(raised) > QUIET_PEAK * 1.00001)  # (not float32's last bit)
+        if not len(over) or span == 0:
+            break
+        span = min(int(over[0]), span - 1)
+    kept = np.float32(before[0] == 1.0) + np.float32((now[0] == 1.0) - (before[0] == 1.0)) * ramp
+    return (raised + means * kept).astype(np.float32)
 
 
 def chunks(audio: Audio, realtime: bool = False) -> Iterator[np.ndarray]:

@@ -605,6 +605,28 @@ def test_only_a_clear_yes_confirms(said, yes):
     assert is_yes(said) is yes
 
 
+def test_a_failed_spoken_command_says_why_without_a_path():
+    # a memory or event log that cannot be written (a full disk): the device read out the file's whole path
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.speech.intents import Command, _spoken, carry_out
+
+    class Home:
+        def forget(self, name):
+            raise EdgeRapError("/home/anna/.local/share/edge-rap/events.sqlite: cannot write the event log (database "
+                               "or disk is full); nothing was changed")
+
+    command, said = carry_out(Home(), Command("forget", "bo"), None, None)
+    assert command.state == "failed"
+    assert said == ("I couldn't forget <bo>: cannot write the event log (database or disk is full); nothing was "
+                    "changed")
+    index = EdgeRapError("/mnt/robot/memory: cannot write the index ([Errno 28] No space left on device: "
+                         "'/mnt/robot/memory/index/a1.usearch'); nothing was changed")
+    assert _spoken(index, None) == ("cannot write the index ([Errno 28] No space left on device); nothing was "
+                                    "changed")
+    assert _spoken(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
+        "photos stay in the memory folder.")
+
+
 def test_remember_this_takes_the_most_confident_region_no_concept_holds():
     from types import SimpleNamespace
 

@@ -40,6 +40,10 @@ _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$",
 _YES = re.compile(r"^\W*(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
+_PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
+_LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
+_OS_FILE = re.compile(r":? ['\"]" + _PATH_START + r"[^'\"]*['\"]")  # "No space left on device: '/home/x/a.usearch'"
+_PATH = re.compile(_PATH_START + r"[^\s()'\"]*[^\s()'\".,;:]")
 
 
 @dataclass(frozen=True)
@@ -189,10 +193,14 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
 
 def _spoken(error: EdgeRapError, photo: Path | None) -> str:
     """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
-    frame without one face said so, not with the boxes and option a typed command is asked for."""
+    frame without one face said so, not with the boxes and option a typed command is asked for; no path read out
+    (the log has the message whole): a leading "PATH: " and an OS error's file name dropped, any other path
+    called the memory folder."""
     if isinstance(error, FaceChoiceError):
         return "I see no face here." if error.count == 0 else f"I see {error.count} faces and cannot tell which."
-    return str(error).replace(str(photo), "this frame") if photo else str(error)
+    text = str(error).replace(str(photo), "this frame") if photo else str(error)
+    text = _OS_FILE.sub("", _LEADING_PATH.sub("", text))
+    return _PATH.sub("the memory folder", text)
 
 
 def _save(image: Image, path: Path) -> Path:

@@ -245,6 +245,62 @@ def test_a_command_that_needs_a_frame_is_refused_at_once_without_one(said, actio
     assert forget.asking  # forgetting needs no frame
 
 
+# --- the device's own voice heard back ---------------------------------------------------------------------------
+
+class Room:
+    """A loudspeaker in the room: what the device says starts at once (and the microphone hears it: the script)."""
+
+    def __init__(self):
+        self.said = []
+
+    def say(self, text, answer=False):
+        self.said.append(text)
+        return types.SimpleNamespace(wait_audio=lambda timeout: time.perf_counter())
+
+    def flush(self, timeout):
+        return True
+
+    def interrupt(self):
+        pass
+
+
+class Forgetful(Home):
+    def __init__(self, *names: str):
+        super().__init__(*names)
+        self.forgotten = []
+
+    def forget(self, name):
+        self.forgotten.append(name)
+        return types.SimpleNamespace(name=name)
+
+
+@pytest.mark.parametrize("echo", ["Shall I forget Bo? Say yes or no.", "Shall I", "Say yes or no."])
+def test_the_devices_own_question_heard_back_is_not_its_answer(echo):
+    # No echo cancellation: the microphone hears the loudspeaker ask "Shall I forget <bo>? Say yes or no." (or a
+    # piece of it). Before, that was the answer, not a yes: every spoken command was cancelled on such a device.
+    from edge_rap.speech.listen import Listener
+
+    home, room = Forgetful("bo"), Room()
+    heard = Scripted("Hey robot, forget Bo.", echo, "Yes.")
+    said = [t for t in Listener(home, heard, vad, room, wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0), loud(0.5), quiet(1.0)))) if t.triggered]
+    assert [t.command.state for t in said] == ["asked", "done"] and home.forgotten == ["bo"]
+    home, room = Forgetful("bo"), Room()  # push-to-talk on the microphone: the next utterance is the answer
+    turn = Listener(home, Scripted("Forget Bo.", echo, "Yes."), vad, room).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0), loud(0.5), quiet(1.0))), first_only=True)
+    assert turn.command.state == "done" and home.forgotten == ["bo"] and room.said[-1] == "I forgot <bo>."
+
+
+@pytest.mark.parametrize("answer", ["No.", "Yes yes.", "Yes, forget Bo."])
+def test_an_answer_like_the_question_is_still_an_answer(answer):
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo")
+    said = [t for t in Listener(home, Scripted("Hey robot, forget Bo.", answer), vad, Room(), wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))) if t.triggered]
+    assert len(said) == 2 and said[1].command.state == ("cancelled" if answer == "No." else "done")
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

@@ -598,7 +598,10 @@ def test_questions_are_not_commands(said):
 
 
 @pytest.mark.parametrize("said, yes", [("Yes.", True), ("Yeah, do it", True), ("Okay", True), ("No.", False),
-                                       ("Yes, no, wait", False), ("Where is Bo?", False), ("", False)])
+                                       ("Yes, no, wait", False), ("Where is Bo?", False), ("", False),
+                                       # the wake phrase said again (push-to-talk has none to strip)
+                                       ("Hey robot, yes.", True), ("Hey robot, yes please", True),
+                                       ("Hey robot, no.", False), ("Okay, do it", True), ("Hey, you", False)])
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_yes
 

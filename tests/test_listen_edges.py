@@ -362,6 +362,23 @@ def test_cli_wake_command_and_its_yes_from_one_wav_print_both_words(scripted_cli
     assert out["command"] == {"action": "forget", "name": "bo", "state": "done", "box": None}
 
 
+@pytest.mark.parametrize("said, wake", [([], None), (["So then we went to the market."], "hey robot"),
+                                        (["Where is Bo?"], None), (["Where is Bob?"], None),
+                                        (["Forget Bo.", "No."], None), (["Hey robot, forget Bob."], "hey robot")])
+def test_cli_json_has_the_same_keys_of_the_same_types_in_every_outcome(scripted_cli, capsys, tmp_path, said, wake):
+    # Before: "timed_out" was there only when true, so a script reading it failed on every answer
+    settings, script = scripted_cli
+    script.texts = list(said)
+    parts = [part for _ in said for part in (loud(1.0), quiet(1.0))] or [quiet(1.0)]
+    out = listen_json(settings, capsys, write_wav(tmp_path / "q.wav", np.concatenate(parts)),
+                      *(["--wake", wake] if wake else []))
+    assert list(out) == ["triggered", "transcript", "concepts", "answer", "mode", "command", "timings", "timed_out"]
+    assert isinstance(out["triggered"], bool) and isinstance(out["transcript"], str)
+    assert isinstance(out["concepts"], list) and isinstance(out["timings"], dict) and out["timed_out"] is False
+    assert out["answer"] is None if not out["triggered"] else isinstance(out["answer"], str)
+    assert out["command"] is None or set(out["command"]) == {"action", "name", "state", "box"}
+
+
 def test_cli_wake_json_not_triggered_keeps_its_timings(scripted_cli, capsys, tmp_path):
     # Before: "timings": {} (push-to-talk's untriggered object has vad_ms and asr_ms).
     settings, script = scripted_cli

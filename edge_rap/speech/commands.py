@@ -111,7 +111,7 @@ def register(add) -> None:
                    f"give up when no speech has started within S seconds (default {WAIT_S:g}; 0 waits forever)")
     p.add_argument("--image", metavar="PATH", help="the camera frame the question is about")
     p.add_argument("--json", action="store_true", help="one JSON object: triggered, transcript, concepts, answer, "
-                   "mode, command (remember/add/forget: action, name, state, box), timings (and timed_out)")
+                   "mode, command (remember/add/forget: action, name, state, box), timings, timed_out")
     voice = p.add_mutually_exclusive_group()
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write the spoken answer as a WAV file into DIR")

@@ -73,13 +73,10 @@ class Turn:
 
     def to_json(self) -> dict:
         r = self.reply
-        out = {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
-               "answer": r.text if r else None, "mode": r.mode if r else None,
-               "command": self.command.to_json() if self.command else None,
-               "timings": {k: round(v, 1) for k, v in self.timings.items()}}
-        if self.timed_out:
-            out["timed_out"] = True
-        return out
+        return {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
+                "answer": r.text if r else None, "mode": r.mode if r else None,
+                "command": self.command.to_json() if self.command else None,
+                "timings": {k: round(v, 1) for k, v in self.timings.items()}, "timed_out": self.timed_out}
 
 
 @dataclass

@@ -270,7 +270,7 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     wav = write_wav(tmp_path / "q.wav", mixed(spoken(voice_dir, WHERE), 5).samples, 44100)
     rc, out = listen(models_env, capsys, "--wav", wav, "--wake", WAKE, "--json", "--mute")
     assert rc == 0
-    assert set(out) == {"triggered", "transcript", "concepts", "answer", "mode", "command", "timings"}
+    assert set(out) == {"triggered", "transcript", "concepts", "answer", "mode", "command", "timings", "timed_out"}
     assert out["command"] is None
     assert out["triggered"] and out["concepts"] == ["anya"] and out["mode"] == "events"
     assert out["answer"] == "I last saw <anya> on den 4 minutes ago."

@@ -301,6 +301,23 @@ def test_an_answer_like_the_question_is_still_an_answer(answer):
     assert len(said) == 2 and said[1].command.state == ("cancelled" if answer == "No." else "done")
 
 
+@pytest.mark.parametrize("then, states", [
+    ("Hey robot, where is Bo?", ["asked", "cancelled", None]), ("Hey robot, forget Bo.", ["asked", "cancelled", "asked"]),
+    ("Hey robot, no.", ["asked", "cancelled"]), ("Hey robot, yes.", ["asked", "done"]),
+    ("Where is Bo?", ["asked", "cancelled"]),  # no wake phrase: an answer, and not a yes
+])
+def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, states):
+    # Before: "Hey robot, where is Bo?" said instead of a yes cancelled the command and was never answered
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo")
+    said = [t for t in Listener(home, Scripted("Hey robot, forget Bo.", then), vad, Room(), wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))) if t.triggered]
+    assert [t.command.state if t.command else None for t in said] == states
+    if states[-1] is None:
+        assert said[-1].reply.mode == "events" and said[-1].reply.names == ["bo"]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

@@ -39,6 +39,7 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 _YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
+_NO_FIRST = re.compile(_LEAD + r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -136,6 +137,11 @@ def _whole_name(said: str, heard: list[str]) -> str | None:
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:
     return Command("add", name), f"{lead}Shall I add this as another photo of <{name}>? Say yes or no."
+
+
+def is_answer(text: str) -> bool:
+    """Whether `text` answers a yes-or-no question (starts with a yes or a no), rather than asking something new."""
+    return bool(_YES.match(text) or _NO_FIRST.match(text))
 
 
 def is_yes(text: str) -> bool:

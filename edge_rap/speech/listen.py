@@ -125,8 +125,10 @@ class Listener:
                 continue
             if self._awaits(utterance):  # the yes or no to a command: no wake phrase needed
                 heard = after_wake(text, self.wake) if self.wake else None
-                yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
-                continue
+                if not heard or intents.is_answer(heard):
+                    yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
+                    continue
+                yield self._confirm(text, "", utterance, asr_ms)  # a new question: the command is not done
             question = text if not self.wake else after_wake(text, self.wake)
             if question is None and utterance.start_s < armed_until and text:
                 question = text

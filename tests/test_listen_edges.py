@@ -251,10 +251,13 @@ class Room:
     """A loudspeaker in the room: what the device says starts at once (and the microphone hears it: the script)."""
 
     def __init__(self):
-        self.said = []
+        self.said, self.recent = [], ()
 
     def say(self, text, answer=False):
+        from edge_rap.speech.tts import spoken
+
         self.said.append(text)
+        self.recent = (*self.recent[-2:], spoken(text))
         return types.SimpleNamespace(wait_audio=lambda timeout: time.perf_counter())
 
     def flush(self, timeout):
@@ -289,6 +292,32 @@ def test_the_devices_own_question_heard_back_is_not_its_answer(echo):
     turn = Listener(home, Scripted("Forget Bo.", echo, "Yes."), vad, room).push_to_talk(
         iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0), loud(0.5), quiet(1.0))), first_only=True)
     assert turn.command.state == "done" and home.forgotten == ["bo"] and room.said[-1] == "I forgot <bo>."
+
+
+def test_an_announcement_heard_back_while_a_command_waits_is_not_its_answer():
+    # the camera daemon shares the loudspeaker: "<mochi> arrived" said while "forget Bo" waited for its yes was
+    # taken as the answer, and cancelled it
+    from edge_rap.speech.listen import Listener
+
+    home, room = Forgetful("bo", "mochi"), Room()
+    listener = Listener(home, Scripted("Hey robot, forget Bo.", "Mochi arrived. I can see Mochi.", "Yes."), vad, room,
+                        wake="hey robot")
+    turns = listener.turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0), loud(0.5), quiet(1.0))))
+    asked = next(t for t in turns if t.triggered)
+    room.say("<mochi> arrived: I can see <mochi>.")  # the daemon, while the yes is awaited
+    said = [asked] + [t for t in turns if t.triggered]
+    assert [t.command.state for t in said] == ["asked", "done"] and home.forgotten == ["bo"]
+
+
+def test_the_speaker_remembers_its_last_lines_as_spoken(tmp_path):
+    from edge_rap.speech.tts import RECENT, Speaker
+
+    voice = types.SimpleNamespace(name="mute", write=lambda text, wav: False, close=lambda: None)
+    speaker = Speaker(voice, tmp_path / "said")
+    for k in range(RECENT + 1):
+        speaker.say(f"<red_mug> {k}", answer=True)
+    assert speaker.recent == tuple(f"red mug {k}" for k in range(1, RECENT + 1))
+    speaker.close()
 
 
 @pytest.mark.parametrize("answer", ["No.", "Yes yes.", "Yes, forget Bo."])

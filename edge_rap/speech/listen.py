@@ -3,8 +3,8 @@ the Speaker, with barge-in (speech heard while the device talks stops it) and th
 
 A memory command ("remember this as Luna", "this is also Bo", "forget Bo": speech/intents.py) is asked back; the
 next utterance, within `intents.CONFIRM_S` of audio and with or without the wake phrase, is its yes or no. There is
-no echo cancellation: the device's own last line heard back through the microphone (or a piece of it) is no
-utterance of the user's."""
+no echo cancellation: a line the device said lately (an answer, or the camera daemon's announcement) heard back
+through the microphone, or a piece of it, is no utterance of the user's."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from edge_rap.speech.asr import Transcriber
 from edge_rap.speech.audio import CHUNK, RATE
 from edge_rap.speech.intents import Command
 from edge_rap.speech.reply import Reply, reply
-from edge_rap.speech.tts import spoken
 from edge_rap.speech.vad import Segmenter, SileroVad, Utterance
 from edge_rap.speech.wake import after_wake
 from edge_rap.types import Image, Recognition
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 ARMED_S = 8.0  # after a bare "hey robot", the next utterance within this long is the question
 LONGEST_S = 30.0  # whisper hears 30 s at most: push-to-talk speech is cut off this long after it started, and
 # talk without a pause is split into utterances a little shorter (their pads fit the window)
-ECHO_MATCH = 90.0  # rapidfuzz partial ratio (0-100) of two words or more to the device's last line: its echo
+ECHO_MATCH = 90.0  # rapidfuzz partial ratio (0-100) of two words or more to a line the device said: its echo
 
 #: The latest camera frame and, when the caller already has it, what was recognised in it.
 Latest = Callable[[], "tuple[Image, Recognition | None] | None"]
@@ -103,7 +102,6 @@ class Listener:
         self._started = False  # whether speech has started since `push_to_talk` began
         self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
-        self._last_line = ""  # the last line this listener said, as spoken
 
     def barge_in(self) -> None:
         """The user started speaking: stop the device talking."""
@@ -180,13 +178,13 @@ class Listener:
         return self.cancel(turn)
 
     def _echo(self, text: str) -> bool:
-        """Whether `text` is the device's own last line (or a piece of it: speech cut it off, or a pause split
-        it) heard back through the microphone; a word alone ("yes", "no") never is."""
+        """Whether `text` is one of the Speaker's recent lines (or a piece of it: speech cut it off, or a pause
+        split it) heard back through the microphone; a word alone ("yes", "no") never is."""
         from rapidfuzz import fuzz
 
-        heard = " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-        said = " ".join(re.findall(r"[a-z0-9]+", self._last_line.lower()))
-        return " " in heard and bool(said) and fuzz.partial_ratio(heard, said) >= ECHO_MATCH
+        heard = _words(text)
+        lines = self.speaker.recent if self.speaker is not None else ()
+        return " " in heard and any(fuzz.partial_ratio(heard, _words(line)) >= ECHO_MATCH for line in lines)
 
     def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
         """`chunks` until `wait_s` seconds of them have passed without speech starting, or `LONGEST_S` after it
@@ -215,10 +213,7 @@ class Listener:
         return self.speaker.say(text, answer=True).wait_audio(timeout) or time.perf_counter()
 
     def _speak(self, text: str) -> float:
-        if self.speaker is None:
-            return time.perf_counter()
-        self._last_line = spoken(text)
-        return self._say(text)
+        return self._say(text) if self.speaker is not None else time.perf_counter()
 
     def _awaits(self, utterance: Utterance) -> bool:
         """Whether `utterance` answers a pending command; a pending one too old is dropped."""
@@ -266,6 +261,10 @@ class Listener:
         start = self._speak(turn.reply.text)
         turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
         return turn
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _joined(utterances: list[Utterance]) -> Utterance:

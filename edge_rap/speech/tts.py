@@ -31,6 +31,7 @@ from edge_rap.newest import NewestWorker
 log = logging.getLogger(__name__)
 
 PLAYERS = (("aplay", "-q"), ("paplay",), ("pw-play",))
+RECENT = 3  # lines the Speaker remembers having been handed (`Speaker.recent`)
 
 
 def _last_number(folder: Path) -> int:
@@ -190,6 +191,7 @@ class Speaker:
         if to_dir is not None:
             writable_folder(to_dir, "--speak-to")
         self.spoken = 0  # lines said (or written)
+        self.recent: tuple[str, ...] = ()  # the last RECENT lines handed over, as spoken: a listener knows its echo
         self._numbered = _last_number(to_dir) if to_dir else 0  # a second run in the same folder goes on after
         self.stage_ms: deque[float] = deque(maxlen=1024)
         self._lock = threading.Lock()
@@ -200,6 +202,7 @@ class Speaker:
         """Queue a line in place of a queued line that has not started; an announcement (not an `answer`) gives
         way to a waiting answer instead."""
         line = Line(text, answer)
+        self.recent = (*self.recent[1 - RECENT:], spoken(text))  # replaced whole: read from other threads
         _settle(self._worker.submit(line, keep=None if answer else lambda waiting: waiting.answer))
         return line
 

@@ -320,6 +320,16 @@ def test_the_speaker_remembers_its_last_lines_as_spoken(tmp_path):
     speaker.close()
 
 
+def test_a_question_that_holds_a_short_line_of_the_devices_is_no_echo():
+    from edge_rap.speech.listen import Listener
+
+    room = Room()
+    room.say("I haven't seen <bo> yet.")
+    said = [t for t in Listener(Home("bo"), Scripted("Hey robot, I haven't seen Bo yet today, where is Bo?"), vad, room,
+                                wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0)))) if t.triggered]
+    assert len(said) == 1 and said[0].reply.names == ["bo"]
+
+
 @pytest.mark.parametrize("answer", ["No.", "Yes yes.", "Yes, forget Bo."])
 def test_an_answer_like_the_question_is_still_an_answer(answer):
     from edge_rap.speech.listen import Listener

@@ -179,12 +179,14 @@ class Listener:
 
     def _echo(self, text: str) -> bool:
         """Whether `text` is one of the Speaker's recent lines (or a piece of it: speech cut it off, or a pause
-        split it) heard back through the microphone; a word alone ("yes", "no") never is."""
+        split it) heard back through the microphone; a word alone ("yes", "no") never is, nor what is longer than
+        the line (a question that holds a short line, "I haven't seen Bo yet, where is he?")."""
         from rapidfuzz import fuzz
 
         heard = _words(text)
-        lines = self.speaker.recent if self.speaker is not None else ()
-        return " " in heard and any(fuzz.partial_ratio(heard, _words(line)) >= ECHO_MATCH for line in lines)
+        lines = [_words(line) for line in (self.speaker.recent if self.speaker is not None else ())]
+        return " " in heard and any(len(heard) <= len(line) + 2 and fuzz.partial_ratio(heard, line) >= ECHO_MATCH
+                                    for line in lines)
 
     def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
         """`chunks` until `wait_s` seconds of them have passed without speech starting, or `LONGEST_S` after it

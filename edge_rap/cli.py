@@ -261,11 +261,12 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
 
 
 def cmd_import_rap(args) -> int:
-    from edge_rap.memory.rapdb import import_rap
+    from edge_rap.memory.rapdb import import_rap, read_rap_database
 
     database = Path(args.database)
+    entries = read_rap_database(database)  # a path that is no RAP database is said before a memory is made
     with _household(args, existing=False, prepare=True) as home:
-        report = import_rap(home.memory, database, _progress("import"), allow_outside=args.allow_outside)
+        report = import_rap(home.memory, database, _progress("import"), args.allow_outside, entries)
     if args.json:
         print(json.dumps(report.to_json()))
     else:

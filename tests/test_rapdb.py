@@ -96,6 +96,18 @@ def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_th
     assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo(s): {folder}/database/x.png\n"
 
 
+def test_a_path_that_is_no_rap_database_makes_no_memory(settings, tmp_path, capsys):
+    # `import-rap FOLDER --memory new` (the folder, not its database.json) said so, and left an empty memory at
+    # `new`, which later commands took for one
+    from edge_rap import cli
+
+    make_rap_database(tmp_path / "rap")
+    for path in (tmp_path / "rap", tmp_path / "rap" / "database" / "scene1.png"):
+        assert cli.main(["import-rap", str(path), "--memory", str(settings.memory)]) == 2
+        assert "not a readable RAP database.json" in capsys.readouterr().err
+    assert not settings.memory.exists()
+
+
 def test_export_then_import_round_trips(memory, embedder, settings, tmp_path):
     photos = tmp_path / "photos"
     memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)], "our Shiba Inu, cinnamon coat", "dog")

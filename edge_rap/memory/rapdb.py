@@ -121,14 +121,15 @@ def _outside(image: Path, folder: Path) -> bool:
 
 
 def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter,
-               allow_outside: bool = False) -> ImportReport:
+               allow_outside: bool = False, entries: list[RapEntry] | None = None) -> ImportReport:
     """Remember every entry whose images exist (one with some photos missing, with the others; the missing ones
     named); report the missing and the unusable by name. Images outside
     the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
-    elsewhere must not pull arbitrary files of this machine into the memory, and later into an export."""
+    elsewhere must not pull arbitrary files of this machine into the memory, and later into an export.
+    `entries`: the database as read_rap_database read it already (before a memory was made for it)."""
     report = ImportReport()
     existing = {name_key(c.name) for c in memory.concepts()}  # names said alike are one name
-    for entry in progress(read_rap_database(path)):
+    for entry in progress(read_rap_database(path) if entries is None else entries):
         if entry.problem:
             report.failed[entry.name] = entry.problem
             continue

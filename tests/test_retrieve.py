@@ -405,3 +405,19 @@ def test_dense_matching_reads_and_compares_only_the_concepts_the_query_views_sho
     assert asked == [[ids["rocket"]]]
     assert [h.concept.name for h in result.hits] == [h.concept.name for h in whole.hits] == ["rocket"]
     assert {c.concept_id for c in narrow.propose(frame, among=[ids["coffee"]])} == {ids["coffee"]}
+
+
+def test_a_proposed_box_of_a_few_pixels_is_not_confirmed_and_stops_nothing(household):
+    """Dense matching on a thumbnail can peak at its edge, in a box 3 pixels high: that box holds nothing to
+    confirm, and the thumbnail's other boxes are still tried (before, the whole image failed to be recognised)."""
+    from PIL import Image as PILImage
+
+    from edge_rap.perceive.regions import Candidate
+
+    thumbnail = _image(np.asarray(PILImage.fromarray(photo("coffee")).resize((60, 50))))
+    coffee = household.store.get("coffee").id
+    retriever = Retriever(household.store, household.embedder, RetrievalPolicy(grow=()))
+    sliver, whole = Box(41, 0, 60, 3), Box(0, 0, 60, 50)
+    assert retriever.locate(thumbnail, [Candidate(coffee, 0.5, (sliver,))]).hits == []
+    hits = retriever.locate(thumbnail, [Candidate(coffee, 0.5, (sliver, whole))]).hits
+    assert [(h.concept.name, h.box) for h in hits] == [("coffee", whole)]

@@ -260,14 +260,31 @@ def decoded_size(image: Image) -> tuple[int, int]:
     return int(image.pixels.shape[1]), int(image.pixels.shape[0])
 
 
-def crop(image: Image, box: Box) -> Image:
-    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
-    The crop is a new image whose own pixels are its unit (its original size is the box's)."""
+#: The fewest pixels a side a crop keeps: less holds nothing to recognise.
+MIN_CROP_SIDE = 4
+
+
+def _crop_span(image: Image, box: Box) -> tuple[int, int, int, int]:
+    """The box in the decoded pixels, clipped to them: x0, y0, x1, y1."""
     w, h = image.size
     sx, sy = image.pixels.shape[1] / w, image.pixels.shape[0] / h
     x0, y0 = max(0, int(box.x0 * sx)), max(0, int(box.y0 * sy))
     x1, y1 = min(image.pixels.shape[1], int(round(box.x1 * sx))), min(image.pixels.shape[0], int(round(box.y1 * sy)))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} keeps under 4 pixels a side of the "
-                           f"{w}x{h} image (too small, or outside it)")
+    return x0, y0, x1, y1
+
+
+def croppable(image: Image, box: Box) -> bool:
+    """Whether `crop` can cut `box` out of `image`: a few pixels' box at a thumbnail's edge cannot."""
+    x0, y0, x1, y1 = _crop_span(image, box)
+    return x1 - x0 >= MIN_CROP_SIDE and y1 - y0 >= MIN_CROP_SIDE
+
+
+def crop(image: Image, box: Box) -> Image:
+    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
+    The crop is a new image whose own pixels are its unit (its original size is the box's)."""
+    if not croppable(image, box):
+        w, h = image.size
+        raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} keeps under {MIN_CROP_SIDE} pixels a "
+                           f"side of the {w}x{h} image (too small, or outside it)")
+    x0, y0, x1, y1 = _crop_span(image, box)
     return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source)

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_rap.perceive.images import crop
+from edge_rap.perceive.images import crop, croppable
 from edge_rap.memory.store import Store
 from edge_rap.perceive.boxes import scaled_box
 from edge_rap.perceive.embed import ImageEmbedder
@@ -113,7 +113,8 @@ class Locator:
         keys, references = self.references.vectors()
         concepts = self.store.concepts_by_id([c.concept_id for c in candidates])
         candidates = [c for c in candidates if c.concept_id in concepts and not c.contested]
-        boxes = [(candidate, box) for candidate in candidates for box in candidate.boxes]
+        # a box of a few pixels (dense matching at a thumbnail's edge) holds nothing to confirm
+        boxes = [(candidate, box) for candidate in candidates for box in candidate.boxes if croppable(image, box)]
         if not boxes:
             return Recognition(image.source, image.size, [], [])
         similarity = self.embedder.embed([crop(image, box).pixels for _, box in boxes]) @ references.T

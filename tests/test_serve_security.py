@@ -311,6 +311,17 @@ def test_errors_are_json_with_one_line(live):
         assert c.put("/api/concepts").status_code == 405
 
 
+def test_a_damaged_event_log_is_the_devices_fault_503_without_its_path(live, tmp_path):
+    # It was 422, the status of a bad request, with the device's own file path in the answer.
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        (live.home.root / "events.sqlite").write_bytes(b"not a database" * 100)
+        for r in (c.get("/api/events"), c.delete("/api/concepts/bo")):
+            assert r.status_code == 503 and str(tmp_path) not in r.text
+            assert r.json()["error"].startswith("cannot open the event log (file is not a database); it is damaged")
+        assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
+
+
 @pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="making a test certificate needs openssl")
 def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
     import subprocess

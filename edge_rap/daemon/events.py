@@ -58,6 +58,15 @@ CREATE TABLE IF NOT EXISTS watches (
 """
 
 
+class EventLogError(EdgeRapError):
+    """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder): the
+    device's trouble, never a request's. `problem` is the message without the log's path."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class SnapshotPolicy:
     folder: Path
@@ -102,7 +111,7 @@ class EventLog:
                     if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
                         db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
             except (OSError, sqlite3.Error) as e:
-                raise EdgeRapError(f"{self.path}: cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
+                raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
                     from None
 
     def _db(self) -> sqlite3.Connection:
@@ -168,8 +177,8 @@ class EventLog:
             db.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file too:
             db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot write the event log ({e}){_read_only(self.path.parent)}; nothing "
-                               "was changed") from None
+            raise EventLogError(self.path, f"cannot write the event log ({e}){_read_only(self.path.parent)}; "
+                                           "nothing was changed") from None
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -178,7 +187,7 @@ class EventLog:
         try:
             event.id = self._insert(event, self.watch)
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot log the event ({e})") from None
+            raise EventLogError(self.path, f"cannot log the event ({e})") from None
         return event
 
     def _insert(self, event: Event, watch: int | None) -> int:
@@ -209,7 +218,7 @@ class EventLog:
                     (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
             return closed
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot register the daemon in the event log ({e})") from None
+            raise EventLogError(self.path, f"cannot register the daemon in the event log ({e})") from None
 
     def still_watching(self) -> None:
         """A sign of life: where this process dies, its visits are closed at the last one."""
@@ -239,7 +248,7 @@ class EventLog:
         try:
             self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot record what was said ({e})") from None
+            raise EventLogError(self.path, f"cannot record what was said ({e})") from None
 
     def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
         """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given. A
@@ -276,7 +285,7 @@ class EventLog:
         except sqlite3.Error as e:
             if str(e) == "no such table: events":
                 return []
-            raise EdgeRapError(f"{self.path}: cannot read the event log ({e}){_damaged(e)}") from None
+            raise EventLogError(self.path, f"cannot read the event log ({e}){_damaged(e)}") from None
 
     def last_seen(self, name: str) -> Event | None:
         """The latest event about `name` (for "where is X?")."""
@@ -295,7 +304,7 @@ class EventLog:
             return self._delete("wall < ? AND id NOT IN (SELECT MAX(id) FROM events GROUP BY name, camera)",
                                 (before,))
         except sqlite3.Error as e:
-            raise EdgeRapError(f"{self.path}: cannot prune the event log ({e})") from None
+            raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 
     def _delete(self, where: str, args: tuple) -> int:
         if not self.path.exists():

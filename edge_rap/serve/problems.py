@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from edge_rap.daemon.events import EventLogError
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 
@@ -51,6 +52,9 @@ def install(app: FastAPI) -> None:
     async def refused(request: Request, exc: EdgeRapError):
         if isinstance(exc, DiskFullError):
             return error(507, _one_line(exc))
+        if isinstance(exc, EventLogError):  # the device's trouble, not the request's; its path stays on the device
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+            return error(503, _one_line(exc.problem))
         # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
         # status as when this server sees it first
         status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422

@@ -311,6 +311,18 @@ def test_errors_are_json_with_one_line(live):
         assert c.put("/api/concepts").status_code == 405
 
 
+def test_where_it_serves_is_recorded_when_it_can_be_and_said_when_not(tmp_path, caplog):
+    # A record that could not be written (a full disk) ended `serve` and `run --serve` in a traceback.
+    from edge_rap.serve.pairing import Listening, record, recorded
+
+    record(tmp_path, Listening("0.0.0.0", 9000, True))
+    assert recorded(tmp_path) == Listening("0.0.0.0", 9000, True)
+    (tmp_path / "serve.new").mkdir()  # where the record is written first: cannot be
+    record(tmp_path, Listening("127.0.0.1", 9001, False))
+    assert recorded(tmp_path) == Listening("0.0.0.0", 9000, True)
+    assert "cannot record where the API listens" in caplog.text and "`edge-rap pair --host 127.0.0.1 --port 9001`" in caplog.text
+
+
 def test_a_damaged_event_log_is_the_devices_fault_503_without_its_path(live, tmp_path):
     # It was 422, the status of a bad request, with the device's own file path in the answer.
     with live.client() as c:

@@ -6,12 +6,15 @@ server or keep in its logs) and the same as a QR code for the terminal.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.serve.server import is_loopback
+
+log = logging.getLogger(__name__)
 
 SERVE_RECORD = "serve.json"
 DEFAULT_PORT = 8765
@@ -25,10 +28,16 @@ class Listening:
 
 
 def record(memory: Path, where: Listening) -> None:
+    """Note where the API listens, for `pair`; a record that cannot be written (a full disk) is said, not fatal:
+    the server works, and `pair --host/--port` names the address."""
     path = memory / SERVE_RECORD
     fresh = path.with_suffix(".new")
-    fresh.write_text(json.dumps({"host": where.host, "port": where.port, "tls": where.tls}))
-    os.replace(fresh, path)
+    try:
+        fresh.write_text(json.dumps({"host": where.host, "port": where.port, "tls": where.tls}))
+        os.replace(fresh, path)
+    except OSError as e:
+        log.warning("cannot record where the API listens (%s): pair with `edge-rap pair --host %s --port %d`",
+                    e.strerror, where.host, where.port)
 
 
 def recorded(memory: Path) -> Listening:

@@ -618,11 +618,13 @@ def test_the_daemon_serves_the_companion_api_while_it_watches(household_video, m
     assert proc.returncode == 0, err
 
 
-def test_run_with_voice_needs_a_microphone_and_says_so_before_watching(household_video, monkeypatch, tmp_path):
+@pytest.mark.parametrize("serve", [[], ["--serve", "0"]])  # the API did start, and said so, before the microphone
+def test_run_with_voice_needs_a_microphone_and_says_so_before_watching(household_video, monkeypatch, tmp_path,
+                                                                       serve):
     settings, video, _ = household_video
     monkeypatch.setenv("EDGE_RAP_MODELS", str(settings.models))
     proc = edge_rap("run", "--source", video, "--memory", settings.memory, "--voice", "--mute", "--duration", "5",
-                    env_home=settings.home)
+                    *serve, env_home=settings.home)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("this machine has a microphone: the voice loop ran")

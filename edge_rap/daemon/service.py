@@ -129,9 +129,10 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                 log.warning("%s holds no concept yet: nothing is announced until one is remembered (`edge-rap "
                             "remember`, the companion page, or a spoken \"remember this as ...\")", home.root)
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
-            server = serve_beside(home, daemon, config) if config.serve else None
-            voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None
-            try:
+            server = voice = None
+            try:  # the microphone first: one that is missing fails before anything serves or watches
+                voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None
+                server = serve_beside(home, daemon, config) if config.serve else None
                 summary = daemon.run(stop)
             finally:
                 if voice is not None and not voice.stop():  # a question being answered finishes first

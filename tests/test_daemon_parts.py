@@ -236,7 +236,11 @@ def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said
             return len(tries) > 12  # plugged back in at the 13th try
 
         def grab(self):
-            return False  # then lost again at once
+            self.grabbed = not getattr(self, "grabbed", False)
+            return self.grabbed  # one frame, then lost again
+
+        def retrieve(self):
+            return True, np.zeros((48, 64, 3), np.uint8)
 
         def release(self):
             pass
@@ -249,8 +253,40 @@ def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said
     wait_until(camera.finished.is_set, "the camera's end after stop")
     said = [r.getMessage() for r in caplog.records]
     assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s" for s in (0.001, 0.002)] + [
-        "camera door: cannot open rtsp://10.0.0.2/live; retrying every 0.004 s, quietly until it opens",
+        "camera door: cannot open rtsp://10.0.0.2/live; retrying every 0.004 s, quietly until it is back",
         "camera door: opened rtsp://10.0.0.2/live after 12 failed tries"]
+
+
+def test_a_camera_that_opens_but_gives_no_frame_backs_off_like_one_that_cannot_open(monkeypatch, caplog):
+    # A device another program holds can open and then give nothing: each open reset the wait, so the camera was
+    # reopened every 0.5 s with a "stream lost" line and an outage each time, for as long as it lasted.
+    import cv2
+
+    tries = []
+
+    class Busy:
+        def __init__(self, target):
+            tries.append(target)
+
+        def isOpened(self):
+            return True
+
+        def grab(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Busy)
+    stop = threading.Event()
+    camera = Camera(parse_source("door=rtsp://10.0.0.2/live"), stop, backoff=(0.001, 0.004)).start()
+    wait_until(lambda: len(tries) > 12, "a dozen tries")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    assert camera.outages == 0  # it never showed anything: nothing left its view
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"camera door: rtsp://10.0.0.2/live opened but gave no frame; retrying in {s:g} s" for s in (0.001, 0.002)] + [
+        "camera door: rtsp://10.0.0.2/live opened but gave no frame; retrying every 0.004 s, quietly until it is back"]
 
 
 def write_clip(path, frames: int, fps: float = 15.0) -> str:

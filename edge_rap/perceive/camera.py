@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -239,10 +240,11 @@ class Camera:
         self.slot.put(frame, self.stop)
         self.ready.set()
 
-    def _follow(self, capture, started: float, fps: float | None, skips: int = 0) -> bool:
+    def _follow(self, capture, started: float, fps: float | None, skips: int = 0,
+                first: Callable[[], None] | None = None) -> bool:
         """Read `capture` until it ends or stops: a frame's time is its position at `fps`, or the time it came
         (live). `skips`: frames in a row that may fail to be grabbed and are skipped (a file's damaged ones; more
-        is its end). False when the source failed or ended."""
+        is its end). `first` is called at the first frame grabbed. False when the source failed or ended."""
         index = self.frames_read  # a live source's count goes on across reconnections
         failed = 0  # grabs that failed in a row
         while not self.stop.is_set():
@@ -253,6 +255,9 @@ class Camera:
                     return False
                 index += 1  # the damaged frame keeps its place in the video's time
                 continue
+            if first is not None:
+                first()
+                first = None
             self.damaged, failed = self.damaged + failed, 0
             grab_ms = 1000 * (time.perf_counter() - t)
             time_s = index / fps if fps else time.monotonic() - started
@@ -321,37 +326,45 @@ class Camera:
             raise EdgeRapError(f"source {self.spec.target!r}: none of its {len(files)} images could be read")
 
     def _read_live(self) -> None:
-        """Open, read until it fails, reopen with doubling backoff: an unplugged camera or a dropped stream
-        is logged and retried until stopped. Once the backoff is at its longest the retries are quiet (a camera
-        unplugged for a night must not write a line every 10 s), and the return is said."""
+        """Open, read until it fails, reopen with doubling backoff: an unplugged camera, one that opens but gives
+        no frame (another program holds it) or a dropped stream is logged and retried until stopped. Once the
+        backoff is at its longest the retries are quiet (a camera unplugged for a night must not write a line every
+        10 s), and the return is said at its first frame."""
         import cv2
 
         started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
         self.error = f"source {self.spec.target!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
-            if not capture.isOpened():
-                failed += 1
-                if wait < self.backoff[1]:
-                    log.warning("camera %s: cannot open %s; retrying in %g s", self.spec.name, self.spec.target, wait)
-                elif not quiet:
-                    log.warning("camera %s: cannot open %s; retrying every %g s, quietly until it opens",
-                                self.spec.name, self.spec.target, wait)
-                    quiet = True
-                self.stop.wait(wait)
-                wait = min(wait * 2, self.backoff[1])
-                continue
-            self.error = None
-            if failed:
-                log.warning("camera %s: opened %s after %d failed tries", self.spec.name, self.spec.target, failed)
-            else:
+            if capture.isOpened():
+                self.error = None
                 log.info("camera %s: opened %s", self.spec.name, self.spec.target)
-            wait, failed, quiet = self.backoff[0], 0, False
-            try:
-                if not self._follow(capture, started, None):
-                    log.warning("camera %s: stream lost; reconnecting", self.spec.name)
-                    self.outages += 1
-                    self.ready.set()  # wake the loop: what was in view leaves now, not at the reconnection
-            finally:
-                capture.release()
+                back = (lambda n=failed: log.warning("camera %s: opened %s after %d failed tries", self.spec.name,
+                                                     self.spec.target, n)) if failed else None
+                before = self.frames_read
+                try:
+                    lost = not self._follow(capture, started, None, first=back)
+                finally:
+                    capture.release()
+                if self.stop.is_set():
+                    break
+                if self.frames_read > before:  # it gave frames: the next outage starts from the shortest wait
+                    wait, failed, quiet = self.backoff[0], 0, False
+                    if lost:
+                        log.warning("camera %s: stream lost; reconnecting", self.spec.name)
+                        self.outages += 1
+                        self.ready.set()  # wake the loop: what was in view leaves now, not at the reconnection
+                    self.stop.wait(wait)
+                    continue
+                trouble = f"{self.spec.target} opened but gave no frame"
+            else:
+                trouble = f"cannot open {self.spec.target}"
+            failed += 1
+            if wait < self.backoff[1]:
+                log.warning("camera %s: %s; retrying in %g s", self.spec.name, trouble, wait)
+            elif not quiet:
+                log.warning("camera %s: %s; retrying every %g s, quietly until it is back", self.spec.name, trouble,
+                            wait)
+                quiet = True
             self.stop.wait(wait)
+            wait = min(wait * 2, self.backoff[1])

@@ -203,6 +203,7 @@ class Event:
     said: str | None = None
     snapshot: str | None = None
     id: int | None = None
+    concept_id: int | None = None  # the concept's id in the memory, where known (the log itself keeps names)
 
     def to_json(self) -> dict:
         """The same keys for every event (a "left" has no box, score or line: null), for a script to read."""

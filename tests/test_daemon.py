@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rap.daemon.events import EventLog
+from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions
-from edge_rap.daemon.track import VoteSettings
+from edge_rap.daemon.track import Change, VoteSettings
 from edge_rap.perceive.camera import parse_source
-from edge_rap.types import Box, Concept, Event, Hit, Recognition
+from edge_rap.types import Box, Concept, Event, Frame, Hit, Recognition
 
 BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
 
@@ -287,6 +287,69 @@ def test_a_concept_renamed_by_another_process_leaves_under_its_new_name(tmp_path
                             realtime=False, votes=VoteSettings(confirm=2, leave_after_s=1.0))
     Daemon(home, options, rename_once_arrived).run(threading.Event())
     assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bobo")]
+
+
+def daemon_at_a_frame(tmp_path, reported: list) -> tuple[Daemon, ScriptedHousehold, Frame]:
+    """A daemon with snapshots, driven by hand: <bo> was just recognised on a frame of camera "cam"."""
+    home = ScriptedHousehold(tmp_path / "memory")
+    daemon = Daemon(home, DaemonOptions(()), reported.append,
+                    snapshots=Snapshots(SnapshotPolicy(tmp_path / "snapshots")))
+    frame = Frame("cam", 3, 1.5, np.full((48, 64, 3), 255, np.uint8))
+    daemon.last["cam"] = home.recognize(frame.image())
+    return daemon, home, frame
+
+
+def arrival_and_leaving() -> tuple[list[Change], list[Change]]:
+    return [Change("arrived", BO.id, "bo", 1.5, Box(0, 0, 8, 8), 0.7)], [Change("left", BO.id, "bo", 3.0)]
+
+
+def test_a_concept_forgotten_while_its_frame_is_worked_on_is_neither_logged_nor_snapshotted(tmp_path):
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    home.known.clear()  # forgotten (events purged) after recognition, before the loop logs what it decided
+    arrived, left = arrival_and_leaving()
+    daemon._announce(frame, arrived)
+    daemon._announce(frame, left)
+    assert reported == [] and home.events.query() == []
+    assert list((tmp_path / "snapshots").iterdir()) == []
+
+
+def forget_or_rename_just_before_the_row(home, known_after: list) -> None:
+    """Another process forgets or renames <bo> between the loop's look at the memory and its event's row: its
+    purge or rename of the events runs before the row is there."""
+    add = home.events.add
+
+    def add_after_the_change(event):
+        if home.known != known_after:
+            home.known[:] = known_after
+            if known_after:
+                home.events.rename("bo", known_after[0].name)
+            else:
+                home.events.purge("bo")
+        return add(event)
+
+    home.events.add = add_after_the_change
+
+
+def test_a_concept_forgotten_as_its_event_is_logged_has_the_row_purged_again(tmp_path):
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    forget_or_rename_just_before_the_row(home, [])
+    arrived, left = arrival_and_leaving()
+    daemon._announce(frame, arrived)
+    daemon._announce(frame, left)
+    assert reported == [] and home.events.query() == []
+    assert list((tmp_path / "snapshots").iterdir()) == []
+
+
+def test_a_concept_renamed_as_its_event_is_logged_has_the_row_renamed_too(tmp_path):
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    home.events.add(Event("arrived", "bo", "cam", 0.5, 1.0))  # an earlier visit
+    forget_or_rename_just_before_the_row(home, [Concept(BO.id, "bobo", "dog", "our dog", 0.0, 0.0)])
+    daemon._announce(frame, arrival_and_leaving()[1])
+    assert [(e.kind, e.name) for e in home.events.query()] == [("arrived", "bobo"), ("left", "bobo")]
+    assert [(e.kind, e.name) for e in reported] == [("left", "bobo")]
 
 
 def failing_adds(home, fails) -> None:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from edge_rap.generate.narrate import narrate
@@ -33,7 +33,6 @@ class Announcement:
     events: list[Event]  # the arrivals of one frame, `said` holding the template line
     frame: Frame
     recognition: Recognition
-    concept_ids: list[int] = field(default_factory=list)  # the events' concepts, in order (to see one forgotten)
     done: bool = False  # reported (once: by the announcer's thread, or by close when that thread is late)
 
 
@@ -100,14 +99,15 @@ class Announcer:
 
     def _forgotten(self, announcement: Announcement) -> bool:
         """Whether a concept of the announcement was forgotten meanwhile (its line names it)."""
-        if self.known is None or not announcement.concept_ids:
+        ids = [e.concept_id for e in announcement.events if e.concept_id is not None]
+        if self.known is None or not ids:
             return False
         try:
             known = self.known()
         except Exception as e:  # the memory cannot be read: say the line rather than lose it
             log.warning("cannot check the concepts before announcing: %s", e)
             return False
-        gone = [e.name for e, i in zip(announcement.events, announcement.concept_ids) if i not in known]
+        gone = [e.name for e in announcement.events if e.concept_id is not None and e.concept_id not in known]
         if gone:
             log.info("not announcing <%s>: forgotten while its line was written", ">, <".join(gone))
         return bool(gone)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import statistics
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
@@ -144,6 +146,7 @@ class Daemon:
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
         self._log_failing = False
+        self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
@@ -156,8 +159,8 @@ class Daemon:
         self.report(event)
 
     def _log_and_report(self, event: Event) -> None:
-        self._log_all([event])
-        self.report(event)
+        for kept in self._log_all([event]):
+            self.report(kept)
 
     def run(self, stop: threading.Event) -> Summary:
         closed = self.household.events.begin_watch()
@@ -221,13 +224,14 @@ class Daemon:
             self.announcer.close()
             leavings = [self._left(camera, presence.end(self.last_time_s.get(camera, 0.0)))
                         for camera, presence in self.presence.items()]  # at each camera's last frame
-            if self._log_all([e for events in leavings for e in events]):  # else the next start closes them
+            last = self._log_all([e for events in leavings for e in events])
+            if not self.unlogged:  # else the next start closes them
                 self.household.events.end_watch()
             else:  # said to be kept: the end of the run must not drop them without a word
                 log.error("%s: %d event(s) were never logged (the event log refused them to the end)",
                           self.household.events.path, len(self.unlogged) + self.unlogged_dropped)
             try:
-                for event in (e for events in leavings for e in events):
+                for event in last:
                     self.report(event)
             except (BrokenPipeError, OutputError):  # the reader left, or the disk is full; the event log has them
                 pass
@@ -248,39 +252,98 @@ class Daemon:
         for camera in cameras:
             self.gates[camera] = MotionGate(self.options.gate)
             self.rechecked.pop(camera, None)
-        self._log_all(events)
-        for event in events:
+        for event in self._log_all(events):
             self.report(event)
 
     @staticmethod
     def _left(camera: str, changes: list[Change]) -> list[Event]:
         wall = time.time()
-        return [Event("left", change.name, camera, change.time_s, wall) for change in changes]
+        return [Event("left", change.name, camera, change.time_s, wall, concept_id=change.concept_id)
+                for change in changes]
 
-    def _log_all(self, events: list[Event]) -> bool:
-        """Log the events, after any the log refused before, in order; whether every one is logged now. What the
-        log cannot take (a full disk) is kept and logged when it can be (the next event, the next sign of life):
-        a visit whose leaving was refused must not stay open in the log for good."""
-        self.unlogged.extend(events)
-        return self._log_unlogged()
+    def _log_all(self, events: list[Event]) -> list[Event]:
+        """Log the events, after any the log refused before, in order; the events to report: those of concepts
+        still remembered, under their names of now. What the log cannot take (a full disk) is kept and logged when
+        it can be (the next event, the next sign of life): a visit whose leaving was refused must not stay open in
+        the log for good."""
+        kept = self._of_remembered(events)
+        self.unlogged.extend(kept)
+        self._log_unlogged()
+        return [e for e in kept if e.concept_id not in self.forgotten]  # (forgotten as they were logged)
 
     def _log_unlogged(self) -> bool:
-        while self.unlogged:
-            try:
-                self.household.events.add(self.unlogged[0])
-            except EdgeRapError as e:
-                while len(self.unlogged) > UNLOGGED_MAX:
-                    self.unlogged.popleft()
-                    self.unlogged_dropped += 1
-                if not self._log_failing:  # once while it fails, not once an event
-                    log.warning("%s; events are kept to log when it can be written", e)
-                self._log_failing = True
-                return False
-            self.unlogged.popleft()
+        """Log the events kept; whether every one is logged now."""
+        logged = []
+        try:
+            while self.unlogged:
+                try:
+                    self.household.events.add(self.unlogged[0])
+                except EdgeRapError as e:
+                    while len(self.unlogged) > UNLOGGED_MAX:
+                        self.unlogged.popleft()
+                        self.unlogged_dropped += 1
+                    if not self._log_failing:  # once while it fails, not once an event
+                        log.warning("%s; events are kept to log when it can be written", e)
+                    self._log_failing = True
+                    return False
+                logged.append(self.unlogged.popleft())
+        finally:
+            self._follow_memory(logged)
         if self._log_failing:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _remembered(self) -> dict[int, str] | None:
+        """The concepts remembered now, id to name; None when the memory cannot be read (nothing is dropped then:
+        recognition, which made the events, read it a moment ago)."""
+        try:
+            return {c.id: c.name for c in self.household.concepts()}
+        except EdgeRapError as e:
+            log.warning("cannot check the concepts before logging their events: %s", e)
+            return None
+
+    def _of_remembered(self, events: list[Event]) -> list[Event]:
+        """The events whose concepts are still remembered, under their names of now. A concept forgotten (by
+        another process, the API, a voice command) while its frame was worked on leaves nothing behind: its events
+        are neither logged nor reported, and their snapshots are deleted."""
+        names = self._remembered() if events else None
+        if names is None:
+            return events
+        kept = []
+        for event in events:
+            if event.concept_id is not None and event.concept_id not in names:
+                self.forgotten.add(event.concept_id)
+                log.info("not logging <%s> %s: it was forgotten", event.name, event.kind)
+                if event.snapshot is not None:
+                    Path(event.snapshot).unlink(missing_ok=True)
+                continue
+            if event.concept_id is not None:
+                event.name = names[event.concept_id]
+            kept.append(event)
+        return kept
+
+    def _follow_memory(self, logged: list[Event]) -> None:
+        """After logging, what the memory says now: a forget or rename committed between the check before logging
+        and the event's row purged or renamed its events before that row was there, so the row follows it here.
+        (A change committed after this look is still to purge or rename, and finds the row.)"""
+        names = self._remembered() if any(e.concept_id is not None for e in logged) else None
+        if names is None:
+            return
+        for event in (e for e in logged if e.concept_id is not None):
+            now = names.get(event.concept_id)
+            if now == event.name:
+                continue
+            try:
+                if now is None:
+                    self.forgotten.add(event.concept_id)
+                    self.household.events.purge(event.name)
+                else:
+                    self.household.events.rename(event.name, now)
+                    event.name = now
+            except (EdgeRapError, sqlite3.Error) as e:
+                log.warning("%s: <%s>'s event could not follow the memory's change (%s)",
+                            self.household.events.path, event.name, e)
 
     def _prune_events(self) -> None:
         """The log's retention (the profile's [limits] events_days); a log that cannot be pruned now is warned of
@@ -353,28 +416,32 @@ class Daemon:
         wall = time.time()
         for change in changes:
             if change.kind == "left":
-                self._log_and_report(Event("left", change.name, frame.camera, change.time_s, wall))
+                self._log_and_report(Event("left", change.name, frame.camera, change.time_s, wall,
+                                           concept_id=change.concept_id))
         arrived = [c for c in changes if c.kind == "arrived"]
         if not arrived:
             return
         recognition = self.last[frame.camera]
+        # The concepts forgotten while the frame was worked on are left out before the line names them.
+        events = self._of_remembered([Event("arrived", c.name, frame.camera, c.time_s, wall, c.box, c.score,
+                                            concept_id=c.concept_id) for c in arrived])
+        loud = {c.concept_id for c in arrived if c.announce}
         by_id = {h.concept.id: h for h in recognition.hits}
-        spoken = [by_id[c.concept_id] for c in arrived if c.announce and c.concept_id in by_id]
+        spoken = [by_id[e.concept_id] for e in events if e.concept_id in loud and e.concept_id in by_id]
         line = template_line(spoken, recognition.size) if spoken else None
-        events = []
-        for change in arrived:
-            snapshot = self.snapshots.save(frame.pixels, change.box, change.name) if self.snapshots else None
-            events.append(Event("arrived", change.name, frame.camera, change.time_s, wall, change.box, change.score,
-                                line if change.announce else None, snapshot))
+        for event in events:
+            event.said = line if event.concept_id in loud else None
+            if self.snapshots:
+                event.snapshot = self.snapshots.save(frame.pixels, event.box, event.name)
         # Logged now, in order with every leaving: a VLM's line takes seconds, and an arrival logged only then would
         # come after its own leaving (the log would say it is still there), or never, when the run stops first.
-        self._log_all(events)
-        loud = [(e, c.concept_id) for e, c in zip(events, arrived) if e.said is not None]
+        events = self._log_all(events)
         for event in events:
             if event.said is None:
                 self.report(event)
-        if loud:
-            self.announcer.submit(Announcement([e for e, _ in loud], frame, recognition, [i for _, i in loud]))
+        said = [e for e in events if e.said is not None]
+        if said:
+            self.announcer.submit(Announcement(said, frame, recognition))
 
     def _finish(self, cameras: list[Camera]) -> None:
         for camera in cameras:

@@ -914,6 +914,47 @@ def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
 
 
 
+class WritingVoice:
+    """A voice that writes a few bytes for every line, at once."""
+
+    name = "writing"
+
+    def write(self, text: str, wav) -> bool:
+        Path(wav).write_bytes(text.encode())
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def say_each(speaker, lines: list[str]) -> None:
+    for text in lines:  # one at a time: a newer line would replace one still waiting
+        speaker.say(text)
+        assert speaker.flush(60)
+    speaker.close()
+
+
+def test_a_speak_to_folder_keeps_only_the_newest_wavs_and_their_index_lines(tmp_path, monkeypatch):
+    from edge_rap.speech import tts
+
+    monkeypatch.setattr(tts, "KEEP_WAVS", 3)
+    say_each(tts.Speaker(WritingVoice(), tmp_path), [f"line {k}" for k in range(5)])
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["00000003.wav", "00000004.wav", "00000005.wav"]
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [(e["wav"], e["text"]) for e in index] == [("00000003.wav", "line 2"), ("00000004.wav", "line 3"),
+                                                      ("00000005.wav", "line 4")]
+
+
+def test_a_speak_to_folder_past_9999_lines_goes_on_after_its_last_number(tmp_path):
+    from edge_rap.speech.tts import Speaker
+
+    (tmp_path / "9999.wav").write_bytes(b"older")  # names of a version that numbered with four digits
+    (tmp_path / "10000.wav").write_bytes(b"newest")
+    say_each(Speaker(WritingVoice(), tmp_path), ["next"])
+    assert (tmp_path / "10000.wav").read_bytes() == b"newest"  # not written over by a restart
+    assert (tmp_path / "00010001.wav").read_bytes() == b"next"
+
+
 class HeldVoice:
     """A voice that holds its first line until released, so that later lines wait in the Speaker's queue."""
 
@@ -1084,8 +1125,8 @@ def test_piper_stays_running_between_lines_and_numbering_goes_on_in_the_same_fol
     again.say("third line")
     assert again.flush(120)
     again.close()
-    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["0001.wav", "0002.wav", "0003.wav"]
-    with wave.open(str(tmp_path / "0003.wav")) as w:
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["00000001.wav", "00000002.wav", "00000003.wav"]
+    with wave.open(str(tmp_path / "00000003.wav")) as w:
         assert w.getnframes() > w.getframerate() * 0.3
 
 

@@ -32,11 +32,18 @@ log = logging.getLogger(__name__)
 
 PLAYERS = (("aplay", "-q"), ("paplay",), ("pw-play",))
 RECENT = 3  # lines the Speaker remembers having been handed (`Speaker.recent`)
+#: WAV files a `--speak-to` folder keeps, the newest: a daemon that speaks for months must not fill the disk.
+KEEP_WAVS = 200
+#: Digits of a WAV's number: names sort in the order spoken for a long time (a longer number still counts on).
+WAV_DIGITS = 8
 
 
-def _last_number(folder: Path) -> int:
-    numbers = [int(p.stem) for p in folder.glob("[0-9][0-9][0-9][0-9].wav")] if folder.exists() else []
-    return max(numbers, default=0)
+def numbered_wavs(folder: Path) -> list[tuple[int, Path]]:
+    """The numbered WAV files of a `--speak-to` folder, oldest first, by number, whatever their width (this
+    version's names, `00000001.wav`, and earlier ones', `0001.wav`)."""
+    if not folder.exists():
+        return []
+    return sorted((int(p.stem), p) for p in folder.glob("*.wav") if p.stem.isascii() and p.stem.isdigit())
 
 
 def spoken(text: str) -> str:
@@ -192,7 +199,8 @@ class Speaker:
             writable_folder(to_dir, "--speak-to")
         self.spoken = 0  # lines said (or written)
         self.recent: tuple[str, ...] = ()  # the last RECENT lines handed over, as spoken: a listener knows its echo
-        self._numbered = _last_number(to_dir) if to_dir else 0  # a second run in the same folder goes on after
+        self._numbered = max((n for n, _ in numbered_wavs(to_dir)), default=0) if to_dir else 0  # a second run in
+        # the same folder goes on after the last
         self.stage_ms: deque[float] = deque(maxlen=1024)
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
@@ -247,13 +255,14 @@ class Speaker:
     def _speak(self, line: Line) -> None:
         text = spoken(line.text)
         if self.to_dir is not None:
-            wav = self.to_dir / f"{self._numbered + 1:04d}.wav"
+            wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
             if self.voice.write(text, wav):
                 _begin(line)
                 self.spoken += 1
                 self._numbered += 1
                 with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
                     index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
+                keep_newest_wavs(self.to_dir, KEEP_WAVS)
             return
         with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
             wav = Path(tmp) / "line.wav"
@@ -261,6 +270,32 @@ class Speaker:
                 _begin(line)
                 self._play(wav)
                 self.spoken += 1
+
+
+def keep_newest_wavs(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
+    moved into place: a reader never sees half an index)."""
+    old = numbered_wavs(folder)[:-keep]
+    if not old:
+        return
+    for _, path in old:
+        path.unlink(missing_ok=True)
+    gone = {path.name for _, path in old}
+    index = folder / "speech.jsonl"
+    kept = [line for line in index.read_text(encoding="utf-8").splitlines(keepends=True)
+            if _wav_of(line) not in gone] if index.exists() else []
+    fresh = index.with_name(index.name + ".new")
+    fresh.write_text("".join(kept), encoding="utf-8")
+    fresh.replace(index)
+
+
+def _wav_of(line: str) -> str | None:
+    """The WAV an index line names (None for a line that is no JSON object)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry.get("wav") if isinstance(entry, dict) else None
 
 
 def _begin(line: Line) -> None:

@@ -1,5 +1,19 @@
 """The one exception type for errors a user can cause; the CLI prints its message on one line."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class EdgeRapError(Exception):
     """A problem with the user's input or environment, explained in one line (no traceback)."""
+
+
+class DeviceError(EdgeRapError):
+    """The device's own trouble, never a request's: a file or folder of its own (the memory, the event log) that
+    cannot be opened, read or written (a damaged file, a full disk, a read-only or vanished folder). The message
+    names `where` for the CLI and the logs; `problem` says it without the path, for the API's clients."""
+
+    def __init__(self, where: Path, problem: str):
+        super().__init__(f"{where}: {problem}")
+        self.problem = problem

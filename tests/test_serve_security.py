@@ -334,6 +334,31 @@ def test_a_damaged_event_log_is_the_devices_fault_503_without_its_path(live, tmp
         assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
 
 
+def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, tmp_path, monkeypatch, caplog):
+    # It was 422, the status of a bad request, with the memory's path in the answer.
+    import errno
+    import shutil
+
+    from edge_rap.memory.store import Store, disk_error
+
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        shutil.rmtree(live.home.root / "images")  # the photos' folder is gone
+        for r in (c.post("/api/concepts", data={"name": "mochi"}, files=photo_files(png(scene(2)))),
+                  c.post("/api/concepts/bo/photos", files=photo_files(png(scene(3))))):
+            assert r.status_code == 503 and str(tmp_path) not in r.text, r.text
+            assert r.json()["error"] == "cannot write (No such file or directory); nothing was changed"
+        assert str(live.home.root) in caplog.text  # the path is in the device's log
+
+        def full(store, data, sha256, suffix):
+            raise disk_error(OSError(errno.ENOSPC, "No space left on device"), store.root)
+
+        monkeypatch.setattr(Store, "save_image", full)
+        r = c.post("/api/concepts", data={"name": "mochi"}, files=photo_files(png(scene(2))))
+        assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed"
+        assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
+
+
 @pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="making a test certificate needs openssl")
 def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
     import subprocess

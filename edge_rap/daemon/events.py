@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.types import Box, Event
 
@@ -58,13 +58,8 @@ CREATE TABLE IF NOT EXISTS watches (
 """
 
 
-class EventLogError(EdgeRapError):
-    """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder): the
-    device's trouble, never a request's. `problem` is the message without the log's path."""
-
-    def __init__(self, path: Path, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.problem = problem
+class EventLogError(DeviceError):
+    """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder)."""
 
 
 @dataclass(frozen=True)

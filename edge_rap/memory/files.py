@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError
 
 DATABASE = "memory.sqlite"
 #: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
@@ -45,7 +45,7 @@ def foreign_entries(root: Path) -> list[str]:
     try:
         return sorted(p.name for p in root.iterdir() if not OWN_TOP_LEVEL.fullmatch(p.name))
     except OSError as e:
-        raise EdgeRapError(f"{root}: cannot list the memory folder ({e.strerror})") from None
+        raise DeviceError(root, f"cannot list the memory folder ({e.strerror})") from None
 
 
 def fsync_dir(path: Path) -> None:

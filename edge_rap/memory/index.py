@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import Store, disk_error
 from edge_rap.memory.files import fsync_dir, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
@@ -152,7 +152,7 @@ class IndexWriter:
             raise disk_error(e, self.store.root) from None
         except RuntimeError as e:  # usearch reports write failures as RuntimeError
             _discard(tmp)
-            raise EdgeRapError(f"{self.store.root}: cannot write the index ({e}); nothing was changed") from None
+            raise DeviceError(self.store.root, f"cannot write the index ({e}); nothing was changed") from None
 
 
 def _readable_size(path: Path) -> int | None:

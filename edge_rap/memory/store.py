@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.files import DATABASE, foreign_entries, fsync_dir, is_own_image, stored_files
 from edge_rap.types import Box, Concept, ReferenceView
 
@@ -178,17 +178,17 @@ class UnknownConceptError(EdgeRapError):
     """No concept has the name (perhaps forgotten meanwhile by another writer): the companion API answers 404."""
 
 
-class DiskFullError(EdgeRapError):
+class DiskFullError(DeviceError):
     """The disk (or the database's size limit) is full: a delete may still succeed by freeing space first."""
 
 
-def disk_error(e: OSError, where: Path) -> EdgeRapError:
+def disk_error(e: OSError, where: Path) -> DeviceError:
     """Turn a write failure into the user's one-line explanation."""
     if e.errno == errno.ENOSPC:
-        return DiskFullError(f"{where}: disk is full; nothing was changed")
+        return DiskFullError(where, "disk is full; nothing was changed")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return EdgeRapError(f"{where}: memory folder is not writable ({e.strerror}); nothing was changed")
-    return EdgeRapError(f"{where}: cannot write ({e.strerror}); nothing was changed")
+        return DeviceError(where, f"memory folder is not writable ({e.strerror}); nothing was changed")
+    return DeviceError(where, f"cannot write ({e.strerror}); nothing was changed")
 
 
 def _nearly_full(where: Path) -> bool:
@@ -202,12 +202,14 @@ def _nearly_full(where: Path) -> bool:
 def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
     text = str(e)
     if "full" in text or ("disk I/O error" in text and _nearly_full(where)):  # a full disk as SQLite meets it
-        return DiskFullError(f"{where}: disk is full; nothing was changed")
+        return DiskFullError(where, "disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return EdgeRapError(f"{where}: memory folder is not writable ({text}); nothing was changed")
+        return DeviceError(where, f"memory folder is not writable ({text}); nothing was changed")
     if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
-        return EdgeRapError(f"{where}: the memory's database is damaged ({text}); restore it from a backup")
-    return EdgeRapError(f"{where}: database error ({text})")
+        return DeviceError(where, f"the memory's database is damaged ({text}); restore it from a backup")
+    if isinstance(e, sqlite3.IntegrityError):  # a change that clashes with what is stored
+        return EdgeRapError(f"{where}: database error ({text})")
+    return DeviceError(where, f"database error ({text})")
 
 
 class Store:
@@ -244,7 +246,7 @@ class Store:
         if db is not None and not (pending and self.db_path.exists()):
             return db
         if self._closed:
-            raise EdgeRapError(f"{self.root}: the memory was closed")
+            raise DeviceError(self.root, "the memory was closed")
         try:
             new, pending = self._open_readonly() if self.readonly else (self._open_writer(), False)
         except sqlite3.Error as e:
@@ -252,7 +254,7 @@ class Store:
         with self._lock:
             if self._closed:  # closed by another thread meanwhile
                 new.close()
-                raise EdgeRapError(f"{self.root}: the memory was closed")
+                raise DeviceError(self.root, "the memory was closed")
             if db is not None:
                 db.close()
             for other in [t for t in self._connections if not t.is_alive()]:  # threads that ended

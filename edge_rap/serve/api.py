@@ -20,13 +20,13 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
-from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError, validate_name
+from edge_rap.memory.store import NameTakenError, UnknownConceptError, validate_name
 from edge_rap.serve import schemas
-from edge_rap.serve.problems import ApiError
+from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.types import Box, Concept, Event
 
@@ -118,7 +118,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             try:
                 with thinking:
                     return run(paths)
-            except (ApiError, DiskFullError):
+            except (ApiError, DeviceError):  # (the device's trouble: answered as such)
                 raise
             except NameTakenError as e:  # taken by another writer while the photos were read
                 raise ApiError(str(e), 409) from None
@@ -266,7 +266,7 @@ def _answer_stream(home: Household, thinking: threading.Lock, question: str, ima
                 answer = home.assistant.ask(question, image, on_text=lambda t: chunks.put(("text", {"text": t})))
             chunks.put(("answer", answer.to_json()))
         except EdgeRapError as e:
-            chunks.put(("error", {"error": str(e)}))
+            chunks.put(("error", {"error": for_client(e, "POST /api/ask")}))
         except Exception:  # the stream has begun: the failure is its last event, the details in the log
             log.exception("ask failed")
             chunks.put(("error", {"error": "internal error (the server's log has the details)"}))

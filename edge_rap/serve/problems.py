@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from edge_rap.daemon.events import EventLogError
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,15 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())[:300]
 
 
+def for_client(exc: EdgeRapError, where: str) -> str:
+    """What a client is told of an error met answering `where` (a route): the device's own trouble without its
+    paths, which go to the log."""
+    if isinstance(exc, DeviceError):
+        log.warning("%s: %s", where, exc)
+        return _one_line(exc.problem)
+    return _one_line(exc)
+
+
 def _validation(exc: RequestValidationError) -> str:
     """The first problem of a request that does not fit the schema, in one line."""
     first = exc.errors()[0] if exc.errors() else {}
@@ -50,11 +58,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EdgeRapError)
     async def refused(request: Request, exc: EdgeRapError):
-        if isinstance(exc, DiskFullError):
-            return error(507, _one_line(exc))
-        if isinstance(exc, EventLogError):  # the device's trouble, not the request's; its path stays on the device
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-            return error(503, _one_line(exc.problem))
+        if isinstance(exc, DeviceError):  # the device's trouble, not the request's; its paths stay on the device
+            return error(507 if isinstance(exc, DiskFullError) else 503,
+                         for_client(exc, f"{request.method} {request.url.path}"))
         # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
         # status as when this server sees it first
         status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from functools import cached_property
+from functools import cached_property, wraps
 from pathlib import Path
 
 from edge_rap.config import Settings
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,19 @@ class _OneAtATime:
         return getattr(self._inner, name)
 
 
+def _part(open_it):
+    """A part of the household, opened when first used and kept; never opened again once the household closed (a
+    request still running then must not reopen the memory behind the closing server's back)."""
+
+    @wraps(open_it)
+    def opened(self):
+        if self.closed:
+            raise DeviceError(self.root, "the memory was closed")
+        return open_it(self)
+
+    return cached_property(opened)
+
+
 class Household:
     """One household's runtime. Use as a context manager: `with Household(settings) as home: ...`."""
 
@@ -49,6 +62,7 @@ class Household:
         self.vlm_files = vlm
         self.vlm_note: str | None = None
         self.prepare = prepare
+        self.closed = False
 
     def __enter__(self) -> "Household":
         return self
@@ -56,7 +70,7 @@ class Household:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @cached_property
+    @_part
     def memory(self):
         """The memory with its embedder (loads the model)."""
         from edge_rap.app import open_embedder, open_memory
@@ -64,7 +78,7 @@ class Household:
         embedder = open_embedder(self.settings, prepare=self.prepare)
         return open_memory(self.settings, embedder, self.root, readonly=self.readonly)
 
-    @cached_property
+    @_part
     def store(self):
         """The concepts without any model: the memory's own store when it is open, else a store alone."""
         for opened in ("memory", "bare_memory"):
@@ -74,19 +88,19 @@ class Household:
 
         return Store(self.root, readonly=self.readonly)
 
-    @cached_property
+    @_part
     def retriever(self):
         from edge_rap.app import open_retriever
 
         return open_retriever(self.memory, self.settings)
 
-    @cached_property
+    @_part
     def detector(self):
         from edge_rap.app import open_detector
 
         return open_detector(self.settings, self.detector_name) if self.detector_name else None
 
-    @cached_property
+    @_part
     def vlm(self):
         """The configured VLM, or None for template mode (`vlm_note` says why when one was configured)."""
         from edge_rap.generate.assistant import open_vlm
@@ -94,14 +108,14 @@ class Household:
         vlm, self.vlm_note = open_vlm(self.settings, *self.vlm_files)
         return vlm
 
-    @cached_property
+    @_part
     def assistant(self):
         from edge_rap.generate.assistant import Assistant, AskOptions
 
         return _OneAtATime(Assistant(self.store, self.retriever, self.vlm,
                                      AskOptions.from_profile(self.settings.profile.vlm), self.vlm_note))
 
-    @cached_property
+    @_part
     def events(self):
         from edge_rap.daemon.events import EventLog
 
@@ -118,7 +132,7 @@ class Household:
     def concepts(self) -> list[Concept]:
         return self.store.concepts()
 
-    @cached_property
+    @_part
     def bare_memory(self):
         """The memory without an image embedder, for changes that need none (forget, rename, edit: an edit that
         makes a concept a person loads only the face models)."""
@@ -188,6 +202,7 @@ class Household:
 
     def close(self) -> None:
         """Close what was opened, newest first."""
+        self.closed = True
         for part in ("events", "vlm", "bare_memory", "memory", "store"):
             thing = self.__dict__.pop(part, None)
             if thing is not None and hasattr(thing, "close"):

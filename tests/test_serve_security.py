@@ -4,6 +4,7 @@ and oversized, truncated, non-image and bomb uploads are refused with the right 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import stat
 import struct
@@ -13,7 +14,7 @@ import zlib
 import httpx
 import pytest
 from scenes import scene
-from serve_support import fake_settings, jpeg, live_server, photo_files, png
+from serve_support import fake_memory, fake_settings, jpeg, live_server, photo_files, png
 
 from edge_rap.serve.api import Limits
 from edge_rap.serve.guard import AttemptLimit
@@ -357,6 +358,69 @@ def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, t
         r = c.post("/api/concepts", data={"name": "mochi"}, files=photo_files(png(scene(2))))
         assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed"
         assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
+
+
+@contextlib.contextmanager
+def a_request_under_way(tmp_path, monkeypatch):
+    """A server whose GET /api/concepts waits inside the route until released: (its handle, its household, the
+    release, the request's answers)."""
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.server import start_server_thread
+
+    home = Household(fake_settings(tmp_path))
+    home.__dict__["memory"] = fake_memory(home.root)
+    handle = start_server_thread(create_app(home), "127.0.0.1", 0)
+    entered, release, answers = threading.Event(), threading.Event(), []
+    concepts = home.concepts
+
+    def waiting():
+        entered.set()
+        assert release.wait(60)
+        return concepts()
+
+    monkeypatch.setattr(home, "concepts", waiting)
+    token = (home.root / TOKEN_FILE).read_text().strip()
+    client = httpx.Client(base_url=handle.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    asking = threading.Thread(target=lambda: answers.append(client.get("/api/concepts")))
+    asking.start()
+    assert entered.wait(60)
+    try:
+        yield handle, home, release, answers
+    finally:
+        release.set()
+        asking.join(60)
+        handle.stop(0)
+        home.close()
+
+
+def test_a_stop_waits_for_the_requests_under_way_and_refuses_new_ones(tmp_path, monkeypatch):
+    # `run --serve` stopped after 1 s whatever ran, and closed the household under the requests still running.
+    from edge_rap.serve.drain import SHUTTING_DOWN
+
+    with a_request_under_way(tmp_path, monkeypatch) as (handle, home, release, answers):
+        stopping = threading.Thread(target=handle.stop, kwargs={"timeout": 60})
+        stopping.start()
+        while not handle.in_flight.closing:
+            stopping.join(0.01)
+        token = (home.root / TOKEN_FILE).read_text().strip()
+        late = httpx.get(f"{handle.url}/api/concepts", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert late.status_code == 503 and late.json() == {"error": SHUTTING_DOWN}
+        release.set()
+        stopping.join(60)
+        assert handle.in_flight.close(0) == 0  # the stop returned once the request under way was answered
+    assert [r.status_code for r in answers] == [200]
+
+
+def test_a_request_still_running_when_the_household_closes_is_503_without_a_traceback(tmp_path, monkeypatch,
+                                                                                       caplog):
+    from edge_rap.serve.drain import SHUTTING_DOWN
+
+    with a_request_under_way(tmp_path, monkeypatch) as (handle, home, release, answers):
+        handle.stop(0)  # no time to wait: the household closes under the request
+        home.close()
+    assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": SHUTTING_DOWN})]
+    assert "Traceback" not in caplog.text and "still running" in caplog.text
 
 
 @pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="making a test certificate needs openssl")

@@ -137,8 +137,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             finally:
                 if voice is not None and not voice.stop():  # a question being answered finishes first
                     log.warning("the voice loop did not stop: it goes down with the process")
-                if server is not None:
-                    server.stop(1.0)
+                if server is not None:  # before the household closes: the requests under way are answered first
+                    server.stop()
     finally:
         if speaker is not None:
             if not stop.is_set():  # the sources ended: let the last lines be said

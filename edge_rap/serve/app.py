@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from edge_rap.household import Household
 from edge_rap.serve import problems
 from edge_rap.serve.api import Limits, build_router
+from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import PUBLIC, AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders
 from edge_rap.serve.token import TokenKeeper
 
@@ -25,8 +26,10 @@ PAGE = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript
 
 def create_app(home: Household, stats: Callable[[], dict] | None = None, limits: Limits = Limits(),
                attempts: AttemptLimit = AttemptLimit()) -> FastAPI:
-    """The API for one household. `stats`, when a daemon runs in this process, gives its figures for /api/stats."""
+    """The API for one household. `stats`, when a daemon runs in this process, gives its figures for /api/stats.
+    `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them."""
     app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    app.state.in_flight = InFlight()
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
     app.include_router(build_router(home, limits, stats))
@@ -36,6 +39,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.add_middleware(BodyLimit, limit=limits.body_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app
 
 

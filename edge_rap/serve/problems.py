@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
+from edge_rap.serve.drain import SHUTTING_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ def _validation(exc: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
+    """The handlers; `app.state.in_flight` says when the server is stopping: a request that fails then, on the
+    household closed under it, is told so (503), with no traceback in the log."""
+    in_flight = app.state.in_flight
+
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException):
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
@@ -59,8 +64,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EdgeRapError)
     async def refused(request: Request, exc: EdgeRapError):
         if isinstance(exc, DeviceError):  # the device's trouble, not the request's; its paths stay on the device
-            return error(507 if isinstance(exc, DiskFullError) else 503,
-                         for_client(exc, f"{request.method} {request.url.path}"))
+            problem = for_client(exc, f"{request.method} {request.url.path}")
+            if in_flight.closing:  # (the household closed under it)
+                return error(503, SHUTTING_DOWN)
+            return error(507 if isinstance(exc, DiskFullError) else 503, problem)
         # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
         # status as when this server sees it first
         status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422
@@ -68,5 +75,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):
+        if in_flight.closing:
+            log.warning("%s %s: cut short by the shutdown (%s)", request.method, request.url.path, exc)
+            return error(503, SHUTTING_DOWN)
         log.exception("%s %s failed", request.method, request.url.path)
         return error(500, "internal error (the server's log has the details)")

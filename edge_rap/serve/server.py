@@ -10,8 +10,14 @@ import threading
 from dataclasses import dataclass
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.serve.drain import InFlight
 
 log = logging.getLogger(__name__)
+
+#: How long a stop waits for the requests under way (an answer from a VLM takes seconds).
+STOP_S = 5.0
+#: How long it then waits for the server's thread to close its connections.
+JOIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,16 +83,22 @@ def make_server(app, tls: Tls | None):
 
 @dataclass
 class ServerHandle:
-    """A server running in its own thread; `stop()` ends it (open requests finish first, briefly)."""
+    """A server running in its own thread; `stop()` ends it once the requests under way are answered."""
 
     url: str
     port: int
     server: object
     thread: threading.Thread
+    in_flight: InFlight
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = STOP_S) -> None:
+        """Refuse new requests (503), wait up to `timeout` for those under way, then stop serving. Only then may
+        the household close: one still running after the wait is answered 503 when it finds it closed."""
+        running = self.in_flight.close(timeout)
+        if running:
+            log.warning("%d request(s) still running after %g s: they are answered 503", running, timeout)
         self.server.should_exit = True
-        self.thread.join(timeout)
+        self.thread.join(JOIN_S)
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None) -> ServerHandle:
@@ -105,5 +117,6 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
         raise EdgeRapError(f"the server on {host}:{port} did not start (see the log)")
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread)
+    return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread,
+                        app.state.in_flight)
 

@@ -178,7 +178,7 @@ def cmd_doctor(args) -> int:
 
     report = doctor(_settings(args))
     print(json.dumps(report) if args.json else format_doctor(report))
-    return 0
+    return 1 if report["missing"] else 0  # a script sees a device that cannot do its main job
 
 
 def cmd_events(args) -> int:

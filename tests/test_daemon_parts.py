@@ -1056,14 +1056,26 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev" / "video0").write_text("")
     report = doctor(settings, root=tmp_path)
-    assert set(report) == {"profile", "reason", "providers", "cuda", "models", "sources", "audio"}
+    assert set(report) == {"profile", "reason", "providers", "cuda", "models", "sources", "audio", "missing"}
     assert report["sources"] == [str(tmp_path / "dev" / "video0")] and report["cuda"]["driver"] is None
     assert report["providers"]["chosen"][-1] == "CPUExecutionProvider"
     empty = doctor(type(settings)(settings.home, settings.memory, tmp_path / "no-models", settings.profile))
     embedder = next(m for m in empty["models"] if m["role"] == "embedder")
     assert not embedder["present"] and embedder["get"] == "edge-rap models prepare"
     rc, out, _ = run("doctor", "--json")
-    assert rc == 0 and json.loads(out)["profile"]
+    assert rc == 0 and json.loads(out)["profile"] and json.loads(out)["missing"] == []
+
+
+def test_doctor_exits_1_when_the_device_cannot_recognise_and_0_when_only_optional_parts_are_missing(
+        settings, tmp_path, run, monkeypatch):
+    # It exited 0 without the profile's embedder: a script checking the device saw it as ready.
+    rc, out, _ = run("doctor")  # the embedder there; the VLM, whisper or faces may be missing: optional
+    assert rc == 0 and out.splitlines()[-1] == "ready to recognise (anything else missing is optional)"
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "no-models"))
+    rc, out, _ = run("doctor")
+    assert rc == 1 and out.splitlines()[-1] == "cannot recognise: missing embedder efficientnet-lite0-int8"
+    rc, out, _ = run("doctor", "--json")
+    assert rc == 1 and json.loads(out)["missing"] == ["embedder efficientnet-lite0-int8"]
 
 
 @pytest.mark.parametrize("vlm, get", [

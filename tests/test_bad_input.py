@@ -548,6 +548,15 @@ def test_a_memory_whose_database_is_gone_is_refused_by_readers_too(memory, setti
     assert _files(settings.memory) == before
 
 
+@pytest.mark.parametrize("option", ["--device", "--embedder"])
+def test_an_empty_device_or_embedder_is_refused_not_taken_as_the_default(tmp_path, capsys, option):
+    # `--device "$UNSET"` ran with the auto-detected profile, exit 0
+    for empty in ("", " "):
+        rc, out, err = run_cli(capsys, ["doctor", option, empty, "--memory", str(tmp_path / "memory")])
+        assert_one_line_error(rc, err)
+        assert f"{option} {empty!r} is empty (an unset variable?)" in err and out == ""
+
+
 @pytest.mark.parametrize("argv", [["forget", "bo"], ["concepts"]])
 def test_an_empty_memory_flag_is_not_the_default_home(memory, settings, capsys, monkeypatch, argv):
     # `--memory "$UNSET_VAR"` must not act on the household's real memory (the default home)

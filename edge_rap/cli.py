@@ -194,7 +194,7 @@ def cmd_events(args) -> int:
         print(f"edge-rap: the newest {args.limit} events shown, older ones left out (narrow with --since or --name, "
               "or raise --limit)", file=sys.stderr)
     if args.json:
-        print(json.dumps([{**e.to_json(), "wall": round(e.wall, 3)} for e in events]))
+        print(json.dumps([e.to_json() for e in events]))
         return 0
     import time
 

@@ -208,6 +208,7 @@ class Event:
     def to_json(self) -> dict:
         """The same keys for every event (a "left" has no box, score or line: null), for a script to read."""
         return {"type": self.kind, "name": self.name, "camera": self.camera, "time_s": round(self.time_s, 3),
+                "wall": round(self.wall, 3),
                 "box": self.box.as_list() if self.box else None,
                 "score": None if self.score is None else round(self.score, 4), "said": self.said,
                 "snapshot": self.snapshot}

@@ -1151,13 +1151,14 @@ def test_run_json_gives_every_event_the_same_keys():
 
     out = io.StringIO()
     report = printer(out, as_json=True)
-    report(Event("arrived", "bo", "cam0", 1.0, time.time(), Box(1, 2, 30, 40), 0.8, "hello <bo>", "snaps/1.jpg"))
-    report(Event("arrived", "bo", "cam0", 2.0, time.time(), Box(1, 2, 30, 40), 0.8, "hello <bo>"))
-    report(Event("left", "bo", "cam0", 3.0, time.time()))
+    report(Event("arrived", "bo", "cam0", 1.0, 1700000000.0, Box(1, 2, 30, 40), 0.8, "hello <bo>", "snaps/1.jpg"))
+    report(Event("arrived", "bo", "cam0", 2.0, 1700000001.0, Box(1, 2, 30, 40), 0.8, "hello <bo>"))
+    report(Event("left", "bo", "cam0", 3.0, 1700000002.25))
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [set(e) for e in lines] == [{"type", "name", "camera", "time_s", "box", "score", "said", "snapshot"}] * 3
-    assert lines[2] | {"time_s": None} == {"type": "left", "name": "bo", "camera": "cam0", "time_s": None, "box": None,
-                                           "score": None, "said": None, "snapshot": None}
+    assert [set(e) for e in lines] == [{"type", "name", "camera", "time_s", "wall", "box", "score", "said",
+                                        "snapshot"}] * 3  # `wall`, as `events --json` has it (it had none)
+    assert lines[2] == {"type": "left", "name": "bo", "camera": "cam0", "time_s": 3.0, "wall": 1700000002.25,
+                        "box": None, "score": None, "said": None, "snapshot": None}
 
 
 def test_run_refuses_a_detector_it_cannot_open_before_any_frame(tmp_path):

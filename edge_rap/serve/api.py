@@ -252,7 +252,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
 def _event_json(event: Event) -> dict:
     """As `events --json` gives it, with its id and the snapshot as the URL that serves it."""
-    return {"id": event.id, **event.to_json(), "wall": round(event.wall, 3),
+    return {"id": event.id, **event.to_json(),
             "snapshot": f"/api/events/{event.id}/snapshot" if event.snapshot else None}
 
 

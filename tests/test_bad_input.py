@@ -532,6 +532,31 @@ def test_a_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, set
     assert not (tmp_path / "export").exists()
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_command_that_fails_before_its_first_write_makes_no_memory(existed, tmp_path, settings, capsys):
+    # an empty folder left behind would be taken by every later command for a memory: a mistyped --memory
+    # would no longer be caught; a folder that was there (empty) stays, untouched
+    path = tmp_path / "new-memory"
+    if existed:
+        path.mkdir()
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo\n")
+    database = tmp_path / "rap" / "database.json"
+    database.parent.mkdir()
+    database.write_text(json.dumps({"concept_dict": {"<bo>": {"name": "bo", "image": "./notes.jpg"}}}))
+    (database.parent / "notes.jpg").write_text("not a photo\n")
+    photo = scene_file(tmp_path / "photos", 1)
+    for argv in (["remember", "bo", str(text)], ["remember", "a/b", str(photo)],
+                 ["remember", "bo", str(photo), "--box", "0,0,4,4"]):
+        rc, _, err = run_cli(capsys, [*argv, "--memory", str(path)])
+        assert_one_line_error(rc, err)
+    rc, out, err = run_cli(capsys, ["import-rap", str(database), "--json", "--memory", str(path)])
+    assert rc == 1 and list(json.loads(out)["failed"]) == ["bo"]
+    assert path.exists() == existed and (not existed or list(path.iterdir()) == [])
+    rc, _, err = run_cli(capsys, ["concepts", "--memory", str(path)])
+    assert rc == (0 if existed else 2) and ("no such memory folder" in err) != existed
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_memory_whose_database_is_gone_is_refused_by_readers_too(memory, settings, tmp_path, capsys, damage):
     # its photos and index remain: "no concepts remembered yet" would be a wrong answer, as `remember` knows

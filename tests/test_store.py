@@ -274,11 +274,12 @@ def test_a_reader_opened_on_an_empty_memory_sees_the_first_concept(settings, emb
 
 def _change_fingerprint(memory: Memory, fingerprint: str = "0" * 64, dim: int | None = None) -> None:
     space = memory.embedder.space
-    memory.store.db.execute(
-        "INSERT INTO spaces (name, model, fingerprint, dim) VALUES (?, 'other-model', ?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET model = 'other-model', fingerprint = excluded.fingerprint, dim = excluded.dim",
-        (space.name, fingerprint, dim or space.dim),
-    )
+    with memory.store.transaction() as db:  # (a write: it makes a new memory's database)
+        db.execute(
+            "INSERT INTO spaces (name, model, fingerprint, dim) VALUES (?, 'other-model', ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET model = 'other-model', fingerprint = excluded.fingerprint, dim = excluded.dim",
+            (space.name, fingerprint, dim or space.dim),
+        )
 
 
 def test_refuses_to_mix_embedding_spaces_on_an_empty_memory(memory, settings, images):
@@ -428,7 +429,10 @@ def test_a_memory_from_a_newer_edge_rap_is_refused_and_left_as_it_was(tmp_path):
 
     from edge_rap.memory.store import SCHEMA_VERSION, Store
 
-    Store(tmp_path / "new").close()
+    made = Store(tmp_path / "new")
+    with made.transaction():  # a memory is made at its first write
+        pass
+    made.close()
     db = sqlite3.connect(tmp_path / "new" / "memory.sqlite")
     db.executescript(f"INSERT INTO concepts (name, created, updated) VALUES ('bo', 0, 0); "
                      f"PRAGMA user_version = {SCHEMA_VERSION + 1};")

@@ -230,25 +230,31 @@ class Store:
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
         self._refuse_what_is_not_a_sound_memory()
-        if not readonly:
-            try:
-                self.images_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise disk_error(e, root) from None
-        self.db  # opened (and for a writer created or migrated) now, so that errors show at once
+        self.db  # opened (and for a writer of an existing memory migrated) now, so that errors show at once
 
     @property
     def db(self) -> sqlite3.Connection:
-        """This thread's connection. A reader's stand-in for a memory not yet written is replaced as soon as
-        the database appears (one stat per use until then)."""
+        """This thread's connection. A stand-in for a memory not yet written (a reader's, or a writer's before
+        its first write) is replaced as soon as the database appears (one stat per use until then)."""
+        return self._connection(create=False)
+
+    def _connection(self, create: bool) -> sqlite3.Connection:
+        """This thread's connection; `create`: a real one, making a new memory's folder and database (a write).
+        A new memory is made only at its first write, so that a command that fails before it (a bad photo or
+        name) leaves no empty folder behind, which later commands would take for a memory (a mistyped --memory)."""
         thread = threading.current_thread()
         db, pending = self._connections.get(thread, (None, False))
-        if db is not None and not (pending and self.db_path.exists()):
+        if db is not None and not (pending and (create or self.db_path.exists())):
             return db
         if self._closed:
             raise DeviceError(self.root, "the memory was closed")
         try:
-            new, pending = self._open_readonly() if self.readonly else (self._open_writer(), False)
+            if self.readonly:
+                new, pending = self._open_readonly()
+            elif create or self.db_path.exists():
+                new, pending = self._open_writer(), False
+            else:
+                new, pending = self._stand_in(), True
         except sqlite3.Error as e:
             raise sqlite_error(e, self.db_path) from None
         with self._lock:
@@ -263,6 +269,10 @@ class Store:
         return new
 
     def _open_writer(self) -> sqlite3.Connection:
+        try:
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise disk_error(e, self.root) from None
         db = self._connect(self.db_path)
         try:
             db.execute("PRAGMA journal_mode = WAL")
@@ -367,7 +377,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write of this thread: everything inside commits together or not at all."""
-        db = self.db
+        db = self._connection(create=True)
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:

@@ -24,6 +24,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
 from edge_rap.memory.store import SCHEMA_VERSION, Store
 from edge_rap.retrieve.negatives import NegativeBank
+from edge_rap.types import Box
 
 
 @pytest.fixture
@@ -416,3 +417,24 @@ def test_sqlite_meeting_a_full_disk_as_an_io_error_says_the_disk_is_full(tmp_pat
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10**9))
     plain = sqlite_error(error, tmp_path / "memory.sqlite")
     assert not isinstance(plain, DiskFullError) and "disk I/O error" in str(plain)
+
+
+def test_one_photo_is_one_concepts_and_another_region_of_it_is_another(root, photos):
+    # two concepts of the same pixels would tie at 1.00 in every recognition of it
+    memory = fake_memory(root)
+    photo = scene_file(photos, 1)
+    copy = photos / "copy.png"
+    shutil.copyfile(photo, copy)
+    memory.remember("a", [photo])
+    for make in (lambda: memory.remember("b", [copy]), lambda: memory.remember("b", [scene_file(photos, 2), photo])):
+        with pytest.raises(EdgeRapError, match=r"copy.png is already a photo of <a>|scene1.png is already a photo of <a>"):
+            make()
+    memory.remember("b", [photo], box=Box(0, 0, 40, 40))  # another region: two people in one group photo
+    memory.remember("c", [scene_file(photos, 3)])
+    with pytest.raises(EdgeRapError, match=r"\(box \[0, 0, 40, 40\]\) is already a photo of <b>"):
+        memory.add_views("c", [photo], box=Box(0, 0, 40, 40))
+    with pytest.raises(EdgeRapError, match="every photo given is already a view of <a>"):
+        memory.add_views("a", [copy])  # to its own concept: nothing new, said
+    assert [(c.name, c.views) for c in memory.concepts()] == [("a", 1), ("b", 1), ("c", 1)]
+    assert len(list((root / "images").glob("*/*"))) == 2  # nothing refused was kept
+    memory.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image as PILImage
@@ -158,6 +160,12 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     assert people.get("mug").category != "person"
 
 
+def _another_photo_of_grace(folder: Path) -> Path:
+    """Grace's photo mirrored: her one face, in a photo that is not <grace>'s (one photo is one concept's)."""
+    return save_photo(folder, "grace_hopper", np.ascontiguousarray(photo("grace_hopper")[:, ::-1]),
+                      filename="grace-mirrored.png")
+
+
 def test_a_photo_with_several_faces_does_not_keep_a_concept_from_becoming_a_person(people, tmp_path, caplog):
     # edit takes no box: asking for one ("remember's --box") left no way to make such a concept a person
     both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
@@ -165,7 +173,7 @@ def test_a_photo_with_several_faces_does_not_keep_a_concept_from_becoming_a_pers
     with pytest.raises(EdgeRapError, match=r"^photo 1 of <group>: 2 faces found \([0-9,; ]+\): a person needs") as e:
         people.edit("group", category="person")
     assert "--box" not in str(e.value) and people.get("group").category == "poster"
-    people.add_views("group", [save_photo(tmp_path, "grace_hopper")])
+    people.add_views("group", [_another_photo_of_grace(tmp_path)])
     people.edit("group", category="person")
     assert "photo 1 of <group>: 2 faces found" in caplog.text and "not registered" in caplog.text
     (face,) = people.store.views(group.id, kind="face")
@@ -198,7 +206,7 @@ def test_a_person_with_a_photo_of_several_faces_survives_an_export_and_import(pe
     from edge_rap.memory.rapdb import export_rap, import_rap
 
     both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
-    group = people.remember("group", [both, save_photo(tmp_path, "grace_hopper")], "", "poster")
+    group = people.remember("group", [both, _another_photo_of_grace(tmp_path)], "", "poster")
     people.edit("group", category="person")
     database = export_rap(people.store, tmp_path / "export")
     copy = open_memory(settings, embedder, tmp_path / "copy")

@@ -91,7 +91,8 @@ def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_th
     assert rc == 1 and json.loads(out)["imported"] == ["bo"]
     assert json.loads(out)["missing_photos"] == {"bo": [str(folder / "database" / "gone.png")]}
     assert memory.get("bo").views == 1
-    path.write_text(json.dumps({"concept_dict": {"<mug>": {"image": ["./database/scene1.png", "./database/x.png"]}}}))
+    scene_file(folder / "database", 2)  # (a photo of its own: one photo is one concept's)
+    path.write_text(json.dumps({"concept_dict": {"<mug>": {"image": ["./database/scene2.png", "./database/x.png"]}}}))
     rc = cli.main(["import-rap", str(path), "--memory", str(settings.memory)])
     assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo(s): {folder}/database/x.png\n"
 
@@ -352,12 +353,13 @@ def test_images_outside_the_database_folder_are_refused_unless_allowed(memory, s
 
     folder = tmp_path / "shared" / "rap"
     outside = scene_file(tmp_path / "private", 3)
+    scene_file(tmp_path / "private", 4)
     scene_file(folder, 1)
-    (folder / "link.png").symlink_to(outside)
+    (folder / "link.png").symlink_to(scene_file(tmp_path / "private", 5))  # (each its own photo: one is one concept's)
     path = _database(folder, {
         "<inside>": {"image": "scene1.png"},
         "<absolute>": {"image": str(outside)},
-        "<dotdot>": {"image": "../../private/scene3.png"},
+        "<dotdot>": {"image": "../../private/scene4.png"},
         "<symlink>": {"image": "link.png"},
     })
     report = import_rap(memory, path)

@@ -240,6 +240,7 @@ class Memory:
             db.execute("UPDATE concepts SET updated = ? WHERE id = ?", (time.time(), concept_id))
         faces = []
         for p in prepared:
+            _refuse_photo_of_another(self.store.photo_owner(db, p.file.sha256, p.box), concept_id, p)
             rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
             view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
             self.store.insert_vectors(db, view_id, space, p.augments, p.vectors)
@@ -420,6 +421,15 @@ class Memory:
                 if len(vecs):
                     self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
         self.writer.write(db, space.name)
+
+
+def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, view: PreparedView) -> None:
+    """One photo (or one region of it) is one concept's: two concepts of the same pixels would always tie in
+    recognition. Another region of it (two people in one group photo, given each their --box) is another view."""
+    if owner is not None and owner[0] != concept_id:
+        region = f" (box {view.box.as_list()})" if view.box else ""
+        raise EdgeRapError(f"{view.file.image.source}{region} is already a photo of <{owner[1]}>: two concepts of "
+                           "one photo would always tie (give --box of what else it shows); nothing was changed")
 
 
 def _read_view(view: ReferenceView, skip_unreadable: bool, store: Store | None = None) -> Image | None:

@@ -142,6 +142,11 @@ def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
             db.execute("UPDATE views SET box = ? WHERE id = ?", (",".join(map(str, box.as_list())), view_id))
 
 
+def _box_text(box: Box | None) -> str | None:
+    """A view's box as stored: "x0,y0,x1,y1", or NULL for the whole photo."""
+    return ",".join(map(str, box.as_list())) if box else None
+
+
 def _bare(name: str) -> str:
     """A name as typed, in NFC, without surrounding spaces or <>."""
     name = unicodedata.normalize("NFC", name).strip()
@@ -523,9 +528,15 @@ class Store:
                     kind: str = "photo") -> int:
         cur = db.execute(
             "INSERT INTO views (concept_id, image_sha256, image_file, box, kind, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (concept_id, sha256, image_file, ",".join(map(str, box.as_list())) if box else None, kind, time.time()),
+            (concept_id, sha256, image_file, _box_text(box), kind, time.time()),
         )
         return int(cur.lastrowid)
+
+    def photo_owner(self, db: sqlite3.Connection, sha256: str, box: Box | None) -> tuple[int, str] | None:
+        """(id, name) of a concept that has this photo (this region of it) as a view, or None."""
+        row = db.execute("SELECT c.id, c.name FROM views v JOIN concepts c ON c.id = v.concept_id WHERE v.kind = "
+                         "'photo' AND v.image_sha256 = ? AND v.box IS ?", (sha256, _box_text(box))).fetchone()
+        return (row[0], row[1]) if row else None
 
     def insert_vectors(self, db: sqlite3.Connection, view_id: int, space: str, augments: list[str], vectors: np.ndarray) -> None:
         db.executemany(

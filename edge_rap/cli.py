@@ -216,8 +216,9 @@ def cmd_concepts(args) -> int:
         print("no concepts remembered yet")
     else:
         for c in concepts:
-            extra = f" [{c.category}]" if c.category else ""
-            print(f"<{c.name}>{extra} {c.views} view(s): {c.description}")
+            category = f" [{c.category}]" if c.category else ""
+            description = f": {c.description}" if c.description else ""
+            print(f"<{c.name}>{category} {c.views} view(s){description}")
     return 0
 
 

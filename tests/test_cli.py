@@ -39,6 +39,14 @@ def test_concepts_of_a_new_memory(run, settings):
     assert not (settings.memory / "memory.sqlite").exists()  # listing creates nothing
 
 
+def test_concepts_lists_each_concept_alike_with_or_without_description_and_category(run, photos):
+    run("remember", "bo", scene_file(photos, 1), "--description", "our dog", "--category", "dog")
+    run("remember", "mug", scene_file(photos, 2))
+    rc, out, _ = run("concepts")
+    assert rc == 0 and out == "<bo> [dog] 1 view(s): our dog\n<mug> 1 view(s)\n"  # no dangling ": "
+    assert len({tuple(c) for c in concepts_json(run)}) == 1  # the same keys for every concept
+
+
 def test_remember_list_recognize(run, photos, settings):
     photos.mkdir()
     bo = save(photos / "bo.jpg", scene(1, width=320, height=240), quality=92)

@@ -439,3 +439,22 @@ def test_export_file_names_are_bounded_for_any_valid_name(memory, embedder, sett
     assert sorted(import_rap(fresh, out).imported) == sorted(long_names)
     assert signature(fresh) == signature(memory)
     fresh.close()
+
+
+def test_names_alike_in_one_database_are_skipped_and_a_bad_face_box_is_said_to_be_one(run, tmp_path, settings):
+    folder = tmp_path / "rap"
+    db = {"concept_dict": {
+        "<Bo>": {"name": "Bo", "image": f"./{scene_file(folder, 1).name}"},
+        "<bo>": {"name": "bo", "image": f"./{scene_file(folder, 2).name}"},  # the same name to a voice: a duplicate
+        "<anya>": {"name": "anya", "image": f"./{scene_file(folder, 3).name}", "category": "person",
+                   "faces": [[1, 2, 3]]},
+    }}
+    (folder / "database.json").write_text(json.dumps(db))
+    rc, out, err = run("import-rap", folder / "database.json", "--json")
+    report = json.loads(out)
+    assert (report["imported"], report["skipped"]) == (["Bo"], ["bo"])
+    assert report["failed"] == {"anya": "its face box [1, 2, 3] is not [x0, y0, x1, y1]"}
+    del db["concept_dict"]["<anya>"]
+    (folder / "database.json").write_text(json.dumps(db))
+    rc, out, err = run("import-rap", folder / "database.json")
+    assert rc == 0 and err == "" and "skipped (2): Bo, bo" in out  # a duplicate is no failure

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.memory import Memory
-from edge_rap.memory.store import Store, name_key
+from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box
 
 
@@ -56,13 +56,14 @@ def _paths(value, field_name: str) -> list[str]:
     return paths
 
 
-def _box(value) -> Box | None:
-    """edge_rap's "box": [x0, y0, x1, y1] in finite pixel numbers, or nothing."""
+def _box(value, what: str = "box") -> Box | None:
+    """edge_rap's "box" (`what` it is: a "face box" of "faces"): [x0, y0, x1, y1] in finite pixel numbers, or
+    nothing."""
     if value is None:
         return None
     if not (isinstance(value, list) and len(value) == 4
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise EdgeRapError(f"its box {json.dumps(value)[:40]} is not [x0, y0, x1, y1]")
+        raise EdgeRapError(f"its {what} {json.dumps(value)[:40]} is not [x0, y0, x1, y1]")
     return Box.parse(",".join(map(repr, value)))
 
 
@@ -72,7 +73,7 @@ def _per_image(value, field_name: str, images: list[str]) -> list[Box | None] | 
         return None
     if not (isinstance(value, list) and len(value) == len(images)):
         raise EdgeRapError(f"its {field_name} are not one [x0, y0, x1, y1] or null per image ({len(images)})")
-    return [_box(b) for b, i in zip(value, images) if i]
+    return [_box(b, "face box" if field_name == "faces" else "box") for b, i in zip(value, images) if i]
 
 
 def _text(value, field_name: str) -> str:
@@ -133,7 +134,7 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
         if entry.problem:
             report.failed[entry.name] = entry.problem
             continue
-        if name_key(entry.name) in existing:
+        if name_key(entry.name) in existing:  # remembered before, or by an entry above named alike ("Bo", "bo")
             report.skipped.append(entry.name)
             continue
         outside = [] if allow_outside else [p for p in entry.images if _outside(p, path.parent)]
@@ -152,9 +153,12 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
                             boxes=[b for _, b, _ in present],
                             faces=[f for _, _, f in present] if entry.faces is not None else None)
             report.imported.append(entry.name)
+            existing.add(name_key(entry.name))
             lost = [str(p) for p in entry.images if not p.is_file()]
             if lost:  # imported with the photos that are there; the others named, not passed over in silence
                 report.missing_photos[entry.name] = lost
+        except NameTakenError:  # taken by another writer meanwhile: a duplicate, as those found above
+            report.skipped.append(entry.name)
         except EdgeRapError as e:
             report.failed[entry.name] = str(e)
     return report

@@ -106,6 +106,10 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
     assert face.box.x1 <= 300
     with pytest.raises(EdgeRapError, match="which face\\? .*--box of remember or add-views"):  # not remember's alone
         people.add_views("grace", [both])
+    assert people.get("grace").views == 1  # refused whole: kept without a face, the group would be taken for her
+    grace = people.add_views("grace", [both], box=Box(300, 0, 600, 300))  # as remember: --box picks the one meant
+    faces = people.store.views(grace.id, kind="face")
+    assert grace.views == 2 and len(faces) == 2 and faces[1].box.x0 >= 300
 
 
 def test_forgetting_a_person_removes_the_face_vectors(people, settings):

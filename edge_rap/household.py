@@ -145,16 +145,35 @@ class Household:
         return self.__dict__.get("memory") or self.bare_memory
 
     def forget(self, name: str) -> Concept:
-        """Forget a concept: its vectors and photos, and its events and snapshots."""
+        """Forget a concept: its vectors and photos, and its events and snapshots. Forgetting again a name whose
+        concept is gone but whose events a failed log kept removes those events."""
+        from edge_rap.memory.store import UnknownConceptError
+
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
         events = self._events_to_carry()
-        concept = writer.forget(name)
+        try:
+            concept = writer.forget(name)
+        except UnknownConceptError:
+            concept = self._forgotten_with_events(name, events)
+            if concept is None:
+                raise
         try:
             removed = events.purge(concept.name) if events else 0
-        except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done
-            raise EdgeRapError(f"forgot <{concept.name}>, but its events stay in {events.path} ({e})") from None
+        except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done, and not
+            raise EdgeRapError(f"its events could not be removed from {events.path} ({e}), though <{concept.name}> "
+                               f"itself is forgotten (its photos and vectors are gone): forget <{concept.name}> "
+                               "again to remove them") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
+
+    @staticmethod
+    def _forgotten_with_events(name: str, events) -> Concept | None:
+        """A concept no longer remembered whose events the log still holds (a forget whose log failed just
+        after), as a concept of that name and nothing else; None where the log holds none by that name."""
+        from edge_rap.memory.store import validate_name
+
+        kept = events.query(name=validate_name(name), limit=1) if events else []
+        return Concept(0, kept[0].name, "", "", 0.0, 0.0) if kept else None
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:
         """Remember a concept, and say so when its photo looks to the model like the generated clutter that

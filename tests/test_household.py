@@ -147,3 +147,34 @@ def test_forget_and_rename_make_no_event_log_where_none_was_written(remembered, 
     assert run("rename", "chelsea", "tabby")[0] == 0 and run("forget", "rocket")[0] == 0
     assert [c["name"] for c in json.loads(run("concepts", "--json")[1])] == ["tabby"]
     assert not (remembered.memory / "events.sqlite").exists()
+
+
+def test_a_forget_whose_events_could_not_be_removed_says_the_concept_is_gone_and_again_removes_them(remembered,
+                                                                                                    monkeypatch):
+    # "I couldn't forget <rocket>: forgot <rocket>, but its events stay ...": which was it? And forgetting again
+    # said "no concept named 'rocket'", its events kept for good
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    log.add(Event("arrived", "rocket", "den", 0.0, 1.0))
+    log.close()
+
+    def failing(self, name):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patched, Household(remembered) as home:
+        patched.setattr(EventLog, "purge", failing)
+        with pytest.raises(EdgeRapError, match=r"^its events could not be removed .*<rocket> itself is forgotten "
+                                               r".*: forget <rocket> again to remove them$"):
+            home.forget("rocket")
+    with Household(remembered) as home:
+        assert [c.name for c in home.concepts()] == ["chelsea"]
+        assert [e.name for e in home.events.query()] == ["rocket"]
+        assert home.forget("<rocket>").name == "rocket"
+        assert home.events.query() == []
+        with pytest.raises(EdgeRapError, match="no concept named 'rocket'"):
+            home.forget("rocket")

@@ -262,10 +262,14 @@ def test_a_folder_the_memory_refuses_is_left_out_not_fatal(dataset, settings, ki
     blank = np.full((200, 200, 3), 128, np.uint8)  # a lens cap: no detail to remember
     save_photo(dataset / "grey", "moon", blank, filename="a.png")
     save_photo(dataset / "grey", "moon", filename="b.png")
+    (dataset / "twin").mkdir()  # its reference is astronaut's, byte for byte: one photo is one concept's
+    (dataset / "twin" / "a.png").write_bytes((dataset / "astronaut" / "a.png").read_bytes())
+    save_photo(dataset / "twin", "moon", filename="b.png")
     report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
               else evaluate_localize(settings, dataset, per_frame=1))
     skipped = report["skipped_images"]
-    assert len(skipped) == 3
+    assert len(skipped) == 4
+    assert any("already a photo of <astronaut>" in s and "'twin': left out with its 1 queries" in s for s in skipped)
     assert any("the limit is 64" in s and "left out with its 2 queries" in s for s in skipped)
     assert any("another folder is also named 'rocket'" in s for s in skipped)
     assert any("'grey': left out with its 1 queries" in s for s in skipped)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 
 from edge_rap.config import Settings
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import name_key, validate_name
 from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
@@ -186,7 +186,8 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     """Remember each concept's reference photos. A reference the memory refuses (unreadable, blank) is said in
     `skipped` and the concept is remembered from its others; a concept left with none, or whose folder name the
     memory refuses (too long, a second folder of the same name: in any case or Unicode spelling, as the memory
-    compares names; the first keeps it), is left out with its queries and said in `skipped`, so that one bad
+    compares names; a reference photo that is an earlier folder's too: one photo is one concept's; the first
+    keeps it), is left out with its queries and said in `skipped`, so that one bad
     folder does not void a whole evaluation. A memory that already holds anything, or a failed write, ends the
     run before anything is written: its concepts would compete with the dataset's (a wrong score) and the
     dataset's would stay in it."""
@@ -203,11 +204,13 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             prepared, refused = _prepared(mem, c.references)
             if not prepared:
                 raise refused[-1]
-        except EdgeRapError as e:
+            mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
+        except DeviceError:
+            raise  # the memory cannot be written: no later folder could be either
+        except EdgeRapError as e:  # this folder's: its photo is another folder's reference too, say
             skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
             continue
         skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
-        mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
         seen[name_key(c.name)] = c.name
         kept.append(c)
     if not kept:

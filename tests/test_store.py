@@ -175,9 +175,10 @@ def test_forget_removes_concept_images_and_vectors(memory, settings, images):
 
 
 def test_forget_keeps_an_image_file_another_concept_uses(memory, settings, images):
-    shared = scene_file(images, 5)
-    memory.remember("left", [shared])
-    memory.remember("right", [shared, scene_file(images, 6)])
+    shared = scene_file(images, 5)  # one photo, two regions of it: two concepts (one photo whole is one concept's)
+    w, h = read_image_file(shared).image.size
+    memory.remember("left", [shared], box=Box(0, 0, w // 2, h))
+    memory.remember("right", [shared, scene_file(images, 6)], boxes=[Box(w // 2, 0, w, h), None])
     (left_view,) = memory.store.views(memory.get("left").id)
     memory.forget("left")
     assert Path(left_view.image_path).exists(), "the image is still a view of <right>"

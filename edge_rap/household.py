@@ -14,7 +14,7 @@ from functools import cached_property, wraps
 from pathlib import Path
 
 from edge_rap.config import Settings
-from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Household:
         try:
             removed = events.purge(concept.name) if events else 0
         except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done, and not
-            raise EdgeRapError(f"its events could not be removed from {events.path} ({e}), though <{concept.name}> "
+            raise PartlyDone(f"its events could not be removed from {events.path} ({e}), though <{concept.name}> "
                                f"itself is forgotten (its photos and vectors are gone): forget <{concept.name}> "
                                "again to remove them") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.speech.names import COMMON, match_names, spoken_form
 from edge_rap.types import Box, Image, Recognition
@@ -193,7 +193,9 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
             concept = home.remember(command.name, [photo], "", "", in_pixels)
         return replace(command, state="done", box=box), f"I will remember this as <{concept.name}>."
     except EdgeRapError as e:
-        log.warning("voice %s <%s>: %s", command.action, command.name, e)
+        log.warning("voice %s <%s>: %s", command.action, command.name, e)  # whole: it says how to finish
+        if isinstance(e, PartlyDone):  # forgotten, its events not: not "I couldn't forget"
+            return replace(command, state="done"), f"I forgot <{command.name}>, but could not remove its events."
         return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {_spoken(e, photo)}"
 
 

@@ -9,11 +9,6 @@ class EdgeRapError(Exception):
     """A problem with the user's input or environment, explained in one line (no traceback)."""
 
 
-class PartlyDone(EdgeRapError):
-    """A command whose main work is done, though a step after it failed: the message says which, and how to
-    finish it (a forgotten concept whose events the log could not remove)."""
-
-
 class DeviceError(EdgeRapError):
     """The device's own trouble, never a request's: a file or folder of its own (the memory, the event log) that
     cannot be opened, read or written (a damaged file, a full disk, a read-only or vanished folder). The message
@@ -22,3 +17,8 @@ class DeviceError(EdgeRapError):
     def __init__(self, where: Path, problem: str):
         super().__init__(f"{where}: {problem}")
         self.problem = problem
+
+
+class PartlyDone(DeviceError):
+    """A command whose main work is done, though a step after it failed on the device's own files: the problem
+    says which, and how to finish it (a forgotten concept whose events the log could not remove)."""

@@ -160,9 +160,9 @@ class Household:
         try:
             removed = events.purge(concept.name) if events else 0
         except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done, and not
-            raise PartlyDone(f"its events could not be removed from {events.path} ({e}), though <{concept.name}> "
-                               f"itself is forgotten (its photos and vectors are gone): forget <{concept.name}> "
-                               "again to remove them") from None
+            raise PartlyDone(events.path, f"its events could not be removed ({e}), though <{concept.name}> itself "
+                             f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
+                             "remove them") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
 

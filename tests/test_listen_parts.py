@@ -632,13 +632,15 @@ def test_a_failed_spoken_command_says_why_without_a_path():
 
 def test_a_forget_done_but_for_its_events_is_said_done_not_failed():
     # "I couldn't forget <bo>: its events could not be removed ..., though <bo> itself is forgotten": which was it?
+    from pathlib import Path
+
     from edge_rap.errors import PartlyDone
     from edge_rap.speech.intents import Command, carry_out
 
     class Home:
         def forget(self, name):
-            raise PartlyDone("its events could not be removed from /m/events.sqlite (disk I/O error), though <bo> "
-                             "itself is forgotten (its photos and vectors are gone): forget <bo> again to remove them")
+            raise PartlyDone(Path("/m/events.sqlite"), "its events could not be removed (disk I/O error), though "
+                             "<bo> itself is forgotten (its photos and vectors are gone): forget <bo> again to remove them")
 
     command, said = carry_out(Home(), Command("forget", "bo"), None, None)
     assert command.state == "done"

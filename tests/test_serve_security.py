@@ -335,6 +335,26 @@ def test_a_damaged_event_log_is_the_devices_fault_503_without_its_path(live, tmp
         assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
 
 
+def test_a_forget_whose_events_stay_is_503_saying_the_concept_is_gone_without_the_logs_path(live, tmp_path,
+                                                                                           monkeypatch):
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+
+    def failing(self, name):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        c.get("/api/events")  # the log exists, to carry the concept's events
+        monkeypatch.setattr(EventLog, "purge", failing)
+        r = c.delete("/api/concepts/bo")
+        assert r.status_code == 503 and str(tmp_path) not in r.text, r.text
+        assert r.json()["error"].startswith("its events could not be removed (disk I/O error), though <bo> itself is "
+                                            "forgotten")
+        assert c.get("/api/concepts").json() == []
+
+
 def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, tmp_path, monkeypatch, caplog):
     # It was 422, the status of a bad request, with the memory's path in the answer.
     import errno

@@ -11,6 +11,13 @@ def photo(name: str) -> np.ndarray:
     return _bank()[name]
 
 
+def side_by_side(*names: str) -> np.ndarray:
+    """Bank photos at 300 x 300 each, left to right: a group photo (two people: two faces of one size)."""
+    from PIL import Image
+
+    return np.concatenate([np.asarray(Image.fromarray(photo(n)).resize((300, 300))) for n in names], axis=1)
+
+
 def unseen_photos() -> dict[str, np.ndarray]:
     """Real photos that ship with scikit-image but are not in the calibration bank that sets the shipped
     threshold: "none of mine" is tested on photos that threshold never saw."""

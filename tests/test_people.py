@@ -15,13 +15,9 @@ from edge_rap.perceive.faces import FACE_SPACE
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve import Retriever
 from edge_rap.types import Box, Image
-from photos import paste, photo, save_photo
+from photos import paste, photo, save_photo, side_by_side
 
 pytest.importorskip("cv2")
-
-
-def _side_by_side(*names: str) -> np.ndarray:
-    return np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((300, 300))) for n in names], axis=1)
 
 
 @pytest.fixture
@@ -79,7 +75,7 @@ def paste_into(background: np.ndarray, item: np.ndarray, width_fraction: float) 
 
 
 def test_two_people_in_one_frame_are_each_found_with_their_face_box(people, settings):
-    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    frame = Image(side_by_side("astronaut", "grace_hopper"), "frame")
     hits = open_retriever(people, settings).recognize(frame).hits
     boxes = {h.concept.name: h.box for h in hits}
     assert {"eileen", "grace"} <= set(boxes)
@@ -97,7 +93,7 @@ def test_a_person_pasted_small_and_mirrored_is_found_by_the_face(people, setting
 def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, capsys):
     with pytest.raises(EdgeRapError, match="no face found"):
         people.remember("nobody", [save_photo(tmp_path, "rocket")], "", "person")
-    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    both = save_photo(tmp_path, "astronaut", side_by_side("astronaut", "grace_hopper"), filename="both.png")
     with pytest.raises(EdgeRapError, match="which face\\? give its box .*--box.*RAP database entry"):
         people.remember("someone", [both], "", "person")
     assert {c.name for c in people.concepts()} == {"eileen", "grace", "mug"}
@@ -117,7 +113,7 @@ def test_forgetting_a_person_removes_the_face_vectors(people, settings):
     before = len(retriever.faces.view)
     people.forget("grace")
     assert len(retriever.faces.view) == before - 2  # the face and its mirror image
-    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    frame = Image(side_by_side("astronaut", "grace_hopper"), "frame")
     assert "grace" not in [h.concept.name for h in retriever.recognize(frame).hits]
 
 
@@ -149,7 +145,7 @@ def test_which_face_lists_boxes_in_the_files_pixels_for_a_reduced_photo(people, 
 
 
 def test_a_category_change_adds_or_removes_the_face(people, settings):
-    frame = Image(_side_by_side("astronaut", "grace_hopper"), "frame")
+    frame = Image(side_by_side("astronaut", "grace_hopper"), "frame")
     people.edit("grace", category="painting")
     assert people.store.views(people.get("grace").id, kind="face") == []
     by_face = open_retriever(people, settings).face_hits(frame)
@@ -172,7 +168,7 @@ def _another_photo_of_grace(folder: Path) -> Path:
 
 def test_a_photo_with_several_faces_does_not_keep_a_concept_from_becoming_a_person(people, tmp_path, caplog):
     # edit takes no box: asking for one ("remember's --box") left no way to make such a concept a person
-    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    both = save_photo(tmp_path, "astronaut", side_by_side("astronaut", "grace_hopper"), filename="both.png")
     group = people.remember("group", [both], "", "poster")
     with pytest.raises(EdgeRapError, match=r"^photo 1 of <group>: 2 faces found \([0-9,; ]+\): a person needs") as e:
         people.edit("group", category="person")
@@ -194,7 +190,7 @@ def test_a_spoken_another_photo_of_a_person_without_one_face_is_said_plainly(peo
 
     home = SimpleNamespace(memory=people, detector=None, remember=people.remember)
     for pixels, line in ((photo("rocket"), "I see no face here."),
-                         (_side_by_side("astronaut", "grace_hopper"), "I see 2 faces and cannot tell which.")):
+                         (side_by_side("astronaut", "grace_hopper"), "I see 2 faces and cannot tell which.")):
         frame = Image(pixels, "frame")
         command, said = carry_out(home, Command("add", "grace"), frame, Recognition("frame", frame.size))
         assert (command.state, said) == ("failed", f"I couldn't add <grace>: {line}")
@@ -209,7 +205,7 @@ def test_a_person_with_a_photo_of_several_faces_survives_an_export_and_import(pe
     # "which face?" for that photo: the person was not imported at all ("failed <group>")
     from edge_rap.memory.rapdb import export_rap, import_rap
 
-    both = save_photo(tmp_path, "astronaut", _side_by_side("astronaut", "grace_hopper"), filename="both.png")
+    both = save_photo(tmp_path, "astronaut", side_by_side("astronaut", "grace_hopper"), filename="both.png")
     group = people.remember("group", [both, _another_photo_of_grace(tmp_path)], "", "poster")
     people.edit("group", category="person")
     database = export_rap(people.store, tmp_path / "export")

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from photos import photo, save_photo
+from photos import photo, save_photo, side_by_side
 from serve_support import fake_settings, jpeg, live_server, photo_files, png
 
 from edge_rap.types import Box, Event
@@ -58,6 +58,24 @@ def test_a_refused_upload_is_named_by_its_place_and_file_name(live):
                                      names=("boot.png", "tiny.png")))
         assert r.status_code == 422
         assert r.json()["error"].startswith("photo 2 (tiny.png) has no detail (1 x 1 pixels")
+
+
+def test_a_persons_photo_with_two_faces_answers_the_faces_to_choose_from(live):
+    pair = side_by_side("astronaut", "grace_hopper")
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "grace", "category": "person"},
+                   files=photo_files(png(photo("grace_hopper")), png(pair), names=("grace.png", "both.png")))
+        assert r.status_code == 422 and r.json()["error"].startswith("photo 2 (both.png): 2 faces found")
+        choice = r.json()["faces"]
+        assert choice["photo"] == 2 and len(choice["boxes"]) == 2
+        right = max(choice["boxes"], key=lambda b: b[0])  # grace's face, in the right half
+        assert right[0] >= 300 and all(b[2] <= 600 and b[3] <= 300 for b in choice["boxes"])
+        assert c.get("/api/concepts").json() == []  # nothing half-remembered
+        r = c.post("/api/concepts", data={"name": "grace", "category": "person", "box": ",".join(map(str, right))},
+                   files=photo_files(png(pair)))
+        assert r.status_code == 201, r.text
+    (face,) = live.home.memory.store.views(live.home.memory.get("grace").id, kind="face")
+    assert face.box.x0 >= right[0] - 2 and face.box.x1 <= right[2] + 2
 
 
 def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, run, tmp_path):

@@ -239,6 +239,16 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 0 and _call(companion, live, capsys, "--json", "list")[1].strip() == "[]"
 
 
+def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, capsys, tmp_path):
+    """A person's group photo is answered with its faces' boxes: --box says which one (any region, for a thing)."""
+    rc, _, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8), "--box", "10,20,110,140")
+    assert rc == 0, err
+    rc, _, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9), "--box", "0,0,64,64")
+    assert rc == 0, err
+    views = live.home.memory.store.views(live.home.memory.get("bo").id)
+    assert sorted(v.box.as_list() for v in views) == [[0, 0, 64, 64], [10, 20, 110, 140]]
+
+
 def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, capsys, monkeypatch):
     rc, _, err = _call(companion, live, capsys, "forget", "nobody")
     assert rc == 2 and err == "companion: DELETE /api/concepts/nobody: 404 no concept named 'nobody'\n"

@@ -110,3 +110,37 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
         browser.refresh()
         wait_for(lambda: browser.find_element(By.ID, "token-form").is_displayed(), "the token form for a bad token")
         assert "not accepted" in browser.find_element(By.ID, "status").text
+
+
+def test_a_persons_face_is_chosen_by_tapping_it_and_photos_are_added_from_the_card(browser, settings, tmp_path):
+    """A photo of two people, sent for one of them, comes back with their faces: the page shows the photo with a
+    frame on each, and the face tapped is the one remembered. More photos are added from the concept's card."""
+    from photos import photo, side_by_side
+    from selenium.webdriver.common.by import By
+
+    both = save(tmp_path / "both.png", side_by_side("astronaut", "grace_hopper"))
+    alone = save(tmp_path / "grace.png", photo("grace_hopper"))
+    with live_server(settings, fake=False) as live:
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: browser.find_element(By.ID, "add-form").is_displayed(), "the page after pairing")
+        browser.find_element(By.ID, "add-name").send_keys("grace")
+        browser.find_element(By.ID, "add-category").send_keys("person")
+        browser.find_element(By.ID, "add-photos").send_keys(str(both))
+        browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]").click()
+        faces = wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#face-choice .face")) == 2
+                         and browser.find_elements(By.CSS_SELECTOR, "#face-choice .face"), "the two faces to tap")
+        assert "tap the one" in browser.find_element(By.ID, "status").text
+        with live.client() as c:
+            assert c.get("/api/concepts").json() == []
+        right = max(faces, key=lambda f: f.rect["x"])
+        assert right.rect["x"] > browser.find_element(By.CSS_SELECTOR, "#face-choice img").rect["width"] / 2 - 5
+        right.click()
+        card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='grace']"), "grace's card")
+        assert not browser.find_element(By.ID, "face-choice").is_displayed()
+        (face,) = live.home.memory.store.views(live.home.memory.get("grace").id, kind="face")
+        assert face.box.x0 >= 300  # her face, the one tapped, not the astronaut's
+
+        card.find_element(By.CSS_SELECTOR, ".more-photos").send_keys(str(alone))
+        wait_for(lambda: live.home.memory.get("grace").views == 2, "the added photo")
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".concept[data-name='grace'] .photos img")) == 2,
+                 "both photos on the card")

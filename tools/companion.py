@@ -6,6 +6,7 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
     companion.py --url http://device:8765 --token T list
     companion.py ... add bo bo1.jpg bo2.jpg --description "our Shiba Inu" --category dog
     companion.py ... add-photos bo bo3.jpg   # more photos of a concept the device has
+    companion.py ... add gran party.jpg --category person --box 310,40,420,170   # the face meant, of those listed
     companion.py ... forget bo
     companion.py ... sync PATH          # a RAP database.json, or a folder with one subfolder of photos per concept
     companion.py ... events --since 1d
@@ -59,6 +60,7 @@ class Entry:
     category: str | None = ""
     missing: list[Path] = field(default_factory=list)
     problem: str = ""  # why it cannot be synced (a field that is not a path, unreadable text): reported as failed
+    box: str = ""  # x0,y0,x1,y1 of what the photos show (a person's face in a group photo), "" for all of them
 
 
 @dataclass
@@ -119,11 +121,12 @@ class Device:
     def add(self, entry: Entry) -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in entry.photos]
         data = {"name": entry.name, "description": entry.description or "", "category": entry.category or ""}
-        return self.answer("POST", "/api/concepts", data=data, files=files)
+        return self.answer("POST", "/api/concepts", data=data | ({"box": entry.box} if entry.box else {}), files=files)
 
-    def add_photos(self, name: str, photos: list[Path]) -> dict:
+    def add_photos(self, name: str, photos: list[Path], box: str = "") -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
-        return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos", files=files)
+        return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos", data={"box": box} if box else None,
+                           files=files)
 
     def patch(self, name: str, **change) -> dict:
         return self.answer("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change)
@@ -303,9 +306,9 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
             batch = pending.pop(0)
             try:
                 if new and concept is None:
-                    concept = device.add(Entry(entry.name, batch, entry.description, entry.category))
+                    concept = device.add(Entry(entry.name, batch, entry.description, entry.category, box=entry.box))
                 else:
-                    concept = device.add_photos(concept["name"] if concept else entry.name, batch)
+                    concept = device.add_photos(concept["name"] if concept else entry.name, batch, entry.box)
             except CompanionError as e:
                 why = str(e).split(f": {e.status} ", 1)[-1]
                 held = why.startswith("every photo given is already a view")
@@ -324,6 +327,10 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
     return concept
 
 
+BOX_HELP = ("the region the photos show, in their pixels: for a person's photo with several faces, the face "
+            "meant (the device's answer lists them)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="companion.py", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("EDGE_RAP_URL"), help="the device, e.g. http://10.0.0.5:8765")
@@ -337,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     p.add_argument("--description", default="")
     p.add_argument("--category", default="")
+    p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     p = sub.add_parser("add-photos", help="more photos of a concept the device has")
     p.add_argument("name")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument("name")
     sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument("path", type=Path)
     p = sub.add_parser("events", help="who was seen, when")
@@ -371,7 +380,8 @@ def _run(args, device: Device) -> int:
         if missing:
             raise CompanionError(f"no such photo: {', '.join(missing)}")
         new = args.command == "add"
-        entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""))
+        entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""),
+                      box=args.box)
         report = SyncReport()
         concept = send_photos(device, entry, args.photos, report, new=new)
         if concept is None:

@@ -38,12 +38,15 @@ FACENET_THRESHOLD = 0.5
 
 class FaceChoiceError(EdgeRapError):
     """A reference photo that shows no face, or several: which face is the user's to say. `found` is what was found
-    without the request for a box, for a caller that cannot take one (`edit --category person`)."""
+    without the request for a box, for a caller that cannot take one (`edit --category person`); `source` and
+    `boxes` (the faces in the file's pixels) for one that lets the user point at a face (the household page)."""
 
-    def __init__(self, found: str, count: int, ask: str = ""):
+    def __init__(self, found: str, count: int, ask: str = "", source: str = "", boxes: tuple[Box, ...] = ()):
         super().__init__(f"{found}; {ask}" if ask else found)
         self.found = found
         self.count = count  # faces found: 0, or more than one
+        self.source = source
+        self.boxes = boxes
 
 
 @dataclass(frozen=True)
@@ -356,10 +359,11 @@ class FaceModels:
             where = f" inside box {box.as_list()}" if box else ""
             raise FaceChoiceError(f"{source}: no face found{where}", 0)
         if len(faces) > 1:
-            listed = "; ".join(",".join(map(str, to_file(f.box).as_list())) for f in faces[:6])
+            boxes = tuple(to_file(f.box) for f in faces[:6])
+            listed = "; ".join(",".join(map(str, b.as_list())) for b in boxes)
             raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", len(faces),
                                   "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "
-                                  "of an upload or of a RAP database entry)")
+                                  "of an upload or of a RAP database entry)", source, boxes)
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 
 

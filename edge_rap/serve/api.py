@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
+from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, validate_name
@@ -88,6 +89,15 @@ def _label(k: int, filename: str | None) -> str:
     return f"photo {k + 1}" + (f" ({name})" if name else "")
 
 
+def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
+    """The faces a person's photo shows (its place among the uploads, from 1, and their boxes in its upright
+    pixels), so that a client can let the user point at one and send it again with that box."""
+    where = [k for k, p in enumerate(paths, 1) if str(p) == error.source]
+    if not error.boxes or not where:
+        return {}
+    return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
+
+
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", responses=ERRORS)
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
@@ -124,6 +134,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                 raise ApiError(str(e), 409) from None
             except UnknownConceptError as e:  # forgotten by another writer while the photos were read
                 raise ApiError(str(e), 404) from None
+            except FaceChoiceError as e:  # which face is the person's: the client may show them to choose from
+                raise ApiError(relabel(e, labels), 422, _face_choice(e, paths)) from None
             except EdgeRapError as e:  # the photos' content, the box or the description: the request's fault
                 raise ApiError(relabel(e, labels), 422) from None
 

@@ -3,11 +3,17 @@ test and the security test read."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FaceChoice(BaseModel):
+    photo: int = Field(description="which upload shows several faces, from 1")
+    boxes: list[list[int]] = Field(description="its faces, x0,y0,x1,y1 in its upright pixels: send one as `box`")
 
 
 class Error(BaseModel):
     error: str
+    faces: FaceChoice | None = Field(None, description="a person's photo with several faces: the ones to choose from")
 
 
 class Health(BaseModel):

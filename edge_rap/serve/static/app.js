@@ -26,9 +26,11 @@ async function api(method, path, body) {
     throw new Error(why);
   }
   if (!response.ok) {
-    let message = response.statusText;
-    try { message = (await response.json()).error; } catch (e) { /* not JSON */ }
-    throw new Error(message);
+    let body = { error: response.statusText };
+    try { body = await response.json(); } catch (e) { /* not JSON */ }
+    const failure = new Error(body.error);
+    failure.faces = body.faces;  // a person's photo with several faces: the ones to choose from
+    throw failure;
   }
   return response;
 }
@@ -46,6 +48,7 @@ async function image(path, alt) {
 
 function askForToken(why) {
   localStorage.removeItem(KEY);
+  closeFaceChoice();
   $("main").hidden = true;
   $("signout").hidden = true;
   $("token-form").hidden = false;
@@ -90,6 +93,11 @@ async function card(c) {
       description: form.querySelector(".edit-description").value,
     }));
   });
+  const more = node.querySelector(".more-photos");
+  more.addEventListener("change", () => {
+    const files = [...more.files];
+    sendPhotos("Added.", files, (box) => api("POST", path + "/photos", photoForm(files, box)));
+  });
   node.querySelector(".forget").addEventListener("click", () => {
     if (confirm("Forget " + c.name + "? Its photos and sightings go too.")) run("Forgotten.", () => api("DELETE", path));
   });
@@ -125,15 +133,74 @@ async function showEvents() {
 
 async function refresh() { await showConcepts(); await showEvents(); }
 
+// An action, then the lists again; what it returns is said instead of `done`.
 async function run(done, action) {
   say("Working...");
   try {
-    await action();
+    const said = await action();
     await refresh();
-    say(done);
+    say(said || done);
   } catch (e) {
     say(e.message, true);
   }
+}
+
+function photoForm(files, box, fields = {}) {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  for (const f of files) form.append("photo", f, f.name);
+  if (box) form.append("box", box);
+  return form;
+}
+
+// Sends photos with `send(box)`. A person's photo that shows several faces comes back with their boxes: it is
+// shown with a frame on each, and the one tapped is sent again as the box (a box is for every photo of a
+// request, so only a photo sent on its own can be answered so).
+function sendPhotos(done, files, send, box = null) {
+  run(done, async () => {
+    try {
+      await send(box);
+    } catch (e) {
+      if (!e.faces) throw e;
+      if (files.length !== 1) throw new Error(`Photo ${e.faces.photo} shows more than one face: add it on its own to choose which.`);
+      chooseFace(files[0], e.faces.boxes, (chosen) => sendPhotos(done, files, send, chosen));
+      return "More than one face in this photo: tap the one to remember.";
+    }
+  });
+}
+
+function chooseFace(file, boxes, chosen) {
+  const panel = $("face-choice");
+  const frame = panel.querySelector(".frame");
+  const photo = document.createElement("img");
+  photo.alt = file.name;
+  photo.src = URL.createObjectURL(file);
+  frame.replaceChildren(photo);
+  const share = (part, whole) => `${(100 * part) / whole}%`;
+  photo.addEventListener("load", () => {
+    boxes.forEach(([x0, y0, x1, y1], k) => {
+      const face = document.createElement("button");
+      face.type = "button";
+      face.className = "face";
+      face.title = `face ${k + 1}`;
+      face.setAttribute("aria-label", face.title);
+      Object.assign(face.style, {
+        left: share(x0, photo.naturalWidth), top: share(y0, photo.naturalHeight),
+        width: share(x1 - x0, photo.naturalWidth), height: share(y1 - y0, photo.naturalHeight),
+      });
+      face.addEventListener("click", () => { closeFaceChoice(); chosen([x0, y0, x1, y1].join(",")); });
+      frame.append(face);
+    });
+  }, { once: true });
+  panel.hidden = false;
+  panel.scrollIntoView();
+}
+
+function closeFaceChoice() {
+  const photo = $("face-choice").querySelector(".frame img");
+  if (photo) URL.revokeObjectURL(photo.src);
+  $("face-choice").querySelector(".frame").replaceChildren();
+  $("face-choice").hidden = true;
 }
 
 function chosenPhotos() { return [...$("add-camera").files, ...$("add-photos").files]; }
@@ -164,15 +231,14 @@ function start() {
   $("signout").addEventListener("click", () => askForToken("Token forgotten on this device."));
   $("add-camera").addEventListener("change", showChosen);
   $("add-photos").addEventListener("change", showChosen);
+  $("face-cancel").addEventListener("click", () => { closeFaceChoice(); say(""); });
   $("add-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const form = new FormData();
-    form.append("name", $("add-name").value.trim());
-    form.append("category", $("add-category").value);
-    form.append("description", $("add-description").value);
-    for (const f of chosenPhotos()) form.append("photo", f, f.name);
-    run("Remembered.", async () => {
-      await api("POST", "/api/concepts", form);
+    const files = chosenPhotos();
+    const fields = { name: $("add-name").value.trim(), category: $("add-category").value,
+                     description: $("add-description").value };
+    sendPhotos("Remembered.", files, async (box) => {
+      await api("POST", "/api/concepts", photoForm(files, box, fields));
       $("add-form").reset();
       showChosen();
     });

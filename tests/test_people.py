@@ -100,12 +100,26 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
     chosen = people.remember("left", [both], "", "person", box=Box(0, 0, 300, 300))
     (face,) = people.store.views(chosen.id, kind="face")
     assert face.box.x1 <= 300
+    twins = save_photo(tmp_path, "twins", side_by_side("grace_hopper", "grace_hopper"))
     with pytest.raises(EdgeRapError, match="which face\\? .*--box of remember or add-views"):  # not remember's alone
-        people.add_views("grace", [both])
+        people.add_views("grace", [twins])  # two faces equally like hers: which one is the user's to say
     assert people.get("grace").views == 1  # refused whole: kept without a face, the group would be taken for her
-    grace = people.add_views("grace", [both], box=Box(300, 0, 600, 300))  # as remember: --box picks the one meant
+    grace = people.add_views("grace", [twins], box=Box(300, 0, 600, 300))  # as remember: --box picks the one meant
     faces = people.store.views(grace.id, kind="face")
     assert grace.views == 2 and len(faces) == 2 and faces[1].box.x0 >= 300
+
+
+def test_another_photo_of_someone_known_registers_their_face_among_others(people, tmp_path):
+    """A group photo added to a known person needs no box when one face is clearly theirs: found by their
+    registered face, even when another face is larger (the one a new person's photo would be taken for)."""
+    both = save_photo(tmp_path, "both", side_by_side("astronaut", "grace_hopper"))
+    grace = people.add_views("grace", [both])
+    assert grace.views == 2 and people.store.views(grace.id, kind="face")[1].box.x0 >= 300
+    behind = photo("astronaut").copy()
+    small = np.asarray(PILImage.fromarray(photo("grace_hopper")).resize((100, 117)))
+    behind[380:497, 400:500] = small  # grace far smaller, behind: the astronaut's is the largest face
+    grace = people.add_views("grace", [save_photo(tmp_path, "behind", behind)])
+    assert people.store.views(grace.id, kind="face")[2].box.x0 >= 400  # grace's own, small as it is
 
 
 def test_forgetting_a_person_removes_the_face_vectors(people, settings):
@@ -190,7 +204,7 @@ def test_a_spoken_another_photo_of_a_person_without_one_face_is_said_plainly(peo
 
     home = SimpleNamespace(memory=people, detector=None, remember=people.remember)
     for pixels, line in ((photo("rocket"), "I see no face here."),
-                         (side_by_side("astronaut", "grace_hopper"), "I see 2 faces and cannot tell which.")):
+                         (side_by_side("grace_hopper", "grace_hopper"), "I see 2 faces and cannot tell which.")):
         frame = Image(pixels, "frame")
         command, said = carry_out(home, Command("add", "grace"), frame, Recognition("frame", frame.size))
         assert (command.state, said) == ("failed", f"I couldn't add <grace>: {line}")

@@ -85,12 +85,15 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
 
     A group face belongs to the annotated person box that holds its centre (the box whose top is nearest above
     it, since person boxes overlap); top-1 is right when the most similar group face belongs to that person.
+    `add_views_taken` / `_wrong`: the group photo added to each person (`add-views` without a box) took a face
+    as theirs (faces.clearly_theirs, against their reference face and its mirror image), and how many of those
+    were someone else's; the others are asked which face.
     """
     from pathlib import Path
 
     from PIL import Image, ImageOps  # photos upright (EXIF), as edge_rap reads them
 
-    from edge_rap.perceive.faces import open_face_models
+    from edge_rap.perceive.faces import clearly_theirs, open_face_models
 
     models = open_face_models(provider="cpu")
     models.embedder.margin = margin
@@ -111,21 +114,26 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
             return min(inside, key=lambda nb: cy - nb[1][1])[0] if inside else None
 
         owners = [owner(f) for f in faces]
-        right = asked = 0
+        right = asked = taken = wrong = 0
         no_face = []
         for ref in sorted(refs.glob("*.jpg")):
             if ref.stem not in people:
                 continue
-            ref_faces, ref_vectors = models.faces(np.asarray(ImageOps.exif_transpose(Image.open(ref)).convert("RGB")))
+            ref_pixels = np.asarray(ImageOps.exif_transpose(Image.open(ref)).convert("RGB"))
+            ref_faces, ref_vectors = models.faces(ref_pixels)
             if not ref_faces:
                 no_face.append(ref.stem)
                 continue
             asked += 1
             if len(faces):
                 right += owners[int(np.argmax(vectors @ ref_vectors[0]))] == ref.stem
+                registered = models.with_mirror(ref_pixels, ref_faces[0].box)  # as a person's face is registered
+                theirs = clearly_theirs(vectors @ registered.T) if len(faces) > 1 else None
+                taken += theirs is not None
+                wrong += theirs is not None and owners[theirs] != ref.stem
         rows.append({"set": spec["set"], "people": len(people), "faces_found": len(faces),
                      "people_with_a_face": len({o for o in owners if o}), "top1": right, "asked": asked,
-                     "references_without_face": no_face})
+                     "add_views_taken": taken, "add_views_wrong": wrong, "references_without_face": no_face})
     return rows
 
 

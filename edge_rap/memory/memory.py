@@ -141,9 +141,10 @@ class Memory:
     # --- writing ----------------------------------------------------------------------------------
 
     def prepare(self, path: str | Path, box: Box | None = None, person: bool = False,
-                face: Box | None = None) -> PreparedView:
+                face: Box | None = None, like: np.ndarray | None = None) -> PreparedView:
         """Read and embed one reference photo (all its augmented views, and a person's face) before any write.
-        `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`."""
+        `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`;
+        `like`: the person's registered faces, to find theirs among several."""
         file = read_image_file(path)
         region = crop(file.image, box) if box else file.image
         require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size)
@@ -151,7 +152,7 @@ class Memory:
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))
         if person and self.faces is not None:
-            face, vectors = self._face(file.image, face or box)
+            face, vectors = self._face(file.image, face or box, like)
             prepared = replace(prepared, face=face, face_vectors=vectors)
         return prepared
 
@@ -160,15 +161,13 @@ class Memory:
         embedder = self._need_embedder()
         return reference_cells(embedder, pixels) if getattr(embedder, "has_feature_map", False) else None
 
-    def _face(self, image: Image, box: Box | None) -> tuple[Box, np.ndarray]:
-        """The one face of a person's photo (or the one inside `box`): its box in the file's pixels, and the
-        vectors of it and of its mirror image."""
+    def _face(self, image: Image, box: Box | None, like: np.ndarray | None = None) -> tuple[Box, np.ndarray]:
+        """The one face of a person's photo (or the one inside `box`, or the one clearly theirs of several when
+        `like` holds their registered faces): its box in the file's pixels, and the vectors of it and of its
+        mirror image."""
         decoded = decoded_size(image)
-        face, vector = self.faces.one_face(image.pixels, image.source, box, image.size)
-        w = decoded[0]
-        mirrored = Box(w - face.box.x1, face.box.y0, w - face.box.x0, face.box.y1)
-        mirror_vector = self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]
-        return scale_box(face.box, decoded, image.size), np.stack([vector, mirror_vector])
+        face, _ = self.faces.one_face(image.pixels, image.source, box, image.size, like)
+        return scale_box(face.box, decoded, image.size), self.faces.with_mirror(image.pixels, face.box)
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
                  box: Box | None = None, boxes: list[Box | None] | None = None,
@@ -198,8 +197,12 @@ class Memory:
                             _clean_text(category, "category", 64), new=True)
 
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
+        """More photos of a concept; in a person's photo that shows several people, the face that is clearly
+        theirs (by their registered faces) is registered without asking."""
         concept = self.store.get(name)
-        prepared = [self.prepare(p, box, is_person(concept.category)) for p in images]
+        person = is_person(concept.category)
+        like = self.store.concept_vectors(concept.id, FACE_SPACE) if person else None
+        prepared = [self.prepare(p, box, person, like=like) for p in images]
         held = {(v.image_sha256, v.box) for v in self.store.views(concept.id)}
         return self._commit(concept.name, distinct_views(prepared, concept.name, held), "", "", new=False)
 

@@ -579,6 +579,9 @@ class Store:
         keys = np.array([r[0] for r in rows], dtype=np.int64)
         return keys, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
+    def concept_vectors(self, concept_id: int, space: str) -> np.ndarray:
+        return self.concept_vectors_tx(self.db, concept_id, space)
+
     def concept_vectors_tx(self, db: sqlite3.Connection, concept_id: int, space: str) -> np.ndarray:
         rows = db.execute(
             "SELECT x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE v.concept_id = ? AND x.space = ?",

@@ -333,6 +333,14 @@ class FaceModels:
     def space(self) -> SpaceInfo:
         return self.embedder.space
 
+    def with_mirror(self, pixels: np.ndarray, face: Box) -> np.ndarray:
+        """The vectors of a face and of its mirror image (2 x dim): a person's registered face, which then
+        matches them facing either way."""
+        w = pixels.shape[1]
+        mirrored = Box(w - face.x1, face.y0, w - face.x0, face.y1)
+        return np.concatenate([self.embedder.embed(pixels, [face]),
+                               self.embedder.embed(np.ascontiguousarray(pixels[:, ::-1]), [mirrored])])
+
     def faces(self, pixels: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Every face of a frame being recognised, down to `frame_min_face`: a reference photo (one_face) is
         searched down to the detector's own smallest size, once; frames come several a second."""
@@ -340,10 +348,11 @@ class FaceModels:
         return faces, self.embedder.embed(pixels, faces)
 
     def one_face(self, pixels: np.ndarray, source: str = "image", box: Box | None = None,
-                 size: tuple[int, int] | None = None) -> tuple[Face, np.ndarray]:
+                 size: tuple[int, int] | None = None, like: np.ndarray | None = None) -> tuple[Face, np.ndarray]:
         """The single face of a reference photo (or the one inside `box`); several or none is the user's to resolve.
         `box` and the boxes in messages are in the file's pixels, `size` (width, height), where `pixels` were
-        decoded reduced; the returned face is in the pixels given."""
+        decoded reduced; the returned face is in the pixels given. `like`: the faces the person already has
+        (another photo of someone known): the face that is clearly theirs is taken, however many others show."""
         h, w = pixels.shape[:2]
         file_w, file_h = size or (w, h)
 
@@ -354,6 +363,11 @@ class FaceModels:
         faces = self.detector.detect(pixels)
         if box is not None:
             faces = [f for f in faces if _inside(to_file(f.box), box)]
+        if like is not None and len(like) and len(faces) > 1:
+            vectors = self.embedder.embed(pixels, faces)
+            theirs = clearly_theirs(vectors @ like.T)
+            if theirs is not None:
+                return faces[theirs], vectors[theirs]
         faces = _subjects(faces)
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
@@ -365,6 +379,22 @@ class FaceModels:
                                   "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "
                                   "of an upload or of a RAP database entry)", source, boxes)
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
+
+
+#: Another photo of someone known shows several faces: theirs is the one that resembles their registered faces
+#: (FACENET_THRESHOLD) by this much more than any other face does. In the group photos of the dev set, the person's
+#: own face led the next by 0.06-0.27 (docs/BENCHMARKS.md); a face that does not lead by this much is asked about.
+FACE_LEAD = 0.1
+
+
+def clearly_theirs(similarity: np.ndarray) -> int | None:
+    """Which face (row) is the person's, given each face's cosine to each of their registered faces (columns);
+    None when no face is clearly theirs."""
+    best = similarity.max(axis=1)
+    order = np.argsort(-best)
+    first = best[order[0]]
+    second = best[order[1]] if len(order) > 1 else -1.0
+    return int(order[0]) if first >= FACENET_THRESHOLD and first - second >= FACE_LEAD else None
 
 
 #: A reference photo is of the person whose face is largest: a face under this share of its side is someone far

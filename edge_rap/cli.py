@@ -459,7 +459,15 @@ def _common_options(suppress: bool = False) -> argparse.ArgumentParser:
     return common
 
 
+#: What `--json` prints for a command that answers with one concept.
+CONCEPT_JSON = "print the concept as one JSON object: name, category, description, views, created, updated"
+#: A VLM's projector, for every command that takes --vlm.
+MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm, or the pulled VLM's)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from edge_rap.serve.commands import add_tls_options
+
     common = _common_options()
 
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).")
@@ -471,51 +479,57 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("remember", cmd_remember, "remember a concept from one or more photos")
-    p.add_argument("name")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("name", help="its name, as questions write it (<name>); one per concept in any case or spacing")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="its photo(s)")
     p.add_argument("--description", default="", help="what it is, in a sentence: the VLM and answers use it")
     p.add_argument("--category", default="", help="e.g. person, dog, mug; a person's category (person, woman, "
                    "child, ...) also registers the face")
-    p.add_argument("--box", metavar="x0,y0,x1,y1", help="remember only this region of the photo(s)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--box", metavar="x0,y0,x1,y1", help="remember only this region of the photo(s), in pixels")
+    p.add_argument("--json", action="store_true", help=CONCEPT_JSON)
     p = add("add-views", cmd_add_views, "add more photos of a remembered concept")
-    p.add_argument("name")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--box", metavar="x0,y0,x1,y1")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help="a remembered concept")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="more photos of it")
+    p.add_argument("--box", metavar="x0,y0,x1,y1", help="add only this region of the photo(s), in pixels (for a "
+                   "person, around the face meant)")
+    p.add_argument("--json", action="store_true", help=CONCEPT_JSON)
     p = add("edit", cmd_edit, "change a concept's description or category")
-    p.add_argument("name")
-    p.add_argument("--description")
-    p.add_argument("--category")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help="a remembered concept")
+    p.add_argument("--description", help="its new description")
+    p.add_argument("--category", help="its new category (a person's registers the faces, as in remember)")
+    p.add_argument("--json", action="store_true", help=CONCEPT_JSON)
     p = add("rename", cmd_rename, "rename a concept")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("old", help="a remembered concept")
+    p.add_argument("new", help="its new name (another case of the same name changes only its case)")
+    p.add_argument("--json", action="store_true", help=CONCEPT_JSON + ", and old: the name before")
     p = add("forget", cmd_forget, "forget a concept: its vectors, photos, events and snapshots go too")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help="a remembered concept")
+    p.add_argument("--json", action="store_true", help=CONCEPT_JSON + " (as it was)")
     p = add("concepts", cmd_concepts, "list remembered concepts")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="a JSON list of the concepts, each as remember --json prints it")
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or camera frames")
+    p.add_argument("--json", action="store_true", help='one JSON object per line per image: image, concepts (each '
+                   'name, score, box; best first), and error where the image could not be read')
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
-    p.add_argument("database", metavar="PATH/database.json")
+    p.add_argument("database", metavar="PATH/database.json", help="a RAP database; its images are found from "
+                   "its folder")
     p.add_argument("--allow-outside", action="store_true",
                    help="also import images outside the database's folder (absolute paths, .., symlinks)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object: imported, skipped, missing, failed, "
+                   "missing_photos")
     p = add("export-rap", cmd_export_rap, "export the memory as a RAP database (DIR/database.json; DIR new, "
                                           "empty or an earlier export)")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("dir", metavar="DIR", help="where database.json and the photos' database/ folder go")
+    p.add_argument("--json", action="store_true", help="one JSON object: database (its path), missing (photos "
+                   "not exported)")
     p = add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
-    p.add_argument("--json", action="store_true")
+    models_json = "a JSON list of the models, each with its role, name and whether it is there"
+    p.add_argument("--json", action="store_true", help=models_json)
     # subcommands, not two optional positionals: argparse gave `pull` both of those and refused the NAME after an
     # option (`models pull --json NAME`: "unrecognized arguments")
     actions = p.add_subparsers(dest="models_command", metavar="{list,prepare,pull}", help="list when left out")
@@ -524,33 +538,38 @@ def build_parser() -> argparse.ArgumentParser:
                        ("prepare", "export the default embedder into the model cache, if missing or outdated"),
                        ("pull", "download, verify and register a VLM or whisper model")):
         q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS)
-        q.add_argument("--json", action="store_true")
+        q.add_argument("--json", action="store_true", help='one JSON object: name, model, mmproj (the files)'
+                       if name == "pull" else models_json)
         if name == "pull":
             q.add_argument("name", help="a VLM from models/vlm_registry.json or a whisper model from "
                            "models/asr_registry.json")
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
-    p.add_argument("--image", metavar="PATH")
+    p.add_argument("--image", metavar="PATH", help="the photo or camera frame the question is about")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
                    "tokens_per_s, task, flagged, device, verdict, note, cache, stopped (null where they do not apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
-    p.add_argument("--mmproj", metavar="PATH", help="its projector (default: the one *mmproj*.gguf beside --vlm)")
+    p.add_argument("--mmproj", metavar="PATH", help=MMPROJ_HELP)
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")
     p.add_argument("--max-tokens", type=int, metavar="N", help="the answer's length limit in tokens (default: the "
                    "device profile's [vlm] max_tokens)")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
-    p.add_argument("kind", choices=["retrieval", "localize"])
+    p.add_argument("kind", choices=["retrieval", "localize"], help="retrieval: each concept's other photos "
+                   "recognised (top-1, top-5, yes/no); localize: photos pasted into seeded composites, found and "
+                   "boxed (recall, precision, IoU)")
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
     p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
-    p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, help="localize: the composites' seed")
-    p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH", help="localize: frame size")
+    p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite (default 4)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
+                   help="localize: the composites' seed (default 0)")
+    p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH",
+                   help="localize: the composites' size (default 640x480)")
     p.add_argument("--widths", type=_width_range, default=(0.15, 0.6), metavar="MIN-MAX",
-                   help="localize: each pasted photo's width as a fraction of the frame's")
-    p.add_argument("--json", action="store_true")
+                   help="localize: each pasted photo's width as a fraction of the frame's (default 0.15-0.6)")
+    p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
                    help="camera index, video file, RTSP/HTTP URL or folder of images; repeat for several cameras")
@@ -564,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cooldown", type=float, metavar="S", help="a concept back within S s is not announced again (30)")
     p.add_argument("--snapshots", metavar="DIR", help="keep a snapshot of each arrival, its box drawn")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="announce with a VLM (default: the device profile's)")
-    p.add_argument("--mmproj", metavar="P.gguf")
+    p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
@@ -572,18 +591,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wake", metavar="PHRASE", help="with --voice: the wake phrase (default: hey robot)")
     p.add_argument("--serve", metavar="[HOST:]PORT", help="serve the companion API while watching (loopback unless "
                    "a HOST is given; see `edge-rap serve`)")
-    p.add_argument("--tls-cert", metavar="PEM")
-    p.add_argument("--tls-key", metavar="PEM")
+    add_tls_options(p)
     from edge_rap.speech.commands import register as add_listen  # listen: spoken questions
     add_listen(add)
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, models, "
+                   "sources, audio, and missing: what the device lacks to recognise")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
                    help="at most the newest N events (default 10000)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="a JSON list of the events, oldest first, each as run --json "
+                   "prints it")
     add("demo", cmd_demo, "remember four concepts from photos in installed packages and run the daemon on a video made from them")
     from edge_rap.serve.commands import register as add_serve_commands  # serve, pair
     add_serve_commands(add)

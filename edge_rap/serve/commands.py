@@ -86,15 +86,20 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def add_tls_options(p) -> None:
+    """--tls-cert and --tls-key, as `serve` and `run --serve` take them."""
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (with --tls-cert)")
+
+
 def register(add) -> None:
     """Add `serve` and `pair` to the command line through cli.py's `add(name, func, help)`."""
     p = add("serve", cmd_serve, "serve the HTTP API and the household page (loopback unless --host says otherwise)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=_port, help="port (default 8765)")
-    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
-    p.add_argument("--tls-key", metavar="PEM")
+    add_tls_options(p)
     p = add("pair", cmd_pair, "show the URL, token and a QR code for pairing a phone or the companion")
     p.add_argument("--json", action="store_true", help='print {"url": ..., "token": ...} only')
     p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")
     p.add_argument("--host", help="the address to show (default: where serve last listened)")
-    p.add_argument("--port", type=_port)
+    p.add_argument("--port", type=_port, help="the port to show (default: where serve last listened, else 8765)")

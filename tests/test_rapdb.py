@@ -103,9 +103,10 @@ def test_a_path_that_is_no_rap_database_makes_no_memory(settings, tmp_path, caps
     from edge_rap import cli
 
     make_rap_database(tmp_path / "rap")
-    for path in (tmp_path / "rap", tmp_path / "rap" / "database" / "scene1.png"):
+    for path, said in ((tmp_path / "rap", "is a folder; give its database.json"),
+                       (tmp_path / "rap" / "database" / "scene1.png", "not a readable RAP database.json")):
         assert cli.main(["import-rap", str(path), "--memory", str(settings.memory)]) == 2
-        assert "not a readable RAP database.json" in capsys.readouterr().err
+        assert said in capsys.readouterr().err
     assert not settings.memory.exists()
 
 
@@ -458,3 +459,16 @@ def test_names_alike_in_one_database_are_skipped_and_a_bad_face_box_is_said_to_b
     (folder / "database.json").write_text(json.dumps(db))
     rc, out, err = run("import-rap", folder / "database.json")
     assert rc == 0 and err == "" and "skipped (2): Bo, bo" in out  # a duplicate is no failure
+
+
+def test_the_folder_of_a_database_given_for_it_names_the_file_to_give(memory, tmp_path):
+    """`import-rap export/` (the folder `export-rap` wrote) said "[Errno 21] Is a directory": Python's words,
+    not which file to give."""
+    export_rap(memory.store, tmp_path / "export")
+    with pytest.raises(EdgeRapError) as e:
+        read_rap_database(tmp_path / "export")
+    assert str(e.value) == f"{tmp_path / 'export'}: is a folder; give its database.json"
+    (tmp_path / "other").mkdir()
+    with pytest.raises(EdgeRapError) as e:
+        read_rap_database(tmp_path / "other")
+    assert str(e.value) == f"{tmp_path / 'other'}: is a folder, not a RAP database.json"

@@ -115,6 +115,8 @@ def _typed(name: str, value, where: str, key: str):
 
 def load_run_file(path: Path) -> dict:
     """The `[daemon]` values and `[[camera]]` sources of a settings file, checked; unknown keys refused."""
+    if path.is_dir():
+        raise EdgeRapError(f"{path}: is a folder, not a TOML settings file")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -102,6 +102,10 @@ def _entry(key: str, value, folder: Path) -> RapEntry:
 def read_rap_database(path: Path) -> list[RapEntry]:
     """Entries of a RAP database.json; image paths are resolved against its folder. A malformed entry carries
     its problem; only a file that is not a RAP database at all is an error."""
+    if path.is_dir():  # (the folder export-rap wrote, given for its file)
+        inside = (path / "database.json").is_file()
+        raise EdgeRapError(f"{path}: is a folder" + ("; give its database.json" if inside else
+                                                      ", not a RAP database.json"))
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM: Windows Notepad saved it)
     except FileNotFoundError:

@@ -10,7 +10,7 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.output import GuardedOutput, OutputError
 
 
@@ -638,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
             if output is not None:
                 output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
+    except PartlyDone as e:  # its main work done: 1, as import-rap's entries that did not come in, not 2 (refused)
+        print(f"edge-rap: {e}", file=sys.stderr)
+        return 1
     except EdgeRapError as e:
         print(f"edge-rap: {e}", file=sys.stderr)
         return 2

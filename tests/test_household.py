@@ -178,3 +178,24 @@ def test_a_forget_whose_events_could_not_be_removed_says_the_concept_is_gone_and
         assert home.events.query() == []
         with pytest.raises(EdgeRapError, match="no concept named 'rocket'"):
             home.forget("rocket")
+
+
+def test_a_forget_done_but_for_its_events_exits_1_as_a_command_done_in_part(remembered, run, monkeypatch):
+    # exit status 2, as for a refused forget that changed nothing: a script took <rocket> for still remembered
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    log.add(Event("arrived", "rocket", "den", 0.0, 1.0))
+    log.close()
+
+    def failing(self, name):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(EventLog, "purge", failing)
+    rc, out, err = run("forget", "rocket", "--json")
+    assert rc == 1 and out == ""
+    assert err.count("\n") == 1 and "<rocket> itself is forgotten" in err
+    assert run("forget", "nobody")[0] == 2  # refused, nothing changed

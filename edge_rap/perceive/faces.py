@@ -371,7 +371,8 @@ class FaceModels:
         faces = _subjects(faces)
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
-            raise FaceChoiceError(f"{source}: no face found{where}", 0)
+            raise FaceChoiceError(f"{source}: no face found{where}", 0, "a person is remembered by the face: give a "
+                                  "photo that shows one, or a category that is not a person's")
         if len(faces) > 1:
             boxes = tuple(to_file(f.box) for f in faces[:6])
             listed = "; ".join(",".join(map(str, b.as_list())) for b in boxes)

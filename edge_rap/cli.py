@@ -362,10 +362,10 @@ def _models_pull(args, settings) -> int:
 def cmd_ask(args) -> int:
     from dataclasses import replace
 
-    from edge_rap.generate.assistant import Assistant, AskOptions
+    from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM, Assistant, AskOptions
 
     if args.mmproj and not args.vlm:
-        raise EdgeRapError("--mmproj goes with --vlm PATH")
+        raise EdgeRapError(MMPROJ_WITHOUT_VLM)
     if args.max_tokens is not None and args.max_tokens < 1:
         raise EdgeRapError(f"--max-tokens must be 1 or more, not {args.max_tokens}")
     if not args.question.strip() and not args.image:

@@ -1180,3 +1180,12 @@ def test_a_folder_given_as_the_settings_file_is_said_so(tmp_path):
     with pytest.raises(EdgeRapError) as e:
         load_run_file(tmp_path)
     assert str(e.value) == f"{tmp_path}: is a folder, not a TOML settings file"
+
+
+def test_a_projector_without_its_model_is_refused_as_ask_and_listen_refuse_it(tmp_path):
+    # `run --mmproj P.gguf` without --vlm was quietly ignored on a profile with no VLM: template lines, no word why
+    with pytest.raises(EdgeRapError, match="^--mmproj goes with --vlm"):
+        run_config({"mmproj": "p.gguf", "sources": ["0"]}, None)
+    settings = tmp_path / "run.toml"
+    settings.write_text('[daemon]\nvlm = "m.gguf"\n')  # the model from the file, its projector from the command line
+    assert run_config({"mmproj": "p.gguf", "sources": ["0"]}, settings).mmproj == "p.gguf"

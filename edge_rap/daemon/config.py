@@ -68,6 +68,10 @@ class RunConfig:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgeRapError("--tls-cert and --tls-key go together")
+        if self.mmproj and not self.vlm:
+            from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM
+
+            raise EdgeRapError(MMPROJ_WITHOUT_VLM)
         if self.serve is not None:
             serve_address(self.serve)
         if self.max_width < 0:

@@ -159,6 +159,10 @@ class Assistant:
                 "agree": None if says is None else (says == "yes") == (hit is not None)}
 
 
+#: --mmproj alone: a projector for no model, refused by every command that takes it.
+MMPROJ_WITHOUT_VLM = "--mmproj goes with --vlm (the model it projects images for)"
+
+
 def open_vlm(settings, model: str = "", mmproj: str = ""):
     """(LlamaVlm or None, note). Files from --vlm/--mmproj, else the device profile's [vlm]. A VLM named on the
     command line must load; one named only by the profile falls back to template mode with a note saying why."""

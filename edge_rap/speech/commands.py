@@ -22,9 +22,10 @@ def cmd_listen(args) -> int:
     from edge_rap.speech.wake import check_wake
 
     from edge_rap.errors import EdgeRapError
+    from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM
 
     if args.mmproj and not args.vlm:
-        raise EdgeRapError("--mmproj goes with --vlm PATH")
+        raise EdgeRapError(MMPROJ_WITHOUT_VLM)
     if args.wake is not None and not args.wake.strip():
         raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
     if args.wake is not None:

@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, func, help):
         p = sub.add_parser(name, parents=[common], help=help, description=help)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)  # (main: an unknown option is shown with this command's usage)
         return p
 
     p = add("remember", cmd_remember, "remember a concept from one or more photos")
@@ -628,7 +628,9 @@ def _refuse_empty_paths(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the command's parser: its usage, not the top level's list of every command
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     try:
         _refuse_empty_paths(args)

@@ -475,3 +475,12 @@ def test_every_option_says_what_it_does_and_its_default():
                     and "default" not in action.help:  # (`is False`: a default of 0 is one to say)
                 default_unsaid.append(where)
     assert unexplained == [] and default_unsaid == []
+
+
+def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys):
+    # `remember bo bo.jpg -q` showed the top level's usage, every command listed, not remember's options
+    with pytest.raises(SystemExit) as e:
+        cli.main(["remember", "bo", "bo.jpg", "-q"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("usage: edge-rap remember ") and err.endswith("error: unrecognized arguments: -q\n")

@@ -610,18 +610,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The arguments that name a file or folder, by their argparse dest, as a user knows them.
-PATH_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "config": "--config",
-                  "snapshots": "--snapshots", "speak_to": "--speak-to", "dataset": "--dataset",
-                  "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
-                  "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder"}
+#: The arguments that name a file, folder, model or host, by their argparse dest, as a user knows them.
+NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "config": "--config",
+                    "snapshots": "--snapshots", "speak_to": "--speak-to", "dataset": "--dataset",
+                    "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
+                    "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
+                    "detector": "--detector", "asr": "--asr", "host": "--host"}
 
 
-def _refuse_empty_paths(args) -> None:
-    """An empty file or folder argument (`--image "$UNSET"`) is refused: taken as given, it was the current
-    folder (an export, a dataset); taken as left out, the command went on without it (a question about no photo,
-    the microphone instead of a recording, no snapshots), exit 0."""
-    for dest, label in PATH_ARGUMENTS.items():
+def _refuse_empty_names(args) -> None:
+    """An empty file, folder, model or host argument (`--image "$UNSET"`) is refused: taken as given, it was the
+    current folder (an export, a dataset); taken as left out, the command went on without it (a question about no
+    photo, the microphone instead of a recording, no snapshots, no detector), exit 0."""
+    for dest, label in NAMING_ARGUMENTS.items():
         value = getattr(args, dest, None)
         if isinstance(value, str) and not value.strip():
             raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?)")
@@ -633,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     try:
-        _refuse_empty_paths(args)
+        _refuse_empty_names(args)
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         with redirect_stdout(output):  # an OSError of the output tells itself apart from the command's
             code = args.func(args)

@@ -617,6 +617,11 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
     ["listen", "--wav", ""],  # the microphone listened to instead
     ["listen", "--wav", "q.wav", "--image", ""],
     ["serve", "--tls-cert", "", "--tls-key", "k.pem"],
+    ["recognize", "f.jpg", "--detector", ""],  # recognised without the detector, exit 0
+    ["run", "--source", "0", "--detector", " "],
+    ["listen", "--wav", "q.wav", "--asr", ""],
+    ["serve", "--host", ""],  # "serving on  without TLS", then "--host : Name or service not known"
+    ["pair", "--host", ""],  # the recorded host shown, exit 0
 ])
 def test_an_empty_file_or_folder_option_is_refused_not_taken_as_left_out(tmp_path, capsys, argv):
     # `--image "$PHOTO"` with PHOTO unset went on as if the option had not been given, exit 0

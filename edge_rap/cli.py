@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -659,6 +660,12 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as e:  # `> /dev/full`, a full disk: where the output goes is the user's to fix
         print(f"edge-rap: cannot write the output ({e.strerror})", file=sys.stderr)
         _drop_output()
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise  # the device's trouble, or a bug: loudly
+        # a path given longer than the file system takes: Path.exists() raises for it, wherever it is checked
+        print(f"edge-rap: {e.filename or 'a path given'}: {e.strerror}", file=sys.stderr)
         return 2
 
 

@@ -907,3 +907,18 @@ def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settin
     r = results["recognize"]
     assert r["rc"] == 0, r
     assert [c["name"] for c in json.loads(r["out"])["concepts"]] == ["bo"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["concepts", "--memory", "LONG"],
+    ["export-rap", "LONG"],
+    ["import-rap", "LONG"],
+    ["eval", "retrieval", "--dataset", "LONG"],
+    ["run", "--config", "LONG"],
+])
+def test_a_path_too_long_for_the_file_system_is_one_line(settings, tmp_path, capsys, argv):
+    # a name over 255 bytes made Path.exists() raise (Python 3.11): a traceback from every command
+    long = str(tmp_path / ("y" * 300))
+    rc, out, err = run_cli(capsys, [long if a == "LONG" else a for a in argv])  # (the default home: not made yet)
+    assert_one_line_error(rc, err)
+    assert err == f"edge-rap: {long}: File name too long\n" and out == ""

@@ -472,3 +472,16 @@ def test_the_folder_of_a_database_given_for_it_names_the_file_to_give(memory, tm
     with pytest.raises(EdgeRapError) as e:
         read_rap_database(tmp_path / "other")
     assert str(e.value) == f"{tmp_path / 'other'}: is a folder, not a RAP database.json"
+
+
+def test_a_memory_that_cannot_be_written_is_one_line_not_each_entry_failing_alike(settings, tmp_path, capsys):
+    # `import-rap db.json --memory FILE/m` said "failed <bo>: ...: cannot write (Not a directory)" once per entry,
+    # exit 1, as if the entries were at fault
+    from edge_rap import cli
+
+    database = make_rap_database(tmp_path / "rap")
+    (tmp_path / "file").write_text("not a folder")
+    memory = tmp_path / "file" / "memory"
+    assert cli.main(["import-rap", str(database), "--memory", str(memory)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"edge-rap: {memory}: cannot write (Not a directory); nothing was changed\n"

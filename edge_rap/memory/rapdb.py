@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box
@@ -164,6 +164,8 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
         except NameTakenError:  # taken by another writer meanwhile: a duplicate, as those found above
             report.skipped.append(entry.name)
         except EdgeRapError as e:
+            if isinstance(e, DeviceError) and not report.imported:  # the memory cannot be written at all: said
+                raise  # once, not as each entry's fault
             report.failed[entry.name] = str(e)
     return report
 

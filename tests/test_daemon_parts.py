@@ -607,6 +607,23 @@ def test_pruning_keeps_recent_events_and_each_concepts_last_sighting_on_each_cam
     assert EventLog(tmp_path / "never-written").prune(now) == 0
 
 
+def test_the_hourly_prune_of_a_long_log_reads_the_old_events_not_the_whole_log(tmp_path):
+    """The daemon prunes hourly in its loop, holding the log's write lock: on a log of a year's events it found each
+    place's last sighting by reading every row (seconds on a Pi each hour: frames unread, and a `forget` from another
+    process timed out on the lock). Counted in SQLite's steps, not seconds: a few for one old event of many."""
+    log = EventLog(tmp_path)
+    now = time.time()
+    log.add(Event("arrived", "c0", "cam0", 0.0, now - 400 * 86400.0))  # a year old, and c0 was seen since
+    log._db().executemany("INSERT INTO events (kind, name, camera, time_s, wall) VALUES (?, ?, ?, ?, ?)",
+                          [("left", f"c{k % 30}", f"cam{k % 3}", float(k), now - 86400 + k) for k in range(20_000)])
+    steps = []
+    log._db().set_progress_handler(lambda: steps.append(1), 1000)
+    assert log.prune(now - 365 * 86400.0) == 1
+    assert len(steps) < 5  # reading every row takes hundreds of thousands
+    log._db().set_progress_handler(None, 0)
+    assert log.prune(now) == 20_000 - 30  # each of the 30 places keeps its last sighting
+
+
 def test_an_old_event_is_found_by_its_id_and_an_empty_log_file_holds_no_events(tmp_path):
     """The API's snapshot of an event looks it up by id, beyond the newest that a query reads; an events.sqlite
     left empty by a first writer that died before making its tables reads as no events, not an error."""

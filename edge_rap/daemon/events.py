@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_wall ON events (wall);
 CREATE INDEX IF NOT EXISTS events_name ON events (name);
+CREATE INDEX IF NOT EXISTS events_place ON events (name, camera);
 CREATE TABLE IF NOT EXISTS watches (
     id INTEGER PRIMARY KEY,
     pid INTEGER NOT NULL,
@@ -296,8 +297,10 @@ class EventLog:
         of each concept on each camera: a log that runs for years stays bounded, and "where is Bo?" still finds
         where Bo was last seen, however long ago. The number of events removed."""
         try:
-            return self._delete("wall < ? AND id NOT IN (SELECT MAX(id) FROM events GROUP BY name, camera)",
-                                (before,))
+            # Each old event asks the index whether its place saw a later one: the hourly prune reads the old
+            # events, not a year's log, while it holds the write lock.
+            return self._delete("wall < ? AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
+                                "AND later.camera = events.camera AND later.id > events.id)", (before,))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 

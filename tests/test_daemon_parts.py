@@ -906,6 +906,28 @@ def test_snapshots_are_kept_within_their_count(tmp_path):
     assert len(list(tmp_path.glob("*.jpg"))) == 3
 
 
+def test_snapshots_a_full_disk_refuses_are_warned_of_once_and_their_return_is_said(tmp_path, monkeypatch, caplog):
+    # A daemon that runs for months on a disk that fills warned at every arrival until it was freed, and never said
+    # that snapshots were written again.
+    snaps = Snapshots(SnapshotPolicy(tmp_path))
+    write = Path.write_bytes
+    full = [True]
+
+    def refusing(path, data):
+        if full[0]:
+            raise OSError(28, "No space left on device")
+        return write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refusing)
+    assert [snaps.save(scene(), None, "bo") for _ in range(3)] == [None] * 3
+    full[0] = False
+    assert snaps.save(scene(), None, "bo") is not None and snaps.save(scene(), None, "mochi") is not None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"snapshots not written to {tmp_path} (No space left on device); the events are logged "
+                     "without them until it can be written", f"snapshots are written to {tmp_path} again"]
+    assert len(list(tmp_path.glob("*.jpg"))) == 2
+
+
 def test_since_takes_durations_and_dates():
     assert parse_since("10m", now=1000.0) == 400.0
     assert parse_since("2h", now=10_000.0) == 2800.0

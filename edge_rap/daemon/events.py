@@ -404,6 +404,7 @@ class Snapshots:
         # Logged paths are whole: `forget` run from another folder must still find (and delete) them.
         self.policy = replace(policy, folder=policy.folder.absolute())
         writable_folder(policy.folder, "--snapshots")
+        self._failing = False  # the last save failed: said once, and again when one is written
 
     def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:
         import hashlib
@@ -420,10 +421,16 @@ class Snapshots:
         try:
             path.write_bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
         except OSError as e:  # the disk filled up, the folder went: the event is logged without its snapshot
-            log.warning("snapshot not written to %s (%s)", path.parent, e.strerror)
+            if not self._failing:  # once while it fails, not at every arrival for as long as the disk stays full
+                log.warning("snapshots not written to %s (%s); the events are logged without them until it can be "
+                            "written", path.parent, e.strerror)
+            self._failing = True
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             return None
+        if self._failing:
+            log.warning("snapshots are written to %s again", path.parent)
+            self._failing = False
         self.prune()
         return str(path)
 

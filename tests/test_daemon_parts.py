@@ -289,6 +289,63 @@ def test_a_camera_that_opens_but_gives_no_frame_backs_off_like_one_that_cannot_o
         "camera door: rtsp://10.0.0.2/live opened but gave no frame; retrying every 0.004 s, quietly until it is back"]
 
 
+class FailingStream:
+    """A live stream whose `fail`-th read raises what it is given (OpenCV's error from a backend mid-stream), once."""
+
+    fail, error, opened = 5, None, 0
+
+    def __init__(self, target):
+        FailingStream.opened += 1
+        self.reads = 0
+
+    def isOpened(self):
+        return True
+
+    def grab(self):
+        self.reads += 1
+        if FailingStream.opened == 1 and self.reads == FailingStream.fail:
+            raise FailingStream.error
+        return True
+
+    def retrieve(self):
+        return True, np.zeros((48, 64, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_a_stream_whose_read_raises_in_opencv_is_reconnected_not_ended(monkeypatch, caplog):
+    # A backend's error mid-stream ended the capture thread: with one camera the daemon stopped watching at once and
+    # exited 0, so a service restarted on failure stayed down for good.
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", FailingStream)
+    monkeypatch.setattr(FailingStream, "opened", 0)
+    monkeypatch.setattr(FailingStream, "error", cv2.error("OpenCV(4.x) gstreamer: internal data stream error\n"))
+    stop = threading.Event()
+    camera = Camera(parse_source("door=rtsp://10.0.0.2/live"), stop, backoff=(0.001, 0.004)).start()
+    wait_until(lambda: (FailingStream.opened > 1 and camera.frames_read > 10) or camera.finished.is_set(),
+               "the reconnection")
+    assert not camera.finished.is_set()
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    assert camera.error is None and camera.outages == 1
+    assert "camera door: stream lost (OpenCV(4.x) gstreamer: internal data stream error); reconnecting" in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_a_capture_that_fails_unexpectedly_is_a_source_error_not_a_quiet_end(monkeypatch):
+    # An exception no reader expects ended the thread with its error unset: the run exited 0, as if the source ended.
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", FailingStream)
+    monkeypatch.setattr(FailingStream, "opened", 0)
+    monkeypatch.setattr(FailingStream, "error", ValueError("a value no reader expects"))
+    camera = Camera(parse_source("door=rtsp://10.0.0.2/live"), threading.Event()).start()
+    wait_until(camera.finished.is_set, "the camera's end")
+    assert camera.error == "source 'rtsp://10.0.0.2/live' failed: ValueError: a value no reader expects"
+
+
 def write_clip(path, frames: int, fps: float = 15.0) -> str:
     import cv2
 

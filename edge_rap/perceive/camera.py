@@ -155,6 +155,11 @@ def _fit(pixels: np.ndarray, max_width: int, bgr: bool = True) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(pixels)
 
 
+def _one_line(e: Exception) -> str:
+    """An exception's text on one line (OpenCV's end in a newline, some span several)."""
+    return " ".join(str(e).split())
+
+
 def quiet_opencv() -> None:
     """FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera") would stand
     beside ours, which say what failed in one line; the environment can turn either back on. Read when OpenCV
@@ -210,6 +215,10 @@ class Camera:
         except EdgeRapError as e:
             self.error = str(e)
             log.error("camera %s: %s", self.spec.name, e)
+        except Exception as e:  # a failure no reader expects: a source error (the run exits 2, a service restarts),
+            # never an end that looks like the source's own
+            self.error = f"source {self.spec.target!r} failed: {type(e).__name__}: {_one_line(e)}"
+            log.exception("camera %s: %s", self.spec.name, self.error)
         finally:
             self.finished.set()
             self.slot.close()
@@ -341,9 +350,11 @@ class Camera:
                 log.info("camera %s: opened %s", self.spec.name, self.spec.target)
                 back = (lambda n=failed: log.warning("camera %s: opened %s after %d failed tries", self.spec.name,
                                                      self.spec.target, n)) if failed else None
-                before = self.frames_read
+                before, reason = self.frames_read, ""
                 try:
                     lost = not self._follow(capture, started, None, first=back)
+                except cv2.error as e:  # a backend's failure mid-stream (GStreamer, a frame it cannot convert): the
+                    lost, reason = True, f" ({_one_line(e)})"  # stream is lost, the camera is still there
                 finally:
                     capture.release()
                 if self.stop.is_set():
@@ -351,7 +362,7 @@ class Camera:
                 if self.frames_read > before:  # it gave frames: the next outage starts from the shortest wait
                     wait, failed, quiet = self.backoff[0], 0, False
                     if lost:
-                        log.warning("camera %s: stream lost; reconnecting", self.spec.name)
+                        log.warning("camera %s: stream lost%s; reconnecting", self.spec.name, reason)
                         self.outages += 1
                         self.ready.set()  # wake the loop: what was in view leaves now, not at the reconnection
                     self.stop.wait(wait)

@@ -93,6 +93,29 @@ def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
 
 
+def test_a_failure_every_frame_repeats_is_said_once_and_the_recovery_too(tmp_path, caplog):
+    # A memory reindexed by a model the running daemon does not have fails every recognised frame: one warning a frame,
+    # five a second per camera, for as long as the daemon ran; nor was it said when frames were recognised again.
+    from edge_rap.errors import EdgeRapError
+
+    home = ScriptedHousehold(tmp_path / "memory")
+    recognize, failures = home.recognize, [EdgeRapError("the memory's vectors were made by another model")] * 6
+
+    def failing(image):
+        if failures:
+            raise failures.pop()
+        return recognize(image)
+
+    home.recognize = failing
+    options = DaemonOptions((parse_source(f"porch={write_frames(tmp_path / 'frames', [40, 255] * 5)}"),),
+                            realtime=False, votes=VoteSettings(confirm=1))
+    summary = Daemon(home, options, lambda e: None).run(threading.Event())
+    assert summary.frames_failed == 6 and home.recognised == 4
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera porch frame 0: the memory's vectors were made by another model (said once while it repeats)",
+        "camera porch: frames are recognised again, after 6 that failed"]
+
+
 def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
     # The log must not hold a visit that outlasts the daemon: "is Bo home?" days later would say yes.
     events, _, home = run_scripted(tmp_path, [40, 255, 255, 255, 255])

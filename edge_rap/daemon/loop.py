@@ -147,6 +147,7 @@ class Daemon:
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
         self._log_failing = False
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
+        self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
@@ -385,6 +386,7 @@ class Daemon:
                 self.latest = (frame.image(), recognition)  # one assignment: safe to read from another thread
                 hits = recognition.hits
                 self.summary.frames_processed += 1
+                self._recovered(frame.camera)
             else:
                 self.summary.frames_gated += 1
             t = time.perf_counter()
@@ -396,13 +398,27 @@ class Daemon:
             if changes:
                 self._announce(frame, changes)
         except EdgeRapError as e:
-            self.summary.frames_failed += 1
-            log.warning("camera %s frame %d: %s", frame.camera, frame.index, e)
+            self._failed(frame, str(e))
         except (BrokenPipeError, OutputError):  # the events cannot be written (`| head`, a full disk): not a bad frame
             raise
-        except Exception:  # one bad frame never kills the loop; the traceback goes to the log
-            self.summary.frames_failed += 1
-            log.exception("camera %s frame %d failed", frame.camera, frame.index)
+        except Exception as e:  # one bad frame never kills the loop; the traceback goes to the log
+            self._failed(frame, f"failed ({type(e).__name__}: {e})", logging.ERROR)
+
+    def _failed(self, frame: Frame, why: str, level: int = logging.WARNING) -> None:
+        """A frame that failed: counted, and said once while its camera's frames fail the same way (a memory
+        reindexed by a model this daemon does not run fails every recognised frame, for as long as it runs)."""
+        self.summary.frames_failed += 1
+        said, count = self.failing.get(frame.camera, (None, 0))
+        self.failing[frame.camera] = (why, count + 1)
+        if why != said:
+            log.log(level, "camera %s frame %d: %s (said once while it repeats)", frame.camera, frame.index, why,
+                    exc_info=level >= logging.ERROR)
+
+    def _recovered(self, camera: str) -> None:
+        """A frame recognised: where its camera's frames were failing, say that they are no more."""
+        if camera in self.failing:
+            log.warning("camera %s: frames are recognised again, after %d that failed", camera,
+                        self.failing.pop(camera)[1])
 
     def _looks_changed(self, frame: Frame) -> bool:
         """The re-check of a still scene: one whole-frame embedding against the last re-check's. Whatever

@@ -255,6 +255,57 @@ def test_a_return_after_a_short_drop_is_logged_not_announced_again(tmp_path, mon
         ("arrived", True), ("left", False), ("arrived", False), ("left", False)]  # the last: watching stopped
 
 
+class StillImageUrl:
+    """A camera's still-image URL (cv2.VideoCapture's stand-in): each connection gives one frame, <bo>, then ends;
+    after `online` connections the camera is unplugged."""
+
+    connections = 0
+    online = 12
+
+    def __init__(self, target):
+        StillImageUrl.connections += 1
+        self.frames = 1
+
+    def isOpened(self):
+        return StillImageUrl.connections <= StillImageUrl.online
+
+    def grab(self):
+        self.frames -= 1
+        return self.frames >= 0
+
+    def retrieve(self):
+        return True, np.full((48, 64, 3), 255, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_a_still_image_url_is_read_again_not_lost_at_every_frame(tmp_path, monkeypatch, caplog):
+    # A camera's snapshot URL gives one frame a connection: each end was a lost stream, said twice a second, and
+    # what it showed left and came back at every frame, two events a second in the log for as long as it was there.
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", StillImageUrl)
+    monkeypatch.setattr(StillImageUrl, "connections", 0)
+    home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
+    options = DaemonOptions((parse_source("door=http://camera.invalid/snapshot.jpg"),), examine_fps=20.0,
+                            votes=VoteSettings(confirm=2, leave_after_s=60.0, cooldown_s=0))
+    worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
+    worker.start()
+    deadline = time.monotonic() + 120
+    # Its arrival, and its leaving when the camera is unplugged (by the second try to open it after that at most).
+    while len(events) < 2 and StillImageUrl.connections < StillImageUrl.online + 2 and worker.is_alive():
+        assert time.monotonic() < deadline, "the camera's frames were not read, or what it showed never left"
+        time.sleep(0.05)
+    stop.set()
+    worker.join(60)
+    assert [e.kind for e in events] == ["arrived", "left"] and StillImageUrl.connections > StillImageUrl.online
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said[0] == ("camera door: http://camera.invalid/snapshot.jpg gives one frame a connection (a still "
+                       "image): it is read again every 0.05 s")
+    assert not any("stream lost" in line for line in said)
+
+
 def test_every_leaving_is_logged_though_the_reader_left(tmp_path):
     # `run --json | head -1`: the first report fails; the log must still close every visit, or the next start.
     home = ScriptedHousehold(tmp_path / "memory")

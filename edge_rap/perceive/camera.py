@@ -250,10 +250,10 @@ class Camera:
         self.ready.set()
 
     def _follow(self, capture, started: float, fps: float | None, skips: int = 0,
-                first: Callable[[], None] | None = None) -> bool:
+                first: Callable[[], None] | None = None) -> None:
         """Read `capture` until it ends or stops: a frame's time is its position at `fps`, or the time it came
         (live). `skips`: frames in a row that may fail to be grabbed and are skipped (a file's damaged ones; more
-        is its end). `first` is called at the first frame grabbed. False when the source failed or ended."""
+        is its end). `first` is called at the first frame grabbed."""
         index = self.frames_read  # a live source's count goes on across reconnections
         failed = 0  # grabs that failed in a row
         while not self.stop.is_set():
@@ -261,7 +261,7 @@ class Camera:
             if not capture.grab():
                 failed += 1
                 if failed > skips:
-                    return False
+                    return
                 index += 1  # the damaged frame keeps its place in the video's time
                 continue
             if first is not None:
@@ -276,7 +276,12 @@ class Camera:
                 if ok:
                     self._deliver(pixels, index, time_s, grab_ms + 1000 * (time.perf_counter() - t), came)
             index += 1
-        return True
+
+    def _lost(self) -> None:
+        """A live source that gave frames is lost: the loop is woken, and what was in view leaves now, not at the
+        reconnection."""
+        self.outages += 1
+        self.ready.set()
 
     def _read_video(self, path: str) -> None:
         import cv2
@@ -338,38 +343,51 @@ class Camera:
         """Open, read until it fails, reopen with doubling backoff: an unplugged camera, one that opens but gives
         no frame (another program holds it) or a dropped stream is logged and retried until stopped. Once the
         backoff is at its longest the retries are quiet (a camera unplugged for a night must not write a line every
-        10 s), and the return is said at its first frame."""
+        10 s), and the return is said at its first frame. A source that gives one frame a connection (a camera's
+        still-image URL) is read again at the capture rate, not lost at every frame; it is lost when it cannot be
+        read again."""
         import cv2
 
         started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
+        polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
         self.error = f"source {self.spec.target!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
             if capture.isOpened():
                 self.error = None
-                log.info("camera %s: opened %s", self.spec.name, self.spec.target)
+                if not polled:
+                    log.info("camera %s: opened %s", self.spec.name, self.spec.target)
                 back = (lambda n=failed: log.warning("camera %s: opened %s after %d failed tries", self.spec.name,
                                                      self.spec.target, n)) if failed else None
                 before, reason = self.frames_read, ""
                 try:
-                    lost = not self._follow(capture, started, None, first=back)
+                    self._follow(capture, started, None, first=back)
                 except cv2.error as e:  # a backend's failure mid-stream (GStreamer, a frame it cannot convert): the
-                    lost, reason = True, f" ({_one_line(e)})"  # stream is lost, the camera is still there
+                    reason = f" ({_one_line(e)})"  # stream is lost, the camera is still there
                 finally:
                     capture.release()
                 if self.stop.is_set():
                     break
                 if self.frames_read > before:  # it gave frames: the next outage starts from the shortest wait
                     wait, failed, quiet = self.backoff[0], 0, False
-                    if lost:
-                        log.warning("camera %s: stream lost%s; reconnecting", self.spec.name, reason)
-                        self.outages += 1
-                        self.ready.set()  # wake the loop: what was in view leaves now, not at the reconnection
+                    if self.frames_read == before + 1 and not reason:  # one frame, then its end: a still image
+                        if not polled:
+                            log.warning("camera %s: %s gives one frame a connection (a still image): it is read "
+                                        "again every %g s", self.spec.name, self.spec.target, poll_s)
+                        polled = True
+                        self.stop.wait(poll_s)
+                        continue
+                    polled = False
+                    log.warning("camera %s: stream lost%s; reconnecting", self.spec.name, reason)
+                    self._lost()
                     self.stop.wait(wait)
                     continue
                 trouble = f"{self.spec.target} opened but gave no frame"
             else:
                 trouble = f"cannot open {self.spec.target}"
+            if polled:  # the still image cannot be read again: what it showed leaves at its last frame
+                polled = False
+                self._lost()
             failed += 1
             if wait < self.backoff[1]:
                 log.warning("camera %s: %s; retrying in %g s", self.spec.name, trouble, wait)

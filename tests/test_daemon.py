@@ -116,6 +116,23 @@ def test_a_failure_every_frame_repeats_is_said_once_and_the_recovery_too(tmp_pat
         "camera porch: frames are recognised again, after 6 that failed"]
 
 
+def test_frames_recognised_but_failing_after_are_not_said_to_be_recognised_again(tmp_path, caplog, monkeypatch):
+    # Recognised, then failing where their arrivals and leavings are announced: each frame said "recognised again"
+    # and then its failure, two lines a frame.
+    from edge_rap.errors import EdgeRapError
+
+    def failing(self, frame, changes):
+        raise EdgeRapError("the announcement failed")
+
+    monkeypatch.setattr(Daemon, "_announce", failing)
+    options = DaemonOptions((parse_source(f"porch={write_frames(tmp_path / 'frames', [40, 255] * 4)}"),),
+                            realtime=False, votes=VoteSettings(confirm=1, leave_after_s=0.0))
+    summary = Daemon(ScriptedHousehold(tmp_path / "memory"), options, lambda e: None).run(threading.Event())
+    assert summary.frames_failed == 7  # each frame after the first: <bo> arrives or leaves
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera porch frame 1: the announcement failed (said once while it repeats)"]
+
+
 def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
     # The log must not hold a visit that outlasts the daemon: "is Bo home?" days later would say yes.
     events, _, home = run_scripted(tmp_path, [40, 255, 255, 255, 255])

@@ -386,7 +386,6 @@ class Daemon:
                 self.latest = (frame.image(), recognition)  # one assignment: safe to read from another thread
                 hits = recognition.hits
                 self.summary.frames_processed += 1
-                self._recovered(frame.camera)
             else:
                 self.summary.frames_gated += 1
             t = time.perf_counter()
@@ -397,6 +396,8 @@ class Daemon:
                 self.times["lag"].append(1000 * (time.monotonic() - frame.captured))
             if changes:
                 self._announce(frame, changes)
+            if passes:
+                self._recovered(frame.camera)
         except EdgeRapError as e:
             self._failed(frame, str(e))
         except (BrokenPipeError, OutputError):  # the events cannot be written (`| head`, a full disk): not a bad frame
@@ -415,7 +416,8 @@ class Daemon:
                     exc_info=level >= logging.ERROR)
 
     def _recovered(self, camera: str) -> None:
-        """A frame recognised: where its camera's frames were failing, say that they are no more."""
+        """A frame recognised and its decisions made: where its camera's frames were failing, say that they are no
+        more."""
         if camera in self.failing:
             log.warning("camera %s: frames are recognised again, after %d that failed", camera,
                         self.failing.pop(camera)[1])

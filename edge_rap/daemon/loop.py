@@ -198,9 +198,12 @@ class Daemon:
                 ready.clear()
                 lost = [c.spec.name for c in cameras if c.outages != outages[c.spec.name]]  # before the frames:
                 outages = {c.spec.name: c.outages for c in cameras}  # a frame from before the loss comes with them
+                ended = [c.spec.name for c in cameras if c.finished.is_set()]  # (its last frame, too)
+                if len(ended) == len(cameras):  # all of them: the run's end makes them leave, after the last lines
+                    ended = []
                 frames = [f for f in (c.slot.take() for c in cameras) if f is not None]
                 if not frames:
-                    self._sources_lost(lost)
+                    self._sources_lost(lost, ended)
                     if all(c.finished.is_set() for c in cameras):
                         break
                     ready.wait(0.2)
@@ -217,7 +220,7 @@ class Daemon:
                     self.summary.frames_read += 1
                     self._step(frame, frame.camera in forced)
                     forced.discard(frame.camera)
-                self._sources_lost(lost)
+                self._sources_lost(lost, ended)
         finally:
             halt.set()  # a limit (--duration, --max-frames) ends the loop too: no capture thread outlives it
             if not stop.is_set():  # the sources ended: the last announcements are still made
@@ -244,12 +247,16 @@ class Daemon:
             self._finish(cameras)
         return self.summary
 
-    def _sources_lost(self, cameras: list[str]) -> None:
+    def _sources_lost(self, cameras: list[str], ended: list[str]) -> None:
         """Live sources that dropped (they reconnect by themselves): what each showed leaves at its last frame,
         not when it comes back (a return within the cooldown is not announced again), and the scene after the
-        reconnection is looked at afresh. Every leaving is logged before any is reported."""
+        reconnection is looked at afresh. Sources that `ended` (a file, a folder) while others go on: what each
+        showed leaves at its last frame now, not when the run stops, months later beside a live camera. Every
+        leaving is logged before any is reported."""
         events = [e for camera in cameras
                   for e in self._left(camera, self.presence[camera].interrupt(self.last_time_s.get(camera, 0.0)))]
+        events += [e for camera in ended
+                   for e in self._left(camera, self.presence[camera].end(self.last_time_s.get(camera, 0.0)))]
         for camera in cameras:
             self.gates[camera] = MotionGate(self.options.gate)
             self.rechecked.pop(camera, None)

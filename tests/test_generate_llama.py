@@ -192,3 +192,39 @@ def test_text_only_path_with_the_real_gemma3_270m(gemma270m):
         with pytest.raises(EdgeRapError, match="no projector"):
             text.generate(render(build_prompt(Task.VQA, "hi", [], pixels(1), (96, 72)), text.template,
                                  text.marker))
+
+
+@pytest.fixture
+def ctrl_c_in_llamas_log(monkeypatch):
+    """Ctrl-C pressed while llama.cpp runs: the signal arrives as llama.cpp logs, the first time it does after
+    `arm()` on the main thread (where Python handles signals). Its log lines reach Python through a ctypes
+    callback, where a KeyboardInterrupt is dropped."""
+    import logging
+    import signal
+    import threading
+
+    from edge_rap.generate import vlm as vlm_module
+
+    armed = []
+
+    def enabled(level):
+        if armed and level == logging.DEBUG and threading.current_thread() is threading.main_thread():
+            armed.clear()
+            signal.raise_signal(signal.SIGINT)
+        return False
+
+    monkeypatch.setattr(vlm_module.log, "isEnabledFor", enabled)
+    return lambda: armed.append(True)
+
+
+def test_ctrl_c_while_the_model_loads_is_not_lost(tiny, ctrl_c_in_llamas_log):
+    ctrl_c_in_llamas_log()
+    with pytest.raises(KeyboardInterrupt):
+        LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))
+
+
+def test_ctrl_c_while_the_prompt_is_evaluated_is_not_lost(vlm, ctrl_c_in_llamas_log):
+    ctrl_c_in_llamas_log()
+    with pytest.raises(KeyboardInterrupt):
+        vlm.generate(prompt(vlm, REFS), max_tokens=4)
+    assert vlm.generate(prompt(vlm, REFS), max_tokens=2).n_tokens >= 1  # still usable after

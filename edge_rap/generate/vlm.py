@@ -23,6 +23,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file_fingerprint
 from edge_rap.generate.chat import ChatTemplate
+from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
 from edge_rap.models.file_formats import format_problem
 
@@ -115,7 +116,8 @@ class LlamaVlm:
         log.info("VLM %s on %s: %s", self.name, self.device, self.device_reason)
         _quiet_logs()
         try:
-            self._load(spec, layers)
+            with interrupts_held():  # llama.cpp logs through Python as it loads (interrupts.py)
+                self._load(spec, layers)
         except BaseException:
             self.close()
             raise
@@ -376,9 +378,10 @@ class LlamaVlm:
         stats = {"prefix": "none", "encoder_hits": 0, "encoded": 0, "encode_s": 0.0, "prompt_tokens": 0}
         t0 = time.perf_counter()
         try:
-            n_past = self._prefix(prompt, stats)
-            n_past = self._eval(prompt.suffix, prompt.suffix_images, n_past, add_special=False, logits_last=True,
-                                cache_images=False, stats=stats)
+            with interrupts_held():  # llama.cpp and mtmd log through Python as they evaluate (interrupts.py)
+                n_past = self._prefix(prompt, stats)
+                n_past = self._eval(prompt.suffix, prompt.suffix_images, n_past, add_special=False,
+                                    logits_last=True, cache_images=False, stats=stats)
         except BaseException:
             self._live = None  # the context holds a half-evaluated prompt
             raise
@@ -407,7 +410,8 @@ class LlamaVlm:
                 if n_past + 1 > self.n_ctx:
                     stopped = "context"
                     break
-                n_past = self._decode_tokens([token], n_past, logits_last=True)
+                with interrupts_held():
+                    n_past = self._decode_tokens([token], n_past, logits_last=True)
         finally:
             lc.llama_sampler_free(sampler)
         tail = decoder.decode(b"", final=True)

@@ -302,6 +302,48 @@ def test_ctrl_c_while_streaming_ends_the_streamed_line(run, settings, monkeypatc
     assert rc == 130 and out == "It is a\n" and err == "edge-rap: interrupted\n"
 
 
+class PromptCatcher(CutShortVlm):
+    """A VLM that keeps the prompt it was given."""
+
+    def generate(self, rendered, on_text, max_tokens, temperature):
+        self.prompt = rendered.prefix + rendered.suffix
+        return super().generate(rendered, on_text, max_tokens, temperature)
+
+
+class Household:
+    def __init__(self, *concepts):
+        self._concepts = list(concepts)
+
+    def concepts(self):
+        return self._concepts
+
+
+class RegionRetriever:
+    """What retrieval with a detector returns: one candidate per (region, concept), so a concept many times."""
+
+    def __init__(self, recognition):
+        self.recognition = recognition
+
+    def recognize(self, image):
+        return self.recognition
+
+
+def test_a_named_concept_not_found_by_region_is_one_reference_and_not_said_to_be_found():
+    from edge_rap.generate.assistant import Assistant
+    from edge_rap.types import Image, Recognition
+
+    mug = concept(3, "mug", "the blue mug")
+    regions = [Box(0, 0, 50, 50), Box(60, 0, 110, 50), Box(0, 60, 50, 110), Box(60, 60, 110, 110)]
+    found = hit(mug, 0.9, box=regions[0])
+    candidates = [found] + [hit(BO, 0.3 - i / 100, box=b) for i, b in enumerate(regions)]
+    vlm = PromptCatcher()
+    answer = Assistant(Household(BO, ANYA, mug), RegionRetriever(Recognition("f", (640, 480), [found], candidates)),
+                       vlm).ask("What is <bo> doing near the mug?", Image(np.zeros((480, 640, 3), np.uint8), "f"))
+    assert vlm.prompt.count("Name: <bo>") == 1 and vlm.prompt.count("Name: <mug>") == 1  # not <bo> 4 times
+    assert "<mug> [0, 0, 50, 50]." in vlm.prompt and "<bo> [" not in vlm.prompt  # retrieval did not find <bo>
+    assert [h.concept.name for h in answer.concepts] == ["mug"]
+
+
 def test_a_concept_whose_photo_is_gone_is_described_in_words_not_an_error(tmp_path, caplog):
     from fakes import fake_memory
 

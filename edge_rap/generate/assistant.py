@@ -88,9 +88,11 @@ class Assistant:
             ids = {c.id for c in named}
             present = [replace(h, mentioned=h.concept.id in ids) for h in recognition.hits]
             have = {h.concept.id for h in present}
-            extra = [replace(h, mentioned=True) for h in recognition.candidates
-                     if h.concept.id in ids and h.concept.id not in have]
-            hits = sorted(present + extra, key=lambda h: (not h.mentioned, -h.score))
+            unfound: dict[int, Hit] = {}  # each named concept retrieval did not find, once: with a detector,
+            for h in sorted(recognition.candidates, key=lambda h: -h.score):  # a candidate per region
+                if h.concept.id in ids and h.concept.id not in have:
+                    unfound.setdefault(h.concept.id, replace(h, mentioned=True))
+            hits = sorted(present + list(unfound.values()), key=lambda h: (not h.mentioned, -h.score))
         task = classify(question, image is not None)
         if self.vlm is None:
             unknown = unknown_names(question, known)
@@ -118,7 +120,9 @@ class Assistant:
         if task is Task.TEXT:
             refs = [Reference(c, image_for(c)) for c in named[:opts.max_references]]
         else:
-            refs = [Reference(h.concept, image_for(h.concept), h.score, h.box) for h in hits[:opts.max_references]]
+            found = {h.concept.id for h in present}  # a box only where retrieval found the concept
+            refs = [Reference(h.concept, image_for(h.concept), h.score, h.box if h.concept.id in found else None)
+                    for h in hits[:opts.max_references]]
         query = query_image(image) if image is not None else None
         prompt = build_prompt(task, question, refs, query, size, text_refs)
         rendered = render(prompt, vlm.template, vlm.marker)

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import DECODING
-from edge_rap.types import Box, Concept, Hit, Image
+from edge_rap.types import Box, Concept, Image
 
 #: mtmd's default media marker: where an image's tokens go in the rendered text.
 MEDIA_MARKER = "<__media__>"
@@ -204,8 +204,3 @@ def render(prompt: RapPrompt, template, marker: str = MEDIA_MARKER) -> RenderedP
         digest.update(b"\0" + image.key.encode())
     return RenderedPrompt(prefix, suffix, tuple(prefix_images), tuple(suffix_images), digest.hexdigest())
 
-
-def references_from_hits(hits: list[Hit], image_for: Callable[[Concept], PromptImage | None],
-                         limit: int) -> list[Reference]:
-    """The top `limit` hits (mentioned first, then by score, as retrieval ordered them) as references."""
-    return [Reference(h.concept, image_for(h.concept), h.score, h.box) for h in hits[:limit]]

@@ -101,6 +101,16 @@ def test_mentioned_names_match_brackets_and_whole_words_only():
         "teapot", "my cat", "bo"]
 
 
+def test_a_name_written_without_brackets_is_found_however_it_is_written_alike():
+    """As a bare word too, a name is the one name_key holds: a typed question says "Mr Whiskers" or "Tea Pot"."""
+    concepts = [Concept(i, n, "", "", 0, 0) for i, n in enumerate(["mr. whiskers", "teapot", "José", "bo", "bob"])]
+    decomposed = "Jose\u0301"  # José as macOS writes it: e and a combining accent
+    assert [c.name for c in mentioned_names(f"Did Mr Whiskers knock over the Tea-Pot near {decomposed}?",
+                                            concepts)] == ["mr. whiskers", "teapot", "José"]
+    assert [c.name for c in mentioned_names("Where is ＢＯＢ? And BO's bowl?", concepts)] == ["bob", "bo"]
+    assert mentioned_names("a bobcat, a boat, teapots and the whiskers", concepts) == []
+
+
 def test_a_running_reader_sees_new_and_forgotten_concepts(household, tmp_path):
     reader = Retriever(household.store.__class__(household.root, readonly=True), household.embedder)
     grace = photo("grace_hopper")

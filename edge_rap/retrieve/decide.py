@@ -7,6 +7,7 @@ tested on made-up numbers (tests/test_decide.py). The rules and their reasons: d
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from typing import Callable, Sequence, TypeVar
 
@@ -20,26 +21,51 @@ from edge_rap.types import Box, Concept, Hit
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
 WRITTEN_NAME = re.compile(r"<([^<>]{1,64})>")
+#: What may stand between a name's letters where it is written alike (name_key drops it).
+_DROPPED = re.compile(r"[\s_\-.]")
 
 #: A tried box for one concept: its own score there, the box, and every concept's best score there.
 Option = tuple[float, Box, np.ndarray]
 
 
 def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
-    """Concepts named in a question, as <name> (said alike: "<tea pot>" is <teapot>, name_key) or as a whole
-    word, in order of first mention."""
+    """Concepts named in a question, as <name> or as a whole word, written alike (name_key: any case or width,
+    with or without the spaces, '_', '-' and '.' between its letters: "Mr Whiskers" is <mr. whiskers>, "Tea Pot"
+    <teapot>), in order of first mention."""
+    folded = unicodedata.normalize("NFKC", question).casefold()
     bracketed: dict[str, int] = {}
-    for m in WRITTEN_NAME.finditer(question):
+    for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())
+    letters = _Letters(folded)
     found = []
-    lowered = question.lower()
     for concept in concepts:
-        starts = [bracketed[k]] if (k := name_key(concept.name)) in bracketed else []
-        match = re.search(r"(?<![\w<])" + re.escape(concept.name.lower()) + r"(?![\w>])", lowered)
-        starts += [match.start()] if match else []
+        key = name_key(concept.name)
+        starts = [s for s in (bracketed.get(key), letters.word(key)) if s is not None]
         if starts:
             found.append((min(starts), concept))
     return [c for _, c in sorted(found, key=lambda t: t[0])]
+
+
+class _Letters:
+    """A folded question without what name_key drops, each letter's place in it kept: a name written alike is a
+    plain substring here (a regular expression per concept took 0.2 s for 1000 concepts)."""
+
+    def __init__(self, folded: str):
+        self.folded = folded
+        self.at = [i for i, ch in enumerate(folded) if not _DROPPED.fullmatch(ch)]
+        self.text = "".join(folded[i] for i in self.at)
+
+    def word(self, key: str) -> int | None:
+        """Where `key` first stands as a whole word (not inside another word, nor in <brackets>), or None."""
+        i = self.text.find(key) if key else -1
+        while i >= 0:
+            start, end = self.at[i], self.at[i + len(key) - 1] + 1
+            before = self.folded[start - 1] if start else " "
+            after = self.folded[end] if end < len(self.folded) else " "
+            if not (before.isalnum() or before in "_<" or after.isalnum() or after in "_>"):
+                return start
+            i = self.text.find(key, i + 1)
+        return None
 
 
 def unknown_names(question: str, concepts: list[Concept]) -> list[str]:

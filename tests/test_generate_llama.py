@@ -228,3 +228,22 @@ def test_ctrl_c_while_the_prompt_is_evaluated_is_not_lost(vlm, ctrl_c_in_llamas_
     with pytest.raises(KeyboardInterrupt):
         vlm.generate(prompt(vlm, REFS), max_tokens=4)
     assert vlm.generate(prompt(vlm, REFS), max_tokens=2).n_tokens >= 1  # still usable after
+
+
+def test_a_projector_that_will_not_load_says_what_llama_logged(tiny):
+    with pytest.raises(EdgeRapError) as e:
+        LlamaVlm(VlmSpec(tiny[0], tiny[0], "tiny", n_ctx=512))  # the language model given as its own projector
+    assert "llama.cpp: mtmd_init_from_file: error: Failed to load CLIP model" in str(e.value)
+    assert "with -v" not in str(e.value)  # -v shows INFO, not llama.cpp's log, which is DEBUG
+
+
+def test_a_model_too_big_for_memory_is_one_line(tiny, monkeypatch):
+    import llama_cpp
+
+    def allocate(*args, **kwargs):  # llama-cpp-python's numpy buffer of n_batch x n_vocab floats
+        raise MemoryError("Unable to allocate 512. MiB for an array with shape (512, 262144)")
+
+    monkeypatch.setattr(llama_cpp, "Llama", allocate)
+    with pytest.raises(EdgeRapError, match=r"not enough memory to load .*tiny-gemma3.gguf with a context of 512 "
+                                           r"tokens: .*smaller"):
+        LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))

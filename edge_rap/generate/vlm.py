@@ -73,6 +73,9 @@ def choose_device(n_gpu_layers: int) -> tuple[str, int, str]:
 
 
 _LOG_CALLBACK = None
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h's numbering (llama_cpp/_logger.py's comment has an older one)
+#: The first error lines llama.cpp logged since it was last cleared: why a load failed, in its own words.
+_ERRORS: list[str] = []
 
 
 def _quiet_logs(mtmd=None) -> None:
@@ -83,6 +86,8 @@ def _quiet_logs(mtmd=None) -> None:
     if _LOG_CALLBACK is None:
         @llama_cpp.llama_log_callback
         def callback(level, text, user_data):  # pragma: no cover - called from C
+            if level == GGML_LOG_LEVEL_ERROR and len(_ERRORS) < 4:
+                _ERRORS.append(text.decode("utf-8", "replace").strip())
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
 
@@ -91,6 +96,11 @@ def _quiet_logs(mtmd=None) -> None:
     if mtmd is not None:
         mtmd.mtmd_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+def _llama_says() -> str:
+    """llama.cpp's first error line since `_ERRORS` was cleared, as a parenthesis (-v shows INFO, not its log)."""
+    return f" (llama.cpp: {_ERRORS[0]})" if _ERRORS else ""
 
 
 class LlamaVlm:
@@ -124,15 +134,21 @@ class LlamaVlm:
 
     def _load(self, spec: VlmSpec, layers: int) -> None:
         llama_cpp = self._llama_cpp
+        _ERRORS.clear()
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(spec.model), n_gpu_layers=layers, n_ctx=spec.n_ctx, n_batch=spec.n_batch,
                 n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
             )
+        except MemoryError:  # llama-cpp-python's own buffers (n_batch x vocabulary floats), where memory is capped
+            raise EdgeRapError(f"not enough memory to load {spec.model} with a context of {spec.n_ctx} tokens: "
+                               "a smaller model or quantisation, or a smaller [vlm] n_ctx") from None
         except ValueError as e:
-            # a cut-short or wrong file (a photo given as --vlm, whatever its name): say so rather than llama's words
+            # a cut-short or wrong file (a photo given as --vlm, whatever its name): say so rather than llama's words;
+            # else llama's own first error ("insufficient memory (attempted to allocate 514.50 MB)")
             why = format_problem(Path(spec.model), gguf=True)
-            raise EdgeRapError(f"llama.cpp cannot load {spec.model}: " + (f"it is {why}" if why else str(e))) from None
+            raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
+                               + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
@@ -168,13 +184,14 @@ class LlamaVlm:
         params.print_timings = False
         params.n_threads = self.spec.threads or max(1, self.llm.n_threads)
         params.warmup = False
+        _ERRORS.clear()
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
             if (why := format_problem(mmproj, gguf=True)) is not None:
                 raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
-                               "(a projector of another model, or a family this llama.cpp does not support; "
-                               "run with -v for its log)")
+                               f"(a projector of another model, a family this llama.cpp does not support, or too "
+                               f"little memory){_llama_says()}")
         if not mtmd.mtmd_support_vision(self.mctx):
             raise EdgeRapError(f"{mmproj} has no vision encoder (an audio-only projector?)")
 

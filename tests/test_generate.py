@@ -344,6 +344,26 @@ def test_a_named_concept_not_found_by_region_is_one_reference_and_not_said_to_be
     assert [h.concept.name for h in answer.concepts] == ["mug"]
 
 
+class Echo(CutShortVlm):
+    """A VLM that answers with the name the question asked about."""
+
+    def generate(self, rendered, on_text, max_tokens, temperature):
+        from edge_rap.generate.vlm import Generation
+
+        on_text("No, I don't see <max> here.")
+        return Generation("No, I don't see <max> here.", 8, 12, 0.01, None, {"prefix": "computed"}, "eos")
+
+
+def test_a_name_the_question_wrote_is_not_removed_from_the_answer():
+    from edge_rap.generate.assistant import Assistant
+    from edge_rap.types import Image, Recognition
+
+    nothing = RegionRetriever(Recognition("f", (64, 48), [], []))
+    answer = Assistant(Household(BO), nothing, Echo()).ask("Is <max> in this image?",
+                                                            Image(np.zeros((48, 64, 3), np.uint8), "f"))
+    assert answer.text == "No, I don't see <max> here." and answer.flagged == []  # not "I don't see [unrecognised]"
+
+
 def test_a_concept_whose_photo_is_gone_is_described_in_words_not_an_error(tmp_path, caplog):
     from fakes import fake_memory
 

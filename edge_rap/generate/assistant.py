@@ -22,6 +22,7 @@ from edge_rap.generate.prompt import (PromptImage, Reference, Task, build_prompt
 from edge_rap.generate.stream import SentenceSplitter
 from edge_rap.memory.store import Store
 from edge_rap.retrieve import mentioned_names, unknown_names
+from edge_rap.retrieve.decide import WRITTEN_NAME
 from edge_rap.types import Answer, Concept, Hit, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ class Assistant:
         query = query_image(image) if image is not None else None
         prompt = build_prompt(task, question, refs, query, size, text_refs)
         rendered = render(prompt, vlm.template, vlm.marker)
-        allowed = [r.concept.name for r in refs] + [c.name for c in named]
+        # the concepts given and every name the question wrote ("Is <max> here?" -> "I don't see <max>.")
+        allowed = [r.concept.name for r in refs] + [c.name for c in named] + WRITTEN_NAME.findall(question)
         guard = NameGuard.of(allowed, [c.name for c in known])
         splitter = SentenceSplitter(on_sentence) if on_sentence is not None else None
         shown: list[str] = []

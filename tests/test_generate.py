@@ -127,6 +127,11 @@ def test_fallback_template_by_architecture():
     ("Describe this photo in detail.", True, Task.DESCRIBE),
     ("Is <bo> in this image?", True, Task.RECOGNIZE),
     ("Is bo here?", True, Task.RECOGNIZE),
+    ("Is <mr. whiskers> here?", True, Task.RECOGNIZE),  # any name a concept may have, in brackets or not
+    ("Is Mr. Whiskers here?", True, Task.RECOGNIZE),
+    ("Is <O'Neil> here?", True, Task.RECOGNIZE),
+    ("Are <bo> and <anya> here?", True, Task.RECOGNIZE),
+    ("Is Bo's ball here?", True, Task.VQA),  # about the ball, not Bo
     ("What is <bo> doing?", True, Task.VQA),
     ("What colour is <bo>'s collar?", False, Task.TEXT),
 ])

@@ -54,7 +54,7 @@ _CAPTION = re.compile(r"\bcaption\b", re.I)
 _DESCRIBE = re.compile(r"\b(describe|description|detail(ed|s)?)\b", re.I)
 _RECOGNIZE = re.compile(
     r"^\s*(is|are|can you (see|find)|do you see|do you recogni[sz]e)\b.*\b(in|on)\s+(this|the)\s+"
-    r"(image|photo|picture|frame|shot)\b|^\s*(is|are)\s+<?[\w\- ]+>?\s+(here|there|present|visible)\b",
+    r"(image|photo|picture|frame|shot)\b|^\s*(is|are)\s+(?:<[^<>\n]{1,64}>|[\w\-. ])+\s+(here|there|present|visible)\b",
     re.I,
 )
 

@@ -405,8 +405,11 @@ def cmd_ask(args) -> int:
     else:
         label = "[template mode: no VLM] " if answer.mode == "template" else ""
         print(label + answer.text)
-    if answer.flagged:
-        print(f"(removed names retrieval did not give: {', '.join(answer.flagged)})", file=sys.stderr)
+    if answer.flagged:  # a <name> was replaced; a bare word, perhaps an ordinary one, was kept
+        from edge_rap.generate.names import REMOVED
+
+        removed = f"; written in <brackets>, replaced by {REMOVED}" if REMOVED in answer.text else ""
+        print(f"(names retrieval did not give: {', '.join(answer.flagged)}{removed})", file=sys.stderr)
     if answer.stopped == "length":  # a sentence cut in the middle, said rather than left to puzzle over
         print(f"(the answer was cut at {options.max_tokens} tokens: --max-tokens N for longer ones)", file=sys.stderr)
     elif answer.stopped == "context":

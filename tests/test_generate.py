@@ -369,6 +369,25 @@ def test_a_name_the_question_wrote_is_not_removed_from_the_answer():
     assert answer.text == "No, I don't see <max> here." and answer.flagged == []  # not "I don't see [unrecognised]"
 
 
+def test_a_flagged_name_is_said_removed_only_where_it_was(run, tmp_path, monkeypatch):
+    class Says(CutShortVlm):
+        def generate(self, rendered, on_text, max_tokens, temperature):
+            from edge_rap.generate.vlm import Generation
+
+            on_text(self.text)
+            return Generation(self.text, 8, 12, 0.01, None, {"prefix": "computed"}, "eos")
+
+    assert run("remember", "mug", save(tmp_path / "mug.png", scene(2, 320, 240)))[0] == 0
+    says = Says()
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (says, None))
+    says.text = "The mug is on the table."  # a bare word: an ordinary one, perhaps, and kept
+    rc, out, err = run("ask", "What is on the table?", "--vlm", "m.gguf")
+    assert rc == 0 and out == "The mug is on the table.\n" and "removed" not in err and "mug" in err
+    says.text = "<mug> is on the table."
+    rc, out, err = run("ask", "What is on the table?", "--vlm", "m.gguf")
+    assert rc == 0 and out == f"{REMOVED} is on the table.\n" and f"replaced by {REMOVED}" in err
+
+
 def test_a_concept_whose_photo_is_gone_is_described_in_words_not_an_error(tmp_path, caplog):
     from fakes import fake_memory
 

@@ -36,11 +36,11 @@ class Live:
 
 @contextmanager
 def live_server(settings: Settings, fake: bool = True, limits: Limits = Limits(),
-                attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None) -> Iterator[Live]:
+                attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None, latest=None) -> Iterator[Live]:
     home = Household(settings)
     if fake:
         home.__dict__["memory"] = fake_memory(settings.memory)
-    handle = start_server_thread(create_app(home, stats, limits, attempts), "127.0.0.1", 0)
+    handle = start_server_thread(create_app(home, stats, limits, attempts, latest), "127.0.0.1", 0)
     try:
         yield Live(handle.url, (settings.memory / TOKEN_FILE).read_text().strip(), home)
     finally:

@@ -147,6 +147,36 @@ def test_ask_answers_in_json_or_as_server_sent_events(live):
         assert c.post("/api/ask", data={"question": " "}).status_code == 422
 
 
+def test_ask_without_a_photo_is_answered_as_the_voice_is_from_the_newest_frame_and_the_sightings(settings):
+    """Beside a daemon, a question without a photo looks at its newest recognised frame; "where is X?" is
+    answered from that frame, or from the sightings when X is not in it."""
+    from edge_rap.types import Image
+
+    newest = []
+    with live_server(settings, fake=False, latest=lambda: newest[0] if newest else None) as live:
+        with live.client() as c:
+            for name in ("coffee", "rocket"):
+                c.post("/api/concepts", data={"name": name}, files=photo_files(png(photo(name))))
+            live.home.events.add(Event("left", "rocket", "porch", 1.0, time.time() - 240, Box(0, 0, 10, 10), 0.9))
+            where = c.post("/api/ask", data={"question": "Where is the rocket?"}).json()
+            assert where["answer"] == "I last saw <rocket> on porch 4 minutes ago."
+            assert (where["mode"], where["task"], where["image"]) == ("events", "where", None)
+            assert [x["name"] for x in where["concepts"]] == ["rocket"]
+            frame = Image(photo("coffee"), "camera")
+            newest.append((frame, live.home.recognize(frame)))
+            where = c.post("/api/ask", data={"question": "where is coffee?"}).json()
+            assert where["answer"].startswith("<coffee> is here") and where["image"] == "camera"
+            seen = c.post("/api/ask", data={"question": "What do you see?"}).json()
+            assert seen["image"] == "camera" and [x["name"] for x in seen["concepts"]] == ["coffee"]
+            asked = c.post("/api/ask", data={"question": "What do you see?"},
+                           files=photo_files(png(photo("rocket")))).json()
+            assert asked["image"] == "photo" and [x["name"] for x in asked["concepts"]] == ["rocket"]
+            with c.stream("POST", "/api/ask", data={"question": "Where is the rocket?"},
+                          headers={"Accept": "text/event-stream"}) as r:
+                lines = [line for line in r.iter_lines() if line]
+            assert json.loads(lines[-1].removeprefix("data: "))["answer"].startswith("I last saw <rocket> on porch")
+
+
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         assert c.get("/api/stats").json()["daemon"] is False

@@ -69,7 +69,8 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
 
 def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
-    while it watches, and /api/stats reads the daemon's counters."""
+    while it watches, /api/stats reads the daemon's counters, and /api/ask without a photo looks at its newest
+    frame."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
     from edge_rap.serve.pairing import Listening, record
@@ -81,7 +82,8 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     warning = warn_if_open(host, tls)
     if warning:
         log.warning("%s", warning)
-    server = start_server_thread(create_app(home, stats=daemon_stats(daemon)), host, port, tls)
+    server = start_server_thread(create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest), host,
+                                 port, tls)
     record(home.root, Listening(host, server.port, tls is not None))  # so that `edge-rap pair` shows this URL
     log.warning("serving the companion API at %s", server.url)
     return server

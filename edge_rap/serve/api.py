@@ -29,7 +29,8 @@ from edge_rap.memory.store import NameTakenError, UnknownConceptError, validate_
 from edge_rap.serve import schemas
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
-from edge_rap.types import Box, Concept, Event
+from edge_rap.speech.reply import reply
+from edge_rap.types import Answer, Box, Concept, Event, Image, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
 
 
-def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None) -> APIRouter:
+def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
+                 latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", responses=ERRORS)
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     thinking = threading.Lock()  # one model job (embedding, recognition, an answer) at a time
@@ -215,7 +217,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         with thinking:
             return home.recognize(image).to_json()
 
-    @router.post("/ask", summary="Ask about a photo or the concepts; `Accept: text/event-stream` streams it",
+    @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
+                 "newest frame, the sightings); `Accept: text/event-stream` streams it",
                  responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None) -> Response:
@@ -226,10 +229,16 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             image = decode_image(upload.data, upload.label)
         if not question.strip() and image is None:
             raise ApiError("ask needs a question, a photo, or both", 422)
+
+        def answer(on_text: Callable[[str], None] | None = None) -> dict:
+            if image is not None:
+                return {**home.assistant.ask(question, image, on_text=on_text).to_json(), "image": "photo"}
+            return _household_answer(home, question, latest() if latest else None, on_text)
+
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_answer_stream(home, thinking, question, image), media_type="text/event-stream")
+            return StreamingResponse(_answer_stream(thinking, answer), media_type="text/event-stream")
         with thinking:
-            return Response(json.dumps(home.assistant.ask(question, image).to_json()), media_type="application/json")
+            return Response(json.dumps(answer()), media_type="application/json")
 
     @router.get("/events", response_model=list[schemas.EventOut])
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d or an ISO date-time")] = None,
@@ -268,15 +277,26 @@ def _event_json(event: Event) -> dict:
             "snapshot": f"/api/events/{event.id}/snapshot" if event.snapshot else None}
 
 
-def _answer_stream(home: Household, thinking: threading.Lock, question: str, image) -> Iterator[str]:
+def _household_answer(home: Household, question: str, frame: tuple[Image, Recognition] | None,
+                      on_text: Callable[[str], None] | None) -> dict:
+    """A question without a photo, answered as the device's voice answers it: about the cameras' newest frame
+    (when a daemon runs in this process), "where is X?" from it or the sightings, a name said alike of two
+    concepts asked back; the same keys as an answer about a photo, `image` saying what was looked at."""
+    said = reply(home, question, *(frame or (None, None)), on_text=on_text)
+    named = [c for c in (home.store.find(n) for n in said.names) if c is not None]
+    answer = said.answer or Answer(said.text, said.mode, "where" if said.mode == "events" else "clarify", named=named)
+    return {**answer.to_json(), "image": "camera" if said.used_image else None}
+
+
+def _answer_stream(thinking: threading.Lock, answer: Callable[..., dict]) -> Iterator[str]:
     """Server-Sent Events: `text` events as the answer is generated, then one `answer` (or `error`) event."""
     chunks: queue.Queue = queue.Queue()
 
     def work() -> None:
         try:
             with thinking:
-                answer = home.assistant.ask(question, image, on_text=lambda t: chunks.put(("text", {"text": t})))
-            chunks.put(("answer", answer.to_json()))
+                answered = answer(lambda t: chunks.put(("text", {"text": t})))
+            chunks.put(("answer", answered))
         except EdgeRapError as e:
             chunks.put(("error", {"error": for_client(e, "POST /api/ask")}))
         except Exception:  # the stream has begun: the failure is its last event, the details in the log

@@ -25,14 +25,15 @@ PAGE = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript
 
 
 def create_app(home: Household, stats: Callable[[], dict] | None = None, limits: Limits = Limits(),
-               attempts: AttemptLimit = AttemptLimit()) -> FastAPI:
-    """The API for one household. `stats`, when a daemon runs in this process, gives its figures for /api/stats.
+               attempts: AttemptLimit = AttemptLimit(), latest: Callable[[], tuple | None] | None = None) -> FastAPI:
+    """The API for one household. `stats` and `latest`, when a daemon runs in this process, give its figures for
+    /api/stats and its newest recognised frame (image, recognition) for /api/ask without a photo.
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them."""
     app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.in_flight = InFlight()
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
-    app.include_router(build_router(home, limits, stats))
+    app.include_router(build_router(home, limits, stats, latest))
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
     app.openapi = lambda: _schema(app)

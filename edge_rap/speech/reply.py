@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from edge_rap.speech.names import Names, mark_names, match_names
-from edge_rap.types import Image, Recognition
+from edge_rap.types import Answer, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b", re.I)
@@ -34,6 +35,8 @@ class Reply:
     names: list[str] = field(default_factory=list)
     question: str = ""  # as passed to the assistant, names marked
     ambiguous: list[list[str]] = field(default_factory=list)
+    answer: Answer | None = None  # the assistant's, when it answered
+    used_image: bool = False  # whether the frame given was looked at
 
 
 def ago(seconds: float) -> str:
@@ -68,9 +71,9 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
 
 
 def reply(home, question: str, image: Image | None = None, recognition: Recognition | None = None,
-          now: float | None = None) -> Reply:
+          now: float | None = None, on_text: Callable[[str], None] | None = None) -> Reply:
     """Answer `question` (the words after the wake phrase). `recognition`: what the daemon already found in
-    `image`; recognised here when missing and needed."""
+    `image`; recognised here when missing and needed. `on_text`: the assistant's text as it is generated."""
     names = match_names(question, [c.name for c in home.concepts()])
     if names.ambiguous:
         options = names.ambiguous[0].names
@@ -81,10 +84,12 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
         if image is not None and recognition is None:
             recognition = home.recognize(image)
         text = " ".join(where_is(home, n, recognition, now) for n in names.names)
-        return Reply(text, "events", names.names, marked)
-    if image is not None and needs_image(question, names):
-        answer = home.assistant.ask(marked, image, recognition=recognition)
+        return Reply(text, "events", names.names, marked, used_image=image is not None)
+    looks = image is not None and needs_image(question, names)
+    if looks:
+        answer = home.assistant.ask(marked, image, on_text=on_text, recognition=recognition)
     else:
-        answer = home.assistant.ask(marked)
+        answer = home.assistant.ask(marked, on_text=on_text)
     seen = [h.concept.name for h in answer.concepts]
-    return Reply(answer.text, answer.mode, names.names + [n for n in seen if n not in names.names], marked)
+    return Reply(answer.text, answer.mode, names.names + [n for n in seen if n not in names.names], marked,
+                 answer=answer, used_image=looks)

@@ -1,6 +1,7 @@
 """The household page in a real headless browser (Debian's chromium through Selenium): the pairing link's
 token is kept and leaves the address bar; a concept is added from a file, shown with its photo, renamed,
-re-described and forgotten; today's sightings show with their snapshots; on a phone-sized window."""
+re-described and forgotten; today's sightings show with their snapshots, and a question is answered from them;
+on a phone-sized window."""
 
 from __future__ import annotations
 
@@ -98,6 +99,10 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
                  "today's sighting")
         wait_for(lambda: browser.execute_script("const i = document.querySelector('#events img');"
                                                 "return i && i.naturalWidth"), "the sighting's snapshot")
+        browser.find_element(By.ID, "ask-question").send_keys("Where is Bobo?")
+        browser.find_element(By.CSS_SELECTOR, "#ask-form button[type=submit]").click()
+        wait_for(lambda: browser.find_element(By.ID, "ask-answer").text.startswith(
+            "bobo is on door: I saw bobo arrive"), "the answer from the sightings")
 
         card = browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bobo']")
         card.find_element(By.CSS_SELECTOR, ".forget").click()

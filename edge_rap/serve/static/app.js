@@ -231,6 +231,18 @@ function start() {
   $("signout").addEventListener("click", () => askForToken("Token forgotten on this device."));
   $("add-camera").addEventListener("change", showChosen);
   $("add-photos").addEventListener("change", showChosen);
+  $("ask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData();
+    form.append("question", $("ask-question").value.trim());
+    $("ask-answer").textContent = "Thinking...";
+    try {
+      const answer = await (await api("POST", "/api/ask", form)).json();
+      $("ask-answer").textContent = answer.answer.replace(/<([^<>]+)>/g, "$1");  // names as the cards show them
+    } catch (e) {
+      $("ask-answer").textContent = e.message;
+    }
+  });
   $("face-cancel").addEventListener("click", () => { closeFaceChoice(); say(""); });
   $("add-form").addEventListener("submit", (event) => {
     event.preventDefault();

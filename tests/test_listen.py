@@ -188,7 +188,7 @@ def test_where_is_answers_from_the_latest_sighting(voice_dir, household, listeni
     turn, = [t for t in Listener(home, *listening, wake=WAKE).turns(
         chunks(mixed(spoken(voice_dir, WHERE), 42))) if t.triggered]
     assert turn.reply.mode == "events"
-    assert turn.reply.text == "I last saw <anya> on den 4 minutes ago."
+    assert turn.reply.text == "I last saw <anya> on the den camera 4 minutes ago."
     assert set(turn.timings) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}
 
 
@@ -273,7 +273,7 @@ def test_cli_wake_phrase_question_from_a_wav(voice_dir, models_env, capsys, tmp_
     assert set(out) == {"triggered", "transcript", "concepts", "answer", "mode", "command", "timings", "timed_out"}
     assert out["command"] is None
     assert out["triggered"] and out["concepts"] == ["anya"] and out["mode"] == "events"
-    assert out["answer"] == "I last saw <anya> on den 4 minutes ago."
+    assert out["answer"] == "I last saw <anya> on the den camera 4 minutes ago."
     assert set(out["timings"]) == {"vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms"}
 
 

@@ -679,3 +679,10 @@ def test_another_photo_keeps_where_its_concept_was_found_else_the_salient_region
     assert region_of(Command("add", "bo"), home, image, seen) == found
     assert region_of(Command("add", "anya"), home, image, seen) == free
     assert region_of(Command("remember", "luna"), home, image, seen) == free
+
+
+def test_a_camera_is_named_in_a_sentence_once_as_a_camera():
+    from edge_rap.speech.reply import the_camera
+
+    assert [the_camera(n) for n in ("den", "porch", "Garden Cam", "front door camera", "webcam")] == [
+        "the den camera", "the porch camera", "the Garden Cam", "the front door camera", "the webcam"]

@@ -159,7 +159,7 @@ def test_ask_without_a_photo_is_answered_as_the_voice_is_from_the_newest_frame_a
                 c.post("/api/concepts", data={"name": name}, files=photo_files(png(photo(name))))
             live.home.events.add(Event("left", "rocket", "porch", 1.0, time.time() - 240, Box(0, 0, 10, 10), 0.9))
             where = c.post("/api/ask", data={"question": "Where is the rocket?"}).json()
-            assert where["answer"] == "I last saw <rocket> on porch 4 minutes ago."
+            assert where["answer"] == "I last saw <rocket> on the porch camera 4 minutes ago."
             assert (where["mode"], where["task"], where["image"]) == ("events", "where", None)
             assert [x["name"] for x in where["concepts"]] == ["rocket"]
             frame = Image(photo("coffee"), "camera")
@@ -174,7 +174,7 @@ def test_ask_without_a_photo_is_answered_as_the_voice_is_from_the_newest_frame_a
             with c.stream("POST", "/api/ask", data={"question": "Where is the rocket?"},
                           headers={"Accept": "text/event-stream"}) as r:
                 lines = [line for line in r.iter_lines() if line]
-            assert json.loads(lines[-1].removeprefix("data: "))["answer"].startswith("I last saw <rocket> on porch")
+            assert json.loads(lines[-1].removeprefix("data: "))["answer"].startswith("I last saw <rocket> on the porch camera")
 
 
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):

@@ -102,7 +102,7 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
         browser.find_element(By.ID, "ask-question").send_keys("Where is Bobo?")
         browser.find_element(By.CSS_SELECTOR, "#ask-form button[type=submit]").click()
         wait_for(lambda: browser.find_element(By.ID, "ask-answer").text.startswith(
-            "bobo is on door: I saw bobo arrive"), "the answer from the sightings")
+            "bobo is on the door camera now: I saw bobo arrive"), "the answer from the sightings")
 
         card = browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bobo']")
         card.find_element(By.CSS_SELECTOR, ".forget").click()

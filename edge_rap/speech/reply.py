@@ -2,7 +2,7 @@
 
 - A name that sounds like two concepts: ask which one was meant.
 - "Where is X?" / "Is X home?": the current frame when X is in it, else the latest sighting in the event log
-  ("I last saw <bo> on den 4 minutes ago").
+  ("I last saw <bo> on the den camera 4 minutes ago").
 - A question about a concept that needs no image ("What colour is Bo's collar?"): text only.
 - Anything else: retrieve + generate with the latest frame; the matched names are written <name> in the
   question, so the assistant retrieves them first, as RAP does with names in a question.
@@ -65,9 +65,15 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
     if event is None:
         return f"I haven't seen <{name}> yet."
     when = ago((now or time.time()) - event.wall)
+    camera = the_camera(event.camera)
     if event.kind == "arrived":
-        return f"<{name}> is on {event.camera}: I saw <{name}> arrive {when}."
-    return f"I last saw <{name}> on {event.camera} {when}."
+        return f"<{name}> is on {camera} now: I saw <{name}> arrive {when}."
+    return f"I last saw <{name}> on {camera} {when}."
+
+
+def the_camera(name: str) -> str:
+    """A camera's name as said in a sentence: "den" is "the den camera", "garden cam" stays "the garden cam"."""
+    return f"the {name}" if re.search(r"(cam|camera)$", name, re.I) else f"the {name} camera"
 
 
 def reply(home, question: str, image: Image | None = None, recognition: Recognition | None = None,

@@ -93,26 +93,54 @@ class EventLog:
         # One connection per thread (a connection must not carry several threads' transactions); a thread that
         # ended has its connection closed when another thread opens one, so a server's worker threads, which come
         # and go for months, never leave their files open (each connection holds the log and its -wal).
-        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._connections: dict[threading.Thread, tuple[sqlite3.Connection, int]] = {}  # with its generation
+        self._generation = 0  # one more each time the file is opened anew (reopen): older connections are stale
         self._lock = threading.Lock()
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
         self._snapshot: Path | None = None  # a reader's private copy of a read-only folder's log (_open_readonly)
+        self._opened: tuple[int, int] | None = None  # the file's (device, inode) when the tables were made
         if not readonly:
-            try:
-                root.mkdir(parents=True, exist_ok=True)
-                db = self._db()
-                with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
-                    for statement in filter(str.strip, SCHEMA.split(";")):
-                        db.execute(statement)
-                    if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
-                        db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
-            except (OSError, sqlite3.Error) as e:
-                raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
-                    from None
+            self._make_tables()
+
+    def _make_tables(self) -> None:
+        root = self.path.parent
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            db = self._db()
+            with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    db.execute(statement)
+                if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+                    db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
+            self._opened = self._identity()
+        except (OSError, sqlite3.Error) as e:
+            raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
+                from None
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def replaced(self) -> bool:
+        """Whether the file this log writes to was moved or deleted since it was opened (history cleared while a
+        daemon runs, or a damaged log moved away): its writes would go to a file no one reads."""
+        return not self.readonly and self._identity() != self._opened
+
+    def reopen(self) -> None:
+        """Open the log at its path anew (a new one where none is): every thread's next use reconnects."""
+        with self._lock:
+            self._generation += 1
+        self._make_tables()
 
     def _db(self) -> sqlite3.Connection:
         thread = threading.current_thread()
-        db = self._connections.get(thread)
+        db, generation = self._connections.get(thread, (None, self._generation))
+        if db is not None and generation != self._generation:  # the file was opened anew: this one is stale
+            db.close()
+            db = None
         if db is None:
             if self.readonly:
                 db = self._open_readonly()
@@ -126,8 +154,8 @@ class EventLog:
                     raise
             with self._lock:
                 for ended in [t for t in self._connections if not t.is_alive()]:
-                    self._connections.pop(ended).close()
-                self._connections[thread] = db
+                    self._connections.pop(ended)[0].close()
+                self._connections[thread] = (db, self._generation)
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -157,7 +185,7 @@ class EventLog:
 
     def close(self) -> None:
         with self._lock:
-            for db in self._connections.values():
+            for db, _ in self._connections.values():
                 db.close()
             self._connections.clear()
             if self._snapshot is not None:

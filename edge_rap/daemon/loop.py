@@ -285,6 +285,7 @@ class Daemon:
         try:
             while self.unlogged:
                 try:
+                    self._follow_log_file()
                     self.household.events.add(self.unlogged[0])
                 except EdgeRapError as e:
                     while len(self.unlogged) > UNLOGGED_MAX:
@@ -301,6 +302,17 @@ class Daemon:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _follow_log_file(self) -> None:
+        """A log moved or deleted while the daemon runs (history cleared, a damaged log moved away as its error
+        says): a new one is started, and this daemon registered in it, before the next event is logged."""
+        events = self.household.events
+        if events.replaced():
+            events.watch = None  # its row is in the old file
+            events.reopen()
+            log.warning("%s was moved or deleted: a new event log is started", events.path)
+        if events.watch is None:  # (again, where the new log refused it at first: a full disk)
+            events.begin_watch()
 
     def _remembered(self) -> dict[int, str] | None:
         """The concepts remembered now, id to name; None when the memory cannot be read (nothing is dropped then:

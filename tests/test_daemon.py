@@ -358,26 +358,38 @@ def test_every_leaving_is_logged_though_the_reader_left(tmp_path):
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)
 
 
-def test_an_event_log_deleted_while_the_daemon_runs_is_started_anew(tmp_path, caplog):
-    # History cleared by deleting events.sqlite (or a damaged log moved away, as its error says): the daemon went on
-    # logging into the deleted file, lost at its end, and `events` said "no events" for as long as it ran.
+def run_clearing_the_log(tmp_path, names: tuple[str, ...]) -> tuple[list, ScriptedHousehold]:
+    """Two visits of <bo>; the log's files `names` deleted at the first leaving (history cleared)."""
     home = ScriptedHousehold(tmp_path / "memory")
     reported = []
 
     def clear_history_at_the_first_leaving(event):
         reported.append(event)
         if len(reported) == 2:
-            for name in ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"):
-                (home.root / name).unlink(missing_ok=True)
+            for name in names:
+                (home.root / name).unlink()
 
     values = [40, 255, 255, 255, 40, 40, 40, 40, 255, 255, 255, 40, 40, 40, 40]
     options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
                             votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0))
     Daemon(home, options, clear_history_at_the_first_leaving).run(threading.Event())
     assert [e.kind for e in reported] == ["arrived", "left", "arrived", "left"]
+    return reported, home
+
+
+def test_an_event_log_deleted_while_the_daemon_runs_is_started_anew(tmp_path, caplog):
+    # History cleared by deleting events.sqlite and its -wal and -shm: the daemon went on logging into the deleted
+    # file, lost at its end, and `events` said "no events" for as long as it ran.
+    _, home = run_clearing_the_log(tmp_path, ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"))
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]  # the second visit
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended
     assert f"{home.root / 'events.sqlite'} was moved or deleted: a new event log is started" in caplog.text
+
+
+def test_an_event_log_deleted_but_for_its_wal_is_said_once_not_started_anew(tmp_path, caplog):
+    # A new file beside the old log's -wal and -shm would take them for its own and bring back what was deleted.
+    run_clearing_the_log(tmp_path, ("events.sqlite",))
+    assert caplog.text.count("was moved or deleted, but its -wal or -shm is still there") == 1
 
 
 def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):

@@ -146,6 +146,7 @@ class Daemon:
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
         self._log_failing = False
+        self._log_replaced = False  # the log's file was replaced in a way that cannot be followed (said once)
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
 
@@ -307,10 +308,14 @@ class Daemon:
         """A log moved or deleted while the daemon runs (history cleared, a damaged log moved away as its error
         says): a new one is started, and this daemon registered in it, before the next event is logged."""
         events = self.household.events
-        if events.replaced():
-            events.watch = None  # its row is in the old file
-            events.reopen()
-            log.warning("%s was moved or deleted: a new event log is started", events.path)
+        if events.replaced() and not self._log_replaced:
+            if events.reopen():
+                events.watch = None  # its row was in the old file
+                log.warning("%s was moved or deleted: a new event log is started", events.path)
+            else:
+                self._log_replaced = True  # said once; the old file takes the events until `run` restarts
+                log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "
+                            "old file until `run` restarts (delete all three to start a new log now)", events.path)
         if events.watch is None:  # (again, where the new log refused it at first: a full disk)
             events.begin_watch()
 

@@ -131,23 +131,21 @@ class EventLog:
 
     def reopen(self) -> bool:
         """Start a new log at the path where the old one is wholly gone (its -wal and -shm too); whether it was.
-        Every connection to the old file is closed first, each thread reconnecting at its next use. Where the old
-        log's -wal or -shm is still there (only the file deleted, or it was moved), a new file would take them for
-        its own and bring back what was deleted: nothing is done."""
+        Each thread closes its connection to the old file at its next use, and opens the new one (a connection is
+        closed only by its own thread: another may be using it). Where the old log's -wal or -shm is still there
+        (only the file deleted, or it was moved), a new file would take them for its own and bring back what was
+        deleted: nothing is done."""
         if any(self.path.with_name(EVENTS_DB + end).exists() for end in ("", "-wal", "-shm")):
             return False
         with self._lock:
             self._generation += 1
-            for db, _ in self._connections.values():
-                db.close()
-            self._connections.clear()
         self._make_tables()
         return True
 
     def _db(self) -> sqlite3.Connection:
         thread = threading.current_thread()
         db, generation = self._connections.get(thread, (None, self._generation))
-        if db is not None and generation != self._generation:  # made as the file was opened anew: stale
+        if db is not None and generation != self._generation:  # the file was started anew: this one is stale
             db.close()
             db = None
         if db is None:

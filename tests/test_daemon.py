@@ -169,12 +169,20 @@ def test_what_a_source_that_ended_showed_leaves_then_while_the_others_go_on(tmp_
     home = ScriptedHousehold(tmp_path / "memory")
     short = write_frames(tmp_path / "short", [40, 255, 255, 255])
     long = write_frames(tmp_path / "long", [40] * 60 + [255] * 4)
-    events = []
+    events, newest = [], []
     options = DaemonOptions((parse_source(f"short={short}"), parse_source(f"long={long}")), realtime=False,
                             votes=VoteSettings(confirm=2, leave_after_s=1.0))
-    Daemon(home, options, events.append).run(threading.Event())
+
+    def report(event):
+        events.append(event)
+        newest.append(daemon.latest[0].source if daemon.latest else None)
+
+    daemon = Daemon(home, options, report)
+    daemon.run(threading.Event())
     assert [(e.kind, e.camera, e.time_s) for e in events] == [
         ("arrived", "short", 1.0), ("left", "short", 1.5), ("arrived", "long", 30.5), ("left", "long", 31.5)]
+    # and a question is no longer answered from its last frame ("<bo> is here")
+    assert newest[0].startswith("short#") and newest[1] is None
 
 
 def test_max_frames_ends_the_run(tmp_path):

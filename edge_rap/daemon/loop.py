@@ -141,7 +141,7 @@ class Daemon:
         self.last: dict[str, Recognition] = {}
         self.rechecked: dict = {}  # camera -> the whole-frame vector of its last re-check
         self.last_time_s: dict[str, float] = {}  # camera -> its newest frame's source time
-        self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition), for voice
+        self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition): voice, /api/ask
         self.summary = Summary()
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
@@ -261,6 +261,9 @@ class Daemon:
         for camera in cameras:
             self.gates[camera] = MotionGate(self.options.gate)
             self.rechecked.pop(camera, None)
+        newest = self.latest
+        if newest is not None and newest[0].source.rpartition("#")[0] in {*cameras, *ended}:
+            self.latest = None  # a question is not answered from a camera that no longer sees: "<bo> is here"
         for event in self._log_all(events):
             self.report(event)
 

@@ -446,35 +446,12 @@ def test_models_lists_without_a_subcommand():
         cli.build_parser().parse_args(["models", "pull"])  # pull needs its NAME
 
 
-def _every_parser(parser=None, path=("edge-rap",)):
-    """(command path, parser) for the top level, each command and each subcommand (`models pull`)."""
-    import argparse
-
-    parser = parser or cli.build_parser()
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _every_parser(sub, (*path, name))
-
-
 def test_every_option_says_what_it_does_and_its_default():
     """`--help` is where a user learns an option: one shown bare (`--json`, `--box x0,y0,x1,y1`) says nothing of
     what it prints or does, and a default left unsaid must be guessed."""
-    import argparse
+    from parsers import every_parser, unexplained
 
-    unexplained, default_unsaid = [], []
-    for path, parser in _every_parser():
-        for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-                continue
-            where = f"{' '.join(path)} {(action.option_strings or [action.dest])[-1]}"
-            if not action.help:
-                unexplained.append(where)
-            elif not (action.default in (None, "", argparse.SUPPRESS) or action.default is False) \
-                    and "default" not in action.help:  # (`is False`: a default of 0 is one to say)
-                default_unsaid.append(where)
-    assert unexplained == [] and default_unsaid == []
+    assert unexplained(every_parser(cli.build_parser(), ("edge-rap",))) == ([], [])
 
 
 def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys):

@@ -293,3 +293,19 @@ def test_a_wrong_url_is_one_line_that_says_what_to_give(companion, live, capsys)
             assert said in err and err.count("\n") == 1, err
     finally:
         other.shutdown()
+
+
+def test_forget_with_json_prints_json_as_every_other_command(companion, live, capsys, tmp_path):
+    # `--json forget bo` printed "forgot <bo>": a script reading JSON failed on it
+    _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))
+    rc, out, _ = _call(companion, live, capsys, "--json", "forget", "bo")
+    assert rc == 0 and json.loads(out) == {"name": "bo"}
+
+
+def test_every_companion_option_says_what_it_does_and_its_default(companion):
+    # --description, --category, --name and the arguments were bare; --url and --token did not say they come
+    # from EDGE_RAP_URL and EDGE_RAP_TOKEN when left out
+    from parsers import every_parser, unexplained
+
+    assert unexplained(every_parser(companion.build_parser(), ("companion.py",))) == ([], [])
+    assert "EDGE_RAP_URL" in companion.build_parser().format_help()

@@ -331,29 +331,40 @@ BOX_HELP = ("the region the photos show, in their pixels: for a person's photo w
             "meant (the device's answer lists them)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="companion.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("EDGE_RAP_URL"), help="the device, e.g. http://10.0.0.5:8765")
-    parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"), help="from `edge-rap pair` on the device")
-    parser.add_argument("--retries", type=int, default=4, help="retries of a request on connection errors (4)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--url", default=os.environ.get("EDGE_RAP_URL"),
+                        help="the device, e.g. http://10.0.0.5:8765 (default $EDGE_RAP_URL)")
+    parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"),
+                        help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
+    parser.add_argument("--retries", type=int, default=4, metavar="N",
+                        help="retries of a request on connection errors (default 4)")
+    parser.add_argument("--json", action="store_true", help="print JSON: the concept, the concepts, the sync "
+                        "report, the events, or the name forgotten")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the concepts on the device")
-    p = sub.add_parser("add", help="add a concept with its photos")
-    p.add_argument("name")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
-    p.add_argument("--description", default="")
-    p.add_argument("--category", default="")
-    p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
-    p = sub.add_parser("add-photos", help="more photos of a concept the device has")
-    p.add_argument("name")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
-    p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
-    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument("name")
-    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument("path", type=Path)
+    for name, text in (("add", "add a concept with its photos"), ("add-photos", "more photos of a concept the "
+                                                                               "device has")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("name", help="the concept's name" if name == "add" else "a concept the device has")
+        p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="its photo(s)")
+        if name == "add":
+            p.add_argument("--description", default="", help="what it is, in a sentence")
+            p.add_argument("--category", default="", help="e.g. person, dog, mug (a person's also registers the "
+                           "face)")
+        p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
+    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument(
+        "name", help="a concept the device has")
+    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument(
+        "path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
     p = sub.add_parser("events", help="who was seen, when")
     p.add_argument("--since", help="30s, 10m, 2h, 1d or an ISO date-time")
-    p.add_argument("--name")
+    p.add_argument("--name", help="only the events about this concept")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if not args.url or not args.token:
@@ -394,7 +405,7 @@ def _run(args, device: Device) -> int:
         return 1 if report.refused else 0
     elif args.command == "forget":
         device.forget(args.name)
-        print(f"forgot <{args.name}>")
+        print(json.dumps({"name": args.name}) if args.json else f"forgot <{args.name}>")
     elif args.command == "sync":
         if not args.path.exists():
             raise CompanionError(f"{args.path}: no such file or folder")

@@ -550,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
     p.add_argument("--image", metavar="PATH", help="the photo or camera frame the question is about")
-    p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is generated (not with --json,
+                   which prints it whole)")
     p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
                    "tokens_per_s, task, flagged, device, verdict, note, cache, stopped (null where they do not apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")
@@ -584,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     voice = p.add_mutually_exclusive_group()
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write each spoken line as a WAV file into DIR")
-    p.add_argument("--cooldown", type=float, metavar="S", help="a concept back within S s is not announced again (30)")
+    p.add_argument("--cooldown", type=float, metavar="S", help="a concept back within S s is not announced again (default 30)")
     p.add_argument("--snapshots", metavar="DIR", help="keep a snapshot of each arrival, its box drawn")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="announce with a VLM (default: the device profile's)")
     p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)

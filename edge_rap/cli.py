@@ -550,8 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
     p.add_argument("--image", metavar="PATH", help="the photo or camera frame the question is about")
-    p.add_argument("--stream", action="store_true", help="print the answer as it is generated (not with --json,
-                   which prints it whole)")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is generated (not with --json, "
+                   "which prints it whole)")
     p.add_argument("--json", action="store_true", help="one JSON object: answer, concepts, mode, model, ttft_s, "
                    "tokens_per_s, task, flagged, device, verdict, note, cache, stopped (null where they do not apply)")
     p.add_argument("--vlm", metavar="PATH|NAME", help="a GGUF language model (or a pulled VLM's name)")

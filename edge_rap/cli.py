@@ -451,11 +451,16 @@ def cmd_demo(args) -> int:
     return run_demo(_settings(args), Path(args.memory) if args.memory else None)
 
 
-def _common_options(suppress: bool = False) -> argparse.ArgumentParser:
+#: Where a command's memory is when --memory is left out: the household's, for all but eval and demo.
+HOME_MEMORY = "memory folder (default $EDGE_RAP_HOME or ~/.local/share/edge-rap)"
+
+
+def _common_options(suppress: bool = False, memory: str = HOME_MEMORY) -> argparse.ArgumentParser:
     """The options every command takes. `suppress`: for a command's own subcommands (`models pull`), where an
-    option left out must not reset one given before the subcommand (`models -v pull NAME`)."""
+    option left out must not reset one given before the subcommand (`models -v pull NAME`). `memory`: --memory's
+    help, for a command whose memory is not the household's."""
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
-    common.add_argument("--memory", metavar="DIR", help="memory folder (default $EDGE_RAP_HOME or ~/.local/share/edge-rap)")
+    common.add_argument("--memory", metavar="DIR", help=memory)
     common.add_argument("--embedder", metavar="NAME|DIR", help="image embedder from the model cache (default from the device profile)")
     common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml, or auto (the default: "
                         "a Jetson, then CUDA, then the CPU)")
@@ -477,8 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help):
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(name, func, help, memory: str = HOME_MEMORY):
+        options = common if memory == HOME_MEMORY else _common_options(memory=memory)  # (parents share actions)
+        p = sub.add_parser(name, parents=[options], help=help, description=help)
         p.set_defaults(func=func, parser=p)  # (main: an unknown option is shown with this command's usage)
         return p
 
@@ -559,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")
     p.add_argument("--max-tokens", type=int, metavar="N", help="the answer's length limit in tokens (default: the "
                    "device profile's [vlm] max_tokens)")
-    p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts")
+    p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts",
+            memory="a new or empty folder to remember the dataset into (default a temporary one)")
     p.add_argument("kind", choices=["retrieval", "localize"], help="retrieval: each concept's other photos "
                    "recognised (top-1, top-5, yes/no); localize: photos pasted into seeded composites, found and "
                    "boxed (recall, precision, IoU)")
@@ -609,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most the newest N events (default 10000)")
     p.add_argument("--json", action="store_true", help="a JSON list of the events, oldest first, each as run --json "
                    "prints it")
-    add("demo", cmd_demo, "remember four concepts from photos in installed packages and run the daemon on a video made from them")
+    add("demo", cmd_demo, "remember four concepts from photos in installed packages and run the daemon on a video "
+        "made from them", memory="the demo's memory folder (default $EDGE_RAP_HOME/demo/memory)")
     from edge_rap.serve.commands import register as add_serve_commands  # serve, pair
     add_serve_commands(add)
     return parser

@@ -461,3 +461,14 @@ def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert err.startswith("usage: edge-rap remember ") and err.endswith("error: unrecognized arguments: -q\n")
+
+
+@pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),
+                                              ("concepts", "$EDGE_RAP_HOME or ~/.local/share/edge-rap")])
+def test_memory_says_the_default_of_its_command(command, default):
+    # eval's and demo's --memory said "default $EDGE_RAP_HOME": eval makes a temporary memory, demo its own
+    from parsers import every_parser
+
+    parser = dict(every_parser(cli.build_parser(), ("edge-rap",)))[("edge-rap", command)]
+    (memory,) = [a for a in parser._actions if "--memory" in a.option_strings]
+    assert f"default {default})" in memory.help

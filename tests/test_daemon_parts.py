@@ -1285,3 +1285,11 @@ def test_a_projector_without_its_model_is_refused_as_ask_and_listen_refuse_it(tm
     settings = tmp_path / "run.toml"
     settings.write_text('[daemon]\nvlm = "m.gguf"\n')  # the model from the file, its projector from the command line
     assert run_config({"mmproj": "p.gguf", "sources": ["0"]}, settings).mmproj == "p.gguf"
+
+
+def test_tls_files_without_serve_are_refused_as_wake_without_voice_is():
+    # `run --tls-cert C --tls-key K` without --serve watched on, the files not even looked at: no word that
+    # nothing was served
+    with pytest.raises(EdgeRapError, match=r"^--tls-cert and --tls-key go with --serve"):
+        run_config({"tls_cert": "c.pem", "tls_key": "k.pem", "sources": ["0"]}, None)
+    assert run_config({"tls_cert": "c.pem", "tls_key": "k.pem", "serve": "8765", "sources": ["0"]}, None).tls_cert

@@ -68,6 +68,8 @@ class RunConfig:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgeRapError("--tls-cert and --tls-key go together")
+        if self.tls_cert and self.serve is None:
+            raise EdgeRapError("--tls-cert and --tls-key go with --serve (the companion API they secure)")
         if self.mmproj and not self.vlm:
             from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM
 

@@ -311,6 +311,7 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for command in ("remember", "recognize", "concepts", "forget", "import-rap", "export-rap", "reindex"):
         assert command in out
+    assert "exit status: 0 done; 1 done in part" in " ".join(out.split())  # a script's writer reads it here
 
 
 def test_reindex_command(run, photos):

@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or camera frames")
     p.add_argument("--json", action="store_true", help='one JSON object per line per image: image, concepts (each '
-                   'name, score, box; best first), and error where the image could not be read')
+                   'name, score, box; best first), error where the image could not be read, drawing with --draw')
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")

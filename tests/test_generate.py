@@ -213,6 +213,14 @@ def test_a_question_about_one_not_in_view_or_not_known_says_so_first():
         "I don't know anyone or anything called <nobody>. I can see <bo>")
 
 
+def test_a_name_not_known_beside_a_known_one_is_said_in_every_task():
+    # "What does <max> eat, and where is <bo>'s bowl?": <max> is not passed over in silence
+    assert narrate(Task.TEXT, [], [BO], None, [BO, ANYA], ["max"]).startswith(
+        "I don't know anyone or anything called <max>. Here is what I was told about <bo>")
+    assert narrate(Task.RECOGNIZE, [], [BO], (100, 100), [BO, ANYA], ["max"]) == (
+        "I don't know anyone or anything called <max>. No, I don't see <bo> in this image.")
+
+
 def test_answer_json_keys():
     a = Answer("hi", "template", "caption", [hit(BO)], [], ttft_s=None)
     out = a.to_json()

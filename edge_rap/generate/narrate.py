@@ -40,11 +40,11 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
     the question names; `known` every remembered concept (for "I don't know that name"); `unknown` the names
     the question writes as <name> that no concept has."""
     seen = list(present)
+    not_known = [f"I don't know anyone or anything called <{n}>." for n in unknown]
     if task in (Task.VQA, Task.DESCRIBE) and (unknown or named):
         # "What is <candle> doing?": first what is known of the ones asked about, then what is seen
         ids = {h.concept.id for h in seen}
-        lead = [f"I don't know anyone or anything called <{n}>." for n in unknown]
-        lead += [f"I don't see <{c.name}> in this image." for c in named if c.id not in ids]
+        lead = not_known + [f"I don't see <{c.name}> in this image." for c in named if c.id not in ids]
         if lead:
             rest = narrate(task, present, [], size, known)
             if not seen:
@@ -58,7 +58,7 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
                 names += f" and {len(known) - 5} more"
             return ("I don't know who or what you mean." +
                     (f" I know {names}." if names else " I haven't been taught anyone or anything yet."))
-        parts = []
+        parts = list(not_known)  # "What does <max> eat, and <bo>?": <max> is not passed over in silence
         for c in named:
             about = _about(c)[3:]
             parts.append(f"Here is what I was told about <{c.name}>: {about}." if about
@@ -69,7 +69,7 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
             lead = "I don't know anyone or anything by that name."
             return lead + (" " + " ".join(_seen(h, size, i == 0) for i, h in enumerate(seen)) if seen
                            else " I don't see any of the household's concepts here.")
-        parts = []
+        parts = list(not_known)
         for c in named:
             hit = next((h for h in seen if h.concept.id == c.id), None)
             if hit is None:

@@ -597,6 +597,17 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     assert "models pull nosuch-vlm" not in str(e.value)
 
 
+def test_two_projectors_beside_the_model_are_a_choice_not_none(tmp_path):
+    """Taken for no projector, the model answered text questions and refused images with 'give its mmproj'."""
+    for name in ("m.gguf", "mmproj-m-f16.gguf", "mmproj-m-q8_0.gguf"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(EdgeRapError, match=r"2 projectors beside m.gguf \(mmproj-m-f16.gguf, mmproj-m-q8_0.gguf\): "
+                                           r"give one as --mmproj"):
+        resolve(tmp_path, str(tmp_path / "m.gguf"))
+    chosen = resolve(tmp_path, str(tmp_path / "m.gguf"), str(tmp_path / "mmproj-m-q8_0.gguf"))
+    assert chosen.mmproj == tmp_path / "mmproj-m-q8_0.gguf"
+
+
 def test_an_encoding_the_full_disk_cut_short_leaves_no_file(tmp_path, monkeypatch):
     import errno
 

@@ -284,5 +284,10 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
 
 
 def _mmproj_beside(model: Path) -> Path | None:
-    found = [p for p in model.parent.glob("*.gguf") if "mmproj" in p.name.lower() and p != model]
-    return found[0] if len(found) == 1 else None
+    """The one projector beside the model, or None; several are a choice the user makes (f16 and q8_0 of one
+    model are often downloaded together), not a text-only model."""
+    found = sorted(p for p in model.parent.glob("*.gguf") if "mmproj" in p.name.lower() and p != model)
+    if len(found) > 1:
+        raise EdgeRapError(f"{len(found)} projectors beside {model.name} ({', '.join(p.name for p in found)}): "
+                           "give one as --mmproj")
+    return found[0] if found else None

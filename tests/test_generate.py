@@ -132,6 +132,10 @@ def test_fallback_template_by_architecture():
     ("Is <O'Neil> here?", True, Task.RECOGNIZE),
     ("Are <bo> and <anya> here?", True, Task.RECOGNIZE),
     ("Is Bo's ball here?", True, Task.VQA),  # about the ball, not Bo
+    ("Is there a dog in this picture?", True, Task.VQA),  # no one named: not "I don't know that name"
+    ("Can you see anyone in the photo?", True, Task.VQA),
+    ("Are there any cats here?", True, Task.VQA),
+    ("Is max in this image?", True, Task.RECOGNIZE),  # a name, if not one the memory holds
     ("What is <bo> doing?", True, Task.VQA),
     ("What colour is <bo>'s collar?", False, Task.TEXT),
 ])

@@ -52,9 +52,12 @@ INSTRUCTIONS = {
 
 _CAPTION = re.compile(r"\bcaption\b", re.I)
 _DESCRIBE = re.compile(r"\b(describe|description|detail(ed|s)?)\b", re.I)
+#: "Is there a dog ...?", "Can you see anyone ...?": asks about no one by name, so is no recognition question.
+_NO_ONE = r"(?!\s+(there|a|an|any|anyone|anybody|anything|some|someone|somebody|something)\b)"
 _RECOGNIZE = re.compile(
-    r"^\s*(is|are|can you (see|find)|do you see|do you recogni[sz]e)\b.*\b(in|on)\s+(this|the)\s+"
-    r"(image|photo|picture|frame|shot)\b|^\s*(is|are)\s+(?:<[^<>\n]{1,64}>|[\w\-. ])+\s+(here|there|present|visible)\b",
+    rf"^\s*(is|are|can you (see|find)|do you see|do you recogni[sz]e)\b{_NO_ONE}.*\b(in|on)\s+(this|the)\s+"
+    rf"(image|photo|picture|frame|shot)\b|^\s*(is|are){_NO_ONE}\s+(?:<[^<>\n]{{1,64}}>|[\w\-. ])+\s+"
+    r"(here|there|present|visible)\b",
     re.I,
 )
 

@@ -191,6 +191,8 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
         parse_source(str(tmp_path / "missing.mp4"))
     with pytest.raises(EdgeRapError, match="camera name"):
         parse_source(f"bad name={tmp_path}")
+    with pytest.raises(EdgeRapError, match=r"a camera device number is 0-9999 \(/dev/videoN\)"):
+        parse_source("99999999999999999999")  # (was OpenCV's overload error, once the camera thread ran)
     # unnamed sources are camK by their place, never a name another source was given
     assert [s.name for s in parse_sources([str(tmp_path), f"door={tmp_path}", str(tmp_path)])] == ["cam0", "door",
                                                                                                   "cam2"]
@@ -589,6 +591,11 @@ def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(
     settings = tmp_path / "run.toml"
     settings.write_text('[daemon]\nserve = 8765\n[[camera]]\nsource = 0\n')
     assert run_config({}, settings).serve == "8765"
+    from edge_rap.daemon.config import serve_address
+
+    assert serve_address("[::]:8765") == ("::", 8765) and serve_address("8765") == ("127.0.0.1", 8765)
+    with pytest.raises(EdgeRapError, match="--serve 'my host': give a host name or address"):
+        serve_address("my host:8765")
     for text, said in (('serve = true', "serve must be a [HOST:]PORT (a string or a port number), not true"),
                        ('cooldown = "5"', "cooldown must be a number, not '5'"),
                        ('max-frames = 2.5', "max-frames must be a whole number, not 2.5"),

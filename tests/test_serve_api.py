@@ -198,6 +198,12 @@ def test_pair_prints_a_qr_code_url_and_token(settings, run):
     rc, out, _ = run("pair", "--json", "--host", "0.0.0.0", "--port", "9000")
     paired = json.loads(out)
     assert paired["token"] == token and paired["url"].endswith(":9000/") and "0.0.0.0" not in paired["url"]
+    assert json.loads(run("pair", "--json", "--host", "fe80::1%eth0")[1])["url"].startswith("http://[fe80::1%eth0]")
+    for host in ("a b", "http://10.0.0.5", "10.0.0.5/x"):  # a URL the phone could not open
+        rc, _, err = run("pair", "--host", host)
+        assert rc == 2 and err.strip().endswith("give a host name or address, such as 0.0.0.0 or 192.168.1.20")
+        rc, _, err = run("serve", "--host", host)
+        assert rc == 2 and f"--host {host!r}" in err
 
 
 def test_serve_warns_when_it_listens_wider_without_tls():

@@ -84,10 +84,12 @@ class RunConfig:
 def serve_address(text: str) -> tuple[str, int]:
     """`[HOST:]PORT` (default host 127.0.0.1, loopback only; port 0: any free one) -> (host, port)."""
     host, _, port = text.rpartition(":")
+    from edge_rap.serve.server import checked_host
+
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 <= int(port) < 65536:
         raise EdgeRapError(f"--serve {text!r}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
-    return host, int(port)
+    return checked_host(host, "--serve"), int(port)
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}

@@ -77,6 +77,10 @@ def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
     return tuple(specs)
 
 
+#: The largest camera device number taken (/dev/video0-9999): a longer number was OpenCV's overload error.
+MAX_DEVICE = 9999
+
+
 def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     """`SRC` or `NAME=SRC`; a missing file or folder is refused here, before any thread starts."""
     name, target = _split_source(text)
@@ -86,6 +90,8 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     if not target:
         raise EdgeRapError(f"source {text!r} names no camera, file, folder or URL")
     if target.isdigit():
+        if int(target) > MAX_DEVICE:
+            raise EdgeRapError(f"source {target!r}: a camera device number is 0-{MAX_DEVICE} (/dev/videoN)")
         return SourceSpec(name, int(target))
     if "://" not in target and not Path(target).exists():
         raise EdgeRapError(f"source {target!r}: no such file or folder")

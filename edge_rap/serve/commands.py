@@ -18,11 +18,12 @@ def cmd_serve(args) -> int:
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
-    from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
+    from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    checked_host(args.host)
     settings = _settings(args)
     from edge_rap.cli import _existing_memory, _stop_on_signals
 
@@ -51,6 +52,7 @@ def cmd_pair(args) -> int:
     from dataclasses import replace
 
     from edge_rap.serve.pairing import page_url, pairing_link, reachable_note, recorded, terminal_qr
+    from edge_rap.serve.server import checked_host
     from edge_rap.serve.token import ensure_token, rotate_token
 
     from edge_rap.cli import _existing_memory
@@ -61,7 +63,7 @@ def cmd_pair(args) -> int:
     token = rotate_token(memory) if args.rotate else ensure_token(memory)
     where = recorded(memory)
     if args.host:
-        where = replace(where, host=args.host)
+        where = replace(where, host=checked_host(args.host))
     if args.port is not None:
         where = replace(where, port=args.port)
     url = page_url(where)

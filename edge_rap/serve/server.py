@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ JOIN_S = 1.0
 class Tls:
     cert: str
     key: str
+
+
+#: A host name, or an IPv4 or IPv6 address (with a zone): what a URL and a bind can take.
+_HOST = re.compile(r"[A-Za-z0-9._:%-]+")
+
+
+def checked_host(host: str, option: str = "--host") -> str:
+    """The host, or one line: "a b" or "http://x" made a URL the phone could not open and a bind that failed
+    with the resolver's words."""
+    if not _HOST.fullmatch(host):
+        raise EdgeRapError(f"{option} {host!r}: give a host name or address, such as 0.0.0.0 or 192.168.1.20")
+    return host
 
 
 def is_loopback(host: str) -> bool:

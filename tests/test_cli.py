@@ -45,6 +45,9 @@ def test_concepts_lists_each_concept_alike_with_or_without_description_and_categ
     rc, out, _ = run("concepts")
     assert rc == 0 and out == "<bo> [dog] 1 view(s): our dog\n<mug> 1 view(s)\n"  # no dangling ": "
     assert len({tuple(c) for c in concepts_json(run)}) == 1  # the same keys for every concept
+    run("remember", "José", scene_file(photos, 3))
+    run("remember", "Anya", scene_file(photos, 4))
+    assert [c["name"] for c in concepts_json(run)] == ["Anya", "bo", "José", "mug"]  # as read, not capitals first
 
 
 def test_remember_list_recognize(run, photos, settings):

@@ -451,7 +451,10 @@ class Store:
     )
 
     def concepts(self) -> list[Concept]:
-        return [Concept(*row) for row in self._rows(self._CONCEPT_SQL + " ORDER BY c.name")]
+        """In the order a person reads a list: "Anya, bo, José", not capitals first as the bytes sort them."""
+        rows = self._rows(self._CONCEPT_SQL)
+        return sorted((Concept(*row) for row in rows), key=lambda c: (unicodedata.normalize("NFKC", c.name).casefold(),
+                                                                       c.name))
 
     def concepts_by_id(self, ids: list[int]) -> dict[int, Concept]:
         if not ids:

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError, PartlyDone
@@ -137,17 +137,25 @@ def cmd_forget(args) -> int:
     return 0
 
 
+@contextmanager
 def _stop_on_signals():
-    """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set, so that a
-    long-running command (run, serve) ends cleanly, exit 0; a signal ignored when it started (`nohup`) stays so."""
+    """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set while the body
+    runs, so that a long-running command (run, serve) ends cleanly, exit 0; a signal ignored when it started
+    (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
+    went on only setting an event nobody waited for."""
     import signal
     import threading
 
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
             signal.signal(sig, lambda *_: stop.set())
-    return stop
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def cmd_run(args) -> int:
@@ -163,7 +171,8 @@ def cmd_run(args) -> int:
                         Path(args.config) if args.config else None)
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
-    summary = run_daemon(settings, config, _stop_on_signals(), sys.stdout)
+    with _stop_on_signals() as stop:
+        summary = run_daemon(settings, config, stop, sys.stdout)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)
     else:

@@ -476,3 +476,15 @@ def test_memory_says_the_default_of_its_command(command, default):
     parser = dict(every_parser(cli.build_parser(), ("edge-rap",)))[("edge-rap", command)]
     (memory,) = [a for a in parser._actions if "--memory" in a.option_strings]
     assert f"default {default})" in memory.help
+
+
+def test_run_in_process_gives_the_signals_back_when_it_ends(run, photos):
+    """run (and serve) set SIGINT, SIGTERM and SIGHUP to stop them cleanly; a caller of main() in the same
+    process (the tests, a script) then had a Ctrl-C that only set an event nobody waited for."""
+    import signal
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    run("remember", "bo", scene_file(photos / "bo", 1))
+    rc, _, err = run("run", "--source", photos / "bo", "--max-frames", "1", "--mute")
+    assert rc == 0, err
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -214,7 +214,9 @@ def ctrl_c_in_llamas_log(monkeypatch):
         return False
 
     monkeypatch.setattr(vlm_module.log, "isEnabledFor", enabled)
-    return lambda: armed.append(True)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as a fresh process has it
+    yield lambda: armed.append(True)
+    signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_while_the_model_loads_is_not_lost(tiny, ctrl_c_in_llamas_log):

@@ -36,13 +36,13 @@ def cmd_serve(args) -> int:
         port = args.port if args.port is not None else DEFAULT_PORT
         # In a thread, stopped by our own signal handlers: uvicorn's, in the main thread, raise the signal again
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
-        stop = _stop_on_signals()
-        server = start_server_thread(app, args.host, port, tls)
-        record(home.root, Listening(args.host, port, tls is not None))
-        print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
-        while not stop.wait(1.0) and server.thread.is_alive():
-            pass
-        server.stop()
+        with _stop_on_signals() as stop:
+            server = start_server_thread(app, args.host, port, tls)
+            record(home.root, Listening(args.host, port, tls is not None))
+            print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
+            while not stop.wait(1.0) and server.thread.is_alive():
+                pass
+            server.stop()
         if not stop.is_set():
             raise EdgeRapError("the server stopped by itself (its log above says why)")
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_rap.daemon.clock import WallClock, steady_now
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions
 from edge_rap.daemon.track import Change, VoteSettings
@@ -73,13 +74,14 @@ def write_frames(folder: Path, values: list[int], whole: bool = False) -> Path:
     return folder
 
 
-def run_scripted(tmp_path, values, whole: bool = False, **options) -> tuple[list, object, ScriptedHousehold]:
+def run_scripted(tmp_path, values, whole: bool = False, clock: WallClock | None = None,
+                 **options) -> tuple[list, object, ScriptedHousehold]:
     home = ScriptedHousehold(tmp_path / "memory")
     events = []
     spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values, whole)}")
     opts = DaemonOptions((spec,), realtime=False, folder_fps=2.0,
                          votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0), **options)
-    summary = Daemon(home, opts, events.append).run(threading.Event())
+    summary = Daemon(home, opts, events.append, clock=clock).run(threading.Event())
     return events, summary, home
 
 
@@ -141,7 +143,12 @@ def test_what_is_present_when_watching_stops_leaves_then(tmp_path):
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch ended too
 
 
-def test_the_daemon_applies_the_logs_retention_when_it_starts(tmp_path):
+def test_the_daemon_applies_the_logs_retention_counted_from_its_last_event(tmp_path, monkeypatch):
+    """At the start, the retention counts back from the last event logged, not from a clock that may be wrong: the
+    events of a device off for more than a year go at the first prune after the run logged one."""
+    import edge_rap.daemon.loop
+
+    monkeypatch.setattr(edge_rap.daemon.loop, "PRUNE_EVERY_S", 0.0)  # a prune at every turn of the loop
     home = ScriptedHousehold(tmp_path / "memory")
     stale = time.time() - 400 * 86400.0
     for k in range(3):
@@ -149,6 +156,47 @@ def test_the_daemon_applies_the_logs_retention_when_it_starts(tmp_path):
     run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0)
     kept = [(e.kind, e.name) for e in EventLog(home.root, readonly=True).query()]
     assert kept == [("arrived", "anya"), ("arrived", "bo"), ("left", "bo")]  # anya's last sighting stays
+
+
+def test_a_clock_wrongly_ahead_when_the_daemon_starts_takes_no_history_with_it(tmp_path):
+    """A clock chip two years ahead at boot made the start's prune delete every event but each place's last
+    sighting, before NTP could set it."""
+    home = ScriptedHousehold(tmp_path / "memory")
+    recent = time.time() - 10 * 86400.0
+    for k in range(3):
+        home.events.add(Event("arrived" if k % 2 == 0 else "left", "anya", "den", float(k), recent + k))
+    ahead = WallClock(wall=lambda: time.time() + 2 * 365 * 86400.0)
+    run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0, clock=ahead)
+    kept = [(e.kind, e.name) for e in EventLog(home.root, readonly=True).query()]
+    assert kept == [("arrived", "anya"), ("left", "anya"), ("arrived", "anya"), ("arrived", "bo"), ("left", "bo")]
+
+
+def test_events_logged_before_the_clock_is_set_move_with_it_and_are_not_pruned(tmp_path, monkeypatch, caplog):
+    """A board with no clock battery boots in 1970 and NTP sets its clock minutes later: the events logged before
+    kept their 1970 times, so the next prune deleted them (each place's last sighting aside) and "where is Bo?"
+    said "20000 days ago". They move with the clock, and it is said."""
+    import edge_rap.daemon.loop
+
+    set_by = [10 * 86400.0 - steady_now()]  # the wall clock minus the steady one: 10 days into 1970
+    clock = WallClock(wall=lambda: steady_now() + set_by[0])
+    add = EventLog.add
+
+    def add_then_set(log, event):  # NTP sets the clock right after the first event is logged
+        added = add(log, event)
+        set_by[0] = time.time() - steady_now()
+        return added
+
+    monkeypatch.setattr(EventLog, "add", add_then_set)
+    monkeypatch.setattr(edge_rap.daemon.loop, "PRUNE_EVERY_S", 0.0)  # a prune at every turn of the loop
+    started = time.time()
+    run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0, clock=clock)
+    logged = EventLog(tmp_path / "memory", readonly=True).query()
+    assert [e.kind for e in logged] == ["arrived", "left"]
+    assert all(e.wall >= started - 60 for e in logged)
+    said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    assert len(said) == 2 and "1970" in said[0] and "not set yet" in said[0]
+    assert said[1].startswith("the clock was set +") and said[1].endswith(": the 1 event(s) this run logged are "
+                                                                          "moved with it")
 
 
 def test_two_cameras_in_one_process_carry_their_names(tmp_path):

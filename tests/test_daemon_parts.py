@@ -970,6 +970,21 @@ def test_snapshots_are_kept_within_their_count(tmp_path):
     assert len(list(tmp_path.glob("*.jpg"))) == 3
 
 
+def test_the_wall_clock_says_when_it_was_set_not_when_ntp_slews_it():
+    from edge_rap.daemon.clock import WallClock
+
+    steady, wall = [0.0], [1000.0]
+    clock = WallClock(wall=lambda: wall[0], steady=lambda: steady[0])
+    steps = []
+    for _ in range(1000):  # a day of readings, the clock slewed by 0.5 ms a second (NTP's most): 43 s in all
+        steady[0] += 86.4
+        wall[0] += 86.4 * 1.0005
+        steps.append(clock.read().step_s)
+    assert steps == [0.0] * 1000
+    wall[0] += 1.78e9  # NTP sets a clock that booted in 1970
+    assert clock.read().step_s == 1.78e9 and clock.read().step_s == 0.0
+
+
 def test_snapshots_a_full_disk_refuses_are_warned_of_once_and_their_return_is_said(tmp_path, monkeypatch, caplog):
     # A daemon that runs for months on a disk that fills warned at every arrival until it was freed, and never said
     # that snapshots were written again.

@@ -274,6 +274,20 @@ class EventLog:
                 closed.append(event)
         return closed
 
+    def move(self, watch: int, seconds: float) -> int:
+        """Move the wall times of every event `watch` logged by `seconds`: the clock was set while that daemon ran
+        (NTP, minutes after a boot in 1970), and its events keep their spacing by the steady clock, anchored by the
+        clock's latest setting. The number of events moved."""
+        try:
+            return self._db().execute("UPDATE events SET wall = wall + ? WHERE watch = ?", (seconds, watch)).rowcount
+        except sqlite3.Error as e:
+            raise EventLogError(self.path, f"cannot move the events' times with the clock ({e})") from None
+
+    def last_wall(self) -> float | None:
+        """The wall time of the event logged last, None for none."""
+        rows = self._rows("SELECT wall FROM events ORDER BY id DESC LIMIT 1", ())
+        return rows[0][0] if rows else None
+
     def set_said(self, event: Event) -> None:
         """Record the line finally said for an event logged before it was generated."""
         try:

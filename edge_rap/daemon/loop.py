@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
+from edge_rap.daemon.clock import Reading, WallClock, plausible
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.files import memory_stamp
@@ -123,9 +124,10 @@ class Daemon:
     """Runs the cameras until stopped, out of frames, or out of time; reports events through `report`."""
 
     def __init__(self, household, options: DaemonOptions, report: Callable[[Event], None],
-                 speaker=None, snapshots=None):
+                 speaker=None, snapshots=None, clock: WallClock | None = None):
         """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them."""
         self.household = household
+        self.clock = clock or WallClock()
         self.options = options
         self.report = report
         self.snapshots = snapshots
@@ -166,6 +168,9 @@ class Daemon:
 
     def run(self, stop: threading.Event) -> Summary:
         closed = self.household.events.begin_watch()
+        if not plausible(now := self._wall()):
+            log.warning("the clock reads %s, so it is not set yet: events are logged at its time, and moved with it "
+                        "when it is set (NTP)", _when(now))
         if closed:
             log.warning("closed %d visit(s) an earlier run left open when it died (%s)", len(closed),
                         ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
@@ -185,6 +190,7 @@ class Daemon:
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_check:
+                    self._wall()  # a clock set while nothing happens is followed before the next event, and said
                     self._check_memory()
                     self.household.events.still_watching()
                     self._log_unlogged()  # the log may take what it refused before
@@ -267,9 +273,31 @@ class Daemon:
         for event in self._log_all(events):
             self.report(event)
 
-    @staticmethod
-    def _left(camera: str, changes: list[Change]) -> list[Event]:
-        wall = time.time()
+    def _wall(self) -> float:
+        """The wall clock's time now, for an event; where it was set since the last reading (NTP), this run's
+        events move with it first."""
+        reading = self.clock.read()
+        if reading.step_s:
+            self._clock_set(reading)
+        return reading.wall
+
+    def _clock_set(self, reading: Reading) -> None:
+        """This run's events, those logged and those kept to log, were timed by a clock that was off by the step
+        (a board with no clock battery boots in 1970): they keep their spacing, at the clock's new time. Those
+        already reported keep theirs; the line said here tells why the log's differ."""
+        events, moved = self.household.events, len(self.unlogged)
+        for event in self.unlogged:
+            event.wall += reading.step_s
+        if events.watch is not None:
+            try:
+                moved += events.move(events.watch, reading.step_s)
+            except EdgeRapError as e:
+                log.warning("%s", e)
+        log.warning("the clock was set %+.0f s, to %s: the %d event(s) this run logged are moved with it",
+                    reading.step_s, _when(reading.wall), moved)
+
+    def _left(self, camera: str, changes: list[Change]) -> list[Event]:
+        wall = self._wall()
         return [Event("left", change.name, camera, change.time_s, wall, concept_id=change.concept_id)
                 for change in changes]
 
@@ -378,8 +406,11 @@ class Daemon:
         and tried again at the next prune."""
         if self.options.events_keep_s <= 0:
             return
-        try:
-            removed = self.household.events.prune(time.time() - self.options.events_keep_s)
+        try:  # counted back from the clock or the last event logged, the earlier: a clock wrongly ahead at the
+            # start (a bad clock chip) takes no history with it
+            now, last = self._wall(), self.household.events.last_wall()
+            newest = now if last is None else min(now, last)
+            removed = self.household.events.prune(newest - self.options.events_keep_s)
         except EdgeRapError as e:
             log.warning("%s", e)
             return
@@ -458,7 +489,7 @@ class Daemon:
         return previous is not None and float(previous @ vector) < RECHECK_SAME
 
     def _announce(self, frame: Frame, changes: list[Change]) -> None:
-        wall = time.time()
+        wall = self._wall()
         for change in changes:
             if change.kind == "left":
                 self._log_and_report(Event("left", change.name, frame.camera, change.time_s, wall,
@@ -501,3 +532,8 @@ class Daemon:
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
         self.summary.stages_ms = {s: round(statistics.median(self.times[s]), 2) for s in STAGES if self.times[s]}
         self.summary.lag_ms = median_and_p95(self.times["lag"])
+
+
+def _when(wall: float) -> str:
+    """A wall time as said in a log line: "2026-12-04 17:42:04"."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))

@@ -985,6 +985,31 @@ def test_the_wall_clock_says_when_it_was_set_not_when_ntp_slews_it():
     assert clock.read().step_s == 1.78e9 and clock.read().step_s == 0.0
 
 
+def test_new_snapshots_outlive_those_a_clock_once_ahead_named_in_the_future(tmp_path):
+    """The count limit sorted by the time in the names: files named while the clock was ahead were kept, and past
+    the limit each new snapshot was deleted right after it was written."""
+    for k in range(3):
+        (tmp_path / f"{2_200_000_000_000 + k:013d}-0123abcd.jpg").write_bytes(b"2039")
+    snaps = Snapshots(SnapshotPolicy(tmp_path, max_count=3))
+    written = [snaps.save(scene(), None, "bo") for _ in range(2)]
+    assert sorted(p.name for p in tmp_path.glob("*.jpg")) == sorted(
+        [Path(p).name for p in written] + ["2200000000002-0123abcd.jpg"])
+
+
+def test_snapshots_taken_before_the_clock_is_set_are_aged_by_the_steady_clock(tmp_path):
+    """A snapshot named in the 1970 of a board whose clock is not set yet was deleted as years old at the next
+    save once NTP had set it, though its event was minutes old."""
+    wall, steady = [10 * 86400.0], [100.0]
+    snaps = Snapshots(SnapshotPolicy(tmp_path, max_age_s=3600.0), wall=lambda: wall[0], steady=lambda: steady[0])
+    first = snaps.save(scene(), None, "bo")
+    wall[0], steady[0] = time.time(), 160.0  # a minute later, the clock set
+    second = snaps.save(scene(), None, "bo")
+    assert Path(first).exists() and Path(second).exists()
+    steady[0] += 3700.0  # an hour later
+    snaps.prune()
+    assert not Path(first).exists() and not Path(second).exists()
+
+
 def test_snapshots_a_full_disk_refuses_are_warned_of_once_and_their_return_is_said(tmp_path, monkeypatch, caplog):
     # A daemon that runs for months on a disk that fills warned at every arrival until it was freed, and never said
     # that snapshots were written again.

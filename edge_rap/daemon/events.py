@@ -19,10 +19,11 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from edge_rap.daemon.clock import steady_now
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.types import Box, Event
@@ -447,13 +448,19 @@ def _process_alive(pid: int, identity: str | None) -> bool:
 
 
 class Snapshots:
-    """Frames with the concept's box drawn, saved as JPEG, pruned by age and count."""
+    """Frames with the concept's box drawn, saved as JPEG, pruned by age and count. The files this run wrote are
+    aged by the steady clock and counted in the order written, after those of before (ordered by the time in their
+    names): a clock set while the daemon runs (NTP) neither ages the snapshots named before at once, nor keeps the
+    files a clock once ahead named in the future over each new one."""
 
-    def __init__(self, policy: SnapshotPolicy):
+    def __init__(self, policy: SnapshotPolicy, wall: Callable[[], float] = time.time,
+                 steady: Callable[[], float] = steady_now):
         # Logged paths are whole: `forget` run from another folder must still find (and delete) them.
         self.policy = replace(policy, folder=policy.folder.absolute())
         writable_folder(policy.folder, "--snapshots")
         self._failing = False  # the last save failed: said once, and again when one is written
+        self._wall, self._steady = wall, steady
+        self._written: dict[Path, float] = {}  # this run's files still there, in the order written: when (steady)
 
     def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:
         import hashlib
@@ -465,7 +472,7 @@ class Snapshots:
             cv2.rectangle(image, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), (0, 200, 255), 2)
             cv2.putText(image, label, (box.x0 + 3, max(14, box.y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         (0, 200, 255), 1, cv2.LINE_AA)
-        stamp = int(time.time() * 1000)
+        stamp = int(self._wall() * 1000)
         path = self.policy.folder / f"{stamp:013d}-{hashlib.sha256(f'{label}{stamp}'.encode()).hexdigest()[:8]}.jpg"
         try:
             path.write_bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
@@ -480,13 +487,20 @@ class Snapshots:
         if self._failing:
             log.warning("snapshots are written to %s again", path.parent)
             self._failing = False
+        self._written[path] = self._steady()
         self.prune()
         return str(path)
 
     def prune(self) -> None:
-        files = sorted(p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name))
-        cutoff_ms = int((time.time() - self.policy.max_age_s) * 1000)
-        old = [p for p in files if int(p.name[:13]) < cutoff_ms]
+        there = {p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)}
+        self._written = {p: t for p, t in self._written.items() if p in there}  # (pruned with their events)
+        before = sorted(there - self._written.keys())
+        cutoff_ms = (self._wall() - self.policy.max_age_s) * 1000
+        steady_cutoff = self._steady() - self.policy.max_age_s
+        old = [p for p in before if int(p.name[:13]) < cutoff_ms]
+        old += [p for p, written in self._written.items() if written < steady_cutoff]
+        files = before + list(self._written)
         extra = files[: max(0, len(files) - self.policy.max_count)]
-        for path in set(old) | set(extra):
+        for path in {*old, *extra}:
             path.unlink(missing_ok=True)
+            self._written.pop(path, None)

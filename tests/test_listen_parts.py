@@ -484,6 +484,25 @@ def test_ago_says_how_long():
     assert ago(3 * 86400) == "3 days ago"
 
 
+def test_where_is_says_a_while_ago_of_a_sighting_timed_by_a_clock_not_set_or_ahead():
+    """A sighting logged in the 1970 of a board with no clock battery was "20000 days ago", and one logged while the
+    clock was ahead a negative time; both are "a while ago". One clock not set yet timed both: its difference holds."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import where_is
+    from edge_rap.types import Event
+
+    def asked(wall: float, now: float) -> str:
+        home = SimpleNamespace(events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, wall)))
+        return where_is(home, "bo", None, now)
+
+    now = 1_780_000_000.0  # 2026
+    assert asked(300.0, now) == "I last saw <bo> on the den camera a while ago."
+    assert asked(now + 86400, now) == "I last saw <bo> on the den camera a while ago."
+    assert asked(now - 240, now) == "I last saw <bo> on the den camera 4 minutes ago."
+    assert asked(300.0, 540.0) == "I last saw <bo> on the den camera 4 minutes ago."
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""

@@ -48,6 +48,17 @@ def ago(seconds: float) -> str:
     return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
 
 
+def _ago_of(wall: float, now: float) -> str:
+    """How long ago an event was; "a while ago" where its time is not real (logged in the 1970 of a clock not set
+    yet, or ahead of now), not "20000 days ago" nor a time to come. (Both in 1970: one clock, not set yet, timed
+    them, and the difference holds.)"""
+    from edge_rap.daemon.clock import STEP_S, plausible
+
+    if wall > now + STEP_S or (plausible(now) and not plausible(wall)):
+        return "a while ago"
+    return ago(now - wall)
+
+
 def needs_image(question: str, names: Names) -> bool:
     """A question naming a concept without pointing at the scene is about the concept itself."""
     return not names.heard or bool(_VISUAL.search(question))
@@ -64,7 +75,7 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
     event = home.events.last_seen(name)
     if event is None:
         return f"I haven't seen <{name}> yet."
-    when = ago((now or time.time()) - event.wall)
+    when = _ago_of(event.wall, time.time() if now is None else now)
     camera = the_camera(event.camera)
     if event.kind == "arrived":
         return f"<{name}> is on {camera} now: I saw <{name}> arrive {when}."

@@ -296,6 +296,20 @@ def test_not_a_wav_is_one_line(tmp_path):
         read_wav(bad)
 
 
+@pytest.mark.parametrize("tag, bits", [(1, 0), (3, 16), (0x9999, 16)])
+def test_a_wav_in_an_encoding_nothing_decodes_is_one_line_with_its_reason(tmp_path, tag, bits):
+    # PyAV opens these with no decoder for their stream: it was an AttributeError and a traceback.
+    pytest.importorskip("av")
+    from edge_rap.speech.audio import read_audio
+
+    good = _wav(tmp_path / "a.wav", np.zeros((1600, 1)), 16000, 16).read_bytes()
+    lying = tmp_path / "lying.wav"
+    lying.write_bytes(good.replace(struct.pack("<HH", 1, 1), struct.pack("<HH", tag, 1), 1)
+                      .replace(struct.pack("<HH", 2, 16), struct.pack("<HH", 2, bits), 1))
+    with pytest.raises(EdgeRapError, match=rf"unreadable WAV .unsupported WAV encoding .format {tag}, {bits} bits"):
+        read_audio(lying)
+
+
 def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
     from edge_rap.speech.audio import read_wav
 

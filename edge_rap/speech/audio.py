@@ -90,6 +90,10 @@ class UnsupportedWav(EdgeRapError):
     """A WAV whose encoding is not parsed here (A-law, mu-law, ADPCM): PyAV decodes those."""
 
 
+class NoDecoder(EdgeRapError):
+    """A recording whose audio PyAV has no decoder for (an unknown WAV format tag, 0 bits a sample)."""
+
+
 def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
     """A recording as mono 16 kHz: a WAV file parsed here, anything else (and a WAV in an encoding not parsed
     here) decoded by PyAV."""
@@ -101,8 +105,11 @@ def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         try:
             return read_wav(path, max_seconds)
-        except UnsupportedWav:
-            pass
+        except UnsupportedWav as unparsed:
+            try:
+                return _read_other(path, max_seconds)
+            except NoDecoder:  # an encoding nothing here decodes (a lying header): the WAV's own reason
+                raise unparsed from None
     return _read_other(path, max_seconds)
 
 
@@ -134,6 +141,8 @@ def _read_other(path: Path, max_seconds: float) -> Audio:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise EdgeRapError(f"{path}: no audio in it")
+            if stream.codec_context is None:
+                raise NoDecoder(f"{path}: not a recording that can be read (no decoder for its encoding)")
             rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
             if not _usable(rate, channels):
                 raise EdgeRapError(f"{path}: not a recording that can be read ({channels} channels at {rate} Hz)")

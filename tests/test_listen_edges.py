@@ -320,6 +320,35 @@ def test_the_speaker_remembers_its_last_lines_as_spoken(tmp_path):
     speaker.close()
 
 
+@pytest.mark.parametrize("text, said", [
+    ("<dog10> is by <red_mug>.", "dog 10 is by red mug."),  # piper said "dogton"
+    ("**<bo>** is *on the sofa* 🐱😀.", "bo is on the sofa."),  # voices read "asterisk", "grinning face"
+    ("## Where\n- <bo>: the sofa\n* 2 * 3 is 6 👍🏽", "Where bo: the sofa 2 * 3 is 6"),
+    ("See https://www.example.com/pets?id=3, or `http://x.org/a`.", "See example.com, or x.org."),
+])
+def test_a_voice_reads_names_as_said_and_no_markdown_emoji_or_link(text, said):
+    from edge_rap.speech.tts import spoken
+
+    assert spoken(text) == said
+
+
+def test_a_line_with_nothing_to_say_is_not_handed_to_the_voice(tmp_path):
+    # piper given an empty line wrote nothing, and the Speaker waited a minute for it (a turn, 30 s); "..." ended it
+    from edge_rap.speech.tts import Speaker
+
+    given = []
+    voice = types.SimpleNamespace(name="listing", write=lambda text, wav: given.append(text) or False,
+                                  close=lambda: None)
+    speaker = Speaker(voice, tmp_path / "said")
+    nothing = []
+    for text in ("", "😀", "...", "<bo> is here."):  # one at a time: a newer line replaces one still waiting
+        nothing.append(speaker.say(text, answer=True))
+        assert speaker.flush(60)
+    speaker.close()
+    nothing.pop()
+    assert given == ["bo is here."] and all(line.settled.is_set() and line.audio_at is None for line in nothing)
+
+
 def test_a_question_that_holds_a_short_line_of_the_devices_is_no_echo():
     from edge_rap.speech.listen import Listener
 

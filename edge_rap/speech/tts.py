@@ -27,6 +27,7 @@ from typing import Callable, Protocol
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.newest import NewestWorker
+from edge_rap.speech.names import spoken_form
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,19 @@ def numbered_wavs(folder: Path) -> list[tuple[int, Path]]:
     return sorted((int(p.stem), p) for p in folder.glob("*.wav") if p.stem.isascii() and p.stem.isdigit())
 
 
+_URL = re.compile(r"\bhttps?://(?:www\.)?([^/\s]+?)(?:/\S*?)?(?=[.,;:!?)]*(?:\s|$))")
+_EMPHASIS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1")  # markdown's *, ** and ***, not "2 * 3"
+_MARKUP = re.compile(r"`+|^\s*(?:#+|[-*•])\s+", re.M)  # markdown's code, headings and lists
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
+
+
 def spoken(text: str) -> str:
-    """What a voice should read: concept names without their angle brackets, "red_mug" said "red mug"."""
-    return re.sub(r"<([^<>]+)>", lambda m: m.group(1).replace("_", " "), text).strip()
+    """What a voice should read: concept names as said ("<red_mug>" "red mug", "<dog10>" "dog 10", which piper
+    said "dogton"), a link by its site, and none of the markdown and emoji a model may write (the voices read
+    every letter of a link, "asterisk" and "grinning face")."""
+    text = _URL.sub(r"\1", re.sub(r"<([^<>]+)>", lambda m: spoken_form(m.group(1)), text))
+    words = " ".join(_EMOJI.sub("", _MARKUP.sub("", _EMPHASIS.sub(r"\2", text))).split())
+    return re.sub(r" (?=[.,;:!?])", "", words)  # what stood between a word and its full stop is gone
 
 
 class Voice(Protocol):
@@ -254,6 +265,8 @@ class Speaker:
 
     def _speak(self, line: Line) -> None:
         text = spoken(line.text)
+        if not re.search(r"\w", text):  # nothing to say ("", an emoji): piper waited a minute for it, or died
+            return
         if self.to_dir is not None:
             wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
             if self.voice.write(text, wav):

@@ -597,6 +597,22 @@ def test_memory_commands_are_heard_as_whisper_writes_them(said, action, name):
     assert (command.action, command.name, command.state) == (action, name, "asked"), line
 
 
+@pytest.mark.parametrize("said, action, name", [
+    # said politely, as a household does: the name was <teddy_please>, <teddy_thank_you>; the rest no command
+    ("Remember this as Teddy, please.", "remember", "teddy"), ("Remember this as Teddy. Thanks.", "remember", "teddy"),
+    ("remember this as Mister Whiskers, thank you very much", "remember", "mister_whiskers"),
+    ("Okay, remember this as Teddy.", "remember", "teddy"), ("Could you please remember this as Teddy?", "remember",
+                                                               "teddy"),
+    ("Remember this one as Teddy.", "remember", "teddy"), ("Remember this as Zoë.", "remember", "zoe"),  # not <zo>
+    ("So, forget Mochi, thanks.", "forget", "mochi"), ("This is also Bo, please.", "add", "bo"),
+])
+def test_memory_commands_said_politely_keep_only_the_name(said, action, name):
+    from edge_rap.speech.intents import parse
+
+    command, line = parse(said, HOUSEHOLD)
+    assert (command.action, command.name, command.state) == (action, name, "asked"), line
+
+
 @pytest.mark.parametrize("said", ["this is dog 2", "This is Dog2.", "this is dog two", "this is Bo2?"])
 def test_a_numbered_name_is_not_taken_for_too(said):
     from edge_rap.speech.intents import parse

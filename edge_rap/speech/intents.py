@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,13 +29,16 @@ log = logging.getLogger(__name__)
 CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
-_LEAD = r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:please\W+)?"  # a wake phrase said push-to-talk, "please"
+# a wake phrase said push-to-talk, "okay, ...", "can you please ..."
+_LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright)\W+)?"
+         r"(?:(?:can|could|would|will)\W+you\W+)?(?:please\W+)?")
+_NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
-_REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)\W+(?:as|is|has|and)\W+"
-                       r"(?P<name>.+?)\W*$", re.I)
-_FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)\W*$", re.I)
+_REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
+                       r"(?:as|is|has|and)\W+(?P<name>.+?)" + _NAME_END, re.I)
+_FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)" + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
-                   r"(?:photo|picture)\W+of)\W+(?P<name>.+?)\W*$", re.I),
+                   r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 _YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
@@ -73,8 +77,9 @@ def looks_like_command(text: str) -> bool:
 
 
 def stored_form(words: str) -> str:
-    """The name a spoken name is stored under: "the Red Mug" -> "red_mug"."""
-    parts = re.findall(r"[a-z0-9]+", words.lower())
+    """The name a spoken name is stored under: "the Red Mug" -> "red_mug", "Zoë" -> "zoe" (not "zo")."""
+    folded = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode()
+    parts = re.findall(r"[a-z0-9]+", folded.lower())
     while parts and parts[0] in _ARTICLES:
         parts = parts[1:]
     return "_".join(parts)

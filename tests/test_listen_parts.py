@@ -679,6 +679,25 @@ def test_a_failed_spoken_command_says_why_without_a_path():
         "photos stay in the memory folder.")
 
 
+def test_a_failed_spoken_command_tells_no_command_line_option():
+    # "remember this as Teddy" twice on one still frame: the device read out "(give --box of what else it shows)"
+    from edge_rap.speech.intents import Command, carry_out
+    from edge_rap.types import Image
+
+    class Home:
+        detector = None
+
+        def remember(self, name, photos, description, category, box):
+            raise EdgeRapError(f"{photos[0]} is already a photo of <bear>: two concepts of one photo would always tie "
+                               "(give --box of what else it shows); nothing was changed")
+
+    frame = Image(np.zeros((8, 8, 3), np.uint8), "frame")
+    command, said = carry_out(Home(), Command("remember", "teddy"), frame, None)
+    assert command.state == "failed"
+    assert said == ("I couldn't remember <teddy>: this frame is already a photo of <bear>: two concepts of one photo "
+                    "would always tie; nothing was changed")
+
+
 def test_a_forget_done_but_for_its_events_is_said_done_not_failed():
     # "I couldn't forget <bo>: its events could not be removed ..., though <bo> itself is forgotten": which was it?
     from pathlib import Path

@@ -49,6 +49,7 @@ _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
 _OS_FILE = re.compile(r":? ['\"]" + _PATH_START + r"[^'\"]*['\"]")  # "No space left on device: '/home/x/a.usearch'"
 _PATH = re.compile(_PATH_START + r"[^\s()'\"]*[^\s()'\".,;:]")
+_OPTION_HINT = re.compile(r"\s*\([^()]*--\w[^()]*\)")  # "(give --box of what else it shows)": a typed command's
 
 
 @dataclass(frozen=True)
@@ -208,11 +209,11 @@ def _spoken(error: EdgeRapError, photo: Path | None) -> str:
     """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
     frame without one face said so, not with the boxes and option a typed command is asked for; no path read out
     (the log has the message whole): a leading "PATH: " and an OS error's file name dropped, any other path
-    called the memory folder."""
+    called the memory folder; advice in brackets on a command-line option left out."""
     if isinstance(error, FaceChoiceError):
         return "I see no face here." if error.count == 0 else f"I see {error.count} faces and cannot tell which."
     text = str(error).replace(str(photo), "this frame") if photo else str(error)
-    text = _OS_FILE.sub("", _LEADING_PATH.sub("", text))
+    text = _OPTION_HINT.sub("", _OS_FILE.sub("", _LEADING_PATH.sub("", text)))
     return _PATH.sub("the memory folder", text)
 
 

@@ -401,6 +401,54 @@ def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]  # 22.5 s: all of it heard
 
 
+# --- "Did you mean <bo> or <beau>?" and its answer -----------------------------------------------------------------
+
+@pytest.mark.parametrize("answer, meant", [("Beau.", "beau"), ("Hey robot, I meant Bo.", "bo"),
+                                           ("The second one.", "beau")])
+def test_the_name_chosen_after_did_you_mean_answers_the_question(answer, meant):
+    # Before: the device asked "Did you mean <bo> or <beau>?", and "Beau." was not for it (no wake phrase), nor was
+    # "Hey robot, I meant Bo." the question: it went to the assistant as a question of its own.
+    from edge_rap.speech.listen import Listener
+
+    turns = Listener(Home("bo", "beau"), Scripted("Hey robot, where is bow?", answer), vad, wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0))))
+    said = [t for t in turns if t.triggered]
+    assert [t.reply.mode for t in said] == ["clarify", "events"] and said[0].asking_back
+    assert said[1].reply.names == [meant] and said[1].reply.text == f"I haven't seen <{meant}> yet."
+
+
+@pytest.mark.parametrize("then", ["Hey robot, what colour is Beau's collar?", "Mochi ate it.", "Beau."])
+def test_after_did_you_mean_a_new_question_or_chatter_is_no_choice(then):
+    from edge_rap.speech.listen import Listener
+
+    script = Scripted("Hey robot, where is bow?", "So that was that.", "Beau.") if then == "Beau." else \
+        Scripted("Hey robot, where is bow?", then)
+    turns = Listener(Home("bo", "beau"), script, vad, wake="hey robot").turns(
+        iter(pieces(*[part for _ in range(3) for part in (loud(1.0), quiet(1.0))])))
+    said = [t for t in turns if t.triggered][1:]
+    if then.startswith("Hey robot"):  # answered as itself: the assistant's, not "where is" Beau
+        assert [t.reply.mode for t in said] == ["template"]
+    else:  # chatter, or a name said after other words: the question is asked no more
+        assert said == []
+
+
+def test_cli_wake_did_you_mean_and_the_name_from_one_wav_print_one_answer(scripted_cli, capsys, tmp_path):
+    from edge_rap.household import Household
+    from photos import save_photo
+
+    settings, script = scripted_cli
+    with Household(settings) as home:
+        home.remember("beau", [save_photo(settings.memory.parent / "photos", "coffee")], "", "")
+    script.texts = ["Hey robot, where is bow?", "Beau."]
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([loud(1.0), quiet(1.0), loud(0.5), quiet(1.0)]))
+    out = listen_json(settings, capsys, wav, "--wake", "hey robot")
+    assert out["transcript"] == "Hey robot, where is bow? Beau." and out["concepts"] == ["beau"]
+    assert out["mode"] == "events" and out["answer"] == "I haven't seen <beau> yet."
+    script.texts = ["Hey robot, where is bow?"]  # the file ends: the question asked back is the answer
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([loud(1.0), quiet(1.0)]))
+    assert listen_json(settings, capsys, wav, "--wake", "hey robot")["answer"] == "Did you mean <bo> or <beau>?"
+
+
 # --- listen --wav --wake: its JSON ----------------------------------------------------------------------------
 
 @pytest.fixture

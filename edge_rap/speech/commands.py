@@ -63,17 +63,17 @@ def cmd_listen(args) -> int:
             for turn in listener.turns(source):
                 heard.append(turn)
                 if turn.triggered:
-                    if asked is not None and audio is not None and turn.reply.mode == "command" and \
-                            turn.command.name == asked.command.name:  # its yes or no: one object, as push-to-talk
-                        turn.transcript = f"{asked.transcript} {turn.transcript}"
-                    asked = turn if turn.asking else None
+                    if asked is not None and audio is not None and (not asked.asking or turn.reply.mode == "command"
+                                                                    and turn.command.name == asked.command.name):
+                        turn.transcript = f"{asked.transcript} {turn.transcript}"  # one object, as push-to-talk
+                    asked = turn if turn.asking_back else None
                     if asked is not None and audio is not None:
-                        continue  # a command asked back: the file's next utterance is its yes or no
+                        continue  # asked back: the file's next utterance is its yes or no, or the name meant
                     _print(turn, args.json)
                     if audio is not None:
                         return 0
             if asked is not None:
-                _print(listener.cancel(asked), args.json)
+                _print(listener.cancel(asked) if asked.asking else asked, args.json)
             else:  # nothing for us: what was heard, and what hearing it took
                 timings = {"vad_ms": sum(t.timings.get("vad_ms", 0.0) for t in heard) + listener.segmenter.take_ms(),
                            "asr_ms": sum((t.timings.get("asr_ms", 0.0) for t in heard), 0.0)}

@@ -21,7 +21,7 @@ from edge_rap.memory.files import memory_stamp
 from edge_rap.speech.asr import Transcriber
 from edge_rap.speech.audio import CHUNK, RATE
 from edge_rap.speech.intents import Command
-from edge_rap.speech.reply import Reply, reply
+from edge_rap.speech.reply import Reply, clarified, reply
 from edge_rap.speech.vad import Segmenter, SileroVad, Utterance
 from edge_rap.speech.wake import after_wake
 from edge_rap.types import Image, Recognition
@@ -70,6 +70,11 @@ class Turn:
         """Whether this turn asked to confirm a command (the next utterance is its answer)."""
         return self.command is not None and self.command.state == "asked"
 
+    @property
+    def asking_back(self) -> bool:
+        """Whether the next utterance may answer this turn: a command's yes or no, or which name was meant."""
+        return self.asking or self.reply is not None and self.reply.mode == "clarify"
+
     def to_json(self) -> dict:
         r = self.reply
         return {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
@@ -88,6 +93,14 @@ class Pending:
     asked_s: float  # the command utterance's end, seconds into the audio
 
 
+@dataclass
+class Clarifying:
+    """A question answered "Did you mean <bo> or <beau>?": the next utterance may choose, without the wake phrase."""
+
+    reply: Reply
+    asked_s: float  # the question's end, seconds into the audio
+
+
 class Listener:
     """Turns utterances into answers for one household. `speaker` None: answers are only returned (--mute)."""
 
@@ -102,6 +115,7 @@ class Listener:
         self._started = False  # whether speech has started since `push_to_talk` began
         self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
+        self.clarifying: Clarifying | None = None  # a question asked back ("Did you mean ...?"), the same
 
     def barge_in(self) -> None:
         """The user started speaking: stop the device talking."""
@@ -127,6 +141,9 @@ class Listener:
                     yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
                     continue
                 yield self._confirm(text, "", utterance, asr_ms)  # a new question: the command is not done
+            if chosen := self._chosen(text, utterance):  # "Beau." to "Did you mean <bo> or <beau>?"
+                yield self._answer(text, chosen, utterance, asr_ms)
+                continue
             question = text if not self.wake else after_wake(text, self.wake)
             if question is None and utterance.start_s < armed_until and text:
                 question = text
@@ -223,6 +240,15 @@ class Listener:
             self.pending = None
         return self.pending is not None
 
+    def _chosen(self, text: str, utterance: Utterance) -> str | None:
+        """The question a "Did you mean ...?" was about, with the name `text` chose; None when there is no such
+        question (or it is older than `intents.CONFIRM_S`) or `text` chooses none. Either way it is asked no more."""
+        asked, self.clarifying = self.clarifying, None
+        if asked is None or utterance.start_s - asked.asked_s > intents.CONFIRM_S:
+            return None
+        heard = after_wake(text, self.wake) if self.wake else None
+        return clarified(asked.reply, text if heard is None else heard)
+
     def _transcribe(self, utterance: Utterance) -> tuple[str, float]:
         names = [c.name for c in self.home.concepts()]
         transcript = self.transcriber(utterance.samples, names, self.wake or "")
@@ -242,6 +268,8 @@ class Listener:
                 self.pending = Pending(command, image, recognition, utterance.end_s)
         else:
             answer = reply(self.home, question, image, recognition)
+            if answer.mode == "clarify":
+                self.clarifying = Clarifying(answer, utterance.end_s)
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float) -> Turn:

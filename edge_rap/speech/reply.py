@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from edge_rap.speech.names import Names, mark_names, match_names
+from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
 from edge_rap.types import Answer, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
@@ -37,6 +37,12 @@ class Reply:
     ambiguous: list[list[str]] = field(default_factory=list)
     answer: Answer | None = None  # the assistant's, when it answered
     used_image: bool = False  # whether the frame given was looked at
+    said: str = ""  # clarify: the words of the question that sounded like either name
+
+
+#: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
+_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks".split())
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
 def ago(seconds: float) -> str:
@@ -95,7 +101,8 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
     if names.ambiguous:
         options = names.ambiguous[0].names
         text = "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
-        return Reply(text, "clarify", names.names, question, [list(a.names) for a in names.ambiguous])
+        return Reply(text, "clarify", names.names, question, [list(a.names) for a in names.ambiguous],
+                     said=names.ambiguous[0].words)
     marked = mark_names(question, names)
     if names.heard and _WHERE.search(question):
         if image is not None and recognition is None:
@@ -110,3 +117,24 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
     seen = [h.concept.name for h in answer.concepts]
     return Reply(answer.text, answer.mode, names.names + [n for n in seen if n not in names.names], marked,
                  answer=answer, used_image=looks)
+
+
+def clarified(asked: Reply, answer: str) -> str | None:
+    """The question `asked` ("Did you mean <bo> or <beau>?") was about, with the name `answer` chose in place of
+    the words that sounded like either ("Beau.", "I meant Bo", "the second one"); None when `answer` chooses
+    none, or says more than a choice (a new question)."""
+    options = asked.ambiguous[0]
+    words = re.findall(r"[a-z0-9']+", answer.lower())
+    picked = [_ORDINALS[w] for w in words if w in _ORDINALS]
+    heard = match_names(answer, options)
+    if len(heard.heard) == 1 and not heard.ambiguous and not picked:
+        h = heard.heard[0]
+        name, rest = h.name, re.findall(r"[a-z0-9']+", (answer[:h.start] + answer[h.end:]).lower())
+    elif len(picked) == 1 and not heard.names and picked[0] < len(options):
+        name, rest = options[picked[0]], [w for w in words if w not in _ORDINALS]
+    else:
+        return None
+    if any(w not in _CHOOSING for w in rest):
+        return None
+    at = asked.question.find(asked.said)
+    return asked.question[:at] + spoken_form(name) + asked.question[at + len(asked.said):]

@@ -470,6 +470,31 @@ def test_a_quiet_microphone_is_raised(monkeypatch):
     assert np.abs(np.concatenate(heard[-60:])).max() > QUIET_PEAK / 2  # raised 10x or more by then
 
 
+def test_the_microphone_keeps_what_is_said_while_the_listener_is_busy(monkeypatch):
+    # `run --voice`: while whisper and a VLM answer one question (seconds on a small board), the next one is said.
+    # Before, the queue held 256 blocks of the host's choosing (256 frames on some: 1.4 s at 48 kHz) and dropped
+    # the oldest: the start of that question, its wake phrase.
+    import sys
+    import types
+
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech.audio import Microphone
+
+    class InputStream:
+        def __init__(self, callback, blocksize=0, **_):
+            self.callback, self.block = callback, blocksize or 256
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        query_devices=lambda device=None, kind=None: {"default_samplerate": 48000.0}, InputStream=InputStream,
+        PortAudioError=OSError))
+    mic = Microphone()
+    said = np.repeat(_speechlike(45, 0.3), 3)  # 48 kHz, all of it before the listener reads any
+    for i in range(0, len(said), mic._stream.block):
+        block = said[i:i + mic._stream.block, None]
+        mic._stream.callback(block, len(block), None, None)
+    assert sum(len(block) for block in mic._queue.queue) == len(said)
+
+
 def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
     # Whisper hears 30 s at most: a wake phrase 35 s into a television's talk must still reach it whole.
     from edge_rap.speech.audio import CHUNK, RATE

@@ -35,6 +35,11 @@ MAX_GAIN = 100.0  # 40 dB at most
 HISS_RMS = 0.003
 RELEASE_S = 2.0  # a live stream's gain rises this long after a loud sound to half way (the level's half-life)
 FLOOR_RISE_S = 10.0  # the quietest level a live stream has shown doubles in this long, to follow a new hum
+#: How much microphone audio waits while the listener is busy (whisper on a slow core, a VLM's answer), and the
+#: blocks it comes in: a queue of 256 blocks of the host's choosing (256 frames on some) held 1.4 s, and the
+#: start of a question asked meanwhile was dropped.
+MIC_BUFFER_S = 60.0
+MIC_BLOCK_S = 0.02
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -339,12 +344,12 @@ class Microphone:
 
         self.rate = int(info["default_samplerate"])
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
-        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=256)
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=round(MIC_BUFFER_S / MIC_BLOCK_S))
         self._error = sd.PortAudioError
         self.name = info.get("name") or "the input device"
         try:  # a device another program holds, or one unplugged since it was listed, fails here
             self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate, dtype="float32",
-                                          callback=self._on_audio)
+                                          blocksize=round(self.rate * MIC_BLOCK_S), callback=self._on_audio)
         except (self._error, ValueError) as e:
             raise self._cannot_open(e) from None
         self._pending = np.zeros(0, np.float32)

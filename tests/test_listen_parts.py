@@ -181,6 +181,27 @@ def test_any_wav_becomes_the_same_16k_mono(tmp_path, rate, bits, fmt, channels, 
     assert np.abs(audio.samples[middle] - expected[middle]).max() < (0.03 if bits == 8 else 0.01)
 
 
+@pytest.mark.parametrize("kind", ["wav", "flac"])
+def test_a_stereo_recording_with_one_channel_inverted_is_not_heard_as_silence(tmp_path, kind):
+    # A laptop's two-microphone array records one channel as the other inverted: their mean, the mono downmix,
+    # was silence, and `listen` said "heard no speech".
+    from edge_rap.speech.audio import read_audio
+
+    tone = _tone(1.0)[:, 0]
+    inverted = np.stack([tone, -0.9 * tone], axis=1)
+    if kind == "wav":
+        path = _wav(tmp_path / "laptop.wav", inverted, 16000, 16)
+    else:
+        pytest.importorskip("av")
+        from recordings import encode
+
+        path = encode(tmp_path / "laptop.flac", inverted, 16000, "flac")
+    heard = read_audio(path).samples[800:-800]
+    assert abs(np.sqrt(np.mean(heard ** 2)) - 0.354) < 0.01  # the louder channel, whole
+    both = read_audio(_wav(tmp_path / "both.wav", np.stack([tone, 0.5 * tone], axis=1), 16000, 16)).samples
+    assert abs(np.sqrt(np.mean(both[800:-800] ** 2)) - 0.75 * 0.354) < 0.01  # any other pair: their mean
+
+
 @pytest.mark.parametrize("name, codec, rate, channels, tolerance", [
     ("a.flac", "flac", 44100, 2, 0.01), ("a.ogg", "libopus", 48000, 1, 0.1), ("a.m4a", "aac", 22050, 1, 0.1),
     ("a.mp3", "libmp3lame", 44100, 2, 0.1),

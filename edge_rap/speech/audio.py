@@ -88,7 +88,23 @@ def _decode(data: bytes, fmt: int, bits: int, channels: int) -> np.ndarray:
         x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / float(2 ** 23)
     else:
         raise _Unsupported(f"unsupported WAV encoding (format {fmt}, {bits} bits)")
-    return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
+    return mono(x, channels)
+
+
+def mono(interleaved: np.ndarray, channels: int) -> np.ndarray:
+    """Interleaved channels as one: their mean, or the loudest channel where the mean is 12 dB below it, as when
+    one channel is the other inverted (a laptop's two-microphone array, a balanced cable wired backwards), whose
+    mean is silence."""
+    if channels == 1:
+        return interleaved
+    frames = interleaved.reshape(-1, channels)
+    if not len(frames):
+        return frames.mean(axis=1)
+    probe = frames[:: max(1, len(frames) // 2 ** 20)].astype(np.float64)  # a million frames tell the levels
+    level, mixed = np.sqrt(np.mean(probe ** 2, axis=0)), np.sqrt(np.mean(probe.mean(axis=1) ** 2))
+    if mixed >= 0.25 * level.max():
+        return frames.mean(axis=1)
+    return np.ascontiguousarray(frames[:, int(np.argmax(level))])
 
 
 class UnsupportedWav(EdgeRapError):
@@ -174,7 +190,7 @@ def _read_other(path: Path, max_seconds: float) -> Audio:
         if not parts:
             raise EdgeRapError(f"{path}: not a recording that can be read (every packet is damaged)")
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    x = x[: len(x) - len(x) % channels].reshape(-1, channels).mean(axis=1) if channels > 1 else x
+    x = mono(x[: len(x) - len(x) % channels], channels)
     if not np.isfinite(x).all():
         raise EdgeRapError(f"{path}: samples that are not numbers (NaN or infinite)")
     return Audio(resample(x, rate))

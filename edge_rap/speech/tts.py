@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import queue
 import re
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import IO, Callable, Protocol
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
@@ -87,7 +88,11 @@ class EspeakVoice:
 
 class PiperVoice:
     """piper kept running in its own process (loading the voice takes seconds: once, not per line), fed a line
-    at a time on stdin and writing each line's WAV into a private folder, from where it is moved to `wav`."""
+    at a time on stdin and writing each line's WAV into a private folder, from where it is moved to `wav`.
+
+    A WAV is taken when piper says it wrote it ("Wrote PATH" on stderr, in every piper since 1.2), not when it
+    looks whole: piper writes a line a sentence at a time, and Python's wave module makes the header right after
+    each, so a long answer was taken, and played, after its first sentence."""
 
     name = "piper"
 
@@ -95,54 +100,59 @@ class PiperVoice:
         self.model = model
         self._process: subprocess.Popen | None = None
         self._folder: Path | None = None
+        self._written: queue.Queue[str] = queue.Queue()  # the WAVs piper said it wrote
         self._lock = threading.Lock()
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
+            self._stop()
             self._folder = Path(tempfile.mkdtemp(prefix="edge-rap-piper-"))
+            self._written = queue.Queue()
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            threading.Thread(target=_said_written, args=(self._process.stderr, self._written), name="piper-log",
+                             daemon=True).start()
         return self._process
 
     def write(self, text: str, wav: Path, timeout: float = 60.0) -> bool:
         with self._lock:
             process = self._started()
-            before = set(self._folder.iterdir())
             process.stdin.write(" ".join(text.split()) + "\n")
             process.stdin.flush()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and process.poll() is None:
-                done = [p for p in set(self._folder.iterdir()) - before if _complete_wav(p)]
-                if done:
-                    shutil.move(str(done[0]), wav)
+                try:
+                    shutil.move(self._written.get(timeout=0.1), wav)
                     return True
-                time.sleep(0.02)
+                except queue.Empty:
+                    continue
+            self._stop()  # its WAV may still come: it must not be taken for the next line's
             return False
 
     def close(self) -> None:
         with self._lock:
-            if self._process is not None:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            try:
                 self._process.stdin.close()
-                try:
-                    self._process.wait(2)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                self._process = None
-            if self._folder is not None:
-                shutil.rmtree(self._folder, ignore_errors=True)
+                self._process.wait(2)
+            except (OSError, subprocess.TimeoutExpired):  # dead (what it was sent had nowhere to go), or busy
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
 
-def _complete_wav(path: Path) -> bool:
-    """Whether piper finished writing `path`: Python's wave module fills in the header's length on close."""
-    import wave
-
-    try:
-        with wave.open(str(path)) as w:
-            frames, width, channels = w.getnframes(), w.getsampwidth(), w.getnchannels()
-        return frames > 0 and path.stat().st_size >= 44 + frames * width * channels
-    except (OSError, EOFError, wave.Error):
-        return False
+def _said_written(log: IO[str], written: queue.Queue[str]) -> None:
+    """Each WAV piper's log says it wrote, until the log ends."""
+    for line in log:
+        if m := re.search(r"\bWrote (.+\.wav)\s*$", line):
+            written.put(m.group(1))
 
 
 def piper_voice() -> PiperVoice | None:

@@ -294,6 +294,29 @@ def test_the_devices_own_question_heard_back_is_not_its_answer(echo):
     assert turn.command.state == "done" and home.forgotten == ["bo"] and room.said[-1] == "I forgot <bo>."
 
 
+@pytest.mark.parametrize("wait_s", [10.0, float("inf")])  # --timeout 10 (the default), --timeout 0 (forever)
+def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
+    # Before: `listen --mic` said "I heard no answer" only 30 s after the command began (the question's own limit),
+    # and with --timeout 0 never: it listened on until someone spoke.
+    from edge_rap.speech.intents import CONFIRM_S
+    from edge_rap.speech.listen import Listener
+
+    heard = []
+
+    def microphone():  # the command, then a room that stays quiet
+        for chunk in pieces(loud(1.0), quiet(1.0)):
+            heard.append(chunk)
+            yield chunk
+        while True:
+            heard.append(np.zeros(CHUNK, np.float32))
+            yield heard[-1]
+
+    home = Forgetful("bo")
+    turn = Listener(home, Scripted("Forget Bo."), vad).push_to_talk(microphone(), first_only=True, wait_s=wait_s)
+    assert turn.command.state == "cancelled" and home.forgotten == []
+    assert len(heard) * CHUNK / RATE < 1.0 + CONFIRM_S + 1.0  # the command, 10 s, and the VAD's pause
+
+
 def test_an_announcement_heard_back_while_a_command_waits_is_not_its_answer():
     # the camera daemon shares the loudspeaker: "<mochi> arrived" said while "forget Bo" waited for its yes was
     # taken as the answer, and cancelled it

@@ -5,6 +5,7 @@ Kept out of cli.py so that the command line only imports it when it runs (`regis
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -52,7 +53,8 @@ def cmd_listen(args) -> int:
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
             source = chunks(audio) if audio is not None else mic.chunks()
             if not args.wake:
-                wait = args.timeout if mic is not None and args.timeout > 0 else None
+                wait = (args.timeout or math.inf) if mic is not None else None  # 0: forever, but a yes is waited
+                # for 10 s, and speech cut off after 30
                 turn = listener.push_to_talk(source, first_only=mic is not None, wait_s=wait)
                 if turn.timed_out and not args.json:
                     print(f"heard no speech in {wait:g} s (--timeout S waits longer; 0 waits forever)", flush=True)

@@ -112,7 +112,9 @@ class Listener:
         self.wake = wake
         self.latest = latest or (lambda: None)
         self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started)
-        self._started = False  # whether speech has started since `push_to_talk` began
+        self._started = False  # whether speech has started since `push_to_talk` began (or its wait began again)
+        self._wait = (0, 0.0)  # push-to-talk: (from which chunk, how many seconds) to wait for speech to start
+        self._chunk = 0  # push-to-talk: the chunk last heard
         self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
         self.clarifying: Clarifying | None = None  # a question asked back ("Did you mean ...?"), the same
@@ -158,8 +160,9 @@ class Listener:
                      wait_s: float | None = None) -> Turn:
         """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
         memory command's answer is the speech after it (the next utterance, for a microphone). `wait_s`: give up
-        when no speech has started within this many seconds of audio (a `timed_out` turn), and cut speech off
-        `LONGEST_S` after that; None waits as long as the chunks last."""
+        when no speech has started within this many seconds of audio (a `timed_out` turn), cut speech off
+        `LONGEST_S` after that, and give up on a command's yes or no `intents.CONFIRM_S` after it was asked; None
+        waits as long as the chunks last (a recording)."""
         if wait_s is not None:
             chunks = self._within(chunks, wait_s)
         stream = self.segmenter.utterances(chunks)
@@ -186,6 +189,8 @@ class Listener:
         turn = self._answer(text, text, whole, asr_ms)
         if not turn.asking:
             return turn
+        if wait_s is not None:  # its yes or no is waited for as long as `turns` waits: not a question's 30 s
+            self._wait, self._started = (self._chunk, intents.CONFIRM_S), False
         for answer in answers:
             if not self._awaits(answer):
                 break
@@ -206,14 +211,16 @@ class Listener:
                                     for line in lines)
 
     def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
-        """`chunks` until `wait_s` seconds of them have passed without speech starting, or `LONGEST_S` after it
-        started (counted in audio, which a microphone delivers at real time)."""
-        self._started = False
+        """`chunks` until `wait_s` seconds of them have passed without speech starting (or as many as `_wait` says
+        since a command was asked back), or `LONGEST_S` after it started (counted in audio, which a microphone
+        delivers at real time)."""
+        self._started, self._wait = False, (0, wait_s)
         per_s, began = RATE / CHUNK, None
         for k, chunk in enumerate(chunks):
-            if began is None and self._started:
-                began = k
-            if k >= wait_s * per_s if began is None else k - began >= LONGEST_S * per_s:
+            self._chunk = k
+            began = None if not self._started else k if began is None else began
+            since, wait = self._wait
+            if k - since >= wait * per_s if began is None else k - began >= LONGEST_S * per_s:
                 return
             yield chunk
 

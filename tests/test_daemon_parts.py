@@ -1142,6 +1142,25 @@ def test_an_announcement_never_replaces_a_waiting_answer(tmp_path):
     assert said == ["Mochi arrived", "Bo is on the sofa"]
 
 
+def test_a_line_still_being_made_when_the_user_speaks_is_not_said(tmp_path):
+    # barge-in: the user spoke while piper made a long answer (seconds); the answer was said once made, over them
+    from edge_rap.speech.tts import Speaker
+
+    voice = HeldVoice()
+    speaker = Speaker(voice, tmp_path)
+    old = speaker.say("Bo is on the sofa, and has been there since this morning.", answer=True)
+    assert voice.began.wait(60)  # being made
+    speaker.interrupt()
+    voice.release.set()
+    new = speaker.say("Mochi is in the garden.", answer=True)
+    assert new.wait_audio(60) is not None and speaker.flush(60)
+    speaker.close()
+    assert old.settled.is_set() and old.audio_at is None
+    said = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [s["text"] for s in said] == ["Mochi is in the garden."]
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == [said[0]["wav"]]
+
+
 def test_an_answer_replaces_a_waiting_announcement(tmp_path):
     from edge_rap.speech.tts import Speaker
 

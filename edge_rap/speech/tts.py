@@ -225,6 +225,7 @@ class Speaker:
         self.stage_ms: deque[float] = deque(maxlen=1024)
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
+        self._interrupts = 0  # `interrupt()` calls: a line made meanwhile is not said
         self._worker: NewestWorker[Line] = NewestWorker("speaker", self._say_one)
 
     def say(self, text: str, answer: bool = False) -> Line:
@@ -236,7 +237,9 @@ class Speaker:
         return line
 
     def interrupt(self) -> None:
-        """Stop the line being spoken and drop the queued one (barge-in)."""
+        """Stop the line being spoken (or being made: it is not said once made) and drop the queued one
+        (barge-in)."""
+        self._interrupts += 1
         _settle(self._worker.drop())
         with self._lock:
             process = self._process
@@ -277,9 +280,10 @@ class Speaker:
         text = spoken(line.text)
         if not re.search(r"\w", text):  # nothing to say ("", an emoji): piper waited a minute for it, or died
             return
+        interrupts = self._interrupts
         if self.to_dir is not None:
             wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
-            if self.voice.write(text, wav):
+            if self.voice.write(text, wav) and not self._cut(interrupts, wav):
                 _begin(line)
                 self.spoken += 1
                 self._numbered += 1
@@ -289,10 +293,18 @@ class Speaker:
             return
         with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
             wav = Path(tmp) / "line.wav"
-            if self.voice.write(text, wav):
+            if self.voice.write(text, wav) and not self._cut(interrupts, wav):
                 _begin(line)
                 self._play(wav)
                 self.spoken += 1
+
+    def _cut(self, interrupts: int, wav: Path) -> bool:
+        """Whether the user spoke while `wav` was being made (`interrupt()` since `interrupts`): then it is not
+        said (a long answer takes piper seconds to make), and goes."""
+        if self._interrupts == interrupts:
+            return False
+        wav.unlink(missing_ok=True)
+        return True
 
 
 def keep_newest_wavs(folder: Path, keep: int) -> None:

@@ -651,6 +651,7 @@ def test_memory_commands_are_heard_as_whisper_writes_them(said, action, name):
                                                                "teddy"),
     ("Remember this one as Teddy.", "remember", "teddy"), ("Remember this as Zoë.", "remember", "zoe"),  # not <zo>
     ("So, forget Mochi, thanks.", "forget", "mochi"), ("This is also Bo, please.", "add", "bo"),
+    ("Could you add this to Bo?", "add", "bo"),
 ])
 def test_memory_commands_said_politely_keep_only_the_name(said, action, name):
     from edge_rap.speech.intents import parse

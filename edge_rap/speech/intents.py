@@ -31,7 +31,7 @@ MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
 # a wake phrase said push-to-talk, "okay, ...", "can you please ..."
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright)\W+)?"
-         r"(?:(?:can|could|would|will)\W+you\W+)?(?:please\W+)?")
+         r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
@@ -114,7 +114,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         name = known.heard[0].name
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
-    if m is None or text.rstrip().endswith("?"):  # "this is also Bo?" asks; it tells nothing
+    if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
+        # nothing); "could you add this to Bo?" asks for it
         return None, ""
     known = match_names(m.group("name"), names)
     if known.ambiguous and len(stored_form(m.group("name")).split("_")) == 1:

@@ -801,3 +801,26 @@ def test_a_camera_is_named_in_a_sentence_once_as_a_camera():
 
     assert [the_camera(n) for n in ("den", "porch", "Garden Cam", "front door camera", "webcam")] == [
         "the den camera", "the porch camera", "the Garden Cam", "the front door camera", "the webcam"]
+
+
+def test_a_question_about_the_scene_with_no_frame_says_so():
+    """"What do you see?" before the first frame, with the camera lost, or `listen` without --image was answered
+    "I don't know who or what you mean. I know <bo>, ...": the assistant asked text-only about no name."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import NO_FRAME, reply
+    from edge_rap.types import Answer
+
+    asked = []
+
+    def ask(question, *args, **kwargs):
+        asked.append(question)
+        return Answer("its collar is black", "template", "text")
+
+    home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n) for n in HOUSEHOLD],
+                           assistant=SimpleNamespace(ask=ask))
+    for question in ("What do you see?", "Who is here?", "What is on the table?"):
+        said = reply(home, question)
+        assert (said.text, said.mode, said.answer.task) == (NO_FRAME, "template", "vqa") and asked == []
+    assert reply(home, "What colour is Bo's collar?").text == "its collar is black"  # about a concept: no frame needed
+    assert asked == ["What colour is <bo>'s collar?"]

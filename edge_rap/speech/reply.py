@@ -25,6 +25,11 @@ _VISUAL = re.compile(r"\b(see|seeing|look|looks|looking|here|this|that|these|tho
                      r"table|floor|room|front|picture|image|camera|frame|show|in view)\b", re.I)
 
 
+#: A question about the scene with no camera frame to look at (none has come yet, the camera is lost, or `listen`
+#: was given no --image): said so, not "I don't know who or what you mean".
+NO_FRAME = "I have no camera picture to look at right now."
+
+
 @dataclass
 class Reply:
     """The answer to one question and what it rests on. `mode`: "template" or "vlm" (the assistant), "events"
@@ -109,6 +114,8 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
             recognition = home.recognize(image)
         text = " ".join(where_is(home, n, recognition, now) for n in names.names)
         return Reply(text, "events", names.names, marked, used_image=image is not None)
+    if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
+        return Reply(NO_FRAME, "template", [], marked, answer=Answer(NO_FRAME, "template", "vqa"))
     looks = image is not None and needs_image(question, names)
     if looks:
         answer = home.assistant.ask(marked, image, on_text=on_text, recognition=recognition)

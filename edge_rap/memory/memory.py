@@ -166,8 +166,8 @@ class Memory:
         `like` holds their registered faces): its box in the file's pixels, and the vectors of it and of its
         mirror image."""
         decoded = decoded_size(image)
-        face, _ = self.faces.one_face(image.pixels, image.source, box, image.size, like)
-        return scale_box(face.box, decoded, image.size), self.faces.with_mirror(image.pixels, face.box)
+        face, vector = self.faces.one_face(image.pixels, image.source, box, image.size, like)
+        return scale_box(face.box, decoded, image.size), self.faces.with_mirror(image.pixels, face.box, vector)
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
                  box: Box | None = None, boxes: list[Box | None] | None = None,

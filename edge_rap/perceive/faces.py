@@ -333,13 +333,13 @@ class FaceModels:
     def space(self) -> SpaceInfo:
         return self.embedder.space
 
-    def with_mirror(self, pixels: np.ndarray, face: Box) -> np.ndarray:
+    def with_mirror(self, pixels: np.ndarray, face: Box, vector: np.ndarray | None = None) -> np.ndarray:
         """The vectors of a face and of its mirror image (2 x dim): a person's registered face, which then
-        matches them facing either way."""
+        matches them facing either way. `vector`: the face's own, where it was embedded already."""
         w = pixels.shape[1]
         mirrored = Box(w - face.x1, face.y0, w - face.x0, face.y1)
-        return np.concatenate([self.embedder.embed(pixels, [face]),
-                               self.embedder.embed(np.ascontiguousarray(pixels[:, ::-1]), [mirrored])])
+        own = self.embedder.embed(pixels, [face])[0] if vector is None else vector
+        return np.stack([own, self.embedder.embed(np.ascontiguousarray(pixels[:, ::-1]), [mirrored])[0]])
 
     def faces(self, pixels: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Every face of a frame being recognised, down to `frame_min_face`: a reference photo (one_face) is

@@ -18,6 +18,7 @@ from edge_rap.household import Household
 from edge_rap.serve.api import Limits
 from edge_rap.serve.app import create_app
 from edge_rap.serve.guard import AttemptLimit
+from edge_rap.serve.patience import Patience
 from edge_rap.serve.server import start_server_thread
 from edge_rap.serve.token import TOKEN_FILE
 
@@ -36,11 +37,12 @@ class Live:
 
 @contextmanager
 def live_server(settings: Settings, fake: bool = True, limits: Limits = Limits(),
-                attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None, latest=None) -> Iterator[Live]:
+                attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None, latest=None,
+                patience: Patience | None = None) -> Iterator[Live]:
     home = Household(settings)
     if fake:
         home.__dict__["memory"] = fake_memory(settings.memory)
-    handle = start_server_thread(create_app(home, stats, limits, attempts, latest), "127.0.0.1", 0)
+    handle = start_server_thread(create_app(home, stats, limits, attempts, latest), "127.0.0.1", 0, patience=patience)
     try:
         yield Live(handle.url, (settings.memory / TOKEN_FILE).read_text().strip(), home)
     finally:

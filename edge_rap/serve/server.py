@@ -9,9 +9,13 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.serve.drain import InFlight
+
+if TYPE_CHECKING:  # (uvicorn is imported only to serve: `pair` and `run` without --serve never load it)
+    from edge_rap.serve.patience import Patience
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +79,17 @@ def warn_if_open(host: str, tls: Tls | None) -> str | None:
             "use --tls-cert/--tls-key, or keep it on a network you trust")
 
 
-def make_server(app, tls: Tls | None):
-    """The server, its certificate and key read (a bad one is one line, before anything says it serves)."""
+def make_server(app, tls: Tls | None, patience: Patience | None = None):
+    """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
+    connections limited and timed by `patience` (the defaults when None)."""
     import ssl
 
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", limit_concurrency=64,
-                            timeout_keep_alive=5, server_header=False,
+    from edge_rap.serve.patience import Patience, protocol
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
+                            http=protocol(patience or Patience()), server_header=False,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     try:
         config.load()  # the certificate and key are read here
@@ -114,11 +121,12 @@ class ServerHandle:
         self.thread.join(JOIN_S)
 
 
-def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None) -> ServerHandle:
+def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,
+                        patience: Patience | None = None) -> ServerHandle:
     """Serve `app` from a thread (port 0: any free port); returns once it accepts connections."""
     sock = bind(host, port)
     try:
-        server = make_server(app, tls)
+        server = make_server(app, tls, patience)
     except EdgeRapError:
         sock.close()
         raise

@@ -1,0 +1,101 @@
+"""Connections that keep the server waiting are closed, and no one address may hold most of them.
+
+uvicorn waits for a request's head and body without end, and counts every open connection against its limit:
+a phone whose Wi-Fi dropped mid-upload (no FIN ever comes) held its slot for ever, and a client on the LAN that
+opened 64 sockets and sent nothing had every other request refused, the household's included, until it left."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger(__name__)
+
+#: How long a refused connection may wait to send its request and be answered 503.
+REFUSED_S = 2.0
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long a client may leave its request unfinished without sending a byte, and how many connections the
+    server keeps open: in all, and from one address (a browser opens 6, the companion 1)."""
+
+    idle_s: float = 30.0
+    connections: int = 64
+    per_client: int = 16
+
+
+def busy_answer(message: str) -> bytes:
+    """A whole HTTP answer: 503 with the API's JSON error, the connection closed after it."""
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            "retry-after: 5\r\ncache-control: no-store\r\nconnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+class PatientProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on the client's silence while its request is unfinished
+    (re-armed by every byte; a pause that is the server's own, its reading paused, does not count) and the
+    connection limits of `Patience`, a connection over them answered 503 at its request (and not counted)."""
+
+    def __init__(self, *args, patience: Patience, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patience = patience
+        self._deadline = None
+        self._refusal: str | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        address = self.client[0] if self.client else None
+        kept = [c for c in self.connections if c is not self and getattr(c, "_refusal", None) is None]
+        if len(kept) >= self.patience.connections:
+            self._refusal = "the device is busy with other connections; try again in a moment"
+        elif address is not None and sum(
+                1 for c in kept if c.client and c.client[0] == address) >= self.patience.per_client:
+            self._refusal = f"too many connections from {address}; close some and try again"
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            log.warning("refused a connection from %s: %s", self.client and self.client[0], self._refusal)
+            self.transport.write(busy_answer(self._refusal))
+            self.transport.close()
+            return
+        self._arm()
+        super().data_received(data)
+
+    def connection_lost(self, exc) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        """(Re)start the deadline; a refused connection's is short: it holds a socket and is owed one answer."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        wait = self.patience.idle_s if self._refusal is None else min(self.patience.idle_s, REFUSED_S)
+        self._deadline = self.loop.call_later(wait, self._waited)
+
+    def _waited(self) -> None:
+        """The client was silent for `idle_s`: closed if its request is unfinished (a head or a body owed)."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the server is the one behind: the client is not to blame
+            self._arm()
+            return
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            log.info("closed a connection from %s: its request was unfinished and it sent nothing for %g s",
+                     self.client and self.client[0], self.patience.idle_s)
+            self.transport.close()
+
+
+def protocol(patience: Patience):
+    """The protocol factory for uvicorn's `Config(http=...)`."""
+    return functools.partial(PatientProtocol, patience=patience)

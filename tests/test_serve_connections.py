@@ -1,0 +1,99 @@
+"""Connections that stall or crowd the API: a client silent in the middle of its request is closed, and one
+address holding many connections keeps no one else out (a phone whose Wi-Fi dropped mid-upload; a client on
+the LAN that opens sockets and sends nothing)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from contextlib import ExitStack
+
+import httpx
+from serve_support import fake_settings, live_server
+
+from edge_rap.serve.patience import Patience
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _silent(url: str, sent: bytes = b"", source: str = "127.0.0.1") -> socket.socket:
+    """A connection that sends `sent` (perhaps nothing) and then waits."""
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(10)
+    s.connect(_address(url))
+    if sent:
+        s.sendall(sent)
+    return s
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _client(url: str, token: str, source: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                        transport=httpx.HTTPTransport(local_address=source))
+
+
+def test_one_address_holding_every_connection_keeps_no_one_else_out(tmp_path):
+    """64 silent sockets from one address were the server's whole limit: every other request was answered a
+    plain-text 503 until they left. Now that address alone is refused, in the API's JSON."""
+    with live_server(fake_settings(tmp_path)) as live, ExitStack() as sockets:
+        for _ in range(64):
+            sockets.enter_context(_silent(live.url))
+        with _client(live.url, live.token, "127.0.0.2") as other:
+            assert other.get("/api/concepts").status_code == 200
+        with _client(live.url, live.token, "127.0.0.1") as crowding:
+            r = crowding.get("/api/concepts")
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert "too many connections from 127.0.0.1" in r.json()["error"]
+
+
+def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
+    """A head never finished, a body that stops short of its Content-Length, a connection that never sends:
+    each is closed after `idle_s` of silence, its slot freed for the others."""
+    patience = Patience(idle_s=0.3, connections=3)
+    with live_server(fake_settings(tmp_path), patience=patience) as live:
+        head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n").encode()
+        stalled = [_silent(live.url), _silent(live.url, b"GET /api/concepts HTTP/1.1\r\nHost: x\r\n"),
+                   _silent(live.url, head)]
+        try:
+            with live.client() as c:
+                assert c.get("/api/health").status_code == 503  # all three slots held
+            assert all(_closed_by_server(s) for s in stalled)
+            with live.client() as c:
+                assert c.get("/api/concepts").json() == []
+        finally:
+            for s in stalled:
+                s.close()
+
+
+def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
+    """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer
+    the server takes its time over are both answered."""
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=0.3)) as live:
+        listed = live.home.concepts
+        monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.6) or listed())
+        with live.client() as c:
+            assert c.get("/api/concepts").json() == []
+
+        def trickle():
+            yield b"{"
+            for _ in range(4):
+                time.sleep(0.15)
+                yield b" "
+            yield b'"description": "slow"}'
+
+        with live.client() as c:
+            r = c.patch("/api/concepts/bo", content=trickle(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 404 and "no concept named 'bo'" in r.json()["error"]

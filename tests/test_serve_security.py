@@ -272,6 +272,43 @@ def test_concurrent_writers_serialise_and_nothing_is_lost(live):
         reader.close()
 
 
+@pytest.mark.parametrize("route", ["/api/recognize", "/api/ask"])
+def test_photos_sent_at_once_are_decoded_one_at_a_time(live, monkeypatch, route):
+    """A photo at its full size takes memory while it is decoded (0.7 GB at 100 megapixels): requests that come
+    together, a phone's retries on a flaky Wi-Fi, must not each take theirs at the same time."""
+    from edge_rap.serve import api
+
+    decoding, most, other = [0], [0], threading.Event()
+    lock = threading.Lock()
+
+    def decode(data, source="<bytes>"):
+        with lock:
+            decoding[0] += 1
+            most[0] = max(most[0], decoding[0])
+            if decoding[0] > 1:
+                other.set()
+        other.wait(0.5)  # long enough for the other request to begin its decoding, if it may
+        try:
+            return real(data, source)
+        finally:
+            with lock:
+                decoding[0] -= 1
+
+    real = api.decode_image
+    monkeypatch.setattr(api, "decode_image", decode)
+
+    def send(k: int) -> None:
+        with live.client() as c:
+            assert c.post(route, data={"question": "what is it?"}, files=photo_files(png(scene(k)))).status_code == 200
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+
+
 def test_a_change_names_its_fields_and_one_overtaken_by_another_writer_has_the_status_of_its_cause(live, monkeypatch):
     """A misspelt field ("descripton") was answered 200 with nothing changed; a concept renamed by the CLI in the
     moment between the server's look-up and its write was answered 422, not the 404 of a concept not there."""

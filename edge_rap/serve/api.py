@@ -2,7 +2,8 @@
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
-model work runs one request at a time so that a running daemon loses a bounded number of frames."""
+model work, photos' decoding included, runs one request at a time: a running daemon loses a bounded number of
+frames, and the memory the requests take is bounded however many come at once."""
 
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", responses=ERRORS)
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
-    thinking = threading.Lock()  # one model job (embedding, recognition, an answer) at a time
+    # One model job (embedding, recognition, an answer) at a time, and one photo decoded at its full size (a
+    # 100-megapixel one takes 0.7 GB while it is: ten at once were enough to run a Jetson out of memory).
+    thinking = threading.Lock()
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -213,8 +216,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
         upload = sniff(photo.file.read(), f"photo ({name})" if name else "photo")
-        image = replace(decode_image(upload.data, upload.label), source=name or "photo")  # "image": as the CLI's
         with thinking:
+            image = replace(decode_image(upload.data, upload.label), source=name or "photo")  # "image": the CLI's
             return home.recognize(image).to_json()
 
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
@@ -226,7 +229,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         image = None
         if photo is not None:
             upload = sniff(photo.file.read(), "photo")
-            image = decode_image(upload.data, upload.label)
+            with thinking:
+                image = decode_image(upload.data, upload.label)
         if not question.strip() and image is None:
             raise ApiError("ask needs a question, a photo, or both", 422)
 

@@ -340,6 +340,9 @@ def test_errors_are_json_with_one_line(live):
         assert c.get("/api/concepts/nobody").json() == {"error": "no concept named 'nobody'"}
         r = c.patch("/api/concepts/nobody", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and set(r.json()) == {"error"}
+        assert r.json()["error"].startswith("the body is not JSON (") and "at character 1" in r.json()["error"]
+        r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["error"] == "the request has no body (a JSON object is expected)"
         r = c.post("/api/concepts", data={"name": "bo"})  # no photo
         assert r.status_code == 422 and "photo" in r.json()["error"]
         r = c.post("/api/concepts", data={"name": "bo", "box": "1,2,nan,4"}, files=photo_files(png(scene(1))))

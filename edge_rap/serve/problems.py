@@ -44,10 +44,17 @@ def for_client(exc: EdgeRapError, where: str) -> str:
 
 
 def _validation(exc: RequestValidationError) -> str:
-    """The first problem of a request that does not fit the schema, in one line."""
+    """The first problem of a request that does not fit the schema, in one line (a body that is not JSON is
+    said so, where pydantic's "1: JSON decode error" named only the character it stopped at)."""
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",)) or "request"
-    return _one_line(f"{where}: {first.get('msg', 'invalid')}")
+    loc = first.get("loc", ())
+    if first.get("type") == "json_invalid":
+        at = f" at character {loc[-1]}" if len(loc) > 1 else ""
+        return _one_line(f"the body is not JSON ({first.get('ctx', {}).get('error', 'invalid')}{at})")
+    where = ".".join(str(p) for p in loc if p != "body")
+    if not where and first.get("type") == "missing":
+        return "the request has no body (a JSON object is expected)"
+    return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
 
 def install(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from scenes import save, scene
 from serve_support import fake_settings, live_server
@@ -309,3 +310,43 @@ def test_every_companion_option_says_what_it_does_and_its_default(companion):
 
     assert unexplained(every_parser(companion.build_parser(), ("companion.py",))) == ([], [])
     assert "EDGE_RAP_URL" in companion.build_parser().format_help()
+
+
+class _LosesAnswers(httpx.HTTPTransport):
+    """Delivers every request, then loses the answer of the first of each method in `methods` (a Wi-Fi that
+    drops as the device answers): the device did the work, the companion saw a broken connection."""
+
+    def __init__(self, methods: set[str]):
+        super().__init__()
+        self.methods = set(methods)
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        if request.method in self.methods:
+            self.methods.discard(request.method)
+            response.read()
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return response
+
+
+def test_a_write_whose_answer_was_lost_is_not_reported_as_failed_when_retried(companion, live, capsys,
+                                                                              monkeypatch, tmp_path):
+    """The retry of an add, an add-photos or a forget the device had already done was refused (409 the name is
+    taken, 422 the photos already held, 404 no such concept) and reported as a failure: the user was told the
+    work was not done when it was. Now the device is asked what it holds, and what was asked is reported done."""
+    monkeypatch.setattr(companion.time, "sleep", lambda s: None)
+    lossy = _LosesAnswers({"POST", "DELETE"})
+    real_client = companion.httpx.Client
+    monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=lossy, **kw))
+    rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))
+    assert (rc, out.strip(), err) == (0, "added <bo> (1 photo(s))", "")
+    lossy.methods = {"POST"}
+    rc, out, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9))
+    assert (rc, out.strip(), err) == (0, "now <bo> (2 photo(s))", "")
+    rc, out, err = _call(companion, live, capsys, "forget", "bo")
+    assert (rc, out.strip(), err) == (0, "forgot <bo>", "")
+    assert live.home.concepts() == []
+    lossy.methods = {"POST"}  # a name taken by someone else meanwhile is still refused
+    live.home.memory.remember("cat", [_save(tmp_path / "cat.png", 10)])
+    rc, _, err = _call(companion, live, capsys, "add", "cat", _save(tmp_path / "other.png", 11))
+    assert rc == 2 and "409" in err

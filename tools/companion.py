@@ -43,11 +43,18 @@ PHOTOS_PER_REQUEST = 16
 
 
 class CompanionError(Exception):
-    """One line for the user; exit status 2. `status`: the HTTP status that refused the request, if one did."""
+    """One line for the user; exit status 2. `status`: the HTTP status that refused the request, if one did;
+    `unanswered`: an earlier try of it reached the device but its answer was lost, so the device may have done
+    what the refusal says cannot be done again."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, unanswered: bool = False):
         super().__init__(message)
         self.status = status
+        self.unanswered = unanswered
+
+
+#: Connection errors raised before a request could reach the device: a retry cannot repeat what it did.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass
@@ -85,7 +92,7 @@ class Device:
         self.backoff_s = backoff_s
 
     def request(self, method: str, path: str, ok: tuple[int, ...] = (200, 201, 204), **kwargs) -> httpx.Response:
-        attempt = 0
+        attempt, unanswered = 0, False
         while True:
             wait = self.backoff_s * 2 ** attempt
             try:
@@ -93,12 +100,13 @@ class Device:
             except httpx.TransportError as e:
                 if attempt == self.retries:
                     raise CompanionError(f"cannot reach {self.client.base_url} ({type(e).__name__}: {e})") from None
+                unanswered = unanswered or not isinstance(e, NOT_SENT)
             else:
                 if response.status_code in ok:
                     return response
                 if response.status_code not in (429, 503) or attempt == self.retries:
                     raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}"
-                                         f"{_hint(response)}", response.status_code)
+                                         f"{_hint(response)}", response.status_code, unanswered)
                 wait = max(wait, float(response.headers.get("retry-after", 0) or 0))
             time.sleep(wait)
             attempt += 1
@@ -121,18 +129,43 @@ class Device:
     def add(self, entry: Entry) -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in entry.photos]
         data = {"name": entry.name, "description": entry.description or "", "category": entry.category or ""}
-        return self.answer("POST", "/api/concepts", data=data | ({"box": entry.box} if entry.box else {}), files=files)
+        try:
+            return self.answer("POST", "/api/concepts", data=data | ({"box": entry.box} if entry.box else {}),
+                               files=files)
+        except CompanionError as e:  # 409: the name taken, perhaps by this very request
+            return self._done_before(e, 409, entry.name, files)
 
     def add_photos(self, name: str, photos: list[Path], box: str = "") -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
-        return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos", data={"box": box} if box else None,
-                           files=files)
+        try:
+            return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos",
+                               data={"box": box} if box else None, files=files)
+        except CompanionError as e:  # 422: every photo already held, perhaps since this very request
+            return self._done_before(e, 422, name, files)
+
+    def _done_before(self, error: CompanionError, status: int, name: str, files: list) -> dict:
+        """The concept, when `error` (a retry's refusal) is what an earlier try whose answer was lost would cause
+        and the device holds every photo sent; else `error` is raised."""
+        if error.status != status or not error.unanswered:
+            raise error
+        try:
+            concept = self.answer("GET", f"/api/concepts/{quote(name, safe='')}")
+        except CompanionError:
+            raise error from None
+        held = {p["sha256"] for p in concept.get("photos", [])}
+        if not {hashlib.sha256(blob).hexdigest() for _, (_, blob, _) in files} <= held:
+            raise error
+        return concept
 
     def patch(self, name: str, **change) -> dict:
         return self.answer("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change)
 
     def forget(self, name: str) -> None:
-        self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
+        try:
+            self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
+        except CompanionError as e:
+            if not (e.status == 404 and e.unanswered):  # (gone: an earlier try forgot it)
+                raise
 
 
 def _error_of(response: httpx.Response) -> str:

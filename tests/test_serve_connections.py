@@ -4,6 +4,7 @@ the LAN that opens sockets and sends nothing)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from contextlib import ExitStack
@@ -97,3 +98,13 @@ def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch
         with live.client() as c:
             r = c.patch("/api/concepts/bo", content=trickle(), headers={"Content-Type": "application/json"})
         assert r.status_code == 404 and "no concept named 'bo'" in r.json()["error"]
+
+
+def test_bytes_that_are_not_http_are_answered_400_in_json(tmp_path):
+    with live_server(fake_settings(tmp_path)) as live, _silent(live.url, b"GARBAGE\r\n\r\n") as s:
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
+    assert json.loads(body)["error"].startswith("not an HTTP request this server can read")

@@ -1,4 +1,5 @@
-"""Connections that keep the server waiting are closed, and no one address may hold most of them.
+"""The API's connections: those that keep the server waiting are closed, no one address may hold most of
+them, and what uvicorn answers by itself (a connection over the limits, bytes that are not HTTP) is JSON too.
 
 uvicorn waits for a request's head and body without end, and counts every open connection against its limit:
 a phone whose Wi-Fi dropped mid-upload (no FIN ever comes) held its slot for ever, and a client on the LAN that
@@ -30,18 +31,21 @@ class Patience:
     per_client: int = 16
 
 
-def busy_answer(message: str) -> bytes:
-    """A whole HTTP answer: 503 with the API's JSON error, the connection closed after it."""
+def closing_answer(status: int, message: str) -> bytes:
+    """A whole HTTP answer with the API's JSON error, the connection closed after it (503 says when to retry)."""
     body = json.dumps({"error": message}).encode()
-    head = (f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "retry-after: 5\r\ncache-control: no-store\r\nconnection: close\r\n\r\n")
+    reason = {400: "Bad Request", 503: "Service Unavailable"}[status]
+    retry = "retry-after: 5\r\n" if status == 503 else ""
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"{retry}cache-control: no-store\r\nconnection: close\r\n\r\n")
     return head.encode() + body
 
 
 class PatientProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on the client's silence while its request is unfinished
     (re-armed by every byte; a pause that is the server's own, its reading paused, does not count) and the
-    connection limits of `Patience`, a connection over them answered 503 at its request (and not counted)."""
+    connection limits of `Patience`, a connection over them answered 503 at its request (and not counted);
+    its own errors in the API's JSON."""
 
     def __init__(self, *args, patience: Patience, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,11 +67,16 @@ class PatientProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             log.warning("refused a connection from %s: %s", self.client and self.client[0], self._refusal)
-            self.transport.write(busy_answer(self._refusal))
+            self.transport.write(closing_answer(503, self._refusal))
             self.transport.close()
             return
         self._arm()
         super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text)."""
+        self.transport.write(closing_answer(400, f"not an HTTP request this server can read ({msg.rstrip('.')})"))
+        self.transport.close()
 
     def connection_lost(self, exc) -> None:
         if self._deadline is not None:

@@ -9,6 +9,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 import zlib
 
 import httpx
@@ -307,6 +308,55 @@ def test_photos_sent_at_once_are_decoded_one_at_a_time(live, monkeypatch, route)
     for t in threads:
         t.join()
     assert most[0] == 1
+
+
+def test_requests_beyond_the_line_for_the_model_are_503_and_the_others_still_answered(tmp_path, monkeypatch):
+    """Each request waiting for the model waits in one of the server's 40 threads: 45 photos sent at once had a
+    health check from another phone wait 18 s. Beyond `Limits.waiting` one is told the device is busy."""
+    from edge_rap.serve import api
+    from edge_rap.serve.line import Line
+
+    lines: list[Line] = []
+    monkeypatch.setattr(api, "Line", lambda limit: lines.append(Line(limit)) or lines[-1])
+    with live_server(fake_settings(tmp_path), limits=Limits(waiting=2)) as live:
+        release, started = threading.Event(), threading.Event()
+        recognize = live.home.recognize
+
+        def slow(image):
+            started.set()
+            release.wait(10)
+            return recognize(image)
+
+        monkeypatch.setattr(live.home, "recognize", slow)
+        answers = []
+
+        def send(k: int) -> None:
+            with live.client() as c:
+                answers.append(c.post("/api/recognize", files=photo_files(png(scene(k)))).status_code)
+
+        in_line = [threading.Thread(target=send, args=(k,)) for k in range(2)]
+        in_line[0].start()
+        assert started.wait(10)
+        in_line[1].start()
+        try:
+            for _ in range(1000):  # until the second one is in line
+                if lines[0]._count == 2:
+                    break
+                time.sleep(0.01)
+            with live.client() as c:
+                r = c.post("/api/recognize", files=photo_files(png(scene(3))), timeout=5)
+                assert r.status_code == 503 and r.headers["retry-after"] == "5"
+                assert r.json()["error"].startswith("the device is busy: 2 requests are waiting for it")
+                r = c.post("/api/ask", data={"question": "who is here?"}, headers={"Accept": "text/event-stream"})
+                assert "event: error" in r.text and "the device is busy" in r.text
+                assert c.get("/api/health").status_code == 200
+        finally:
+            release.set()
+            for t in in_line:
+                t.join()
+        assert answers == [200, 200]
+        with live.client() as c:  # the line is free again
+            assert c.post("/api/recognize", files=photo_files(png(scene(4)))).status_code == 200
 
 
 def test_a_change_names_its_fields_and_one_overtaken_by_another_writer_has_the_status_of_its_cause(live, monkeypatch):

@@ -3,7 +3,8 @@
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
 model work, photos' decoding included, runs one request at a time: a running daemon loses a bounded number of
-frames, and the memory the requests take is bounded however many come at once."""
+frames, and the memory the requests take is bounded however many come at once. The line of requests waiting for
+either is bounded too (serve/line.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Callable, Iterator
+from typing import Annotated, Callable, ContextManager, Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -28,6 +29,7 @@ from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, validate_name
 from edge_rap.serve import schemas
+from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import reply
@@ -43,6 +45,7 @@ class Limits:
     body_bytes: int = 64 * 2**20
     photos: int = 16
     question_chars: int = 2000
+    waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections
 
 
 ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 422, 429)}
@@ -107,6 +110,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     # One model job (embedding, recognition, an answer) at a time, and one photo decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: ten at once were enough to run a Jetson out of memory).
     thinking = threading.Lock()
+    line = Line(limits.waiting)  # those waiting for either, bounded
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -160,7 +164,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _text(description, "description", MAX_DESCRIPTION)
         _text(category, "category", 64)
         region, photos = _box(box), _photos(photo, limits)
-        with writes:
+        with line.waiting_for(writes):
             refuse_taken(name, hint=" (add photos to it instead)")
             concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
         return concept_json(concept)
@@ -174,7 +178,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         new = _name(change.name) if change.name is not None else None
         _text(change.description, "description", MAX_DESCRIPTION)
         _text(change.category, "category", 64)
-        with writes:
+        with line.waiting_for(writes):
             concept = find(name)
             if new is not None and new != concept.name:
                 refuse_taken(new, owner=concept.id)
@@ -187,7 +191,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.delete("/concepts/{name}", status_code=204, response_class=Response)
     def forget_concept(name: str) -> Response:
-        with writes:
+        with line.waiting_for(writes):
             home.forget(find(name).name)
         return Response(status_code=204)
 
@@ -195,7 +199,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region, photos = _box(box), _photos(photo, limits)
-        with writes:
+        with line.waiting_for(writes):
             concept = find(name)
             concept = remember(lambda paths: home.memory.add_views(concept.name, paths, region), photos)
         return concept_json(concept)
@@ -216,7 +220,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
         upload = sniff(photo.file.read(), f"photo ({name})" if name else "photo")
-        with thinking:
+        with line.waiting_for(thinking):
             image = replace(decode_image(upload.data, upload.label), source=name or "photo")  # "image": the CLI's
             return home.recognize(image).to_json()
 
@@ -229,7 +233,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         image = None
         if photo is not None:
             upload = sniff(photo.file.read(), "photo")
-            with thinking:
+            with line.waiting_for(thinking):
                 image = decode_image(upload.data, upload.label)
         if not question.strip() and image is None:
             raise ApiError("ask needs a question, a photo, or both", 422)
@@ -240,8 +244,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return _household_answer(home, question, latest() if latest else None, on_text)
 
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_answer_stream(thinking, answer), media_type="text/event-stream")
-        with thinking:
+            return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer),
+                                     media_type="text/event-stream")
+        with line.waiting_for(thinking):
             return Response(json.dumps(answer()), media_type="application/json")
 
     @router.get("/events", response_model=list[schemas.EventOut])
@@ -292,13 +297,13 @@ def _household_answer(home: Household, question: str, frame: tuple[Image, Recogn
     return {**answer.to_json(), "image": "camera" if said.used_image else None}
 
 
-def _answer_stream(thinking: threading.Lock, answer: Callable[..., dict]) -> Iterator[str]:
+def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dict]) -> Iterator[str]:
     """Server-Sent Events: `text` events as the answer is generated, then one `answer` (or `error`) event."""
     chunks: queue.Queue = queue.Queue()
 
     def work() -> None:
         try:
-            with thinking:
+            with turn():  # (the device busy: said as the stream's error event)
                 answered = answer(lambda t: chunks.put(("text", {"text": t})))
             chunks.put(("answer", answered))
         except EdgeRapError as e:

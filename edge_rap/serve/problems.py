@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 class ApiError(EdgeRapError):
     """A request the API refuses, with its status (404 no such concept, 409 the name is taken, ...) and what a
-    client may act on besides the message (`extra`: the faces to choose from)."""
+    client may act on besides the message (`extra`: the faces to choose from; `headers`: Retry-After)."""
 
-    def __init__(self, message: str, status: int, extra: dict | None = None):
+    def __init__(self, message: str, status: int, extra: dict | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.extra = extra or {}
+        self.headers = headers
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None, extra: dict | None = None) -> JSONResponse:
@@ -80,7 +81,8 @@ def install(app: FastAPI) -> None:
         # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
         # status as when this server sees it first
         status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422
-        return error(getattr(exc, "status", status), _one_line(exc), extra=getattr(exc, "extra", None))
+        return error(getattr(exc, "status", status), _one_line(exc), getattr(exc, "headers", None),
+                     getattr(exc, "extra", None))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):

@@ -115,6 +115,10 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
         browser.refresh()
         wait_for(lambda: browser.find_element(By.ID, "token-form").is_displayed(), "the token form for a bad token")
         assert "not accepted" in browser.find_element(By.ID, "status").text
+    browser.find_element(By.ID, "token-input").send_keys(live.token)  # the device gone (a phone off its Wi-Fi)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    wait_for(lambda: browser.find_element(By.ID, "status").text.startswith("Cannot reach the device"),
+             "the device unreachable, said in words (not the browser's \"Failed to fetch\")")
 
 
 def test_a_persons_face_is_chosen_by_tapping_it_and_photos_are_added_from_the_card(browser, settings, tmp_path):

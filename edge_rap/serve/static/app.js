@@ -19,7 +19,12 @@ async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
   }
-  const response = await fetch(path, { method, headers, body });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body });
+  } catch (e) {  // no answer at all: each browser words it its own way ("Failed to fetch", "Load failed")
+    throw new Error("Cannot reach the device: check this phone's Wi-Fi, then reload the page to see what was done.");
+  }
   if (response.status === 401) {
     const why = "That token was not accepted.";
     askForToken(why);

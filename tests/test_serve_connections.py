@@ -62,7 +62,7 @@ def test_one_address_holding_every_connection_keeps_no_one_else_out(tmp_path):
 def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
     """A head never finished, a body that stops short of its Content-Length, a connection that never sends:
     each is closed after `idle_s` of silence, its slot freed for the others."""
-    patience = Patience(idle_s=0.3, connections=3)
+    patience = Patience(idle_s=1.0, connections=3)
     with live_server(fake_settings(tmp_path), patience=patience) as live:
         head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
                 "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n").encode()
@@ -82,16 +82,16 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
     """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer
     the server takes its time over are both answered."""
-    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=0.3)) as live:
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=0.6)) as live:
         listed = live.home.concepts
-        monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.6) or listed())
+        monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.9) or listed())
         with live.client() as c:
             assert c.get("/api/concepts").json() == []
 
         def trickle():
             yield b"{"
             for _ in range(4):
-                time.sleep(0.15)
+                time.sleep(0.2)
                 yield b" "
             yield b'"description": "slow"}'
 

@@ -470,6 +470,22 @@ def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, t
         assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
 
 
+def test_a_temporary_folder_the_upload_cannot_be_written_to_is_507_not_a_500(live, tmp_path, monkeypatch):
+    """Uploads become files in a temporary folder before the memory reads them: a full disk there was an
+    internal error (500) where the memory's own full disk is 507."""
+    from edge_rap.serve import uploads
+
+    full = tmp_path / "full-tmp"
+    full.mkdir()
+    (full / "photo-0.png").symlink_to("/dev/full")  # every write there fails as on a full disk: ENOSPC
+    monkeypatch.setattr(uploads.tempfile, "TemporaryDirectory", lambda prefix: contextlib.nullcontext(str(full)))
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+        assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed", r.text
+        assert str(full) not in r.text
+        assert c.get("/api/concepts").json() == []
+
+
 @contextlib.contextmanager
 def a_request_under_way(tmp_path, monkeypatch):
     """A server whose GET /api/concepts waits inside the route until released: (its handle, its household, the

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.store import disk_error
 from edge_rap.perceive.images import _register_heif, max_pixels
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
@@ -89,7 +90,10 @@ def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]
         paths, labels = [], {}
         for k, photo in enumerate(photos):
             path = Path(folder) / f"photo-{k}{photo.suffix}"
-            path.write_bytes(photo.data)
+            try:
+                path.write_bytes(photo.data)
+            except OSError as e:  # the device's trouble (its disk full), never the request's: 507 or 503, not 500
+                raise disk_error(e, Path(folder)) from None
             paths.append(path)
             labels[str(path)] = photo.label
         yield paths, labels

@@ -486,6 +486,27 @@ def test_a_temporary_folder_the_upload_cannot_be_written_to_is_507_not_a_500(liv
         assert c.get("/api/concepts").json() == []
 
 
+def test_a_body_the_parser_cannot_spool_to_a_full_disk_is_507_not_a_bad_request(live, monkeypatch):
+    """A photo is spooled while the request is parsed (to a temporary file past 1 MiB): a full disk there was
+    answered 400 "There was an error parsing the body", as if the photo were at fault."""
+    import errno
+    import tempfile
+
+    import starlette.formparsers
+
+    class FullDisk(tempfile.SpooledTemporaryFile):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", FullDisk)
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+        assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed", r.text
+        assert tempfile.gettempdir() not in r.text
+        monkeypatch.undo()
+        assert c.get("/api/concepts").json() == []
+
+
 @contextlib.contextmanager
 def a_request_under_way(tmp_path, monkeypatch):
     """A server whose GET /api/concepts waits inside the route until released: (its handle, its household, the

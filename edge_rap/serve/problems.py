@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
+from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError, disk_error
 from edge_rap.serve.drain import SHUTTING_DOWN
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,18 @@ def install(app: FastAPI) -> None:
     household closed under it, is told so (503), with no traceback in the log."""
     in_flight = app.state.in_flight
 
+    def device_trouble(request: Request, exc: DeviceError):
+        """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
+        problem = for_client(exc, f"{request.method} {request.url.path}")
+        if in_flight.closing:  # (the household closed under it)
+            return error(503, SHUTTING_DOWN)
+        return error(507 if isinstance(exc, DiskFullError) else 503, problem)
+
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException):
+        if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
+            # files could not be written (the disk full), which is no fault of the request
+            return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -73,11 +85,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EdgeRapError)
     async def refused(request: Request, exc: EdgeRapError):
-        if isinstance(exc, DeviceError):  # the device's trouble, not the request's; its paths stay on the device
-            problem = for_client(exc, f"{request.method} {request.url.path}")
-            if in_flight.closing:  # (the household closed under it)
-                return error(503, SHUTTING_DOWN)
-            return error(507 if isinstance(exc, DiskFullError) else 503, problem)
+        if isinstance(exc, DeviceError):
+            return device_trouble(request, exc)
         # a concept another writer (the CLI, a daemon) forgot, renamed or took the name of meanwhile: the same
         # status as when this server sees it first
         status = 404 if isinstance(exc, UnknownConceptError) else 409 if isinstance(exc, NameTakenError) else 422

@@ -108,7 +108,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     router = APIRouter(prefix="/api", responses=ERRORS)
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     # One model job (embedding, recognition, an answer) at a time, and one photo decoded at its full size (a
-    # 100-megapixel one takes 0.7 GB while it is: ten at once were enough to run a Jetson out of memory).
+    # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for either, bounded
     started = time.monotonic()

@@ -88,6 +88,16 @@ def test_failed_attempts_are_rate_limited_with_retry_after(tmp_path):
             assert owner.get("/api/health").status_code == 200
 
 
+def test_requests_without_a_token_are_not_attempts_and_lock_no_one_out(tmp_path):
+    """A web page the household's browser visits can make it send requests to the device, without the token
+    (it is not the page's to read): ten of them locked that browser out of the device for a minute."""
+    with live_server(fake_settings(tmp_path), attempts=AttemptLimit(failures=3, window_s=60)) as live:
+        with live.client(None) as anonymous:
+            assert {anonymous.get("/api/concepts").status_code for _ in range(10)} == {401}
+        with live.client() as owner:
+            assert owner.get("/api/concepts").status_code == 200
+
+
 def test_the_token_file_is_private_and_rotation_invalidates_the_old_token(tmp_path, capsys):
     from edge_rap import cli
 

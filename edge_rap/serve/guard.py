@@ -85,8 +85,8 @@ def _bearer(scope) -> str | None:
 
 
 class AuthGuard:
-    """Every /api path but the public ones needs `Authorization: Bearer TOKEN`; a client that keeps failing
-    is answered 429 with Retry-After, whatever it sends, until its window passes."""
+    """Every /api path but the public ones needs `Authorization: Bearer TOKEN`; a client that keeps sending
+    wrong tokens is answered 429 with Retry-After, whatever it sends, until its window passes."""
 
     def __init__(self, app, tokens: TokenKeeper, limit: AttemptLimit = AttemptLimit()):
         self.app = app
@@ -113,7 +113,8 @@ class AuthGuard:
             return await send_error(send, 503, "the device's API token is damaged: run `edge-rap pair --rotate` "
                                                "on the device")
         if not accepted:
-            self.limiter.failed(client)
+            if token is not None:  # a guess; a request with none guesses nothing (a web page the household's
+                self.limiter.failed(client)  # browser visits can send those, to lock that browser out)
             why = "missing bearer token" if token is None else "wrong token"
             return await send_error(send, 401, f"{why} (edge-rap pair shows it)", {"WWW-Authenticate": "Bearer"})
         return await self.app(scope, receive, send)

@@ -19,7 +19,7 @@ from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
 from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import Camera, LatestSlot, SourceSpec, parse_source, parse_sources
+from edge_rap.perceive.camera import Camera, LatestSlot, SourceSpec, VideoClock, parse_source, parse_sources
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -439,6 +439,39 @@ def test_a_damaged_frame_is_skipped_and_a_video_cut_short_is_said(tmp_path, capl
     camera = Camera(parse_source(f"cut={cut}"), threading.Event(), realtime=False).start()
     assert len(drain(camera)) < 15 and camera.error is None
     assert f"cut: source {str(cut)!r} ended after {camera.frames_read} of the 20 frames it announces" in caplog.text
+
+
+def write_variable_rate_clip(path, stamps_ms: list[int]) -> str:
+    """An MP4 whose frames come at the given times: a phone slows its frame rate in dim light."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for k, ms in enumerate(stamps_ms):
+            frame = av.VideoFrame.from_ndarray(scene(k), format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return str(path)
+
+
+def test_a_variable_frame_rate_video_keeps_its_own_times(tmp_path):
+    # A frame's time was its index over the header's frame rate: in a phone's video that slows down in dim light
+    # the arrivals were logged seconds away from where they are in the video, and it was played at the wrong pace.
+    stamps = [*range(0, 1000, 100), *range(1000, 6000, 500)]  # 10 frames a second, then 2
+    clip = write_variable_rate_clip(tmp_path / "phone.mp4", stamps)
+    got = drain(Camera(parse_source(f"cam={clip}"), threading.Event(), realtime=False).start())
+    assert [round(f.time_s, 3) for f in got] == [ms / 1000 for ms in stamps]
+
+
+def test_a_video_without_forward_timestamps_is_timed_by_its_frame_rate():
+    clock = VideoClock(10.0)  # a raw H.264 stream (every timestamp 0), then two recordings joined (back to 0)
+    assert [clock.time_s(k, s) for k, s in enumerate([0.0, 0.0, 0.0])] == [0.0, 0.1, 0.2]
+    clock = VideoClock(10.0)
+    assert [round(clock.time_s(k, s), 3) for k, s in enumerate([0.0, 0.5, 0.0, 0.1, 2.0])] == [0.0, 0.5, 0.6, 0.7, 2.0]
 
 
 def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):

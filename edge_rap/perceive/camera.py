@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import threading
@@ -150,6 +151,27 @@ class LatestSlot:
                 self._cond.wait(timeout)
 
 
+class VideoClock:
+    """A video file's frame times: its own timestamps where they run forward (a phone's video slows its frame
+    rate in dim light, where a frame's index over the header's rate was seconds off), else the frame's place
+    after the last one at the header's rate (a raw stream has none; a joined recording's restart at 0)."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+        self._last: tuple[int, float] | None = None  # the last frame's index and time
+
+    def time_s(self, index: int, stamp_s: float) -> float:
+        """The time of frame `index`, whose timestamp (OpenCV's position) is `stamp_s`."""
+        if math.isfinite(stamp_s) and stamp_s >= 0 and (self._last is None or stamp_s > self._last[1]):
+            time_s = stamp_s
+        elif self._last is None:
+            time_s = index / self.fps
+        else:
+            time_s = self._last[1] + (index - self._last[0]) / self.fps
+        self._last = (index, time_s)
+        return time_s
+
+
 def _fit(pixels: np.ndarray, max_width: int, bgr: bool = True) -> np.ndarray:
     """BGR from OpenCV to RGB (`bgr`), shrunk to `max_width` (0: as captured). cvtColor, not a reversed-stride
     copy: numpy's copy of `[:, :, ::-1]` costs about 2 ms a 640x480 frame here, cvtColor a tenth of that."""
@@ -255,11 +277,13 @@ class Camera:
         self.slot.put(frame, self.stop)
         self.ready.set()
 
-    def _follow(self, capture, started: float, fps: float | None, skips: int = 0,
+    def _follow(self, capture, started: float, clock: VideoClock | None, skips: int = 0,
                 first: Callable[[], None] | None = None) -> None:
-        """Read `capture` until it ends or stops: a frame's time is its position at `fps`, or the time it came
+        """Read `capture` until it ends or stops: a frame's time is a file's `clock`, or the time it came
         (live). `skips`: frames in a row that may fail to be grabbed and are skipped (a file's damaged ones; more
         is its end). `first` is called at the first frame grabbed."""
+        import cv2
+
         index = self.frames_read  # a live source's count goes on across reconnections
         failed = 0  # grabs that failed in a row
         while not self.stop.is_set():
@@ -275,7 +299,8 @@ class Camera:
                 first = None
             self.damaged, failed = self.damaged + failed, 0
             grab_ms = 1000 * (time.perf_counter() - t)
-            time_s = index / fps if fps else time.monotonic() - started
+            time_s = (clock.time_s(index, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000) if clock
+                      else time.monotonic() - started)
             if self._due(time_s, started):
                 came, t = time.monotonic(), time.perf_counter()
                 ok, pixels = capture.retrieve()
@@ -301,7 +326,7 @@ class Camera:
         fps = fps if 0 < fps <= 240 else 15.0
         announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
         try:
-            self._follow(capture, time.monotonic(), fps, skips=DAMAGED_RUN_MAX)
+            self._follow(capture, time.monotonic(), VideoClock(fps), skips=DAMAGED_RUN_MAX)
         finally:
             capture.release()
         if self.stop.is_set():

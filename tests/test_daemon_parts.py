@@ -486,6 +486,17 @@ def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
     assert any("b.png" in r.getMessage() for r in caplog.records)
 
 
+def test_a_folder_source_leaves_hidden_files_alone(tmp_path, caplog):
+    # A card of photos copied from a Mac holds a `._IMG_0001.JPG` sidecar for each: every one was warned of as
+    # "not an image" and took a photo's turn.
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "IMG_0001.JPG"), scene())
+    (tmp_path / "._IMG_0001.JPG").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    got = drain(Camera(parse_source(f"cam={tmp_path}"), threading.Event(), realtime=False).start())
+    assert [f.index for f in got] == [0] and "._IMG_0001.JPG" not in caplog.text
+
+
 def test_a_folder_source_reads_as_remember_does_and_refuses_a_huge_photo(tmp_path, caplog, monkeypatch):
     # The pixel limit holds here too (a 400-megapixel file must not take the daemon's memory), and the frame
     # is RGB as every other source's.

@@ -13,7 +13,7 @@ from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import name_key, validate_name
-from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
+from edge_rap.perceive.images import is_photo_name, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.types import Hit, Image
 
@@ -40,7 +40,7 @@ def _entries(folder: Path) -> list[Path]:
 def image_files(folder: Path) -> list[Path]:
     """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
     kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
-    return [p for p in _entries(folder) if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return [p for p in _entries(folder) if not p.is_dir() and is_photo_name(p)]
 
 
 def _concept_name(folder: Path) -> str:

@@ -343,10 +343,10 @@ class Camera:
         """The folder's photos in name order, read as `remember` reads them (upright, and refused over the pixel
         limit before decoding: a 400-megapixel file must not take the daemon's memory); a photo that cannot be
         read is skipped with a warning, a folder of which none can be read is an error."""
-        from edge_rap.perceive.images import IMAGE_SUFFIXES, read_image_file
+        from edge_rap.perceive.images import is_photo_name, read_image_file
 
         try:  # every format `remember` takes: a folder of a phone's HEIC photos is a source too
-            files = sorted(p for p in Path(self.spec.target).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in Path(self.spec.target).iterdir() if is_photo_name(p))
         except OSError as e:
             raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
         if not files:

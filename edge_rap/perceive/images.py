@@ -102,6 +102,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
                   ".avif"}
 
 
+def is_photo_name(path: Path) -> bool:
+    """Whether a folder's entry is taken for a photo: a photo's suffix and not hidden (the `._photo.jpg` sidecars
+    macOS leaves on other disks are no photos, whatever their suffix)."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 @functools.cache
 def _register_heif() -> bool:
     """Let Pillow open HEIF (HEIC) photos through pillow-heif; False where it is not installed."""

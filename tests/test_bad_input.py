@@ -423,6 +423,39 @@ def test_a_large_deep_photo_is_reduced(tmp_path):
     assert abs(int(image.pixels[0, 0, 0]) - round(40000 / 257)) <= 1
 
 
+def test_a_large_photo_is_reduced_before_it_is_copied(tmp_path):
+    # A 100-megapixel PNG (PNG cannot be decoded at a smaller scale, as JPEG is) was copied whole into RGB before
+    # it was reduced: two copies of 400 MB at once, in the companion API's process too. Measured in a process of
+    # its own, from when the file's bytes are read.
+    from PIL import Image
+
+    Image.new("RGB", (6000, 4000), (10, 200, 30)).save(tmp_path / "big.png", compress_level=1)
+    probe = ("import re, sys\n"  # the peak of this process's own memory (ru_maxrss would be pytest's, inherited)
+             "from edge_rap.perceive.images import decode_image\n"
+             "peak = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+             "data = open(sys.argv[1], 'rb').read()\n"
+             "before = peak()\n"
+             "pixels = decode_image(data).pixels\n"
+             "print(peak() - before, *pixels.shape, *pixels[0, 0])")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "big.png")], capture_output=True, text=True,
+                          check=True)
+    grew_kib, *rest = map(int, done.stdout.split())
+    assert rest == [1365, 2048, 3, 10, 200, 30]
+    one_copy_kib = 6000 * 4000 * 4 / 1024  # Pillow keeps RGB in 4 bytes a pixel
+    assert grew_kib < 1.8 * one_copy_kib  # the decoded image, and the reduction's own passes: not a second copy
+
+
+def test_a_large_cut_out_is_reduced_and_seen_on_white(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((40, 4100, 4), np.uint8)
+    rgba[:, 2000:2100] = (20, 40, 160, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut-out.png")
+    pixels = read_image_file(tmp_path / "cut-out.png").image.pixels.astype(int)
+    assert pixels.shape == (20, 2048, 3) and (pixels[:, 0] == 255).all()
+    assert (np.abs(pixels[10, 1025] - (20, 40, 160)) <= 2).all()
+
+
 @pytest.mark.parametrize("orientation", range(1, 10))
 def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path, orientation):
     # What every viewer shows (PIL's own ImageOps.exif_transpose is the reference); 9 is not a valid value.

@@ -159,11 +159,11 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                 pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)
-            if pil.mode in _DEEP_MODES and max(pil.size) > MAX_SIDE:
-                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # 2-4 bytes a pixel: shrink before any float copy of it
+            if max(pil.size) > MAX_SIDE and pil.mode not in _NEAREST_MODES:
+                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # before any copy: each is 400 MB of a 100-megapixel photo
             pil = _rgb(pil)
             if max(pil.size) > MAX_SIDE:
-                pil.thumbnail((MAX_SIDE, MAX_SIDE))
+                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # a palette or 1-bit picture, which is shrunk only in RGB
             if orientation in _UPRIGHT:
                 pil = pil.transpose(getattr(PILImage.Transpose, _UPRIGHT[orientation]))
                 if orientation >= 5:  # a quarter turn: the upright picture's width is the stored height
@@ -189,6 +189,8 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
 
 #: Pillow modes holding more than 8 bits of grey: 16-bit PNG and TIFF, 32-bit integers, floats.
 _DEEP_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+#: Pillow modes it resizes by the nearest pixel alone (a palette's indices cannot be averaged).
+_NEAREST_MODES = {"P", "PA", "1"}
 
 
 def _rgb(pil):

@@ -474,6 +474,27 @@ def test_a_video_without_forward_timestamps_is_timed_by_its_frame_rate():
     assert [round(clock.time_s(k, s), 3) for k, s in enumerate([0.0, 0.5, 0.0, 0.1, 2.0])] == [0.0, 0.5, 0.6, 0.7, 2.0]
 
 
+def test_a_video_that_cannot_be_opened_says_why(tmp_path):
+    # Both were "cannot open as a video": a phone's recording copied halfway, and a voice memo given as a video.
+    av = pytest.importorskip("av")
+    clip = Path(write_clip(tmp_path / "whole.mp4", 15))
+    cut = tmp_path / "IMG_0001.mp4"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # its index, written last, is missing
+    with av.open(str(tmp_path / "memo.m4a"), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    errors = {}
+    for path in (cut, tmp_path / "memo.m4a"):
+        camera = Camera(parse_source(f"cam={path}"), threading.Event()).start()
+        wait_until(camera.finished.is_set, "the camera's end")
+        errors[path.name] = camera.error
+    assert "cannot open as a video: an MP4/MOV file without its index (the moov box)" in errors["IMG_0001.mp4"]
+    assert errors["memo.m4a"].endswith("cannot open as a video: a file with no video track (sound only)")
+
+
 def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
     import cv2
 

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,8 @@ class Camera:
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
-            raise EdgeRapError(f"source {path!r}: cannot open as a video")
+            reason = unopenable_reason(path)
+            raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
         self.error = None
         fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
         fps = fps if 0 < fps <= 240 else 15.0

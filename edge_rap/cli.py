@@ -597,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
-                   help="camera index, video file, RTSP/HTTP URL or folder of images; repeat for several cameras")
+                   help="camera index, video file, photo, RTSP/HTTP URL or folder of images; repeat for several "
+                        "cameras")
     p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--max-frames", type=_int_at_least(1), metavar="N", help="stop after N frames")

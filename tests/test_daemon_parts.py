@@ -507,6 +507,25 @@ def test_a_folder_source_skips_unreadable_images(tmp_path, caplog):
     assert any("b.png" in r.getMessage() for r in caplog.records)
 
 
+def test_a_photo_source_is_read_as_remember_reads_it(tmp_path, monkeypatch):
+    # OpenCV read a photo given as a source as stored: a phone's photo came sideways, a cut-out's background
+    # black, and a photo of any size was decoded whole.
+    from PIL import Image
+
+    stored = np.zeros((40, 60, 4), np.uint8)
+    stored[:, 30:] = (20, 40, 160, 255)  # the thing on the right as stored, the cut-away left transparent
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: upright, the thing is at the bottom
+    Image.fromarray(stored, "RGBA").save(tmp_path / "IMG_0001.png", exif=exif)
+    got = drain(Camera(parse_source(f"cam={tmp_path / 'IMG_0001.png'}"), threading.Event(), realtime=False).start())
+    assert len(got) == 1 and got[0].pixels.shape == (60, 40, 3)
+    assert (got[0].pixels[0, 0] == 255).all() and (got[0].pixels[59, 0] == (20, 40, 160)).all()
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "0.001")
+    camera = Camera(parse_source(f"cam={tmp_path / 'IMG_0001.png'}"), threading.Event()).start()
+    wait_until(camera.finished.is_set, "the camera's end")
+    assert "image is 60x40 (0 megapixels); the limit is 0.001" in camera.error
+
+
 def test_a_folder_source_leaves_hidden_files_alone(tmp_path, caplog):
     # A card of photos copied from a Mac holds a `._IMG_0001.JPG` sidecar for each: every one was warned of as
     # "not an image" and took a photo's turn.
@@ -568,7 +587,7 @@ def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, capl
 
 def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_path, monkeypatch):
     (tmp_path / "text.mp4").write_text("not a video")
-    (tmp_path / "text.jpg").write_text("not a photo")  # OpenCV opens it, then reads nothing
+    (tmp_path / "text.jpg").write_text("not a photo")  # read as a photo, as `remember` reads it
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.jpg").write_bytes(b"not an image either")
     (tmp_path / "locked").mkdir()
@@ -581,8 +600,7 @@ def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_pa
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
     for spec, reasons in ((parse_source(f"cam={tmp_path / 'text.mp4'}"), ("cannot open as a video",)),
-                          # an OpenCV build opens a text .jpg as an image sequence, then reads nothing, or not
-                          (parse_source(f"cam={tmp_path / 'text.jpg'}"), ("no frame could be read", "cannot open")),
+                          (parse_source(f"cam={tmp_path / 'text.jpg'}"), ("text.jpg': not an image",)),
                           (parse_source(f"cam={tmp_path / 'photos'}"), ("none of its 1 images could be read",)),
                           (parse_source(f"cam={tmp_path / 'locked'}"), ("cannot list the folder (Permission denied)",))):
         camera = Camera(spec, threading.Event(), realtime=False).start()

@@ -1,6 +1,6 @@
 """Cameras: one capture thread per source that keeps only the newest frame, so processing never lags behind.
 
-A source is a camera index, a video file, an RTSP/HTTP URL or a folder of images. Video files are delivered
+A source is a camera index, a video file, a photo, an RTSP/HTTP URL or a folder of images. Video files are delivered
 at their own frame rate, as a camera would deliver them (or as fast as they are taken, for batch work); a
 live source that drops is reopened with backoff and a log line, never crashing the process.
 """
@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_name, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
 
@@ -31,6 +32,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 #: Frames in a row a video file may fail to give before it is taken to have ended: OpenCV fails to grab a damaged
 #: frame and grabs the next one after it, so a bad frame must not end the file.
 DAMAGED_RUN_MAX = 30
+
+
+#: A file source with one of these suffixes is a photo, read as `remember` reads it; a GIF plays as a video.
+PHOTO_SOURCE_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,9 @@ class SourceSpec:
             return "device"
         if "://" in self.target:
             return "stream"
-        return "folder" if Path(self.target).is_dir() else "file"
+        if Path(self.target).is_dir():
+            return "folder"
+        return "photo" if Path(self.target).suffix.lower() in PHOTO_SOURCE_SUFFIXES else "file"
 
     @property
     def live(self) -> bool:
@@ -237,6 +244,8 @@ class Camera:
         try:
             if self.spec.kind == "folder":
                 self._read_folder()
+            elif self.spec.kind == "photo":
+                self._read_photo_source()
             elif self.spec.live:
                 self._read_live()
             else:
@@ -341,35 +350,44 @@ class Camera:
             log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, path, self.frames_read, announced)
 
-    def _read_folder(self) -> None:
-        """The folder's photos in name order, read as `remember` reads them (upright, and refused over the pixel
-        limit before decoding: a 400-megapixel file must not take the daemon's memory); a photo that cannot be
-        read is skipped with a warning, a folder of which none can be read is an error."""
-        from edge_rap.perceive.images import is_photo_name, read_image_file
+    def _read_photo(self, path: Path, index: int, started: float) -> None:
+        """A photo, read as `remember` reads it (upright, on white, refused over the pixel limit before decoding: a
+        400-megapixel file must not take the daemon's memory), handed on as frame `index` of a folder's rate."""
+        if not self._due(index / self.folder_fps, started):
+            return
+        came, t = time.monotonic(), time.perf_counter()
+        pixels = read_image_file(path).image.pixels
+        self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came, bgr=False)
 
+    def _read_photo_source(self) -> None:
+        """A photo given as the source: one frame (OpenCV would read it as stored, sideways from a phone)."""
+        try:
+            self._read_photo(Path(self.spec.target), 0, time.monotonic())
+        except EdgeRapError as e:  # said as every source's error is: "source 'PATH': why"
+            why = str(e).removeprefix(f"{self.spec.target}: ")
+            raise EdgeRapError(f"source {self.spec.target!r}: {why}") from None
+
+    def _read_folder(self) -> None:
+        """The folder's photos in name order, each read as a photo source is; one that cannot be read is skipped
+        with a warning, a folder of which none can be read is an error."""
         try:  # every format `remember` takes: a folder of a phone's HEIC photos is a source too
             files = sorted(p for p in Path(self.spec.target).iterdir() if is_photo_name(p))
         except OSError as e:
             raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
         if not files:
             raise EdgeRapError(f"source {self.spec.target!r}: no images in the folder")
-        started, tried = time.monotonic(), 0
+        started, failed = time.monotonic(), 0
         for index, path in enumerate(files):
             if self.stop.is_set():
                 return
-            if not self._due(index / self.folder_fps, started):
-                continue
-            came, t = time.monotonic(), time.perf_counter()
-            tried += 1
             try:
-                pixels = read_image_file(path).image.pixels
+                self._read_photo(path, index, started)
             except EdgeRapError as e:
                 if not Path(self.spec.target).is_dir():  # not one photo: the whole folder went away
                     raise EdgeRapError(f"source {self.spec.target!r}: the folder is gone") from None
                 log.warning("camera %s: %s, skipped", self.spec.name, e)
-                continue
-            self._deliver(pixels, index, index / self.folder_fps, 1000 * (time.perf_counter() - t), came, bgr=False)
-        if tried and not self.frames_delivered:  # (photos skipped by the frame-rate cap were never tried)
+                failed += 1
+        if failed and not self.frames_delivered:  # (photos skipped by the frame-rate cap were never tried)
             raise EdgeRapError(f"source {self.spec.target!r}: none of its {len(files)} images could be read")
 
     def _read_live(self) -> None:

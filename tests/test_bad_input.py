@@ -346,6 +346,18 @@ def test_a_pillow_heif_whose_libheif_cannot_load_leaves_other_photos_readable(tm
         _register_heif.cache_clear()
 
 
+def test_a_video_given_as_a_photo_says_so(tmp_path):
+    # "not an image (unknown or corrupt format)" sent a household looking for damage in an iPhone's Live Photo
+    # video (IMG_0001.MOV beside IMG_0001.HEIC) or any clip it meant to give `run`.
+    import cv2
+
+    writer = cv2.VideoWriter(str(tmp_path / "IMG_0001.mp4"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    writer.write(scene(1, 64, 48))
+    writer.release()
+    with pytest.raises(EdgeRapError, match=r"IMG_0001.mp4: a video, not a photo \(`edge-rap run --source` watches"):
+        read_image_file(tmp_path / "IMG_0001.mp4")
+
+
 def test_a_heic_photo_without_pillow_heif_says_what_is_missing(tmp_path, monkeypatch):
     from PIL import Image
 

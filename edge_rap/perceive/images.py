@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.mp4 import track_kinds
 from edge_rap.types import Box, Image
 
 #: Images whose header claims more megapixels than this are refused before decoding (decompression bombs);
@@ -97,6 +98,19 @@ DECODING = "upright,deep-scaled"
 #: The brands of an ISO-BMFF file (bytes 8-12) that mean a HEIF picture: what iPhones take by default.
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}  # HEVC-coded: .heic
 _HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}  # (the generic brands, which AVIF files may carry too)
+#: ISO-BMFF brands that are no video: AVIF photos and sound (.m4a, .m4b audiobooks).
+_NOT_VIDEO_BRANDS = _HEIF_BRANDS | {b"avif", b"avis", b"M4A ", b"M4B "}
+
+
+def _is_video(data: bytes) -> bool:
+    """Whether the bytes are a video file's: MP4 or MOV (an iPhone's Live Photo beside its HEIC) with a video track
+    (or its index cut off), Matroska or WebM, AVI, MPEG-TS."""
+    if data[4:8] == b"ftyp":
+        return data[8:12] not in _NOT_VIDEO_BRANDS and b"vide" in (track_kinds(data) or {b"vide"})
+    return (data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
+            or (len(data) > 188 and data[0] == data[188] == 0x47))
+
+
 #: Suffixes of the photo files a folder of concepts may hold (`eval`); anything Pillow (+ pillow-heif) reads.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif",
                   ".avif"}
@@ -178,6 +192,8 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
         if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not heif_readable:
             raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
                                "(pip install pillow-heif)") from None
+        if _is_video(data):
+            raise EdgeRapError(f"{shown}: a video, not a photo (`edge-rap run --source` watches one)") from None
         raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise EdgeRapError(f"{shown}: corrupt or truncated image ({str(e).splitlines()[0][:120]})") from None

@@ -38,7 +38,7 @@ def _top_boxes(f) -> dict[bytes, tuple[int, int]]:
     return boxes
 
 
-def _handlers(index: bytes) -> set[bytes]:
+def track_kinds(index: bytes) -> set[bytes]:
     """The kinds of the tracks an index holds: each track's `hdlr` box names it (vide, soun, text, meta...)."""
     kinds, at = set(), index.find(b"hdlr")
     while at >= 0:
@@ -63,7 +63,7 @@ def unopenable_reason(path: str | Path) -> str | None:
             if not 0 < length <= MAX_INDEX_BYTES:
                 return None
             f.seek(start)
-            kinds = _handlers(f.read(length))
+            kinds = track_kinds(f.read(length))
     except OSError:
         return None
     if kinds and b"vide" not in kinds:

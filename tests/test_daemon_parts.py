@@ -524,6 +524,8 @@ def test_a_photo_source_is_read_as_remember_reads_it(tmp_path, monkeypatch):
     camera = Camera(parse_source(f"cam={tmp_path / 'IMG_0001.png'}"), threading.Event()).start()
     wait_until(camera.finished.is_set, "the camera's end")
     assert "image is 60x40 (0 megapixels); the limit is 0.001" in camera.error
+    os.mkfifo(tmp_path / "frames.jpg")  # a pipe, whatever its name, is a stream of frames OpenCV reads
+    assert parse_source(str(tmp_path / "frames.jpg")).kind == "file"
 
 
 def test_a_folder_source_leaves_hidden_files_alone(tmp_path, caplog):

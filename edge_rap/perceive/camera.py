@@ -51,9 +51,11 @@ class SourceSpec:
             return "device"
         if "://" in self.target:
             return "stream"
-        if Path(self.target).is_dir():
+        path = Path(self.target)
+        if path.is_dir():
             return "folder"
-        return "photo" if Path(self.target).suffix.lower() in PHOTO_SOURCE_SUFFIXES else "file"
+        # (a pipe stays OpenCV's, whatever its name: a photo is read whole from a regular file)
+        return "photo" if path.suffix.lower() in PHOTO_SOURCE_SUFFIXES and path.is_file() else "file"
 
     @property
     def live(self) -> bool:

@@ -369,6 +369,15 @@ def _models_pull(args, settings) -> int:
     return 0
 
 
+def _answered_from_memory(home, question: str):
+    """"Where is Bo?" and a name alike of two concepts, answered as the voice and the API answer them (from the
+    sightings; "Did you mean ...?"), not from the descriptions; None for any other question."""
+    from edge_rap.speech.reply import as_answer, from_memory
+
+    said = from_memory(home, question)
+    return as_answer(home, said) if said is not None else None
+
+
 def cmd_ask(args) -> int:
     from dataclasses import replace
 
@@ -396,11 +405,12 @@ def cmd_ask(args) -> int:
         vlm, note = home.vlm, home.vlm_note
         if note:
             print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
-        stream = args.stream and not args.json
+        answer = _answered_from_memory(home, args.question) if image is None else None
+        stream = args.stream and not args.json and answer is None
         if stream and vlm is None:
             print("[template mode: no VLM] ", end="", flush=True)
         try:
-            answer = Assistant(home.store, retriever, vlm, options, note).ask(
+            answer = answer or Assistant(home.store, retriever, vlm, options, note).ask(
                 args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
         except KeyboardInterrupt:
             if stream:

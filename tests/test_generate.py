@@ -274,6 +274,31 @@ def test_ask_in_template_mode(run, tmp_path):
         assert rc == 2 and out == "" and f"--max-tokens must be 1 or more, not {bad}" in err
 
 
+def test_ask_where_without_an_image_answers_from_the_sightings_as_the_voice_and_the_api_do(run, tmp_path, settings):
+    """`ask "Where is Bo?"` used to answer with Bo's description while `listen` and /api/ask said where Bo was
+    last seen: the household got two different answers to one question."""
+    import time
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert run("remember", "bo", save(photos / "bo.png", scene(1, 320, 240)), "--description", "our Shiba Inu")[0] == 0
+    assert run("remember", "mug", save(photos / "mug.png", scene(2, 320, 240)), "--description", "the blue mug")[0] == 0
+    EventLog(settings.memory).add(Event("left", "bo", "den", 60.0, time.time() - 245))
+
+    rc, out, err = run("ask", "Where is Bo?", "--json")
+    assert rc == 0, err
+    answer = json.loads(out)
+    assert answer["answer"] == "I last saw <bo> on the den camera 4 minutes ago."
+    assert (answer["mode"], answer["task"], [c["name"] for c in answer["concepts"]]) == ("events", "where", ["bo"])
+    rc, out, _ = run("ask", "Is the mug home?")
+    assert (rc, out) == (0, "I haven't seen <mug> yet.\n")
+    rc, out, _ = run("ask", "What colour is Bo's collar?")  # about Bo, not where Bo is: still the description
+    assert rc == 0 and out.startswith("[template mode: no VLM] Here is what I was told about <bo>: our Shiba Inu")
+
+
 def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings):
     settings.memory.mkdir()  # an empty memory: a --memory that is not there is its own error
     rc, _, err = run("ask", "hi", "--vlm", tmp_path / "nope.gguf")

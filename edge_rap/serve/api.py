@@ -32,8 +32,8 @@ from edge_rap.serve import schemas
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
-from edge_rap.speech.reply import reply
-from edge_rap.types import Answer, Box, Concept, Event, Image, Recognition
+from edge_rap.speech.reply import as_answer, reply
+from edge_rap.types import Box, Concept, Event, Image, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +292,7 @@ def _household_answer(home: Household, question: str, frame: tuple[Image, Recogn
     (when a daemon runs in this process), "where is X?" from it or the sightings, a name said alike of two
     concepts asked back; the same keys as an answer about a photo, `image` saying what was looked at."""
     said = reply(home, question, *(frame or (None, None)), on_text=on_text)
-    named = [c for c in (home.store.find(n) for n in said.names) if c is not None]
-    answer = said.answer or Answer(said.text, said.mode, "where" if said.mode == "events" else "clarify", named=named)
-    return {**answer.to_json(), "image": "camera" if said.used_image else None}
+    return {**as_answer(home, said).to_json(), "image": "camera" if said.used_image else None}
 
 
 def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dict]) -> Iterator[str]:

@@ -98,22 +98,44 @@ def the_camera(name: str) -> str:
     return f"the {name}" if re.search(r"(cam|camera)$", name, re.I) else f"the {name} camera"
 
 
-def reply(home, question: str, image: Image | None = None, recognition: Recognition | None = None,
-          now: float | None = None, on_text: Callable[[str], None] | None = None) -> Reply:
-    """Answer `question` (the words after the wake phrase). `recognition`: what the daemon already found in
-    `image`; recognised here when missing and needed. `on_text`: the assistant's text as it is generated."""
-    names = match_names(question, [c.name for c in home.concepts()])
+def from_memory(home, question: str, names: Names | None = None, image: Image | None = None,
+                recognition: Recognition | None = None, now: float | None = None) -> Reply | None:
+    """The answers that need no assistant: "Did you mean <bo> or <beau>?" for a name alike of two concepts, and
+    "where is X?" / "is X home?" from `image` or the sightings; None for any other question. Every way of asking
+    (a voice, the API, `edge-rap ask`) answers these alike. `names`: the question's, when already matched."""
+    if names is None:
+        names = match_names(question, [c.name for c in home.concepts()])
     if names.ambiguous:
         options = names.ambiguous[0].names
         text = "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
         return Reply(text, "clarify", names.names, question, [list(a.names) for a in names.ambiguous],
                      said=names.ambiguous[0].words)
-    marked = mark_names(question, names)
     if names.heard and _WHERE.search(question):
         if image is not None and recognition is None:
             recognition = home.recognize(image)
         text = " ".join(where_is(home, n, recognition, now) for n in names.names)
-        return Reply(text, "events", names.names, marked, used_image=image is not None)
+        return Reply(text, "events", names.names, mark_names(question, names), used_image=image is not None)
+    return None
+
+
+def as_answer(home, said: Reply) -> Answer:
+    """A reply as the assistant's answers are given (`ask --json`, the API): the assistant's own, or one made
+    of a sighting's or a clarifying question's text, naming the concepts it is about."""
+    if said.answer is not None:
+        return said.answer
+    named = [c for c in (home.store.find(n) for n in said.names) if c is not None]
+    return Answer(said.text, said.mode, "where" if said.mode == "events" else "clarify", named=named)
+
+
+def reply(home, question: str, image: Image | None = None, recognition: Recognition | None = None,
+          now: float | None = None, on_text: Callable[[str], None] | None = None) -> Reply:
+    """Answer `question` (the words after the wake phrase). `recognition`: what the daemon already found in
+    `image`; recognised here when missing and needed. `on_text`: the assistant's text as it is generated."""
+    names = match_names(question, [c.name for c in home.concepts()])
+    known = from_memory(home, question, names, image, recognition, now)
+    if known is not None:
+        return known
+    marked = mark_names(question, names)
     if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
         return Reply(NO_FRAME, "template", [], marked, answer=Answer(NO_FRAME, "template", "vqa"))
     looks = image is not None and needs_image(question, names)

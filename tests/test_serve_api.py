@@ -177,6 +177,20 @@ def test_ask_without_a_photo_is_answered_as_the_voice_is_from_the_newest_frame_a
             assert json.loads(lines[-1].removeprefix("data: "))["answer"].startswith("I last saw <rocket> on the porch camera")
 
 
+def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_path):
+    """`curl -d '{"question": "Where is Bo?"}'` was answered "ask needs a question, a photo, or both" (the JSON
+    read as a form holds no field), and a JSON concept "name: Field required": the client had sent both."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for route, body in (("/api/ask", {"question": "Where is Bo?"}), ("/api/concepts", {"name": "bo"}),
+                            ("/api/recognize", {}), ("/api/concepts/bo/photos", {})):
+            r = c.post(route, json=body)
+            assert r.status_code == 415, r.text
+            assert r.json()["error"] == (f"POST {route} takes form fields (multipart/form-data, as `curl -F "
+                                         "field=value` sends them), not application/json")
+        assert c.get("/api/concepts").json() == []
+        assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
+
+
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         assert c.get("/api/stats").json()["daemon"] is False

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Callable, ContextManager, Iterator
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
@@ -94,6 +94,22 @@ def _label(k: int, filename: str | None) -> str:
     return f"photo {k + 1}" + (f" ({name})" if name else "")
 
 
+#: The media types a form is sent in; the routes that take form fields refuse any other.
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _form_body(request: Request) -> None:
+    """Refuse a body that is not a form, in words: a JSON body read as a form holds no field, and the client
+    that sent {"question": ...} was told that ask needs a question."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media not in FORM_TYPES:
+        raise ApiError(f"{request.method} {request.url.path} takes form fields (multipart/form-data, as "
+                       f"`curl -F field=value` sends them), not {media}", 415)
+
+
+FORM = [Depends(_form_body)]
+
+
 def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     """The faces a person's photo shows (its place among the uploads, from 1, and their boxes in its upright
     pixels), so that a client can let the user point at one and send it again with that box."""
@@ -156,7 +172,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def list_concepts() -> list[dict]:
         return [concept_json(c) for c in home.concepts()]
 
-    @router.post("/concepts", status_code=201, response_model=schemas.ConceptOut)
+    @router.post("/concepts", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM)
     def add_concept(name: Annotated[str, Form()], photo: Annotated[list[UploadFile], File()],
                     description: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
                     box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
@@ -195,7 +211,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             home.forget(find(name).name)
         return Response(status_code=204)
 
-    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut)
+    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM)
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region, photos = _box(box), _photos(photo, limits)
@@ -216,7 +232,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             raise ApiError(f"photo {photo_id} of <{concept.name}> is missing from the memory", 404)
         return FileResponse(path, media_type=sniff_file(path))
 
-    @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json")
+    @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json",
+                 dependencies=FORM)
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
         upload = sniff(photo.file.read(), f"photo ({name})" if name else "photo")
@@ -226,7 +243,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
                  "newest frame, the sightings); `Accept: text/event-stream` streams it",
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+                 dependencies=FORM)
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None) -> Response:
         _text(question, "question", limits.question_chars)

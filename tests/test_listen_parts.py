@@ -563,6 +563,23 @@ def test_where_is_says_a_while_ago_of_a_sighting_timed_by_a_clock_not_set_or_ahe
     assert asked(300.0, 540.0) == "I last saw <bo> on the den camera 4 minutes ago."
 
 
+def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
+    """Whisper wrote "Is Sora home?" as "Is Sora Foam?" in 5 of 6 espeak-ng tries, and the household was told
+    Sora's description instead of where she was last seen. Only a name then "foam" is taken so."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    home = SimpleNamespace(concepts=lambda: [Concept(1, "Sora", "person", "mom", 0.0, 0.0, 1)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for heard in ("Is Sora Foam?", "is sora foam.", "Hey Robot! Is Sora Foam?", "Is Sora home?"):
+        said = from_memory(home, heard, now=1240.0)
+        assert (said.mode, said.text) == ("events", "I last saw <Sora> on the den camera 4 minutes ago."), heard
+    for other in ("Is Sora's pillow foam?", "Tell me about Sora, is her bed foam?", "Sora foam", "Is it Sora foam?"):
+        assert from_memory(home, other, now=1240.0) is None, other
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""

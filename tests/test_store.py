@@ -222,8 +222,12 @@ def test_names_that_differ_only_in_case_are_one_name(memory, images):
     memory.remember("bo", [scene_file(images, 1)], "the dog")
     memory.remember("anya", [scene_file(images, 2)])
     for same in ["BO", "Bo", "<bO>", "ｂｏ", "b o", "B_O"]:
-        with pytest.raises(EdgeRapError, match=r"already exists as 'bo' \(names that differ only in case, spacing"):
+        with pytest.raises(EdgeRapError, match=r"already exists as 'bo' \(names that differ only in case, spacing"
+                                               r" or width are one name; use `edge-rap add-views` to add photos to "
+                                               r"it, or another name\)$"):  # it used to stop before what to do
             memory.remember(same, [scene_file(images, 3)])
+    with pytest.raises(EdgeRapError, match=r"^a concept named 'bo' already exists \(use `edge-rap add-views`"):
+        memory.remember("bo", [scene_file(images, 3)])
         with pytest.raises(EdgeRapError, match="already exists as 'bo'"):
             memory.rename("anya", same)
     assert memory.get("BO").name == "bo"  # found in any case

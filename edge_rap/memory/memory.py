@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView, IndexWriter
-from edge_rap.memory.store import DiskFullError, Store, validate_name
+from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, validate_name
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
@@ -187,7 +187,7 @@ class Memory:
         faces = [None] * len(images) if faces is None else faces  # None given: the one face of each photo (or box)
         if not len(boxes) == len(faces) == len(images):
             raise ValueError(f"{len(boxes)} boxes and {len(faces)} faces for {len(images)} photos")
-        self.store.refuse_taken(name, hint=" (use `edge-rap add-views` to add photos)")
+        self.store.refuse_taken(name, hint=ADD_INSTEAD)
         prepared = distinct_views([self.prepare(p, b, person, f) for p, b, person, f
                                    in zip(images, boxes, with_face, faces)], name)
         return self._commit(name, prepared, description, category, new=True)

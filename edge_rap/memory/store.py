@@ -169,6 +169,10 @@ def validate_name(name: str) -> str:
     return name
 
 
+#: What to do instead of remembering a name already taken: the same thing, or a different thing of that name.
+ADD_INSTEAD = "use `edge-rap add-views` to add photos to it, or another name"
+
+
 def name_key(name: str) -> str:
     """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
     in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot")."""
@@ -506,17 +510,18 @@ class Store:
                      hint: str = "") -> None:
         """A name another concept holds, also in another case or spacing ("Bo" beside "bo", "tea pot" beside
         "teapot"), is refused: a voice or a question could not tell the two apart (name_key). `owner`: the
-        concept being renamed, which may change its case; `hint`: what to do instead, said when the very name is
-        taken."""
+        concept being renamed, which may change its case; `hint`: what to do instead, said whichever way the name
+        is taken (the user who typed "Mochi" beside <mochi> needs it as much)."""
         key = name_key(name)
         for concept_id, other in self._rows("SELECT id, name FROM concepts", db=db):
             if concept_id != owner and name_key(other) == key:
-                why = hint if other == name else (f" as {other!r} (names that differ only in case, spacing or "
-                                                  "width are one name)")
-                raise NameTakenError(f"a concept named {name!r} already exists{why}")
+                why = [] if other == name else ["names that differ only in case, spacing or width are one name"]
+                said = "; ".join(why + [hint] * bool(hint))
+                raise NameTakenError(f"a concept named {name!r} already exists" + (f" as {other!r}" if why else "")
+                                     + (f" ({said})" if said else ""))
 
     def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:
-        self.refuse_taken(name, db, hint=" (use `edge-rap add-views` to add photos)")
+        self.refuse_taken(name, db, hint=ADD_INSTEAD)
         now = time.time()
         try:
             cur = db.execute(

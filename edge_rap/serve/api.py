@@ -181,7 +181,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _text(category, "category", 64)
         region, photos = _box(box), _photos(photo, limits)
         with line.waiting_for(writes):
-            refuse_taken(name, hint=" (add photos to it instead)")
+            refuse_taken(name, hint="add photos to it instead, or another name")
             concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
         return concept_json(concept)
 

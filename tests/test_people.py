@@ -146,6 +146,17 @@ def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
     assert hit["name"] == "grace" and hit["box"][2] <= 640 * 0.6  # the face, on the left, not the whole frame
 
 
+def test_which_face_lists_every_face_of_a_large_group(people, tmp_path):
+    """Of a family photo with 12 faces, the first 6 were listed (and given to the household page to tap): the
+    other people in it could not be chosen at all."""
+    group = save_photo(tmp_path, "group", side_by_side(*["astronaut", "grace_hopper"] * 4), filename="group.png")
+    with pytest.raises(EdgeRapError, match="8 faces found") as e:
+        people.remember("someone", [group], "", "person")
+    assert len(e.value.boxes) == 8 and sorted(b.x0 // 300 for b in e.value.boxes) == list(range(8))
+    listed = str(e.value).split("(")[1].split(")")[0].split("; ")
+    assert listed == [",".join(map(str, b.as_list())) for b in e.value.boxes]
+
+
 def test_which_face_lists_boxes_in_the_files_pixels_for_a_reduced_photo(people, tmp_path):
     big = np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((2000, 2000))) for n in ("astronaut", "grace_hopper")],
                          axis=1)  # 4000 x 2000: decoded at 2048 x 1024

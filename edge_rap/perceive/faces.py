@@ -374,7 +374,7 @@ class FaceModels:
             raise FaceChoiceError(f"{source}: no face found{where}", 0, "a person is remembered by the face: give a "
                                   "photo that shows one, or a category that is not a person's")
         if len(faces) > 1:
-            boxes = tuple(to_file(f.box) for f in faces[:6])
+            boxes = tuple(to_file(f.box) for f in faces)  # every one: the one meant may be any of them
             listed = "; ".join(",".join(map(str, b.as_list())) for b in boxes)
             raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", len(faces),
                                   "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "

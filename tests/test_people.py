@@ -146,6 +146,22 @@ def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
     assert hit["name"] == "grace" and hit["box"][2] <= 640 * 0.6  # the face, on the left, not the whole frame
 
 
+def test_one_group_photo_is_added_to_each_person_in_it(people, tmp_path, settings):
+    """The family photo added to one person kept it whole as theirs, so added to the next person in it, it was
+    refused as "already a photo of <grace>". Each person's view of it is now their face, as with its --box."""
+    both = save_photo(tmp_path, "both", side_by_side("astronaut", "grace_hopper"))
+    grace = people.add_views("grace", [both])
+    eileen = people.add_views("eileen", [both])
+    assert grace.views == eileen.views == 2
+    for concept, side in ((grace, 1), (eileen, 0)):
+        photo_view, face_view = (people.store.views(concept.id, kind=kind)[-1] for kind in ("photo", "face"))
+        assert photo_view.box == face_view.box
+        assert photo_view.box.x0 // 300 == photo_view.box.x1 // 300 == side  # that person's face, not the group
+    single = people.add_views("grace", [save_photo(tmp_path, "grace_hopper", photo("grace_hopper")[:, ::-1],
+                                                   filename="mirrored.png")])
+    assert people.store.views(single.id, kind="photo")[-1].box is None  # a photo of one face stays whole
+
+
 def test_which_face_lists_every_face_of_a_large_group(people, tmp_path):
     """Of a family photo with 12 faces, the first 6 were listed (and given to the household page to tap): the
     other people in it could not be chosen at all."""

@@ -146,6 +146,8 @@ class Memory:
         `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`;
         `like`: the person's registered faces, to find theirs among several."""
         file = read_image_file(path)
+        if person and box is None and face is None and like is not None:
+            box = self._their_face(file.image, like)
         region = crop(file.image, box) if box else file.image
         require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size)
         views = augmented_views(region.pixels)
@@ -160,6 +162,13 @@ class Memory:
         """A photo's dense-matching cells, stored with its vectors so that no reader re-derives them."""
         embedder = self._need_embedder()
         return reference_cells(embedder, pixels) if getattr(embedder, "has_feature_map", False) else None
+
+    def _their_face(self, image: Image, like: np.ndarray) -> Box | None:
+        """In a group photo added to someone known, their face (in the file's pixels) as the region of the view, as
+        if its --box had been given: the whole group would be taken for them, and would be every other person's
+        photo too, refused to each of them after the first. None for a photo of one face (kept whole)."""
+        face = self.faces.theirs(image.pixels, like) if self.faces is not None else None
+        return scale_box(face.box, decoded_size(image), image.size) if face is not None else None
 
     def _face(self, image: Image, box: Box | None, like: np.ndarray | None = None) -> tuple[Box, np.ndarray]:
         """The one face of a person's photo (or the one inside `box`, or the one clearly theirs of several when

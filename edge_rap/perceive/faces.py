@@ -363,11 +363,9 @@ class FaceModels:
         faces = self.detector.detect(pixels)
         if box is not None:
             faces = [f for f in faces if _inside(to_file(f.box), box)]
-        if like is not None and len(like) and len(faces) > 1:
-            vectors = self.embedder.embed(pixels, faces)
-            theirs = clearly_theirs(vectors @ like.T)
-            if theirs is not None:
-                return faces[theirs], vectors[theirs]
+        theirs = self._theirs(pixels, faces, like)
+        if theirs is not None:
+            return theirs
         faces = _subjects(faces)
         if not faces:
             where = f" inside box {box.as_list()}" if box else ""
@@ -380,6 +378,20 @@ class FaceModels:
                                   "which face? give its box x0,y0,x1,y1 (--box of remember or add-views; the box field "
                                   "of an upload or of a RAP database entry)", source, boxes)
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
+
+
+    def theirs(self, pixels: np.ndarray, like: np.ndarray) -> Face | None:
+        """Of a photo that shows several faces, the one clearly the person's whose registered faces are `like`;
+        None where it shows fewer than two, or none is clearly theirs."""
+        theirs = self._theirs(pixels, self.detector.detect(pixels), like)
+        return theirs[0] if theirs is not None else None
+
+    def _theirs(self, pixels: np.ndarray, faces: list[Face], like: np.ndarray | None) -> tuple[Face, np.ndarray] | None:
+        if like is None or not len(like) or len(faces) < 2:
+            return None
+        vectors = self.embedder.embed(pixels, faces)
+        k = clearly_theirs(vectors @ like.T)
+        return (faces[k], vectors[k]) if k is not None else None
 
 
 #: Another photo of someone known shows several faces: theirs is the one that resembles their registered faces

@@ -65,6 +65,16 @@ def _rap_database(folder: Path) -> Path:
     return path
 
 
+def test_json_is_taken_after_the_command_too(companion, live, capsys, tmp_path):
+    """`companion.py list --json`, as edge-rap's own commands take it, was "unrecognized arguments: --json"."""
+    assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 1), "--json")[0] == 0
+    for argv in (["list", "--json"], ["--json", "list"]):
+        rc, out, err = _call(companion, live, capsys, *argv)
+        assert rc == 0 and [c["name"] for c in json.loads(out)] == ["bo"], err
+    rc, out, _ = _call(companion, live, capsys, "list")
+    assert rc == 0 and out.startswith("<bo>")
+
+
 def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, live, capsys, tmp_path):
     database = _rap_database(tmp_path / "rap")
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)

@@ -372,13 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
                         help="retries of a request on connection errors (default 4)")
-    parser.add_argument("--json", action="store_true", help="print JSON: the concept, the concepts, the sync "
-                        "report, the events, or the name forgotten")
+    json_help = "print JSON: the concept, the concepts, the sync report, the events, or the name forgotten"
+    parser.add_argument("--json", action="store_true", help=json_help)
+    # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the concepts on the device")
+    sub.add_parser("list", help="the concepts on the device", parents=[after])
     for name, text in (("add", "add a concept with its photos"), ("add-photos", "more photos of a concept the "
                                                                                "device has")):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, parents=[after])
         p.add_argument("name", help="the concept's name" if name == "add" else "a concept the device has")
         p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="its photo(s)")
         if name == "add":
@@ -386,11 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--category", default="", help="e.g. person, dog, mug (a person's also registers the "
                            "face)")
         p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
-    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)").add_argument(
+    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)", parents=[after]).add_argument(
         "name", help="a concept the device has")
-    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders").add_argument(
+    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after]).add_argument(
         "path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
-    p = sub.add_parser("events", help="who was seen, when")
+    p = sub.add_parser("events", help="who was seen, when", parents=[after])
     p.add_argument("--since", help="30s, 10m, 2h, 1d or an ISO date-time")
     p.add_argument("--name", help="only the events about this concept")
     return parser

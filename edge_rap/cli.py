@@ -370,11 +370,14 @@ def _models_pull(args, settings) -> int:
 
 
 def _answered_from_memory(home, question: str):
-    """"Where is Bo?" and a name alike of two concepts, answered as the voice and the API answer them (from the
-    sightings; "Did you mean ...?"), not from the descriptions; None for any other question."""
-    from edge_rap.speech.reply import as_answer, from_memory
+    """"Where is Bo?", a name alike of two concepts and "What do you see?", answered as the voice and the API
+    answer them without a frame (from the sightings; "Did you mean ...?"; no picture to look at), not from the
+    descriptions; None for any other question."""
+    from edge_rap.speech.reply import NO_FRAME, as_answer, from_memory
 
     said = from_memory(home, question)
+    if said is not None and said.text == NO_FRAME:
+        print("edge-rap: a question about a picture needs --image FRAME", file=sys.stderr)
     return as_answer(home, said) if said is not None else None
 
 

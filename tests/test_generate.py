@@ -299,6 +299,18 @@ def test_ask_where_without_an_image_answers_from_the_sightings_as_the_voice_and_
     assert rc == 0 and out.startswith("[template mode: no VLM] Here is what I was told about <bo>: our Shiba Inu")
 
 
+def test_ask_about_the_scene_without_an_image_says_it_has_no_picture(run, tmp_path):
+    """`ask "What do you see?"` with no --image said "I don't know who or what you mean", where the voice and the
+    API say they have no camera picture: the user was not told that the picture was what was missing."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert run("remember", "bo", save(photos / "bo.png", scene(1, 320, 240)))[0] == 0
+    for question in ("What do you see?", "What is on the table?"):
+        rc, out, err = run("ask", question)
+        assert (rc, out) == (0, "[template mode: no VLM] I have no camera picture to look at right now.\n")
+        assert err == "edge-rap: a question about a picture needs --image FRAME\n"
+
+
 def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings):
     settings.memory.mkdir()  # an empty memory: a --memory that is not there is its own error
     rc, _, err = run("ask", "hi", "--vlm", tmp_path / "nope.gguf")

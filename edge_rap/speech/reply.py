@@ -104,8 +104,9 @@ def the_camera(name: str) -> str:
 
 def from_memory(home, question: str, names: Names | None = None, image: Image | None = None,
                 recognition: Recognition | None = None, now: float | None = None) -> Reply | None:
-    """The answers that need no assistant: "Did you mean <bo> or <beau>?" for a name alike of two concepts, and
-    "where is X?" / "is X home?" from `image` or the sightings; None for any other question. Every way of asking
+    """The answers that need no assistant: "Did you mean <bo> or <beau>?" for a name alike of two concepts,
+    "where is X?" / "is X home?" from `image` or the sightings, and NO_FRAME for a question about the scene with
+    no `image`; None for any other question. Every way of asking
     (a voice, the API, `edge-rap ask`) answers these alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
@@ -119,6 +120,8 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
             recognition = home.recognize(image)
         text = " ".join(where_is(home, n, recognition, now) for n in names.names)
         return Reply(text, "events", names.names, mark_names(question, names), used_image=image is not None)
+    if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
+        return Reply(NO_FRAME, "template", [], question, answer=Answer(NO_FRAME, "template", "vqa"))
     return None
 
 
@@ -145,8 +148,6 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
     if known is not None:
         return known
     marked = mark_names(question, names)
-    if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
-        return Reply(NO_FRAME, "template", [], marked, answer=Answer(NO_FRAME, "template", "vqa"))
     looks = image is not None and needs_image(question, names)
     if looks:
         answer = home.assistant.ask(marked, image, on_text=on_text, recognition=recognition)

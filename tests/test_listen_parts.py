@@ -580,6 +580,28 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
         assert from_memory(home, other, now=1240.0) is None, other
 
 
+def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
+    """ "Where is the cat?" was "I don't know who or what you mean. I know <backpack>, <bo>, ..." in a home whose
+    one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import clarified, from_memory, reply
+    from edge_rap.types import Concept, Event
+
+    home = SimpleNamespace(concepts=lambda: [Concept(1, "luna", "cat", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+                                             Concept(3, "pip", "Dog", "", 0, 0, 1), Concept(4, "candle", "home", "", 0, 0, 1)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    said = from_memory(home, "Where is the cat?", now=1240.0)
+    assert (said.mode, said.text, said.names) == ("events", "I last saw <luna> on the den camera 4 minutes ago.", ["luna"])
+    asked = from_memory(home, "Hey robot, where is the dog?", now=1240.0)
+    assert (asked.mode, asked.text) == ("clarify", "Did you mean <bo> or <pip>?")
+    assert reply(home, clarified(asked, "the second one"), now=1240.0).text == \
+        "I last saw <pip> on the den camera 4 minutes ago."
+    assert from_memory(home, "Where are my dogs?", now=1240.0).names == ["bo", "pip"]
+    for other in ("Is anyone home?", "Where is the car?", "What does a cat eat?"):
+        assert from_memory(home, other, now=1240.0) is None, other
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""

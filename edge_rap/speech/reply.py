@@ -111,10 +111,15 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
     if names.ambiguous:
-        options = names.ambiguous[0].names
-        text = "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
-        return Reply(text, "clarify", names.names, question, [list(a.names) for a in names.ambiguous],
-                     said=names.ambiguous[0].words)
+        return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
+                     [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
+    if not names.heard and _WHERE.search(question):
+        kind, meant = of_category(question, home.concepts())
+        if len(meant) > 1 and not kind.lower().endswith("s"):  # "the dog" of two: which? ("the dogs": both)
+            return Reply(_did_you_mean(meant), "clarify", [], question, [meant], said=kind)
+        if meant:
+            question = question.replace(kind, " and ".join(spoken_form(n) for n in meant))
+            names = match_names(question, meant)
     if names.heard and (_WHERE.search(question) or _asks_home(question, names)):
         if image is not None and recognition is None:
             recognition = home.recognize(image)
@@ -123,6 +128,20 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
         return Reply(NO_FRAME, "template", [], question, answer=Answer(NO_FRAME, "template", "vqa"))
     return None
+
+
+def _did_you_mean(options) -> str:
+    return "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
+
+
+def of_category(question: str, concepts: list) -> tuple[str, list[str]]:
+    """ "Where is the cat?" names no concept but a kind of one: the words ("the cat") and the names of the
+    concepts of that category (<luna>), said after "the", "my" or "our" ("is anyone home?" names no kind)."""
+    for category in sorted({c.category for c in concepts if c.category.strip()}, key=len, reverse=True):
+        found = re.search(rf"\b(the|my|our)\s+{re.escape(category)}s?\b", question, re.I)
+        if found:
+            return found.group(0), sorted(c.name for c in concepts if c.category.lower() == category.lower())
+    return "", []
 
 
 def _asks_home(question: str, names: Names) -> bool:

@@ -10,9 +10,13 @@ import os
 import sys
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.output import GuardedOutput, OutputError
+
+if TYPE_CHECKING:
+    from edge_rap.types import Answer
 
 
 def _progress(label: str):
@@ -369,7 +373,7 @@ def _models_pull(args, settings) -> int:
     return 0
 
 
-def _answered_from_memory(home, question: str):
+def _answered_from_memory(home, question: str) -> Answer | None:
     """"Where is Bo?", a name alike of two concepts and "What do you see?", answered as the voice and the API
     answer them without a frame (from the sightings; "Did you mean ...?"; no picture to look at), not from the
     descriptions; None for any other question."""

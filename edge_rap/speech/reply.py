@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
-from edge_rap.types import Answer, Image, Recognition
+from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b", re.I)
@@ -106,16 +106,16 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
                 recognition: Recognition | None = None, now: float | None = None) -> Reply | None:
     """The answers that need no assistant: "Did you mean <bo> or <beau>?" for a name alike of two concepts,
     "where is X?" / "is X home?" from `image` or the sightings, and NO_FRAME for a question about the scene with
-    no `image`; None for any other question. Every way of asking
-    (a voice, the API, `edge-rap ask`) answers these alike. `names`: the question's, when already matched."""
+    no `image`; None for any other question. Every way of asking (a voice, the API, `edge-rap ask`) answers these
+    alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
     if names.ambiguous:
         return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
     if not names.heard and _WHERE.search(question):
-        kind, meant = of_category(question, home.concepts())
-        if len(meant) > 1 and not kind.lower().endswith("s"):  # "the dog" of two: which? ("the dogs": both)
+        kind, meant, plural = _of_category(question, home.concepts())
+        if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)
             return Reply(_did_you_mean(meant), "clarify", [], question, [meant], said=kind)
         if meant:
             question = question.replace(kind, " and ".join(spoken_form(n) for n in meant))
@@ -134,14 +134,16 @@ def _did_you_mean(options) -> str:
     return "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
 
 
-def of_category(question: str, concepts: list) -> tuple[str, list[str]]:
-    """ "Where is the cat?" names no concept but a kind of one: the words ("the cat") and the names of the
-    concepts of that category (<luna>), said after "the", "my" or "our" ("is anyone home?" names no kind)."""
+def _of_category(question: str, concepts: list[Concept]) -> tuple[str, list[str], bool]:
+    """ "Where is the cat?" names no concept but a kind of one: the words ("the cat"), the names of the concepts
+    of that category (<luna>) and whether the kind was plural; a kind is said after "the", "my" or "our" ("is
+    anyone home?" names none)."""
     for category in sorted({c.category for c in concepts if c.category.strip()}, key=len, reverse=True):
-        found = re.search(rf"\b(the|my|our)\s+{re.escape(category)}s?\b", question, re.I)
+        found = re.search(rf"\b(the|my|our)\s+{re.escape(category)}(s?)\b", question, re.I)
         if found:
-            return found.group(0), sorted(c.name for c in concepts if c.category.lower() == category.lower())
-    return "", []
+            meant = sorted(c.name for c in concepts if c.category.lower() == category.lower())
+            return found.group(0), meant, bool(found.group(2))
+    return "", [], False
 
 
 def _asks_home(question: str, names: Names) -> bool:

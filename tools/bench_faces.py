@@ -3,6 +3,9 @@
     python tools/bench_faces.py [--runs 15] [--min-face 20 40] [--image PATH] [--dlib]
     python tools/bench_faces.py --group-photos ../shared/data/group_photos   # dev figure, by hand only
 
+With --group-photos, a last line compares each person's similarity to their own group face with strangers'
+(every reference face against the group faces of the other sets) at several thresholds.
+
 The default frame is scikit-image's astronaut resized to 640x480 (one face). --image takes any photo
 (resized to 640x480 too; faces found in it are all embedded). --dlib also times dlib's HOG detector +
 5-point alignment + ResNet descriptor (needs dlib-bin and face-recognition-models) on the same frame.
@@ -80,6 +83,22 @@ def bench_dlib(frame: np.ndarray, runs: int) -> list[dict]:
     return rows
 
 
+#: Thresholds at which --group-photos compares people with strangers (FACENET_THRESHOLD among them).
+THRESHOLDS = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def strangers_row(genuine: list[float], groups: dict[str, np.ndarray], references: dict[str, np.ndarray]) -> dict:
+    """At each threshold: the share of people whose own group face reaches it, and the share of stranger pairs
+    (a reference face and a face of another set's group photo, people who never met) that reach it too."""
+    stranger = np.concatenate([groups[other] @ refs.T for s, refs in references.items()
+                               for other in references if other != s], axis=None)
+    kept = np.asarray(genuine)
+    return {"set": "people against strangers", "own_face_pairs": len(kept), "stranger_pairs": int(stranger.size),
+            "own_face_reaching": {str(t): round(float((kept >= t).mean()), 3) for t in THRESHOLDS},
+            "stranger_pairs_reaching": {str(t): round(float((stranger >= t).mean()), 4) for t in THRESHOLDS},
+            "stranger_max": round(float(stranger.max()), 3)}
+
+
 def group_photo_identification(folder: str, boxes_json: str, margin: float) -> list[dict]:
     """Dev figure: each reference photo's face against the faces found in its set's group photo.
 
@@ -100,6 +119,9 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
     photos = json.loads(Path(boxes_json).read_text())["photos"]
     root = Path(folder)
     rows = []
+    genuine: list[float] = []
+    groups: dict[str, np.ndarray] = {}
+    references: dict[str, np.ndarray] = {}
     for photo, spec in photos.items():
         refs = root / "references" / spec["set"]
         if not (root / photo).exists() or not refs.is_dir():
@@ -114,6 +136,8 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
             return min(inside, key=lambda nb: cy - nb[1][1])[0] if inside else None
 
         owners = [owner(f) for f in faces]
+        groups[spec["set"]] = vectors
+        set_references = []
         right = asked = taken = wrong = 0
         no_face = []
         for ref in sorted(refs.glob("*.jpg")):
@@ -125,6 +149,8 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
                 no_face.append(ref.stem)
                 continue
             asked += 1
+            set_references.append(ref_vectors[0])
+            genuine += [float(v @ ref_vectors[0]) for v, o in zip(vectors, owners) if o == ref.stem][:1]
             if len(faces):
                 right += owners[int(np.argmax(vectors @ ref_vectors[0]))] == ref.stem
                 registered = models.with_mirror(ref_pixels, ref_faces[0].box)  # as a person's face is registered
@@ -134,7 +160,9 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
         rows.append({"set": spec["set"], "people": len(people), "faces_found": len(faces),
                      "people_with_a_face": len({o for o in owners if o}), "top1": right, "asked": asked,
                      "add_views_taken": taken, "add_views_wrong": wrong, "references_without_face": no_face})
-    return rows
+        if len(faces):  # a set of people (a face found in its group photo), not of drawings
+            references[spec["set"]] = np.asarray(set_references).reshape(-1, vectors.shape[1])
+    return rows + [strangers_row(genuine, groups, references)]
 
 
 def main() -> None:

@@ -387,6 +387,73 @@ def test_forget_works_on_a_full_disk(root, photos, monkeypatch):
     assert len(list((root / "images").glob("*/*"))) == 2
 
 
+def test_forget_works_on_a_full_disk_where_the_database_needs_the_room_the_index_held(root, photos, monkeypatch):
+    """On a real full disk the database's commit needs room too (its -wal grows by the pages it changes): the
+    room the deleted index files free must go to it, not to their successors, which the forgotten photos'
+    room then takes."""
+    import stat
+    from contextlib import contextmanager
+
+    memory = fake_memory(root)
+    for i in range(3):
+        memory.remember(f"c{i}", [scene_file(photos, i)])
+    with memory.store.transaction() as db:  # no superseded index file left to free
+        memory.writer.collect_garbage(db)
+    index_room = sum(p.stat().st_size for p in (root / "index").iterdir())
+    room = [0]
+    unlink, fsync, transaction = Path.unlink, os.fsync, Store.transaction
+
+    def counted_unlink(self, missing_ok=False):
+        size = self.stat().st_size if self.exists() else 0
+        unlink(self, missing_ok=missing_ok)
+        room[0] += size
+
+    def full_fsync(fd):
+        size = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else 0
+        if size > room[0]:
+            os.ftruncate(fd, 0)  # what did not fit was never written: deleting it frees nothing
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        room[0] -= size
+        fsync(fd)
+
+    @contextmanager
+    def wal_needs_room(self):  # a commit that changed rows needs room for half the index's size
+        with transaction(self) as db:
+            changes = db.total_changes
+            yield db
+            if db.total_changes != changes:
+                if room[0] < index_room // 2:
+                    raise sqlite3.OperationalError("database or disk is full")
+                room[0] -= index_room // 2
+
+    monkeypatch.setattr(Path, "unlink", counted_unlink)
+    monkeypatch.setattr(os, "fsync", full_fsync)
+    monkeypatch.setattr(Store, "transaction", wal_needs_room)
+    memory.forget("c1")
+    monkeypatch.undo()
+    assert [c.name for c in memory.concepts()] == ["c0", "c2"]
+    assert [top_concept(memory, scene_file(photos, i)) for i in (0, 2)] == ["c0", "c2"]
+    assert len(list((root / "images").glob("*/*"))) == 2
+    assert len(memory.view()) == len(memory.store.vectors("fake")[0])  # the index written again, in step
+
+
+def test_a_delete_on_a_full_disk_does_not_write_zeros_over_the_pages_it_frees(root):
+    """SQLite's secure_delete (on in Debian's build) writes every freed page again, zeroed: on a full disk the
+    commit of a forget would need as much room as the concept held."""
+    store = Store(root)
+    with store.transaction() as db:
+        concept_id = store.insert_concept(db, "bo", "", "")
+        view_id = store.insert_view(db, concept_id, "0" * 64, "00/x.jpg", None)
+        db.execute("INSERT INTO spaces (name, model, fingerprint, dim) VALUES ('s', 'm', 'f', 4)")
+        store.insert_cells(db, view_id, "s", np.ones((100_000, 4), np.float16))  # 800 kB of its own pages
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.execute("PRAGMA secure_delete = ON")
+    with store.transaction() as db:
+        store.delete_concept(db, concept_id, zero_freed=False)
+    assert (root / "memory.sqlite-wal").stat().st_size < 200_000
+    assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1  # as it was, for every other delete
+
+
 # --- featureless photos -----------------------------------------------------------------------------------
 
 

@@ -98,13 +98,18 @@ class IndexWriter:
             if path.name not in live and is_own_index(path):  # never a file the memory did not write
                 path.unlink(missing_ok=True)
 
-    def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None,
-              make_room: bool = False) -> None:
+    def drop_files(self, space: str, db: sqlite3.Connection) -> None:
+        """Delete a space's current index files, leaving its row naming them (a full disk: the room they held
+        goes to the database's commit). Readers find them missing and search the database's vectors instead
+        until the next write lists new ones."""
+        row = self.store.space(space, db)
+        for name in index_files(row[4] if row else None):
+            (self.dir / name).unlink(missing_ok=True)
+
+    def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Write the next index of `space`: a delta file of `added` beside the current files, or (no `added`,
         or the deltas are due for compaction, or a listed file is missing or unreadable) a new base rebuilt
-        from the database's vectors, which already hold `added`. `make_room` (a full disk): delete the current
-        files first. Until the commit, readers then find them missing and search the database's vectors
-        instead (so does one after a crash)."""
+        from the database's vectors, which already hold `added`."""
         model, fingerprint, dim, generation, listed = self.store.space(space, db)
         files = index_files(listed)
         name = f"{_safe(space)}-{generation + 1}.usearch"
@@ -116,9 +121,6 @@ class IndexWriter:
             keys, vectors = self.store.vectors(space, db)
             if len(keys):
                 index.add(keys, vectors)
-            if make_room:
-                for old in files:
-                    (self.dir / old).unlink(missing_ok=True)
             files = [name]
         self._save(index, name)
         db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?",

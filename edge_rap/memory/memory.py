@@ -228,7 +228,8 @@ class Memory:
                 concept_id = self._write_concept(db, name, prepared, description, category, new, space.name)
         except BaseException:
             if fresh:  # the failure may have come with the commit itself: the photos it saved go
-                self._collect_images()
+                with contextlib.suppress(EdgeRapError):  # tidying only: the next write collects them too
+                    self._collect_files()
             raise
         return self.store.get_by_id(concept_id, name)  # (by name, a rename by another writer since would fail it)
 
@@ -236,12 +237,6 @@ class Memory:
         """Compute (or load) the negative bank before a write: never while holding the write lock."""
         if self.negatives is not None:
             self.negatives.vectors
-
-    def _collect_images(self) -> None:
-        """Delete the photos a failed write saved, under the lock (another writer may have come to use one)."""
-        with contextlib.suppress(EdgeRapError):  # tidying only: the next write collects them too
-            with self.store.transaction() as db:
-                self.store.collect_images(db)
 
     def _write_concept(self, db, name: str, prepared: list[PreparedView], description: str, category: str,
                        new: bool, space: str) -> int:
@@ -332,23 +327,47 @@ class Memory:
 
     def forget(self, name: str) -> Concept:
         """Remove a concept, its vectors (every space's index is rebuilt without them) and its unshared images.
-        On a full disk, each space's current index files are deleted before their successor is written: deleting
-        must work there, it is how the user makes room."""
+        Deleting must work on a full disk: it is how the user makes room."""
         concept = self.store.get(name)
         try:
-            self._forget(concept.id, make_room=False)
+            self._forget(concept.id)
         except DiskFullError:
-            self._forget(concept.id, make_room=True)
+            self._forget_on_a_full_disk(concept.id)
         return concept
 
-    def _forget(self, concept_id: int, make_room: bool) -> None:
+    def _forget(self, concept_id: int) -> None:
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
-            db.execute("DELETE FROM concepts WHERE id = ?", (concept_id,))
+            self.store.delete_concept(db, concept_id)
             for space in self.store.space_names():
-                self.writer.write(db, space, make_room=make_room)
-        with self.store.transaction() as db:  # its photos and the superseded index files (its vectors) go too
+                self.writer.write(db, space)
+        self._collect_files()  # its photos and the superseded index files (its vectors) go too
+
+    def _forget_on_a_full_disk(self, concept_id: int) -> None:
+        """The index files (rebuilt from the database at will) are deleted first and written again last: the
+        room they held goes to the database's commit, and the room of the forgotten photos to the new files.
+        Where even those do not fit, readers search the database's vectors until the next write."""
+        with self.store.transaction() as db:
+            self.writer.collect_garbage(db)
+            self.store.collect_images(db)
+            for space in self.store.space_names():
+                self.writer.drop_files(space, db)
+            self.store.delete_concept(db, concept_id, zero_freed=False)
+        self._collect_files()
+        try:
+            with self.store.transaction() as db:
+                for space in self.store.space_names():
+                    self.writer.write(db, space)
+        except DiskFullError:
+            log.warning("%s: forgotten, but the disk is still too full to write the index again; recognition "
+                        "searches the database meanwhile (the next change, or `edge-rap reindex`, writes it)",
+                        self.root)
+
+    def _collect_files(self) -> None:
+        """Delete the photos and index files no row names any more, under the lock (another writer may have
+        come to use a photo a failed write saved)."""
+        with self.store.transaction() as db:
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
 

@@ -532,6 +532,19 @@ class Store:
             raise NameTakenError(f"a concept named {name!r} already exists") from None
         return int(cur.lastrowid)
 
+    @staticmethod
+    def delete_concept(db: sqlite3.Connection, concept_id: int, zero_freed: bool = True) -> None:
+        """Delete a concept with its views, vectors and cells. `zero_freed=False` (a full disk): the pages it frees
+        are not overwritten with zeros (SQLite's secure_delete, on in Debian's build), so that the commit needs
+        room only for the pages it changes, half of what zeroing writes."""
+        before = db.execute("PRAGMA secure_delete").fetchone()[0]
+        if not zero_freed:
+            db.execute("PRAGMA secure_delete = FAST")
+        try:
+            db.execute("DELETE FROM concepts WHERE id = ?", (concept_id,))
+        finally:
+            db.execute(f"PRAGMA secure_delete = {int(before)}")
+
     def insert_view(self, db: sqlite3.Connection, concept_id: int, sha256: str, image_file: str, box: Box | None,
                     kind: str = "photo") -> int:
         cur = db.execute(

@@ -148,6 +148,17 @@ def test_the_negative_bank_is_built_outside_the_write_lock(root, photos):
     assert memory.store.calibration(FakeEmbedder.space.name)
 
 
+def test_a_negative_bank_the_disk_has_no_room_for_leaves_no_part_of_it_in_the_cache(tmp_path, monkeypatch):
+    def full(file, vectors):
+        Path(file).write_bytes(b"\x93NUMPY" + bytes(4096))  # what fitted before the disk was full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "save", full)
+    bank = NegativeBank(FakeEmbedder(), tmp_path / "negatives")
+    assert len(bank.vectors) == 64  # used all the same, computed again next time
+    assert list((tmp_path / "negatives").iterdir()) == []
+
+
 def test_close_closes_every_threads_connection(root, photos):
     memory = fake_memory(root)
     memory.remember("bo", [scene_file(photos, 1)])

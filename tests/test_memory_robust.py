@@ -275,7 +275,7 @@ def test_a_missing_index_file_is_rebuilt_from_the_database_with_a_warning(root, 
     reader = fake_memory(root, readonly=True)
     with caplog.at_level(logging.WARNING):
         assert [top_concept(reader, scene_file(photos, i)) for i in range(3)] == ["c0", "c1", "c2"]
-    assert "missing or unreadable" in caplog.text
+    assert "missing, unreadable or damaged" in caplog.text
     writer.remember("c3", [scene_file(photos, 3)])  # a writer rewrites it from the database too
     assert [top_concept(writer, scene_file(photos, i)) for i in range(4)] == ["c0", "c1", "c2", "c3"]
     assert list((root / "index").glob("*.usearch"))
@@ -295,6 +295,29 @@ def test_an_unreadable_index_file_is_rebuilt_once_not_on_every_search(root, phot
     for _ in range(5):
         assert view.search(query, 5)[0].concept_id == reader.get("bo").id
     assert len(reads) == 1
+
+
+def test_an_index_file_damaged_inside_is_not_searched(root, photos, caplog):
+    """Damage that leaves a file's header whole (a bad sector, a bit flip) loads as an index: here one concept's
+    vectors replaced by another's, which answered the wrong concept (or garbage vectors, NaN scores)."""
+    writer = fake_memory(root)
+    for i in range(2):
+        writer.remember(f"c{i}", [scene_file(photos, i)])
+    with writer.store.transaction() as db:  # both concepts in one file
+        writer.writer.write(db, FakeEmbedder.space.name)
+        writer.writer.collect_garbage(db)
+    (path,) = (root / "index").iterdir()
+    ids = [writer.get(f"c{i}").id for i in range(2)]
+    c0, c1 = (writer.store.concept_vectors(i, FakeEmbedder.space.name).astype(np.float32) for i in ids)
+    data = path.read_bytes()
+    for vector in c0:  # each of c0's vectors (in the order usearch's threads stored them) made c1's first
+        assert data.count(vector.tobytes()) == 1
+        data = data.replace(vector.tobytes(), c1[0].tobytes())
+    path.write_bytes(data)
+    reader = fake_memory(root, readonly=True)
+    with caplog.at_level(logging.WARNING):
+        assert [top_concept(reader, scene_file(photos, i)) for i in range(2)] == ["c0", "c1"]
+    assert "damaged" in caplog.text
 
 
 # --- a read-only folder, a damaged database ---------------------------------------------------------------

@@ -17,8 +17,9 @@ OWN_TOP_LEVEL = re.compile(r"(memory|events)\.sqlite(-wal|-shm|-journal)?|images
                            r"|demo|\..*|lost\+found")
 #: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
 _IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
-#: index/<space>-<generation>.usearch, and a writer's temporary file beside it.
-_INDEX = re.compile(r"[A-Za-z0-9_.-]+-\d+\.usearch(\.tmp)?")
+#: index/<space>-<generation>.<digest>.usearch (the digest: the first 16 hex digits of the file's sha256; none in a
+#: memory of before), and a writer's temporary file beside it.
+_INDEX = re.compile(r"[A-Za-z0-9_.-]+-\d+(\.(?P<digest>[0-9a-f]{16}))?\.usearch(\.tmp)?")
 
 
 def is_own_image(path: Path) -> bool:
@@ -29,6 +30,13 @@ def is_own_image(path: Path) -> bool:
 
 def is_own_index(path: Path) -> bool:
     return bool(_INDEX.fullmatch(path.name))
+
+
+def index_digest(name: str) -> str | None:
+    """The digest an index file's name carries, which its bytes must have (damage inside a file whose header is
+    intact would otherwise go unseen: garbage vectors, or vectors under another concept's key)."""
+    match = _INDEX.fullmatch(name)
+    return match.group("digest") if match else None
 
 
 def stored_files(root: Path) -> list[Path]:

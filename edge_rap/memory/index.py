@@ -12,6 +12,7 @@ Readers map every listed file, search them all and merge, and re-map when the ro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import Store, disk_error
-from edge_rap.memory.files import fsync_dir, is_own_index
+from edge_rap.memory.files import fsync_dir, index_digest, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,21 @@ def _new_index(dim: int):
     return Index(ndim=dim, metric="cos", dtype="f32", multi=True)
 
 
+def digest(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def _restore(path: Path, view: bool = False):
-    """The index in `path`, or None where it is missing or unreadable."""
+    """The index in `path`, or None where it is missing, unreadable or its bytes are not those its name's
+    digest says (read once per file: a reader maps a file once per generation)."""
     from usearch.index import Index
 
+    expected = index_digest(path.name)
     try:
+        if expected is not None and digest(path.read_bytes()) != expected:
+            return None
         return Index.restore(str(path), view=view)  # None for a missing file
-    except Exception:  # usearch raises ValueError or RuntimeError for a damaged one
+    except Exception:  # an OSError reading it; usearch raises ValueError or RuntimeError for a damaged one
         return None
 
 
@@ -112,17 +121,16 @@ class IndexWriter:
         from the database's vectors, which already hold `added`."""
         model, fingerprint, dim, generation, listed = self.store.space(space, db)
         files = index_files(listed)
-        name = f"{_safe(space)}-{generation + 1}.usearch"
+        stem = f"{_safe(space)}-{generation + 1}"
         index = _new_index(dim)
         if added is not None and self._takes_a_delta(files):
             index.add(*added)
-            files = files + [name]
+            files = files + [self._save(index, stem)]
         else:
             keys, vectors = self.store.vectors(space, db)
             if len(keys):
                 index.add(keys, vectors)
-            files = [name]
-        self._save(index, name)
+            files = [self._save(index, stem)]
         db.execute("UPDATE spaces SET generation = ?, index_file = ? WHERE name = ?",
                    (generation + 1, " ".join(files), space))
 
@@ -135,14 +143,15 @@ class IndexWriter:
             return False  # a missing or damaged file: the rebuild replaces it
         return sum(sizes[1:]) * DELTA_SHARE < sizes[0]
 
-    def _save(self, index, name: str) -> None:
-        """Write `index` durably as `name`: temp name, fsync, rename, fsync the folder. The bytes are written here,
-        not by usearch, whose failure to write a file says nothing of why ("Failed to serialize into stream"):
-        a full disk must be told as one, for `forget` to make room."""
-        tmp = self.dir / (name + ".tmp")
+    def _save(self, index, stem: str) -> str:
+        """Write `index` durably as `<stem>.<digest>.usearch`, and return that name: temp name, fsync, rename,
+        fsync the folder. The bytes are written here, not by usearch, whose failure to write a file says nothing
+        of why ("Failed to serialize into stream"): a full disk must be told as one, for `forget` to make room."""
+        tmp = self.dir / (stem + ".usearch.tmp")
         try:
             self.dir.mkdir(exist_ok=True)
             data = index.save()
+            name = f"{stem}.{digest(data)}.usearch"
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -155,6 +164,7 @@ class IndexWriter:
         except RuntimeError as e:  # usearch reports write failures as RuntimeError
             _discard(tmp)
             raise DeviceError(self.store.root, f"cannot write the index ({e}); nothing was changed") from None
+        return name
 
 
 def _readable_size(path: Path) -> int | None:
@@ -184,8 +194,8 @@ class IndexView:
         self.indexes: list = []
 
     def refresh(self) -> None:
-        """Map the index files the space's row lists, when the row changed. A missing or unreadable file makes
-        the reader build one index from the database's vectors, once per generation, with a warning."""
+        """Map the index files the space's row lists, when the row changed. A missing, unreadable or damaged file
+        makes the reader build one index from the database's vectors, once per generation, with a warning."""
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
@@ -200,8 +210,9 @@ class IndexView:
                 self.indexes, self.generation = indexes, row[3]
                 return
             # swapped again under us (read the row again), or missing or unreadable
-        log.warning("%s: index file %s is missing or unreadable; searching the vectors in the database instead "
-                    "(the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root, row[4])
+        log.warning("%s: index file %s is missing, unreadable or damaged; searching the vectors in the database "
+                    "instead (the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root,
+                    row[4])
         keys, vectors = self.store.vectors(self.space)
         self.indexes = []
         if len(keys):

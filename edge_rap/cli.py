@@ -307,7 +307,7 @@ def cmd_export_rap(args) -> int:
         out = export_rap(home.store, folder, missing)
     print(json.dumps({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
     for lost in missing:
-        print(f"photo missing from the memory, not exported: {lost}", file=sys.stderr)
+        print(f"photo missing from the memory or damaged, not exported: {lost}", file=sys.stderr)
     return 1 if missing else 0  # as import-rap: a script sees that something did not go out
 
 

@@ -177,10 +177,28 @@ def test_a_photo_the_memory_lost_is_named_and_the_rest_still_exported(memory, em
     result, err = capsys.readouterr()
     assert json.loads(result) == {"database": str(tmp_path / "again" / "database.json"),
                                   "missing": missing}
-    assert err.splitlines() == [f"photo missing from the memory, not exported: {m}" for m in missing]
+    assert err.splitlines() == [f"photo missing from the memory or damaged, not exported: {m}" for m in missing]
     assert cli.main(["reindex", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a photo of <bo>" in err and "nothing was changed" in err
+
+
+def test_a_photo_damaged_in_the_memory_is_named_not_exported(tmp_path):
+    """A stored photo whose bytes changed (a bad sector, a bit flip) was copied out as it was, exit status 0: the
+    backup then failed the import it was made for. Its name is its hash, so the damage is seen."""
+    from fakes import fake_memory
+
+    memory = fake_memory(tmp_path / "memory")
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1), scene_file(tmp_path / "photos", 2)])
+    damaged = Path(memory.store.views(memory.get("bo").id)[0].image_path)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    missing: list[str] = []
+    out = export_rap(memory.store, tmp_path / "export", missing)
+    assert missing == [f"<bo>: {damaged} (damaged)"]
+    entry = json.loads(out.read_text())["concept_dict"]["<bo>"]
+    assert "extra_images" not in entry and len(list((tmp_path / "export" / "database").iterdir())) == 1
 
 
 def test_a_database_saved_with_a_byte_order_mark_is_read(tmp_path):

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
-from edge_rap.types import Box
+from edge_rap.types import Box, ReferenceView
 
 
 @dataclass
@@ -203,12 +203,21 @@ def _staging(path: Path) -> bool:
     return path.name.startswith(".export-") and path.is_dir() and not path.is_symlink()
 
 
+def _stored_photo(view: ReferenceView) -> bytes | None:
+    """A stored photo's bytes, or None where the file is gone."""
+    try:
+        return Path(view.image_path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> Path:
     """Write folder/database.json and folder/database/<slug>-<hash>[-k].<ext>, the layout RAP reads. The files
     are written into a fresh folder beside them and then swapped in, so no stale file of an earlier export
-    stays and nothing is written through a link that was there. A stored photo gone from the memory's folder is
-    left out (with its concept, where it was the only one) and named in `missing` as "<name>: path": the export
-    is how the rest is saved."""
+    stays and nothing is written through a link that was there. A stored photo gone from the memory's folder, or
+    damaged (its bytes no longer those its name is the hash of), is left out (with its concept, where it was the
+    only one) and named in `missing` as "<name>: path" (" (damaged)" after it): the export is how the rest is
+    saved, and a damaged photo exported would fail the import it is kept for."""
     missing = [] if missing is None else missing
     _check_export_folder(folder)
     try:
@@ -226,13 +235,14 @@ def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> 
             files = []
             for view in views:
                 rel = f"{stem}{'' if not files else f'-{len(files)}'}{Path(view.image_path).suffix}"
-                try:
-                    shutil.copyfile(view.image_path, images_dir / rel)
-                except FileNotFoundError:
-                    if (images_dir / rel).parent.is_dir():  # the photo is gone, not the export's folder
-                        missing.append(f"<{concept.name}>: {view.image_path}")
-                        continue
-                    raise
+                data = _stored_photo(view)
+                if data is None:
+                    missing.append(f"<{concept.name}>: {view.image_path}")
+                    continue
+                if hashlib.sha256(data).hexdigest() != view.image_sha256:  # its name is its hash: the bytes changed
+                    missing.append(f"<{concept.name}>: {view.image_path} (damaged)")
+                    continue
+                (images_dir / rel).write_bytes(data)
                 files.append(f"./database/{rel}")
                 kept.append(view)
             if not files:

@@ -203,6 +203,15 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     assert people.get("mug").category != "person"
 
 
+def test_a_damaged_photo_stops_a_category_change_saying_whose_it_is_and_what_to_do(people):
+    # it said only "<path under images/>: not an image (unknown or corrupt format)"
+    path = Path(people.store.views(people.get("mug").id)[0].image_path)
+    path.write_bytes(bytes(1000))
+    with pytest.raises(EdgeRapError, match=r"not an image .*\(a photo of <mug>\): restore the file from a backup"):
+        people.edit("mug", category="person")
+    assert people.get("mug").category == "thing"
+
+
 def _another_photo_of_grace(folder: Path) -> Path:
     """Grace's photo mirrored: her one face, in a photo that is not <grace>'s (one photo is one concept's)."""
     return save_photo(folder, "grace_hopper", np.ascontiguousarray(photo("grace_hopper")[:, ::-1]),

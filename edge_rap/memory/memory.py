@@ -301,7 +301,7 @@ class Memory:
         photo, and a group photo among a person's photos would otherwise keep it from ever becoming a person."""
         out, left_out = [], []
         for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
-            image = replace(read_image_file(view.image_path).image, source=f"photo {k} of <{concept.name}>")
+            image = replace(_read_view(view, False, self.store), source=f"photo {k} of <{concept.name}>")
             try:
                 out.append((view, *self._face(image, view.box)))
             except FaceChoiceError as e:

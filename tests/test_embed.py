@@ -336,7 +336,8 @@ def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeyp
         threading.Event().wait(0.3)
         folder = self.folder("efficientnet-lite0-int8")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").write_text("{}")
+        (folder / "manifest.json").write_text('{"name": "efficientnet-lite0-int8", "role": "image_embedder", '
+                                              '"files": {}}')  # whole: a damaged one is exported anew
 
     monkeypatch.setattr(ModelCache, "prepare_default", slow_export)
     monkeypatch.setattr(ModelCache, "_outdated_default", lambda self, name: False)
@@ -481,6 +482,26 @@ def test_an_int8_export_from_before_the_fix_is_exported_anew(model_cache, tmp_pa
     assert cache.manifest("efficientnet-lite0-int8").export_version == DEFAULT_EXPORT_VERSION
     exported.clear()
     assert not cache.ensure_default("efficientnet-lite0-int8") and not exported  # a current export is kept
+
+
+@pytest.mark.parametrize("damage", ["model", "manifest"])
+def test_a_damaged_default_embedder_is_exported_anew_by_models_prepare(model_cache, tmp_path, monkeypatch, damage):
+    """A copy cut short or a bad sector: every command said "does not match its sha256 (re-export it)" (or
+    "unreadable manifest"), and `models prepare`, finding the model there, did nothing: no command mended it."""
+    import shutil
+
+    cache = ModelCache(tmp_path / "models")
+    folder = cache.folder("efficientnet-lite0-int8")
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", folder)
+    damaged = next(folder.glob("*.onnx")) if damage == "model" else folder / "manifest.json"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    with pytest.raises(EdgeRapError, match="run `edge-rap models prepare`"):
+        cache.manifest("efficientnet-lite0-int8").verify()
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: shutil.copytree(
+        model_cache / "efficientnet-lite0-int8", folder, dirs_exist_ok=True))
+    assert cache.ensure_default("efficientnet-lite0-int8")
+    cache.manifest("efficientnet-lite0-int8").verify()
+    assert not cache.ensure_default("efficientnet-lite0-int8")  # whole again: kept
 
 
 def test_an_outdated_default_is_kept_with_a_warning_where_it_cannot_be_exported(model_cache, tmp_path, monkeypatch,

@@ -29,6 +29,11 @@ DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
 DEFAULT_EXPORT_VERSION = 5
 
 
+def _remedy(name: str) -> str:
+    """What makes a damaged model whole again: the default embedders are exported anew by `models prepare`."""
+    return "run `edge-rap models prepare`" if name in DEFAULT_EMBEDDERS else "re-export it"
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -70,7 +75,7 @@ class Manifest:
         except FileNotFoundError:
             raise EdgeRapError(f"{folder}: no {MANIFEST} (not an exported model folder)") from None
         except (OSError, ValueError) as e:
-            raise EdgeRapError(f"{path}: unreadable manifest ({e})") from None
+            raise EdgeRapError(f"{path}: unreadable manifest ({e}): {_remedy(folder.name)}") from None
         try:
             return cls(
                 folder=folder,
@@ -89,9 +94,9 @@ class Manifest:
                 export_version=int(raw.get("export_version", 1)),
             )
         except KeyError as e:
-            raise EdgeRapError(f"{path}: manifest lacks {e}") from None
+            raise EdgeRapError(f"{path}: manifest lacks {e}: {_remedy(folder.name)}") from None
         except (TypeError, ValueError) as e:
-            raise EdgeRapError(f"{path}: malformed manifest ({e})") from None
+            raise EdgeRapError(f"{path}: malformed manifest ({e}): {_remedy(folder.name)}") from None
 
     def require_role(self, role: str) -> None:
         """A model opened for one job ("detector") that was exported for another is a one-line error."""
@@ -110,9 +115,9 @@ class Manifest:
             raise EdgeRapError(f"model {self.name} has no {role} file") from None
         path = self.folder / spec["path"]
         if not path.is_file():
-            raise EdgeRapError(f"model {self.name}: {role} file {path} is missing (re-export it)")
+            raise EdgeRapError(f"model {self.name}: {role} file {path} is missing ({_remedy(self.name)})")
         if sha256_file(path) != spec["sha256"]:
-            raise EdgeRapError(f"model {self.name}: {path} does not match its sha256 (re-export it)")
+            raise EdgeRapError(f"model {self.name}: {path} does not match its sha256 ({_remedy(self.name)})")
         return path
 
     def fingerprint(self, role: str) -> str:
@@ -248,17 +253,18 @@ class ModelCache:
         return Manifest.load(self.folder(name_or_path))
 
     def ensure_default(self, name: str) -> bool:
-        """The explicit first-run step: export a default embedder that is missing or outdated, under a lock so
-        that two processes never export at once (the second finds it done). Whether it exported."""
+        """The explicit first-run step: export a default embedder that is missing, outdated or damaged (an
+        unreadable manifest, a file that is not its sha256: a copy cut short, a bad sector), under a lock so that
+        two processes never export at once (the second finds it done). Whether it exported."""
         import fcntl
 
-        if name not in DEFAULT_EMBEDDERS or (self.has(name) and not self._outdated_default(name)):
+        if name not in DEFAULT_EMBEDDERS or self._ready(name):
             return False
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             lock = open(self.root / ".export.lock", "w")
         except OSError as e:  # a read-only cache, or EDGE_RAP_MODELS naming a file: said, not a traceback
-            if self.has(name):
+            if self._keepable(name):
                 log.warning("%s is from an older export; keeping it: the model cache %s cannot be written (%s)",
                             name, self.root, e.strerror)
                 return False
@@ -266,19 +272,39 @@ class ModelCache:
                                f"({e.strerror}): set EDGE_RAP_MODELS to a writable folder") from None
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self.has(name) and not self._outdated_default(name):
+            if self._ready(name):
                 return False  # another process exported it while this one waited
-            log.warning("first run: exporting the default embedder %s into %s (once, about a minute)", name,
-                        self.root)
+            damage = self._damage(name) if self.has(name) else None
+            if damage:
+                log.warning("the default embedder %s is damaged, exporting it anew (about a minute): %s", name, damage)
+            else:
+                log.warning("first run: exporting the default embedder %s into %s (once, about a minute)", name,
+                            self.root)
             try:
                 self._export_default(name)
             except EdgeRapError as e:
-                if not self.has(name):
+                if not self._keepable(name):
                     raise
                 log.warning("%s is from an older export whose int8 results differ between CPUs; keeping it (%s). "
                             "Run `edge-rap models prepare` where the export extra is installed", name, e)
                 return False
         return True
+
+    def _ready(self, name: str) -> bool:
+        """A default embedder in the cache, current and whole (its files hashed: about 10 ms for int8)."""
+        return self._keepable(name) and not self._outdated_default(name)
+
+    def _keepable(self, name: str) -> bool:
+        """In the cache and whole, if perhaps outdated: usable where it cannot be exported anew."""
+        return self.has(name) and self._damage(name) is None
+
+    def _damage(self, name: str) -> str | None:
+        """Why a model in the cache cannot be used as it is, or None."""
+        try:
+            Manifest.load(self.folder(name)).verify()
+        except EdgeRapError as e:
+            return str(e)
+        return None
 
     def _outdated_default(self, name: str) -> bool:
         """A default embedder from an older export (e.g. int8 that differed from CPU to CPU): it is exported

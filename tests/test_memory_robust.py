@@ -159,6 +159,22 @@ def test_a_negative_bank_the_disk_has_no_room_for_leaves_no_part_of_it_in_the_ca
     assert list((tmp_path / "negatives").iterdir()) == []
 
 
+@pytest.mark.parametrize("damage", ["empty", "garbage inside"])
+def test_a_damaged_negative_bank_in_the_cache_is_computed_again(tmp_path, damage):
+    """An empty cache file was a traceback at the next remember (EOFError); garbage inside one whose header was
+    whole was loaded: every threshold set from it (NaN: "NOT NULL constraint failed")."""
+    expected = NegativeBank(FakeEmbedder(), tmp_path / "negatives").vectors
+    (path,) = (tmp_path / "negatives").iterdir()
+    data = bytearray(path.read_bytes())
+    if damage == "empty":
+        data = bytearray()
+    else:
+        data[len(data) // 2: len(data) // 2 + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+    np.testing.assert_array_equal(NegativeBank(FakeEmbedder(), tmp_path / "negatives").vectors, expected)
+    np.testing.assert_array_equal(np.load(path), expected)  # the cache mended too
+
+
 def test_close_closes_every_threads_connection(root, photos):
     memory = fake_memory(root)
     memory.remember("bo", [scene_file(photos, 1)])

@@ -43,17 +43,29 @@ class NegativeBank:
 
     def _load_or_compute(self) -> np.ndarray:
         path = self._cache_path()
-        if path is not None and path.exists():
-            try:
-                return np.load(path)
-            except (OSError, ValueError):
-                pass
+        cached = self._load(path) if path is not None else None
+        if cached is not None:
+            return cached
         # Each bank image is seen as a query is for retrieval alone (whole + 3 x 3 crops), so its scores are
         # comparable; recognize's quadrants are four of those crops, so no score it sees can be higher.
         vectors = np.stack([self.embedder.embed(query_views(img)) for img in synthetic_images(BANK_SIZE, seed=BANK_SEED)])
         if path is not None:
             self._save(path, vectors)
         return vectors
+
+    def _load(self, path: Path) -> np.ndarray | None:
+        """The cached bank, or None where it is missing or damaged (cut short, zeroed, garbage inside): its
+        vectors are the embedder's, unit length, so damage shows; unseen, it would set every threshold from
+        garbage (or NaN, which the database refuses)."""
+        try:
+            vectors = np.load(path)
+        except (OSError, ValueError, EOFError):
+            return None
+        with np.errstate(all="ignore"):  # garbage overflows
+            sound = (vectors.ndim == 3 and vectors.shape[0] == BANK_SIZE
+                     and vectors.shape[2] == self.embedder.space.dim
+                     and bool(np.all(np.abs(np.linalg.norm(vectors, axis=2) - 1.0) < 1e-3)))
+        return vectors if sound else None
 
     @staticmethod
     def _save(path: Path, vectors: np.ndarray) -> None:

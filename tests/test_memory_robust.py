@@ -504,6 +504,24 @@ def test_a_delete_on_a_full_disk_does_not_write_zeros_over_the_pages_it_frees(ro
     assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1  # as it was, for every other delete
 
 
+def test_a_write_that_waited_too_long_for_another_process_says_so(root, photos, monkeypatch):
+    # it said "database error (database is locked)"
+    from edge_rap.memory import store as store_module
+
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+    waiting = fake_memory(root)
+    other = sqlite3.connect(root / "memory.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's reindex, holding the write lock
+    with pytest.raises(EdgeRapError, match=r"another process has been changing the memory for 0.05 s .*nothing was "
+                                           "changed: try again when it is done"):
+        waiting.remember("anya", [scene_file(photos, 2)])
+    other.execute("ROLLBACK")
+    waiting.remember("anya", [scene_file(photos, 2)])
+    assert [c.name for c in waiting.concepts()] == ["anya", "bo"]
+
+
 # --- featureless photos -----------------------------------------------------------------------------------
 
 

@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS calibration (
 log = logging.getLogger(__name__)
 
 MAX_NAME = 64
+#: How long a write waits for another process's write (a reindex, an import) before it gives up, in seconds.
+BUSY_TIMEOUT_S = 30
 SCHEMA_VERSION = 3  # 2: views.kind ('photo' or 'face'); 3: boxes in the upright photo's pixels (EXIF applied)
 
 
@@ -214,6 +216,9 @@ def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
         return DiskFullError(where, "disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return DeviceError(where, f"memory folder is not writable ({text}); nothing was changed")
+    if "database is locked" in text:
+        return DeviceError(where, f"another process has been changing the memory for {BUSY_TIMEOUT_S} s (a reindex, "
+                                  "an import?); nothing was changed: try again when it is done")
     if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
         return DeviceError(where, f"the memory's database is damaged ({text}); restore it from a backup")
     if isinstance(e, sqlite3.IntegrityError):  # a change that clashes with what is stored
@@ -299,9 +304,9 @@ class Store:
 
     @staticmethod
     def _connect(target: Path | str, uri: bool = False) -> sqlite3.Connection:
-        db = sqlite3.connect(target, uri=uri, timeout=30, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         return db
 
     def _refuse_what_is_not_a_sound_memory(self) -> None:

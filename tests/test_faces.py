@@ -146,12 +146,34 @@ def test_a_corrupt_graph_is_a_clear_error_and_leaves_nothing_in_the_cache(tmp_pa
 
 
 def test_facenet_is_converted_once_and_named_by_its_graph(models, model_cache):
-    """The ONNX twin lies in the model cache under the graph's sha256; a second embedder reuses it."""
+    """The ONNX twin lies in the model cache under the graph's sha256 and its own; a second embedder reuses it."""
+    from edge_rap.models.cache import sha256_file
+
     made = list((model_cache / "facenet-vggface2").glob("facenet-*.onnx"))
-    assert [p.name for p in made] == [f"facenet-{models.embedder.space.fingerprint[:16]}.onnx"]
+    assert [p.name for p in made] == [f"facenet-{models.embedder.space.fingerprint[:16]}.{sha256_file(made[0])[:16]}"
+                                      ".onnx"]
     stamp = made[0].stat().st_mtime_ns
     again = F.FacenetEmbedder(cache=model_cache)
     assert made[0].stat().st_mtime_ns == stamp and again.space == models.embedder.space
+
+
+def test_a_facenet_twin_damaged_in_the_cache_is_converted_again(models, model_cache, tmp_path):
+    """Damage that still loads (weights changed) gave every face a wrong vector; damage that does not load left
+    people matched by their whole photo, with no command that mended it."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(model_cache / "facenet-vggface2", cache / "facenet-vggface2")
+    (twin,) = (cache / "facenet-vggface2").iterdir()
+    data = bytearray(twin.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(4096)  # weights zeroed: it still loads
+    twin.write_bytes(bytes(data))
+    pixels = astronaut()
+    box = models.detector.detect(pixels)[0]
+    repaired = F.FacenetEmbedder(cache=cache)
+    np.testing.assert_allclose(repaired.embed(pixels, [box]), models.embedder.embed(pixels, [box]), atol=1e-5)
+    assert len(list((cache / "facenet-vggface2").iterdir())) == 1
 
 
 def test_a_graph_operation_the_converter_does_not_know_is_named():

@@ -217,21 +217,31 @@ def convert(nodes: list):
 
 def facenet_onnx(graph: Path, sha256: str, cache: Path) -> Path:
     """The ONNX twin of `graph` in `cache`, converted on first use (a few seconds) and named by the graph's
-    sha256, so that another graph is converted anew. Written to a temporary name first: an interrupted
-    conversion leaves nothing that looks finished."""
-    target = cache / "facenet-vggface2" / f"facenet-{sha256[:16]}.onnx"
-    if target.is_file():
-        return target
+    sha256, so that another graph is converted anew, and by its own, which it is checked against where it is
+    opened: a twin damaged in the cache (a bad sector, a copy cut short) is converted again, not run (a damaged
+    one that still loads would give every face a wrong vector). Written to a temporary name first: an
+    interrupted conversion leaves nothing that looks finished."""
+    from edge_rap.models.cache import sha256_file
+
+    folder = cache / "facenet-vggface2"
+    stem = f"facenet-{sha256[:16]}"
+    for made in sorted(folder.glob(f"{stem}.*.onnx")):
+        if sha256_file(made).startswith(made.name[len(stem) + 1:-len(".onnx")]):
+            return made
+        log.warning("%s is damaged (not its sha256): converting FaceNet again", made)
+        made.unlink(missing_ok=True)
     import onnx
 
-    log.info("converting FaceNet's TensorFlow graph to ONNX, once: %s", target)
+    log.info("converting FaceNet's TensorFlow graph to ONNX, once, into %s", folder)
     model = convert(read_graph(graph))
-    partial = target.with_name(target.name + f".{os.getpid()}.partial")
+    partial = folder / f"{stem}.{os.getpid()}.partial"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(partial))
+        target = folder / f"{stem}.{sha256_file(partial)[:16]}.onnx"
         partial.replace(target)
     except OSError as e:
         partial.unlink(missing_ok=True)
-        raise EdgeRapError(f"cannot write the FaceNet model to {target} ({e.strerror})") from None
+        raise EdgeRapError(f"cannot write the FaceNet model to {folder} ({e.strerror})") from None
+    (folder / f"{stem}.onnx").unlink(missing_ok=True)  # the twin of before, named by the graph alone
     return target

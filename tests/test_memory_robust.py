@@ -541,6 +541,28 @@ def test_a_photo_with_nothing_in_it_is_refused(root, photos, pixels, reason):
     memory.remember("scene", [scene_file(photos, 1)])  # a real photo still is
 
 
+def test_a_new_memory_on_a_full_disk_says_the_disk_is_full(tmp_path):
+    # SQLite rolls back itself on a full disk: rolling back again said "cannot rollback - no transaction is active"
+    from edge_rap.memory.store import create
+
+    real = sqlite3.connect(tmp_path / "memory.sqlite", isolation_level=None)
+
+    class FullDisk:
+        @property
+        def in_transaction(self) -> bool:
+            return real.in_transaction
+
+        def execute(self, sql: str, *args):
+            if sql.strip().startswith("CREATE"):
+                real.execute("ROLLBACK")  # as SQLite does when the disk is full
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        create(FullDisk())
+    real.close()
+
+
 def test_sqlite_meeting_a_full_disk_as_an_io_error_says_the_disk_is_full(tmp_path, monkeypatch):
     # With no room for its -shm file SQLite reports "disk I/O error", not "full": the user must read why.
     from edge_rap.memory.store import DiskFullError, sqlite_error

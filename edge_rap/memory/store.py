@@ -81,6 +81,13 @@ BUSY_TIMEOUT_S = 30
 SCHEMA_VERSION = 3  # 2: views.kind ('photo' or 'face'); 3: boxes in the upright photo's pixels (EXIF applied)
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction, where SQLite has not already (it has after some errors, a full disk: a
+    second ROLLBACK would replace that error by "cannot rollback - no transaction is active")."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def create(db: sqlite3.Connection) -> None:
     """Create a new memory's tables and stamp its version in one transaction, so that a reader never sees a
     half-made database (tables without a version would read as a memory of an older edge_rap)."""
@@ -93,7 +100,7 @@ def create(db: sqlite3.Connection) -> None:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
 
 
@@ -125,7 +132,7 @@ def migrate(db: sqlite3.Connection, images_dir: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
 
 
@@ -400,19 +407,14 @@ class Store:
             yield db
             db.execute("COMMIT")
         except sqlite3.Error as e:
-            self._rollback(db)
+            rollback(db)
             raise sqlite_error(e, self.db_path) from None
         except OSError as e:  # a file beside the database (a photo, an index) could not be written or deleted
-            self._rollback(db)
+            rollback(db)
             raise disk_error(e, self.root) from None
         except BaseException:
-            self._rollback(db)
+            rollback(db)
             raise
-
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
-        if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
-            db.execute("ROLLBACK")
 
     def _rows(self, sql: str, params: tuple | list = (), db: sqlite3.Connection | None = None) -> list[tuple]:
         """A query's rows; a damaged or unreadable database is a one-line error naming the file."""

@@ -1325,6 +1325,23 @@ def test_doctor_exits_1_when_the_device_cannot_recognise_and_0_when_only_optiona
     assert rc == 1 and json.loads(out)["missing"] == ["embedder efficientnet-lite0-int8"]
 
 
+def test_doctor_says_a_damaged_embedder_cannot_recognise(settings, model_cache, tmp_path):
+    # "ready to recognise" with the int8 file cut short: every recognize then refused it
+    from edge_rap.daemon.doctor import doctor, format_doctor
+
+    cache = tmp_path / "models"
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", cache / "efficientnet-lite0-int8")
+    onnx = next((cache / "efficientnet-lite0-int8").glob("*.onnx"))
+    onnx.write_bytes(onnx.read_bytes()[:1000])
+    report = doctor(type(settings)(settings.home, settings.memory, cache, settings.profile), root=tmp_path)
+    assert report["missing"] == ["embedder efficientnet-lite0-int8 (damaged)"]
+    embedder = next(m for m in report["models"] if m["role"] == "embedder")
+    assert not embedder["present"] and "does not match its sha256" in embedder["damaged"]
+    text = format_doctor(report).splitlines()
+    assert "model embedder: efficientnet-lite0-int8 (damaged: edge-rap models prepare)" in text
+    assert text[-1] == "cannot recognise: missing embedder efficientnet-lite0-int8 (damaged)"
+
+
 @pytest.mark.parametrize("vlm, get", [
     ("smolvlm2-500m", "edge-rap models pull smolvlm2-500m"),  # a registry name: pulling it is the fix
     ("/nonexistent/x.gguf", "no such file: fix [vlm] model"),

@@ -48,9 +48,12 @@ def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.cache import DEFAULT_EMBEDDERS, ModelCache
 
     cache, profile = ModelCache(settings.models), settings.profile
-    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder), "required": True,
-             "get": "edge-rap models prepare" if profile.embedder in DEFAULT_EMBEDDERS else
+    damage = cache.damage(profile.embedder) if cache.has(profile.embedder) else None
+    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder) and not damage,
+             "required": True, "get": "edge-rap models prepare" if profile.embedder in DEFAULT_EMBEDDERS else
              "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"}]
+    if damage:  # there, but every command that recognises would refuse it
+        rows[0]["damaged"] = damage
     if profile.detector:  # `run` refuses to start without the profile's detector
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
                      "required": True, "get": "python tools/export_detector.py (see README)"})
@@ -118,7 +121,8 @@ def doctor(settings: Settings, root: Path = Path("/")) -> dict:
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
-    missing += [f"{m['role']} {m['name']}" for m in models if m["required"] and not m["present"]]
+    missing += [f"{m['role']} {m['name']}{' (damaged)' if m.get('damaged') else ''}" for m in models
+                if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
             "cuda": _cuda(root), "models": models, "sources": sources, "audio": _audio(), "missing": missing}
 
@@ -130,7 +134,8 @@ def format_doctor(report: dict) -> str:
              f"CUDA driver: {report['cuda']['driver'] or 'none'}; llama.cpp GPU offload: "
              f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[report['cuda']['llama_gpu_offload']]}"]
     for m in report["models"]:
-        state = "present" if m["present"] else f"missing{'' if m['required'] else ', optional'}: {m['get']}"
+        state = "present" if m["present"] else \
+            f"{'damaged' if m.get('damaged') else 'missing'}{'' if m['required'] else ', optional'}: {m['get']}"
         lines.append(f"model {m['role']}: {m['name']} ({state})")
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]

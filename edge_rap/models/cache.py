@@ -274,7 +274,7 @@ class ModelCache:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._ready(name):
                 return False  # another process exported it while this one waited
-            damage = self._damage(name) if self.has(name) else None
+            damage = self.damage(name) if self.has(name) else None
             if damage:
                 log.warning("the default embedder %s is damaged, exporting it anew (about a minute): %s", name, damage)
             else:
@@ -296,10 +296,11 @@ class ModelCache:
 
     def _keepable(self, name: str) -> bool:
         """In the cache and whole, if perhaps outdated: usable where it cannot be exported anew."""
-        return self.has(name) and self._damage(name) is None
+        return self.has(name) and self.damage(name) is None
 
-    def _damage(self, name: str) -> str | None:
-        """Why a model in the cache cannot be used as it is, or None."""
+    def damage(self, name: str) -> str | None:
+        """Why a model in the cache cannot be used as it is (its manifest unreadable, a file not its sha256), or
+        None."""
         try:
             Manifest.load(self.folder(name)).verify()
         except EdgeRapError as e:

@@ -598,8 +598,41 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     assert reply(home, clarified(asked, "the second one"), now=1240.0).text == \
         "I last saw <pip> on the den camera 4 minutes ago."
     assert from_memory(home, "Where are my dogs?", now=1240.0).names == ["bo", "pip"]
-    for other in ("Is anyone home?", "Where is the car?", "What does a cat eat?"):
+    for other in ("Where is the car?", "What does a cat eat?"):
         assert from_memory(home, other, now=1240.0) is None, other
+
+
+def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets():
+    """ "Is anyone home?", "Who is here?" and "Who was here today?" were "I don't know who or what you mean": they
+    name no concept. Now answered from the frame and the sightings, of people and pets, never of a thing."""
+    import time
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Box, Concept, Event, Hit, Recognition
+
+    now = time.mktime((2026, 12, 4, 15, 0, 0, 0, 0, -1))  # 3 pm, local time
+    concepts = [Concept(1, "anya", "person", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+                Concept(3, "mug", "mug", "", 0, 0, 1), Concept(4, "gran", "", "", 0, 0, 1)]
+    log = {"anya": Event("arrived", "anya", "porch", 1.0, now - 600), "bo": Event("left", "bo", "den", 1.0, now - 240),
+           "mug": Event("arrived", "mug", "kitchen", 1.0, now - 60),
+           "gran": Event("left", "gran", "den", 1.0, now - 20 * 3600)}  # yesterday evening
+    home = SimpleNamespace(concepts=lambda: concepts, events=SimpleNamespace(last_seen=log.get))
+
+    said = from_memory(home, "Hey robot, is anyone home?", now=now)
+    assert (said.mode, said.text, said.names) == ("events", "<anya> is on the porch camera now.", ["anya"])
+    frame = Recognition("frame", (640, 480), [Hit(concepts[1], 0.8, 0.6, Box(0, 0, 10, 10))])
+    said = from_memory(home, "Who is here?", now=now, recognition=frame)
+    assert said.text == "<bo> is here and <anya> is on the porch camera now."
+    assert from_memory(home, "Who was here today?", now=now).text == "Today I saw <anya> and <bo>."
+    assert from_memory(home, "Where is everyone?", now=now).names == ["anya"]
+
+    log["anya"] = Event("left", "anya", "porch", 1.0, now - 60)
+    assert from_memory(home, "Is anybody home?", now=now).text == \
+        "I don't see anyone I know right now. I last saw <anya> on the porch camera 1 minute ago."
+    for other in ("Who is Anya?", "Is the mug home?", "What is on the table?"):
+        said = from_memory(home, other, now=now)
+        assert said is None or said.text != "<anya> is on the porch camera now.", other
 
 
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
@@ -858,7 +891,7 @@ def test_a_question_about_the_scene_with_no_frame_says_so():
 
     home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n) for n in HOUSEHOLD],
                            assistant=SimpleNamespace(ask=ask))
-    for question in ("What do you see?", "Who is here?", "What is on the table?"):
+    for question in ("What do you see?", "Who is that?", "What is on the table?"):
         said = reply(home, question)
         assert (said.text, said.mode, said.answer.task) == (NO_FRAME, "template", "vqa") and asked == []
     assert reply(home, "What colour is Bo's collar?").text == "its collar is black"  # about a concept: no frame needed

@@ -2,7 +2,8 @@
 
 - A name that sounds like two concepts: ask which one was meant.
 - "Where is X?" / "Is X home?": the current frame when X is in it, else the latest sighting in the event log
-  ("I last saw <bo> on the den camera 4 minutes ago").
+  ("I last saw <bo> on the den camera 4 minutes ago"); "Is anyone home?" / "Who was here today?" likewise, of the
+  household's people and pets (who.py).
 - A question about a concept that needs no image ("What colour is Bo's collar?"): text only.
 - Anything else: retrieve + generate with the latest frame; the matched names are written <name> in the
   question, so the assistant retrieves them first, as RAP does with names in a question.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
+from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
@@ -63,7 +65,7 @@ def ago(seconds: float) -> str:
     return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
 
 
-def _ago_of(wall: float, now: float) -> str:
+def ago_of(wall: float, now: float) -> str:
     """How long ago an event was; "a while ago" where its time is not real (logged in the 1970 of a clock not set
     yet, or ahead of now), not "20000 days ago" nor a time to come. (Both in 1970: one clock, not set yet, timed
     them, and the difference holds.)"""
@@ -90,7 +92,7 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
     event = home.events.last_seen(name)
     if event is None:
         return f"I haven't seen <{name}> yet."
-    when = _ago_of(event.wall, time.time() if now is None else now)
+    when = ago_of(event.wall, time.time() if now is None else now)
     camera = the_camera(event.camera)
     if event.kind == "arrived":
         return f"<{name}> is on {camera} now: I saw <{name}> arrive {when}."
@@ -113,6 +115,12 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     if names.ambiguous:
         return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
+    who = None if names.heard else asks_who(question)
+    if who is not None:  # "is anyone home?", "who was here today?"
+        if image is not None and recognition is None:
+            recognition = home.recognize(image)
+        text, about = answer_who(home, who, recognition, now)
+        return Reply(text, "events", about, question, used_image=image is not None)
     if not names.heard and _WHERE.search(question):
         kind, meant, plural = _of_category(question, home.concepts())
         if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)

@@ -1,0 +1,91 @@
+""""Is anyone home?", "Who is here?", "Who was here today?": answered from the current frame and the sightings.
+
+These name no concept, so the name matcher finds none and the assistant could only say "I don't know who or what
+you mean". They are about the household's people and pets: concepts whose category says a person or an animal,
+and those with no category (a person remembered without one must not be left out). A thing (a mug) is not "who".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from edge_rap.memory.memory import PERSON_CATEGORIES
+from edge_rap.types import Concept, Recognition
+
+#: Categories that make a concept someone ("who"), besides the person ones.
+ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot budgie rabbit bunny hamster guinea_pig
+    ferret horse pony fish turtle tortoise lizard snake""".split())
+
+_NOW = re.compile(r"\b(who('s| is| are)( at)? (home|here|around|back|in)\b|(is|are) (any|some)(one|body)( at)? "
+                  r"(home|here|around|back|in)\b|where('s| is| are) every(one|body)\b)", re.I)
+_TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)\b|(did|have) you seen? "
+                    r"(any|some)(one|body)\b|(any|some)(one|body) (came|come|been)\b)", re.I)
+
+
+@dataclass(frozen=True)
+class WhoQuestion:
+    """What a question asks about the household: who is there now, or who was seen today."""
+
+    today: bool
+
+
+def asks_who(question: str) -> WhoQuestion | None:
+    """The kind of "who" question, or None for any other."""
+    if _TODAY.search(question):
+        return WhoQuestion(today=True)
+    if _NOW.search(question):
+        return WhoQuestion(today=False)
+    return None
+
+
+def is_someone(concept: Concept) -> bool:
+    category = concept.category.strip().lower().replace(" ", "_")
+    return not category or category in PERSON_CATEGORIES or category in ANIMAL_CATEGORIES
+
+
+def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,
+               now: float | None = None) -> tuple[str, list[str]]:
+    """The answer's text and the names it is about."""
+    now = time.time() if now is None else now
+    someone = sorted((c.name for c in home.concepts() if is_someone(c)), key=str.casefold)
+    if not someone:
+        return "I don't know anyone yet.", []
+    return (_seen_today if asked.today else _there_now)(home, someone, recognition, now)
+
+
+def _there_now(home, someone: list[str], recognition: Recognition | None, now: float) -> tuple[str, list[str]]:
+    from edge_rap.speech.reply import ago_of, the_camera
+
+    hits = recognition.hits if recognition else []
+    here = [h.concept.name for h in hits if h.accepted and h.concept.name in someone]
+    latest = {n: home.events.last_seen(n) for n in someone if n not in here}
+    elsewhere = {n: e for n, e in latest.items() if e is not None and e.kind == "arrived"}
+    parts = [f"<{n}> is here" for n in here]
+    parts += [f"<{n}> is on {the_camera(e.camera)}" for n, e in elsewhere.items()]
+    if parts:
+        return _sentence(parts) + " now.", here + list(elsewhere)
+    gone = [e for e in latest.values() if e is not None]
+    if not gone:
+        return "I don't see anyone I know, and I haven't seen anyone yet.", []
+    last = max(gone, key=lambda e: e.wall)
+    return (f"I don't see anyone I know right now. I last saw <{last.name}> on {the_camera(last.camera)} "
+            f"{ago_of(last.wall, now)}."), [last.name]
+
+
+def _seen_today(home, someone: list[str], recognition: Recognition | None, now: float) -> tuple[str, list[str]]:
+    """Seen today: in the frame, or a latest sighting since midnight, or an arrival not yet left (a visit that
+    began yesterday)."""
+    midnight = time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))
+    here = {h.concept.name for h in (recognition.hits if recognition else []) if h.accepted}
+    latest = {n: home.events.last_seen(n) for n in someone if n not in here}
+    seen = [n for n in someone if n in here or (latest[n] is not None and (
+        latest[n].wall >= midnight or latest[n].kind == "arrived"))]
+    if not seen:
+        return "I haven't seen anyone I know today.", []
+    return "Today I saw " + _sentence([f"<{n}>" for n in seen]) + ".", seen
+
+
+def _sentence(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

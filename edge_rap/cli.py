@@ -641,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, models, "
                    "sources, audio, and missing: what the device lacks to recognise")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
-    p.add_argument("--since", metavar="10m|2h|1d|ISO", help="only events since then")
+    p.add_argument("--since", metavar="10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
                    help="at most the newest N events (default 10000)")

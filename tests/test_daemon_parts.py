@@ -1120,6 +1120,7 @@ def test_snapshots_a_full_disk_refuses_are_warned_of_once_and_their_return_is_sa
 def test_since_takes_durations_and_dates():
     assert parse_since("10m", now=1000.0) == 400.0
     assert parse_since("2h", now=10_000.0) == 2800.0
+    assert parse_since("1w", now=1_000_000.0) == 1_000_000.0 - 7 * 86400  # was refused: "what happened this week?"
     with pytest.raises(EdgeRapError, match="--since"):
         parse_since("yesterday")
 

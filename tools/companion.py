@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after]).add_argument(
         "path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
     p = sub.add_parser("events", help="who was seen, when", parents=[after])
-    p.add_argument("--since", help="30s, 10m, 2h, 1d or an ISO date-time")
+    p.add_argument("--since", help="30s, 10m, 2h, 1d, 1w or an ISO date-time")
     p.add_argument("--name", help="only the events about this concept")
     return parser
 

@@ -72,17 +72,17 @@ class SnapshotPolicy:
 
 
 def parse_since(text: str, now: float | None = None) -> float:
-    """A wall-clock time from `10m`, `2h`, `30s`, `1d`, or an ISO date-time."""
+    """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` (what a household asks of a week), or an ISO date-time."""
     from datetime import datetime
 
     now = time.time() if now is None else now
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if match:
-        return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise EdgeRapError(f"--since {text!r}: use 30s, 10m, 2h, 1d or an ISO date-time") from None
+        raise EdgeRapError(f"--since {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
 
 
 class EventLog:

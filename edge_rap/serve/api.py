@@ -268,12 +268,12 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return Response(json.dumps(answer()), media_type="application/json")
 
     @router.get("/events", response_model=list[schemas.EventOut])
-    def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d or an ISO date-time")] = None,
+    def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
                name: str | None = None) -> list[dict]:
         try:
             when = parse_since(since) if since else None
         except EdgeRapError:
-            raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d or an ISO date-time", 422) from None
+            raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
         stored = find(name).name if name is not None else None  # as the CLI: any case; unknown is 404
         return [_event_json(e) for e in home.events.query(when, stored)]
 

@@ -193,8 +193,14 @@ class Household:
         return self._writer().edit(name, description, category)
 
     def rename(self, old: str, new: str) -> tuple[str, Concept]:
-        """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>)."""
-        old = self.store.get(old).name
+        """(the name as it was stored, the renamed concept); its events follow ("Bo" finds <bo>). A rename to the
+        very name it has changes nothing (not even its `updated` time)."""
+        from edge_rap.memory.store import validate_name
+
+        concept = self.store.get(old)
+        old = concept.name
+        if validate_name(new) == old:
+            return old, concept
         writer = self._writer()
         events = self._events_to_carry()
         concept = writer.rename(old, new)

@@ -188,6 +188,10 @@ def test_add_views_edit_rename_forget(run, photos, settings):
     assert rc == 0 and out.strip() == "renamed <bo> to <bobo>"
     assert [c["name"] for c in concepts_json(run)] == ["bobo"]
     assert recognize_json(run, photos / "scene3.png")[0]["concepts"][0]["name"] == "bobo"
+    updated = concepts_json(run)[0]["updated"]
+    rc, out, _ = run("rename", "Bobo", "bobo")  # the name it has: was "renamed <bobo> to <bobo>", a write
+    assert rc == 0 and out.strip() == "<bobo> is already named so: nothing changed"
+    assert concepts_json(run)[0]["updated"] == updated
 
     image_files = [p for p in (settings.memory / "images").rglob("*") if p.is_file()]
     assert len(image_files) == 3

@@ -130,7 +130,8 @@ def cmd_edit(args) -> int:
 def cmd_rename(args) -> int:
     with _household(args) as home:  # no model: a name changes, and the events follow it
         old, concept = home.rename(args.old, args.new)
-    said = f"renamed <{old}> to <{concept.name}>" if old != concept.name else f"<{old}> is already named so: nothing changed"
+    said = (f"renamed <{old}> to <{concept.name}>" if old != concept.name
+            else f"<{old}> is already named so: nothing changed")
     print(json.dumps({"old": old, **_concept_json(concept)}) if args.json else said)
     return 0
 

@@ -95,6 +95,22 @@ def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
 
 
+def test_a_photo_given_as_the_source_announces_what_it_shows(tmp_path):
+    # One frame: the vote waited for a second one that never came, and `run --source photo.jpg` said nothing of a
+    # concept found at its threshold (only one clear by the sure margin was announced).
+    import cv2
+
+    home = ScriptedHousehold(tmp_path / "memory")
+    pixels = np.full((48, 64, 3), 255, np.uint8)
+    cv2.imwrite(str(tmp_path / "bo.png"), pixels)
+    events = []
+    options = DaemonOptions((parse_source(f"hall={tmp_path / 'bo.png'}"),), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0))
+    Daemon(home, options, events.append).run(threading.Event())
+    assert [(e.kind, e.name, e.camera) for e in events] == [("arrived", "bo", "hall"), ("left", "bo", "hall")]
+    assert events[0].said.startswith("I can see <bo>")
+
+
 def test_a_failure_every_frame_repeats_is_said_once_and_the_recovery_too(tmp_path, caplog):
     # A memory reindexed by a model the running daemon does not have fails every recognised frame: one warning a frame,
     # five a second per camera, for as long as the daemon ran; nor was it said when frames were recognised again.

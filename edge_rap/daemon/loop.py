@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -120,6 +120,12 @@ def rss_mb() -> float:
         return 0.0
 
 
+def _votes_for(spec: SourceSpec, votes: VoteSettings) -> VoteSettings:
+    """A photo given as the source is one frame: what it shows is decided on it, as a second look would see the
+    same pixels (with `confirm` frames to wait for, its concepts were never announced unless by the sure margin)."""
+    return replace(votes, confirm=1) if spec.kind == "photo" else votes
+
+
 class Daemon:
     """Runs the cameras until stopped, out of frames, or out of time; reports events through `report`."""
 
@@ -182,7 +188,7 @@ class Daemon:
                           folder_fps=self.options.folder_fps, fps_cap=min(caps, default=0.0), ready=ready).start()
                    for spec in self.options.sources]
         for camera in cameras:
-            self.presence[camera.spec.name] = Presence(self.options.votes)
+            self.presence[camera.spec.name] = Presence(_votes_for(camera.spec, self.options.votes))
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
         stamp, forced = memory_stamp(self.household.root), set()
         outages = {c.spec.name: 0 for c in cameras}

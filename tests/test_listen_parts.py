@@ -635,6 +635,22 @@ def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets()
         assert said is None or said.text != "<anya> is on the porch camera now.", other
 
 
+def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question():
+    """ "Who is in this picture?" was answered with the household's sightings, "who was the first president?" with
+    "Today I saw ...", "is anyone in the kitchen?" with who is on every camera: only a question that ends after
+    "who is here" / "who was here" (a time at most) asks about the household."""
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for other in ("Who is in this picture?", "Is anyone in the kitchen?", "Who was that?", "Who are you?",
+                  "Who was the first president?", "Who came up with this recipe?", "Has anyone been fed?",
+                  "Who was in the picture?", "Is someone in the room?"):
+        assert asks_who(other) is None, other
+    for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?"):
+        assert asks_who(now) == WhoQuestion(today=False), now
+    for today in ("Who was here today?", "Did you see anyone?", "Who came by this morning?", "Has anyone been here?"):
+        assert asks_who(today) == WhoQuestion(today=True), today
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""

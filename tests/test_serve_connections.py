@@ -100,6 +100,35 @@ def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch
         assert r.status_code == 404 and "no concept named 'bo'" in r.json()["error"]
 
 
+def _answer(s: socket.socket) -> bytes:
+    """One whole answer read from `s` (its head and a body of its Content-Length); b"" when the server closed."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        if not (chunk := s.recv(4096)):
+            return b""
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += s.recv(4096)
+    return head
+
+
+def test_a_kept_alive_connection_is_not_closed_by_the_deadline_of_the_request_it_has_answered(tmp_path, monkeypatch):
+    """The deadline armed by a request's last byte outlived its answer: an answer given just before it left the
+    connection idle between requests when it fell due, and it closed the connection uvicorn keeps alive for 5 s,
+    under a client about to send its next request."""
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0)) as live:
+        listed = live.home.concepts
+        monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.5) or listed())
+        request = f"GET /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n\r\n".encode()
+        with _silent(live.url, request) as s:
+            assert _answer(s).startswith(b"HTTP/1.1 200")
+            time.sleep(0.8)  # past the first request's deadline, within the keep-alive
+            s.sendall(request)
+            assert _answer(s).startswith(b"HTTP/1.1 200")
+
+
 def test_bytes_that_are_not_http_are_answered_400_in_json(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, _silent(live.url, b"GARBAGE\r\n\r\n") as s:
         answer = b""

@@ -78,16 +78,25 @@ class PatientProtocol(H11Protocol):
         self.transport.write(closing_answer(400, f"not an HTTP request this server can read ({msg.rstrip('.')})"))
         self.transport.close()
 
+    def on_response_complete(self) -> None:
+        """Between requests uvicorn's keep-alive times the connection: the deadline the answered request armed,
+        still running, closed it under a client about to send its next one (a pipelined one keeps its own)."""
+        super().on_response_complete()
+        if self.conn.their_state is h11.IDLE:
+            self._disarm()
+
     def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        super().connection_lost(exc)
 
     def _arm(self) -> None:
         """(Re)start the deadline; a refused connection's is short: it holds a socket and is owed one answer."""
-        if self._deadline is not None:
-            self._deadline.cancel()
+        self._disarm()
         wait = self.patience.idle_s if self._refusal is None else min(self.patience.idle_s, REFUSED_S)
         self._deadline = self.loop.call_later(wait, self._waited)
 

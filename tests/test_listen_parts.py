@@ -582,7 +582,8 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
 
 def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     """ "Where is the cat?" was "I don't know who or what you mean. I know <backpack>, <bo>, ..." in a home whose
-    one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both."""
+    one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both. "Where
+    is the dog food?" was answered where <bo> was: a kind followed by more of a thing is not asked about."""
     from types import SimpleNamespace
 
     from edge_rap.speech.reply import clarified, from_memory, reply
@@ -598,8 +599,10 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     assert reply(home, clarified(asked, "the second one"), now=1240.0).text == \
         "I last saw <pip> on the den camera 4 minutes ago."
     assert from_memory(home, "Where are my dogs?", now=1240.0).names == ["bo", "pip"]
-    for other in ("Where is the car?", "What does a cat eat?"):
+    for other in ("Where is the car?", "What does a cat eat?", "Where is the dog food?", "Where is my cat's bowl?"):
         assert from_memory(home, other, now=1240.0) is None, other
+    for where in ("Where did the cat go?", "Is the cat in the garden?", "Have you seen the cat today?"):
+        assert from_memory(home, where, now=1240.0).names == ["luna"], where
 
 
 def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets():

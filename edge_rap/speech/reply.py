@@ -142,12 +142,18 @@ def _did_you_mean(options) -> str:
     return "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
 
 
+#: What may follow a kind that is the one asked about: the question's end, or words that go on asking where it
+#: is ("Where did the cat go?", "Is the dog in the garden?"), not a thing of its ("the dog food", "my cat's bowl").
+_KIND_ENDS = (r"(?=\s*[,;]|\W*$|\s+(now|right|today|yet|lately|recently|this|last|at|in|on|out|inside|outside|"
+              r"home|here|there|back|around|go|gone|went|got|been|hiding|sleeping|and|or)\b)")
+
+
 def _of_category(question: str, concepts: list[Concept]) -> tuple[str, list[str], bool]:
     """ "Where is the cat?" names no concept but a kind of one: the words ("the cat"), the names of the concepts
     of that category (<luna>) and whether the kind was plural; a kind is said after "the", "my" or "our" ("is
     anyone home?" names none)."""
     for category in sorted({c.category for c in concepts if c.category.strip()}, key=len, reverse=True):
-        found = re.search(rf"\b(the|my|our)\s+{re.escape(category)}(s?)\b", question, re.I)
+        found = re.search(rf"\b(the|my|our)\s+{re.escape(category)}(s?)\b{_KIND_ENDS}", question, re.I)
         if found:
             meant = sorted(c.name for c in concepts if c.category.lower() == category.lower())
             return found.group(0), meant, bool(found.group(2))

@@ -18,9 +18,11 @@ from edge_rap.types import Concept, Recognition
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot budgie rabbit bunny hamster guinea_pig
     ferret horse pony fish turtle tortoise lizard snake""".split())
 
-#: The rest of the question after "who is here" / "who was here": a time at most ("who is in the kitchen?",
-#: "who was that?" and "who is in this picture?" ask something else, of the frame or of the world).
-_END = r"(\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+this (morning|afternoon|evening)|\s+tonight)?\W*$"
+#: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
+#: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
+#: something else, of the frame or of the world.
+_END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+this (morning|afternoon|evening)"
+        r"|\s+tonight)?(,\s*\w+)?\W*$")
 _NOW = re.compile(r"\b(who('s| is| are)( at)? (home|here|around|back|in)|(is|are) (any|some)(one|body)( at)? "
                   r"(home|here|around|back|in)|where('s| is| are) every(one|body))" + _END, re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "

@@ -576,7 +576,8 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
     for heard in ("Is Sora Foam?", "is sora foam.", "Hey Robot! Is Sora Foam?", "Is Sora home?"):
         said = from_memory(home, heard, now=1240.0)
         assert (said.mode, said.text) == ("events", "I last saw <Sora> on the den camera 4 minutes ago."), heard
-    for other in ("Is Sora's pillow foam?", "Tell me about Sora, is her bed foam?", "Sora foam", "Is it Sora foam?"):
+    for other in ("Is Sora's pillow foam?", "Tell me about Sora, is her bed foam?", "Sora foam", "Is it Sora foam?",
+                  "Why is Sora foam?"):
         assert from_memory(home, other, now=1240.0) is None, other
 
 
@@ -648,7 +649,8 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
                   "Who was the first president?", "Who came up with this recipe?", "Has anyone been fed?",
                   "Who was in the picture?", "Is someone in the room?"):
         assert asks_who(other) is None, other
-    for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?"):
+    for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?",
+                "Is anyone back yet?", "Is anyone home, robot?"):  # (the last two were left to the model)
         assert asks_who(now) == WhoQuestion(today=False), now
     for today in ("Who was here today?", "Did you see anyone?", "Who came by this morning?", "Has anyone been here?"):
         assert asks_who(today) == WhoQuestion(today=True), today

@@ -25,7 +25,7 @@ _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|b
 #: What whisper writes for "home" after a name at the end of "Is Sora home?" (5 of 6 tries with three espeak-ng
 #: voices): "home" there, and nowhere else ("Is Bo's bed foam?" has more than the name before it).
 _HOME_SLIP = re.compile(r"\W*foam\W*", re.I)
-_IS = re.compile(r".*\b(is|are)\s+", re.I | re.S)
+_IS = re.compile(r"(?!.*\b(why|what|how|when|who|which)\b).*\b(is|are)\s+", re.I | re.S)  # not "why is Sora foam?"
 # Words that say the question is about what the camera sees now, not about a concept's stored facts.
 _VISUAL = re.compile(r"\b(see|seeing|look|looks|looking|here|this|that|these|those|now|doing|holding|wearing|"
                      r"table|floor|room|front|picture|image|camera|frame|show|in view)\b", re.I)

@@ -535,7 +535,7 @@ def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
 
 
 def test_ago_says_how_long():
-    from edge_rap.speech.reply import ago
+    from edge_rap.speech.sightings import ago
 
     assert ago(3) == "just now"
     assert ago(45) == "45 seconds ago"
@@ -890,7 +890,7 @@ def test_another_photo_keeps_where_its_concept_was_found_else_the_salient_region
 
 
 def test_a_camera_is_named_in_a_sentence_once_as_a_camera():
-    from edge_rap.speech.reply import the_camera
+    from edge_rap.speech.sightings import the_camera
 
     assert [the_camera(n) for n in ("den", "porch", "Garden Cam", "front door camera", "webcam")] == [
         "the den camera", "the porch camera", "the Garden Cam", "the front door camera", "the webcam"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
+from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
@@ -56,26 +57,6 @@ _CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no 
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
-def ago(seconds: float) -> str:
-    """"just now", "4 minutes ago", "2 hours ago", "3 days ago"."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        n = int(seconds // size)
-        if n >= 1:
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
-
-
-def ago_of(wall: float, now: float) -> str:
-    """How long ago an event was; "a while ago" where its time is not real (logged in the 1970 of a clock not set
-    yet, or ahead of now), not "20000 days ago" nor a time to come. (Both in 1970: one clock, not set yet, timed
-    them, and the difference holds.)"""
-    from edge_rap.daemon.clock import STEP_S, plausible
-
-    if wall > now + STEP_S or (plausible(now) and not plausible(wall)):
-        return "a while ago"
-    return ago(now - wall)
-
-
 def needs_image(question: str, names: Names) -> bool:
     """A question naming a concept without pointing at the scene is about the concept itself."""
     return not names.heard or bool(_VISUAL.search(question))
@@ -97,11 +78,6 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
     if event.kind == "arrived":
         return f"<{name}> is on {camera} now: I saw <{name}> arrive {when}."
     return f"I last saw <{name}> on {camera} {when}."
-
-
-def the_camera(name: str) -> str:
-    """A camera's name as said in a sentence: "den" is "the den camera", "garden cam" stays "the garden cam"."""
-    return f"the {name}" if re.search(r"(cam|camera)$", name, re.I) else f"the {name} camera"
 
 
 def from_memory(home, question: str, names: Names | None = None, image: Image | None = None,

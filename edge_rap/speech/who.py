@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from edge_rap.memory.memory import PERSON_CATEGORIES
+from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
@@ -62,8 +63,6 @@ def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,
 
 
 def _there_now(home, someone: list[str], recognition: Recognition | None, now: float) -> tuple[str, list[str]]:
-    from edge_rap.speech.reply import ago_of, the_camera
-
     hits = recognition.hits if recognition else []
     here = [h.concept.name for h in hits if h.accepted and h.concept.name in someone]
     latest = {n: home.events.last_seen(n) for n in someone if n not in here}

@@ -1,0 +1,30 @@
+"""How a sighting is said: how long ago, and on which camera ("I last saw <bo> on the den camera 4 minutes ago")."""
+
+from __future__ import annotations
+
+import re
+
+
+def ago(seconds: float) -> str:
+    """"just now", "4 minutes ago", "2 hours ago", "3 days ago"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        n = int(seconds // size)
+        if n >= 1:
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
+
+
+def ago_of(wall: float, now: float) -> str:
+    """How long ago an event was; "a while ago" where its time is not real (logged in the 1970 of a clock not set
+    yet, or ahead of now), not "20000 days ago" nor a time to come. (Both in 1970: one clock, not set yet, timed
+    them, and the difference holds.)"""
+    from edge_rap.daemon.clock import STEP_S, plausible
+
+    if wall > now + STEP_S or (plausible(now) and not plausible(wall)):
+        return "a while ago"
+    return ago(now - wall)
+
+
+def the_camera(name: str) -> str:
+    """A camera's name as said in a sentence: "den" is "the den camera", "garden cam" stays "the garden cam"."""
+    return f"the {name}" if re.search(r"(cam|camera)$", name, re.I) else f"the {name} camera"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
 from edge_rap.types import Box, Image
 
@@ -92,9 +93,9 @@ def _suffix_of(data: bytes, path: Path) -> str:
 
 
 #: How files become pixels. Anything cached by a file's content hash (the VLM's image encodings) includes it,
-#: so that changing the decoding (EXIF orientation applied; deep greyscale scaled, not clipped) misses the
-#: entries made before.
-DECODING = "upright,deep-scaled"
+#: so that changing the decoding (EXIF orientation applied; deep greyscale scaled, not clipped; colour profiles
+#: converted to sRGB) misses the entries made before.
+DECODING = "upright,deep-scaled,srgb"
 #: The brands of an ISO-BMFF file (bytes 8-12) that mean a HEIF picture: what iPhones take by default.
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}  # HEVC-coded: .heic
 _HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}  # (the generic brands, which AVIF files may carry too)
@@ -175,7 +176,7 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
             orientation = _orientation(pil)
             if max(pil.size) > MAX_SIDE and pil.mode not in _NEAREST_MODES:
                 pil.thumbnail((MAX_SIDE, MAX_SIDE))  # before any copy: each is 400 MB of a 100-megapixel photo
-            pil = _rgb(pil)
+            pil = _rgb(to_srgb(pil))
             if max(pil.size) > MAX_SIDE:
                 pil.thumbnail((MAX_SIDE, MAX_SIDE))  # a palette or 1-bit picture, which is shrunk only in RGB
             if orientation in _UPRIGHT:

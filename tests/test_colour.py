@@ -6,22 +6,27 @@ import io
 
 import numpy as np
 import pytest
-from icc import DISPLAY_P3, rgb_profile
 
+from edge_rap.perceive.colour import DISPLAY_P3_PRIMARIES, SRGB_PRIMARIES, display_profile
 from edge_rap.perceive.images import decode_image
 
-#: sRGB's colorants adapted to D50 (littlecms's built-in sRGB profile).
+#: The D50 colorants (columns: red, green, blue) of Apple's Display P3 profile and of littlecms's sRGB.
+DISPLAY_P3_D50 = np.array([(0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841)]).T
 SRGB_D50 = np.array([(0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)]).T
 COLOURS = [(200, 100, 50), (40, 160, 90), (90, 60, 210), (128, 128, 128), (250, 240, 20)]
 
 
-def expected_srgb(rgb, gamma: float = 2.2) -> np.ndarray:
-    """The colorimetry by hand: the profile's gamma and colorants to XYZ, then sRGB's inverse and its curve."""
-    linear = (np.asarray(rgb, float) / 255) ** gamma
-    xyz = np.array(DISPLAY_P3).T @ linear
-    srgb = np.clip(np.linalg.solve(SRGB_D50, xyz), 0, 1)
+def expected_srgb(rgb) -> np.ndarray:
+    """The colorimetry by hand: Display P3's curve (sRGB's) and colorants to XYZ, then sRGB's inverse."""
+    encoded = np.asarray(rgb, float) / 255
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    srgb = np.clip(np.linalg.solve(SRGB_D50, DISPLAY_P3_D50 @ linear), 0, 1)
     curved = np.where(srgb <= 0.0031308, 12.92 * srgb, 1.055 * srgb ** (1 / 2.4) - 0.055)
     return np.rint(curved * 255)
+
+
+def p3_profile() -> bytes:
+    return display_profile(DISPLAY_P3_PRIMARIES)
 
 
 def encoded(pixels: np.ndarray, mode: str, fmt: str, profile: bytes | None) -> bytes:
@@ -45,10 +50,10 @@ def patches(mode: str = "RGB") -> np.ndarray:
 @pytest.mark.parametrize("mode, fmt", [("RGB", "PNG"), ("RGB", "JPEG"), ("RGBA", "PNG"), ("RGB", "HEIF")])
 def test_a_display_p3_photo_is_read_in_srgb(mode, fmt):
     """An iPhone's photo is tagged Display P3: its numbers read as sRGB were washed out (200, 100, 50 for a colour
-    that is 216, 93, 24 in sRGB), unlike the same thing in a camera's frame."""
+    that is 215, 93, 31 in sRGB), unlike the same thing in a camera's frame."""
     if fmt == "HEIF":  # an iPhone's own format: its profile comes through pillow-heif
         pytest.importorskip("pillow_heif", reason="pillow-heif is not installed").register_heif_opener()
-    pixels = decode_image(encoded(patches(mode), mode, fmt, rgb_profile())).pixels.astype(int)
+    pixels = decode_image(encoded(patches(mode), mode, fmt, p3_profile())).pixels.astype(int)
     tolerance = 2 if fmt == "PNG" else 4
     for i, colour in enumerate(COLOURS):
         seen = pixels[8, 16 * i + 8]
@@ -59,22 +64,45 @@ def test_a_display_p3_photo_is_read_in_srgb(mode, fmt):
 def test_a_transparent_p3_cut_out_is_still_seen_on_white():
     rgba = patches("RGBA")
     rgba[:, :16, 3] = 0
-    pixels = decode_image(encoded(rgba, "RGBA", "PNG", rgb_profile())).pixels
+    pixels = decode_image(encoded(rgba, "RGBA", "PNG", p3_profile())).pixels
     assert (pixels[8, 8] == 255).all()
     assert np.abs(pixels[8, 24].astype(int) - expected_srgb(COLOURS[1])).max() <= 2
 
 
-def test_an_srgb_photo_is_read_bit_for_bit_as_stored():
+@pytest.mark.parametrize("maker", ["littlecms", "built"])
+def test_an_srgb_photo_is_read_bit_for_bit_as_stored(maker):
     from PIL import ImageCms
 
-    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    srgb = (ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes() if maker == "littlecms"
+            else display_profile(SRGB_PRIMARIES))
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
     tagged = decode_image(encoded(noise, "RGB", "PNG", srgb)).pixels
     assert np.array_equal(tagged, noise)
 
 
-@pytest.mark.parametrize("profile", [b"garbage" * 20, rgb_profile()[:100], b"\0" * 600])
+def heif_with_nclx(pixels: np.ndarray, primaries: int) -> bytes:
+    from PIL import Image
+
+    pytest.importorskip("pillow_heif", reason="pillow-heif is not installed").register_heif_opener()
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "HEIF", quality=95, nclx_profile={
+        "color_primaries": primaries, "transfer_characteristics": 13, "matrix_coefficients": 6,
+        "full_range_flag": 1})
+    return out.getvalue()
+
+
+def test_a_heif_photo_whose_nclx_box_says_display_p3_is_read_in_srgb():
+    """HEIF and AVIF photos may name their colour space by an nclx box (primaries 12: Display P3) instead of an
+    ICC profile."""
+    pixels = decode_image(heif_with_nclx(patches(), primaries=12)).pixels.astype(int)
+    for i, colour in enumerate(COLOURS):
+        assert np.abs(pixels[8, 16 * i + 8] - expected_srgb(colour)).max() <= 4, colour
+    as_srgb = decode_image(heif_with_nclx(patches(), primaries=1)).pixels.astype(int)
+    assert np.abs(as_srgb[8, 8] - (200, 100, 50)).max() <= 4  # BT.709 primaries: sRGB's, left as they are
+
+
+@pytest.mark.parametrize("profile", [b"garbage" * 20, p3_profile()[:100], b"\0" * 600])
 def test_a_damaged_profile_leaves_the_photo_as_stored(profile):
     pixels = decode_image(encoded(patches(), "RGB", "PNG", profile)).pixels
     assert np.array_equal(pixels, patches())

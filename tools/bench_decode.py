@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from icc import rgb_profile  # noqa: E402
 from timing import interleaved_median_ms  # noqa: E402
 
+from edge_rap.perceive.colour import DISPLAY_P3_PRIMARIES, display_profile  # noqa: E402
 from edge_rap.perceive.images import decode_image  # noqa: E402
 
 
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    srgb, p3 = phone_photo(b""), phone_photo(rgb_profile())
+    srgb, p3 = phone_photo(b""), phone_photo(display_profile(DISPLAY_P3_PRIMARIES))
     srgb_ms, p3_ms = interleaved_median_ms(lambda: decode_image(srgb), lambda: decode_image(p3), args.repeat)
     shift = np.abs(decode_image(p3).pixels.astype(int) - decode_image(srgb).pixels).mean()
     result = {"srgb_ms": round(srgb_ms, 1), "display_p3_ms": round(p3_ms, 1), "ratio": round(p3_ms / srgb_ms, 2),

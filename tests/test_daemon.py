@@ -359,6 +359,64 @@ def test_a_return_after_a_short_drop_is_logged_not_announced_again(tmp_path, mon
         ("arrived", True), ("left", False), ("arrived", False), ("left", False)]  # the last: watching stopped
 
 
+class StallingStream:
+    """A live stream that shows <bo> for 10 frames, then stops sending without an error: its grab waits until
+    `resume` is set (OpenCV's FFmpeg waits 30 s so, a GStreamer pipeline for good), then goes on with an empty room."""
+
+    resume = threading.Event()
+    frames = 0
+
+    def __init__(self, target):
+        pass
+
+    def isOpened(self):
+        return True
+
+    def grab(self):
+        time.sleep(0.03)
+        if StallingStream.frames == 10:
+            StallingStream.resume.wait(120)
+        StallingStream.frames += 1
+        return True
+
+    def retrieve(self):
+        return True, np.full((48, 64, 3), 255 if StallingStream.frames <= 10 else 40, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_what_a_stalled_stream_showed_leaves_and_its_return_is_said(tmp_path, monkeypatch, caplog):
+    # A stream that stopped sending, with no error, kept <bo> "on the door camera now" for as long as it stalled.
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", StallingStream)
+    monkeypatch.setattr(StallingStream, "resume", threading.Event())
+    monkeypatch.setattr(StallingStream, "frames", 0)
+    home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
+    options = DaemonOptions((parse_source("door=http://camera.invalid/stream"),), stall_s=0.5,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=30))
+    worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30  # a generous bound: the stall is 0.5 s
+        while len(events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]
+        assert not StallingStream.resume.is_set()  # it left while the stream was still stalled
+    finally:
+        StallingStream.resume.set()
+    deadline = time.monotonic() + 30
+    while StallingStream.frames < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(60)
+    assert not worker.is_alive() and len(events) == 2  # the empty room after it: nothing more
+    said = [r.getMessage() for r in caplog.records if r.name == "edge_rap.daemon.loop"]
+    assert any("camera door: no frame for" in m and "stalled" in m for m in said)
+    assert any(m.startswith("camera door: frames again") for m in said)
+
+
 class StillImageUrl:
     """A camera's still-image URL (cv2.VideoCapture's stand-in): each connection gives one frame, <bo>, then ends;
     after `online` connections the camera is unplugged."""

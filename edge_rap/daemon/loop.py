@@ -46,6 +46,9 @@ JOIN_S = 1.0
 UNLOGGED_MAX = 10_000
 #: How often the event log's retention is applied (and once at the start).
 PRUNE_EVERY_S = 3600.0
+#: A live camera that gives no frame for this long, with no error, has stalled (OpenCV's FFmpeg waits 30 s for a
+#: stream that stopped sending, a GStreamer pipeline may wait for good): what it showed leaves then.
+STALL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class DaemonOptions:
     folder_fps: float = 2.0  # a folder of images plays at this rate
     rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
     events_keep_s: float = 0.0  # events older than this are pruned, each concept's last sighting kept (0: none)
+    stall_s: float = STALL_S  # a live camera that gives no frame this long while something is in view has stalled
 
 
 @dataclass
@@ -157,6 +161,7 @@ class Daemon:
         self._log_replaced = False  # the log's file was replaced in a way that cannot be followed (said once)
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
+        self.stalled: dict[str, float] = {}  # camera -> when it last gave a frame (monotonic), while it is stalled
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
@@ -211,6 +216,7 @@ class Daemon:
                 ready.clear()
                 lost = [c.spec.name for c in cameras if c.outages != outages[c.spec.name]]  # before the frames:
                 outages = {c.spec.name: c.outages for c in cameras}  # a frame from before the loss comes with them
+                lost += self._stalls(cameras)
                 ended = [c.spec.name for c in cameras if c.finished.is_set()]  # (its last frame, too)
                 if len(ended) == len(cameras):  # all of them: the run's end makes them leave, after the last lines
                     ended = []
@@ -278,6 +284,26 @@ class Daemon:
             self.latest = None  # a question is not answered from a camera that no longer sees: "<bo> is here"
         for event in self._log_all(events):
             self.report(event)
+
+    def _stalls(self, cameras: list[Camera]) -> list[str]:
+        """The live cameras that stalled since the last look: no frame for `stall_s` and no error, while something
+        was in view (a stream that stopped sending; a camera that failed is lost, not stalled). Each is said once,
+        its return too: until then, "where is Bo?" would answer "on the den camera now" of a camera that sees
+        nothing."""
+        now, stalled = time.monotonic(), []
+        for camera in (c for c in cameras if c.spec.live and c.last_read is not None):
+            name, last = camera.spec.name, camera.last_read
+            if name in self.stalled:
+                if last > self.stalled[name]:
+                    log.warning("camera %s: frames again, after %.0f s without one", name,
+                                last - self.stalled.pop(name))
+                continue
+            if now - last >= self.options.stall_s and self.presence[name].present:
+                log.warning("camera %s: no frame for %.0f s with no error (the stream stalled): what it showed has "
+                            "left", name, now - last)
+                self.stalled[name] = last
+                stalled.append(name)
+        return stalled
 
     def _wall(self) -> float:
         """The wall clock's time now, for an event; where it was set since the last reading (NTP), this run's

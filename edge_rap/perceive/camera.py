@@ -231,6 +231,7 @@ class Camera:
         self.error: str | None = None
         self.outages = 0  # times a live source was lost after it had opened (the daemon ends its visits then)
         self.damaged = 0  # frames of a video file that could not be grabbed, skipped
+        self.last_read: float | None = None  # when a frame was last grabbed (monotonic): a stall shows in it
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -306,6 +307,7 @@ class Camera:
                     return
                 index += 1  # the damaged frame keeps its place in the video's time
                 continue
+            self.last_read = time.monotonic()
             if first is not None:
                 first()
                 first = None

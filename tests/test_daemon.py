@@ -215,6 +215,19 @@ def test_events_logged_before_the_clock_is_set_move_with_it_and_are_not_pruned(t
                                                                           "moved with it")
 
 
+def test_a_second_daemon_on_the_same_memory_is_said(tmp_path, caplog):
+    # Two `run`s on one memory (the service, and one started by hand) both logged and announced, unsaid.
+    other = EventLog(tmp_path / "memory")
+    other.begin_watch()  # a daemon of this host that still runs (this process)
+    run_scripted(tmp_path, [40, 40])
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [m for m in said if m.startswith(f"another edge-rap run (pid {os.getpid()}, since ")] != []
+    caplog.clear()
+    other.end_watch()
+    run_scripted(tmp_path, [40, 40])
+    assert not [r for r in caplog.records if "another edge-rap run" in r.getMessage()]  # alone: nothing said
+
+
 def test_two_cameras_in_one_process_carry_their_names(tmp_path):
     home = ScriptedHousehold(tmp_path / "memory")
     door = write_frames(tmp_path / "door", [40, 255, 255, 255, 40, 40, 40, 40])

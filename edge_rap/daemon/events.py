@@ -252,6 +252,12 @@ class EventLog:
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot register the daemon in the event log ({e})") from None
 
+    def other_watches(self) -> list[tuple[int, float]]:
+        """The other daemons of this host that watch this memory and still run: (pid, when each started)."""
+        rows = self._rows("SELECT pid, identity, started FROM watches WHERE host = ? AND id IS NOT ?",
+                          (socket.gethostname(), self.watch))
+        return [(pid, started) for pid, identity, started in rows if _process_alive(pid, identity)]
+
     def still_watching(self) -> None:
         """A sign of life: where this process dies, its visits are closed at the last one."""
         with contextlib.suppress(sqlite3.Error):

@@ -182,6 +182,9 @@ class Daemon:
         if not plausible(now := self._wall()):
             log.warning("the clock reads %s, so it is not set yet: events are logged at its time, and moved with it "
                         "when it is set (NTP)", _when(now))
+        for pid, since in self.household.events.other_watches():
+            log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
+                        "a camera both open gives its frames to one", pid, _when(since))
         if closed:
             log.warning("closed %d visit(s) an earlier run left open when it died (%s)", len(closed),
                         ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))

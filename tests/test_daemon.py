@@ -187,6 +187,32 @@ def test_a_clock_wrongly_ahead_when_the_daemon_starts_takes_no_history_with_it(t
     assert kept == [("arrived", "anya"), ("left", "anya"), ("arrived", "anya"), ("arrived", "bo"), ("left", "bo")]
 
 
+def test_a_clock_set_wrongly_ahead_while_the_daemon_runs_takes_no_history_with_it(tmp_path, monkeypatch):
+    """A clock set two years ahead while the daemon ran (a wrong NTP server, a typo) moved this run's events with it,
+    so the prune, counted from the clock or the last of them, deleted the year before (each place's last sighting
+    aside)."""
+    import edge_rap.daemon.loop
+
+    home = ScriptedHousehold(tmp_path / "memory")
+    recent = time.time() - 10 * 86400.0
+    for k in range(3):
+        home.events.add(Event("arrived" if k % 2 == 0 else "left", "anya", "den", float(k), recent + k))
+    ahead = [0.0]
+    clock = WallClock(wall=lambda: time.time() + ahead[0])
+    add = EventLog.add
+
+    def add_then_set(log, event):  # the clock is set two years ahead right after bo's arrival is logged
+        added = add(log, event)
+        ahead[0] = 2 * 365 * 86400.0
+        return added
+
+    monkeypatch.setattr(EventLog, "add", add_then_set)
+    monkeypatch.setattr(edge_rap.daemon.loop, "PRUNE_EVERY_S", 0.0)  # a prune at every turn of the loop
+    run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0, clock=clock)
+    kept = [(e.kind, e.name) for e in EventLog(home.root, readonly=True).query()]
+    assert kept == [("arrived", "anya"), ("left", "anya"), ("arrived", "anya"), ("arrived", "bo"), ("left", "bo")]
+
+
 def test_events_logged_before_the_clock_is_set_move_with_it_and_are_not_pruned(tmp_path, monkeypatch, caplog):
     """A board with no clock battery boots in 1970 and NTP sets its clock minutes later: the events logged before
     kept their 1970 times, so the next prune deleted them (each place's last sighting aside) and "where is Bo?"

@@ -36,14 +36,24 @@ class WallClock:
                  step_s: float = STEP_S):
         self._wall, self._steady, self.step_s = wall, steady, step_s
         self._offset: float | None = None  # wall minus steady at the last reading
+        self._first: tuple[float, float] | None = None  # the first reading: the wall clock's time, and the steady one's
 
     def read(self) -> Reading:
-        wall = self._wall()
-        offset, last = wall - self._steady(), self._offset
+        wall, steady = self._wall(), self._steady()
+        offset, last = wall - steady, self._offset
         self._offset = offset
+        if self._first is None:
+            self._first = (wall, steady)
         if last is None or abs(offset - last) <= self.step_s:
             return Reading(wall)
         return Reading(wall, offset - last)
+
+    def since_first(self) -> float | None:
+        """The first reading's wall time plus the steady time since: what the clock would read now had it not been
+        set meanwhile. None before a reading, or where the first one was not plausible (1970: setting it is right)."""
+        if self._first is None or not plausible(self._first[0]):
+            return None
+        return self._first[0] + self._steady() - self._first[1]
 
 
 def plausible(wall: float) -> bool:

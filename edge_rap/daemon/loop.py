@@ -441,10 +441,11 @@ class Daemon:
         and tried again at the next prune."""
         if self.options.events_keep_s <= 0:
             return
-        try:  # counted back from the clock or the last event logged, the earlier: a clock wrongly ahead at the
-            # start (a bad clock chip) takes no history with it
+        try:  # counted back from the earliest of the clock, the last event logged and the clock's first reading
+            # plus the steady time since: a clock wrongly ahead at the start (a bad clock chip), or set wrongly ahead
+            # while the daemon runs (this run's events move with it), takes no history with it
             now, last = self._wall(), self.household.events.last_wall()
-            newest = now if last is None else min(now, last)
+            newest = min(t for t in (now, last, self.clock.since_first()) if t is not None)
             removed = self.household.events.prune(newest - self.options.events_keep_s)
         except EdgeRapError as e:
             log.warning("%s", e)

@@ -1,0 +1,148 @@
+"""Benchmark the daemon's event log after months of running (docs/BENCHMARKS.md, the daemon's section): a year of
+a household's arrivals and leavings written through the library's own EventLog, then the size of the file and the
+cost of what reads it: `events` (the newest 10,000), `events --since 1d`, `events --name`, "where is X?" (one
+concept's last sighting) and "who was here today?" (every concept's), and the daemon's hourly prune.
+
+  python tools/bench_event_log.py [--days 365] [--per-day 1600] [--concepts 10] [--cameras 4] [--repeat 15] [--json]
+                                 [--cli MEMORY]
+
+1600 events a day is 10 concepts coming and going 20 times a day on each of 4 cameras. With `--cli`, a copy of
+MEMORY (a memory with concepts, made by `remember`) gets the year under its own concepts' names, and the commands
+are timed as a user runs them, each in a fresh process (median of 3), beside `edge-rap concepts` for the start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.timing import median_ms  # noqa: E402
+
+from edge_rap.daemon.events import EventLog  # noqa: E402
+from edge_rap.types import Box, Event  # noqa: E402
+
+
+def write_year(log: EventLog, days: int, per_day: int, concepts: list[str], cameras: list[str], end: float) -> int:
+    """`per_day` events a day for `days` days up to `end`, in order, pairs of an arrival and its leaving; each
+    day's in one transaction (the daemon commits each event: this only makes the set-up fast)."""
+    rng = random.Random(0)
+    start = end - days * 86400.0
+    db, count = log._db(), 0
+    for day in range(days):
+        walls = sorted(start + day * 86400.0 + rng.uniform(0, 86400.0) for _ in range(per_day // 2))
+        db.execute("BEGIN")
+        for wall in walls:
+            name, camera = rng.choice(concepts), rng.choice(cameras)
+            log.add(Event("arrived", name, camera, wall % 86400, wall, Box(100, 80, 260, 300), 0.81,
+                          f"I can see <{name}> on the left.", None))
+            log.add(Event("left", name, camera, wall % 86400 + 60, wall + 60))
+            count += 2
+        db.execute("COMMIT")
+    return count
+
+
+def measure_cli(memory: Path, days: int, per_day: int, n_cameras: int) -> dict:
+    """The commands in fresh processes on a copy of `memory` holding a year of its concepts' events."""
+    import shutil
+    import subprocess
+
+    from edge_rap.memory.store import Store
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "memory"
+        shutil.copytree(memory, copy, ignore=shutil.ignore_patterns("events.sqlite*", "models"))
+        store = Store(copy, readonly=True)
+        concepts = [c.name for c in store.concepts()]
+        store.close()
+        log = EventLog(copy)
+        write_year(log, days, per_day, concepts, [f"cam{k}" for k in range(n_cameras)], time.time())
+        log.close()
+        name = concepts[0]
+        commands = {
+            "concepts (start-up alone)": ["concepts"],
+            "events (newest 10,000)": ["events"],
+            "events --since 1d": ["events", "--since", "1d"],
+            f"events --name {name}": ["events", "--name", name],
+            f'ask "Where is {name}?"': ["ask", f"Where is {name}?"],
+            'ask "Who was here today?"': ["ask", "Who was here today?"],
+        }
+        costs = {}
+        for what, args in commands.items():
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "edge_rap.cli", *args, "--memory", str(copy)], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times.append(time.perf_counter() - started)
+            costs[what] = round(1000 * sorted(times)[1])
+        return costs
+
+
+def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: int) -> dict:
+    from edge_rap.daemon.events import parse_since
+
+    concepts = [f"concept{k}" for k in range(n_concepts)]
+    cameras = [f"cam{k}" for k in range(n_cameras)]
+    with tempfile.TemporaryDirectory() as folder:
+        log = EventLog(Path(folder))
+        end = time.time()
+        started = time.perf_counter()
+        count = write_year(log, days, per_day, concepts, cameras, end)
+        written_s = time.perf_counter() - started
+        log._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = sum(p.stat().st_size for p in Path(folder).iterdir())
+        midnight = time.mktime(time.localtime(end)[:3] + (0, 0, 0, 0, 0, -1))
+        reads = {
+            "events (newest 10,000)": lambda: log.query(limit=10_001),
+            "events --since 1d": lambda: log.query(parse_since("1d", end), limit=10_001),
+            "events --since 1w": lambda: log.query(parse_since("1w", end), limit=10_001),
+            "events --name concept0": lambda: log.query(name="concept0", limit=10_001),
+            "events --since 1d --name concept0": lambda: log.query(parse_since("1d", end), "concept0", 10_001),
+            "where is X (last sighting)": lambda: log.last_seen("concept0"),
+            "who was here today (every concept's last sighting)":
+                lambda: [e for n in concepts if (e := log.last_seen(n)) is not None and e.wall >= midnight],
+        }
+        costs = {what: round(median_ms(fn, repeat), 2) for what, fn in reads.items()}
+        # The hourly prune a year on: the oldest hour goes (each concept's last sighting on each camera stays).
+        pruned_hour = log.prune(end - days * 86400.0 + 3600.0)
+        started = time.perf_counter()
+        pruned_hour += log.prune(end - days * 86400.0 + 7200.0)
+        prune_ms = 1000 * (time.perf_counter() - started)
+        log.close()
+    return {"days": days, "events": count, "write_s": round(written_s, 1), "file_mb": round(size / 2**20, 1),
+            "bytes_per_event": round(size / count), "reads_ms": costs, "hourly_prune_ms": round(prune_ms, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--per-day", type=int, default=1600)
+    parser.add_argument("--concepts", type=int, default=10)
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cli", type=Path, metavar="MEMORY", help="also time the commands on a copy of MEMORY")
+    args = parser.parse_args()
+    result = measure(args.days, args.per_day, args.concepts, args.cameras, args.repeat)
+    if args.cli:
+        result["commands_ms"] = measure_cli(args.cli, args.days, args.per_day, args.cameras)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['events']} events over {result['days']} days: {result['file_mb']} MB "
+          f"({result['bytes_per_event']} bytes an event), written in {result['write_s']} s")
+    for what, ms in result["reads_ms"].items():
+        print(f"  {what}: {ms} ms")
+    print(f"  hourly prune: {result['hourly_prune_ms']} ms")
+    for what, ms in result.get("commands_ms", {}).items():
+        print(f"  edge-rap {what}: {ms} ms (a fresh process)")
+
+
+if __name__ == "__main__":
+    main()

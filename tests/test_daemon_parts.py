@@ -224,6 +224,24 @@ def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     assert camera.error == "source 'rtsp://127.0.0.1:9/none': never opened"  # the run's exit status says so
 
 
+def test_a_camera_named_by_its_device_file_is_retried_when_unplugged_not_ended_as_a_file(tmp_path, caplog):
+    # `--source /dev/v4l/by-id/usb-...-video-index0` (the name a USB replug keeps) was read as a video file: unplugged,
+    # it ended for good (the run exited 0, which systemd's Restart=on-failure does not restart); one unplugged at
+    # the start was refused as "no such file or folder".
+    assert parse_source("/dev/null").kind == "device" and parse_source("/dev/null").live  # (a character device)
+    unplugged = parse_source("door=/dev/v4l/by-id/usb-edge-rap-test-video-index0")
+    assert unplugged.kind == "device" and unplugged.live
+    clip = tmp_path / "clip.mp4"
+    clip.touch()
+    assert parse_source(str(clip)).kind == "file"
+    stop = threading.Event()
+    camera = Camera(unplugged, stop, backoff=(0.05, 0.1)).start()
+    wait_until(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2, "a second retry")
+    assert not camera.finished.is_set()
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+
+
 def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said(monkeypatch, caplog):
     # A camera unplugged for a night wrote "cannot open ...; retrying in 10.0 s" every 10 s: thousands of lines.
     import cv2

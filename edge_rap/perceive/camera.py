@@ -40,7 +40,7 @@ PHOTO_SOURCE_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A camera's name and what to open: an int (device index), a URL, a file or a folder."""
+    """A camera's name and what to open: an int (device index), a device file, a URL, a file or a folder."""
 
     name: str
     target: int | str
@@ -52,6 +52,8 @@ class SourceSpec:
         if "://" in self.target:
             return "stream"
         path = Path(self.target)
+        if is_device_path(path):
+            return "device"
         if path.is_dir():
             return "folder"
         # (a pipe stays OpenCV's, whatever its name: a photo is read whole from a regular file)
@@ -60,6 +62,13 @@ class SourceSpec:
     @property
     def live(self) -> bool:
         return self.kind in ("device", "stream")
+
+
+def is_device_path(path: Path) -> bool:
+    """A camera named by its device file (`/dev/video0`, or the name a USB replug keeps:
+    `/dev/v4l/by-id/usb-...-video-index0`), there or not: unplugged, it is retried as a camera is, not read as a
+    file that ended."""
+    return path.is_char_device() or (path.is_absolute() and path.parts[1:2] == ("dev",) and not path.exists())
 
 
 def _split_source(text: str) -> tuple[str | None, str]:
@@ -104,7 +113,7 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
         if int(target) > MAX_DEVICE:
             raise EdgeRapError(f"source {target!r}: a camera device number is 0-{MAX_DEVICE} (/dev/videoN)")
         return SourceSpec(name, int(target))
-    if "://" not in target and not Path(target).exists():
+    if "://" not in target and not Path(target).exists() and not is_device_path(Path(target)):
         raise EdgeRapError(f"source {target!r}: no such file or folder")
     return SourceSpec(name, target)
 

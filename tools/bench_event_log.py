@@ -1,7 +1,8 @@
 """Benchmark the daemon's event log after months of running (docs/BENCHMARKS.md, the daemon's section): a year of
 a household's arrivals and leavings written through the library's own EventLog, then the size of the file and the
 cost of what reads it: `events` (the newest 10,000), `events --since 1d`, `events --name`, "where is X?" (one
-concept's last sighting) and "who was here today?" (every concept's), and the daemon's hourly prune.
+concept's last sighting) and "who was here today?" (every concept's), and the daemon's hourly prune, and
+the start's after a month switched off.
 
   python tools/bench_event_log.py [--days 365] [--per-day 1600] [--concepts 10] [--cameras 4] [--repeat 15] [--json]
                                  [--cli MEMORY]
@@ -114,9 +115,14 @@ def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: in
         started = time.perf_counter()
         pruned_hour += log.prune(end - days * 86400.0 + 7200.0)
         prune_ms = 1000 * (time.perf_counter() - started)
+        # The start's prune after a month switched off: the oldest month goes at once.
+        started = time.perf_counter()
+        month = log.prune(end - days * 86400.0 + 30 * 86400.0)
+        month_ms = 1000 * (time.perf_counter() - started)
         log.close()
     return {"days": days, "events": count, "write_s": round(written_s, 1), "file_mb": round(size / 2**20, 1),
-            "bytes_per_event": round(size / count), "reads_ms": costs, "hourly_prune_ms": round(prune_ms, 1)}
+            "bytes_per_event": round(size / count), "reads_ms": costs, "hourly_prune_ms": round(prune_ms, 1),
+            "month_prune": {"events": month, "ms": round(month_ms)}}
 
 
 def main() -> None:
@@ -140,6 +146,8 @@ def main() -> None:
     for what, ms in result["reads_ms"].items():
         print(f"  {what}: {ms} ms")
     print(f"  hourly prune: {result['hourly_prune_ms']} ms")
+    print(f"  the start's prune after a month off: {result['month_prune']['events']} events in "
+          f"{result['month_prune']['ms']} ms")
     for what, ms in result.get("commands_ms", {}).items():
         print(f"  edge-rap {what}: {ms} ms (a fresh process)")
 

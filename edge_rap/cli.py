@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", help="a remembered concept")
     p.add_argument("new", help="its new name (another case of the same name changes only its case)")
     p.add_argument("--json", action="store_true", help=CONCEPT_JSON + ", and old: the name before")
-    p = add("forget", cmd_forget, "forget a concept: its vectors, photos, events and snapshots go too")
+    p = add("forget", cmd_forget, "forget a concept: its vectors, photos (and the VLM's encodings of them), events and snapshots go too")
     p.add_argument("name", help="a remembered concept")
     p.add_argument("--json", action="store_true", help=CONCEPT_JSON + " (as it was)")
     p = add("concepts", cmd_concepts, "list remembered concepts")

@@ -151,12 +151,15 @@ class Household:
 
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
         events = self._events_to_carry()
+        known = writer.store.find(name)
+        encoded = self._encoding_keys(writer.store, known.id) if known else set()
         try:
             concept = writer.forget(name)
         except UnknownConceptError:
             concept = self._forgotten_with_events(name, events)
             if concept is None:
                 raise
+        self._forget_encodings(writer.store, encoded)
         try:
             removed = events.purge(concept.name) if events else 0
         except sqlite3.Error as e:  # the log failed in the moment since it was checked: say what was done, and not
@@ -165,6 +168,21 @@ class Household:
                              "remove them") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
         return concept
+
+    @staticmethod
+    def _encoding_keys(store, concept_id: int | None = None) -> set[str]:
+        """The VLM encoder cache's keys of a concept's photos as the prompt shows them (of every concept: None)."""
+        from edge_rap.generate.prompt import image_key
+
+        return {image_key(view.image_sha256, view.box) for view in store.views(concept_id)}
+
+    def _forget_encodings(self, store, keys: set[str]) -> None:
+        """A forgotten concept's photos, encoded by the VLM, go with them: they are derived from the photos. An
+        encoding another concept still shows (the same photo and region) stays."""
+        from edge_rap.generate.cache import ENCODINGS_FOLDER, forget_encodings
+
+        if keys:
+            forget_encodings(self.settings.models / ENCODINGS_FOLDER, keys - self._encoding_keys(store))
 
     @staticmethod
     def _forgotten_with_events(name: str, events) -> Concept | None:

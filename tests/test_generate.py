@@ -673,3 +673,30 @@ def test_a_stored_photos_cache_key_follows_the_decoding(monkeypatch):
     assert before.startswith("ab" * 32) and before.endswith("@1,2,30,40")
     monkeypatch.setattr(prompt, "DECODING", "some,later,decoding")
     assert prompt.image_key("ab" * 32, Box(1, 2, 30, 40)) != before
+
+
+def test_the_encoder_cache_keeps_its_files_within_its_budget_least_recently_used_out_first(tmp_path):
+    # One file per reference photo ever encoded, never deleted: over months of new photos, of a household and of
+    # every memory tried, the model cache only grew.
+    import os
+
+    from edge_rap.generate.cache import EncoderCache
+
+    one = np.ones(1000, np.float32)
+    size = len(_npy_bytes(one))
+    cache = EncoderCache(tmp_path, "ab" * 32, max_bytes=3 * size)
+    for i, key in enumerate(("a", "b", "c")):
+        cache.put(key, one)
+        os.utime(cache._file(key), ns=(i * 10**9, i * 10**9))  # written a second apart
+    assert EncoderCache(tmp_path, "ab" * 32).get("a", 1000) is not None  # read by a later process: used now
+    cache.put("d", one)
+    left = EncoderCache(tmp_path, "ab" * 32)
+    assert [k for k in "abcd" if left.get(k, 1000) is not None] == ["a", "c", "d"]  # b, least recently used, went
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -199,3 +200,28 @@ def test_a_forget_done_but_for_its_events_exits_1_as_a_command_done_in_part(reme
     assert rc == 1 and out == ""
     assert err.count("\n") == 1 and "<rocket> itself is forgotten" in err
     assert run("forget", "nobody")[0] == 2  # refused, nothing changed
+
+
+def test_forget_deletes_the_vlm_encodings_of_the_concepts_photos(remembered, run):
+    """The VLM's encodings of a reference photo persist in the model cache, one folder per mmproj: a forgotten
+    concept's stayed there for good, though "its photos go too"."""
+    import numpy as np
+
+    from edge_rap.generate.assistant import reference_image
+    from edge_rap.generate.cache import ENCODINGS_FOLDER, EncoderCache
+
+    with Household(remembered) as home:
+        keys = {c.name: reference_image(home.store, c).key for c in home.concepts()}
+    caches = [EncoderCache(remembered.models / ENCODINGS_FOLDER, fingerprint * 32) for fingerprint in ("ab", "cd")]
+    try:  # (the session's shared model cache: these two made-up mmproj folders are removed after)
+        for cache in caches:
+            for key in keys.values():
+                cache.put(key, np.ones(8, np.float32))
+        assert run("forget", "rocket")[0] == 0
+        for cache in caches:
+            fresh = EncoderCache(cache.folder.parent, cache.folder.name * 4)  # the disk alone, not this one's RAM
+            assert fresh.folder == cache.folder
+            assert fresh.get(keys["rocket"], 8) is None and fresh.get(keys["chelsea"], 8) is not None
+    finally:
+        for cache in caches:
+            shutil.rmtree(cache.folder, ignore_errors=True)

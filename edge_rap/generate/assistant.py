@@ -182,10 +182,11 @@ def open_vlm(settings, model: str = "", mmproj: str = ""):
         return None, None
     try:
         files = resolve(settings.models, name, mmproj or ("" if explicit else cfg.mmproj))
+        from edge_rap.generate.cache import ENCODINGS_FOLDER
         from edge_rap.generate.vlm import LlamaVlm, VlmSpec
 
         spec = VlmSpec(files.model, files.mmproj, files.name, cfg.n_gpu_layers, cfg.n_ctx, cfg.threads,
-                       cache_dir=settings.models / "vlm-cache")
+                       cache_dir=settings.models / ENCODINGS_FOLDER)
         return LlamaVlm(spec), None
     except EdgeRapError as e:
         if explicit:

@@ -6,8 +6,9 @@
   rendered prefix and its images (so by the set of concepts), kept warm in RAM.
 
 Both are keyed by content, never by name: a concept whose photo, name or description changes gets a new
-key and the old entry is never used again (it ages out); another model or mmproj file has another
-fingerprint, so another folder and other keys.
+key and the old entry is never used again (it ages out: the files on disk are kept within a byte budget, least
+recently used out first); another model or mmproj file has another fingerprint, so another folder and other
+keys. A forgotten concept's encodings are deleted with it (`forget_encodings`): they are derived from its photos.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,34 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("edge_rap.generate")
+
+#: The encoder cache's folder in the model cache: one subfolder per mmproj fingerprint.
+ENCODINGS_FOLDER = "vlm-cache"
+#: Bytes of encodings kept on disk per mmproj: a few hundred households' photos for a small VLM (an encoding is
+#: tokens x embedding floats, 0.1-2 MB); the least recently used go first.
+ENCODINGS_MAX_BYTES = 512 << 20
+
+
+def _encoding_file(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40] + ".npy"
+
+
+def forget_encodings(root: Path, keys: Iterable[str]) -> int:
+    """Delete the encodings of these image keys under every mmproj's folder of `root`; how many were deleted.
+    A file that cannot be deleted (a read-only model cache) is logged, not raised: the concept is forgotten."""
+    names = {_encoding_file(key) for key in keys}
+    deleted = 0
+    folders = [f for f in root.iterdir() if f.is_dir()] if names and root.is_dir() else []
+    for folder in folders:
+        for name in names:
+            try:
+                (folder / name).unlink()
+                deleted += 1
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("encoder cache: cannot delete %s (%s)", folder / name, e.strerror)
+    return deleted
 
 
 def file_fingerprint(path: Path) -> str:
@@ -41,9 +71,11 @@ def file_fingerprint(path: Path) -> str:
 class EncoderCache:
     """Image embeddings by (mmproj fingerprint, image key): an LRU in RAM over .npy files on disk."""
 
-    def __init__(self, folder: Path | None, fingerprint: str, max_items: int = 256):
+    def __init__(self, folder: Path | None, fingerprint: str, max_items: int = 256,
+                 max_bytes: int = ENCODINGS_MAX_BYTES):
         self.folder = folder / fingerprint[:16] if folder is not None else None
         self.max_items = max_items
+        self.max_bytes = max_bytes
         self._ram: OrderedDict[str, np.ndarray] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -51,7 +83,7 @@ class EncoderCache:
     def _file(self, key: str) -> Path | None:
         if self.folder is None:
             return None
-        return self.folder / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".npy")
+        return self.folder / _encoding_file(key)
 
     def get(self, key: str, size: int) -> np.ndarray | None:
         """The embedding of an image, if cached with the expected number of floats."""
@@ -59,6 +91,8 @@ class EncoderCache:
         if embd is None and (path := self._file(key)) is not None and path.exists():
             try:
                 embd = np.load(path, allow_pickle=False)
+                with suppress(OSError):  # used now: the last to go when the folder is over its budget
+                    os.utime(path)
             except (OSError, ValueError) as e:
                 log.warning("encoder cache: unreadable %s (%s); re-encoding", path, e)
                 embd = None
@@ -85,6 +119,26 @@ class EncoderCache:
             log.warning("encoder cache: cannot write %s (%s); keeping it in memory only", path, e)
             with suppress(OSError):  # a half-written file on a full disk would take space at every start
                 tmp.unlink(missing_ok=True)
+            return
+        self._keep_within_budget(keep=path)
+
+    def _keep_within_budget(self, keep: Path) -> None:
+        """Delete the least recently used encodings until the folder is within `max_bytes` (never `keep`, the
+        one just written). Run at each write, which is rare: once per new reference photo."""
+        files = []
+        for entry in os.scandir(self.folder):
+            with suppress(OSError):
+                if entry.name.endswith(".npy") and entry.is_file():
+                    stat = entry.stat()
+                    files.append((stat.st_mtime_ns, stat.st_size, Path(entry.path)))
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files, key=lambda f: f[0]):
+            if total <= self.max_bytes:
+                break
+            if path != keep:
+                with suppress(OSError):
+                    path.unlink()
+                    total -= size
 
     def _remember(self, key: str, embd: np.ndarray) -> None:
         self._ram[key] = embd

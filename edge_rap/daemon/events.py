@@ -11,11 +11,8 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import sqlite3
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +23,7 @@ import numpy as np
 from edge_rap.daemon.clock import steady_now
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
 
 log = logging.getLogger(__name__)
@@ -91,14 +89,12 @@ class EventLog:
     def __init__(self, root: Path, readonly: bool = False):
         self.path = root / EVENTS_DB
         self.readonly = readonly
-        # One connection per thread (a connection must not carry several threads' transactions); a thread that
-        # ended has its connection closed when another thread opens one, so a server's worker threads, which come
-        # and go for months, never leave their files open (each connection holds the log and its -wal).
-        self._connections: dict[threading.Thread, tuple[sqlite3.Connection, int]] = {}  # with its generation
+        # each connection holds the log and its -wal; tagged with the generation it was opened in
+        self._connections: ThreadConnections[int] = ThreadConnections()
         self._generation = 0  # one more each time the file is opened anew (reopen): older connections are stale
-        self._lock = threading.Lock()
+        self._lock = self._connections.lock
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
-        self._snapshot: Path | None = None  # a reader's private copy of a read-only folder's log (_open_readonly)
+        self._snapshot = WalSnapshot(self.path, "edge-rap-events-")  # a reader's, in a read-only folder
         self._opened: tuple[int, int] | None = None  # the file's (device, inode) when the tables were made
         if not readonly:
             self._make_tables()
@@ -144,8 +140,7 @@ class EventLog:
         return True
 
     def _db(self) -> sqlite3.Connection:
-        thread = threading.current_thread()
-        db, generation = self._connections.get(thread, (None, self._generation))
+        db, generation = self._connections.mine() or (None, self._generation)
         if db is not None and generation != self._generation:  # the file was started anew: this one is stale
             db.close()
             db = None
@@ -161,9 +156,7 @@ class EventLog:
                     db.close()
                     raise
             with self._lock:
-                for ended in [t for t in self._connections if not t.is_alive()]:
-                    self._connections.pop(ended)[0].close()
-                self._connections[thread] = (db, self._generation)
+                self._connections.keep(db, self._generation)
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -182,23 +175,13 @@ class EventLog:
                 db.close()
         wal = self.path.with_name(EVENTS_DB + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
-            with self._lock:
-                if self._snapshot is None:
-                    folder = Path(tempfile.mkdtemp(prefix="edge-rap-events-"))
-                    for name in (EVENTS_DB, EVENTS_DB + "-wal"):
-                        shutil.copyfile(self.path.with_name(name), folder / name)
-                    self._snapshot = folder
-            return _connect(str(self._snapshot / EVENTS_DB))
+            return _connect(str(self._snapshot.path()))
         return _connect(f"{uri}?immutable=1", uri=True)
 
     def close(self) -> None:
         with self._lock:
-            for db, _ in self._connections.values():
-                db.close()
-            self._connections.clear()
-            if self._snapshot is not None:
-                shutil.rmtree(self._snapshot, ignore_errors=True)
-                self._snapshot = None
+            self._connections.close_all()
+        self._snapshot.remove()
 
     def require_writable(self) -> None:
         """Refuse, before a change of the memory that the events must follow (forget, rename), when the log

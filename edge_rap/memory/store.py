@@ -8,8 +8,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
-import threading
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.files import DATABASE, foreign_entries, fsync_dir, is_own_image, stored_files
+from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 
 SCHEMA = """
@@ -245,9 +244,9 @@ class Store:
         self.readonly = readonly
         self.images_dir = root / "images"
         self.db_path = root / DATABASE
-        self._lock = threading.Lock()
-        self._connections: dict[threading.Thread, tuple[sqlite3.Connection, bool]] = {}
-        self._snapshot: Path | None = None  # a private copy of the database and its -wal (see _open_readonly)
+        self._connections: ThreadConnections[bool] = ThreadConnections()  # tagged: a stand-in for a new memory
+        self._lock = self._connections.lock
+        self._snapshot = WalSnapshot(self.db_path, "edge-rap-snapshot-")  # a reader's, see _open_readonly
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
         self._refuse_what_is_not_a_sound_memory()
@@ -263,8 +262,7 @@ class Store:
         """This thread's connection; `create`: a real one, making a new memory's folder and database (a write).
         A new memory is made only at its first write, so that a command that fails before it (a bad photo or
         name) leaves no empty folder behind, which later commands would take for a memory (a mistyped --memory)."""
-        thread = threading.current_thread()
-        db, pending = self._connections.get(thread, (None, False))
+        db, pending = self._connections.mine() or (None, False)
         if db is not None and not (pending and (create or self.db_path.exists())):
             return db
         if self._closed:
@@ -284,9 +282,7 @@ class Store:
                 raise DeviceError(self.root, "the memory was closed")
             if db is not None:
                 db.close()
-            for other in [t for t in self._connections if not t.is_alive()]:  # threads that ended
-                self._connections.pop(other)[0].close()
-            self._connections[thread] = (new, pending)
+            self._connections.keep(new, pending)
         return new
 
     def _open_writer(self) -> sqlite3.Connection:
@@ -374,26 +370,16 @@ class Store:
         return db
 
     def _snapshot_copy(self) -> Path:
-        with self._lock:
-            if self._snapshot is None:
-                folder = Path(tempfile.mkdtemp(prefix="edge-rap-snapshot-"))
-                for name in (DATABASE, DATABASE + "-wal"):
-                    shutil.copyfile(self.root / name, folder / name)
-                log.warning("%s: read-only folder with an unmerged -wal and no -shm: reading a snapshot copy",
-                            self.root)
-                self._snapshot = folder
-            return self._snapshot / DATABASE
+        if not self._snapshot.made:
+            log.warning("%s: read-only folder with an unmerged -wal and no -shm: reading a snapshot copy", self.root)
+        return self._snapshot.path()
 
     def close(self) -> None:
         """Close every thread's connection (idempotent)."""
         with self._lock:
             self._closed = True
-            for db, _ in self._connections.values():
-                db.close()
-            self._connections.clear()
-            if self._snapshot is not None:
-                shutil.rmtree(self._snapshot, ignore_errors=True)
-                self._snapshot = None
+            self._connections.close_all()
+        self._snapshot.remove()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,71 @@
+"""What the memory's database and the event log both need to share SQLite files between threads for months:
+one connection per thread, and a reader's private copy of a database whose -wal a read-only folder holds."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import threading
+from pathlib import Path
+from typing import Generic, TypeVar
+
+Tag = TypeVar("Tag")
+
+
+class ThreadConnections(Generic[Tag]):
+    """One connection per thread (a connection must not carry several threads' transactions), each with a tag
+    its owner checks (a generation, a stand-in flag). A thread that ended has its connection closed when another
+    thread stores one, so a server's worker threads, which come and go for months, never leave files open."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._by_thread: dict[threading.Thread, tuple[sqlite3.Connection, Tag]] = {}
+
+    def mine(self) -> tuple[sqlite3.Connection, Tag] | None:
+        """This thread's connection and its tag; None where it has none."""
+        return self._by_thread.get(threading.current_thread())
+
+    def keep(self, db: sqlite3.Connection, tag: Tag) -> None:
+        """Store this thread's connection (call with `lock` held); the connections of threads that ended close."""
+        for ended in [t for t in self._by_thread if not t.is_alive()]:
+            self._by_thread.pop(ended)[0].close()
+        self._by_thread[threading.current_thread()] = (db, tag)
+
+    def close_all(self) -> None:
+        """Close every thread's connection (call with `lock` held)."""
+        for db, _ in self._by_thread.values():
+            db.close()
+        self._by_thread.clear()
+
+
+class WalSnapshot:
+    """A private copy of a database and its -wal, made once. `mode=ro` needs the -shm file, which SQLite cannot
+    make in a read-only folder (a read-only mount, a copy from a device): with a -wal there, the commits it holds
+    are read from this copy (nobody can write a read-only folder anyway)."""
+
+    def __init__(self, database: Path, prefix: str):
+        self.database = database
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._folder: Path | None = None
+
+    @property
+    def made(self) -> bool:
+        return self._folder is not None
+
+    def path(self) -> Path:
+        """The copy's database file, copied at the first call."""
+        with self._lock:
+            if self._folder is None:
+                folder = Path(tempfile.mkdtemp(prefix=self.prefix))
+                for name in (self.database.name, self.database.name + "-wal"):
+                    shutil.copyfile(self.database.with_name(name), folder / name)
+                self._folder = folder
+            return self._folder / self.database.name
+
+    def remove(self) -> None:
+        with self._lock:
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None

@@ -28,6 +28,13 @@ def _progress(label: str):
     return wrap
 
 
+def _shown(text: str) -> str:
+    """A name or path from a file the user was given, as printed: as it is where every character prints, else
+    quoted with its control characters escaped, so that it stays on its line and cannot send the terminal
+    escape sequences or turn the text around (a RAP database's "<bo\\n>", "\\x1b[2J", "\\u202e")."""
+    return text if text.isprintable() else repr(text)
+
+
 def _int_at_least(minimum: int):
     """An argparse type: an integer no smaller than `minimum`, with a one-line error otherwise."""
     def integer(text: str) -> int:
@@ -289,14 +296,14 @@ def cmd_import_rap(args) -> int:
     else:
         print(f"imported {len(report.imported)} concept(s)")
         if report.skipped:
-            print(f"already remembered, skipped ({len(report.skipped)}): {', '.join(report.skipped)}")
+            print(f"already remembered, skipped ({len(report.skipped)}): {', '.join(map(_shown, report.skipped))}")
         if report.missing:
-            print(f"missing image, not imported ({len(report.missing)}): {', '.join(report.missing)}",
+            print(f"missing image, not imported ({len(report.missing)}): {', '.join(map(_shown, report.missing))}",
                   file=sys.stderr)
         for name, why in report.failed.items():
-            print(f"failed <{name}>: {why}", file=sys.stderr)
+            print(f"failed <{_shown(name)}>: {_shown(why)}", file=sys.stderr)
         for name, lost in report.missing_photos.items():
-            print(f"imported <{name}> without its missing photo(s): {', '.join(lost)}", file=sys.stderr)
+            print(f"imported <{name}> without its missing photo(s): {', '.join(map(_shown, lost))}", file=sys.stderr)
     # a script sees that some entries, or some photos, did not come in
     return 1 if report.missing or report.failed or report.missing_photos else 0
 

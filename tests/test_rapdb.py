@@ -257,6 +257,27 @@ def test_import_with_bad_names_reports_them_and_imports_the_rest(memory, tmp_pat
     assert [c.name for c in memory.concepts()] == ["good"]
 
 
+def test_names_from_a_database_are_printed_on_their_line_without_terminal_codes(memory, settings, tmp_path, capsys):
+    # a database's "<bo\x1b[2J>" cleared the user's terminal as import-rap said it failed, "<new\nline>" split
+    # its line in two, and "<\u202eevil>" printed the rest of its line backwards
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder, 1)
+    scene_file(folder, 2)
+    db = {"concept_dict": {"<good>": {"image": "scene1.png"}, "<bo\x1b[2J>": {"image": "scene2.png"},
+                           "<new\nline>": {"image": "scene2.png"}, "<\u202eevil>": {"image": "scene2.png"},
+                           "<gone\r>": {"image": "gone.png"}, "<outside>": {"image": "../a\nb.png"}}}
+    (folder / "database.json").write_text(json.dumps(db))
+    assert cli.main(["import-rap", str(folder / "database.json"), "--memory", str(settings.memory)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "imported 1 concept(s)\n"
+    lines = err.splitlines()
+    assert len(lines) == 5 and all(line.startswith(("failed <", "missing image")) for line in lines)
+    assert not any(c in err for c in "\x1b\r\u202e")
+    assert "failed <'bo\\x1b[2J'>" in err and "'gone\\r'" in err
+
+
 def test_a_remembered_region_survives_export_and_import(tmp_path, settings, embedder):
     from edge_rap.memory.rapdb import export_rap, import_rap
     from edge_rap.types import Box

@@ -115,6 +115,18 @@ def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
 
 
+def test_sync_prints_folder_names_on_their_line_without_terminal_codes(companion, live, capsys, tmp_path):
+    # a folder named "bo\x1b[2J" cleared the terminal as sync said it failed, and "new\nline" split its line
+    root = tmp_path / "concepts"
+    _save(root / "good" / "a.png", 5)
+    _save(root / "bo\x1b[2J" / "a.png", 6)
+    _save(root / "new\nline" / "a.png", 7)
+    rc, out, _ = _call(companion, live, capsys, "sync", root)
+    lines = out.splitlines()
+    assert rc == 1 and lines[0] == "added 1 concept(s), patched 0, sent 1 photo(s)"
+    assert len(lines) == 3 and all(line.startswith("failed <'") for line in lines[1:]) and "\x1b" not in out
+
+
 def test_sync_keeps_the_devices_text_where_a_folder_has_no_text_file(companion, live, capsys, tmp_path):
     # A description typed on the phone is not wiped by a folder of photos that says nothing about it.
     with live.client() as c:

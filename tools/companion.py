@@ -459,17 +459,23 @@ def _run(args, device: Device) -> int:
     return 0
 
 
+def _shown(text: str) -> str:
+    """A folder's or a database's name as printed: as it is where every character prints, else quoted with its
+    control characters escaped, so that it stays on its line and sends the terminal no escape sequence."""
+    return text if text.isprintable() else repr(text)
+
+
 def _print_report(report: SyncReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.__dict__))
         return
     print(f"added {len(report.added)} concept(s), patched {len(report.patched)}, sent {report.photos_added} photo(s)")
     if report.missing:
-        print(f"missing images, not sent ({len(report.missing)}): {', '.join(report.missing)}")
+        print(f"missing images, not sent ({len(report.missing)}): {', '.join(map(_shown, report.missing))}")
     for photo, why in report.refused.items():
-        print(f"refused {photo}: {why}")
+        print(f"refused {_shown(photo)}: {_shown(why)}")
     for name, why in report.failed.items():
-        print(f"failed <{name}>: {why}")
+        print(f"failed <{_shown(name)}>: {_shown(why)}")
 
 
 if __name__ == "__main__":

@@ -725,6 +725,9 @@ BAD_NAMES = {
     "dot": ".",
     "angle-inside": "a<b",
     "too-long": "x" * 65,
+    "question-mark": "?",  # "what is <José's mug> ?" named <?> too
+    "dots": "...",  # nothing left to tell it by: name_key drops dots, dashes and '_'
+    "punctuation": "*-_",
 }
 
 
@@ -749,6 +752,8 @@ def test_longest_allowed_name_and_unicode_name_accepted(memory, tmp_path):
     photo = scene_file(tmp_path / "photos", 2)
     assert memory.remember("x" * 64, [photo]).name == "x" * 64
     assert memory.rename("x" * 64, "Ánya's cat 🐈").name == "Ánya's cat 🐈"
+    assert memory.rename("Ánya's cat 🐈", "🐈").name == "🐈"  # an emoji alone is a name
+    assert memory.rename("🐈", "42").name == "42"
 
 
 def test_unknown_concept_is_one_line(memory, settings, embedder, tmp_path, capsys):

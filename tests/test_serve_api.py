@@ -113,6 +113,17 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
     assert [c["name"] for c in json.loads(out)] == ["chelsea"]
 
 
+def test_a_name_of_punctuation_alone_is_422_and_its_patch_changes_nothing(tmp_path):
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "?"}, files=photo_files(png(photo("coffee")))
+                      ).status_code == 422
+        assert c.post("/api/concepts", data={"name": "boot", "description": "brown"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        r = c.patch("/api/concepts/boot", json={"name": "...", "description": "black"})
+        assert r.status_code == 422 and "needs a letter, a digit or an emoji" in r.json()["error"]
+        assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("boot", "brown")]
+
+
 def test_photos_for_a_concept_forgotten_while_they_were_read_are_404(tmp_path, monkeypatch):
     # `edge-rap forget boot` in another process between the lookup and the write: the concept is not there.
     from edge_rap.memory.memory import Memory

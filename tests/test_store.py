@@ -217,6 +217,18 @@ def test_in_an_old_memory_names_alike_in_spacing_are_found_as_spelled(memory, im
         memory.store.find("teapot")
 
 
+def test_in_an_old_memory_a_name_of_punctuation_alone_is_still_found_renamed_and_forgotten(memory, images):
+    memory.remember("bo", [scene_file(images, 1)])
+    with memory.store.transaction() as db:  # as a memory made before such names were refused holds them
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES ('?', '', '', 0, 0)")
+    assert memory.get("<?>").name == "?"
+    with pytest.raises(EdgeRapError, match="needs a letter, a digit or an emoji"):
+        memory.rename("bo", "?")
+    assert memory.rename("?", "what").name == "what"
+    memory.forget("what")
+    assert [c.name for c in memory.concepts()] == ["bo"]
+
+
 def test_names_that_differ_only_in_case_are_one_name(memory, images):
     # "Where is Bo?" could not tell <bo> from <BO>: the second is refused, by remember and by rename.
     memory.remember("bo", [scene_file(images, 1)], "the dog")

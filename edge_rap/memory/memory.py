@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView, IndexWriter
-from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, validate_name
+from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, new_name
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
@@ -185,7 +185,7 @@ class Memory:
         region of every photo; `boxes`: one per photo instead (an import of views remembered with different
         regions). `faces`: for a person, each photo's registered face, None where none was (an import of a
         person whose photos include one with no face or several: `edit --category` leaves those out)."""
-        name = validate_name(name)
+        name = new_name(name)
         description = _clean_text(description, "description", MAX_DESCRIPTION)
         category = _clean_text(category, "category", 64)
         if not images:
@@ -202,7 +202,7 @@ class Memory:
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:
-        return self._commit(validate_name(name), prepared, _clean_text(description, "description", MAX_DESCRIPTION),
+        return self._commit(new_name(name), prepared, _clean_text(description, "description", MAX_DESCRIPTION),
                             _clean_text(category, "category", 64), new=True)
 
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
@@ -315,7 +315,7 @@ class Memory:
 
     def rename(self, old: str, new: str) -> Concept:
         concept = self.store.get(old)
-        new = validate_name(new)
+        new = new_name(new)
         self.store.refuse_taken(new, owner=concept.id)  # before the lock: a clear error without waiting
         with self.store.transaction() as db:
             # under the lock, the concept must still be the one looked up: a writer that renamed (or forgot) it

@@ -177,6 +177,18 @@ def validate_name(name: str) -> str:
     return name
 
 
+def new_name(name: str) -> str:
+    """A name for a concept to take (remember, rename): a valid name with a letter, a digit or a symbol such as an
+    emoji in it. Punctuation alone ("?", "*", "...") is refused: a question's own "?" named <?>, the dots and
+    dashes name_key drops leave nothing to tell "..." from "-", and a voice cannot say it. Only new names are
+    held to this: a memory of before still finds and forgets such a name."""
+    name = validate_name(name)
+    if not any(unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "So" for c in name):
+        raise EdgeRapError(f"concept name {name!r} needs a letter, a digit or an emoji: punctuation alone cannot be "
+                           "said or asked about")
+    return name
+
+
 #: What to do instead of remembering a name already taken: the same thing, or a different thing of that name.
 ADD_INSTEAD = "use `edge-rap add-views` to add photos to it, or another name"
 

@@ -27,7 +27,7 @@ from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.perceive.images import decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION
-from edge_rap.memory.store import NameTakenError, UnknownConceptError, validate_name
+from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
@@ -51,10 +51,10 @@ class Limits:
 ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 422, 429)}
 
 
-def _name(text: str) -> str:
-    """A concept name by the CLI's rules, or 422."""
+def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
+    """A concept name by the CLI's rules (`new_name` for one a concept is to take), or 422."""
     try:
-        return validate_name(text)
+        return rule(text)
     except EdgeRapError as e:
         raise ApiError(str(e), 422) from None
 
@@ -176,7 +176,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def add_concept(name: Annotated[str, Form()], photo: Annotated[list[UploadFile], File()],
                     description: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
                     box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
-        name = _name(name)
+        name = _name(name, new_name)
         _text(description, "description", MAX_DESCRIPTION)
         _text(category, "category", 64)
         region, photos = _box(box), _photos(photo, limits)
@@ -191,7 +191,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
-        new = _name(change.name) if change.name is not None else None
+        new = _name(change.name, new_name) if change.name is not None else None
         _text(change.description, "description", MAX_DESCRIPTION)
         _text(change.category, "category", 64)
         with line.waiting_for(writes):

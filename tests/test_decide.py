@@ -42,6 +42,13 @@ def test_a_named_concept_comes_first_and_is_kept_even_below_its_threshold():
     assert mentioned_names("a bowl", [BO]) == []  # whole words only
 
 
+def test_a_name_with_joiners_is_mentioned_with_them_or_without():
+    family, sri = Concept(5, "👨\u200d👩\u200d👧", "", "", 0.0, 0.0), Concept(6, "ශ්\u200dරී", "", "", 0.0, 0.0)
+    for question in ("Where is 👨\u200d👩\u200d👧?", "Where is 👨👩👧?"):
+        assert mentioned_names(question, [BO, family]) == [family]
+    assert mentioned_names("ශ්\u200dරී කොහෙද?", [sri]) == [sri]
+
+
 def test_weak_unproposed_whole_image_evidence_is_dropped_but_a_clear_winner_is_kept():
     whole = [hit(BO, 0.62), hit(ANYA, 0.61)]
     candidates = whole + [hit(CAT, 0.3)]

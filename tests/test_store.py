@@ -256,6 +256,20 @@ def test_spaces_in_a_name_are_one_plain_space(memory, images):
     assert memory.get("teapot").name == "tea pot"
 
 
+def test_a_joiner_between_two_characters_is_part_of_a_name_and_not_of_its_key(memory, images):
+    # "👨‍👩‍👧" (a family: three emoji joined) and the Sinhala "ශ්‍රී" need U+200D, Persian words U+200C: all were
+    # refused as "a character that is not allowed"
+    for k, name in enumerate(["👨\u200d👩\u200d👧", "ශ්\u200dරී", "می\u200cخواهم", "Mochi \u2764\ufe0f"], 1):
+        assert memory.remember(name, [scene_file(images, k)]).name == name
+    for same in ["👨👩👧", "ශ්රී", "<mochi \u2764>"]:  # written without the joiner or the emoji's look: the same name
+        with pytest.raises(EdgeRapError, match="already exists"):
+            memory.remember(same, [scene_file(images, 9)])
+    assert memory.get("Mochi \u2764").name == "Mochi \u2764\ufe0f"
+    for stray in ["\u200dbo", "bo\u200c", "b\u200d\u200do", "b \u200do"]:  # at an end, doubled, by a space
+        with pytest.raises(EdgeRapError, match="not allowed"):
+            memory.remember(stray, [scene_file(images, 9)])
+
+
 def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):
     writer = open_memory(settings, embedder)
     first = scene_file(images, 1)

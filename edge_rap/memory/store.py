@@ -161,15 +161,31 @@ def _bare(name: str) -> str:
     return name[1:-1].strip() if name.startswith("<") and name.endswith(">") else name
 
 
+#: Invisible characters that a name's letters may need: the zero-width joiner of emoji sequences ("👨‍👩‍👧") and of
+#: scripts such as Sinhala ("ශ්‍රී"), and the non-joiner of Persian and Indic words. name_key drops them.
+JOINERS = "\u200c\u200d"
+#: What name_key drops (a pattern's character class): spaces, '_', '-' and '.' between words, the joiners, and
+#: the variation selectors that choose an emoji's look ("❤" and "❤️" are one name).
+KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f"
+
+
+def _joining(name: str, k: int) -> bool:
+    """Whether name[k] is a joiner between two visible characters (not at an end, beside a space or another)."""
+    return (name[k] in JOINERS and 0 < k < len(name) - 1
+            and not any(c in JOINERS or c.isspace() for c in (name[k - 1], name[k + 1])))
+
+
 def validate_name(name: str) -> str:
-    """A concept name: printable, no path separators, at most 64 characters; surrounding <> are dropped and a
-    run of spaces of any kind (a no-break space too) is one space: two names must not print alike."""
+    """A concept name: printable (a joiner between two characters aside), no path separators, at most 64
+    characters; surrounding <> are dropped and a run of spaces of any kind (a no-break space too) is one space: two
+    names must not print alike."""
     name = _bare(re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)))
     if not name:
         raise EdgeRapError("concept name is empty")
     if len(name) > MAX_NAME:
         raise EdgeRapError(f"concept name is {len(name)} characters; the limit is {MAX_NAME}")
-    bad = [c for c in name if unicodedata.category(c)[0] == "C" or c in "/\\<>"]
+    bad = [c for k, c in enumerate(name)
+           if c in "/\\<>" or (unicodedata.category(c)[0] == "C" and not _joining(name, k))]
     if bad:
         raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {bad[0]!r}")
     if name in (".", ".."):
@@ -195,8 +211,9 @@ ADD_INSTEAD = "use `edge-rap add-views` to add photos to it, or another name"
 
 def name_key(name: str) -> str:
     """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
-    in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot")."""
-    return re.sub(r"[\s_\-.]+", "", unicodedata.normalize("NFKC", name).casefold())
+    in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot"), or in
+    what does not show (KEY_DROPS: joiners, an emoji's variation selector)."""
+    return re.sub(f"[{KEY_DROPS}]+", "", unicodedata.normalize("NFKC", name).casefold())
 
 
 class NameTakenError(EdgeRapError):

@@ -13,7 +13,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from edge_rap.memory.store import name_key
+from edge_rap.memory.store import KEY_DROPS, name_key
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.types import Box, Concept, Hit
@@ -22,7 +22,7 @@ Face = TypeVar("Face")
 #: A name written in a question as <name>.
 WRITTEN_NAME = re.compile(r"<([^<>]{1,64})>")
 #: What may stand between a name's letters where it is written alike (name_key drops it).
-_DROPPED = re.compile(r"[\s_\-.]")
+_DROPPED = re.compile(f"[{KEY_DROPS}]")
 
 #: A tried box for one concept: its own score there, the box, and every concept's best score there.
 Option = tuple[float, Box, np.ndarray]

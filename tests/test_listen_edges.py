@@ -348,6 +348,8 @@ def test_the_speaker_remembers_its_last_lines_as_spoken(tmp_path):
     ("**<bo>** is *on the sofa* 🐱😀.", "bo is on the sofa."),  # voices read "asterisk", "grinning face"
     ("## Where\n- <bo>: the sofa\n* 2 * 3 is 6 👍🏽", "Where bo: the sofa 2 * 3 is 6"),
     ("See https://www.example.com/pets?id=3, or `http://x.org/a`.", "See example.com, or x.org."),
+    ("I can see <🐈>.", "I can see cat."),  # a name of emoji alone was left out: "I can see."
+    ("<👨\u200d👩\u200d👧> arrived, by <Mochi 🐱>.", "man woman girl arrived, by mochi."),
 ])
 def test_a_voice_reads_names_as_said_and_no_markdown_emoji_or_link(text, said):
     from edge_rap.speech.tts import spoken

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +55,20 @@ _MARKUP = re.compile(r"`+|^\s*(?:#+|[-*•])\s+", re.M)  # markdown's code, head
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
 
 
+def _said_name(name: str) -> str:
+    """A concept name as said: its spoken form; one of emoji alone by their names ("<🐈>" "cat"), as left out
+    with the rest of a line's emoji it would leave "I can see ." with nothing said."""
+    said = spoken_form(name)
+    if _EMOJI.sub("", said).strip():
+        return said
+    return " ".join(unicodedata.name(c).lower() for c in said if unicodedata.category(c) == "So")
+
+
 def spoken(text: str) -> str:
     """What a voice should read: concept names as said ("<red_mug>" "red mug", "<dog10>" "dog 10", which piper
     said "dogton"), a link by its site, and none of the markdown and emoji a model may write (the voices read
     every letter of a link, "asterisk" and "grinning face")."""
-    text = _URL.sub(r"\1", re.sub(r"<([^<>]+)>", lambda m: spoken_form(m.group(1)), text))
+    text = _URL.sub(r"\1", re.sub(r"<([^<>]+)>", lambda m: _said_name(m.group(1)), text))
     words = " ".join(_EMOJI.sub("", _MARKUP.sub("", _EMPHASIS.sub(r"\2", text))).split())
     return re.sub(r" (?=[.,;:!?])", "", words)  # what stood between a word and its full stop is gone
 

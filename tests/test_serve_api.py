@@ -124,6 +124,18 @@ def test_a_name_of_punctuation_alone_is_422_and_its_patch_changes_nothing(tmp_pa
         assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("boot", "brown")]
 
 
+def test_a_description_is_measured_as_it_is_stored(tmp_path):
+    # a browser sends a textarea's line breaks as CRLF: 700 short lines were refused as 2100 characters, which the
+    # CLI stores as the 1399 of one line
+    lines = "a\r\n" * 700
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        r = c.post("/api/concepts", data={"name": "boot", "description": lines}, files=photo_files(png(photo("coffee"))))
+        assert r.status_code == 201 and r.json()["description"] == " ".join("a" * 700)
+        assert c.patch("/api/concepts/boot", json={"description": "b  " * 1000}).status_code == 200
+        r = c.patch("/api/concepts/boot", json={"description": "b" * 2001})
+        assert r.status_code == 422 and r.json()["error"] == "description is 2001 characters; the limit is 2000"
+
+
 def test_photos_for_a_concept_forgotten_while_they_were_read_are_404(tmp_path, monkeypatch):
     # `edge-rap forget boot` in another process between the lookup and the write: the concept is not there.
     from edge_rap.memory.memory import Memory

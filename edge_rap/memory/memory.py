@@ -73,7 +73,7 @@ class PreparedView:
     cells: np.ndarray | None = None  # its dense-matching cells, for embedders with a feature map
 
 
-def _clean_text(text: str, what: str, limit: int) -> str:
+def clean_text(text: str, what: str, limit: int) -> str:
     """One line of printable text: whitespace collapsed, control characters (terminal escapes) dropped."""
     text = "".join(c for c in " ".join(text.split()) if unicodedata.category(c)[0] != "C")
     if len(text) > limit:
@@ -186,8 +186,8 @@ class Memory:
         regions). `faces`: for a person, each photo's registered face, None where none was (an import of a
         person whose photos include one with no face or several: `edit --category` leaves those out)."""
         name = new_name(name)
-        description = _clean_text(description, "description", MAX_DESCRIPTION)
-        category = _clean_text(category, "category", 64)
+        description = clean_text(description, "description", MAX_DESCRIPTION)
+        category = clean_text(category, "category", 64)
         if not images:
             raise EdgeRapError("remember needs at least one image")
         boxes = [box] * len(images) if boxes is None else boxes
@@ -202,8 +202,8 @@ class Memory:
         return self._commit(name, prepared, description, category, new=True)
 
     def remember_prepared(self, name: str, prepared: list[PreparedView], description: str, category: str) -> Concept:
-        return self._commit(new_name(name), prepared, _clean_text(description, "description", MAX_DESCRIPTION),
-                            _clean_text(category, "category", 64), new=True)
+        return self._commit(new_name(name), prepared, clean_text(description, "description", MAX_DESCRIPTION),
+                            clean_text(category, "category", 64), new=True)
 
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
         """More photos of a concept; in a person's photo that shows several people, the face that is clearly
@@ -278,10 +278,10 @@ class Memory:
         with self.store.transaction() as db:
             if description is not None:
                 db.execute("UPDATE concepts SET description = ?, updated = ? WHERE id = ?",
-                           (_clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
+                           (clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
             if category is not None:
                 db.execute("UPDATE concepts SET category = ?, updated = ? WHERE id = ?",
-                           (_clean_text(category, "category", 64), time.time(), concept.id))
+                           (clean_text(category, "category", 64), time.time(), concept.id))
             if stops_being_person and self.store.space(FACE_SPACE, db):
                 db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))
                 self.writer.write(db, FACE_SPACE)

@@ -26,7 +26,7 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.perceive.images import decode_image
-from edge_rap.memory.memory import MAX_DESCRIPTION
+from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.line import Line
@@ -63,6 +63,16 @@ def _text(value: str | None, what: str, limit: int) -> str | None:
     if value is not None and len(value) > limit:
         raise ApiError(f"{what} is {len(value)} characters; the limit is {limit}", 422)
     return value
+
+
+def _one_line(value: str | None, what: str, limit: int) -> None:
+    """A description or category measured as the memory stores it, or 422: the line breaks a browser sends as CRLF
+    and the runs of spaces count as the one space they become."""
+    if value is not None:
+        try:
+            clean_text(value, what, limit)
+        except EdgeRapError as e:
+            raise ApiError(str(e), 422) from None
 
 
 def _box(text: str | None) -> Box | None:
@@ -177,8 +187,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                     description: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
                     box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         name = _name(name, new_name)
-        _text(description, "description", MAX_DESCRIPTION)
-        _text(category, "category", 64)
+        _one_line(description, "description", MAX_DESCRIPTION)
+        _one_line(category, "category", 64)
         region, photos = _box(box), _photos(photo, limits)
         with line.waiting_for(writes):
             refuse_taken(name, hint="add photos to it instead, or another name")
@@ -192,8 +202,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
         new = _name(change.name, new_name) if change.name is not None else None
-        _text(change.description, "description", MAX_DESCRIPTION)
-        _text(change.category, "category", 64)
+        _one_line(change.description, "description", MAX_DESCRIPTION)
+        _one_line(change.category, "category", 64)
         with line.waiting_for(writes):
             concept = find(name)
             if new is not None and new != concept.name:

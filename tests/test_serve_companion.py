@@ -75,6 +75,22 @@ def test_json_is_taken_after_the_command_too(companion, live, capsys, tmp_path):
     assert rc == 0 and out.startswith("<bo>")
 
 
+def test_a_reader_that_leaves_early_ends_it_quietly(companion, live, capsys, tmp_path):
+    # `companion.py list | head -1` ended in a BrokenPipeError traceback
+    import os
+    import subprocess
+
+    assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 1))[0] == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run([sys.executable, str(TOOLS / "companion.py"), "--url", live.url, "--token", live.token,
+                               "list"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
+
+
 def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, live, capsys, tmp_path):
     database = _rap_database(tmp_path / "rap")
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)

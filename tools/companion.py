@@ -412,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("companion: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`list | head`): stop quietly, as edge-rap's commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to fail at exit
+        return 141
 
 
 def _run(args, device: Device) -> int:

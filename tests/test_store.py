@@ -270,6 +270,13 @@ def test_a_joiner_between_two_characters_is_part_of_a_name_and_not_of_its_key(me
             memory.remember(stray, [scene_file(images, 9)])
 
 
+def test_a_description_keeps_the_joiners_its_emoji_and_words_need(memory, images):
+    # "our family 👨‍👩‍👧" was stored as three emoji apart, "ශ්‍රී" as another letter: every joiner was dropped
+    text = "our family 👨\u200d👩\u200d👧, from ශ්\u200dරී"
+    assert memory.remember("bo", [scene_file(images, 1)], text + "\u200d \x1b[2J").description == text + " [2J"
+    assert memory.edit("bo", description=text).description == text
+
+
 def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):
     writer = open_memory(settings, embedder)
     first = scene_file(images, 1)

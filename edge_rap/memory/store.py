@@ -169,10 +169,10 @@ JOINERS = "\u200c\u200d"
 KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f"
 
 
-def _joining(name: str, k: int) -> bool:
-    """Whether name[k] is a joiner between two visible characters (not at an end, beside a space or another)."""
-    return (name[k] in JOINERS and 0 < k < len(name) - 1
-            and not any(c in JOINERS or c.isspace() for c in (name[k - 1], name[k + 1])))
+def joining(text: str, k: int) -> bool:
+    """Whether text[k] is a joiner between two visible characters (not at an end, beside a space or another)."""
+    return (text[k] in JOINERS and 0 < k < len(text) - 1
+            and not any(c in JOINERS or c.isspace() for c in (text[k - 1], text[k + 1])))
 
 
 def validate_name(name: str) -> str:
@@ -185,7 +185,7 @@ def validate_name(name: str) -> str:
     if len(name) > MAX_NAME:
         raise EdgeRapError(f"concept name is {len(name)} characters; the limit is {MAX_NAME}")
     bad = [c for k, c in enumerate(name)
-           if c in "/\\<>" or (unicodedata.category(c)[0] == "C" and not _joining(name, k))]
+           if c in "/\\<>" or (unicodedata.category(c)[0] == "C" and not joining(name, k))]
     if bad:
         raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {bad[0]!r}")
     if name in (".", ".."):

@@ -277,6 +277,20 @@ def test_a_description_keeps_the_joiners_its_emoji_and_words_need(memory, images
     assert memory.edit("bo", description=text).description == text
 
 
+def test_a_dotted_capital_i_folds_to_a_plain_i(memory, images):
+    # "İstanbul" case-folds to "i̇stanbul" (i and a combining dot): "istanbul" was remembered beside it, and
+    # `events --name istanbul` found no concept
+    from edge_rap.retrieve.decide import mentioned_names
+
+    city = memory.remember("İstanbul", [scene_file(images, 1)])
+    for same in ["istanbul", "ISTANBUL"]:
+        with pytest.raises(EdgeRapError, match="already exists as 'İstanbul'"):
+            memory.remember(same, [scene_file(images, 2)])
+        assert memory.get(same).name == "İstanbul"
+    for question in ["Where is İstanbul?", "where is istanbul"]:
+        assert mentioned_names(question, [city]) == [city]
+
+
 def test_a_reader_opened_before_a_write_sees_it_without_reopening(settings, embedder, images):
     writer = open_memory(settings, embedder)
     first = scene_file(images, 1)

@@ -164,9 +164,10 @@ def _bare(name: str) -> str:
 #: Invisible characters that a name's letters may need: the zero-width joiner of emoji sequences ("👨‍👩‍👧") and of
 #: scripts such as Sinhala ("ශ්‍රී"), and the non-joiner of Persian and Indic words. name_key drops them.
 JOINERS = "\u200c\u200d"
-#: What name_key drops (a pattern's character class): spaces, '_', '-' and '.' between words, the joiners, and
-#: the variation selectors that choose an emoji's look ("❤" and "❤️" are one name).
-KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f"
+#: What name_key drops (a pattern's character class): spaces, '_', '-' and '.' between words, the joiners, the
+#: variation selectors that choose an emoji's look ("❤" and "❤️" are one name), and the dot above that case
+#: folding leaves of a Turkish "İ" ("İstanbul" folds to "i̇stanbul": it was another name than "istanbul").
+KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307"
 
 
 def joining(text: str, k: int) -> bool:

@@ -156,6 +156,14 @@ def test_invented_names_are_removed_and_flagged():
     assert text == "I see <tea pot> by the red mug." and flagged == ["red mug"]  # <teapot> said alike
 
 
+def test_a_name_the_model_wrote_without_its_accents_or_emoji_is_the_concepts():
+    # a model wrote "<Mochi>" for <Mochi 🐱> and "<Zoe>" for <Zoë>: both were shown as [unrecognised]
+    text, flagged = filter_names("<Mochi> sleeps by <Jose's mug>; <Zoe> and <Max> left.", ["Mochi 🐱", "José's mug",
+                                                                                        "Zoë"], ["Bo"])
+    assert (text, flagged) == (f"<Mochi 🐱> sleeps by <José's mug>; <Zoë> and {REMOVED} left.", ["Max"])
+    assert filter_names("<Zoe>", ["Zoë", "Zoé"]) == (REMOVED, ["Zoe"])  # written alike of two: neither is meant
+
+
 def test_name_guard_on_a_stream_holds_back_only_open_brackets():
     guard = NameGuard.of(["bo"], ["bo", "anya"])
     out = [guard.feed(p) for p in ["I see <", "b", "o> and <an", "ya> there"]]

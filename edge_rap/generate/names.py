@@ -9,6 +9,7 @@ stream: text is held back only while a "<..." is open, so tokens still reach the
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from edge_rap.memory.store import name_key
@@ -24,6 +25,13 @@ def _norm(name: str) -> str:
     return " ".join(name.strip().lower().split())
 
 
+def _plain_key(name: str) -> str:
+    """A name's key without its accents and emoji: how a model may write it ("<Zoe>" for <Zoë>, "<Mochi>" for
+    <Mochi 🐱>)."""
+    letters = unicodedata.normalize("NFKD", name)
+    return name_key("".join(c for c in letters if unicodedata.category(c) not in ("Mn", "So", "Sk")))
+
+
 @dataclass
 class NameGuard:
     """Feed model text in pieces; get back text that is safe to show."""
@@ -31,12 +39,18 @@ class NameGuard:
     allowed: set[str]  # name_key of each name the answer may use ("<tea pot>" is <teapot>)
     known: set[str] = field(default_factory=set)  # every remembered concept's name, as written in lower case
     flagged: list[str] = field(default_factory=list)
+    plain: dict[str, str] = field(default_factory=dict)  # _plain_key -> the allowed name, where only one has it
     _pending: str = ""
     _shown: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, allowed, known=()) -> "NameGuard":
-        return cls({name_key(n) for n in allowed}, {_norm(n) for n in known})
+        allowed = list(allowed)
+        plain = {}
+        for name in allowed:
+            plain.setdefault(_plain_key(name), []).append(name)
+        return cls({name_key(n) for n in allowed}, {_norm(n) for n in known},
+                   plain={k: names[0] for k, names in plain.items() if k and len(names) == 1})
 
     def feed(self, piece: str) -> str:
         text = self._pending + piece
@@ -75,6 +89,8 @@ class NameGuard:
             return token
         if name_key(m.group(1)) in self.allowed:
             return token
+        if meant := self.plain.get(_plain_key(m.group(1))):
+            return f"<{meant}>"  # the allowed name the model wrote without its accents or emoji
         name = _norm(m.group(1))
         if not re.fullmatch(r"\w(?:[\w\-' .]*\w)?", m.group(1)) or name in _MARKUP:
             return token  # not a name: maths ("x < 3 and y > 2"), markup, an emoticon

@@ -15,7 +15,7 @@ from edge_rap.config import load_profile
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.chat import GEMMA3_TEMPLATE, PLAIN_TEMPLATE, ChatTemplate
 from edge_rap.generate.names import REMOVED, NameGuard, filter_names
-from edge_rap.generate.narrate import narrate, where
+from edge_rap.generate.narrate import BRIEF_CHARS, narrate, where
 from edge_rap.generate.prompt import (MEDIA_MARKER, PromptImage, Reference, Task, build_prompt, classify,
                                       render)
 from edge_rap.models.vlm_registry import list_vlms, pull, resolve
@@ -199,6 +199,21 @@ def test_template_names_exactly_the_recognised_concepts_with_descriptions():
     assert narrate(Task.TEXT, [], [BO], None).startswith(
         "Here is what I was told about <bo>: our Shiba Inu, cinnamon coat, black collar.")
     assert where(Box(0, 0, 100, 100), (100, 100)) == "" and where(Box(70, 0, 100, 9), (100, 100)) == "on the right"
+
+
+def test_where_a_concept_is_seen_its_description_is_said_briefly_and_whole_when_asked_about():
+    # An arrival said a 2000-character description in full, each time: minutes of speech at the door.
+    story = "Our old cat, found in the rain in 2015. " + "She likes the sofa and the sun. " * 60
+    cat = concept(9, "mochi", story)
+    line = narrate(Task.CAPTION, [hit(cat)], [], (100, 100))
+    assert line == "I can see <mochi> — Our old cat, found in the rain in 2015."
+    assert narrate(Task.RECOGNIZE, [hit(cat)], [cat], (100, 100)) == (
+        "Yes, <mochi> is in this image — Our old cat, found in the rain in 2015.")
+    assert story.strip().rstrip(".") in narrate(Task.TEXT, [], [cat], None)  # "tell me about her": all of it
+    one_long_sentence = concept(10, "rug", "a rug " + "with red and blue stripes, " * 20 + "from grandma")
+    said = narrate(Task.CAPTION, [hit(one_long_sentence)], [], (100, 100))
+    assert said.endswith("….")  # cut at a word, and said so
+    assert len(said) < len("I can see <rug> — .") + BRIEF_CHARS + 2 and "stripes" in said
 
 
 def test_a_name_not_known_lists_five_known_and_counts_the_rest():

@@ -7,6 +7,8 @@ more: answers carry mode "template" and the CLI labels them.
 
 from __future__ import annotations
 
+import re
+
 from edge_rap.generate.prompt import Task
 from edge_rap.types import Box, Concept, Hit
 
@@ -19,19 +21,36 @@ def where(box: Box, size: tuple[int, int] | None) -> str:
     return "on the left" if centre < 1 / 3 else ("on the right" if centre > 2 / 3 else "in the middle")
 
 
-def _about(concept: Concept) -> str:
-    text = concept.description.strip().rstrip(".")
+#: Characters of a description said where a concept is seen (an arrival, "is Bo here?"): its first sentence,
+#: cut at a word within this. Said at every arrival, a 2000-character description took minutes of speech;
+#: "tell me about Bo" says it whole.
+BRIEF_CHARS = 120
+
+
+def _about(concept: Concept, brief: bool = False) -> str:
+    text = concept.description.strip()
+    if brief:
+        text = _first_sentence(text)
+    text = text.rstrip(".")
     if not text and concept.category:
         text = f"a {concept.category}"
     return f" — {text}" if text else ""
+
+
+def _first_sentence(text: str) -> str:
+    first = re.split(r"(?<=[.!?])\s+|\n", text, maxsplit=1)[0].strip()
+    if len(first) <= BRIEF_CHARS:
+        return first
+    cut = first[:BRIEF_CHARS].rsplit(None, 1)[0] if " " in first[:BRIEF_CHARS] else first[:BRIEF_CHARS]
+    return cut.rstrip(",;:—-") + "…"
 
 
 def _seen(hit: Hit, size, first: bool) -> str:
     place = where(hit.box, size)
     place = f" {place}" if place else ""
     if first:
-        return f"I can see <{hit.concept.name}>{place}{_about(hit.concept)}."
-    return f"<{hit.concept.name}> is here too{place}{_about(hit.concept)}."
+        return f"I can see <{hit.concept.name}>{place}{_about(hit.concept, brief=True)}."
+    return f"<{hit.concept.name}> is here too{place}{_about(hit.concept, brief=True)}."
 
 
 def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[int, int] | None,
@@ -76,7 +95,8 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
                 parts.append(f"No, I don't see <{c.name}> in this image.")
             else:
                 place = where(hit.box, size)
-                parts.append(f"Yes, <{c.name}> is in this image{', ' + place if place else ''}{_about(c)}.")
+                place = f", {place}" if place else ""
+                parts.append(f"Yes, <{c.name}> is in this image{place}{_about(c, brief=True)}.")
         return " ".join(parts)
     if not seen:
         return "I don't see any of the household's concepts in this image."

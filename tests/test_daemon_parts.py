@@ -1202,6 +1202,48 @@ def test_a_speak_to_folder_past_9999_lines_goes_on_after_its_last_number(tmp_pat
     assert (tmp_path / "00010001.wav").read_bytes() == b"next"
 
 
+class EspeakLikeVoice(WritingVoice):
+    """Writes as espeak-ng does: into a folder that is gone it writes nothing, and still exits 0."""
+
+    def write(self, text: str, wav) -> bool:
+        if Path(wav).parent.is_dir():
+            Path(wav).write_bytes(text.encode())
+        return Path(wav).exists()
+
+
+def test_a_speak_to_folder_removed_while_running_is_said_once_and_again_when_it_is_back(tmp_path, caplog):
+    # Before: espeak-ng could not write into the removed folder and every later line was lost without a word.
+    from edge_rap.speech.tts import Speaker
+
+    folder = tmp_path / "said"
+    speaker = Speaker(EspeakLikeVoice(), folder)
+    speaker.say("first")
+    assert speaker.flush(60)
+    shutil.rmtree(folder)
+    for text in ("second", "third"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--speak-to {folder}: spoken lines not written there (No such file or directory) until it can be written"]
+    folder.mkdir()
+    say_each(speaker, ["fourth"])
+    assert caplog.records[-1].getMessage() == f"--speak-to {folder}: spoken lines are written there again"
+    assert sorted(p.name for p in folder.iterdir()) == ["00000002.wav", "speech.jsonl"]
+    assert (folder / "00000002.wav").read_bytes() == b"fourth"
+
+
+def test_a_voice_that_makes_no_audio_is_said(tmp_path, caplog):
+    from edge_rap.speech.tts import Speaker
+
+    class Silent(WritingVoice):
+        def write(self, text: str, wav) -> bool:
+            return False  # piper timed out, espeak-ng failed
+
+    say_each(Speaker(Silent(), tmp_path), ["Bo is home"])
+    assert [r.getMessage() for r in caplog.records] == ["speech failed (writing): it made no audio for 'Bo is home'"]
+    assert not list(tmp_path.iterdir())
+
+
 class HeldVoice:
     """A voice that holds its first line until released, so that later lines wait in the Speaker's queue."""
 

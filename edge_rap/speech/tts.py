@@ -9,6 +9,7 @@ stops the one being spoken (barge-in).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -236,6 +237,7 @@ class Speaker:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._interrupts = 0  # `interrupt()` calls: a line made meanwhile is not said
+        self._failing = False  # the last line could not be written to `to_dir`
         self._worker: NewestWorker[Line] = NewestWorker("speaker", self._say_one)
 
     def say(self, text: str, answer: bool = False) -> Line:
@@ -291,22 +293,44 @@ class Speaker:
         if not re.search(r"\w", text):  # nothing to say ("", an emoji): piper waited a minute for it, or died
             return
         interrupts = self._interrupts
-        if self.to_dir is not None:
-            wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
-            if self.voice.write(text, wav) and not self._cut(interrupts, wav):
-                _begin(line)
-                self.spoken += 1
-                self._numbered += 1
-                with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
-                    index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
-                keep_newest_wavs(self.to_dir, KEEP_WAVS)
-            return
-        with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:  # made here, then moved to `to_dir`: a
+            # voice that cannot write there (espeak-ng exits 0) or fills the disk leaves no part of a WAV in it
             wav = Path(tmp) / "line.wav"
-            if self.voice.write(text, wav) and not self._cut(interrupts, wav):
-                _begin(line)
-                self._play(wav)
-                self.spoken += 1
+            if not self.voice.write(text, wav):
+                log.warning("speech failed (%s): it made no audio for %r", self.voice.name, text[:60])
+                return
+            if self._cut(interrupts, wav):
+                return
+            if self.to_dir is not None:
+                self._keep(wav, text, line)
+                return
+            _begin(line)
+            self._play(wav)
+            self.spoken += 1
+
+    def _keep(self, made: Path, text: str, line: Line) -> None:
+        """`made` moved into the `--speak-to` folder as the next number, with its index line. A folder that
+        cannot take it (removed, made read-only, full) is said once, and again when a line is written there."""
+        wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
+        try:
+            shutil.move(made, wav)
+            with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
+                index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                wav.unlink(missing_ok=True)
+            if not self._failing:  # once while it fails, not at every line for as long as the disk stays full
+                log.warning("--speak-to %s: spoken lines not written there (%s) until it can be written",
+                            self.to_dir, e.strerror or e)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("--speak-to %s: spoken lines are written there again", self.to_dir)
+            self._failing = False
+        _begin(line)
+        self.spoken += 1
+        self._numbered += 1
+        keep_newest_wavs(self.to_dir, KEEP_WAVS)
 
     def _cut(self, interrupts: int, wav: Path) -> bool:
         """Whether the user spoke while `wav` was being made (`interrupt()` since `interrupts`): then it is not

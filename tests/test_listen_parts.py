@@ -4,6 +4,7 @@ wording. No model, no audio device."""
 from __future__ import annotations
 
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -467,6 +468,8 @@ def test_a_quiet_microphone_is_raised(monkeypatch):
         def __init__(self, callback, **_):
             self.callback = callback
 
+        active = True
+
         def start(self):
             pass
 
@@ -514,6 +517,111 @@ def test_the_microphone_keeps_what_is_said_while_the_listener_is_busy(monkeypatc
         block = said[i:i + mic._stream.block, None]
         mic._stream.callback(block, len(block), None, None)
     assert sum(len(block) for block in mic._queue.queue) == len(said)
+
+
+class UnpluggedDevice:
+    """sounddevice as a USB microphone is unplugged and plugged in again: its stream gives `blocks` blocks of
+    `level` and ends (PortAudio's stream goes inactive); while it is out the device is not listed; `plug_in()`
+    lists it again (from the next time PortAudio's device list is read)."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, blocks: int):
+        self.blocks, self.level, self.plugged, self.listed, self.opened = blocks, 0.1, True, True, 0
+
+    def plug_in(self) -> None:
+        self.plugged, self.level = True, 0.2
+
+    def _initialize(self) -> None:
+        self.listed = self.plugged
+
+    def _terminate(self) -> None:
+        pass
+
+    def query_devices(self, device=None, kind=None):
+        if not self.listed:
+            raise self.PortAudioError("Error querying device -1")
+        return {"name": "USB mic", "default_samplerate": 44100.0}
+
+    def InputStream(self, callback, blocksize, **_):
+        device = self
+        device.opened += 1
+
+        class Stream:
+            active = False
+
+            def start(self):
+                self.active = True
+                block = np.full((blocksize, 1), device.level, np.float32)
+                for _ in range(device.blocks):
+                    callback(block, blocksize, None, None)
+                self.active = device.plugged = device.listed = False  # unplugged: the stream ends
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *_):
+                return False
+
+            def close(self):
+                pass
+
+        return Stream()
+
+
+def test_a_microphone_unplugged_and_plugged_in_again_is_listened_to_again(monkeypatch, caplog):
+    # `run --voice`: before, a microphone that went away left the voice loop waiting for its audio for ever,
+    # without a word, and it was not heard again when it came back.
+    import sys
+
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import audio
+
+    monkeypatch.setattr(audio, "MIC_RETRY_S", 0.01)
+    device = UnpluggedDevice(blocks=50)  # 1 s at 44.1 kHz
+    monkeypatch.setitem(sys.modules, "sounddevice", device)
+    mic = audio.Microphone(reopen=True)
+    heard = []
+
+    def listen() -> None:
+        for chunk in mic._chunks():
+            heard.append(float(chunk.mean()))
+            if len(heard) == 5:  # gone by now: the next chunks come once it is back
+                device.plug_in()
+            if len(heard) == 40:
+                mic.close()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    listener.join(30)  # (only so that a microphone waited for for ever fails the test instead of hanging it)
+    assert not listener.is_alive() and device.opened == 2
+    assert heard[0] == pytest.approx(0.1, abs=0.01) and heard[-1] == pytest.approx(0.2, abs=0.01)  # the device's 2nd run
+    assert [r.getMessage() for r in caplog.records] == [
+        "the microphone (USB mic) stopped giving audio (unplugged?); listening again when it is back",
+        "the microphone (USB mic) is back: listening again"]
+
+
+def test_a_microphone_unplugged_during_push_to_talk_is_one_line(monkeypatch):
+    import sys
+
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import audio
+
+    monkeypatch.setitem(sys.modules, "sounddevice", UnpluggedDevice(blocks=5))
+    heard, said = [], []
+
+    def listen() -> None:
+        try:
+            heard.extend(audio.Microphone().chunks())
+        except EdgeRapError as e:
+            said.append(str(e))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    listener.join(30)  # (only so that a microphone waited for for ever fails the test instead of hanging it)
+    assert said == ["the microphone (USB mic) stopped giving audio (unplugged?)"]
+    assert heard  # what it gave before was heard
 
 
 def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():

@@ -8,10 +8,12 @@ memo, FLAC, MP3, Ogg) are decoded by PyAV, which faster-whisper already brings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ FLOOR_RISE_S = 10.0  # the quietest level a live stream has shown doubles in thi
 #: start of a question asked meanwhile was dropped.
 MIC_BUFFER_S = 60.0
 MIC_BLOCK_S = 0.02
+#: A microphone that gives no block this long has stopped (unplugged); one to come back is looked for this often.
+MIC_STALL_S, MIC_RETRY_S = 2.0, 1.0
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -352,29 +356,40 @@ def input_device(device: int | str | None = None):
 
 
 class Microphone:
-    """The default input device through sounddevice, at its own rate, resampled to 16 kHz chunks as they come."""
+    """The default input device through sounddevice, at its own rate, resampled to 16 kHz chunks as they come.
 
-    def __init__(self, device: int | str | None = None):
-        sd, info = input_device(device)
+    A device that stops giving audio (unplugged, its driver gone: PortAudio ends the stream, or its callbacks
+    stop) is said once; `reopen` (a daemon's) waits for it to come back and listens again, else it is an error."""
+
+    def __init__(self, device: int | str | None = None, reopen: bool = False):
+        self.device, self.reopen = device, reopen
+        self._sd, info = input_device(device)
+        self._error = self._sd.PortAudioError
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=round(MIC_BUFFER_S / MIC_BLOCK_S))
+        self._closed = threading.Event()
+        self._open(info)
+
+    def _open(self, info) -> None:
+        """A stream on the device `info` describes (not started)."""
         import soxr
 
         self.rate = int(info["default_samplerate"])
-        self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
-        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=round(MIC_BUFFER_S / MIC_BLOCK_S))
-        self._error = sd.PortAudioError
         self.name = info.get("name") or "the input device"
+        self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
+        self._pending = np.zeros(0, np.float32)
+        self._heard_at = time.monotonic()  # when the device last gave a block
         try:  # a device another program holds, or one unplugged since it was listed, fails here
-            self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate, dtype="float32",
-                                          blocksize=round(self.rate * MIC_BLOCK_S), callback=self._on_audio)
+            self._stream = self._sd.InputStream(device=self.device, channels=1, samplerate=self.rate,
+                                                dtype="float32", blocksize=round(self.rate * MIC_BLOCK_S),
+                                                callback=self._on_audio)
         except (self._error, ValueError) as e:
             raise self._cannot_open(e) from None
-        self._pending = np.zeros(0, np.float32)
-        self._closed = False
 
     def _cannot_open(self, e: Exception) -> EdgeRapError:
         return EdgeRapError(f"cannot open the microphone ({self.name}): {e}")
 
     def _on_audio(self, data, frames, when, status) -> None:
+        self._heard_at = time.monotonic()
         try:
             self._queue.put_nowait(data[:, 0].copy())
         except queue.Full:  # the listener fell behind: drop the oldest block rather than block the driver
@@ -386,21 +401,65 @@ class Microphone:
         return levelled(self._chunks())
 
     def _chunks(self) -> Iterator[np.ndarray]:
+        self._start()
+        while True:
+            yield from self._until_stopped()
+            if self._closed.is_set():
+                return
+            if not self.reopen:
+                raise EdgeRapError(f"the microphone ({self.name}) stopped giving audio (unplugged?)")
+            log.warning("the microphone (%s) stopped giving audio (unplugged?); listening again when it is back",
+                        self.name)
+            if not self._reopened():
+                return
+            log.warning("the microphone (%s) is back: listening again", self.name)
+
+    def _start(self) -> None:
         try:
             self._stream.start()
         except self._error as e:
             self._stream.close()
             raise self._cannot_open(e) from None
+
+    def _until_stopped(self) -> Iterator[np.ndarray]:
+        """The stream's chunks until `close()`, or until it stops giving audio."""
         with self._stream:
-            while not self._closed:
+            while not self._closed.is_set():
                 try:
                     block = self._queue.get(timeout=0.1)
                 except queue.Empty:
+                    if not self._alive():
+                        return
                     continue
                 self._pending = np.concatenate([self._pending, self._resampler.resample_chunk(block)])
                 while len(self._pending) >= CHUNK:
                     piece, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
                     yield piece
 
+    def _alive(self) -> bool:
+        """Whether the stream still runs and its blocks still come (PortAudio ends a stream whose device went;
+        some hosts only stop calling back)."""
+        try:
+            active = self._stream.active
+        except self._error:
+            return False
+        return active and time.monotonic() - self._heard_at < MIC_STALL_S
+
+    def _reopened(self) -> bool:
+        """Wait for the device to come back (PortAudio's device list read again every MIC_RETRY_S) and start
+        it; False when closed meanwhile."""
+        while not self._closed.wait(MIC_RETRY_S):
+            with contextlib.suppress(self._error, AttributeError):  # (its private API, in case it goes)
+                self._sd._terminate()
+                self._sd._initialize()
+            try:
+                _, info = input_device(self.device)
+                self._open(info)
+                self._start()
+            except EdgeRapError:
+                continue
+            return True
+        return False
+
     def close(self) -> None:
-        self._closed = True
+        self._closed.set()

@@ -38,7 +38,7 @@ class VoiceLoop:
         from edge_rap.speech.audio import Microphone
         from edge_rap.speech.vad import SileroVad
 
-        self.mic = Microphone() if source is None else None
+        self.mic = Microphone(reopen=True) if source is None else None  # unplugged: back when it is
         self.source = source if source is not None else self.mic.chunks()
         transcriber = Transcriber(asr_model, threads=threads, models=home.settings.models)
         self.listener = Listener(home, transcriber, SileroVad(), speaker, wake, latest)

@@ -296,6 +296,35 @@ def test_a_file_that_is_no_recording_is_one_line(tmp_path):
         read_audio(encode(tmp_path / "floats.au", broken, 16000, "pcm_f32be"))
 
 
+def test_a_recording_from_a_pipe_is_refused_in_one_line_that_says_to_save_it_first(tmp_path):
+    # `arecord ... | edge-rap listen --wav /dev/stdin`: before, "not a WAV file" (its first bytes were read, then the
+    # pipe again), and from a FIFO whose writer had gone PyAV waited for ever.
+    import os
+
+    from edge_rap.speech.audio import read_audio
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a writer, so that opening it to read does not block
+    said = []
+
+    def read() -> None:
+        try:
+            read_audio(fifo)
+        except EdgeRapError as e:
+            said.append(str(e))
+
+    try:
+        os.write(writer, _wav(tmp_path / "q.wav", _tone(0.1), 16000, 16).read_bytes())
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)  # (only so that a read that waits for ever fails the test instead of hanging it)
+    finally:
+        os.close(writer)
+    assert said == [f"{fifo}: a pipe or a device, not a recording file: save the recording to a file first "
+                    "(arecord -d 10 -f S16_LE -r 16000 question.wav)"]
+
+
 def test_not_a_wav_is_one_line(tmp_path):
     from edge_rap.speech.audio import read_wav
 

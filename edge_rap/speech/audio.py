@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import queue
+import stat
 import struct
 import threading
 import time
@@ -121,8 +122,12 @@ class NoDecoder(EdgeRapError):
 
 def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
     """A recording as mono 16 kHz: a WAV file parsed here, anything else (and a WAV in an encoding not parsed
-    here) decoded by PyAV."""
+    here) decoded by PyAV. A pipe or a device is refused: it is read more than once here, and PyAV waited for
+    ever on a FIFO whose writer had gone."""
     try:
+        if not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+            raise EdgeRapError(f"{path}: a pipe or a device, not a recording file: save the recording to a file "
+                               "first (arecord -d 10 -f S16_LE -r 16000 question.wav)")
         with path.open("rb") as f:
             head = f.read(12)
     except OSError as e:

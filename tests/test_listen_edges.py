@@ -606,3 +606,21 @@ def test_a_wav_whose_data_size_was_never_written_is_read_to_its_end(tmp_path):
     empty = tmp_path / "empty.wav"  # an empty data chunk, and another chunk after it: empty still
     empty.write_bytes(whole[:at] + struct.pack("<I", 0) + b"LIST" + struct.pack("<I", 4) + b"INFO")
     assert read_wav(empty).seconds == 0.0
+
+
+@pytest.mark.parametrize("name", ["header_only.wav", "empty.flac"])
+def test_a_recording_with_no_samples_is_one_line_not_heard_no_speech(tmp_path, name):
+    # A recorder that stopped before writing any sample leaves a 44-byte WAV: before, "heard no speech" (exit 0),
+    # as if the question had been too quiet.
+    from edge_rap.speech.audio import read_audio
+
+    path = tmp_path / name
+    if name.endswith(".wav"):
+        path.write_bytes(write_wav(tmp_path / "a.wav", loud(0.1)).read_bytes()[:44])
+    else:
+        pytest.importorskip("av")
+        from recordings import encode
+
+        encode(path, np.zeros((0, 1)), 16000, "flac")
+    with pytest.raises(EdgeRapError, match=r"no audio in it \(a header with no samples: its recorder stopped"):
+        read_audio(path)

@@ -132,6 +132,14 @@ def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
             head = f.read(12)
     except OSError as e:
         raise EdgeRapError(f"{path}: cannot read ({e.strerror or e})") from None
+    audio = _read_any(path, head, max_seconds)
+    if not len(audio.samples):  # said as "heard no speech", as if the question had been too quiet
+        raise EdgeRapError(f"{path}: no audio in it (a header with no samples: its recorder stopped before it "
+                           "wrote any)")
+    return audio
+
+
+def _read_any(path: Path, head: bytes, max_seconds: float) -> Audio:
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         try:
             return read_wav(path, max_seconds)

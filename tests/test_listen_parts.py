@@ -653,6 +653,44 @@ def test_a_microphone_unplugged_during_push_to_talk_is_one_line(monkeypatch):
     assert heard  # what it gave before was heard
 
 
+def test_a_microphone_opened_long_before_it_is_listened_to_is_not_taken_for_unplugged(monkeypatch):
+    # `listen --mic` opens the microphone, then loads the models (seconds): its first block was counted late from
+    # when it was opened, and it was said to have stopped before it could start.
+    import sys
+    import types
+
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import audio
+
+    clock = [0.0]
+    monkeypatch.setattr(audio, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+
+    class InputStream:
+        active = False
+
+        def __init__(self, callback, blocksize, **_):
+            self.callback, self.blocksize = callback, blocksize
+
+        def start(self):  # its first block comes a little after it starts, as a device's does
+            self.active = True
+            block = np.full((self.blocksize, 1), 0.2, np.float32)
+            feed = lambda: [self.callback(block, self.blocksize, None, None) for _ in range(20)]  # noqa: E731
+            threading.Timer(0.3, feed).start()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        query_devices=lambda device=None, kind=None: {"name": "USB mic", "default_samplerate": 16000.0},
+        InputStream=InputStream, PortAudioError=OSError))
+    mic = audio.Microphone()
+    clock[0] += 10 * audio.MIC_STALL_S  # the models load
+    assert next(mic._chunks()).mean() == pytest.approx(0.2)
+
+
 def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
     # Whisper hears 30 s at most: a wake phrase 35 s into a television's talk must still reach it whole.
     from edge_rap.speech.audio import CHUNK, RATE

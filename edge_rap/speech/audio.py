@@ -390,7 +390,6 @@ class Microphone:
         self.name = info.get("name") or "the input device"
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32")
         self._pending = np.zeros(0, np.float32)
-        self._heard_at = time.monotonic()  # when the device last gave a block
         try:  # a device another program holds, or one unplugged since it was listed, fails here
             self._stream = self._sd.InputStream(device=self.device, channels=1, samplerate=self.rate,
                                                 dtype="float32", blocksize=round(self.rate * MIC_BLOCK_S),
@@ -428,6 +427,7 @@ class Microphone:
             log.warning("the microphone (%s) is back: listening again", self.name)
 
     def _start(self) -> None:
+        self._heard_at = time.monotonic()  # when the device last gave a block: none yet, and none is late yet
         try:
             self._stream.start()
         except self._error as e:

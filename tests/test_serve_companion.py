@@ -334,6 +334,24 @@ def test_a_wrong_url_is_one_line_that_says_what_to_give(companion, live, capsys)
         other.shutdown()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_left_is_quiet(live):
+    # `companion.py list --json > /dev/full` and `... | head -c 0` ended in a traceback (OSError, BrokenPipeError)
+    import os
+    import subprocess
+
+    env = {**os.environ, "EDGE_RAP_URL": live.url, "EDGE_RAP_TOKEN": live.token}
+    command = [sys.executable, str(TOOLS / "companion.py"), "list", "--json"]
+    with open("/dev/full", "w") as full:
+        child = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert (child.returncode, child.stderr) == (2, "companion: cannot write the output (No space left on device)\n")
+    read, write = os.pipe()
+    os.close(read)  # the reader has already gone
+    child = subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    os.close(write)
+    assert (child.returncode, child.stderr) == (141, "")
+
+
 def test_forget_with_json_prints_json_as_every_other_command(companion, live, capsys, tmp_path):
     # `--json forget bo` printed "forgot <bo>": a script reading JSON failed on it
     _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))

@@ -16,7 +16,8 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 bytes) is not sent again, and a changed description or category is patched (a folder without description.txt
 or category.txt leaves the device's as they are); photos go in batches the device takes, and one it refuses is
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
-failed). Connection errors are retried with backoff; errors are one line.
+failed). Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be
+written too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
 """
 
 from __future__ import annotations
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"),
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
-                        help="retries of a request on connection errors (default 4)")
+                        help="retries of a request on connection errors, 429 and 503 (default 4)")
     json_help = "print JSON: the concept, the concepts, the sync report, the events, or the name forgotten"
     parser.add_argument("--json", action="store_true", help=json_help)
     # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
@@ -399,22 +400,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OutputError(OSError):
+    """stdout cannot take the output (`> /dev/full`): told apart from an OSError of the command's own (a photo)."""
+
+
+class GuardedOutput:
+    """`stream` whose failed writes and flushes raise OutputError; a reader that left stays BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(e.errno, e.strerror or str(e)) from e
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = output = GuardedOutput(stdout)
     try:
         if not args.url or not args.token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
-        return _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
+        code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
+        output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
+        return code
     except CompanionError as e:
         print(f"companion: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("companion: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader left (`list | head`): stop quietly, as edge-rap's commands do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to fail at exit
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as other command-line tools do
+        _drop_output(stdout)
         return 141
+    except OutputError as e:
+        print(f"companion: cannot write the output ({e.strerror})", file=sys.stderr)
+        _drop_output(stdout)
+        return 2
+    finally:
+        sys.stdout = stdout
+
+
+def _drop_output(stdout) -> None:
+    """Point stdout at /dev/null: nothing is left to fail when the interpreter flushes it at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
 
 
 def _run(args, device: Device) -> int:

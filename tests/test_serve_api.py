@@ -214,6 +214,19 @@ def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_p
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
 
 
+def test_a_form_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
+    """A misspelt `descripton` was dropped without a word: the concept was made with no description (the
+    README promises 422 for a field the route does not know, as PATCH's JSON got)."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        r = c.post("/api/concepts", data={"name": "bo", "descripton": "our dog"}, files=photo_files(png(photo("coffee"))))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "descripton: not a field of POST /api/concepts (it takes name, photo, " \
+                                    "description, category, box)"
+        assert c.get("/api/concepts").json() == []
+        assert c.post("/api/ask", data={"question": "Where is Bo?", "foto": "x"}).status_code == 422
+        assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200
+
+
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         assert c.get("/api/stats").json()["daemon"] is False

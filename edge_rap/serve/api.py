@@ -108,13 +108,19 @@ def _label(k: int, filename: str | None) -> str:
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
-def _form_body(request: Request) -> None:
+async def _form_body(request: Request) -> None:
     """Refuse a body that is not a form, in words: a JSON body read as a form holds no field, and the client
-    that sent {"question": ...} was told that ask needs a question."""
+    that sent {"question": ...} was told that ask needs a question. Refuse a field the route does not take
+    (422, as the JSON routes do): a misspelt `descripton` was dropped without a word, the concept kept none."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media not in FORM_TYPES:
         raise ApiError(f"{request.method} {request.url.path} takes form fields (multipart/form-data, as "
                        f"`curl -F field=value` sends them), not {media}", 415)
+    taken = [field.alias for field in request.scope["route"].dependant.body_params]
+    unknown = sorted(set((await request.form()).keys()) - set(taken))  # the form FastAPI has already read
+    if unknown:
+        raise ApiError(f"{unknown[0]}: not a field of {request.method} {request.url.path} (it takes "
+                       f"{', '.join(taken)})", 422)
 
 
 FORM = [Depends(_form_body)]

@@ -517,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
-                                     "too), or a command-line mistake; 130 interrupted. `edge-rap COMMAND --help` "
+                                     "too), or a command-line mistake; 130 interrupted; 141 the reader left (| head). "
+                                     "`edge-rap COMMAND --help` "
                                      "for each command's options.")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -214,9 +214,9 @@ def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_p
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
 
 
-def test_a_form_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
+def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
     """A misspelt `descripton` was dropped without a word: the concept was made with no description (the
-    README promises 422 for a field the route does not know, as PATCH's JSON got)."""
+    README promises 422 for a field the route does not know, as PATCH's JSON got); so was a query's `nmae`."""
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         r = c.post("/api/concepts", data={"name": "bo", "descripton": "our dog"}, files=photo_files(png(photo("coffee"))))
         assert r.status_code == 422, r.text
@@ -225,6 +225,11 @@ def test_a_form_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp
         assert c.get("/api/concepts").json() == []
         assert c.post("/api/ask", data={"question": "Where is Bo?", "foto": "x"}).status_code == 422
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200
+        r = c.get("/api/events", params={"nmae": "bo"})  # answered every event, as if no name were given
+        assert r.status_code == 422 and r.json()["error"] == "nmae: not a parameter of GET /api/events (it " \
+                                                             "takes since, name)"
+        assert c.get("/api/concepts", params={"x": "1"}).status_code == 422
+        assert c.get("/api/events", params={"since": "1d"}).status_code == 200
 
 
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):

@@ -126,6 +126,15 @@ async def _form_body(request: Request) -> None:
 FORM = [Depends(_form_body)]
 
 
+def _known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event."""
+    taken = [param.alias for param in request.scope["route"].dependant.query_params]
+    unknown = sorted(set(request.query_params) - set(taken))
+    if unknown:
+        raise ApiError(f"{unknown[0]}: not a parameter of {request.method} {request.url.path} (it takes "
+                       f"{', '.join(taken) or 'none'})", 422)
+
+
 def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     """The faces a person's photo shows (its place among the uploads, from 1, and their boxes in its upright
     pixels), so that a client can let the user point at one and send it again with that box."""
@@ -137,7 +146,7 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
 
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
-    router = APIRouter(prefix="/api", responses=ERRORS)
+    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)])
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     # One model job (embedding, recognition, an answer) at a time, and one photo decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).

@@ -77,8 +77,9 @@ def _settings(args):
 def _existing_memory(args, settings) -> None:
     """A command that reads or changes a memory refuses a --memory that is not one: a reader would answer "none
     of my concepts" with exit 0, a change would make a new memory there ("no concept named ..."). Only the
-    default home may be absent (not used yet): it reads as an empty memory."""
-    from edge_rap.memory.files import DATABASE, foreign_entries
+    default home may be absent (not used yet): it reads as an empty memory. A memory whose database is gone while
+    its photos remain is refused here too, also by the commands that open no database (`events`, `pair`)."""
+    from edge_rap.memory.files import DATABASE, foreign_entries, refuse_what_is_not_a_sound_memory
 
     path = settings.memory
     if path.exists() and not path.is_dir():
@@ -88,6 +89,8 @@ def _existing_memory(args, settings) -> None:
             raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")
     elif not (path / DATABASE).exists() and foreign_entries(path):
         raise EdgeRapError(f"{path}: not an edge-rap memory (no {DATABASE}; check --memory)")
+    else:
+        refuse_what_is_not_a_sound_memory(path)
 
 
 def _concept_json(c) -> dict:

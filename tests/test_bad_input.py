@@ -611,7 +611,8 @@ def test_a_memory_whose_database_is_gone_is_refused_by_readers_too(memory, setti
     database.write_bytes(b"") if damage == "truncate" else database.unlink()
     before = _files(settings.memory)
     for argv in (["concepts"], ["recognize", str(photo)], ["ask", "who is bo?"], ["ask", "--image", str(photo)],
-                 ["export-rap", str(tmp_path / "export")], ["events", "--name", "bo"], ["remember", "bo", str(photo)]):
+                 ["export-rap", str(tmp_path / "export")], ["events", "--name", "bo"], ["remember", "bo", str(photo)],
+                 ["events"], ["pair", "--json"]):  # these two open no database: "no events", and a token written
         rc, out, err = run_cli(capsys, [*argv, "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
         assert "missing or empty" in err and out == "", (argv, err)

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from edge_rap.errors import DeviceError
+from edge_rap.errors import DeviceError, EdgeRapError
 
 DATABASE = "memory.sqlite"
 #: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
@@ -76,3 +76,22 @@ def memory_stamp(root: Path) -> tuple:
         except OSError:
             stamp.append(None)
     return tuple(stamp)
+
+
+def refuse_what_is_not_a_sound_memory(root: Path) -> None:
+    """Before a writer creates or cleans anything, and before a reader answers "none of my concepts" (or a
+    command hands out a token for it): a folder holding other files is not a memory, and a memory whose database
+    is gone or empty while its photos remain must be restored, not started afresh (a writer's first cleanup
+    would delete every photo) nor read as empty."""
+    database = root / DATABASE
+    if database.exists() and database.stat().st_size > 0:
+        return
+    stored = stored_files(root)
+    if stored:
+        raise EdgeRapError(f"{root}: the memory's database {DATABASE} is missing or empty, but {len(stored)} stored "
+                           f"files remain; nothing was touched (restore {DATABASE} from a backup, or move the folder "
+                           "away)")
+    foreign = foreign_entries(root)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise EdgeRapError(f"{root}: not an edge-rap memory (it holds {shown}); use an empty or new folder")

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.files import DATABASE, foreign_entries, fsync_dir, is_own_image, stored_files
+from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, refuse_what_is_not_a_sound_memory
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 
@@ -279,7 +279,7 @@ class Store:
         self._snapshot = WalSnapshot(self.db_path, "edge-rap-snapshot-")  # a reader's, see _open_readonly
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
-        self._refuse_what_is_not_a_sound_memory()
+        refuse_what_is_not_a_sound_memory(self.root)
         self.db  # opened (and for a writer of an existing memory migrated) now, so that errors show at once
 
     @property
@@ -341,23 +341,6 @@ class Store:
         db.execute("PRAGMA foreign_keys = ON")
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         return db
-
-    def _refuse_what_is_not_a_sound_memory(self) -> None:
-        """Before a writer creates or cleans anything, and before a reader answers "none of my concepts": a
-        folder holding other files is not a memory, and a memory whose database is gone or empty while its
-        photos remain must be restored, not started afresh (a writer's first cleanup would delete every photo)
-        nor read as empty."""
-        if self.db_path.exists() and self.db_path.stat().st_size > 0:
-            return
-        stored = stored_files(self.root)
-        if stored:
-            raise EdgeRapError(f"{self.root}: the memory's database {DATABASE} is missing or empty, but "
-                               f"{len(stored)} stored files remain; nothing was touched (restore {DATABASE} "
-                               "from a backup, or move the folder away)")
-        foreign = foreign_entries(self.root)
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise EdgeRapError(f"{self.root}: not an edge-rap memory (it holds {shown}); use an empty or new folder")
 
     def _open_readonly(self) -> tuple[sqlite3.Connection, bool]:
         """A reader's connection, and whether it is an empty stand-in for a database not written yet.

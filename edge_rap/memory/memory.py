@@ -85,17 +85,17 @@ def clean_text(text: str, what: str, limit: int) -> str:
 
 def distinct_views(prepared: list[PreparedView], name: str, held: set = frozenset()) -> list[PreparedView]:
     """The photos that are new views: one given twice, or already a view of the concept with the same box, would
-    only repeat its vectors (`held`: the concept's (sha256, box) pairs). Said for each; none new is an error."""
-    seen, kept = set(held), []
+    only repeat its vectors (`held`: the concept's (sha256, box) pairs). Said for each beside the new ones; none new
+    is an error, said in its one line alone."""
+    seen, kept, skipped = set(held), [], []
     for view in prepared:
         key = (view.file.sha256, view.box)
-        if key in seen:
-            log.warning("%s is already a view of <%s>: skipped", view.file.image.source, name)
-            continue
+        (skipped if key in seen else kept).append(view)
         seen.add(key)
-        kept.append(view)
     if not kept:
         raise EdgeRapError(f"every photo given is already a view of <{name}>; nothing was changed")
+    for view in skipped:
+        log.warning("%s is already a view of <%s>: skipped", view.file.image.source, name)
     return kept
 
 

@@ -49,3 +49,18 @@ def test_a_folder_that_exists_but_cannot_be_written_is_refused_before_the_run(tm
         assert said[option].startswith(f"{option} {folder}: cannot write there (Read-only file system") or \
             said[option].startswith(f"{option} {folder}: cannot write there (Permission denied"), said
     assert list(folder.iterdir()) == []
+
+
+def test_a_refused_folder_is_one_line_also_where_nothing_can_speak(run, settings, tmp_path, monkeypatch, caplog):
+    # With no audio player, "not speaking: ..." was said first: two lines on stderr for one mistake.
+    from scenes import save, scene
+
+    from edge_rap.speech import tts
+
+    monkeypatch.setattr(tts, "PLAYERS", [("edge-rap-no-such-player",)])
+    settings.memory.mkdir()  # an empty folder: a new memory to run
+    (tmp_path / "notes").write_text("x")
+    photo = save(tmp_path / "frame.png", scene(1))
+    rc, _, err = run("run", "--source", photo, "--snapshots", tmp_path / "notes")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("edge-rap: --snapshots "), err
+    assert not [m for m in caplog.messages if "not speaking" in m]

@@ -311,6 +311,19 @@ def test_cli_answers_in_print_where_no_audio_player_is_found(voice_dir, models_e
     assert "not speaking: no audio player" in err and "Traceback" not in err
 
 
+def test_an_error_before_listening_is_one_line_where_nothing_can_speak(models_env, capsys, tmp_path, monkeypatch):
+    # "not speaking: no audio player ..." came first: two lines on stderr for one mistake
+    from edge_rap import cli
+    from edge_rap.speech import tts
+
+    monkeypatch.setattr(tts, "PLAYERS", [("edge-rap-no-such-player",)])
+    wav = write_wav(tmp_path / "q.wav", np.zeros(RATE, np.float32), RATE)
+    capsys.readouterr()
+    rc = cli.main(["listen", "--wav", str(wav), "--asr", "no-such-model", "--memory", str(models_env.memory)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("edge-rap: speech model 'no-such-model'"), err
+
+
 def test_cli_without_the_wake_phrase_is_not_triggered(voice_dir, models_env, capsys, tmp_path):
     wav = write_wav(tmp_path / "c.wav", mixed(spoken(voice_dir, CHATTER[1]), 6).samples, 16000)
     rc, out = listen(models_env, capsys, "--wav", wav, "--wake", WAKE, "--json", "--mute")

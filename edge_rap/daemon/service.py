@@ -116,7 +116,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     options = options_of(config, profile.rss_mb, profile.events_days * 86400)
     from edge_rap.speech.tts import open_speaker
 
-    speaker = open_speaker(config.mute, config.speak_to, log.warning)
+    why_silent: list[str] = []  # said once the run starts: an error before then is its one line alone
+    speaker = open_speaker(config.mute, config.speak_to, why_silent.append)
     try:
         with Household(settings, memory, detector=config.detector,
                        vlm=(config.vlm or "", config.mmproj or "")) as home:
@@ -135,6 +136,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             try:  # the microphone first: one that is missing fails before anything serves or watches
                 voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None
                 server = serve_beside(home, daemon, config) if config.serve else None
+                for note in why_silent:
+                    log.warning(note)
                 summary = daemon.run(stop)
             finally:
                 if voice is not None and not voice.stop():  # a question being answered finishes first

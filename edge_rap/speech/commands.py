@@ -41,7 +41,8 @@ def cmd_listen(args) -> int:
         from edge_rap.perceive.images import read_image_file
 
         image = read_image_file(args.image).image
-    speaker = open_speaker(args.mute, args.speak_to, lambda note: print(f"edge-rap: {note}", file=sys.stderr))
+    why_silent: list[str] = []  # said once listening starts: an error before then is its one line alone
+    speaker = open_speaker(args.mute, args.speak_to, why_silent.append)
     transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1), models=settings.models)
     mic = None if audio is not None else Microphone()
     try:
@@ -51,6 +52,8 @@ def cmd_listen(args) -> int:
                 _ = home.vlm  # a VLM named here must load, and loads now: not after the question was asked
             latest = StillFrame(home, image) if image is not None else None
             listener = Listener(home, transcriber, SileroVad(), speaker, args.wake, latest)
+            for note in why_silent:
+                print(f"edge-rap: {note}", file=sys.stderr)
             source = chunks(audio) if audio is not None else mic.chunks()
             if not args.wake:
                 wait = (args.timeout or math.inf) if mic is not None else None  # 0: forever, but a yes is waited

@@ -148,6 +148,7 @@ class Memory:
         `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`;
         `like`: the person's registered faces, to find theirs among several."""
         file = read_image_file(path)
+        box = _region_of(box, file.image.size)
         if person and box is None and face is None and like is not None:
             box = self._their_face(file.image, like)
         region = crop(file.image, box) if box else file.image
@@ -454,6 +455,18 @@ class Memory:
                 if len(vecs):
                     self.store.set_calibration(db, concept.id, space.name, *self.negatives.stats(vecs))
         self.writer.write(db, space.name)
+
+
+def _region_of(box: Box | None, size: tuple[int, int]) -> Box | None:
+    """A --box clipped to the photo; one that holds the photo whole is the photo (no box): remembered whole by
+    one concept and with --box 0,0,5000,5000 by another, the same pixels were two concepts, always tied."""
+    if box is None:
+        return None
+    width, height = size
+    clipped = Box(min(box.x0, width), min(box.y0, height), min(box.x1, width), min(box.y1, height))
+    if clipped.width <= 0 or clipped.height <= 0:
+        return box  # outside the photo: crop() says so
+    return None if clipped == Box(0, 0, width, height) else clipped
 
 
 def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, view: PreparedView) -> None:

@@ -672,13 +672,14 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "snapshots": "--snapshots", "speak_to": "--speak-to", "dataset": "--dataset",
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
-                    "detector": "--detector", "asr": "--asr", "host": "--host"}
+                    "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since"}
 
 
 def _refuse_empty_names(args) -> None:
-    """An empty file, folder, model or host argument (`--image "$UNSET"`) is refused: taken as given, it was the
-    current folder (an export, a dataset); taken as left out, the command went on without it (a question about no
-    photo, the microphone instead of a recording, no snapshots, no detector), exit 0."""
+    """An empty file, folder, model or host argument (`--image "$UNSET"`), box or time is refused: taken as given, it
+    was the current folder (an export, a dataset); taken as left out, the command went on without it (a question
+    about no photo, the microphone instead of a recording, no snapshots, no detector, the whole photo for the region
+    meant, every event), exit 0."""
     for dest, label in NAMING_ARGUMENTS.items():
         value = getattr(args, dest, None)
         if isinstance(value, str) and not value.strip():

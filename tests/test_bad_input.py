@@ -668,6 +668,9 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
     ["listen", "--wav", "q.wav", "--asr", ""],
     ["serve", "--host", ""],  # "serving on  without TLS", then "--host : Name or service not known"
     ["pair", "--host", ""],  # the recorded host shown, exit 0
+    ["remember", "bo", "f.jpg", "--box", ""],  # the whole photo remembered, not the region meant
+    ["add-views", "bo", "f.jpg", "--box", " "],
+    ["events", "--since", ""],  # every event shown, exit 0
 ])
 def test_an_empty_file_or_folder_option_is_refused_not_taken_as_left_out(tmp_path, capsys, argv):
     # `--image "$PHOTO"` with PHOTO unset went on as if the option had not been given, exit 0

@@ -307,6 +307,16 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
 
 
+def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, live, capsys, tmp_path):
+    # `--box "$UNSET"` sent the whole group photo for the face meant; `events --since "" --name ""` listed every event
+    photo = _save(tmp_path / "gran.png", 3)
+    for argv, option in ((["add", "gran", photo, "--box", ""], "--box"), (["add-photos", "gran", photo, "--box", " "],
+                         "--box"), (["events", "--since", ""], "--since"), (["events", "--name", ""], "--name")):
+        rc, out, err = _call(companion, live, capsys, *argv)
+        assert (rc, out) == (2, "") and err.startswith(f"companion: {option} ") and "is empty" in err, err
+    assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"
+
+
 def test_a_wrong_url_is_one_line_that_says_what_to_give(companion, live, capsys):
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer

@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--description", default="", help="what it is, in a sentence")
             p.add_argument("--category", default="", help="e.g. person, dog, mug (a person's also registers the "
                            "face)")
-        p.add_argument("--box", default="", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
+        p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     sub.add_parser("forget", help="forget a concept (its photos and sightings go too)", parents=[after]).add_argument(
         "name", help="a concept the device has")
     sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after]).add_argument(
@@ -436,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.url or not args.token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
+        options = ("box", "since", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
+        for option in options:  # "$UNSET": not the whole photo for the face meant, nor every event
+            value = getattr(args, option, None)
+            if value is not None and not value.strip():
+                raise CompanionError(f"--{option} {value!r} is empty (an unset variable?)")
         code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
@@ -475,7 +480,7 @@ def _run(args, device: Device) -> int:
             raise CompanionError(f"no such photo: {', '.join(missing)}")
         new = args.command == "add"
         entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""),
-                      box=args.box)
+                      box=args.box or "")
         report = SyncReport()
         concept = send_photos(device, entry, args.photos, report, new=new)
         if concept is None:

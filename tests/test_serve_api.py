@@ -230,6 +230,7 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
                                                              "takes since, name)"
         assert c.get("/api/concepts", params={"x": "1"}).status_code == 422
         assert c.get("/api/events", params={"since": "1d"}).status_code == 200
+        assert c.get("/api/events", params={"since": ""}).status_code == 422  # "$UNSET": every event was listed
 
 
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):

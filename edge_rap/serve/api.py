@@ -296,7 +296,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
                name: str | None = None) -> list[dict]:
         try:
-            when = parse_since(since) if since else None
+            when = parse_since(since) if since is not None else None  # "" is an error: not every event
         except EdgeRapError:
             raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
         stored = find(name).name if name is not None else None  # as the CLI: any case; unknown is 404

@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
-    models_json = "a JSON list of the models, each with its role, name and whether it is there"
+    models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), a VLM's "
+                   "or whisper model's `pulled`")
     p.add_argument("--json", action="store_true", help=models_json)
     # subcommands, not two optional positionals: argparse gave `pull` both of those and refused the NAME after an
     # option (`models pull --json NAME`: "unrecognized arguments")
@@ -654,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, models, "
                    "sources, audio, and missing: what the device lacks to recognise")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
-    p.add_argument("--since", metavar="10m|2h|1d|1w|ISO", help="only events since then")
+    p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
                    help="at most the newest N events (default 10000)")

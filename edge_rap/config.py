@@ -129,7 +129,9 @@ def load_profile(name: str | None = None) -> Profile:
     if not path.exists():
         if name == "x86-cpu":
             return Profile(reason=reason)  # installed without the repository's device_configs/: built-in defaults
-        raise EdgeRapError(f"device profile {name!r} not found ({where})")
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))) or "none installed"
+        raise EdgeRapError(f"device profile {name!r} not found: no {where}; the profiles are {known}, or a .toml "
+                           "file's path")
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:

@@ -152,3 +152,13 @@ def test_profile_threads_reach_the_detector_and_face_sessions(settings, monkeypa
         app.open_detector(threaded, "d")
     assert app.face_loader(threaded)() is None  # the capture makes loading fail; the log says so
     assert seen == [3, 3]
+
+
+def test_a_device_profile_not_found_names_the_ones_there_are(monkeypatch):
+    # "device profile 'jetson-nano' not found (…/jetson-nano.toml)" left the user to list a folder to learn the names.
+    monkeypatch.delenv("EDGE_RAP_DEVICE", raising=False)
+    with pytest.raises(EdgeRapError) as caught:
+        load_profile("jetson-nano")
+    message = str(caught.value)
+    assert "'jetson-nano' not found" in message and "jetson-orin-nano" in message and "x86-cpu" in message
+    assert "\n" not in message

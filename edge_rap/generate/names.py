@@ -39,18 +39,19 @@ class NameGuard:
     allowed: set[str]  # name_key of each name the answer may use ("<tea pot>" is <teapot>)
     known: set[str] = field(default_factory=set)  # every remembered concept's name, as written in lower case
     flagged: list[str] = field(default_factory=list)
-    plain: dict[str, str] = field(default_factory=dict)  # _plain_key -> the allowed name, where only one has it
+    plain: dict[str, str] = field(default_factory=dict)  # _plain_key -> the allowed name, where no other name has it
     _pending: str = ""
     _shown: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, allowed, known=()) -> "NameGuard":
         allowed = list(allowed)
-        plain = {}
-        for name in allowed:
-            plain.setdefault(_plain_key(name), []).append(name)
-        return cls({name_key(n) for n in allowed}, {_norm(n) for n in known},
-                   plain={k: names[0] for k, names in plain.items() if k and len(names) == 1})
+        keys = {name_key(n) for n in allowed}
+        plain = {}  # a known name not allowed here counts too: "<Zoe>" may be <Zoe>, who is not <Zoë>
+        for name in allowed + [n for n in known if name_key(n) not in keys]:
+            plain.setdefault(_plain_key(name), set()).add(name if name_key(name) in keys else None)
+        return cls(keys, {_norm(n) for n in known},
+                   plain={k: names.pop() for k, names in plain.items() if k and len(names) == 1 and None not in names})
 
     def feed(self, piece: str) -> str:
         text = self._pending + piece

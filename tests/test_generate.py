@@ -223,6 +223,16 @@ def test_where_a_concept_is_seen_its_description_is_said_briefly_and_whole_when_
     assert len(said) < len("I can see <rug> — .") + BRIEF_CHARS + 2 and "stripes" in said
 
 
+def test_a_brief_description_does_not_end_at_an_abbreviations_full_stop():
+    # "Mr. Whiskers, our grey cat." was said "I can see <whiskers> — Mr."
+    for description, brief in [("Mr. Whiskers, our grey cat. Likes tuna.", "Mr. Whiskers, our grey cat"),
+                               ("A St. Bernard, approx. 60 kg. Drools.", "A St. Bernard, approx. 60 kg"),
+                               ("Mugs like this one, e.g. the blue. Chipped.", "Mugs like this one, e.g. the blue"),
+                               ("By J. Smith. Signed.", "By J. Smith"), ("Our dog. Mr. Bo to guests.", "Our dog")]:
+        assert narrate(Task.CAPTION, [hit(concept(9, "bo", description))], [], (100, 100)) == (
+            f"I can see <bo> — {brief}.")
+
+
 def test_a_name_not_known_lists_five_known_and_counts_the_rest():
     household = [concept(i, f"c{i}") for i in range(1, 8)]
     assert narrate(Task.TEXT, [], [], None, household) == (

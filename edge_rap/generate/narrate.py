@@ -37,8 +37,26 @@ def _about(concept: Concept, brief: bool = False) -> str:
     return f" — {text}" if text else ""
 
 
+#: A full stop after these, after a single letter or after an initialism ("J.", "e.g.", "U.S.") ends no sentence:
+#: "Mr. Whiskers, our grey cat." was said "Mr".
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "approx"}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+def _abbreviation(word: str) -> bool:
+    """Whether `word`, which ends in a full stop, is an abbreviation."""
+    word = word.lstrip("(\"'“‘")[:-1]
+    return word.lower() in _ABBREVIATIONS or len(word) == 1 or "." in word
+
+
 def _first_sentence(text: str) -> str:
-    first = re.split(r"(?<=[.!?])\s+|\n", text, maxsplit=1)[0].strip()
+    first = text
+    for end in _SENTENCE_END.finditer(text):
+        word = text[:end.start()].rsplit(None, 1)[-1]
+        if "\n" in end.group() or not word.endswith(".") or not _abbreviation(word):
+            first = text[:end.start()]
+            break
+    first = first.strip()
     if len(first) <= BRIEF_CHARS:
         return first
     cut = first[:BRIEF_CHARS].rsplit(None, 1)[0] if " " in first[:BRIEF_CHARS] else first[:BRIEF_CHARS]

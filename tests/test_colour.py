@@ -106,3 +106,31 @@ def test_a_heif_photo_whose_nclx_box_says_display_p3_is_read_in_srgb():
 def test_a_damaged_profile_leaves_the_photo_as_stored(profile):
     pixels = decode_image(encoded(patches(), "RGB", "PNG", profile)).pixels
     assert np.array_equal(pixels, patches())
+
+
+@pytest.mark.parametrize("without", ["module", "core"])
+def test_a_pillow_without_littlecms_reads_tagged_photos_as_stored(monkeypatch, caplog, without):
+    # A Pillow built without littlecms (Pillow 10+ imports ImageCms then and fails at its first use) refused every
+    # tagged photo with an ImportError, though most JPEGs carry an sRGB profile.
+    import sys
+
+    import PIL
+    from PIL import ImageCms
+    from PIL._util import DeferredError
+
+    from edge_rap.perceive import colour
+
+    if without == "module":
+        monkeypatch.setitem(sys.modules, "PIL.ImageCms", None)  # (older Pillows: the import fails)
+        monkeypatch.delattr(PIL, "ImageCms")
+    else:
+        monkeypatch.setattr(ImageCms, "core", DeferredError.new(ImportError("The _imagingcms C module is not installed")))
+    colour._transform.cache_clear()  # (transforms built with littlecms: not this test's)
+    colour._no_littlecms.cache_clear()
+    try:
+        for profile in (p3_profile(), display_profile(SRGB_PRIMARIES)):
+            assert np.array_equal(decode_image(encoded(patches(), "RGB", "PNG", profile)).pixels, patches())
+    finally:
+        colour._transform.cache_clear()  # (the transforms the test's Pillow cannot build: not the next test's)
+        colour._no_littlecms.cache_clear()
+    assert len([r for r in caplog.records if "Pillow has no littlecms" in r.getMessage()]) == 1  # said once

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import struct
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: Modes whose profile littlecms applies here; a profile on any other mode is left alone.
 _CONVERTIBLE = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB"}
@@ -110,17 +113,28 @@ def _text_description(text: str) -> bytes:
     return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text + b"\0" * 78
 
 
+@functools.cache
+def _no_littlecms(error: str) -> None:
+    """Said once: Pillow built without littlecms (some distributions' builds) reads photos as stored, as before
+    there was any conversion, rather than refusing every tagged one (most JPEGs carry an sRGB profile)."""
+    log.warning("colour profiles are not converted to sRGB: Pillow has no littlecms (%s)", error)
+
+
 @functools.lru_cache(maxsize=8)
 def _transform(profile: bytes, in_mode: str, out_mode: str):
     """littlecms's transform from this profile to sRGB, or None where the profile is sRGB or unusable.
     Cached: a camera or a phone tags every photo with the same few profiles."""
     from PIL import Image as PILImage
-    from PIL import ImageCms
 
     try:
+        from PIL import ImageCms  # (Pillow 10+ imports it without littlecms, and fails at its first use)
+
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), in_mode, out_mode,
                                             renderingIntent=ImageCms.Intent.PERCEPTUAL)
+    except ImportError as e:
+        _no_littlecms(str(e))
+        return None
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
     if in_mode in ("RGB", "RGBA"):

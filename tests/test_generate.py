@@ -233,6 +233,14 @@ def test_a_brief_description_does_not_end_at_an_abbreviations_full_stop():
             f"I can see <bo> — {brief}.")
 
 
+def test_a_brief_description_ends_at_the_full_stop_of_a_script_written_without_spaces():
+    # A Chinese description was said whole up to 120 characters: "。" is followed by no space
+    cat = concept(9, "mimi", "我们的猫，叫咪咪。" + "她喜欢在阳光下睡觉。" * 20)
+    assert narrate(Task.CAPTION, [hit(cat)], [], (100, 100)) == "I can see <mimi> — 我们的猫，叫咪咪."
+    dog = concept(10, "moti", "हमारा कुत्ता। उसे घूमना पसंद है।")
+    assert narrate(Task.CAPTION, [hit(dog)], [], (100, 100)) == "I can see <moti> — हमारा कुत्ता."
+
+
 def test_a_name_not_known_lists_five_known_and_counts_the_rest():
     household = [concept(i, f"c{i}") for i in range(1, 8)]
     assert narrate(Task.TEXT, [], [], None, household) == (

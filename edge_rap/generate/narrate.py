@@ -31,7 +31,7 @@ def _about(concept: Concept, brief: bool = False) -> str:
     text = concept.description.strip()
     if brief:
         text = _first_sentence(text)
-    text = text.rstrip(".")
+    text = text.rstrip(".。।")  # the line gives it its full stop
     if not text and concept.category:
         text = f"a {concept.category}"
     return f" — {text}" if text else ""
@@ -40,7 +40,9 @@ def _about(concept: Concept, brief: bool = False) -> str:
 #: A full stop after these, after a single letter or after an initialism ("J.", "e.g.", "U.S.") ends no sentence:
 #: "Mr. Whiskers, our grey cat." was said "Mr".
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "approx"}
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+#: A sentence ends at a full stop, "!" or "?" and a space, at a line break, and right after the full stops of
+#: scripts written without spaces between sentences (Chinese, Japanese) and the danda (Hindi).
+_SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|(?<=[。！？।])\s*|\n")
 
 
 def _abbreviation(word: str) -> bool:

@@ -124,6 +124,25 @@ def test_a_name_of_punctuation_alone_is_422_and_its_patch_changes_nothing(tmp_pa
         assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("boot", "brown")]
 
 
+def test_an_old_name_of_punctuation_alone_sent_back_unchanged_with_a_patch_is_no_rename(tmp_path):
+    # a client that sends the whole concept back ({"name": "...", "description": ...}) was refused 422, though the
+    # CLI's `rename ... ...` changes nothing and succeeds
+    from edge_rap.memory.store import Store
+
+    settings = fake_settings(tmp_path)
+    with live_server(settings) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot"}, files=photo_files(png(photo("coffee")))
+                      ).status_code == 201
+        store = Store(settings.memory)
+        with store.transaction() as db:  # as a memory made before such names were refused holds them
+            db.execute("INSERT INTO concepts (name, category, description, created, updated) "
+                       "VALUES ('...', '', '', 0, 0)")
+        store.close()
+        r = c.patch("/api/concepts/...", json={"name": "...", "description": "the dots"})
+        assert r.status_code == 200 and (r.json()["name"], r.json()["description"]) == ("...", "the dots")
+        assert c.patch("/api/concepts/boot", json={"name": "-"}).status_code == 422  # a new one is still refused
+
+
 def test_a_description_is_measured_as_it_is_stored(tmp_path):
     # a browser sends a textarea's line breaks as CRLF: 700 short lines were refused as 2100 characters, which the
     # CLI stores as the 1399 of one line

@@ -216,12 +216,13 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
-        new = _name(change.name, new_name) if change.name is not None else None
+        new = _name(change.name) if change.name is not None else None
         _one_line(change.description, "description", MAX_DESCRIPTION)
         _one_line(change.category, "category", 64)
         with line.waiting_for(writes):
             concept = find(name)
-            if new is not None and new != concept.name:
+            if new is not None and new != concept.name:  # (an old memory's "..." sent back as it is: no change)
+                _name(new, new_name)
                 refuse_taken(new, owner=concept.id)
             if change.description is not None or change.category is not None:
                 with thinking:  # a concept that becomes a person has its photos' faces registered

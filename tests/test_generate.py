@@ -742,6 +742,21 @@ def test_the_encoder_cache_keeps_its_files_within_its_budget_least_recently_used
     assert [k for k in "abcd" if left.get(k, 1000) is not None] == ["a", "c", "d"]  # b, least recently used, went
 
 
+def test_a_model_cache_that_cannot_be_listed_does_not_stop_forget(tmp_path, monkeypatch, caplog):
+    # forget deletes the encodings after the concept and before its events: an unlistable cache raised in between,
+    # so the forgotten concept's events and snapshots stayed
+    from edge_rap.generate.cache import EncoderCache, forget_encodings
+
+    EncoderCache(tmp_path, "ab" * 32).put("a", np.ones(8, np.float32))
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    assert forget_encodings(tmp_path, ["a"]) == 0
+    assert any("cannot list" in r.getMessage() and "Permission denied" in r.getMessage() for r in caplog.records)
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     import io
 

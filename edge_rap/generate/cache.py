@@ -42,7 +42,11 @@ def forget_encodings(root: Path, keys: Iterable[str]) -> int:
     A file that cannot be deleted (a read-only model cache) is logged, not raised: the concept is forgotten."""
     names = {_encoding_file(key) for key in keys}
     deleted = 0
-    folders = [f for f in root.iterdir() if f.is_dir()] if names and root.is_dir() else []
+    try:
+        folders = [f for f in root.iterdir() if f.is_dir()] if names and root.is_dir() else []
+    except OSError as e:  # (raised, it stopped forget before the concept's events went)
+        log.warning("encoder cache: cannot list %s (%s)", root, e.strerror or e)
+        return 0
     for folder in folders:
         for name in names:
             try:

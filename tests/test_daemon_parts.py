@@ -231,9 +231,12 @@ def test_a_camera_named_by_its_device_file_is_retried_when_unplugged_not_ended_a
     assert parse_source("/dev/null").kind == "device" and parse_source("/dev/null").live  # (a character device)
     unplugged = parse_source("door=/dev/v4l/by-id/usb-edge-rap-test-video-index0")
     assert unplugged.kind == "device" and unplugged.live
+    assert parse_source("/dev/video7").kind == "device"  # not plugged in (there is no video7 here)
     clip = tmp_path / "clip.mp4"
     clip.touch()
     assert parse_source(str(clip)).kind == "file"
+    with pytest.raises(EdgeRapError, match="no such file"):  # a file gone from /dev/shm is no camera to wait for
+        parse_source("/dev/shm/edge-rap-test-clip-not-there.mp4")
     stop = threading.Event()
     camera = Camera(unplugged, stop, backoff=(0.05, 0.1)).start()
     wait_until(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2, "a second retry")

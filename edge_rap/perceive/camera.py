@@ -68,7 +68,9 @@ def is_device_path(path: Path) -> bool:
     """A camera named by its device file (`/dev/video0`, or the name a USB replug keeps:
     `/dev/v4l/by-id/usb-...-video-index0`), there or not: unplugged, it is retried as a camera is, not read as a
     file that ended."""
-    return path.is_char_device() or (path.is_absolute() and path.parts[1:2] == ("dev",) and not path.exists())
+    camera_name = path.is_absolute() and (path.parts[1:3] == ("dev", "v4l") or (
+        len(path.parts) == 3 and path.parts[1] == "dev" and path.name.startswith("video")))
+    return path.is_char_device() or (camera_name and not path.exists())
 
 
 def _split_source(text: str) -> tuple[str | None, str]:

@@ -45,6 +45,9 @@ MIC_BUFFER_S = 60.0
 MIC_BLOCK_S = 0.02
 #: A microphone that gives no block this long has stopped (unplugged); one to come back is looked for this often.
 MIC_STALL_S, MIC_RETRY_S = 2.0, 1.0
+#: How long a started stream may take to give its first block: a Bluetooth headset's link, a USB device waking
+#: from suspend take seconds (counted as stopped at 2 s, such a device was said unplugged and back every 3 s).
+MIC_FIRST_AUDIO_S = 10.0
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -401,7 +404,7 @@ class Microphone:
         return EdgeRapError(f"cannot open the microphone ({self.name}): {e}")
 
     def _on_audio(self, data, frames, when, status) -> None:
-        self._heard_at = time.monotonic()
+        self._heard_at, self._heard_any = time.monotonic(), True
         try:
             self._queue.put_nowait(data[:, 0].copy())
         except queue.Full:  # the listener fell behind: drop the oldest block rather than block the driver
@@ -428,6 +431,7 @@ class Microphone:
 
     def _start(self) -> None:
         self._heard_at = time.monotonic()  # when the device last gave a block: none yet, and none is late yet
+        self._heard_any = False
         try:
             self._stream.start()
         except self._error as e:
@@ -456,7 +460,8 @@ class Microphone:
             active = self._stream.active
         except self._error:
             return False
-        return active and time.monotonic() - self._heard_at < MIC_STALL_S
+        allowed = MIC_STALL_S if self._heard_any else MIC_FIRST_AUDIO_S
+        return active and time.monotonic() - self._heard_at < allowed
 
     def _reopened(self) -> bool:
         """Wait for the device to come back (PortAudio's device list read again every MIC_RETRY_S) and start

@@ -1235,6 +1235,33 @@ def test_a_speak_to_folder_removed_while_running_is_said_once_and_again_when_it_
     assert (folder / "00000002.wav").read_bytes() == b"fourth"
 
 
+def test_an_index_line_a_full_disk_cut_short_leaves_nothing_for_the_next_to_join(tmp_path, monkeypatch):
+    # Half a line was left in speech.jsonl; the next line was appended to it, and neither could be read.
+    import errno
+
+    from edge_rap.speech import tts
+
+    real_write, full = os.write, [False]
+
+    def half_then_full(fd, data):
+        if full[0] and data.endswith(b"\n"):
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(tts.os, "write", half_then_full)
+    speaker = tts.Speaker(WritingVoice(), tmp_path)
+    say_each_open = lambda text: (speaker.say(text), speaker.flush(60))  # noqa: E731
+    say_each_open("first")
+    full[0] = True
+    say_each_open("second")
+    full[0] = False
+    say_each(speaker, ["third"])
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [e["text"] for e in index] == ["first", "third"]
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["00000001.wav", "00000002.wav"]
+
+
 def test_a_voice_that_makes_no_audio_is_said(tmp_path, caplog):
     from edge_rap.speech.tts import Speaker
 

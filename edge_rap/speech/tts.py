@@ -10,9 +10,11 @@ stops the one being spoken (barge-in).
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
 import logging
+import os
 import queue
 import re
 import shutil
@@ -314,8 +316,8 @@ class Speaker:
         wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
         try:
             shutil.move(made, wav)
-            with open(self.to_dir / "speech.jsonl", "a", encoding="utf-8") as index:
-                index.write(json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}) + "\n")
+            _append_line(self.to_dir / "speech.jsonl", json.dumps({"wav": wav.name, "text": text,
+                                                                   "voice": self.voice.name}))
         except OSError as e:
             with contextlib.suppress(OSError):
                 wav.unlink(missing_ok=True)
@@ -339,6 +341,24 @@ class Speaker:
             return False
         wav.unlink(missing_ok=True)
         return True
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line to an index whole or not at all: half a line left by a full disk would join the next one
+    into a line no reader can parse."""
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def keep_newest_wavs(folder: Path, keep: int) -> None:

@@ -763,3 +763,20 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, array, allow_pickle=False)
     return out.getvalue()
+
+
+def test_an_encoder_cache_that_cannot_be_listed_still_answers(tmp_path, monkeypatch, caplog):
+    # Its folder cleared by hand (or made unreadable) under a running daemon: listing it for the budget raised out
+    # of the encoding, and the answer failed.
+    import errno
+
+    from edge_rap.generate import cache as cache_module
+
+    def gone(folder):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+    cache = cache_module.EncoderCache(tmp_path, "ab" * 32)
+    monkeypatch.setattr(cache_module.os, "scandir", gone)
+    cache.put("photo", np.ones(8, np.float32))
+    assert cache.get("photo", 8) is not None
+    assert "cannot list" in caplog.text

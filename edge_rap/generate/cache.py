@@ -130,7 +130,12 @@ class EncoderCache:
         """Delete the least recently used encodings until the folder is within `max_bytes` (never `keep`, the
         one just written). Run at each write, which is rare: once per new reference photo."""
         files = []
-        for entry in os.scandir(self.folder):
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError as e:  # the cache cleared by hand meanwhile: its budget is kept at the next write
+            log.warning("encoder cache: cannot list %s (%s)", self.folder, e.strerror)
+            return
+        for entry in entries:
             with suppress(OSError):
                 if entry.name.endswith(".npy") and entry.is_file():
                     stat = entry.stat()

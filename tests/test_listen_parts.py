@@ -653,51 +653,12 @@ def test_a_microphone_unplugged_during_push_to_talk_is_one_line(monkeypatch):
     assert heard  # what it gave before was heard
 
 
-def test_a_microphone_opened_long_before_it_is_listened_to_is_not_taken_for_unplugged(monkeypatch):
-    # `listen --mic` opens the microphone, then loads the models (seconds): its first block was counted late from
-    # when it was opened, and it was said to have stopped before it could start.
+def late_microphone(monkeypatch, before_audio) -> list[float]:
+    """sounddevice whose stream, once started, calls `before_audio()` in a thread of its own and then gives blocks
+    of 0.2; the audio module's monotonic clock made a list to move by hand (returned)."""
     import sys
     import types
 
-    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
-    from edge_rap.speech import audio
-
-    clock = [0.0]
-    monkeypatch.setattr(audio, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
-
-    class InputStream:
-        active = False
-
-        def __init__(self, callback, blocksize, **_):
-            self.callback, self.blocksize = callback, blocksize
-
-        def start(self):  # its first block comes a little after it starts, as a device's does
-            self.active = True
-            block = np.full((self.blocksize, 1), 0.2, np.float32)
-            feed = lambda: [self.callback(block, self.blocksize, None, None) for _ in range(20)]  # noqa: E731
-            threading.Timer(0.3, feed).start()
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *_):
-            return False
-
-    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
-        query_devices=lambda device=None, kind=None: {"name": "USB mic", "default_samplerate": 16000.0},
-        InputStream=InputStream, PortAudioError=OSError))
-    mic = audio.Microphone()
-    clock[0] += 10 * audio.MIC_STALL_S  # the models load
-    assert next(mic._chunks()).mean() == pytest.approx(0.2)
-
-
-def test_a_microphone_slow_to_give_its_first_audio_is_not_taken_for_unplugged(monkeypatch):
-    # A Bluetooth headset takes seconds to give its first block after its stream starts: counted against the 2 s a
-    # running microphone may pause, it was said unplugged (and, with `run --voice`, back) every 3 s.
-    import sys
-    import types
-
-    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
     from edge_rap.speech import audio
 
     clock = [0.0]
@@ -711,11 +672,10 @@ def test_a_microphone_slow_to_give_its_first_audio_is_not_taken_for_unplugged(mo
 
         def start(self):
             self.active = True
-            threading.Thread(target=self._wake, daemon=True).start()
+            threading.Thread(target=self._feed, daemon=True).start()
 
-        def _wake(self):  # 3 s before the first block, checked by the listener meanwhile; then audio flows
-            clock[0] += 3.0
-            threading.Event().wait(0.5)
+        def _feed(self):
+            before_audio()
             block = np.full((self.blocksize, 1), 0.2, np.float32)
             for _ in range(20):
                 self.callback(block, self.blocksize, None, None)
@@ -727,8 +687,34 @@ def test_a_microphone_slow_to_give_its_first_audio_is_not_taken_for_unplugged(mo
             return False
 
     monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
-        query_devices=lambda device=None, kind=None: {"name": "headset", "default_samplerate": 16000.0},
+        query_devices=lambda device=None, kind=None: {"name": "USB mic", "default_samplerate": 16000.0},
         InputStream=InputStream, PortAudioError=OSError))
+    return clock
+
+
+def test_a_microphone_opened_long_before_it_is_listened_to_is_not_taken_for_unplugged(monkeypatch):
+    # `listen --mic` opens the microphone, then loads the models (seconds): its first block was counted late from
+    # when it was opened, and it was said to have stopped before it could start.
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import audio
+
+    clock = late_microphone(monkeypatch, lambda: threading.Event().wait(0.3))  # a device's first block: a moment
+    mic = audio.Microphone()
+    clock[0] += 10 * audio.MIC_STALL_S  # the models load
+    assert next(mic._chunks()).mean() == pytest.approx(0.2)
+
+
+def test_a_microphone_slow_to_give_its_first_audio_is_not_taken_for_unplugged(monkeypatch):
+    # A Bluetooth headset takes seconds to give its first block after its stream starts: counted against the 2 s a
+    # running microphone may pause, it was said unplugged (and, with `run --voice`, back) every 3 s.
+    pytest.importorskip("soxr", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    from edge_rap.speech import audio
+
+    def three_seconds() -> None:  # checked by the listener meanwhile
+        clock[0] += 3.0
+        threading.Event().wait(0.5)
+
+    clock = late_microphone(monkeypatch, three_seconds)
     heard, said = [], []
 
     def listen() -> None:

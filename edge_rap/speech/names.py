@@ -14,6 +14,7 @@ like two names without being spelled as either, or is the spoken form of two nam
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,9 +22,11 @@ from edge_rap.memory.store import name_key
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
-WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
-POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)
-LETTERS_DIGITS = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+# A word of any script, its accents written apart too (macOS's "Jose\u0301"): a typed question says "Théière",
+# "Jùng" or "李小龙" as stored; an apostrophe is also a phone keyboard's "’".
+WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+(?:['’][^\W\d_]+)?")
+POSSESSIVE = re.compile(r"(?:['’]s|s['’])$|['’]$", re.I)
+LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
 NUMBERS = {word: str(i) for i, word in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -146,7 +149,8 @@ def _words(text: str) -> list[tuple[str, int, int]]:
         stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
         start = m.start()
         for part in LETTERS_DIGITS.split(stem):  # "Dog6" is two words, as "Dog 6"
-            out.append((NUMBERS.get(part.lower(), part.lower()), start, start + len(part)))
+            said = unicodedata.normalize("NFC", part.lower()).replace("’", "'")  # spans stay the text's own
+            out.append((NUMBERS.get(said, said), start, start + len(part)))
             start += len(part)
     return _compounds(out)
 

@@ -103,11 +103,12 @@ def test_names_come_in_order_of_mention_with_possessives_marked():
     ("Where is Théière?", "Where is <Théière>?"), ("Is Jùng home?", "Is <Jùng> home?"),
     ("Where is 李小龙?", "Where is <李小龙>?"), ("where is Jose\u0301?", "where is <José>?"),  # macOS's decomposed é
     ("Where is Zoë’s boot?", "Where is <Zoë's boot>?"),  # a phone keyboard's apostrophe
+    ("Where is 🐈?", "Where is <🐈>?"), ("Is ❤ home?", "Is <❤️> home?"),  # emoji, with or without U+FE0F
 ])
 def test_a_typed_name_in_any_script_is_found_where_it_is_written(typed, marked):
-    """A typed question (`ask`, the API, the page) writes a name as stored, accents and all: "Where is Théière?"
-    was answered from its description, its words cut at the accents and the name not found."""
-    names = match_names(typed, ["Théière", "Jùng", "李小龙", "José", "Zoë's boot"])
+    """A typed question (`ask`, the API, the page) writes a name as stored, accents and emoji and all: "Where is
+    Théière?" and "Where is 🐈?" were answered from the description, the words cut at the accents (emoji none)."""
+    names = match_names(typed, ["Théière", "Jùng", "李小龙", "José", "Zoë's boot", "🐈", "❤️"])
     assert mark_names(typed, names) == marked
 
 

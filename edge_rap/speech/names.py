@@ -22,9 +22,11 @@ from edge_rap.memory.store import name_key
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
-# A word of any script, its accents written apart too (macOS's "Jose\u0301"): a typed question says "Théière",
-# "Jùng" or "李小龙" as stored; an apostrophe is also a phone keyboard's "’".
-WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+(?:['’][^\W\d_]+)?")
+# A word of any script, its accents written apart too (macOS's "Jose\u0301"), or a run of emoji: a typed question
+# says "Théière", "Jùng", "李小龙" or "🐈" as stored; an apostrophe is also a phone keyboard's "’".
+EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
+WORD = re.compile(rf"(?:[^\W_]|[\u0300-\u036f])+(?:['’][^\W\d_]+)?|{EMOJI}")
+JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 POSSESSIVE = re.compile(r"(?:['’]s|s['’])$|['’]$", re.I)
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
@@ -149,7 +151,7 @@ def _words(text: str) -> list[tuple[str, int, int]]:
         stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
         start = m.start()
         for part in LETTERS_DIGITS.split(stem):  # "Dog6" is two words, as "Dog 6"
-            said = unicodedata.normalize("NFC", part.lower()).replace("’", "'")  # spans stay the text's own
+            said = unicodedata.normalize("NFC", part.lower()).replace("’", "'").translate(JOINERS)  # spans: the text's
             out.append((NUMBERS.get(said, said), start, start + len(part)))
             start += len(part)
     return _compounds(out)
@@ -169,7 +171,7 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: spoken_form(name) for name in names}
+    forms = {name: spoken_form(name).translate(JOINERS) for name in names}
     candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name
     for i in range(len(words)):
         for j in range(i + 1, min(i + 3, len(words)) + 1):

@@ -233,6 +233,16 @@ def test_a_brief_description_does_not_end_at_an_abbreviations_full_stop():
             f"I can see <bo> — {brief}.")
 
 
+def test_a_description_that_ends_in_an_exclamation_or_a_question_gets_no_full_stop_after_it():
+    # "Our puppy! Loves walks." was said "I can see <bo> — Our puppy!.", and asked about, "...: Who's a good boy?."
+    puppy = concept(9, "bo", "Our puppy! Loves walks.")
+    assert narrate(Task.CAPTION, [hit(puppy)], [], (100, 100)) == "I can see <bo> — Our puppy!"
+    assert narrate(Task.RECOGNIZE, [hit(puppy)], [puppy], (100, 100)) == "Yes, <bo> is in this image — Our puppy!"
+    good = concept(10, "rex", "Who's a good boy?")
+    assert narrate(Task.TEXT, [], [good], None).startswith("Here is what I was told about <rex>: Who's a good boy? ")
+    assert narrate(Task.CAPTION, [hit(good)], [], (100, 100)) == "I can see <rex> — Who's a good boy?"
+
+
 def test_a_brief_description_ends_at_the_full_stop_of_a_script_written_without_spaces():
     # A Chinese description was said whole up to 120 characters: "。" is followed by no space
     cat = concept(9, "mimi", "我们的猫，叫咪咪。" + "她喜欢在阳光下睡觉。" * 20)

@@ -51,6 +51,12 @@ def _abbreviation(word: str) -> bool:
     return word.lower() in _ABBREVIATIONS or len(word) == 1 or "." in word
 
 
+def _ended(line: str) -> str:
+    """The line with its full stop, unless a description at its end already ends it so: "Our puppy!" was said
+    "I can see <bo> — Our puppy!."."""
+    return line if line.endswith(("!", "?", "！", "？", "؟")) else line + "."
+
+
 def _first_sentence(text: str) -> str:
     first = text
     for end in _SENTENCE_END.finditer(text):
@@ -69,8 +75,8 @@ def _seen(hit: Hit, size, first: bool) -> str:
     place = where(hit.box, size)
     place = f" {place}" if place else ""
     if first:
-        return f"I can see <{hit.concept.name}>{place}{_about(hit.concept, brief=True)}."
-    return f"<{hit.concept.name}> is here too{place}{_about(hit.concept, brief=True)}."
+        return _ended(f"I can see <{hit.concept.name}>{place}{_about(hit.concept, brief=True)}")
+    return _ended(f"<{hit.concept.name}> is here too{place}{_about(hit.concept, brief=True)}")
 
 
 def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[int, int] | None,
@@ -100,7 +106,7 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
         parts = list(not_known)  # "What does <max> eat, and <bo>?": <max> is not passed over in silence
         for c in named:
             about = _about(c)[3:]
-            parts.append(f"Here is what I was told about <{c.name}>: {about}." if about
+            parts.append(_ended(f"Here is what I was told about <{c.name}>: {about}") if about
                          else f"I know <{c.name}>, but I wasn't told anything about it.")
         return " ".join(parts) + " I can't say more without a vision-language model."
     if task is Task.RECOGNIZE:
@@ -116,7 +122,7 @@ def narrate(task: Task, present: list[Hit], named: list[Concept], size: tuple[in
             else:
                 place = where(hit.box, size)
                 place = f", {place}" if place else ""
-                parts.append(f"Yes, <{c.name}> is in this image{place}{_about(c, brief=True)}.")
+                parts.append(_ended(f"Yes, <{c.name}> is in this image{place}{_about(c, brief=True)}"))
         return " ".join(parts)
     if not seen:
         return "I don't see any of the household's concepts in this image."

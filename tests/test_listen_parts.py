@@ -923,6 +923,7 @@ def test_a_question_about_a_concept_needs_no_image():
     ("Remember this as Bo.", "add", "bo", "asked"),  # known: another photo of it
     ("remember this as Bow", "add", "bo", "asked"),  # said like <bo>: a new <bow> could not be told apart
     ("remember this as the", "remember", "", "refused"),
+    ("Remember this has to be.", "remember", "to_be", "refused"),  # "as Teddy" misheard: common words, no name
     ("Forget Mochi.", "forget", "mochi", "asked"), ("forget about the red mud", "forget", "red_mug", "asked"),
     ("forget Gandalf", "forget", "gandalf", "refused"),
     ("This is also Bo.", "add", "bo", "asked"), ("Hey robot, this is Mochi too", "add", "mochi", "asked"),

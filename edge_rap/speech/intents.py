@@ -91,7 +91,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
     or a refusal (the command's state is then "refused"). (None, "") when `text` is no command."""
     if m := _REMEMBER.match(text):
         name = stored_form(m.group("name"))
-        if not name or name.count("_") >= MAX_NAME_WORDS or name in COMMON:
+        if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON for w in name.split("_")):
+            # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
         known = match_names(m.group("name"), names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice

@@ -268,6 +268,8 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 2 and "already a photo of <bo>" in err
     rc, out, _ = _call(companion, live, capsys, "add", "<cat> ", _save(tmp_path / "cat.png", 10))
     assert rc == 0 and out.strip() == "added <cat> (1 photo(s))"  # as the device stores the name
+    rc, out, _ = _call(companion, live, capsys, "list")  # no description: no ": " after it, as `concepts` says it
+    assert out.splitlines() == ["<bo> [dog] 2 photo(s): our dog", "<cat> 1 photo(s)"]
     _call(companion, live, capsys, "forget", "cat")
     rc, out, _ = _call(companion, live, capsys, "list")
     assert out.strip() == "<bo> [dog] 2 photo(s): our dog"

@@ -473,7 +473,8 @@ def _run(args, device: Device) -> int:
             print(json.dumps(concepts))
         for c in [] if args.json else concepts:
             category = f" [{c['category']}]" if c["category"] else ""
-            print(f"<{c['name']}>{category} {c['views']} photo(s): {c['description']}")
+            about = f": {c['description']}" if c["description"] else ""
+            print(f"<{c['name']}>{category} {c['views']} photo(s){about}")
     elif args.command in ("add", "add-photos"):
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:

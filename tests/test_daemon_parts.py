@@ -1394,7 +1394,8 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev" / "video0").write_text("")
     report = doctor(settings, root=tmp_path)
-    assert set(report) == {"profile", "reason", "providers", "cuda", "models", "sources", "audio", "missing"}
+    assert set(report) == {"profile", "reason", "providers", "cuda", "model_cache", "models", "sources", "audio",
+                           "missing"}
     assert report["sources"] == [str(tmp_path / "dev" / "video0")] and report["cuda"]["driver"] is None
     assert report["providers"]["chosen"][-1] == "CPUExecutionProvider"
     empty = doctor(type(settings)(settings.home, settings.memory, tmp_path / "no-models", settings.profile))
@@ -1412,6 +1413,8 @@ def test_doctor_exits_1_when_the_device_cannot_recognise_and_0_when_only_optiona
     monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "no-models"))
     rc, out, _ = run("doctor")
     assert rc == 1 and out.splitlines()[-1] == "cannot recognise: missing embedder efficientnet-lite0-int8"
+    # where it was looked for: a household that moved EDGE_RAP_HOME has `make demo`'s models elsewhere
+    assert f"model cache: {tmp_path / 'no-models'} (EDGE_RAP_MODELS, else $EDGE_RAP_HOME/models)" in out.splitlines()
     rc, out, _ = run("doctor", "--json")
     assert rc == 1 and json.loads(out)["missing"] == ["embedder efficientnet-lite0-int8"]
 

@@ -116,15 +116,16 @@ def _audio() -> dict:
 
 
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
-    """The report; keys: profile, reason, providers, cuda, models, sources, audio, and `missing`: what the device
-    needs for its main job and lacks (empty: it can run)."""
+    """The report; keys: profile, reason, providers, cuda, model_cache (the folder the models are looked for in:
+    a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
+    models, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it can run)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
     missing += [f"{m['role']} {m['name']}{' (damaged)' if m.get('damaged') else ''}" for m in models
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
-            "cuda": _cuda(root), "models": models, "sources": sources, "audio": _audio(), "missing": missing}
+            "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "sources": sources, "audio": _audio(), "missing": missing}
 
 
 def format_doctor(report: dict) -> str:
@@ -133,6 +134,7 @@ def format_doctor(report: dict) -> str:
              f"onnxruntime providers: {', '.join(p['available']) or 'none'}; using {', '.join(p['chosen']) or '-'}",
              f"CUDA driver: {report['cuda']['driver'] or 'none'}; llama.cpp GPU offload: "
              f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[report['cuda']['llama_gpu_offload']]}"]
+    lines.append(f"model cache: {report['model_cache']} (EDGE_RAP_MODELS, else $EDGE_RAP_HOME/models)")
     for m in report["models"]:
         state = "present" if m["present"] else \
             f"{'damaged' if m.get('damaged') else 'missing'}{'' if m['required'] else ', optional'}: {m['get']}"

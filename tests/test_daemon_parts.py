@@ -756,6 +756,20 @@ def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
     assert not (tmp_path / "snaps").joinpath(path).exists()
 
 
+def test_a_rename_renames_the_concept_in_the_lines_said_too(tmp_path):
+    # `events --name Möchi` showed "<Möchi> arrived: I can see <Mochi 🐱> ...": a name no command knew any more
+    log = EventLog(tmp_path)
+    together = "I can see <Mochi 🐱> — our cat. <bo> is here too."
+    log.add(Event("arrived", "Mochi 🐱", "den", 1.0, time.time(), None, 0.8, together))
+    log.add(Event("arrived", "bo", "den", 1.0, time.time(), None, 0.8, together))
+    log.add(Event("arrived", "bo", "den", 9.0, time.time(), None, 0.8, "I can see <bo> by Mochi 🐱's bowl."))
+    log.rename("Mochi 🐱", "Möchi")
+    assert [(e.name, e.said) for e in log.query()] == [
+        ("Möchi", "I can see <Möchi> — our cat. <bo> is here too."),
+        ("bo", "I can see <Möchi> — our cat. <bo> is here too."),
+        ("bo", "I can see <bo> by Mochi 🐱's bowl.")]  # only a name marked as one
+
+
 def test_pruning_keeps_recent_events_and_each_concepts_last_sighting_on_each_camera(tmp_path):
     """A log that runs for years stays bounded, yet "where is Bo?" still finds Bo's last sighting, however old."""
     log = EventLog(tmp_path)

@@ -356,8 +356,12 @@ class EventLog:
         return count
 
     def rename(self, old: str, new: str) -> None:
+        """Its events, and its name in every line said (an arrival's line names the others in view too): `events
+        --name` showed "<Möchi> arrived: I can see <Mochi 🐱>...", a name no command knows any more."""
         if self.path.exists():
-            self._db().execute("UPDATE events SET name = ? WHERE name = ?", (new, old))
+            self._db().execute("UPDATE events SET name = CASE WHEN name = ? THEN ? ELSE name END, "
+                               "said = replace(said, ?, ?) WHERE name = ? OR instr(said, ?) > 0",
+                               (old, new, f"<{old}>", f"<{new}>", old, f"<{old}>"))
 
 
 def _damaged(e: Exception) -> str:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from scenes import save, scene
-from serve_support import fake_settings, jpeg, live_server
+from serve_support import fake_settings, jpeg, live_server, photo_files, png
 
 from edge_rap.types import Box, Event
 
@@ -153,3 +153,21 @@ def test_a_persons_face_is_chosen_by_tapping_it_and_photos_are_added_from_the_ca
         wait_for(lambda: live.home.memory.get("grace").views == 2, "the added photo")
         wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".concept[data-name='grace'] .photos img")) == 2,
                  "both photos on the card")
+
+
+def test_the_first_visit_and_a_long_name_fit_a_phone(browser, tmp_path):
+    """Before pairing only the token's form shows (not the button that forgets a token there is not); a name of
+    64 letters without a space wraps on its card instead of widening the page past the phone's screen."""
+    from selenium.webdriver.common.by import By
+
+    long_name = "grandmas_favourite_blue_ceramic_teapot_with_the_chipped_lid_0123"
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": long_name}, files=photo_files(png(scene(1)))).raise_for_status()
+        browser.get(f"{live.url}/")
+        wait_for(lambda: browser.find_element(By.ID, "token-form").is_displayed(), "the token form")
+        assert not browser.find_element(By.ID, "signout").is_displayed()
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept .name").text == long_name, "the long name")
+        assert browser.find_element(By.ID, "signout").is_displayed()
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390

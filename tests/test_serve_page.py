@@ -171,3 +171,35 @@ def test_the_first_visit_and_a_long_name_fit_a_phone(browser, tmp_path):
         wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept .name").text == long_name, "the long name")
         assert browser.find_element(By.ID, "signout").is_displayed()
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+
+
+def test_on_a_slow_network_a_second_tap_sends_nothing_and_photos_are_fetched_once(browser, tmp_path):
+    """On a phone's slow network the button tapped is disabled until its answer (a second tap sent the concept
+    again, and the page then said its name was taken), and the lists' photos are fetched once, not again after
+    every action (the page said "Working..." until all were fetched again, one after the other)."""
+    from selenium.webdriver.common.by import By
+
+    first, second = save(tmp_path / "bo.png", scene(1)), save(tmp_path / "mug.png", scene(2))
+    with live_server(fake_settings(tmp_path)) as live:
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: browser.find_element(By.ID, "add-form").is_displayed(), "the page after pairing")
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 300, "downloadThroughput": 200_000, "uploadThroughput": 100_000})
+        for name, photo in (("bo", first), ("mug", second)):
+            browser.find_element(By.ID, "add-name").send_keys(name)
+            browser.find_element(By.ID, "add-photos").send_keys(str(photo))
+            remember = browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]")
+            remember.click()
+            assert remember.get_attribute("disabled")
+            browser.execute_script("arguments[0].click()", remember)  # the second tap
+            wait_for(lambda: browser.find_element(By.ID, "status").text == "Remembered.", f"{name} remembered")
+            assert not remember.get_attribute("disabled")
+        wait_for(lambda: browser.execute_script(
+            "return [...document.querySelectorAll('.concept img')].filter(i => i.naturalWidth).length") == 2,
+            "both photos")
+        fetches = browser.execute_script("return performance.getEntriesByType('resource')"
+                                         ".filter(e => e.name.includes('/photos/')).length")
+        assert fetches == 2  # bo's photo was not fetched again when mug was added
+        with live.client() as c:
+            assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo", "mug"]

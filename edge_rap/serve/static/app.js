@@ -4,7 +4,7 @@
 
 const KEY = "edge-rap-token";
 const $ = (id) => document.getElementById(id);
-let objectUrls = [];
+const fetched = new Map();  // an image's path and content -> its object URL to come, kept from one refresh to the next
 
 function token() { return localStorage.getItem(KEY); }
 
@@ -40,15 +40,26 @@ async function api(method, path, body) {
   return response;
 }
 
-async function image(path, alt) {
+// An image fetched with the token, filled in when it comes, and fetched once: the lists show (and an action is
+// said done) at once. Each action fetched every photo again, one after the other, before saying it was done:
+// 41 concepts on a phone's slow network kept "Working..." for minutes.
+function image(path, content, alt) {
   const img = document.createElement("img");
   img.alt = alt;
-  try {
-    const blob = await (await api("GET", path)).blob();
-    img.src = URL.createObjectURL(blob);
-    objectUrls.push(img.src);
-  } catch (e) { img.alt = alt + " (unavailable)"; }
+  const key = path + " " + content;  // (a forgotten concept's photo id may be given again to another photo)
+  img.dataset.key = key;
+  if (!fetched.has(key)) {
+    fetched.set(key, api("GET", path).then((response) => response.blob()).then((blob) => URL.createObjectURL(blob)));
+  }
+  fetched.get(key).then((url) => { img.src = url; }, () => { fetched.delete(key); img.alt = alt + " (unavailable)"; });
   return img;
+}
+
+// Lets go of the images the lists no longer show.
+function keepImages(shown) {
+  for (const [key, url] of fetched) {
+    if (!shown.has(key)) { fetched.delete(key); url.then((u) => URL.revokeObjectURL(u), () => {}); }
+  }
 }
 
 function askForToken(why) {
@@ -60,10 +71,7 @@ function askForToken(why) {
   say(why, Boolean(why));
 }
 
-async function showConcepts() {
-  const concepts = await (await api("GET", "/api/concepts")).json();
-  objectUrls.forEach((u) => URL.revokeObjectURL(u));
-  objectUrls = [];
+function showConcepts(concepts) {
   const list = $("concepts");
   list.replaceChildren();
   if (!concepts.length) {
@@ -71,16 +79,16 @@ async function showConcepts() {
     empty.textContent = "Nothing yet: teach it someone above.";
     list.append(empty);
   }
-  for (const c of concepts) list.append(await card(c));
+  list.append(...concepts.map(card));
 }
 
-async function card(c) {
+function card(c) {
   const node = $("concept-card").content.firstElementChild.cloneNode(true);
   node.dataset.name = c.name;
   node.querySelector(".name").textContent = c.name;
   node.querySelector(".category").textContent = c.category;
   node.querySelector(".description").textContent = c.description;
-  for (const p of c.photos.slice(0, 6)) node.querySelector(".photos").append(await image(p.url, c.name));
+  node.querySelector(".photos").append(...c.photos.slice(0, 6).map((p) => image(p.url, p.sha256, c.name)));
   const form = node.querySelector(".edit-form");
   const path = "/api/concepts/" + encodeURIComponent(c.name);
   node.querySelector(".edit").addEventListener("click", () => {
@@ -96,15 +104,16 @@ async function card(c) {
       name: form.querySelector(".edit-name").value.trim(),
       category: form.querySelector(".edit-category").value,
       description: form.querySelector(".edit-description").value,
-    }));
+    }), [form.querySelector("button[type=submit]")]);
   });
   const more = node.querySelector(".more-photos");
   more.addEventListener("change", () => {
     const files = [...more.files];
-    sendPhotos("Added.", files, (box) => api("POST", path + "/photos", photoForm(files, box)));
+    sendPhotos("Added.", files, (box) => api("POST", path + "/photos", photoForm(files, box)), [more]);
   });
-  node.querySelector(".forget").addEventListener("click", () => {
-    if (confirm("Forget " + c.name + "? Its photos and sightings go too.")) run("Forgotten.", () => api("DELETE", path));
+  node.querySelector(".forget").addEventListener("click", (event) => {
+    if (!confirm("Forget " + c.name + "? Its photos and sightings go too.")) return;
+    run("Forgotten.", () => api("DELETE", path), [event.target]);
   });
   return node;
 }
@@ -116,8 +125,7 @@ function midnight() {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T00:00:00`;
 }
 
-async function showEvents() {
-  const events = await (await api("GET", "/api/events?since=" + encodeURIComponent(midnight()))).json();
+function showEvents(events) {
   const list = $("events");
   list.replaceChildren();
   for (const e of events.slice(-50).reverse()) {
@@ -125,7 +133,7 @@ async function showEvents() {
     const when = new Date(e.wall * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const text = document.createElement("span");
     text.textContent = `${when} ${e.name} ${e.type} (${e.camera})` + (e.said ? `: ${e.said}` : "");
-    if (e.snapshot) item.append(await image(e.snapshot, e.name));
+    if (e.snapshot) item.append(image(e.snapshot, e.wall, e.name));
     item.append(text);
     list.append(item);
   }
@@ -136,17 +144,31 @@ async function showEvents() {
   }
 }
 
-async function refresh() { await showConcepts(); await showEvents(); }
+// Both lists are asked for before either's images, which would go ahead of the second list on a slow network.
+async function refresh() {
+  const [concepts, events] = await Promise.all([
+    api("GET", "/api/concepts").then((r) => r.json()),
+    api("GET", "/api/events?since=" + encodeURIComponent(midnight())).then((r) => r.json()),
+  ]);
+  showConcepts(concepts);
+  showEvents(events);
+  keepImages(new Set([...document.querySelectorAll("img[data-key]")].map((img) => img.dataset.key)));
+}
 
-// An action, then the lists again; what it returns is said instead of `done`.
-async function run(done, action) {
+// An action, then the lists again; what it returns is said instead of `done`. The controls that started it are
+// disabled meanwhile: a second tap on a slow network sent a new concept twice, and the page then said its name
+// was taken.
+async function run(done, action, controls = []) {
   say("Working...");
+  controls.forEach((c) => { c.disabled = true; });
   try {
     const said = await action();
     await refresh();
     say(said || done);
   } catch (e) {
     say(e.message, true);
+  } finally {
+    controls.forEach((c) => { c.disabled = false; });
   }
 }
 
@@ -161,17 +183,17 @@ function photoForm(files, box, fields = {}) {
 // Sends photos with `send(box)`. A person's photo that shows several faces comes back with their boxes: it is
 // shown with a frame on each, and the one tapped is sent again as the box (a box is for every photo of a
 // request, so only a photo sent on its own can be answered so).
-function sendPhotos(done, files, send, box = null) {
+function sendPhotos(done, files, send, controls, box = null) {
   run(done, async () => {
     try {
       await send(box);
     } catch (e) {
       if (!e.faces) throw e;
       if (files.length !== 1) throw new Error(`Photo ${e.faces.photo} shows more than one face: add it on its own to choose which.`);
-      chooseFace(files[0], e.faces.boxes, (chosen) => sendPhotos(done, files, send, chosen));
+      chooseFace(files[0], e.faces.boxes, (chosen) => sendPhotos(done, files, send, controls, chosen));
       return "More than one face in this photo: tap the one to remember.";
     }
-  });
+  }, controls);
 }
 
 function chooseFace(file, boxes, chosen) {
@@ -240,12 +262,16 @@ function start() {
     event.preventDefault();
     const form = new FormData();
     form.append("question", $("ask-question").value.trim());
+    const button = $("ask-form").querySelector("button[type=submit]");
     $("ask-answer").textContent = "Thinking...";
+    button.disabled = true;  // (a second tap asked again, behind the first)
     try {
       const answer = await (await api("POST", "/api/ask", form)).json();
       $("ask-answer").textContent = answer.answer.replace(/<([^<>]+)>/g, "$1");  // names as the cards show them
     } catch (e) {
       $("ask-answer").textContent = e.message;
+    } finally {
+      button.disabled = false;
     }
   });
   $("face-cancel").addEventListener("click", () => { closeFaceChoice(); say(""); });
@@ -258,7 +284,7 @@ function start() {
       await api("POST", "/api/concepts", photoForm(files, box, fields));
       $("add-form").reset();
       showChosen();
-    });
+    }, [$("add-form").querySelector("button[type=submit]")]);
   });
   if (token()) signedIn(); else askForToken("");
 }

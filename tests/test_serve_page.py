@@ -203,3 +203,25 @@ def test_on_a_slow_network_a_second_tap_sends_nothing_and_photos_are_fetched_onc
         assert fetches == 2  # bo's photo was not fetched again when mug was added
         with live.client() as c:
             assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo", "mug"]
+
+
+def test_what_a_card_far_down_the_list_is_answered_shows_where_the_user_is(browser, tmp_path):
+    """A photo refused from the 30th card's "Add photos" is said on screen, not at the top of the page where
+    the phone's user, scrolled down to that card, cannot see it."""
+    from selenium.webdriver.common.by import By
+
+    text = save(tmp_path / "notes.jpg", scene(1))
+    text.write_bytes(b"not a photo")
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            for k in range(30):
+                c.post("/api/concepts", data={"name": f"thing{k:02d}"},
+                       files=photo_files(png(scene(k)))).raise_for_status()
+        browser.get(f"{live.url}/#token={live.token}")
+        card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='thing29']"), "the cards")
+        browser.execute_script("arguments[0].scrollIntoView()", card)
+        card.find_element(By.CSS_SELECTOR, ".more-photos").send_keys(str(text))
+        status = browser.find_element(By.ID, "status")
+        wait_for(lambda: "not an image" in status.text, "the refusal")
+        top = browser.execute_script("return arguments[0].getBoundingClientRect().top", status)
+        assert 0 <= top < browser.execute_script("return innerHeight")

@@ -225,3 +225,18 @@ def test_what_a_card_far_down_the_list_is_answered_shows_where_the_user_is(brows
         wait_for(lambda: "not an image" in status.text, "the refusal")
         top = browser.execute_script("return arguments[0].getBoundingClientRect().top", status)
         assert 0 <= top < browser.execute_script("return innerHeight")
+
+
+def test_a_busy_days_sightings_say_how_many_are_not_shown(browser, tmp_path):
+    """The newest 50 of today's sightings show, newest first, and the page says how many earlier ones it left
+    out (the rest of 500 were cut without a word)."""
+    from selenium.webdriver.common.by import By
+
+    with live_server(fake_settings(tmp_path)) as live:
+        now = time.time()
+        for k in range(60):
+            live.home.events.add(Event("arrived", f"cat{k}", "door", 1.0, now - 60 + k, Box(0, 0, 10, 10), 0.9, "", None))
+        browser.get(f"{live.url}/#token={live.token}")
+        items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#events li")[50:], "the note under the list")
+        assert "cat59 arrived" in browser.find_element(By.CSS_SELECTOR, "#events li").text
+        assert items[0].text.startswith("...and 10 earlier today")

@@ -3,6 +3,7 @@
 "use strict";
 
 const KEY = "edge-rap-token";
+const SIGHTINGS_SHOWN = 50;
 const $ = (id) => document.getElementById(id);
 const fetched = new Map();  // an image's path and content -> its object URL to come, kept from one refresh to the next
 
@@ -128,7 +129,8 @@ function midnight() {
 function showEvents(events) {
   const list = $("events");
   list.replaceChildren();
-  for (const e of events.slice(-50).reverse()) {
+  const shown = events.slice(-SIGHTINGS_SHOWN).reverse();
+  for (const e of shown) {
     const item = document.createElement("li");
     const when = new Date(e.wall * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const text = document.createElement("span");
@@ -136,6 +138,11 @@ function showEvents(events) {
     if (e.snapshot) item.append(image(e.snapshot, e.wall, e.name));
     item.append(text);
     list.append(item);
+  }
+  if (events.length > shown.length) {  // (only the newest are shown: a busy day's hundreds were cut without a word)
+    const more = document.createElement("li");
+    more.textContent = `...and ${events.length - shown.length} earlier today, not shown here ("edge-rap events" on the device lists them).`;
+    list.append(more);
   }
   if (!events.length) {
     const none = document.createElement("li");

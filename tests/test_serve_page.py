@@ -240,3 +240,28 @@ def test_a_busy_days_sightings_say_how_many_are_not_shown(browser, tmp_path):
         items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#events li")[50:], "the note under the list")
         assert "cat59 arrived" in browser.find_element(By.CSS_SELECTOR, "#events li").text
         assert items[0].text.startswith("...and 10 earlier today")
+
+
+CONTRAST = """
+const lum = (css) => { const [r, g, b] = css.match(/\\d+/g).slice(0, 3).map((v) => { v /= 255;
+  return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+return [...document.querySelectorAll('button, .button')].filter((b) => b.offsetParent).map((b) => {
+  const s = getComputedStyle(b); const [x, y] = [lum(s.color), lum(s.backgroundColor)].sort((p, q) => q - p);
+  return [b.textContent.trim(), (x + 0.05) / (y + 0.05)]; });
+"""
+
+
+def test_every_buttons_text_is_readable(browser, tmp_path):
+    """Each button's text stands out from its colour by 4.5:1 at least (WCAG AA): the grey of "Forget the token"
+    and "Cancel" gave 4.0:1."""
+    from selenium.webdriver.common.by import By
+
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+        browser.get(f"{live.url}/#token={live.token}")
+        card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bo']"), "bo's card")
+        card.find_element(By.CSS_SELECTOR, ".edit").click()  # (its Cancel shows)
+        ratios = browser.execute_script(CONTRAST)
+        assert {"Forget the token", "Cancel", "Remember", "Forget"} <= {text for text, _ in ratios}
+        assert [(text, round(ratio, 1)) for text, ratio in ratios if ratio < 4.5] == []

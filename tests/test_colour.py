@@ -134,3 +134,16 @@ def test_a_pillow_without_littlecms_reads_tagged_photos_as_stored(monkeypatch, c
         colour._transform.cache_clear()  # (the transforms the test's Pillow cannot build: not the next test's)
         colour._no_littlecms.cache_clear()
     assert len([r for r in caplog.records if "Pillow has no littlecms" in r.getMessage()]) == 1  # said once
+
+
+def test_an_nclx_box_of_primaries_unknown_to_the_reader_leaves_the_photo_as_stored():
+    # A primaries code libheif does not know comes with every xy 0: the profile's maths divided by zero, and the
+    # photo failed with a traceback.
+    from PIL import Image
+
+    from edge_rap.perceive.colour import to_srgb
+
+    picture = Image.new("RGB", (4, 4), (200, 100, 50))
+    picture.info["nclx_profile"] = {"color_primaries": 99, "transfer_characteristics": 13, **{
+        f"color_primary_{c}_{axis}": 0.0 for c in ("red", "green", "blue", "white") for axis in "xy"}}
+    assert to_srgb(picture).getpixel((0, 0)) == (200, 100, 50)

@@ -64,7 +64,7 @@ def _nclx_profile(nclx) -> bytes | None:
                           for c in ("red", "green", "blue"))
         white = (float(nclx["color_primary_white_x"]), float(nclx["color_primary_white_y"]))
         return display_profile(primaries, white, SRGB_CURVE)
-    except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
+    except (KeyError, TypeError, ValueError, ArithmeticError, np.linalg.LinAlgError):  # (a y of 0: no colour)
         return None
 
 

@@ -228,7 +228,8 @@ def test_a_brief_description_does_not_end_at_an_abbreviations_full_stop():
     for description, brief in [("Mr. Whiskers, our grey cat. Likes tuna.", "Mr. Whiskers, our grey cat"),
                                ("A St. Bernard, approx. 60 kg. Drools.", "A St. Bernard, approx. 60 kg"),
                                ("Mugs like this one, e.g. the blue. Chipped.", "Mugs like this one, e.g. the blue"),
-                               ("By J. Smith. Signed.", "By J. Smith"), ("Our dog. Mr. Bo to guests.", "Our dog")]:
+                               ("By J. Smith. Signed.", "By J. Smith"), ("Our dog. Mr. Bo to guests.", "Our dog"),
+                               ("Mochi (aka. the boss), 12 yrs. old. Naps.", "Mochi (aka. the boss), 12 yrs. old")]:
         assert narrate(Task.CAPTION, [hit(concept(9, "bo", description))], [], (100, 100)) == (
             f"I can see <bo> — {brief}.")
 

@@ -39,7 +39,7 @@ def _about(concept: Concept, brief: bool = False) -> str:
 
 #: A full stop after these, after a single letter or after an initialism ("J.", "e.g.", "U.S.") ends no sentence:
 #: "Mr. Whiskers, our grey cat." was said "Mr".
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "approx"}
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "approx", "aka", "yrs"}
 #: A sentence ends at a full stop, "!" or "?" and a space, at a line break, and right after the full stops of
 #: scripts written without spaces between sentences (Chinese, Japanese) and the danda (Hindi).
 _SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|(?<=[。！？।])\s*|\n")

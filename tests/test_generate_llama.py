@@ -249,3 +249,50 @@ def test_a_model_too_big_for_memory_is_one_line(tiny, monkeypatch):
     with pytest.raises(EdgeRapError, match=r"not enough memory to load .*tiny-gemma3.gguf with a context of 512 "
                                            r"tokens: .*smaller"):
         LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))
+
+
+@pytest.fixture
+def gpu_that_fails(monkeypatch):
+    """A CUDA build whose GPU side cannot load (its memory taken): llama.cpp refuses whatever asks for the GPU."""
+    import llama_cpp
+    import llama_cpp.mtmd_cpp as mtmd
+
+    import edge_rap.generate.vlm as vlm_module
+
+    asked = []
+    real_llama, real_init = llama_cpp.Llama, mtmd.mtmd_init_from_file
+
+    def llama(*args, n_gpu_layers=0, **kwargs):
+        asked.append(("model", n_gpu_layers))
+        if n_gpu_layers != 0:
+            raise ValueError("Failed to load model from file")  # what llama-cpp-python raises for a NULL model
+        return real_llama(*args, n_gpu_layers=n_gpu_layers, **kwargs)
+
+    def init(path, model, params):
+        asked.append(("mmproj", params.use_gpu))
+        return None if params.use_gpu else real_init(path, model, params)
+
+    monkeypatch.setattr(vlm_module, "choose_device", lambda n: ("cuda", n, "all layers offloaded to the GPU"))
+    monkeypatch.setattr(mtmd, "mtmd_init_from_file", init)
+    return monkeypatch, llama_cpp, real_llama, llama, asked
+
+
+@pytest.mark.parametrize("failing", ["model", "mmproj"])
+def test_a_vlm_that_will_not_load_on_the_gpu_loads_on_the_cpu(tiny, gpu_that_fails, failing, caplog):
+    monkeypatch, llama_cpp, real_llama, llama, asked = gpu_that_fails
+    if failing == "model":
+        monkeypatch.setattr(llama_cpp, "Llama", llama)
+    else:
+        monkeypatch.setattr(llama_cpp, "Llama", lambda *a, **k: llama(*a, **{**k, "n_gpu_layers": 0}))
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512)) as v:
+        assert v.device == "cpu" and v.device_reason.startswith("it did not load on the GPU (")
+        assert v.generate(prompt(v, REFS[:1]), max_tokens=2).n_tokens >= 1
+    assert asked[-2:] == [("model", 0), ("mmproj", False)]  # the retry asked nothing of the GPU
+    assert "did not load on the GPU" in caplog.text and "loading it on the CPU" in caplog.text
+
+
+def test_a_broken_file_is_still_one_line_after_the_cpu_retry(tiny, gpu_that_fails, tmp_path):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny[0].read_bytes()[:4096])
+    with pytest.raises(EdgeRapError, match="cut short"):
+        LlamaVlm(VlmSpec(cut, tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512))

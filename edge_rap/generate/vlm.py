@@ -127,10 +127,23 @@ class LlamaVlm:
         _quiet_logs()
         try:
             with interrupts_held():  # llama.cpp logs through Python as it loads (interrupts.py)
-                self._load(spec, layers)
+                self._load_or_fall_back(spec, layers)
         except BaseException:
             self.close()
             raise
+
+    def _load_or_fall_back(self, spec: VlmSpec, layers: int) -> None:
+        """Load with `layers` offloaded; if the GPU side fails (its memory taken, on a Jetson by the camera's own
+        models; a driver the build does not match), load again on the CPU rather than answer without a VLM."""
+        try:
+            self._load(spec, layers)
+        except EdgeRapError as e:
+            if layers == 0:
+                raise
+            self.close()
+            log.warning("the VLM %s did not load on the GPU (%s); loading it on the CPU", self.name, e)
+            self.device, self.device_reason = "cpu", f"it did not load on the GPU ({e}), so on the CPU"
+            self._load(spec, 0)
 
     def _load(self, spec: VlmSpec, layers: int) -> None:
         llama_cpp = self._llama_cpp

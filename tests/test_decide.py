@@ -49,6 +49,25 @@ def test_a_name_with_joiners_is_mentioned_with_them_or_without():
     assert mentioned_names("ශ්\u200dරී කොහෙද?", [sri]) == [sri]
 
 
+def test_a_name_is_mentioned_in_scripts_written_without_spaces_and_with_combining_marks():
+    """Chinese, Japanese and Thai put no space after a name, Korean joins a particle to it: "李小龙在哪里？" named
+    nobody, as "Mochi在哪里" did not name Mochi. Hindi's vowel signs are marks, not letters: "राह" is not in "राहुल"."""
+    li, xiao, rahul, rah, mochi, minsu, pochi, somchai = (
+        Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(
+            ("李小龙", "小龙", "राहुल", "राह", "Mochi", "민수", "ポチ", "สมชาย"), start=10))
+    known = [li, xiao, rahul, rah, mochi, minsu, pochi, somchai]
+    for question, meant in [("李小龙在哪里？", [li]), ("Mochi在哪里", [mochi]), ("민수는 어디 있어?", [minsu]),
+                            ("ポチはどこ?", [pochi]), ("สมชายอยู่ที่ไหน", [somchai]), ("Where is राहुल?", [rahul]),
+                            ("李小龙和小龙在哪里", [li, xiao]), ("李小明在哪里", [])]:
+        assert mentioned_names(question, known) == meant, question
+
+
+def test_a_name_written_inside_a_longer_one_is_not_mentioned_by_it():
+    tea_pot, pot = Concept(7, "tea pot", "", "", 0.0, 0.0), Concept(8, "pot", "", "", 0.0, 0.0)
+    assert mentioned_names("Where is the tea pot?", [pot, tea_pot]) == [tea_pot]
+    assert mentioned_names("Is the pot by the tea pot?", [pot, tea_pot]) == [pot, tea_pot]
+
+
 def test_weak_unproposed_whole_image_evidence_is_dropped_but_a_clear_winner_is_kept():
     whole = [hit(BO, 0.62), hit(ANYA, 0.61)]
     candidates = whole + [hit(CAT, 0.3)]

@@ -112,6 +112,18 @@ def test_a_typed_name_in_any_script_is_found_where_it_is_written(typed, marked):
     assert mark_names(typed, names) == marked
 
 
+@pytest.mark.parametrize("typed, marked", [
+    ("李小龙在哪里？", "<李小龙>在哪里？"), ("Mochi在哪里", "<Mochi>在哪里"), ("민수는 어디 있어?", "<민수>는 어디 있어?"),
+    ("สมชายอยู่ที่ไหน", "<สมชาย>อยู่ที่ไหน"), ("Where is राहुल?", "Where is <राहुल>?"), ("राहुल कहाँ है?", "<राहुल> कहाँ है?"),
+    ("李小明在哪里", "李小明在哪里"),  # one character apart is another name
+])
+def test_a_name_is_found_in_scripts_without_spaces_and_with_combining_marks(typed, marked):
+    """A Chinese, Japanese or Thai question puts no space after a name, a Korean one joins a particle to it, and
+    Hindi's vowel signs are combining marks that cut "राहुल" into three words: none of these names was found."""
+    names = match_names(typed, ["李小龙", "小龙", "Mochi", "민수", "สมชาย", "राहुल"])
+    assert mark_names(typed, names) == marked
+
+
 def test_two_names_said_alike_are_ambiguous_even_when_spelled_out():
     # "Where is Bo?" cannot tell <bo> from <BO> (a memory made before such names were refused) nor <red_mug>
     # from <Red Mug>: it asks back instead of answering about one of them.

@@ -16,6 +16,7 @@ import numpy as np
 from edge_rap.memory.store import KEY_DROPS, name_key
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
+from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
 
 Face = TypeVar("Face")
@@ -31,16 +32,19 @@ Option = tuple[float, Box, np.ndarray]
 def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     """Concepts named in a question, as <name> or as a whole word, written alike (name_key: any case or width,
     with or without the spaces, '_', '-' and '.' between its letters: "Mr Whiskers" is <mr. whiskers>, "Tea Pot"
-    <teapot>), in order of first mention."""
+    <teapot>), in order of first mention. Where one name is written inside another ("tea pot" in "the tea pot",
+    "小龙" in "李小龙在哪里"), only the longer is meant."""
     folded = unicodedata.normalize("NFKC", question).casefold()
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())
     letters = _Letters(folded)
-    found = []
-    for concept in concepts:
+    found, spans = [], []
+    for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
         key = name_key(concept.name)
-        starts = [s for s in (bracketed.get(key), letters.word(key)) if s is not None]
+        span = letters.word(key, spans)
+        spans += [span] if span else []
+        starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
         if starts:
             found.append((min(starts), concept))
     return [c for _, c in sorted(found, key=lambda t: t[0])]
@@ -55,15 +59,17 @@ class _Letters:
         self.at = [i for i, ch in enumerate(folded) if not _DROPPED.fullmatch(ch)]
         self.text = "".join(folded[i] for i in self.at)
 
-    def word(self, key: str) -> int | None:
-        """Where `key` first stands as a whole word (not inside another word, nor in <brackets>), or None."""
+    def word(self, key: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """(start, end) where `key` first stands as a whole word (not inside another word, nor in <brackets>, nor
+        within a `taken` span), or None. In a script written without spaces any character may end a word."""
         i = self.text.find(key) if key else -1
         while i >= 0:
             start, end = self.at[i], self.at[i + len(key) - 1] + 1
             before = self.folded[start - 1] if start else " "
             after = self.folded[end] if end < len(self.folded) else " "
-            if not (before.isalnum() or before in "_<" or after.isalnum() or after in "_>"):
-                return start
+            if not (joined(before, self.folded[start]) or before in "_<" or joined(self.folded[end - 1], after)
+                    or after in "_>" or any(a <= start and end <= b for a, b in taken)):
+                return start, end
             i = self.text.find(key, i + 1)
         return None
 

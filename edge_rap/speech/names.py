@@ -13,19 +13,18 @@ like two names without being spelled as either, or is the spoken form of two nam
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
 from edge_rap.memory.store import name_key
+from edge_rap.scripts import has_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
-# A word of any script, its accents written apart too (macOS's "Jose\u0301"), or a run of emoji: a typed question
-# says "Théière", "Jùng", "李小龙" or "🐈" as stored; an apostrophe is also a phone keyboard's "’".
 EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
-WORD = re.compile(rf"(?:[^\W_]|[\u0300-\u036f])+(?:['’][^\W\d_]+)?|{EMOJI}")
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 POSSESSIVE = re.compile(r"(?:['’]s|s['’])$|['’]$", re.I)
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
@@ -116,6 +115,8 @@ def score(said: str, name: str, capital: bool = True) -> float:
     whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then)."""
     if said == name or said.replace(" ", "") == name.replace(" ", ""):
         return 100.0
+    if has_unspaced(name):
+        return 0.0  # typed as stored or not at all: one character apart is another name ("李小龙", "李小明")
     if said in COMMON or len(said) < 2 or _numbers(said) and _numbers(said) != _numbers(name):
         return 0.0  # a number is heard as itself: "dog 3" is not <dog6> (but "dog" may be)
     if _numbers(said) and " ".join(w for w in said.split() if not w.isdigit()) in COMMON:
@@ -143,18 +144,33 @@ def _sounds(text: str) -> str:
     return jellyfish.metaphone(text.replace(" ", ""))
 
 
+@functools.cache
+def _word_pattern() -> re.Pattern:
+    """A word of any script with its combining marks (Hindi's vowel signs, macOS's decomposed "Jose\u0301"), or a
+    run of emoji: a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; an apostrophe is also a
+    phone keyboard's "’"."""
+    return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:['’][^\W\d_]+)?|{EMOJI}")
+
+
 def _words(text: str) -> list[tuple[str, int, int]]:
-    """(word in lower case without a possessive ending, start, end of that part) for each word."""
+    """(word in lower case without a possessive ending, start, end of that part) for each word; in a script
+    written without spaces each character is a word ("李小龙在哪里"), so that a name is found as a run of them."""
     out = []
-    for m in WORD.finditer(text):
+    for m in _word_pattern().finditer(text):
         word = m.group(0)
         stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
-        start = m.start()
-        for part in LETTERS_DIGITS.split(stem):  # "Dog6" is two words, as "Dog 6"
-            said = unicodedata.normalize("NFC", part.lower()).replace("’", "'").translate(JOINERS)  # spans: the text's
-            out.append((NUMBERS.get(said, said), start, start + len(part)))
-            start += len(part)
+        for piece, offset in pieces(stem):
+            start = m.start() + offset
+            for part in LETTERS_DIGITS.split(piece):  # "Dog6" is two words, as "Dog 6"
+                said = unicodedata.normalize("NFC", part.lower()).replace("’", "'").translate(JOINERS)  # spans: text's
+                out.append((NUMBERS.get(said, said), start, start + len(part)))
+                start += len(part)
     return _compounds(out)
+
+
+def _length(form: str) -> int:
+    """How many of `_words`' words a spoken form is: "red mug" 2, "李小龙" 3."""
+    return sum(len(pieces(word)) for word in form.split())
 
 
 def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -172,13 +188,15 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
     forms = {name: spoken_form(name).translate(JOINERS) for name in names}
+    lengths = {name: _length(form) for name, form in forms.items()}
+    longest = max(lengths.values(), default=0) + 1
     candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name
     for i in range(len(words)):
-        for j in range(i + 1, min(i + 3, len(words)) + 1):
+        for j in range(i + 1, min(i + max(3, longest), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
             number_next = j < len(words) and words[j][0].isdigit()
             for name, form in forms.items():
-                if abs(j - i - (form.count(" ") + 1)) > 1:
+                if abs(j - i - lengths[name]) > (0 if has_unspaced(form) else 1):
                     continue
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another

@@ -756,6 +756,24 @@ def test_events_are_logged_read_back_and_purged_with_their_snapshots(tmp_path):
     assert not (tmp_path / "snaps").joinpath(path).exists()
 
 
+def test_forget_takes_the_concept_out_of_the_lines_and_snapshots_of_others_it_was_seen_with(tmp_path):
+    # Bo's arrival line named Anya with her description, and its snapshot showed her: both outlived her forget
+    log = EventLog(tmp_path)
+    snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_count=10))
+    together = "I can see <bo> — our puppy. <anya> is here too — our daughter."
+    shared = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
+    alone = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
+    log.add(Event("arrived", "anya", "den", 1.0, time.time(), None, 0.8, together))
+    log.add(Event("arrived", "bo", "den", 1.0, time.time(), None, 0.8, together, shared))
+    log.add(Event("arrived", "bo", "den", 9.0, time.time(), None, 0.8, "I can see <bo> — our <anya>'s dog.", alone))
+    other = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
+    log.add(Event("arrived", "bo", "den", 20.0, time.time(), None, 0.8, "I can see <bo> by anya's bed.", other))
+    assert log.purge("anya") == 1
+    assert [(e.name, e.said, e.snapshot) for e in log.query()] == [
+        ("bo", None, None), ("bo", None, None), ("bo", "I can see <bo> by anya's bed.", other)]  # a marked name only
+    assert not Path(shared).exists() and not Path(alone).exists() and Path(other).exists()
+
+
 def test_a_rename_renames_the_concept_in_the_lines_said_too(tmp_path):
     # `events --name Möchi` showed "<Möchi> arrived: I can see <Mochi 🐱> ...": a name no command knew any more
     log = EventLog(tmp_path)

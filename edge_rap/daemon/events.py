@@ -328,8 +328,18 @@ class EventLog:
         return events[0] if events else None
 
     def purge(self, name: str) -> int:
-        """Delete every event about `name` and the snapshots they kept; the number of events removed."""
-        return self._delete("name = ?", (name,))
+        """Delete every event about `name` and the snapshots they kept; the number of events removed. Where `name`
+        was in view of another's event too, that event's line and snapshot go: an arrival's line names everyone in
+        view with their descriptions, and its snapshot shows them (forgetting Anya kept "<anya> is here too — our
+        daughter." in Bo's events, and her in Bo's snapshot)."""
+        removed = self._delete("name = ?", (name,))
+        if self.path.exists():
+            db, mention = self._db(), (f"<{name}>",)
+            shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
+                               mention).fetchall()
+            db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
+            self._unlink(shown)
+        return removed
 
     def prune(self, before: float) -> int:
         """Delete the events logged before the wall-clock time `before` (and their snapshots), except the newest
@@ -347,13 +357,17 @@ class EventLog:
         if not self.path.exists():
             return 0
         db = self._db()
-        snapshots = [Path(r[0]) for r in db.execute(f"SELECT snapshot FROM events WHERE {where} AND snapshot "
-                                                     "IS NOT NULL", args)]
+        snapshots = db.execute(f"SELECT snapshot FROM events WHERE {where} AND snapshot IS NOT NULL", args).fetchall()
         count = db.execute(f"DELETE FROM events WHERE {where}", args).rowcount
-        for path in snapshots:
+        self._unlink(snapshots)
+        return count
+
+    @staticmethod
+    def _unlink(rows) -> None:
+        """Delete the snapshots of these (snapshot,) rows, once their rows no longer point at them."""
+        for path in [Path(r[0]) for r in rows]:
             if SNAPSHOT_NAME.match(path.name):  # only files the log itself wrote
                 path.unlink(missing_ok=True)
-        return count
 
     def rename(self, old: str, new: str) -> None:
         """Its events, and its name in every line said (an arrival's line names the others in view too): `events

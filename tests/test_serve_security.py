@@ -5,6 +5,7 @@ and oversized, truncated, non-image and bomb uploads are refused with the right 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
 import struct
@@ -14,7 +15,7 @@ import zlib
 
 import httpx
 import pytest
-from scenes import scene
+from scenes import save, scene
 from serve_support import fake_memory, fake_settings, jpeg, live_server, photo_files, png
 
 from edge_rap.serve.api import Limits
@@ -115,6 +116,26 @@ def test_the_token_file_is_private_and_rotation_invalidates_the_old_token(tmp_pa
         with live.client(old) as stale, live.client(new) as fresh:
             assert stale.get("/api/concepts").status_code == 401
             assert fresh.get("/api/concepts").status_code == 200
+
+
+def test_a_new_memory_is_private_to_its_owner_whatever_the_umask(tmp_path, run, settings):
+    """The token was 0600 but the folder beside it 0755 under the usual umask: any account on the device could
+    read the household's photos, descriptions and sightings. A memory made by `serve` (the token first) or by
+    `remember` (the database first) is 0700; one that exists keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        served = fake_settings(tmp_path / "served")
+        with live_server(served) as live, live.client() as owner:
+            assert owner.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        assert stat.S_IMODE(served.memory.stat().st_mode) == 0o700
+        assert run("remember", "bo", save(tmp_path / "bo.png", scene(1)))[0] == 0
+        assert stat.S_IMODE(settings.memory.stat().st_mode) == 0o700
+        shared = fake_settings(tmp_path / "shared")
+        shared.memory.mkdir(parents=True, mode=0o750)
+        with live_server(shared):
+            assert stat.S_IMODE(shared.memory.stat().st_mode) == 0o750
+    finally:
+        os.umask(old)
 
 
 def test_a_damaged_token_file_is_503_with_its_fix_and_rotation_mends_it(tmp_path):

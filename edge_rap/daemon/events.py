@@ -23,6 +23,7 @@ import numpy as np
 from edge_rap.daemon.clock import steady_now
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.memory.files import private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
 
@@ -102,7 +103,7 @@ class EventLog:
     def _make_tables(self) -> None:
         root = self.path.parent
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            private_folder(root)
             db = self._db()
             with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
                 for statement in filter(str.strip, SCHEMA.split(";")):

@@ -56,6 +56,13 @@ def foreign_entries(root: Path) -> list[str]:
         raise DeviceError(root, f"cannot list the memory folder ({e.strerror})") from None
 
 
+def private_folder(path: Path) -> None:
+    """Make the memory folder (and missing parents) if it is missing, readable by its owner only: the household's
+    photos, sightings and API token are no other account's on the device. One that exists keeps its mode (a
+    service's folder, a group the household chose)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename into `path` durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, refuse_what_is_not_a_sound_memory
+from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, private_folder, refuse_what_is_not_a_sound_memory
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 
@@ -317,7 +317,8 @@ class Store:
 
     def _open_writer(self) -> sqlite3.Connection:
         try:
-            self.images_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(self.root)
+            self.images_dir.mkdir(exist_ok=True)
         except OSError as e:
             raise disk_error(e, self.root) from None
         db = self._connect(self.db_path)

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import private_folder
 
 TOKEN_FILE = "api-token"
 
@@ -51,7 +52,7 @@ def ensure_token(memory: Path) -> str:
     """The device's token, made now if this is the first start."""
     path = memory / TOKEN_FILE
     try:
-        memory.mkdir(parents=True, exist_ok=True)
+        private_folder(memory)
         _write(path, _new(), exclusive=True)
     except FileExistsError:
         pass
@@ -66,7 +67,7 @@ def rotate_token(memory: Path) -> str:
     fresh = memory / f".{TOKEN_FILE}.new"
     token = _new()
     try:
-        memory.mkdir(parents=True, exist_ok=True)
+        private_folder(memory)
         fresh.unlink(missing_ok=True)
         _write(fresh, token, exclusive=True)
         os.replace(fresh, path)

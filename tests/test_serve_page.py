@@ -173,6 +173,29 @@ def test_the_first_visit_and_a_long_name_fit_a_phone(browser, tmp_path):
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
 
 
+def test_a_pairing_link_with_a_wrong_token_leaves_the_good_one_in_place(browser, tmp_path):
+    """Any web page can open the device's address with `#token=...` (so can an old QR code): a wrong token there
+    took the place of the good one, and the page forgot both (the household had to pair again on the device).
+    It is kept only once the device accepts it, whether the link is followed in the page or opened afresh."""
+    from selenium.webdriver.common.by import By
+
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept .name").text == "bo", "bo's card")
+        for opened in ("in the page", "afresh"):
+            if opened == "afresh":
+                browser.get("about:blank")
+            browser.get(f"{live.url}/#token={'0' * 64}")
+            wait_for(lambda: "link's token was not accepted" in browser.find_element(By.ID, "status").text,
+                     f"the wrong link refused ({opened})")
+            assert browser.execute_script("return localStorage.getItem('edge-rap-token')") == live.token
+            assert "token" not in browser.current_url
+            assert browser.find_element(By.CSS_SELECTOR, ".concept .name").text == "bo"
+            assert not browser.find_element(By.ID, "token-form").is_displayed()
+
+
 def test_on_a_slow_network_a_second_tap_sends_nothing_and_photos_are_fetched_once(browser, tmp_path):
     """On a phone's slow network the button tapped is disabled until its answer (a second tap sent the concept
     again, and the page then said its name was taken), and the lists' photos are fetched once, not again after

@@ -245,17 +245,29 @@ function showChosen() {
 }
 
 // The pairing link (edge-rap pair's QR code) carries the token after "#": browsers never send it to a server.
-function tokenFromLink() {
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (!fragment.get("token")) return false;
-  localStorage.setItem(KEY, fragment.get("token"));
+// It takes the place of a token this browser keeps only once the device accepts it: any web page can open a
+// link with a wrong one (so can an old QR code), which replaced the good token, and the page then forgot both.
+// What to say of the link ("" when none was followed), or null for none at all.
+async function tokenFromLink() {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!given) return null;
   history.replaceState(null, "", location.pathname);  // the token leaves the address bar and the history
-  return true;
+  if (token() && given !== token()) {
+    let accepted = false;
+    try {
+      accepted = (await fetch("/api/stats", { headers: { Authorization: "Bearer " + given } })).ok;
+    } catch (e) { /* the device unreachable: the token kept is as good as before */ }
+    if (!accepted) return "The pairing link's token was not accepted: this browser keeps the one it had.";
+  }
+  localStorage.setItem(KEY, given);
+  return "";
 }
 
-function start() {
-  tokenFromLink();
-  window.addEventListener("hashchange", () => { if (tokenFromLink()) signedIn(); });
+async function start() {
+  window.addEventListener("hashchange", async () => {
+    const said = await tokenFromLink();
+    if (said !== null) signedIn(said);
+  });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(KEY, $("token-input").value.trim());
@@ -293,14 +305,15 @@ function start() {
       showChosen();
     }, [$("add-form").querySelector("button[type=submit]")]);
   });
-  if (token()) signedIn(); else askForToken("");
+  const said = await tokenFromLink();
+  if (token()) signedIn(said || ""); else askForToken("");
 }
 
-function signedIn() {
+function signedIn(said = "") {
   $("token-form").hidden = true;
   $("main").hidden = false;
   $("signout").hidden = false;
-  run("", () => Promise.resolve());
+  run(said, () => Promise.resolve());
 }
 
 start();

@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry. The body limit itself is enforced before routing (guard.BodyLimit)."""
+    """What one request may carry. The body limits themselves are enforced before routing (guard.BodyLimit)."""
 
     body_bytes: int = 64 * 2**20
+    fields_bytes: int = 64 * 2**10  # a body without photos (JSON, a urlencoded form): a few fields
     photos: int = 16
     question_chars: int = 2000
     waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections

@@ -37,7 +37,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
     app.openapi = lambda: _schema(app)
-    app.add_middleware(BodyLimit, limit=limits.body_bytes)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes, fields=limits.fields_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost

@@ -365,6 +365,50 @@ def test_photos_sent_at_once_are_decoded_one_at_a_time(live, monkeypatch, route)
     assert most[0] == 1
 
 
+@pytest.mark.parametrize("route", ["/api/concepts", "/api/concepts/bo/photos", "/api/recognize", "/api/ask"])
+def test_photos_are_read_into_memory_one_request_at_a_time(live, monkeypatch, route):
+    """Each request read all its photos into memory (up to 64 MiB) before it waited for the device's one-at-a-time
+    work: sixteen uploads of 60 MiB at once took 1 GB more. They are read in the request's turn, until then left
+    where the form's parser spooled them: no request reads its photos while another holds its own."""
+    from edge_rap.serve import api
+
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+    reading, overlapped, other = [0], [False], threading.Event()
+    lock = threading.Lock()
+
+    def sniff(data, label):
+        with lock:
+            reading[0] += 1
+            if reading[0] > 1:
+                overlapped[0] = True
+                other.set()
+        other.wait(0.5)  # long enough for the other request to read its photos, if it may
+        try:
+            return real(data, label)
+        finally:
+            with lock:
+                reading[0] -= 1
+
+    real = api.sniff
+    monkeypatch.setattr(api, "sniff", sniff)
+
+    answered = []
+
+    def send(k: int) -> None:
+        fields = {"/api/concepts": {"name": f"bo{k}"}, "/api/ask": {"question": "what is it?"}}.get(route, {})
+        with live.client() as c:
+            answered.append(c.post(route, data=fields, files=photo_files(png(scene(k + 2)))).status_code)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlapped[0]
+    assert answered == [201 if route.startswith("/api/concepts") else 200] * 2
+
+
 def test_requests_beyond_the_line_for_the_model_are_503_and_the_others_still_answered(tmp_path, monkeypatch):
     """Each request waiting for the model waits in one of the server's 40 threads: 45 photos sent at once had a
     health check from another phone wait 18 s. Beyond `Limits.waiting` one is told the device is busy."""

@@ -2,7 +2,7 @@
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
-model work, photos' decoding included, runs one request at a time: a running daemon loses a bounded number of
+model work, photos' reading and decoding included, runs one request at a time: a running daemon loses a bounded number of
 frames, and the memory the requests take is bounded however many come at once. The line of requests waiting for
 either is bounded too (serve/line.py)."""
 
@@ -85,12 +85,24 @@ def _box(text: str | None) -> Box | None:
         raise ApiError(str(e), 422) from None
 
 
-def _photos(uploads: list[UploadFile], limits: Limits) -> list[Photo]:
+def _counted(uploads: list[UploadFile], limits: Limits) -> None:
     if not uploads:
         raise ApiError("at least one photo is needed", 422)
     if len(uploads) > limits.photos:
         raise ApiError(f"{len(uploads)} photos; the limit is {limits.photos} a request", 413)
+
+
+def _photos(uploads: list[UploadFile]) -> list[Photo]:
+    """The uploads read, in their request's turn (its lock held): until then they stay where the form's parser
+    spooled them, on disk past 1 MiB. Read before it, sixteen requests of 60 MiB waiting for the device's
+    one-at-a-time work took 1 GB of its memory at once."""
     return [sniff(u.file.read(), _label(k, u.filename)) for k, u in enumerate(uploads)]
+
+
+def _decoded(upload: UploadFile, label: str) -> Image:
+    """One upload read (as `_photos`, in its request's turn) and decoded."""
+    photo = sniff(upload.file.read(), label)
+    return decode_image(photo.data, photo.label)
 
 
 def _plain_name(filename: str | None) -> str | None:
@@ -205,8 +217,10 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         name = _name(name, new_name)
         _one_line(description, "description", MAX_DESCRIPTION)
         _one_line(category, "category", 64)
-        region, photos = _box(box), _photos(photo, limits)
+        region = _box(box)
+        _counted(photo, limits)
         with line.waiting_for(writes):
+            photos = _photos(photo)
             refuse_taken(name, hint="add photos to it instead, or another name")
             concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
         return concept_json(concept)
@@ -241,8 +255,10 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM)
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
-        region, photos = _box(box), _photos(photo, limits)
+        region = _box(box)
+        _counted(photo, limits)
         with line.waiting_for(writes):
+            photos = _photos(photo)
             concept = find(name)
             concept = remember(lambda paths: home.memory.add_views(concept.name, paths, region), photos)
         return concept_json(concept)
@@ -263,9 +279,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                  dependencies=FORM)
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
-        upload = sniff(photo.file.read(), f"photo ({name})" if name else "photo")
+        label = f"photo ({name})" if name else "photo"
         with line.waiting_for(thinking):
-            image = replace(decode_image(upload.data, upload.label), source=name or "photo")  # "image": the CLI's
+            image = replace(_decoded(photo, label), source=name or "photo")  # "image": the CLI's
             return home.recognize(image).to_json()
 
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
@@ -277,9 +293,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _text(question, "question", limits.question_chars)
         image = None
         if photo is not None:
-            upload = sniff(photo.file.read(), "photo")
             with line.waiting_for(thinking):
-                image = decode_image(upload.data, upload.label)
+                image = _decoded(photo, "photo")
         if not question.strip() and image is None:
             raise ApiError("ask needs a question, a photo, or both", 422)
 

@@ -1,7 +1,7 @@
 """The household page in a real headless browser (Debian's chromium through Selenium): the pairing link's
 token is kept and leaves the address bar; a concept is added from a file, shown with its photo, renamed,
 re-described and forgotten; today's sightings show with their snapshots, and a question is answered from them;
-on a phone-sized window."""
+on a phone-sized window. Markup another client stored shows as text and never runs."""
 
 from __future__ import annotations
 
@@ -248,6 +248,39 @@ def test_what_a_card_far_down_the_list_is_answered_shows_where_the_user_is(brows
         wait_for(lambda: "not an image" in status.text, "the refusal")
         top = browser.execute_script("return arguments[0].getBoundingClientRect().top", status)
         assert 0 <= top < browser.execute_script("return innerHeight")
+
+
+def test_markup_from_the_memory_shows_as_text_and_never_runs(browser, tmp_path):
+    """What another client stored (a name with quotes, a description, category, camera or line said holding
+    markup) and the errors that quote it are put on the page as text, never as HTML; and were some put there as
+    HTML, the page's Content-Security-Policy would keep its inline scripts from running."""
+    from selenium.webdriver.common.by import By
+
+    run = "<img src=x onerror=\"window.ran='{}'\">"
+    name, described = 'bo" onmouseover="window.ran=1', run.format("description") + "<script>x</script>"
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            for k, n in enumerate((name, "javascript:window.ran=2")):
+                fields = {"name": n, "description": described, "category": run.format("category")}
+                c.post("/api/concepts", data=fields, files=photo_files(png(scene(k + 1)))).raise_for_status()
+        live.home.events.add(Event("arrived", name, run.format("camera"), 1.0, time.time(), None, 0.9,
+                                   run.format("said"), None))
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".concept")) == 2, "the cards")
+        card = browser.find_element(By.CSS_SELECTOR, ".concept")
+        card.find_element(By.CSS_SELECTOR, ".edit").click()
+        card.find_element(By.CSS_SELECTOR, ".edit-name").clear()
+        card.find_element(By.CSS_SELECTOR, ".edit-name").send_keys("javascript:window.ran=2")
+        card.find_element(By.CSS_SELECTOR, ".edit-form button[type=submit]").click()
+        wait_for(lambda: "already exists" in browser.find_element(By.ID, "status").text, "the name taken, said")
+        assert run.format("said") in browser.find_element(By.ID, "events").text
+        assert card.find_element(By.CSS_SELECTOR, ".name").text == name
+        assert card.find_element(By.CSS_SELECTOR, ".description").text == described
+        assert browser.execute_script("return document.querySelectorAll('img[src=x], script:not([src])').length") == 0
+        browser.execute_script("document.body.insertAdjacentHTML('beforeend', arguments[0])", run.format("inline"))
+        wait_for(lambda: browser.execute_script("return document.querySelector('img[src=x]').complete"),
+                 "the injected image tried")
+        assert browser.execute_script("return window.ran") is None
 
 
 def test_a_busy_days_sightings_say_how_many_are_not_shown(browser, tmp_path):

@@ -13,11 +13,13 @@ from edge_rap.errors import EdgeRapError
 
 
 def writable_folder(path: Path, option: str) -> Path:
-    """`path`, made if missing and checked by writing a file into it; one line naming `option` if not."""
+    """`path`, made if missing and checked by writing a file into it; one line naming `option` if not. One made
+    here is its owner's alone (0700), as the memory folder is: it will hold pictures of the household and their
+    names said aloud. One that exists keeps its mode."""
     if path.exists() and not path.is_dir():
         raise EdgeRapError(f"{option} {path}: is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as e:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 
 import pytest
@@ -35,6 +37,18 @@ def test_a_missing_folder_is_made_and_a_file_is_refused(tmp_path):
     (tmp_path / "notes").write_text("x")
     with pytest.raises(EdgeRapError, match=r"--snapshots .*notes: is a file, not a folder"):
         writable_folder(tmp_path / "notes", "--snapshots")
+
+
+def test_a_folder_made_for_snapshots_or_speech_is_its_owners_alone_whatever_the_umask(tmp_path):
+    # snapshots show the household, spoken lines say their names: under the usual umask they were 0755
+    old = os.umask(0o022)
+    try:
+        made = writable_folder(tmp_path / "new" / "snaps", "--snapshots")
+        (tmp_path / "shared").mkdir(mode=0o755)
+        kept = writable_folder(tmp_path / "shared", "--speak-to")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700 and stat.S_IMODE(kept.stat().st_mode) == 0o755
 
 
 def test_a_folder_that_exists_but_cannot_be_written_is_refused_before_the_run(tmp_path):

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -362,25 +363,32 @@ class DroppingStream:
         pass
 
 
-def watch_dropping_stream(tmp_path, monkeypatch, after: int, cooldown_s: float) -> list:
+def watch_live(tmp_path, monkeypatch, stream: type, votes: VoteSettings, done: Callable[[list], bool],
+               camera: str = "door") -> list:
+    """The events of one run of the daemon on a live camera read through `stream`, stopped once `done(events)`."""
     import cv2
 
-    monkeypatch.setattr(cv2, "VideoCapture", DroppingStream)
+    monkeypatch.setattr(cv2, "VideoCapture", stream)
     monkeypatch.setattr(DroppingStream, "connections", [])
-    monkeypatch.setattr(DroppingStream, "after", after)
     home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
-    options = DaemonOptions((parse_source("door=http://camera.invalid/stream"),),
-                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=cooldown_s))
+    options = DaemonOptions((parse_source(f"{camera}=http://camera.invalid/stream"),), votes=votes)
     worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
     worker.start()
-    deadline = time.monotonic() + 120  # a generous bound, so a broken reconnection fails instead of hanging
-    while (len(DroppingStream.connections) < 2 or len(DroppingStream.connections[1]) < 60) and worker.is_alive():
-        assert time.monotonic() < deadline, "the stream was not reconnected and read"
+    deadline = time.monotonic() + 120  # a generous bound, so a broken stream fails instead of hanging
+    while not done(events) and worker.is_alive():
+        assert time.monotonic() < deadline, "the stream was not read as expected"
         time.sleep(0.05)
     stop.set()
     worker.join(60)
     assert not worker.is_alive()
     return events
+
+
+def watch_dropping_stream(tmp_path, monkeypatch, after: int, cooldown_s: float) -> list:
+    monkeypatch.setattr(DroppingStream, "after", after)
+    return watch_live(tmp_path, monkeypatch, DroppingStream,
+                      VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=cooldown_s),
+                      lambda events: len(DroppingStream.connections) >= 2 and len(DroppingStream.connections[1]) >= 60)
 
 
 def test_what_a_dropped_stream_showed_leaves_at_its_last_frame(tmp_path, monkeypatch):
@@ -390,6 +398,33 @@ def test_what_a_dropped_stream_showed_leaves_at_its_last_frame(tmp_path, monkeyp
     # A live frame's time is seconds since the camera started (its first connection): <bo> left at the dropped
     # connection's last frame, not a leave_after_s into the reconnected stream.
     assert events[1].time_s < second[0] - first[0]
+
+
+class SteadyStream(DroppingStream):
+    """A live stream that shows <bo> for as long as it is read."""
+
+    def __init__(self, target):
+        super().__init__(target)
+        self.frames, self.value = 10_000, 255
+
+
+def watch_steady_stream(tmp_path, monkeypatch, camera: str = "door", cooldown_s: float = 30) -> list:
+    """One run on a live camera that shows <bo>, stopped once he arrived and 20 frames were read."""
+    return watch_live(tmp_path, monkeypatch, SteadyStream,
+                      VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=cooldown_s),
+                      lambda events: bool(events) and len(DroppingStream.connections[0]) >= 20, camera)
+
+
+def test_a_restart_does_not_announce_again_who_left_a_live_camera_within_the_cooldown(tmp_path, monkeypatch):
+    # `systemctl restart edge-rap` (an upgrade, a crash) greeted everyone in the room again
+    first = watch_steady_stream(tmp_path, monkeypatch)
+    again = watch_steady_stream(tmp_path, monkeypatch)
+    elsewhere = watch_steady_stream(tmp_path, monkeypatch, camera="garden")  # another camera: a new arrival there
+    assert [(e.kind, e.said is not None) for e in first] == [("arrived", True), ("left", False)]
+    assert [(e.kind, e.said is not None) for e in again] == [("arrived", False), ("left", False)]  # logged, not said
+    assert [(e.kind, e.said is not None) for e in elsewhere] == [("arrived", True), ("left", False)]
+    assert [(e.kind, e.said is not None) for e in watch_steady_stream(tmp_path, monkeypatch, cooldown_s=0)] == [
+        ("arrived", True), ("left", False)]
 
 
 def test_a_return_after_a_short_drop_is_logged_not_announced_again(tmp_path, monkeypatch):

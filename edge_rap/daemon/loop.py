@@ -162,6 +162,8 @@ class Daemon:
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
         self.stalled: dict[str, float] = {}  # camera -> when it last gave a frame (monotonic), while it is stalled
+        self.left_before: dict[tuple[str, str], float] = {}  # (live camera, name) -> when a run before this one
+        # last saw it leave there, within the cooldown
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
@@ -198,6 +200,7 @@ class Daemon:
         for camera in cameras:
             self.presence[camera.spec.name] = Presence(_votes_for(camera.spec, self.options.votes))
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
+        self.left_before = self._left_before_start(cameras)
         stamp, forced = memory_stamp(self.household.root), set()
         outages = {c.spec.name: 0 for c in cameras}
         next_check = next_prune = time.monotonic()
@@ -268,6 +271,22 @@ class Daemon:
                 camera.join(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
+
+    def _left_before_start(self, cameras: list[Camera]) -> dict[tuple[str, str], float]:
+        """What a run before this one saw leave a live camera within its cooldown (a restart: an upgrade, systemd
+        after a crash): its return is logged but not announced again, as after a dropped stream, rather than
+        greet everyone in the room at every restart. Files and folders are watched afresh each run."""
+        now = self._wall()
+        cooldown = {c.spec.name: self.presence[c.spec.name].settings.cooldown_s for c in cameras if c.spec.live}
+        if not plausible(now) or not any(cooldown.values()):
+            return {}
+        try:
+            events = self.household.events.query(since=now - max(cooldown.values()))
+        except EdgeRapError as e:
+            log.warning("%s", e)
+            return {}
+        return {(e.camera, e.name): e.wall for e in events
+                if e.kind == "left" and e.camera in cooldown and now - e.wall < cooldown[e.camera]}
 
     def _sources_lost(self, cameras: list[str], ended: list[str]) -> None:
         """Live sources that dropped (they reconnect by themselves): what each showed leaves at its last frame,
@@ -533,6 +552,10 @@ class Daemon:
         arrived = [c for c in changes if c.kind == "arrived"]
         if not arrived:
             return
+        for change in arrived:
+            left = self.left_before.pop((frame.camera, change.name), None)
+            if left is not None and wall - left < self.presence[frame.camera].settings.cooldown_s:
+                change.announce = False
         recognition = self.last[frame.camera]
         # The concepts forgotten while the frame was worked on are left out before the line names them.
         events = self._of_remembered([Event("arrived", c.name, frame.camera, c.time_s, wall, c.box, c.score,

@@ -206,6 +206,23 @@ class DeviceHolding:
         return {"name": entry.name}
 
 
+def test_what_the_device_sends_is_printed_on_its_line_without_terminal_codes(companion, capsys, monkeypatch):
+    # A name, description, camera or line from an older memory (or a device that is not ours) holding "\x1b[2J"
+    # cleared the laptop's terminal as `list` or `events` printed it; only `sync` escaped what it printed.
+    odd = "bo\x1b[2J"
+    device = DeviceHolding(companion, {odd: ("our\x1b]0;owned\x07 dog", [])})
+    device.held[odd].update(category="dog\r", views=1)
+    device.answer = lambda *a, **k: [{"wall": 0.0, "camera": "door\x1b[31m", "name": odd, "type": "arrived",
+                                      "said": "I can see <bo\x1b[2J>.\nfake line"}]
+    monkeypatch.setattr(companion, "Device", lambda *a, **k: device)
+    for command in ("list", "events"):
+        capsys.readouterr()
+        assert companion.main(["--url", "http://device.invalid", "--token", "t", command]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out and out.count("\n") == 1, command
+        assert "bo\\x1b[2J" in out  # shown escaped, not dropped
+
+
 def test_sync_takes_the_devices_very_name_before_one_said_alike(companion, tmp_path):
     pot, car = _save(tmp_path / "tea pot" / "a.png", 1), _save(tmp_path / "teapot" / "a.png", 2)
     (tmp_path / "tea pot" / "description.txt").write_text("the pot")

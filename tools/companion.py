@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
     except CompanionError as e:
-        print(f"companion: {e}", file=sys.stderr)
+        print(f"companion: {_shown(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("companion: interrupted", file=sys.stderr)
@@ -472,9 +472,9 @@ def _run(args, device: Device) -> int:
         if args.json:
             print(json.dumps(concepts))
         for c in [] if args.json else concepts:
-            category = f" [{c['category']}]" if c["category"] else ""
-            about = f": {c['description']}" if c["description"] else ""
-            print(f"<{c['name']}>{category} {c['views']} photo(s){about}")
+            category = f" [{_shown(c['category'])}]" if c["category"] else ""
+            about = f": {_shown(c['description'])}" if c["description"] else ""
+            print(f"<{_shown(c['name'])}>{category} {c['views']} photo(s){about}")
     elif args.command in ("add", "add-photos"):
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:
@@ -488,13 +488,13 @@ def _run(args, device: Device) -> int:
             raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items())
                                  or f"every photo given is already a photo of <{args.name}>")
         done = "added" if new else "now"
-        print(json.dumps(concept) if args.json else f"{done} <{concept['name']}> ({concept['views']} photo(s))")
+        print(json.dumps(concept) if args.json else f"{done} <{_shown(concept['name'])}> ({concept['views']} photo(s))")
         for photo, why in report.refused.items():
-            print(f"refused {photo}: {why}", file=sys.stderr)
+            print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
         return 1 if report.refused else 0
     elif args.command == "forget":
         device.forget(args.name)
-        print(json.dumps({"name": args.name}) if args.json else f"forgot <{args.name}>")
+        print(json.dumps({"name": args.name}) if args.json else f"forgot <{_shown(args.name)}>")
     elif args.command == "sync":
         if not args.path.exists():
             raise CompanionError(f"{args.path}: no such file or folder")
@@ -508,13 +508,15 @@ def _run(args, device: Device) -> int:
             print(json.dumps(events))
         for e in [] if args.json else events:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["wall"]))
-            print(f"{when} [{e['camera']}] <{e['name']}> {e['type']}" + (f": {e['said']}" if e.get("said") else ""))
+            said = f": {_shown(e['said'])}" if e.get("said") else ""
+            print(f"{when} [{_shown(e['camera'])}] <{_shown(e['name'])}> {e['type']}{said}")
     return 0
 
 
 def _shown(text: str) -> str:
-    """A folder's or a database's name as printed: as it is where every character prints, else quoted with its
-    control characters escaped, so that it stays on its line and sends the terminal no escape sequence."""
+    """Text from a folder, a database or the device (a memory older than its name rules, a device that is not
+    ours) as printed: as it is where every character prints, else quoted with its control characters escaped, so
+    that it stays on its line and sends the terminal no escape sequence."""
     return text if text.isprintable() else repr(text)
 
 

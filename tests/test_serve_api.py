@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from photos import photo, save_photo, side_by_side
 from serve_support import fake_settings, jpeg, live_server, photo_files, png
@@ -171,6 +172,38 @@ def test_photos_for_a_concept_forgotten_while_they_were_read_are_404(tmp_path, m
         monkeypatch.setattr(Memory, "add_views", forgotten_meanwhile)
         r = c.post("/api/concepts/boot/photos", files=photo_files(png(photo("rocket"))))
         assert r.status_code == 404 and r.json()["error"] == "no concept named 'boot'"
+
+
+def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
+    # The page showed each 80-pixel card photo from the stored file: a phone's 12-megapixel photos took megabytes
+    # each (and a HEIC one shows in no browser but Safari). `?size=` sends what the screen needs.
+    import io
+
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(photo("coffee")).resize((1600, 1200)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side, as a phone held upright stores it
+    stored = io.BytesIO()
+    Image.fromarray(big).save(stored, "JPEG", quality=90, exif=exif)
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        files = [("photo", ("p.jpg", stored.getvalue(), "image/jpeg"))]
+        concept = c.post("/api/concepts", data={"name": "mug"}, files=files).json()
+        url = concept["photos"][0]["url"]
+        whole = c.get(url)
+        assert whole.content == stored.getvalue()  # without a size: the stored file, byte for byte
+        small = c.get(url, params={"size": 200})
+        assert small.status_code == 200 and small.headers["content-type"] == "image/jpeg"
+        shown = Image.open(io.BytesIO(small.content))
+        assert shown.format == "JPEG" and shown.size == (150, 200)  # upright: the quarter turn applied
+        assert len(small.content) < len(whole.content) / 10
+        for size in (0, 15, 4096, "big"):
+            assert c.get(url, params={"size": size}).status_code == 422
+        path = next((tmp_path / "memory" / "images").rglob("*.jpg"))
+        path.write_bytes(stored.getvalue()[:300])  # damaged on the device since
+        broken = c.get(url, params={"size": 200})
+        assert broken.status_code == 503 and "cannot be read" in broken.json()["error"]
+        assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
 
 
 def test_ask_answers_in_json_or_as_server_sent_events(live):

@@ -80,6 +80,11 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
         wait_for(lambda: browser.execute_script(
             "const i = document.querySelector(\".concept[data-name='bo'] img\"); return i && i.naturalWidth"),
             "bo's photo, fetched with the token")
+        assert browser.execute_script(  # the card's size, in the screen's pixels, not the stored photo
+            "const i = document.querySelector(\".concept[data-name='bo'] img\");"
+            "return Math.max(i.naturalWidth, i.naturalHeight) <= Math.ceil(160 * devicePixelRatio)")
+        assert all("?size=" in url for url in browser.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/photos/')).map(e => e.name)"))
         with live.client() as c:
             assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]
 

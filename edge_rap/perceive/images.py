@@ -51,6 +51,15 @@ def _describe(path: str) -> str:
 
 def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:
     """Read and decode an image file; raise EdgeRapError with a one-line reason if it is unusable."""
+    data = _image_bytes(path)
+    image = decode_image(data, str(path))
+    if box is not None:
+        image = crop(image, box)
+    return ImageFile(data, hashlib.sha256(data).hexdigest(), _suffix_of(data, Path(path)), image)
+
+
+def _image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes, once it is a regular file of a size that may be read."""
     if not str(path):  # Path("") is the current folder: say what was given instead
         raise EdgeRapError("an empty image path was given (an unset variable?)")
     p = Path(path)
@@ -72,13 +81,20 @@ def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:
     if size > MAX_FILE_BYTES:
         raise EdgeRapError(f"{shown}: file is {size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as e:
         raise EdgeRapError(f"{shown}: cannot read ({e.strerror})") from None
-    image = decode_image(data, str(path))
-    if box is not None:
-        image = crop(image, box)
-    return ImageFile(data, hashlib.sha256(data).hexdigest(), _suffix_of(data, p), image)
+
+
+def thumbnail_jpeg(path: Path, side: int) -> bytes:
+    """A stored photo as a JPEG whose longer side is at most `side`, upright and in sRGB, for a screen: a phone's
+    12-megapixel photos shown as 80-pixel cards took megabytes each, and a browser may show no HEIC at all."""
+    from PIL import Image as PILImage
+
+    pixels = decode_image(_image_bytes(path), str(path), max_side=side).pixels
+    out = io.BytesIO()
+    PILImage.fromarray(pixels).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def _suffix_of(data: bytes, path: Path) -> str:
@@ -148,8 +164,9 @@ def max_pixels() -> int:
     return int(megapixels * 1_000_000)
 
 
-def decode_image(data: bytes, source: str = "<bytes>") -> Image:
-    """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message."""
+def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE) -> Image:
+    """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message; a picture
+    larger than `max_side` is reduced to it (a JPEG decoded at a reduced scale to start with)."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -170,15 +187,15 @@ def decode_image(data: bytes, source: str = "<bytes>") -> Image:
                     f"{shown}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
                     f"{limit / 1e6:g} (set EDGE_RAP_MAX_MEGAPIXELS to raise it)"
                 )
-            if max(width, height) > MAX_SIDE and pil.format in ("JPEG", "MPO"):
-                pil.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale: fast and small
+            if max(width, height) > max_side and pil.format in ("JPEG", "MPO"):
+                pil.draft("RGB", (max_side, max_side))  # decode at a reduced scale: fast and small
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)
-            if max(pil.size) > MAX_SIDE and pil.mode not in _NEAREST_MODES:
-                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # before any copy: each is 400 MB of a 100-megapixel photo
+            if max(pil.size) > max_side and pil.mode not in _NEAREST_MODES:
+                pil.thumbnail((max_side, max_side))  # before any copy: each is 400 MB of a 100-megapixel photo
             pil = _rgb(to_srgb(pil))
-            if max(pil.size) > MAX_SIDE:
-                pil.thumbnail((MAX_SIDE, MAX_SIDE))  # a palette or 1-bit picture, which is shrunk only in RGB
+            if max(pil.size) > max_side:
+                pil.thumbnail((max_side, max_side))  # a palette or 1-bit picture, which is shrunk only in RGB
             if orientation in _UPRIGHT:
                 pil = pil.transpose(getattr(PILImage.Transpose, _UPRIGHT[orientation]))
                 if orientation >= 5:  # a quarter turn: the upright picture's width is the stored height

@@ -25,7 +25,7 @@ from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
-from edge_rap.perceive.images import decode_image
+from edge_rap.perceive.images import MAX_SIDE, decode_image, thumbnail_jpeg
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
@@ -265,7 +265,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.get("/concepts/{name}/photos/{photo_id}", response_class=FileResponse,
                 responses={200: {"content": {"image/*": {}}}})
-    def get_photo(name: str, photo_id: int) -> FileResponse:
+    def get_photo(name: str, photo_id: int, size: Annotated[int | None, Query(
+            ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
+                                            "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
         concept = find(name)
         view = next((v for v in home.store.views(concept.id) if v.id == photo_id), None)
         if view is None:
@@ -273,7 +275,14 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         path = Path(view.image_path)
         if not path.is_file() or path.is_symlink() or path.resolve().parent.parent != home.store.images_dir.resolve():
             raise ApiError(f"photo {photo_id} of <{concept.name}> is missing from the memory", 404)
-        return FileResponse(path, media_type=sniff_file(path))
+        if size is None:
+            return FileResponse(path, media_type=sniff_file(path))
+        with line.waiting_for(thinking):
+            try:
+                return Response(thumbnail_jpeg(path, size), media_type="image/jpeg")
+            except EdgeRapError as e:  # a stored photo damaged since, or no longer readable: the device's trouble
+                why = str(e).removeprefix(f"{path}: ")
+                raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None
 
     @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json",
                  dependencies=FORM)

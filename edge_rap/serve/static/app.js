@@ -56,6 +56,13 @@ function image(path, content, alt) {
   return img;
 }
 
+// A card's photo as the device sends it for the card (5rem high, as wide as a landscape photo), in the screen's
+// pixels: the stored file was a phone's 12-megapixel photo, megabytes for each card, and a HEIC one showed nowhere
+// but in Safari.
+function cardPhoto(url) {
+  return url + "?size=" + Math.min(2048, Math.ceil(160 * (window.devicePixelRatio || 1)));
+}
+
 // Lets go of the images the lists no longer show.
 function keepImages(shown) {
   for (const [key, url] of fetched) {
@@ -89,7 +96,7 @@ function card(c) {
   node.querySelector(".name").textContent = c.name;
   node.querySelector(".category").textContent = c.category;
   node.querySelector(".description").textContent = c.description;
-  node.querySelector(".photos").append(...c.photos.slice(0, 6).map((p) => image(p.url, p.sha256, c.name)));
+  node.querySelector(".photos").append(...c.photos.slice(0, 6).map((p) => image(cardPhoto(p.url), p.sha256, c.name)));
   const form = node.querySelector(".edit-form");
   const path = "/api/concepts/" + encodeURIComponent(c.name);
   node.querySelector(".edit").addEventListener("click", () => {

@@ -1096,8 +1096,29 @@ def test_an_event_log_of_before_watches_takes_them(tmp_path):
     db.close()
     log = EventLog(tmp_path)
     log.begin_watch()
-    log.add(Event("left", "bo", "cam0", 2.0, 2.0))
-    assert [e.kind for e in log.query()] == ["arrived", "left"]
+    log.add(Event("arrived", "bo", "cam0", 2.0, 2.0))
+    assert [e.kind for e in log.query()] == ["arrived", "left", "arrived"]  # its open visit closed first
+
+
+def test_visits_an_edge_rap_of_before_watches_left_open_are_closed_at_its_last_event(tmp_path):
+    # Its daemon logged no "left" when it stopped, nor a watch to close them by: after the upgrade "where is Bo?"
+    # said "<bo> is on the cam0 camera now" for ever.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, camera "
+                     "TEXT NOT NULL, time_s REAL NOT NULL, wall REAL NOT NULL, box TEXT, score REAL, said TEXT, "
+                     "snapshot TEXT); INSERT INTO events (kind, name, camera, time_s, wall) VALUES "
+                     "('arrived', 'bo', 'cam0', 1.0, 100.0), ('arrived', 'anya', 'cam0', 5.0, 104.0), "
+                     "('left', 'anya', 'cam0', 9.0, 108.0);")
+    db.close()
+    running = EventLog(tmp_path)
+    closed = running.begin_watch()
+    assert [(e.kind, e.name, e.camera, e.time_s, e.wall) for e in closed] == [("left", "bo", "cam0", 9.0, 108.0)]
+    assert EventLog(tmp_path, readonly=True).last_seen("bo").kind == "left"
+    running.add(Event("arrived", "mochi", "cam0", 1.0, 200.0))  # this version's daemon, alive: its visit stays open
+    assert EventLog(tmp_path).begin_watch() == []  # closed once
+    assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"
 
 
 def test_snapshots_are_kept_within_their_count(tmp_path):

@@ -218,11 +218,12 @@ class EventLog:
 
     def begin_watch(self) -> list[Event]:
         """Register this process as a daemon writing to the log; first close the visits of daemons of this host
-        that died without closing theirs, at their last sign of life. Returns the "left" events so added."""
+        that died without closing theirs, at their last sign of life, and those an edge_rap of before watches left
+        open. Returns the "left" events so added."""
         try:
             db = self._db()
-            closed = []
             with _locked(db):  # two daemons starting together close a dead one's visits once
+                closed = self._close_unwatched()
                 for watch, pid, identity, alive in db.execute(
                         "SELECT id, pid, identity, alive FROM watches WHERE host = ?", (socket.gethostname(),)).fetchall():
                     if not _process_alive(pid, identity):
@@ -252,11 +253,19 @@ class EventLog:
             self._db().execute("DELETE FROM watches WHERE id = ?", (self.watch,))
         self.watch = None
 
-    def _close_visits(self, watch: int, alive: float) -> list[Event]:
+    def _close_unwatched(self) -> list[Event]:
+        """Close the visits logged without a watch, by an edge_rap of before watches (upgraded from, or rolled back
+        to and back): its daemon logged no "left" when it stopped (before it did) or died, so "where is Bo?" would
+        say "on the porch camera now" for ever. They end at the last event it logged, the latest it is known to
+        have watched; such a daemon still running beside this one is not told from a stopped one."""
+        last = self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0]
+        return [] if last is None else self._close_visits(None, last)
+
+    def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
         """A "left" for every arrival of `watch` whose concept and camera it never logged leaving."""
         rows = self._db().execute(
             "SELECT e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
-            "(SELECT MAX(id) FROM events WHERE watch = ? GROUP BY name, camera)", (watch,)).fetchall()
+            "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
         closed = []
         for kind, name, camera, time_s, wall in rows:
             if kind == "arrived":  # (an arrival after the last sign of life: it left when it was logged)

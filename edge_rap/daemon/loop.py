@@ -188,8 +188,8 @@ class Daemon:
             log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
                         "a camera both open gives its frames to one", pid, _when(since))
         if closed:
-            log.warning("closed %d visit(s) an earlier run left open when it died (%s)", len(closed),
-                        ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
+            log.warning("closed %d visit(s) an earlier run left open (it died, or was an older edge_rap: %s)",
+                        len(closed), ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
         started = time.monotonic()
         ready = threading.Event()
         halt = threading.Event()  # the cameras' own stop: set when watching ends, however it ends

@@ -200,11 +200,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from edge_rap.daemon.doctor import doctor, format_doctor
+    from edge_rap.daemon.doctor import can_recognise, doctor, format_doctor
 
     report = doctor(_settings(args))
     print(json.dumps(report) if args.json else format_doctor(report))
-    return 1 if report["missing"] else 0  # a script sees a device that cannot do its main job
+    return 0 if can_recognise(report) else 1  # a script sees a device that cannot do its main job
 
 
 def cmd_events(args) -> int:
@@ -653,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen(add)
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
-                   "model_cache, models, sources, audio, and missing: what the device lacks to recognise")
+                   "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
+                   "the fix), sources, audio, and missing: what the device lacks to recognise")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

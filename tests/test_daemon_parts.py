@@ -1447,8 +1447,8 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev" / "video0").write_text("")
     report = doctor(settings, root=tmp_path)
-    assert set(report) == {"profile", "reason", "providers", "cuda", "model_cache", "models", "sources", "audio",
-                           "missing"}
+    assert set(report) == {"profile", "reason", "providers", "cuda", "model_cache", "models", "memory", "sources",
+                           "audio", "missing"}
     assert report["sources"] == [str(tmp_path / "dev" / "video0")] and report["cuda"]["driver"] is None
     assert report["providers"]["chosen"][-1] == "CPUExecutionProvider"
     empty = doctor(type(settings)(settings.home, settings.memory, tmp_path / "no-models", settings.profile))
@@ -1487,6 +1487,47 @@ def test_doctor_says_a_damaged_embedder_cannot_recognise(settings, model_cache, 
     text = format_doctor(report).splitlines()
     assert "model embedder: efficientnet-lite0-int8 (damaged: edge-rap models prepare)" in text
     assert text[-1] == "cannot recognise: missing embedder efficientnet-lite0-int8 (damaged)"
+
+
+def test_doctor_says_a_memory_that_needs_a_reindex_cannot_recognise(settings, tmp_path, run):
+    # After an upgrade (a new export of the embedder, a memory of an older schema) doctor said "ready to
+    # recognise" while every recognize refused the memory, saying to run `edge-rap reindex`.
+    import sqlite3
+
+    from edge_rap.memory.store import Store
+
+    rc, out, _ = run("doctor")
+    assert rc == 0 and f"memory: {settings.memory} (none yet)" in out.splitlines()
+    store = Store(settings.memory)
+    with store.transaction() as db:  # the space as an older export of the default made it
+        db.execute("INSERT INTO spaces (name, model, fingerprint, dim, generation) VALUES "
+                   "('efficientnet-lite0-int8', 'efficientnet-lite0-int8', ?, 1280, 0)", ("e6fa3773" * 8,))
+    store.close()
+    rc, out, _ = run("doctor")
+    assert rc == 1 and f"memory: {settings.memory} (0 concepts)" in out.splitlines()
+    assert out.splitlines()[-1].startswith("cannot recognise: the memory's 'efficientnet-lite0-int8' vectors were "
+                                           "made by another model (efficientnet-lite0-int8, 1280 dims, fingerprint "
+                                           "e6fa3773e6fa)") and out.endswith("run `edge-rap reindex`\n")
+    db = sqlite3.connect(settings.memory / "memory.sqlite")
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    rc, out, _ = run("doctor", "--json")
+    memory = json.loads(out)["memory"]
+    assert rc == 1 and memory["concepts"] is None and "written by an older edge_rap (schema 2)" in memory["problem"]
+
+
+def test_doctor_says_the_default_embedder_is_an_older_export(settings, model_cache, tmp_path):
+    # Still used (with a warning each start), but a household upgrading is told the two commands that renew it.
+    from edge_rap.daemon.doctor import doctor, format_doctor
+
+    cache = tmp_path / "models"
+    shutil.copytree(model_cache / "efficientnet-lite0-int8", cache / "efficientnet-lite0-int8")
+    manifest = cache / "efficientnet-lite0-int8" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "export_version": 4}))
+    report = doctor(type(settings)(settings.home, settings.memory, cache, settings.profile), root=tmp_path)
+    assert report["missing"] == [] and next(m for m in report["models"] if m["role"] == "embedder")["outdated"]
+    assert "model embedder: efficientnet-lite0-int8 (present, an older export: run `edge-rap models prepare`, then " \
+           "`edge-rap reindex`)" in format_doctor(report).splitlines()
 
 
 @pytest.mark.parametrize("vlm, get", [

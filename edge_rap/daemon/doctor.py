@@ -1,7 +1,8 @@
 """`edge-rap doctor`: what this device is, which profile it gets and why, and what is installed or missing
 (each missing model with the command that gets it), and whether the device can do its main job: recognise with
-the profile's embedder (and detector, when it names one). The VLM, whisper and the face models are optional: the
-device works without them (template lines, no voice, no people). It reads; it never loads or exports a model."""
+the profile's embedder (and detector, when it names one) from its memory. The VLM, whisper and the face models are
+optional: the device works without them (template lines, no voice, no people). It reads; it never loads or exports
+a model."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _cuda(root: Path) -> dict:
 
 def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.vlm_registry import list_vlms
-    from edge_rap.models.cache import DEFAULT_EMBEDDERS, ModelCache
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS, DEFAULT_EXPORT_VERSION, Manifest, ModelCache
 
     cache, profile = ModelCache(settings.models), settings.profile
     damage = cache.damage(profile.embedder) if cache.has(profile.embedder) else None
@@ -54,6 +55,9 @@ def _models(settings: Settings) -> list[dict]:
              "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"}]
     if damage:  # there, but every command that recognises would refuse it
         rows[0]["damaged"] = damage
+    elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \
+            Manifest.load(cache.folder(profile.embedder)).export_version < DEFAULT_EXPORT_VERSION:
+        rows[0]["outdated"] = True  # works, with a warning at each start, until `models prepare` exports it anew
     if profile.detector:  # `run` refuses to start without the profile's detector
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
                      "required": True, "get": "python tools/export_detector.py (see README)"})
@@ -72,6 +76,37 @@ def _models(settings: Settings) -> list[dict]:
         rows.append({"role": "vlm", "name": model, "present": bool(present), "required": False, "get": get})
     rows.append(_asr(settings))
     return rows
+
+
+def _memory(settings: Settings) -> dict:
+    """The memory as recognition finds it, `problem` being why every recognition would refuse it, with the fix: a
+    memory of an older edge_rap, or one whose vectors another embedder made (an upgrade's older export of the
+    default too) until `edge-rap reindex` (doctor said "ready to recognise" of both). `concepts` None: none yet."""
+    from edge_rap.memory.files import DATABASE
+    from edge_rap.memory.index import check_space
+    from edge_rap.memory.store import Store
+    from edge_rap.models.cache import Manifest, ModelCache
+    from edge_rap.perceive.embed import SpaceInfo
+
+    out = {"path": str(settings.memory), "concepts": None, "problem": None}
+    if not (settings.memory / DATABASE).is_file():
+        return out  # the first `remember` makes it
+    cache, name = ModelCache(settings.models), settings.profile.embedder
+    try:
+        store = Store(settings.memory, readonly=True)
+        try:
+            out["concepts"] = len(store.concepts())
+            if cache.has(name) and cache.damage(name) is None:  # (a model missing or damaged is said above)
+                manifest = Manifest.load(cache.folder(name))
+                row = store.space(manifest.space)
+                if row is not None and "image" in manifest.files and "dim" in manifest.output:
+                    check_space(row, SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(),
+                                               int(manifest.output["dim"])))
+        finally:
+            store.close()
+    except EdgeRapError as e:
+        out["problem"] = str(e)
+    return out
 
 
 def _asr(settings: Settings) -> dict:
@@ -118,14 +153,20 @@ def _audio() -> dict:
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
     """The report; keys: profile, reason, providers, cuda, model_cache (the folder the models are looked for in:
     a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
-    models, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it can run)."""
+    models, memory, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it
+    can run, unless the memory has a problem)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
     missing += [f"{m['role']} {m['name']}{' (damaged)' if m.get('damaged') else ''}" for m in models
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
-            "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "sources": sources, "audio": _audio(), "missing": missing}
+            "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "memory": _memory(settings),
+            "sources": sources, "audio": _audio(), "missing": missing}
+
+
+def can_recognise(report: dict) -> bool:
+    return not report["missing"] and not report["memory"]["problem"]
 
 
 def format_doctor(report: dict) -> str:
@@ -138,12 +179,18 @@ def format_doctor(report: dict) -> str:
     for m in report["models"]:
         state = "present" if m["present"] else \
             f"{'damaged' if m.get('damaged') else 'missing'}{'' if m['required'] else ', optional'}: {m['get']}"
+        if m.get("outdated"):
+            state += ", an older export: run `edge-rap models prepare`, then `edge-rap reindex`"
         lines.append(f"model {m['role']}: {m['name']} ({state})")
+    memory = report["memory"]
+    lines.append(f"memory: {memory['path']} (" + ("none yet" if memory["concepts"] is None and not memory["problem"]
+                 else "cannot be read" if memory["concepts"] is None else f"{memory['concepts']} concepts") + ")")
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "
                  f"{', '.join(audio['players']) or 'none'}; microphone input: "
                  f"{'yes' if audio['microphone'] else 'no (' + audio['microphone_note'] + ')'}")
     lines.append(f"cannot recognise: missing {', '.join(report['missing'])}" if report["missing"] else
+                 f"cannot recognise: {memory['problem']}" if memory["problem"] else
                  "ready to recognise (anything else missing is optional)")
     return "\n".join(lines)

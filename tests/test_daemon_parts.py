@@ -1516,6 +1516,28 @@ def test_doctor_says_a_memory_that_needs_a_reindex_cannot_recognise(settings, tm
     assert rc == 1 and memory["concepts"] is None and "written by an older edge_rap (schema 2)" in memory["problem"]
 
 
+def test_doctor_says_a_memory_whose_faces_another_facenet_made_cannot_recognise(settings, tmp_path, run):
+    # Every recognize refuses such a memory (its people are compared by face), as another embedder's.
+    from edge_rap.daemon.doctor import faces_installed
+    from edge_rap.memory.store import Store
+    from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
+
+    if not faces_installed():
+        pytest.skip("the face models are not installed (pip install 'edge_rap[faces]')")
+    store = Store(settings.memory)
+    with store.transaction() as db:
+        db.execute("INSERT INTO spaces (name, model, fingerprint, dim, generation) VALUES (?, 'facenet-vggface2', ?, "
+                   "512, 0)", (FACE_SPACE, facenet_space(facenet_graph()).fingerprint))
+    rc, out, _ = run("doctor")
+    assert rc == 0 and out.splitlines()[-1] == "ready to recognise (anything else missing is optional)"
+    with store.transaction() as db:
+        db.execute("UPDATE spaces SET fingerprint = ? WHERE name = ?", ("0" * 64, FACE_SPACE))
+    store.close()
+    rc, out, _ = run("doctor")
+    assert rc == 1 and out.splitlines()[-1].startswith("cannot recognise: the memory's 'faces-facenet' vectors were "
+                                                       "made by another model")
+
+
 def test_doctor_says_the_default_embedder_is_an_older_export(settings, model_cache, tmp_path):
     # Still used (with a warning each start), but a household upgrading is told the two commands that renew it.
     from edge_rap.daemon.doctor import doctor, format_doctor

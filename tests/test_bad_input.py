@@ -976,3 +976,18 @@ def test_a_path_too_long_for_the_file_system_is_one_line(settings, tmp_path, cap
     rc, out, err = run_cli(capsys, [long if a == "LONG" else a for a in argv])  # (the default home: not made yet)
     assert_one_line_error(rc, err)
     assert err == f"edge-rap: {long}: File name too long\n" and out == ""
+
+
+def test_a_16_bit_photo_is_made_small(tmp_path):
+    # A card's ?size asks for a picture many times smaller than the photo: Pillow's thumbnail first `reduce`s it,
+    # which it cannot do in 16-bit greyscale, and the photo was said to be "corrupt or truncated"
+    import io
+
+    from PIL import Image
+
+    from edge_rap.perceive.images import thumbnail_jpeg
+
+    Image.fromarray(np.full((800, 1000), 40000, np.uint16)).save(tmp_path / "deep.png")
+    shown = Image.open(io.BytesIO(thumbnail_jpeg(tmp_path / "deep.png", 100)))
+    assert shown.size == (100, 80)
+    assert abs(int(np.asarray(shown.convert("L"))[40, 50]) - round(40000 / 257)) <= 2

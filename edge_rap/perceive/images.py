@@ -192,7 +192,9 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
             pil.load()  # decoding errors surface here, before anything else reads the file
             orientation = _orientation(pil)
             if max(pil.size) > max_side and pil.mode not in _NEAREST_MODES:
-                pil.thumbnail((max_side, max_side))  # before any copy: each is 400 MB of a 100-megapixel photo
+                # before any copy: each is 400 MB of a 100-megapixel photo; Pillow cannot `reduce` 16-bit
+                # greyscale, which a small size (a card's) asks of it, so that is resampled in one step
+                pil.thumbnail((max_side, max_side), reducing_gap=None if pil.mode.startswith("I;16") else 2.0)
             pil = _rgb(to_srgb(pil))
             if max(pil.size) > max_side:
                 pil.thumbnail((max_side, max_side))  # a palette or 1-bit picture, which is shrunk only in RGB

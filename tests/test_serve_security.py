@@ -242,6 +242,18 @@ def test_a_body_without_photos_is_held_to_a_few_fields(live):
         assert c.patch("/api/concepts/bo", json={"description": "é" * 2000}).status_code == 200
 
 
+def test_a_body_with_two_content_types_is_held_to_the_fields_limit(live):
+    # The route parses a body by its first Content-Type: a JSON one followed by a multipart one was let through
+    # up to 64 MiB and parsed whole
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        big = json.dumps({"category": "x" * 70_000}).encode()
+        for types in (("application/json", "multipart/form-data; boundary=b"),
+                      ("multipart/form-data; boundary=b", "application/json")):
+            answer = c.patch("/api/concepts/bo", content=big, headers=[("content-type", t) for t in types])
+            assert answer.status_code == 413 and "64 KiB" in answer.json()["error"], answer.text
+
+
 def test_a_body_cut_off_midway_leaves_nothing_behind_and_the_server_up(live):
     body = b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbo\r\n--b\r\n" \
            b"Content-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" \

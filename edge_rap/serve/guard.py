@@ -136,8 +136,11 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        media = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
-        limit = self.limit if media == b"multipart/form-data" else self.fields
+        # every Content-Type the request gives: with two, the route reads the first, and a JSON body sent with a
+        # second, multipart, one was held to the photos' limit
+        media = {value.split(b";")[0].strip().lower() for key, value in scope.get("headers", [])
+                 if key == b"content-type"}
+        limit = self.limit if media == {b"multipart/form-data"} else self.fields
         refusal = f"request body over the limit of {_size(limit)}"
         if limit != self.limit:
             refusal += f" (only a multipart form, which carries photos, may take {_size(self.limit)})"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from edge_rap.memory.store import name_key
-from edge_rap.scripts import has_unspaced, marks, pieces
+from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
@@ -168,9 +168,17 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     return _compounds(out)
 
 
-def _length(form: str) -> int:
-    """How many of `_words`' words a spoken form is: "red mug" 2, "李小龙" 3."""
-    return sum(len(pieces(word)) for word in form.split())
+def _by_length(forms: dict[str, str]) -> dict[int, list[str]]:
+    """How many of `_words`' words may say each name ("red mug" 2, "李小龙" 3): one more or fewer ("tea pot" said
+    "teapot"), but a name of a script written without spaces in as many as it has. A question's runs of words
+    are compared with the names of their length only: a 45-character Chinese question is 45 words, and at 1000
+    names each was compared with every name."""
+    fitting: dict[int, list[str]] = {}
+    for name, form in forms.items():
+        n = sum(len(pieces(word)) for word in form.split())
+        for m in (n,) if has_unspaced(form) else (n - 1, n, n + 1):
+            fitting.setdefault(m, []).append(name)
+    return fitting
 
 
 def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -188,16 +196,18 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
     forms = {name: spoken_form(name).translate(JOINERS) for name in names}
-    lengths = {name: _length(form) for name, form in forms.items()}
-    longest = max(lengths.values(), default=0) + 1
+    fitting = _by_length(forms)
+    spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name
     for i in range(len(words)):
-        for j in range(i + 1, min(i + max(3, longest), len(words)) + 1):
+        for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
             number_next = j < len(words) and words[j][0].isdigit()
-            for name, form in forms.items():
-                if abs(j - i - lengths[name]) > (0 if has_unspaced(form) else 1):
-                    continue
+            unspaced_only = all(len(w) == 1 and is_unspaced(w) for w, _, _ in words[i:j])
+            for name in fitting.get(j - i, ()):
+                form = forms[name]
+                if unspaced_only and name in spaced:
+                    continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 s = score(said, form, text[words[i][1]].isupper())

@@ -2,13 +2,14 @@
 forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>; "dog six" or "Dog 6" for <dog6>) and possessives ("Anya's
 backpack").
 
-Every run of one to three words is compared with every stored name, spelled (rapidfuzz's ratio) and sounded
-(jellyfish's metaphone codes, compared the same way). A short name is also heard in its spelling with the first
-consonant swapped for the nasal made at the same place, written as a name ("Mo" for <bo>, "Nan" for <dan>, but
-not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. Common English words match a name only when spelled
-exactly, so "any" is not heard as <anya> nor "be" as <bo>. A run that scores about the same for two names, or that sounds exactly
-like two names without being spelled as either, or is the spoken form of two names ("red_mug" and
-"Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
+Every run of words is compared with the stored names it is as long as (one word more or fewer), spelled
+(rapidfuzz's ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in
+its spelling with the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for
+<bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. Common English words match a
+name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>. A run that scores about the same
+for two names, or that sounds exactly like two names without being spelled as either, or is the spoken form of two
+names ("red_mug" and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure
+functions: no model, no I/O.
 """
 
 from __future__ import annotations

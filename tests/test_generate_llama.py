@@ -291,8 +291,12 @@ def test_a_vlm_that_will_not_load_on_the_gpu_loads_on_the_cpu(tiny, gpu_that_fai
     assert "did not load on the GPU" in caplog.text and "loading it on the CPU" in caplog.text
 
 
-def test_a_broken_file_is_still_one_line_after_the_cpu_retry(tiny, gpu_that_fails, tmp_path):
+def test_a_broken_file_is_one_line_and_not_blamed_on_the_gpu(tiny, gpu_that_fails, tmp_path, caplog):
+    # A file cut short was loaded a second time on the CPU, after a warning that it "did not load on the GPU"
+    monkeypatch, llama_cpp, real_llama, llama, asked = gpu_that_fails
+    monkeypatch.setattr(llama_cpp, "Llama", llama)
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny[0].read_bytes()[:4096])
     with pytest.raises(EdgeRapError, match="cut short"):
         LlamaVlm(VlmSpec(cut, tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512))
+    assert asked == [("model", -1)] and "did not load on the GPU" not in caplog.text

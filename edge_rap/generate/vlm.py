@@ -138,8 +138,9 @@ class LlamaVlm:
         try:
             self._load(spec, layers)
         except EdgeRapError as e:
-            if layers == 0:
-                raise
+            files = [Path(p) for p in (spec.model, spec.mmproj) if p is not None]
+            if layers == 0 or any(format_problem(p, gguf=True) for p in files):
+                raise  # (a file cut short or not a model fails on the CPU too: no GPU to blame)
             self.close()
             log.warning("the VLM %s did not load on the GPU (%s); loading it on the CPU", self.name, e)
             self.device, self.device_reason = "cpu", f"it did not load on the GPU ({e}), so on the CPU"

@@ -9,6 +9,7 @@ from typing import Callable
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError, NeedsReindex
 from edge_rap.memory.memory import Memory
+from edge_rap.memory.store import Store
 from edge_rap.models.cache import ModelCache
 from edge_rap.retrieve.negatives import NegativeBank
 from edge_rap.perceive.detect import Detector
@@ -71,18 +72,23 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     """A memory whose vectors another embedder made has none in this embedder's space: recognising with it would
     find nothing, silently. (Same space, other model: the Retriever's own fingerprint check refuses it.)"""
     space = memory.embedder.space.name
-    if memory.store.space(space) is not None:
-        unseen = memory.store.photos_without(space)
-        if unseen:  # remembered with another embedder (spaces never mix): this one cannot see them; said
-            log.warning("%d photo(s) were remembered with another embedder and have no %s vectors, so this "
-                        "recognition cannot see them: `edge-rap reindex --embedder %s` brings them in", unseen,
-                        memory.embedder.space.model, settings.embedder)
+    refuse_another_embedders(memory.store, space, settings.embedder)
+    unseen = memory.store.photos_without(space) if memory.store.space(space) is not None else 0
+    if unseen:  # remembered with another embedder (spaces never mix): this one cannot see them; said
+        log.warning("%d photo(s) were remembered with another embedder and have no %s vectors, so this "
+                    "recognition cannot see them: `edge-rap reindex --embedder %s` brings them in", unseen,
+                    memory.embedder.space.model, settings.embedder)
+
+
+def refuse_another_embedders(store: Store, space: str, embedder: str) -> None:
+    """Refuse a memory that has no vectors in `space` (the embedder `embedder`'s) but has another embedder's."""
+    if store.space(space) is not None:
         return
-    others = [name for name in memory.store.space_names() if name != FACE_SPACE]
+    others = [name for name in store.space_names() if name != FACE_SPACE]
     if others:
-        model = memory.store.space(others[0])[0]
-        raise NeedsReindex(f"the memory was made with {model}, not {settings.embedder}: run `edge-rap reindex "
-                           f"--embedder {settings.embedder}` to re-embed it, or use --embedder {model}", memory.store.root)
+        model = store.space(others[0])[0]
+        raise NeedsReindex(f"the memory was made with {model}, not {embedder}: run `edge-rap reindex "
+                           f"--embedder {embedder}` to re-embed it, or use --embedder {model}", store.root)
 
 
 def retrieval_policy(settings: Settings) -> RetrievalPolicy:

@@ -1516,6 +1516,22 @@ def test_doctor_says_a_memory_that_needs_a_reindex_cannot_recognise(settings, tm
     assert rc == 1 and memory["concepts"] is None and "written by an older edge_rap (schema 2)" in memory["problem"]
 
 
+def test_doctor_says_a_memory_another_embedder_made_cannot_recognise(settings, run):
+    # Every recognize refuses it unless told that embedder; doctor said "ready to recognise"
+    from edge_rap.memory.store import Store
+
+    store = Store(settings.memory)
+    with store.transaction() as db:
+        db.execute("INSERT INTO spaces (name, model, fingerprint, dim, generation) VALUES "
+                   "('clip-vit-b32', 'clip-vit-b32', ?, 512, 0)", ("ab" * 32,))
+    store.close()
+    rc, out, _ = run("doctor")
+    assert rc == 1 and out.splitlines()[-1].startswith("cannot recognise: ")
+    assert out.splitlines()[-1].endswith("the memory was made with clip-vit-b32, not efficientnet-lite0-int8: run "
+                                         "`edge-rap reindex --embedder efficientnet-lite0-int8` to re-embed it, or "
+                                         "use --embedder clip-vit-b32")
+
+
 def test_doctor_says_a_memory_whose_faces_another_facenet_made_cannot_recognise(settings, tmp_path, run):
     # Every recognize refuses such a memory (its people are compared by face), as another embedder's.
     from edge_rap.daemon.doctor import faces_installed

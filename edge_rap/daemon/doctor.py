@@ -86,6 +86,7 @@ def _memory(settings: Settings) -> dict:
     memory of an older edge_rap, or one whose vectors another embedder (an upgrade's older export of the default
     too) or another FaceNet made, until `edge-rap reindex` (doctor said "ready to recognise" of them). `concepts`
     None: none yet."""
+    from edge_rap.app import refuse_another_embedders
     from edge_rap.memory.files import DATABASE
     from edge_rap.memory.index import check_space
     from edge_rap.memory.store import Store
@@ -103,6 +104,7 @@ def _memory(settings: Settings) -> dict:
             out["concepts"] = len(store.concepts())
             if cache.has(name) and cache.damage(name) is None:  # (a model missing or damaged is said above)
                 manifest = Manifest.load(cache.folder(name))
+                refuse_another_embedders(store, manifest.space, name)
                 row = store.space(manifest.space)
                 if row is not None and "image" in manifest.files and "dim" in manifest.output:
                     check_space(row, SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(),

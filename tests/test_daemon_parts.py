@@ -766,12 +766,32 @@ def test_forget_takes_the_concept_out_of_the_lines_and_snapshots_of_others_it_wa
     log.add(Event("arrived", "anya", "den", 1.0, time.time(), None, 0.8, together))
     log.add(Event("arrived", "bo", "den", 1.0, time.time(), None, 0.8, together, shared))
     log.add(Event("arrived", "bo", "den", 9.0, time.time(), None, 0.8, "I can see <bo> — our <anya>'s dog.", alone))
+    log.add(Event("left", "anya", "den", 15.0, time.time()))
     other = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
     log.add(Event("arrived", "bo", "den", 20.0, time.time(), None, 0.8, "I can see <bo> by anya's bed.", other))
-    assert log.purge("anya") == 1
+    assert log.purge("anya") == 2
     assert [(e.name, e.said, e.snapshot) for e in log.query()] == [
         ("bo", None, None), ("bo", None, None), ("bo", "I can see <bo> by anya's bed.", other)]  # a marked name only
     assert not Path(shared).exists() and not Path(alone).exists() and Path(other).exists()
+
+
+def test_forget_takes_the_snapshots_of_others_taken_while_the_concept_was_there(tmp_path):
+    # Bo's arrival while Anya sat in the den names Bo alone, but its snapshot shows her: it outlived her forget
+    log = EventLog(tmp_path)
+    snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_count=10))
+    shot = {when: snaps.save(scene(), Box(10, 10, 100, 100), "bo") for when in (110.0, 120.0, 130.0, 210.0)}
+    log.add(Event("arrived", "anya", "den", 0.0, 100.0))
+    log.add(Event("arrived", "bo", "den", 10.0, 110.0, None, 0.8, "I can see <bo>.", shot[110.0]))
+    log.add(Event("arrived", "bo", "porch", 20.0, 120.0, None, 0.8, "I can see <bo>.", shot[120.0]))  # elsewhere
+    log.add(Event("left", "anya", "den", 25.0, 125.0))
+    log.add(Event("arrived", "bo", "den", 30.0, 130.0, None, 0.8, "I can see <bo>.", shot[130.0]))  # she had gone
+    log.add(Event("arrived", "anya", "den", 100.0, 200.0))  # back, and still there
+    log.add(Event("arrived", "bo", "den", 110.0, 210.0, None, 0.8, None, shot[210.0]))
+    assert log.purge("anya") == 3
+    assert [(e.wall, e.said, e.snapshot) for e in log.query()] == [
+        (110.0, "I can see <bo>.", None), (120.0, "I can see <bo>.", shot[120.0]),
+        (130.0, "I can see <bo>.", shot[130.0]), (210.0, None, None)]
+    assert [Path(shot[w]).exists() for w in sorted(shot)] == [False, True, True, False]
 
 
 def test_a_rename_renames_the_concept_in_the_lines_said_too(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -339,17 +340,37 @@ class EventLog:
 
     def purge(self, name: str) -> int:
         """Delete every event about `name` and the snapshots they kept; the number of events removed. Where `name`
-        was in view of another's event too, that event's line and snapshot go: an arrival's line names everyone in
-        view with their descriptions, and its snapshot shows them (forgetting Anya kept "<anya> is here too — our
-        daughter." in Bo's events, and her in Bo's snapshot)."""
+        was in view of another's event too, that event's snapshot goes, and its line where it names `name`: an
+        arrival's line names those that arrived with it, with their descriptions, and its snapshot shows everyone
+        on that camera then (forgetting Anya kept "<anya> is here too — our daughter." in Bo's events, and her in
+        the snapshots of Bo's arrivals while she was there)."""
+        if not self.path.exists():
+            return 0
+        visits = self._visits(name)
         removed = self._delete("name = ?", (name,))
-        if self.path.exists():
-            db, mention = self._db(), (f"<{name}>",)
-            shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
-                               mention).fetchall()
-            db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
+        db, mention = self._db(), (f"<{name}>",)
+        shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
+                           mention).fetchall()
+        db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
+        self._unlink(shown)
+        during = "camera = ? AND wall >= ? AND wall < ? AND snapshot IS NOT NULL"
+        for visit in visits:
+            shown = db.execute(f"SELECT snapshot FROM events WHERE {during}", visit).fetchall()
+            db.execute(f"UPDATE events SET snapshot = NULL WHERE {during}", visit)
             self._unlink(shown)
         return removed
+
+    def _visits(self, name: str) -> list[tuple[str, float, float]]:
+        """(camera, arrived, left) of each of `name`'s visits, as wall times; one not closed lasts for ever."""
+        opened: dict[str, float] = {}
+        visits = []
+        for kind, camera, wall in self._db().execute("SELECT kind, camera, wall FROM events WHERE name = ? "
+                                                     "ORDER BY id", (name,)):
+            if kind == "arrived":
+                opened.setdefault(camera, wall)
+            elif camera in opened:
+                visits.append((camera, opened.pop(camera), wall))
+        return visits + [(camera, wall, math.inf) for camera, wall in opened.items()]
 
     def prune(self, before: float) -> int:
         """Delete the events logged before the wall-clock time `before` (and their snapshots), except the newest

@@ -72,6 +72,7 @@ def test_a_reused_input_buffer_never_leaks_one_call_into_another(embedder):
 
 
 def test_int8_agrees_with_fp32_and_with_the_torch_model(model_cache, embedder):
+    pytest.importorskip("torch")
     from edge_rap.export.efficientnet import TorchEmbedder
 
     fp32 = OnnxImageEmbedder(ModelCache(model_cache).manifest("efficientnet-lite0-fp32"), "cpu")

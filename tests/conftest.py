@@ -26,9 +26,10 @@ def isolated_environment(tmp_path, monkeypatch) -> None:
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The default embedders, exported once (the explicit step `edge-rap models prepare` takes). Where
-    EDGE_RAP_TEST_MODELS names a prepared cache, its default embedders are copied instead: a host that cannot
-    export in reasonable time (an emulated ARM chroot without torch: tools/arm_chroot_tests.sh) tests the same
-    files, which are checked against their sha256 and export version as any cache is."""
+    EDGE_RAP_TEST_MODELS names a prepared cache, its default embedders (and negative bank, if computed) are
+    copied instead: a host that cannot export in reasonable time (an emulated ARM chroot without torch:
+    tools/arm_chroot_tests.sh) tests the same files, which are checked against their sha256 and export version
+    as any cache is."""
     import os
     import shutil
 
@@ -36,8 +37,9 @@ def model_cache(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("models")
     prepared = os.environ.get("EDGE_RAP_TEST_MODELS")
-    for name in DEFAULT_EMBEDDERS if prepared else ():
-        shutil.copytree(Path(prepared) / name, root / name)
+    for name in (*DEFAULT_EMBEDDERS, "negatives") if prepared else ():
+        if (Path(prepared) / name).is_dir():
+            shutil.copytree(Path(prepared) / name, root / name)
     ModelCache(root).ensure_default("efficientnet-lite0-int8")
     return root
 

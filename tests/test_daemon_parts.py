@@ -1492,6 +1492,20 @@ def test_doctor_exits_1_when_the_device_cannot_recognise_and_0_when_only_optiona
     assert rc == 1 and json.loads(out)["missing"] == ["embedder efficientnet-lite0-int8"]
 
 
+def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
+    # A memory an older edge_rap made is 0755 under the usual umask (new ones are 0700): any account on the device
+    # could read the household's photos and sightings, and nothing said so
+    settings.memory.mkdir(parents=True, exist_ok=True)
+    settings.memory.chmod(0o755)
+    rc, out, _ = run("doctor")
+    assert rc == 0 and f"other accounts on the device can read it: chmod 700 {settings.memory}" in out
+    assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is True
+    settings.memory.chmod(0o700)
+    rc, out, _ = run("doctor")
+    assert rc == 0 and "other accounts" not in out
+    assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
+
+
 def test_doctor_says_a_damaged_embedder_cannot_recognise(settings, model_cache, tmp_path):
     # "ready to recognise" with the int8 file cut short: every recognize then refused it
     from edge_rap.daemon.doctor import doctor, format_doctor

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -94,7 +95,8 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.perceive.embed import SpaceInfo
     from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
-    out = {"path": str(settings.memory), "concepts": None, "problem": None}
+    out = {"path": str(settings.memory), "concepts": None, "problem": None,
+           "readable_by_others": _open_to_others(settings.memory)}
     if not (settings.memory / DATABASE).is_file():
         return out  # the first `remember` makes it
     cache, name = ModelCache(settings.models), settings.profile.embedder
@@ -117,6 +119,15 @@ def _memory(settings: Settings) -> dict:
     except EdgeRapError as e:
         out["problem"] = str(e)
     return out
+
+
+def _open_to_others(folder: Path) -> bool:
+    """Whether other accounts on the device may read or enter the memory folder: edge_rap makes it 0700, but one
+    an older version made (or a household made by hand) keeps its 0755, and with it the photos and sightings."""
+    try:
+        return bool(folder.stat().st_mode & 0o077)
+    except OSError:
+        return False
 
 
 def _asr(settings: Settings) -> dict:
@@ -194,7 +205,9 @@ def format_doctor(report: dict) -> str:
         lines.append(f"model {m['role']}: {m['name']} ({state})")
     memory = report["memory"]
     lines.append(f"memory: {memory['path']} (" + ("none yet" if memory["concepts"] is None and not memory["problem"]
-                 else "cannot be read" if memory["concepts"] is None else f"{memory['concepts']} concepts") + ")")
+                 else "cannot be read" if memory["concepts"] is None else f"{memory['concepts']} concepts") + ")"
+                 + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
+                    if memory["readable_by_others"] else ""))
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "

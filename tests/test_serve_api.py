@@ -200,10 +200,33 @@ def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
         for size in (0, 15, 4096, "big"):
             assert c.get(url, params={"size": size}).status_code == 422
         path = next((tmp_path / "memory" / "images").rglob("*.jpg"))
-        path.write_bytes(stored.getvalue()[:300])  # damaged on the device since
-        broken = c.get(url, params={"size": 200})
+        path.write_bytes(stored.getvalue()[:300])  # damaged on the device since (a size not made before)
+        broken = c.get(url, params={"size": 190})
         assert broken.status_code == 503 and "cannot be read" in broken.json()["error"]
         assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
+
+
+def test_a_cards_photo_is_made_once_and_those_made_stay_within_their_bytes(tmp_path, monkeypatch):
+    # Each visit of the page asked for every card's photo again, each decoded anew under the device's one lock
+    import edge_rap.serve.thumbnails as thumbnails
+
+    made = []
+    monkeypatch.setattr(thumbnails, "thumbnail_jpeg", lambda path, size: made.append((path.name, size)) or bytes(size))
+    cache = thumbnails.Thumbnails(max_bytes=1000)
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    assert cache.cached(a, 400) is None
+    assert cache.make(a, 400) == bytes(400) and cache.cached(a, 400) == bytes(400)
+    cache.make(b, 400)
+    cache.cached(a, 400)  # a used after b
+    cache.make(b, 300)  # 1100 bytes: the least recently used goes, b at 400
+    assert cache.cached(b, 400) is None and cache.cached(a, 400) and cache.cached(b, 300)
+    assert made == [("a.jpg", 400), ("b.jpg", 400), ("b.jpg", 300)]
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        url = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))
+                     ).json()["photos"][0]["url"]
+        made.clear()
+        assert [c.get(url, params={"size": 160}).status_code for _ in range(3)] == [200, 200, 200]
+        assert len(made) == 1  # the second and third visit: the first's JPEG
 
 
 def test_a_memory_another_model_made_is_the_devices_trouble_said_without_its_path(tmp_path):

@@ -25,12 +25,13 @@ from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
-from edge_rap.perceive.images import MAX_SIDE, decode_image, thumbnail_jpeg
+from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
+from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import as_answer, reply
 from edge_rap.types import Box, Concept, Event, Image, Recognition
@@ -165,6 +166,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for either, bounded
+    thumbnails = Thumbnails()
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -277,9 +279,11 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             raise ApiError(f"photo {photo_id} of <{concept.name}> is missing from the memory", 404)
         if size is None:
             return FileResponse(path, media_type=sniff_file(path))
+        if (made := thumbnails.cached(path, size)) is not None:
+            return Response(made, media_type="image/jpeg")
         with line.waiting_for(thinking):
             try:
-                return Response(thumbnail_jpeg(path, size), media_type="image/jpeg")
+                return Response(thumbnails.make(path, size), media_type="image/jpeg")
             except EdgeRapError as e:  # a stored photo damaged since, or no longer readable: the device's trouble
                 why = str(e).removeprefix(f"{path}: ")
                 raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None

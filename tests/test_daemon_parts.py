@@ -1721,3 +1721,51 @@ def test_tls_files_without_serve_are_refused_as_wake_without_voice_is():
     with pytest.raises(EdgeRapError, match=r"^--tls-cert and --tls-key go with --serve"):
         run_config({"tls_cert": "c.pem", "tls_key": "k.pem", "sources": ["0"]}, None)
     assert run_config({"tls_cert": "c.pem", "tls_key": "k.pem", "serve": "8765", "sources": ["0"]}, None).tls_cert
+
+
+def _watched_by_a_dead_daemon(tmp_path, host: str | None = None) -> EventLog:
+    """A log whose daemon logged Bo's arrival and was then killed (its process gone: another boot's identity),
+    with no daemon started since to close the visit."""
+    import socket
+    import sqlite3
+
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    log.still_watching()
+    log.add(Event("arrived", "bo", "cam0", 1.0, 100.0))
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.execute("UPDATE watches SET identity = 'another-boot:1', alive = 160.0, host = ?",
+               (host or socket.gethostname(),))
+    db.commit()
+    db.close()
+    return log
+
+
+def test_a_visit_of_a_daemon_killed_since_is_not_said_to_go_on(tmp_path):
+    # "where is Bo?" said "<bo> is on the cam0 camera now" until a daemon was started again, though nothing had
+    # watched that camera since the daemon was killed.
+    _watched_by_a_dead_daemon(tmp_path)
+    seen = EventLog(tmp_path, readonly=True).last_seen("bo")
+    assert (seen.kind, seen.camera, seen.wall) == ("left", "cam0", 160.0)  # at its last sign of life
+    assert [e.kind for e in EventLog(tmp_path, readonly=True).query()] == ["arrived"]  # the log itself unchanged
+
+
+def test_a_visit_of_a_running_daemon_or_of_another_hosts_goes_on(tmp_path):
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    log.add(Event("arrived", "bo", "cam0", 1.0, 100.0))
+    assert EventLog(tmp_path, readonly=True).last_seen("bo").kind == "arrived"  # this process: running
+    _watched_by_a_dead_daemon(tmp_path / "other", host="another-host")
+    assert EventLog(tmp_path / "other", readonly=True).last_seen("bo").kind == "arrived"  # cannot be told
+
+
+def test_a_visit_whose_watch_is_gone_ended_with_its_arrival(tmp_path):
+    import sqlite3
+
+    _watched_by_a_dead_daemon(tmp_path)
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.execute("DELETE FROM watches")
+    db.commit()
+    db.close()
+    seen = EventLog(tmp_path, readonly=True).last_seen("bo")
+    assert (seen.kind, seen.wall) == ("left", 100.0)

@@ -323,20 +323,43 @@ class EventLog:
 
     def _rows(self, sql: str, args: tuple) -> list[tuple]:
         """A read's rows; a log not there yet, or one whose first writer died before its tables were made (an
-        empty file), holds no events."""
+        empty file), holds no events; one of an edge_rap of before watches (read in a read-only folder, where its
+        tables are not brought up to date) holds none."""
         if not self.path.exists():
             return []
         try:
             return self._db().execute(sql, args).fetchall()
         except sqlite3.Error as e:
-            if str(e) == "no such table: events":
+            if str(e) in ("no such table: events", "no such table: watches", "no such column: e.watch"):
                 return []
             raise EventLogError(self.path, f"cannot read the event log ({e}){_damaged(e)}") from None
 
     def last_seen(self, name: str) -> Event | None:
-        """The latest event about `name` (for "where is X?")."""
+        """The latest event about `name` (for "where is X?"). An arrival whose daemon died since (killed, out of
+        memory, the power cut) and has not been started again is a "left" at its last sign of life: until a new
+        daemon closed that visit, "where is Bo?" said "on the porch camera now" of a camera nobody watched."""
         events = self.query(name=name, limit=1)
-        return events[0] if events else None
+        if not events:
+            return None
+        event = events[0]
+        if event.kind != "arrived" or (ended := self._ended(event.id)) is None:
+            return event
+        return Event("left", name, event.camera, event.time_s + max(0.0, ended - event.wall),
+                     max(ended, event.wall), id=event.id)
+
+    def _ended(self, event_id: int) -> float | None:
+        """When the daemon that logged event `event_id` was last known to run, where it no longer does; None while
+        it runs, or where that cannot be told (a daemon of another host, or of an edge_rap of before watches)."""
+        rows = self._rows("SELECT w.pid, w.identity, w.host, w.alive, e.wall FROM events e "
+                          "LEFT JOIN watches w ON w.id = e.watch WHERE e.id = ? AND e.watch IS NOT NULL", (event_id,))
+        if not rows:
+            return None
+        pid, identity, host, alive, wall = rows[0]
+        if pid is None:  # its watch is gone, and with it the daemon
+            return wall
+        if host != socket.gethostname() or _process_alive(pid, identity):
+            return None
+        return alive
 
     def purge(self, name: str) -> int:
         """Delete every event about `name` and the snapshots they kept; the number of events removed. Where `name`

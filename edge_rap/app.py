@@ -78,6 +78,10 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
         log.warning("%d photo(s) were remembered with another embedder and have no %s vectors, so this "
                     "recognition cannot see them: `edge-rap reindex --embedder %s` brings them in", unseen,
                     memory.embedder.space.model, settings.embedder)
+    lost = memory.store.unrecognisable()  # no reindex could read their photos: another one would not either
+    if lost:
+        log.warning("%s cannot be recognised: the last reindex could read none of their photos (missing or "
+                    "damaged); give each a photo with `edge-rap add-views NAME PHOTO`", ", ".join(f"<{n}>" for n in lost))
 
 
 def refuse_another_embedders(store: Store, space: str, embedder: str) -> None:

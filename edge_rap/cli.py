@@ -234,17 +234,22 @@ def cmd_events(args) -> int:
 
 
 def cmd_concepts(args) -> int:
+    from edge_rap.memory.reindexed import add_a_photo
+
     with _household(args, readonly=True) as home:
-        concepts = home.concepts()
+        concepts, unrecognisable = home.concepts(), set(home.store.unrecognisable())
     if args.json:
-        print(json.dumps([_concept_json(c) for c in concepts]))
+        print(json.dumps([{**_concept_json(c), "recognisable": c.name not in unrecognisable} for c in concepts]))
     elif not concepts:
         print("no concepts remembered yet")
     else:
         for c in concepts:
             category = f" [{c.category}]" if c.category else ""
             description = f": {c.description}" if c.description else ""
-            print(f"<{c.name}>{category} {c.views} view(s){description}")
+            # every photo of it was unreadable at the last reindex: said until it has one
+            lost = f" (cannot be recognised until it has a readable photo: {add_a_photo(c.name)})" \
+                if c.name in unrecognisable else ""
+            print(f"<{c.name}>{category} {c.views} view(s){description}{lost}")
     return 0
 
 
@@ -325,9 +330,11 @@ def cmd_export_rap(args) -> int:
 
 def cmd_reindex(args) -> int:
     with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
-        count = home.memory.reindex(_progress("reindex"))
-    print(json.dumps({"views": count}) if args.json else f"re-embedded {count} reference view(s)")
-    return 0
+        done = home.memory.reindex(_progress("reindex"))
+    print(json.dumps(done.to_json()) if args.json else f"re-embedded {done.views} reference view(s)")
+    for line in done.lines():
+        print(line, file=sys.stderr)
+    return 1 if done.unrecognisable else 0  # a script sees concepts the device cannot recognise until given a photo
 
 
 def cmd_models(args) -> int:

@@ -212,7 +212,7 @@ def test_every_command_that_changes_or_writes_answers_json(run, photos, tmp_path
     rc, out, _ = run("rename", "bo", "bobo", "--json")
     assert rc == 0 and (json.loads(out)["old"], json.loads(out)["name"]) == ("bo", "bobo")
     rc, out, _ = run("reindex", "--json")
-    assert rc == 0 and json.loads(out) == {"views": 2}
+    assert rc == 0 and json.loads(out) == {"views": 2, "unreadable": [], "unrecognisable": []}
     rc, out, _ = run("export-rap", tmp_path / "exported", "--json")
     assert rc == 0 and json.loads(out) == {"database": str(tmp_path / "exported" / "database.json"), "missing": []}
     rc, out, _ = run("forget", "bobo", "--json")
@@ -327,6 +327,44 @@ def test_reindex_command(run, photos):
     rc, out, _ = run("reindex")
     assert rc == 0 and out.strip() == "re-embedded 2 reference view(s)"
     assert recognize_json(run, photos / "scene2.png")[0]["concepts"][0]["name"] == "bo"
+
+
+def test_reindex_after_an_upgrade_goes_on_past_a_missing_photo_and_says_what_to_do(run, photos, settings, caplog):
+    # it stopped at the missing photo, "nothing was changed", and then every recognize refused the memory
+    import sqlite3
+
+    from edge_rap.memory.store import Store
+
+    run("remember", "bo", scene_file(photos, 1), "--description", "our dog")
+    run("remember", "anya", scene_file(photos, 2))
+    store = Store(settings.memory)
+    Path(store.views(store.get("bo").id)[0].image_path).unlink()
+    store.close()
+    db = sqlite3.connect(settings.memory / "memory.sqlite")
+    with db:  # as an older export of the embedder made the vectors
+        db.execute("UPDATE spaces SET fingerprint = ?", ("0" * 64,))
+    db.close()
+    rc, out, err = run("reindex")
+    assert rc == 1 and out == "re-embedded 1 reference view(s)\n"
+    assert [line.split(": ", 1)[1] for line in err.splitlines()] == [
+        "no such file (a photo of <bo>): not re-embedded; restore the file from a backup, or give <bo> another "
+        "photo: edge-rap add-views bo PHOTO", "edge-rap add-views bo PHOTO"]
+    rc, out, _ = run("reindex", "--json")
+    assert rc == 1 and json.loads(out)["unrecognisable"] == ["bo"]
+    rc, out, _ = run("concepts")
+    assert out.splitlines() == ["<anya> 1 view(s)", "<bo> 1 view(s): our dog (cannot be recognised until it has a "
+                                "readable photo: edge-rap add-views bo PHOTO)"]
+    assert [c["recognisable"] for c in concepts_json(run)] == [True, False]
+    caplog.clear()
+    rc, out, _ = run("recognize", scene_file(photos, 2))  # the others are recognised; no reindex asked for ever
+    assert rc == 0 and "<anya>" in out and "remembered with another embedder" not in caplog.text
+    assert "<bo> cannot be recognised: the last reindex could read none of their photos" in caplog.text
+    assert "edge-rap add-views NAME PHOTO" in caplog.text
+    rc, out, _ = run("doctor")
+    assert "cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): <bo>" in out
+    assert run("add-views", "bo", scene_file(photos, 1))[0] == 0  # the very photo it had
+    assert run("reindex") == (0, "re-embedded 2 reference view(s)\n", "")
+    assert recognize_json(run, scene_file(photos, 1))[0]["concepts"][0]["name"] == "bo"
 
 
 def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(settings):

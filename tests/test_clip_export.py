@@ -78,7 +78,7 @@ def test_selecting_clip_is_a_choice_and_spaces_never_mix(tiny_clip, tmp_path, se
     clip_memory = open_memory(settings, OnnxImageEmbedder(Manifest.load(other.int8), "cpu"), memory)
     with pytest.raises(EdgeRapError, match="reindex"):
         clip_memory.remember("dog", [ref])
-    assert clip_memory.reindex() == 2  # re-embeds both stored photos into the new weights' space
+    assert clip_memory.reindex().views == 2  # re-embeds both stored photos into the new weights' space
     assert {c.name for c in clip_memory.concepts()} == {"cat", "mug"}
 
 

@@ -22,7 +22,10 @@ from scenes import save, scene, scene_file
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView
+from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import SCHEMA_VERSION, Store
+from edge_rap.perceive.embed import SpaceInfo
+from edge_rap.perceive.views import augmented_views
 from edge_rap.retrieve.negatives import NegativeBank
 from edge_rap.types import Box
 
@@ -597,3 +600,123 @@ def test_one_photo_is_one_concepts_and_another_region_of_it_is_another(root, pho
     assert [(c.name, c.views) for c in memory.concepts()] == [("a", 1), ("b", 1), ("c", 1)]
     assert len(list((root / "images").glob("*/*"))) == 2  # nothing refused was kept
     memory.close()
+
+
+# --- a stored photo missing or damaged ------------------------------------------------------------------------
+
+
+class UpgradedEmbedder(FakeEmbedder):
+    """The embedder after an upgrade: another export (fingerprint), so every vector must be made again."""
+
+    space = SpaceInfo(FakeEmbedder.space.name, FakeEmbedder.space.model, "e" * 64, FakeEmbedder.space.dim)
+
+
+def views_per_photo() -> int:
+    return len(augmented_views(np.zeros((64, 64, 3), np.uint8)))
+
+
+def _stored_photo(memory, name: str, k: int = 0) -> Path:
+    return Path(memory.store.views(memory.get(name).id)[k].image_path)
+
+
+def _household_with_damage(root: Path, photos: Path):
+    """bo (one photo, deleted), anya (two photos, one truncated) and cat (intact), as an older export made them."""
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)], "our Shiba Inu")
+    memory.remember("anya", [scene_file(photos, 2), scene_file(photos, 3)])
+    memory.remember("cat", [scene_file(photos, 4)])
+    _stored_photo(memory, "bo").unlink()
+    damaged = _stored_photo(memory, "anya", 1)
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    return memory
+
+
+def test_a_missing_or_damaged_photo_does_not_stop_the_reindex_an_upgrade_needs(root, photos):
+    # reindex stopped at the first photo it could not read, "nothing was changed": after an upgrade of the
+    # embedder nothing at all could be recognised, because of one file
+    _household_with_damage(root, photos).close()
+    memory = Memory(root, UpgradedEmbedder())
+    done = memory.reindex()
+    assert done.views == 2 and done.unrecognisable == ["bo"]  # anya's readable photo and cat's
+    assert sorted((p.concept, p.problem.split(": ")[-1]) for p in done.unreadable) == [
+        ("anya", "corrupt or truncated image (image file is truncated)"), ("bo", "no such file")]
+    assert all("edge-rap add-views" in line for line in done.lines()) and len(done.lines()) == 3
+    assert {c.name: c.description for c in memory.concepts()} == {"anya": "", "bo": "our Shiba Inu", "cat": ""}
+    assert top_concept(memory, scene_file(photos, 4)) == "cat" and top_concept(memory, scene_file(photos, 2)) == "anya"
+    # the vectors the older export made are gone with the rest: one space never holds two models' vectors
+    assert memory.store.concept_vectors(memory.get("bo").id, "fake").size == 0
+    assert memory.store.space("fake")[1] == "e" * 64 and len(memory.view()) == 2 * views_per_photo()
+    # given its photo again (it was the one deleted) bo is recognised, and the truncated copy is stored anew
+    assert memory.add_views("bo", [scene_file(photos, 1)]).views == 1
+    assert memory.add_views("anya", [scene_file(photos, 3)]).views == 2
+    assert top_concept(memory, scene_file(photos, 1)) == "bo"
+    again = memory.reindex()
+    assert (again.views, again.unreadable, again.unrecognisable) == (4, [], [])
+
+
+def test_a_photo_given_again_restores_its_missing_or_damaged_copy(root, photos):
+    # add-views said "every photo given is already a view of <bo>; nothing was changed": the photo the household
+    # still had could not mend the copy the memory lost
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1), scene_file(photos, 2)])
+    lost, damaged = _stored_photo(memory, "bo"), _stored_photo(memory, "bo", 1)
+    lost.unlink()
+    damaged.write_bytes(bytes(100))
+    assert memory.add_views("bo", [scene_file(photos, 1), scene_file(photos, 2)]).views == 2
+    assert lost.read_bytes() == scene_file(photos, 1).read_bytes()
+    assert damaged.read_bytes() == scene_file(photos, 2).read_bytes()
+    assert len(memory.view()) == 2 * views_per_photo()  # the views replaced, not doubled
+    with pytest.raises(EdgeRapError, match="already a view"):  # an intact one is still refused
+        memory.add_views("bo", [scene_file(photos, 1)])
+
+
+def test_a_reindex_by_the_same_embedder_keeps_the_vectors_of_a_photo_it_cannot_read(root, photos):
+    memory = _household_with_damage(root, photos)
+    done = memory.reindex()
+    assert done.views == 2 and done.unrecognisable == [] and len(done.unreadable) == 2
+    assert top_concept(memory, scene_file(photos, 1)) == "bo"  # its vectors are this embedder's: still good
+    assert len(memory.view()) == 4 * views_per_photo()
+
+
+def test_a_reindex_that_can_read_none_of_very_many_photos_still_completes(root, photos):
+    # an images/ folder lost in a large memory: more views to keep than SQLite takes variables in one statement
+    # (32766 by default; lowered here to 100, so that 150 views are too many)
+    memory = fake_memory(root)
+    bo = memory.remember("bo", [scene_file(photos, 1)])
+    with memory.store.transaction() as db:
+        db.executemany("INSERT INTO views (concept_id, image_sha256, image_file, created) VALUES (?, ?, ?, 0)",
+                       [(bo.id, f"{k:064x}", f"00/{k:064x}.png") for k in range(150)])
+    memory.store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)
+    done = memory.reindex()
+    assert (done.views, len(done.unreadable), done.unrecognisable) == (1, 150, [])
+
+
+def test_a_reindex_killed_midway_leaves_a_memory_that_opens_and_reindexes(root, photos, tmp_path):
+    _household_with_damage(root, photos).close()
+    script = tmp_path / "killed.py"
+    script.write_text(f"""
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_memory_robust import UpgradedEmbedder
+from edge_rap.memory.index import IndexWriter
+from edge_rap.memory.memory import Memory
+
+save = IndexWriter._save
+def save_then_die(self, index, stem):
+    save(self, index, stem)
+    os.kill(os.getpid(), signal.SIGKILL)  # the new index written, its row not yet committed
+IndexWriter._save = save_then_die
+Memory(Path({str(root)!r}), UpgradedEmbedder()).reindex()
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    memory = Memory(root, UpgradedEmbedder())
+    with pytest.raises(EdgeRapError, match="reindex"):  # as before it: the older export's vectors, said so
+        memory.view().search(np.zeros(192, np.float32), 1)
+    assert [c.name for c in memory.concepts()] == ["anya", "bo", "cat"]
+    assert memory.reindex().unrecognisable == ["bo"]
+    assert top_concept(memory, scene_file(photos, 4)) == "cat"
+    listed = memory.store.space("fake")[4].split()
+    assert all((root / "index" / name).is_file() for name in listed)
+    assert not list((root / "index").glob("*.tmp"))

@@ -562,7 +562,7 @@ def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, t
             assert r.json()["error"] == "cannot write (No such file or directory); nothing was changed"
         assert str(live.home.root) in caplog.text  # the path is in the device's log
 
-        def full(store, data, sha256, suffix):
+        def full(store, data, sha256, suffix, overwrite=False):
             raise disk_error(OSError(errno.ENOSPC, "No space left on device"), store.root)
 
         monkeypatch.setattr(Store, "save_image", full)

@@ -342,7 +342,7 @@ def test_refuses_to_mix_embedding_spaces_on_an_empty_memory(memory, settings, im
         memory.remember("bo", [scene_file(images, 1)])
     assert "\n" not in str(e.value)
     assert memory.concepts() == []
-    assert memory.reindex() == 0
+    assert memory.reindex().views == 0
     assert memory.store.space(memory.embedder.space.name)[1] == memory.embedder.space.fingerprint
     memory.remember("bo", [scene_file(images, 1)])
     assert recognise(open_retriever(memory, settings), scene_file(images, 1)) == ["bo"]
@@ -359,7 +359,7 @@ def test_refuses_to_mix_embedding_spaces_then_reindex_restores(memory, settings,
             attempt()
     assert [(c.name, c.views) for c in memory.concepts()] == [("bo", 2)]
 
-    assert memory.reindex() == 2
+    assert memory.reindex().views == 2
     space = memory.store.space(memory.embedder.space.name)
     assert (space[1], space[2]) == (memory.embedder.space.fingerprint, memory.embedder.space.dim)
     retriever = open_retriever(memory, settings)
@@ -376,7 +376,7 @@ def test_reindex_keeps_recognition_and_writes_a_new_index(memory, settings, imag
         memory.remember(f"c{i}", [p])
     before = memory.store.space(memory.embedder.space.name)
     retriever = open_retriever(memory, settings)
-    assert memory.reindex() == 3
+    assert memory.reindex().views == 3
     after = memory.store.space(memory.embedder.space.name)
     assert after[3] == before[3] + 1 and after[4] != before[4]
     assert (memory.root / "index" / after[4]).exists()
@@ -404,7 +404,7 @@ def test_reindex_keeps_what_another_process_remembers_or_forgets_meanwhile(memor
         return real_embed(images_)
 
     monkeypatch.setattr(embedder, "embed", embed_while_another_writes)
-    assert memory.reindex() == 3  # c1, c2 and late
+    assert memory.reindex().views == 3  # c1, c2 and late
     monkeypatch.undo()
     assert sorted(c.name for c in memory.concepts()) == ["c1", "c2", "late"]
     retriever = open_retriever(memory, settings)

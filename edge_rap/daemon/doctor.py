@@ -86,7 +86,7 @@ def _memory(settings: Settings) -> dict:
     """The memory as recognition finds it, `problem` being why every recognition would refuse it, with the fix: a
     memory of an older edge_rap, or one whose vectors another embedder (an upgrade's older export of the default
     too) or another FaceNet made, until `edge-rap reindex` (doctor said "ready to recognise" of them). `concepts`
-    None: none yet."""
+    None: none yet; `unrecognisable`: the concepts none of whose photos the last reindex could read."""
     from edge_rap.app import refuse_another_embedders
     from edge_rap.memory.files import DATABASE
     from edge_rap.memory.index import check_space
@@ -95,7 +95,7 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.perceive.embed import SpaceInfo
     from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
-    out = {"path": str(settings.memory), "concepts": None, "problem": None,
+    out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
            "readable_by_others": _open_to_others(settings.memory)}
     if not (settings.memory / DATABASE).is_file():
         return out  # the first `remember` makes it
@@ -111,6 +111,7 @@ def _memory(settings: Settings) -> dict:
                 if row is not None and "image" in manifest.files and "dim" in manifest.output:
                     check_space(row, SpaceInfo(manifest.space, manifest.name, manifest.space_fingerprint(),
                                                int(manifest.output["dim"])))
+                    out["unrecognisable"] = store.unrecognisable()  # no photo a reindex could read
             row = store.space(FACE_SPACE)
             if row is not None and faces_installed():  # (without them people are not looked for)
                 check_space(row, facenet_space(facenet_graph()))
@@ -206,6 +207,8 @@ def format_doctor(report: dict) -> str:
     memory = report["memory"]
     lines.append(f"memory: {memory['path']} (" + ("none yet" if memory["concepts"] is None and not memory["problem"]
                  else "cannot be read" if memory["concepts"] is None else f"{memory['concepts']} concepts") + ")"
+                 + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
+                    f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
                     if memory["readable_by_others"] else ""))
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView, IndexWriter
+from edge_rap.memory.reindexed import Reindexed, UnreadablePhoto
 from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, joining, new_name
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
@@ -210,12 +211,16 @@ class Memory:
 
     def add_views(self, name: str, images: list[str | Path], box: Box | None = None) -> Concept:
         """More photos of a concept; in a person's photo that shows several people, the face that is clearly
-        theirs (by their registered faces) is registered without asking."""
+        theirs (by their registered faces) is registered without asking. A photo given again whose stored copy
+        cannot be read (deleted, damaged) is stored anew and replaces its view."""
         concept = self.store.get(name)
         person = is_person(concept.category)
         like = self.store.concept_vectors(concept.id, FACE_SPACE) if person else None
         prepared = [self.prepare(p, box, person, like=like) for p in images]
-        held = {(v.image_sha256, v.box) for v in self.store.views(concept.id)}
+        given = {(p.file.sha256, p.box) for p in prepared}
+        # a view whose stored photo is missing or damaged is not held: given again, the photo restores it
+        held = {(v.image_sha256, v.box) for v in self.store.views(concept.id)
+                if (v.image_sha256, v.box) not in given or _readable(v, {}) is not None}
         return self._commit(concept.name, distinct_views(prepared, concept.name, held), "", "", new=False)
 
     def _commit(self, name: str, prepared: list[PreparedView], description: str, category: str, new: bool) -> Concept:
@@ -248,10 +253,14 @@ class Memory:
         else:
             concept_id = self.store.get(name).id
             db.execute("UPDATE concepts SET updated = ? WHERE id = ?", (time.time(), concept_id))
-        faces = []
+        faces, restored = [], False
         for p in prepared:
-            _refuse_photo_of_another(self.store.photo_owner(db, p.file.sha256, p.box), concept_id, p)
-            rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix)
+            owner = self.store.photo_owner(db, p.file.sha256, p.box)
+            _refuse_photo_of_another(owner, concept_id, p)
+            if owner is not None:  # its own view, whose stored photo could not be read (add_views): replaced
+                self.store.delete_views_of_photo(db, concept_id, p.file.sha256, p.box, faces=p.face_vectors is not None)
+                restored = True
+            rel = self.store.save_image(p.file.data, p.file.sha256, p.file.suffix, overwrite=owner is not None)
             view_id = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.box)
             self.store.insert_vectors(db, view_id, space, p.augments, p.vectors)
             if p.cells is not None:
@@ -261,14 +270,15 @@ class Memory:
                 face_view = self.store.insert_view(db, concept_id, p.file.sha256, rel, p.face, kind="face")
                 self.store.insert_vectors(db, face_view, self.faces.space.name, ["face", "face-mirror"], p.face_vectors)
                 faces.append(p.face_vectors)
-        if faces:
+        if faces:  # (a replaced view's vectors are in the index files: rebuilt from the database without them)
             vectors = np.concatenate(faces)
-            self.writer.write(db, self.faces.space.name, added=(np.full(len(vectors), concept_id, np.int64), vectors))
+            self.writer.write(db, self.faces.space.name,
+                              added=None if restored else (np.full(len(vectors), concept_id, np.int64), vectors))
         if self.negatives is not None:
             vectors = self.store.concept_vectors_tx(db, concept_id, space)
             self.store.set_calibration(db, concept_id, space, *self.negatives.stats(vectors))
         keys = np.full(sum(len(p.vectors) for p in prepared), concept_id, dtype=np.int64)
-        self.writer.write(db, space, added=(keys, np.concatenate([p.vectors for p in prepared])))
+        self.writer.write(db, space, added=None if restored else (keys, np.concatenate([p.vectors for p in prepared])))
         return concept_id
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
@@ -304,7 +314,7 @@ class Memory:
         photo, and a group photo among a person's photos would otherwise keep it from ever becoming a person."""
         out, left_out = [], []
         for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
-            image = replace(_read_view(view, False, self.store), source=f"photo {k} of <{concept.name}>")
+            image = replace(_read_view(view, self.store), source=f"photo {k} of <{concept.name}>")
             try:
                 out.append((view, *self._face(image, view.box)))
             except FaceChoiceError as e:
@@ -374,60 +384,75 @@ class Memory:
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
 
-    def reindex(self, progress=None) -> int:
+    def reindex(self, progress=None) -> Reindexed:
         """Re-embed every stored reference photo with the current embedder into its own space, and every
         person's face with the current face model where it is installed. Photos are embedded outside the
         write lock; when views were remembered meanwhile, the lock is let go and they are embedded too
         (the last of three rounds embeds them under it). Under the lock, views forgotten meanwhile are left
-        out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex."""
+        out, so a concurrent `remember` or `forget` is neither lost nor breaks the reindex. A photo that cannot
+        be read (missing, damaged) is left out and said, and the rest reindexed: one file must not leave the
+        whole household unrecognised; its view keeps its vectors only where this embedder made them."""
         embedder = self._need_embedder()
         self._load_negatives()
         photos: dict[int, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
         faces: dict[int, tuple[list[str], np.ndarray]] = {}
+        unreadable: dict[int, str] = {}  # view id: why its photo cannot be read
+
+        def pending(views: list[ReferenceView], done: dict) -> list[ReferenceView]:
+            return [v for v in views if v.id not in done and v.id not in unreadable]
+
         for round_ in range(3):
-            self._embed_photos([v for v in self.store.views() if v.id not in photos], photos,
-                               progress if round_ == 0 else None, skip_unreadable=True)
+            self._embed_photos(pending(self.store.views(), photos), photos, unreadable,
+                               progress if round_ == 0 else None)
             face_views = self.store.views(kind="face")
             if face_views and self.faces is not None:  # the face models load only where people are remembered
-                self._embed_faces([v for v in face_views if v.id not in faces], faces, skip_unreadable=True)
+                self._embed_faces(pending(face_views, faces), faces, unreadable)
             with self.store.transaction() as db:
                 views, face_views = self.store.views(), self.store.views(kind="face")
                 with_faces = bool(face_views) and self.faces is not None
-                new_views = [v for v in views if v.id not in photos]
-                new_faces = [v for v in face_views if v.id not in faces] if with_faces else []
+                new_views = pending(views, photos)
+                new_faces = pending(face_views, faces) if with_faces else []
                 if (new_views or new_faces) and round_ < 2:
                     continue  # nothing written: embed them outside the lock, then try again
-                self._embed_photos(new_views, photos)
-                self._embed_faces(new_faces, faces)
+                self._embed_photos(new_views, photos, unreadable)
+                self._embed_faces(new_faces, faces, unreadable)
                 self.writer.collect_garbage(db)
-                self._replace_space(db, embedder.space, [(v.id, *photos[v.id][:2]) for v in views])
-                db.execute("DELETE FROM cells WHERE space = ?", (embedder.space.name,))
+                unread = {v.id for v in views + (face_views if with_faces else []) if v.id in unreadable}
+                self._replace_space(db, embedder.space, [(v.id, *photos[v.id][:2]) for v in views if v.id in photos],
+                                    unread)
                 for v in views:
-                    if photos[v.id][2] is not None:
+                    if v.id in photos and photos[v.id][2] is not None:
                         self.store.insert_cells(db, v.id, embedder.space.name, photos[v.id][2])
-                face_rows = [(v.id, *faces[v.id]) for v in face_views] if with_faces else []
+                face_rows = [(v.id, *faces[v.id]) for v in face_views if v.id in faces] if with_faces else []
                 if with_faces:
-                    self._replace_space(db, self.faces.space, face_rows)
+                    self._replace_space(db, self.faces.space, face_rows, unread)
+                lost = self._unreadable_photos(views + (face_views if with_faces else []), unreadable)
+                unrecognisable = self.store.unrecognisable(embedder.space.name, db)
                 break
-        return len(views) + len(face_rows)
+        return Reindexed(sum(v.id in photos for v in views) + len(face_rows), lost, unrecognisable)
 
-    def _embed_photos(self, views: list[ReferenceView], out: dict, progress=None, skip_unreadable: bool = False) -> None:
-        """Each photo view's augmented views embedded, and its cells, by view id. `skip_unreadable`: outside
-        the lock, a photo may be gone because its concept was just forgotten; under it, a missing photo is an
-        error."""
+    def _unreadable_photos(self, views: list[ReferenceView], unreadable: dict[int, str]) -> list[UnreadablePhoto]:
+        """Each concept's photo that could not be read, once (its photo view and its face view share the file)."""
+        names = {c.id: c.name for c in self.store.concepts()}
+        lost = {(v.concept_id, v.image_path): unreadable[v.id] for v in views if v.id in unreadable}
+        return [UnreadablePhoto(names[concept_id], photo, problem) for (concept_id, photo), problem in lost.items()]
+
+    def _embed_photos(self, views: list[ReferenceView], out: dict, unreadable: dict[int, str], progress=None) -> None:
+        """Each photo view's augmented views embedded, and its cells, by view id; a photo that cannot be read
+        goes into `unreadable` with why."""
         embedder = self._need_embedder()
         for view in (progress(views) if progress else views):
-            image = _read_view(view, skip_unreadable, self.store)
+            image = _readable(view, unreadable)
             if image is None:
                 continue
             region = crop(image, view.box).pixels if view.box else image.pixels
             pixels = augmented_views(region)
             out[view.id] = ([n for n, _ in pixels], embedder.embed([p for _, p in pixels]), self._cells(region))
 
-    def _embed_faces(self, views: list[ReferenceView], out: dict, skip_unreadable: bool = False) -> None:
+    def _embed_faces(self, views: list[ReferenceView], out: dict, unreadable: dict[int, str]) -> None:
         """Each face view's face and its mirror image embedded with the face model, by view id."""
         for view in views:
-            image = _read_view(view, skip_unreadable, self.store)
+            image = _readable(view, unreadable)
             if image is None:
                 continue
             box = scale_box(view.box, image.size, decoded_size(image))
@@ -437,16 +462,24 @@ class Memory:
                             np.stack([self.faces.embedder.embed(image.pixels, [box])[0],
                                       self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]]))
 
-    def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]]) -> None:
-        """All of a space's vectors replaced by `rows` (view id, augment names, vectors), made by `space`'s model."""
+    def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]],
+                       unread: set[int]) -> None:
+        """All of a space's vectors and cells replaced by `rows` (view id, augment names, vectors), made by
+        `space`'s model. The views in `unread` (their photo could not be read) keep theirs where that model made
+        them; another model's go with the rest (one space never mixes two models' vectors)."""
         existing = self.store.space(space.name, db)
         if existing and (existing[1], existing[2]) != (space.fingerprint, space.dim):
-            db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
-            db.execute("DELETE FROM calibration WHERE space = ?", (space.name,))
+            for table in ("vectors", "cells", "calibration"):
+                db.execute(f"DELETE FROM {table} WHERE space = ?", (space.name,))
             db.execute("UPDATE spaces SET model = ?, fingerprint = ?, dim = ? WHERE name = ?",
                        (space.model, space.fingerprint, space.dim, space.name))
         self.writer.ensure_space(db, space)
-        db.execute("DELETE FROM vectors WHERE space = ?", (space.name,))
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS unread_views (id INTEGER PRIMARY KEY)")  # (any number of them:
+        db.execute("DELETE FROM unread_views")  # a whole images/ folder lost is more than SQL's variables)
+        db.executemany("INSERT INTO unread_views VALUES (?)", [(view_id,) for view_id in unread])
+        for table in ("vectors", "cells"):
+            db.execute(f"DELETE FROM {table} WHERE space = ? AND view_id NOT IN (SELECT id FROM unread_views)",
+                       (space.name,))
         for view_id, augments, vectors in rows:
             self.store.insert_vectors(db, view_id, space.name, augments, vectors)
         if self.negatives and space == self._need_embedder().space:
@@ -478,16 +511,23 @@ def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, vie
                            "one photo would always tie (give --box of what else it shows); nothing was changed")
 
 
-def _read_view(view: ReferenceView, skip_unreadable: bool, store: Store | None = None) -> Image | None:
-    """A stored photo, or None where it cannot be read and `skip_unreadable` allows that; otherwise the error
-    names the concept whose photo it is and what to do (a path under images/ alone tells the user nothing)."""
+def _read_view(view: ReferenceView, store: Store) -> Image:
+    """A stored photo; where it cannot be read, the error names the concept whose photo it is and what to do (a
+    path under images/ alone tells the user nothing)."""
     try:
         return read_image_file(view.image_path).image
     except EdgeRapError as e:
-        if skip_unreadable:
-            return None
-        concept = store.concepts_by_id([view.concept_id]).get(view.concept_id) if store else None
+        concept = store.concepts_by_id([view.concept_id]).get(view.concept_id)
         if concept is None:
             raise
         raise EdgeRapError(f"{e} (a photo of <{concept.name}>): restore the file from a backup, or forget "
                            f"<{concept.name}> and remember it again; nothing was changed") from None
+
+
+def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:
+    """A stored photo, or None with why it cannot be read noted under its view's id."""
+    try:
+        return read_image_file(view.image_path).image
+    except EdgeRapError as e:
+        unreadable[view.id] = str(e)
+        return None

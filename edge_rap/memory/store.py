@@ -210,6 +210,11 @@ def new_name(name: str) -> str:
 ADD_INSTEAD = "use `edge-rap add-views` to add photos to it, or another name"
 
 
+def reading_order(name: str) -> tuple[str, str]:
+    """Names in the order a person reads a list: "Anya, bo, José", not capitals first as the bytes sort them."""
+    return unicodedata.normalize("NFKC", name).casefold(), name
+
+
 def name_key(name: str) -> str:
     """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
     in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot"), or in
@@ -431,12 +436,13 @@ class Store:
     def has_image(self, sha256: str, suffix: str) -> bool:
         return self._image_path(sha256, suffix).exists()
 
-    def save_image(self, data: bytes, sha256: str, suffix: str) -> str:
+    def save_image(self, data: bytes, sha256: str, suffix: str, overwrite: bool = False) -> str:
         """Store image bytes under their content hash (temp file, fsync, rename); call inside a transaction
-        so that garbage collection, which runs under the same lock, never sees it unreferenced."""
+        so that garbage collection, which runs under the same lock, never sees it unreferenced. `overwrite`: a
+        stored copy is written again (it was found damaged)."""
         path = self._image_path(sha256, suffix)
         rel = f"{path.parent.name}/{path.name}"
-        if path.exists():
+        if path.exists() and not overwrite:
             return rel
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         try:
@@ -462,10 +468,9 @@ class Store:
     )
 
     def concepts(self) -> list[Concept]:
-        """In the order a person reads a list: "Anya, bo, José", not capitals first as the bytes sort them."""
+        """In reading order (reading_order)."""
         rows = self._rows(self._CONCEPT_SQL)
-        return sorted((Concept(*row) for row in rows), key=lambda c: (unicodedata.normalize("NFKC", c.name).casefold(),
-                                                                       c.name))
+        return sorted((Concept(*row) for row in rows), key=lambda c: reading_order(c.name))
 
     def concepts_by_id(self, ids: list[int]) -> dict[int, Concept]:
         if not ids:
@@ -560,6 +565,14 @@ class Store:
         )
         return int(cur.lastrowid)
 
+    @staticmethod
+    def delete_views_of_photo(db: sqlite3.Connection, concept_id: int, sha256: str, box: Box | None,
+                              faces: bool) -> None:
+        """Delete a concept's photo view of this photo (this region of it), with its vectors and cells, and
+        (`faces`) the face views of that photo."""
+        db.execute("DELETE FROM views WHERE concept_id = ? AND image_sha256 = ? AND ((kind = 'photo' AND box IS ?) "
+                   "OR (kind = 'face' AND ?))", (concept_id, sha256, _box_text(box), faces))
+
     def photo_owner(self, db: sqlite3.Connection, sha256: str, box: Box | None) -> tuple[int, str] | None:
         """(id, name) of a concept that has this photo (this region of it) as a view, or None."""
         row = db.execute("SELECT c.id, c.name FROM views v JOIN concepts c ON c.id = v.concept_id WHERE v.kind = "
@@ -593,9 +606,12 @@ class Store:
         sql = "SELECT id, concept_id, image_sha256, image_file, box FROM views WHERE kind = ?"
         rows = self._rows(sql + (" AND concept_id = ? ORDER BY id" if concept_id else " ORDER BY id"),
                           (kind, concept_id) if concept_id else (kind,))
-        return [
-            ReferenceView(r[0], r[1], r[2], str(self.images_dir / r[3]), Box.parse(r[4]) if r[4] else None) for r in rows
-        ]
+        return [self._reference_view(*r) for r in rows]
+
+    def _reference_view(self, view_id: int, concept_id: int, sha256: str, image_file: str,
+                        box: str | None) -> ReferenceView:
+        return ReferenceView(view_id, concept_id, sha256, str(self.images_dir / image_file),
+                             Box.parse(box) if box else None)
 
     def vectors(self, space: str, db: sqlite3.Connection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """All (concept ids, vectors) of one space, straight from the database (the source of truth)."""
@@ -635,10 +651,21 @@ class Store:
         return rows[0] if rows else None
 
     def photos_without(self, space: str) -> int:
-        """How many photo views have no vectors in `space`: remembered with another embedder since this space's
-        last reindex, they are invisible to it."""
-        return int(self._rows("SELECT COUNT(*) FROM views v WHERE v.kind = 'photo' AND NOT EXISTS "
-                              "(SELECT 1 FROM vectors x WHERE x.view_id = v.id AND x.space = ?)", (space,))[0][0])
+        """How many photo views have no vectors in `space` but have some in another: remembered with another
+        embedder since this space's last reindex, they are invisible to it."""
+        return int(self._rows("SELECT COUNT(*) FROM views v WHERE v.kind = 'photo' AND NOT EXISTS (SELECT 1 FROM "
+                              "vectors x WHERE x.view_id = v.id AND x.space = ?) AND EXISTS (SELECT 1 FROM vectors x "
+                              "WHERE x.space IN (SELECT name FROM spaces) AND x.view_id = v.id)", (space,))[0][0])
+
+    def unrecognisable(self, space: str | None = None, db: sqlite3.Connection | None = None) -> list[str]:
+        """The names of the concepts that have no photo vectors in `space` (None: in any space), so that no
+        recognition finds them: a reindex could read none of their photos. Their name, description and events
+        stay; a photo added with add-views makes them recognisable again."""
+        spaces = "x.space = ?" if space is not None else "x.space IN (SELECT name FROM spaces)"
+        rows = self._rows("SELECT c.name FROM concepts c WHERE NOT EXISTS (SELECT 1 FROM views v JOIN vectors x ON "
+                          f"x.view_id = v.id WHERE v.concept_id = c.id AND v.kind = 'photo' AND {spaces})",
+                          (space,) if space is not None else (), db)
+        return sorted((r[0] for r in rows), key=reading_order)
 
     def space_names(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT name FROM spaces ORDER BY name")]

@@ -203,13 +203,19 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     assert people.get("mug").category != "person"
 
 
-def test_a_damaged_photo_stops_a_category_change_saying_whose_it_is_and_what_to_do(people):
-    # it said only "<path under images/>: not an image (unknown or corrupt format)"
+def test_a_damaged_photo_does_not_keep_a_concept_from_becoming_a_person(people, tmp_path, caplog):
+    # it stopped the change, saying to restore the file or forget the concept: one lost file among its photos kept a
+    # concept from ever becoming a person, also once it had been given another photo
     path = Path(people.store.views(people.get("mug").id)[0].image_path)
     path.write_bytes(bytes(1000))
-    with pytest.raises(EdgeRapError, match=r"not an image .*\(a photo of <mug>\): restore the file from a backup"):
+    with pytest.raises(EdgeRapError, match=r"^photo 1 of <mug> cannot be read \(.*not an image.*\): a person needs a "
+                                           r"photo that shows one face; nothing was changed \(add one with add-views"):
         people.edit("mug", category="person")
     assert people.get("mug").category == "thing"
+    people.add_views("mug", [_another_photo_of_grace(tmp_path)])
+    people.edit("mug", category="person")
+    assert "photo 1 of <mug> cannot be read" in caplog.text and "not registered" in caplog.text
+    assert len(people.store.views(people.get("mug").id, kind="face")) == 1
 
 
 def _another_photo_of_grace(folder: Path) -> Path:

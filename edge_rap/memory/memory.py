@@ -310,20 +310,25 @@ class Memory:
 
     def _faces_of(self, concept: Concept) -> list[tuple]:
         """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos that
-        shows one face. One that shows none or several is left out and said: a box cannot be given to an existing
-        photo, and a group photo among a person's photos would otherwise keep it from ever becoming a person."""
-        out, left_out = [], []
+        shows one face. One that shows none or several, or cannot be read (missing, damaged), is left out and said:
+        a box cannot be given to an existing photo, and a group photo (or one lost file) among a person's photos
+        would otherwise keep it from ever becoming a person."""
+        out, left_out, unreadable = [], [], {}
         for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
-            image = replace(_read_view(view, self.store), source=f"photo {k} of <{concept.name}>")
+            shown = f"photo {k} of <{concept.name}>"
+            image = _readable(view, unreadable)
+            if image is None:
+                left_out.append(f"{shown} cannot be read ({unreadable[view.id]})")
+                continue
             try:
-                out.append((view, *self._face(image, view.box)))
+                out.append((view, *self._face(replace(image, source=shown), view.box)))
             except FaceChoiceError as e:
                 left_out.append(e.found)
         if not out:
             raise EdgeRapError(f"{'; '.join(left_out)}: a person needs a photo that shows one face; nothing was "
                                f"changed (add one with add-views, then edit again)")
         for found in left_out:
-            log.warning("%s: that photo's face is not registered (a person's photo needs one face)", found)
+            log.warning("%s: that photo's face is not registered (a person's photo needs one readable face)", found)
         return out
 
     def rename(self, old: str, new: str) -> Concept:
@@ -509,19 +514,6 @@ def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, vie
         region = f" (box {view.box.as_list()})" if view.box else ""
         raise EdgeRapError(f"{view.file.image.source}{region} is already a photo of <{owner[1]}>: two concepts of "
                            "one photo would always tie (give --box of what else it shows); nothing was changed")
-
-
-def _read_view(view: ReferenceView, store: Store) -> Image:
-    """A stored photo; where it cannot be read, the error names the concept whose photo it is and what to do (a
-    path under images/ alone tells the user nothing)."""
-    try:
-        return read_image_file(view.image_path).image
-    except EdgeRapError as e:
-        concept = store.concepts_by_id([view.concept_id]).get(view.concept_id)
-        if concept is None:
-            raise
-        raise EdgeRapError(f"{e} (a photo of <{concept.name}>): restore the file from a backup, or forget "
-                           f"<{concept.name}> and remember it again; nothing was changed") from None
 
 
 def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:

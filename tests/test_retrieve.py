@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -295,6 +297,17 @@ def test_reference_features_are_stored_at_remember_and_never_derived_by_a_reader
         assert len(calls) == 1  # reindex stored them
     finally:
         household.embedder.feature_map = feature_map
+
+
+def test_a_photo_no_reindex_can_read_is_not_said_to_need_one_at_every_recognize(household, caplog):
+    # a memory from before the features were stored, with one photo lost: every recognize said "run `edge-rap
+    # reindex` once to store them", which no reindex could do for that photo
+    household.store.db.execute("DELETE FROM cells")
+    Path(household.store.views(household.get("coffee").id)[0].image_path).unlink()
+    assert [p.concept for p in household.reindex().unreadable] == ["coffee"]
+    caplog.clear()
+    Retriever(household.store, household.embedder).recognize(_image(photo("coffee")))
+    assert "reference photo unreadable" in caplog.text and "edge-rap reindex" not in caplog.text
 
 
 class _CountingEmbedder:

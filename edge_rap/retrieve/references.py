@@ -83,8 +83,9 @@ class References:
             if cells is None:
                 key = (view.image_sha256, view.box)
                 cells = self._derived.get(key)
-                if cells is None:
-                    cells, derived = self._cells_of(view), derived + 1
+                if cells is None:  # (an unreadable photo is not counted: no reindex can store its cells)
+                    cells = self._cells_of(view)
+                    derived += cells is not None
                 if cells is not None:
                     self._derived[key] = cells
             if cells is not None:

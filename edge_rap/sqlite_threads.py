@@ -42,7 +42,8 @@ class ThreadConnections(Generic[Tag]):
 class WalSnapshot:
     """A private copy of a database and its -wal, made once. `mode=ro` needs the -shm file, which SQLite cannot
     make in a read-only folder (a read-only mount, a copy from a device): with a -wal there, the commits it holds
-    are read from this copy (nobody can write a read-only folder anyway)."""
+    are read from this copy (nobody can write a read-only folder anyway). A copy can also be taken from an open
+    connection (`backup`), for a reader that must change its copy (upgrade an older schema) and never the file."""
 
     def __init__(self, database: Path, prefix: str):
         self.database = database
@@ -61,6 +62,24 @@ class WalSnapshot:
                 folder = Path(tempfile.mkdtemp(prefix=self.prefix))
                 for name in (self.database.name, self.database.name + "-wal"):
                     shutil.copyfile(self.database.with_name(name), folder / name)
+                self._folder = folder
+            return self._folder / self.database.name
+
+    def backup(self, db: sqlite3.Connection) -> Path:
+        """The copy's database file, made at the first call (of this or `path`) from what `db` reads: SQLite's
+        backup, one consistent snapshot wherever `db` reads it from (a -wal included)."""
+        with self._lock:
+            if self._folder is None:
+                folder = Path(tempfile.mkdtemp(prefix=self.prefix))
+                try:
+                    copy = sqlite3.connect(folder / self.database.name)
+                    try:
+                        db.backup(copy)
+                    finally:
+                        copy.close()
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
                 self._folder = folder
             return self._folder / self.database.name
 

@@ -258,8 +258,9 @@ def test_a_reader_never_migrates(root, photos):
     db = sqlite3.connect(root / "memory.sqlite")
     db.executescript("ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;")
     db.close()
-    with pytest.raises(EdgeRapError, match="older edge_rap"):
-        Store(root, readonly=True)
+    reader = Store(root, readonly=True)  # it reads an upgraded private copy
+    assert [c.name for c in reader.concepts()] == ["bo"]
+    reader.close()
     db = sqlite3.connect(root / "memory.sqlite")
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # untouched
     db.close()
@@ -267,6 +268,69 @@ def test_a_reader_never_migrates(root, photos):
     assert writer.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     writer.close()
     assert [c.name for c in Store(root, readonly=True).concepts()] == ["bo"]
+
+
+#: A memory of each older schema, made from one of today's: 0 had no face views (views.kind) nor cells, 1 no face
+#: views, 2 its boxes in the photo's stored pixels (an EXIF-turned photo's box is turned upright by the upgrade).
+OLDER_SCHEMAS = {
+    0: "ALTER TABLE views DROP COLUMN kind; DROP TABLE cells; PRAGMA user_version = 0;",
+    1: "ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;",
+    2: "PRAGMA user_version = 2;",
+}
+
+READ_AND_SEARCH = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from fakes import fake_memory, top_concept
+memory = fake_memory(Path({root!r}), readonly=True)
+print([c.name for c in memory.concepts()], top_concept(memory, Path({photo!r})), [v.box for v in memory.store.views()])
+memory.close()
+"""
+
+
+def _memory_of_schema(root: Path, photos: Path, schema: int) -> None:
+    """bo, and a mug boxed in a photo stored sideways (EXIF 6), as an edge_rap of `schema` wrote them."""
+    from PIL import Image
+
+    photos.mkdir(parents=True, exist_ok=True)
+    sideways = photos / "sideways.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(scene(7)).resize((600, 400)).save(sideways, exif=exif)
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)])
+    memory.remember("mug", [sideways], box=Box(250, 100, 350, 200))  # upright pixels: the photo is 400 x 600
+    memory.close()
+    db = sqlite3.connect(root / "memory.sqlite", isolation_level=None)
+    db.execute("UPDATE views SET box = '100,50,200,150' WHERE box IS NOT NULL")  # the region in stored pixels
+    db.executescript(OLDER_SCHEMAS[schema])
+    db.close()
+
+
+@pytest.mark.parametrize("schema", sorted(OLDER_SCHEMAS))
+def test_a_memory_of_an_older_schema_in_a_read_only_folder_is_read(root, photos, tmp_path, schema):
+    # every reader refused it: "a reader does not upgrade it: run any command that changes the memory", which a
+    # read-only folder (a backup mounted read-only, a memory copied from another device to look at) cannot take
+    _memory_of_schema(root, photos, schema)
+    before = (root / "memory.sqlite").read_bytes()
+    code = READ_AND_SEARCH.format(tests=str(Path(__file__).parent), root=str(root), photo=str(scene_file(photos, 1)))
+    out = _read_only_run(root, code, tmp_path)
+    assert out.strip() == "['bo', 'mug'] bo [None, Box(x0=250, y0=100, x1=350, y1=200)]"  # read as upgraded
+    assert (root / "memory.sqlite").read_bytes() == before
+
+
+def test_an_older_schema_that_cannot_be_copied_to_be_read_is_one_line_saying_what_to_do(root, photos, monkeypatch):
+    _memory_of_schema(root, photos, 2)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("tempfile.mkdtemp", full)
+    with pytest.raises(EdgeRapError, match=r"older edge_rap \(schema 2\); reading it needs an upgraded copy in .*"
+                                           r"No space left on device.*make room there") as e:
+        Store(root, readonly=True)
+    assert "\n" not in str(e.value)
 
 
 def test_a_reader_started_before_the_memory_exists_sees_it_appear(root, photos):

@@ -501,7 +501,7 @@ def test_a_memory_from_a_newer_edge_rap_is_refused_and_left_as_it_was(tmp_path):
 
 def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings, embedder):
     """Version 1 memories had no views.kind: opening one to write adds it, nothing is lost (a reader never
-    writes: it asks for a writer first)."""
+    writes: it reads an upgraded private copy)."""
     import sqlite3
 
     from edge_rap.memory.store import SCHEMA_VERSION, Store
@@ -512,8 +512,12 @@ def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings
     db = sqlite3.connect(tmp_path / "old" / "memory.sqlite")
     db.executescript("ALTER TABLE views DROP COLUMN kind; PRAGMA user_version = 1;")
     db.close()
-    with pytest.raises(EdgeRapError, match="older edge_rap"):
-        Store(tmp_path / "old", readonly=True)
+    reader = Store(tmp_path / "old", readonly=True)
+    assert [(c.name, c.views) for c in reader.concepts()] == [("bo", 1)]
+    reader.close()
+    db = sqlite3.connect(tmp_path / "old" / "memory.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # untouched
+    db.close()
     Store(tmp_path / "old").close()
     reader = Store(tmp_path / "old", readonly=True)
     assert [c.name for c in reader.concepts()] == ["bo"] and len(reader.views()) == 1

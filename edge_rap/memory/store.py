@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sqlite3
+import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rap.errors import DeviceError, EdgeRapError, NeedsReindex
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, private_folder, refuse_what_is_not_a_sound_memory
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
@@ -376,11 +377,30 @@ class Store:
             db.close()
             raise
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
+        return (self._upgraded_copy(db, version) if version < SCHEMA_VERSION else db), False
+
+    def _upgraded_copy(self, db: sqlite3.Connection, version: int) -> sqlite3.Connection:
+        """A memory of an older schema read through a private copy that the writer's own migration brings up to
+        date: a reader never changes the memory, and a read-only folder (a backup mounted read-only, a memory
+        copied from another device to look at) could not take the upgrade anyway. The first command that changes
+        the memory upgrades it in place. `db`: the reader's connection to it, closed here."""
+        try:
+            path = self._snapshot.backup(db)
+        except (OSError, sqlite3.Error) as e:
+            raise DeviceError(self.db_path, f"written by an older edge_rap (schema {version}); reading it needs an "
+                                            f"upgraded copy in {tempfile.gettempdir()}, which could not be made ({e}): "
+                                            "make room there (or set TMPDIR), or run any command that changes the "
+                                            "memory (e.g. `edge-rap reindex`) where its folder is writable") from None
+        finally:
             db.close()
-            raise NeedsReindex(f"written by an older edge_rap (schema {version}); a reader does not upgrade it: run "
-                               "any command that changes the memory (e.g. `edge-rap reindex`) once", self.db_path)
-        return db, False
+        copy = self._connect(path)
+        try:
+            copy.executescript(SCHEMA)  # tables a memory of an older version lacks
+            migrate(copy, self.images_dir)
+        except BaseException:
+            copy.close()
+            raise
+        return copy
 
     @staticmethod
     def _stand_in() -> sqlite3.Connection:

@@ -511,6 +511,27 @@ def test_a_concept_whose_photo_is_gone_is_described_in_words_not_an_error(tmp_pa
     memory.close()
 
 
+def test_a_concept_whose_photo_is_damaged_is_described_in_words_not_an_error(tmp_path, caplog):
+    # a truncated reference photo was handed to the VLM, whose decoding of it failed every answer about <bo>
+    from fakes import fake_memory
+
+    from edge_rap.generate.assistant import reference_image
+    from edge_rap.generate.prompt import image_key
+
+    memory = fake_memory(tmp_path / "memory")
+    bo = memory.remember("bo", [save(tmp_path / "bo.png", scene(1, 96, 72))])
+    bo = memory.add_views("bo", [save(tmp_path / "bo2.png", scene(2, 96, 72))])
+    views = memory.store.views(bo.id)
+    first, second = (Path(v.image_path) for v in views)
+    first.write_bytes(first.read_bytes()[:200])
+    assert reference_image(memory.store, bo).key == image_key(views[1].image_sha256, None)  # the second photo
+    assert reference_image(memory.store, bo).rgb().shape == (72, 96, 3)
+    second.write_bytes(bytes(second.stat().st_size))  # the same size, its bytes gone: a bad sector
+    assert reference_image(memory.store, bo) is None
+    assert "<bo> has no reference photo" in caplog.text
+    memory.close()
+
+
 # --- the device profile and the registry --------------------------------------------------------------------
 
 def test_vlm_profile_section(tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 from edge_rap.config import VlmProfile
@@ -41,12 +40,14 @@ class AskOptions:
 
 
 def reference_image(store: Store, concept: Concept) -> PromptImage | None:
-    """A concept's first reference photo (its region, if remembered with a box), decoded on demand. One whose
-    photos are all gone from the memory's folder (restored without images/) is described in words instead: one
-    missing file must not stop every answer about it."""
-    view = next((v for v in store.views(concept.id) if Path(v.image_path).is_file()), None)
+    """A concept's first intact reference photo (its region, if remembered with a box), decoded on demand. One
+    whose photos are all gone from the memory's folder (restored without images/) or damaged (truncated, a bad
+    sector) is described in words instead: one such file must not stop every answer about it (a damaged one failed
+    each answer when the VLM came to decode it)."""
+    view = next((v for v in store.views(concept.id) if store.photo_intact(v)), None)
     if view is None:
-        log.warning("<%s> has no reference photo in the memory's folder: described to the VLM in words", concept.name)
+        log.warning("<%s> has no reference photo in the memory's folder, or none undamaged: described to the VLM in "
+                    "words", concept.name)
         return None
 
     def load():

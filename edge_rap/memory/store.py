@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -452,6 +453,15 @@ class Store:
 
     def _image_path(self, sha256: str, suffix: str) -> Path:
         return self.images_dir / sha256[:2] / f"{sha256}{suffix}"
+
+    @staticmethod
+    def photo_intact(view: ReferenceView) -> bool:
+        """Whether a view's stored photo is there with the bytes its name (their sha256) says: a truncated or
+        damaged file is told without decoding it."""
+        try:
+            return hashlib.sha256(Path(view.image_path).read_bytes()).hexdigest() == view.image_sha256
+        except OSError:
+            return False
 
     def has_image(self, sha256: str, suffix: str) -> bool:
         return self._image_path(sha256, suffix).exists()

@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 import wave
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -1217,6 +1218,14 @@ def test_since_takes_durations_and_dates():
     assert parse_since("1w", now=1_000_000.0) == 1_000_000.0 - 7 * 86400  # was refused: "what happened this week?"
     with pytest.raises(EdgeRapError, match="--since"):
         parse_since("yesterday")
+
+
+def test_since_takes_a_utc_date_time_ending_in_z():
+    """As a browser's toISOString writes it: refused on Python 3.10 (a Jetson's), whose fromisoformat has no `Z`."""
+    noon = datetime(2026, 12, 5, 12, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-12-05T12:00:00Z") == noon
+    assert parse_since("2026-12-05T12:00:00.000Z") == noon
+    assert parse_since("2026-12-05T13:00:00+01:00") == noon
 
 
 # --- speaker -----------------------------------------------------------------------------------------------

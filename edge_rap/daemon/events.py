@@ -72,7 +72,9 @@ class SnapshotPolicy:
 
 
 def parse_since(text: str, now: float | None = None) -> float:
-    """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` (what a household asks of a week), or an ISO date-time."""
+    """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` (what a household asks of a week), or an ISO date-time;
+    one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
+    fromisoformat, a Jetson's, refused the `Z` that 3.11 reads)."""
     from datetime import datetime
 
     now = time.time() if now is None else now
@@ -80,7 +82,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     if match:
         return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
     try:
-        return datetime.fromisoformat(text).timestamp()
+        return datetime.fromisoformat(re.sub(r"[Zz]$", "+00:00", text.strip())).timestamp()
     except ValueError:
         raise EdgeRapError(f"--since {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
 

@@ -157,6 +157,15 @@ def test_facenet_is_converted_once_and_named_by_its_graph(models, model_cache):
     assert made[0].stat().st_mtime_ns == stamp and again.space == models.embedder.space
 
 
+def test_the_facenet_twin_loads_in_the_oldest_onnxruntime_allowed(models, model_cache):
+    """onnxruntime 1.17 (pyproject's floor) reads IR 9 at most; 1.23, the last for Python 3.10, 11: the twin
+    written with the onnx package's own IR (14 from onnx 1.23) did not load there, and faces were off."""
+    import onnx
+
+    (made,) = (model_cache / "facenet-vggface2").glob("facenet-*.onnx")
+    assert onnx.load(made, load_external_data=False).ir_version <= 9
+
+
 def test_a_facenet_twin_damaged_in_the_cache_is_converted_again(models, model_cache, tmp_path):
     """Damage that still loads (weights changed) gave every face a wrong vector; damage that does not load left
     people matched by their whole photo, with no command that mended it."""

@@ -210,7 +210,12 @@ def convert(nodes: list):
                                                                            ["n", 3, 160, 160])],
                               [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 512])],
                               list(inits.values()))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edge_rap")
+    opsets = [helper.make_opsetid("", OPSET)]
+    # The least IR version the opset needs, not the onnx package's newest: onnxruntime 1.23, the last for Python
+    # 3.10 (a Jetson's), and JetPack's older onnxruntime-gpu builds refused the IR 14 of onnx 1.23 ("Unsupported
+    # model IR version"), and people were matched by their whole photo only. The same file from every onnx.
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="edge_rap",
+                              ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(model)
     return model
 

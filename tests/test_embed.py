@@ -399,7 +399,8 @@ def _tiny_conv_model(path, seed: int = 0) -> None:
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4, 16, 16])],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    # IR 8, opset 17's, as torch writes it: onnxruntime 1.23 (Python 3.10's last) refuses onnx 1.23's own IR 14
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
 
 
 def _quantized_weights(path) -> dict[str, np.ndarray]:

@@ -557,6 +557,25 @@ def test_sessions_keep_no_memory_pattern_per_input_shape(embedder):
     assert session.inner.get_session_options().enable_mem_pattern is False
 
 
+def test_a_model_this_onnxruntime_cannot_read_is_refused_with_its_reason(tmp_path):
+    """What a Jetson's older onnxruntime says of a newer model: the reason came after the path and
+    onnxruntime's own C++ function, and the line was cut before it ("... failed:/)")."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_rap.models.sessions import open_session
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "a-model-from-a-newer-onnx-than-this-onnxruntime-reads.onnx"
+    onnx.save(helper.make_model(graph, ir_version=99), str(path))
+    with pytest.raises(EdgeRapError) as refused:
+        open_session(path, "cpu")
+    assert str(refused.value).startswith(f"{path}: cannot load ONNX model (Unsupported model IR version: 99, max ")
+    assert "\n" not in str(refused.value) and "onnxruntime_src" not in str(refused.value)
+
+
 def test_an_arena_trim_is_due_once_per_interval():
     from edge_rap.models.sessions import ArenaTrim
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -118,6 +119,16 @@ def share_cpu_arena() -> bool:
         return _arena_shared
 
 
+def load_failure(error: Exception) -> str:
+    """onnxruntime's reason for refusing a model, without the path and its own source file and C++ function
+    before it: cut to a line, those left out the reason itself ("Load model from /home/... failed:/onnxruntime_src/
+    ...model.cc:181 onnxruntime::Model::Model(onnx::ModelProto&&, ...", not "Unsupported model IR version: 14")."""
+    line = (str(error).splitlines() or [type(error).__name__])[0]
+    line = re.sub(r"^.*?Load model from .*? failed:", "", line)
+    line = re.sub(r"^/onnxruntime_src/\S+ [^(]*\([^)]*\) ", "", line)
+    return line.strip()[:200]
+
+
 def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:
     """Open an ONNX model with the best provider; log the choice and any fallback to the CPU."""
     import onnxruntime as ort
@@ -139,7 +150,7 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     try:
         inner = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise EdgeRapError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0][:160]})") from None
+        raise EdgeRapError(f"{path}: cannot load ONNX model ({load_failure(e)})") from None
     used = inner.get_providers()[0]
     if used != providers[0]:
         log.warning("%s: %s unavailable, fell back to %s", path.name, providers[0], used)

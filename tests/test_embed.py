@@ -449,6 +449,27 @@ def test_pair_bounded_weights_keep_more_than_7_bits_where_one_weight_dominates(t
     assert np.ptp(pairs["stem"].astype(int)) > 200  # the stem's weights span the 8-bit range
 
 
+def test_the_uint8_stem_is_quantised_alike_by_every_onnxruntime(tmp_path):
+    """All of 0..255 about 128, as onnxruntime 1.24+ quantises symmetric uint8: 1.23, the last for Python 3.10,
+    kept 255 out about 127, and a Jetson's export was another model (another threshold) than 3.11's."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_rap.export.quantize import Scheme, quantize_image_encoder
+
+    fp32 = tmp_path / "tiny.onnx"
+    _tiny_conv_model(fp32)
+    calibration = [np.random.default_rng(k).uniform(-1, 1, (3, 16, 16)).astype(np.float32) for k in range(4)]
+    quantize_image_encoder(fp32, tmp_path / "int8.onnx", calibration,
+                           scheme=Scheme(pair_bounded=True, uint8_nodes=("stem",)))
+    model = onnx.load(str(tmp_path / "int8.onnx"))
+    initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    (stem,) = [n for n in model.graph.node if n.name.startswith("stem")]
+    weights, zero = initializers[stem.input[3]].reshape(8, -1).astype(int), initializers[stem.input[5]]
+    assert zero.tolist() == [128] * 8
+    assert (np.abs(weights - 128).max(axis=1) >= 127).all()  # each channel's largest weight at an end
+
+
 def test_the_default_int8_model_cannot_saturate(model_cache):
     from edge_rap.export.quantize import saturating_weights
 

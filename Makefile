@@ -13,6 +13,25 @@ LLAMA_WHEELS := $(HOME)/.cache/edge-rap/wheels/llama-cpp-python-$(LLAMA_CPP_VERS
 
 .PHONY: demo test install clean
 
+# Python 3.10 or newer (pyproject's requires-python), said in one line before anything is made: an older one
+# failed in pip as "Cannot install torch==2.14.1 ... ResolutionImpossible". A PYTHON given for a .venv that
+# another Python made is said too: it would have been used as it is, with that other Python.
+ifneq ($(MAKECMDGOALS),clean)
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2], sys.version_info >= (3, 10))' 2>/dev/null)
+ifeq ($(PYTHON_VERSION),)
+$(error $(PYTHON) does not run: make PYTHON=python3.10 (or a newer Python))
+endif
+ifneq ($(word 2,$(PYTHON_VERSION)),True)
+$(error edge_rap needs Python 3.10 or newer; $(PYTHON) is $(word 1,$(PYTHON_VERSION)): make PYTHON=python3.10 (or a newer Python))
+endif
+VENV_VERSION := $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(origin PYTHON)$(if $(VENV_VERSION),,none),command line)
+ifneq ($(VENV_VERSION),$(word 1,$(PYTHON_VERSION)))
+$(error $(VENV) was made by Python $(VENV_VERSION), not $(PYTHON) ($(word 1,$(PYTHON_VERSION))): make clean first)
+endif
+endif
+endif
+
 # What the demo runs: the export of the default embedder (torch, once), faces, and the piper voice (GPL-3.0,
 # an optional extra run in its own process). No llama.cpp: the demo answers in template mode.
 $(BASE): pyproject.toml Makefile

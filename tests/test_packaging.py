@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +32,35 @@ def test_the_command_line_runs_as_a_module_either_way():
     for module in ("edge_rap", "edge_rap.cli"):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.startswith("usage: edge-rap"), (module, out)
+
+
+def _make(folder: Path, python: str, venv_python: str | None = None) -> subprocess.CompletedProcess:
+    """`make -n demo PYTHON=...` in an empty folder with this checkout's Makefile, the interpreters faked (each
+    prints what the Makefile's one question asks of it: its version, and whether it is 3.10 or newer)."""
+    fakes = {folder / "python": python, **({folder / ".venv/bin/python": venv_python} if venv_python else {})}
+    for name in ("pyproject.toml", "Makefile"):  # what .venv's rule depends on
+        (folder / name).touch()
+    for path, answer in fakes.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/bin/sh\necho {answer}\n")
+        path.chmod(0o755)
+    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), "-C", str(folder), "demo",
+                           f"PYTHON={folder / 'python'}"], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_names_a_python_too_old_in_one_line_before_anything_is_made(tmp_path):
+    # a JetPack 5 Jetson's Python 3.8 made .venv, then failed in pip: "Cannot install torch==2.14.1 ... ResolutionImpossible"
+    out = _make(tmp_path, "3.8 False")
+    assert out.returncode != 0
+    assert "edge_rap needs Python 3.10 or newer" in out.stderr and "3.8: make PYTHON=python3.10" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_with_another_python_than_the_venvs_says_so(tmp_path):
+    # `make PYTHON=python3.10 test` over a .venv of 3.12 ran the tests on 3.12, and said nothing
+    out = _make(tmp_path, "3.10 True", venv_python="3.12")
+    assert out.returncode != 0 and ".venv was made by Python 3.12" in out.stderr and "make clean first" in out.stderr
+    same = _make(tmp_path, "3.12 True", venv_python="3.12")
+    assert same.returncode == 0 and "pip install" in same.stdout

@@ -183,8 +183,16 @@ def test_int8_feature_maps_are_the_same_on_an_avx2_cpu_without_avx512(model_cach
     assert np.mean(np.isclose(here, avx2, rtol=0, atol=1e-5)) > 0.99
 
 
+def _onnxruntime_before(version: tuple[int, int]) -> bool:
+    import onnxruntime
+
+    return tuple(int(part) for part in onnxruntime.__version__.split(".")[:2]) < version
+
+
 @needs_avx2_elsewhere
 @pytest.mark.skipif(not _sees("AVX512VNNI"), reason="needs VNNI here: AVX-512 without it pairs products as AVX2 does")
+@pytest.mark.skipif(_onnxruntime_before((1, 24)), reason="onnxruntime 1.23 (Python 3.10's last) cannot quantise the "
+                    "old full-range scheme: its requantisation for int32 biases fails (operands could not be broadcast)")
 def test_the_old_full_range_quantisation_differs_on_the_avx2_cpu(model_cache, tmp_path):
     """The comparison above sees other kernels: weights quantised to the full int8 range, as the first export
     did, saturate the AVX2 kernel's 16-bit pair sums there and not VNNI's 32-bit sums here, so the maps part."""

@@ -42,6 +42,18 @@ def centre(box: Box) -> tuple[float, float]:
     return (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
 
 
+def test_finding_and_embedding_a_face_uses_nothing_numpy_deprecates(models):
+    """numpy 2.5 (Python 3.12 and 3.13 get it) deprecated numpy.fix, which every face box went through: 5000
+    warnings a test run, and faces gone with the numpy that removes it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        pixels = astronaut()
+        face = models.detector.detect(pixels)[0]
+        models.embedder.embed(pixels, [face])
+
+
 def test_one_face_in_astronaut(models):
     faces = models.detector.detect(astronaut())
     assert len(faces) == 1

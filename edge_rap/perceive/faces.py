@@ -123,7 +123,7 @@ def _crops(cv2, pixels: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Square crops (zero outside the image) resized to size x size, as float32 normalised to [-1, 1]."""
     h, w = pixels.shape[:2]
     out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
-    for k, (x0, y0, x1, y1) in enumerate(np.fix(boxes[:, :4]).astype(np.int64)):
+    for k, (x0, y0, x1, y1) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
         cw, ch = int(x1 - x0 + 1), int(y1 - y0 + 1)
         if cw < 2 or ch < 2:
             continue
@@ -203,8 +203,8 @@ class MtcnnDetector:
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if not len(ys):
                 continue
-            boxes = np.stack([np.fix((2 * xs + 1) / scale), np.fix((2 * ys + 1) / scale),
-                              np.fix((2 * xs + 12) / scale), np.fix((2 * ys + 12) / scale), prob[ys, xs]], axis=1)
+            boxes = np.stack([np.trunc((2 * xs + 1) / scale), np.trunc((2 * ys + 1) / scale),
+                              np.trunc((2 * xs + 12) / scale), np.trunc((2 * ys + 12) / scale), prob[ys, xs]], axis=1)
             boxes = np.concatenate([boxes, reg[ys, xs]], axis=1)
             found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
         if not found:
@@ -228,13 +228,13 @@ class MtcnnDetector:
         x = _crops(self._cv2, pixels, boxes, 24).transpose(0, 2, 1, 3)
         reg, prob = self.rnet.run({self.rnet.input_names[0]: np.ascontiguousarray(x)})
         keep = prob[:, 1] > self.thresholds[1]
-        boxes = np.concatenate([np.fix(boxes[keep, :4]), prob[keep, 1:2]], axis=1)
+        boxes = np.concatenate([np.trunc(boxes[keep, :4]), prob[keep, 1:2]], axis=1)
         reg = reg[keep]
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return _square(self._regress(boxes[pick], reg[pick]))
 
     def _stage3(self, pixels: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes = np.concatenate([np.fix(boxes[:, :4]), boxes[:, 4:5]], axis=1)
+        boxes = np.concatenate([np.trunc(boxes[:, :4]), boxes[:, 4:5]], axis=1)
         x = _crops(self._cv2, pixels, boxes, 48).transpose(0, 2, 1, 3)
         reg, points, prob = self.onet.run({self.onet.input_names[0]: np.ascontiguousarray(x)})
         keep = prob[:, 1] > self.thresholds[2]

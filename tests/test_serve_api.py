@@ -388,10 +388,13 @@ def test_serve_stops_on_a_signal_with_exit_0(tmp_path, sig):
     probe = bind("127.0.0.1", 0)
     port = probe.getsockname()[1]
     probe.close()
+    # SIGINT as a terminal's Ctrl-C finds it: pytest run in the background (`&`) ignores it, serve then keeps it
+    # ignored (as under nohup), and the test waited its 60 s
     proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
-                                 "EDGE_RAP_MODELS": str(tmp_path / "models")})
+                                 "EDGE_RAP_MODELS": str(tmp_path / "models")},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().startswith("serving ")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)

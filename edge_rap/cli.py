@@ -158,7 +158,10 @@ def _stop_on_signals():
     """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set while the body
     runs, so that a long-running command (run, serve) ends cleanly, exit 0; a signal ignored when it started
     (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
-    went on only setting an event nobody waited for."""
+    went on only setting an event nobody waited for.
+    SIGUSR1 writes every thread's stack on stderr (the journal), and the command goes on: where a daemon that
+    seems stuck waits, for a bug report (`systemctl kill -s USR1 edge-rap`); by default it ended the process."""
+    import faulthandler
     import signal
     import threading
 
@@ -167,9 +170,12 @@ def _stop_on_signals():
     for sig, handler in previous.items():
         if handler is not signal.SIG_IGN:
             signal.signal(sig, lambda *_: stop.set())
+    if sys.__stderr__ is not None:
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
         yield stop
     finally:
+        faulthandler.unregister(signal.SIGUSR1)
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 

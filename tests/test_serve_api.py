@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import numpy as np
 import pytest
 from photos import photo, save_photo, side_by_side
@@ -399,6 +400,28 @@ def test_serve_stops_on_a_signal_with_exit_0(tmp_path, sig):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "")
+
+
+def test_sigusr1_writes_every_threads_stack_and_serving_goes_on(tmp_path):
+    # A daemon that seemed stuck (a request over 30 s in the soak) could only be killed: SIGUSR1, by default,
+    # ended it, and no stack said where it waited.
+    from edge_rap.serve.server import bind
+
+    (tmp_path / "memory").mkdir()
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
+                                 "EDGE_RAP_MODELS": str(tmp_path / "models")})
+    assert proc.stdout.readline().startswith("serving ")
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.stderr.readline().startswith(("Thread 0x", "Current thread 0x"))
+    assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
 
 
 def test_daemon_stats_reads_the_running_daemons_counters(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -64,3 +65,17 @@ def test_make_with_another_python_than_the_venvs_says_so(tmp_path):
     assert out.returncode != 0 and ".venv was made by Python 3.12" in out.stderr and "make clean first" in out.stderr
     same = _make(tmp_path, "3.12 True", venv_python="3.12")
     assert same.returncode == 0 and "pip install" in same.stdout
+
+
+def test_onnxruntime_keeps_no_telemetry_to_send(tmp_path):
+    # onnxruntime 1.32 queued a "ProcessInfo" event for Microsoft's collector (a device id, the OS, the CPU, the
+    # program's path) in ~/.cache/Microsoft, and a session file in $TMPDIR, at every command that opened a model,
+    # to send once the device is online; the README says nothing leaves the device. Seen in the soak's /tmp count.
+    (tmp_path / "tmp").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env |= {"HOME": str(tmp_path), "TMPDIR": str(tmp_path / "tmp"), "EDGE_RAP_HOME": str(tmp_path / "home"),
+            "EDGE_RAP_MODELS": str(tmp_path / "models")}
+    done = subprocess.run([sys.executable, "-m", "edge_rap", "doctor", "--json"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert '"providers"' in done.stdout, done.stderr  # onnxruntime was imported and asked
+    assert not (tmp_path / ".cache" / "Microsoft").exists() and not list((tmp_path / "tmp").iterdir())

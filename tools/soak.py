@@ -3,18 +3,22 @@
 A daemon watches an MJPEG camera this script serves (the household scene looped, from the demo's sample photos
 or from `--photos DIR`), answers spoken questions from espeak-ng WAVs fed in as its microphone, and serves the
 companion API; meanwhile, in parallel:
-  api     one API call a second: list, add a concept with a photo, add photos, rename, forget, recognize, ask,
-          events, snapshots, thumbnails (`?size=`), stats
-  cli     one CLI command every 10 s on the same memory: remember, add-views, rename, forget, events, ask, concepts
+  api     one API call a second: list, add a concept with a photo, add photos, rename, forget, a taken name,
+          recognize, ask (with a photo, without, streamed), events, snapshots, thumbnails (`?size=`), stats, the page
+  cli     one CLI command every 10 s on the same memory: remember, add-views, rename, forget, events, ask, concepts,
+          and a probe: a photo the CLI remembers must be recognised by the daemon's API at once, and not once forgotten
+  voice   where is X, is anyone home, what do you see; remember this, this is also X, forget it, each with its yes
   camera  the camera goes away twice (40 s, 15 s) and comes back
-  restart SIGTERM at 25 % and 50 % of the run, kill -9 at 75 %, each followed by a new daemon
-Every 10 s it samples the daemon's RSS, open fds, threads, child processes, the sqlite files' sizes, temp
-files (its TMPDIR, /tmp, the memory folder) and snapshots. A request over 30 s is a stall: the daemon's threads
-are dumped (SIGUSR1, faulthandler) into its stderr. At the end: the daemon's stderr tracebacks and warnings,
-unexpected answers, concepts announced while forgotten (or not announced after being added), events of
-forgotten concepts, sqlite integrity, orphan or missing photos.
+  restart SIGTERM at 25 % and 50 % of the run, kill -9 at 75 %, each followed by a new daemon (not with --steady,
+          which keeps one daemon and its camera all along, to see whether its resources level off)
+Every 10 s it samples the daemon's RSS, open fds, threads, child processes, the sqlite files' sizes, temporary
+files (its TMPDIR, the memory folder), snapshots and spoken WAVs (`WORK/samples.jsonl`, to watch while it runs). A
+request over 30 s is a stall: the daemon's threads are dumped (SIGUSR1) into its stderr. At the end
+(`WORK/report.json`): tracebacks and warnings on the daemon's stderr, unexpected answers, concepts announced after
+they were forgotten, events of forgotten concepts, a WAL a reader keeps from being checkpointed, sqlite integrity,
+orphan or missing photos; exit status 1 when any.
 
-  nice -n 10 python tools/soak.py [--minutes 18] [--work DIR] [--photos DIR] [--json]
+  nice -n 10 python tools/soak.py [--minutes 18] [--work DIR] [--photos DIR] [--steady] [--json]
   python tools/soak.py daemon --wavs DIR -- run ...   (what the soak starts: `run` with WAVs as microphone)
 """
 
@@ -41,25 +45,25 @@ import numpy as np
 
 STALL_S = 30.0
 SAMPLE_S = 10.0
-QUESTIONS = (  # (file, what is said): each one wake-phrase question, then a pause; {0}: the scene's first concept
-    ("01-where", "Hey robot, where is {0}?"),
-    ("02-anyone", "Hey robot, is anyone home?"),
-    ("03-see", "Hey robot, what do you see?"),
-    ("04-remember", "Hey robot, remember this as pumpkin."),  # whisper tiny hears "as Teddy" as "has to be"
-    ("05-yes", "Yes."),
-    ("06-also", "Hey robot, this is also {0}."),
-    ("07-yes", "Yes."),
-    ("08-forget", "Hey robot, forget pumpkin."),
-    ("09-yes", "Yes."),
+QUESTIONS = (  # (file, what is said, the silence after it): {0} is the scene's first concept; a command's yes
+    # comes within the 10 s of audio the device waits for it
+    ("01-where", "Hey robot, where is {0}?", 15.0),
+    ("02-anyone", "Hey robot, is anyone home?", 15.0),
+    ("03-see", "Hey robot, what do you see?", 15.0),
+    ("04-remember", "Hey robot, remember this as pumpkin.", 3.0),  # whisper tiny hears "as Teddy" as "has to be"
+    ("05-yes", "Yes.", 15.0),
+    ("06-also", "Hey robot, this is also {0}.", 3.0),
+    ("07-yes", "Yes.", 15.0),
+    ("08-forget", "Hey robot, forget pumpkin.", 3.0),
+    ("09-yes", "Yes.", 15.0),
 )
-PAUSE_S = 15.0  # silence after each question
 
 
 # ---------------------------------------------------------------- the daemon side: WAVs as the microphone
 
 class WavMicrophone:
-    """Stands in for `edge_rap.speech.audio.Microphone`: the folder's WAVs in turn, each followed by silence,
-    in real time, round and round until `close()`."""
+    """Stands in for `edge_rap.speech.audio.Microphone`: the folder's WAVs in turn, each followed by the silence
+    its name ends with (`01-where-15.0.wav`), in real time, round and round until `close()`."""
 
     folder: Path = Path(".")
 
@@ -67,14 +71,14 @@ class WavMicrophone:
         from edge_rap.speech.audio import read_audio
 
         self._closed = threading.Event()
-        self._audio = [read_audio(p) for p in sorted(self.folder.glob("*.wav"))]
+        self._audio = [(read_audio(p), float(p.stem.rsplit("-", 1)[1])) for p in sorted(self.folder.glob("*.wav"))]
 
     def chunks(self):
         from edge_rap.speech.audio import RATE, Audio, chunks
 
-        silence = np.zeros(int(PAUSE_S * RATE), np.float32)
         while not self._closed.is_set():
-            for audio in self._audio:
+            for audio, pause_s in self._audio:
+                silence = np.zeros(int(pause_s * RATE), np.float32)
                 for chunk in chunks(Audio(np.concatenate([audio.samples, silence])), realtime=True):
                     if self._closed.is_set():
                         return
@@ -180,6 +184,7 @@ class Record:
     unexpected: list[dict] = field(default_factory=list)
     stalls: list[dict] = field(default_factory=list)
     slowest: list[dict] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     timeline: list[dict] = field(default_factory=list)  # (wall, what): adds, forgets, renames, restarts
     findings: list[str] = field(default_factory=list)
 
@@ -188,6 +193,7 @@ class Record:
 
     def call(self, actor: str, what: str, status, seconds: float, expected: bool, detail: str = "") -> None:
         self.calls[f"{actor} {what} {status}"] += 1
+        self.seconds[f"{actor} {what}"].append(seconds)
         row = {"wall": time.time(), "actor": actor, "what": what, "status": status, "s": round(seconds, 2),
                "detail": detail[:300]}
         if not expected:
@@ -200,14 +206,15 @@ class Record:
 # ---------------------------------------------------------------- the soak
 
 class Soak:
-    def __init__(self, work: Path, minutes: float, photos_dir: Path | None):
-        self.work, self.seconds = work, minutes * 60
+    def __init__(self, work: Path, minutes: float, photos_dir: Path | None, steady: bool = False):
+        self.work, self.seconds, self.steady = work, minutes * 60, steady
         self.memory, self.tmp = work / "memory", work / "tmp"
         self.snapshots, self.speech, self.wavs = work / "snapshots", work / "speech", work / "wavs"
         for d in (self.tmp, self.wavs, work / "photos"):
             d.mkdir(parents=True, exist_ok=True)
         self.record = Record()
         self.stop = threading.Event()
+        self.restarting = threading.Event()  # set from a daemon's end until the next one serves
         self.env = {**os.environ, "TMPDIR": str(self.tmp), "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                     "EDGE_RAP_MODELS": os.environ.get("EDGE_RAP_MODELS",
                                                       str(Path.home() / ".local/share/edge-rap/models"))}
@@ -253,8 +260,8 @@ class Soak:
         for k, name in enumerate(self.scene):
             self.cli("remember", name, str(self.photos[name]), "--description", f"soak concept {k}",
                      "--category", "thing", check=True)
-        for stem, text in QUESTIONS:
-            subprocess.run(["espeak-ng", "-w", str(self.wavs / f"{stem}.wav"), text.format(self.scene[0])],
+        for stem, text, pause_s in QUESTIONS:
+            subprocess.run(["espeak-ng", "-w", str(self.wavs / f"{stem}-{pause_s}.wav"), text.format(self.scene[0])],
                            check=True)
         arrays = {n: cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for n, p in self.photos.items()}
         self.camera = Camera(arrays, arrays[names[7]], self.scene, self.unknown)
@@ -336,7 +343,7 @@ class Soak:
         mine: list[str] = []
         rng = random.Random(1)
         ops = ["list", "get", "add", "add_photo", "rename", "forget", "recognize", "ask", "ask_photo", "ask_stream",
-               "events", "snapshot", "thumb", "stats", "coins", "page"]
+               "events", "snapshot", "thumb", "stats", "coins", "page", "taken"]
         while not self.stop.is_set():
             op = rng.choice(ops)
             t = time.monotonic()
@@ -386,6 +393,9 @@ class Soak:
                 mine.append(name)
                 self.record.note("api added", name=name)
             return r, ok | {409}
+        if op == "taken":  # a name the scene's first concept holds, in other case: refused, nothing changed
+            return client.post("/api/concepts", data={"name": self.scene[0].upper()},
+                               files=[photo(rng.choice(self.spares), new=True)]), {409}
         if op == "add_photo":
             if not mine:
                 raise _Skip
@@ -488,8 +498,10 @@ class Soak:
             return [c["name"] for c in r.json()["concepts"]] if r.status_code == 200 else None
 
         for argv, present in ((["remember", name, str(self.photos[self.probe])], True), (["forget", name], False)):
+            t = time.monotonic()
             p = self.cli(*argv, timeout=STALL_S + 60)
-            self.record.call("cli", f"probe {argv[0]}", p.returncode, 0.0, p.returncode == 0, p.stderr.strip())
+            self.record.call("cli", f"probe {argv[0]}", p.returncode, time.monotonic() - t, p.returncode == 0,
+                             p.stderr.strip())
             if p.returncode != 0:
                 return
             self.record.note(f"cli {'added' if present else 'forgot'}", name=name)
@@ -553,7 +565,7 @@ class Soak:
         while not self.stop.is_set():
             with self.daemon_lock:
                 proc = self.daemon
-            if proc is not None and proc.poll() is None:
+            if proc is not None and proc.poll() is None and not self.restarting.is_set():  # (up, serving)
                 sample = {"wall": time.time(), "generation": self.generation,
                           "elapsed_s": round(time.time() - self.started), **_process(proc.pid), **self._files()}
                 self.record.samples.append(sample)
@@ -572,7 +584,8 @@ class Soak:
 
     def conductor(self) -> None:
         """The camera's absences and the daemon's restarts, at fixed points of the run."""
-        plan = [(0.25, "term"), (0.35, "camera 40"), (0.50, "term"), (0.60, "camera 15"), (0.75, "kill")]
+        plan = [] if self.steady else \
+            [(0.25, "term"), (0.35, "camera 40"), (0.50, "term"), (0.60, "camera 15"), (0.75, "kill")]
         for at, what in plan:
             if self.stop.wait(max(0.0, self.started + at * self.seconds - time.time())):
                 return
@@ -587,7 +600,6 @@ class Soak:
             self.restarting.clear()
 
     def run(self) -> dict:
-        self.restarting = threading.Event()
         self.setup()
         self.start_daemon()
         actors = [threading.Thread(target=f, daemon=True) for f in
@@ -622,11 +634,18 @@ class Soak:
             if check != "ok":
                 r.findings.append(f"{db}: integrity_check says {check}")
         r.findings += self._photo_files()
-        curves = {k: _curve([s[k] for s in r.samples if k in s]) for k in ("rss_mb", "fds", "threads", "children")}
+        curves = {f"{k} {g}": _curve([s[k] for s in r.samples if k in s and s["generation"] == g])
+                  for k in ("rss_mb", "fds", "threads", "children") for g in range(1, self.generation + 1)}
         return {"minutes": self.seconds / 60, "generations": self.generation, "curves": curves,
                 "calls": dict(sorted(r.calls.items())), "unexpected": r.unexpected, "stalls": r.stalls,
-                "slowest": r.slowest, "daemon_tracebacks": tracebacks, "daemon_problem_lines": problems[:60],
+                "slowest": r.slowest, "latency_s": {k: _spread(v) for k, v in sorted(r.seconds.items())},
+                "daemon_tracebacks": tracebacks, "daemon_problem_lines": problems[:60],
                 "voice_turns": sum(1 for s in spoken if s.get("type") == "answer"),
+                "voice_speech_end_to_answer_s": _spread([s["timings"]["speech_end_to_answer_start_ms"] / 1000
+                                                         for s in spoken if s.get("type") == "answer"
+                                                         and "speech_end_to_answer_start_ms" in s["timings"]]),
+                "voice_commands": collections.Counter(f"{s['command']['action']} {s['command']['state']}"
+                                                      for s in spoken if s.get("type") == "answer" and s["command"]),
                 "arrivals": sum(1 for s in spoken if s.get("type") == "arrived"),
                 "findings": r.findings, "timeline": r.timeline, "samples": r.samples,
                 "last_files": r.samples[-1] if r.samples else {}}
@@ -721,6 +740,14 @@ def _process(pid: int) -> dict:
     return {"pid": pid, "rss_mb": round(rss, 1), "fds": fds, "threads": threads, "children": children}
 
 
+def _spread(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    if not ordered:
+        return {}
+    return {"median": round(ordered[len(ordered) // 2], 2), "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+            "max": round(ordered[-1], 2)}
+
+
 def _curve(values: list[float]) -> dict:
     if not values:
         return {}
@@ -736,18 +763,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="a new folder for the memory, logs and report (default: a "
                                                   "temporary one, kept)")
     parser.add_argument("--photos", type=Path, help="a folder of photos to use instead of the demo's samples")
+    parser.add_argument("--steady", action="store_true", help="one daemon all along, its camera always there: "
+                                                              "whether its resources level off")
     parser.add_argument("--json", action="store_true", help="print the whole report, samples too")
     args = parser.parse_args(argv)
     import tempfile
 
     work = args.work or Path(tempfile.mkdtemp(prefix="edge-rap-soak-"))
     work.mkdir(parents=True, exist_ok=True)
-    report = Soak(work, args.minutes, args.photos).run()
+    report = Soak(work, args.minutes, args.photos, args.steady).run()
     (work / "report.json").write_text(json.dumps(report, indent=1, default=str))
     if args.json:
         print(json.dumps(report, default=str))
         return 0
-    for key in ("minutes", "generations", "curves", "calls", "voice_turns", "arrivals", "daemon_tracebacks",
+    for key in ("minutes", "generations", "curves", "calls", "latency_s", "voice_turns", "voice_speech_end_to_answer_s",
+                "voice_commands", "arrivals", "daemon_tracebacks",
                 "findings", "unexpected", "stalls", "slowest", "daemon_problem_lines", "last_files"):
         value = report[key]
         print(f"{key}: {json.dumps(value, indent=1, default=str) if isinstance(value, (dict, list)) else value}")

@@ -12,7 +12,8 @@ companion API; meanwhile, in parallel:
   restart SIGTERM at 25 % and 50 % of the run, kill -9 at 75 %, each followed by a new daemon (not with --steady,
           which keeps one daemon and its camera all along, to see whether its resources level off)
 Every 10 s it samples the daemon's RSS, open fds, threads, child processes, the sqlite files' sizes, temporary
-files (its TMPDIR, the memory folder), snapshots and spoken WAVs (`WORK/samples.jsonl`, to watch while it runs). A
+files (its TMPDIR, the memory folder), snapshots and spoken WAVs (`WORK/samples.jsonl`, to watch while it runs);
+its $HOME is a folder of its own, where nothing may be written. A
 request over 30 s is a stall: the daemon's threads are dumped (SIGUSR1) into its stderr. At the end
 (`WORK/report.json`): tracebacks and warnings on the daemon's stderr, unexpected answers, concepts announced after
 they were forgotten, events of forgotten concepts, a WAL a reader keeps from being checkpointed, sqlite integrity,
@@ -210,12 +211,13 @@ class Soak:
         self.work, self.seconds, self.steady = work, minutes * 60, steady
         self.memory, self.tmp = work / "memory", work / "tmp"
         self.snapshots, self.speech, self.wavs = work / "snapshots", work / "speech", work / "wavs"
-        for d in (self.tmp, self.wavs, work / "photos"):
+        self.home = work / "home"  # $HOME: what the daemon and the CLI write outside their folders shows there
+        for d in (self.tmp, self.wavs, work / "photos", self.home):
             d.mkdir(parents=True, exist_ok=True)
         self.record = Record()
         self.stop = threading.Event()
         self.restarting = threading.Event()  # set from a daemon's end until the next one serves
-        self.env = {**os.environ, "TMPDIR": str(self.tmp), "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        self.env = {**os.environ, "TMPDIR": str(self.tmp), "HOME": str(self.home), "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                     "EDGE_RAP_MODELS": os.environ.get("EDGE_RAP_MODELS",
                                                       str(Path.home() / ".local/share/edge-rap/models"))}
         self.photos = self._photos(photos_dir)
@@ -634,6 +636,9 @@ class Soak:
             if check != "ok":
                 r.findings.append(f"{db}: integrity_check says {check}")
         r.findings += self._photo_files()
+        written = sorted(str(p.relative_to(self.home)) for p in self.home.rglob("*") if p.is_file())
+        if written:
+            r.findings.append(f"files written under $HOME: {written[:10]}")
         curves = {f"{k} {g}": _curve([s[k] for s in r.samples if k in s and s["generation"] == g])
                   for k in ("rss_mb", "fds", "threads", "children") for g in range(1, self.generation + 1)}
         return {"minutes": self.seconds / 60, "generations": self.generation, "curves": curves,

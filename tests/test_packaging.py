@@ -1,4 +1,4 @@
-"""A normal (non-editable) install carries the device profiles and model manifests it reads at run time."""
+"""A normal (non-editable) install carries the device profiles, model manifests and household page it reads at run time."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def test_a_wheel_carries_the_device_profiles_and_model_manifests(tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(next((tmp_path / "dist").glob("edge_rap-*.whl"))) as wheel:
         wheel.extractall(site)
+        page = {n for n in wheel.namelist() if n.startswith("edge_rap/serve/static/")}
+    # the household page, which setuptools warns it may stop carrying as package data of another package's folder
+    assert page == {f"edge_rap/serve/static/{n}" for n in ("index.html", "app.js", "style.css")}
     probe = ("from edge_rap.config import PROFILE_DIR, load_profile; "
              "from edge_rap.models.vlm_registry import REGISTRY; "
              "print(load_profile('jetson-orin').name, PROFILE_DIR.parent.name, REGISTRY.exists())")

@@ -1,4 +1,5 @@
-"""A normal (non-editable) install carries the device profiles, model manifests and household page it reads at run time."""
+"""A normal (non-editable) install carries the device profiles, model manifests and household page it reads at
+run time."""
 
 from __future__ import annotations
 

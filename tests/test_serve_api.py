@@ -379,38 +379,50 @@ def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
         taken.close()
 
 
-def _serving(tmp_path, **popen) -> tuple[subprocess.Popen, int]:
-    """`edge-rap serve` in a process of its own on a free port, and the port, once it says it serves."""
+@pytest.fixture
+def serving(tmp_path):
+    """Starts `edge-rap serve` in a process of its own on a free port; (the process, the port) once it says it
+    serves. One still running at the test's end (a test that failed) is killed, not left behind."""
     from edge_rap.serve.server import bind
 
-    (tmp_path / "memory").mkdir()
-    probe = bind("127.0.0.1", 0)
-    port = probe.getsockname()[1]
-    probe.close()
-    proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
-                                 "EDGE_RAP_MODELS": str(tmp_path / "models")}, **popen)
-    assert proc.stdout.readline().startswith("serving ")
-    return proc, port
+    started = []
+
+    def start(**popen) -> tuple[subprocess.Popen, int]:
+        (tmp_path / "memory").mkdir()
+        probe = bind("127.0.0.1", 0)
+        port = probe.getsockname()[1]
+        probe.close()
+        proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
+                                 "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
+                                     "EDGE_RAP_MODELS": str(tmp_path / "models")}, **popen)
+        started.append(proc)
+        assert proc.stdout.readline().startswith("serving ")
+        return proc, port
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_stops_on_a_signal_with_exit_0(tmp_path, sig):
+def test_serve_stops_on_a_signal_with_exit_0(serving, sig):
     # uvicorn raised again the signal it had caught: `systemctl stop` killed `serve` by it (status 143) and Ctrl-C
     # ended as "interrupted" (130), neither closing the memory it served.
     # SIGINT as a terminal's Ctrl-C finds it: pytest run in the background (`&`) ignores it, serve then keeps it
     # ignored (as under nohup), and the test waited its 60 s
-    proc, _ = _serving(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc, _ = serving(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "")
 
 
-def test_sigusr1_writes_every_threads_stack_and_serving_goes_on(tmp_path):
+def test_sigusr1_writes_every_threads_stack_and_serving_goes_on(serving):
     # A daemon that seemed stuck (a request over 30 s in the soak) could only be killed: SIGUSR1, by default,
     # ended it, and no stack said where it waited.
-    proc, port = _serving(tmp_path)
+    proc, port = serving()
     proc.send_signal(signal.SIGUSR1)
     assert proc.stderr.readline().startswith(("Thread 0x", "Current thread 0x"))
     assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).status_code == 200

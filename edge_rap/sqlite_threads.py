@@ -8,7 +8,7 @@ import sqlite3
 import tempfile
 import threading
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 Tag = TypeVar("Tag")
 
@@ -57,26 +57,32 @@ class WalSnapshot:
 
     def path(self) -> Path:
         """The copy's database file, copied at the first call."""
-        with self._lock:
-            if self._folder is None:
-                folder = Path(tempfile.mkdtemp(prefix=self.prefix))
-                for name in (self.database.name, self.database.name + "-wal"):
-                    shutil.copyfile(self.database.with_name(name), folder / name)
-                self._folder = folder
-            return self._folder / self.database.name
+        def copy_files(folder: Path) -> None:
+            for name in (self.database.name, self.database.name + "-wal"):
+                shutil.copyfile(self.database.with_name(name), folder / name)
+
+        return self._made(copy_files)
 
     def backup(self, db: sqlite3.Connection) -> Path:
         """The copy's database file, made at the first call (of this or `path`) from what `db` reads: SQLite's
         backup, one consistent snapshot wherever `db` reads it from (a -wal included)."""
+        def back_up(folder: Path) -> None:
+            copy = sqlite3.connect(folder / self.database.name)
+            try:
+                db.backup(copy)
+            finally:
+                copy.close()
+
+        return self._made(back_up)
+
+    def _made(self, fill: Callable[[Path], None]) -> Path:
+        """The copy's database file: where none is made yet, a new private folder that `fill` fills; one that
+        fails (a full temp folder) leaves no folder behind."""
         with self._lock:
             if self._folder is None:
                 folder = Path(tempfile.mkdtemp(prefix=self.prefix))
                 try:
-                    copy = sqlite3.connect(folder / self.database.name)
-                    try:
-                        db.backup(copy)
-                    finally:
-                        copy.close()
+                    fill(folder)
                 except BaseException:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise

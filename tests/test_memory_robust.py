@@ -734,6 +734,26 @@ def test_a_photo_given_again_restores_its_missing_or_damaged_copy(root, photos):
         memory.add_views("bo", [scene_file(photos, 1)])
 
 
+def test_a_stored_box_that_no_longer_fits_its_photo_does_not_stop_the_reindex(root, photos):
+    # a photo replaced by a smaller one (re-encoded, a memory restored from elsewhere) under a --box given for the
+    # larger: reindex stopped at it ("box [...] keeps under 4 pixels a side"), and after an upgrade of the embedder
+    # nothing at all could be recognised
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1)], box=Box(150, 150, 250, 250))
+    memory.remember("anya", [scene_file(photos, 2)], box=Box(64, 64, 250, 250))
+    memory.remember("cat", [scene_file(photos, 4)])
+    save(_stored_photo(memory, "bo"), scene(1, 128, 128))  # the box is wholly outside it now: unusable
+    save(_stored_photo(memory, "anya"), scene(2, 128, 128))  # partly: what is inside it is cut out
+    memory.close()
+    memory = Memory(root, UpgradedEmbedder())
+    done = memory.reindex()
+    assert done.views == 2 and done.unrecognisable == ["bo"]
+    assert [(p.concept, p.problem.split(": ", 1)[-1]) for p in done.unreadable] == [
+        ("bo", "box [150, 150, 250, 250] keeps under 4 pixels a side of the 128x128 image (too small, or outside it)")]
+    assert "edge-rap add-views bo PHOTO" in done.lines()[0]
+    assert top_concept(memory, scene_file(photos, 4)) == "cat"
+
+
 def test_a_reindex_by_the_same_embedder_keeps_the_vectors_of_a_photo_it_cannot_read(root, photos):
     memory = _household_with_damage(root, photos)
     done = memory.reindex()

@@ -16,7 +16,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.reindexed import Reindexed, UnreadablePhoto
 from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, joining, new_name
-from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, scale_box
+from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, require_croppable, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
 from edge_rap.perceive.regions import reference_cells
@@ -517,9 +517,14 @@ def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, vie
 
 
 def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:
-    """A stored photo, or None with why it cannot be read noted under its view's id."""
+    """A stored photo that holds its view's box, or None with why not noted under its view's id: a photo replaced
+    by a smaller one (re-encoded, a memory restored from elsewhere) may leave the box outside it. A box partly
+    outside is clipped, as `crop` does."""
     try:
-        return read_image_file(view.image_path).image
+        image = read_image_file(view.image_path).image
+        if view.box is not None:
+            require_croppable(image, view.box)
+        return image
     except EdgeRapError as e:
         unreadable[view.id] = str(e)
         return None

@@ -323,12 +323,17 @@ def croppable(image: Image, box: Box) -> bool:
     return x1 - x0 >= MIN_CROP_SIDE and y1 - y0 >= MIN_CROP_SIDE
 
 
-def crop(image: Image, box: Box) -> Image:
-    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
-    The crop is a new image whose own pixels are its unit (its original size is the box's)."""
+def require_croppable(image: Image, box: Box) -> None:
+    """Raise, in one line naming the file, where `crop` cannot cut `box` out of `image`."""
     if not croppable(image, box):
         w, h = image.size
         raise EdgeRapError(f"{_describe(image.source)}: box {box.as_list()} keeps under {MIN_CROP_SIDE} pixels a "
                            f"side of the {w}x{h} image (too small, or outside it)")
+
+
+def crop(image: Image, box: Box) -> Image:
+    """Cut a box (in original pixels) out of an image; it is clipped to the image and must keep some pixels.
+    The crop is a new image whose own pixels are its unit (its original size is the box's)."""
+    require_croppable(image, box)
     x0, y0, x1, y1 = _crop_span(image, box)
     return Image(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), image.source)

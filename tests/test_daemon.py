@@ -493,6 +493,95 @@ def test_what_a_stalled_stream_showed_leaves_and_its_return_is_said(tmp_path, mo
     assert any(m.startswith("camera door: frames again") for m in said)
 
 
+class FreezingStream:
+    """A live stream whose frames keep coming, each with a sensor's noise: <bo> for 10 frames, then the 10th
+    again and again, on every connection (a hung encoder, a relay repeating its last frame) until `thaw` is set,
+    then an empty room. `frozen_at`: the frame it froze at (None: it never freezes)."""
+
+    thaw = threading.Event()
+    frozen_at: int | None = 10
+    frames = connections = 0
+    last = None
+
+    def __init__(self, target):
+        self.rng = np.random.default_rng(FreezingStream.connections)
+        FreezingStream.connections += 1
+
+    def isOpened(self):
+        return True
+
+    def grab(self):
+        time.sleep(0.03)
+        FreezingStream.frames += 1
+        return True
+
+    def retrieve(self):
+        frozen = FreezingStream.frozen_at is not None and FreezingStream.frames > FreezingStream.frozen_at
+        if frozen and not FreezingStream.thaw.is_set() and FreezingStream.last is not None:
+            return True, FreezingStream.last.copy()
+        pixels = (40 + self.rng.integers(-3, 4, (48, 64, 3))).astype(np.uint8)  # the noise a real sensor makes
+        pixels[0, 0] = 40 if FreezingStream.thaw.is_set() else 255
+        FreezingStream.last = pixels
+        return True, pixels.copy()
+
+    def release(self):
+        pass
+
+
+def watch_freezing_stream(tmp_path, monkeypatch, frozen_at: int | None, until: Callable[[list], bool]):
+    """The events of a run on a FreezingStream that counts frames unchanged for 0.5 s as frozen, stopped once
+    `until(events)`; the daemon's log lines."""
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", FreezingStream)
+    monkeypatch.setattr(FreezingStream, "thaw", threading.Event())
+    monkeypatch.setattr(FreezingStream, "frozen_at", frozen_at)
+    for name, value in (("frames", 0), ("connections", 0), ("last", None)):
+        monkeypatch.setattr(FreezingStream, name, value)
+    home, events, stop = ScriptedHousehold(tmp_path / "memory"), [], threading.Event()
+    options = DaemonOptions((parse_source("den=http://camera.invalid/stream"),), frozen_s=0.5, stall_s=60,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=30))
+    worker = threading.Thread(target=Daemon(home, options, events.append).run, args=(stop,))
+    worker.start()
+    deadline = time.monotonic() + 60  # a generous bound, so a broken stream fails instead of hanging
+    try:
+        while not until(events) and worker.is_alive():
+            assert time.monotonic() < deadline, "the stream was not read as expected"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        FreezingStream.thaw.set()
+        worker.join(60)
+    assert not worker.is_alive()
+    return events
+
+
+def test_what_a_frozen_camera_showed_leaves_and_its_thaw_is_said(tmp_path, monkeypatch, caplog):
+    # A camera whose frames kept coming, all the same (an RTSP relay repeating its last frame), kept <bo> "on the den
+    # camera now" for as long as it was frozen: the motion gate let none of them through.
+    seen = []
+
+    def thawed_and_watched(events) -> bool:
+        if len(events) == 2 and not seen:
+            seen.append(FreezingStream.frames)  # <bo> left while the camera was still frozen, its frames coming
+            FreezingStream.thaw.set()
+        return bool(seen) and FreezingStream.frames >= seen[0] + 30
+
+    events = watch_freezing_stream(tmp_path, monkeypatch, 10, thawed_and_watched)
+    assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]  # the empty room: no more
+    said = [r.getMessage() for r in caplog.records if r.name == "edge_rap.daemon.loop"]
+    said = [m for m in said if "camera den" in m]
+    assert len(said) == 2  # each said once
+    assert said[0].startswith("camera den: the same frame for") and said[0].endswith("what it showed has left")
+    assert said[1].startswith("camera den: its frames change again")
+
+
+def test_a_still_scene_with_a_sensors_noise_is_not_frozen(tmp_path, monkeypatch, caplog):
+    events = watch_freezing_stream(tmp_path, monkeypatch, None, lambda events: FreezingStream.frames >= 60)
+    assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]  # (left as the run stopped)
+    assert not any("froze" in r.getMessage() for r in caplog.records)
+
+
 class StillImageUrl:
     """A camera's still-image URL (cv2.VideoCapture's stand-in): each connection gives one frame, <bo>, then ends;
     after `online` connections the camera is unplugged."""

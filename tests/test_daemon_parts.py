@@ -656,6 +656,17 @@ def test_run_on_a_memory_with_no_concept_says_it_has_nothing_to_announce(setting
         in caplog.text
 
 
+def test_a_cameras_frames_are_the_same_since_the_first_with_their_very_pixels():
+    from edge_rap.perceive.frozen import SameFrames
+
+    same, still = SameFrames(), np.full((48, 64, 3), 40, np.uint8)
+    noisy = still.copy()
+    noisy[47, 63, 2] = 41  # one grey level of one pixel: a sensor's noise
+    assert [same.since(p, t) for t, p in enumerate([still, still.copy(), still, noisy, still, still])] == [
+        0, 0, 0, 3, 4, 4]
+    assert same.since(still[:24], 6) == 6  # another size is another frame
+
+
 # --- settings file -----------------------------------------------------------------------------------------
 
 def test_the_settings_file_is_checked_key_by_key(tmp_path):
@@ -691,6 +702,18 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
                         ({"wake": "  ", "voice": True}, "--wake needs a phrase")):
         with pytest.raises(EdgeRapError, match=said):
             run_config({"sources": ("0",), **given}, None)
+
+
+def test_how_long_a_frozen_cameras_frame_may_last_is_a_checked_setting(tmp_path):
+    from edge_rap.daemon.service import options_of
+
+    settings = tmp_path / "run.toml"
+    settings.write_text("[daemon]\nfrozen-after = 120\n[[camera]]\nsource = 0\n")
+    assert options_of(run_config({}, settings)).frozen_s == 120.0
+    assert options_of(run_config({"sources": ("0",)}, None)).frozen_s == 30.0
+    settings.write_text("[daemon]\nfrozen-after = -1\n[[camera]]\nsource = 0\n")
+    with pytest.raises(EdgeRapError, match="^frozen-after must be a number of 0 or more, not -1.0$"):
+        run_config({}, settings)
 
 
 def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import unnamed_camera
+from edge_rap.perceive.frozen import FROZEN_S
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,7 @@ class RunConfig:
     confirm: int = 2
     leave_after: float = 1.5
     recheck: float = 10.0
+    frozen_after: float = FROZEN_S  # seconds of the very same frame from a live camera before it counts as frozen
     max_width: int = 0
     fps_cap: float = 0.0
     voice: bool = False  # listen for spoken questions on the microphone while watching
@@ -50,7 +52,7 @@ class RunConfig:
             raise EdgeRapError("--mute and --speak-to exclude each other")
         if self.duration is not None and self.duration == 0:
             raise EdgeRapError("duration must be more than 0 seconds (leave it out to watch until stopped)")
-        for name in ("duration", "cooldown", "leave_after", "recheck", "fps_cap"):
+        for name in ("duration", "cooldown", "leave_after", "recheck", "frozen_after", "fps_cap"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise EdgeRapError(f"{name.replace('_', '-')} must be a number of 0 or more, not {value}")

@@ -27,6 +27,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.memory.files import memory_stamp
 from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
+from edge_rap.perceive.frozen import FROZEN_S, SameFrames
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Event, Frame, Recognition
 
@@ -66,6 +67,8 @@ class DaemonOptions:
     rss_limit_mb: int = 0  # warn when resident memory passes this (0: no limit)
     events_keep_s: float = 0.0  # events older than this are pruned, each concept's last sighting kept (0: none)
     stall_s: float = STALL_S  # a live camera that gives no frame this long while something is in view has stalled
+    frozen_s: float = FROZEN_S  # a live camera whose frames stay the same this long while something is in view has
+    # frozen (0: never)
 
 
 @dataclass
@@ -162,6 +165,8 @@ class Daemon:
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
         self.stalled: dict[str, float] = {}  # camera -> when it last gave a frame (monotonic), while it is stalled
+        self.same: dict[str, SameFrames] = {}  # live camera -> since when its frames have been the same
+        self.frozen: dict[str, float] = {}  # camera -> the time of its frozen frame's first coming, while frozen
         self.left_before: dict[tuple[str, str], float] = {}  # (live camera, name) -> when a run before this one
         # last saw it leave there, within the cooldown
 
@@ -200,6 +205,7 @@ class Daemon:
         for camera in cameras:
             self.presence[camera.spec.name] = Presence(_votes_for(camera.spec, self.options.votes))
             self.gates[camera.spec.name] = MotionGate(self.options.gate)
+        self.same = {c.spec.name: SameFrames() for c in cameras if c.spec.live and self.options.frozen_s > 0}
         self.left_before = self._left_before_start(cameras)
         stamp, forced = memory_stamp(self.household.root), set()
         outages = {c.spec.name: 0 for c in cameras}
@@ -241,8 +247,12 @@ class Daemon:
                         presence.forget(set(names))
                         presence.rename(names)  # a renamed concept leaves under its new name
                 self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
+                lost += self._freezes(frames)
                 for frame in frames:
                     self.summary.frames_read += 1
+                    if frame.camera in self.frozen:  # the frozen frame is not looked at again
+                        self.summary.frames_gated += 1
+                        continue
                     self._step(frame, frame.camera in forced)
                     forced.discard(frame.camera)
                 self._sources_lost(lost, ended)
@@ -326,6 +336,26 @@ class Daemon:
                 self.stalled[name] = last
                 stalled.append(name)
         return stalled
+
+    def _freezes(self, frames: list[Frame]) -> list[str]:
+        """The live cameras that froze with these frames: they still come, but every one the same pixels, for
+        `frozen_s` while something was in view (a wedged driver, a hung encoder, a relay repeating its last frame:
+        the gate would let none through, and what was in view would stay for good). What it showed leaves, as at a
+        stall; its frames are not looked at until they change again. Each is said once, its thaw too."""
+        froze = []
+        for frame in (f for f in frames if f.camera in self.same):
+            name = frame.camera
+            since = self.same[name].since(frame.pixels, frame.time_s)
+            if name in self.frozen:
+                if since != self.frozen[name]:
+                    log.warning("camera %s: its frames change again, after %.0f s of the same one", name,
+                                since - self.frozen.pop(name))
+            elif frame.time_s - since >= self.options.frozen_s and self.presence[name].present:
+                log.warning("camera %s: the same frame for %.0f s (the camera froze): what it showed has left", name,
+                            frame.time_s - since)
+                self.frozen[name] = since
+                froze.append(name)
+        return froze
 
     def _wall(self) -> float:
         """The wall clock's time now, for an event; where it was set since the last reading (NTP), this run's

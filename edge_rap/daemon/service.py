@@ -39,7 +39,7 @@ def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 
         votes=VoteSettings(confirm=config.confirm, window=max(config.confirm, VoteSettings.window),
                            leave_after_s=config.leave_after, cooldown_s=config.cooldown),
         gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap,
-        rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s)
+        rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s, frozen_s=config.frozen_after)
 
 
 def raise_duplicate(names: list[str]) -> None:

@@ -569,17 +569,18 @@ def test_what_a_frozen_camera_showed_leaves_and_its_thaw_is_said(tmp_path, monke
 
     events = watch_freezing_stream(tmp_path, monkeypatch, 10, thawed_and_watched)
     assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]  # the empty room: no more
+    assert FreezingStream.connections == 2  # reopened once, and still frozen on the new connection
     said = [r.getMessage() for r in caplog.records if r.name == "edge_rap.daemon.loop"]
     said = [m for m in said if "camera den" in m]
     assert len(said) == 2  # each said once
-    assert said[0].startswith("camera den: the same frame for") and said[0].endswith("what it showed has left")
+    assert said[0].startswith("camera den: the same frame for") and said[0].endswith("has left; reopening it")
     assert said[1].startswith("camera den: its frames change again")
 
 
 def test_a_still_scene_with_a_sensors_noise_is_not_frozen(tmp_path, monkeypatch, caplog):
     events = watch_freezing_stream(tmp_path, monkeypatch, None, lambda events: FreezingStream.frames >= 60)
     assert [(e.kind, e.name) for e in events] == [("arrived", "bo"), ("left", "bo")]  # (left as the run stopped)
-    assert not any("froze" in r.getMessage() for r in caplog.records)
+    assert not any("froze" in r.getMessage() for r in caplog.records) and FreezingStream.connections == 1
 
 
 class StillImageUrl:

@@ -247,7 +247,10 @@ class Daemon:
                         presence.forget(set(names))
                         presence.rename(names)  # a renamed concept leaves under its new name
                 self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
-                lost += self._freezes(frames)
+                froze = self._freezes(frames)
+                for camera in (c for c in cameras if c.spec.name in froze):
+                    camera.reopen()  # a new connection may give live frames again
+                lost += froze
                 for frame in frames:
                     self.summary.frames_read += 1
                     if frame.camera in self.frozen:  # the frozen frame is not looked at again
@@ -341,7 +344,8 @@ class Daemon:
         """The live cameras that froze with these frames: they still come, but every one the same pixels, for
         `frozen_s` while something was in view (a wedged driver, a hung encoder, a relay repeating its last frame:
         the gate would let none through, and what was in view would stay for good). What it showed leaves, as at a
-        stall; its frames are not looked at until they change again. Each is said once, its thaw too."""
+        stall; its frames are not looked at until they change again (on this connection or the one it is reopened
+        on). Each is said once, its thaw too."""
         froze = []
         for frame in (f for f in frames if f.camera in self.same):
             name = frame.camera
@@ -351,8 +355,8 @@ class Daemon:
                     log.warning("camera %s: its frames change again, after %.0f s of the same one", name,
                                 since - self.frozen.pop(name))
             elif frame.time_s - since >= self.options.frozen_s and self.presence[name].present:
-                log.warning("camera %s: the same frame for %.0f s (the camera froze): what it showed has left", name,
-                            frame.time_s - since)
+                log.warning("camera %s: the same frame for %.0f s (the camera froze): what it showed has left; "
+                            "reopening it", name, frame.time_s - since)
                 self.frozen[name] = since
                 froze.append(name)
         return froze

@@ -243,6 +243,7 @@ class Camera:
         self.outages = 0  # times a live source was lost after it had opened (the daemon ends its visits then)
         self.damaged = 0  # frames of a video file that could not be grabbed, skipped
         self.last_read: float | None = None  # when a frame was last grabbed (monotonic): a stall shows in it
+        self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -253,6 +254,11 @@ class Camera:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+    def reopen(self) -> None:
+        """Have a live source's connection closed and opened again, at once: a camera that froze (a USB webcam's
+        wedged stream, an IP camera's hung session) may give live frames again on a new one."""
+        self._reopen.set()
 
     def _run(self) -> None:
         try:
@@ -310,7 +316,7 @@ class Camera:
 
         index = self.frames_read  # a live source's count goes on across reconnections
         failed = 0  # grabs that failed in a row
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self._reopen.is_set():
             t = time.perf_counter()
             if not capture.grab():
                 failed += 1
@@ -434,6 +440,9 @@ class Camera:
                     capture.release()
                 if self.stop.is_set():
                     break
+                if self._reopen.is_set():  # asked for (it froze): no loss, and no wait
+                    self._reopen.clear()
+                    continue
                 if self.frames_read > before:  # it gave frames: the next outage starts from the shortest wait
                     wait, failed, quiet = self.backoff[0], 0, False
                     if self.frames_read == before + 1 and not reason:  # one frame, then its end: a still image

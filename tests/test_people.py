@@ -133,6 +133,16 @@ def test_forgetting_a_person_removes_the_face_vectors(people, settings):
     assert "grace" not in [h.concept.name for h in retriever.recognize(frame).hits]
 
 
+def test_a_face_box_outside_a_photo_replaced_by_a_smaller_one_does_not_stop_the_reindex(people):
+    # reindex stopped at "face box [...] is empty inside a 100x100 image", and nobody after it was reindexed
+    (face,) = people.store.views(people.get("eileen").id, kind="face")
+    PILImage.fromarray(photo("astronaut")[:100, :100]).save(face.image_path)  # her face is not in it any more
+    done = people.reindex()
+    assert [(p.concept, p.photo) for p in done.unreadable] == [("eileen", face.image_path)]
+    assert f"box {face.box.as_list()} keeps under 4 pixels a side of the 100x100 image" in done.unreadable[0].problem
+    assert done.unrecognisable == []  # her photo (no box) is re-embedded: a thing's recognition still finds her
+
+
 def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
     import json
 

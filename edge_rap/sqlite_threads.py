@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
+
+from edge_rap.scratch import private_folder
 
 Tag = TypeVar("Tag")
 
@@ -45,9 +46,9 @@ class WalSnapshot:
     are read from this copy (nobody can write a read-only folder anyway). A copy can also be taken from an open
     connection (`backup`), for a reader that must change its copy (upgrade an older schema) and never the file."""
 
-    def __init__(self, database: Path, prefix: str):
+    def __init__(self, database: Path, kind: str):
         self.database = database
-        self.prefix = prefix
+        self.kind = kind  # its folder's name in this process's (edge_rap/scratch.py)
         self._lock = threading.Lock()
         self._folder: Path | None = None
 
@@ -80,7 +81,7 @@ class WalSnapshot:
         fails (a full temp folder) leaves no folder behind."""
         with self._lock:
             if self._folder is None:
-                folder = Path(tempfile.mkdtemp(prefix=self.prefix))
+                folder = private_folder(self.kind)
                 try:
                     fill(folder)
                 except BaseException:

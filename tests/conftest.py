@@ -84,3 +84,21 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
     from make_tiny_models import make_tiny_models
 
     return make_tiny_models(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch) -> Path:
+    """A temporary folder of the test's own (as $TMPDIR), in which this process's folder (edge_rap/scratch.py)
+    is made anew at its first use."""
+    import os
+    import tempfile
+
+    from edge_rap import scratch
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(scratch, "_held", None)
+    yield temp
+    if scratch._held is not None:
+        os.close(scratch._held.lock_fd)

@@ -438,12 +438,11 @@ def test_models_list_shows_a_model_whose_manifest_is_broken_beside_the_others(tm
     assert "broken  (unusable: " in capsys.readouterr().out
 
 
-def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos, settings, tmp_path, monkeypatch,
-                                                                     caplog):
+def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos, settings, monkeypatch, caplog,
+                                                                     temp_folder):
     """A read-only memory with an unmerged -wal and no -shm is read from a private copy (Store._open_readonly):
     each command must close its memory, which removes the copy, or every run leaves one in the temp folder."""
     import sqlite3
-    import tempfile
 
     from edge_rap.memory.store import Store
 
@@ -460,16 +459,13 @@ def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos
         return connect(target, uri)
 
     monkeypatch.setattr(Store, "_connect", staticmethod(no_shm))
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     try:
         for argv in (["concepts", "--json"], ["recognize", "--json", scene_file(photos, 2)]):
             caplog.clear()
             rc, out, err = run(*argv)
             assert rc == 0 and "anya" in out, err  # the commit still in the -wal is seen
             assert "reading a snapshot copy" in caplog.text
-            assert list(temp.iterdir()) == [], argv
+            assert list(temp_folder.glob("edge-rap-*/*")) == [], argv  # (this process's own folder is kept)
     finally:
         keeper.close()
 

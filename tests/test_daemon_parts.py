@@ -927,12 +927,11 @@ def test_an_event_log_in_a_folder_whose_name_a_uri_would_misread_stays_in_it(tmp
     assert EventLog(root).purge("bo") == 1
 
 
-def test_events_of_a_read_only_folder_are_read(tmp_path, monkeypatch):
+def test_events_of_a_read_only_folder_are_read(tmp_path, monkeypatch, temp_folder):
     """A reader of a read-only folder (a memory mounted read-only, or copied from a device) cannot make the -shm
     that `mode=ro` needs: `edge-rap events` failed there ("unable to open database file") while `concepts` and
     `recognize` worked. Its commits still in a -wal are read from a private copy, removed when it closes."""
     import sqlite3
-    import tempfile
 
     from edge_rap.daemon import events
 
@@ -953,15 +952,12 @@ def test_events_of_a_read_only_folder_are_read(tmp_path, monkeypatch):
         return connect(target, uri)
 
     monkeypatch.setattr(events, "_connect", no_shm)
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     try:
         reader = EventLog(tmp_path, readonly=True)
         assert [e.kind for e in reader.query()] == ["arrived", "left"]  # the commit still in the -wal too
-        assert len(list(temp.iterdir())) == 1  # read from a private copy ...
+        assert len(list(temp_folder.glob("edge-rap-*/*"))) == 1  # read from a private copy ...
         reader.close()
-        assert list(temp.iterdir()) == []
+        assert list(temp_folder.glob("edge-rap-*/*")) == []
     finally:
         keeper.close()
     assert not (tmp_path / "events.sqlite-wal").exists()  # merged, all closed: the file is read as it is

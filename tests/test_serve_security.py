@@ -579,7 +579,7 @@ def test_a_temporary_folder_the_upload_cannot_be_written_to_is_507_not_a_500(liv
     full = tmp_path / "full-tmp"
     full.mkdir()
     (full / "photo-0.png").symlink_to("/dev/full")  # every write there fails as on a full disk: ENOSPC
-    monkeypatch.setattr(uploads.tempfile, "TemporaryDirectory", lambda prefix: contextlib.nullcontext(str(full)))
+    monkeypatch.setattr(uploads.tempfile, "TemporaryDirectory", lambda **_: contextlib.nullcontext(str(full)))
     with live.client() as c:
         r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
         assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed", r.text

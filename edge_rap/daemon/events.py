@@ -98,7 +98,7 @@ class EventLog:
         self._generation = 0  # one more each time the file is opened anew (reopen): older connections are stale
         self._lock = self._connections.lock
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
-        self._snapshot = WalSnapshot(self.path, "edge-rap-events-")  # a reader's, in a read-only folder
+        self._snapshot = WalSnapshot(self.path, "events")  # a reader's, in a read-only folder
         self._opened: tuple[int, int] | None = None  # the file's (device, inode) when the tables were made
         if not readonly:
             self._make_tables()

@@ -17,6 +17,7 @@ from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
 from edge_rap.perceive.camera import parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
+from edge_rap.scratch import remove_leftovers
 from edge_rap.types import Event
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                memory: Path | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
     quiet_opencv()  # before any thread starts
+    remove_leftovers()
     profile = settings.profile
     log.info("device profile %s (%s)", profile.name, profile.reason)
     config = with_profile(config, profile)

@@ -15,6 +15,7 @@ from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import name_key, validate_name
 from edge_rap.perceive.images import is_photo_name, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
+from edge_rap.scratch import process_folder
 from edge_rap.types import Hit, Image
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     extra = _distractor_files(distractors) if distractors is not None else []
     embedder = embedder or open_embedder(settings)
-    with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         skipped: list[str] = []
         concepts = remember_references(mem, concepts, skipped, progress)
@@ -140,7 +141,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     _require_queries(dataset, concepts, references)
     embedder = embedder or open_embedder(settings)
     skipped: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="edge-rap-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
         mem = open_memory(settings, embedder, memory or Path(tmp))
         concepts = remember_references(mem, concepts, skipped, progress)
         frames = localize_frames(concepts, per_frame, seed, skipped, layout)

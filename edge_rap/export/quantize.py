@@ -135,7 +135,9 @@ def activation_ranges(model_path: Path, reader) -> dict[str, list[dict]]:
     import onnx
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
-    with tempfile.TemporaryDirectory() as tmp:
+    from edge_rap.scratch import process_folder
+
+    with tempfile.TemporaryDirectory(prefix="calibrate-", dir=process_folder()) as tmp:
         calibrator = create_calibrator(model_path, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
         calibrator.collect_data(reader)

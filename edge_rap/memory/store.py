@@ -283,7 +283,7 @@ class Store:
         self.db_path = root / DATABASE
         self._connections: ThreadConnections[bool] = ThreadConnections()  # tagged: a stand-in for a new memory
         self._lock = self._connections.lock
-        self._snapshot = WalSnapshot(self.db_path, "edge-rap-snapshot-")  # a reader's, see _open_readonly
+        self._snapshot = WalSnapshot(self.db_path, "snapshot")  # a reader's, see _open_readonly
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
         refuse_what_is_not_a_sound_memory(self.root)

@@ -16,6 +16,7 @@ def _settings(args):
 
 def cmd_serve(args) -> int:
     from edge_rap.household import Household
+    from edge_rap.scratch import remove_leftovers
     from edge_rap.serve.app import create_app
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
     from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
@@ -28,6 +29,7 @@ def cmd_serve(args) -> int:
     from edge_rap.cli import _existing_memory, _stop_on_signals
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
+    remove_leftovers()
     with Household(settings, prepare=True) as home:
         app = create_app(home)
         warning = warn_if_open(args.host, tls)

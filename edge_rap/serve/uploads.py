@@ -17,6 +17,7 @@ from typing import Iterator
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import disk_error
 from edge_rap.perceive.images import _register_heif, max_pixels
+from edge_rap.scratch import process_folder
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
 FORMATS = {"JPEG": (".jpg", "image/jpeg"), "MPO": (".jpg", "image/jpeg"), "PNG": (".png", "image/png"),
@@ -86,7 +87,7 @@ def sniff_file(path: Path) -> str:
 def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]:
     """The photos as files in a private folder (removed after), and each file's path -> its label, to put
     the label back into the memory's messages."""
-    with tempfile.TemporaryDirectory(prefix="edge-rap-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=process_folder()) as folder:
         paths, labels = [], {}
         for k, photo in enumerate(photos):
             path = Path(folder) / f"photo-{k}{photo.suffix}"

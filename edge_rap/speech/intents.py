@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.perceive.faces import FaceChoiceError
+from edge_rap.scratch import process_folder
 from edge_rap.speech.names import COMMON, match_names, spoken_form
 from edge_rap.types import Box, Image, Recognition
 
@@ -193,7 +194,7 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
         if image is None:
             return replace(command, state="refused"), NO_FRAME
         box = region_of(command, home, image, recognition)
-        with tempfile.TemporaryDirectory(prefix="edge-rap-remember-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="remember-", dir=process_folder()) as tmp:
             photo, in_pixels = _save(image, Path(tmp) / "frame.png"), _in_pixels(box, image) if box else None
             if command.action == "add":
                 concept = home.memory.add_views(command.name, [photo], in_pixels)

@@ -32,6 +32,7 @@ from typing import IO, Callable, Protocol
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.newest import NewestWorker
+from edge_rap.scratch import private_folder, process_folder
 from edge_rap.speech.names import spoken_form
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class PiperVoice:
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             self._stop()
-            self._folder = Path(tempfile.mkdtemp(prefix="edge-rap-piper-"))
+            self._folder = private_folder("piper")
             self._written = queue.Queue()
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
@@ -295,7 +296,7 @@ class Speaker:
         if not re.search(r"\w", text):  # nothing to say ("", an emoji): piper waited a minute for it, or died
             return
         interrupts = self._interrupts
-        with tempfile.TemporaryDirectory(prefix="edge-rap-say-") as tmp:  # made here, then moved to `to_dir`: a
+        with tempfile.TemporaryDirectory(prefix="say-", dir=process_folder()) as tmp:  # made here, then moved to `to_dir`: a
             # voice that cannot write there (espeak-ng exits 0) or fills the disk leaves no part of a WAV in it
             wav = Path(tmp) / "line.wav"
             if not self.voice.write(text, wav):

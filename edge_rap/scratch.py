@@ -1,0 +1,101 @@
+"""This process's own folder in the temporary folder, for the files it writes only to hand on (an uploaded photo,
+the WAV piper is writing, a reader's copy of a database), and the removal of those a killed process left.
+
+A process killed with SIGKILL (or by the OOM killer, or a power cut with /tmp on disk) runs no cleanup: a daemon
+restarted after crashes for months filled /tmp with them, often a small tmpfs on a device. So every such file
+lives in `$TMPDIR/edge-rap-pid<pid>-XXXXXXXX/`, a folder the process holds a shared flock on for its whole life.
+The kernel drops the lock however the process ends; the next process that makes its own folder removes every
+one it can lock exclusively. That never touches a live process's folder, whatever pid reuse or another pid
+namespace sharing /tmp does to pids (the pid in the name is for a person reading /tmp), and systemd-tmpfiles'
+age-based cleaning also skips a folder so locked, so a run of months keeps its own."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: `edge-rap-pid<pid>-` and mkdtemp's eight random characters.
+_NAME = re.compile(r"edge-rap-pid\d+-[a-z0-9_]{8}")
+#: A folder younger than this is left alone: its process may be between making it and locking it.
+GRACE_S = 60.0
+
+
+@dataclass
+class _Held:
+    folder: Path
+    lock_fd: int
+    pid: int
+
+
+_held: _Held | None = None
+_making = threading.Lock()
+
+
+def process_folder() -> Path:
+    """This process's folder, made (and the dead processes' removed) at the first call; made again where it was
+    removed under a running process."""
+    global _held
+    with _making:
+        if _held is None or _held.pid != os.getpid() or not _held.folder.is_dir():
+            if _held is None:
+                atexit.register(_remove_own)
+            elif _held.pid == os.getpid():
+                os.close(_held.lock_fd)
+            remove_leftovers()
+            folder = Path(tempfile.mkdtemp(prefix=f"edge-rap-pid{os.getpid()}-"))
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            with contextlib.suppress(OSError):  # a file system without locks: no process can lock it to remove
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            _held = _Held(folder, fd, os.getpid())
+        return _held.folder
+
+
+def private_folder(kind: str) -> Path:
+    """A new folder of this process's, named after what it holds (`piper-`, `upload-`); its maker removes it."""
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=process_folder()))
+
+
+def remove_leftovers(root: Path | None = None) -> list[Path]:
+    """Remove the folders in the temporary folder (or `root`) that processes now dead left (none held locked, none
+    changed in the last minute); the ones removed. A long-running command calls it as it starts, whatever it will
+    make: a daemon that crashed with a question half-spoken is restarted by one that may never speak."""
+    root = root if root is not None else Path(tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < GRACE_S:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, or another account's
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its process is alive (or another process is removing it)
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _remove_own() -> None:
+    if _held is not None and _held.pid == os.getpid():
+        shutil.rmtree(_held.folder, ignore_errors=True)

@@ -160,16 +160,29 @@ def _stop_on_signals():
     (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
     went on only setting an event nobody waited for.
     SIGUSR1 writes every thread's stack on stderr (the journal), and the command goes on: where a daemon that
-    seems stuck waits, for a bug report (`systemctl kill -s USR1 edge-rap`); by default it ended the process."""
+    seems stuck waits, for a bug report (`systemctl kill -s USR1 edge-rap`); by default it ended the process.
+    The handler only puts the signal in a queue (SimpleQueue.put is reentrant) that a thread of its own takes it
+    from to set the event: Python runs a handler in the main thread between any two bytecodes, and one that set
+    the event itself could land while the main thread held the event's lock (`serve` waits on it), wait for that
+    lock for ever, and never stop."""
     import faulthandler
+    import queue
     import signal
     import threading
 
     stop = threading.Event()
+    signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def setter() -> None:
+        while signals.get() is not None:
+            stop.set()
+
+    watcher = threading.Thread(target=setter, name="edge-rap-signals", daemon=True)
+    watcher.start()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     for sig, handler in previous.items():
         if handler is not signal.SIG_IGN:
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, lambda received, _: signals.put(received))
     if sys.__stderr__ is not None:
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
@@ -178,6 +191,8 @@ def _stop_on_signals():
         faulthandler.unregister(signal.SIGUSR1)
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        signals.put(None)  # after any signal that came: the watcher sets the event for it first
+        watcher.join()
 
 
 def cmd_run(args) -> int:

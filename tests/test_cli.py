@@ -516,6 +516,30 @@ def test_memory_says_the_default_of_its_command(command, default):
     assert f"default {default})" in memory.help
 
 
+def test_a_stop_signal_that_lands_while_the_main_thread_holds_the_stop_events_lock_still_stops():
+    """Python runs a signal handler in the main thread between two bytecodes: `serve` waits on its stop event
+    there, and a handler that set the event itself, landing while that wait held the event's lock (not
+    reentrant), waited for it for ever: a SIGTERM that never stopped the server. Run here as the signal machinery
+    would, in the thread that holds the lock (another thread, so that a handler that hangs fails the test)."""
+    import signal
+    import threading
+
+    from edge_rap.cli import _stop_on_signals
+
+    with _stop_on_signals() as stop:
+        handler = signal.getsignal(signal.SIGTERM)
+
+        def interrupted_inside_the_wait() -> None:
+            with stop._cond:
+                handler(signal.SIGTERM, None)
+
+        thread = threading.Thread(target=interrupted_inside_the_wait, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the handler waits for the lock its own thread holds"
+        assert stop.wait(10)
+
+
 def test_run_in_process_gives_the_signals_back_when_it_ends(run, photos):
     """run (and serve) set SIGINT, SIGTERM and SIGHUP to stop them cleanly; a caller of main() in the same
     process (the tests, a script) then had a Ctrl-C that only set an event nobody waited for."""

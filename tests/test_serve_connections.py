@@ -64,9 +64,9 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
     each is closed after `idle_s` of silence, its slot freed for the others."""
     patience = Patience(idle_s=1.0, connections=3)
     with live_server(fake_settings(tmp_path), patience=patience) as live:
-        head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+        head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
                 "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n").encode()
-        stalled = [_silent(live.url), _silent(live.url, b"GET /api/concepts HTTP/1.1\r\nHost: x\r\n"),
+        stalled = [_silent(live.url), _silent(live.url, b"GET /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
                    _silent(live.url, head)]
         try:
             with live.client() as c:
@@ -121,7 +121,7 @@ def test_a_kept_alive_connection_is_not_closed_by_the_deadline_of_the_request_it
     with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0)) as live:
         listed = live.home.concepts
         monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.5) or listed())
-        request = f"GET /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n\r\n".encode()
+        request = f"GET /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n\r\n".encode()
         with _silent(live.url, request) as s:
             assert _answer(s).startswith(b"HTTP/1.1 200")
             time.sleep(0.8)  # past the first request's deadline, within the keep-alive

@@ -198,7 +198,7 @@ def _raw(url: str, head: bytes, body: bytes = b"", close_early: bool = False) ->
 
 
 def test_an_oversized_body_is_refused_from_its_header_before_it_is_sent(live):
-    head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+    head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
             "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000000\r\n"
             "Connection: close\r\n\r\n").encode()
     answer = _raw(live.url, head)  # not one byte of the body was sent, and the answer came
@@ -210,7 +210,7 @@ def test_a_chunked_body_over_the_limit_is_cut_off_with_413(tmp_path):
     """No Content-Length: the server counts what it reads and answers 413 once past the limit, without
     waiting for the rest (the client here never finishes its body)."""
     with live_server(fake_settings(tmp_path), limits=Limits(body_bytes=2**20)) as live:
-        head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+        head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
                 "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
         part = (b"--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\n"
                 b"Content-Type: image/png\r\n\r\n")
@@ -259,7 +259,7 @@ def test_a_body_cut_off_midway_leaves_nothing_behind_and_the_server_up(live):
     body = b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbo\r\n--b\r\n" \
            b"Content-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" \
            + png(scene(5))[:500]
-    head = (f"POST /api/concepts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+    head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
             f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body) + 5000}\r\n\r\n").encode()
     _raw(live.url, head, body, close_early=True)
     with live.client() as c:
@@ -705,3 +705,33 @@ def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, settings, r
     (tmp_path / "cert.pem").write_text("not a certificate\n")
     rc, out, err = run("serve", "--port", "65000", "--tls-cert", tmp_path / "cert.pem", "--tls-key", tmp_path / "cert.pem")
     assert rc == 2 and out == "" and err.count("\n") == 1 and "not a PEM certificate" in err
+
+
+def test_a_name_the_device_does_not_answer_to_is_refused_before_anything_else(tmp_path, monkeypatch):
+    """DNS rebinding: a web page the household opens points a name of its own at the device, and its script talks
+    to the device as that page's origin. It read the page, health and schema, and its wrong tokens locked the
+    household's own browser (the same address) out with 429. The browser still sends the page's name as Host."""
+    monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot.lan, Camera.Home.")
+    with live_server(fake_settings(tmp_path), attempts=AttemptLimit(failures=2)) as live, live.client() as c:
+        for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", "robot.lan.evil.example"):
+            for path in ("/", "/api/health", "/openapi.json", "/api/concepts"):
+                r = c.get(path, headers={"Host": host, "Authorization": "Bearer guess"})
+                assert r.status_code == 421, (host, path)
+                assert r.json()["error"].startswith("this device does not answer to the name")
+                assert f"set EDGE_RAP_SERVE_HOSTS={host.partition(':')[0]} where" in r.json()["error"]
+        assert c.get("/api/concepts").status_code == 200  # its guesses locked no one out
+        short = socket.gethostname().split(".")[0]
+        for host in ("127.0.0.1", c.base_url.netloc.decode(), "192.168.1.20:8765", "[::1]:8765", "::1",
+                     "[fe80::1%25eth0]:8765", "localhost:8765", "LOCALHOST", "robot.lan", "robot.lan:8765",
+                     "camera.home", socket.gethostname(), f"{short}.local:8765"):
+            assert c.get("/api/concepts", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_bad_name_to_answer_to_is_one_line_before_anything_serves(settings, run, monkeypatch):
+    settings.memory.mkdir()
+    for names in ("robot.lan:8765", "a b", "http://robot.lan", "192.168.1.20"):
+        monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", f"robot.lan,{names}")
+        for argv in (["serve", "--port", "65000"], ["run", "--source", "nowhere.mp4", "--serve", "0"]):
+            rc, out, err = run(*argv)
+            assert rc == 2 and out == "" and err.count("\n") == 1, (argv, err)
+            assert f"EDGE_RAP_SERVE_HOSTS: {names!r} is not a host name" in err, err

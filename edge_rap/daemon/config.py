@@ -77,7 +77,10 @@ class RunConfig:
 
             raise EdgeRapError(MMPROJ_WITHOUT_VLM)
         if self.serve is not None:
+            from edge_rap.serve.hosts import configured
+
             serve_address(self.serve)
+            configured()  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
         if self.max_width < 0:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
         return self

@@ -74,6 +74,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     frame."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
+    from edge_rap.serve.hosts import host_names
     from edge_rap.serve.pairing import Listening, record
     from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
     from edge_rap.serve.stats import daemon_stats
@@ -83,8 +84,8 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     warning = warn_if_open(host, tls)
     if warning:
         log.warning("%s", warning)
-    server = start_server_thread(create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest), host,
-                                 port, tls)
+    app = create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest, hosts=host_names(host))
+    server = start_server_thread(app, host, port, tls)
     record(home.root, Listening(host, server.port, tls is not None))  # so that `edge-rap pair` shows this URL
     log.warning("serving the companion API at %s", server.url)
     return server

@@ -16,6 +16,7 @@ from edge_rap.serve import problems
 from edge_rap.serve.api import Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import PUBLIC, AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders
+from edge_rap.serve.hosts import HostGuard, HostNames, host_names
 from edge_rap.serve.token import TokenKeeper
 
 STATIC = Path(__file__).parent / "static"
@@ -25,10 +26,13 @@ PAGE = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript
 
 
 def create_app(home: Household, stats: Callable[[], dict] | None = None, limits: Limits = Limits(),
-               attempts: AttemptLimit = AttemptLimit(), latest: Callable[[], tuple | None] | None = None) -> FastAPI:
+               attempts: AttemptLimit = AttemptLimit(), latest: Callable[[], tuple | None] | None = None,
+               hosts: HostNames | None = None) -> FastAPI:
     """The API for one household. `stats` and `latest`, when a daemon runs in this process, give its figures for
-    /api/stats and its newest recognised frame (image, recognition) for /api/ask without a photo.
+    /api/stats and its newest recognised frame (image, recognition) for /api/ask without a photo. `hosts`: the
+    names it answers under (serve/hosts.py; those of a server bound to loopback when None).
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them."""
+    hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened
     app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.in_flight = InFlight()
     home.store  # opened now, once, rather than by the first requests at the same time
@@ -39,6 +43,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.openapi = lambda: _schema(app)
     app.add_middleware(BodyLimit, limit=limits.body_bytes, fields=limits.fields_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
+    app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app

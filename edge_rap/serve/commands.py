@@ -18,6 +18,7 @@ def cmd_serve(args) -> int:
     from edge_rap.household import Household
     from edge_rap.scratch import remove_leftovers
     from edge_rap.serve.app import create_app
+    from edge_rap.serve.hosts import host_names
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
     from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
 
@@ -29,9 +30,10 @@ def cmd_serve(args) -> int:
     from edge_rap.cli import _existing_memory, _stop_on_signals
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
+    hosts = host_names(args.host)  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
     remove_leftovers()
     with Household(settings, prepare=True) as home:
-        app = create_app(home)
+        app = create_app(home, hosts=hosts)
         warning = warn_if_open(args.host, tls)
         if warning:
             print(f"edge-rap: warning: {warning}", file=sys.stderr)

@@ -1,0 +1,93 @@
+"""The names the API answers under, against DNS rebinding: a web page the household opens can point a name of its
+own at the device's address, and its script then talks to the device as its own origin (the page, /api/health,
+the schema, and wrong tokens enough to lock the household's browser out, which shares its address). The
+browser still sends the page's name as Host, so only requests whose Host is an address, localhost, this
+machine's name (and NAME.local), the name the server was bound to, or a name in EDGE_RAP_SERVE_HOSTS are
+answered; the others are 421 with a line saying how to allow the name."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.serve.guard import send_error
+
+VARIABLE = "EDGE_RAP_SERVE_HOSTS"
+#: A DNS name: labels of letters, digits and inner hyphens, dot-separated.
+_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class HostNames:
+    """The names (lower case, no port) the API answers under besides any IP address."""
+
+    names: frozenset[str]
+
+    def accepts(self, host: str) -> bool:
+        name = bare_name(host)
+        return name in self.names or _is_address(name)
+
+
+def host_names(bound: str = "127.0.0.1") -> HostNames:
+    """localhost, this machine's names, `bound` (the --host it listens on) and EDGE_RAP_SERVE_HOSTS's, which a
+    bad entry makes one line, before anything serves."""
+    names = {"localhost", *configured()}
+    machine = socket.gethostname().lower().rstrip(".")
+    if machine:
+        short = machine.split(".")[0]
+        names |= {machine, short, f"{short}.local"}
+    if _NAME.fullmatch(bound.lower()):
+        names.add(bound.lower())
+    return HostNames(frozenset(names))
+
+
+def configured() -> list[str]:
+    """EDGE_RAP_SERVE_HOSTS: comma-separated host names, checked."""
+    names = [n.strip().lower().rstrip(".") for n in os.environ.get(VARIABLE, "").split(",") if n.strip()]
+    for name in names:
+        if not _NAME.fullmatch(name) or _is_address(name):
+            raise EdgeRapError(f"{VARIABLE}: {name!r} is not a host name (give names such as robot.lan, "
+                               "comma-separated, without a port: an address is always answered)")
+    return names
+
+
+def bare_name(host: str) -> str:
+    """A Host header's name or address, without its port and brackets, in lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        return host[1:].partition("]")[0].replace("%25", "%")
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostGuard:
+    """421 for a request whose Host is a name the API does not answer under; one without Host (HTTP/1.0, no
+    browser) is answered."""
+
+    def __init__(self, app, names: HostNames):
+        self.app = app
+        self.names = names
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None)
+        if host is None or self.names.accepts(host):
+            return await self.app(scope, receive, send)
+        name = bare_name(host)[:100]
+        return await send_error(send, 421, f"this device does not answer to the name {name!r} (a web page may be "
+                                           f"using it to reach the device); to open it under that name, set "
+                                           f"{VARIABLE}={name} where `edge-rap serve` or `run --serve` runs")

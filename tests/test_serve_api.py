@@ -230,6 +230,53 @@ def test_a_cards_photo_is_made_once_and_those_made_stay_within_their_bytes(tmp_p
         assert len(made) == 1  # the second and third visit: the first's JPEG
 
 
+def test_a_cards_photo_is_made_while_the_model_is_busy_and_is_404_if_forgotten_meanwhile(tmp_path, monkeypatch):
+    # The page's first visit made every card's photo under the model's lock (50 phone photos held it 1.8 s): a
+    # question or a recognition waited for work that needs no model
+    import threading
+
+    import edge_rap.serve.thumbnails as thumbnails
+
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        url = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))
+                     ).json()["photos"][0]["url"]
+        release, started = threading.Event(), threading.Event()
+        recognize = live.home.recognize
+
+        def held(image):
+            started.set()
+            release.wait(60)
+            return recognize(image)
+
+        monkeypatch.setattr(live.home, "recognize", held)
+        answers = []
+
+        def busy() -> None:
+            with live.client() as other:
+                answers.append(other.post("/api/recognize", files=photo_files(png(photo("rocket")))).status_code)
+
+        thinking = threading.Thread(target=busy)
+        thinking.start()
+        try:
+            assert started.wait(10)  # the model's lock is held from now until released
+            r = c.get(url, params={"size": 160}, timeout=10)
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        finally:
+            release.set()
+            thinking.join()
+        assert answers == [200]
+        make = thumbnails.thumbnail_jpeg
+
+        def forgotten_meanwhile(path, size):
+            made = make(path, size)
+            live.home.forget("mug")
+            return made
+
+        monkeypatch.setattr(thumbnails, "thumbnail_jpeg", forgotten_meanwhile)
+        r = c.get(url, params={"size": 170})
+        assert r.status_code == 404 and r.json()["error"] == "no concept named 'mug'"
+
+
 def test_a_memory_another_model_made_is_the_devices_trouble_said_without_its_path(tmp_path):
     # After an upgrade whose embedder export changed, a photo sent to recognise was answered 422, as if the
     # request were wrong; it is the device's state, which `edge-rap reindex` on the device mends

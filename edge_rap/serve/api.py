@@ -2,9 +2,10 @@
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
-model work, photos' reading and decoding included, runs one request at a time: a running daemon loses a bounded number of
-frames, and the memory the requests take is bounded however many come at once. The line of requests waiting for
-either is bounded too (serve/line.py)."""
+model work, uploads' reading and decoding included, runs one request at a time: a running daemon loses a bounded number of
+frames, and the memory the requests take is bounded however many come at once. Cards' thumbnails are made one at a
+time beside it, under a lock of their own. The line of requests waiting for any of these is bounded too
+(serve/line.py)."""
 
 from __future__ import annotations
 
@@ -162,11 +163,11 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)])
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
-    # One model job (embedding, recognition, an answer) at a time, and one photo decoded at its full size (a
+    # One model job (embedding, recognition, an answer) at a time, and one upload decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).
     thinking = threading.Lock()
-    line = Line(limits.waiting)  # those waiting for either, bounded
-    thumbnails = Thumbnails()
+    line = Line(limits.waiting)  # those waiting for any of the locks, bounded
+    thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -265,11 +266,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             concept = remember(lambda paths: home.memory.add_views(concept.name, paths, region), photos)
         return concept_json(concept)
 
-    @router.get("/concepts/{name}/photos/{photo_id}", response_class=FileResponse,
-                responses={200: {"content": {"image/*": {}}}})
-    def get_photo(name: str, photo_id: int, size: Annotated[int | None, Query(
-            ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
-                                            "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
+    def photo_of(name: str, photo_id: int) -> tuple[Concept, Path]:
+        """A concept's photo file, or 404."""
         concept = find(name)
         view = next((v for v in home.store.views(concept.id) if v.id == photo_id), None)
         if view is None:
@@ -277,16 +275,26 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         path = Path(view.image_path)
         if not path.is_file() or path.is_symlink() or path.resolve().parent.parent != home.store.images_dir.resolve():
             raise ApiError(f"photo {photo_id} of <{concept.name}> is missing from the memory", 404)
+        return concept, path
+
+    @router.get("/concepts/{name}/photos/{photo_id}", response_class=FileResponse,
+                responses={200: {"content": {"image/*": {}}}})
+    def get_photo(name: str, photo_id: int, size: Annotated[int | None, Query(
+            ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
+                                            "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
+        concept, path = photo_of(name, photo_id)
         if size is None:
             return FileResponse(path, media_type=sniff_file(path))
-        if (made := thumbnails.cached(path, size)) is not None:
-            return Response(made, media_type="image/jpeg")
-        with line.waiting_for(thinking):
-            try:
-                return Response(thumbnails.make(path, size), media_type="image/jpeg")
-            except EdgeRapError as e:  # a stored photo damaged since, or no longer readable: the device's trouble
-                why = str(e).removeprefix(f"{path}: ")
-                raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None
+        if (made := thumbnails.cached(path, size)) is None:
+            with line.waiting_for(thumbnails.making):  # not the model's lock: making one needs no model
+                try:
+                    made = thumbnails.make(path, size)
+                except EdgeRapError as e:  # a stored photo damaged since, or no longer readable: the device's
+                    photo_of(name, photo_id)  # trouble, unless it was forgotten meanwhile (404)
+                    why = str(e).removeprefix(f"{path}: ")
+                    raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None
+            photo_of(name, photo_id)  # 404 where it was forgotten while it was made
+        return Response(made, media_type="image/jpeg")
 
     @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json",
                  dependencies=FORM)

@@ -1,7 +1,12 @@
 """Card-sized JPEGs of the memory's photos, each made once: the household page asks for every card's photo at
 each visit, and each was decoded again under the device's one-at-a-time lock (about 30 ms a 12-megapixel photo:
 300 cards held it for 9 s, while a question waited). A stored photo's path names its content, so a path and a
-size always make the same bytes; the routes check that the photo is still the concept's before asking here."""
+size always make the same bytes; the routes check that the photo is still the concept's before asking here, and
+again after (it may have been forgotten meanwhile).
+
+They are made one at a time under a lock of their own, not the model's: a first visit made every card's under
+it (50 phone photos held it 1.8 s), and recognition and answers waited, though making one needs no model. One
+at a time still bounds their memory: a photo no JPEG is decoded at its full size first."""
 
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ class Thumbnails:
         self.max_bytes = max_bytes
         self._made: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache's
+        self.making = threading.Lock()  # held by `make`'s caller: one made at a time
 
     def cached(self, path: Path, size: int) -> bytes | None:
         """The JPEG made before for this photo and size, or None."""
@@ -32,7 +38,10 @@ class Thumbnails:
             return data
 
     def make(self, path: Path, size: int) -> bytes:
-        """The JPEG, made now (the caller holds the device's lock for the work) and kept."""
+        """The JPEG, made now (the caller holds `making`) and kept; or made by another request while this one
+        waited for `making`."""
+        if (data := self.cached(path, size)) is not None:
+            return data
         data = thumbnail_jpeg(path, size)
         with self._lock:
             key = (str(path), size)

@@ -17,11 +17,13 @@ import sqlite3
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
 from edge_rap.daemon.clock import steady_now
+from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock, identity,
+                                        is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.memory.files import private_folder
@@ -29,6 +31,7 @@ from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_DB = "events.sqlite"
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
@@ -107,40 +110,118 @@ class EventLog:
         root = self.path.parent
         try:
             private_folder(root)
-            db = self._db()
-            with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    db.execute(statement)
-                if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
-                    db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
-            self._opened = self._identity()
+            with folder_lock(root):
+                self._start()
         except (OSError, sqlite3.Error) as e:
             raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
                 from None
 
-    def _identity(self) -> tuple[int, int] | None:
+    def _start(self, damaged: sqlite3.Error | None = None) -> None:
+        """Open the log at its path, checked, with its tables (under the folder's lock). A damaged one (found so
+        now, or `damaged` met in the file this log opened, while that file is still the one there) is set aside with
+        every byte, and a new log started with the rows it still gives; one another process set aside is followed."""
+        if damaged is None:
+            try:
+                return self._tables(checked=True)
+            except sqlite3.DatabaseError as e:
+                if not is_damage(e):
+                    raise
+                damaged = e
+        elif identity(self.path) != self._opened:  # set aside meanwhile (by another process), or moved: follow
+            self._renew()
+            return self._tables()
+        self._renew()  # every thread's connection to the damaged file is stale
+        aside = set_aside(self.path)
+        rescued = salvage(aside)
+        self._tables(rescued=rescued)
+        log.warning("%s was damaged (%s): set aside as %s, every byte kept (its -wal and -shm beside it), and a new "
+                    "event log started with the %d event(s) still readable in it", self.path, damaged, aside.name,
+                    len(rescued.events))
+
+    def _tables(self, checked: bool = False, rescued: Salvage | None = None) -> None:
+        """Make the log's tables where they are not (bring one of before up to date), with `rescued`'s rows; a log
+        `checked` first where it holds anything (a damaged page that no read meets yet)."""
+        db = self._db()
+        if checked:
+            check_intact(db)
+        statements = [s for s in SCHEMA.split(";") if s.strip()]
+        with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
+            for statement in (s for s in statements if "CREATE TABLE" in s):
+                db.execute(statement)
+            if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+                db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
+            if rescued is not None:  # before the indexes: a year's rows in 5 s, not 18
+                db.executemany(f"INSERT INTO events ({EVENT_COLUMNS}, watch) VALUES ({', '.join('?' * 11)})",
+                               rescued.events)
+                db.executemany("INSERT INTO watches (id, pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?, ?)",
+                               rescued.watches)
+            for statement in (s for s in statements if "CREATE TABLE" not in s):
+                db.execute(statement)
+        self._opened = identity(self.path)
+
+    def _renew(self) -> None:
+        """Every thread's connection is stale: each closes it at its next use, and opens the file now there (a
+        connection is closed only by its own thread: another may be using it)."""
+        with self._lock:
+            self._generation += 1
+
+    def _mended(self, work: Callable[[], T]) -> T:
+        """`work` done in the log now at the path; where a writer meets a damaged log, done again in the new log
+        started in its place (the daemon keeps logging; a reader says it is damaged)."""
+        if self._set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
+            self._follow()
         try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino
+            return work()
+        except sqlite3.DatabaseError as e:
+            if self.readonly or not is_damage(e):
+                raise
+            try:
+                with folder_lock(self.path.parent):
+                    self._start(damaged=e)
+            except OSError as why:  # (a folder gone read-only): said as the damage it is, tried again next time
+                raise sqlite3.DatabaseError(f"{e}; it could not be set aside ({why})") from None
+            self._rejoin_watch()
+        return work()
+
+    def _rejoin_watch(self) -> None:
+        """This daemon's watch, in a log started anew: its row where it did not come along, under the same id (its
+        events carried over stay its own); where that id is another's, `watch` is None: the daemon begins anew."""
+        if self.watch is None:
+            return
+        db, now, pid = self._db(), time.time(), os.getpid()
+        db.execute("INSERT OR IGNORE INTO watches (id, pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?, ?)",
+                   (self.watch, pid, _process_identity(pid), socket.gethostname(), now, now))
+        if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
+            self.watch = None
+
+    def _set_aside_elsewhere(self) -> bool:
+        """Whether the file this writer opened was set aside as damaged since, by another process."""
+        return (not self.readonly and identity(self.path) != self._opened
+                and self._opened in {identity(copy) for copy in damaged_copies(self.path)})
+
+    def _follow(self) -> None:
+        """Go on in the log now at the path, this daemon's watch along (`watch` None where it cannot come)."""
+        self._renew()
+        self._make_tables()
+        try:
+            self._rejoin_watch()
+        except sqlite3.Error:
+            self.watch = None
 
     def replaced(self) -> bool:
         """Whether the file this log writes to was moved or deleted since it was opened (history cleared while a
-        daemon runs, or a damaged log moved away): its writes would go to a file no one reads."""
-        return not self.readonly and self._identity() != self._opened
+        daemon runs, or a damaged log set aside by another process): its writes would go to a file no one reads."""
+        return not self.readonly and identity(self.path) != self._opened
 
     def reopen(self) -> bool:
-        """Start a new log at the path where the old one is wholly gone (its -wal and -shm too); whether it was.
-        Each thread closes its connection to the old file at its next use, and opens the new one (a connection is
-        closed only by its own thread: another may be using it). Where the old log's -wal or -shm is still there
-        (only the file deleted, or it was moved), a new file would take them for its own and bring back what was
-        deleted: nothing is done."""
-        if any(self.path.with_name(EVENTS_DB + end).exists() for end in ("", "-wal", "-shm")):
+        """Start a new log at the path where the old one is wholly gone (its -wal and -shm too), or follow the new
+        one there where another process set the old one aside as damaged; whether it did. Where the old log's -wal
+        or -shm is still there (only the file deleted, or it was moved), a new file would take them for its own and
+        bring back what was deleted: nothing is done. This daemon's watch comes along (`watch` None where not)."""
+        if not self._set_aside_elsewhere() and any(self.path.with_name(EVENTS_DB + end).exists()
+                                                   for end in ("", "-wal", "-shm")):
             return False
-        with self._lock:
-            self._generation += 1
-        self._make_tables()
+        self._follow()
         return True
 
     def _db(self) -> sqlite3.Connection:
@@ -182,6 +263,19 @@ class EventLog:
             return _connect(str(self._snapshot.path()))
         return _connect(f"{uri}?immutable=1", uri=True)
 
+    def check(self) -> None:
+        """SQLite's check of the whole log through a connection of its own (this one's cached pages would hide the
+        damage under them); a damaged log is set aside and a new one started, as where a write meets it."""
+        def whole() -> None:
+            if self.path.exists():
+                with contextlib.closing(_connect(str(self.path))) as db:
+                    check_intact(db)
+
+        try:
+            self._mended(whole)
+        except sqlite3.Error as e:
+            raise EventLogError(self.path, f"cannot check the event log ({e})") from None
+
     def close(self) -> None:
         with self._lock:
             self._connections.close_all()
@@ -191,20 +285,24 @@ class EventLog:
         """Refuse, before a change of the memory that the events must follow (forget, rename), when the log
         cannot be written. The lock is held only for the probe: a change waiting for a busy memory must not keep
         a running daemon from logging."""
-        db = self._db()
+        def probe() -> None:
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file too:
+                db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+
         try:
-            db.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file too:
-            db.execute("DELETE FROM events WHERE 0")  # a write that changes nothing fails there
+            self._mended(probe)
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot write the event log ({e}){_read_only(self.path.parent)}; "
                                            "nothing was changed") from None
-        finally:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
 
     def add(self, event: Event) -> Event:
         try:
-            event.id = self._insert(event, self.watch)
+            event.id = self._mended(lambda: self._insert(event, self.watch))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot log the event ({e})") from None
         return event
@@ -224,21 +322,24 @@ class EventLog:
         that died without closing theirs, at their last sign of life, and those an edge_rap of before watches left
         open. Returns the "left" events so added."""
         try:
-            db = self._db()
-            with _locked(db):  # two daemons starting together close a dead one's visits once
-                closed = self._close_unwatched()
-                for watch, pid, identity, alive in db.execute(
-                        "SELECT id, pid, identity, alive FROM watches WHERE host = ?", (socket.gethostname(),)).fetchall():
-                    if not _process_alive(pid, identity):
-                        closed += self._close_visits(watch, alive)
-                        db.execute("DELETE FROM watches WHERE id = ?", (watch,))
-                now = time.time()
-                self.watch = db.execute(
-                    "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
-                    (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
-            return closed
+            return self._mended(self._begin_watch)
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot register the daemon in the event log ({e})") from None
+
+    def _begin_watch(self) -> list[Event]:
+        db = self._db()
+        with _locked(db):  # two daemons starting together close a dead one's visits once
+            closed = self._close_unwatched()
+            for watch, pid, process, alive in db.execute(
+                    "SELECT id, pid, identity, alive FROM watches WHERE host = ?", (socket.gethostname(),)).fetchall():
+                if not _process_alive(pid, process):
+                    closed += self._close_visits(watch, alive)
+                    db.execute("DELETE FROM watches WHERE id = ?", (watch,))
+            now = time.time()
+            self.watch = db.execute(
+                "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
+                (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
+        return closed
 
     def other_watches(self) -> list[tuple[int, float]]:
         """The other daemons of this host that watch this memory and still run: (pid, when each started)."""
@@ -248,12 +349,13 @@ class EventLog:
 
     def still_watching(self) -> None:
         """A sign of life: where this process dies, its visits are closed at the last one."""
-        with contextlib.suppress(sqlite3.Error):
-            self._db().execute("UPDATE watches SET alive = ? WHERE id = ?", (time.time(), self.watch))
+        with contextlib.suppress(sqlite3.Error, EventLogError):  # (a log set aside elsewhere, not followed yet)
+            self._mended(lambda: self._db().execute("UPDATE watches SET alive = ? WHERE id = ?",
+                                                    (time.time(), self.watch)))
 
     def end_watch(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._db().execute("DELETE FROM watches WHERE id = ?", (self.watch,))
+        with contextlib.suppress(sqlite3.Error, EventLogError):
+            self._mended(lambda: self._db().execute("DELETE FROM watches WHERE id = ?", (self.watch,)))
         self.watch = None
 
     def _close_unwatched(self) -> list[Event]:
@@ -282,7 +384,8 @@ class EventLog:
         (NTP, minutes after a boot in 1970), and its events keep their spacing by the steady clock, anchored by the
         clock's latest setting. The number of events moved."""
         try:
-            return self._db().execute("UPDATE events SET wall = wall + ? WHERE watch = ?", (seconds, watch)).rowcount
+            return self._mended(lambda: self._db().execute("UPDATE events SET wall = wall + ? WHERE watch = ?",
+                                                           (seconds, watch)).rowcount)
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot move the events' times with the clock ({e})") from None
 
@@ -294,7 +397,7 @@ class EventLog:
     def set_said(self, event: Event) -> None:
         """Record the line finally said for an event logged before it was generated."""
         try:
-            self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id))
+            self._mended(lambda: self._db().execute("UPDATE events SET said = ? WHERE id = ?", (event.said, event.id)))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot record what was said ({e})") from None
 
@@ -313,24 +416,32 @@ class EventLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        return [_event(row) for row in reversed(self._rows(sql, (*args, limit)))]
+        return [_event(row) for row in reversed(self._rows(sql, (*args, limit), valid_event))]
 
     def get(self, event_id: int) -> Event | None:
         """One event by its id, however old (not only among the newest that `query` reads); an id no SQLite
         integer can hold (from a URL) is no event."""
         if not -(2**63) <= event_id < 2**63:
             return None
-        rows = self._rows(_SELECT + " WHERE id = ?", (event_id,))
+        rows = self._rows(_SELECT + " WHERE id = ?", (event_id,), valid_event)
         return _event(rows[0]) if rows else None
 
-    def _rows(self, sql: str, args: tuple) -> list[tuple]:
-        """A read's rows; a log not there yet, or one whose first writer died before its tables were made (an
-        empty file), holds no events; one of an edge_rap of before watches (read in a read-only folder, where its
-        tables are not brought up to date) holds none."""
+    def _rows(self, sql: str, args: tuple, valid: Callable[[tuple], bool] | None = None) -> list[tuple]:
+        """A read's rows, each `valid` where given (a damaged page can read as rows of nulls); a log not there yet,
+        or one whose first writer died before its tables were made (an empty file), holds no events; one of an
+        edge_rap of before watches (read in a read-only folder, where its tables are not brought up to date) holds
+        none."""
         if not self.path.exists():
             return []
+
+        def read() -> list[tuple]:
+            rows = self._db().execute(sql, args).fetchall()
+            if valid is not None and not all(map(valid, rows)):
+                raise sqlite3.DatabaseError("database disk image is malformed: rows no event log writes")
+            return rows
+
         try:
-            return self._db().execute(sql, args).fetchall()
+            return self._mended(read)
         except sqlite3.Error as e:
             if str(e) in ("no such table: events", "no such table: watches", "no such column: e.watch"):
                 return []
@@ -369,8 +480,9 @@ class EventLog:
         arrival's line names those that arrived with it, with their descriptions, and its snapshot shows everyone
         on that camera then (forgetting Anya kept "<anya> is here too — our daughter." in Bo's events, and her in
         the snapshots of Bo's arrivals while she was there)."""
-        if not self.path.exists():
-            return 0
+        return self._mended(lambda: self._purge(name)) if self.path.exists() else 0
+
+    def _purge(self, name: str) -> int:
         visits = self._visits(name)
         removed = self._delete("name = ?", (name,))
         db, mention = self._db(), (f"<{name}>",)
@@ -404,8 +516,9 @@ class EventLog:
         try:
             # Each old event asks the index whether its place saw a later one: the hourly prune reads the old
             # events, not a year's log, while it holds the write lock.
-            return self._delete("wall < ? AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
-                                "AND later.camera = events.camera AND later.id > events.id)", (before,))
+            return self._mended(lambda: self._delete(
+                "wall < ? AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
+                "AND later.camera = events.camera AND later.id > events.id)", (before,)))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 
@@ -429,16 +542,16 @@ class EventLog:
         """Its events, and its name in every line said (an arrival's line names the others in view too): `events
         --name` showed "<Möchi> arrived: I can see <Mochi 🐱>...", a name no command knows any more."""
         if self.path.exists():
-            self._db().execute("UPDATE events SET name = CASE WHEN name = ? THEN ? ELSE name END, "
-                               "said = replace(said, ?, ?) WHERE name = ? OR instr(said, ?) > 0",
-                               (old, new, f"<{old}>", f"<{new}>", old, f"<{old}>"))
+            self._mended(lambda: self._db().execute(
+                "UPDATE events SET name = CASE WHEN name = ? THEN ? ELSE name END, said = replace(said, ?, ?) "
+                "WHERE name = ? OR instr(said, ?) > 0", (old, new, f"<{old}>", f"<{new}>", old, f"<{old}>")))
 
 
 def _damaged(e: Exception) -> str:
-    """What to do about a damaged log, which blocks forget and rename (their events must follow them)."""
-    text = str(e)
-    if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
-        return "; it is damaged: move it away (a new one is started) or restore it from a backup"
+    """What to do about a damaged log, said to a reader (which changes nothing)."""
+    if is_damage(e):
+        return ("; it is damaged: `edge-rap run` (a running one within the hour), `forget` or `rename` sets it "
+                "aside, every byte kept, and starts a new log with the events still readable in it")
     return ""
 
 

@@ -210,6 +210,7 @@ class Daemon:
         stamp, forced = memory_stamp(self.household.root), set()
         outages = {c.spec.name: 0 for c in cameras}
         next_check = next_prune = time.monotonic()
+        next_log_check = next_prune + PRUNE_EVERY_S  # (checked as it opened)
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_check:
@@ -218,6 +219,9 @@ class Daemon:
                     self.household.events.still_watching()
                     self._log_unlogged()  # the log may take what it refused before
                     next_check = time.monotonic() + 10.0
+                if time.monotonic() >= next_log_check:
+                    self._check_log()
+                    next_log_check = time.monotonic() + PRUNE_EVERY_S
                 if time.monotonic() >= next_prune:
                     self._prune_events()
                     next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -424,12 +428,12 @@ class Daemon:
         return True
 
     def _follow_log_file(self) -> None:
-        """A log moved or deleted while the daemon runs (history cleared, a damaged log moved away as its error
-        says): a new one is started, and this daemon registered in it, before the next event is logged."""
+        """A log moved or deleted while the daemon runs (history cleared, a damaged log set aside by another
+        process): a new one is started, or followed, and this daemon registered in it, before the next event is
+        logged."""
         events = self.household.events
         if events.replaced() and not self._log_replaced:
             if events.reopen():
-                events.watch = None  # its row was in the old file
                 log.warning("%s was moved or deleted: a new event log is started", events.path)
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
@@ -488,6 +492,14 @@ class Daemon:
             except (EdgeRapError, sqlite3.Error) as e:
                 log.warning("%s: <%s>'s event could not follow the memory's change (%s)",
                             self.household.events.path, event.name, e)
+
+    def _check_log(self) -> None:
+        """The hourly check of the whole log: damage that no write met (the daemon's own pages cached, a torn -wal)
+        is set aside within the hour, not logged into for months while every reader says it is damaged."""
+        try:
+            self.household.events.check()
+        except EdgeRapError as e:
+            log.warning("%s", e)
 
     def _prune_events(self) -> None:
         """The log's retention (the profile's [limits] events_days); a log that cannot be pruned now is warned of

@@ -1,0 +1,203 @@
+"""A damaged event log (a torn write, a power cut on an SD card): the daemon, forget and rename set it aside with
+every byte and go on in a new log holding the events still readable; readers say so in one line."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_rap.daemon.events import EventLog
+from edge_rap.daemon.log_damage import damaged_copies
+from edge_rap.errors import EdgeRapError
+from edge_rap.types import Box, Event
+
+PAGE = 4096
+
+
+def logged(root: Path, count: int) -> Path:
+    """A closed log of `count` events (bo and mochi coming and going), every page merged into the file."""
+    log = EventLog(root)
+    for k in range(count):
+        log.add(Event("arrived" if k % 2 == 0 else "left", "bo" if k % 4 < 2 else "mochi", "porch", float(k),
+                      1.7e9 + k, Box(1, 2, 3, 4), 0.7, "I can see <bo> on the left, asleep on the sofa.", None))
+    log.close()
+    return root / "events.sqlite"
+
+
+def tear_a_page(path: Path) -> None:
+    """A page of events in the middle of the log overwritten in place, as a torn write on an SD card leaves it."""
+    data = path.read_bytes()
+    leaves = [k for k in range(1, len(data) // PAGE) if data[k * PAGE] == 0x0D]  # (a table's leaf page)
+    with open(path, "r+b") as f:
+        f.seek(leaves[len(leaves) // 2] * PAGE)
+        f.write(b"\x00\x55" * (PAGE // 2))
+
+
+def events_in(root: Path) -> list[float]:
+    return [e.time_s for e in EventLog(root, readonly=True).query()]
+
+
+def test_a_damaged_log_is_set_aside_whole_and_a_new_one_holds_what_it_still_gives(tmp_path, caplog):
+    # `run`, `forget` and `rename` stopped on it ("cannot open the event log ... move it away"), for good: a
+    # daemon's at 3 am, with nobody to read the line.
+    path = logged(tmp_path, 3000)
+    tear_a_page(path)
+    damaged = path.read_bytes()
+    with pytest.raises(EdgeRapError, match="cannot read the event log .*it is damaged: "):
+        EventLog(tmp_path, readonly=True).query()  # a reader changes nothing, and says so in one line
+    log = EventLog(tmp_path)  # the daemon starts
+    log.add(Event("arrived", "bo", "porch", 5000.0, 1.8e9))
+    [copy] = damaged_copies(path)
+    assert copy.read_bytes() == damaged  # every byte
+    kept = events_in(tmp_path)
+    assert len(kept) > 2900 and kept[:10] == [float(k) for k in range(10)] and kept[-2:] == [2999.0, 5000.0]
+    assert kept == sorted(kept)  # those after the torn page too, in their order, before the new one
+    assert caplog.text.count("was damaged") == 1 and f"set aside as {copy.name}, every byte kept" in caplog.text
+    assert "event log started with" in caplog.text and "\n" not in caplog.messages[-1]
+
+
+@pytest.mark.parametrize("damage", ["header", "truncated"])
+def test_a_log_that_is_no_database_or_cut_short_is_set_aside_too(tmp_path, damage):
+    path = logged(tmp_path, 400)
+    if damage == "header":
+        path.write_bytes(b"\x07" * 100 + path.read_bytes()[100:])
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    EventLog(tmp_path).add(Event("arrived", "bo", "porch", 5000.0, 1.8e9))
+    assert len(damaged_copies(path)) == 1 and events_in(tmp_path)[-1] == 5000.0
+
+
+def test_a_copy_set_aside_before_is_never_written_over(tmp_path, monkeypatch):
+    import edge_rap.daemon.log_damage as log_damage
+
+    monkeypatch.setattr(log_damage.time, "strftime", lambda *args: "20261205T031500Z")  # the same second twice
+    path = tmp_path / "events.sqlite"
+    for text in (b"first damage", b"second damage"):
+        path.write_bytes(text * 400)
+        EventLog(tmp_path).close()
+    assert [(p.name, p.read_bytes()[:12]) for p in damaged_copies(path)] == [
+        ("events.sqlite.damaged-20261205T031500Z", b"first damage"),
+        ("events.sqlite.damaged-20261205T031500Z-2", b"second damag")]
+
+
+def test_the_check_finds_damage_that_a_running_writers_cached_pages_hide(tmp_path):
+    # The daemon's connection reads the torn page from its own cache: it logged on into a file every other reader
+    # found damaged, for as long as it ran.
+    path = logged(tmp_path, 3000)
+    log = EventLog(tmp_path)
+    tear_a_page(path)
+    log.check()
+    assert len(damaged_copies(path)) == 1
+    assert log.purge("mochi") > 0  # in the new log
+    names = {e.name for e in EventLog(tmp_path, readonly=True).query()}
+    assert names == {"bo"}
+
+
+def test_rows_a_damaged_page_reads_as_are_no_events(tmp_path):
+    # `events` printed "2026-12-05 05:26:20 [None] <None> None" for each row of a page overwritten with 0xff, and
+    # "where is Bo?" answered "I haven't seen <bo> yet".
+    db = sqlite3.connect(tmp_path / "events.sqlite")  # what a page of garbage read as, in a table without checks
+    db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, kind, name, camera, time_s, wall, box, score, said, "
+               "snapshot, watch)")
+    db.execute("INSERT INTO events (id) VALUES (9)")
+    db.commit()
+    db.close()
+    with pytest.raises(EdgeRapError, match=r"rows no event log writes\); it is damaged: "):
+        EventLog(tmp_path, readonly=True).query()
+
+
+def test_two_writers_meeting_the_damage_set_it_aside_once_and_both_go_on_in_the_new_log(tmp_path):
+    # A daemon and a `forget` (or two daemons) that both met it: the second must follow the new log, not set it
+    # aside as damaged too (its events would go to a second copy, and the first one's new log be lost).
+    path = logged(tmp_path, 3000)
+    first, second = EventLog(tmp_path), EventLog(tmp_path)  # both open before the damage
+    tear_a_page(path)
+    first.check()  # (the hourly check: each one's own cached pages hide the damage)
+    second.purge("bo")  # its file set aside by the other: purged in the new one, not in the copy
+    second.add(Event("arrived", "bo", "den", 7000.0, 1.9e9))
+    first.add(Event("arrived", "mochi", "den", 7001.0, 1.9e9))
+    assert len(damaged_copies(path)) == 1
+    kept = [(e.name, e.time_s) for e in EventLog(tmp_path, readonly=True).query()]
+    assert {name for name, _ in kept[:-2]} == {"mochi"} and kept[-2:] == [("bo", 7000.0), ("mochi", 7001.0)]
+
+
+def test_processes_opening_a_damaged_log_at_once_set_it_aside_once(tmp_path):
+    path = logged(tmp_path, 400)
+    path.write_bytes(b"\x07" * path.stat().st_size)
+    script = ("import sys, time\nfrom pathlib import Path\nfrom edge_rap.daemon.events import EventLog\n"
+              "from edge_rap.types import Event\nlog = EventLog(Path(sys.argv[1]))\n"
+              "log.add(Event('arrived', sys.argv[2], 'porch', 1.0, time.time()))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"c{k}"], stderr=subprocess.PIPE,
+                              text=True) for k in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert len(damaged_copies(path)) == 1 and sum("was damaged" in e for e in errors) == 1
+    assert sorted(e.name for e in EventLog(tmp_path, readonly=True).query()) == ["c0", "c1", "c2", "c3"]
+
+
+def test_a_process_opening_the_log_waits_while_another_sets_it_aside(tmp_path):
+    # Without the folder's lock, it found the damaged file too and set it aside as well, and the first one's
+    # `set_aside` then moved the new log (with the other's event in it) aside as a second damaged copy.
+    import os
+    import time
+
+    from edge_rap.daemon.log_damage import folder_lock, set_aside
+
+    path = logged(tmp_path, 40)
+    path.write_bytes(b"\x07" * PAGE)
+    script = ("import sys, time\nfrom pathlib import Path\nfrom edge_rap.daemon.events import EventLog\n"
+              "from edge_rap.types import Event\n"
+              "EventLog(Path(sys.argv[1])).add(Event('arrived', 'bo', 'porch', 1.0, time.time()))\n")
+    waiting = f":{os.stat(tmp_path).st_ino} "
+    with folder_lock(tmp_path):  # this process is setting it aside
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+        for _ in range(600):  # until the other waits for the lock (a waiter in /proc/locks), at most a minute
+            if any("->" in line and waiting in line for line in Path("/proc/locks").read_text().splitlines()):
+                break
+            assert proc.poll() is None, proc.communicate()[1]  # it went on without waiting
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the other process never waited for the folder's lock")
+        set_aside(path)
+    assert proc.wait(timeout=60) == 0, proc.communicate()[1]
+    assert len(damaged_copies(path)) == 1
+    assert [e.name for e in EventLog(tmp_path, readonly=True).query()] == ["bo"]
+
+
+def test_the_daemon_keeps_recognising_when_its_log_is_damaged_while_it_runs(tmp_path, monkeypatch, caplog):
+    # The log torn under a running daemon (its -wal and file): it went on "logging" into a file no reader could
+    # read, for as long as it ran, and every event since was lost.
+    import edge_rap.daemon.loop
+    from test_daemon import ScriptedHousehold, write_frames
+
+    from edge_rap.daemon.loop import Daemon, DaemonOptions
+    from edge_rap.daemon.track import VoteSettings
+    from edge_rap.perceive.camera import parse_source
+
+    monkeypatch.setattr(edge_rap.daemon.loop, "PRUNE_EVERY_S", 0.0)  # the hourly check at every turn of the loop
+    home = ScriptedHousehold(tmp_path / "memory")
+    reported = []
+
+    def tear_the_log_at_the_first_leaving(event):
+        reported.append(event)
+        if len(reported) == 2:
+            for name in ("events.sqlite", "events.sqlite-wal"):
+                with open(home.root / name, "r+b") as f:
+                    f.seek(100)
+                    f.write(b"\x07" * 8192)
+
+    values = [40, 255, 255, 255, 40, 40, 40, 40, 255, 255, 255, 40, 40, 40, 40]
+    options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0))
+    with caplog.at_level(logging.WARNING):
+        Daemon(home, options, tear_the_log_at_the_first_leaving).run(threading.Event())
+    assert [e.kind for e in reported] == ["arrived", "left", "arrived", "left"]  # recognised and announced on
+    assert [e.kind for e in EventLog(home.root, readonly=True).query()][-2:] == ["arrived", "left"]
+    assert len(damaged_copies(home.root / "events.sqlite")) == 1 and caplog.text.count("was damaged") == 1
+    assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended

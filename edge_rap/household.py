@@ -8,6 +8,7 @@ loads a model, and closing releases exactly what was opened.
 from __future__ import annotations
 
 import logging
+import shlex
 import sqlite3
 import threading
 from functools import cached_property, wraps
@@ -167,7 +168,20 @@ class Household:
                              f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
                              "remove them") from None
         log.info("forgot <%s> and %d event(s)", concept.name, removed)
+        self._say_damaged_copies(concept.name)
         return concept
+
+    def _say_damaged_copies(self, name: str) -> None:
+        """A damaged event log set aside keeps every byte, and with them the forgotten concept's events: said, with
+        how to delete it, rather than leave a trace unsaid (or change a copy kept for a backup's sake)."""
+        from edge_rap.daemon.events import EVENTS_DB
+        from edge_rap.daemon.log_damage import damaged_copies
+
+        copies = damaged_copies(self.root / EVENTS_DB)
+        if copies:
+            log.warning("<%s> is forgotten, but the damaged event log set aside at %s may still name it: delete it "
+                        "(`rm %s*`) once no longer needed", name, " and ".join(map(str, copies)),
+                        " ".join(shlex.quote(str(c)) for c in copies))
 
     @staticmethod
     def _encoding_keys(store, concept_id: int | None = None) -> set[str]:

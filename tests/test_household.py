@@ -104,6 +104,31 @@ def test_a_change_the_event_log_cannot_follow_is_refused_before_the_memory_chang
     log.close()
 
 
+def test_forget_and_rename_set_a_damaged_log_aside_and_forget_names_the_copy_that_may_name_it(remembered, run,
+                                                                                             caplog):
+    # They stopped on it ("cannot open the event log ... move it away"), and once it was moved by hand, forget said
+    # nothing of the copy that still held the forgotten concept's events.
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.daemon.log_damage import damaged_copies
+    from edge_rap.types import Event
+
+    path = remembered.memory / "events.sqlite"
+    log = EventLog(remembered.memory)
+    for name in ("chelsea", "rocket"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    path.write_bytes(b"not an event log " * 400)
+    rc, out, _ = run("rename", "chelsea", "tabby")
+    [copy] = damaged_copies(path)
+    assert rc == 0 and out.startswith("renamed") and [f"set aside as {copy.name}" in m for m in caplog.messages] == [True]
+    caplog.clear()
+    rc, out, _ = run("forget", "rocket")
+    assert rc == 0 and out.startswith("forgot <rocket>") and len(caplog.messages) == 1
+    assert f"<rocket> is forgotten, but the damaged event log set aside at {copy} may still name it" in caplog.text
+    assert [c["name"] for c in json.loads(run("concepts", "--json")[1])] == ["tabby"]
+    assert copy.read_bytes() == b"not an event log " * 400  # kept, every byte
+
+
 def test_a_forget_waiting_for_a_busy_memory_does_not_stop_the_daemon_logging(remembered):
     # The event log is only proven writable before the memory changes; its lock is not held while `forget`
     # waits for the memory (a long remember or reindex elsewhere), or a running daemon's events would be lost.

@@ -682,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
-                   "the fix), sources, audio, and missing: what the device lacks to recognise")
+                   "the fix), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
+                   "kept, problem), sources, audio, and missing: what the device lacks to recognise")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -1,8 +1,9 @@
 """A damaged event log (a torn write, a power cut on an SD card): the daemon, forget and rename set it aside with
-every byte and go on in a new log holding the events still readable; readers say so in one line."""
+every byte and go on in a new log holding the events still readable; readers and `doctor` say so in one line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import subprocess
@@ -201,3 +202,32 @@ def test_the_daemon_keeps_recognising_when_its_log_is_damaged_while_it_runs(tmp_
     assert [e.kind for e in EventLog(home.root, readonly=True).query()][-2:] == ["arrived", "left"]
     assert len(damaged_copies(home.root / "events.sqlite")) == 1 and caplog.text.count("was damaged") == 1
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended
+
+
+def test_doctor_says_a_damaged_log_and_the_copies_set_aside(tmp_path):
+    from edge_rap.config import Profile, Settings
+    from edge_rap.daemon.doctor import _event_log, format_doctor
+
+    settings = Settings(home=tmp_path, memory=tmp_path / "memory", models=tmp_path / "models", profile=Profile())
+    settings.memory.mkdir()
+    assert _event_log(settings)["damaged"] is None
+    path = logged(settings.memory, 400)
+    path.write_bytes(b"\x07" * 4096)
+    report = _event_log(settings)
+    assert report["damaged"] == "file is not a database" and report["set_aside"] == []
+    EventLog(settings.memory).close()  # set aside
+    report = _event_log(settings)
+    assert report["damaged"] is None and report["set_aside"] == [str(p) for p in damaged_copies(path)]
+    line = [x for x in format_doctor(_report(report)).splitlines() if x.startswith("event log:")]
+    assert len(line) == 1 and "damaged logs set aside: " in line[0] and "may name concepts forgotten" in line[0]
+    json.dumps(report)
+
+
+def _report(event_log: dict) -> dict:
+    """A doctor's report around `event_log`, the rest as on a bare machine."""
+    return {"profile": "x86-cpu", "reason": "test", "providers": {"available": [], "chosen": []},
+            "cuda": {"driver": None, "llama_gpu_offload": None}, "model_cache": "/m", "models": [],
+            "memory": {"path": "/h", "concepts": 0, "problem": None, "unrecognisable": [],
+                       "readable_by_others": False},
+            "event_log": event_log, "sources": [],
+            "audio": {"voice": None, "players": [], "microphone": False, "microphone_note": "none"}, "missing": []}

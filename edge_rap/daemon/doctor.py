@@ -122,6 +122,25 @@ def _memory(settings: Settings) -> dict:
     return out
 
 
+def _event_log(settings: Settings) -> dict:
+    """The event log: `damaged` what SQLite's check finds (the next `run` sets it aside), `set_aside` the damaged
+    logs kept beside it (they may name concepts forgotten since), `problem` where it cannot be read at all."""
+    from edge_rap.daemon.events import EventLog
+
+    out = {"path": None, "damaged": None, "set_aside": [], "problem": None}
+    if not settings.memory.is_dir():
+        return out
+    log = EventLog(settings.memory, readonly=True)
+    out["path"], out["set_aside"] = str(log.path), [str(p) for p in log.damaged_copies()]
+    try:
+        out["damaged"] = log.damage()
+    except EdgeRapError as e:
+        out["problem"] = str(e)
+    finally:
+        log.close()
+    return out
+
+
 def _open_to_others(folder: Path) -> bool:
     """Whether other accounts on the device may read or enter the memory folder: edge_rap makes it 0700, but one
     an older version made (or a household made by hand) keeps its 0755, and with it the photos and sightings."""
@@ -175,7 +194,7 @@ def _audio() -> dict:
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
     """The report; keys: profile, reason, providers, cuda, model_cache (the folder the models are looked for in:
     a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
-    models, memory, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it
+    models, memory, event_log, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it
     can run, unless the memory has a problem)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
@@ -184,7 +203,7 @@ def doctor(settings: Settings, root: Path = Path("/")) -> dict:
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
             "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "memory": _memory(settings),
-            "sources": sources, "audio": _audio(), "missing": missing}
+            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "missing": missing}
 
 
 def can_recognise(report: dict) -> bool:
@@ -211,6 +230,15 @@ def format_doctor(report: dict) -> str:
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
                     if memory["readable_by_others"] else ""))
+    events = report["event_log"]
+    if events["problem"] or events["damaged"] or events["set_aside"]:
+        lines.append("event log: " + "; ".join(filter(None, [
+            events["problem"],
+            events["damaged"] and f"{events['path']} is damaged ({events['damaged']}): `edge-rap run` (a running "
+                                  "one within the hour), `forget` or `rename` sets it aside, every byte kept, and "
+                                  "starts a new log with the events still readable in it",
+            events["set_aside"] and f"damaged logs set aside: {', '.join(events['set_aside'])} (with their -wal and "
+                                    "-shm; they may name concepts forgotten since: delete them once no longer needed)"])))
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "

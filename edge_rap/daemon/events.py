@@ -276,6 +276,22 @@ class EventLog:
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot check the event log ({e})") from None
 
+    def damage(self) -> str | None:
+        """What SQLite's check finds damaged in the log (None: intact, or none yet), for `doctor`."""
+        if not self.path.exists():
+            return None
+        try:
+            check_intact(self._db())
+        except sqlite3.DatabaseError as e:
+            if not is_damage(e):
+                raise EventLogError(self.path, f"cannot read the event log ({e})") from None
+            return str(e)
+        return None
+
+    def damaged_copies(self) -> list[Path]:
+        """The damaged logs set aside beside this one and still kept (they may name concepts forgotten since)."""
+        return damaged_copies(self.path)
+
     def close(self) -> None:
         with self._lock:
             self._connections.close_all()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
-import json
 import math
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -148,30 +148,25 @@ def _readable(db: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
 
 
 def valid_event(row: tuple) -> bool:
-    """Whether a row of `EVENT_COLUMNS` is one the log writes: a reader shows no "<None> None" of a damaged page."""
+    """Whether a row of `EVENT_COLUMNS` is one the log writes: a reader shows no "<None> None" of a damaged page.
+    (About 1 µs a row: `events` reads 10 000.)"""
     id_, kind, name, camera, time_s, wall, box, score, said, snapshot = row
-    return (type(id_) is int and kind in ("arrived", "left") and _text(name) and _text(camera)
-            and _number(time_s) and _number(wall) and (box is None or _box(box))
-            and (score is None or _number(score)) and _text(said, None) and _text(snapshot, None))
+    return (type(id_) is int and (kind == "arrived" or kind == "left") and type(name) is str
+            and type(camera) is str and _number(time_s) and _number(wall)
+            and (box is None or (type(box) is str and BOX.fullmatch(box) is not None))
+            and (score is None or _number(score)) and (said is None or type(said) is str)
+            and (snapshot is None or type(snapshot) is str))
+
+
+NUMBER = r"\s*-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*"
+BOX = re.compile(rf"\[{NUMBER},{NUMBER},{NUMBER},{NUMBER}\]")  # a box's four numbers, as json.dumps writes them
 
 
 def _valid_watch(row: tuple) -> bool:
     id_, pid, identity_, host, started, alive = row
-    return type(id_) is int and type(pid) is int and _text(identity_, None) and _text(host) and _number(started) \
-        and _number(alive)
-
-
-def _text(value, *allowed) -> bool:
-    return type(value) is str or any(value is a for a in allowed)
+    return (type(id_) is int and type(pid) is int and (identity_ is None or type(identity_) is str)
+            and type(host) is str and _number(started) and _number(alive))
 
 
 def _number(value) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
-
-
-def _box(text) -> bool:
-    try:
-        box = json.loads(text) if type(text) is str else None
-    except ValueError:
-        return False
-    return type(box) is list and len(box) == 4 and all(type(v) is int for v in box)
+    return (type(value) is float or type(value) is int) and math.isfinite(value)

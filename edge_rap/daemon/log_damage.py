@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
-import math
 import os
 import re
 import shutil
@@ -169,4 +168,4 @@ def _valid_watch(row: tuple) -> bool:
 
 
 def _number(value) -> bool:
-    return (type(value) is float or type(value) is int) and math.isfinite(value)
+    return type(value) is float or type(value) is int

@@ -1,8 +1,9 @@
 """Benchmark the daemon's event log after months of running (docs/BENCHMARKS.md, the daemon's section): a year of
 a household's arrivals and leavings written through the library's own EventLog, then the size of the file and the
 cost of what reads it: `events` (the newest 10,000), `events --since 1d`, `events --name`, "where is X?" (one
-concept's last sighting) and "who was here today?" (every concept's), and the daemon's hourly prune, and
-the start's after a month switched off.
+concept's last sighting) and "who was here today?" (every concept's), the log's check (a writer's open, the
+daemon's hour), the daemon's hourly prune, the start's after a month switched off, and a page torn: the log set
+aside and a new one started with the events still readable.
 
   python tools/bench_event_log.py [--days 365] [--per-day 1600] [--concepts 10] [--cameras 4] [--repeat 15] [--json]
                                  [--cli MEMORY]
@@ -110,6 +111,7 @@ def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: in
                 lambda: [e for n in concepts if (e := log.last_seen(n)) is not None and e.wall >= midnight],
         }
         costs = {what: round(median_ms(fn, repeat), 2) for what, fn in reads.items()}
+        check_ms = median_ms(log.check, 3)  # SQLite's quick check: a writer's open, and the daemon's hour
         # The hourly prune a year on: the oldest hour goes (each concept's last sighting on each camera stays).
         pruned_hour = log.prune(end - days * 86400.0 + 3600.0)
         started = time.perf_counter()
@@ -120,9 +122,32 @@ def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: in
         month = log.prune(end - days * 86400.0 + 30 * 86400.0)
         month_ms = 1000 * (time.perf_counter() - started)
         log.close()
+        damaged = set_aside_a_torn_log(Path(folder))
     return {"days": days, "events": count, "write_s": round(written_s, 1), "file_mb": round(size / 2**20, 1),
-            "bytes_per_event": round(size / count), "reads_ms": costs, "hourly_prune_ms": round(prune_ms, 1),
-            "month_prune": {"events": month, "ms": round(month_ms)}}
+            "bytes_per_event": round(size / count), "reads_ms": costs, "check_ms": round(check_ms),
+            "hourly_prune_ms": round(prune_ms, 1), "month_prune": {"events": month, "ms": round(month_ms)},
+            "damaged": damaged}
+
+
+def set_aside_a_torn_log(folder: Path) -> dict:
+    """The log (closed) with one page of its events torn in the middle, as a power cut can leave it: the time the
+    next writer's open takes to set it aside and start a new log with the events still readable, and how many."""
+    page = 4096
+    path = folder / "events.sqlite"
+    data = path.read_bytes()
+    before = EventLog(folder, readonly=True)
+    held = before._db().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    before.close()
+    leaves = [k for k in range(1, len(data) // page) if data[k * page] == 0x0D]  # a table's leaf pages
+    with open(path, "r+b") as f:
+        f.seek(leaves[len(leaves) // 2] * page)
+        f.write(b"\x00\x55" * (page // 2))
+    started = time.perf_counter()
+    log = EventLog(folder)
+    seconds = time.perf_counter() - started
+    kept = len(log.query(limit=2**62))
+    log.close()
+    return {"held": held, "kept": kept, "s": round(seconds, 1)}
 
 
 def main() -> None:
@@ -145,9 +170,13 @@ def main() -> None:
           f"({result['bytes_per_event']} bytes an event), written in {result['write_s']} s")
     for what, ms in result["reads_ms"].items():
         print(f"  {what}: {ms} ms")
+    print(f"  the log's check (a writer's open, the daemon's hour): {result['check_ms']} ms")
     print(f"  hourly prune: {result['hourly_prune_ms']} ms")
     print(f"  the start's prune after a month off: {result['month_prune']['events']} events in "
           f"{result['month_prune']['ms']} ms")
+    damaged = result["damaged"]
+    print(f"  a page torn: set aside and {damaged['kept']} of {damaged['held']} events carried into a new log in "
+          f"{damaged['s']} s")
     for what, ms in result.get("commands_ms", {}).items():
         print(f"  edge-rap {what}: {ms} ms (a fresh process)")
 

@@ -655,8 +655,10 @@ def test_every_leaving_is_logged_though_the_reader_left(tmp_path):
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)
 
 
-def run_clearing_the_log(tmp_path, names: tuple[str, ...]) -> tuple[list, ScriptedHousehold]:
-    """Two visits of <bo>; the log's files `names` deleted at the first leaving (history cleared)."""
+def run_clearing_the_log(tmp_path, names: tuple[str, ...], clear: Callable[[Path], None] | None = None
+                         ) -> tuple[list, ScriptedHousehold]:
+    """Two visits of <bo>; the log's files `names` deleted at the first leaving (history cleared), or `clear` done
+    to the memory folder then."""
     home = ScriptedHousehold(tmp_path / "memory")
     reported = []
 
@@ -665,6 +667,8 @@ def run_clearing_the_log(tmp_path, names: tuple[str, ...]) -> tuple[list, Script
         if len(reported) == 2:
             for name in names:
                 (home.root / name).unlink()
+            if clear is not None:
+                clear(home.root)
 
     values = [40, 255, 255, 255, 40, 40, 40, 40, 255, 255, 255, 40, 40, 40, 40]
     options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,

@@ -171,6 +171,23 @@ def test_a_process_opening_the_log_waits_while_another_sets_it_aside(tmp_path):
     assert [e.name for e in EventLog(tmp_path, readonly=True).query()] == ["bo"]
 
 
+def test_a_daemon_whose_log_another_process_set_aside_says_so_and_goes_on_in_the_new_one(tmp_path, caplog):
+    # It said "was moved or deleted: a new event log is started" of a log that a `forget` had set aside as damaged.
+    from test_daemon import run_clearing_the_log
+
+    def set_aside_by_another(root: Path) -> None:
+        from edge_rap.daemon.log_damage import folder_lock, set_aside
+
+        with folder_lock(root):
+            set_aside(root / "events.sqlite")
+        EventLog(root).close()  # that process's new log
+
+    with caplog.at_level(logging.WARNING):
+        _, home = run_clearing_the_log(tmp_path, (), clear=set_aside_by_another)
+    assert "events.sqlite was set aside as damaged by another process: events go on in the new log there" in caplog.text
+    assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]  # the second visit
+
+
 def test_the_daemon_keeps_recognising_when_its_log_is_damaged_while_it_runs(tmp_path, monkeypatch, caplog):
     # The log torn under a running daemon (its -wal and file): it went on "logging" into a file no reader could
     # read, for as long as it ran, and every event since was lost.

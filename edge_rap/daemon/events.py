@@ -153,8 +153,8 @@ class EventLog:
             if rescued is not None:  # before the indexes: a year's rows in 5 s, not 18
                 db.executemany(f"INSERT INTO events ({EVENT_COLUMNS}, watch) VALUES ({', '.join('?' * 11)})",
                                rescued.events)
-                db.executemany("INSERT INTO watches (id, pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?, ?)",
-                               rescued.watches)
+                db.executemany("INSERT INTO watches (id, pid, identity, host, started, alive) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", rescued.watches)
             for statement in (s for s in statements if "CREATE TABLE" not in s):
                 db.execute(statement)
         self._opened = identity(self.path)
@@ -168,7 +168,7 @@ class EventLog:
     def _mended(self, work: Callable[[], T]) -> T:
         """`work` done in the log now at the path; where a writer meets a damaged log, done again in the new log
         started in its place (the daemon keeps logging; a reader says it is damaged)."""
-        if self._set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
+        if self.set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
             self._follow()
         try:
             return work()
@@ -194,7 +194,7 @@ class EventLog:
         if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
             self.watch = None
 
-    def _set_aside_elsewhere(self) -> bool:
+    def set_aside_elsewhere(self) -> bool:
         """Whether the file this writer opened was set aside as damaged since, by another process."""
         return (not self.readonly and identity(self.path) != self._opened
                 and self._opened in {identity(copy) for copy in damaged_copies(self.path)})
@@ -218,7 +218,7 @@ class EventLog:
         one there where another process set the old one aside as damaged; whether it did. Where the old log's -wal
         or -shm is still there (only the file deleted, or it was moved), a new file would take them for its own and
         bring back what was deleted: nothing is done. This daemon's watch comes along (`watch` None where not)."""
-        if not self._set_aside_elsewhere() and any(self.path.with_name(EVENTS_DB + end).exists()
+        if not self.set_aside_elsewhere() and any(self.path.with_name(EVENTS_DB + end).exists()
                                                    for end in ("", "-wal", "-shm")):
             return False
         self._follow()

@@ -433,8 +433,10 @@ class Daemon:
         logged."""
         events = self.household.events
         if events.replaced() and not self._log_replaced:
+            set_aside = events.set_aside_elsewhere()  # (that process said where the copy is)
             if events.reopen():
-                log.warning("%s was moved or deleted: a new event log is started", events.path)
+                log.warning("%s was set aside as damaged by another process: events go on in the new log there"
+                            if set_aside else "%s was moved or deleted: a new event log is started", events.path)
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
                 log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "

@@ -194,8 +194,8 @@ def _audio() -> dict:
 def doctor(settings: Settings, root: Path = Path("/")) -> dict:
     """The report; keys: profile, reason, providers, cuda, model_cache (the folder the models are looked for in:
     a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
-    models, memory, event_log, sources, audio, and `missing`: what the device needs for its main job and lacks (empty: it
-    can run, unless the memory has a problem)."""
+    models, memory, event_log, sources, audio, and `missing`: what the device needs for its main job and lacks (empty:
+    it can run, unless the memory has a problem)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
@@ -237,8 +237,9 @@ def format_doctor(report: dict) -> str:
             events["damaged"] and f"{events['path']} is damaged ({events['damaged']}): `edge-rap run` (a running "
                                   "one within the hour), `forget` or `rename` sets it aside, every byte kept, and "
                                   "starts a new log with the events still readable in it",
-            events["set_aside"] and f"damaged logs set aside: {', '.join(events['set_aside'])} (with their -wal and "
-                                    "-shm; they may name concepts forgotten since: delete them once no longer needed)"])))
+            events["set_aside"] and f"damaged logs set aside: {', '.join(events['set_aside'])} (with their -wal "
+                                    "and -shm; they may name concepts forgotten since: delete them once no longer "
+                                    "needed)"])))
     lines.append(f"cameras: {', '.join(report['sources']) or 'none found under /dev/video*'}")
     audio = report["audio"]
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "

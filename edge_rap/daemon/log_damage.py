@@ -108,8 +108,8 @@ def salvage(copy: Path) -> Salvage:
             watch = "watch" if ("watch",) in columns else "NULL"
             events = _events_around_damage(db, f"SELECT {EVENT_COLUMNS}, {watch} FROM events WHERE id > ? ORDER BY id")
             watches = _readable(db, "SELECT id, pid, identity, host, started, alive FROM watches ORDER BY id", ())
-            return Salvage([row for row in events if valid_event(row[:10]) and (row[10] is None or type(row[10]) is int)],
-                           [row for row in watches if _valid_watch(row)])
+            return Salvage([r for r in events if valid_event(r[:10]) and (r[10] is None or type(r[10]) is int)],
+                           [r for r in watches if _valid_watch(r)])
         finally:
             db.close()
 

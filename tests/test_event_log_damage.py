@@ -248,3 +248,36 @@ def _report(event_log: dict) -> dict:
                        "readable_by_others": False},
             "event_log": event_log, "sources": [],
             "audio": {"voice": None, "players": [], "microphone": False, "microphone_note": "none"}, "missing": []}
+
+
+def test_two_threads_meeting_the_damage_at_once_set_it_aside_once(tmp_path):
+    # `run --serve`: the daemon's thread and a request's both met the torn page; the second to take the folder's
+    # lock found the new log at the path, the one the first had just started, and set that healthy log aside too.
+    from edge_rap.daemon import events
+
+    path = logged(tmp_path, 3000)
+    log = EventLog(tmp_path)
+    tear_a_page(path)
+    met, replaced, answered = threading.Event(), threading.Event(), []
+    damage = events.is_damage
+
+    def is_damage(e) -> bool:  # the request's thread holds here, its damage met, until the daemon's thread is done
+        if threading.current_thread().name == "request" and not met.is_set():
+            met.set()
+            replaced.wait(60)
+        return damage(e)
+
+    def request() -> None:
+        answered.append(len(log.query(limit=5000)))
+
+    events.is_damage, thread = is_damage, threading.Thread(target=request, name="request")
+    try:
+        thread.start()
+        assert met.wait(60)
+        log.check()  # the daemon's thread meets it too, and sets it aside
+        replaced.set()
+        thread.join(60)
+    finally:
+        events.is_damage = damage
+    assert len(damaged_copies(path)) == 1
+    assert answered and answered[0] > 2900

@@ -116,10 +116,11 @@ class EventLog:
             raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
                 from None
 
-    def _start(self, damaged: sqlite3.Error | None = None) -> None:
+    def _start(self, damaged: sqlite3.Error | None = None, met_in: int | None = None) -> None:
         """Open the log at its path, checked, with its tables (under the folder's lock). A damaged one (found so
-        now, or `damaged` met in the file this log opened, while that file is still the one there) is set aside with
-        every byte, and a new log started with the rows it still gives; one another process set aside is followed."""
+        now, or `damaged` met in the file this log opened, generation `met_in`, while that file is still the one
+        there) is set aside with every byte, and a new log started with the rows it still gives; one another
+        process, or another thread of this one, set aside is followed."""
         if damaged is None:
             try:
                 return self._tables(checked=True)
@@ -127,7 +128,8 @@ class EventLog:
                 if not is_damage(e):
                     raise
                 damaged = e
-        elif identity(self.path) != self._opened:  # set aside meanwhile (by another process), or moved: follow
+        elif met_in != self._generation or identity(self.path) != self._opened:  # set aside meanwhile (by another
+            # thread, or another process), or moved: follow
             self._renew()
             return self._tables()
         self._renew()  # every thread's connection to the damaged file is stale
@@ -170,6 +172,7 @@ class EventLog:
         started in its place (the daemon keeps logging; a reader says it is damaged)."""
         if self.set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
             self._follow()
+        generation = self._generation  # the log `work` meets damage in: another thread may start a new one meanwhile
         try:
             return work()
         except sqlite3.DatabaseError as e:
@@ -177,7 +180,7 @@ class EventLog:
                 raise
             try:
                 with folder_lock(self.path.parent):
-                    self._start(damaged=e)
+                    self._start(damaged=e, met_in=generation)
             except OSError as why:  # (a folder gone read-only): said as the damage it is, tried again next time
                 raise sqlite3.DatabaseError(f"{e}; it could not be set aside ({why})") from None
             self._rejoin_watch()

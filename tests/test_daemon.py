@@ -583,6 +583,19 @@ def test_a_still_scene_with_a_sensors_noise_is_not_frozen(tmp_path, monkeypatch,
     assert not any("froze" in r.getMessage() for r in caplog.records) and FreezingStream.connections == 1
 
 
+def test_an_empty_rooms_frames_are_not_digested(tmp_path, monkeypatch):
+    # Each frame of every live camera had its pixels digested, though a frozen camera matters only while something
+    # is in view: at 1080p that cost twice the motion gate's look, every frame, for months of an empty room.
+    from edge_rap.perceive import frozen
+
+    digested = []
+    digest = frozen.pixels_digest
+    monkeypatch.setattr(frozen, "pixels_digest", lambda pixels: digested.append(1) or digest(pixels))
+    monkeypatch.setattr(FreezingStream, "retrieve", lambda self: (True, np.full((48, 64, 3), 40, np.uint8)))  # empty
+    events = watch_freezing_stream(tmp_path, monkeypatch, None, lambda events: FreezingStream.frames >= 30)
+    assert events == [] and digested == []
+
+
 class StillImageUrl:
     """A camera's still-image URL (cv2.VideoCapture's stand-in): each connection gives one frame, <bo>, then ends;
     after `online` connections the camera is unplugged."""

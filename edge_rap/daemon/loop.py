@@ -349,10 +349,14 @@ class Daemon:
         `frozen_s` while something was in view (a wedged driver, a hung encoder, a relay repeating its last frame:
         the gate would let none through, and what was in view would stay for good). What it showed leaves, as at a
         stall; its frames are not looked at until they change again (on this connection or the one it is reopened
-        on). Each is said once, its thaw too."""
+        on). Each is said once, its thaw too. A frame's pixels are told apart only while something is in view or the
+        camera is frozen: nothing else can stay for good, and a 1080p frame's digest costs twice the gate's look."""
         froze = []
         for frame in (f for f in frames if f.camera in self.same):
             name = frame.camera
+            if name not in self.frozen and not self.presence[name].present:
+                self.same[name].clear()
+                continue
             since = self.same[name].since(frame.pixels, frame.time_s)
             if name in self.frozen:
                 if since != self.frozen[name]:

@@ -30,6 +30,10 @@ class SameFrames:
         self._digest: tuple | None = None
         self._since = 0.0
 
+    def clear(self) -> None:
+        """Forget the frames so far: the next one starts anew."""
+        self._digest = None
+
     def since(self, pixels: np.ndarray, time_s: float) -> float:
         """The time of the first of the frames up to this one that all have its pixels (its own, where it differs
         from the one before)."""

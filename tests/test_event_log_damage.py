@@ -281,3 +281,24 @@ def test_two_threads_meeting_the_damage_at_once_set_it_aside_once(tmp_path):
         events.is_damage = damage
     assert len(damaged_copies(path)) == 1
     assert answered and answered[0] > 2900
+
+
+def test_the_copy_salvaged_from_is_made_in_this_processs_own_temporary_folder(tmp_path, temp_folder, monkeypatch):
+    # It was made in a folder of its own in /tmp, which a daemon killed while it salvaged a year's log left there
+    # for good: no later process removes a folder that is not its own kind (edge_rap/scratch.py).
+    import os
+    import shutil
+    from types import SimpleNamespace
+
+    import edge_rap.daemon.log_damage as log_damage
+
+    copies = []
+    monkeypatch.setattr(log_damage, "shutil", SimpleNamespace(
+        copyfile=lambda source, target: copies.append(Path(target)) or shutil.copyfile(source, target)))
+    root = tmp_path / "memory"
+    root.mkdir()
+    tear_a_page(logged(root, 3000))
+    EventLog(root).add(Event("arrived", "bo", "den", 7000.0, 1.9e9))
+    assert copies and all(c.parent.parent.parent == temp_folder for c in copies)
+    assert all(c.parent.parent.name.startswith(f"edge-rap-pid{os.getpid()}-") for c in copies)
+    assert list(temp_folder.glob("*/*")) == []  # (removed after)

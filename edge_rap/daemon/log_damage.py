@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from edge_rap.scratch import process_folder
+
 ASIDE = ".damaged-"  # events.sqlite.damaged-20261205T031500Z (-2 after another of the same second), -wal, -shm beside
 SIDES = ("", "-wal", "-shm")
 
@@ -94,7 +96,7 @@ def salvage(copy: Path) -> Salvage:
     """The rows of a damaged copy still readable, in id order, each one a row the log could have written (a damaged
     page can read as rows of nulls). Read from a private copy of it, as reading it in place could change it (its
     -wal merged in); nothing where that copy cannot be made (no room) or the file is no database at all."""
-    with tempfile.TemporaryDirectory(prefix="edge-rap-salvage-") as folder:
+    with tempfile.TemporaryDirectory(prefix="salvage-", dir=process_folder()) as folder:  # (one killed: removed)
         private = Path(folder) / "events.sqlite"
         try:
             for side in ("", "-wal"):

@@ -302,3 +302,32 @@ def test_the_copy_salvaged_from_is_made_in_this_processs_own_temporary_folder(tm
     assert copies and all(c.parent.parent.parent == temp_folder for c in copies)
     assert all(c.parent.parent.name.startswith(f"edge-rap-pid{os.getpid()}-") for c in copies)
     assert list(temp_folder.glob("*/*")) == []  # (removed after)
+
+
+def test_a_read_that_ends_on_a_garbage_rows_id_behind_it_still_moves_on():
+    # A damaged page whose last row read before the damage has an id behind where the read started: each read
+    # started again from there, read the same rows again, and the salvage never ended (holding the folder's lock).
+    from edge_rap.daemon.log_damage import _events_around_damage
+
+    class Torn:
+        """Ids 1-10 in a table whose page after id 5 holds a row with id 2, then damage, then ids 7-10."""
+
+        reads = 0
+
+        def execute(self, sql, args):
+            if "MAX(id)" in sql:
+                return iter([(10,)])
+            Torn.reads += 1
+            assert Torn.reads < 50, "it reads the same rows again and again"
+            return self._rows(args[0])
+
+        @staticmethod
+        def _rows(after):
+            if after < 6:
+                yield from ((k,) for k in range(after + 1, 6))
+                yield (2,)
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            yield from ((k,) for k in range(max(after + 1, 7), 11))
+
+    assert {r[0] for r in _events_around_damage(Torn(), "SELECT id FROM events WHERE id > ?")} == {
+        1, 2, 3, 4, 5, 7, 8, 9, 10}

@@ -118,20 +118,23 @@ def salvage(copy: Path) -> Salvage:
 
 def _events_around_damage(db: sqlite3.Connection, sql: str) -> list[tuple]:
     """The rows of `sql` (ids past `?`, in order) on both sides of damaged stretches: where a read stops at one, it
-    starts again 1, 2, 4, ... ids past the last row read, up to the table's last id (read down its right edge)."""
+    starts again 1, 2, 4, ... ids past the furthest row read, up to the table's last id (read down its right edge).
+    A read that gets no further than its start (it ends on a garbage row's id) moves on by the skip alone."""
     last = _readable(db, "SELECT MAX(id) FROM events", ())
     end = last[0][0] if last and type(last[0][0]) is int else None
     rows: list[tuple] = []
     after, skip = 0, 0
     while True:
-        read, whole = [], True
+        start, read, whole = after + skip, [], True
         try:
-            for row in db.execute(sql, (after + skip,)):
+            for row in db.execute(sql, (start,)):
                 read.append(row)
         except sqlite3.DatabaseError:
             whole = False
         rows += read
-        after, skip = (read[-1][0], 0) if read and type(read[-1][0]) is int else (after, skip)
+        furthest = max((r[0] for r in read if type(r[0]) is int), default=start)
+        if furthest > start:
+            after, skip = furthest, 0
         if whole or end is None or after + skip >= end:
             return rows
         skip = max(1, 2 * skip)

@@ -304,6 +304,21 @@ def test_the_copy_salvaged_from_is_made_in_this_processs_own_temporary_folder(tm
     assert list(temp_folder.glob("*/*")) == []  # (removed after)
 
 
+def test_a_stale_page_whose_rows_repeat_anothers_ids_is_salvaged_once(tmp_path):
+    # A torn write that left an older page's content in another's place (a leaf's rows read twice): the salvage
+    # gave every id read twice, the new log refused them ("UNIQUE constraint failed: events.id"), and `run` stopped
+    # with the events still readable carried over into no log.
+    path = logged(tmp_path, 3000)
+    data = bytearray(path.read_bytes())
+    leaves = [k for k in range(1, len(data) // PAGE) if data[k * PAGE] == 0x0D]
+    stale, over = leaves[5], leaves[10]
+    data[over * PAGE:(over + 1) * PAGE] = data[stale * PAGE:(stale + 1) * PAGE]
+    path.write_bytes(bytes(data))
+    EventLog(tmp_path).add(Event("arrived", "bo", "den", 7000.0, 1.9e9))
+    kept = events_in(tmp_path)
+    assert len(damaged_copies(path)) == 1 and len(kept) > 2900 and kept == sorted(set(kept)) and kept[-1] == 7000.0
+
+
 def test_a_read_that_ends_on_a_garbage_rows_id_behind_it_still_moves_on():
     # A damaged page whose last row read before the damage has an id behind where the read started: each read
     # started again from there, read the same rows again, and the salvage never ended (holding the folder's lock).

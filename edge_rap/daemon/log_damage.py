@@ -110,8 +110,9 @@ def salvage(copy: Path) -> Salvage:
             watch = "watch" if ("watch",) in columns else "NULL"
             events = _events_around_damage(db, f"SELECT {EVENT_COLUMNS}, {watch} FROM events WHERE id > ? ORDER BY id")
             watches = _readable(db, "SELECT id, pid, identity, host, started, alive FROM watches ORDER BY id", ())
-            return Salvage([r for r in events if valid_event(r[:10]) and (r[10] is None or type(r[10]) is int)],
-                           [r for r in watches if _valid_watch(r)])
+            events = [r for r in events if valid_event(r[:10]) and (r[10] is None or type(r[10]) is int)]
+            watches = [r for r in watches if _valid_watch(r)]
+            return Salvage(sorted(_first_of_each_id(events)), _first_of_each_id(watches))
         finally:
             db.close()
 
@@ -138,6 +139,15 @@ def _events_around_damage(db: sqlite3.Connection, sql: str) -> list[tuple]:
         if whole or end is None or after + skip >= end:
             return rows
         skip = max(1, 2 * skip)
+
+
+def _first_of_each_id(rows: list[tuple]) -> list[tuple]:
+    """Each id's first row (a stale page, another page's rows in its place, repeats their ids: the new log takes
+    an id once)."""
+    first: dict[int, tuple] = {}
+    for row in rows:
+        first.setdefault(row[0], row)
+    return list(first.values())
 
 
 def _readable(db: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:

@@ -346,3 +346,19 @@ def test_a_read_that_ends_on_a_garbage_rows_id_behind_it_still_moves_on():
 
     assert {r[0] for r in _events_around_damage(Torn(), "SELECT id FROM events WHERE id > ?")} == {
         1, 2, 3, 4, 5, 7, 8, 9, 10}
+
+
+def test_a_writer_whose_log_another_process_set_aside_says_so_though_no_event_comes(tmp_path, caplog):
+    # The daemon's sign of life every 10 s followed the new log without a word, and the line the daemon says of it
+    # came only where an event was logged first: a daemon's journal said nothing of it.
+    from edge_rap.daemon.log_damage import folder_lock, set_aside
+
+    log = EventLog(tmp_path)
+    with folder_lock(tmp_path):  # another process sets it aside, and starts the new log
+        set_aside(tmp_path / "events.sqlite")
+    EventLog(tmp_path).close()
+    with caplog.at_level(logging.WARNING):
+        log.still_watching()
+        log.still_watching()
+    assert [m.endswith("events.sqlite was set aside as damaged by another process: events go on in the new log there")
+            for m in caplog.messages] == [True]

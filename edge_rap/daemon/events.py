@@ -171,6 +171,8 @@ class EventLog:
         """`work` done in the log now at the path; where a writer meets a damaged log, done again in the new log
         started in its place (the daemon keeps logging; a reader says it is damaged)."""
         if self.set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
+            log.warning("%s was set aside as damaged by another process: events go on in the new log there",
+                        self.path)
             self._follow()
         generation = self._generation  # the log `work` meets damage in: another thread may start a new one meanwhile
         try:

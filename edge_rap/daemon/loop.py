@@ -432,15 +432,13 @@ class Daemon:
         return True
 
     def _follow_log_file(self) -> None:
-        """A log moved or deleted while the daemon runs (history cleared, a damaged log set aside by another
-        process): a new one is started, or followed, and this daemon registered in it, before the next event is
-        logged."""
+        """A log moved or deleted while the daemon runs (history cleared): a new one is started, and this daemon
+        registered in it, before the next event is logged. (A damaged log set aside by another process is followed,
+        and said, by the log itself, at its next use.)"""
         events = self.household.events
-        if events.replaced() and not self._log_replaced:
-            set_aside = events.set_aside_elsewhere()  # (that process said where the copy is)
+        if events.replaced() and not events.set_aside_elsewhere() and not self._log_replaced:
             if events.reopen():
-                log.warning("%s was set aside as damaged by another process: events go on in the new log there"
-                            if set_aside else "%s was moved or deleted: a new event log is started", events.path)
+                log.warning("%s was moved or deleted: a new event log is started", events.path)
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
                 log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "

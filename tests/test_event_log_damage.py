@@ -63,6 +63,21 @@ def test_a_damaged_log_is_set_aside_whole_and_a_new_one_holds_what_it_still_give
     assert "event log started with" in caplog.text and "\n" not in caplog.messages[-1]
 
 
+def test_a_file_system_without_locks_still_opens_and_sets_aside_the_log(tmp_path, monkeypatch):
+    # An NFS share without its lock daemon answers flock with ENOLCK: the log (and the daemon) stopped on it.
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    path = logged(tmp_path, 300)
+    tear_a_page(path)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    EventLog(tmp_path).add(Event("arrived", "bo", "porch", 5000.0, 1.8e9))
+    assert len(damaged_copies(path)) == 1 and events_in(tmp_path)[-1] == 5000.0
+
+
 @pytest.mark.parametrize("damage", ["header", "truncated"])
 def test_a_log_that_is_no_database_or_cut_short_is_set_aside_too(tmp_path, damage):
     path = logged(tmp_path, 400)

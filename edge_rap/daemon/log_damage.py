@@ -4,6 +4,7 @@ gives read back: a daemon that runs for months, unattended, keeps logging instea
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -41,10 +42,16 @@ def check_intact(db: sqlite3.Connection) -> None:
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """The memory folder's lock between edge_rap processes while one makes the log or sets a damaged one aside: two
-    (a daemon and a `forget`) finding it damaged at once must not set aside the new log the other just started."""
+    (a daemon and a `forget`) finding it damaged at once must not set aside the new log the other just started.
+    A file system that has no locks (an NFS share without its lock daemon, some FUSE mounts) goes without: that
+    rare race is a lesser harm than a log no process can open."""
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
         yield
     finally:
         os.close(fd)  # (releases the lock)

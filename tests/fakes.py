@@ -3,11 +3,13 @@ without loading a model. A photo's vector is its 8 x 8 thumbnail, centred and no
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from edge_rap.memory.memory import Memory
+from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import SpaceInfo, normalise
 
 
@@ -34,3 +36,11 @@ def top_concept(memory: Memory, photo: Path) -> str | None:
     if not hits:
         return None
     return memory.store.concepts_by_id([hits[0].concept_id])[hits[0].concept_id].name
+
+
+def agree_with_replaced_photo(store: Store, photo: Path) -> None:
+    """A stored photo replaced by another (re-encoded, restored from elsewhere) with the database made to agree:
+    its new bytes' sha256 recorded as its views' own, so that a reindex meets its boxes, not the changed bytes."""
+    with store.transaction() as db:
+        db.execute("UPDATE views SET image_sha256 = ? WHERE image_file = ?",
+                   (hashlib.sha256(photo.read_bytes()).hexdigest(), f"{photo.parent.name}/{photo.name}"))

@@ -5,6 +5,7 @@ disk, and photos with nothing in them. A tiny stand-in embedder (fakes.py) keeps
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import shlex
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeEmbedder, fake_memory, top_concept
+from fakes import FakeEmbedder, agree_with_replaced_photo, fake_memory, top_concept
 from scenes import save, scene, scene_file
 
 from edge_rap.errors import EdgeRapError
@@ -25,6 +26,7 @@ from edge_rap.memory.index import IndexView
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import SCHEMA_VERSION, Store
 from edge_rap.perceive.embed import SpaceInfo
+from edge_rap.perceive.images import read_image_file
 from edge_rap.perceive.views import augmented_views
 from edge_rap.retrieve.negatives import NegativeBank
 from edge_rap.types import Box
@@ -734,6 +736,30 @@ def test_a_photo_given_again_restores_its_missing_or_damaged_copy(root, photos):
         memory.add_views("bo", [scene_file(photos, 1)])
 
 
+def test_a_stored_photo_whose_bytes_changed_but_still_decodes_is_not_re_embedded(root, photos):
+    # bit rot on an SD card that still decodes (a JPEG with a flipped byte shows a smeared block) was re-embedded
+    # without a word at reindex: a worse vector for good
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(photos, 1, ".jpg"), scene_file(photos, 2, ".jpg")])
+    memory.remember("cat", [scene_file(photos, 4, ".jpg")])
+    rotten = _stored_photo(memory, "bo")
+    data = bytearray(rotten.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    rotten.write_bytes(bytes(data))
+    read_image_file(rotten)  # it still decodes
+    memory.close()
+    memory = Memory(root, UpgradedEmbedder())
+    done = memory.reindex()
+    assert done.views == 2 and done.unrecognisable == []  # bo's other photo carries it
+    assert [(p.concept, p.photo) for p in done.unreadable] == [("bo", str(rotten))]
+    assert "damaged" in done.unreadable[0].problem and "edge-rap add-views bo PHOTO" in done.lines()[0]
+    original = next(p for p in (scene_file(photos, k, ".jpg") for k in (1, 2))
+                    if hashlib.sha256(p.read_bytes()).hexdigest() == rotten.stem)  # (its name)
+    assert memory.add_views("bo", [original]).views == 2  # given again, its copy is stored anew
+    again = memory.reindex()
+    assert (again.views, again.unreadable) == (3, [])
+
+
 def test_a_stored_box_that_no_longer_fits_its_photo_does_not_stop_the_reindex(root, photos):
     # a photo replaced by a smaller one (re-encoded, a memory restored from elsewhere) under a --box given for the
     # larger: reindex stopped at it ("box [...] keeps under 4 pixels a side"), and after an upgrade of the embedder
@@ -744,6 +770,8 @@ def test_a_stored_box_that_no_longer_fits_its_photo_does_not_stop_the_reindex(ro
     memory.remember("cat", [scene_file(photos, 4)])
     save(_stored_photo(memory, "bo"), scene(1, 128, 128))  # the box is wholly outside it now: unusable
     save(_stored_photo(memory, "anya"), scene(2, 128, 128))  # partly: what is inside it is cut out
+    for name in ("bo", "anya"):  # (else their changed bytes refuse them before their boxes are looked at)
+        agree_with_replaced_photo(memory.store, _stored_photo(memory, name))
     memory.close()
     memory = Memory(root, UpgradedEmbedder())
     done = memory.reindex()

@@ -517,14 +517,18 @@ def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, vie
 
 
 def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:
-    """A stored photo that holds its view's box, or None with why not noted under its view's id: a photo replaced
-    by a smaller one (re-encoded, a memory restored from elsewhere) may leave the box outside it. A box partly
-    outside is clipped, as `crop` does."""
+    """A stored photo with the bytes it was stored with that holds its view's box, or None with why not noted under
+    its view's id. Its name is its bytes' sha256 (in every version of the memory): one whose bytes changed (bit rot
+    on an SD card still decodes, as a smeared block) would give a worse vector for good. A box partly outside is
+    clipped, as `crop` does."""
     try:
-        image = read_image_file(view.image_path).image
+        file = read_image_file(view.image_path)
+        if file.sha256 != view.image_sha256:
+            raise EdgeRapError(f"{view.image_path}: damaged (its bytes are no longer those it was stored with, whose "
+                               "sha256 is its name)")
         if view.box is not None:
-            require_croppable(image, view.box)
-        return image
+            require_croppable(file.image, view.box)
+        return file.image
     except EdgeRapError as e:
         unreadable[view.id] = str(e)
         return None

@@ -79,11 +79,13 @@ def _existing_memory(args, settings) -> None:
     of my concepts" with exit 0, a change would make a new memory there ("no concept named ..."). Only the
     default home may be absent (not used yet): it reads as an empty memory. A memory whose database is gone while
     its photos remain is refused here too, also by the commands that open no database (`events`, `pair`)."""
+    from edge_rap.memory.access import refuse_unreadable
     from edge_rap.memory.files import DATABASE, foreign_entries, refuse_what_is_not_a_sound_memory
 
     path = settings.memory
     if path.exists() and not path.is_dir():
         raise EdgeRapError(f"{path}: is a file, not a memory folder (check --memory)")
+    refuse_unreadable(path, ())  # another account's folder: one line, not a traceback (its files: where read)
     if not path.exists():
         if args.memory:
             raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scenes import scene_file
 
 from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
@@ -1532,6 +1534,40 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     rc, out, _ = run("doctor")
     assert rc == 0 and "other accounts" not in out
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
+
+
+def test_doctor_says_in_one_line_each_what_another_accounts_memory_keeps_from_it(settings, run, monkeypatch):
+    # doctor run as a person on a memory the daemon keeps as its own account (`edge-rap`) stopped with a traceback
+    # (PermissionError), the very trouble it is there to tell
+    from refused import refuse_reading
+
+    run("remember", "bo", scene_file(settings.home, 1))
+    EventLog(settings.memory).close()  # (an event log too)
+    owner = pwd.getpwuid(settings.memory.stat().st_uid).pw_name
+    refuse_reading(monkeypatch, settings.memory)
+    rc, out, _ = run("doctor")
+    refusal = f"{settings.memory}: this account ({owner}) may not read it: run the command as the account that " \
+              f"owns the memory, or with sudo -u {owner}"
+    assert rc == 1 and out.splitlines()[-1] == f"cannot recognise: {refusal}"
+    assert f"memory: {settings.memory} (cannot be read)" in out and f"event log: {refusal}" in out
+    assert "model embedder: efficientnet-lite0-int8 (present)" in out  # the other sections still report
+    for command in (("concepts",), ("events",), ("events", "--name", "bo")):
+        rc, out, err = run(*command)
+        assert (rc, out, err) == (2, "", f"edge-rap: {refusal}\n")
+
+
+def test_doctor_says_an_event_log_another_account_keeps_from_it(settings, run, monkeypatch):
+    # its own file, 0600 in a folder this account may list: the reader's copy of it stopped with a traceback
+    from refused import refuse_reading
+
+    run("remember", "bo", scene_file(settings.home, 1))
+    EventLog(settings.memory).close()
+    refuse_reading(monkeypatch, settings.memory, ("events.sqlite",))
+    rc, out, _ = run("doctor")
+    assert rc == 0 and f"event log: {settings.memory / 'events.sqlite'}: this account" in out
+    assert f"memory: {settings.memory} (1 concepts)" in out
+    rc, _, err = run("events")
+    assert rc == 2 and err.startswith(f"edge-rap: {settings.memory / 'events.sqlite'}: this account (")
 
 
 def test_doctor_says_a_damaged_embedder_cannot_recognise(settings, model_cache, tmp_path):

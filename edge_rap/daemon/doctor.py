@@ -88,7 +88,8 @@ def _memory(settings: Settings) -> dict:
     too) or another FaceNet made, until `edge-rap reindex` (doctor said "ready to recognise" of them). `concepts`
     None: none yet; `unrecognisable`: the concepts none of whose photos the last reindex could read."""
     from edge_rap.app import refuse_another_embedders
-    from edge_rap.memory.files import DATABASE
+    from edge_rap.memory.access import refuse_unreadable
+    from edge_rap.memory.files import DATABASE, DATABASE_FILES
     from edge_rap.memory.index import check_space
     from edge_rap.memory.store import Store
     from edge_rap.models.cache import Manifest, ModelCache
@@ -97,10 +98,11 @@ def _memory(settings: Settings) -> dict:
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
            "readable_by_others": _open_to_others(settings.memory)}
-    if not (settings.memory / DATABASE).is_file():
-        return out  # the first `remember` makes it
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
+        refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
+        if not (settings.memory / DATABASE).is_file():
+            return out  # the first `remember` makes it
         store = Store(settings.memory, readonly=True)
         try:
             out["concepts"] = len(store.concepts())
@@ -125,14 +127,17 @@ def _memory(settings: Settings) -> dict:
 def _event_log(settings: Settings) -> dict:
     """The event log: `damaged` what SQLite's check finds (the next `run` sets it aside), `set_aside` the damaged
     logs kept beside it (they may name concepts forgotten since), `problem` where it cannot be read at all."""
-    from edge_rap.daemon.events import EventLog
+    from edge_rap.daemon.events import EVENTS_FILES, EventLog
+    from edge_rap.memory.access import refuse_unreadable
 
     out = {"path": None, "damaged": None, "set_aside": [], "problem": None}
     if not settings.memory.is_dir():
         return out
     log = EventLog(settings.memory, readonly=True)
-    out["path"], out["set_aside"] = str(log.path), [str(p) for p in log.damaged_copies()]
+    out["path"] = str(log.path)
     try:
+        refuse_unreadable(settings.memory, EVENTS_FILES)  # (before listing the folder)
+        out["set_aside"] = [str(p) for p in log.damaged_copies()]
         out["damaged"] = log.damage()
     except EdgeRapError as e:
         out["problem"] = str(e)

@@ -26,6 +26,7 @@ from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, da
                                         is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.memory.access import refuse_unreadable
 from edge_rap.memory.files import private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EVENTS_DB = "events.sqlite"
+#: The log and its WAL: what a reader of it reads.
+EVENTS_FILES = (EVENTS_DB, EVENTS_DB + "-wal")
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
 
 SCHEMA = """
@@ -254,6 +257,7 @@ class EventLog:
         which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device):
         there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
         its -wal, as the memory's own reader does (Store._open_readonly)."""
+        refuse_unreadable(self.path.parent, EVENTS_FILES)  # (else its copy fails on it)
         uri = self.path.resolve().as_uri()  # (as_uri escapes what a URI reserves: '#', '?', '%')
         db = None
         try:

@@ -10,6 +10,8 @@ from pathlib import Path
 from edge_rap.errors import DeviceError, EdgeRapError
 
 DATABASE = "memory.sqlite"
+#: The database and its WAL: what a reader of the memory reads.
+DATABASE_FILES = (DATABASE, DATABASE + "-wal")
 #: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
 #: daemon's event log and the API's token and address, and what the default home beside it holds (the model
 #: cache, the demo); hidden files and a file system's lost+found are ignored.

@@ -19,7 +19,9 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.files import DATABASE, fsync_dir, is_own_image, private_folder, refuse_what_is_not_a_sound_memory
+from edge_rap.memory.access import refuse_unreadable
+from edge_rap.memory.files import (DATABASE, DATABASE_FILES, fsync_dir, is_own_image, private_folder,
+                                   refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 
@@ -286,6 +288,7 @@ class Store:
         self._snapshot = WalSnapshot(self.db_path, "snapshot")  # a reader's, see _open_readonly
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
+        refuse_unreadable(self.root, DATABASE_FILES)
         refuse_what_is_not_a_sound_memory(self.root)
         self.db  # opened (and for a writer of an existing memory migrated) now, so that errors show at once
 

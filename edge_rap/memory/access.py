@@ -1,0 +1,44 @@
+"""Whether this account may read a memory: one the daemon keeps as a system account (`edge-rap`) is not readable
+by a person's own account, and a command run as them says so in one line, naming the owner, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+from edge_rap.errors import DeviceError
+
+
+def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
+    """Raise a DeviceError where this account may not list the memory folder `root` or read one of its files
+    `names` (those that are there). A folder or file not there yet is no refusal: the callers say that themselves."""
+    for path in (root, *(root / name for name in names)):
+        try:
+            if path == root:
+                os.scandir(path).close()
+            else:
+                os.close(os.open(path, os.O_RDONLY))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError:
+            owner = _owner(path)
+            raise DeviceError(path, f"this account ({_account(os.geteuid())}) may not read it: run the command as "
+                                    f"the account that owns the memory, or with sudo -u {owner}") from None
+
+
+def _owner(path: Path) -> str:
+    """The account that owns `path`, or its nearest folder this account may look at."""
+    for candidate in (path, *path.parents):
+        try:
+            return _account(candidate.stat().st_uid)
+        except OSError:
+            continue
+    return "OWNER"
+
+
+def _account(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # an account the device does not name (a memory copied from another device)
+        return str(uid)

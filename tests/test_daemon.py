@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -697,13 +698,49 @@ def test_an_event_log_deleted_while_the_daemon_runs_is_started_anew(tmp_path, ca
     _, home = run_clearing_the_log(tmp_path, ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"))
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]  # the second visit
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended
-    assert f"{home.root / 'events.sqlite'} was moved or deleted: a new event log is started" in caplog.text
+    assert f"{home.root / 'events.sqlite'} was moved, deleted or mounted again: a new event log is started" in caplog.text
 
 
 def test_an_event_log_deleted_but_for_its_wal_is_said_once_not_started_anew(tmp_path, caplog):
     # A new file beside the old log's -wal and -shm would take them for its own and bring back what was deleted.
     run_clearing_the_log(tmp_path, ("events.sqlite",))
     assert caplog.text.count("was moved or deleted, but its -wal or -shm is still there") == 1
+
+
+@pytest.mark.parametrize("back", ["renamed back", "copied back"])
+def test_a_memory_folder_that_goes_away_gets_no_new_log_and_its_events_are_logged_when_it_is_back(tmp_path, caplog,
+                                                                                                   back):
+    # The memory's drive unmounted under the daemon (a USB stick pulled): the daemon started a new events.sqlite in
+    # the empty mount point, which the drive hid when it came back; the events logged meanwhile and after were lost
+    # ("events go on into the old file until `run` restarts"). "copied back": a remount, whose files are other
+    # inodes.
+    home = ScriptedHousehold(tmp_path / "memory")
+    away = tmp_path / "away"
+    in_the_mount_point, reported = [], []
+
+    def unmount_at_the_first_leaving_and_mount_again_at_the_next_arrival(event):
+        reported.append(event.kind)
+        if reported == ["arrived", "left"]:
+            home.root.rename(away)
+            home.root.mkdir()  # the empty mount point
+        elif len(reported) == 3:
+            in_the_mount_point.extend(p.name for p in home.root.iterdir())
+            shutil.rmtree(home.root)
+            if back == "renamed back":
+                away.rename(home.root)
+            else:
+                shutil.copytree(away, home.root)
+                shutil.rmtree(away)
+
+    values = [40, 255, 255, 255, 40, 40, 40, 40, 255, 255, 255, 40, 40, 40, 40]
+    options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0))
+    Daemon(home, options, unmount_at_the_first_leaving_and_mount_again_at_the_next_arrival).run(threading.Event())
+    assert in_the_mount_point == []
+    logged = EventLog(home.root, readonly=True).query()
+    assert [e.kind for e in logged] == ["arrived", "left", "arrived", "left"]
+    assert caplog.text.count("the memory folder is not there") == 1
+    assert caplog.text.count("the event log takes events again") == 1
 
 
 def test_a_concept_forgotten_by_another_process_is_dropped_and_a_change_rechecks_every_camera(tmp_path):

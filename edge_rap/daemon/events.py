@@ -22,12 +22,12 @@ from typing import Callable, Iterator, TypeVar
 import numpy as np
 
 from edge_rap.daemon.clock import steady_now
-from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock, identity,
+from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock,
                                         is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.memory.access import refuse_unreadable
-from edge_rap.memory.files import private_folder
+from edge_rap.memory.files import file_identity, memory_away, private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
 
@@ -106,6 +106,7 @@ class EventLog:
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon
         self._snapshot = WalSnapshot(self.path, "events")  # a reader's, in a read-only folder
         self._opened: tuple[int, int] | None = None  # the file's (device, inode) when the tables were made
+        self._folder: tuple[int, int] | None = None  # the memory folder's (device, inode) then
         if not readonly:
             self._make_tables()
 
@@ -115,6 +116,7 @@ class EventLog:
             private_folder(root)
             with folder_lock(root):
                 self._start()
+            self._folder = file_identity(root)
         except (OSError, sqlite3.Error) as e:
             raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
                 from None
@@ -131,8 +133,8 @@ class EventLog:
                 if not is_damage(e):
                     raise
                 damaged = e
-        elif met_in != self._generation or identity(self.path) != self._opened:  # set aside meanwhile (by another
-            # thread, or another process), or moved: follow
+        elif met_in != self._generation or file_identity(self.path) != self._opened:  # set aside meanwhile (by
+            # another thread, or another process), or moved: follow
             self._renew()
             return self._tables()
         self._renew()  # every thread's connection to the damaged file is stale
@@ -162,7 +164,7 @@ class EventLog:
                                "VALUES (?, ?, ?, ?, ?, ?)", rescued.watches)
             for statement in (s for s in statements if "CREATE TABLE" not in s):
                 db.execute(statement)
-        self._opened = identity(self.path)
+        self._opened = file_identity(self.path)
 
     def _renew(self) -> None:
         """Every thread's connection is stale: each closes it at its next use, and opens the file now there (a
@@ -204,8 +206,8 @@ class EventLog:
 
     def set_aside_elsewhere(self) -> bool:
         """Whether the file this writer opened was set aside as damaged since, by another process."""
-        return (not self.readonly and identity(self.path) != self._opened
-                and self._opened in {identity(copy) for copy in damaged_copies(self.path)})
+        return (not self.readonly and file_identity(self.path) != self._opened
+                and self._opened in {file_identity(copy) for copy in damaged_copies(self.path)})
 
     def _follow(self) -> None:
         """Go on in the log now at the path, this daemon's watch along (`watch` None where it cannot come)."""
@@ -219,16 +221,22 @@ class EventLog:
     def replaced(self) -> bool:
         """Whether the file this log writes to was moved or deleted since it was opened (history cleared while a
         daemon runs, or a damaged log set aside by another process): its writes would go to a file no one reads."""
-        return not self.readonly and identity(self.path) != self._opened
+        return not self.readonly and file_identity(self.path) != self._opened
 
     def reopen(self) -> bool:
-        """Start a new log at the path where the old one is wholly gone (its -wal and -shm too), or follow the new
-        one there where another process set the old one aside as damaged; whether it did. Where the old log's -wal
-        or -shm is still there (only the file deleted, or it was moved), a new file would take them for its own and
-        bring back what was deleted: nothing is done. This daemon's watch comes along (`watch` None where not)."""
-        if not self.set_aside_elsewhere() and any(self.path.with_name(EVENTS_DB + end).exists()
-                                                   for end in ("", "-wal", "-shm")):
+        """Use the log now at the path: the one found there (the memory's drive unmounted and mounted again; the
+        new log another process started where it set a damaged one aside), or a new one where the old one is wholly
+        gone (its -wal and -shm too); whether it did. This daemon's watch comes along (`watch` None where not).
+        Where the old log's -wal or -shm is still there (only the file deleted, or it was moved), a new file would
+        take them for its own and bring back what was deleted: nothing is done. Where the memory folder itself is
+        gone or another (its drive unmounted: the empty mount point), no log is started in its place, which would
+        hide the real one when the drive comes back: EventLogError, until then."""
+        found = self.path.exists()
+        if not found and any(self.path.with_name(EVENTS_DB + end).exists() for end in ("-wal", "-shm")):
             return False
+        if not found and memory_away(self.path.parent, self._folder):
+            raise EventLogError(self.path, "the memory folder is not there (its drive unmounted or gone?); events "
+                                           "are not logged in its place")
         self._follow()
         return True
 

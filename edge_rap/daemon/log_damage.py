@@ -57,15 +57,6 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # (releases the lock)
 
 
-def identity(path: Path) -> tuple[int, int] | None:
-    """The file's (device, inode): the same file under any name; None where there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def set_aside(path: Path) -> Path:
     """Move the log and its -wal and -shm to `<path>.damaged-<UTC stamp>` (and its -wal, -shm), never over a copy
     set aside before; the copy's path. Call under `folder_lock`."""

@@ -432,13 +432,17 @@ class Daemon:
         return True
 
     def _follow_log_file(self) -> None:
-        """A log moved or deleted while the daemon runs (history cleared): a new one is started, and this daemon
-        registered in it, before the next event is logged. (A damaged log set aside by another process is followed,
-        and said, by the log itself, at its next use.)"""
+        """A log moved or deleted while the daemon runs (history cleared), or found anew where the memory's drive
+        was mounted again: the log at its path is used (a new one where none is), and this daemon registered in it,
+        before the next event is logged. While the memory folder is away, reopen refuses (EventLogError): the
+        events are kept meanwhile. (A damaged log set aside by another process is followed, and said, by the log
+        itself, at its next use.)"""
         events = self.household.events
         if events.replaced() and not events.set_aside_elsewhere() and not self._log_replaced:
+            found = events.path.exists()
             if events.reopen():
-                log.warning("%s was moved or deleted: a new event log is started", events.path)
+                log.warning("%s was moved, deleted or mounted again: %s", events.path,
+                            "the event log found there is used" if found else "a new event log is started")
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
                 log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "

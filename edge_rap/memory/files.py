@@ -65,6 +65,23 @@ def private_folder(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """A file's or folder's (device, inode), which another file put at its path (a drive mounted again, a file
+    replaced) does not share; None where nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def memory_away(root: Path, seen: tuple[int, int] | None) -> bool:
+    """Whether the memory folder once `seen` (its file_identity) is away: gone, or another folder in its place (the
+    empty mount point of its drive, unmounted) that holds no memory's database. Nothing is made there: a file made
+    in the mount point would be hidden by the drive when it is mounted again, and hide nothing that was lost."""
+    return file_identity(root) != seen and not (root / DATABASE).exists()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename into `path` durable."""
     fd = os.open(path, os.O_RDONLY)

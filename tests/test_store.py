@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -522,3 +524,55 @@ def test_a_memory_from_before_face_views_is_upgraded_in_place(tmp_path, settings
     reader = Store(tmp_path / "old", readonly=True)
     assert [c.name for c in reader.concepts()] == ["bo"] and len(reader.views()) == 1
     assert reader.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _in_a_new_thread(work):
+    """What `work` returns, or raises, on a thread of its own (a server's worker: a connection of its own)."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = work()
+        except Exception as e:
+            result["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_a_memory_whose_drive_goes_away_is_never_made_anew_and_is_used_again_when_it_is_back(tmp_path):
+    # The memory's drive unmounted under a running `run --serve`: a worker thread's new connection read an empty
+    # stand-in ("no concepts", to the API too) and a remember through the API made a new memory.sqlite in the empty
+    # mount point; mounted again, the threads' connections still read and wrote the old, unmounted file, so a
+    # concept remembered then was lost.
+    from edge_rap.memory.store import Store
+
+    root, away = tmp_path / "memory", tmp_path / "away"
+    store = Store(root)
+    with store.transaction() as db:
+        store.insert_concept(db, "bo", "dog", "")
+    root.rename(away)
+    root.mkdir()  # the empty mount point
+    assert [c.name for c in store.concepts()] == ["bo"]  # read on from the file this thread holds
+    with pytest.raises(EdgeRapError, match="memory.sqlite is not there"):
+        _in_a_new_thread(store.concepts)
+
+    def remember():
+        with store.transaction() as db:
+            store.insert_concept(db, "rex", "", "")
+
+    for work in (remember, lambda: _in_a_new_thread(remember)):
+        with pytest.raises(EdgeRapError, match="memory.sqlite is not there"):
+            work()
+    assert list(root.iterdir()) == []
+
+    root.rmdir()
+    shutil.copytree(away, root)  # mounted again: the same files, other inodes
+    remember()
+    assert [c.name for c in Store(root, readonly=True).concepts()] == ["bo", "rex"]
+    assert [c.name for c in _in_a_new_thread(store.concepts)] == ["bo", "rex"]
+

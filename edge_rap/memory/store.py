@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.access import refuse_unreadable
-from edge_rap.memory.files import (DATABASE, DATABASE_FILES, fsync_dir, is_own_image, private_folder,
+from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
                                    refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
@@ -283,7 +283,9 @@ class Store:
         self.readonly = readonly
         self.images_dir = root / "images"
         self.db_path = root / DATABASE
-        self._connections: ThreadConnections[bool] = ThreadConnections()  # tagged: a stand-in for a new memory
+        # tagged with the database file's (device, inode) it reads; None: a stand-in for a memory not written yet
+        self._connections: ThreadConnections[tuple[int, int] | None] = ThreadConnections()
+        self._seen = False  # a database was opened: its file gone later is a memory away, never one to start anew
         self._lock = self._connections.lock
         self._snapshot = WalSnapshot(self.db_path, "snapshot")  # a reader's, see _open_readonly
         self._closed = False
@@ -301,16 +303,29 @@ class Store:
     def _connection(self, create: bool) -> sqlite3.Connection:
         """This thread's connection; `create`: a real one, making a new memory's folder and database (a write).
         A new memory is made only at its first write, so that a command that fails before it (a bad photo or
-        name) leaves no empty folder behind, which later commands would take for a memory (a mistyped --memory)."""
-        db, pending = self._connections.mine() or (None, False)
-        if db is not None and not (pending and (create or self.db_path.exists())):
-            return db
+        name) leaves no empty folder behind, which later commands would take for a memory (a mistyped --memory).
+
+        The memory's drive may go and come back under a process that runs for months (a USB stick pulled, an
+        NFS share or an SD card remounted): a database file gone since one was opened is a memory away, which is
+        never started anew in its place (the empty mount point, hidden when the drive comes back); a connection
+        reads on from the file it holds meanwhile (a lazily unmounted drive's open files still read), but a write
+        or a new connection is refused, and a file found there again (mounted again) is opened at the next use."""
+        db, opened = self._connections.mine() or (None, None)
+        now = file_identity(self.db_path)
+        if db is not None:
+            if opened is not None and (now == opened or (now is None and not create)):
+                return db
+            if opened is None and not (create or now is not None):
+                return db  # a stand-in while nothing is written
         if self._closed:
             raise DeviceError(self.root, "the memory was closed")
+        if now is None and self._seen:
+            raise DeviceError(self.root, f"the memory's database {DATABASE} is not there (its drive unmounted or "
+                                         "gone?); nothing was changed")
         try:
             if self.readonly:
                 new, pending = self._open_readonly()
-            elif create or self.db_path.exists():
+            elif create or now is not None:
                 new, pending = self._open_writer(), False
             else:
                 new, pending = self._stand_in(), True
@@ -322,7 +337,8 @@ class Store:
                 raise DeviceError(self.root, "the memory was closed")
             if db is not None:
                 db.close()
-            self._connections.keep(new, pending)
+            self._connections.keep(new, None if pending else file_identity(self.db_path))
+            self._seen = self._seen or not pending
         return new
 
     def _open_writer(self) -> sqlite3.Connection:

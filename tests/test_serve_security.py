@@ -739,3 +739,24 @@ def test_a_bad_name_to_answer_to_is_one_line_before_anything_serves(settings, ru
             rc, out, err = run(*argv)
             assert rc == 2 and out == "" and err.count("\n") == 1, (argv, err)
             assert f"EDGE_RAP_SERVE_HOSTS: {names!r} is not a host name" in err, err
+
+
+def test_a_memory_whose_drive_goes_away_is_503_never_a_wrong_token_and_answers_again_when_it_is_back(tmp_path):
+    # The memory's drive unmounted under `serve`: its token file went with it, so the household's own token was
+    # "wrong" (401) and, sent again, locked its browser out (429) for as long as the drive was away.
+    settings = fake_settings(tmp_path)
+    away = tmp_path / "away"
+    with live_server(settings, attempts=AttemptLimit(failures=3)) as live:
+        with live.client() as c:
+            assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(3)))).status_code == 201
+            settings.memory.rename(away)
+            settings.memory.mkdir()  # the empty mount point
+            answers = [c.get("/api/concepts") for _ in range(6)]
+            answers.append(c.post("/api/concepts", data={"name": "rex"}, files=photo_files(png(scene(4)))))
+            assert {r.status_code for r in answers} == {503}
+            assert answers[0].json() == {"error": "the memory is not there (its drive unmounted or gone?); the device "
+                                                  "answers again when it is back"}
+            assert list(settings.memory.iterdir()) == []
+            settings.memory.rmdir()
+            away.rename(settings.memory)
+            assert [c["name"] for c in c.get("/api/concepts").json()] == ["bo"]

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from edge_rap.errors import EdgeRapError
+from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.serve.token import TokenKeeper
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,15 @@ class AuthGuard:
         token = _bearer(scope)
         try:
             accepted = token is not None and self.tokens.check(token)
-        except EdgeRapError as e:  # the token file cut short or unreadable: the device's fault, not the client's
-            if str(e) != self._damaged:
+        except EdgeRapError as e:  # the token file cut short or unreadable, or the memory away (a DeviceError):
+            if str(e) != self._damaged:  # the device's fault, not the client's
                 log.warning("%s", e)
                 self._damaged = str(e)
-            return await send_error(send, 503, "the device's API token is damaged: run `edge-rap pair --rotate` "
-                                               "on the device")
+            return await send_error(send, 503, e.problem if isinstance(e, DeviceError) else
+                                    "the device's API token is damaged: run `edge-rap pair --rotate` on the device")
+        if self._damaged is not None:
+            log.warning("%s: the API token is read again", self.tokens.path)
+            self._damaged = None
         if not accepted:
             if token is not None:  # a guess; a request with none guesses nothing (a web page the household's
                 self.limiter.failed(client)  # browser visits can send those, to lock that browser out)

@@ -11,8 +11,8 @@ import stat
 import threading
 from pathlib import Path
 
-from edge_rap.errors import EdgeRapError
-from edge_rap.memory.files import private_folder
+from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.memory.files import file_identity, memory_away, private_folder
 
 TOKEN_FILE = "api-token"
 
@@ -85,6 +85,7 @@ class TokenKeeper:
         self._stamp: tuple | None = None
         self._digest = b""
         ensure_token(memory)
+        self._folder = file_identity(memory)
         self._refresh()
 
     def _refresh(self) -> None:
@@ -93,6 +94,9 @@ class TokenKeeper:
             stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = None  # gone: nothing is accepted until it is back
+            if memory_away(self.path.parent, self._folder):  # the whole memory: no token is wrong, none can be right
+                raise DeviceError(self.path.parent, "the memory is not there (its drive unmounted or gone?); the "
+                                                    "device answers again when it is back")
         with self._lock:
             if stamp == self._stamp:
                 return

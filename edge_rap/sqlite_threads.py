@@ -3,6 +3,7 @@ one connection per thread, and a reader's private copy of a database whose -wal 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -16,26 +17,42 @@ Tag = TypeVar("Tag")
 
 class ThreadConnections(Generic[Tag]):
     """One connection per thread (a connection must not carry several threads' transactions), each with a tag
-    its owner checks (a generation, a stand-in flag). A thread that ended has its connection closed when another
-    thread stores one, so a server's worker threads, which come and go for months, never leave files open."""
+    its owner checks (a generation, the file it was opened on). A thread that ended has its connection closed when
+    another thread stores one, so a server's worker threads, which come and go for months, never leave files open.
 
-    def __init__(self) -> None:
+    SQLite opens a file read-only where it cannot be written then (its drive mounted back read-only, an SD card the
+    kernel remounted so), and the connection stays read-only when the file can be written again: every write of a
+    daemon that runs for months would fail until a restart. Such a connection is given up (closed) at its thread's
+    first use once `database` can be written, and its owner opens a new one."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
         self.lock = threading.Lock()
-        self._by_thread: dict[threading.Thread, tuple[sqlite3.Connection, Tag]] = {}
+        self._by_thread: dict[threading.Thread, tuple[sqlite3.Connection, Tag, bool]] = {}  # (.., writable then)
 
     def mine(self) -> tuple[sqlite3.Connection, Tag] | None:
-        """This thread's connection and its tag; None where it has none."""
-        return self._by_thread.get(threading.current_thread())
+        """This thread's connection and its tag; None where it has none (or one opened read-only, given up)."""
+        thread = threading.current_thread()
+        kept = self._by_thread.get(thread)
+        if kept is None:
+            return None
+        db, tag, writable = kept
+        if not writable and os.access(self.database, os.W_OK):
+            with self.lock:
+                self._by_thread.pop(thread, None)
+            db.close()
+            return None
+        return db, tag
 
     def keep(self, db: sqlite3.Connection, tag: Tag) -> None:
         """Store this thread's connection (call with `lock` held); the connections of threads that ended close."""
         for ended in [t for t in self._by_thread if not t.is_alive()]:
             self._by_thread.pop(ended)[0].close()
-        self._by_thread[threading.current_thread()] = (db, tag)
+        self._by_thread[threading.current_thread()] = (db, tag, os.access(self.database, os.W_OK))
 
     def close_all(self) -> None:
         """Close every thread's connection (call with `lock` held)."""
-        for db, _ in self._by_thread.values():
+        for db, _, _ in self._by_thread.values():
             db.close()
         self._by_thread.clear()
 

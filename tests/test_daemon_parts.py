@@ -1833,3 +1833,25 @@ def test_a_visit_whose_watch_is_gone_ended_with_its_arrival(tmp_path):
     db.close()
     seen = EventLog(tmp_path, readonly=True).last_seen("bo")
     assert (seen.kind, seen.wall) == ("left", 100.0)
+
+
+def test_an_event_log_opened_while_the_drive_was_read_only_takes_events_once_it_is_writable(tmp_path, monkeypatch):
+    # A drive mounted back read-only, then read-write again: the daemon's connection, opened read-only by SQLite,
+    # refused every event ("kept to log when it can be written") until `run` was restarted.
+    import edge_rap.daemon.events as events
+
+    EventLog(tmp_path).close()
+    writable, real = [], events._connect
+
+    def as_sqlite_opens_it(target, uri=False):  # read-only where the file cannot be written
+        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
+
+    monkeypatch.setattr(events, "_connect", as_sqlite_opens_it)
+    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    log = EventLog(tmp_path)
+    event = Event("arrived", "bo", "porch", 0.0, 1.0)
+    with pytest.raises(EdgeRapError, match="readonly"):
+        log.add(event)
+    writable.append(True)  # remounted read-write
+    log.add(event)
+    assert [e.name for e in log.query()] == ["bo"]

@@ -576,3 +576,31 @@ def test_a_memory_whose_drive_goes_away_is_never_made_anew_and_is_used_again_whe
     assert [c.name for c in Store(root, readonly=True).concepts()] == ["bo", "rex"]
     assert [c.name for c in _in_a_new_thread(store.concepts)] == ["bo", "rex"]
 
+
+def test_a_connection_opened_while_the_drive_was_read_only_writes_again_once_it_is_writable(tmp_path, monkeypatch):
+    # A drive mounted back read-only, then read-write again: SQLite had opened the database read-only, and every
+    # remember through a running `run --serve` was "not writable (attempt to write a readonly database)" until it
+    # was restarted.
+    from edge_rap.memory.store import Store
+
+    other = Store(tmp_path / "memory")  # another process's, open: the -wal and -shm are there
+    with other.transaction():  # (a memory is made at its first write)
+        pass
+    writable, real = [], Store._connect
+
+    def as_sqlite_opens_it(target, uri=False):  # read-only where the file cannot be written
+        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
+    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    store = Store(tmp_path / "memory")
+
+    def remember(name):
+        with store.transaction() as db:
+            store.insert_concept(db, name, "", "")
+
+    with pytest.raises(EdgeRapError, match="not writable .attempt to write a readonly database"):
+        remember("bo")
+    writable.append(True)  # remounted read-write
+    remember("bo")
+    assert [c.name for c in other.concepts()] == ["bo"]

@@ -100,7 +100,7 @@ class EventLog:
         self.path = root / EVENTS_DB
         self.readonly = readonly
         # each connection holds the log and its -wal; tagged with the generation it was opened in
-        self._connections: ThreadConnections[int] = ThreadConnections()
+        self._connections: ThreadConnections[int] = ThreadConnections(self.path)
         self._generation = 0  # one more each time the file is opened anew (reopen): older connections are stale
         self._lock = self._connections.lock
         self.watch: int | None = None  # this process's row in `watches` while it runs the daemon

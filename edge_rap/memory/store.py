@@ -284,7 +284,7 @@ class Store:
         self.images_dir = root / "images"
         self.db_path = root / DATABASE
         # tagged with the database file's (device, inode) it reads; None: a stand-in for a memory not written yet
-        self._connections: ThreadConnections[tuple[int, int] | None] = ThreadConnections()
+        self._connections: ThreadConnections[tuple[int, int] | None] = ThreadConnections(self.db_path)
         self._seen = False  # a database was opened: its file gone later is a memory away, never one to start anew
         self._lock = self._connections.lock
         self._snapshot = WalSnapshot(self.db_path, "snapshot")  # a reader's, see _open_readonly

@@ -7,12 +7,17 @@ import os
 import shutil
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from edge_rap.scratch import private_folder
 
 Tag = TypeVar("Tag")
+
+
+#: Every ThreadConnections of this process: those of one file give up their read-only connections together.
+_ALL: "weakref.WeakSet[ThreadConnections]" = weakref.WeakSet()
 
 
 class ThreadConnections(Generic[Tag]):
@@ -22,13 +27,17 @@ class ThreadConnections(Generic[Tag]):
 
     SQLite opens a file read-only where it cannot be written then (its drive mounted back read-only, an SD card the
     kernel remounted so), and the connection stays read-only when the file can be written again: every write of a
-    daemon that runs for months would fail until a restart. Such a connection is given up (closed) at its thread's
-    first use once `database` can be written, and its owner opens a new one."""
+    daemon that runs for months would fail until a restart. Once `database` can be written, the first thread to
+    use such a connection gives up (closes) every thread's: SQLite shares a file's WAL index (-shm) between the
+    connections of a process, read-only while any that opened it so remains, so a new one could not write either
+    (those of every ThreadConnections of the file: a household opens its memory's database twice).
+    (Another thread that was using its connection at that moment has that one query fail, once.)"""
 
     def __init__(self, database: Path) -> None:
         self.database = database
         self.lock = threading.Lock()
         self._by_thread: dict[threading.Thread, tuple[sqlite3.Connection, Tag, bool]] = {}  # (.., writable then)
+        _ALL.add(self)
 
     def mine(self) -> tuple[sqlite3.Connection, Tag] | None:
         """This thread's connection and its tag; None where it has none (or one opened read-only, given up)."""
@@ -38,11 +47,18 @@ class ThreadConnections(Generic[Tag]):
             return None
         db, tag, writable = kept
         if not writable and os.access(self.database, os.W_OK):
-            with self.lock:
-                self._by_thread.pop(thread, None)
-            db.close()
+            for keeper in [k for k in list(_ALL) if k.database == self.database]:  # (a memory opened twice too)
+                keeper._give_up_read_only()
             return None
         return db, tag
+
+    def _give_up_read_only(self) -> None:
+        """Close every thread's connection that was opened read-only; their threads open new ones."""
+        with self.lock:
+            read_only = [t for t, (_, _, could) in self._by_thread.items() if not could]
+            given_up = [self._by_thread.pop(t)[0] for t in read_only]
+        for db in given_up:
+            db.close()
 
     def keep(self, db: sqlite3.Connection, tag: Tag) -> None:
         """Store this thread's connection (call with `lock` held); the connections of threads that ended close."""

@@ -604,3 +604,28 @@ def test_a_connection_opened_while_the_drive_was_read_only_writes_again_once_it_
     writable.append(True)  # remounted read-write
     remember("bo")
     assert [c.name for c in other.concepts()] == ["bo"]
+
+
+def test_once_the_drive_is_writable_every_read_only_connection_to_the_memory_is_given_up(tmp_path, monkeypatch):
+    # SQLite shares a file's WAL index between a process's connections, read-only while any opened so remains: the
+    # household's second Store of the memory (or another thread) kept its read-only connection, and a remember
+    # through `run --serve` stayed "attempt to write a readonly database" after the drive was writable again.
+    import sqlite3
+
+    from edge_rap.memory.store import Store
+
+    with Store(tmp_path / "memory").transaction():  # (a memory is made at its first write)
+        pass
+    writable, real = [], Store._connect
+
+    def as_sqlite_opens_it(target, uri=False):  # read-only where the file cannot be written
+        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
+    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    first, second = Store(tmp_path / "memory"), Store(tmp_path / "memory")
+    held = second.db
+    writable.append(True)  # remounted read-write
+    first.concepts()
+    with pytest.raises(sqlite3.ProgrammingError):
+        held.execute("SELECT 1")

@@ -577,6 +577,21 @@ def test_a_memory_whose_drive_goes_away_is_never_made_anew_and_is_used_again_whe
     assert [c.name for c in _in_a_new_thread(store.concepts)] == ["bo", "rex"]
 
 
+def drive_read_only_until(monkeypatch) -> list:
+    """The memory's drive read-only until something is put in the list returned: SQLite opens the database
+    read-only meanwhile, as it does on a drive so mounted."""
+    from edge_rap.memory.store import Store
+
+    writable, real = [], Store._connect
+
+    def as_sqlite_opens_it(target, uri=False):
+        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
+    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    return writable
+
+
 def test_a_connection_opened_while_the_drive_was_read_only_writes_again_once_it_is_writable(tmp_path, monkeypatch):
     # A drive mounted back read-only, then read-write again: SQLite had opened the database read-only, and every
     # remember through a running `run --serve` was "not writable (attempt to write a readonly database)" until it
@@ -586,13 +601,7 @@ def test_a_connection_opened_while_the_drive_was_read_only_writes_again_once_it_
     other = Store(tmp_path / "memory")  # another process's, open: the -wal and -shm are there
     with other.transaction():  # (a memory is made at its first write)
         pass
-    writable, real = [], Store._connect
-
-    def as_sqlite_opens_it(target, uri=False):  # read-only where the file cannot be written
-        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
-
-    monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
-    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    writable = drive_read_only_until(monkeypatch)
     store = Store(tmp_path / "memory")
 
     def remember(name):
@@ -616,13 +625,7 @@ def test_once_the_drive_is_writable_every_read_only_connection_to_the_memory_is_
 
     with Store(tmp_path / "memory").transaction():  # (a memory is made at its first write)
         pass
-    writable, real = [], Store._connect
-
-    def as_sqlite_opens_it(target, uri=False):  # read-only where the file cannot be written
-        return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
-
-    monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
-    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    writable = drive_read_only_until(monkeypatch)
     first, second = Store(tmp_path / "memory"), Store(tmp_path / "memory")
     held = second.db
     writable.append(True)  # remounted read-write

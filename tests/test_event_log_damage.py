@@ -377,3 +377,17 @@ def test_a_writer_whose_log_another_process_set_aside_says_so_though_no_event_co
         log.still_watching()
     assert [m.endswith("events.sqlite was set aside as damaged by another process: events go on in the new log there")
             for m in caplog.messages] == [True]
+
+
+def test_a_memory_with_no_concept_yet_whose_log_was_set_aside_is_still_a_memory(tmp_path):
+    # A daemon started on a new memory logs before anything is remembered: once its damaged log was set aside,
+    # every command refused the folder as "not an edge-rap memory (no memory.sqlite)", `remember` included.
+    from edge_rap.memory.files import foreign_entries, refuse_what_is_not_a_sound_memory
+
+    path = logged(tmp_path, 300)
+    tear_a_page(path)
+    EventLog(tmp_path).add(Event("arrived", "bo", "porch", 5000.0, 1.8e9))
+    (copy,) = damaged_copies(path)
+    copy.with_name(copy.name + "-wal").write_bytes(b"")  # its -wal and -shm are set aside beside it where there
+    assert foreign_entries(tmp_path) == []
+    refuse_what_is_not_a_sound_memory(tmp_path)

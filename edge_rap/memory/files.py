@@ -13,10 +13,11 @@ DATABASE = "memory.sqlite"
 #: The database and its WAL: what a reader of the memory reads.
 DATABASE_FILES = (DATABASE, DATABASE + "-wal")
 #: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
-#: daemon's event log and the API's token and address, and what the default home beside it holds (the model
-#: cache, the demo); hidden files and a file system's lost+found are ignored.
-OWN_TOP_LEVEL = re.compile(r"(memory|events)\.sqlite(-wal|-shm|-journal)?|images|index|models|api-token|serve\.json"
-                           r"|demo|\..*|lost\+found")
+#: daemon's event log (and its damaged copies set aside, daemon/log_damage.py) and the API's token and address,
+#: and what the default home beside it holds (the model cache, the demo); hidden files and a file system's
+#: lost+found are ignored.
+OWN_TOP_LEVEL = re.compile(r"(memory|events)\.sqlite(-wal|-shm|-journal)?|events\.sqlite\.damaged-[0-9TZ-]+(-wal|-shm)?"
+                           r"|images|index|models|api-token|serve\.json|demo|\..*|lost\+found")
 #: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
 _IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
 #: index/<space>-<generation>.<digest>.usearch (the digest: the first 16 hex digits of the file's sha256; none in a

@@ -101,7 +101,9 @@ def add_tls_options(p) -> None:
 def register(add) -> None:
     """Add `serve` and `pair` to the command line through cli.py's `add(name, func, help)`."""
     p = add("serve", cmd_serve, "serve the HTTP API and the household page (loopback unless --host says otherwise)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all); "
+                   "it answers under an address, localhost, this machine's name and the names in "
+                   "$EDGE_RAP_SERVE_HOSTS (comma-separated, e.g. robot.lan)")
     p.add_argument("--port", type=_port, help="port (default 8765)")
     add_tls_options(p)
     p = add("pair", cmd_pair, "show the URL, token and a QR code for pairing a phone or the companion")

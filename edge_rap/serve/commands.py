@@ -109,5 +109,6 @@ def register(add) -> None:
     p = add("pair", cmd_pair, "show the URL, token and a QR code for pairing a phone or the companion")
     p.add_argument("--json", action="store_true", help='print {"url": ..., "token": ...} only')
     p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")
-    p.add_argument("--host", help="the address to show (default: where serve last listened)")
+    p.add_argument("--host", help="the address to show (default: where serve last listened); a name instead must "
+                   "be one the server answers to (see serve --help)")
     p.add_argument("--port", type=_port, help="the port to show (default: where serve last listened, else 8765)")

@@ -4,6 +4,7 @@ embedder (plumbing and security) or with the real default embedder (what a house
 from __future__ import annotations
 
 import io
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,21 @@ def live_server(settings: Settings, fake: bool = True, limits: Limits = Limits()
     finally:
         handle.stop()
         home.close()
+
+
+def hold_recognition(live: Live, monkeypatch, most_s: float) -> tuple[threading.Event, threading.Event]:
+    """Each recognition the server starts waits (holding the model) until `release` is set, or `most_s` passes;
+    (started, release): `started` is set as the first one begins."""
+    started, release = threading.Event(), threading.Event()
+    recognize = live.home.recognize
+
+    def held(image):
+        started.set()
+        release.wait(most_s)
+        return recognize(image)
+
+    monkeypatch.setattr(live.home, "recognize", held)
+    return started, release
 
 
 def fake_settings(tmp_path: Path) -> Settings:

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from photos import photo, save_photo, side_by_side
-from serve_support import fake_settings, jpeg, live_server, photo_files, png
+from serve_support import fake_settings, hold_recognition, jpeg, live_server, photo_files, png
 
 from edge_rap.types import Box, Event
 
@@ -240,15 +240,7 @@ def test_a_cards_photo_is_made_while_the_model_is_busy_and_is_404_if_forgotten_m
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         url = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))
                      ).json()["photos"][0]["url"]
-        release, started = threading.Event(), threading.Event()
-        recognize = live.home.recognize
-
-        def held(image):
-            started.set()
-            release.wait(60)
-            return recognize(image)
-
-        monkeypatch.setattr(live.home, "recognize", held)
+        started, release = hold_recognition(live, monkeypatch, most_s=60)
         answers = []
 
         def busy() -> None:

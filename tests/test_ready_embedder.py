@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 WEIGHTS = np.array([[1.0, -2.0, 0.5, 0.0], [0.0, 1.0, -1.0, 3.0], [-1.0, 0.0, 2.0, 1.0]], np.float32)
 
 
-def pixel_model(path, elem_type=onnx.TensorProto.UINT8, width: int | str = 4):
+def pixel_model(path, elem_type=onnx.TensorProto.UINT8, width: int | str | None = 4):
     """N x H x W x 3 pixels -> the mean of each channel over the picture, mixed by WEIGHTS: N x 4. Its own values
     are named as the front would like to name its own (SSCD's distilled file has a "pixels")."""
     from onnx import TensorProto, helper, numpy_helper
@@ -25,7 +25,7 @@ def pixel_model(path, elem_type=onnx.TensorProto.UINT8, width: int | str = 4):
              helper.make_node("MatMul", ["rounded", "weights"], ["embedding"])]
     graph = helper.make_graph(
         nodes, "pixels", [helper.make_tensor_value_info("image", elem_type, ["batch", "h", "w", 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None if width is None else ["batch", width])],
         [numpy_helper.from_array(np.array([1, 2], np.int64), "axes"), numpy_helper.from_array(WEIGHTS, "weights")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
@@ -55,3 +55,17 @@ def test_a_file_that_takes_float_input_is_refused_in_one_line(tmp_path):
     with pytest.raises(EdgeRapError, match=r"takes uint8 pixels, N x H x W x 3; input 'image' is float") as e:
         install_ready_embedder(path, tmp_path / "cache", "ready", 64, "test")
     assert "\n" not in str(e.value) and not (tmp_path / "cache" / "ready").exists()
+
+
+@pytest.mark.parametrize("case", ["not-onnx", "no-output-shape"])
+def test_a_file_that_is_no_ready_embedder_is_a_one_line_error(tmp_path, case):
+    from edge_rap.export.ready import install_ready_embedder
+
+    path = tmp_path / "model.onnx"
+    if case == "not-onnx":
+        path.write_bytes(b"not a model")
+    else:
+        pixel_model(path, width=None)
+    with pytest.raises(EdgeRapError, match="not a readable ONNX file|returns one N x D embedding") as e:
+        install_ready_embedder(path, tmp_path / "cache", "ready", 64, "test")
+    assert "\n" not in str(e.value)

@@ -70,8 +70,8 @@ def install_ready_embedder(file: Path, cache_root: Path, name: str, size: int, l
         model = onnx.load(str(file))
     except Exception as e:  # a missing file, or protobuf's decode errors, whose types vary
         raise EdgeRapError(f"{file}: not a readable ONNX file ({type(e).__name__})") from None
-    dim = model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value if model.graph.output else 0
     model = pixels_front(model)
+    dim = model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value  # 0 where the file leaves it symbolic
     with staging_folder(cache_root) as work:
         staged = work / name
         staged.mkdir()

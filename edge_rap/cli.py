@@ -697,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
         "made from them", memory="the demo's memory folder (default $EDGE_RAP_HOME/demo/memory)")
     from edge_rap.serve.commands import register as add_serve_commands  # serve, pair
     add_serve_commands(add)
+    from edge_rap.memory.commands import register as add_backup_commands  # backup, restore
+    add_backup_commands(add)
     return parser
 
 
@@ -705,7 +707,8 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "snapshots": "--snapshots", "speak_to": "--speak-to", "dataset": "--dataset",
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
-                    "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since"}
+                    "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since",
+                    "file": "the backup file"}
 
 
 def _refuse_empty_names(args) -> None:

@@ -90,9 +90,9 @@ def test_a_log_that_is_no_database_or_cut_short_is_set_aside_too(tmp_path, damag
 
 
 def test_a_copy_set_aside_before_is_never_written_over(tmp_path, monkeypatch):
-    import edge_rap.daemon.log_damage as log_damage
+    import edge_rap.memory.files as files
 
-    monkeypatch.setattr(log_damage.time, "strftime", lambda *args: "20261205T031500Z")  # the same second twice
+    monkeypatch.setattr(files.time, "strftime", lambda *args: "20261205T031500Z")  # the same second twice
     path = tmp_path / "events.sqlite"
     for text in (b"first damage", b"second damage"):
         path.write_bytes(text * 400)

@@ -305,6 +305,16 @@ class EventLog:
             return str(e)
         return None
 
+    def copy(self, snapshot: WalSnapshot) -> Path | None:
+        """A consistent copy of the log in `snapshot`'s private folder, made by SQLite's backup while a daemon goes
+        on logging (`edge-rap backup`); None where there is no log yet."""
+        if not self.path.exists():
+            return None
+        try:
+            return self._mended(lambda: snapshot.backup(self._db()))
+        except sqlite3.Error as e:
+            raise EventLogError(self.path, f"cannot read the event log ({e}){_damaged(e)}") from None
+
     def damaged_copies(self) -> list[Path]:
         """The damaged logs set aside beside this one and still kept (they may name concepts forgotten since)."""
         return damaged_copies(self.path)

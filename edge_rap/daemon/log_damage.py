@@ -6,17 +6,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import itertools
 import os
 import re
 import shutil
 import sqlite3
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from edge_rap.memory.files import stamped
 from edge_rap.scratch import process_folder
 
 ASIDE = ".damaged-"  # events.sqlite.damaged-20261205T031500Z (-2 after another of the same second), -wal, -shm beside
@@ -60,11 +59,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
 def set_aside(path: Path) -> Path:
     """Move the log and its -wal and -shm to `<path>.damaged-<UTC stamp>` (and its -wal, -shm), never over a copy
     set aside before; the copy's path. Call under `folder_lock`."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for n in itertools.count(1):
-        aside = path.with_name(f"{path.name}{ASIDE}{stamp}{'' if n == 1 else f'-{n}'}")
-        if not any(aside.with_name(aside.name + side).exists() for side in SIDES):
-            break
+    aside = stamped(path, ASIDE, lambda aside: any(aside.with_name(aside.name + side).exists() for side in SIDES))
     for side in SIDES:
         with contextlib.suppress(FileNotFoundError):
             os.rename(path.with_name(path.name + side), aside.with_name(aside.name + side))

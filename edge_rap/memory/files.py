@@ -3,21 +3,26 @@ and the durable rename that makes a written file survive a power cut."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import time
 from pathlib import Path
+from typing import Callable
 
 from edge_rap.errors import DeviceError, EdgeRapError
 
 DATABASE = "memory.sqlite"
 #: The database and its WAL: what a reader of the memory reads.
 DATABASE_FILES = (DATABASE, DATABASE + "-wal")
-#: What a memory folder may hold at its top level: the database (with WAL's files), its two folders, the
-#: daemon's event log (and its damaged copies set aside, daemon/log_damage.py) and the API's token and address,
-#: and what the default home beside it holds (the model cache, the demo); hidden files and a file system's
-#: lost+found are ignored.
-OWN_TOP_LEVEL = re.compile(r"(memory|events)\.sqlite(-wal|-shm|-journal)?|events\.sqlite\.damaged-[0-9TZ-]+(-wal|-shm)?"
-                           r"|images|index|models|api-token|serve\.json|demo|\..*|lost\+found")
+#: The memory itself at the top of its folder: the database (with WAL's files), its two folders, the daemon's event
+#: log (and its damaged copies set aside, daemon/log_damage.py).
+_MEMORY_DATA = (r"(memory|events)\.sqlite(-wal|-shm|-journal)?|events\.sqlite\.damaged-[0-9TZ-]+(-wal|-shm)?"
+                r"|images|index")
+MEMORY_DATA = re.compile(_MEMORY_DATA)
+#: What a memory folder may hold at its top level: the memory, the API's token and address, and what the default
+#: home beside it holds (the model cache, the demo); hidden files and a file system's lost+found are ignored.
+OWN_TOP_LEVEL = re.compile(_MEMORY_DATA + r"|models|api-token|serve\.json|demo|\..*|lost\+found")
 #: images/<first two hex digits>/<sha256><suffix>, and a writer's temporary file beside it.
 _IMAGE = re.compile(r"(?P<sha>[0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?(\.\d+\.tmp)?")
 #: index/<space>-<generation>.<digest>.usearch (the digest: the first 16 hex digits of the file's sha256; none in a
@@ -81,6 +86,14 @@ def memory_away(root: Path, seen: tuple[int, int] | None) -> bool:
     empty mount point of its drive, unmounted) that holds no memory's database. Nothing is made there: a file made
     in the mount point would be hidden by the drive when it is mounted again, and hide nothing that was lost."""
     return file_identity(root) != seen and not (root / DATABASE).exists()
+
+
+def stamped(path: Path, infix: str, taken: Callable[[Path], bool] = Path.exists) -> Path:
+    """`<path><infix><UTC stamp>` (`-2`, `-3` ... after one of the same second) that is not `taken`: where a file or
+    folder is set or moved aside, never over one set aside before."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    names = (f"{path.name}{infix}{stamp}{'' if n == 1 else f'-{n}'}" for n in itertools.count(1))
+    return next(aside for aside in map(path.with_name, names) if not taken(aside))
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,0 +1,105 @@
+"""What a backup archive of a memory holds (`edge-rap backup`, `edge-rap restore`): which member names it may have,
+and its manifest, so that the reader refuses anything the writer would never have written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from edge_rap.daemon.events import EVENTS_DB
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import DATABASE, is_own_image, is_own_index
+
+FORMAT = "edge-rap-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: The companion API's key to the house and where it listened: only with `backup --with-token`.
+SECRETS = ("api-token", "serve.json")
+#: Files at the top of an archive besides the manifest.
+TOP_FILES = (DATABASE, EVENTS_DB, *SECRETS)
+#: A manifest bigger than this is no manifest a backup writes (it is read whole).
+MAX_MANIFEST = 64 * 1024 * 1024
+
+
+def is_member_name(name: str) -> bool:
+    """Whether `name` is a member a backup writes: the databases, the secrets, a photo `images/ab/<sha256>.ext` or
+    an index file `index/<space>-<gen>.<digest>.usearch` (never a writer's temporary file), and the manifest. An
+    absolute path, `..` or anything else is not: a restore never puts a file outside its folder."""
+    path = PurePosixPath(name)
+    if name != path.as_posix() or path.is_absolute() or ".." in path.parts or "\\" in name:
+        return False
+    if len(path.parts) == 1:
+        return name in (MANIFEST, *TOP_FILES)
+    if path.parts[0] == "images" and len(path.parts) == 3:
+        return is_own_image(Path(name)) and not name.endswith(".tmp")
+    if path.parts[0] == "index" and len(path.parts) == 2:
+        return is_own_index(Path(name)) and not name.endswith(".tmp")
+    return False
+
+
+@dataclass(frozen=True)
+class Counts:
+    concepts: int
+    views: int  # the concepts' photos (as `concepts` counts them), not their faces
+    events: int
+
+    def to_json(self) -> dict:
+        return {"concepts": self.concepts, "views": self.views, "events": self.events}
+
+
+@dataclass(frozen=True)
+class Member:
+    size: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    """The archive's own description, its last member: every other member with its size and sha256."""
+
+    edge_rap: str
+    schema: int  # the memory's database's (PRAGMA user_version)
+    created: float  # Unix seconds
+    counts: Counts
+    files: dict[str, Member] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "edge_rap": self.edge_rap,
+                           "schema": self.schema, "created": self.created, "counts": self.counts.to_json(),
+                           "files": {name: {"size": m.size, "sha256": m.sha256} for name, m in self.files.items()}},
+                          indent=1).encode()
+
+    @classmethod
+    def parse(cls, data: bytes, archive: Path) -> "Manifest":
+        """The manifest in `data`; one of another program, or of a newer backup format, is refused in one line."""
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != FORMAT:
+                raise ValueError("not an edge-rap backup's")
+            if raw["version"] > FORMAT_VERSION:
+                raise EdgeRapError(f"{archive}: made by a newer edge_rap (backup format {raw['version']}; this one "
+                                   f"reads {FORMAT_VERSION}): upgrade edge_rap to restore it; nothing was changed")
+            files = {str(name): Member(int(m["size"]), str(m["sha256"])) for name, m in raw["files"].items()}
+            return cls(str(raw["edge_rap"]), int(raw["schema"]), float(raw["created"]),
+                       Counts(**{k: int(raw["counts"][k]) for k in ("concepts", "views", "events")}), files)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise EdgeRapError(f"{archive}: its {MANIFEST} cannot be read ({e}); not an edge-rap backup, or a "
+                               "damaged one; nothing was changed") from None
+
+
+class Hashing:
+    """A file-like sink that passes what is written on to `out` and keeps its sha256 and length."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+

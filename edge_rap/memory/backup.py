@@ -1,0 +1,260 @@
+"""`edge-rap backup`: one tar file holding a consistent copy of a memory, safe to make while `run` or `serve` write.
+
+The databases are copied by SQLite's backup (one snapshot each, whatever is being committed). The photos and index
+files are named by their content and never change once written, but the next writer deletes those no row refers to
+any more: a file the snapshot needs that a writer deleted meanwhile is found missing, and a second snapshot is then
+taken under the memory's write lock (writers wait, at most for that short second pass), which copies what the first
+one lacked. The manifest, last, lists every other member with its sha256."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import sqlite3
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from edge_rap import __version__
+from edge_rap.daemon.events import EVENTS_DB, EventLog
+from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Hashing, Manifest, Member, is_member_name
+from edge_rap.memory.files import DATABASE, fsync_dir, index_digest
+from edge_rap.memory.store import BUSY_TIMEOUT_S, Store, sqlite_error
+from edge_rap.sqlite_threads import WalSnapshot
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Iterable], Iterable]
+
+
+@dataclass
+class BackupReport:
+    path: Path
+    bytes: int
+    sha256: str
+    counts: Counts
+    missing: list[str] = field(default_factory=list)  # stored photos the memory refers to, missing or damaged
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "bytes": self.bytes, **self.counts.to_json(), "sha256": self.sha256,
+                "missing": self.missing}
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A copy of the memory's database and what it refers to."""
+    database: Path
+    schema: int
+    concepts: int
+    views: int
+    photos: dict[str, str]  # member name -> the sha256 its bytes must have
+    index: list[str]  # member names
+
+
+def back_up(root: Path, target: Path, force: bool = False, with_token: bool = False,
+            progress: Progress = lambda items: items) -> BackupReport:
+    """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
+    first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token and
+    serve.json stay out: a backup on a USB stick must not carry the key to the house."""
+    _refuse_target(root, target, force)
+    if not (root / DATABASE).exists():
+        raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")
+    Store(root, readonly=True).close()  # another account's memory, or one that is no sound memory: one line, now
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise _write_error(target, e) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sink = Hashing(out)
+            compressed = target.name.endswith((".gz", ".tgz"))
+            with tarfile.open(fileobj=sink, mode="w|gz" if compressed else "w|", format=tarfile.PAX_FORMAT) as tar:
+                report = _write(root, _Members(tar), with_token, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        if target.exists() and not force:  # made meanwhile by another
+            raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
+        os.replace(partial, target)
+        fsync_dir(target.parent)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        if isinstance(e, OSError):
+            raise _write_error(target, e) from None
+        raise
+    return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing)
+
+
+def _refuse_target(root: Path, target: Path, force: bool) -> None:
+    if target.is_dir():
+        raise EdgeRapError(f"{target}: is a folder; name the backup file to write")
+    if target.exists() and not force:
+        raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
+    if not target.parent.is_dir():
+        raise EdgeRapError(f"{target.parent}: no such folder for the backup")
+    if root.resolve() in target.resolve().parents:
+        raise EdgeRapError(f"{target}: inside the memory folder it backs up; write it elsewhere (a file there would "
+                           "make the folder no memory)")
+
+
+def _write_error(target: Path, e: OSError) -> EdgeRapError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return EdgeRapError(f"{target}: the disk is full; no backup was written")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return EdgeRapError(f"{target.parent}: not writable ({e.strerror}); no backup was written")
+    return EdgeRapError(f"{target}: cannot write the backup ({e.strerror}); no backup was written")
+
+
+class _Members:
+    """The tar being written, and the manifest's entry of each member added."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.files: dict[str, Member] = {}
+        self.now = time.time()
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        import io
+
+        self._add(name, len(data), hashlib.sha256(data).hexdigest(), io.BytesIO(data))
+
+    def add_file(self, name: str, path: Path) -> None:
+        """A file too large to hold in memory (a database's copy): hashed, then streamed in."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+            size = f.tell()
+            f.seek(0)
+            self._add(name, size, digest.hexdigest(), f)
+
+    def _add(self, name: str, size: int, sha256: str, data) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, int(self.now), 0o600
+        self.tar.addfile(info, data)
+        self.files[name] = Member(size, sha256)
+
+
+@dataclass(frozen=True)
+class _Written:
+    counts: Counts
+    missing: list[str]
+
+
+def _write(root: Path, members: _Members, with_token: bool, progress: Progress) -> _Written:
+    """Add every member, the manifest last."""
+    missing: list[str] = []
+    for locked in (False, True):
+        with _write_lock(root) if locked else contextlib.nullcontext(), _memory_snapshot(root) as snap:
+            missing = [name for name in progress([*snap.index, *snap.photos])
+                       if name not in members.files and not _add_stored(root, members, name, snap.photos.get(name))]
+            if missing and not locked:
+                continue  # deleted by a writer since the snapshot: again, with writers kept waiting
+            members.add_file(DATABASE, snap.database)
+            break
+    with _events_copy(root) as (events, count):
+        if events is not None:
+            members.add_file(events.name, events)
+    for name in SECRETS if with_token else ():
+        with contextlib.suppress(FileNotFoundError):
+            members.add_bytes(name, (root / name).read_bytes())
+    counts = Counts(snap.concepts, snap.views, count)
+    photos = [name for name in missing if name in snap.photos]
+    for name in missing:
+        if name not in snap.photos:  # derived from the database: the restored memory's next writer rebuilds it
+            log.warning("%s: index file %s is missing or damaged and is left out of the backup", root, name)
+    members.add_bytes(MANIFEST, Manifest(__version__, snap.schema, members.now, counts, dict(members.files)).to_bytes())
+    return _Written(counts, photos)
+
+
+def _add_stored(root: Path, members: _Members, name: str, sha256: str | None) -> bool:
+    """Add the stored photo or index file `name` (a photo's bytes checked against their sha256, an index file's
+    against its name's digest); whether it was there, whole."""
+    try:
+        data = (root / name).read_bytes()
+    except OSError:
+        return False
+    digest = hashlib.sha256(data).hexdigest()
+    expected = sha256 if sha256 is not None else index_digest(Path(name).name)
+    if expected is not None and not digest.startswith(expected):
+        return False
+    members.add_bytes(name, data)
+    return True
+
+
+@contextlib.contextmanager
+def _memory_snapshot(root: Path) -> Iterator[_Snapshot]:
+    """The memory's database copied (SQLite's backup, through the project's read path: a read-only folder, another
+    account's, an older schema), with the names of the files it refers to; removed afterwards."""
+    copy = WalSnapshot(root / DATABASE, "backup")
+    store = Store(root, readonly=True)
+    try:
+        try:
+            path = copy.backup(store.db)
+        except (OSError, sqlite3.Error) as e:
+            raise DeviceError(root / DATABASE, f"cannot copy it into {tempfile.gettempdir()} ({e}): make room there, "
+                                               "or set TMPDIR") from None
+        finally:
+            store.close()
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            photos = {f"images/{rel}": sha for rel, sha in db.execute("SELECT DISTINCT image_file, image_sha256 FROM "
+                                                                      "views")}
+            index = [f"index/{name}" for (listed,) in db.execute("SELECT index_file FROM spaces WHERE index_file IS "
+                                                                 "NOT NULL") for name in listed.split()]
+            schema = db.execute("PRAGMA user_version").fetchone()[0]
+            concepts = db.execute("SELECT COUNT(*) FROM concepts").fetchone()[0]
+            views = db.execute("SELECT COUNT(*) FROM views WHERE kind = 'photo'").fetchone()[0]
+        strange = [name for name in [*photos, *index] if not is_member_name(name)]
+        if strange:
+            raise DeviceError(root / DATABASE, f"refers to a file that is not the memory's own ({strange[0]!r}); "
+                                               "nothing was backed up")
+        yield _Snapshot(path, schema, concepts, views, photos, index)
+    finally:
+        copy.remove()
+
+
+@contextlib.contextmanager
+def _events_copy(root: Path) -> Iterator[tuple[Path | None, int]]:
+    """The event log copied (SQLite's backup, while the daemon logs on) and its number of events; None where there is
+    no log."""
+    copy = WalSnapshot(root / EVENTS_DB, "backup")
+    events = EventLog(root, readonly=True)
+    try:
+        try:
+            path = events.copy(copy)
+        finally:
+            events.close()
+        count = 0
+        if path is not None:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                with contextlib.suppress(sqlite3.Error):  # (a log of before any event was logged)
+                    count = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        yield path, count
+    finally:
+        copy.remove()
+
+
+@contextlib.contextmanager
+def _write_lock(root: Path) -> Iterator[None]:
+    """The memory's write lock (SQLite's), so that no writer deletes a file while the second pass copies it; a
+    folder no process may write (a read-only mount) needs none."""
+    db = sqlite3.connect(root / DATABASE, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e):
+                raise sqlite_error(e, root / DATABASE) from None
+        yield
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()

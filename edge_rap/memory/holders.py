@@ -1,0 +1,34 @@
+"""Whether another process has a memory open (`run`, `serve`, `listen`, a long `reindex`): `restore` must not swap
+the folder under it. Every SQLite connection to a database in WAL mode holds a shared lock on one byte of its -shm
+file (the "DMS" byte, 128) for as long as it is open; asking the kernel who would block an exclusive lock there
+names such a process, without taking any lock or opening the database."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from pathlib import Path
+
+#: SQLite's unix VFS: the -shm byte every connection holds a shared lock on while open (UNIX_SHM_DMS).
+_DMS = 128
+#: struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (native alignment).
+_FLOCK = "hhqqi"
+
+
+def holder(database: Path) -> int | None:
+    """The pid of a process that has `database` open (through its -shm), or None where none has (or where that
+    cannot be asked: no -shm, a file system without locks). Ask only where this process has no connection to it: its
+    own are not seen, and closing the descriptor opened here would drop their POSIX locks on the file."""
+    try:
+        fd = os.open(database.with_name(database.name + "-shm"), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _DMS, 1, 0)
+        found = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return (found[4] if found[4] > 0 else -1) if found[0] != fcntl.F_UNLCK else None

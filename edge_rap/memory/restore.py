@@ -1,0 +1,221 @@
+"""`edge-rap restore`: a backup (memory/backup.py) put back as the memory, verified whole before the memory is
+touched. Nothing is extracted blindly: each member is one a backup writes (no absolute path, `..`, link or device),
+written by this code into a new sibling folder and hashed as it goes; only when the manifest and every member agree
+is that folder renamed into place (atomic on one file system), the memory there before moved aside whole."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sqlite3
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from edge_rap.daemon.events import EVENTS_DB
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.access import refuse_unreadable
+from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name
+from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, stamped
+from edge_rap.memory.holders import holder
+from edge_rap.memory.store import SCHEMA_VERSION, refuse_newer
+
+Progress = Callable[[Iterable], Iterable]
+ASIDE = ".before-restore-"  # <memory>.before-restore-20261205T081500Z (-2 after another of the same second)
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    memory: Path
+    aside: Path | None  # where the memory there before was moved; None where there was none
+    counts: Counts
+    created: float  # when the backup was made (Unix seconds)
+
+    def to_json(self) -> dict:
+        return {"memory": str(self.memory), "aside": str(self.aside) if self.aside else None, **self.counts.to_json(),
+                "created": self.created}
+
+
+class _Refused(EdgeRapError):
+    """The archive is not one to restore: said with its path, and that nothing was changed."""
+
+    def __init__(self, archive: Path, why: str):
+        super().__init__(f"{archive}: {why}; nothing was changed")
+
+
+def restore(archive: Path, root: Path, replace: bool = False,
+            progress: Progress = lambda items: items) -> RestoreReport:
+    """Restore the backup `archive` as the memory at `root`: into an absent folder or one that holds no memory
+    (the model cache, the demo and the API's token there stay, the token unless the backup brings its own); into
+    one that holds a memory only with `replace`, which moves that memory aside whole first. Refused while another
+    process has the memory open."""
+    if not archive.is_file():
+        raise EdgeRapError(f"{archive}: no such backup file")
+    _refuse_target(root, replace)
+    staging = root.parent / f".{root.name}.restoring-{os.getpid()}"
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # (a restore of this pid killed before)
+        staging.mkdir(mode=0o700)
+    except OSError as e:
+        raise EdgeRapError(f"{root.parent}: cannot restore the memory there ({e.strerror}); nothing was changed") \
+            from None
+    try:
+        manifest = _extract(archive, staging, progress)
+        _refuse_held(root)  # (again: one may have started meanwhile)
+        aside = _swap(staging, root, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RestoreReport(root, aside, manifest.counts, manifest.created)
+
+
+def _refuse_target(root: Path, replace: bool) -> None:
+    if root.exists() and not root.is_dir():
+        raise EdgeRapError(f"{root}: is a file, not a memory folder (check --memory)")
+    refuse_unreadable(root, ())
+    if not root.exists():
+        return
+    foreign = foreign_entries(root)
+    if foreign:
+        raise EdgeRapError(f"{root}: not an edge-rap memory (it holds {', '.join(foreign[:3])}"
+                           f"{', ...' if len(foreign) > 3 else ''}); restore into a memory, or an empty or new folder")
+    if not replace and any(MEMORY_DATA.fullmatch(p.name) for p in root.iterdir()):
+        raise EdgeRapError(f"{root}: holds a memory; nothing was changed (--replace moves it aside, to "
+                           f"{root.name}{ASIDE}<time> beside it, and restores in its place)")
+    _refuse_held(root)
+
+
+def _refuse_held(root: Path) -> None:
+    for name in (DATABASE, EVENTS_DB):
+        pid = holder(root / name)
+        if pid is not None:
+            shown = f"pid {pid}" if pid > 0 else "another process"
+            raise EdgeRapError(f"{root}: in use by {shown} (`run`, `serve` or `listen`?): stop it first; nothing "
+                               "was changed")
+
+
+def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
+    """Write every member into `staging`, hashed, and check them against the manifest; the manifest."""
+    found: dict[str, Member] = {}
+    manifest: bytes | None = None
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for info in progress(tar):
+                name = info.name
+                if not is_member_name(name):
+                    raise _Refused(archive, f"holds {name!r}, which no edge-rap backup holds: not one, or a forged one")
+                if not info.isreg():
+                    raise _Refused(archive, f"its member {name!r} is a link, folder or device, not a file")
+                if name in found or (name == MANIFEST and manifest is not None):
+                    raise _Refused(archive, f"holds {name!r} twice")
+                source = tar.extractfile(info)
+                if name == MANIFEST:
+                    if info.size > MAX_MANIFEST:
+                        raise _Refused(archive, f"its {MANIFEST} is {info.size} bytes: not a backup's")
+                    manifest = source.read()
+                else:
+                    found[name] = _write_member(source, staging / name, staging)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise _Refused(archive, f"not a backup archive, or a damaged or cut-short one ({e})") from None
+    if manifest is None:
+        raise _Refused(archive, f"has no {MANIFEST}: not an edge-rap backup, or one cut short")
+    parsed = Manifest.parse(manifest, archive)
+    _check(archive, parsed, found, staging)
+    return parsed
+
+
+def _check(archive: Path, manifest: Manifest, found: dict[str, Member], staging: Path) -> None:
+    """The members are exactly those the manifest lists, each with its bytes; the memory's schema one this edge_rap
+    knows."""
+    if manifest.schema > SCHEMA_VERSION:
+        raise _Refused(archive, f"made by a newer edge_rap (memory schema {manifest.schema}; this one knows "
+                                f"{SCHEMA_VERSION}): upgrade edge_rap to restore it")
+    extra = sorted(set(found) - set(manifest.files))
+    if extra:
+        raise _Refused(archive, f"holds {extra[0]!r}, which its manifest does not list")
+    lacking = sorted(set(manifest.files) - set(found))
+    if lacking:
+        raise _Refused(archive, f"lacks {lacking[0]!r}, which its manifest lists (cut short?)")
+    damaged = sorted(name for name, member in manifest.files.items() if found[name] != member)
+    if damaged:
+        raise _Refused(archive, f"{damaged[0]} is damaged: its bytes are not those its manifest lists")
+    if DATABASE not in found:
+        raise _Refused(archive, f"holds no {DATABASE}")
+    try:
+        with contextlib.closing(sqlite3.connect(staging / DATABASE)) as db:
+            refuse_newer(db, archive)
+    except sqlite3.Error as e:
+        raise _Refused(archive, f"its {DATABASE} cannot be read ({e})") from None
+
+
+def _write_member(source, path: Path, staging: Path) -> Member:
+    """Copy one member to `path` (a new file: nothing is written through a link), hashed and fsynced."""
+    digest, size = hashlib.sha256(), 0
+    with _writing(staging):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb")
+    with out:
+        for block in iter(lambda: source.read(1 << 20), b""):  # (the archive's errors: said as its own)
+            digest.update(block)
+            size += len(block)
+            with _writing(staging):
+                out.write(block)
+        with _writing(staging):
+            out.flush()
+            os.fsync(out.fileno())
+    return Member(size, digest.hexdigest())
+
+
+@contextlib.contextmanager
+def _writing(staging: Path) -> Iterator[None]:
+    """A write into the new folder that fails (a full disk) is said as such, not as a damaged archive."""
+    try:
+        yield
+    except OSError as e:
+        raise EdgeRapError(f"{staging.parent}: cannot write the restored memory there ({e.strerror}); nothing was "
+                           "changed") from None
+
+
+def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
+    """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
+    the memory (the model cache, the demo; the API's token where the backup brings none) kept in place."""
+    for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
+        if folder.is_dir():
+            fsync_dir(folder)
+    if not root.exists():
+        _rename(staging, root)
+        fsync_dir(root.parent)
+        return None
+    aside = stamped(root, ASIDE)
+    _rename(root, aside)
+    kept = [p.name for p in aside.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
+    moved: list[str] = []
+    try:
+        for name in kept:
+            os.rename(aside / name, staging / name)
+            moved.append(name)
+        os.rename(staging, root)
+    except OSError as e:
+        for name in moved:  # put back as it was
+            os.rename(staging / name, aside / name)
+        os.rename(aside, root)
+        raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
+                           "changed") from None
+    fsync_dir(root.parent)
+    if not any(aside.iterdir()):  # it held no memory: nothing to keep aside
+        aside.rmdir()
+        return None
+    return aside
+
+
+def _rename(source: Path, target: Path) -> None:
+    try:
+        os.rename(source, target)
+    except OSError as e:
+        raise EdgeRapError(f"{source}: cannot move it to {target} ({e.strerror}: a mount point? the memory's folder "
+                           "must be on the same file system as the folder it is in); nothing was changed") from None

@@ -1,0 +1,466 @@
+"""`edge-rap backup` and `edge-rap restore`: a memory in one file, consistent while others write, and put back only
+when every byte of the archive is what its manifest says."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from readonly import run_read_only
+from scenes import scene_file
+
+from edge_rap import cli
+from edge_rap.app import open_memory
+from edge_rap.daemon.events import EventLog
+from edge_rap.memory import backup as backup_module
+from edge_rap.memory.archive import MANIFEST
+from edge_rap.memory.backup import back_up
+from edge_rap.memory.index import IndexView, index_files
+from edge_rap.memory.restore import restore
+from edge_rap.memory.store import Store
+from edge_rap.types import Box, Event
+
+
+def edge_rap(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = cli.main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def one_line_error(rc: int, err: str) -> str:
+    assert rc == 2, err
+    assert err.startswith("edge-rap: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    for seed in range(1, 7):
+        scene_file(tmp_path / "photos", seed)
+    return tmp_path / "photos"
+
+
+@pytest.fixture
+def household(settings, embedder, photos) -> Path:
+    """A memory of two concepts (one with a --box, one with two photos) and two events, closed."""
+    memory = open_memory(settings, embedder)
+    memory.remember("bo", [photos / "scene1.png"], "our dog", "dog")
+    memory.remember("mug", [photos / "scene2.png"], "the blue mug", "mug", Box(10, 10, 200, 220))
+    memory.add_views("bo", [photos / "scene3.png"])
+    memory.close()
+    log = EventLog(settings.memory)
+    log.add(Event("arrived", "bo", "porch", 1.0, 1.8e9, said="<bo> is here"))
+    log.add(Event("left", "bo", "porch", 9.0, 1.8e9 + 8))
+    log.close()
+    return settings.memory
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with its sha256 (what "nothing changed" compares)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith("-shm")}
+
+
+def members(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def write_archive(path: Path, files: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> Path:
+    """A tar of `files` (in order) and `extra` members (links, odd names, without data) after them."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return path
+
+
+def with_manifest(files: dict[str, bytes], manifest: dict) -> dict[str, bytes]:
+    """`files` with a manifest that lists each as it is (a forged archive whose manifest agrees), last."""
+    manifest = {**manifest, "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                                      for name, data in files.items() if name != MANIFEST}}
+    return {**{k: v for k, v in files.items() if k != MANIFEST}, MANIFEST: json.dumps(manifest).encode()}
+
+
+def consistent(root: Path, embedder) -> None:
+    """Every view's photo is there with its bytes, every listed index file with its digest, and the index files
+    hold exactly the database's vectors."""
+    store = Store(root, readonly=True)
+    try:
+        for view in [*store.views(), *store.views(kind="face")]:
+            assert store.photo_intact(view), view
+        space = store.space(embedder.space.name)
+        for name in index_files(space[4]):
+            assert hashlib.sha256((root / "index" / name).read_bytes()).hexdigest()[:16] in name
+        keys, _ = store.vectors(embedder.space.name)
+        view = IndexView(store, embedder.space.name)
+        view.refresh()
+        mapped = sorted(int(k) for index in view.indexes for k in index.keys[:])
+        assert mapped == sorted(map(int, keys))
+    finally:
+        store.close()
+
+
+# --- a round trip -------------------------------------------------------------------------------------------------
+
+
+def test_a_restored_memory_lists_recognises_and_logs_as_the_original(household, tmp_path, photos, capsys):
+    archive, copy = tmp_path / "house.tar", tmp_path / "elsewhere" / "memory"
+    rc, out, _ = edge_rap(capsys, "backup", archive, "--json", "--memory", household)
+    assert rc == 0
+    made = json.loads(out)
+    assert (made["concepts"], made["views"], made["events"], made["missing"]) == (2, 3, 2, [])
+    assert made["bytes"] == archive.stat().st_size
+    assert made["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    rc, out, _ = edge_rap(capsys, "restore", archive, "--json", "--memory", copy)
+    assert rc == 0 and json.loads(out)["aside"] is None
+    for argv in (["concepts", "--json"], ["events", "--json"],
+                 ["recognize", "--json", photos / "scene1.png", photos / "scene2.png", photos / "scene3.png"]):
+        assert edge_rap(capsys, *argv, "--memory", copy)[1] == edge_rap(capsys, *argv, "--memory", household)[1]
+    assert oct(copy.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(household, tmp_path, capsys):
+    (household / "api-token").write_text("secret-of-the-house")
+    (household / "serve.json").write_text('{"host": "0.0.0.0", "port": 8765, "tls": false}')
+    plain, gz = tmp_path / "house.tar", tmp_path / "house.tar.gz"
+    assert edge_rap(capsys, "backup", plain, "--memory", household)[0] == 0
+    assert edge_rap(capsys, "backup", gz, "--with-token", "--memory", household)[0] == 0
+    assert not {"api-token", "serve.json"} & set(members(plain))
+    with open(gz, "rb") as f:
+        assert f.read(2) == b"\x1f\x8b"
+    assert members(gz)["api-token"] == b"secret-of-the-house"
+    assert edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")[0] == 0
+    assert (tmp_path / "copy" / "api-token").read_text() == "secret-of-the-house"
+
+
+def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, capsys):
+    archive = tmp_path / "house.tar"
+    archive.write_bytes(b"last week's")
+    err = one_line_error(*edge_rap(capsys, "backup", archive, "--memory", household)[::2])
+    assert "already exists" in err and archive.read_bytes() == b"last week's"
+    assert edge_rap(capsys, "backup", archive, "--force", "--memory", household)[0] == 0
+    assert MANIFEST in members(archive)
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
+
+
+def test_a_backup_inside_the_memory_folder_is_refused(household, capsys):
+    err = one_line_error(*edge_rap(capsys, "backup", household / "b.tar", "--memory", household)[::2])
+    assert "inside the memory folder" in err and not (household / "b.tar").exists()
+
+
+# --- consistent while others write --------------------------------------------------------------------------------
+
+
+def test_a_file_a_writer_deletes_after_the_snapshot_is_taken_again_under_the_write_lock(
+        household, settings, embedder, photos, tmp_path, monkeypatch):
+    # A writer that forgets a concept and remembers another between the database's snapshot and the copying of its
+    # files deletes photos and index files the snapshot refers to: the archive lacked them, and the restored memory
+    # had views without photos and a missing index file.
+    taken = backup_module._memory_snapshot
+    writes = iter([True])
+
+    def snapshot_then_a_write(root):
+        context = taken(root)
+        snap = context.__enter__()
+        if next(writes, False):
+            memory = open_memory(settings, embedder)
+            memory.forget("mug")
+            memory.remember("teapot", [photos / "scene4.png"])
+            memory.close()
+        return _Entered(context, snap)
+
+    monkeypatch.setattr(backup_module, "_memory_snapshot", snapshot_then_a_write)
+    report = back_up(household, tmp_path / "house.tar")
+    assert report.missing == []
+    restore(tmp_path / "house.tar", tmp_path / "copy")
+    consistent(tmp_path / "copy", embedder)
+    assert sorted(c.name for c in Store(tmp_path / "copy", readonly=True).concepts()) == ["bo", "teapot"]
+
+
+class _Entered:
+    """A context manager already entered: `snapshot_then_a_write` hands back what `_memory_snapshot` yielded."""
+
+    def __init__(self, context, value):
+        self.context, self.value = context, value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
+
+
+def test_a_backup_made_while_another_thread_remembers_and_forgets_restores_consistent(
+        household, settings, embedder, photos, tmp_path):
+    stop, errors = threading.Event(), []
+
+    def churn() -> None:
+        memory = open_memory(settings, embedder)
+        try:
+            for k in range(1000):
+                if stop.is_set():
+                    break
+                memory.remember(f"thing{k}", [photos / f"scene{4 + k % 3}.png"])
+                memory.forget(f"thing{k}")
+        except Exception as e:  # a failure of the writer fails the test
+            errors.append(e)
+        finally:
+            memory.close()
+
+    writer = threading.Thread(target=churn)
+    writer.start()
+    try:
+        for k in range(3):
+            back_up(household, tmp_path / f"b{k}.tar")
+    finally:
+        stop.set()
+        writer.join()
+    assert errors == []
+    for k in range(3):
+        restore(tmp_path / f"b{k}.tar", tmp_path / f"copy{k}")
+        consistent(tmp_path / f"copy{k}", embedder)
+        names = sorted(c.name for c in Store(tmp_path / f"copy{k}", readonly=True).concepts())
+        assert names[:2] == ["bo", "mug"] and len(names) <= 3
+
+
+def test_a_read_only_memory_folder_is_backed_up(household, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    done = out / "done"
+    script = (f"import sys; from edge_rap import cli; rc = cli.main(['backup', {str(out / 'b.tar')!r}, '--memory', "
+              f"{str(household)!r}]); open({str(done)!r}, 'w').write(str(rc))")
+    run_read_only(household, [sys.executable, "-c", script], done)
+    assert done.read_text() == "0"
+    assert edge_rap(capsys, "restore", out / "b.tar", "--memory", tmp_path / "copy")[0] == 0
+    assert edge_rap(capsys, "concepts", "--json", "--memory", tmp_path / "copy")[1] == \
+        edge_rap(capsys, "concepts", "--json", "--memory", household)[1]
+
+
+# --- a destination that cannot take it ----------------------------------------------------------------------------
+
+
+def test_a_full_disk_leaves_no_partial_file(household, tmp_path):
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no `unshare` to mount a small file system")
+    small = tmp_path / "stick"
+    small.mkdir()
+    shell = (f"mount -t tmpfs -o size=64k tmpfs {small} || exit 99; "
+             f"{sys.executable} -m edge_rap backup {small / 'house.tar'} --memory {household}; "
+             f"echo rc=$?; ls -A {small}")
+    ran = subprocess.run([unshare, "-rm", "sh", "-c", shell], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    if ran.returncode == 99:
+        pytest.skip(f"cannot mount a small file system: {ran.stderr.strip()[:200]}")
+    assert ran.stdout.split() == ["rc=2"], ran.stdout  # nothing left on the stick
+    assert ran.stderr.startswith("edge-rap: ") and ran.stderr.count("\n") == 1, ran.stderr
+    assert "disk is full" in ran.stderr
+
+
+def test_a_read_only_destination_is_one_line(household, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    done = tmp_path / "done"
+    script = (f"import contextlib, io, sys; from edge_rap import cli; e = io.StringIO()\n"
+              f"with contextlib.redirect_stderr(e): rc = cli.main(['backup', {str(out / 'b.tar')!r}, '--memory', "
+              f"{str(household)!r}])\nopen({str(done)!r}, 'w').write(f'{{rc}} {{e.getvalue()}}')")
+    run_read_only(out, [sys.executable, "-c", script], done)
+    rc, err = done.read_text().split(" ", 1)
+    assert rc == "2" and err.startswith("edge-rap: ") and err.count("\n") == 1 and "not writable" in err
+    assert list(out.iterdir()) == []
+
+
+# --- archives that are refused ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def archive(household, tmp_path) -> Path:
+    back_up(household, tmp_path / "house.tar")
+    return tmp_path / "house.tar"
+
+
+@pytest.fixture
+def current(settings, embedder, photos) -> Path:
+    """The memory a refused restore must leave as it is: another memory, already there."""
+    root = settings.memory.with_name("current")
+    memory = open_memory(settings, embedder, root)
+    memory.remember("anya", [photos / "scene5.png"], "her rabbit", "toy")
+    memory.close()
+    return root
+
+
+def refused(capsys, archive: Path, current: Path, *words: str) -> None:
+    before = tree(current)
+    siblings = sorted(p.name for p in current.parent.iterdir())
+    err = one_line_error(*edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[::2])
+    assert "nothing was changed" in err and all(w in err for w in words), err
+    assert tree(current) == before
+    assert sorted(p.name for p in current.parent.iterdir()) == siblings  # no half-restored folder, nothing aside
+
+
+def flip_a_byte_of(archive: Path, name: str) -> None:
+    with tarfile.open(archive) as tar:
+        offset = tar.getmember(name).offset_data
+    data = bytearray(archive.read_bytes())
+    data[offset + 100] ^= 0x01
+    archive.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_a_photo_is_refused(archive, current, capsys):
+    photo = next(name for name in members(archive) if name.startswith("images/"))
+    flip_a_byte_of(archive, photo)
+    refused(capsys, archive, current, photo, "damaged")
+
+
+def test_a_flipped_byte_in_the_database_is_refused(archive, current, capsys):
+    flip_a_byte_of(archive, "memory.sqlite")
+    refused(capsys, archive, current, "memory.sqlite", "damaged")
+
+
+def test_a_cut_short_archive_is_refused(archive, current, capsys):
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    refused(capsys, archive, current)
+
+
+def test_a_cut_short_gzip_archive_is_refused(household, current, tmp_path, capsys):
+    back_up(household, tmp_path / "house.tgz")
+    data = (tmp_path / "house.tgz").read_bytes()
+    (tmp_path / "house.tgz").write_bytes(data[: len(data) * 2 // 3])
+    refused(capsys, tmp_path / "house.tgz", current)
+
+
+def test_a_member_the_manifest_does_not_list_is_refused(archive, current, capsys):
+    files = members(archive)
+    files["index/extra-1.usearch"] = b"not listed"
+    refused(capsys, write_archive(archive, files), current, "index/extra-1.usearch", "does not list")
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/etc/escaped", "images/../../escaped", "images/ab/notes.txt",
+                                  "models/m/model.onnx"])
+def test_a_member_outside_what_a_backup_holds_is_refused_before_it_is_written(archive, current, name, capsys):
+    files = members(archive)
+    manifest = json.loads(files[MANIFEST])
+    forged = with_manifest({name: b"owned", **files}, manifest)  # its manifest lists it: still refused
+    refused(capsys, write_archive(archive, forged), current, name)
+    assert not (current.parent.parent / "escaped").exists() and not Path("/etc/escaped").exists()
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.DIRTYPE])
+def test_a_link_device_or_folder_member_is_refused(archive, current, kind, capsys):
+    files = members(archive)
+    photo = next(name for name in files if name.startswith("images/"))
+    del files[photo]
+    link = tarfile.TarInfo(photo)
+    link.type, link.linkname = kind, "/etc/passwd"
+    refused(capsys, write_archive(archive, files, [link]), current, photo, "not a file")
+
+
+def test_an_archive_without_a_manifest_or_of_another_program_is_refused(archive, current, tmp_path, capsys):
+    files = members(archive)
+    del files[MANIFEST]
+    refused(capsys, write_archive(archive, files), current, MANIFEST)
+    refused(capsys, write_archive(tmp_path / "photos.tar", {"holiday.jpg": b"\xff\xd8"}), current, "holiday.jpg")
+    (tmp_path / "notes.txt").write_text("not an archive at all")
+    refused(capsys, tmp_path / "notes.txt", current, "not a backup archive")
+
+
+def test_an_archive_of_a_newer_schema_is_refused(archive, current, tmp_path, capsys):
+    files = members(archive)
+    database = tmp_path / "newer.sqlite"
+    database.write_bytes(files["memory.sqlite"])
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA user_version = 99")
+    db.close()  # (merged into the file: the copy is a database in WAL mode)
+    files["memory.sqlite"] = database.read_bytes()
+    manifest = json.loads(files[MANIFEST])
+    refused(capsys, write_archive(archive, with_manifest(files, {**manifest, "schema": 99})), current, "newer",
+            "schema 99")
+    # the manifest not saying so: the database itself is read before the memory is touched
+    refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, "newer", "schema 99")
+
+
+# --- where it is restored -----------------------------------------------------------------------------------------
+
+
+def test_replace_moves_the_memory_there_aside_whole_and_keeps_the_device_files(archive, current, capsys):
+    (current / "models").mkdir()
+    (current / "models" / "kept.onnx").write_bytes(b"a model")
+    (current / "api-token").write_text("the device's own token")
+    before = tree(current)
+    err = one_line_error(*edge_rap(capsys, "restore", archive, "--memory", current)[::2])
+    assert "--replace" in err and tree(current) == before
+    rc, out, _ = edge_rap(capsys, "restore", archive, "--replace", "--json", "--memory", current)
+    assert rc == 0
+    aside = Path(json.loads(out)["aside"])
+    assert aside.parent == current.parent and aside.name.startswith("current.before-restore-")
+    assert tree(aside) == {k: v for k, v in before.items() if not k.startswith(("models", "api-token"))}
+    assert (current / "models" / "kept.onnx").read_bytes() == b"a model"  # the model cache stays in place
+    assert (current / "api-token").read_text() == "the device's own token"  # phones stay paired
+    names = [c["name"] for c in json.loads(edge_rap(capsys, "concepts", "--json", "--memory", current)[1])]
+    assert names == ["bo", "mug"]
+    names = [c["name"] for c in json.loads(edge_rap(capsys, "concepts", "--json", "--memory", aside)[1])]
+    assert names == ["anya"]
+
+
+def test_a_folder_that_holds_no_memory_takes_a_restore_without_replace(archive, tmp_path, capsys):
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "kept.onnx").write_bytes(b"a model")
+    rc, out, _ = edge_rap(capsys, "restore", archive, "--json", "--memory", home)
+    assert rc == 0 and json.loads(out)["aside"] is None
+    assert (home / "models" / "kept.onnx").read_bytes() == b"a model" and (home / "memory.sqlite").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("home", ".home"))) == ["home"]
+
+
+def test_a_folder_of_other_files_is_never_restored_into(archive, tmp_path, capsys):
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "taxes.pdf").write_bytes(b"%PDF")
+    err = one_line_error(*edge_rap(capsys, "restore", archive, "--replace", "--memory", documents)[::2])
+    assert "not an edge-rap memory" in err and tree(documents) == {"taxes.pdf": hashlib.sha256(b"%PDF").hexdigest()}
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from edge_rap.memory.store import Store
+store = Store(Path(sys.argv[1]), readonly=True)
+store.concepts()
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_restore_is_refused_while_another_process_has_the_memory_open(archive, current, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(current)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        refused(capsys, archive, current, f"pid {holder.pid}")
+    finally:
+        holder.communicate("", timeout=30)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+
+
+def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
+    err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "none.tar", "--memory", tmp_path / "m")[::2])
+    assert "no such backup file" in err
+    (tmp_path / "empty").mkdir()
+    err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "b.tar", "--memory", tmp_path / "empty")[::2])
+    assert "no memory to back up" in err and not (tmp_path / "b.tar").exists()
+

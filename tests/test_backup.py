@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -206,8 +207,8 @@ class _Entered:
 
 
 def test_a_backup_made_while_another_thread_remembers_and_forgets_restores_consistent(
-        household, settings, embedder, photos, tmp_path):
-    stop, errors = threading.Event(), []
+        household, settings, embedder, photos, tmp_path, monkeypatch):
+    stop, errors, cycles = threading.Event(), [], []
 
     def churn() -> None:
         memory = open_memory(settings, embedder)
@@ -217,21 +218,31 @@ def test_a_backup_made_while_another_thread_remembers_and_forgets_restores_consi
                     break
                 memory.remember(f"thing{k}", [photos / f"scene{4 + k % 3}.png"])
                 memory.forget(f"thing{k}")
+                cycles.append(k)
         except Exception as e:  # a failure of the writer fails the test
             errors.append(e)
         finally:
             memory.close()
 
+    copy = backup_module._add_stored
+
+    def slowly(*args):  # each file copied a little later: the writer's deletions land in between
+        time.sleep(0.02)
+        return copy(*args)
+
+    monkeypatch.setattr(backup_module, "_add_stored", slowly)
     writer = threading.Thread(target=churn)
     writer.start()
+    made = 0
     try:
-        for k in range(3):
-            back_up(household, tmp_path / f"b{k}.tar")
+        while (made < 4 or len(cycles) < 8) and not errors and made < 40:
+            back_up(household, tmp_path / f"b{made}.tar")
+            made += 1
     finally:
         stop.set()
         writer.join()
     assert errors == []
-    for k in range(3):
+    for k in range(made):
         restore(tmp_path / f"b{k}.tar", tmp_path / f"copy{k}")
         consistent(tmp_path / f"copy{k}", embedder)
         names = sorted(c.name for c in Store(tmp_path / f"copy{k}", readonly=True).concepts())
@@ -350,6 +361,13 @@ def test_a_member_the_manifest_does_not_list_is_refused(archive, current, capsys
     refused(capsys, write_archive(archive, files), current, "index/extra-1.usearch", "does not list")
 
 
+def test_a_member_the_manifest_lists_but_the_archive_lacks_is_refused(archive, current, capsys):
+    files = members(archive)
+    photo = next(name for name in files if name.startswith("images/"))
+    del files[photo]
+    refused(capsys, write_archive(archive, files), current, photo, "lacks")
+
+
 @pytest.mark.parametrize("name", ["../escaped", "/etc/escaped", "images/../../escaped", "images/ab/notes.txt",
                                   "models/m/model.onnx"])
 def test_a_member_outside_what_a_backup_holds_is_refused_before_it_is_written(archive, current, name, capsys):
@@ -381,15 +399,15 @@ def test_an_archive_without_a_manifest_or_of_another_program_is_refused(archive,
 
 def test_an_archive_of_a_newer_schema_is_refused(archive, current, tmp_path, capsys):
     files = members(archive)
+    manifest = json.loads(files[MANIFEST])
+    refused(capsys, write_archive(archive, with_manifest(files, {**manifest, "schema": 99})), current, "newer",
+            "schema 99")  # said by the manifest
     database = tmp_path / "newer.sqlite"
     database.write_bytes(files["memory.sqlite"])
     db = sqlite3.connect(database)
     db.execute("PRAGMA user_version = 99")
     db.close()  # (merged into the file: the copy is a database in WAL mode)
     files["memory.sqlite"] = database.read_bytes()
-    manifest = json.loads(files[MANIFEST])
-    refused(capsys, write_archive(archive, with_manifest(files, {**manifest, "schema": 99})), current, "newer",
-            "schema 99")
     # the manifest not saying so: the database itself is read before the memory is touched
     refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, "newer", "schema 99")
 

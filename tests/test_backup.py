@@ -265,19 +265,24 @@ def test_a_read_only_memory_folder_is_backed_up(household, tmp_path, capsys):
 # --- a destination that cannot take it ----------------------------------------------------------------------------
 
 
-def test_a_full_disk_leaves_no_partial_file(household, tmp_path):
+def with_a_small_drive(drive: Path, command: str) -> subprocess.CompletedProcess:
+    """Run the shell `command` with a 64 KiB file system mounted at `drive` (a private mount namespace: it is gone
+    with the command); skips where none can be mounted."""
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("no `unshare` to mount a small file system")
-    small = tmp_path / "stick"
-    small.mkdir()
-    shell = (f"mount -t tmpfs -o size=64k tmpfs {small} || exit 99; "
-             f"{sys.executable} -m edge_rap backup {small / 'house.tar'} --memory {household}; "
-             f"echo rc=$?; ls -A {small}")
-    ran = subprocess.run([unshare, "-rm", "sh", "-c", shell], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)
+    drive.mkdir(exist_ok=True)
+    ran = subprocess.run([unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {drive} || exit 99; {command}"],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     if ran.returncode == 99:
         pytest.skip(f"cannot mount a small file system: {ran.stderr.strip()[:200]}")
+    return ran
+
+
+def test_a_full_disk_leaves_no_partial_file(household, tmp_path):
+    stick = tmp_path / "stick"
+    ran = with_a_small_drive(stick, f"{sys.executable} -m edge_rap backup {stick / 'house.tar'} --memory {household}; "
+                                    f"echo rc=$?; ls -A {stick}")
     assert ran.stdout.split() == ["rc=2"], ran.stdout  # nothing left on the stick
     assert ran.stderr.startswith("edge-rap: ") and ran.stderr.count("\n") == 1, ran.stderr
     assert "disk is full" in ran.stderr
@@ -435,6 +440,36 @@ def test_replace_moves_the_memory_there_aside_whole_and_keeps_the_device_files(a
     assert names == ["anya"]
 
 
+def test_a_link_to_the_memory_folder_stays_a_link_its_target_restored(archive, current, tmp_path, capsys):
+    # a home linked to a folder on an SD card: the restored memory went in the link's place, on the other disk
+    link = tmp_path / "home-link"
+    link.symlink_to(current)
+    rc, out, _ = edge_rap(capsys, "restore", archive, "--replace", "--json", "--memory", link)
+    assert rc == 0 and link.is_symlink() and link.resolve() == current
+    assert Path(json.loads(out)["aside"]).parent == current.parent
+    names = [c["name"] for c in json.loads(edge_rap(capsys, "concepts", "--json", "--memory", current)[1])]
+    assert names == ["bo", "mug"]
+
+
+def test_an_archive_of_an_older_schema_is_read_and_then_upgraded_as_any_memory(archive, household, tmp_path,
+                                                                                capsys):
+    files = members(archive)
+    database = tmp_path / "older.sqlite"
+    database.write_bytes(files["memory.sqlite"])
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    files["memory.sqlite"] = database.read_bytes()
+    older = write_archive(tmp_path / "older.tar", with_manifest(files, {**json.loads(files[MANIFEST]), "schema": 2}))
+    copy = tmp_path / "copy"
+    assert edge_rap(capsys, "restore", older, "--memory", copy)[0] == 0
+    assert edge_rap(capsys, "concepts", "--json", "--memory", copy)[1] == \
+        edge_rap(capsys, "concepts", "--json", "--memory", household)[1]
+    assert edge_rap(capsys, "edit", "bo", "--description", "our old dog", "--memory", copy)[0] == 0
+    with sqlite3.connect(copy / "memory.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
 def test_a_folder_that_holds_no_memory_takes_a_restore_without_replace(archive, tmp_path, capsys):
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
@@ -451,6 +486,14 @@ def test_a_folder_of_other_files_is_never_restored_into(archive, tmp_path, capsy
     (documents / "taxes.pdf").write_bytes(b"%PDF")
     err = one_line_error(*edge_rap(capsys, "restore", archive, "--replace", "--memory", documents)[::2])
     assert "not an edge-rap memory" in err and tree(documents) == {"taxes.pdf": hashlib.sha256(b"%PDF").hexdigest()}
+
+
+def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(archive, tmp_path):
+    # its folder cannot be renamed into place (nor aside): a restore would have failed at the very end
+    sd = tmp_path / "sd"
+    ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}; echo rc=$?; ls -A {sd}")
+    assert ran.stdout.split() == ["rc=2"], ran.stdout
+    assert "a mount point, which cannot be renamed" in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 
 
 HOLDER = """

@@ -55,6 +55,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     process has the memory open."""
     if not archive.is_file():
         raise EdgeRapError(f"{archive}: no such backup file")
+    root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
     staging = root.parent / f".{root.name}.restoring-{os.getpid()}"
     try:
@@ -80,6 +81,9 @@ def _refuse_target(root: Path, replace: bool) -> None:
     refuse_unreadable(root, ())
     if not root.exists():
         return
+    if os.path.ismount(root):
+        raise EdgeRapError(f"{root}: a mount point, which cannot be renamed: keep the memory in a folder inside the "
+                           "drive (--memory) to restore into it; nothing was changed")
     foreign = foreign_entries(root)
     if foreign:
         raise EdgeRapError(f"{root}: not an edge-rap memory (it holds {', '.join(foreign[:3])}"

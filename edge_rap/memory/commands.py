@@ -55,7 +55,8 @@ def register(add) -> None:
                    "paired with this device stay paired with a restored one)")
     p.add_argument("--json", action="store_true", help="one JSON object: path, bytes, concepts, views, events, sha256 "
                    "(of the file), missing (stored photos missing or damaged, not backed up)")
-    p = add("restore", cmd_restore, "put a backup back as the memory, every file checked before the memory is touched")
+    p = add("restore", cmd_restore, "put a backup back as the memory, every file checked before the memory is touched; "
+            "refused while `run` or `serve` has it open")
     p.add_argument("file", metavar="FILE", help="a file `edge-rap backup` wrote")
     p.add_argument("--replace", action="store_true", help="where --memory holds a memory: move it aside whole, to "
                    "<memory>.before-restore-<UTC time> beside it, and restore in its place")

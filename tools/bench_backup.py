@@ -1,0 +1,75 @@
+"""Benchmark `edge-rap backup` and `edge-rap restore` (docs/BENCHMARKS.md): a memory of every photo of a folder of
+concepts (one subfolder each, all its photos remembered), backed up as .tar and .tar.gz and restored, medians.
+
+  python tools/bench_backup.py --dataset DIR [--repeat 5] [--work DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edge_rap.config import load_settings
+from edge_rap.household import Household
+from edge_rap.memory.backup import back_up
+from edge_rap.memory.restore import restore
+
+PHOTOS = {".jpg", ".jpeg", ".png", ".webp", ".heic"}
+
+
+def build(memory: Path, dataset: Path) -> None:
+    """Remember each subfolder's photos as one concept (skipped where the memory already has it)."""
+    with Household(load_settings(memory=str(memory), device="x86-cpu"), prepare=True) as home:
+        have = {c.name for c in home.concepts()}
+        for folder in sorted(p for p in dataset.iterdir() if p.is_dir() and p.name not in have):
+            photos = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in PHOTOS)
+            home.remember(folder.name, photos, "", "")
+
+
+def median_s(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, type=Path, help="one subfolder of photos per concept")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, the median reported (default 5)")
+    parser.add_argument("--work", type=Path, help="where the memory and archives go (default a temporary folder)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-backup-"))
+    memory = work / "memory"
+    build(memory, args.dataset)
+    result = {"memory_bytes": sum(p.stat().st_size for p in memory.rglob("*") if p.is_file())}
+    for suffix in (".tar", ".tar.gz"):
+        archive = work / f"house{suffix}"
+        result[f"backup{suffix}_s"] = median_s(lambda: back_up(memory, archive, force=True), args.repeat)
+        result[f"{suffix}_bytes"] = archive.stat().st_size
+
+        def restored() -> None:
+            shutil.rmtree(work / "restored", ignore_errors=True)
+            restore(archive, work / "restored")
+
+        result[f"restore{suffix}_s"] = median_s(restored, args.repeat)
+    result["concepts"] = restore(work / "house.tar", work / "restored", replace=True).counts.concepts
+    shutil.rmtree(work / "restored", ignore_errors=True)
+    for aside in work.glob("restored.before-restore-*"):
+        shutil.rmtree(aside)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                                                         for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

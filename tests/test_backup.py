@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -468,6 +469,36 @@ def test_an_archive_of_an_older_schema_is_read_and_then_upgraded_as_any_memory(a
     assert edge_rap(capsys, "edit", "bo", "--description", "our old dog", "--memory", copy)[0] == 0
     with sqlite3.connect(copy / "memory.sqlite") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, current, monkeypatch, capsys):
+    # Ctrl-C after the model cache had been moved into the restored folder and before that folder was in place: the
+    # cleanup of the restored folder deleted the cache with it, and the memory stayed aside
+    (current / "models").mkdir()
+    (current / "models" / "kept.onnx").write_bytes(b"a model")
+    before, siblings = tree(current), sorted(p.name for p in current.parent.iterdir())
+    rename = os.rename
+
+    def interrupted(source, target):
+        if Path(target) == current and Path(source).name.startswith("."):  # the restored folder into place
+            raise KeyboardInterrupt
+        rename(source, target)
+
+    monkeypatch.setattr(os, "rename", interrupted)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 130
+    monkeypatch.setattr(os, "rename", rename)
+    assert tree(current) == before and sorted(p.name for p in current.parent.iterdir()) == siblings
+
+
+def test_a_photo_the_memory_lost_is_named_and_the_rest_backed_up(household, tmp_path, capsys):
+    lost = next((household / "images").glob("*/*"))
+    lost.unlink()
+    rc, out, err = edge_rap(capsys, "backup", tmp_path / "house.tar", "--json", "--memory", household)
+    name = f"images/{lost.parent.name}/{lost.name}"
+    assert rc == 1 and json.loads(out)["missing"] == [name] and name in err
+    assert edge_rap(capsys, "restore", tmp_path / "house.tar", "--memory", tmp_path / "copy")[0] == 0
+    assert edge_rap(capsys, "concepts", "--json", "--memory", tmp_path / "copy")[1] == \
+        edge_rap(capsys, "concepts", "--json", "--memory", household)[1]
 
 
 def test_a_folder_that_holds_no_memory_takes_a_restore_without_replace(archive, tmp_path, capsys):

@@ -204,10 +204,12 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
             os.rename(aside / name, staging / name)
             moved.append(name)
         os.rename(staging, root)
-    except OSError as e:
+    except BaseException as e:  # (Ctrl-C too: the staged folder, which holds the kept entries now, is removed next)
         for name in moved:  # put back as it was
             os.rename(staging / name, aside / name)
         os.rename(aside, root)
+        if not isinstance(e, OSError):
+            raise
         raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
                            "changed") from None
     fsync_dir(root.parent)

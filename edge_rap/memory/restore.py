@@ -196,8 +196,8 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
         fsync_dir(root.parent)
         return None
     aside = stamped(root, ASIDE)
+    kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
     _rename(root, aside)
-    kept = [p.name for p in aside.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
     moved: list[str] = []
     try:
         for name in kept:

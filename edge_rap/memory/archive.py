@@ -3,7 +3,6 @@ and its manifest, so that the reader refuses anything the writer would never hav
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -87,19 +86,3 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise EdgeRapError(f"{archive}: its {MANIFEST} cannot be read ({e}); not an edge-rap backup, or a "
                                "damaged one; nothing was changed") from None
-
-
-class Hashing:
-    """A file-like sink that passes what is written on to `out` and keeps its sha256 and length."""
-
-    def __init__(self, out) -> None:
-        self.out = out
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-

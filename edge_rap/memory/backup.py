@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 from edge_rap import __version__
 from edge_rap.daemon.events import EVENTS_DB, EventLog
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Hashing, Manifest, Member, is_member_name
+from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, Store, sqlite_error
 from edge_rap.sqlite_threads import WalSnapshot
@@ -92,6 +92,21 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
             raise _write_error(target, e) from None
         raise
     return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing)
+
+
+class Hashing:
+    """A file-like sink that passes what is written on to `out` and keeps its sha256 and length."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
 
 
 def _refuse_target(root: Path, target: Path, force: bool) -> None:

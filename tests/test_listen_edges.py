@@ -186,7 +186,7 @@ def test_the_voice_loop_says_in_one_line_why_it_stopped(monkeypatch, caplog):
 
 # --- stopping the daemon's voice loop ------------------------------------------------------------------------------
 
-def voice_loop(monkeypatch, transcriber, source):
+def voice_loop(monkeypatch, transcriber, source, heartbeat=None):
     import edge_rap.speech.asr
     import edge_rap.speech.vad
     from edge_rap.speech.loop import VoiceLoop
@@ -196,7 +196,7 @@ def voice_loop(monkeypatch, transcriber, source):
     home = Home("bo")
     home.settings = types.SimpleNamespace(models=None)
     reported = []
-    voice = VoiceLoop(home, None, lambda: None, reported.append, source=source)
+    voice = VoiceLoop(home, None, lambda: None, reported.append, source=source, heartbeat=heartbeat)
     voice.reported = reported
     return voice
 
@@ -224,6 +224,20 @@ def test_stopping_the_voice_loop_waits_for_whisper_and_hears_nothing_more(monkey
     assert not voice._thread.is_alive() and closed == [True]  # ... its source closed (a microphone stops with it)
     assert len(transcriber.heard) == 1  # the speech cut off by the stop was not transcribed
     assert voice.turns == 1 and voice.reported[0].transcript == "Hey robot, is Bo home?"
+
+
+def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_it_ended(monkeypatch):
+    # systemd's watchdog (`run --voice`): the listener is one of the parts that must each make progress
+    from edge_rap.daemon.notify import Heartbeat
+
+    turns = iter(range(1, 1000))  # a clock that moves one tick a reading
+    heartbeat = Heartbeat("the voice listener", lambda: next(turns))
+    audio = pieces(quiet(0.5), loud(1.0), quiet(1.0))
+    voice = voice_loop(monkeypatch, Scripted("Hey robot, is Bo home?"), iter(audio), heartbeat)
+    assert not heartbeat.retired
+    voice.start()
+    assert voice.wait(30)  # the recording heard to its end
+    assert heartbeat.last == 1 + len(audio) and heartbeat.retired
 
 
 # --- a command with no frame --------------------------------------------------------------------------------------

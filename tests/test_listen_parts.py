@@ -646,7 +646,8 @@ def test_a_microphone_unplugged_and_plugged_in_again_is_listened_to_again(monkey
     monkeypatch.setattr(audio, "MIC_RETRY_S", 0.01)
     device = UnpluggedDevice(blocks=50)  # 1 s at 44.1 kHz
     monkeypatch.setitem(sys.modules, "sounddevice", device)
-    mic = audio.Microphone(reopen=True)
+    looked = []
+    mic = audio.Microphone(reopen=True, waiting=lambda: looked.append(len(heard)))
     heard = []
 
     def listen() -> None:
@@ -662,6 +663,8 @@ def test_a_microphone_unplugged_and_plugged_in_again_is_listened_to_again(monkey
     listener.join(30)  # (only so that a microphone waited for for ever fails the test instead of hanging it)
     assert not listener.is_alive() and device.opened == 2
     assert heard[0] == pytest.approx(0.1, abs=0.01) and heard[-1] == pytest.approx(0.2, abs=0.01)  # the device's 2nd run
+    assert looked and set(looked) == {looked[0]} and 5 < looked[0] < 40  # each look while it was away told (the
+    # daemon's watchdog: waiting, not stuck)
     assert [r.getMessage() for r in caplog.records] == [
         "the microphone (USB mic) stopped giving audio (unplugged?); listening again when it is back",
         "the microphone (USB mic) is back: listening again"]

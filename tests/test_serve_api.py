@@ -426,7 +426,7 @@ def serving(tmp_path):
 
     started = []
 
-    def start(**popen) -> tuple[subprocess.Popen, int]:
+    def start(env: dict | None = None, **popen) -> tuple[subprocess.Popen, int]:
         (tmp_path / "memory").mkdir()
         probe = bind("127.0.0.1", 0)
         port = probe.getsockname()[1]
@@ -434,7 +434,7 @@ def serving(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
-                                     "EDGE_RAP_MODELS": str(tmp_path / "models")}, **popen)
+                                     "EDGE_RAP_MODELS": str(tmp_path / "models"), **(env or {})}, **popen)
         started.append(proc)
         assert proc.stdout.readline().startswith("serving ")
         return proc, port
@@ -456,6 +456,23 @@ def test_serve_stops_on_a_signal_with_exit_0(serving, sig):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "")
+
+
+def test_serve_under_systemd_says_ready_pings_while_its_loop_turns_and_says_stopping(serving, tmp_path):
+    from test_notify import Manager
+
+    manager = Manager("path")
+    try:
+        proc, port = serving(env={"NOTIFY_SOCKET": manager.env, "WATCHDOG_USEC": "2000000"})
+        ready = manager.wait_for(lambda m: len(m) >= 1)[0]
+        assert ready == ["READY=1", "WATCHDOG=1", f"STATUS=serving {tmp_path / 'memory'} on http://127.0.0.1:{port}/"]
+        # Pinged every second for over twice the interval: the server's event loop went on checking in.
+        manager.wait_for(lambda m: m[1:5] == [["WATCHDOG=1"]] * 4)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.communicate(timeout=60) == ("", "") and proc.returncode == 0
+        assert manager.wait_for(lambda m: "STOPPING=1" in m[-1])[-1] == ["STOPPING=1", "STATUS=stopping"]
+    finally:
+        manager.close()
 
 
 def test_sigusr1_writes_every_threads_stack_and_serving_goes_on(serving):

@@ -8,6 +8,7 @@ watches the memory's files and lets the next frame of every camera through the g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ from typing import Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.clock import Reading, WallClock, plausible
+from edge_rap.daemon.notify import Notifier, Supervisor
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.files import memory_stamp
@@ -137,8 +139,9 @@ class Daemon:
     """Runs the cameras until stopped, out of frames, or out of time; reports events through `report`."""
 
     def __init__(self, household, options: DaemonOptions, report: Callable[[Event], None],
-                 speaker=None, snapshots=None, clock: WallClock | None = None):
-        """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them."""
+                 speaker=None, snapshots=None, clock: WallClock | None = None, supervisor: Supervisor | None = None):
+        """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them; `supervisor`:
+        systemd, told when the cameras run, how they are, that the loop turns, and when it stops."""
         self.household = household
         self.clock = clock or WallClock()
         self.options = options
@@ -169,6 +172,10 @@ class Daemon:
         self.frozen: dict[str, float] = {}  # camera -> the time of its frozen frame's first coming, while frozen
         self.left_before: dict[tuple[str, str], float] = {}  # (live camera, name) -> when a run before this one
         # last saw it leave there, within the cooldown
+        self.supervisor = supervisor or Supervisor(Notifier(None))
+        self.heartbeat = self.supervisor.heartbeat("the frame loop")
+        self.concept_count = 0  # for the status line
+        self.frame_at: float | None = None  # when a camera last gave a frame (monotonic)
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
@@ -211,8 +218,12 @@ class Daemon:
         outages = {c.spec.name: 0 for c in cameras}
         next_check = next_prune = time.monotonic()
         next_log_check = next_prune + PRUNE_EVERY_S  # (checked as it opened)
+        with contextlib.suppress(EdgeRapError):  # (a memory that cannot be read now says so at its first frame)
+            self.concept_count = len(self.household.concepts())
         try:
+            self.supervisor.ready(self.status)  # the models were loaded as the household opened; the cameras start
             while not stop.is_set():
+                self.heartbeat.beat()  # every turn, with frames or without (a camera away is no hang)
                 if time.monotonic() >= next_check:
                     self._wall()  # a clock set while nothing happens is followed before the next event, and said
                     self._check_memory()
@@ -243,10 +254,12 @@ class Daemon:
                         break
                     ready.wait(0.2)
                     continue
+                self.frame_at = time.monotonic()
                 now = memory_stamp(self.household.root)
                 if now != stamp:  # another process changed the memory: look again at every camera
                     stamp, forced = now, {c.spec.name for c in cameras}
                     names = {c.id: c.name for c in self.household.concepts()}
+                    self.concept_count = len(names)
                     for presence in self.presence.values():
                         presence.forget(set(names))
                         presence.rename(names)  # a renamed concept leaves under its new name
@@ -264,6 +277,7 @@ class Daemon:
                     forced.discard(frame.camera)
                 self._sources_lost(lost, ended)
         finally:
+            self.supervisor.stopping()
             halt.set()  # a limit (--duration, --max-frames) ends the loop too: no capture thread outlives it
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
@@ -288,6 +302,11 @@ class Daemon:
                 camera.join(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
+
+    def status(self) -> str:
+        """The line `systemctl status` shows: what is watched, and how long since a camera last gave a frame."""
+        last = "no frame yet" if self.frame_at is None else f"last frame {time.monotonic() - self.frame_at:.1f} s ago"
+        return f"watching {len(self.options.sources)} camera(s), {self.concept_count} concept(s); {last}"
 
     def _left_before_start(self, cameras: list[Camera]) -> dict[tuple[str, str], float]:
         """What a run before this one saw leave a live camera within its cooldown (a restart: an upgrade, systemd

@@ -13,6 +13,7 @@ from edge_rap.config import Settings
 from edge_rap.daemon.config import RunConfig
 from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
+from edge_rap.daemon.notify import Supervisor
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
 from edge_rap.perceive.camera import parse_sources, quiet_opencv
@@ -71,7 +72,7 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
 def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
     while it watches, /api/stats reads the daemon's counters, and /api/ask without a photo looks at its newest
-    frame."""
+    frame. Its event loop is a part systemd's watchdog waits for."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import host_names
@@ -85,7 +86,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     if warning:
         log.warning("%s", warning)
     app = create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest, hosts=host_names(host))
-    server = start_server_thread(app, host, port, tls)
+    server = start_server_thread(app, host, port, tls, beat=daemon.supervisor.heartbeat("the companion API").beat)
     record(home.root, Listening(host, server.port, tls is not None))  # so that `edge-rap pair` shows this URL
     log.warning("serving the companion API at %s", server.url)
     return server
@@ -94,7 +95,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
 def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, out: TextIO):
     """Spoken questions from the microphone while watching (edge_rap/speech), answered about the newest
     recognised frame, in their own threads; the microphone opens now, so a missing one fails before the
-    cameras start."""
+    cameras start. The listener is a part systemd's watchdog waits for."""
     from edge_rap.speech.loop import VoiceLoop
     from edge_rap.speech.wake import DEFAULT_WAKE
 
@@ -105,7 +106,8 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
         with lock:
             print(line, file=out, flush=True)
 
-    return VoiceLoop(home, speaker, lambda: daemon.latest, report, wake=config.wake or DEFAULT_WAKE).start()
+    return VoiceLoop(home, speaker, lambda: daemon.latest, report, wake=config.wake or DEFAULT_WAKE,
+                     heartbeat=daemon.supervisor.heartbeat("the voice listener")).start()
 
 
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
@@ -134,7 +136,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             if not home.concepts():  # a new memory, or the default home before its first remember
                 log.warning("%s holds no concept yet: nothing is announced until one is remembered (`edge-rap "
                             "remember`, the companion page, or a spoken \"remember this as ...\")", home.root)
-            daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots)
+            daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots,
+                            supervisor=Supervisor.from_environment())
             server = voice = None
             try:  # the microphone first: one that is missing fails before anything serves or watches
                 voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None

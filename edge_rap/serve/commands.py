@@ -15,6 +15,7 @@ def _settings(args):
 
 
 def cmd_serve(args) -> int:
+    from edge_rap.daemon.notify import Supervisor
     from edge_rap.household import Household
     from edge_rap.scratch import remove_leftovers
     from edge_rap.serve.app import create_app
@@ -40,12 +41,15 @@ def cmd_serve(args) -> int:
         port = args.port if args.port is not None else DEFAULT_PORT
         # In a thread, stopped by our own signal handlers: uvicorn's, in the main thread, raise the signal again
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
+        supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
         with _stop_on_signals() as stop:
-            server = start_server_thread(app, args.host, port, tls)
+            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the API server").beat)
             record(home.root, Listening(args.host, port, tls is not None))
             print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
+            supervisor.ready(lambda: f"serving {home.root} on {server.url}/")
             while not stop.wait(1.0) and server.thread.is_alive():
                 pass
+            supervisor.stopping()
             server.stop()
         if not stop.is_set():
             raise EdgeRapError("the server stopped by itself (its log above says why)")

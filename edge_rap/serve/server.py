@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.serve.drain import InFlight
@@ -79,9 +79,10 @@ def warn_if_open(host: str, tls: Tls | None) -> str | None:
             "use --tls-cert/--tls-key, or keep it on a network you trust")
 
 
-def make_server(app, tls: Tls | None, patience: Patience | None = None):
+def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Callable[[], None] | None = None):
     """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
-    connections limited and timed by `patience` (the defaults when None)."""
+    connections limited and timed by `patience` (the defaults when None); `beat` called at each turn of its event
+    loop (uvicorn's tick, every 0.1 s: systemd's watchdog)."""
     import ssl
 
     import uvicorn
@@ -98,7 +99,21 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None):
                            f"match ({e.reason or e})") from None
     except (OSError, ValueError) as e:
         raise EdgeRapError(f"--tls-cert/--tls-key: {e}") from None
-    return uvicorn.Server(config)
+    server = uvicorn.Server(config)
+    if beat is not None:
+        server.on_tick = _beating(server.on_tick, beat)
+    return server
+
+
+def _beating(on_tick, beat: Callable[[], None]):
+    """uvicorn's tick, beating first (uvicorn's own `callback_notify` is timed by the wall clock: a clock set back
+    would silence it for as long)."""
+
+    async def tick(counter: int) -> bool:
+        beat()
+        return await on_tick(counter)
+
+    return tick
 
 
 @dataclass
@@ -122,11 +137,12 @@ class ServerHandle:
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,
-                        patience: Patience | None = None) -> ServerHandle:
-    """Serve `app` from a thread (port 0: any free port); returns once it accepts connections."""
+                        patience: Patience | None = None, beat: Callable[[], None] | None = None) -> ServerHandle:
+    """Serve `app` from a thread (port 0: any free port); returns once it accepts connections. `beat`: as
+    `make_server` takes it."""
     sock = bind(host, port)
     try:
-        server = make_server(app, tls, patience)
+        server = make_server(app, tls, patience, beat)
     except EdgeRapError:
         sock.close()
         raise

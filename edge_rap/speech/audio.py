@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -375,10 +375,12 @@ class Microphone:
     """The default input device through sounddevice, at its own rate, resampled to 16 kHz chunks as they come.
 
     A device that stops giving audio (unplugged, its driver gone: PortAudio ends the stream, or its callbacks
-    stop) is said once; `reopen` (a daemon's) waits for it to come back and listens again, else it is an error."""
+    stop) is said once; `reopen` (a daemon's) waits for it to come back and listens again, else it is an error.
+    `waiting` is called at each look for it meanwhile: the listener is waiting then, not stuck (the watchdog)."""
 
-    def __init__(self, device: int | str | None = None, reopen: bool = False):
-        self.device, self.reopen = device, reopen
+    def __init__(self, device: int | str | None = None, reopen: bool = False,
+                 waiting: Callable[[], None] = lambda: None):
+        self.device, self.reopen, self.waiting = device, reopen, waiting
         self._sd, info = input_device(device)
         self._error = self._sd.PortAudioError
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=round(MIC_BUFFER_S / MIC_BLOCK_S))
@@ -467,6 +469,7 @@ class Microphone:
         """Wait for the device to come back (PortAudio's device list read again every MIC_RETRY_S) and start
         it; False when closed meanwhile."""
         while not self._closed.wait(MIC_RETRY_S):
+            self.waiting()
             with contextlib.suppress(self._error, AttributeError):  # (its private API, in case it goes)
                 self._sd._terminate()
                 self._sd._initialize()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable, Iterable
 
 import numpy as np
 
+from edge_rap.daemon.notify import Heartbeat
 from edge_rap.errors import EdgeRapError
 from edge_rap.speech.listen import Latest, Listener, Turn
 from edge_rap.speech.wake import DEFAULT_WAKE
@@ -30,15 +32,19 @@ class _Stopped(Exception):
 class VoiceLoop:
     """`latest()`: the newest frame and its recognition, or None; `report(turn)`: each triggered turn (print it).
     `source`: audio chunks (default: the microphone); `asr_model`: as `asr.model_path` (auto: the largest pulled
-    whisper, else tiny.en)."""
+    whisper, else tiny.en); `heartbeat`: beaten at each chunk heard and each look for a microphone that went away,
+    retired when the loop ends (systemd's watchdog, `run --voice`)."""
 
     def __init__(self, home, speaker, latest: Latest, report: Callable[[Turn], None], wake: str = DEFAULT_WAKE,
-                 source: Iterable[np.ndarray] | None = None, threads: int = 1, asr_model: str = "auto"):
+                 source: Iterable[np.ndarray] | None = None, threads: int = 1, asr_model: str = "auto",
+                 heartbeat: Heartbeat | None = None):
         from edge_rap.speech.asr import Transcriber
         from edge_rap.speech.audio import Microphone
         from edge_rap.speech.vad import SileroVad
 
-        self.mic = Microphone(reopen=True) if source is None else None  # unplugged: back when it is
+        self.heartbeat = heartbeat or Heartbeat("the voice listener", time.monotonic)
+        # A microphone unplugged is listened to again when it is back.
+        self.mic = Microphone(reopen=True, waiting=self.heartbeat.beat) if source is None else None
         self.source = source if source is not None else self.mic.chunks()
         transcriber = Transcriber(asr_model, threads=threads, models=home.settings.models)
         self.listener = Listener(home, transcriber, SileroVad(), speaker, wake, latest)
@@ -71,6 +77,7 @@ class VoiceLoop:
             for chunk in self.source:
                 if self._stop.is_set():
                     raise _Stopped
+                self.heartbeat.beat()
                 yield chunk
             if self._stop.is_set():  # the microphone closed: what it cut off is no question
                 raise _Stopped
@@ -89,3 +96,5 @@ class VoiceLoop:
             log.error("the voice loop stopped: %s", e)
         except Exception:  # the voice side failing never takes the cameras down
             log.exception("the voice loop stopped")
+        finally:
+            self.heartbeat.retire()  # ended, not stuck

@@ -43,7 +43,7 @@ def cmd_serve(args) -> int:
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
         supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
         with _stop_on_signals() as stop:
-            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the API server").beat)
+            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat)
             record(home.root, Listening(args.host, port, tls is not None))
             print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
             supervisor.ready(lambda: f"serving {home.root} on {server.url}/")

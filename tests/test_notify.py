@@ -195,6 +195,16 @@ def test_the_watchdog_is_pinged_only_while_every_part_checks_in(manager, capfd, 
         "the voice listener", "the frame loop"]
 
 
+def test_parts_stuck_together_write_every_threads_stack_once(manager, capfd):
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(notify_address(manager.env)), watchdog_s=10.0, clock=clock)
+    for name in ("the frame loop", "the voice listener"):
+        supervisor.heartbeat(name)
+    clock.now += 11
+    assert manager.sent_by(supervisor.tick) == []
+    assert capfd.readouterr().err.count("Current thread 0x") == 1
+
+
 def test_the_status_line_is_sent_when_it_changed_at_most_every_10_s(manager, monkeypatch):
     monkeypatch.setattr(Supervisor, "_run", lambda self: None)  # (the thread's ticks: this test's own, on its clock)
     clock, status = FakeClock(), ["watching 1 camera(s), 0 concept(s); no frame yet"]

@@ -172,8 +172,8 @@ class Supervisor:
         for name in sorted(stale - self._stale):
             log.error("%s has made no progress for over %g s: systemd's watchdog is no longer told the daemon is "
                       "alive, and restarts it; every thread's stack follows", name, self.watchdog_s)
-            if sys.__stderr__ is not None:
-                faulthandler.dump_traceback(sys.__stderr__, all_threads=True)
+        if stale - self._stale and sys.__stderr__ is not None:
+            faulthandler.dump_traceback(sys.__stderr__, all_threads=True)
         for name in sorted(self._stale - stale):
             log.warning("%s makes progress again: systemd's watchdog is told the daemon is alive", name)
         self._stale = stale

@@ -3,6 +3,7 @@ progress, and STOPPING=1; nothing without $NOTIFY_SOCKET; a socket that refuses 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
@@ -18,7 +19,7 @@ import pytest
 from scenes import scene_file
 
 from edge_rap.daemon.loop import Daemon, DaemonOptions
-from edge_rap.daemon.notify import Notifier, Supervisor, notify_address
+from edge_rap.daemon.notify import Heartbeat, Notifier, Supervisor, notify_address
 from edge_rap.perceive.camera import parse_source
 
 
@@ -111,6 +112,15 @@ def test_nothing_is_sent_and_no_thread_started_without_a_notify_socket(run, tmp_
     rc, _, err = run("run", "--source", frames(tmp_path / "door", 2), "--mute")
     assert rc == 0, err
     assert started == [] and manager.messages == []
+
+
+def test_run_with_the_api_waits_for_its_event_loop_too(run, tmp_path, monkeypatch):
+    beats, beat = collections.Counter(), Heartbeat.beat
+    monkeypatch.setattr(Heartbeat, "beat", lambda self: beats.update([self.name]) or beat(self))
+    run("remember", "bo", scene_file(tmp_path / "photos", 1))
+    rc, _, err = run("run", "--source", frames(tmp_path / "door", 2), "--mute", "--serve", "127.0.0.1:0")
+    assert rc == 0, err
+    assert set(beats) == {"the frame loop", "the companion API"}
 
 
 def test_the_frame_loop_checks_in_before_each_frame(tmp_path):

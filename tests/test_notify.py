@@ -3,7 +3,6 @@ progress, and STOPPING=1; nothing without $NOTIFY_SOCKET; a socket that refuses 
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import os
@@ -15,6 +14,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scenes import scene_file
 
@@ -114,13 +114,53 @@ def test_nothing_is_sent_and_no_thread_started_without_a_notify_socket(run, tmp_
     assert started == [] and manager.messages == []
 
 
-def test_run_with_the_api_waits_for_its_event_loop_too(run, tmp_path, monkeypatch):
-    beats, beat = collections.Counter(), Heartbeat.beat
-    monkeypatch.setattr(Heartbeat, "beat", lambda self: beats.update([self.name]) or beat(self))
+@pytest.fixture
+def parts(monkeypatch):
+    """The parts a run's watchdog waits for, each with whether it checked in: {name: beaten}."""
+    registered, beaten = [], set()
+    heartbeat, beat = Supervisor.heartbeat, Heartbeat.beat
+    monkeypatch.setattr(Supervisor, "heartbeat",
+                        lambda self, name: registered.append(heartbeat(self, name)) or registered[-1])
+    monkeypatch.setattr(Heartbeat, "beat", lambda self: beaten.add(self) or beat(self))
+    return lambda: {h.name: h in beaten for h in registered}
+
+
+def test_run_with_the_api_waits_for_its_event_loop_too(run, tmp_path, parts):
     run("remember", "bo", scene_file(tmp_path / "photos", 1))
     rc, _, err = run("run", "--source", frames(tmp_path / "door", 2), "--mute", "--serve", "127.0.0.1:0")
     assert rc == 0, err
-    assert set(beats) == {"the frame loop", "the companion API"}
+    assert parts() == {"the frame loop": True, "the companion API": True}
+
+
+class QuietMicrophone:
+    """Stands in for the microphone of `run --voice`: silence, a chunk at a time, until it is closed."""
+
+    def __init__(self, reopen: bool = False, waiting=None):
+        self.closed = threading.Event()
+
+    def chunks(self):
+        from edge_rap.speech.audio import CHUNK
+
+        while not self.closed.wait(0.01):
+            yield np.zeros(CHUNK, np.float32)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_run_with_voice_waits_for_its_listener_too(run, tmp_path, monkeypatch, parts):
+    pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
+    import edge_rap.speech.asr
+    import edge_rap.speech.audio
+    import edge_rap.speech.vad
+
+    monkeypatch.setattr(edge_rap.speech.audio, "Microphone", QuietMicrophone)
+    monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: None)  # (silence: never asked)
+    monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: lambda chunk: 0.0)
+    run("remember", "bo", scene_file(tmp_path / "photos", 1))
+    rc, _, err = run("run", "--source", frames(tmp_path / "door", 2), "--mute", "--voice")
+    assert rc == 0, err
+    assert parts() == {"the frame loop": True, "the voice listener": True}
 
 
 def test_the_frame_loop_checks_in_before_each_frame(tmp_path):

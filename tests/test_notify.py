@@ -97,7 +97,7 @@ def test_a_run_says_ready_with_its_status_pings_while_it_watches_and_says_stoppi
     assert ready[0] == "READY=1" and "WATCHDOG=1" in ready  # (every part fresh as the watchdog starts)
     assert re.fullmatch(r"STATUS=watching 1 camera\(s\), 1 concept\(s\); (no frame yet|last frame \d+\.\d s ago)",
                         ready[-1])
-    assert any("WATCHDOG=1" in m for m in during)  # the loop went on checking in
+    assert any("WATCHDOG=1" in m for m in during)  # pinged while it watched (that each part must check in: below)
     assert not any("READY=1" in m or "STOPPING=1" in m for m in during)
     assert stopping == ["STOPPING=1", "STATUS=stopping"]
 

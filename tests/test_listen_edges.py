@@ -228,7 +228,7 @@ def test_stopping_the_voice_loop_waits_for_whisper_and_hears_nothing_more(monkey
 
 def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_it_ended(monkeypatch):
     # systemd's watchdog (`run --voice`): the listener is one of the parts that must each make progress
-    from edge_rap.daemon.notify import Heartbeat
+    from edge_rap.liveness import Heartbeat
 
     turns = iter(range(1, 1000))  # a clock that moves one tick a reading
     heartbeat = Heartbeat("the voice listener", lambda: next(turns))

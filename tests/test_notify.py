@@ -19,7 +19,8 @@ import pytest
 from scenes import scene_file
 
 from edge_rap.daemon.loop import Daemon, DaemonOptions
-from edge_rap.daemon.notify import Heartbeat, Notifier, Supervisor, notify_address
+from edge_rap.daemon.notify import Notifier, Supervisor, notify_address
+from edge_rap.liveness import Heartbeat, long_call
 from edge_rap.perceive.camera import parse_source
 
 
@@ -292,3 +293,54 @@ def test_notify_socket_addresses():
     assert notify_address("@/org/freedesktop/systemd1/notify/1") == "\0/org/freedesktop/systemd1/notify/1"
     assert notify_address("") is None and notify_address(None) is None
     assert notify_address("vsock:2:1234") is None  # a VM's manager: not spoken to here
+
+
+def test_a_part_loading_a_model_is_no_hang_until_its_allowance_ends():
+    # face models load at the first person seen, in the frame loop: on a Jetson TensorRT builds their engine then,
+    # minutes with no beat, and the watchdog restarted the daemon before the engine was built, at every start
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    loop = supervisor.heartbeat("the frame loop")
+    seen = []
+
+    def frame_loop():
+        loop.beat()
+        with long_call("loading facenet.onnx", up_to_s=60):
+            clock.now += 50
+            seen.append(supervisor.stale())
+            clock.now += 20
+            seen.append(supervisor.stale())  # past its allowance: a load that hangs is a hang
+
+    worker = threading.Thread(target=frame_loop)
+    worker.start()
+    worker.join()
+    assert seen == [[], ["the frame loop"]]
+    assert supervisor.stale() == []  # the load's end counts as progress
+
+
+def test_opening_a_model_is_a_long_call_of_the_part_whose_thread_opens_it(model_cache, monkeypatch):
+    import onnxruntime
+
+    from edge_rap.models.sessions import open_session
+
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    loop, voice = supervisor.heartbeat("the frame loop"), supervisor.heartbeat("the voice listener")
+    real, seen = onnxruntime.InferenceSession, []
+
+    def slow_to_build(*args, **kwargs):
+        clock.now += 100  # (an engine being built)
+        seen.append(supervisor.stale())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", slow_to_build)
+    model = next(model_cache.glob("*-int8/*.onnx"))
+
+    def frame_loop():
+        loop.beat()
+        open_session(model, "cpu")
+
+    worker = threading.Thread(target=frame_loop)
+    worker.start()
+    worker.join()
+    assert seen == [["the voice listener"]]  # the loop was loading; the listener, in another thread, had stopped

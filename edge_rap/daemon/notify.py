@@ -4,8 +4,9 @@ AF_UNIX socket $NOTIFY_SOCKET names (a path, or an abstract name written with a 
 sent and no thread starts.
 
 The watchdog (WatchdogSec=, sd_watchdog_enabled(3)): each part that must not hang (the frame loop, the voice
-listener, the companion API's event loop) beats its own `Heartbeat` where its loop turns, and WATCHDOG=1 is sent
-every half interval only while each has beaten within the interval. A part stuck longer than that stops the pings,
+listener, the companion API's event loop) beats its own `Heartbeat` (edge_rap.liveness) where its loop turns, and
+WATCHDOG=1 is sent every half interval only while each has beaten within the interval or is in a long call (a model
+loading) within its allowance. A part stuck longer than that stops the pings,
 and systemd restarts the daemon; a camera that is away is no hang (the loop goes on turning without its frames).
 """
 
@@ -19,6 +20,8 @@ import sys
 import threading
 import time
 from typing import Callable, Mapping
+
+from edge_rap.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +84,6 @@ class Notifier:
             self._socket = None
 
 
-class Heartbeat:
-    """One part's sign of progress: `beat()` where its loop turns; `retire()` when it ends by design (the voice
-    loop after its microphone failed: the cameras go on without it)."""
-
-    def __init__(self, name: str, clock: Callable[[], float]):
-        self.name, self._clock = name, clock
-        self.last = clock()
-        self.retired = False
-
-    def beat(self) -> None:
-        self.last = self._clock()
-
-    def retire(self) -> None:
-        self.retired = True
-
-
 class Supervisor:
     """What a long-running command tells systemd: `ready(status)` once it runs (the status line sent then and every
     STATUS_EVERY_S while it changes), WATCHDOG=1 every half interval while every heartbeat is fresh, and
@@ -129,7 +116,7 @@ class Supervisor:
         if self.notifier.address is None:
             return
         for heartbeat in self.heartbeats:
-            heartbeat.beat()
+            heartbeat.refresh()
         self._status = status
         self.tick(ready=True)
         self._thread = threading.Thread(target=self._run, name="edge-rap-systemd", daemon=True)
@@ -147,7 +134,7 @@ class Supervisor:
     def stale(self) -> list[str]:
         """The parts that have not beaten within the watchdog's interval."""
         now = self.clock()
-        return [b.name for b in self.heartbeats if not b.retired and now - b.last > (self.watchdog_s or 0.0)]
+        return [b.name for b in self.heartbeats if not b.fresh(now, self.watchdog_s or 0.0)]
 
     def tick(self, ready: bool = False) -> None:
         """One look: WATCHDOG=1 when due and every part is fresh (a stuck one said once, with every thread's stack

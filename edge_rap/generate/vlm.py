@@ -25,6 +25,7 @@ from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file
 from edge_rap.generate.chat import ChatTemplate
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
+from edge_rap.liveness import long_call
 from edge_rap.models.file_formats import format_problem
 
 log = logging.getLogger("edge_rap.generate")
@@ -147,6 +148,10 @@ class LlamaVlm:
             self._load(spec, 0)
 
     def _load(self, spec: VlmSpec, layers: int) -> None:
+        with long_call(f"loading the VLM {self.name}"):
+            self._load_files(spec, layers)
+
+    def _load_files(self, spec: VlmSpec, layers: int) -> None:
         llama_cpp = self._llama_cpp
         _ERRORS.clear()
         try:

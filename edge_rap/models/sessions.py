@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.heap import steady_malloc
+from edge_rap.liveness import long_call
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,8 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     if threads:
         options.intra_op_num_threads = threads
     try:
-        inner = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        with long_call(f"loading {path.name}"):  # (TensorRT builds its engine at a first load: minutes on a Jetson)
+            inner = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise EdgeRapError(f"{path}: cannot load ONNX model ({load_failure(e)})") from None
     used = inner.get_providers()[0]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.liveness import long_call
 from edge_rap.speech.audio import RATE
 from edge_rap.speech.names import written_form
 
@@ -154,8 +155,9 @@ class Transcriber:
             raise EdgeRapError("speech recognition needs faster-whisper: pip install 'edge_rap[voice]'") from None
         self.path = model_path(model, models)
         try:
-            self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
-                                        local_files_only=True)
+            with long_call(f"loading the speech model {self.path.name}"):
+                self.whisper = WhisperModel(str(self.path), device=device, compute_type="int8", cpu_threads=threads,
+                                            local_files_only=True)
             self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                        task="transcribe", language="en")
         except (RuntimeError, OSError, ValueError) as e:  # a damaged or foreign file: one line, not a traceback

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from edge_rap.daemon.notify import Heartbeat
+from edge_rap.liveness import Heartbeat
 from edge_rap.errors import EdgeRapError
 from edge_rap.speech.listen import Latest, Listener, Turn
 from edge_rap.speech.wake import DEFAULT_WAKE

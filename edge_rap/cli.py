@@ -206,7 +206,8 @@ def cmd_run(args) -> int:
                          "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
                          "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible,
                          "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
-                         "voice": args.voice, "wake": args.wake},
+                         "voice": args.voice, "wake": args.wake, "backup_to": args.backup_to,
+                         "backup_every": args.backup_every, "backup_keep": args.backup_keep},
                         Path(args.config) if args.config else None)
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
@@ -679,6 +680,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serve", metavar="[HOST:]PORT", help="serve the companion API while watching (loopback unless "
                    "a HOST is given; see `edge-rap serve`)")
     add_tls_options(p)
+    p.add_argument("--backup-to", metavar="DIR", help="back the memory up into DIR on a schedule, as "
+                   "edge-rap-backup-<UTC time>.tar (a folder on a USB stick: one missing, full or read-only is warned "
+                   "of once and tried again; the daemon goes on)")
+    p.add_argument("--backup-every", metavar="12h|1d|1w", help="with --backup-to: how often (default 1d)")
+    p.add_argument("--backup-keep", type=_int_at_least(1), metavar="N", help="with --backup-to: keep its newest N "
+                   "backups there, deleting older ones of its own (default 7; other files are never touched)")
     from edge_rap.speech.commands import register as add_listen  # listen: spoken questions
     add_listen(add)
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
@@ -708,7 +715,7 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
                     "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since",
-                    "file": "the backup file"}
+                    "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
 def _refuse_empty_names(args) -> None:

@@ -76,14 +76,14 @@ def write_frames(folder: Path, values: list[int], whole: bool = False) -> Path:
     return folder
 
 
-def run_scripted(tmp_path, values, whole: bool = False, clock: WallClock | None = None,
+def run_scripted(tmp_path, values, whole: bool = False, clock: WallClock | None = None, backups=None,
                  **options) -> tuple[list, object, ScriptedHousehold]:
     home = ScriptedHousehold(tmp_path / "memory")
     events = []
     spec = parse_source(f"porch={write_frames(tmp_path / 'frames', values, whole)}")
     opts = DaemonOptions((spec,), realtime=False, folder_fps=2.0,
                          votes=VoteSettings(confirm=2, leave_after_s=1.0, cooldown_s=0), **options)
-    summary = Daemon(home, opts, events.append, clock=clock).run(threading.Event())
+    summary = Daemon(home, opts, events.append, clock=clock, backups=backups).run(threading.Event())
     return events, summary, home
 
 

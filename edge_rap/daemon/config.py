@@ -44,6 +44,9 @@ class RunConfig:
     serve: str | None = None  # [HOST:]PORT: the companion API from inside the daemon
     tls_cert: str | None = None
     tls_key: str | None = None
+    backup_to: str | None = None  # a folder: the memory backed up into it on a schedule (daemon/backups.py)
+    backup_every: str | None = None  # 12h, 1d, 1w (default 1d)
+    backup_keep: int | None = None  # the newest N of its backups kept there (default 7)
 
     def check(self) -> "RunConfig":
         if not self.sources:
@@ -64,7 +67,7 @@ class RunConfig:
             from edge_rap.speech.wake import check_wake
 
             check_wake(self.wake)
-        for name in ("max_frames", "confirm"):
+        for name in ("max_frames", "confirm", "backup_keep"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
@@ -81,6 +84,13 @@ class RunConfig:
 
             serve_address(self.serve)
             configured()  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
+        if self.backup_to is None and (self.backup_every is not None or self.backup_keep is not None):
+            raise EdgeRapError("backup-every and backup-keep go with backup-to (the folder the backups are written "
+                               "into)")
+        if self.backup_every is not None:
+            from edge_rap.daemon.backups import backup_period
+
+            backup_period(self.backup_every)
         if self.max_width < 0:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
         return self

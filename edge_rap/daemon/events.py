@@ -77,6 +77,14 @@ class SnapshotPolicy:
     max_count: int = 1000
 
 
+def parse_duration(text: str) -> float | None:
+    """Seconds from `30s`, `10m`, `2h`, `1d` or `1w` (`--since`, `backup-every`); None for any other text."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match is None:
+        return None
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
+
+
 def parse_since(text: str, now: float | None = None) -> float:
     """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` (what a household asks of a week), or an ISO date-time;
     one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
@@ -84,9 +92,9 @@ def parse_since(text: str, now: float | None = None) -> float:
     from datetime import datetime
 
     now = time.time() if now is None else now
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if match:
-        return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
+    seconds = parse_duration(text)
+    if seconds is not None:
+        return now - seconds
     try:
         return datetime.fromisoformat(re.sub(r"[Zz]$", "+00:00", text.strip())).timestamp()
     except ValueError:

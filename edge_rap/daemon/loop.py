@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.clock import Reading, WallClock, plausible
@@ -32,6 +32,9 @@ from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.frozen import FROZEN_S, SameFrames
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Event, Frame, Recognition
+
+if TYPE_CHECKING:
+    from edge_rap.daemon.backups import ScheduledBackups
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +142,13 @@ class Daemon:
     """Runs the cameras until stopped, out of frames, or out of time; reports events through `report`."""
 
     def __init__(self, household, options: DaemonOptions, report: Callable[[Event], None],
-                 speaker=None, snapshots=None, clock: WallClock | None = None, supervisor: Supervisor | None = None):
+                 speaker=None, snapshots=None, clock: WallClock | None = None, supervisor: Supervisor | None = None,
+                 backups: ScheduledBackups | None = None):
         """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them; `supervisor`:
-        systemd, told when the cameras run, how they are, that the loop turns, and when it stops."""
+        systemd, told when the cameras run, how they are, that the loop turns, and when it stops; `backups`: the
+        scheduled backups, in their own thread while the cameras are watched."""
         self.household = household
+        self.backups = backups
         self.clock = clock or WallClock()
         self.options = options
         self.report = report
@@ -220,6 +226,8 @@ class Daemon:
         next_log_check = next_prune + PRUNE_EVERY_S  # (checked as it opened)
         with contextlib.suppress(EdgeRapError):  # (a memory that cannot be read now says so at its first frame)
             self.concept_count = len(self.household.concepts())
+        if self.backups is not None:
+            self.backups.start()
         try:
             self.supervisor.ready(self.status)  # the models were loaded as the household opened; the cameras start
             while not stop.is_set():
@@ -279,6 +287,8 @@ class Daemon:
         finally:
             self.supervisor.stopping()
             halt.set()  # a limit (--duration, --max-frames) ends the loop too: no capture thread outlives it
+            if self.backups is not None:  # a backup in progress ends at its next file, its partial file removed
+                self.backups.close()
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()

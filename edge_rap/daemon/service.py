@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from edge_rap.config import Settings
+from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups
 from edge_rap.daemon.config import RunConfig
 from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
@@ -136,8 +137,10 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             if not home.concepts():  # a new memory, or the default home before its first remember
                 log.warning("%s holds no concept yet: nothing is announced until one is remembered (`edge-rap "
                             "remember`, the companion page, or a spoken \"remember this as ...\")", home.root)
+            schedule = BackupSchedule.of(config.backup_to, config.backup_every, config.backup_keep)
+            backups = ScheduledBackups(home.root, schedule) if schedule is not None else None
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots,
-                            supervisor=Supervisor.from_environment())
+                            supervisor=Supervisor.from_environment(), backups=backups)
             server = voice = None
             try:  # the microphone first: one that is missing fails before anything serves or watches
                 voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None

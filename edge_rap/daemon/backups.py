@@ -1,0 +1,189 @@
+"""`run`'s scheduled backups (`backup-to`, `backup-every`, `backup-keep`): `back_up()` into a folder on a schedule,
+in a thread of its own beside the frame loop, the newest N of its own files kept there.
+
+A household's device runs for months and nobody runs a command: a USB stick pulled, full or read-only is warned of
+once while it stays so, retried later, and never stops the daemon. When the last good backup was is read from the
+newest file's name (`edge-rap-backup-<UTC stamp>.tar`), so it survives restarts and `doctor` can say it too. The
+worker lowers its own priority (Linux's nice value is a thread's): the cameras' threads and the loop keep theirs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from edge_rap.daemon.clock import plausible
+from edge_rap.daemon.events import parse_duration
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.backup import back_up
+
+log = logging.getLogger(__name__)
+
+PREFIX = "edge-rap-backup-"
+STAMP = "%Y%m%dT%H%M%SZ"
+#: The scheduler's own files, and only these: a backup written by hand into the same folder is never deleted.
+OWN = re.compile(r"edge-rap-backup-(\d{8}T\d{6}Z)\.tar")
+DEFAULT_EVERY = "1d"
+DEFAULT_KEEP = 7
+#: The shortest period: a backup of a large memory takes a while, and a stick is written N times a period.
+MIN_EVERY_S = 60.0
+#: The first look at the schedule waits this long after the start: models load and cameras open first.
+FIRST_S = 60.0
+#: How often the worker looks at the schedule.
+POLL_S = 60.0
+#: A failed backup is tried again after this long, or after one period where that is shorter: a stick plugged
+#: back in is used within the hour, and a full one is not written to in vain every minute.
+RETRY_S = 3600.0
+#: The worker's nice value above the process's.
+NICER = 10
+
+
+def backup_period(text: str) -> float:
+    """`backup-every`'s seconds, or one line saying what it takes."""
+    seconds = parse_duration(text)
+    if seconds is None or seconds < MIN_EVERY_S:
+        raise EdgeRapError(f"backup-every {text!r}: use a period such as 12h, 1d or 1w (at least 1m)")
+    return seconds
+
+
+@dataclass(frozen=True)
+class BackupSchedule:
+    folder: Path
+    every_s: float = 86400.0
+    keep: int = DEFAULT_KEEP
+
+    @classmethod
+    def of(cls, folder: str | None, every: str | None, keep: int | None) -> "BackupSchedule | None":
+        """The schedule the settings name (None: no `backup-to`)."""
+        if folder is None:
+            return None
+        return cls(Path(folder).expanduser().absolute(), backup_period(every or DEFAULT_EVERY), keep or DEFAULT_KEEP)
+
+    def target(self, wall: float) -> Path:
+        return self.folder / f"{PREFIX}{time.strftime(STAMP, time.gmtime(wall))}.tar"
+
+
+def own_backups(folder: Path) -> list[tuple[float, Path]]:
+    """The scheduler's files in `folder`, newest first, with the time their names say (Unix seconds)."""
+    found = []
+    for entry in os.scandir(folder):
+        match = OWN.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False):
+            when = datetime.strptime(match.group(1), STAMP).replace(tzinfo=timezone.utc).timestamp()
+            found.append((when, Path(entry.path)))
+    return sorted(found, reverse=True)
+
+
+def last_backup(folder: Path, now: float) -> float | None:
+    """When the newest of the scheduler's files in `folder` was made; None where there is none (or no folder).
+    One named after `now` (a clock wrongly ahead then, set back since) is not counted: no backup would be made
+    until the clock caught up with it."""
+    try:
+        return max((when for when, _ in own_backups(folder) if when <= now), default=None)
+    except OSError:
+        return None
+
+
+class Cancelled(BaseException):
+    """The daemon is stopping: the backup in progress ends, its partial file removed (back_up's cleanup)."""
+
+
+class ScheduledBackups:
+    """Backs the memory at `root` up as `schedule` says, in its own thread from `start()` to `close()`."""
+
+    def __init__(self, root: Path, schedule: BackupSchedule, wall: Callable[[], float] = time.time,
+                 first_s: float = FIRST_S, poll_s: float = POLL_S):
+        """`wall`: the clock the schedule and the files' names follow."""
+        if root.resolve() == schedule.folder.resolve() or root.resolve() in schedule.folder.resolve().parents:
+            raise EdgeRapError(f"backup-to {schedule.folder}: inside the memory folder it backs up; name a folder "
+                               "on another drive")
+        self.root, self.schedule, self._wall = root, schedule, wall
+        self.first_s, self.poll_s = first_s, poll_s
+        self._retry_at = 0.0  # (wall) no backup is tried before this, after a failure
+        self._failing: str | None = None  # the failure said, while it repeats
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backups", daemon=True)
+
+    def start(self) -> "ScheduledBackups":
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop; a backup in progress ends at its next file, its partial file removed (waiting up to `timeout`)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def check(self) -> Path | None:
+        """Write a backup where one is due and prune the old ones; the file written, if any. Never raises: a
+        failure is said once while it repeats, and tried again later."""
+        now = self._wall()
+        if now < self._retry_at or not plausible(now):  # (a clock not set yet would name a backup of 1970)
+            return None
+        last = last_backup(self.schedule.folder, now)
+        if last is not None and now - last < self.schedule.every_s:
+            return None
+        target = self.schedule.target(now)
+        try:
+            report = back_up(self.root, target, progress=self._unless_stopping)
+            self._prune()
+        except Cancelled:
+            return None
+        except EdgeRapError as e:
+            self._failed(str(e), str(e).replace(target.name, "*"), now)
+            return None
+        except Exception as e:  # the daemon goes on whatever a backup meets; the traceback goes to the log
+            self._failed(f"{type(e).__name__}: {e}", type(e).__name__, now, exc_info=True)
+            return None
+        if report.missing:
+            log.warning("%s: %d stored photo(s) missing or damaged in the memory were left out (`edge-rap backup` "
+                        "names them)", target, len(report.missing))
+        if self._failing is not None:
+            log.warning("backups are written to %s again", self.schedule.folder)
+            self._failing = None
+        log.info("backed up the memory to %s (%d bytes)", target, report.bytes)
+        return target
+
+    def _failed(self, why: str, kind: str, now: float, exc_info: bool = False) -> None:
+        """Said once while the same failure repeats (a stick left out for a week is one line, not one an hour)."""
+        retry_s = min(self.schedule.every_s, RETRY_S)
+        self._retry_at = now + retry_s
+        if kind != self._failing:
+            log.warning("scheduled backup failed: %s (tried again every %s while it fails; said once)", why,
+                        _period(retry_s), exc_info=exc_info)
+        self._failing = kind
+
+    def _prune(self) -> None:
+        """The newest `keep` of the scheduler's own files stay; nothing else in the folder is touched."""
+        for _, path in own_backups(self.schedule.folder)[self.schedule.keep:]:
+            path.unlink(missing_ok=True)
+
+    def _unless_stopping(self, items: Iterable) -> Iterator:
+        for item in items:
+            if self._stop.is_set():
+                raise Cancelled
+            yield item
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # (no such call outside Linux and the BSDs)
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
+        wait = self.first_s
+        while not self._stop.wait(wait):
+            self.check()
+            wait = self.poll_s
+
+
+def _period(seconds: float) -> str:
+    """3600 -> "1h"; 90 -> "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,211 @@
+"""`run`'s scheduled backups: made on a (fake) clock into a folder, the newest N of its own kept, other files left
+alone, a folder that is missing warned of once and retried, and the frame loop never waiting for a backup."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fakes import fake_memory
+from scenes import scene_file
+from test_daemon import run_scripted
+
+from edge_rap.daemon import backups as backups_module
+from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups, last_backup, own_backups
+from edge_rap.daemon.config import run_config
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.restore import restore
+
+DAY = 86400.0
+START = 1.8e9  # 2027-01-15 08:00 UTC
+
+
+class FakeClock:
+    def __init__(self, now: float = START):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def memory(tmp_path) -> Path:
+    """A memory of one concept (a stand-in embedder: no model)."""
+    root = tmp_path / "memory"
+    memory = fake_memory(root)
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "our dog", "dog")
+    memory.close()
+    return root
+
+
+def scheduled(memory: Path, folder: Path, clock: FakeClock, every_s: float = DAY, keep: int = 3) -> ScheduledBackups:
+    return ScheduledBackups(memory, BackupSchedule(folder, every_s, keep), wall=clock)
+
+
+def test_a_backup_is_made_when_due_and_the_newest_n_of_its_own_are_kept(memory, tmp_path):
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    (stick / "mine.tar").write_bytes(b"a backup made by hand")
+    (stick / "edge-rap-backup-notes.txt").write_text("not one of its own")
+    backups = scheduled(memory, stick, clock, keep=3)
+    first = backups.check()
+    assert first == stick / "edge-rap-backup-20270115T080000Z.tar"  # none there: the first look makes one
+    clock.now += DAY - 1
+    assert backups.check() is None  # not due yet
+    made = [first]
+    for _ in range(4):
+        clock.now += DAY
+        made.append(backups.check())
+    assert [p for _, p in own_backups(stick)] == made[::-1][:3]  # the newest three, newest first
+    assert (stick / "mine.tar").read_bytes() == b"a backup made by hand"
+    assert (stick / "edge-rap-backup-notes.txt").exists()
+    assert last_backup(stick, clock.now) == clock.now
+    restored = restore(made[-1], tmp_path / "restored")  # what `restore` accepts
+    assert restored.counts.concepts == 1
+
+
+def test_a_restart_counts_from_the_newest_backup_in_the_folder(memory, tmp_path):
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    assert scheduled(memory, stick, clock).check() is not None
+    clock.now += DAY / 2
+    assert scheduled(memory, stick, clock).check() is None  # a new process: the file's name says when
+    clock.now += DAY / 2
+    assert scheduled(memory, stick, clock).check() is not None
+
+
+def test_a_backup_named_after_now_does_not_hold_the_schedule_back(memory, tmp_path):
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    ahead = BackupSchedule(stick).target(START + 30 * DAY)  # made while the clock was a month ahead, set back since
+    ahead.write_bytes(b"")
+    assert scheduled(memory, stick, clock).check() is not None
+
+
+def test_a_missing_folder_is_warned_of_once_retried_and_its_return_said(memory, tmp_path, caplog):
+    stick, clock = tmp_path / "stick", FakeClock()
+    backups = scheduled(memory, stick, clock, every_s=DAY)
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+    for _ in range(5):
+        assert backups.check() is None
+        clock.now += 3600  # the retry interval: each of these is a real try
+    failed = [r.getMessage() for r in caplog.records]
+    assert len(failed) == 1 and "no such folder" in failed[0] and str(stick) in failed[0], failed
+    stick.mkdir()  # the stick plugged in again
+    assert backups.check() is not None
+    assert "written to" in caplog.records[-1].getMessage() and len(caplog.records) == 2
+
+
+def test_a_failure_is_not_tried_again_before_the_retry_interval(memory, tmp_path, monkeypatch):
+    stick, clock, tries = tmp_path / "stick", FakeClock(), []
+    real = backups_module.back_up
+
+    def counted(*args, **kwargs):
+        tries.append(clock.now)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backups_module, "back_up", counted)
+    backups = scheduled(memory, stick, clock)
+    backups.check()
+    clock.now += 3599
+    backups.check()  # a full stick is not written to in vain at every look
+    clock.now += 1
+    backups.check()
+    assert tries == [START, START + 3600]
+
+
+def test_the_frame_loop_goes_on_while_a_backup_is_in_progress(tmp_path, monkeypatch):
+    started, release, ended, seen_while_held = threading.Event(), threading.Event(), threading.Event(), []
+
+    def held(*args, **kwargs):
+        started.set()
+        release.wait(30)  # (a loop that waited for the backup would see it end after these 30 s)
+        ended.set()
+        raise EdgeRapError("released")
+
+    monkeypatch.setattr(backups_module, "back_up", held)
+    backups = ScheduledBackups(tmp_path / "memory", BackupSchedule(tmp_path / "stick"), first_s=0)
+    from test_daemon import ScriptedHousehold
+
+    recognize = ScriptedHousehold.recognize
+
+    def recognize_while_held(self, image):
+        assert started.wait(30), "no backup started"
+        seen_while_held.append(not ended.is_set())
+        return recognize(self, image)
+
+    monkeypatch.setattr(ScriptedHousehold, "recognize", recognize_while_held)
+    values = [40, 255, 255, 255, 40, 40, 40, 255, 255]
+    try:
+        events, summary, _ = run_scripted(tmp_path, values, backups=backups)
+    finally:
+        release.set()
+    assert summary.frames_read == len(values) and seen_while_held and all(seen_while_held)
+    assert [e.kind for e in events] == ["arrived", "left", "arrived", "left"]
+
+
+def test_the_backup_thread_lowers_its_own_priority_only(memory, tmp_path, monkeypatch):
+    priorities = []
+    real = backups_module.back_up
+
+    def noted(*args, **kwargs):
+        priorities.append(os.getpriority(os.PRIO_PROCESS, 0))  # on Linux: the calling thread's
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backups_module, "back_up", noted)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    backups = ScheduledBackups(memory, BackupSchedule(tmp_path / "stick"), first_s=0, poll_s=3600)
+    (tmp_path / "stick").mkdir()
+    backups.start()
+    deadline = time.monotonic() + 60
+    while not own_backups(tmp_path / "stick") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    backups.close()
+    assert priorities == [min(19, mine + backups_module.NICER)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine
+
+
+def test_stopping_ends_a_backup_in_progress_without_a_partial_file(memory, tmp_path, monkeypatch):
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    backups = scheduled(memory, stick, FakeClock())
+    stop_at_first = backups._unless_stopping
+
+    def stopping(items):
+        backups._stop.set()  # the daemon stops as the first file is copied
+        return stop_at_first(items)
+
+    monkeypatch.setattr(backups, "_unless_stopping", stopping)
+    assert backups.check() is None
+    assert list(stick.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"backup_every": "1d"}, "go with backup-to"),
+    ({"backup_to": "/media/usb/robot", "backup_every": "daily"}, "12h, 1d or 1w"),
+    ({"backup_to": "/media/usb/robot", "backup_every": "30s"}, "at least 1m"),
+    ({"backup_to": "/media/usb/robot", "backup_keep": 0}, "backup-keep must be 1 or more"),
+])
+def test_bad_backup_settings_are_refused_before_anything_starts(settings, words):
+    with pytest.raises(EdgeRapError, match=words):
+        run_config({"sources": ["0"], **settings}, None)
+
+
+def test_the_settings_file_names_the_schedule(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('[daemon]\nbackup-to = "/media/usb/robot"\nbackup-every = "12h"\nbackup-keep = 3\n')
+    config = run_config({"sources": ["0"]}, toml)
+    assert BackupSchedule.of(config.backup_to, config.backup_every, config.backup_keep) == \
+        BackupSchedule(Path("/media/usb/robot"), 12 * 3600, 3)
+    defaults = run_config({"sources": ["0"], "backup_to": "/media/usb/robot"}, None)
+    assert BackupSchedule.of(defaults.backup_to, defaults.backup_every, defaults.backup_keep) == \
+        BackupSchedule(Path("/media/usb/robot"), DAY, 7)
+
+
+def test_a_backup_folder_inside_the_memory_is_refused_at_the_start(memory):
+    with pytest.raises(EdgeRapError, match="inside the memory folder"):
+        ScheduledBackups(memory, BackupSchedule(memory / "backups"))

@@ -226,7 +226,7 @@ def cmd_run(args) -> int:
 def cmd_doctor(args) -> int:
     from edge_rap.daemon.doctor import can_recognise, doctor, format_doctor
 
-    report = doctor(_settings(args))
+    report = doctor(_settings(args), run_file=Path(args.config) if args.config else None)
     print(json.dumps(report) if args.json else format_doctor(report))
     return 0 if can_recognise(report) else 1  # a script sees a device that cannot do its main job
 
@@ -692,7 +692,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
-                   "kept, problem), sources, audio, and missing: what the device lacks to recognise")
+                   "kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
+                   "problem; else null), and missing: what the device lacks to recognise")
+    p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the service): "
+                   "its scheduled backups and the last good one's age are said too")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -1498,7 +1498,7 @@ def test_doctor_reports_every_key_and_the_command_for_a_missing_model(settings, 
     (tmp_path / "dev" / "video0").write_text("")
     report = doctor(settings, root=tmp_path)
     assert set(report) == {"profile", "reason", "providers", "cuda", "model_cache", "models", "memory", "event_log",
-                           "sources", "audio", "missing"}
+                           "sources", "audio", "backups", "missing"}
     assert report["sources"] == [str(tmp_path / "dev" / "video0")] and report["cuda"]["driver"] is None
     assert report["providers"]["chosen"][-1] == "CPUExecutionProvider"
     empty = doctor(type(settings)(settings.home, settings.memory, tmp_path / "no-models", settings.profile))

@@ -3,6 +3,7 @@ alone, a folder that is missing warned of once and retried, and the frame loop n
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -209,3 +210,26 @@ def test_the_settings_file_names_the_schedule(tmp_path):
 def test_a_backup_folder_inside_the_memory_is_refused_at_the_start(memory):
     with pytest.raises(EdgeRapError, match="inside the memory folder"):
         ScheduledBackups(memory, BackupSchedule(memory / "backups"))
+
+
+def test_doctor_says_the_schedule_and_warns_of_a_last_backup_older_than_two_periods(run, tmp_path):
+    stick, toml = tmp_path / "stick", tmp_path / "run.toml"
+    toml.write_text(f'[daemon]\nbackup-to = "{stick}"\nbackup-every = "1d"\nbackup-keep = 3\n')
+
+    def line() -> str:
+        rc, out, _ = run("doctor", "--config", str(toml))
+        return next(k for k in out.splitlines() if k.startswith("backups: "))
+
+    assert "cannot be read" in line() and "plugged in" in line()
+    stick.mkdir()
+    assert line().endswith("none there yet (`run` makes the first a minute after it starts)")
+    schedule = BackupSchedule(stick)
+    schedule.target(time.time() - 3 * DAY).write_bytes(b"")
+    assert line().startswith(f"backups: every 1d into {stick}, the newest 3 kept; the last 3d ago: older than two "
+                             "periods")
+    schedule.target(time.time() - 3600).write_bytes(b"")
+    assert line() == f"backups: every 1d into {stick}, the newest 3 kept; the last 1h ago"
+    rc, out, _ = run("doctor", "--json", "--config", str(toml))
+    state = json.loads(out)["backups"]
+    assert state["age_s"] == pytest.approx(3600, abs=60) and state["stale"] is False and state["keep"] == 3
+    assert json.loads(run("doctor", "--json")[1])["backups"] is None  # no settings file: nothing to say

@@ -86,9 +86,13 @@ def last_backup(folder: Path, now: float) -> float | None:
     One named after `now` (a clock wrongly ahead then, set back since) is not counted: no backup would be made
     until the clock caught up with it."""
     try:
-        return max((when for when, _ in own_backups(folder) if when <= now), default=None)
+        return _newest(folder, now)
     except OSError:
         return None
+
+
+def _newest(folder: Path, now: float) -> float | None:
+    return max((when for when, _ in own_backups(folder) if when <= now), default=None)
 
 
 class Cancelled(BaseException):
@@ -157,7 +161,7 @@ class ScheduledBackups:
         self._retry_at = now + retry_s
         if kind != self._failing:
             log.warning("scheduled backup failed: %s (tried again every %s while it fails; said once)", why,
-                        _period(retry_s), exc_info=exc_info)
+                        period(retry_s), exc_info=exc_info)
         self._failing = kind
 
     def _prune(self) -> None:
@@ -181,9 +185,25 @@ class ScheduledBackups:
             wait = self.poll_s
 
 
-def _period(seconds: float) -> str:
-    """3600 -> "1h"; 90 -> "90s"."""
+def period(seconds: float, rounded: bool = False) -> str:
+    """3600 -> "1h"; 90 -> "90s" (`rounded`: "1m", in the largest unit it fills)."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
+        if seconds >= size and (rounded or seconds % size == 0):
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def backup_state(schedule: BackupSchedule, now: float) -> dict:
+    """What `doctor` says of the schedule: the folder, the period, how many are kept, the last good backup's time
+    and age (None: none yet), `stale` where that is older than two periods (or none is there), and `problem`
+    where the folder cannot be listed."""
+    state = {"to": str(schedule.folder), "every_s": schedule.every_s, "keep": schedule.keep, "last": None,
+             "age_s": None, "stale": True, "problem": None}
+    try:
+        last = _newest(schedule.folder, now)
+    except OSError as e:
+        state["problem"] = f"{schedule.folder}: {e.strerror or e} (a drive not plugged in or not mounted?)"
+        return state
+    if last is not None:
+        state.update(last=last, age_s=round(now - last), stale=now - last > 2 * schedule.every_s)
+    return state

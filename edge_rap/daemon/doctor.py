@@ -196,11 +196,24 @@ def _audio() -> dict:
             "microphone_note": note}
 
 
-def doctor(settings: Settings, root: Path = Path("/")) -> dict:
+def _backups(run_file: Path | None) -> dict | None:
+    """`run`'s scheduled backups as its settings file names them (daemon/backups.py); None without one."""
+    import time
+
+    from edge_rap.daemon.backups import BackupSchedule, backup_state
+    from edge_rap.daemon.config import load_run_file
+
+    values = load_run_file(run_file) if run_file is not None else {}
+    schedule = BackupSchedule.of(values.get("backup_to"), values.get("backup_every"), values.get("backup_keep"))
+    return backup_state(schedule, time.time()) if schedule is not None else None
+
+
+def doctor(settings: Settings, root: Path = Path("/"), run_file: Path | None = None) -> dict:
     """The report; keys: profile, reason, providers, cuda, model_cache (the folder the models are looked for in:
     a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
-    models, memory, event_log, sources, audio, and `missing`: what the device needs for its main job and lacks (empty:
-    it can run, unless the memory has a problem)."""
+    models, memory, event_log, sources, audio, backups (`run`'s settings file `run_file` names a backup-to: its
+    schedule and the last good backup, else None), and `missing`: what the device needs for its main job and lacks
+    (empty: it can run, unless the memory has a problem)."""
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
@@ -208,7 +221,8 @@ def doctor(settings: Settings, root: Path = Path("/")) -> dict:
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
             "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "memory": _memory(settings),
-            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "missing": missing}
+            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "backups": _backups(run_file),
+            "missing": missing}
 
 
 def can_recognise(report: dict) -> bool:
@@ -250,7 +264,22 @@ def format_doctor(report: dict) -> str:
     lines.append(f"voice: {audio['voice'] or 'none (apt-get install espeak-ng)'}; players: "
                  f"{', '.join(audio['players']) or 'none'}; microphone input: "
                  f"{'yes' if audio['microphone'] else 'no (' + audio['microphone_note'] + ')'}")
+    if report["backups"] is not None:
+        lines.append(_backups_line(report["backups"]))
     lines.append(f"cannot recognise: missing {', '.join(report['missing'])}" if report["missing"] else
                  f"cannot recognise: {memory['problem']}" if memory["problem"] else
                  "ready to recognise (anything else missing is optional)")
     return "\n".join(lines)
+
+
+def _backups_line(state: dict) -> str:
+    from edge_rap.daemon.backups import period
+
+    line = f"backups: every {period(state['every_s'])} into {state['to']}, the newest {state['keep']} kept; "
+    if state["problem"]:
+        return line + f"cannot be read: {state['problem']}"
+    if state["last"] is None:
+        return line + "none there yet (`run` makes the first a minute after it starts)"
+    line += f"the last {period(state['age_s'], rounded=True)} ago"
+    return line + (": older than two periods (`journalctl -u edge-rap` says why: a drive missing, full or read-only?)"
+                   if state["stale"] else "")

@@ -67,7 +67,12 @@ class BackupSchedule:
         return cls(Path(folder).expanduser().absolute(), backup_period(every or DEFAULT_EVERY), keep or DEFAULT_KEEP)
 
     def target(self, wall: float) -> Path:
-        return self.folder / f"{PREFIX}{time.strftime(STAMP, time.gmtime(wall))}.tar"
+        return self.folder / backup_name(wall)
+
+
+def backup_name(wall: float) -> str:
+    """`edge-rap-backup-<UTC stamp>.tar`: the scheduler's files, and the API's download."""
+    return f"{PREFIX}{time.strftime(STAMP, time.gmtime(wall))}.tar"
 
 
 def own_backups(folder: Path) -> list[tuple[float, Path]]:

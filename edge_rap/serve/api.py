@@ -1,4 +1,5 @@
-"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, stats.
+"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup,
+stats.
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
@@ -30,6 +31,7 @@ from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
+from edge_rap.serve.backup import fresh_backup
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.thumbnails import Thumbnails
@@ -168,6 +170,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for any of the locks, bounded
     thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
+    copying = threading.Lock()  # one backup written at a time: each takes the memory's size in the temporary folder
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -350,6 +353,14 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         if not SNAPSHOT_NAME.match(path.name) or path.is_symlink() or not path.is_file():
             raise ApiError(f"the snapshot of event {event_id} is gone", 404)
         return FileResponse(path, media_type="image/jpeg")
+
+    @router.get("/backup", response_class=StreamingResponse, summary="A fresh backup of the memory, as `edge-rap "
+                "backup` writes it, without the API's token", responses={200: {"content": {"application/x-tar": {}}}})
+    def backup() -> Response:
+        with line.waiting_for(copying):
+            download = fresh_backup(home)
+        return StreamingResponse(download.chunks(), media_type="application/x-tar", headers={
+            "Content-Disposition": f'attachment; filename="{download.name}"', "Content-Length": str(download.size)})
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
                 summary="The daemon's latency per stage, FPS, dropped frames")

@@ -326,3 +326,22 @@ def test_every_buttons_text_is_readable(browser, tmp_path):
         ratios = browser.execute_script(CONTRAST)
         assert {"Forget the token", "Cancel", "Remember", "Forget"} <= {text for text, _ in ratios}
         assert [(text, round(ratio, 1)) for text, ratio in ratios if ratio < 4.5] == []
+
+
+def test_a_backup_is_downloaded_from_the_page_and_restores(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from edge_rap.memory.restore import restore
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        browser.get(f"{live.url}/#token={live.token}")
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".concept[data-name='bo']"), "bo's card")
+        browser.find_element(By.ID, "backup").click()
+        saved = wait_for(lambda: [p for p in downloads.glob("edge-rap-backup-*.tar")], "the backup saved")
+        assert browser.find_element(By.ID, "status").text == f"Backup saved: {saved[0].name}"
+    assert restore(saved[0], tmp_path / "restored").counts.concepts == 1

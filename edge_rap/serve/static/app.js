@@ -270,6 +270,21 @@ async function tokenFromLink() {
   return "";
 }
 
+// A fresh backup of the memory saved by this browser: fetched with the token (a plain link sends none), under the
+// name the device gives it.
+async function downloadBackup() {
+  const response = await api("GET", "/api/backup");
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = named ? named[1] : "edge-rap-backup.tar";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);  // (the save may start after the click returns)
+  return "Backup saved: " + link.download;
+}
+
 async function start() {
   window.addEventListener("hashchange", async () => {
     const said = await tokenFromLink();
@@ -301,6 +316,7 @@ async function start() {
     }
   });
   $("face-cancel").addEventListener("click", () => { closeFaceChoice(); say(""); });
+  $("backup").addEventListener("click", () => run("", downloadBackup, [$("backup")]));
   $("add-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const files = chosenPhotos();

@@ -19,6 +19,7 @@ from edge_rap.daemon import backups as backups_module
 from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups, last_backup, own_backups
 from edge_rap.daemon.config import run_config
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import DATABASE
 from edge_rap.memory.restore import restore
 
 DAY = 86400.0
@@ -101,6 +102,14 @@ def test_a_missing_folder_is_warned_of_once_retried_and_its_return_said(memory, 
     assert "written to" in caplog.records[-1].getMessage() and len(caplog.records) == 2
 
 
+def test_a_memory_with_nothing_remembered_yet_is_not_backed_up_and_nothing_is_said(tmp_path, caplog):
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+    assert scheduled(tmp_path / "new-memory", stick, clock).check() is None
+    assert caplog.records == [] and list(stick.iterdir()) == []
+
+
 def test_a_failure_is_not_tried_again_before_the_retry_interval(memory, tmp_path, monkeypatch):
     stick, clock, tries = tmp_path / "stick", FakeClock(), []
     real = backups_module.back_up
@@ -129,6 +138,8 @@ def test_the_frame_loop_goes_on_while_a_backup_is_in_progress(tmp_path, monkeypa
         raise EdgeRapError("released")
 
     monkeypatch.setattr(backups_module, "back_up", held)
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / DATABASE).touch()  # (a memory to back up, as far as the schedule looks)
     backups = ScheduledBackups(tmp_path / "memory", BackupSchedule(tmp_path / "stick"), first_s=0)
     from test_daemon import ScriptedHousehold
 

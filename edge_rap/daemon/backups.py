@@ -23,6 +23,7 @@ from edge_rap.daemon.clock import plausible
 from edge_rap.daemon.events import parse_duration
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.backup import back_up
+from edge_rap.memory.files import DATABASE
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ class ScheduledBackups:
         failure is said once while it repeats, and tried again later."""
         now = self._wall()
         if now < self._retry_at or not plausible(now):  # (a clock not set yet would name a backup of 1970)
+            return None
+        if not (self.root / DATABASE).exists():  # nothing remembered yet: nothing to keep, and nothing wrong
             return None
         last = last_backup(self.schedule.folder, now)
         if last is not None and now - last < self.schedule.every_s:

@@ -176,7 +176,7 @@ def test_the_backup_thread_lowers_its_own_priority_only(memory, tmp_path, monkey
     deadline = time.monotonic() + 60
     while not own_backups(tmp_path / "stick") and time.monotonic() < deadline:
         time.sleep(0.01)
-    backups.close()
+    backups.close(60.0)
     assert priorities == [min(19, mine + backups_module.NICER)]
     assert os.getpriority(os.PRIO_PROCESS, 0) == mine
 

@@ -125,8 +125,9 @@ class ScheduledBackups:
         self._thread.start()
         return self
 
-    def close(self, timeout: float = 1.0) -> None:
-        """Stop; a backup in progress ends at its next file, its partial file removed (waiting up to `timeout`)."""
+    def close(self, timeout: float) -> None:
+        """Stop; a backup in progress ends at its next file, its partial file removed (waiting up to `timeout`: a
+        database still being copied then is left to the process's exit)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

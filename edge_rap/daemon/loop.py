@@ -287,8 +287,8 @@ class Daemon:
         finally:
             self.supervisor.stopping()
             halt.set()  # a limit (--duration, --max-frames) ends the loop too: no capture thread outlives it
-            if self.backups is not None:  # a backup in progress ends at its next file, its partial file removed
-                self.backups.close()
+            if self.backups is not None:  # a backup in progress ends at its next file, its partial file removed;
+                self.backups.close(0.0)  # waited for below, with the cameras
             if not stop.is_set():  # the sources ended: the last announcements are still made
                 self.announcer.flush(30.0)
             self.announcer.close()
@@ -310,6 +310,8 @@ class Daemon:
             deadline = time.monotonic() + JOIN_S  # one wait for them all, not one per camera
             for camera in cameras:
                 camera.join(max(0.0, deadline - time.monotonic()))
+            if self.backups is not None:
+                self.backups.close(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
 

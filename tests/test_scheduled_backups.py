@@ -70,6 +70,19 @@ def test_a_backup_is_made_when_due_and_the_newest_n_of_its_own_are_kept(memory, 
     assert restored.counts.concepts == 1
 
 
+def test_a_partial_backup_a_power_cut_left_is_removed_and_one_being_written_is_not(memory, tmp_path):
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    dead, live = stick / "edge-rap-backup-20270101T080000Z.tar.partial-4242", \
+        stick / "edge-rap-backup-20270115T075959Z.tar.partial-4343"
+    for path in (dead, live, stick / "mine.tar.partial-4242"):
+        path.write_bytes(b"half a backup")
+    os.utime(dead, (time.time() - 2 * 3600,) * 2)
+    os.utime(stick / "mine.tar.partial-4242", (time.time() - 2 * 3600,) * 2)
+    assert scheduled(memory, stick, FakeClock()).check() is not None
+    assert not dead.exists() and live.exists() and (stick / "mine.tar.partial-4242").exists()
+
+
 def test_a_restart_counts_from_the_newest_backup_in_the_folder(memory, tmp_path):
     stick, clock = tmp_path / "stick", FakeClock()
     stick.mkdir()

@@ -31,6 +31,8 @@ PREFIX = "edge-rap-backup-"
 STAMP = "%Y%m%dT%H%M%SZ"
 #: The scheduler's own files, and only these: a backup written by hand into the same folder is never deleted.
 OWN = re.compile(r"edge-rap-backup-(\d{8}T\d{6}Z)\.tar")
+#: What back_up() leaves of one of them when killed outright (a power cut mid-backup): `<name>.partial-<pid>`.
+OWN_PARTIAL = re.compile(r"edge-rap-backup-\d{8}T\d{6}Z\.tar\.partial-\d+")
 DEFAULT_EVERY = "1d"
 DEFAULT_KEEP = 7
 #: The shortest period: a backup of a large memory takes a while, and a stick is written N times a period.
@@ -174,9 +176,14 @@ class ScheduledBackups:
         self._failing = kind
 
     def _prune(self) -> None:
-        """The newest `keep` of the scheduler's own files stay; nothing else in the folder is touched."""
+        """The newest `keep` of the scheduler's own files stay, and the partial ones a backup killed outright left
+        (unchanged for an hour: one being written changes by the second); nothing else in the folder is touched."""
         for _, path in own_backups(self.schedule.folder)[self.schedule.keep:]:
             path.unlink(missing_ok=True)
+        for entry in os.scandir(self.schedule.folder):
+            if OWN_PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) and \
+                    time.time() - entry.stat(follow_symlinks=False).st_mtime > RETRY_S:
+                Path(entry.path).unlink(missing_ok=True)
 
     def _unless_stopping(self, items: Iterable) -> Iterator:
         for item in items:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from fakes import fake_memory
+from readonly import run_read_only
 from scenes import scene_file
 from test_daemon import run_scripted
 
@@ -121,6 +123,30 @@ def test_a_memory_with_nothing_remembered_yet_is_not_backed_up_and_nothing_is_sa
     caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
     assert scheduled(tmp_path / "new-memory", stick, clock).check() is None
     assert caplog.records == [] and list(stick.iterdir()) == []
+
+
+def test_a_read_only_folder_is_warned_of_once_and_left_empty(memory, tmp_path):
+    stick, done = tmp_path / "stick", tmp_path / "done"
+    stick.mkdir()
+    script = f"""
+import json, logging
+from pathlib import Path
+from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups
+said, clock = [], [{START}]
+handler = logging.Handler()
+handler.emit = lambda record: said.append(record.getMessage())
+logging.getLogger("edge_rap.daemon.backups").addHandler(handler)
+backups = ScheduledBackups(Path({str(memory)!r}), BackupSchedule(Path({str(stick)!r})), wall=lambda: clock[0])
+made = []
+for _ in range(3):
+    made.append(str(backups.check()))
+    clock[0] += 3600
+Path({str(done)!r}).write_text(json.dumps({{"made": made, "said": said}}))
+"""
+    run_read_only(stick, [sys.executable, "-c", script], done)
+    ran = json.loads(done.read_text())
+    assert ran["made"] == ["None"] * 3 and len(ran["said"]) == 1 and "not writable" in ran["said"][0], ran
+    assert list(stick.iterdir()) == []
 
 
 def test_a_failure_is_not_tried_again_before_the_retry_interval(memory, tmp_path, monkeypatch):

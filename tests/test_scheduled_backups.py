@@ -149,6 +149,15 @@ Path({str(done)!r}).write_text(json.dumps({{"made": made, "said": said}}))
     assert list(stick.iterdir()) == []
 
 
+def test_no_backup_is_named_after_a_clock_not_set_yet(memory, tmp_path):
+    stick, clock = tmp_path / "stick", FakeClock(1e6)  # a board without a clock battery, before NTP: 1970
+    stick.mkdir()
+    backups = scheduled(memory, stick, clock)
+    assert backups.check() is None and list(stick.iterdir()) == []
+    clock.now = START  # set
+    assert backups.check() == stick / "edge-rap-backup-20270115T080000Z.tar"
+
+
 def test_a_failure_is_not_tried_again_before_the_retry_interval(memory, tmp_path, monkeypatch):
     stick, clock, tries = tmp_path / "stick", FakeClock(), []
     real = backups_module.back_up

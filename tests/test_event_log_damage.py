@@ -262,7 +262,8 @@ def _report(event_log: dict) -> dict:
             "memory": {"path": "/h", "concepts": 0, "problem": None, "unrecognisable": [],
                        "readable_by_others": False},
             "event_log": event_log, "sources": [],
-            "audio": {"voice": None, "players": [], "microphone": False, "microphone_note": "none"}, "missing": []}
+            "audio": {"voice": None, "players": [], "microphone": False, "microphone_note": "none"}, "backups": None,
+            "missing": []}
 
 
 def test_two_threads_meeting_the_damage_at_once_set_it_aside_once(tmp_path):

@@ -43,16 +43,20 @@ class Heartbeat:
 
     def fresh(self, now: float, interval_s: float) -> bool:
         """Whether the part has beaten within `interval_s`, or is in a long call within its allowance."""
-        busy = self.busy_until is not None and now <= self.busy_until
+        # Read once: the part's thread may end its long call between two reads, and a None met here (TypeError)
+        # ended the thread that pings systemd, which then restarted a daemon that was well.
+        busy_until = self.busy_until
+        busy = busy_until is not None and now <= busy_until
         return self.retired or busy or now - self.last <= interval_s
 
     @contextlib.contextmanager
     def busy(self, what: str, up_to_s: float) -> Iterator[None]:
+        outer = self.busy_until, self.busy_with  # (a long call inside another keeps the outer one's allowance)
         self.busy_until, self.busy_with = self._clock() + up_to_s, what
         try:
             yield
         finally:
-            self.busy_until, self.busy_with = None, ""
+            self.busy_until, self.busy_with = outer
             self.refresh()
 
 

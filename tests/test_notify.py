@@ -345,3 +345,57 @@ def test_opening_a_model_is_a_long_call_of_the_part_whose_thread_opens_it(model_
     worker.start()
     worker.join()
     assert seen == [["the voice listener"]]  # the loop was loading; the listener, in another thread, had stopped
+
+
+def test_a_long_call_inside_another_keeps_the_outer_ones_allowance():
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    loop = supervisor.heartbeat("the frame loop")
+    seen = []
+
+    def frame_loop():
+        loop.beat()
+        with long_call("building the engines", up_to_s=300):
+            with long_call("loading facenet.onnx", up_to_s=60):
+                clock.now += 50
+            clock.now += 100  # still within the outer call's allowance
+            seen.append(supervisor.stale())
+
+    worker = threading.Thread(target=frame_loop)
+    worker.start()
+    worker.join()
+    assert seen == [[]]
+
+
+def test_a_part_stuck_in_a_long_call_is_said_with_what_it_was_doing(caplog):
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    loop = supervisor.heartbeat("the frame loop")
+
+    def frame_loop():
+        loop.beat()
+        with long_call("loading facenet.onnx", up_to_s=60), caplog.at_level(logging.ERROR):
+            clock.now += 61
+            supervisor._say_stale(set(supervisor.stale()))
+
+    worker = threading.Thread(target=frame_loop)
+    worker.start()
+    worker.join()
+    assert "the frame loop has made no progress for over 10 s (loading facenet.onnx, for longer than its " \
+           "allowance)" in caplog.text
+
+
+def test_a_long_call_ending_while_the_watchdog_looks_is_never_the_pings_end():
+    # The part's thread ends its long call between two reads of the pinger's look: a
+    # None compared with the time raised in the thread that pings, and systemd restarted a daemon that was well.
+    class Ending(Heartbeat):
+        readings = {"busy_until": iter([1100.0, None])}
+
+        def __getattribute__(self, name):
+            readings = type(self).readings
+            return next(readings[name], None) if name in readings else super().__getattribute__(name)
+
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=FakeClock())
+    supervisor.heartbeats.append(Ending("the frame loop", supervisor.clock))
+    supervisor.clock.now += 60
+    assert supervisor.stale() == []

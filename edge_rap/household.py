@@ -10,26 +10,27 @@ from __future__ import annotations
 import logging
 import shlex
 import sqlite3
-import threading
 from functools import cached_property, wraps
 from pathlib import Path
 
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
+from edge_rap.liveness import Turns
 from edge_rap.types import Concept, Image, Recognition
 
 log = logging.getLogger(__name__)
 
 class _OneAtATime:
     """The assistant asked from one thread at a time: the announcer, the voice loop and the API share one VLM,
-    and a llama.cpp context is not safe across threads."""
+    and a llama.cpp context is not safe across threads. `turns.heartbeat`: whether the answer being made moves on
+    (systemd's watchdog); a voice question waiting behind a long answer is no hang."""
 
     def __init__(self, inner):
         self._inner = inner
-        self._lock = threading.Lock()
+        self.turns = Turns("the assistant's answer")
 
     def ask(self, *args, **kwargs):
-        with self._lock:
+        with self.turns.turn():
             return self._inner.ask(*args, **kwargs)
 
     def __getattr__(self, name):

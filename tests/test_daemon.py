@@ -904,11 +904,13 @@ class Voice:
 def watch_with_a_vlm(tmp_path, ask, values, stop=None, left=None):
     """The scripted household with a VLM whose line `ask()` writes; (reported events, the household, what was
     said). `left` is set when a leaving is reported."""
+    from edge_rap.household import _OneAtATime
     from edge_rap.types import Answer
 
     home = ScriptedHousehold(tmp_path / "memory")
     home.vlm = object()
-    home.assistant = type("A", (), {"ask": lambda self, q, image, recognition=None: Answer(ask(), "vlm", "caption")})()
+    home.assistant = _OneAtATime(type("A", (), {"ask": lambda self, q, image, recognition=None:
+                                                Answer(ask(), "vlm", "caption")})())
     reported, voice = [], Voice()
 
     def report(event):

@@ -300,3 +300,40 @@ def test_a_broken_file_is_one_line_and_not_blamed_on_the_gpu(tiny, gpu_that_fail
     with pytest.raises(EdgeRapError, match="cut short"):
         LlamaVlm(VlmSpec(cut, tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512))
     assert asked == [("model", -1)] and "did not load on the GPU" not in caplog.text
+
+
+def test_an_answer_generated_slowly_is_progress_of_the_part_that_asked_it(vlm):
+    # the voice listener answering on a CPU (the VLM fell back from the GPU) at a few tokens a second, after a
+    # query image that takes a minute: minutes in all, no hang; systemd's watchdog restarted the daemon mid-answer
+    import threading
+
+    from edge_rap.daemon.notify import Notifier, Supervisor
+
+    clock = type("Clock", (), {"now": 0.0, "__call__": lambda self: self.now})()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    voice = supervisor.heartbeat("the voice listener")
+    encoded, seen = vlm._encoded, []
+
+    def slow_image(*args):
+        clock.now += 50  # (an image encoded on a slow CPU)
+        seen.append(supervisor.stale())
+        return encoded(*args)
+
+    def slow_token(piece: str) -> None:
+        clock.now += 4  # (a token every 4 s)
+        seen.append(supervisor.stale())
+
+    vlm._encoded = slow_image
+    answers = []
+
+    def voice_loop() -> None:
+        voice.beat()
+        answers.append(vlm.generate(prompt(vlm, REFS), slow_token, max_tokens=12))
+
+    worker = threading.Thread(target=voice_loop)
+    worker.start()
+    worker.join()
+    assert answers[0].n_tokens >= 4 and clock.now >= 150 + 4 * answers[0].n_tokens
+    assert seen == [[]] * len(seen)
+    clock.now += 11
+    assert supervisor.stale() == ["the voice listener"]  # after the answer, its loop is to turn again

@@ -423,3 +423,26 @@ def test_cli_bad_options_are_one_line_before_anything_is_heard(argv, says, model
     out, err = capsys.readouterr()
     assert rc == 2 and out == "" and err.startswith("edge-rap: ") and err.count("\n") == 1
     assert says in err and "Traceback" not in err
+
+
+def test_an_utterance_transcribed_is_progress_of_the_part_that_heard_it(listening):
+    # systemd's watchdog: up to 30 s of speech on one slow core, then the answer's own work, are one stretch of the
+    # voice listener's without a chunk heard; the transcript's end starts the answer's allowance afresh
+    import threading
+
+    from edge_rap.liveness import Heartbeat
+
+    readings = iter(range(1000))
+    heartbeat = Heartbeat("the voice listener", lambda: next(readings))
+    transcriber, _ = listening
+    heard = []
+
+    def voice_loop() -> None:
+        heartbeat.beat()
+        heard.append((heartbeat.last, transcriber(np.zeros(RATE, np.float32)).text, heartbeat.last))
+
+    worker = threading.Thread(target=voice_loop)
+    worker.start()
+    worker.join()
+    beaten, text, after = heard[0]
+    assert text == "" and after > beaten

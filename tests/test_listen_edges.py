@@ -234,10 +234,10 @@ def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_i
     heartbeat = Heartbeat("the voice listener", lambda: next(turns))
     audio = pieces(quiet(0.5), loud(1.0), quiet(1.0))
     voice = voice_loop(monkeypatch, Scripted("Hey robot, is Bo home?"), iter(audio), heartbeat)
-    assert not heartbeat.retired
+    assert not heartbeat.idle
     voice.start()
     assert voice.wait(30)  # the recording heard to its end
-    assert heartbeat.last == 1 + len(audio) and heartbeat.retired
+    assert heartbeat.last == 1 + len(audio) and heartbeat.idle
 
 
 # --- a command with no frame --------------------------------------------------------------------------------------

@@ -347,6 +347,64 @@ def test_opening_a_model_is_a_long_call_of_the_part_whose_thread_opens_it(model_
     assert seen == [["the voice listener"]]  # the loop was loading; the listener, in another thread, had stopped
 
 
+def test_a_part_waiting_for_the_assistant_behind_a_long_answer_is_no_hang_and_behind_a_stuck_one_is():
+    # The announcer, the voice listener and the API ask one VLM in turn: a question waits behind an announcement
+    # being generated at a few tokens a second on a CPU (minutes), which the watchdog took for the listener's hang.
+    from edge_rap.household import _OneAtATime
+    from edge_rap.liveness import Turns, progress
+
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    voice = supervisor.heartbeat("the voice listener")
+    steps, stepped, seen = threading.Semaphore(0), threading.Semaphore(0), []
+    holding, go_on = threading.Event(), threading.Event()
+
+    class Generating:
+        """An answer that moves on one token each time the test says so, then one that moves on no more."""
+
+        def ask(self, question: str) -> str:
+            if question == "announce":
+                holding.set()
+                for _ in range(6):
+                    steps.acquire()
+                    clock.now += 4
+                    progress()  # (what the VLM says at each token)
+                    stepped.release()
+                go_on.wait(60)  # stuck: no token comes
+            return question
+
+    assistant = _OneAtATime(Generating())
+    assistant.turns = Turns(assistant.turns.heartbeat.name, clock)  # (on the test's clock)
+    supervisor.watch(assistant.turns.heartbeat)
+    assert supervisor.stale() == []  # no one answering: nothing to wait for
+    announcer = threading.Thread(target=assistant.ask, args=("announce",))
+    announcer.start()
+    holding.wait(60)
+    answered = []
+
+    def voice_loop() -> None:
+        voice.beat()
+        answered.append(assistant.ask("where is Bo?"))
+
+    listener = threading.Thread(target=voice_loop)
+    listener.start()
+    for _ in range(6000):  # (until the listener waits for its turn)
+        if voice.behind is not None:
+            break
+        listener.join(0.01)
+    for _ in range(6):  # 24 s of tokens behind which the listener waits
+        steps.release()
+        stepped.acquire()
+        seen.append(supervisor.stale())
+    clock.now += 11  # then no token for longer than the watchdog's interval: the answer, and its waiter, stuck
+    seen.append(supervisor.stale())
+    go_on.set()
+    announcer.join(60)
+    listener.join(60)
+    assert seen == [[]] * 6 + [["the voice listener", "the assistant's answer"]]
+    assert answered == ["where is Bo?"] and supervisor.stale() == []  # its turn came: it moves on
+
+
 def test_a_long_call_inside_another_keeps_the_outer_ones_allowance():
     clock = FakeClock()
     supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
@@ -385,17 +443,32 @@ def test_a_part_stuck_in_a_long_call_is_said_with_what_it_was_doing(caplog):
            "allowance)" in caplog.text
 
 
+def test_a_run_with_a_vlm_waits_for_the_assistant_s_answers_too(tmp_path):
+    # an answer that never ends (a driver call that never returns) silences every announcement while the loops turn
+    from test_daemon import ScriptedHousehold
+
+    from edge_rap.household import _OneAtATime
+
+    home = ScriptedHousehold(tmp_path / "memory")
+    home.vlm, home.assistant = object(), _OneAtATime(object())
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0)
+    Daemon(home, DaemonOptions((parse_source("door=rtsp://camera.invalid/door"),)), lambda event: None,
+           supervisor=supervisor)
+    assert [h.name for h in supervisor.heartbeats] == ["the frame loop", "the assistant's answer"]
+    assert supervisor.heartbeats[1] is home.assistant.turns.heartbeat
+
+
 def test_a_long_call_ending_while_the_watchdog_looks_is_never_the_pings_end():
-    # The part's thread ends its long call between two reads of the pinger's look: a
+    # The part's thread ends its long call (or its wait for its turn) between two reads of the pinger's look: a
     # None compared with the time raised in the thread that pings, and systemd restarted a daemon that was well.
     class Ending(Heartbeat):
-        readings = {"busy_until": iter([1100.0, None])}
+        readings = {"busy_until": iter([1100.0, None]), "behind": iter([Heartbeat("the answer", FakeClock()), None])}
 
         def __getattribute__(self, name):
             readings = type(self).readings
             return next(readings[name], None) if name in readings else super().__getattribute__(name)
 
     supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=FakeClock())
-    supervisor.heartbeats.append(Ending("the frame loop", supervisor.clock))
+    supervisor.watch(Ending("the frame loop", supervisor.clock))
     supervisor.clock.now += 60
     assert supervisor.stale() == []

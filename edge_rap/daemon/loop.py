@@ -180,6 +180,8 @@ class Daemon:
         # last saw it leave there, within the cooldown
         self.supervisor = supervisor or Supervisor(Notifier(None))
         self.heartbeat = self.supervisor.heartbeat("the frame loop")
+        if household.vlm:  # an answer that stops moving on (a driver call that never returns) silences the announcer
+            self.supervisor.watch(household.assistant.turns.heartbeat)
         self.concept_count = 0  # for the status line
         self.frame_at: float | None = None  # when a camera last gave a frame (monotonic)
 

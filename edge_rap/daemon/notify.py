@@ -106,9 +106,12 @@ class Supervisor:
 
     def heartbeat(self, name: str) -> Heartbeat:
         """A part the watchdog waits for."""
-        beat = Heartbeat(name, self.clock)
-        self.heartbeats.append(beat)
-        return beat
+        return self.watch(Heartbeat(name, self.clock))
+
+    def watch(self, heartbeat: Heartbeat) -> Heartbeat:
+        """A heartbeat made elsewhere waited for too (the assistant's answers, `liveness.Turns`)."""
+        self.heartbeats.append(heartbeat)
+        return heartbeat
 
     def ready(self, status: Callable[[], str]) -> None:
         """READY=1 with the first status line; the pings and status updates start in a thread of their own, and

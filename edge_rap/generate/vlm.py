@@ -25,7 +25,7 @@ from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file
 from edge_rap.generate.chat import ChatTemplate
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
-from edge_rap.liveness import long_call
+from edge_rap.liveness import long_call, progress
 from edge_rap.models.file_formats import format_problem
 
 log = logging.getLogger("edge_rap.generate")
@@ -278,6 +278,7 @@ class LlamaVlm:
                 b.logits[i] = 1 if (logits_last and start + i == len(tokens) - 1) else 0
             if lc.llama_decode(self.ctx, b) != 0:
                 raise EdgeRapError("llama.cpp failed to evaluate the prompt (context full?)")
+            progress()  # (a batch of the prompt, or a token generated: an answer on a CPU takes minutes in all)
         return n_past + len(tokens)
 
     def _check_room(self, n_past: int, more: int) -> None:
@@ -325,23 +326,26 @@ class LlamaVlm:
             new_n_past = lc.llama_pos(n_past)
             for i in range(n_chunks):
                 chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-                last = logits_last and i == n_chunks - 1
-                stats["prompt_tokens"] += mtmd.mtmd_input_chunk_get_n_tokens(chunk)
-                if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
-                    key = images[image_index].key
-                    image_index += 1
-                    embd = self._encoded(chunk, key, cache_images, stats)
-                    rc = mtmd.mtmd_helper_decode_image_chunk(
-                        self.mctx, self.ctx, chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                        n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
-                    if last and rc == 0:  # an image never ends a prompt in practice; keep logits valid anyway
-                        raise EdgeRapError("the prompt ends with an image: nothing to generate from")
-                else:
-                    rc = mtmd.mtmd_helper_eval_chunk_single(self.mctx, self.ctx, chunk, n_past, 0,
-                                                            self.spec.n_batch, last, ctypes.byref(new_n_past))
-                if rc != 0:
-                    raise EdgeRapError(f"llama.cpp failed to evaluate part {i + 1} of the prompt ({rc})")
-                n_past = new_n_past.value
+                # one call a part: an image, or the text between two, takes a minute or more on a CPU (a 7B model's
+                # fallback), and a hang inside one is said after its allowance
+                with long_call(f"evaluating part {i + 1} of the prompt"):
+                    last = logits_last and i == n_chunks - 1
+                    stats["prompt_tokens"] += mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+                    if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
+                        key = images[image_index].key
+                        image_index += 1
+                        embd = self._encoded(chunk, key, cache_images, stats)
+                        rc = mtmd.mtmd_helper_decode_image_chunk(
+                            self.mctx, self.ctx, chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                            n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
+                        if last and rc == 0:  # an image never ends a prompt in practice; keep logits valid anyway
+                            raise EdgeRapError("the prompt ends with an image: nothing to generate from")
+                    else:
+                        rc = mtmd.mtmd_helper_eval_chunk_single(self.mctx, self.ctx, chunk, n_past, 0,
+                                                                self.spec.n_batch, last, ctypes.byref(new_n_past))
+                    if rc != 0:
+                        raise EdgeRapError(f"llama.cpp failed to evaluate part {i + 1} of the prompt ({rc})")
+                    n_past = new_n_past.value
             return n_past
         finally:
             mtmd.mtmd_input_chunks_free(chunks)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.liveness import long_call
+from edge_rap.liveness import long_call, progress
 from edge_rap.speech.audio import RATE
 from edge_rap.speech.names import written_form
 
@@ -189,6 +189,7 @@ class Transcriber:
                       for ids, score in zip(result.sequences_ids, result.scores)]
         speech = result.no_speech_prob <= self.no_speech
         text = self.text(self.naming(hypotheses, list(names), encoded)) if speech else ""
+        progress()  # (up to 30 s of speech on one slow core, and the answer's work still to come)
         return Transcript(text, 1000 * (time.perf_counter() - started), seconds, result.no_speech_prob)
 
     def encode(self, samples: np.ndarray) -> Encoded:

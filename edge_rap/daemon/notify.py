@@ -4,9 +4,10 @@ AF_UNIX socket $NOTIFY_SOCKET names (a path, or an abstract name written with a 
 sent and no thread starts.
 
 The watchdog (WatchdogSec=, sd_watchdog_enabled(3)): each part that must not hang (the frame loop, the voice
-listener, the companion API's event loop) beats its own `Heartbeat` (edge_rap.liveness) where its loop turns, and
-WATCHDOG=1 is sent every half interval only while each has beaten within the interval or is in a long call (a model
-loading) within its allowance. A part stuck longer than that stops the pings,
+listener, the companion API's event loop) beats its own `Heartbeat` (edge_rap.liveness) where its loop turns, the
+assistant's answer (`liveness.Turns`) is fresh while it moves on, and WATCHDOG=1 is sent every half interval only
+while each has beaten within the interval, is in a long call (a model loading) within its allowance, or waits for
+its turn at an answer that moves on. A part stuck longer than that stops the pings,
 and systemd restarts the daemon; a camera that is away is no hang (the loop goes on turning without its frames).
 """
 

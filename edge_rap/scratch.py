@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 #: `edge-rap-pid<pid>-` and mkdtemp's eight random characters.
 _NAME = re.compile(r"edge-rap-pid\d+-[a-z0-9_]{8}")
@@ -53,8 +54,7 @@ def process_folder() -> Path:
             remove_leftovers()
             folder = Path(tempfile.mkdtemp(prefix=f"edge-rap-pid{os.getpid()}-"))
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            with contextlib.suppress(OSError):  # a file system without locks: no process can lock it to remove
-                fcntl.flock(fd, fcntl.LOCK_SH)
+            hold(fd)  # (a file system without locks: no process can lock it to remove)
             _held = _Held(folder, fd, os.getpid())
         return _held.folder
 
@@ -75,25 +75,56 @@ def remove_leftovers(root: Path | None = None) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        if not _NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime < GRACE_S:
-                continue
-            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:  # gone meanwhile, or another account's
-            continue
+        if _NAME.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False) and remove_unheld(Path(entry.path)):
+            removed.append(Path(entry.path))
+    return removed
+
+
+def hold(fd: int) -> None:
+    """Keep the file or folder open as `fd` from `remove_unheld` for as long as `fd` is open (a shared flock: the
+    kernel drops it however the process ends). A file system without locks goes without."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+@contextlib.contextmanager
+def unheld(path: Path) -> Iterator[bool]:
+    """Whether the file or folder at `path` is a dead process's: none holds it (`hold`) and it has not changed in
+    the last minute (its maker may be between making and holding it). Where so, no process can hold it until the
+    block ends (an exclusive flock), so that it can be removed."""
+    try:
+        if time.time() - os.lstat(path).st_mtime < GRACE_S:
+            yield False
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile, another account's, or a link
+        yield False
+        return
+    try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # its process is alive (or another process is removing it)
-            os.close(fd)
-            continue
-        try:
-            shutil.rmtree(entry.path, ignore_errors=True)
-        finally:
-            os.close(fd)
-        removed.append(Path(entry.path))
-    return removed
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def is_unheld(path: Path) -> bool:
+    with unheld(path) as dead:
+        return dead
+
+
+def remove_unheld(path: Path) -> bool:
+    """Remove the file or folder at `path` where it is a dead process's (`unheld`); whether it was."""
+    with unheld(path) as dead:
+        if dead:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return dead
 
 
 def _remove_own() -> None:

@@ -29,6 +29,7 @@ from edge_rap.memory.backup import back_up
 from edge_rap.memory.index import IndexView, index_files
 from edge_rap.memory.restore import restore
 from edge_rap.memory.store import Store
+from edge_rap.scratch import GRACE_S, hold
 from edge_rap.types import Box, Event
 
 
@@ -471,16 +472,20 @@ def test_an_archive_of_an_older_schema_is_read_and_then_upgraded_as_any_memory(a
         assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
-def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, current, monkeypatch, capsys):
+@pytest.mark.parametrize("moving", ["the restored folder", "the model cache"])
+def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, current, moving, monkeypatch, capsys):
     # Ctrl-C after the model cache had been moved into the restored folder and before that folder was in place: the
     # cleanup of the restored folder deleted the cache with it, and the memory stayed aside
     (current / "models").mkdir()
     (current / "models" / "kept.onnx").write_bytes(b"a model")
+    (current / "demo").mkdir()
+    (current / "demo" / "scene.png").write_bytes(b"a demo photo")
     before, siblings = tree(current), sorted(p.name for p in current.parent.iterdir())
     rename = os.rename
 
     def interrupted(source, target):
-        if Path(target) == current and Path(source).name.startswith("."):  # the restored folder into place
+        if (Path(target) == current and Path(source).name.startswith(".")) if moving == "the restored folder" else \
+                Path(source).name == "models":  # (the demo is moved before or after it)
             raise KeyboardInterrupt
         rename(source, target)
 
@@ -556,3 +561,74 @@ def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
     err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "b.tar", "--memory", tmp_path / "empty")[::2])
     assert "no memory to back up" in err and not (tmp_path / "b.tar").exists()
 
+
+
+# --- what a backup or restore killed outright leaves --------------------------------------------------------------
+
+
+def left_by_a_killed_process(path: Path) -> Path:
+    """`path` as a process killed outright left it: held by none, unchanged for longer than its maker takes to hold
+    it."""
+    old = time.time() - 2 * GRACE_S
+    os.utime(path, (old, old))
+    return path
+
+
+def test_the_next_backup_removes_the_partial_file_a_killed_one_left_never_a_running_ones(household, tmp_path,
+                                                                                          capsys):
+    # a backup killed outright (SIGKILL, a power cut) left its FILE.partial-<pid>, as large as the memory, for the user
+    # to find and delete
+    def partial(name: str) -> Path:
+        (tmp_path / name).write_bytes(b"half a backup")
+        return tmp_path / name
+
+    killed = left_by_a_killed_process(partial("house.tar.partial-4242"))
+    running, young = left_by_a_killed_process(partial("house.tar.partial-4243")), partial("house.tar.partial-4244")
+    another = left_by_a_killed_process(partial("other.tar.partial-4245"))
+    held = os.open(running, os.O_RDONLY)
+    hold(held)
+    try:
+        assert edge_rap(capsys, "backup", tmp_path / "house.tar", "--memory", household)[0] == 0
+    finally:
+        os.close(held)
+    assert not killed.exists() and running.exists() and young.exists() and another.exists()
+    assert "memory.sqlite" in members(tmp_path / "house.tar")
+
+
+def test_the_next_restore_removes_the_folder_a_killed_one_left_and_doctor_names_it(archive, current, capsys):
+    def staging(name: str) -> Path:
+        (current.parent / name).mkdir()
+        (current.parent / name / "memory.sqlite").write_bytes(b"half a restored memory")
+        return left_by_a_killed_process(current.parent / name)
+
+    killed, running = staging(".current.restoring-4242-abcd1234"), staging(".current.restoring-4243-abcd1234")
+    held = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
+    hold(held)
+    try:
+        out = edge_rap(capsys, "doctor", "--memory", current)[1]
+        assert f"left by a restore killed outright (a copy of an archive's files only; the next restore removes it): " \
+               f"{killed}\n" in out
+        assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+        assert not killed.exists() and running.exists()
+        assert json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"][
+            "killed_restores"] == []
+    finally:
+        os.close(held)
+
+
+def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(archive, current, monkeypatch, capsys):
+    # the model cache and the device's token were moved into the restored folder before it was renamed into place: a
+    # restore killed then left them in the folder that is removed as a killed restore's
+    (current / "models").mkdir()
+    (current / "models" / "kept.onnx").write_bytes(b"a model")
+    (current / "api-token").write_text("the device's own token")
+    rename, seen = os.rename, []
+
+    def watched(source, target):
+        rename(source, target)
+        seen.extend(p.name for folder in current.parent.glob(".current.restoring-*") for p in folder.iterdir())
+
+    monkeypatch.setattr(os, "rename", watched)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert "memory.sqlite" in seen and not {"models", "api-token"} & set(seen)
+    assert (current / "models" / "kept.onnx").read_bytes() == b"a model"

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import tarfile
 import tempfile
@@ -28,11 +29,13 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, Store, sqlite_error
+from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[Iterable], Iterable]
+PARTIAL = ".partial-"  # <FILE>.partial-<pid>: the backup being written
 
 
 @dataclass
@@ -68,11 +71,13 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")
     Store(root, readonly=True).close()  # another account's memory, or one that is no sound memory: one line, now
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    remove_killed_partials(target)
+    partial = target.with_name(f"{target.name}{PARTIAL}{os.getpid()}")
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as e:
         raise _write_error(target, e) from None
+    hold(fd)  # (a backup killed outright leaves it: the next one to `target` removes it)
     try:
         with os.fdopen(fd, "wb") as out:
             sink = Hashing(out)
@@ -92,6 +97,17 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
             raise _write_error(target, e) from None
         raise
     return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing)
+
+
+def remove_killed_partials(target: Path) -> list[Path]:
+    """Remove the `<target>.partial-<pid>` files that backups killed outright (SIGKILL, a power cut) left beside
+    `target`, never one a running backup writes; those removed."""
+    pattern = re.compile(re.escape(target.name + PARTIAL) + r"\d+")
+    try:
+        found = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+    return [p for p in found if remove_unheld(p)]
 
 
 class Hashing:

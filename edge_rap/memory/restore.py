@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 import tarfile
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,10 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Me
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, refuse_newer
+from edge_rap.scratch import hold, is_unheld, remove_unheld
 
 Progress = Callable[[Iterable], Iterable]
+RESTORING = ".restoring-"  # .<memory>.restoring-<pid>-<random>: the archive being read, beside the memory
 ASIDE = ".before-restore-"  # <memory>.before-restore-20261205T081500Z (-2 after another of the same second)
 
 
@@ -57,14 +61,16 @@ def restore(archive: Path, root: Path, replace: bool = False,
         raise EdgeRapError(f"{archive}: no such backup file")
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
-    staging = root.parent / f".{root.name}.restoring-{os.getpid()}"
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)  # (a restore of this pid killed before)
-        staging.mkdir(mode=0o700)
+        for killed in killed_restores(root):
+            remove_unheld(killed)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{RESTORING}{os.getpid()}-", dir=root.parent))
     except OSError as e:
         raise EdgeRapError(f"{root.parent}: cannot restore the memory there ({e.strerror}); nothing was changed") \
             from None
+    held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    hold(held)  # (a restore killed outright leaves it: the next one removes it)
     try:
         manifest = _extract(archive, staging, progress)
         _refuse_held(root)  # (again: one may have started meanwhile)
@@ -72,7 +78,21 @@ def restore(archive: Path, root: Path, replace: bool = False,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     return RestoreReport(root, aside, manifest.counts, manifest.created)
+
+
+def killed_restores(root: Path) -> list[Path]:
+    """The folders `.<name>.restoring-<pid>-<random>` beside the memory folder `root` that restores killed
+    outright left (each holds an archive's files only, never the memory's), none a running restore writes."""
+    root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
+    pattern = re.compile(re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?")
+    try:
+        found = [p for p in root.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+    return [p for p in found if is_unheld(p)]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:
@@ -199,14 +219,18 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
     _rename(root, aside)
     moved: list[str] = []
-    try:
-        for name in kept:
-            os.rename(aside / name, staging / name)
-            moved.append(name)
+    placed = False
+    try:  # (the kept entries go in last: a restore killed before has them all aside, none in the restored folder)
         os.rename(staging, root)
-    except BaseException as e:  # (Ctrl-C too: the staged folder, which holds the kept entries now, is removed next)
+        placed = True
+        for name in kept:
+            os.rename(aside / name, root / name)
+            moved.append(name)
+    except BaseException as e:  # (Ctrl-C too: the restored folder is removed next)
         for name in moved:  # put back as it was
-            os.rename(staging / name, aside / name)
+            os.rename(root / name, aside / name)
+        if placed:
+            os.rename(root, staging)
         os.rename(aside, root)
         if not isinstance(e, OSError):
             raise

@@ -18,15 +18,18 @@ _FLOCK = "hhqqi"
 
 def holder(database: Path) -> int | None:
     """The pid of a process that has `database` open (through its -shm), or None where none has (or where that
-    cannot be asked: no -shm, a file system without locks). Ask only where this process has no connection to it: its
+    cannot be asked: no -shm, a file system without locks, a system other than Linux). Ask only where this process has no connection to it: its
     own are not seen, and closing the descriptor opened here would drop their POSIX locks on the file."""
+    query = getattr(fcntl, "F_OFD_GETLK", None)  # (Linux's; another system's struct flock differs too)
+    if query is None:
+        return None
     try:
         fd = os.open(database.with_name(database.name + "-shm"), os.O_RDONLY)
     except OSError:
         return None
     try:
         asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _DMS, 1, 0)
-        found = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked))
+        found = struct.unpack(_FLOCK, fcntl.fcntl(fd, query, asked))
     except OSError:
         return None
     finally:

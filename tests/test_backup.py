@@ -506,6 +506,28 @@ def test_a_photo_the_memory_lost_is_named_and_the_rest_backed_up(household, tmp_
         edge_rap(capsys, "concepts", "--json", "--memory", household)[1]
 
 
+@pytest.mark.parametrize("damage", ["a torn page", "a torn header"])
+def test_a_damaged_event_log_is_named_and_the_memory_backed_up_without_it(household, tmp_path, damage, capsys):
+    # a torn header made the whole backup fail (the household's memory could not be backed up at all), and a torn
+    # page was copied as it was, exit 0, into a backup whose log then failed every `events` after a restore
+    from test_event_log_damage import logged, tear_a_page
+
+    log = logged(household, 400)
+    if damage == "a torn page":
+        tear_a_page(log)
+    else:
+        log.write_bytes(b"\x07" * 100 + log.read_bytes()[100:])
+    rc, out, err = edge_rap(capsys, "backup", tmp_path / "house.tar", "--json", "--memory", household)
+    assert rc == 1 and json.loads(out)["missing"] == ["events.sqlite"] and json.loads(out)["events"] == 0
+    assert err.startswith("edge-rap: the event log events.sqlite is damaged (") and err.count("\n") == 1, err
+    assert "`edge-rap run`" in err and err.endswith("; then back up again\n")
+    assert "events.sqlite" not in members(tmp_path / "house.tar")
+    assert edge_rap(capsys, "restore", tmp_path / "house.tar", "--memory", tmp_path / "copy")[0] == 0
+    assert edge_rap(capsys, "concepts", "--json", "--memory", tmp_path / "copy")[1] == \
+        edge_rap(capsys, "concepts", "--json", "--memory", household)[1]
+    assert edge_rap(capsys, "events", "--json", "--memory", tmp_path / "copy")[:2] == (0, "[]\n")
+
+
 def test_a_folder_that_holds_no_memory_takes_a_restore_without_replace(archive, tmp_path, capsys):
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)

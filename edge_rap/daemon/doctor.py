@@ -233,6 +233,8 @@ def can_recognise(report: dict) -> bool:
 
 
 def format_doctor(report: dict) -> str:
+    from edge_rap.daemon.events import LOG_FIX
+
     p = report["providers"]
     lines = [f"profile: {report['profile']} ({report['reason']})",
              f"onnxruntime providers: {', '.join(p['available']) or 'none'}; using {', '.join(p['chosen']) or '-'}",
@@ -258,9 +260,7 @@ def format_doctor(report: dict) -> str:
     if events["problem"] or events["damaged"] or events["set_aside"]:
         lines.append("event log: " + "; ".join(filter(None, [
             events["problem"],
-            events["damaged"] and f"{events['path']} is damaged ({events['damaged']}): `edge-rap run` (a running "
-                                  "one within the hour), `forget` or `rename` sets it aside, every byte kept, and "
-                                  "starts a new log with the events still readable in it",
+            events["damaged"] and f"{events['path']} is damaged ({events['damaged']}): {LOG_FIX}",
             events["set_aside"] and f"damaged logs set aside: {', '.join(events['set_aside'])} (with their -wal "
                                     "and -shm; they may name concepts forgotten since: delete them once no longer "
                                     "needed)"])))

@@ -598,12 +598,13 @@ class EventLog:
                 "WHERE name = ? OR instr(said, ?) > 0", (old, new, f"<{old}>", f"<{new}>", old, f"<{old}>")))
 
 
+#: What to do about a damaged log, said to a reader (which changes nothing).
+LOG_FIX = ("`edge-rap run` (a running one within the hour), `forget` or `rename` sets it aside, every byte kept, and "
+           "starts a new log with the events still readable in it")
+
+
 def _damaged(e: Exception) -> str:
-    """What to do about a damaged log, said to a reader (which changes nothing)."""
-    if is_damage(e):
-        return ("; it is damaged: `edge-rap run` (a running one within the hour), `forget` or `rename` sets it "
-                "aside, every byte kept, and starts a new log with the events still readable in it")
-    return ""
+    return f"; it is damaged: {LOG_FIX}" if is_damage(e) else ""
 
 
 def _read_only(root: Path) -> str:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from edge_rap import __version__
-from edge_rap.daemon.events import EVENTS_DB, EventLog
+from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
+from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, fsync_dir, index_digest
@@ -45,6 +46,7 @@ class BackupReport:
     sha256: str
     counts: Counts
     missing: list[str] = field(default_factory=list)  # stored photos the memory refers to, missing or damaged
+    log_damage: str | None = None  # what is damaged in the event log, left out (its name is in `missing` too)
 
     def to_json(self) -> dict:
         return {"path": str(self.path), "bytes": self.bytes, **self.counts.to_json(), "sha256": self.sha256,
@@ -96,7 +98,7 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
         if isinstance(e, OSError):
             raise _write_error(target, e) from None
         raise
-    return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing)
+    return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing, report.log_damage)
 
 
 def remove_killed_partials(target: Path) -> list[Path]:
@@ -187,6 +189,7 @@ class _Members:
 class _Written:
     counts: Counts
     missing: list[str]
+    log_damage: str | None
 
 
 def _write(root: Path, members: _Members, with_token: bool, progress: Progress) -> _Written:
@@ -200,7 +203,7 @@ def _write(root: Path, members: _Members, with_token: bool, progress: Progress) 
                 continue  # deleted by a writer since the snapshot: again, with writers kept waiting
             members.add_file(DATABASE, snap.database)
             break
-    with _events_copy(root) as (events, count):
+    with _events_copy(root) as (events, count, log_damage):
         if events is not None:
             members.add_file(events.name, events)
     for name in SECRETS if with_token else ():
@@ -212,7 +215,7 @@ def _write(root: Path, members: _Members, with_token: bool, progress: Progress) 
         if name not in snap.photos:  # derived from the database: the restored memory's next writer rebuilds it
             log.warning("%s: index file %s is missing or damaged and is left out of the backup", root, name)
     members.add_bytes(MANIFEST, Manifest(__version__, snap.schema, members.now, counts, dict(members.files)).to_bytes())
-    return _Written(counts, photos)
+    return _Written(counts, photos + ([EVENTS_DB] if log_damage else []), log_damage)
 
 
 def _add_stored(root: Path, members: _Members, name: str, sha256: str | None) -> bool:
@@ -262,22 +265,37 @@ def _memory_snapshot(root: Path) -> Iterator[_Snapshot]:
 
 
 @contextlib.contextmanager
-def _events_copy(root: Path) -> Iterator[tuple[Path | None, int]]:
+def _events_copy(root: Path) -> Iterator[tuple[Path | None, int, str | None]]:
     """The event log copied (SQLite's backup, while the daemon logs on) and its number of events; None where there is
-    no log."""
+    no log, or where it is damaged (a torn write: the memory is backed up without it), with what is damaged."""
     copy = WalSnapshot(root / EVENTS_DB, "backup")
     events = EventLog(root, readonly=True)
     try:
+        damage = None
         try:
             path = events.copy(copy)
+            if path is not None:
+                with contextlib.closing(sqlite3.connect(path)) as db:
+                    check_intact(db)  # (SQLite's backup copies damaged pages as they are)
+        except EventLogError:
+            damage = events.damage()  # (where it is not damage: said as the log's error, in one line)
+            if damage is None:
+                raise
+        except sqlite3.DatabaseError as e:
+            if not is_damage(e):
+                raise EventLogError(events.path, f"cannot check its copy ({e})") from None
+            damage = str(e)
         finally:
             events.close()
+        if damage is not None:
+            yield None, 0, damage
+            return
         count = 0
         if path is not None:
             with contextlib.closing(sqlite3.connect(path)) as db:
                 with contextlib.suppress(sqlite3.Error):  # (a log of before any event was logged)
                     count = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        yield path, count
+        yield path, count, None
     finally:
         copy.remove()
 

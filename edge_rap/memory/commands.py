@@ -13,6 +13,7 @@ LEFT_OUT = ("the model cache, the demo and, unless --with-token, the companion A
 
 def cmd_backup(args) -> int:
     from edge_rap.cli import _existing_memory, _progress, _settings
+    from edge_rap.daemon.events import EVENTS_DB, LOG_FIX
     from edge_rap.memory.backup import back_up
 
     settings = _settings(args)
@@ -25,7 +26,11 @@ def cmd_backup(args) -> int:
         print(f"backed up {c.concepts} concept(s), {c.views} photo view(s) and {c.events} event(s) to {report.path} "
               f"({report.bytes} bytes)")
     for name in report.missing:
-        print(f"edge-rap: stored photo missing or damaged, not backed up: {name}", file=sys.stderr)
+        if name == EVENTS_DB:
+            print(f"edge-rap: the event log {EVENTS_DB} is damaged ({report.log_damage}), not backed up: "
+                  f"{LOG_FIX}; then back up again", file=sys.stderr)
+        else:
+            print(f"edge-rap: stored photo missing or damaged, not backed up: {name}", file=sys.stderr)
     return 1 if report.missing else 0  # as export-rap: a script sees that something did not go in
 
 
@@ -54,7 +59,8 @@ def register(add) -> None:
     p.add_argument("--with-token", action="store_true", help="also the companion API's token and serve.json (phones "
                    "paired with this device stay paired with a restored one)")
     p.add_argument("--json", action="store_true", help="one JSON object: path, bytes, concepts, views, events, sha256 "
-                   "(of the file), missing (stored photos missing or damaged, not backed up)")
+                   "(of the file), missing (stored photos missing or damaged, and events.sqlite where the event log is "
+                   "damaged: not backed up)")
     p = add("restore", cmd_restore, "put a backup back as the memory, every file checked before the memory is touched; "
             "refused while `run` or `serve` has it open")
     p.add_argument("file", metavar="FILE", help="a file `edge-rap backup` wrote")

@@ -267,14 +267,14 @@ def test_a_read_only_memory_folder_is_backed_up(household, tmp_path, capsys):
 # --- a destination that cannot take it ----------------------------------------------------------------------------
 
 
-def with_a_small_drive(drive: Path, command: str) -> subprocess.CompletedProcess:
-    """Run the shell `command` with a 64 KiB file system mounted at `drive` (a private mount namespace: it is gone
-    with the command); skips where none can be mounted."""
+def with_a_small_drive(drive: Path, command: str, size: str = "64k") -> subprocess.CompletedProcess:
+    """Run the shell `command` with a file system of `size` mounted at `drive` (a private mount namespace: it is
+    gone with the command); skips where none can be mounted."""
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("no `unshare` to mount a small file system")
     drive.mkdir(exist_ok=True)
-    ran = subprocess.run([unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {drive} || exit 99; {command}"],
+    ran = subprocess.run([unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs {drive} || exit 99; {command}"],
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     if ran.returncode == 99:
         pytest.skip(f"cannot mount a small file system: {ran.stderr.strip()[:200]}")
@@ -552,6 +552,20 @@ def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(ar
     ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}; echo rc=$?; ls -A {sd}")
     assert ran.stdout.split() == ["rc=2"], ran.stdout
     assert "a mount point, which cannot be renamed" in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
+
+
+def test_a_disk_that_fills_while_the_archive_is_read_leaves_the_memory_there_as_it_was(archive, current):
+    sd = current.parent / "sd"
+    check = ("import hashlib, pathlib, sys; print(sorted((str(p.relative_to(sys.argv[1])), hashlib.sha256("
+             "p.read_bytes()).hexdigest()) for p in pathlib.Path(sys.argv[1]).rglob('*')"
+             " if p.is_file() and not p.name.endswith('-shm')))")  # (tree() in the drive's namespace)
+    ran = with_a_small_drive(sd, f"cp -a {current} {sd}/memory && {sys.executable} -c \"{check}\" {sd}/memory && "
+                                 f"{sys.executable} -m edge_rap restore {archive} --replace --memory {sd}/memory; "
+                                 f"echo rc=$?; {sys.executable} -c \"{check}\" {sd}/memory; ls -A {sd}", size="400k")
+    before, rc, after, *left = ran.stdout.splitlines()
+    assert rc == "rc=2" and after == before and left == ["memory"], ran.stdout
+    assert "cannot write the restored memory there (No space left on device); nothing was changed" in ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
 
 
 HOLDER = """

@@ -149,6 +149,12 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     assert members(gz)["api-token"] == b"secret-of-the-house"
     assert edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")[0] == 0
     assert (tmp_path / "copy" / "api-token").read_text() == "secret-of-the-house"
+    # a device with a token of its own (no memory yet): the backup's wins, the device's goes aside, kept
+    (tmp_path / "device").mkdir()
+    (tmp_path / "device" / "api-token").write_text("the new device's own")
+    rc, out, _ = edge_rap(capsys, "restore", gz, "--json", "--memory", tmp_path / "device")
+    assert rc == 0 and (tmp_path / "device" / "api-token").read_text() == "secret-of-the-house"
+    assert (Path(json.loads(out)["aside"]) / "api-token").read_text() == "the new device's own"
 
 
 def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, capsys):
@@ -588,6 +594,40 @@ def test_restore_is_refused_while_another_process_has_the_memory_open(archive, c
     finally:
         holder.communicate("", timeout=30)
     assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+
+
+def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, current, monkeypatch, capsys):
+    # the check that no process has the memory open came before every folder of the restored memory was fsynced (on
+    # an SD card, a second or more in which a starting `run` went unseen), and one that opened it then went on
+    # writing to the memory moved aside, unsaid
+    from edge_rap.memory import restore as restore_module
+
+    steps, fsync, held, rename = [], restore_module.fsync_dir, restore_module.holder, os.rename
+    late = {"pid": None}
+
+    def fsynced(folder):
+        steps.append("fsync")
+        fsync(folder)
+
+    def holder(database):
+        steps.append("check")
+        return late["pid"] if database.parent.name.startswith("current.before-restore-") else held(database)
+
+    def renamed(source, target):
+        steps.append("swap" if Path(source) == current else "rename")
+        rename(source, target)
+
+    monkeypatch.setattr(restore_module, "fsync_dir", fsynced)
+    monkeypatch.setattr(restore_module, "holder", holder)
+    monkeypatch.setattr(os, "rename", renamed)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert steps.count("fsync") > 3 and steps[steps.index("swap") - 1] == "check", steps
+    late["pid"] = 4242
+    rc, out, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
+    assert rc == 0 and out.startswith("restored ") and err.count("\n") == 1
+    aside = out.split("moved to ")[1].strip()
+    assert err == f"edge-rap: pid 4242 opened the memory while it was restored and goes on with the one moved aside, " \
+                  f"{aside}: restart it\n"
 
 
 def test_where_the_system_cannot_say_who_holds_the_memory_the_restore_goes_on(archive, current, monkeypatch, capsys):

@@ -47,6 +47,10 @@ def cmd_restore(args) -> int:
         aside = f"; the memory there before was moved to {report.aside}" if report.aside else ""
         print(f"restored {c.concepts} concept(s), {c.views} photo view(s) and {c.events} event(s), backed up {made}, "
               f"into {report.memory}{aside}")
+    if report.opened_meanwhile is not None:
+        shown = f"pid {report.opened_meanwhile}" if report.opened_meanwhile > 0 else "another process"
+        print(f"edge-rap: {shown} opened the memory while it was restored and goes on with the one moved aside, "
+              f"{report.aside}: restart it", file=sys.stderr)
     return 0
 
 

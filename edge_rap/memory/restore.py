@@ -38,6 +38,9 @@ class RestoreReport:
     aside: Path | None  # where the memory there before was moved; None where there was none
     counts: Counts
     created: float  # when the backup was made (Unix seconds)
+    #: A process that opened the memory between the last check and the swap, and goes on with the one moved aside
+    #: (its pid; -1 where not said); None where none did.
+    opened_meanwhile: int | None = None
 
     def to_json(self) -> dict:
         return {"memory": str(self.memory), "aside": str(self.aside) if self.aside else None, **self.counts.to_json(),
@@ -73,14 +76,19 @@ def restore(archive: Path, root: Path, replace: bool = False,
     hold(held)  # (a restore killed outright leaves it: the next one removes it)
     try:
         manifest = _extract(archive, staging, progress)
-        _refuse_held(root)  # (again: one may have started meanwhile)
+        for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
+            if folder.is_dir():
+                fsync_dir(folder)
+        _refuse_held(root)  # (again, the last thing before the swap: one may have started meanwhile)
         aside = _swap(staging, root, manifest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         os.close(held)
-    return RestoreReport(root, aside, manifest.counts, manifest.created)
+    late = next((pid for pid in map(holder, (aside / DATABASE, aside / EVENTS_DB)) if pid is not None), None) \
+        if aside else None
+    return RestoreReport(root, aside, manifest.counts, manifest.created, late)
 
 
 def killed_restores(root: Path) -> list[Path]:
@@ -208,9 +216,6 @@ def _writing(staging: Path) -> Iterator[None]:
 def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
     the memory (the model cache, the demo; the API's token where the backup brings none) kept in place."""
-    for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
-        if folder.is_dir():
-            fsync_dir(folder)
     if not root.exists():
         _rename(staging, root)
         fsync_dir(root.parent)

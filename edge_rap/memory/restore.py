@@ -137,7 +137,7 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
     manifest: bytes | None = None
     try:
         with tarfile.open(archive, "r|*") as tar:
-            for info in progress(tar):
+            for info in progress(_read(tar)):
                 name = info.name
                 if not is_member_name(name):
                     raise _Refused(archive, f"holds {name!r}, which no edge-rap backup holds: not one, or a forged one")
@@ -159,6 +159,14 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
     parsed = Manifest.parse(manifest, archive)
     _check(archive, parsed, found, staging)
     return parsed
+
+
+def _read(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The archive's members, one at a time: tarfile keeps every member it has read (an archive of a million files
+    would fill the device's memory), so those done with are let go."""
+    while (info := tar.next()) is not None:
+        yield info
+        tar.members.clear()
 
 
 def _check(archive: Path, manifest: Manifest, found: dict[str, Member], staging: Path) -> None:

@@ -151,6 +151,7 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
                         raise _Refused(archive, f"its {MANIFEST} is {info.size} bytes: not a backup's")
                     manifest = source.read()
                 else:
+                    _refuse_larger_than_free(info, staging)
                     found[name] = _write_member(source, staging / name, staging)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _Refused(archive, f"not a backup archive, or a damaged or cut-short one ({e})") from None
@@ -191,6 +192,17 @@ def _check(archive: Path, manifest: Manifest, found: dict[str, Member], staging:
             refuse_newer(db, archive)
     except sqlite3.Error as e:
         raise _Refused(archive, f"its {DATABASE} cannot be read ({e})") from None
+
+
+def _refuse_larger_than_free(info: tarfile.TarInfo, staging: Path) -> None:
+    """A member that cannot fit is said before any of it is written (one that declares terabytes, forged or damaged,
+    filled the device's disk first)."""
+    with _writing(staging):
+        free = os.statvfs(staging)
+    room = free.f_bavail * free.f_frsize
+    if info.size > room:
+        raise EdgeRapError(f"{staging.parent}: the archive's {info.name} is {info.size} bytes, more than the {room} "
+                           "free there; nothing was changed")
 
 
 def _write_member(source, path: Path, staging: Path) -> Member:

@@ -724,6 +724,18 @@ def test_the_next_restore_removes_the_folder_a_killed_one_left_and_doctor_names_
         os.close(held)
 
 
+def test_doctor_names_the_memories_a_restore_moved_aside(archive, current, capsys):
+    # a restore killed between moving the memory aside and renaming the restored one into place left no memory
+    # folder at all, and doctor said "none yet" of a memory that was only aside
+    rc, out, _ = edge_rap(capsys, "restore", archive, "--replace", "--json", "--memory", current)
+    aside = json.loads(out)["aside"]
+    report = json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"]
+    assert report["moved_aside"] == [aside]
+    shutil.rmtree(current)
+    out = edge_rap(capsys, "doctor", "--memory", current)[1]
+    assert f"; memories a restore moved aside (delete them once no longer needed): {aside}\n" in out
+
+
 def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(archive, current, monkeypatch, capsys):
     # the model cache and the device's token were moved into the restored folder before it was renamed into place: a
     # restore killed then left them in the folder that is removed as a killed restore's

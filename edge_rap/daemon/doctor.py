@@ -87,12 +87,13 @@ def _memory(settings: Settings) -> dict:
     memory of an older edge_rap, or one whose vectors another embedder (an upgrade's older export of the default
     too) or another FaceNet made, until `edge-rap reindex` (doctor said "ready to recognise" of them). `concepts`
     None: none yet; `unrecognisable`: the concepts none of whose photos the last reindex could read;
-    `killed_restores`: the folders restores killed outright left beside it (the next restore removes them)."""
+    `killed_restores`: the folders restores killed outright left beside it (the next restore removes them);
+    `moved_aside`: the memories `restore --replace` moved aside beside it."""
     from edge_rap.app import refuse_another_embedders
     from edge_rap.memory.access import refuse_unreadable
     from edge_rap.memory.files import DATABASE, DATABASE_FILES
     from edge_rap.memory.index import check_space
-    from edge_rap.memory.restore import killed_restores
+    from edge_rap.memory.restore import killed_restores, moved_aside
     from edge_rap.memory.store import Store
     from edge_rap.models.cache import Manifest, ModelCache
     from edge_rap.perceive.embed import SpaceInfo
@@ -100,7 +101,8 @@ def _memory(settings: Settings) -> dict:
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
            "readable_by_others": _open_to_others(settings.memory),
-           "killed_restores": [str(p) for p in killed_restores(settings.memory)]}
+           "killed_restores": [str(p) for p in killed_restores(settings.memory)],
+           "moved_aside": [str(p) for p in moved_aside(settings.memory)]}
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
@@ -255,7 +257,9 @@ def format_doctor(report: dict) -> str:
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
                     if memory["readable_by_others"] else "")
                  + (f"; left by a restore killed outright (a copy of an archive's files only; the next restore "
-                    f"removes it): {', '.join(memory['killed_restores'])}" if memory["killed_restores"] else ""))
+                    f"removes it): {', '.join(memory['killed_restores'])}" if memory["killed_restores"] else "")
+                 + (f"; memories a restore moved aside (delete them once no longer needed): "
+                    f"{', '.join(memory['moved_aside'])}" if memory["moved_aside"] else ""))
     events = report["event_log"]
     if events["problem"] or events["damaged"] or events["set_aside"]:
         lines.append("event log: " + "; ".join(filter(None, [

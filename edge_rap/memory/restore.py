@@ -94,13 +94,23 @@ def restore(archive: Path, root: Path, replace: bool = False,
 def killed_restores(root: Path) -> list[Path]:
     """The folders `.<name>.restoring-<pid>-<random>` beside the memory folder `root` that restores killed
     outright left (each holds an archive's files only, never the memory's), none a running restore writes."""
+    return [p for p in _beside(root, re.escape(f".{Path(os.path.realpath(root)).name}{RESTORING}") + r"\d+(-\w+)?")
+            if is_unheld(p)]
+
+
+def moved_aside(root: Path) -> list[Path]:
+    """The memories `restore` moved aside beside the memory folder `root`, kept until the household deletes them
+    (where a restore was killed between its two renames, the memory itself)."""
+    return [p for p in _beside(root, re.escape(f"{Path(os.path.realpath(root)).name}{ASIDE}") + r"[0-9TZ-]+")
+            if p.is_dir()]
+
+
+def _beside(root: Path, pattern: str) -> list[Path]:
     root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
-    pattern = re.compile(re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?")
     try:
-        found = [p for p in root.parent.iterdir() if pattern.fullmatch(p.name)]
+        return sorted(p for p in root.parent.iterdir() if re.fullmatch(pattern, p.name))
     except OSError:
         return []
-    return [p for p in found if is_unheld(p)]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:

@@ -280,7 +280,8 @@ def with_a_small_drive(drive: Path, command: str, size: str = "64k") -> subproce
     if unshare is None:
         pytest.skip("no `unshare` to mount a small file system")
     drive.mkdir(exist_ok=True)
-    ran = subprocess.run([unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs {drive} || exit 99; {command}"],
+    mount = f"mount -t tmpfs -o size={size} tmpfs {drive} || exit 99"
+    ran = subprocess.run([unshare, "-rm", "sh", "-c", f"{mount}; {command}"],
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     if ran.returncode == 99:
         pytest.skip(f"cannot mount a small file system: {ran.stderr.strip()[:200]}")
@@ -583,7 +584,7 @@ def test_a_disk_that_fills_while_the_archive_is_read_leaves_the_memory_there_as_
                                  f"echo rc=$?; {sys.executable} -c \"{check}\" {sd}/memory; ls -A {sd}", size="400k")
     before, rc, after, *left = ran.stdout.splitlines()
     assert rc == "rc=2" and after == before and left == ["memory"], ran.stdout
-    assert "nothing was changed" in ran.stderr  # (said as the member that no longer fits, or as the write that failed)
+    assert "nothing was changed" in ran.stderr  # (said of the member that no longer fits, or of the failed write)
     assert "cannot write the restored memory there (No space left on device)" in ran.stderr or \
         " free there" in ran.stderr, ran.stderr
     assert ran.stderr.count("\n") == 1, ran.stderr
@@ -649,8 +650,8 @@ def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, curr
     rc, out, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
     assert rc == 0 and out.startswith("restored ") and err.count("\n") == 1
     aside = out.split("moved to ")[1].strip()
-    assert err == f"edge-rap: pid 4242 opened the memory while it was restored and goes on with the one moved aside, " \
-                  f"{aside}: restart it\n"
+    assert err == ("edge-rap: pid 4242 opened the memory while it was restored and goes on with the one moved "
+                   f"aside, {aside}: restart it\n")
 
 
 def test_where_the_system_cannot_say_who_holds_the_memory_the_restore_goes_on(archive, current, monkeypatch, capsys):
@@ -684,8 +685,8 @@ def left_by_a_killed_process(path: Path) -> Path:
 
 def test_the_next_backup_removes_the_partial_file_a_killed_one_left_never_a_running_ones(household, tmp_path,
                                                                                           capsys):
-    # a backup killed outright (SIGKILL, a power cut) left its FILE.partial-<pid>, as large as the memory, for the user
-    # to find and delete
+    # a backup killed outright (SIGKILL, a power cut) left its FILE.partial-<pid>, as large as the memory, for the
+    # user to find and delete
     def partial(name: str) -> Path:
         (tmp_path / name).write_bytes(b"half a backup")
         return tmp_path / name
@@ -714,8 +715,8 @@ def test_the_next_restore_removes_the_folder_a_killed_one_left_and_doctor_names_
     hold(held)
     try:
         out = edge_rap(capsys, "doctor", "--memory", current)[1]
-        assert f"left by a restore killed outright (a copy of an archive's files only; the next restore removes it): " \
-               f"{killed}\n" in out
+        assert ("left by a restore killed outright (a copy of an archive's files only; the next restore removes "
+                f"it): {killed}\n") in out
         assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
         assert not killed.exists() and running.exists()
         assert json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"][

@@ -28,7 +28,7 @@ from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
-from edge_rap.memory.files import DATABASE, fsync_dir, index_digest
+from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, Store, sqlite_error
 from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
@@ -104,12 +104,7 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
 def remove_killed_partials(target: Path) -> list[Path]:
     """Remove the `<target>.partial-<pid>` files that backups killed outright (SIGKILL, a power cut) left beside
     `target`, never one a running backup writes; those removed."""
-    pattern = re.compile(re.escape(target.name + PARTIAL) + r"\d+")
-    try:
-        found = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
-    except OSError:
-        return []
-    return [p for p in found if remove_unheld(p)]
+    return [p for p in beside(target, re.escape(target.name + PARTIAL) + r"\d+") if remove_unheld(p)]
 
 
 class Hashing:

@@ -96,6 +96,15 @@ def stamped(path: Path, infix: str, taken: Callable[[Path], bool] = Path.exists)
     return next(aside for aside in map(path.with_name, names) if not taken(aside))
 
 
+def beside(path: Path, pattern: str) -> list[Path]:
+    """The entries in `path`'s folder whose names are `pattern` (a regular expression), sorted: what a command
+    left there (a partial file, a folder set aside)."""
+    try:
+        return sorted(p for p in path.parent.iterdir() if re.fullmatch(pattern, p.name))
+    except OSError:
+        return []
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename into `path` durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -18,8 +18,9 @@ _FLOCK = "hhqqi"
 
 def holder(database: Path) -> int | None:
     """The pid of a process that has `database` open (through its -shm), or None where none has (or where that
-    cannot be asked: no -shm, a file system without locks, a system other than Linux). Ask only where this process has no connection to it: its
-    own are not seen, and closing the descriptor opened here would drop their POSIX locks on the file."""
+    cannot be asked: no -shm, a file system without locks, a system other than Linux). Ask only where this process
+    has no connection to it: its own are not seen, and closing the descriptor opened here would drop their POSIX
+    locks on the file."""
     query = getattr(fcntl, "F_OFD_GETLK", None)  # (Linux's; another system's struct flock differs too)
     if query is None:
         return None

@@ -22,7 +22,7 @@ from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.access import refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name
-from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, stamped
+from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
@@ -94,23 +94,15 @@ def restore(archive: Path, root: Path, replace: bool = False,
 def killed_restores(root: Path) -> list[Path]:
     """The folders `.<name>.restoring-<pid>-<random>` beside the memory folder `root` that restores killed
     outright left (each holds an archive's files only, never the memory's), none a running restore writes."""
-    return [p for p in _beside(root, re.escape(f".{Path(os.path.realpath(root)).name}{RESTORING}") + r"\d+(-\w+)?")
-            if is_unheld(p)]
+    root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
+    return [p for p in beside(root, re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?") if is_unheld(p)]
 
 
 def moved_aside(root: Path) -> list[Path]:
     """The memories `restore` moved aside beside the memory folder `root`, kept until the household deletes them
     (where a restore was killed between its two renames, the memory itself)."""
-    return [p for p in _beside(root, re.escape(f"{Path(os.path.realpath(root)).name}{ASIDE}") + r"[0-9TZ-]+")
-            if p.is_dir()]
-
-
-def _beside(root: Path, pattern: str) -> list[Path]:
-    root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
-    try:
-        return sorted(p for p in root.parent.iterdir() if re.fullmatch(pattern, p.name))
-    except OSError:
-        return []
+    root = Path(os.path.realpath(root))
+    return [p for p in beside(root, re.escape(f"{root.name}{ASIDE}") + r"[0-9TZ-]+") if p.is_dir()]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:

@@ -462,6 +462,19 @@ def test_replace_moves_the_memory_there_aside_whole_and_keeps_the_device_files(a
     assert names == ["anya"]
 
 
+def test_another_accounts_memory_is_not_restored_over_and_a_restored_one_keeps_its_folders_mode(archive, current,
+                                                                                                 monkeypatch, capsys):
+    # `sudo edge-rap restore` of the service's memory left it root's: every file 0600 root's, which the service's
+    # account could not open; and the folder a household had shared with a group (0750) came back 0700
+    owner = current.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 4242)
+    refused(capsys, archive, current, "the memory folder is ", f"not this account's ({owner + 4242})", "sudo -u ")
+    monkeypatch.undo()
+    current.chmod(0o750)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert current.stat().st_mode & 0o777 == 0o750
+
+
 def test_a_link_to_the_memory_folder_stays_a_link_its_target_restored(archive, current, tmp_path, capsys):
     # a home linked to a folder on an SD card: the restored memory went in the link's place, on the other disk
     link = tmp_path / "home-link"

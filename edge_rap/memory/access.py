@@ -23,7 +23,7 @@ def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
             continue
         except PermissionError:
             owner = _owner(path)
-            raise DeviceError(path, f"this account ({_account(os.geteuid())}) may not read it: run the command as "
+            raise DeviceError(path, f"this account ({account_name(os.geteuid())}) may not read it: run the command as "
                                     f"the account that owns the memory, or with sudo -u {owner}") from None
 
 
@@ -31,13 +31,13 @@ def _owner(path: Path) -> str:
     """The account that owns `path`, or its nearest folder this account may look at."""
     for candidate in (path, *path.parents):
         try:
-            return _account(candidate.stat().st_uid)
+            return account_name(candidate.stat().st_uid)
         except OSError:
             continue
     return "OWNER"
 
 
-def _account(uid: int) -> str:
+def account_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:  # an account the device does not name (a memory copied from another device)

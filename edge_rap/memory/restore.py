@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -20,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
-from edge_rap.memory.access import refuse_unreadable
+from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
@@ -111,6 +112,12 @@ def _refuse_target(root: Path, replace: bool) -> None:
     refuse_unreadable(root, ())
     if not root.exists():
         return
+    if root.stat().st_uid != os.geteuid():  # (sudo edge-rap restore, for the service's memory)
+        owner = account_name(root.stat().st_uid)
+        raise EdgeRapError(f"{root}: the memory folder is {owner}'s, not this account's ({account_name(os.geteuid())})"
+                           f": restored by this one, its files would be this one's, which {owner}'s `run` or `serve` "
+                           f"could not write; run it as {owner} (sudo -u {owner} edge-rap restore ...); nothing was "
+                           "changed")
     if os.path.ismount(root):
         raise EdgeRapError(f"{root}: a mount point, which cannot be renamed: keep the memory in a folder inside the "
                            "drive (--memory) to restore into it; nothing was changed")
@@ -242,6 +249,7 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
         _rename(staging, root)
         fsync_dir(root.parent)
         return None
+    os.chmod(staging, stat.S_IMODE(root.stat().st_mode))  # (a folder shared with a group stays so)
     aside = stamped(root, ASIDE)
     kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
     _rename(root, aside)

@@ -103,6 +103,25 @@ def test_a_backup_named_after_now_does_not_hold_the_schedule_back(memory, tmp_pa
     assert scheduled(memory, stick, clock).check() is not None
 
 
+def test_backups_named_after_now_neither_prune_the_new_one_nor_make_one_every_minute(memory, tmp_path):
+    """A clock a year ahead once (set back since) left files named after now: the fresh backup is kept, the next
+    is made a period later, and those files are left to a person (they may be the real ones)."""
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    ahead = [BackupSchedule(stick).target(START + 365 * DAY + n * DAY) for n in range(2)]
+    for path in ahead:
+        path.write_bytes(b"")
+    backups = scheduled(memory, stick, clock, keep=1)
+    made = backups.check()
+    assert made is not None and made.exists()
+    clock.now += 60  # the next look
+    assert backups.check() is None
+    clock.now += DAY
+    newer = backups.check()
+    assert newer is not None and newer.exists() and not made.exists()  # keep=1 of those named at or before now
+    assert all(path.exists() for path in ahead)
+
+
 def test_a_missing_folder_is_warned_of_once_retried_and_its_return_said(memory, tmp_path, caplog):
     stick, clock = tmp_path / "stick", FakeClock()
     backups = scheduled(memory, stick, clock, every_s=DAY)

@@ -100,7 +100,13 @@ def last_backup(folder: Path, now: float) -> float | None:
 
 
 def _newest(folder: Path, now: float) -> float | None:
-    return max((when for when, _ in own_backups(folder) if when <= now), default=None)
+    return max((when for when, _ in _made_by_now(folder, now)), default=None)
+
+
+def _made_by_now(folder: Path, now: float) -> list[tuple[float, Path]]:
+    """The scheduler's files named at or before `now`, newest first: those named after it (a clock once wrongly
+    ahead, or now wrongly behind) are neither counted nor pruned, so a fresh backup is never the one deleted."""
+    return [(when, path) for when, path in own_backups(folder) if when <= now]
 
 
 class Cancelled(BaseException):
@@ -148,7 +154,7 @@ class ScheduledBackups:
         target = self.schedule.target(now)
         try:
             report = back_up(self.root, target, progress=self._unless_stopping)
-            self._prune()
+            self._prune(now)
         except Cancelled:
             return None
         except EdgeRapError as e:
@@ -175,10 +181,11 @@ class ScheduledBackups:
                         period(retry_s), exc_info=exc_info)
         self._failing = kind
 
-    def _prune(self) -> None:
-        """The newest `keep` of the scheduler's own files stay, and the partial ones a backup killed outright left
-        (unchanged for an hour: one being written changes by the second); nothing else in the folder is touched."""
-        for _, path in own_backups(self.schedule.folder)[self.schedule.keep:]:
+    def _prune(self, now: float) -> None:
+        """The newest `keep` of the scheduler's own files named by `now` stay, and the partial ones a backup killed
+        outright left (unchanged for an hour: one being written changes by the second); nothing else in the folder
+        is touched."""
+        for _, path in _made_by_now(self.schedule.folder, now)[self.schedule.keep:]:
             path.unlink(missing_ok=True)
         for entry in os.scandir(self.schedule.folder):
             if OWN_PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) and \

@@ -133,7 +133,22 @@ def test_a_missing_folder_is_warned_of_once_retried_and_its_return_said(memory, 
     assert len(failed) == 1 and "no such folder" in failed[0] and str(stick) in failed[0], failed
     stick.mkdir()  # the stick plugged in again
     assert backups.check() is not None
-    assert "written to" in caplog.records[-1].getMessage() and len(caplog.records) == 2
+    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]  # (tmp_path: one drive)
+    assert "written to" in said[-1] and len(said) == 2
+
+
+def test_a_folder_on_the_memorys_own_drive_is_warned_of_once_and_still_written(memory, tmp_path, caplog):
+    """A stick not mounted: its mount point is a folder on the SD card, lost with the memory."""
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    assert os.stat(stick).st_dev == os.stat(memory).st_dev
+    backups = scheduled(memory, stick, clock)
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+    for _ in range(3):
+        assert backups.check() is not None
+        clock.now += DAY
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "same drive as the memory" in said[0] and str(stick) in said[0], said
 
 
 def test_a_memory_with_nothing_remembered_yet_is_not_backed_up_and_nothing_is_said(tmp_path, caplog):

@@ -126,6 +126,7 @@ class ScheduledBackups:
         self.first_s, self.poll_s = first_s, poll_s
         self._retry_at = 0.0  # (wall) no backup is tried before this, after a failure
         self._failing: str | None = None  # the failure said, while it repeats
+        self._on_memorys_drive = False  # said, while the folder stays on the memory's drive
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backups", daemon=True)
 
@@ -170,7 +171,21 @@ class ScheduledBackups:
             log.warning("backups are written to %s again", self.schedule.folder)
             self._failing = None
         log.info("backed up the memory to %s (%d bytes)", target, report.bytes)
+        self._say_if_on_the_memorys_drive()
         return target
+
+    def _say_if_on_the_memorys_drive(self) -> None:
+        """A folder on the memory's own drive is lost with it: most often a USB stick not mounted, whose mount point
+        is then a folder on the SD card. Said once while it stays so; the backups go on (one there still outlives a
+        damaged memory)."""
+        try:
+            same = os.stat(self.schedule.folder).st_dev == os.stat(self.root).st_dev
+        except OSError:
+            return
+        if same and not self._on_memorys_drive:
+            log.warning("%s is on the same drive as the memory: its backups are lost with it (a USB stick not "
+                        "mounted?); name a folder on another drive (said once)", self.schedule.folder)
+        self._on_memorys_drive = same
 
     def _failed(self, why: str, kind: str, now: float, exc_info: bool = False) -> None:
         """Said once while the same failure repeats (a stick left out for a week is one line, not one an hour)."""

@@ -3,9 +3,14 @@ token inside, and nothing left in the temporary folder, however the download end
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import tarfile
+import time
+from contextlib import contextmanager
 
+import numpy as np
 from scenes import scene
 from serve_support import fake_settings, live_server, photo_files, png
 
@@ -16,6 +21,45 @@ from edge_rap.serve.token import TOKEN_FILE
 
 def files_in(folder) -> list:
     return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def held_open(folder) -> list[str]:
+    """The unlinked files under `folder` this process still holds open (a download's bytes)."""
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    return [link for link in links if link.startswith(str(folder)) and link.endswith(" (deleted)")]
+
+
+def remember_noise(live) -> None:
+    """A memory of about 13 MB that does not compress: more than the sockets' buffers hold."""
+    noise = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"},
+                      files=photo_files(png(noise), png(noise[::-1]))).status_code == 201
+
+
+@contextmanager
+def stalled_download(live):
+    """A download whose client reads its first bytes and no more (a phone's browser gone to sleep)."""
+    host, port = live.url.split("//")[1].rsplit(":", 1)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((host, int(port)))
+        s.sendall(f"GET /api/backup HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {live.token}\r\n\r\n"
+                  .encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        yield s
+
+
+def eventually(condition, most_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + most_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
 
 
 def test_a_backup_download_needs_the_token_restores_and_leaves_nothing_behind(tmp_path, temp_folder):
@@ -49,3 +93,25 @@ def test_a_download_is_off_the_disk_before_its_first_byte_is_sent(tmp_path, temp
         (tmp_path / download.name).write_bytes(b"".join(download.chunks()))
         assert download.file.closed
     assert restore(tmp_path / download.name, tmp_path / "restored").counts.concepts == 1
+
+
+def test_a_client_that_leaves_half_way_frees_the_backup_at_once(tmp_path, temp_folder):
+    with live_server(fake_settings(tmp_path)) as live:
+        remember_noise(live)
+        with stalled_download(live):
+            assert len(held_open(temp_folder)) == 1
+        assert eventually(lambda: held_open(temp_folder) == [])  # closed as the client left, not at a GC some day
+        with live.client() as c:
+            assert c.get("/api/backup").status_code == 200
+
+
+def test_a_second_download_while_one_is_sent_is_refused_with_retry_after(tmp_path, temp_folder):
+    """One backup in the temporary folder at a time, however many taps on the button."""
+    with live_server(fake_settings(tmp_path)) as live:
+        remember_noise(live)
+        with stalled_download(live), live.client() as c:
+            r = c.get("/api/backup")
+            assert r.status_code == 503 and r.headers["retry-after"] and "already" in r.json()["error"], r.status_code
+            assert len(held_open(temp_folder)) == 1
+        with live.client() as c:
+            assert eventually(lambda: c.get("/api/backup").status_code == 200)

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
@@ -31,7 +32,7 @@ from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
-from edge_rap.serve.backup import fresh_backup
+from edge_rap.serve.backup import OneDownload
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.thumbnails import Thumbnails
@@ -170,7 +171,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for any of the locks, bounded
     thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
-    copying = threading.Lock()  # one backup written at a time: each takes the memory's size in the temporary folder
+    downloads = OneDownload()  # one backup made or sent at a time: each takes the memory's size in the temporary folder
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -355,12 +356,16 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return FileResponse(path, media_type="image/jpeg")
 
     @router.get("/backup", response_class=StreamingResponse, summary="A fresh backup of the memory, as `edge-rap "
-                "backup` writes it, without the API's token", responses={200: {"content": {"application/x-tar": {}}}})
+                "backup` writes it, without the API's token", responses={
+                    200: {"content": {"application/x-tar": {}}},
+                    503: {"model": schemas.Error, "description": "another download is being made or sent (one at a "
+                          "time; Retry-After), or the device's trouble"},
+                    507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup() -> Response:
-        with line.waiting_for(copying):
-            download = fresh_backup(home)
-        return StreamingResponse(download.chunks(), media_type="application/x-tar", headers={
-            "Content-Disposition": f'attachment; filename="{download.name}"', "Content-Length": str(download.size)})
+        download = downloads.fresh(home)
+        return StreamingResponse(download.chunks(), media_type="application/x-tar", background=BackgroundTask(
+            download.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
+                                      "Content-Length": str(download.size)})
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
                 summary="The daemon's latency per stage, FPS, dropped frames")

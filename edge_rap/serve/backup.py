@@ -4,13 +4,16 @@ with the API's token (a download is a copy off the device: it must not carry the
 `back_up()` writes a file (a partial one, fsynced, renamed): it is written into the process's own temporary folder
 (edge_rap/scratch.py), opened, and unlinked at once. The open file keeps its bytes until they are sent, so nothing
 stays behind however the download ends: sent, a client that left half-way, a server killed (the folder goes with
-its process)."""
+its process). The file is closed as soon as a client leaves (not when the garbage collector gets to the stream),
+and one download is made or sent at a time: a second meanwhile is refused (503), so the temporary folder (a RAM
+disk on some boards) holds one backup however often the button is tapped."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -39,6 +42,35 @@ class Download:
         with self.file:
             while block := self.file.read(CHUNK):
                 yield block
+
+    def close(self) -> None:
+        """The bytes freed, whether or not they were all sent (run after the response, a client that left too)."""
+        self.file.close()
+
+
+class OneDownload:
+    """The download being made or sent: another is refused while it lasts. A download counts until its file is
+    closed, whoever closes it, so one the server never finished is not held against the next for ever."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._making = False
+        self._sending: Download | None = None
+
+    def fresh(self, home: Household) -> Download:
+        """`fresh_backup(home)`, or 503 with Retry-After while another download is made or sent."""
+        with self._guard:
+            if self._making or (self._sending is not None and not self._sending.file.closed):
+                raise ApiError("a backup is being downloaded already; try again once it is saved", 503,
+                               headers={"Retry-After": "30"})
+            self._making = True
+        download = None
+        try:
+            download = fresh_backup(home)
+            return download
+        finally:
+            with self._guard:
+                self._making, self._sending = False, download
 
 
 def fresh_backup(home: Household) -> Download:

@@ -693,9 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
                    "kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
-                   "problem; else null), and missing: what the device lacks to recognise")
+                   "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the service): "
-                   "its scheduled backups and the last good one's age are said too")
+                   "its scheduled backups, the last good one's age, and a folder on the memory's own drive are said too")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -314,15 +314,18 @@ def test_doctor_says_the_schedule_and_warns_of_a_last_backup_older_than_two_peri
         return next(k for k in out.splitlines() if k.startswith("backups: "))
 
     assert "cannot be read" in line() and "plugged in" in line()
-    stick.mkdir()
-    assert line().endswith("none there yet (`run` makes the first a minute after it starts)")
+    stick.mkdir()  # (in tmp_path, as the memory: on its drive)
+    assert line().endswith("none there yet (`run` makes the first a minute after it starts); that folder is on the "
+                           "memory's own drive, lost with it (a USB stick not mounted?)")
     schedule = BackupSchedule(stick)
     schedule.target(time.time() - 3 * DAY).write_bytes(b"")
     assert line().startswith(f"backups: every 1d into {stick}, the newest 3 kept; the last 3d ago: older than two "
                              "periods")
     schedule.target(time.time() - 3600).write_bytes(b"")
-    assert line() == f"backups: every 1d into {stick}, the newest 3 kept; the last 1h ago"
+    assert line() == f"backups: every 1d into {stick}, the newest 3 kept; the last 1h ago; that folder is on the " \
+        "memory's own drive, lost with it (a USB stick not mounted?)"
     rc, out, _ = run("doctor", "--json", "--config", str(toml))
     state = json.loads(out)["backups"]
     assert state["age_s"] == pytest.approx(3600, abs=60) and state["stale"] is False and state["keep"] == 3
+    assert state["same_drive"] is True
     assert json.loads(run("doctor", "--json")[1])["backups"] is None  # no settings file: nothing to say

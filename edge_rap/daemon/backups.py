@@ -178,10 +178,7 @@ class ScheduledBackups:
         """A folder on the memory's own drive is lost with it: most often a USB stick not mounted, whose mount point
         is then a folder on the SD card. Said once while it stays so; the backups go on (one there still outlives a
         damaged memory)."""
-        try:
-            same = os.stat(self.schedule.folder).st_dev == os.stat(self.root).st_dev
-        except OSError:
-            return
+        same = on_memorys_drive(self.schedule.folder, self.root)
         if same and not self._on_memorys_drive:
             log.warning("%s is on the same drive as the memory: its backups are lost with it (a USB stick not "
                         "mounted?); name a folder on another drive (said once)", self.schedule.folder)
@@ -223,6 +220,17 @@ class ScheduledBackups:
             wait = self.poll_s
 
 
+def on_memorys_drive(folder: Path, root: Path) -> bool:
+    """Whether `folder` is on the file system that holds the memory at `root` (or would hold it: its nearest
+    folder there, before the first concept); False where either cannot be looked at. A backup there is lost with
+    the memory's drive."""
+    try:
+        drive = os.stat(folder).st_dev
+        return drive == os.stat(next(p for p in (root, *root.parents) if p.exists())).st_dev
+    except (OSError, StopIteration):
+        return False
+
+
 def period(seconds: float, rounded: bool = False) -> str:
     """3600 -> "1h"; 90 -> "90s" (`rounded`: "1m", in the largest unit it fills)."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -231,12 +239,12 @@ def period(seconds: float, rounded: bool = False) -> str:
     return f"{seconds:g}s"
 
 
-def backup_state(schedule: BackupSchedule, now: float) -> dict:
+def backup_state(schedule: BackupSchedule, now: float, root: Path) -> dict:
     """What `doctor` says of the schedule: the folder, the period, how many are kept, the last good backup's time
-    and age (None: none yet), `stale` where that is older than two periods (or none is there), and `problem`
-    where the folder cannot be listed."""
+    and age (None: none yet), `stale` where that is older than two periods (or none is there), `problem` where the
+    folder cannot be listed, and `same_drive` where it is on the drive of the memory at `root`."""
     state = {"to": str(schedule.folder), "every_s": schedule.every_s, "keep": schedule.keep, "last": None,
-             "age_s": None, "stale": True, "problem": None}
+             "age_s": None, "stale": True, "problem": None, "same_drive": on_memorys_drive(schedule.folder, root)}
     try:
         last = _newest(schedule.folder, now)
     except OSError as e:

@@ -201,8 +201,9 @@ def _audio() -> dict:
             "microphone_note": note}
 
 
-def _backups(run_file: Path | None) -> dict | None:
-    """`run`'s scheduled backups as its settings file names them (daemon/backups.py); None without one."""
+def _backups(run_file: Path | None, memory: Path) -> dict | None:
+    """`run`'s scheduled backups of `memory` as its settings file names them (daemon/backups.py); None without
+    one."""
     import time
 
     from edge_rap.daemon.backups import BackupSchedule, backup_state
@@ -210,7 +211,7 @@ def _backups(run_file: Path | None) -> dict | None:
 
     values = load_run_file(run_file) if run_file is not None else {}
     schedule = BackupSchedule.of(values.get("backup_to"), values.get("backup_every"), values.get("backup_keep"))
-    return backup_state(schedule, time.time()) if schedule is not None else None
+    return backup_state(schedule, time.time(), memory) if schedule is not None else None
 
 
 def doctor(settings: Settings, root: Path = Path("/"), run_file: Path | None = None) -> dict:
@@ -226,7 +227,7 @@ def doctor(settings: Settings, root: Path = Path("/"), run_file: Path | None = N
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
             "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "memory": _memory(settings),
-            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "backups": _backups(run_file),
+            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "backups": _backups(run_file, settings.memory),
             "missing": missing}
 
 
@@ -288,7 +289,10 @@ def _backups_line(state: dict) -> str:
     if state["problem"]:
         return line + f"cannot be read: {state['problem']}"
     if state["last"] is None:
-        return line + "none there yet (`run` makes the first a minute after it starts)"
-    line += f"the last {period(state['age_s'], rounded=True)} ago"
-    return line + (": older than two periods (`journalctl -u edge-rap` says why: a drive missing, full or read-only?)"
-                   if state["stale"] else "")
+        line += "none there yet (`run` makes the first a minute after it starts)"
+    else:
+        line += f"the last {period(state['age_s'], rounded=True)} ago"
+        line += (": older than two periods (`journalctl -u edge-rap` says why: a drive missing, full or read-only?)"
+                 if state["stale"] else "")
+    return line + ("; that folder is on the memory's own drive, lost with it (a USB stick not mounted?)"
+                   if state["same_drive"] else "")

@@ -151,6 +151,28 @@ def test_a_folder_on_the_memorys_own_drive_is_warned_of_once_and_still_written(m
     assert len(said) == 1 and "same drive as the memory" in said[0] and str(stick) in said[0], said
 
 
+def test_a_stick_failing_mid_write_leaves_no_partial_file_is_said_once_and_retried(memory, tmp_path, monkeypatch,
+                                                                                    caplog):
+    """EIO as the stick is pulled while the backup is flushed to it."""
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    real_fsync = os.fsync
+
+    def pulled(fd):
+        raise OSError(5, "Input/output error")
+
+    backups = scheduled(memory, stick, clock)
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+    monkeypatch.setattr(os, "fsync", pulled)
+    for _ in range(2):
+        assert backups.check() is None and list(stick.iterdir()) == []
+        clock.now += 3600
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert backups.check() is not None
+    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]
+    assert len(said) == 2 and "Input/output error" in said[0] and "written to" in said[1], said
+
+
 def test_a_memory_with_nothing_remembered_yet_is_not_backed_up_and_nothing_is_said(tmp_path, caplog):
     stick, clock = tmp_path / "stick", FakeClock()
     stick.mkdir()

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from fakes import fake_memory
@@ -46,8 +47,9 @@ def memory(tmp_path) -> Path:
     return root
 
 
-def scheduled(memory: Path, folder: Path, clock: FakeClock, every_s: float = DAY, keep: int = 3) -> ScheduledBackups:
-    return ScheduledBackups(memory, BackupSchedule(folder, every_s, keep), wall=clock)
+def scheduled(memory: Path, folder: Path, clock: FakeClock, every_s: float = DAY, keep: int = 3,
+              steady: Callable[[], float] | None = None) -> ScheduledBackups:
+    return ScheduledBackups(memory, BackupSchedule(folder, every_s, keep), wall=clock, steady=steady or clock)
 
 
 def test_a_backup_is_made_when_due_and_the_newest_n_of_its_own_are_kept(memory, tmp_path):
@@ -192,7 +194,8 @@ said, clock = [], [{START}]
 handler = logging.Handler()
 handler.emit = lambda record: said.append(record.getMessage())
 logging.getLogger("edge_rap.daemon.backups").addHandler(handler)
-backups = ScheduledBackups(Path({str(memory)!r}), BackupSchedule(Path({str(stick)!r})), wall=lambda: clock[0])
+backups = ScheduledBackups(Path({str(memory)!r}), BackupSchedule(Path({str(stick)!r})), wall=lambda: clock[0],
+                           steady=lambda: clock[0])
 made = []
 for _ in range(3):
     made.append(str(backups.check()))
@@ -230,6 +233,17 @@ def test_a_failure_is_not_tried_again_before_the_retry_interval(memory, tmp_path
     clock.now += 1
     backups.check()
     assert tries == [START, START + 3600]
+
+
+def test_a_failure_while_the_clock_was_ahead_does_not_hold_backups_back_once_it_is_set_back(memory, tmp_path):
+    """The retry waits an hour of the steady clock: a clock a year ahead at the failure, set back by NTP since,
+    would otherwise have no backup tried for a year."""
+    stick, clock, steady = tmp_path / "stick", FakeClock(START + 365 * DAY), FakeClock(0.0)
+    backups = scheduled(memory, stick, clock, steady=steady)
+    assert backups.check() is None  # the stick not plugged in yet
+    stick.mkdir()
+    clock.now, steady.now = START + 3600, 3600.0  # an hour later, the clock set back a year
+    assert backups.check() == stick / "edge-rap-backup-20270115T090000Z.tar"
 
 
 def test_the_frame_loop_goes_on_while_a_backup_is_in_progress(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from edge_rap.daemon.clock import plausible
+from edge_rap.daemon.clock import plausible, steady_now
 from edge_rap.daemon.events import parse_duration
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.backup import back_up
@@ -117,14 +117,16 @@ class ScheduledBackups:
     """Backs the memory at `root` up as `schedule` says, in its own thread from `start()` to `close()`."""
 
     def __init__(self, root: Path, schedule: BackupSchedule, wall: Callable[[], float] = time.time,
-                 first_s: float = FIRST_S, poll_s: float = POLL_S):
-        """`wall`: the clock the schedule and the files' names follow."""
+                 first_s: float = FIRST_S, poll_s: float = POLL_S, steady: Callable[[], float] = steady_now):
+        """`wall`: the clock the schedule and the files' names follow; `steady`: the one a retry waits on (a clock
+        set back after a failure must not put the retry off by as much)."""
         if root.resolve() == schedule.folder.resolve() or root.resolve() in schedule.folder.resolve().parents:
             raise EdgeRapError(f"backup-to {schedule.folder}: inside the memory folder it backs up; name a folder "
                                "on another drive")
         self.root, self.schedule, self._wall = root, schedule, wall
         self.first_s, self.poll_s = first_s, poll_s
-        self._retry_at = 0.0  # (wall) no backup is tried before this, after a failure
+        self._steady = steady
+        self._retry_at = float("-inf")  # (steady) no backup is tried before this, after a failure
         self._failing: str | None = None  # the failure said, while it repeats
         self._on_memorys_drive = False  # said, while the folder stays on the memory's drive
         self._stop = threading.Event()
@@ -145,7 +147,7 @@ class ScheduledBackups:
         """Write a backup where one is due and prune the old ones; the file written, if any. Never raises: a
         failure is said once while it repeats, and tried again later."""
         now = self._wall()
-        if now < self._retry_at or not plausible(now):  # (a clock not set yet would name a backup of 1970)
+        if self._steady() < self._retry_at or not plausible(now):  # (a clock not set yet would name a backup of 1970)
             return None
         if not (self.root / DATABASE).exists():  # nothing remembered yet: nothing to keep, and nothing wrong
             return None
@@ -159,10 +161,10 @@ class ScheduledBackups:
         except Cancelled:
             return None
         except EdgeRapError as e:
-            self._failed(str(e), str(e).replace(target.name, "*"), now)
+            self._failed(str(e), str(e).replace(target.name, "*"))
             return None
         except Exception as e:  # the daemon goes on whatever a backup meets; the traceback goes to the log
-            self._failed(f"{type(e).__name__}: {e}", type(e).__name__, now, exc_info=True)
+            self._failed(f"{type(e).__name__}: {e}", type(e).__name__, exc_info=True)
             return None
         if report.missing:
             log.warning("%s: %d stored photo(s) missing or damaged in the memory were left out (`edge-rap backup` "
@@ -184,10 +186,10 @@ class ScheduledBackups:
                         "mounted?); name a folder on another drive (said once)", self.schedule.folder)
         self._on_memorys_drive = same
 
-    def _failed(self, why: str, kind: str, now: float, exc_info: bool = False) -> None:
+    def _failed(self, why: str, kind: str, exc_info: bool = False) -> None:
         """Said once while the same failure repeats (a stick left out for a week is one line, not one an hour)."""
         retry_s = min(self.schedule.every_s, RETRY_S)
-        self._retry_at = now + retry_s
+        self._retry_at = self._steady() + retry_s
         if kind != self._failing:
             log.warning("scheduled backup failed: %s (tried again every %s while it fails; said once)", why,
                         period(retry_s), exc_info=exc_info)

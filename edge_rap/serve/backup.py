@@ -40,7 +40,9 @@ class Download:
 
     def chunks(self) -> Iterator[bytes]:
         with self.file:
-            while block := self.file.read(CHUNK):
+            while not self.file.closed and (block := self.file.read(CHUNK)):
+                if self.file.tell() >= self.size:  # closed before the last bytes go: a client that has them all
+                    self.file.close()  # may ask for another download at once
                 yield block
 
     def close(self) -> None:

@@ -299,6 +299,17 @@ def test_the_backup_thread_lowers_its_own_priority_only(memory, tmp_path, monkey
     assert os.getpriority(os.PRIO_PROCESS, 0) == mine
 
 
+def test_no_other_process_is_reniced_where_a_thread_id_is_not_linuxs(monkeypatch):
+    """NetBSD's thread ids are 1, 2, ...: setpriority(PRIO_PROCESS, 2) there would renice process 2."""
+    calls = []
+    monkeypatch.setattr(os, "setpriority", lambda *args: calls.append(args))
+    monkeypatch.setattr(sys, "platform", "netbsd10")
+    backups_module.lower_own_priority()
+    monkeypatch.setattr(sys, "platform", "linux")
+    backups_module.lower_own_priority()
+    assert [(which, who) for which, who, _ in calls] == [(os.PRIO_PROCESS, threading.get_native_id())]
+
+
 def test_stopping_ends_a_backup_in_progress_without_a_partial_file(memory, tmp_path, monkeypatch):
     stick = tmp_path / "stick"
     stick.mkdir()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -213,13 +214,22 @@ class ScheduledBackups:
             yield item
 
     def _run(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # (no such call outside Linux and the BSDs)
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
+        lower_own_priority()
         wait = self.first_s
         while not self._stop.wait(wait):
             self.check()
             wait = self.poll_s
+
+
+def lower_own_priority() -> None:
+    """The calling thread's nice value raised by NICER, on Linux, where a thread has its own and setpriority takes
+    its id. Elsewhere a thread's id is no process's (macOS, FreeBSD) or a small number that is another's (NetBSD's
+    1, 2, ...), and the nice value is the whole process's: left alone."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
 
 
 def on_memorys_drive(folder: Path, root: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import tarfile
 import time
@@ -129,3 +130,20 @@ def test_a_download_is_over_as_its_last_byte_is_handed_on(tmp_path, temp_folder)
         while sent < download.size:
             sent += len(next(chunks))
         assert download.file.closed
+
+
+def test_a_temporary_folder_without_room_for_the_backup_is_507_before_anything_is_written(tmp_path, temp_folder,
+                                                                                        monkeypatch):
+    """Not filled to the last byte first: with the service's private /tmp on the memory's own drive, the memory's
+    own writes meanwhile would find it full."""
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+            real = shutil.disk_usage
+            monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=1 << 20))
+            r = c.get("/api/backup")
+            assert r.status_code == 507 and "MB needed" in r.json()["error"] and "TMPDIR" in r.json()["error"], \
+                r.status_code
+            assert files_in(temp_folder) == []
+            monkeypatch.setattr(shutil, "disk_usage", real)
+            assert c.get("/api/backup").status_code == 200

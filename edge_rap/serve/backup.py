@@ -16,13 +16,15 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from edge_rap.daemon.backups import backup_name
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.memory.backup import back_up
-from edge_rap.memory.files import DATABASE
+from edge_rap.daemon.events import EVENTS_DB
+from edge_rap.memory.files import DATABASE, stored_files
 from edge_rap.memory.store import disk_error
 from edge_rap.scratch import private_folder
 from edge_rap.serve.problems import ApiError
@@ -30,6 +32,9 @@ from edge_rap.serve.problems import ApiError
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+#: Room a download's backup leaves on the temporary folder's drive: where that is the memory's own (the service's
+#: private /tmp on the SD card), the device's own writes meanwhile (the event log, a photo remembered) need some.
+HEADROOM = 64 << 20
 
 
 @dataclass
@@ -81,6 +86,11 @@ def fresh_backup(home: Household) -> Download:
     if not (home.root / DATABASE).exists():
         raise ApiError("no memory yet: nothing to back up (remember a concept first)", 404)
     folder = private_folder("backup")
+    need, free = room_needed(home.root), shutil.disk_usage(folder).free
+    if free < need:  # refused before the drive is filled to its last byte (a RAM disk: the device's memory)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(f"no room for a backup in the device's temporary folder: about {need >> 20} MB needed, "
+                       f"{free >> 20} MB free (make room, or set TMPDIR to a folder on a drive with room)", 507)
     target = folder / backup_name(time.time())
     try:
         report = back_up(home.root, target, with_token=False)
@@ -95,3 +105,17 @@ def fresh_backup(home: Household) -> Download:
     for name in report.missing:
         log.warning("GET /api/backup: stored photo missing or damaged, not backed up: %s", name)
     return Download(target.name, os.fstat(file.fileno()).st_size, file)
+
+
+def room_needed(root: Path) -> int:
+    """About what a backup of the memory at `root` takes in the temporary folder at its peak (its photos and index
+    files, its databases twice: each is copied there before it goes into the archive), and the HEADROOM."""
+    databases = [root / name for base in (DATABASE, EVENTS_DB) for name in (base, base + "-wal")]
+    return sum(_size(p) for p in stored_files(root)) + 2 * sum(_size(p) for p in databases) + HEADROOM
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # (no -wal: nothing to count)
+        return 0

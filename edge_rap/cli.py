@@ -682,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_tls_options(p)
     p.add_argument("--backup-to", metavar="DIR", help="back the memory up into DIR on a schedule, as "
                    "edge-rap-backup-<UTC time>.tar (a folder on a USB stick: one missing, full or read-only is warned "
-                   "of once and tried again; the daemon goes on)")
+                   "of once and tried again; the daemon goes on; one on the memory's own drive, a stick not "
+                   "mounted, is warned of once)")
     p.add_argument("--backup-every", metavar="12h|1d|1w", help="with --backup-to: how often (default 1d)")
     p.add_argument("--backup-keep", type=_int_at_least(1), metavar="N", help="with --backup-to: keep its newest N "
                    "backups there, deleting older ones of its own (default 7; other files are never touched)")

@@ -175,6 +175,25 @@ def test_a_stick_failing_mid_write_leaves_no_partial_file_is_said_once_and_retri
     assert len(said) == 2 and "Input/output error" in said[0] and "written to" in said[1], said
 
 
+def test_old_backups_that_cannot_be_deleted_do_not_make_a_written_one_a_failure(memory, tmp_path, monkeypatch,
+                                                                                caplog):
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    backups = scheduled(memory, stick, clock, keep=1)
+    first = backups.check()
+    clock.now += DAY
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    second = backups.check()
+    assert second is not None and second.exists() and first.exists()
+    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]
+    assert len(said) == 1 and "could not be deleted" in said[0] and "failed" not in said[0], said
+
+
 def test_a_memory_with_nothing_remembered_yet_is_not_backed_up_and_nothing_is_said(tmp_path, caplog):
     stick, clock = tmp_path / "stick", FakeClock()
     stick.mkdir()

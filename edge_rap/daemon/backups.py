@@ -158,7 +158,6 @@ class ScheduledBackups:
         target = self.schedule.target(now)
         try:
             report = back_up(self.root, target, progress=self._unless_stopping)
-            self._prune(now)
         except Cancelled:
             return None
         except EdgeRapError as e:
@@ -175,6 +174,11 @@ class ScheduledBackups:
             self._failing = None
         log.info("backed up the memory to %s (%d bytes)", target, report.bytes)
         self._say_if_on_the_memorys_drive()
+        try:
+            self._prune(now)
+        except OSError as e:  # the backup is written all the same: no failure to retry
+            log.warning("%s: its older backups could not be deleted (%s); %s was written", self.schedule.folder,
+                        e.strerror or e, target.name)
         return target
 
     def _say_if_on_the_memorys_drive(self) -> None:

@@ -297,6 +297,25 @@ def test_a_full_disk_leaves_no_partial_file(household, tmp_path):
     assert "disk is full" in ran.stderr
 
 
+def test_a_temporary_folder_that_fills_while_the_database_is_copied_is_a_full_disk(household, tmp_path,
+                                                                                   monkeypatch):
+    # SQLite's "database or disk is full" in the copy was a plain device error: the API said 503 (try again later)
+    # where a full temporary folder is 507, and the scheduler could not tell it from a stick pulled
+    import sqlite3
+
+    from edge_rap.memory.backup import back_up
+    from edge_rap.memory.store import DiskFullError
+    from edge_rap.sqlite_threads import WalSnapshot
+
+    def full(self, db):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(WalSnapshot, "backup", full)
+    with pytest.raises(DiskFullError, match="make room there, or set TMPDIR"):
+        back_up(household, tmp_path / "b.tar")
+    assert list(tmp_path.glob("b.tar*")) == []
+
+
 def test_a_read_only_destination_is_one_line(household, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -29,7 +29,7 @@ from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
-from edge_rap.memory.store import BUSY_TIMEOUT_S, Store, sqlite_error
+from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
 from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
 
@@ -238,8 +238,10 @@ def _memory_snapshot(root: Path) -> Iterator[_Snapshot]:
         try:
             path = copy.backup(store.db)
         except (OSError, sqlite3.Error) as e:
-            raise DeviceError(root / DATABASE, f"cannot copy it into {tempfile.gettempdir()} ({e}): make room there, "
-                                               "or set TMPDIR") from None
+            full = getattr(e, "errno", None) == errno.ENOSPC or "disk is full" in str(e)  # (SQLite's SQLITE_FULL)
+            raise (DiskFullError if full else DeviceError)(
+                root / DATABASE, f"cannot copy it into {tempfile.gettempdir()} ({e}): make room there, or set TMPDIR"
+            ) from None
         finally:
             store.close()
         with contextlib.closing(sqlite3.connect(path)) as db:

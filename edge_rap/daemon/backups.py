@@ -25,6 +25,7 @@ from edge_rap.daemon.events import parse_duration
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.backup import back_up
 from edge_rap.memory.files import DATABASE
+from edge_rap.scratch import remove_unheld
 
 log = logging.getLogger(__name__)
 
@@ -202,14 +203,12 @@ class ScheduledBackups:
 
     def _prune(self, now: float) -> None:
         """The newest `keep` of the scheduler's own files named by `now` stay, and the partial ones a backup killed
-        outright left (unchanged for an hour: one being written changes by the second); nothing else in the folder
-        is touched."""
+        outright left go (no process holds them: back_up() holds its own); nothing else in the folder is touched."""
         for _, path in _made_by_now(self.schedule.folder, now)[self.schedule.keep:]:
             path.unlink(missing_ok=True)
         for entry in os.scandir(self.schedule.folder):
-            if OWN_PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) and \
-                    time.time() - entry.stat(follow_symlinks=False).st_mtime > RETRY_S:
-                Path(entry.path).unlink(missing_ok=True)
+            if OWN_PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                remove_unheld(Path(entry.path))
 
     def _unless_stopping(self, items: Iterable) -> Iterator:
         for item in items:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sqlite3
+import threading
 from functools import cached_property, wraps
 from pathlib import Path
 
@@ -54,14 +55,17 @@ class Household:
     """One household's runtime. Use as a context manager: `with Household(settings) as home: ...`."""
 
     def __init__(self, settings: Settings, memory: Path | None = None, readonly: bool = False,
-                 detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False):
+                 detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False,
+                 stopping: threading.Event | None = None):
         """`prepare`: export a default embedder not exported yet when the memory opens (an explicit first-run
-        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export."""
+        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export. `stopping`: the
+        command's stop, which interrupts the VLM's answers (`LlamaVlm.stopping`)."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
         self.detector_name = detector
         self.vlm_files = vlm
+        self.stopping = stopping
         self.vlm_note: str | None = None
         self.prepare = prepare
         self.closed = False
@@ -107,7 +111,7 @@ class Household:
         """The configured VLM, or None for template mode (`vlm_note` says why when one was configured)."""
         from edge_rap.generate.assistant import open_vlm
 
-        vlm, self.vlm_note = open_vlm(self.settings, *self.vlm_files)
+        vlm, self.vlm_note = open_vlm(self.settings, *self.vlm_files, stopping=self.stopping)
         return vlm
 
     @_part

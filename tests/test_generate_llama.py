@@ -337,3 +337,19 @@ def test_an_answer_generated_slowly_is_progress_of_the_part_that_asked_it(vlm):
     assert seen == [[]] * len(seen)
     clock.now += 11
     assert supervisor.stale() == ["the voice listener"]  # after the answer, its loop is to turn again
+
+
+def test_a_stop_interrupts_an_answer_at_its_next_token(vlm):
+    """A VLM on a CPU makes a few tokens a second: a stopping process must not wait for the rest of an answer."""
+    prompt = render(build_prompt(Task.TEXT, "Describe <bo>.", [Reference(BO, None)], None), vlm.template, vlm.marker)
+    assert vlm.generate(prompt, max_tokens=24).n_tokens > 2  # (the tiny model goes on for more than two tokens)
+    pieces: list[str] = []
+
+    def stop_after_the_first(piece: str) -> None:
+        pieces.append(piece)
+        vlm.stopping.set()
+
+    cut = vlm.generate(prompt, stop_after_the_first, max_tokens=24)
+    assert cut.stopped == "interrupted" and cut.n_tokens == 1 and len(pieces) == 1
+    again = vlm.generate(prompt, max_tokens=24)  # a stopping VLM starts no new answer
+    assert again.stopped == "interrupted" and again.n_tokens == 0 and again.text == ""

@@ -170,9 +170,10 @@ class Assistant:
 MMPROJ_WITHOUT_VLM = "--mmproj goes with --vlm (the model it projects images for)"
 
 
-def open_vlm(settings, model: str = "", mmproj: str = ""):
+def open_vlm(settings, model: str = "", mmproj: str = "", stopping=None):
     """(LlamaVlm or None, note). Files from --vlm/--mmproj, else the device profile's [vlm]. A VLM named on the
-    command line must load; one named only by the profile falls back to template mode with a note saying why."""
+    command line must load; one named only by the profile falls back to template mode with a note saying why.
+    `stopping`: as LlamaVlm takes it."""
     from edge_rap.errors import EdgeRapError
     from edge_rap.models.vlm_registry import resolve
 
@@ -188,7 +189,7 @@ def open_vlm(settings, model: str = "", mmproj: str = ""):
 
         spec = VlmSpec(files.model, files.mmproj, files.name, cfg.n_gpu_layers, cfg.n_ctx, cfg.threads,
                        cache_dir=settings.models / ENCODINGS_FOLDER)
-        return LlamaVlm(spec), None
+        return LlamaVlm(spec, stopping), None
     except EdgeRapError as e:
         if explicit:
             raise

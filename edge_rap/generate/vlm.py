@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ class Generation:
     ttft_s: float
     tokens_per_s: float | None
     cache: dict = field(default_factory=dict)
-    stopped: str = "eos"  # "eos", "length" or "context"
+    stopped: str = "eos"  # "eos", "length", "context", or "interrupted" (`LlamaVlm.stopping` was set)
     first_logits: np.ndarray | None = None  # with keep_logits: the distribution the first token came from
 
 
@@ -99,15 +100,22 @@ def _quiet_logs(mtmd=None) -> None:
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
+class _Interrupted(Exception):
+    """`stopping` was set while the prompt was evaluated: the answer ends before its first token."""
+
+
 def _llama_says() -> str:
     """llama.cpp's first error line since `_ERRORS` was cleared, as a parenthesis (-v shows INFO, not its log)."""
     return f" (llama.cpp: {_ERRORS[0]})" if _ERRORS else ""
 
 
 class LlamaVlm:
-    """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt."""
+    """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt. `stopping`: once
+    set (the process is stopping), an answer ends at its next token or part of its prompt, "interrupted": a stop
+    must not wait for an answer a CPU makes at a few tokens a second, nor free the model under it."""
 
-    def __init__(self, spec: VlmSpec):
+    def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
+        self.stopping = stopping or threading.Event()
         try:
             import llama_cpp
         except ImportError:
@@ -325,6 +333,8 @@ class LlamaVlm:
             image_index = 0
             new_n_past = lc.llama_pos(n_past)
             for i in range(n_chunks):
+                if self.stopping.is_set():
+                    raise _Interrupted
                 chunk = mtmd.mtmd_input_chunks_get(chunks, i)
                 # one call a part: an image, or the text between two, takes a minute or more on a CPU (a 7B model's
                 # fallback), and a hang inside one is said after its allowance
@@ -418,10 +428,15 @@ class LlamaVlm:
         stats = {"prefix": "none", "encoder_hits": 0, "encoded": 0, "encode_s": 0.0, "prompt_tokens": 0}
         t0 = time.perf_counter()
         try:
+            if self.stopping.is_set():
+                raise _Interrupted
             with interrupts_held():  # llama.cpp and mtmd log through Python as they evaluate (interrupts.py)
                 n_past = self._prefix(prompt, stats)
                 n_past = self._eval(prompt.suffix, prompt.suffix_images, n_past, add_special=False,
                                     logits_last=True, cache_images=False, stats=stats)
+        except _Interrupted:
+            self._live = None
+            return Generation("", 0, stats["prompt_tokens"], time.perf_counter() - t0, None, stopped="interrupted")
         except BaseException:
             self._live = None  # the context holds a half-evaluated prompt
             raise
@@ -435,6 +450,9 @@ class LlamaVlm:
         n_tokens, t_first, stopped = 0, None, "length"
         try:
             for _ in range(max_tokens):
+                if self.stopping.is_set():
+                    stopped = "interrupted"
+                    break
                 token = lc.llama_sampler_sample(sampler, self.ctx, -1)
                 if t_first is None:
                     t_first = time.perf_counter()

@@ -220,7 +220,22 @@ def cmd_run(args) -> int:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items()) or "none (no frame)"
         print(f"{s.frames_read} frames read, {s.frames_processed} recognised, {s.frames_gated} unchanged, "
               f"{s.frames_dropped} dropped, {s.frames_failed} failed; median ms per stage: {stages}", flush=True)
-    return 2 if summary.source_errors else 0  # each said on its own line as it happened
+    code = 2 if summary.source_errors else 0  # each said on its own line as it happened
+    if summary.still_running:  # (whisper, in native code): a normal exit would abort under it, exit 134
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Exit with `code` at once, what was printed and logged flushed: without the interpreter's and C++'s exit
+    handlers, which abort a process whose thread is still in whisper's native code."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_doctor(args) -> int:

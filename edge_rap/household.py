@@ -58,14 +58,14 @@ class Household:
                  detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False,
                  stopping: threading.Event | None = None):
         """`prepare`: export a default embedder not exported yet when the memory opens (an explicit first-run
-        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export. `stopping`: the
-        command's stop, which interrupts the VLM's answers (`LlamaVlm.stopping`)."""
+        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export. `stopping`: set
+        when the command stops, it interrupts the VLM's answers (`LlamaVlm.stopping`)."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
         self.detector_name = detector
         self.vlm_files = vlm
-        self.stopping = stopping
+        self.stopping = stopping or threading.Event()
         self.vlm_note: str | None = None
         self.prepare = prepare
         self.closed = False

@@ -23,9 +23,9 @@ class NewestWorker(Generic[T]):
 
     def submit(self, item: T, keep: Callable[[T], bool] | None = None) -> T | None:
         """Queue `item` in place of the waiting item, unless `keep(waiting)` says the waiting one stays; the item
-        that will never be handled (the one replaced, or `item` itself), if any."""
+        that will never be handled (the one replaced, or `item` itself, also once closed), if any."""
         with self._cond:
-            if self._pending is not None and keep is not None and keep(self._pending):
+            if self._closed or self._pending is not None and keep is not None and keep(self._pending):
                 return item
             stale, self._pending = self._pending, item
             self._cond.notify_all()

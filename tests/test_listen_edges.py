@@ -66,7 +66,8 @@ class Home:
         self.names = names
         self.events = types.SimpleNamespace(last_seen=lambda name: None)
         self.assistant = types.SimpleNamespace(
-            ask=lambda question, *_, **__: types.SimpleNamespace(text="I don't know.", mode="template", concepts=[]))
+            ask=lambda question, *_, **__: types.SimpleNamespace(text="I don't know.", mode="template", concepts=[],
+                                                                 stopped="eos"))
 
     def concepts(self):
         return [types.SimpleNamespace(name=n) for n in self.names]
@@ -186,7 +187,7 @@ def test_the_voice_loop_says_in_one_line_why_it_stopped(monkeypatch, caplog):
 
 # --- stopping the daemon's voice loop ------------------------------------------------------------------------------
 
-def voice_loop(monkeypatch, transcriber, source, heartbeat=None):
+def voice_loop(monkeypatch, transcriber, source, heartbeat=None, speaker=None):
     import edge_rap.speech.asr
     import edge_rap.speech.vad
     from edge_rap.speech.loop import VoiceLoop
@@ -196,7 +197,7 @@ def voice_loop(monkeypatch, transcriber, source, heartbeat=None):
     home = Home("bo")
     home.settings = types.SimpleNamespace(models=None)
     reported = []
-    voice = VoiceLoop(home, None, lambda: None, reported.append, source=source, heartbeat=heartbeat)
+    voice = VoiceLoop(home, speaker, lambda: None, reported.append, source=source, heartbeat=heartbeat)
     voice.reported = reported
     return voice
 
@@ -224,6 +225,41 @@ def test_stopping_the_voice_loop_waits_for_whisper_and_hears_nothing_more(monkey
     assert not voice._thread.is_alive() and closed == [True]  # ... its source closed (a microphone stops with it)
     assert len(transcriber.heard) == 1  # the speech cut off by the stop was not transcribed
     assert voice.turns == 1 and voice.reported[0].transcript == "Hey robot, is Bo home?"
+
+
+def test_a_stop_cuts_the_vlms_answer_to_a_spoken_question_at_its_next_token_and_it_is_not_said(monkeypatch, tiny):
+    # Before: `run`'s stop waited up to 30 s for the voice loop while the VLM went on answering (on a CPU, a few
+    # tokens a second), then exited under llama.cpp; a slower answer was said after the stop, or half of it.
+    from edge_rap.generate.assistant import Assistant
+    from edge_rap.generate.vlm import LlamaVlm, VlmSpec
+
+    stopping, started = threading.Event(), threading.Event()
+    before, after = [], []
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048), stopping) as vlm:
+        answering = vlm.generate
+
+        def generate(prompt, on_text=None, *args, **kwargs):
+            def piece(text: str) -> None:
+                (after if stopping.is_set() else before).append(text)
+                started.set()
+                stopping.wait(10)  # a slow CPU: the first token is still the newest when the stop comes
+                on_text(text)
+            return answering(prompt, piece, *args, **kwargs)
+
+        monkeypatch.setattr(vlm, "generate", generate)
+        room = Room()
+        voice = voice_loop(monkeypatch, Scripted("Hey robot, tell me a story."),
+                           iter(pieces(quiet(0.5), loud(1.0), quiet(1.0)) + pieces(quiet(1.0)) * 30), speaker=room)
+        voice.listener.home.assistant = Assistant(types.SimpleNamespace(concepts=lambda: []), None, vlm)
+        voice.start()
+        assert started.wait(60)  # the VLM is answering the question
+        stopping.set()  # what `run` does first when it stops (the household's `stopping` is its stop)
+        assert voice.stop(timeout=10.0)
+    turn, = voice.reported
+    answer = turn.reply.answer
+    assert answer.stopped == "interrupted" and turn.reply.cut
+    assert len(before) == 1 and after == [] and answer.n_tokens == 1  # no token made after the stop
+    assert room.said == []  # half an answer is not said
 
 
 def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_it_ended(monkeypatch):

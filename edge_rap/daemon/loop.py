@@ -87,6 +87,7 @@ class Summary:
     lag_ms: dict = field(default_factory=dict)  # source-to-decision lag of recognised frames: median, p95
     rss_mb: float = 0.0  # the most resident memory seen
     source_errors: dict = field(default_factory=dict)  # camera -> why its file or folder ended unread
+    still_running: list[str] = field(default_factory=list)  # the parts `run` stopped that had not ended in time
 
     def to_json(self) -> dict:
         return {"type": "summary", "frames_read": self.frames_read, "frames_processed": self.frames_processed,

@@ -15,6 +15,7 @@ from edge_rap.daemon.config import RunConfig
 from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
 from edge_rap.daemon.notify import Supervisor
+from edge_rap.daemon.shutdown import STOP_BUDGET_S, Part, stop_together
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
 from edge_rap.perceive.camera import parse_sources, quiet_opencv
@@ -103,7 +104,11 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
     lock = threading.Lock()
 
     def report(turn) -> None:
-        line = json.dumps({"type": "answer", **turn.to_json()}) if config.json else f"[voice] {turn.reply.text}"
+        cut = turn.reply.cut  # by the stop: not said
+        if config.json:
+            line = json.dumps({"type": "answer", **turn.to_json(), "cut": cut})
+        else:
+            line = f"[voice] {turn.reply.text}" + (" [cut: stopping]" if cut else "")
         with lock:
             print(line, file=out, flush=True)
 
@@ -111,9 +116,28 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
                      heartbeat=daemon.supervisor.heartbeat("the voice listener")).start()
 
 
+def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_BUDGET_S) -> list[str]:
+    """Stop the voice listener (a question being transcribed or answered finishes first: its answer is cut at
+    the next token, never spoken half), the companion API (the requests under way answered first) and the speaker
+    (the line being said, then cut off), together within `budget_s`; when the sources ended (no stop was
+    requested) the speaker's last lines are said first. The names of those still running, each logged."""
+    if speaker is not None and not requested:
+        speaker.flush(15.0)
+    parts = [Part("the voice listener", voice.stop)] if voice is not None else []
+    if server is not None:
+        parts.append(Part("the companion API", lambda budget: server.stop()))  # (5 s drain + 1 s: within it)
+    if speaker is not None:
+        parts.append(Part("the speaker", lambda budget: speaker.close(min(budget, 1.0)) or True))
+    left = stop_together(parts, budget_s)
+    for name in left:
+        log.warning("%s did not stop within %g s: it goes down with the process", name, budget_s)
+    return left
+
+
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
                memory: Path | None = None) -> Summary:
-    """Open the household, run until `stop`, the end of the sources, or a limit; close everything."""
+    """Open the household, run until `stop`, the end of the sources, or a limit; close everything (`stop`
+    interrupts the VLM's answers too). The summary's `still_running`: the parts that did not stop in time."""
     quiet_opencv()  # before any thread starts
     remove_leftovers()
     profile = settings.profile
@@ -126,7 +150,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     speaker = open_speaker(config.mute, config.speak_to, why_silent.append)
     try:
         with Household(settings, memory, detector=config.detector,
-                       vlm=(config.vlm or "", config.mmproj or "")) as home:
+                       vlm=(config.vlm or "", config.mmproj or ""), stopping=stop) as home:
             _ = home.detector  # a detector that cannot be opened is said now, not at every frame
             snapshots = None
             if config.snapshots:
@@ -148,14 +172,11 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                 for note in why_silent:
                     log.warning(note)
                 summary = daemon.run(stop)
-            finally:
-                if voice is not None and not voice.stop():  # a question being answered finishes first
-                    log.warning("the voice loop did not stop: it goes down with the process")
-                if server is not None:  # before the household closes: the requests under way are answered first
-                    server.stop()
+            finally:  # before the household closes: nothing may answer from it after
+                left = stop_parts(voice, server, speaker, stop.is_set())
+                speaker = None
+            summary.still_running = left
     finally:
-        if speaker is not None:
-            if not stop.is_set():  # the sources ended: let the last lines be said
-                speaker.flush(15.0)
+        if speaker is not None:  # the household did not open
             speaker.close(1.0)
     return summary

@@ -126,14 +126,16 @@ class ServerHandle:
     thread: threading.Thread
     in_flight: InFlight
 
-    def stop(self, timeout: float = STOP_S) -> None:
-        """Refuse new requests (503), wait up to `timeout` for those under way, then stop serving. Only then may
-        the household close: one still running after the wait is answered 503 when it finds it closed."""
+    def stop(self, timeout: float = STOP_S) -> bool:
+        """Refuse new requests (503), wait up to `timeout` for those under way, then stop serving; whether it
+        stopped. Only then may the household close: one still running after the wait is answered 503 when it finds
+        it closed."""
         running = self.in_flight.close(timeout)
         if running:
             log.warning("%d request(s) still running after %g s: they are answered 503", running, timeout)
         self.server.should_exit = True
         self.thread.join(JOIN_S)
+        return not self.thread.is_alive()
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,

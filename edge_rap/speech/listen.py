@@ -292,9 +292,11 @@ class Listener:
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _said(self, turn: Turn, utterance: Utterance, asr_ms: float, started: float) -> Turn:
-        """Say the turn's answer; its timings."""
+        """Say the turn's answer (not one a stop cut: half an answer said is a wrong one); its timings."""
         answered = time.perf_counter()
         turn.timings = {"vad_ms": utterance.vad_ms, "asr_ms": asr_ms, "answer_ms": 1000 * (answered - started)}
+        if turn.reply.cut:
+            return turn
         start = self._speak(turn.reply.text)
         turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
         return turn

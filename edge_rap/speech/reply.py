@@ -51,6 +51,11 @@ class Reply:
     used_image: bool = False  # whether the frame given was looked at
     said: str = ""  # clarify: the words of the question that sounded like either name
 
+    @property
+    def cut(self) -> bool:
+        """Whether the assistant's answer was cut by a stop (`LlamaVlm.stopping`): printed as such, never said."""
+        return self.answer is not None and self.answer.stopped == "interrupted"
+
 
 #: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
 _CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks".split())

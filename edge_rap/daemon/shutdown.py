@@ -1,0 +1,47 @@
+"""`run`'s parts stopped together, within one budget: their waits overlap rather than add up, so that a stop fits
+systemd's TimeoutStopSec (tools/edge-rap.service argues the numbers)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+#: The longest the parts are waited for once the frame loop ended (its frame finished, the event log flushed: 2 s
+#: at most): the companion API's drain (5 s) and a line being said (1 s) fit in it, and a question being transcribed
+#: by whisper when it fits (a 28 s question on one slow core does not: it is left, and the process exits under it
+#: at once, exit 0). 2 + 20 s, and the memory closed, is well within TimeoutStopSec=35.
+STOP_BUDGET_S = 20.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """Something to stop: `stop(seconds)` asks it to end within them; whether it ended."""
+
+    name: str
+    stop: Callable[[float], bool]
+
+
+def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
+                  clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Ask every part to stop at once, each in a thread of its own, and wait for them until `budget_s` is spent;
+    the names of those that did not end (a failure to stop is logged, and counts as not ended)."""
+    ended: dict[str, bool] = {}
+
+    def stop_one(part: Part) -> None:
+        try:
+            ended[part.name] = part.stop(budget_s)
+        except Exception:
+            log.exception("%s did not stop cleanly", part.name)
+
+    deadline = clock() + budget_s
+    threads = [threading.Thread(target=stop_one, args=(p,), name=f"stopping {p.name}", daemon=True) for p in parts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - clock()))
+    return [p.name for p, t in zip(parts, threads) if t.is_alive() or not ended.get(p.name, False)]

@@ -158,7 +158,8 @@ class Answer:
     verdict: dict | None = None  # recognition task: {"name", "present", "box", "model_says"}
     cache: dict = field(default_factory=dict)  # prefix/encoder cache hits of this answer
     note: str | None = None  # why template mode was used when a VLM was configured
-    stopped: str | None = None  # with a VLM: "eos" (it ended), "length" (max_tokens) or "context" (n_ctx full)
+    stopped: str | None = None  # with a VLM: "eos" (it ended), "length" (max_tokens), "context" (n_ctx full) or
+    # "interrupted" (its process stopping)
 
     def to_json(self) -> dict:
         concepts = [{"name": h.concept.name, "score": round(h.score, 4), "box": h.box.as_list()} for h in self.concepts]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from edge_rap.daemon.service import stop_parts
 from edge_rap.daemon.shutdown import Part, stop_together
 
@@ -64,3 +66,46 @@ def test_a_line_handed_to_a_closed_speaker_is_never_waited_for():
     worker = NewestWorker("speaker", lambda line: None)
     worker.close(1.0)
     assert worker.submit("a late answer") == "a late answer"  # never handled: settled at once
+
+
+def test_run_left_with_whisper_running_exits_0_at_once_not_through_the_exit_handlers(run, monkeypatch, settings):
+    # Before: `run` returned, and the interpreter's exit (C++'s static destructors) aborted the process under
+    # whisper's native threads: exit 134, and systemd marked the unit failed after a stop it asked for.
+    import os
+
+    from edge_rap.daemon import loop, service
+
+    settings.memory.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(service, "run_daemon",
+                        lambda *args, **kwargs: loop.Summary(still_running=["the voice listener"]))
+    exits = []
+
+    def exit_now(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    with pytest.raises(SystemExit):
+        run("run", "--source", "cam=/dev/null")
+    assert exits == [0]
+
+
+def test_an_arrival_line_the_stop_cut_is_reported_with_its_template_and_not_said():
+    # Before: the VLM's greeting cut by the stop ("Hello <c0>, you") was printed and handed to the speaker.
+    import numpy as np
+
+    from edge_rap.daemon.announce import Announcement, Announcer
+    from edge_rap.types import Answer, Event, Frame, Recognition
+
+    class Stopping:
+        def ask(self, question, image, recognition=None):
+            return Answer("Hello <c0>, you", "vlm", "caption", stopped="interrupted")
+
+    reported, said = [], []
+    announcer = Announcer(reported.append, said.append, Stopping())
+    frame = Frame("cam0", 0, 0.0, np.zeros((4, 4, 3), np.uint8))
+    announcer.submit(Announcement([Event("arrived", "c0", "cam0", 0.0, 0.0, None, 0.7, "c0 arrived")], frame,
+                                  Recognition("frame0", (4, 4))))
+    assert announcer.flush(60)
+    announcer.close(60)
+    assert [(e.name, e.said) for e in reported] == [("c0", "c0 arrived")] and said == []

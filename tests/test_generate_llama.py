@@ -353,3 +353,28 @@ def test_a_stop_interrupts_an_answer_at_its_next_token(vlm):
     assert cut.stopped == "interrupted" and cut.n_tokens == 1 and len(pieces) == 1
     again = vlm.generate(prompt, max_tokens=24)  # a stopping VLM starts no new answer
     assert again.stopped == "interrupted" and again.n_tokens == 0 and again.text == ""
+
+
+def test_the_model_is_not_freed_under_an_answer_being_made(tiny):
+    # Before: a stop that closed the household while an answer's prompt part was evaluated (native code, not cut
+    # by `stopping`) freed the model under llama.cpp: a crash, and systemd marked the unit failed.
+    import threading
+
+    answers, started, release = [], threading.Event(), threading.Event()
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048)) as vlm:
+        prompt = render(build_prompt(Task.TEXT, "Describe <bo>.", [Reference(BO, None)], None), vlm.template,
+                        vlm.marker)
+
+        def held(piece: str) -> None:
+            started.set()
+            release.wait(30)
+
+        answering = threading.Thread(target=lambda: answers.append(vlm.generate(prompt, held, max_tokens=3)))
+        answering.start()
+        assert started.wait(60)
+        vlm.close(timeout=0.05)
+        assert vlm.llm is not None  # kept for the answer under way
+        release.set()
+        answering.join(60)
+        assert answers and answers[0].n_tokens >= 1
+    assert vlm.llm is None  # freed once nothing uses it

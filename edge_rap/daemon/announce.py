@@ -118,9 +118,11 @@ class Announcer:
                 return
             self._current = job
         started = time.perf_counter()
+        cut = False
         try:
             answer = self.assistant.ask("", job.frame.image(), recognition=job.recognition)
-            for event in job.events:
+            cut = answer.stopped == "interrupted"  # the run is stopping: half a line is neither said nor shown
+            for event in job.events if not cut else ():
                 event.said = answer.text
         except Exception as e:  # a failed generation keeps the template line, never stops the daemon
             log.warning("generation failed, template line used: %s", e)
@@ -129,4 +131,7 @@ class Announcer:
             self._current = None
             if self._closed:  # too late: close reported it with its template line
                 return
+        if cut:  # reported with its template line, as close does, and not said
+            self._report_all(job)
+            return
         self._finish(job)

@@ -100,6 +100,10 @@ def _quiet_logs(mtmd=None) -> None:
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
+#: The longest `close` waits for an answer being made (cut at its next token or prompt part once stopping).
+CLOSE_WAIT_S = 2.0
+
+
 class _Interrupted(Exception):
     """`stopping` was set while the prompt was evaluated: the answer ends before its first token."""
 
@@ -116,6 +120,7 @@ class LlamaVlm:
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
         self.stopping = stopping or threading.Event()
+        self._answering = threading.Lock()  # held by `generate`: `close` never frees the model under it
         try:
             import llama_cpp
         except ImportError:
@@ -226,8 +231,19 @@ class LlamaVlm:
     def has_vision(self) -> bool:
         return self.mctx is not None
 
-    def close(self) -> None:
-        """Free the batch, the projector's context and the model (idempotent; also after a failed init)."""
+    def close(self, timeout: float = CLOSE_WAIT_S) -> None:
+        """Free the batch, the projector's context and the model (idempotent; also after a failed init); an answer
+        still being made after `timeout` (one part of its prompt, in native code: `stopping` cannot cut it) keeps
+        them, for the process's exit to free, rather than crash under it."""
+        if not self._answering.acquire(timeout=timeout):
+            log.warning("the VLM is still evaluating a prompt: not freed under it")
+            return
+        try:
+            self._free()
+        finally:
+            self._answering.release()
+
+    def _free(self) -> None:
         if self._batch is not None:
             self._llama_cpp.llama_batch_free(self._batch)
             self._batch = None
@@ -422,8 +438,13 @@ class LlamaVlm:
     def generate(self, prompt: RenderedPrompt, on_text: Callable[[str], None] | None = None,
                  max_tokens: int = 128, temperature: float = 0.0, keep_logits: bool = False) -> Generation:
         """Answer a rendered prompt; `on_text` gets each decoded piece as it is produced."""
-        if self.llm is None:
-            raise EdgeRapError("the VLM was closed")
+        with self._answering:
+            if self.llm is None:
+                raise EdgeRapError("the VLM was closed")
+            return self._generate(prompt, on_text, max_tokens, temperature, keep_logits)
+
+    def _generate(self, prompt: RenderedPrompt, on_text: Callable[[str], None] | None, max_tokens: int,
+                  temperature: float, keep_logits: bool) -> Generation:
         lc = self._llama_cpp
         stats = {"prefix": "none", "encoder_hits": 0, "encoded": 0, "encode_s": 0.0, "prompt_tokens": 0}
         t0 = time.perf_counter()

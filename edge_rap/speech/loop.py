@@ -3,8 +3,9 @@ answers questions after the wake phrase about the latest frame, and never touche
 Whisper runs on one thread by default, so the camera loop keeps a core on a small device.
 
 Stopping waits for a turn being transcribed or answered: whisper runs in native code without the interpreter's
-lock, and a process that exits under it is aborted ("terminate called without an active exception", exit 134),
-and the household it answers from must not be closed under it either."""
+lock, and a process that exits normally under it is aborted ("terminate called without an active exception", exit
+134), and the household it answers from must not be closed under it either. `run` waits within its stop budget
+(daemon/shutdown.py), its VLM's answer cut at the next token meanwhile; past it, it exits with os._exit."""
 
 from __future__ import annotations
 

@@ -605,9 +605,10 @@ def test_a_body_the_parser_cannot_spool_to_a_full_disk_is_507_not_a_bad_request(
 
 
 @contextlib.contextmanager
-def a_request_under_way(tmp_path, monkeypatch):
-    """A server whose GET /api/concepts waits inside the route until released: (its handle, its household, the
-    release, the request's answers)."""
+def a_request_under_way(tmp_path, monkeypatch, as_the_vlm: bool = False):
+    """A server whose GET /api/concepts waits inside the route until released (`as_the_vlm`: or until the
+    household is stopping, as the VLM's answer ends then): (its handle, its household, the release, the request's
+    answers)."""
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
     from edge_rap.serve.server import start_server_thread
@@ -620,7 +621,9 @@ def a_request_under_way(tmp_path, monkeypatch):
 
     def waiting():
         entered.set()
-        assert release.wait(60)
+        for _ in range(6000):  # 60 s at most
+            if release.wait(0.01) or as_the_vlm and home.stopping.is_set():  # (the VLM: its next token)
+                break
         return concepts()
 
     monkeypatch.setattr(home, "concepts", waiting)
@@ -653,6 +656,16 @@ def test_a_stop_waits_for_the_requests_under_way_and_refuses_new_ones(tmp_path, 
         release.set()
         stopping.join(60)
         assert handle.in_flight.close(0) == 0  # the stop returned once the request under way was answered
+    assert [r.status_code for r in answers] == [200]
+
+
+def test_a_stop_cuts_an_answer_under_way_short_rather_than_wait_for_it(tmp_path, monkeypatch):
+    # `serve` waited up to 5 s for an answer a VLM on a CPU makes in minutes, then closed the household under it.
+    with a_request_under_way(tmp_path, monkeypatch, as_the_vlm=True) as (handle, home, release, answers):
+        stopping = threading.Thread(target=handle.stop, kwargs={"timeout": 60})
+        stopping.start()
+        stopping.join(30)  # the answer ends at its next token, without `release`
+        assert not stopping.is_alive() and home.stopping.is_set()
     assert [r.status_code for r in answers] == [200]
 
 

@@ -31,10 +31,12 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     """The API for one household. `stats` and `latest`, when a daemon runs in this process, give its figures for
     /api/stats and its newest recognised frame (image, recognition) for /api/ask without a photo. `hosts`: the
     names it answers under (serve/hosts.py; those of a server bound to loopback when None).
-    `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them."""
+    `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them;
+    `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token)."""
     hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened
     app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.in_flight = InFlight()
+    app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
     app.include_router(build_router(home, limits, stats, latest))

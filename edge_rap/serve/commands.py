@@ -50,7 +50,6 @@ def cmd_serve(args) -> int:
             while not stop.wait(1.0) and server.thread.is_alive():
                 pass
             supervisor.stopping()
-            home.stopping.set()  # an answer being generated ends at its next token, so the wait below is short
             server.stop()
         if not stop.is_set():
             raise EdgeRapError("the server stopped by itself (its log above says why)")

@@ -125,11 +125,13 @@ class ServerHandle:
     server: object
     thread: threading.Thread
     in_flight: InFlight
+    stopping: threading.Event  # the household's: an answer the VLM is making ends at its next token once set
 
     def stop(self, timeout: float = STOP_S) -> bool:
-        """Refuse new requests (503), wait up to `timeout` for those under way, then stop serving; whether it
-        stopped. Only then may the household close: one still running after the wait is answered 503 when it finds
-        it closed."""
+        """Refuse new requests (503), cut the VLM's answers under way short, wait up to `timeout` for the requests
+        under way, then stop serving; whether it stopped. Only then may the household close: one still running after
+        the wait is answered 503 when it finds it closed."""
+        self.stopping.set()
         running = self.in_flight.close(timeout)
         if running:
             log.warning("%d request(s) still running after %g s: they are answered 503", running, timeout)
@@ -157,5 +159,5 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread,
-                        app.state.in_flight)
+                        app.state.in_flight, app.state.stopping)
 

@@ -393,12 +393,12 @@ class CutShortVlm:
 
 def test_an_answer_cut_at_max_tokens_says_so(run, settings, monkeypatch):
     settings.memory.mkdir()
-    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (CutShortVlm(), None))
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a, **k: (CutShortVlm(), None))
     rc, out, err = run("ask", "hello", "--vlm", "m.gguf", "--max-tokens", "3")
     assert rc == 0 and out == "It is a\n" and "(the answer was cut at 3 tokens: --max-tokens N" in err
     rc, out, _ = run("ask", "hello", "--vlm", "m.gguf", "--json")
     assert rc == 0 and json.loads(out)["stopped"] == "length"
-    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (None, None))
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a, **k: (None, None))
     rc, out, err = run("ask", "hello", "--json")
     assert rc == 0 and json.loads(out)["stopped"] is None and "cut at" not in err
 
@@ -410,7 +410,7 @@ def test_ctrl_c_while_streaming_ends_the_streamed_line(run, settings, monkeypatc
             raise KeyboardInterrupt
 
     settings.memory.mkdir()
-    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (Interrupted(), None))
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a, **k: (Interrupted(), None))
     rc, out, err = run("ask", "hello", "--vlm", "m.gguf", "--stream")
     assert rc == 130 and out == "It is a\n" and err == "edge-rap: interrupted\n"
 
@@ -487,7 +487,7 @@ def test_a_flagged_name_is_said_removed_only_where_it_was(run, tmp_path, monkeyp
 
     assert run("remember", "mug", save(tmp_path / "mug.png", scene(2, 320, 240)))[0] == 0
     says = Says()
-    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a: (says, None))
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a, **k: (says, None))
     says.text = "The mug is on the table."  # a bare word: an ordinary one, perhaps, and kept
     rc, out, err = run("ask", "What do we keep in the kitchen?", "--vlm", "m.gguf")  # (of the scene: no picture)
     assert rc == 0 and out == "The mug is on the table.\n" and "removed" not in err and "mug" in err

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -295,6 +296,13 @@ def test_notify_socket_addresses():
     assert notify_address("vsock:2:1234") is None  # a VM's manager: not spoken to here
 
 
+def in_a_thread_of_its_own(part: Callable[[], None]) -> None:
+    """Run `part` in a thread as a daemon's part runs (a heartbeat is its thread's), and wait for it."""
+    worker = threading.Thread(target=part)
+    worker.start()
+    worker.join()
+
+
 def test_a_part_loading_a_model_is_no_hang_until_its_allowance_ends():
     # face models load at the first person seen, in the frame loop: on a Jetson TensorRT builds their engine then,
     # minutes with no beat, and the watchdog restarted the daemon before the engine was built, at every start
@@ -311,9 +319,7 @@ def test_a_part_loading_a_model_is_no_hang_until_its_allowance_ends():
             clock.now += 20
             seen.append(supervisor.stale())  # past its allowance: a load that hangs is a hang
 
-    worker = threading.Thread(target=frame_loop)
-    worker.start()
-    worker.join()
+    in_a_thread_of_its_own(frame_loop)
     assert seen == [[], ["the frame loop"]]
     assert supervisor.stale() == []  # the load's end counts as progress
 
@@ -341,9 +347,7 @@ def test_opening_a_model_is_a_long_call_of_the_part_whose_thread_opens_it(model_
         loop.beat()
         open_session(model, "cpu")
 
-    worker = threading.Thread(target=frame_loop)
-    worker.start()
-    worker.join()
+    in_a_thread_of_its_own(frame_loop)
     assert seen == [["the voice listener"]]  # the loop was loading; the listener, in another thread, had stopped
 
 
@@ -419,9 +423,7 @@ def test_a_long_call_inside_another_keeps_the_outer_ones_allowance():
             clock.now += 100  # still within the outer call's allowance
             seen.append(supervisor.stale())
 
-    worker = threading.Thread(target=frame_loop)
-    worker.start()
-    worker.join()
+    in_a_thread_of_its_own(frame_loop)
     assert seen == [[]]
 
 
@@ -436,9 +438,7 @@ def test_a_part_stuck_in_a_long_call_is_said_with_what_it_was_doing(caplog):
             clock.now += 61
             supervisor._say_stale(set(supervisor.stale()))
 
-    worker = threading.Thread(target=frame_loop)
-    worker.start()
-    worker.join()
+    in_a_thread_of_its_own(frame_loop)
     assert "the frame loop has made no progress for over 10 s (loading facenet.onnx, for longer than its " \
            "allowance)" in caplog.text
 

@@ -296,6 +296,13 @@ def test_notify_socket_addresses():
     assert notify_address("vsock:2:1234") is None  # a VM's manager: not spoken to here
 
 
+def watched_frame_loop() -> tuple[FakeClock, Supervisor, Heartbeat]:
+    """A fake clock, a supervisor with a 10 s watchdog on it, and the frame loop's heartbeat (systemd not told)."""
+    clock = FakeClock()
+    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
+    return clock, supervisor, supervisor.heartbeat("the frame loop")
+
+
 def in_a_thread_of_its_own(part: Callable[[], None]) -> None:
     """Run `part` in a thread as a daemon's part runs (a heartbeat is its thread's), and wait for it."""
     worker = threading.Thread(target=part)
@@ -306,9 +313,7 @@ def in_a_thread_of_its_own(part: Callable[[], None]) -> None:
 def test_a_part_loading_a_model_is_no_hang_until_its_allowance_ends():
     # face models load at the first person seen, in the frame loop: on a Jetson TensorRT builds their engine then,
     # minutes with no beat, and the watchdog restarted the daemon before the engine was built, at every start
-    clock = FakeClock()
-    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
-    loop = supervisor.heartbeat("the frame loop")
+    clock, supervisor, loop = watched_frame_loop()
     seen = []
 
     def frame_loop():
@@ -329,9 +334,7 @@ def test_opening_a_model_is_a_long_call_of_the_part_whose_thread_opens_it(model_
 
     from edge_rap.models.sessions import open_session
 
-    clock = FakeClock()
-    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
-    loop = supervisor.heartbeat("the frame loop")
+    clock, supervisor, loop = watched_frame_loop()
     supervisor.heartbeat("the voice listener")  # beaten by no one here: a part in another thread, stopped
     real, seen = onnxruntime.InferenceSession, []
 
@@ -410,9 +413,7 @@ def test_a_part_waiting_for_the_assistant_behind_a_long_answer_is_no_hang_and_be
 
 
 def test_a_long_call_inside_another_keeps_the_outer_ones_allowance():
-    clock = FakeClock()
-    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
-    loop = supervisor.heartbeat("the frame loop")
+    clock, supervisor, loop = watched_frame_loop()
     seen = []
 
     def frame_loop():
@@ -428,9 +429,7 @@ def test_a_long_call_inside_another_keeps_the_outer_ones_allowance():
 
 
 def test_a_part_stuck_in_a_long_call_is_said_with_what_it_was_doing(caplog):
-    clock = FakeClock()
-    supervisor = Supervisor(Notifier(None), watchdog_s=10.0, clock=clock)
-    loop = supervisor.heartbeat("the frame loop")
+    clock, supervisor, loop = watched_frame_loop()
 
     def frame_loop():
         loop.beat()

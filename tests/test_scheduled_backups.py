@@ -19,11 +19,12 @@ from scenes import scene_file
 from test_daemon import run_scripted
 
 from edge_rap.daemon import backups as backups_module
-from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups, last_backup, own_backups
+from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups, backup_name, last_backup, own_backups
 from edge_rap.daemon.config import run_config
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.restore import restore
+from edge_rap.serve.backup import DOWNLOAD_TAG
 
 DAY = 86400.0
 START = 1.8e9  # 2027-01-15 08:00 UTC
@@ -72,6 +73,38 @@ def test_a_backup_is_made_when_due_and_the_newest_n_of_its_own_are_kept(memory, 
     assert last_backup(stick, clock.now) == clock.now
     restored = restore(made[-1], tmp_path / "restored")  # what `restore` accepts
     assert restored.counts.concepts == 1
+
+
+def test_a_downloaded_backup_copied_into_the_folder_is_never_pruned(memory, tmp_path):
+    # the phone's download was named as the scheduler names its own: copied onto the stick, it was deleted as theirs
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    copied = stick / backup_name(START - DAY, DOWNLOAD_TAG)
+    copied.write_bytes(b"a backup downloaded to the phone")
+    backups = scheduled(memory, stick, clock, keep=1)
+    for _ in range(3):
+        assert backups.check() is not None
+        clock.now += DAY
+    assert copied.exists() and len(own_backups(stick)) == 1
+
+
+def test_the_folder_is_listed_once_a_period_not_at_every_look(memory, tmp_path, monkeypatch):
+    # the worker listed the stick at every look, once a minute, so a USB disk never spun down
+    stick, clock = tmp_path / "stick", FakeClock()
+    stick.mkdir()
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(backups_module.os, "scandir",  # (os's own: a folder's descriptor may be listed elsewhere)
+                        lambda path: listed.append(path) or scandir(path))
+    backups = scheduled(memory, stick, clock, keep=3)
+    assert backups.check() is not None
+    listed.clear()
+    for _ in range(24 * 60 - 1):  # a look a minute until the next is due
+        clock.now += 60
+        assert backups.check() is None
+    assert str(stick) not in map(str, listed)
+    clock.now += 60
+    assert backups.check() is not None and str(stick) in map(str, listed)
 
 
 def test_a_partial_backup_a_power_cut_left_is_removed_and_one_being_written_is_not(memory, tmp_path):

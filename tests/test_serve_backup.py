@@ -72,7 +72,7 @@ def test_a_backup_download_needs_the_token_restores_and_leaves_nothing_behind(tm
             assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
             r = c.get("/api/backup")
         assert r.status_code == 200 and r.headers["content-type"] == "application/x-tar"
-        name = re.fullmatch(r'attachment; filename="(edge-rap-backup-\d{8}T\d{6}Z\.tar)"',
+        name = re.fullmatch(r'attachment; filename="(edge-rap-backup-\d{8}T\d{6}Z-download\.tar)"',
                             r.headers["content-disposition"]).group(1)
         assert int(r.headers["content-length"]) == len(r.content)
         assert files_in(temp_folder) == []  # written there, and gone once sent

@@ -75,9 +75,10 @@ class BackupSchedule:
         return self.folder / backup_name(wall)
 
 
-def backup_name(wall: float) -> str:
-    """`edge-rap-backup-<UTC stamp>.tar`: the scheduler's files, and the API's download."""
-    return f"{PREFIX}{time.strftime(STAMP, time.gmtime(wall))}.tar"
+def backup_name(wall: float, tag: str = "") -> str:
+    """`edge-rap-backup-<UTC stamp><tag>.tar`: the scheduler's files (no tag), and the API's download (a tag, so
+    that one a household copies into the scheduler's folder is never pruned as its own)."""
+    return f"{PREFIX}{time.strftime(STAMP, time.gmtime(wall))}{tag}.tar"
 
 
 def own_backups(folder: Path) -> list[tuple[float, Path]]:
@@ -131,6 +132,7 @@ class ScheduledBackups:
         self._retry_at = float("-inf")  # (steady) no backup is tried before this, after a failure
         self._failing: str | None = None  # the failure said, while it repeats
         self._on_memorys_drive = False  # said, while the folder stays on the memory's drive
+        self._last: float | None = None  # (wall) the newest backup of its own the folder was last seen to have
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backups", daemon=True)
 
@@ -153,7 +155,9 @@ class ScheduledBackups:
             return None
         if not (self.root / DATABASE).exists():  # nothing remembered yet: nothing to keep, and nothing wrong
             return None
-        last = last_backup(self.schedule.folder, now)
+        if self._last is not None and self._last <= now < self._last + self.schedule.every_s:
+            return None  # not due, the folder not listed: a USB disk that is not read every minute can spin down
+        last = self._last = last_backup(self.schedule.folder, now)
         if last is not None and now - last < self.schedule.every_s:
             return None
         target = self.schedule.target(now)
@@ -173,6 +177,7 @@ class ScheduledBackups:
         if self._failing is not None:
             log.warning("backups are written to %s again", self.schedule.folder)
             self._failing = None
+        self._last = now
         log.info("backed up the memory to %s (%d bytes)", target, report.bytes)
         self._say_if_on_the_memorys_drive()
         try:

@@ -35,11 +35,14 @@ CHUNK = 1 << 20
 #: Room a download's backup leaves on the temporary folder's drive: where that is the memory's own (the service's
 #: private /tmp on the SD card), the device's own writes meanwhile (the event log, a photo remembered) need some.
 HEADROOM = 64 << 20
+#: In a download's name: a copy of one that a household drops into `run`'s backup folder is not one of its own files,
+#: which it prunes.
+DOWNLOAD_TAG = "-download"
 
 
 @dataclass
 class Download:
-    name: str  # edge-rap-backup-<UTC stamp>.tar
+    name: str  # edge-rap-backup-<UTC stamp>-download.tar
     size: int
     file: BinaryIO  # unlinked already: closed, its bytes are gone
 
@@ -91,7 +94,7 @@ def fresh_backup(home: Household) -> Download:
         shutil.rmtree(folder, ignore_errors=True)
         raise ApiError(f"no room for a backup in the device's temporary folder: about {need >> 20} MB needed, "
                        f"{free >> 20} MB free (make room, or set TMPDIR to a folder on a drive with room)", 507)
-    target = folder / backup_name(time.time())
+    target = folder / backup_name(time.time(), DOWNLOAD_TAG)
     try:
         report = back_up(home.root, target, with_token=False)
         file = open(target, "rb")

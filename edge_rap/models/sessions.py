@@ -13,11 +13,12 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError
 from edge_rap.heap import steady_malloc
 from edge_rap.liveness import long_call
+from edge_rap.models.tensorrt import TENSORRT, clear_engine_cache, with_engine_cache
 
 log = logging.getLogger(__name__)
 
 #: Preference order: TensorRT, then CUDA, then the CPU, which is always there.
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PREFERRED_PROVIDERS = (TENSORRT, "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 class ArenaTrim:
@@ -73,7 +74,7 @@ class Session:
         return [i.name for i in self.inner.get_inputs()]
 
 
-SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": TENSORRT}
 
 
 def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto") -> list[str]:
@@ -130,6 +131,29 @@ def load_failure(error: Exception) -> str:
     return line.strip()[:200]
 
 
+def _create(path: Path, options, providers: list):
+    import onnxruntime as ort
+
+    with long_call(f"loading {path.name}"):  # (TensorRT builds an engine at a first load: minutes on a Jetson)
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def _on_tensorrt(path: Path, options, providers: list[str]):
+    """A session with TensorRT first and its engine cache; with the cache cleared where it failed with one (an
+    engine of another TensorRT or GPU); None, said, where TensorRT cannot load the model at all."""
+    for first_try in (True, False):
+        try:
+            return _create(path, options, with_engine_cache(providers, path))
+        except Exception as e:
+            if first_try and clear_engine_cache(path):
+                log.warning("%s: TensorRT could not use its cached engine (%s); building it again", path.name,
+                            load_failure(e))
+                continue
+            log.warning("%s: TensorRT could not load it (%s); trying %s", path.name, load_failure(e),
+                        ", ".join(p for p in providers if p != TENSORRT))
+            return None
+
+
 def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:
     """Open an ONNX model with the best provider; log the choice and any fallback to the CPU."""
     import onnxruntime as ort
@@ -148,11 +172,13 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
         options.add_session_config_entry("session.use_env_allocators", "1")
     if threads:
         options.intra_op_num_threads = threads
-    try:
-        with long_call(f"loading {path.name}"):  # (TensorRT builds its engine at a first load: minutes on a Jetson)
-            inner = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise EdgeRapError(f"{path}: cannot load ONNX model ({load_failure(e)})") from None
+    inner = _on_tensorrt(path, options, providers) if TENSORRT in providers else None
+    if inner is None:
+        providers = [p for p in providers if p != TENSORRT]
+        try:
+            inner = _create(path, options, providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise EdgeRapError(f"{path}: cannot load ONNX model ({load_failure(e)})") from None
     used = inner.get_providers()[0]
     if used != providers[0]:
         log.warning("%s: %s unavailable, fell back to %s", path.name, providers[0], used)

@@ -147,3 +147,54 @@ def test_a_temporary_folder_without_room_for_the_backup_is_507_before_anything_i
             assert files_in(temp_folder) == []
             monkeypatch.setattr(shutil, "disk_usage", real)
             assert c.get("/api/backup").status_code == 200
+
+
+def test_a_link_downloads_the_backup_once_without_the_token(tmp_path, temp_folder):
+    # the page fetched the backup with the token and held it whole in the phone browser's memory to save it; a link
+    # the browser opens itself streams it to disk, and needs no token, which a plain link cannot send
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client(token=None) as anonymous:
+            assert anonymous.post("/api/backup/link").status_code == 401
+        with live.client() as c:
+            assert c.post("/api/backup/link").status_code == 404  # no memory yet
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+            made = c.post("/api/backup/link")
+        assert made.status_code == 201
+        link = made.json()
+        assert re.fullmatch(r"/api/downloads/[\w-]{40,}", link["url"]) and link["expires_s"] == 60
+        assert live.token not in link["url"]
+        with live.client(token=None) as anonymous:
+            r = anonymous.get(link["url"])
+            assert r.status_code == 200 and len(r.content) == link["size"]
+            assert r.headers["content-disposition"] == f'attachment; filename="{link["name"]}"'
+            again = anonymous.get(link["url"])
+        assert again.status_code == 404 and "used once" in again.json()["error"]
+        assert eventually(lambda: held_open(temp_folder) == [])
+    saved = tmp_path / link["name"]
+    saved.write_bytes(r.content)
+    assert restore(saved, tmp_path / "restored").counts.concepts == 1
+
+
+def test_a_link_not_opened_in_time_frees_its_backup(tmp_path, temp_folder, monkeypatch):
+    from edge_rap.serve import backup
+
+    monkeypatch.setattr(backup, "LINK_S", 0.3)
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+            url = c.post("/api/backup/link").json()["url"]
+            assert len(held_open(temp_folder)) == 1
+            assert eventually(lambda: held_open(temp_folder) == [])  # its bytes freed unclaimed
+            assert c.get(url).status_code == 404
+            assert c.get("/api/backup").status_code == 200  # and the next download is not held off
+
+
+def test_a_new_link_replaces_one_never_opened(tmp_path, temp_folder):
+    """A download the browser blocked must not refuse the next tap for a minute."""
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+            first = c.post("/api/backup/link").json()["url"]
+            second = c.post("/api/backup/link")
+            assert second.status_code == 201 and len(held_open(temp_folder)) == 1
+            assert c.get(first).status_code == 404 and c.get(second.json()["url"]).status_code == 200

@@ -60,6 +60,8 @@ def test_every_route_in_the_schema_refuses_a_missing_or_wrong_token(live):
                 r = client.request(method, _filled(path), data={"name": "x"}, files=photo_files(png(scene(2))))
                 if path == "/api/health":
                     assert (r.status_code, r.json()) == (200, {"ok": True})
+                elif path == "/api/downloads/{ticket}":  # its own credential, a one-use link: none made, none sent
+                    assert r.status_code == 404 and set(r.json()) == {"error"}, (method, path, token, r.text)
                 else:
                     assert r.status_code == 401, (method, path, token, r.text)
                     assert r.headers["www-authenticate"] == "Bearer"
@@ -71,12 +73,19 @@ def test_every_route_in_the_schema_refuses_a_missing_or_wrong_token(live):
         assert [c["name"] for c in owner.get("/api/concepts").json()] == ["bo"]  # nothing was changed
 
 
-def test_the_schema_declares_the_bearer_token_on_every_route_but_health(live):
+def test_the_schema_declares_the_bearer_token_on_every_route_but_health_and_a_download_link(live):
     schema = httpx.get(f"{live.url}/openapi.json").json()
     assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     for path, ops in schema["paths"].items():
         for op in ops.values():
-            assert ("security" in op) == (path != "/api/health"), path
+            assert ("security" in op) == (path not in ("/api/health", "/api/downloads/{ticket}")), path
+
+
+def test_only_a_download_links_own_path_goes_without_the_token(live):
+    with live.client(None) as anonymous:
+        assert anonymous.get("/api/downloads/nothing-made").status_code == 404
+        for path in ("/api/downloads/", "/api/downloads/x/y", "/api/downloadsx", "/api/downloads/x/../../concepts"):
+            assert anonymous.get(path).status_code == 401, path
 
 
 def test_failed_attempts_are_rate_limited_with_retry_after(tmp_path):

@@ -1,4 +1,4 @@
-"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup,
+"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup (and its one-use link),
 stats.
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
@@ -32,7 +32,7 @@ from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
-from edge_rap.serve.backup import OneDownload
+from edge_rap.serve.backup import Download, DownloadLinks, OneDownload
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.thumbnails import Thumbnails
@@ -172,6 +172,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     line = Line(limits.waiting)  # those waiting for any of the locks, bounded
     thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
     downloads = OneDownload()  # one backup made or sent at a time: each takes the memory's size in the temporary folder
+    links = DownloadLinks()  # backups made for a link the browser downloads itself
     started = time.monotonic()
 
     def find(name: str) -> Concept:
@@ -362,10 +363,31 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                           "time; Retry-After), or the device's trouble"},
                     507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup() -> Response:
+        return _attachment(downloads.fresh(home))
+
+    @router.post("/backup/link", status_code=201, response_model=schemas.BackupLink,
+                 summary="A fresh backup, as GET /api/backup makes it, behind a link without the token that a browser "
+                 "downloads itself (to disk, not into the page's memory): once, within `expires_s`", responses={
+                     503: {"model": schemas.Error, "description": "another download is being sent, or the device's "
+                           "trouble"},
+                     507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
+    def backup_link() -> dict:
+        links.drop_unclaimed()  # a link never opened (a blocked download) does not hold this one off
         download = downloads.fresh(home)
-        return StreamingResponse(download.chunks(), media_type="application/x-tar", background=BackgroundTask(
-            download.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
-                                      "Content-Length": str(download.size)})
+        ticket = links.add(download)
+        return {"url": f"/api/downloads/{ticket}", "name": download.name, "size": download.size,
+                "expires_s": links.expires_s}
+
+    @router.get("/downloads/{ticket}", response_class=StreamingResponse, summary="The backup a link was made for "
+                "(POST /api/backup/link): no token, the link is its own credential; used once", responses={
+                    200: {"content": {"application/x-tar": {}}},
+                    404: {"model": schemas.Error, "description": "a link used already, expired or never made"}})
+    def download(ticket: str) -> Response:
+        claimed = links.claim(ticket)
+        if claimed is None:
+            raise ApiError(f"no such download: a link is used once, within {links.expires_s:.0f} s of being made "
+                           "(make another)", 404)
+        return _attachment(claimed)
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
                 summary="The daemon's latency per stage, FPS, dropped frames")
@@ -375,6 +397,13 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return {"daemon": True, **stats()}
 
     return router
+
+
+def _attachment(download: Download) -> StreamingResponse:
+    """A backup sent as a file to save; its bytes freed once sent or the client leaves."""
+    return StreamingResponse(download.chunks(), media_type="application/x-tar", background=BackgroundTask(
+        download.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
+                                  "Content-Length": str(download.size)})
 
 
 def _event_json(event: Event) -> dict:

@@ -15,7 +15,7 @@ from edge_rap.household import Household
 from edge_rap.serve import problems
 from edge_rap.serve.api import Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
-from edge_rap.serve.guard import PUBLIC, AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders
+from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
 from edge_rap.serve.token import TokenKeeper
 
@@ -64,7 +64,7 @@ def _schema(app: FastAPI) -> dict:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, operations in schema["paths"].items():
-            if path not in PUBLIC:
+            if not is_public(path):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}]
         app.openapi_schema = schema

@@ -6,12 +6,17 @@ with the API's token (a download is a copy off the device: it must not carry the
 stays behind however the download ends: sent, a client that left half-way, a server killed (the folder goes with
 its process). The file is closed as soon as a client leaves (not when the garbage collector gets to the stream),
 and one download is made or sent at a time: a second meanwhile is refused (503), so the temporary folder (a RAM
-disk on some boards) holds one backup however often the button is tapped."""
+disk on some boards) holds one backup however often the button is tapped.
+
+`POST /api/backup/link` makes the same backup for a link the browser opens itself (`GET /api/downloads/<ticket>`,
+no token: the ticket is the credential, random, used once, and gone after LINK_S), so that the browser's own
+download streams it to disk: the household page held a fetched backup whole in the phone's memory first."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -81,6 +86,48 @@ class OneDownload:
         finally:
             with self._guard:
                 self._making, self._sending = False, download
+
+
+#: Seconds a backup's link may wait to be opened: the page opens it at once.
+LINK_S = 60.0
+
+
+class DownloadLinks:
+    """Backups made for a link: each claimed once; one not claimed within LINK_S is closed, its bytes freed (and
+    the next download allowed). A new link closes those not claimed yet: a link the browser never opened (a blocked
+    download) must not hold the next one off."""
+
+    def __init__(self) -> None:
+        self.expires_s = LINK_S
+        self._links: dict[str, Download] = {}
+        self._guard = threading.Lock()
+
+    def add(self, download: Download) -> str:
+        """The ticket that claims `download`."""
+        ticket = secrets.token_urlsafe(32)
+        with self._guard:
+            self._links[ticket] = download
+        timer = threading.Timer(self.expires_s, self._expire, (ticket,))
+        timer.daemon = True
+        timer.start()
+        return ticket
+
+    def claim(self, ticket: str) -> Download | None:
+        """The download of `ticket`, once; None for a ticket used, expired or never given."""
+        with self._guard:
+            return self._links.pop(ticket, None)
+
+    def drop_unclaimed(self) -> None:
+        with self._guard:
+            dropped, self._links = list(self._links.values()), {}
+        for download in dropped:
+            download.close()
+
+    def _expire(self, ticket: str) -> None:
+        download = self.claim(ticket)
+        if download is not None:
+            log.info("a backup's download link was not opened within %.0f s: its file is freed", self.expires_s)
+            download.close()
 
 
 def fresh_backup(home: Household) -> Download:

@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 
 #: Paths under /api that need no token.
 PUBLIC = {"/api/health"}
+#: And the paths one step under these, which carry their own credential: a backup's one-use link (serve/backup.py).
+PUBLIC_UNDER = ("/api/downloads/",)
+
+
+def is_public(path: str) -> bool:
+    """Whether an /api path needs no token (a schema's templated path too: `/api/downloads/{ticket}`)."""
+    return path in PUBLIC or any(path.startswith(p) and path[len(p):] and "/" not in path[len(p):]
+                                 for p in PUBLIC_UNDER)
 
 
 async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -96,7 +104,7 @@ class AuthGuard:
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")) or path in PUBLIC:
+        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")) or is_public(path):
             return await self.app(scope, receive, send)
         client = (scope.get("client") or ("?", 0))[0]
         wait = self.limiter.retry_after(client)

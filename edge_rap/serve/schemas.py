@@ -20,6 +20,13 @@ class Health(BaseModel):
     ok: bool
 
 
+class BackupLink(BaseModel):
+    url: str = Field(description="where the backup is downloaded, without the token: once, within `expires_s`")
+    name: str = Field(description="the file's name (Content-Disposition gives it too)")
+    size: int = Field(description="bytes")
+    expires_s: float
+
+
 class PhotoRef(BaseModel):
     id: int
     sha256: str

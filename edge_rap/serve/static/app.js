@@ -270,19 +270,18 @@ async function tokenFromLink() {
   return "";
 }
 
-// A fresh backup of the memory saved by this browser: fetched with the token (a plain link sends none), under the
-// name the device gives it.
+// A fresh backup of the memory, saved by this browser's own download: made with the token, then fetched through a
+// one-use link that needs none (a plain link sends no token), so the file streams to disk rather than being held
+// whole in the page's memory first.
 async function downloadBackup() {
-  const response = await api("GET", "/api/backup");
-  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  const made = await (await api("POST", "/api/backup/link")).json();
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
-  link.download = named ? named[1] : "edge-rap-backup.tar";
+  link.href = made.url;
+  link.download = made.name;
   document.body.append(link);
   link.click();
   link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60000);  // (the save may start after the click returns)
-  return "Backup saved: " + link.download;
+  return `Backup downloading: ${made.name} (${(made.size / 1e6).toFixed(1)} MB)`;
 }
 
 async function start() {

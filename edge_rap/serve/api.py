@@ -1,5 +1,5 @@
-"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup (and its one-use link),
-stats.
+"""The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup (and
+its one-use link), stats.
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the

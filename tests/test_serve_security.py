@@ -60,7 +60,7 @@ def test_every_route_in_the_schema_refuses_a_missing_or_wrong_token(live):
                 r = client.request(method, _filled(path), data={"name": "x"}, files=photo_files(png(scene(2))))
                 if path == "/api/health":
                     assert (r.status_code, r.json()) == (200, {"ok": True})
-                elif path == "/api/downloads/{ticket}":  # its own credential, a one-use link: none made, none sent
+                elif path == "/api/downloads/{ticket}":  # its own credential, a short-lived link: none made here
                     assert r.status_code == 404 and set(r.json()) == {"error"}, (method, path, token, r.text)
                 else:
                     assert r.status_code == 401, (method, path, token, r.text)

@@ -1,5 +1,5 @@
 """The routes under /api: concepts (list, add, read, change, forget, photos), recognize, ask, events, backup (and
-its one-use link), stats.
+its short-lived link), stats.
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
@@ -32,7 +32,7 @@ from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
-from edge_rap.serve.backup import Download, DownloadLinks, OneDownload
+from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, for_client
 from edge_rap.serve.thumbnails import Thumbnails
@@ -363,7 +363,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                           "time; Retry-After), or the device's trouble"},
                     507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup() -> Response:
-        return _attachment(downloads.fresh(home))
+        return _attachment(downloads.fresh(home).reader())
 
     @router.post("/backup/link", status_code=201, response_model=schemas.BackupLink,
                  summary="A fresh backup, as GET /api/backup makes it, behind a link without the token that a browser "
@@ -372,22 +372,22 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                            "trouble"},
                      507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup_link() -> dict:
-        links.drop_unclaimed()  # a link never opened (a blocked download) does not hold this one off
-        download = downloads.fresh(home)
+        links.expire_all()  # a link never opened (a blocked download) does not hold this one off
+        download = downloads.fresh(home, reusable=True)
         ticket = links.add(download)
         return {"url": f"/api/downloads/{ticket}", "name": download.name, "size": download.size,
                 "expires_s": links.expires_s}
 
     @router.get("/downloads/{ticket}", response_class=StreamingResponse, summary="The backup a link was made for "
-                "(POST /api/backup/link): no token, the link is its own credential; used once", responses={
+                "(POST /api/backup/link): no token, the link is its own credential, until it expires", responses={
                     200: {"content": {"application/x-tar": {}}},
-                    404: {"model": schemas.Error, "description": "a link used already, expired or never made"}})
+                    404: {"model": schemas.Error, "description": "a link expired or never made"}})
     def download(ticket: str) -> Response:
-        claimed = links.claim(ticket)
-        if claimed is None:
-            raise ApiError(f"no such download: a link is used once, within {links.expires_s:.0f} s of being made "
-                           "(make another)", 404)
-        return _attachment(claimed)
+        reader = links.open(ticket)
+        if reader is None:
+            raise ApiError(f"no such download: a link opens its backup for {links.expires_s:.0f} s after it is made, "
+                           "or until another is made (make another)", 404)
+        return _attachment(reader)
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
                 summary="The daemon's latency per stage, FPS, dropped frames")
@@ -399,11 +399,12 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     return router
 
 
-def _attachment(download: Download) -> StreamingResponse:
-    """A backup sent as a file to save; its bytes freed once sent or the client leaves."""
-    return StreamingResponse(download.chunks(), media_type="application/x-tar", background=BackgroundTask(
-        download.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
-                                  "Content-Length": str(download.size)})
+def _attachment(reader: Reader) -> StreamingResponse:
+    """A backup sent as a file to save; this request's reading released once sent or the client leaves."""
+    download = reader.download
+    return StreamingResponse(reader.chunks(), media_type="application/x-tar", background=BackgroundTask(
+        reader.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
+                                "Content-Length": str(download.size)})
 
 
 def _event_json(event: Event) -> dict:

@@ -9,8 +9,8 @@ and one download is made or sent at a time: a second meanwhile is refused (503),
 disk on some boards) holds one backup however often the button is tapped.
 
 `POST /api/backup/link` makes the same backup for a link the browser opens itself (`GET /api/downloads/<ticket>`,
-no token: the ticket is the credential, random, used once, and gone after LINK_S), so that the browser's own
-download streams it to disk: the household page held a fetched backup whole in the phone's memory first."""
+no token: the ticket is the credential, random, and gone after LINK_S or at the next link), so that the browser's
+own download streams it to disk: the household page held a fetched backup whole in the phone's memory first."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -45,22 +44,72 @@ HEADROOM = 64 << 20
 DOWNLOAD_TAG = "-download"
 
 
-@dataclass
 class Download:
-    name: str  # edge-rap-backup-<UTC stamp>-download.tar
-    size: int
-    file: BinaryIO  # unlinked already: closed, its bytes are gone
+    """A backup's open, unlinked file, read by one request (`GET /api/backup`) or, behind a link, by each request
+    that opens the link until it expires (a browser that hands a download to a manager of its own asks again). The
+    file is closed, its bytes freed, once no request reads it and it can be read no more: at once after its one
+    request, or once its link expired."""
+
+    def __init__(self, name: str, size: int, file: BinaryIO, reusable: bool = False):
+        self.name = name  # edge-rap-backup-<UTC stamp>-download.tar
+        self.size = size
+        self.file = file
+        self.reusable = reusable
+        self._readers = 0
+        self._expired = False
+        self._guard = threading.Lock()
+
+    def reader(self) -> "Reader | None":
+        """A request's reading of the file; None once it is closed (a link that expired meanwhile)."""
+        with self._guard:
+            if self.file.closed or self._expired:
+                return None
+            self._readers += 1
+        return Reader(self)
+
+    def expire(self) -> None:
+        """No request may start reading it any more: closed now, or when the last one reading ends."""
+        with self._guard:
+            self._expired = True
+            self._close_if_unread()
+
+    def _release(self, reader: "Reader") -> None:
+        with self._guard:
+            if reader.reading:
+                reader.reading = False
+                self._readers -= 1
+                self._close_if_unread()
+
+    def _close_if_unread(self) -> None:
+        if self._readers == 0 and (self._expired or not self.reusable):
+            self.file.close()
+
+
+class Reader:
+    """One request's pass over a download, at its own offset (pread: readers share the file)."""
+
+    def __init__(self, download: Download):
+        self.download = download
+        self.reading = True  # (changed under the download's lock)
 
     def chunks(self) -> Iterator[bytes]:
-        with self.file:
-            while not self.file.closed and (block := self.file.read(CHUNK)):
-                if self.file.tell() >= self.size:  # closed before the last bytes go: a client that has them all
-                    self.file.close()  # may ask for another download at once
+        sent = 0
+        try:
+            while self.reading and sent < self.download.size:
+                block = os.pread(self.download.file.fileno(), min(CHUNK, self.download.size - sent), sent)
+                if not block:
+                    break
+                sent += len(block)
+                if sent >= self.download.size:  # released before the last bytes go: a client that has them all
+                    self.close()  # may ask for another download at once
                 yield block
+        finally:
+            self.close()
 
     def close(self) -> None:
-        """The bytes freed, whether or not they were all sent (run after the response, a client that left too)."""
-        self.file.close()
+        """This request is done, whether or not it read it all (run after the response, a client that left too:
+        not when the garbage collector gets to the stream)."""
+        self.download._release(self)
 
 
 class OneDownload:
@@ -72,8 +121,8 @@ class OneDownload:
         self._making = False
         self._sending: Download | None = None
 
-    def fresh(self, home: Household) -> Download:
-        """`fresh_backup(home)`, or 503 with Retry-After while another download is made or sent."""
+    def fresh(self, home: Household, reusable: bool = False) -> Download:
+        """`fresh_backup(home, reusable)`, or 503 with Retry-After while another download is made or sent."""
         with self._guard:
             if self._making or (self._sending is not None and not self._sending.file.closed):
                 raise ApiError("a backup is being downloaded already; try again once it is saved", 503,
@@ -81,7 +130,7 @@ class OneDownload:
             self._making = True
         download = None
         try:
-            download = fresh_backup(home)
+            download = fresh_backup(home, reusable)
             return download
         finally:
             with self._guard:
@@ -93,9 +142,10 @@ LINK_S = 60.0
 
 
 class DownloadLinks:
-    """Backups made for a link: each claimed once; one not claimed within LINK_S is closed, its bytes freed (and
-    the next download allowed). A new link closes those not claimed yet: a link the browser never opened (a blocked
-    download) must not hold the next one off."""
+    """Backups behind links: each link opens its backup for LINK_S, as often as it is asked for (a browser may ask
+    again from a download manager of its own), then expires; its file is freed once the last request reading it
+    ends. A new link expires the others at once: one the browser never opened (a blocked download) must not hold
+    the next download off."""
 
     def __init__(self) -> None:
         self.expires_s = LINK_S
@@ -103,7 +153,7 @@ class DownloadLinks:
         self._guard = threading.Lock()
 
     def add(self, download: Download) -> str:
-        """The ticket that claims `download`."""
+        """The ticket that opens `download`."""
         ticket = secrets.token_urlsafe(32)
         with self._guard:
             self._links[ticket] = download
@@ -112,25 +162,26 @@ class DownloadLinks:
         timer.start()
         return ticket
 
-    def claim(self, ticket: str) -> Download | None:
-        """The download of `ticket`, once; None for a ticket used, expired or never given."""
+    def open(self, ticket: str) -> Reader | None:
+        """A request's reading of the backup behind `ticket`; None for a ticket expired or never given."""
         with self._guard:
-            return self._links.pop(ticket, None)
+            download = self._links.get(ticket)
+        return download.reader() if download is not None else None
 
-    def drop_unclaimed(self) -> None:
+    def expire_all(self) -> None:
         with self._guard:
-            dropped, self._links = list(self._links.values()), {}
-        for download in dropped:
-            download.close()
+            expired, self._links = list(self._links.values()), {}
+        for download in expired:
+            download.expire()
 
     def _expire(self, ticket: str) -> None:
-        download = self.claim(ticket)
+        with self._guard:
+            download = self._links.pop(ticket, None)
         if download is not None:
-            log.info("a backup's download link was not opened within %.0f s: its file is freed", self.expires_s)
-            download.close()
+            download.expire()
 
 
-def fresh_backup(home: Household) -> Download:
+def fresh_backup(home: Household, reusable: bool = False) -> Download:
     """A backup of the household's memory, open and already unlinked; 404 where it has no memory yet, the device's
     trouble (503, 507 a full temporary folder) where it cannot be written."""
     if not (home.root / DATABASE).exists():
@@ -154,7 +205,7 @@ def fresh_backup(home: Household) -> Download:
         shutil.rmtree(folder, ignore_errors=True)
     for name in report.missing:
         log.warning("GET /api/backup: stored photo missing or damaged, not backed up: %s", name)
-    return Download(target.name, os.fstat(file.fileno()).st_size, file)
+    return Download(target.name, os.fstat(file.fileno()).st_size, file, reusable)
 
 
 def room_needed(root: Path) -> int:

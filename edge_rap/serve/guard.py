@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: Paths under /api that need no token.
 PUBLIC = {"/api/health"}
-#: And the paths one step under these, which carry their own credential: a backup's one-use link (serve/backup.py).
+#: And the paths one step under these, which carry their own credential: a backup's short-lived link (serve/backup.py).
 PUBLIC_UNDER = ("/api/downloads/",)
 
 

@@ -271,7 +271,7 @@ async function tokenFromLink() {
 }
 
 // A fresh backup of the memory, saved by this browser's own download: made with the token, then fetched through a
-// one-use link that needs none (a plain link sends no token), so the file streams to disk rather than being held
+// short-lived link that needs none (a plain link sends no token), so the file streams to disk rather than being held
 // whole in the page's memory first.
 async function downloadBackup() {
   const made = await (await api("POST", "/api/backup/link")).json();

@@ -78,6 +78,11 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "edge-rap"
 
 
+def model_cache() -> Path:
+    """The model cache: `$EDGE_RAP_MODELS`, else the default home's `models`."""
+    return Path(os.environ.get("EDGE_RAP_MODELS", default_home() / "models")).expanduser()
+
+
 def detect_profile(root: Path = Path("/")) -> tuple[str, str]:
     """(profile name, why): a Jetson by its L4T release file and device-tree model, then an NVIDIA driver,
     else the CPU."""
@@ -224,5 +229,5 @@ def load_settings(memory: str | None = None, embedder: str | None = None, device
     profile = load_profile(device)
     if embedder:
         profile = replace(profile, embedder=embedder)
-    models = Path(os.environ.get("EDGE_RAP_MODELS", home / "models")).expanduser()
-    return Settings(home=home, memory=Path(memory).expanduser() if memory else home, models=models, profile=profile)
+    return Settings(home=home, memory=Path(memory).expanduser() if memory else home, models=model_cache(),
+                    profile=profile)

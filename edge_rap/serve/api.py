@@ -367,7 +367,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.post("/backup/link", status_code=201, response_model=schemas.BackupLink,
                  summary="A fresh backup, as GET /api/backup makes it, behind a link without the token that a browser "
-                 "downloads itself (to disk, not into the page's memory): once, within `expires_s`", responses={
+                 "downloads itself (to disk, not into the page's memory): within `expires_s`", responses={
                      503: {"model": schemas.Error, "description": "another download is being sent, or the device's "
                            "trouble"},
                      507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})

@@ -21,7 +21,8 @@ class Health(BaseModel):
 
 
 class BackupLink(BaseModel):
-    url: str = Field(description="where the backup is downloaded, without the token: once, within `expires_s`")
+    url: str = Field(description="where the backup is downloaded, without the token: as often as asked, within "
+                     "`expires_s`")
     name: str = Field(description="the file's name (Content-Disposition gives it too)")
     size: int = Field(description="bytes")
     expires_s: float

@@ -231,3 +231,17 @@ def test_a_new_link_while_one_is_being_read_is_refused(tmp_path, temp_folder):
             with live.client() as c:
                 r = c.post("/api/backup/link")
                 assert r.status_code == 503 and r.headers["retry-after"], r.status_code
+                assert c.get("/api/backup").status_code == 503
+                again = c.get(url)  # the refusals ended nothing: a browser asking again still gets it
+                assert again.status_code == 200 and len(again.content) > 13_000_000
+
+
+def test_a_link_saved_already_does_not_hold_the_next_download_off(tmp_path, temp_folder):
+    # its file stayed open for the rest of its minute, and GET /api/backup was refused meanwhile
+    with live_server(fake_settings(tmp_path)) as live:
+        with live.client() as c:
+            c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).raise_for_status()
+            url = c.post("/api/backup/link").json()["url"]
+            assert c.get(url).status_code == 200
+            assert c.get("/api/backup").status_code == 200
+            assert c.get(url).status_code == 404  # ended by the other download

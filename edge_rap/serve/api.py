@@ -363,6 +363,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                           "time; Retry-After), or the device's trouble"},
                     507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup() -> Response:
+        links.expire_unread()  # a link saved already, or never opened, does not hold this download off
         return _attachment(downloads.fresh(home).reader())
 
     @router.post("/backup/link", status_code=201, response_model=schemas.BackupLink,
@@ -372,7 +373,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                            "trouble"},
                      507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
     def backup_link() -> dict:
-        links.expire_all()  # a link never opened (a blocked download) does not hold this one off
+        links.expire_unread()  # a link saved already, or never opened (a blocked download), does not hold this one off
         download = downloads.fresh(home, reusable=True)
         ticket = links.add(download)
         return {"url": f"/api/downloads/{ticket}", "name": download.name, "size": download.size,
@@ -386,7 +387,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         reader = links.open(ticket)
         if reader is None:
             raise ApiError(f"no such download: a link opens its backup for {links.expires_s:.0f} s after it is made, "
-                           "or until another is made (make another)", 404)
+                           "or until another download (make another)", 404)
         return _attachment(reader)
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,

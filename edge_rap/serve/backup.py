@@ -9,7 +9,7 @@ and one download is made or sent at a time: a second meanwhile is refused (503),
 disk on some boards) holds one backup however often the button is tapped.
 
 `POST /api/backup/link` makes the same backup for a link the browser opens itself (`GET /api/downloads/<ticket>`,
-no token: the ticket is the credential, random, and gone after LINK_S or at the next link), so that the browser's
+no token: the ticket is the credential, random, and gone after LINK_S or at another download), so that the browser's
 own download streams it to disk: the household page held a fetched backup whole in the phone's memory first."""
 
 from __future__ import annotations
@@ -72,6 +72,15 @@ class Download:
         with self._guard:
             self._expired = True
             self._close_if_unread()
+
+    def expire_if_unread(self) -> bool:
+        """`expire()` where no request reads it now; whether it expired."""
+        with self._guard:
+            if self._readers:
+                return False
+            self._expired = True
+            self._close_if_unread()
+            return True
 
     def _release(self, reader: "Reader") -> None:
         with self._guard:
@@ -144,8 +153,9 @@ LINK_S = 60.0
 class DownloadLinks:
     """Backups behind links: each link opens its backup for LINK_S, as often as it is asked for (a browser may ask
     again from a download manager of its own), then expires; its file is freed once the last request reading it
-    ends. A new link expires the others at once: one the browser never opened (a blocked download) must not hold
-    the next download off."""
+    ends. Another download expires those no request reads at once: a link the browser never opened (a blocked
+    download), or one already saved, must not hold the next download off for the rest of its minute; one being read
+    stays open (and the other download is refused while it is)."""
 
     def __init__(self) -> None:
         self.expires_s = LINK_S
@@ -168,11 +178,9 @@ class DownloadLinks:
             download = self._links.get(ticket)
         return download.reader() if download is not None else None
 
-    def expire_all(self) -> None:
+    def expire_unread(self) -> None:
         with self._guard:
-            expired, self._links = list(self._links.values()), {}
-        for download in expired:
-            download.expire()
+            self._links = {t: d for t, d in self._links.items() if not d.expire_if_unread()}
 
     def _expire(self, ticket: str) -> None:
         with self._guard:

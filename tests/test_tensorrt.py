@@ -112,7 +112,25 @@ def test_an_engine_tensorrt_cannot_read_is_built_again(model, monkeypatch, caplo
     with caplog.at_level(logging.WARNING):
         assert open_session(model).provider == TENSORRT
     assert not stale.exists() and len(FakeSession.asked) == 2
-    assert "could not use its cached engine (could not deserialize engine); building it again" in caplog.text
+    assert "could not use its cached engine (could not deserialize engine); built it again" in caplog.text
+
+
+def test_engines_a_fresh_build_fails_beside_are_kept(model, monkeypatch, caplog):
+    # the GPU's memory taken (the VLM loaded first): every TensorRT load fails, the engines included, and they were
+    # deleted, so the next start built them again for minutes
+    open_session(model)
+    engine = engine_of(model)
+    monkeypatch.setattr(FakeSession, "asked", [])
+    monkeypatch.setattr(FakeSession, "refuses",
+                        lambda path, providers: "out of GPU memory" if TENSORRT in str(providers) else None)
+    with caplog.at_level(logging.WARNING):
+        assert open_session(model).provider == CUDA
+    assert len(FakeSession.asked) == 3  # with the engines, afresh without them, then CUDA
+    assert engine.read_bytes() == b"an engine" and not engine_cache(model).with_name(
+        engine_cache(model).name + ".aside").exists()
+    assert "TensorRT could not load it (out of GPU memory)" in caplog.text
+    monkeypatch.setattr(FakeSession, "refuses", lambda path, providers: None)
+    assert open_session(model).provider == TENSORRT and engine.exists()  # read at the next start
 
 
 def test_a_model_tensorrt_cannot_load_runs_on_the_next_provider(model, monkeypatch, caplog):

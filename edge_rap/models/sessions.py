@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError
 from edge_rap.heap import steady_malloc
 from edge_rap.liveness import long_call
-from edge_rap.models.tensorrt import TENSORRT, clear_engine_cache, with_engine_cache
+from edge_rap.models.tensorrt import TENSORRT, put_engines_back, set_engines_aside, with_engine_cache
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,27 @@ def _create(path: Path, options, providers: list):
 
 
 def _on_tensorrt(path: Path, options, providers: list[str]):
-    """A session with TensorRT first and its engine cache; with the cache cleared where it failed with one (an
-    engine of another TensorRT or GPU); None, said, where TensorRT cannot load the model at all."""
-    for first_try in (True, False):
+    """A session with TensorRT first and its engine cache; built afresh once where it failed with cached engines
+    (another TensorRT's or GPU's); None, said, where TensorRT cannot load the model at all."""
+    try:
+        return _create(path, options, with_engine_cache(providers, path))
+    except Exception as e:
+        failure = e
+    aside = set_engines_aside(path)
+    if aside is not None:
         try:
-            return _create(path, options, with_engine_cache(providers, path))
+            session = _create(path, options, with_engine_cache(providers, path))
         except Exception as e:
-            if first_try and clear_engine_cache(path):
-                log.warning("%s: TensorRT could not use its cached engine (%s); building it again", path.name,
-                            load_failure(e))
-                continue
-            log.warning("%s: TensorRT could not load it (%s); trying %s", path.name, load_failure(e),
-                        ", ".join(p for p in providers if p != TENSORRT))
-            return None
+            put_engines_back(aside, path)
+            failure = e
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+            log.warning("%s: TensorRT could not use its cached engine (%s); built it again", path.name,
+                        load_failure(failure))
+            return session
+    log.warning("%s: TensorRT could not load it (%s); trying %s", path.name, load_failure(failure),
+                ", ".join(p for p in providers if p != TENSORRT))
+    return None
 
 
 def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: int = 0) -> Session:

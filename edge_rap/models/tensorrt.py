@@ -7,8 +7,9 @@ inside a package, MTCNN's, is in a read-only site-packages), and a folder per mo
 clears no other's. TensorRT names an engine after the model's file name and graph, not its weights, so the folder
 remembers which file it was built from (size, mtime) and is emptied for another: a model exported again must not run
 on the old one's engine. One that TensorRT can no longer read (another JetPack, another GPU) makes the session fail:
-the cache is cleared and built again once, and a model TensorRT cannot load at all runs on the next provider, so that
-a TensorRT problem never costs the device a model that CUDA or the CPU can run.
+the engines are set aside and built again once, deleted where that build works and put back where it fails too (the
+GPU's memory taken: the engines were fine), and a model TensorRT cannot load at all runs on the next provider, so
+that a TensorRT problem never costs the device a model that CUDA or the CPU can run.
 """
 
 from __future__ import annotations
@@ -67,9 +68,27 @@ def _for_this_file(folder: Path, model: Path) -> None:
     (folder / BUILT_FROM).write_text(built_from)
 
 
-def clear_engine_cache(model: Path) -> bool:
-    """Delete `model`'s cached engines; whether there were any."""
+def set_engines_aside(model: Path) -> Path | None:
+    """Move `model`'s cached engines out of the way of a fresh build; where they went, or None where there are none
+    (or they cannot be moved: a read-only cache)."""
     folder = engine_cache(model)
-    had = folder.is_dir() and any(p.name != BUILT_FROM for p in folder.iterdir())
+    try:
+        if not any(p.name != BUILT_FROM for p in folder.iterdir()):
+            return None
+        aside = folder.with_name(folder.name + ".aside")
+        shutil.rmtree(aside, ignore_errors=True)
+        folder.rename(aside)
+    except OSError:
+        return None
+    return aside
+
+
+def put_engines_back(aside: Path, model: Path) -> None:
+    """The engines set aside back in place: a fresh build failed too, so they were not the trouble (the GPU's memory
+    taken, say), and the next start reads them rather than building them for minutes."""
+    folder = engine_cache(model)
     shutil.rmtree(folder, ignore_errors=True)
-    return had
+    try:
+        aside.rename(folder)
+    except OSError:
+        shutil.rmtree(aside, ignore_errors=True)

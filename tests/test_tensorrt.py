@@ -175,3 +175,11 @@ def test_engines_on_a_model_cache_that_became_read_only_are_still_read(model, mo
     monkeypatch.setattr(FakeSession, "asked", [])
     assert open_session(model).provider == TENSORRT
     assert FakeSession.asked[0][0][1]["trt_engine_cache_path"] == str(engine.parent) and engine.exists()
+
+
+def test_an_onnxruntime_upgrade_leaves_no_engines_of_the_old_one(model, monkeypatch):
+    open_session(model)
+    old = engine_of(model)
+    monkeypatch.setattr(ort, "__version__", "99.0.0")
+    assert open_session(model).provider == TENSORRT
+    assert not old.exists() and [p.name for p in old.parents[2].iterdir()] == ["onnxruntime-99.0.0"]

@@ -66,6 +66,15 @@ def _for_this_file(folder: Path, model: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / BUILT_FROM).write_text(built_from)
+    _drop_other_versions(folder.parent)
+
+
+def _drop_other_versions(version: Path) -> None:
+    """The engines of the onnxruntime versions before this one (an upgrade's leftovers, which no build reads; each
+    holds its model's weights), deleted as this version builds its first."""
+    for other in version.parent.glob("onnxruntime-*"):
+        if other != version and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def set_engines_aside(model: Path) -> Path | None:

@@ -774,6 +774,21 @@ def test_the_encoder_cache_keeps_its_files_within_its_budget_least_recently_used
     assert [k for k in "abcd" if left.get(k, 1000) is not None] == ["a", "c", "d"]  # b, least recently used, went
 
 
+@pytest.mark.parametrize("damage", ["cut short", "other size"])
+def test_an_unusable_encoding_file_is_written_again(tmp_path, damage):
+    # `put` leaves a file that is there alone: one cut short by a power cut (or of another size) was read, refused
+    # and the photo encoded again at every start, for good
+    from edge_rap.generate.cache import EncoderCache
+
+    EncoderCache(tmp_path, "ab" * 32).put("photo", np.ones(8, np.float32))
+    path = EncoderCache(tmp_path, "ab" * 32)._file("photo")
+    path.write_bytes(path.read_bytes()[:-8] if damage == "cut short" else _npy_bytes(np.ones(6, np.float32)))
+    later = EncoderCache(tmp_path, "ab" * 32)
+    assert later.get("photo", 8) is None
+    later.put("photo", np.full(8, 2, np.float32))  # encoded again
+    assert EncoderCache(tmp_path, "ab" * 32).get("photo", 8).tolist() == [2.0] * 8
+
+
 def test_a_model_cache_that_cannot_be_listed_does_not_stop_forget(tmp_path, monkeypatch, caplog):
     # forget deletes the encodings after the concept and before its events: an unlistable cache raised in between,
     # so the forgotten concept's events and snapshots stayed

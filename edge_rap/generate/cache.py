@@ -92,20 +92,38 @@ class EncoderCache:
     def get(self, key: str, size: int) -> np.ndarray | None:
         """The embedding of an image, if cached with the expected number of floats."""
         embd = self._ram.get(key)
-        if embd is None and (path := self._file(key)) is not None and path.exists():
-            try:
-                embd = np.load(path, allow_pickle=False)
-                with suppress(OSError):  # used now: the last to go when the folder is over its budget
-                    os.utime(path)
-            except (OSError, ValueError) as e:
-                log.warning("encoder cache: unreadable %s (%s); re-encoding", path, e)
-                embd = None
+        if embd is None:
+            embd = self._read(key, size)
         if embd is None or embd.dtype != np.float32 or embd.size != size:
             self.misses += 1
             return None
         self._remember(key, embd)
         self.hits += 1
         return embd
+
+    def _read(self, key: str, size: int) -> np.ndarray | None:
+        """The encoding's file, if it is there and whole. One that is not (cut short, damaged, or of another number
+        of floats) is deleted, so that the encoding made now takes its place: kept, `put` left it there, and it was
+        read, refused and encoded again at every start."""
+        path = self._file(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            embd = np.load(path, allow_pickle=False)
+        except FileNotFoundError:  # deleted meanwhile (forget, or another process keeping the budget)
+            return None
+        except (OSError, ValueError) as e:
+            why = str(e)
+        else:
+            if embd.dtype == np.float32 and embd.size == size:
+                with suppress(OSError):  # used now: the last to go when the folder is over its budget
+                    os.utime(path)
+                return embd
+            why = f"{embd.size} {embd.dtype} values where {size} float32 were expected"
+        log.warning("encoder cache: unusable %s (%s); encoding it again", path, why)
+        with suppress(OSError):
+            path.unlink()
+        return None
 
     def put(self, key: str, embd: np.ndarray) -> None:
         embd = np.ascontiguousarray(embd, dtype=np.float32).ravel()

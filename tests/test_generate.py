@@ -758,18 +758,11 @@ def test_a_stored_photos_cache_key_follows_the_decoding(monkeypatch):
 def test_the_encoder_cache_keeps_its_files_within_its_budget_least_recently_used_out_first(tmp_path):
     # One file per reference photo ever encoded, never deleted: over months of new photos, of a household and of
     # every memory tried, the model cache only grew.
-    import os
-
     from edge_rap.generate.cache import EncoderCache
 
-    one = np.ones(1000, np.float32)
-    size = len(_npy_bytes(one))
-    cache = EncoderCache(tmp_path, "ab" * 32, max_bytes=3 * size)
-    for i, key in enumerate(("a", "b", "c")):
-        cache.put(key, one)
-        os.utime(cache._file(key), ns=(i * 10**9, i * 10**9))  # written a second apart
+    cache = _full_encoder_cache(tmp_path)
     assert EncoderCache(tmp_path, "ab" * 32).get("a", 1000) is not None  # read by a later process: used now
-    cache.put("d", one)
+    cache.put("d", np.ones(1000, np.float32))
     left = EncoderCache(tmp_path, "ab" * 32)
     assert [k for k in "abcd" if left.get(k, 1000) is not None] == ["a", "c", "d"]  # b, least recently used, went
 
@@ -789,6 +782,31 @@ def test_an_unusable_encoding_file_is_written_again(tmp_path, damage):
     assert EncoderCache(tmp_path, "ab" * 32).get("photo", 8).tolist() == [2.0] * 8
 
 
+def test_the_encoder_cache_budget_counts_the_folders_no_longer_written(tmp_path):
+    # One folder per projector and llama.cpp fingerprint, each kept within the budget at its own writes: the folder
+    # of a projector (or a llama-cpp-python) replaced was never written, so never pruned, again
+    from edge_rap.generate.cache import EncoderCache
+
+    before = _full_encoder_cache(tmp_path)
+    EncoderCache(tmp_path, "cd" * 32, max_bytes=before.max_bytes).put("d", np.ones(1000, np.float32))
+    assert [k for k in "abc" if EncoderCache(tmp_path, "ab" * 32).get(k, 1000) is not None] == ["b", "c"]
+
+
+def test_the_encoder_cache_deletes_what_a_killed_writer_left(tmp_path):
+    import os
+
+    from edge_rap.generate.cache import EncoderCache
+
+    cache = EncoderCache(tmp_path, "ab" * 32)
+    cache.put("a", np.ones(8, np.float32))
+    left, writing = cache.folder / "x.4321.tmp", cache.folder / "y.1234.tmp"
+    for path in (left, writing):
+        path.write_bytes(b"\x93NUMPY half")
+    os.utime(left, ns=(0, 0))  # a power cut, long ago
+    cache.put("b", np.ones(8, np.float32))
+    assert not left.exists() and writing.exists()  # another process's write in progress is left alone
+
+
 def test_a_model_cache_that_cannot_be_listed_does_not_stop_forget(tmp_path, monkeypatch, caplog):
     # forget deletes the encodings after the concept and before its events: an unlistable cache raised in between,
     # so the forgotten concept's events and snapshots stayed
@@ -802,6 +820,20 @@ def test_a_model_cache_that_cannot_be_listed_does_not_stop_forget(tmp_path, monk
     monkeypatch.setattr(Path, "iterdir", refused)
     assert forget_encodings(tmp_path, ["a"]) == 0
     assert any("cannot list" in r.getMessage() and "Permission denied" in r.getMessage() for r in caplog.records)
+
+
+def _full_encoder_cache(folder: Path):
+    """An encoder cache (fingerprint "abab...") filled to its budget by "a", "b", "c", written a second apart."""
+    import os
+
+    from edge_rap.generate.cache import EncoderCache
+
+    one = np.ones(1000, np.float32)
+    cache = EncoderCache(folder, "ab" * 32, max_bytes=3 * len(_npy_bytes(one)))
+    for i, key in enumerate(("a", "b", "c")):
+        cache.put(key, one)
+        os.utime(cache._file(key), ns=(i * 10**9, i * 10**9))
+    return cache
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

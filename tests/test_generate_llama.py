@@ -116,6 +116,18 @@ def test_encoded_references_persist_across_loads(tiny, tmp_path):
             "prefix": "computed", "encoder_hits": 2, "encoded": 1}
 
 
+def test_encodings_another_llama_cpp_made_are_not_used(tiny, tmp_path, monkeypatch):
+    # mtmd's image preprocessing changes between releases: an upgrade answered from the older one's encodings
+    import llama_cpp
+
+    spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048, cache_dir=tmp_path / "enc")
+    with LlamaVlm(spec) as before:
+        before.generate(prompt(before, REFS), max_tokens=1)
+    monkeypatch.setattr(llama_cpp, "__version__", llama_cpp.__version__ + ".1")
+    with LlamaVlm(spec) as upgraded:
+        assert upgraded.generate(prompt(upgraded, REFS), max_tokens=1).cache["encoded"] == 3
+
+
 def test_prompt_must_fit_the_context(tiny):
     with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as small:
         many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]

@@ -7,8 +7,9 @@
 
 Both are keyed by content, never by name: a concept whose photo, name or description changes gets a new
 key and the old entry is never used again (it ages out: the files on disk are kept within a byte budget, least
-recently used out first); another model or mmproj file has another fingerprint, so another folder and other
-keys. A forgotten concept's encodings are deleted with it (`forget_encodings`): they are derived from its photos.
+recently used out first); another model or mmproj file, or another llama-cpp-python (mtmd's image preprocessing
+changes between releases), has another fingerprint, so another folder and other keys. A forgotten concept's
+encodings are deleted with it (`forget_encodings`): they are derived from its photos.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextlib import suppress
@@ -26,11 +28,13 @@ import numpy as np
 
 log = logging.getLogger("edge_rap.generate")
 
-#: The encoder cache's folder in the model cache: one subfolder per mmproj fingerprint.
+#: The encoder cache's folder in the model cache: one subfolder per fingerprint (of the mmproj and the llama.cpp).
 ENCODINGS_FOLDER = "vlm-cache"
-#: Bytes of encodings kept on disk per mmproj: a few hundred households' photos for a small VLM (an encoding is
-#: tokens x embedding floats, 0.1-2 MB); the least recently used go first.
+#: Bytes of encodings kept on disk, every fingerprint's folder together: a few hundred households' photos for a small
+#: VLM (an encoding is tokens x embedding floats, 0.1-2 MB); the least recently used go first.
 ENCODINGS_MAX_BYTES = 512 << 20
+#: A temporary file older than this is one a killed writer left (an encoding is written in well under a second).
+STALE_TEMPORARY_NS = 3600 * 10**9
 
 
 def _encoding_file(key: str) -> str:
@@ -59,11 +63,12 @@ def forget_encodings(root: Path, keys: Iterable[str]) -> int:
     return deleted
 
 
-def file_fingerprint(path: Path) -> str:
+def file_fingerprint(path: Path, read_by: str = "") -> str:
     """A fast identity for a large model file: size, modification time and the sha256 of its first and last MiB.
-    (The full sha256 is checked once, when `edge-rap models pull` installs the file.)"""
+    (The full sha256 is checked once, when `edge-rap models pull` installs the file.) `read_by`: the code whose
+    results from the file are keyed by it, where another version's results differ."""
     st = path.stat()
-    h = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    h = hashlib.sha256(f"{read_by}{st.st_size}:{st.st_mtime_ns}".encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
         if st.st_size > 2 << 20:
@@ -145,19 +150,30 @@ class EncoderCache:
         self._keep_within_budget(keep=path)
 
     def _keep_within_budget(self, keep: Path) -> None:
-        """Delete the least recently used encodings until the folder is within `max_bytes` (never `keep`, the
-        one just written). Run at each write, which is rare: once per new reference photo."""
+        """Delete the least recently used encodings until the cache, every projector's folder together, is within
+        `max_bytes` (never `keep`, the one just written): the folder of a projector or a llama.cpp no longer used is
+        never written again, and was never pruned. A temporary file a killed writer left goes too. Run at each
+        write, which is rare: once per new reference photo."""
         files = []
+        root = self.folder.parent
         try:
-            entries = list(os.scandir(self.folder))
+            folders = [Path(entry.path) for entry in os.scandir(root) if entry.is_dir()]
         except OSError as e:  # the cache cleared by hand meanwhile: its budget is kept at the next write
-            log.warning("encoder cache: cannot list %s (%s)", self.folder, e.strerror)
+            log.warning("encoder cache: cannot list %s (%s)", root, e.strerror)
             return
-        for entry in entries:
-            with suppress(OSError):
-                if entry.name.endswith(".npy") and entry.is_file():
+        stale = time.time_ns() - STALE_TEMPORARY_NS
+        for folder in folders:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:  # (deleted meanwhile: nothing of it to count)
+                continue
+            for entry in entries:
+                with suppress(OSError):  # (each may be deleted meanwhile: by forget, by another process's budget)
                     stat = entry.stat()
-                    files.append((stat.st_mtime_ns, stat.st_size, Path(entry.path)))
+                    if entry.name.endswith(".tmp") and stat.st_mtime_ns < stale:
+                        os.unlink(entry.path)
+                    elif entry.name.endswith(".npy") and entry.is_file():
+                        files.append((stat.st_mtime_ns, stat.st_size, Path(entry.path)))
         total = sum(size for _, size, _ in files)
         for _, size, path in sorted(files, key=lambda f: f[0]):
             if total <= self.max_bytes:

@@ -197,8 +197,10 @@ class LlamaVlm:
         bos = self._piece(llama_cpp.llama_vocab_bos(self.vocab), special=True)
         eos = self._piece(llama_cpp.llama_vocab_eos(self.vocab), special=True)
         self.template = ChatTemplate.for_model(self.llm.metadata, bos, eos, self.controls_in)
-        self.encoder_cache = EncoderCache(spec.cache_dir, file_fingerprint(Path(spec.mmproj)) if spec.mmproj
-                                          else fingerprint)
+        # an encoding is the projector's output as this mtmd computes it: another release's image preprocessing
+        # (resizing, slicing) gives other floats for the same photo, and answers other than encoding it now
+        self.encoder_cache = EncoderCache(spec.cache_dir, file_fingerprint(
+            Path(spec.mmproj), read_by=f"llama-cpp-python {llama_cpp.__version__}:") if spec.mmproj else fingerprint)
         self.prefix_cache = PrefixCache()
         self.use_encoder_cache = True
         self.use_prefix_cache = True

@@ -128,6 +128,23 @@ def test_encodings_another_llama_cpp_made_are_not_used(tiny, tmp_path, monkeypat
         assert upgraded.generate(prompt(upgraded, REFS), max_tokens=1).cache["encoded"] == 3
 
 
+def test_a_prefix_state_is_saved_without_a_python_object_per_byte(vlm):
+    # The saved state (the KV cache after the references: 100 MB and more for a 4B model) was copied out through a
+    # list of one int per byte, 8 bytes of pointer each: a GB for a moment, on a Jetson whose memory the model holds
+    import tracemalloc
+
+    described = [Reference(concept(i, f"c{i}", "a long description " * 12), None) for i in range(1, 5)]
+    rendered = prompt(vlm, described, text_only=True)
+    tracemalloc.start()
+    try:
+        vlm.generate(rendered, max_tokens=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert vlm.prefix_cache.nbytes > 100_000  # the state dwarfs what else Python allocates for an answer
+    assert peak < 3 * vlm.prefix_cache.nbytes  # the buffer llama.cpp writes it into, and the copy kept
+
+
 def test_prompt_must_fit_the_context(tiny):
     with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as small:
         many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]

@@ -428,7 +428,7 @@ class LlamaVlm:
             buf = (ctypes.c_uint8 * size)()
             written = lc.llama_state_seq_get_data(self.ctx, buf, size, 0)
             if written > 0:
-                self.prefix_cache.put(PrefixState(key, n_past, bytes(buf[:written])))
+                self.prefix_cache.put(PrefixState(key, n_past, ctypes.string_at(buf, written)))
             self._live = (key, n_past)
         return n_past
 

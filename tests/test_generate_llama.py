@@ -145,6 +145,19 @@ def test_a_prefix_state_is_saved_without_a_python_object_per_byte(vlm):
     assert peak < 3 * vlm.prefix_cache.nbytes  # the buffer llama.cpp writes it into, and the copy kept
 
 
+def test_a_character_split_across_tokens_is_given_whole_and_one_cut_is_left_out(vlm, monkeypatch):
+    # an answer cut within a character (max_tokens, a stop) ended in U+FFFD, shown and said
+    import llama_cpp
+
+    rendered = prompt(vlm, REFS)
+    pieces = iter([b"<bo> \xf0\x9f", b"\x90\xb1 sits", b" \xe2\x80"])  # the cat emoji, then "..." cut short
+    monkeypatch.setattr(vlm, "_piece_bytes", lambda token, special=False: next(pieces))
+    monkeypatch.setattr(llama_cpp, "llama_vocab_is_eog", lambda vocab, token: False)
+    shown = []
+    g = vlm.generate(rendered, shown.append, max_tokens=3)
+    assert g.stopped == "length" and g.text == "<bo> \U0001f431 sits " and "".join(shown) == g.text
+
+
 def test_prompt_must_fit_the_context(tiny):
     with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as small:
         many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]

@@ -468,6 +468,8 @@ class LlamaVlm:
             n_vocab = lc.llama_vocab_n_tokens(self.vocab)
             first_logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, -1), shape=(n_vocab,)).copy()
         sampler = self._sampler(temperature)
+        # a character split across tokens is given whole; one the answer ends within (cut at max_tokens, a stop or
+        # the context's end) is left out, not shown or said as U+FFFD
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         n_tokens, t_first, stopped = 0, None, "length"
@@ -495,11 +497,6 @@ class LlamaVlm:
                     n_past = self._decode_tokens([token], n_past, logits_last=True)
         finally:
             lc.llama_sampler_free(sampler)
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            pieces.append(tail)
-            if on_text is not None:
-                on_text(tail)
         t_end = time.perf_counter()
         t_first = t_first or t_end
         rate = (n_tokens - 1) / (t_end - t_first) if n_tokens > 1 and t_end > t_first else None

@@ -169,6 +169,34 @@ def test_prompt_must_fit_the_context(tiny):
 
 
 
+def test_the_context_is_counted_in_tokens_not_positions(tiny, monkeypatch):
+    # M-RoPE models (Qwen2-VL, Qwen2.5-VL, in the registry) give an image's tokens fewer positions than tokens, and
+    # each token takes a cell of the context all the same: counted in positions, a prompt too long failed inside
+    # llama.cpp ("failed to evaluate part 5 of the prompt"), and an answer ran on past the context's end
+    import llama_cpp.mtmd_cpp as mtmd
+
+    monkeypatch.setattr(mtmd, "mtmd_helper_get_n_pos", lambda chunks: 1)  # as an M-RoPE model's images make it
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as small:
+        many = [Reference(concept(i, f"c{i}", "x" * 40), pixels(i)) for i in range(1, 9)]
+        with pytest.raises(EdgeRapError, match="needs .* tokens but the context holds 512: ask a shorter question"):
+            small.generate(prompt(small, many), max_tokens=4)
+
+
+def test_an_answer_stops_at_the_contexts_end_however_its_prefix_came(tiny, monkeypatch):
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_vocab_is_eog", lambda vocab, token: False)  # an answer with no end
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=1024)) as small:
+        rendered = prompt(small, REFS)
+        answers = [small.generate(rendered, max_tokens=1000) for _ in range(2)]  # computed, then warm
+        small.generate(prompt(small, REFS[:1]), max_tokens=1)
+        answers.append(small.generate(rendered, max_tokens=1000))  # restored
+    assert [(g.cache["prefix"], g.stopped) for g in answers] == [
+        ("computed", "context"), ("warm", "context"), ("restored", "context")]
+    assert answers[0].prompt_tokens + answers[0].n_tokens == 1024 + 1  # the last token is not evaluated
+    assert len({g.n_tokens for g in answers}) == 1
+
+
 @pytest.mark.parametrize("which", [0, 1])
 def test_a_file_cut_short_is_named_as_such_when_llama_cannot_load_it(tiny, tmp_path, which):
     """`--vlm PATH` files are not pulled, so nothing checked them: the load failure says what is wrong."""

@@ -195,10 +195,12 @@ class EncoderCache:
 
 @dataclass(frozen=True)
 class PrefixState:
-    """One sequence's saved state after a prefix, and the position the suffix starts at."""
+    """One sequence's saved state after a prefix, the position the suffix starts at, and the context's cells it
+    takes (more than its positions where images take fewer positions than tokens: M-RoPE)."""
 
     key: str
     n_past: int
+    n_cells: int
     state: bytes
 
 

@@ -204,7 +204,10 @@ class LlamaVlm:
         self.prefix_cache = PrefixCache()
         self.use_encoder_cache = True
         self.use_prefix_cache = True
-        self._live: tuple[str, int] | None = None  # (prefix key, n_past) held in the context right now
+        self._live: tuple[str, int, int] | None = None  # (prefix key, n_past, its cells) held in the context now
+        # cells of the context in use: a token takes one, though an image's tokens take fewer positions (n_past) in
+        # M-RoPE models (Qwen2-VL, Qwen2.5-VL); what fills the context, so what its room is counted in
+        self._filled = 0
         self._batch = llama_cpp.llama_batch_init(spec.n_batch, 0, 1)
 
     # -- set-up ------------------------------------------------------------------------------------------
@@ -304,12 +307,14 @@ class LlamaVlm:
                 b.logits[i] = 1 if (logits_last and start + i == len(tokens) - 1) else 0
             if lc.llama_decode(self.ctx, b) != 0:
                 raise EdgeRapError("llama.cpp failed to evaluate the prompt (context full?)")
+            self._filled += len(part)
             progress()  # (a batch of the prompt, or a token generated: an answer on a CPU takes minutes in all)
         return n_past + len(tokens)
 
-    def _check_room(self, n_past: int, more: int) -> None:
-        if n_past + more > self.n_ctx:
-            raise EdgeRapError(f"the prompt needs {n_past + more} positions but the context holds {self.n_ctx}: "
+    def _check_room(self, more: int) -> None:
+        """Whether `more` tokens fit in the context after those in it."""
+        if self._filled + more > self.n_ctx:
+            raise EdgeRapError(f"the prompt needs {self._filled + more} tokens but the context holds {self.n_ctx}: "
                                "ask a shorter question, or use fewer references (the profile's [vlm] max_references), "
                                "text references (--text-references) or a larger [vlm] n_ctx")
 
@@ -324,7 +329,7 @@ class LlamaVlm:
                 raise EdgeRapError(f"{self.name} has no projector (mmproj): it answers text-only questions with "
                                    "text references; give its mmproj to use images")
             tokens = self.tokenize(text, add_special)
-            self._check_room(n_past, len(tokens))
+            self._check_room(len(tokens))
             stats["prompt_tokens"] += len(tokens)
             return self._decode_tokens(tokens, n_past, logits_last)
         mtmd, lc = self.mtmd, self._llama_cpp
@@ -346,7 +351,7 @@ class LlamaVlm:
             rc = mtmd.mtmd_tokenize(self.mctx, chunks, ctypes.byref(inp), arr, len(bitmaps))
             if rc != 0:
                 raise EdgeRapError(f"mtmd could not tokenize the prompt ({rc}: images and markers do not match)")
-            self._check_room(n_past, mtmd.mtmd_helper_get_n_pos(chunks))
+            self._check_room(mtmd.mtmd_helper_get_n_tokens(chunks))
             n_chunks = mtmd.mtmd_input_chunks_size(chunks)
             image_index = 0
             new_n_past = lc.llama_pos(n_past)
@@ -358,7 +363,8 @@ class LlamaVlm:
                 # fallback), and a hang inside one is said after its allowance
                 with long_call(f"evaluating part {i + 1} of the prompt"):
                     last = logits_last and i == n_chunks - 1
-                    stats["prompt_tokens"] += mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+                    n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+                    stats["prompt_tokens"] += n_tokens
                     if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
                         key = images[image_index].key
                         image_index += 1
@@ -374,6 +380,7 @@ class LlamaVlm:
                     if rc != 0:
                         raise EdgeRapError(f"llama.cpp failed to evaluate part {i + 1} of the prompt ({rc})")
                     n_past = new_n_past.value
+                    self._filled += n_tokens
             return n_past
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
@@ -409,15 +416,18 @@ class LlamaVlm:
         if use and self._live is not None and self._live[0] == key:
             if lc.llama_memory_seq_rm(mem, 0, self._live[1], -1):
                 stats["prefix"] = "warm"
+                self._filled = self._live[2]
                 return self._live[1]
         self._live = None
         lc.llama_memory_clear(mem, True)
+        self._filled = 0
         saved = self.prefix_cache.get(key) if use else None
         if saved is not None:
             buf = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
             if lc.llama_state_seq_set_data(self.ctx, buf, len(saved.state), 0) > 0:
                 stats["prefix"] = "restored"
-                self._live = (key, saved.n_past)
+                self._live = (key, saved.n_past, saved.n_cells)
+                self._filled = saved.n_cells
                 return saved.n_past
             lc.llama_memory_clear(mem, True)
         n_past = self._eval(prompt.prefix, prompt.prefix_images, 0, add_special=not self._starts_with_bos(prompt),
@@ -428,8 +438,8 @@ class LlamaVlm:
             buf = (ctypes.c_uint8 * size)()
             written = lc.llama_state_seq_get_data(self.ctx, buf, size, 0)
             if written > 0:
-                self.prefix_cache.put(PrefixState(key, n_past, ctypes.string_at(buf, written)))
-            self._live = (key, n_past)
+                self.prefix_cache.put(PrefixState(key, n_past, self._filled, ctypes.string_at(buf, written)))
+            self._live = (key, n_past, self._filled)
         return n_past
 
     def _starts_with_bos(self, prompt: RenderedPrompt) -> bool:
@@ -490,7 +500,7 @@ class LlamaVlm:
                     pieces.append(text)
                     if on_text is not None:
                         on_text(text)
-                if n_past + 1 > self.n_ctx:
+                if self._filled + 1 > self.n_ctx:
                     stopped = "context"
                     break
                 with interrupts_held():

@@ -197,6 +197,17 @@ def test_an_answer_stops_at_the_contexts_end_however_its_prefix_came(tiny, monke
     assert len({g.n_tokens for g in answers}) == 1
 
 
+def test_a_vocabulary_without_a_bos_token_loads(tiny, monkeypatch):
+    # the text of LLAMA_TOKEN_NULL, the BOS of a vocabulary that has none (RWKV's, T5's), aborts the process inside
+    # llama.cpp (std::out_of_range): such a model given with --vlm took the daemon down, with no error said
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_vocab_bos", lambda vocab: -1)
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)) as vlm:
+        assert vlm.template.bos_token == ""
+        assert vlm.generate(prompt(vlm, REFS[:1]), max_tokens=1).prompt_tokens > 0
+
+
 @pytest.mark.parametrize("which", [0, 1])
 def test_a_file_cut_short_is_named_as_such_when_llama_cannot_load_it(tiny, tmp_path, which):
     """`--vlm PATH` files are not pulled, so nothing checked them: the load failure says what is wrong."""

@@ -276,6 +276,8 @@ class LlamaVlm:
         return self._piece_bytes(token, special).decode("utf-8", "replace")
 
     def _piece_bytes(self, token: int, special: bool = False) -> bytes:
+        if token < 0:  # LLAMA_TOKEN_NULL: a vocabulary without that token (no BOS); llama.cpp aborts the process on it
+            return b""
         buf = ctypes.create_string_buffer(64)
         n = self._llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
         if n < 0:

@@ -106,6 +106,14 @@ def test_user_text_that_spells_a_control_token_stays_text(vlm):
     assert "<\u2060bos>" in prompt(vlm, [Reference(named_bos, pixels(3))]).prefix
 
 
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(vlm):
+    # `ask` from a terminal in Latin-1: Python gives the byte \xe9 as a lone surrogate, which the tokenizer's
+    # encode refused with a traceback (template mode answered it)
+    rendered = prompt(vlm, REFS, question="What is <bo> doing? Caf\udce9")
+    assert "Caf\ufffd" in rendered.suffix
+    assert vlm.generate(rendered, max_tokens=1).prompt_tokens > 0
+
+
 def test_encoded_references_persist_across_loads(tiny, tmp_path):
     spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048, cache_dir=tmp_path / "enc")
     with LlamaVlm(spec) as first:

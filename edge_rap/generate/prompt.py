@@ -24,6 +24,7 @@ from edge_rap.types import Box, Concept, Image
 #: mtmd's default media marker: where an image's tokens go in the rendered text.
 MEDIA_MARKER = "<__media__>"
 _SPLIT = "\x1eEDGE_RAP_QUERY\x1e"  # cut point between the cacheable prefix and the per-query suffix
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 SYSTEM = (
     "You are the personal visual assistant of a household. You know some of the household's own people, "
@@ -164,8 +165,11 @@ def user_text(prompt: RapPrompt, marker: str = MEDIA_MARKER,
 
     def _plain(text: str) -> str:
         """User-given text (a question, a name, a description) without the media marker or the split mark,
-        which would move images or the cache boundary, and without control tokens, which would end the turn."""
-        return unspecial(text.replace(marker, " ").replace(_SPLIT, " "))
+        which would move images or the cache boundary, without control tokens, which would end the turn, and
+        without lone surrogates (the bytes of a terminal in another encoding, in a question), which no tokenizer
+        can be given."""
+        text = _SURROGATE.sub("\ufffd", text.replace(marker, " ").replace(_SPLIT, " "))
+        return unspecial(text)
 
     lines: list[str] = []
     prefix_images: list[PromptImage] = []

@@ -178,6 +178,18 @@ def test_name_guard_on_a_stream_holds_back_only_open_brackets():
     assert guard.flush() == "" and guard.flagged == ["anya"]
 
 
+def test_an_answer_cut_within_an_invented_name_does_not_show_it():
+    # cut at max_tokens within "<Rex": the guard held it back as a name still arriving, then let it out at the end
+    guard = NameGuard.of(["bo", "anya"], ["bo", "anya"])
+    assert guard.feed("<bo> plays with <Rex") == "<bo> plays with "
+    assert guard.flush() == REMOVED and guard.flagged == ["Rex"]
+    guard = NameGuard.of(["bo", "anya"])
+    assert guard.feed("<bo> plays with <An") + guard.flush() == "<bo> plays with <An"  # an allowed name, cut
+    assert guard.flagged == []
+    guard = NameGuard.of(["bo"])
+    assert guard.feed("x <") + guard.flush() == "x <" and guard.flagged == []  # no name yet: nothing to judge
+
+
 def test_sentences_are_emitted_as_they_end():
     got = []
     s = SentenceSplitter(got.append)

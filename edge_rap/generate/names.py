@@ -80,9 +80,17 @@ class NameGuard:
 
     def flush(self) -> str:
         rest, self._pending = self._pending, ""
+        rest = self._cut(rest)
         self._shown.append(rest)
         self._flag_bare("".join(self._shown))
         return rest
+
+    def _cut(self, rest: str) -> str:
+        """The "<..." an answer ended within (cut at max_tokens, a stop): kept where an allowed name begins so, else
+        judged as the name written so far. Held back as a name still arriving, an invented "<Rex" was let out whole."""
+        if not rest or any(key.startswith(name_key(rest[1:])) for key in self.allowed):
+            return rest
+        return REMOVED if self._check(rest + ">") == REMOVED else rest
 
     def _check(self, token: str) -> str:
         m = _BRACKETED.fullmatch(token)

@@ -340,6 +340,18 @@ def test_a_model_too_big_for_memory_is_one_line(tiny, monkeypatch):
         LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))
 
 
+def test_sliding_window_layers_get_a_full_size_cache_whatever_the_default(tiny, monkeypatch):
+    # warm and restored prefixes trim a sequence's tail: right only with a full-size sliding-window cache, which
+    # llama-cpp-python 0.3.36 gives by default and a later release need not
+    import llama_cpp
+
+    asked = []
+    real = llama_cpp.Llama
+    monkeypatch.setattr(llama_cpp, "Llama", lambda *a, **k: asked.append(k) or real(*a, **k))
+    LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)).close()
+    assert asked and asked[0].get("swa_full") is True
+
+
 @pytest.fixture
 def gpu_that_fails(monkeypatch):
     """A CUDA build whose GPU side cannot load (its memory taken): llama.cpp refuses whatever asks for the GPU."""

@@ -171,6 +171,9 @@ class LlamaVlm:
             self.llm = llama_cpp.Llama(
                 model_path=str(spec.model), n_gpu_layers=layers, n_ctx=spec.n_ctx, n_batch=spec.n_batch,
                 n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
+                # a full-size cache for sliding-window layers (Gemma 3): the prefix cache trims a sequence's tail and
+                # restores saved states, which a window-sized cache cannot; 0.3.36's default, set so another keeps it
+                swa_full=True,
             )
         except MemoryError:  # llama-cpp-python's own buffers (n_batch x vocabulary floats), where memory is capped
             raise EdgeRapError(f"not enough memory to load {spec.model} with a context of {spec.n_ctx} tokens: "

@@ -3,16 +3,21 @@ need so that nothing piles up behind slow speech or a slow model."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class NewestWorker(Generic[T]):
-    """Handles one item at a time in its own thread; an item submitted while another waits replaces it."""
+    """Handles one item at a time in its own thread; an item submitted while another waits replaces it. An item
+    `handle` raises on is logged and the thread goes on: one bad line must not silence a daemon for months."""
 
     def __init__(self, name: str, handle: Callable[[T], None]):
+        self.name = name
         self._handle = handle
         self._pending: T | None = None
         self._busy = False
@@ -65,6 +70,8 @@ class NewestWorker(Generic[T]):
                 item, self._pending, self._busy = self._pending, None, True
             try:
                 self._handle(item)
+            except Exception:
+                log.exception("the %s failed on one item, and goes on with the next", self.name)
             finally:
                 with self._cond:
                     self._busy = False

@@ -3,12 +3,16 @@ that dies, hangs or is stopped mid-line, an audio device that is busy for hours 
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
+import os
 import threading
+import time
 from pathlib import Path
 
 from edge_rap.newest import NewestWorker
-from edge_rap.speech.tts import Speaker
+from edge_rap.speech.tts import PiperVoice, Speaker
 
 
 class RaisingOnceVoice:
@@ -60,3 +64,84 @@ def test_a_worker_goes_on_with_the_next_item_after_one_it_failed_on():
     worker.close(60)
     assert handled == [2]
 
+
+FAKE_PIPER = Path(__file__).parent / "fake_piper"
+
+
+class PatientPiper(PiperVoice):
+    """piper given an hour for each line: a test that waits on it must not be ended by the minute's timeout."""
+
+    def write(self, text: str, wav: Path, timeout: float = 3600.0) -> bool:
+        return super().write(text, wav, timeout)
+
+
+def fake_piper(tmp_path: Path, monkeypatch, mode: str | None, voice=PiperVoice) -> PiperVoice:
+    """piper played by tests/fake_piper, doing `mode`; None: its voice file is missing."""
+    monkeypatch.setenv("PYTHONPATH", str(FAKE_PIPER))
+    model = tmp_path / f"{mode}.onnx"
+    if mode is not None:
+        model.write_text(mode)
+    return voice(model)
+
+
+def wait_until(check, what: str, timeout_s: float = 60.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < end, f"{what} did not happen within {timeout_s:.0f} s"
+        time.sleep(0.01)
+
+
+def test_closing_the_speaker_stops_piper_in_the_middle_of_a_line(tmp_path, monkeypatch, caplog):
+    # Before: close waited for piper's line (an hour here; a minute, its timeout, where piper hung), so a stop
+    # ran out of its budget with the speaker still running.
+    voice = fake_piper(tmp_path, monkeypatch, "hang", PatientPiper)
+    speaker = Speaker(voice, tmp_path / "said")
+    line = speaker.say("Bo arrived")
+    wait_until(lambda: voice._process is not None and voice._lock.locked(), "piper making the line")
+    process = voice._process
+    closing = threading.Thread(target=speaker.close, args=(0.1,))
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive()
+    assert process.poll() is not None and line.wait_audio(60) is None
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # a stop, not a failure
+
+
+def test_a_piper_that_cannot_start_says_why(tmp_path, monkeypatch, caplog):
+    # Before: only "it made no audio" was logged, at every line, and piper's reason (here its voice file, gone
+    # with a package upgrade) was read and thrown away.
+    speaker = Speaker(fake_piper(tmp_path, monkeypatch, None), tmp_path / "said")
+    speaker.say("Bo arrived")
+    assert speaker.flush(60)
+    speaker.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("piper ended (exit 1): ValueError: Unable to find voice: ") for m in messages), messages
+
+
+def test_piper_dying_after_every_line_for_months_leaks_no_process_thread_or_file(tmp_path, monkeypatch):
+    voice = fake_piper(tmp_path, monkeypatch, "once")
+    speaker = Speaker(voice, tmp_path / "said")
+
+    def say_lines(count: int) -> tuple[int, int, list[str]]:
+        for k in range(count):
+            assert speaker.say(f"line {k}").wait_audio(60) is not None
+            assert speaker.flush(60)
+            wait_until(lambda: voice._process.poll() is not None and not voice._reader.is_alive(), "piper's end")
+        gc.collect()
+        children = [p for p in Path("/proc").glob("[0-9]*")
+                    if _parent(p) == os.getpid()]
+        return len(os.listdir("/proc/self/fd")), threading.active_count(), [p.name for p in children]
+
+    fds, threads, _ = say_lines(2)
+    more_fds, more_threads, children = say_lines(30)
+    speaker.close()
+    assert (more_fds, more_threads) == (fds, threads)
+    assert len(children) <= 1  # the last piper, not yet reaped: never one per line
+    assert len(list((tmp_path / "said").glob("*.wav"))) == 32
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

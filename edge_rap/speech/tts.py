@@ -115,18 +115,23 @@ class PiperVoice:
         self._process: subprocess.Popen | None = None
         self._folder: Path | None = None
         self._written: queue.Queue[str] = queue.Queue()  # the WAVs piper said it wrote
+        self._said: deque[str] = deque(maxlen=1)  # the last other line of its log: why it ended, where it did
+        self._reader: threading.Thread | None = None
+        self._closing = False  # close() kills it: its end is no failure to say
         self._lock = threading.Lock()
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             self._stop()
+            self._closing = False
             self._folder = private_folder("piper")
-            self._written = queue.Queue()
+            self._written, self._said = queue.Queue(), deque(maxlen=1)
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            threading.Thread(target=_said_written, args=(self._process.stderr, self._written), name="piper-log",
-                             daemon=True).start()
+            self._reader = threading.Thread(target=_said_written, args=(self._process.stderr, self._written,
+                                                                        self._said), name="piper-log", daemon=True)
+            self._reader.start()
         return self._process
 
     def write(self, text: str, wav: Path, timeout: float = 60.0) -> bool:
@@ -141,10 +146,18 @@ class PiperVoice:
                     return True
                 except queue.Empty:
                     continue
+            if process.poll() is not None and not self._closing:  # it ended by itself: why, from its last words
+                self._reader.join(1.0)
+                log.warning("piper ended (exit %d): %s", process.returncode,
+                            "".join(self._said).strip() or "no reason given")
             self._stop()  # its WAV may still come: it must not be taken for the next line's
             return False
 
     def close(self) -> None:
+        """Stop piper now, in the middle of a line too: a stop must not wait for it (a minute, where it hangs)."""
+        process, self._closing = self._process, True
+        if process is not None:
+            process.kill()
         with self._lock:
             self._stop()
 
@@ -162,11 +175,13 @@ class PiperVoice:
             self._folder = None
 
 
-def _said_written(log: IO[str], written: queue.Queue[str]) -> None:
-    """Each WAV piper's log says it wrote, until the log ends."""
+def _said_written(log: IO[str], written: queue.Queue[str], said: deque[str]) -> None:
+    """Each WAV piper's log says it wrote, until the log ends; its other lines into `said`."""
     for line in log:
         if m := re.search(r"\bWrote (.+\.wav)\s*$", line):
             written.put(m.group(1))
+        elif line.strip():
+            said.append(line)
 
 
 def piper_voice() -> PiperVoice | None:
@@ -300,6 +315,8 @@ class Speaker:
             # voice that cannot write there (espeak-ng exits 0) or fills the disk leaves no part of a WAV in it
             wav = Path(tmp) / "line.wav"
             if not self.voice.write(text, wav):
+                if self._interrupts != interrupts:  # stopped while it was made: no failure
+                    return
                 log.warning("speech failed (%s): it made no audio for %r", self.voice.name, text[:60])
                 return
             if self._cut(interrupts, wav):

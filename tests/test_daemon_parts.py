@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scenes import scene_file
+from voices import WritingVoice
 
 from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
@@ -1265,19 +1266,6 @@ def test_the_speaker_writes_the_newest_lines_as_wavs(tmp_path):
     with wave.open(str(tmp_path / lines[-1]["wav"])) as w:
         assert w.getnframes() > w.getframerate() * 0.3  # a spoken line, not an empty file
 
-
-
-class WritingVoice:
-    """A voice that writes a few bytes for every line, at once."""
-
-    name = "writing"
-
-    def write(self, text: str, wav) -> bool:
-        Path(wav).write_bytes(text.encode())
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 def say_each(speaker, lines: list[str]) -> None:

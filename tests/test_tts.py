@@ -11,11 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+from voices import WritingVoice
+
 from edge_rap.newest import NewestWorker
 from edge_rap.speech.tts import PiperVoice, Speaker
 
 
-class RaisingOnceVoice:
+class RaisingOnceVoice(WritingVoice):
     """Raises what no one expected (a codec error, a bug) on its first line, then writes every line."""
 
     name = "raising"
@@ -27,11 +29,7 @@ class RaisingOnceVoice:
         self.lines += 1
         if self.lines == 1:
             raise UnicodeEncodeError("latin-1", text, 0, 1, "ordinal not in range(256)")
-        Path(wav).write_bytes(text.encode())
-        return True
-
-    def close(self) -> None:
-        pass
+        return super().write(text, wav)
 
 
 def test_a_line_the_voice_raises_on_does_not_silence_the_speaker_for_good(tmp_path, caplog):
@@ -145,3 +143,26 @@ def _parent(proc: Path) -> int | None:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_an_audio_device_busy_for_hours_is_said_once_and_its_return_too(tmp_path, monkeypatch, caplog):
+    # Before: the player's failure went unseen (its exit and its words thrown away), every line counted as said.
+    from edge_rap.speech import tts
+
+    busy = tmp_path / "busy"
+    player = ('if [ -e "$0" ]; then echo "aplay: main:831: audio open error: Device or resource busy" >&2; exit 1;'
+              ' fi')
+    monkeypatch.setattr(tts, "PLAYERS", (("sh", "-c", player, str(busy)),))
+    speaker = Speaker(WritingVoice())
+    busy.touch()
+    for text in ("Bo arrived", "Bo left", "Mochi arrived"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    busy.unlink()
+    speaker.say("Anya arrived")
+    assert speaker.flush(60)
+    speaker.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "audio output (sh) failed: aplay: main:831: audio open error: Device or resource busy; lines are not heard "
+        "until it plays again", "audio output (sh) plays again"]
+    assert speaker.spoken == 1

@@ -255,7 +255,7 @@ class Speaker:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._interrupts = 0  # `interrupt()` calls: a line made meanwhile is not said
-        self._failing = False  # the last line could not be written to `to_dir`
+        self._failing: set[str] = set()  # what failed the last line ("to_dir", "player"): said once, and its end
         self._worker: NewestWorker[Line] = NewestWorker("speaker", self._say_one)
 
     def say(self, text: str, answer: bool = False) -> Line:
@@ -297,14 +297,32 @@ class Speaker:
             line.settled.set()
         self.stage_ms.append(1000 * (time.perf_counter() - started))
 
-    def _play(self, wav: Path) -> None:
-        with self._lock:
-            self._process = subprocess.Popen([*self.player, str(wav)], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL)
+    def _play(self, wav: Path) -> bool:
+        """Play `wav`; whether the player did (one cut off by `interrupt()` did, up to then). One that fails (the
+        audio device busy or gone, for hours) is said once, and again when it plays."""
         try:
-            self._process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
+            with self._lock:
+                self._process = subprocess.Popen([*self.player, str(wav)], stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.PIPE)
+            try:
+                err = self._process.communicate(timeout=120)[1]
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                err = self._process.communicate()[1]  # and reaped: no zombie per hung player
+            failed = self._process.returncode > 0  # below 0: killed here, not failed
+            why = err.decode(errors="replace").strip().splitlines()[-1:] if failed else []
+        except OSError as e:  # gone since the start (uninstalled)
+            failed, why = True, [str(e)]
+        self._said_once("player", failed, f"audio output ({self.player[0]}) failed: {''.join(why) or 'no reason given'}"
+                        "; lines are not heard until it plays again", f"audio output ({self.player[0]}) plays again")
+        return not failed
+
+    def _said_once(self, part: str, failing: bool, warning: str, back: str) -> None:
+        """`warning` when `part` starts failing, `back` when it works again: once each, not at every line for as
+        long as a disk stays full or a device busy."""
+        if failing != (part in self._failing):
+            log.warning("%s", warning if failing else back)
+            self._failing ^= {part}
 
     def _speak(self, line: Line) -> None:
         text = spoken(line.text)
@@ -325,8 +343,8 @@ class Speaker:
                 self._keep(wav, text, line)
                 return
             _begin(line)
-            self._play(wav)
-            self.spoken += 1
+            if self._play(wav):
+                self.spoken += 1
 
     def _keep(self, made: Path, text: str, line: Line) -> None:
         """`made` moved into the `--speak-to` folder as the next number, with its index line. A folder that
@@ -339,14 +357,10 @@ class Speaker:
         except OSError as e:
             with contextlib.suppress(OSError):
                 wav.unlink(missing_ok=True)
-            if not self._failing:  # once while it fails, not at every line for as long as the disk stays full
-                log.warning("--speak-to %s: spoken lines not written there (%s) until it can be written",
-                            self.to_dir, e.strerror or e)
-            self._failing = True
+            self._said_once("to_dir", True, f"--speak-to {self.to_dir}: spoken lines not written there "
+                            f"({e.strerror or e}) until it can be written", "")
             return
-        if self._failing:
-            log.warning("--speak-to %s: spoken lines are written there again", self.to_dir)
-            self._failing = False
+        self._said_once("to_dir", False, "", f"--speak-to {self.to_dir}: spoken lines are written there again")
         _begin(line)
         self.spoken += 1
         self._numbered += 1

@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("rapidfuzz", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
 pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
 
+from voices import fake_piper  # noqa: E402
+
 from edge_rap.errors import EdgeRapError  # noqa: E402
 from edge_rap.speech.asr import Transcript  # noqa: E402
 from edge_rap.speech.audio import CHUNK, RATE  # noqa: E402
@@ -424,35 +426,12 @@ def test_a_line_with_nothing_to_say_is_not_handed_to_the_voice(tmp_path):
     assert given == ["bo is here."] and all(line.settled.is_set() and line.audio_at is None for line in nothing)
 
 
-FAKE_PIPER = """
-import logging, sys, time, wave
-from pathlib import Path
-
-logging.basicConfig(level=logging.INFO)
-folder = Path(sys.argv[sys.argv.index("--output-dir") + 1])
-for k, line in enumerate(sys.stdin):
-    path = folder / f"{k}.wav"
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(16000)
-        for sentence in line.split(". "):  # as piper: a sentence at a time, the header made right after each
-            wav.writeframes(bytes(3200 * len(sentence.split())))
-            time.sleep(0.3)
-    logging.getLogger("piper").info("Wrote %s", path)
-"""
-
-
 def test_piper_hands_over_a_line_once_all_its_sentences_are_written(tmp_path, monkeypatch):
     # Before: a WAV was taken once its header matched its size, which Python's wave module makes true after each
     # sentence: a long answer was played to the end of its first sentence.
     import wave
 
-    from edge_rap.speech.tts import PiperVoice
-
-    (tmp_path / "piper").mkdir()
-    (tmp_path / "piper" / "__init__.py").write_text("")
-    (tmp_path / "piper" / "__main__.py").write_text(FAKE_PIPER)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # `python -m piper` is the fake
-    voice = PiperVoice(tmp_path / "voice.onnx")
+    voice = fake_piper(tmp_path, monkeypatch, "speak")
     try:
         for k, text in enumerate(["Bo is on the sofa. Mochi is in the garden. The mug is on the table.", "Hello."]):
             assert voice.write(text, tmp_path / f"{k}.wav")

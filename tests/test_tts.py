@@ -8,10 +8,10 @@ import json
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 
-from voices import WritingVoice
+from test_daemon_parts import wait_until
+from voices import WritingVoice, fake_piper
 
 from edge_rap.newest import NewestWorker
 from edge_rap.speech.tts import PiperVoice, Speaker
@@ -63,30 +63,11 @@ def test_a_worker_goes_on_with_the_next_item_after_one_it_failed_on():
     assert handled == [2]
 
 
-FAKE_PIPER = Path(__file__).parent / "fake_piper"
-
-
 class PatientPiper(PiperVoice):
     """piper given an hour for each line: a test that waits on it must not be ended by the minute's timeout."""
 
     def write(self, text: str, wav: Path, timeout: float = 3600.0) -> bool:
         return super().write(text, wav, timeout)
-
-
-def fake_piper(tmp_path: Path, monkeypatch, mode: str | None, voice=PiperVoice) -> PiperVoice:
-    """piper played by tests/fake_piper, doing `mode`; None: its voice file is missing."""
-    monkeypatch.setenv("PYTHONPATH", str(FAKE_PIPER))
-    model = tmp_path / f"{mode}.onnx"
-    if mode is not None:
-        model.write_text(mode)
-    return voice(model)
-
-
-def wait_until(check, what: str, timeout_s: float = 60.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < end, f"{what} did not happen within {timeout_s:.0f} s"
-        time.sleep(0.01)
 
 
 def test_closing_the_speaker_stops_piper_in_the_middle_of_a_line(tmp_path, monkeypatch, caplog):

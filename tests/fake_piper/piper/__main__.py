@@ -1,11 +1,14 @@
-"""A stand-in for `python -m piper` (put first on PYTHONPATH): what it does is the voice file's one word.
-`speak` writes each line into its own file of --output-dir and logs it as piper does; `once` does that for one
-line and exits (a piper that dies); `hang` reads and never answers. A missing voice file fails as piper's does."""
+"""A stand-in for `python -m piper` (tests/voices.py puts it first on PYTHONPATH): what it does is the voice
+file's one word. `speak` writes each line as piper does, a sentence at a time into its own WAV of --output-dir
+(Python's wave module making the header right after each sentence), then logs "Wrote PATH"; `once` does that
+for one line and exits (a piper that dies); `hang` reads and never answers. A missing voice file fails as
+piper's does."""
 
 import argparse
 import logging
 import sys
 import time
+import wave
 from pathlib import Path
 
 parser = argparse.ArgumentParser()
@@ -17,11 +20,15 @@ model = Path(args.model)
 if not model.exists():
     raise ValueError(f"Unable to find voice: {model} (use piper.download_voices)")
 mode = model.read_text().strip()
-for line in sys.stdin:
+for k, line in enumerate(sys.stdin):
     if mode == "hang":
         time.sleep(3600)
-    wav = Path(args.output_dir) / f"{time.monotonic_ns()}.wav"
-    wav.write_bytes(line.strip().encode("utf-8"))
-    logging.getLogger("__main__").info("Wrote %s", wav)
+    path = Path(args.output_dir) / f"{k}.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(16000)
+        for n, sentence in enumerate(line.split(". ")):
+            time.sleep(0.3 if n else 0)  # the next sentence comes later, the WAV looking whole meanwhile
+            wav.writeframes(bytes(3200 * len(sentence.split())))
+    logging.getLogger("__main__").info("Wrote %s", path)
     if mode == "once":
         sys.exit(0)

@@ -71,7 +71,8 @@ def _said_name(name: str) -> str:
 def spoken(text: str) -> str:
     """What a voice should read: concept names as said ("<red_mug>" "red mug", "<dog10>" "dog 10", which piper
     said "dogton"), a link by its site, and none of the markdown and emoji a model may write (the voices read
-    every letter of a link, "asterisk" and "grinning face")."""
+    every letter of a link, "asterisk" and "grinning face"), nor a control character (piper ends on one)."""
+    text = "".join(" " if unicodedata.category(c) == "Cc" and not c.isspace() else c for c in text)
     text = _URL.sub(r"\1", re.sub(r"<([^<>]+)>", lambda m: _said_name(m.group(1)), text))
     words = " ".join(_EMOJI.sub("", _MARKUP.sub("", _EMPHASIS.sub(r"\2", text))).split())
     return re.sub(r" (?=[.,;:!?])", "", words)  # what stood between a word and its full stop is gone
@@ -326,7 +327,7 @@ class Speaker:
 
     def _speak(self, line: Line) -> None:
         text = spoken(line.text)
-        if not re.search(r"\w", text):  # nothing to say ("", an emoji): piper waited a minute for it, or died
+        if not re.search(r"[^\W_]", text):  # nothing to say ("", an emoji, "_"): piper waited a minute, or died
             return
         interrupts = self._interrupts
         with tempfile.TemporaryDirectory(prefix="say-", dir=process_folder()) as tmp:  # made here, then moved to `to_dir`: a

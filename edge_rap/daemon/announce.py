@@ -9,6 +9,7 @@ slow model.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -41,9 +42,10 @@ class Announcer:
     holding a VLM, generates the line first, in its own thread."""
 
     def __init__(self, report: Callable[[Event], None], say: Callable[[str], None] | None, assistant=None,
-                 known: Callable[[], set[int]] | None = None):
-        """`known`: the ids of the concepts remembered now; a generated line is not said, nor its events reported,
-        when one of its concepts was forgotten while it was being written."""
+                 known: Callable[[], dict[int, str]] | None = None):
+        """`known`: the concepts remembered now, id -> name; a generated line is not said, nor its events reported,
+        when one of its concepts was forgotten while it was being written, and one renamed meanwhile takes its
+        new name in the line and the events."""
         self.report = report
         self.say = say
         self.assistant = assistant
@@ -90,27 +92,37 @@ class Announcer:
         return True
 
     def _finish(self, announcement: Announcement) -> None:
-        if self._forgotten(announcement):
+        if not self._follows_memory(announcement):
             with self._lock:
                 announcement.done = True
             return
         if self._report_all(announcement) and self.say is not None and announcement.events:
             self.say(announcement.events[0].said)
 
-    def _forgotten(self, announcement: Announcement) -> bool:
-        """Whether a concept of the announcement was forgotten meanwhile (its line names it)."""
+    def _follows_memory(self, announcement: Announcement) -> bool:
+        """The announcement made to follow what the memory says now: False where a concept of it was forgotten
+        meanwhile (its line names it); a concept renamed meanwhile, one arriving or one in view, takes its new
+        name (the VLM wrote the old one: said, and logged, a name no command knows any more)."""
         ids = [e.concept_id for e in announcement.events if e.concept_id is not None]
         if self.known is None or not ids:
-            return False
+            return True
         try:
             known = self.known()
         except Exception as e:  # the memory cannot be read: say the line rather than lose it
             log.warning("cannot check the concepts before announcing: %s", e)
-            return False
+            return True
         gone = [e.name for e in announcement.events if e.concept_id is not None and e.concept_id not in known]
         if gone:
             log.info("not announcing <%s>: forgotten while its line was written", ">, <".join(gone))
-        return bool(gone)
+            return False
+        named = {e.concept_id: e.name for e in announcement.events if e.concept_id is not None}
+        named.update({h.concept.id: h.concept.name for h in announcement.recognition.hits})
+        renamed = {old: known[cid] for cid, old in named.items() if cid in known and known[cid] != old}
+        for event in announcement.events if renamed else ():
+            event.name = renamed.get(event.name, event.name)
+            if event.said:  # all at once: <bo> -> <beau> and <beau> -> <bo> swap them
+                event.said = re.sub(r"<([^<>]+)>", lambda m: f"<{renamed.get(m.group(1), m.group(1))}>", event.said)
+        return True
 
     def _generate(self, job: Announcement) -> None:
         with self._lock:

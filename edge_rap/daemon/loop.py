@@ -160,7 +160,7 @@ class Daemon:
         self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
         self.announcer = Announcer(self._said_and_report if household.vlm else report, speaker.say if speaker else None,
                                    household.assistant if household.vlm else None,
-                                   known=lambda: {c.id for c in household.concepts()})
+                                   known=lambda: {c.id: c.name for c in household.concepts()})
         self.presence: dict[str, Presence] = {}
         self.gates: dict[str, MotionGate] = {}
         self.last: dict[str, Recognition] = {}

@@ -7,6 +7,8 @@ import gc
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -147,3 +149,18 @@ def test_an_audio_device_busy_for_hours_is_said_once_and_its_return_too(tmp_path
         "audio output (sh) failed: aplay: main:831: audio open error: Device or resource busy; lines are not heard "
         "until it plays again", "audio output (sh) plays again"]
     assert speaker.spoken == 1
+
+
+def test_piper_hears_a_name_as_written_in_a_locale_that_cannot_write_it(tmp_path, monkeypatch):
+    # Before: piper's stdin took the locale's encoding: in an ASCII (or Latin-1) locale "Łukasz" raised
+    # UnicodeEncodeError, and the line was never said.
+    script = ("import sys; from pathlib import Path; from edge_rap.speech.tts import PiperVoice; "
+              "voice = PiperVoice(Path(sys.argv[1])); "  # the line in escapes: the command line is ASCII too
+              "assert voice.write('\\u0141ukasz and Zo\\u00eb arrived', Path(sys.argv[2])); "
+              "voice.close()")
+    voice = fake_piper(tmp_path, monkeypatch, "speak")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run([sys.executable, "-c", script, str(voice.model), str(tmp_path / "said.wav")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert voice.model.with_suffix(".heard").read_text(encoding="utf-8") == "Łukasz and Zoë arrived\n"

@@ -129,7 +129,9 @@ class PiperVoice:
             self._written, self._said = queue.Queue(), deque(maxlen=1)
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, encoding="utf-8",
+                errors="replace", env={**os.environ, "PYTHONIOENCODING": "utf-8"})  # UTF-8 both ways, whatever the
+            # locale (an ASCII or Latin-1 one could not write "Łukasz")
             self._reader = threading.Thread(target=_said_written, args=(self._process.stderr, self._written,
                                                                         self._said), name="piper-log", daemon=True)
             self._reader.start()

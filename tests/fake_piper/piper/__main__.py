@@ -1,8 +1,8 @@
 """A stand-in for `python -m piper` (tests/voices.py puts it first on PYTHONPATH): what it does is the voice
 file's one word. `speak` writes each line as piper does, a sentence at a time into its own WAV of --output-dir
 (Python's wave module making the header right after each sentence), then logs "Wrote PATH"; `once` does that
-for one line and exits (a piper that dies); `hang` reads and never answers. A missing voice file fails as
-piper's does."""
+for one line and exits (a piper that dies); `hang` reads and never answers. Every line read is kept in the
+voice file's `.heard` beside it. A missing voice file fails as piper's does."""
 
 import argparse
 import logging
@@ -21,6 +21,8 @@ if not model.exists():
     raise ValueError(f"Unable to find voice: {model} (use piper.download_voices)")
 mode = model.read_text().strip()
 for k, line in enumerate(sys.stdin):
+    with model.with_suffix(".heard").open("a", encoding="utf-8") as heard:  # what it read, for a test to see
+        heard.write(line)
     if mode == "hang":
         time.sleep(3600)
     path = Path(args.output_dir) / f"{k}.wav"

@@ -44,3 +44,19 @@ def test_a_concept_renamed_while_its_line_was_written_is_said_and_reported_by_it
 def test_two_concepts_that_swapped_names_meanwhile_are_swapped_once_in_the_line():
     reported, said = announced({1: "mochi", 2: "bo"})
     assert said == ["I can see <mochi> by <bo>."] and reported[0].name == "mochi"
+
+
+def test_a_party_arriving_at_once_is_described_three_at_a_time_and_the_rest_named():
+    # Before: twelve guests arriving in one frame were each described: 1437 characters, a minute and a half of
+    # speech with every newer line, an answer too, waiting behind it
+    from edge_rap.daemon.announce import DESCRIBED, template_line
+    from edge_rap.types import Box, Hit
+
+    about = "A friend from work who always brings cake."
+    guests = [Hit(Concept(k, f"guest{k}", "person", about, 0.0, 0.0), 0.8, 0.6, Box(0, 0, 10, 10)) for k in range(12)]
+    line = template_line(guests, (100, 100))
+    assert line.count(about[:-1]) == DESCRIBED == 3
+    assert line.endswith(" <guest3>, <guest4>, <guest5>, <guest6>, <guest7>, <guest8>, <guest9>, <guest10> and "
+                         "<guest11> are here too.")
+    assert template_line(guests[:4], (100, 100)).endswith(" <guest3> is here too.")
+    assert template_line(guests[:1], (100, 100)) == f"I can see <guest0> on the left — {about}"

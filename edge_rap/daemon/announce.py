@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from edge_rap.generate.narrate import narrate
+from edge_rap.generate.narrate import listed, narrate
 from edge_rap.generate.prompt import Task
 from edge_rap.newest import NewestWorker
 from edge_rap.types import Event, Frame, Hit, Recognition
@@ -24,9 +24,16 @@ from edge_rap.types import Event, Frame, Hit, Recognition
 log = logging.getLogger(__name__)
 
 
+#: Arrivals of one frame that its line describes; the rest it names: twelve guests arriving together were
+#: described for a minute and a half, every newer line (an answer too) waiting behind them.
+DESCRIBED = 3
+
+
 def template_line(hits: list[Hit], size: tuple[int, int]) -> str:
     """"I can see <bo> on the left — our Shiba Inu." for the concepts that just arrived."""
-    return narrate(Task.CAPTION, hits, [], size)
+    line = narrate(Task.CAPTION, hits[:DESCRIBED], [], size)
+    rest = [f"<{h.concept.name}>" for h in hits[DESCRIBED:]]
+    return f"{line} {listed(rest)} {'is' if len(rest) == 1 else 'are'} here too." if rest else line
 
 
 @dataclass

@@ -71,6 +71,11 @@ def _first_sentence(text: str) -> str:
     return cut.rstrip(",;:—-") + "…"
 
 
+def listed(parts: list[str]) -> str:
+    """"<a>, <b> and <c>"."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _seen(hit: Hit, size, first: bool) -> str:
     place = where(hit.box, size)
     place = f" {place}" if place else ""

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from edge_rap.generate.narrate import listed
 from edge_rap.memory.memory import PERSON_CATEGORIES
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.types import Concept, Recognition
@@ -70,7 +71,7 @@ def _there_now(home, someone: list[str], recognition: Recognition | None, now: f
     parts = [f"<{n}> is here" for n in here]
     parts += [f"<{n}> is on {the_camera(e.camera)}" for n, e in elsewhere.items()]
     if parts:
-        return _sentence(parts) + " now.", here + list(elsewhere)
+        return listed(parts) + " now.", here + list(elsewhere)
     gone = [e for e in latest.values() if e is not None]
     if not gone:
         return "I don't see anyone I know, and I haven't seen anyone yet.", []
@@ -89,8 +90,4 @@ def _seen_today(home, someone: list[str], recognition: Recognition | None, now: 
         latest[n].wall >= midnight or latest[n].kind == "arrived"))]
     if not seen:
         return "I haven't seen anyone I know today.", []
-    return "Today I saw " + _sentence([f"<{n}>" for n in seen]) + ".", seen
-
-
-def _sentence(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return "Today I saw " + listed([f"<{n}>" for n in seen]) + ".", seen

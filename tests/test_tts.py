@@ -164,3 +164,18 @@ def test_piper_hears_a_name_as_written_in_a_locale_that_cannot_write_it(tmp_path
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert voice.model.with_suffix(".heard").read_text(encoding="utf-8") == "Łukasz and Zoë arrived\n"
+
+
+def test_a_speak_to_index_with_bytes_that_are_no_utf8_is_still_trimmed(tmp_path, monkeypatch, caplog):
+    # Before: reading it raised UnicodeDecodeError at every line: a traceback each time, and the index never trimmed
+    from edge_rap.speech import tts
+
+    monkeypatch.setattr(tts, "KEEP_WAVS", 1)
+    (tmp_path / "speech.jsonl").write_bytes(b'{"wav": "00000001.wav", "text": "\xff\xfe torn"}\n')
+    speaker = Speaker(WritingVoice(), tmp_path)
+    for text in ("Bo arrived", "Bo left"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    speaker.close()
+    assert [json.loads(x)["text"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == ["Bo left"]
+    assert not caplog.records

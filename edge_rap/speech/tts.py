@@ -406,7 +406,7 @@ def keep_newest_wavs(folder: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
     gone = {path.name for _, path in old}
     index = folder / "speech.jsonl"
-    kept = [line for line in index.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
             if _wav_of(line) not in gone] if index.exists() else []
     fresh = index.with_name(index.name + ".new")
     fresh.write_text("".join(kept), encoding="utf-8")

@@ -179,3 +179,33 @@ def test_a_speak_to_index_with_bytes_that_are_no_utf8_is_still_trimmed(tmp_path,
     speaker.close()
     assert [json.loads(x)["text"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == ["Bo left"]
     assert not caplog.records
+
+
+def test_a_line_longer_than_two_minutes_is_played_to_its_end(tmp_path, monkeypatch):
+    # Before: a player running past 120 s was taken for hung and killed: a long description, said whole by
+    # "tell me about bo", was cut off in the middle
+    import wave
+
+    from edge_rap.speech import tts
+
+    class LongVoice(WritingVoice):
+        def write(self, text: str, wav) -> bool:
+            with wave.open(str(wav), "wb") as w:
+                w.setnchannels(1), w.setsampwidth(1), w.setframerate(8000)
+                w.writeframes(bytes(8000 * 200))  # 200 s
+            return True
+
+    given = []
+
+    class Player(subprocess.Popen):
+        def communicate(self, input=None, timeout=None):
+            given.append(timeout)
+            return super().communicate(input, timeout)
+
+    monkeypatch.setattr(tts, "PLAYERS", (("true",),))
+    monkeypatch.setattr(tts.subprocess, "Popen", Player)
+    speaker = Speaker(LongVoice())
+    speaker.say("Bo is our dog ...")
+    assert speaker.flush(60)
+    speaker.close()
+    assert len(given) == 1 and given[0] > 200

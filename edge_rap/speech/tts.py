@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+import wave
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ RECENT = 3  # lines the Speaker remembers having been handed (`Speaker.recent`)
 KEEP_WAVS = 200
 #: Digits of a WAV's number: names sort in the order spoken for a long time (a longer number still counts on).
 WAV_DIGITS = 8
+#: Seconds a player may take beyond its WAV's length before it is taken for hung and killed (a fixed two minutes
+#: cut "tell me about bo", a long description, off in the middle).
+PLAYER_SLACK_S = 60.0
 
 
 def numbered_wavs(folder: Path) -> list[tuple[int, Path]]:
@@ -308,7 +312,7 @@ class Speaker:
                 self._process = subprocess.Popen([*self.player, str(wav)], stdout=subprocess.DEVNULL,
                                                  stderr=subprocess.PIPE)
             try:
-                err = self._process.communicate(timeout=120)[1]
+                err = self._process.communicate(timeout=_seconds(wav) + PLAYER_SLACK_S)[1]
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 err = self._process.communicate()[1]  # and reaped: no zombie per hung player
@@ -376,6 +380,15 @@ class Speaker:
             return False
         wav.unlink(missing_ok=True)
         return True
+
+
+def _seconds(wav: Path) -> float:
+    """How long `wav` plays; 0 where its header cannot be read (the player says why it cannot play it)."""
+    try:
+        with wave.open(str(wav)) as w:
+            return w.getnframes() / w.getframerate()
+    except (OSError, EOFError, wave.Error, ZeroDivisionError):
+        return 0.0
 
 
 def _append_line(path: Path, line: str) -> None:

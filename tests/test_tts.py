@@ -209,3 +209,17 @@ def test_a_line_longer_than_two_minutes_is_played_to_its_end(tmp_path, monkeypat
     assert speaker.flush(60)
     speaker.close()
     assert len(given) == 1 and given[0] > 200
+
+
+def test_piper_is_given_the_time_a_long_line_takes(tmp_path, monkeypatch):
+    # Before: a minute, whatever the line: on a slow board piper was killed in the middle of a long answer (here
+    # the minute is a tenth of a second, and a millisecond a character the board)
+    from edge_rap.speech import tts
+
+    monkeypatch.setattr(tts, "PIPER_START_S", 0.1)
+    voice = fake_piper(tmp_path, monkeypatch, "slow")
+    voice.write("Start.", tmp_path / "started.wav", timeout=60)  # started: its start is not what is timed here
+    try:
+        assert voice.write("Bo is our dog. " * 60, tmp_path / "long.wav")  # 900 characters: 0.9 s
+    finally:
+        voice.close()

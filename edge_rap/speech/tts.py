@@ -47,6 +47,9 @@ WAV_DIGITS = 8
 #: Seconds a player may take beyond its WAV's length before it is taken for hung and killed (a fixed two minutes
 #: cut "tell me about bo", a long description, off in the middle).
 PLAYER_SLACK_S = 60.0
+#: What piper is given to make a line: its start, then seconds per character (about 0.7 s of speech, made in
+#: 0.003 s on a laptop: ample on a slow board's single core too).
+PIPER_START_S, PIPER_S_PER_CHAR = 60.0, 0.05
 
 
 def numbered_wavs(folder: Path) -> list[tuple[int, Path]]:
@@ -141,7 +144,10 @@ class PiperVoice:
             self._reader.start()
         return self._process
 
-    def write(self, text: str, wav: Path, timeout: float = 60.0) -> bool:
+    def write(self, text: str, wav: Path, timeout: float | None = None) -> bool:
+        """`timeout`: by default a minute (its start, loading the voice) and PIPER_S_PER_CHAR more for each
+        character: a fixed minute killed piper in the middle of a long answer on a slow board."""
+        timeout = timeout if timeout is not None else PIPER_START_S + PIPER_S_PER_CHAR * len(text)
         with self._lock:
             process = self._started()
             process.stdin.write(" ".join(text.split()) + "\n")

@@ -1,7 +1,7 @@
 """A stand-in for `python -m piper` (tests/voices.py puts it first on PYTHONPATH): what it does is the voice
 file's one word. `speak` writes each line as piper does, a sentence at a time into its own WAV of --output-dir
 (Python's wave module making the header right after each sentence), then logs "Wrote PATH"; `once` does that
-for one line and exits (a piper that dies); `hang` reads and never answers. Every line read is kept in the
+for one line and exits (a piper that dies); `slow` takes a millisecond a character; `hang` reads and never answers. Every line read is kept in the
 voice file's `.heard` beside it. A missing voice file fails as piper's does."""
 
 import argparse
@@ -25,6 +25,8 @@ for k, line in enumerate(sys.stdin):
         heard.write(line)
     if mode == "hang":
         time.sleep(3600)
+    if mode == "slow":  # a slow board: a millisecond a character
+        time.sleep(len(line) / 1000)
     path = Path(args.output_dir) / f"{k}.wav"
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(16000)

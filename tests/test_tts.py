@@ -223,3 +223,23 @@ def test_piper_is_given_the_time_a_long_line_takes(tmp_path, monkeypatch):
         assert voice.write("Bo is our dog. " * 60, tmp_path / "long.wav")  # 900 characters: 0.9 s
     finally:
         voice.close()
+
+
+def test_a_line_a_newer_one_replaced_is_said_to_have_gone_unsaid(tmp_path, caplog):
+    # Before: an arrival replaced while it waited (a party, slow speech) went without a word, even with -v
+    from test_daemon_parts import HeldVoice
+
+    caplog.set_level(logging.INFO, "edge_rap.speech.tts")
+    voice = HeldVoice()
+    speaker = Speaker(voice, tmp_path)
+    speaker.say("<bo> arrived")
+    assert voice.began.wait(60)
+    speaker.say("<anya> arrived")
+    speaker.say("Bo is in the kitchen", answer=True)
+    speaker.say("<mochi> arrived")
+    voice.release.set()
+    assert speaker.flush(60)
+    speaker.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "not said: '<anya> arrived' (a newer line came before it could be)",
+        "not said: '<mochi> arrived' (an answer waits to be said, or the speaker is closed)"]

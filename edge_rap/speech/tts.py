@@ -276,7 +276,11 @@ class Speaker:
         way to a waiting answer instead."""
         line = Line(text, answer)
         self.recent = (*self.recent[1 - RECENT:], spoken(text))  # replaced whole: read from other threads
-        _settle(self._worker.submit(line, keep=None if answer else lambda waiting: waiting.answer))
+        dropped = self._worker.submit(line, keep=None if answer else lambda waiting: waiting.answer)
+        if dropped is not None:  # (-v) why an arrival was never heard
+            log.info("not said: %r (%s)", dropped.text[:60], "a newer line came before it could be" if
+                     dropped is not line else "an answer waits to be said, or the speaker is closed")
+        _settle(dropped)
         return line
 
     def interrupt(self) -> None:

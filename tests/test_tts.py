@@ -243,3 +243,22 @@ def test_a_line_a_newer_one_replaced_is_said_to_have_gone_unsaid(tmp_path, caplo
     assert [r.getMessage() for r in caplog.records] == [
         "not said: '<anya> arrived' (a newer line came before it could be)",
         "not said: '<mochi> arrived' (an answer waits to be said, or the speaker is closed)"]
+
+
+def test_a_piper_that_fails_every_start_gives_its_lines_to_the_fallback_voice(tmp_path, monkeypatch, caplog):
+    # Before: every line started piper again (seconds of a slow board's CPU), and nothing was heard for good
+    from edge_rap.speech import tts
+
+    voice = fake_piper(tmp_path, monkeypatch, None)  # its voice file gone with an upgrade
+    voice.fallback = WritingVoice()
+    speaker = Speaker(voice, tmp_path / "said")
+    for k in range(tts.PIPER_STARTS + 2):
+        speaker.say(f"line {k}")
+        assert speaker.flush(60)
+    speaker.close()
+    said = [json.loads(x)["text"] for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
+    assert said == [f"line {k}" for k in range(tts.PIPER_STARTS, tts.PIPER_STARTS + 2)]
+    started = [r for r in caplog.records if r.getMessage().startswith("piper ended")]
+    assert len(started) == tts.PIPER_STARTS  # not one more start per line
+    assert (f"piper failed {tts.PIPER_STARTS} starts in a row: lines are said by writing until edge-rap restarts"
+            in [r.getMessage() for r in caplog.records])

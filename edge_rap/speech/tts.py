@@ -50,6 +50,8 @@ PLAYER_SLACK_S = 60.0
 #: What piper is given to make a line: its start, then seconds per character (about 0.7 s of speech, made in
 #: 0.003 s on a laptop: ample on a slow board's single core too).
 PIPER_START_S, PIPER_S_PER_CHAR = 60.0, 0.05
+#: Starts in a row that piper may fail (end or hang before writing a line) before espeak-ng says the lines.
+PIPER_STARTS = 3
 
 
 def numbered_wavs(folder: Path) -> list[tuple[int, Path]]:
@@ -118,8 +120,13 @@ class PiperVoice:
 
     name = "piper"
 
-    def __init__(self, model: Path):
+    def __init__(self, model: Path, fallback: Voice | None = None):
+        """`fallback`: the voice that says the lines once piper failed PIPER_STARTS starts in a row (its voice file
+        gone with an upgrade, its runtime broken): each line started piper again, and nothing was heard for good."""
         self.model = model
+        self.fallback = fallback
+        self._failed_starts = 0  # in a row: starts that ended, or hung, before piper wrote a line
+        self._wrote = False  # the running piper wrote a line
         self._process: subprocess.Popen | None = None
         self._folder: Path | None = None
         self._written: queue.Queue[str] = queue.Queue()  # the WAVs piper said it wrote
@@ -131,7 +138,7 @@ class PiperVoice:
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             self._stop()
-            self._closing = False
+            self._closing = self._wrote = False
             self._folder = private_folder("piper")
             self._written, self._said = queue.Queue(), deque(maxlen=1)
             self._process = subprocess.Popen(
@@ -148,6 +155,8 @@ class PiperVoice:
         """`timeout`: by default a minute (its start, loading the voice) and PIPER_S_PER_CHAR more for each
         character: a fixed minute killed piper in the middle of a long answer on a slow board."""
         timeout = timeout if timeout is not None else PIPER_START_S + PIPER_S_PER_CHAR * len(text)
+        if self.fallback is not None and self._failed_starts >= PIPER_STARTS:
+            return self.fallback.write(text, wav)
         with self._lock:
             process = self._started()
             process.stdin.write(" ".join(text.split()) + "\n")
@@ -156,6 +165,7 @@ class PiperVoice:
             while time.monotonic() < deadline and process.poll() is None:
                 try:
                     shutil.move(self._written.get(timeout=0.1), wav)
+                    self._wrote, self._failed_starts = True, 0
                     return True
                 except queue.Empty:
                     continue
@@ -163,6 +173,11 @@ class PiperVoice:
                 self._reader.join(1.0)
                 log.warning("piper ended (exit %d): %s", process.returncode,
                             "".join(self._said).strip() or "no reason given")
+            if not self._wrote and not self._closing:
+                self._failed_starts += 1
+                if self.fallback is not None and self._failed_starts == PIPER_STARTS:
+                    log.warning("piper failed %d starts in a row: lines are said by %s until edge-rap restarts",
+                                PIPER_STARTS, self.fallback.name)
             self._stop()  # its WAV may still come: it must not be taken for the next line's
             return False
 
@@ -203,7 +218,8 @@ def piper_voice() -> PiperVoice | None:
     if importlib.util.find_spec("piper") is None or voice is None or not voice.submodule_search_locations:
         return None
     model = Path(list(voice.submodule_search_locations)[0]) / "data" / "en_US-joe-medium.onnx"
-    return PiperVoice(model) if model.exists() else None
+    fallback = EspeakVoice() if shutil.which("espeak-ng") else None
+    return PiperVoice(model, fallback) if model.exists() else None
 
 
 def find_voice() -> Voice:

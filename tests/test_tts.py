@@ -256,8 +256,9 @@ def test_a_piper_that_fails_every_start_gives_its_lines_to_the_fallback_voice(tm
         speaker.say(f"line {k}")
         assert speaker.flush(60)
     speaker.close()
-    said = [json.loads(x)["text"] for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
-    assert said == [f"line {k}" for k in range(tts.PIPER_STARTS, tts.PIPER_STARTS + 2)]
+    said = [json.loads(x) for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
+    assert [(s["text"], s["voice"]) for s in said] == [(f"line {k}", "writing") for k in range(tts.PIPER_STARTS,
+                                                                                             tts.PIPER_STARTS + 2)]
     started = [r for r in caplog.records if r.getMessage().startswith("piper ended")]
     assert len(started) == tts.PIPER_STARTS  # not one more start per line
     assert (f"piper failed {tts.PIPER_STARTS} starts in a row: lines are said by writing until edge-rap restarts"

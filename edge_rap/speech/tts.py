@@ -118,8 +118,6 @@ class PiperVoice:
     looks whole: piper writes a line a sentence at a time, and Python's wave module makes the header right after
     each, so a long answer was taken, and played, after its first sentence."""
 
-    name = "piper"
-
     def __init__(self, model: Path, fallback: Voice | None = None):
         """`fallback`: the voice that says the lines once piper failed PIPER_STARTS starts in a row (its voice file
         gone with an upgrade, its runtime broken): each line started piper again, and nothing was heard for good."""
@@ -134,6 +132,14 @@ class PiperVoice:
         self._reader: threading.Thread | None = None
         self._closing = False  # close() kills it: its end is no failure to say
         self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The voice saying the lines: what speech.jsonl and a failure name."""
+        return self.fallback.name if self._fallen_back() else "piper"
+
+    def _fallen_back(self) -> bool:
+        return self.fallback is not None and self._failed_starts >= PIPER_STARTS
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
@@ -155,7 +161,7 @@ class PiperVoice:
         """`timeout`: by default a minute (its start, loading the voice) and PIPER_S_PER_CHAR more for each
         character: a fixed minute killed piper in the middle of a long answer on a slow board."""
         timeout = timeout if timeout is not None else PIPER_START_S + PIPER_S_PER_CHAR * len(text)
-        if self.fallback is not None and self._failed_starts >= PIPER_STARTS:
+        if self._fallen_back():
             return self.fallback.write(text, wav)
         with self._lock:
             process = self._started()
@@ -175,7 +181,7 @@ class PiperVoice:
                             "".join(self._said).strip() or "no reason given")
             if not self._wrote and not self._closing:
                 self._failed_starts += 1
-                if self.fallback is not None and self._failed_starts == PIPER_STARTS:
+                if self._fallen_back() and self._failed_starts == PIPER_STARTS:
                     log.warning("piper failed %d starts in a row: lines are said by %s until edge-rap restarts",
                                 PIPER_STARTS, self.fallback.name)
             self._stop()  # its WAV may still come: it must not be taken for the next line's

@@ -263,3 +263,19 @@ def test_a_piper_that_fails_every_start_gives_its_lines_to_the_fallback_voice(tm
     assert len(started) == tts.PIPER_STARTS  # not one more start per line
     assert (f"piper failed {tts.PIPER_STARTS} starts in a row: lines are said by writing until edge-rap restarts"
             in [r.getMessage() for r in caplog.records])
+
+
+def test_espeak_that_fails_says_why(tmp_path, caplog):
+    # Before: its words were thrown away; only "it made no audio" was logged
+    from edge_rap.speech.tts import EspeakVoice
+
+    broken = tmp_path / "espeak-ng"
+    broken.write_text("#!/bin/sh\necho \"Error processing file '/usr/lib/espeak-ng-data/phontab': No such file\" >&2\n"
+                      "exit 1\n")
+    broken.chmod(0o755)
+    speaker = Speaker(EspeakVoice(str(broken)), tmp_path / "said")
+    speaker.say("Bo arrived")
+    assert speaker.flush(60)
+    speaker.close()
+    assert [r.getMessage() for r in caplog.records][0] == (
+        f"{broken} ended (exit 1): Error processing file '/usr/lib/espeak-ng-data/phontab': No such file")

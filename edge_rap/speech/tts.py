@@ -103,7 +103,10 @@ class EspeakVoice:
 
     def write(self, text: str, wav: Path) -> bool:
         done = subprocess.run([self.name, "-w", str(wav), "--stdin"], input=text.encode(), timeout=60,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:  # its reason: its data gone with a broken upgrade, say
+            why = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            log.warning("%s ended (exit %d): %s", self.name, done.returncode, "".join(why) or "no reason given")
         return done.returncode == 0 and wav.exists()
 
     def close(self) -> None:

@@ -105,8 +105,7 @@ class EspeakVoice:
         done = subprocess.run([self.name, "-w", str(wav), "--stdin"], input=text.encode(), timeout=60,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if done.returncode != 0:  # its reason: its data gone with a broken upgrade, say
-            why = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-            log.warning("%s ended (exit %d): %s", self.name, done.returncode, "".join(why) or "no reason given")
+            log.warning("%s ended (exit %d): %s", self.name, done.returncode, last_words(done.stderr))
         return done.returncode == 0 and wav.exists()
 
     def close(self) -> None:
@@ -180,8 +179,7 @@ class PiperVoice:
                     continue
             if process.poll() is not None and not self._closing:  # it ended by itself: why, from its last words
                 self._reader.join(1.0)
-                log.warning("piper ended (exit %d): %s", process.returncode,
-                            "".join(self._said).strip() or "no reason given")
+                log.warning("piper ended (exit %d): %s", process.returncode, last_words("".join(self._said)))
             if not self._wrote and not self._closing:
                 self._failed_starts += 1
                 if self._fallen_back() and self._failed_starts == PIPER_STARTS:
@@ -210,6 +208,13 @@ class PiperVoice:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def last_words(said: str | bytes) -> str:
+    """The last line a program that failed wrote (its reason)."""
+    text = said.decode(errors="replace") if isinstance(said, bytes) else said
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else "no reason given"
 
 
 def _said_written(log: IO[str], written: queue.Queue[str], said: deque[str]) -> None:
@@ -351,12 +356,11 @@ class Speaker:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 err = self._process.communicate()[1]  # and reaped: no zombie per hung player
-            failed = self._process.returncode > 0  # below 0: killed here, not failed
-            why = err.decode(errors="replace").strip().splitlines()[-1:] if failed else []
+            failed, why = self._process.returncode > 0, last_words(err)  # below 0: killed here, not failed
         except OSError as e:  # gone since the start (uninstalled)
-            failed, why = True, [str(e)]
-        self._said_once("player", failed, f"audio output ({self.player[0]}) failed: {''.join(why) or 'no reason given'}"
-                        "; lines are not heard until it plays again", f"audio output ({self.player[0]}) plays again")
+            failed, why = True, str(e)
+        self._said_once("player", failed, f"audio output ({self.player[0]}) failed: {why}; lines are not heard "
+                        "until it plays again", f"audio output ({self.player[0]}) plays again")
         return not failed
 
     def _said_once(self, part: str, failing: bool, warning: str, back: str) -> None:

@@ -279,3 +279,15 @@ def test_espeak_that_fails_says_why(tmp_path, caplog):
     speaker.close()
     assert [r.getMessage() for r in caplog.records][0] == (
         f"{broken} ended (exit 1): Error processing file '/usr/lib/espeak-ng-data/phontab': No such file")
+
+
+def test_a_piper_that_stops_reading_is_started_again_for_the_next_line(tmp_path, monkeypatch):
+    # Before: its broken pipe raised out of write, the piper was left as it was, and every later line met it
+    voice = fake_piper(tmp_path, monkeypatch, "deaf")
+    speaker = Speaker(voice, tmp_path / "said")
+    for text in ("first", "second", "third"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    speaker.close()
+    said = [json.loads(x)["text"] for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
+    assert said == ["first", "third"]  # the second met the deaf piper; the third a new one

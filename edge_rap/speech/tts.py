@@ -167,9 +167,12 @@ class PiperVoice:
             return self.fallback.write(text, wav)
         with self._lock:
             process = self._started()
-            process.stdin.write(" ".join(text.split()) + "\n")
-            process.stdin.flush()
-            deadline = time.monotonic() + timeout
+            try:
+                process.stdin.write(" ".join(text.split()) + "\n")
+                process.stdin.flush()
+                deadline = time.monotonic() + timeout
+            except OSError:  # it stopped reading (ending, or wedged): stopped, and started again for the next line
+                deadline = 0.0
             while time.monotonic() < deadline and process.poll() is None:
                 try:
                     shutil.move(self._written.get(timeout=0.1), wav)

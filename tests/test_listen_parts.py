@@ -36,6 +36,18 @@ def test_common_words_are_not_names(said):
     assert names.names == [] and names.ambiguous == []
 
 
+@pytest.mark.parametrize("said, household", [
+    ("Where are my keys?", ["max"]), ("Tell me a story.", ["mia"]), ("Where did I put it?", ["ted"]),
+    ("Remember this as my keys", ["max"]),
+])
+def test_common_words_said_together_are_not_a_name(said, household):
+    # Before: "my keys" sounded like <max> ("MKS"), "me a" was spelled like <mia> and "did I" like <ted>: "Where
+    # are my keys?" was answered where Max was last seen, and "remember this as my keys" offered a photo of <max>
+    names = match_names(said, household)
+    assert names.names == [] and names.ambiguous == []
+    assert match_names("Where is the boss?", ["the_boss"]).names == ["the_boss"]  # a common word of the name's own
+
+
 @pytest.mark.parametrize("said, household, names", [
     ("Hey robot, is Mo home?", HOUSEHOLD, ["bo"]), ("Where did Mo go?", HOUSEHOLD, ["bo"]),  # "Bo" heard in noise
     ("Is Nan in the kitchen?", ["dan", "anya"], ["dan"]),

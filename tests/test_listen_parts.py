@@ -1040,6 +1040,17 @@ def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which()
         "remember this as <bo>", "add this to <bo>", "forget <bo>"]
 
 
+def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():
+    # Before: "car keys" heard "car" as <rc_car> and, being two words as "rc car" is, was taken for the whole name:
+    # "remember this as car keys" offered another photo of the RC car, and "this is also the car keys" added one
+    from edge_rap.speech.intents import parse
+
+    command, line = parse("Remember this as car keys", DOGS)
+    assert (command.action, command.name, command.state) == ("remember", "car_keys", "refused"), line
+    assert parse("this is also the car keys", DOGS) == (None, "")
+    assert parse("this is also the RC car", DOGS)[0].name == "rc_car"
+
+
 @pytest.mark.parametrize("said", ["where is Bo", "I can't remember where Bo is",
                                   "don't forget the milk tomorrow please", "is this Bo too?", "what is this",
                                   "This is also Bo?", "this is also not Bo", "This is Anya's too.",

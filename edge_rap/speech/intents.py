@@ -22,7 +22,7 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, match_names, spoken_form
+from edge_rap.speech.names import COMMON, Names, match_names
 from edge_rap.types import Box, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
-        if whole := _whole_name(m.group("name"), known.names):  # a known name: another photo of it, or no
+        if whole := _whole_name(m.group("name"), known):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
@@ -124,7 +124,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         options = known.ambiguous[0].names
         return (Command("add", stored_form(m.group("name")), "refused"),
                 f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
-    whole = _whole_name(m.group("name"), known.names)  # not "this is also not Bo", "this is Bo's too"
+    whole = _whole_name(m.group("name"), known)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
 
 
@@ -135,13 +135,16 @@ def _too_as_two(text: str, names: list[str]) -> re.Match | None:
     if m is None:
         return None
     said = text[m.start("name"):].rstrip(" .!")
-    return None if _whole_name(said, match_names(said, names).names) else m
+    return None if _whole_name(said, match_names(said, names)) else m
 
 
-def _whole_name(said: str, heard: list[str]) -> str | None:
-    """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>), else None."""
-    words = spoken_form(stored_form(said)).split()  # "dog six" is two words, as <dog6> ("dog 6") is
-    return heard[0] if len(heard) == 1 and len(spoken_form(heard[0]).split()) == len(words) else None
+def _whole_name(said: str, known: Names) -> str | None:
+    """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>), else None: not
+    "car keys", whose "car" alone is heard as <rc_car>."""
+    if len(known.heard) != 1:
+        return None
+    h = known.heard[0]
+    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", said[h.end:]) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

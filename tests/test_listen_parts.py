@@ -957,6 +957,7 @@ def test_a_question_about_a_concept_needs_no_image():
 
 @pytest.mark.parametrize("said, action, name, state", [
     ("remember this as Luna", "remember", "luna", "asked"),
+    ("Remember this as Bob's mug.", "remember", "bobs_mug", "asked"),  # was <bob_s_mug>, said "bob s mug"
     ("Hey robot, please remember this as the Blue Kettle.", "remember", "blue_kettle", "asked"),
     ("Remember this as Bo.", "add", "bo", "asked"),  # known: another photo of it
     ("remember this as Bow", "add", "bo", "asked"),  # said like <bo>: a new <bow> could not be told apart

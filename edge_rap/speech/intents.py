@@ -79,9 +79,10 @@ def looks_like_command(text: str) -> bool:
 
 
 def stored_form(words: str) -> str:
-    """The name a spoken name is stored under: "the Red Mug" -> "red_mug", "Zoë" -> "zoe" (not "zo")."""
+    """The name a spoken name is stored under: "the Red Mug" -> "red_mug", "Zoë" -> "zoe" (not "zo"), "Bob's mug"
+    -> "bobs_mug" (not <bob_s_mug>, said "bob s mug")."""
     folded = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode()
-    parts = re.findall(r"[a-z0-9]+", folded.lower())
+    parts = re.findall(r"[a-z0-9]+", folded.lower().replace("'", ""))
     while parts and parts[0] in _ARTICLES:
         parts = parts[1:]
     return "_".join(parts)

@@ -479,6 +479,30 @@ def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, stat
         assert said[-1].reply.mode == "events" and said[-1].reply.names == ["bo"]
 
 
+@pytest.mark.parametrize("then, states", [
+    (("Hey robot.", "Yes."), ["asked", "done"]), (("", "Yes."), ["asked", "done"]), (("Um.", "Yes."), ["asked", "done"]),
+    (("Yes, hey robot.",), ["asked", "done"]), (("Um, yes.",), ["asked", "done"]), (("Absolutely.",), ["asked", "done"]),
+    (("Hey robot.", "Where is Bo?"), ["asked", "cancelled", None]),  # a new question after the phrase alone
+])
+def test_a_wake_phrase_alone_noise_or_a_hesitation_is_no_answer_to_a_command(then, states):
+    # Before: the wake phrase alone ("Hey robot." ... "Yes."), a noise whisper wrote as nothing or an "Um." while
+    # the device waited for the yes cancelled the command, and the yes after it went unheard; so did "Yes, hey
+    # robot." (the words after the phrase, none, were taken for the answer)
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo")
+    said = [t for t in Listener(home, Scripted("Hey robot, forget Bo.", *then), vad, Room(), wake="hey robot").turns(
+        iter(pieces(*[part for _ in range(1 + len(then)) for part in (loud(1.0), quiet(1.0))]))) if t.triggered]
+    assert [t.command.state if t.command else None for t in said] == states
+    assert home.forgotten == (["bo"] if "done" in states else [])
+    if states[-1] is None:
+        assert said[-1].reply.mode == "events" and said[-1].reply.names == ["bo"]
+    home = Forgetful("bo")  # push-to-talk on the microphone: the noise is not its answer either
+    turn = Listener(home, Scripted("Forget Bo.", "", "Yes."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), loud(0.5), quiet(1.0), loud(0.5), quiet(1.0))), first_only=True)
+    assert turn.command.state == "done" and home.forgotten == ["bo"]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

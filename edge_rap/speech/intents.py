@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
-# a wake phrase said push-to-talk, "okay, ...", "can you please ..."
-_LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright)\W+)?"
+_FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm", "hmm", "ah"
+# a wake phrase said push-to-talk, "okay, ...", "um, ...", "can you please ..."
+_LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright|well|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
@@ -42,7 +43,9 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
-_YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do)\b", re.I)
+_YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
+                  r"absolutely|definitely|of course)\b", re.I)
+_NOTHING = re.compile(r"\W*(?:" + _FILLER + r"\W*)*", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
 _NO_FIRST = re.compile(_LEAD + r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
@@ -155,6 +158,12 @@ def _add(name: str, lead: str = "") -> tuple[Command, str]:
 def is_answer(text: str) -> bool:
     """Whether `text` answers a yes-or-no question (starts with a yes or a no), rather than asking something new."""
     return bool(_YES.match(text) or _NO_FIRST.match(text))
+
+
+def says_nothing(text: str) -> bool:
+    """Whether `text` has no word but a hesitation ("Um.") or none at all (whisper's "" for a cough, a door): no
+    answer to a yes-or-no question, which is waited for still."""
+    return bool(_NOTHING.fullmatch(text))
 
 
 def is_yes(text: str) -> bool:

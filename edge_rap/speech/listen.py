@@ -137,12 +137,15 @@ class Listener:
             text, asr_ms = self._transcribe(utterance)
             if self._echo(text):
                 continue
-            if self._awaits(utterance):  # the yes or no to a command: no wake phrase needed
+            if self._awaits(utterance) and not intents.says_nothing(text):  # its yes or no: no wake phrase needed
                 heard = after_wake(text, self.wake) if self.wake else None
-                if not heard or intents.is_answer(heard):
-                    yield self._confirm(text, text if heard is None else heard, utterance, asr_ms)
+                if heard is None and utterance.start_s < armed_until:
+                    heard = text  # what follows a bare wake phrase closely, as if said after it
+                if heard is None or intents.is_answer(heard or text):  # "Yes, hey robot": the words before it
+                    yield self._confirm(text, heard or text, utterance, asr_ms)
                     continue
-                yield self._confirm(text, "", utterance, asr_ms)  # a new question: the command is not done
+                if heard:  # a new question: the command is not done (the wake phrase alone: still waiting)
+                    yield self._confirm(text, "", utterance, asr_ms)
             if chosen := self._chosen(text, utterance):  # "Beau." to "Did you mean <bo> or <beau>?"
                 yield self._answer(text, chosen, utterance, asr_ms)
                 continue
@@ -195,7 +198,7 @@ class Listener:
             if not self._awaits(answer):
                 break
             said, asr_ms = self._transcribe(answer)
-            if not self._echo(said):
+            if not self._echo(said) and not intents.says_nothing(said):
                 return self._confirm(f"{turn.transcript} {said}".strip(), said, answer, asr_ms)  # all its words
         return self.cancel(turn)
 

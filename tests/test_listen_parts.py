@@ -1115,6 +1115,29 @@ def test_a_failed_spoken_command_tells_no_command_line_option():
                     "would always tie; nothing was changed")
 
 
+def test_a_frame_that_cannot_be_written_is_a_failed_command_said_in_one_line(monkeypatch):
+    # a small /tmp full: saving the frame raised OSError out of the turn, and `run --voice` stopped listening
+    import errno
+
+    from PIL import Image as PILImage
+
+    from edge_rap.speech.intents import Command, carry_out
+    from edge_rap.types import Image
+
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class Home:
+        detector = None
+
+        def remember(self, *_):
+            raise AssertionError("nothing to remember")
+
+    monkeypatch.setattr(PILImage.Image, "save", full)
+    command, said = carry_out(Home(), Command("remember", "teddy"), Image(np.zeros((8, 8, 3), np.uint8), "f"), None)
+    assert command.state == "failed" and said == "I couldn't remember <teddy>: disk is full; nothing was changed"
+
+
 def test_a_forget_done_but_for_its_events_is_said_done_not_failed():
     # "I couldn't forget <bo>: its events could not be removed ..., though <bo> itself is forgotten": which was it?
     from pathlib import Path

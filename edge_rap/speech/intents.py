@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError, PartlyDone
+from edge_rap.memory.store import disk_error
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
 from edge_rap.speech.names import COMMON, Names, match_names
@@ -234,9 +235,14 @@ def _spoken(error: EdgeRapError, photo: Path | None) -> str:
 
 
 def _save(image: Image, path: Path) -> Path:
+    """The frame as a photo to remember; a temporary folder that cannot take it (a small /tmp full) is the
+    device's trouble, said as the memory's own are: an OSError ended the voice listener."""
     from PIL import Image as PILImage
 
-    PILImage.fromarray(image.pixels).save(path)
+    try:
+        PILImage.fromarray(image.pixels).save(path)
+    except OSError as e:
+        raise disk_error(e, path.parent) from None
     return path
 
 

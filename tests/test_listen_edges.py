@@ -503,6 +503,27 @@ def test_a_wake_phrase_alone_noise_or_a_hesitation_is_no_answer_to_a_command(the
     assert turn.command.state == "done" and home.forgotten == ["bo"]
 
 
+def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard():
+    # Before: a DeviceError answering (the event log unreadable) ended `turns`, and `run --voice` stopped listening
+    # for the rest of its run: "the voice loop stopped: ..." in the log, and every later question unheard
+    from pathlib import Path
+
+    from edge_rap.errors import DeviceError
+    from edge_rap.speech.listen import Listener
+
+    home, failing = Home("bo"), [False, True]  # (popped from the end: the first question fails)
+
+    def last_seen(name):
+        if failing.pop():
+            raise DeviceError(Path("/m/events.sqlite"), "cannot read the event log (disk I/O error)")
+
+    home.events.last_seen = last_seen
+    said = [t for t in Listener(home, Scripted("Hey robot, where is Bo?", "Hey robot, where is Bo?"), vad, Room(),
+                                wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0))))]
+    assert [t.reply.text for t in said] == ["I can't answer that now: cannot read the event log (disk I/O error)",
+                                            "I haven't seen <bo> yet."]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

@@ -806,6 +806,9 @@ def test_ago_says_how_long():
     assert ago(4 * 60 + 5) == "4 minutes ago"
     assert ago(3600) == "1 hour ago"
     assert ago(3 * 86400) == "3 days ago"
+    # to the nearest: 1 h 55 min was "1 hour ago", 47 h "1 day ago"
+    assert ago(115 * 60) == "2 hours ago" and ago(47 * 3600) == "2 days ago" and ago(89 * 60) == "1 hour ago"
+    assert ago(23 * 3600 + 40 * 60) == "1 day ago" and ago(59 * 60 + 50) == "1 hour ago"
 
 
 def test_where_is_says_a_while_ago_of_a_sighting_timed_by_a_clock_not_set_or_ahead():

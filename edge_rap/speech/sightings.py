@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 
 
+UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+
+
 def ago(seconds: float) -> str:
-    """"just now", "4 minutes ago", "2 hours ago", "3 days ago"."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        n = int(seconds // size)
-        if n >= 1:
+    """"just now", "4 minutes ago", "2 hours ago", "3 days ago": to the nearest of the largest unit passed (1 h 55
+    min is "2 hours ago", not "1 hour ago"; 23 h 40 min is "1 day ago")."""
+    for k, (unit, size) in enumerate(UNITS):
+        if seconds >= size:
+            n = round(seconds / size)
+            if k and n * size >= UNITS[k - 1][1]:
+                unit, n = UNITS[k - 1][0], 1
             return f"{n} {unit}{'s' if n > 1 else ''} ago"
     return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
 

@@ -503,6 +503,21 @@ def test_a_wake_phrase_alone_noise_or_a_hesitation_is_no_answer_to_a_command(the
     assert turn.command.state == "done" and home.forgotten == ["bo"]
 
 
+@pytest.mark.parametrize("late, states", [("Yes.", ["asked", "cancelled"]), ("Hey robot, yes.", ["asked", "cancelled"]),
+                                          ("No.", ["asked"]), ("Hey robot, where is Bo?", ["asked", None])])
+def test_a_yes_after_the_command_stopped_waiting_is_told_so(late, states):
+    # Before: `run --voice` dropped the command 10 s after asking without a word, and a yes after that went
+    # unanswered: the user was left thinking <bo> forgotten
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo")
+    said = [t for t in Listener(home, Scripted("Hey robot, forget Bo.", late), vad, Room(), wake="hey robot").turns(
+        iter(pieces(loud(1.0), quiet(12.0), loud(1.0), quiet(1.0)))) if t.triggered]
+    assert [t.command.state if t.command else None for t in said] == states and home.forgotten == []
+    if states[-1] == "cancelled":
+        assert said[-1].reply.text == "I stopped waiting for a yes, so I did not forget <bo>."
+
+
 def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard():
     # Before: a DeviceError answering (the event log unreadable) ended `turns`, and `run --voice` stopped listening
     # for the rest of its run: "the voice loop stopped: ..." in the log, and every later question unheard

@@ -118,6 +118,7 @@ class Listener:
         self._chunk = 0  # push-to-talk: the chunk last heard
         self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
+        self.missed: Pending | None = None  # one that waited too long, as the utterance after it is heard
         self.clarifying: Clarifying | None = None  # a question asked back ("Did you mean ...?"), the same
 
     def barge_in(self) -> None:
@@ -147,6 +148,10 @@ class Listener:
                     continue
                 if heard:  # a new question: the command is not done (the wake phrase alone: still waiting)
                     yield self._confirm(text, "", utterance, asr_ms)
+            elif self.missed and intents.is_yes((after_wake(text, self.wake) if self.wake else None) or text):
+                self.pending = self.missed  # a yes too late: said so, not left unanswered as if it had been done
+                yield self._confirm(text, "", utterance, asr_ms, late=True)
+                continue
             if chosen := self._chosen(text, utterance):  # "Beau." to "Did you mean <bo> or <beau>?"
                 yield self._answer(text, chosen, utterance, asr_ms)
                 continue
@@ -246,9 +251,11 @@ class Listener:
         return self._say(text) if self.speaker is not None else time.perf_counter()
 
     def _awaits(self, utterance: Utterance) -> bool:
-        """Whether `utterance` answers a pending command; a pending one too old is dropped."""
+        """Whether `utterance` answers a pending command; a pending one too old is dropped (`missed`, while this
+        utterance is heard)."""
+        self.missed = None
         if self.pending is not None and utterance.start_s - self.pending.asked_s > intents.CONFIRM_S:
-            self.pending = None
+            self.pending, self.missed = None, self.pending
         return self.pending is not None
 
     def _chosen(self, text: str, utterance: Utterance) -> str | None:
@@ -292,15 +299,16 @@ class Listener:
             log.warning("voice question %r: %s", question, e)
             return Reply(f"I can't answer that now: {e.problem}", "template", [], question)
 
-    def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float) -> Turn:
-        """The answer to the pending command: done on a yes, cancelled on anything else."""
+    def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float, late: bool = False) -> Turn:
+        """The answer to the pending command: done on a yes, cancelled on anything else (or `late`)."""
         started = time.perf_counter()
         pending, self.pending = self.pending, None
         if intents.is_yes(said):
             command, line = intents.carry_out(self.home, pending.command, pending.image, pending.recognition)
         else:
             command = replace(pending.command, state="cancelled")
-            line = f"OK, I will not {command.doing}."
+            line = f"I stopped waiting for a yes, so I did not {command.doing}." if late else \
+                f"OK, I will not {command.doing}."
         answer = Reply(line, "command", [command.name], said)
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 

@@ -1044,6 +1044,14 @@ def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which()
         "remember this as <bo>", "add this to <bo>", "forget <bo>"]
 
 
+def test_forgetting_two_known_names_at_once_says_one_at_a_time():
+    # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
+    from edge_rap.speech.intents import parse
+
+    command, line = parse("Forget Bo and Anya.", HOUSEHOLD)
+    assert command.state == "refused" and line == "I forget one at a time: say forget <bo>, then forget <anya>."
+
+
 def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():
     # Before: "car keys" heard "car" as <rc_car> and, being two words as "rc car" is, was taken for the whole name:
     # "remember this as car keys" offered another photo of the RC car, and "this is also the car keys" added one

@@ -115,7 +115,10 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
             options = known.ambiguous[0].names
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"Did you mean <{options[0]}> or <{options[1]}>? Say forget and the name again.")
-        if len(known.heard) != 1:
+        if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
+            return (Command("forget", stored_form(m.group("name")), "refused"),
+                    f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
+        if not known.heard:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
         name = known.heard[0].name

@@ -539,6 +539,24 @@ def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard(
                                             "I haven't seen <bo> yet."]
 
 
+def test_push_to_talk_keeps_a_command_with_a_pause_in_it_whole_up_to_its_yes():
+    # Before: a recording's first utterance alone was the command: "Forget ... Bo. Yes." asked the assistant about
+    # "Forget", and the yes was never heard
+    from edge_rap.speech.listen import Listener
+
+    parts = [(1.0, "Forget"), (2.0, "Bo."), (0.5, "Yes.")]
+    audio = pieces(*[x for seconds, _ in parts for x in (loud(seconds), quiet(1.0))])
+    home = Forgetful("bo")
+    sizes = [len(u.samples) for u in Listener(home, Scripted(), vad).segmenter.utterances(iter(audio))]
+    words = {sum(sizes[i:j]): " ".join(w for _, w in parts[i:j]) for i in range(3) for j in range(i + 1, 4)}
+
+    def transcribe(samples, names=(), hint=""):  # the words of whichever utterances these samples are
+        return Transcript(words[len(samples)], 1.0, len(samples) / RATE, 0.0)
+
+    turn = Listener(home, transcribe, vad, Room()).push_to_talk(iter(audio))
+    assert (turn.command.state, turn.transcript, home.forgotten) == ("done", "Forget Bo. Yes.", ["bo"])
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

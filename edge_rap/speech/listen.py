@@ -187,12 +187,22 @@ class Listener:
         if len(whole.samples) > (LONGEST_S + 1) * RATE:  # said, or the answer would rest on words never heard
             log.warning("%.0f s of speech: only its first %.0f s were heard (a question is shorter; with --wake, "
                         "the questions in a longer recording are found)", len(whole.samples) / RATE, LONGEST_S)
-        text, asr_ms = self._transcribe(whole)
+        heard: dict[tuple[float, int], tuple[str, float]] = {}  # an utterance transcribed once, however often asked
+
+        def transcribed(utterance: Utterance) -> tuple[str, float]:
+            key = (utterance.start_s, len(utterance.samples))
+            if key not in heard:
+                heard[key] = self._transcribe(utterance)
+            return heard[key]
+
+        text, asr_ms = transcribed(whole)
         if not text:
             return Turn(False, "", timings={"vad_ms": whole.vad_ms, "asr_ms": asr_ms})
-        if len(utterances) > 1 and intents.looks_like_command(text):  # the command, then its answer
-            text, asr_ms = self._transcribe(utterances[0])
-            whole, answers = utterances[0], iter([_joined(utterances[1:])])
+        if len(utterances) > 1 and intents.looks_like_command(text):  # the command, then its answer: from the
+            # first yes or no on, so that a pause inside the command ("remember this as ... Teddy") does not end it
+            k = next((k for k in range(1, len(utterances)) if intents.is_answer(transcribed(utterances[k])[0])), 1)
+            whole, answers = _joined(utterances[:k]), iter([_joined(utterances[k:])])
+            text, asr_ms = transcribed(whole)
         else:
             answers = stream
         turn = self._answer(text, text, whole, asr_ms)
@@ -203,7 +213,7 @@ class Listener:
         for answer in answers:
             if not self._awaits(answer):
                 break
-            said, asr_ms = self._transcribe(answer)
+            said, asr_ms = transcribed(answer)
             if not self._echo(said) and not intents.says_nothing(said):
                 return self._confirm(f"{turn.transcript} {said}".strip(), said, answer, asr_ms)  # all its words
         return self.cancel(turn)

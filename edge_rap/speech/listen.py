@@ -186,7 +186,8 @@ class Listener:
         whole = _joined(utterances)
         if len(whole.samples) > (LONGEST_S + 1) * RATE:  # said, or the answer would rest on words never heard
             log.warning("%.0f s of speech: only its first %.0f s were heard (a question is shorter; with --wake, "
-                        "the questions in a longer recording are found)", len(whole.samples) / RATE, LONGEST_S)
+                        "a question after the wake phrase is found in a longer recording)",
+                        len(whole.samples) / RATE, LONGEST_S)
         heard: dict[tuple[float, int], tuple[str, float]] = {}  # an utterance transcribed once, however often asked
 
         def transcribed(utterance: Utterance) -> tuple[str, float]:

@@ -95,8 +95,34 @@ def test_an_unchanged_frame_keeps_what_was_seen_and_time_alone_ends_a_visit():
     for t in np.arange(0.6, 10, 0.5):
         assert presence.update(float(t), None) == []  # the gate kept the scene: still there
     presence.update(10.0, [])
+    assert presence.undecided  # one miss: the next frame is looked at, moving or not
+    presence.update(10.5, [])
+    assert not presence.undecided
     assert presence.update(11.0, None) == []
     assert kinds(presence.update(11.6, None)) == [("left", "bo")]
+
+
+def test_one_miss_among_frames_recognised_seconds_apart_does_not_end_a_visit():
+    """Several cameras, or a person remembered on a slow board: each camera's frames recognised 2 s apart, so one
+    miss was already longer than leave_after_s (a leaving and a quiet arrival in the log for every miss)."""
+    presence = Presence(VoteSettings(confirm=2, window=3, leave_after_s=1.5, cooldown_s=30))
+    presence.update(0.0, [hit(BO)])
+    assert kinds(presence.update(2.0, [hit(BO)])) == [("arrived", "bo")]
+    assert presence.update(4.0, []) == []  # one miss
+    for t in (6.0, 8.0, 10.0):
+        assert presence.update(t, [hit(BO)]) == []
+    assert presence.update(12.0, []) == []
+    assert kinds(presence.update(14.0, [])) == [("left", "bo")]  # the second look agrees
+
+
+def test_a_leave_after_of_zero_ends_a_visit_at_its_misses_not_while_it_is_seen():
+    presence = Presence(VoteSettings(confirm=2, window=3, leave_after_s=0.0))
+    presence.update(0.0, [hit(BO)])
+    assert kinds(presence.update(0.2, [hit(BO)])) == [("arrived", "bo")]
+    for t in (0.4, 0.6, 0.8):
+        assert presence.update(t, [hit(BO)]) == [] and presence.update(t + 0.1, None) == []
+    assert presence.update(1.0, []) == []
+    assert kinds(presence.update(1.2, [])) == [("left", "bo")]
 
 
 def test_a_return_within_the_cooldown_is_logged_but_not_announced():

@@ -6,8 +6,10 @@ only add motion guesses between frames seconds apart. As Frigate decides a true 
 arrives when it was found in `confirm` of the last `window` recognised frames (one miss or one stray hit
 does not decide), or on one frame where it clears its threshold by `sure_margin` (retrieval's own margin
 of a clear decision: waiting for a second frame costs half a second here); it leaves when it has not been
-seen for `leave_after_s` of source time. A return within `cooldown_s` of its last sighting is logged but
-not announced again.
+seen for `leave_after_s` of source time and was missed on `confirm` recognised frames in a row (a second look
+decides a leaving as it does an arrival: where frames are recognised seconds apart, several cameras or a person
+remembered on a slow board, one miss was already `leave_after_s` long, and every miss a leaving and a new
+arrival). A return within `cooldown_s` of its last sighting is logged but not announced again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class _Track:
     last_seen: float = -1e9
     seen_before: float = -1e9  # last sighting of its previous visit, for the cooldown
 
+    @property
+    def misses(self) -> int:
+        """The recognised frames in a row, newest last, that did not find it."""
+        found = [k for k, score in enumerate(self.votes) if score is not None]
+        return len(self.votes) - 1 - found[-1] if found else len(self.votes)
+
 
 class Presence:
     """Turns one camera's recognitions into arrivals and departures."""
@@ -66,10 +74,17 @@ class Presence:
 
     @property
     def undecided(self) -> bool:
-        """A concept seen on the last recognised frame but not yet voted in: the next frame must be recognised
-        to decide it, even if nothing moves (a thing that came in one cut and then stood still would otherwise
-        wait for a re-check that compares the scene with itself)."""
-        return any(not t.present and t.votes and t.votes[-1] is not None for t in self._tracks.values())
+        """A concept seen on the last recognised frame but not yet voted in, or present but missed on fewer
+        recognised frames than decide its leaving: the next frame must be recognised to decide it, even if nothing
+        moves (a thing that came in one cut and then stood still would otherwise wait for a re-check that compares
+        the scene with itself, and one missed once would stay for good)."""
+        return any((0 < t.misses < self._looks) if t.present else t.votes[-1] is not None
+                   for t in self._tracks.values() if t.votes)
+
+    @property
+    def _looks(self) -> int:
+        """Recognised frames in a row that must miss a present concept before it may leave."""
+        return min(self.settings.confirm, self.settings.window)
 
     def update(self, time_s: float, hits: list[Hit] | None) -> list[Change]:
         """One frame's decisions. `hits` are its recognised concepts, or None for a frame the gate let pass
@@ -136,7 +151,8 @@ class Presence:
                 quiet = track.last_seen - track.seen_before < self.settings.cooldown_s
                 changes.append(Change("arrived", concept_id, track.name, time_s, track.box,
                                       statistics.median(scores), announce=not quiet))
-            elif track.present and time_s - track.last_seen >= self.settings.leave_after_s:
+            elif (track.present and track.misses >= self._looks
+                  and time_s - track.last_seen >= self.settings.leave_after_s):
                 changes.append(self._leave(concept_id, track, time_s))
             elif not track.present and not scores and time_s - track.seen_before >= self.settings.cooldown_s:
                 del self._tracks[concept_id]  # voted out, or gone longer than the cooldown: nothing to keep

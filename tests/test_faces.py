@@ -254,3 +254,21 @@ def test_frames_are_searched_down_to_their_own_smallest_face_and_references_to_t
     assert len(F.open_face_models(provider="cpu", frame_min_face=32, cache=model_cache).faces(frame)[0]) == 1
     face, _ = far.one_face(frame)  # a reference photo is searched down to MTCNN's own 20 px
     assert 15 < face.box.width < 40
+
+
+@pytest.mark.parametrize("side, cut", [("left", 0.4), ("right", 0.3)])
+def test_a_face_the_frames_edge_cuts_is_cropped_as_shaped_not_stretched(models, side, cut):
+    """Someone walking in at the frame's edge: the face cut off there was cropped to what was left and stretched
+    to FaceNet's square (0.56 and 0.68 like the astronaut's registered face at these cuts); cropped from the
+    detector's whole box, black past the edge, it keeps its shape and is hers (0.82)."""
+    pixels = astronaut()
+    face = models.detector.detect(pixels)[0]
+    registered = models.with_mirror(pixels, face.box)
+    if side == "left":
+        frame = np.ascontiguousarray(pixels[:, int(face.box.x0 + cut * face.box.width):])
+    else:
+        frame = np.ascontiguousarray(pixels[:, : int(face.box.x1 - cut * face.box.width)])
+    found, vectors = models.faces(frame)
+    assert len(found) == 1
+    assert found[0].box.x0 >= 0 and found[0].box.x1 <= frame.shape[1]  # its box is still inside the frame
+    assert float((registered @ vectors[0]).max()) > 0.75

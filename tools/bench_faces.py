@@ -153,7 +153,7 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
             genuine += [float(v @ ref_vectors[0]) for v, o in zip(vectors, owners) if o == ref.stem][:1]
             if len(faces):
                 right += owners[int(np.argmax(vectors @ ref_vectors[0]))] == ref.stem
-                registered = models.with_mirror(ref_pixels, ref_faces[0].box)  # as a person's face is registered
+                registered = models.with_mirror(ref_pixels, ref_faces[0])  # as a person's face is registered
                 theirs = clearly_theirs(vectors @ registered.T) if len(faces) > 1 else None
                 taken += theirs is not None
                 wrong += theirs is not None and owners[theirs] != ref.stem

@@ -180,7 +180,7 @@ class Memory:
         mirror image."""
         decoded = decoded_size(image)
         face, vector = self.faces.one_face(image.pixels, image.source, box, image.size, like)
-        return scale_box(face.box, decoded, image.size), self.faces.with_mirror(image.pixels, face.box, vector)
+        return scale_box(face.box, decoded, image.size), self.faces.with_mirror(image.pixels, face, vector)
 
     def remember(self, name: str, images: list[str | Path], description: str = "", category: str = "",
                  box: Box | None = None, boxes: list[Box | None] | None = None,
@@ -460,12 +460,8 @@ class Memory:
             image = _readable(view, unreadable)
             if image is None:
                 continue
-            box = scale_box(view.box, image.size, decoded_size(image))
-            w = decoded_size(image)[0]
-            mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
             out[view.id] = (["face", "face-mirror"],
-                            np.stack([self.faces.embedder.embed(image.pixels, [box])[0],
-                                      self.faces.embedder.embed(np.ascontiguousarray(image.pixels[:, ::-1]), [mirrored])[0]]))
+                            self.faces.with_mirror(image.pixels, scale_box(view.box, image.size, decoded_size(image))))
 
     def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]],
                        unread: set[int]) -> None:

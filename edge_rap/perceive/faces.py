@@ -51,11 +51,20 @@ class FaceChoiceError(EdgeRapError):
 
 @dataclass(frozen=True)
 class Face:
-    """A face found in an image: its box (pixels of that image), detector score, and 5 landmarks (x, y)."""
+    """A face found in an image: its box (pixels of that image), detector score, and 5 landmarks (x, y).
+    `whole`: the detector's box before it was cut to the image, reaching past an edge that cuts the face: the
+    embedder crops it with the missing part black, as the face is shaped, where the cut box was stretched to a
+    square (a face half out of the frame lost a fifth of its similarity to its own reference)."""
 
     box: Box
     score: float
     landmarks: np.ndarray | None = field(default=None, compare=False)  # 5 x 2: eyes, nose, mouth corners
+    whole: Box | None = field(default=None, compare=False)
+
+    @property
+    def extent(self) -> Box:
+        """The face's box as the embedder crops it: the detector's whole box where it has one."""
+        return self.whole or self.box
 
 
 class FaceDetector(Protocol):
@@ -119,20 +128,27 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+def _window(pixels: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
+    """The pixels of a box (x1, y1 exclusive) that may reach past the image's edges, black there; None where
+    none of it is inside the image."""
+    h, w = pixels.shape[:2]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return None
+    out = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1, :3]
+    return out
+
+
 def _crops(cv2, pixels: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Square crops (zero outside the image) resized to size x size, as float32 normalised to [-1, 1]."""
-    h, w = pixels.shape[:2]
     out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
     for k, (x0, y0, x1, y1) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
-        cw, ch = int(x1 - x0 + 1), int(y1 - y0 + 1)
-        if cw < 2 or ch < 2:
+        if x1 - x0 + 1 < 2 or y1 - y0 + 1 < 2:
             continue
-        tmp = np.zeros((ch, cw, 3), dtype=np.uint8)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1 + 1, w), min(y1 + 1, h)
-        if sx1 <= sx0 or sy1 <= sy0:
-            continue
-        tmp[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1]
-        out[k] = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_AREA)
+        tmp = _window(pixels, int(x0), int(y0), int(x1) + 1, int(y1) + 1)
+        if tmp is not None:
+            out[k] = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_AREA)
     return (out - 127.5) * 0.0078125
 
 
@@ -175,10 +191,10 @@ class MtcnnDetector:
         boxes, points = self._stage3(pixels, boxes)
         faces = []
         for b, p in zip(boxes, points):
-            x0, y0, x1, y1 = (float(v) / shrink for v in b[:4])
-            box = Box(max(0, int(round(x0))), max(0, int(round(y0))), min(w, int(round(x1))), min(h, int(round(y1))))
+            whole = Box(*(int(round(float(v) / shrink)) for v in b[:4]))
+            box = Box(max(0, whole.x0), max(0, whole.y0), min(w, whole.x1), min(h, whole.y1))
             if box.width > 1 and box.height > 1:
-                faces.append(Face(box, float(b[4]), (p / shrink).astype(np.float32)))
+                faces.append(Face(box, float(b[4]), (p / shrink).astype(np.float32), whole))
         return sorted(faces, key=lambda f: -f.score)
 
     def _scales(self, h: int, w: int, min_face: int) -> list[float]:
@@ -251,11 +267,11 @@ class MtcnnDetector:
 # --- embedding: FaceNet ---------------------------------------------------------------------------------------
 
 
-def face_crop_box(box: Box, width: int, height: int, margin: float) -> Box:
-    """The box grown by `margin` of its size on every side (FaceNet's training crops), clipped to the image."""
+def face_crop_box(box: Box, margin: float) -> Box:
+    """The box grown by `margin` of its size on every side (FaceNet's training crops), past the image's edges
+    where it reaches them (the crop is black there)."""
     mx, my = box.width * margin, box.height * margin
-    return Box(max(0, int(round(box.x0 - mx))), max(0, int(round(box.y0 - my))),
-               min(width, int(round(box.x1 + mx))), min(height, int(round(box.y1 + my))))
+    return Box(int(round(box.x0 - mx)), int(round(box.y0 - my)), int(round(box.x1 + mx)), int(round(box.y1 + my)))
 
 
 def facenet_graph() -> Path:
@@ -272,9 +288,9 @@ class FacenetEmbedder:
     """FaceNet (Inception-ResNet-v1, VGGFace2) on ONNX Runtime: 160 x 160 face crops -> 512-d unit vectors.
 
     The package ships a TensorFlow graph; its ONNX twin is made once in the model cache `cache`
-    (edge_rap/export/facenet.py). Crops are the detector's box grown by `margin` on each side, standardised per
-    crop (FaceNet's "prewhiten"). With `flip`, a face's vector is the mean of it and its mirror image (steadier,
-    twice the cost).
+    (edge_rap/export/facenet.py). Crops are the detector's box (its whole box, for a face an edge cuts) grown by
+    `margin` on each side, black past the image's edges, standardised per crop (FaceNet's "prewhiten"). With
+    `flip`, a face's vector is the mean of it and its mirror image (steadier, twice the cost).
     """
 
     size = 160
@@ -305,12 +321,12 @@ class FacenetEmbedder:
         h, w = pixels.shape[:2]
         out = np.empty((len(boxes), 3, self.size, self.size), dtype=np.float32)
         for i, item in enumerate(boxes):
-            box = face_crop_box(item.box if isinstance(item, Face) else item, w, h, self.margin)
-            if box.width < 2 or box.height < 2:
+            box = face_crop_box(item.extent if isinstance(item, Face) else item, self.margin)
+            crop = _window(pixels, box.x0, box.y0, box.x1, box.y1) if box.width >= 2 and box.height >= 2 else None
+            if crop is None:
                 raise EdgeRapError(f"face box {box.as_list()} is empty inside a {w}x{h} image")
-            crop = pixels[box.y0 : box.y1, box.x0 : box.x1, :3]
             interp = cv2.INTER_AREA if min(crop.shape[:2]) > self.size else cv2.INTER_LINEAR
-            x = cv2.resize(np.ascontiguousarray(crop), (self.size, self.size), interpolation=interp).astype(np.float32)
+            x = cv2.resize(crop, (self.size, self.size), interpolation=interp).astype(np.float32)
             x = (x - x.mean()) / max(float(x.std()), 1.0 / np.sqrt(x.size))
             out[i] = x.transpose(2, 0, 1)
         return out
@@ -343,11 +359,12 @@ class FaceModels:
     def space(self) -> SpaceInfo:
         return self.embedder.space
 
-    def with_mirror(self, pixels: np.ndarray, face: Box, vector: np.ndarray | None = None) -> np.ndarray:
+    def with_mirror(self, pixels: np.ndarray, face: Face | Box, vector: np.ndarray | None = None) -> np.ndarray:
         """The vectors of a face and of its mirror image (2 x dim): a person's registered face, which then
         matches them facing either way. `vector`: the face's own, where it was embedded already."""
         w = pixels.shape[1]
-        mirrored = Box(w - face.x1, face.y0, w - face.x0, face.y1)
+        box = face.extent if isinstance(face, Face) else face
+        mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
         own = self.embedder.embed(pixels, [face])[0] if vector is None else vector
         return np.stack([own, self.embedder.embed(np.ascontiguousarray(pixels[:, ::-1]), [mirrored])[0]])
 

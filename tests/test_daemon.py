@@ -97,6 +97,15 @@ def test_the_loop_announces_arrivals_and_leavings_once_and_survives_a_bad_frame(
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left", "arrived", "left"]
 
 
+def test_what_was_in_view_leaves_while_frames_cannot_be_recognised(tmp_path):
+    # The memory's drive pulled, or a memory reindexed by a model the daemon does not run: every frame failed, and
+    # what was in view stayed in the log for as long as they did ("is Bo home?" yes, for days). A failed frame saw
+    # nothing: <bo> leaves after two of them and leave_after_s, and arrives again once frames are recognised.
+    values = [255] * 4 + [13] * 8 + [255] * 4
+    events, _, _ = run_scripted(tmp_path, values)
+    assert [(e.kind, e.time_s) for e in events] == [("arrived", 0.5), ("left", 2.5), ("arrived", 6.5), ("left", 7.5)]
+
+
 def test_a_photo_given_as_the_source_announces_what_it_shows(tmp_path):
     # One frame: the vote waited for a second one that never came, and `run --source photo.jpg` said nothing of a
     # concept found at its threshold (only one clear by the sure margin was announced).

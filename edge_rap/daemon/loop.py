@@ -579,7 +579,11 @@ class Daemon:
             hits = None
             if passes:
                 t, embedded = time.perf_counter(), self.embedder.spent_ms
-                recognition = self.household.recognize(frame.image())
+                try:
+                    recognition = self.household.recognize(frame.image())
+                except Exception:
+                    self._saw_nothing(frame)
+                    raise
                 embed_ms = self.embedder.spent_ms - embedded
                 self.times["embed"].append(embed_ms)
                 self.times["retrieve"].append(1000 * (time.perf_counter() - t) - embed_ms)
@@ -605,6 +609,15 @@ class Daemon:
             raise
         except Exception as e:  # one bad frame never kills the loop; the traceback goes to the log
             self._failed(frame, f"failed ({type(e).__name__}: {e})", logging.ERROR)
+
+    def _saw_nothing(self, frame: Frame) -> None:
+        """A frame that could not be recognised saw nothing: while frames fail (the memory's drive pulled, a memory
+        reindexed by a model this daemon does not run), what was in view leaves as it would unseen, rather than stay
+        in the log for as long as they fail; one bad frame ends no visit (a leaving takes a second miss)."""
+        self.last_time_s[frame.camera] = frame.time_s
+        changes = self.presence[frame.camera].update(frame.time_s, [])
+        if changes:
+            self._announce(frame, changes)
 
     def _failed(self, frame: Frame, why: str, level: int = logging.WARNING) -> None:
         """A frame that failed: counted, and said once while its camera's frames fail the same way (a memory

@@ -54,7 +54,8 @@ def face_loader(settings: Settings) -> Callable[[], FaceModels | None]:
             return open_face_models(settings.profile.provider, settings.profile.min_face, settings.profile.threads,
                                     settings.models)
         except EdgeRapError as e:
-            log.warning("faces unavailable (%s): people are matched by their whole photo only", e)
+            log.warning("faces unavailable (%s): people are matched by their whole photo only (once the face models "
+                        "are installed, `edge-rap edit NAME --category person` registers a person's face)", e)
             return None
 
     return load

@@ -215,6 +215,27 @@ def test_a_category_change_adds_or_removes_the_face(people, settings):
     assert people.get("mug").category != "person"
 
 
+def test_a_person_remembered_without_the_face_models_has_the_face_registered_once_they_are_there(
+        tmp_path, settings, embedder):
+    """`edge_rap[faces]` installed after the household was remembered: each person stayed without a face, found by
+    the whole photo (the clothes and the room) for good, and `edit --category person` did nothing to a person."""
+    from edge_rap.memory.memory import Memory
+
+    faceless = Memory(tmp_path / "mem", embedder, faces=lambda: None)
+    faceless.remember("grace", [save_photo(tmp_path, "grace_hopper")], "Grandma Grace", "person")
+    faceless.close()
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    grace = memory.get("grace")
+    assert memory.store.views(grace.id, kind="face") == []
+    memory.edit("grace", category="person")
+    (face,) = memory.store.views(grace.id, kind="face")
+    hits = open_retriever(memory, settings).face_hits(Image(side_by_side("astronaut", "grace_hopper"), "frame"))
+    assert [h.concept.name for h in hits] == ["grace"]
+    memory.edit("grace", description="Grandma")  # no category given: nothing to register again
+    assert memory.store.views(grace.id, kind="face") == [face]
+    memory.close()
+
+
 def test_a_damaged_photo_does_not_keep_a_concept_from_becoming_a_person(people, tmp_path, caplog):
     # it stopped the change, saying to restore the file or forget the concept: one lost file among its photos kept a
     # concept from ever becoming a person, also once it had been given another photo

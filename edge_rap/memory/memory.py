@@ -283,9 +283,12 @@ class Memory:
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
         """Change the description or category. A concept that becomes a person has the faces of its photos
-        registered; one that stops being a person loses its face views."""
+        registered, as does a person without a face (remembered where the face models were not installed: found
+        by the whole photo, clothes and room, for good) given a person's category again; one that stops being a
+        person loses its face views."""
         concept = self.store.get(name)
-        becomes_person = category is not None and is_person(category) and not is_person(concept.category)
+        faceless = is_person(concept.category) and not self.store.views(concept.id, kind="face")
+        becomes_person = category is not None and is_person(category) and (not is_person(concept.category) or faceless)
         stops_being_person = category is not None and is_person(concept.category) and not is_person(category)
         faces = self._faces_of(concept) if becomes_person and self.faces is not None else []
         with self.store.transaction() as db:

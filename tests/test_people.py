@@ -223,6 +223,7 @@ def test_a_person_remembered_without_the_face_models_has_the_face_registered_onc
 
     faceless = Memory(tmp_path / "mem", embedder, faces=lambda: None)
     faceless.remember("grace", [save_photo(tmp_path, "grace_hopper")], "Grandma Grace", "person")
+    faceless.remember("mo", [save_photo(tmp_path, "coffee")], "seen from behind", "person")
     faceless.close()
     memory = open_memory(settings, embedder, tmp_path / "mem")
     grace = memory.get("grace")
@@ -233,6 +234,8 @@ def test_a_person_remembered_without_the_face_models_has_the_face_registered_onc
     assert [h.concept.name for h in hits] == ["grace"]
     memory.edit("grace", description="Grandma")  # no category given: nothing to register again
     assert memory.store.views(grace.id, kind="face") == [face]
+    # the household page sends the category with every edit: a person with no face to find is edited as before
+    assert memory.edit("mo", "our son", "person").description == "our son"
     memory.close()
 
 

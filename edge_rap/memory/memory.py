@@ -287,10 +287,13 @@ class Memory:
         by the whole photo, clothes and room, for good) given a person's category again; one that stops being a
         person loses its face views."""
         concept = self.store.get(name)
-        faceless = is_person(concept.category) and not self.store.views(concept.id, kind="face")
-        becomes_person = category is not None and is_person(category) and (not is_person(concept.category) or faceless)
+        becomes_person = category is not None and is_person(category) and not is_person(concept.category)
+        faceless = (category is not None and is_person(category) and is_person(concept.category)
+                    and not self.store.views(concept.id, kind="face"))
         stops_being_person = category is not None and is_person(concept.category) and not is_person(category)
-        faces = self._faces_of(concept) if becomes_person and self.faces is not None else []
+        faces = []
+        if (becomes_person or faceless) and self.faces is not None:  # (the page sends the category with every edit:
+            faces = self._faces_of(concept, required=becomes_person)  # a person with no face to find stays as is)
         with self.store.transaction() as db:
             if description is not None:
                 db.execute("UPDATE concepts SET description = ?, updated = ? WHERE id = ?",
@@ -311,11 +314,11 @@ class Memory:
                 self.writer.write(db, FACE_SPACE, added=(np.full(len(vectors), concept.id, np.int64), vectors))
         return self.store.get_by_id(concept.id, concept.name)  # the concept changed, whatever it is called now
 
-    def _faces_of(self, concept: Concept) -> list[tuple]:
+    def _faces_of(self, concept: Concept, required: bool = True) -> list[tuple]:
         """(photo view, face box in the file's pixels, face + mirror vectors) of each of a concept's photos that
         shows one face. One that shows none or several, or cannot be read (missing, damaged), is left out and said:
         a box cannot be given to an existing photo, and a group photo (or one lost file) among a person's photos
-        would otherwise keep it from ever becoming a person."""
+        would otherwise keep it from ever becoming a person. None at all is an error where `required`."""
         out, left_out, unreadable = [], [], {}
         for k, view in enumerate(self.store.views(concept.id), 1):  # said as the user knows it, not its path
             shown = f"photo {k} of <{concept.name}>"
@@ -327,7 +330,7 @@ class Memory:
                 out.append((view, *self._face(replace(image, source=shown), view.box)))
             except FaceChoiceError as e:
                 left_out.append(e.found)
-        if not out:
+        if not out and required:
             raise EdgeRapError(f"{'; '.join(left_out)}: a person needs a photo that shows one face; nothing was "
                                f"changed (add one with add-views, then edit again)")
         for found in left_out:

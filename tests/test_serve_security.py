@@ -149,6 +149,28 @@ def test_a_new_memory_is_private_to_its_owner_whatever_the_umask(tmp_path, run, 
         os.umask(old)
 
 
+def test_a_new_home_made_by_the_first_export_is_private_too(tmp_path, model_cache, monkeypatch, capsys):
+    """A new household's first `remember` (or `make demo`) exports the default embedder into the home's `models`
+    before the memory is made: the home came out 0755, and the memory, made in a folder that existed, kept that
+    mode: every account on the device could read the photos (doctor then said to chmod 700)."""
+    import shutil
+
+    from edge_rap import cli
+    from edge_rap.models.cache import ModelCache
+
+    home = tmp_path / "new-home"
+    monkeypatch.setenv("EDGE_RAP_HOME", str(home))  # EDGE_RAP_MODELS unset: the cache is the home's `models`
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: shutil.copytree(
+        model_cache / "efficientnet-lite0-int8", self.folder("efficientnet-lite0-int8")))
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["remember", "bo", str(save(tmp_path / "bo.png", scene(1)))]) == 0
+    finally:
+        os.umask(old)
+    assert (home / "models" / "efficientnet-lite0-int8").is_dir()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+
 def test_a_damaged_token_file_is_503_with_its_fix_and_rotation_mends_it(tmp_path):
     # A token file cut short (an edit, a disk that filled) answered every request 500, with two tracebacks each.
     from edge_rap.serve.token import rotate_token

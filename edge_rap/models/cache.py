@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,21 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
 STAGING_PREFIX = ".export-"
 
 
+def make_cache_root(root: Path) -> None:
+    """Make the model cache's folder where it is missing; its parent, where missing too, is made its owner's alone
+    (0700), as a new memory folder is. The default cache is the memory home's `models`, which the first export
+    makes before any memory: the home it made with it was readable by every account, and the memory, kept in a
+    folder that exists with the mode it has, stayed so."""
+    if not root.parent.exists():
+        private_folder(root.parent)
+    root.mkdir(parents=True, exist_ok=True)
+
+
 @contextmanager
 def staging_folder(cache_root: Path) -> Iterator[Path]:
     """A work folder for one export, on the cache's own disk (the finished model is renamed into place); the
     folders of exports killed before they finished are removed first."""
-    cache_root.mkdir(parents=True, exist_ok=True)
+    make_cache_root(cache_root)
     for old in cache_root.glob(STAGING_PREFIX + "*"):
         pid = old.name[len(STAGING_PREFIX):].split("-")[0]
         if pid.isdigit() and not _alive(int(pid)):
@@ -261,7 +272,7 @@ class ModelCache:
         if name not in DEFAULT_EMBEDDERS or self._ready(name):
             return False
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_cache_root(self.root)
             lock = open(self.root / ".export.lock", "w")
         except OSError as e:  # a read-only cache, or EDGE_RAP_MODELS naming a file: said, not a traceback
             if self._keepable(name):

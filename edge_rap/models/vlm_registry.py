@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.models.cache import sha256_file
+from edge_rap.models.cache import make_cache_root, sha256_file
 from edge_rap.models.file_formats import format_problem
 from edge_rap.shipped import shipped_dir
 
@@ -150,6 +150,7 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         raise EdgeRapError(f"no model named {name!r} in the registries{did_you_mean(name, every)} ({known})")
     folder = vlm_root(models, kind) / name
     try:
+        make_cache_root(models)
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise EdgeRapError(f"cannot create {folder} ({e.strerror})") from None

@@ -408,6 +408,10 @@ def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
     settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     rc, _, err = run("serve", "--tls-cert", "c.pem")
     assert rc == 2 and "--tls-key" in err
+    key = settings.memory.parent / "k.pem"
+    key.write_text("not read: the certificate is missing")
+    rc, _, err = run("serve", "--tls-cert", "gone.pem", "--tls-key", key)  # ssl's own line named neither file
+    assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
     from edge_rap.serve.server import bind
 
     taken = bind("127.0.0.1", 0)

@@ -79,6 +79,17 @@ def warn_if_open(host: str, tls: Tls | None) -> str | None:
             "use --tls-cert/--tls-key, or keep it on a network you trust")
 
 
+def _tls_problem(tls: Tls | None, error: Exception) -> str:
+    """The one line for a certificate or key that could not be loaded, naming the file that cannot be read: ssl's
+    own error ("[Errno 2] No such file or directory") names neither."""
+    for option, path in (("--tls-cert", tls.cert), ("--tls-key", tls.key)) if tls else ():
+        try:
+            open(path, "rb").close()
+        except OSError as e:
+            return f"{option} {path}: cannot read it ({e.strerror})"
+    return f"--tls-cert/--tls-key: {error}"
+
+
 def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Callable[[], None] | None = None):
     """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
     connections limited and timed by `patience` (the defaults when None); `beat` called at each turn of its event
@@ -98,7 +109,7 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
         raise EdgeRapError(f"--tls-cert/--tls-key: not a PEM certificate and its key, or a pair that does not "
                            f"match ({e.reason or e})") from None
     except (OSError, ValueError) as e:
-        raise EdgeRapError(f"--tls-cert/--tls-key: {e}") from None
+        raise EdgeRapError(_tls_problem(tls, e)) from None
     server = uvicorn.Server(config)
     if beat is not None:
         server.on_tick = _beating(server.on_tick, beat)

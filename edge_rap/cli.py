@@ -604,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a remembered concept")
     p.add_argument("--json", action="store_true", help=CONCEPT_JSON + " (as it was)")
     p = add("concepts", cmd_concepts, "list remembered concepts")
-    p.add_argument("--json", action="store_true", help="a JSON list of the concepts, each as remember --json prints it")
+    p.add_argument("--json", action="store_true", help="a JSON list of the concepts, each as remember --json prints it, "
+                   "and recognisable (false: no photo of it could be read at the last reindex)")
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or camera frames")
     p.add_argument("--json", action="store_true", help='one JSON object per line per image: image, concepts (each '

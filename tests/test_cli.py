@@ -496,6 +496,18 @@ def test_every_option_says_what_it_does_and_its_default():
     assert unexplained(every_parser(cli.build_parser(), ("edge-rap",))) == ([], [])
 
 
+def test_concepts_json_help_names_every_key_it_prints(run, tmp_path):
+    # `concepts --json` printed "recognisable", which its --help ("each as remember --json prints it") never named
+    from parsers import every_parser
+
+    rc, out, _ = run("remember", "--json", "bo", save(tmp_path / "bo.png", scene(1)))
+    remembered = json.loads(out)
+    (listed,) = concepts_json(run)
+    parser = dict(every_parser(cli.build_parser(), ("edge-rap",)))[("edge-rap", "concepts")]
+    (option,) = [a for a in parser._actions if "--json" in a.option_strings]
+    assert rc == 0 and [key for key in listed if key not in remembered and key not in option.help] == []
+
+
 def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys):
     # `remember bo bo.jpg -q` showed the top level's usage, every command listed, not remember's options
     with pytest.raises(SystemExit) as e:

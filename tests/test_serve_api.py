@@ -364,6 +364,19 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.get("/api/events", params={"since": ""}).status_code == 422  # "$UNSET": every event was listed
 
 
+def test_a_field_sent_twice_where_the_route_takes_one_is_refused(tmp_path):
+    # two photos to /api/recognize were answered for the last alone, the first dropped without a word
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        two = photo_files(png(photo("coffee")), png(photo("rocket")))
+        r = c.post("/api/recognize", files=two)
+        assert r.status_code == 422 and r.json()["error"] == "photo: sent 2 times; POST /api/recognize takes one"
+        r = c.post("/api/concepts", data={"name": ["bo", "mochi"]}, files=two[:1])
+        assert r.status_code == 422 and r.json()["error"].startswith("name: sent 2 times")
+        assert c.get("/api/concepts").json() == []
+        assert c.post("/api/concepts", data={"name": "bo"}, files=two).status_code == 201  # photos: as many as sent
+        assert c.post("/api/recognize", files=two[:1]).status_code == 200
+
+
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         assert c.get("/api/stats").json()["daemon"] is False

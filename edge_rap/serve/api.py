@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Callable, ContextManager, Iterator
+from typing import Annotated, Callable, ContextManager, Iterator, get_origin
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -129,16 +129,22 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 async def _form_body(request: Request) -> None:
     """Refuse a body that is not a form, in words: a JSON body read as a form holds no field, and the client
     that sent {"question": ...} was told that ask needs a question. Refuse a field the route does not take
-    (422, as the JSON routes do): a misspelt `descripton` was dropped without a word, the concept kept none."""
+    (422, as the JSON routes do): a misspelt `descripton` was dropped without a word, the concept kept none; and
+    one sent twice where the route takes one."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media not in FORM_TYPES:
         raise ApiError(f"{request.method} {request.url.path} takes form fields (multipart/form-data, as "
                        f"`curl -F field=value` sends them), not {media}", 415)
-    taken = [field.alias for field in request.scope["route"].dependant.body_params]
-    unknown = sorted(set((await request.form()).keys()) - set(taken))  # the form FastAPI has already read
+    fields = request.scope["route"].dependant.body_params
+    taken = [field.alias for field in fields]
+    form = await request.form()  # the form FastAPI has already read
+    unknown = sorted(set(form.keys()) - set(taken))
     if unknown:
         raise ApiError(f"{unknown[0]}: not a field of {request.method} {request.url.path} (it takes "
                        f"{', '.join(taken)})", 422)
+    for field in fields:  # one of a field that takes one was kept, the others dropped: two photos, one answer
+        if get_origin(field.field_info.annotation) is not list and (sent := len(form.getlist(field.alias))) > 1:
+            raise ApiError(f"{field.alias}: sent {sent} times; {request.method} {request.url.path} takes one", 422)
 
 
 FORM = [Depends(_form_body)]

@@ -345,6 +345,19 @@ def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_p
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
 
 
+def test_a_form_to_the_route_that_takes_json_is_refused_in_words(tmp_path):
+    # `curl -X PATCH -d description=...` (a form) was answered "request: Input should be a valid dictionary or
+    # object to extract fields from"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        r = c.patch("/api/concepts/bo", data={"description": "our dog"})
+        assert r.status_code == 415 and r.json()["error"].startswith(
+            "PATCH /api/concepts/bo takes a JSON object (application/json, as `curl --json")
+        assert r.json()["error"].endswith("not application/x-www-form-urlencoded")
+        assert c.get("/api/concepts/bo").json()["description"] == ""
+        assert c.patch("/api/concepts/bo", json={"description": "our dog"}).json()["description"] == "our dog"
+
+
 def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
     """A misspelt `descripton` was dropped without a word: the concept was made with no description (the
     README promises 422 for a field the route does not know, as PATCH's JSON got); so was a query's `nmae`."""

@@ -126,12 +126,29 @@ def _label(k: int, filename: str | None) -> str:
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
+def _media(request: Request) -> str:
+    """The body's media type, without its parameters ("" where none is said)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _json_body(request: Request) -> None:
+    """Refuse a body that is not JSON, in words: a form (`curl -d name=bo`, which sends one) was answered
+    "request: Input should be a valid dictionary or object to extract fields from"."""
+    media = _media(request)
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise ApiError(f"{request.method} {request.url.path} takes a JSON object (application/json, as `curl --json "
+                       f"'{{\"description\": \"...\"}}'` sends it), not {media}", 415)
+
+
+JSON = [Depends(_json_body)]
+
+
 async def _form_body(request: Request) -> None:
     """Refuse a body that is not a form, in words: a JSON body read as a form holds no field, and the client
     that sent {"question": ...} was told that ask needs a question. Refuse a field the route does not take
     (422, as the JSON routes do): a misspelt `descripton` was dropped without a word, the concept kept none; and
     one sent twice where the route takes one."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = _media(request)
     if media and media not in FORM_TYPES:
         raise ApiError(f"{request.method} {request.url.path} takes form fields (multipart/form-data, as "
                        f"`curl -F field=value` sends them), not {media}", 415)
@@ -243,7 +260,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def get_concept(name: str) -> dict:
         return concept_json(find(name))
 
-    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut)
+    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
         new = _name(change.name) if change.name is not None else None
         _one_line(change.description, "description", MAX_DESCRIPTION)

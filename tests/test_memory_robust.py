@@ -610,6 +610,20 @@ def test_a_photo_with_nothing_in_it_is_refused(root, photos, pixels, reason):
     memory.remember("scene", [scene_file(photos, 1)])  # a real photo still is
 
 
+def test_a_box_of_a_plain_area_is_refused_though_its_noise_spreads_it(root, photos):
+    # a --box over a white table top in a JPEG (its noise: a spread of about 3) was taken, and the concept was then
+    # seen in the blank parts of every frame (0.9 on a grey wall)
+    pixels = scene(1, 320, 240).copy()
+    pixels[:, :160] = np.clip(235 + np.random.default_rng(0).normal(0, 3, (240, 160, 3)), 0, 255).astype(np.uint8)
+    photos.mkdir()
+    path = save(photos / "table.png", pixels)
+    memory = fake_memory(root)
+    with pytest.raises(EdgeRapError, match=r"\(its box\) has no detail \(uniform\)"):
+        memory.remember("table", [path], box=Box(0, 0, 150, 240))
+    assert memory.concepts() == []
+    memory.remember("toy", [path], box=Box(170, 0, 320, 240))  # the detailed half of the same photo still is
+
+
 def test_a_new_memory_on_a_full_disk_says_the_disk_is_full(tmp_path):
     # SQLite rolls back itself on a full disk: rolling back again said "cannot rollback - no transaction is active"
     from edge_rap.memory.store import create

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 2000
 #: A reference photo (or its box) needs this many pixels per side, and this much spread of some colour channel
-#: (0-255): a uniform or tiny photo holds nothing to recognise and matches unrelated photos instead.
+#: (0-255): a uniform or tiny photo holds nothing to recognise and matches unrelated photos instead. A plain wall
+#: or table top in a JPEG spreads 2-8 (its noise), and such a box matched other things' regions as often as a
+#: uniform one does (docs/BENCHMARKS.md): at 2.0 it was taken, and then seen in the blank parts of every frame.
 MIN_SIDE = 16
-MIN_SPREAD = 2.0
+MIN_SPREAD = 8.0
 #: Categories whose concepts are people: remembering one registers the face of its photo.
 PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
 

@@ -171,6 +171,23 @@ def test_a_new_home_made_by_the_first_export_is_private_too(tmp_path, model_cach
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
 
+def test_a_cache_named_elsewhere_has_its_parent_made_as_any_folder(tmp_path, monkeypatch):
+    """Only the memory home the default cache is in is made private: the parent of a cache EDGE_RAP_MODELS names
+    elsewhere (`/srv/models/edge-rap`, shared with the service's account) was made 0700 too, and the service
+    could not read the models exported for it."""
+    from edge_rap.models.cache import make_cache_root
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    old = os.umask(0o022)
+    try:
+        make_cache_root(tmp_path / "srv" / "edge-rap")
+        make_cache_root(tmp_path / "home" / "models")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
+
+
 def test_a_damaged_token_file_is_503_with_its_fix_and_rotation_mends_it(tmp_path):
     # A token file cut short (an edit, a disk that filled) answered every request 500, with two tracebacks each.
     from edge_rap.serve.token import rotate_token

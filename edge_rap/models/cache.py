@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.files import private_folder
 
@@ -151,11 +152,12 @@ STAGING_PREFIX = ".export-"
 
 
 def make_cache_root(root: Path) -> None:
-    """Make the model cache's folder where it is missing; its parent, where missing too, is made its owner's alone
-    (0700), as a new memory folder is. The default cache is the memory home's `models`, which the first export
-    makes before any memory: the home it made with it was readable by every account, and the memory, kept in a
-    folder that exists with the mode it has, stayed so."""
-    if not root.parent.exists():
+    """Make the model cache's folder where it is missing; the memory home it is in (the default cache, the home's
+    `models`), where missing too, is made its owner's alone (0700), as a new memory folder is: the first export
+    makes it before any memory, and the home it made was readable by every account, and the memory, kept in a
+    folder that exists with the mode it has, stayed so. The parent of a cache `EDGE_RAP_MODELS` names elsewhere
+    (a folder shared with the service's account) is made as any folder is."""
+    if root == default_home() / "models" and not root.parent.exists():
         private_folder(root.parent)
     root.mkdir(parents=True, exist_ok=True)
 

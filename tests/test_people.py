@@ -145,6 +145,23 @@ def test_a_face_box_outside_a_photo_replaced_by_a_smaller_one_does_not_stop_the_
     assert done.unrecognisable == []  # her photo (no box) is re-embedded: a thing's recognition still finds her
 
 
+def test_a_reindex_embeds_a_face_the_photos_edge_cuts_as_remember_did(people, tmp_path):
+    # remember crops such a face from the detector's whole box, black past the edge; the reindex cropped the stored
+    # box, cut to the photo, and stretched it: every reindex changed the person's registered face to one that
+    # matched her, cut the same way in a frame, less (0.81 -> 0.64 in the edge crop's measure)
+    pixels = photo("astronaut")
+    (face,) = people.store.views(people.get("eileen").id, kind="face")
+    cut = np.ascontiguousarray(pixels[:, int(face.box.x0 + 0.4 * face.box.width):])
+    PILImage.fromarray(cut).save(tmp_path / "edge.png")
+    people.remember("edge", [tmp_path / "edge.png"], "", "person")
+    (stored,) = people.store.views(people.get("edge").id, kind="face")
+    assert stored.box.x0 == 0  # the photo's edge cuts it
+    remembered = people.store.concept_vectors(people.get("edge").id, FACE_SPACE)
+    people.reindex()
+    reindexed = people.store.concept_vectors(people.get("edge").id, FACE_SPACE)
+    assert np.sum(remembered * reindexed, axis=1).min() > 0.99
+
+
 def test_cli_remember_a_person_and_recognize(tmp_path, settings, capsys):
     import json
 

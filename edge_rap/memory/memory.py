@@ -471,8 +471,8 @@ class Memory:
             image = _readable(view, unreadable)
             if image is None:
                 continue
-            out[view.id] = (["face", "face-mirror"],
-                            self.faces.with_mirror(image.pixels, scale_box(view.box, image.size, decoded_size(image))))
+            face = self.faces.registered(image.pixels, scale_box(view.box, image.size, decoded_size(image)))
+            out[view.id] = (["face", "face-mirror"], self.faces.with_mirror(image.pixels, face))
 
     def _replace_space(self, db, space: SpaceInfo, rows: list[tuple[int, list[str], np.ndarray]],
                        unread: set[int]) -> None:

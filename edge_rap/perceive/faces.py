@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.models.cache import sha256_file
-from edge_rap.perceive.boxes import nms
+from edge_rap.perceive.boxes import iou, nms
 from edge_rap.perceive.embed import SpaceInfo, normalise
 from edge_rap.types import Box
 
@@ -367,6 +367,16 @@ class FaceModels:
         mirrored = Box(w - box.x1, box.y0, w - box.x0, box.y1)
         own = self.embedder.embed(pixels, [face])[0] if vector is None else vector
         return np.stack([own, self.embedder.embed(np.ascontiguousarray(pixels[:, ::-1]), [mirrored])[0]])
+
+    def registered(self, pixels: np.ndarray, box: Box) -> Face | Box:
+        """A registered face's stored box (cut to its photo, in these pixels) as remember embedded it: where the
+        photo's edge cuts it, the detected face it is, with its whole box (a reindex that cropped the cut box
+        stretched it, unlike the frames' faces, and unlike the vectors remember had stored)."""
+        h, w = pixels.shape[:2]
+        if box.x0 > 0 and box.y0 > 0 and box.x1 < w and box.y1 < h:
+            return box
+        found = max(self.detector.detect(pixels), key=lambda f: iou(f.box, box), default=None)
+        return found if found is not None and iou(found.box, box) >= 0.5 else box
 
     def faces(self, pixels: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Every face of a frame being recognised, down to `frame_min_face`: a reference photo (one_face) is

@@ -30,14 +30,15 @@ log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 2000
 #: A reference photo (or its box) needs this many pixels per side, and this much spread of some colour channel
-#: (0-255): a uniform or tiny photo holds nothing to recognise and matches unrelated photos instead. A box needs
-#: more: a plain wall or table top in a JPEG spreads 2-8 (its noise), and such a box matched other things'
-#: regions as often as a uniform one does (docs/BENCHMARKS.md): at 2.0 it was taken, and then seen in the blank
-#: parts of every frame. A whole photo taken at night spreads as little (its detail is dim, not missing: it
-#: matches its own thing, not others), so a whole photo needs only MIN_SPREAD.
+#: (0-255): a uniform or tiny photo holds nothing to recognise and matches unrelated photos instead. A box as plain
+#: as a wall or a table top is refused too: under MIN_BOX_SPREAD (a JPEG's noise spreads 2-8) and under
+#: PLAIN_SHARE of its photo's own spread, such a box matched other things' regions as often as a uniform one does
+#: (docs/BENCHMARKS.md): at 2.0 it was taken, and then seen in the blank parts of every frame. A photo taken at
+#: night spreads as little, whole or boxed, but its detail is dim, not missing: it matches its own thing, not others.
 MIN_SIDE = 16
 MIN_SPREAD = 2.0
 MIN_BOX_SPREAD = 8.0
+PLAIN_SHARE = 0.25
 #: Categories whose concepts are people: remembering one registers the face of its photo.
 PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
 
@@ -52,17 +53,25 @@ def is_person(category: str) -> bool:
     return category.strip().lower() in PERSON_CATEGORIES
 
 
-def require_detail(pixels: np.ndarray, what: str, size: tuple[int, int] | None = None, boxed: bool = False) -> None:
-    """Refuse a featureless reference (uniform, or a few pixels; a plain area where it is a box), naming the
-    photo and why; `size` is the file's (width, height) where it was decoded reduced, the size the user knows."""
+def detail_spread(pixels: np.ndarray) -> float:
+    """The largest colour channel's standard deviation (0-255), of a sample: enough to tell a uniform photo."""
+    step = max(1, min(pixels.shape[:2]) // 256)
+    return float(pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max())
+
+
+def require_detail(pixels: np.ndarray, what: str, size: tuple[int, int] | None = None,
+                   photo: np.ndarray | None = None) -> None:
+    """Refuse a featureless reference (uniform, or a few pixels), naming the photo and why; `size` is the
+    file's (width, height) where it was decoded reduced, the size the user knows; `photo`: the whole photo that
+    `pixels` are a box of, beside which a box may be plain (a table top in a photo, not a photo taken at night)."""
     h, w = pixels.shape[:2]
     if min(h, w) < MIN_SIDE:
         shown_w, shown_h = size or (w, h)
         raise EdgeRapError(f"{what} has no detail ({shown_w} x {shown_h} pixels; a reference needs {MIN_SIDE} "
                            "per side)")
-    step = max(1, min(h, w) // 256)  # a sample is enough to tell a uniform photo
-    spread = pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max()
-    if spread < (MIN_BOX_SPREAD if boxed else MIN_SPREAD):
+    spread = detail_spread(pixels)
+    plain = photo is not None and spread < MIN_BOX_SPREAD and spread < PLAIN_SHARE * detail_spread(photo)
+    if spread < MIN_SPREAD or plain:
         raise EdgeRapError(f"{what} has no detail (uniform): it would match unrelated photos")
 
 
@@ -158,7 +167,8 @@ class Memory:
         if person and box is None and face is None and like is not None:
             box = self._their_face(file.image, like)
         region = crop(file.image, box) if box else file.image
-        require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size, boxed=box is not None)
+        require_detail(region.pixels, f"{path}" + (" (its box)" if box else ""), region.size,
+                       file.image.pixels if box else None)
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
         prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))

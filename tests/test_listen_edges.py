@@ -557,6 +557,19 @@ def test_push_to_talk_keeps_a_command_with_a_pause_in_it_whole_up_to_its_yes():
     assert (turn.command.state, turn.transcript, home.forgotten) == ("done", "Forget Bo. Yes.", ["bo"])
 
 
+def test_a_hesitation_while_a_command_waits_for_its_yes_is_not_answered_as_a_question():
+    # without a wake phrase every utterance is a question: "Um." while the device waited for the yes was answered
+    # "I don't know." aloud, between "Shall I forget <bo>?" and the yes it still waited for
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo")
+    turns = list(Listener(home, Scripted("Forget Bo.", "Um.", "Yes."), vad, Room()).turns(
+        iter(pieces(*[part for _ in range(3) for part in (loud(1.0), quiet(1.0))]))))
+    assert [(t.transcript, t.command.state if t.command else None) for t in turns if t.triggered] == [
+        ("Forget Bo.", "asked"), ("Yes.", "done")]
+    assert home.forgotten == ["bo"]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

@@ -139,7 +139,10 @@ class Listener:
             text, asr_ms = self._transcribe(utterance)
             if self._echo(text):
                 continue
-            if self._awaits(utterance) and not intents.says_nothing(text):  # its yes or no: no wake phrase needed
+            if self._awaits(utterance):  # its yes or no: no wake phrase needed
+                if intents.says_nothing(text):  # a hesitation, a noise: no answer, nor a question ("I don't know.")
+                    yield Turn(False, text, timings={"vad_ms": utterance.vad_ms, "asr_ms": asr_ms})
+                    continue
                 heard = after_wake(text, self.wake) if self.wake else None
                 if heard is None and utterance.start_s < armed_until:
                     heard = text  # what follows a bare wake phrase closely, as if said after it

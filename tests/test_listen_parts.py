@@ -129,6 +129,17 @@ def test_a_typed_name_in_any_script_is_found_where_it_is_written(typed, marked):
 
 
 @pytest.mark.parametrize("typed, marked", [
+    ("where is ß", "where is <SS>"), ("Where is the Straße sign?", "Where is the <strasse sign>?"),
+    ("Is ｂｏ home?", "Is <bo> home?"),  # a full-width name, as a CJK keyboard types it
+])
+def test_a_name_the_memory_takes_for_one_is_found_as_it(typed, marked):
+    """The memory holds "ß" and "SS" (and "ｂｏ" and "bo") as one name, but `ask "where is ß"` did not find <SS>:
+    the question was lower-cased, not case-folded as names are."""
+    names = match_names(typed, ["SS", "strasse sign", "bo"])
+    assert mark_names(typed, names) == marked
+
+
+@pytest.mark.parametrize("typed, marked", [
     ("李小龙在哪里？", "<李小龙>在哪里？"), ("Mochi在哪里", "<Mochi>在哪里"), ("민수는 어디 있어?", "<민수>는 어디 있어?"),
     ("สมชายอยู่ที่ไหน", "<สมชาย>อยู่ที่ไหน"), ("Where is राहुल?", "Where is <राहुल>?"), ("राहुल कहाँ है?", "<राहुल> कहाँ है?"),
     ("李小明在哪里", "李小明在哪里"),  # one character apart is another name

@@ -173,10 +173,16 @@ def _words(text: str) -> list[tuple[str, int, int]]:
         for piece, offset in pieces(stem):
             start = m.start() + offset
             for part in LETTERS_DIGITS.split(piece):  # "Dog6" is two words, as "Dog 6"
-                said = unicodedata.normalize("NFC", part.lower()).replace("’", "'").translate(JOINERS)  # spans: text's
+                said = _folded(part).replace("’", "'").translate(JOINERS)  # spans: the text's own
                 out.append((NUMBERS.get(said, said), start, start + len(part)))
                 start += len(part)
     return _compounds(out)
+
+
+def _folded(text: str) -> str:
+    """`text` as the memory compares names (store.name_key): in NFKC, case-folded, so that "ß" is <SS> and
+    "ｂｏ" is <bo> here as they are one name there."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def _by_length(forms: dict[str, str]) -> dict[int, list[str]]:
@@ -206,7 +212,7 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: spoken_form(name).translate(JOINERS) for name in names}
+    forms = {name: _folded(spoken_form(name)).translate(JOINERS) for name in names}
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name

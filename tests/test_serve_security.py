@@ -20,6 +20,8 @@ import pytest
 from scenes import save, scene
 from serve_support import fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png
 
+from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.images import read_image_file
 from edge_rap.serve.api import Limits
 from edge_rap.serve.guard import AttemptLimit
 from edge_rap.serve.token import TOKEN_FILE
@@ -341,6 +343,19 @@ def test_bad_uploads_get_their_status_and_one_line(live, route):
                 error = r.json()["error"]
                 assert "\n" not in error and "/tmp" not in error and "photo" in error
         assert c.get("/api/concepts").json() == []
+
+
+def test_a_photo_cut_short_in_its_header_is_said_as_the_cli_says_it(live, tmp_path):
+    # the same truncated JPEG was "not an image (JPEG, PNG, ...)", 415, from the API and "corrupt or truncated
+    # image" from the CLI: a household sent looking for a format problem
+    cut = jpeg(scene(6))[:200]
+    (tmp_path / "cut.jpg").write_bytes(cut)
+    with pytest.raises(EdgeRapError) as cli:
+        read_image_file(tmp_path / "cut.jpg")
+    with live.client() as c:
+        r = c.post("/api/recognize", files=photo_files(cut, names=("cut.jpg",)))
+    assert r.status_code == 422 and "corrupt or truncated image" in str(cli.value)
+    assert r.json()["error"].partition(": ")[2] == str(cli.value).partition(": ")[2]
 
 
 def test_the_type_is_sniffed_from_the_bytes_not_the_name_or_declared_type(live):

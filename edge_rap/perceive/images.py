@@ -168,11 +168,10 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
     """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message; a picture
     larger than `max_side` is reduced to it (a JPEG decoded at a reduced scale to start with)."""
     from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
 
     shown = _describe(source)
     limit = max_pixels()
-    heif_readable = _register_heif()
+    _register_heif()
     try:
         with warnings.catch_warnings():
             # Our limit, checked on the header's size before any decoding, decides below Pillow's hard guard;
@@ -208,19 +207,32 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
     except PILImage.DecompressionBombError:
         raise EdgeRapError(f"{shown}: image is over {2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
                            "Pillow's own limit against decompression bombs") from None
-    except UnidentifiedImageError:
-        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not heif_readable:
-            raise EdgeRapError(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
-                               "(pip install pillow-heif)") from None
-        if _is_video(data):
-            raise EdgeRapError(f"{shown}: a video, not a photo (`edge-rap run --source` watches one)") from None
-        raise EdgeRapError(f"{shown}: not an image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise EdgeRapError(f"{shown}: corrupt or truncated image ({str(e).splitlines()[0][:120]})") from None
+    except (OSError, SyntaxError, ValueError) as e:  # (UnidentifiedImageError is an OSError)
+        raise unreadable(data, shown, e) from None
     if pixels.size == 0:
         raise EdgeRapError(f"{shown}: image has no pixels")
     reduced = (pixels.shape[1], pixels.shape[0]) != (width, height)
     return Image(pixels, source, (width, height) if reduced else None)
+
+
+class NotAnImage(EdgeRapError):
+    """Bytes that are no picture read here (text, a PDF, a video, a HEIF photo without pillow-heif), as against a
+    picture damaged or cut short: the API answers 415 for the one, 422 for the other."""
+
+
+def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
+    """Why Pillow could not read `data` (`error`), in one line: the same reason whether `decode_image` (the CLI,
+    the memory) or the API's check of an upload's header met it."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError):
+        return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _register_heif():
+        return NotAnImage(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
+                          "(pip install pillow-heif)")
+    if _is_video(data):
+        return NotAnImage(f"{shown}: a video, not a photo (`edge-rap run --source` watches one)")
+    return NotAnImage(f"{shown}: not an image (unknown or corrupt format)")
 
 
 #: Pillow modes holding more than 8 bits of grey: 16-bit PNG and TIFF, 32-bit integers, floats.

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import disk_error
-from edge_rap.perceive.images import _register_heif, max_pixels
+from edge_rap.perceive.images import NotAnImage, _register_heif, max_pixels, unreadable
 from edge_rap.scratch import process_folder
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
@@ -26,7 +26,8 @@ FORMATS = {"JPEG": (".jpg", "image/jpeg"), "MPO": (".jpg", "image/jpeg"), "PNG":
 
 
 class UploadError(EdgeRapError):
-    """A photo the API refuses, with the HTTP status that says why (415 not an image, 413 too many pixels)."""
+    """A photo the API refuses, with the HTTP status that says why (415 not an image, 422 a damaged one, 413 too
+    many pixels)."""
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
@@ -57,8 +58,9 @@ def sniff(data: bytes, label: str) -> Photo:
                 kind, (width, height) = pil.format, pil.size
     except PILImage.DecompressionBombError:
         raise UploadError(f"{label}: image is over Pillow's limit against decompression bombs", 413) from None
-    except Exception:  # any failure to read a header means it is not an image we take
-        raise UploadError(f"{label}: not an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or BMP)", 415) from None
+    except Exception as e:  # any failure to read a header: said as the CLI says it
+        error = unreadable(data, label, e)
+        raise UploadError(str(error), 415 if isinstance(error, NotAnImage) else 422) from None
     if kind not in FORMATS:
         raise UploadError(f"{label}: {kind} images are not accepted", 415)
     limit = max_pixels()

@@ -76,6 +76,20 @@ def test_import_reports_missing_and_failed_by_name(memory, settings, tmp_path):
     assert sorted(third.skipped) == ["BO", "mug"] and "BO" not in third.failed
 
 
+def test_a_folder_given_for_an_image_is_said_to_be_a_folder(memory, tmp_path):
+    # an entry whose "image" was the photos' folder was reported as "missing image": the user looked for a file
+    # that was there
+    folder = tmp_path / "rap" / "database"
+    scene_file(folder, 1)
+    path = tmp_path / "rap" / "database.json"
+    path.write_text(json.dumps({"concept_dict": {"<bo>": {"name": "bo", "image": ["./database/scene1.png",
+                                                                                  "./database"]}}}))
+    report = import_rap(memory, path)
+    assert report.missing == [] and report.imported == []
+    assert report.failed == {"bo": f"{folder}: is a folder, not an image"}
+    assert memory.concepts() == []
+
+
 def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_them(memory, settings, tmp_path,
                                                                                    capsys):
     # it came in with one photo of two, "imported 1 concept(s)", exit 0: the missing photo was never named

@@ -128,7 +128,8 @@ def _outside(image: Path, folder: Path) -> bool:
 def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter,
                allow_outside: bool = False, entries: list[RapEntry] | None = None) -> ImportReport:
     """Remember every entry whose images exist (one with some photos missing, with the others; the missing ones
-    named); report the missing and the unusable by name. Images outside
+    named); report the missing and the unusable by name (an entry naming a folder for an image: the database
+    is wrong, not a photo lost since). Images outside
     the database's folder (absolute, `..`, symlinks) are refused unless `allow_outside`: a database from
     elsewhere must not pull arbitrary files of this machine into the memory, and later into an export.
     `entries`: the database as read_rap_database read it already (before a memory was made for it)."""
@@ -145,6 +146,10 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
         if outside:
             report.failed[entry.name] = (f"image {outside[0]} is outside the database's folder {path.parent} "
                                          "(--allow-outside imports it)")
+            continue
+        folder = next((p for p in entry.images if p.is_dir()), None)
+        if folder is not None:  # not a missing image: one named wrong
+            report.failed[entry.name] = f"{folder}: is a folder, not an image"
             continue
         boxes = entry.boxes if entry.boxes is not None else [entry.box] * len(entry.images)
         faces = entry.faces if entry.faces is not None else [None] * len(entry.images)

@@ -172,6 +172,25 @@ def test_a_backup_inside_the_memory_folder_is_refused(household, capsys):
     assert "inside the memory folder" in err and not (household / "b.tar").exists()
 
 
+def test_a_name_of_another_kind_of_archive_is_refused_and_a_capital_gz_is_gzip(household, tmp_path, capsys):
+    # `backup house.zip` wrote a tar that every unzip refused, and `house.TGZ` a tar that was not compressed
+    for name in ("house.zip", "house.tar.xz", "house.7z"):
+        err = one_line_error(*edge_rap(capsys, "backup", tmp_path / name, "--memory", household)[::2])
+        assert f"{name}: a backup is a tar file, not {Path(name).suffix}: name it .tar, or .tar.gz or .tgz" in err
+    assert list(tmp_path.glob("house*")) == []  # nor a partial one
+    assert edge_rap(capsys, "backup", tmp_path / "house.TGZ", "--memory", household)[0] == 0
+    assert (tmp_path / "house.TGZ").read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_a_file_where_the_backups_folder_should_be_is_said(household, photos, capsys):
+    # "no such folder" sent the user looking for a folder, when a photo's name stood in the path
+    photo = next(photos.iterdir())
+    err = one_line_error(*edge_rap(capsys, "backup", photo / "x.tar", "--memory", household)[::2])
+    assert err == f"edge-rap: {photo}: is a file, not a folder, so {photo} cannot hold the backup; nothing was written\n"
+    err = one_line_error(*edge_rap(capsys, "backup", photo / "sub" / "x.tar", "--memory", household)[::2])
+    assert f"{photo}: is a file, not a folder, so {photo / 'sub'} cannot hold" in err
+
+
 # --- consistent while others write --------------------------------------------------------------------------------
 
 

@@ -122,22 +122,39 @@ class Hashing:
         return len(data)
 
 
+#: The endings of other kinds of file than the tar (gzip-compressed or not) a backup is: `backup x.zip` wrote a
+#: tar that every unzip refused.
+OTHER_FORMATS = (".zip", ".7z", ".rar", ".bz2", ".tbz", ".tbz2", ".xz", ".txz", ".zst", ".tzst", ".lz4", ".lzma")
+
+
 def _refuse_target(root: Path, target: Path, force: bool) -> None:
     if target.is_dir():
         raise EdgeRapError(f"{target}: is a folder; name the backup file to write")
+    if target.name.lower().endswith(OTHER_FORMATS):
+        raise EdgeRapError(f"{target}: a backup is a tar file, not {target.suffix}: name it .tar, or .tar.gz or .tgz "
+                           "(gzip-compressed); nothing was written")
     if target.exists() and not force:
         raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
     if not target.parent.is_dir():
-        raise EdgeRapError(f"{target.parent}: no such folder for the backup")
+        raise EdgeRapError(_no_folder(target.parent))
     if root.resolve() in target.resolve().parents:
         raise EdgeRapError(f"{target}: inside the memory folder it backs up; write it elsewhere (a file there would "
                            "make the folder no memory)")
 
 
+def _no_folder(folder: Path) -> str:
+    """Why the backup's folder is not there: a file where a folder of its path should be (a photo's name taken for
+    a folder's) is said as such, not as a folder missing."""
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        return f"{above}: is a file, not a folder, so {folder} cannot hold the backup; nothing was written"
+    return f"{folder}: no such folder for the backup"
+
+
 def _compressed(sink: Hashing, target: Path):
     """What the tar is written to: gzip at its usual level 6 where the name ends in .gz or .tgz (tarfile's own
     gzip, level 9, took twice as long for 0.1 % less on photos), else the file itself."""
-    if target.name.endswith((".gz", ".tgz")):
+    if target.name.lower().endswith((".gz", ".tgz")):
         return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6)
     return contextlib.nullcontext(sink)
 

@@ -1131,14 +1131,14 @@ def test_a_failed_spoken_command_tells_no_command_line_option():
         detector = None
 
         def remember(self, name, photos, description, category, box):
-            raise EdgeRapError(f"{photos[0]} is already a photo of <bear>: two concepts of one photo would always tie "
-                               "(give --box of what else it shows); nothing was changed")
+            raise EdgeRapError(f"{photos[0]} is already a photo of <bear>: two concepts of one photo would always tie: "
+                               "give the box of what else it shows (--box); nothing was changed")
 
     frame = Image(np.zeros((8, 8, 3), np.uint8), "frame")
     command, said = carry_out(Home(), Command("remember", "teddy"), frame, None)
     assert command.state == "failed"
     assert said == ("I couldn't remember <teddy>: this frame is already a photo of <bear>: two concepts of one photo "
-                    "would always tie; nothing was changed")
+                    "would always tie: give the box of what else it shows; nothing was changed")
 
 
 def test_a_frame_that_cannot_be_written_is_a_failed_command_said_in_one_line(monkeypatch):

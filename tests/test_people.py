@@ -97,14 +97,15 @@ def test_no_face_or_several_faces_are_the_users_to_resolve(people, tmp_path, cap
                                            "shows one, or a category that is not a person's"):
         people.remember("nobody", [save_photo(tmp_path, "rocket")], "", "person")
     both = save_photo(tmp_path, "astronaut", side_by_side("astronaut", "grace_hopper"), filename="both.png")
-    with pytest.raises(EdgeRapError, match="which face\\? give its box .*--box.*RAP database entry"):
+    with pytest.raises(EdgeRapError, match="which face\\? give its box x0,y0,x1,y1 "
+                                           "\\(--box; in a RAP database entry, its box\\)"):
         people.remember("someone", [both], "", "person")
     assert {c.name for c in people.concepts()} == {"eileen", "grace", "mug"}
     chosen = people.remember("left", [both], "", "person", box=Box(0, 0, 300, 300))
     (face,) = people.store.views(chosen.id, kind="face")
     assert face.box.x1 <= 300
     twins = save_photo(tmp_path, "twins", side_by_side("grace_hopper", "grace_hopper"))
-    with pytest.raises(EdgeRapError, match="which face\\? .*--box of remember or add-views"):  # not remember's alone
+    with pytest.raises(EdgeRapError, match="which face\\? give its box .*\\(--box;"):  # not remember's alone
         people.add_views("grace", [twins])  # two faces equally like hers: which one is the user's to say
     assert people.get("grace").views == 1  # refused whole: kept without a face, the group would be taken for her
     grace = people.add_views("grace", [twins], box=Box(300, 0, 600, 300))  # as remember: --box picks the one meant

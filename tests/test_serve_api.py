@@ -62,12 +62,23 @@ def test_a_refused_upload_is_named_by_its_place_and_file_name(live):
         assert r.json()["error"].startswith("photo 2 (tiny.png) has no detail (1 x 1 pixels")
 
 
+def test_a_photo_of_another_concept_names_the_form_field_not_the_cli_option(live):
+    # a phone was told to "give --box of what else it shows": an option of a command line it does not have
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        r = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")), names=("c.png",)))
+        assert r.status_code == 422 and r.json()["error"] == (
+            "photo 1 (c.png) is already a photo of <boot>: two concepts of one photo would always tie: give the box "
+            "of what else it shows (the box field); nothing was changed")
+
+
 def test_a_persons_photo_with_two_faces_answers_the_faces_to_choose_from(live):
     pair = side_by_side("astronaut", "grace_hopper")
     with live.client() as c:
         r = c.post("/api/concepts", data={"name": "grace", "category": "person"},
                    files=photo_files(png(photo("grace_hopper")), png(pair), names=("grace.png", "both.png")))
         assert r.status_code == 422 and r.json()["error"].startswith("photo 2 (both.png): 2 faces found")
+        assert "(the box field;" in r.json()["error"] and "--" not in r.json()["error"]  # no CLI option
         choice = r.json()["faces"]
         assert choice["photo"] == 2 and len(choice["boxes"]) == 2
         right = max(choice["boxes"], key=lambda b: b[0])  # grace's face, in the right half

@@ -7,6 +7,7 @@ folder, named here, so no path ever comes from a request."""
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -102,9 +103,15 @@ def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]
         yield paths, labels
 
 
+#: The CLI's options that the memory's messages name, as an API caller sends the same: the form field.
+FIELDS = {"--box": "the box field"}
+_OPTION = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, FIELDS)) + r")\b")
+
+
 def relabel(error: EdgeRapError, labels: dict[str, str]) -> str:
-    """The memory's message with our temporary paths replaced by the labels the client knows."""
-    text = str(error)
+    """The memory's message with our temporary paths replaced by the labels the client knows, and the options
+    it names by the fields the client sends ("give the box ... (--box)" told a phone to give a CLI option)."""
+    text = _OPTION.sub(lambda m: FIELDS[m.group(1)], str(error))
     for path, label in labels.items():
         text = text.replace(path, label)
     return text

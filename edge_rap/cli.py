@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.output import GuardedOutput, OutputError
+from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
     from edge_rap.types import Answer
@@ -117,7 +118,8 @@ def cmd_remember(args) -> int:
     box = Box.parse(args.box) if args.box else None
     with _household(args, existing=False, prepare=True) as home:
         concept = home.remember(args.name, args.images, args.description or "", args.category or "", box)
-    print(json.dumps(_concept_json(concept)) if args.json else f"remembered <{concept.name}> ({concept.views} view(s))")
+    print(json.dumps(_concept_json(concept)) if args.json
+          else f"remembered <{concept.name}> ({counted(concept.views, 'view')})")
     return 0
 
 
@@ -126,7 +128,8 @@ def cmd_add_views(args) -> int:
 
     with _household(args, prepare=True) as home:
         concept = home.memory.add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
-    print(json.dumps(_concept_json(concept)) if args.json else f"<{concept.name}> now has {concept.views} view(s)")
+    print(json.dumps(_concept_json(concept)) if args.json
+          else f"<{concept.name}> now has {counted(concept.views, 'view')}")
     return 0
 
 
@@ -288,7 +291,7 @@ def cmd_concepts(args) -> int:
             # every photo of it was unreadable at the last reindex: said until it has one
             lost = f" (cannot be recognised until it has a readable photo: {add_a_photo(c.name)})" \
                 if c.name in unrecognisable else ""
-            print(f"<{c.name}>{category} {c.views} view(s){description}{lost}")
+            print(f"<{c.name}>{category} {counted(c.views, 'view')}{description}{lost}")
     return 0
 
 
@@ -341,7 +344,7 @@ def cmd_import_rap(args) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        print(f"imported {len(report.imported)} concept(s)")
+        print(f"imported {counted(len(report.imported), 'concept')}")
         if report.skipped:
             print(f"already remembered, skipped ({len(report.skipped)}): {', '.join(map(_shown, report.skipped))}")
         if report.missing:
@@ -350,7 +353,8 @@ def cmd_import_rap(args) -> int:
         for name, why in report.failed.items():
             print(f"failed <{_shown(name)}>: {_shown(why)}", file=sys.stderr)
         for name, lost in report.missing_photos.items():
-            print(f"imported <{name}> without its missing photo(s): {', '.join(map(_shown, lost))}", file=sys.stderr)
+            print(f"imported <{name}> without its missing {noun(len(lost), 'photo')}: {', '.join(map(_shown, lost))}",
+                  file=sys.stderr)
     # a script sees that some entries, or some photos, did not come in
     return 1 if report.missing or report.failed or report.missing_photos else 0
 
@@ -370,7 +374,7 @@ def cmd_export_rap(args) -> int:
 def cmd_reindex(args) -> int:
     with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
         done = home.memory.reindex(_progress("reindex"))
-    print(json.dumps(done.to_json()) if args.json else f"re-embedded {done.views} reference view(s)")
+    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}")
     for line in done.lines():
         print(line, file=sys.stderr)
     return 1 if done.unrecognisable else 0  # a script sees concepts the device cannot recognise until given a photo

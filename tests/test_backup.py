@@ -141,13 +141,15 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     (household / "api-token").write_text("secret-of-the-house")
     (household / "serve.json").write_text('{"host": "0.0.0.0", "port": 8765, "tls": false}')
     plain, gz = tmp_path / "house.tar", tmp_path / "house.tar.gz"
-    assert edge_rap(capsys, "backup", plain, "--memory", household)[0] == 0
+    rc, out, _ = edge_rap(capsys, "backup", plain, "--memory", household)
+    assert rc == 0 and out.startswith("backed up 2 concepts, 3 photo views and 2 events to ")  # not "concept(s)"
     assert edge_rap(capsys, "backup", gz, "--with-token", "--memory", household)[0] == 0
     assert not {"api-token", "serve.json"} & set(members(plain))
     with open(gz, "rb") as f:
         assert f.read(2) == b"\x1f\x8b"
     assert members(gz)["api-token"] == b"secret-of-the-house"
-    assert edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")[0] == 0
+    rc, out, _ = edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")
+    assert rc == 0 and out.startswith("restored 2 concepts, 3 photo views and 2 events, backed up ")
     assert (tmp_path / "copy" / "api-token").read_text() == "secret-of-the-house"
     # a device with a token of its own (no memory yet): the backup's wins, the device's goes aside, kept
     (tmp_path / "device").mkdir()

@@ -43,7 +43,7 @@ def test_concepts_lists_each_concept_alike_with_or_without_description_and_categ
     run("remember", "bo", scene_file(photos, 1), "--description", "our dog", "--category", "dog")
     run("remember", "mug", scene_file(photos, 2))
     rc, out, _ = run("concepts")
-    assert rc == 0 and out == "<bo> [dog] 1 view(s): our dog\n<mug> 1 view(s)\n"  # no dangling ": "
+    assert rc == 0 and out == "<bo> [dog] 1 view: our dog\n<mug> 1 view\n"  # no dangling ": "
     assert len({tuple(c) for c in concepts_json(run)}) == 1  # the same keys for every concept
     run("remember", "José", scene_file(photos, 3))
     run("remember", "Anya", scene_file(photos, 4))
@@ -55,7 +55,7 @@ def test_remember_list_recognize(run, photos, settings):
     bo = save(photos / "bo.jpg", scene(1, width=320, height=240), quality=92)
     rc, out, err = run("remember", "bo", bo, "--description", "our Shiba Inu, cinnamon coat", "--category", "dog")
     assert (rc, err) == (0, "")
-    assert out.strip() == "remembered <bo> (1 view(s))"
+    assert out.strip() == "remembered <bo> (1 view)"
     rc, out, _ = run("remember", "mug", scene_file(photos, 2), "--json")
     assert rc == 0 and json.loads(out)["name"] == "mug" and json.loads(out)["views"] == 1
 
@@ -64,7 +64,7 @@ def test_remember_list_recognize(run, photos, settings):
     assert listed[0]["description"] == "our Shiba Inu, cinnamon coat"
     assert listed[0]["category"] == "dog" and listed[0]["views"] == 1
     rc, out, _ = run("concepts")
-    assert "<bo> [dog] 1 view(s): our Shiba Inu, cinnamon coat" in out
+    assert "<bo> [dog] 1 view: our Shiba Inu, cinnamon coat" in out
 
     unrelated = save(photos / "noise.png", noise(3, size=300))
     results = recognize_json(run, bo, unrelated, photos / "scene2.png")
@@ -179,7 +179,7 @@ def test_a_name_is_found_in_any_case_and_an_unknown_one_is_an_error(run, photos,
 def test_add_views_edit_rename_forget(run, photos, settings):
     assert run("remember", "bo", scene_file(photos, 1), "--description", "dog")[0] == 0
     rc, out, _ = run("add-views", "bo", scene_file(photos, 2), scene_file(photos, 3))
-    assert rc == 0 and out.strip() == "<bo> now has 3 view(s)"
+    assert rc == 0 and out.strip() == "<bo> now has 3 views"
     rc, out, _ = run("edit", "bo", "--description", "our dog", "--category", "pet", "--json")
     assert rc == 0 and json.loads(out)["description"] == "our dog"
     assert concepts_json(run)[0]["category"] == "pet"
@@ -286,7 +286,7 @@ def test_import_and_export_rap(run, photos, tmp_path, settings):
     rc, out, err = run("import-rap", rap / "database.json")
     assert rc == 1  # nothing imported, one missing
     assert "missing image, not imported (1): ghost" in err
-    assert out == "imported 0 concept(s)\nalready remembered, skipped (2): bo, mug\n"
+    assert out == "imported 0 concepts\nalready remembered, skipped (2): bo, mug\n"
 
     rc, out, _ = run("export-rap", tmp_path / "exported")
     assert rc == 0 and out.strip() == f"wrote {tmp_path / 'exported' / 'database.json'}"
@@ -303,7 +303,7 @@ def test_import_rap_into_fresh_memory_matches(run, tmp_path, settings, capsys):
     fresh = tmp_path / "fresh"
     capsys.readouterr()
     assert cli.main(["import-rap", str(tmp_path / "exported" / "database.json"), "--memory", str(fresh)]) == 0
-    assert capsys.readouterr().out.startswith("imported 2 concept(s)")
+    assert capsys.readouterr().out.startswith("imported 2 concepts")
     assert cli.main(["concepts", "--json", "--memory", str(fresh)]) == 0
     again = json.loads(capsys.readouterr().out)
     original = concepts_json(run)
@@ -325,7 +325,7 @@ def test_reindex_command(run, photos):
     run("remember", "bo", scene_file(photos, 1))
     run("add-views", "bo", scene_file(photos, 2))
     rc, out, _ = run("reindex")
-    assert rc == 0 and out.strip() == "re-embedded 2 reference view(s)"
+    assert rc == 0 and out.strip() == "re-embedded 2 reference views"
     assert recognize_json(run, photos / "scene2.png")[0]["concepts"][0]["name"] == "bo"
 
 
@@ -345,14 +345,14 @@ def test_reindex_after_an_upgrade_goes_on_past_a_missing_photo_and_says_what_to_
         db.execute("UPDATE spaces SET fingerprint = ?", ("0" * 64,))
     db.close()
     rc, out, err = run("reindex")
-    assert rc == 1 and out == "re-embedded 1 reference view(s)\n"
+    assert rc == 1 and out == "re-embedded 1 reference view\n"
     assert [line.split(": ", 1)[1] for line in err.splitlines()] == [
         "no such file (a photo of <bo>): not re-embedded; restore the file from a backup, or give <bo> another "
         "photo: edge-rap add-views bo PHOTO", "edge-rap add-views bo PHOTO"]
     rc, out, _ = run("reindex", "--json")
     assert rc == 1 and json.loads(out)["unrecognisable"] == ["bo"]
     rc, out, _ = run("concepts")
-    assert out.splitlines() == ["<anya> 1 view(s)", "<bo> 1 view(s): our dog (cannot be recognised until it has a "
+    assert out.splitlines() == ["<anya> 1 view", "<bo> 1 view: our dog (cannot be recognised until it has a "
                                 "readable photo: edge-rap add-views bo PHOTO)"]
     assert [c["recognisable"] for c in concepts_json(run)] == [True, False]
     caplog.clear()
@@ -363,7 +363,7 @@ def test_reindex_after_an_upgrade_goes_on_past_a_missing_photo_and_says_what_to_
     rc, out, _ = run("doctor")
     assert "cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): <bo>" in out
     assert run("add-views", "bo", scene_file(photos, 1))[0] == 0  # the very photo it had
-    assert run("reindex") == (0, "re-embedded 2 reference view(s)\n", "")
+    assert run("reindex") == (0, "re-embedded 2 reference views\n", "")
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"][0]["name"] == "bo"
 
 

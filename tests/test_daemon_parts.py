@@ -1579,7 +1579,7 @@ def test_doctor_says_an_event_log_another_account_keeps_from_it(settings, run, m
     refuse_reading(monkeypatch, settings.memory, ("events.sqlite",))
     rc, out, _ = run("doctor")
     assert rc == 0 and f"event log: {settings.memory / 'events.sqlite'}: this account" in out
-    assert f"memory: {settings.memory} (1 concepts)" in out
+    assert f"memory: {settings.memory} (1 concept)" in out
     rc, _, err = run("events")
     assert rc == 2 and err.startswith(f"edge-rap: {settings.memory / 'events.sqlite'}: this account (")
 

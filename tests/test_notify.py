@@ -97,7 +97,7 @@ def test_a_run_says_ready_with_its_status_pings_while_it_watches_and_says_stoppi
     messages = manager.wait_for(lambda m: m and "STOPPING=1" in m[-1], timeout=5)
     ready, *during, stopping = messages
     assert ready[0] == "READY=1" and "WATCHDOG=1" in ready  # (every part fresh as the watchdog starts)
-    assert re.fullmatch(r"STATUS=watching 1 camera\(s\), 1 concept\(s\); (no frame yet|last frame \d+\.\d s ago)",
+    assert re.fullmatch(r"STATUS=watching 1 camera, 1 concept; (no frame yet|last frame \d+\.\d s ago)",
                         ready[-1])
     assert any("WATCHDOG=1" in m for m in during)  # pinged while it watched (that each part must check in: below)
     assert not any("READY=1" in m or "STOPPING=1" in m for m in during)
@@ -259,10 +259,10 @@ def test_parts_stuck_together_write_every_threads_stack_once(manager, capfd):
 
 def test_the_status_line_is_sent_when_it_changed_at_most_every_10_s(manager, monkeypatch):
     monkeypatch.setattr(Supervisor, "_run", lambda self: None)  # (the thread's ticks: this test's own, on its clock)
-    clock, status = FakeClock(), ["watching 1 camera(s), 0 concept(s); no frame yet"]
+    clock, status = FakeClock(), ["watching 1 camera, 0 concepts; no frame yet"]
     supervisor = Supervisor(Notifier(notify_address(manager.env)), clock=clock)
     assert manager.sent_by(lambda: supervisor.ready(lambda: status[0])) == [["READY=1", f"STATUS={status[0]}"]]
-    status[0] = "watching 1 camera(s), 0 concept(s); last frame 0.2 s ago"
+    status[0] = "watching 1 camera, 0 concepts; last frame 0.2 s ago"
     clock.now += 5
     assert manager.sent_by(supervisor.tick) == []
     clock.now += 5

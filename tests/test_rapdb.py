@@ -108,7 +108,7 @@ def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_th
     scene_file(folder / "database", 2)  # (a photo of its own: one photo is one concept's)
     path.write_text(json.dumps({"concept_dict": {"<mug>": {"image": ["./database/scene2.png", "./database/x.png"]}}}))
     rc = cli.main(["import-rap", str(path), "--memory", str(settings.memory)])
-    assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo(s): {folder}/database/x.png\n"
+    assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo: {folder}/database/x.png\n"
 
 
 def test_a_path_that_is_no_rap_database_makes_no_memory(settings, tmp_path, capsys):
@@ -286,7 +286,7 @@ def test_names_from_a_database_are_printed_on_their_line_without_terminal_codes(
     (folder / "database.json").write_text(json.dumps(db))
     assert cli.main(["import-rap", str(folder / "database.json"), "--memory", str(settings.memory)]) == 1
     out, err = capsys.readouterr()
-    assert out == "imported 1 concept(s)\n"
+    assert out == "imported 1 concept\n"
     lines = err.splitlines()
     assert len(lines) == 5 and all(line.startswith(("failed <", "missing image")) for line in lines)
     assert not any(c in err for c in "\x1b\r\u202e")
@@ -368,7 +368,7 @@ def test_a_bad_box_is_reported_for_its_entry_and_the_rest_imported(box, memory, 
     capsys.readouterr()
     assert cli.main(["import-rap", str(path), "--memory", str(tmp_path / "other")]) == 1
     out, err = capsys.readouterr()
-    assert out == "imported 1 concept(s)\n" and "failed <boxed>" in err and "Traceback" not in err
+    assert out == "imported 1 concept\n" and "failed <boxed>" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("allow_outside", [False, True])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError
+from edge_rap.wording import counted
 
 
 def _providers(settings: Settings) -> dict:
@@ -252,7 +253,7 @@ def format_doctor(report: dict) -> str:
         lines.append(f"model {m['role']}: {m['name']} ({state})")
     memory = report["memory"]
     lines.append(f"memory: {memory['path']} (" + ("none yet" if memory["concepts"] is None and not memory["problem"]
-                 else "cannot be read" if memory["concepts"] is None else f"{memory['concepts']} concepts") + ")"
+                 else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"

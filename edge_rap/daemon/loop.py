@@ -32,6 +32,7 @@ from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.frozen import FROZEN_S, SameFrames
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Event, Frame, Recognition
+from edge_rap.wording import counted
 
 if TYPE_CHECKING:
     from edge_rap.daemon.backups import ScheduledBackups
@@ -321,7 +322,8 @@ class Daemon:
     def status(self) -> str:
         """The line `systemctl status` shows: what is watched, and how long since a camera last gave a frame."""
         last = "no frame yet" if self.frame_at is None else f"last frame {time.monotonic() - self.frame_at:.1f} s ago"
-        return f"watching {len(self.options.sources)} camera(s), {self.concept_count} concept(s); {last}"
+        cameras, concepts = counted(len(self.options.sources), "camera"), counted(self.concept_count, "concept")
+        return f"watching {cameras}, {concepts}; {last}"
 
     def _left_before_start(self, cameras: list[Camera]) -> dict[tuple[str, str], float]:
         """What a run before this one saw leave a live camera within its cooldown (a restart: an upgrade, systemd

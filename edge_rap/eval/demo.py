@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.config import Settings
+from edge_rap.wording import counted
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,6 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
     print(f"\n{summary.frames_read} frames read, {summary.frames_processed} recognised, {summary.frames_gated} "
           f"unchanged, {summary.frames_dropped} dropped as stale")
     if speech is not None:
-        print(f"spoken lines: {len(list(speech.glob('*.wav')))} WAV file(s) in {speech}")
+        print(f"spoken lines: {counted(len(list(speech.glob('*.wav'))), 'WAV file')} in {speech}")
     print(f"again: edge-rap run --source {video} --memory {memory}\ndone in {time.perf_counter() - started:.1f} s")
     return 0

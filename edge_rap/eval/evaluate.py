@@ -17,6 +17,7 @@ from edge_rap.perceive.images import is_photo_name, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
 from edge_rap.types import Hit, Image
+from edge_rap.wording import counted
 
 if TYPE_CHECKING:
     from edge_rap.eval.composites import Composite, Layout
@@ -194,7 +195,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     dataset's would stay in it."""
     held = mem.concepts()
     if held:
-        raise EdgeRapError(f"the memory already holds {len(held)} concept(s): eval remembers the dataset's "
+        raise EdgeRapError(f"the memory already holds {counted(len(held), 'concept')}: eval remembers the dataset's "
                            "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
     kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
     for c in progress(concepts):
@@ -209,7 +210,8 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
         except DeviceError:
             raise  # the memory cannot be written: no later folder could be either
         except EdgeRapError as e:  # this folder's: its photo is another folder's reference too, say
-            skipped.append(f"{e} (the reference of {c.name!r}: left out with its {len(c.queries)} queries)")
+            queries = counted(len(c.queries), "query", "queries")
+            skipped.append(f"{e} (the reference of {c.name!r}: left out with its {queries})")
             continue
         skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
         seen[name_key(c.name)] = c.name

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from edge_rap.wording import counted
+
 LEFT_OUT = ("the model cache, the demo and, unless --with-token, the companion API's token and serve.json (a backup "
             "on a USB stick must not carry the key to the house)")
 
@@ -23,7 +25,8 @@ def cmd_backup(args) -> int:
         print(json.dumps(report.to_json()))
     else:
         c = report.counts
-        print(f"backed up {c.concepts} concept(s), {c.views} photo view(s) and {c.events} event(s) to {report.path} "
+        print(f"backed up {counted(c.concepts, 'concept')}, {counted(c.views, 'photo view')} and "
+              f"{counted(c.events, 'event')} to {report.path} "
               f"({report.bytes} bytes)")
     for name in report.missing:
         if name == EVENTS_DB:
@@ -45,7 +48,8 @@ def cmd_restore(args) -> int:
     else:
         c, made = report.counts, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.created))
         aside = f"; the memory there before was moved to {report.aside}" if report.aside else ""
-        print(f"restored {c.concepts} concept(s), {c.views} photo view(s) and {c.events} event(s), backed up {made}, "
+        print(f"restored {counted(c.concepts, 'concept')}, {counted(c.views, 'photo view')} and "
+              f"{counted(c.events, 'event')}, backed up {made}, "
               f"into {report.memory}{aside}")
     if report.opened_meanwhile is not None:
         shown = f"pid {report.opened_meanwhile}" if report.opened_meanwhile > 0 else "another process"

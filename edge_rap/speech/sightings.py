@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from edge_rap.wording import counted
+
 
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 
@@ -16,7 +18,7 @@ def ago(seconds: float) -> str:
             n = round(seconds / size)
             if k and n * size >= UNITS[k - 1][1]:
                 unit, n = UNITS[k - 1][0], 1
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+            return f"{counted(n, unit)} ago"
     return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
 
 

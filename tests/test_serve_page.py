@@ -140,6 +140,7 @@ def test_a_persons_face_is_chosen_by_tapping_it_and_photos_are_added_from_the_ca
         browser.find_element(By.ID, "add-name").send_keys("grace")
         browser.find_element(By.ID, "add-category").send_keys("person")
         browser.find_element(By.ID, "add-photos").send_keys(str(both))
+        assert browser.find_element(By.ID, "add-chosen").text == "1 photo chosen"  # not "1 photo(s)"
         browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]").click()
         faces = wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#face-choice .face")) == 2
                          and browser.find_elements(By.CSS_SELECTOR, "#face-choice .face"), "the two faces to tap")

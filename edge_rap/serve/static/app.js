@@ -248,7 +248,7 @@ function chosenPhotos() { return [...$("add-camera").files, ...$("add-photos").f
 
 function showChosen() {
   const n = chosenPhotos().length;
-  $("add-chosen").textContent = n ? `${n} photo(s) chosen` : "";
+  $("add-chosen").textContent = n ? `${n} photo${n === 1 ? "" : "s"} chosen` : "";
 }
 
 // The pairing link (edge-rap pair's QR code) carries the token after "#": browsers never send it to a server.

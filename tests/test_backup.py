@@ -188,7 +188,8 @@ def test_a_file_where_the_backups_folder_should_be_is_said(household, photos, ca
     # "no such folder" sent the user looking for a folder, when a photo's name stood in the path
     photo = next(photos.iterdir())
     err = one_line_error(*edge_rap(capsys, "backup", photo / "x.tar", "--memory", household)[::2])
-    assert err == f"edge-rap: {photo}: is a file, not a folder, so {photo} cannot hold the backup; nothing was written\n"
+    assert err == (f"edge-rap: {photo}: is a file, not a folder, so {photo} cannot hold the backup; nothing was "
+                   "written\n")
     err = one_line_error(*edge_rap(capsys, "backup", photo / "sub" / "x.tar", "--memory", household)[::2])
     assert f"{photo}: is a file, not a folder, so {photo / 'sub'} cannot hold" in err
 

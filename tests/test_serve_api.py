@@ -65,7 +65,8 @@ def test_a_refused_upload_is_named_by_its_place_and_file_name(live):
 def test_a_photo_of_another_concept_names_the_form_field_not_the_cli_option(live):
     # a phone was told to "give --box of what else it shows": an option of a command line it does not have
     with live.client() as c:
-        assert c.post("/api/concepts", data={"name": "boot"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        r = c.post("/api/concepts", data={"name": "boot"}, files=photo_files(png(photo("coffee"))))
+        assert r.status_code == 201
         r = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")), names=("c.png",)))
         assert r.status_code == 422 and r.json()["error"] == (
             "photo 1 (c.png) is already a photo of <boot>: two concepts of one photo would always tie: give the box "

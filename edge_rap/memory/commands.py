@@ -62,8 +62,8 @@ def register(add) -> None:
     p = add("backup", cmd_backup, "write the memory to one file, consistent while `run` or `serve` write: its "
             f"concepts, photos, faces, index and event log; left out: {LEFT_OUT}")
     p.add_argument("file", metavar="FILE", help="the backup to write: a tar file, gzip-compressed where its name ends "
-                   "in .gz (.tar.gz) or .tgz (photos hardly compress; .zip, .xz and the like are refused); written whole or not "
-                   "at all")
+                   "in .gz (.tar.gz) or .tgz (photos hardly compress; .zip, .xz and the like are refused); "
+                   "written whole or not at all")
     p.add_argument("--force", action="store_true", help="replace FILE where it exists")
     p.add_argument("--with-token", action="store_true", help="also the companion API's token and serve.json (phones "
                    "paired with this device stay paired with a restored one)")

@@ -530,7 +530,8 @@ def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, vie
     if owner is not None and owner[0] != concept_id:
         region = f" (box {view.box.as_list()})" if view.box else ""
         raise EdgeRapError(f"{view.file.image.source}{region} is already a photo of <{owner[1]}>: two concepts of "
-                           "one photo would always tie: give the box of what else it shows (--box); nothing was changed")
+                           "one photo would always tie: give the box of what else it shows (--box); nothing was "
+                           "changed")
 
 
 def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:

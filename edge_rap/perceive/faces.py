@@ -412,7 +412,8 @@ class FaceModels:
             boxes = tuple(to_file(f.box) for f in faces)  # every one: the one meant may be any of them
             listed = "; ".join(",".join(map(str, b.as_list())) for b in boxes)
             raise FaceChoiceError(f"{source}: {len(faces)} faces found ({listed})", len(faces),
-                                  "which face? give its box x0,y0,x1,y1 (--box; in a RAP database entry, its box)", source, boxes)
+                                  "which face? give its box x0,y0,x1,y1 (--box; in a RAP database entry, its box)",
+                                  source, boxes)
         return faces[0], self.embedder.embed(pixels, faces[:1])[0]
 
 

@@ -483,11 +483,14 @@ def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, stat
     (("Hey robot.", "Yes."), ["asked", "done"]), (("", "Yes."), ["asked", "done"]), (("Um.", "Yes."), ["asked", "done"]),
     (("Yes, hey robot.",), ["asked", "done"]), (("Um, yes.",), ["asked", "done"]), (("Absolutely.",), ["asked", "done"]),
     (("Hey robot.", "Where is Bo?"), ["asked", "cancelled", None]),  # a new question after the phrase alone
+    (("Thank you.", "Yes."), ["asked", "done"]), ((" you", "Yes."), ["asked", "done"]),  # whisper's words for noise
+    (("Thanks for watching!", "Yes."), ["asked", "done"]),
 ])
 def test_a_wake_phrase_alone_noise_or_a_hesitation_is_no_answer_to_a_command(then, states):
     # Before: the wake phrase alone ("Hey robot." ... "Yes."), a noise whisper wrote as nothing or an "Um." while
     # the device waited for the yes cancelled the command, and the yes after it went unheard; so did "Yes, hey
-    # robot." (the words after the phrase, none, were taken for the answer)
+    # robot." (the words after the phrase, none, were taken for the answer); so did "Thank you." and the other
+    # texts whisper writes for a noise it takes for speech
     from edge_rap.speech.listen import Listener
 
     home = Forgetful("bo")

@@ -32,6 +32,8 @@ CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
 _FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm", "hmm", "ah"
+# what whisper writes for a noise it takes for speech (its training's subtitles): no one's answer
+_WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you|bye)"
 # a wake phrase said push-to-talk, "okay, ...", "um, ...", "can you please ..."
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright|well|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
@@ -46,7 +48,7 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 _YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
                   r"absolutely|definitely|of course)\b", re.I)
-_NOTHING = re.compile(r"\W*(?:" + _FILLER + r"\W*)*", re.I)
+_NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 _NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
 _NO_FIRST = re.compile(_LEAD + r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
@@ -165,8 +167,8 @@ def is_answer(text: str) -> bool:
 
 
 def says_nothing(text: str) -> bool:
-    """Whether `text` has no word but a hesitation ("Um.") or none at all (whisper's "" for a cough, a door): no
-    answer to a yes-or-no question, which is waited for still."""
+    """Whether `text` has no word but a hesitation ("Um."), whisper's text for a noise ("Thank you.") or none at all
+    (whisper's "" for a cough, a door): no answer to a yes-or-no question, which is waited for still."""
     return bool(_NOTHING.fullmatch(text))
 
 

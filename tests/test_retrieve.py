@@ -444,3 +444,18 @@ def test_a_proposed_box_of_a_few_pixels_is_not_confirmed_and_stops_nothing(house
     assert retriever.locate(thumbnail, [Candidate(coffee, 0.5, (sliver,))]).hits == []
     hits = retriever.locate(thumbnail, [Candidate(coffee, 0.5, (sliver, whole))]).hits
     assert [(h.concept.name, h.box) for h in hits] == [("coffee", whole)]
+
+
+def test_cells_derived_for_an_old_memory_are_let_go_when_their_photo_is_forgotten(household, monkeypatch, caplog):
+    """A memory from before cells were stored has its cells derived and kept by each photo; a daemon that runs for
+    months forgetting and remembering kept every forgotten photo's cells until it restarted."""
+    monkeypatch.setattr(household.store, "cells", lambda space, ids: {})  # nothing stored: every photo derived
+    retriever = Retriever(household.store, household.embedder)
+    retriever.references.cells()
+    assert "4 reference photos have no stored features" in caplog.text
+    derived = set(retriever.references._derived)
+    coffee = {(v.image_sha256, v.box) for v in household.store.views(household.store.get("coffee").id)}
+    assert coffee and coffee <= derived
+    household.forget("coffee")
+    retriever.references.cells()
+    assert set(retriever.references._derived) == derived - coffee

@@ -17,6 +17,7 @@ from edge_rap.memory.store import Store
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.perceive.regions import ReferenceCells, reference_cells
 from edge_rap.types import Box, ReferenceView
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ class References:
         asked = set(concept_ids)
         per_concept: dict[int, list[np.ndarray]] = {i: [] for i in concept_ids}
         derived = 0
-        for view in self.store.views():
+        views = self.store.views()
+        kept = {(view.image_sha256, view.box) for view in views}  # a photo forgotten or replaced: its cells let go
+        self._derived = {key: cells for key, cells in self._derived.items() if key in kept}
+        for view in views:
             if view.concept_id not in asked:
                 continue
             cells = stored.get(view.id)
@@ -91,8 +95,9 @@ class References:
             if cells is not None:
                 per_concept[view.concept_id].append(cells)
         if derived:
-            log.warning("%d reference photo(s) have no stored features and were derived now: run `edge-rap "
-                        "reindex --embedder %s` once to store them", derived, self.embedder.space.model)
+            log.warning("%s no stored features and were derived now: run `edge-rap reindex --embedder %s` once to "
+                        "store them", counted(derived, "reference photo has", "reference photos have"),
+                        self.embedder.space.model)
         for i, parts in per_concept.items():
             self._cells[i] = np.concatenate(parts).astype(np.float32) if parts else None
 

@@ -16,6 +16,7 @@ from edge_rap.perceive.detect import Detector
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
 from edge_rap.perceive.faces import FACE_SPACE, FaceModels
 from edge_rap.retrieve import RetrievalPolicy, Retriever
+from edge_rap.wording import counted, noun
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,10 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     refuse_another_embedders(memory.store, space, settings.embedder)
     unseen = memory.store.photos_without(space) if memory.store.space(space) is not None else 0
     if unseen:  # remembered with another embedder (spaces never mix): this one cannot see them; said
-        log.warning("%d photo(s) were remembered with another embedder and have no %s vectors, so this "
-                    "recognition cannot see them: `edge-rap reindex --embedder %s` brings them in", unseen,
+        log.warning("%s remembered with another embedder and %s no %s vectors, so this recognition cannot "
+                    "see %s: `edge-rap reindex --embedder %s` brings them in",
+                    counted(unseen, "photo was", "photos were"), noun(unseen, "has", "have"),
+                    noun(unseen, "it", "them"),
                     memory.embedder.space.model, settings.embedder)
     lost = memory.store.unrecognisable()  # no reindex could read their photos: another one would not either
     if lost:

@@ -18,6 +18,7 @@ from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.liveness import Turns
 from edge_rap.types import Concept, Image, Recognition
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class Household:
             raise PartlyDone(events.path, f"its events could not be removed ({e}), though <{concept.name}> itself "
                              f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
                              "remove them") from None
-        log.info("forgot <%s> and %d event(s)", concept.name, removed)
+        log.info("forgot <%s> and %s", concept.name, counted(removed, "event"))
         self._say_damaged_copies(concept.name)
         return concept
 

@@ -709,7 +709,7 @@ def test_an_embedder_other_than_the_memorys_is_one_line(memory, settings, model_
     caplog.clear()
     rc, out, err = run_cli(capsys, ["recognize", str(photo), "--embedder", str(other), *memory_flag])
     said = [r.getMessage() for r in caplog.records if "remembered with another embedder" in r.getMessage()]
-    assert rc == 0 and len(said) == 1 and said[0].startswith("1 photo(s)") and f"reindex --embedder {other}" in said[0]
+    assert rc == 0 and len(said) == 1 and said[0].startswith("1 photo was remembered with another embedder and has no") and f"reindex --embedder {other}" in said[0]
 
 
 # --- bad names ------------------------------------------------------------------------------------------

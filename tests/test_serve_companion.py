@@ -126,9 +126,9 @@ def test_sync_a_folder_of_concept_folders(companion, live, capsys, tmp_path):
     _save(root / "cat" / "a.png", 7)
     (root / "empty").mkdir()
     rc, out, _ = _call(companion, live, capsys, "sync", root)
-    assert rc == 0 and "added 2 concept(s), patched 0, sent 3 photo(s)" in out
+    assert rc == 0 and "added 2 concepts, patched 0, sent 3 photos" in out
     rc, out, _ = _call(companion, live, capsys, "sync", root)
-    assert "added 0 concept(s), patched 0, sent 0 photo(s)" in out
+    assert "added 0 concepts, patched 0, sent 0 photos" in out
 
 
 def test_sync_prints_folder_names_on_their_line_without_terminal_codes(companion, live, capsys, tmp_path):
@@ -139,7 +139,7 @@ def test_sync_prints_folder_names_on_their_line_without_terminal_codes(companion
     _save(root / "new\nline" / "a.png", 7)
     rc, out, _ = _call(companion, live, capsys, "sync", root)
     lines = out.splitlines()
-    assert rc == 1 and lines[0] == "added 1 concept(s), patched 0, sent 1 photo(s)"
+    assert rc == 1 and lines[0] == "added 1 concept, patched 0, sent 1 photo"
     assert len(lines) == 3 and all(line.startswith("failed <'") for line in lines[1:]) and "\x1b" not in out
 
 
@@ -151,7 +151,7 @@ def test_sync_keeps_the_devices_text_where_a_folder_has_no_text_file(companion, 
         assert c.post("/api/concepts", data=data, files=files).status_code == 201
     _save(tmp_path / "concepts" / "bo" / "new.png", 2)
     rc, out, _ = _call(companion, live, capsys, "sync", tmp_path / "concepts")
-    assert rc == 0 and "added 0 concept(s), patched 0, sent 1 photo(s)" in out
+    assert rc == 0 and "added 0 concepts, patched 0, sent 1 photo" in out
     (tmp_path / "concepts" / "bo" / "category.txt").write_text("shiba\n")  # a file there is what it says
     rc, out, _ = _call(companion, live, capsys, "sync", tmp_path / "concepts")
     assert rc == 0 and "patched 1" in out
@@ -176,7 +176,7 @@ def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(co
     db["concept_dict"]["<odd>"] = {"image": "./database/mug.png", "extra_images": {"a": 1}}
     database.write_text(json.dumps(db))
     rc, out, err = _call(companion, live, capsys, "sync", database)
-    assert rc == 1 and "added 2 concept(s)" in out and "Traceback" not in err
+    assert rc == 1 and "added 2 concepts" in out and "Traceback" not in err
     assert "failed <weird>: its image is not a path or a list of paths" in out
     assert "failed <odd>: its extra_images is not a path or a list of paths" in out
 
@@ -276,20 +276,20 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
 def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     photo = _save(tmp_path / "bo.png", 8)
     rc, out, _ = _call(companion, live, capsys, "add", "bo", photo, "--description", "our dog", "--category", "dog")
-    assert rc == 0 and out.strip() == "added <bo> (1 photo(s))"
+    assert rc == 0 and out.strip() == "added <bo> (1 photo)"
     rc, out, err = _call(companion, live, capsys, "add", "bo", photo)
     assert rc == 2 and err.strip().startswith("companion: POST /api/concepts: 409 ") and err.count("\n") == 1
     rc, out, _ = _call(companion, live, capsys, "add-photos", "BO", _save(tmp_path / "bo2.png", 9))
-    assert rc == 0 and out.strip() == "now <bo> (2 photo(s))"
+    assert rc == 0 and out.strip() == "now <bo> (2 photos)"
     rc, _, err = _call(companion, live, capsys, "add-photos", "bo", tmp_path / "bo2.png")
     assert rc == 2 and "already a photo of <bo>" in err
     rc, out, _ = _call(companion, live, capsys, "add", "<cat> ", _save(tmp_path / "cat.png", 10))
-    assert rc == 0 and out.strip() == "added <cat> (1 photo(s))"  # as the device stores the name
+    assert rc == 0 and out.strip() == "added <cat> (1 photo)"  # as the device stores the name
     rc, out, _ = _call(companion, live, capsys, "list")  # no description: no ": " after it, as `concepts` says it
-    assert out.splitlines() == ["<bo> [dog] 2 photo(s): our dog", "<cat> 1 photo(s)"]
+    assert out.splitlines() == ["<bo> [dog] 2 photos: our dog", "<cat> 1 photo"]
     _call(companion, live, capsys, "forget", "cat")
     rc, out, _ = _call(companion, live, capsys, "list")
-    assert out.strip() == "<bo> [dog] 2 photo(s): our dog"
+    assert out.strip() == "<bo> [dog] 2 photos: our dog"
     live.home.events.add(Event("arrived", "bo", "door", 2.0, time.time(), said="bo is here"))
     rc, out, _ = _call(companion, live, capsys, "events", "--since", "1h")
     assert out.strip().endswith("[door] <bo> arrived: bo is here")
@@ -424,10 +424,10 @@ def test_a_write_whose_answer_was_lost_is_not_reported_as_failed_when_retried(co
     real_client = companion.httpx.Client
     monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=lossy, **kw))
     rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))
-    assert (rc, out.strip(), err) == (0, "added <bo> (1 photo(s))", "")
+    assert (rc, out.strip(), err) == (0, "added <bo> (1 photo)", "")
     lossy.methods = {"POST"}
     rc, out, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9))
-    assert (rc, out.strip(), err) == (0, "now <bo> (2 photo(s))", "")
+    assert (rc, out.strip(), err) == (0, "now <bo> (2 photos)", "")
     rc, out, err = _call(companion, live, capsys, "forget", "bo")
     assert (rc, out.strip(), err) == (0, "forgot <bo>", "")
     assert live.home.concepts() == []

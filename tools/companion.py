@@ -474,7 +474,7 @@ def _run(args, device: Device) -> int:
         for c in [] if args.json else concepts:
             category = f" [{_shown(c['category'])}]" if c["category"] else ""
             about = f": {_shown(c['description'])}" if c["description"] else ""
-            print(f"<{_shown(c['name'])}>{category} {c['views']} photo(s){about}")
+            print(f"<{_shown(c['name'])}>{category} {_photos(c['views'])}{about}")
     elif args.command in ("add", "add-photos"):
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:
@@ -488,7 +488,7 @@ def _run(args, device: Device) -> int:
             raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items())
                                  or f"every photo given is already a photo of <{args.name}>")
         done = "added" if new else "now"
-        print(json.dumps(concept) if args.json else f"{done} <{_shown(concept['name'])}> ({concept['views']} photo(s))")
+        print(json.dumps(concept) if args.json else f"{done} <{_shown(concept['name'])}> ({_photos(concept['views'])})")
         for photo, why in report.refused.items():
             print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
         return 1 if report.refused else 0
@@ -520,11 +520,17 @@ def _shown(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def _photos(n: int) -> str:
+    """ "1 photo", "2 photos" (this script runs where edge_rap, and its wording module, is not installed)."""
+    return f"{n} photo" if n == 1 else f"{n} photos"
+
+
 def _print_report(report: SyncReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.__dict__))
         return
-    print(f"added {len(report.added)} concept(s), patched {len(report.patched)}, sent {report.photos_added} photo(s)")
+    concepts = "concept" if len(report.added) == 1 else "concepts"
+    print(f"added {len(report.added)} {concepts}, patched {len(report.patched)}, sent {_photos(report.photos_added)}")
     if report.missing:
         print(f"missing images, not sent ({len(report.missing)}): {', '.join(map(_shown, report.missing))}")
     for photo, why in report.refused.items():

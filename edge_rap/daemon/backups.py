@@ -26,6 +26,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.memory.backup import back_up
 from edge_rap.memory.files import DATABASE
 from edge_rap.scratch import remove_unheld
+from edge_rap.wording import counted, noun
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ class ScheduledBackups:
             self._failed(f"{type(e).__name__}: {e}", type(e).__name__, exc_info=True)
             return None
         if report.missing:
-            log.warning("%s: %d stored photo(s) missing or damaged in the memory were left out (`edge-rap backup` "
-                        "names them)", target, len(report.missing))
+            log.warning("%s: %s missing or damaged in the memory %s left out (`edge-rap backup` names them)", target,
+                        counted(len(report.missing), "stored photo"), noun(len(report.missing), "was", "were"))
         if self._failing is not None:
             log.warning("backups are written to %s again", self.schedule.folder)
             self._failing = None

@@ -30,6 +30,7 @@ from edge_rap.memory.access import refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,8 +151,8 @@ class EventLog:
         rescued = salvage(aside)
         self._tables(rescued=rescued)
         log.warning("%s was damaged (%s): set aside as %s, every byte kept (its -wal and -shm beside it), and a new "
-                    "event log started with the %d event(s) still readable in it", self.path, damaged, aside.name,
-                    len(rescued.events))
+                    "event log started with the %s still readable in it", self.path, damaged, aside.name,
+                    counted(len(rescued.events), "event"))
 
     def _tables(self, checked: bool = False, rescued: Salvage | None = None) -> None:
         """Make the log's tables where they are not (bring one of before up to date), with `rescued`'s rows; a log

@@ -32,7 +32,7 @@ from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.frozen import FROZEN_S, SameFrames
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Event, Frame, Recognition
-from edge_rap.wording import counted
+from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
     from edge_rap.daemon.backups import ScheduledBackups
@@ -210,8 +210,8 @@ class Daemon:
             log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
                         "a camera both open gives its frames to one", pid, _when(since))
         if closed:
-            log.warning("closed %d visit(s) an earlier run left open (it died, or was an older edge_rap: %s)",
-                        len(closed), ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
+            log.warning("closed %s an earlier run left open (it died, or was an older edge_rap: %s)",
+                        counted(len(closed), "visit"), ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
         started = time.monotonic()
         ready = threading.Event()
         halt = threading.Event()  # the cameras' own stop: set when watching ends, however it ends
@@ -302,8 +302,9 @@ class Daemon:
             if not self.unlogged:  # else the next start closes them
                 self.household.events.end_watch()
             else:  # said to be kept: the end of the run must not drop them without a word
-                log.error("%s: %d event(s) were never logged (the event log refused them to the end)",
-                          self.household.events.path, len(self.unlogged) + self.unlogged_dropped)
+                never = len(self.unlogged) + self.unlogged_dropped
+                log.error("%s: %s never logged (the event log refused %s to the end)", self.household.events.path,
+                          counted(never, "event was", "events were"), noun(never, "it", "them"))
             try:
                 for event in last:
                     self.report(event)
@@ -425,8 +426,8 @@ class Daemon:
                 moved += events.move(events.watch, reading.step_s)
             except EdgeRapError as e:
                 log.warning("%s", e)
-        log.warning("the clock was set %+.0f s, to %s: the %d event(s) this run logged are moved with it",
-                    reading.step_s, _when(reading.wall), moved)
+        log.warning("the clock was set %+.0f s, to %s: the %s this run logged %s moved with it", reading.step_s,
+                    _when(reading.wall), counted(moved, "event"), noun(moved, "is", "are"))
 
     def _left(self, camera: str, changes: list[Change]) -> list[Event]:
         wall = self._wall()
@@ -560,7 +561,7 @@ class Daemon:
             log.warning("%s", e)
             return
         if removed:
-            log.info("pruned %d event(s) older than %g days from the log", removed,
+            log.info("pruned %s older than %g days from the log", counted(removed, "event"),
                      self.options.events_keep_s / 86400)
 
     def _check_memory(self) -> None:

@@ -25,6 +25,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_name, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,8 @@ class Camera:
         if not self.frames_read:
             raise EdgeRapError(f"source {path!r}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
-            log.warning("camera %s: source %r: %d damaged frame(s) skipped", self.spec.name, path, self.damaged)
+            log.warning("camera %s: source %r: %s skipped", self.spec.name, path,
+                        counted(self.damaged, "damaged frame"))
         if self.frames_read + self.damaged < announced - fps:  # over a second short: not a header's rounding
             log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, path, self.frames_read, announced)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.serve.drain import InFlight
+from edge_rap.wording import counted
 
 if TYPE_CHECKING:  # (uvicorn is imported only to serve: `pair` and `run` without --serve never load it)
     from edge_rap.serve.patience import Patience
@@ -145,7 +146,7 @@ class ServerHandle:
         self.stopping.set()
         running = self.in_flight.close(timeout)
         if running:
-            log.warning("%d request(s) still running after %g s: they are answered 503", running, timeout)
+            log.warning("%s still running after %g s: answered 503", counted(running, "request"), timeout)
         self.server.should_exit = True
         self.thread.join(JOIN_S)
         return not self.thread.is_alive()

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def _read_other(path: Path, max_seconds: float) -> Audio:
     except av.error.FFmpegError as e:
         raise EdgeRapError(f"{path}: not a recording that can be read ({e.strerror or type(e).__name__})") from None
     if damaged:
-        log.warning("%s: %d damaged packet(s) skipped", path, damaged)
+        log.warning("%s: %s skipped", path, counted(damaged, "damaged packet"))
         if not parts:
             raise EdgeRapError(f"{path}: not a recording that can be read (every packet is damaged)")
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -16,8 +16,11 @@ def writable_folder(path: Path, option: str) -> Path:
     """`path`, made if missing and checked by writing a file into it; one line naming `option` if not. One made
     here is its owner's alone (0700), as the memory folder is: it will hold pictures of the household and their
     names said aloud. One that exists keeps its mode."""
-    if path.exists() and not path.is_dir():
+    blocking = file_in_the_way(path)
+    if blocking == path:
         raise EdgeRapError(f"{option} {path}: is a file, not a folder")
+    if blocking is not None:
+        raise EdgeRapError(f"{option} {path}: {blocking} is a file, not a folder")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -25,3 +28,10 @@ def writable_folder(path: Path, option: str) -> Path:
     except OSError as e:
         raise EdgeRapError(f"{option} {path}: cannot write there ({e.strerror})") from None
     return path
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file where `folder` or a folder above it should be (a photo's name taken for a folder's), if any: said as
+    such, where the OS would say "Not a directory" or a folder missing."""
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return above if above is not None and not above.is_dir() else None

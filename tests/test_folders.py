@@ -37,6 +37,9 @@ def test_a_missing_folder_is_made_and_a_file_is_refused(tmp_path):
     (tmp_path / "notes").write_text("x")
     with pytest.raises(EdgeRapError, match=r"--snapshots .*notes: is a file, not a folder"):
         writable_folder(tmp_path / "notes", "--snapshots")
+    with pytest.raises(EdgeRapError) as said:  # before: "cannot write there (Not a directory)"
+        writable_folder(tmp_path / "notes" / "snaps", "--snapshots")
+    assert str(said.value) == f"--snapshots {tmp_path / 'notes' / 'snaps'}: {tmp_path / 'notes'} is a file, not a folder"
 
 
 def test_a_folder_made_for_snapshots_or_speech_is_its_owners_alone_whatever_the_umask(tmp_path):

@@ -27,6 +27,7 @@ from edge_rap import __version__
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.folders import file_in_the_way
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
@@ -145,8 +146,8 @@ def _refuse_target(root: Path, target: Path, force: bool) -> None:
 def _no_folder(folder: Path) -> str:
     """Why the backup's folder is not there: a file where a folder of its path should be (a photo's name taken for
     a folder's) is said as such, not as a folder missing."""
-    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = file_in_the_way(folder)
+    if above is not None:
         return f"{above}: is a file, not a folder, so {folder} cannot hold the backup; nothing was written"
     return f"{folder}: no such folder for the backup"
 

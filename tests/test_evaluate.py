@@ -325,6 +325,52 @@ def test_unusable_distractors_are_listed_and_none_usable_is_an_error(dataset, se
     assert err.startswith(f"edge-rap: {distractors}: no distractor image could be remembered (")
 
 
+def test_a_run_that_fails_after_remembering_leaves_a_new_or_empty_memory_as_it_was(dataset, settings, tmp_path):
+    # The dataset is remembered, then no distractor can be: the corrected run must not be refused as a full memory.
+    distractors = tmp_path / "distractors"
+    distractors.mkdir()
+    (distractors / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
+    (tmp_path / "empty").mkdir()
+    for memory in (tmp_path / "new", tmp_path / "empty"):
+        with pytest.raises(EdgeRapError, match="no distractor image could be remembered"):
+            evaluate_retrieval(settings, dataset, distractors, memory=memory)
+        assert list(memory.iterdir()) == [] if memory.name == "empty" else not memory.exists()
+        assert evaluate_retrieval(settings, dataset, memory=memory)["concepts"] == len(CONCEPTS)
+
+
+def _interrupted_after(n: int):
+    """A progress wrapper that is Ctrl-C'd as its (n+1)th item comes."""
+    def progress(items):
+        for k, item in enumerate(items):
+            if k == n:
+                raise KeyboardInterrupt
+            yield item
+
+    return progress
+
+
+@pytest.mark.parametrize("evaluate", [evaluate_retrieval, evaluate_localize])
+def test_an_interrupted_run_leaves_no_half_remembered_dataset_in_a_new_memory(dataset, settings, tmp_path, evaluate):
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(settings, dataset, memory=tmp_path / "mem", progress=_interrupted_after(2))
+    assert not (tmp_path / "mem").exists()
+    assert evaluate(settings, dataset, memory=tmp_path / "mem")  # the run again, not refused
+
+
+def test_an_interrupted_run_leaves_a_memory_that_was_there_alone(dataset, settings, tmp_path):
+    from edge_rap.app import open_embedder, open_memory
+
+    memory = tmp_path / "household"
+    mem = open_memory(settings, open_embedder(settings), memory)
+    mem.remember("bo", [str(dataset / "chelsea" / "a.png")])
+    mem.forget("bo")  # a memory with no concept: eval takes it, and must not delete its files when cut short
+    mem.close()
+    before = sorted(p.name for p in memory.iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_retrieval(settings, dataset, memory=memory, progress=_interrupted_after(2))
+    assert sorted(p.name for p in memory.iterdir()) == before
+
+
 def test_every_query_is_pasted_once_and_a_concept_once_per_frame(tmp_path):
     from edge_rap.eval.evaluate import ConceptFolder, localize_frames
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -83,8 +85,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     extra = _distractor_files(distractors) if distractors is not None else []
     embedder = embedder or open_embedder(settings)
-    with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
-        mem = open_memory(settings, embedder, memory or Path(tmp))
+    with _memory_folder(memory) as folder, closing(open_memory(settings, embedder, folder)) as mem:
         skipped: list[str] = []
         concepts = remember_references(mem, concepts, skipped, progress)
         names = {c.name for c in concepts}
@@ -123,7 +124,6 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
         report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
         if distractors is not None:
             report["growth"] = _growth(mem, retriever, queries, vectors, distractors, extra, skipped, progress)
-        mem.close()
     return report
 
 
@@ -142,8 +142,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     _require_queries(dataset, concepts, references)
     embedder = embedder or open_embedder(settings)
     skipped: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
-        mem = open_memory(settings, embedder, memory or Path(tmp))
+    with _memory_folder(memory) as folder, closing(open_memory(settings, embedder, folder)) as mem:
         concepts = remember_references(mem, concepts, skipped, progress)
         frames = localize_frames(concepts, per_frame, seed, skipped, layout)
         if not frames:
@@ -158,7 +157,6 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
             truths += len(frame.placed)
             predictions += counted
             ious += overlaps
-        mem.close()
     return {
         "embedder": embedder.space.model,
         "frames": len(frames),
@@ -175,6 +173,40 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "seed": seed,
         "skipped_images": skipped,
     }
+
+
+@contextmanager
+def _memory_folder(memory: Path | None) -> Iterator[Path]:
+    """Where the dataset is remembered: a temporary folder, or --memory. A --memory that was new or empty is
+    emptied again when the run fails or is interrupted (Ctrl-C): half a dataset left in it would have the
+    corrected run refused as a memory that already holds concepts. One that held a memory is left as it is."""
+    if memory is None:
+        with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
+            yield Path(tmp)
+        return
+    existed = memory.exists()
+    try:
+        ours = not existed or (memory.is_dir() and not any(memory.iterdir()))
+    except OSError:  # unlistable: opening it says why
+        ours = False
+    try:
+        yield memory
+    except BaseException:
+        if ours:
+            _remove_written(memory, existed)
+        raise
+
+
+def _remove_written(memory: Path, keep_folder: bool) -> None:
+    """Remove what an unfinished run wrote into a --memory that was new (the folder) or empty (its entries)."""
+    if not keep_folder:
+        shutil.rmtree(memory, ignore_errors=True)
+        return
+    for entry in memory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _require_queries(dataset: Path, concepts: list[ConceptFolder], references: int) -> None:

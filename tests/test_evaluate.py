@@ -233,6 +233,19 @@ def test_references_must_leave_a_query_and_the_memory_stays_empty(dataset, setti
     assert "--references" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind, said", [("retrieval", ": 1 concept, 1 query\n"),
+                                         ("localize", ": 1 frame of 640x480 (0 on another concept's photo), "
+                                                      "1 pasted concept (1 per frame")])
+def test_a_report_of_one_says_its_counts_in_the_singular(dataset, settings, capsys, kind, said):
+    for folder in dataset.iterdir():
+        if folder.name != "chelsea":
+            for photo in folder.iterdir():
+                photo.unlink()
+    (dataset / "chelsea" / "b1.jpg").unlink()
+    assert main(["eval", kind, "--dataset", str(dataset)]) == 0
+    assert said in capsys.readouterr().out
+
+
 def test_hidden_files_and_folders_are_not_photos_of_a_concept(dataset):
     # macOS leaves `._name` sidecars on other disks: sorted first, one would become the reference.
     (dataset / "coffee" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")

@@ -323,8 +323,9 @@ def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:
 
 def format_localize(report: dict) -> str:
     width, height = report["frame_size"]
-    return (f"embedder {report['embedder']}{_per_concept(report)}: {report['frames']} frames of {width}x{height} ({report['concept_backgrounds']} "
-            f"on another concept's photo), {report['placed']} pasted concepts ({report['per_frame']} per frame, "
+    return (f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['frames'], 'frame')} of "
+            f"{width}x{height} ({report['concept_backgrounds']} on another concept's photo), "
+            f"{counted(report['placed'], 'pasted concept')} ({report['per_frame']} per frame, "
             f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
             f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found"
             + "".join(f"\nskipped: {s}" for s in report["skipped_images"]))
@@ -383,8 +384,8 @@ def _recall(queries: list[tuple[str, Image]], scored: list[list]) -> tuple[float
 
 def format_report(report: dict) -> str:
     lines = [
-        f"embedder {report['embedder']}{_per_concept(report)}: {report['concepts']} concepts{_queried(report)}, "
-        f"{report['queries']} queries",
+        f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['concepts'], 'concept')}"
+        f"{_queried(report)}, {counted(report['queries'], 'query', 'queries')}",
         f"top-1 recall {report['top1']:.3f}   top-5 recall {report['top5']:.3f}",
         f"recognition: positive {report['recognition_positive']:.3f}  negative {report['recognition_negative']:.3f}  "
         f"weighted {report['recognition_weighted']:.3f}",

@@ -116,6 +116,13 @@ SCHEMA: dict[str, dict[str, type]] = {
 }
 
 
+#: The smallest value of each number that has one (threads and min_face are checked with their own reasons).
+MINIMUMS: dict[tuple[str, str], int] = {
+    ("embedder", "batch"): 1, ("retrieve", "top_k"): 1, ("retrieve", "max_candidates"): 1, ("capture", "width"): 0,
+    ("capture", "fps"): 0, ("limits", "rss_mb"): 0, ("limits", "snapshot_count"): 1, ("limits", "snapshot_days"): 0,
+    ("limits", "events_days"): 0, ("vlm", "n_gpu_layers"): -1, ("vlm", "n_ctx"): 256, ("vlm", "max_references"): 0,
+    ("vlm", "max_tokens"): 1,
+}
 #: Keys where "" means none (no detector, no VLM).
 MAY_BE_EMPTY = {("detector", "model"), ("vlm", "model"), ("vlm", "mmproj")}
 #: More threads than this is a typo: onnxruntime hung and llama.cpp crashed on 100 000.
@@ -167,23 +174,16 @@ def load_profile(name: str | None = None) -> Profile:
     )
     for provider in (providers,) if isinstance(providers, str) else providers:
         if provider not in PROVIDERS or (provider == "auto" and not isinstance(providers, str)):
-            raise EdgeRapError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    if profile.top_k < 1 or profile.max_candidates < 1 or profile.embed_batch < 1:
-        raise EdgeRapError(f"{where}: top_k, max_candidates and [embedder] batch must be >= 1")
+            raise EdgeRapError(f"{where}: [embedder] provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     for section, threads in (("embedder", profile.threads), ("vlm", profile.vlm.threads)):
         if not 0 <= threads <= MAX_THREADS:
             raise EdgeRapError(f"{where}: [{section}] threads must be 0 (all cores) to {MAX_THREADS}, not {threads}")
     if profile.min_face < 12:
-        raise EdgeRapError(f"{where}: [faces] min_face must be >= 12 (MTCNN's smallest window)")
-    if min(profile.capture_width, profile.capture_fps, profile.rss_mb, profile.snapshot_days, profile.events_days) < 0 \
-            or profile.snapshot_count < 1:
-        raise EdgeRapError(f"{where}: [capture] and [limits] values must be >= 0 (snapshot_count >= 1)")
-    vlm = profile.vlm
-    if vlm.references not in REFERENCE_MODES:
-        raise EdgeRapError(f"{where}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}")
-    if vlm.n_ctx < 256 or vlm.max_references < 0 or vlm.max_tokens < 1 or vlm.n_gpu_layers < -1:
-        raise EdgeRapError(f"{where}: [vlm] needs n_ctx >= 256, max_references >= 0, max_tokens >= 1, "
-                           "n_gpu_layers >= -1")
+        raise EdgeRapError(f"{where}: [faces] min_face must be 12 or more (MTCNN's smallest window), "
+                           f"not {profile.min_face}")
+    if profile.vlm.references not in REFERENCE_MODES:
+        raise EdgeRapError(f"{where}: [vlm] references must be one of {', '.join(REFERENCE_MODES)}, "
+                           f"not {profile.vlm.references!r:.40}")
     return profile
 
 
@@ -211,6 +211,9 @@ def _check_schema(raw: dict, where: str) -> None:
                 kind = {int: "an integer", float: "a finite number", list: "a non-empty list of strings"}.get(
                     wanted, "a non-empty string")
                 raise EdgeRapError(f"{where}: [{section}] {key} must be {kind}, not {value!r:.40}")
+            minimum = MINIMUMS.get((section, key))
+            if minimum is not None and value < minimum:
+                raise EdgeRapError(f"{where}: [{section}] {key} must be {minimum} or more, not {value}")
 
 
 #: What to give instead of an empty option that has a default (its default when left out).

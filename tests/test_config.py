@@ -33,7 +33,14 @@ BAD_PROFILES = {
     "providers-empty": ("[embedder]\nproviders = []\n", "providers"),
     "snapshot_days-nan": ("[limits]\nsnapshot_days = nan\n", "snapshot_days must be a finite number"),
     "fps-inf": ("[capture]\nfps = inf\n", "fps"),
-    "events_days-negative": ("[limits]\nevents_days = -1\n", "must be >= 0"),
+    "events_days-negative": ("[limits]\nevents_days = -1\n", "events_days must be 0 or more, not -1"),
+    "width-negative": ("[capture]\nwidth = -5\n", "width must be 0 or more, not -5"),
+    "snapshot_count-zero": ("[limits]\nsnapshot_count = 0\n", "snapshot_count must be 1 or more, not 0"),
+    "max_tokens-zero": ("[vlm]\nmax_tokens = 0\n", "max_tokens must be 1 or more, not 0"),
+    "n_gpu_layers-below-all": ("[vlm]\nn_gpu_layers = -2\n", "n_gpu_layers must be -1 or more, not -2"),
+    "top_k-zero": ("[retrieve]\ntop_k = 0\n", "top_k must be 1 or more, not 0"),
+    "references-typo": ('[vlm]\nreferences = "imag"\n', "references must be one of image, text, not 'imag'"),
+    "provider-unknown": ('[embedder]\nproviders = ["gpu"]\n', "provider must be one of auto, cpu, cuda, tensorrt, not 'gpu'"),
     "section-a-string": ('vlm = "x"\n', "vlm must be a section"),
 }
 

@@ -629,7 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: database (its path), missing (photos "
                    "not exported)")
     p = add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
-    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded")
+    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded; "
+                   "unreadable, each stored photo that could not be read (concept, photo, problem); unrecognisable, "
+                   "the concepts left with no readable photo")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
     models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), a VLM's "
@@ -713,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("doctor", cmd_doctor, "what this device is, its profile and why, and what is installed or missing")
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
-                   "the fix), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
+                   "the fix, unrecognisable: concepts with no readable photo, readable_by_others: its mode lets other "
+                   "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
                    "kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
                    "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the service): "

@@ -562,3 +562,20 @@ def test_run_in_process_gives_the_signals_back_when_it_ends(run, photos):
     rc, _, err = run("run", "--source", photos / "bo", "--max-frames", "1", "--mute")
     assert rc == 0, err
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def _help_of(command: str, capsys) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse's wrapping undone
+
+
+def test_each_key_reindex_and_doctor_print_with_json_is_named_in_their_help(run, photos, capsys):
+    run("remember", "bo", scene_file(photos, 1))
+    for command, nested in (("reindex", ()), ("doctor", ("memory",))):
+        rc, out, _ = run(command, "--json")
+        printed = json.loads(out)
+        keys = list(printed) + [key for part in nested for key in printed[part]]
+        said = _help_of(command, capsys)
+        assert [key for key in keys if key not in said] == [], command

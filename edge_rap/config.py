@@ -79,8 +79,9 @@ def default_home() -> Path:
 
 
 def model_cache() -> Path:
-    """The model cache: `$EDGE_RAP_MODELS`, else the default home's `models`."""
-    return Path(os.environ.get("EDGE_RAP_MODELS", default_home() / "models")).expanduser()
+    """The model cache: `$EDGE_RAP_MODELS`, else (unset or empty, as EDGE_RAP_HOME: not the current folder) the
+    default home's `models`."""
+    return Path(os.environ.get("EDGE_RAP_MODELS") or default_home() / "models").expanduser()
 
 
 def detect_profile(root: Path = Path("/")) -> tuple[str, str]:

@@ -169,3 +169,12 @@ def test_a_device_profile_not_found_names_the_ones_there_are(monkeypatch):
     message = str(caught.value)
     assert "'jetson-nano' not found" in message and "jetson-orin-nano" in message and "x86-cpu" in message
     assert "\n" not in message
+
+
+def test_an_empty_model_cache_variable_is_the_default_one_not_the_current_folder(tmp_path, monkeypatch):
+    from edge_rap.config import load_settings
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", "")  # the default embedder was exported into the current folder
+    monkeypatch.chdir(tmp_path / "..")
+    assert load_settings().models == tmp_path / "home" / "models"

@@ -592,6 +592,15 @@ def test_pull_offline_names_the_files_and_where_to_put_them(tmp_path, monkeypatc
     assert "VLMs: tiny;" in str(e.value) and "whisper-base.en" in str(e.value)  # the speech models too
 
 
+def test_an_empty_hf_endpoint_is_the_hub_not_an_address_of_nothing(tmp_path, monkeypatch):
+    from edge_rap.models.vlm_registry import _offline_error
+
+    monkeypatch.setenv("HF_ENDPOINT", "")  # (an unset variable exported): the URLs said were "/someone/..."
+    entry = fake_registry(tmp_path, None)["models"]["tiny"]
+    said = str(_offline_error("tiny", entry, tmp_path, ["tiny.gguf"], "offline"))
+    assert "(https://huggingface.co/someone/tiny-GGUF/resolve/main/tiny.gguf)" in said
+
+
 def hand_placed(tmp_path: Path, tiny: tuple[Path, Path], projector: bytes | None = None) -> tuple[Path, Path]:
     """A model cache with the tiny VLM's two files put in place by hand as `tiny`: (the cache, its folder)."""
     models = tmp_path / "models"

@@ -117,6 +117,12 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f"; did you mean {options}?"
 
 
+def hub_endpoint() -> str:
+    """The hub's address: HF_ENDPOINT, where set and not empty, else huggingface.co (huggingface_hub is given it:
+    it took an empty one as an address and asked for "/repo/resolve/...", as the error then said)."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
+
+
 def _reachable(endpoint: str, timeout: float = 3.0) -> str | None:
     """None if a TCP connection to the hub opens, else why not (one line)."""
     url = urlparse(endpoint)
@@ -131,7 +137,7 @@ def _reachable(endpoint: str, timeout: float = 3.0) -> str | None:
 def _offline_error(name: str, entry: dict, folder: Path, missing: list[str], why: str,
                    kind: str = "vlm") -> EdgeRapError:
     repo = entry.get("repo", "?")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    endpoint = hub_endpoint()
     urls = ", ".join(f"{endpoint}/{repo}/resolve/main/{f}" for f in missing)
     return EdgeRapError(
         f"cannot download {KINDS[kind]} {name!r} ({why}). Fetch {', '.join(missing)} from {repo} on a machine with network "
@@ -220,7 +226,7 @@ def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress
         import huggingface_hub
     except ImportError:
         raise EdgeRapError(f"downloading models needs huggingface_hub: pip install 'edge_rap[{EXTRAS[kind]}]'") from None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = hub_endpoint()
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         raise _offline_error(name, entry, folder, missing, "HF_HUB_OFFLINE is set", kind)
     why = _reachable(endpoint)
@@ -230,7 +236,7 @@ def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for filename in missing:
         try:  # resumable: an interrupted download continues from its .incomplete file
-            huggingface_hub.hf_hub_download(entry["repo"], filename, local_dir=str(folder))
+            huggingface_hub.hf_hub_download(entry["repo"], filename, local_dir=str(folder), endpoint=endpoint)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # network, auth, missing file: all end the same way for the user

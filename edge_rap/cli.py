@@ -390,7 +390,10 @@ def cmd_models(args) -> int:
     if args.models_command == "prepare":
         from edge_rap.models.cache import DEFAULT_EMBEDDERS
 
-        cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
+        if args.embedder and settings.embedder not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
+            cache.manifest(settings.embedder, role="image_embedder")  # another, missing, is said with its tool
+        else:
+            cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
     from edge_rap.models.vlm_registry import list_vlms
 
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")

@@ -720,6 +720,18 @@ def test_a_model_cache_that_cannot_be_written_is_a_one_line_error(tmp_path, monk
     assert cli.main(["models"]) == 0 and "(empty" in capsys.readouterr().out
 
 
+def test_prepare_of_another_embedder_than_the_defaults_says_it_is_missing_not_exit_0(tmp_path, monkeypatch, capsys):
+    from edge_rap import cli
+
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: pytest.fail("exported the default instead"))
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare", "--embedder", "clip-vit-b32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'clip-vit-b32' is not in the model cache" in err and "export_clip.py" in err
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

@@ -255,7 +255,8 @@ class ModelCache:
                                    "`edge-rap models prepare` (once, about a minute; needs the export extra)")
             names = [n for n in self.names() if role is None or self._role(n) == role]
             how = {"detector": "tools/export_detector.py (or a YOLO-style ONNX with a manifest)",
-                   "image_embedder": "tools/export_clip.py or `edge-rap models prepare`"}.get(
+                   "image_embedder": f"tools/export_clip.py (`edge-rap models prepare` exports the default, "
+                                     f"{DEFAULT_EMBEDDERS[0]})"}.get(
                 role, "tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`")
             kind = f"{role.replace('_', ' ')}s" if role else "models"
             raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} ({kind} there: "

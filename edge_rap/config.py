@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.shipped import shipped_dir
+from edge_rap.userfiles import read_whole
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -146,7 +147,7 @@ def load_profile(name: str | None = None) -> Profile:
         raise EdgeRapError(f"device profile {name!r} not found: no {where}; the profiles are {known}, or a .toml "
                            "file's path")
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = tomllib.loads(read_whole(path, "a device profile").decode("utf-8"))
     except UnicodeDecodeError as e:
         raise EdgeRapError(f"{where}: invalid device profile (not UTF-8 text: byte {e.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as e:

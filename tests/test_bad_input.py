@@ -991,3 +991,25 @@ def test_a_16_bit_photo_is_made_small(tmp_path):
     shown = Image.open(io.BytesIO(thumbnail_jpeg(tmp_path / "deep.png", 100)))
     assert shown.size == (100, 80)
     assert abs(int(np.asarray(shown.convert("L"))[40, 50]) - round(40000 / 257)) <= 2
+
+
+def _limited_memory() -> None:
+    """A child's address space held to 4 GiB: reading /dev/zero whole ends in a MemoryError, not a swapping host."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.parametrize("argv", [["import-rap", "{zero}"], ["import-rap", "{fifo}"], ["doctor", "--config", "{zero}"],
+                                  ["doctor", "--config", "{fifo}"], ["concepts", "--device", "{zero_toml}"]])
+def test_a_device_or_pipe_given_as_a_text_file_is_refused_not_read_for_ever(argv, settings, tmp_path):
+    # A RAP database, a settings file and a device profile are read whole: /dev/zero filled the memory (a
+    # MemoryError's traceback), a pipe with no writer waited for ever.
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "zero.toml").symlink_to("/dev/zero")
+    names = {"zero": "/dev/zero", "fifo": str(tmp_path / "fifo.json"), "zero_toml": str(tmp_path / "zero.toml")}
+    env = {**os.environ, "EDGE_RAP_HOME": str(settings.home), "EDGE_RAP_MODELS": str(settings.models)}
+    done = subprocess.run([sys.executable, "-m", "edge_rap", *(a.format(**names) for a in argv)], env=env,
+                          capture_output=True, text=True, timeout=60, preexec_fn=_limited_memory)
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr[-500:]
+    assert done.stderr.startswith("edge-rap: ") and ("is a device, not" in done.stderr or "is a pipe, not" in done.stderr)

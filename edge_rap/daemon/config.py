@@ -12,6 +12,7 @@ from pathlib import Path
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
+from edge_rap.userfiles import read_whole
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -141,7 +142,7 @@ def load_run_file(path: Path) -> dict:
     if path.is_dir():
         raise EdgeRapError(f"{path}: is a folder, not a TOML settings file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_whole(path, "a TOML settings file").decode("utf-8"))
     except FileNotFoundError:
         raise EdgeRapError(f"{path}: no such settings file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

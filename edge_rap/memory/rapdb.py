@@ -17,6 +17,7 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
+from edge_rap.userfiles import read_whole
 
 
 @dataclass
@@ -107,7 +108,7 @@ def read_rap_database(path: Path) -> list[RapEntry]:
         raise EdgeRapError(f"{path}: is a folder" + ("; give its database.json" if inside else
                                                       ", not a RAP database.json"))
     try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM: Windows Notepad saved it)
+        raw = json.loads(read_whole(path, "a RAP database.json").decode("utf-8-sig"))  # (a BOM: Windows Notepad)
     except FileNotFoundError:
         raise EdgeRapError(f"{path}: no such file") from None
     except RecursionError:

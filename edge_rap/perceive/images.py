@@ -21,6 +21,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
 from edge_rap.types import Box, Image
+from edge_rap.userfiles import special_kind
 
 #: Images whose header claims more megapixels than this are refused before decoding (decompression bombs);
 #: EDGE_RAP_MAX_MEGAPIXELS changes it, up to Pillow's own guard (about 179 megapixels), which stays in force.
@@ -73,8 +74,7 @@ def _image_bytes(path: str | Path) -> bytes:
     size = status.st_size
     if stat.S_ISDIR(status.st_mode):
         raise EdgeRapError(f"{shown}: is a folder, not an image")
-    if not stat.S_ISREG(status.st_mode):  # a pipe (`cat photo | ... /dev/stdin`), a device: its size says nothing
-        kind = "a pipe" if stat.S_ISFIFO(status.st_mode) else "a socket" if stat.S_ISSOCK(status.st_mode) else "a device"
+    if (kind := special_kind(status.st_mode)) is not None:  # a pipe (`cat photo | ... /dev/stdin`), a device
         raise EdgeRapError(f"{shown}: is {kind}, not a photo file; give the photo's file")
     if size == 0:
         raise EdgeRapError(f"{shown}: empty file")

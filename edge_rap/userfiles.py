@@ -1,0 +1,33 @@
+"""Files a user names for edge-rap to read whole (a RAP database.json, a settings file, a device profile): only a
+regular file of a size such a file has. /dev/zero was read until memory ran out (a MemoryError's traceback), and a
+pipe waited for a writer."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+#: More than any database.json or TOML file a household writes (RAP's own databases are kilobytes).
+MAX_TEXT_BYTES = 64 << 20
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file that is neither a regular file nor a folder is ("a pipe", "a socket", "a device"), else None."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def read_whole(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The file's bytes. A pipe, socket or device, or a file over `limit`, is refused in one line naming `what` it
+    was to be; an OSError (no such file, a folder) is the caller's to say."""
+    kind = special_kind(path.stat().st_mode)
+    if kind is not None:
+        raise EdgeRapError(f"{path}: is {kind}, not {what}")
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
+    return data

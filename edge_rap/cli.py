@@ -81,17 +81,15 @@ def _existing_memory(args, settings) -> None:
     default home may be absent (not used yet): it reads as an empty memory. A memory whose database is gone while
     its photos remain is refused here too, also by the commands that open no database (`events`, `pair`)."""
     from edge_rap.memory.access import refuse_unreadable
-    from edge_rap.memory.files import DATABASE, foreign_entries, refuse_what_is_not_a_sound_memory
+    from edge_rap.memory.files import not_a_memory, refuse_what_is_not_a_sound_memory
 
     path = settings.memory
-    if path.exists() and not path.is_dir():
-        raise EdgeRapError(f"{path}: is a file, not a memory folder (check --memory)")
     refuse_unreadable(path, ())  # another account's folder: one line, not a traceback (its files: where read)
+    if (why := not_a_memory(path)) is not None:
+        raise EdgeRapError(why)
     if not path.exists():
         if args.memory:
             raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")
-    elif not (path / DATABASE).exists() and foreign_entries(path):
-        raise EdgeRapError(f"{path}: not an edge-rap memory (no {DATABASE}; check --memory)")
     else:
         refuse_what_is_not_a_sound_memory(path)
 

@@ -1550,6 +1550,27 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
 
 
+def test_doctor_says_a_memory_folder_that_is_not_one_and_gives_no_chmod_for_it(settings, tmp_path, capsys):
+    # doctor --memory of a file, or of a folder of other files (a mistyped path), said "(none yet)" and advised
+    # `chmod 700` of it; every other command refuses them as no memory
+    from edge_rap import cli
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a memory")
+    documents = tmp_path / "documents"
+    documents.mkdir(mode=0o755)
+    (documents / "letter.txt").write_text("not a memory")
+    for path, why in ((a_file, "is a file, not a memory folder"), (documents, "not an edge-rap memory")):
+        path.chmod(0o755)
+        capsys.readouterr()
+        assert cli.main(["doctor", "--memory", str(path)]) == 1
+        out = capsys.readouterr().out
+        assert "none yet" not in out and "chmod" not in out and f"cannot recognise: {path}: {why}" in out
+        assert cli.main(["doctor", "--memory", str(path), "--json"]) == 1
+        memory = json.loads(capsys.readouterr().out)["memory"]
+        assert why in memory["problem"] and memory["readable_by_others"] is False
+
+
 def test_doctor_says_in_one_line_each_what_another_accounts_memory_keeps_from_it(settings, run, monkeypatch):
     # doctor run as a person on a memory the daemon keeps as its own account (`edge-rap`) stopped with a traceback
     # (PermissionError), the very trouble it is there to tell

@@ -92,7 +92,7 @@ def _memory(settings: Settings) -> dict:
     `moved_aside`: the memories `restore --replace` moved aside beside it."""
     from edge_rap.app import refuse_another_embedders
     from edge_rap.memory.access import refuse_unreadable
-    from edge_rap.memory.files import DATABASE, DATABASE_FILES
+    from edge_rap.memory.files import DATABASE, DATABASE_FILES, not_a_memory
     from edge_rap.memory.index import check_space
     from edge_rap.memory.restore import killed_restores, moved_aside
     from edge_rap.memory.store import Store
@@ -107,6 +107,9 @@ def _memory(settings: Settings) -> dict:
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
+        if (why := not_a_memory(settings.memory)) is not None:  # a --memory mistyped: not "none yet", nor its chmod
+            out["readable_by_others"] = False
+            raise EdgeRapError(why)
         if not (settings.memory / DATABASE).is_file():
             return out  # the first `remember` makes it
         store = Store(settings.memory, readonly=True)

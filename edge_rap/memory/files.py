@@ -64,6 +64,16 @@ def foreign_entries(root: Path) -> list[str]:
         raise DeviceError(root, f"cannot list the memory folder ({e.strerror})") from None
 
 
+def not_a_memory(path: Path) -> str | None:
+    """Why `path`, named as a memory folder, is none (a file; a folder of other files, without the database), so
+    that nothing is read or made there as if it were; None for a memory, an empty folder or nothing there."""
+    if path.exists() and not path.is_dir():
+        return f"{path}: is a file, not a memory folder (check --memory)"
+    if not (path / DATABASE).exists() and foreign_entries(path):
+        return f"{path}: not an edge-rap memory (no {DATABASE}; check --memory)"
+    return None
+
+
 def private_folder(path: Path) -> None:
     """Make the memory folder (and missing parents) if it is missing, readable by its owner only: the household's
     photos, sightings and API token are no other account's on the device. One that exists keeps its mode (a

@@ -574,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "too), or a command-line mistake; 130 interrupted; 141 the reader left (| head). "
                                      "`edge-rap COMMAND --help` "
                                      "for each command's options.")
+    from edge_rap import __version__
+
+    parser.add_argument("--version", action="version", version=f"edge-rap {__version__}",
+                        help="print edge_rap's version (a backup records it; say it in a bug report) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, func, help, memory: str = HOME_MEMORY):

@@ -579,3 +579,11 @@ def test_each_key_reindex_and_doctor_print_with_json_is_named_in_their_help(run,
         keys = list(printed) + [key for part in nested for key in printed[part]]
         said = _help_of(command, capsys)
         assert [key for key in keys if key not in said] == [], command
+
+
+def test_version_is_printed_alone_for_a_script_or_a_bug_report(capsys):
+    from edge_rap import __version__
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"edge-rap {__version__}\n"

@@ -433,3 +433,15 @@ def test_doctor_says_the_schedule_and_warns_of_a_last_backup_older_than_two_peri
     assert state["age_s"] == pytest.approx(3600, abs=60) and state["stale"] is False and state["keep"] == 3
     assert state["same_drive"] is True
     assert json.loads(run("doctor", "--json")[1])["backups"] is None  # no settings file: nothing to say
+
+
+@pytest.mark.parametrize("daemon, said", [("backup-keep = 0", "backup-keep must be 1 or more, not 0"),
+                                          ("duration = -5", "duration must be a number of 0 or more, not -5"),
+                                          ("backup-every = \"1d\"", "backup-every and backup-keep go with backup-to")])
+def test_doctor_refuses_a_settings_file_run_would_refuse_naming_it(run, tmp_path, daemon, said):
+    # doctor --config said "every 1d ..., the newest 7 kept" of a file whose backup-keep = 0 `run` refused
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'[daemon]\nbackup-to = "{tmp_path / "stick"}"\n{daemon}\n'
+                    if "backup-to" not in said else f"[daemon]\n{daemon}\n")
+    rc, out, err = run("doctor", "--config", str(toml))
+    assert rc == 2 and out == "" and err.startswith(f"edge-rap: {toml}: {said}") and err.count("\n") == 1

@@ -49,8 +49,9 @@ class RunConfig:
     backup_every: str | None = None  # 12h, 1d, 1w (default 1d)
     backup_keep: int | None = None  # the newest N of its backups kept there (default 7)
 
-    def check(self) -> "RunConfig":
-        if not self.sources:
+    def check(self, sources: bool = True) -> "RunConfig":
+        """Refuse what `run` cannot do with these settings; `sources`: whether cameras must be among them."""
+        if sources and not self.sources:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
@@ -176,6 +177,17 @@ def load_run_file(path: Path) -> dict:
         sources.append(f"{name}={camera['source']}")
     if sources:
         values["sources"] = tuple(sources)
+    return values
+
+
+def checked_run_file(path: Path) -> dict:
+    """The settings file's values, checked as `run` checks them (its cameras may come on run's command line), one
+    refused naming the file: `doctor --config` said the schedule of a file that `run` then refused."""
+    values = load_run_file(path)
+    try:
+        replace(RunConfig(), **values).check(sources=False)
+    except EdgeRapError as e:
+        raise EdgeRapError(f"{path}: {e}") from None
     return values
 
 

@@ -211,9 +211,9 @@ def _backups(run_file: Path | None, memory: Path) -> dict | None:
     import time
 
     from edge_rap.daemon.backups import BackupSchedule, backup_state
-    from edge_rap.daemon.config import load_run_file
+    from edge_rap.daemon.config import checked_run_file
 
-    values = load_run_file(run_file) if run_file is not None else {}
+    values = checked_run_file(run_file) if run_file is not None else {}
     schedule = BackupSchedule.of(values.get("backup_to"), values.get("backup_every"), values.get("backup_keep"))
     return backup_state(schedule, time.time(), memory) if schedule is not None else None
 

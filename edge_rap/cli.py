@@ -668,8 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, metavar="N", help="the answer's length limit in tokens (default: the "
                    "device profile's [vlm] max_tokens)")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts",
-            memory="a new or empty folder to remember the dataset into (default a temporary one; left new or "
-            "empty where the run fails or is interrupted)")
+            memory="a new or empty folder to remember the dataset into, left so where the run fails or is "
+            "interrupted (default a temporary one)")
     p.add_argument("kind", choices=["retrieval", "localize"], help="retrieval: each concept's other photos "
                    "recognised (top-1, top-5, yes/no); localize: photos pasted into seeded composites, found and "
                    "boxed (recall, precision, IoU)")

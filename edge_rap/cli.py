@@ -427,7 +427,8 @@ def _model_json(cache, model) -> dict:
 def _models_pull(args, settings) -> int:
     from edge_rap.models.vlm_registry import kind_of, pull
 
-    files = pull(args.name, settings.models, progress=not args.json, kind=kind_of(args.name))
+    shown = not args.json and sys.stderr.isatty()  # huggingface_hub's bars, as ours: not into a log or a script's pipe
+    files = pull(args.name, settings.models, progress=shown, kind=kind_of(args.name))
     if args.json:
         print(json.dumps({"name": files.name, "model": str(files.model),
                           "mmproj": str(files.mmproj) if files.mmproj else None}))

@@ -99,3 +99,13 @@ def test_pull_refuses_a_model_bin_or_config_that_is_not_whisper(run, models):
     shutil.copy(tiny_files() / "config.json", folder / "config.json")
     rc, out, _ = run("models", "pull", "whisper-base.en")
     assert rc == 0 and (folder / "asr.json").exists()
+
+
+def test_pull_shows_no_progress_bars_where_stderr_is_no_terminal(run, models, monkeypatch):
+    # huggingface_hub drew its bars into a log or a script's pipe, as the other commands' bars are not
+    from edge_rap.models import vlm_registry
+
+    asked = []
+    monkeypatch.setattr(vlm_registry, "pull", lambda *a, progress, **k: asked.append(progress) or
+                        vlm_registry.VlmFiles("whisper-base.en", models.models / "model.bin", None))
+    assert run("models", "pull", "whisper-base.en")[0] == 0 and asked == [False]  # (capsys: no terminal)

@@ -722,11 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix, unrecognisable: concepts with no readable photo, readable_by_others: its mode lets other "
-                   "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log (path, damaged: what SQLite's check finds, set_aside: the damaged copies "
-                   "kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
+                   "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log "
+                   "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
                    "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
-    p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the service), checked as "
-                   "run checks it: its scheduled backups, the last good one's age, and a folder on the memory's own drive are said too")
+    p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
+                   "service), checked as run checks it: its scheduled backups, the last good one's age, and a folder "
+                   "on the memory's own drive are said too")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -1012,4 +1012,5 @@ def test_a_device_or_pipe_given_as_a_text_file_is_refused_not_read_for_ever(argv
     done = subprocess.run([sys.executable, "-m", "edge_rap", *(a.format(**names) for a in argv)], env=env,
                           capture_output=True, text=True, timeout=60, preexec_fn=_limited_memory)
     assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr[-500:]
-    assert done.stderr.startswith("edge-rap: ") and ("is a device, not" in done.stderr or "is a pipe, not" in done.stderr)
+    assert done.stderr.startswith("edge-rap: ")
+    assert "is a device, not" in done.stderr or "is a pipe, not" in done.stderr

@@ -40,7 +40,8 @@ BAD_PROFILES = {
     "n_gpu_layers-below-all": ("[vlm]\nn_gpu_layers = -2\n", "n_gpu_layers must be -1 or more, not -2"),
     "top_k-zero": ("[retrieve]\ntop_k = 0\n", "top_k must be 1 or more, not 0"),
     "references-typo": ('[vlm]\nreferences = "imag"\n', "references must be one of image, text, not 'imag'"),
-    "provider-unknown": ('[embedder]\nproviders = ["gpu"]\n', "provider must be one of auto, cpu, cuda, tensorrt, not 'gpu'"),
+    "provider-unknown": ('[embedder]\nproviders = ["gpu"]\n',
+                         "provider must be one of auto, cpu, cuda, tensorrt, not 'gpu'"),
     "section-a-string": ('vlm = "x"\n', "vlm must be a section"),
 }
 

@@ -154,7 +154,7 @@ class Household:
     def forget(self, name: str) -> Concept:
         """Forget a concept: its vectors and photos, and its events and snapshots. Forgetting again a name whose
         concept is gone but whose events a failed log kept removes those events."""
-        from edge_rap.memory.store import UnknownConceptError
+        from edge_rap.memory.store import ChangedMeanwhileError, UnknownConceptError
 
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
         events = self._events_to_carry()
@@ -162,6 +162,8 @@ class Household:
         encoded = self._encoding_keys(writer.store, known.id) if known else set()
         try:
             concept = writer.forget(name)
+        except ChangedMeanwhileError:
+            raise  # renamed meanwhile: its events, under either name, are a living concept's
         except UnknownConceptError:
             concept = self._forgotten_with_events(name, events)
             if concept is None:

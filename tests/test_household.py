@@ -155,6 +155,33 @@ def test_a_forget_waiting_for_a_busy_memory_does_not_stop_the_daemon_logging(rem
     assert [e.name for e in EventLog(remembered.memory, readonly=True).query()] == ["chelsea"]
 
 
+def test_a_forget_overtaken_by_a_rename_leaves_the_renamed_concept_and_its_events(remembered, monkeypatch):
+    # `forget rocket` beside `rename rocket moon-rocket` in another process: the forget deleted <moon-rocket>, said
+    # "forgot <rocket>" and purged the events under <rocket>, which the rename was about to carry to its new name
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.memory.store import Store
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    log.add(Event("arrived", "rocket", "den", 0.0, 1.0))
+    log.close()
+    looked_up = Store.get
+    with Household(remembered) as home, Household(remembered) as other:
+        def renamed_first(store, name):
+            concept = looked_up(store, name)
+            if store is home.bare_memory.store and concept.name == "rocket":
+                other.bare_memory.rename("rocket", "moon-rocket")  # (its events' turn comes after)
+            return concept
+
+        monkeypatch.setattr(Store, "get", renamed_first)
+        with pytest.raises(EdgeRapError, match="renamed it to 'moon-rocket' meanwhile"):
+            home.forget("rocket")
+        monkeypatch.undo()
+        assert sorted(c.name for c in home.concepts()) == ["chelsea", "moon-rocket"]
+        assert [e.name for e in home.events.query()] == ["rocket"]  # for the rename to carry on
+
+
 def test_forget_and_rename_make_no_event_log_where_none_was_written(remembered, run, monkeypatch):
     # On a full disk, forgetting is how room is made: a log that had to be made first failed it ("cannot open the
     # event log (database or disk is full)"), and left an empty events.sqlite behind.

@@ -115,6 +115,30 @@ def test_a_rename_that_another_writer_overtook_changes_nothing(root, photos, mon
     other.close()
 
 
+def test_a_forget_overtaken_by_a_rename_forgets_nothing(root, photos, monkeypatch):
+    """`forget b` beside `rename b bb` in another process: both said done, and <bb> was gone (its events, carried
+    to its new name, outlived it). Forget, like rename, changes nothing of a concept renamed since it was looked up."""
+    from edge_rap.memory.store import UnknownConceptError
+
+    memory, other = fake_memory(root), fake_memory(root)
+    memory.remember("b", [scene_file(photos, 1)])
+    looked_up = memory.store.get
+
+    def renamed_first(name):  # another writer renames <b> just after this one looked it up
+        concept = looked_up(name)
+        other.rename("b", "bb")
+        return concept
+
+    monkeypatch.setattr(memory.store, "get", renamed_first)
+    with pytest.raises(UnknownConceptError, match="another writer renamed it to 'bb' meanwhile; nothing was changed"):
+        memory.forget("b")
+    monkeypatch.undo()
+    assert [c.name for c in memory.concepts()] == ["bb"]
+    assert top_concept(memory, scene_file(photos, 1)) == "bb"
+    memory.close()
+    other.close()
+
+
 def test_a_change_overtaken_by_a_rename_answers_the_changed_concept(root, photos, monkeypatch):
     """An edit or a new photo is made to the concept, whatever another writer renamed it to meanwhile: the answer
     is that concept, not "no concept named ..." after the change was made."""

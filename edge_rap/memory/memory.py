@@ -369,30 +369,34 @@ class Memory:
         Deleting must work on a full disk: it is how the user makes room."""
         concept = self.store.get(name)
         try:
-            self._forget(concept.id)
+            self._forget(concept)
         except DiskFullError:
-            self._forget_on_a_full_disk(concept.id)
+            self._forget_on_a_full_disk(concept)
         return concept
 
-    def _forget(self, concept_id: int) -> None:
+    def _forget(self, concept: Concept) -> None:
         with self.store.transaction() as db:
+            # under the lock, still the concept looked up: one another writer renamed meanwhile is not forgotten
+            # under its new name (its events, carried to that name, would outlive it)
+            self.store.require_named(db, concept)
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
-            self.store.delete_concept(db, concept_id)
+            self.store.delete_concept(db, concept.id)
             for space in self.store.space_names():
                 self.writer.write(db, space)
         self._collect_files()  # its photos and the superseded index files (its vectors) go too
 
-    def _forget_on_a_full_disk(self, concept_id: int) -> None:
+    def _forget_on_a_full_disk(self, concept: Concept) -> None:
         """The index files (rebuilt from the database at will) are deleted first and written again last: the
         room they held goes to the database's commit, and the room of the forgotten photos to the new files.
         Where even those do not fit, readers search the database's vectors until the next write."""
         with self.store.transaction() as db:
+            self.store.require_named(db, concept)
             self.writer.collect_garbage(db)
             self.store.collect_images(db)
             for space in self.store.space_names():
                 self.writer.drop_files(space, db)
-            self.store.delete_concept(db, concept_id, zero_freed=False)
+            self.store.delete_concept(db, concept.id, zero_freed=False)
         self._collect_files()
         try:
             with self.store.transaction() as db:

@@ -234,6 +234,11 @@ class UnknownConceptError(EdgeRapError):
     """No concept has the name (perhaps forgotten meanwhile by another writer): the companion API answers 404."""
 
 
+class ChangedMeanwhileError(UnknownConceptError):
+    """The concept looked up was renamed or forgotten by another writer before this one took the lock: what it
+    asked of that name is not done to whatever the concept is called now."""
+
+
 class DiskFullError(DeviceError):
     """The disk (or the database's size limit) is full: a delete may still succeed by freeing space first."""
 
@@ -561,11 +566,11 @@ class Store:
         """Under a write's lock: the concept still exists under the name it was looked up by."""
         row = db.execute("SELECT name FROM concepts WHERE id = ?", (concept.id,)).fetchone()
         if row is None:
-            raise UnknownConceptError(f"no concept named {concept.name!r}: another writer forgot it meanwhile; "
-                                      "nothing was changed")
+            raise ChangedMeanwhileError(f"no concept named {concept.name!r}: another writer forgot it meanwhile; "
+                                        "nothing was changed")
         if row[0] != concept.name:
-            raise UnknownConceptError(f"no concept named {concept.name!r}: another writer renamed it to "
-                                      f"{row[0]!r} meanwhile; nothing was changed")
+            raise ChangedMeanwhileError(f"no concept named {concept.name!r}: another writer renamed it to "
+                                        f"{row[0]!r} meanwhile; nothing was changed")
 
     def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,
                      hint: str = "") -> None:

@@ -214,3 +214,55 @@ def test_killed_writer_leaves_a_consistent_memory(settings, embedder, tmp_path):
     mem.remember("after-the-crashes", [scene_file(photos, 99_999)])
     assert len(mem.concepts()) == count + 1
     assert check_consistent(settings.memory, embedder, "after-") == count + 1
+
+
+CLOSE_LAST = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(sys.argv[2]); db.commit(); "
+              "db.close()")
+
+
+def _another_process_visits(database: Path, sql: str) -> None:
+    """Another process runs `sql` and closes (a CLI command): its close checkpoints and deletes the -wal where it finds
+    no other process holding the database."""
+    subprocess.run([sys.executable, "-c", CLOSE_LAST, str(database), sql], check=True)
+
+
+def test_a_second_store_in_a_process_keeps_its_first_ones_commits_seen_by_others(tmp_path):
+    """A process with a writer's connection (serve, run) that opened the memory once more (the household's store
+    beside its memory's, a backup's reader) had its SQLite locks dropped by the second's readability check (a
+    descriptor of the database opened and closed): the next CLI command's close deleted the -wal the first wrote
+    on, and its later commits were lost to every other process (then the database damaged)."""
+    root = tmp_path / "memory"
+    writer = Store(root)
+    insert = "INSERT INTO concepts (name, category, description, created, updated) VALUES ('{}', '', '', 0, 0)"
+    with writer.transaction() as db:
+        db.execute(insert.format("before"))
+    Store(root, readonly=True).close()
+    _another_process_visits(root / "memory.sqlite", insert.format("theirs"))
+    with writer.transaction() as db:
+        db.execute(insert.format("after"))
+    seen = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sorted(r[0] for r in sqlite3.connect("
+                           "sys.argv[1]).execute('SELECT name FROM concepts')))", str(root / "memory.sqlite")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert seen == "['after', 'before', 'theirs']"
+    writer.close()
+
+
+def test_a_reader_of_the_event_log_in_the_daemon_keeps_its_writers_events_seen_by_others(tmp_path):
+    """The same for the event log: a backup in the daemon (its own reader of the log) dropped the logger's locks."""
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    root = tmp_path / "memory"
+    root.mkdir()
+    daemon = EventLog(root)
+    daemon.add(Event("arrived", "bo", "den", 0.0, 1.0))
+    reader = EventLog(root, readonly=True)  # (the backup's copy of it opens one)
+    reader.query()
+    reader.close()
+    _another_process_visits(root / "events.sqlite", "SELECT COUNT(*) FROM events")
+    daemon.add(Event("left", "bo", "den", 1.0, 1.0))
+    seen = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+                           "'SELECT COUNT(*) FROM events').fetchone()[0])", str(root / "events.sqlite")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert seen == "2"
+    daemon.close()

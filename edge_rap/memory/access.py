@@ -12,13 +12,16 @@ from edge_rap.errors import DeviceError
 
 def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
     """Raise a DeviceError where this account may not list the memory folder `root` or read one of its files
-    `names` (those that are there). A folder or file not there yet is no refusal: the callers say that themselves."""
+    `names` (those that are there). A folder or file not there yet is no refusal: the callers say that themselves.
+    The files are asked about, never opened: closing a descriptor of a database drops every POSIX lock this process
+    holds on it, its SQLite connections' too, and another process's last close then deletes the -wal they write on
+    (their commits lost, the database damaged)."""
     for path in (root, *(root / name for name in names)):
         try:
             if path == root:
                 os.scandir(path).close()
-            else:
-                os.close(os.open(path, os.O_RDONLY))
+            elif path.exists() and not os.access(path, os.R_OK, effective_ids=True):
+                raise PermissionError
         except (FileNotFoundError, NotADirectoryError):
             continue
         except PermissionError:

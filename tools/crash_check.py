@@ -422,10 +422,27 @@ class Concurrent:
                 forgot = self.h.cli("forget", name)
                 if forgot.returncode:
                     problems.append(f"forget <{name}> after the upload: {forgot.stderr.strip()}")
+            problems += self._serve_sees_the_cli(port, token)
         finally:
             serve.send_signal(signal.SIGINT)
             serve.wait(60)
         return problems
+
+    def _serve_sees_the_cli(self, port: int, token: str) -> list[str]:
+        """A photo the CLI remembers is recognised by the running API at once, and not once forgotten."""
+        name = next(n for n in THINGS if n not in snapshot(self.h.memory))
+        photo = self.h.photos / f"{name}.png"
+        seen = []
+        for command in ("remember", "forget"):
+            self.h.must(self.h.cli(command, name, *([str(photo)] if command == "remember" else [])))
+            body = f"--x\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{photo.name}\"\r\n\r\n"
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/recognize", method="POST",
+                data=body.encode() + photo.read_bytes() + b"\r\n--x--\r\n",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=x"})
+            found = json.load(urllib.request.urlopen(request, timeout=60))["concepts"]
+            seen.append(bool(found) and found[0]["name"] == name)
+        return [] if seen == [True, False] else [f"serve's recognition of <{name}> after remember, forget: {seen}"]
 
     def restore_while_serve(self) -> list[str]:
         """Refused in one line, nothing changed; serve goes on answering."""
@@ -527,11 +544,12 @@ def main() -> int:
         print(f"    {name:28s}: {'; '.join(problems) if problems else 'ok'}", flush=True)
     for k in range(args.trials if scenarios else 0):
         scenario = scenarios[k % len(scenarios)]
-        before = snapshot(harness.memory)
         if scenario == "serve":
+            before = snapshot(harness.memory)
             (trial, delay), how = harness.serve_trial(before), "killed"
         else:
-            trial = harness.trial(scenario, before)
+            trial = harness.trial(scenario, snapshot(harness.memory))
+            before = snapshot(harness.memory)  # (an import's set-up forgets the earlier imports)
             delay, how = harness.kill_one(trial)
         kills[trial.scenario, how.split(":")[0]] += 1
         problems = harness.check(before, trial)

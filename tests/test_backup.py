@@ -558,7 +558,7 @@ def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, c
     rename = os.rename
 
     def interrupted(source, target):
-        if (Path(target) == current and Path(source).name.startswith(".")) if moving == "the restored folder" else \
+        if Path(source).name.startswith(".current.restoring-") if moving == "the restored folder" else \
                 Path(source).name == "models":  # (the demo is moved before or after it)
             raise KeyboardInterrupt
         rename(source, target)
@@ -681,6 +681,7 @@ def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, curr
     from edge_rap.memory import restore as restore_module
 
     steps, fsync, held, rename = [], restore_module.fsync_dir, restore_module.holder, os.rename
+    exchange = restore_module._exchange
     late = {"pid": None}
 
     def fsynced(folder):
@@ -691,10 +692,16 @@ def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, curr
         steps.append("check")
         return late["pid"] if database.parent.name.startswith("current.before-restore-") else held(database)
 
-    def renamed(source, target):
-        steps.append("swap" if Path(source) == current else "rename")
+    def renamed(source, target):  # (the restored folder's own renames beside it touch no memory)
+        if Path(source) == current:
+            steps.append("swap")
         rename(source, target)
 
+    def exchanged(one, other):
+        steps.append("swap")
+        return exchange(one, other)
+
+    monkeypatch.setattr(restore_module, "_exchange", exchanged)
     monkeypatch.setattr(restore_module, "fsync_dir", fsynced)
     monkeypatch.setattr(restore_module, "holder", holder)
     monkeypatch.setattr(os, "rename", renamed)
@@ -791,6 +798,30 @@ def test_doctor_names_the_memories_a_restore_moved_aside(archive, current, capsy
     assert f"; memories a restore moved aside (delete them once no longer needed): {aside}\n" in out
 
 
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchanged", "renamed"])
+def test_the_memory_folder_holds_a_memory_at_every_step_of_the_swap(archive, current, monkeypatch, capsys, exchange):
+    # the memory was moved aside, then the restored one renamed into its place: a restore killed (a power cut)
+    # between the two left no memory at its path, and the next command started an empty one there. A file system
+    # without an atomic exchange (FAT) still takes the two renames.
+    from edge_rap.memory import restore
+
+    (current / "models").mkdir()
+    rename, held = os.rename, []
+
+    def watched(source, target):
+        rename(source, target)
+        held.append((current / "memory.sqlite").is_file())
+
+    monkeypatch.setattr(os, "rename", watched)
+    if not exchange:
+        monkeypatch.setattr(restore, "_exchange", lambda one, other: False)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert held and all(held) == exchange, held
+    assert (current / "models").is_dir()
+    assert [c["name"] for c in json.loads(edge_rap(capsys, "concepts", "--json", "--memory", current)[1])] == \
+        ["bo", "mug"]
+
+
 def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(archive, current, monkeypatch, capsys):
     # the model cache and the device's token were moved into the restored folder before it was renamed into place: a
     # restore killed then left them in the folder that is removed as a killed restore's
@@ -799,9 +830,13 @@ def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(ar
     (current / "api-token").write_text("the device's own token")
     rename, seen = os.rename, []
 
-    def watched(source, target):
-        rename(source, target)
+    def look() -> None:
         seen.extend(p.name for folder in current.parent.glob(".current.restoring-*") for p in folder.iterdir())
+
+    def watched(source, target):
+        look()
+        rename(source, target)
+        look()
 
     monkeypatch.setattr(os, "rename", watched)
     assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0

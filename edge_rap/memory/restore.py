@@ -6,6 +6,8 @@ is that folder renamed into place (atomic on one file system), the memory there 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import os
 import re
@@ -31,6 +33,7 @@ from edge_rap.scratch import hold, is_unheld, remove_unheld
 Progress = Callable[[Iterable], Iterable]
 RESTORING = ".restoring-"  # .<memory>.restoring-<pid>-<random>: the archive being read, beside the memory
 ASIDE = ".before-restore-"  # <memory>.before-restore-20261205T081500Z (-2 after another of the same second)
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # (linux/fcntl.h, linux/fs.h)
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,9 @@ def _writing(staging: Path) -> Iterator[None]:
 
 def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
-    the memory (the model cache, the demo; the API's token where the backup brings none) kept in place."""
+    the memory (the model cache, the demo; the API's token where the backup brings none) kept in place. The two are
+    exchanged in one step where the file system can: a restore killed (a power cut) between two renames left no
+    memory at `root`, and the next command started an empty one there."""
     if not root.exists():
         _rename(staging, root)
         fsync_dir(root.parent)
@@ -252,21 +257,35 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     os.chmod(staging, stat.S_IMODE(root.stat().st_mode))  # (a folder shared with a group stays so)
     aside = stamped(root, ASIDE)
     kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
-    _rename(root, aside)
+    _rename(staging, aside)  # (killed now: the memory as it was, the restored one beside it as if moved aside)
+    try:
+        exchanged = _exchange(aside, root)
+    except OSError as e:
+        os.rename(aside, staging)
+        raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
+                           "changed") from None
+    if not exchanged:  # (a file system without the exchange: two renames, a moment without a memory at root)
+        os.rename(aside, staging)
+        _rename(root, aside)
     moved: list[str] = []
-    placed = False
+    placed = exchanged
     try:  # (the kept entries go in last: a restore killed before has them all aside, none in the restored folder)
-        os.rename(staging, root)
-        placed = True
+        if not exchanged:
+            os.rename(staging, root)
+            placed = True
         for name in kept:
             os.rename(aside / name, root / name)
             moved.append(name)
     except BaseException as e:  # (Ctrl-C too: the restored folder is removed next)
         for name in moved:  # put back as it was
             os.rename(root / name, aside / name)
-        if placed:
-            os.rename(root, staging)
-        os.rename(aside, root)
+        if exchanged:
+            _exchange(aside, root)
+            os.rename(aside, staging)
+        else:
+            if placed:
+                os.rename(root, staging)
+            os.rename(aside, root)
         if not isinstance(e, OSError):
             raise
         raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
@@ -276,6 +295,20 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
         aside.rmdir()
         return None
     return aside
+
+
+def _exchange(one: Path, other: Path) -> bool:
+    """Swap two paths atomically (Linux's renameat2 with RENAME_EXCHANGE); False where this system, its C library
+    or the file system (FAT, some network shares) cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(one), _AT_FDCWD, os.fsencode(other), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(other))
 
 
 def _rename(source: Path, target: Path) -> None:

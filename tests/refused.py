@@ -1,6 +1,6 @@
 """Another account's memory: root reads every file whatever its mode, so the refusal is staged, at the calls a
-reader's Python makes to reach a file (stat, list, open). SQLite opens its files itself: where a test needs it,
-the staged refusal of the folder keeps any reader away from them before SQLite is reached."""
+reader's Python makes to reach a file (stat, list, open, access). SQLite opens its files itself: where a test needs
+it, the staged refusal of the folder keeps any reader away from them before SQLite is reached."""
 
 from __future__ import annotations
 
@@ -32,5 +32,6 @@ def refuse_reading(monkeypatch: pytest.MonkeyPatch, folder: Path, names: tuple[s
 
         return guarded
 
-    for call, name in (("stat", "stat"), ("open", "open"), ("list", "scandir"), ("list", "listdir")):
+    for call, name in (("stat", "stat"), ("open", "open"), ("open", "access"), ("list", "scandir"),
+                       ("list", "listdir")):
         monkeypatch.setattr(os, name, guard(getattr(os, name), call))

@@ -392,6 +392,8 @@ class Concurrent:
         problems += [f"<coffee> announced after it was forgotten: {late[0]}"] if late else []
         if not any(e.get("name") == "kaffee" and e.get("type") == "arrived" for e in events):
             problems.append("run never saw <kaffee>, remembered while it ran")
+        logged = json.loads(self.h.cli("events", "--name", "coffee", "--json").stdout or "[]")
+        problems += [f"the log keeps {len(logged)} events of <coffee>, forgotten while run ran"] if logged else []
         self.h.cli("forget", "kaffee")
         self.h.remember_now("coffee")
         return problems

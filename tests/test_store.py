@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -588,7 +589,8 @@ def drive_read_only_until(monkeypatch) -> list:
         return real(target, uri) if writable else real(f"{Path(target).resolve().as_uri()}?mode=ro", uri=True)
 
     monkeypatch.setattr(Store, "_connect", staticmethod(as_sqlite_opens_it))
-    monkeypatch.setattr("edge_rap.sqlite_threads.os.access", lambda path, mode: bool(writable))
+    monkeypatch.setattr("edge_rap.sqlite_threads.os.access",  # (read as ever)
+                        lambda path, mode, **kw: bool(writable) or not mode & os.W_OK)
     return writable
 
 

@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.memory.files import stored_files
@@ -55,7 +55,6 @@ class Trial:
     target: str | None = None  # the concept the command changes: either way is fine
     renamed_to: str | None = None
     restores: dict | None = None  # restore: the memory may be the backup's (name -> views) instead
-    problems: list[str] = field(default_factory=list)
 
 
 def snapshot(memory: Path) -> dict[str, set[tuple[str, str | None]]]:

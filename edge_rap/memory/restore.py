@@ -104,7 +104,8 @@ def killed_restores(root: Path) -> list[Path]:
 
 def moved_aside(root: Path) -> list[Path]:
     """The memories `restore` moved aside beside the memory folder `root`, kept until the household deletes them
-    (where a restore was killed between its two renames, the memory itself)."""
+    (where a restore was killed just before its exchange, the restored memory; on a file system without the
+    exchange, killed between its two renames, the memory itself)."""
     root = Path(os.path.realpath(root))
     return [p for p in beside(root, re.escape(f"{root.name}{ASIDE}") + r"[0-9TZ-]+") if p.is_dir()]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -382,6 +383,29 @@ def test_an_interrupted_run_leaves_a_memory_that_was_there_alone(dataset, settin
     with pytest.raises(KeyboardInterrupt):
         evaluate_retrieval(settings, dataset, memory=memory, progress=_interrupted_after(2))
     assert sorted(p.name for p in memory.iterdir()) == before
+
+
+def test_an_interrupted_run_leaves_what_another_process_remembered_meanwhile(dataset, settings, tmp_path):
+    # The folder was empty when eval looked, then a `remember` wrote there while eval ran: emptying it as eval's
+    # own deleted that concept (and the memory's database with it).
+    from edge_rap.app import open_embedder, open_memory
+
+    memory, bo = tmp_path / "shared", save_photo(tmp_path / "other", "moon")
+    memory.mkdir()
+
+    def another_process_then_ctrl_c(items):
+        for k, item in enumerate(items):
+            if k == 1:
+                with closing(open_memory(settings, open_embedder(settings), memory)) as other:
+                    other.remember("bo", [str(bo)])
+            if k == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_retrieval(settings, dataset, memory=memory, progress=another_process_then_ctrl_c)
+    with closing(open_memory(settings, open_embedder(settings), memory, readonly=True)) as mem:
+        assert "bo" in {c.name for c in mem.concepts()}
 
 
 def test_every_query_is_pasted_once_and_a_concept_once_per_frame(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
@@ -14,7 +15,7 @@ import numpy as np
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import distinct_views
-from edge_rap.memory.store import name_key, validate_name
+from edge_rap.memory.store import Store, name_key, validate_name
 from edge_rap.perceive.images import is_photo_name, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
@@ -23,6 +24,8 @@ from edge_rap.wording import counted
 
 if TYPE_CHECKING:
     from edge_rap.eval.composites import Composite, Layout
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     extra = _distractor_files(distractors) if distractors is not None else []
     embedder = embedder or open_embedder(settings)
-    with _memory_folder(memory) as folder, closing(open_memory(settings, embedder, folder)) as mem:
+    written = {c.name for c in concepts} | {_distractor_name(k) for k in range(len(extra))}
+    with _memory_folder(memory, written) as folder, closing(open_memory(settings, embedder, folder)) as mem:
         skipped: list[str] = []
         concepts = remember_references(mem, concepts, skipped, progress)
         names = {c.name for c in concepts}
@@ -142,7 +146,8 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     _require_queries(dataset, concepts, references)
     embedder = embedder or open_embedder(settings)
     skipped: list[str] = []
-    with _memory_folder(memory) as folder, closing(open_memory(settings, embedder, folder)) as mem:
+    with _memory_folder(memory, {c.name for c in concepts}) as folder, \
+            closing(open_memory(settings, embedder, folder)) as mem:
         concepts = remember_references(mem, concepts, skipped, progress)
         frames = localize_frames(concepts, per_frame, seed, skipped, layout)
         if not frames:
@@ -176,10 +181,12 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
 
 
 @contextmanager
-def _memory_folder(memory: Path | None) -> Iterator[Path]:
+def _memory_folder(memory: Path | None, names: set[str]) -> Iterator[Path]:
     """Where the dataset is remembered: a temporary folder, or --memory. A --memory that was new or empty is
     emptied again when the run fails or is interrupted (Ctrl-C): half a dataset left in it would have the
-    corrected run refused as a memory that already holds concepts. One that held a memory is left as it is."""
+    corrected run refused as a memory that already holds concepts. One that held a memory is left as it is, and
+    so is one that holds a concept not among `names` (those the run may remember): another process remembered
+    into it meanwhile."""
     if memory is None:
         with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
             yield Path(tmp)
@@ -192,9 +199,24 @@ def _memory_folder(memory: Path | None) -> Iterator[Path]:
     try:
         yield memory
     except BaseException:
-        if ours:
+        if ours and _holds_only(memory, names):
             _remove_written(memory, existed)
         raise
+
+
+def _holds_only(memory: Path, names: set[str]) -> bool:
+    """Whether every concept in `memory` is named in `names`; False when that cannot be read."""
+    keys = {name_key(n) for n in names}
+    try:
+        with closing(Store(memory, readonly=True)) as store:
+            others = [c.name for c in store.concepts() if name_key(c.name) not in keys]
+    except (EdgeRapError, OSError) as e:
+        log.warning("eval: %s left as it is (its memory could not be read: %s)", memory, e)
+        return False
+    if others:
+        log.warning("eval: %s left as it is: another process remembered %s in it meanwhile", memory,
+                    ", ".join(f"<{n}>" for n in others))
+    return not others
 
 
 def _remove_written(memory: Path, keep_folder: bool) -> None:
@@ -207,6 +229,10 @@ def _remove_written(memory: Path, keep_folder: bool) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def _distractor_name(k: int) -> str:
+    return f"distractor-{k:05d}"
 
 
 def _require_queries(dataset: Path, concepts: list[ConceptFolder], references: int) -> None:
@@ -361,7 +387,7 @@ def _growth(mem, retriever, queries, vectors, distractors: Path, files: list[Pat
     for step in _growth_steps(len(files)):
         for k in progress(range(added, step)):
             try:
-                mem.remember(f"distractor-{k:05d}", [files[k]])
+                mem.remember(_distractor_name(k), [files[k]])
             except EdgeRapError as e:
                 refused.append(str(e))
         added = step

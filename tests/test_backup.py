@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from holding import held_open
 from readonly import run_read_only
 from scenes import scene_file
 
@@ -652,25 +653,9 @@ def test_a_member_larger_than_the_free_room_is_said_before_any_of_it_is_written(
     refused(capsys, archive, current, "the archive's images/ab/", f"is {10 ** 13} bytes, more than the ")
 
 
-HOLDER = """
-import sys, time
-from pathlib import Path
-from edge_rap.memory.store import Store
-store = Store(Path(sys.argv[1]), readonly=True)
-store.concepts()
-print("open", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_restore_is_refused_while_another_process_has_the_memory_open(archive, current, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(current)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "open\n"
+    with held_open(current) as holder:
         refused(capsys, archive, current, f"pid {holder.pid}")
-    finally:
-        holder.communicate("", timeout=30)
     assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from contextlib import closing
+from contextlib import ExitStack, closing
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from edge_rap.cli import main
 from edge_rap.errors import EdgeRapError
 from edge_rap.eval.evaluate import evaluate_localize, evaluate_retrieval, read_dataset
+from holding import held_open
 from photos import paste, photo, save_photo
 
 CONCEPTS = ("chelsea", "astronaut", "coffee", "rocket", "grace_hopper")
@@ -406,6 +407,24 @@ def test_an_interrupted_run_leaves_what_another_process_remembered_meanwhile(dat
         evaluate_retrieval(settings, dataset, memory=memory, progress=another_process_then_ctrl_c)
     with closing(open_memory(settings, open_embedder(settings), memory, readonly=True)) as mem:
         assert "bo" in {c.name for c in mem.concepts()}
+
+
+def test_an_interrupted_run_leaves_a_memory_another_process_opened_meanwhile(dataset, settings, tmp_path):
+    # `serve` or `run` started on the folder while eval wrote into it: its files were deleted from under it.
+    memory = tmp_path / "shared"
+    memory.mkdir()
+
+    with ExitStack() as others:
+        def opened_by_another_process_then_ctrl_c(items):
+            for k, item in enumerate(items):
+                if k == 2:
+                    others.enter_context(held_open(memory))
+                    raise KeyboardInterrupt
+                yield item
+
+        with pytest.raises(KeyboardInterrupt):
+            evaluate_retrieval(settings, dataset, memory=memory, progress=opened_by_another_process_then_ctrl_c)
+    assert (memory / "memory.sqlite").exists()
 
 
 def test_every_query_is_pasted_once_and_a_concept_once_per_frame(tmp_path):

@@ -14,6 +14,8 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.memory.files import DATABASE
+from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import Store, name_key, validate_name
 from edge_rap.perceive.images import is_photo_name, read_image_file
@@ -185,8 +187,8 @@ def _memory_folder(memory: Path | None, names: set[str]) -> Iterator[Path]:
     """Where the dataset is remembered: a temporary folder, or --memory. A --memory that was new or empty is
     emptied again when the run fails or is interrupted (Ctrl-C): half a dataset left in it would have the
     corrected run refused as a memory that already holds concepts. One that held a memory is left as it is, and
-    so is one that holds a concept not among `names` (those the run may remember): another process remembered
-    into it meanwhile."""
+    so is one another process opened or remembered into meanwhile (a concept not among `names`, those the run
+    may remember)."""
     if memory is None:
         with tempfile.TemporaryDirectory(prefix="eval-", dir=process_folder()) as tmp:
             yield Path(tmp)
@@ -199,13 +201,17 @@ def _memory_folder(memory: Path | None, names: set[str]) -> Iterator[Path]:
     try:
         yield memory
     except BaseException:
-        if ours and _holds_only(memory, names):
+        if ours and _this_runs_alone(memory, names):
             _remove_written(memory, existed)
         raise
 
 
-def _holds_only(memory: Path, names: set[str]) -> bool:
-    """Whether every concept in `memory` is named in `names`; False when that cannot be read."""
+def _this_runs_alone(memory: Path, names: set[str]) -> bool:
+    """Whether what `memory` holds is this run's alone: no other process has it open (`serve`, `run` started on
+    it meanwhile) and every concept is named in `names`; False when that cannot be read."""
+    if (pid := holder(memory / DATABASE)) is not None:
+        log.warning("eval: %s left as it is: another process (pid %d) has it open", memory, pid)
+        return False
     keys = {name_key(n) for n in names}
     try:
         with closing(Store(memory, readonly=True)) as store:

@@ -32,8 +32,9 @@ CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
 _FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm", "hmm", "ah"
-# what whisper writes for a noise it takes for speech (its training's subtitles): no one's answer
-_WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you|bye)"
+# what whisper writes for a noise it takes for speech (its training's subtitles): no one's answer ("Bye." is left a
+# no: a user's way to decline, told at once that nothing was done)
+_WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you)"
 # a wake phrase said push-to-talk, "okay, ...", "um, ...", "can you please ..."
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright|well|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")

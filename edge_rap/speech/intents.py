@@ -35,8 +35,9 @@ _FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm
 # what whisper writes for a noise it takes for speech (its training's subtitles): no one's answer ("Bye." is left a
 # no: a user's way to decline, told at once that nothing was done)
 _WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you)"
-# a wake phrase said push-to-talk, "okay, ...", "um, ...", "can you please ..."
-_LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?(?:(?:ok|okay|so|now|and|alright|well|" + _FILLER + r")\W+)*"
+# a wake phrase said push-to-talk, "okay, ...", "um, ...", "thank you, ...", "can you please ..."
+_LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?"
+         r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)

@@ -481,6 +481,30 @@ def test_an_archive_of_a_newer_schema_is_refused(archive, current, tmp_path, cap
     refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, "newer", "schema 99")
 
 
+
+def test_a_manifest_nested_too_deeply_is_refused_in_one_line(archive, current, capsys):
+    files = members(archive)
+    files[MANIFEST] = b"[" * 100_000  # json's parser recurses: a traceback
+    refused(capsys, write_archive(archive, files), current, MANIFEST, "nested too deeply")
+
+
+@pytest.mark.parametrize("database, made", [
+    ("memory.sqlite", "CREATE TRIGGER wipe AFTER INSERT ON concepts BEGIN DELETE FROM vectors; END"),
+    ("memory.sqlite", "CREATE VIEW seen AS SELECT name FROM concepts"),
+    ("events.sqlite", "CREATE TRIGGER quiet AFTER INSERT ON events BEGIN DELETE FROM events; END")])
+def test_a_database_with_a_trigger_or_view_is_refused(archive, current, tmp_path, database, made, capsys):
+    # edge_rap makes none: a forged backup's trigger would act at every later write, deleting what is remembered
+    files = members(archive)
+    forged = tmp_path / database
+    forged.write_bytes(files[database])
+    db = sqlite3.connect(forged)
+    db.execute(made)
+    db.commit()
+    db.close()
+    files[database] = forged.read_bytes()
+    manifest = json.loads(files[MANIFEST])
+    refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, database, "forged")
+
 # --- where it is restored -----------------------------------------------------------------------------------------
 
 

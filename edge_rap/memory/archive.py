@@ -86,3 +86,6 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise EdgeRapError(f"{archive}: its {MANIFEST} cannot be read ({e}); not an edge-rap backup, or a "
                                "damaged one; nothing was changed") from None
+        except RecursionError:  # a forged "[[[[...": json's parser recurses, and a traceback said it
+            raise EdgeRapError(f"{archive}: its {MANIFEST} is nested too deeply to be a backup's; nothing was "
+                               "changed") from None

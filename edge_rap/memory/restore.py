@@ -200,11 +200,24 @@ def _check(archive: Path, manifest: Manifest, found: dict[str, Member], staging:
         raise _Refused(archive, f"{damaged[0]} is damaged: its bytes are not those its manifest lists")
     if DATABASE not in found:
         raise _Refused(archive, f"holds no {DATABASE}")
+    for name in (DATABASE, EVENTS_DB):
+        if name in found:
+            _check_database(archive, staging / name)
+
+
+def _check_database(archive: Path, path: Path) -> None:
+    """A database SQLite can read, the memory's of a schema this edge_rap knows, with no trigger or view: edge_rap
+    makes none, and a forged backup's would act at every later write (a trigger deleting what is remembered)."""
     try:
-        with contextlib.closing(sqlite3.connect(staging / DATABASE)) as db:
-            refuse_newer(db, archive)
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            if path.name == DATABASE:
+                refuse_newer(db, archive)
+            made = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchone()
     except sqlite3.Error as e:
-        raise _Refused(archive, f"its {DATABASE} cannot be read ({e})") from None
+        raise _Refused(archive, f"its {path.name} cannot be read ({e})") from None
+    if made is not None:
+        raise _Refused(archive, f"its {path.name} holds a {made[0]} ({made[1]!r}), which edge_rap never makes: a "
+                                "forged backup")
 
 
 def _refuse_larger_than_free(info: tarfile.TarInfo, staging: Path) -> None:

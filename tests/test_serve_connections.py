@@ -79,6 +79,24 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
                 s.close()
 
 
+
+def test_a_head_trickled_in_a_byte_at_a_time_is_closed_however_busily_it_comes(tmp_path):
+    """Slowloris: a byte of the head every so often re-armed the silence's deadline for ever, and a few addresses
+    so trickling held every connection. The head has its own deadline, from its first byte."""
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, head_s=1.5)) as live:
+        with _silent(live.url, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ") as s:
+            closed = False
+            for _ in range(100):  # 20 s of bytes, each well within the silence's deadline; the head never ends
+                time.sleep(0.2)
+                try:
+                    s.sendall(b"a")
+                except OSError:  # (reset: the server closed it)
+                    closed = True
+                    break
+            assert closed  # (while it still came: once it stops, the silence's deadline closes it)
+        with live.client() as c:
+            assert c.get("/api/health").status_code == 200
+
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
     """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer
     the server takes its time over are both answered."""

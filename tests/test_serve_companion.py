@@ -235,6 +235,35 @@ def test_sync_takes_the_devices_very_name_before_one_said_alike(companion, tmp_p
     assert "the device holds 'tea pot' and 'teapot'" in report.failed["Tea-Pot"] and device.calls == []
 
 
+
+def test_sync_sends_no_photo_outside_the_databases_folder_unless_allowed(companion, live, capsys, tmp_path):
+    # A database or folder from elsewhere (a forum's download) named files of this machine, and sync sent them
+    private = [_save(tmp_path / "private" / f"{seed}.png", seed) for seed in (4, 5, 6)]
+    database = _rap_database(tmp_path / "rap")
+    (database.parent / "database" / "link.png").symlink_to(private[2])
+    db = json.loads(database.read_text())
+    db["concept_dict"].update({"<up>": {"image": "../private/4.png"}, "<abs>": {"image": str(private[1])},
+                               "<linked>": {"image": "./database/link.png"}})
+    database.write_text(json.dumps(db))
+    folders = tmp_path / "concepts"
+    _save(folders / "cat" / "a.png", 7)
+    (folders / "cat" / "b.png").symlink_to(private[0])
+    for path in (database, folders):
+        rc, out, _ = _call(companion, live, capsys, "--json", "sync", path)
+        failed = json.loads(out)["failed"]
+        assert rc == 1 and set(failed) == ({"up", "abs", "linked"} if path == database else {"cat"}), failed
+        assert all("is outside" in why and "--allow-outside" in why for why in failed.values())
+    with live.client() as c:
+        assert sorted(x["name"] for x in c.get("/api/concepts").json()) == ["bo", "mug"]
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", database, "--allow-outside")
+    assert rc == 0 and sorted(json.loads(out)["added"]) == ["abs", "linked", "up"]
+
+
+def test_a_database_nested_too_deeply_is_one_line(companion, live, capsys, tmp_path):
+    (tmp_path / "database.json").write_text("[" * 100_000)
+    rc, _, err = _call(companion, live, capsys, "sync", tmp_path / "database.json")
+    assert rc == 2 and err.startswith("companion: ") and err.count("\n") == 1, err
+
 def test_a_database_entry_with_a_null_info_is_empty_and_a_number_is_a_problem(companion, tmp_path):
     # As import-rap reads RAP's database: null is no description, not the text "None".
     assert companion._database_entry("bo", {"image": None, "info": None, "category": None}, tmp_path).description == ""

@@ -9,6 +9,7 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
     companion.py ... add gran party.jpg --category person --box 310,40,420,170   # the face meant, of those listed
     companion.py ... forget bo
     companion.py ... sync PATH          # a RAP database.json, or a folder with one subfolder of photos per concept
+                                        # (photos outside it refused unless --allow-outside)
     companion.py ... events --since 1d
 
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
@@ -188,23 +189,34 @@ def _clean(name: str) -> str:
     return name[1:-1].strip() if name.startswith("<") and name.endswith(">") else name
 
 
-def read_entries(path: Path) -> list[Entry]:
+def read_entries(path: Path, allow_outside: bool = False) -> list[Entry]:
     """A RAP database.json (concept_dict: {"<name>": {image, extra_images, info, category}}), or a folder with
-    one subfolder of photos per concept (an optional description.txt and category.txt in each)."""
+    one subfolder of photos per concept (an optional description.txt and category.txt in each). A photo outside
+    the database's folder (absolute, `..`, a symlink) is its concept's problem unless `allow_outside`, as
+    `edge-rap import-rap` has it: a database from elsewhere must not send this machine's other files."""
     if path.is_dir():  # hidden folders (.thumbnails, a NAS's @eaDir) are not concepts
-        return [_folder_entry(sub) for sub in sorted(path.iterdir()) if sub.is_dir() and sub.name[0] not in ".@"]
+        return [_folder_entry(sub, None if allow_outside else path) for sub in sorted(path.iterdir())
+                if sub.is_dir() and sub.name[0] not in ".@"]
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM: Windows Notepad saved it)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # (RecursionError: "[[[[...")
         raise CompanionError(f"{path}: cannot read it as a RAP database.json ({e})") from None
     concepts = data.get("concept_dict") if isinstance(data, dict) else None
     if not isinstance(concepts, dict):
         raise CompanionError(f"{path}: not a RAP database (no concept_dict)")
-    return [_database_entry(_clean(key), value, path.parent) for key, value in concepts.items()]
+    return [_database_entry(_clean(key), value, path.parent, allow_outside) for key, value in concepts.items()]
 
 
-def _database_entry(name: str, value, folder: Path) -> Entry:
-    """One concept_dict entry; an image field that is not a path or a list of them is its problem."""
+def _outside(photos: list[Path], folder: Path | None) -> str | None:
+    """The problem of the first photo outside `folder` once `..` and symlinks are followed (None: none is, or no
+    folder to keep to)."""
+    photo = next((p for p in photos if folder and not p.resolve().is_relative_to(folder.resolve())), None)
+    return photo and f"{photo} is outside {folder} (--allow-outside sends it)"
+
+
+def _database_entry(name: str, value, folder: Path, allow_outside: bool = False) -> Entry:
+    """One concept_dict entry; an image field that is not a path or a list of them is its problem, as is one
+    outside `folder` unless `allow_outside`."""
     value = value if isinstance(value, dict) else {}
     images = []
     for field_name in ("image", "extra_images"):
@@ -217,13 +229,16 @@ def _database_entry(name: str, value, folder: Path) -> Entry:
         if not isinstance(text, str):
             return Entry(name, [], problem=f"its {field_name} {json.dumps(text)[:40]} is not text")
     files = [folder / i for i in images if i]
+    outside = _outside(files, None if allow_outside else folder)
+    if outside:
+        return Entry(name, [], problem=outside)
     return Entry(name, [f for f in files if f.is_file()], texts["info"], texts["category"],
                  [f for f in files if not f.is_file()])
 
 
-def _folder_entry(folder: Path) -> Entry:
-    """A concept folder's photos and texts; one that cannot be read carries its problem, so that the other
-    folders are still synced."""
+def _folder_entry(folder: Path, within: Path | None = None) -> Entry:
+    """A concept folder's photos and texts; one that cannot be read, or a photo outside `within` (a symlink out of
+    an unpacked download), carries its problem, so that the other folders are still synced."""
     def text(name: str) -> str | None:
         file = folder / name
         try:
@@ -234,6 +249,9 @@ def _folder_entry(folder: Path) -> Entry:
     try:
         photos = sorted(p for p in folder.iterdir()
                         if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
+        outside = _outside(photos, within)
+        if outside:
+            return Entry(folder.name, [], problem=outside)
         return Entry(folder.name, photos, text("description.txt"), text("category.txt"))
     except CompanionError as e:
         return Entry(folder.name, [], problem=str(e))
@@ -392,8 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     sub.add_parser("forget", help="forget a concept (its photos and sightings go too)", parents=[after]).add_argument(
         "name", help="a concept the device has")
-    sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after]).add_argument(
-        "path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
+    p = sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after])
+    p.add_argument("path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
+    p.add_argument("--allow-outside", action="store_true", help="send photos outside its folder too (absolute paths, "
+                   "`..`, symlinks out of it), as import-rap's --allow-outside: refused by default, so that a database "
+                   "from elsewhere cannot send this machine's other files")
     p = sub.add_parser("events", help="who was seen, when", parents=[after])
     p.add_argument("--since", help="30s, 10m, 2h, 1d, 1w or an ISO date-time")
     p.add_argument("--name", help="only the events about this concept")
@@ -498,7 +519,7 @@ def _run(args, device: Device) -> int:
     elif args.command == "sync":
         if not args.path.exists():
             raise CompanionError(f"{args.path}: no such file or folder")
-        report = sync(device, read_entries(args.path))
+        report = sync(device, read_entries(args.path, args.allow_outside))
         _print_report(report, args.json)
         return 1 if report.failed or report.refused else 0
     elif args.command == "events":

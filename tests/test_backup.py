@@ -488,6 +488,22 @@ def test_a_manifest_nested_too_deeply_is_refused_in_one_line(archive, current, c
     refused(capsys, write_archive(archive, files), current, MANIFEST, "nested too deeply")
 
 
+@pytest.mark.parametrize("forged", ["UPDATE views SET image_file = '../../../precious.png'",
+                                    "UPDATE spaces SET index_file = index_file || ' ../../precious.txt'"])
+def test_a_database_that_refers_to_files_outside_the_memory_is_refused(archive, current, tmp_path, forged, capsys):
+    # its writers would read and delete through them (a forget on a full disk deleted a space's listed files)
+    files = members(archive)
+    database = tmp_path / "forged.sqlite"
+    database.write_bytes(files["memory.sqlite"])
+    db = sqlite3.connect(database)
+    db.execute(forged)
+    db.commit()
+    db.close()
+    files["memory.sqlite"] = database.read_bytes()
+    manifest = json.loads(files[MANIFEST])
+    refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, "precious", "forged")
+
+
 @pytest.mark.parametrize("database, made", [
     ("memory.sqlite", "CREATE TRIGGER wipe AFTER INSERT ON concepts BEGIN DELETE FROM vectors; END"),
     ("memory.sqlite", "CREATE VIEW seen AS SELECT name FROM concepts"),

@@ -4,8 +4,10 @@ and its manifest, so that the reader refuses anything the writer would never hav
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
@@ -36,6 +38,20 @@ def is_member_name(name: str) -> bool:
     if path.parts[0] == "index" and len(path.parts) == 2:
         return is_own_index(Path(name)) and not name.endswith(".tmp")
     return False
+
+
+def referred(db: sqlite3.Connection) -> tuple[dict[str, str], list[str]]:
+    """The members a memory's database refers to: its photos (name -> sha256) and its index files."""
+    photos = {f"images/{rel}": sha for rel, sha in db.execute("SELECT DISTINCT image_file, image_sha256 FROM views")}
+    index = [f"index/{name}" for (listed,) in db.execute("SELECT index_file FROM spaces WHERE index_file IS NOT NULL")
+             for name in listed.split()]
+    return photos, index
+
+
+def stranger(names: Iterable[str]) -> str | None:
+    """The first of `names` that is no member a backup holds, or None: a database that refers to `../x` is not one a
+    memory wrote (a forged backup's: its writers would read and delete files through it)."""
+    return next((name for name in names if not is_member_name(name)), None)
 
 
 @dataclass(frozen=True)

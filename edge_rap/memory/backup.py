@@ -28,7 +28,7 @@ from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import file_in_the_way
-from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, is_member_name
+from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, referred, stranger
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
 from edge_rap.scratch import hold, remove_unheld
@@ -263,16 +263,13 @@ def _memory_snapshot(root: Path) -> Iterator[_Snapshot]:
         finally:
             store.close()
         with contextlib.closing(sqlite3.connect(path)) as db:
-            photos = {f"images/{rel}": sha for rel, sha in db.execute("SELECT DISTINCT image_file, image_sha256 FROM "
-                                                                      "views")}
-            index = [f"index/{name}" for (listed,) in db.execute("SELECT index_file FROM spaces WHERE index_file IS "
-                                                                 "NOT NULL") for name in listed.split()]
+            photos, index = referred(db)
             schema = db.execute("PRAGMA user_version").fetchone()[0]
             concepts = db.execute("SELECT COUNT(*) FROM concepts").fetchone()[0]
             views = db.execute("SELECT COUNT(*) FROM views WHERE kind = 'photo'").fetchone()[0]
-        strange = [name for name in [*photos, *index] if not is_member_name(name)]
+        strange = stranger([*photos, *index])
         if strange:
-            raise DeviceError(root / DATABASE, f"refers to a file that is not the memory's own ({strange[0]!r}); "
+            raise DeviceError(root / DATABASE, f"refers to a file that is not the memory's own ({strange!r}); "
                                                "nothing was backed up")
         yield _Snapshot(path, schema, concepts, views, photos, index)
     finally:

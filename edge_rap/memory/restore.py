@@ -18,13 +18,15 @@ import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.access import account_name, refuse_unreadable
-from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name
+from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name, referred, \
+    stranger
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, refuse_newer
@@ -210,14 +212,17 @@ def _check_database(archive: Path, path: Path) -> None:
     makes none, and a forged backup's would act at every later write (a trigger deleting what is remembered)."""
     try:
         with contextlib.closing(sqlite3.connect(path)) as db:
+            made = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchone()
+            if made is not None:
+                raise _Refused(archive, f"its {path.name} holds a {made[0]} ({made[1]!r}), which edge_rap never makes: "
+                                        "a forged backup")
             if path.name == DATABASE:
                 refuse_newer(db, archive)
-            made = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchone()
+                if strange := stranger(chain(*referred(db))):
+                    raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the memory's "
+                                            "own: a forged backup")
     except sqlite3.Error as e:
         raise _Refused(archive, f"its {path.name} cannot be read ({e})") from None
-    if made is not None:
-        raise _Refused(archive, f"its {path.name} holds a {made[0]} ({made[1]!r}), which edge_rap never makes: a "
-                                "forged backup")
 
 
 def _refuse_larger_than_free(info: tarfile.TarInfo, staging: Path) -> None:

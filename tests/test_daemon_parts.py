@@ -342,6 +342,38 @@ def test_a_camera_that_opens_but_gives_no_frame_backs_off_like_one_that_cannot_o
         "camera door: rtsp://10.0.0.2/live opened but gave no frame; retrying every 0.004 s, quietly until it is back"]
 
 
+
+@pytest.mark.parametrize("given, shown", [
+    ("rtsp://admin:s3cret@10.0.0.2/live", "rtsp://admin:***@10.0.0.2/live"),
+    ("rtsp://admin:p@ss:w0rd@10.0.0.2:554/live", "rtsp://admin:***@10.0.0.2:554/live"),
+    ("http://10.0.0.3:88/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=admin&pwd=s3cret",
+     "http://10.0.0.3:88/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=admin&pwd=***"),
+    ("https://cam.lan/snap.jpg?api_key=s3cret#x", "https://cam.lan/snap.jpg?api_key=***#x")])
+def test_a_streams_password_never_reaches_the_log_or_the_sources_error(monkeypatch, caplog, given, shown):
+    # A camera's URL was logged whole, its password in a journal other accounts read and in run --json's errors
+    import cv2
+
+    class Never:
+        def __init__(self, target):
+            assert target == given  # (opened with its password, of course)
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Never)
+    stop = threading.Event()
+    camera = Camera(parse_source(f"door={given}"), stop, backoff=(0.001, 0.002)).start()
+    wait_until(lambda: len(caplog.records) >= 2, "the tries said")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    said = [r.getMessage() for r in caplog.records]
+    assert f"camera door: cannot open {shown}; retrying in 0.001 s" in said
+    assert camera.error == f"source {shown!r}: never opened"
+    assert not any("s3cret" in line or "w0rd" in line for line in said)
+
 class FailingStream:
     """A live stream whose `fail`-th read raises what it is given (OpenCV's error from a backend mid-stream), once."""
 

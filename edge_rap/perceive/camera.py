@@ -64,6 +64,28 @@ class SourceSpec:
     def live(self) -> bool:
         return self.kind in ("device", "stream")
 
+    @property
+    def shown(self) -> int | str:
+        """The target as logs and messages show it: a URL without its password or a query's secret."""
+        return shown_source(self.target)
+
+
+#: The query values a still-image URL carries a secret in (a Foscam's `pwd=`, a `token=`, an `api_key=`).
+_SECRET_QUERY = re.compile(r"(?i)([?&][a-z0-9_.-]*(?:pass|pwd|token|secret|key|auth|sig)[a-z0-9_.-]*=)[^&#]*")
+
+
+def shown_source(target: int | str) -> int | str:
+    """A source as it is written into logs and messages: a URL's password (rtsp://admin:PASSWORD@cam/) and secret
+    query values as ***, which a journal other accounts read and `run --json`'s source errors carried."""
+    if not isinstance(target, str) or "://" not in target:
+        return target
+    scheme, _, rest = target.partition("://")
+    netloc, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()
+    user, at, host = netloc.rpartition("@")  # (rpartition: a password may hold an unescaped @)
+    if at and ":" in user:
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    return f"{scheme}://{netloc}{_SECRET_QUERY.sub(lambda m: m.group(1) + '***', tail)}"
+
 
 def is_device_path(path: Path) -> bool:
     """A camera named by its device file (`/dev/video0`, or the name a USB replug keeps:
@@ -276,7 +298,7 @@ class Camera:
             log.error("camera %s: %s", self.spec.name, e)
         except Exception as e:  # a failure no reader expects: a source error (the run exits 2, a service restarts),
             # never an end that looks like the source's own
-            self.error = f"source {self.spec.target!r} failed: {type(e).__name__}: {_one_line(e)}"
+            self.error = f"source {self.spec.shown!r} failed: {type(e).__name__}: {_one_line(e)}"
             log.exception("camera %s: %s", self.spec.name, self.error)
         finally:
             self.finished.set()
@@ -424,15 +446,15 @@ class Camera:
 
         started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
-        self.error = f"source {self.spec.target!r}: never opened"  # until it opens: a run ending any way says so
+        self.error = f"source {self.spec.shown!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = cv2.VideoCapture(self.spec.target)
             if capture.isOpened():
                 self.error = None
                 if not polled:
-                    log.info("camera %s: opened %s", self.spec.name, self.spec.target)
+                    log.info("camera %s: opened %s", self.spec.name, self.spec.shown)
                 back = (lambda n=failed: log.warning("camera %s: opened %s after %d failed tries", self.spec.name,
-                                                     self.spec.target, n)) if failed else None
+                                                     self.spec.shown, n)) if failed else None
                 before, reason = self.frames_read, ""
                 try:
                     self._follow(capture, started, None, first=back)
@@ -450,7 +472,7 @@ class Camera:
                     if self.frames_read == before + 1 and not reason:  # one frame, then its end: a still image
                         if not polled:
                             log.warning("camera %s: %s gives one frame a connection (a still image): it is read "
-                                        "again every %g s", self.spec.name, self.spec.target, poll_s)
+                                        "again every %g s", self.spec.name, self.spec.shown, poll_s)
                         polled = True
                         self.stop.wait(poll_s)
                         continue
@@ -459,9 +481,9 @@ class Camera:
                     self._lost()
                     self.stop.wait(wait)
                     continue
-                trouble = f"{self.spec.target} opened but gave no frame"
+                trouble = f"{self.spec.shown} opened but gave no frame"
             else:
-                trouble = f"cannot open {self.spec.target}"
+                trouble = f"cannot open {self.spec.shown}"
             if polled:  # the still image cannot be read again: what it showed leaves at its last frame
                 polled = False
                 self._lost()

@@ -14,6 +14,7 @@ import sys
 import tarfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -455,6 +456,23 @@ def test_a_link_device_or_folder_member_is_refused(archive, current, kind, capsy
     link = tarfile.TarInfo(photo)
     link.type, link.linkname = kind, "/etc/passwd"
     refused(capsys, write_archive(archive, files, [link]), current, photo, "not a file")
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE, tarfile.GNUTYPE_SPARSE])
+def test_a_header_tarfile_would_read_whole_into_memory_is_refused_unread(archive, current, kind, capsys):
+    # tarfile reads an extended header (a long name, pax) whole: a 4 MB .tgz declaring a 1 GB long name took 2 GB
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind, 64 * 2**20
+    with open(write_archive(archive, {}), "r+b") as f:  # the header first, its 64 MiB of data a hole
+        f.write(header.tobuf(format=tarfile.GNU_FORMAT))
+        f.truncate(f.tell() + header.size + 2 * tarfile.BLOCKSIZE)
+    tracemalloc.start()
+    try:
+        refused(capsys, archive, current, "which no backup holds")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
 
 
 def test_an_archive_without_a_manifest_or_of_another_program_is_refused(archive, current, tmp_path, capsys):

@@ -151,7 +151,7 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
     found: dict[str, Member] = {}
     manifest: bytes | None = None
     try:
-        with tarfile.open(archive, "r|*") as tar:
+        with tarfile.open(archive, "r|*", tarinfo=_Header) as tar:
             for info in progress(_read(tar)):
                 name = info.name
                 if not is_member_name(name):
@@ -175,6 +175,31 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
     parsed = Manifest.parse(manifest, archive)
     _check(archive, parsed, found, staging)
     return parsed
+
+
+#: The most an extended header (pax, a GNU long name) may hold: a backup's are a few hundred bytes.
+MAX_EXTENDED = 64 * 1024
+_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+             tarfile.GNUTYPE_LONGLINK)
+
+
+class _Unread(tarfile.ReadError):
+    """A header refused before tarfile reads it."""
+
+
+class _Header(tarfile.TarInfo):
+    """A member's header as tarfile reads it, but without what tarfile reads whole into memory however large it is
+    declared: an extended header (a 4 MB archive declaring a 1 GB long name took 2 GB) and a sparse member's map."""
+
+    def _proc_member(self, tar):
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _Unread("a sparse member, which no backup holds")
+        if self.type in _EXTENDED and self.size > MAX_EXTENDED:
+            raise _Unread(f"an extended header of {self.size} bytes, which no backup holds")
+        return super()._proc_member(tar)
+
+    def _proc_gnusparse_10(self, next, pax_headers, tar):
+        raise _Unread("a sparse member, which no backup holds")
 
 
 def _read(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:

@@ -506,20 +506,25 @@ def test_a_manifest_nested_too_deeply_is_refused_in_one_line(archive, current, c
     refused(capsys, write_archive(archive, files), current, MANIFEST, "nested too deeply")
 
 
+def forged_archive(archive: Path, tmp_path: Path, database: str, *statements: tuple) -> Path:
+    """`archive` with its `database` changed by `statements` (SQL and its parameters), its manifest agreeing."""
+    files = members(archive)
+    forged = tmp_path / database
+    forged.write_bytes(files[database])
+    db = sqlite3.connect(forged)
+    for statement in statements:
+        db.execute(*statement)
+    db.commit()
+    db.close()
+    files[database] = forged.read_bytes()
+    return write_archive(archive, with_manifest(files, json.loads(files[MANIFEST])))
+
+
 @pytest.mark.parametrize("forged", ["UPDATE views SET image_file = '../../../precious.png'",
                                     "UPDATE spaces SET index_file = index_file || ' ../../precious.txt'"])
 def test_a_database_that_refers_to_files_outside_the_memory_is_refused(archive, current, tmp_path, forged, capsys):
     # its writers would read and delete through them (a forget on a full disk deleted a space's listed files)
-    files = members(archive)
-    database = tmp_path / "forged.sqlite"
-    database.write_bytes(files["memory.sqlite"])
-    db = sqlite3.connect(database)
-    db.execute(forged)
-    db.commit()
-    db.close()
-    files["memory.sqlite"] = database.read_bytes()
-    manifest = json.loads(files[MANIFEST])
-    refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, "precious", "forged")
+    refused(capsys, forged_archive(archive, tmp_path, "memory.sqlite", (forged,)), current, "precious", "forged")
 
 
 @pytest.mark.parametrize("database, made", [
@@ -528,16 +533,17 @@ def test_a_database_that_refers_to_files_outside_the_memory_is_refused(archive, 
     ("events.sqlite", "CREATE TRIGGER quiet AFTER INSERT ON events BEGIN DELETE FROM events; END")])
 def test_a_database_with_a_trigger_or_view_is_refused(archive, current, tmp_path, database, made, capsys):
     # edge_rap makes none: a forged backup's trigger would act at every later write, deleting what is remembered
-    files = members(archive)
-    forged = tmp_path / database
-    forged.write_bytes(files[database])
-    db = sqlite3.connect(forged)
-    db.execute(made)
-    db.commit()
-    db.close()
-    files[database] = forged.read_bytes()
-    manifest = json.loads(files[MANIFEST])
-    refused(capsys, write_archive(archive, with_manifest(files, manifest)), current, database, "forged")
+    refused(capsys, forged_archive(archive, tmp_path, database, (made,)), current, database, "forged")
+
+
+@pytest.mark.parametrize("column, text", [("name", "bo\x1b]0;owned\x07"), ("description", "our dog\n[fake line]"),
+                                          ("category", "dog\u202egod")])
+def test_a_concept_with_a_control_character_is_refused(archive, current, tmp_path, column, text, capsys):
+    # edge_rap never stores one: a forged backup's terminal escape reached the terminal as `concepts` printed it
+    forged = forged_archive(archive, tmp_path, "memory.sqlite",
+                            (f"UPDATE concepts SET {column} = ? WHERE name = 'bo'", (text,)))
+    refused(capsys, forged, current, "control character", "forged")
+
 
 # --- where it is restored -----------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Me
     stranger
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
-from edge_rap.memory.store import SCHEMA_VERSION, refuse_newer
+from edge_rap.memory.store import SCHEMA_VERSION, is_control, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 
 Progress = Callable[[Iterable], Iterable]
@@ -243,11 +243,21 @@ def _check_database(archive: Path, path: Path) -> None:
                                         "a forged backup")
             if path.name == DATABASE:
                 refuse_newer(db, archive)
+                _refuse_control_characters(archive, db)
                 if strange := stranger(chain(*referred(db))):
                     raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the memory's "
                                             "own: a forged backup")
     except sqlite3.Error as e:
         raise _Refused(archive, f"its {path.name} cannot be read ({e})") from None
+
+
+def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
+    """A concept whose name, category or description holds a control character (a terminal escape, a line break),
+    which edge_rap never stores: a forged backup's would reach the terminal as `concepts` printed it, and the log."""
+    for texts in db.execute("SELECT name, category, description FROM concepts"):
+        if any(is_control(text, k) for text in texts for k in range(len(text))):
+            raise _Refused(archive, f"its {DATABASE} holds a concept named {texts[0]!r} with a control character in "
+                                    "its name or text, which edge_rap never stores: a forged backup")
 
 
 def _refuse_larger_than_free(info: tarfile.TarInfo, staging: Path) -> None:

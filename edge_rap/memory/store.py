@@ -180,6 +180,12 @@ def joining(text: str, k: int) -> bool:
             and not any(c in JOINERS or c.isspace() for c in (text[k - 1], text[k + 1])))
 
 
+def is_control(text: str, k: int) -> bool:
+    """Whether text[k] is a control or format character (a terminal escape, a line break, a right-to-left override)
+    other than a joiner between two visible characters: what no name or text of a concept holds."""
+    return unicodedata.category(text[k])[0] == "C" and not joining(text, k)
+
+
 def validate_name(name: str) -> str:
     """A concept name: printable (a joiner between two characters aside), no path separators, at most 64
     characters; surrounding <> are dropped and a run of spaces of any kind (a no-break space too) is one space: two
@@ -190,7 +196,7 @@ def validate_name(name: str) -> str:
     if len(name) > MAX_NAME:
         raise EdgeRapError(f"concept name is {len(name)} characters; the limit is {MAX_NAME}")
     bad = [c for k, c in enumerate(name)
-           if c in "/\\<>" or (unicodedata.category(c)[0] == "C" and not joining(name, k))]
+           if c in "/\\<>" or is_control(name, k)]
     if bad:
         raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {bad[0]!r}")
     if name in (".", ".."):

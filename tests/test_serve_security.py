@@ -772,6 +772,43 @@ def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
         home.close()
 
 
+def test_a_thousand_silent_connections_leave_room_to_answer_the_household(tmp_path):
+    """At systemd's default limit of 1024 open files, a client on the network that opened 1100 connections and sent
+    nothing (a TLS handshake is waited for 60 s, before the connection limits see it) left the server no file to
+    accept anyone with: every request timed out. The server takes the hard limit (here 256 stands for 1024)."""
+    import resource
+    import subprocess
+    import sys
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}: no room to raise the soft one to")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--port", str(port), "--tls-cert", str(cert),
+                               "--tls-key", str(key)], env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    url, flood = f"https://127.0.0.1:{port}/api/health", []
+    try:
+        for _ in range(600):  # until it answers
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, verify=False, timeout=30).status_code == 200:
+                    break
+            time.sleep(0.1)
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        assert httpx.get(url, verify=False, timeout=30).json() == {"ok": True}
+    finally:
+        for s in flood:
+            s.close()
+        server.terminate()
+        server.wait(30)
+
+
 def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, settings, run):
     settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     (tmp_path / "cert.pem").write_text("not a certificate\n")

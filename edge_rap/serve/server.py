@@ -53,6 +53,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: The open files the server asks for (its soft limit raised to this, or to the hard limit where that is lower).
+OPEN_FILES = 65536
+
+
+def more_open_files() -> None:
+    """Raise the soft limit on open files towards the hard one: at systemd's default of 1024, a client on the network
+    that opened a thousand connections and sent nothing (a TLS handshake is waited for 60 s, before the connection
+    limits see it) left the server no file to accept anyone with (systemd's advice: a program that does not use
+    select() raises its own soft limit). OPEN_FILES is many times what the connection limits keep open."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as e:  # (a container's own cap): the server works, with fewer connections
+            log.warning("cannot raise the limit on open files from %d to %d (%s)", soft, wanted, e)
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or one line saying why not."""
     try:
@@ -156,6 +176,7 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
                         patience: Patience | None = None, beat: Callable[[], None] | None = None) -> ServerHandle:
     """Serve `app` from a thread (port 0: any free port); returns once it accepts connections. `beat`: as
     `make_server` takes it."""
+    more_open_files()
     sock = bind(host, port)
     try:
         server = make_server(app, tls, patience, beat)

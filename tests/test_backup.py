@@ -500,6 +500,14 @@ def test_an_archive_of_a_newer_schema_is_refused(archive, current, tmp_path, cap
 
 
 
+@pytest.mark.parametrize("created", [float("nan"), float("inf"), 1e300])
+def test_a_manifest_whose_time_is_no_time_is_refused(archive, current, created, capsys):
+    # restored, then a traceback where the time was printed (and --json printed NaN, which is not JSON)
+    files = members(archive)
+    forged = with_manifest(files, {**json.loads(files[MANIFEST]), "created": created})
+    refused(capsys, write_archive(archive, forged), current, MANIFEST, "cannot be read")
+
+
 def test_a_manifest_nested_too_deeply_is_refused_in_one_line(archive, current, capsys):
     files = members(archive)
     files[MANIFEST] = b"[" * 100_000  # json's parser recurses: a traceback

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
@@ -97,9 +98,11 @@ class Manifest:
                 raise EdgeRapError(f"{archive}: made by a newer edge_rap (backup format {raw['version']}; this one "
                                    f"reads {FORMAT_VERSION}): upgrade edge_rap to restore it; nothing was changed")
             files = {str(name): Member(int(m["size"]), str(m["sha256"])) for name, m in raw["files"].items()}
-            return cls(str(raw["edge_rap"]), int(raw["schema"]), float(raw["created"]),
+            created = float(raw["created"])
+            time.gmtime(created)  # a time (NaN, 1e300: restored, then a traceback where it was printed)
+            return cls(str(raw["edge_rap"]), int(raw["schema"]), created,
                        Counts(**{k: int(raw["counts"][k]) for k in ("concepts", "views", "events")}), files)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as e:
             raise EdgeRapError(f"{archive}: its {MANIFEST} cannot be read ({e}); not an edge-rap backup, or a "
                                "damaged one; nothing was changed") from None
         except RecursionError:  # a forged "[[[[...": json's parser recurses, and a traceback said it

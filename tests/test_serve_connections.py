@@ -10,6 +10,7 @@ import time
 from contextlib import ExitStack
 
 import httpx
+import pytest
 from serve_support import fake_settings, live_server
 
 from edge_rap.serve.patience import Patience
@@ -80,22 +81,32 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
 
 
 
-def test_a_head_trickled_in_a_byte_at_a_time_is_closed_however_busily_it_comes(tmp_path):
-    """Slowloris: a byte of the head every so often re-armed the silence's deadline for ever, and a few addresses
-    so trickling held every connection. The head has its own deadline, from its first byte."""
-    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, head_s=1.5)) as live:
-        with _silent(live.url, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ") as s:
-            closed = False
-            for _ in range(100):  # 20 s of bytes, each well within the silence's deadline; the head never ends
-                time.sleep(0.2)
-                try:
-                    s.sendall(b"a")
-                except OSError:  # (reset: the server closed it)
-                    closed = True
-                    break
-            assert closed  # (while it still came: once it stops, the silence's deadline closes it)
+def _closed_while_trickling(s: socket.socket) -> bool:
+    """Whether the server closes `s` while a byte comes every 0.2 s for 20 s (each well within the silence's
+    deadline): once the bytes stop, the silence's deadline would close it anyway."""
+    for _ in range(100):
+        time.sleep(0.2)
+        try:
+            s.sendall(b"a")
+        except OSError:  # (reset: the server closed it)
+            return True
+    return False
+
+
+@pytest.mark.parametrize("sent", [
+    b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ",  # a head that never ends
+    b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+    b"Content-Length: 100000\r\n\r\n--b"])  # a body the server has answered (401: no token) before it came
+def test_what_only_the_client_waits_on_is_closed_however_busily_it_trickles_in(tmp_path, sent):
+    """Slowloris: a byte every so often re-armed the silence's deadline for ever, and a few addresses so trickling,
+    no token needed, held every connection. A head, and the rest of a body answered already, have a deadline of their
+    own, from their first byte."""
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, trickle_s=1.5)) as live:
+        with _silent(live.url, sent) as s:
+            assert _closed_while_trickling(s)
         with live.client() as c:
             assert c.get("/api/health").status_code == 200
+
 
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
     """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer

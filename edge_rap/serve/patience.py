@@ -3,9 +3,10 @@ them, and what uvicorn answers by itself (a connection over the limits, bytes th
 
 uvicorn waits for a request's head and body without end, and counts every open connection against its limit:
 a phone whose Wi-Fi dropped mid-upload (no FIN ever comes) held its slot for ever, and a client on the LAN that
-opened 64 sockets and sent nothing had every other request refused, the household's included, until it left. A
-request's head has a deadline of its own: one byte of it every few seconds (slowloris) re-armed the silence's
-deadline for ever, and a few such clients held every connection."""
+opened 64 sockets and sent nothing had every other request refused, the household's included, until it left. What
+only the client waits on has a deadline that bytes do not put off: a request's head, and the rest of a body answered
+already (401 without the token): one byte every few seconds (slowloris) re-armed the silence's deadline for ever, and a
+few such clients, no token needed, held every connection."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ REFUSED_S = 2.0
 
 @dataclass(frozen=True)
 class Patience:
-    """How long a client may leave its request unfinished without sending a byte, how long it may take over a
-    request's head (its line and headers: a few hundred bytes a browser sends at once), and how many connections
-    the server keeps open: in all, and from one address (a browser opens 6, the companion 1)."""
+    """How long a client may leave its request unfinished without sending a byte; how long it may take over what
+    nothing but itself waits on: a request's head (its line and headers, a few hundred bytes a browser sends at
+    once) and the rest of a body the server has answered already; and how many connections the server keeps open: in
+    all, and from one address (a browser opens 6, the companion 1)."""
 
     idle_s: float = 30.0
-    head_s: float = 30.0
+    trickle_s: float = 30.0
     connections: int = 64
     per_client: int = 16
 
@@ -48,14 +50,15 @@ def closing_answer(status: int, message: str) -> bytes:
 class PatientProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on the client's silence while its request is unfinished
     (re-armed by every byte; a pause that is the server's own, its reading paused, does not count), one on its
-    request's head from the head's first byte (not re-armed), and the connection limits of `Patience`, a
+    request's head from its first byte and on the rest of a body answered already (neither re-armed), and the
+    connection limits of `Patience`, a
     connection over them answered 503 at its request (and not counted); its own errors in the API's JSON."""
 
     def __init__(self, *args, patience: Patience, **kwargs):
         super().__init__(*args, **kwargs)
         self.patience = patience
         self._deadline = None
-        self._head_deadline = None
+        self._trickle_deadline = None
         self._refusal: str | None = None
 
     def connection_made(self, transport) -> None:
@@ -76,11 +79,12 @@ class PatientProtocol(H11Protocol):
             self.transport.close()
             return
         self._arm()
-        if self.conn.their_state is h11.IDLE and self._head_deadline is None:  # a request's first bytes
-            self._head_deadline = self.loop.call_later(self.patience.head_s, self._head_waited)
+        before = self.conn.their_state
+        if before is h11.IDLE:  # a request's first bytes
+            self._start_trickle_deadline()
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # its head is all there (or it was not HTTP)
-            self._end_head_deadline()
+        if self.conn.their_state is not before:  # its head, or the body answered already, is all there
+            self._end_trickle_deadline()
 
     def send_400_response(self, msg: str) -> None:
         """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text)."""
@@ -93,23 +97,31 @@ class PatientProtocol(H11Protocol):
         super().on_response_complete()
         if self.conn.their_state is h11.IDLE:
             self._disarm()
+        elif self.conn.their_state is h11.SEND_BODY:  # answered before its body came (401, 405): the rest of it is
+            self._start_trickle_deadline()  # read and dropped, for a while, not for as long as it trickles in
 
     def connection_lost(self, exc) -> None:
         self._disarm()
-        self._end_head_deadline()
+        self._end_trickle_deadline()
         super().connection_lost(exc)
 
-    def _end_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+    def _start_trickle_deadline(self) -> None:
+        if self._trickle_deadline is None:
+            self._trickle_deadline = self.loop.call_later(self.patience.trickle_s, self._trickled)
 
-    def _head_waited(self) -> None:
-        """The head is not all there `head_s` after its first byte: closed, however busily it trickles in."""
-        self._head_deadline = None
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            log.info("closed a connection from %s: its request's head was not all there after %g s",
-                     self.client and self.client[0], self.patience.head_s)
+    def _end_trickle_deadline(self) -> None:
+        if self._trickle_deadline is not None:
+            self._trickle_deadline.cancel()
+            self._trickle_deadline = None
+
+    def _trickled(self) -> None:
+        """A head, or the rest of a body answered already, not all there `trickle_s` after it began: closed, however
+        busily it trickles in."""
+        self._trickle_deadline = None
+        if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            what = "its request's head" if self.conn.their_state is h11.IDLE else "the body of a request answered"
+            log.info("closed a connection from %s: %s was not all there after %g s", self.client and self.client[0],
+                     what, self.patience.trickle_s)
             self.transport.close()
 
     def _disarm(self) -> None:

@@ -4,6 +4,7 @@ pipe waited for a writer."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def read_whole(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> bytes:
     if kind is not None:
         raise EdgeRapError(f"{path}: is {kind}, not {what}")
     with path.open("rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        if os.fstat(f.fileno()).st_size > limit:
+            raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
+        data = f.read()  # (not read(limit + 1): that allocates the whole limit for a file of a few bytes)
+    if len(data) > limit:  # (grown since)
         raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
     return data

@@ -1014,3 +1014,22 @@ def test_a_device_or_pipe_given_as_a_text_file_is_refused_not_read_for_ever(argv
     assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr[-500:]
     assert done.stderr.startswith("edge-rap: ")
     assert "is a device, not" in done.stderr or "is a pipe, not" in done.stderr
+
+
+def test_a_text_file_is_read_in_what_it_holds_and_one_over_the_limit_unread(tmp_path):
+    # read(limit + 1) allocated the whole 64 MiB limit for every settings file of a few bytes read
+    import tracemalloc
+
+    from edge_rap.userfiles import read_whole
+
+    (tmp_path / "run.toml").write_text("duration = 5\n")
+    tracemalloc.start()
+    try:
+        assert read_whole(tmp_path / "run.toml", "a settings file") == b"duration = 5\n"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    (tmp_path / "big.json").write_bytes(b" " * ((1 << 20) + 1))
+    with pytest.raises(EdgeRapError, match=r"big.json: over 1 MiB, too large for a RAP database"):
+        read_whole(tmp_path / "big.json", "a RAP database", limit=1 << 20)

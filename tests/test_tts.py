@@ -116,7 +116,8 @@ def test_piper_dying_after_every_line_for_months_leaks_no_process_thread_or_file
     fds, threads, _ = say_lines(2)
     more_fds, more_threads, children = say_lines(30)
     speaker.close()
-    assert (more_fds, more_threads) == (fds, threads)
+    # (no more than before: a thread or file an earlier test left may end meanwhile; a leak is one per line)
+    assert more_fds <= fds and more_threads <= threads, ((fds, threads), (more_fds, more_threads))
     assert len(children) <= 1  # the last piper, not yet reaped: never one per line
     assert len(list((tmp_path / "said").glob("*.wav"))) == 32
 

@@ -419,6 +419,26 @@ def test_a_stream_whose_read_raises_in_opencv_is_reconnected_not_ended(monkeypat
         r.getMessage() for r in caplog.records]
 
 
+@pytest.mark.parametrize("error", ["cv2", "other"])
+def test_a_backends_error_quoting_the_url_keeps_its_password_hidden(monkeypatch, caplog, error):
+    # The URL was shown without its password, but a backend's error that quoted it went into the log whole
+    import cv2
+
+    url = "rtsp://admin:s3cret@10.0.0.2/live?token=t0ken"
+    text = f"OpenCV(4.x) could not read {url}: connection reset"
+    monkeypatch.setattr(cv2, "VideoCapture", FailingStream)
+    monkeypatch.setattr(FailingStream, "opened", 0)
+    monkeypatch.setattr(FailingStream, "error", cv2.error(text) if error == "cv2" else ValueError(text))
+    stop = threading.Event()
+    camera = Camera(parse_source(f"door={url}"), stop, backoff=(0.001, 0.004)).start()
+    wait_until(lambda: FailingStream.opened > 1 or camera.finished.is_set(), "the reconnection or the end")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    said = [r.getMessage() for r in caplog.records] + [camera.error or ""] + [caplog.text]
+    assert any("rtsp://admin:***@10.0.0.2/live?token=***: connection reset" in line for line in said)
+    assert not any("s3cret" in line or "t0ken" in line for line in said)
+
+
 def test_a_capture_that_fails_unexpectedly_is_a_source_error_not_a_quiet_end(monkeypatch):
     # An exception no reader expects ended the thread with its error unset: the run exited 0, as if the source ended.
     import cv2

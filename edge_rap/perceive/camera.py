@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +80,31 @@ def shown_source(target: int | str) -> int | str:
     query values as ***, which a journal other accounts read and `run --json`'s source errors carried."""
     if not isinstance(target, str) or "://" not in target:
         return target
-    scheme, _, rest = target.partition("://")
-    netloc, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()
-    user, at, host = netloc.rpartition("@")  # (rpartition: a password may hold an unescaped @)
-    if at and ":" in user:
-        netloc = f"{user.partition(':')[0]}:***@{host}"
+    scheme, user, host, tail = _url_parts(target)
+    netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}" if user else host
     return f"{scheme}://{netloc}{_SECRET_QUERY.sub(lambda m: m.group(1) + '***', tail)}"
+
+
+def hide_secrets(text: str, target: int | str) -> str:
+    """`text` (a backend's error, which may quote the URL it was given, whole or in part) with the source's
+    password and secret query values as ***, as `shown_source` writes the URL itself. (A secret of one or two
+    characters is left: replacing it everywhere would garble the text, and hiding it protects little.)"""
+    if not isinstance(target, str) or "://" not in target:
+        return text
+    text = text.replace(target, str(shown_source(target)))
+    _, user, _, tail = _url_parts(target)
+    secrets = [user.partition(":")[2]] + [m.group(0)[len(m.group(1)):] for m in _SECRET_QUERY.finditer(tail)]
+    for secret in sorted((s for s in secrets if len(s) > 2), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _url_parts(url: str) -> tuple[str, str, str, str]:
+    """scheme, user (with its password), host, and the rest (path, query, fragment) of `url`."""
+    scheme, _, rest = url.partition("://")
+    netloc, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()
+    user, _, host = netloc.rpartition("@")  # (rpartition: a password may hold an unescaped @)
+    return scheme, user, host, tail
 
 
 def is_device_path(path: Path) -> bool:
@@ -298,8 +318,10 @@ class Camera:
             log.error("camera %s: %s", self.spec.name, e)
         except Exception as e:  # a failure no reader expects: a source error (the run exits 2, a service restarts),
             # never an end that looks like the source's own
-            self.error = f"source {self.spec.shown!r} failed: {type(e).__name__}: {_one_line(e)}"
-            log.exception("camera %s: %s", self.spec.name, self.error)
+            self.error = (f"source {self.spec.shown!r} failed: {type(e).__name__}: "
+                          f"{hide_secrets(_one_line(e), self.spec.target)}")
+            trace = "".join(traceback.format_exception(e)).rstrip()  # (its last line quotes the error as raised)
+            log.error("camera %s: %s\n%s", self.spec.name, self.error, hide_secrets(trace, self.spec.target))
         finally:
             self.finished.set()
             self.slot.close()
@@ -459,7 +481,8 @@ class Camera:
                 try:
                     self._follow(capture, started, None, first=back)
                 except cv2.error as e:  # a backend's failure mid-stream (GStreamer, a frame it cannot convert): the
-                    reason = f" ({_one_line(e)})"  # stream is lost, the camera is still there
+                    # stream is lost, the camera is still there
+                    reason = f" ({hide_secrets(_one_line(e), self.spec.target)})"
                 finally:
                     capture.release()
                 if self.stop.is_set():

@@ -645,6 +645,42 @@ def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, c
     assert tree(current) == before and sorted(p.name for p in current.parent.iterdir()) == siblings
 
 
+@pytest.mark.parametrize("step", ["the restored folder beside", "the exchange", "the memory aside",
+                                  "the model cache"])
+def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive, current, step, monkeypatch, capsys):
+    # Ctrl-C pressed while a rename ran came as it returned, before the swap noted it: after the exchange (or the
+    # memory's move aside, where there is none) the memory stayed swapped without its model cache, or stayed aside
+    # with nothing at its path; after the model cache's move, the cache was deleted with the restored folder
+    import signal
+
+    from edge_rap.memory import restore
+
+    (current / "models").mkdir()
+    (current / "models" / "kept.onnx").write_bytes(b"a model")
+    before, siblings = tree(current), sorted(p.name for p in current.parent.iterdir())
+    rename, exchange = os.rename, restore._exchange
+
+    def pressed_during(source, target):
+        rename(source, target)
+        if (Path(source).name.startswith(".current.restoring-") if step == "the restored folder beside" else
+                Path(source) == current if step == "the memory aside" else Path(source).name == "models"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def exchanged_during(one, other):
+        done = exchange(one, other)
+        os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(os, "rename", pressed_during)
+    if step == "the exchange":
+        monkeypatch.setattr(restore, "_exchange", exchanged_during)
+    elif step == "the memory aside":
+        monkeypatch.setattr(restore, "_exchange", lambda one, other: False)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 130
+    monkeypatch.setattr(os, "rename", rename)
+    assert tree(current) == before and sorted(p.name for p in current.parent.iterdir()) == siblings
+
+
 def test_a_photo_the_memory_lost_is_named_and_the_rest_backed_up(household, tmp_path, capsys):
     lost = next((household / "images").glob("*/*"))
     lost.unlink()

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
+from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name, referred, \
     stranger
@@ -303,7 +304,9 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
     the memory (the model cache, the demo; the API's token where the backup brings none) kept in place. The two are
     exchanged in one step where the file system can: a restore killed (a power cut) between two renames left no
-    memory at `root`, and the next command started an empty one there."""
+    memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step until the
+    step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory aside,
+    or the model cache in the restored folder, which is deleted next."""
     if not root.exists():
         _rename(staging, root)
         fsync_dir(root.parent)
@@ -311,44 +314,66 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
     os.chmod(staging, stat.S_IMODE(root.stat().st_mode))  # (a folder shared with a group stays so)
     aside = stamped(root, ASIDE)
     kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
-    _rename(staging, aside)  # (killed now: the memory as it was, the restored one beside it as if moved aside)
-    try:
-        exchanged = _exchange(aside, root)
-    except OSError as e:
-        os.rename(aside, staging)
-        raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
-                           "changed") from None
-    if not exchanged:  # (a file system without the exchange: two renames, a moment without a memory at root)
-        os.rename(aside, staging)
-        _rename(root, aside)
+    exchanged: bool | None = None  # None: not in place yet (nothing changed)
     moved: list[str] = []
-    placed = exchanged
     try:  # (the kept entries go in last: a restore killed before has them all aside, none in the restored folder)
-        if not exchanged:
-            os.rename(staging, root)
-            placed = True
+        with interrupts_held():
+            exchanged = _put_in_place(staging, aside, root)
         for name in kept:
-            os.rename(aside / name, root / name)
-            moved.append(name)
+            with interrupts_held():
+                os.rename(aside / name, root / name)
+                moved.append(name)
     except BaseException as e:  # (Ctrl-C too: the restored folder is removed next)
-        for name in moved:  # put back as it was
-            os.rename(root / name, aside / name)
-        if exchanged:
-            _exchange(aside, root)
-            os.rename(aside, staging)
-        else:
-            if placed:
-                os.rename(root, staging)
-            os.rename(aside, root)
+        if exchanged is None:
+            raise
+        with interrupts_held():
+            _put_back(staging, aside, root, moved, exchanged)
         if not isinstance(e, OSError):
             raise
-        raise EdgeRapError(f"{root}: cannot put the restored memory in its place ({e.strerror}); nothing was "
-                           "changed") from None
+        raise _not_placed(root, e) from None
     fsync_dir(root.parent)
     if not any(aside.iterdir()):  # it held no memory: nothing to keep aside
         aside.rmdir()
         return None
     return aside
+
+
+def _put_in_place(staging: Path, aside: Path, root: Path) -> bool:
+    """Move the memory at `root` to `aside` and `staging` to `root`: in one step (True) or, on a file system without
+    the exchange, two renames (a moment without a memory at `root`). Where it raises, nothing was changed."""
+    _rename(staging, aside)  # (killed now: the memory as it was, the restored one beside it as if moved aside)
+    try:
+        exchanged = _exchange(aside, root)
+    except OSError as e:
+        os.rename(aside, staging)
+        raise _not_placed(root, e) from None
+    if exchanged:
+        return True
+    os.rename(aside, staging)
+    _rename(root, aside)
+    try:
+        os.rename(staging, root)
+    except OSError as e:
+        os.rename(aside, root)
+        raise _not_placed(root, e) from None
+    return False
+
+
+def _put_back(staging: Path, aside: Path, root: Path, moved: list[str], exchanged: bool) -> None:
+    """Undo `_put_in_place` and the kept entries `moved` since: the memory at `root` again, the restored one at
+    `staging`."""
+    for name in moved:
+        os.rename(root / name, aside / name)
+    if exchanged:
+        _exchange(aside, root)
+        os.rename(aside, staging)
+    else:
+        os.rename(root, staging)
+        os.rename(aside, root)
+
+
+def _not_placed(root: Path, error: OSError) -> EdgeRapError:
+    return EdgeRapError(f"{root}: cannot put the restored memory in its place ({error.strerror}); nothing was changed")
 
 
 def _exchange(one: Path, other: Path) -> bool:

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from scenes import scene_file
 
 from edge_rap.app import open_memory
@@ -266,3 +268,42 @@ def test_a_reader_of_the_event_log_in_the_daemon_keeps_its_writers_events_seen_b
                           capture_output=True, text=True, check=True).stdout.strip()
     assert seen == "2"
     daemon.close()
+
+
+def test_a_reader_whose_database_is_locked_too_long_says_so_and_copies_nothing(tmp_path, monkeypatch):
+    """A reader's `mode=ro` that failed in a writable folder (a lock held past the busy timeout) fell back to the
+    read-only folder's ways: a copy of the live database and its -wal (whose close dropped this process's locks on
+    it, as above) or an `immutable=1` read of a database being written."""
+    import sqlite3
+
+    from edge_rap.daemon import events as events_module
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.types import Event
+
+    root = tmp_path / "memory"
+    writer = Store(root)
+    with writer.transaction() as db:  # (the writer stays open: its -wal holds the commit)
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES ('bo', '', '', 0, 0)")
+    log = EventLog(root)
+    log.add(Event("arrived", "bo", "den", 0.0, 1.0))
+    opened: list[str] = []
+
+    def locked(connect):
+        def connect_or_wait_too_long(target, uri=False):
+            opened.append(str(target))
+            if "mode=ro" in str(target):
+                raise sqlite3.OperationalError("database is locked")
+            return connect(target, uri=uri)
+        return connect_or_wait_too_long
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(locked(Store._connect)))
+    monkeypatch.setattr(events_module, "_connect", locked(events_module._connect))
+    with pytest.raises(EdgeRapError, match="another process has been changing the memory for 30 s"):
+        Store(root, readonly=True)
+    with pytest.raises(EdgeRapError) as said:
+        EventLog(root, readonly=True).query()
+    assert str(said.value).endswith("events.sqlite: cannot read the event log (database is locked)")
+    assert all("mode=ro" in target for target in opened), opened  # no copy, no immutable read
+    log.close()
+    writer.close()

@@ -26,7 +26,7 @@ from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, da
                                         is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
-from edge_rap.memory.access import refuse_unreadable
+from edge_rap.memory.access import refuse_unreadable, writable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
@@ -284,6 +284,8 @@ class EventLog:
         except sqlite3.OperationalError:
             if db is not None:
                 db.close()
+            if writable(self.path.parent):  # (not the read-only folder the copy is for: a lock held too long)
+                raise
         wal = self.path.with_name(EVENTS_DB + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             return _connect(str(self._snapshot.path()))

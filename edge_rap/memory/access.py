@@ -30,6 +30,13 @@ def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
                                     f"the account that owns the memory, or with sudo -u {owner}") from None
 
 
+def writable(folder: Path) -> bool:
+    """Whether this account may write in `folder` (not a read-only mount, not another account's folder): where it
+    may, a reader's `mode=ro` that fails is a real failure (a lock held too long), never a reason to read the
+    database as immutable or copy it (the copy's close drops this process's locks on it, as above)."""
+    return os.access(folder, os.W_OK, effective_ids=True)
+
+
 def _owner(path: Path) -> str:
     """The account that owns `path`, or its nearest folder this account may look at."""
     for candidate in (path, *path.parents):

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.access import refuse_unreadable
+from edge_rap.memory.access import refuse_unreadable, writable
 from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
                                    refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
@@ -395,6 +395,8 @@ class Store:
             db = self._connect(f"{uri}?mode=ro", uri=True)
             db.execute("SELECT 1 FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
+            if writable(self.root):  # (not the read-only folder the copy is for: a lock held too long, said)
+                raise
             if wal.exists() and wal.stat().st_size > 0:
                 db = self._connect(self._snapshot_copy())
             else:

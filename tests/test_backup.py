@@ -556,6 +556,16 @@ def test_a_concept_with_a_control_character_is_refused(archive, current, tmp_pat
     refused(capsys, forged, current, "control character", "forged")
 
 
+def test_a_concept_whose_text_holds_a_stray_joiner_is_restored(archive, current, tmp_path, capsys):
+    # descriptions stored before clean_text's second pass kept the joiner a dropped zero-width space left at their
+    # end ("smile" + U+200D): a genuine backup of such a memory was refused as forged, and restored nothing
+    stray = forged_archive(archive, tmp_path, "memory.sqlite",
+                           ("UPDATE concepts SET description = ? WHERE name = 'bo'", ("smile\u200d",)))
+    assert edge_rap(capsys, "restore", stray, "--replace", "--memory", current)[0] == 0
+    listed = json.loads(edge_rap(capsys, "concepts", "--json", "--memory", current)[1])
+    assert [c["description"] for c in listed if c["name"] == "bo"] == ["smile\u200d"]
+
+
 # --- where it is restored -----------------------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Me
     stranger
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
-from edge_rap.memory.store import SCHEMA_VERSION, is_control, refuse_newer
+from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 
 Progress = Callable[[Iterable], Iterable]
@@ -254,9 +254,12 @@ def _check_database(archive: Path, path: Path) -> None:
 
 def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
     """A concept whose name, category or description holds a control character (a terminal escape, a line break),
-    which edge_rap never stores: a forged backup's would reach the terminal as `concepts` printed it, and the log."""
+    which edge_rap never stores: a forged backup's would reach the terminal as `concepts` printed it, and the log.
+    A joiner is not one, even a stray one: descriptions stored in December 2026 before clean_text's second pass kept
+    a joiner a dropped control character left at their end ("smile" + joiner + zero-width space), and their
+    backups are genuine."""
     for texts in db.execute("SELECT name, category, description FROM concepts"):
-        if any(is_control(text, k) for text in texts for k in range(len(text))):
+        if any(is_escape(c) for text in texts for c in str(text)):
             raise _Refused(archive, f"its {DATABASE} holds a concept named {texts[0]!r} with a control character in "
                                     "its name or text, which edge_rap never stores: a forged backup")
 

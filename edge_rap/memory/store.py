@@ -180,6 +180,12 @@ def joining(text: str, k: int) -> bool:
             and not any(c in JOINERS or c.isspace() for c in (text[k - 1], text[k + 1])))
 
 
+def is_escape(c: str) -> bool:
+    """Whether c is a control or format character other than a joiner: a terminal escape, a line break, a
+    right-to-left override, what no printed text may hold (a joiner, even a stray one, only joins)."""
+    return unicodedata.category(c)[0] == "C" and c not in JOINERS
+
+
 def is_control(text: str, k: int) -> bool:
     """Whether text[k] is a control or format character (a terminal escape, a line break, a right-to-left override)
     other than a joiner between two visible characters: what no name or text of a concept holds."""

@@ -108,6 +108,23 @@ def test_what_only_the_client_waits_on_is_closed_however_busily_it_trickles_in(t
             assert c.get("/api/health").status_code == 200
 
 
+def test_the_body_of_a_request_sent_before_the_last_answer_may_take_its_time(tmp_path):
+    """A request sent before the answer to the one before it (pipelined) is read once that answer is complete: its
+    body, still coming then, was taken for the rest of a body answered already, and closed `trickle_s` after."""
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, trickle_s=1.0)) as live:
+        auth = f"Host: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n".encode()
+        first = b"GET /api/concepts HTTP/1.1\r\n" + auth + b"\r\n"
+        body = b'{"description": "slow"}'
+        second = (b"PATCH /api/concepts/bo HTTP/1.1\r\n" + auth + b"Content-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        with _silent(live.url, first + second + body[:1]) as s:
+            assert _answer(s).startswith(b"HTTP/1.1 200")
+            for k in range(1, len(body)):  # 4.4 s in all, a byte every 0.2 s
+                time.sleep(0.2)
+                s.sendall(body[k:k + 1])
+            assert _answer(s).startswith(b"HTTP/1.1 404")
+
+
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
     """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer
     the server takes its time over are both answered."""

@@ -97,8 +97,10 @@ class PatientProtocol(H11Protocol):
         super().on_response_complete()
         if self.conn.their_state is h11.IDLE:
             self._disarm()
-        elif self.conn.their_state is h11.SEND_BODY:  # answered before its body came (401, 405): the rest of it is
-            self._start_trickle_deadline()  # read and dropped, for a while, not for as long as it trickles in
+        elif self.conn.their_state is h11.SEND_BODY and self.conn.our_state is h11.DONE:  # answered before its body
+            # came (401, 405): the rest of it is read and dropped, for a while, not for as long as it trickles in (not
+            # the body of a next request, sent before this answer and read after it: that one is still to answer)
+            self._start_trickle_deadline()
 
     def connection_lost(self, exc) -> None:
         self._disarm()

@@ -23,7 +23,8 @@ from edge_rap.daemon.config import load_run_file, run_config
 from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_since
 from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import Camera, LatestSlot, SourceSpec, VideoClock, parse_source, parse_sources
+from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
+                                      parse_sources)
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -373,6 +374,14 @@ def test_a_streams_password_never_reaches_the_log_or_the_sources_error(monkeypat
     assert f"camera door: cannot open {shown}; retrying in 0.001 s" in said
     assert camera.error == f"source {shown!r}: never opened"
     assert not any("s3cret" in line or "w0rd" in line for line in said)
+
+
+def test_a_percent_encoded_password_is_hidden_as_the_backend_decoded_it_too():
+    # "p%40ss" is the password "p@ss": a backend's error that quoted it decoded kept it whole
+    url = "rtsp://admin:p%40ss%3Aw0rd@10.0.0.2/live?token=t%2Bk3n"
+    assert (hide_secrets(f"no auth for p@ss:w0rd (token t+k3n) at {url}", url)
+            == "no auth for *** (token ***) at rtsp://admin:***@10.0.0.2/live?token=***")
+
 
 class FailingStream:
     """A live stream whose `fail`-th read raises what it is given (OpenCV's error from a backend mid-stream), once."""

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -88,13 +89,15 @@ def shown_source(target: int | str) -> int | str:
 def hide_secrets(text: str, target: int | str) -> str:
     """`text` (a backend's error, which may quote the URL it was given, whole or in part) with the source's
     password and secret query values as ***, as `shown_source` writes the URL itself. (A secret of one or two
-    characters is left: replacing it everywhere would garble the text, and hiding it protects little.)"""
+    characters is left: replacing it everywhere would garble the text, and hiding it protects little.) A
+    percent-encoded secret is hidden decoded too."""
     if not isinstance(target, str) or "://" not in target:
         return text
     text = text.replace(target, str(shown_source(target)))
     _, user, _, tail = _url_parts(target)
     secrets = [user.partition(":")[2]] + [m.group(0)[len(m.group(1)):] for m in _SECRET_QUERY.finditer(tail)]
-    for secret in sorted((s for s in secrets if len(s) > 2), key=len, reverse=True):
+    secrets += [unquote(s) for s in secrets]  # as the backend decoded it: "p%40ss" is the password "p@ss"
+    for secret in sorted({s for s in secrets if len(s) > 2}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

@@ -14,7 +14,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.reindexed import Reindexed, UnreadablePhoto
-from edge_rap.memory.store import ADD_INSTEAD, DiskFullError, Store, is_control, is_escape, new_name
+from edge_rap.memory.store import ADD_INSTEAD, JOINERS, DiskFullError, Store, is_control, new_name
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, require_croppable, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
@@ -90,7 +90,8 @@ class PreparedView:
 def clean_text(text: str, what: str, limit: int) -> str:
     """One line of printable text: whitespace collapsed, control characters (terminal escapes) dropped, but not
     the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS)."""
-    text = "".join(c for c in " ".join(text.split()) if not is_escape(c))
+    text = " ".join(text.split())
+    text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
     if len(text) > limit:
         raise EdgeRapError(f"{what} is {len(text)} characters; the limit is {limit}")

@@ -257,7 +257,7 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
     which edge_rap never stores: a forged backup's would reach the terminal as `concepts` printed it, and the log.
     A joiner is not one, even a stray one: descriptions stored in December 2026 before clean_text's second pass kept
     a joiner a dropped control character left at their end ("smile" + joiner + zero-width space), and their
-    backups are genuine."""
+    backups are genuine; nor is a character this Python's Unicode does not know (a newer Python's emoji)."""
     for texts in db.execute("SELECT name, category, description FROM concepts"):
         if any(is_escape(c) for text in texts for c in str(text)):
             raise _Refused(archive, f"its {DATABASE} holds a concept named {texts[0]!r} with a control character in "

@@ -182,8 +182,10 @@ def joining(text: str, k: int) -> bool:
 
 def is_escape(c: str) -> bool:
     """Whether c is a control or format character other than a joiner: a terminal escape, a line break, a
-    right-to-left override, what no printed text may hold (a joiner, even a stray one, only joins)."""
-    return unicodedata.category(c)[0] == "C" and c not in JOINERS
+    right-to-left override, what no printed text may hold (a joiner, even a stray one, only joins). A character
+    this Python's Unicode does not know is none: an emoji of a newer Unicode (🩷 is Unicode 15; Python 3.11 knows
+    14, 3.10 13), which a memory made under a newer Python holds."""
+    return unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in JOINERS
 
 
 def is_control(text: str, k: int) -> bool:

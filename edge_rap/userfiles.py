@@ -30,7 +30,10 @@ def read_whole(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> bytes:
     with path.open("rb") as f:
         if os.fstat(f.fileno()).st_size > limit:
             raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
-        data = f.read()  # (not read(limit + 1): that allocates the whole limit for a file of a few bytes)
-    if len(data) > limit:  # (grown since)
-        raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
-    return data
+        chunks, size = [], 0  # (not read(limit + 1): that allocates the whole limit for a file of a few bytes)
+        while chunk := f.read(1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # (grown since: a file still written)
+                raise EdgeRapError(f"{path}: over {limit >> 20} MiB, too large for {what}")
+    return b"".join(chunks)

@@ -485,7 +485,7 @@ def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, stat
     (("Hey robot.", "Where is Bo?"), ["asked", "cancelled", None]),  # a new question after the phrase alone
     (("Thank you.", "Yes."), ["asked", "done"]), ((" you", "Yes."), ["asked", "done"]),  # whisper's words for noise
     (("Thanks for watching!", "Yes."), ["asked", "done"]), (("Bye.",), ["asked", "cancelled"]),  # a user's no
-    (("Thank you, yes.",), ["asked", "done"]),
+    (("Thank you, yes.",), ["asked", "done"]), (("Thank you so much, yes please.",), ["asked", "done"]),
 ])
 def test_a_wake_phrase_alone_noise_or_a_hesitation_is_no_answer_to_a_command(then, states):
     # Before: the wake phrase alone ("Hey robot." ... "Yes."), a noise whisper wrote as nothing or an "Um." while

@@ -37,7 +37,7 @@ _FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm
 _WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you)"
 # a wake phrase said push-to-talk, "okay, ...", "um, ...", "thank you, ...", "can you please ..."
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?"
-         r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you|" + _FILLER + r")\W+)*"
+         r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you(?:\W+(?:so|very)\W+much)?|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)

@@ -444,7 +444,6 @@ def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos
     each command must close its memory, which removes the copy, or every run leaves one in the temp folder."""
     import sqlite3
 
-    from edge_rap.memory import store as store_module
     from edge_rap.memory.store import Store
 
     assert run("remember", "bo", scene_file(photos, 1))[0] == 0
@@ -460,7 +459,6 @@ def test_readers_of_a_read_only_memory_remove_the_snapshot_they_read(run, photos
         return connect(target, uri)
 
     monkeypatch.setattr(Store, "_connect", staticmethod(no_shm))
-    monkeypatch.setattr(store_module, "writable", lambda folder: False)  # (a failure in a writable one is said)
     try:
         for argv in (["concepts", "--json"], ["recognize", "--json", scene_file(photos, 2)]):
             caplog.clear()

@@ -270,35 +270,50 @@ def test_a_reader_of_the_event_log_in_the_daemon_keeps_its_writers_events_seen_b
     daemon.close()
 
 
+def _written_not_merged(root: Path):
+    """A writer of the memory and of its event log, left open with a concept and an event still in their -wal."""
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    writer = Store(root)
+    with writer.transaction() as db:
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES ('bo', '', '', 0, 0)")
+    log = EventLog(root)
+    log.add(Event("arrived", "bo", "den", 0.0, 1.0))
+    return writer, log
+
+
+def _mode_ro_fails(monkeypatch, message: str) -> list[str]:
+    """Every reader's `mode=ro` of the memory and the event log fails with `message`; what is opened is listed."""
+    import sqlite3
+
+    from edge_rap.daemon import events as events_module
+
+    opened: list[str] = []
+
+    def failing(connect):
+        def connect_but_not_mode_ro(target, uri=False):
+            opened.append(str(target))
+            if "mode=ro" in str(target):
+                raise sqlite3.OperationalError(message)
+            return connect(target, uri=uri)
+        return connect_but_not_mode_ro
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(failing(Store._connect)))
+    monkeypatch.setattr(events_module, "_connect", failing(events_module._connect))
+    return opened
+
+
 def test_a_reader_whose_database_is_locked_too_long_says_so_and_copies_nothing(tmp_path, monkeypatch):
     """A reader's `mode=ro` that failed in a writable folder (a lock held past the busy timeout) fell back to the
     read-only folder's ways: a copy of the live database and its -wal (whose close dropped this process's locks on
     it, as above) or an `immutable=1` read of a database being written."""
-    import sqlite3
-
-    from edge_rap.daemon import events as events_module
     from edge_rap.daemon.events import EventLog
     from edge_rap.errors import EdgeRapError
-    from edge_rap.types import Event
 
     root = tmp_path / "memory"
-    writer = Store(root)
-    with writer.transaction() as db:  # (the writer stays open: its -wal holds the commit)
-        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES ('bo', '', '', 0, 0)")
-    log = EventLog(root)
-    log.add(Event("arrived", "bo", "den", 0.0, 1.0))
-    opened: list[str] = []
-
-    def locked(connect):
-        def connect_or_wait_too_long(target, uri=False):
-            opened.append(str(target))
-            if "mode=ro" in str(target):
-                raise sqlite3.OperationalError("database is locked")
-            return connect(target, uri=uri)
-        return connect_or_wait_too_long
-
-    monkeypatch.setattr(Store, "_connect", staticmethod(locked(Store._connect)))
-    monkeypatch.setattr(events_module, "_connect", locked(events_module._connect))
+    writer, log = _written_not_merged(root)
+    opened = _mode_ro_fails(monkeypatch, "database is locked")
     with pytest.raises(EdgeRapError, match="another process has been changing the memory for 30 s"):
         Store(root, readonly=True)
     with pytest.raises(EdgeRapError) as said:
@@ -307,3 +322,26 @@ def test_a_reader_whose_database_is_locked_too_long_says_so_and_copies_nothing(t
     assert all("mode=ro" in target for target in opened), opened  # no copy, no immutable read
     log.close()
     writer.close()
+
+
+def test_a_reader_that_may_not_open_another_accounts_shm_in_a_folder_it_may_write_reads_the_memory(tmp_path,
+                                                                                                monkeypatch):
+    """The daemon's account owns the memory and its -shm (0600) in a folder the user's group may write: the user's
+    `mode=ro` fails as "unable to open database file" (as a -shm a crashed writer of another account left does).
+    Since readers fell back only in folders they may not write, `concepts` and `events` failed there; the commits
+    still in the -wal are read from a private copy, as in a read-only folder."""
+    from edge_rap.daemon.events import EventLog
+
+    root = tmp_path / "memory"
+    writer, log = _written_not_merged(root)
+    _mode_ro_fails(monkeypatch, "unable to open database file")
+    reader = Store(root, readonly=True)
+    events = EventLog(root, readonly=True)
+    try:
+        assert [c.name for c in reader.concepts()] == ["bo"]
+        assert [e.kind for e in events.query()] == ["arrived"]
+    finally:
+        reader.close()
+        events.close()
+        log.close()
+        writer.close()

@@ -26,7 +26,7 @@ from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, da
                                         is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
-from edge_rap.memory.access import refuse_unreadable, writable
+from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Event
@@ -271,8 +271,8 @@ class EventLog:
 
     def _open_readonly(self) -> sqlite3.Connection:
         """A reader's connection. `mode=ro` sees every commit, those still in the -wal too, but needs the -shm,
-        which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device):
-        there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
+        which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device), nor
+        open where it is another account's: there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
         its -wal, as the memory's own reader does (Store._open_readonly)."""
         refuse_unreadable(self.path.parent, EVENTS_FILES)  # (else its copy fails on it)
         uri = self.path.resolve().as_uri()  # (as_uri escapes what a URI reserves: '#', '?', '%')
@@ -281,10 +281,10 @@ class EventLog:
             db = _connect(f"{uri}?mode=ro", uri=True)
             db.execute("SELECT 1 FROM sqlite_master").fetchone()
             return db
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as e:
             if db is not None:
                 db.close()
-            if writable(self.path.parent):  # (not the read-only folder the copy is for: a lock held too long)
+            if locked_too_long(self.path.parent, e):  # (said: never copied while written)
                 raise
         wal = self.path.with_name(EVENTS_DB + "-wal")
         if wal.exists() and wal.stat().st_size > 0:

@@ -30,11 +30,13 @@ def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
                                     f"the account that owns the memory, or with sudo -u {owner}") from None
 
 
-def writable(folder: Path) -> bool:
-    """Whether this account may write in `folder` (not a read-only mount, not another account's folder): where it
-    may, a reader's `mode=ro` that fails is a real failure (a lock held too long), never a reason to read the
-    database as immutable or copy it (the copy's close drops this process's locks on it, as above)."""
-    return os.access(folder, os.W_OK, effective_ids=True)
+def locked_too_long(folder: Path, error: Exception) -> bool:
+    """Whether a reader's failed `mode=ro` is a lock held past the busy timeout in a folder this account may write:
+    that is said, never a reason to read the database as immutable or copy it (the copy's close drops this process's
+    locks on it, as above). Any other failure falls back as in a read-only folder: in one this account may write, a
+    -shm it may not open (the daemon's account owns it, 0600, in a folder its group may write; a crashed writer of
+    another account left it) fails as "unable to open database file", and a network mount's locking fails too."""
+    return "is locked" in str(error) and os.access(folder, os.W_OK, effective_ids=True)
 
 
 def _owner(path: Path) -> str:

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.access import refuse_unreadable, writable
+from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
                                    refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
@@ -392,7 +392,8 @@ class Store:
         """A reader's connection, and whether it is an empty stand-in for a database not written yet.
 
         `mode=ro` sees every commit, also those still in the -wal, but needs the -shm file, which SQLite cannot
-        create in a read-only folder. There, with no -wal (or an empty one) nothing is unmerged and
+        create in a read-only folder, nor open where it is another account's (0600, in a folder this account's
+        group may write). There, with no -wal (or an empty one) nothing is unmerged and
         `immutable=1` reads the whole memory; with a -wal but no -shm, the database and its -wal are copied
         into a private folder once and read there: a snapshot (nobody can write a read-only folder anyway)."""
         if not self.db_path.exists():
@@ -402,8 +403,8 @@ class Store:
         try:
             db = self._connect(f"{uri}?mode=ro", uri=True)
             db.execute("SELECT 1 FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            if writable(self.root):  # (not the read-only folder the copy is for: a lock held too long, said)
+        except sqlite3.OperationalError as e:
+            if locked_too_long(self.root, e):  # (said: never copied while written)
                 raise
             if wal.exists() and wal.stat().st_size > 0:
                 db = self._connect(self._snapshot_copy())
@@ -451,7 +452,7 @@ class Store:
 
     def _snapshot_copy(self) -> Path:
         if not self._snapshot.made:
-            log.warning("%s: read-only folder with an unmerged -wal and no -shm: reading a snapshot copy", self.root)
+            log.warning("%s: an unmerged -wal and no -shm this account may use: reading a snapshot copy", self.root)
         return self._snapshot.path()
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.liveness import Turns
+from edge_rap.memory.aside import finish_killed_restore
 from edge_rap.types import Concept, Image, Recognition
 from edge_rap.wording import counted
 
@@ -70,6 +71,10 @@ class Household:
         self.vlm_note: str | None = None
         self.prepare = prepare
         self.closed = False
+        moved_back = finish_killed_restore(self.root)
+        if moved_back:
+            log.warning("%s: a restore was stopped before it moved %s back from the memory it moved aside: moved "
+                        "back now", self.root, ", ".join(moved_back))
 
     def __enter__(self) -> "Household":
         return self

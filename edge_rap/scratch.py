@@ -88,12 +88,12 @@ def hold(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def unheld(path: Path) -> Iterator[bool]:
+def unheld(path: Path, grace_s: float = GRACE_S) -> Iterator[bool]:
     """Whether the file or folder at `path` is a dead process's: none holds it (`hold`) and it has not changed in
-    the last minute (its maker may be between making and holding it). Where so, no process can hold it until the
+    the last `grace_s` (its maker may be between making and holding it). Where so, no process can hold it until the
     block ends (an exclusive flock), so that it can be removed."""
     try:
-        if time.time() - os.lstat(path).st_mtime < GRACE_S:
+        if time.time() - os.lstat(path).st_mtime < grace_s:
             yield False
             return
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)

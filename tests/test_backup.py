@@ -938,6 +938,52 @@ def test_the_memory_folder_holds_a_memory_at_every_step_of_the_swap(archive, cur
         ["bo", "mug"]
 
 
+@pytest.mark.parametrize("killed_at", ["models", "demo", ".current.restoring-"])
+def test_the_next_command_finishes_a_restore_killed_while_moving_the_devices_own_files_back(archive, current, tmp_path,
+                                                                                           killed_at, capsys):
+    # a restore killed (a power cut) after its swap, before it had moved the model cache, the demo and the API's token
+    # back into the restored memory, left them in the memory it moved aside: every later command lacked its models,
+    # and `serve` made a new token that no paired phone knew. Killed before the swap, nothing is moved.
+    for name in ("models", "demo"):
+        (current / name).mkdir()
+        (current / name / "kept").write_bytes(name.encode())
+    (current / "api-token").write_text("the device's own token")
+    script = (f"import os, sys; from edge_rap import cli; rename = os.rename\n"
+              f"def killed(source, target):\n"
+              f"    if os.path.basename(source).startswith({killed_at!r}): os._exit(9)\n"
+              f"    rename(source, target)\n"
+              f"os.rename = killed\n"
+              f"cli.main(['restore', {str(archive)!r}, '--replace', '--memory', {str(current)!r}])")
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode == 9
+    swapped = killed_at != ".current.restoring-"
+    assert all((current / name).exists() for name in ("models", "demo", "api-token")) != swapped
+    assert (current / ".restore-keeps").exists() != swapped
+    assert edge_rap(capsys, "concepts", "--json", "--memory", current)[0] == 0
+    for name in ("models", "demo"):
+        assert (current / name / "kept").read_bytes() == name.encode()
+    assert (current / "api-token").read_text() == "the device's own token"
+    left = sorted(p.name for p in current.parent.glob("current*/*") if p.name in ("models", "demo", ".restore-keeps"))
+    assert left == ["demo", "models"]
+    names = [c["name"] for c in json.loads(edge_rap(capsys, "concepts", "--json", "--memory", current)[1])]
+    assert names == (["bo", "mug"] if swapped else ["anya"])
+
+
+def test_what_a_running_restore_has_still_to_move_back_is_left_to_it(current):
+    from edge_rap.memory.aside import KEPT_NOTE, finish_killed_restore
+
+    aside = current.with_name("current.before-restore-20261205T081500Z")
+    (aside / "models").mkdir(parents=True)
+    (aside / KEPT_NOTE).write_text("models\n")
+    held = os.open(current, os.O_RDONLY | os.O_DIRECTORY)
+    hold(held)  # (as the restore that put `current` in place holds it until it ends)
+    try:
+        assert finish_killed_restore(current) == [] and (aside / "models").is_dir()
+    finally:
+        os.close(held)
+    assert finish_killed_restore(current) == ["models"] and (current / "models").is_dir()
+    assert not (aside / KEPT_NOTE).exists()
+
+
 def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(archive, current, monkeypatch, capsys):
     # the model cache and the device's token were moved into the restored folder before it was renamed into place: a
     # restore killed then left them in the folder that is removed as a killed restore's

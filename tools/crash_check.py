@@ -150,6 +150,8 @@ class Harness:
             shutil.copy(self.photos / f"{name}.png", rap / f"{name}.png")
         self.backup = self.work / "setup-backup.tar"
         self.must(self.cli("backup", str(self.backup)))
+        (self.memory / "demo").mkdir()  # the device's own, never backed up: a restore must keep it in place
+        (self.memory / "demo" / "scene.png").write_bytes(b"the demo's photo")
 
     def _video(self) -> Path:
         """What `run` watches: the remembered things in turn, 2 s each, at 5 frames a second (arrivals, leavings)."""
@@ -288,6 +290,8 @@ class Harness:
             return [f"concepts after the kill: {concepts.stderr.strip()}"]
         after = snapshot(self.memory)
         problems += invariants(self.memory) + lost(before, after, trial)
+        if not (self.memory / "demo" / "scene.png").is_file():
+            problems.append("the device's own demo folder is not in the memory after the next command")
         if after:
             name = self.rng.choice(sorted(after))
             store = Store(self.memory, readonly=True)

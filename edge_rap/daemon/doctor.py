@@ -94,7 +94,8 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.memory.access import refuse_unreadable
     from edge_rap.memory.files import DATABASE, DATABASE_FILES, not_a_memory
     from edge_rap.memory.index import check_space
-    from edge_rap.memory.restore import killed_restores, moved_aside
+    from edge_rap.memory.aside import moved_aside
+    from edge_rap.memory.restore import killed_restores
     from edge_rap.memory.store import Store
     from edge_rap.models.cache import Manifest, ModelCache
     from edge_rap.perceive.embed import SpaceInfo

@@ -28,6 +28,7 @@ from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name, referred, \
     stranger
+from edge_rap.memory.aside import ASIDE, KEPT_NOTE, finish_killed_restore
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
@@ -35,7 +36,6 @@ from edge_rap.scratch import hold, is_unheld, remove_unheld
 
 Progress = Callable[[Iterable], Iterable]
 RESTORING = ".restoring-"  # .<memory>.restoring-<pid>-<random>: the archive being read, beside the memory
-ASIDE = ".before-restore-"  # <memory>.before-restore-20261205T081500Z (-2 after another of the same second)
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # (linux/fcntl.h, linux/fs.h)
 
 
@@ -71,6 +71,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
         raise EdgeRapError(f"{archive}: no such backup file")
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
+    finish_killed_restore(root)
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         for killed in killed_restores(root):
@@ -86,10 +87,13 @@ def restore(archive: Path, root: Path, replace: bool = False,
         for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
             if folder.is_dir():
                 fsync_dir(folder)
+        kept = _note_kept(root, manifest)
         _refuse_held(root)  # (again, the last thing before the swap: one may have started meanwhile)
-        aside = _swap(staging, root, manifest)
+        aside = _swap(staging, root, kept)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):  # (the note, with the memory, which is in its place again)
+            (root / KEPT_NOTE).unlink(missing_ok=True)
         raise
     finally:
         os.close(held)
@@ -103,14 +107,6 @@ def killed_restores(root: Path) -> list[Path]:
     outright left (each holds an archive's files only, never the memory's), none a running restore writes."""
     root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
     return [p for p in beside(root, re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?") if is_unheld(p)]
-
-
-def moved_aside(root: Path) -> list[Path]:
-    """The memories `restore` moved aside beside the memory folder `root`, kept until the household deletes them
-    (where a restore was killed just before its exchange, the restored memory; on a file system without the
-    exchange, killed between its two renames, the memory itself)."""
-    root = Path(os.path.realpath(root))
-    return [p for p in beside(root, re.escape(f"{root.name}{ASIDE}") + r"[0-9TZ-]+") if p.is_dir()]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:
@@ -303,20 +299,19 @@ def _writing(staging: Path) -> Iterator[None]:
                            "changed") from None
 
 
-def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
+def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
-    the memory (the model cache, the demo; the API's token where the backup brings none) kept in place. The two are
-    exchanged in one step where the file system can: a restore killed (a power cut) between two renames left no
-    memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step until the
-    step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory aside,
-    or the model cache in the restored folder, which is deleted next."""
+    the memory (`kept`: the model cache, the demo; the API's token where the backup brings none) kept in place. The
+    two are exchanged in one step where the file system can: a restore killed (a power cut) between two renames left
+    no memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step until the
+    step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory aside, or
+    the model cache in the restored folder, which is deleted next."""
     if not root.exists():
         _rename(staging, root)
         fsync_dir(root.parent)
         return None
     os.chmod(staging, stat.S_IMODE(root.stat().st_mode))  # (a folder shared with a group stays so)
     aside = stamped(root, ASIDE)
-    kept = [p.name for p in root.iterdir() if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files]
     exchanged: bool | None = None  # None: not in place yet (nothing changed)
     moved: list[str] = []
     try:  # (the kept entries go in last: a restore killed before has them all aside, none in the restored folder)
@@ -326,6 +321,7 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
             with interrupts_held():
                 os.rename(aside / name, root / name)
                 moved.append(name)
+        (aside / KEPT_NOTE).unlink()
     except BaseException as e:  # (Ctrl-C too: the restored folder is removed next)
         if exchanged is None:
             raise
@@ -339,6 +335,24 @@ def _swap(staging: Path, root: Path, manifest: Manifest) -> Path | None:
         aside.rmdir()
         return None
     return aside
+
+
+def _note_kept(root: Path, manifest: Manifest) -> list[str]:
+    """What is not the memory in the folder `root` and is not restored (the model cache, the demo, the token where
+    the backup brings none): named in `KEPT_NOTE` there, on the disk before the swap (so that a note in the memory
+    moved aside is always whole), for the next command to move back should this restore be killed before it does."""
+    if not root.exists():
+        return []
+    kept = [p.name for p in root.iterdir()
+            if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files and p.name != KEPT_NOTE]
+    fd = os.open(root / KEPT_NOTE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, "".join(f"{name}\n" for name in kept).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(root)
+    return kept
 
 
 def _put_in_place(staging: Path, aside: Path, root: Path) -> bool:

@@ -524,6 +524,8 @@ def cmd_eval(args) -> int:
     dataset = Path(args.dataset)
     distractors = Path(args.distractors) if args.distractors is not None else None
     if args.kind == "localize":
+        if distractors is not None:  # composites paste the dataset's own photos: taken silently, it changed nothing
+            args.parser.error("--distractors is for eval retrieval: localize pastes the dataset's own photos")
         layout = Layout(args.frame_size, *args.widths)
         report = evaluate_localize(settings, dataset, per_frame=args.per_frame, seed=args.seed, memory=memory,
                                    progress=_progress("eval"), layout=layout, references=args.references)
@@ -677,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
-    p.add_argument("--distractors", metavar="DIR", help="images each remembered as one extra concept")
+    p.add_argument("--distractors", metavar="DIR", help="retrieval: images each remembered as one extra concept")
     p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite (default 4)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
                    help="localize: the composites' seed (default 0)")

@@ -175,6 +175,15 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
             main(["eval", "localize", "--dataset", str(dataset), *bad])
 
 
+def test_distractors_given_to_localize_are_refused_not_ignored(dataset, settings, tmp_path, capsys):
+    save_photo(tmp_path / "distractors", "brick")
+    with pytest.raises(SystemExit) as refused:
+        main(["eval", "localize", "--dataset", str(dataset), "--distractors", str(tmp_path / "distractors"),
+              "--memory", str(tmp_path / "mem")])
+    assert refused.value.code == 2 and "--distractors is for eval retrieval" in capsys.readouterr().err
+    assert not (tmp_path / "mem").exists()
+
+
 def test_eval_localize_builds_frames_of_another_size_and_layout(dataset, settings, capsys):
     argv = ["eval", "localize", "--dataset", str(dataset), "--json", "--frame-size", "1280x960", "--widths", "0.2-0.45"]
     assert main(argv) == 0

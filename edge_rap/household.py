@@ -1,5 +1,5 @@
 """The household runtime: memory, embedder, retriever, detector, assistant and event log, opened once from the
-settings and closed together. The CLI, the daemon, and later the server and the voice loop all use it.
+settings and closed together. The CLI, the daemon, the server and the voice loop all use it.
 
 Each part opens when first used, so metadata work (listing, renaming, forgetting, reading events) never
 loads a model, and closing releases exactly what was opened.

@@ -1,4 +1,5 @@
-"""`edge-rap eval retrieval`: recall and recognition accuracy on a folder of concepts, as in RAP's Table 4 and Fig. 6."""
+"""`edge-rap eval retrieval`: recall and recognition accuracy on a folder of concepts, as in RAP's Table 4 and Fig. 6;
+`eval localize`: the same concepts pasted into seeded composites, found and boxed."""
 
 from __future__ import annotations
 

@@ -1,2 +1,3 @@
 """The one models place: exported models and their manifests (cache.py: lookups never export), the ONNX
-Runtime sessions every model runs in (sessions.py), and the GGUF VLMs to pull (vlm_registry.py)."""
+Runtime sessions every model runs in (sessions.py; TensorRT's engines: tensorrt.py), and the GGUF VLMs and
+whisper models to pull (vlm_registry.py; a file checked for what its name says: file_formats.py, gguf_extent.py)."""

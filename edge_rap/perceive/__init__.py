@@ -1,1 +1,1 @@
-"""Perception: turning pixels into vectors (and, later, regions)."""
+"""Perception: pixels from photos and cameras into vectors, regions (dense matching or a detector) and faces."""

@@ -1,1 +1,2 @@
-"""Listening and speaking: the Speaker (TTS); later voice activity detection and speech recognition."""
+"""Listening and speaking: audio in, voice activity (silero VAD), whisper, names and commands heard, the replies,
+and the Speaker (TTS)."""

@@ -1,4 +1,4 @@
-"""Wiring: builds the embedder, memory and retriever that a command needs from the settings."""
+"""Wiring: builds the embedder, detector, face models, memory and retriever that a command needs from the settings."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from edge_rap.config import Profile, Settings
 
 # What edge-rap reads from the environment. A developer's shell may set any of them (another home or model cache,
 # a Jetson profile, a pixel limit): no test may see them, nor read or write the real home by default.
-EDGE_RAP_ENV = ("EDGE_RAP_HOME", "EDGE_RAP_MODELS", "EDGE_RAP_DEVICE", "EDGE_RAP_PROVIDER", "EDGE_RAP_MAX_MEGAPIXELS",
+EDGE_RAP_ENV = ("EDGE_RAP_HOME", "EDGE_RAP_MODELS", "EDGE_RAP_DEVICE", "EDGE_RAP_MAX_MEGAPIXELS",
                 "EDGE_RAP_SERVE_HOSTS")
 
 

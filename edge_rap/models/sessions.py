@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import threading
@@ -167,7 +166,7 @@ def open_session(path: Path, provider: str | tuple[str, ...] = "auto", threads: 
     """Open an ONNX model with the best provider; log the choice and any fallback to the CPU."""
     import onnxruntime as ort
 
-    providers = choose_providers(ort.get_available_providers(), provider or os.environ.get("EDGE_RAP_PROVIDER", "auto"))
+    providers = choose_providers(ort.get_available_providers(), provider or "auto")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -336,6 +336,14 @@ def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, caps
     assert sorted(v.box.as_list() for v in views) == [[0, 0, 64, 64], [10, 20, 110, 140]]
 
 
+def test_an_error_names_the_companions_own_option_not_the_apis_form_field(companion, live, capsys, tmp_path):
+    # the device tells a phone to send "the box field": the companion's user gives --box
+    photo = _save(tmp_path / "bo.png", 8)
+    assert _call(companion, live, capsys, "add", "bo", photo)[0] == 0
+    rc, _, err = _call(companion, live, capsys, "add", "mug", photo)
+    assert rc == 2 and "give the box of what else it shows (--box)" in err and "field" not in err, err
+
+
 def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, capsys, monkeypatch):
     rc, _, err = _call(companion, live, capsys, "forget", "nobody")
     assert rc == 2 and err == "companion: DELETE /api/concepts/nobody: 404 no concept named 'nobody'\n"

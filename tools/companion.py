@@ -170,11 +170,18 @@ class Device:
                 raise
 
 
+#: The API's form fields its errors name, as this script's options (the device tells a phone "the box field").
+_OPTIONS = {"the box field": "--box"}
+
+
 def _error_of(response: httpx.Response) -> str:
     try:
-        return str(response.json()["error"])
+        error = str(response.json()["error"])
     except (ValueError, KeyError, TypeError):
         return response.reason_phrase
+    for field_name, option in _OPTIONS.items():
+        error = error.replace(field_name, option)
+    return error
 
 
 def _hint(response: httpx.Response) -> str:

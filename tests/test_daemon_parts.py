@@ -383,6 +383,17 @@ def test_a_percent_encoded_password_is_hidden_as_the_backend_decoded_it_too():
             == "no auth for *** (token ***) at rtsp://admin:***@10.0.0.2/live?token=***")
 
 
+def test_a_query_secret_quoted_as_a_form_decodes_it_and_a_short_one_in_its_place_are_hidden():
+    # "a+b" in a query is "a b", which unquote kept as "a+b": a backend quoting it decoded showed it; and a secret of
+    # two characters was left wherever it stood, the URL's own place too (replacing "ab" everywhere garbles the text)
+    url = "http://10.0.0.3/snap.jpg?usr=admin&pwd=a+b%21"
+    assert hide_secrets("wrong password 'a b!' for http://10.0.0.3/snap.jpg?usr=admin&pwd=a b!", url) == (
+        "wrong password '***' for http://10.0.0.3/snap.jpg?usr=admin&pwd=***")
+    url = "rtsp://admin:ab@10.0.0.2/live?Token=cd"
+    assert hide_secrets("about tab: 401 from rtsp://admin:ab@10.0.0.2:554 (token=cd, mytoken=cd, abcd)", url) == (
+        "about tab: 401 from rtsp://admin:***@10.0.0.2:554 (token=***, mytoken=cd, abcd)")
+
+
 class FailingStream:
     """A live stream whose `fail`-th read raises what it is given (OpenCV's error from a backend mid-stream), once."""
 

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import numpy as np
 
@@ -88,18 +88,31 @@ def shown_source(target: int | str) -> int | str:
 
 def hide_secrets(text: str, target: int | str) -> str:
     """`text` (a backend's error, which may quote the URL it was given, whole or in part) with the source's
-    password and secret query values as ***, as `shown_source` writes the URL itself. (A secret of one or two
-    characters is left: replacing it everywhere would garble the text, and hiding it protects little.) A
-    percent-encoded secret is hidden decoded too."""
+    password and secret query values as ***, as `shown_source` writes the URL itself; each also as the backend may
+    have decoded it ("p%40ss" is the password "p@ss"; "a+b" in a query is "a b"). A secret of one or two characters is
+    hidden only where it stands as the URL's part (`admin:ab@`, `pwd=ab`): replaced everywhere, it garbled the text
+    ("about" as "***out") and hid little."""
     if not isinstance(target, str) or "://" not in target:
         return text
     text = text.replace(target, str(shown_source(target)))
-    _, user, _, tail = _url_parts(target)
-    secrets = [user.partition(":")[2]] + [m.group(0)[len(m.group(1)):] for m in _SECRET_QUERY.finditer(tail)]
-    secrets += [unquote(s) for s in secrets]  # as the backend decoded it: "p%40ss" is the password "p@ss"
-    for secret in sorted({s for s in secrets if len(s) > 2}, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    for part, secret in sorted(_secret_parts(target), key=lambda found: len(found[1]), reverse=True):
+        if len(secret) > 2:
+            text = text.replace(secret, "***")
+        text = re.sub(part + re.escape(secret) + r"(?![\w%+~-])", lambda m: m.group(1) + "***", text)
     return text
+
+
+def _secret_parts(url: str) -> set[tuple[str, str]]:
+    """The secrets of `url`, each with the pattern of what stands before it there (its user and a colon, its query
+    name and an equals sign) and in each form a backend may quote it: as written, and decoded (a query's value as a
+    form's, "+" a space too)."""
+    _, user, _, tail = _url_parts(url)
+    name, colon, password = user.partition(":")
+    found = {(f"({re.escape(name)}:)", p) for p in {password, unquote(password)}} if colon and password else set()
+    for m in _SECRET_QUERY.finditer(tail):
+        value, key = m.group(0)[len(m.group(1)):], re.escape(m.group(1)[1:])  # (the key without its ? or &)
+        found |= {(rf"(?<![\w.-])((?i:{key}))", v) for v in {value, unquote(value), unquote_plus(value)} if v}
+    return found
 
 
 def _url_parts(url: str) -> tuple[str, str, str, str]:

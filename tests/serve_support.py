@@ -12,6 +12,7 @@ from typing import Iterator
 
 import httpx
 import numpy as np
+import pytest
 from fakes import fake_memory
 
 from edge_rap.config import Profile, Settings
@@ -20,7 +21,7 @@ from edge_rap.serve.api import Limits
 from edge_rap.serve.app import create_app
 from edge_rap.serve.guard import AttemptLimit
 from edge_rap.serve.patience import Patience
-from edge_rap.serve.server import start_server_thread
+from edge_rap.serve.server import Tls, start_server_thread
 from edge_rap.serve.token import TOKEN_FILE
 
 
@@ -39,11 +40,12 @@ class Live:
 @contextmanager
 def live_server(settings: Settings, fake: bool = True, limits: Limits = Limits(),
                 attempts: AttemptLimit = AttemptLimit(failures=10_000), stats=None, latest=None,
-                patience: Patience | None = None) -> Iterator[Live]:
+                patience: Patience | None = None, tls: Tls | None = None) -> Iterator[Live]:
     home = Household(settings)
     if fake:
         home.__dict__["memory"] = fake_memory(settings.memory)
-    handle = start_server_thread(create_app(home, stats, limits, attempts, latest), "127.0.0.1", 0, patience=patience)
+    handle = start_server_thread(create_app(home, stats, limits, attempts, latest), "127.0.0.1", 0, tls,
+                                 patience=patience)
     try:
         yield Live(handle.url, (settings.memory / TOKEN_FILE).read_text().strip(), home)
     finally:
@@ -64,6 +66,19 @@ def hold_recognition(live: Live, monkeypatch, most_s: float) -> tuple[threading.
 
     monkeypatch.setattr(live.home, "recognize", held)
     return started, release
+
+
+def self_signed(folder: Path) -> Tls:
+    """A certificate for 127.0.0.1 and its key, made by openssl in `folder` (a test needing one skips without it)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("making a test certificate needs openssl")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return Tls(str(cert), str(key))
 
 
 def fake_settings(tmp_path: Path) -> Settings:

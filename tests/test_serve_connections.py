@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
-from serve_support import fake_settings, live_server
+from serve_support import fake_settings, live_server, self_signed
 
 from edge_rap.serve.patience import Patience
 
@@ -106,6 +106,17 @@ def test_what_only_the_client_waits_on_is_closed_however_busily_it_trickles_in(t
             assert _closed_while_trickling(s)
         with live.client() as c:
             assert c.get("/api/health").status_code == 200
+
+
+def test_a_tls_handshake_not_made_in_time_is_closed(tmp_path):
+    """asyncio waits 60 s for a TLS handshake, before the connection limits see the connection: one that connected and
+    sent nothing (or a ClientHello's first bytes) held a file for a minute, however many such it opened. Now a
+    handshake has the deadline of a request's head."""
+    with live_server(fake_settings(tmp_path), patience=Patience(trickle_s=1.0), tls=self_signed(tmp_path)) as live:
+        url = live.url.replace("https://", "http://")
+        with _silent(url) as silent, _silent(url, b"\x16\x03\x01") as begun:
+            assert _closed_by_server(silent) and _closed_by_server(begun)  # (within the sockets' 10 s, not 60 s)
+        assert httpx.get(f"{live.url}/api/health", verify=False, timeout=60).json() == {"ok": True}
 
 
 def test_the_body_of_a_request_sent_before_the_last_answer_may_take_its_time(tmp_path):

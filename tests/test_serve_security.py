@@ -18,7 +18,8 @@ from typing import Callable
 import httpx
 import pytest
 from scenes import save, scene
-from serve_support import fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png
+from serve_support import (fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png,
+                           self_signed)
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
@@ -743,21 +744,16 @@ def test_a_request_still_running_when_the_household_closes_is_503_without_a_trac
     assert "Traceback" not in caplog.text and "still running" in caplog.text
 
 
-@pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="making a test certificate needs openssl")
 def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
-    import subprocess
-
     from edge_rap.errors import EdgeRapError
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
     from edge_rap.serve.server import Tls, start_server_thread
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = self_signed(tmp_path)
     home = Household(fake_settings(tmp_path))
     try:
-        handle = start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(cert), str(key)))
+        handle = start_server_thread(create_app(home), "127.0.0.1", 0, tls)
         try:
             assert handle.url.startswith("https://")
             # httpx's default timeout is 5 s: a TLS handshake with a server thread on a busy machine may need more
@@ -767,7 +763,7 @@ def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
         finally:
             handle.stop()
         with pytest.raises(EdgeRapError, match="--tls-cert/--tls-key: not a PEM certificate and its key"):
-            start_server_thread(create_app(home), "127.0.0.1", 0, Tls(str(key), str(cert)))
+            start_server_thread(create_app(home), "127.0.0.1", 0, Tls(tls.key, tls.cert))
     finally:
         home.close()
 
@@ -783,14 +779,12 @@ def test_a_thousand_silent_connections_leave_room_to_answer_the_household(tmp_pa
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < 2048:
         pytest.skip(f"the hard limit on open files is {hard}: no room to raise the soft one to")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = self_signed(tmp_path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--port", str(port), "--tls-cert", str(cert),
-                               "--tls-key", str(key)], env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home")},
+    server = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--port", str(port), "--tls-cert", tls.cert,
+                               "--tls-key", tls.key], env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home")},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
     url, flood = f"https://127.0.0.1:{port}/api/health", []

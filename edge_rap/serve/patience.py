@@ -10,6 +10,7 @@ few such clients, no token needed, held every connection."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -149,6 +150,26 @@ class PatientProtocol(H11Protocol):
             log.info("closed a connection from %s: its request was unfinished and it sent nothing for %g s",
                      self.client and self.client[0], self.patience.idle_s)
             self.transport.close()
+
+
+class PatientLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop, whose TLS servers give a client `handshake_s` to finish its handshake: asyncio's default, 60 s,
+    is waited before any protocol sees the connection, so a client that connected and sent nothing held a file for a
+    minute, however many it opened (uvicorn passes no timeout of its own)."""
+
+    def __init__(self, handshake_s: float):
+        super().__init__()
+        self.handshake_s = handshake_s
+
+    async def create_server(self, *args, **kwargs):
+        if kwargs.get("ssl") is not None and kwargs.get("ssl_handshake_timeout") is None:
+            kwargs["ssl_handshake_timeout"] = self.handshake_s
+        return await super().create_server(*args, **kwargs)
+
+
+def loop_factory(patience: Patience):
+    """The event loop for uvicorn's `Config(loop=...)`: a handshake has the deadline of a request's head."""
+    return functools.partial(PatientLoop, patience.trickle_s)
 
 
 def protocol(patience: Patience):

@@ -59,7 +59,7 @@ OPEN_FILES = 65536
 
 def more_open_files() -> None:
     """Raise the soft limit on open files towards the hard one: at systemd's default of 1024, a client on the network
-    that opened a thousand connections and sent nothing (a TLS handshake is waited for 60 s, before the connection
+    that opened a thousand connections and sent nothing (a TLS handshake is waited for 30 s, before the connection
     limits see it) left the server no file to accept anyone with (systemd's advice: a program that does not use
     select() raises its own soft limit). OPEN_FILES is many times what the connection limits keep open."""
     import resource
@@ -119,10 +119,11 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
 
     import uvicorn
 
-    from edge_rap.serve.patience import Patience, protocol
+    from edge_rap.serve.patience import Patience, loop_factory, protocol
 
+    patience = patience or Patience()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
-                            http=protocol(patience or Patience()), server_header=False,
+                            http=protocol(patience), loop=loop_factory(patience), server_header=False,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     try:
         config.load()  # the certificate and key are read here

@@ -122,7 +122,7 @@ def test_a_tls_handshake_not_made_in_time_is_closed(tmp_path):
 def test_the_body_of_a_request_sent_before_the_last_answer_may_take_its_time(tmp_path):
     """A request sent before the answer to the one before it (pipelined) is read once that answer is complete: its
     body, still coming then, was taken for the rest of a body answered already, and closed `trickle_s` after."""
-    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, trickle_s=1.0)) as live:
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, trickle_s=1.0, progress=1)) as live:
         auth = f"Host: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n".encode()
         first = b"GET /api/concepts HTTP/1.1\r\n" + auth + b"\r\n"
         body = b'{"description": "slow"}'
@@ -134,6 +134,39 @@ def test_the_body_of_a_request_sent_before_the_last_answer_may_take_its_time(tmp
                 time.sleep(0.2)
                 s.sendall(body[k:k + 1])
             assert _answer(s).startswith(b"HTTP/1.1 404")
+
+
+def _upload(url: str, token: str, pieces: int, size: int, every_s: float) -> tuple[socket.socket, bool]:
+    """A request with the token whose body (JSON padded with spaces) comes as `pieces` pieces of `size` bytes, one
+    `every_s` seconds; the socket and whether the server closed it before the whole body was sent."""
+    body = b'{"description": "slow"'
+    head = (f"PATCH /api/concepts/bo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body) + pieces * size + 1}\r\n\r\n")
+    s = _silent(url, head.encode() + body)
+    for piece in [b" " * size] * pieces + [b"}"]:
+        time.sleep(every_s)
+        try:
+            s.sendall(piece)
+        except OSError:  # (reset: the server closed it)
+            return s, True
+    return s, False
+
+
+def test_an_upload_with_the_token_that_trickles_in_is_closed_and_a_slow_one_is_not(tmp_path):
+    """A body the server reads, with the token, had only the silence's deadline: a byte every few seconds held the
+    connection for ever. It must bring `progress` bytes in each `trickle_s` (here 4 KiB in 2 s, for 16 KiB in 30 s);
+    a slow link's upload, and one that stalls for most of a window, still does."""
+    patience = Patience(idle_s=3.0, trickle_s=2.0, progress=4096)
+    with live_server(fake_settings(tmp_path), patience=patience) as live:
+        trickle, cut = _upload(live.url, live.token, pieces=50, size=1, every_s=0.2)
+        trickle.close()
+        assert cut  # while it still trickled: a byte every 0.2 s put the silence's deadline off
+        slow, cut = _upload(live.url, live.token, pieces=12, size=2048, every_s=0.25)  # 8 KiB/s for 3 s
+        with slow:
+            assert not cut and _answer(slow).startswith(b"HTTP/1.1 404")  # (no concept named bo: read whole)
+        stalling, cut = _upload(live.url, live.token, pieces=4, size=8192, every_s=1.2)  # silent 1.2 s at a time
+        with stalling:
+            assert not cut and _answer(stalling).startswith(b"HTTP/1.1 404")
 
 
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):

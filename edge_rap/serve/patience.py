@@ -6,7 +6,8 @@ a phone whose Wi-Fi dropped mid-upload (no FIN ever comes) held its slot for eve
 opened 64 sockets and sent nothing had every other request refused, the household's included, until it left. What
 only the client waits on has a deadline that bytes do not put off: a request's head, and the rest of a body answered
 already (401 without the token): one byte every few seconds (slowloris) re-armed the silence's deadline for ever, and a
-few such clients, no token needed, held every connection."""
+few such clients, no token needed, held every connection. A body the server reads may come slowly, but not that slowly:
+it must bring `Patience.progress` bytes in each `trickle_s`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import logging
 from dataclasses import dataclass
 
 import h11
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,18 @@ REFUSED_S = 2.0
 class Patience:
     """How long a client may leave its request unfinished without sending a byte; how long it may take over what
     nothing but itself waits on: a request's head (its line and headers, a few hundred bytes a browser sends at
-    once) and the rest of a body the server has answered already; and how many connections the server keeps open: in
-    all, and from one address (a browser opens 6, the companion 1)."""
+    once) and the rest of a body the server has answered already; the bytes a body the server reads must bring in each
+    `trickle_s` from its head's end (`progress`); and how many connections the server keeps open: in all, and from one
+    address (a browser opens 6, the companion 1).
+
+    16 KiB in 30 s is 0.5 KiB/s on average, where a phone on a poor link uploads at 20 KiB/s: such a link that stalls for
+    20 s still brings 200 KiB in the 30 s, one that stalls for 29 s (a 30 s silence closes it) 20 KiB, and an old 2G
+    link at 5 KiB/s stalling 20 s 50 KiB. A client trickling a byte every few seconds brings tens of bytes, and one that
+    keeps to the floor must spend the bandwidth of a slow link on each connection it holds."""
 
     idle_s: float = 30.0
     trickle_s: float = 30.0
+    progress: int = 16 * 1024
     connections: int = 64
     per_client: int = 16
 
@@ -48,11 +57,23 @@ def closing_answer(status: int, message: str) -> bytes:
     return head.encode() + body
 
 
+class _NotedFlow(FlowControl):
+    """uvicorn's flow control, noting when the server stops reading (its buffer full, the app not reading yet): a
+    client held back so is not slow."""
+
+    held = False
+
+    def pause_reading(self) -> None:
+        self.held = True
+        super().pause_reading()
+
+
 class PatientProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on the client's silence while its request is unfinished
     (re-armed by every byte; a pause that is the server's own, its reading paused, does not count), one on its
-    request's head from its first byte and on the rest of a body answered already (neither re-armed), and the
-    connection limits of `Patience`, a
+    request's head from its first byte and on the rest of a body answered already (neither re-armed), a floor on
+    the progress of a body the server reads (`Patience.progress` in each `trickle_s`, a window in which the server
+    stopped reading not judged), and the connection limits of `Patience`, a
     connection over them answered 503 at its request (and not counted); its own errors in the API's JSON."""
 
     def __init__(self, *args, patience: Patience, **kwargs):
@@ -60,10 +81,13 @@ class PatientProtocol(H11Protocol):
         self.patience = patience
         self._deadline = None
         self._trickle_deadline = None
+        self._received = 0  # bytes from the client, all told
+        self._window_from: int | None = None  # `_received` as the body's present window began; None: no body timed
         self._refusal: str | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self.flow = _NotedFlow(transport)
         address = self.client[0] if self.client else None
         kept = [c for c in self.connections if c is not self and getattr(c, "_refusal", None) is None]
         if len(kept) >= self.patience.connections:
@@ -80,12 +104,14 @@ class PatientProtocol(H11Protocol):
             self.transport.close()
             return
         self._arm()
+        self._received += len(data)
         before = self.conn.their_state
         if before is h11.IDLE:  # a request's first bytes
             self._start_trickle_deadline()
         super().data_received(data)
-        if self.conn.their_state is not before:  # its head, or the body answered already, is all there
+        if self.conn.their_state is not before:  # its head, or a body, is all there
             self._end_trickle_deadline()
+        self._time_the_body()
 
     def send_400_response(self, msg: str) -> None:
         """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text)."""
@@ -101,15 +127,27 @@ class PatientProtocol(H11Protocol):
         elif self.conn.their_state is h11.SEND_BODY and self.conn.our_state is h11.DONE:  # answered before its body
             # came (401, 405): the rest of it is read and dropped, for a while, not for as long as it trickles in (not
             # the body of a next request, sent before this answer and read after it: that one is still to answer)
+            self._end_trickle_deadline()
             self._start_trickle_deadline()
+        self._time_the_body()
 
     def connection_lost(self, exc) -> None:
         self._disarm()
         self._end_trickle_deadline()
         super().connection_lost(exc)
 
-    def _start_trickle_deadline(self) -> None:
+    def _time_the_body(self) -> None:
+        """A body the server reads (its request not answered yet) has its progress timed from its head's end, or from
+        its first bytes read after the answer before it (a pipelined request's head is read then)."""
+        if (self._trickle_deadline is None and self.conn.their_state is h11.SEND_BODY
+                and self.conn.our_state is not h11.DONE):
+            self._start_trickle_deadline(window_from=self._received)
+
+    def _start_trickle_deadline(self, window_from: int | None = None) -> None:
+        """A head's deadline, or a body answered already's (`window_from` None), else a window of a body's progress."""
         if self._trickle_deadline is None:
+            self._window_from = window_from
+            self.flow.held = self.flow.read_paused
             self._trickle_deadline = self.loop.call_later(self.patience.trickle_s, self._trickled)
 
     def _end_trickle_deadline(self) -> None:
@@ -119,8 +157,20 @@ class PatientProtocol(H11Protocol):
 
     def _trickled(self) -> None:
         """A head, or the rest of a body answered already, not all there `trickle_s` after it began: closed, however
-        busily it trickles in."""
+        busily it trickles in. A body the server reads: closed where it brought less than `progress` bytes in the
+        window just ended (unless the server held it back), else timed over the next."""
         self._trickle_deadline = None
+        if self._window_from is not None:
+            if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+                return
+            brought = self._received - self._window_from
+            if brought >= self.patience.progress or self.flow.held:
+                self._start_trickle_deadline(window_from=self._received)
+                return
+            log.info("closed a connection from %s: the body of its request brought %d bytes in %g s",
+                     self.client and self.client[0], brought, self.patience.trickle_s)
+            self.transport.close()
+            return
         if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             what = "its request's head" if self.conn.their_state is h11.IDLE else "the body of a request answered"
             log.info("closed a connection from %s: %s was not all there after %g s", self.client and self.client[0],

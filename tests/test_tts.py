@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from test_daemon_parts import wait_until
 from voices import WritingVoice, fake_piper
 
@@ -198,18 +199,58 @@ def test_a_line_longer_than_two_minutes_is_played_to_its_end(tmp_path, monkeypat
 
     given = []
 
-    class Player(subprocess.Popen):
+    class Player(tts.Child):
         def communicate(self, input=None, timeout=None):
             given.append(timeout)
             return super().communicate(input, timeout)
 
     monkeypatch.setattr(tts, "PLAYERS", (("true",),))
-    monkeypatch.setattr(tts.subprocess, "Popen", Player)
+    monkeypatch.setattr(tts, "Child", Player)
     speaker = Speaker(LongVoice())
     speaker.say("Bo is our dog ...")
     assert speaker.flush(60)
     speaker.close()
     assert len(given) == 1 and given[0] > 200
+
+
+#: A voice (named espeak-ng) or player that notes the soft limit on open files it has (waiting up to 10 s for 256,
+#: which its parent may set just after it starts) in NAME.limit beside itself; as a voice it writes a short WAV.
+NOTING_LIMIT = """
+import resource, sys, time, wave
+from pathlib import Path
+
+me = Path(sys.argv[0])
+waited = time.monotonic() + 10
+while resource.getrlimit(resource.RLIMIT_NOFILE)[0] != 256 and time.monotonic() < waited:
+    time.sleep(0.01)
+me.with_name(me.name + ".limit").write_text(str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+if me.name == "espeak-ng":
+    sys.stdin.read()
+    with wave.open(sys.argv[2], "wb") as w:
+        w.setnchannels(1), w.setsampwidth(1), w.setframerate(8000), w.writeframes(bytes(80))
+"""
+
+
+def test_the_programs_it_starts_get_the_limit_on_open_files_it_started_with(tmp_path):
+    # serve (and run --serve) raises its soft limit on open files towards 65536: the voice and the player it started
+    # inherited it, where a program that uses select() fails on a descriptor past 1023 (256 stands for 1024 here)
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}: no room to raise the soft one to")
+    for name in ("espeak-ng", "player"):
+        (tmp_path / name).write_text(f"#!{sys.executable}\n{NOTING_LIMIT}")
+        (tmp_path / name).chmod(0o755)
+    script = ("import resource, sys; from edge_rap.open_files import more_open_files; from edge_rap.speech import tts; "
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+              "more_open_files(); assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 256; "
+              "tts.PLAYERS = ((sys.argv[1] + '/player',),); "
+              "speaker = tts.Speaker(tts.EspeakVoice(sys.argv[1] + '/espeak-ng')); speaker.say('Bo arrived'); "
+              "assert speaker.flush(60); speaker.close(); assert speaker.spoken == 1")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [(tmp_path / f"{name}.limit").read_text() for name in ("espeak-ng", "player")] == ["256", "256"]
 
 
 def test_piper_is_given_the_time_a_long_line_takes(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.open_files import more_open_files
 from edge_rap.serve.drain import InFlight
 from edge_rap.wording import counted
 
@@ -51,26 +52,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-#: The open files the server asks for (its soft limit raised to this, or to the hard limit where that is lower).
-OPEN_FILES = 65536
-
-
-def more_open_files() -> None:
-    """Raise the soft limit on open files towards the hard one: at systemd's default of 1024, a client on the network
-    that opened a thousand connections and sent nothing (a TLS handshake is waited for 30 s, before the connection
-    limits see it) left the server no file to accept anyone with (systemd's advice: a program that does not use
-    select() raises its own soft limit). OPEN_FILES is many times what the connection limits keep open."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError) as e:  # (a container's own cap): the server works, with fewer connections
-            log.warning("cannot raise the limit on open files from %d to %d (%s)", soft, wanted, e)
 
 
 def bind(host: str, port: int) -> socket.socket:

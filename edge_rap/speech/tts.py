@@ -33,6 +33,7 @@ from typing import IO, Callable, Protocol
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.newest import NewestWorker
+from edge_rap.open_files import Child
 from edge_rap.scratch import private_folder, process_folder
 from edge_rap.speech.names import spoken_form
 
@@ -102,10 +103,15 @@ class EspeakVoice:
     name: str = "espeak-ng"
 
     def write(self, text: str, wav: Path) -> bool:
-        done = subprocess.run([self.name, "-w", str(wav), "--stdin"], input=text.encode(), timeout=60,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with Child([self.name, "-w", str(wav), "--stdin"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE) as done:
+            try:
+                said = done.communicate(text.encode(), timeout=60)[1]
+            except subprocess.TimeoutExpired:
+                done.kill()
+                raise
         if done.returncode != 0:  # its reason: its data gone with a broken upgrade, say
-            log.warning("%s ended (exit %d): %s", self.name, done.returncode, last_words(done.stderr))
+            log.warning("%s ended (exit %d): %s", self.name, done.returncode, last_words(said))
         return done.returncode == 0 and wav.exists()
 
     def close(self) -> None:
@@ -149,7 +155,7 @@ class PiperVoice:
             self._closing = self._wrote = False
             self._folder = private_folder("piper")
             self._written, self._said = queue.Queue(), deque(maxlen=1)
-            self._process = subprocess.Popen(
+            self._process = Child(
                 [sys.executable, "-m", "piper", "-m", str(self.model), "--output-dir", str(self._folder)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, encoding="utf-8",
                 errors="replace", env={**os.environ, "PYTHONIOENCODING": "utf-8"})  # UTF-8 both ways, whatever the
@@ -352,8 +358,7 @@ class Speaker:
         audio device busy or gone, for hours) is said once, and again when it plays."""
         try:
             with self._lock:
-                self._process = subprocess.Popen([*self.player, str(wav)], stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.PIPE)
+                self._process = Child([*self.player, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 err = self._process.communicate(timeout=_seconds(wav) + PLAYER_SLACK_S)[1]
             except subprocess.TimeoutExpired:

@@ -150,7 +150,7 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     assert not {"api-token", "serve.json"} & set(members(plain))
     with open(gz, "rb") as f:
         assert f.read(2) == b"\x1f\x8b"
-    assert members(gz)["api-token"] == b"secret-of-the-house"
+    assert members(gz)["api-token"] == b"secret-of-the-house" and "serve.json" not in members(gz)  # (this device's)
     rc, out, _ = edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")
     assert rc == 0 and out.startswith("restored 2 concepts, 3 photo views and 2 events, backed up ")
     assert (tmp_path / "copy" / "api-token").read_text() == "secret-of-the-house"
@@ -160,6 +160,24 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     rc, out, _ = edge_rap(capsys, "restore", gz, "--json", "--memory", tmp_path / "device")
     assert rc == 0 and (tmp_path / "device" / "api-token").read_text() == "secret-of-the-house"
     assert (Path(json.loads(out)["aside"]) / "api-token").read_text() == "the new device's own"
+
+
+def test_where_a_backups_serve_listened_is_never_restored(archive, current, tmp_path, capsys):
+    # A backup made --with-token carried serve.json, which restore put in place: a forged one's host became the
+    # device's pairing link, with the token in it (`pair --rotate` gave the new token to that host), until serve ran
+    # again. Now this device's own stays (where its serve listens); a memory restored on a new device has none yet.
+    files = {**members(archive), "api-token": b"the backup's token",
+             "serve.json": b'{"host": "pair.evil.example", "port": 443, "tls": true}'}
+    forged = write_archive(tmp_path / "forged.tar", with_manifest(files, json.loads(files[MANIFEST])))
+    (current / "serve.json").write_text('{"host": "0.0.0.0", "port": 8765, "tls": false}')
+    assert edge_rap(capsys, "restore", forged, "--replace", "--memory", current)[0] == 0
+    assert (current / "serve.json").read_text() == '{"host": "0.0.0.0", "port": 8765, "tls": false}'
+    assert (current / "api-token").read_text() == "the backup's token"  # (a backup --with-token's, as asked)
+    assert edge_rap(capsys, "restore", forged, "--memory", tmp_path / "new")[0] == 0
+    assert not (tmp_path / "new" / "serve.json").exists()
+    for memory in (current, tmp_path / "new"):
+        rc, out, _ = edge_rap(capsys, "pair", "--json", "--rotate", "--memory", memory)
+        assert rc == 0 and "evil" not in json.loads(out)["url"]
 
 
 def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, capsys):

@@ -17,10 +17,13 @@ from edge_rap.memory.files import DATABASE, is_own_image, is_own_index
 FORMAT = "edge-rap-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-#: The companion API's key to the house and where it listened: only with `backup --with-token`.
-SECRETS = ("api-token", "serve.json")
+#: The companion API's key to the house: only with `backup --with-token`.
+SECRETS = ("api-token",)
+#: Where `serve` listened, which `backup --with-token` wrote before 2026-12-05: read and checked, never restored. It
+#: names another device's address (or a forged backup's own host, which `pair` showed in its link with the token).
+NOT_RESTORED = ("serve.json",)
 #: Files at the top of an archive besides the manifest.
-TOP_FILES = (DATABASE, EVENTS_DB, *SECRETS)
+TOP_FILES = (DATABASE, EVENTS_DB, *SECRETS, *NOT_RESTORED)
 #: A manifest bigger than this is no manifest a backup writes (it is read whole).
 MAX_MANIFEST = 64 * 1024 * 1024
 

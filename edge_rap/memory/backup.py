@@ -68,8 +68,8 @@ class _Snapshot:
 def back_up(root: Path, target: Path, force: bool = False, with_token: bool = False,
             progress: Progress = lambda items: items) -> BackupReport:
     """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
-    first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token and
-    serve.json stay out: a backup on a USB stick must not carry the key to the house."""
+    first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token stays
+    out: a backup on a USB stick must not carry the key to the house."""
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from edge_rap.wording import counted
 
-LEFT_OUT = ("the model cache, the demo and, unless --with-token, the companion API's token and serve.json (a backup "
-            "on a USB stick must not carry the key to the house)")
+LEFT_OUT = ("the model cache, the demo, serve.json (where this device's `serve` listens) and, unless --with-token, the "
+            "companion API's token (a backup on a USB stick must not carry the key to the house)")
 
 
 def cmd_backup(args) -> int:
@@ -65,8 +65,8 @@ def register(add) -> None:
                    "in .gz (.tar.gz) or .tgz (photos hardly compress; .zip, .xz and the like are refused); "
                    "written whole or not at all")
     p.add_argument("--force", action="store_true", help="replace FILE where it exists")
-    p.add_argument("--with-token", action="store_true", help="also the companion API's token and serve.json (phones "
-                   "paired with this device stay paired with a restored one)")
+    p.add_argument("--with-token", action="store_true", help="also the companion API's token (phones paired with "
+                   "this device stay paired with a restored one)")
     p.add_argument("--json", action="store_true", help="one JSON object: path, bytes, concepts, views, events, sha256 "
                    "(of the file), missing (stored photos missing or damaged, and events.sqlite where the event log is "
                    "damaged: not backed up)")

@@ -26,8 +26,8 @@ from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
-from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, Counts, Manifest, Member, is_member_name, referred, \
-    stranger
+from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, Counts, Manifest, Member, is_member_name, \
+    referred, stranger
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, finish_killed_restore
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
@@ -84,10 +84,12 @@ def restore(archive: Path, root: Path, replace: bool = False,
     hold(held)  # (a restore killed outright leaves it: the next one removes it)
     try:
         manifest = _extract(archive, staging, progress)
+        for name in NOT_RESTORED:  # (the device's own stays in place)
+            (staging / name).unlink(missing_ok=True)
         for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
             if folder.is_dir():
                 fsync_dir(folder)
-        kept = _note_kept(root, manifest)
+        kept = _note_kept(root, staging)
         _refuse_held(root)  # (again, the last thing before the swap: one may have started meanwhile)
         aside = _swap(staging, root, kept)
     except BaseException:
@@ -301,7 +303,7 @@ def _writing(staging: Path) -> Iterator[None]:
 
 def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
-    the memory (`kept`: the model cache, the demo; the API's token where the backup brings none) kept in place. The
+    the memory (`kept`: the model cache, the demo, serve.json; the API's token where the backup brings none) kept in place. The
     two are exchanged in one step where the file system can: a restore killed (a power cut) between two renames left
     no memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step until the
     step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory aside, or
@@ -337,14 +339,14 @@ def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:
     return aside
 
 
-def _note_kept(root: Path, manifest: Manifest) -> list[str]:
-    """What is not the memory in the folder `root` and is not restored (the model cache, the demo, the token where
-    the backup brings none): named in `KEPT_NOTE` there, on the disk before the swap (so that a note in the memory
+def _note_kept(root: Path, staging: Path) -> list[str]:
+    """What is not the memory in the folder `root` and is not restored in `staging` (the model cache, the demo,
+    serve.json, the token where the backup brings none): named in `KEPT_NOTE` there, on the disk before the swap (so that a note in the memory
     moved aside is always whole), for the next command to move back should this restore be killed before it does."""
     if not root.exists():
         return []
     kept = [p.name for p in root.iterdir()
-            if not MEMORY_DATA.fullmatch(p.name) and p.name not in manifest.files and p.name != KEPT_NOTE]
+            if not MEMORY_DATA.fullmatch(p.name) and not (staging / p.name).exists() and p.name != KEPT_NOTE]
     fd = os.open(root / KEPT_NOTE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, "".join(f"{name}\n" for name in kept).encode())

@@ -169,6 +169,42 @@ def test_an_upload_with_the_token_that_trickles_in_is_closed_and_a_slow_one_is_n
             assert not cut and _answer(stalling).startswith(b"HTTP/1.1 404")
 
 
+def test_a_body_the_server_itself_stopped_reading_is_not_taken_for_a_slow_one():
+    """uvicorn stops reading a body while 64 KiB of it wait for the app (a request in line for the model): the client
+    can bring nothing then, and a window in which it could not is not held against it."""
+    import asyncio
+    import threading
+
+    from test_daemon_parts import wait_until
+
+    from edge_rap.serve.server import bind, make_server
+
+    async def late_reader(scope, receive, send):  # reads its body 3 windows after the request came
+        await asyncio.sleep(3.0)
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        answer = str(size).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
+        await send({"type": "http.response.body", "body": answer})
+
+    server = make_server(late_reader, None, Patience(idle_s=10.0, trickle_s=1.0, progress=1 << 20))
+    listening = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "the server's start")
+        body = b"a" * (2 << 20)  # (more than a window's progress, brought as soon as it is read)
+        head = f"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        with socket.create_connection(listening.getsockname(), timeout=60) as s:
+            s.sendall(head + body)
+            assert _answer(s).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_a_slow_upload_and_a_slow_answer_are_not_cut_short(tmp_path, monkeypatch):
     """Only silence while the client owes bytes counts: a body that keeps coming, however slowly, and an answer
     the server takes its time over are both answered."""

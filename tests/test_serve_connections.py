@@ -186,7 +186,8 @@ def test_a_body_the_server_itself_stopped_reading_is_not_taken_for_a_slow_one():
             message = await receive()
             size, more = size + len(message.get("body", b"")), message.get("more_body", False)
         answer = str(size).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
+        length = (b"content-length", b"%d" % len(answer))
+        await send({"type": "http.response.start", "status": 200, "headers": [length]})
         await send({"type": "http.response.body", "body": answer})
 
     server = make_server(late_reader, None, Patience(idle_s=10.0, trickle_s=1.0, progress=1 << 20))

@@ -303,11 +303,11 @@ def _writing(staging: Path) -> Iterator[None]:
 
 def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:
     """Put `staging` in `root`'s place; the memory there before moved aside whole (its path returned), what is not
-    the memory (`kept`: the model cache, the demo, serve.json; the API's token where the backup brings none) kept in place. The
-    two are exchanged in one step where the file system can: a restore killed (a power cut) between two renames left
-    no memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step until the
-    step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory aside, or
-    the model cache in the restored folder, which is deleted next."""
+    the memory (`kept`: the model cache, the demo, serve.json; the API's token where the backup brings none) kept in
+    place. The two are exchanged in one step where the file system can: a restore killed (a power cut) between two
+    renames left no memory at `root`, and the next command started an empty one there. A Ctrl-C is held over each step
+    until the step is noted: one pressed during a rename came as it returned, unnoted, and the undo left the memory
+    aside, or the model cache in the restored folder, which is deleted next."""
     if not root.exists():
         _rename(staging, root)
         fsync_dir(root.parent)
@@ -341,8 +341,9 @@ def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:
 
 def _note_kept(root: Path, staging: Path) -> list[str]:
     """What is not the memory in the folder `root` and is not restored in `staging` (the model cache, the demo,
-    serve.json, the token where the backup brings none): named in `KEPT_NOTE` there, on the disk before the swap (so that a note in the memory
-    moved aside is always whole), for the next command to move back should this restore be killed before it does."""
+    serve.json, the token where the backup brings none): named in `KEPT_NOTE` there, on the disk before the swap (so
+    that a note in the memory moved aside is always whole), for the next command to move back should this restore be
+    killed before it does."""
     if not root.exists():
         return []
     kept = [p.name for p in root.iterdir()

@@ -35,10 +35,10 @@ class Patience:
     `trickle_s` from its head's end (`progress`); and how many connections the server keeps open: in all, and from one
     address (a browser opens 6, the companion 1).
 
-    16 KiB in 30 s is 0.5 KiB/s on average, where a phone on a poor link uploads at 20 KiB/s: such a link that stalls for
-    20 s still brings 200 KiB in the 30 s, one that stalls for 29 s (a 30 s silence closes it) 20 KiB, and an old 2G
-    link at 5 KiB/s stalling 20 s 50 KiB. A client trickling a byte every few seconds brings tens of bytes, and one that
-    keeps to the floor must spend the bandwidth of a slow link on each connection it holds."""
+    16 KiB in 30 s is 0.5 KiB/s on average, where a phone on a poor link uploads at 20 KiB/s: such a link that stalls
+    for 20 s still brings 200 KiB in the 30 s, one that stalls for 29 s (a 30 s silence closes it) 20 KiB, and an old
+    2G link at 5 KiB/s stalling 20 s 50 KiB. A client trickling a byte every few seconds brings tens of bytes, and one
+    that keeps to the floor must spend the bandwidth of a slow link on each connection it holds."""
 
     idle_s: float = 30.0
     trickle_s: float = 30.0

@@ -153,6 +153,8 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     assert members(gz)["api-token"] == b"secret-of-the-house" and "serve.json" not in members(gz)  # (this device's)
     rc, out, _ = edge_rap(capsys, "restore", gz, "--memory", tmp_path / "copy")
     assert rc == 0 and out.startswith("restored 2 concepts, 3 photo views and 2 events, backed up ")
+    assert out.rstrip().endswith("; the companion API's token is the backup's: phones paired since it was made need "
+                                 "pairing again (edge-rap pair)")  # (said: it replaced the device's)
     assert (tmp_path / "copy" / "api-token").read_text() == "secret-of-the-house"
     # a device with a token of its own (no memory yet): the backup's wins, the device's goes aside, kept
     (tmp_path / "device").mkdir()
@@ -160,6 +162,10 @@ def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(househo
     rc, out, _ = edge_rap(capsys, "restore", gz, "--json", "--memory", tmp_path / "device")
     assert rc == 0 and (tmp_path / "device" / "api-token").read_text() == "secret-of-the-house"
     assert (Path(json.loads(out)["aside"]) / "api-token").read_text() == "the new device's own"
+    assert json.loads(out)["token"] is True
+    rc, out, _ = edge_rap(capsys, "restore", plain, "--json", "--memory", tmp_path / "plain")
+    assert rc == 0 and json.loads(out)["token"] is False
+    assert "token" not in edge_rap(capsys, "restore", plain, "--memory", tmp_path / "plain2")[1]
 
 
 def test_where_a_backups_serve_listened_is_never_restored(archive, current, tmp_path, capsys):

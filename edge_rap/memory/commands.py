@@ -48,9 +48,11 @@ def cmd_restore(args) -> int:
     else:
         c, made = report.counts, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.created))
         aside = f"; the memory there before was moved to {report.aside}" if report.aside else ""
+        token = ("; the companion API's token is the backup's: phones paired since it was made need pairing again "
+                 "(edge-rap pair)") if report.token else ""
         print(f"restored {counted(c.concepts, 'concept')}, {counted(c.views, 'photo view')} and "
               f"{counted(c.events, 'event')}, backed up {made}, "
-              f"into {report.memory}{aside}")
+              f"into {report.memory}{aside}{token}")
     if report.opened_meanwhile is not None:
         shown = f"pid {report.opened_meanwhile}" if report.opened_meanwhile > 0 else "another process"
         print(f"edge-rap: {shown} opened the memory while it was restored and goes on with the one moved aside, "
@@ -75,5 +77,6 @@ def register(add) -> None:
     p.add_argument("file", metavar="FILE", help="a file `edge-rap backup` wrote")
     p.add_argument("--replace", action="store_true", help="where --memory holds a memory: move it aside whole, to "
                    "<memory>.before-restore-<UTC time> beside it, and restore in its place")
-    p.add_argument("--json", action="store_true", help="one JSON object: memory, aside (where the memory before went, "
-                   "or null), concepts, views, events, created (when the backup was made, Unix seconds)")
+    p.add_argument("--json", action="store_true", help="one JSON object: memory, aside (where the memory before "
+                   "went, or null), concepts, views, events, created (when the backup was made, Unix seconds), "
+                   "token (whether it brought the companion API's token, which replaced the device's)")

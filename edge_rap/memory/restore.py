@@ -26,8 +26,8 @@ from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
-from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, Counts, Manifest, Member, is_member_name, \
-    referred, stranger
+from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
+    is_member_name, referred, stranger
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, finish_killed_restore
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
@@ -48,10 +48,12 @@ class RestoreReport:
     #: A process that opened the memory between the last check and the swap, and goes on with the one moved aside
     #: (its pid; -1 where not said); None where none did.
     opened_meanwhile: int | None = None
+    #: Whether the backup brought the companion API's token (`backup --with-token`), which replaced the device's.
+    token: bool = False
 
     def to_json(self) -> dict:
         return {"memory": str(self.memory), "aside": str(self.aside) if self.aside else None, **self.counts.to_json(),
-                "created": self.created}
+                "created": self.created, "token": self.token}
 
 
 class _Refused(EdgeRapError):
@@ -101,7 +103,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
         os.close(held)
     late = next((pid for pid in map(holder, (aside / DATABASE, aside / EVENTS_DB)) if pid is not None), None) \
         if aside else None
-    return RestoreReport(root, aside, manifest.counts, manifest.created, late)
+    brought_token = any(name in manifest.files for name in SECRETS)
+    return RestoreReport(root, aside, manifest.counts, manifest.created, late, token=brought_token)
 
 
 def killed_restores(root: Path) -> list[Path]:
@@ -244,8 +247,8 @@ def _check_database(archive: Path, path: Path) -> None:
                 refuse_newer(db, archive)
                 _refuse_control_characters(archive, db)
                 if strange := stranger(chain(*referred(db))):
-                    raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the memory's "
-                                            "own: a forged backup")
+                    raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the "
+                                            "memory's own: a forged backup")
     except sqlite3.Error as e:
         raise _Refused(archive, f"its {path.name} cannot be read ({e})") from None
 

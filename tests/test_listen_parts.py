@@ -1093,11 +1093,23 @@ def test_questions_are_not_commands(said):
                                        ("Yes, no, wait", False), ("Where is Bo?", False), ("", False),
                                        # the wake phrase said again (push-to-talk has none to strip)
                                        ("Hey robot, yes.", True), ("Hey robot, yes please", True),
-                                       ("Hey robot, no.", False), ("Okay, do it", True), ("Hey, you", False)])
+                                       ("Hey robot, no.", False), ("Okay, do it", True), ("Hey, you", False),
+                                       # a leading "ok" is no yes of its own: "Okay, bye" declines
+                                       ("Okay, bye.", False), ("OK, goodbye", False), ("Okay, never mind.", False),
+                                       ("Sure. Good bye!", False), ("Yeah, bye-bye", False),
+                                       ("Okay, yes.", True), ("OK do it", True), ("Thank you, yes.", True)])
 def test_only_a_clear_yes_confirms(said, yes):
-    from edge_rap.speech.intents import is_yes
+    from edge_rap.speech.intents import is_answer, is_yes
 
     assert is_yes(said) is yes
+    assert is_answer(said) or not yes
+
+
+@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye"])
+def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
+    from edge_rap.speech.intents import is_answer, is_yes
+
+    assert is_answer(said) and not is_yes(said)
 
 
 def test_a_failed_spoken_command_says_why_without_a_path():

@@ -51,8 +51,10 @@ _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$",
 _YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
                   r"absolutely|definitely|of course)\b", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
-_NO = re.compile(r"\b(?:no|not|don'?t|nope|cancel|stop|wait)\b", re.I)
-_NO_FIRST = re.compile(_LEAD + r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b", re.I)
+# a no, first or after a yes's word ("Okay, bye": the "okay" only leads it; "yes, but wait")
+_DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind|(?:good\W*)?bye)\b"
+_NO = re.compile(r"\b" + _DECLINE, re.I)
+_NO_FIRST = re.compile(_LEAD + _DECLINE, re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."

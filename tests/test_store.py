@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -231,6 +232,26 @@ def test_in_an_old_memory_a_name_of_punctuation_alone_is_still_found_renamed_and
         memory.rename("bo", "?")
     assert memory.rename("?", "what").name == "what"
     memory.forget("what")
+    assert [c.name for c in memory.concepts()] == ["bo"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029"])
+def test_a_line_or_paragraph_separator_in_a_new_name_is_refused_and_an_old_one_still_found(memory, images,
+                                                                                            separator):
+    # U+2028 and U+2029 passed as a name's letters: a line break wherever the name is printed or logged
+    memory.remember("bo", [scene_file(images, 1)])
+    for new in (f"tea{separator}pot", f"tea {separator} pot"):
+        with pytest.raises(EdgeRapError, match=re.escape(f"has a character that is not allowed: {separator!r}")):
+            memory.remember(new, [scene_file(images, 2)])
+        with pytest.raises(EdgeRapError, match="not allowed"):
+            memory.rename("bo", new)
+    old = f"tea{separator}pot"
+    with memory.store.transaction() as db:  # as a memory made before such names were refused holds it
+        db.execute("INSERT INTO concepts (name, category, description, created, updated) VALUES (?, '', '', 0, 0)",
+                   (old,))
+    assert memory.get(f"<{old}>").name == old
+    assert memory.rename(old, "teapot").name == "teapot"
+    memory.forget("teapot")
     assert [c.name for c in memory.concepts()] == ["bo"]
 
 

@@ -216,8 +216,12 @@ def new_name(name: str) -> str:
     """A name for a concept to take (remember, rename): a valid name with a letter, a digit or a symbol such as an
     emoji in it. Punctuation alone ("?", "*", "...") is refused: a question's own "?" named <?>, the dots and
     dashes name_key drops leave nothing to tell "..." from "-", and a voice cannot say it. Only new names are
-    held to this: a memory of before still finds and forgets such a name."""
+    held to this: a memory of before still finds and forgets such a name. So is a line or paragraph separator
+    (U+2028, U+2029: a line break where the name is printed or logged), which validate_name let through before:
+    a memory or backup holding one still loads, restores, finds and renames it."""
     name = validate_name(name)
+    if breaks := [c for c in name if unicodedata.category(c) in ("Zl", "Zp")]:
+        raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {breaks[0]!r}")
     if not any(unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "So" for c in name):
         raise EdgeRapError(f"concept name {name!r} needs a letter, a digit or an emoji: punctuation alone cannot be "
                            "said or asked about")

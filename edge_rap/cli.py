@@ -674,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
             memory="a new or empty folder to remember the dataset into, left so where the run fails or is "
             "interrupted (default a temporary one)")
     p.add_argument("kind", choices=["retrieval", "localize"], help="retrieval: each concept's other photos "
-                   "recognised (top-1, top-5, yes/no); localize: photos pasted into seeded composites, found and "
+                   "recognised (top-1, top-5, yes/no; null where nothing is behind a figure: top-5 of 5 concepts "
+                   "or fewer, top-1 and the negatives of one); localize: photos pasted into seeded composites, found and "
                    "boxed (recall, precision, IoU)")
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import unicodedata
 from contextlib import ExitStack, closing
 
@@ -57,12 +58,13 @@ def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, setti
         save_photo(distractors, name)
     report = evaluate_retrieval(settings, dataset, distractors)
     assert report["concepts"] == 5 and report["queries"] == 10
-    assert report["top1"] == 1.0 and report["top5"] == 1.0
+    assert report["top1"] == 1.0 and report["top5"] is None  # 5 concepts: each is among the first five
     assert report["recognition_positive"] >= 0.9 and report["recognition_negative"] >= 0.95
     assert report["recognition_weighted"] == pytest.approx((report["recognition_positive"] + report["recognition_negative"]) / 2, abs=1e-4)
     curve = report["growth"]
     assert [p["distractors"] for p in curve] == [0, 1, 2, 4, 8] and curve[-1]["concepts"] == 13
-    assert all(0.0 <= p["recall@1"] <= p["recall@5"] <= 1.0 for p in curve)
+    assert [p["recall@5"] is None for p in curve] == [True, False, False, False, False]
+    assert all(0.0 <= p["recall@1"] <= p["recall@5"] <= 1.0 for p in curve[1:])
 
 
 def test_wrong_labels_give_low_recall(dataset, settings):
@@ -79,8 +81,24 @@ def test_wrong_labels_give_low_recall(dataset, settings):
 def test_cli_json_has_the_keys_scripts_read(dataset, settings, capsys):
     assert main(["eval", "retrieval", "--dataset", str(dataset), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    for key in ("top1", "top5", "recognition_positive", "recognition_negative", "recognition_weighted"):
+    for key in ("top1", "recognition_positive", "recognition_negative", "recognition_weighted"):
         assert isinstance(report[key], float)
+    assert report["top5"] is None  # the key kept, null: 5 concepts are each among the first five
+
+
+def test_a_figure_with_nothing_behind_it_is_null_and_said_so(dataset, settings, capsys):
+    # One concept has no negatives (reported 1.0) and nothing to rank against (top-1 and top-5 1.0 whatever the
+    # embedder); under 6 concepts every one is among the first five (top-5 1.0)
+    for name in CONCEPTS[1:]:
+        shutil.rmtree(dataset / name)
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["concepts"] == 1 and isinstance(report["recognition_positive"], float)
+    assert [report[k] for k in ("top1", "top5", "recognition_negative", "recognition_weighted")] == [None] * 4
+    assert main(["eval", "retrieval", "--dataset", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "top-1 recall none (one concept: nothing to rank)" in out
+    assert "negative none (no negatives: one concept)  weighted none (no negatives)" in out
 
 
 @pytest.mark.parametrize("option", ["--dataset", "--distractors"])

@@ -108,7 +108,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
             _require_queries(dataset, [], references)
         vectors = [retriever.embed_query(img) for _, img in progress(queries)]
         all_scored = [retriever.score(v) for v in vectors]
-        top1, top5 = _recall(queries, all_scored)
+        top1, top5 = _recall(queries, all_scored, len(concepts))
         positive, negative = [], []
         for (truth, image), scored in zip(queries, all_scored):
             accepted = {h.concept.name for h in retriever.decide(image, scored).hits}
@@ -120,15 +120,17 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
             "concepts_queried": len({name for name, _ in queries}),
             "references": references,
             "queries": len(queries),
-            "top1": round(top1, 4),
-            "top5": round(top5, 4),
-            "recognition_positive": round(float(np.mean(positive)), 4),
-            "recognition_negative": round(float(np.mean(negative)) if negative else 1.0, 4),
+            "top1": _rounded(top1),
+            "top5": _rounded(top5),
+            "recognition_positive": _rounded(float(np.mean(positive))),
+            "recognition_negative": _rounded(float(np.mean(negative)) if negative else None),  # one concept: none
             "threshold": round(retriever.space_threshold, 4),
             "policy": {"z": retriever.policy.z, "margin": retriever.policy.margin},
             "skipped_images": skipped,
         }
-        report["recognition_weighted"] = round((report["recognition_positive"] + report["recognition_negative"]) / 2, 4)
+        negative_rate = report["recognition_negative"]
+        report["recognition_weighted"] = _rounded(None if negative_rate is None else
+                                                  (report["recognition_positive"] + negative_rate) / 2)
         if distractors is not None:
             report["growth"] = _growth(mem, retriever, queries, vectors, distractors, extra, skipped, progress)
     return report
@@ -398,33 +400,50 @@ def _growth(mem, retriever, queries, vectors, distractors: Path, files: list[Pat
             except EdgeRapError as e:
                 refused.append(str(e))
         added = step
-        top1, top5 = _recall(queries, [retriever.score(v) for v in vectors])
-        curve.append({"concepts": len(mem.concepts()), "distractors": len(mem.concepts()) - base,
-                      "recall@1": round(top1, 4), "recall@5": round(top5, 4)})
+        held = len(mem.concepts())
+        top1, top5 = _recall(queries, [retriever.score(v) for v in vectors], held)
+        curve.append({"concepts": held, "distractors": held - base, "recall@1": _rounded(top1),
+                      "recall@5": _rounded(top5)})
     if len(refused) == len(files):
         raise EdgeRapError(f"{distractors}: no distractor image could be remembered ({refused[-1]})")
     skipped += [f"{e} (a distractor: not added)" for e in refused]
     return curve
 
 
-def _recall(queries: list[tuple[str, Image]], scored: list[list]) -> tuple[float, float]:
-    """Top-1 and top-5 recall: how often the true concept ranks first, or among the first five."""
+def _recall(queries: list[tuple[str, Image]], scored: list[list], concepts: int) -> tuple[float | None, float | None]:
+    """Top-1 and top-5 recall: how often the true concept ranks first, or among the first five. None where no more
+    than that many `concepts` compete: every one is among them, and a 1.0 would say nothing."""
     ranked = [[c.name for c, _ in s] for s in scored]
-    top1 = float(np.mean([r[:1] == [t] for (t, _), r in zip(queries, ranked)]))
-    top5 = float(np.mean([t in r[:5] for (t, _), r in zip(queries, ranked)]))
-    return top1, top5
+
+    def at(k: int) -> float | None:
+        return float(np.mean([t in r[:k] for (t, _), r in zip(queries, ranked)])) if concepts > k else None
+
+    return at(1), at(5)
+
+
+def _rounded(figure: float | None) -> float | None:
+    """A figure as the report gives it: 4 decimals, or None (null in --json) where nothing is behind it."""
+    return None if figure is None else round(figure, 4)
+
+
+def _figure(value: float | None, missing: str) -> str:
+    """A figure as the report's text gives it; `missing`: why there is none (null in --json)."""
+    return f"{value:.3f}" if value is not None else f"none ({missing})"
 
 
 def format_report(report: dict) -> str:
     lines = [
         f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['concepts'], 'concept')}"
         f"{_queried(report)}, {counted(report['queries'], 'query', 'queries')}",
-        f"top-1 recall {report['top1']:.3f}   top-5 recall {report['top5']:.3f}",
-        f"recognition: positive {report['recognition_positive']:.3f}  negative {report['recognition_negative']:.3f}  "
-        f"weighted {report['recognition_weighted']:.3f}",
+        f"top-1 recall {_figure(report['top1'], 'one concept: nothing to rank')}   "
+        f"top-5 recall {_figure(report['top5'], '5 concepts or fewer: each is among the first five')}",
+        f"recognition: positive {report['recognition_positive']:.3f}  "
+        f"negative {_figure(report['recognition_negative'], 'no negatives: one concept')}  "
+        f"weighted {_figure(report['recognition_weighted'], 'no negatives')}",
     ]
     for point in report.get("growth", []):
-        lines.append(f"  {point['concepts']:5d} concepts: recall@1 {point['recall@1']:.3f}  recall@5 {point['recall@5']:.3f}")
+        lines.append(f"  {point['concepts']:5d} concepts: recall@1 {_figure(point['recall@1'], 'one concept')}  "
+                     f"recall@5 {_figure(point['recall@5'], '5 concepts or fewer')}")
     for s in report["skipped_images"]:
         lines.append(f"skipped: {s}")
     return "\n".join(lines)

@@ -8,11 +8,12 @@ import json
 import logging
 import os
 import sys
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError, PartlyDone
+from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
 from edge_rap.output import GuardedOutput, OutputError
 from edge_rap.wording import counted, noun
 
@@ -574,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
-                                     "too), or a command-line mistake; 130 interrupted; 141 the reader left (| head). "
+                                     "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129, with the same "
+                                     "cleanup; run and serve end 0 on each); 141 the reader left (| head). "
                                      "`edge-rap COMMAND --help` "
                                      "for each command's options.")
     from edge_rap import __version__
@@ -690,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="localize: each pasted photo's width as a fraction of the frame's (default 0.15-0.6)")
     p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
+    p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (_stop_on_signals), exit 0
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
                    help="camera index, video file, photo, RTSP/HTTP URL or folder of images; repeat for several "
                         "cameras")
@@ -775,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_empty_names(args)
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
-        with redirect_stdout(output):  # an OSError of the output tells itself apart from the command's
+        stopping = nullcontext() if getattr(args, "stops_itself", False) else stops_as_ctrl_c()
+        with redirect_stdout(output), stopping:  # an OSError of the output tells itself apart from the command's
             code = args.func(args)
             if output is not None:
                 output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
@@ -786,6 +790,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeRapError as e:
         print(f"edge-rap: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:  # after a Ctrl-C's cleanup, the status a shell gives a process that signal ended
+        print(f"edge-rap: stopped by {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("edge-rap: interrupted", file=sys.stderr)
         return 130

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -103,3 +106,17 @@ def temp_folder(tmp_path, monkeypatch) -> Path:
     yield temp
     if scratch._held is not None:
         os.close(scratch._held.lock_fd)
+
+
+@pytest.fixture
+def stop_signal() -> Callable[[int], None]:
+    """Sends this process a SIGTERM or SIGHUP (as `kill`, a shutdown or a closed terminal would), with both set to fail
+    the test meanwhile where the code under test leaves them to the handler it found: by default they ended pytest."""
+
+    def unhandled(signum: int, frame) -> None:
+        raise AssertionError(f"{signal.Signals(signum).name} reached the handler the command found")
+
+    before = {sig: signal.signal(sig, unhandled) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    yield lambda signum: os.kill(os.getpid(), signum)
+    for sig, handler in before.items():
+        signal.signal(sig, handler)

@@ -196,6 +196,22 @@ def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, caps
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
 
 
+def test_a_sigterm_during_a_backup_leaves_no_partial_file(household, tmp_path, monkeypatch, capsys, stop_signal):
+    # as Ctrl-C does: SIGTERM killed the process past the cleanup, its FILE.partial-<pid> left as large as the memory
+    import signal
+
+    def stopped_at_the_second(items):
+        for k, item in enumerate(items):
+            if k == 1:
+                stop_signal(signal.SIGTERM)
+            yield item
+
+    monkeypatch.setattr(cli, "_progress", lambda label: stopped_at_the_second)
+    archive = tmp_path / "house.tar"
+    assert edge_rap(capsys, "backup", archive, "--memory", household)[::2] == (143, "edge-rap: stopped by SIGTERM\n")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("house")] == []
+
+
 def test_a_backup_inside_the_memory_folder_is_refused(household, capsys):
     err = one_line_error(*edge_rap(capsys, "backup", household / "b.tar", "--memory", household)[::2])
     assert "inside the memory folder" in err and not (household / "b.tar").exists()
@@ -693,14 +709,18 @@ def test_an_interrupt_while_the_memory_is_swapped_leaves_it_as_it_was(archive, c
 
 @pytest.mark.parametrize("step", ["the restored folder beside", "the exchange", "the memory aside",
                                   "the model cache"])
-def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive, current, step, monkeypatch, capsys):
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive, current, step, signum, code,
+                                                                       monkeypatch, capsys, stop_signal):
     # Ctrl-C pressed while a rename ran came as it returned, before the swap noted it: after the exchange (or the
     # memory's move aside, where there is none) the memory stayed swapped without its model cache, or stayed aside
-    # with nothing at its path; after the model cache's move, the cache was deleted with the restored folder
+    # with nothing at its path; after the model cache's move, the cache was deleted with the restored folder. A
+    # SIGTERM takes Ctrl-C's way, held over each step too.
     import signal
 
     from edge_rap.memory import restore
 
+    signum = signal.Signals[signum]
     (current / "models").mkdir()
     (current / "models" / "kept.onnx").write_bytes(b"a model")
     before, siblings = tree(current), sorted(p.name for p in current.parent.iterdir())
@@ -710,11 +730,11 @@ def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive,
         rename(source, target)
         if (Path(source).name.startswith(".current.restoring-") if step == "the restored folder beside" else
                 Path(source) == current if step == "the memory aside" else Path(source).name == "models"):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
     def exchanged_during(one, other):
         done = exchange(one, other)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
         return done
 
     monkeypatch.setattr(os, "rename", pressed_during)
@@ -722,7 +742,7 @@ def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive,
         monkeypatch.setattr(restore, "_exchange", exchanged_during)
     elif step == "the memory aside":
         monkeypatch.setattr(restore, "_exchange", lambda one, other: False)
-    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 130
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == code
     monkeypatch.setattr(os, "rename", rename)
     assert tree(current) == before and sorted(p.name for p in current.parent.iterdir()) == siblings
 

@@ -564,6 +564,22 @@ def test_run_in_process_gives_the_signals_back_when_it_ends(run, photos):
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+def test_sigterm_and_sighup_raise_as_ctrl_c_does_but_one_ignored_stays_ignored(stop_signal):
+    # a command's Ctrl-C cleanup was passed by; under `nohup` a closed terminal must still not stop it
+    import signal
+
+    from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with pytest.raises(KeyboardInterrupt) as stopped, stops_as_ctrl_c():
+            stop_signal(signum)
+        assert isinstance(stopped.value, Stopped) and stopped.value.signum == signum
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with stops_as_ctrl_c():
+        stop_signal(signal.SIGHUP)
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+
 def _help_of(command: str, capsys) -> str:
     capsys.readouterr()
     with pytest.raises(SystemExit):

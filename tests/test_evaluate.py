@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import unicodedata
 from contextlib import ExitStack, closing
 
@@ -397,6 +398,25 @@ def test_an_interrupted_run_leaves_no_half_remembered_dataset_in_a_new_memory(da
         evaluate(settings, dataset, memory=tmp_path / "mem", progress=_interrupted_after(2))
     assert not (tmp_path / "mem").exists()
     assert evaluate(settings, dataset, memory=tmp_path / "mem")  # the run again, not refused
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_sigterm_or_sighup_leaves_a_new_memory_as_ctrl_c_does(dataset, settings, tmp_path, monkeypatch, capsys,
+                                                               stop_signal, signum, code):
+    # `kill`, `timeout` or a closed terminal ended the process past the cleanup: half a dataset stayed in --memory
+    from edge_rap import cli
+
+    def stopped_at_the_third(items):
+        for k, item in enumerate(items):
+            if k == 2:
+                stop_signal(signum)
+            yield item
+
+    monkeypatch.setattr(cli, "_progress", lambda label: stopped_at_the_third)
+    memory = tmp_path / "mem"
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--memory", str(memory)]) == code
+    assert capsys.readouterr().err == f"edge-rap: stopped by {signal.Signals(signum).name}\n"
+    assert not memory.exists()
 
 
 def test_an_interrupted_run_leaves_a_memory_that_was_there_alone(dataset, settings, tmp_path):

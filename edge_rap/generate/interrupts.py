@@ -1,9 +1,15 @@
-"""Ctrl-C while llama.cpp works: held until it returns, then raised, not lost.
+"""Ctrl-C, SIGTERM and SIGHUP: each ends a command the same way, and none is lost while llama.cpp works.
+
+A command's cleanup on Ctrl-C is its `except BaseException` and `finally` blocks (eval empties a new --memory
+again, backup removes its partial file, restore undoes its swap, a write rolls back). SIGTERM (`kill`, `timeout`,
+a shutdown) and SIGHUP (its terminal or ssh session closed) killed the process past all of them: `stops_as_ctrl_c`
+makes them raise `Stopped`, a KeyboardInterrupt, where Ctrl-C raises its own.
 
 llama.cpp and mtmd report through a log callback written in Python (vlm.py routes their lines to logging).
 Python runs signal handlers between its own bytecodes, so a Ctrl-C pressed while the model loads or the
 prompt is evaluated (hundreds of log lines; seconds with a real model's image encoder) raised its
 KeyboardInterrupt inside that callback, where ctypes prints and drops it: the answer came anyway, exit 0.
+`interrupts_held` holds it (and a SIGTERM or SIGHUP raised so) until the body returns.
 """
 
 from __future__ import annotations
@@ -13,19 +19,56 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+#: The signals that stop a command as Ctrl-C does, besides SIGINT itself.
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised as Ctrl-C's KeyboardInterrupt is, so that the same cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame) -> None:
+    raise Stopped(signum)
+
 
 @contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Run the body with SIGINT only noted, then hand it to the handler it had (KeyboardInterrupt by default).
-    Off the main thread, where Python never runs signal handlers, and under SIG_IGN or SIG_DFL, nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
+def stops_as_ctrl_c() -> Iterator[None]:
+    """Run the body with SIGTERM and SIGHUP raising Stopped; the handlers they had come back after. One ignored
+    when it started (`nohup`) stays so. Off the main thread, where Python runs no signal handler, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    noted: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    previous = {sig: signal.getsignal(sig) for sig in STOPPING}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, _raise_stopped)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Run the body with SIGINT (and SIGTERM and SIGHUP, where a Python handler takes them) only noted, then hand
+    the first that came to the handler it had (KeyboardInterrupt by default). Off the main thread, where Python
+    never runs signal handlers, and under SIG_IGN or SIG_DFL, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: handler for sig in (signal.SIGINT, *STOPPING) if callable(handler := signal.getsignal(sig))}
+    noted: list[int] = []
+    for sig in held:
+        signal.signal(sig, lambda signum, frame: noted.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
         if noted:
-            previous(signal.SIGINT, None)
+            held[noted[0]](noted[0], None)

@@ -105,6 +105,7 @@ def add_tls_options(p) -> None:
 def register(add) -> None:
     """Add `serve` and `pair` to the command line through cli.py's `add(name, func, help)`."""
     p = add("serve", cmd_serve, "serve the HTTP API and the household page (loopback unless --host says otherwise)")
+    p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (cli._stop_on_signals), exit 0
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all); "
                    "it answers under an address, localhost, this machine's name and the names in "
                    "$EDGE_RAP_SERVE_HOSTS (comma-separated, e.g. robot.lan)")

@@ -732,7 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
                    "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
-                   "service), checked as run checks it: its scheduled backups, the last good one's age, and a folder "
+                   "service), checked as `run --config` alone checks it (a key whose partner run's command line may give, wake "
+                   "without voice, refused naming that option): its scheduled backups, the last good one's age, and a folder "
                    "on the memory's own drive are said too")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")

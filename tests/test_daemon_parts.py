@@ -813,8 +813,41 @@ def test_how_long_a_frozen_cameras_frame_may_last_is_a_checked_setting(tmp_path)
     assert options_of(run_config({}, settings)).frozen_s == 120.0
     assert options_of(run_config({"sources": ("0",)}, None)).frozen_s == 30.0
     settings.write_text("[daemon]\nfrozen-after = -1\n[[camera]]\nsource = 0\n")
-    with pytest.raises(EdgeRapError, match="^frozen-after must be a number of 0 or more, not -1.0$"):
+    with pytest.raises(EdgeRapError, match=f"^{re.escape(str(settings))}: frozen-after must be a number of 0 or more, "
+                                           "not -1.0$"):  # the file named, where the value is
         run_config({}, settings)
+
+
+def test_a_refusal_names_the_settings_file_where_its_values_earn_it(tmp_path):
+    # `run --config F` said "cooldown must be ..." of the file's value without naming the file
+    settings = tmp_path / "run.toml"
+    settings.write_text('[daemon]\ncooldown = -1\nwake = "hey robot"\n[[camera]]\nsource = 0\n')
+    named = f"^{re.escape(str(settings))}: "
+    with pytest.raises(EdgeRapError, match=named + "cooldown must be a number of 0 or more, not -1.0$"):
+        run_config({"voice": True}, settings)
+    with pytest.raises(EdgeRapError, match=named + "--wake goes with --voice"):  # the file's wake, without voice
+        run_config({"cooldown": 5.0}, settings)
+    assert run_config({"cooldown": 5.0, "voice": True}, settings).wake == "hey robot"
+    settings.write_text("[daemon]\ncooldown = 3\n[[camera]]\nsource = 0\n")
+    for given, said in (({"wake": "hey robot"}, "--wake goes with --voice"), ({"max_frames": 0}, "max-frames must be")):
+        with pytest.raises(EdgeRapError, match=f"^{said}"):  # the command line's own: no file named
+            run_config(given, settings)
+    settings.write_text("[daemon]\ncooldown = 3\n")
+    with pytest.raises(EdgeRapError, match=named + "run needs at least one --source"):
+        run_config({}, settings)
+
+
+def test_doctor_names_the_run_option_that_a_settings_file_leans_on(run, tmp_path):
+    # `run --config F --voice` took a file with a wake phrase; `doctor --config F` refused it, saying only "--wake
+    # goes with --voice", of which it has no option: it refuses it still, as the service (`run --config F`) would
+    settings = tmp_path / "run.toml"
+    settings.write_text('[daemon]\nwake = "hey robot"\n[[camera]]\nsource = 0\n')
+    rc, out, err = run("doctor", "--config", settings)
+    assert rc == 2 and out == ""
+    assert err == (f"edge-rap: {settings}: --wake goes with --voice (the phrase that starts a spoken question); the "
+                   "service runs `run --config` alone, which refuses it: add voice = true to [daemon], or give run "
+                   "--voice beside --config\n")
+    assert run_config({"voice": True}, settings).voice
 
 
 def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(tmp_path):

@@ -61,8 +61,6 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise EdgeRapError(f"{name.replace('_', '-')} must be a number of 0 or more, not {value}")
-        if self.wake is not None and not self.voice:
-            raise EdgeRapError("--wake goes with --voice (the phrase that starts a spoken question)")
         if self.wake is not None and not self.wake.strip():
             raise EdgeRapError("--wake needs a phrase, such as 'hey robot'")
         if self.wake is not None:
@@ -75,20 +73,12 @@ class RunConfig:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgeRapError("--tls-cert and --tls-key go together")
-        if self.tls_cert and self.serve is None:
-            raise EdgeRapError("--tls-cert and --tls-key go with --serve (the companion API they secure)")
-        if self.mmproj and not self.vlm:
-            from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM
-
-            raise EdgeRapError(MMPROJ_WITHOUT_VLM)
+        self._check_partners()
         if self.serve is not None:
             from edge_rap.serve.hosts import configured
 
             serve_address(self.serve)
             configured()  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
-        if self.backup_to is None and (self.backup_every is not None or self.backup_keep is not None):
-            raise EdgeRapError("backup-every and backup-keep go with backup-to (the folder the backups are written "
-                               "into)")
         if self.backup_every is not None:
             from edge_rap.daemon.backups import backup_period
 
@@ -96,6 +86,31 @@ class RunConfig:
         if self.max_width < 0:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
         return self
+
+    def _check_partners(self) -> None:
+        """Refuse an option without the one it goes with."""
+        if self.wake is not None and not self.voice:
+            raise PartnerMissing("--wake goes with --voice (the phrase that starts a spoken question)", "--voice",
+                                 "voice = true")
+        if self.tls_cert and self.serve is None:
+            raise PartnerMissing("--tls-cert and --tls-key go with --serve (the companion API they secure)", "--serve",
+                                 "serve = PORT")
+        if self.mmproj and not self.vlm:
+            from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM
+
+            raise PartnerMissing(MMPROJ_WITHOUT_VLM, "--vlm", "vlm = MODEL")
+        if self.backup_to is None and (self.backup_every is not None or self.backup_keep is not None):
+            raise PartnerMissing("backup-every and backup-keep go with backup-to (the folder the backups are written "
+                                 "into)", "--backup-to", "backup-to = DIR")
+
+
+class PartnerMissing(EdgeRapError):
+    """An option without the one it goes with (`option`, `setting` in a settings file), which `run`'s command line
+    may give where a settings file lacks it."""
+
+    def __init__(self, message: str, option: str, setting: str) -> None:
+        super().__init__(message)
+        self.option, self.setting = option, setting
 
 
 def serve_address(text: str) -> tuple[str, int]:
@@ -181,25 +196,47 @@ def load_run_file(path: Path) -> dict:
 
 
 def checked_run_file(path: Path) -> dict:
-    """The settings file's values, checked as `run` checks them (its cameras may come on run's command line), one
-    refused naming the file: `doctor --config` said the schedule of a file that `run` then refused."""
+    """The settings file's values, checked as `run --config` alone checks them (the service), one refused naming the
+    file: `doctor --config` said the schedule of a file that `run` then refused. Its cameras may come on run's
+    command line; an option whose partner does (`wake` with `run --voice`) is refused as the service refuses it, the
+    message naming that option too."""
     values = load_run_file(path)
     try:
         replace(RunConfig(), **values).check(sources=False)
+    except PartnerMissing as e:
+        raise EdgeRapError(f"{path}: {e}; the service runs `run --config` alone, which refuses it: add {e.setting} "
+                           f"to [daemon], or give run {e.option} beside --config") from None
     except EdgeRapError as e:
         raise EdgeRapError(f"{path}: {e}") from None
     return values
 
 
+def _refusal(config: RunConfig) -> str | None:
+    """Why `check(sources=False)` refuses `config`, or None."""
+    try:
+        config.check(sources=False)
+    except EdgeRapError as e:
+        return str(e)
+    return None
+
+
 def run_config(cli: dict, path: Path | None) -> RunConfig:
-    """The options given on the command line (None = not given) over the file's over the defaults."""
+    """The options given on the command line (None = not given) over the file's over the defaults. A refusal that
+    the command line's options alone do not earn names the file: the value is its, or wants a partner there."""
     merged = load_run_file(path) if path else {}
     for given, overridden in (("mute", "speak_to"), ("speak_to", "mute")):  # the command line's choice wins
         if cli.get(given):
             merged.pop(overridden, None)
     # Not given: None, an unset flag (False), no --source. `v not in (None, False)` would also drop a 0 given
     # on purpose (`--cooldown 0` is equal to False), leaving the file's value or the default in its place.
-    merged.update({k: v for k, v in cli.items() if v is not None and v is not False and v != () and v != []})
+    given = {k: v for k, v in cli.items() if v is not None and v is not False and v != () and v != []}
+    merged.update(given)
     if "sources" in merged:
         merged["sources"] = tuple(merged["sources"])
-    return replace(RunConfig(), **merged).check()
+    config = replace(RunConfig(), **merged)
+    try:
+        return config.check()
+    except EdgeRapError as e:
+        if path is None or _refusal(replace(RunConfig(), **given)) == str(e):
+            raise
+        raise EdgeRapError(f"{path}: {e}") from None

@@ -575,8 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
-                                     "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129, with the same "
-                                     "cleanup; run and serve end 0 on each); 141 the reader left (| head). "
+                                     "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, "
+                                     "SIGHUP 129, with the same cleanup; run and serve end 0 on each); 141 the "
+                                     "reader left (| head). "
                                      "`edge-rap COMMAND --help` "
                                      "for each command's options.")
     from edge_rap import __version__
@@ -677,8 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
             "interrupted (default a temporary one)")
     p.add_argument("kind", choices=["retrieval", "localize"], help="retrieval: each concept's other photos "
                    "recognised (top-1, top-5, yes/no; null where nothing is behind a figure: top-5 of 5 concepts "
-                   "or fewer, top-1 and the negatives of one); localize: photos pasted into seeded composites, found and "
-                   "boxed (recall, precision, IoU)")
+                   "or fewer, top-1 and the negatives of one); localize: photos pasted into seeded composites, found "
+                   "and boxed (recall, precision, IoU)")
     p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
@@ -732,9 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
                    "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
-                   "service), checked as `run --config` alone checks it (a key whose partner run's command line may give, wake "
-                   "without voice, refused naming that option): its scheduled backups, the last good one's age, and a folder "
-                   "on the memory's own drive are said too")
+                   "service), checked as `run --config` alone checks it (a key whose partner run's command line "
+                   "may give, wake without voice, refused naming that option): its scheduled backups, the last good "
+                   "one's age, and a folder on the memory's own drive are said too")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

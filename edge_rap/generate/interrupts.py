@@ -2,8 +2,8 @@
 
 A command's cleanup on Ctrl-C is its `except BaseException` and `finally` blocks (eval empties a new --memory
 again, backup removes its partial file, restore undoes its swap, a write rolls back). SIGTERM (`kill`, `timeout`,
-a shutdown) and SIGHUP (its terminal or ssh session closed) killed the process past all of them: `stops_as_ctrl_c`
-makes them raise `Stopped`, a KeyboardInterrupt, where Ctrl-C raises its own.
+a shutdown) and SIGHUP (its terminal or ssh session closed) end a process past all of them by default:
+`stops_as_ctrl_c` makes them raise `Stopped`, a KeyboardInterrupt, where Ctrl-C raises its own.
 
 llama.cpp and mtmd report through a log callback written in Python (vlm.py routes their lines to logging).
 Python runs signal handlers between its own bytecodes, so a Ctrl-C pressed while the model loads or the

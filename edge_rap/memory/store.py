@@ -217,8 +217,9 @@ def new_name(name: str) -> str:
     emoji in it. Punctuation alone ("?", "*", "...") is refused: a question's own "?" named <?>, the dots and
     dashes name_key drops leave nothing to tell "..." from "-", and a voice cannot say it. Only new names are
     held to this: a memory of before still finds and forgets such a name. So is a line or paragraph separator
-    (U+2028, U+2029: a line break where the name is printed or logged), which validate_name let through before:
-    a memory or backup holding one still loads, restores, finds and renames it."""
+    (U+2028, U+2029: a line break where the name is printed or logged), which validate_name and restore's
+    is_escape let through: a memory or backup that took one before they were refused still loads, restores, finds,
+    renames and forgets it."""
     name = validate_name(name)
     if breaks := [c for c in name if unicodedata.category(c) in ("Zl", "Zp")]:
         raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {breaks[0]!r}")

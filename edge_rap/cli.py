@@ -793,7 +793,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-rap: {e}", file=sys.stderr)
         return 2
     except Stopped as e:  # after a Ctrl-C's cleanup, the status a shell gives a process that signal ended
-        print(f"edge-rap: stopped by {e}", file=sys.stderr)
+        try:
+            print(f"edge-rap: stopped by {e}", file=sys.stderr)
+        except OSError:  # the terminal whose closing sent SIGHUP: said to no one, and no traceback either
+            pass
         return 128 + e.signum
     except KeyboardInterrupt:
         print("edge-rap: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -578,6 +579,21 @@ def test_sigterm_and_sighup_raise_as_ctrl_c_does_but_one_ignored_stays_ignored(s
     with stops_as_ctrl_c():
         stop_signal(signal.SIGHUP)
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+
+def test_a_sighup_from_a_closed_terminal_ends_the_command_with_129_not_a_traceback(settings, monkeypatch,
+                                                                                   stop_signal):
+    # the terminal that closed took stderr with it: "stopped by SIGHUP" failed with EIO, a traceback into nowhere
+    import io
+    import signal
+
+    class ClosedTerminal(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(cli, "cmd_concepts", lambda args: stop_signal(signal.SIGHUP))
+    monkeypatch.setattr(sys, "stderr", ClosedTerminal())
+    assert cli.main(["concepts", "--memory", str(settings.memory)]) == 129
 
 
 def _help_of(command: str, capsys) -> str:

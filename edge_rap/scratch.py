@@ -111,8 +111,8 @@ def unheld(path: Path, grace_s: float = GRACE_S) -> Iterator[bool]:
         os.close(fd)
 
 
-def is_unheld(path: Path) -> bool:
-    with unheld(path) as dead:
+def is_unheld(path: Path, grace_s: float = GRACE_S) -> bool:
+    with unheld(path, grace_s) as dead:
         return dead
 
 

@@ -1030,6 +1030,37 @@ def test_what_a_running_restore_has_still_to_move_back_is_left_to_it(current):
     assert not (aside / KEPT_NOTE).exists()
 
 
+def test_a_command_opening_the_memory_just_before_a_restores_swap_leaves_it_its_note(archive, current, monkeypatch,
+                                                                                     capsys):
+    # every command that opens a memory dropped the note a restore writes in it just before its swap, taken for one a
+    # restore killed then had left: the restore, finding its note gone after the swap, undid itself ("cannot put the
+    # restored memory in its place (No such file or directory)"), and one killed after its swap had none to finish
+    from edge_rap.memory import restore as restoring
+    from edge_rap.memory.aside import finish_killed_restore
+
+    checked = restoring._refuse_held
+
+    def another_command_opens(root: Path) -> None:  # (the last check before the swap: the note is written)
+        finish_killed_restore(root)  # as each Household does as it opens
+        checked(root)
+
+    monkeypatch.setattr(restoring, "_refuse_held", another_command_opens)
+    (current / "demo").mkdir()
+    rc, _, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
+    assert rc == 0, err
+    assert (current / "demo").is_dir() and not (current / ".restore-keeps").exists()
+
+
+def test_another_accounts_memory_is_one_line_to_a_command_that_may_make_one(household, photos, monkeypatch, capsys):
+    # each Household looked for a killed restore's note in the memory as it opened: in another account's (0700, its
+    # files out of reach) that raised PermissionError, a traceback where `remember` said in one line why not
+    from refused import refuse_reading
+
+    refuse_reading(monkeypatch, household)
+    rc, _, err = edge_rap(capsys, "remember", "anya", photos / "scene5.png", "--memory", household)
+    assert "may not read it" in one_line_error(rc, err)
+
+
 def test_the_folder_a_killed_restore_leaves_never_holds_the_devices_own_files(archive, current, monkeypatch, capsys):
     # the model cache and the device's token were moved into the restored folder before it was renamed into place: a
     # restore killed then left them in the folder that is removed as a killed restore's

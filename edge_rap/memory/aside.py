@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 
 from edge_rap.memory.files import beside, fsync_dir
-from edge_rap.scratch import unheld
+from edge_rap.scratch import is_unheld, unheld
 
 ASIDE = ".before-restore-"  # <memory>.before-restore-20261205T081500Z (-2 after another of the same second)
+RESTORING = ".restoring-"  # .<memory>.restoring-<pid>-<random>: the archive being read, beside the memory
 #: In the memory moved aside, from just before the swap until what is not the memory has been moved back: the names
 #: to move back (one a line), so that a restore killed between those renames is finished by the next command.
 KEPT_NOTE = ".restore-keeps"
@@ -27,15 +28,25 @@ def moved_aside(root: Path) -> list[Path]:
     return [p for p in beside(root, re.escape(f"{root.name}{ASIDE}") + r"[0-9TZ-]+") if p.is_dir()]
 
 
+def restoring_folders(root: Path) -> list[Path]:
+    """The folders `.<name>.restoring-<pid>-<random>` beside the memory folder `root` that restores are writing, or
+    that restores killed outright left (each holds an archive's files only, never the memory's)."""
+    root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
+    return beside(root, re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?")
+
+
 def finish_killed_restore(root: Path) -> list[str]:
     """Move back what a restore killed after its swap left in the memory it moved aside (the model cache, the demo,
     the API's token: `KEPT_NOTE` names them), and drop a note a restore killed before its swap left in the memory;
-    the names moved back. Nothing is done while a restore of `root` runs, or where this account may not."""
+    the names moved back. Nothing is done while a restore of `root` runs (its note, written just before its swap, is
+    its own), or where this account may not (another account's memory: its refusal is said where it is opened)."""
     root = Path(os.path.realpath(root))
-    if not (root / KEPT_NOTE).exists() and not any((aside / KEPT_NOTE).exists() for aside in moved_aside(root)):
+    if not os.path.exists(root / KEPT_NOTE) and not any(os.path.exists(p / KEPT_NOTE) for p in moved_aside(root)):
+        return []
+    if not all(is_unheld(p, grace_s=0) for p in restoring_folders(root)):  # (each held by its restore from its start)
         return []
     moved = []
-    with unheld(root, grace_s=0) as no_restore_runs:  # (a restore holds the folder it puts in place from the start)
+    with unheld(root, grace_s=0) as no_restore_runs:  # (and the folder it put in place, until it ends)
         if not no_restore_runs:
             return []
         with contextlib.suppress(OSError):

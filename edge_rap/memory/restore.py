@@ -10,7 +10,6 @@ import ctypes
 import errno
 import hashlib
 import os
-import re
 import shutil
 import sqlite3
 import stat
@@ -28,14 +27,13 @@ from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
     is_member_name, referred, stranger
-from edge_rap.memory.aside import ASIDE, KEPT_NOTE, finish_killed_restore
-from edge_rap.memory.files import DATABASE, MEMORY_DATA, beside, foreign_entries, fsync_dir, stamped
+from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restoring_folders
+from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 
 Progress = Callable[[Iterable], Iterable]
-RESTORING = ".restoring-"  # .<memory>.restoring-<pid>-<random>: the archive being read, beside the memory
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # (linux/fcntl.h, linux/fs.h)
 
 
@@ -108,10 +106,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
 
 
 def killed_restores(root: Path) -> list[Path]:
-    """The folders `.<name>.restoring-<pid>-<random>` beside the memory folder `root` that restores killed
-    outright left (each holds an archive's files only, never the memory's), none a running restore writes."""
-    root = Path(os.path.realpath(root))  # (a link to the memory's folder: they are beside its target)
-    return [p for p in beside(root, re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?") if is_unheld(p)]
+    """The folders `restoring_folders` that restores killed outright left, none a running restore writes."""
+    return [p for p in restoring_folders(root) if is_unheld(p)]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:

@@ -42,11 +42,12 @@ class Child(subprocess.Popen):
     with. It is set on the child by prlimit(2) as soon as it runs: subprocess has no way to set it between fork and
     exec but `preexec_fn`, Python run in a forked copy of a process with threads, which may deadlock. So for the
     instant between its start and that call the program has the raised limit: one that reads it later (piper, once
-    its voice is loaded; espeak-ng and a player, at their first line) has the one this process started with."""
+    its voice is loaded; espeak-ng and a player, at their first line) has the one this process started with. A system
+    without prlimit (macOS) leaves it the raised one, as before."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if _started_with is None:
+        if _started_with is None or not hasattr(resource, "prlimit"):
             return
         try:
             resource.prlimit(self.pid, resource.RLIMIT_NOFILE,

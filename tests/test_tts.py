@@ -253,6 +253,22 @@ def test_the_programs_it_starts_get_the_limit_on_open_files_it_started_with(tmp_
     assert [(tmp_path / f"{name}.limit").read_text() for name in ("espeak-ng", "player")] == ["256", "256"]
 
 
+def test_where_the_system_has_no_prlimit_the_programs_start_as_before(tmp_path, monkeypatch):
+    # macOS's resource module has no prlimit: once serve had raised the limit on open files, each program started
+    # raised AttributeError (the line unsaid), the program left running unwaited
+    import resource
+
+    from edge_rap import open_files
+    from edge_rap.speech.tts import EspeakVoice
+
+    monkeypatch.setattr(open_files, "_started_with", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    monkeypatch.delattr(resource, "prlimit")
+    voice = tmp_path / "espeak-ng"
+    voice.write_text('#!/bin/sh\ncat > /dev/null\nprintf RIFF > "$2"\n')
+    voice.chmod(0o755)
+    assert EspeakVoice(str(voice)).write("Bo arrived", tmp_path / "bo.wav")
+
+
 def test_piper_is_given_the_time_a_long_line_takes(tmp_path, monkeypatch):
     # Before: a minute, whatever the line: on a slow board piper was killed in the middle of a long answer (here
     # the minute is a tenth of a second, and a millisecond a character the board)

@@ -102,6 +102,20 @@ def test_a_figure_with_nothing_behind_it_is_null_and_said_so(dataset, settings, 
     assert "negative none (no negatives: one concept)  weighted none (no negatives)" in out
 
 
+def test_localize_figures_with_nothing_behind_them_are_null_and_said_so(dataset, settings, capsys, monkeypatch):
+    # a recogniser that found nothing was reported precision 1.0, and mean IoU 0.0 as if its boxes were all wrong
+    from edge_rap.retrieve.retriever import Retriever
+    from edge_rap.types import Recognition
+
+    monkeypatch.setattr(Retriever, "recognize", lambda self, image, *a, **k: Recognition(image.source, (640, 480)))
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["recall"] == 0.0 and [report[k] for k in ("precision", "mean_iou", "iou50")] == [None] * 3
+    assert main(["eval", "localize", "--dataset", str(dataset)]) == 0
+    assert ("recall 0.000   precision none (no concept said to be in any frame)   mean IoU none (none found)   "
+            "IoU>=0.5 for none (none found) of those found") in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("option", ["--dataset", "--distractors"])
 def test_an_empty_folder_option_is_refused_not_taken_for_the_current_folder(dataset, settings, capsys, monkeypatch,
                                                                          option):

@@ -42,7 +42,7 @@ def main() -> None:
             report = evaluate_localize(settings, folder, per_frame=per_frame, seed=seed, embedder=embedder)
             rows.append({"set": name, **report})
             print(f"| {name} | {per_frame} | {seed} | {report['frames']} | "
-                  + " | ".join(f"{report[k]:.3f}" for k in KEYS) + " |", flush=True)
+                  + " | ".join("-" if report[k] is None else f"{report[k]:.3f}" for k in KEYS) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

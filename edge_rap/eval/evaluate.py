@@ -176,10 +176,11 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         "frame_size": list(layout.frame),
         "widths": [layout.min_width, layout.max_width],
         "placed": truths,
-        "recall": round(len(ious) / truths, 4) if truths else 0.0,
-        "precision": round(len(ious) / predictions, 4) if predictions else 1.0,
-        "mean_iou": round(float(np.mean(ious)), 4) if ious else 0.0,
-        "iou50": round(float(np.mean(np.asarray(ious) >= 0.5)), 4) if ious else 0.0,
+        # (None where nothing is behind a figure: nothing pasted, no concept said to be in a frame, none found)
+        "recall": _rounded(len(ious) / truths if truths else None),
+        "precision": _rounded(len(ious) / predictions if predictions else None),
+        "mean_iou": _rounded(float(np.mean(ious)) if ious else None),
+        "iou50": _rounded(float(np.mean(np.asarray(ious) >= 0.5)) if ious else None),
         "seed": seed,
         "skipped_images": skipped,
     }
@@ -361,8 +362,10 @@ def format_localize(report: dict) -> str:
     return (f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['frames'], 'frame')} of "
             f"{width}x{height} ({report['concept_backgrounds']} on another concept's photo), "
             f"{counted(report['placed'], 'pasted concept')} ({report['per_frame']} per frame, "
-            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {report['recall']:.3f}   precision {report['precision']:.3f}   "
-            f"mean IoU {report['mean_iou']:.3f}   IoU>=0.5 for {report['iou50']:.3f} of those found"
+            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {_figure(report['recall'], 'nothing pasted')}   "
+            f"precision {_figure(report['precision'], 'no concept said to be in any frame')}   "
+            f"mean IoU {_figure(report['mean_iou'], 'none found')}   "
+            f"IoU>=0.5 for {_figure(report['iou50'], 'none found')} of those found"
             + "".join(f"\nskipped: {s}" for s in report["skipped_images"]))
 
 

@@ -290,7 +290,7 @@ def cmd_concepts(args) -> int:
             # every photo of it was unreadable at the last reindex: said until it has one
             lost = f" (cannot be recognised until it has a readable photo: {add_a_photo(c.name)})" \
                 if c.name in unrecognisable else ""
-            print(f"<{c.name}>{category} {counted(c.views, 'view')}{description}{lost}")
+            print(f"<{_shown(c.name)}>{category} {counted(c.views, 'view')}{description}{lost}")
     return 0
 
 

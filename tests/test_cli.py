@@ -51,6 +51,17 @@ def test_concepts_lists_each_concept_alike_with_or_without_description_and_categ
     assert [c["name"] for c in concepts_json(run)] == ["Anya", "bo", "José", "mug"]  # as read, not capitals first
 
 
+def test_concepts_shows_an_old_name_holding_a_line_separator_on_its_line(run, photos, settings):
+    # names of older memories may hold U+2028, which a terminal or a log viewer breaks the line at
+    import sqlite3
+
+    run("remember", "tea", scene_file(photos, 1))
+    with sqlite3.connect(settings.memory / "memory.sqlite") as db:  # as a memory made before they were refused
+        db.execute("UPDATE concepts SET name = ? WHERE name = 'tea'", ("tea\u2028pot",))
+    rc, out, _ = run("concepts")
+    assert rc == 0 and out == "<'tea\\u2028pot'> 1 view\n"
+
+
 def test_remember_list_recognize(run, photos, settings):
     photos.mkdir()
     bo = save(photos / "bo.jpg", scene(1, width=320, height=240), quality=92)

@@ -116,6 +116,46 @@ def test_cli_listen_refuses_a_wake_phrase_with_no_word_and_a_negative_timeout(se
         assert err == f"edge-rap: --timeout must be 0 (wait forever) or more seconds, not {wait}\n"
 
 
+def test_listen_stopped_by_sigterm_cuts_its_answer_instead_of_saying_it_out(settings, capsys, monkeypatch,
+                                                                             stop_signal):
+    # Before: a SIGTERM (`kill`) now takes Ctrl-C's way, whose cleanup then waited up to a minute for the queued
+    # answer to be said: a `kill` reaches no player or piper, as Ctrl-C's SIGINT does the terminal's whole group.
+    import signal
+
+    import edge_rap.speech.asr
+    import edge_rap.speech.audio
+    import edge_rap.speech.tts
+    import edge_rap.speech.vad
+    from edge_rap import cli
+
+    ended = []
+
+    class Speaker:
+        def flush(self, timeout):
+            ended.append("flush")
+            return True
+
+        def close(self, timeout=1.0):
+            ended.append("close")
+
+    class Microphone:
+        def chunks(self):
+            stop_signal(signal.SIGTERM)
+            yield from pieces(quiet(0.1))
+
+        def close(self):
+            ended.append("microphone")
+
+    monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: Scripted())
+    monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: vad)
+    monkeypatch.setattr(edge_rap.speech.audio, "Microphone", Microphone)
+    monkeypatch.setattr(edge_rap.speech.tts, "open_speaker", lambda *a: Speaker())
+    settings.memory.mkdir(parents=True)
+    rc = cli.main(["listen", "--mic", "--memory", str(settings.memory)])
+    assert (rc, capsys.readouterr().err) == (143, "edge-rap: stopped by SIGTERM\n")
+    assert ended == ["microphone", "close"]
+
+
 # --- the microphone -------------------------------------------------------------------------------------------
 
 class PortAudioError(Exception):

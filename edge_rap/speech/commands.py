@@ -45,6 +45,7 @@ def cmd_listen(args) -> int:
     speaker = open_speaker(args.mute, args.speak_to, why_silent.append)
     transcriber = Transcriber(args.asr, threads=min(4, os.cpu_count() or 1), models=settings.models)
     mic = None if audio is not None else Microphone()
+    stopped = False
     try:
         # writable: "remember this as ..." and "forget ..." change the memory (after a spoken yes)
         with _household(args, settings, vlm=(args.vlm or "", args.mmproj or "")) as home:
@@ -84,11 +85,15 @@ def cmd_listen(args) -> int:
                            "asr_ms": sum((t.timings.get("asr_ms", 0.0) for t in heard), 0.0)}
                 _print(Turn(False, " ".join(t.transcript for t in heard if t.transcript), timings=timings), args.json)
             return 0
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: a stop, not the end of a question to say out first
+        stopped = True
+        raise
     finally:
         if mic is not None:
             mic.close()
         if speaker is not None:
-            speaker.flush(60.0)
+            if not stopped:  # (a `kill` reaches no player or piper, as Ctrl-C's does: waited up to a minute)
+                speaker.flush(60.0)
             speaker.close()
 
 

@@ -1096,8 +1096,11 @@ def test_questions_are_not_commands(said):
                                        ("Hey robot, no.", False), ("Okay, do it", True), ("Hey, you", False),
                                        # a leading "ok" is no yes of its own: "Okay, bye" declines
                                        ("Okay, bye.", False), ("OK, goodbye", False), ("Okay, never mind.", False),
-                                       ("Sure. Good bye!", False), ("Yeah, bye-bye", False),
-                                       ("Okay, yes.", True), ("OK do it", True), ("Thank you, yes.", True)])
+                                       ("Okay. Goodbye!", False), ("Okay, okay, bye", False),
+                                       ("Okay, yes.", True), ("OK do it", True), ("Thank you, yes.", True),
+                                       # after a yes of its own, a goodbye only ends it (it was "Yes, bye": no)
+                                       ("Yes, bye.", True), ("Yes please, bye", True), ("Sure. Good bye!", True),
+                                       ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False)])
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 

@@ -48,13 +48,17 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
-_YES = re.compile(_LEAD + r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
+_YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
                   r"absolutely|definitely|of course)\b", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
-# a no, first or after a yes's word ("Okay, bye": the "okay" only leads it; "yes, but wait")
-_DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind|(?:good\W*)?bye)\b"
+# a no, first or after a yes's word ("yes, but wait", "OK, never mind")
+_DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
 _NO = re.compile(r"\b" + _DECLINE, re.I)
-_NO_FIRST = re.compile(_LEAD + _DECLINE, re.I)
+# a goodbye is a no said first, or after a bare "okay" that only leads it ("Okay, bye"); after a yes ("Yes, bye"),
+# its end
+_BYE = r"(?:good\W*)?bye\b"
+_BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
+_NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -177,8 +181,11 @@ def says_nothing(text: str) -> bool:
 
 
 def is_yes(text: str) -> bool:
-    """A clear yes: starts with one and takes nothing back ("yes, but not now" is no)."""
-    return bool(_YES.match(text)) and not _NO.search(text)
+    """A clear yes: starts with one and takes nothing back ("yes, but not now" is no; "Okay, bye" too, not "Yes,
+    bye")."""
+    yes = _YES.match(text)
+    return bool(yes) and not _NO.search(text) and not (yes["yes"].lower() in ("ok", "okay")
+                                                      and _BYE_NEXT.match(text, yes.end()))
 
 
 def salient_region(home, image: Image, recognition: Recognition | None) -> Box | None:

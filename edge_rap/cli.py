@@ -516,6 +516,10 @@ def cmd_ask(args) -> int:
     return 0
 
 
+#: `eval localize`'s own options (None where not given: `eval retrieval` refuses them) and their defaults.
+_LOCALIZE_DEFAULTS = {"per_frame": 4, "seed": 0, "frame_size": (640, 480), "widths": (0.15, 0.6)}
+
+
 def cmd_eval(args) -> int:
     from edge_rap.eval.composites import Layout
     from edge_rap.eval.evaluate import evaluate_localize, evaluate_retrieval, format_localize, format_report
@@ -524,14 +528,20 @@ def cmd_eval(args) -> int:
     memory = Path(args.memory) if args.memory else None
     dataset = Path(args.dataset)
     distractors = Path(args.distractors) if args.distractors is not None else None
+    given = [option for option in _LOCALIZE_DEFAULTS if getattr(args, option) is not None]
     if args.kind == "localize":
         if distractors is not None:  # composites paste the dataset's own photos: taken silently, it changed nothing
             args.parser.error("--distractors is for eval retrieval: localize pastes the dataset's own photos")
-        layout = Layout(args.frame_size, *args.widths)
-        report = evaluate_localize(settings, dataset, per_frame=args.per_frame, seed=args.seed, memory=memory,
-                                   progress=_progress("eval"), layout=layout, references=args.references)
+        chosen = {option: default if getattr(args, option) is None else getattr(args, option)
+                  for option, default in _LOCALIZE_DEFAULTS.items()}
+        layout = Layout(chosen["frame_size"], *chosen["widths"])
+        report = evaluate_localize(settings, dataset, per_frame=chosen["per_frame"], seed=chosen["seed"],
+                                   memory=memory, progress=_progress("eval"), layout=layout,
+                                   references=args.references)
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
+    if given:  # (taken silently, they changed nothing: retrieval queries each photo whole)
+        args.parser.error(f"--{given[0].replace('_', '-')} is for eval localize: retrieval builds no composites")
     report = evaluate_retrieval(settings, dataset, distractors, memory=memory, progress=_progress("eval"),
                                 references=args.references)
     print(json.dumps(report) if args.json else format_report(report))
@@ -684,12 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
     p.add_argument("--distractors", metavar="DIR", help="retrieval: images each remembered as one extra concept")
-    p.add_argument("--per-frame", type=_int_at_least(1), default=4, metavar="N", help="localize: concepts per composite (default 4)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
-                   help="localize: the composites' seed (default 0)")
-    p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH",
-                   help="localize: the composites' size (default 640x480)")
-    p.add_argument("--widths", type=_width_range, default=(0.15, 0.6), metavar="MIN-MAX",
+    p.add_argument("--per-frame", type=_int_at_least(1), metavar="N", help="localize: concepts per composite (default 4)")
+    p.add_argument("--seed", type=_int_at_least(0), metavar="N", help="localize: the composites' seed (default 0)")
+    p.add_argument("--frame-size", type=_frame_size, metavar="WxH", help="localize: the composites' size (default 640x480)")
+    p.add_argument("--widths", type=_width_range, metavar="MIN-MAX",
                    help="localize: each pasted photo's width as a fraction of the frame's (default 0.15-0.6)")
     p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")

@@ -208,6 +208,15 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
             main(["eval", "localize", "--dataset", str(dataset), *bad])
 
 
+@pytest.mark.parametrize("option", [["--per-frame", "2"], ["--seed", "0"], ["--frame-size", "1280x960"],
+                                    ["--widths", "0.2-0.45"]])
+def test_localize_options_given_to_retrieval_are_refused_not_ignored(dataset, settings, tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "retrieval", "--dataset", str(dataset), *option, "--memory", str(tmp_path / "memory")])
+    assert stop.value.code == 2 and f"{option[0]} is for eval localize" in capsys.readouterr().err
+    assert not (tmp_path / "memory").exists()
+
+
 def test_distractors_given_to_localize_are_refused_not_ignored(dataset, settings, tmp_path, capsys):
     save_photo(tmp_path / "distractors", "brick")
     with pytest.raises(SystemExit) as refused:
@@ -245,7 +254,8 @@ def test_every_reference_photo_is_remembered_and_only_the_rest_are_queries(datas
     (dataset / "coffee" / "b0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")  # coffee's second reference
     (dataset / "rocket" / "b0.jpg").write_bytes((dataset / "rocket" / "a.png").read_bytes())  # the same photo twice
     memory = tmp_path / "memory"
-    assert main(["eval", kind, "--dataset", str(dataset), "--references", "2", "--per-frame", "1", "--json",
+    one_a_frame = ["--per-frame", "1"] if kind == "localize" else []
+    assert main(["eval", kind, "--dataset", str(dataset), "--references", "2", *one_a_frame, "--json",
                  "--memory", str(memory)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["references"] == 2

@@ -179,13 +179,11 @@ class PiperVoice:
                 deadline = time.monotonic() + timeout
             except OSError:  # it stopped reading (ending, or wedged): stopped, and started again for the next line
                 deadline = 0.0
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    shutil.move(self._written.get(timeout=0.1), wav)
-                    self._wrote, self._failed_starts = True, 0
-                    return True
-                except queue.Empty:
-                    continue
+            written = self._next_written(process, deadline)
+            if written is not None:
+                shutil.move(written, wav)
+                self._wrote, self._failed_starts = True, 0
+                return True
             if process.poll() is not None and not self._closing:  # it ended by itself: why, from its last words
                 self._reader.join(1.0)
                 log.warning("piper ended (exit %d): %s", process.returncode, last_words("".join(self._said)))
@@ -196,6 +194,21 @@ class PiperVoice:
                                 PIPER_STARTS, self.fallback.name)
             self._stop()  # its WAV may still come: it must not be taken for the next line's
             return False
+
+    def _next_written(self, process: subprocess.Popen, deadline: float) -> str | None:
+        """The next WAV piper says it wrote before `deadline`; once it ended, one its log said before its end, that
+        log read to its end first: a piper that wrote its line and ended before its log was read (a busy board) had
+        the line it wrote dropped as failed."""
+        while time.monotonic() < deadline:
+            ended = process.poll() is not None
+            if ended:
+                self._reader.join(1.0)
+            try:
+                return self._written.get(block=not ended, timeout=0.1)
+            except queue.Empty:
+                if ended:
+                    return None
+        return None
 
     def close(self) -> None:
         """Stop piper now, in the middle of a line too: a stop must not wait for it (a minute, where it hangs)."""

@@ -27,7 +27,10 @@ def pixel_model(path, elem_type=onnx.TensorProto.UINT8, width: int | str | None 
         nodes, "pixels", [helper.make_tensor_value_info("image", elem_type, ["batch", "h", "w", 3])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None if width is None else ["batch", width])],
         [numpy_helper.from_array(np.array([1, 2], np.int64), "axes"), numpy_helper.from_array(WEIGHTS, "weights")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    opsets = [helper.make_opsetid("", 18)]  # the IR version of the opset, not the onnx package's newest (14 in
+    # onnx 1.23), which the onnxruntime of Python 3.10 (1.23: 11 at most) cannot load
+    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets)),
+              str(path))
     return path
 
 

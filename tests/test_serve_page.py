@@ -149,7 +149,8 @@ def test_a_persons_face_is_chosen_by_tapping_it_and_photos_are_added_from_the_ca
         browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]").click()
         faces = wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#face-choice .face")) == 2
                          and browser.find_elements(By.CSS_SELECTOR, "#face-choice .face"), "the two faces to tap")
-        assert "tap the one" in browser.find_element(By.ID, "status").text
+        # (said once the lists are fetched again: on a loaded machine after the faces are shown)
+        wait_for(lambda: "tap the one" in browser.find_element(By.ID, "status").text, "the page asking for a tap")
         with live.client() as c:
             assert c.get("/api/concepts").json() == []
         right = max(faces, key=lambda f: f.rect["x"])

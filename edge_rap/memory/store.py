@@ -188,10 +188,17 @@ def is_escape(c: str) -> bool:
     return unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in JOINERS
 
 
+def is_unknown(c: str) -> bool:
+    """Whether c is a character of a newer Unicode than this Python's (an emoji typed on a newer phone: 🩷 is
+    Unicode 15, Python 3.11 knows 14), not one of the code points Unicode keeps as noncharacters for ever."""
+    return unicodedata.category(c) == "Cn" and not (0xFDD0 <= ord(c) < 0xFDF0 or ord(c) & 0xFFFE == 0xFFFE)
+
+
 def is_control(text: str, k: int) -> bool:
     """Whether text[k] is a control or format character (a terminal escape, a line break, a right-to-left override)
-    other than a joiner between two visible characters: what no name or text of a concept holds."""
-    return unicodedata.category(text[k])[0] == "C" and not joining(text, k)
+    other than a joiner between two visible characters: what no name or text of a concept holds. A character this
+    Python's Unicode does not know is none (`is_unknown`): it was refused in a name and dropped from a description."""
+    return unicodedata.category(text[k])[0] == "C" and not joining(text, k) and not is_unknown(text[k])
 
 
 def validate_name(name: str) -> str:
@@ -223,7 +230,7 @@ def new_name(name: str) -> str:
     name = validate_name(name)
     if breaks := [c for c in name if unicodedata.category(c) in ("Zl", "Zp")]:
         raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {breaks[0]!r}")
-    if not any(unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "So" for c in name):
+    if not any(unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "So" or is_unknown(c) for c in name):
         raise EdgeRapError(f"concept name {name!r} needs a letter, a digit or an emoji: punctuation alone cannot be "
                            "said or asked about")
     return name

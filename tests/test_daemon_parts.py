@@ -392,6 +392,9 @@ def test_a_query_secret_quoted_as_a_form_decodes_it_and_a_short_one_in_its_place
     url = "rtsp://admin:ab@10.0.0.2/live?Token=cd"
     assert hide_secrets("about tab: 401 from rtsp://admin:ab@10.0.0.2:554 (token=cd, mytoken=cd, abcd)", url) == (
         "about tab: 401 from rtsp://admin:***@10.0.0.2:554 (token=***, mytoken=cd, abcd)")
+    # a secret of spaces blanked every run of three spaces in the text (column alignment, an indented traceback)
+    url = "http://10.0.0.3/snap.jpg?pwd=%20%20%20"
+    assert hide_secrets("   File 'x.py', line 3:   pwd=   ", url) == "   File 'x.py', line 3:   pwd=***"
 
 
 class FailingStream:

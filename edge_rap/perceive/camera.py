@@ -91,12 +91,12 @@ def hide_secrets(text: str, target: int | str) -> str:
     password and secret query values as ***, as `shown_source` writes the URL itself; each also as the backend may
     have decoded it ("p%40ss" is the password "p@ss"; "a+b" in a query is "a b"). A secret of one or two characters is
     hidden only where it stands as the URL's part (`admin:ab@`, `pwd=ab`): replaced everywhere, it garbled the text
-    ("about" as "***out") and hid little."""
+    ("about" as "***out") and hid little. So is one of spaces and at most two other characters."""
     if not isinstance(target, str) or "://" not in target:
         return text
     text = text.replace(target, str(shown_source(target)))
     for part, secret in sorted(_secret_parts(target), key=lambda found: len(found[1]), reverse=True):
-        if len(secret) > 2:
+        if len(secret.strip()) > 2:  # (of spaces: every run of spaces in the text was hidden, an indent, a column)
             text = text.replace(secret, "***")
         text = re.sub(part + re.escape(secret) + r"(?![\w%+~-])", lambda m: m.group(1) + "***", text)
     return text

@@ -691,8 +691,12 @@ def test_a_folder_source_takes_every_format_remember_takes(tmp_path):
     assert _register_heif()
     Image.fromarray(scene()).save(tmp_path / "a.heic", format="HEIF", quality=90)
     Image.fromarray(scene(1)).save(tmp_path / "b.tif")
+    Image.fromarray(scene(2)).save(tmp_path / "c.jfif", format="JPEG")  # Windows' name for a saved JPEG
+    Image.fromarray(scene(3)).save(tmp_path / "d.jpg_large", format="JPEG")  # a browser's: taken by its content
+    (tmp_path / "e.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(100))  # no picture
     camera = Camera(parse_source(f"cam={tmp_path}"), threading.Event(), realtime=False).start()
-    assert [f.index for f in drain(camera)] == [0, 1] and camera.error is None
+    assert [f.index for f in drain(camera)] == [0, 1, 2, 3] and camera.error is None
+    assert parse_source(f"cam={tmp_path / 'c.jfif'}").kind == "photo"  # upright, not OpenCV's reading as stored
 
 
 def test_a_folder_that_disappears_ends_its_camera_with_one_reason(tmp_path, caplog):

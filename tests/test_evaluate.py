@@ -46,11 +46,38 @@ def test_layout_first_sorted_image_is_the_reference(dataset):
 
 
 def test_phone_and_web_photo_types_are_part_of_a_concept_folder(dataset):
-    for suffix in (".HEIC", ".heif", ".hif", ".avif", ".webp"):
+    for suffix in (".HEIC", ".heif", ".hif", ".avif", ".webp", ".jfif", ".JPE"):  # .jfif: Windows' saved JPEGs
         (dataset / "coffee" / f"c{suffix}").write_bytes(b"")
     (dataset / "coffee" / "notes.txt").write_text("not a photo")
     coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
-    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg", "c.HEIC", "c.avif", "c.heif", "c.hif", "c.webp"]
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg", "c.HEIC", "c.JPE", "c.avif", "c.heif", "c.hif",
+                                                "c.jfif", "c.webp"]
+
+
+def test_a_photo_without_a_photos_suffix_is_taken_by_its_content(dataset):
+    # A browser's download (`photo.jpg_large`), a file with no suffix: pictures a person counts, not to be dropped
+    # unsaid. Sidecars and notes stay out, and so does a TIFF header (camera RAW files have one).
+    folder = dataset / "coffee"
+    (folder / "c.jpg_large").write_bytes((folder / "b0.jpg").read_bytes())
+    (folder / "IMG_0001").write_bytes((folder / "a.png").read_bytes())
+    (folder / "IMG_0001.AAE").write_text('<?xml version="1.0"?><plist/>')
+    (folder / "IMG_0002.DNG").write_bytes(b"II*\x00" + bytes(60))
+    (folder / "Thumbs.db").write_bytes(bytes(range(256)))
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [r.name for r in coffee.references] == ["IMG_0001"]
+    assert [q.name for q in coffee.queries] == ["a.png", "b0.jpg", "b1.jpg", "c.jpg_large"]
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, settings, kind):
+    (dataset / "empty").mkdir()
+    save_photo(dataset / "nested" / "photos", "moon")  # its photos a folder further down: not read
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    assert report["skipped_images"] == ["no photo in the folder of 'empty' (left out)",
+                                        "no photo in the folder of 'nested' (left out)"]
+    if kind == "retrieval":
+        assert report["concepts"] == 5 and report["queries"] == 10
 
 
 def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, settings):

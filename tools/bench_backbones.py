@@ -68,7 +68,7 @@ def main() -> None:
     from edge_rap.export.ready import install_ready_embedder
     from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache
     from edge_rap.perceive.embed import OnnxImageEmbedder
-    from edge_rap.perceive.images import is_photo_name, read_image_file
+    from edge_rap.perceive.images import is_photo_file, read_image_file
     from edge_rap.perceive.views import query_views
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     cache = ModelCache(settings.models)
-    unrelated = [p for folder in args.unrelated for p in sorted(folder.rglob("*")) if p.is_file() and is_photo_name(p)]
+    unrelated = [p for folder in args.unrelated for p in sorted(folder.rglob("*")) if p.is_file() and is_photo_file(p)]
     report = {"machine": machine(), "dataset": str(args.dataset), "unrelated": [str(u) for u in args.unrelated],
               "models": []}
     embedders, names = [], []

@@ -19,7 +19,7 @@ from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import Store, name_key, validate_name
-from edge_rap.perceive.images import is_photo_name, read_image_file
+from edge_rap.perceive.images import is_photo_file, read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
 from edge_rap.types import Hit, Image
@@ -50,7 +50,7 @@ def _entries(folder: Path) -> list[Path]:
 def image_files(folder: Path) -> list[Path]:
     """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
     kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
-    return [p for p in _entries(folder) if not p.is_dir() and is_photo_name(p)]
+    return [p for p in _entries(folder) if not p.is_dir() and is_photo_file(p)]
 
 
 def _concept_name(folder: Path) -> str:
@@ -63,15 +63,15 @@ def _concept_name(folder: Path) -> str:
 
 
 def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
-    """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries."""
+    """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries.
+    A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`)."""
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
     concepts = []
     for sub in (p for p in _entries(folder) if p.is_dir()):
         files = image_files(sub)
-        if files:
-            concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:]))
-    if not concepts:
+        concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:]))
+    if not any(c.references for c in concepts):
         raise EdgeRapError(f"{folder}: no concept subfolders with images")
     return concepts
 
@@ -267,6 +267,9 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                            "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
     kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
     for c in progress(concepts):
+        if not c.references:
+            skipped.append(f"no photo in the folder of {c.name!r} (left out)")
+            continue
         try:
             if (other := seen.get(name_key(c.name))) is not None:
                 raise EdgeRapError(f"another folder is also named {other!r}")

@@ -24,7 +24,7 @@ from urllib.parse import unquote, unquote_plus
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_name, read_image_file
+from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
 from edge_rap.wording import counted
@@ -454,7 +454,7 @@ class Camera:
         """The folder's photos in name order, each read as a photo source is; one that cannot be read is skipped
         with a warning, a folder of which none can be read is an error."""
         try:  # every format `remember` takes: a folder of a phone's HEIC photos is a source too
-            files = sorted(p for p in Path(self.spec.target).iterdir() if is_photo_name(p))
+            files = sorted(p for p in Path(self.spec.target).iterdir() if is_photo_file(p))
         except OSError as e:
             raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
         if not files:

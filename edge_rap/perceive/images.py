@@ -129,14 +129,36 @@ def _is_video(data: bytes) -> bool:
 
 
 #: Suffixes of the photo files a folder of concepts may hold (`eval`); anything Pillow (+ pillow-heif) reads.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif",
-                  ".avif"}
+#: .jpe and .jfif are JPEGs too (Windows saves a browser's image as .jfif).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic",
+                  ".heif", ".hif", ".avif"}
+#: The formats a file without a photo's suffix is taken for a photo in (`photo.jpg_large`, `IMG_0001`): not TIFF,
+#: which camera RAW files (.dng, .nef) are too, whose pixels are not read here.
+_SNIFFED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "AVIF", "BMP", "GIF"}
 
 
-def is_photo_name(path: Path) -> bool:
-    """Whether a folder's entry is taken for a photo: a photo's suffix and not hidden (the `._photo.jpg` sidecars
-    macOS leaves on other disks are no photos, whatever their suffix)."""
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+def is_photo_file(path: Path) -> bool:
+    """Whether a folder's entry is taken for a photo: not hidden (the `._photo.jpg` sidecars macOS leaves on other
+    disks are no photos, whatever their suffix), and a photo's suffix (whether or not it can be read, which is
+    said when it is read), or a regular file whose header is a photo's: left out, it would be dropped unsaid."""
+    if path.name.startswith("."):
+        return False
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    return path.is_file() and _is_picture(path)
+
+
+def _is_picture(path: Path) -> bool:
+    """Whether Pillow identifies the file's header as one of _SNIFFED_FORMATS (nothing is decoded)."""
+    from PIL import Image as PILImage
+
+    _register_heif()
+    PILImage.init()
+    try:  # (HEIF only where pillow-heif is installed, AVIF where Pillow was built with it)
+        with PILImage.open(path, formats=[f for f in PILImage.OPEN if f in _SNIFFED_FORMATS]):
+            return True
+    except Exception:  # not a picture, or unreadable: not taken for one
+        return False
 
 
 @functools.cache

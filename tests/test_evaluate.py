@@ -161,6 +161,28 @@ def test_empty_or_missing_dataset_is_a_clear_error(tmp_path, settings):
         evaluate_retrieval(settings, tmp_path / "empty")
 
 
+def test_a_dataset_given_one_folder_too_high_names_the_folders_to_give(dataset, settings, tmp_path):
+    # An archive unzipped into a folder of its own, or a train/test split: a folder of folders of concepts.
+    split = tmp_path / "split"
+    shutil.copytree(dataset, split / "test")
+    shutil.copytree(dataset, split / "train")
+    with pytest.raises(EdgeRapError) as refused:
+        evaluate_retrieval(settings, split)
+    assert str(refused.value) == (f"{split}: no concept subfolders with images ('test' and 'train' hold a folder "
+                                  "per concept each: give one as --dataset)")
+    shutil.rmtree(split / "train")
+    with pytest.raises(EdgeRapError, match=r"\('test' holds a folder per concept: give it as --dataset\)$"):
+        evaluate_retrieval(settings, split)
+
+
+def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
+    # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
+    for junk in ("__MACOSX", "@eaDir"):
+        save_photo(dataset / junk / "coffee", "moon", filename="._a.png")
+        save_photo(dataset / junk, "moon", filename="SYNOPHOTO_THUMB_M.jpg")
+    assert [c.name for c in read_dataset(dataset)] == sorted(CONCEPTS)
+
+
 @pytest.mark.parametrize("kind", ["retrieval", "localize"])
 def test_unreadable_photos_are_said_and_left_out_not_fatal(dataset, settings, kind):
     # A corrupt query is skipped; a corrupt reference leaves its concept (and that one's queries) out.

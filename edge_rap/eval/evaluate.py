@@ -38,11 +38,16 @@ class ConceptFolder:
     queries: list[Path]
 
 
+#: Folders that systems add beside a dataset's: a zip made on a Mac (`__MACOSX/`, its `._` sidecars), a Synology
+#: share's thumbnails, a Windows drive's. None is a concept.
+_SYSTEM_FOLDERS = {"__MACOSX", "@eaDir", "System Volume Information", "$RECYCLE.BIN"}
+
+
 def _entries(folder: Path) -> list[Path]:
     """The folder's entries, without hidden ones (`.DS_Store`, the `._photo.jpg` sidecars macOS leaves on other
-    disks, `.thumbnails/`): one of those sorted first would become a concept's reference."""
+    disks, `.thumbnails/`): one of those sorted first would become a concept's reference; nor _SYSTEM_FOLDERS."""
     try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in _SYSTEM_FOLDERS)
     except OSError as e:
         raise EdgeRapError(f"{folder}: cannot list ({e.strerror})") from None
 
@@ -72,8 +77,21 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
         files = image_files(sub)
         concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:]))
     if not any(c.references for c in concepts):
-        raise EdgeRapError(f"{folder}: no concept subfolders with images")
+        raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(folder)}")
     return concepts
+
+
+def _one_level_down(folder: Path) -> str:
+    """Where a dataset given one folder too high (an unzipped archive's own folder; `train/` and `test/`) may be:
+    its subfolders that hold concept folders, named for the error."""
+    holders = [sub for sub in _entries(folder) if sub.is_dir() and any(
+        d.is_dir() and image_files(d) for d in _entries(sub))]
+    if not holders:
+        return ""
+    if len(holders) == 1:
+        return f" ({holders[0].name!r} holds a folder per concept: give it as --dataset)"
+    names = ", ".join(repr(h.name) for h in holders[:-1]) + f" and {holders[-1].name!r}"
+    return f" ({names} hold a folder per concept each: give one as --dataset)"
 
 
 def _growth_steps(total: int) -> list[int]:

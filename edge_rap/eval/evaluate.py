@@ -122,8 +122,8 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
                     queries.append((c.name, read_image_file(q).image))
                 except EdgeRapError as e:
                     skipped.append(str(e))
-        if not queries:
-            _require_queries(dataset, [], references)
+        if not queries:  # there were some (checked above): none could be read
+            raise _no_readable_query(dataset, skipped)
         vectors = [retriever.embed_query(img) for _, img in progress(queries)]
         all_scored = [retriever.score(v) for v in vectors]
         top1, top5 = _recall(queries, all_scored, len(concepts))
@@ -174,8 +174,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         concepts = remember_references(mem, concepts, skipped, progress)
         frames = localize_frames(concepts, per_frame, seed, skipped, layout)
         if not frames:
-            reason = f" ({skipped[-1]})" if skipped else ""
-            raise EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
+            raise _no_readable_query(dataset, skipped)
         retriever = Retriever(mem.store, embedder, retrieval_policy(settings))  # as `recognize`, whatever per_frame is
         truths = predictions = 0
         ious: list[float] = []
@@ -267,6 +266,13 @@ def _require_queries(dataset: Path, concepts: list[ConceptFolder], references: i
     """Some concept must have a photo left to ask about (none given: the dataset had none that could be read)."""
     if not any(c.queries for c in concepts):
         raise EdgeRapError(f"{dataset}: no query images (each concept folder needs {references + 1}+ images)")
+
+
+def _no_readable_query(dataset: Path, skipped: list[str]) -> EdgeRapError:
+    """The error of a dataset whose queries could none be read (a phone's 200-megapixel photos), with the last
+    reason: not that it has none, which sends a person to count their files."""
+    reason = f" ({skipped[-1]})" if skipped else ""
+    return EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
 
 
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],

@@ -68,6 +68,16 @@ def test_a_photo_without_a_photos_suffix_is_taken_by_its_content(dataset):
     assert [q.name for q in coffee.queries] == ["a.png", "b0.jpg", "b1.jpg", "c.jpg_large"]
 
 
+def test_photos_in_a_format_not_read_here_are_said_not_dropped_unsaid(dataset, settings):
+    # JPEG XL and camera RAW: no photo to remember or ask about, but files a person counts
+    (dataset / "coffee" / "c.JXL").write_bytes(b"\xff\x0a")
+    (dataset / "rocket" / "IMG_0001.DNG").write_bytes(b"II*\x00" + bytes(60))
+    report = evaluate_retrieval(settings, dataset)
+    assert report["queries"] == 10 and report["skipped_images"] == [
+        f"{dataset / 'coffee' / 'c.JXL'}: a JPEG XL photo, which is not read here (convert it to JPEG)",
+        f"{dataset / 'rocket' / 'IMG_0001.DNG'}: a camera RAW photo, which is not read here (convert it to JPEG)"]
+
+
 @pytest.mark.parametrize("kind", ["retrieval", "localize"])
 def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, settings, kind):
     (dataset / "empty").mkdir()

@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -19,7 +19,7 @@ from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.store import Store, name_key, validate_name
-from edge_rap.perceive.images import is_photo_file, read_image_file
+from edge_rap.perceive.images import is_photo_file, read_image_file, unread_photo
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
 from edge_rap.types import Hit, Image
@@ -36,6 +36,7 @@ class ConceptFolder:
     name: str
     references: list[Path]  # the photos remembered (the first in sorted order, or the first N)
     queries: list[Path]
+    unread: list[str] = field(default_factory=list)  # photos not read here (JPEG XL, RAW), each with what it is
 
 
 #: Folders that systems add beside a dataset's: a zip made on a Mac (`__MACOSX/`, its `._` sidecars), a Synology
@@ -75,7 +76,9 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     concepts = []
     for sub in (p for p in _entries(folder) if p.is_dir()):
         files = image_files(sub)
-        concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:]))
+        unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
+                  if (kind := unread_photo(p))]
+        concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:], unread))
     if not any(c.references for c in concepts):
         raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(folder)}")
     return concepts
@@ -291,6 +294,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                            "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
     kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
     for c in progress(concepts):
+        skipped += c.unread
         if not c.references:
             skipped.append(f"no photo in the folder of {c.name!r} (left out)")
             continue

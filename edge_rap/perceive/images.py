@@ -137,6 +137,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".t
 _SNIFFED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "AVIF", "BMP", "GIF"}
 
 
+#: Photos by their suffix that are not read here (Pillow has no reader): taken for no photo, and said where a
+#: folder's photos are counted (`eval`) rather than dropped unsaid.
+_UNREAD_PHOTOS = {".jxl": "a JPEG XL photo", **dict.fromkeys(
+    (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"), "a camera RAW photo")}
+
+
+def unread_photo(path: Path) -> str | None:
+    """What a photo file that is not read here is ("a JPEG XL photo"); None for any other file."""
+    return None if path.name.startswith(".") else _UNREAD_PHOTOS.get(path.suffix.lower())
+
+
 def is_photo_file(path: Path) -> bool:
     """Whether a folder's entry is taken for a photo: not hidden (the `._photo.jpg` sidecars macOS leaves on other
     disks are no photos, whatever their suffix), and a photo's suffix (whether or not it can be read, which is

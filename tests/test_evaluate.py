@@ -78,6 +78,25 @@ def test_photos_in_a_format_not_read_here_are_said_not_dropped_unsaid(dataset, s
         f"{dataset / 'rocket' / 'IMG_0001.DNG'}: a camera RAW photo, which is not read here (convert it to JPEG)"]
 
 
+def test_a_concept_folder_that_cannot_be_listed_is_said_and_left_out_not_fatal(dataset, settings, monkeypatch):
+    # Another account's folder on a shared drive: the whole evaluation ended with "cannot list".
+    from pathlib import Path
+
+    save_photo(dataset / "private", "moon")
+    listed = Path.iterdir
+
+    def iterdir(path):  # root is never refused, so the refusal is staged
+        if path.name == "private":
+            raise PermissionError(13, "Permission denied")
+        return listed(path)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    report = evaluate_retrieval(settings, dataset)
+    assert report["concepts"] == 5 and report["queries"] == 10
+    assert report["skipped_images"] == [f"{dataset / 'private'}: cannot list (Permission denied)",
+                                        "no photo in the folder of 'private' (left out)"]
+
+
 @pytest.mark.parametrize("kind", ["retrieval", "localize"])
 def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, settings, kind):
     (dataset / "empty").mkdir()
@@ -187,7 +206,7 @@ def test_a_dataset_given_one_folder_too_high_names_the_folders_to_give(dataset, 
 
 def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
     # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
-    for junk in ("__MACOSX", "@eaDir"):
+    for junk in ("__MACOSX", "@eaDir", "lost+found"):
         save_photo(dataset / junk / "coffee", "moon", filename="._a.png")
         save_photo(dataset / junk, "moon", filename="SYNOPHOTO_THUMB_M.jpg")
     assert [c.name for c in read_dataset(dataset)] == sorted(CONCEPTS)

@@ -40,8 +40,8 @@ class ConceptFolder:
 
 
 #: Folders that systems add beside a dataset's: a zip made on a Mac (`__MACOSX/`, its `._` sidecars), a Synology
-#: share's thumbnails, a Windows drive's. None is a concept.
-_SYSTEM_FOLDERS = {"__MACOSX", "@eaDir", "System Volume Information", "$RECYCLE.BIN"}
+#: share's thumbnails, a Windows drive's, an ext4 drive's `lost+found`. None is a concept.
+_SYSTEM_FOLDERS = {"__MACOSX", "@eaDir", "System Volume Information", "$RECYCLE.BIN", "lost+found"}
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -73,22 +73,36 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`)."""
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
-    concepts = []
-    for sub in (p for p in _entries(folder) if p.is_dir()):
-        files = image_files(sub)
-        unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
-                  if (kind := unread_photo(p))]
-        concepts.append(ConceptFolder(_concept_name(sub), files[:references], files[references:], unread))
+    concepts = [_concept_folder(sub, references) for sub in _entries(folder) if sub.is_dir()]
     if not any(c.references for c in concepts):
         raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(folder)}")
     return concepts
 
 
+def _concept_folder(sub: Path, references: int) -> ConceptFolder:
+    """A concept's folder: its photos, and those not read here. One that cannot be listed (another account's,
+    on a shared drive) has none and says why: one such folder must not end the whole evaluation."""
+    try:
+        files = image_files(sub)
+        unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
+                  if (kind := unread_photo(p))]
+    except EdgeRapError as e:
+        return ConceptFolder(_concept_name(sub), [], [], [str(e)])
+    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread)
+
+
+def _holds_concepts(folder: Path) -> bool:
+    """Whether a folder holds a concept's folder (one with a photo); False where any cannot be listed."""
+    try:
+        return any(d.is_dir() and image_files(d) for d in _entries(folder))
+    except EdgeRapError:
+        return False
+
+
 def _one_level_down(folder: Path) -> str:
     """Where a dataset given one folder too high (an unzipped archive's own folder; `train/` and `test/`) may be:
     its subfolders that hold concept folders, named for the error."""
-    holders = [sub for sub in _entries(folder) if sub.is_dir() and any(
-        d.is_dir() and image_files(d) for d in _entries(sub))]
+    holders = [sub for sub in _entries(folder) if sub.is_dir() and _holds_concepts(sub)]
     if not holders:
         return ""
     if len(holders) == 1:

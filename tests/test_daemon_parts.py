@@ -1970,6 +1970,28 @@ def test_a_visit_of_a_running_daemon_or_of_another_hosts_goes_on(tmp_path):
     assert EventLog(tmp_path / "other", readonly=True).last_seen("bo").kind == "arrived"  # cannot be told
 
 
+def test_a_concept_that_walked_to_another_camera_is_said_to_be_there(tmp_path):
+    # Bo walks from the den to the porch: both cameras see Bo at the door, and the den's "left" is logged after
+    # the porch's arrival. "Where is Bo?" answered from the latest event, "I last saw <bo> on the den camera 10
+    # minutes ago", and "is anyone home?" that nobody was, of Bo on the porch all along.
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import where_is
+    from edge_rap.speech.who import WhoQuestion, answer_who
+
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    log.add(Event("arrived", "bo", "den", 1.0, 1000.0))
+    log.add(Event("arrived", "bo", "porch", 5.0, 1004.0))
+    log.add(Event("left", "bo", "den", 5.5, 1005.5))
+    home = SimpleNamespace(events=EventLog(tmp_path, readonly=True), concepts=lambda: [BO])
+    assert where_is(home, "bo", None, now=1600.0) == ("<bo> is on the porch camera now: "
+                                                      "I saw <bo> arrive 10 minutes ago.")
+    assert answer_who(home, WhoQuestion(today=False), None, now=1600.0)[0] == "<bo> is on the porch camera now."
+    log.add(Event("left", "bo", "porch", 9.0, 1700.0))  # gone from both: the latest sighting
+    assert where_is(home, "bo", None, now=1760.0) == "I last saw <bo> on the porch camera 1 minute ago."
+
+
 def test_a_visit_whose_watch_is_gone_ended_with_its_arrival(tmp_path):
     import sqlite3
 

@@ -502,16 +502,22 @@ class EventLog:
             raise EventLogError(self.path, f"cannot read the event log ({e}){_damaged(e)}") from None
 
     def last_seen(self, name: str) -> Event | None:
-        """The latest event about `name` (for "where is X?"). An arrival whose daemon died since (killed, out of
-        memory, the power cut) and has not been started again is a "left" at its last sign of life: until a new
-        daemon closed that visit, "where is Bo?" said "on the porch camera now" of a camera nobody watched."""
-        events = self.query(name=name, limit=1)
-        if not events:
-            return None
-        event = events[0]
+        """Where `name` is, or was last seen (for "where is X?"): its latest arrival on a camera it has not left,
+        else its latest event. Walking from the den to the porch, Bo is seen by both at the door, and the den's
+        "left" is logged after the porch's arrival: its latest event alone said "I last saw <bo> on the den camera
+        10 minutes ago" of Bo on the porch all along. An arrival whose daemon died since (killed, out of memory,
+        the power cut) and has not been started again is a "left" at its last sign of life: until a new daemon
+        closed that visit, "where is Bo?" said "on the porch camera now" of a camera nobody watched."""
+        latest = [self._still_there(_event(row)) for row in self._rows(
+            _SELECT + " WHERE id IN (SELECT MAX(id) FROM events WHERE name = ? GROUP BY camera) ORDER BY id DESC",
+            (name,), valid_event)]  # the newest event on each camera, newest first
+        return next((e for e in latest if e.kind == "arrived"), latest[0] if latest else None)
+
+    def _still_there(self, event: Event) -> Event:
+        """`event`, or a "left" at its daemon's last sign of life for an arrival whose daemon died since."""
         if event.kind != "arrived" or (ended := self._ended(event.id)) is None:
             return event
-        return Event("left", name, event.camera, event.time_s + max(0.0, ended - event.wall),
+        return Event("left", event.name, event.camera, event.time_s + max(0.0, ended - event.wall),
                      max(ended, event.wall), id=event.id)
 
     def _ended(self, event_id: int) -> float | None:

@@ -64,11 +64,12 @@ QUESTIONS = (  # (file, what is said, the silence after it): {0} is the scene's 
 
 class WavMicrophone:
     """Stands in for `edge_rap.speech.audio.Microphone`: the folder's WAVs in turn, each followed by the silence
-    its name ends with (`01-where-15.0.wav`), in real time, round and round until `close()`."""
+    its name ends with (`01-where-15.0.wav`), in real time, round and round until `close()`. (`waiting`: never
+    called: its audio never stops.)"""
 
     folder: Path = Path(".")
 
-    def __init__(self, device=None, reopen: bool = False):
+    def __init__(self, device=None, reopen: bool = False, waiting=None):
         from edge_rap.speech.audio import read_audio
 
         self._closed = threading.Event()

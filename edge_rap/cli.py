@@ -202,7 +202,9 @@ def _stop_on_signals():
 def cmd_run(args) -> int:
     from edge_rap.daemon.config import run_config
     from edge_rap.daemon.service import run_daemon
+    from edge_rap.daemon.settings_file import SettingsFile
 
+    settings_file = SettingsFile.before_reading(Path(args.config)) if args.config else None
     config = run_config({"sources": args.source, "duration": args.duration, "max_frames": args.max_frames,
                          "json": args.json, "mute": args.mute, "speak_to": args.speak_to, "cooldown": args.cooldown,
                          "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
@@ -214,7 +216,7 @@ def cmd_run(args) -> int:
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
     with _stop_on_signals() as stop:
-        summary = run_daemon(settings, config, stop, sys.stdout)
+        summary = run_daemon(settings, config, stop, sys.stdout, settings_file=settings_file)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)
     else:
@@ -705,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
                    help="camera index, video file, photo, RTSP/HTTP URL or folder of images; repeat for several "
                         "cameras")
-    p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries")
+    p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries, read at "
+                   "the start (an edit waits for a restart, and is said)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--max-frames", type=_int_at_least(1), metavar="N", help="stop after N frames")
     p.add_argument("--json", action="store_true", help="one JSON object per event, a summary at exit")

@@ -2024,3 +2024,31 @@ def test_an_event_log_opened_while_the_drive_was_read_only_takes_events_once_it_
     writable.append(True)  # remounted read-write
     log.add(event)
     assert [e.name for e in log.query()] == ["bo"]
+
+
+def test_a_settings_file_edited_while_run_runs_is_said_to_wait_for_a_restart(tmp_path, caplog):
+    # `run` reads --config once: a camera added to /etc/edge-rap/run.toml, or a new cooldown, changed nothing, and
+    # nothing said so; an edit a restart would refuse (the service failing over and over) was found at the restart.
+    from edge_rap.daemon.settings_file import SettingsFile
+
+    path = tmp_path / "run.toml"
+    path.write_text("[daemon]\ncooldown = 30\n")
+    watched = SettingsFile.before_reading(path)
+    watched.look()
+    assert caplog.messages == [] and watched.status() == ""  # unchanged
+    path.write_text("[daemon]\ncooldown = 120\n")  # (another size: two writes within a clock tick share a time)
+    watched.look()
+    watched.look()  # once per edit
+    assert caplog.messages == [f"{path} changed; run goes on with the settings it read at its start: restart run to "
+                               "use it (`systemctl restart edge-rap` for the service)"]
+    assert watched.status() == "; run.toml changed: restart to use it"
+    caplog.clear()
+    path.write_text("[daemon]\ncooldwn = 60\n")
+    watched.look()
+    assert caplog.messages == [f"{path} changed; run goes on with the settings it read at its start: a restart would "
+                               "refuse it as it is now: unknown key 'cooldwn' in [daemon]"]
+    caplog.clear()
+    path.write_text('[daemon]\ncooldown = 30\nconfirm = "two"\n')
+    watched.look()
+    assert caplog.messages[0].endswith("a restart would refuse it as it is now: [daemon]: confirm must be a whole "
+                                       "number, not 'two'")

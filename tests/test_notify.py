@@ -471,3 +471,20 @@ def test_a_long_call_ending_while_the_watchdog_looks_is_never_the_pings_end():
     supervisor.watch(Ending("the frame loop", supervisor.clock))
     supervisor.clock.now += 60
     assert supervisor.stale() == []
+
+
+def test_the_status_line_says_a_settings_file_edited_since_the_start(tmp_path, caplog):
+    from test_daemon import ScriptedHousehold, write_frames
+
+    from edge_rap.daemon.settings_file import SettingsFile
+
+    path = tmp_path / "run.toml"
+    path.write_text("[daemon]\ncooldown = 30\n")
+    watched = SettingsFile.before_reading(path)
+    path.write_text("[daemon]\ncooldown = 5\n")  # while the models load
+    source = parse_source(f"porch={write_frames(tmp_path / 'frames', [40, 255])}")
+    daemon = Daemon(ScriptedHousehold(tmp_path / "memory"), DaemonOptions((source,), realtime=False),
+                    lambda event: None, settings_file=watched)
+    daemon.run(threading.Event())
+    assert any(m.startswith(f"{path} changed; run goes on") for m in caplog.messages)
+    assert daemon.status().endswith("; run.toml changed: restart to use it")

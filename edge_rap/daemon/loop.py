@@ -36,6 +36,7 @@ from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
     from edge_rap.daemon.backups import ScheduledBackups
+    from edge_rap.daemon.settings_file import SettingsFile
 
 log = logging.getLogger(__name__)
 
@@ -145,12 +146,14 @@ class Daemon:
 
     def __init__(self, household, options: DaemonOptions, report: Callable[[Event], None],
                  speaker=None, snapshots=None, clock: WallClock | None = None, supervisor: Supervisor | None = None,
-                 backups: ScheduledBackups | None = None):
+                 backups: ScheduledBackups | None = None, settings_file: SettingsFile | None = None):
         """`speaker`: says announcements (edge_rap.speech.tts.Speaker), or None to only report them; `supervisor`:
         systemd, told when the cameras run, how they are, that the loop turns, and when it stops; `backups`: the
-        scheduled backups, in their own thread while the cameras are watched."""
+        scheduled backups, in their own thread while the cameras are watched; `settings_file`: `--config`'s,
+        whose edits are said to wait for a restart."""
         self.household = household
         self.backups = backups
+        self.settings_file = settings_file
         self.clock = clock or WallClock()
         self.options = options
         self.report = report
@@ -241,6 +244,8 @@ class Daemon:
                     self._check_memory()
                     self.household.events.still_watching()
                     self._log_unlogged()  # the log may take what it refused before
+                    if self.settings_file is not None:
+                        self.settings_file.look()
                     next_check = time.monotonic() + 10.0
                 if time.monotonic() >= next_log_check:
                     self._check_log()
@@ -324,7 +329,8 @@ class Daemon:
         """The line `systemctl status` shows: what is watched, and how long since a camera last gave a frame."""
         last = "no frame yet" if self.frame_at is None else f"last frame {time.monotonic() - self.frame_at:.1f} s ago"
         cameras, concepts = counted(len(self.options.sources), "camera"), counted(self.concept_count, "concept")
-        return f"watching {cameras}, {concepts}; {last}"
+        edited = self.settings_file.status() if self.settings_file is not None else ""
+        return f"watching {cameras}, {concepts}; {last}{edited}"
 
     def _left_before_start(self, cameras: list[Camera]) -> dict[tuple[str, str], float]:
         """What a run before this one saw leave a live camera within its cooldown (a restart: an upgrade, systemd

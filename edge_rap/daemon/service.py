@@ -15,6 +15,7 @@ from edge_rap.daemon.config import RunConfig
 from edge_rap.daemon.events import SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions, Summary
 from edge_rap.daemon.notify import Supervisor
+from edge_rap.daemon.settings_file import SettingsFile
 from edge_rap.daemon.shutdown import STOP_BUDGET_S, Part, stop_together
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
@@ -135,9 +136,10 @@ def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_B
 
 
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
-               memory: Path | None = None) -> Summary:
+               memory: Path | None = None, settings_file: SettingsFile | None = None) -> Summary:
     """Open the household, run until `stop`, the end of the sources, or a limit; close everything (`stop`
-    interrupts the VLM's answers too). The summary's `still_running`: the parts that did not stop in time."""
+    interrupts the VLM's answers too). The summary's `still_running`: the parts that did not stop in time.
+    `settings_file`: the `--config` that `config` was read from, whose edits are said to wait for a restart."""
     quiet_opencv()  # before any thread starts
     remove_leftovers()
     profile = settings.profile
@@ -164,7 +166,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             schedule = BackupSchedule.of(config.backup_to, config.backup_every, config.backup_keep)
             backups = ScheduledBackups(home.root, schedule) if schedule is not None else None
             daemon = Daemon(home, options, printer(out, config.json), speaker, snapshots,
-                            supervisor=Supervisor.from_environment(), backups=backups)
+                            supervisor=Supervisor.from_environment(), backups=backups, settings_file=settings_file)
             server = voice = None
             try:  # the microphone first: one that is missing fails before anything serves or watches
                 voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None

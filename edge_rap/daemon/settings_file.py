@@ -1,0 +1,61 @@
+"""`run --config`'s file edited while `run` runs: it is read once, at the start, so nothing changes until a restart.
+
+Said once per edit, in the log and on `systemctl status`: a household that added a camera or changed the cooldown
+in /etc/edge-rap/run.toml saw nothing happen, and was not told why. The file as it is now is checked as a restart
+would read it, so that one a restart would refuse (the service then failing over and over) is said at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+
+log = logging.getLogger(__name__)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of the file from another (an editor may write a new file in its place); None while
+    it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+@dataclass
+class SettingsFile:
+    """The settings file `run` read, as it was when read."""
+
+    path: Path
+    seen: tuple[int, int, int] | None
+    edited: bool = False  # since `run` read it
+
+    @classmethod
+    def before_reading(cls, path: Path) -> SettingsFile:
+        """Taken before `run` reads the file: an edit while it is read is said (a restart too many), not lost."""
+        return cls(path, _identity(path))
+
+    def look(self) -> None:
+        """Say an edit since the last look, once, with whether a restart would take the file as it is now."""
+        now = _identity(self.path)
+        if now == self.seen:
+            return
+        from edge_rap.daemon.config import checked_run_file
+
+        self.seen, self.edited = now, True
+        try:
+            checked_run_file(self.path)
+            verdict = "restart run to use it (`systemctl restart edge-rap` for the service)"
+        except EdgeRapError as e:
+            why = str(e).removeprefix(str(self.path)).removeprefix(":").strip()  # (named once, first)
+            verdict = f"a restart would refuse it as it is now: {why}"
+        log.warning("%s changed; run goes on with the settings it read at its start: %s", self.path, verdict)
+
+    def status(self) -> str:
+        """For the status line: the edit waiting for a restart, or nothing."""
+        return f"; {self.path.name} changed: restart to use it" if self.edited else ""

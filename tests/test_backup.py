@@ -140,6 +140,30 @@ def test_a_restored_memory_lists_recognises_and_logs_as_the_original(household, 
     assert oct(copy.stat().st_mode & 0o777) == "0o700"
 
 
+def test_a_restored_memory_says_no_concept_is_on_a_camera_now_of_the_daemon_that_ran_as_it_was_backed_up(
+        household, tmp_path, capsys):
+    # A scheduled backup is made while `run` watches: its log holds that daemon's watch and the visits it had open.
+    # Restored (a new device; a copy beside the running one), "where is the mug?" said "<mug> is on the door camera
+    # now" until the mug was seen again: that daemon was of another host, or still ran on the original memory.
+    archive, copy = tmp_path / "house.tar", tmp_path / "elsewhere" / "memory"
+    running = EventLog(household)
+    running.begin_watch()  # (this process: a daemon still running)
+    running.add(Event("arrived", "mug", "door", 1.0, time.time() - 60))
+    assert edge_rap(capsys, "backup", archive, "--memory", household)[0] == 0
+    assert edge_rap(capsys, "restore", archive, "--memory", copy)[0] == 0
+    assert EventLog(copy, readonly=True).last_seen("mug").kind == "left"
+    assert EventLog(household, readonly=True).last_seen("mug").kind == "arrived"  # the original: still watched
+    began = time.time()
+    restored = EventLog(copy)
+    restored.begin_watch()  # a daemon that began on the restored memory since is left alone
+    restored.add(Event("arrived", "mug", "door", 1.0, time.time()))
+    assert restored.end_watches(began) == []
+    assert EventLog(copy, readonly=True).last_seen("mug").kind == "arrived"
+    for log in (running, restored):
+        log.end_watch()
+        log.close()
+
+
 def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(household, tmp_path, capsys):
     (household / "api-token").write_text("secret-of-the-house")
     (household / "serve.json").write_text('{"host": "0.0.0.0", "port": 8765, "tls": false}')

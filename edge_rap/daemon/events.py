@@ -383,16 +383,38 @@ class EventLog:
     def _begin_watch(self) -> list[Event]:
         db = self._db()
         with _locked(db):  # two daemons starting together close a dead one's visits once
-            closed = self._close_unwatched()
-            for watch, pid, process, alive in db.execute(
-                    "SELECT id, pid, identity, alive FROM watches WHERE host = ?", (socket.gethostname(),)).fetchall():
-                if not _process_alive(pid, process):
-                    closed += self._close_visits(watch, alive)
-                    db.execute("DELETE FROM watches WHERE id = ?", (watch,))
+            watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?",
+                                 (socket.gethostname(),)).fetchall()
+            closed = self._close_unwatched() + self._end_watches(
+                [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
             self.watch = db.execute(
                 "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
                 (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
+        return closed
+
+    def end_watches(self, before: float) -> list[Event]:
+        """Close the visits of every daemon that began watching this log before the wall time `before`, at its last
+        sign of life, and forget them: no daemon watches a log restored from a backup (one made while `run` ran, as
+        the scheduled ones are), whose arrivals, of a daemon of another device or of one still running on the
+        memory backed up, were "on the porch camera now" for ever. The "left" events so added."""
+        def end() -> list[Event]:
+            db = self._db()
+            with _locked(db):
+                return self._close_unwatched() + self._end_watches(
+                    db.execute("SELECT id, alive FROM watches WHERE started < ?", (before,)).fetchall())
+
+        try:
+            return self._mended(end)
+        except sqlite3.Error as e:
+            raise EventLogError(self.path, f"cannot close the visits of the daemons that watched it ({e})") from None
+
+    def _end_watches(self, watches: list[tuple[int, float]]) -> list[Event]:
+        """Close the visits of these (watch, last sign of life) at it, and delete the watches."""
+        closed = []
+        for watch, alive in watches:
+            closed += self._close_visits(watch, alive)
+            self._db().execute("DELETE FROM watches WHERE id = ?", (watch,))
         return closed
 
     def other_watches(self) -> list[tuple[int, float]]:

@@ -9,19 +9,21 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import sqlite3
 import stat
 import tarfile
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from edge_rap.daemon.events import EVENTS_DB
+from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
@@ -32,6 +34,8 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[Iterable], Iterable]
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # (linux/fcntl.h, linux/fs.h)
@@ -69,6 +73,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     process has the memory open."""
     if not archive.is_file():
         raise EdgeRapError(f"{archive}: no such backup file")
+    began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
     finish_killed_restore(root)
@@ -99,6 +104,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
         raise
     finally:
         os.close(held)
+    _unwatched(root, began)
     late = next((pid for pid in map(holder, (aside / DATABASE, aside / EVENTS_DB)) if pid is not None), None) \
         if aside else None
     brought_token = any(name in manifest.files for name in SECRETS)
@@ -142,6 +148,23 @@ def _refuse_held(root: Path) -> None:
             shown = f"pid {pid}" if pid > 0 else "another process"
             raise EdgeRapError(f"{root}: in use by {shown} (`run`, `serve` or `listen`?): stop it first; nothing "
                                "was changed")
+
+
+def _unwatched(root: Path, began: float) -> None:
+    """The restored event log's visits closed: the daemons that watched it (the backup made while `run` ran) watch
+    it no more; one that began since the restore `began` watches the restored memory, and is left alone. Where they
+    cannot be closed, it is said: the memory is restored all the same (a visit left open loses nothing)."""
+    if not (root / EVENTS_DB).exists():
+        return
+    events = None
+    try:
+        events = EventLog(root)
+        events.end_watches(began)
+    except EventLogError as e:
+        log.warning("%s; \"where is X?\" may say a concept is on a camera now until it is seen again", e)
+    finally:
+        if events is not None:
+            events.close()
 
 
 def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_rap.daemon.config import checked_run_file
 from edge_rap.errors import EdgeRapError
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class SettingsFile:
 
     @classmethod
     def before_reading(cls, path: Path) -> SettingsFile:
-        """Taken before `run` reads the file: an edit while it is read is said (a restart too many), not lost."""
+        """Taken before `run` reads the file: an edit while it is read is said (at worst a restart not needed), not
+        lost."""
         return cls(path, _identity(path))
 
     def look(self) -> None:
@@ -45,8 +47,6 @@ class SettingsFile:
         now = _identity(self.path)
         if now == self.seen:
             return
-        from edge_rap.daemon.config import checked_run_file
-
         self.seen, self.edited = now, True
         try:
             checked_run_file(self.path)

@@ -428,6 +428,7 @@ def _model_json(cache, model) -> dict:
 
 
 def _models_pull(args, settings) -> int:
+    from edge_rap.daemon.events import watching
     from edge_rap.models.vlm_registry import kind_of, pull
 
     shown = not args.json and sys.stderr.isatty()  # huggingface_hub's bars, as ours: not into a log or a script's pipe
@@ -437,6 +438,9 @@ def _models_pull(args, settings) -> int:
                           "mmproj": str(files.mmproj) if files.mmproj else None}))
     else:
         print(f"pulled {files.name}: {files.model}" + (f" + {files.mmproj.name}" if files.mmproj else ""))
+    for pid, _ in watching(settings.memory):  # (its models are loaded once, as it starts)
+        print(f"edge-rap: `edge-rap run` (pid {pid}) goes on with the models it loaded at its start: restart it to "
+              f"use {files.name} (`systemctl restart edge-rap` for the service)", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -109,3 +110,25 @@ def test_pull_shows_no_progress_bars_where_stderr_is_no_terminal(run, models, mo
     monkeypatch.setattr(vlm_registry, "pull", lambda *a, progress, **k: asked.append(progress) or
                         vlm_registry.VlmFiles("whisper-base.en", models.models / "model.bin", None))
     assert run("models", "pull", "whisper-base.en")[0] == 0 and asked == [False]  # (capsys: no terminal)
+
+
+def test_a_pull_while_run_watches_the_memory_says_run_uses_it_once_restarted(run, models, settings, monkeypatch):
+    # `run` loads its models once, as it starts: a whisper or VLM pulled while the service ran changed nothing,
+    # and nothing said so.
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.models import vlm_registry
+
+    monkeypatch.setattr(vlm_registry, "pull", lambda *a, **k:
+                        vlm_registry.VlmFiles("whisper-base.en", models.models / "model.bin", None))
+    rc, _, err = run("models", "pull", "whisper-base.en")
+    assert rc == 0 and err == ""  # no daemon
+    daemon = EventLog(settings.memory)
+    daemon.begin_watch()  # (this process, running)
+    try:
+        rc, _, err = run("models", "pull", "whisper-base.en")
+    finally:
+        daemon.end_watch()
+        daemon.close()
+    assert rc == 0 and err == (f"edge-rap: `edge-rap run` (pid {os.getpid()}) goes on with the models it loaded at its "
+                               "start: restart it to use whisper-base.en (`systemctl restart edge-rap` for the "
+                               "service)\n")

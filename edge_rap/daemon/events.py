@@ -632,6 +632,20 @@ LOG_FIX = ("`edge-rap run` (a running one within the hour), `forget` or `rename`
            "starts a new log with the events still readable in it")
 
 
+def watching(root: Path) -> list[tuple[int, float]]:
+    """The daemons of this host that watch the memory at `root` now: (pid, when each started); none where its log
+    cannot be read (a command that only tells of them does not fail for it)."""
+    if not (root / EVENTS_DB).exists():
+        return []
+    events = EventLog(root, readonly=True)
+    try:
+        return events.other_watches()
+    except EdgeRapError:
+        return []
+    finally:
+        events.close()
+
+
 def _damaged(e: Exception) -> str:
     return f"; it is damaged: {LOG_FIX}" if is_damage(e) else ""
 

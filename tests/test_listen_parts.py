@@ -1235,6 +1235,10 @@ def test_a_camera_is_named_in_a_sentence_once_as_a_camera():
 
     assert [the_camera(n) for n in ("den", "porch", "Garden Cam", "front door camera", "webcam")] == [
         "the den camera", "the porch camera", "the Garden Cam", "the front door camera", "the webcam"]
+    # The names `run` gives sources given none (camK) were said "the cam0 camera", "cam zero" aloud.
+    assert [the_camera(n) for n in ("cam0", "cam1", "cam9", "cam10", "Cam2", "cam03x")] == [
+        "the first camera", "the second camera", "the tenth camera", "the cam10 camera", "the Cam2 camera",
+        "the cam03x camera"]
 
 
 def test_a_question_about_the_scene_with_no_frame_says_so():

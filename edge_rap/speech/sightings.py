@@ -33,6 +33,14 @@ def ago_of(wall: float, now: float) -> str:
     return ago(now - wall)
 
 
+#: How the cameras `run` names camK (a source given no name) are said: "the cam0 camera" read aloud as "the cam
+#: zero camera", and "on camera 0 4 minutes ago" as "camera zero four minutes ago".
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
 def the_camera(name: str) -> str:
-    """A camera's name as said in a sentence: "den" is "the den camera", "garden cam" stays "the garden cam"."""
+    """A camera's name as said in a sentence: "den" is "the den camera", "garden cam" stays "the garden cam", and
+    an unnamed source's cam0 is "the first camera"."""
+    if (unnamed := re.fullmatch(r"cam(\d+)", name)) and int(unnamed[1]) < len(_ORDINALS):
+        return f"the {_ORDINALS[int(unnamed[1])]} camera"
     return f"the {name}" if re.search(r"(cam|camera)$", name, re.I) else f"the {name} camera"

@@ -456,6 +456,110 @@ def test_a_stop_interrupts_an_answer_at_its_next_token(vlm):
     assert again.stopped == "interrupted" and again.n_tokens == 0 and again.text == ""
 
 
+def kv_end(vlm) -> int:
+    """The last position the context holds (-1: none): how far llama.cpp evaluated."""
+    lc = vlm._llama_cpp
+    return lc.llama_memory_seq_pos_max(lc.llama_get_memory(vlm.ctx), 0)
+
+
+LONG_BO = concept(1, "bo", "our Shiba Inu, cinnamon coat, black collar, asleep on the sofa by the window " * 4)
+
+
+def long_text_prompt(vlm):
+    """A text prompt of hundreds of tokens (the tiny vocabulary spells most words byte by byte), prefix and suffix."""
+    return render(build_prompt(Task.TEXT, "Where does <bo> sleep when the garden is wet and cold? " * 3,
+                               [Reference(LONG_BO, None)], None), vlm.template, vlm.marker)
+
+
+def stop_once_past(monkeypatch, vlm, position: int, stop) -> list[int]:
+    """Call `stop` once the prompt's evaluation has passed `position` (at a batch's end, where progress is told);
+    the list gets the last position evaluated then."""
+    from edge_rap.generate import vlm as vlm_module
+
+    at_stop: list[int] = []
+
+    def told() -> None:
+        if not at_stop and kv_end(vlm) >= position:
+            at_stop.append(kv_end(vlm))
+            stop()
+
+    monkeypatch.setattr(vlm_module, "progress", told)
+    return at_stop
+
+
+@pytest.mark.parametrize("part", ["prefix", "suffix"])
+def test_a_stop_during_the_prompt_ends_its_evaluation_there(tiny, monkeypatch, part):
+    """Before: a stop set while a prompt was evaluated waited for its end (tens of seconds for a real VLM's prompt
+    on a CPU); now llama.cpp's decode under way is cut (its abort callback), and the next answer is as a fresh
+    model's: nothing half-evaluated is kept, in the context or in the prefix cache."""
+    spec = VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048, n_batch=8)
+    with LlamaVlm(spec) as fresh:
+        rendered = long_text_prompt(fresh)
+        expected = fresh.generate(rendered, max_tokens=6, keep_logits=True)
+        end = kv_end(fresh) - expected.n_tokens  # the prompt's last position (each token but the last went in)
+        prefix_end = len(fresh.tokenize(rendered.prefix, add_special=False)) - 1  # (it spells its <bos>)
+    assert 100 < prefix_end < end - 100
+    with LlamaVlm(spec) as vlm:
+        at_stop = stop_once_past(monkeypatch, vlm, prefix_end // 2 if part == "prefix" else prefix_end + 40,
+                                 vlm.stopping.set)
+        cut = vlm.generate(rendered, max_tokens=6)
+        assert cut.stopped == "interrupted" and cut.n_tokens == 0 and cut.text == ""
+        assert kv_end(vlm) == at_stop[0] < end  # nothing went in after it was set: the batch under way was cut
+        assert len(vlm.prefix_cache) == (0 if part == "prefix" else 1)  # a whole prefix only
+        vlm.stopping.clear()
+        again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
+        assert again.cache["prefix"] == ("computed" if part == "prefix" else "restored")
+        assert again.text == expected.text and again.n_tokens == expected.n_tokens
+        np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_ctrl_c_during_the_prompt_ends_its_evaluation_there(tiny, monkeypatch):
+    """A Ctrl-C is held while llama.cpp evaluates (its log callback would drop it), and raised once the evaluation
+    returns: which it now does at once, not at the prompt's end."""
+    import signal
+
+    spec = VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048, n_batch=8)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as a fresh process has it
+    try:
+        with LlamaVlm(spec) as vlm:
+            rendered = long_text_prompt(vlm)
+            prompt_tokens = len(vlm.tokenize(rendered.prefix + rendered.suffix, add_special=False))
+            at_stop = stop_once_past(monkeypatch, vlm, 100, lambda: signal.raise_signal(signal.SIGINT))
+            with pytest.raises(KeyboardInterrupt):
+                vlm.generate(rendered, max_tokens=6)
+            assert kv_end(vlm) == at_stop[0] < prompt_tokens - 100
+            monkeypatch.undo()
+            assert vlm.generate(rendered, max_tokens=2).n_tokens >= 1  # still usable after
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_stop_while_an_image_is_evaluated_ends_it_there(vlm, tiny):
+    """The query image's tokens go into the context in one decode (mtmd's helper): cut there too. (Its encoding
+    before, in mtmd's own graph, has no abort callback: a stop waits for it.)"""
+    rendered = prompt(vlm, REFS)
+    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048)) as fresh:
+        expected = fresh.generate(rendered, max_tokens=6, keep_logits=True)
+    encoded, before_image = vlm._encoded, []
+
+    def stop_after_the_query(chunk, key, use_cache, stats):
+        embd = encoded(chunk, key, use_cache, stats)
+        if not use_cache:  # the query image (the references' encodings are cached)
+            before_image.append(kv_end(vlm))
+            vlm.stopping.set()
+        return embd
+
+    vlm._encoded = stop_after_the_query
+    cut = vlm.generate(rendered, max_tokens=6)
+    assert cut.stopped == "interrupted" and cut.n_tokens == 0
+    assert kv_end(vlm) == before_image[0]  # none of its tokens went in
+    vlm._encoded = encoded
+    vlm.stopping.clear()
+    again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
+    assert again.text == expected.text
+    np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
+
+
 def test_the_model_is_not_freed_under_an_answer_being_made(tiny):
     # Before: a stop that closed the household while an answer's prompt part was evaluated (native code, not cut
     # by `stopping`) freed the model under llama.cpp: a crash, and systemd marked the unit failed.

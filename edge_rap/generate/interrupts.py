@@ -9,7 +9,8 @@ llama.cpp and mtmd report through a log callback written in Python (vlm.py route
 Python runs signal handlers between its own bytecodes, so a Ctrl-C pressed while the model loads or the
 prompt is evaluated (hundreds of log lines; seconds with a real model's image encoder) raised its
 KeyboardInterrupt inside that callback, where ctypes prints and drops it: the answer came anyway, exit 0.
-`interrupts_held` holds it (and a SIGTERM or SIGHUP raised so) until the body returns.
+`interrupts_held` holds it (and a SIGTERM or SIGHUP raised so) until the body returns; `interrupt_waiting` tells
+native work that can end early (llama.cpp's abort callback, vlm.py) that one is held, so that the body returns soon.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+#: The signals the holds open now have noted, oldest first (the main thread's: only it runs Python's signal handlers).
+_noted: list[int] = []
+
+
+def interrupt_waiting() -> bool:
+    """Whether a Ctrl-C, SIGTERM or SIGHUP is held now, to be raised when its hold ends."""
+    return bool(_noted)
 
 
 def _raise_stopped(signum: int, frame) -> None:
@@ -62,13 +72,15 @@ def interrupts_held() -> Iterator[None]:
         yield
         return
     held = {sig: handler for sig in (signal.SIGINT, *STOPPING) if callable(handler := signal.getsignal(sig))}
-    noted: list[int] = []
+    mine = len(_noted)  # (an enclosing hold's come before; this one's own are handed to its handler, the noting one)
     for sig in held:
-        signal.signal(sig, lambda signum, frame: noted.append(signum))
+        signal.signal(sig, lambda signum, frame: _noted.append(signum))
     try:
         yield
     finally:
         for sig, handler in held.items():
             signal.signal(sig, handler)
+        noted = _noted[mine:]
+        del _noted[mine:]
         if noted:
             held[noted[0]](noted[0], None)

@@ -24,7 +24,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.cache import EncoderCache, PrefixCache, PrefixState, file_fingerprint
 from edge_rap.generate.chat import ChatTemplate
-from edge_rap.generate.interrupts import interrupts_held
+from edge_rap.generate.interrupts import interrupt_waiting, interrupts_held
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
 from edge_rap.liveness import long_call, progress
 from edge_rap.models.file_formats import format_problem
@@ -100,12 +100,12 @@ def _quiet_logs(mtmd=None) -> None:
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-#: The longest `close` waits for an answer being made (cut at its next token or prompt part once stopping).
+#: The longest `close` waits for an answer being made (cut at once when stopping, but for an image being encoded).
 CLOSE_WAIT_S = 2.0
 
 
 class _Interrupted(Exception):
-    """`stopping` was set while the prompt was evaluated: the answer ends before its first token."""
+    """`stopping` was set, or a Ctrl-C (SIGTERM, SIGHUP) held, while llama.cpp evaluated: it ended there."""
 
 
 def _llama_says() -> str:
@@ -115,8 +115,9 @@ def _llama_says() -> str:
 
 class LlamaVlm:
     """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt. `stopping`: once
-    set (the process is stopping), an answer ends at its next token or part of its prompt, "interrupted": a stop
-    must not wait for an answer a CPU makes at a few tokens a second, nor free the model under it."""
+    set (the process is stopping), an answer ends at once, "interrupted", its prompt's evaluation too (llama.cpp's
+    abort callback; an image being encoded, which mtmd cannot cut, is finished first): a stop must not wait for an
+    answer a CPU makes at a few tokens a second, nor free the model under it."""
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
         self.stopping = stopping or threading.Event()
@@ -185,6 +186,10 @@ class LlamaVlm:
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
                                + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
+        # asked by the CPU backend after each node of a graph (hundreds a batch; not by the CUDA backend), on the
+        # thread that decodes: a decode ends within milliseconds of a stop, not when a prompt of minutes is in
+        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())
+        llama_cpp.llama_set_abort_callback(self.ctx, self._abort, None)
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
@@ -241,7 +246,7 @@ class LlamaVlm:
 
     def close(self, timeout: float = CLOSE_WAIT_S) -> None:
         """Free the batch, the projector's context and the model (idempotent; also after a failed init); an answer
-        still being made after `timeout` (one part of its prompt, in native code: `stopping` cannot cut it) keeps
+        still being made after `timeout` (an image being encoded, in mtmd: `stopping` cannot cut it) keeps
         them, for the process's exit to free, rather than crash under it."""
         if not self._answering.acquire(timeout=timeout):
             log.warning("the VLM is still evaluating a prompt: not freed under it")
@@ -273,6 +278,17 @@ class LlamaVlm:
         self.prefix_cache.clear()
         self.encoder_cache.clear()
         self._live = None
+
+    def _stop_asked(self) -> bool:
+        """Whether what llama.cpp evaluates now is to end at once: a stop, or a signal held while it works. Called
+        from C, where nothing it raises would get out: reads two flags, logs nothing."""
+        return self.stopping.is_set() or interrupt_waiting()
+
+    def _decode_failed(self, what: str, rc: int) -> Exception:
+        """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (2, aborted), or it failed."""
+        if self._stop_asked():
+            return _Interrupted()
+        return EdgeRapError(f"llama.cpp failed to evaluate {what} ({rc})")
 
     # -- text helpers ------------------------------------------------------------------------------------
     def _piece(self, token: int, special: bool = False) -> str:
@@ -310,8 +326,8 @@ class LlamaVlm:
                 b.n_seq_id[i] = 1
                 b.seq_id[i][0] = 0
                 b.logits[i] = 1 if (logits_last and start + i == len(tokens) - 1) else 0
-            if lc.llama_decode(self.ctx, b) != 0:
-                raise EdgeRapError("llama.cpp failed to evaluate the prompt (context full?)")
+            if (rc := lc.llama_decode(self.ctx, b)) != 0:
+                raise self._decode_failed("the prompt (context full?)", rc)
             self._filled += len(part)
             progress()  # (a batch of the prompt, or a token generated: an answer on a CPU takes minutes in all)
         return n_past + len(tokens)
@@ -361,7 +377,7 @@ class LlamaVlm:
             image_index = 0
             new_n_past = lc.llama_pos(n_past)
             for i in range(n_chunks):
-                if self.stopping.is_set():
+                if self._stop_asked():  # (an image's encoding cannot be cut: mtmd has no abort callback)
                     raise _Interrupted
                 chunk = mtmd.mtmd_input_chunks_get(chunks, i)
                 # one call a part: an image, or the text between two, takes a minute or more on a CPU (a 7B model's
@@ -383,7 +399,7 @@ class LlamaVlm:
                         rc = mtmd.mtmd_helper_eval_chunk_single(self.mctx, self.ctx, chunk, n_past, 0,
                                                                 self.spec.n_batch, last, ctypes.byref(new_n_past))
                     if rc != 0:
-                        raise EdgeRapError(f"llama.cpp failed to evaluate part {i + 1} of the prompt ({rc})")
+                        raise self._decode_failed(f"part {i + 1} of the prompt", rc)
                     n_past = new_n_past.value
                     self._filled += n_tokens
             return n_past
@@ -508,8 +524,12 @@ class LlamaVlm:
                 if self._filled + 1 > self.n_ctx:
                     stopped = "context"
                     break
-                with interrupts_held():
-                    n_past = self._decode_tokens([token], n_past, logits_last=True)
+                try:
+                    with interrupts_held():
+                        n_past = self._decode_tokens([token], n_past, logits_last=True)
+                except _Interrupted:  # (a held Ctrl-C is raised as the hold ends, not caught here)
+                    stopped = "interrupted"
+                    break
         finally:
             lc.llama_sampler_free(sampler)
         t_end = time.perf_counter()

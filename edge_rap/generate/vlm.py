@@ -15,9 +15,10 @@ import ctypes
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -100,8 +101,13 @@ def _quiet_logs(mtmd=None) -> None:
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-#: The longest `close` waits for an answer being made (cut at once when stopping, but for an image being encoded).
+#: The longest `close` waits for an answer being made (once stopping, cut at its next token, in its prompt at once;
+#: not an image being encoded).
 CLOSE_WAIT_S = 2.0
+
+
+#: What llama_decode returns where its abort callback ended it (llama.h).
+DECODE_ABORTED = 2
 
 
 class _Interrupted(Exception):
@@ -115,9 +121,9 @@ def _llama_says() -> str:
 
 class LlamaVlm:
     """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt. `stopping`: once
-    set (the process is stopping), an answer ends at once, "interrupted", its prompt's evaluation too (llama.cpp's
-    abort callback; an image being encoded, which mtmd cannot cut, is finished first): a stop must not wait for an
-    answer a CPU makes at a few tokens a second, nor free the model under it."""
+    set (the process is stopping), an answer ends at its next token, and its prompt's evaluation at once (llama.cpp's
+    abort callback; an image being encoded, which mtmd cannot cut, is finished first), "interrupted": a stop must not
+    wait for an answer a CPU makes at a few tokens a second, nor free the model under it."""
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
         self.stopping = stopping or threading.Event()
@@ -186,10 +192,7 @@ class LlamaVlm:
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
                                + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
-        # asked by the CPU backend after each node of a graph (hundreds a batch; not by the CUDA backend), on the
-        # thread that decodes: a decode ends within milliseconds of a stop, not when a prompt of minutes is in
-        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())
-        llama_cpp.llama_set_abort_callback(self.ctx, self._abort, None)
+        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())  # (kept: C holds it)
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
@@ -284,9 +287,22 @@ class LlamaVlm:
         from C, where nothing it raises would get out: reads two flags, logs nothing."""
         return self.stopping.is_set() or interrupt_waiting()
 
+    @contextmanager
+    def _cut_by_a_stop(self) -> Iterator[None]:
+        """llama.cpp's abort callback set while a prompt is evaluated: the CPU backend asks it after each node of a
+        graph (hundreds a batch; the CUDA backend does not), so that a decode under way ends within milliseconds of a
+        stop, not when a prompt of minutes is in. Not while tokens are generated: a token's decode is short, the
+        loop asks `stopping` between two, and the call into Python at each node cost a sixth of the tokens/s there."""
+        lc = self._llama_cpp
+        lc.llama_set_abort_callback(self.ctx, self._abort, None)
+        try:
+            yield
+        finally:
+            lc.llama_set_abort_callback(self.ctx, lc.ggml_abort_callback(), None)  # (none: a NULL pointer)
+
     def _decode_failed(self, what: str, rc: int) -> Exception:
-        """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (2, aborted), or it failed."""
-        if self._stop_asked():
+        """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (aborted), or it failed."""
+        if rc == DECODE_ABORTED and self._stop_asked():
             return _Interrupted()
         return EdgeRapError(f"llama.cpp failed to evaluate {what} ({rc})")
 
@@ -484,7 +500,8 @@ class LlamaVlm:
         try:
             if self.stopping.is_set():
                 raise _Interrupted
-            with interrupts_held():  # llama.cpp and mtmd log through Python as they evaluate (interrupts.py)
+            # llama.cpp and mtmd log through Python as they evaluate (interrupts.py)
+            with interrupts_held(), self._cut_by_a_stop():
                 n_past = self._prefix(prompt, stats)
                 n_past = self._eval(prompt.suffix, prompt.suffix_images, n_past, add_special=False,
                                     logits_last=True, cache_images=False, stats=stats)
@@ -524,12 +541,8 @@ class LlamaVlm:
                 if self._filled + 1 > self.n_ctx:
                     stopped = "context"
                     break
-                try:
-                    with interrupts_held():
-                        n_past = self._decode_tokens([token], n_past, logits_last=True)
-                except _Interrupted:  # (a held Ctrl-C is raised as the hold ends, not caught here)
-                    stopped = "interrupted"
-                    break
+                with interrupts_held():
+                    n_past = self._decode_tokens([token], n_past, logits_last=True)
         finally:
             lc.llama_sampler_free(sampler)
         t_end = time.perf_counter()

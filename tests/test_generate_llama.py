@@ -588,6 +588,41 @@ def test_a_stop_while_an_image_is_evaluated_ends_it_there(vlm, tiny):
     np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
 
 
+def test_a_stop_while_an_image_is_encoded_ends_the_encoding_there(tiny):
+    """mtmd's image encoder (seconds to minutes on a CPU) has no abort callback: its scheduler's eval callback is
+    asked for every ENCODER_NODES_PER_LOOK-th node, and ends the graph there once stopping. The half-made encoding
+    is never cached: the next answer encodes that reference again, and is as a fresh model's."""
+    from edge_rap.generate.vlm import ENCODER_NODES_PER_LOOK
+
+    spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048)
+    with LlamaVlm(spec) as fresh:
+        rendered = prompt(fresh, REFS)
+        expected = fresh.generate(rendered, max_tokens=6, keep_logits=True)
+    with LlamaVlm(spec) as vlm:
+        look, asked, before_image = vlm._encoder_look, [], []
+
+        def stop_at_the_first_look(ask: bool) -> bool:
+            asked.append(ask)
+            if not ask:
+                before_image.append(kv_end(vlm))
+                vlm.stopping.set()
+            return look(ask)
+
+        vlm._encoder_look = stop_at_the_first_look
+        cut = vlm.generate(rendered, max_tokens=6)
+        assert cut.stopped == "interrupted" and cut.n_tokens == 0
+        # the first reference's graph (90 nodes in the tiny projector) was asked for up to its first look, then cut;
+        # none of its tokens went into the context
+        assert asked == [True] * ENCODER_NODES_PER_LOOK + [False]
+        assert kv_end(vlm) == before_image[0]
+        vlm._encoder_look = look
+        vlm.stopping.clear()
+        again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
+        assert again.cache == expected.cache == {"prefix": "computed", "encoder_hits": 0, "encoded": 3}
+        assert again.text == expected.text
+        np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
+
+
 def test_the_model_is_not_freed_under_an_answer_being_made(tiny):
     # Before: a stop that closed the household while an answer's prompt part was evaluated (native code, not cut
     # by `stopping`) freed the model under llama.cpp: a crash, and systemd marked the unit failed.

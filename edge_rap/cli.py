@@ -861,14 +861,15 @@ HANGUP_WAIT_S = 1.0
 def _stop_after_hangup() -> Stopped | None:
     """The SIGHUP (or SIGTERM) that came within HANGUP_WAIT_S of stdout failing with EIO: a closed terminal's, which
     ends the command as it ends every other (129), not as output that could not be written (2). None where none
-    came, or where SIGHUP is ignored (`nohup`: the EIO is then the output's own)."""
+    came, or where SIGHUP is ignored (`nohup`: the EIO is then the output's own). A Ctrl-C in the wait ends the
+    command as one (130), not with a traceback."""
     if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
         return None
     try:
         with stops_as_ctrl_c():
             time.sleep(HANGUP_WAIT_S)
-    except Stopped as e:
-        return e
+    except KeyboardInterrupt as e:
+        return e if isinstance(e, Stopped) else Stopped(signal.SIGINT)
     return None
 
 

@@ -674,11 +674,12 @@ def test_ask_stream_whose_terminal_closes_is_stopped_by_its_sighup(settings, mon
     assert terminal.text  # the first word
 
 
-@pytest.mark.parametrize("shell_passes_it_on", [True, False])
+@pytest.mark.parametrize("then", ["SIGHUP", None, "Ctrl-C"])
 def test_ask_stream_that_cannot_write_to_its_terminal_waits_for_the_sighup_of_its_closing(
-        settings, monkeypatch, stop_signal, tiny, shell_passes_it_on):
+        settings, monkeypatch, stop_signal, tiny, then):
     # A closed terminal fails writes at once; its SIGHUP reaches a command run from a shell when the shell, which
-    # the kernel sent it to, passes it on: an EIO first is most likely a hang-up, and waits a moment for it.
+    # the kernel sent it to, passes it on: an EIO first is most likely a hang-up, and waits a moment for it. A
+    # Ctrl-C pressed in that moment ended it with a traceback.
     import signal
     import time
 
@@ -686,12 +687,14 @@ def test_ask_stream_that_cannot_write_to_its_terminal_waits_for_the_sighup_of_it
 
     def sleep(seconds: float) -> None:
         waited.append(seconds)
-        if shell_passes_it_on and terminal.hung_up:
+        if then == "SIGHUP" and terminal.hung_up:
             stop_signal(signal.SIGHUP)
+        elif then == "Ctrl-C" and terminal.hung_up:
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(time, "sleep", sleep)
     terminal = Terminal(Terminal.hang_up)
-    assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == (129 if shell_passes_it_on else 2)
+    assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == {"SIGHUP": 129, None: 2, "Ctrl-C": 130}[then]
     assert waited == [cli.HANGUP_WAIT_S]
     terminal.hung_up = False  # (what it would have said, on a terminal still open)
     assert ask_streaming_on(terminal, monkeypatch, settings, tiny) == 0

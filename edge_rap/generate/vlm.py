@@ -194,7 +194,8 @@ class LlamaVlm:
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
                                + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
-        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())  # (kept: C holds it)
+        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._cuts())  # (kept: C holds it)
+        self._was_cut = False  # whether the callbacks ended what llama.cpp or mtmd computed (`_cuts`)
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
@@ -294,6 +295,13 @@ class LlamaVlm:
         from C, where nothing it raises would get out: reads two flags, logs nothing."""
         return self.stopping.is_set() or interrupt_waiting()
 
+    def _cuts(self) -> bool:
+        """The callbacks' answer to whether what llama.cpp or mtmd computes ends now: once yes, noted, since the stop
+        may no longer be asked when the computation returns (another thread's hold ended meanwhile), and what it
+        left half made must still be known as such."""
+        self._was_cut = self._was_cut or self._stop_asked()
+        return self._was_cut
+
     @contextmanager
     def _cut_by_a_stop(self) -> Iterator[None]:
         """llama.cpp's abort callback set while a prompt is evaluated: the CPU backend asks it after each node of a
@@ -301,6 +309,7 @@ class LlamaVlm:
         stop, not when a prompt of minutes is in. Not while tokens are generated: a token's decode is short, the
         loop asks `stopping` between two, and the call into Python at each node cost a sixth of the tokens/s there."""
         lc = self._llama_cpp
+        self._was_cut = False
         lc.llama_set_abort_callback(self.ctx, self._abort, None)
         try:
             yield
@@ -316,11 +325,11 @@ class LlamaVlm:
         if ask:
             self._encoder_nodes += 1
             return self._encoder_nodes % ENCODER_NODES_PER_LOOK == 0
-        return not self._stop_asked()
+        return not self._cuts()
 
     def _decode_failed(self, what: str, rc: int) -> Exception:
         """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (aborted), or it failed."""
-        if rc == DECODE_ABORTED and self._stop_asked():
+        if rc == DECODE_ABORTED and self._was_cut:
             return _Interrupted()
         return EdgeRapError(f"llama.cpp failed to evaluate {what} ({rc})")
 
@@ -454,7 +463,7 @@ class LlamaVlm:
         t0 = time.perf_counter()
         if mtmd.mtmd_encode_chunk(self.mctx, chunk) != 0:
             raise EdgeRapError("mtmd failed to encode an image")
-        if self._stop_asked():  # (perhaps cut short: `_encoder_look`) never cached, nor evaluated
+        if self._was_cut:  # cut short (`_encoder_look`): never cached, nor evaluated
             raise _Interrupted
         ptr = mtmd.mtmd_get_output_embd(self.mctx)
         embd = np.ctypeslib.as_array(ptr, shape=(size,)).copy()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -587,90 +586,6 @@ def test_a_stop_while_an_image_is_evaluated_ends_it_there(vlm, tiny):
     again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
     assert again.text == expected.text
     np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
-
-
-def test_a_stop_while_an_image_is_encoded_ends_the_encoding_there(tiny):
-    """mtmd's image encoder (seconds to minutes on a CPU) has no abort callback: its scheduler's eval callback is
-    asked for every ENCODER_NODES_PER_LOOK-th node, and ends the graph there once stopping. The half-made encoding
-    is never cached: the next answer encodes that reference again, and is as a fresh model's."""
-    from edge_rap.generate.vlm import ENCODER_NODES_PER_LOOK
-
-    spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048)
-    with LlamaVlm(spec) as fresh:
-        rendered = prompt(fresh, REFS)
-        expected = fresh.generate(rendered, max_tokens=6, keep_logits=True)
-    with LlamaVlm(spec) as vlm:
-        look, asked, before_image = vlm._encoder_look, [], []
-
-        def stop_at_the_first_look(ask: bool) -> bool:
-            asked.append(ask)
-            if not ask:
-                before_image.append(kv_end(vlm))
-                vlm.stopping.set()
-            return look(ask)
-
-        vlm._encoder_look = stop_at_the_first_look
-        cut = vlm.generate(rendered, max_tokens=6)
-        assert cut.stopped == "interrupted" and cut.n_tokens == 0
-        # the first reference's graph (90 nodes in the tiny projector) was asked for up to its first look, then cut;
-        # none of its tokens went into the context
-        assert asked == [True] * ENCODER_NODES_PER_LOOK + [False]
-        assert kv_end(vlm) == before_image[0]
-        vlm._encoder_look = look
-        vlm.stopping.clear()
-        again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
-        assert again.cache == expected.cache == {"prefix": "computed", "encoder_hits": 0, "encoded": 3}
-        assert again.text == expected.text
-        np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
-
-
-def asked_once(vlm) -> Callable[[], None]:
-    """Make a stop asked at the next look only, as one a hold of the main thread notes is no longer asked once
-    that hold has ended (`interrupt_waiting`), while a worker's answer is still in llama.cpp or mtmd; the arming."""
-    armed: list[bool] = []
-    asked = vlm._stop_asked
-    vlm._stop_asked = lambda: bool(armed and armed.pop()) or asked()
-    return lambda: armed.append(True)
-
-
-def test_a_decode_cut_by_a_stop_no_longer_asked_is_interrupted_not_failed(tiny, monkeypatch):
-    """Before: the abort callback ended a batch of the prompt (a Ctrl-C another thread's hold noted), but the
-    hold had ended by the time the decode returned 2, and the answer failed ("llama.cpp failed to evaluate")."""
-    from edge_rap.generate import vlm as vlm_module
-
-    with LlamaVlm(VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048, n_batch=8)) as vlm:
-        rendered = long_text_prompt(vlm)
-        arm = asked_once(vlm)
-        monkeypatch.setattr(vlm_module, "progress", lambda: arm() if kv_end(vlm) == 15 else None)
-        cut = vlm.generate(rendered, max_tokens=6)
-        assert cut.stopped == "interrupted" and kv_end(vlm) == 15
-
-
-def test_an_encoding_cut_by_a_stop_no_longer_asked_is_never_used(tiny, tmp_path):
-    """Before: the encoder's look ended the graph for a stop asked then, which was no longer asked as
-    mtmd_encode_chunk returned: the half-made encoding was cached (on disk too) and answered from, then and
-    after."""
-    spec = VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048, cache_dir=tmp_path / "enc")
-    with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=2048)) as fresh:
-        rendered = prompt(fresh, REFS)
-        expected = fresh.generate(rendered, max_tokens=6, keep_logits=True)
-    with LlamaVlm(spec) as vlm:
-        look, arm = vlm._encoder_look, asked_once(vlm)
-
-        def asked_at_the_first_look(ask: bool) -> bool:
-            if not ask:
-                vlm._encoder_look = look
-                arm()
-            return look(ask)
-
-        vlm._encoder_look = asked_at_the_first_look
-        cut = vlm.generate(rendered, max_tokens=6)
-        assert cut.stopped == "interrupted" and cut.n_tokens == 0
-    with LlamaVlm(spec) as vlm:  # (what the encoder cache kept on disk)
-        again = vlm.generate(rendered, max_tokens=6, keep_logits=True)
-        assert again.cache == expected.cache == {"prefix": "computed", "encoder_hits": 0, "encoded": 3}
-        assert again.text == expected.text
-        np.testing.assert_allclose(again.first_logits, expected.first_logits, rtol=1e-4, atol=1e-4)
 
 
 def test_the_model_is_not_freed_under_an_answer_being_made(tiny):

@@ -120,12 +120,11 @@ def write_text_model(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def write_mmproj(path: Path, seed: int = 1, vision: dict = VISION) -> Path:
-    """`vision`: VISION's keys, larger for a benchmark of the encoder's cost (tools/bench_stop.py)."""
+def write_mmproj(path: Path, seed: int = 1) -> Path:
     import gguf
 
     rng = np.random.default_rng(seed)
-    v, t = vision, TEXT
+    v, t = VISION, TEXT
     d, ff, p = v["n_embd"], v["n_ff"], v["patch_size"]
     n_patches = (v["image_size"] // p) ** 2
     w = gguf.GGUFWriter(str(path), "clip")
@@ -178,10 +177,10 @@ def _finish(w) -> None:
     w.close()
 
 
-def make_tiny_models(out: Path, seed: int = 0, vision: dict = VISION) -> tuple[Path, Path]:
+def make_tiny_models(out: Path, seed: int = 0) -> tuple[Path, Path]:
     """Write both files into `out` (created if needed); return (language model, mmproj)."""
     out.mkdir(parents=True, exist_ok=True)
-    return write_text_model(out / TEXT_FILE, seed), write_mmproj(out / MMPROJ_FILE, seed + 1, vision)
+    return write_text_model(out / TEXT_FILE, seed), write_mmproj(out / MMPROJ_FILE, seed + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,15 +101,13 @@ def _quiet_logs(mtmd=None) -> None:
         mtmd.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-#: The longest `close` waits for an answer being made (once stopping, cut at its next token, and in its prompt at once
-#: on the CPU).
+#: The longest `close` waits for an answer being made (once stopping, cut at its next token, in its prompt at once;
+#: not an image being encoded).
 CLOSE_WAIT_S = 2.0
 
 
 #: What llama_decode returns where its abort callback ended it (llama.h).
 DECODE_ABORTED = 2
-#: Nodes of the image encoder's graph computed between two looks at a stop, on the CPU (mtmd has no abort callback).
-ENCODER_NODES_PER_LOOK = 32
 
 
 class _Interrupted(Exception):
@@ -123,8 +121,8 @@ def _llama_says() -> str:
 
 class LlamaVlm:
     """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt. `stopping`: once
-    set (the process is stopping), an answer ends at its next token, and its prompt's evaluation at once on the CPU
-    (llama.cpp's abort callback, and mtmd's eval callback for an image being encoded), "interrupted": a stop must not
+    set (the process is stopping), an answer ends at its next token, and its prompt's evaluation at once (llama.cpp's
+    abort callback; an image being encoded, which mtmd cannot cut, is finished first), "interrupted": a stop must not
     wait for an answer a CPU makes at a few tokens a second, nor free the model under it."""
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
@@ -194,8 +192,7 @@ class LlamaVlm:
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
                                + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
-        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._cuts())  # (kept: C holds it)
-        self._was_cut = False  # whether the callbacks ended what llama.cpp or mtmd computed (`_cuts`)
+        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())  # (kept: C holds it)
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
@@ -235,11 +232,6 @@ class LlamaVlm:
         params.print_timings = False
         params.n_threads = self.spec.threads or max(1, self.llm.n_threads)
         params.warmup = False
-        if not use_gpu:  # (an image is encoded in well under a second on a GPU: left whole there)
-            self._encoder_nodes = 0
-            self._encoder_looks = self._llama_cpp.ggml_backend_sched_eval_callback(
-                lambda tensor, ask, _data: self._encoder_look(ask))  # (kept: C holds it)
-            params.cb_eval = self._encoder_looks
         _ERRORS.clear()
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
@@ -257,7 +249,7 @@ class LlamaVlm:
 
     def close(self, timeout: float = CLOSE_WAIT_S) -> None:
         """Free the batch, the projector's context and the model (idempotent; also after a failed init); an answer
-        still being made after `timeout` (a part of its prompt on a GPU, which does not ask the callbacks) keeps
+        still being made after `timeout` (an image being encoded, in mtmd: `stopping` cannot cut it) keeps
         them, for the process's exit to free, rather than crash under it."""
         if not self._answering.acquire(timeout=timeout):
             log.warning("the VLM is still evaluating a prompt: not freed under it")
@@ -295,13 +287,6 @@ class LlamaVlm:
         from C, where nothing it raises would get out: reads two flags, logs nothing."""
         return self.stopping.is_set() or interrupt_waiting()
 
-    def _cuts(self) -> bool:
-        """The callbacks' answer to whether what llama.cpp or mtmd computes ends now: once yes, noted, since the stop
-        may no longer be asked when the computation returns (another thread's hold ended meanwhile), and what it
-        left half made must still be known as such."""
-        self._was_cut = self._was_cut or self._stop_asked()
-        return self._was_cut
-
     @contextmanager
     def _cut_by_a_stop(self) -> Iterator[None]:
         """llama.cpp's abort callback set while a prompt is evaluated: the CPU backend asks it after each node of a
@@ -309,27 +294,15 @@ class LlamaVlm:
         stop, not when a prompt of minutes is in. Not while tokens are generated: a token's decode is short, the
         loop asks `stopping` between two, and the call into Python at each node cost a sixth of the tokens/s there."""
         lc = self._llama_cpp
-        self._was_cut = False
         lc.llama_set_abort_callback(self.ctx, self._abort, None)
         try:
             yield
         finally:
             lc.llama_set_abort_callback(self.ctx, lc.ggml_abort_callback(), None)  # (none: a NULL pointer)
 
-    def _encoder_look(self, ask: bool) -> bool:
-        """mtmd's image encoder has no abort callback, but its scheduler's eval callback (made to inspect tensors)
-        is asked before each node whether to hand it back once computed (`ask`), and computes the nodes up to one
-        asked for as one graph; handed it, False ends the graph there. Every ENCODER_NODES_PER_LOOK-th node is
-        asked for, so that a stop ends an encoding (seconds to minutes on a CPU) within that many nodes: the
-        encoding is then half made, and `_encoded` throws it away."""
-        if ask:
-            self._encoder_nodes += 1
-            return self._encoder_nodes % ENCODER_NODES_PER_LOOK == 0
-        return not self._cuts()
-
     def _decode_failed(self, what: str, rc: int) -> Exception:
         """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (aborted), or it failed."""
-        if rc == DECODE_ABORTED and self._was_cut:
+        if rc == DECODE_ABORTED and self._stop_asked():
             return _Interrupted()
         return EdgeRapError(f"llama.cpp failed to evaluate {what} ({rc})")
 
@@ -420,7 +393,7 @@ class LlamaVlm:
             image_index = 0
             new_n_past = lc.llama_pos(n_past)
             for i in range(n_chunks):
-                if self._stop_asked():
+                if self._stop_asked():  # (an image's encoding cannot be cut: mtmd has no abort callback)
                     raise _Interrupted
                 chunk = mtmd.mtmd_input_chunks_get(chunks, i)
                 # one call a part: an image, or the text between two, takes a minute or more on a CPU (a 7B model's
@@ -463,8 +436,6 @@ class LlamaVlm:
         t0 = time.perf_counter()
         if mtmd.mtmd_encode_chunk(self.mctx, chunk) != 0:
             raise EdgeRapError("mtmd failed to encode an image")
-        if self._was_cut:  # cut short (`_encoder_look`): never cached, nor evaluated
-            raise _Interrupted
         ptr = mtmd.mtmd_get_output_embd(self.mctx)
         embd = np.ctypeslib.as_array(ptr, shape=(size,)).copy()
         stats["encoded"] += 1

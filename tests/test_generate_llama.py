@@ -541,6 +541,44 @@ def test_a_stop_from_another_thread_ends_the_prompt_a_worker_evaluates(tiny, mon
         assert answers[0].stopped == "interrupted" and kv_end(vlm) == at_stop[0] == vlm.spec.n_batch - 1  # its first
 
 
+def test_the_abort_flag_set_during_a_batch_cuts_that_batch_in_llama_cpp(tiny, monkeypatch):
+    """The flag llama.cpp's abort callback reads (C: no call into Python at each node of the graph) ends the decode
+    under way, and the answer is interrupted, not failed, though no stop is asked any more when it returns (a
+    signal another thread's hold noted, and that hold ended meanwhile)."""
+    from edge_rap.generate import vlm as vlm_module
+
+    with LlamaVlm(VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048, n_batch=8)) as vlm:
+        rendered = long_text_prompt(vlm)
+
+        def told() -> None:  # as the watcher would, mid-batch: the next decode starts with it set
+            if kv_end(vlm) == 15:
+                vlm._abort_flag[0] = 1
+
+        monkeypatch.setattr(vlm_module, "progress", told)
+        cut = vlm.generate(rendered, max_tokens=6)
+        assert cut.stopped == "interrupted" and kv_end(vlm) == 15  # llama.cpp kept none of the batch it was in
+        monkeypatch.undo()
+        assert vlm.generate(rendered, max_tokens=2).n_tokens >= 1  # the flag is cleared for the next answer
+
+
+def test_a_stop_asked_while_a_prompt_is_evaluated_sets_the_abort_flag(tiny):
+    """The watcher sets the flag for a stop that comes while llama.cpp is inside a batch (no batch's end to look
+    at it), and only while a prompt is evaluated."""
+    import time
+
+    with LlamaVlm(VlmSpec(tiny[0], None, "tiny-text", n_ctx=2048)) as vlm:
+        with vlm._cut_by_a_stop():
+            assert vlm._abort_flag[0] == 0
+            vlm.stopping.set()
+            deadline = time.monotonic() + 30
+            while not vlm._abort_flag[0] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert vlm._abort_flag[0] == 1
+        vlm.stopping.clear()
+        with vlm._cut_by_a_stop():
+            assert vlm._abort_flag[0] == 0
+
+
 def test_ctrl_c_during_the_prompt_ends_its_evaluation_there(tiny, monkeypatch):
     """A Ctrl-C is held while llama.cpp evaluates (its log callback would drop it), and raised once the evaluation
     returns: which it now does at once, not at the prompt's end."""

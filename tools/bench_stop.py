@@ -8,7 +8,9 @@ thread (`run`, `serve` stopping) and Ctrl-C on the main thread (`ask`, `listen`)
 Each stop comes at another point of the prompt (from 20 % to 60 % of its evaluation time, measured first);
 the latency is from the stop to `generate` returning (or raising KeyboardInterrupt). The prefix cache is off, so
 every answer evaluates the whole prompt. Medians of --repeats stops each way; and the prompt's evaluation with the
-abort callback and without, in turns (it is asked after each node of the graph): what it costs.
+shipped abort callback (C: libc's strlen over a flag), with one written in Python, and with none, in turns (it is
+asked after each node of the graph): what each costs, idle and while another thread runs Python (`run`'s camera
+loop), where a Python callback waits for the GIL at each node.
 """
 
 from __future__ import annotations
@@ -63,18 +65,28 @@ def _stop_latency_s(vlm: LlamaVlm, rendered, after_s: float, ctrl_c: bool) -> fl
     return ended - fired[0] if ended > fired[0] else None
 
 
-def _prompt_s_with_and_without_the_callback(vlm: LlamaVlm, rendered, repeats: int) -> dict[bool, list[float]]:
-    """Seconds to evaluate the prompt with llama.cpp's abort callback (as LlamaVlm sets it then) and without, in
-    turns: what asking it after each node of the graph costs."""
+def _prompt_s_by_callback(vlm: LlamaVlm, rendered, repeats: int, busy: bool) -> dict[str, list[float]]:
+    """Seconds to evaluate the prompt with each abort callback, in turns (rotated each round); `busy`: while
+    another thread spins in Python."""
     import llama_cpp
 
-    seconds: dict[bool, list[float]] = {True: [], False: []}
-    callback = vlm._abort
-    for i in range(repeats):
-        for with_it in ((True, False) if i % 2 == 0 else (False, True)):
-            vlm._abort = callback if with_it else llama_cpp.ggml_abort_callback()
-            seconds[with_it].append(vlm.generate(rendered, max_tokens=1).ttft_s)
-    vlm._abort = callback
+    shipped = vlm._abort
+    callbacks = {"C flag (shipped)": shipped, "Python": llama_cpp.ggml_abort_callback(lambda _data: False),
+                 "none": llama_cpp.ggml_abort_callback()}
+    seconds: dict[str, list[float]] = {name: [] for name in callbacks}
+    done = threading.Event()
+    spinner = threading.Thread(target=lambda: [0 for _ in iter(done.is_set, True)], daemon=True)
+    if busy:
+        spinner.start()
+    try:
+        for i in range(repeats):
+            names = list(callbacks)[i % 3:] + list(callbacks)[:i % 3]
+            for name in names:
+                vlm._abort = callbacks[name]
+                seconds[name].append(vlm.generate(rendered, max_tokens=1).ttft_s)
+    finally:
+        vlm._abort = shipped
+        done.set()
     return seconds
 
 
@@ -101,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
                   f"{platform.python_version()}; {model.stem}, {args.threads} thread(s)")
             print(f"prompt: {answers[0].prompt_tokens} tokens, evaluated in {whole_s:.2f} s (median of 3)")
-            if hasattr(vlm, "_abort"):  # (code with the abort callback)
-                seconds = _prompt_s_with_and_without_the_callback(vlm, rendered, args.repeats)
-                print("prompt evaluated with / without the abort callback, in turns: "
-                      f"{statistics.median(seconds[True]):.2f} / {statistics.median(seconds[False]):.2f} s "
-                      f"(medians of {args.repeats})")
+            for busy in (False, True):
+                seconds = _prompt_s_by_callback(vlm, rendered, args.repeats, busy)
+                none = statistics.median(seconds["none"])
+                print(f"prompt evaluated, {'another thread running Python' if busy else 'idle'}, in turns (medians "
+                      f"of {args.repeats}): " + ", ".join(f"{name} {statistics.median(s):.2f} s "
+                                                          f"({statistics.median(s) / none:.2f}x)"
+                                                          for name, s in seconds.items()))
             for way, ctrl_c in (("stopping set", False), ("Ctrl-C", True)):
                 timed = [_stop_latency_s(vlm, rendered, whole_s * (0.2 + 0.4 * i / max(1, args.repeats - 1)), ctrl_c)
                          for i in range(args.repeats)]

@@ -108,6 +108,19 @@ CLOSE_WAIT_S = 2.0
 
 #: What llama_decode returns where its abort callback ended it (llama.h).
 DECODE_ABORTED = 2
+#: How often a prompt's evaluation looks for a stop to set its abort flag (`LlamaVlm._watch_for_a_stop`).
+STOP_LOOK_S = 0.02
+
+
+def _abort_when_set():
+    """llama.cpp's abort callback as C code: libc's strlen over a flag of one byte and its NUL, which is 1 (true:
+    abort) once the byte is set, and 0 before. llama.cpp asks it after each node of a graph; a callback written in
+    Python waits for the GIL there, and a review measured a prompt 20-40 % slower with one while another thread ran
+    Python (`run`'s camera loop). (strlen takes a pointer and returns a word; 0 or 1 in it is the same bool on the
+    ABIs llama.cpp runs on.)"""
+    import llama_cpp
+
+    return ctypes.cast(ctypes.CDLL(None).strlen, llama_cpp.ggml_abort_callback)
 
 
 class _Interrupted(Exception):
@@ -192,7 +205,9 @@ class LlamaVlm:
             raise EdgeRapError(f"llama.cpp cannot load {spec.model}: "
                                + (f"it is {why}" if why else f"{e}{_llama_says()}")) from None
         self.ctx = self.llm._ctx.ctx
-        self._abort = llama_cpp.ggml_abort_callback(lambda _data: self._stop_asked())  # (kept: C holds it)
+        self._abort = _abort_when_set()
+        self._abort_flag = (ctypes.c_ubyte * 2)()  # its byte set: what llama.cpp evaluates ends (`_abort`)
+        self._cuttable = False  # whether a stop now cuts the prompt's evaluation (`_cut_by_a_stop`)
         self.model_ptr = self.llm._model.model
         self.vocab = self.llm._model.vocab
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
@@ -283,26 +298,49 @@ class LlamaVlm:
         self._live = None
 
     def _stop_asked(self) -> bool:
-        """Whether what llama.cpp evaluates now is to end at once: a stop, or a signal held while it works. Called
-        from C, where nothing it raises would get out: reads two flags, logs nothing."""
+        """Whether what llama.cpp evaluates now is to end at once: a stop, or a signal held while it works."""
         return self.stopping.is_set() or interrupt_waiting()
 
     @contextmanager
     def _cut_by_a_stop(self) -> Iterator[None]:
         """llama.cpp's abort callback set while a prompt is evaluated: the CPU backend asks it after each node of a
-        graph (hundreds a batch; the CUDA backend does not), so that a decode under way ends within milliseconds of a
-        stop, not when a prompt of minutes is in. Not while tokens are generated: a token's decode is short, the
-        loop asks `stopping` between two, and the call into Python at each node cost a sixth of the tokens/s there."""
+        graph (the CUDA backend does not), so that a decode under way ends within milliseconds of a stop, not when a
+        prompt of minutes is in. The flag it reads is set by a thread that looks for a stop every STOP_LOOK_S, and
+        before each batch and each part of the prompt (`_cut_here`). Not while tokens are generated: a token's
+        decode is short, and the loop asks `stopping` between two."""
         lc = self._llama_cpp
-        lc.llama_set_abort_callback(self.ctx, self._abort, None)
+        self._abort_flag[0] = 0
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_for_a_stop, args=(done,), name="vlm stop", daemon=True)
+        watcher.start()
+        lc.llama_set_abort_callback(self.ctx, self._abort, ctypes.cast(self._abort_flag, ctypes.c_void_p))
+        self._cuttable = True
         try:
             yield
         finally:
+            self._cuttable = False
             lc.llama_set_abort_callback(self.ctx, lc.ggml_abort_callback(), None)  # (none: a NULL pointer)
+            done.set()
+            watcher.join()
+
+    def _watch_for_a_stop(self, done: threading.Event) -> None:
+        """Set the abort flag once a stop is asked, until `done`."""
+        while not done.wait(STOP_LOOK_S):
+            if self._stop_asked():
+                self._abort_flag[0] = 1
+                return
+
+    def _cut_here(self) -> None:
+        """Between two batches or parts of a prompt being evaluated: end it where a stop is asked (noted in the abort
+        flag), without waiting for the watcher's next look."""
+        if self._cuttable and self._stop_asked():
+            self._abort_flag[0] = 1
+            raise _Interrupted
 
     def _decode_failed(self, what: str, rc: int) -> Exception:
-        """Why llama.cpp's decode returned `rc` (not 0): a stop ended it (aborted), or it failed."""
-        if rc == DECODE_ABORTED and self._stop_asked():
+        """Why llama.cpp's decode returned `rc` (not 0): the abort flag ended it, or it failed. (The flag, not the
+        stop: a signal another thread's hold noted may be no longer asked once the decode returns.)"""
+        if rc == DECODE_ABORTED and self._abort_flag[0]:
             return _Interrupted()
         return EdgeRapError(f"llama.cpp failed to evaluate {what} ({rc})")
 
@@ -342,6 +380,7 @@ class LlamaVlm:
                 b.n_seq_id[i] = 1
                 b.seq_id[i][0] = 0
                 b.logits[i] = 1 if (logits_last and start + i == len(tokens) - 1) else 0
+            self._cut_here()
             if (rc := lc.llama_decode(self.ctx, b)) != 0:
                 raise self._decode_failed("the prompt (context full?)", rc)
             self._filled += len(part)
@@ -393,8 +432,7 @@ class LlamaVlm:
             image_index = 0
             new_n_past = lc.llama_pos(n_past)
             for i in range(n_chunks):
-                if self._stop_asked():  # (an image's encoding cannot be cut: mtmd has no abort callback)
-                    raise _Interrupted
+                self._cut_here()  # (an image's encoding cannot be cut: mtmd has no abort callback)
                 chunk = mtmd.mtmd_input_chunks_get(chunks, i)
                 # one call a part: an image, or the text between two, takes a minute or more on a CPU (a 7B model's
                 # fallback), and a hang inside one is said after its allowance
@@ -406,6 +444,7 @@ class LlamaVlm:
                         key = images[image_index].key
                         image_index += 1
                         embd = self._encoded(chunk, key, cache_images, stats)
+                        self._cut_here()
                         rc = mtmd.mtmd_helper_decode_image_chunk(
                             self.mctx, self.ctx, chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
                             n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)

@@ -2052,3 +2052,19 @@ def test_a_settings_file_edited_while_run_runs_is_said_to_wait_for_a_restart(tmp
     watched.look()
     assert caplog.messages[0].endswith("a restart would refuse it as it is now: [daemon]: confirm must be a whole "
                                        "number, not 'two'")
+
+
+def test_the_status_line_does_not_tell_to_restart_into_a_settings_file_a_restart_would_refuse(tmp_path):
+    # The file deleted or broken while run runs: the log said a restart would refuse it, while `systemctl status`
+    # said "run.toml changed: restart to use it", and the restart it told of failed over and over.
+    from edge_rap.daemon.settings_file import SettingsFile
+
+    path = tmp_path / "run.toml"
+    path.write_text("[daemon]\ncooldown = 30\n")
+    watched = SettingsFile.before_reading(path)
+    path.unlink()
+    watched.look()
+    assert watched.status() == "; run.toml changed: a restart would refuse it (see the log)"
+    path.write_text("[daemon]\ncooldown = 120\n")  # mended
+    watched.look()
+    assert watched.status() == "; run.toml changed: restart to use it"

@@ -35,6 +35,7 @@ class SettingsFile:
     path: Path
     seen: tuple[int, int, int] | None
     edited: bool = False  # since `run` read it
+    refused: bool = False  # as it is now, by a restart: the status line must not tell to restart into a failure
 
     @classmethod
     def before_reading(cls, path: Path) -> SettingsFile:
@@ -50,12 +51,15 @@ class SettingsFile:
         self.seen, self.edited = now, True
         try:
             checked_run_file(self.path)
-            verdict = "restart run to use it (`systemctl restart edge-rap` for the service)"
+            verdict, self.refused = "restart run to use it (`systemctl restart edge-rap` for the service)", False
         except EdgeRapError as e:
             why = str(e).removeprefix(str(self.path)).removeprefix(":").strip()  # (named once, first)
-            verdict = f"a restart would refuse it as it is now: {why}"
+            verdict, self.refused = f"a restart would refuse it as it is now: {why}", True
         log.warning("%s changed; run goes on with the settings it read at its start: %s", self.path, verdict)
 
     def status(self) -> str:
-        """For the status line: the edit waiting for a restart, or nothing."""
-        return f"; {self.path.name} changed: restart to use it" if self.edited else ""
+        """For the status line: the edit waiting for a restart (or one a restart would refuse), or nothing."""
+        if not self.edited:
+            return ""
+        return f"; {self.path.name} changed: " + ("a restart would refuse it (see the log)" if self.refused
+                                                  else "restart to use it")

@@ -68,6 +68,16 @@ def test_a_photo_without_a_photos_suffix_is_taken_by_its_content(dataset):
     assert [q.name for q in coffee.queries] == ["a.png", "b0.jpg", "b1.jpg", "c.jpg_large"]
 
 
+def test_a_videos_thumbnail_is_no_photo_and_no_concepts_reference(dataset):
+    # A camera's folder copied whole: beside MVI_0001.MOV its MVI_0001.THM, a JPEG by its header (160x120, the
+    # video's first frame). Taken by its header, it sorted first and became the concept's reference.
+    folder = dataset / "coffee"
+    (folder / "MVI_0001.THM").write_bytes((folder / "b0.jpg").read_bytes())
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [r.name for r in coffee.references] == ["a.png"]
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
+
+
 def test_a_huge_photo_without_a_photos_suffix_is_taken_and_listing_it_warns_nothing(dataset, recwarn):
     # Pillow refuses to open a header of over 179 megapixels (a phone's 200-megapixel photo): the sniff took that for
     # no picture, dropped unsaid, where reading it says the limit; one over 89 wrote Pillow's bomb warning as the

@@ -135,6 +135,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".t
 #: The formats a file without a photo's suffix is taken for a photo in (`photo.jpg_large`, `IMG_0001`): not TIFF,
 #: which camera RAW files (.dng, .nef) are too, whose pixels are not read here.
 _SNIFFED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "AVIF", "BMP", "GIF"}
+#: The thumbnail a camera writes beside each video (Canon's `MVI_0001.THM`, a GoPro's): a JPEG by its header, but a
+#: 160x120 copy of the video's first frame, no photo: sorted first, it became a concept's reference.
+_VIDEO_THUMBNAILS = {".thm"}
 
 
 #: Photos by their suffix that are not read here (Pillow has no reader): taken for no photo, and said where a
@@ -151,12 +154,13 @@ def unread_photo(path: Path) -> str | None:
 def is_photo_file(path: Path) -> bool:
     """Whether a folder's entry is taken for a photo: not hidden (the `._photo.jpg` sidecars macOS leaves on other
     disks are no photos, whatever their suffix), and a photo's suffix (whether or not it can be read, which is
-    said when it is read), or a regular file whose header is a photo's: left out, it would be dropped unsaid."""
+    said when it is read), or a regular file whose header is a photo's (a video's thumbnail aside): left out, it
+    would be dropped unsaid."""
     if path.name.startswith("."):
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return path.is_file() and _is_picture(path)
+    return path.suffix.lower() not in _VIDEO_THUMBNAILS and path.is_file() and _is_picture(path)
 
 
 def _is_picture(path: Path) -> bool:

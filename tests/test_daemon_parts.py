@@ -2068,3 +2068,80 @@ def test_the_status_line_does_not_tell_to_restart_into_a_settings_file_a_restart
     path.write_text("[daemon]\ncooldown = 120\n")  # mended
     watched.look()
     assert watched.status() == "; run.toml changed: restart to use it"
+
+
+def test_a_settings_file_edit_undone_or_a_file_touched_needs_no_restart(tmp_path, caplog):
+    # An edit undone (an editor's undo and save, a cooldown tried and put back) left "run.toml changed: restart to
+    # use it" on the status line for ever; a file touched, or written again the same, was said as an edit.
+    import os
+
+    from edge_rap.daemon.settings_file import SettingsFile
+
+    path = tmp_path / "run.toml"
+    path.write_text("[daemon]\ncooldown = 30\n")
+    watched = SettingsFile.before_reading(path)
+    os.utime(path, ns=(1, 1))
+    watched.look()
+    assert caplog.messages == [] and watched.status() == ""
+    path.write_text("[daemon]\ncooldown = 120\n")
+    watched.look()
+    assert watched.status() == "; run.toml changed: restart to use it"
+    path.write_text("[daemon]\ncooldown = 120\n")  # saved again, unchanged
+    os.utime(path, ns=(2, 2))
+    watched.look()
+    assert len(caplog.messages) == 1
+    path.write_text("[daemon]\ncooldown = 30\n")  # put back
+    watched.look()
+    assert caplog.messages[1] == f"{path} is again as run read it at its start: no restart is needed"
+    assert watched.status() == ""
+
+
+def test_a_pipe_as_the_settings_file_is_not_waited_on(tmp_path):
+    # Its bytes are compared to tell an edit: read as a file, a FIFO put in its place (or given as --config, which
+    # `run` then refuses in one line) blocked the frame loop until something wrote into it.
+    import os
+
+    from edge_rap.daemon.settings_file import SettingsFile
+
+    def unblocked(work):  # (a read that waits on the pipe is let go, and fails the test, not the whole run)
+        done = []
+        worker = threading.Thread(target=lambda: done.append(work()), daemon=True)
+        worker.start()
+        worker.join(10)
+        if worker.is_alive():
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            worker.join()
+            pytest.fail("the settings file's pipe was waited on")
+        return done[0]
+
+    path = tmp_path / "run.toml"
+    os.mkfifo(path)
+    assert unblocked(lambda: SettingsFile.before_reading(path)).read is None
+    path.unlink()
+    path.write_text("[daemon]\ncooldown = 30\n")
+    watched = SettingsFile.before_reading(path)
+    path.unlink()
+    os.mkfifo(path)
+    unblocked(watched.look)
+    assert watched.status() == "; run.toml changed: a restart would refuse it (see the log)"
+
+
+def test_a_settings_file_edited_as_run_reads_it_is_said(tmp_path, monkeypatch, caplog):
+    # Its bytes were kept before its mtime, size and inode: an edit in between matched the version noted, and was
+    # never said.
+    from edge_rap.daemon import settings_file
+
+    path = tmp_path / "run.toml"
+    path.write_text("[daemon]\ncooldown = 30\n")
+    read = settings_file._content
+
+    def edited_as_read(p):
+        content = read(p)
+        p.write_text("[daemon]\ncooldown = 120\n")
+        return content
+
+    monkeypatch.setattr(settings_file, "_content", edited_as_read)
+    watched = settings_file.SettingsFile.before_reading(path)
+    monkeypatch.setattr(settings_file, "_content", read)
+    watched.look()
+    assert watched.status() == "; run.toml changed: restart to use it"

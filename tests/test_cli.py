@@ -592,6 +592,33 @@ def test_sigterm_and_sighup_raise_as_ctrl_c_does_but_one_ignored_stays_ignored(s
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
 
+def test_a_held_signal_reaches_the_holds_wakeup_pipe_as_it_arrives():
+    # llama.cpp evaluating a prompt on the main thread (`ask`) runs no Python: the held signal's Python handler waited
+    # for the batch's end (seconds), and the VLM's watcher, on another thread, saw nothing. Python's C-level handler
+    # writes the signal's number to the hold's wakeup pipe as it arrives; the wakeup fd the hold found comes back.
+    import signal
+    import socket
+    import threading
+
+    from edge_rap.generate import interrupts
+
+    found, _ = socket.socketpair()
+    found.setblocking(False)
+    before = signal.set_wakeup_fd(found.fileno())
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as a fresh process has it
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.interrupts_held():
+            assert not interrupts._arrivals.came()
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGWINCH)  # (no Python handler: not written)
+            assert not interrupts._arrivals.came()
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            assert interrupts._arrivals.came() and interrupts.interrupt_waiting()
+        assert interrupts._arrivals.pipe is None and not interrupts.interrupt_waiting()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        assert signal.set_wakeup_fd(before) == found.fileno()
+
+
 def test_a_sighup_from_a_closed_terminal_ends_the_command_with_129_not_a_traceback(settings, monkeypatch,
                                                                                    stop_signal):
     # the terminal that closed took stderr with it: "stopped by SIGHUP" failed with EIO, a traceback into nowhere

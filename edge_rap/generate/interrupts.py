@@ -15,6 +15,7 @@ native work that can end early (llama.cpp's abort callback, vlm.py) that one is 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -36,9 +37,51 @@ class Stopped(KeyboardInterrupt):
 _noted: list[int] = []
 
 
+class _Arrivals:
+    """The outermost hold's wakeup pipe: Python's C-level handler writes each held signal's number to it as the
+    signal arrives, while the main thread, inside native code (llama.cpp evaluating a prompt), runs no Python
+    handler until that returns; another thread reads it (vlm.py's watcher), so that the native work can be cut."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pipe: tuple[int, int] | None = None
+        self.seen = False  # a held signal read from the pipe, not yet noted by its Python handler
+
+    def open(self) -> int:
+        """The write end, for signal.set_wakeup_fd."""
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        with self.lock:
+            self.pipe, self.seen = (read, write), False
+        return write
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pipe is not None:
+                for fd in self.pipe:
+                    os.close(fd)
+            self.pipe, self.seen = None, False
+
+    def came(self) -> bool:
+        """Whether a held signal has arrived (read now, or before)."""
+        with self.lock:
+            if not self.seen and self.pipe is not None:
+                try:
+                    numbers = os.read(self.pipe[0], 512)
+                except BlockingIOError:
+                    numbers = b""
+                self.seen = any(n in (signal.SIGINT, *STOPPING) for n in numbers)
+            return self.seen
+
+
+_arrivals = _Arrivals()
+
+
 def interrupt_waiting() -> bool:
-    """Whether a Ctrl-C, SIGTERM or SIGHUP is held now, to be raised when its hold ends."""
-    return bool(_noted)
+    """Whether a Ctrl-C, SIGTERM or SIGHUP is held now, to be raised when its hold ends; or has arrived while the
+    main thread is inside native code and has not run its handler yet."""
+    return bool(_noted) or _arrivals.came()
 
 
 def _raise_stopped(signum: int, frame) -> None:
@@ -73,6 +116,8 @@ def interrupts_held() -> Iterator[None]:
         return
     held = {sig: handler for sig in (signal.SIGINT, *STOPPING) if callable(handler := signal.getsignal(sig))}
     mine = len(_noted)  # (an enclosing hold's come before; this one's own are handed to its handler, the noting one)
+    outermost = _arrivals.pipe is None
+    wakeup = signal.set_wakeup_fd(_arrivals.open(), warn_on_full_buffer=False) if outermost else None
     for sig in held:
         signal.signal(sig, lambda signum, frame: _noted.append(signum))
     try:
@@ -80,6 +125,9 @@ def interrupts_held() -> Iterator[None]:
     finally:
         for sig, handler in held.items():
             signal.signal(sig, handler)
+        if outermost:
+            signal.set_wakeup_fd(wakeup)
+            _arrivals.close()
         noted = _noted[mine:]
         del _noted[mine:]
         if noted:

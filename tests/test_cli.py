@@ -619,6 +619,41 @@ def test_a_held_signal_reaches_the_holds_wakeup_pipe_as_it_arrives():
         assert signal.set_wakeup_fd(before) == found.fileno()
 
 
+@pytest.mark.parametrize("raised_at", [1, 2])  # swapping its handler in; putting it back
+def test_a_ctrl_c_raised_as_a_hold_begins_or_ends_leaves_no_wakeup_pipe_behind(monkeypatch, raised_at):
+    # a Ctrl-C's handler runs between any two bytecodes (and signal.signal runs a pending one before it swaps): raised
+    # as the hold swapped its handlers in or back, it left the hold's pipe as the process's wakeup fd and open, so no
+    # later hold was the outermost, and every prompt after saw the byte it held as a signal arriving, and was cut
+    import signal
+    import socket
+
+    from edge_rap.generate import interrupts
+
+    found, _ = socket.socketpair()
+    found.setblocking(False)
+    before = signal.set_wakeup_fd(found.fileno())
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    swap, calls = signal.signal, []
+
+    def ctrl_c_at_a_swap(sig, new):
+        calls.append(sig)
+        if len(calls) == raised_at:
+            raise KeyboardInterrupt
+        return swap(sig, new)
+
+    monkeypatch.setattr(signal, "signal", ctrl_c_at_a_swap)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.interrupts_held():
+            pass
+        assert interrupts._arrivals.pipe is None
+        assert signal.set_wakeup_fd(found.fileno()) == found.fileno()  # (the hold's no more)
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, handler)
+        signal.set_wakeup_fd(before)
+        interrupts._arrivals.close()  # (a failure above leaves no pipe to the tests after)
+
+
 def test_a_sighup_from_a_closed_terminal_ends_the_command_with_129_not_a_traceback(settings, monkeypatch,
                                                                                    stop_signal):
     # the terminal that closed took stderr with it: "stopped by SIGHUP" failed with EIO, a traceback into nowhere

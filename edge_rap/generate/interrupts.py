@@ -117,17 +117,20 @@ def interrupts_held() -> Iterator[None]:
     held = {sig: handler for sig in (signal.SIGINT, *STOPPING) if callable(handler := signal.getsignal(sig))}
     mine = len(_noted)  # (an enclosing hold's come before; this one's own are handed to its handler, the noting one)
     outermost = _arrivals.pipe is None
-    wakeup = signal.set_wakeup_fd(_arrivals.open(), warn_on_full_buffer=False) if outermost else None
-    for sig in held:
-        signal.signal(sig, lambda signum, frame: _noted.append(signum))
-    try:
+    wakeup = None
+    try:  # (the set-up too: a Ctrl-C its handler raises midway leaves no pipe as the process's wakeup fd)
+        if outermost:
+            wakeup = signal.set_wakeup_fd(_arrivals.open(), warn_on_full_buffer=False)
+        for sig in held:
+            signal.signal(sig, lambda signum, frame: _noted.append(signum))
         yield
     finally:
+        if outermost:  # first, while a signal is still only noted: one a restored handler raises skips no close
+            if wakeup is not None:
+                signal.set_wakeup_fd(wakeup)
+            _arrivals.close()
         for sig, handler in held.items():
             signal.signal(sig, handler)
-        if outermost:
-            signal.set_wakeup_fd(wakeup)
-            _arrivals.close()
         noted = _noted[mine:]
         del _noted[mine:]
         if noted:

@@ -106,6 +106,22 @@ def stops_as_ctrl_c() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
+def _put_back(handlers: dict) -> None:
+    """Each handler back, then the Ctrl-C one of them raised meanwhile: signal.signal first runs a pending signal's
+    handler (one put back just before), and where that raises it swaps nothing; left so, SIGTERM was only noted for
+    ever after (`kill` ended nothing, and every later prompt was cut)."""
+    raised: KeyboardInterrupt | None = None
+    for sig, handler in handlers.items():
+        while True:
+            try:
+                signal.signal(sig, handler)
+                break
+            except KeyboardInterrupt as e:
+                raised = raised or e
+    if raised is not None:
+        raise raised
+
+
 @contextmanager
 def interrupts_held() -> Iterator[None]:
     """Run the body with SIGINT (and SIGTERM and SIGHUP, where a Python handler takes them) only noted, then hand
@@ -129,8 +145,7 @@ def interrupts_held() -> Iterator[None]:
             if wakeup is not None:
                 signal.set_wakeup_fd(wakeup)
             _arrivals.close()
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
+        _put_back(held)
         noted = _noted[mine:]
         del _noted[mine:]
         if noted:

@@ -656,6 +656,42 @@ def test_a_ctrl_c_raised_as_a_hold_begins_or_ends_leaves_nothing_of_the_hold_beh
         interrupts._arrivals.close()  # (a failure above leaves no pipe to the tests after)
 
 
+def test_a_ctrl_c_as_the_hold_sets_its_wakeup_fd_is_held_and_the_fd_it_found_comes_back(monkeypatch):
+    # Python runs a signal's handler as soon as the call it came in returns: a Ctrl-C's KeyboardInterrupt there, as the
+    # hold set its pipe as the wakeup fd, lost the fd it replaced, and left the hold's, closed, as the process's
+    import signal
+    import socket
+
+    from edge_rap.generate import interrupts
+
+    found, _ = socket.socketpair()
+    found.setblocking(False)
+    before = signal.set_wakeup_fd(found.fileno())
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    set_wakeup_fd, calls = signal.set_wakeup_fd, []
+
+    def ctrl_c_as_it_first_returns(fd, **kwargs):
+        replaced = set_wakeup_fd(fd, **kwargs)
+        calls.append(fd)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)
+        return replaced
+
+    monkeypatch.setattr(signal, "set_wakeup_fd", ctrl_c_as_it_first_returns)
+    body = []
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.interrupts_held():
+            body.append(interrupts.interrupt_waiting())
+        assert body == [True]  # held, and raised as the hold ended
+        assert interrupts._arrivals.pipe is None
+        assert signal.set_wakeup_fd(found.fileno()) == found.fileno()
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, handler)
+        signal.set_wakeup_fd(before)
+        interrupts._arrivals.close()  # (a failure above leaves no pipe to the tests after)
+
+
 def test_a_sighup_from_a_closed_terminal_ends_the_command_with_129_not_a_traceback(settings, monkeypatch,
                                                                                    stop_signal):
     # the terminal that closed took stderr with it: "stopped by SIGHUP" failed with EIO, a traceback into nowhere

@@ -134,14 +134,16 @@ def interrupts_held() -> Iterator[None]:
     mine = len(_noted)  # (an enclosing hold's come before; this one's own are handed to its handler, the noting one)
     outermost = _arrivals.pipe is None
     wakeup = None
-    try:  # (the set-up too: a Ctrl-C its handler raises midway leaves no pipe as the process's wakeup fd)
-        if outermost:
-            wakeup = signal.set_wakeup_fd(_arrivals.open(), warn_on_full_buffer=False)
+    # the handlers swapped in before the pipe is, and back after it is put away: a Ctrl-C between two bytecodes there
+    # is only noted, where its own handler's raise lost the wakeup fd the hold found, or left the hold's (closed) one
+    try:
         for sig in held:
             signal.signal(sig, lambda signum, frame: _noted.append(signum))
+        if outermost:
+            wakeup = signal.set_wakeup_fd(_arrivals.open(), warn_on_full_buffer=False)
         yield
     finally:
-        if outermost:  # first, while a signal is still only noted: one a restored handler raises skips no close
+        if outermost:
             if wakeup is not None:
                 signal.set_wakeup_fd(wakeup)
             _arrivals.close()

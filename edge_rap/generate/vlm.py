@@ -313,9 +313,9 @@ class LlamaVlm:
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_for_a_stop, args=(done,), name="vlm stop", daemon=True)
         watcher.start()
-        lc.llama_set_abort_callback(self.ctx, self._abort, ctypes.cast(self._abort_flag, ctypes.c_void_p))
-        self._cuttable = True
         try:
+            lc.llama_set_abort_callback(self.ctx, self._abort, ctypes.cast(self._abort_flag, ctypes.c_void_p))
+            self._cuttable = True
             yield
         finally:
             self._cuttable = False

@@ -212,7 +212,7 @@ def cmd_run(args) -> int:
                          "snapshots": args.snapshots, "vlm": args.vlm, "mmproj": args.mmproj,
                          "detector": args.detector, "as_fast_as_possible": args.as_fast_as_possible,
                          "serve": args.serve, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
-                         "voice": args.voice, "wake": args.wake, "backup_to": args.backup_to,
+                         "voice": args.voice, "wake": args.wake, "here": args.here, "backup_to": args.backup_to,
                          "backup_every": args.backup_every, "backup_keep": args.backup_keep},
                         Path(args.config) if args.config else None)
     settings = _settings(args)
@@ -733,6 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read video files as fast as they are processed, every frame (batch work)")
     p.add_argument("--voice", action="store_true", help="answer spoken questions from the microphone while watching")
     p.add_argument("--wake", metavar="PHRASE", help="with --voice: the wake phrase (default: hey robot)")
+    p.add_argument("--here", metavar="NAME", help="with --voice or --serve: the camera whose frame answers \"is Bo "
+                   "here?\" and questions about the scene, where the microphone is (default: the first --source)")
     p.add_argument("--serve", metavar="[HOST:]PORT", help="serve the companion API while watching (loopback unless "
                    "a HOST is given; see `edge-rap serve`)")
     add_tls_options(p)

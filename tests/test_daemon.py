@@ -279,6 +279,26 @@ def test_two_cameras_in_one_process_carry_their_names(tmp_path):
     assert summary.frames_read == 16
 
 
+def test_here_is_the_voices_own_camera_not_whichever_camera_moved_last(tmp_path):
+    # "Is Bo here?" was answered from the newest recognised frame of any camera: with the robot's own camera and a
+    # kitchen camera, Bo in the kitchen was "here" to the robot in the hall.
+    robot = write_frames(tmp_path / "robot", [40] * 8)
+    kitchen = write_frames(tmp_path / "kitchen", [40, 255, 255, 255, 40, 40, 40, 40])
+    sources = (parse_source(f"robot={robot}"), parse_source(f"kitchen={kitchen}"))
+    for here, answered_from in ((None, "robot#"), ("kitchen", "kitchen#")):  # the first source by default
+        at_arrival = []
+        options = DaemonOptions(sources, realtime=False, votes=VoteSettings(confirm=2, leave_after_s=1.0), here=here)
+
+        def report(event):
+            if event.kind == "arrived":
+                at_arrival.append(daemon.latest[0].source if daemon.latest else None)
+
+        daemon = Daemon(ScriptedHousehold(tmp_path / f"memory-{here}"), options, report)
+        daemon.run(threading.Event())
+        assert len(at_arrival) == 1  # Bo's arrival in the kitchen; the robot's frame, or none yet (its thread)
+        assert at_arrival[0] is None and here is None or at_arrival[0].startswith(answered_from)
+
+
 def test_what_a_source_that_ended_showed_leaves_then_while_the_others_go_on(tmp_path):
     # A file or folder that ended beside a live camera left its visits open until the run stopped, months later:
     # "is Bo home?" said yes, on a camera that no longer watched.
@@ -297,9 +317,9 @@ def test_what_a_source_that_ended_showed_leaves_then_while_the_others_go_on(tmp_
     daemon.run(threading.Event())
     assert [(e.kind, e.camera, e.time_s) for e in events] == [
         ("arrived", "short", 1.0), ("left", "short", 1.5), ("arrived", "long", 30.5), ("left", "long", 31.5)]
-    # and a question is no longer answered from its last frame ("<bo> is here"): none is newest, or the other
-    # camera's (its thread runs beside this one and may have delivered a frame meanwhile)
-    assert newest[0].startswith("short#") and (newest[1] is None or newest[1].startswith("long#"))
+    # and a question is no longer answered from its last frame ("<bo> is here"), nor from the other camera's: the
+    # first source is "here"
+    assert newest[0].startswith("short#") and newest[1] is None
 
 
 def test_max_frames_ends_the_run(tmp_path):

@@ -857,6 +857,25 @@ def test_doctor_names_the_run_option_that_a_settings_file_leans_on(run, tmp_path
     assert run_config({"voice": True}, settings).voice
 
 
+def test_the_camera_that_is_here_is_set_on_the_command_line_or_in_the_settings_file_and_checked(tmp_path, run):
+    from edge_rap.daemon.service import options_of
+
+    settings = tmp_path / "run.toml"
+    cameras = '[[camera]]\nname = "robot"\nsource = 0\n[[camera]]\nname = "kitchen"\nsource = 1\n'
+    settings.write_text(f'[daemon]\nvoice = true\nhere = "kitchen"\n{cameras}')
+    assert options_of(run_config({}, settings)).here == "kitchen"
+    assert options_of(run_config({"here": "robot"}, settings)).here == "robot"  # the command line's over the file's
+    assert options_of(run_config({"sources": ("0",), "serve": "0"}, None)).here is None  # the daemon's first camera
+    settings.write_text(f'[daemon]\nvoice = true\nhere = "hall"\n{cameras}')
+    with pytest.raises(EdgeRapError, match=f"^{re.escape(str(settings))}: here 'hall' is none of the cameras "
+                                           r"\(robot, kitchen\)$"):
+        run_config({}, settings)
+    with pytest.raises(EdgeRapError, match="^--here goes with --voice or --serve"):  # it would change nothing
+        run_config({"sources": ("0",), "here": "cam0"}, None)
+    rc, out, err = run("run", "--source", "den=0", "--source", "1", "--voice", "--here", "hall")
+    assert (rc, out, err) == (2, "", "edge-rap: here 'hall' is none of the cameras (den, cam1)\n")
+
+
 def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(tmp_path):
     # `serve = 8765` is what one writes in TOML: it was refused as "wrong type (int; expected str | None)".
     settings = tmp_path / "run.toml"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import unnamed_camera
+from edge_rap.perceive.camera import source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
 
@@ -42,6 +42,7 @@ class RunConfig:
     fps_cap: float = 0.0
     voice: bool = False  # listen for spoken questions on the microphone while watching
     wake: str | None = None  # the wake phrase (default "hey robot")
+    here: str | None = None  # the camera whose frame "here" means to the voice and /api/ask (default: the first)
     serve: str | None = None  # [HOST:]PORT: the companion API from inside the daemon
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -74,6 +75,7 @@ class RunConfig:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgeRapError("--tls-cert and --tls-key go together")
         self._check_partners()
+        self._check_here()
         if self.serve is not None:
             from edge_rap.serve.hosts import configured
 
@@ -87,11 +89,21 @@ class RunConfig:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
         return self
 
+    def _check_here(self) -> None:
+        """Refuse a `here` that names none of the cameras (where they are given: `doctor --config` of a file whose
+        cameras come on run's command line has none)."""
+        names = source_names(self.sources)
+        if self.here is not None and names and self.here not in names:
+            raise EdgeRapError(f"here {self.here!r} is none of the cameras ({', '.join(names)})")
+
     def _check_partners(self) -> None:
         """Refuse an option without the one it goes with."""
         if self.wake is not None and not self.voice:
             raise PartnerMissing("--wake goes with --voice (the phrase that starts a spoken question)", "--voice",
                                  "voice = true")
+        if self.here is not None and not (self.voice or self.serve is not None):
+            raise PartnerMissing("--here goes with --voice or --serve (the questions it answers from that camera)",
+                                 "--voice", "voice = true")
         if self.tls_cert and self.serve is None:
             raise PartnerMissing("--tls-cert and --tls-key go with --serve (the companion API they secure)", "--serve",
                                  "serve = PORT")

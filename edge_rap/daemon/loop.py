@@ -76,6 +76,7 @@ class DaemonOptions:
     stall_s: float = STALL_S  # a live camera that gives no frame this long while something is in view has stalled
     frozen_s: float = FROZEN_S  # a live camera whose frames stay the same this long while something is in view has
     # frozen (0: never)
+    here: str | None = None  # the camera whose newest recognised frame answers "is Bo here?" (None: the first)
 
 
 @dataclass
@@ -170,7 +171,9 @@ class Daemon:
         self.last: dict[str, Recognition] = {}
         self.rechecked: dict = {}  # camera -> the whole-frame vector of its last re-check
         self.last_time_s: dict[str, float] = {}  # camera -> its newest frame's source time
-        self.latest: tuple | None = None  # (the newest recognised frame's Image, its Recognition): voice, /api/ask
+        # "Here" is where the voice's microphone is, the robot's own camera: not whichever camera moved last.
+        self.here = options.here or (options.sources[0].name if options.sources else None)
+        self.latest: tuple | None = None  # (`here`'s newest recognised frame's Image, its Recognition): voice, /api/ask
         self.summary = Summary()
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
@@ -361,8 +364,7 @@ class Daemon:
         for camera in cameras:
             self.gates[camera] = MotionGate(self.options.gate)
             self.rechecked.pop(camera, None)
-        newest = self.latest
-        if newest is not None and newest[0].source.rpartition("#")[0] in {*cameras, *ended}:
+        if self.here in {*cameras, *ended}:
             self.latest = None  # a question is not answered from a camera that no longer sees: "<bo> is here"
         for event in self._log_all(events):
             self.report(event)
@@ -597,7 +599,8 @@ class Daemon:
                 self.times["embed"].append(embed_ms)
                 self.times["retrieve"].append(1000 * (time.perf_counter() - t) - embed_ms)
                 self.last[frame.camera] = recognition
-                self.latest = (frame.image(), recognition)  # one assignment: safe to read from another thread
+                if frame.camera == self.here:  # one assignment: safe to read from another thread
+                    self.latest = (frame.image(), recognition)
                 hits = recognition.hits
                 self.summary.frames_processed += 1
             else:

@@ -44,7 +44,8 @@ def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 
         votes=VoteSettings(confirm=config.confirm, window=max(config.confirm, VoteSettings.window),
                            leave_after_s=config.leave_after, cooldown_s=config.cooldown),
         gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap,
-        rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s, frozen_s=config.frozen_after)
+        rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s, frozen_s=config.frozen_after,
+        here=config.here)
 
 
 def raise_duplicate(names: list[str]) -> None:
@@ -74,8 +75,8 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
 
 def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
-    while it watches, /api/stats reads the daemon's counters, and /api/ask without a photo looks at its newest
-    frame. Its event loop is a part systemd's watchdog waits for."""
+    while it watches, /api/stats reads the daemon's counters, and /api/ask without a photo looks at the newest
+    frame of its `here` camera. Its event loop is a part systemd's watchdog waits for."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import host_names
@@ -97,7 +98,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
 
 def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, out: TextIO):
     """Spoken questions from the microphone while watching (edge_rap/speech), answered about the newest
-    recognised frame, in their own threads; the microphone opens now, so a missing one fails before the
+    recognised frame of the `here` camera, where the microphone is, in their own threads; the microphone opens now, so a missing one fails before the
     cameras start. The listener is a part systemd's watchdog waits for."""
     from edge_rap.speech.loop import VoiceLoop
     from edge_rap.speech.wake import DEFAULT_WAKE

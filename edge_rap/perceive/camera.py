@@ -146,16 +146,21 @@ def unnamed_camera(k: int, used: set[str]) -> str:
     return next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in used)
 
 
-def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
-    """Several sources; the k-th, unnamed, is called camK, or the next camN that no other source is called
-    (`cam1=A B C`: B is cam2 and C cam3)."""
+def source_names(texts: list[str] | tuple[str, ...]) -> list[str]:
+    """The cameras' names, nothing opened or checked: the k-th, unnamed, is called camK, or the next camN that no
+    other source is called (`cam1=A B C`: B is cam2 and C cam3)."""
     used = {name for name, _ in map(_split_source, texts) if name}
-    specs = []
+    names = []
     for k, text in enumerate(texts):
-        spec = parse_source(text, unnamed_camera(k, used))
-        used.add(spec.name)
-        specs.append(spec)
-    return tuple(specs)
+        name = _split_source(text)[0] or unnamed_camera(k, used)
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
+    """Several sources, named as `source_names` names them."""
+    return tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
 
 
 #: The largest camera device number taken (/dev/video0-9999): a longer number was OpenCV's overload error.

@@ -334,7 +334,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return home.recognize(image).to_json()
 
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
-                 "newest frame, the sightings); `Accept: text/event-stream` streams it",
+                 "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it",
                  responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
                  dependencies=FORM)
     def ask(request: Request, question: Annotated[str, Form()] = "",
@@ -439,8 +439,8 @@ def _event_json(event: Event) -> dict:
 
 def _household_answer(home: Household, question: str, frame: tuple[Image, Recognition] | None,
                       on_text: Callable[[str], None] | None) -> dict:
-    """A question without a photo, answered as the device's voice answers it: about the cameras' newest frame
-    (when a daemon runs in this process), "where is X?" from it or the sightings, a name said alike of two
+    """A question without a photo, answered as the device's voice answers it: about the newest frame of the
+    daemon's `here` camera (when one runs in this process), "where is X?" from it or the sightings, a name said alike of two
     concepts asked back; the same keys as an answer about a photo, `image` saying what was looked at."""
     said = reply(home, question, *(frame or (None, None)), on_text=on_text)
     return {**as_answer(home, said).to_json(), "image": "camera" if said.used_image else None}

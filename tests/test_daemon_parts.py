@@ -1953,9 +1953,9 @@ def test_tls_files_without_serve_are_refused_as_wake_without_voice_is():
     assert run_config({"tls_cert": "c.pem", "tls_key": "k.pem", "serve": "8765", "sources": ["0"]}, None).tls_cert
 
 
-def _watched_by_a_dead_daemon(tmp_path, host: str | None = None) -> EventLog:
-    """A log whose daemon logged Bo's arrival and was then killed (its process gone: another boot's identity),
-    with no daemon started since to close the visit."""
+def _watched_by_a_dead_daemon(tmp_path, host: str | None = None, alive: float = 160.0) -> EventLog:
+    """A log whose daemon logged Bo's arrival and was then killed (its process gone: another boot's identity; its
+    last sign of life at `alive`), with no daemon started since to close the visit."""
     import socket
     import sqlite3
 
@@ -1964,8 +1964,8 @@ def _watched_by_a_dead_daemon(tmp_path, host: str | None = None) -> EventLog:
     log.still_watching()
     log.add(Event("arrived", "bo", "cam0", 1.0, 100.0))
     db = sqlite3.connect(tmp_path / "events.sqlite")
-    db.execute("UPDATE watches SET identity = 'another-boot:1', alive = 160.0, host = ?",
-               (host or socket.gethostname(),))
+    db.execute("UPDATE watches SET identity = 'another-boot:1', alive = ?, host = ?",
+               (alive, host or socket.gethostname()))
     db.commit()
     db.close()
     return log
@@ -1985,8 +1985,45 @@ def test_a_visit_of_a_running_daemon_or_of_another_hosts_goes_on(tmp_path):
     log.begin_watch()
     log.add(Event("arrived", "bo", "cam0", 1.0, 100.0))
     assert EventLog(tmp_path, readonly=True).last_seen("bo").kind == "arrived"  # this process: running
-    _watched_by_a_dead_daemon(tmp_path / "other", host="another-host")
-    assert EventLog(tmp_path / "other", readonly=True).last_seen("bo").kind == "arrived"  # cannot be told
+    _watched_by_a_dead_daemon(tmp_path / "other", host="another-host", alive=time.time() - 60)
+    assert EventLog(tmp_path / "other", readonly=True).last_seen("bo").kind == "arrived"  # its watch beat just now
+
+
+def test_a_visit_of_another_hosts_daemon_whose_watch_fell_silent_loses_to_a_newer_sighting(tmp_path):
+    # A daemon of another host (the memory on a shared drive) died with Bo's visit to cam0 open: this host cannot
+    # ask whether its process runs, so "where is Bo?" said "<bo> is on the first camera now" for ever, over every
+    # sighting since on the cameras of this host.
+    from types import SimpleNamespace
+
+    from edge_rap.daemon.events import SILENT_S
+    from edge_rap.speech.reply import where_is
+
+    said_at = time.time() - SILENT_S - 60  # its last sign of life
+    _watched_by_a_dead_daemon(tmp_path, host="another-host", alive=said_at)
+    home = SimpleNamespace(events=EventLog(tmp_path, readonly=True), concepts=lambda: [BO])
+    assert where_is(home, "bo", None, now=said_at + 120) == "I last saw <bo> on the first camera 2 minutes ago."
+    here = EventLog(tmp_path)
+    here.begin_watch()  # (another host's watch is not this daemon's to close)
+    here.add(Event("arrived", "bo", "den", 1.0, said_at + 60))
+    here.add(Event("left", "bo", "den", 5.0, said_at + 65))
+    assert where_is(home, "bo", None, now=said_at + 125) == "I last saw <bo> on the den camera 1 minute ago."
+    assert [e.kind for e in EventLog(tmp_path, readonly=True).query(name="bo")] == ["arrived", "arrived", "left"]
+
+
+def test_a_visit_of_a_daemon_whose_process_cannot_be_told_from_its_pids_next_runs_while_its_watch_beats(tmp_path):
+    # A watch registered where /proc gives no process identity (not Linux): after a power cut its pid may be another
+    # process's, alive, and the visit went on for ever.
+    import sqlite3
+
+    from edge_rap.daemon.events import SILENT_S
+
+    _watched_by_a_dead_daemon(tmp_path)
+    for alive, kind in ((time.time() - 60, "arrived"), (time.time() - SILENT_S - 60, "left")):
+        db = sqlite3.connect(tmp_path / "events.sqlite")
+        db.execute("UPDATE watches SET identity = NULL, pid = ?, alive = ?", (os.getpid(), alive))
+        db.commit()
+        db.close()
+        assert EventLog(tmp_path, readonly=True).last_seen("bo").kind == kind
 
 
 def test_a_concept_that_walked_to_another_camera_is_said_to_be_there(tmp_path):

@@ -26,6 +26,7 @@ from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, da
                                         is_damage, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
@@ -39,6 +40,10 @@ EVENTS_DB = "events.sqlite"
 #: The log and its WAL: what a reader of it reads.
 EVENTS_FILES = (EVENTS_DB, EVENTS_DB + "-wal")
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
+#: A running daemon's watch beats every 10 s from its loop, which a call may rightly hold for up to LONG_CALL_S (a
+#: model loading at the first person seen): a watch silent longer, a minute's clock difference between hosts
+#: allowed, is of a daemon that no longer runs.
+SILENT_S = LONG_CALL_S + 60.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -528,13 +533,14 @@ class EventLog:
         else its latest event. Walking from the den to the porch, Bo is seen by both at the door, and the den's
         "left" is logged after the porch's arrival: its latest event alone said "I last saw <bo> on the den camera
         10 minutes ago" of Bo on the porch all along. An arrival whose daemon died since (killed, out of memory,
-        the power cut) and has not been started again is a "left" at its last sign of life: until a new daemon
-        closed that visit, "where is Bo?" said "on the porch camera now" of a camera nobody watched."""
+        the power cut) and has not been started again, or whose watch fell silent (another host's), is a "left" at its
+        last sign of life: until a new daemon closed that visit, "where is Bo?" said "on the porch camera now" of a
+        camera nobody watched, over every newer sighting elsewhere."""
         latest = [self._still_there(_event(row)) for row in self._rows(_NEWEST_ON_EACH_CAMERA, (name,), valid_event)]
         return next((e for e in latest if e.kind == "arrived"), latest[0] if latest else None)
 
     def _still_there(self, event: Event) -> Event:
-        """`event`, or a "left" at its daemon's last sign of life for an arrival whose daemon died since."""
+        """`event`, or a "left" at its daemon's last sign of life for an arrival whose daemon died since (`_ended`)."""
         if event.kind != "arrived" or (ended := self._ended(event.id)) is None:
             return event
         return Event("left", event.name, event.camera, event.time_s + max(0.0, ended - event.wall),
@@ -542,7 +548,10 @@ class EventLog:
 
     def _ended(self, event_id: int) -> float | None:
         """When the daemon that logged event `event_id` was last known to run, where it no longer does; None while
-        it runs, or where that cannot be told (a daemon of another host, or of an edge_rap of before watches)."""
+        it runs, or where that cannot be told (a daemon of an edge_rap of before watches). A daemon whose process
+        cannot be asked (another host's: the memory on a shared drive; one of a system without /proc, whose pid
+        a later process may have) runs while its watch beats: one silent for `SILENT_S` died (its host's power
+        cut, or it was killed), and its open visit no longer beats every newer sighting elsewhere for ever."""
         rows = self._rows("SELECT w.pid, w.identity, w.host, w.alive, e.wall FROM events e "
                           "LEFT JOIN watches w ON w.id = e.watch WHERE e.id = ? AND e.watch IS NOT NULL", (event_id,))
         if not rows:
@@ -550,7 +559,10 @@ class EventLog:
         pid, identity, host, alive, wall = rows[0]
         if pid is None:  # its watch is gone, and with it the daemon
             return wall
-        if host != socket.gethostname() or _process_alive(pid, identity):
+        this_host = host == socket.gethostname()
+        if this_host and not _process_alive(pid, identity):
+            return alive
+        if (this_host and identity is not None) or time.time() - alive < SILENT_S:
             return None
         return alive
 

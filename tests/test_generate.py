@@ -14,7 +14,7 @@ from scenes import noise, save, scene
 from edge_rap.config import load_profile
 from edge_rap.errors import EdgeRapError
 from edge_rap.generate.chat import GEMMA3_TEMPLATE, PLAIN_TEMPLATE, ChatTemplate
-from edge_rap.generate.names import REMOVED, NameGuard, filter_names
+from edge_rap.generate.names import REMOVED, NameGuard
 from edge_rap.generate.narrate import BRIEF_CHARS, narrate, where
 from edge_rap.generate.prompt import (MEDIA_MARKER, PromptImage, Reference, Task, build_prompt, classify,
                                       render)
@@ -144,6 +144,13 @@ def test_classify(question, has_image, task):
 
 
 # --- names and sentences -----------------------------------------------------------------------------------
+
+def filter_names(text: str, allowed, known=()) -> tuple[str, list[str]]:
+    """A whole answer through a NameGuard: (safe text, flagged names)."""
+    guard = NameGuard.of(allowed, known)
+    safe = guard.feed(text) + guard.flush()
+    return safe, guard.flagged
+
 
 def test_invented_names_are_removed_and_flagged():
     text, flagged = filter_names("<bo> sleeps next to <Max> and <anya>. x < 3 and y > 2", ["bo", "Anya"],

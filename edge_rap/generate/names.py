@@ -115,10 +115,3 @@ class NameGuard:
     def _flag(self, name: str) -> None:
         if _norm(name) not in {_norm(f) for f in self.flagged}:
             self.flagged.append(name)
-
-
-def filter_names(text: str, allowed, known=()) -> tuple[str, list[str]]:
-    """The whole-text form of NameGuard: (safe text, flagged names)."""
-    guard = NameGuard.of(allowed, known)
-    safe = guard.feed(text) + guard.flush()
-    return safe, guard.flagged

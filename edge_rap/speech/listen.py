@@ -116,7 +116,6 @@ class Listener:
         self._started = False  # whether speech has started since `push_to_talk` began (or its wait began again)
         self._wait = (0, 0.0)  # push-to-talk: (from which chunk, how many seconds) to wait for speech to start
         self._chunk = 0  # push-to-talk: the chunk last heard
-        self.interrupted = 0  # lines cut off by the user's speech
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
         self.missed: Pending | None = None  # one that waited too long, as the utterance after it is heard
         self.clarifying: Clarifying | None = None  # a question asked back ("Did you mean ...?"), the same
@@ -125,7 +124,6 @@ class Listener:
         """The user started speaking: stop the device talking."""
         if self.speaker is not None and not self.speaker.flush(0):
             self.speaker.interrupt()
-            self.interrupted += 1
 
     def _speech_started(self) -> None:
         self._started = True

@@ -16,7 +16,7 @@ pytest.importorskip("gguf")
 
 from edge_rap.errors import EdgeRapError  # noqa: E402
 from edge_rap.generate.prompt import PromptImage, Reference, Task, build_prompt, render  # noqa: E402
-from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
+from edge_rap.generate.vlm import LlamaVlm, LoadStopped, VlmSpec  # noqa: E402
 from edge_rap.types import Concept  # noqa: E402
 
 
@@ -308,10 +308,95 @@ def ctrl_c_in_llamas_log(monkeypatch):
     signal.signal(signal.SIGINT, before)
 
 
-def test_ctrl_c_while_the_model_loads_is_not_lost(tiny, ctrl_c_in_llamas_log):
+@pytest.fixture
+def loads(monkeypatch) -> list[tuple[str, bool]]:
+    """The loads asked of llama.cpp (the model) and mtmd (its projector), in turn: (file, whether one was made)."""
+    import llama_cpp
+    import llama_cpp.mtmd_cpp as mtmd
+
+    made = []
+    real_load, real_init = llama_cpp.llama_cpp.llama_model_load_from_file, mtmd.mtmd_init_from_file
+
+    def load(path, params):
+        model = real_load(path, params)
+        made.append(("model", model is not None))
+        return model
+
+    def init(path, model, params):
+        ctx = real_init(path, model, params)
+        made.append(("mmproj", bool(ctx)))
+        return ctx
+
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file", load)
+    monkeypatch.setattr(mtmd, "mtmd_init_from_file", init)
+    return made
+
+
+@pytest.fixture
+def copies(tiny, tmp_path) -> tuple[Path, Path]:
+    """The tiny model and projector copied for this test alone: one still mapped is this test's doing."""
+    import shutil
+
+    return tuple(Path(shutil.copy(path, tmp_path)) for path in tiny)
+
+
+def mapped(*paths: Path) -> list[Path]:
+    """Those of `paths` this process has mapped (a model llama.cpp did not let go)."""
+    maps = Path("/proc/self/maps").read_text()
+    return [p for p in paths if str(p) in maps]
+
+
+@pytest.fixture
+def at_llamas_line(monkeypatch):
+    """`act()` called as llama.cpp or mtmd logs the first line with `text` in it, inside the load that logs it."""
+    from edge_rap.generate import vlm as vlm_module
+
+    wanted = []
+
+    def debug(line, *args):
+        if wanted and wanted[0][0] in line % args:
+            wanted.pop()[1]()
+
+    monkeypatch.setattr(vlm_module.log, "isEnabledFor", lambda level: True)
+    monkeypatch.setattr(vlm_module.log, "debug", debug)
+    return lambda text, act: wanted.append((text, act))
+
+
+def test_ctrl_c_while_the_model_loads_is_not_lost_and_cuts_the_load(copies, ctrl_c_in_llamas_log, loads):
+    # a Ctrl-C (or a SIGTERM) while a model of gigabytes loaded from an SD card waited for all of it, and its projector
     ctrl_c_in_llamas_log()
     with pytest.raises(KeyboardInterrupt):
-        LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))
+        LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512))
+    assert loads == [("model", False)] and not mapped(*copies)  # cut in llama.cpp, the projector never asked for
+    with LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512)) as vlm:  # nothing held over: the next load is whole
+        assert vlm.has_vision
+
+
+def test_a_stop_asked_before_the_vlm_loads_loads_nothing(copies, loads):
+    import threading
+
+    stopping = threading.Event()
+    stopping.set()
+    with pytest.raises(LoadStopped):
+        LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512), stopping)
+    assert loads == []
+
+
+@pytest.mark.parametrize("line, made", [
+    ("llama_model_loader: loaded meta data", [("model", False)]),
+    ("clip_model_loader: has vision encoder", [("model", True), ("mmproj", False)]),
+], ids=["model", "projector"])
+def test_a_stop_while_the_vlm_loads_cuts_the_load_and_keeps_nothing(copies, loads, at_llamas_line, line, made):
+    # `run` stopping (systemctl stop) while the model or its projector loaded waited for both to be whole
+    import threading
+
+    stopping = threading.Event()  # (as `run` or `serve` stopping sets it)
+    at_llamas_line(line, stopping.set)
+    with pytest.raises(LoadStopped):
+        LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512), stopping)
+    assert loads == made and not mapped(*copies)
+    with LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512)) as vlm:
+        assert vlm.has_vision
 
 
 def test_ctrl_c_while_the_prompt_is_evaluated_is_not_lost(vlm, ctrl_c_in_llamas_log):
@@ -331,10 +416,12 @@ def test_a_projector_that_will_not_load_says_what_llama_logged(tiny):
 def test_a_model_too_big_for_memory_is_one_line(tiny, monkeypatch):
     import llama_cpp
 
-    def allocate(*args, **kwargs):  # llama-cpp-python's numpy buffer of n_batch x n_vocab floats
-        raise MemoryError("Unable to allocate 512. MiB for an array with shape (512, 262144)")
+    class Allocating(llama_cpp.Llama):
+        def __init__(self, *args, **kwargs):  # llama-cpp-python's numpy buffer of n_batch x n_vocab floats, made
+            super().__init__(*args, **kwargs)  # once the model and its context are
+            raise MemoryError("Unable to allocate 512. MiB for an array with shape (512, 262144)")
 
-    monkeypatch.setattr(llama_cpp, "Llama", allocate)
+    monkeypatch.setattr(llama_cpp, "Llama", Allocating)
     with pytest.raises(EdgeRapError, match=r"not enough memory to load .*tiny-gemma3.gguf with a context of 512 "
                                            r"tokens: .*smaller"):
         LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512))
@@ -346,61 +433,67 @@ def test_sliding_window_layers_get_a_full_size_cache_whatever_the_default(tiny, 
     import llama_cpp
 
     asked = []
-    real = llama_cpp.Llama
-    monkeypatch.setattr(llama_cpp, "Llama", lambda *a, **k: asked.append(k) or real(*a, **k))
+
+    class Asked(llama_cpp.Llama):
+        def __init__(self, *args, **kwargs):
+            asked.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(llama_cpp, "Llama", Asked)
     LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_ctx=512)).close()
     assert asked and asked[0].get("swa_full") is True
 
 
 @pytest.fixture
 def gpu_that_fails(monkeypatch):
-    """A CUDA build whose GPU side cannot load (its memory taken): llama.cpp refuses whatever asks for the GPU."""
+    """A CUDA build whose GPU side cannot load (its memory taken): llama.cpp refuses whatever asks for the GPU
+    (a NULL model, a NULL projector context). Each load asked, as (file, whether the GPU was asked)."""
     import llama_cpp
     import llama_cpp.mtmd_cpp as mtmd
 
     import edge_rap.generate.vlm as vlm_module
 
     asked = []
-    real_llama, real_init = llama_cpp.Llama, mtmd.mtmd_init_from_file
+    real_load, real_init = llama_cpp.llama_cpp.llama_model_load_from_file, mtmd.mtmd_init_from_file
 
-    def llama(*args, n_gpu_layers=0, **kwargs):
-        asked.append(("model", n_gpu_layers))
-        if n_gpu_layers != 0:
-            raise ValueError("Failed to load model from file")  # what llama-cpp-python raises for a NULL model
-        return real_llama(*args, n_gpu_layers=n_gpu_layers, **kwargs)
+    def load(path, params):
+        asked.append(("model", params.n_gpu_layers != 0))
+        return None if params.n_gpu_layers != 0 else real_load(path, params)
 
     def init(path, model, params):
         asked.append(("mmproj", params.use_gpu))
         return None if params.use_gpu else real_init(path, model, params)
 
     monkeypatch.setattr(vlm_module, "choose_device", lambda n: ("cuda", n, "all layers offloaded to the GPU"))
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file", load)
     monkeypatch.setattr(mtmd, "mtmd_init_from_file", init)
-    return monkeypatch, llama_cpp, real_llama, llama, asked
+    return monkeypatch, llama_cpp, asked
 
 
 @pytest.mark.parametrize("failing", ["model", "mmproj"])
 def test_a_vlm_that_will_not_load_on_the_gpu_loads_on_the_cpu(tiny, gpu_that_fails, failing, caplog):
-    monkeypatch, llama_cpp, real_llama, llama, asked = gpu_that_fails
-    if failing == "model":
-        monkeypatch.setattr(llama_cpp, "Llama", llama)
-    else:
-        monkeypatch.setattr(llama_cpp, "Llama", lambda *a, **k: llama(*a, **{**k, "n_gpu_layers": 0}))
+    monkeypatch, llama_cpp, asked = gpu_that_fails
+    if failing == "mmproj":
+        class OnTheCpu(llama_cpp.Llama):  # (the model alone loads where the GPU is asked)
+            def __init__(self, *args, n_gpu_layers=0, **kwargs):
+                super().__init__(*args, n_gpu_layers=0, **kwargs)
+
+        monkeypatch.setattr(llama_cpp, "Llama", OnTheCpu)
     with LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512)) as v:
         assert v.device == "cpu" and v.device_reason.startswith("it did not load on the GPU (")
         assert v.generate(prompt(v, REFS[:1]), max_tokens=2).n_tokens >= 1
-    assert asked[-2:] == [("model", 0), ("mmproj", False)]  # the retry asked nothing of the GPU
+    assert asked[-2:] == [("model", False), ("mmproj", False)]  # the retry asked nothing of the GPU
     assert "did not load on the GPU" in caplog.text and "loading it on the CPU" in caplog.text
 
 
 def test_a_broken_file_is_one_line_and_not_blamed_on_the_gpu(tiny, gpu_that_fails, tmp_path, caplog):
     # A file cut short was loaded a second time on the CPU, after a warning that it "did not load on the GPU"
-    monkeypatch, llama_cpp, real_llama, llama, asked = gpu_that_fails
-    monkeypatch.setattr(llama_cpp, "Llama", llama)
+    monkeypatch, llama_cpp, asked = gpu_that_fails
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny[0].read_bytes()[:4096])
     with pytest.raises(EdgeRapError, match="cut short"):
         LlamaVlm(VlmSpec(cut, tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512))
-    assert asked == [("model", -1)] and "did not load on the GPU" not in caplog.text
+    assert asked == [("model", True)] and "did not load on the GPU" not in caplog.text
 
 
 def test_an_answer_generated_slowly_is_progress_of_the_part_that_asked_it(vlm):
@@ -649,3 +742,17 @@ def test_the_model_is_not_freed_under_an_answer_being_made(tiny):
         answering.join(60)
         assert answers and answers[0].n_tokens >= 1
     assert vlm.llm is None  # freed once nothing uses it
+
+
+def test_run_stopped_while_its_vlm_loads_cuts_the_load_and_exits_0(run, copies, loads, at_llamas_line, tmp_path):
+    import signal
+
+    from scenes import scene_file
+
+    photo = scene_file(tmp_path / "photos", 1)
+    assert run("remember", "bo", photo)[0] == 0
+    # `systemctl stop`: SIGTERM, which `run` takes as its stop
+    at_llamas_line("llama_model_loader: loaded meta data", lambda: signal.raise_signal(signal.SIGTERM))
+    rc, _, err = run("run", "--source", photo.parent, "--mute", "--vlm", copies[0], "--mmproj", copies[1])
+    assert rc == 0, err
+    assert loads == [("model", False)]

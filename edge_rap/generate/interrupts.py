@@ -10,7 +10,8 @@ Python runs signal handlers between its own bytecodes, so a Ctrl-C pressed while
 prompt is evaluated (hundreds of log lines; seconds with a real model's image encoder) raised its
 KeyboardInterrupt inside that callback, where ctypes prints and drops it: the answer came anyway, exit 0.
 `interrupts_held` holds it (and a SIGTERM or SIGHUP raised so) until the body returns; `interrupt_waiting` tells
-native work that can end early (llama.cpp's abort callback, vlm.py) that one is held, so that the body returns soon.
+native work that can end early (llama.cpp's abort callback, and its and mtmd's progress callbacks as they load: vlm.py)
+that one is held, so that the body returns soon.
 """
 
 from __future__ import annotations

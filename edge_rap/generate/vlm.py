@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import threading
 import time
@@ -127,6 +128,34 @@ class _Interrupted(Exception):
     """`stopping` was set, or a Ctrl-C (SIGTERM, SIGHUP) held, while llama.cpp evaluated: it ended there."""
 
 
+class LoadStopped(Exception):
+    """`stopping` was set, or a Ctrl-C (SIGTERM, SIGHUP) held, while the VLM loaded: its load was cut there, and
+    what it had made freed. (A Ctrl-C's own KeyboardInterrupt is raised in its place as the load's hold ends.)"""
+
+
+@functools.cache
+def _llama_with_progress(llama_class: type) -> type:
+    """`llama_class` (llama_cpp.Llama) taking `progress`, a llama_progress_callback that can end the load:
+    llama-cpp-python 0.3.36 takes none, and makes its model_params and loads the model in one __init__, so the
+    callback goes into the params as they are set."""
+
+    class LlamaWithProgress(llama_class):
+        def __init__(self, *args, progress, **kwargs):
+            self._progress = progress
+            super().__init__(*args, **kwargs)
+
+        @property
+        def model_params(self):
+            return self.__dict__["model_params"]
+
+        @model_params.setter
+        def model_params(self, params) -> None:
+            params.progress_callback = self._progress
+            self.__dict__["model_params"] = params
+
+    return LlamaWithProgress
+
+
 def _llama_says() -> str:
     """llama.cpp's first error line since `_ERRORS` was cleared, as a parenthesis (-v shows INFO, not its log)."""
     return f" (llama.cpp: {_ERRORS[0]})" if _ERRORS else ""
@@ -136,7 +165,8 @@ class LlamaVlm:
     """A loaded GGUF VLM (or text model) with its caches; `generate` answers one rendered prompt. `stopping`: once
     set (the process is stopping), an answer ends at its next token, and its prompt's evaluation at once (llama.cpp's
     abort callback; an image being encoded, which mtmd cannot cut, is finished first), "interrupted": a stop must not
-    wait for an answer a CPU makes at a few tokens a second, nor free the model under it."""
+    wait for an answer a CPU makes at a few tokens a second, nor free the model under it. Set while the VLM loads, it
+    ends the load at its next tensor (LoadStopped): a model of gigabytes read from an SD card takes tens of seconds."""
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
         self.stopping = stopping or threading.Event()
@@ -187,18 +217,20 @@ class LlamaVlm:
     def _load_files(self, spec: VlmSpec, layers: int) -> None:
         llama_cpp = self._llama_cpp
         _ERRORS.clear()
+        self._stop_the_load_if_asked()
         try:
-            self.llm = llama_cpp.Llama(
+            self.llm = _llama_with_progress(llama_cpp.Llama)(
                 model_path=str(spec.model), n_gpu_layers=layers, n_ctx=spec.n_ctx, n_batch=spec.n_batch,
                 n_ubatch=spec.n_batch, n_threads=spec.threads or None, seed=spec.seed, verbose=False,
                 # a full-size cache for sliding-window layers (Gemma 3): the prefix cache trims a sequence's tail and
                 # restores saved states, which a window-sized cache cannot; 0.3.36's default, set so another keeps it
-                swa_full=True,
+                swa_full=True, progress=llama_cpp.llama_progress_callback(self._load_goes_on),
             )
         except MemoryError:  # llama-cpp-python's own buffers (n_batch x vocabulary floats), where memory is capped
             raise EdgeRapError(f"not enough memory to load {spec.model} with a context of {spec.n_ctx} tokens: "
                                "a smaller model or quantisation, or a smaller [vlm] n_ctx") from None
         except ValueError as e:
+            self._stop_the_load_if_asked()  # (llama.cpp's load ended by `_load_goes_on`: a NULL model, as a failure)
             # a cut-short or wrong file (a photo given as --vlm, whatever its name): say so rather than llama's words;
             # else llama's own first error ("insufficient memory (attempted to allocate 514.50 MB)")
             why = format_problem(Path(spec.model), gguf=True)
@@ -214,6 +246,7 @@ class LlamaVlm:
         self.n_embd_inp = llama_cpp.llama_model_n_embd_inp(self.model_ptr)
         fingerprint = file_fingerprint(Path(spec.model))
         if spec.mmproj is not None:
+            self._stop_the_load_if_asked()
             self._init_mtmd(Path(spec.mmproj), layers != 0)
             fingerprint += file_fingerprint(Path(spec.mmproj))
             self.marker = self.mtmd.mtmd_default_marker().decode()
@@ -247,9 +280,12 @@ class LlamaVlm:
         params.print_timings = False
         params.n_threads = self.spec.threads or max(1, self.llm.n_threads)
         params.warmup = False
+        self._mtmd_progress = mtmd.mtmd_progress_callback(self._load_goes_on)  # (kept while mtmd may call it)
+        params.progress_callback = self._mtmd_progress
         _ERRORS.clear()
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
+            self._stop_the_load_if_asked()
             if (why := format_problem(mmproj, gguf=True)) is not None:
                 raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
@@ -257,6 +293,18 @@ class LlamaVlm:
                                f"little memory){_llama_says()}")
         if not mtmd.mtmd_support_vision(self.mctx):
             raise EdgeRapError(f"{mmproj} has no vision encoder (an audio-only projector?)")
+
+    def _load_goes_on(self, progress: float, user_data) -> bool:
+        """llama.cpp's and mtmd's progress callback, asked after each tensor they load (a few hundred times: a
+        Python callback costs nothing there, unlike after each node of a graph): False, which ends the load and
+        frees what it made, once a stop is asked. On the main thread a Ctrl-C is noted here by the load's hold."""
+        return not self._stop_asked()
+
+    def _stop_the_load_if_asked(self) -> None:
+        """Raise LoadStopped where a stop is asked: before each file's load, and where one failed (cut by
+        `_load_goes_on`, which the load's caller sees only as a failure)."""
+        if self._stop_asked():
+            raise LoadStopped(f"a stop came while the VLM {self.name} loaded")
 
     @property
     def has_vision(self) -> bool:

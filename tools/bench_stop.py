@@ -11,6 +11,12 @@ every answer evaluates the whole prompt. Medians of --repeats stops each way; an
 shipped abort callback (C: libc's strlen over a flag), with one written in Python, and with none, in turns (it is
 asked after each node of the graph): what each costs, idle and while another thread runs Python (`run`'s camera
 loop), where a Python callback waits for the GIL at each node.
+
+    python tools/bench_stop.py --load --model M.gguf --mmproj P.gguf   # a stop while the model loads instead
+
+--load: the same two stops while LlamaVlm loads the model and its projector, from 20 % to 60 % of the load's time
+(measured first), each load from files put out of the page cache first (posix_fadvise), as a first load after a
+boot reads them; the latency is from the stop to LlamaVlm raising (or returning, where the stop did not cut it).
 """
 
 from __future__ import annotations
@@ -25,19 +31,21 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge_rap.generate.prompt import Reference, Task, build_prompt, render  # noqa: E402
-from edge_rap.generate.vlm import LlamaVlm, VlmSpec  # noqa: E402
+from edge_rap.generate.vlm import LlamaVlm, LoadStopped, VlmSpec  # noqa: E402
 from edge_rap.types import Concept  # noqa: E402
 
 DESCRIPTION = "our Shiba Inu, cinnamon coat, black collar, asleep on the sofa by the window when it rains; " * 24
 
 
-def _stop_latency_s(vlm: LlamaVlm, rendered, after_s: float, ctrl_c: bool) -> float | None:
-    """Seconds from a stop `after_s` into an answer to the answer's end; None where the answer ended first (the
-    shared machine ran faster then)."""
+def _stop_latency_s(work: Callable[[], object], stopping: threading.Event, after_s: float,
+                    ctrl_c: bool) -> float | None:
+    """Seconds from a stop `after_s` into `work` (an answer, a load) to its end; None where it ended first (the
+    shared machine ran faster then). The stop: `stopping` set, or a Ctrl-C on the main thread."""
     main = threading.main_thread().ident
     fired: list[float] = []
 
@@ -46,23 +54,69 @@ def _stop_latency_s(vlm: LlamaVlm, rendered, after_s: float, ctrl_c: bool) -> fl
         if ctrl_c:
             signal.pthread_kill(main, signal.SIGINT)
         else:
-            vlm.stopping.set()
+            stopping.set()
 
     timer = threading.Timer(after_s, stop)
     timer.start()
     try:
         try:
-            vlm.generate(rendered, max_tokens=1)
-        except KeyboardInterrupt:
+            work()
+        except (KeyboardInterrupt, LoadStopped):
             pass
         ended = time.perf_counter()
         timer.join()
-        time.sleep(0.05)  # (a Ctrl-C sent after the answer's end is raised here, not in the next answer)
+        time.sleep(0.05)  # (a Ctrl-C sent after the work's end is raised here, not in the next one)
     except KeyboardInterrupt:
         return None
     finally:
-        vlm.stopping.clear()
+        stopping.clear()
     return ended - fired[0] if ended > fired[0] else None
+
+
+def _out_of_the_page_cache(spec: VlmSpec) -> None:
+    """The VLM's files put out of the page cache, as after a boot."""
+    for path in (spec.model, spec.mmproj):
+        if path is not None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def _load_s(spec: VlmSpec) -> float:
+    """Seconds to load the VLM from files out of the page cache."""
+    _out_of_the_page_cache(spec)
+    t0 = time.perf_counter()
+    LlamaVlm(spec).close()
+    return time.perf_counter() - t0
+
+
+def _load_stop_latency_s(spec: VlmSpec, after_s: float, ctrl_c: bool) -> float | None:
+    """Seconds from a stop `after_s` into the VLM's load to LlamaVlm raising (or returning); None where the load
+    ended first."""
+    _out_of_the_page_cache(spec)
+    stopping = threading.Event()
+    return _stop_latency_s(lambda: LlamaVlm(spec, stopping).close(), stopping, after_s, ctrl_c)
+
+
+def _print_latencies(way: str, timed: list[float | None], ended_first: str) -> None:
+    latencies = [t for t in timed if t is not None]
+    print(f"{way}: stop -> {ended_first} ended, median {1000 * statistics.median(latencies):.0f} ms "
+          f"(min {1000 * min(latencies):.0f}, max {1000 * max(latencies):.0f}; {len(latencies)} stops, "
+          f"{len(timed) - len(latencies)} after its end not counted)")
+
+
+def _bench_load(spec: VlmSpec, repeats: int) -> None:
+    whole_s = statistics.median(_load_s(spec) for _ in range(3))
+    sizes = " + ".join(f"{p.name} ({p.stat().st_size / 2**20:.0f} MiB)" for p in (spec.model, spec.mmproj) if p)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; {sizes}, {spec.threads} thread(s)")
+    print(f"load: {whole_s:.2f} s from files out of the page cache (median of 3)")
+    for way, ctrl_c in (("stopping set", False), ("Ctrl-C", True)):
+        timed = [_load_stop_latency_s(spec, whole_s * (0.2 + 0.4 * i / max(1, repeats - 1)), ctrl_c)
+                 for i in range(repeats)]
+        _print_latencies(way, timed, "load")
 
 
 def _prompt_s_by_callback(vlm: LlamaVlm, rendered, repeats: int, busy: bool) -> dict[str, list[float]]:
@@ -95,8 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="GGUF model (default: gemma-3-270m from PyPI)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--load", action="store_true", help="a stop while the model (and --mmproj) loads")
+    parser.add_argument("--mmproj", type=Path, help="with --load: the model's projector, loaded after it")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.load:
+        if args.model is None:
+            parser.error("--load needs --model")
+        _bench_load(VlmSpec(args.model, args.mmproj, args.model.stem, n_ctx=2048, threads=args.threads), args.repeats)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
@@ -121,12 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                                                           f"({statistics.median(s) / none:.2f}x)"
                                                           for name, s in seconds.items()))
             for way, ctrl_c in (("stopping set", False), ("Ctrl-C", True)):
-                timed = [_stop_latency_s(vlm, rendered, whole_s * (0.2 + 0.4 * i / max(1, args.repeats - 1)), ctrl_c)
+                timed = [_stop_latency_s(lambda: vlm.generate(rendered, max_tokens=1), vlm.stopping,
+                                         whole_s * (0.2 + 0.4 * i / max(1, args.repeats - 1)), ctrl_c)
                          for i in range(args.repeats)]
-                latencies = [t for t in timed if t is not None]
-                print(f"{way}: stop -> answer ended, median {1000 * statistics.median(latencies):.0f} ms "
-                      f"(min {1000 * min(latencies):.0f}, max {1000 * max(latencies):.0f}; {len(latencies)} stops, "
-                      f"{len(timed) - len(latencies)} after the answer's end not counted)")
+                _print_latencies(way, timed, "answer")
     return 0
 
 

@@ -34,6 +34,9 @@ LONGEST_S = 30.0  # whisper hears 30 s at most: push-to-talk speech is cut off t
 # talk without a pause is split into utterances a little shorter (their pads fit the window)
 ECHO_MATCH = 90.0  # rapidfuzz partial ratio (0-100) of two words or more to a line the device said: its echo
 
+#: The stages a turn is timed by: every one is in `--json`'s "timings", null where it did not run (no answer).
+TIMINGS = ("vad_ms", "asr_ms", "answer_ms", "speech_end_to_answer_start_ms")
+
 #: The latest camera frame and, when the caller already has it, what was recognised in it.
 Latest = Callable[[], "tuple[Image, Recognition | None] | None"]
 
@@ -81,7 +84,8 @@ class Turn:
         return {"triggered": self.triggered, "transcript": self.transcript, "concepts": r.names if r else [],
                 "answer": r.text if r else None, "mode": r.mode if r else None,
                 "command": self.command.to_json() if self.command else None,
-                "timings": {k: round(v, 1) for k, v in self.timings.items()}, "timed_out": self.timed_out}
+                "timings": {k: round(self.timings[k], 1) if k in self.timings else None for k in TIMINGS},
+                "timed_out": self.timed_out}
 
 
 @dataclass

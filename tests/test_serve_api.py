@@ -347,14 +347,39 @@ def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_p
     """`curl -d '{"question": "Where is Bo?"}'` was answered "ask needs a question, a photo, or both" (the JSON
     read as a form holds no field), and a JSON concept "name: Field required": the client had sent both."""
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
-        for route, body in (("/api/ask", {"question": "Where is Bo?"}), ("/api/concepts", {"name": "bo"}),
-                            ("/api/recognize", {}), ("/api/concepts/bo/photos", {})):
+        for route, body in (("/api/concepts", {"name": "bo"}), ("/api/recognize", {}),
+                            ("/api/concepts/bo/photos", {})):
             r = c.post(route, json=body)
             assert r.status_code == 415, r.text
             assert r.json()["error"] == (f"POST {route} takes form fields (multipart/form-data, as `curl -F "
                                          "field=value` sends them), not application/json")
         assert c.get("/api/concepts").json() == []
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
+
+
+def test_ask_takes_its_question_as_json_too(tmp_path):
+    """Issue 12 names `POST /api/ask` and not its body's form: `curl --json '{"question": "..."}'` was refused
+    (415: form fields only). A question alone is answered from JSON as from a form, streamed too; any other JSON
+    is refused in words, and a photo still goes as a form."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},
+               files=photo_files(png(photo("coffee"))))
+        form = c.post("/api/ask", data={"question": "What is <coffee>?"}).json()
+        r = c.post("/api/ask", json={"question": "What is <coffee>?"})
+        assert r.status_code == 200, r.text
+        assert r.json()["answer"] == form["answer"] and "a cup of coffee" in form["answer"]
+        with c.stream("POST", "/api/ask", json={"question": "What is <coffee>?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            lines = [line for line in r.iter_lines() if line]
+        assert json.loads(lines[-1].removeprefix("data: "))["answer"] == form["answer"]
+        for body in ({"question": 5}, {"question": "hi", "photo": "x"}, {"qustion": "hi"}, ["hi"], "hi"):
+            r = c.post("/api/ask", json=body)
+            assert r.status_code == 422 and r.json()["error"].startswith('POST /api/ask takes {"question": "..."}')
+        assert c.post("/api/ask", json={"question": " "}).status_code == 422  # as the form's blank question
+        assert c.post("/api/ask", json={"question": "x" * 3000}).status_code == 422  # the question's limit
+        for raw in (b"{not json", b"\xff\xfe", b"[" * 60_000):
+            r = c.post("/api/ask", content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"] == "POST /api/ask: the body is not JSON"
 
 
 def test_a_form_to_the_route_that_takes_json_is_refused_in_words(tmp_path):

@@ -167,6 +167,23 @@ async def _form_body(request: Request) -> None:
 FORM = [Depends(_form_body)]
 
 
+async def _json_question(request: Request) -> str | None:
+    """POST /api/ask's question sent as JSON, `{"question": "..."}` (`curl --json`), as a client that sends no photo
+    may well send it; None for a form, whose fields are checked as every form route's are. A photo goes in a form."""
+    media = _media(request)
+    if media != "application/json" and not media.endswith("+json"):
+        await _form_body(request)
+        return None
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what Python parses
+        raise ApiError("POST /api/ask: the body is not JSON", 400) from None
+    if not isinstance(body, dict) or set(body) != {"question"} or not isinstance(body["question"], str):
+        raise ApiError('POST /api/ask takes {"question": "..."} as JSON; a photo, with or without a question, as '
+                       "form fields (multipart/form-data, as `curl -F photo=@frame.jpg` sends it)", 422)
+    return body["question"]
+
+
 def _known_query(request: Request) -> None:
     """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event."""
     taken = [param.alias for param in request.scope["route"].dependant.query_params]
@@ -334,12 +351,13 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return home.recognize(image).to_json()
 
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
-                 "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it",
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
-                 dependencies=FORM)
+                 "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it. A question "
+                 'without a photo may also come as JSON, {"question": "..."}',
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
     def ask(request: Request, question: Annotated[str, Form()] = "",
-            photo: Annotated[UploadFile | None, File()] = None) -> Response:
-        _text(question, "question", limits.question_chars)
+            photo: Annotated[UploadFile | None, File()] = None,
+            json_question: Annotated[str | None, Depends(_json_question)] = None) -> Response:
+        question = _text(question if json_question is None else json_question, "question", limits.question_chars)
         image = None
         if photo is not None:
             with line.waiting_for(thinking):

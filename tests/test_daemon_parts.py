@@ -242,6 +242,16 @@ def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
         parse_source(f"bad name={clip}")
 
 
+def test_a_file_in_this_folder_named_as_a_camera_and_a_file_is_that_file(tmp_path, monkeypatch):
+    # `--source door=1.mp4` of ./door=1.mp4 was read as camera "door" showing "1.mp4": "no such file or folder"
+    monkeypatch.chdir(tmp_path)
+    Path("door=1.mp4").write_bytes(b"")
+    assert parse_source("door=1.mp4") == SourceSpec("cam0", "door=1.mp4")
+    Path("1.mp4").write_bytes(b"")  # both read alike: the camera's name wins, as NAME=SRC says
+    assert parse_source("door=1.mp4") == SourceSpec("door", "1.mp4")
+    assert parse_source("door=0") == SourceSpec("door", 0)
+
+
 def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):
     stop = threading.Event()
     spec = parse_source("gone=rtsp://127.0.0.1:9/none")

@@ -134,9 +134,10 @@ def is_device_path(path: Path) -> bool:
 
 def _split_source(text: str) -> tuple[str | None, str]:
     """`NAME=SRC` -> (NAME, SRC); `SRC` (a URL's own "=" included, or a file's: `clips/door=1.mp4`, where what
-    comes before it is no camera name) -> (None, SRC)."""
+    comes before it is no camera name, or `door=1.mp4` in this folder, where what comes after it is no file)
+    -> (None, SRC)."""
     name, sep, target = text.partition("=")
-    if not sep or "://" in name or (not NAME_PATTERN.match(name) and Path(text).exists()):
+    if not sep or "://" in name or (not (NAME_PATTERN.match(name) and Path(target).exists()) and Path(text).exists()):
         return None, text
     return name, target
 

@@ -379,11 +379,13 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.get("/events", response_model=list[schemas.EventOut])
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
                name: str | None = None) -> list[dict]:
+        # an empty value is one not given, as a form leaves a field (issue 12 writes the route
+        # `/api/events?since=&name=`); the CLI's `--since ""` stays an error: a shell's unset variable
         try:
-            when = parse_since(since) if since is not None else None  # "" is an error: not every event
+            when = parse_since(since) if since else None
         except EdgeRapError:
             raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
-        stored = find(name).name if name is not None else None  # as the CLI: any case; unknown is 404
+        stored = find(name).name if name else None  # as the CLI: any case; unknown is 404
         return [_event_json(e) for e in home.events.query(when, stored)]
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,

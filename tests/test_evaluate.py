@@ -148,6 +148,22 @@ def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, setti
     assert all(0.0 <= p["recall@1"] <= p["recall@5"] <= 1.0 for p in curve[1:])
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_eval_in_a_fresh_home_exports_the_default_embedder_as_remember_does(dataset, settings, model_cache, tmp_path,
+                                                                            monkeypatch, capsys, kind):
+    # `EDGE_RAP_HOME=$(mktemp -d) edge-rap eval retrieval --dataset D` stopped with "the default embedder ... is not
+    # prepared ...: run `edge-rap models prepare`": eval writes a memory of its own, and the first write exports
+    from edge_rap.models.cache import ModelCache
+
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "fresh-models"))
+    exported = []
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: exported.append(
+        shutil.copytree(model_cache, self.root, dirs_exist_ok=True)))
+    assert main(["eval", kind, "--dataset", str(dataset), "--json"]) == 0
+    assert exported == [tmp_path / "fresh-models"]
+    assert json.loads(capsys.readouterr().out)["embedder"] == "efficientnet-lite0-int8"
+
+
 def test_wrong_labels_give_low_recall(dataset, settings):
     # Swap the queries of two concepts: the truth changes, so the figures must drop.
     a, b = dataset / "chelsea", dataset / "rocket"

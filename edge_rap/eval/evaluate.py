@@ -125,7 +125,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     concepts = read_dataset(dataset, references)
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     extra = _distractor_files(distractors) if distractors is not None else []
-    embedder = embedder or open_embedder(settings)
+    embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     written = {c.name for c in concepts} | {_distractor_name(k) for k in range(len(extra))}
     with _memory_folder(memory, written) as folder, closing(open_memory(settings, embedder, folder)) as mem:
         skipped: list[str] = []
@@ -184,7 +184,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     layout = layout or Layout()
     concepts = read_dataset(dataset, references)
     _require_queries(dataset, concepts, references)
-    embedder = embedder or open_embedder(settings)
+    embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     skipped: list[str] = []
     with _memory_folder(memory, {c.name for c in concepts}) as folder, \
             closing(open_memory(settings, embedder, folder)) as mem:

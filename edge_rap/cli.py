@@ -574,12 +574,33 @@ def _common_options(suppress: bool = False, memory: str = HOME_MEMORY) -> argpar
     option left out must not reset one given before the subcommand (`models -v pull NAME`). `memory`: --memory's
     help, for a command whose memory is not the household's."""
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
-    common.add_argument("--memory", metavar="DIR", help=memory)
-    common.add_argument("--embedder", metavar="NAME|DIR", help="image embedder from the model cache (default from the device profile)")
-    common.add_argument("--device", metavar="PROFILE", help="device profile name or .toml, or auto (the default: "
-                        "a Jetson, then CUDA, then the CPU)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log what happens (providers, fallbacks)")
+    _add_common_options(common, memory)
     return common
+
+
+#: The suffix of the common options' names when given before the command (`edge-rap --memory DIR recognize ...`).
+BEFORE = "_before_command"
+COMMON = ("memory", "embedder", "device", "verbose")
+
+
+def _add_common_options(parser: argparse.ArgumentParser, memory: str, suffix: str = "") -> None:
+    parser.add_argument("--memory", dest=f"memory{suffix}", metavar="DIR", help=memory)
+    parser.add_argument("--embedder", dest=f"embedder{suffix}", metavar="NAME|DIR",
+                        help="image embedder from the model cache (default from the device profile)")
+    parser.add_argument("--device", dest=f"device{suffix}", metavar="PROFILE", help="device profile name or .toml, "
+                        "or auto (the default: a Jetson, then CUDA, then the CPU)")
+    parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="store_true",
+                        help="log what happens (providers, fallbacks)")
+
+
+def _take_options_before_command(args: argparse.Namespace) -> None:
+    """The common options given before the command (as git's and docker's are) are the command's; given after it
+    too, the later one wins."""
+    for name in COMMON:
+        before = getattr(args, name + BEFORE)
+        delattr(args, name + BEFORE)
+        if before not in (None, False) and getattr(args, name) in (None, False):  # ("" too: refused as after it)
+            setattr(args, name, before)
 
 
 #: What `--json` prints for a command that answers with one concept.
@@ -605,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"edge-rap {__version__}",
                         help="print edge_rap's version (a backup records it; say it in a bug report) and exit")
+    _add_common_options(parser, HOME_MEMORY + "; these four options also after the command", BEFORE)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, func, help, memory: str = HOME_MEMORY):
@@ -798,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _take_options_before_command(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     stops_itself = getattr(args, "stops_itself", False)
     try:

@@ -323,6 +323,21 @@ def test_import_rap_into_fresh_memory_matches(run, tmp_path, settings, capsys):
     assert [key(c) for c in again] == [key(c) for c in original]
 
 
+def test_the_options_every_command_takes_may_come_before_the_command(run, photos, settings, tmp_path, capsys):
+    # `edge-rap --memory DIR concepts` (git's and docker's way) was "invalid choice: 'DIR'", a usage error
+    photos.mkdir()
+    assert run("remember", "bo", scene_file(photos, 1))[0] == 0
+    capsys.readouterr()
+    assert cli.main(["--memory", str(settings.memory), "-v", "concepts", "--json"]) == 0
+    assert [c["name"] for c in json.loads(capsys.readouterr().out)] == ["bo"]
+    elsewhere = tmp_path / "elsewhere"
+    assert cli.main(["--memory", str(elsewhere), "concepts", "--memory", str(settings.memory), "--json"]) == 0
+    assert [c["name"] for c in json.loads(capsys.readouterr().out)] == ["bo"]  # after the command wins
+    assert cli.main(["--memory", str(elsewhere), "concepts"]) == 2 and not elsewhere.exists()
+    assert cli.main(["--memory", "", "concepts"]) == 2  # empty, as after the command: refused, not the default
+    assert "--memory '' is empty" in capsys.readouterr().err
+
+
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--help"])

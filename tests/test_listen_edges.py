@@ -795,3 +795,19 @@ def test_a_recording_with_no_samples_is_one_line_not_heard_no_speech(tmp_path, n
         encode(path, np.zeros((0, 1)), 16000, "flac")
     with pytest.raises(EdgeRapError, match=r"no audio in it \(a header with no samples: its recorder stopped"):
         read_audio(path)
+
+
+def test_an_answer_a_stop_cut_is_printed_as_not_said_not_a_key_error(capsys):
+    # before: the plain print read the end-of-speech-to-answer time, which a cut answer (never said) has not
+    from edge_rap.speech.commands import _print
+    from edge_rap.speech.listen import Turn
+    from edge_rap.speech.reply import Reply
+    from edge_rap.types import Answer
+
+    answer = Answer("<bo> is on the", "vlm", "question", stopped="interrupted")
+    turn = Turn(True, "where is bo", Reply(answer.text, "vlm", ["bo"], answer=answer),
+                timings={"vad_ms": 3.0, "asr_ms": 200.0, "answer_ms": 40.0})
+    _print(turn, as_json=False)
+    assert capsys.readouterr().out.splitlines()[-1] == "(vlm; asr 200 ms, answer 40 ms, not said)"
+    _print(turn, as_json=True)
+    assert json.loads(capsys.readouterr().out)["timings"]["speech_end_to_answer_start_ms"] is None

@@ -105,8 +105,10 @@ def _print(turn, as_json: bool) -> None:
         print(f"not a question for me: {turn.transcript!r}" if turn.transcript else "heard no speech", flush=True)
         return
     t = turn.timings
+    said = t.get("speech_end_to_answer_start_ms")  # none for an answer a stop cut: it is not said
+    spoken = f"end of speech to answer {said:.0f} ms" if said is not None else "not said"
     print(f"heard: {turn.transcript}\n{turn.reply.text}\n({turn.reply.mode}; asr {t['asr_ms']:.0f} ms, answer "
-          f"{t['answer_ms']:.0f} ms, end of speech to answer {t['speech_end_to_answer_start_ms']:.0f} ms)", flush=True)
+          f"{t['answer_ms']:.0f} ms, {spoken})", flush=True)
 
 
 def register(add) -> None:

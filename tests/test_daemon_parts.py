@@ -2020,6 +2020,31 @@ def test_a_visit_of_another_hosts_daemon_whose_watch_fell_silent_loses_to_a_newe
     assert [e.kind for e in EventLog(tmp_path, readonly=True).query(name="bo")] == ["arrived", "arrived", "left"]
 
 
+def test_a_visit_ended_at_its_daemons_last_sign_of_life_is_the_latest_sighting_where_it_lasted_longest(tmp_path):
+    # Bo walks from the den to the porch, whose daemon (another host's) logs the arrival before the den logs Bo
+    # leaving, then dies with Bo still there: its visit ends at its last sign of life, two minutes after the den's
+    # "left", yet "where is Bo?" named the den, whose "left" was logged after the porch's arrival.
+    import sqlite3
+    from types import SimpleNamespace
+
+    from edge_rap.daemon.events import SILENT_S
+    from edge_rap.speech.reply import where_is
+
+    said_at = time.time() - SILENT_S - 60  # the porch daemon's last sign of life
+    porch, den = EventLog(tmp_path), EventLog(tmp_path)
+    porch.begin_watch()
+    den.begin_watch()
+    den.add(Event("arrived", "bo", "den", 1.0, said_at - 100))
+    porch.add(Event("arrived", "bo", "porch", 1.0, said_at - 96))
+    den.add(Event("left", "bo", "den", 5.0, said_at - 94))
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.execute("UPDATE watches SET host = 'another-host', alive = ? WHERE id = ?", (said_at, porch.watch))
+    db.commit()
+    db.close()
+    home = SimpleNamespace(events=EventLog(tmp_path, readonly=True), concepts=lambda: [BO])
+    assert where_is(home, "bo", None, now=said_at + 120) == "I last saw <bo> on the porch camera 2 minutes ago."
+
+
 def test_a_visit_of_a_daemon_whose_process_cannot_be_told_from_its_pids_next_runs_while_its_watch_beats(tmp_path):
     # A watch registered where /proc gives no process identity (not Linux): after a power cut its pid may be another
     # process's, alive, and the visit went on for ever.

@@ -535,9 +535,11 @@ class EventLog:
         10 minutes ago" of Bo on the porch all along. An arrival whose daemon died since (killed, out of memory,
         the power cut) and has not been started again, or whose watch fell silent (another host's), is a "left" at its
         last sign of life: until a new daemon closed that visit, "where is Bo?" said "on the porch camera now" of a
-        camera nobody watched, over every newer sighting elsewhere."""
+        camera nobody watched, over every newer sighting elsewhere. With no visit open, the latest sighting is the
+        latest "left" by its time, not by when it was logged: a visit so ended lasted until that sign of life, past
+        the "left" another camera logged after its arrival."""
         latest = [self._still_there(_event(row)) for row in self._rows(_NEWEST_ON_EACH_CAMERA, (name,), valid_event)]
-        return next((e for e in latest if e.kind == "arrived"), latest[0] if latest else None)
+        return next((e for e in latest if e.kind == "arrived"), max(latest, key=lambda e: e.wall, default=None))
 
     def _still_there(self, event: Event) -> Event:
         """`event`, or a "left" at its daemon's last sign of life for an arrival whose daemon died since (`_ended`)."""

@@ -886,6 +886,21 @@ def test_the_camera_that_is_here_is_set_on_the_command_line_or_in_the_settings_f
     assert (rc, out, err) == (2, "", "edge-rap: here 'hall' is none of the cameras (den, cam1)\n")
 
 
+def test_a_value_the_command_line_gives_wrong_is_not_blamed_on_the_settings_file_that_gives_its_partner(tmp_path):
+    # `run --config run.toml --source den=0 --here hall`, the file giving `voice = true`: "run.toml: here 'hall' is
+    # none of the cameras (den)", as if the file named hall (the command line's options alone, without the file's
+    # voice, were refused for that, not for hall); likewise a --backup-every beside the file's backup-to.
+    settings = tmp_path / "run.toml"
+    settings.write_text('[daemon]\nvoice = true\nbackup-to = "/media/usb"\n')
+    with pytest.raises(EdgeRapError, match=r"^here 'hall' is none of the cameras \(den\)$"):
+        run_config({"sources": ("den=0",), "here": "hall"}, settings)
+    with pytest.raises(EdgeRapError, match=r"^backup-every 'soon': use a period"):
+        run_config({"sources": ("den=0",), "backup_every": "soon"}, settings)
+    settings.write_text('[daemon]\nvoice = true\nhere = "hall"\n')  # the file's own value: named so
+    with pytest.raises(EdgeRapError, match=f"^{re.escape(str(settings))}: here 'hall' is none of the cameras"):
+        run_config({"sources": ("den=0",)}, settings)
+
+
 def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(tmp_path):
     # `serve = 8765` is what one writes in TOML: it was refused as "wrong type (int; expected str | None)".
     settings = tmp_path / "run.toml"

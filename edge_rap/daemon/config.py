@@ -74,7 +74,6 @@ class RunConfig:
                 raise EdgeRapError(f"{name.replace('_', '-')} must be 1 or more, not {value}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgeRapError("--tls-cert and --tls-key go together")
-        self._check_partners()
         self._check_here()
         if self.serve is not None:
             from edge_rap.serve.hosts import configured
@@ -87,6 +86,9 @@ class RunConfig:
             backup_period(self.backup_every)
         if self.max_width < 0:
             raise EdgeRapError(f"max-width must be 0 or more, not {self.max_width}")
+        # last: `run_config` blames the settings file for a refusal that the command line's options alone do not
+        # earn, and those alone lack the partners the file gives (`--here hall` beside its `voice = true`)
+        self._check_partners()
         return self
 
     def _check_here(self) -> None:

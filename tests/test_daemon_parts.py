@@ -886,6 +886,21 @@ def test_the_camera_that_is_here_is_set_on_the_command_line_or_in_the_settings_f
     assert (rc, out, err) == (2, "", "edge-rap: here 'hall' is none of the cameras (den, cam1)\n")
 
 
+def test_the_settings_files_here_goes_with_its_cameras_when_the_command_line_replaces_them(tmp_path):
+    # The service's file names its cameras and which is here; `run --config run.toml --source clip.mp4` by hand, to
+    # try a clip, was refused: "run.toml: here 'kitchen' is none of the cameras (cam0)".
+    from edge_rap.daemon.service import options_of
+
+    settings = tmp_path / "run.toml"
+    cameras = '[[camera]]\nname = "robot"\nsource = 0\n[[camera]]\nname = "kitchen"\nsource = 1\n'
+    settings.write_text(f'[daemon]\nvoice = true\nhere = "kitchen"\n{cameras}')
+    assert options_of(run_config({"sources": ("den=0",)}, settings)).here is None  # the first of the command line's
+    assert run_config({"sources": ("den=0", "kitchen=1")}, settings).here == "kitchen"  # one of them is so named
+    settings.write_text('[daemon]\nvoice = true\nhere = "kitchen"\n')  # here of the command line's cameras
+    with pytest.raises(EdgeRapError, match=f"^{re.escape(str(settings))}: here 'kitchen' is none of the cameras"):
+        run_config({"sources": ("den=0",)}, settings)
+
+
 def test_a_value_the_command_line_gives_wrong_is_not_blamed_on_the_settings_file_that_gives_its_partner(tmp_path):
     # `run --config run.toml --source den=0 --here hall`, the file giving `voice = true`: "run.toml: here 'hall' is
     # none of the cameras (den)", as if the file named hall (the command line's options alone, without the file's

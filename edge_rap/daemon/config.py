@@ -244,6 +244,8 @@ def run_config(cli: dict, path: Path | None) -> RunConfig:
     # Not given: None, an unset flag (False), no --source. `v not in (None, False)` would also drop a 0 given
     # on purpose (`--cooldown 0` is equal to False), leaving the file's value or the default in its place.
     given = {k: v for k, v in cli.items() if v is not None and v is not False and v != () and v != []}
+    if "sources" in given and "sources" in merged and merged.get("here") not in source_names(given["sources"]):
+        merged.pop("here", None)  # it named one of the file's cameras, which the command line's replace
     merged.update(given)
     if "sources" in merged:
         merged["sources"] = tuple(merged["sources"])

@@ -2075,6 +2075,22 @@ def test_a_visit_ended_at_its_daemons_last_sign_of_life_is_the_latest_sighting_w
     assert where_is(home, "bo", None, now=said_at + 120) == "I last saw <bo> on the porch camera 2 minutes ago."
 
 
+def test_of_the_events_logged_the_newest_is_the_latest_sighting_whatever_a_hosts_clock_says(tmp_path):
+    # (A visit ended at its daemon's last sign of life is weighed by the time; the events logged keep the log's
+    # order: the porch's host, an hour ahead, logged its "left" before the den's.)
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import where_is
+
+    log = EventLog(tmp_path)
+    log.begin_watch()
+    for camera, wall in (("porch", 4600.0), ("den", 1100.0)):
+        log.add(Event("arrived", "bo", camera, 1.0, wall))
+        log.add(Event("left", "bo", camera, 5.0, wall + 5))
+    home = SimpleNamespace(events=log, concepts=lambda: [BO])
+    assert where_is(home, "bo", None, now=1165.0) == "I last saw <bo> on the den camera 1 minute ago."
+
+
 def test_a_visit_of_a_daemon_whose_process_cannot_be_told_from_its_pids_next_runs_while_its_watch_beats(tmp_path):
     # A watch registered where /proc gives no process identity (not Linux): after a power cut its pid may be another
     # process's, alive, and the visit went on for ever.

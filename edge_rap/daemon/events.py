@@ -536,10 +536,18 @@ class EventLog:
         the power cut) and has not been started again, or whose watch fell silent (another host's), is a "left" at its
         last sign of life: until a new daemon closed that visit, "where is Bo?" said "on the porch camera now" of a
         camera nobody watched, over every newer sighting elsewhere. With no visit open, the latest sighting is the
-        latest "left" by its time, not by when it was logged: a visit so ended lasted until that sign of life, past
-        the "left" another camera logged after its arrival."""
-        latest = [self._still_there(_event(row)) for row in self._rows(_NEWEST_ON_EACH_CAMERA, (name,), valid_event)]
-        return next((e for e in latest if e.kind == "arrived"), max(latest, key=lambda e: e.wall, default=None))
+        newest event logged, or a visit so ended where its sign of life is later: it lasted until then, past the
+        "left" another camera logged after its arrival (by the time, not the log's order, for that alone: the
+        hosts sharing a log may not agree on the time)."""
+        logged = [_event(row) for row in self._rows(_NEWEST_ON_EACH_CAMERA, (name,), valid_event)]
+        latest = [self._still_there(e) for e in logged]
+        if not latest:
+            return None
+        open_visit = next((e for e in latest if e.kind == "arrived"), None)
+        if open_visit is not None:
+            return open_visit
+        ended = [e for e, was in zip(latest, logged) if e is not was]
+        return max([latest[0], *ended], key=lambda e: e.wall)
 
     def _still_there(self, event: Event) -> Event:
         """`event`, or a "left" at its daemon's last sign of life for an arrival whose daemon died since (`_ended`)."""

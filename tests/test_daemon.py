@@ -525,6 +525,39 @@ def test_what_a_stalled_stream_showed_leaves_and_its_return_is_said(tmp_path, mo
     assert any(m.startswith("camera door: frames again") for m in said)
 
 
+def test_the_here_cameras_frame_is_let_go_when_it_stops_sending_though_nothing_was_in_view(tmp_path, monkeypatch):
+    # An empty room's stream that stopped sending is no stall to say (nothing in view leaves), but the voice and
+    # /api/ask went on answering "what is on the table?" from its last frame, hours old.
+    import cv2
+
+    class EmptyRoom(StallingStream):
+        def retrieve(self):
+            return True, np.full((48, 64, 3), 40, np.uint8)
+
+    monkeypatch.setattr(cv2, "VideoCapture", EmptyRoom)
+    monkeypatch.setattr(StallingStream, "resume", threading.Event())
+    monkeypatch.setattr(StallingStream, "frames", 0)
+    events, stop = [], threading.Event()
+    options = DaemonOptions((parse_source("door=http://camera.invalid/stream"),), stall_s=0.5,
+                            votes=VoteSettings(confirm=2, leave_after_s=1.0))
+    daemon = Daemon(ScriptedHousehold(tmp_path / "memory"), options, events.append)
+    worker = threading.Thread(target=daemon.run, args=(stop,))
+    worker.start()
+    try:
+        seen, deadline = [], time.monotonic() + 30  # generous bounds: the stall is 0.5 s
+        while daemon.latest is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(daemon.latest is not None)
+        while daemon.latest is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == [True] and daemon.latest is None and StallingStream.frames == 10  # let go while it stalled
+    finally:
+        StallingStream.resume.set()
+        stop.set()
+        worker.join(60)
+    assert not worker.is_alive() and events == []
+
+
 class FreezingStream:
     """A live stream whose frames keep coming, each with a sensor's noise: <bo> for 10 frames, then the 10th
     again and again, on every connection (a hung encoder, a relay repeating its last frame) until `thaw` is set,

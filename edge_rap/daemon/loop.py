@@ -373,10 +373,13 @@ class Daemon:
         """The live cameras that stalled since the last look: no frame for `stall_s` and no error, while something
         was in view (a stream that stopped sending; a camera that failed is lost, not stalled). Each is said once,
         its return too: until then, "where is Bo?" would answer "on the den camera now" of a camera that sees
-        nothing."""
+        nothing. The `here` camera's frame is let go so too, whatever was in view: "what is on the table?" was
+        answered from a frame of hours ago."""
         now, stalled = time.monotonic(), []
         for camera in (c for c in cameras if c.spec.live and c.last_read is not None):
             name, last = camera.spec.name, camera.last_read
+            if name == self.here and now - last >= self.options.stall_s:
+                self.latest = None  # nothing in view to say left, but its last frame is no longer "here"
             if name in self.stalled:
                 if last > self.stalled[name]:
                     log.warning("camera %s: frames again, after %.0f s without one", name,

@@ -386,6 +386,23 @@ def test_ask_takes_its_question_as_json_too(tmp_path):
             assert r.status_code == 400 and r.json()["error"] == "POST /api/ask: the body is not JSON"
 
 
+def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):
+    """Python's `requests.post(url, data=json.dumps({"question": ...}))` sends no Content-Type: no form can be read
+    from such a body, and it was answered "ask needs a question, a photo, or both". The published schema gave the
+    form alone, so neither a client made from it nor the fuzz test ever sent the JSON."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},
+               files=photo_files(png(photo("coffee"))))
+        r = c.post("/api/ask", content=json.dumps({"question": "What is <coffee>?"}))
+        assert r.status_code == 200 and "a cup of coffee" in r.json()["answer"], r.text
+        r = c.post("/api/ask", content=b"question=What is coffee?")
+        assert r.status_code == 400 and r.json()["error"] == "POST /api/ask: the body is not JSON"
+        assert c.post("/api/ask").json()["error"] == "ask needs a question, a photo, or both"  # no body at all
+        body = c.get("/openapi.json").json()["paths"]["/api/ask"]["post"]["requestBody"]["content"]
+        assert set(body) == {"multipart/form-data", "application/json"}
+        assert body["application/json"]["schema"]["required"] == ["question"]
+
+
 def test_a_form_to_the_route_that_takes_json_is_refused_in_words(tmp_path):
     # `curl -X PATCH -d description=...` (a form) was answered "request: Input should be a valid dictionary or
     # object to extract fields from"

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
@@ -131,11 +132,15 @@ def _media(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _is_json(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json")
+
+
 async def _json_body(request: Request) -> None:
     """Refuse a body that is not JSON, in words: a form (`curl -d name=bo`, which sends one) was answered
     "request: Input should be a valid dictionary or object to extract fields from"."""
     media = _media(request)
-    if media and media != "application/json" and not media.endswith("+json"):
+    if media and not _is_json(media):
         raise ApiError(f"{request.method} {request.url.path} takes a JSON object (application/json, as `curl --json "
                        f"'{{\"description\": \"...\"}}'` sends it), not {media}", 415)
 
@@ -169,19 +174,26 @@ FORM = [Depends(_form_body)]
 
 async def _json_question(request: Request) -> str | None:
     """POST /api/ask's question sent as JSON, `{"question": "..."}` (`curl --json`), as a client that sends no photo
-    may well send it; None for a form, whose fields are checked as every form route's are. A photo goes in a form."""
+    may well send it, or as a body without a media type (Python's `requests.post(url, data=json.dumps(...))`: no
+    form can be read from it, and it was answered "ask needs a question"); None for a form, whose fields are checked
+    as every form route's are. A photo goes in a form."""
     media = _media(request)
-    if media != "application/json" and not media.endswith("+json"):
+    if not _is_json(media) and (media or not await request.body()):
         await _form_body(request)
         return None
     try:
         body = json.loads(await request.body())
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what Python parses
         raise ApiError("POST /api/ask: the body is not JSON", 400) from None
-    if not isinstance(body, dict) or set(body) != {"question"} or not isinstance(body["question"], str):
+    try:
+        return schemas.Question.model_validate(body).question
+    except ValidationError:
         raise ApiError('POST /api/ask takes {"question": "..."} as JSON; a photo, with or without a question, as '
-                       "form fields (multipart/form-data, as `curl -F photo=@frame.jpg` sends it)", 422)
-    return body["question"]
+                       "form fields (multipart/form-data, as `curl -F photo=@frame.jpg` sends it)", 422) from None
+
+
+#: POST /api/ask's JSON body in the published schema, beside its form (the fuzz test sends both).
+QUESTION_BODY = {"requestBody": {"content": {"application/json": {"schema": schemas.Question.model_json_schema()}}}}
 
 
 def _known_query(request: Request) -> None:
@@ -353,7 +365,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
                  "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it. A question "
                  'without a photo may also come as JSON, {"question": "..."}',
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+                 openapi_extra=QUESTION_BODY)
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None,
             json_question: Annotated[str | None, Depends(_json_question)] = None) -> Response:

@@ -55,6 +55,14 @@ class ConceptPatch(BaseModel):
     category: str | None = None
 
 
+class Question(BaseModel):
+    """POST /api/ask's question sent as JSON, without a photo (a photo goes in a form, the question beside it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str
+
+
 class Found(BaseModel):
     name: str
     score: float

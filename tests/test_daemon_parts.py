@@ -24,7 +24,7 @@ from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots, parse_si
 from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
-                                      parse_sources)
+                                      parse_sources, source_names)
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -250,6 +250,19 @@ def test_a_file_in_this_folder_named_as_a_camera_and_a_file_is_that_file(tmp_pat
     Path("1.mp4").write_bytes(b"")  # both read alike: the camera's name wins, as NAME=SRC says
     assert parse_source("door=1.mp4") == SourceSpec("door", "1.mp4")
     assert parse_source("door=0") == SourceSpec("door", 0)
+
+
+def test_a_device_number_or_url_named_as_a_camera_stays_that_camera_beside_a_file_named_alike(tmp_path, monkeypatch):
+    # a file ./door=0 took `--source door=0` from camera 0, and ./door=rtsp:/cam (a path's "//" is one "/")
+    # `door=rtsp://cam` from its camera
+    monkeypatch.chdir(tmp_path)
+    Path("door=0").write_bytes(b"")
+    Path("door=rtsp:").mkdir()
+    Path("door=rtsp:", "cam").write_bytes(b"")
+    assert parse_sources(["door=0", "porch=rtsp://cam"]) == (SourceSpec("door", 0), SourceSpec("porch", "rtsp://cam"))
+    assert parse_sources(["door=rtsp://cam"]) == (SourceSpec("door", "rtsp://cam"),)
+    assert parse_source("door=rtsp:/cam") == SourceSpec("cam0", "door=rtsp:/cam")  # a file: no URL, no number
+    assert source_names(["door=0", "door=rtsp:/cam"]) == ["door", "cam1"]
 
 
 def test_a_camera_that_cannot_be_opened_is_retried_until_stopped(caplog):

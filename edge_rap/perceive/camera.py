@@ -134,12 +134,18 @@ def is_device_path(path: Path) -> bool:
 
 def _split_source(text: str) -> tuple[str | None, str]:
     """`NAME=SRC` -> (NAME, SRC); `SRC` (a URL's own "=" included, or a file's: `clips/door=1.mp4`, where what
-    comes before it is no camera name, or `door=1.mp4` in this folder, where what comes after it is no file)
+    comes before it is no camera name, or `door=1.mp4` in this folder, where what comes after it names no source)
     -> (None, SRC)."""
     name, sep, target = text.partition("=")
-    if not sep or "://" in name or (not (NAME_PATTERN.match(name) and Path(target).exists()) and Path(text).exists()):
+    if not sep or "://" in name or (not (NAME_PATTERN.match(name) and _names_source(target)) and Path(text).exists()):
         return None, text
     return name, target
+
+
+def _names_source(target: str) -> bool:
+    """Whether `target` is a source without looking further: a device number or a URL (`door=0` is camera 0 where
+    a file ./door=0 exists too, as it was before such a file was read), or a file, folder or device there."""
+    return target.isdigit() or "://" in target or Path(target).exists()
 
 
 def unnamed_camera(k: int, used: set[str]) -> str:

@@ -5,6 +5,7 @@ the text-only path with the real gemma-3-270m from PyPI."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -397,6 +398,66 @@ def test_a_stop_while_the_vlm_loads_cuts_the_load_and_keeps_nothing(copies, load
     assert loads == made and not mapped(*copies)
     with LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512)) as vlm:
         assert vlm.has_vision
+
+
+@pytest.fixture
+def pages_a_chunk(monkeypatch):
+    """The model read ahead a page a chunk (the tiny one takes scores), where a real one is in chunks of MiB."""
+    import mmap
+
+    from edge_rap.generate import vlm as vlm_module
+
+    monkeypatch.setattr(vlm_module, "READ_AHEAD_BYTES", mmap.PAGESIZE, raising=False)
+
+
+class StopAtLook(threading.Event):
+    """A stop that counts the looks for it, and is set from the `at`-th on (the first is before the model is read)."""
+
+    def __init__(self, at: int | None = None):
+        super().__init__()
+        self.at, self.looks = at, 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return (self.at is not None and self.looks >= self.at) or super().is_set()
+
+
+def test_a_stop_while_the_model_is_read_ahead_ends_the_load_before_llama_maps_it(copies, loads, pages_a_chunk):
+    # llama.cpp reads the whole model inside one mmap call (MAP_POPULATE) before its first tensor: a stop waited for
+    # all of a model of gigabytes read from an SD card
+    stopping = StopAtLook(4)  # (the model's third page read)
+    with pytest.raises(LoadStopped):
+        LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512), stopping)
+    assert loads == [] and stopping.looks == 4 and not mapped(*copies)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["read", "cannot be mapped"])
+def test_the_model_is_read_ahead_and_loads_whole_even_where_that_fails(copies, loads, pages_a_chunk, monkeypatch,
+                                                                     fails):
+    import errno
+    import mmap
+
+    maps, real_mmap = [], mmap.mmap
+
+    def mapping(fileno, length, **kw):
+        if fails:  # (as a file system that cannot map files, or an address space too small)
+            maps.append(None)
+            raise OSError(errno.ENODEV, "No such device")
+        maps.append(real_mmap(fileno, length, **kw))
+        return maps[-1]
+
+    monkeypatch.setattr(mmap, "mmap", mapping)
+    import llama_cpp
+
+    stopping, looked = StopAtLook(), []
+    load = llama_cpp.llama_cpp.llama_model_load_from_file  # (the `loads` fixture's)
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file",
+                        lambda *args: looked.append(stopping.looks) or load(*args))
+    with LlamaVlm(VlmSpec(*copies, "tiny", n_ctx=512), stopping) as vlm:
+        assert vlm.has_vision and loads == [("model", True), ("mmproj", True)]
+    assert len(maps) == 1 and (fails or maps[0].closed)
+    pages = -(-copies[0].stat().st_size // mmap.PAGESIZE)
+    assert looked == [1 + (0 if fails else pages)]  # a look before the model is read, and one after each page
 
 
 def test_ctrl_c_while_the_prompt_is_evaluated_is_not_lost(vlm, ctrl_c_in_llamas_log):

@@ -17,11 +17,14 @@ loop), where a Python callback waits for the GIL at each node.
 --load: the same two stops while LlamaVlm loads the model and its projector, from 20 % to 60 % of the load's time
 (measured first), each load from files put out of the page cache first (posix_fadvise), as a first load after a
 boot reads them; the latency is from the stop to LlamaVlm raising (or returning, where the stop did not cut it).
+Each in turns with the model read ahead (as shipped) and not (vlm._read_ahead made a no-op: as before it was), and
+the load's time besides from files in the page cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import signal
@@ -31,10 +34,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edge_rap.generate import vlm as vlm_module  # noqa: E402
 from edge_rap.generate.prompt import Reference, Task, build_prompt, render  # noqa: E402
 from edge_rap.generate.vlm import LlamaVlm, LoadStopped, VlmSpec  # noqa: E402
 from edge_rap.types import Concept  # noqa: E402
@@ -84,9 +89,10 @@ def _out_of_the_page_cache(spec: VlmSpec) -> None:
                 os.close(fd)
 
 
-def _load_s(spec: VlmSpec) -> float:
-    """Seconds to load the VLM from files out of the page cache."""
-    _out_of_the_page_cache(spec)
+def _load_s(spec: VlmSpec, cached: bool = False) -> float:
+    """Seconds to load the VLM from files out of the page cache (or, `cached`, as they are: just loaded)."""
+    if not cached:
+        _out_of_the_page_cache(spec)
     t0 = time.perf_counter()
     LlamaVlm(spec).close()
     return time.perf_counter() - t0
@@ -107,16 +113,43 @@ def _print_latencies(way: str, timed: list[float | None], ended_first: str) -> N
           f"{len(timed) - len(latencies)} after its end not counted)")
 
 
+#: The model read ahead as shipped, or not (as before it was), each in the context it is loaded in.
+READ_AHEAD: dict[str, Callable[[], ContextManager]] = {
+    "read ahead": contextlib.nullcontext,
+    "not read ahead": lambda: mock.patch.object(vlm_module, "_read_ahead", lambda path, look_for_a_stop: None),
+}
+
+
+def _in_turns(i: int) -> list[str]:
+    """READ_AHEAD's names, the first of them rotated by round `i`."""
+    names = list(READ_AHEAD)
+    return names[i % len(names):] + names[:i % len(names)]
+
+
 def _bench_load(spec: VlmSpec, repeats: int) -> None:
-    whole_s = statistics.median(_load_s(spec) for _ in range(3))
     sizes = " + ".join(f"{p.name} ({p.stat().st_size / 2**20:.0f} MiB)" for p in (spec.model, spec.mmproj) if p)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; {sizes}, {spec.threads} thread(s)")
-    print(f"load: {whole_s:.2f} s from files out of the page cache (median of 3)")
+    load_s: dict[tuple[str, bool], list[float]] = {(name, cached): [] for name in READ_AHEAD
+                                                   for cached in (False, True)}
+    for i in range(repeats):
+        for name in _in_turns(i):
+            with READ_AHEAD[name]():
+                for cached in (False, True):  # (the load out of the page cache puts the files in it)
+                    load_s[name, cached].append(_load_s(spec, cached))
+    whole_s = {name: statistics.median(load_s[name, False]) for name in READ_AHEAD}
+    for name in READ_AHEAD:
+        print(f"load, {name}: {whole_s[name]:.2f} s from files out of the page cache, "
+              f"{statistics.median(load_s[name, True]):.2f} s cached (medians of {repeats}, in turns)")
     for way, ctrl_c in (("stopping set", False), ("Ctrl-C", True)):
-        timed = [_load_stop_latency_s(spec, whole_s * (0.2 + 0.4 * i / max(1, repeats - 1)), ctrl_c)
-                 for i in range(repeats)]
-        _print_latencies(way, timed, "load")
+        timed: dict[str, list[float | None]] = {name: [] for name in READ_AHEAD}
+        for i in range(repeats):
+            for name in _in_turns(i):
+                with READ_AHEAD[name]():
+                    after_s = whole_s[name] * (0.2 + 0.4 * i / max(1, repeats - 1))
+                    timed[name].append(_load_stop_latency_s(spec, after_s, ctrl_c))
+        for name in READ_AHEAD:
+            _print_latencies(f"{way}, {name}", timed[name], "load")
 
 
 def _prompt_s_by_callback(vlm: LlamaVlm, rendered, repeats: int, busy: bool) -> dict[str, list[float]]:

@@ -98,8 +98,8 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
 
 def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, out: TextIO):
     """Spoken questions from the microphone while watching (edge_rap/speech), answered about the newest
-    recognised frame of the `here` camera, where the microphone is, in their own threads; the microphone opens now, so a missing one fails before the
-    cameras start. The listener is a part systemd's watchdog waits for."""
+    recognised frame of the `here` camera, where the microphone is, in their own threads; the microphone opens
+    now, so a missing one fails before the cameras start. The listener is a part systemd's watchdog waits for."""
     from edge_rap.speech.loop import VoiceLoop
     from edge_rap.speech.wake import DEFAULT_WAKE
 

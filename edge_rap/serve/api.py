@@ -473,8 +473,8 @@ def _event_json(event: Event) -> dict:
 def _household_answer(home: Household, question: str, frame: tuple[Image, Recognition] | None,
                       on_text: Callable[[str], None] | None) -> dict:
     """A question without a photo, answered as the device's voice answers it: about the newest frame of the
-    daemon's `here` camera (when one runs in this process), "where is X?" from it or the sightings, a name said alike of two
-    concepts asked back; the same keys as an answer about a photo, `image` saying what was looked at."""
+    daemon's `here` camera (when one runs in this process), "where is X?" from it or the sightings, a name said
+    alike of two concepts asked back; the same keys as an answer about a photo, `image` saying what was looked at."""
     said = reply(home, question, *(frame or (None, None)), on_text=on_text)
     return {**as_answer(home, said).to_json(), "image": "camera" if said.used_image else None}
 

@@ -29,8 +29,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
                attempts: AttemptLimit = AttemptLimit(), latest: Callable[[], tuple | None] | None = None,
                hosts: HostNames | None = None) -> FastAPI:
     """The API for one household. `stats` and `latest`, when a daemon runs in this process, give its figures for
-    /api/stats and its `here` camera's newest recognised frame (image, recognition) for /api/ask without a photo. `hosts`: the
-    names it answers under (serve/hosts.py; those of a server bound to loopback when None).
+    /api/stats and its `here` camera's newest recognised frame (image, recognition) for /api/ask without a photo.
+    `hosts`: the names it answers under (serve/hosts.py; those of a server bound to loopback when None).
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them;
     `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token)."""
     hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened

@@ -195,7 +195,8 @@ class LlamaVlm:
     set (the process is stopping), an answer ends at its next token, and its prompt's evaluation at once (llama.cpp's
     abort callback; an image being encoded, which mtmd cannot cut, is finished first), "interrupted": a stop must not
     wait for an answer a CPU makes at a few tokens a second, nor free the model under it. Set while the VLM loads, it
-    ends the load at its next tensor (LoadStopped): a model of gigabytes read from an SD card takes tens of seconds."""
+    ends the load at its next tensor or 16 MiB of the model file's read (LoadStopped): a model of gigabytes read from
+    an SD card takes tens of seconds."""
 
     def __init__(self, spec: VlmSpec, stopping: threading.Event | None = None):
         self.stopping = stopping or threading.Event()

@@ -27,6 +27,7 @@ class Appearance:
     width: float = 0.35
     y: float = 0.5
     known: bool = True  # False: an object nobody taught, never to be announced
+    photo: str = ""  # the key of the photo shown, when not `name` (another photo of the same thing)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def render_frame(scenario: Scenario, photos: dict[str, np.ndarray], background: 
         leaving = min(1.0, (a.end_s - time_s) / scenario.slide_s)
         side = -1 if a.x_from < 0.5 else 1  # it comes in and goes out by its nearer side
         offset = (1 - min(entering, leaving)) * (half + (0.5 - abs(x - 0.5)))
-        _place(frame, photos[a.name], x + side * offset, a.y, width)
+        _place(frame, photos[a.photo or a.name], x + side * offset, a.y, width)
     return frame
 
 

@@ -68,17 +68,20 @@ def test_a_name_written_inside_a_longer_one_is_not_mentioned_by_it():
     assert mentioned_names("Is the pot by the tea pot?", [pot, tea_pot]) == [pot, tea_pot]
 
 
-def test_weak_unproposed_whole_image_evidence_is_dropped_but_a_clear_winner_is_kept():
+def test_weak_unplaced_whole_image_evidence_is_dropped_but_a_clear_winner_is_kept():
     whole = [hit(BO, 0.62), hit(ANYA, 0.61)]
     candidates = whole + [hit(CAT, 0.3)]
-    kept, whole_box, unplaced = merge_placements(whole, candidates, {}, ranked=set(), judged={1, 2}, policy=POLICY)
-    assert kept == []  # both within the margin of their threshold, judged by dense matching, not proposed
-    kept, _, unplaced = merge_placements(whole, candidates, {}, ranked={2}, judged={1, 2}, policy=POLICY)
-    assert names(kept) == ["anya"] and names(unplaced) == ["anya"]  # proposed: kept, with the whole image's box
+    kept, whole_box, unplaced = merge_placements(whole, candidates, {}, judged={1, 2}, policy=POLICY)
+    assert kept == []  # both within the margin of their threshold, judged by dense matching, placed nowhere
+    kept, _, unplaced = merge_placements(whole, candidates, {}, judged={1}, policy=POLICY)
+    assert names(kept) == ["anya"] and names(unplaced) == ["anya"]  # not judged (no map): kept, unplaced
     clear = [hit(BO, 0.64)]
-    kept, _, _ = merge_placements(clear, clear + [hit(ANYA, 0.55)], {}, ranked=set(), judged={1, 2}, policy=POLICY)
-    assert names(kept) == ["bo"]  # beats every other concept by the margin: not weak
-    kept, _, _ = merge_placements([hit(BO, 0.62, mentioned=True)], candidates, {}, set(), {1, 2}, POLICY)
+    kept, _, unplaced = merge_placements(clear, clear + [hit(ANYA, 0.55)], {}, judged={1, 2}, policy=POLICY)
+    assert names(kept) == ["bo"] and names(unplaced) == ["bo"]  # beats every other concept by the margin
+    sure = [hit(BO, 0.66)]
+    kept, _, _ = merge_placements(sure, sure + [hit(ANYA, 0.63)], {}, judged={1, 2}, policy=POLICY)
+    assert names(kept) == ["bo"]  # clears its threshold by the margin: not weak
+    kept, _, _ = merge_placements([hit(BO, 0.62, mentioned=True)], candidates, {}, {1, 2}, POLICY)
     assert names(kept) == ["bo"]  # the question names it
 
 
@@ -94,10 +97,10 @@ def test_a_concepts_threshold_is_the_spaces_or_its_negative_spreads_but_a_copy_o
 def test_a_copy_of_a_reference_photo_is_kept_though_many_alike_concepts_crowd_it_out_of_the_proposals():
     copy = [hit(BO, 1.0, threshold=0.99)]  # a smooth gradient: other crops of it score nearly as well
     candidates = copy + [hit(ANYA, 0.972, threshold=0.99), hit(MUG, 0.968, threshold=0.99)]
-    kept, _, _ = merge_placements(copy, candidates, {}, ranked=set(), judged={1, 2, 3}, policy=POLICY)
+    kept, _, _ = merge_placements(copy, candidates, {}, judged={1, 2, 3}, policy=POLICY)
     assert names(kept) == ["bo"]
     near = [hit(BO, 0.985, threshold=0.95)]  # not a copy, not far ahead, within the margin: weak, dropped
-    kept, _, _ = merge_placements(near, near + candidates[1:], {}, ranked=set(), judged={1, 2, 3}, policy=POLICY)
+    kept, _, _ = merge_placements(near, near + candidates[1:], {}, judged={1, 2, 3}, policy=POLICY)
     assert kept == []
 
 
@@ -105,7 +108,7 @@ def test_a_located_box_replaces_the_whole_image_unless_it_scores_clearly_worse()
     place = Box(10, 10, 100, 100)
     whole = [hit(BO, 0.80), hit(ANYA, 0.90)]
     located = {1: hit(BO, 0.78, place), 2: hit(ANYA, 0.70, place)}
-    kept, whole_box, unplaced = merge_placements(whole, whole, located, {1, 2}, {1, 2}, POLICY)
+    kept, whole_box, unplaced = merge_placements(whole, whole, located, {1, 2}, POLICY)
     assert [h.box for h in kept] == [place, WHOLE]  # anya's crop scored clearly worse: she fills the photo
     assert names(whole_box) == ["anya"] and unplaced == []
 

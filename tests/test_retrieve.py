@@ -75,7 +75,9 @@ def test_a_clearly_better_match_wins_over_a_threshold_pass(household):
     result = lenient.recognize(_image(photo("rocket")))
     assert [h.concept.name for h in result.hits] == ["rocket"]  # the others pass 0.0 but are clearly beaten
     no_competition = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=-100.0, margin=2.0))
-    assert len(no_competition.recognize(_image(photo("rocket"))).hits) == 4
+    image = _image(photo("rocket"))
+    scored = no_competition.score(no_competition.embed_query(image, no_competition.policy.query_grid))
+    assert len(no_competition.decide(image, scored).hits) == 4  # no margin to be beaten by: every pass is a hit
 
 
 def test_threshold_is_the_stricter_of_shipped_and_per_concept(household):
@@ -176,7 +178,7 @@ def test_forget_leaves_no_index_file_holding_the_forgotten_vectors(household):
     assert coffee_id not in {int(k) for k in Index.restore(str(files[0])).keys}
 
 
-def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_asked_about(household):
+def test_weak_whole_image_hits_dense_matching_does_not_place_are_dropped_unless_asked_about(household):
     from PIL import Image as PILImage
 
     from edge_rap.perceive.boxes import iou
@@ -205,6 +207,11 @@ def test_weak_whole_image_hits_dense_matching_does_not_rank_are_dropped_unless_a
     # not placed: the query view where it scores best, a quadrant inside its half, not the whole frame
     assert asked != frame.full_box and iou(asked, halves[name]) >= 0.5
     assert name in {h.concept.name for h in retriever(threshold=score - 0.25).recognize(frame).hits}  # confident
+    # proposed, but no crop of it named it: as weak (on a camera's real frames, mostly unrelated things)
+    other = next(n for n in whole if n != name)
+    unconfirmed = retriever(threshold=whole[other] - 0.01)
+    unconfirmed.locate = lambda image, proposed: Recognition(image.source, image.size, [], [])
+    assert other not in {h.concept.name for h in unconfirmed.recognize(frame).hits}
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
 
 

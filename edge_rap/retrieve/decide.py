@@ -108,18 +108,19 @@ def decide_scores(scored: list[tuple[Concept, float]], threshold: Callable[[int]
     return hits, candidates
 
 
-def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int, Hit], ranked: set[int],
-                     judged: set[int], policy: RetrievalPolicy) -> tuple[list[Hit], list[Hit], list[Hit]]:
+def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int, Hit], judged: set[int],
+                     policy: RetrievalPolicy) -> tuple[list[Hit], list[Hit], list[Hit]]:
     """Whole-image hits with the boxes dense matching found: (hits, those that kept the whole image's box,
     those of them not placed at all).
 
     A located box replaces the whole image's unless it scores clearly worse than the whole-image views did
     (a concept that fills the photo: dense matching found only a part of it). A hit dense matching judged
-    (`judged`) but did not even propose (`ranked`) is weak, uncorroborated evidence (most of the false hits
-    in multi-concept frames) and is dropped, unless the question names it, it clears its threshold by the
-    margin, it beats every other concept by the margin (at 1000 concepts, exact copies of reference photos
-    were not among the few proposals), or it scores the `ceiling`, what only a copy of its photo scores (a
-    smooth gradient's copy, among many crops of the same gradient, is neither proposed nor far ahead)."""
+    (`judged`) but placed nowhere (not proposed, or proposed and no crop of it named it) is weak,
+    uncorroborated evidence (most of the false hits in multi-concept frames, and in a camera's frames of
+    unrelated things) and is dropped, unless the question names it, it clears its threshold by the margin, it
+    beats every other concept by the margin (at 1000 concepts, exact copies of reference photos were not among
+    the few proposals), or it scores the `ceiling`, what only a copy of its photo scores (a smooth gradient's
+    copy, among many crops of the same gradient, is neither proposed nor far ahead)."""
     def runner_up(hit: Hit) -> float:
         return max((c.score for c in candidates if c.concept.id != hit.concept.id), default=-1.0)
 
@@ -128,7 +129,7 @@ def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int,
         place = located.get(h.concept.id)
         if place is not None and place.score >= h.score - policy.margin:
             hits.append(replace(h, box=place.box))
-        elif (place is not None or h.concept.id in ranked or h.concept.id not in judged or h.mentioned
+        elif (place is not None or h.concept.id not in judged or h.mentioned
               or h.score >= h.threshold + policy.margin or h.score >= runner_up(h) + policy.margin
               or h.score >= policy.ceiling):
             hits.append(h)

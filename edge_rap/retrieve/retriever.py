@@ -129,10 +129,9 @@ class Retriever:
             among = self.shortlist(result)
             proposed = self.propose(image, query, grid, among)
             located = {h.concept.id: h for h in self.locate(image, proposed).hits}
-            ranked = {c.concept_id for c in proposed or []}
             # Dense matching judged only concepts with reference cells (readable photos, an embedder with a map).
             judged = set(self.references.cells(among).ids.tolist()) if proposed is not None else set()
-            hits, whole_box, unplaced = merge_placements(result.hits, result.candidates, located, ranked, judged,
+            hits, whole_box, unplaced = merge_placements(result.hits, result.candidates, located, judged,
                                                          self.policy)
             if proposed is not None and unplaced:  # placeable, not placed: the view where it scores best (one
                 # that filled the frame was placed on a part and keeps the whole image's box)

@@ -416,6 +416,19 @@ def test_a_form_to_the_route_that_takes_json_is_refused_in_words(tmp_path):
         assert c.patch("/api/concepts/bo", json={"description": "our dog"}).json()["description"] == "our dog"
 
 
+def test_json_sent_without_a_content_type_is_read_as_json(tmp_path):
+    """`requests.patch(url, data=json.dumps(...))` sends no Content-Type: it was answered "request: Input should be
+    a valid dictionary or object to extract fields from", as POST /api/ask's question once was."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        bare = {"content-type": ""}  # no media type said
+        r = c.request("PATCH", "/api/concepts/bo", content=b'{"description": "our dog"}', headers=bare)
+        assert r.status_code == 200 and r.json()["description"] == "our dog"
+        r = c.request("PATCH", "/api/concepts/bo", content=b"description=a cat", headers=bare)
+        assert r.status_code == 422 and r.json()["error"].startswith("the body is not JSON")
+        assert c.get("/api/concepts/bo").json()["description"] == "our dog"
+
+
 def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
     """A misspelt `descripton` was dropped without a word: the concept was made with no description (the
     README promises 422 for a field the route does not know, as PATCH's JSON got); so was a query's `nmae`."""

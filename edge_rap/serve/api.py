@@ -138,7 +138,10 @@ def _is_json(media: str) -> bool:
 
 async def _json_body(request: Request) -> None:
     """Refuse a body that is not JSON, in words: a form (`curl -d name=bo`, which sends one) was answered
-    "request: Input should be a valid dictionary or object to extract fields from"."""
+    "request: Input should be a valid dictionary or object to extract fields from". A body without a media type is
+    read as JSON, as POST /api/ask reads one (Python's `requests.patch(url, data=json.dumps(...))` sends none): the
+    router's `strict_content_type=False`, harmless where the routes that read JSON ask for the bearer token (no
+    browser sends that header across sites without asking first)."""
     media = _media(request)
     if media and not _is_json(media):
         raise ApiError(f"{request.method} {request.url.path} takes a JSON object (application/json, as `curl --json "
@@ -216,7 +219,7 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
 
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
-    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)])
+    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)], strict_content_type=False)
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     # One model job (embedding, recognition, an answer) at a time, and one upload decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).

@@ -269,9 +269,14 @@ def test_unreadable_photos_are_said_and_left_out_not_fatal(dataset, settings, ki
         assert report["frames"] == report["placed"] == 7  # 4 concepts' 8 queries, one of them unreadable
 
 
-def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset, settings, tmp_path):
+def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset, settings, tmp_path, monkeypatch):
     # Only unreadable photos are skipped: a second run into the same --memory must not quietly drop them all.
     evaluate_retrieval(settings, dataset, memory=tmp_path / "kept")
+
+    def no_embedder(*args, **kwargs):  # a missing default is exported first: a minute, for a run then refused
+        raise AssertionError("the embedder was opened before the memory was checked")
+
+    monkeypatch.setattr("edge_rap.app.open_embedder", no_embedder)
     for evaluate in (evaluate_retrieval, evaluate_localize):
         with pytest.raises(EdgeRapError, match="already"):
             evaluate(settings, dataset, memory=tmp_path / "kept")

@@ -125,6 +125,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     concepts = read_dataset(dataset, references)
     _require_queries(dataset, concepts, references)  # before a --memory is written: a retry would find it full
     extra = _distractor_files(distractors) if distractors is not None else []
+    _refuse_a_held_memory(memory)
     embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     written = {c.name for c in concepts} | {_distractor_name(k) for k in range(len(extra))}
     with _memory_folder(memory, written) as folder, closing(open_memory(settings, embedder, folder)) as mem:
@@ -184,6 +185,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     layout = layout or Layout()
     concepts = read_dataset(dataset, references)
     _require_queries(dataset, concepts, references)
+    _refuse_a_held_memory(memory)
     embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     skipped: list[str] = []
     with _memory_folder(memory, {c.name for c in concepts}) as folder, \
@@ -292,6 +294,21 @@ def _no_readable_query(dataset: Path, skipped: list[str]) -> EdgeRapError:
     return EdgeRapError(f"{dataset}: no query image of a remembered concept could be read{reason}")
 
 
+def _refuse_held(count: int) -> None:
+    if count:
+        raise EdgeRapError(f"the memory already holds {counted(count, 'concept')}: eval remembers the dataset's "
+                           "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
+
+
+def _refuse_a_held_memory(memory: Path | None) -> None:
+    """A --memory that holds concepts, refused before the embedder opens: a missing default one is exported first
+    (about a minute), and the run was then refused all the same. `remember_references` checks again, on the
+    memory it writes."""
+    if memory is not None and (memory / DATABASE).is_file():
+        with closing(Store(memory, readonly=True)) as store:
+            _refuse_held(len(store.concepts()))
+
+
 def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                         progress: Callable[[Iterable], Iterable] = iter) -> list[ConceptFolder]:
     """Remember each concept's reference photos. A reference the memory refuses (unreadable, blank) is said in
@@ -302,10 +319,7 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     folder does not void a whole evaluation. A memory that already holds anything, or a failed write, ends the
     run before anything is written: its concepts would compete with the dataset's (a wrong score) and the
     dataset's would stay in it."""
-    held = mem.concepts()
-    if held:
-        raise EdgeRapError(f"the memory already holds {counted(len(held), 'concept')}: eval remembers the dataset's "
-                           "concepts into --memory, so give it a new or empty folder (or leave --memory out)")
+    _refuse_held(len(mem.concepts()))
     kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
     for c in progress(concepts):
         skipped += c.unread

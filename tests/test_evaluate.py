@@ -282,6 +282,19 @@ def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset
             evaluate(settings, dataset, memory=tmp_path / "kept")
 
 
+def test_a_memory_this_account_may_not_read_is_refused_in_one_line(dataset, settings, tmp_path, capsys, monkeypatch):
+    # the check that a --memory holds nothing, made before the embedder opens, stopped with a PermissionError
+    from refused import refuse_reading
+
+    memory = tmp_path / "theirs"
+    memory.mkdir()
+    refuse_reading(monkeypatch, memory)
+    assert main(["eval", "retrieval", "--dataset", str(dataset), "--memory", str(memory)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"edge-rap: {memory}: this account (") and "may not read it" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_a_memory_with_other_concepts_is_refused_and_left_as_it_was(dataset, settings, tmp_path, capsys):
     # Its concepts would compete with the dataset's (a wrong score), and the dataset's would stay in it.
     from edge_rap.app import open_embedder, open_memory

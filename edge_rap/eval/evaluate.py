@@ -304,7 +304,13 @@ def _refuse_a_held_memory(memory: Path | None) -> None:
     """A --memory that holds concepts, refused before the embedder opens: a missing default one is exported first
     (about a minute), and the run was then refused all the same. `remember_references` checks again, on the
     memory it writes."""
-    if memory is not None and (memory / DATABASE).is_file():
+    if memory is None:
+        return
+    try:
+        written = (memory / DATABASE).is_file()
+    except OSError:  # a folder this account may not search: opening it says why, in one line
+        written = True
+    if written:
         with closing(Store(memory, readonly=True)) as store:
             _refuse_held(len(store.concepts()))
 

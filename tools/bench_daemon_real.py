@@ -15,8 +15,10 @@ its first frame; every leaving reported within 3 s; nothing else announced.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,16 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.daemon.scenario import Scenario, household_scenario, write_video
+from edge_rap.eval.evaluate import image_files
 
 ANNOUNCE_S, LEAVE_S = 1.5, 3.0  # issue 11's targets
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 def photos_of(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    """A folder's photos in sorted order, as `eval` reads a dataset (the first is the reference)."""
+    return sorted(image_files(folder))
 
 
 def rgb(path: Path) -> np.ndarray:
+    """A photo's pixels, turned upright, at full size (a frame is made of them as a camera would see the thing;
+    the figures in docs/BENCHMARKS.md were made so)."""
     from PIL import Image as PILImage, ImageOps
 
     with PILImage.open(path) as image:
@@ -45,7 +50,9 @@ def rgb(path: Path) -> np.ndarray:
 def build(dataset: Path, backgrounds: list[Path], seed: int, work: Path) -> tuple[Scenario, Path, dict]:
     """The seed's scene: which concepts, which photos, which background; the video written under `work`."""
     rng = np.random.default_rng(seed)
-    folders = sorted(f for f in dataset.iterdir() if f.is_dir() and len(photos_of(f)) >= 3)
+    folders = sorted(f for f in dataset.iterdir() if f.is_dir() and len(photos_of(f)) >= 3)  # a reference, two more
+    if len(folders) < 4:
+        raise SystemExit(f"{dataset}: needs 4 concept folders of 3 photos or more (3 shown, 1 the unknown object)")
     order = [folders[k] for k in rng.permutation(len(folders))]
     shown, unknown = order[:3], order[3]
     photos, chosen = {}, {}
@@ -126,12 +133,13 @@ def main() -> int:
     args = parser.parse_args()
     backgrounds = photos_of(args.backgrounds)
     results = []
-    with tempfile.TemporaryDirectory() as scratch:
-        work = args.work or Path(scratch)
+    with tempfile.TemporaryDirectory() if args.work is None else contextlib.nullcontext(args.work) as work:
+        work = Path(work)
         for seed in args.seeds:
             folder = work / f"seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
             scene, video, about = build(args.dataset, backgrounds, seed, folder)
+            shutil.rmtree(folder / "home", ignore_errors=True)  # a --work used before: a fresh memory each time
             remember(args.dataset, about["remembered"], folder / "home")
             printed = play(video, folder / "home")
             (folder / "printed.jsonl").write_text("".join(json.dumps(e) + "\n" for e in printed))

@@ -383,6 +383,38 @@ def test_a_stop_asked_before_the_vlm_loads_loads_nothing(copies, loads):
     assert loads == []
 
 
+def test_a_vlm_load_a_stop_cut_leaves_the_answer_in_flight_a_note(copies, settings):
+    # `serve` stopping while a request's lazy load ran: that request got the template's answer with no word of why
+    import threading
+
+    from edge_rap.generate.assistant import Assistant, open_vlm
+
+    stopping = threading.Event()
+    stopping.set()
+    vlm, note = open_vlm(settings, str(copies[0]), str(copies[1]), stopping=stopping)
+    assert vlm is None and note.startswith("no VLM loaded (a stop came while the VLM ")
+    empty = type("EmptyStore", (), {"concepts": lambda self: []})()
+    answer = Assistant(store=empty, retriever=None, vlm=vlm, note=note).ask("hello")
+    assert answer.mode == "template" and answer.note == note
+
+
+def test_run_stopped_while_its_vlm_loads_does_not_say_it_will_announce_from_the_template(copies, settings, tmp_path,
+                                                                                       caplog):
+    # the load's note is for an answer in flight; `run` stopping answers nothing more, so it is not warned of
+    import io
+
+    from edge_rap.daemon.config import run_config
+    from edge_rap.daemon.service import run_daemon
+
+    (tmp_path / "frames").mkdir()
+    config = run_config({"sources": [str(tmp_path / "frames")], "vlm": str(copies[0]), "mmproj": str(copies[1]),
+                         "mute": True}, None)
+    stop = threading.Event()
+    stop.set()  # SIGTERM during start-up, as the VLM loads
+    run_daemon(settings, config, stop, io.StringIO())
+    assert not [r for r in caplog.records if "announcing from the template" in r.getMessage()]
+
+
 @pytest.mark.parametrize("line, made", [
     ("llama_model_loader: loaded meta data", [("model", False)]),
     ("clip_model_loader: has vision encoder", [("model", True), ("mmproj", False)]),

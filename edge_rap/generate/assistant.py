@@ -173,8 +173,8 @@ MMPROJ_WITHOUT_VLM = "--mmproj goes with --vlm (the model it projects images for
 def open_vlm(settings, model: str = "", mmproj: str = "", stopping=None):
     """(LlamaVlm or None, note). Files from --vlm/--mmproj, else the device profile's [vlm]. A VLM named on the
     command line must load; one named only by the profile falls back to template mode with a note saying why.
-    `stopping`: as LlamaVlm takes it; one that cut the load (`run` or `serve` stopping) leaves no VLM and no note:
-    the process answers nothing more."""
+    `stopping`: as LlamaVlm takes it; one that cut the load (`run` or `serve` stopping) leaves no VLM, and a note
+    for the answer in flight (`serve`'s request that began the load gets the template's, and is told why)."""
     from edge_rap.errors import EdgeRapError
     from edge_rap.models.vlm_registry import resolve
 
@@ -192,8 +192,8 @@ def open_vlm(settings, model: str = "", mmproj: str = "", stopping=None):
         spec = VlmSpec(files.model, files.mmproj, files.name, cfg.n_gpu_layers, cfg.n_ctx, cfg.threads,
                        cache_dir=settings.models / ENCODINGS_FOLDER)
         return LlamaVlm(spec, stopping), None
-    except LoadStopped:
-        return None, None
+    except LoadStopped as e:
+        return None, f"no VLM loaded ({e})"
     except EdgeRapError as e:
         if explicit:
             raise

@@ -461,6 +461,20 @@ def test_a_field_sent_twice_where_the_route_takes_one_is_refused(tmp_path):
         assert c.post("/api/recognize", files=two[:1]).status_code == 200
 
 
+def test_a_json_key_given_twice_is_refused_as_a_field_sent_twice_is(tmp_path):
+    # Python's parser kept the last and dropped the other without a word: which description was meant?
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        as_json = {"content-type": "application/json"}
+        r = c.patch("/api/concepts/bo", content=b'{"description": "our dog", "description": "a cat"}', headers=as_json)
+        assert r.status_code == 422
+        assert r.json()["error"] == "description: sent 2 times; PATCH /api/concepts/bo takes one"
+        assert c.get("/api/concepts/bo").json()["description"] == ""
+        r = c.post("/api/ask", content=b'{"question": "is bo here?", "question": "hi"}', headers=as_json)
+        assert r.status_code == 422 and r.json()["error"] == "question: sent 2 times; POST /api/ask takes one"
+        assert c.patch("/api/concepts/bo", content=b"", headers=as_json).status_code == 422  # no body: said, no 500
+
+
 def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         assert c.get("/api/stats").json()["daemon"] is False

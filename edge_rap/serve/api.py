@@ -136,6 +136,19 @@ def _is_json(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def _json_object(request: Request, body: bytes) -> object:
+    """The body parsed as JSON; a key given twice in one object is refused (422), as a form field sent twice is:
+    Python's parser keeps the last and drops the other without a word."""
+    def once(pairs: list[tuple[str, object]]) -> dict:
+        keys = [key for key, _ in pairs]
+        for key in keys:
+            if (sent := keys.count(key)) > 1:
+                raise ApiError(f"{key}: sent {sent} times; {request.method} {request.url.path} takes one", 422)
+        return dict(pairs)
+
+    return json.loads(body, object_pairs_hook=once)
+
+
 async def _json_body(request: Request) -> None:
     """Refuse a body that is not JSON, in words: a form (`curl -d name=bo`, which sends one) was answered
     "request: Input should be a valid dictionary or object to extract fields from". A body without a media type is
@@ -146,6 +159,10 @@ async def _json_body(request: Request) -> None:
     if media and not _is_json(media):
         raise ApiError(f"{request.method} {request.url.path} takes a JSON object (application/json, as `curl --json "
                        f"'{{\"description\": \"...\"}}'` sends it), not {media}", 415)
+    try:  # what FastAPI parsed, read again for a key given twice (no body, or none of JSON: FastAPI says so)
+        _json_object(request, await request.body())
+    except (ValueError, RecursionError):
+        pass
 
 
 JSON = [Depends(_json_body)]
@@ -185,7 +202,7 @@ async def _json_question(request: Request) -> str | None:
         await _form_body(request)
         return None
     try:
-        body = json.loads(await request.body())
+        body = _json_object(request, await request.body())
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what Python parses
         raise ApiError("POST /api/ask: the body is not JSON", 400) from None
     try:

@@ -9,7 +9,7 @@ process with its own memory. Scored as the issue's targets: every appearance ann
 its first frame; every leaving reported within 3 s; nothing else announced.
 
   python tools/bench_daemon_real.py --dataset ../shared/data/real_objects_dev \
-      --backgrounds ../shared/data/rap_db_myvlm/database --seeds 0 1 2 3 [--json]
+      --backgrounds ../shared/data/rap_db_myvlm/database --seeds 0 1 2 3 [--show-reference] [--json]
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def rgb(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
 
 
-def build(dataset: Path, backgrounds: list[Path], seed: int, work: Path) -> tuple[Scenario, Path, dict]:
-    """The seed's scene: which concepts, which photos, which background; the video written under `work`."""
+def build(dataset: Path, backgrounds: list[Path], seed: int, work: Path,
+          reference: bool = False) -> tuple[Scenario, Path, dict]:
+    """The seed's scene: which concepts, which photos, which background; the video written under `work`.
+    `reference`: each concept is shown by the very photo it was remembered from (the draws are the same)."""
     rng = np.random.default_rng(seed)
     folders = sorted(f for f in dataset.iterdir() if f.is_dir() and len(photos_of(f)) >= 3)  # a reference, two more
     if len(folders) < 4:
@@ -59,6 +61,8 @@ def build(dataset: Path, backgrounds: list[Path], seed: int, work: Path) -> tupl
     for folder in shown:
         others = photos_of(folder)[1:]  # never the reference
         first, again = rng.choice(len(others), 2, replace=False)
+        if reference:
+            others, first, again = photos_of(folder)[:1], 0, 0
         photos[folder.name], photos[folder.name + "@again"] = rgb(others[first]), rgb(others[again])
         chosen[folder.name] = [others[first].name, others[again].name]
     unknown_photo = photos_of(unknown)[int(rng.integers(len(photos_of(unknown))))]
@@ -128,6 +132,8 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, required=True, help="one folder of photos per concept")
     parser.add_argument("--backgrounds", type=Path, required=True, help="a folder of real photos to play over")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--show-reference", action="store_true",
+                        help="show each concept by the photo it was remembered from, not by others")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -138,7 +144,7 @@ def main() -> int:
         for seed in args.seeds:
             folder = work / f"seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            scene, video, about = build(args.dataset, backgrounds, seed, folder)
+            scene, video, about = build(args.dataset, backgrounds, seed, folder, args.show_reference)
             shutil.rmtree(folder / "home", ignore_errors=True)  # a --work used before: a fresh memory each time
             remember(args.dataset, about["remembered"], folder / "home")
             printed = play(video, folder / "home")

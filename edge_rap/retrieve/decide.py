@@ -116,11 +116,12 @@ def merge_placements(whole: list[Hit], candidates: list[Hit], located: dict[int,
     A located box replaces the whole image's unless it scores clearly worse than the whole-image views did
     (a concept that fills the photo: dense matching found only a part of it). A hit dense matching judged
     (`judged`) but placed nowhere (`locate` kept no box for it: not proposed, contested, no crop it owns clearing
-    its threshold, or its place taken by a stronger concept) is weak, uncorroborated evidence (most of the false hits in multi-concept frames, and in a camera's frames of
-    unrelated things) and is dropped, unless the question names it, it clears its threshold by the margin, it
-    beats every other concept by the margin (at 1000 concepts, exact copies of reference photos were not among
-    the few proposals), or it scores the `ceiling`, what only a copy of its photo scores (a smooth gradient's
-    copy, among many crops of the same gradient, is neither proposed nor far ahead)."""
+    its threshold, or its place taken by a stronger concept) is weak, uncorroborated evidence (most of the false
+    hits in multi-concept frames, and in a camera's frames of unrelated things) and is dropped, unless the
+    question names it, it clears its threshold by the margin, it beats every other concept by the margin (at 1000
+    concepts, exact copies of reference photos were not among the few proposals), or it scores the `ceiling`,
+    what only a copy of its photo scores (a smooth gradient's copy, among many crops of the same gradient, is
+    neither proposed nor far ahead)."""
     def runner_up(hit: Hit) -> float:
         return max((c.score for c in candidates if c.concept.id != hit.concept.id), default=-1.0)
 

@@ -292,3 +292,19 @@ def test_nothing_of_a_forgotten_concept_stays_in_the_memory_folder_while_others_
                   for trace in (b"rocket", sha256.encode()) if trace in path.read_bytes()]
         assert traces == []
         assert [c.name for c in home.concepts()] == ["chelsea"] and home.events.query(name="chelsea")
+
+
+def test_forget_names_the_memories_a_restore_moved_aside_that_may_still_hold_the_concept(remembered, run, caplog):
+    # `restore --replace` keeps the memory it replaced beside it until the household deletes it: a concept forgotten
+    # afterwards stayed there, photos and all, and forget said nothing of it.
+    backup = remembered.memory.parent / "backup.tar"
+    assert run("backup", str(backup))[0] == 0
+    rc, out, _ = run("restore", str(backup), "--replace")
+    assert rc == 0
+    [aside] = [p for p in remembered.memory.parent.iterdir() if ".before-restore-" in p.name]
+    caplog.clear()
+    rc, out, _ = run("forget", "rocket")
+    assert rc == 0 and out.startswith("forgot <rocket>")
+    assert (f"<rocket> is forgotten, but the memory a restore moved aside at {aside} may still hold it" in caplog.text
+            and f"rm -r {aside}" in caplog.text)
+    assert (aside / "memory.sqlite").is_file()  # kept: the household's to delete

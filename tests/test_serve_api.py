@@ -239,6 +239,8 @@ def test_a_photo_is_sent_without_where_it_was_taken(tmp_path):
         out = io.BytesIO()
         Image.fromarray(photo("coffee" if fmt == "JPEG" else "rocket")).save(out, fmt, exif=exif, xmp=xmp)
         sent[fmt] = out.getvalue()
+    appended = jpeg(photo("rocket")[:64, :64]).replace(b"JFIF", b"GPS!")  # after the picture: an MPO's other one
+    sent["JPEG"] += appended
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         for fmt, data in sent.items():
             concept = c.post("/api/concepts", data={"name": fmt.lower()},

@@ -30,7 +30,9 @@ def without_location(path: Path) -> tuple[bytes, str] | None:
 
 def _jpeg_without_location(data: bytes) -> bytes | None:
     """The JPEG with each APP1 segment that locates it (EXIF with GPS, XMP naming GPS) cut down or left out, or
-    None where none does. Only the segments before the scan are read: the compressed pixels follow unchanged."""
+    None where none does. Only the segments before the scan are read: the compressed pixels follow unchanged, up to
+    the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
+    its own metadata) is left out too."""
     out, pos, changed = [data[:2]], 2, False
     while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (_SOS, _EOI):
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
@@ -43,7 +45,10 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
                 changed = True
         out.append(segment)
         pos = end
-    return b"".join(out) + data[pos:] if changed else None
+    if not changed:
+        return None
+    end = data.find(b"\xff\xd9", pos)  # the first EOI: the compressed data escapes every 0xFF it holds
+    return b"".join(out) + (data[pos:] if end < 0 else data[pos:end + 2])
 
 
 def _exif_without_gps(body: bytes) -> bytes:

@@ -181,20 +181,24 @@ class Household:
                              f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
                              "remove them") from None
         log.info("forgot <%s> and %s", concept.name, counted(removed, "event"))
-        self._say_damaged_copies(concept.name)
+        self._say_copies(concept.name)
         return concept
 
-    def _say_damaged_copies(self, name: str) -> None:
-        """A damaged event log set aside keeps every byte, and with them the forgotten concept's events: said, with
-        how to delete it, rather than leave a trace unsaid (or change a copy kept for a backup's sake)."""
+    def _say_copies(self, name: str) -> None:
+        """What edge_rap set aside beside the memory keeps every byte, and with them the forgotten concept: a damaged
+        event log its events, a memory `restore --replace` moved aside its photos too. Said, with how to delete
+        them, rather than leave a trace unsaid (or change a copy kept for its bytes' sake)."""
         from edge_rap.daemon.events import EVENTS_DB
         from edge_rap.daemon.log_damage import damaged_copies
+        from edge_rap.memory.aside import moved_aside
 
-        copies = damaged_copies(self.root / EVENTS_DB)
-        if copies:
-            log.warning("<%s> is forgotten, but the damaged event log set aside at %s may still name it: delete it "
-                        "(`rm %s*`) once no longer needed", name, " and ".join(map(str, copies)),
-                        " ".join(shlex.quote(str(c)) for c in copies))
+        for copies, what, hold, rm, each in (
+                (damaged_copies(self.root / EVENTS_DB), "the damaged event log set aside", "name", "rm", "%s*"),
+                (moved_aside(self.root), "the memory a restore moved aside", "hold", "rm -r", "%s")):
+            if copies:
+                log.warning("<%s> is forgotten, but %s at %s may still %s it: delete it (`%s %s`) once no longer "
+                            "needed", name, what, " and ".join(map(str, copies)), hold, rm,
+                            " ".join(each % shlex.quote(str(c)) for c in copies))
 
     @staticmethod
     def _encoding_keys(store, concept_id: int | None = None) -> set[str]:

@@ -3,6 +3,7 @@ one connection per thread, and a reader's private copy of a database whose -wal 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -14,10 +15,29 @@ from typing import Callable, Generic, TypeVar
 from edge_rap.scratch import private_folder
 
 Tag = TypeVar("Tag")
+log = logging.getLogger("edge_rap")
 
 
 #: Every ThreadConnections of this process: those of one file give up their read-only connections together.
 _ALL: "weakref.WeakSet[ThreadConnections]" = weakref.WeakSet()
+
+
+def truncate_wal(db: sqlite3.Connection, wait_ms: int = 1000) -> None:
+    """Merge the -wal into the database and cut it to nothing, after a delete that must not stay readable: the
+    -wal keeps the page images of before the delete until they happen to be written over, for months under a
+    daemon that holds the file open (a forgotten concept's name, description and sightings). A reader in the
+    middle of a read for over `wait_ms` leaves it as it is (the next checkpoint merges it): what was deleted
+    stays deleted, and a reader must not hold up a forget for long; nor does a checkpoint that fails (a full
+    disk) undo it: said, as what the -wal still holds."""
+    try:
+        waited = db.execute("PRAGMA busy_timeout").fetchone()[0]
+        db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(waited)}")
+    except sqlite3.Error as e:
+        log.warning("the deleted rows stay in the database's -wal file until its next checkpoint (%s)", e)
 
 
 class ThreadConnections(Generic[Tag]):

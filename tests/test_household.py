@@ -272,3 +272,39 @@ def test_forget_deletes_the_vlm_encodings_of_the_concepts_photos(remembered, run
     finally:
         for cache in caches:
             shutil.rmtree(cache.folder, ignore_errors=True)
+
+
+def test_nothing_of_a_forgotten_concept_stays_in_the_memory_folder_while_others_hold_it_open(remembered):
+    """A daemon keeps the memory's database and its event log open for months, and with them their -wal files:
+    a forgotten concept's rows (its name, description, photo's hash, sightings) stayed readable in the -wal's
+    older frames, and on a SQLite built without secure_delete in the database's freed pages too."""
+    from edge_rap.types import Event
+
+    with Household(remembered) as home:
+        sha256 = home.store.views(home.store.get("rocket").id)[0].image_sha256
+        for k in range(3):
+            home.events.add(Event("arrived", "rocket", "den", float(k), 1e9 + k, said="<rocket> is here: the rocket"))
+            home.events.add(Event("arrived", "chelsea", "den", float(k), 1e9 + k))
+        for db in (home.bare_memory.store.db, home.events._db()):  # the connections that delete
+            db.execute("PRAGMA secure_delete = OFF")  # as a build whose default it is (Debian's is on)
+        home.forget("rocket")
+        traces = [(path.name, trace) for path in remembered.memory.rglob("*") if path.is_file()
+                  for trace in (b"rocket", sha256.encode()) if trace in path.read_bytes()]
+        assert traces == []
+        assert [c.name for c in home.concepts()] == ["chelsea"] and home.events.query(name="chelsea")
+
+
+def test_forget_names_the_memories_a_restore_moved_aside_that_may_still_hold_the_concept(remembered, run, caplog):
+    # `restore --replace` keeps the memory it replaced beside it until the household deletes it: a concept forgotten
+    # afterwards stayed there, photos and all, and forget said nothing of it.
+    backup = remembered.memory.parent / "backup.tar"
+    assert run("backup", str(backup))[0] == 0
+    rc, out, _ = run("restore", str(backup), "--replace")
+    assert rc == 0
+    [aside] = [p for p in remembered.memory.parent.iterdir() if ".before-restore-" in p.name]
+    caplog.clear()
+    rc, out, _ = run("forget", "rocket")
+    assert rc == 0 and out.startswith("forgot <rocket>")
+    assert (f"<rocket> is forgotten, but the memory a restore moved aside at {aside} may still hold it" in caplog.text
+            and f"rm -r {aside}" in caplog.text)
+    assert (aside / "memory.sqlite").is_file()  # kept: the household's to delete

@@ -530,6 +530,32 @@ def test_forget_works_on_a_full_disk(root, photos, monkeypatch):
     assert len(list((root / "images").glob("*/*"))) == 2
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="Linux's /proc/self/maps shows the files mapped")
+def test_a_forget_on_a_full_disk_has_this_processs_readers_let_go_of_the_index_files_it_deletes(root, photos,
+                                                                                                  monkeypatch):
+    """A deleted file's room is freed once no process maps it, and `serve` and `run` map the index files to
+    recognise: a forget from the phone (or by voice) on a full disk freed nothing for its commit, "disk is full"
+    (507, on a 3 MB tmpfs under `serve`), though deleting the index files first is how it makes room."""
+    from edge_rap.memory.store import DiskFullError
+
+    memory = fake_memory(root)
+    for i in range(3):
+        memory.remember(f"c{i}", [scene_file(photos, i)])
+    reader = memory.view()
+    assert top_concept(memory, scene_file(photos, 2)) == "c2" and len(reader)  # mapped, as a running server's are
+    dropped = {p.name for p in (root / "index").iterdir()}
+
+    def full(concept):
+        raise DiskFullError(root, "disk is full; nothing was changed")
+
+    monkeypatch.setattr(memory, "_forget", full)  # the first try meets the full disk
+    memory.forget("c1")
+    mapped = Path("/proc/self/maps").read_text()
+    assert [name for name in dropped if name in mapped] == []
+    assert [hit.concept_id for hit in reader.search(memory.embedder.embed(
+        [read_image_file(scene_file(photos, 2)).image.pixels])[0], 10)][:1] == [memory.store.get("c2").id]
+
+
 def test_forget_works_on_a_full_disk_where_the_database_needs_the_room_the_index_held(root, photos, monkeypatch):
     """On a real full disk the database's commit needs room too (its -wal grows by the pages it changes): the
     room the deleted index files free must go to it, not to their successors, which the forgotten photos'

@@ -223,6 +223,42 @@ def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
         assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
 
 
+def test_a_photo_is_sent_without_where_it_was_taken(tmp_path):
+    """A phone's photo carries the household's address (EXIF GPS; an editor's XMP too): the stored file keeps it
+    (a backup restores it byte for byte), and the API sent it to any paired app or page with the file."""
+    import io
+
+    from PIL import Image
+
+    gps = {1: "N", 2: (52.0, 31.0, 12.34), 3: "E", 4: (13.0, 24.0, 5.6)}
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x8825] = 6, "Phone", gps  # stored on its side, as a phone held upright stores it
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><exif:GPSLatitude>52,31.2N</exif:GPSLatitude></x:xmpmeta>'
+    sent = {}
+    for fmt, kind in (("JPEG", "image/jpeg"), ("PNG", "image/png")):
+        out = io.BytesIO()
+        Image.fromarray(photo("coffee" if fmt == "JPEG" else "rocket")).save(out, fmt, exif=exif, xmp=xmp)
+        sent[fmt] = out.getvalue()
+    appended = jpeg(photo("rocket")[:64, :64]).replace(b"JFIF", b"GPS!")  # after the picture: an MPO's other one
+    sent["JPEG"] += appended
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for fmt, data in sent.items():
+            concept = c.post("/api/concepts", data={"name": fmt.lower()},
+                             files=[("photo", (f"p.{fmt.lower()}", data, "image/jpeg"))]).json()
+            whole = c.get(concept["photos"][0]["url"])
+            assert whole.status_code == 200 and b"GPS" not in whole.content and b"Phone" not in whole.content
+            shown = Image.open(io.BytesIO(whole.content))
+            assert not shown.getexif().get_ifd(0x8825) and "xmp" not in shown.info
+            stored = Image.open(io.BytesIO(data))
+            if fmt == "JPEG":  # the same pixels, still turned upright by the viewer
+                assert whole.headers["content-type"] == "image/jpeg" and dict(shown.getexif()) == {0x0112: 6}
+                assert np.array_equal(np.asarray(shown), np.asarray(stored))
+            else:  # another format: a PNG of the upright pixels
+                assert whole.headers["content-type"] == "image/png" and shown.size == stored.size[::-1]
+    kept = [p.read_bytes() for p in (tmp_path / "memory" / "images").rglob("*.*")]
+    assert sorted(kept) == sorted(sent.values())  # the household's own copies, as they came
+
+
 def test_a_cards_photo_is_made_once_and_those_made_stay_within_their_bytes(tmp_path, monkeypatch):
     # Each visit of the page asked for every card's photo again, each decoded anew under the device's one lock
     import edge_rap.serve.thumbnails as thumbnails

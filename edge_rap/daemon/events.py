@@ -29,7 +29,7 @@ from edge_rap.folders import writable_folder
 from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
-from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
+from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot, truncate_wal
 from edge_rap.types import Box, Event
 from edge_rap.wording import counted
 
@@ -585,9 +585,10 @@ class EventLog:
         return self._mended(lambda: self._purge(name)) if self.path.exists() else 0
 
     def _purge(self, name: str) -> int:
+        db, mention = self._db(), (f"<{name}>",)
+        db.execute("PRAGMA secure_delete = ON")  # (Debian's build's default, not every one's) nothing of it stays
         visits = self._visits(name)
         removed = self._delete("name = ?", (name,))
-        db, mention = self._db(), (f"<{name}>",)
         shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
                            mention).fetchall()
         db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
@@ -597,6 +598,7 @@ class EventLog:
             shown = db.execute(f"SELECT snapshot FROM events WHERE {during}", visit).fetchall()
             db.execute(f"UPDATE events SET snapshot = NULL WHERE {during}", visit)
             self._unlink(shown)
+        truncate_wal(db)
         return removed
 
     def _visits(self, name: str) -> list[tuple[str, float, float]]:

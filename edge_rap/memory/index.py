@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sqlite3
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_DELTAS = 8  #: more delta files than this and a remember compacts (each is one more search per query)
 DELTA_SHARE = 4  #: compact once the deltas together are more than 1/DELTA_SHARE of the base's size
+
+#: Every reader's view in this process, so that a writer deleting index files to make room can have them let go.
+_VIEWS: "weakref.WeakSet[IndexView]" = weakref.WeakSet()
 
 
 def index_files(listed: str | None) -> list[str]:
@@ -112,6 +116,9 @@ class IndexWriter:
         goes to the database's commit). Readers find them missing and search the database's vectors instead
         until the next write lists new ones."""
         row = self.store.space(space, db)
+        for view in list(_VIEWS):  # their room is freed once unmapped: `serve` and `run` map them to recognise
+            if view.space == space and view.store.root == self.store.root:
+                view.let_go()
         for name in index_files(row[4] if row else None):
             (self.dir / name).unlink(missing_ok=True)
 
@@ -192,6 +199,12 @@ class IndexView:
         self.expected = expected
         self.generation = -1
         self.indexes: list = []
+        _VIEWS.add(self)
+
+    def let_go(self) -> None:
+        """Unmap the files (a writer deletes them); the next search maps, or builds, what the row lists then. A
+        search under way in another thread keeps its own until it ends."""
+        self.indexes, self.generation = [], -1
 
     def refresh(self) -> None:
         """Map the index files the space's row lists, when the row changed. A missing, unreadable or damaged file

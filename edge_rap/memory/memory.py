@@ -20,6 +20,7 @@ from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
 from edge_rap.perceive.regions import reference_cells
 from edge_rap.perceive.views import augmented_views
+from edge_rap.sqlite_threads import truncate_wal
 from edge_rap.types import Box, Concept, Image, ReferenceView
 
 if TYPE_CHECKING:  # retrieval's, handed in: storage keeps the bank's statistics, not its rules
@@ -372,6 +373,7 @@ class Memory:
             self._forget(concept)
         except DiskFullError:
             self._forget_on_a_full_disk(concept)
+        truncate_wal(self.store.db)  # its rows' older page images must not stay readable there
         return concept
 
     def _forget(self, concept: Concept) -> None:

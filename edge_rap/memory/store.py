@@ -629,12 +629,12 @@ class Store:
 
     @staticmethod
     def delete_concept(db: sqlite3.Connection, concept_id: int, zero_freed: bool = True) -> None:
-        """Delete a concept with its views, vectors and cells. `zero_freed=False` (a full disk): the pages it frees
-        are not overwritten with zeros (SQLite's secure_delete, on in Debian's build), so that the commit needs
-        room only for the pages it changes, half of what zeroing writes."""
+        """Delete a concept with its views, vectors and cells, the pages it frees overwritten with zeros (SQLite's
+        secure_delete, on in Debian's build but not in every one): nothing of it stays readable in the file.
+        `zero_freed=False` (a full disk): they are not, so that the commit needs room only for the pages it
+        changes, half of what zeroing writes."""
         before = db.execute("PRAGMA secure_delete").fetchone()[0]
-        if not zero_freed:
-            db.execute("PRAGMA secure_delete = FAST")
+        db.execute(f"PRAGMA secure_delete = {'ON' if zero_freed else 'FAST'}")
         try:
             db.execute("DELETE FROM concepts WHERE id = ?", (concept_id,))
         finally:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Callable, ContextManager, Iterator, get_origin
+from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_origin
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -31,6 +31,7 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.perceive.images import MAX_SIDE, decode_image
+from edge_rap.perceive.location import without_location
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
@@ -43,6 +44,7 @@ from edge_rap.speech.reply import as_answer, reply
 from edge_rap.types import Box, Concept, Event, Image, Recognition
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -361,16 +363,26 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
                                             "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
         concept, path = photo_of(name, photo_id)
+
+        def stored(read: Callable[[], T]) -> T:
+            """What `read` makes of the photo; one damaged since, or no longer readable, is the device's trouble,
+            unless it was forgotten meanwhile (404)."""
+            try:
+                return read()
+            except EdgeRapError as e:
+                photo_of(name, photo_id)
+                why = str(e).removeprefix(f"{path}: ")
+                raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None
+
         if size is None:
-            return FileResponse(path, media_type=sniff_file(path))
+            with line.waiting_for(thumbnails.making):  # (a HEIC with GPS is decoded, as a card's photo is)
+                private = stored(lambda: without_location(path))
+            if private is None:
+                return FileResponse(path, media_type=sniff_file(path))
+            return Response(private[0], media_type=private[1])  # never where it was taken (EXIF GPS)
         if (made := thumbnails.cached(path, size)) is None:
             with line.waiting_for(thumbnails.making):  # not the model's lock: making one needs no model
-                try:
-                    made = thumbnails.make(path, size)
-                except EdgeRapError as e:  # a stored photo damaged since, or no longer readable: the device's
-                    photo_of(name, photo_id)  # trouble, unless it was forgotten meanwhile (404)
-                    why = str(e).removeprefix(f"{path}: ")
-                    raise DeviceError(path, f"photo {photo_id} of <{concept.name}> cannot be read: {why}") from None
+                made = stored(lambda: thumbnails.make(path, size))
             photo_of(name, photo_id)  # 404 where it was forgotten while it was made
         return Response(made, media_type="image/jpeg")
 

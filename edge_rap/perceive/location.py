@@ -1,0 +1,100 @@
+"""Where a photo was taken (a phone's EXIF GPS, an editor's XMP), which the companion API does not hand out. A
+stored photo is kept as it came (its sha256 names it, and a backup restores it byte for byte), so a phone's
+photo keeps the household's address in it; the copy the API sends a phone app or a web page leaves it out."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+from edge_rap.perceive.images import _image_bytes, _register_heif, decode_image
+
+_GPS_IFD = 0x8825
+_ORIENTATION = 0x0112
+_EXIF = b"Exif\x00\x00"
+_APP1, _SOS, _EOI = 0xE1, 0xDA, 0xD9
+_BAD_EXIF = (OSError, ValueError, SyntaxError, struct.error, KeyError, IndexError, TypeError)  # what Pillow raises
+
+
+def without_location(path: Path) -> tuple[bytes, str] | None:
+    """A stored photo's bytes without its location, and their content type; None where it holds none (it is sent
+    as stored). A JPEG keeps its pixels' bytes, its EXIF cut to the orientation; another format is sent as a PNG
+    of its upright pixels (a HEIC with GPS: a browser may show no HEIC anyway)."""
+    data = _image_bytes(path)
+    if data.startswith(b"\xff\xd8"):
+        kept = _jpeg_without_location(data)
+        return None if kept is None else (kept, "image/jpeg")
+    return _png_without_location(data, str(path))
+
+
+def _jpeg_without_location(data: bytes) -> bytes | None:
+    """The JPEG with each APP1 segment that locates it (EXIF with GPS, XMP naming GPS) cut down or left out, or
+    None where none does. Only the segments before the scan are read: the compressed pixels follow unchanged, up to
+    the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
+    its own metadata) is left out too."""
+    out, pos, changed = [data[:2]], 2, False
+    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (_SOS, _EOI):
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos:end]
+        if data[pos + 1] == _APP1:
+            body = segment[4:]
+            kept = _exif_without_gps(body) if body.startswith(_EXIF) else (b"" if b"GPS" in body else body)
+            if kept is not body:
+                segment = _app1(kept) if kept else b""
+                changed = True
+        out.append(segment)
+        pos = end
+    if not changed:
+        return None
+    end = data.find(b"\xff\xd9", pos)  # the first EOI: the compressed data escapes every 0xFF it holds
+    return b"".join(out) + (data[pos:] if end < 0 else data[pos:end + 2])
+
+
+def _exif_without_gps(body: bytes) -> bytes:
+    """An APP1 EXIF body as it is where it has no GPS; else one of the orientation alone (b"" where it is upright
+    as stored, or the EXIF cannot be read: then nothing of it is sent)."""
+    from PIL import Image as PILImage
+
+    exif = PILImage.Exif()
+    try:
+        exif.load(body)
+        if not exif.get_ifd(_GPS_IFD):
+            return body
+        orientation = int(exif.get(_ORIENTATION, 1))
+    except _BAD_EXIF:
+        return b""
+    if orientation == 1:
+        return b""
+    upright = PILImage.Exif()
+    upright[_ORIENTATION] = orientation
+    raw = upright.tobytes()
+    return raw if raw.startswith(_EXIF) else _EXIF + raw
+
+
+def _app1(body: bytes) -> bytes:
+    return b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def _png_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
+    """A photo of another format as a PNG of its upright pixels where its EXIF or XMP locates it, else None."""
+    from PIL import Image as PILImage
+
+    _register_heif()
+    try:
+        pil = PILImage.open(io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError):  # damaged since it was stored: there is nothing to read a place from
+        return None
+    with pil:
+        try:
+            located = bool(pil.getexif().get_ifd(_GPS_IFD))
+        except _BAD_EXIF:
+            located = True  # cannot tell: sent without it
+        xmp = pil.info.get("xmp") or pil.info.get("XML:com.adobe.xmp") or b""
+        located = located or b"GPS" in (xmp.encode() if isinstance(xmp, str) else xmp)
+        side = max(pil.size)
+    if not located:
+        return None
+    out = io.BytesIO()
+    PILImage.fromarray(decode_image(data, source, max_side=side).pixels).save(out, "PNG")
+    return out.getvalue(), "image/png"

@@ -72,7 +72,7 @@ class Home:
                                                                  stopped="eos"))
 
     def concepts(self):
-        return [types.SimpleNamespace(name=n) for n in self.names]
+        return [types.SimpleNamespace(name=n, category="") for n in self.names]
 
 
 # --- the wake phrase -------------------------------------------------------------------------------------------

@@ -888,6 +888,24 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
         assert from_memory(home, where, now=1240.0).names == ["luna"], where
 
 
+def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
+    """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
+    like either name, and that was asked before the kind was. The kind said in the plural answers both."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    home = SimpleNamespace(concepts=lambda: [Concept(1, "dog2", "dog", "", 0, 0, 1), Concept(2, "dog6", "dog", "", 0, 0, 1),
+                                             Concept(3, "luna", "cat", "", 0, 0, 1)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for both in ("Where are the dogs?", "Hey robot, where are my dogs?", "Have you seen the dogs today?"):
+        said = from_memory(home, both, now=1240.0)
+        assert (said.mode, said.names) == ("events", ["dog2", "dog6"]), both
+    for which in ("Where is the dog?", "Where are the dogs' bowls?", "Tell me about the dogs"):
+        assert from_memory(home, which, now=1240.0).text == "Did you mean <dog2> or <dog6>?", which
+
+
 def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets():
     """ "Is anyone home?", "Who is here?" and "Who was here today?" were "I don't know who or what you mean": they
     name no concept. Now answered from the frame and the sightings, of people and pets, never of a thing."""

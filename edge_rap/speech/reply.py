@@ -93,7 +93,9 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
-    if names.ambiguous:
+    kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _WHERE.search(question) \
+        else ("", [], False)
+    if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
     who = None if names.heard else asks_who(question)
@@ -102,8 +104,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
             recognition = home.recognize(image)
         text, about = answer_who(home, who, recognition, now)
         return Reply(text, "events", about, question, used_image=image is not None)
-    if not names.heard and _WHERE.search(question):
-        kind, meant, plural = _of_category(question, home.concepts())
+    if kind:
         if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)
             return Reply(_did_you_mean(meant), "clarify", [], question, [meant], said=kind)
         if meant:
@@ -139,6 +140,12 @@ def _of_category(question: str, concepts: list[Concept]) -> tuple[str, list[str]
             meant = sorted(c.name for c in concepts if c.category.lower() == category.lower())
             return found.group(0), meant, bool(found.group(2))
     return "", [], False
+
+
+def _only_in_kind(names: Names, kind: str, meant: list[str]) -> bool:
+    """Whether every name heard ambiguously is one of the kind asked about, in its words: "the dogs" of <dog2> and
+    <dog6>, whose "dogs" sounds like either, asks about both."""
+    return all(a.words in kind and set(a.names) <= set(meant) for a in names.ambiguous)
 
 
 def _asks_home(question: str, names: Names) -> bool:

@@ -757,6 +757,8 @@ def test_cli_wake_json_not_triggered_keeps_its_timings(scripted_cli, capsys, tmp
     silence = write_wav(tmp_path / "s.wav", quiet(2.0))
     out = listen_json(settings, capsys, silence, "--wake", "hey robot")
     assert out["transcript"] == "" and out["timings"]["vad_ms"] is not None and out["timings"]["answer_ms"] is None
+    assert out["timings"]["asr_ms"] is None  # whisper never ran (before: 0.0; push-to-talk's silence says null)
+    assert listen_json(settings, capsys, silence)["timings"]["asr_ms"] is None
 
 
 # --- a WAV whose recorder stopped before writing its size ----------------------------------------------------

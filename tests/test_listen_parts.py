@@ -896,8 +896,8 @@ def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     from edge_rap.speech.reply import from_memory
     from edge_rap.types import Concept, Event
 
-    home = SimpleNamespace(concepts=lambda: [Concept(1, "dog2", "dog", "", 0, 0, 1), Concept(2, "dog6", "dog", "", 0, 0, 1),
-                                             Concept(3, "luna", "cat", "", 0, 0, 1)],
+    dogs = [Concept(1, "dog2", "dog", "", 0, 0, 1), Concept(2, "dog6", "dog", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: [*dogs, Concept(3, "luna", "cat", "", 0, 0, 1)],
                            events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
     for both in ("Where are the dogs?", "Hey robot, where are my dogs?", "Have you seen the dogs today?"):
         said = from_memory(home, both, now=1240.0)
@@ -999,6 +999,8 @@ def test_a_question_about_a_concept_needs_no_image():
     ("remember this as Bow", "add", "bo", "asked"),  # said like <bo>: a new <bow> could not be told apart
     ("remember this as the", "remember", "", "refused"),
     ("Remember this has to be.", "remember", "to_be", "refused"),  # "as Teddy" misheard: common words, no name
+    ("Remember this as the R.C. car.", "remember", "rc_car", "asked"),  # letters said one by one: one word,
+    ("remember this as a U.S.B. stick", "remember", "usb_stick", "asked"),  # not <r_c_car>, nor "can't use"
     ("Forget Mochi.", "forget", "mochi", "asked"), ("forget about the red mud", "forget", "red_mug", "asked"),
     ("forget Gandalf", "forget", "gandalf", "refused"),
     ("This is also Bo.", "add", "bo", "asked"), ("Hey robot, this is Mochi too", "add", "mochi", "asked"),

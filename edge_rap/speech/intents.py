@@ -60,6 +60,7 @@ _BYE = r"(?:good\W*)?bye\b"
 _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
 _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
+_INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
 _OS_FILE = re.compile(r":? ['\"]" + _PATH_START + r"[^'\"]*['\"]")  # "No space left on device: '/home/x/a.usearch'"
@@ -94,8 +95,10 @@ def looks_like_command(text: str) -> bool:
 
 def stored_form(words: str) -> str:
     """The name a spoken name is stored under: "the Red Mug" -> "red_mug", "Zoë" -> "zoe" (not "zo"), "Bob's mug"
-    -> "bobs_mug" (not <bob_s_mug>, said "bob s mug")."""
+    -> "bobs_mug" (not <bob_s_mug>, said "bob s mug"), letters said one by one, as whisper writes them, one word: "R.C.
+    car" -> "rc_car" (not <r_c_car>; "the U.S.B. stick" was refused as a name of too many words)."""
     folded = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode()
+    folded = _INITIALS.sub(lambda m: re.sub(r"[\W_]", "", m.group(0)), folded)
     parts = re.findall(r"[a-z0-9]+", folded.lower().replace("'", ""))
     while parts and parts[0] in _ARTICLES:
         parts = parts[1:]

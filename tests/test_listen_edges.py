@@ -645,6 +645,27 @@ def test_the_name_chosen_after_did_you_mean_answers_the_question(answer, meant):
     assert said[1].reply.names == [meant] and said[1].reply.text == f"I haven't seen <{meant}> yet."
 
 
+@pytest.mark.parametrize("answer, meant", [("Six.", "dog6"), ("Number two, please.", "dog2"), ("The 6.", "dog6")])
+def test_the_number_alone_chooses_between_numbered_names(answer, meant):
+    # Before: "Did you mean <dog2> or <dog6>?" answered "Six." chose neither: the answer went to the assistant as
+    # a question of its own, and the one asked was dropped. Their number is what tells those two apart.
+    from edge_rap.speech.listen import Listener
+
+    turns = Listener(Home("dog2", "dog6"), Scripted("Hey robot, where is the dog?", answer), vad,
+                     wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0))))
+    said = [t for t in turns if t.triggered]
+    assert [t.reply.mode for t in said] == ["clarify", "events"] and said[1].reply.names == [meant]
+
+
+@pytest.mark.parametrize("answer", ["Seven.", "Six or two?", "Twenty six."])
+def test_a_number_of_neither_numbered_name_chooses_none(answer):
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <dog2> or <dog6>?", "clarify", [], "where is the dog?", [["dog2", "dog6"]],
+                  said="the dog")
+    assert clarified(asked, answer) is None
+
+
 @pytest.mark.parametrize("then", ["Hey robot, what colour is Beau's collar?", "Mochi ate it.", "Beau."])
 def test_after_did_you_mean_a_new_question_or_chatter_is_no_choice(then):
     from edge_rap.speech.listen import Listener

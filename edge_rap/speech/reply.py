@@ -58,7 +58,8 @@ class Reply:
 
 
 #: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
-_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks".split())
+_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks number"
+                      .split())
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
@@ -148,6 +149,14 @@ def _only_in_kind(names: Names, kind: str, meant: list[str]) -> bool:
     return all(a.words in kind and set(a.names) <= set(meant) for a in names.ambiguous)
 
 
+def _by_number(words: list[str], options: list[str]) -> str | None:
+    """The one option whose number is the one number the answer says ("Six." or "number 6" to "Did you mean
+    <dog2> or <dog6>?"), else None."""
+    said = re.findall(r"[0-9]+", spoken_form(" ".join(words)))
+    fitting = [n for n in options if re.findall(r"[0-9]+", spoken_form(n)) == said]
+    return fitting[0] if len(said) == 1 and len(fitting) == 1 else None
+
+
 def _asks_home(question: str, names: Names) -> bool:
     """ "Is Sora foam?": "Is Sora home?" as whisper often writes it."""
     return any(_IS.fullmatch(question[:h.start]) and _HOME_SLIP.fullmatch(question[h.end:]) for h in names.heard)
@@ -194,6 +203,8 @@ def clarified(asked: Reply, answer: str) -> str | None:
         name, rest = h.name, re.findall(r"[a-z0-9']+", (answer[:h.start] + answer[h.end:]).lower())
     elif len(picked) == 1 and not heard.names and picked[0] < len(options):
         name, rest = options[picked[0]], [w for w in words if w not in _ORDINALS]
+    elif not picked and not heard.names and (numbered := _by_number(words, options)) is not None:
+        name, rest = numbered, [w for w in spoken_form(" ".join(words)).split() if not w.isdigit()]
     else:
         return None
     if any(w not in _CHOOSING for w in rest):

@@ -1120,7 +1120,10 @@ def test_questions_are_not_commands(said):
                                        ("Okay, yes.", True), ("OK do it", True), ("Thank you, yes.", True),
                                        # after a yes of its own, a goodbye only ends it (it was "Yes, bye": no)
                                        ("Yes, bye.", True), ("Yes please, bye", True), ("Sure. Good bye!", True),
-                                       ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False)])
+                                       ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False),
+                                       # a no's words that say yes (before: each cancelled the command)
+                                       ("Yes, no problem.", True), ("Sure, why not?", True), ("Of course, no worries",
+                                       True), ("Yes, I don't mind.", True), ("Yes, no problem, but wait", False)])
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 

@@ -54,6 +54,9 @@ _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*",
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
 _NO = re.compile(r"\b" + _DECLINE, re.I)
+# a no's words in a yes: "Yes, no problem", "Sure, why not?", "I don't mind" take nothing back
+_NO_BUT_YES = re.compile(r"\b(?:no\W+(?:problem|worries)|not\W+a\W+problem|why\W+not|"
+                         r"(?:do\W*n[o']?t|wouldn'?t)\W+mind)\b", re.I)
 # a goodbye is a no said first, or after a bare "okay" that only leads it ("Okay, bye"); after a yes ("Yes, bye"),
 # its end
 _BYE = r"(?:good\W*)?bye\b"
@@ -185,9 +188,9 @@ def says_nothing(text: str) -> bool:
 
 def is_yes(text: str) -> bool:
     """A clear yes: starts with one and takes nothing back ("yes, but not now" is no; "Okay, bye" too, not "Yes,
-    bye")."""
+    bye", nor "Sure, no problem")."""
     yes = _YES.match(text)
-    return bool(yes) and not _NO.search(text) and not (yes["yes"].lower() in ("ok", "okay")
+    return bool(yes) and not _NO.search(_NO_BUT_YES.sub("", text)) and not (yes["yes"].lower() in ("ok", "okay")
                                                       and _BYE_NEXT.match(text, yes.end()))
 
 

@@ -386,6 +386,21 @@ def test_the_devices_own_question_heard_back_is_not_its_answer(echo):
     assert turn.command.state == "done" and home.forgotten == ["bo"] and room.said[-1] == "I forgot <bo>."
 
 
+
+@pytest.mark.parametrize("then", ["No.", "Hey robot, no.", None])  # None: the audio ends
+def test_a_remember_not_done_names_no_concept(then):
+    # Before: "concepts": ["teddy"] once the yes was not given, though no <teddy> was ever remembered (asked, it
+    # listed none). Another photo of a known one, not given, is still about it.
+    from edge_rap.speech.listen import Listener
+
+    for said, about in (("Hey robot, remember this as Teddy.", []), ("Hey robot, remember this as Bo.", ["bo"])):
+        listener = Listener(Home("bo"), Scripted(said, then or ""), vad, wake="hey robot",
+                            latest=lambda: (object(), None))
+        talk = [loud(1.0), quiet(1.0)] * (2 if then else 1)
+        turns = [t for t in listener.turns(iter(pieces(*talk))) if t.triggered]
+        turn = turns[-1] if then else listener.cancel(turns[-1])
+        assert turn.command.state == "cancelled" and turn.reply.names == about, said
+
 @pytest.mark.parametrize("wait_s", [10.0, float("inf")])  # --timeout 10 (the default), --timeout 0 (forever)
 def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
     # Before: `listen --mic` said "I heard no answer" only 30 s after the command began (the question's own limit),

@@ -255,7 +255,7 @@ class Listener:
         command = replace(turn.command, state="cancelled")
         line = f"I heard no answer, so I will not {command.doing}."
         self._speak(line)
-        return Turn(True, turn.transcript, Reply(line, "command", [command.name], turn.transcript), turn.timings,
+        return Turn(True, turn.transcript, Reply(line, "command", _about(command), turn.transcript), turn.timings,
                     command)
 
     def _say(self, text: str, timeout: float = 30.0) -> float:
@@ -325,7 +325,7 @@ class Listener:
             command = replace(pending.command, state="cancelled")
             line = f"I stopped waiting for a yes, so I did not {command.doing}." if late else \
                 f"OK, I will not {command.doing}."
-        answer = Reply(line, "command", [command.name], said)
+        answer = Reply(line, "command", _about(command), said)
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _said(self, turn: Turn, utterance: Utterance, asr_ms: float, started: float) -> Turn:
@@ -337,6 +337,12 @@ class Listener:
         start = self._speak(turn.reply.text)
         turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
         return turn
+
+
+def _about(command: Command) -> list[str]:
+    """`--json`'s concepts for a command answered: the concept it is about, not a name never remembered (a
+    remember cancelled, failed or too late), as when it was asked."""
+    return [] if command.action == "remember" and command.state != "done" else [command.name]
 
 
 def _words(text: str) -> str:

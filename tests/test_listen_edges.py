@@ -598,6 +598,27 @@ def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard(
                                             "I haven't seen <bo> yet."]
 
 
+def test_an_answer_the_vlm_fails_is_said_and_the_next_question_still_heard():
+    # Before: an EdgeRapError of the assistant's (a prompt longer than the VLM's context, mtmd failing an image)
+    # ended `turns`, and `run --voice` stopped listening for the rest of its run, as a DeviceError once did
+    from edge_rap.speech.listen import Listener
+
+    home, failing = Home("bo"), [False, True]
+    answered = home.assistant.ask
+
+    def ask(question, *args, **kwargs):
+        if failing.pop():
+            raise EdgeRapError("the prompt needs 5000 tokens but the context holds 4096")
+        return answered(question, *args, **kwargs)
+
+    home.assistant.ask = ask
+    said = [t for t in Listener(home, Scripted("Hey robot, what is Bo doing?", "Hey robot, what is Bo doing?"), vad,
+                                Room(), wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0),
+                                                                            quiet(1.0))))]
+    assert [t.reply.text for t in said] == ["I can't answer that now: the prompt needs 5000 tokens but the context "
+                                            "holds 4096", "I don't know."]
+
+
 def test_push_to_talk_keeps_a_command_with_a_pause_in_it_whole_up_to_its_yes():
     # Before: a recording's first utterance alone was the command: "Forget ... Bo. Yes." asked the assistant about
     # "Forget", and the yes was never heard

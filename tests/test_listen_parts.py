@@ -1141,7 +1141,7 @@ def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
 def test_a_failed_spoken_command_says_why_without_a_path():
     # a memory or event log that cannot be written (a full disk): the device read out the file's whole path
     from edge_rap.errors import EdgeRapError
-    from edge_rap.speech.intents import Command, _spoken, carry_out
+    from edge_rap.speech.intents import Command, carry_out, spoken_reason
 
     class Home:
         def forget(self, name):
@@ -1154,9 +1154,9 @@ def test_a_failed_spoken_command_says_why_without_a_path():
                     "changed")
     index = EdgeRapError("/mnt/robot/memory: cannot write the index ([Errno 28] No space left on device: "
                          "'/mnt/robot/memory/index/a1.usearch'); nothing was changed")
-    assert _spoken(index, None) == ("cannot write the index ([Errno 28] No space left on device); nothing was "
+    assert spoken_reason(index, None) == ("cannot write the index ([Errno 28] No space left on device); nothing was "
                                     "changed")
-    assert _spoken(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
+    assert spoken_reason(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
         "photos stay in the memory folder.")
 
 

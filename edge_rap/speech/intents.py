@@ -241,10 +241,10 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
         log.warning("voice %s <%s>: %s", command.action, command.name, e)  # whole: it says how to finish
         if isinstance(e, PartlyDone):  # forgotten, its events not: not "I couldn't forget"
             return replace(command, state="done"), f"I forgot <{command.name}>, but could not remove its events."
-        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {_spoken(e, photo)}"
+        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {spoken_reason(e, photo)}"
 
 
-def _spoken(error: EdgeRapError, photo: Path | None) -> str:
+def spoken_reason(error: EdgeRapError, photo: Path | None = None) -> str:
     """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
     frame without one face said so, not with the boxes and option a typed command is asked for; no path read out
     (the log has the message whole): a leading "PATH: " and an OS error's file name dropped, any other path

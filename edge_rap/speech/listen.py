@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from edge_rap.errors import DeviceError
+from edge_rap.errors import EdgeRapError
 from edge_rap.speech import intents
 from edge_rap.memory.files import memory_stamp
 from edge_rap.speech.asr import Transcriber
@@ -307,13 +307,14 @@ class Listener:
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _reply(self, question: str, image: Image | None, recognition: Recognition | None) -> Reply:
-        """The answer; the memory or event log unreadable (DeviceError) is said in one line, and the listener goes
-        on: it ended `run --voice`'s listening for the rest of its run."""
+        """The answer; an error answering (the memory or event log unreadable, the VLM's context too small for the
+        prompt) is said in one line, and the listener goes on: it ended `run --voice`'s listening for the rest of
+        its run."""
         try:
             return reply(self.home, question, image, recognition)
-        except DeviceError as e:
+        except EdgeRapError as e:
             log.warning("voice question %r: %s", question, e)
-            return Reply(f"I can't answer that now: {e.problem}", "template", [], question)
+            return Reply(f"I can't answer that now: {intents.spoken_reason(e)}", "template", [], question)
 
     def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float, late: bool = False) -> Turn:
         """The answer to the pending command: done on a yes, cancelled on anything else (or `late`)."""

@@ -521,6 +521,7 @@ def test_an_answer_like_the_question_is_still_an_answer(answer):
     ("Hey robot, where is Bo?", ["asked", "cancelled", None]), ("Hey robot, forget Bo.", ["asked", "cancelled", "asked"]),
     ("Hey robot, no.", ["asked", "cancelled"]), ("Hey robot, yes.", ["asked", "done"]),
     ("Where is Bo?", ["asked", "cancelled"]),  # no wake phrase: an answer, and not a yes
+    ("Hey robot, forget it.", ["asked", "cancelled"]),  # a no (before: also "I don't know 'it'", said over it)
 ])
 def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, states):
     # Before: "Hey robot, where is Bo?" said instead of a yes cancelled the command and was never answered

@@ -1123,7 +1123,8 @@ def test_questions_are_not_commands(said):
                                        ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False),
                                        # a no's words that say yes (before: each cancelled the command)
                                        ("Yes, no problem.", True), ("Sure, why not?", True), ("Of course, no worries",
-                                       True), ("Yes, I don't mind.", True), ("Yes, no problem, but wait", False)])
+                                       True), ("Yes, I don't mind.", True), ("Yes, no problem, but wait", False),
+                                       ("Yes, forget it.", True)])  # (forget <bo>? yes, forget it)
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 
@@ -1131,7 +1132,7 @@ def test_only_a_clear_yes_confirms(said, yes):
     assert is_answer(said) or not yes
 
 
-@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye"])
+@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye", "Forget it.", "Oh, forget about that"])
 def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
     from edge_rap.speech.intents import is_answer, is_yes
 

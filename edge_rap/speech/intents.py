@@ -61,7 +61,8 @@ _NO_BUT_YES = re.compile(r"\b(?:no\W+(?:problem|worries)|not\W+a\W+problem|why\W
 # its end
 _BYE = r"(?:good\W*)?bye\b"
 _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
-_NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE})", re.I)
+_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
+_NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
@@ -241,7 +242,8 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
         log.warning("voice %s <%s>: %s", command.action, command.name, e)  # whole: it says how to finish
         if isinstance(e, PartlyDone):  # forgotten, its events not: not "I couldn't forget"
             return replace(command, state="done"), f"I forgot <{command.name}>, but could not remove its events."
-        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {spoken_reason(e, photo)}"
+        why = spoken_reason(e, photo)
+        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {why}"
 
 
 def spoken_reason(error: EdgeRapError, photo: Path | None = None) -> str:

@@ -1079,6 +1079,16 @@ def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which()
         "remember this as <bo>", "add this to <bo>", "forget <bo>"]
 
 
+def test_my_before_a_new_name_is_not_heard_as_part_of_a_known_one():
+    # Before: "remember this as my keys" offered another photo of <max> ("my keys" sounds like him), though the
+    # name to be stored is <keys>; "my" before a known name still finds it.
+    from edge_rap.speech.intents import parse
+
+    assert parse("Remember this as my keys.", ["max", "bo"])[0].name == "keys"
+    assert parse("Remember this as our keys", ["max", "bo"])[0].action == "remember"
+    assert parse("Remember this as my Max.", ["max", "bo"])[0].action == "add"
+
+
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
     from edge_rap.speech.intents import parse

@@ -64,6 +64,7 @@ _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
 _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
+_OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -117,11 +118,12 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON for w in name.split("_")):
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
-        known = match_names(m.group("name"), names)
+        said = _OWNER.sub("", m.group("name"))  # "my keys" is to be <keys>: not heard as <max>, as in a question
+        known = match_names(said, names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
-        if whole := _whole_name(m.group("name"), known):  # a known name: another photo of it, or no
+        if whole := _whole_name(said, known):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."

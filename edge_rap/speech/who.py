@@ -25,8 +25,9 @@ ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot bud
 #: something else, of the frame or of the world.
 _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+this (morning|afternoon|evening)"
         r"|\s+tonight)?(,\s*\w+)?\W*$")
-_NOW = re.compile(r"\b(who('s| is| are)( at)? (home|here|around|back|in)|(is|are) (any|some)(one|body)( at)? "
-                  r"(home|here|around|back|in)|where('s| is| are) every(one|body))" + _END, re.I)
+_THERE = r"(home|here|around|back|in( the house)?)"
+_NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
+                  r"|where('s| is| are) every(one|body))" + _END, re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
                     r"(( at)? (home|here|around|back|in|by|over))?" + _END, re.I)

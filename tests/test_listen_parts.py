@@ -939,6 +939,27 @@ def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets()
         assert said is None or said.text != "<anya> is on the porch camera now.", other
 
 
+def test_who_was_here_today_counts_no_sighting_a_clock_not_set_cannot_place():
+    # Before: booted without a clock (1970), the device said "Today I saw <gran>" of a sighting logged in 2026:
+    # every time after 1970's midnight was "today". One logged in 1970 while the clock now says 2026 is not today
+    # either; sightings timed by the clock not set yet, as now is, still are.
+    import time
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    log = {}
+    home = SimpleNamespace(concepts=lambda: [Concept(1, "gran", "person", "", 0, 0, 1)],
+                           events=SimpleNamespace(last_seen=log.get))
+    real = time.mktime((2026, 12, 4, 15, 0, 0, 0, 0, -1))
+    for wall, now, today in ((real - 3600, 7200.0, False), (3600.0, real, False), (3600.0, 7200.0, True),
+                             (real - 3600, real, True)):
+        log["gran"] = Event("left", "gran", "den", 1.0, wall)
+        said = from_memory(home, "Who was here today?", now=now).text
+        assert said == ("Today I saw <gran>." if today else "I haven't seen anyone I know today."), (wall, now)
+
+
 def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question():
     """ "Who is in this picture?" was answered with the household's sightings, "who was the first president?" with
     "Today I saw ...", "is anyone in the kitchen?" with who is on every camera: only a question that ends after

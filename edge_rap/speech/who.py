@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
 from edge_rap.memory.memory import PERSON_CATEGORIES
-from edge_rap.speech.sightings import ago_of, the_camera
+from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
@@ -82,13 +82,13 @@ def _there_now(home, someone: list[str], recognition: Recognition | None, now: f
 
 
 def _seen_today(home, someone: list[str], recognition: Recognition | None, now: float) -> tuple[str, list[str]]:
-    """Seen today: in the frame, or a latest sighting since midnight, or an arrival not yet left (a visit that
-    began yesterday)."""
+    """Seen today: in the frame, or a latest sighting since midnight (by the same clock: not one logged in 2026
+    while the clock, not set yet, says 1970), or an arrival not yet left (a visit that began yesterday)."""
     midnight = time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))
     here = {h.concept.name for h in (recognition.hits if recognition else []) if h.accepted}
     latest = {n: home.events.last_seen(n) for n in someone if n not in here}
     seen = [n for n in someone if n in here or (latest[n] is not None and (
-        latest[n].wall >= midnight or latest[n].kind == "arrived"))]
+        latest[n].wall >= midnight and comparable(latest[n].wall, now) or latest[n].kind == "arrived"))]
     if not seen:
         return "I haven't seen anyone I know today.", []
     return "Today I saw " + listed([f"<{n}>" for n in seen]) + ".", seen

@@ -863,6 +863,25 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
         assert from_memory(home, other, now=1240.0) is None, other
 
 
+def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings():
+    # Before: "Is Bo outside?", "Has Anya left?", "Can you find Bo?" went to the assistant, which told what it was
+    # told about them (no frame), or that they were not in the picture (one of the porch's camera while Bo was
+    # seen on the den's)
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for where in ("Is Bo outside?", "Is Anya out?", "Has Anya left yet?", "Did Bo leave?", "Can you find Bo?",
+                  "Hey robot, find Anya."):
+        assert from_memory(home, where, now=1240.0).mode == "events", where
+    for other in ("Is Bo out of food?", "What did Bo leave on the table?", "Is Bo happy?"):
+        assert from_memory(home, other, now=1240.0) is None, other
+
+
 def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     """ "Where is the cat?" was "I don't know who or what you mean. I know <backpack>, <bo>, ..." in a home whose
     one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both. "Where

@@ -22,7 +22,10 @@ from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
-                    r"did you see|when did you( last)? see|seen)\b", re.I)
+                    r"did you see|when did you( last)? see|seen|find|locate)\b"
+                    # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
+                    r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
+                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)
 #: What whisper writes for "home" after a name at the end of "Is Sora home?" (5 of 6 tries with three espeak-ng
 #: voices): "home" there, and nowhere else ("Is Bo's bed foam?" has more than the name before it).
 _HOME_SLIP = re.compile(r"\W*foam\W*", re.I)

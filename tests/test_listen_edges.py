@@ -72,7 +72,7 @@ class Home:
                                                                  stopped="eos"))
 
     def concepts(self):
-        return [types.SimpleNamespace(name=n) for n in self.names]
+        return [types.SimpleNamespace(name=n, category="") for n in self.names]
 
 
 # --- the wake phrase -------------------------------------------------------------------------------------------
@@ -386,6 +386,21 @@ def test_the_devices_own_question_heard_back_is_not_its_answer(echo):
     assert turn.command.state == "done" and home.forgotten == ["bo"] and room.said[-1] == "I forgot <bo>."
 
 
+
+@pytest.mark.parametrize("then", ["No.", "Hey robot, no.", None])  # None: the audio ends
+def test_a_remember_not_done_names_no_concept(then):
+    # Before: "concepts": ["teddy"] once the yes was not given, though no <teddy> was ever remembered (asked, it
+    # listed none). Another photo of a known one, not given, is still about it.
+    from edge_rap.speech.listen import Listener
+
+    for said, about in (("Hey robot, remember this as Teddy.", []), ("Hey robot, remember this as Bo.", ["bo"])):
+        listener = Listener(Home("bo"), Scripted(said, then or ""), vad, wake="hey robot",
+                            latest=lambda: (object(), None))
+        talk = [loud(1.0), quiet(1.0)] * (2 if then else 1)
+        turns = [t for t in listener.turns(iter(pieces(*talk))) if t.triggered]
+        turn = turns[-1] if then else listener.cancel(turns[-1])
+        assert turn.command.state == "cancelled" and turn.reply.names == about, said
+
 @pytest.mark.parametrize("wait_s", [10.0, float("inf")])  # --timeout 10 (the default), --timeout 0 (forever)
 def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
     # Before: `listen --mic` said "I heard no answer" only 30 s after the command began (the question's own limit),
@@ -506,6 +521,7 @@ def test_an_answer_like_the_question_is_still_an_answer(answer):
     ("Hey robot, where is Bo?", ["asked", "cancelled", None]), ("Hey robot, forget Bo.", ["asked", "cancelled", "asked"]),
     ("Hey robot, no.", ["asked", "cancelled"]), ("Hey robot, yes.", ["asked", "done"]),
     ("Where is Bo?", ["asked", "cancelled"]),  # no wake phrase: an answer, and not a yes
+    ("Hey robot, forget it.", ["asked", "cancelled"]),  # a no (before: also "I don't know 'it'", said over it)
 ])
 def test_a_new_question_while_a_command_waits_for_its_yes_is_answered(then, states):
     # Before: "Hey robot, where is Bo?" said instead of a yes cancelled the command and was never answered
@@ -583,6 +599,27 @@ def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard(
                                             "I haven't seen <bo> yet."]
 
 
+def test_an_answer_the_vlm_fails_is_said_and_the_next_question_still_heard():
+    # Before: an EdgeRapError of the assistant's (a prompt longer than the VLM's context, mtmd failing an image)
+    # ended `turns`, and `run --voice` stopped listening for the rest of its run, as a DeviceError once did
+    from edge_rap.speech.listen import Listener
+
+    home, failing = Home("bo"), [False, True]
+    answered = home.assistant.ask
+
+    def ask(question, *args, **kwargs):
+        if failing.pop():
+            raise EdgeRapError("the prompt needs 5000 tokens but the context holds 4096")
+        return answered(question, *args, **kwargs)
+
+    home.assistant.ask = ask
+    said = [t for t in Listener(home, Scripted("Hey robot, what is Bo doing?", "Hey robot, what is Bo doing?"), vad,
+                                Room(), wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0),
+                                                                            quiet(1.0))))]
+    assert [t.reply.text for t in said] == ["I can't answer that now: the prompt needs 5000 tokens but the context "
+                                            "holds 4096", "I don't know."]
+
+
 def test_push_to_talk_keeps_a_command_with_a_pause_in_it_whole_up_to_its_yes():
     # Before: a recording's first utterance alone was the command: "Forget ... Bo. Yes." asked the assistant about
     # "Forget", and the yes was never heard
@@ -643,6 +680,27 @@ def test_the_name_chosen_after_did_you_mean_answers_the_question(answer, meant):
     said = [t for t in turns if t.triggered]
     assert [t.reply.mode for t in said] == ["clarify", "events"] and said[0].asking_back
     assert said[1].reply.names == [meant] and said[1].reply.text == f"I haven't seen <{meant}> yet."
+
+
+@pytest.mark.parametrize("answer, meant", [("Six.", "dog6"), ("Number two, please.", "dog2"), ("The 6.", "dog6")])
+def test_the_number_alone_chooses_between_numbered_names(answer, meant):
+    # Before: "Did you mean <dog2> or <dog6>?" answered "Six." chose neither: the answer went to the assistant as
+    # a question of its own, and the one asked was dropped. Their number is what tells those two apart.
+    from edge_rap.speech.listen import Listener
+
+    turns = Listener(Home("dog2", "dog6"), Scripted("Hey robot, where is the dog?", answer), vad,
+                     wake="hey robot").turns(iter(pieces(loud(1.0), quiet(1.0), loud(1.0), quiet(1.0))))
+    said = [t for t in turns if t.triggered]
+    assert [t.reply.mode for t in said] == ["clarify", "events"] and said[1].reply.names == [meant]
+
+
+@pytest.mark.parametrize("answer", ["Seven.", "Six or two?", "Twenty six."])
+def test_a_number_of_neither_numbered_name_chooses_none(answer):
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <dog2> or <dog6>?", "clarify", [], "where is the dog?", [["dog2", "dog6"]],
+                  said="the dog")
+    assert clarified(asked, answer) is None
 
 
 @pytest.mark.parametrize("then", ["Hey robot, what colour is Beau's collar?", "Mochi ate it.", "Beau."])
@@ -757,6 +815,8 @@ def test_cli_wake_json_not_triggered_keeps_its_timings(scripted_cli, capsys, tmp
     silence = write_wav(tmp_path / "s.wav", quiet(2.0))
     out = listen_json(settings, capsys, silence, "--wake", "hey robot")
     assert out["transcript"] == "" and out["timings"]["vad_ms"] is not None and out["timings"]["answer_ms"] is None
+    assert out["timings"]["asr_ms"] is None  # whisper never ran (before: 0.0; push-to-talk's silence says null)
+    assert listen_json(settings, capsys, silence)["timings"]["asr_ms"] is None
 
 
 # --- a WAV whose recorder stopped before writing its size ----------------------------------------------------

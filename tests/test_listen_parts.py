@@ -863,6 +863,25 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
         assert from_memory(home, other, now=1240.0) is None, other
 
 
+def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings():
+    # Before: "Is Bo outside?", "Has Anya left?", "Can you find Bo?" went to the assistant, which told what it was
+    # told about them (no frame), or that they were not in the picture (one of the porch's camera while Bo was
+    # seen on the den's)
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for where in ("Is Bo outside?", "Is Anya out?", "Has Anya left yet?", "Did Bo leave?", "Can you find Bo?",
+                  "Hey robot, find Anya."):
+        assert from_memory(home, where, now=1240.0).mode == "events", where
+    for other in ("Is Bo out of food?", "What did Bo leave on the table?", "Is Bo happy?"):
+        assert from_memory(home, other, now=1240.0) is None, other
+
+
 def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     """ "Where is the cat?" was "I don't know who or what you mean. I know <backpack>, <bo>, ..." in a home whose
     one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both. "Where
@@ -886,6 +905,24 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
         assert from_memory(home, other, now=1240.0) is None, other
     for where in ("Where did the cat go?", "Is the cat in the garden?", "Have you seen the cat today?"):
         assert from_memory(home, where, now=1240.0).names == ["luna"], where
+
+
+def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
+    """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
+    like either name, and that was asked before the kind was. The kind said in the plural answers both."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    dogs = [Concept(1, "dog2", "dog", "", 0, 0, 1), Concept(2, "dog6", "dog", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: [*dogs, Concept(3, "luna", "cat", "", 0, 0, 1)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for both in ("Where are the dogs?", "Hey robot, where are my dogs?", "Have you seen the dogs today?"):
+        said = from_memory(home, both, now=1240.0)
+        assert (said.mode, said.names) == ("events", ["dog2", "dog6"]), both
+    for which in ("Where is the dog?", "Where are the dogs' bowls?", "Tell me about the dogs"):
+        assert from_memory(home, which, now=1240.0).text == "Did you mean <dog2> or <dog6>?", which
 
 
 def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets():
@@ -921,6 +958,27 @@ def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets()
         assert said is None or said.text != "<anya> is on the porch camera now.", other
 
 
+def test_who_was_here_today_counts_no_sighting_a_clock_not_set_cannot_place():
+    # Before: booted without a clock (1970), the device said "Today I saw <gran>" of a sighting logged in 2026:
+    # every time after 1970's midnight was "today". One logged in 1970 while the clock now says 2026 is not today
+    # either; sightings timed by the clock not set yet, as now is, still are.
+    import time
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    log = {}
+    home = SimpleNamespace(concepts=lambda: [Concept(1, "gran", "person", "", 0, 0, 1)],
+                           events=SimpleNamespace(last_seen=log.get))
+    real = time.mktime((2026, 12, 4, 15, 0, 0, 0, 0, -1))
+    for wall, now, today in ((real - 3600, 7200.0, False), (3600.0, real, False), (3600.0, 7200.0, True),
+                             (real - 3600, real, True)):
+        log["gran"] = Event("left", "gran", "den", 1.0, wall)
+        said = from_memory(home, "Who was here today?", now=now).text
+        assert said == ("Today I saw <gran>." if today else "I haven't seen anyone I know today."), (wall, now)
+
+
 def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question():
     """ "Who is in this picture?" was answered with the household's sightings, "who was the first president?" with
     "Today I saw ...", "is anyone in the kitchen?" with who is on every camera: only a question that ends after
@@ -932,7 +990,8 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
                   "Who was in the picture?", "Is someone in the room?"):
         assert asks_who(other) is None, other
     for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?",
-                "Is anyone back yet?", "Is anyone home, robot?"):  # (the last two were left to the model)
+                "Is anyone back yet?", "Is anyone home, robot?",  # (these two were left to the model,
+                "Anyone home?", "Is everyone home?", "Who's in the house?"):  # and these too)
         assert asks_who(now) == WhoQuestion(today=False), now
     for today in ("Who was here today?", "Did you see anyone?", "Who came by this morning?", "Has anyone been here?"):
         assert asks_who(today) == WhoQuestion(today=True), today
@@ -981,6 +1040,8 @@ def test_a_question_about_a_concept_needs_no_image():
     ("remember this as Bow", "add", "bo", "asked"),  # said like <bo>: a new <bow> could not be told apart
     ("remember this as the", "remember", "", "refused"),
     ("Remember this has to be.", "remember", "to_be", "refused"),  # "as Teddy" misheard: common words, no name
+    ("Remember this as the R.C. car.", "remember", "rc_car", "asked"),  # letters said one by one: one word,
+    ("remember this as a U.S.B. stick", "remember", "usb_stick", "asked"),  # not <r_c_car>, nor "can't use"
     ("Forget Mochi.", "forget", "mochi", "asked"), ("forget about the red mud", "forget", "red_mug", "asked"),
     ("forget Gandalf", "forget", "gandalf", "refused"),
     ("This is also Bo.", "add", "bo", "asked"), ("Hey robot, this is Mochi too", "add", "mochi", "asked"),
@@ -1059,6 +1120,16 @@ def test_a_known_name_to_remember_offers_another_photo_and_two_alike_ask_which()
         "remember this as <bo>", "add this to <bo>", "forget <bo>"]
 
 
+def test_my_before_a_new_name_is_not_heard_as_part_of_a_known_one():
+    # Before: "remember this as my keys" offered another photo of <max> ("my keys" sounds like him), though the
+    # name to be stored is <keys>; "my" before a known name still finds it.
+    from edge_rap.speech.intents import parse
+
+    assert parse("Remember this as my keys.", ["max", "bo"])[0].name == "keys"
+    assert parse("Remember this as our keys", ["max", "bo"])[0].action == "remember"
+    assert parse("Remember this as my Max.", ["max", "bo"])[0].action == "add"
+
+
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
     from edge_rap.speech.intents import parse
@@ -1100,7 +1171,11 @@ def test_questions_are_not_commands(said):
                                        ("Okay, yes.", True), ("OK do it", True), ("Thank you, yes.", True),
                                        # after a yes of its own, a goodbye only ends it (it was "Yes, bye": no)
                                        ("Yes, bye.", True), ("Yes please, bye", True), ("Sure. Good bye!", True),
-                                       ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False)])
+                                       ("Yeah, bye-bye", True), ("Okay, yes, bye", True), ("Yes, bye, wait", False),
+                                       # a no's words that say yes (before: each cancelled the command)
+                                       ("Yes, no problem.", True), ("Sure, why not?", True), ("Of course, no worries",
+                                       True), ("Yes, I don't mind.", True), ("Yes, no problem, but wait", False),
+                                       ("Yes, forget it.", True)])  # (forget <bo>? yes, forget it)
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 
@@ -1108,7 +1183,7 @@ def test_only_a_clear_yes_confirms(said, yes):
     assert is_answer(said) or not yes
 
 
-@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye"])
+@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye", "Forget it.", "Oh, forget about that"])
 def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
     from edge_rap.speech.intents import is_answer, is_yes
 
@@ -1118,7 +1193,7 @@ def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
 def test_a_failed_spoken_command_says_why_without_a_path():
     # a memory or event log that cannot be written (a full disk): the device read out the file's whole path
     from edge_rap.errors import EdgeRapError
-    from edge_rap.speech.intents import Command, _spoken, carry_out
+    from edge_rap.speech.intents import Command, carry_out, spoken_reason
 
     class Home:
         def forget(self, name):
@@ -1131,9 +1206,9 @@ def test_a_failed_spoken_command_says_why_without_a_path():
                     "changed")
     index = EdgeRapError("/mnt/robot/memory: cannot write the index ([Errno 28] No space left on device: "
                          "'/mnt/robot/memory/index/a1.usearch'); nothing was changed")
-    assert _spoken(index, None) == ("cannot write the index ([Errno 28] No space left on device); nothing was "
+    assert spoken_reason(index, None) == ("cannot write the index ([Errno 28] No space left on device); nothing was "
                                     "changed")
-    assert _spoken(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
+    assert spoken_reason(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
         "photos stay in the memory folder.")
 
 

@@ -81,8 +81,9 @@ def cmd_listen(args) -> int:
             if asked is not None:
                 _print(listener.cancel(asked) if asked.asking else asked, args.json)
             else:  # nothing for us: what was heard, and what hearing it took
-                timings = {"vad_ms": sum(t.timings.get("vad_ms", 0.0) for t in heard) + listener.segmenter.take_ms(),
-                           "asr_ms": sum((t.timings.get("asr_ms", 0.0) for t in heard), 0.0)}
+                timings = {"vad_ms": sum(t.timings.get("vad_ms", 0.0) for t in heard) + listener.segmenter.take_ms()}
+                if heard:  # whisper heard something: with no speech at all it never ran (null, as push-to-talk's)
+                    timings["asr_ms"] = sum(t.timings.get("asr_ms", 0.0) for t in heard)
                 _print(Turn(False, " ".join(t.transcript for t in heard if t.transcript), timings=timings), args.json)
             return 0
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: a stop, not the end of a question to say out first

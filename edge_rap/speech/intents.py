@@ -54,12 +54,18 @@ _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*",
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
 _NO = re.compile(r"\b" + _DECLINE, re.I)
+# a no's words in a yes: "Yes, no problem", "Sure, why not?", "I don't mind" take nothing back
+_NO_BUT_YES = re.compile(r"\b(?:no\W+(?:problem|worries)|not\W+a\W+problem|why\W+not|"
+                         r"(?:do\W*n[o']?t|wouldn'?t)\W+mind)\b", re.I)
 # a goodbye is a no said first, or after a bare "okay" that only leads it ("Okay, bye"); after a yes ("Yes, bye"),
 # its end
 _BYE = r"(?:good\W*)?bye\b"
 _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
-_NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE})", re.I)
+_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
+_NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
+_OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
+_INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
 _OS_FILE = re.compile(r":? ['\"]" + _PATH_START + r"[^'\"]*['\"]")  # "No space left on device: '/home/x/a.usearch'"
@@ -94,8 +100,10 @@ def looks_like_command(text: str) -> bool:
 
 def stored_form(words: str) -> str:
     """The name a spoken name is stored under: "the Red Mug" -> "red_mug", "Zoë" -> "zoe" (not "zo"), "Bob's mug"
-    -> "bobs_mug" (not <bob_s_mug>, said "bob s mug")."""
+    -> "bobs_mug" (not <bob_s_mug>, said "bob s mug"), letters said one by one, as whisper writes them, one word: "R.C.
+    car" -> "rc_car" (not <r_c_car>; "the U.S.B. stick" was refused as a name of too many words)."""
     folded = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode()
+    folded = _INITIALS.sub(lambda m: re.sub(r"[\W_]", "", m.group(0)), folded)
     parts = re.findall(r"[a-z0-9]+", folded.lower().replace("'", ""))
     while parts and parts[0] in _ARTICLES:
         parts = parts[1:]
@@ -110,11 +118,12 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON for w in name.split("_")):
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
-        known = match_names(m.group("name"), names)
+        said = _OWNER.sub("", m.group("name"))  # "my keys" is to be <keys>: not heard as <max>, as in a question
+        known = match_names(said, names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
-        if whole := _whole_name(m.group("name"), known):  # a known name: another photo of it, or no
+        if whole := _whole_name(said, known):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
@@ -182,9 +191,9 @@ def says_nothing(text: str) -> bool:
 
 def is_yes(text: str) -> bool:
     """A clear yes: starts with one and takes nothing back ("yes, but not now" is no; "Okay, bye" too, not "Yes,
-    bye")."""
+    bye", nor "Sure, no problem")."""
     yes = _YES.match(text)
-    return bool(yes) and not _NO.search(text) and not (yes["yes"].lower() in ("ok", "okay")
+    return bool(yes) and not _NO.search(_NO_BUT_YES.sub("", text)) and not (yes["yes"].lower() in ("ok", "okay")
                                                       and _BYE_NEXT.match(text, yes.end()))
 
 
@@ -235,10 +244,11 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
         log.warning("voice %s <%s>: %s", command.action, command.name, e)  # whole: it says how to finish
         if isinstance(e, PartlyDone):  # forgotten, its events not: not "I couldn't forget"
             return replace(command, state="done"), f"I forgot <{command.name}>, but could not remove its events."
-        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {_spoken(e, photo)}"
+        why = spoken_reason(e, photo)
+        return replace(command, state="failed"), f"I couldn't {command.action} <{command.name}>: {why}"
 
 
-def _spoken(error: EdgeRapError, photo: Path | None) -> str:
+def spoken_reason(error: EdgeRapError, photo: Path | None = None) -> str:
     """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
     frame without one face said so, not with the boxes and option a typed command is asked for; no path read out
     (the log has the message whole): a leading "PATH: " and an OS error's file name dropped, any other path

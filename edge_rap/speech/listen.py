@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from edge_rap.errors import DeviceError
+from edge_rap.errors import EdgeRapError
 from edge_rap.speech import intents
 from edge_rap.memory.files import memory_stamp
 from edge_rap.speech.asr import Transcriber
@@ -255,7 +255,7 @@ class Listener:
         command = replace(turn.command, state="cancelled")
         line = f"I heard no answer, so I will not {command.doing}."
         self._speak(line)
-        return Turn(True, turn.transcript, Reply(line, "command", [command.name], turn.transcript), turn.timings,
+        return Turn(True, turn.transcript, Reply(line, "command", _about(command), turn.transcript), turn.timings,
                     command)
 
     def _say(self, text: str, timeout: float = 30.0) -> float:
@@ -307,13 +307,14 @@ class Listener:
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _reply(self, question: str, image: Image | None, recognition: Recognition | None) -> Reply:
-        """The answer; the memory or event log unreadable (DeviceError) is said in one line, and the listener goes
-        on: it ended `run --voice`'s listening for the rest of its run."""
+        """The answer; an error answering (the memory or event log unreadable, the VLM's context too small for the
+        prompt) is said in one line, and the listener goes on: it ended `run --voice`'s listening for the rest of
+        its run."""
         try:
             return reply(self.home, question, image, recognition)
-        except DeviceError as e:
+        except EdgeRapError as e:
             log.warning("voice question %r: %s", question, e)
-            return Reply(f"I can't answer that now: {e.problem}", "template", [], question)
+            return Reply(f"I can't answer that now: {intents.spoken_reason(e)}", "template", [], question)
 
     def _confirm(self, text: str, said: str, utterance: Utterance, asr_ms: float, late: bool = False) -> Turn:
         """The answer to the pending command: done on a yes, cancelled on anything else (or `late`)."""
@@ -325,7 +326,7 @@ class Listener:
             command = replace(pending.command, state="cancelled")
             line = f"I stopped waiting for a yes, so I did not {command.doing}." if late else \
                 f"OK, I will not {command.doing}."
-        answer = Reply(line, "command", [command.name], said)
+        answer = Reply(line, "command", _about(command), said)
         return self._said(Turn(True, text, answer, command=command), utterance, asr_ms, started)
 
     def _said(self, turn: Turn, utterance: Utterance, asr_ms: float, started: float) -> Turn:
@@ -337,6 +338,12 @@ class Listener:
         start = self._speak(turn.reply.text)
         turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
         return turn
+
+
+def _about(command: Command) -> list[str]:
+    """`--json`'s concepts for a command answered: the concept it is about, not a name never remembered (a
+    remember cancelled, failed or too late), as when it was asked."""
+    return [] if command.action == "remember" and command.state != "done" else [command.name]
 
 
 def _words(text: str) -> str:

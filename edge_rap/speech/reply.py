@@ -22,7 +22,10 @@ from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
-                    r"did you see|when did you( last)? see|seen)\b", re.I)
+                    r"did you see|when did you( last)? see|seen|find|locate)\b"
+                    # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
+                    r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
+                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)
 #: What whisper writes for "home" after a name at the end of "Is Sora home?" (5 of 6 tries with three espeak-ng
 #: voices): "home" there, and nowhere else ("Is Bo's bed foam?" has more than the name before it).
 _HOME_SLIP = re.compile(r"\W*foam\W*", re.I)
@@ -58,7 +61,8 @@ class Reply:
 
 
 #: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
-_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks".split())
+_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks number"
+                      .split())
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
@@ -93,7 +97,9 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
-    if names.ambiguous:
+    kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _WHERE.search(question) \
+        else ("", [], False)
+    if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
     who = None if names.heard else asks_who(question)
@@ -102,8 +108,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
             recognition = home.recognize(image)
         text, about = answer_who(home, who, recognition, now)
         return Reply(text, "events", about, question, used_image=image is not None)
-    if not names.heard and _WHERE.search(question):
-        kind, meant, plural = _of_category(question, home.concepts())
+    if kind:
         if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)
             return Reply(_did_you_mean(meant), "clarify", [], question, [meant], said=kind)
         if meant:
@@ -139,6 +144,20 @@ def _of_category(question: str, concepts: list[Concept]) -> tuple[str, list[str]
             meant = sorted(c.name for c in concepts if c.category.lower() == category.lower())
             return found.group(0), meant, bool(found.group(2))
     return "", [], False
+
+
+def _only_in_kind(names: Names, kind: str, meant: list[str]) -> bool:
+    """Whether every name heard ambiguously is one of the kind asked about, in its words: "the dogs" of <dog2> and
+    <dog6>, whose "dogs" sounds like either, asks about both."""
+    return all(a.words in kind and set(a.names) <= set(meant) for a in names.ambiguous)
+
+
+def _by_number(words: list[str], options: list[str]) -> str | None:
+    """The one option whose number is the one number the answer says ("Six." or "number 6" to "Did you mean
+    <dog2> or <dog6>?"), else None."""
+    said = re.findall(r"[0-9]+", spoken_form(" ".join(words)))
+    fitting = [n for n in options if re.findall(r"[0-9]+", spoken_form(n)) == said]
+    return fitting[0] if len(said) == 1 and len(fitting) == 1 else None
 
 
 def _asks_home(question: str, names: Names) -> bool:
@@ -187,6 +206,8 @@ def clarified(asked: Reply, answer: str) -> str | None:
         name, rest = h.name, re.findall(r"[a-z0-9']+", (answer[:h.start] + answer[h.end:]).lower())
     elif len(picked) == 1 and not heard.names and picked[0] < len(options):
         name, rest = options[picked[0]], [w for w in words if w not in _ORDINALS]
+    elif not picked and not heard.names and (numbered := _by_number(words, options)) is not None:
+        name, rest = numbered, [w for w in spoken_form(" ".join(words)).split() if not w.isdigit()]
     else:
         return None
     if any(w not in _CHOOSING for w in rest):

@@ -22,15 +22,19 @@ def ago(seconds: float) -> str:
     return "just now" if seconds < 10 else f"{int(seconds)} seconds ago"
 
 
-def ago_of(wall: float, now: float) -> str:
-    """How long ago an event was; "a while ago" where its time is not real (logged in the 1970 of a clock not set
-    yet, or ahead of now), not "20000 days ago" nor a time to come. (Both in 1970: one clock, not set yet, timed
-    them, and the difference holds.)"""
+def comparable(wall: float, now: float) -> bool:
+    """Whether an event's time can be measured from now: not where it is not real (logged in the 1970 of a clock
+    not set yet, while now is real) or ahead of now (a clock not set yet now, or set back). (Both in 1970: one
+    clock, not set yet, timed them, and the difference holds.)"""
     from edge_rap.daemon.clock import STEP_S, plausible
 
-    if wall > now + STEP_S or (plausible(now) and not plausible(wall)):
-        return "a while ago"
-    return ago(now - wall)
+    return wall <= now + STEP_S and (plausible(wall) or not plausible(now))
+
+
+def ago_of(wall: float, now: float) -> str:
+    """How long ago an event was; "a while ago" where that cannot be told (`comparable`), not "20000 days ago"
+    nor a time to come."""
+    return ago(now - wall) if comparable(wall, now) else "a while ago"
 
 
 #: How the cameras `run` names camK (a source given no name) are said: "the cam0 camera" read aloud as "the cam

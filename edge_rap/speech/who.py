@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
 from edge_rap.memory.memory import PERSON_CATEGORIES
-from edge_rap.speech.sightings import ago_of, the_camera
+from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
@@ -25,8 +25,9 @@ ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot bud
 #: something else, of the frame or of the world.
 _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+this (morning|afternoon|evening)"
         r"|\s+tonight)?(,\s*\w+)?\W*$")
-_NOW = re.compile(r"\b(who('s| is| are)( at)? (home|here|around|back|in)|(is|are) (any|some)(one|body)( at)? "
-                  r"(home|here|around|back|in)|where('s| is| are) every(one|body))" + _END, re.I)
+_THERE = r"(home|here|around|back|in( the house)?)"
+_NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
+                  r"|where('s| is| are) every(one|body))" + _END, re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
                     r"(( at)? (home|here|around|back|in|by|over))?" + _END, re.I)
@@ -81,13 +82,13 @@ def _there_now(home, someone: list[str], recognition: Recognition | None, now: f
 
 
 def _seen_today(home, someone: list[str], recognition: Recognition | None, now: float) -> tuple[str, list[str]]:
-    """Seen today: in the frame, or a latest sighting since midnight, or an arrival not yet left (a visit that
-    began yesterday)."""
+    """Seen today: in the frame, or a latest sighting since midnight (by the same clock: not one logged in 2026
+    while the clock, not set yet, says 1970), or an arrival not yet left (a visit that began yesterday)."""
     midnight = time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))
     here = {h.concept.name for h in (recognition.hits if recognition else []) if h.accepted}
     latest = {n: home.events.last_seen(n) for n in someone if n not in here}
     seen = [n for n in someone if n in here or (latest[n] is not None and (
-        latest[n].wall >= midnight or latest[n].kind == "arrived"))]
+        latest[n].wall >= midnight and comparable(latest[n].wall, now) or latest[n].kind == "arrived"))]
     if not seen:
         return "I haven't seen anyone I know today.", []
     return "Today I saw " + listed([f"<{n}>" for n in seen]) + ".", seen

@@ -1183,7 +1183,8 @@ def test_only_a_clear_yes_confirms(said, yes):
     assert is_answer(said) or not yes
 
 
-@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye", "Forget it.", "Oh, forget about that"])
+@pytest.mark.parametrize("said", ["Bye.", "Goodbye!", "Never mind.", "Okay, bye", "Forget it.",
+                                  "Oh, forget about that"])
 def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
     from edge_rap.speech.intents import is_answer, is_yes
 

@@ -925,6 +925,24 @@ def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
         assert from_memory(home, which, now=1240.0).text == "Did you mean <dog2> or <dog6>?", which
 
 
+def test_a_reply_names_the_concepts_the_question_said_not_those_the_frame_showed():
+    """`listen --json`'s "concepts" are the names the question was heard to say (README, issue 13). They were
+    those and every concept the answer saw in the frame: "What is Bo doing?" over a frame showing <bo> and
+    <luna> gave ["bo", "luna"], "What do you see?" ["luna"]."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import reply
+    from edge_rap.types import Answer, Box, Concept, Hit, Image
+
+    bo, luna = Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "luna", "cat", "", 0, 0, 1)
+    seen = [Hit(bo, 0.8, 0.6, Box(0, 0, 10, 10)), Hit(luna, 0.7, 0.6, Box(10, 0, 20, 10))]
+    assistant = SimpleNamespace(ask=lambda *a, **k: Answer("<bo> and <luna> are here.", "template", "vqa", seen))
+    home = SimpleNamespace(concepts=lambda: [bo, luna], assistant=assistant)
+    frame = Image(np.zeros((10, 20, 3), np.uint8), "frame")
+    assert reply(home, "What is Bo doing?", frame).names == ["bo"]
+    assert reply(home, "What do you see?", frame).names == []
+
+
 def test_is_anyone_home_and_who_was_here_today_are_answered_of_people_and_pets():
     """ "Is anyone home?", "Who is here?" and "Who was here today?" were "I don't know who or what you mean": they
     name no concept. Now answered from the frame and the sightings, of people and pets, never of a thing."""

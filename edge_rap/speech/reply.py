@@ -188,9 +188,8 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
         answer = home.assistant.ask(marked, image, on_text=on_text, recognition=recognition)
     else:
         answer = home.assistant.ask(marked, on_text=on_text)
-    seen = [h.concept.name for h in answer.concepts]
-    return Reply(answer.text, answer.mode, names.names + [n for n in seen if n not in names.names], marked,
-                 answer=answer, used_image=looks)
+    # the names heard, not those the frame showed: `listen --json`'s "concepts" are what the question said
+    return Reply(answer.text, answer.mode, names.names, marked, answer=answer, used_image=looks)
 
 
 def clarified(asked: Reply, answer: str) -> str | None:

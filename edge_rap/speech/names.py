@@ -5,12 +5,12 @@ backpack").
 Every run of words is compared with the stored names it is as long as (one word more or fewer), spelled
 (rapidfuzz's ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in
 its spelling with the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for
-<bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. Common English words match a
-name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me
-a" as <mia>). A run that scores about the same
-for two names, or that sounds exactly like two names without being spelled as either, or is the spoken form of two
-names ("red_mug" and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure
-functions: no model, no I/O.
+<bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
+that sounds exactly like a name is it only when written as a name too ("Bea" may be <bo>, "buy" is not). Common
+English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common
+words together ("me a" as <mia>). A run that scores about the same for two names, or that sounds exactly like two
+names without being spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported
+as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from edge_rap.memory.store import name_key
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
+ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
@@ -100,7 +101,7 @@ def written_form(name: str) -> str:
 
 def _similarity(said: str, name: str) -> float:
     """0-100: the better of the spelling's and, when both start alike, the mean of spelling and sound; words
-    that sound exactly like the name are at least a candidate."""
+    that sound exactly like the name score at least ALIKE."""
     import jellyfish
     from rapidfuzz import fuzz
 
@@ -109,7 +110,7 @@ def _similarity(said: str, name: str) -> float:
     if not code_said or not code_name or code_said[0] != code_name[0]:
         return spelled
     sound = fuzz.ratio(code_said, code_name)
-    return max(spelled, (spelled + sound) / 2, THRESHOLD if sound == 100 else 0.0)  # sounds the same: a candidate
+    return max(spelled, (spelled + sound) / 2, ALIKE if sound == 100 else 0.0)
 
 
 def score(said: str, name: str, capital: bool = True) -> float:
@@ -215,7 +216,7 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     forms = {name: _folded(spoken_form(name)).translate(JOINERS) for name in names}
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
-    candidates: list[tuple[float, int, int, str]] = []  # score, first word, last word + 1, name
+    candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
@@ -227,18 +228,20 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
-                s = score(said, form, text[words[i][1]].isupper())
-                if s >= THRESHOLD:
-                    candidates.append((s, i, j, name))
+                capital = text[words[i][1]].isupper()
+                s = score(said, form, capital)
+                if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
+                    # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
+                    candidates.append((max(s, THRESHOLD), i, j, name, s >= THRESHOLD or capital))
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))  # at the same score the longer run: "dog 5" before "dog"
     taken: set[int] = set()
     chosen: dict[str, Heard] = {}
     ambiguous: list[Ambiguous] = []
-    for s, i, j, name in candidates:
-        if name in chosen or taken & set(range(i, j)):
+    for s, i, j, name, named in candidates:
+        if not named or name in chosen or taken & set(range(i, j)):
             continue
         said = " ".join(w for w, _, _ in words[i:j])
-        rivals = sorted({n for t, a, b, n in candidates if a == i and b == j and n != name and n not in chosen
+        rivals = sorted({n for t, a, b, n, _ in candidates if a == i and b == j and n != name and n not in chosen
                          # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"
                          and (name_key(n) == name_key(name) or forms[n] == forms[name]
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})

@@ -318,6 +318,63 @@ def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_i
     assert heartbeat.last == 1 + len(audio) and heartbeat.idle
 
 
+
+class Failing(Scripted):
+    """Whisper failing with its own error (not an EdgeRapError) on the utterances numbered in `fails`."""
+
+    def __init__(self, *texts: str, fails: set[int]):
+        super().__init__(*texts)
+        self.fails, self.calls = fails, 0
+
+    def __call__(self, samples, names=(), hint="") -> Transcript:
+        self.calls += 1
+        if self.calls in self.fails:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return super().__call__(samples, names, hint)
+
+
+def test_a_turn_that_fails_unexpectedly_is_logged_and_the_next_question_answered(monkeypatch, caplog):
+    # Before: whisper's (or onnxruntime's) own error on one utterance ended `run --voice`'s listening for the rest
+    # of the run, which may be months; the cameras went on deaf.
+    closed = []
+
+    def source():
+        try:
+            yield from pieces(quiet(0.5), loud(1.0), quiet(1.0), loud(1.0), quiet(1.0))
+        finally:
+            closed.append(True)
+
+    voice = voice_loop(monkeypatch, Failing("Hey robot, is Bo home?", fails={1}), source())
+    voice.start()
+    assert voice.wait(30)
+    assert [t.transcript for t in voice.reported] == ["Hey robot, is Bo home?"]  # the second utterance answered
+    failed = [r for r in caplog.records if "voice turn failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is not None  # logged whole: an unexpected error's trace
+    assert closed == [True]
+
+
+def test_turns_that_fail_in_a_row_stop_the_voice_loop_and_close_its_source(monkeypatch, caplog):
+    from edge_rap.speech.loop import FAILED_IN_A_ROW
+
+    closed = []
+
+    def source():
+        try:
+            yield from pieces(*[part for _ in range(FAILED_IN_A_ROW + 2) for part in (quiet(0.5), loud(1.0))])
+            while True:  # a microphone: it never ends by itself
+                yield pieces(quiet(0.1))[0]
+        finally:
+            closed.append(True)
+
+    transcriber = Failing("Hey robot, is Bo home?", fails=set(range(1, 100)))
+    voice = voice_loop(monkeypatch, transcriber, source())
+    voice.start()
+    assert voice.wait(30)  # ended by itself: whisper cannot work
+    assert transcriber.calls == FAILED_IN_A_ROW and voice.reported == [] and closed == [True]
+    assert [r.getMessage() for r in caplog.records if "voice loop stopped" in r.getMessage()] == [
+        f"the voice loop stopped: {FAILED_IN_A_ROW} turns in a row failed"]
+
+
 # --- a command with no frame --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("said, action", [("Hey robot, remember this as Teddy.", "remember"),

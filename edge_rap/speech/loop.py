@@ -5,10 +5,15 @@ Whisper runs on one thread by default, so the camera loop keeps a core on a smal
 Stopping waits for a turn being transcribed or answered: whisper runs in native code without the interpreter's
 lock, and a process that exits normally under it is aborted ("terminate called without an active exception", exit
 134), and the household it answers from must not be closed under it either. `run` waits within its stop budget
-(daemon/shutdown.py), its VLM's answer cut at the next token meanwhile; past it, it exits with os._exit."""
+(daemon/shutdown.py), its VLM's answer cut at the next token meanwhile; past it, it exits with os._exit.
+
+A turn that fails with an unexpected error (whisper's or onnxruntime's own) is logged whole and listening goes on
+with the next utterance, as one bad frame never stops the cameras: a daemon runs for months. `FAILED_IN_A_ROW`
+failed turns with none answered between them is a voice side that cannot work; it stops then, the cameras go on."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -24,6 +29,7 @@ from edge_rap.speech.wake import DEFAULT_WAKE
 log = logging.getLogger(__name__)
 
 STOP_S = 30.0  # the longest `stop` waits for a turn in progress (whisper on one slow core, a 28 s utterance)
+FAILED_IN_A_ROW = 3  # unexpected failures of turns in a row, none answered between them, that stop the loop
 
 
 class _Stopped(Exception):
@@ -86,16 +92,31 @@ class VoiceLoop:
             getattr(self.source, "close", lambda: None)()
 
     def _run(self) -> None:
+        heard = self._heard()  # one for the loop's life: listening again goes on where the failed turn left it
+        failed = 0
         try:
-            for turn in self.listener.turns(self._heard()):
-                if turn.triggered:
-                    self.turns += 1
-                    self.report(turn)
-        except _Stopped:
-            pass
-        except EdgeRapError as e:  # the microphone could not start: one line, and the cameras go on
-            log.error("the voice loop stopped: %s", e)
-        except Exception:  # the voice side failing never takes the cameras down
-            log.exception("the voice loop stopped")
+            while True:
+                try:
+                    for turn in self.listener.turns(heard):
+                        failed = 0
+                        if turn.triggered:
+                            self.turns += 1
+                            self.report(turn)
+                    return
+                except _Stopped:
+                    return
+                except EdgeRapError as e:  # the microphone could not start: one line, and the cameras go on
+                    log.error("the voice loop stopped: %s", e)
+                    return
+                except Exception:  # the voice side failing never takes the cameras down
+                    failed += 1
+                    if inspect.getgeneratorstate(heard) == inspect.GEN_CLOSED:  # the audio source itself failed
+                        log.exception("the voice loop stopped")
+                        return
+                    if failed >= FAILED_IN_A_ROW:
+                        log.exception("the voice loop stopped: %d turns in a row failed", failed)
+                        return
+                    log.exception("a voice turn failed; listening goes on")
         finally:
+            heard.close()
             self.heartbeat.retire()  # ended, not stuck

@@ -229,14 +229,14 @@ def test_the_voice_loop_says_in_one_line_why_it_stopped(monkeypatch, caplog):
 
 # --- stopping the daemon's voice loop ------------------------------------------------------------------------------
 
-def voice_loop(monkeypatch, transcriber, source, heartbeat=None, speaker=None):
+def voice_loop(monkeypatch, transcriber, source, heartbeat=None, speaker=None, home=None):
     import edge_rap.speech.asr
     import edge_rap.speech.vad
     from edge_rap.speech.loop import VoiceLoop
 
     monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: transcriber)
     monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: vad)
-    home = Home("bo")
+    home = home or Home("bo")
     home.settings = types.SimpleNamespace(models=None)
     reported = []
     voice = VoiceLoop(home, speaker, lambda: None, reported.append, source=source, heartbeat=heartbeat)
@@ -373,6 +373,19 @@ def test_turns_that_fail_in_a_row_stop_the_voice_loop_and_close_its_source(monke
     assert transcriber.calls == FAILED_IN_A_ROW and voice.reported == [] and closed == [True]
     assert [r.getMessage() for r in caplog.records if "voice loop stopped" in r.getMessage()] == [
         f"the voice loop stopped: {FAILED_IN_A_ROW} turns in a row failed"]
+
+
+def test_a_command_asked_before_a_failed_turn_still_stops_waiting_after_its_time(monkeypatch):
+    # Before: listening went on after the failed turn with the audio's clock back at 0 s, so a command asked before
+    # it waited for its yes far past its 10 s: a "Yes." said 30 s later, to anyone, forgot <bo>
+    home = Forgetful("bo")
+    transcriber = Failing("Hey robot, forget Bo.", "Yes.", fails={2})
+    source = iter(pieces(quiet(0.5), loud(1.0), quiet(30.0), loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))
+    voice = voice_loop(monkeypatch, transcriber, source, home=home)
+    voice.start()
+    assert voice.wait(30)
+    assert [t.command.state for t in voice.reported] == ["asked", "cancelled"] and home.forgotten == []
+    assert voice.reported[-1].reply.text == "I stopped waiting for a yes, so I did not forget <bo>."
 
 
 # --- a command with no frame --------------------------------------------------------------------------------------

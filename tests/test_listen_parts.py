@@ -76,6 +76,13 @@ def test_a_word_that_only_sounds_like_a_short_name_is_it_only_written_as_a_name(
     assert [a.names for a in match_names("where is bow", ["bo", "beau"]).ambiguous] == [("bo", "beau")]
 
 
+@pytest.mark.parametrize("said", ["Buy milk.", "Buy more milk, please.", "OK. Buy milk!", "Key's on the table."])
+def test_a_capital_that_only_starts_a_sentence_does_not_make_a_word_a_name(said):
+    # Before: push-to-talk's "Buy milk." named <bo> still: whisper writes every sentence with a capital
+    assert match_names(said, HOUSEHOLD + ["kai"]).names == []
+    assert match_names("Did you feed Bea?", HOUSEHOLD).names == ["bo"]  # within the sentence: written as a name
+
+
 DOGS = ["dog2", "dog6", "cat2", "rc_car", "cat6"]
 
 

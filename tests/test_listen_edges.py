@@ -773,6 +773,17 @@ def test_a_number_of_neither_numbered_name_chooses_none(answer):
     assert clarified(asked, answer) is None
 
 
+@pytest.mark.parametrize("answer, meant", [("That one.", None), ("Yes, this one.", None), ("The one.", None),
+                                           ("One.", "dog 1"), ("Number one.", "dog 1")])
+def test_that_one_is_no_number_to_choose_a_numbered_name_by(answer, meant):
+    # Before: "That one." to "Did you mean <dog1> or <dog2>?" chose <dog1> by its "one"
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <dog1> or <dog2>?", "clarify", [], "where is the dog?", [["dog1", "dog2"]],
+                  said="the dog")
+    assert clarified(asked, answer) == (meant and f"where is {meant}?")
+
+
 @pytest.mark.parametrize("then", ["Hey robot, what colour is Beau's collar?", "Mochi ate it.", "Beau."])
 def test_after_did_you_mean_a_new_question_or_chatter_is_no_choice(then):
     from edge_rap.speech.listen import Listener

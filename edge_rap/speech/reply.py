@@ -65,6 +65,7 @@ class Reply:
 #: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
 _CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks number"
                       .split())
+_POINTING = re.compile(r"\b(?:the|that|this)\s+one\b")  # "that one": a choice, but by no number
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
@@ -156,8 +157,8 @@ def _only_in_kind(names: Names, kind: str, meant: list[str]) -> bool:
 
 def _by_number(words: list[str], options: list[str]) -> str | None:
     """The one option whose number is the one number the answer says ("Six." or "number 6" to "Did you mean
-    <dog2> or <dog6>?"), else None."""
-    said = re.findall(r"[0-9]+", spoken_form(" ".join(words)))
+    <dog2> or <dog6>?"), else None; "that one" says no number."""
+    said = re.findall(r"[0-9]+", spoken_form(_POINTING.sub("", " ".join(words))))
     fitting = [n for n in options if re.findall(r"[0-9]+", spoken_form(n)) == said]
     return fitting[0] if len(said) == 1 and len(fitting) == 1 else None
 

@@ -660,7 +660,8 @@ def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard(
 
     def last_seen(name):
         if failing.pop():
-            raise DeviceError(Path("/m/events.sqlite"), "cannot read the event log (disk I/O error)")
+            # a memory folder whose path has a space: the device read out "the memory folder rap/events.sqlite"
+            raise DeviceError(Path("/home/anna/edge rap/events.sqlite"), "cannot read the event log (disk I/O error)")
 
     home.events.last_seen = last_seen
     said = [t for t in Listener(home, Scripted("Hey robot, where is Bo?", "Hey robot, where is Bo?"), vad, Room(),

@@ -320,16 +320,18 @@ def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_i
 
 
 class Failing(Scripted):
-    """Whisper failing with its own error (not an EdgeRapError) on the utterances numbered in `fails`."""
+    """Whisper failing with its own error (not an EdgeRapError) on the utterances numbered in `fails`; or with
+    `error`."""
 
-    def __init__(self, *texts: str, fails: set[int]):
+    def __init__(self, *texts: str, fails: set[int], error: Exception | None = None):
         super().__init__(*texts)
         self.fails, self.calls = fails, 0
+        self.error = error or RuntimeError("CUDA failed with error out of memory")
 
     def __call__(self, samples, names=(), hint="") -> Transcript:
         self.calls += 1
         if self.calls in self.fails:
-            raise RuntimeError("CUDA failed with error out of memory")
+            raise self.error
         return super().__call__(samples, names, hint)
 
 
@@ -351,6 +353,24 @@ def test_a_turn_that_fails_unexpectedly_is_logged_and_the_next_question_answered
     failed = [r for r in caplog.records if "voice turn failed" in r.getMessage()]
     assert len(failed) == 1 and failed[0].exc_info is not None  # logged whole: an unexpected error's trace
     assert closed == [True]
+
+
+def test_a_turn_that_fails_with_a_device_error_is_said_in_one_line_and_the_next_question_answered(monkeypatch,
+                                                                                                    caplog):
+    # Before: an EdgeRapError of a turn's own (the memory's database locked a moment as its names were read for
+    # whisper's prompt) was taken for a microphone that could not start: listening ended for the rest of the run
+    from pathlib import Path
+
+    from edge_rap.errors import DeviceError
+
+    locked = DeviceError(Path("/m/memory.sqlite"), "cannot read the memory (database is locked)")
+    source = iter(pieces(quiet(0.5), loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))
+    voice = voice_loop(monkeypatch, Failing("Hey robot, is Bo home?", fails={1}, error=locked), source)
+    voice.start()
+    assert voice.wait(30)
+    assert [t.transcript for t in voice.reported] == ["Hey robot, is Bo home?"]
+    failed = [r for r in caplog.records if "voice turn failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None and "database is locked" in failed[0].getMessage()
 
 
 def test_turns_that_fail_in_a_row_stop_the_voice_loop_and_close_its_source(monkeypatch, caplog):

@@ -229,14 +229,14 @@ def test_the_voice_loop_says_in_one_line_why_it_stopped(monkeypatch, caplog):
 
 # --- stopping the daemon's voice loop ------------------------------------------------------------------------------
 
-def voice_loop(monkeypatch, transcriber, source, heartbeat=None, speaker=None):
+def voice_loop(monkeypatch, transcriber, source, heartbeat=None, speaker=None, home=None):
     import edge_rap.speech.asr
     import edge_rap.speech.vad
     from edge_rap.speech.loop import VoiceLoop
 
     monkeypatch.setattr(edge_rap.speech.asr, "Transcriber", lambda *a, **k: transcriber)
     monkeypatch.setattr(edge_rap.speech.vad, "SileroVad", lambda: vad)
-    home = Home("bo")
+    home = home or Home("bo")
     home.settings = types.SimpleNamespace(models=None)
     reported = []
     voice = VoiceLoop(home, speaker, lambda: None, reported.append, source=source, heartbeat=heartbeat)
@@ -320,16 +320,18 @@ def test_the_voice_loop_checks_in_at_each_chunk_and_is_waited_for_no_more_once_i
 
 
 class Failing(Scripted):
-    """Whisper failing with its own error (not an EdgeRapError) on the utterances numbered in `fails`."""
+    """Whisper failing with its own error (not an EdgeRapError) on the utterances numbered in `fails`; or with
+    `error`."""
 
-    def __init__(self, *texts: str, fails: set[int]):
+    def __init__(self, *texts: str, fails: set[int], error: Exception | None = None):
         super().__init__(*texts)
         self.fails, self.calls = fails, 0
+        self.error = error or RuntimeError("CUDA failed with error out of memory")
 
     def __call__(self, samples, names=(), hint="") -> Transcript:
         self.calls += 1
         if self.calls in self.fails:
-            raise RuntimeError("CUDA failed with error out of memory")
+            raise self.error
         return super().__call__(samples, names, hint)
 
 
@@ -353,6 +355,24 @@ def test_a_turn_that_fails_unexpectedly_is_logged_and_the_next_question_answered
     assert closed == [True]
 
 
+def test_a_turn_that_fails_with_a_device_error_is_said_in_one_line_and_the_next_question_answered(monkeypatch,
+                                                                                                    caplog):
+    # Before: an EdgeRapError of a turn's own (the memory's database locked a moment as its names were read for
+    # whisper's prompt) was taken for a microphone that could not start: listening ended for the rest of the run
+    from pathlib import Path
+
+    from edge_rap.errors import DeviceError
+
+    locked = DeviceError(Path("/m/memory.sqlite"), "cannot read the memory (database is locked)")
+    source = iter(pieces(quiet(0.5), loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))
+    voice = voice_loop(monkeypatch, Failing("Hey robot, is Bo home?", fails={1}, error=locked), source)
+    voice.start()
+    assert voice.wait(30)
+    assert [t.transcript for t in voice.reported] == ["Hey robot, is Bo home?"]
+    failed = [r for r in caplog.records if "voice turn failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None and "database is locked" in failed[0].getMessage()
+
+
 def test_turns_that_fail_in_a_row_stop_the_voice_loop_and_close_its_source(monkeypatch, caplog):
     from edge_rap.speech.loop import FAILED_IN_A_ROW
 
@@ -373,6 +393,19 @@ def test_turns_that_fail_in_a_row_stop_the_voice_loop_and_close_its_source(monke
     assert transcriber.calls == FAILED_IN_A_ROW and voice.reported == [] and closed == [True]
     assert [r.getMessage() for r in caplog.records if "voice loop stopped" in r.getMessage()] == [
         f"the voice loop stopped: {FAILED_IN_A_ROW} turns in a row failed"]
+
+
+def test_a_command_asked_before_a_failed_turn_still_stops_waiting_after_its_time(monkeypatch):
+    # Before: listening went on after the failed turn with the audio's clock back at 0 s, so a command asked before
+    # it waited for its yes far past its 10 s: a "Yes." said 30 s later, to anyone, forgot <bo>
+    home = Forgetful("bo")
+    transcriber = Failing("Hey robot, forget Bo.", "Yes.", fails={2})
+    source = iter(pieces(quiet(0.5), loud(1.0), quiet(30.0), loud(1.0), quiet(1.0), loud(1.0), quiet(1.0)))
+    voice = voice_loop(monkeypatch, transcriber, source, home=home)
+    voice.start()
+    assert voice.wait(30)
+    assert [t.command.state for t in voice.reported] == ["asked", "cancelled"] and home.forgotten == []
+    assert voice.reported[-1].reply.text == "I stopped waiting for a yes, so I did not forget <bo>."
 
 
 # --- a command with no frame --------------------------------------------------------------------------------------
@@ -647,7 +680,8 @@ def test_a_memory_that_cannot_be_read_is_said_and_the_next_question_still_heard(
 
     def last_seen(name):
         if failing.pop():
-            raise DeviceError(Path("/m/events.sqlite"), "cannot read the event log (disk I/O error)")
+            # a memory folder whose path has a space: the device read out "the memory folder rap/events.sqlite"
+            raise DeviceError(Path("/home/anna/edge rap/events.sqlite"), "cannot read the event log (disk I/O error)")
 
     home.events.last_seen = last_seen
     said = [t for t in Listener(home, Scripted("Hey robot, where is Bo?", "Hey robot, where is Bo?"), vad, Room(),
@@ -758,6 +792,17 @@ def test_a_number_of_neither_numbered_name_chooses_none(answer):
     asked = Reply("Did you mean <dog2> or <dog6>?", "clarify", [], "where is the dog?", [["dog2", "dog6"]],
                   said="the dog")
     assert clarified(asked, answer) is None
+
+
+@pytest.mark.parametrize("answer, meant", [("That one.", None), ("Yes, this one.", None), ("The one.", None),
+                                           ("One.", "dog 1"), ("Number one.", "dog 1")])
+def test_that_one_is_no_number_to_choose_a_numbered_name_by(answer, meant):
+    # Before: "That one." to "Did you mean <dog1> or <dog2>?" chose <dog1> by its "one"
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <dog1> or <dog2>?", "clarify", [], "where is the dog?", [["dog1", "dog2"]],
+                  said="the dog")
+    assert clarified(asked, answer) == (meant and f"where is {meant}?")
 
 
 @pytest.mark.parametrize("then", ["Hey robot, what colour is Beau's collar?", "Mochi ate it.", "Beau."])

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_rap.errors import EdgeRapError, PartlyDone
+from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import disk_error
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
@@ -251,11 +251,13 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
 def spoken_reason(error: EdgeRapError, photo: Path | None = None) -> str:
     """Why a command failed, said to a listener: the frame by that name, not by its temporary file; a person's
     frame without one face said so, not with the boxes and option a typed command is asked for; no path read out
-    (the log has the message whole): a leading "PATH: " and an OS error's file name dropped, any other path
-    called the memory folder; advice in brackets on a command-line option left out."""
+    (the log has the message whole): a device error's problem without its file, a leading "PATH: " and an OS
+    error's file name dropped, any other path called the memory folder; advice in brackets on a command-line option
+    left out."""
     if isinstance(error, FaceChoiceError):
         return "I see no face here." if error.count == 0 else f"I see {error.count} faces and cannot tell which."
-    text = str(error).replace(str(photo), "this frame") if photo else str(error)
+    text = error.problem if isinstance(error, DeviceError) else str(error)  # its path may hold a space
+    text = text.replace(str(photo), "this frame") if photo else text
     text = _OPTION_HINT.sub("", _OS_FILE.sub("", _LEADING_PATH.sub("", text)))
     return _PATH.sub("the memory folder", text)
 

@@ -7,9 +7,11 @@ lock, and a process that exits normally under it is aborted ("terminate called w
 134), and the household it answers from must not be closed under it either. `run` waits within its stop budget
 (daemon/shutdown.py), its VLM's answer cut at the next token meanwhile; past it, it exits with os._exit.
 
-A turn that fails with an unexpected error (whisper's or onnxruntime's own) is logged whole and listening goes on
-with the next utterance, as one bad frame never stops the cameras: a daemon runs for months. `FAILED_IN_A_ROW`
-failed turns with none answered between them is a voice side that cannot work; it stops then, the cameras go on."""
+A turn that fails with an unexpected error (whisper's or onnxruntime's own) is logged whole, one with an
+EdgeRapError (the memory's database locked a moment) in its one line, and listening goes on with the next
+utterance, as one bad frame never stops the cameras: a daemon runs for months. An audio source that fails stops it,
+and so do `FAILED_IN_A_ROW` failed turns with none answered between them: a voice side that cannot work; the
+cameras go on."""
 
 from __future__ import annotations
 
@@ -105,18 +107,18 @@ class VoiceLoop:
                     return
                 except _Stopped:
                     return
-                except EdgeRapError as e:  # the microphone could not start: one line, and the cameras go on
-                    log.error("the voice loop stopped: %s", e)
-                    return
-                except Exception:  # the voice side failing never takes the cameras down
+                except Exception as e:  # the voice side failing never takes the cameras down
                     failed += 1
-                    if inspect.getgeneratorstate(heard) == inspect.GEN_CLOSED:  # the audio source itself failed
-                        log.exception("the voice loop stopped")
+                    source_failed = inspect.getgeneratorstate(heard) == inspect.GEN_CLOSED  # the microphone's own
+                    stopped = source_failed or failed >= FAILED_IN_A_ROW
+                    why = ("a voice turn failed; listening goes on" if not stopped else "the voice loop stopped"
+                           if source_failed else f"the voice loop stopped: {failed} turns in a row failed")
+                    if isinstance(e, EdgeRapError):  # explained in one line (a microphone that could not start)
+                        log.error("%s: %s", why, e)
+                    else:  # unexpected: logged whole
+                        log.exception(why)
+                    if stopped:
                         return
-                    if failed >= FAILED_IN_A_ROW:
-                        log.exception("the voice loop stopped: %d turns in a row failed", failed)
-                        return
-                    log.exception("a voice turn failed; listening goes on")
         finally:
             heard.close()
             self.heartbeat.retire()  # ended, not stuck

@@ -6,11 +6,12 @@ Every run of words is compared with the stored names it is as long as (one word 
 (rapidfuzz's ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in
 its spelling with the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for
 <bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
-that sounds exactly like a name is it only when written as a name too ("Bea" may be <bo>, "buy" is not). Common
-English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common
-words together ("me a" as <mia>). A run that scores about the same for two names, or that sounds exactly like two
-names without being spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported
-as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
+that sounds exactly like a name is it only when written as a name too ("Bea" may be <bo>, "buy" is not, nor "Buy"
+starting a sentence). Common English words match a name only when spelled exactly, so "any" is not heard as <anya>
+nor "be" as <bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
+that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
+and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
+I/O.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
+# Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
+SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
 POSSESSIVE = re.compile(r"(?:['’]s|s['’])$|['’]$", re.I)
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
@@ -232,7 +235,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                 s = score(said, form, capital)
                 if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
                     # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
-                    candidates.append((max(s, THRESHOLD), i, j, name, s >= THRESHOLD or capital))
+                    named = s >= THRESHOLD or capital and not SENTENCE_START.search(text, 0, words[i][1])
+                    candidates.append((max(s, THRESHOLD), i, j, name, named))
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))  # at the same score the longer run: "dog 5" before "dog"
     taken: set[int] = set()
     chosen: dict[str, Heard] = {}

@@ -22,7 +22,9 @@ from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
-                    r"did you see|when did you( last)? see|seen|find|locate)\b"
+                    r"did you see|when did you( last)? see|seen)\b"
+                    # "Can you find Bo?", "Find Anya.": asked to find it (not "Did Bo find his ball?")
+                    r"|(^|[,.!?]\s*|\b(you|me|us)\s+)(please\s+)?(find|locate)\b"
                     # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
                     r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
                     r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)
@@ -63,6 +65,7 @@ class Reply:
 #: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
 _CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks number"
                       .split())
+_POINTING = re.compile(r"\b(?:the|that|this)\s+one\b")  # "that one": a choice, but by no number
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
 
@@ -154,8 +157,8 @@ def _only_in_kind(names: Names, kind: str, meant: list[str]) -> bool:
 
 def _by_number(words: list[str], options: list[str]) -> str | None:
     """The one option whose number is the one number the answer says ("Six." or "number 6" to "Did you mean
-    <dog2> or <dog6>?"), else None."""
-    said = re.findall(r"[0-9]+", spoken_form(" ".join(words)))
+    <dog2> or <dog6>?"), else None; "that one" says no number."""
+    said = re.findall(r"[0-9]+", spoken_form(_POINTING.sub("", " ".join(words))))
     fitting = [n for n in options if re.findall(r"[0-9]+", spoken_form(n)) == said]
     return fitting[0] if len(said) == 1 and len(fitting) == 1 else None
 

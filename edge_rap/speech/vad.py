@@ -76,11 +76,14 @@ class Segmenter:
     pad_ms: float = 200.0
     on_speech_start: Callable[[], None] | None = None  # called when speech starts (barge-in)
     _ms: float = field(default=0.0, init=False)
+    _heard: int = field(default=0, init=False)  # chunks heard over its life: the clock of every utterance
 
     def utterances(self, chunks: Iterable[np.ndarray], longest_s: float | None = None) -> Iterator[Utterance]:
         """Utterances as they end; one still open when the chunks run out ends there. `longest_s`: speech that
         goes on longer (a television, talk without a pause) is cut there, and the next utterance starts
-        `OVERLAP_S` before the cut, so that a phrase across it is heard whole in one of the two."""
+        `OVERLAP_S` before the cut, so that a phrase across it is heard whole in one of the two. Times run on from
+        the last call's (the voice loop calls again after a failed turn): a command asked before it still stops
+        waiting for its yes 10 s of audio later, not 10 s after the clock started again at 0."""
         pad = int(self.pad_ms / 1000 * RATE / CHUNK)
         hangover = max(1, int(self.silence_ms / 1000 * RATE / CHUNK))
         longest = int(longest_s * RATE / CHUNK) if longest_s else None
@@ -89,7 +92,8 @@ class Segmenter:
         voiced: list[np.ndarray] = []
         start = last = quiet = lead = 0
         ended_at = 0.0
-        for k, chunk in enumerate(chunks):
+        for k, chunk in enumerate(chunks, self._heard):
+            self._heard = k + 1
             t0 = time.perf_counter()
             p = self.vad(chunk)
             self._ms += 1000 * (time.perf_counter() - t0)

@@ -34,7 +34,7 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
     the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
     its own metadata) is left out too."""
     out, pos, changed = [data[:2]], 2, False
-    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (_SOS, _EOI):
+    while (pos := _marker(data, pos)) + 4 <= len(data) and data[pos + 1] not in (_SOS, _EOI):
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
         segment = data[pos:end]
         if data[pos + 1] == _APP1:
@@ -49,6 +49,15 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
         return None
     end = data.find(b"\xff\xd9", pos)  # the first EOI: the compressed data escapes every 0xFF it holds
     return b"".join(out) + (data[pos:] if end < 0 else data[pos:end + 2])
+
+
+def _marker(data: bytes, pos: int) -> int:
+    """Where the next marker starts from `pos`: bytes between segments that are none (a writer's junk) and the 0xFF
+    fill a marker may have before it are passed over, as libjpeg and Pillow pass over them (an EXIF with GPS after
+    them is read by every viewer, and was sent as stored)."""
+    while pos + 1 < len(data) and not (data[pos] == 0xFF and data[pos + 1] not in (0x00, 0xFF)):
+        pos += 1
+    return pos
 
 
 def _exif_without_gps(body: bytes) -> bytes:

@@ -36,3 +36,17 @@ def test_an_exif_after_fill_or_junk_bytes_is_cut_too(tmp_path, between):
     shown = Image.open(io.BytesIO(sent))
     assert kind == "image/jpeg" and dict(shown.getexif()) == {0x0112: 6}  # still shown upright
     assert np.array_equal(np.asarray(shown), np.asarray(Image.open(path)))
+
+
+def test_a_heic_with_gps_is_sent_as_an_upright_jpeg(tmp_path):
+    """An iPhone's HEIC carries GPS by default: its copy was a PNG, 5.5 s and 14 MB for 12 megapixels (a JPEG at
+    quality 95: 1.0 s and 4 MB), made anew at every view of the photo."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x8825] = 6, GPS
+    path = tmp_path / "phone.heic"
+    Image.fromarray(photo("coffee")).save(path, "HEIF", exif=exif.tobytes(), quality=90)
+    sent, kind = without_location(path)
+    shown = Image.open(io.BytesIO(sent))
+    assert kind == "image/jpeg" and shown.format == "JPEG" and not shown.getexif().get_ifd(0x8825)
+    upright = np.asarray(Image.fromarray(photo("coffee")).transpose(Image.Transpose.ROTATE_270), dtype=float)
+    assert shown.size == photo("coffee").shape[:2] and np.abs(np.asarray(shown, dtype=float) - upright).mean() < 8

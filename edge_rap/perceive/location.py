@@ -19,13 +19,13 @@ _BAD_EXIF = (OSError, ValueError, SyntaxError, struct.error, KeyError, IndexErro
 
 def without_location(path: Path) -> tuple[bytes, str] | None:
     """A stored photo's bytes without its location, and their content type; None where it holds none (it is sent
-    as stored). A JPEG keeps its pixels' bytes, its EXIF cut to the orientation; another format is sent as a PNG
-    of its upright pixels (a HEIC with GPS: a browser may show no HEIC anyway)."""
+    as stored). A JPEG keeps its pixels' bytes, its EXIF cut to the orientation; another format is sent as an
+    image of its upright pixels (a HEIC with GPS: a browser may show no HEIC anyway)."""
     data = _image_bytes(path)
     if data.startswith(b"\xff\xd8"):
         kept = _jpeg_without_location(data)
         return None if kept is None else (kept, "image/jpeg")
-    return _png_without_location(data, str(path))
+    return _upright_without_location(data, str(path))
 
 
 def _jpeg_without_location(data: bytes) -> bytes | None:
@@ -85,8 +85,11 @@ def _app1(body: bytes) -> bytes:
     return b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
 
 
-def _png_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
-    """A photo of another format as a PNG of its upright pixels where its EXIF or XMP locates it, else None."""
+def _upright_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
+    """A photo of another format as an image of its upright pixels where its EXIF or XMP locates it, else None: a
+    PNG of a PNG; of any other (an iPhone's HEIC, a WebP) a JPEG at quality 95: a 12-megapixel HEIC's in 1.0 s
+    and 4 MB, where its PNG took 5.5 s and 14 MB (48 megapixels: 3.1 s and 10 MB, 17.7 s and 36 MB; BENCHMARKS.md),
+    made on the device at every view of the photo."""
     from PIL import Image as PILImage
 
     _register_heif()
@@ -101,9 +104,10 @@ def _png_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
             located = True  # cannot tell: sent without it
         xmp = pil.info.get("xmp") or pil.info.get("XML:com.adobe.xmp") or b""
         located = located or b"GPS" in (xmp.encode() if isinstance(xmp, str) else xmp)
-        side = max(pil.size)
+        side, lossless = max(pil.size), pil.format == "PNG"
     if not located:
         return None
+    form, options = ("PNG", {}) if lossless else ("JPEG", {"quality": 95})
     out = io.BytesIO()
-    PILImage.fromarray(decode_image(data, source, max_side=side).pixels).save(out, "PNG")
-    return out.getvalue(), "image/png"
+    PILImage.fromarray(decode_image(data, source, max_side=side).pixels).save(out, form, **options)
+    return out.getvalue(), f"image/{form.lower()}"

@@ -54,10 +54,12 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
 def _marker(data: bytes, pos: int) -> int:
     """Where the next marker starts from `pos`: bytes between segments that are none (a writer's junk) and the 0xFF
     fill a marker may have before it are passed over, as libjpeg and Pillow pass over them (an EXIF with GPS after
-    them is read by every viewer, and was sent as stored)."""
-    while pos + 1 < len(data) and not (data[pos] == 0xFF and data[pos + 1] not in (0x00, 0xFF)):
+    them is read by every viewer, and was sent as stored); the end of `data` where no marker follows."""
+    while (pos := data.find(b"\xff", pos)) >= 0 and pos + 1 < len(data):
+        if data[pos + 1] not in (0x00, 0xFF):
+            return pos
         pos += 1
-    return pos
+    return len(data)
 
 
 def _exif_without_gps(body: bytes) -> bytes:

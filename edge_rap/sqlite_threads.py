@@ -25,19 +25,27 @@ _ALL: "weakref.WeakSet[ThreadConnections]" = weakref.WeakSet()
 def truncate_wal(db: sqlite3.Connection, wait_ms: int = 1000) -> None:
     """Merge the -wal into the database and cut it to nothing, after a delete that must not stay readable: the
     -wal keeps the page images of before the delete until they happen to be written over, for months under a
-    daemon that holds the file open (a forgotten concept's name, description and sightings). A reader in the
-    middle of a read for over `wait_ms` leaves it as it is (the next checkpoint merges it): what was deleted
-    stays deleted, and a reader must not hold up a forget for long; nor does a checkpoint that fails (a full
-    disk) undo it: said, as what the -wal still holds."""
+    daemon that holds the file open (a forgotten concept's name, description and sightings). Another
+    connection in the middle of a read or a write for over `wait_ms` leaves it as it is (SQLite answers "busy" in
+    the checkpoint's row, not as an error): what was deleted stays deleted, and a reader must not hold up a forget
+    for long; nor does a checkpoint that fails (a full disk) undo it. Either is said: the -wal (or, under a reader
+    of before the delete, the database's own pages) still holds what was deleted."""
+    where = "the database"
     try:
+        where = db.execute("PRAGMA database_list").fetchone()[2]
         waited = db.execute("PRAGMA busy_timeout").fetchone()[0]
         db.execute(f"PRAGMA busy_timeout = {wait_ms}")
         try:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         finally:
             db.execute(f"PRAGMA busy_timeout = {int(waited)}")
+        if not busy:
+            return
+        why = f"another connection was reading or writing it for over {wait_ms / 1000:g} s"
     except sqlite3.Error as e:
-        log.warning("the deleted rows stay in the database's -wal file until its next checkpoint (%s)", e)
+        why = str(e)
+    log.warning("%s: what was deleted may stay readable in it or its -wal until written over, or until every program "
+                "that has it open closes it (%s)", where, why)
 
 
 class ThreadConnections(Generic[Tag]):

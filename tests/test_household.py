@@ -308,3 +308,25 @@ def test_forget_names_the_memories_a_restore_moved_aside_that_may_still_hold_the
     assert (f"<rocket> is forgotten, but the memory a restore moved aside at {aside} may still hold it" in caplog.text
             and f"rm -r {aside}" in caplog.text)
     assert (aside / "memory.sqlite").is_file()  # kept: the household's to delete
+
+
+def test_a_forget_says_so_where_a_reader_kept_the_forgotten_rows_readable(remembered, caplog):
+    """A reader that holds its snapshot for over a second (a backup reading, another thread's unfinished query)
+    keeps the -wal from being merged and cut: SQLite says "busy" in the checkpoint's row, not as an error, and
+    forget said nothing while the forgotten concept's rows stayed readable in the memory's database files."""
+    import sqlite3
+
+    with Household(remembered) as home:
+        home.concepts()
+        reader = sqlite3.connect(home.bare_memory.store.db_path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM concepts").fetchone()  # a snapshot of before the forget
+        try:
+            home.forget("rocket")
+        finally:
+            reader.close()
+        files = (home.bare_memory.store.db_path, home.bare_memory.store.db_path.with_name("memory.sqlite-wal"))
+        assert any(b"rocket" in path.read_bytes() for path in files)  # (what is said)
+        assert [c.name for c in home.concepts()] == ["chelsea"]  # the forget stands
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "-wal" in r.getMessage()]
+    assert len(said) == 1 and "memory.sqlite" in said[0] and "reading or writing it for over 1 s" in said[0]

@@ -556,6 +556,36 @@ def test_a_forget_on_a_full_disk_has_this_processs_readers_let_go_of_the_index_f
         [read_image_file(scene_file(photos, 2)).image.pixels])[0], 10)][:1] == [memory.store.get("c2").id]
 
 
+def test_readers_made_in_another_thread_meanwhile_never_fail_a_forget_on_a_full_disk(root, photos):
+    """The writer lists this process's readers to let go of the files it deletes, while another thread may make
+    one (a retriever opened by the first request): a WeakSet listed as another thread adds to it fails, "Set
+    changed size during iteration", and with it the forget."""
+    memory = fake_memory(root)
+    memory.remember("c0", [scene_file(photos, 0)])
+    space = memory.embedder.space.name
+    stop, kept, failed, interval = threading.Event(), [], [], sys.getswitchinterval()
+
+    def make_readers():
+        while not stop.is_set():
+            kept.append(IndexView(memory.store, space))
+            del kept[:-200]
+
+    thread = threading.Thread(target=make_readers)
+    sys.setswitchinterval(1e-6)  # (the threads take turns often: the race is met within the test)
+    thread.start()
+    try:
+        for _ in range(20_000):
+            try:
+                memory.writer.drop_files(space, memory.store.db)
+            except RuntimeError as e:
+                failed.append(str(e))
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert failed == []
+
+
 def test_forget_works_on_a_full_disk_where_the_database_needs_the_room_the_index_held(root, photos, monkeypatch):
     """On a real full disk the database's commit needs room too (its -wal grows by the pages it changes): the
     room the deleted index files free must go to it, not to their successors, which the forgotten photos'

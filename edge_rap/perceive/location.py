@@ -19,13 +19,13 @@ _BAD_EXIF = (OSError, ValueError, SyntaxError, struct.error, KeyError, IndexErro
 
 def without_location(path: Path) -> tuple[bytes, str] | None:
     """A stored photo's bytes without its location, and their content type; None where it holds none (it is sent
-    as stored). A JPEG keeps its pixels' bytes, its EXIF cut to the orientation; another format is sent as a PNG
-    of its upright pixels (a HEIC with GPS: a browser may show no HEIC anyway)."""
+    as stored). A JPEG keeps its pixels' bytes, its EXIF cut to the orientation; another format is sent as an
+    image of its upright pixels (a HEIC with GPS: a browser may show no HEIC anyway)."""
     data = _image_bytes(path)
     if data.startswith(b"\xff\xd8"):
         kept = _jpeg_without_location(data)
         return None if kept is None else (kept, "image/jpeg")
-    return _png_without_location(data, str(path))
+    return _upright_without_location(data, str(path))
 
 
 def _jpeg_without_location(data: bytes) -> bytes | None:
@@ -34,7 +34,7 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
     the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
     its own metadata) is left out too."""
     out, pos, changed = [data[:2]], 2, False
-    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (_SOS, _EOI):
+    while (pos := _marker(data, pos)) + 4 <= len(data) and data[pos + 1] not in (_SOS, _EOI):
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
         segment = data[pos:end]
         if data[pos + 1] == _APP1:
@@ -49,6 +49,17 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
         return None
     end = data.find(b"\xff\xd9", pos)  # the first EOI: the compressed data escapes every 0xFF it holds
     return b"".join(out) + (data[pos:] if end < 0 else data[pos:end + 2])
+
+
+def _marker(data: bytes, pos: int) -> int:
+    """Where the next marker starts from `pos`: bytes between segments that are none (a writer's junk) and the 0xFF
+    fill a marker may have before it are passed over, as libjpeg and Pillow pass over them (an EXIF with GPS after
+    them is read by every viewer, and was sent as stored); the end of `data` where no marker follows."""
+    while (pos := data.find(b"\xff", pos)) >= 0 and pos + 1 < len(data):
+        if data[pos + 1] not in (0x00, 0xFF):
+            return pos
+        pos += 1
+    return len(data)
 
 
 def _exif_without_gps(body: bytes) -> bytes:
@@ -76,8 +87,11 @@ def _app1(body: bytes) -> bytes:
     return b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
 
 
-def _png_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
-    """A photo of another format as a PNG of its upright pixels where its EXIF or XMP locates it, else None."""
+def _upright_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
+    """A photo of another format as an image of its upright pixels where its EXIF or XMP locates it, else None: a
+    PNG of a PNG; of any other (an iPhone's HEIC, a WebP) a JPEG at quality 95: a 12-megapixel HEIC's in 1.0 s
+    and 4 MB, where its PNG took 5.5 s and 14 MB (48 megapixels: 3.1 s and 10 MB, 17.7 s and 36 MB; BENCHMARKS.md),
+    made on the device at every view of the photo."""
     from PIL import Image as PILImage
 
     _register_heif()
@@ -92,9 +106,10 @@ def _png_without_location(data: bytes, source: str) -> tuple[bytes, str] | None:
             located = True  # cannot tell: sent without it
         xmp = pil.info.get("xmp") or pil.info.get("XML:com.adobe.xmp") or b""
         located = located or b"GPS" in (xmp.encode() if isinstance(xmp, str) else xmp)
-        side = max(pil.size)
+        side, lossless = max(pil.size), pil.format == "PNG"
     if not located:
         return None
+    form, options = ("PNG", {}) if lossless else ("JPEG", {"quality": 95})
     out = io.BytesIO()
-    PILImage.fromarray(decode_image(data, source, max_side=side).pixels).save(out, "PNG")
-    return out.getvalue(), "image/png"
+    PILImage.fromarray(decode_image(data, source, max_side=side).pixels).save(out, form, **options)
+    return out.getvalue(), f"image/{form.lower()}"

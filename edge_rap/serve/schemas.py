@@ -30,7 +30,8 @@ class BackupLink(BaseModel):
 
 class PhotoRef(BaseModel):
     id: int
-    sha256: str
+    sha256: str = Field(description="the stored photo's, as it was added (what `companion sync` compares its files "
+                        "with); a photo sent from `url` without where it was taken is other bytes")
     url: str
 
 

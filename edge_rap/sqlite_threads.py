@@ -8,10 +8,10 @@ import os
 import shutil
 import sqlite3
 import threading
-import weakref
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
+from edge_rap.live_set import LiveSet
 from edge_rap.scratch import private_folder
 
 Tag = TypeVar("Tag")
@@ -19,7 +19,7 @@ log = logging.getLogger("edge_rap")
 
 
 #: Every ThreadConnections of this process: those of one file give up their read-only connections together.
-_ALL: "weakref.WeakSet[ThreadConnections]" = weakref.WeakSet()
+_ALL: "LiveSet[ThreadConnections]" = LiveSet()
 
 
 def truncate_wal(db: sqlite3.Connection, wait_ms: int = 1000) -> None:
@@ -75,7 +75,7 @@ class ThreadConnections(Generic[Tag]):
             return None
         db, tag, writable = kept
         if not writable and os.access(self.database, os.W_OK):
-            for keeper in [k for k in list(_ALL) if k.database == self.database]:  # (a memory opened twice too)
+            for keeper in [k for k in _ALL.members() if k.database == self.database]:  # (a memory opened twice too)
                 keeper._give_up_read_only()
             return None
         return db, tag

@@ -50,3 +50,23 @@ def test_a_heic_with_gps_is_sent_as_an_upright_jpeg(tmp_path):
     assert kind == "image/jpeg" and shown.format == "JPEG" and not shown.getexif().get_ifd(0x8825)
     upright = np.asarray(Image.fromarray(photo("coffee")).transpose(Image.Transpose.ROTATE_270), dtype=float)
     assert shown.size == photo("coffee").shape[:2] and np.abs(np.asarray(shown, dtype=float) - upright).mean() < 8
+
+
+def test_a_photo_whose_header_claims_too_many_pixels_is_a_one_line_error_not_a_crash(tmp_path):
+    """A stored PNG whose header was damaged since to claim 40000 x 40000 pixels: Pillow's bomb check raised its
+    own error, which the API answered with a 500 instead of its one line (`cannot be read: ...`)."""
+    import struct
+    import zlib
+
+    from edge_rap.errors import EdgeRapError
+
+    out = io.BytesIO()
+    Image.fromarray(photo("coffee")).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    header = struct.pack(">II", 40000, 40000) + bytes(data[24:29])  # IHDR: width, height, then depth and the rest
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path = tmp_path / "damaged.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(EdgeRapError, match="megapixels"):
+        without_location(path)

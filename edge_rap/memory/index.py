@@ -17,14 +17,13 @@ import logging
 import os
 import re
 import sqlite3
-import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge_rap.errors import DeviceError, NeedsReindex
+from edge_rap.live_set import LiveSet
 from edge_rap.memory.store import Store, disk_error
 from edge_rap.memory.files import fsync_dir, index_digest, is_own_index
 from edge_rap.perceive.embed import SpaceInfo
@@ -34,11 +33,8 @@ log = logging.getLogger(__name__)
 MAX_DELTAS = 8  #: more delta files than this and a remember compacts (each is one more search per query)
 DELTA_SHARE = 4  #: compact once the deltas together are more than 1/DELTA_SHARE of the base's size
 
-#: Every reader's view in this process, so that a writer deleting index files to make room can have them let go;
-#: added and listed under `_VIEWS_LOCK`: a WeakSet listed while another thread adds to it fails ("Set changed size
-#: during iteration").
-_VIEWS: "weakref.WeakSet[IndexView]" = weakref.WeakSet()
-_VIEWS_LOCK = threading.Lock()
+#: Every reader's view in this process, so that a writer deleting index files to make room can have them let go.
+_VIEWS: "LiveSet[IndexView]" = LiveSet()
 
 
 def index_files(listed: str | None) -> list[str]:
@@ -120,9 +116,7 @@ class IndexWriter:
         goes to the database's commit). Readers find them missing and search the database's vectors instead
         until the next write lists new ones."""
         row = self.store.space(space, db)
-        with _VIEWS_LOCK:
-            views = list(_VIEWS)
-        for view in views:  # their room is freed once unmapped: `serve` and `run` map them to recognise
+        for view in _VIEWS.members():  # their room is freed once unmapped: `serve` and `run` map them to recognise
             if view.space == space and view.store.root == self.store.root:
                 view.let_go()
         for name in index_files(row[4] if row else None):
@@ -205,8 +199,7 @@ class IndexView:
         self.expected = expected
         self.generation = -1
         self.indexes: list = []
-        with _VIEWS_LOCK:
-            _VIEWS.add(self)
+        _VIEWS.add(self)
 
     def let_go(self) -> None:
         """Unmap the files (a writer deletes them); the next search maps, or builds, what the row lists then. A

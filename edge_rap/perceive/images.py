@@ -207,6 +207,14 @@ def max_pixels() -> int:
     return int(megapixels * 1_000_000)
 
 
+def past_bomb_limit(shown: str) -> EdgeRapError:
+    """A picture whose header claims more pixels than Pillow's limit against decompression bombs."""
+    from PIL import Image as PILImage
+
+    return EdgeRapError(f"{shown}: image is over {2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
+                        "Pillow's own limit against decompression bombs")
+
+
 def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE) -> Image:
     """Decode bytes to RGB pixels, refusing bombs, truncated files and non-images with a clear message; a picture
     larger than `max_side` is reduced to it (a JPEG decoded at a reduced scale to start with)."""
@@ -248,8 +256,7 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
     except EdgeRapError:
         raise
     except PILImage.DecompressionBombError:
-        raise EdgeRapError(f"{shown}: image is over {2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
-                           "Pillow's own limit against decompression bombs") from None
+        raise past_bomb_limit(shown) from None
     except (OSError, SyntaxError, ValueError) as e:  # (UnidentifiedImageError is an OSError)
         raise unreadable(data, shown, e) from None
     if pixels.size == 0:

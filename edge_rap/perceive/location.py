@@ -8,7 +8,7 @@ import io
 import struct
 from pathlib import Path
 
-from edge_rap.perceive.images import _image_bytes, _register_heif, decode_image
+from edge_rap.perceive.images import _image_bytes, _register_heif, decode_image, past_bomb_limit
 
 _GPS_IFD = 0x8825
 _ORIENTATION = 0x0112
@@ -97,6 +97,8 @@ def _upright_without_location(data: bytes, source: str) -> tuple[bytes, str] | N
     _register_heif()
     try:
         pil = PILImage.open(io.BytesIO(data))
+    except PILImage.DecompressionBombError:  # a header damaged since, or a bomb: said, as a thumbnail's would be
+        raise past_bomb_limit(source) from None
     except (OSError, SyntaxError, ValueError):  # damaged since it was stored: there is nothing to read a place from
         return None
     with pil:

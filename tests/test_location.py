@@ -23,10 +23,12 @@ def located_jpeg() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("between", [b"\xff", b"\xff\xff\xff", b"\x00\x00", b"\x00\xff\x00"])
-def test_an_exif_after_fill_or_junk_bytes_is_cut_too(tmp_path, between):
-    """libjpeg and Pillow pass over the 0xFF fill a marker may have before it, and bytes between segments that
-    are no marker (a writer's junk), and read the EXIF after them: the copy sent kept its GPS."""
+@pytest.mark.parametrize("between", [b"\xff", b"\xff\xff\xff", b"\x00\x00", b"\x00\xff\x00",
+                                     b"\xff\xd0", b"\xff\xd7\xff\xd0"])
+def test_an_exif_after_fill_junk_or_a_restart_marker_is_cut_too(tmp_path, between):
+    """libjpeg and Pillow pass over the 0xFF fill a marker may have before it, bytes between segments that are no
+    marker (a writer's junk), and a restart marker, which has no length, and read the EXIF after them: the copy
+    sent kept its GPS (a restart marker's next two bytes were read as its length, and the EXIF skipped)."""
     data = located_jpeg()
     app1 = data.index(b"\xff\xe1")
     path = tmp_path / "phone.jpg"

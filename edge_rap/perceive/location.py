@@ -14,6 +14,7 @@ _GPS_IFD = 0x8825
 _ORIENTATION = 0x0112
 _EXIF = b"Exif\x00\x00"
 _APP1, _SOS, _EOI = 0xE1, 0xDA, 0xD9
+_STANDALONE = {0x01, *range(0xD0, 0xD9)}  # TEM, RST0-7 and SOI: a marker with no length after it (T.81 B.1.1.3)
 _BAD_EXIF = (OSError, ValueError, SyntaxError, struct.error, KeyError, IndexError, TypeError)  # what Pillow raises
 
 
@@ -30,12 +31,13 @@ def without_location(path: Path) -> tuple[bytes, str] | None:
 
 def _jpeg_without_location(data: bytes) -> bytes | None:
     """The JPEG with each APP1 segment that locates it (EXIF with GPS, XMP naming GPS) cut down or left out, or
-    None where none does. Only the segments before the scan are read: the compressed pixels follow unchanged, up to
-    the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
+    None where none does. A marker that has no length (a restart marker before the scan, which libjpeg and Pillow
+    pass over) is passed over as two bytes: its next two were read as one, and the EXIF after them sent as stored.
+    Only the segments before the scan are read: the compressed pixels follow unchanged, up to the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
     its own metadata) is left out too."""
     out, pos, changed = [data[:2]], 2, False
     while (pos := _marker(data, pos)) + 4 <= len(data) and data[pos + 1] not in (_SOS, _EOI):
-        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        end = pos + 2 + (0 if data[pos + 1] in _STANDALONE else int.from_bytes(data[pos + 2:pos + 4], "big"))
         segment = data[pos:end]
         if data[pos + 1] == _APP1:
             body = segment[4:]

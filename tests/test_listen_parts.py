@@ -886,7 +886,7 @@ def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
 def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings():
     # Before: "Is Bo outside?", "Has Anya left?", "Can you find Bo?" went to the assistant, which told what it was
     # told about them (no frame), or that they were not in the picture (one of the porch's camera while Bo was
-    # seen on the den's)
+    # seen on the den's); and when "find" was made only a request to find, "I can't find Bo." went to it again
     from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
@@ -896,7 +896,7 @@ def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings()
     home = SimpleNamespace(concepts=lambda: known,
                            events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
     for where in ("Is Bo outside?", "Is Anya out?", "Has Anya left yet?", "Did Bo leave?", "Can you find Bo?",
-                  "Hey robot, find Anya.", "Did you find Bo?"):
+                  "Hey robot, find Anya.", "Did you find Bo?", "I can't find Bo.", "We cannot find Anya anywhere."):
         assert from_memory(home, where, now=1240.0).mode == "events", where
     # not one who finds something (before: any "find" was "where is": "Did Bo find his ball?" was answered "I last
     # saw <bo> on the den camera 4 minutes ago", not by the assistant)

@@ -23,8 +23,10 @@ from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b"
-                    # "Can you find Bo?", "Find Anya.": asked to find it (not "Did Bo find his ball?")
-                    r"|(^|[,.!?]\s*|\b(you|me|us)\s+)(please\s+)?(find|locate)\b"
+                    # "Can you find Bo?", "Find Anya.", "I can't find Bo.": asked to find it (not "Did Bo find his
+                    # ball?")
+                    r"|(^|[,.!?]\s*|\b(you|me|us)\s+|\b(i|we)\s+(can['’]?t|cannot|can not|couldn['’]?t)\s+)"
+                    r"(please\s+)?(find|locate)\b"
                     # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
                     r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
                     r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)

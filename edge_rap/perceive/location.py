@@ -33,8 +33,9 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
     """The JPEG with each APP1 segment that locates it (EXIF with GPS, XMP naming GPS) cut down or left out, or
     None where none does. A marker that has no length (a restart marker before the scan, which libjpeg and Pillow
     pass over) is passed over as two bytes: its next two were read as one, and the EXIF after them sent as stored.
-    Only the segments before the scan are read: the compressed pixels follow unchanged, up to the picture's end; what a phone appends after it (an MPO's other pictures, a motion photo's video, each with
-    its own metadata) is left out too."""
+    Only the segments before the scan are read: the compressed pixels follow unchanged, up to the picture's end;
+    what a phone appends after it (an MPO's other pictures, a motion photo's video, each with its own metadata) is
+    left out too."""
     out, pos, changed = [data[:2]], 2, False
     while (pos := _marker(data, pos)) + 4 <= len(data) and data[pos + 1] not in (_SOS, _EOI):
         end = pos + 2 + (0 if data[pos + 1] in _STANDALONE else int.from_bytes(data[pos + 2:pos + 4], "big"))

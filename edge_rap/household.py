@@ -187,18 +187,22 @@ class Household:
     def _say_copies(self, name: str) -> None:
         """What edge_rap set aside beside the memory keeps every byte, and with them the forgotten concept: a damaged
         event log its events, a memory `restore --replace` moved aside its photos too. Said, with how to delete
-        them, rather than leave a trace unsaid (or change a copy kept for its bytes' sake)."""
+        them, rather than leave a trace unsaid (or change a copy kept for its bytes' sake). The damaged logs' files
+        are listed one by one: a glob per copy ("X*") also took the copy of the same second after it ("X-2"), whose
+        own glob then found nothing ("No such file")."""
         from edge_rap.daemon.events import EVENTS_DB
-        from edge_rap.daemon.log_damage import damaged_copies
+        from edge_rap.daemon.log_damage import SIDES, damaged_copies
         from edge_rap.memory.aside import moved_aside
 
-        for copies, what, hold, rm, each in (
-                (damaged_copies(self.root / EVENTS_DB), "the damaged event log set aside", "name", "rm", "%s*"),
-                (moved_aside(self.root), "the memory a restore moved aside", "hold", "rm -r", "%s")):
+        damaged, moved = damaged_copies(self.root / EVENTS_DB), moved_aside(self.root)
+        damaged_files = [f for c in damaged for f in (c.with_name(c.name + side) for side in SIDES) if f.exists()]
+        for copies, what, hold, rm, files in (
+                (damaged, "the damaged event log set aside", "name", "rm", damaged_files),
+                (moved, "the memory a restore moved aside", "hold", "rm -r", moved)):
             if copies:
                 log.warning("<%s> is forgotten, but %s at %s may still %s it: delete it (`%s %s`) once no longer "
                             "needed", name, what, " and ".join(map(str, copies)), hold, rm,
-                            " ".join(each % shlex.quote(str(c)) for c in copies))
+                            " ".join(shlex.quote(str(f)) for f in files))
 
     @staticmethod
     def _encoding_keys(store, concept_id: int | None = None) -> set[str]:

@@ -130,6 +130,27 @@ def test_forget_and_rename_set_a_damaged_log_aside_and_forget_names_the_copy_tha
     assert copy.read_bytes() == b"not an event log " * 400  # kept, every byte
 
 
+def test_the_rm_that_forget_suggests_deletes_every_damaged_copy_of_one_second(remembered, run, caplog):
+    # It globbed each copy ("X*"): X's glob also took "X-2", set aside later in the same second, whose own glob then
+    # found nothing, and the suggested command stopped with "No such file".
+    import re
+    import subprocess
+
+    from edge_rap.daemon.log_damage import damaged_copies
+
+    first = remembered.memory / "events.sqlite.damaged-20261205T031500Z"
+    files = [first, first.with_name(first.name + "-wal"), first.with_name(first.name + "-2"),
+             first.with_name(first.name + "-2-shm")]
+    for f in files:
+        f.write_bytes(b"damaged")
+    assert damaged_copies(remembered.memory / "events.sqlite") == [first, files[2]]
+    rc, _, _ = run("forget", "rocket")
+    [command] = re.findall(r"\(`(rm [^`]*)`\)", caplog.text)
+    done = subprocess.run(command, shell=True, capture_output=True, text=True)
+    assert rc == 0 and done.returncode == 0 and done.stderr == ""
+    assert not any(f.exists() for f in files)
+
+
 def test_a_forget_waiting_for_a_busy_memory_does_not_stop_the_daemon_logging(remembered):
     # The event log is only proven writable before the memory changes; its lock is not held while `forget`
     # waits for the memory (a long remember or reindex elsewhere), or a running daemon's events would be lost.

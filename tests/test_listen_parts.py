@@ -1216,7 +1216,10 @@ def test_questions_are_not_commands(said):
                                        # a no's words that say yes (before: each cancelled the command)
                                        ("Yes, no problem.", True), ("Sure, why not?", True), ("Of course, no worries",
                                        True), ("Yes, I don't mind.", True), ("Yes, no problem, but wait", False),
-                                       ("Yes, forget it.", True)])  # (forget <bo>? yes, forget it)
+                                       ("Yes, forget it.", True),  # (forget <bo>? yes, forget it)
+                                       # said alone (before: its "no" cancelled the command)
+                                       ("No problem.", True), ("No worries!", True), ("Not a problem.", True),
+                                       ("No problem, but wait", False), ("No.", False), ("No, no problem", False)])
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 

@@ -48,14 +48,15 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
+_NO_PROBLEM = r"no\W+(?:problem|worries)|not\W+a\W+problem"  # a yes in a no's words, alone or after a yes
 _YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
-                  r"absolutely|definitely|of course)\b", re.I)
+                  r"absolutely|definitely|of course|" + _NO_PROBLEM + r")\b", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
 _NO = re.compile(r"\b" + _DECLINE, re.I)
 # a no's words in a yes: "Yes, no problem", "Sure, why not?", "I don't mind" take nothing back
-_NO_BUT_YES = re.compile(r"\b(?:no\W+(?:problem|worries)|not\W+a\W+problem|why\W+not|"
+_NO_BUT_YES = re.compile(r"\b(?:" + _NO_PROBLEM + r"|why\W+not|"
                          r"(?:do\W*n[o']?t|wouldn'?t)\W+mind)\b", re.I)
 # a goodbye is a no said first, or after a bare "okay" that only leads it ("Okay, bye"); after a yes ("Yes, bye"),
 # its end

@@ -9,24 +9,29 @@ tiny.en, template answers, on spoken questions made here by piper (else espeak-n
   names      the right concept named, per voice: ten questions after the wake phrase, each naming one of four
              remembered concepts, said by piper's joe (the voice the recogniser's settings were tuned on) and by
              espeak-ng voices and speeds/pitches never tuned on, each question under one of four noises (white +
-             brown, pink, mains hum, another voice's chatter) at 15-20 dB
+             brown, pink, mains hum, another voice's chatter) at 15-20 dB; `--engines` picks the synthesisers
+             (piper, espeak, and Debian's flite and festival voices, also never tuned on; one not installed is
+             skipped, said so)
   names --choosing   the set to choose settings on, never the held-out voices: joe and four other espeak-ng
              voices, every question under every noise (and none, and pink and white at 10 dB), and questions that
              name no concept (a concept named in one is a false name)
 
-  python tools/bench_listen.py [latency|names [--choosing]] [--window S] [--asr auto|tiny.en|NAME|DIR] [--questions 6]
-                               [--json]
+  python tools/bench_listen.py [latency|names [--choosing | --engines piper,espeak,flite,festival]] [--window S]
+                               [--asr auto|tiny.en|NAME|DIR] [--questions 6] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +55,51 @@ NAMED = [("Hey robot, where is Mochi", "mochi"), ("Hey robot, is Bo home", "bo")
          ("Hey robot, have you seen Anya today", "anya"), ("Hey robot, tell me about Mochi", "mochi"),
          ("Hey robot, where did Bo go", "bo"), ("Hey robot, is the red mug in the kitchen", "red_mug"),
          ("Hey robot, when did you last see Mochi", "mochi"), ("Hey robot, what does Anya look like", "anya")]
-# espeak-ng voices never used to tune anything: (label, espeak-ng arguments).
-ESPEAK = {"en-us": ["-v", "en-us"], "en-gb-rp slow high": ["-v", "en-gb-x-rp", "-s", "140", "-p", "70"],
-          "en-gb-scotland fast low": ["-v", "en-gb-scotland", "-s", "195", "-p", "30"],
-          "en-us+f3": ["-v", "en-us+f3", "-s", "160"], "en-029": ["-v", "en-029", "-s", "165", "-p", "45"]}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice of a command-line synthesiser: `argv` says the line ("{line}", else the line on stdin) into the WAV
+    "{wav}"; `name` is what the engine's voice list calls it, where it has one (LISTS)."""
+    engine: str
+    name: str
+    argv: tuple[str, ...]
+
+    def say(self, line: str, wav: Path) -> None:
+        subprocess.run([a.replace("{line}", line).replace("{wav}", str(wav)) for a in self.argv],
+                       input=line.encode(), check=True, capture_output=True)
+
+
+def espeak(*args: str) -> Voice:
+    return Voice("espeak", " ".join(args), ("espeak-ng", *args, "-w", "{wav}", "{line}"))
+
+
+def flite(name: str) -> Voice:
+    return Voice("flite", name, ("flite", "-voice", name, "-t", "{line}", "-o", "{wav}"))
+
+
+def festival(name: str) -> Voice:
+    return Voice("festival", name, ("text2wave", "-eval", f"(voice_{name})", "-o", "{wav}"))
+
+
+# Held-out voices, never used to tune anything: espeak-ng's, and Debian's flite and festival (festvox-kallpc16k,
+# -kdlpc16k, -us-slt-hts) voices in English.
+HELD_OUT = {"en-us": espeak("-v", "en-us"),
+            "en-gb-rp slow high": espeak("-v", "en-gb-x-rp", "-s", "140", "-p", "70"),
+            "en-gb-scotland fast low": espeak("-v", "en-gb-scotland", "-s", "195", "-p", "30"),
+            "en-us+f3": espeak("-v", "en-us+f3", "-s", "160"),
+            "en-029": espeak("-v", "en-029", "-s", "165", "-p", "45"),
+            **{f"flite {name}": flite(name) for name in ("kal", "kal16", "awb", "rms", "slt")},
+            "festival kal": festival("kal_diphone"), "festival ked": festival("ked_diphone"),
+            "festival slt hts": festival("cmu_us_slt_arctic_hts")}
+ENGINES = ["piper", "espeak", "flite", "festival"]
+# The engines that say which voices they have: the command, and its stdin.
+LISTS = {"flite": (["flite", "-lv"], ""), "festival": (["festival", "--pipe"], "(print (voice.list))")}
 # The choosing set: other espeak-ng voices, other seeds, every question under every noise, and no-name lines.
-CHOOSING = {"en-gb 150": ["-v", "en-gb", "-s", "150"], "gbclan fast high": ["-v", "en-gb-x-gbclan", "-s", "180",
-                                                                             "-p", "65"],
-            "us-nyc low": ["-v", "en-us-nyc", "-s", "170", "-p", "35"],
-            "gbcwmd+m3": ["-v", "en-gb-x-gbcwmd+m3", "-s", "155"]}
+CHOOSING = {"en-gb 150": espeak("-v", "en-gb", "-s", "150"),
+            "gbclan fast high": espeak("-v", "en-gb-x-gbclan", "-s", "180", "-p", "65"),
+            "us-nyc low": espeak("-v", "en-us-nyc", "-s", "170", "-p", "35"),
+            "gbcwmd+m3": espeak("-v", "en-gb-x-gbcwmd+m3", "-s", "155")}
 NO_NAME = ["Hey robot, what is on the table", "Hey robot, is the front door open", "Hey robot, what time is it",
            "Hey robot, who is at the door", "Hey robot, is anyone home", "Hey robot, what did you see this morning",
            "So then we went to the market and bought some apples", "I think it is going to rain later today"]
@@ -118,24 +159,44 @@ def under(speech: np.ndarray, kind: str, seed: int, chatter: np.ndarray, snr_db:
     return Audio(x + level * noise(kind.split(" ")[0], len(x), rng, chatter))
 
 
-def espeak_all(lines: list[str], args: list[str], out: Path) -> dict[str, np.ndarray]:
+def say_all(lines: list[str], voice: Voice, out: Path) -> dict[str, np.ndarray]:
     out.mkdir(exist_ok=True)
     for k, line in enumerate(lines):
-        subprocess.run(["espeak-ng", *args, "-w", str(out / f"{k}.wav"), line], check=True)
+        voice.say(line, out / f"{k}.wav")
     return {line: read_wav(out / f"{k}.wav").samples for k, line in enumerate(lines)}
 
 
-def name_accuracy(root: Path, beam: int, choosing: bool = False, window_s: int = WINDOW_S, model: str = AUTO) -> dict:
+def missing(voice: Voice) -> str | None:
+    """Why the voice cannot be said on this machine (its program, or the voice, not installed), else None."""
+    if shutil.which(voice.argv[0]) is None:
+        return f"{voice.argv[0]} not installed"
+    if voice.engine not in LISTS:
+        return None
+    argv, stdin = LISTS[voice.engine]
+    listed = subprocess.run(argv, input=stdin.encode(), capture_output=True).stdout.decode(errors="replace")
+    return None if voice.name in re.split(r"[\s()]+", listed) else f"{voice.engine} has no voice {voice.name}"
+
+
+def name_accuracy(root: Path, beam: int, choosing: bool = False, window_s: int = WINDOW_S, model: str = AUTO,
+                  engines: tuple[str, ...] = ("piper", "espeak")) -> dict:
     """The right concept named (first), per voice and per noise, and what was heard when not. Held out: each
-    question under one of the four noises; `choosing`: the choosing set, every question under every noise, and
-    the no-name lines that came out naming a concept (false names)."""
+    question under one of the four noises, said by the voices of `engines` (one not installed is skipped, said
+    so); `choosing`: the choosing set, every question under every noise, and the no-name lines that came out
+    naming a concept (false names)."""
     no_name = NO_NAME if choosing else []
     lines = [q for q, _ in NAMED] + no_name + [CHATTER]
     voices = {}
-    if piper_voice() is not None:
+    if piper_voice() is not None and (choosing or "piper" in engines):
         voices["piper joe" if choosing else "piper joe (tuned on)"] = speak_all(lines, root / "joe")
-    for label, espeak in (CHOOSING if choosing else ESPEAK).items():
-        voices[label] = espeak_all(lines, espeak, root / label.replace(" ", "-"))
+    elif "piper" in engines:
+        print("piper joe skipped: piper or its voice not installed", file=sys.stderr)
+    chosen = CHOOSING if choosing else {k: v for k, v in HELD_OUT.items() if v.engine in engines}
+    for label, voice in chosen.items():
+        why = missing(voice)
+        if why is not None:
+            print(f"{label} skipped: {why}", file=sys.stderr)
+            continue
+        voices[label] = say_all(lines, voice, root / label.replace(" ", "-"))
     noises = CHOOSING_NOISES if choosing else NOISES
     per_voice, per_noise, false, misses = {}, {k: [0, 0] for k in noises}, [0, 0], []
     asr, vad = Transcriber(model, threads=2, beam=beam, window_s=window_s, models=load_settings().models), SileroVad()
@@ -187,20 +248,35 @@ def household(root: Path) -> Household:
     return home
 
 
+def engines(text: str) -> tuple[str, ...]:
+    """--engines' comma-separated list, each one of ENGINES."""
+    chosen = tuple(e.strip() for e in text.split(",") if e.strip())
+    unknown = [e for e in chosen if e not in ENGINES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"not an engine: {','.join(unknown) or repr(text)} "
+                                         f"(one of {','.join(ENGINES)})")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("measure", nargs="?", choices=["latency", "names"], default="latency")
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--beam", type=int, default=5, help="names: whisper's beam size")
     parser.add_argument("--choosing", action="store_true", help="names: the set to choose settings on")
+    parser.add_argument("--engines", type=engines, metavar="E,E", help="names, held out: the synthesisers "
+                        f"that say the questions, of {','.join(ENGINES)} (default: piper,espeak)")
     parser.add_argument("--window", type=int, default=WINDOW_S, help="whisper's window in seconds")
     parser.add_argument("--asr", default=AUTO, metavar="auto|tiny.en|NAME|DIR",
                         help="the whisper model, as listen's --asr")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.engines and (args.choosing or args.measure != "names"):
+        parser.error("--engines: only for the held-out names set (the choosing set's voices are fixed)")
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
-            return show(name_accuracy(Path(tmp), args.beam, args.choosing, args.window, args.asr), args.json)
+            return show(name_accuracy(Path(tmp), args.beam, args.choosing, args.window, args.asr,
+                                      args.engines or ("piper", "espeak")), args.json)
     lines = QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)

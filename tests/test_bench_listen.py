@@ -1,0 +1,51 @@
+"""tools/bench_listen.py's held-out voices: a voice the machine lacks is skipped and said so, never measured as
+another voice (flite given a voice it lacks says the line in its default voice, and exits 0)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(TOOLS))
+    monkeypatch.delitem(sys.modules, "bench_listen", raising=False)
+    import bench_listen
+
+    return bench_listen
+
+
+def test_a_voice_is_skipped_when_its_program_or_its_engines_list_lacks_it(bench, monkeypatch):
+    assert bench.missing(bench.Voice("flite", "kal", ("no-such-synthesiser-here", "{wav}"))) == \
+        "no-such-synthesiser-here not installed"
+    # an engine whose list, as festival prints it, holds one voice
+    monkeypatch.setitem(bench.LISTS, "festival", (["sh", "-c", "cat >/dev/null; echo '(ked_diphone kal_diphone)'"],
+                                                  "(print (voice.list))"))
+    assert bench.missing(bench.Voice("festival", "kal_diphone", ("sh",))) is None
+    assert bench.missing(bench.Voice("festival", "kal", ("sh",))) == "festival has no voice kal"
+
+
+def test_a_voice_says_the_line_as_its_argument_or_on_stdin(bench, tmp_path):
+    line = "Hey robot, what colour is Anya's backpack"
+    bench.Voice("x", "y", ("sh", "-c", 'printf %s "$1" > "$0"', "{wav}", "{line}")).say(line, tmp_path / "a")
+    bench.Voice("x", "y", ("sh", "-c", 'cat > "$0"', "{wav}")).say(line, tmp_path / "b")
+    assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text() == line
+
+
+def test_engines_are_checked_by_name(bench):
+    assert bench.engines("espeak, flite") == ("espeak", "flite")
+    with pytest.raises(argparse.ArgumentTypeError, match="not an engine: festvox"):
+        bench.engines("espeak,festvox")
+    with pytest.raises(argparse.ArgumentTypeError):
+        bench.engines(",")
+
+
+def test_the_choosing_set_says_nothing_in_a_held_out_voice(bench):
+    assert {v.engine for v in bench.HELD_OUT.values()} == set(bench.ENGINES) - {"piper"}
+    assert {v.argv for v in bench.CHOOSING.values()}.isdisjoint(v.argv for v in bench.HELD_OUT.values())

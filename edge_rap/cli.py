@@ -610,6 +610,8 @@ MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options, as the README describes them; `listen`, `serve`, `pair`, `backup` and
+    `restore` are added by their own packages' `register`, beside the code they run."""
     from edge_rap.serve.commands import add_tls_options
 
     common = _common_options()
@@ -824,6 +826,8 @@ def _refuse_empty_names(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
+    a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -139,6 +139,8 @@ class Household:
         return sorted({c.category for c in self.store.concepts() if c.category}) or None
 
     def recognize(self, image: Image) -> Recognition:
+        """The concepts in `image`: per detector region where a detector was named, else by dense matching and
+        crops (docs/RETRIEVAL.md)."""
         regions = self.detector.detect(image, self.vocabulary()) if self.detector is not None else None
         return self.retriever.recognize(image, regions=regions)
 
@@ -244,6 +246,8 @@ class Household:
         return concept
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
+        """Change a description or category without loading the image model (a person's category loads the face
+        models alone, to register the faces)."""
         return self._writer().edit(name, description, category)
 
     def rename(self, old: str, new: str) -> tuple[str, Concept]:

@@ -743,8 +743,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
     p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (_stop_on_signals), exit 0
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
-                   help="camera index, video file, photo, RTSP/HTTP URL or folder of images; repeat for several "
-                        "cameras")
+                   help="camera index or device file (/dev/v4l/by-id/...), video file, photo, RTSP/HTTP URL or "
+                        "folder of images; repeat for several cameras")
     p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries, read at "
                    "the start (an edit waits for a restart, and is said)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")

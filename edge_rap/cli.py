@@ -310,8 +310,8 @@ def cmd_recognize(args) -> int:
 
 
 def _recognize_each(args, home, drawings: list[Path]) -> int:
-    """Recognise and print each image in turn; one that cannot be read or recognised is said and skipped. With --draw, each line names
-    its drawing (numbered names, frame-1.jpg, say nothing of which image they show)."""
+    """Recognise and print each image in turn; one that cannot be read or recognised is said and skipped. With
+    --draw, each line names its drawing (numbered names, frame-1.jpg, say nothing of which image they show)."""
     from edge_rap.draw import draw_recognition
     from edge_rap.perceive.images import read_image_file
 
@@ -610,6 +610,8 @@ MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options, as the README describes them; `listen`, `serve`, `pair`, `backup` and
+    `restore` are added by their own packages' `register`, beside the code they run."""
     from edge_rap.serve.commands import add_tls_options
 
     common = _common_options()
@@ -658,18 +660,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", help="a remembered concept")
     p.add_argument("new", help="its new name (another case of the same name changes only its case)")
     p.add_argument("--json", action="store_true", help=CONCEPT_JSON + ", and old: the name before")
-    p = add("forget", cmd_forget, "forget a concept: its vectors, photos (and the VLM's encodings of them), events and snapshots go too")
+    p = add("forget", cmd_forget, "forget a concept: its vectors, photos (and the VLM's encodings of them), events "
+            "and snapshots go too")
     p.add_argument("name", help="a remembered concept")
     p.add_argument("--json", action="store_true", help=CONCEPT_JSON + " (as it was)")
     p = add("concepts", cmd_concepts, "list remembered concepts")
-    p.add_argument("--json", action="store_true", help="a JSON list of the concepts, each as remember --json prints it, "
-                   "and recognisable (false: no photo of it could be read at the last reindex)")
+    p.add_argument("--json", action="store_true", help="a JSON list of the concepts, each as remember --json prints "
+                   "it, and recognisable (false: no photo of it could be read at the last reindex)")
     p = add("recognize", cmd_recognize, "find remembered concepts in images")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or camera frames")
     p.add_argument("--json", action="store_true", help='one JSON object per line per image: image, concepts (each '
                    'name, score, box; best first), error where the image could not be read, drawing with --draw')
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
-    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder)")
+    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from "
+                   "tools/export_detector.py (model cache name or folder)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json", help="a RAP database; its images are found from "
                    "its folder")
@@ -688,8 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the concepts left with no readable photo")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
-    models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), a VLM's "
-                   "or whisper model's `pulled`")
+    models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), "
+                   "a VLM's or whisper model's `pulled`")
     p.add_argument("--json", action="store_true", help=models_json)
     # subcommands, not two optional positionals: argparse gave `pull` both of those and refused the NAME after an
     # option (`models pull --json NAME`: "unrecognized arguments")
@@ -723,21 +727,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "recognised (top-1, top-5, yes/no; null where nothing is behind a figure: top-5 of 5 concepts "
                    "or fewer, top-1 and the negatives of one); localize: photos pasted into seeded composites, found "
                    "and boxed (recall, precision, IoU)")
-    p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image (sorted) remembered")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="one subfolder per concept; its first image "
+                   "(sorted) remembered")
     p.add_argument("--references", type=_int_at_least(1), default=1, metavar="N",
                    help="remember each concept's first N images (sorted), query the rest (default 1)")
     p.add_argument("--distractors", metavar="DIR", help="retrieval: images each remembered as one extra concept")
-    p.add_argument("--per-frame", type=_int_at_least(1), metavar="N", help="localize: concepts per composite (default 4)")
+    p.add_argument("--per-frame", type=_int_at_least(1), metavar="N",
+                   help="localize: concepts per composite (default 4)")
     p.add_argument("--seed", type=_int_at_least(0), metavar="N", help="localize: the composites' seed (default 0)")
-    p.add_argument("--frame-size", type=_frame_size, metavar="WxH", help="localize: the composites' size (default 640x480)")
+    p.add_argument("--frame-size", type=_frame_size, metavar="WxH",
+                   help="localize: the composites' size (default 640x480)")
     p.add_argument("--widths", type=_width_range, metavar="MIN-MAX",
                    help="localize: each pasted photo's width as a fraction of the frame's (default 0.15-0.6)")
     p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
     p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (_stop_on_signals), exit 0
     p.add_argument("--source", action="append", metavar="[NAME=]SRC",
-                   help="camera index, video file, photo, RTSP/HTTP URL or folder of images; repeat for several "
-                        "cameras")
+                   help="camera index or device file (/dev/v4l/by-id/...), video file, photo, RTSP/HTTP URL or "
+                        "folder of images; repeat for several cameras")
     p.add_argument("--config", metavar="TOML", help="settings file with [daemon] and [[camera]] entries, read at "
                    "the start (an edit waits for a restart, and is said)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
@@ -746,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     voice = p.add_mutually_exclusive_group()
     voice.add_argument("--mute", action="store_true", help="print only, say nothing")
     voice.add_argument("--speak-to", metavar="DIR", help="write each spoken line as a WAV file into DIR")
-    p.add_argument("--cooldown", type=float, metavar="S", help="a concept back within S s is not announced again (default 30)")
+    p.add_argument("--cooldown", type=float, metavar="S",
+                   help="a concept back within S s is not announced again (default 30)")
     p.add_argument("--snapshots", metavar="DIR", help="keep a snapshot of each arrival, its box drawn")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="announce with a VLM (default: the device profile's)")
     p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)
@@ -774,8 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix, unrecognisable: concepts with no readable photo, readable_by_others: its mode lets other "
                    "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log "
-                   "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, audio, backups (with --config: to, every_s, keep, last, age_s, stale, "
-                   "problem, same_drive: the folder on the memory's drive; else null), and missing: what the device lacks to recognise")
+                   "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, "
+                   "audio, backups (with --config: to, every_s, keep, last, age_s, stale, problem, same_drive: the "
+                   "folder on the memory's drive; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
                    "service), checked as `run --config` alone checks it (a key whose partner run's command line "
                    "may give, wake without voice, refused naming that option): its scheduled backups, the last good "
@@ -817,6 +826,8 @@ def _refuse_empty_names(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
+    a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")

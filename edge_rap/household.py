@@ -59,9 +59,10 @@ class Household:
     def __init__(self, settings: Settings, memory: Path | None = None, readonly: bool = False,
                  detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False,
                  stopping: threading.Event | None = None):
-        """`prepare`: export a default embedder not exported yet when the memory opens (an explicit first-run
-        step: `make demo`); otherwise a missing model is a one-line error, never a hidden export. `stopping`: set
-        when the command stops, it interrupts the VLM's answers (`LlamaVlm.stopping`)."""
+        """`prepare`: export a default embedder not exported yet when the memory opens (the commands that write:
+        remember, add-views, import-rap, reindex, serve, the demo); otherwise (a reader, `run`) a missing model is
+        a one-line error, never a hidden export. `stopping`: set when the command stops, it interrupts the VLM's
+        answers (`LlamaVlm.stopping`)."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
@@ -138,6 +139,8 @@ class Household:
         return sorted({c.category for c in self.store.concepts() if c.category}) or None
 
     def recognize(self, image: Image) -> Recognition:
+        """The concepts in `image`: per detector region where a detector was named, else by dense matching and
+        crops (docs/RETRIEVAL.md)."""
         regions = self.detector.detect(image, self.vocabulary()) if self.detector is not None else None
         return self.retriever.recognize(image, regions=regions)
 
@@ -157,8 +160,8 @@ class Household:
         return self.__dict__.get("memory") or self.bare_memory
 
     def forget(self, name: str) -> Concept:
-        """Forget a concept: its vectors and photos, and its events and snapshots. Forgetting again a name whose
-        concept is gone but whose events a failed log kept removes those events."""
+        """Forget a concept: its vectors and photos (and the VLM's encodings of them), and its events and snapshots.
+        Forgetting again a name whose concept is gone but whose events a failed log kept removes those events."""
         from edge_rap.memory.store import ChangedMeanwhileError, UnknownConceptError
 
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
@@ -243,6 +246,8 @@ class Household:
         return concept
 
     def edit(self, name: str, description: str | None = None, category: str | None = None) -> Concept:
+        """Change a description or category without loading the image model (a person's category loads the face
+        models alone, to register the faces)."""
         return self._writer().edit(name, description, category)
 
     def rename(self, old: str, new: str) -> tuple[str, Concept]:

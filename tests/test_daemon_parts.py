@@ -826,7 +826,7 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
     spoken = run_config({"speak_to": "out"}, good)  # and --speak-to over the file's mute
     assert spoken.speak_to == "out" and not spoken.mute
     bad.write_text('[daemon]\nduration = nan\n[[camera]]\nsource = 0\n')  # TOML has nan and inf
-    with pytest.raises(EdgeRapError, match="duration must be a number of 0 or more, not nan"):
+    with pytest.raises(EdgeRapError, match="duration must be more than 0 seconds, not nan"):
         run_config({}, bad)
     for given, said in (({"cooldown": float("inf")}, "cooldown must be a number"),
                         ({"wake": "hey robot"}, "--wake goes with --voice"),
@@ -958,6 +958,12 @@ def test_a_zero_on_the_command_line_is_given_not_left_out(tmp_path):
     assert run_config({"cooldown": None, "sources": ["0"]}, settings).cooldown == 10.0
     with pytest.raises(EdgeRapError, match="duration must be more than 0"):  # a run that watches nothing
         run_config({"duration": 0.0, "sources": ["0"]}, None)
+
+
+def test_a_negative_duration_is_told_what_a_zero_is_told():
+    # `--duration -5` was told "a number of 0 or more", and the 0 tried next "more than 0"
+    with pytest.raises(EdgeRapError, match=r"^duration must be more than 0 seconds, not -5.0 \(leave it out"):
+        run_config({"duration": -5.0, "sources": ["0"]}, None)
 
 
 def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name(tmp_path):

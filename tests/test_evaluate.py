@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import unicodedata
@@ -508,8 +509,10 @@ def test_a_photo_that_cannot_be_read_at_all_is_listed_not_dropped(dataset, setti
 
 def test_a_distractor_folder_with_no_photos_is_refused_before_the_memory_is_written(dataset, settings, tmp_path):
     (tmp_path / "distractors").mkdir()
-    for folder in (tmp_path / "distractors", tmp_path / "nowhere"):
-        with pytest.raises(EdgeRapError, match="no distractor images"):
+    (tmp_path / "a-file").write_bytes(b"")
+    for folder, said in ((tmp_path / "distractors", "no distractor images"), (tmp_path / "nowhere", "not a folder"),
+                         (tmp_path / "a-file", "not a folder")):  # a mistyped path was "no distractor images"
+        with pytest.raises(EdgeRapError, match=f"^{re.escape(str(folder))}: {said}$"):
             evaluate_retrieval(settings, dataset, folder, memory=tmp_path / "mem")
         assert not (tmp_path / "mem").exists()
 

@@ -436,7 +436,7 @@ def test_doctor_says_the_schedule_and_warns_of_a_last_backup_older_than_two_peri
 
 
 @pytest.mark.parametrize("daemon, said", [("backup-keep = 0", "backup-keep must be 1 or more, not 0"),
-                                          ("duration = -5", "duration must be a number of 0 or more, not -5"),
+                                          ("duration = -5", "duration must be more than 0 seconds, not -5"),
                                           ("backup-every = \"1d\"", "backup-every and backup-keep go with backup-to")])
 def test_doctor_refuses_a_settings_file_run_would_refuse_naming_it(run, tmp_path, daemon, said):
     # doctor --config said "every 1d ..., the newest 7 kept" of a file whose backup-keep = 0 `run` refused

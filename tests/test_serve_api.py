@@ -540,6 +540,17 @@ def test_pair_prints_a_qr_code_url_and_token(settings, run):
         assert rc == 2 and f"--host {host!r}" in err
 
 
+def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):
+    # `pair --host robot.example` showed a QR code whose page the phone was then refused, 421
+    settings.memory.mkdir()
+    monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot.lan")
+    rc, out, err = run("pair", "--json", "--host", "robot.example")
+    assert rc == 0 and json.loads(out)["url"] == "http://robot.example:8765/"
+    assert err.startswith("edge-rap: warning: the server answers no request for 'robot.example' (421)")
+    for answered in ("robot.lan", "ROBOT.lan", "localhost", "192.168.1.20", "0.0.0.0"):
+        assert run("pair", "--json", "--host", answered)[2] == "", answered
+
+
 def test_serve_warns_when_it_listens_wider_without_tls():
     from edge_rap.serve.server import warn_if_open
 

@@ -303,6 +303,9 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
 
 
 def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
+    # nothing yet is said as `edge-rap concepts` and `events` say it, not left blank
+    assert _call(companion, live, capsys, "list")[1] == "no concepts remembered yet\n"
+    assert _call(companion, live, capsys, "events")[1] == "no events\n"
     photo = _save(tmp_path / "bo.png", 8)
     rc, out, _ = _call(companion, live, capsys, "add", "bo", photo, "--description", "our dog", "--category", "dog")
     assert rc == 0 and out.strip() == "added <bo> (1 photo)"

@@ -503,6 +503,8 @@ def _run(args, device: Device) -> int:
             category = f" [{_shown(c['category'])}]" if c["category"] else ""
             about = f": {_shown(c['description'])}" if c["description"] else ""
             print(f"<{_shown(c['name'])}>{category} {_photos(c['views'])}{about}")
+        if not concepts and not args.json:  # said, as `edge-rap concepts` says it: no output read as a failure
+            print("no concepts remembered yet")
     elif args.command in ("add", "add-photos"):
         missing = [str(p) for p in args.photos if not p.is_file()]
         if missing:
@@ -538,6 +540,8 @@ def _run(args, device: Device) -> int:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["wall"]))
             said = f": {_shown(e['said'])}" if e.get("said") else ""
             print(f"{when} [{_shown(e['camera'])}] <{_shown(e['name'])}> {e['type']}{said}")
+        if not events and not args.json:  # as `edge-rap events` says it
+            print("no events")
     return 0
 
 

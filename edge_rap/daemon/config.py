@@ -56,9 +56,10 @@ class RunConfig:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
-        if self.duration is not None and self.duration == 0:
-            raise EdgeRapError("duration must be more than 0 seconds (leave it out to watch until stopped)")
-        for name in ("duration", "cooldown", "leave_after", "recheck", "frozen_after", "fps_cap"):
+        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
+            raise EdgeRapError(f"duration must be more than 0 seconds, not {self.duration} (leave it out to watch "
+                               "until stopped)")
+        for name in ("cooldown", "leave_after", "recheck", "frozen_after", "fps_cap"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise EdgeRapError(f"{name.replace('_', '-')} must be a number of 0 or more, not {value}")

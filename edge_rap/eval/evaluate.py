@@ -448,7 +448,9 @@ def _queried(report: dict) -> str:
 def _distractor_files(distractors: Path) -> list[Path]:
     """The distractor photos, listed before anything is remembered: a --memory filled and then refused would
     refuse the corrected run too."""
-    files = image_files(distractors) if distractors.is_dir() else []
+    if not distractors.is_dir():  # a mistyped path is said as --dataset's is, not as a folder of no photos
+        raise EdgeRapError(f"{distractors}: not a folder")
+    files = image_files(distractors)
     if not files:
         raise EdgeRapError(f"{distractors}: no distractor images")
     return files

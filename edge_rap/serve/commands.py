@@ -71,7 +71,8 @@ def cmd_pair(args) -> int:
     token = rotate_token(memory) if args.rotate else ensure_token(memory)
     where = recorded(memory)
     if args.host:
-        where = replace(where, host=checked_host(args.host))
+        _warn_if_not_answered(checked_host(args.host), where.host)
+        where = replace(where, host=args.host)
     if args.port is not None:
         where = replace(where, port=args.port)
     url = page_url(where)
@@ -86,6 +87,16 @@ def cmd_pair(args) -> int:
     if note:
         print(f"note: {note}")
     return 0
+
+
+def _warn_if_not_answered(host: str, bound: str) -> None:
+    """A name `serve` does not answer under (its own, localhost, EDGE_RAP_SERVE_HOSTS's) made a QR code whose page
+    the phone was refused, 421: said before the code is scanned."""
+    from edge_rap.serve.hosts import host_names
+
+    if not host_names(bound).accepts(host):
+        print(f"edge-rap: warning: the server answers no request for {host!r} (421): add it to "
+              "EDGE_RAP_SERVE_HOSTS where `serve` runs, and restart it; or pair with its address", file=sys.stderr)
 
 
 def _port(text: str) -> int:
@@ -115,5 +126,5 @@ def register(add) -> None:
     p.add_argument("--json", action="store_true", help='print {"url": ..., "token": ...} only')
     p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")
     p.add_argument("--host", help="the address to show (default: where serve last listened); a name instead must "
-                   "be one the server answers to (see serve --help)")
+                   "be one the server answers to (see serve --help; another is warned of)")
     p.add_argument("--port", type=_port, help="the port to show (default: where serve last listened, else 8765)")

@@ -164,6 +164,31 @@ def test_a_restored_memory_says_no_concept_is_on_a_camera_now_of_the_daemon_that
         log.close()
 
 
+def test_a_copy_restored_elsewhere_deletes_none_of_the_originals_snapshots(household, tmp_path, capsys, caplog):
+    # The restored log named the original daemon's snapshot files: a `forget` in a copy restored beside the
+    # memory (to look into a backup) deleted them, and the original's events showed no snapshot any more.
+    snapshot = tmp_path / "snapshots" / "1800000000000-0123abcd.jpg"
+    snapshot.parent.mkdir()
+    snapshot.write_bytes(b"a frame with bo in it")
+    log = EventLog(household)
+    log.add(Event("arrived", "bo", "den", 20.0, 1.8e9 + 20, snapshot=str(snapshot)))
+    log.close()
+    archive, copy = tmp_path / "house.tar", tmp_path / "elsewhere" / "memory"
+    assert edge_rap(capsys, "backup", archive, "--memory", household)[0] == 0
+    assert edge_rap(capsys, "restore", archive, "--memory", copy)[0] == 0
+    assert "the restored events show no snapshots" in caplog.text
+    restored = EventLog(copy, readonly=True).query()
+    assert len(restored) >= 3 and all(e.snapshot is None for e in restored)
+    assert edge_rap(capsys, "forget", "bo", "--memory", copy)[0] == 0
+    assert snapshot.exists()
+    assert str(snapshot) in [e.snapshot for e in EventLog(household, readonly=True).query()]
+    # restored in its own place, they are its own: a forget there deletes them as before
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", household)[0] == 0
+    assert str(snapshot) in [e.snapshot for e in EventLog(household, readonly=True).query()]
+    assert edge_rap(capsys, "forget", "bo", "--memory", household)[0] == 0
+    assert not snapshot.exists()
+
+
 def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(household, tmp_path, capsys):
     (household / "api-token").write_text("secret-of-the-house")
     (household / "serve.json").write_text('{"host": "0.0.0.0", "port": 8765, "tls": false}')

@@ -83,11 +83,14 @@ class Manifest:
     created: float  # Unix seconds
     counts: Counts
     files: dict[str, Member] = field(default_factory=dict)
+    #: The memory folder it was made of (its real path); "" in a backup made before this was written down.
+    memory: str = ""
 
     def to_bytes(self) -> bytes:
         return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "edge_rap": self.edge_rap,
                            "schema": self.schema, "created": self.created, "counts": self.counts.to_json(),
-                           "files": {name: {"size": m.size, "sha256": m.sha256} for name, m in self.files.items()}},
+                           "files": {name: {"size": m.size, "sha256": m.sha256} for name, m in self.files.items()},
+                           "memory": self.memory},
                           indent=1).encode()
 
     @classmethod
@@ -104,7 +107,8 @@ class Manifest:
             created = float(raw["created"])
             time.gmtime(created)  # a time (NaN, 1e300: restored, then a traceback where it was printed)
             return cls(str(raw["edge_rap"]), int(raw["schema"]), created,
-                       Counts(**{k: int(raw["counts"][k]) for k in ("concepts", "views", "events")}), files)
+                       Counts(**{k: int(raw["counts"][k]) for k in ("concepts", "views", "events")}), files,
+                       str(raw.get("memory", "")))
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as e:
             raise EdgeRapError(f"{archive}: its {MANIFEST} cannot be read ({e}); not an edge-rap backup, or a "
                                "damaged one; nothing was changed") from None

@@ -227,7 +227,8 @@ def _write(root: Path, members: _Members, with_token: bool, progress: Progress) 
     for name in missing:
         if name not in snap.photos:  # derived from the database: the restored memory's next writer rebuilds it
             log.warning("%s: index file %s is missing or damaged and is left out of the backup", root, name)
-    members.add_bytes(MANIFEST, Manifest(__version__, snap.schema, members.now, counts, dict(members.files)).to_bytes())
+    members.add_bytes(MANIFEST, Manifest(__version__, snap.schema, members.now, counts, dict(members.files),
+                                         os.path.realpath(root)).to_bytes())
     return _Written(counts, photos + ([EVENTS_DB] if log_damage else []), log_damage)
 
 

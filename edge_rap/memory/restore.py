@@ -91,6 +91,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
         manifest = _extract(archive, staging, progress)
         for name in NOT_RESTORED:  # (the device's own stays in place)
             (staging / name).unlink(missing_ok=True)
+        if manifest.memory and Path(manifest.memory) != root:
+            _disown_snapshots(staging / EVENTS_DB, manifest.memory, archive)
         for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
             if folder.is_dir():
                 fsync_dir(folder)
@@ -165,6 +167,23 @@ def _unwatched(root: Path, began: float) -> None:
     finally:
         if events is not None:
             events.close()
+
+
+def _disown_snapshots(events: Path, source: str, archive: Path) -> None:
+    """The snapshots a restored log names are files of the memory the backup was made of: its daemon wrote them, and
+    the backup holds none. Restored into another folder of the same machine, the copy's `forget` and retention
+    deleted them under the original, whose events then showed none. A copy elsewhere keeps its events without
+    them; restored in the same place (`--replace`), they are its own again."""
+    if not events.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(events)) as db, db:
+            dropped = db.execute("UPDATE events SET snapshot = NULL WHERE snapshot IS NOT NULL").rowcount
+    except sqlite3.Error as e:
+        raise _Refused(archive, f"its event log could not be read ({e})") from None
+    if dropped:
+        log.warning("%s: the restored events show no snapshots: their files are %s's (its daemon wrote them), and "
+                    "the backup holds none", archive, source)
 
 
 def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:

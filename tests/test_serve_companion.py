@@ -236,6 +236,21 @@ def test_sync_takes_the_devices_very_name_before_one_said_alike(companion, tmp_p
 
 
 
+def test_sync_compares_names_as_the_device_does(companion, tmp_path):
+    # a laptop's folder "Zoë's teapot/" is the "Zoë’s teapot" a phone remembered: sync added it anew, which the
+    # device refused as the name it holds, and the sync failed; so did a folder written without an emoji's selector
+    from edge_rap.memory.store import name_key
+
+    for name in ("Zoë\u2019s teapot", "zoe\u0301\u2018s_Tea-Pot", "Mochi \u2764\ufe0f", "👨\u200d👩\u200d👧",
+                 "İstanbul", "ｂｏ"):
+        assert companion._key(name) == name_key(name), name
+    pot = _save(tmp_path / "Zoë's teapot" / "a.png", 1)
+    (tmp_path / "Zoë's teapot" / "description.txt").write_text("from grandma")
+    device = DeviceHolding(companion, {"Zoë\u2019s teapot": ("from grandma", [pot])})
+    report = companion.sync(device, [companion._folder_entry(tmp_path / "Zoë's teapot")])
+    assert report.failed == {} and device.calls == []  # in sync: nothing to send
+
+
 def test_sync_sends_no_photo_outside_the_databases_folder_unless_allowed(companion, live, capsys, tmp_path):
     # A database or folder from elsewhere (a forum's download) named files of this machine, and sync sent them
     private = [_save(tmp_path / "private" / f"{seed}.png", seed) for seed in (4, 5, 6)]

@@ -273,8 +273,10 @@ def _as_stored(text: str) -> str:
 
 def _key(name: str) -> str:
     """A name as the device compares names (edge_rap.memory.store.name_key; this script runs without the
-    package): one name in any case, Unicode spelling (macOS writes folder names decomposed), width or spacing."""
-    return re.sub(r"[\s_\-.]+", "", unicodedata.normalize("NFKC", name).casefold())
+    package): one name in any case, Unicode spelling (macOS writes folder names decomposed), width, spacing,
+    apostrophe (a laptop's "Zoë's mug/" is the "Zoë’s mug" a phone remembered) or joiners and emoji selectors."""
+    folded = unicodedata.normalize("NFKC", name).casefold().translate(str.maketrans("\u2019\u2018\u02bc", "'''"))
+    return re.sub(r"[\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307]+", "", folded)
 
 
 def _sha256(path: Path) -> str:

@@ -448,10 +448,13 @@ class EventLog:
         return [] if last is None else self._close_visits(None, last)
 
     def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
-        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving."""
+        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving. An event it logged
+        after its last beat is a later sign of life: a backup taken as <bo> arrived beside <mochi> had <mochi> leave
+        at the beat a second before, as though the two were never in view together."""
         rows = self._db().execute(
             "SELECT e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
             "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
+        alive = max([alive] + [row[4] for row in rows])  # (each place's newest event: the newest of all among them)
         closed = []
         for kind, name, camera, time_s, wall in rows:
             if kind == "arrived":  # (an arrival after the last sign of life: it left when it was logged)

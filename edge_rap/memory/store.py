@@ -172,6 +172,9 @@ JOINERS = "\u200c\u200d"
 #: variation selectors that choose an emoji's look ("❤" and "❤️" are one name), and the dot above that case
 #: folding leaves of a Turkish "İ" ("İstanbul" folds to "i̇stanbul": it was another name than "istanbul").
 KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307"
+#: The apostrophes a keyboard types for "'" (a phone's "’", a word processor's "‘" and "ʼ"): name_key takes each
+#: for it, so "Zoë's mug" typed on a laptop is the "Zoë’s mug" a phone remembered, not a second concept beside it.
+APOSTROPHES = str.maketrans("\u2019\u2018\u02bc", "'''")
 
 
 def joining(text: str, k: int) -> bool:
@@ -247,9 +250,9 @@ def reading_order(name: str) -> tuple[str, str]:
 
 def name_key(name: str) -> str:
     """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
-    in width ("ｂｏ") or in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot"), or in
-    what does not show (KEY_DROPS: joiners, an emoji's variation selector)."""
-    return re.sub(f"[{KEY_DROPS}]+", "", unicodedata.normalize("NFKC", name).casefold())
+    in width ("ｂｏ"), in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot"), or in
+    what does not show (KEY_DROPS: joiners, an emoji's variation selector), or in the apostrophe typed."""
+    return re.sub(f"[{KEY_DROPS}]+", "", unicodedata.normalize("NFKC", name).casefold().translate(APOSTROPHES))
 
 
 class NameTakenError(EdgeRapError):
@@ -610,7 +613,8 @@ class Store:
         key = name_key(name)
         for concept_id, other in self._rows("SELECT id, name FROM concepts", db=db):
             if concept_id != owner and name_key(other) == key:
-                why = [] if other == name else ["names that differ only in case, spacing or width are one name"]
+                why = [] if other == name else [
+                    "names that differ only in case, spacing, width or apostrophe are one name"]
                 said = "; ".join(why + [hint] * bool(hint))
                 raise NameTakenError(f"a concept named {name!r} already exists" + (f" as {other!r}" if why else "")
                                      + (f" ({said})" if said else ""))

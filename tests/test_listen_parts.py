@@ -1032,8 +1032,11 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
         assert asks_who(other) is None, other
     for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?",
                 "Is anyone back yet?", "Is anyone home, robot?",  # (these two were left to the model,
-                "Anyone home?", "Is everyone home?", "Who's in the house?"):  # and these too)
+                "Anyone home?", "Is everyone home?", "Who's in the house?",  # and these too)
+                "Anyone phone?", "Hey robot, anyone phone?", "Is anyone phone?", "Is anybody foam?"):  # whisper's
         assert asks_who(now) == WhoQuestion(today=False), now
+    for call in ("Did anyone phone?", "Has anyone phoned?", "Anyone phone the vet?", "Where is anyone's phone?"):
+        assert asks_who(call) is None, call
     for today in ("Who was here today?", "Did you see anyone?", "Who came by this morning?", "Has anyone been here?"):
         assert asks_who(today) == WhoQuestion(today=True), today
 

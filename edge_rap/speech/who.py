@@ -28,6 +28,9 @@ _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+thi
 _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
+#: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
+#: only said alone or after "is"/"are", not "Did anyone phone?" (a call).
+_HOME_SLIP = re.compile(r"(^|[.,!?]\s*|\b(is|are)\s+)(any|some|every)(one|body)\s+(phone|foam)" + _END, re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
                     r"(( at)? (home|here|around|back|in|by|over))?" + _END, re.I)
@@ -44,7 +47,7 @@ def asks_who(question: str) -> WhoQuestion | None:
     """The kind of "who" question, or None for any other."""
     if _TODAY.search(question):
         return WhoQuestion(today=True)
-    if _NOW.search(question):
+    if _NOW.search(question) or _HOME_SLIP.search(question):
         return WhoQuestion(today=False)
     return None
 

@@ -1222,7 +1222,10 @@ def test_questions_are_not_commands(said):
                                        ("Yes, forget it.", True),  # (forget <bo>? yes, forget it)
                                        # said alone (before: its "no" cancelled the command)
                                        ("No problem.", True), ("No worries!", True), ("Not a problem.", True),
-                                       ("No problem, but wait", False), ("No.", False), ("No, no problem", False)])
+                                       ("No problem, but wait", False), ("No.", False), ("No, no problem", False),
+                                       # a no, then words that go on ("No, problem is, that's the cat"): no yes
+                                       ("No, problem is, that's the cat.", False), ("No, worries me.", False),
+                                       ("Yes, no, problem is, it's Bo.", False)])
 def test_only_a_clear_yes_confirms(said, yes):
     from edge_rap.speech.intents import is_answer, is_yes
 

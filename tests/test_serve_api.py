@@ -549,6 +549,21 @@ def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkey
     assert err.startswith("edge-rap: warning: the server answers no request for 'robot.example' (421)")
     for answered in ("robot.lan", "ROBOT.lan", "localhost", "192.168.1.20", "0.0.0.0"):
         assert run("pair", "--json", "--host", answered)[2] == "", answered
+    # this shell's bad EDGE_RAP_SERVE_HOSTS (serve's may be another's) is a warning: it refused to pair at all
+    monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot lan")
+    rc, out, err = run("pair", "--json", "--host", "192.168.1.20")
+    assert rc == 0 and json.loads(out)["url"] == "http://192.168.1.20:8765/"
+    assert err.startswith("edge-rap: warning: EDGE_RAP_SERVE_HOSTS: 'robot lan' is not a host name")
+
+
+def test_pair_rotates_no_token_for_a_refused_host(settings, run):
+    # `pair --rotate --host "a b"` was refused after the token was replaced: every paired phone unpaired, no new
+    # token shown
+    settings.memory.mkdir()
+    token = json.loads(run("pair", "--json")[1])["token"]
+    rc, out, err = run("pair", "--rotate", "--host", "a b")
+    assert rc == 2 and "give a host name or address" in err
+    assert (settings.memory / "api-token").read_text().strip() == token
 
 
 def test_serve_warns_when_it_listens_wider_without_tls():

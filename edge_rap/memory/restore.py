@@ -181,9 +181,9 @@ def _disown_snapshots(events: Path, source: str, archive: Path) -> None:
             dropped = db.execute("UPDATE events SET snapshot = NULL WHERE snapshot IS NOT NULL").rowcount
     except sqlite3.Error as e:
         raise _Refused(archive, f"its event log could not be read ({e})") from None
-    if dropped:
-        log.warning("%s: the restored events show no snapshots: their files are %s's (its daemon wrote them), and "
-                    "the backup holds none", archive, source)
+    if dropped:  # the folder quoted: a forged manifest's terminal escapes and line breaks reached the terminal
+        log.warning("%s: the restored events show no snapshots: their files are those of the memory it was made of, "
+                    "%r (its daemon wrote them), and the backup holds none", archive, source)
 
 
 def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:

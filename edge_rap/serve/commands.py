@@ -68,11 +68,11 @@ def cmd_pair(args) -> int:
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory must not become a folder holding a token
     memory = settings.memory
-    token = rotate_token(memory) if args.rotate else ensure_token(memory)
     where = recorded(memory)
-    if args.host:
+    if args.host:  # checked before the token is touched: a refused --host with --rotate unpaired every phone
         _warn_if_not_answered(checked_host(args.host), where.host)
         where = replace(where, host=args.host)
+    token = rotate_token(memory) if args.rotate else ensure_token(memory)
     if args.port is not None:
         where = replace(where, port=args.port)
     url = page_url(where)
@@ -94,7 +94,12 @@ def _warn_if_not_answered(host: str, bound: str) -> None:
     the phone was refused, 421: said before the code is scanned."""
     from edge_rap.serve.hosts import host_names
 
-    if not host_names(bound).accepts(host):
+    try:
+        answered = host_names(bound).accepts(host)
+    except EdgeRapError as e:  # this shell's EDGE_RAP_SERVE_HOSTS, maybe not serve's: a warning, as the rest is
+        print(f"edge-rap: warning: {e}", file=sys.stderr)
+        return
+    if not answered:
         print(f"edge-rap: warning: the server answers no request for {host!r} (421): add it to "
               "EDGE_RAP_SERVE_HOSTS where `serve` runs, and restart it; or pair with its address", file=sys.stderr)
 

@@ -48,7 +48,8 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
-_NO_PROBLEM = r"no\W+(?:problem|worries)|not\W+a\W+problem"  # a yes in a no's words, alone or after a yes
+# a yes in a no's words, alone or after a yes; spaces only between them: "No, problem is, it's the cat" is a no
+_NO_PROBLEM = r"no\s+(?:problem|worries)|not\s+a\s+problem"
 _YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
                   r"absolutely|definitely|of course|" + _NO_PROBLEM + r")\b", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)

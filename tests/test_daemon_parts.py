@@ -1280,6 +1280,25 @@ def test_visits_of_a_daemon_that_died_are_closed_at_its_last_sign_of_life(tmp_pa
     assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (os.getpid(),)).fetchone() == (2,)
 
 
+def test_where_is_reads_a_dead_daemons_visit_as_ended_at_its_newest_event_as_its_closing_will(tmp_path):
+    # Before the next `run` closed the visit, "where is Bo?" ended it at the last beat, and the closing then moved
+    # it to the arrival logged after that beat: the two said different times of one visit.
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    died = EventLog(tmp_path)
+    died.begin_watch()
+    died.add(Event("arrived", "bo", "porch", 5.0, 1000.0))
+    died.add(Event("arrived", "anya", "porch", 39.0, 1034.0))  # after its last sign of life
+    died._db().execute("UPDATE watches SET pid = ?, alive = 1030.0 WHERE id = ?", (dead, died.watch))
+    read = EventLog(tmp_path, readonly=True).last_seen("bo")
+    closed = {e.name: e for e in EventLog(tmp_path).begin_watch()}
+    assert (read.kind, read.time_s, read.wall) == ("left", 39.0, 1034.0) == (
+        closed["bo"].kind, closed["bo"].time_s, closed["bo"].wall)
+
+
 def test_a_watch_whose_pid_another_process_now_holds_is_dead(tmp_path):
     # After a reboot the service often gets its old pid again: the pid alone would keep the visit open for ever.
     log = EventLog(tmp_path)

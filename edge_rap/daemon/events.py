@@ -565,19 +565,21 @@ class EventLog:
         cannot be asked (another host's: the memory on a shared drive; one of a system without /proc, whose pid
         a later process may have) runs while its watch beats: one silent for `SILENT_S` died (its host's power
         cut, or it was killed), and its open visit no longer beats every newer sighting elsewhere for ever."""
-        rows = self._rows("SELECT w.pid, w.identity, w.host, w.alive, e.wall FROM events e "
+        rows = self._rows("SELECT w.pid, w.identity, w.host, w.alive, e.wall, e.watch FROM events e "
                           "LEFT JOIN watches w ON w.id = e.watch WHERE e.id = ? AND e.watch IS NOT NULL", (event_id,))
         if not rows:
             return None
-        pid, identity, host, alive, wall = rows[0]
+        pid, identity, host, alive, wall, watch = rows[0]
         if pid is None:  # its watch is gone, and with it the daemon
             return wall
         this_host = host == socket.gethostname()
-        if this_host and not _process_alive(pid, identity):
-            return alive
-        if (this_host and identity is not None) or time.time() - alive < SILENT_S:
+        died_here = this_host and not _process_alive(pid, identity)
+        if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
             return None
-        return alive
+        # an event it logged after its last beat is a later sign of life, as where the next `run` closes the visit
+        # (`_close_visits`); only the events since this one are read (by id: the log has no index on `watch`)
+        later = self._rows("SELECT MAX(wall) FROM events WHERE id > ? AND watch = ?", (event_id, watch))
+        return max(alive, later[0][0] or alive)
 
     def purge(self, name: str) -> int:
         """Delete every event about `name` and the snapshots they kept; the number of events removed. Where `name`

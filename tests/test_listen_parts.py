@@ -1033,9 +1033,11 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
     for now in ("Is anyone home?", "Who is here right now?", "is anybody in?", "Where is everyone?",
                 "Is anyone back yet?", "Is anyone home, robot?",  # (these two were left to the model,
                 "Anyone home?", "Is everyone home?", "Who's in the house?",  # and these too)
-                "Anyone phone?", "Hey robot, anyone phone?", "Is anyone phone?", "Is anybody foam?"):  # whisper's
+                "Anyone phone?", "Hey robot, anyone phone?", "Is anyone phone?", "Is anybody foam?",  # whisper's
+                "Is there anyone phone?", " Anyone phone?"):  # (as "Is there anyone home?"; a leading space)
         assert asks_who(now) == WhoQuestion(today=False), now
-    for call in ("Did anyone phone?", "Has anyone phoned?", "Anyone phone the vet?", "Where is anyone's phone?"):
+    for call in ("Did anyone phone?", "Has anyone phoned?", "Anyone phone the vet?", "Where is anyone's phone?",
+                 "Where is anyone phone?", "It is someone phone."):  # (whisper's "someone's phone", once)
         assert asks_who(call) is None, call
     for today in ("Who was here today?", "Did you see anyone?", "Who came by this morning?", "Has anyone been here?"):
         assert asks_who(today) == WhoQuestion(today=True), today

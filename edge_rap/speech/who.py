@@ -29,8 +29,10 @@ _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
-#: only said alone or after "is"/"are", not "Did anyone phone?" (a call).
-_HOME_SLIP = re.compile(r"(^|[.,!?]\s*|\b(is|are)\s+)(any|some|every)(one|body)\s+(phone|foam)" + _END, re.I)
+#: only opening a sentence, alone or after "is"/"are" ("is there"), not "Did anyone phone?" (a call) nor "It is
+#: someone phone." (whisper's "someone's phone").
+_HOME_SLIP = re.compile(r"(^|[.,!?])\s*((is|are)\s+(there\s+)?)?(any|some|every)(one|body)\s+(phone|foam)" + _END,
+                        re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
                     r"(( at)? (home|here|around|back|in|by|over))?" + _END, re.I)

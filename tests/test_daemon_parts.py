@@ -1299,6 +1299,28 @@ def test_where_is_reads_a_dead_daemons_visit_as_ended_at_its_newest_event_as_its
         closed["bo"].kind, closed["bo"].time_s, closed["bo"].wall)
 
 
+def test_where_is_and_the_closing_agree_on_a_dead_daemons_visit_when_its_clock_was_set_back(tmp_path):
+    # The closing took each place's newest event, of before the arrival too; "where is Bo?" every event logged after
+    # it: with the clock set back while the daemon ran, the two ended one visit at different times.
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    for before, after in (([], [("arrived", "anya", "den", 45.0, 1040.0), ("left", "anya", "den", 46.0, 1010.0)]),
+                          ([("arrived", "anya", "den", 1.0, 2000.0)], [])):  # (its clock set back after these)
+        home = tmp_path / str(len(before))
+        died = EventLog(home)
+        died.begin_watch()
+        for event in [*before, ("arrived", "bo", "porch", 5.0, 1000.0), *after]:
+            died.add(Event(*event))
+        died._db().execute("UPDATE watches SET pid = ?, alive = 1030.0 WHERE id = ?", (dead, died.watch))
+        read = EventLog(home, readonly=True).last_seen("bo")
+        closed = next(e for e in EventLog(home).begin_watch() if e.name == "bo")
+        assert read.kind == closed.kind == "left" and (read.time_s, read.wall) == (closed.time_s, closed.wall), before
+        assert closed.wall == max([1030.0] + [e[4] for e in after])  # (logged after it: the daemon lived then)
+
+
 def test_a_watch_whose_pid_another_process_now_holds_is_dead(tmp_path):
     # After a reboot the service often gets its old pid again: the pid alone would keep the visit open for ever.
     log = EventLog(tmp_path)

@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS watches (
 """
 
 
+#: A watch's newest wall time among the events it logged after event `id`: a later sign of life than its last beat
+#: (a backup taken as <bo> arrived beside <mochi> had <mochi> leave at the beat a second before, as though the two
+#: were never in view together). Only events logged after the arrival count: an older one timed later (the clock set
+#: back since) is no sign that the daemon lived past it. (SQLite reads it down the `wall` index, or by the id range.)
+_LIVED_AFTER = "SELECT MAX(wall) FROM events WHERE id > ? AND watch IS ?"
+
+
 class EventLogError(DeviceError):
     """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder)."""
 
@@ -448,19 +455,20 @@ class EventLog:
         return [] if last is None else self._close_visits(None, last)
 
     def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
-        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving. An event it logged
-        after its last beat is a later sign of life: a backup taken as <bo> arrived beside <mochi> had <mochi> leave
-        at the beat a second before, as though the two were never in view together."""
+        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving, at its last sign
+        of life after that arrival (`_LIVED_AFTER`), as "where is X?" reads it before (`_ended`)."""
         rows = self._db().execute(
-            "SELECT e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
+            "SELECT e.id, e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
             "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
-        alive = max([alive] + [row[4] for row in rows])  # (each place's newest event: the newest of all among them)
+        arrivals = [row for row in rows if row[1] == "arrived"]
+        ends = [max(alive, self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] or alive)
+                for row in arrivals]  # (all before a "left" is added: one is no sign of life)
         closed = []
-        for kind, name, camera, time_s, wall in rows:
-            if kind == "arrived":  # (an arrival after the last sign of life: it left when it was logged)
-                event = Event("left", name, camera, time_s + max(0.0, alive - wall), max(alive, wall))
-                event.id = self._insert(event, watch)
-                closed.append(event)
+        for (_, _, name, camera, time_s, wall), ended in zip(arrivals, ends):
+            # (an arrival after the last sign of life: it left when it was logged)
+            event = Event("left", name, camera, time_s + max(0.0, ended - wall), max(ended, wall))
+            event.id = self._insert(event, watch)
+            closed.append(event)
         return closed
 
     def move(self, watch: int, seconds: float) -> int:
@@ -576,9 +584,7 @@ class EventLog:
         died_here = this_host and not _process_alive(pid, identity)
         if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
             return None
-        # an event it logged after its last beat is a later sign of life, as where the next `run` closes the visit
-        # (`_close_visits`); only the events since this one are read (by id: the log has no index on `watch`)
-        later = self._rows("SELECT MAX(wall) FROM events WHERE id > ? AND watch = ?", (event_id, watch))
+        later = self._rows(_LIVED_AFTER, (event_id, watch))  # (as the next `run` closes the visit: `_close_visits`)
         return max(alive, later[0][0] or alive)
 
     def purge(self, name: str) -> int:

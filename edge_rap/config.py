@@ -74,15 +74,22 @@ class Settings:
         return self.profile.embedder
 
 
+def environ(name: str) -> str | None:
+    """An environment variable's value, None where it is unset or blank: `EDGE_RAP_HOME=" "` is no folder named
+    " ", nor `EDGE_RAP_DEVICE=" "` a profile (as EDGE_RAP_SERVE_HOSTS and EDGE_RAP_MAX_MEGAPIXELS read blank)."""
+    value = os.environ.get(name)
+    return value if value and value.strip() else None
+
+
 def default_home() -> Path:
-    env = os.environ.get("EDGE_RAP_HOME")
+    env = environ("EDGE_RAP_HOME")
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "edge-rap"
 
 
 def model_cache() -> Path:
-    """The model cache: `$EDGE_RAP_MODELS`, else (unset or empty, as EDGE_RAP_HOME: not the current folder) the
+    """The model cache: `$EDGE_RAP_MODELS`, else (unset or blank, as EDGE_RAP_HOME: not the current folder) the
     default home's `models`."""
-    return Path(os.environ.get("EDGE_RAP_MODELS") or default_home() / "models").expanduser()
+    return Path(environ("EDGE_RAP_MODELS") or default_home() / "models").expanduser()
 
 
 def detect_profile(root: Path = Path("/")) -> tuple[str, str]:
@@ -133,8 +140,8 @@ MAX_THREADS = 256
 
 def load_profile(name: str | None = None) -> Profile:
     name = None if name == "auto" else name
-    from_env = not name and os.environ.get("EDGE_RAP_DEVICE", "auto") != "auto"
-    name = name or (os.environ.get("EDGE_RAP_DEVICE") if from_env else None)
+    from_env = not name and (environ("EDGE_RAP_DEVICE") or "auto") != "auto"
+    name = name or (environ("EDGE_RAP_DEVICE") if from_env else None)
     reason = "named with --device" if name and not from_env else "EDGE_RAP_DEVICE" if from_env else ""
     if not name:
         name, reason = detect_profile()

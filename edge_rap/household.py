@@ -225,11 +225,13 @@ class Household:
     @staticmethod
     def _forgotten_with_events(name: str, events) -> Concept | None:
         """A concept no longer remembered whose events the log still holds (a forget whose log failed just
-        after), as a concept of that name and nothing else; None where the log holds none by that name."""
-        from edge_rap.memory.store import validate_name
+        after), as a concept of that name and nothing else; None where the log holds none by that name. The name
+        is matched as every name is (name_key: "zoë’s mug" is <Zoë's Mug>), its exact spelling first."""
+        from edge_rap.memory.store import name_key, validate_name
 
-        kept = events.query(name=validate_name(name), limit=1) if events else []
-        return Concept(0, kept[0].name, "", "", 0.0, 0.0) if kept else None
+        name = validate_name(name)
+        kept = [known for known in (events.names() if events else []) if name_key(known) == name_key(name)]
+        return Concept(0, name if name in kept else kept[0], "", "", 0.0, 0.0) if kept else None
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:
         """Remember a concept, and say so when its photo looks to the model like the generated clutter that

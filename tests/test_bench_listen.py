@@ -49,3 +49,16 @@ def test_engines_are_checked_by_name(bench):
 def test_the_choosing_set_says_nothing_in_a_held_out_voice(bench):
     assert {v.engine for v in bench.HELD_OUT.values()} == set(bench.ENGINES) - {"piper"}
     assert {v.argv for v in bench.CHOOSING.values()}.isdisjoint(v.argv for v in bench.HELD_OUT.values())
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["latency", "--engines", "flite"], "only for `names` (latency's questions are said by piper"),
+    (["--engines", "flite"], "only for `names`"),  # latency, the default
+    (["names", "--choosing", "--engines", "flite"], "the choosing set's voices are fixed"),
+])
+def test_engines_where_they_pick_nothing_are_refused_for_their_own_reason(bench, monkeypatch, capsys, argv, said):
+    # `latency --engines flite` was told the choosing set's voices are fixed: it had not asked for that set
+    monkeypatch.setattr(sys, "argv", ["bench_listen.py", *argv])
+    with pytest.raises(SystemExit):
+        bench.main()
+    assert said in capsys.readouterr().err

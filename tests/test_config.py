@@ -179,3 +179,20 @@ def test_an_empty_model_cache_variable_is_the_default_one_not_the_current_folder
     monkeypatch.setenv("EDGE_RAP_MODELS", "")  # the default embedder was exported into the current folder
     monkeypatch.chdir(tmp_path / "..")
     assert load_settings().models == tmp_path / "home" / "models"
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_variable_is_one_left_unset(blank, tmp_path, monkeypatch):
+    # EDGE_RAP_DEVICE=" " was a profile named " ", "not found", and EDGE_RAP_HOME=" " a folder " " in the current
+    # folder; blank EDGE_RAP_SERVE_HOSTS and EDGE_RAP_MAX_MEGAPIXELS were read as unset
+    from edge_rap.config import default_home, load_settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("EDGE_RAP_HOME", "EDGE_RAP_MODELS", "EDGE_RAP_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    unset = load_settings()
+    for name in ("EDGE_RAP_HOME", "EDGE_RAP_MODELS", "EDGE_RAP_DEVICE"):
+        monkeypatch.setenv(name, blank)
+    blanked = load_settings()
+    assert (blanked.home, blanked.models, blanked.profile.name) == (unset.home, unset.models, unset.profile.name)
+    assert default_home() == unset.home

@@ -826,9 +826,11 @@ def test_the_settings_file_is_checked_key_by_key(tmp_path):
     spoken = run_config({"speak_to": "out"}, good)  # and --speak-to over the file's mute
     assert spoken.speak_to == "out" and not spoken.mute
     bad.write_text('[daemon]\nduration = nan\n[[camera]]\nsource = 0\n')  # TOML has nan and inf
-    with pytest.raises(EdgeRapError, match="duration must be more than 0 seconds, not nan"):
+    with pytest.raises(EdgeRapError, match=r"duration must be a number, not nan \(leave it out"):
         run_config({}, bad)
-    for given, said in (({"cooldown": float("inf")}, "cooldown must be a number"),
+    for given, said in (({"cooldown": float("inf")}, "cooldown must be a finite number, not inf$"),
+                        ({"duration": float("inf")}, r"^duration must be a finite number, not inf \(leave it out"),
+                        ({"recheck": float("nan")}, "recheck must be a number, not nan$"),
                         ({"wake": "hey robot"}, "--wake goes with --voice"),
                         ({"wake": "  ", "voice": True}, "--wake needs a phrase")):
         with pytest.raises(EdgeRapError, match=said):

@@ -351,3 +351,17 @@ def test_a_forget_says_so_where_a_reader_kept_the_forgotten_rows_readable(rememb
         assert [c.name for c in home.concepts()] == ["chelsea"]  # the forget stands
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "-wal" in r.getMessage()]
     assert len(said) == 1 and "memory.sqlite" in said[0] and "reading or writing it for over 1 s" in said[0]
+
+
+def test_forgetting_a_gone_concept_finds_its_kept_events_by_any_spelling_of_its_name(remembered):
+    # the log's events were found only by the stored spelling: "zoë’s mug" typed on a phone left them for good
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    for name in ("Zoë's Mug", "rocket"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    with Household(remembered) as home:
+        assert home.forget("zoë’s  MUG").name == "Zoë's Mug"
+        assert [e.name for e in home.events.query()] == ["rocket"]

@@ -765,8 +765,10 @@ def test_one_photo_is_one_concepts_and_another_region_of_it_is_another(root, pho
     for make in (lambda: memory.remember("b", [copy]), lambda: memory.remember("b", [scene_file(photos, 2), photo])):
         with pytest.raises(EdgeRapError, match=r"copy.png is already a photo of <a>|scene1.png is already a photo of <a>"):
             make()
-    with pytest.raises(EdgeRapError, match=r"scene1.png is already a photo of <a>"):
-        memory.remember("b", [photo], box=Box(0, 0, 5000, 5000))  # a box past its edges holds it whole: the photo
+    # a box past its edges holds it whole: the photo, which was said as if no box had been given ("give the box")
+    with pytest.raises(EdgeRapError, match=r"scene1.png: its box \[0, 0, 5000, 5000\] holds the whole photo, which is "
+                                           r"already a photo of <a>: .*: give a smaller box of what else it shows"):
+        memory.remember("b", [photo], box=Box(0, 0, 5000, 5000))
     memory.remember("b", [photo], box=Box(0, 0, 40, 40))  # another region: two people in one group photo
     memory.remember("c", [scene_file(photos, 3)])
     with pytest.raises(EdgeRapError, match=r"\(box \[0, 0, 40, 40\]\) is already a photo of <b>"):

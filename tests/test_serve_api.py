@@ -680,3 +680,26 @@ def test_daemon_stats_reads_the_running_daemons_counters(monkeypatch):
     assert figures["stages_ms"] == {"embed": 20.0}
     assert (figures["frames_read"], figures["frames_processed"], figures["frames_dropped"]) == (20, 12, 3)
     assert figures["fps"] == 2.0 and figures["uptime_s"] == 10.0
+
+
+def test_pair_warns_by_the_names_the_running_server_answers_not_by_its_own_shells(serving, tmp_path, capsys,
+                                                                                    monkeypatch):
+    # `serve` ran as a service with EDGE_RAP_SERVE_HOSTS=robot.lan; `pair --host robot.lan` in a shell without it
+    # warned that the server would refuse robot.lan, and `pair --host robot.example` in a shell with it did not
+    from edge_rap import cli
+
+    proc, _ = serving({"EDGE_RAP_SERVE_HOSTS": "robot.lan"})
+
+    def warned(host: str) -> bool:
+        capsys.readouterr()
+        assert cli.main(["pair", "--json", "--host", host, "--memory", str(tmp_path / "memory")]) == 0
+        return "answers no request" in capsys.readouterr().err
+
+    assert not warned("robot.lan")
+    monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot.example")
+    assert warned("robot.example") and not warned("robot.lan")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    record = tmp_path / "memory" / "serve.json"  # one a serve of before wrote: this shell's names are the guess
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "serve_hosts"}))
+    assert not warned("robot.example") and warned("robot.lan")

@@ -242,8 +242,9 @@ def test_sync_compares_names_as_the_device_does(companion, tmp_path):
     from edge_rap.memory.store import name_key
 
     for name in ("Zoë\u2019s teapot", "zoe\u0301\u2018s_Tea-Pot", "Mochi \u2764\ufe0f", "👨\u200d👩\u200d👧",
-                 "İstanbul", "ｂｏ"):
+                 "İstanbul", "ｂｏ", "Zoë\u00b4s teapot", "\u0149"):
         assert companion._key(name) == name_key(name), name
+    assert companion._key("Zoë\u00b4s teapot") == companion._key("Zoë's teapot")  # a keyboard's "´" for "'"
     pot = _save(tmp_path / "Zoë's teapot" / "a.png", 1)
     (tmp_path / "Zoë's teapot" / "description.txt").write_text("from grandma")
     device = DeviceHolding(companion, {"Zoë\u2019s teapot": ("from grandma", [pot])})

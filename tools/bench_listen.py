@@ -271,7 +271,9 @@ def main() -> int:
                         help="the whisper model, as listen's --asr")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.engines and (args.choosing or args.measure != "names"):
+    if args.engines and args.measure != "names":
+        parser.error("--engines: only for `names` (latency's questions are said by piper, else espeak-ng)")
+    if args.engines and args.choosing:
         parser.error("--engines: only for the held-out names set (the choosing set's voices are fixed)")
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:

@@ -56,13 +56,12 @@ class RunConfig:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
-        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
-            raise EdgeRapError(f"duration must be more than 0 seconds, not {self.duration} (leave it out to watch "
-                               "until stopped)")
+        if self.duration is not None and (why := _why_refused(self.duration, positive=True)):
+            raise EdgeRapError(f"duration must be {why}, not {self.duration} (leave it out to watch until stopped)")
         for name in ("cooldown", "leave_after", "recheck", "frozen_after", "fps_cap"):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise EdgeRapError(f"{name.replace('_', '-')} must be a number of 0 or more, not {value}")
+            if value is not None and (why := _why_refused(value, positive=False)):
+                raise EdgeRapError(f"{name.replace('_', '-')} must be {why}, not {value}")
         if self.wake is not None and not self.wake.strip():
             raise EdgeRapError("--wake needs a phrase, such as 'hey robot'")
         if self.wake is not None:
@@ -117,6 +116,18 @@ class RunConfig:
         if self.backup_to is None and (self.backup_every is not None or self.backup_keep is not None):
             raise PartnerMissing("backup-every and backup-keep go with backup-to (the folder the backups are written "
                                  "into)", "--backup-to", "backup-to = DIR")
+
+
+def _why_refused(value: float, positive: bool) -> str | None:
+    """What a setting's number must be that `value` is not (None where it is that): finite, and more than 0
+    (`positive`) or 0 or more. `--duration inf` was told "more than 0 seconds", which inf is."""
+    if math.isnan(value):
+        return "a number"
+    if value == math.inf:
+        return "a finite number"
+    if value < 0 or (positive and value == 0):
+        return "more than 0 seconds" if positive else "a number of 0 or more"
+    return None
 
 
 class PartnerMissing(EdgeRapError):

@@ -510,6 +510,12 @@ class EventLog:
         sql += " ORDER BY id DESC LIMIT ?"
         return [_event(row) for row in reversed(self._rows(sql, (*args, limit), valid_event))]
 
+    def names(self) -> list[str]:
+        """The names the log holds events of, the latest seen first: a forgotten concept's events a failed log kept
+        are found again by any spelling that names it (name_key), not only the one stored."""
+        return [row[0] for row in self._rows("SELECT name FROM events GROUP BY name ORDER BY max(id) DESC", (),
+                                             lambda row: isinstance(row[0], str))]
+
     def get(self, event_id: int) -> Event | None:
         """One event by its id, however old (not only among the newest that `query` reads); an id no SQLite
         integer can hold (from a URL) is no event."""

@@ -79,7 +79,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     frame of its `here` camera. Its event loop is a part systemd's watchdog waits for."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
-    from edge_rap.serve.hosts import host_names
+    from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import Listening, record
     from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
     from edge_rap.serve.stats import daemon_stats
@@ -91,7 +91,7 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
         log.warning("%s", warning)
     app = create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest, hosts=host_names(host))
     server = start_server_thread(app, host, port, tls, beat=daemon.supervisor.heartbeat("the companion API").beat)
-    record(home.root, Listening(host, server.port, tls is not None))  # so that `edge-rap pair` shows this URL
+    record(home.root, Listening(host, server.port, tls is not None, tuple(configured())))  # for `edge-rap pair`
     log.warning("serving the companion API at %s", server.url)
     return server
 

@@ -86,6 +86,7 @@ class PreparedView:
     face: Box | None = None  # the person's face, in the file's pixels
     face_vectors: np.ndarray | None = None  # the face and its mirror image, in the face space
     cells: np.ndarray | None = None  # its dense-matching cells, for embedders with a feature map
+    whole_box: Box | None = None  # the box given, where it held the whole photo (`box` is then None)
 
 
 def clean_text(text: str, what: str, limit: int) -> str:
@@ -164,7 +165,7 @@ class Memory:
         `face`: where a person's face is (its box, as an export lists it), where not the one face of `box`;
         `like`: the person's registered faces, to find theirs among several."""
         file = read_image_file(path)
-        box = _region_of(box, file.image.size)
+        given, box = box, _region_of(box, file.image.size)
         if person and box is None and face is None and like is not None:
             box = self._their_face(file.image, like)
         region = crop(file.image, box) if box else file.image
@@ -172,7 +173,8 @@ class Memory:
                        file.image.pixels if box else None)
         views = augmented_views(region.pixels)
         vectors = self._need_embedder().embed([v for _, v in views])
-        prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels))
+        prepared = PreparedView(file, box, [name for name, _ in views], vectors, cells=self._cells(region.pixels),
+                                whole_box=given if given is not None and box is None else None)
         if person and self.faces is not None:
             face, vectors = self._face(file.image, face or box, like)
             prepared = replace(prepared, face=face, face_vectors=vectors)
@@ -533,11 +535,14 @@ def _region_of(box: Box | None, size: tuple[int, int]) -> Box | None:
 def _refuse_photo_of_another(owner: tuple[int, str] | None, concept_id: int, view: PreparedView) -> None:
     """One photo (or one region of it) is one concept's: two concepts of the same pixels would always tie in
     recognition. Another region of it (two people in one group photo, given each their --box) is another view."""
-    if owner is not None and owner[0] != concept_id:
-        region = f" (box {view.box.as_list()})" if view.box else ""
-        raise EdgeRapError(f"{view.file.image.source}{region} is already a photo of <{owner[1]}>: two concepts of "
-                           "one photo would always tie: give the box of what else it shows (--box); nothing was "
-                           "changed")
+    if owner is None or owner[0] == concept_id:
+        return
+    source, whole = view.file.image.source, view.whole_box
+    what = (f"{source} (box {view.box.as_list()})" if view.box else
+            f"{source}: its box {whole.as_list()} holds the whole photo, which" if whole else source)
+    raise EdgeRapError(f"{what} is already a photo of <{owner[1]}>: two concepts of one photo would always tie: give "
+                       f"{'a smaller box' if whole else 'the box'} of what else it shows (--box); nothing "
+                       "was changed")
 
 
 def _readable(view: ReferenceView, unreadable: dict[int, str]) -> Image | None:

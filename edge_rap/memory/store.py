@@ -172,9 +172,10 @@ JOINERS = "\u200c\u200d"
 #: variation selectors that choose an emoji's look ("❤" and "❤️" are one name), and the dot above that case
 #: folding leaves of a Turkish "İ" ("İstanbul" folds to "i̇stanbul": it was another name than "istanbul").
 KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307"
-#: The apostrophes a keyboard types for "'" (a phone's "’", a word processor's "‘" and "ʼ"): name_key takes each
-#: for it, so "Zoë's mug" typed on a laptop is the "Zoë’s mug" a phone remembered, not a second concept beside it.
-APOSTROPHES = str.maketrans("\u2019\u2018\u02bc", "'''")
+#: The apostrophes a keyboard types for "'" (a phone's "’", a word processor's "‘" and "ʼ", the "´" some European
+#: layouts put where "'" is): name_key takes each for it, so "Zoë's mug" typed on a laptop is the "Zoë’s mug" a
+#: phone remembered, not a second concept beside it. A spacing "´" is no accent: it never combines in NFC text.
+APOSTROPHES = str.maketrans("\u2019\u2018\u02bc\u00b4", "''''")
 
 
 def joining(text: str, k: int) -> bool:
@@ -252,7 +253,14 @@ def name_key(name: str) -> str:
     """What makes two names one: a voice or a question cannot tell them apart when they differ only in case,
     in width ("ｂｏ"), in the spaces, '_', '-' and '.' between words ("Tea Pot", "teapot", "tea_pot"), or in
     what does not show (KEY_DROPS: joiners, an emoji's variation selector), or in the apostrophe typed."""
-    return re.sub(f"[{KEY_DROPS}]+", "", unicodedata.normalize("NFKC", name).casefold().translate(APOSTROPHES))
+    return re.sub(f"[{KEY_DROPS}]+", "", fold(name))
+
+
+def fold(text: str) -> str:
+    """Text in the form names are compared in (name_key, a question's mentions): NFKC, case folded, each
+    apostrophe "'". Those are taken before NFKC, which splits "´" into a space and a combining accent that joins
+    no letter, and after it, where it makes one ("ŉ" is "ʼn")."""
+    return unicodedata.normalize("NFKC", text.translate(APOSTROPHES)).casefold().translate(APOSTROPHES)
 
 
 class NameTakenError(EdgeRapError):

@@ -7,13 +7,12 @@ tested on made-up numbers (tests/test_decide.py). The rules and their reasons: d
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import replace
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from edge_rap.memory.store import APOSTROPHES, KEY_DROPS, name_key
+from edge_rap.memory.store import KEY_DROPS, fold, name_key
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
@@ -34,7 +33,7 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     with or without the spaces, '_', '-' and '.' between its letters: "Mr Whiskers" is <mr. whiskers>, "Tea Pot"
     <teapot>), in order of first mention. Where one name is written inside another ("tea pot" in "the tea pot",
     "小龙" in "李小龙在哪里"), only the longer is meant."""
-    folded = unicodedata.normalize("NFKC", question).casefold().translate(APOSTROPHES)  # as name_key folds a name
+    folded = fold(question)  # as name_key folds a name
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())

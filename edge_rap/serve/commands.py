@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError
+
+if TYPE_CHECKING:
+    from edge_rap.serve.pairing import Listening
 
 
 def _settings(args):
@@ -19,7 +23,7 @@ def cmd_serve(args) -> int:
     from edge_rap.household import Household
     from edge_rap.scratch import remove_leftovers
     from edge_rap.serve.app import create_app
-    from edge_rap.serve.hosts import host_names
+    from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
     from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
 
@@ -44,7 +48,7 @@ def cmd_serve(args) -> int:
         supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
         with _stop_on_signals() as stop:
             server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat)
-            record(home.root, Listening(args.host, port, tls is not None))
+            record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))
             print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
             supervisor.ready(lambda: f"serving {home.root} on {server.url}/")
             while not stop.wait(1.0) and server.thread.is_alive():
@@ -70,7 +74,7 @@ def cmd_pair(args) -> int:
     memory = settings.memory
     where = recorded(memory)
     if args.host:  # checked before the token is touched: a refused --host with --rotate unpaired every phone
-        _warn_if_not_answered(checked_host(args.host), where.host)
+        _warn_if_not_answered(checked_host(args.host), where)
         where = replace(where, host=args.host)
     token = rotate_token(memory) if args.rotate else ensure_token(memory)
     if args.port is not None:
@@ -89,13 +93,14 @@ def cmd_pair(args) -> int:
     return 0
 
 
-def _warn_if_not_answered(host: str, bound: str) -> None:
-    """A name `serve` does not answer under (its own, localhost, EDGE_RAP_SERVE_HOSTS's) made a QR code whose page
-    the phone was refused, 421: said before the code is scanned."""
+def _warn_if_not_answered(host: str, served: Listening) -> None:
+    """A name `serve` does not answer under (its own, localhost, EDGE_RAP_SERVE_HOSTS's as serve.json recorded
+    them: the service's, which this shell may lack) made a QR code whose page the phone was refused, 421: said
+    before the code is scanned."""
     from edge_rap.serve.hosts import host_names
 
     try:
-        answered = host_names(bound).accepts(host)
+        answered = host_names(served.host, served.names).accepts(host)
     except EdgeRapError as e:  # this shell's EDGE_RAP_SERVE_HOSTS, maybe not serve's: a warning, as the rest is
         print(f"edge-rap: warning: {e}", file=sys.stderr)
         return

@@ -32,10 +32,10 @@ class HostNames:
         return name in self.names or _is_address(name)
 
 
-def host_names(bound: str = "127.0.0.1") -> HostNames:
-    """localhost, this machine's names, `bound` (the --host it listens on) and EDGE_RAP_SERVE_HOSTS's, which a
-    bad entry makes one line, before anything serves."""
-    names = {"localhost", *configured()}
+def host_names(bound: str = "127.0.0.1", allowed: tuple[str, ...] | None = None) -> HostNames:
+    """localhost, this machine's names, `bound` (the --host it listens on) and `allowed`, else
+    EDGE_RAP_SERVE_HOSTS's, which a bad entry makes one line, before anything serves."""
+    names = {"localhost", *(configured() if allowed is None else allowed)}
     machine = socket.gethostname().lower().rstrip(".")
     if machine:
         short = machine.split(".")[0]

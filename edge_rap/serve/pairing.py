@@ -1,7 +1,9 @@
 """Pairing a phone or laptop: the URL to open (with the token in its fragment, which browsers never send to a
 server or keep in its logs) and the same as a QR code for the terminal.
 
-`serve` records where it listens in the memory folder, so that `pair`, run later, names the right address."""
+`serve` records where it listens in the memory folder, and the EDGE_RAP_SERVE_HOSTS names it answers under, so
+that `pair`, run later in a shell without that variable (serve's is the service's), names the right address and
+warns of no name the server answers."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class Listening:
     host: str
     port: int
     tls: bool
+    names: tuple[str, ...] | None = None  # EDGE_RAP_SERVE_HOSTS's, as `serve` read it (None: not recorded)
 
 
 def record(memory: Path, where: Listening) -> None:
@@ -33,7 +36,8 @@ def record(memory: Path, where: Listening) -> None:
     path = memory / SERVE_RECORD
     fresh = path.with_suffix(".new")
     try:
-        fresh.write_text(json.dumps({"host": where.host, "port": where.port, "tls": where.tls}))
+        names = {} if where.names is None else {"serve_hosts": list(where.names)}
+        fresh.write_text(json.dumps({"host": where.host, "port": where.port, "tls": where.tls, **names}))
         os.replace(fresh, path)
     except OSError as e:
         log.warning("cannot record where the API listens (%s): pair with `edge-rap pair --host %s --port %d`",
@@ -41,11 +45,14 @@ def record(memory: Path, where: Listening) -> None:
 
 
 def recorded(memory: Path) -> Listening:
-    """Where `serve` last listened; loopback on the default port before it ever ran."""
+    """Where `serve` last listened; loopback on the default port before it ever ran. A record of before its
+    names were recorded has none (None: this shell's EDGE_RAP_SERVE_HOSTS is the guess)."""
     try:
         data = json.loads((memory / SERVE_RECORD).read_text())
-        return Listening(str(data["host"]), int(data["port"]), bool(data["tls"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        names = data.get("serve_hosts")
+        return Listening(str(data["host"]), int(data["port"]), bool(data["tls"]),
+                         tuple(map(str, names)) if isinstance(names, list) else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Listening("127.0.0.1", DEFAULT_PORT, False)
 
 

@@ -351,3 +351,26 @@ def test_a_forget_says_so_where_a_reader_kept_the_forgotten_rows_readable(rememb
         assert [c.name for c in home.concepts()] == ["chelsea"]  # the forget stands
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "-wal" in r.getMessage()]
     assert len(said) == 1 and "memory.sqlite" in said[0] and "reading or writing it for over 1 s" in said[0]
+
+
+def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised_ones(tmp_path):
+    # Before: the detector's vocabulary was the categories alone, so a YOLO export dropped every other label: with
+    # <keys> (category "keys", no label of its own) beside concepts of none (a pet remembered by voice), no region was
+    # proposed at all, and beside <bo> "dog" the person regions <gran> (no category) needs were dropped.
+    from types import SimpleNamespace
+
+    from edge_rap.config import Profile, Settings
+    from edge_rap.types import Concept
+
+    def vocabulary(categories, detector):
+        home = Household(Settings(tmp_path, tmp_path / "memory", tmp_path / "models", Profile()))
+        home.__dict__["store"] = SimpleNamespace(concepts=lambda: [Concept(i, f"c{i}", c, "", 0, 0, 1)
+                                                                  for i, c in enumerate(categories)])
+        home.__dict__["detector"] = detector
+        return home.vocabulary()
+
+    yolo, owl = SimpleNamespace(), SimpleNamespace(default_vocabulary=["object"])
+    assert vocabulary(["", ""], yolo) is None
+    assert vocabulary(["keys", ""], yolo) is None  # every label
+    assert vocabulary(["keys", "dog"], yolo) == ["dog", "keys"]
+    assert vocabulary(["keys", ""], owl) == ["keys", "object"]

@@ -1043,6 +1043,33 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
         assert asks_who(today) == WhoQuestion(today=True), today
 
 
+def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
+    # Before: "Everyone in!" (and "Everyone in.", as whisper writes espeak-ng's "Everyone in!" and "Everyone in?"
+    # alike) was answered with who is home. Without "is", a sentence of everyone asks only with its question mark.
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for told in ("Everyone in!", "Everyone in.", "Everybody here!", "Everyone home, robot.", "Hey robot, everyone in!",
+                 "Everyone in the house.", "Everyone's home!", "Everyone phone."):
+        assert asks_who(told) is None, told
+    for asked in ("Everyone in?", "Is everyone in?", "Who's in?", "Is everyone home.", "Where is everyone.",
+                  "Everybody back yet, robot?", "Hey robot, everyone in?", "Anyone home!"):
+        assert asks_who(asked) == WhoQuestion(today=False), asked
+
+
+def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
+    # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
+    # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,
+    # while "Hey robot, anyone phone?" was.
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for call in ("Anyone phone this morning?", "anyone phone this morning.", "Anyone phone today?",
+                 "Anyone phone yet?", "Hey robot did anyone phone?", "Hey robot it is someone phone."):
+        assert asks_who(call) is None, call
+    for home in ("Hey robot anyone phone?", "Hey, robot anyone phone.", "Okay robot, is anyone phone?",
+                 "Is anyone phone right now?"):
+        assert asks_who(home) == WhoQuestion(today=False), home
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""

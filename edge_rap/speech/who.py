@@ -28,10 +28,16 @@ _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+thi
 _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
+#: "Everyone in!", "Everybody here.": without "is", a sentence of everyone tells or bids (whisper writes espeak's
+#: "Everyone in?" and "Everyone in!" alike, "Everyone in."); it asks only with its question mark.
+_EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b[^?]*$",
+                            re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
-#: only opening a sentence, alone or after "is"/"are" ("is there"), not "Did anyone phone?" (a call) nor "It is
-#: someone phone." (whisper's "someone's phone").
-_HOME_SLIP = re.compile(r"(^|[.,!?])\s*((is|are)\s+(there\s+)?)?(any|some|every)(one|body)\s+(phone|foam)" + _END,
+#: only opening a sentence, after a wake phrase ("Hey robot anyone phone?", as said without --wake) at most, alone or
+#: after "is"/"are" ("is there"), with no time but "now" ("Anyone phone this morning?" asks about a call, as "Did
+#: anyone phone?" does), and not "It is someone phone." (whisper's "someone's phone").
+_HOME_SLIP = re.compile(r"(^\W*((hey|hi|ok|okay)\W+\w+\W+)?|[.,!?]\s*)((is|are)\s+(there\s+)?)?"
+                        r"(any|some|every)(one|body)\s+(phone|foam)(\s+(right\s+)?now|\s+at the moment)?(,\s*\w+)?\W*$",
                         re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
@@ -49,7 +55,7 @@ def asks_who(question: str) -> WhoQuestion | None:
     """The kind of "who" question, or None for any other."""
     if _TODAY.search(question):
         return WhoQuestion(today=True)
-    if _NOW.search(question) or _HOME_SLIP.search(question):
+    if (_NOW.search(question) or _HOME_SLIP.search(question)) and not _EVERYONE_TOLD.search(question):
         return WhoQuestion(today=False)
     return None
 

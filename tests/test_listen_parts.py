@@ -1292,6 +1292,42 @@ def test_a_failed_spoken_command_says_why_without_a_path():
         "photos stay in the memory folder.")
 
 
+def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
+    # Before: "remember this as my keys" + "yes" stored <keys> with no category, and "Anyone home?" said "<keys> is
+    # here now.": a concept of no category counts as someone (a person remembered without one). A name said as a
+    # noun now gives that noun for a category; a pet's noun and a proper name still count.
+    import time
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import carry_out, parse
+    from edge_rap.speech.who import answer_who, asks_who
+    from edge_rap.types import Box, Concept, Hit, Image, Recognition
+
+    stored = []
+
+    class Home:
+        detector = None
+
+        def remember(self, name, photos, description, category, box):
+            stored.append(Concept(len(stored) + 1, name, category, description, 0, 0, 1))
+            return stored[-1]
+
+        def concepts(self):
+            return stored
+
+    frame = Image(np.zeros((8, 8, 3), np.uint8), "frame")
+    for said in ("Remember this has my keys.", "Remember this as the red mug", "Remember this as Luna.",
+                 "Remember this as our dog", "Remember this as my mum"):
+        command, _ = parse(said, [c.name for c in stored])
+        assert carry_out(Home(), command, frame, None)[0].state == "done", said
+    assert [(c.name, c.category) for c in stored] == [("keys", "keys"), ("red_mug", "mug"), ("luna", ""),
+                                                      ("dog", "dog"), ("mum", "")]
+    home = SimpleNamespace(concepts=Home().concepts, events=SimpleNamespace(last_seen=lambda name: None))
+    seen = Recognition("frame", (8, 8), [Hit(c, 0.9, 0.5, Box(0, 0, 4, 4)) for c in stored])
+    text, names = answer_who(home, asks_who("Anyone home?"), seen, now=time.time())
+    assert sorted(names) == ["dog", "luna", "mum"], text
+
+
 def test_a_failed_spoken_command_tells_no_command_line_option():
     # "remember this as Teddy" twice on one still frame: the device read out "(give --box of what else it shows)"
     from edge_rap.speech.intents import Command, carry_out

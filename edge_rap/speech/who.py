@@ -17,8 +17,16 @@ from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
-ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot budgie rabbit bunny hamster guinea_pig
-    ferret horse pony fish turtle tortoise lizard snake""".split())
+ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
+    rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
+    goldfish turtle tortoise lizard gecko snake""".split())
+#: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
+_KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
+    grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
+    neighbour neighbor nanny babysitter flatmate roommate lodger guest""".split())
+#: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
+#: (no capital: not "my Luna").
+_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z][a-z\s'-]*?)\W*$")
 
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
@@ -63,6 +71,20 @@ def asks_who(question: str) -> WhoQuestion | None:
 def is_someone(concept: Concept) -> bool:
     category = concept.category.strip().lower().replace(" ", "_")
     return not category or category in PERSON_CATEGORIES or category in ANIMAL_CATEGORIES
+
+
+def spoken_category(said: str) -> str:
+    """The category of a concept remembered by voice, from the words of its name ("remember this as my keys"):
+    a name said as a noun ("my keys", "the red mug", "our dog") has that noun for a category, so that a thing is
+    not counted as someone home, while an animal's noun still is; a person's noun ("my mum") and a proper name
+    ("Luna": a pet's as likely as a person's) give none, as a concept remembered without `--category` has, which
+    counts as someone. A person's category is never given by voice: it asks for a face the frame may not show."""
+    m = _AS_NOUN.match(said)
+    if m is None:
+        return ""
+    noun = m["noun"].split()[-1].replace("'", "")
+    person = {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN | {"people", "children", "kids"})
+    return "" if person else noun
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

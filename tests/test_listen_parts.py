@@ -1317,15 +1317,15 @@ def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
 
     frame = Image(np.zeros((8, 8, 3), np.uint8), "frame")
     for said in ("Remember this has my keys.", "Remember this as the red mug", "Remember this as Luna.",
-                 "Remember this as our dog", "Remember this as my mum"):
+                 "Remember this as our dog", "Remember this as my mum", "Remember this as the kittens"):
         command, _ = parse(said, [c.name for c in stored])
         assert carry_out(Home(), command, frame, None)[0].state == "done", said
     assert [(c.name, c.category) for c in stored] == [("keys", "keys"), ("red_mug", "mug"), ("luna", ""),
-                                                      ("dog", "dog"), ("mum", "")]
+                                                      ("dog", "dog"), ("mum", ""), ("kittens", "kittens")]
     home = SimpleNamespace(concepts=Home().concepts, events=SimpleNamespace(last_seen=lambda name: None))
     seen = Recognition("frame", (8, 8), [Hit(c, 0.9, 0.5, Box(0, 0, 4, 4)) for c in stored])
     text, names = answer_who(home, asks_who("Anyone home?"), seen, now=time.time())
-    assert sorted(names) == ["dog", "luna", "mum"], text
+    assert sorted(names) == ["dog", "kittens", "luna", "mum"], text
 
 
 def test_a_failed_spoken_command_tells_no_command_line_option():

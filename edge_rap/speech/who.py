@@ -23,7 +23,7 @@ ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty
 #: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
 _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
     grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
-    neighbour neighbor nanny babysitter flatmate roommate lodger guest""".split())
+    neighbour neighbor nanny babysitter flatmate roommate lodger guest children""".split())
 #: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
 #: (no capital: not "my Luna").
 _AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z][a-z\s'-]*?)\W*$")
@@ -69,8 +69,9 @@ def asks_who(question: str) -> WhoQuestion | None:
 
 
 def is_someone(concept: Concept) -> bool:
+    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
     category = concept.category.strip().lower().replace(" ", "_")
-    return not category or category in PERSON_CATEGORIES or category in ANIMAL_CATEGORIES
+    return not category or bool({category, category.removesuffix("s")} & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
 
 
 def spoken_category(said: str) -> str:
@@ -83,8 +84,7 @@ def spoken_category(said: str) -> str:
     if m is None:
         return ""
     noun = m["noun"].split()[-1].replace("'", "")
-    person = {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN | {"people", "children", "kids"})
-    return "" if person else noun
+    return "" if {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN) else noun
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

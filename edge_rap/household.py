@@ -135,8 +135,18 @@ class Household:
         return EventLog(self.root, readonly=self.readonly)
 
     def vocabulary(self) -> list[str] | None:
-        """The detector's open vocabulary: the remembered concepts' categories."""
-        return sorted({c.category for c in self.store.concepts() if c.category}) or None
+        """The detector's open vocabulary: the remembered concepts' categories, and where a concept has none (a
+        pet remembered by voice under its own name), the detector's own vocabulary besides (None: every label of a
+        fixed one). Narrowed to the others' categories alone, such a concept got no region: a YOLO export dropped
+        every label but theirs, and a voice-remembered "my keys", the one category, left none at all."""
+        concepts = self.store.concepts()
+        categories = {c.category for c in concepts if c.category}
+        if not categories:
+            return None
+        if any(not c.category for c in concepts):
+            own = getattr(self.detector, "default_vocabulary", None)
+            return sorted(categories | set(own)) if own else None
+        return sorted(categories)
 
     def recognize(self, image: Image) -> Recognition:
         """The concepts in `image`: per detector region where a detector was named, else by dense matching and

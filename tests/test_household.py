@@ -365,3 +365,26 @@ def test_forgetting_a_gone_concept_finds_its_kept_events_by_any_spelling_of_its_
     with Household(remembered) as home:
         assert home.forget("zoë’s  MUG").name == "Zoë's Mug"
         assert [e.name for e in home.events.query()] == ["rocket"]
+
+
+def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised_ones(tmp_path):
+    # Before: the detector's vocabulary was the categories alone, so a YOLO export dropped every other label: with
+    # <keys> (category "keys", no label of its own) beside concepts of none (a pet remembered by voice), no region was
+    # proposed at all, and beside <bo> "dog" the person regions <gran> (no category) needs were dropped.
+    from types import SimpleNamespace
+
+    from edge_rap.config import Profile, Settings
+    from edge_rap.types import Concept
+
+    def vocabulary(categories, detector):
+        home = Household(Settings(tmp_path, tmp_path / "memory", tmp_path / "models", Profile()))
+        home.__dict__["store"] = SimpleNamespace(concepts=lambda: [Concept(i, f"c{i}", c, "", 0, 0, 1)
+                                                                  for i, c in enumerate(categories)])
+        home.__dict__["detector"] = detector
+        return home.vocabulary()
+
+    yolo, owl = SimpleNamespace(), SimpleNamespace(default_vocabulary=["object"])
+    assert vocabulary(["", ""], yolo) is None
+    assert vocabulary(["keys", ""], yolo) is None  # every label
+    assert vocabulary(["keys", "dog"], yolo) == ["dog", "keys"]
+    assert vocabulary(["keys", ""], owl) == ["keys", "object"]

@@ -1043,6 +1043,33 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
         assert asks_who(today) == WhoQuestion(today=True), today
 
 
+def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
+    # Before: "Everyone in!" (and "Everyone in.", as whisper writes espeak-ng's "Everyone in!" and "Everyone in?"
+    # alike) was answered with who is home. Without "is", a sentence of everyone asks only with its question mark.
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for told in ("Everyone in!", "Everyone in.", "Everybody here!", "Everyone home, robot.", "Hey robot, everyone in!",
+                 "Everyone in the house.", "Everyone's home!", "Everyone phone."):
+        assert asks_who(told) is None, told
+    for asked in ("Everyone in?", "Is everyone in?", "Who's in?", "Is everyone home.", "Where is everyone.",
+                  "Everybody back yet, robot?", "Hey robot, everyone in?", "Anyone home!"):
+        assert asks_who(asked) == WhoQuestion(today=False), asked
+
+
+def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
+    # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
+    # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,
+    # while "Hey robot, anyone phone?" was.
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for call in ("Anyone phone this morning?", "anyone phone this morning.", "Anyone phone today?",
+                 "Anyone phone yet?", "Hey robot did anyone phone?", "Hey robot it is someone phone."):
+        assert asks_who(call) is None, call
+    for home in ("Hey robot anyone phone?", "Hey, robot anyone phone.", "Okay robot, is anyone phone?",
+                 "Is anyone phone right now?"):
+        assert asks_who(home) == WhoQuestion(today=False), home
+
+
 def test_a_still_frame_is_recognised_once_and_again_only_after_the_memory_changed(tmp_path):
     """`listen --image` recognised the frame to load the models, then again after the question was heard: the
     second recognition sat between the end of speech and the answer."""
@@ -1263,6 +1290,42 @@ def test_a_failed_spoken_command_says_why_without_a_path():
                                     "changed")
     assert spoken_reason(EdgeRapError("photos stay in /mnt/robot/memory/photos/bo."), None) == (
         "photos stay in the memory folder.")
+
+
+def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
+    # Before: "remember this as my keys" + "yes" stored <keys> with no category, and "Anyone home?" said "<keys> is
+    # here now.": a concept of no category counts as someone (a person remembered without one). A name said as a
+    # noun now gives that noun for a category; a pet's noun and a proper name still count.
+    import time
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import carry_out, parse
+    from edge_rap.speech.who import answer_who, asks_who
+    from edge_rap.types import Box, Concept, Hit, Image, Recognition
+
+    stored = []
+
+    class Home:
+        detector = None
+
+        def remember(self, name, photos, description, category, box):
+            stored.append(Concept(len(stored) + 1, name, category, description, 0, 0, 1))
+            return stored[-1]
+
+        def concepts(self):
+            return stored
+
+    frame = Image(np.zeros((8, 8, 3), np.uint8), "frame")
+    for said in ("Remember this has my keys.", "Remember this as the red mug", "Remember this as Luna.",
+                 "Remember this as our dog", "Remember this as my mum", "Remember this as the kittens"):
+        command, _ = parse(said, [c.name for c in stored])
+        assert carry_out(Home(), command, frame, None)[0].state == "done", said
+    assert [(c.name, c.category) for c in stored] == [("keys", "keys"), ("red_mug", "mug"), ("luna", ""),
+                                                      ("dog", "dog"), ("mum", ""), ("kittens", "kittens")]
+    home = SimpleNamespace(concepts=Home().concepts, events=SimpleNamespace(last_seen=lambda name: None))
+    seen = Recognition("frame", (8, 8), [Hit(c, 0.9, 0.5, Box(0, 0, 4, 4)) for c in stored])
+    text, names = answer_who(home, asks_who("Anyone home?"), seen, now=time.time())
+    assert sorted(names) == ["dog", "kittens", "luna", "mum"], text
 
 
 def test_a_failed_spoken_command_tells_no_command_line_option():

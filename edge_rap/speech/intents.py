@@ -24,6 +24,7 @@ from edge_rap.memory.store import disk_error
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
 from edge_rap.speech.names import COMMON, Names, match_names
+from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Command:
     name: str  # the concept's name as stored (add, forget) or to be stored (remember)
     state: str = "asked"
     box: Box | None = None  # remember, add: the region of the frame kept; None for the whole frame
+    category: str = ""  # remember: the category the name's words give (who.spoken_category)
 
     @property
     def doing(self) -> str:
@@ -129,7 +131,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
-        return Command("remember", name), f"Shall I remember this as <{name}>? Say yes or no."
+        return (Command("remember", name, category=spoken_category(m.group("name"))),
+                f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         known = match_names(m.group("name"), names)
         if known.ambiguous:
@@ -240,7 +243,7 @@ def carry_out(home, command: Command, image: Image | None, recognition: Recognit
             if command.action == "add":
                 concept = home.memory.add_views(command.name, [photo], in_pixels)
                 return replace(command, state="done", box=box), f"I added this as another photo of <{concept.name}>."
-            concept = home.remember(command.name, [photo], "", "", in_pixels)
+            concept = home.remember(command.name, [photo], "", command.category, in_pixels)
         return replace(command, state="done", box=box), f"I will remember this as <{concept.name}>."
     except EdgeRapError as e:
         log.warning("voice %s <%s>: %s", command.action, command.name, e)  # whole: it says how to finish

@@ -17,8 +17,16 @@ from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
-ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy cat kitten bird parrot budgie rabbit bunny hamster guinea_pig
-    ferret horse pony fish turtle tortoise lizard snake""".split())
+ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
+    rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
+    goldfish turtle tortoise lizard gecko snake""".split())
+#: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
+_KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
+    grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
+    neighbour neighbor nanny babysitter flatmate roommate lodger guest children""".split())
+#: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
+#: (no capital: not "my Luna").
+_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z][a-z\s'-]*?)\W*$")
 
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
@@ -28,10 +36,16 @@ _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+thi
 _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
+#: "Everyone in!", "Everybody here.": without "is", a sentence of everyone tells or bids (whisper writes espeak's
+#: "Everyone in?" and "Everyone in!" alike, "Everyone in."); it asks only with its question mark.
+_EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b[^?]*$",
+                            re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
-#: only opening a sentence, alone or after "is"/"are" ("is there"), not "Did anyone phone?" (a call) nor "It is
-#: someone phone." (whisper's "someone's phone").
-_HOME_SLIP = re.compile(r"(^|[.,!?])\s*((is|are)\s+(there\s+)?)?(any|some|every)(one|body)\s+(phone|foam)" + _END,
+#: only opening a sentence, after a wake phrase ("Hey robot anyone phone?", as said without --wake) at most, alone or
+#: after "is"/"are" ("is there"), with no time but "now" ("Anyone phone this morning?" asks about a call, as "Did
+#: anyone phone?" does), and not "It is someone phone." (whisper's "someone's phone").
+_HOME_SLIP = re.compile(r"(^\W*((hey|hi|ok|okay)\W+\w+\W+)?|[.,!?]\s*)((is|are)\s+(there\s+)?)?"
+                        r"(any|some|every)(one|body)\s+(phone|foam)(\s+(right\s+)?now|\s+at the moment)?(,\s*\w+)?\W*$",
                         re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"
@@ -49,14 +63,28 @@ def asks_who(question: str) -> WhoQuestion | None:
     """The kind of "who" question, or None for any other."""
     if _TODAY.search(question):
         return WhoQuestion(today=True)
-    if _NOW.search(question) or _HOME_SLIP.search(question):
+    if (_NOW.search(question) or _HOME_SLIP.search(question)) and not _EVERYONE_TOLD.search(question):
         return WhoQuestion(today=False)
     return None
 
 
 def is_someone(concept: Concept) -> bool:
+    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
     category = concept.category.strip().lower().replace(" ", "_")
-    return not category or category in PERSON_CATEGORIES or category in ANIMAL_CATEGORIES
+    return not category or bool({category, category.removesuffix("s")} & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
+
+
+def spoken_category(said: str) -> str:
+    """The category of a concept remembered by voice, from the words of its name ("remember this as my keys"):
+    a name said as a noun ("my keys", "the red mug", "our dog") has that noun for a category, so that a thing is
+    not counted as someone home, while an animal's noun still is; a person's noun ("my mum") and a proper name
+    ("Luna": a pet's as likely as a person's) give none, as a concept remembered without `--category` has, which
+    counts as someone. A person's category is never given by voice: it asks for a face the frame may not show."""
+    m = _AS_NOUN.match(said)
+    if m is None:
+        return ""
+    noun = m["noun"].split()[-1].replace("'", "")
+    return "" if {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN) else noun
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

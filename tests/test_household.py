@@ -388,3 +388,5 @@ def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised
     assert vocabulary(["keys", ""], yolo) is None  # every label
     assert vocabulary(["keys", "dog"], yolo) == ["dog", "keys"]
     assert vocabulary(["keys", ""], owl) == ["keys", "object"]
+    coco = SimpleNamespace(labels=["person", "dog", "cup"])  # a fixed detector has no label "keys": every label
+    assert vocabulary(["keys", "dog"], coco) is None and vocabulary(["Dog", "cup"], coco) == ["Dog", "cup"]

@@ -260,6 +260,18 @@ def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, caps
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
 
 
+def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
+    # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
+    # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written
+    pipe = tmp_path / "house.tar"
+    os.mkfifo(pipe)
+    for force in ([], ["--force"]):
+        err = one_line_error(*edge_rap(capsys, "backup", pipe, *force, "--memory", household)[::2])
+        assert err == f"edge-rap: {pipe}: is a pipe, not a file; a backup is written as a file (on a drive: a " \
+                      "path in the folder it is mounted on); nothing was written\n"
+        assert pipe.is_fifo() and [p.name for p in tmp_path.iterdir() if p.name.startswith("house")] == ["house.tar"]
+
+
 def test_a_sigterm_during_a_backup_leaves_no_partial_file(household, tmp_path, monkeypatch, capsys, stop_signal):
     # as Ctrl-C does: SIGTERM killed the process past the cleanup, its FILE.partial-<pid> left as large as the memory
     import signal

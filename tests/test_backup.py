@@ -965,6 +965,12 @@ def test_where_the_system_cannot_say_who_holds_the_memory_the_restore_goes_on(ar
 def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
     err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "none.tar", "--memory", tmp_path / "m")[::2])
     assert "no such backup file" in err
+    os.mkfifo(tmp_path / "pipe.tar")
+    (tmp_path / "folder.tar").mkdir()
+    for name, kind in (("pipe.tar", "a pipe"), ("folder.tar", "a folder")):  # there, not "no such backup file"
+        err = one_line_error(*edge_rap(capsys, "restore", tmp_path / name, "--memory", tmp_path / "m")[::2])
+        assert err == f"edge-rap: {tmp_path / name}: is {kind}, not a backup file\n"
+    assert not (tmp_path / "m").exists()
     (tmp_path / "empty").mkdir()
     err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "b.tar", "--memory", tmp_path / "empty")[::2])
     assert "no memory to back up" in err and not (tmp_path / "b.tar").exists()

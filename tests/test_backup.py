@@ -260,6 +260,18 @@ def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, caps
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
 
 
+def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
+    # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
+    # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written
+    pipe = tmp_path / "house.tar"
+    os.mkfifo(pipe)
+    for force in ([], ["--force"]):
+        err = one_line_error(*edge_rap(capsys, "backup", pipe, *force, "--memory", household)[::2])
+        assert err == f"edge-rap: {pipe}: is a pipe, not a file; a backup is written as a file (on a drive: a " \
+                      "path in the folder it is mounted on); nothing was written\n"
+        assert pipe.is_fifo() and [p.name for p in tmp_path.iterdir() if p.name.startswith("house")] == ["house.tar"]
+
+
 def test_a_sigterm_during_a_backup_leaves_no_partial_file(household, tmp_path, monkeypatch, capsys, stop_signal):
     # as Ctrl-C does: SIGTERM killed the process past the cleanup, its FILE.partial-<pid> left as large as the memory
     import signal
@@ -953,6 +965,12 @@ def test_where_the_system_cannot_say_who_holds_the_memory_the_restore_goes_on(ar
 def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
     err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "none.tar", "--memory", tmp_path / "m")[::2])
     assert "no such backup file" in err
+    os.mkfifo(tmp_path / "pipe.tar")
+    (tmp_path / "folder.tar").mkdir()
+    for name, kind in (("pipe.tar", "a pipe"), ("folder.tar", "a folder")):  # there, not "no such backup file"
+        err = one_line_error(*edge_rap(capsys, "restore", tmp_path / name, "--memory", tmp_path / "m")[::2])
+        assert err == f"edge-rap: {tmp_path / name}: is {kind}, not a backup file\n"
+    assert not (tmp_path / "m").exists()
     (tmp_path / "empty").mkdir()
     err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "b.tar", "--memory", tmp_path / "empty")[::2])
     assert "no memory to back up" in err and not (tmp_path / "b.tar").exists()

@@ -577,6 +577,20 @@ def test_a_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, set
     assert not (tmp_path / "export").exists()
 
 
+def test_a_file_given_as_the_memory_to_a_command_that_makes_one_is_said_to_be_a_file(tmp_path, settings, capsys):
+    # remember and import-rap, which may make a new memory, said "cannot write (File exists)"
+    path = _not_a_memory("file", tmp_path)
+    database = tmp_path / "rap" / "database.json"
+    database.parent.mkdir()
+    database.write_text(json.dumps({"concept_dict": {"<bo>": {"name": "bo", "image": "./scene1.png"}}}))
+    photo = scene_file(database.parent, 1)
+    for argv in (["remember", "bo", str(photo)], ["import-rap", str(database)]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
+        assert_one_line_error(rc, err)
+        assert err == f"edge-rap: {path}: is a file, not a memory folder (check --memory)\n" and out == "", argv
+    assert path.read_text() == "notes\n"
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_command_that_fails_before_its_first_write_makes_no_memory(existed, tmp_path, settings, capsys):
     # an empty folder left behind would be taken by every later command for a memory: a mistyped --memory

@@ -3,9 +3,16 @@ comes, never the object nobody taught, and writes what it says as WAV files when
 
 from __future__ import annotations
 
+import errno
 import re
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from edge_rap.cli import main
+from edge_rap.daemon.scenario import household_scenario, write_video
+from edge_rap.errors import EdgeRapError
 from edge_rap.eval.demo import IN_THE_VIDEO
 
 
@@ -19,3 +26,49 @@ def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, caps
     speech = settings.home / "demo" / "speech"
     if "spoken lines:" in out:
         assert len(list(speech.glob("*.wav"))) >= 1
+
+
+def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeypatch):
+    # on a full disk OpenCV only warned "Failed to write frame": camera.mp4 was kept cut short, and every later
+    # `demo` reused it, "0 frames read", exit 0
+    import cv2
+
+    opened = cv2.VideoWriter
+
+    class FillsAfterThree:
+        def __init__(self, *args):
+            self.writer, self.frames = opened(*args), 0
+
+        def write(self, frame):
+            self.frames += 1
+            if self.frames <= 3:  # (then the disk is full: dropped, as OpenCV drops it)
+                self.writer.write(frame)
+
+        def __getattr__(self, name):
+            return getattr(self.writer, name)
+
+    monkeypatch.setattr(cv2, "VideoWriter", FillsAfterThree)
+    rng = np.random.default_rng(0)
+    photos = {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
+    scenario, video = household_scenario(["bo", "mug", "cat"], "coins", 2.0), tmp_path / "camera.mp4"
+    with pytest.raises(EdgeRapError, match="could not be written whole"):
+        write_video(scenario, photos, photos["coins"], video)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert write_video(scenario, photos, photos["coins"], video) == video
+    assert list(tmp_path.iterdir()) == [video]
+
+
+def test_a_full_disk_while_the_demo_writes_its_photos_is_one_line_and_leaves_none_half_written(settings, capsys,
+                                                                                               tmp_path, monkeypatch):
+    from PIL import Image
+
+    def fills(image, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89PNG\r\n")  # (begun, then the disk was full)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", fills)
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edge-rap: ") and err.count("\n") == 1 and "No space left on device" in err, err
+    assert list((settings.home / "demo" / "photos").iterdir()) == []

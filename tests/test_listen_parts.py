@@ -408,6 +408,14 @@ def test_a_recording_from_a_pipe_is_refused_in_one_line_that_says_to_save_it_fir
                     "(arecord -d 10 -f S16_LE -r 16000 question.wav)"]
 
 
+def test_a_folder_given_as_the_recording_is_said_to_be_a_folder(tmp_path):
+    from edge_rap.speech.audio import read_audio
+
+    with pytest.raises(EdgeRapError) as e:  # was "cannot read (Is a directory)"
+        read_audio(tmp_path)
+    assert str(e.value) == f"{tmp_path}: is a folder, not a recording file"
+
+
 def test_not_a_wav_is_one_line(tmp_path):
     from edge_rap.speech.audio import read_wav
 

@@ -484,6 +484,18 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.get("/api/events", params={"since": "x"}).status_code == 422
 
 
+def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):
+    # `curl -F photo=<bo.jpg` ('<' for '@': the photo's bytes as a text field) was answered "photo: Value error,
+    # Expected UploadFile, received: <class 'str'>"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        said = "text, not a file: send the photo as a file (curl -F photo=@photo.jpg, with '@')"
+        for route, data in (("/api/recognize", {}), ("/api/concepts", {"name": "bo"}),
+                            ("/api/ask", {"question": "what is it?"})):
+            r = c.post(route, data={**data, "photo": "not a file"})
+            assert r.status_code == 422 and r.json()["error"] == f"photo: {said}", r.text
+        assert c.get("/api/concepts").json() == []
+
+
 def test_a_field_sent_twice_where_the_route_takes_one_is_refused(tmp_path):
     # two photos to /api/recognize were answered for the last alone, the first dropped without a word
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:

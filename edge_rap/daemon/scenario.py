@@ -90,21 +90,31 @@ def render_frame(scenario: Scenario, photos: dict[str, np.ndarray], background: 
 
 
 def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: np.ndarray, path: Path) -> Path:
-    """Render the scenario as an MP4 (RGB photos in, BGR frames written)."""
+    """Render the scenario as an MP4 (RGB photos in, BGR frames written), as `path` only once it is whole: OpenCV
+    only warns of a frame it could not write (a full disk), and the demo reused the video cut short for ever."""
     import cv2
 
     width, height = scenario.size
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # (the suffix chooses OpenCV's container)
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
     if not writer.isOpened():
         raise EdgeRapError(f"{path}: cannot write a video here (OpenCV without an MP4 encoder)")
+    frames = round(scenario.length_s * scenario.fps)
     try:
-        for k in range(round(scenario.length_s * scenario.fps)):
+        for k in range(frames):
             frame = render_frame(scenario, photos, background, k / scenario.fps)
             writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     finally:
         writer.release()
+    written = cv2.VideoCapture(str(partial))
+    whole = written.isOpened() and round(written.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    written.release()
+    if not whole:
+        partial.unlink(missing_ok=True)
+        raise EdgeRapError(f"{path}: the video could not be written whole (is the disk full?); nothing was kept")
+    partial.replace(path)
     return path
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rap.config import Settings
+from edge_rap.errors import EdgeRapError
 from edge_rap.wording import counted
 
 
@@ -40,7 +41,6 @@ LENGTH_S = 36.0
 
 def _voice_folder(folder: Path) -> tuple[Path | None, str]:
     """Where the spoken lines go, or None and why not."""
-    from edge_rap.errors import EdgeRapError
     from edge_rap.speech.tts import find_voice
 
     try:
@@ -49,6 +49,16 @@ def _voice_folder(folder: Path) -> tuple[Path | None, str]:
         return None, str(e)
     shutil.rmtree(folder, ignore_errors=True)
     return folder, f"spoken lines ({voice.name}) go to {folder}"
+
+
+def _save_photo(image, path: Path) -> None:
+    """A concept's photo written for the demo: a full or read-only disk is one line (it was a traceback), and no
+    photo is left half-written."""
+    try:
+        image.save(path)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise EdgeRapError(f"{path}: cannot write the demo's photo ({e.strerror or e})") from None
 
 
 def run_demo(settings: Settings, memory: Path | None = None) -> int:
@@ -63,14 +73,17 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
     started = time.perf_counter()
     folder = settings.home / "demo"
     memory = memory or folder / "memory"
-    (folder / "photos").mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "photos").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeRapError(f"{folder}: cannot write the demo there ({e.strerror or e})") from None
     bank = sample_photo_bank()
     with Household(settings, memory, prepare=True) as home:
         print(f"embedder: {home.memory.embedder.space.model}   memory: {memory}")
         for c in CONCEPTS:
             if home.store.find(c.name) is None:
                 path = folder / "photos" / f"{c.name}.png"
-                PILImage.fromarray(bank[c.sample]).save(path)
+                _save_photo(PILImage.fromarray(bank[c.sample]), path)
                 t = time.perf_counter()
                 home.memory.remember(c.name, [path], c.description, c.category)
                 print(f"remembered <{c.name}> from one photo in {1000 * (time.perf_counter() - t):.0f} ms: "

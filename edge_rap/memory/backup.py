@@ -33,6 +33,7 @@ from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
 from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
+from edge_rap.userfiles import special_kind
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
                 report = _write(root, _Members(tar), with_token, progress)
             out.flush()
             os.fsync(out.fileno())
-        if target.exists() and not force:  # made meanwhile by another
-            raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
+        _refuse_existing(target, force)  # (made meanwhile by another)
         os.replace(partial, target)
         fsync_dir(target.parent)
     except BaseException as e:
@@ -134,13 +134,22 @@ def _refuse_target(root: Path, target: Path, force: bool) -> None:
     if target.name.lower().endswith(OTHER_FORMATS):
         raise EdgeRapError(f"{target}: a backup is a tar file, not {target.suffix}: name it .tar, or .tar.gz or .tgz "
                            "(gzip-compressed); nothing was written")
-    if target.exists() and not force:
-        raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
+    _refuse_existing(target, force)
     if not target.parent.is_dir():
         raise EdgeRapError(_no_folder(target.parent))
     if root.resolve() in target.resolve().parents:
         raise EdgeRapError(f"{target}: inside the memory folder it backs up; write it elsewhere (a file there would "
                            "make the folder no memory)")
+
+
+def _refuse_existing(target: Path, force: bool) -> None:
+    """An existing FILE is kept unless forced, and one that is no file (a drive's device, /dev/full, a pipe) even
+    then: the rename put the backup in /dev's RAM in the device's place, said "backed up", and wrote no drive."""
+    if target.exists() and (kind := special_kind(target.stat().st_mode)):
+        raise EdgeRapError(f"{target}: is {kind}, not a file; a backup is written as a file (on a drive: a path in "
+                           "the folder it is mounted on); nothing was written")
+    if target.exists() and not force:
+        raise EdgeRapError(f"{target}: already exists; nothing was written (--force replaces it)")
 
 
 def _no_folder(folder: Path) -> str:

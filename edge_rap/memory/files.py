@@ -141,7 +141,10 @@ def refuse_what_is_not_a_sound_memory(root: Path) -> None:
     """Before a writer creates or cleans anything, and before a reader answers "none of my concepts" (or a
     command hands out a token for it): a folder holding other files is not a memory, and a memory whose database
     is gone or empty while its photos remain must be restored, not started afresh (a writer's first cleanup
-    would delete every photo) nor read as empty."""
+    would delete every photo) nor read as empty. A file is no memory folder either: `remember --memory notes.txt`
+    was "cannot write (File exists)"."""
+    if root.exists() and not root.is_dir():
+        raise EdgeRapError(not_a_memory(root))
     database = root / DATABASE
     if database.exists() and database.stat().st_size > 0:
         return

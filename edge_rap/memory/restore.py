@@ -34,6 +34,7 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
+from edge_rap.userfiles import special_kind
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def restore(archive: Path, root: Path, replace: bool = False,
     (the model cache, the demo and the API's token there stay, the token unless the backup brings its own); into
     one that holds a memory only with `replace`, which moves that memory aside whole first. Refused while another
     process has the memory open."""
-    if not archive.is_file():
-        raise EdgeRapError(f"{archive}: no such backup file")
+    if not archive.is_file():  # (a folder or a pipe was said to be "no such backup file", as if it were not there)
+        kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
+        raise EdgeRapError(f"{archive}: is {kind}, not a backup file" if kind else f"{archive}: no such backup file")
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)

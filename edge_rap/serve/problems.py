@@ -55,6 +55,11 @@ def _validation(exc: RequestValidationError) -> str:
         at = f" at character {loc[-1]}" if len(loc) > 1 else ""
         return _one_line(f"the body is not JSON ({first.get('ctx', {}).get('error', 'invalid')}{at})")
     where = ".".join(str(p) for p in loc if p != "body")
+    if first.get("type") == "value_error" and "Expected UploadFile" in first.get("msg", ""):
+        # `curl -F photo=<bo.jpg` (its bytes as text) or a form's text: "Value error, Expected UploadFile,
+        # received: <class 'str'>" was FastAPI's own words
+        field = next((p for p in loc if isinstance(p, str) and p != "body"), "photo")
+        return f"{field}: text, not a file: send the photo as a file (curl -F {field}=@photo.jpg, with '@')"
     if not where and first.get("type") == "missing":
         return "the request has no body (a JSON object is expected)"
     return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")

@@ -129,7 +129,9 @@ def read_audio(path: Path, max_seconds: float = MAX_WAV_S) -> Audio:
     here) decoded by PyAV. A pipe or a device is refused: it is read more than once here, and PyAV waited for
     ever on a FIFO whose writer had gone."""
     try:
-        if not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+        if path.is_dir():  # (was "cannot read (Is a directory)"; a photo or settings file given so says this)
+            raise EdgeRapError(f"{path}: is a folder, not a recording file")
+        if not stat.S_ISREG(path.stat().st_mode):
             raise EdgeRapError(f"{path}: a pipe or a device, not a recording file: save the recording to a file "
                                "first (arecord -d 10 -f S16_LE -r 16000 question.wav)")
         with path.open("rb") as f:

@@ -1328,6 +1328,23 @@ def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
     assert sorted(names) == ["dog", "kittens", "luna", "mum"], text
 
 
+def test_a_person_or_pets_noun_the_lists_lacked_is_still_someone_home():
+    # Before: "remember this as my girlfriend" stored <girlfriend> of category "girlfriend", "the puppies" "puppies"
+    # (only an "-s" plural was undone), "our labrador" "labrador": each a thing, left out of "Is anyone home?".
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    def stored(said: str) -> Concept:
+        command, _ = parse(f"Remember this as {said}.", [])
+        return Concept(1, command.name, command.category, "", 0, 0, 1)
+
+    for someone in ("my girlfriend", "our grandson", "the grandkids", "the babies", "the puppies", "our labrador"):
+        assert is_someone(stored(someone)), someone
+    for thing in ("my keys", "the glasses", "the red mugs", "my batteries"):
+        assert not is_someone(stored(thing)), thing
+
+
 def test_a_failed_spoken_command_tells_no_command_line_option():
     # "remember this as Teddy" twice on one still frame: the device read out "(give --box of what else it shows)"
     from edge_rap.speech.intents import Command, carry_out

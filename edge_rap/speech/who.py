@@ -19,11 +19,14 @@ from edge_rap.types import Concept, Recognition
 #: Categories that make a concept someone ("who"), besides the person ones.
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
     rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
-    goldfish turtle tortoise lizard gecko snake""".split())
+    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet labrador retriever
+    collie spaniel terrier poodle beagle pug dachshund husky tabby""".split())
 #: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
 _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
     grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
-    neighbour neighbor nanny babysitter flatmate roommate lodger guest children""".split())
+    neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
+    grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
+    sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
 #: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
 #: (no capital: not "my Luna").
 _AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z][a-z\s'-]*?)\W*$")
@@ -71,7 +74,7 @@ def asks_who(question: str) -> WhoQuestion | None:
 def is_someone(concept: Concept) -> bool:
     """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
     category = concept.category.strip().lower().replace(" ", "_")
-    return not category or bool({category, category.removesuffix("s")} & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
+    return not category or bool(_singular(category) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
 
 
 def spoken_category(said: str) -> str:
@@ -84,7 +87,12 @@ def spoken_category(said: str) -> str:
     if m is None:
         return ""
     noun = m["noun"].split()[-1].replace("'", "")
-    return "" if {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN) else noun
+    return "" if _singular(noun) & (PERSON_CATEGORIES | _KIN) else noun
+
+
+def _singular(noun: str) -> set[str]:
+    """A noun and what it may be the plural of: "the puppies" and "the babies" too, not only "the kittens"."""
+    return {noun, noun.removesuffix("s"), noun.removesuffix("es"), noun[:-3] + "y" if noun.endswith("ies") else noun}
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

@@ -1056,6 +1056,18 @@ def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
         assert asks_who(asked) == WhoQuestion(today=False), asked
 
 
+def test_everyone_home_with_yet_or_typed_with_no_mark_still_asks():
+    # Before: "Everyone home yet." (as tiny.en writes espeak-ng's "Everyone home yet?") and "everyone home" typed to
+    # `ask` or the API with no mark were taken for a bidding, "I don't know who or what you mean".
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for asked in ("everyone home yet.", "Everybody back yet!", "Everyone in the house yet, robot.", "everyone home",
+                  "Hey robot everybody here", "Everyone in!?"):
+        assert asks_who(asked) == WhoQuestion(today=False), asked
+    for told in ("Everyone in!", "Everyone home now.", "Everyone in.\"", "Everybody here…"):
+        assert asks_who(told) is None, told
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

@@ -1340,6 +1340,17 @@ def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
     assert sorted(names) == ["dog", "kittens", "luna", "mum"], text
 
 
+def test_a_spoken_nouns_number_or_accent_leaves_it_its_category():
+    # Before: "the cat two" was stored with the category "two" (a thing, not someone home), and "my keys 2" and
+    # "the café mug" with none (someone home): the noun was the last word, of letters a-z only.
+    from edge_rap.speech.intents import parse
+
+    for said, category in (("the cat two", "cat"), ("my keys 2", "keys"), ("the café mug", "mug"),
+                           ("our 2 puppies", "puppies")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+
+
 def test_a_person_or_pets_noun_the_lists_lacked_is_still_someone_home():
     # Before: "remember this as my girlfriend" stored <girlfriend> of category "girlfriend", "the puppies" "puppies"
     # (only an "-s" plural was undone), "our labrador" "labrador": each a thing, left out of "Is anyone home?".

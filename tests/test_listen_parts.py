@@ -1437,7 +1437,7 @@ def test_remember_this_takes_the_most_confident_region_no_concept_holds():
     regions = [Region(Box(2, 2, 50, 48), 0.9), Region(free, 0.7), Region(weak, 0.4)]
     hit = SimpleNamespace(box=taken)
     home = SimpleNamespace(detector=SimpleNamespace(detect=lambda image, vocabulary: regions),
-                           vocabulary=lambda: None)
+                           vocabulary=lambda adding=None: None)
     image = Image(np.zeros((100, 100, 3), np.uint8), "frame")
     assert salient_region(home, image, Recognition("frame", (100, 100), [hit])) == free
     assert salient_region(home, image, Recognition("frame", (100, 100), [hit, SimpleNamespace(box=free),
@@ -1453,12 +1453,34 @@ def test_another_photo_keeps_where_its_concept_was_found_else_the_salient_region
 
     found, free = Box(0, 0, 40, 40), Box(60, 0, 100, 40)
     home = SimpleNamespace(detector=SimpleNamespace(detect=lambda image, vocabulary: [Region(free, 0.8)]),
-                           vocabulary=lambda: None)
+                           vocabulary=lambda adding=None: None)
     image = Image(np.zeros((100, 100, 3), np.uint8), "frame")
     seen = Recognition("frame", (100, 100), [SimpleNamespace(box=found, concept=SimpleNamespace(name="bo"))])
     assert region_of(Command("add", "bo"), home, image, seen) == found
     assert region_of(Command("add", "anya"), home, image, seen) == free
     assert region_of(Command("remember", "luna"), home, image, seen) == free
+
+
+def test_remember_by_voice_looks_for_its_region_among_its_own_kind(tmp_path):
+    # Before: "remember this as my keys" with <bo> (dog) and <red_mug> (mug) remembered asked OWL for dogs and mugs
+    # only, so the region kept for <keys> was a dog's or a mug's, or the whole frame: its own noun was not asked for.
+    from types import SimpleNamespace
+
+    from edge_rap.config import Profile, Settings
+    from edge_rap.household import Household
+    from edge_rap.speech.intents import Command, region_of
+    from edge_rap.types import Concept, Image, Recognition
+
+    asked = []
+    home = Household(Settings(tmp_path, tmp_path / "memory", tmp_path / "models", Profile()))
+    home.__dict__["store"] = SimpleNamespace(concepts=lambda: [Concept(1, "bo", "dog", "", 0, 0, 1),
+                                                               Concept(2, "red_mug", "mug", "", 0, 0, 1)])
+    home.__dict__["detector"] = SimpleNamespace(default_vocabulary=["object"],
+                                                detect=lambda image, vocabulary: asked.append(vocabulary) or [])
+    image = Image(np.zeros((100, 100, 3), np.uint8), "frame")
+    for command in (Command("remember", "keys", category="keys"), Command("remember", "luna"), Command("add", "bo")):
+        assert region_of(command, home, image, Recognition("frame", (100, 100), [])) is None
+    assert asked == [["dog", "keys", "mug"], ["dog", "mug", "object"], ["dog", "mug"]]
 
 
 def test_a_camera_is_named_in_a_sentence_once_as_a_camera():

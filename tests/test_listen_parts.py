@@ -1340,6 +1340,17 @@ def test_a_thing_remembered_by_voice_is_not_someone_home_and_a_pet_still_is():
     assert sorted(names) == ["dog", "kittens", "luna", "mum"], text
 
 
+def test_someones_thing_remembered_by_voice_is_a_thing_and_their_pet_or_mum_someone():
+    # Before: "remember this as Anya's backpack" (no "my" or "the" before it) was stored with no category, and so
+    # counted as someone home, as a proper name is.
+    from edge_rap.speech.intents import parse
+
+    for said, category in (("Anya's backpack", "backpack"), ("Dad’s keys", "keys"), ("the kids' bike", "bike"),
+                           ("Bob's dog", "dog"), ("Anya's mum", ""), ("Anya's Backpack", ""), ("Mr. Whiskers", "")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+
+
 def test_a_spoken_nouns_number_or_accent_leaves_it_its_category():
     # Before: "the cat two" was stored with the category "two" (a thing, not someone home), and "my keys 2" and
     # "the café mug" with none (someone home): the noun was the last word, of letters a-z only.

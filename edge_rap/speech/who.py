@@ -29,9 +29,9 @@ _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daugh
     neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
     grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
     sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
-#: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
-#: (no capital: not "my Luna"), a number in it too ("the cat 2").
-_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
+#: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
+#: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2").
+_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
 
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
@@ -86,7 +86,7 @@ def spoken_category(said: str) -> str:
     not counted as someone home, while an animal's noun still is; a person's noun ("my mum") and a proper name
     ("Luna": a pet's as likely as a person's) give none, as a concept remembered without `--category` has, which
     counts as someone. A person's category is never given by voice: it asks for a face the frame may not show."""
-    folded = unicodedata.normalize("NFKD", said).encode("ascii", "ignore").decode()  # "the café mug": its noun
+    folded = unicodedata.normalize("NFKD", said.replace("’", "'")).encode("ascii", "ignore").decode()  # "the café mug"
     m = _AS_NOUN.match(folded)
     # its last word but a number ("the cat two" is a cat, not a "two")
     words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []

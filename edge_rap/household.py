@@ -134,19 +134,21 @@ class Household:
 
         return EventLog(self.root, readonly=self.readonly)
 
-    def vocabulary(self) -> list[str] | None:
+    def vocabulary(self, adding: str | None = None) -> list[str] | None:
         """The detector's open vocabulary: the remembered concepts' categories, and where a concept has none (a
         pet remembered by voice under its own name), the detector's own vocabulary besides (None: every label of a
         fixed one). Narrowed to the others' categories alone, such a concept got no region: a YOLO export dropped
         every label but theirs, and a voice-remembered "my keys", the one category, left none at all. A category
-        that a fixed detector has no label for ("keys" to a COCO YOLO) is one it cannot narrow to, as none."""
-        concepts = self.store.concepts()
-        categories = {c.category for c in concepts if c.category}
+        that a fixed detector has no label for ("keys" to a COCO YOLO) is one it cannot narrow to, as none.
+        `adding`: the category of a concept about to be remembered ("" for none), as if it were: its region is
+        looked for among its own kind (a voice's "my keys" with only a dog and a mug remembered, not among those)."""
+        each = [c.category for c in self.store.concepts()] + ([] if adding is None else [adding])
+        categories = {c for c in each if c}
         if not categories:
             return None
         labels = getattr(self.detector, "labels", None)  # a fixed detector's (YOLO); an open one (OWL) takes any word
         known = {label.lower() for label in labels} if labels else None
-        if any(not c.category or (known is not None and c.category.lower() not in known) for c in concepts):
+        if any(not c or (known is not None and c.lower() not in known) for c in each):
             own = getattr(self.detector, "default_vocabulary", None)
             return sorted(categories | set(own)) if own else None
         return sorted(categories)

@@ -202,9 +202,10 @@ def is_yes(text: str) -> bool:
                                                       and _BYE_NEXT.match(text, yes.end()))
 
 
-def salient_region(home, image: Image, recognition: Recognition | None) -> Box | None:
+def salient_region(home, image: Image, recognition: Recognition | None, adding: str | None = None) -> Box | None:
     """The most confident detector region that overlaps no recognised concept, in the frame's pixels; None (the
-    whole frame) without a detector or when every region is taken."""
+    whole frame) without a detector or when every region is taken. `adding`: the category of the concept to be
+    remembered from it, which the detector looks for too (Household.vocabulary)."""
     from edge_rap.perceive.boxes import iou
 
     if home.detector is None:
@@ -212,7 +213,7 @@ def salient_region(home, image: Image, recognition: Recognition | None) -> Box |
     if recognition is None:
         recognition = home.recognize(image)
     taken = [h.box for h in recognition.hits]
-    free = [r for r in home.detector.detect(image, home.vocabulary()) if all(iou(r.box, b) < 0.3 for b in taken)]
+    free = [r for r in home.detector.detect(image, home.vocabulary(adding)) if all(iou(r.box, b) < 0.3 for b in taken)]
     return max(free, key=lambda r: r.score).box if free else None
 
 
@@ -225,7 +226,7 @@ def region_of(command: Command, home, image: Image, recognition: Recognition | N
         found = [h.box for h in recognition.hits if h.concept.name == command.name]
         if found:
             return found[0]
-    return salient_region(home, image, recognition)
+    return salient_region(home, image, recognition, command.category if command.action == "remember" else None)
 
 
 def carry_out(home, command: Command, image: Image | None, recognition: Recognition | None) -> tuple[Command, str]:

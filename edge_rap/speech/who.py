@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
 from edge_rap.memory.memory import PERSON_CATEGORIES
+from edge_rap.speech.names import NUMBERS
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
 #: Categories that make a concept someone ("who"), besides the person ones.
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
     rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
-    goldfish turtle tortoise lizard gecko snake""".split())
+    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet labrador retriever
+    collie spaniel terrier poodle beagle pug dachshund husky tabby""".split())
 #: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
 _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
     grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
-    neighbour neighbor nanny babysitter flatmate roommate lodger guest children""".split())
-#: A name said as a noun: after "my", "our", "your", "the", "a" or "an", the rest as whisper writes a common noun
-#: (no capital: not "my Luna").
-_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?)\W+)+(?P<noun>[a-z][a-z\s'-]*?)\W*$")
+    neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
+    grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
+    sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
+#: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
+#: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2").
+_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
 
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
@@ -37,9 +42,10 @@ _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
 #: "Everyone in!", "Everybody here.": without "is", a sentence of everyone tells or bids (whisper writes espeak's
-#: "Everyone in?" and "Everyone in!" alike, "Everyone in."); it asks only with its question mark.
-_EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b[^?]*$",
-                            re.I)
+#: "Everyone in?" and "Everyone in!" alike, "Everyone in."); it asks with its question mark, with "yet" ("Everyone
+#: home yet.": no one bids so), or typed with no mark at all ("everyone home", to `ask` or the API).
+_EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b"
+                            r"(?!.*\byet\b)[^?]*[.!…][^\w?]*$", re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
 #: only opening a sentence, after a wake phrase ("Hey robot anyone phone?", as said without --wake) at most, alone or
 #: after "is"/"are" ("is there"), with no time but "now" ("Anyone phone this morning?" asks about a call, as "Did
@@ -71,7 +77,7 @@ def asks_who(question: str) -> WhoQuestion | None:
 def is_someone(concept: Concept) -> bool:
     """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
     category = concept.category.strip().lower().replace(" ", "_")
-    return not category or bool({category, category.removesuffix("s")} & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
+    return not category or bool(_singular(category) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
 
 
 def spoken_category(said: str) -> str:
@@ -80,11 +86,19 @@ def spoken_category(said: str) -> str:
     not counted as someone home, while an animal's noun still is; a person's noun ("my mum") and a proper name
     ("Luna": a pet's as likely as a person's) give none, as a concept remembered without `--category` has, which
     counts as someone. A person's category is never given by voice: it asks for a face the frame may not show."""
-    m = _AS_NOUN.match(said)
-    if m is None:
+    folded = unicodedata.normalize("NFKD", said.replace("’", "'")).encode("ascii", "ignore").decode()  # "the café mug"
+    m = _AS_NOUN.match(folded)
+    # its last word but a number ("the cat two" is a cat, not a "two")
+    words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
+    if not words:
         return ""
-    noun = m["noun"].split()[-1].replace("'", "")
-    return "" if {noun, noun.removesuffix("s")} & (PERSON_CATEGORIES | _KIN) else noun
+    noun = words[-1]
+    return "" if _singular(noun) & (PERSON_CATEGORIES | _KIN) else noun
+
+
+def _singular(noun: str) -> set[str]:
+    """A noun and what it may be the plural of: "the puppies" and "the babies" too, not only "the kittens"."""
+    return {noun, noun.removesuffix("s"), noun.removesuffix("es"), noun[:-3] + "y" if noun.endswith("ies") else noun}
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

@@ -1052,15 +1052,17 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
 
 
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
-    # Before: "Everyone in!" (and "Everyone in.", as whisper writes espeak-ng's "Everyone in!" and "Everyone in?"
-    # alike) was answered with who is home. Without "is", a sentence of everyone asks only with its question mark.
+    # Before: "Everyone in!" was answered with who is home. Without "is", a sentence of everyone that ends in "!"
+    # bids; one that ends in "." still asks: whisper writes espeak-ng's "Everyone in?" and "Everyone in!" alike,
+    # "Everyone in.", and the question must not be lost for the bidding.
     from edge_rap.speech.who import WhoQuestion, asks_who
 
-    for told in ("Everyone in!", "Everyone in.", "Everybody here!", "Everyone home, robot.", "Hey robot, everyone in!",
-                 "Everyone in the house.", "Everyone's home!", "Everyone phone."):
+    for told in ("Everyone in!", "Everybody here!", "Everyone home, robot!", "Hey robot, everyone in!",
+                 "Everyone in the house!", "Everyone's home!", "Everyone phone!"):
         assert asks_who(told) is None, told
-    for asked in ("Everyone in?", "Is everyone in?", "Who's in?", "Is everyone home.", "Where is everyone.",
-                  "Everybody back yet, robot?", "Hey robot, everyone in?", "Anyone home!"):
+    for asked in ("Everyone in?", "Everyone in.", "Everyone home, robot.", "Is everyone in?", "Who's in?",
+                  "Is everyone home.", "Where is everyone.", "Everybody back yet, robot?", "Hey robot, everyone in?",
+                  "Anyone home!", "Everyone phone."):
         assert asks_who(asked) == WhoQuestion(today=False), asked
 
 
@@ -1072,7 +1074,7 @@ def test_everyone_home_with_yet_or_typed_with_no_mark_still_asks():
     for asked in ("everyone home yet.", "Everybody back yet!", "Everyone in the house yet, robot.", "everyone home",
                   "Hey robot everybody here", "Everyone in!?"):
         assert asks_who(asked) == WhoQuestion(today=False), asked
-    for told in ("Everyone in!", "Everyone home now.", "Everyone in.\"", "Everybody here…"):
+    for told in ("Everyone in!", "Everyone home now!", "Everyone in!\"", "Everybody here! …"):
         assert asks_who(told) is None, told
 
 

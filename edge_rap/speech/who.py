@@ -41,11 +41,11 @@ _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+thi
 _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
-#: "Everyone in!", "Everybody here.": without "is", a sentence of everyone tells or bids (whisper writes espeak's
-#: "Everyone in?" and "Everyone in!" alike, "Everyone in."); it asks with its question mark, with "yet" ("Everyone
-#: home yet.": no one bids so), or typed with no mark at all ("everyone home", to `ask` or the API).
+#: "Everyone in!", "Everybody here!": without "is", a sentence of everyone that ends in "!" bids, and is no question.
+#: One that ends in "." still asks: whisper writes espeak's "Everyone in?" and "Everyone in!" alike, "Everyone in.",
+#: and a bidding answered with who is home costs less than a question left unanswered. "yet" always asks.
 _EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b"
-                            r"(?!.*\byet\b)[^?]*[.!…][^\w?]*$", re.I)
+                            r"(?!.*\byet\b)[^?!]*![^\w?]*$", re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
 #: only opening a sentence, after a wake phrase ("Hey robot anyone phone?", as said without --wake) at most, alone or
 #: after "is"/"are" ("is there"), with no time but "now" ("Anyone phone this morning?" asks about a call, as "Did

@@ -198,6 +198,9 @@ class Household:
                              f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
                              "remove them") from None
         log.info("forgot <%s> and %s", concept.name, counted(removed, "event"))
+        if gone and known:
+            log.warning("<%s> is still remembered (only the events kept under <%s> are forgotten): forget <%s> by "
+                        "that name", known.name, concept.name, known.name)
         self._say_copies(concept.name)
         return concept
 

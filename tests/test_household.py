@@ -392,7 +392,7 @@ def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised
     assert vocabulary(["keys", "dog"], coco) is None and vocabulary(["Dog", "cup"], coco) == ["Dog", "cup"]
 
 
-def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_written_alike(remembered):
+def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_written_alike(remembered, caplog):
     # a memory of before "´" was an apostrophe held <Zoë's Mug> and <Zoë´s Mug>; forgetting <Zoë's Mug> kept its
     # events (the log failed), and "forget <Zoë's Mug> again", as that failure says, forgot <Zoë´s Mug>
     from edge_rap.daemon.events import EventLog
@@ -406,6 +406,7 @@ def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_w
     log.close()
     with Household(remembered) as home:
         assert home.forget("Zoë's Mug").name == "Zoë's Mug"
+        assert "<Zoë\u00b4s Mug> is still remembered" in caplog.text  # a failed rename leaves a live one's so
         assert [c.name for c in home.concepts()] == ["chelsea", "Zoë\u00b4s Mug"]
         assert [e.name for e in home.events.query()] == ["Zoë\u00b4s Mug"]
         assert home.forget("zoë's mug").name == "Zoë\u00b4s Mug"  # no spelling of a gone one: the concept alike

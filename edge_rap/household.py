@@ -255,11 +255,16 @@ class Household:
     def _forgotten_with_events(name: str, events) -> Concept | None:
         """A concept no longer remembered whose events the log still holds (a forget whose log failed just
         after), as a concept of that name and nothing else; None where the log holds none by that name. The name
-        is matched as every name is (name_key: "zoë’s mug" is <Zoë's Mug>), its exact spelling first."""
+        is matched as every name is (name_key: "zoë’s mug" is <Zoë's Mug>), its exact spelling first; one alike of
+        two gone concepts' (a memory of before held <Bo's ball> and <Bo´s ball>) is refused, as store.find refuses
+        one alike of two remembered, rather than one's events removed and the other's kept unsaid."""
         from edge_rap.memory.store import name_key, validate_name
 
         name = validate_name(name)
         kept = [known for known in (events.names() if events else []) if name_key(known) == name_key(name)]
+        if len(kept) > 1 and name not in kept:
+            raise EdgeRapError(f"{name!r} could be {' or '.join(map(repr, kept))} (forgotten, their events kept): "
+                               "give the name as stored")
         return Concept(0, name if name in kept else kept[0], "", "", 0.0, 0.0) if kept else None
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:

@@ -410,3 +410,22 @@ def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_w
         assert [c.name for c in home.concepts()] == ["chelsea", "Zoë\u00b4s Mug"]
         assert [e.name for e in home.events.query()] == ["Zoë\u00b4s Mug"]
         assert home.forget("zoë's mug").name == "Zoë\u00b4s Mug"  # no spelling of a gone one: the concept alike
+
+
+def test_forgetting_a_spelling_alike_of_two_gone_concepts_events_asks_which(remembered):
+    # a memory of before held <Bo's ball> and <Bo´s ball>, both forgotten with their events kept: "bo’s BALL"
+    # removed the latest seen one's and said "forgot <Bo´s ball>", the other's kept unsaid
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    for name in ("Bo's ball", "Bo\u00b4s ball"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    with Household(remembered) as home:
+        with pytest.raises(EdgeRapError, match="could be .*: give the name as stored"):
+            home.forget("bo’s BALL")
+        assert len(home.events.query()) == 2  # nothing removed
+        assert home.forget("Bo's ball").name == "Bo's ball"  # its exact spelling: that one
+        assert [e.name for e in home.events.query()] == ["Bo\u00b4s ball"]

@@ -182,9 +182,10 @@ class Household:
         writer = self._writer()  # opened first: a memory that cannot be written says so, as for every change
         events = self._events_to_carry()
         known = writer.store.find(name)
-        encoded = self._encoding_keys(writer.store, known.id) if known else set()
+        gone = self._kept_as_asked(name, known, events)
+        encoded = self._encoding_keys(writer.store, known.id) if known and not gone else set()
         try:
-            concept = writer.forget(name)
+            concept = gone or writer.forget(name)
         except ChangedMeanwhileError:
             raise  # renamed meanwhile: its events, under either name, are a living concept's
         except UnknownConceptError:
@@ -199,6 +200,9 @@ class Household:
                              f"is forgotten (its photos and vectors are gone): forget <{concept.name}> again to "
                              "remove them") from None
         log.info("forgot <%s> and %s", concept.name, counted(removed, "event"))
+        if gone and known:
+            log.warning("<%s> is still remembered (only the events kept under <%s> are forgotten): forget <%s> by "
+                        "that name", known.name, concept.name, known.name)
         self._say_copies(concept.name)
         return concept
 
@@ -238,14 +242,31 @@ class Household:
             forget_encodings(self.settings.models / ENCODINGS_FOLDER, keys - self._encoding_keys(store))
 
     @staticmethod
+    def _kept_as_asked(name: str, known: Concept | None, events) -> Concept | None:
+        """The gone concept whose events a failed forget kept under the very spelling asked, where a remembered
+        one (`known`) is only written alike: a memory of before "´" was an apostrophe held <Zoë's mug> beside
+        <Zoë´s mug>, and "forget <Zoë's mug> again", as its failed forget says, forgot <Zoë´s mug>."""
+        from edge_rap.memory.store import validate_name
+
+        name = validate_name(name)
+        if known is None or validate_name(known.name) == name or not events or not events.query(name=name, limit=1):
+            return None
+        return Concept(0, name, "", "", 0.0, 0.0)
+
+    @staticmethod
     def _forgotten_with_events(name: str, events) -> Concept | None:
         """A concept no longer remembered whose events the log still holds (a forget whose log failed just
         after), as a concept of that name and nothing else; None where the log holds none by that name. The name
-        is matched as every name is (name_key: "zoë’s mug" is <Zoë's Mug>), its exact spelling first."""
+        is matched as every name is (name_key: "zoë’s mug" is <Zoë's Mug>), its exact spelling first; one alike of
+        two gone concepts' (a memory of before held <Bo's ball> and <Bo´s ball>) is refused, as store.find refuses
+        one alike of two remembered, rather than one's events removed and the other's kept unsaid."""
         from edge_rap.memory.store import name_key, validate_name
 
         name = validate_name(name)
         kept = [known for known in (events.names() if events else []) if name_key(known) == name_key(name)]
+        if len(kept) > 1 and name not in kept:
+            raise EdgeRapError(f"{name!r} could be {' or '.join(map(repr, kept))} (forgotten, their events kept): "
+                               "give the name as stored")
         return Concept(0, name if name in kept else kept[0], "", "", 0.0, 0.0) if kept else None
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:

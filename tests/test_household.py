@@ -390,3 +390,42 @@ def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised
     assert vocabulary(["keys", ""], owl) == ["keys", "object"]
     coco = SimpleNamespace(labels=["person", "dog", "cup"])  # a fixed detector has no label "keys": every label
     assert vocabulary(["keys", "dog"], coco) is None and vocabulary(["Dog", "cup"], coco) == ["Dog", "cup"]
+
+
+def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_written_alike(remembered, caplog):
+    # a memory of before "´" was an apostrophe held <Zoë's Mug> and <Zoë´s Mug>; forgetting <Zoë's Mug> kept its
+    # events (the log failed), and "forget <Zoë's Mug> again", as that failure says, forgot <Zoë´s Mug>
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    with Household(remembered) as home:
+        home.rename("rocket", "Zoë\u00b4s Mug")
+    log = EventLog(remembered.memory)
+    for name in ("Zoë's Mug", "Zoë\u00b4s Mug"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    with Household(remembered) as home:
+        assert home.forget("Zoë's Mug").name == "Zoë's Mug"
+        assert "<Zoë\u00b4s Mug> is still remembered" in caplog.text  # a failed rename leaves a live one's so
+        assert [c.name for c in home.concepts()] == ["chelsea", "Zoë\u00b4s Mug"]
+        assert [e.name for e in home.events.query()] == ["Zoë\u00b4s Mug"]
+        assert home.forget("zoë's mug").name == "Zoë\u00b4s Mug"  # no spelling of a gone one: the concept alike
+
+
+def test_forgetting_a_spelling_alike_of_two_gone_concepts_events_asks_which(remembered):
+    # a memory of before held <Bo's ball> and <Bo´s ball>, both forgotten with their events kept: "bo’s BALL"
+    # removed the latest seen one's and said "forgot <Bo´s ball>", the other's kept unsaid
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    for name in ("Bo's ball", "Bo\u00b4s ball"):
+        log.add(Event("arrived", name, "den", 0.0, 1.0))
+    log.close()
+    with Household(remembered) as home:
+        with pytest.raises(EdgeRapError, match="could be .*: give the name as stored"):
+            home.forget("bo’s BALL")
+        assert len(home.events.query()) == 2  # nothing removed
+        assert home.forget("Bo's ball").name == "Bo's ball"  # its exact spelling: that one
+        assert [e.name for e in home.events.query()] == ["Bo\u00b4s ball"]

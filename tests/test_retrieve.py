@@ -466,3 +466,13 @@ def test_cells_derived_for_an_old_memory_are_let_go_when_their_photo_is_forgotte
     household.forget("coffee")
     retriever.references.cells()
     assert set(retriever.references._derived) == derived - coffee
+
+
+def test_a_concept_forgotten_while_its_frame_was_placed_takes_no_view():
+    # `forget` of the last concept under a running daemon, between a frame's whole-image score and the view where
+    # its concept scores best: the vectors, read again, were none ((0, 0)) and the frame failed ("matmul: ...")
+    from edge_rap.retrieve.locate import best_views
+
+    frame = _image(photo("grass"))
+    query = np.ones((5, 1280), dtype=np.float32)
+    assert best_views(frame, query, 2, [7], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)) == {}

@@ -29,6 +29,8 @@ def best_views(image: Image, query: np.ndarray, grid: int, concept_ids: list[int
     views = query_view_boxes(image.size, grid)
     if len(query) != len(views):
         raise ValueError(f"{len(query)} query vectors for a {grid} x {grid} grid of views")
+    if not len(keys):  # every concept forgotten since the frame was scored (under a running daemon): none to place
+        return {}
     similarity = query @ references.T
     return {i: views[int(similarity[:, keys == i].max(axis=1).argmax())] for i in concept_ids if (keys == i).any()}
 

@@ -13,7 +13,7 @@ import pytest
 from edge_rap.cli import main
 from edge_rap.daemon.scenario import household_scenario, is_whole, write_video
 from edge_rap.errors import EdgeRapError
-from edge_rap.eval.demo import IN_THE_VIDEO, LENGTH_S, UNKNOWN
+from edge_rap.eval.demo import CONCEPTS, IN_THE_VIDEO, LENGTH_S, UNKNOWN
 
 
 def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, capsys, tmp_path):
@@ -97,3 +97,12 @@ def test_a_video_an_older_demo_kept_cut_short_is_written_again_and_a_whole_one_r
     assert main(["demo", "--memory", str(tmp_path / "mem")]) == 0
     assert video.stat().st_ino == written and len(played) == 2
 
+
+
+def test_a_folder_where_the_demo_writes_a_photo_is_one_line(settings, capsys, tmp_path):
+    # the cleanup of a photo not written tried to unlink the folder: "IsADirectoryError" in a traceback
+    (settings.home / "demo" / "photos" / f"{CONCEPTS[0].name}.png").mkdir(parents=True)
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edge-rap: ") and err.count("\n") == 1 and "cannot write the demo's photo" in err, err
+    assert (settings.home / "demo" / "photos" / f"{CONCEPTS[0].name}.png").is_dir()

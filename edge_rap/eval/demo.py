@@ -8,6 +8,7 @@ as WAV files. Everything stays in $EDGE_RAP_HOME/demo, to look at and to run aga
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
@@ -57,7 +58,8 @@ def _save_photo(image, path: Path) -> None:
     try:
         image.save(path)
     except OSError as e:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a folder of its name is none to remove: said as "Is a directory")
+            path.unlink(missing_ok=True)
         raise EdgeRapError(f"{path}: cannot write the demo's photo ({e.strerror or e})") from None
 
 

@@ -28,6 +28,12 @@ def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, caps
         assert len(list(speech.glob("*.wav"))) >= 1
 
 
+def noise_photos() -> dict[str, np.ndarray]:
+    """Photos for a short scenario of three concepts ("bo", "mug", "cat") and an unknown object ("coins")."""
+    rng = np.random.default_rng(0)
+    return {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
+
+
 def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeypatch):
     # on a full disk OpenCV only warned "Failed to write frame": camera.mp4 was kept cut short, and every later
     # `demo` reused it, "0 frames read", exit 0
@@ -48,14 +54,23 @@ def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeyp
             return getattr(self.writer, name)
 
     monkeypatch.setattr(cv2, "VideoWriter", FillsAfterThree)
-    rng = np.random.default_rng(0)
-    photos = {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
+    photos = noise_photos()
     scenario, video = household_scenario(["bo", "mug", "cat"], "coins", 2.0), tmp_path / "camera.mp4"
     with pytest.raises(EdgeRapError, match="could not be written whole"):
         write_video(scenario, photos, photos["coins"], video)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     assert write_video(scenario, photos, photos["coins"], video) == video
+    assert list(tmp_path.iterdir()) == [video]
+
+
+def test_a_folder_named_as_the_video_is_one_line_and_no_partial_video_is_left(tmp_path):
+    # found only by the rename at the end: IsADirectoryError in a traceback, camera.partial.mp4 left beside it
+    photos = noise_photos()
+    video = tmp_path / "camera.mp4"
+    video.mkdir()
+    with pytest.raises(EdgeRapError, match="is a folder, not a video file"):
+        write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"], video)
     assert list(tmp_path.iterdir()) == [video]
 
 
@@ -85,8 +100,7 @@ def test_a_video_an_older_demo_kept_cut_short_is_written_again_and_a_whole_one_r
     played = []
     monkeypatch.setattr(service, "run_daemon", lambda *args: played.append(args) or SimpleNamespace(
         frames_read=0, frames_processed=0, frames_gated=0, frames_dropped=0))
-    rng = np.random.default_rng(0)
-    photos = {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
+    photos = noise_photos()
     video = write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"],
                         settings.home / "demo" / "camera.mp4")
     demo_scenario = household_scenario(list(IN_THE_VIDEO), UNKNOWN, LENGTH_S)

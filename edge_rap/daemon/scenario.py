@@ -94,6 +94,8 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     only warns of a frame it could not write (a full disk), and the demo reused the video cut short for ever."""
     import cv2
 
+    if path.is_dir():  # (found only by the rename at the end, in a traceback, the partial video left)
+        raise EdgeRapError(f"{path}: is a folder, not a video file; nothing was written")
     width, height = scenario.size
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -273,6 +273,10 @@ def test_a_link_to_a_backup_file_is_followed_and_the_file_it_names_replaced(hous
     assert edge_rap(capsys, "backup", link, "--force", "--memory", household)[0] == 0
     assert link.is_symlink() and MANIFEST in members(archive)
     assert [p.name for p in (tmp_path / "stick").iterdir()] == ["house.tar"] and list(link.parent.iterdir()) == [link]
+    loop = tmp_path / "sd" / "loop.tar"
+    loop.symlink_to(loop)  # (was a RuntimeError's traceback)
+    err = one_line_error(*edge_rap(capsys, "backup", loop, "--force", "--memory", household)[::2])
+    assert err == f"edge-rap: {loop}: a link that leads back to itself; nothing was written\n" and loop.is_symlink()
 
 
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):

@@ -74,6 +74,8 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     file it names (a link to the stick's backup was itself replaced by the new one, on the SD card)."""
     if target.is_symlink():
         target = Path(os.path.realpath(target))
+        if target.is_symlink():  # (where a link leads back to itself realpath stops)
+            raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")

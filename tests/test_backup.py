@@ -260,6 +260,25 @@ def test_an_existing_backup_file_is_kept_unless_forced(household, tmp_path, caps
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
 
 
+def test_a_link_to_a_backup_file_is_followed_and_the_file_it_names_replaced(household, tmp_path, capsys):
+    # `backup latest.tar --force`, latest.tar a link to the stick's backup, replaced the link with the new backup on
+    # the SD card, said "backed up", and left the stick's backup as it was
+    (tmp_path / "stick").mkdir()
+    (tmp_path / "sd").mkdir()
+    archive, link = tmp_path / "stick" / "house.tar", tmp_path / "sd" / "latest.tar"
+    archive.write_bytes(b"last week's")
+    link.symlink_to(archive)
+    err = one_line_error(*edge_rap(capsys, "backup", link, "--memory", household)[::2])
+    assert "already exists" in err and archive.read_bytes() == b"last week's"
+    assert edge_rap(capsys, "backup", link, "--force", "--memory", household)[0] == 0
+    assert link.is_symlink() and MANIFEST in members(archive)
+    assert [p.name for p in (tmp_path / "stick").iterdir()] == ["house.tar"] and list(link.parent.iterdir()) == [link]
+    loop = tmp_path / "sd" / "loop.tar"
+    loop.symlink_to(loop)  # (was a RuntimeError's traceback)
+    err = one_line_error(*edge_rap(capsys, "backup", loop, "--force", "--memory", household)[::2])
+    assert err == f"edge-rap: {loop}: a link that leads back to itself; nothing was written\n" and loop.is_symlink()
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

@@ -591,6 +591,21 @@ def test_a_file_given_as_the_memory_to_a_command_that_makes_one_is_said_to_be_a_
     assert path.read_text() == "notes\n"
 
 
+def test_a_memory_linked_to_a_folder_that_is_not_there_is_said_so(tmp_path, settings, capsys):
+    # a memory kept on a drive, linked to, with the drive not mounted: remember said "cannot write (File exists)",
+    # as for a file, and the readers of the default home answered "no concepts remembered yet"
+    drive = tmp_path / "usb" / "edge-rap"
+    link = tmp_path / "memory-link"
+    link.symlink_to(drive)
+    photo = scene_file(tmp_path / "photos", 1)
+    for argv in (["remember", "bo", str(photo)], ["concepts"], ["backup", str(tmp_path / "b.tar")]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(link)])
+        assert_one_line_error(rc, err)
+        assert err == f"edge-rap: {link}: a link to {drive}, which is not there (a drive not mounted? else make " \
+                      "that folder, or check --memory)\n" and out == "", argv
+    assert not (tmp_path / "usb").exists() and not (tmp_path / "b.tar").exists() and link.is_symlink()
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_command_that_fails_before_its_first_write_makes_no_memory(existed, tmp_path, settings, capsys):
     # an empty folder left behind would be taken by every later command for a memory: a mistyped --memory

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edge_rap.cli import main
-from edge_rap.daemon.scenario import household_scenario, write_video
+from edge_rap.daemon.scenario import household_scenario, is_whole, write_video
 from edge_rap.errors import EdgeRapError
-from edge_rap.eval.demo import IN_THE_VIDEO
+from edge_rap.eval.demo import CONCEPTS, IN_THE_VIDEO, LENGTH_S, UNKNOWN
 
 
 def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, capsys, tmp_path):
@@ -26,6 +26,12 @@ def test_demo_announces_each_arrival_and_leaving_and_nothing_else(settings, caps
     speech = settings.home / "demo" / "speech"
     if "spoken lines:" in out:
         assert len(list(speech.glob("*.wav"))) >= 1
+
+
+def noise_photos() -> dict[str, np.ndarray]:
+    """Photos for a short scenario of three concepts ("bo", "mug", "cat") and an unknown object ("coins")."""
+    rng = np.random.default_rng(0)
+    return {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
 
 
 def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeypatch):
@@ -48,14 +54,23 @@ def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeyp
             return getattr(self.writer, name)
 
     monkeypatch.setattr(cv2, "VideoWriter", FillsAfterThree)
-    rng = np.random.default_rng(0)
-    photos = {name: rng.integers(0, 256, (64, 64, 3), np.uint8) for name in ("bo", "mug", "cat", "coins")}
+    photos = noise_photos()
     scenario, video = household_scenario(["bo", "mug", "cat"], "coins", 2.0), tmp_path / "camera.mp4"
     with pytest.raises(EdgeRapError, match="could not be written whole"):
         write_video(scenario, photos, photos["coins"], video)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     assert write_video(scenario, photos, photos["coins"], video) == video
+    assert list(tmp_path.iterdir()) == [video]
+
+
+def test_a_folder_named_as_the_video_is_one_line_and_no_partial_video_is_left(tmp_path):
+    # found only by the rename at the end: IsADirectoryError in a traceback, camera.partial.mp4 left beside it
+    photos = noise_photos()
+    video = tmp_path / "camera.mp4"
+    video.mkdir()
+    with pytest.raises(EdgeRapError, match="is a folder, not a video file"):
+        write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"], video)
     assert list(tmp_path.iterdir()) == [video]
 
 
@@ -72,3 +87,36 @@ def test_a_full_disk_while_the_demo_writes_its_photos_is_one_line_and_leaves_non
     err = capsys.readouterr().err
     assert err.startswith("edge-rap: ") and err.count("\n") == 1 and "No space left on device" in err, err
     assert list((settings.home / "demo" / "photos").iterdir()) == []
+
+
+def test_a_video_an_older_demo_kept_cut_short_is_written_again_and_a_whole_one_reused(settings, capsys, tmp_path,
+                                                                                     monkeypatch):
+    # an older version kept camera.mp4 cut short by a full disk, and every later `demo` played it: "0 frames read",
+    # exit 0
+    from types import SimpleNamespace
+
+    from edge_rap.daemon import service
+
+    played = []
+    monkeypatch.setattr(service, "run_daemon", lambda *args: played.append(args) or SimpleNamespace(
+        frames_read=0, frames_processed=0, frames_gated=0, frames_dropped=0))
+    photos = noise_photos()
+    video = write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"],
+                        settings.home / "demo" / "camera.mp4")
+    demo_scenario = household_scenario(list(IN_THE_VIDEO), UNKNOWN, LENGTH_S)
+    assert not is_whole(video, demo_scenario)
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 0
+    assert is_whole(video, demo_scenario) and sorted(video.parent.glob("camera*")) == [video]
+    written = video.stat().st_ino
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 0
+    assert video.stat().st_ino == written and len(played) == 2
+
+
+
+def test_a_folder_where_the_demo_writes_a_photo_is_one_line(settings, capsys, tmp_path):
+    # the cleanup of a photo not written tried to unlink the folder: "IsADirectoryError" in a traceback
+    (settings.home / "demo" / "photos" / f"{CONCEPTS[0].name}.png").mkdir(parents=True)
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edge-rap: ") and err.count("\n") == 1 and "cannot write the demo's photo" in err, err
+    assert (settings.home / "demo" / "photos" / f"{CONCEPTS[0].name}.png").is_dir()

@@ -493,6 +493,12 @@ def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):
                             ("/api/ask", {"question": "what is it?"})):
             r = c.post(route, data={**data, "photo": "not a file"})
             assert r.status_code == 422 and r.json()["error"] == f"photo: {said}", r.text
+        # a phone's photo (over Starlette's 1 MB for a text field) was 400 "Part exceeded maximum size of 1024KB."
+        large = os.urandom(3 << 20)
+        said = "a photo sent as text, not as a file? send the photo as a file (curl -F photo=@photo.jpg, with '@')"
+        for route, data in (("/api/recognize", {}), ("/api/concepts", {"name": "bo"})):
+            r = c.post(route, data=data, files={"photo": (None, large)})  # (no file name: a text field)
+            assert r.status_code == 422 and r.json()["error"].endswith(said), r.text
         assert c.get("/api/concepts").json() == []
 
 

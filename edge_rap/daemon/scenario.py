@@ -94,6 +94,8 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     only warns of a frame it could not write (a full disk), and the demo reused the video cut short for ever."""
     import cv2
 
+    if path.is_dir():  # (found only by the rename at the end, in a traceback, the partial video left)
+        raise EdgeRapError(f"{path}: is a folder, not a video file; nothing was written")
     width, height = scenario.size
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,21 +103,35 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
     if not writer.isOpened():
         raise EdgeRapError(f"{path}: cannot write a video here (OpenCV without an MP4 encoder)")
-    frames = round(scenario.length_s * scenario.fps)
     try:
-        for k in range(frames):
+        for k in range(frame_count(scenario)):
             frame = render_frame(scenario, photos, background, k / scenario.fps)
             writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     finally:
         writer.release()
-    written = cv2.VideoCapture(str(partial))
-    whole = written.isOpened() and round(written.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
-    written.release()
-    if not whole:
+    if not is_whole(partial, scenario):
         partial.unlink(missing_ok=True)
         raise EdgeRapError(f"{path}: the video could not be written whole (is the disk full?); nothing was kept")
     partial.replace(path)
     return path
+
+
+def frame_count(scenario: Scenario) -> int:
+    """The frames a video of `scenario` holds."""
+    return round(scenario.length_s * scenario.fps)
+
+
+def is_whole(path: Path, scenario: Scenario) -> bool:
+    """Whether the video at `path` opens and holds every frame of `scenario`: one cut short (by a full disk under an
+    older version, which kept it) or of another length is to be written again, not played as "0 frames read"."""
+    import cv2
+
+    if not path.is_file():
+        return False
+    written = cv2.VideoCapture(str(path))
+    whole = written.isOpened() and round(written.get(cv2.CAP_PROP_FRAME_COUNT)) == frame_count(scenario)
+    written.release()
+    return whole
 
 
 def truth(scenario: Scenario) -> list[dict]:

@@ -8,6 +8,7 @@ as WAV files. Everything stays in $EDGE_RAP_HOME/demo, to look at and to run aga
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
@@ -57,7 +58,8 @@ def _save_photo(image, path: Path) -> None:
     try:
         image.save(path)
     except OSError as e:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a folder of its name is none to remove: said as "Is a directory")
+            path.unlink(missing_ok=True)
         raise EdgeRapError(f"{path}: cannot write the demo's photo ({e.strerror or e})") from None
 
 
@@ -66,7 +68,7 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
 
     from edge_rap.export.calibrate import sample_photo_bank
     from edge_rap.daemon.config import RunConfig
-    from edge_rap.daemon.scenario import household_scenario, write_video
+    from edge_rap.daemon.scenario import household_scenario, is_whole, write_video
     from edge_rap.daemon.service import run_daemon
     from edge_rap.household import Household
 
@@ -90,8 +92,9 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
                       f"{c.description}")
     photos = {c.name: bank[c.sample] for c in CONCEPTS} | {UNKNOWN: bank[UNKNOWN]}
     video = folder / "camera.mp4"
-    if not video.exists():
-        write_video(household_scenario(list(IN_THE_VIDEO), UNKNOWN, LENGTH_S), photos, bank["brick"], video)
+    scenario = household_scenario(list(IN_THE_VIDEO), UNKNOWN, LENGTH_S)
+    if not is_whole(video, scenario):  # (one an older version kept cut short is written again)
+        write_video(scenario, photos, bank["brick"], video)
     speech, note = _voice_folder(folder / "speech")
     print(f"watching {video} ({LENGTH_S:.0f} s: {', '.join(IN_THE_VIDEO)} come and go, and {UNKNOWN} nobody "
           f"taught); {note}\n")

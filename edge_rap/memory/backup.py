@@ -70,7 +70,12 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
             progress: Progress = lambda items: items) -> BackupReport:
     """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
     first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token stays
-    out: a backup on a USB stick must not carry the key to the house."""
+    out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
+    file it names (a link to the stick's backup was itself replaced by the new one, on the SD card)."""
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+        if target.is_symlink():  # (where a link leads back to itself realpath stops)
+            raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")

@@ -64,11 +64,23 @@ def foreign_entries(root: Path) -> list[str]:
         raise DeviceError(root, f"cannot list the memory folder ({e.strerror})") from None
 
 
-def not_a_memory(path: Path) -> str | None:
-    """Why `path`, named as a memory folder, is none (a file; a folder of other files, without the database), so
-    that nothing is read or made there as if it were; None for a memory, an empty folder or nothing there."""
+def not_a_folder(path: Path) -> str | None:
+    """Why `path`, named as a memory folder, can hold none: a file, or a link to nothing (its drive not mounted:
+    read as an empty memory, and `remember` said "cannot write (File exists)")."""
+    if path.is_symlink() and not path.exists():
+        return (f"{path}: a link to {os.readlink(path)}, which is not there (a drive not mounted? else make that "
+                "folder, or check --memory)")
     if path.exists() and not path.is_dir():
         return f"{path}: is a file, not a memory folder (check --memory)"
+    return None
+
+
+def not_a_memory(path: Path) -> str | None:
+    """Why `path`, named as a memory folder, is none (a file, a link to nothing; a folder of other files, without
+    the database), so that nothing is read or made there as if it were; None for a memory, an empty folder or
+    nothing there."""
+    if (why := not_a_folder(path)) is not None:
+        return why
     if not (path / DATABASE).exists() and foreign_entries(path):
         return f"{path}: not an edge-rap memory (no {DATABASE}; check --memory)"
     return None
@@ -143,8 +155,8 @@ def refuse_what_is_not_a_sound_memory(root: Path) -> None:
     is gone or empty while its photos remain must be restored, not started afresh (a writer's first cleanup
     would delete every photo) nor read as empty. A file is no memory folder either: `remember --memory notes.txt`
     was "cannot write (File exists)"."""
-    if root.exists() and not root.is_dir():
-        raise EdgeRapError(not_a_memory(root))
+    if (why := not_a_folder(root)) is not None:
+        raise EdgeRapError(why)
     database = root / DATABASE
     if database.exists() and database.stat().st_size > 0:
         return

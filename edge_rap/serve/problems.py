@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def for_client(exc: EdgeRapError, where: str) -> str:
     return _one_line(exc)
 
 
+def _send_as_a_file(field: str) -> str:
+    return f"send the photo as a file (curl -F {field}=@photo.jpg, with '@')"
+
+
+#: Starlette's words for a form's text field over its limit (1 MB), which it answers 400 before any route sees it.
+_TEXT_OVER_LIMIT = re.compile(r"Part exceeded maximum size of (\d+)KB\.")
+
+
+def _text_over_limit(detail: object) -> str | None:
+    """What a text field over Starlette's limit is said as: a photo sent as text (`curl -F photo=<bo.jpg`), for a
+    photo of a phone's size, was 400 "Part exceeded maximum size of 1024KB." (one under 1 MB is 422 in words)."""
+    match = _TEXT_OVER_LIMIT.fullmatch(str(detail))
+    if match is None:
+        return None
+    return f"a text field over {match.group(1)} KB: a photo sent as text, not as a file? {_send_as_a_file('photo')}"
+
+
 def _validation(exc: RequestValidationError) -> str:
     """The first problem of a request that does not fit the schema, in one line (a body that is not JSON is
     said so, where pydantic's "1: JSON decode error" named only the character it stopped at)."""
@@ -59,7 +77,7 @@ def _validation(exc: RequestValidationError) -> str:
         # `curl -F photo=<bo.jpg` (its bytes as text) or a form's text: "Value error, Expected UploadFile,
         # received: <class 'str'>" was FastAPI's own words
         field = next((p for p in loc if isinstance(p, str) and p != "body"), "photo")
-        return f"{field}: text, not a file: send the photo as a file (curl -F {field}=@photo.jpg, with '@')"
+        return f"{field}: text, not a file: {_send_as_a_file(field)}"
     if not where and first.get("type") == "missing":
         return "the request has no body (a JSON object is expected)"
     return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")
@@ -82,6 +100,8 @@ def install(app: FastAPI) -> None:
         if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
             # files could not be written (the disk full), which is no fault of the request
             return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
+        if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
+            return error(422, said)
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

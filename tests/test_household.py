@@ -353,15 +353,20 @@ def test_a_forget_says_so_where_a_reader_kept_the_forgotten_rows_readable(rememb
     assert len(said) == 1 and "memory.sqlite" in said[0] and "reading or writing it for over 1 s" in said[0]
 
 
-def test_forgetting_a_gone_concept_finds_its_kept_events_by_any_spelling_of_its_name(remembered):
-    # the log's events were found only by the stored spelling: "zoë’s mug" typed on a phone left them for good
+def _log_arrivals(memory, *names: str) -> None:
+    """An arrival of each name in the memory's event log, as a daemon logs them."""
     from edge_rap.daemon.events import EventLog
     from edge_rap.types import Event
 
-    log = EventLog(remembered.memory)
-    for name in ("Zoë's Mug", "rocket"):
+    log = EventLog(memory)
+    for name in names:
         log.add(Event("arrived", name, "den", 0.0, 1.0))
     log.close()
+
+
+def test_forgetting_a_gone_concept_finds_its_kept_events_by_any_spelling_of_its_name(remembered):
+    # the log's events were found only by the stored spelling: "zoë’s mug" typed on a phone left them for good
+    _log_arrivals(remembered.memory, "Zoë's Mug", "rocket")
     with Household(remembered) as home:
         assert home.forget("zoë’s  MUG").name == "Zoë's Mug"
         assert [e.name for e in home.events.query()] == ["rocket"]
@@ -395,15 +400,9 @@ def test_a_concept_of_no_category_keeps_the_detectors_regions_beside_categorised
 def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_written_alike(remembered, caplog):
     # a memory of before "´" was an apostrophe held <Zoë's Mug> and <Zoë´s Mug>; forgetting <Zoë's Mug> kept its
     # events (the log failed), and "forget <Zoë's Mug> again", as that failure says, forgot <Zoë´s Mug>
-    from edge_rap.daemon.events import EventLog
-    from edge_rap.types import Event
-
     with Household(remembered) as home:
         home.rename("rocket", "Zoë\u00b4s Mug")
-    log = EventLog(remembered.memory)
-    for name in ("Zoë's Mug", "Zoë\u00b4s Mug"):
-        log.add(Event("arrived", name, "den", 0.0, 1.0))
-    log.close()
+    _log_arrivals(remembered.memory, "Zoë's Mug", "Zoë\u00b4s Mug")
     with Household(remembered) as home:
         assert home.forget("Zoë's Mug").name == "Zoë's Mug"
         assert "<Zoë\u00b4s Mug> is still remembered" in caplog.text  # a failed rename leaves a live one's so
@@ -415,14 +414,9 @@ def test_forgetting_again_the_spelling_a_failed_forget_kept_leaves_the_concept_w
 def test_forgetting_a_spelling_alike_of_two_gone_concepts_events_asks_which(remembered):
     # a memory of before held <Bo's ball> and <Bo´s ball>, both forgotten with their events kept: "bo’s BALL"
     # removed the latest seen one's and said "forgot <Bo´s ball>", the other's kept unsaid
-    from edge_rap.daemon.events import EventLog
     from edge_rap.errors import EdgeRapError
-    from edge_rap.types import Event
 
-    log = EventLog(remembered.memory)
-    for name in ("Bo's ball", "Bo\u00b4s ball"):
-        log.add(Event("arrived", name, "den", 0.0, 1.0))
-    log.close()
+    _log_arrivals(remembered.memory, "Bo's ball", "Bo\u00b4s ball")
     with Household(remembered) as home:
         with pytest.raises(EdgeRapError, match="could be .*: give the name as stored"):
             home.forget("bo’s BALL")

@@ -990,9 +990,13 @@ def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
         err = one_line_error(*edge_rap(capsys, "restore", tmp_path / name, "--memory", tmp_path / "m")[::2])
         assert err == f"edge-rap: {tmp_path / name}: is {kind}, not a backup file\n"
     assert not (tmp_path / "m").exists()
+    (tmp_path / "m").symlink_to(tmp_path / "stick" / "edge-rap")  # its drive not mounted: not made on the SD card
+    (tmp_path / "b.tar").write_bytes(b"")
+    err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "b.tar", "--memory", tmp_path / "m")[::2])
+    assert "which is not there (a drive not mounted?" in err and not (tmp_path / "stick").exists()
     (tmp_path / "empty").mkdir()
-    err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "b.tar", "--memory", tmp_path / "empty")[::2])
-    assert "no memory to back up" in err and not (tmp_path / "b.tar").exists()
+    err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "c.tar", "--memory", tmp_path / "empty")[::2])
+    assert "no memory to back up" in err and not (tmp_path / "c.tar").exists()
 
 
 

@@ -30,7 +30,7 @@ from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
     is_member_name, referred, stranger
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restoring_folders
-from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, stamped
+from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, not_a_folder, stamped
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
@@ -75,6 +75,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
     if not archive.is_file():  # (a folder or a pipe was said to be "no such backup file", as if it were not there)
         kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
         raise EdgeRapError(f"{archive}: is {kind}, not a backup file" if kind else f"{archive}: no such backup file")
+    if (why := not_a_folder(root)) is not None:  # a link to a drive not mounted: its folder is not made on the SD card
+        raise EdgeRapError(f"{why}; nothing was changed")
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)

@@ -251,8 +251,9 @@ def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monke
     assert_intact(settings, embedder, tmp_path, names=("bo", "small"))
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
-def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("value, told", [("abc", "a number"), ("-5", "more than 0 megapixels"), ("nan", "a number"),
+                                         ("inf", "a finite number")])  # inf is positive: "a positive number" misled
+def test_a_bad_pixel_limit_is_one_line_when_decoding(value, told, memory, settings, tmp_path, monkeypatch, capsys):
     env = {**os.environ, "EDGE_RAP_MAX_MEGAPIXELS": value}
     imported = subprocess.run([sys.executable, "-c", "import edge_rap.perceive.images, edge_rap.cli"], env=env,
                               capture_output=True, text=True)
@@ -263,7 +264,7 @@ def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tm
         read_image_file(photo)
     rc, _, err = run_cli(capsys, ["remember", "newcomer", str(photo), "--memory", str(settings.memory)])
     assert_one_line_error(rc, err)
-    assert "EDGE_RAP_MAX_MEGAPIXELS" in err
+    assert f"EDGE_RAP_MAX_MEGAPIXELS must be {told}, not {value!r}" in err
 
 
 def test_decoding_leaves_pillows_own_guard_alone(tmp_path):

@@ -20,6 +20,7 @@ from scenes import save, scene, scene_file
 from edge_rap import cli
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
+from edge_rap.generate.prompt import MAX_QUESTION
 from edge_rap.perceive.images import read_image_file
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box
@@ -681,6 +682,15 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
         assert_one_line_error(rc, err)
         assert "is empty (an unset variable?)" in err and out == "", (argv, err)
     assert list(work.iterdir()) == []
+
+
+def test_ask_refuses_a_question_over_the_apis_limit(memory, settings, capsys):
+    # `ask` took 10 000 characters (a model's whole context) where POST /api/ask refused them with 422
+    rc, out, err = run_cli(capsys, ["ask", "x" * (MAX_QUESTION + 1), "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert f"question is {MAX_QUESTION + 1} characters; the limit is {MAX_QUESTION}" in err and out == ""
+    rc, out, _ = run_cli(capsys, ["ask", "who is bo?".ljust(MAX_QUESTION), "--memory", str(settings.memory)])
+    assert rc == 0 and out
 
 
 @pytest.mark.parametrize("argv", [

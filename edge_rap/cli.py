@@ -462,6 +462,7 @@ def cmd_ask(args) -> int:
     from dataclasses import replace
 
     from edge_rap.generate.assistant import MMPROJ_WITHOUT_VLM, Assistant, AskOptions
+    from edge_rap.generate.prompt import check_question
 
     if args.mmproj and not args.vlm:
         raise EdgeRapError(MMPROJ_WITHOUT_VLM)
@@ -469,6 +470,7 @@ def cmd_ask(args) -> int:
         raise EdgeRapError(f"--max-tokens must be 1 or more, not {args.max_tokens}")
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
+    check_question(args.question)  # as the API: a 10 000-character one was taken and filled the model's context
     settings = _settings(args)
     with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
         image = None

@@ -138,10 +138,18 @@ MAY_BE_EMPTY = {("detector", "model"), ("vlm", "model"), ("vlm", "mmproj")}
 MAX_THREADS = 256
 
 
+def _trimmed(name: str | None) -> str | None:
+    """A profile's name without the spaces around it (EDGE_RAP_DEVICE=" x86-cpu" was "not found"); a .toml file's
+    path is left as given, since a path may begin or end with a space."""
+    return name if name is None or name.strip().endswith(".toml") else name.strip()
+
+
 def load_profile(name: str | None = None) -> Profile:
+    name = _trimmed(name)
     name = None if name == "auto" else name
-    from_env = not name and (environ("EDGE_RAP_DEVICE") or "auto") != "auto"
-    name = name or (environ("EDGE_RAP_DEVICE") if from_env else None)
+    env = _trimmed(environ("EDGE_RAP_DEVICE"))
+    from_env = not name and (env or "auto") != "auto"
+    name = name or (env if from_env else None)
     reason = "named with --device" if name and not from_env else "EDGE_RAP_DEVICE" if from_env else ""
     if not name:
         name, reason = detect_profile()

@@ -20,6 +20,7 @@ from scenes import save, scene, scene_file
 from edge_rap import cli
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
+from edge_rap.generate.prompt import MAX_QUESTION
 from edge_rap.perceive.images import read_image_file
 from edge_rap.perceive.views import augmented_views
 from edge_rap.types import Box
@@ -251,8 +252,9 @@ def test_pixel_limit_is_configurable(memory, settings, embedder, tmp_path, monke
     assert_intact(settings, embedder, tmp_path, names=("bo", "small"))
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
-def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("value, told", [("abc", "a number"), ("-5", "more than 0 megapixels"), ("nan", "a number"),
+                                         ("inf", "a finite number")])  # inf is positive: "a positive number" misled
+def test_a_bad_pixel_limit_is_one_line_when_decoding(value, told, memory, settings, tmp_path, monkeypatch, capsys):
     env = {**os.environ, "EDGE_RAP_MAX_MEGAPIXELS": value}
     imported = subprocess.run([sys.executable, "-c", "import edge_rap.perceive.images, edge_rap.cli"], env=env,
                               capture_output=True, text=True)
@@ -263,7 +265,7 @@ def test_a_bad_pixel_limit_is_one_line_when_decoding(value, memory, settings, tm
         read_image_file(photo)
     rc, _, err = run_cli(capsys, ["remember", "newcomer", str(photo), "--memory", str(settings.memory)])
     assert_one_line_error(rc, err)
-    assert "EDGE_RAP_MAX_MEGAPIXELS" in err
+    assert f"EDGE_RAP_MAX_MEGAPIXELS must be {told}, not {value!r}" in err
 
 
 def test_decoding_leaves_pillows_own_guard_alone(tmp_path):
@@ -680,6 +682,15 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
         assert_one_line_error(rc, err)
         assert "is empty (an unset variable?)" in err and out == "", (argv, err)
     assert list(work.iterdir()) == []
+
+
+def test_ask_refuses_a_question_over_the_apis_limit(memory, settings, capsys):
+    # `ask` took 10 000 characters (a model's whole context) where POST /api/ask refused them with 422
+    rc, out, err = run_cli(capsys, ["ask", "x" * (MAX_QUESTION + 1), "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert f"question is {MAX_QUESTION + 1} characters; the limit is {MAX_QUESTION}" in err and out == ""
+    rc, out, _ = run_cli(capsys, ["ask", "who is bo?".ljust(MAX_QUESTION), "--memory", str(settings.memory)])
+    assert rc == 0 and out
 
 
 @pytest.mark.parametrize("argv", [

@@ -172,6 +172,21 @@ def test_a_device_profile_not_found_names_the_ones_there_are(monkeypatch):
     assert "\n" not in message
 
 
+def test_spaces_around_a_profile_name_are_not_part_of_it(tmp_path, monkeypatch):
+    # EDGE_RAP_DEVICE=" x86-cpu" was "device profile ' x86-cpu' not found"; a .toml path keeps its spaces
+    monkeypatch.setenv("EDGE_RAP_DEVICE", " jetson-orin-nano\t")
+    assert load_profile().name == "jetson-orin-nano"
+    assert load_profile(" x86-cpu ").name == "x86-cpu"
+    monkeypatch.setenv("EDGE_RAP_DEVICE", " auto ")
+    assert "EDGE_RAP_DEVICE" not in load_profile().reason
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / " spaced.toml").write_text('[device]\nname = "spaced"\n')
+    monkeypatch.setenv("EDGE_RAP_DEVICE", " spaced.toml")
+    assert load_profile().name == "spaced"
+    with pytest.raises(EdgeRapError, match="not found"):
+        load_profile("spaced.toml")
+
+
 def test_an_empty_model_cache_variable_is_the_default_one_not_the_current_folder(tmp_path, monkeypatch):
     from edge_rap.config import load_settings
 

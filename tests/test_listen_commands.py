@@ -131,7 +131,8 @@ def test_cli_remember_with_its_yes_in_the_same_wav(said, cli_env, capsys, tmp_pa
     rc, out = listen(cli_env, capsys, "--wav", wav, "--wake", WAKE, "--image", save_photo(tmp_path, "coffee"),
                      "--json", "--mute")
     assert rc == 0 and out["triggered"] and out["mode"] == "command"
-    assert out["command"] == {"action": "remember", "name": "teddy", "state": "done", "box": None}
+    assert out["command"] == {"action": "remember", "name": "teddy", "state": "done", "box": None,
+                              "category": ""}  # a proper name: none
     rc, out = listen(cli_env, capsys, "--wav", write_wav(tmp_path / "f.wav", said[FORGET], 16000), "--json", "--mute")
     assert rc == 0 and out["command"]["state"] == "cancelled"  # push-to-talk, and no answer in the file
     from edge_rap.memory.store import Store

@@ -1372,6 +1372,17 @@ def test_a_spoken_nouns_number_or_accent_leaves_it_its_category():
         assert command.state == "asked" and command.category == category, said
 
 
+def test_listen_json_shows_the_category_a_spoken_remember_stores():
+    # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
+    # `keys` that no key showed
+    from edge_rap.speech.intents import Command, parse
+
+    command, _ = parse("Remember this as my keys.", [])
+    assert command.to_json() == {"action": "remember", "name": "keys", "state": "asked", "box": None,
+                                 "category": "keys"}
+    assert Command("forget", "bo").to_json() == {"action": "forget", "name": "bo", "state": "asked", "box": None}
+
+
 def test_a_person_or_pets_noun_the_lists_lacked_is_still_someone_home():
     # Before: "remember this as my girlfriend" stored <girlfriend> of category "girlfriend", "the puppies" "puppies"
     # (only an "-s" plural was undone), "our labrador" "labrador": each a thing, left out of "Is anyone home?".

@@ -502,6 +502,22 @@ def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):
         assert c.get("/api/concepts").json() == []
 
 
+def test_an_empty_text_field_or_one_sent_as_a_file_is_refused_in_words(tmp_path):
+    # `-F name=` was "name: Field required" (the CLI: "concept name is empty"), and `curl -F name=@x.jpg` pydantic's
+    # "name: Input should be a valid string"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for data in ({"name": ""}, {}):
+            r = c.post("/api/concepts", data=data, files=photo_files(png(photo("coffee"))))
+            assert r.status_code == 422 and r.json()["error"] == "name: empty or not sent", r.text
+        for route, field, data in (("/api/concepts", "name", {}), ("/api/concepts", "description", {"name": "bo"}),
+                                   ("/api/ask", "question", {})):
+            files = [*photo_files(png(photo("coffee"))), (field, ("x.jpg", b"\xff\xd8", "image/jpeg"))]
+            r = c.post(route, data=data, files=files)
+            said = f"{field}: a file, not text: send it as text (curl -F {field}=..., without '@')"
+            assert r.status_code == 422 and r.json()["error"] == said, r.text
+        assert c.get("/api/concepts").json() == []
+
+
 def test_a_field_sent_twice_where_the_route_takes_one_is_refused(tmp_path):
     # two photos to /api/recognize were answered for the last alone, the first dropped without a word
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:

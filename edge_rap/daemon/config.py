@@ -4,11 +4,11 @@ entries over defaults, every key and type checked before anything starts."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
@@ -56,11 +56,11 @@ class RunConfig:
             raise EdgeRapError("run needs at least one --source (or [[camera]] in --config)")
         if self.mute and self.speak_to:
             raise EdgeRapError("--mute and --speak-to exclude each other")
-        if self.duration is not None and (why := _why_refused(self.duration, positive=True)):
+        if self.duration is not None and (why := why_refused(self.duration, positive=True, unit="seconds")):
             raise EdgeRapError(f"duration must be {why}, not {self.duration} (leave it out to watch until stopped)")
         for name in ("cooldown", "leave_after", "recheck", "frozen_after", "fps_cap"):
             value = getattr(self, name)
-            if value is not None and (why := _why_refused(value, positive=False)):
+            if value is not None and (why := why_refused(value, positive=False, unit="seconds")):
                 raise EdgeRapError(f"{name.replace('_', '-')} must be {why}, not {value}")
         if self.wake is not None and not self.wake.strip():
             raise EdgeRapError("--wake needs a phrase, such as 'hey robot'")
@@ -116,18 +116,6 @@ class RunConfig:
         if self.backup_to is None and (self.backup_every is not None or self.backup_keep is not None):
             raise PartnerMissing("backup-every and backup-keep go with backup-to (the folder the backups are written "
                                  "into)", "--backup-to", "backup-to = DIR")
-
-
-def _why_refused(value: float, positive: bool) -> str | None:
-    """What a setting's number must be that `value` is not (None where it is that): finite, and more than 0
-    (`positive`) or 0 or more. `--duration inf` was told "more than 0 seconds", which inf is."""
-    if math.isnan(value):
-        return "a number"
-    if value == math.inf:
-        return "a finite number"
-    if value < 0 or (positive and value == 0):
-        return "more than 0 seconds" if positive else "a number of 0 or more"
-    return None
 
 
 class PartnerMissing(EdgeRapError):

@@ -23,6 +23,9 @@ from edge_rap.types import Box, Concept, Image
 
 #: mtmd's default media marker: where an image's tokens go in the rendered text.
 MEDIA_MARKER = "<__media__>"
+#: The longest question, the API's and `ask`'s (which took 10 000 characters the API refused): it goes into the
+#: model's context whole, and 10 000 characters (some 2 500 tokens) beside the references' images is most of n_ctx 4096.
+MAX_QUESTION = 2000
 _SPLIT = "\x1eEDGE_RAP_QUERY\x1e"  # cut point between the cacheable prefix and the per-query suffix
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -61,6 +64,13 @@ _RECOGNIZE = re.compile(
     r"(here|there|present|visible)\b",
     re.I,
 )
+
+
+def check_question(question: str, limit: int = MAX_QUESTION) -> str:
+    """`question`, refused in one line where it is over `limit` characters."""
+    if len(question) > limit:
+        raise EdgeRapError(f"question is {len(question)} characters; the limit is {limit}")
+    return question
 
 
 def classify(question: str, has_image: bool) -> Task:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
@@ -202,8 +203,8 @@ def max_pixels() -> int:
         megapixels = float(text) if text else DEFAULT_MEGAPIXELS
     except ValueError:
         megapixels = math.nan
-    if not (math.isfinite(megapixels) and megapixels > 0):
-        raise EdgeRapError(f"EDGE_RAP_MAX_MEGAPIXELS must be a positive number of megapixels, not {text!r}")
+    if why := why_refused(megapixels, positive=True, unit="megapixels"):
+        raise EdgeRapError(f"EDGE_RAP_MAX_MEGAPIXELS must be {why}, not {text!r}")
     return int(megapixels * 1_000_000)
 
 

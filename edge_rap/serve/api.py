@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.generate.prompt import MAX_QUESTION, check_question
 from edge_rap.household import Household
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.perceive.images import MAX_SIDE, decode_image
@@ -54,7 +55,7 @@ class Limits:
     body_bytes: int = 64 * 2**20
     fields_bytes: int = 64 * 2**10  # a body without photos (JSON, a urlencoded form): a few fields
     photos: int = 16
-    question_chars: int = 2000
+    question_chars: int = MAX_QUESTION
     waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections
 
 
@@ -67,12 +68,6 @@ def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
         return rule(text)
     except EdgeRapError as e:
         raise ApiError(str(e), 422) from None
-
-
-def _text(value: str | None, what: str, limit: int) -> str | None:
-    if value is not None and len(value) > limit:
-        raise ApiError(f"{what} is {len(value)} characters; the limit is {limit}", 422)
-    return value
 
 
 def _one_line(value: str | None, what: str, limit: int) -> None:
@@ -403,7 +398,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None,
             json_question: Annotated[str | None, Depends(_json_question)] = None) -> Response:
-        question = _text(question if json_question is None else json_question, "question", limits.question_chars)
+        question = check_question(question if json_question is None else json_question, limits.question_chars)
         image = None
         if photo is not None:
             with line.waiting_for(thinking):

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from edge_rap.errors import DeviceError, EdgeRapError
@@ -80,6 +81,11 @@ def _validation(exc: RequestValidationError) -> str:
         return f"{field}: text, not a file: {_send_as_a_file(field)}"
     if not where and first.get("type") == "missing":
         return "the request has no body (a JSON object is expected)"
+    if first.get("type") == "missing":  # a form's `name=` is no field to FastAPI: "name: Field required" was said
+        return f"{where}: empty or not sent"
+    if first.get("type") == "string_type" and isinstance(first.get("input"), UploadFile):
+        # `curl -F name=@x.jpg`: "name: Input should be a valid string" was pydantic's own words
+        return f"{where}: a file, not text: send it as text (curl -F {where}=..., without '@')"
     return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
 

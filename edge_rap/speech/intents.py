@@ -93,8 +93,10 @@ class Command:
             self.name)
 
     def to_json(self) -> dict:
-        return {"action": self.action, "name": self.name, "state": self.state,
+        """`listen --json`'s `command`; a remember's `category` too, or "my keys" was stored as `keys` unseen."""
+        told = {"action": self.action, "name": self.name, "state": self.state,
                 "box": self.box.as_list() if self.box else None}
+        return {**told, "category": self.category} if self.action == "remember" else told
 
 
 def looks_like_command(text: str) -> bool:

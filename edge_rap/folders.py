@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.userfiles import kind_of
 
 
 def writable_folder(path: Path, option: str) -> Path:
@@ -18,9 +19,9 @@ def writable_folder(path: Path, option: str) -> Path:
     names said aloud. One that exists keeps its mode."""
     blocking = file_in_the_way(path)
     if blocking == path:
-        raise EdgeRapError(f"{option} {path}: is a file, not a folder")
+        raise EdgeRapError(f"{option} {path}: is {kind_of(path)}, not a folder")
     if blocking is not None:
-        raise EdgeRapError(f"{option} {path}: {blocking} is a file, not a folder")
+        raise EdgeRapError(f"{option} {path}: {blocking} is {kind_of(blocking)}, not a folder")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

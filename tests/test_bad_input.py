@@ -591,6 +591,16 @@ def test_a_file_given_as_the_memory_to_a_command_that_makes_one_is_said_to_be_a_
     assert path.read_text() == "notes\n"
 
 
+def test_a_pipe_given_as_the_memory_is_said_to_be_a_pipe(tmp_path, settings, capsys):
+    # it was said to be "a file, not a memory folder"
+    os.mkfifo(tmp_path / "pipe")
+    for argv in (["concepts"], ["remember", "bo", str(scene_file(tmp_path / "photos", 1))],
+                 ["restore", str(tmp_path / "photos" / "scene1.png")]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(tmp_path / "pipe")])
+        assert_one_line_error(rc, err)
+        assert err == f"edge-rap: {tmp_path / 'pipe'}: is a pipe, not a memory folder (check --memory)\n", argv
+
+
 def test_a_memory_linked_to_a_folder_that_is_not_there_is_said_so(tmp_path, settings, capsys):
     # a memory kept on a drive, linked to, with the drive not mounted: remember said "cannot write (File exists)",
     # as for a file, and the readers of the default home answered "no concepts remembered yet"
@@ -680,6 +690,13 @@ def test_an_empty_export_folder_or_database_path_is_not_the_current_folder(memor
         assert_one_line_error(rc, err)
         assert "is empty (an unset variable?)" in err and out == "", (argv, err)
     assert list(work.iterdir()) == []
+
+
+def test_a_pipe_named_as_the_export_folder_is_said_to_be_a_pipe(memory, settings, capsys, tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # (said to be "a file")
+    rc, out, err = run_cli(capsys, ["export-rap", str(tmp_path / "pipe"), "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert err == f"edge-rap: {tmp_path / 'pipe'}: is a pipe, not a folder\n"
 
 
 @pytest.mark.parametrize("argv", [

@@ -17,7 +17,7 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
-from edge_rap.userfiles import read_whole
+from edge_rap.userfiles import kind_of, read_whole
 
 
 @dataclass
@@ -194,7 +194,7 @@ def _check_export_folder(folder: Path) -> None:
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise EdgeRapError(f"{folder}: is a file, not a folder")
+        raise EdgeRapError(f"{folder}: is {kind_of(folder)}, not a folder")
     entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
     earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
                and (folder / "database.json").is_file() and (folder / "database").is_dir())

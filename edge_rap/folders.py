@@ -6,6 +6,7 @@ found out at the first line spoken or the first arrival, minutes into a run that
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -36,3 +37,18 @@ def file_in_the_way(folder: Path) -> Path | None:
     such, where the OS would say "Not a directory" or a folder missing."""
     above = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return above if above is not None and not above.is_dir() else None
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and the folders above it that are not there, deepest first: what making it creates, and all that a
+    command that then fails may remove (an empty export folder was left on a full disk)."""
+    return list(itertools.takewhile(lambda p: not p.exists() and not p.is_symlink(), (folder, *folder.parents)))
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that is empty; one that holds anything stays, with those above it."""
+    for made in folders:
+        try:
+            made.rmdir()
+        except OSError:
+            return

@@ -847,9 +847,14 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def _entries(folder: Path) -> list[Path]:
+    """Files and folders: a failed write left an empty images/xx/ folder it had made."""
+    return sorted(folder.rglob("*"))
+
+
 def test_disk_full_while_saving_the_photo(memory, settings, embedder, tmp_path, monkeypatch, capsys):
     photo = scene_file(tmp_path / "photos", 2)
-    before = _files(settings.memory / "images")
+    before = _entries(settings.memory / "images")
     with monkeypatch.context() as m:
         m.setattr(os, "fsync", _enospc)
         with pytest.raises(EdgeRapError, match="disk is full") as e:
@@ -858,7 +863,7 @@ def test_disk_full_while_saving_the_photo(memory, settings, embedder, tmp_path, 
         rc, _, err = run_cli(capsys, ["remember", "anya", str(photo), "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
         assert "disk is full" in err
-    assert _files(settings.memory / "images") == before  # no half-written temp file left behind
+    assert _entries(settings.memory / "images") == before  # no half-written temp file or its new folder left behind
     assert_intact(settings, embedder, tmp_path)
 
 
@@ -918,12 +923,26 @@ def test_failed_remember_leaves_no_stray_photo(memory, settings, embedder, tmp_p
     from usearch.index import Index
 
     photo = scene_file(tmp_path / "photos", 2)
-    before = _files(settings.memory / "images")
+    before = _entries(settings.memory / "images")
     with monkeypatch.context() as m:
         m.setattr(Index, "save", _enospc)
         with pytest.raises(EdgeRapError, match="disk is full"):
             memory.remember("anya", [photo])
-    assert _files(settings.memory / "images") == before, "a photo of a concept that was never stored is left on disk"
+    assert _entries(settings.memory / "images") == before, "a photo of a concept that was never stored is left on disk"
+
+
+def test_an_export_the_disk_is_full_for_leaves_no_folder_it_made_and_keeps_one_there_before(memory, settings,
+                                                                                            capsys, tmp_path,
+                                                                                            monkeypatch):
+    # a new export folder was left behind, empty
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(Path, "write_bytes", _enospc)
+    for folder in (tmp_path / "new" / "export", tmp_path / "kept"):
+        rc, out, err = run_cli(capsys, ["export-rap", str(folder), "--memory", str(settings.memory)])
+        assert_one_line_error(rc, err)
+        assert "No space left on device" in err and out == ""
+    assert not (tmp_path / "new").exists()
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 def test_database_full(memory, settings, embedder, tmp_path):

@@ -6,10 +6,12 @@ found out at the first line spoken or the first arrival, minutes into a run that
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.userfiles import kind_of
 
 
 def writable_folder(path: Path, option: str) -> Path:
@@ -18,9 +20,9 @@ def writable_folder(path: Path, option: str) -> Path:
     names said aloud. One that exists keeps its mode."""
     blocking = file_in_the_way(path)
     if blocking == path:
-        raise EdgeRapError(f"{option} {path}: is a file, not a folder")
+        raise EdgeRapError(f"{option} {path}: is {kind_of(path)}, not a folder")
     if blocking is not None:
-        raise EdgeRapError(f"{option} {path}: {blocking} is a file, not a folder")
+        raise EdgeRapError(f"{option} {path}: {blocking} is {kind_of(blocking)}, not a folder")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -35,3 +37,18 @@ def file_in_the_way(folder: Path) -> Path | None:
     such, where the OS would say "Not a directory" or a folder missing."""
     above = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return above if above is not None and not above.is_dir() else None
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and the folders above it that are not there, deepest first: what making it creates, and all that a
+    command that then fails may remove (an empty export folder was left on a full disk)."""
+    return list(itertools.takewhile(lambda p: not p.exists() and not p.is_symlink(), (folder, *folder.parents)))
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that is empty; one that holds anything stays, with those above it."""
+    for made in folders:
+        try:
+            made.rmdir()
+        except OSError:
+            return

@@ -21,6 +21,12 @@ def special_kind(mode: int) -> str | None:
     return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
+def kind_of(path: Path) -> str:
+    """What `path`, which exists and is no folder, is, for a message: "a file", or a pipe's, socket's or device's
+    kind (a pipe where a folder was named was said to be "a file")."""
+    return special_kind(path.stat().st_mode) or "a file"
+
+
 def read_whole(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> bytes:
     """The file's bytes. A pipe, socket or device, or a file over `limit`, is refused in one line naming `what` it
     was to be; an OSError (no such file, a folder) is the caller's to say."""

@@ -332,6 +332,13 @@ def test_a_file_where_the_backups_folder_should_be_is_said(household, photos, ca
     assert f"{photo}: is a file, not a folder, so {photo / 'sub'} cannot hold" in err
 
 
+def test_a_pipe_where_the_backups_folder_should_be_is_said_to_be_a_pipe(household, tmp_path, capsys):
+    # it was said to be "a file", which `ls` does not show it as
+    os.mkfifo(tmp_path / "pipe")
+    err = one_line_error(*edge_rap(capsys, "backup", tmp_path / "pipe" / "x.tar", "--memory", household)[::2])
+    assert err.startswith(f"edge-rap: {tmp_path / 'pipe'}: is a pipe, not a folder, so"), err
+
+
 # --- consistent while others write --------------------------------------------------------------------------------
 
 

@@ -593,6 +593,16 @@ def test_a_file_given_as_the_memory_to_a_command_that_makes_one_is_said_to_be_a_
     assert path.read_text() == "notes\n"
 
 
+def test_a_pipe_given_as_the_memory_is_said_to_be_a_pipe(tmp_path, settings, capsys):
+    # it was said to be "a file, not a memory folder"
+    os.mkfifo(tmp_path / "pipe")
+    for argv in (["concepts"], ["remember", "bo", str(scene_file(tmp_path / "photos", 1))],
+                 ["restore", str(tmp_path / "photos" / "scene1.png")]):
+        rc, out, err = run_cli(capsys, [*argv, "--memory", str(tmp_path / "pipe")])
+        assert_one_line_error(rc, err)
+        assert err == f"edge-rap: {tmp_path / 'pipe'}: is a pipe, not a memory folder (check --memory)\n", argv
+
+
 def test_a_memory_linked_to_a_folder_that_is_not_there_is_said_so(tmp_path, settings, capsys):
     # a memory kept on a drive, linked to, with the drive not mounted: remember said "cannot write (File exists)",
     # as for a file, and the readers of the default home answered "no concepts remembered yet"
@@ -691,6 +701,13 @@ def test_ask_refuses_a_question_over_the_apis_limit(memory, settings, capsys):
     assert f"question is {MAX_QUESTION + 1} characters; the limit is {MAX_QUESTION}" in err and out == ""
     rc, out, _ = run_cli(capsys, ["ask", "who is bo?".ljust(MAX_QUESTION), "--memory", str(settings.memory)])
     assert rc == 0 and out
+
+
+def test_a_pipe_named_as_the_export_folder_is_said_to_be_a_pipe(memory, settings, capsys, tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # (said to be "a file")
+    rc, out, err = run_cli(capsys, ["export-rap", str(tmp_path / "pipe"), "--memory", str(settings.memory)])
+    assert_one_line_error(rc, err)
+    assert err == f"edge-rap: {tmp_path / 'pipe'}: is a pipe, not a folder\n"
 
 
 @pytest.mark.parametrize("argv", [
@@ -841,9 +858,14 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def _entries(folder: Path) -> list[Path]:
+    """Files and folders: a failed write left an empty images/xx/ folder it had made."""
+    return sorted(folder.rglob("*"))
+
+
 def test_disk_full_while_saving_the_photo(memory, settings, embedder, tmp_path, monkeypatch, capsys):
     photo = scene_file(tmp_path / "photos", 2)
-    before = _files(settings.memory / "images")
+    before = _entries(settings.memory / "images")
     with monkeypatch.context() as m:
         m.setattr(os, "fsync", _enospc)
         with pytest.raises(EdgeRapError, match="disk is full") as e:
@@ -852,7 +874,7 @@ def test_disk_full_while_saving_the_photo(memory, settings, embedder, tmp_path, 
         rc, _, err = run_cli(capsys, ["remember", "anya", str(photo), "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
         assert "disk is full" in err
-    assert _files(settings.memory / "images") == before  # no half-written temp file left behind
+    assert _entries(settings.memory / "images") == before  # no half-written temp file or its new folder left behind
     assert_intact(settings, embedder, tmp_path)
 
 
@@ -912,12 +934,26 @@ def test_failed_remember_leaves_no_stray_photo(memory, settings, embedder, tmp_p
     from usearch.index import Index
 
     photo = scene_file(tmp_path / "photos", 2)
-    before = _files(settings.memory / "images")
+    before = _entries(settings.memory / "images")
     with monkeypatch.context() as m:
         m.setattr(Index, "save", _enospc)
         with pytest.raises(EdgeRapError, match="disk is full"):
             memory.remember("anya", [photo])
-    assert _files(settings.memory / "images") == before, "a photo of a concept that was never stored is left on disk"
+    assert _entries(settings.memory / "images") == before, "a photo of a concept that was never stored is left on disk"
+
+
+def test_an_export_the_disk_is_full_for_leaves_no_folder_it_made_and_keeps_one_there_before(memory, settings,
+                                                                                            capsys, tmp_path,
+                                                                                            monkeypatch):
+    # a new export folder was left behind, empty
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(Path, "write_bytes", _enospc)
+    for folder in (tmp_path / "new" / "export", tmp_path / "kept"):
+        rc, out, err = run_cli(capsys, ["export-rap", str(folder), "--memory", str(settings.memory)])
+        assert_one_line_error(rc, err)
+        assert "No space left on device" in err and out == ""
+    assert not (tmp_path / "new").exists()
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 def test_database_full(memory, settings, embedder, tmp_path):

@@ -120,3 +120,43 @@ def test_a_folder_where_the_demo_writes_a_photo_is_one_line(settings, capsys, tm
     err = capsys.readouterr().err
     assert err.startswith("edge-rap: ") and err.count("\n") == 1 and "cannot write the demo's photo" in err, err
     assert (settings.home / "demo" / "photos" / f"{CONCEPTS[0].name}.png").is_dir()
+
+
+def test_two_writers_of_one_video_at_once_each_write_their_own_partial_file(tmp_path, monkeypatch):
+    # two `demo`s at once in one home shared camera.partial.mp4: the first renamed it while the second wrote it, and
+    # the second said "could not be written whole (is the disk full?)"
+    import cv2
+
+    opened, photos = cv2.VideoWriter, noise_photos()
+    scenario, video = household_scenario(["bo", "mug", "cat"], "coins", 2.0), tmp_path / "camera.mp4"
+
+    class OtherWritesMeanwhile:
+        def __init__(self, *args):
+            self.writer, self.frames = opened(*args), 0
+
+        def write(self, frame):
+            self.frames += 1
+            if self.frames == 3:  # (the other demo writes the whole video while this one is at its third frame)
+                monkeypatch.setattr(cv2, "VideoWriter", opened)
+                write_video(scenario, photos, photos["coins"], video)
+            self.writer.write(frame)
+
+        def __getattr__(self, name):
+            return getattr(self.writer, name)
+
+    monkeypatch.setattr(cv2, "VideoWriter", OtherWritesMeanwhile)
+    assert write_video(scenario, photos, photos["coins"], video) == video
+    assert is_whole(video, scenario) and list(tmp_path.iterdir()) == [video]
+
+
+def test_a_write_that_fails_midway_leaves_no_partial_video(tmp_path, monkeypatch):
+    photos = noise_photos()
+
+    def fails(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edge_rap.daemon.scenario.render_frame", fails)
+    with pytest.raises(KeyboardInterrupt):
+        write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"],
+                    tmp_path / "camera.mp4")
+    assert list(tmp_path.iterdir()) == []

@@ -42,6 +42,14 @@ def test_a_missing_folder_is_made_and_a_file_is_refused(tmp_path):
     assert str(said.value) == f"--snapshots {tmp_path / 'notes' / 'snaps'}: {tmp_path / 'notes'} is a file, not a folder"
 
 
+def test_a_pipe_named_as_a_folder_is_said_to_be_a_pipe(tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # (said to be "a file")
+    with pytest.raises(EdgeRapError, match=r"--snapshots .*pipe: is a pipe, not a folder"):
+        writable_folder(tmp_path / "pipe", "--snapshots")
+    with pytest.raises(EdgeRapError, match=r"--snapshots .*snaps: .*pipe is a pipe, not a folder"):
+        writable_folder(tmp_path / "pipe" / "snaps", "--snapshots")
+
+
 def test_a_folder_made_for_snapshots_or_speech_is_its_owners_alone_whatever_the_umask(tmp_path):
     # snapshots show the household, spoken lines say their names: under the usual umask they were 0755
     old = os.umask(0o022)

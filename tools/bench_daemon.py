@@ -36,6 +36,7 @@ from edge_rap.daemon.scenario import (
     Appearance,
     Scenario,
     household_scenario,
+    is_whole,
     truth,
     write_video,
 )
@@ -90,6 +91,13 @@ def run(settings, video: Path, on_tick=None, tick_s: float = 5.0) -> tuple[list,
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
     return reported, daemon.result, started
+
+
+def household_video(photos, background, work: Path) -> Path:
+    """The household scene's video in `work`, written again unless whole: one cut short (a full disk, a bench
+    stopped as it wrote) was kept on exists() alone and measured as the scene."""
+    scenario, video = household_scenario(["chelsea", "mug", "rocket"], "coins", 60.0), work / "household.mp4"
+    return video if is_whole(video, scenario) else write_video(scenario, photos, background, video)
 
 
 def household(settings, photos, background, work: Path) -> dict:
@@ -150,9 +158,7 @@ def provision(settings, photos, background, work: Path, every_s: float = 5.0) ->
     from edge_rap.daemon.service import serve_beside
     from edge_rap.serve.token import TOKEN_FILE
 
-    video = work / "household.mp4"
-    if not video.exists():
-        write_video(household_scenario(["chelsea", "mug", "rocket"], "coins", 60.0), photos, background, video)
+    video = household_video(photos, background, work)
     uploads = []
     for name in ("astronaut", "coffee", "rocket", "chelsea", "coins", "grace"):
         out = io.BytesIO()
@@ -210,9 +216,7 @@ def sigterm(settings, photos, background, work: Path, runs: int = 5) -> dict:
 
     from edge_rap.daemon.events import EventLog
 
-    video = work / "household.mp4"
-    if not video.exists():
-        write_video(household_scenario(["chelsea", "mug", "rocket"], "coins", 60.0), photos, background, video)
+    video = household_video(photos, background, work)
     exits = []
     for k in range(runs):
         memory = work / f"sigterm-{k}"

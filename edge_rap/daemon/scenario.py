@@ -6,6 +6,8 @@ what the daemon's announcements are checked against.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,20 +101,24 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     width, height = scenario.size
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # (the suffix chooses OpenCV's container)
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
-    if not writer.isOpened():
-        raise EdgeRapError(f"{path}: cannot write a video here (OpenCV without an MP4 encoder)")
+    # its own partial file: two demos at once in one home shared one, renamed by the first as the second wrote it
+    # (the suffix chooses OpenCV's container)
+    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
     try:
-        for k in range(frame_count(scenario)):
-            frame = render_frame(scenario, photos, background, k / scenario.fps)
-            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
+        if not writer.isOpened():
+            raise EdgeRapError(f"{path}: cannot write a video here (OpenCV without an MP4 encoder)")
+        try:
+            for k in range(frame_count(scenario)):
+                frame = render_frame(scenario, photos, background, k / scenario.fps)
+                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        finally:
+            writer.release()
+        if not is_whole(partial, scenario):
+            raise EdgeRapError(f"{path}: the video could not be written whole (is the disk full?); nothing was kept")
+        partial.replace(path)
     finally:
-        writer.release()
-    if not is_whole(partial, scenario):
         partial.unlink(missing_ok=True)
-        raise EdgeRapError(f"{path}: the video could not be written whole (is the disk full?); nothing was kept")
-    partial.replace(path)
     return path
 
 

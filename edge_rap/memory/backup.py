@@ -33,7 +33,7 @@ from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
 from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
-from edge_rap.userfiles import special_kind
+from edge_rap.userfiles import kind_of, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _no_folder(folder: Path) -> str:
     a folder's) is said as such, not as a folder missing."""
     above = file_in_the_way(folder)
     if above is not None:
-        return f"{above}: is a file, not a folder, so {folder} cannot hold the backup; nothing was written"
+        return f"{above}: is {kind_of(above)}, not a folder, so {folder} cannot hold the backup; nothing was written"
     return f"{folder}: no such folder for the backup"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.userfiles import kind_of
 
 DATABASE = "memory.sqlite"
 #: The database and its WAL: what a reader of the memory reads.
@@ -71,7 +72,7 @@ def not_a_folder(path: Path) -> str | None:
         return (f"{path}: a link to {os.readlink(path)}, which is not there (a drive not mounted? else make that "
                 "folder, or check --memory)")
     if path.exists() and not path.is_dir():
-        return f"{path}: is a file, not a memory folder (check --memory)"
+        return f"{path}: is {kind_of(path)}, not a memory folder (check --memory)"
     return None
 
 

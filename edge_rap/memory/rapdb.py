@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.folders import missing_folders, remove_empty
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
-from edge_rap.userfiles import read_whole
+from edge_rap.userfiles import kind_of, read_whole
 
 
 @dataclass
@@ -194,7 +195,7 @@ def _check_export_folder(folder: Path) -> None:
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise EdgeRapError(f"{folder}: is a file, not a folder")
+        raise EdgeRapError(f"{folder}: is {kind_of(folder)}, not a folder")
     entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
     earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
                and (folder / "database.json").is_file() and (folder / "database").is_dir())
@@ -226,10 +227,12 @@ def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> 
     saved, and a damaged photo exported would fail the import it is kept for."""
     missing = [] if missing is None else missing
     _check_export_folder(folder)
+    made = missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
     except OSError as e:
+        remove_empty(made)
         raise EdgeRapError(f"{folder}: cannot export ({e.strerror})") from None
     try:
         images_dir = staging / "database"
@@ -283,9 +286,11 @@ def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> 
                 os.rename(earlier, folder / "database")
             raise
         os.replace(staging / "database.json", folder / "database.json")
+        made = []  # (exported: the folders it made stay)
     except OSError as e:
         raise EdgeRapError(f"{folder}: cannot export ({e.strerror or e})") from None
     finally:
         for stale in [staging, *filter(_staging, folder.iterdir())]:
             shutil.rmtree(stale, ignore_errors=True)
+        remove_empty(made)  # a failed export's folders, left empty (a full disk left a new, empty export folder)
     return folder / "database.json"

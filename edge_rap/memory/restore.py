@@ -34,7 +34,7 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
-from edge_rap.userfiles import special_kind
+from edge_rap.userfiles import kind_of, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def killed_restores(root: Path) -> list[Path]:
 
 def _refuse_target(root: Path, replace: bool) -> None:
     if root.exists() and not root.is_dir():
-        raise EdgeRapError(f"{root}: is a file, not a memory folder (check --memory)")
+        raise EdgeRapError(f"{root}: is {kind_of(root)}, not a memory folder (check --memory)")
     refuse_unreadable(root, ())
     if not root.exists():
         return

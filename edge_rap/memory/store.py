@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.folders import remove_empty
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
                                    refuse_what_is_not_a_sound_memory)
@@ -332,6 +333,7 @@ class Store:
         self._snapshot = WalSnapshot(self.db_path, "snapshot")  # a reader's, see _open_readonly
         self._closed = False
         self._created = False  # the writer's first connection creates or migrates the database
+        self._made_folders: set[Path] = set()  # images/xx/ made by save_image: removed if a failed write empties one
         refuse_unreadable(self.root, DATABASE_FILES)
         refuse_what_is_not_a_sound_memory(self.root)
         self.db  # opened (and for a writer of an existing memory migrated) now, so that errors show at once
@@ -542,6 +544,7 @@ class Store:
         try:
             if not path.parent.exists():  # a new folder's entry must survive a power cut too
                 path.parent.mkdir(exist_ok=True)
+                self._made_folders.add(path.parent)
                 fsync_dir(self.images_dir)
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -551,8 +554,16 @@ class Store:
             fsync_dir(path.parent)
         except OSError as e:
             tmp.unlink(missing_ok=True)
+            self._remove_made(path.parent)
             raise disk_error(e, self.root) from None
         return rel
+
+    def _remove_made(self, folder: Path) -> None:
+        """An images/xx/ folder this store made, once empty: a full disk left them empty after a failed write."""
+        if folder in self._made_folders:
+            remove_empty([folder])
+            if not folder.exists():
+                self._made_folders.discard(folder)
 
     # --- concepts ---------------------------------------------------------------------------------
 
@@ -737,6 +748,7 @@ class Store:
         for path in self.images_dir.glob("*/*"):
             if f"{path.parent.name}/{path.name}" not in in_use and is_own_image(path):  # never another's file
                 path.unlink(missing_ok=True)
+                self._remove_made(path.parent)  # (a failed write's photo: the commit found the disk full)
 
     # --- spaces -----------------------------------------------------------------------------------
 

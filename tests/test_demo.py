@@ -4,7 +4,9 @@ comes, never the object nobody taught, and writes what it says as WAV files when
 from __future__ import annotations
 
 import errno
+import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,25 @@ def test_two_writers_of_one_video_at_once_each_write_their_own_partial_file(tmp_
     monkeypatch.setattr(cv2, "VideoWriter", OtherWritesMeanwhile)
     assert write_video(scenario, photos, photos["coins"], video) == video
     assert is_whole(video, scenario) and list(tmp_path.iterdir()) == [video]
+
+
+def test_a_partial_video_a_killed_demo_left_is_removed_by_the_next_and_a_running_ones_kept(tmp_path):
+    # each writer's own partial file (camera.partial-<pid>-<hex>.mp4) was left for good by a demo killed outright
+    from edge_rap.scratch import GRACE_S, hold
+
+    scenario, video = household_scenario(["bo", "mug", "cat"], "coins", 1.0), tmp_path / "camera.mp4"
+    photos = noise_photos()
+    killed, running = tmp_path / "camera.partial-4242-00aa.mp4", tmp_path / "camera.partial-4243-00bb.mp4"
+    for left in (killed, running):
+        left.write_bytes(b"half a video")
+        os.utime(left, (time.time() - 2 * GRACE_S,) * 2)
+    held = os.open(running, os.O_RDONLY)
+    hold(held)
+    try:
+        write_video(scenario, photos, photos["coins"], video)
+    finally:
+        os.close(held)
+    assert sorted(tmp_path.iterdir()) == [video, running]
 
 
 def test_a_write_that_fails_midway_leaves_no_partial_video(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ what the daemon's announcements are checked against.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.scratch import hold, remove_unheld
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,14 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     path.parent.mkdir(parents=True, exist_ok=True)
     # its own partial file: two demos at once in one home shared one, renamed by the first as the second wrote it
     # (the suffix chooses OpenCV's container)
+    for left in path.parent.glob(f"{glob.escape(path.stem)}.partial-*{glob.escape(path.suffix)}"):
+        remove_unheld(left)  # a demo killed outright left it (a running one holds its own)
     partial = path.with_name(f"{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+    try:
+        held = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot write a video here ({e.strerror}); nothing was written") from None
+    hold(held)
     try:
         writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), scenario.fps, (width, height))
         if not writer.isOpened():
@@ -119,6 +128,7 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+        os.close(held)
     return path
 
 

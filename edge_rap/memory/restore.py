@@ -34,7 +34,7 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_
 from edge_rap.memory.holders import holder
 from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
-from edge_rap.userfiles import kind_of, special_kind
+from edge_rap.userfiles import special_kind
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
     if not archive.is_file():  # (a folder or a pipe was said to be "no such backup file", as if it were not there)
         kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
         raise EdgeRapError(f"{archive}: is {kind}, not a backup file" if kind else f"{archive}: no such backup file")
-    if (why := not_a_folder(root)) is not None:  # a link to a drive not mounted: its folder is not made on the SD card
-        raise EdgeRapError(f"{why}; nothing was changed")
+    if (why := not_a_folder(root)) is not None:  # a file, a pipe; a link to a drive not mounted (not made on the SD)
+        raise EdgeRapError(why)
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
@@ -123,8 +123,6 @@ def killed_restores(root: Path) -> list[Path]:
 
 
 def _refuse_target(root: Path, replace: bool) -> None:
-    if root.exists() and not root.is_dir():
-        raise EdgeRapError(f"{root}: is {kind_of(root)}, not a memory folder (check --memory)")
     refuse_unreadable(root, ())
     if not root.exists():
         return

@@ -120,3 +120,20 @@ def stop_signal() -> Callable[[int], None]:
     yield lambda signum: os.kill(os.getpid(), signum)
     for sig, handler in before.items():
         signal.signal(sig, handler)
+
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture
+def import_tool(monkeypatch) -> Callable[[str], object]:
+    """A script of tools/ imported afresh as a module (its own imports, `timing`, found beside it)."""
+    import importlib
+    import sys
+
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(TOOLS))
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        return importlib.import_module(name)
+
+    return load

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_rap.daemon.scenario import household_scenario, is_whole, write_video
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(TOOLS))
-    monkeypatch.delitem(sys.modules, "bench_daemon", raising=False)
-    import bench_daemon
-
-    return bench_daemon
+def bench(import_tool):
+    return import_tool("bench_daemon")
 
 
 def test_a_household_video_cut_short_is_written_again_and_a_whole_one_reused(bench, tmp_path, monkeypatch):

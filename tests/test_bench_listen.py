@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(TOOLS))
-    monkeypatch.delitem(sys.modules, "bench_listen", raising=False)
-    import bench_listen
-
-    return bench_listen
+def bench(import_tool):
+    return import_tool("bench_listen")
 
 
 def test_a_voice_is_skipped_when_its_program_or_its_engines_list_lacks_it(bench, monkeypatch):

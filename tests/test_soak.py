@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import wave
-from pathlib import Path
 
 import pytest
 from scenes import scene_file
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
-
-def test_the_soaks_wav_microphone_is_opened_as_run_voice_opens_the_microphone(run, tmp_path, monkeypatch):
+def test_the_soaks_wav_microphone_is_opened_as_run_voice_opens_the_microphone(
+    run, tmp_path, monkeypatch, import_tool
+):
     # `run --voice` came to pass the microphone a `waiting` callback (systemd's watchdog): the soak's daemon,
     # its WAVs as the microphone, then died at its start with a TypeError, and the soak with it.
     pytest.importorskip("jellyfish", reason="the voice extra is not installed (pip install 'edge_rap[voice]')")
@@ -21,9 +19,7 @@ def test_the_soaks_wav_microphone_is_opened_as_run_voice_opens_the_microphone(ru
     import edge_rap.speech.audio
     import edge_rap.speech.vad
 
-    monkeypatch.syspath_prepend(str(TOOLS))
-    monkeypatch.delitem(sys.modules, "soak", raising=False)
-    import soak
+    soak = import_tool("soak")
 
     wavs = tmp_path / "wavs"
     wavs.mkdir()

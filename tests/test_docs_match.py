@@ -92,7 +92,7 @@ def test_the_readme_lists_every_api_route_and_no_other(tmp_path):
     pytest.importorskip("fastapi")
     from edge_rap.household import Household
     from edge_rap.serve.app import create_app
-    from tests.serve_support import fake_settings
+    from serve_support import fake_settings
 
     with Household(fake_settings(tmp_path)) as home:
         paths = create_app(home).openapi()["paths"]  # the schema's: every /api route, never the page's

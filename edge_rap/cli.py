@@ -262,7 +262,7 @@ def cmd_events(args) -> int:
         events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
     if len(events) > args.limit:
         events = events[1:]
-        print(f"edge-rap: the newest {args.limit} events shown, older ones left out (narrow with --since or --name, "
+        print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with --since or --name, "
               "or raise --limit)", file=sys.stderr)
     if args.json:
         print(json.dumps([e.to_json() for e in events]))

@@ -1223,6 +1223,8 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert cli.main(["events", "--limit", "5", "--memory", str(tmp_path / "memory")]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 5 and err == ""
+    assert cli.main(["events", "--limit", "1", "--memory", str(tmp_path / "memory")]) == 0
+    assert "the newest 1 event shown," in capsys.readouterr().err  # not "1 events"
     log.add(Event("left", "c4", "cam0", 6.0, time.time()))
     assert cli.main(["events", "--json", "--limit", "2", "--memory", str(tmp_path / "memory")]) == 0
     keys = {"type", "name", "camera", "time_s", "wall", "box", "score", "said", "snapshot"}

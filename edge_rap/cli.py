@@ -675,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
                    'name, score, box; best first), error where the image could not be read, drawing with --draw')
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
     p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from "
-                   "tools/export_detector.py (model cache name or folder)")
+                   "tools/export_detector.py (model cache name or folder; default: the device profile's)")
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json", help="a RAP database; its images are found from "
                    "its folder")

@@ -50,7 +50,7 @@ class Profile:
     embed_batch: int = 16  # images per embedder run: at 320 px, 16 hold 100 MB of activations, 4 hold 33 MB
     top_k: int = 5
     max_candidates: int = 8  # concepts dense matching proposes per frame; each costs one or two crops
-    detector: str = ""  # an ONNX detector from the model cache for the daemon's regions ("" = dense matching)
+    detector: str = ""  # an ONNX detector from the model cache for every command's regions ("" = dense matching)
     capture_width: int = 0  # frames wider are shrunk on capture (0 = as captured)
     capture_fps: float = 0.0  # live sources: frames kept per second at most (0 = all)
     min_face: int = 32  # smallest face side looked for in recognised frames, pixels (20 costs twice as much)

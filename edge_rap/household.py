@@ -62,11 +62,12 @@ class Household:
         """`prepare`: export a default embedder not exported yet when the memory opens (the commands that write:
         remember, add-views, import-rap, reindex, serve, the demo); otherwise (a reader, `run`) a missing model is
         a one-line error, never a hidden export. `stopping`: set when the command stops, it interrupts the VLM's
-        answers (`LlamaVlm.stopping`)."""
+        answers (`LlamaVlm.stopping`). `detector`: a detector for this command (--detector); without one, the
+        device profile's ([detector] model), so that recognize, serve and listen place concepts as `run` does."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
-        self.detector_name = detector
+        self.detector_name = detector or settings.profile.detector or None
         self.vlm_files = vlm
         self.stopping = stopping or threading.Event()
         self.vlm_note: str | None = None

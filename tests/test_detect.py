@@ -148,6 +148,30 @@ def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, set
     assert (np.abs(edge.astype(int) - [230, 57, 70]).sum(axis=1) < 90).mean() > 0.8
 
 
+def test_the_profiles_detector_places_concepts_for_recognize_as_for_run(three_outputs, tmp_path, settings, capsys,
+                                                                          monkeypatch):
+    # `[detector] model` in the device profile was the daemon's alone: `recognize` (and serve, listen) placed
+    # concepts by dense matching on the same device, while doctor called the detector required.
+    from edge_rap.cli import main
+
+    mem = str(tmp_path / "cli-mem")
+    assert main(["remember", "mug", str(save_photo(tmp_path, "coffee")), "--category", "cup", "--memory", mem]) == 0
+    frame = save_photo(tmp_path, "coffee", _frame(), "frame.png")
+    profile = tmp_path / "with-detector.toml"
+    for model, placed in ((tmp_path / "yolo", True), (tmp_path / "no-such-detector", False)):
+        profile.write_text(f'[device]\nname = "with-detector"\n[detector]\nmodel = "{model}"\n')
+        monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+        capsys.readouterr()
+        rc = main(["recognize", str(frame), "--json", "--memory", mem])
+        out, err = capsys.readouterr()
+        if placed:
+            assert rc == 0, err
+            (hit,) = json.loads(out)["concepts"]
+            assert hit["name"] == "mug" and iou(Box(*hit["box"]), MUG) > 0.97
+        else:
+            assert rc != 0 and "no-such-detector" in err and len(err.strip().splitlines()) == 1
+
+
 def test_drawings_of_inputs_with_one_name_do_not_overwrite_each_other(tmp_path):
     from edge_rap.draw import drawing_paths
 

@@ -60,7 +60,7 @@ def _models(settings: Settings) -> list[dict]:
     elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \
             Manifest.load(cache.folder(profile.embedder)).export_version < DEFAULT_EXPORT_VERSION:
         rows[0]["outdated"] = True  # works, with a warning at each start, until `models prepare` exports it anew
-    if profile.detector:  # `run` refuses to start without the profile's detector
+    if profile.detector:  # recognize, ask, listen and serve need it as `run` does
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
                      "required": True, "get": "python tools/export_detector.py (see README)"})
     rows.append({"role": "faces", "name": "mtcnn + facenet", "present": faces_installed(), "required": False,

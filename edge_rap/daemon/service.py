@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def with_profile(config: RunConfig, profile) -> RunConfig:
     """The device profile fills what the command line and the settings file left unset."""
     return replace(config, max_width=config.max_width or profile.capture_width,
-                   fps_cap=config.fps_cap or profile.capture_fps, detector=config.detector or profile.detector or None)
+                   fps_cap=config.fps_cap or profile.capture_fps)
 
 
 def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 0.0) -> DaemonOptions:

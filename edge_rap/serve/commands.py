@@ -38,6 +38,7 @@ def cmd_serve(args) -> int:
     hosts = host_names(args.host)  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
     remove_leftovers()
     with Household(settings, prepare=True) as home:
+        _ = home.detector  # the profile's detector, missing, is said now as `run` says it: not at every request
         app = create_app(home, hosts=hosts)
         warning = warn_if_open(args.host, tls)
         if warning:

@@ -464,12 +464,16 @@ class Daemon:
                     self._follow_log_file()
                     self.household.events.add(self.unlogged[0])
                 except EdgeRapError as e:
+                    unshown = self._without_snapshots()
+                    if not self._log_failing:  # once while it fails, not once an event
+                        log.warning("%s; events are kept to log when it can be written%s", e,
+                                    " (without their snapshots)" if self.snapshots else "")
+                    self._log_failing = True
+                    if unshown:  # their room may be what the log needed (a full disk)
+                        continue
                     while len(self.unlogged) > UNLOGGED_MAX:
                         self.unlogged.popleft()
                         self.unlogged_dropped += 1
-                    if not self._log_failing:  # once while it fails, not once an event
-                        log.warning("%s; events are kept to log when it can be written", e)
-                    self._log_failing = True
                     return False
                 logged.append(self.unlogged.popleft())
         finally:
@@ -478,6 +482,17 @@ class Daemon:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _without_snapshots(self) -> int:
+        """Delete the snapshots of the events the log refused, and unlink them from those events (which are logged
+        without them, when they can be); how many. A snapshot is kept only once its event is logged: a run that
+        stops, or is killed, before the log takes it leaves no picture that no event names, which `forget` would
+        never find; and on a full disk, the pictures' room goes to the events."""
+        shown = [e for e in self.unlogged if e.snapshot is not None]
+        for event in shown:
+            Path(event.snapshot).unlink(missing_ok=True)
+            event.snapshot = None
+        return len(shown)
 
     def _follow_log_file(self) -> None:
         """A log moved or deleted while the daemon runs (history cleared), or found anew where the memory's drive

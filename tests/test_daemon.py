@@ -976,7 +976,14 @@ def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplo
     options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
                             votes=VoteSettings(confirm=2, leave_after_s=1.0))
     Daemon(home, options, lambda e: None).run(threading.Event())
-    assert "2 events were never logged (the event log refused them to the end)" in caplog.text
+    assert "2 events were never logged (the event log refused them to the end)\n" in caplog.text  # (no visit open)
+
+    caplog.clear()  # a leaving refused to the end: the user is told that the visit it leaves open is closed later
+    home = ScriptedHousehold(tmp_path / "later" / "memory")
+    failing_adds(home, lambda e: e.kind == "left")
+    Daemon(home, options, lambda e: None).run(threading.Event())
+    assert ("1 event was never logged (the event log refused it to the end); the next run closes the 1 visit so "
+            "left open in it, as after a kill") in caplog.text
 
 
 class Voice:

@@ -311,8 +311,11 @@ class Daemon:
                 self.household.events.end_watch()
             else:  # said to be kept: the end of the run must not drop them without a word
                 never = len(self.unlogged) + self.unlogged_dropped
-                log.error("%s: %s never logged (the event log refused %s to the end)", self.household.events.path,
-                          counted(never, "event was", "events were"), noun(never, "it", "them"))
+                owed = self._left_open()
+                log.error("%s: %s never logged (the event log refused %s to the end)%s", self.household.events.path,
+                          counted(never, "event was", "events were"), noun(never, "it", "them"),
+                          f"; the next run closes the {counted(owed, 'visit')} so left open in it, as after a kill"
+                          if owed else "")
             try:
                 for event in last:
                     self.report(event)
@@ -482,6 +485,17 @@ class Daemon:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _left_open(self) -> int:
+        """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
+        logged (not kept before them)."""
+        arrived, owed = set(), 0
+        for event in self.unlogged:
+            if event.kind == "arrived":
+                arrived.add((event.name, event.camera))
+            elif (event.name, event.camera) not in arrived:
+                owed += 1
+        return owed
 
     def _without_snapshots(self) -> int:
         """Delete the snapshots of the events the log refused, and unlink them from those events (which are logged

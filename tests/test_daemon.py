@@ -943,6 +943,31 @@ def test_an_event_the_log_refused_is_logged_when_it_can_be_and_its_visit_never_s
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (1,)
 
 
+def test_an_arrival_the_log_refused_keeps_no_snapshot_and_is_logged_without_it(tmp_path, caplog):
+    # On a nearly full disk the snapshot was written and its event refused: a picture no event named (which `forget`
+    # never finds), left for good where the run stopped, or was killed, before the log took the event.
+    reported, full = [], [True]
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    failing_adds(home, lambda e: full[0])
+    arrived, left = arrival_and_leaving()
+    daemon._announce(frame, arrived)
+    assert list((tmp_path / "snapshots").iterdir()) == [] and [e.snapshot for e in reported] == [None]
+    daemon._announce(frame, left)
+    assert caplog.text.count("events are kept to log when it can be written (without their snapshots)") == 1
+    full[0] = False  # room again: both are logged, in order, the arrival without a snapshot
+    daemon._log_unlogged()
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None), ("left", None)]
+
+
+def test_a_snapshot_deleted_for_its_refused_event_makes_the_room_the_log_needed(tmp_path):
+    # A full disk: deleting the arrival's snapshot frees what the log needs to take the arrival itself.
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    failing_adds(home, lambda e: any((tmp_path / "snapshots").iterdir()))
+    daemon._announce(frame, arrival_and_leaving()[0])
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
+
+
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):
     # They were said to be "kept to log when it can be written", then dropped at the end without a word.
     values = [40, 255, 255, 255] + [40] * 6
@@ -951,7 +976,14 @@ def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplo
     options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', values)}"),), realtime=False,
                             votes=VoteSettings(confirm=2, leave_after_s=1.0))
     Daemon(home, options, lambda e: None).run(threading.Event())
-    assert "2 events were never logged (the event log refused them to the end)" in caplog.text
+    assert "2 events were never logged (the event log refused them to the end)\n" in caplog.text  # (no visit open)
+
+    caplog.clear()  # a leaving refused to the end: the user is told that the visit it leaves open is closed later
+    home = ScriptedHousehold(tmp_path / "later" / "memory")
+    failing_adds(home, lambda e: e.kind == "left")
+    Daemon(home, options, lambda e: None).run(threading.Event())
+    assert ("1 event was never logged (the event log refused it to the end); the next run closes the 1 visit so "
+            "left open in it, as after a kill") in caplog.text
 
 
 class Voice:

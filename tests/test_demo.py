@@ -66,6 +66,38 @@ def test_a_video_the_disk_filled_under_is_refused_and_not_kept(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == [video]
 
 
+#: A video written where files may grow to 20 kB (a full disk, in a process of its own), after OpenCV was imported.
+FULL_DISK_VIDEO = """
+import resource, signal, sys
+from pathlib import Path
+import cv2  # (imported long before the video, as by the demo: OpenCV had read its log level then)
+import numpy as np
+from edge_rap.daemon.scenario import household_scenario, write_video
+from edge_rap.errors import EdgeRapError
+photos = {n: np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8) for n in ("bo", "mug", "cat", "coins")}
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (a write past the limit fails with EFBIG, as one on a full disk)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"], Path(sys.argv[1]))
+except EdgeRapError as e:
+    print(e, file=sys.stderr)
+"""
+
+
+def test_a_video_the_disk_filled_under_is_one_line_without_opencvs_and_ffmpegs_own(tmp_path):
+    # Beside the demo's one line, OpenCV said "[ WARN:0@5.4] global cap_ffmpeg.cpp:219 write FFmpeg: Failed to
+    # write frame" once a frame (540 lines), and FFmpeg "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55..] moov atom not found".
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    child = subprocess.run([sys.executable, "-c", FULL_DISK_VIDEO, str(tmp_path / "camera.mp4")], env=env,
+                           cwd=Path(__file__).parents[1], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stderr.splitlines() == [f"{tmp_path / 'camera.mp4'}: the video could not be written whole (is the "
+                                         "disk full?); nothing was kept"]
+
+
 def test_a_folder_named_as_the_video_is_one_line_and_no_partial_video_is_left(tmp_path):
     # found only by the rename at the end: IsADirectoryError in a traceback, camera.partial.mp4 left beside it
     photos = noise_photos()

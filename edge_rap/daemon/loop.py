@@ -311,8 +311,11 @@ class Daemon:
                 self.household.events.end_watch()
             else:  # said to be kept: the end of the run must not drop them without a word
                 never = len(self.unlogged) + self.unlogged_dropped
-                log.error("%s: %s never logged (the event log refused %s to the end)", self.household.events.path,
-                          counted(never, "event was", "events were"), noun(never, "it", "them"))
+                owed = self._left_open()
+                log.error("%s: %s never logged (the event log refused %s to the end)%s", self.household.events.path,
+                          counted(never, "event was", "events were"), noun(never, "it", "them"),
+                          f"; the next run closes the {counted(owed, 'visit')} so left open in it, as after a kill"
+                          if owed else "")
             try:
                 for event in last:
                     self.report(event)
@@ -464,12 +467,16 @@ class Daemon:
                     self._follow_log_file()
                     self.household.events.add(self.unlogged[0])
                 except EdgeRapError as e:
+                    unshown = self._without_snapshots()
+                    if not self._log_failing:  # once while it fails, not once an event
+                        log.warning("%s; events are kept to log when it can be written%s", e,
+                                    " (without their snapshots)" if self.snapshots else "")
+                    self._log_failing = True
+                    if unshown:  # their room may be what the log needed (a full disk)
+                        continue
                     while len(self.unlogged) > UNLOGGED_MAX:
                         self.unlogged.popleft()
                         self.unlogged_dropped += 1
-                    if not self._log_failing:  # once while it fails, not once an event
-                        log.warning("%s; events are kept to log when it can be written", e)
-                    self._log_failing = True
                     return False
                 logged.append(self.unlogged.popleft())
         finally:
@@ -478,6 +485,28 @@ class Daemon:
             log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
             self._log_failing = False
         return True
+
+    def _left_open(self) -> int:
+        """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
+        logged (not kept before them)."""
+        arrived, owed = set(), 0
+        for event in self.unlogged:
+            if event.kind == "arrived":
+                arrived.add((event.name, event.camera))
+            elif (event.name, event.camera) not in arrived:
+                owed += 1
+        return owed
+
+    def _without_snapshots(self) -> int:
+        """Delete the snapshots of the events the log refused, and unlink them from those events (which are logged
+        without them, when they can be); how many. A snapshot is kept only once its event is logged: a run that
+        stops, or is killed, before the log takes it leaves no picture that no event names, which `forget` would
+        never find; and on a full disk, the pictures' room goes to the events."""
+        shown = [e for e in self.unlogged if e.snapshot is not None]
+        for event in shown:
+            Path(event.snapshot).unlink(missing_ok=True)
+            event.snapshot = None
+        return len(shown)
 
     def _follow_log_file(self) -> None:
         """A log moved or deleted while the daemon runs (history cleared), or found anew where the memory's drive

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.perceive.camera import quiet_opencv
 from edge_rap.scratch import hold, remove_unheld
 
 
@@ -98,6 +99,7 @@ def write_video(scenario: Scenario, photos: dict[str, np.ndarray], background: n
     only warns of a frame it could not write (a full disk), and the demo reused the video cut short for ever."""
     import cv2
 
+    quiet_opencv()  # a full disk is said in one line below, not a line of OpenCV's for every frame it dropped
     if path.is_dir():  # (found only by the rename at the end, in a traceback, the partial video left)
         raise EdgeRapError(f"{path}: is a folder, not a video file; nothing was written")
     width, height = scenario.size

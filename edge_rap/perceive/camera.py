@@ -281,12 +281,17 @@ def _one_line(e: Exception) -> str:
 
 
 def quiet_opencv() -> None:
-    """FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera") would stand
-    beside ours, which say what failed in one line; the environment can turn either back on. Read when OpenCV
-    first opens a video; `run` calls this before it starts any thread (setting the environment while other
-    threads read it is a race)."""
+    """FFmpeg's and OpenCV's own lines ("moov atom not found", "[ WARN:0@1.2] can't open camera", a "Failed to
+    write frame" for each frame of a video written on a full disk) would stand beside ours, which say what failed
+    in one line; OpenCV's errors still show, and the environment can turn either back on. FFmpeg's level is read
+    from the environment at the first video the process opens or writes; OpenCV reads its own only as it is
+    imported, so it is set on OpenCV's logger (a demo imported it long before its video). `run` calls this before
+    it starts any thread (setting the environment while other threads read it is a race)."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 class Camera:

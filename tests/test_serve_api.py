@@ -590,6 +590,18 @@ def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkey
     assert err.startswith("edge-rap: warning: EDGE_RAP_SERVE_HOSTS: 'robot lan' is not a host name")
 
 
+def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run):
+    # a serve.json edited by hand to "Robot.LAN" (or "robot.lan.") warned that the server refuses robot.lan,
+    # which it answers: host names are in any case, and a rooted one is the same name
+    from edge_rap.serve.pairing import Listening, record
+
+    settings.memory.mkdir()
+    for written in ("Robot.LAN", "robot.lan."):
+        record(settings.memory, Listening("0.0.0.0", 8765, False, (written,)))
+        assert run("pair", "--json", "--host", "robot.lan")[2] == "", written
+        assert "answers no request for 'robot.example'" in run("pair", "--json", "--host", "robot.example")[2]
+
+
 def test_pair_rotates_no_token_for_a_refused_host(settings, run):
     # `pair --rotate --host "a b"` was refused after the token was replaced: every paired phone unpaired, no new
     # token shown

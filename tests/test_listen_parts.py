@@ -1425,6 +1425,18 @@ def test_a_person_or_pets_noun_the_lists_lacked_is_still_someone_home():
         assert not is_someone(stored(thing)), thing
 
 
+def test_a_cli_category_of_several_words_is_someone_by_its_last_word_as_a_spoken_one():
+    # Before: `remember rex --category "golden retriever"` was no one (only "golden_retriever" was looked up), so
+    # "Is anyone home?" left <rex> out, while "remember this as our golden retriever" (category "retriever") counted
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for someone in ("golden retriever", "Golden Retriever", "guinea pig", "border-collie", "little girls"):
+        assert is_someone(Concept(1, "rex", someone, "", 0, 0, 1)), someone
+    for thing in ("dog toy", "cat_bowl", "red mug"):
+        assert not is_someone(Concept(1, "rex", thing, "", 0, 0, 1)), thing
+
+
 def test_a_failed_spoken_command_tells_no_command_line_option():
     # "remember this as Teddy" twice on one still frame: the device read out "(give --box of what else it shows)"
     from edge_rap.speech.intents import Command, carry_out

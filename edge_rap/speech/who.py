@@ -77,9 +77,13 @@ def asks_who(question: str) -> WhoQuestion | None:
 
 
 def is_someone(concept: Concept) -> bool:
-    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
-    category = concept.category.strip().lower().replace(" ", "_")
-    return not category or bool(_singular(category) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
+    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category. A category
+    of several words is its last, as a voice's is its noun (`--category "golden retriever"` is a dog, "dog toy" a
+    toy), or the words joined ("guinea pig")."""
+    category = concept.category.strip().lower()
+    last = re.split(r"[\s_-]+", category)[-1]
+    return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES)
+                               for c in (category.replace(" ", "_"), last))
 
 
 def spoken_category(said: str) -> str:

@@ -258,8 +258,11 @@ def cmd_events(args) -> int:
     since = parse_since(args.since) if args.since else None
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
-        name = home.store.get(args.name).name if args.name is not None else None
+        name, gone = home.events_name(args.name) if args.name is not None else (None, False)
         events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
+    if gone:
+        print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget <{_shown(name)}> "
+              "again to remove them)", file=sys.stderr)
     if len(events) > args.limit:
         events = events[1:]
         print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with --since or --name, "

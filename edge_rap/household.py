@@ -242,6 +242,21 @@ class Household:
         if keys:
             forget_encodings(self.settings.models / ENCODINGS_FOLDER, keys - self._encoding_keys(store))
 
+    def events_name(self, name: str) -> tuple[str, bool]:
+        """The name whose events `events --name` and /api/events?name= list, and whether its concept is gone: a
+        remembered one's as stored, else a forgotten one's whose events the log kept (its forget's log failed),
+        found as `forget` finds them; for neither, UnknownConceptError. The kept events were listed among all the
+        others, but not by their name."""
+        from edge_rap.memory.store import UnknownConceptError, validate_name
+
+        known = self.store.find(name)
+        if known is not None:
+            return known.name, False
+        gone = self._forgotten_with_events(name, self.events)
+        if gone is None:
+            raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
+        return gone.name, True
+
     @staticmethod
     def _kept_as_asked(name: str, known: Concept | None, events) -> Concept | None:
         """The gone concept whose events a failed forget kept under the very spelling asked, where a remembered

@@ -167,6 +167,30 @@ def test_recognize_an_empty_memory(run, photos, settings):
     assert recognize_json(run, scene_file(photos, 1))[0]["concepts"] == []
 
 
+def test_events_of_a_forgotten_concept_that_its_forget_kept_are_shown_by_its_name(run, photos, settings):
+    # a forget whose log failed kept the concept's events (and says "forget <X> again"): `events` listed them,
+    # `events --name X` said "no concept named 'X'"; a name alike of two gone ones is asked, as forget asks it
+    import time
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    assert run("remember", "bo", scene_file(photos, 1))[0] == 0
+    log = EventLog(settings.memory)
+    for name in ("Zoë\u00b4s mug", "bo", "Bo's ball", "Bo\u00b4s ball"):
+        log.add(Event("arrived", name, "den", 1.0, time.time()))
+    log.close()
+    rc, out, err = run("events", "--name", "zoë\u2019s MUG", "--json")
+    assert rc == 0 and [(e["type"], e["name"]) for e in json.loads(out)] == [("arrived", "Zoë\u00b4s mug")]
+    assert err == "edge-rap: <Zoë\u00b4s mug> is forgotten; these are the events its forget kept (forget <Zoë\u00b4s " \
+                  "mug> again to remove them)\n"
+    assert [e["name"] for e in json.loads(run("events", "--name", "Bo's ball", "--json")[1])] == ["Bo's ball"]
+    rc, out, err = run("events", "--name", "bo's BALL")
+    assert rc == 2 and out == "" and "could be 'Bo\u00b4s ball' or \"Bo's ball\"" in err
+    rc, out, err = run("events", "--name", "bo", "--json")  # a remembered one's: no note
+    assert rc == 0 and [e["name"] for e in json.loads(out)] == ["bo"] and err == ""
+
+
 def test_a_name_is_found_in_any_case_and_an_unknown_one_is_an_error(run, photos, settings):
     import time
 

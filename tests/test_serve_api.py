@@ -127,6 +127,8 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
         assert c.delete("/api/concepts/mug").status_code == 204
         assert c.get("/api/events").json() == [] and not snap.exists()
         assert c.delete("/api/concepts/mug").status_code == 404
+        live.home.events.add(Event("arrived", "gone", "den", 1.0, time.time()))  # kept by a forget whose log failed
+        assert [e["name"] for e in c.get("/api/events", params={"name": "Gone"}).json()] == ["gone"]  # as the CLI
     rc, out, _ = run("concepts", "--json")
     assert [c["name"] for c in json.loads(out)] == ["chelsea"]
 
@@ -588,6 +590,18 @@ def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkey
     rc, out, err = run("pair", "--json", "--host", "192.168.1.20")
     assert rc == 0 and json.loads(out)["url"] == "http://192.168.1.20:8765/"
     assert err.startswith("edge-rap: warning: EDGE_RAP_SERVE_HOSTS: 'robot lan' is not a host name")
+
+
+def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run):
+    # a serve.json edited by hand to "Robot.LAN" (or "robot.lan.") warned that the server refuses robot.lan,
+    # which it answers: host names are in any case, and a rooted one is the same name
+    from edge_rap.serve.pairing import Listening, record
+
+    settings.memory.mkdir()
+    for written in ("Robot.LAN", "robot.lan."):
+        record(settings.memory, Listening("0.0.0.0", 8765, False, (written,)))
+        assert run("pair", "--json", "--host", "robot.lan")[2] == "", written
+        assert "answers no request for 'robot.example'" in run("pair", "--json", "--host", "robot.example")[2]
 
 
 def test_pair_rotates_no_token_for_a_refused_host(settings, run):

@@ -330,6 +330,22 @@ def test_a_name_is_one_name_whichever_apostrophe_is_typed(memory, images):
     assert name_key("\u0149") == name_key("\u2019n")  # "ŉ", which NFKC makes "ʼn", folded still
 
 
+def test_a_grave_accent_oxia_or_prime_typed_for_an_apostrophe_is_one_too(memory, images):
+    # "Zoe`s mug" (a layout's grave accent where "'" is) was remembered beside <Zoe's mug>, and a question's Greek
+    # oxia (U+1FFD, which NFKC splits as it splits "´") or prime "′" named neither; Hawaiian's ʻokina is a letter
+    from edge_rap.memory.store import name_key
+    from edge_rap.retrieve.decide import mentioned_names, unknown_names
+
+    memory.remember("Zoe's mug", [scene_file(images, 1)])
+    for same in ["Zoe`s mug", "Zoe\u1ffds mug", "Zoe\u2032s mug"]:
+        with pytest.raises(EdgeRapError, match="already exists as \"Zoe's mug\""):
+            memory.remember(same, [scene_file(images, 2)])
+        question = f"Is <{same}> home? Where is {same}?"
+        assert [c.name for c in mentioned_names(question, memory.concepts())] == ["Zoe's mug"], same
+        assert unknown_names(question, memory.concepts()) == [], same
+    assert name_key("Hawai\u02bbi") != name_key("Hawai'i")
+
+
 def test_a_description_keeps_the_joiners_its_emoji_and_words_need(memory, images):
     # "our family 👨‍👩‍👧" was stored as three emoji apart, "ශ්‍රී" as another letter: every joiner was dropped
     text = "our family 👨\u200d👩\u200d👧, from ශ්\u200dරී"

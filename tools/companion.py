@@ -274,9 +274,9 @@ def _as_stored(text: str) -> str:
 def _key(name: str) -> str:
     """A name as the device compares names (edge_rap.memory.store.name_key; this script runs without the
     package): one name in any case, Unicode spelling (macOS writes folder names decomposed), width, spacing,
-    apostrophe (a laptop's "Zoë's mug/", or "Zoë´s mug/", is the "Zoë’s mug" a phone remembered) or joiners and
-    emoji selectors."""
-    apostrophes = str.maketrans("\u2019\u2018\u02bc\u00b4", "''''")  # before NFKC too: it splits "´" in two
+    apostrophe (a laptop's "Zoë's mug/", "Zoë´s mug/" or "Zoë`s mug/", is the "Zoë’s mug" a phone remembered) or
+    joiners and emoji selectors."""
+    apostrophes = str.maketrans("\u2019\u2018\u02bc\u00b4`\u1ffd\u2032", "'''''''")  # before NFKC too: it splits "´"
     folded = unicodedata.normalize("NFKC", name.translate(apostrophes)).casefold().translate(apostrophes)
     return re.sub(r"[\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307]+", "", folded)
 

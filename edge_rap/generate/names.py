@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from edge_rap.memory.store import APOSTROPHES, name_key
+from edge_rap.memory.store import name_key, straight_apostrophes
 
 REMOVED = "[unrecognised]"
 _BRACKETED = re.compile(r"<([^<>\n]{1,64})>")
@@ -29,7 +29,7 @@ def _plain_key(name: str) -> str:
     """A name's key without its accents and emoji: how a model may write it ("<Zoe>" for <Zoë>, "<Mochi>" for
     <Mochi 🐱>). Its apostrophes are "'" first, as name_key takes them: NFKD splits a "´" typed for one into a
     space and an accent, which this drops ("<Zoe's mug>" was no <Zoë´s mug>)."""
-    letters = unicodedata.normalize("NFKD", name.translate(APOSTROPHES))
+    letters = unicodedata.normalize("NFKD", straight_apostrophes(name))
     return name_key("".join(c for c in letters if unicodedata.category(c) not in ("Mn", "So", "Sk")))
 
 

@@ -173,10 +173,12 @@ JOINERS = "\u200c\u200d"
 #: variation selectors that choose an emoji's look ("❤" and "❤️" are one name), and the dot above that case
 #: folding leaves of a Turkish "İ" ("İstanbul" folds to "i̇stanbul": it was another name than "istanbul").
 KEY_DROPS = r"\s_\-.\u200c\u200d\ufe0e\ufe0f\u0307"
-#: The apostrophes a keyboard types for "'" (a phone's "’", a word processor's "‘" and "ʼ", the "´" some European
-#: layouts put where "'" is): name_key takes each for it, so "Zoë's mug" typed on a laptop is the "Zoë’s mug" a
-#: phone remembered, not a second concept beside it. A spacing "´" is no accent: it never combines in NFC text.
-APOSTROPHES = str.maketrans("\u2019\u2018\u02bc\u00b4", "''''")
+#: The apostrophes a keyboard types for "'" (a phone's "’", a word processor's "‘" and "ʼ", the "´" and "`" some
+#: European layouts put where "'" is, the Greek oxia U+1FFD that NFC makes "´", a prime "′"): name_key takes each for
+#: it, so "Zoë's mug" typed on a laptop is the "Zoë’s mug" a phone remembered, not a second concept beside it. None
+#: is a letter (a spacing "´" or "`" never combines in NFC text); letters that look alike stay letters: Hawaiian's
+#: ʻokina "ʻ" (U+02BB), a transliteration's soft sign "ʹ" (U+02B9).
+APOSTROPHES = str.maketrans("\u2019\u2018\u02bc\u00b4`\u1ffd\u2032", "'''''''")
 
 
 def joining(text: str, k: int) -> bool:
@@ -257,11 +259,17 @@ def name_key(name: str) -> str:
     return re.sub(f"[{KEY_DROPS}]+", "", fold(name))
 
 
+def straight_apostrophes(text: str) -> str:
+    """`text` with each apostrophe "'" (APOSTROPHES), one character for one: a place in it is that place in `text`,
+    so what a question's patterns find there ("who's", "Bo's") is cut from the text as typed."""
+    return text.translate(APOSTROPHES)
+
+
 def fold(text: str) -> str:
     """Text in the form names are compared in (name_key, a question's mentions): NFKC, case folded, each
     apostrophe "'". Those are taken before NFKC, which splits "´" into a space and a combining accent that joins
     no letter, and after it, where it makes one ("ŉ" is "ʼn")."""
-    return unicodedata.normalize("NFKC", text.translate(APOSTROPHES)).casefold().translate(APOSTROPHES)
+    return straight_apostrophes(unicodedata.normalize("NFKC", straight_apostrophes(text)).casefold())
 
 
 class NameTakenError(EdgeRapError):

@@ -426,7 +426,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             when = parse_since(since) if since else None
         except EdgeRapError:
             raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
-        stored = find(name).name if name else None  # as the CLI: any case; unknown is 404
+        stored = home.events_name(_name(name))[0] if name else None  # as the CLI: any case, a gone one's; else 404
         return [_event_json(e) for e in home.events.query(when, stored)]
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,

@@ -35,19 +35,19 @@ class HostNames:
 def host_names(bound: str = "127.0.0.1", allowed: tuple[str, ...] | None = None) -> HostNames:
     """localhost, this machine's names, `bound` (the --host it listens on) and `allowed`, else
     EDGE_RAP_SERVE_HOSTS's, which a bad entry makes one line, before anything serves."""
-    names = {"localhost", *(configured() if allowed is None else allowed)}
-    machine = socket.gethostname().lower().rstrip(".")
+    names = {"localhost", *(configured() if allowed is None else map(_plain, allowed))}  # serve.json's, hand-edited
+    machine = _plain(socket.gethostname())
     if machine:
         short = machine.split(".")[0]
         names |= {machine, short, f"{short}.local"}
-    if _NAME.fullmatch(bound.lower()):
-        names.add(bound.lower())
+    if _NAME.fullmatch(_plain(bound)):
+        names.add(_plain(bound))
     return HostNames(frozenset(names))
 
 
 def configured() -> list[str]:
     """EDGE_RAP_SERVE_HOSTS: comma-separated host names, checked."""
-    names = [n.strip().lower().rstrip(".") for n in os.environ.get(VARIABLE, "").split(",") if n.strip()]
+    names = [_plain(n) for n in os.environ.get(VARIABLE, "").split(",") if n.strip()]
     for name in names:
         if not _NAME.fullmatch(name) or _is_address(name):
             raise EdgeRapError(f"{VARIABLE}: {name!r} is not a host name (give names such as robot.lan, "
@@ -62,7 +62,12 @@ def bare_name(host: str) -> str:
         return host[1:].partition("]")[0].replace("%25", "%")
     if host.count(":") == 1:
         host = host.partition(":")[0]
-    return host.rstrip(".")
+    return _plain(host)
+
+
+def _plain(name: str) -> str:
+    """A host name as names are compared: DNS's are in any case, and "robot.lan." (rooted) is "robot.lan"."""
+    return name.strip().lower().rstrip(".")
 
 
 def _is_address(name: str) -> bool:

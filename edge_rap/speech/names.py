@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-from edge_rap.memory.store import name_key
+from edge_rap.memory.store import fold, name_key, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
@@ -32,7 +32,7 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
-POSSESSIVE = re.compile(r"(?:['’]s|s['’])$|['’]$", re.I)
+POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes)
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
 NUMBERS = {word: str(i) for i, word in enumerate(
@@ -162,31 +162,25 @@ def _sounds(text: str) -> str:
 @functools.cache
 def _word_pattern() -> re.Pattern:
     """A word of any script with its combining marks (Hindi's vowel signs, macOS's decomposed "Jose\u0301"), or a
-    run of emoji: a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; an apostrophe is also a
-    phone keyboard's "’"."""
-    return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:['’][^\W\d_]+)?|{EMOJI}")
+    run of emoji: a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; its apostrophes are "'"
+    (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a regular expression; a "`")."""
+    return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:'[^\W\d_]+)?|{EMOJI}")
 
 
 def _words(text: str) -> list[tuple[str, int, int]]:
     """(word in lower case without a possessive ending, start, end of that part) for each word; in a script
     written without spaces each character is a word ("李小龙在哪里"), so that a name is found as a run of them."""
     out = []
-    for m in _word_pattern().finditer(text):
+    for m in _word_pattern().finditer(straight_apostrophes(text)):  # one character for one: spans are the text's
         word = m.group(0)
         stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
         for piece, offset in pieces(stem):
             start = m.start() + offset
             for part in LETTERS_DIGITS.split(piece):  # "Dog6" is two words, as "Dog 6"
-                said = _folded(part).replace("’", "'").translate(JOINERS)  # spans: the text's own
+                said = fold(part).translate(JOINERS)
                 out.append((NUMBERS.get(said, said), start, start + len(part)))
                 start += len(part)
     return _compounds(out)
-
-
-def _folded(text: str) -> str:
-    """`text` as the memory compares names (store.name_key): in NFKC, case-folded, so that "ß" is <SS> and
-    "ｂｏ" is <bo> here as they are one name there."""
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def _by_length(forms: dict[str, str]) -> dict[int, list[str]]:
@@ -213,10 +207,22 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
+def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str | None:
+    """The one of `options` that text[start:end] is written in <brackets> as, spelled exactly (a possessive after
+    the name may be inside them), or None: a memory of before the rules that make them one name may hold two said
+    alike, and the exact spelling is the one meant, as `forget` takes it."""
+    left, right = text.rfind("<", 0, start), text.find(">", end)
+    if left < 0 or right < 0 or ">" in text[left:start] or "<" in text[end:right]:
+        return None
+    written = unicodedata.normalize("NFC", text[left + 1:right]).strip()  # as the memory stores names
+    exact = [n for n in options if n in (written, POSSESSIVE.sub("", written))]
+    return exact[0] if len(exact) == 1 else None
+
+
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: _folded(spoken_form(name)).translate(JOINERS) for name in names}
+    forms = {name: fold(spoken_form(name)).translate(JOINERS) for name in names}  # as name_key: "ß" is <SS>
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it
@@ -251,6 +257,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
+        if rivals and (exact := _written_as(text, words[i][1], words[j - 1][2], (name, *rivals))):
+            name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it
         if rivals:
             ambiguous.append(Ambiguous(said, (name, *rivals)))
             continue

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from edge_rap.memory.store import straight_apostrophes
 from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import answer_who, asks_who
@@ -25,11 +26,18 @@ _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|b
                     r"did you see|when did you( last)? see|seen)\b"
                     # "Can you find Bo?", "Find Anya.", "I can't find Bo.": asked to find it (not "Did Bo find his
                     # ball?")
-                    r"|(^|[,.!?]\s*|\b(you|me|us)\s+|\b(i|we)\s+(can['’]?t|cannot|can not|couldn['’]?t)\s+)"
+                    r"|(^|[,.!?]\s*|\b(you|me|us)\s+|\b(i|we)\s+(can'?t|cannot|can not|couldn'?t)\s+)"
                     r"(please\s+)?(find|locate)\b"
                     # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
                     r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
                     r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)
+
+
+def _asks_where(question: str) -> bool:
+    """Whether `question` asks where something is (_WHERE), "I can’t find Bo" typed on a phone too."""
+    return bool(_WHERE.search(straight_apostrophes(question)))
+
+
 #: What whisper writes for "home" after a name at the end of "Is Sora home?" (5 of 6 tries with three espeak-ng
 #: voices): "home" there, and nowhere else ("Is Bo's bed foam?" has more than the name before it).
 _HOME_SLIP = re.compile(r"\W*foam\W*", re.I)
@@ -102,7 +110,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
-    kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _WHERE.search(question) \
+    kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
@@ -119,7 +127,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
         if meant:
             question = question.replace(kind, " and ".join(spoken_form(n) for n in meant))
             names = match_names(question, meant)
-    if names.heard and (_WHERE.search(question) or _asks_home(question, names)):
+    if names.heard and (_asks_where(question) or _asks_home(question, names)):
         if image is not None and recognition is None:
             recognition = home.recognize(image)
         text = " ".join(where_is(home, n, recognition, now) for n in names.names)

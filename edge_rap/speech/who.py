@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
 from edge_rap.memory.memory import PERSON_CATEGORIES
+from edge_rap.memory.store import straight_apostrophes
 from edge_rap.speech.names import NUMBERS
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
@@ -66,7 +67,8 @@ class WhoQuestion:
 
 
 def asks_who(question: str) -> WhoQuestion | None:
-    """The kind of "who" question, or None for any other."""
+    """The kind of "who" question, or None for any other; "Who’s home?" typed on a phone asks as "Who's home?"."""
+    question = straight_apostrophes(question)
     if _TODAY.search(question):
         return WhoQuestion(today=True)
     if (_NOW.search(question) or _HOME_SLIP.search(question)) and not _EVERYONE_TOLD.search(question):
@@ -75,9 +77,13 @@ def asks_who(question: str) -> WhoQuestion | None:
 
 
 def is_someone(concept: Concept) -> bool:
-    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category."""
-    category = concept.category.strip().lower().replace(" ", "_")
-    return not category or bool(_singular(category) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES))
+    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category. A category
+    of several words is its last, as a voice's is its noun (`--category "golden retriever"` is a dog, "dog toy" a
+    toy), or the words joined ("guinea pig")."""
+    category = concept.category.strip().lower()
+    last = re.split(r"[\s_-]+", category)[-1]
+    return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES)
+                               for c in (category.replace(" ", "_"), last))
 
 
 def spoken_category(said: str) -> str:
@@ -86,7 +92,7 @@ def spoken_category(said: str) -> str:
     not counted as someone home, while an animal's noun still is; a person's noun ("my mum") and a proper name
     ("Luna": a pet's as likely as a person's) give none, as a concept remembered without `--category` has, which
     counts as someone. A person's category is never given by voice: it asks for a face the frame may not show."""
-    folded = unicodedata.normalize("NFKD", said.replace("’", "'")).encode("ascii", "ignore").decode()  # "the café mug"
+    folded = unicodedata.normalize("NFKD", straight_apostrophes(said)).encode("ascii", "ignore").decode()  # "café"
     m = _AS_NOUN.match(folded)
     # its last word but a number ("the cat two" is a cat, not a "two")
     words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []

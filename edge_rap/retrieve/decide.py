@@ -7,6 +7,7 @@ tested on made-up numbers (tests/test_decide.py). The rules and their reasons: d
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from typing import Callable, Sequence, TypeVar
 
@@ -32,7 +33,8 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     """Concepts named in a question, as <name> or as a whole word, written alike (name_key: any case or width,
     with or without the spaces, '_', '-' and '.' between its letters: "Mr Whiskers" is <mr. whiskers>, "Tea Pot"
     <teapot>), in order of first mention. Where one name is written inside another ("tea pot" in "the tea pot",
-    "小龙" in "李小龙在哪里"), only the longer is meant."""
+    "小龙" in "李小龙在哪里"), only the longer is meant. Of two concepts written alike (a memory of before the rules
+    that make them one name), one written <exactly> is the one meant, as `forget` takes it."""
     folded = fold(question)  # as name_key folds a name
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):
@@ -46,7 +48,15 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
         starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
         if starts:
             found.append((min(starts), concept))
-    return [c for _, c in sorted(found, key=lambda t: t[0])]
+    return _exact_of_alike([c for _, c in sorted(found, key=lambda t: t[0])], question)
+
+
+def _exact_of_alike(concepts: list[Concept], question: str) -> list[Concept]:
+    """`concepts` without those written alike to one the question writes in <brackets> spelled exactly."""
+    exact = {unicodedata.normalize("NFC", m.group(1)).strip() for m in WRITTEN_NAME.finditer(question)}
+    keys = [name_key(c.name) for c in concepts if c.name in exact]
+    meant = {name_key(c.name): c for c in concepts if c.name in exact and keys.count(name_key(c.name)) == 1}
+    return [c for c in concepts if meant.get(name_key(c.name), c) is c]
 
 
 class _Letters:

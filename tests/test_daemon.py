@@ -1072,6 +1072,31 @@ def test_a_stop_while_the_vlm_writes_leaves_a_whole_log_and_says_nothing_after(t
     assert len(reported) == 2 and said == []
 
 
+def test_lines_said_that_a_full_disk_refuses_are_warned_of_once_and_again_after_one_is_logged(tmp_path, monkeypatch,
+                                                                                                caplog):
+    # With a VLM, each arrival's line is recorded once said: a full disk warned at every arrival for as long as
+    # it stayed full, where a refused event or snapshot is said once.
+    from edge_rap.daemon.events import EventLogError
+    from edge_rap.household import _OneAtATime
+
+    home = ScriptedHousehold(tmp_path / "memory")
+    home.vlm, home.assistant = object(), _OneAtATime(object())
+    refused = iter([True, True, False, True, True])
+
+    def set_said(event):
+        if next(refused):
+            raise EventLogError(home.events.path, "cannot record what was said (database or disk is full)")
+
+    monkeypatch.setattr(home.events, "set_said", set_said)
+    reported = []
+    daemon = Daemon(home, DaemonOptions((), realtime=False), reported.append)
+    for k in range(5):
+        daemon._said_and_report(Event("arrived", "bo", "porch", float(k), 1.7e9 + k, said=f"line {k}", id=k + 1))
+    assert len(reported) == 5  # each reported all the same
+    assert caplog.text.count("cannot record what was said") == 2  # once, and again after one was recorded
+    assert caplog.text.count("the lines said are logged again") == 1
+
+
 class HangingStream:
     """A stream that never answers: cv2.VideoCapture's stand-in stays in its open until `gate` is set."""
 

@@ -62,7 +62,7 @@ CREATE INDEX IF NOT EXISTS events_wall ON events (wall);
 CREATE INDEX IF NOT EXISTS events_name ON events (name);
 CREATE INDEX IF NOT EXISTS events_place ON events (name, camera);
 CREATE TABLE IF NOT EXISTS watches (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER NOT NULL,
     identity TEXT,
     host TEXT NOT NULL,
@@ -183,6 +183,7 @@ class EventLog:
                                rescued.events)
                 db.executemany("INSERT INTO watches (id, pid, identity, host, started, alive) "
                                "VALUES (?, ?, ?, ?, ?, ?)", rescued.watches)
+            _never_reused(db, rescued is not None)
             for statement in (s for s in statements if "CREATE TABLE" not in s):
                 db.execute(statement)
         self._opened = file_identity(self.path)
@@ -685,6 +686,26 @@ def watching(root: Path) -> list[tuple[int, float]]:
         return []
     finally:
         events.close()
+
+
+def _never_reused(db: sqlite3.Connection, rescued: bool) -> None:
+    """A watch's id is never given twice, as the events it logged keep it: where a stopped run's id came again (a
+    table of before, without AUTOINCREMENT, gives the highest id left plus one), the next run took every earlier
+    run's events for its own, and a clock step in it moved them all, or a start closed their visits. A table of
+    before is made anew with AUTOINCREMENT (an edge_rap of before inserts into it as it is), and the count of ids
+    given starts past every id an event holds, as does that of a log started with the rows a damaged one gave."""
+    made = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'watches'").fetchone()[0]
+    if "AUTOINCREMENT" in made.upper() and not rescued:
+        return
+    if "AUTOINCREMENT" not in made.upper():
+        db.execute("ALTER TABLE watches RENAME TO watches_before")
+        db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS watches" in s))
+        db.execute("INSERT INTO watches SELECT id, pid, identity, host, started, alive FROM watches_before")
+        db.execute("DROP TABLE watches_before")
+    given = db.execute("SELECT MAX(watch) FROM events").fetchone()[0]
+    if given is not None and not db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'watches'",
+                                            (given,)).rowcount:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('watches', ?)", (given,))
 
 
 def _damaged(e: Exception) -> str:

@@ -31,6 +31,7 @@ from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
 from edge_rap.perceive.frozen import FROZEN_S, SameFrames
 from edge_rap.perceive.gate import GateSettings, MotionGate
+from edge_rap.said_once import SaidOnce
 from edge_rap.types import Event, Frame, Recognition
 from edge_rap.wording import counted, noun
 
@@ -177,8 +178,8 @@ class Daemon:
         self.summary = Summary()
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
-        self._log_failing = False
         self._log_replaced = False  # the log's file was replaced in a way that cannot be followed (said once)
+        self._said_once = SaidOnce(log)  # what the log refuses (a full disk), events or the lines said: once each
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
         self.stalled: dict[str, float] = {}  # camera -> when it last gave a frame (monotonic), while it is stalled
@@ -195,12 +196,15 @@ class Daemon:
 
     def _said_and_report(self, event: Event) -> None:
         """An arrival announced: logged when it happened, with its template line; the line said (a VLM's) is
-        recorded now."""
+        recorded now. A log that cannot take it (a full disk) is said once while it fails, not at every arrival."""
         if event.id is not None:
+            events, why = self.household.events, None
             try:
-                self.household.events.set_said(event)
+                events.set_said(event)
             except EdgeRapError as e:
-                log.warning("%s", e)
+                why = e
+            self._said_once("said", why is not None, f"{why}; the log keeps the template lines of the arrivals "
+                            "announced until it can be written", f"{events.path}: the lines said are logged again")
         self.report(event)
 
     def _log_and_report(self, event: Event) -> None:
@@ -468,10 +472,8 @@ class Daemon:
                     self.household.events.add(self.unlogged[0])
                 except EdgeRapError as e:
                     unshown = self._without_snapshots()
-                    if not self._log_failing:  # once while it fails, not once an event
-                        log.warning("%s; events are kept to log when it can be written%s", e,
-                                    " (without their snapshots)" if self.snapshots else "")
-                    self._log_failing = True
+                    self._said_once("log", True, f"{e}; events are kept to log when it can be written"
+                                    f"{' (without their snapshots)' if self.snapshots else ''}", "")
                     if unshown:  # their room may be what the log needed (a full disk)
                         continue
                     while len(self.unlogged) > UNLOGGED_MAX:
@@ -481,9 +483,8 @@ class Daemon:
                 logged.append(self.unlogged.popleft())
         finally:
             self._follow_memory(logged)
-        if self._log_failing:
-            log.warning("%s: the event log takes events again; every kept event is logged", self.household.events.path)
-            self._log_failing = False
+        self._said_once("log", False, "", f"{self.household.events.path}: the event log takes events again; every "
+                        "kept event is logged")
         return True
 
     def _left_open(self) -> int:

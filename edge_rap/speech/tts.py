@@ -34,6 +34,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.newest import NewestWorker
 from edge_rap.open_files import Child
+from edge_rap.said_once import SaidOnce
 from edge_rap.scratch import private_folder, process_folder
 from edge_rap.speech.names import spoken_form
 
@@ -320,7 +321,7 @@ class Speaker:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._interrupts = 0  # `interrupt()` calls: a line made meanwhile is not said
-        self._failing: set[str] = set()  # what failed the last line ("to_dir", "player"): said once, and its end
+        self._said_once = SaidOnce(log)  # what failed the last line ("to_dir", "player"): said once, and its end
         self._worker: NewestWorker[Line] = NewestWorker("speaker", self._say_one)
 
     def say(self, text: str, answer: bool = False) -> Line:
@@ -383,13 +384,6 @@ class Speaker:
         self._said_once("player", failed, f"audio output ({self.player[0]}) failed: {why}; lines are not heard "
                         "until it plays again", f"audio output ({self.player[0]}) plays again")
         return not failed
-
-    def _said_once(self, part: str, failing: bool, warning: str, back: str) -> None:
-        """`warning` when `part` starts failing, `back` when it works again: once each, not at every line for as
-        long as a disk stays full or a device busy."""
-        if failing != (part in self._failing):
-            log.warning("%s", warning if failing else back)
-            self._failing ^= {part}
 
     def _speak(self, line: Line) -> None:
         text = spoken(line.text)

@@ -29,6 +29,7 @@ from edge_rap.folders import writable_folder
 from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, private_folder
+from edge_rap.said_once import SaidOnce
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot, truncate_wal
 from edge_rap.types import Box, Event
 from edge_rap.wording import counted
@@ -800,7 +801,7 @@ class Snapshots:
         # Logged paths are whole: `forget` run from another folder must still find (and delete) them.
         self.policy = replace(policy, folder=policy.folder.absolute())
         writable_folder(policy.folder, "--snapshots")
-        self._failing = False  # the last save failed: said once, and again when one is written
+        self._said_once = SaidOnce(log)  # a save failing: said once, and again when one is written
         self._wall, self._steady = wall, steady
         self._written: dict[Path, float] = {}  # this run's files still there, in the order written: when (steady)
 
@@ -819,16 +820,12 @@ class Snapshots:
         try:
             path.write_bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
         except OSError as e:  # the disk filled up, the folder went: the event is logged without its snapshot
-            if not self._failing:  # once while it fails, not at every arrival for as long as the disk stays full
-                log.warning("snapshots not written to %s (%s); the events are logged without them until it can be "
-                            "written", path.parent, e.strerror)
-            self._failing = True
+            self._said_once("save", True, f"snapshots not written to {path.parent} ({e.strerror}); the events are "
+                            "logged without them until it can be written", "")
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             return None
-        if self._failing:
-            log.warning("snapshots are written to %s again", path.parent)
-            self._failing = False
+        self._said_once("save", False, "", f"snapshots are written to {path.parent} again")
         self._written[path] = self._steady()
         self.prune()
         return str(path)

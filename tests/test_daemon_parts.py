@@ -977,6 +977,18 @@ def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name
     assert load_run_file(settings)["sources"] == ("cam1=0", "cam2=1", "cam3=2")
 
 
+def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_takes_neither():
+    # `--source a=X --source A=Y` ran two cameras a person reads as one, said alike in a spoken answer
+    from edge_rap.daemon.service import options_of
+
+    with pytest.raises(EdgeRapError, match="^camera names 'door' and 'Door' differ only in case"):
+        options_of(run_config({"sources": ["door=0", "Door=1"]}, None))
+    with pytest.raises(EdgeRapError, match="^camera name 'door' is used twice"):
+        options_of(run_config({"sources": ["door=0", "door=1"]}, None))
+    specs = options_of(run_config({"sources": ["0", "CAM0=1", "Den=2"]}, None)).sources
+    assert [s.name for s in specs] == ["cam1", "CAM0", "Den"]  # (each as spelled)
+
+
 def test_the_lag_p95_is_a_value_never_below_the_median():
     from edge_rap.daemon.loop import median_and_p95
 

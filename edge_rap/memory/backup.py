@@ -73,8 +73,7 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
     file it names (a link to the stick's backup was itself replaced by the new one, on the SD card); a link on its
     path that leads nowhere is refused."""
-    if target.is_symlink() and Path(os.path.realpath(target)).is_symlink():  # (where it leads back to itself
-        # realpath stops)
+    if target.is_symlink() and Path(os.path.realpath(target)).is_symlink():  # (realpath stops where a link loops)
         raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
     if (why := _dangling_link(target)) is not None:
         raise EdgeRapError(why)

@@ -279,6 +279,22 @@ def test_a_link_to_a_backup_file_is_followed_and_the_file_it_names_replaced(hous
     assert err == f"edge-rap: {loop}: a link that leads back to itself; nothing was written\n" and loop.is_symlink()
 
 
+def test_a_backup_through_a_link_that_leads_nowhere_is_refused(household, tmp_path, capsys):
+    # a link to the stick's mount point, the stick not mounted: the backup went into the empty mount point, on the
+    # SD card, "backed up", hidden there once the stick is mounted over it
+    mount = tmp_path / "media" / "stick"
+    mount.mkdir(parents=True)
+    (tmp_path / "latest.tar").symlink_to(mount / "latest.tar")
+    (tmp_path / "backups").symlink_to(mount / "backups")
+    for target, link in ((tmp_path / "latest.tar", tmp_path / "latest.tar"),
+                         (tmp_path / "backups" / "house.tar", tmp_path / "backups")):
+        for force in ((), ("--force",)):
+            err = one_line_error(*edge_rap(capsys, "backup", target, *force, "--memory", household)[::2])
+            assert err.startswith(f"edge-rap: {link}: a link to {mount / link.name}, which is not there (a drive not "
+                                  "mounted?); nothing was written"), err
+    assert list(mount.iterdir()) == []
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

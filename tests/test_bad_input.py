@@ -570,7 +570,7 @@ def test_a_command_on_a_memory_that_is_not_there_is_one_line(kind, tmp_path, set
                  ["forget", "bo"], ["rename", "bo", "bobo"], ["edit", "bo", "--description", "x"],
                  ["add-views", "bo", str(photo)],
                  ["run", "--source", str(photo.parent), "--max-frames", "1", "--mute"],
-                 ["serve", "--host", "256.0.0.1"]):  # (an address no machine has: never serves, if not refused)
+                 ["serve", "--host", "192.0.2.1"]):  # (an address no machine has: never serves, if not refused)
         rc, out, err = run_cli(capsys, [*argv, "--memory", str(path)])
         assert_one_line_error(rc, err)
         assert str(path) in err and out == "", (argv, err)

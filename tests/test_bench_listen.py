@@ -47,8 +47,12 @@ def test_the_choosing_set_says_nothing_in_a_held_out_voice(bench):
     (["latency", "--engines", "flite"], "only for `names` (latency's questions are said by piper"),
     (["--engines", "flite"], "only for `names`"),  # latency, the default
     (["names", "--choosing", "--engines", "flite"], "the choosing set's voices are fixed"),
+    # names' own options to latency, and latency's to names: taken, and ignored
+    (["latency", "--choosing"], "--choosing: only for `names`, not `latency`"),
+    (["--beam", "3"], "--beam: only for `names`, not `latency`"),
+    (["names", "--questions", "2"], "--questions: only for `latency`, not `names`"),
 ])
-def test_engines_where_they_pick_nothing_are_refused_for_their_own_reason(bench, monkeypatch, capsys, argv, said):
+def test_an_option_where_it_is_not_used_is_refused_for_its_own_reason(bench, monkeypatch, capsys, argv, said):
     # `latency --engines flite` was told the choosing set's voices are fixed: it had not asked for that set
     monkeypatch.setattr(sys, "argv", ["bench_listen.py", *argv])
     with pytest.raises(SystemExit):

@@ -941,6 +941,8 @@ def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(
     assert serve_address("[::]:8765") == ("::", 8765) and serve_address("8765") == ("127.0.0.1", 8765)
     with pytest.raises(EdgeRapError, match="--serve 'my host': give a host name or address"):
         serve_address("my host:8765")
+    with pytest.raises(EdgeRapError, match="--serve '300.1.1.1': not an IPv4 address"):  # (it bound nothing, later)
+        serve_address("300.1.1.1:8765")
     for text, said in (('serve = true', "serve must be a [HOST:]PORT (a string or a port number), not true"),
                        ('cooldown = "5"', "cooldown must be a number, not '5'"),
                        ('max-frames = 2.5', "max-frames must be a whole number, not 2.5"),
@@ -973,6 +975,18 @@ def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name
     settings = tmp_path / "run.toml"
     settings.write_text('[[camera]]\nname = "cam1"\nsource = 0\n[[camera]]\nsource = 1\n[[camera]]\nsource = 2\n')
     assert load_run_file(settings)["sources"] == ("cam1=0", "cam2=1", "cam3=2")
+
+
+def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_takes_neither():
+    # `--source a=X --source A=Y` ran two cameras a person reads as one, said alike in a spoken answer
+    from edge_rap.daemon.service import options_of
+
+    with pytest.raises(EdgeRapError, match="^camera names 'door' and 'Door' differ only in case"):
+        options_of(run_config({"sources": ["door=0", "Door=1"]}, None))
+    with pytest.raises(EdgeRapError, match="^camera name 'door' is used twice"):
+        options_of(run_config({"sources": ["door=0", "door=1"]}, None))
+    specs = options_of(run_config({"sources": ["0", "CAM0=1", "Den=2"]}, None)).sources
+    assert [s.name for s in specs] == ["cam1", "CAM0", "Den"]  # (each as spelled)
 
 
 def test_the_lag_p95_is_a_value_never_below_the_median():

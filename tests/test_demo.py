@@ -133,7 +133,7 @@ def test_a_video_an_older_demo_kept_cut_short_is_written_again_and_a_whole_one_r
 
     played = []
     monkeypatch.setattr(service, "run_daemon", lambda *args: played.append(args) or SimpleNamespace(
-        frames_read=0, frames_processed=0, frames_gated=0, frames_dropped=0))
+        frames_read=0, frames_processed=0, frames_gated=0, frames_dropped=0, source_errors={}))
     photos = noise_photos()
     video = write_video(household_scenario(["bo", "mug", "cat"], "coins", 2.0), photos, photos["coins"],
                         settings.home / "demo" / "camera.mp4")
@@ -145,6 +145,35 @@ def test_a_video_an_older_demo_kept_cut_short_is_written_again_and_a_whole_one_r
     assert main(["demo", "--memory", str(tmp_path / "mem")]) == 0
     assert video.stat().st_ino == written and len(played) == 2
 
+
+
+def test_a_demo_whose_video_cannot_be_opened_is_one_line_and_exit_status_2(settings, capsys, caplog, tmp_path,
+                                                                          monkeypatch):
+    # "0 frames read", then "again: edge-rap run --source ..." and exit 0: `make demo` passed having watched nothing
+    import threading
+
+    import cv2
+
+    opened = cv2.VideoCapture
+
+    class Unopenable:
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    # (the demo's own check that its video is whole reads it in the main thread; the camera reads it in its own)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: opened(*args) if threading.current_thread()
+                        is threading.main_thread() else Unopenable())
+    assert main(["demo", "--memory", str(tmp_path / "mem")]) == 2
+    said = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert len(said) == 1 and "cannot open as a video" in said[0], said
+    out = capsys.readouterr().out
+    assert "0 frames read" in out and "again:" not in out
 
 
 def test_a_folder_where_the_demo_writes_a_photo_is_one_line(settings, capsys, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -446,6 +448,17 @@ def test_export_refuses_a_folder_that_is_not_an_earlier_export(memory, tmp_path,
     assert cli.main(["export-rap", str(target), "--memory", str(memory.store.root)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+
+
+def test_a_pipe_or_file_above_the_export_folder_is_named_as_such(memory, tmp_path):
+    # `export-rap PIPE/x` said "cannot export (Not a directory)", naming neither the pipe nor what it is
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "plain").write_text("not a folder")
+    for above, kind in ((tmp_path / "pipe", "a pipe"), (tmp_path / "plain", "a file")):
+        with pytest.raises(EdgeRapError) as e:
+            export_rap(memory.store, above / "x" / "y")
+        assert str(e.value) == f"{above / 'x' / 'y'}: {above} is {kind}, not a folder"
+    assert stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode) and (tmp_path / "plain").read_text() == "not a folder"
 
 
 def test_export_never_writes_through_a_symlink(memory, tmp_path):

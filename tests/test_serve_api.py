@@ -576,6 +576,20 @@ def test_pair_prints_a_qr_code_url_and_token(settings, run):
         assert rc == 2 and f"--host {host!r}" in err
 
 
+def test_an_impossible_ipv4_address_is_refused_in_one_line_before_anything_else(settings, run):
+    # `pair --host 999.1.1.1` was taken with a warning only; `serve --host 256.0.0.1` warned of serving without TLS,
+    # then said "Name or service not known"
+    settings.memory.mkdir()
+    for host in ("999.1.1.1", "256.0.0.1", "1.2.3", "010.0.0.1"):
+        for command in ("pair", "serve"):
+            rc, out, err = run(command, "--host", host)
+            assert rc == 2 and out == "" and err == f"edge-rap: --host {host!r}: not an IPv4 address (four numbers " \
+                f"of 0 to 255 without leading zeros, such as 192.168.1.20)\n", (command, err)
+    assert not (settings.memory / "api-token").exists()
+    for host in ("10.0.0.5", "3com.example", "::1", "fe80::1%eth0"):  # an address, a name, IPv6: taken
+        assert run("pair", "--json", "--host", host)[0] == 0, host
+
+
 def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):
     # `pair --host robot.example` showed a QR code whose page the phone was then refused, 421
     settings.memory.mkdir()

@@ -16,8 +16,10 @@ tiny.en, template answers, on spoken questions made here by piper (else espeak-n
              voices, every question under every noise (and none, and pink and white at 10 dB), and questions that
              name no concept (a concept named in one is a false name)
 
-  python tools/bench_listen.py [latency|names [--choosing | --engines piper,espeak,flite,festival]] [--window S]
-                               [--asr auto|tiny.en|NAME|DIR] [--questions 6] [--json]
+  python tools/bench_listen.py [latency [--questions 6] | names [--beam 5] [--choosing | --engines
+                               piper,espeak,flite,festival]] [--window S] [--asr auto|tiny.en|NAME|DIR] [--json]
+
+An option one measure alone uses is refused with the other, where it would be ignored.
 """
 
 from __future__ import annotations
@@ -261,8 +263,8 @@ def engines(text: str) -> tuple[str, ...]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("measure", nargs="?", choices=["latency", "names"], default="latency")
-    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
-    parser.add_argument("--beam", type=int, default=5, help="names: whisper's beam size")
+    parser.add_argument("--questions", type=int, help=f"latency: how many questions (default {len(QUESTIONS)})")
+    parser.add_argument("--beam", type=int, help="names: whisper's beam size (default 5)")
     parser.add_argument("--choosing", action="store_true", help="names: the set to choose settings on")
     parser.add_argument("--engines", type=engines, metavar="E,E", help="names, held out: the synthesisers "
                         f"that say the questions, of {','.join(ENGINES)} (default: piper,espeak)")
@@ -275,11 +277,14 @@ def main() -> int:
         parser.error("--engines: only for `names` (latency's questions are said by piper, else espeak-ng)")
     if args.engines and args.choosing:
         parser.error("--engines: only for the held-out names set (the choosing set's voices are fixed)")
+    for option, measure in (("beam", "names"), ("choosing", "names"), ("questions", "latency")):
+        if getattr(args, option) not in (None, False) and args.measure != measure:  # (it was taken, and ignored)
+            parser.error(f"--{option}: only for `{measure}`, not `{args.measure}`")
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
-            return show(name_accuracy(Path(tmp), args.beam, args.choosing, args.window, args.asr,
+            return show(name_accuracy(Path(tmp), 5 if args.beam is None else args.beam, args.choosing, args.window, args.asr,
                                       args.engines or ("piper", "espeak")), args.json)
-    lines = QUESTIONS[:args.questions]
+    lines = QUESTIONS if args.questions is None else QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)
         speech = speak_all(lines, root)

@@ -35,9 +35,7 @@ def with_profile(config: RunConfig, profile) -> RunConfig:
 
 def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 0.0) -> DaemonOptions:
     specs = parse_sources(config.sources)
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise_duplicate(names)
+    refuse_same_names([s.name for s in specs])
     return DaemonOptions(
         sources=specs, duration_s=config.duration, max_frames=config.max_frames,
         realtime=not config.as_fast_as_possible,
@@ -48,11 +46,20 @@ def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 
         here=config.here)
 
 
-def raise_duplicate(names: list[str]) -> None:
+def refuse_same_names(names: list[str]) -> None:
+    """Two cameras of one name are one line, and so are names that differ only in case: a person reads them as one
+    camera, and a spoken answer ("on the porch camera") says them alike. Each keeps its spelling."""
     from edge_rap.errors import EdgeRapError
 
-    twice = sorted({n for n in names if names.count(n) > 1})
-    raise EdgeRapError(f"camera name {twice[0]!r} is used twice: name each source, --source NAME=SRC")
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.get(name.casefold())
+        if other == name:
+            raise EdgeRapError(f"camera name {name!r} is used twice: name each source, --source NAME=SRC")
+        if other is not None:
+            raise EdgeRapError(f"camera names {other!r} and {name!r} differ only in case: give each source a name "
+                               "of its own, --source NAME=SRC")
+        seen[name.casefold()] = name
 
 
 def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:

@@ -103,6 +103,8 @@ def run_demo(settings: Settings, memory: Path | None = None) -> int:
     summary = run_daemon(settings, config, threading.Event(), sys.stdout, memory)
     print(f"\n{summary.frames_read} frames read, {summary.frames_processed} recognised, {summary.frames_gated} "
           f"unchanged, {summary.frames_dropped} dropped as stale")
+    if summary.source_errors:  # its line said why, as `run`'s do: a demo that watched nothing is no success
+        return 2
     if speech is not None:
         print(f"spoken lines: {counted(len(list(speech.glob('*.wav'))), 'WAV file')} in {speech}")
     print(f"again: edge-rap run --source {video} --memory {memory}\ndone in {time.perf_counter() - started:.1f} s")

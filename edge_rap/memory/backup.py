@@ -71,11 +71,13 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
     first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token stays
     out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
-    file it names (a link to the stick's backup was itself replaced by the new one, on the SD card)."""
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
-        if target.is_symlink():  # (where a link leads back to itself realpath stops)
-            raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
+    file it names (a link to the stick's backup was itself replaced by the new one, on the SD card); a link on its
+    path that leads nowhere is refused."""
+    if target.is_symlink() and Path(os.path.realpath(target)).is_symlink():  # (realpath stops where a link loops)
+        raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
+    if (why := _dangling_link(target)) is not None:
+        raise EdgeRapError(why)
+    target = Path(os.path.realpath(target)) if target.is_symlink() else target
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")
@@ -105,6 +107,17 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
             raise _write_error(target, e) from None
         raise
     return BackupReport(target, sink.size, sink.hash.hexdigest(), report.counts, report.missing, report.log_damage)
+
+
+def _dangling_link(target: Path) -> str | None:
+    """Why a backup is not written through a link on `target`'s path that leads nowhere, as `restore --memory` says
+    it: a link to a drive's mount point, the drive not mounted, put the backup on the device's own card, in the
+    empty mount point, where the drive once mounted hides it."""
+    link = next((p for p in (target, *target.parents) if p.is_symlink() and not p.exists()), None)
+    if link is None:
+        return None
+    return (f"{link}: a link to {os.readlink(link)}, which is not there (a drive not mounted?); nothing was written "
+            "(name a path without the link to write there)")
 
 
 def remove_killed_partials(target: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import missing_folders, remove_empty
+from edge_rap.folders import file_in_the_way, missing_folders, remove_empty
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
@@ -192,10 +192,12 @@ def _check_export_folder(folder: Path) -> None:
     """An export goes into a new or empty folder, or replaces an earlier export; never through a symlink."""
     if folder.is_symlink():
         raise EdgeRapError(f"{folder}: is a symlink; export into a real folder")
+    blocking = file_in_the_way(folder)  # (the OS says "Not a directory" for one above it: a pipe named as a folder)
+    if blocking is not None:
+        where = "" if blocking == folder else f"{blocking} "
+        raise EdgeRapError(f"{folder}: {where}is {kind_of(blocking)}, not a folder")
     if not folder.exists():
         return
-    if not folder.is_dir():
-        raise EdgeRapError(f"{folder}: is {kind_of(folder)}, not a folder")
     entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
     earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
                and (folder / "database.json").is_file() and (folder / "database").is_dir())

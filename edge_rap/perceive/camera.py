@@ -149,8 +149,10 @@ def _names_source(target: str) -> bool:
 
 
 def unnamed_camera(k: int, used: set[str]) -> str:
-    """The name of the k-th source when it has none: camK, or the next camN no other source is called."""
-    return next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in used)
+    """The name of the k-th source when it has none: camK, or the next camN no other source is called (in any case:
+    CAM0 and cam0 are one camera's name to a person)."""
+    taken = {name.casefold() for name in used}
+    return next(f"cam{j}" for j in itertools.count(k) if f"cam{j}" not in taken)
 
 
 def source_names(texts: list[str] | tuple[str, ...]) -> list[str]:

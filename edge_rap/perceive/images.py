@@ -120,6 +120,20 @@ _HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}  # (the generic brands, which A
 _NOT_VIDEO_BRANDS = _HEIF_BRANDS | {b"avif", b"avis", b"M4A ", b"M4B "}
 
 
+#: The first bytes of the formats a photo is read in (HEIF and AVIF go by their brand): bytes that begin so are a
+#: photo of that format, damaged where Pillow cannot read them (a PNG whose header fails its checksum), not some
+#: other kind of file.
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+               b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+
+
+def signed_format(head: bytes) -> str | None:
+    """Pillow's name of the photo format the bytes begin as ("PNG"), from their signature alone; None if none."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
 def _is_video(data: bytes) -> bool:
     """Whether the bytes are a video file's: MP4 or MOV (an iPhone's Live Photo beside its HEIC) with a video track
     (or its index cut off), Matroska or WebM, AVI, MPEG-TS."""
@@ -278,6 +292,8 @@ def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
 
     if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError):
         return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
+    if (kind := signed_format(data)) is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
+        return EdgeRapError(f"{shown}: corrupt or truncated image (a {kind} file Pillow cannot read)")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _register_heif():
         return NotAnImage(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
                           "(pip install pillow-heif)")

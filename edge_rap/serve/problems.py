@@ -65,6 +65,19 @@ def _text_over_limit(detail: object) -> str | None:
     return f"a text field over {match.group(1)} KB: a photo sent as text, not as a file? {_send_as_a_file('photo')}"
 
 
+#: python-multipart's words for a form part's header over its limit (4 KiB and a little), which Starlette answers 400
+#: "Invalid multipart data.": an upload's file name of thousands of characters.
+_PART_HEADER_OVER_LIMIT = "Maximum header size exceeded"
+
+
+def _part_header_over_limit(exc: BaseException) -> bool:
+    """Whether the parser's error under `exc` (the exception it was raised from or while handling) is that one."""
+    under = exc.__cause__ or exc.__context__
+    while under is not None and str(under) != _PART_HEADER_OVER_LIMIT:
+        under = under.__cause__ or under.__context__
+    return under is not None
+
+
 def _validation(exc: RequestValidationError) -> str:
     """The first problem of a request that does not fit the schema, in one line (a body that is not JSON is
     said so, where pydantic's "1: JSON decode error" named only the character it stopped at)."""
@@ -108,6 +121,9 @@ def install(app: FastAPI) -> None:
             return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
+        if exc.status_code == 400 and _part_header_over_limit(exc):
+            return error(422, "a form field's header is over 4 KiB (a file name thousands of characters long?): "
+                              "send the photo under a shorter name")
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

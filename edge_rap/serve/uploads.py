@@ -17,7 +17,7 @@ from typing import Iterator
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import disk_error
-from edge_rap.perceive.images import NotAnImage, _register_heif, max_pixels, unreadable
+from edge_rap.perceive.images import NotAnImage, _register_heif, max_pixels, signed_format, unreadable
 from edge_rap.scratch import process_folder
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
@@ -75,12 +75,8 @@ def sniff_file(path: Path) -> str:
     """The content type of a stored file, from its bytes."""
     with open(path, "rb") as f:
         head = f.read(64)
-    for magic, kind in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
-                        (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff")):
-        if head.startswith(magic):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
+    if (kind := signed_format(head)) is not None:
+        return FORMATS[kind][1]
     if head[4:8] == b"ftyp":
         return "image/avif" if head[8:12] in (b"avif", b"avis") else "image/heic"
     return "application/octet-stream"

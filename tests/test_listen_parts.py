@@ -938,6 +938,25 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
         assert from_memory(home, where, now=1240.0).names == ["luna"], where
 
 
+def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_again():
+    """Of <Zoe's mug> and <Zoe`s mug> (a memory of before "`" was an apostrophe) or <Bo> and <bo>, "the second one"
+    made the question again with the name said, which could be either: "Did you mean ...?" again, at every choice."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import clarified, from_memory, reply
+    from edge_rap.types import Concept, Event
+
+    names = ["Zoe's mug", "Zoe`s mug", "Bo", "bo", "pip"]
+    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, options in (("Where is Zoe's mug?", names[:2]), ("Is bo home?", names[2:4])):
+        asked = from_memory(home, question, now=1240.0)
+        assert asked.mode == "clarify", question
+        for choice, meant in zip(("the first one", "the second one"), options):
+            said = reply(home, clarified(asked, choice), now=1240.0)
+            assert (said.mode, said.names) == ("events", [meant]), (question, choice)
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""

@@ -140,6 +140,7 @@ def test_names_come_in_order_of_mention_with_possessives_marked():
     ("Where is 李小龙?", "Where is <李小龙>?"), ("where is Jose\u0301?", "where is <José>?"),  # macOS's decomposed é
     ("Where is Zoë’s boot?", "Where is <Zoë's boot>?"),  # a phone keyboard's apostrophe
     ("Where is 🐈?", "Where is <🐈>?"), ("Is ❤ home?", "Is <❤️> home?"),  # emoji, with or without U+FE0F
+    ("What colour is <jùng>?", "What colour is <Jùng>?"),  # written <so> already: not <<Jùng>>
 ])
 def test_a_typed_name_in_any_script_is_found_where_it_is_written(typed, marked):
     """A typed question (`ask`, the API, the page) writes a name as stored, accents and emoji and all: "Where is

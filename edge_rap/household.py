@@ -245,14 +245,16 @@ class Household:
     def events_name(self, name: str) -> tuple[str, bool]:
         """The name whose events `events --name` and /api/events?name= list, and whether its concept is gone: a
         remembered one's as stored, else a forgotten one's whose events the log kept (its forget's log failed),
-        found as `forget` finds them; for neither, UnknownConceptError. The kept events were listed among all the
-        others, but not by their name."""
+        found as `forget` finds them (the very spelling of a gone one's kept events before a remembered one only
+        written alike); for neither, UnknownConceptError. The kept events were listed among all the others, but
+        not by their name."""
         from edge_rap.memory.store import UnknownConceptError, validate_name
 
         known = self.store.find(name)
-        if known is not None:
+        gone = self._kept_as_asked(name, known, self.events)
+        if known is not None and gone is None:
             return known.name, False
-        gone = self._forgotten_with_events(name, self.events)
+        gone = gone or self._forgotten_with_events(name, self.events)
         if gone is None:
             raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
         return gone.name, True

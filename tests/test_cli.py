@@ -191,6 +191,28 @@ def test_events_of_a_forgotten_concept_that_its_forget_kept_are_shown_by_its_nam
     assert rc == 0 and [e["name"] for e in json.loads(out)] == ["bo"] and err == ""
 
 
+def test_events_of_a_gone_concept_kept_under_the_very_spelling_asked_are_its_not_a_remembered_alike_ones(
+        run, photos, settings):
+    # forget <Bo´s ball> forgets the events a failed forget kept under that spelling, not <Bo's ball> remembered
+    # beside them: `events --name` of that spelling listed the remembered one's instead
+    import time
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    assert run("remember", "Bo's ball", scene_file(photos, 1))[0] == 0
+    log = EventLog(settings.memory)
+    for name, when in (("Bo\u00b4s ball", 2.0), ("Bo's ball", 1.0)):
+        log.add(Event("arrived", name, "den", 1.0, time.time() - when))
+    log.close()
+    rc, out, err = run("events", "--name", "Bo\u00b4s ball", "--json")
+    assert rc == 0 and [e["name"] for e in json.loads(out)] == ["Bo\u00b4s ball"] and "is forgotten" in err
+    rc, out, err = run("events", "--name", "bo\u2019s BALL", "--json")  # any other spelling: the remembered one's
+    assert rc == 0 and [e["name"] for e in json.loads(out)] == ["Bo's ball"] and err == ""
+    assert run("forget", "Bo\u00b4s ball")[0] == 0  # as forget takes it: the kept events go, the concept stays
+    assert [e["name"] for e in json.loads(run("events", "--json")[1])] == ["Bo's ball"]
+
+
 def test_a_name_is_found_in_any_case_and_an_unknown_one_is_an_error(run, photos, settings):
     import time
 

@@ -50,6 +50,14 @@ def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_al
     assert mentioned_names("<Zoe's x> or <Zoe\u00b4s x>?", [acute, straight]) == [acute, straight]
 
 
+def test_of_two_concepts_written_alike_both_are_mentioned_where_neither_is_bracketed_exactly():
+    # the first found took the words, and the other, the one the question may have meant, was silently left out:
+    # "is Zoe`s x here?" with a photo answered about <Zoe's x> alone (before "`" was an apostrophe, the one typed)
+    grave, straight = Concept(9, "Zoe`s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)
+    for question in ("is Zoe`s x here?", "is Zoe's x here?", "is zoe\u2019s X here?", "is <Zoe\u2019s x> here?"):
+        assert {c.name for c in mentioned_names(question, [grave, straight, BO])} == {"Zoe`s x", "Zoe's x"}
+
+
 def test_a_name_with_joiners_is_mentioned_with_them_or_without():
     family, sri = Concept(5, "👨\u200d👩\u200d👧", "", "", 0.0, 0.0), Concept(6, "ශ්\u200dරී", "", "", 0.0, 0.0)
     for question in ("Where is 👨\u200d👩\u200d👧?", "Where is 👨👩👧?"):

@@ -140,6 +140,7 @@ def test_names_come_in_order_of_mention_with_possessives_marked():
     ("Where is 李小龙?", "Where is <李小龙>?"), ("where is Jose\u0301?", "where is <José>?"),  # macOS's decomposed é
     ("Where is Zoë’s boot?", "Where is <Zoë's boot>?"),  # a phone keyboard's apostrophe
     ("Where is 🐈?", "Where is <🐈>?"), ("Is ❤ home?", "Is <❤️> home?"),  # emoji, with or without U+FE0F
+    ("What colour is <jùng>?", "What colour is <Jùng>?"),  # written <so> already: not <<Jùng>>
 ])
 def test_a_typed_name_in_any_script_is_found_where_it_is_written(typed, marked):
     """A typed question (`ask`, the API, the page) writes a name as stored, accents and emoji and all: "Where is
@@ -936,6 +937,25 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
         assert from_memory(home, other, now=1240.0) is None, other
     for where in ("Where did the cat go?", "Is the cat in the garden?", "Have you seen the cat today?"):
         assert from_memory(home, where, now=1240.0).names == ["luna"], where
+
+
+def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_again():
+    """Of <Zoe's mug> and <Zoe`s mug> (a memory of before "`" was an apostrophe) or <Bo> and <bo>, "the second one"
+    made the question again with the name said, which could be either: "Did you mean ...?" again, at every choice."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import clarified, from_memory, reply
+    from edge_rap.types import Concept, Event
+
+    names = ["Zoe's mug", "Zoe`s mug", "Bo", "bo", "pip"]
+    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, options in (("Where is Zoe's mug?", names[:2]), ("Is bo home?", names[2:4])):
+        asked = from_memory(home, question, now=1240.0)
+        assert asked.mode == "clarify", question
+        for choice, meant in zip(("the first one", "the second one"), options):
+            said = reply(home, clarified(asked, choice), now=1240.0)
+            assert (said.mode, said.names) == ("events", [meant]), (question, choice)
 
 
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():

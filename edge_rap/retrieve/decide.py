@@ -34,17 +34,20 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     with or without the spaces, '_', '-' and '.' between its letters: "Mr Whiskers" is <mr. whiskers>, "Tea Pot"
     <teapot>), in order of first mention. Where one name is written inside another ("tea pot" in "the tea pot",
     "小龙" in "李小龙在哪里"), only the longer is meant. Of two concepts written alike (a memory of before the rules
-    that make them one name), one written <exactly> is the one meant, as `forget` takes it."""
+    that make them one name), one written <exactly> is the one meant, as `forget` takes it; written otherwise, both
+    are."""
     folded = fold(question)  # as name_key folds a name
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())
     letters = _Letters(folded)
-    found, spans = [], []
+    found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
         key = name_key(concept.name)
-        span = letters.word(key, spans)
-        spans += [span] if span else []
+        if key not in at:  # two written alike stand at one place: each is mentioned, not the first alone
+            at[key] = letters.word(key, spans)
+            spans += [at[key]] if at[key] else []
+        span = at[key]
         starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
         if starts:
             found.append((min(starts), concept))

@@ -269,5 +269,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
 def mark_names(text: str, names: Names) -> str:
     """The transcript with each heard name written <name>, as the assistant's retrieval finds names first."""
     for h in sorted(names.heard, key=lambda h: -h.start):
-        text = text[:h.start] + f"<{h.name}>" + text[h.end:]
+        start, end = h.start, h.end
+        if text[start - 1:start] == "<" and text[end:end + 1] == ">":
+            start, end = start - 1, end + 1  # typed <bo> already: <bo>, not <<bo>>
+        text = text[:start] + f"<{h.name}>" + text[end:]
     return text

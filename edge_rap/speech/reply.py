@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from edge_rap.memory.store import straight_apostrophes
+from edge_rap.memory.store import name_key, straight_apostrophes
 from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import answer_who, asks_who
@@ -225,4 +225,12 @@ def clarified(asked: Reply, answer: str) -> str | None:
     if any(w not in _CHOOSING for w in rest):
         return None
     at = asked.question.find(asked.said)
-    return asked.question[:at] + spoken_form(name) + asked.question[at + len(asked.said):]
+    return asked.question[:at] + _unmistaken(name, options) + asked.question[at + len(asked.said):]
+
+
+def _unmistaken(name: str, options: list[str]) -> str:
+    """`name` as the question asked again says it: as said, or, where another option is written alike (a memory of
+    before held <Zoe's mug> and <Zoe`s mug>), in <brackets> as spelled, which names that one alone (said, it was
+    "Did you mean ...?" again, at every choice)."""
+    alike = any(name_key(other) == name_key(name) for other in options if other != name)
+    return f"<{name}>" if alike else spoken_form(name)

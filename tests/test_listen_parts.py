@@ -1417,6 +1417,20 @@ def test_a_spoken_nouns_number_or_accent_leaves_it_its_category():
         assert command.state == "asked" and command.category == category, said
 
 
+def test_a_toy_animal_remembered_by_voice_or_typed_is_a_thing_not_someone_home():
+    # Before: "remember this as my teddy bear" stored the category "bear", and `--category "rubber duck"` counted by
+    # its last word: "Is anyone home?" named the toys.
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for said, category in (("my teddy bear", "teddy bear"), ("the old rubber duck", "rubber duck"),
+                           ("our wooden horse", "wooden horse"), ("my old dog", "dog")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+        assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) == (said == "my old dog"), said
+
+
 def test_listen_json_shows_the_category_a_spoken_remember_stores():
     # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
     # `keys` that no key showed
@@ -1453,7 +1467,7 @@ def test_a_cli_category_of_several_words_is_someone_by_its_last_word_as_a_spoken
 
     for someone in ("golden retriever", "Golden Retriever", "guinea pig", "border-collie", "little girls"):
         assert is_someone(Concept(1, "rex", someone, "", 0, 0, 1)), someone
-    for thing in ("dog toy", "cat_bowl", "red mug"):
+    for thing in ("dog toy", "cat_bowl", "red mug", "teddy bear", "rubber duck", "Rocking Horse", "stuffed-dog"):
         assert not is_someone(Concept(1, "rex", thing, "", 0, 0, 1)), thing
 
 

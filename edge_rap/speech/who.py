@@ -30,6 +30,9 @@ _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daugh
     neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
     grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
     sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
+#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
+_MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
+    glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
 #: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
 #: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2").
 _AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
@@ -79,11 +82,12 @@ def asks_who(question: str) -> WhoQuestion | None:
 def is_someone(concept: Concept) -> bool:
     """A person or an animal by its category, said in the plural too ("our kittens"), or of no category. A category
     of several words is its last, as a voice's is its noun (`--category "golden retriever"` is a dog, "dog toy" a
-    toy), or the words joined ("guinea pig")."""
+    toy), unless a word before it makes it a thing ("teddy bear", "rubber duck"), or the words joined ("guinea
+    pig")."""
     category = concept.category.strip().lower()
-    last = re.split(r"[\s_-]+", category)[-1]
-    return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES)
-                               for c in (category.replace(" ", "_"), last))
+    *before, last = re.split(r"[\s_-]+", category)
+    kinds = (category.replace(" ", "_"),) + (() if _MADE.intersection(before) else (last,))
+    return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES) for c in kinds)
 
 
 def spoken_category(said: str) -> str:
@@ -99,7 +103,9 @@ def spoken_category(said: str) -> str:
     if not words:
         return ""
     noun = words[-1]
-    return "" if _singular(noun) & (PERSON_CATEGORIES | _KIN) else noun
+    if _singular(noun) & (PERSON_CATEGORIES | _KIN):
+        return ""
+    return " ".join(words[-2:]) if words[-2:-1] and words[-2] in _MADE else noun  # "my teddy bear": no bear
 
 
 def _singular(noun: str) -> set[str]:

@@ -899,6 +899,11 @@ def test_the_camera_that_is_here_is_set_on_the_command_line_or_in_the_settings_f
         run_config({"sources": ("0",), "here": "cam0"}, None)
     rc, out, err = run("run", "--source", "den=0", "--source", "1", "--voice", "--here", "hall")
     assert (rc, out, err) == (2, "", "edge-rap: here 'hall' is none of the cameras (den, cam1)\n")
+    # a camera's name in another case is that camera (two names alike but for case are refused), as spelled
+    given = {"sources": ("den=0", "Kitchen=1"), "voice": True, "here": "kitchen"}
+    assert options_of(run_config(given, None)).here == "Kitchen"
+    settings.write_text(f'[daemon]\nvoice = true\nhere = "Kitchen"\n{cameras}')
+    assert options_of(run_config({"sources": ("den=0", "kitchen=1")}, settings)).here == "kitchen"
 
 
 def test_the_settings_files_here_goes_with_its_cameras_when_the_command_line_replaces_them(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import source_names, unnamed_camera
+from edge_rap.perceive.camera import camera_named, source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
 
@@ -95,7 +95,7 @@ class RunConfig:
         """Refuse a `here` that names none of the cameras (where they are given: `doctor --config` of a file whose
         cameras come on run's command line has none)."""
         names = source_names(self.sources)
-        if self.here is not None and names and self.here not in names:
+        if self.here is not None and names and camera_named(self.here, names) is None:
             raise EdgeRapError(f"here {self.here!r} is none of the cameras ({', '.join(names)})")
 
     def _check_partners(self) -> None:
@@ -244,7 +244,8 @@ def run_config(cli: dict, path: Path | None) -> RunConfig:
     # Not given: None, an unset flag (False), no --source. `v not in (None, False)` would also drop a 0 given
     # on purpose (`--cooldown 0` is equal to False), leaving the file's value or the default in its place.
     given = {k: v for k, v in cli.items() if v is not None and v is not False and v != () and v != []}
-    if "sources" in given and "sources" in merged and merged.get("here") not in source_names(given["sources"]):
+    replaced = "sources" in given and "sources" in merged
+    if replaced and camera_named(merged.get("here") or "", source_names(given["sources"])) is None:
         merged.pop("here", None)  # it named one of the file's cameras, which the command line's replace
     merged.update(given)
     if "sources" in merged:

@@ -19,7 +19,7 @@ from edge_rap.daemon.settings_file import SettingsFile
 from edge_rap.daemon.shutdown import STOP_BUDGET_S, Part, stop_together
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
-from edge_rap.perceive.camera import parse_sources, quiet_opencv
+from edge_rap.perceive.camera import camera_named, parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.scratch import remove_leftovers
 from edge_rap.types import Event
@@ -35,7 +35,8 @@ def with_profile(config: RunConfig, profile) -> RunConfig:
 
 def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 0.0) -> DaemonOptions:
     specs = parse_sources(config.sources)
-    refuse_same_names([s.name for s in specs])
+    names = [s.name for s in specs]
+    refuse_same_names(names)
     return DaemonOptions(
         sources=specs, duration_s=config.duration, max_frames=config.max_frames,
         realtime=not config.as_fast_as_possible,
@@ -43,7 +44,7 @@ def options_of(config: RunConfig, rss_limit_mb: int = 0, events_keep_s: float = 
                            leave_after_s=config.leave_after, cooldown_s=config.cooldown),
         gate=GateSettings(recheck_s=config.recheck), max_width=config.max_width, fps_cap=config.fps_cap,
         rss_limit_mb=rss_limit_mb, events_keep_s=events_keep_s, frozen_s=config.frozen_after,
-        here=config.here)
+        here=config.here and camera_named(config.here, names))
 
 
 def refuse_same_names(names: list[str]) -> None:

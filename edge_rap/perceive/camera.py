@@ -167,6 +167,12 @@ def source_names(texts: list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
+def camera_named(name: str, names: list[str]) -> str | None:
+    """The one of the cameras' `names` that `name` is, written in any case (`--here Door` is `door`: two names
+    that differ only in case are refused), or None."""
+    return next((n for n in names if n.casefold() == name.casefold()), None)
+
+
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
     """Several sources, named as `source_names` names them."""
     return tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))

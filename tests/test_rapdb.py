@@ -551,4 +551,4 @@ def test_a_memory_that_cannot_be_written_is_one_line_not_each_entry_failing_alik
     memory = tmp_path / "file" / "memory"
     assert cli.main(["import-rap", str(database), "--memory", str(memory)]) == 2
     err = capsys.readouterr().err
-    assert err == f"edge-rap: {memory}: cannot write (Not a directory); nothing was changed\n"
+    assert err == f"edge-rap: {memory}: {tmp_path / 'file'} is a file, not a folder; nothing was changed\n"

@@ -19,12 +19,13 @@ from typing import Iterator
 import numpy as np
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import remove_empty
+from edge_rap.folders import file_in_the_way, remove_empty
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
                                    refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
+from edge_rap.userfiles import kind_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS concepts (
@@ -295,6 +296,9 @@ def disk_error(e: OSError, where: Path) -> DeviceError:
         return DiskFullError(where, "disk is full; nothing was changed")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return DeviceError(where, f"memory folder is not writable ({e.strerror}); nothing was changed")
+    blocking = file_in_the_way(where) if e.errno == errno.ENOTDIR else None  # the OS: "Not a directory"
+    if blocking is not None:
+        return DeviceError(where, f"{blocking} is {kind_of(blocking)}, not a folder; nothing was changed")
     return DeviceError(where, f"cannot write ({e.strerror}); nothing was changed")
 
 

@@ -968,6 +968,31 @@ def test_a_snapshot_deleted_for_its_refused_event_makes_the_room_the_log_needed(
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
 
 
+def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_events(tmp_path, monkeypatch):
+    # Its drive gone read-only under the refused write: the unlink raised out of the logging, so the arrival was
+    # never reported, every later event failed its frame the same way, and the run's end raised past its summary.
+    import errno
+
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    full = [True]
+    failing_adds(home, lambda e: full[0])
+    unlink = Path.unlink
+
+    def read_only(path, missing_ok=False):
+        if path.parent == tmp_path / "snapshots":
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    daemon._announce(frame, arrival_and_leaving()[0])
+    (snapshot,) = (tmp_path / "snapshots").iterdir()
+    assert [(e.kind, e.snapshot) for e in reported] == [("arrived", str(snapshot))]
+    full[0] = False
+    daemon._log_unlogged()
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", str(snapshot))]  # no picture unnamed
+
+
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):
     # They were said to be "kept to log when it can be written", then dropped at the end without a word.
     values = [40, 255, 255, 255] + [40] * 6

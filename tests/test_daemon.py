@@ -1011,6 +1011,16 @@ def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplo
             "left open in it, as after a kill") in caplog.text
 
 
+def test_a_kept_visit_of_a_concept_renamed_meanwhile_is_not_counted_as_left_open(tmp_path):
+    # Its arrival kept under the old name, its leaving under the new: "the next run closes the 1 visit so left open"
+    # was said of a visit the log never had (its arrival was never logged).
+    daemon, home, frame = daemon_at_a_frame(tmp_path, [])
+    daemon.unlogged.extend([Event("arrived", "bo", "cam", 1.5, 10.0, concept_id=BO.id),
+                            Event("left", "rex", "cam", 3.0, 11.5, concept_id=BO.id),
+                            Event("left", "mug", "cam", 3.0, 11.5, concept_id=BO.id + 1)])  # (its arrival logged)
+    assert daemon._left_open() == 1
+
+
 class Voice:
     """The speaker's stand-in: what was said."""
 

@@ -488,12 +488,13 @@ class Daemon:
 
     def _left_open(self) -> int:
         """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
-        logged (not kept before them)."""
+        logged (not kept before them). A concept by its id: one renamed meanwhile left under its new name."""
         arrived, owed = set(), 0
         for event in self.unlogged:
+            key = (event.name if event.concept_id is None else event.concept_id, event.camera)
             if event.kind == "arrived":
-                arrived.add((event.name, event.camera))
-            elif (event.name, event.camera) not in arrived:
+                arrived.add(key)
+            elif key not in arrived:
                 owed += 1
         return owed
 

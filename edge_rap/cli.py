@@ -481,7 +481,9 @@ def cmd_ask(args) -> int:
             from edge_rap.perceive.images import read_image_file
 
             image = read_image_file(args.image).image
-        retriever = home.retriever if image is not None else None  # a text-only question needs no embedder
+        if image is not None:  # a text-only question needs no embedder; a wrong one, or detector, is said first
+            _ = home.retriever, home.detector
+        retriever = home if image is not None else None  # recognised as `recognize` does, the detector's regions too
         options = AskOptions.from_profile(settings.profile.vlm)
         if args.text_references:
             options = replace(options, text_references=True)

@@ -126,8 +126,9 @@ class Household:
     def assistant(self):
         from edge_rap.generate.assistant import Assistant, AskOptions
 
-        return _OneAtATime(Assistant(self.store, self.retriever, self.vlm,
-                                     AskOptions.from_profile(self.settings.profile.vlm), self.vlm_note))
+        # the household recognises a photo asked about as `recognize` does: with the detector's regions
+        return _OneAtATime(Assistant(self.store, self, self.vlm, AskOptions.from_profile(self.settings.profile.vlm),
+                                     self.vlm_note))
 
     @_part
     def events(self):

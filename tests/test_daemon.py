@@ -968,6 +968,31 @@ def test_a_snapshot_deleted_for_its_refused_event_makes_the_room_the_log_needed(
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
 
 
+def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_events(tmp_path, monkeypatch):
+    # Its drive gone read-only under the refused write: the unlink raised out of the logging, so the arrival was
+    # never reported, every later event failed its frame the same way, and the run's end raised past its summary.
+    import errno
+
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    full = [True]
+    failing_adds(home, lambda e: full[0])
+    unlink = Path.unlink
+
+    def read_only(path, missing_ok=False):
+        if path.parent == tmp_path / "snapshots":
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    daemon._announce(frame, arrival_and_leaving()[0])
+    (snapshot,) = (tmp_path / "snapshots").iterdir()
+    assert [(e.kind, e.snapshot) for e in reported] == [("arrived", str(snapshot))]
+    full[0] = False
+    daemon._log_unlogged()
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", str(snapshot))]  # no picture unnamed
+
+
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):
     # They were said to be "kept to log when it can be written", then dropped at the end without a word.
     values = [40, 255, 255, 255] + [40] * 6
@@ -984,6 +1009,16 @@ def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplo
     Daemon(home, options, lambda e: None).run(threading.Event())
     assert ("1 event was never logged (the event log refused it to the end); the next run closes the 1 visit so "
             "left open in it, as after a kill") in caplog.text
+
+
+def test_a_kept_visit_of_a_concept_renamed_meanwhile_is_not_counted_as_left_open(tmp_path):
+    # Its arrival kept under the old name, its leaving under the new: "the next run closes the 1 visit so left open"
+    # was said of a visit the log never had (its arrival was never logged).
+    daemon, home, frame = daemon_at_a_frame(tmp_path, [])
+    daemon.unlogged.extend([Event("arrived", "bo", "cam", 1.5, 10.0, concept_id=BO.id),
+                            Event("left", "rex", "cam", 3.0, 11.5, concept_id=BO.id),
+                            Event("left", "mug", "cam", 3.0, 11.5, concept_id=BO.id + 1)])  # (its arrival logged)
+    assert daemon._left_open() == 1
 
 
 class Voice:

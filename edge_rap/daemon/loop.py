@@ -489,12 +489,13 @@ class Daemon:
 
     def _left_open(self) -> int:
         """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
-        logged (not kept before them)."""
+        logged (not kept before them). A concept by its id: one renamed meanwhile left under its new name."""
         arrived, owed = set(), 0
         for event in self.unlogged:
+            key = (event.name if event.concept_id is None else event.concept_id, event.camera)
             if event.kind == "arrived":
-                arrived.add((event.name, event.camera))
-            elif (event.name, event.camera) not in arrived:
+                arrived.add(key)
+            elif key not in arrived:
                 owed += 1
         return owed
 
@@ -502,12 +503,17 @@ class Daemon:
         """Delete the snapshots of the events the log refused, and unlink them from those events (which are logged
         without them, when they can be); how many. A snapshot is kept only once its event is logged: a run that
         stops, or is killed, before the log takes it leaves no picture that no event names, which `forget` would
-        never find; and on a full disk, the pictures' room goes to the events."""
-        shown = [e for e in self.unlogged if e.snapshot is not None]
-        for event in shown:
-            Path(event.snapshot).unlink(missing_ok=True)
+        never find; and on a full disk, the pictures' room goes to the events. One that cannot be deleted (its drive
+        gone read-only under the refused write) stays its event's, named by it when it is logged."""
+        deleted = 0
+        for event in (e for e in self.unlogged if e.snapshot is not None):
+            try:
+                Path(event.snapshot).unlink(missing_ok=True)
+            except OSError:  # raised, it failed every frame after, each event unreported, and the run at its end
+                continue
             event.snapshot = None
-        return len(shown)
+            deleted += 1
+        return deleted
 
     def _follow_log_file(self) -> None:
         """A log moved or deleted while the daemon runs (history cleared), or found anew where the memory's drive

@@ -69,7 +69,7 @@ class Assistant:
     def __init__(self, store: Store, retriever=None, vlm=None, options: AskOptions = AskOptions(),
                  note: str | None = None):
         self.store = store
-        self.retriever = retriever  # edge_rap.retrieve.Retriever; needed for questions with an image
+        self.retriever = retriever  # what recognizes an image (a Retriever, or the Household with its detector)
         self.vlm = vlm  # edge_rap.generate.vlm.LlamaVlm, or None for template mode
         self.options = options
         self.note = note  # why there is no VLM although one was configured

@@ -335,6 +335,18 @@ def test_eval_localize_reports_on_seeded_composites(dataset, settings, capsys):
     assert first["recall"] > 0  # a pasted view of a remembered photo is found at least sometimes
 
 
+def test_eval_localize_places_with_the_profiles_detector_as_recognize_does(dataset, settings, tmp_path, capsys,
+                                                                           monkeypatch):
+    # A profile naming a detector placed concepts for recognize (and run, serve, ask) while eval localize scored
+    # dense matching alone: its figures were not the device's.
+    profile = tmp_path / "with-detector.toml"
+    profile.write_text(f'[device]\nname = "d"\n[detector]\nmodel = "{tmp_path / "no-such-detector"}"\n')
+    monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-detector" in err and len(err.strip().splitlines()) == 1
+
+
 def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settings, capsys):
     assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--per-frame", "2", "--seed", "5"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -178,7 +178,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     """Composites of each concept's other photos (several per frame) with known boxes, onto another concept's
     photo (half the frames) or a texture or scene; recall, precision, IoU. Hits of the background's concept
     are not counted either way."""
-    from edge_rap.app import open_embedder, open_memory, retrieval_policy
+    from edge_rap.app import open_detector, open_embedder, open_memory, retrieval_policy
     from edge_rap.eval.composites import Layout
     from edge_rap.retrieve import Retriever
 
@@ -187,6 +187,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     _require_queries(dataset, concepts, references)
     _refuse_a_held_memory(memory)
     embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
+    detector = open_detector(settings, settings.profile.detector) if settings.profile.detector else None
     skipped: list[str] = []
     with _memory_folder(memory, {c.name for c in concepts}) as folder, \
             closing(open_memory(settings, embedder, folder)) as mem:
@@ -198,13 +199,16 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
         truths = predictions = 0
         ious: list[float] = []
         for frame in progress(frames):
-            result = retriever.recognize(Image(frame.pixels, "composite"))  # what `edge-rap recognize` answers
+            image = Image(frame.pixels, "composite")  # placed as `edge-rap recognize` places it, the profile's
+            regions = detector.detect(image) if detector is not None else None  # detector too (no categories here)
+            result = retriever.recognize(image, regions=regions)
             counted, overlaps = score_frame(frame, result.hits)
             truths += len(frame.placed)
             predictions += counted
             ious += overlaps
     return {
         "embedder": embedder.space.model,
+        "detector": settings.profile.detector or None,
         "frames": len(frames),
         "concept_backgrounds": sum(f.background is not None for f in frames),
         "per_frame": max(len(f.placed) for f in frames),  # as many as asked, or as there are concepts

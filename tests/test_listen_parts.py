@@ -1447,6 +1447,19 @@ def test_a_breed_or_an_animal_named_after_a_word_that_makes_things_is_still_some
     assert not is_someone(Concept(1, "x", "hot dog", "", 0, 0, 1))
 
 
+def test_a_toy_person_remembered_by_voice_is_a_thing_as_typed():
+    # Before: the person's noun was looked at first: "the plastic baby" stored no category, which counts as someone
+    # ("Is anyone home?" named the toy), where `--category "plastic baby"` is a thing.
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for said, category in (("my lego man", "lego man"), ("the plastic baby", "plastic baby"), ("my mum", "")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+        assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) == (said == "my mum"), said
+
+
 def test_listen_json_shows_the_category_a_spoken_remember_stores():
     # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
     # `keys` that no key showed

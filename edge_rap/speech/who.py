@@ -109,10 +109,9 @@ def spoken_category(said: str) -> str:
     words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
     if not words:
         return ""
-    noun = words[-1]
-    if _singular(noun) & (PERSON_CATEGORIES | _KIN):
-        return ""
-    return " ".join(words[-2:]) if _made(words) else noun  # "my teddy bear": no bear
+    if _made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
+        return " ".join(words[-2:])
+    return "" if _singular(words[-1]) & (PERSON_CATEGORIES | _KIN) else words[-1]
 
 
 def _singular(noun: str) -> set[str]:

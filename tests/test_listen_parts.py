@@ -1444,7 +1444,10 @@ def test_a_breed_or_an_animal_named_after_a_word_that_makes_things_is_still_some
     for said in ("my toy poodle", "our soft coated wheaten terrier", "my teddy bear hamster"):
         command, _ = parse(f"Remember this as {said}.", [])
         assert is_someone(Concept(1, "x", command.category, "", 0, 0, 1)), said
-    assert not is_someone(Concept(1, "x", "hot dog", "", 0, 0, 1))
+    for thing in ("hot dog", "toy guinea pig", "stuffed guinea pigs"):  # (the animal's two words joined)
+        assert not is_someone(Concept(1, "x", thing, "", 0, 0, 1)), thing
+    command, _ = parse("Remember this as my stuffed guinea pig.", [])
+    assert command.category == "stuffed guinea pig"
 
 
 def test_a_toy_person_remembered_by_voice_is_a_thing_as_typed():

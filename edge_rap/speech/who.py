@@ -91,10 +91,13 @@ def is_someone(concept: Concept) -> bool:
     return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES) for c in kinds)
 
 
-def _made(words: list[str]) -> bool:
-    """Whether the word before the last makes a thing of it ("teddy bear"), as spoken and typed alike; only that
-    word ("soft-coated wheaten terrier", "teddy bear hamster" are animals), and never of a breed ("toy poodle")."""
-    return len(words) > 1 and words[-2] in _MADE and not _singular(words[-1]) & _BREEDS
+def _made(words: list[str]) -> int:
+    """How many words at the end name a thing made like an animal or a person ("teddy bear": 2, "toy guinea pig": 3;
+    0 for none), as spoken and typed alike: only the word just before the animal makes it a thing ("soft-coated
+    wheaten terrier", "teddy bear hamster" are animals), and never before a breed ("toy poodle" is a dog)."""
+    animal = 2 if len(words) > 2 and _singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
+    made = len(words) > animal and words[-animal - 1] in _MADE and not _singular(words[-1]) & _BREEDS
+    return animal + 1 if made else 0
 
 
 def spoken_category(said: str) -> str:
@@ -109,8 +112,8 @@ def spoken_category(said: str) -> str:
     words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
     if not words:
         return ""
-    if _made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
-        return " ".join(words[-2:])
+    if made := _made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
+        return " ".join(words[-made:])
     return "" if _singular(words[-1]) & (PERSON_CATEGORIES | _KIN) else words[-1]
 
 

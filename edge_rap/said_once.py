@@ -4,6 +4,7 @@ is two lines in a daemon's journal, not one at every line spoken or every arriva
 from __future__ import annotations
 
 import logging
+import threading
 
 
 class SaidOnce:
@@ -12,9 +13,13 @@ class SaidOnce:
     def __init__(self, log: logging.Logger):
         self._log = log  # the caller's: the line names its module
         self._failing: set[str] = set()
+        # a part may be told of from two threads at once (the daemon's lines said: the loop reports a superseded
+        # arrival while the announcer reports its own): each saw it not failing yet, and both said so
+        self._lock = threading.Lock()
 
     def __call__(self, part: str, failing: bool, warning: str, back: str) -> None:
         """`warning` when `part` starts failing, `back` when it works again; nothing while it stays as it was."""
-        if failing != (part in self._failing):  # (changed in place: each part is one thread's, the set shared)
-            self._log.warning("%s", warning if failing else back)
-            (self._failing.add if failing else self._failing.discard)(part)
+        with self._lock:
+            if failing != (part in self._failing):
+                self._log.warning("%s", warning if failing else back)
+                (self._failing.add if failing else self._failing.discard)(part)

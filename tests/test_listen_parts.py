@@ -1431,6 +1431,38 @@ def test_a_toy_animal_remembered_by_voice_or_typed_is_a_thing_not_someone_home()
         assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) == (said == "my old dog"), said
 
 
+def test_a_breed_or_an_animal_named_after_a_word_that_makes_things_is_still_someone_home():
+    # Before: any word of `_MADE` anywhere before the noun made it a thing: a "toy poodle" (a dog breed), a
+    # "soft-coated wheaten terrier" and a "teddy bear hamster" were left out of "Is anyone home?", where a spoken
+    # "our soft coated wheaten terrier" stored the category "terrier", someone.
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for category in ("toy poodle", "Toy Poodles", "soft-coated wheaten terrier", "teddy bear hamster"):
+        assert is_someone(Concept(1, "x", category, "", 0, 0, 1)), category
+    for said in ("my toy poodle", "our soft coated wheaten terrier", "my teddy bear hamster"):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert is_someone(Concept(1, "x", command.category, "", 0, 0, 1)), said
+    for thing in ("hot dog", "toy guinea pig", "stuffed guinea pigs"):  # (the animal's two words joined)
+        assert not is_someone(Concept(1, "x", thing, "", 0, 0, 1)), thing
+    command, _ = parse("Remember this as my stuffed guinea pig.", [])
+    assert command.category == "stuffed guinea pig"
+
+
+def test_a_toy_person_remembered_by_voice_is_a_thing_as_typed():
+    # Before: the person's noun was looked at first: "the plastic baby" stored no category, which counts as someone
+    # ("Is anyone home?" named the toy), where `--category "plastic baby"` is a thing.
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for said, category in (("my lego man", "lego man"), ("the plastic baby", "plastic baby"), ("my mum", "")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+        assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) == (said == "my mum"), said
+
+
 def test_listen_json_shows_the_category_a_spoken_remember_stores():
     # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
     # `keys` that no key showed

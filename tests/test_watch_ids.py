@@ -83,3 +83,19 @@ def test_a_log_started_anew_from_a_damaged_one_gives_ids_past_those_its_rescued_
     assert damaged_copies(path) and {e.name for e in log.query()} == {"bo", "mochi"}
     assert log.watch not in watches
     assert log.move(log.watch, 3600.0) == 0
+
+
+def test_a_log_whose_watches_have_no_identity_is_brought_up_to_date(tmp_path):
+    # The first edge_rap with watches (3 Dec 2026) kept no process identity: `run` failed on 'no such column:
+    # identity', and since the table is made anew with AUTOINCREMENT, every writer (forget too) did.
+    log = EventLog(tmp_path)
+    log.close()
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    db.executescript("DROP TABLE watches; CREATE TABLE watches (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, "
+                     "host TEXT NOT NULL, started REAL NOT NULL, alive REAL NOT NULL); "
+                     "INSERT INTO watches (pid, host, started, alive) VALUES (1, 'elsewhere', 0, 0);")
+    db.close()
+    log = EventLog(tmp_path)
+    first = a_run(log)
+    assert first == 2 and a_run(log) == 3
+    assert log.purge("bo") == 4  # (forget removes its events)

@@ -177,8 +177,11 @@ class EventLog:
         with _locked(db):  # two processes opening a new log, or one of before, at once: one changes it
             for statement in (s for s in statements if "CREATE TABLE" in s):
                 db.execute(statement)
-            if "watch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
-                db.execute("ALTER TABLE events ADD COLUMN watch INTEGER")
+            # columns added since: the watches' identity too (a log of the first watches, 3 Dec 2026, had none:
+            # `run` could not begin a watch in it, and `_never_reused` refused every writer its copy of the table)
+            for table, column in (("events", "watch INTEGER"), ("watches", "identity TEXT")):
+                if column.split()[0] not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             if rescued is not None:  # before the indexes: a year's rows in 5 s, not 18
                 db.executemany(f"INSERT INTO events ({EVENT_COLUMNS}, watch) VALUES ({', '.join('?' * 11)})",
                                rescued.events)

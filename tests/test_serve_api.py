@@ -590,6 +590,9 @@ def test_an_impossible_ipv4_address_is_refused_in_one_line_before_anything_else(
     for host in ("10.0.0.5", "3com.example", "1e100.net", "0xc0ffee.example", "::1", "::ffff:10.0.0.5",
                  "fe80::1%eth0"):  # an address, a name, IPv6: taken
         assert run("pair", "--json", "--host", host)[0] == 0, host
+    # [::1], as a URL writes it and `run --serve [::1]:8765` takes it, was "give a host name or address"
+    rc, out, _ = run("pair", "--json", "--host", "[::1]")
+    assert rc == 0 and json.loads(out)["url"] == "http://[::1]:8765/"
 
 
 def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):

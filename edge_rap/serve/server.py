@@ -42,8 +42,11 @@ _MEANT_AS_IPV4 = re.compile(r"[0-9.]+|(?:.*\.)?(?:[0-9]+|0[xX][0-9A-Fa-f]*)\.?")
 
 
 def checked_host(host: str, option: str = "--host") -> str:
-    """The host, or one line: "a b" or "http://x" made a URL the phone could not open and a bind that failed
-    with the resolver's words."""
+    """The host (an IPv6 address without the brackets a URL writes it in: [::1] is ::1, as `run --serve [::1]:8765`
+    takes it), or one line: "a b" or "http://x" made a URL the phone could not open and a bind that failed with the
+    resolver's words."""
+    if host.startswith("[") and host.endswith("]") and ":" in host:
+        host = host[1:-1]
     if not _HOST.fullmatch(host):
         raise EdgeRapError(f"{option} {host!r}: give a host name or address, such as 0.0.0.0 or 192.168.1.20")
     if ":" not in host and _MEANT_AS_IPV4.fullmatch(host) and not _is_ipv4(host):  # 999.1.1.1, 127.1, 0x7f.1

@@ -990,6 +990,8 @@ def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_ta
         options_of(run_config({"sources": ["door=0", "Door=1"]}, None))
     with pytest.raises(EdgeRapError, match="^camera name 'door' is used twice"):
         options_of(run_config({"sources": ["door=0", "door=1"]}, None))
+    with pytest.raises(EdgeRapError, match="^camera name 'door\\\\n': use 1-32 letters"):  # ("$" took it)
+        options_of(run_config({"sources": ["door\n=0", "door=1"]}, None))
     specs = options_of(run_config({"sources": ["0", "CAM0=1", "Den=2"]}, None)).sources
     assert [s.name for s in specs] == ["cam1", "CAM0", "Den"]  # (each as spelled)
 

@@ -948,6 +948,8 @@ def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(
         serve_address("my host:8765")
     with pytest.raises(EdgeRapError, match="--serve '300.1.1.1': not an IPv4 address"):  # (it bound nothing, later)
         serve_address("300.1.1.1:8765")
+    with pytest.raises(EdgeRapError, match="--serve '8²': expected"):  # (a digit to isdigit, not to int: a traceback)
+        serve_address("8²")
     for text, said in (('serve = true', "serve must be a [HOST:]PORT (a string or a port number), not true"),
                        ('cooldown = "5"', "cooldown must be a number, not '5'"),
                        ('max-frames = 2.5', "max-frames must be a whole number, not 2.5"),

@@ -133,7 +133,7 @@ def serve_address(text: str) -> tuple[str, int]:
     from edge_rap.serve.server import checked_host
 
     host = host or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    if not port.isdecimal() or not 0 <= int(port) < 65536:
         raise EdgeRapError(f"--serve {text!r}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
     return checked_host(host, "--serve"), int(port)
 

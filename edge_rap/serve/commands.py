@@ -114,7 +114,7 @@ def _warn_if_not_answered(host: str, served: Listening) -> None:
 def _port(text: str) -> int:
     import argparse
 
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {text!r}")
     return int(text)
 

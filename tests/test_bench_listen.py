@@ -51,6 +51,8 @@ def test_the_choosing_set_says_nothing_in_a_held_out_voice(bench):
     (["latency", "--choosing"], "--choosing: only for `names`, not `latency`"),
     (["--beam", "3"], "--beam: only for `names`, not `latency`"),
     (["names", "--questions", "2"], "--questions: only for `latency`, not `names`"),
+    (["names", "--questions", "0"], "--questions: only for `latency`, not `names`"),  # (0 was taken for none)
+    (["latency", "--beam", "0"], "--beam: only for `names`, not `latency`"),
 ])
 def test_an_option_where_it_is_not_used_is_refused_for_its_own_reason(bench, monkeypatch, capsys, argv, said):
     # `latency --engines flite` was told the choosing set's voices are fixed: it had not asked for that set

@@ -948,6 +948,8 @@ def test_the_settings_file_takes_a_port_as_a_number_and_says_each_type_in_words(
         serve_address("my host:8765")
     with pytest.raises(EdgeRapError, match="--serve '300.1.1.1': not an IPv4 address"):  # (it bound nothing, later)
         serve_address("300.1.1.1:8765")
+    with pytest.raises(EdgeRapError, match="--serve '8²': expected"):  # (a digit to isdigit, not to int: a traceback)
+        serve_address("8²")
     for text, said in (('serve = true', "serve must be a [HOST:]PORT (a string or a port number), not true"),
                        ('cooldown = "5"', "cooldown must be a number, not '5'"),
                        ('max-frames = 2.5', "max-frames must be a whole number, not 2.5"),
@@ -990,6 +992,8 @@ def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_ta
         options_of(run_config({"sources": ["door=0", "Door=1"]}, None))
     with pytest.raises(EdgeRapError, match="^camera name 'door' is used twice"):
         options_of(run_config({"sources": ["door=0", "door=1"]}, None))
+    with pytest.raises(EdgeRapError, match="^camera name 'door\\\\n': use 1-32 letters"):  # ("$" took it)
+        options_of(run_config({"sources": ["door\n=0", "door=1"]}, None))
     specs = options_of(run_config({"sources": ["0", "CAM0=1", "Den=2"]}, None)).sources
     assert [s.name for s in specs] == ["cam1", "CAM0", "Den"]  # (each as spelled)
 

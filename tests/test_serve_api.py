@@ -580,14 +580,19 @@ def test_an_impossible_ipv4_address_is_refused_in_one_line_before_anything_else(
     # `pair --host 999.1.1.1` was taken with a warning only; `serve --host 256.0.0.1` warned of serving without TLS,
     # then said "Name or service not known"
     settings.memory.mkdir()
-    for host in ("999.1.1.1", "256.0.0.1", "1.2.3", "010.0.0.1"):
+    # 0x7f.1 and 0x7f000001, hex, were bound as 127.0.0.1 with a warning of serving without TLS, and put in the URL
+    for host in ("999.1.1.1", "256.0.0.1", "1.2.3", "010.0.0.1", "0x7f.1", "0x7f000001", "robot.1"):
         for command in ("pair", "serve"):
             rc, out, err = run(command, "--host", host)
             assert rc == 2 and out == "" and err == f"edge-rap: --host {host!r}: not an IPv4 address (four numbers " \
                 f"of 0 to 255 without leading zeros, such as 192.168.1.20)\n", (command, err)
     assert not (settings.memory / "api-token").exists()
-    for host in ("10.0.0.5", "3com.example", "::1", "fe80::1%eth0"):  # an address, a name, IPv6: taken
+    for host in ("10.0.0.5", "3com.example", "1e100.net", "0xc0ffee.example", "::1", "::ffff:10.0.0.5",
+                 "fe80::1%eth0"):  # an address, a name, IPv6: taken
         assert run("pair", "--json", "--host", host)[0] == 0, host
+    # [::1], as a URL writes it and `run --serve [::1]:8765` takes it, was "give a host name or address"
+    rc, out, _ = run("pair", "--json", "--host", "[::1]")
+    assert rc == 0 and json.loads(out)["url"] == "http://[::1]:8765/"
 
 
 def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):

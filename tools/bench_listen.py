@@ -278,12 +278,13 @@ def main() -> int:
     if args.engines and args.choosing:
         parser.error("--engines: only for the held-out names set (the choosing set's voices are fixed)")
     for option, measure in (("beam", "names"), ("choosing", "names"), ("questions", "latency")):
-        if getattr(args, option) not in (None, False) and args.measure != measure:  # (it was taken, and ignored)
+        value = getattr(args, option)  # (`not in (None, False)` took --beam 0 for not given: 0 == False)
+        if value is not None and value is not False and args.measure != measure:  # (it was taken, and ignored)
             parser.error(f"--{option}: only for `{measure}`, not `{args.measure}`")
     if args.measure == "names":
         with tempfile.TemporaryDirectory(prefix="bench-names-") as tmp:
-            return show(name_accuracy(Path(tmp), 5 if args.beam is None else args.beam, args.choosing, args.window, args.asr,
-                                      args.engines or ("piper", "espeak")), args.json)
+            return show(name_accuracy(Path(tmp), 5 if args.beam is None else args.beam, args.choosing, args.window,
+                                      args.asr, args.engines or ("piper", "espeak")), args.json)
     lines = QUESTIONS if args.questions is None else QUESTIONS[:args.questions]
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
         root = Path(tmp)

@@ -132,8 +132,8 @@ def serve_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     from edge_rap.serve.server import checked_host
 
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    host = host or "127.0.0.1"
+    if not port.isdecimal() or not 0 <= int(port) < 65536:
         raise EdgeRapError(f"--serve {text!r}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
     return checked_host(host, "--serve"), int(port)
 

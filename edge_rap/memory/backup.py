@@ -73,8 +73,6 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
     file it names (a link to the stick's backup was itself replaced by the new one, on the SD card); a link on its
     path that leads nowhere is refused."""
-    if target.is_symlink() and Path(os.path.realpath(target)).is_symlink():  # (realpath stops where a link loops)
-        raise EdgeRapError(f"{target}: a link that leads back to itself; nothing was written")
     if (why := _dangling_link(target)) is not None:
         raise EdgeRapError(why)
     target = Path(os.path.realpath(target)) if target.is_symlink() else target
@@ -116,6 +114,8 @@ def _dangling_link(target: Path) -> str | None:
     link = next((p for p in (target, *target.parents) if p.is_symlink() and not p.exists()), None)
     if link is None:
         return None
+    if Path(os.path.realpath(link)).is_symlink():  # (realpath stops where a link loops)
+        return f"{link}: a link that leads back to itself; nothing was written"
     return (f"{link}: a link to {os.readlink(link)}, which is not there (a drive not mounted?); nothing was written "
             "(name a path without the link to write there)")
 

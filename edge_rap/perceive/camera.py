@@ -31,7 +31,7 @@ from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")  # (\Z: "$" took "door" and a newline, printed as "door")
 #: Frames in a row a video file may fail to give before it is taken to have ended: OpenCV fails to grab a damaged
 #: frame and grabs the next one after it, so a bad frame must not end the file.
 DAMAGED_RUN_MAX = 30

@@ -30,7 +30,7 @@ def cmd_serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
-    checked_host(args.host)
+    args.host = checked_host(args.host)
     settings = _settings(args)
     from edge_rap.cli import _existing_memory, _stop_on_signals
 
@@ -75,8 +75,9 @@ def cmd_pair(args) -> int:
     memory = settings.memory
     where = recorded(memory)
     if args.host:  # checked before the token is touched: a refused --host with --rotate unpaired every phone
-        _warn_if_not_answered(checked_host(args.host), where)
-        where = replace(where, host=args.host)
+        host = checked_host(args.host)
+        _warn_if_not_answered(host, where)
+        where = replace(where, host=host)
     token = rotate_token(memory) if args.rotate else ensure_token(memory)
     if args.port is not None:
         where = replace(where, port=args.port)
@@ -113,7 +114,7 @@ def _warn_if_not_answered(host: str, served: Listening) -> None:
 def _port(text: str) -> int:
     import argparse
 
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {text!r}")
     return int(text)
 

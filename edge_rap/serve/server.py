@@ -35,16 +35,21 @@ class Tls:
 
 #: A host name, or an IPv4 or IPv6 address (with a zone): what a URL and a bind can take.
 _HOST = re.compile(r"[A-Za-z0-9._:%-]+")
-#: Numbers and dots only: meant as an IPv4 address (the resolver takes 1.2.3 and 010.0.0.1, octal, as ones).
-_NUMBERS = re.compile(r"[0-9.]+")
+#: A host meant as an IPv4 address: numbers and dots, or a last label that is a number, decimal or hex (no DNS name
+#: ends in one; a browser reads such a host as an address, and the resolver takes 1.2.3, 010.0.0.1, octal, and
+#: 0x7f.1, hex, as other addresses).
+_MEANT_AS_IPV4 = re.compile(r"[0-9.]+|(?:.*\.)?(?:[0-9]+|0[xX][0-9A-Fa-f]*)\.?")
 
 
 def checked_host(host: str, option: str = "--host") -> str:
-    """The host, or one line: "a b" or "http://x" made a URL the phone could not open and a bind that failed
-    with the resolver's words."""
+    """The host (an IPv6 address without the brackets a URL writes it in: [::1] is ::1, as `run --serve [::1]:8765`
+    takes it), or one line: "a b" or "http://x" made a URL the phone could not open and a bind that failed with the
+    resolver's words."""
+    if host.startswith("[") and host.endswith("]") and ":" in host:
+        host = host[1:-1]
     if not _HOST.fullmatch(host):
         raise EdgeRapError(f"{option} {host!r}: give a host name or address, such as 0.0.0.0 or 192.168.1.20")
-    if _NUMBERS.fullmatch(host) and not _is_ipv4(host):  # 999.1.1.1: no DNS name ends in a number
+    if ":" not in host and _MEANT_AS_IPV4.fullmatch(host) and not _is_ipv4(host):  # 999.1.1.1, 127.1, 0x7f.1
         raise EdgeRapError(f"{option} {host!r}: not an IPv4 address (four numbers of 0 to 255 without leading "
                            "zeros, such as 192.168.1.20)")
     return host

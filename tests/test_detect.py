@@ -148,21 +148,31 @@ def test_cli_recognize_with_a_detector_and_drawings(three_outputs, tmp_path, set
     assert (np.abs(edge.astype(int) - [230, 57, 70]).sum(axis=1) < 90).mean() > 0.8
 
 
+def _each_profiles_detector(tmp_path, monkeypatch):
+    """The mug remembered and a frame of it, then a device profile naming the detector, then one naming a detector
+    that is not there: (memory, frame, detector, whether it is there)."""
+    from edge_rap.cli import main
+
+    mem = tmp_path / "cli-mem"
+    photo = save_photo(tmp_path, "coffee")
+    assert main(["remember", "mug", str(photo), "--category", "cup", "--memory", str(mem)]) == 0
+    frame = save_photo(tmp_path, "coffee", _frame(), "frame.png")
+    profile = tmp_path / "with-detector.toml"
+    for model, placed in ((tmp_path / "yolo", True), (tmp_path / "no-such-detector", False)):
+        profile.write_text(f'[device]\nname = "with-detector"\n[detector]\nmodel = "{model}"\n')
+        monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+        yield mem, frame, model, placed
+
+
 def test_the_profiles_detector_places_concepts_for_recognize_as_for_run(three_outputs, tmp_path, settings, capsys,
                                                                           monkeypatch):
     # `[detector] model` in the device profile was the daemon's alone: `recognize` (and serve, listen) placed
     # concepts by dense matching on the same device, while doctor called the detector required.
     from edge_rap.cli import main
 
-    mem = str(tmp_path / "cli-mem")
-    assert main(["remember", "mug", str(save_photo(tmp_path, "coffee")), "--category", "cup", "--memory", mem]) == 0
-    frame = save_photo(tmp_path, "coffee", _frame(), "frame.png")
-    profile = tmp_path / "with-detector.toml"
-    for model, placed in ((tmp_path / "yolo", True), (tmp_path / "no-such-detector", False)):
-        profile.write_text(f'[device]\nname = "with-detector"\n[detector]\nmodel = "{model}"\n')
-        monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+    for mem, frame, _, placed in _each_profiles_detector(tmp_path, monkeypatch):
         capsys.readouterr()
-        rc = main(["recognize", str(frame), "--json", "--memory", mem])
+        rc = main(["recognize", str(frame), "--json", "--memory", str(mem)])
         out, err = capsys.readouterr()
         if placed:
             assert rc == 0, err
@@ -181,14 +191,7 @@ def test_the_profiles_detector_places_concepts_for_ask_as_for_recognize(three_ou
     from edge_rap.cli import main
     from edge_rap.household import Household
 
-    mem = tmp_path / "cli-mem"
-    photo_path = save_photo(tmp_path, "coffee")
-    assert main(["remember", "mug", str(photo_path), "--category", "cup", "--memory", str(mem)]) == 0
-    frame = save_photo(tmp_path, "coffee", _frame(), "frame.png")
-    profile = tmp_path / "with-detector.toml"
-    for model, placed in ((tmp_path / "yolo", True), (tmp_path / "no-such-detector", False)):
-        profile.write_text(f'[device]\nname = "with-detector"\n[detector]\nmodel = "{model}"\n')
-        monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+    for mem, frame, model, placed in _each_profiles_detector(tmp_path, monkeypatch):
         capsys.readouterr()
         rc = main(["ask", "what is this?", "--image", str(frame), "--json", "--memory", str(mem)])
         out, err = capsys.readouterr()

@@ -29,7 +29,7 @@ class HostNames:
 
     def accepts(self, host: str) -> bool:
         name = bare_name(host)
-        return name in self.names or _is_address(name)
+        return name in self.names or is_address(name)
 
 
 def host_names(bound: str = "127.0.0.1", allowed: tuple[str, ...] | None = None) -> HostNames:
@@ -49,7 +49,7 @@ def configured() -> list[str]:
     """EDGE_RAP_SERVE_HOSTS: comma-separated host names, checked."""
     names = [_plain(n) for n in os.environ.get(VARIABLE, "").split(",") if n.strip()]
     for name in names:
-        if not _NAME.fullmatch(name) or _is_address(name):
+        if not _NAME.fullmatch(name) or is_address(name):
             raise EdgeRapError(f"{VARIABLE}: {name!r} is not a host name (give names such as robot.lan, "
                                "comma-separated, without a port: an address is always answered)")
     return names
@@ -70,7 +70,7 @@ def _plain(name: str) -> str:
     return name.strip().lower().rstrip(".")
 
 
-def _is_address(name: str) -> bool:
+def is_address(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:

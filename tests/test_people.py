@@ -40,6 +40,17 @@ def test_a_person_is_remembered_with_a_face_view_a_thing_without(people):
     assert people.store.views(mug.id, kind="face") == []
 
 
+def test_a_person_of_a_category_of_several_words_is_remembered_with_a_face_as_who_counts_them(tmp_path, settings,
+                                                                                            embedder):
+    # Before: only the ten words alone were people: `--category "little girl"` registered no face, though "Is anyone
+    # home?" counts her by her last word; a "plastic baby" is a thing to both
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    girl = memory.remember("ada", [save_photo(tmp_path, "grace_hopper")], "", "little girl")
+    toy = memory.remember("toy", [save_photo(tmp_path, "astronaut")], "", "plastic baby")
+    assert len(memory.store.views(girl.id, kind="face")) == 1 and memory.store.views(toy.id, kind="face") == []
+    memory.close()
+
+
 def test_a_person_is_found_by_the_face_never_by_the_rest_of_the_photo(people, settings):
     # Her own photo with the face covered still matches her whole-photo views (clothes, background); a person
     # named where no face of hers is would be announced to the household.

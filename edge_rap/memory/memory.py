@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.kinds import is_person
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.reindexed import Reindexed, UnreadablePhoto
 from edge_rap.memory.store import ADD_INSTEAD, JOINERS, DiskFullError, Store, is_control, new_name
@@ -39,18 +40,12 @@ MIN_SIDE = 16
 MIN_SPREAD = 2.0
 MIN_BOX_SPREAD = 8.0
 PLAIN_SHARE = 0.25
-#: Categories whose concepts are people: remembering one registers the face of its photo.
-PERSON_CATEGORIES = {"person", "people", "human", "man", "woman", "child", "boy", "girl", "baby", "kid"}
 
 
 def _relative(image_path: str) -> str:
     """A stored photo's path relative to images/ (its two-character folder and file name)."""
     path = Path(image_path)
     return f"{path.parent.name}/{path.name}"
-
-
-def is_person(category: str) -> bool:
-    return category.strip().lower() in PERSON_CATEGORIES
 
 
 def detail_spread(pixels: np.ndarray) -> float:

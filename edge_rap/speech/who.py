@@ -13,27 +13,18 @@ import unicodedata
 from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
-from edge_rap.memory.memory import PERSON_CATEGORIES
+from edge_rap.kinds import ANIMAL_CATEGORIES, PERSON_CATEGORIES, is_of, made, singular
 from edge_rap.memory.store import straight_apostrophes
 from edge_rap.speech.names import NUMBERS
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
 
-#: Breeds: the word before one names the breed ("toy poodle", "wheaten terrier"), not a thing made like it.
-_BREEDS = frozenset("labrador retriever collie spaniel terrier poodle beagle pug dachshund husky tabby".split())
-#: Categories that make a concept someone ("who"), besides the person ones.
-ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
-    rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
-    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet""".split()) | _BREEDS
 #: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
 _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
     grandma grandpa granny grandad grandmother grandfather nan nana auntie aunt uncle cousin niece nephew friend
     neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
     grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
     sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
-#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
-_MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
-    glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
 #: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
 #: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2").
 _AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
@@ -81,23 +72,9 @@ def asks_who(question: str) -> WhoQuestion | None:
 
 
 def is_someone(concept: Concept) -> bool:
-    """A person or an animal by its category, said in the plural too ("our kittens"), or of no category. A category
-    of several words is its last, as a voice's is its noun (`--category "golden retriever"` is a dog, "dog toy" a
-    toy), unless the word before it makes it a thing ("teddy bear", "rubber duck": `_made`), or the words joined
-    ("guinea pig")."""
-    category = concept.category.strip().lower()
-    words = re.split(r"[\s_-]+", category)
-    kinds = (category.replace(" ", "_"),) + (() if _made(words) else (words[-1],))
-    return not category or any(_singular(c) & (PERSON_CATEGORIES | ANIMAL_CATEGORIES) for c in kinds)
-
-
-def _made(words: list[str]) -> int:
-    """How many words at the end name a thing made like an animal or a person ("teddy bear": 2, "toy guinea pig": 3;
-    0 for none), as spoken and typed alike: only the word just before the animal makes it a thing ("soft-coated
-    wheaten terrier", "teddy bear hamster" are animals), and never before a breed ("toy poodle" is a dog)."""
-    animal = 2 if len(words) > 2 and _singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
-    made = len(words) > animal and words[-animal - 1] in _MADE and not _singular(words[-1]) & _BREEDS
-    return animal + 1 if made else 0
+    """A person or an animal by its category (`kinds.is_of`: "our kittens", "golden retriever"; not "teddy bear"), or
+    of no category: a person remembered without one must not be left out."""
+    return not concept.category.strip() or is_of(concept.category, PERSON_CATEGORIES | ANIMAL_CATEGORIES)
 
 
 def spoken_category(said: str) -> str:
@@ -112,14 +89,9 @@ def spoken_category(said: str) -> str:
     words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
     if not words:
         return ""
-    if made := _made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
-        return " ".join(words[-made:])
-    return "" if _singular(words[-1]) & (PERSON_CATEGORIES | _KIN) else words[-1]
-
-
-def _singular(noun: str) -> set[str]:
-    """A noun and what it may be the plural of: "the puppies" and "the babies" too, not only "the kittens"."""
-    return {noun, noun.removesuffix("s"), noun.removesuffix("es"), noun[:-3] + "y" if noun.endswith("ies") else noun}
+    if made_like := made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
+        return " ".join(words[-made_like:])
+    return "" if singular(words[-1]) & (PERSON_CATEGORIES | _KIN) else words[-1]
 
 
 def answer_who(home, asked: WhoQuestion, recognition: Recognition | None,

@@ -1,0 +1,49 @@
+"""What a concept's category says it is: a person (`remember` registers the face of its photo), an animal (someone,
+for "is anyone home?"), or a thing made like one ("teddy bear", "plastic baby"). One rule for the faces and for
+"who" alike: a category of several words is its last (`--category "little girl"` is a girl, "golden retriever" a
+dog), unless the word just before it makes it a thing."""
+
+from __future__ import annotations
+
+import re
+
+#: Categories whose concepts are people: remembering one registers the face of its photo.
+PERSON_CATEGORIES = frozenset("person people human man woman child boy girl baby kid".split())
+#: Breeds: the word before one names the breed ("toy poodle", "wheaten terrier"), not a thing made like it.
+BREEDS = frozenset("labrador retriever collie spaniel terrier poodle beagle pug dachshund husky tabby".split())
+#: Categories that make a concept someone ("who"), besides the person ones.
+ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
+    rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
+    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet""".split()) | BREEDS
+#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
+MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
+    glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
+
+
+def is_person(category: str) -> bool:
+    """Whether a concept of this category is a person, by `is_of`: "girl", "little girl", "kids"; not "plastic
+    baby"."""
+    return is_of(category, PERSON_CATEGORIES)
+
+
+def is_of(category: str, kinds: frozenset[str]) -> bool:
+    """Whether `category` (any case) is one of `kinds`, in the plural too: as a whole, its words joined ("guinea
+    pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing (`made`)."""
+    category = category.strip().lower()
+    words = re.split(r"[\s_-]+", category)
+    whole = (category.replace(" ", "_"),) + (() if made(words) else (words[-1],))
+    return any(singular(w) & kinds for w in whole)
+
+
+def made(words: list[str]) -> int:
+    """How many words at the end name a thing made like an animal or a person ("teddy bear": 2, "toy guinea pig": 3;
+    0 for none), as spoken and typed alike: only the word just before the animal makes it a thing ("soft-coated
+    wheaten terrier", "teddy bear hamster" are animals), and never before a breed ("toy poodle" is a dog)."""
+    animal = 2 if len(words) > 2 and singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
+    thing = len(words) > animal and words[-animal - 1] in MADE and not singular(words[-1]) & BREEDS
+    return animal + 1 if thing else 0
+
+
+def singular(noun: str) -> set[str]:
+    """A noun and what it may be the plural of: "the puppies" and "the babies" too, not only "the kittens"."""
+    return {noun, noun.removesuffix("s"), noun.removesuffix("es"), noun[:-3] + "y" if noun.endswith("ies") else noun}

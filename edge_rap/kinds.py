@@ -14,7 +14,8 @@ BREEDS = frozenset("labrador retriever collie spaniel terrier poodle beagle pug 
 #: Categories that make a concept someone ("who"), besides the person ones.
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
     rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
-    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet""".split()) | BREEDS
+    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
+    glass_snake""".split()) | BREEDS  # a glass frog is a frog of its own (Centrolenidae), not one made of glass
 #: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
 MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
     glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
@@ -39,7 +40,7 @@ def made(words: list[str]) -> int:
     """How many words at the end name a thing made like an animal or a person ("teddy bear": 2, "toy guinea pig": 3;
     0 for none), as spoken and typed alike: only the word just before the animal makes it a thing ("soft-coated
     wheaten terrier", "teddy bear hamster" are animals), and never before a breed ("toy poodle" is a dog)."""
-    animal = 2 if len(words) > 2 and singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
+    animal = 2 if len(words) > 1 and singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
     thing = len(words) > animal and words[-animal - 1] in MADE and not singular(words[-1]) & BREEDS
     return animal + 1 if thing else 0
 

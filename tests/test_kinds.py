@@ -14,3 +14,12 @@ def test_a_person_is_told_by_the_rule_who_is_home_counts_by():
         assert is_person(person) and is_someone(Concept(1, "x", person, "", 0, 0, 1)), person
     for thing in ("toy soldier", "plastic baby", "toy-boy", "dog", "teddy bear", ""):
         assert not is_person(thing), thing
+
+
+def test_a_glass_frog_is_a_frog_and_a_glass_cat_a_thing():
+    # Before: "glass" before an animal always made it a thing, so a pet glass frog (a frog species) was left out of
+    # "Is anyone home?"; one made of glass still is a thing
+    for animal in ("glass frog", "Glass Frogs", "glass lizard", "guinea pig"):
+        assert is_someone(Concept(1, "x", animal, "", 0, 0, 1)), animal
+    for thing in ("glass cat", "toy glass frog", "glass-bird"):
+        assert not is_someone(Concept(1, "x", thing, "", 0, 0, 1)), thing

@@ -1463,6 +1463,17 @@ def test_a_toy_person_remembered_by_voice_is_a_thing_as_typed():
         assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) == (said == "my mum"), said
 
 
+def test_a_brand_before_a_spoken_noun_gives_the_category_typed_in_lower_case():
+    # Before: whisper's "my Lego man" (a brand's capital) was a proper name, no category: counted as someone home,
+    # where "my lego man" and `--category "Lego man"` are a thing; capitals alone are still a name
+    from edge_rap.speech.intents import parse
+
+    for said, category in (("my Lego man", "lego man"), ("the LEGO man", "lego man"), ("my Teddy bear", "teddy bear"),
+                           ("the Nintendo switch", "switch"), ("our Aunt Mary", ""), ("my Luna", "")):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == category, said
+
+
 def test_listen_json_shows_the_category_a_spoken_remember_stores():
     # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
     # `keys` that no key showed

@@ -26,8 +26,10 @@ _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daugh
     grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
     sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
 #: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
-#: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2").
-_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+(?P<noun>[a-z0-9][a-z0-9\s'-]*?)\W*$")
+#: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2"), after a brand at most
+#: (a capital before a noun in lower case: "my Lego man" is the "lego man" typed, a thing; "our Aunt Mary" a name).
+_AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+"
+                      r"(?P<noun>(?:[A-Z][A-Za-z0-9]*[\s-]+(?=[a-z0-9]))?[a-z0-9][a-z0-9\s'-]*?)\W*$")
 
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
@@ -86,7 +88,7 @@ def spoken_category(said: str) -> str:
     folded = unicodedata.normalize("NFKD", straight_apostrophes(said)).encode("ascii", "ignore").decode()  # "café"
     m = _AS_NOUN.match(folded)
     # its last word but a number ("the cat two" is a cat, not a "two")
-    words = [w for w in m["noun"].replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
+    words = [w for w in m["noun"].lower().replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
     if not words:
         return ""
     if made_like := made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed

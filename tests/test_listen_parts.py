@@ -1123,6 +1123,13 @@ def test_a_bracketed_name_spelled_exactly_is_that_one_of_two_alike():
         assert said.heard == [] and [set(a.names) for a in said.ambiguous] == [set(names)], otherwise
 
 
+def test_a_bracketed_name_spelled_exactly_but_its_spaces_is_that_one_of_two_alike_as_typed():
+    # Before: <Zoe's\u00a0mug> and <Zoe's  mug> asked which was meant, where `forget` takes <Zoe's mug>
+    names = ["Zoe\u00b4s mug", "Zoe's mug"]
+    for spaced in ("Is <Zoe's\u00a0mug> home?", "Is <Zoe's  mug> home?", "Where is <Zoe's\u2002mug>'s lid?"):
+        assert match_names(spaced, names).names == ["Zoe's mug"], spaced
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

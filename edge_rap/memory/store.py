@@ -14,7 +14,7 @@ import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 
@@ -167,6 +167,23 @@ def _bare(name: str) -> str:
     return name[1:-1].strip() if name.startswith("<") and name.endswith(">") else name
 
 
+def _spaced(name: str) -> str:
+    """`name` as a name is stored: bare, each run of spaces of any kind (a no-break space too) one space."""
+    return _bare(re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)))
+
+
+def spellings(written: str) -> tuple[str, ...]:
+    """The exact spellings a name written so (typed, or in a question's <brackets>) is looked up by, the first
+    first: as given (a memory of before may hold "tea  pot" beside "tea pot"), then spaced as names are stored."""
+    return tuple(dict.fromkeys((_bare(written), _spaced(written))))
+
+
+def spelled(written: str, names: Collection[str]) -> str | None:
+    """The one of `names` that `written` spells exactly, as `find` takes it (`spellings`), or None: of two names a
+    memory of before holds alike, the one meant, in `forget`, a typed question and a transcript alike."""
+    return next((s for s in spellings(written) if s in names), None)
+
+
 #: Invisible characters that a name's letters may need: the zero-width joiner of emoji sequences ("👨‍👩‍👧") and of
 #: scripts such as Sinhala ("ශ්‍රී"), and the non-joiner of Persian and Indic words. name_key drops them.
 JOINERS = "\u200c\u200d"
@@ -213,7 +230,7 @@ def validate_name(name: str) -> str:
     """A concept name: printable (a joiner between two characters aside), no path separators, at most 64
     characters; surrounding <> are dropped and a run of spaces of any kind (a no-break space too) is one space: two
     names must not print alike."""
-    name = _bare(re.sub(" +", " ", "".join(" " if unicodedata.category(c) == "Zs" else c for c in name)))
+    name = _spaced(name)
     if not name:
         raise EdgeRapError("concept name is empty")
     if len(name) > MAX_NAME:
@@ -599,9 +616,9 @@ class Store:
     def find(self, name: str) -> Concept | None:
         """The concept of this name, in any case ("Bo" finds <bo>: names are one name in any case); in a memory
         made before that rule, where two names differ only in case, only the exact spelling finds one."""
-        asked = _bare(name)  # as given first: a memory of before may hold "tea  pot" beside "tea pot"
+        exact = spellings(name)
         name = validate_name(name)
-        for spelling in dict.fromkeys((asked, name)):
+        for spelling in exact:
             rows = self._rows(self._CONCEPT_SQL + " WHERE c.name = ?", (spelling,))
             if rows:
                 return Concept(*rows[0])

@@ -7,13 +7,12 @@ tested on made-up numbers (tests/test_decide.py). The rules and their reasons: d
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import replace
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from edge_rap.memory.store import KEY_DROPS, fold, name_key
+from edge_rap.memory.store import KEY_DROPS, fold, name_key, spelled
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
@@ -56,7 +55,8 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
 
 def _exact_of_alike(concepts: list[Concept], question: str) -> list[Concept]:
     """`concepts` without those written alike to one the question writes in <brackets> spelled exactly."""
-    exact = {unicodedata.normalize("NFC", m.group(1)).strip() for m in WRITTEN_NAME.finditer(question)}
+    names = {c.name for c in concepts}
+    exact = {spelled(m.group(1), names) for m in WRITTEN_NAME.finditer(question)}
     keys = [name_key(c.name) for c in concepts if c.name in exact]
     meant = {name_key(c.name): c for c in concepts if c.name in exact and keys.count(name_key(c.name)) == 1}
     return [c for c in concepts if meant.get(name_key(c.name), c) is c]

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-from edge_rap.memory.store import fold, name_key, straight_apostrophes
+from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
@@ -214,9 +213,9 @@ def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str 
     left, right = text.rfind("<", 0, start), text.find(">", end)
     if left < 0 or right < 0 or ">" in text[left:start] or "<" in text[end:right]:
         return None
-    written = unicodedata.normalize("NFC", text[left + 1:right]).strip()  # as the memory stores names
-    exact = [n for n in options if n in (written, POSSESSIVE.sub("", written))]
-    return exact[0] if len(exact) == 1 else None
+    written = text[left + 1:right].strip()
+    exact = {spelled(w, options) for w in (written, POSSESSIVE.sub("", written))} - {None}  # as `forget` takes it
+    return exact.pop() if len(exact) == 1 else None
 
 
 def match_names(text: str, names: Sequence[str]) -> Names:

@@ -1130,6 +1130,16 @@ def test_a_bracketed_name_spelled_exactly_but_its_spaces_is_that_one_of_two_alik
         assert match_names(spaced, names).names == ["Zoe's mug"], spaced
 
 
+def test_a_one_letter_name_with_an_apostrophe_is_heard():
+    # Before: <f'> (or <f\u2032>) was never heard, not even typed: a transcript's word has no apostrophe at its end
+    # and one letter alone is compared only spelled exactly, so "f" was not "f'"
+    for name in ("f'", "f\u2032"):
+        for said in ("Where is F?", "Where is f'?", "Where is <f'>?"):
+            assert match_names(said, [name]).names == [name], (name, said)
+    assert match_names("Where is <f'>?", ["f", "f'"]).names == ["f'"]  # spelled exactly, of two said alike
+    assert [set(a.names) for a in match_names("Where is F?", ["f", "f'"]).ambiguous] == [{"f", "f'"}]
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

@@ -207,21 +207,28 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 
 
 def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str | None:
-    """The one of `options` that text[start:end] is written in <brackets> as, spelled exactly (a possessive after
-    the name may be inside them), or None: a memory of before the rules that make them one name may hold two said
-    alike, and the exact spelling is the one meant, as `forget` takes it."""
+    """The one of `options` that text[start:end] is written in <brackets> as, spelled exactly, as `forget` takes it
+    (`spelled`), or without a possessive after it inside them ("<Bo's>" where no <Bo's> is), or None: a memory of
+    before the rules that make them one name may hold two said alike ("f" and "f'" too), and the exact spelling is
+    the one meant."""
     left, right = text.rfind("<", 0, start), text.find(">", end)
     if left < 0 or right < 0 or ">" in text[left:start] or "<" in text[end:right]:
         return None
     written = text[left + 1:right].strip()
-    exact = {spelled(w, options) for w in (written, POSSESSIVE.sub("", written))} - {None}  # as `forget` takes it
-    return exact.pop() if len(exact) == 1 else None
+    return spelled(written, options) or spelled(POSSESSIVE.sub("", written), options)
+
+
+def _said(form: str) -> str:
+    """A name's folded spoken form as `_words` reads a transcript: without joiners, nor an apostrophe that does not
+    stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter name with one was never
+    heard, not even typed <f'>)."""
+    return re.sub(r"'(?![^\W\d_])", "", form.translate(JOINERS))
 
 
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: fold(spoken_form(name)).translate(JOINERS) for name in names}  # as name_key: "ß" is <SS>
+    forms = {name: _said(fold(spoken_form(name))) for name in names}  # as name_key: "ß" is <SS>
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it

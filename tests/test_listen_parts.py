@@ -1354,6 +1354,17 @@ def test_a_goodbye_answers_a_waiting_command_with_a_no(said):
     assert is_answer(said) and not is_yes(said)
 
 
+@pytest.mark.parametrize("apostrophe", ["\u2019", "\u02bc", "`"])
+def test_a_yes_or_no_typed_with_another_apostrophe_is_read_as_whispers(apostrophe):
+    # Before: the patterns took "'" alone: a phone's "Yes, don\u2019t." was a yes (the forget done) and "Don\u2019t."
+    # no answer at all
+    from edge_rap.speech.intents import is_answer, is_yes
+
+    assert is_answer(f"Don{apostrophe}t.") and not is_yes(f"Don{apostrophe}t.")
+    assert not is_yes(f"Yes, don{apostrophe}t.") and not is_yes(f"Okay, wait, don{apostrophe}t")
+    assert is_yes(f"Yes, I don{apostrophe}t mind.") and is_yes(f"Sure, I wouldn{apostrophe}t mind.")
+
+
 def test_a_failed_spoken_command_says_why_without_a_path():
     # a memory or event log that cannot be written (a full disk): the device read out the file's whole path
     from edge_rap.errors import EdgeRapError

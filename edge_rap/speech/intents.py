@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
-from edge_rap.memory.store import disk_error
+from edge_rap.memory.store import disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
 from edge_rap.speech.names import COMMON, Names, match_names
@@ -186,7 +186,9 @@ def _add(name: str, lead: str = "") -> tuple[Command, str]:
 
 
 def is_answer(text: str) -> bool:
-    """Whether `text` answers a yes-or-no question (starts with a yes or a no), rather than asking something new."""
+    """Whether `text` answers a yes-or-no question (starts with a yes or a no), rather than asking something new;
+    its apostrophes as whisper writes them ("Don’t." typed on a phone is "Don't.")."""
+    text = straight_apostrophes(text)
     return bool(_YES.match(text) or _NO_FIRST.match(text))
 
 
@@ -198,7 +200,8 @@ def says_nothing(text: str) -> bool:
 
 def is_yes(text: str) -> bool:
     """A clear yes: starts with one and takes nothing back ("yes, but not now" is no; "Okay, bye" too, not "Yes,
-    bye", nor "Sure, no problem")."""
+    bye", nor "Sure, no problem"); "Yes, don’t" typed on a phone takes it back as "Yes, don't" does."""
+    text = straight_apostrophes(text)
     yes = _YES.match(text)
     return bool(yes) and not _NO.search(_NO_BUT_YES.sub("", text)) and not (yes["yes"].lower() in ("ok", "okay")
                                                       and _BYE_NEXT.match(text, yes.end()))

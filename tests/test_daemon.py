@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edge_rap.daemon.clock import WallClock, steady_now
-from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots
+from edge_rap.daemon.events import EventLog, EventLogError, EventLogFull, SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions
 from edge_rap.daemon.track import Change, VoteSettings
 from edge_rap.perceive.camera import parse_source
@@ -916,9 +916,7 @@ def failing_adds(home, fails) -> None:
 
     def refusing(event):
         if fails(event):
-            from edge_rap.errors import EdgeRapError
-
-            raise EdgeRapError(f"{home.events.path}: cannot log the event (database or disk is full)")
+            raise EventLogFull(home.events.path, "cannot log the event (database or disk is full)")
         return add(event)
 
     home.events.add = refusing
@@ -965,6 +963,44 @@ def test_a_snapshot_deleted_for_its_refused_event_makes_the_room_the_log_needed(
     daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
     failing_adds(home, lambda e: any((tmp_path / "snapshots").iterdir()))
     daemon._announce(frame, arrival_and_leaving()[0])
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
+
+
+def test_the_log_tells_a_full_disk_from_a_lock(tmp_path):
+    # Only room may be made by deleting a snapshot: the loop tries the log again for a full disk alone (below).
+    import sqlite3
+
+    log = EventLog(tmp_path / "memory")
+    log._db().execute(f"PRAGMA max_page_count = {log._db().execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL
+    with pytest.raises(EventLogFull, match="disk is full"):
+        for _ in range(100):
+            log.add(Event("arrived", "bo", "cam", 1.0, time.time(), said="x" * 4096))
+    log._db().execute("PRAGMA max_page_count = 1073741823")
+    log._db().execute("PRAGMA busy_timeout = 0")
+    with contextlib.closing(sqlite3.connect(log.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(EventLogError, match="locked") as refused:
+            log.add(Event("arrived", "bo", "cam", 1.0, time.time()))
+        assert not isinstance(refused.value, EventLogFull)
+
+
+def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_snapshot(tmp_path):
+    # Another process held the log's lock past the busy timeout: the arrival was refused, its snapshot deleted (as
+    # for a full disk), and the log tried again for another whole timeout, the camera loop stalled 20 s.
+    import sqlite3
+
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    home.events.begin_watch()
+    home.events._db().execute("PRAGMA busy_timeout = 50")
+    add, tries = home.events.add, []
+    home.events.add = lambda event: tries.append(event.kind) or add(event)
+    with contextlib.closing(sqlite3.connect(home.events.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        daemon._announce(frame, arrival_and_leaving()[0])
+        assert tries == ["arrived"] and [e.kind for e in daemon.unlogged] == ["arrived"]
+        other.execute("ROLLBACK")
+    daemon._log_unlogged()  # the lock let go: the arrival is logged (without the snapshot deleted for it)
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
 
 

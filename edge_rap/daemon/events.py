@@ -84,6 +84,11 @@ class EventLogError(DeviceError):
     """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder)."""
 
 
+class EventLogFull(EventLogError):
+    """The event log cannot take an event for want of room (SQLITE_FULL): deleting a file may make it, where waiting
+    for a lock another process holds would not."""
+
+
 @dataclass(frozen=True)
 class SnapshotPolicy:
     folder: Path
@@ -375,7 +380,8 @@ class EventLog:
         try:
             event.id = self._mended(lambda: self._insert(event, self.watch))
         except sqlite3.Error as e:
-            raise EventLogError(self.path, f"cannot log the event ({e})") from None
+            full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10)
+            raise (EventLogFull if full else EventLogError)(self.path, f"cannot log the event ({e})") from None
         return event
 
     def _insert(self, event: Event, watch: int | None) -> int:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.clock import Reading, WallClock, plausible
+from edge_rap.daemon.events import EventLogFull
 from edge_rap.daemon.notify import Notifier, Supervisor
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
@@ -474,8 +475,8 @@ class Daemon:
                     unshown = self._without_snapshots()
                     self._said_once("log", True, f"{e}; events are kept to log when it can be written"
                                     f"{' (without their snapshots)' if self.snapshots else ''}", "")
-                    if unshown:  # their room may be what the log needed (a full disk)
-                        continue
+                    if unshown and isinstance(e, EventLogFull):  # their room may be what the log needed; a
+                        continue  # lock held past the busy timeout is not waited for twice (the loop stalled 20 s)
                     while len(self.unlogged) > UNLOGGED_MAX:
                         self.unlogged.popleft()
                         self.unlogged_dropped += 1

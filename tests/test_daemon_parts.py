@@ -1307,6 +1307,28 @@ def test_visits_of_a_daemon_that_died_are_closed_at_its_last_sign_of_life(tmp_pa
     assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (os.getpid(),)).fetchone() == (2,)
 
 
+def test_visits_no_live_run_owns_are_closed_at_the_next_start_though_their_watch_has_no_row(tmp_path):
+    # A run stopped cleanly with <bo>'s leaving never logged (let go while the disk was full): its row went as it
+    # stopped, and no start closed the visit, nor one of a watch a restored log holds no row of; "where is Bo?" read
+    # it as ended, but `events` and `forget` (every snapshot on the porch since "while Bo was there") did not.
+    running = EventLog(tmp_path)  # another daemon, alive: its visit stays open
+    running.begin_watch()
+    running.add(Event("arrived", "mochi", "porch", 1.0, 1020.0))
+    stopped = EventLog(tmp_path)
+    stopped.begin_watch()
+    stopped.add(Event("arrived", "bo", "porch", 5.0, 1000.0))
+    stopped.add(Event("arrived", "anya", "den", 6.0, 1001.0))
+    stopped.add(Event("left", "anya", "den", 9.0, 1004.0))  # its last event after bo's arrival
+    stopped.end_watch()
+    stopped._db().execute("INSERT INTO events (kind, name, camera, time_s, wall, watch) VALUES "
+                          "('arrived', 'ben', 'den', 1.0, 1100.0, 999)")  # a watch of which the log has no row
+    closed = EventLog(tmp_path).begin_watch()
+    assert sorted((e.kind, e.name, e.camera, e.time_s, e.wall) for e in closed) == [
+        ("left", "ben", "den", 1.0, 1100.0), ("left", "bo", "porch", 9.0, 1004.0)]
+    assert EventLog(tmp_path).begin_watch() == []  # closed once
+    assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"
+
+
 def test_where_is_reads_a_dead_daemons_visit_as_ended_at_its_newest_event_as_its_closing_will(tmp_path):
     # Before the next `run` closed the visit, "where is Bo?" ended it at the last beat, and the closing then moved
     # it to the arrival logged after that beat: the two said different times of one visit.

@@ -408,7 +408,7 @@ class EventLog:
         with _locked(db):  # two daemons starting together close a dead one's visits once
             watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?",
                                  (socket.gethostname(),)).fetchall()
-            closed = self._close_unwatched() + self._end_watches(
+            closed = self._close_unwatched() + self._close_rowless() + self._end_watches(
                 [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
             self.watch = db.execute(
@@ -424,7 +424,7 @@ class EventLog:
         def end() -> list[Event]:
             db = self._db()
             with _locked(db):
-                return self._close_unwatched() + self._end_watches(
+                return self._close_unwatched() + self._close_rowless() + self._end_watches(
                     db.execute("SELECT id, alive FROM watches WHERE started < ?", (before,)).fetchall())
 
         try:
@@ -465,19 +465,43 @@ class EventLog:
         last = self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0]
         return [] if last is None else self._close_visits(None, last)
 
+    def _close_rowless(self) -> list[Event]:
+        """Close the visits still open whose watch has no row: a run that stopped cleanly (its row deleted) with a
+        leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running daemon
+        registers its watch before its first event and keeps the row until it stops (or rejoins with it a log
+        started anew), so no live run owns them. Only each place's newest event is read (the (name, camera) index,
+        not a year's log); each visit ends at its watch's last event after it, else at its arrival, as "where is
+        X?" reads it (`_ended`)."""
+        db = self._db()
+        names, name = [], db.execute("SELECT MIN(name) FROM events").fetchone()[0]
+        while name is not None:
+            names.append(name)
+            name = db.execute("SELECT MIN(name) FROM events WHERE name > ?", (name,)).fetchone()[0]
+        newest = [row for name in names for row in db.execute(_NEWEST_ON_EACH_CAMERA, (name,))]
+        watches = {row[0] for row in db.execute("SELECT id FROM watches")}
+        arrivals = [(row, db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
+                    for row in newest if row[1] == "arrived"]
+        return self._leave([(row[:6], watch) for row, watch in arrivals if watch is not None and watch not in watches],
+                           None)
+
     def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
         """A "left" for every arrival of `watch` whose concept and camera it never logged leaving, at its last sign
         of life after that arrival (`_LIVED_AFTER`), as "where is X?" reads it before (`_ended`)."""
         rows = self._db().execute(
             "SELECT e.id, e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
             "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
-        arrivals = [row for row in rows if row[1] == "arrived"]
-        ends = [max(alive, self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] or alive)
-                for row in arrivals]  # (all before a "left" is added: one is no sign of life)
+        return self._leave([(row, watch) for row in rows if row[1] == "arrived"], alive)
+
+    def _leave(self, arrivals: list[tuple[tuple, int | None]], alive: float | None) -> list[Event]:
+        """A "left" for each of these ((id, kind, name, camera, time_s, wall), watch) arrivals, logged as its
+        watch's, at the latest of `alive` (its last beat, where known), the last event it logged after the arrival,
+        and the arrival itself (one after the last sign of life left when it was logged)."""
+        lived = [self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] for row, watch in arrivals]
+        ends = [max(t for t in (alive, later, row[5]) if t is not None)  # (all read before a "left" is added: one is
+                for (row, _), later in zip(arrivals, lived)]  # no sign of life)
         closed = []
-        for (_, _, name, camera, time_s, wall), ended in zip(arrivals, ends):
-            # (an arrival after the last sign of life: it left when it was logged)
-            event = Event("left", name, camera, time_s + max(0.0, ended - wall), max(ended, wall))
+        for ((_, _, name, camera, time_s, wall), watch), ended in zip(arrivals, ends):
+            event = Event("left", name, camera, time_s + ended - wall, ended)
             event.id = self._insert(event, watch)
             closed.append(event)
         return closed

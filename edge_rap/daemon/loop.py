@@ -221,7 +221,8 @@ class Daemon:
             log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
                         "a camera both open gives its frames to one", pid, _when(since))
         if closed:
-            log.warning("closed %s an earlier run left open (it died, or was an older edge_rap: %s)",
+            log.warning("closed %s an earlier run left open (it died, stopped with a leaving the log never took, or "
+                        "was an older edge_rap: %s)",
                         counted(len(closed), "visit"), ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
         started = time.monotonic()
         ready = threading.Event()

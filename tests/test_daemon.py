@@ -1029,6 +1029,32 @@ def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_event
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", str(snapshot))]  # no picture unnamed
 
 
+def test_past_the_events_kept_whole_visits_are_let_go_never_a_leaving_the_log_owes(tmp_path, monkeypatch):
+    # Past the events kept for a full disk the oldest went first: <bo>'s leaving, whose arrival the log held, so
+    # the log said "on cam now" of her once it could be written again; an arrival let go had its leaving logged alone.
+    import edge_rap.daemon.loop as loop
+
+    monkeypatch.setattr(loop, "UNLOGGED_MAX", 4)
+    daemon, home, _ = daemon_at_a_frame(tmp_path, [])
+    home.events.begin_watch()
+    full = [False]
+    failing_adds(home, lambda e: full[0])
+    daemon._log_all([Event("arrived", "bo", "cam", 1.0, 1.0)])
+    full[0] = True
+    daemon._log_all([Event("left", "bo", "cam", 2.0, 2.0)])
+    for t, name in enumerate(("a", "b", "c"), 3):
+        daemon._log_all([Event("arrived", name, "cam", t, t)])
+        daemon._log_all([Event("left", name, "cam", t + 0.5, t + 0.5)])
+    daemon._log_all([Event("arrived", "d", "cam", 9.0, 9.0)])  # still in view
+    assert [(e.kind, e.name) for e in daemon.unlogged] == [("left", "bo"), ("arrived", "c"), ("left", "c"),
+                                                           ("arrived", "d")]
+    assert daemon.unlogged_dropped == 4
+    full[0] = False
+    daemon._log_unlogged()
+    assert [(e.kind, e.name) for e in home.events.query()] == [
+        ("arrived", "bo"), ("left", "bo"), ("arrived", "c"), ("left", "c"), ("arrived", "d")]
+
+
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):
     # They were said to be "kept to log when it can be written", then dropped at the end without a word.
     values = [40, 255, 255, 255] + [40] * 6

@@ -52,7 +52,8 @@ FIGURES = ("lag",)
 #: within a frame. One whose camera hangs (a stream that stopped answering, a FIFO with no writer) waits in OpenCV
 #: for its own timeout: it is not waited for, so that SIGTERM still ends the run within 2 s.
 JOIN_S = 1.0
-#: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again.
+#: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again;
+#: past these, the first whole visits kept are let go (`_let_go`).
 UNLOGGED_MAX = 10_000
 #: How often the event log's retention is applied (and once at the start).
 PRUNE_EVERY_S = 3600.0
@@ -478,9 +479,7 @@ class Daemon:
                                     f"{' (without their snapshots)' if self.snapshots else ''}", "")
                     if unshown and isinstance(e, EventLogFull):  # their room may be what the log needed; a
                         continue  # lock held past the busy timeout is not waited for twice (the loop stalled 20 s)
-                    while len(self.unlogged) > UNLOGGED_MAX:
-                        self.unlogged.popleft()
-                        self.unlogged_dropped += 1
+                    self._let_go()
                     return False
                 logged.append(self.unlogged.popleft())
         finally:
@@ -489,12 +488,30 @@ class Daemon:
                         "kept event is logged")
         return True
 
+    def _let_go(self) -> None:
+        """Past UNLOGGED_MAX kept, the first visits kept whole are let go, each an arrival with its leaving: never a
+        leaving alone, whose arrival the log holds (that visit would stay open in it), nor an arrival whose leaving
+        would be logged without it. What stays beside the whole visits is bounded: at most a leaving owed and an
+        arrival still in view for each concept on each camera."""
+        while len(self.unlogged) > UNLOGGED_MAX:
+            opened: dict = {}  # place -> where its arrival is kept
+            for index, event in enumerate(self.unlogged):
+                if event.kind == "arrived":
+                    opened.setdefault(_place(event), index)
+                elif _place(event) in opened:
+                    del self.unlogged[index]
+                    del self.unlogged[opened[_place(event)]]
+                    self.unlogged_dropped += 2
+                    break
+            else:
+                return
+
     def _left_open(self) -> int:
         """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
-        logged (not kept before them). A concept by its id: one renamed meanwhile left under its new name."""
+        logged (not kept before them)."""
         arrived, owed = set(), 0
         for event in self.unlogged:
-            key = (event.name if event.concept_id is None else event.concept_id, event.camera)
+            key = _place(event)
             if event.kind == "arrived":
                 arrived.add(key)
             elif key not in arrived:
@@ -745,6 +762,12 @@ class Daemon:
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
         self.summary.stages_ms = {s: round(statistics.median(self.times[s]), 2) for s in STAGES if self.times[s]}
         self.summary.lag_ms = median_and_p95(self.times["lag"])
+
+
+def _place(event: Event) -> tuple:
+    """Whose visit of which camera an event is part of: a concept by its id, as one renamed meanwhile leaves under
+    its new name."""
+    return event.name if event.concept_id is None else event.concept_id, event.camera
 
 
 def _when(wall: float) -> str:

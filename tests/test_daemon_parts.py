@@ -1082,19 +1082,36 @@ def test_pruning_keeps_recent_events_and_each_concepts_last_sighting_on_each_cam
     snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_age_s=10**9, max_count=10))
     year = 365 * 86400.0
     now = time.time()
-    old_snapshot = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
-    log.add(Event("arrived", "bo", "porch", 1.0, now - 2 * year, snapshot=old_snapshot))
-    log.add(Event("left", "bo", "porch", 2.0, now - 2 * year + 60))  # bo's last on the porch: kept
-    log.add(Event("arrived", "anya", "den", 3.0, now - 2 * year))
+    old_snapshot = snaps.save(scene(), Box(10, 10, 100, 100), "anya")
+    log.add(Event("arrived", "bo", "porch", 1.0, now - 2 * year))
+    log.add(Event("left", "bo", "porch", 2.0, now - 2 * year + 60))  # bo's last on the porch: kept, its arrival too
+    log.add(Event("arrived", "anya", "den", 3.0, now - 2 * year, snapshot=old_snapshot))
     log.add(Event("left", "anya", "den", 4.0, now - 2 * year + 60))
     log.add(Event("arrived", "anya", "den", 5.0, now - 60))  # recent: anya's older den events go
     log.add(Event("arrived", "mochi", "den", 6.0, now - 2 * year))  # mochi's only event: kept
-    assert log.prune(now - year) == 3
+    assert log.prune(now - year) == 2
     kept = [(e.kind, e.name, e.camera) for e in EventLog(tmp_path, readonly=True).query()]
-    assert kept == [("left", "bo", "porch"), ("arrived", "anya", "den"), ("arrived", "mochi", "den")]
+    assert kept == [("arrived", "bo", "porch"), ("left", "bo", "porch"), ("arrived", "anya", "den"),
+                    ("arrived", "mochi", "den")]
     assert not Path(old_snapshot).exists()  # a pruned event's snapshot goes with it
     assert log.prune(now - year) == 0
     assert EventLog(tmp_path / "never-written").prune(now) == 0
+
+
+def test_pruning_drops_a_visits_arrival_and_leaving_together(tmp_path):
+    # An arrival pruned before its leaving left a leaving of no start; a leaving pruned before its arrival (the clock
+    # set back between them) left the visit open for good: "where is Bo?" said "on the porch camera now".
+    log, now = EventLog(tmp_path), 10_000.0
+    for kind, name, wall in (("arrived", "bo", 10.0), ("left", "bo", 20.0),  # a whole old visit: goes
+                             ("arrived", "bo", 30.0), ("left", "bo", 9_000.0),  # its leaving is kept: its arrival too
+                             ("arrived", "anya", 9_500.0), ("left", "anya", 40.0),  # the clock set back between
+                             ("arrived", "anya", 9_600.0), ("left", "anya", 9_700.0),
+                             ("arrived", "mochi", 50.0), ("left", "mochi", 60.0)):  # mochi's last visit: kept whole
+        log.add(Event(kind, name, "porch", wall, wall))
+    assert log.prune(now - 1000.0) == 2
+    assert [(e.kind, e.name, e.wall) for e in log.query()] == [
+        ("arrived", "bo", 30.0), ("left", "bo", 9_000.0), ("arrived", "anya", 9_500.0), ("left", "anya", 40.0),
+        ("arrived", "anya", 9_600.0), ("left", "anya", 9_700.0), ("arrived", "mochi", 50.0), ("left", "mochi", 60.0)]
 
 
 def test_the_hourly_prune_of_a_long_log_reads_the_old_events_not_the_whole_log(tmp_path):
@@ -1103,7 +1120,7 @@ def test_the_hourly_prune_of_a_long_log_reads_the_old_events_not_the_whole_log(t
     process timed out on the lock). Counted in SQLite's steps, not seconds: a few for one old event of many."""
     log = EventLog(tmp_path)
     now = time.time()
-    log.add(Event("arrived", "c0", "cam0", 0.0, now - 400 * 86400.0))  # a year old, and c0 was seen since
+    log.add(Event("left", "c0", "cam0", 0.0, now - 400 * 86400.0))  # a year old, and c0 was seen since
     log._db().executemany("INSERT INTO events (kind, name, camera, time_s, wall) VALUES (?, ?, ?, ?, ?)",
                           [("left", f"c{k % 30}", f"cam{k % 3}", float(k), now - 86400 + k) for k in range(20_000)])
     steps = []

@@ -667,14 +667,15 @@ class EventLog:
 
     def prune(self, before: float) -> int:
         """Delete the events logged before the wall-clock time `before` (and their snapshots), except the newest
-        of each concept on each camera: a log that runs for years stays bounded, and "where is Bo?" still finds
-        where Bo was last seen, however long ago. The number of events removed."""
+        of each concept on each camera, and a visit's arrival and leaving together: a log that runs for years stays
+        bounded, "where is Bo?" still finds where Bo was last seen, however long ago, and no half-visit is left (an
+        arrival kept without the leaving pruned before it, the clock set back between them, was a visit open for
+        good; a leaving kept without its arrival, a visit of no start). The number of events removed."""
         try:
-            # Each old event asks the index whether its place saw a later one: the hourly prune reads the old
-            # events, not a year's log, while it holds the write lock.
-            return self._mended(lambda: self._delete(
-                "wall < ? AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
-                "AND later.camera = events.camera AND later.id > events.id)", (before,)))
+            # Each old event asks the index whether its place saw a later one, and an arrival or leaving the one
+            # next to it there: the hourly prune reads the old events, not a year's log, while it holds the write
+            # lock.
+            return self._mended(lambda: self._delete(_PRUNED, (before,)))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 
@@ -751,6 +752,18 @@ def _read_only(root: Path) -> str:
     return "; the memory folder is not writable" if root.is_dir() and not os.access(root, os.W_OK) else ""
 
 
+#: The events a prune deletes (`EventLog.prune`), before the time ?1: each one whose place saw a later one, but
+#: not an arrival whose leaving (the next event there) stays, nor a leaving whose arrival (the one before) stays.
+_PRUNED = (
+    "wall < ?1 AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
+    "AND later.camera = events.camera AND later.id > events.id) "
+    "AND NOT EXISTS (SELECT 1 FROM events AS next WHERE events.kind = 'arrived' AND next.kind = 'left' AND next.id = "
+    "(SELECT MIN(id) FROM events AS n WHERE n.name = events.name AND n.camera = events.camera AND n.id > events.id) "
+    "AND (next.wall >= ?1 OR NOT EXISTS (SELECT 1 FROM events AS after WHERE after.name = next.name "
+    "AND after.camera = next.camera AND after.id > next.id))) "
+    "AND NOT EXISTS (SELECT 1 FROM events AS prev WHERE events.kind = 'left' AND prev.kind = 'arrived' "
+    "AND prev.wall >= ?1 AND prev.id = (SELECT MAX(id) FROM events AS p WHERE p.name = events.name "
+    "AND p.camera = events.camera AND p.id < events.id))")
 _SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"
 #: A concept's newest event on each camera, newest first: the cameras stepped through the (name, camera) index
 #: one by one, and each one's newest found there, so that a year's log is not read (0.02 ms, where a GROUP BY read

@@ -695,6 +695,24 @@ class EventLog:
             if SNAPSHOT_NAME.match(path.name):  # only files the log itself wrote
                 path.unlink(missing_ok=True)
 
+    def unnamed(self, snapshots: list[Path]) -> list[Path]:
+        """Those of these snapshot files that no event names (by the file's name: a run given its folder by another
+        path, a link, named the same files). The events from a day before the oldest file's time on are read down
+        the time index; only where a file is named by none of them is every event read (one moved since by a clock
+        set back may name it)."""
+        names = {p.name for p in snapshots}
+        earliest = min((int(p.name[:13]) / 1000 for p in snapshots if SNAPSHOT_NAME.match(p.name)), default=0.0)
+        unnamed = names - self._snapshot_names("wall >= ?", (earliest - 86400.0,))
+        if unnamed:
+            unnamed -= self._snapshot_names("1", ())
+        return [p for p in snapshots if p.name in unnamed]
+
+    def _snapshot_names(self, where: str, args: tuple) -> set[str]:
+        """The names of the snapshot files the events `where` name."""
+        return {os.path.basename(row[0]) for row in self._rows(
+            f"SELECT snapshot FROM events WHERE {where} AND snapshot IS NOT NULL", args,
+            lambda row: isinstance(row[0], str))}
+
     def rename(self, old: str, new: str) -> None:
         """Its events, and its name in every line said (an arrival's line names the others in view too): `events
         --name` showed "<Möchi> arrived: I can see <Mochi 🐱>...", a name no command knows any more."""
@@ -876,8 +894,12 @@ class Snapshots:
         self.prune()
         return str(path)
 
+    def files(self) -> list[Path]:
+        """The snapshots in the folder (the files the log writes, by their names)."""
+        return [p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)]
+
     def prune(self) -> None:
-        there = {p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)}
+        there = set(self.files())
         self._written = {p: t for p, t in self._written.items() if p in there}  # (pruned with their events)
         before = sorted(there - self._written.keys())
         cutoff_ms = (self._wall() - self.policy.max_age_s) * 1000

@@ -27,6 +27,7 @@ from edge_rap.daemon.events import EventLogFull
 from edge_rap.daemon.notify import Notifier, Supervisor
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
+from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.files import memory_stamp
 from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
@@ -221,6 +222,8 @@ class Daemon:
         for pid, since in self.household.events.other_watches():
             log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
                         "a camera both open gives its frames to one", pid, _when(since))
+        if self.snapshots is not None:
+            self._remove_unnamed_snapshots()
         if closed:
             log.warning("closed %s an earlier run left open (it died, stopped with a leaving the log never took, or "
                         "was an older edge_rap: %s)",
@@ -337,6 +340,27 @@ class Daemon:
                 self.backups.close(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
+
+    def _remove_unnamed_snapshots(self) -> None:
+        """Delete the snapshots no event names, written over LONG_CALL_S before this start (a run killed between a
+        snapshot and its event's row; a log restored from before them): `forget` would never find them. The margin
+        leaves another run's snapshot whose row is still to come (its loop held by a locked log) alone; a log that
+        cannot be read deletes none."""
+        folder = self.snapshots.policy.folder
+        try:
+            old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S]
+            unnamed = self.household.events.unnamed(old) if old else []
+        except (OSError, EdgeRapError) as e:
+            log.warning("the snapshots no event names in %s were not looked for: %s", folder, e)
+            return
+        removed = 0
+        for path in unnamed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        if removed:
+            log.warning("deleted %s in %s that no event names (a run was killed between a snapshot and its event, "
+                        "or the log was restored from before them)", counted(removed, "snapshot"), folder)
 
     def status(self) -> str:
         """The line `systemctl status` shows: what is watched, and how long since a camera last gave a frame."""

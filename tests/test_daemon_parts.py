@@ -1339,9 +1339,11 @@ def test_visits_no_live_run_owns_are_closed_at_the_next_start_though_their_watch
     stopped.end_watch()
     stopped._db().execute("INSERT INTO events (kind, name, camera, time_s, wall, watch) VALUES "
                           "('arrived', 'ben', 'den', 1.0, 1100.0, 999)")  # a watch of which the log has no row
+    read = EventLog(tmp_path, readonly=True).last_seen("bo")
     closed = EventLog(tmp_path).begin_watch()
     assert sorted((e.kind, e.name, e.camera, e.time_s, e.wall) for e in closed) == [
         ("left", "ben", "den", 1.0, 1100.0), ("left", "bo", "porch", 9.0, 1004.0)]
+    assert (read.kind, read.time_s, read.wall) == ("left", 9.0, 1004.0)  # as "where is Bo?" read it before
     assert EventLog(tmp_path).begin_watch() == []  # closed once
     assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"
 

@@ -619,13 +619,14 @@ class EventLog:
         if not rows:
             return None
         pid, identity, host, alive, wall, watch = rows[0]
-        if pid is None:  # its watch is gone, and with it the daemon
-            return wall
-        this_host = host == socket.gethostname()
-        died_here = this_host and not _process_alive(pid, identity)
-        if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
-            return None
-        later = self._rows(_LIVED_AFTER, (event_id, watch))  # (as the next `run` closes the visit: `_close_visits`)
+        if pid is None:  # its watch is gone, and with it the daemon: it lived until its last event
+            alive = wall
+        else:
+            this_host = host == socket.gethostname()
+            died_here = this_host and not _process_alive(pid, identity)
+            if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
+                return None
+        later = self._rows(_LIVED_AFTER, (event_id, watch))  # (as the next `run` closes the visit: `_leave`)
         return max(alive, later[0][0] or alive)
 
     def purge(self, name: str) -> int:

@@ -976,6 +976,12 @@ def test_the_log_tells_a_full_disk_from_a_lock(tmp_path):
     with pytest.raises(EventLogFull, match="disk is full"):
         for _ in range(100):
             log.add(Event("arrived", "bo", "cam", 1.0, time.time(), said="x" * 4096))
+    def no_room():
+        raise sqlite3.OperationalError("database or disk is full")
+
+    log._begin_watch = no_room
+    with pytest.raises(EventLogFull, match="cannot register the daemon"):  # (its room may come from a snapshot too)
+        log.begin_watch()
     log._db().execute("PRAGMA max_page_count = 1073741823")
     log._db().execute("PRAGMA busy_timeout = 0")
     with contextlib.closing(sqlite3.connect(log.path, isolation_level=None)) as other:

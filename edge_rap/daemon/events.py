@@ -380,8 +380,7 @@ class EventLog:
         try:
             event.id = self._mended(lambda: self._insert(event, self.watch))
         except sqlite3.Error as e:
-            full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10)
-            raise (EventLogFull if full else EventLogError)(self.path, f"cannot log the event ({e})") from None
+            raise _refused(self.path, f"cannot log the event ({e})", e) from None
         return event
 
     def _insert(self, event: Event, watch: int | None) -> int:
@@ -401,7 +400,7 @@ class EventLog:
         try:
             return self._mended(self._begin_watch)
         except sqlite3.Error as e:
-            raise EventLogError(self.path, f"cannot register the daemon in the event log ({e})") from None
+            raise _refused(self.path, f"cannot register the daemon in the event log ({e})", e) from None
 
     def _begin_watch(self) -> list[Event]:
         db = self._db()
@@ -760,6 +759,12 @@ def _never_reused(db: sqlite3.Connection, rescued: bool) -> None:
     if given is not None and not db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'watches'",
                                             (given,)).rowcount:
         db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('watches', ?)", (given,))
+
+
+def _refused(path: Path, problem: str, e: sqlite3.Error) -> EventLogError:
+    """A write the log refused, said as a full disk (`EventLogFull`) where SQLite found no room."""
+    full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10: no code)
+    return (EventLogFull if full else EventLogError)(path, problem)
 
 
 def _damaged(e: Exception) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edge_rap.daemon.clock import WallClock, steady_now
-from edge_rap.daemon.events import EventLog, SnapshotPolicy, Snapshots
+from edge_rap.daemon.events import EventLog, EventLogError, EventLogFull, SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions
 from edge_rap.daemon.track import Change, VoteSettings
 from edge_rap.perceive.camera import parse_source
@@ -182,7 +182,8 @@ def test_the_daemon_applies_the_logs_retention_counted_from_its_last_event(tmp_p
         home.events.add(Event("arrived" if k % 2 == 0 else "left", "anya", "den", float(k), stale + k))
     run_scripted(tmp_path, [40, 255, 255, 255, 40, 40, 40, 40], events_keep_s=365 * 86400.0)
     kept = [(e.kind, e.name) for e in EventLog(home.root, readonly=True).query()]
-    assert kept == [("left", "anya"), ("arrived", "bo"), ("left", "bo")]  # anya's last sighting stays
+    assert kept == [("arrived", "anya"), ("left", "anya"), ("arrived", "bo"), ("left", "bo")]  # anya's last visit
+    # stays, whole
 
 
 def test_a_clock_wrongly_ahead_when_the_daemon_starts_takes_no_history_with_it(tmp_path):
@@ -916,9 +917,7 @@ def failing_adds(home, fails) -> None:
 
     def refusing(event):
         if fails(event):
-            from edge_rap.errors import EdgeRapError
-
-            raise EdgeRapError(f"{home.events.path}: cannot log the event (database or disk is full)")
+            raise EventLogFull(home.events.path, "cannot log the event (database or disk is full)")
         return add(event)
 
     home.events.add = refusing
@@ -968,6 +967,50 @@ def test_a_snapshot_deleted_for_its_refused_event_makes_the_room_the_log_needed(
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
 
 
+def test_the_log_tells_a_full_disk_from_a_lock(tmp_path):
+    # Only room may be made by deleting a snapshot: the loop tries the log again for a full disk alone (below).
+    import sqlite3
+
+    log = EventLog(tmp_path / "memory")
+    log._db().execute(f"PRAGMA max_page_count = {log._db().execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL
+    with pytest.raises(EventLogFull, match="disk is full"):
+        for _ in range(100):
+            log.add(Event("arrived", "bo", "cam", 1.0, time.time(), said="x" * 4096))
+    def no_room():
+        raise sqlite3.OperationalError("database or disk is full")
+
+    log._begin_watch = no_room
+    with pytest.raises(EventLogFull, match="cannot register the daemon"):  # (its room may come from a snapshot too)
+        log.begin_watch()
+    log._db().execute("PRAGMA max_page_count = 1073741823")
+    log._db().execute("PRAGMA busy_timeout = 0")
+    with contextlib.closing(sqlite3.connect(log.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(EventLogError, match="locked") as refused:
+            log.add(Event("arrived", "bo", "cam", 1.0, time.time()))
+        assert not isinstance(refused.value, EventLogFull)
+
+
+def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_snapshot(tmp_path):
+    # Another process held the log's lock past the busy timeout: the arrival was refused, its snapshot deleted (as
+    # for a full disk), and the log tried again for another whole timeout, the camera loop stalled 20 s.
+    import sqlite3
+
+    reported = []
+    daemon, home, frame = daemon_at_a_frame(tmp_path, reported)
+    home.events.begin_watch()
+    home.events._db().execute("PRAGMA busy_timeout = 50")
+    add, tries = home.events.add, []
+    home.events.add = lambda event: tries.append(event.kind) or add(event)
+    with contextlib.closing(sqlite3.connect(home.events.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        daemon._announce(frame, arrival_and_leaving()[0])
+        assert tries == ["arrived"] and [e.kind for e in daemon.unlogged] == ["arrived"]
+        other.execute("ROLLBACK")
+    daemon._log_unlogged()  # the lock let go: the arrival is logged (without the snapshot deleted for it)
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
+
+
 def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_events(tmp_path, monkeypatch):
     # Its drive gone read-only under the refused write: the unlink raised out of the logging, so the arrival was
     # never reported, every later event failed its frame the same way, and the run's end raised past its summary.
@@ -991,6 +1034,61 @@ def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_event
     full[0] = False
     daemon._log_unlogged()
     assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", str(snapshot))]  # no picture unnamed
+
+
+def test_past_the_events_kept_whole_visits_are_let_go_never_a_leaving_the_log_owes(tmp_path, monkeypatch):
+    # Past the events kept for a full disk the oldest went first: <bo>'s leaving, whose arrival the log held, so
+    # the log said "on cam now" of her once it could be written again; an arrival let go had its leaving logged alone.
+    import edge_rap.daemon.loop as loop
+
+    monkeypatch.setattr(loop, "UNLOGGED_MAX", 4)
+    daemon, home, _ = daemon_at_a_frame(tmp_path, [])
+    home.events.begin_watch()
+    full = [False]
+    failing_adds(home, lambda e: full[0])
+    daemon._log_all([Event("arrived", "bo", "cam", 1.0, 1.0)])
+    full[0] = True
+    daemon._log_all([Event("left", "bo", "cam", 2.0, 2.0)])
+    for t, name in enumerate(("a", "b", "c"), 3):
+        daemon._log_all([Event("arrived", name, "cam", t, t)])
+        daemon._log_all([Event("left", name, "cam", t + 0.5, t + 0.5)])
+    daemon._log_all([Event("arrived", "d", "cam", 9.0, 9.0)])  # still in view
+    assert [(e.kind, e.name) for e in daemon.unlogged] == [("left", "bo"), ("arrived", "c"), ("left", "c"),
+                                                           ("arrived", "d")]
+    assert daemon.unlogged_dropped == 4
+    full[0] = False
+    daemon._log_unlogged()
+    assert [(e.kind, e.name) for e in home.events.query()] == [
+        ("arrived", "bo"), ("left", "bo"), ("arrived", "c"), ("left", "c"), ("arrived", "d")]
+
+
+def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
+    # `run` killed between a snapshot and its event's row left a picture no event named, which `forget` never found.
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    (tmp_path / "link").symlink_to(folder)
+    home = ScriptedHousehold(tmp_path / "memory")
+    now = time.time()
+
+    def snapshot(seconds_ago: float, digest: str) -> Path:
+        path = folder / f"{int((now - seconds_ago) * 1000):013d}-{digest}.jpg"
+        path.write_bytes(b"jpeg")
+        os.utime(path, (now - seconds_ago, now - seconds_ago))
+        return path
+
+    named, by_link, moved = snapshot(7200, "0000000a"), snapshot(7200, "0000000b"), snapshot(7200, "0000000c")
+    home.events.add(Event("arrived", "bo", "cam", 1.0, now - 7200, snapshot=str(named)))
+    home.events.add(Event("arrived", "bo", "cam", 2.0, now - 7200, snapshot=str(tmp_path / "link" / by_link.name)))
+    home.events.add(Event("arrived", "bo", "cam", 3.0, now - 9 * 86400, snapshot=str(moved)))  # the clock set back
+    orphans = [snapshot(7200, "0000000d"), snapshot(3 * 86400, "0000000e")]
+    recent = snapshot(5, "0000000f")  # another run's, whose row may still come
+    (folder / "mine.jpg").write_bytes(b"not one the log writes")
+    caplog.set_level("WARNING")
+    Daemon(home, DaemonOptions(()), lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in (named, by_link, moved, recent, folder / "mine.jpg"))
+    assert not any(p.exists() for p in orphans)
+    assert caplog.text.count(f"deleted 2 snapshots in {folder} that no event names") == 1
 
 
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):

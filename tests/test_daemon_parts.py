@@ -1082,19 +1082,36 @@ def test_pruning_keeps_recent_events_and_each_concepts_last_sighting_on_each_cam
     snaps = Snapshots(SnapshotPolicy(tmp_path / "snaps", max_age_s=10**9, max_count=10))
     year = 365 * 86400.0
     now = time.time()
-    old_snapshot = snaps.save(scene(), Box(10, 10, 100, 100), "bo")
-    log.add(Event("arrived", "bo", "porch", 1.0, now - 2 * year, snapshot=old_snapshot))
-    log.add(Event("left", "bo", "porch", 2.0, now - 2 * year + 60))  # bo's last on the porch: kept
-    log.add(Event("arrived", "anya", "den", 3.0, now - 2 * year))
+    old_snapshot = snaps.save(scene(), Box(10, 10, 100, 100), "anya")
+    log.add(Event("arrived", "bo", "porch", 1.0, now - 2 * year))
+    log.add(Event("left", "bo", "porch", 2.0, now - 2 * year + 60))  # bo's last on the porch: kept, its arrival too
+    log.add(Event("arrived", "anya", "den", 3.0, now - 2 * year, snapshot=old_snapshot))
     log.add(Event("left", "anya", "den", 4.0, now - 2 * year + 60))
     log.add(Event("arrived", "anya", "den", 5.0, now - 60))  # recent: anya's older den events go
     log.add(Event("arrived", "mochi", "den", 6.0, now - 2 * year))  # mochi's only event: kept
-    assert log.prune(now - year) == 3
+    assert log.prune(now - year) == 2
     kept = [(e.kind, e.name, e.camera) for e in EventLog(tmp_path, readonly=True).query()]
-    assert kept == [("left", "bo", "porch"), ("arrived", "anya", "den"), ("arrived", "mochi", "den")]
+    assert kept == [("arrived", "bo", "porch"), ("left", "bo", "porch"), ("arrived", "anya", "den"),
+                    ("arrived", "mochi", "den")]
     assert not Path(old_snapshot).exists()  # a pruned event's snapshot goes with it
     assert log.prune(now - year) == 0
     assert EventLog(tmp_path / "never-written").prune(now) == 0
+
+
+def test_pruning_drops_a_visits_arrival_and_leaving_together(tmp_path):
+    # An arrival pruned before its leaving left a leaving of no start; a leaving pruned before its arrival (the clock
+    # set back between them) left the visit open for good: "where is Bo?" said "on the porch camera now".
+    log, now = EventLog(tmp_path), 10_000.0
+    for kind, name, wall in (("arrived", "bo", 10.0), ("left", "bo", 20.0),  # a whole old visit: goes
+                             ("arrived", "bo", 30.0), ("left", "bo", 9_000.0),  # its leaving is kept: its arrival too
+                             ("arrived", "anya", 9_500.0), ("left", "anya", 40.0),  # the clock set back between
+                             ("arrived", "anya", 9_600.0), ("left", "anya", 9_700.0),
+                             ("arrived", "mochi", 50.0), ("left", "mochi", 60.0)):  # mochi's last visit: kept whole
+        log.add(Event(kind, name, "porch", wall, wall))
+    assert log.prune(now - 1000.0) == 2
+    assert [(e.kind, e.name, e.wall) for e in log.query()] == [
+        ("arrived", "bo", 30.0), ("left", "bo", 9_000.0), ("arrived", "anya", 9_500.0), ("left", "anya", 40.0),
+        ("arrived", "anya", 9_600.0), ("left", "anya", 9_700.0), ("arrived", "mochi", 50.0), ("left", "mochi", 60.0)]
 
 
 def test_the_hourly_prune_of_a_long_log_reads_the_old_events_not_the_whole_log(tmp_path):
@@ -1103,7 +1120,7 @@ def test_the_hourly_prune_of_a_long_log_reads_the_old_events_not_the_whole_log(t
     process timed out on the lock). Counted in SQLite's steps, not seconds: a few for one old event of many."""
     log = EventLog(tmp_path)
     now = time.time()
-    log.add(Event("arrived", "c0", "cam0", 0.0, now - 400 * 86400.0))  # a year old, and c0 was seen since
+    log.add(Event("left", "c0", "cam0", 0.0, now - 400 * 86400.0))  # a year old, and c0 was seen since
     log._db().executemany("INSERT INTO events (kind, name, camera, time_s, wall) VALUES (?, ?, ?, ?, ?)",
                           [("left", f"c{k % 30}", f"cam{k % 3}", float(k), now - 86400 + k) for k in range(20_000)])
     steps = []
@@ -1305,6 +1322,30 @@ def test_visits_of_a_daemon_that_died_are_closed_at_its_last_sign_of_life(tmp_pa
     assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (dead,)).fetchone() == (0,)
     running.end_watch()
     assert running._db().execute("SELECT COUNT(*) FROM watches WHERE pid = ?", (os.getpid(),)).fetchone() == (2,)
+
+
+def test_visits_no_live_run_owns_are_closed_at_the_next_start_though_their_watch_has_no_row(tmp_path):
+    # A run stopped cleanly with <bo>'s leaving never logged (let go while the disk was full): its row went as it
+    # stopped, and no start closed the visit, nor one of a watch a restored log holds no row of; "where is Bo?" read
+    # it as ended, but `events` and `forget` (every snapshot on the porch since "while Bo was there") did not.
+    running = EventLog(tmp_path)  # another daemon, alive: its visit stays open
+    running.begin_watch()
+    running.add(Event("arrived", "mochi", "porch", 1.0, 1020.0))
+    stopped = EventLog(tmp_path)
+    stopped.begin_watch()
+    stopped.add(Event("arrived", "bo", "porch", 5.0, 1000.0))
+    stopped.add(Event("arrived", "anya", "den", 6.0, 1001.0))
+    stopped.add(Event("left", "anya", "den", 9.0, 1004.0))  # its last event after bo's arrival
+    stopped.end_watch()
+    stopped._db().execute("INSERT INTO events (kind, name, camera, time_s, wall, watch) VALUES "
+                          "('arrived', 'ben', 'den', 1.0, 1100.0, 999)")  # a watch of which the log has no row
+    read = EventLog(tmp_path, readonly=True).last_seen("bo")
+    closed = EventLog(tmp_path).begin_watch()
+    assert sorted((e.kind, e.name, e.camera, e.time_s, e.wall) for e in closed) == [
+        ("left", "ben", "den", 1.0, 1100.0), ("left", "bo", "porch", 9.0, 1004.0)]
+    assert (read.kind, read.time_s, read.wall) == ("left", 9.0, 1004.0)  # as "where is Bo?" read it before
+    assert EventLog(tmp_path).begin_watch() == []  # closed once
+    assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"
 
 
 def test_where_is_reads_a_dead_daemons_visit_as_ended_at_its_newest_event_as_its_closing_will(tmp_path):

@@ -84,6 +84,11 @@ class EventLogError(DeviceError):
     """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder)."""
 
 
+class EventLogFull(EventLogError):
+    """The event log cannot take an event for want of room (SQLITE_FULL): deleting a file may make it, where waiting
+    for a lock another process holds would not."""
+
+
 @dataclass(frozen=True)
 class SnapshotPolicy:
     folder: Path
@@ -375,7 +380,7 @@ class EventLog:
         try:
             event.id = self._mended(lambda: self._insert(event, self.watch))
         except sqlite3.Error as e:
-            raise EventLogError(self.path, f"cannot log the event ({e})") from None
+            raise _refused(self.path, f"cannot log the event ({e})", e) from None
         return event
 
     def _insert(self, event: Event, watch: int | None) -> int:
@@ -395,14 +400,14 @@ class EventLog:
         try:
             return self._mended(self._begin_watch)
         except sqlite3.Error as e:
-            raise EventLogError(self.path, f"cannot register the daemon in the event log ({e})") from None
+            raise _refused(self.path, f"cannot register the daemon in the event log ({e})", e) from None
 
     def _begin_watch(self) -> list[Event]:
         db = self._db()
         with _locked(db):  # two daemons starting together close a dead one's visits once
             watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?",
                                  (socket.gethostname(),)).fetchall()
-            closed = self._close_unwatched() + self._end_watches(
+            closed = self._close_unwatched() + self._close_rowless() + self._end_watches(
                 [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
             self.watch = db.execute(
@@ -418,7 +423,7 @@ class EventLog:
         def end() -> list[Event]:
             db = self._db()
             with _locked(db):
-                return self._close_unwatched() + self._end_watches(
+                return self._close_unwatched() + self._close_rowless() + self._end_watches(
                     db.execute("SELECT id, alive FROM watches WHERE started < ?", (before,)).fetchall())
 
         try:
@@ -459,19 +464,43 @@ class EventLog:
         last = self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0]
         return [] if last is None else self._close_visits(None, last)
 
+    def _close_rowless(self) -> list[Event]:
+        """Close the visits still open whose watch has no row: a run that stopped cleanly (its row deleted) with a
+        leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running daemon
+        registers its watch before its first event and keeps the row until it stops (or rejoins with it a log
+        started anew), so no live run owns them. Only each place's newest event is read (the (name, camera) index,
+        not a year's log); each visit ends at its watch's last event after it, else at its arrival, as "where is
+        X?" reads it (`_ended`)."""
+        db = self._db()
+        names, name = [], db.execute("SELECT MIN(name) FROM events").fetchone()[0]
+        while name is not None:
+            names.append(name)
+            name = db.execute("SELECT MIN(name) FROM events WHERE name > ?", (name,)).fetchone()[0]
+        newest = [row for name in names for row in db.execute(_NEWEST_ON_EACH_CAMERA, (name,))]
+        watches = {row[0] for row in db.execute("SELECT id FROM watches")}
+        arrivals = [(row, db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
+                    for row in newest if row[1] == "arrived"]
+        return self._leave([(row[:6], watch) for row, watch in arrivals if watch is not None and watch not in watches],
+                           None)
+
     def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
         """A "left" for every arrival of `watch` whose concept and camera it never logged leaving, at its last sign
         of life after that arrival (`_LIVED_AFTER`), as "where is X?" reads it before (`_ended`)."""
         rows = self._db().execute(
             "SELECT e.id, e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
             "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
-        arrivals = [row for row in rows if row[1] == "arrived"]
-        ends = [max(alive, self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] or alive)
-                for row in arrivals]  # (all before a "left" is added: one is no sign of life)
+        return self._leave([(row, watch) for row in rows if row[1] == "arrived"], alive)
+
+    def _leave(self, arrivals: list[tuple[tuple, int | None]], alive: float | None) -> list[Event]:
+        """A "left" for each of these ((id, kind, name, camera, time_s, wall), watch) arrivals, logged as its
+        watch's, at the latest of `alive` (its last beat, where known), the last event it logged after the arrival,
+        and the arrival itself (one after the last sign of life left when it was logged)."""
+        lived = [self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] for row, watch in arrivals]
+        ends = [max(t for t in (alive, later, row[5]) if t is not None)  # (all read before a "left" is added: one is
+                for (row, _), later in zip(arrivals, lived)]  # no sign of life)
         closed = []
-        for (_, _, name, camera, time_s, wall), ended in zip(arrivals, ends):
-            # (an arrival after the last sign of life: it left when it was logged)
-            event = Event("left", name, camera, time_s + max(0.0, ended - wall), max(ended, wall))
+        for ((_, _, name, camera, time_s, wall), watch), ended in zip(arrivals, ends):
+            event = Event("left", name, camera, time_s + ended - wall, ended)
             event.id = self._insert(event, watch)
             closed.append(event)
         return closed
@@ -589,13 +618,14 @@ class EventLog:
         if not rows:
             return None
         pid, identity, host, alive, wall, watch = rows[0]
-        if pid is None:  # its watch is gone, and with it the daemon
-            return wall
-        this_host = host == socket.gethostname()
-        died_here = this_host and not _process_alive(pid, identity)
-        if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
-            return None
-        later = self._rows(_LIVED_AFTER, (event_id, watch))  # (as the next `run` closes the visit: `_close_visits`)
+        if pid is None:  # its watch is gone, and with it the daemon: it lived until its last event
+            alive = wall
+        else:
+            this_host = host == socket.gethostname()
+            died_here = this_host and not _process_alive(pid, identity)
+            if not died_here and ((this_host and identity is not None) or time.time() - alive < SILENT_S):
+                return None
+        later = self._rows(_LIVED_AFTER, (event_id, watch))  # (as the next `run` closes the visit: `_leave`)
         return max(alive, later[0][0] or alive)
 
     def purge(self, name: str) -> int:
@@ -637,14 +667,15 @@ class EventLog:
 
     def prune(self, before: float) -> int:
         """Delete the events logged before the wall-clock time `before` (and their snapshots), except the newest
-        of each concept on each camera: a log that runs for years stays bounded, and "where is Bo?" still finds
-        where Bo was last seen, however long ago. The number of events removed."""
+        of each concept on each camera, and a visit's arrival and leaving together: a log that runs for years stays
+        bounded, "where is Bo?" still finds where Bo was last seen, however long ago, and no half-visit is left (an
+        arrival kept without the leaving pruned before it, the clock set back between them, was a visit open for
+        good; a leaving kept without its arrival, a visit of no start). The number of events removed."""
         try:
-            # Each old event asks the index whether its place saw a later one: the hourly prune reads the old
-            # events, not a year's log, while it holds the write lock.
-            return self._mended(lambda: self._delete(
-                "wall < ? AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
-                "AND later.camera = events.camera AND later.id > events.id)", (before,)))
+            # Each old event asks the index whether its place saw a later one, and an arrival or leaving the one
+            # next to it there: the hourly prune reads the old events, not a year's log, while it holds the write
+            # lock.
+            return self._mended(lambda: self._delete(_PRUNED, (before,)))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 
@@ -663,6 +694,24 @@ class EventLog:
         for path in [Path(r[0]) for r in rows]:
             if SNAPSHOT_NAME.match(path.name):  # only files the log itself wrote
                 path.unlink(missing_ok=True)
+
+    def unnamed(self, snapshots: list[Path]) -> list[Path]:
+        """Those of these snapshot files that no event names (by the file's name: a run given its folder by another
+        path, a link, named the same files). The events from a day before the oldest file's time on are read down
+        the time index; only where a file is named by none of them is every event read (one moved since by a clock
+        set back may name it)."""
+        names = {p.name for p in snapshots}
+        earliest = min((int(p.name[:13]) / 1000 for p in snapshots if SNAPSHOT_NAME.match(p.name)), default=0.0)
+        unnamed = names - self._snapshot_names("wall >= ?", (earliest - 86400.0,))
+        if unnamed:
+            unnamed -= self._snapshot_names("1", ())
+        return [p for p in snapshots if p.name in unnamed]
+
+    def _snapshot_names(self, where: str, args: tuple) -> set[str]:
+        """The names of the snapshot files the events `where` name."""
+        return {os.path.basename(row[0]) for row in self._rows(
+            f"SELECT snapshot FROM events WHERE {where} AND snapshot IS NOT NULL", args,
+            lambda row: isinstance(row[0], str))}
 
     def rename(self, old: str, new: str) -> None:
         """Its events, and its name in every line said (an arrival's line names the others in view too): `events
@@ -712,6 +761,12 @@ def _never_reused(db: sqlite3.Connection, rescued: bool) -> None:
         db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('watches', ?)", (given,))
 
 
+def _refused(path: Path, problem: str, e: sqlite3.Error) -> EventLogError:
+    """A write the log refused, said as a full disk (`EventLogFull`) where SQLite found no room."""
+    full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10: no code)
+    return (EventLogFull if full else EventLogError)(path, problem)
+
+
 def _damaged(e: Exception) -> str:
     return f"; it is damaged: {LOG_FIX}" if is_damage(e) else ""
 
@@ -721,6 +776,18 @@ def _read_only(root: Path) -> str:
     return "; the memory folder is not writable" if root.is_dir() and not os.access(root, os.W_OK) else ""
 
 
+#: The events a prune deletes (`EventLog.prune`), before the time ?1: each one whose place saw a later one, but
+#: not an arrival whose leaving (the next event there) stays, nor a leaving whose arrival (the one before) stays.
+_PRUNED = (
+    "wall < ?1 AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
+    "AND later.camera = events.camera AND later.id > events.id) "
+    "AND NOT EXISTS (SELECT 1 FROM events AS next WHERE events.kind = 'arrived' AND next.kind = 'left' AND next.id = "
+    "(SELECT MIN(id) FROM events AS n WHERE n.name = events.name AND n.camera = events.camera AND n.id > events.id) "
+    "AND (next.wall >= ?1 OR NOT EXISTS (SELECT 1 FROM events AS after WHERE after.name = next.name "
+    "AND after.camera = next.camera AND after.id > next.id))) "
+    "AND NOT EXISTS (SELECT 1 FROM events AS prev WHERE events.kind = 'left' AND prev.kind = 'arrived' "
+    "AND prev.wall >= ?1 AND prev.id = (SELECT MAX(id) FROM events AS p WHERE p.name = events.name "
+    "AND p.camera = events.camera AND p.id < events.id))")
 _SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"
 #: A concept's newest event on each camera, newest first: the cameras stepped through the (name, camera) index
 #: one by one, and each one's newest found there, so that a year's log is not read (0.02 ms, where a GROUP BY read
@@ -833,8 +900,12 @@ class Snapshots:
         self.prune()
         return str(path)
 
+    def files(self) -> list[Path]:
+        """The snapshots in the folder (the files the log writes, by their names)."""
+        return [p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)]
+
     def prune(self) -> None:
-        there = {p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)}
+        there = set(self.files())
         self._written = {p: t for p, t in self._written.items() if p in there}  # (pruned with their events)
         before = sorted(there - self._written.keys())
         cutoff_ms = (self._wall() - self.policy.max_age_s) * 1000

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Callable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.clock import Reading, WallClock, plausible
+from edge_rap.daemon.events import EventLogFull
 from edge_rap.daemon.notify import Notifier, Supervisor
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
+from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.files import memory_stamp
 from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
@@ -51,7 +53,8 @@ FIGURES = ("lag",)
 #: within a frame. One whose camera hangs (a stream that stopped answering, a FIFO with no writer) waits in OpenCV
 #: for its own timeout: it is not waited for, so that SIGTERM still ends the run within 2 s.
 JOIN_S = 1.0
-#: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again.
+#: Events the event log could not take (a full disk) kept, oldest first, to log when it can be written again;
+#: past these, the first whole visits kept are let go (`_let_go`).
 UNLOGGED_MAX = 10_000
 #: How often the event log's retention is applied (and once at the start).
 PRUNE_EVERY_S = 3600.0
@@ -219,8 +222,11 @@ class Daemon:
         for pid, since in self.household.events.other_watches():
             log.warning("another edge-rap run (pid %d, since %s) watches this memory too: both log events here, and "
                         "a camera both open gives its frames to one", pid, _when(since))
+        if self.snapshots is not None:
+            self._remove_unnamed_snapshots()
         if closed:
-            log.warning("closed %s an earlier run left open (it died, or was an older edge_rap: %s)",
+            log.warning("closed %s an earlier run left open (it died, stopped with a leaving the log never took, or "
+                        "was an older edge_rap: %s)",
                         counted(len(closed), "visit"), ", ".join(sorted({f"<{e.name}> on {e.camera}" for e in closed})))
         started = time.monotonic()
         ready = threading.Event()
@@ -334,6 +340,27 @@ class Daemon:
                 self.backups.close(max(0.0, deadline - time.monotonic()))
             self._finish(cameras)
         return self.summary
+
+    def _remove_unnamed_snapshots(self) -> None:
+        """Delete the snapshots no event names, written over LONG_CALL_S before this start (a run killed between a
+        snapshot and its event's row; a log restored from before them): `forget` would never find them. The margin
+        leaves another run's snapshot whose row is still to come (its loop held by a locked log) alone; a log that
+        cannot be read deletes none."""
+        folder = self.snapshots.policy.folder
+        try:
+            old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S]
+            unnamed = self.household.events.unnamed(old) if old else []
+        except (OSError, EdgeRapError) as e:
+            log.warning("the snapshots no event names in %s were not looked for: %s", folder, e)
+            return
+        removed = 0
+        for path in unnamed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        if removed:
+            log.warning("deleted %s in %s that no event names (a run was killed between a snapshot and its event, "
+                        "or the log was restored from before them)", counted(removed, "snapshot"), folder)
 
     def status(self) -> str:
         """The line `systemctl status` shows: what is watched, and how long since a camera last gave a frame."""
@@ -474,11 +501,9 @@ class Daemon:
                     unshown = self._without_snapshots()
                     self._said_once("log", True, f"{e}; events are kept to log when it can be written"
                                     f"{' (without their snapshots)' if self.snapshots else ''}", "")
-                    if unshown:  # their room may be what the log needed (a full disk)
-                        continue
-                    while len(self.unlogged) > UNLOGGED_MAX:
-                        self.unlogged.popleft()
-                        self.unlogged_dropped += 1
+                    if unshown and isinstance(e, EventLogFull):  # their room may be what the log needed; a
+                        continue  # lock held past the busy timeout is not waited for twice (the loop stalled 20 s)
+                    self._let_go()
                     return False
                 logged.append(self.unlogged.popleft())
         finally:
@@ -487,12 +512,30 @@ class Daemon:
                         "kept event is logged")
         return True
 
+    def _let_go(self) -> None:
+        """Past UNLOGGED_MAX kept, the first visits kept whole are let go, each an arrival with its leaving: never a
+        leaving alone, whose arrival the log holds (that visit would stay open in it), nor an arrival whose leaving
+        would be logged without it. What stays beside the whole visits is bounded: at most a leaving owed and an
+        arrival still in view for each concept on each camera."""
+        while len(self.unlogged) > UNLOGGED_MAX:
+            opened: dict = {}  # place -> where its arrival is kept
+            for index, event in enumerate(self.unlogged):
+                if event.kind == "arrived":
+                    opened.setdefault(_place(event), index)
+                elif _place(event) in opened:
+                    del self.unlogged[index]
+                    del self.unlogged[opened[_place(event)]]
+                    self.unlogged_dropped += 2
+                    break
+            else:
+                return
+
     def _left_open(self) -> int:
         """The visits the log holds open for want of a leaving it refused: the kept leavings whose arrivals were
-        logged (not kept before them). A concept by its id: one renamed meanwhile left under its new name."""
+        logged (not kept before them)."""
         arrived, owed = set(), 0
         for event in self.unlogged:
-            key = (event.name if event.concept_id is None else event.concept_id, event.camera)
+            key = _place(event)
             if event.kind == "arrived":
                 arrived.add(key)
             elif key not in arrived:
@@ -743,6 +786,12 @@ class Daemon:
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()
         self.summary.stages_ms = {s: round(statistics.median(self.times[s]), 2) for s in STAGES if self.times[s]}
         self.summary.lag_ms = median_and_p95(self.times["lag"])
+
+
+def _place(event: Event) -> tuple:
+    """Whose visit of which camera an event is part of: a concept by its id, as one renamed meanwhile leaves under
+    its new name."""
+    return event.name if event.concept_id is None else event.concept_id, event.camera
 
 
 def _when(wall: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.userfiles import kind_of
@@ -35,8 +36,18 @@ def writable_folder(path: Path, option: str) -> Path:
 def file_in_the_way(folder: Path) -> Path | None:
     """The file where `folder` or a folder above it should be (a photo's name taken for a folder's), if any: said as
     such, where the OS would say "Not a directory" or a folder missing."""
-    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    above = next((p for p in (folder, *folder.parents) if reachable(p, Path.exists)), None)
     return above if above is not None and not above.is_dir() else None
+
+
+def reachable(path: Path, ask: Callable[[Path], bool]) -> bool:
+    """`ask(path)` (Path.exists, Path.is_symlink), or one line where a folder on `path` may not be searched: those
+    raise PermissionError there (not False), and a traceback was printed. (A name too long is the CLI's to say.)"""
+    try:
+        return ask(path)
+    except PermissionError as e:
+        raise EdgeRapError(f"{path}: cannot reach it ({e.strerror}: a folder on its path this account may not "
+                           "search)") from None
 
 
 def missing_folders(folder: Path) -> list[Path]:

@@ -27,7 +27,7 @@ from edge_rap import __version__
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import file_in_the_way
+from edge_rap.folders import file_in_the_way, reachable
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, referred, stranger
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
@@ -111,7 +111,8 @@ def _dangling_link(target: Path) -> str | None:
     """Why a backup is not written through a link on `target`'s path that leads nowhere, as `restore --memory` says
     it: a link to a drive's mount point, the drive not mounted, put the backup on the device's own card, in the
     empty mount point, where the drive once mounted hides it."""
-    link = next((p for p in (target, *target.parents) if p.is_symlink() and not p.exists()), None)
+    link = next((p for p in (target, *target.parents)
+                 if reachable(p, Path.is_symlink) and not reachable(p, Path.exists)), None)
     if link is None:
         return None
     if Path(os.path.realpath(link)).is_symlink():  # (realpath stops where a link loops)

@@ -7,6 +7,7 @@ found out at the first line spoken or the first arrival, minutes into a run that
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -48,6 +49,21 @@ def reachable(path: Path, ask: Callable[[Path], bool]) -> bool:
     except PermissionError as e:
         raise EdgeRapError(f"{path}: cannot reach it ({e.strerror}: a folder on its path this account may not "
                            "search)") from None
+
+
+#: Where drives are mounted by convention (a desktop's /media/USER/LABEL or /run/media/USER/LABEL, /mnt by hand):
+#: a folder there that no drive is mounted on is one of the SD card's own.
+MOUNT_ROOTS = (Path("/media"), Path("/mnt"), Path("/run/media"))
+
+
+def unmounted(folder: Path) -> Path | None:
+    """The root of MOUNT_ROOTS that `folder` (its links followed) is in where neither it nor any folder above it up
+    to that root is a mount point: a drive's mount point, the drive not mounted; None elsewhere."""
+    folder = Path(os.path.realpath(folder))
+    root = next((r for r in MOUNT_ROOTS if r == folder or r in folder.parents), None)
+    if root is None or any(os.path.ismount(p) for p in (folder, *folder.parents) if p == root or root in p.parents):
+        return None
+    return root
 
 
 def missing_folders(folder: Path) -> list[Path]:

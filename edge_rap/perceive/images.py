@@ -127,11 +127,18 @@ _SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": 
                b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 
 
+#: The sizes a BMP's second header has (bytes 14-18), those Pillow reads: "BM" alone begins text too ("BMW ...").
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
+
+
 def signed_format(head: bytes) -> str | None:
     """Pillow's name of the photo format the bytes begin as ("PNG"), from their signature alone; None if none."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
-    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+    kind = next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+    if kind == "BMP" and int.from_bytes(head[14:18], "little") not in _BMP_HEADER_SIZES:
+        return None
+    return kind
 
 
 def _is_video(data: bytes) -> bool:
@@ -290,7 +297,9 @@ def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
     the memory) or the API's check of an upload's header met it."""
     from PIL import UnidentifiedImageError
 
-    if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError):
+    taken_for_bmp = data[:2] == b"BM" and signed_format(data) is None  # (Pillow goes by "BM" alone)
+    if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError) \
+            and not taken_for_bmp:
         return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
     if (kind := signed_format(data)) is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
         return EdgeRapError(f"{shown}: corrupt or truncated image (a {kind} file Pillow cannot read)")

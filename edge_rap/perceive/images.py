@@ -191,7 +191,7 @@ def _is_picture(path: Path) -> bool:
     said nothing; the warning Pillow gives at half that limit is not written as a folder is listed."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     PILImage.init()
     try:  # (HEIF only where pillow-heif is installed, AVIF where Pillow was built with it)
         with warnings.catch_warnings():
@@ -202,6 +202,18 @@ def _is_picture(path: Path) -> bool:
         return True
     except Exception:  # not a picture, or unreadable: not taken for one
         return False
+
+
+@functools.cache
+def ready_pillow() -> None:
+    """Pillow made ready to open photos: HEIF read through pillow-heif (where installed), and a PNG's text or colour
+    profile unpacked up to the 64 MB that all its text may take: at Pillow's 1 MB a chunk, a photo whose editor's
+    metadata (XMP and its history) unpacks past it was refused as corrupt, its pixels sound. (That a small file may
+    unpack to so much costs no more than its bytes unpacked as pixels, under the same ratio.)"""
+    from PIL import PngImagePlugin
+
+    PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY
+    _register_heif()
 
 
 @functools.cache
@@ -244,7 +256,7 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
 
     shown = _describe(source)
     limit = max_pixels()
-    _register_heif()
+    ready_pillow()
     try:
         with warnings.catch_warnings():
             # Our limit, checked on the header's size before any decoding, decides below Pillow's hard guard;
@@ -374,7 +386,7 @@ def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
     """A photo file's EXIF orientation (1 where it has none) and its size as stored."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     try:
         with PILImage.open(path) as pil:
             return _orientation(pil), pil.size

@@ -368,6 +368,21 @@ def test_an_upload_whose_file_name_is_thousands_of_characters_long_is_said_so(li
         assert c.post("/api/recognize", files=photo_files(good, names=("a" * 1000 + ".png",))).status_code == 200
 
 
+def test_a_form_its_parser_cannot_read_is_said_so_in_one_line(live):
+    # 400 "Invalid multipart data." was all a client was told of a part of over 8 headers, or of a body that is no
+    # multipart form (a header without its colon, a boundary other than the one the Content-Type names)
+    part = b'Content-Disposition: form-data; name="photo"; filename="a.png"\r\nContent-Type: image/png\r\n'
+    many = b"".join(b"X-Note-%d: y\r\n" % k for k in range(8))
+    cases = {b"--b\r\n" + part + many + b"\r\n" + png(scene(6)) + b"\r\n--b--\r\n": (422, "over 8 headers"),
+             b"--b\r\nContent-Disposition form-data\r\n\r\nx\r\n--b--\r\n": (400, "no multipart form"),
+             b"--other\r\n" + part + b"\r\nx\r\n--other--\r\n": (400, "no multipart form")}
+    with live.client() as c:
+        for body, (status, said) in cases.items():
+            r = c.post("/api/recognize", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+            assert r.status_code == status and said in r.json()["error"] and "\n" not in r.json()["error"], r.text
+        assert c.post("/api/recognize", files=photo_files(png(scene(6)))).status_code == 200
+
+
 def test_a_photo_cut_short_in_its_header_is_said_as_the_cli_says_it(live, tmp_path):
     # the same truncated JPEG was "not an image (JPEG, PNG, ...)", 415, from the API and "corrupt or truncated
     # image" from the CLI: a household sent looking for a format problem

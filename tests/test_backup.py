@@ -318,6 +318,10 @@ def test_a_backup_into_a_folder_where_drives_are_mounted_and_none_is_is_refused(
     assert edge_rap(capsys, "backup", media / "stick" / "backups" / "house.tar", "--memory", household)[0] == 2
     assert edge_rap(capsys, "backup", media / "stick" / "house.tar", "--memory", household)[0] == 0
     assert sorted(p.name for p in (media / "stick").iterdir()) == ["house.tar", "sd.tar"]
+    mounted.clear()  # restore only reads: a backup missing there is said with why it may be
+    err = one_line_error(*edge_rap(capsys, "restore", media / "stick" / "x.tar", "--memory", tmp_path / "new")[::2])
+    assert err == f"edge-rap: {media / 'stick' / 'x.tar'}: no such backup file (no drive is mounted on " \
+                  f"{media / 'stick'}: a drive not mounted?)\n"
 
 
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):

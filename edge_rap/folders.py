@@ -7,8 +7,10 @@ found out at the first line spoken or the first arrival, minutes into a run that
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.userfiles import kind_of
@@ -35,8 +37,33 @@ def writable_folder(path: Path, option: str) -> Path:
 def file_in_the_way(folder: Path) -> Path | None:
     """The file where `folder` or a folder above it should be (a photo's name taken for a folder's), if any: said as
     such, where the OS would say "Not a directory" or a folder missing."""
-    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    above = next((p for p in (folder, *folder.parents) if reachable(p, Path.exists)), None)
     return above if above is not None and not above.is_dir() else None
+
+
+def reachable(path: Path, ask: Callable[[Path], bool]) -> bool:
+    """`ask(path)` (Path.exists, Path.is_symlink), or one line where a folder on `path` may not be searched: those
+    raise PermissionError there (not False), and a traceback was printed. (A name too long is the CLI's to say.)"""
+    try:
+        return ask(path)
+    except PermissionError as e:
+        raise EdgeRapError(f"{path}: cannot reach it ({e.strerror}: a folder on its path this account may not "
+                           "search)") from None
+
+
+#: Where drives are mounted by convention (a desktop's /media/USER/LABEL or /run/media/USER/LABEL, /mnt by hand):
+#: a folder there that no drive is mounted on is one of the SD card's own.
+MOUNT_ROOTS = (Path("/media"), Path("/mnt"), Path("/run/media"))
+
+
+def unmounted(folder: Path) -> Path | None:
+    """The root of MOUNT_ROOTS that `folder` (its links followed) is in where neither it nor any folder above it up
+    to that root is a mount point: a drive's mount point, the drive not mounted; None elsewhere."""
+    folder = Path(os.path.realpath(folder))
+    root = next((r for r in MOUNT_ROOTS if r == folder or r in folder.parents), None)
+    if root is None or any(os.path.ismount(p) for p in (folder, *folder.parents) if p == root or root in p.parents):
+        return None
+    return root
 
 
 def missing_folders(folder: Path) -> list[Path]:

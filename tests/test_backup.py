@@ -297,6 +297,33 @@ def test_a_backup_through_a_link_that_leads_nowhere_is_refused(household, tmp_pa
     assert list(mount.iterdir()) == []
 
 
+def test_a_backup_into_a_folder_where_drives_are_mounted_and_none_is_is_refused(household, tmp_path, capsys,
+                                                                                 monkeypatch):
+    # `backup /media/stick/x.tar`, the stick not mounted: its empty mount point is a folder of the SD card, and the
+    # backup went there, "backed up", hidden once the stick is mounted over it. The mount table is played.
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    (media / "stick").mkdir(parents=True)
+    mounted: set[Path] = set()
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) in mounted)
+    for target in (media / "stick" / "house.tar", media / "stick" / "backups" / "house.tar"):
+        err = one_line_error(*edge_rap(capsys, "backup", target, "--memory", household)[::2])
+        assert err.startswith(f"edge-rap: {target.parent}: no drive is mounted there (a drive not mounted? {media} "
+                              "is where drives are mounted); nothing was written"), err
+    assert list((media / "stick").iterdir()) == []
+    assert edge_rap(capsys, "backup", media / "stick" / "sd.tar", "--anywhere", "--memory", household)[0] == 0
+    mounted.add(media / "stick")
+    assert edge_rap(capsys, "backup", media / "stick" / "backups" / "house.tar", "--memory", household)[0] == 2
+    assert edge_rap(capsys, "backup", media / "stick" / "house.tar", "--memory", household)[0] == 0
+    assert sorted(p.name for p in (media / "stick").iterdir()) == ["house.tar", "sd.tar"]
+    mounted.clear()  # restore only reads: a backup missing there is said with why it may be
+    err = one_line_error(*edge_rap(capsys, "restore", media / "stick" / "x.tar", "--memory", tmp_path / "new")[::2])
+    assert err == f"edge-rap: {media / 'stick' / 'x.tar'}: no such backup file (no drive is mounted on " \
+                  f"{media / 'stick'}: a drive not mounted?)\n"
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

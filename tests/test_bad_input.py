@@ -1045,6 +1045,7 @@ def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settin
     ["import-rap", "LONG"],
     ["eval", "retrieval", "--dataset", "LONG"],
     ["run", "--config", "LONG"],
+    ["backup", "LONG"],  # (said as a folder that cannot be searched)
 ])
 def test_a_path_too_long_for_the_file_system_is_one_line(settings, tmp_path, capsys, argv):
     # a name over 255 bytes made Path.exists() raise (Python 3.11): a traceback from every command

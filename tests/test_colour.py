@@ -147,3 +147,20 @@ def test_an_nclx_box_of_primaries_unknown_to_the_reader_leaves_the_photo_as_stor
     picture.info["nclx_profile"] = {"color_primaries": 99, "transfer_characteristics": 13, **{
         f"color_primary_{c}_{axis}": 0.0 for c in ("red", "green", "blue", "white") for axis in "xy"}}
     assert to_srgb(picture).getpixel((0, 0)) == (200, 100, 50)
+
+
+def test_a_png_whose_text_or_profile_unpacks_past_a_megabyte_is_read():
+    """Pillow unpacks a PNG's text or colour profile up to 1 MB a chunk: past it (an editor's XMP and its history, a
+    large profile), the photo was refused as corrupt, by the CLI and the API, its pixels sound."""
+    from PIL import Image, PngImagePlugin
+
+    from edge_rap.serve.uploads import sniff
+
+    xmp = PngImagePlugin.PngInfo()
+    xmp.add_text("XML:com.adobe.xmp", "<rdf:li/>" * (1 << 18), zip=True)  # 2.4 MB unpacked
+    for profile, info in ((p3_profile() + bytes(2 << 20), None), (p3_profile(), xmp)):  # (a profile's tail: unread)
+        out = io.BytesIO()
+        Image.fromarray(patches()).save(out, "PNG", icc_profile=profile, pnginfo=info)
+        assert len(out.getvalue()) < 100_000 and sniff(out.getvalue(), "photo.png").suffix == ".png"
+        seen = decode_image(out.getvalue()).pixels[8, 8].astype(int)
+        assert np.abs(seen - expected_srgb(COLOURS[0])).max() <= 2  # its profile read, not left out

@@ -906,6 +906,18 @@ def test_the_camera_that_is_here_is_set_on_the_command_line_or_in_the_settings_f
     assert options_of(run_config({"sources": ("den=0", "kitchen=1")}, settings)).here == "kitchen"
 
 
+def test_a_here_that_is_no_cameras_name_is_refused_not_folded_into_one():
+    # `--here Straße` was the camera `strasse`, and the Kelvin sign's `Kelvin` was `kelvin`: names were compared by
+    # Unicode's case folding, and a camera's name is ASCII
+    from edge_rap.perceive.camera import camera_named
+
+    for here in ("Straße", "\u212aelvin"):
+        with pytest.raises(EdgeRapError, match=f"^here {here!r}: not a camera's name \\(1-32 letters, digits"):
+            run_config({"sources": ("strasse=0", "kelvin=1"), "voice": True, "here": here}, None)
+        assert camera_named(here, ["strasse", "kelvin"]) is None
+    assert camera_named("KELVIN", ["strasse", "kelvin"]) == "kelvin"
+
+
 def test_the_settings_files_here_goes_with_its_cameras_when_the_command_line_replaces_them(tmp_path):
     # The service's file names its cameras and which is here; `run --config run.toml --source clip.mp4` by hand, to
     # try a clip, was refused: "run.toml: here 'kitchen' is none of the cameras (cam0)".

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -89,3 +90,28 @@ def test_a_refused_folder_is_one_line_also_where_nothing_can_speak(run, settings
     rc, _, err = run("run", "--source", photo, "--snapshots", tmp_path / "notes")
     assert rc == 2 and err.count("\n") == 1 and err.startswith("edge-rap: --snapshots "), err
     assert not [m for m in caplog.messages if "not speaking" in m]
+
+
+def test_a_path_behind_a_folder_this_account_may_not_search_is_one_line(tmp_path, monkeypatch):
+    # Path.exists and Path.is_symlink raise PermissionError there, and the checks for a file in the way (a
+    # writable folder, a backup's folder), a link to nothing (the backup, --memory) or the backup to restore printed
+    # a traceback. Root searches every folder: the OS's answer is played by the stat it asks.
+    from pathlib import Path
+
+    from edge_rap.memory.backup import back_up
+    from edge_rap.memory.files import not_a_folder
+    from edge_rap.memory.restore import restore
+
+    locked, real = tmp_path / "locked", Path.stat
+
+    def stat(self, *, follow_symlinks=True):
+        if locked in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    for check in (lambda: writable_folder(locked / "out", "--snapshots"), lambda: not_a_folder(locked / "memory"),
+                  lambda: back_up(tmp_path / "memory", locked / "sub" / "x.tar"),
+                  lambda: restore(locked / "x.tar", tmp_path / "memory")):
+        with pytest.raises(EdgeRapError, match=r"cannot reach it \(Permission denied: a folder on its path"):
+            check()

@@ -5,6 +5,7 @@ and oversized, truncated, non-image and bomb uploads are refused with the right 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
@@ -327,16 +328,25 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
 
 
+def _bmp(pixels) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "BMP")
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("route", ["/api/concepts", "/api/recognize"])
 def test_bad_uploads_get_their_status_and_one_line(live, route):
     good = png(scene(6))
     cases = {
-        415: [b"hello, not an image", b"%PDF-1.4 " + good, b""],  # non-images; a .png name means nothing
+        415: [b"hello, not an image", b"%PDF-1.4 " + good, b"",  # non-images; a .png name means nothing
+              b"BMW 320d: serviced in May\n" * 4],  # text Pillow takes for a BMP by its "BM" (was 422, "corrupt")
         413: [_png_header_only(50_000, 50_000), _png_header_only(20_000, 20_000)],  # bombs, refused undecoded
         422: [good[: len(good) // 2], jpeg(scene(6))[:3000],  # truncated: the header reads, the pixels do not
               # a PNG whose header fails its CRC (Pillow "cannot identify" it), a GIF cut after its signature: 415,
               # "not an image", where they are images damaged
-              good[:29] + bytes(b ^ 0xFF for b in good[29:33]) + good[33:], b"GIF89a"],
+              good[:29] + bytes(b ^ 0xFF for b in good[29:33]) + good[33:], b"GIF89a", _bmp(scene(6))[:60]],
     }
     with live.client() as c:
         for status, blobs in cases.items():
@@ -356,6 +366,21 @@ def test_an_upload_whose_file_name_is_thousands_of_characters_long_is_said_so(li
         r = c.post("/api/recognize", files=photo_files(good, names=("a" * 5000 + ".png",)))
         assert r.status_code == 422 and "a file name thousands of characters long" in r.json()["error"], r.text
         assert c.post("/api/recognize", files=photo_files(good, names=("a" * 1000 + ".png",))).status_code == 200
+
+
+def test_a_form_its_parser_cannot_read_is_said_so_in_one_line(live):
+    # 400 "Invalid multipart data." was all a client was told of a part of over 8 headers, or of a body that is no
+    # multipart form (a header without its colon, a boundary other than the one the Content-Type names)
+    part = b'Content-Disposition: form-data; name="photo"; filename="a.png"\r\nContent-Type: image/png\r\n'
+    many = b"".join(b"X-Note-%d: y\r\n" % k for k in range(8))
+    cases = {b"--b\r\n" + part + many + b"\r\n" + png(scene(6)) + b"\r\n--b--\r\n": (422, "over 8 headers"),
+             b"--b\r\nContent-Disposition form-data\r\n\r\nx\r\n--b--\r\n": (400, "no multipart form"),
+             b"--other\r\n" + part + b"\r\nx\r\n--other--\r\n": (400, "no multipart form")}
+    with live.client() as c:
+        for body, (status, said) in cases.items():
+            r = c.post("/api/recognize", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+            assert r.status_code == status and said in r.json()["error"] and "\n" not in r.json()["error"], r.text
+        assert c.post("/api/recognize", files=photo_files(png(scene(6)))).status_code == 200
 
 
 def test_a_photo_cut_short_in_its_header_is_said_as_the_cli_says_it(live, tmp_path):

@@ -163,7 +163,8 @@ class ScheduledBackups:
             return None
         target = self.schedule.target(now)
         try:
-            report = back_up(self.root, target, progress=self._unless_stopping)
+            # (a folder on the memory's drive is warned of, and written: one there still outlives a damaged memory)
+            report = back_up(self.root, target, progress=self._unless_stopping, anywhere=True)
         except Cancelled:
             return None
         except EdgeRapError as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
-from edge_rap.perceive.camera import camera_named, source_names, unnamed_camera
+from edge_rap.perceive.camera import NAME_PATTERN, camera_named, source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
 
@@ -92,8 +92,10 @@ class RunConfig:
         return self
 
     def _check_here(self) -> None:
-        """Refuse a `here` that names none of the cameras (where they are given: `doctor --config` of a file whose
-        cameras come on run's command line has none)."""
+        """Refuse a `here` that is no camera's name, or names none of the cameras (where they are given: `doctor
+        --config` of a file whose cameras come on run's command line has none)."""
+        if self.here is not None and not NAME_PATTERN.match(self.here):
+            raise EdgeRapError(f"here {self.here!r}: not a camera's name (1-32 letters, digits, '_' or '-')")
         names = source_names(self.sources)
         if self.here is not None and names and camera_named(self.here, names) is None:
             raise EdgeRapError(f"here {self.here!r} is none of the cameras ({', '.join(names)})")

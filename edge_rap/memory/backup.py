@@ -27,7 +27,7 @@ from edge_rap import __version__
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import file_in_the_way
+from edge_rap.folders import file_in_the_way, reachable, unmounted
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, referred, stranger
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
@@ -67,15 +67,19 @@ class _Snapshot:
 
 
 def back_up(root: Path, target: Path, force: bool = False, with_token: bool = False,
-            progress: Progress = lambda items: items) -> BackupReport:
+            progress: Progress = lambda items: items, anywhere: bool = False) -> BackupReport:
     """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
     first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token stays
     out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
     file it names (a link to the stick's backup was itself replaced by the new one, on the SD card); a link on its
-    path that leads nowhere is refused."""
+    path that leads nowhere is refused, and so, unless `anywhere`, is a folder where drives are mounted that none is
+    mounted on (a stick not mounted: the backup went into its empty mount point, on the SD card)."""
     if (why := _dangling_link(target)) is not None:
         raise EdgeRapError(why)
     target = Path(os.path.realpath(target)) if target.is_symlink() else target
+    if not anywhere and (where := unmounted(target.parent)) is not None:
+        raise EdgeRapError(f"{target.parent}: no drive is mounted there (a drive not mounted? {where} is where drives "
+                           "are mounted); nothing was written (mount it, or --anywhere writes there all the same)")
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")
@@ -111,7 +115,8 @@ def _dangling_link(target: Path) -> str | None:
     """Why a backup is not written through a link on `target`'s path that leads nowhere, as `restore --memory` says
     it: a link to a drive's mount point, the drive not mounted, put the backup on the device's own card, in the
     empty mount point, where the drive once mounted hides it."""
-    link = next((p for p in (target, *target.parents) if p.is_symlink() and not p.exists()), None)
+    link = next((p for p in (target, *target.parents)
+                 if reachable(p, Path.is_symlink) and not reachable(p, Path.exists)), None)
     if link is None:
         return None
     if Path(os.path.realpath(link)).is_symlink():  # (realpath stops where a link loops)

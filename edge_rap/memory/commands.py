@@ -20,7 +20,8 @@ def cmd_backup(args) -> int:
 
     settings = _settings(args)
     _existing_memory(args, settings)
-    report = back_up(settings.memory, Path(args.file), args.force, args.with_token, _progress("backup"))
+    report = back_up(settings.memory, Path(args.file), args.force, args.with_token, _progress("backup"),
+                     args.anywhere)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -67,6 +68,9 @@ def register(add) -> None:
                    "in .gz (.tar.gz) or .tgz (photos hardly compress; .zip, .xz and the like are refused); "
                    "written whole or not at all")
     p.add_argument("--force", action="store_true", help="replace FILE where it exists")
+    p.add_argument("--anywhere", action="store_true", help="write FILE in a folder under /media, /mnt or /run/media "
+                   "that no drive is mounted on (refused without it: a USB stick not mounted, the backup would go on "
+                   "the SD card, hidden once the stick is mounted over it)")
     p.add_argument("--with-token", action="store_true", help="also the companion API's token (phones paired with "
                    "this device stay paired with a restored one)")
     p.add_argument("--json", action="store_true", help="one JSON object: path, bytes, concepts, views, events, sha256 "

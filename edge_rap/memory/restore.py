@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import reachable, unmounted
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -72,9 +73,13 @@ def restore(archive: Path, root: Path, replace: bool = False,
     (the model cache, the demo and the API's token there stay, the token unless the backup brings its own); into
     one that holds a memory only with `replace`, which moves that memory aside whole first. Refused while another
     process has the memory open."""
-    if not archive.is_file():  # (a folder or a pipe was said to be "no such backup file", as if it were not there)
+    if not reachable(archive, Path.is_file):  # (a folder or a pipe was said to be "no such backup file")
         kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
-        raise EdgeRapError(f"{archive}: is {kind}, not a backup file" if kind else f"{archive}: no such backup file")
+        if kind:
+            raise EdgeRapError(f"{archive}: is {kind}, not a backup file")
+        unplugged = unmounted(archive.parent) is not None
+        raise EdgeRapError(f"{archive}: no such backup file"
+                           + (f" (no drive is mounted on {archive.parent}: a drive not mounted?)" if unplugged else ""))
     if (why := not_a_folder(root)) is not None:  # a file, a pipe; a link to a drive not mounted (not made on the SD)
         raise EdgeRapError(why)
     began = time.time()

@@ -169,8 +169,11 @@ def source_names(texts: list[str] | tuple[str, ...]) -> list[str]:
 
 def camera_named(name: str, names: list[str]) -> str | None:
     """The one of the cameras' `names` that `name` is, written in any case (`--here Door` is `door`: two names
-    that differ only in case are refused), or None."""
-    return next((n for n in names if n.casefold() == name.casefold()), None)
+    that differ only in case are refused), or None. Names are ASCII: one that is not is none (Unicode's case
+    folding made `Straße` the camera `strasse`)."""
+    if not NAME_PATTERN.match(name):
+        return None
+    return next((n for n in names if n.lower() == name.lower()), None)
 
 
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:

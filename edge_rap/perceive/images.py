@@ -127,11 +127,18 @@ _SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": 
                b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 
 
+#: The sizes a BMP's second header has (bytes 14-18), those Pillow reads: "BM" alone begins text too ("BMW ...").
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
+
+
 def signed_format(head: bytes) -> str | None:
     """Pillow's name of the photo format the bytes begin as ("PNG"), from their signature alone; None if none."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
-    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+    kind = next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+    if kind == "BMP" and int.from_bytes(head[14:18], "little") not in _BMP_HEADER_SIZES:
+        return None
+    return kind
 
 
 def _is_video(data: bytes) -> bool:
@@ -184,7 +191,7 @@ def _is_picture(path: Path) -> bool:
     said nothing; the warning Pillow gives at half that limit is not written as a folder is listed."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     PILImage.init()
     try:  # (HEIF only where pillow-heif is installed, AVIF where Pillow was built with it)
         with warnings.catch_warnings():
@@ -195,6 +202,18 @@ def _is_picture(path: Path) -> bool:
         return True
     except Exception:  # not a picture, or unreadable: not taken for one
         return False
+
+
+@functools.cache
+def ready_pillow() -> None:
+    """Pillow made ready to open photos: HEIF read through pillow-heif (where installed), and a PNG's text or colour
+    profile unpacked up to the 64 MB that all its text may take: at Pillow's 1 MB a chunk, a photo whose editor's
+    metadata (XMP and its history) unpacks past it was refused as corrupt, its pixels sound. (That a small file may
+    unpack to so much costs no more than its bytes unpacked as pixels, under the same ratio.)"""
+    from PIL import PngImagePlugin
+
+    PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY
+    _register_heif()
 
 
 @functools.cache
@@ -237,7 +256,7 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
 
     shown = _describe(source)
     limit = max_pixels()
-    _register_heif()
+    ready_pillow()
     try:
         with warnings.catch_warnings():
             # Our limit, checked on the header's size before any decoding, decides below Pillow's hard guard;
@@ -290,7 +309,9 @@ def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
     the memory) or the API's check of an upload's header met it."""
     from PIL import UnidentifiedImageError
 
-    if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError):
+    taken_for_bmp = data[:2] == b"BM" and signed_format(data) is None  # (Pillow goes by "BM" alone)
+    if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError) \
+            and not taken_for_bmp:
         return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
     if (kind := signed_format(data)) is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
         return EdgeRapError(f"{shown}: corrupt or truncated image (a {kind} file Pillow cannot read)")
@@ -365,7 +386,7 @@ def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
     """A photo file's EXIF orientation (1 where it has none) and its size as stored."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     try:
         with PILImage.open(path) as pil:
             return _orientation(pil), pil.size

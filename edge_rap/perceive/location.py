@@ -8,7 +8,7 @@ import io
 import struct
 from pathlib import Path
 
-from edge_rap.perceive.images import _image_bytes, _register_heif, decode_image, past_bomb_limit
+from edge_rap.perceive.images import _image_bytes, decode_image, past_bomb_limit, ready_pillow
 
 _GPS_IFD = 0x8825
 _ORIENTATION = 0x0112
@@ -97,7 +97,7 @@ def _upright_without_location(data: bytes, source: str) -> tuple[bytes, str] | N
     made on the device at every view of the photo."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     try:
         pil = PILImage.open(io.BytesIO(data))
     except PILImage.DecompressionBombError:  # a header damaged since, or a bomb: said, as a thumbnail's would be

@@ -202,7 +202,7 @@ def fresh_backup(home: Household, reusable: bool = False) -> Download:
                        f"{free >> 20} MB free (make room, or set TMPDIR to a folder on a drive with room)", 507)
     target = folder / backup_name(time.time(), DOWNLOAD_TAG)
     try:
-        report = back_up(home.root, target, with_token=False)
+        report = back_up(home.root, target, with_token=False, anywhere=True)  # (a scratch file, streamed to the phone)
         file = open(target, "rb")
     except EdgeRapError as e:
         written = e.__context__  # a write that failed, which back_up says in words: the device's trouble

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from python_multipart.exceptions import FormParserError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -65,17 +66,29 @@ def _text_over_limit(detail: object) -> str | None:
     return f"a text field over {match.group(1)} KB: a photo sent as text, not as a file? {_send_as_a_file('photo')}"
 
 
-#: python-multipart's words for a form part's header over its limit (4 KiB and a little), which Starlette answers 400
-#: "Invalid multipart data.": an upload's file name of thousands of characters.
-_PART_HEADER_OVER_LIMIT = "Maximum header size exceeded"
+#: python-multipart's words for a form part over its limits, which Starlette answers 400 "Invalid multipart data.", as
+#: it answers any body it cannot parse as a form: what each is said as (422: the form is sound, a part too large).
+_PART_OVER_LIMITS = {
+    "Maximum header size exceeded": "a form field's header is over 4 KiB (a file name thousands of characters long?): "
+                                    "send the photo under a shorter name",
+    "Maximum header count exceeded": "a form field has over 8 headers, more than the form's parser reads: send each "
+                                     "field with its Content-Disposition and Content-Type alone (as curl -F does)",
+}
 
 
-def _part_header_over_limit(exc: BaseException) -> bool:
-    """Whether the parser's error under `exc` (the exception it was raised from or while handling) is that one."""
+def _unparsed_form(exc: BaseException) -> tuple[int, str] | None:
+    """The status and words for a multipart body the form's parser refused (its error: the exception `exc` was
+    raised from or while handling): a part over its limits, or a body that is no multipart form, with the parser's
+    own words for where; None for any other 400."""
     under = exc.__cause__ or exc.__context__
-    while under is not None and str(under) != _PART_HEADER_OVER_LIMIT:
+    while under is not None and not isinstance(under, FormParserError):
         under = under.__cause__ or under.__context__
-    return under is not None
+    if under is None:
+        return None
+    if str(under) in _PART_OVER_LIMITS:
+        return 422, _PART_OVER_LIMITS[str(under)]
+    return 400, _one_line(f"the body is no multipart form the parser can read ({under}): send the fields as "
+                          "multipart/form-data (curl -F field=value, -F photo=@photo.jpg)")
 
 
 def _validation(exc: RequestValidationError) -> str:
@@ -121,9 +134,8 @@ def install(app: FastAPI) -> None:
             return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
-        if exc.status_code == 400 and _part_header_over_limit(exc):
-            return error(422, "a form field's header is over 4 KiB (a file name thousands of characters long?): "
-                              "send the photo under a shorter name")
+        if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:
+            return error(*unparsed)
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import disk_error
-from edge_rap.perceive.images import NotAnImage, _register_heif, max_pixels, signed_format, unreadable
+from edge_rap.perceive.images import NotAnImage, max_pixels, ready_pillow, signed_format, unreadable
 from edge_rap.scratch import process_folder
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
@@ -49,7 +49,7 @@ def sniff(data: bytes, label: str) -> Photo:
     """What the bytes are, from their header alone; a non-image is 415 and a bomb 413, before decoding."""
     from PIL import Image as PILImage
 
-    _register_heif()
+    ready_pillow()
     if not data:
         raise UploadError(f"{label}: empty file", 415)
     try:

@@ -345,6 +345,8 @@ def test_eval_localize_places_with_the_profiles_detector_as_recognize_does(datas
     assert main(["eval", "localize", "--dataset", str(dataset), "--json"]) == 2
     err = capsys.readouterr().err
     assert "no-such-detector" in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--detector", "none"]) == 0  # dense matching
+    assert json.loads(capsys.readouterr().out)["detector"] is None
 
 
 def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settings, capsys):
@@ -361,7 +363,7 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
 
 
 @pytest.mark.parametrize("option", [["--per-frame", "2"], ["--seed", "0"], ["--frame-size", "1280x960"],
-                                    ["--widths", "0.2-0.45"]])
+                                    ["--widths", "0.2-0.45"], ["--detector", "none"]])
 def test_localize_options_given_to_retrieval_are_refused_not_ignored(dataset, settings, tmp_path, capsys, option):
     with pytest.raises(SystemExit) as stop:
         main(["eval", "retrieval", "--dataset", str(dataset), *option, "--memory", str(tmp_path / "memory")])

@@ -245,6 +245,25 @@ def test_a_dataset_given_one_folder_too_high_names_the_folders_to_give(dataset, 
         evaluate_retrieval(settings, split)
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_dataset_given_one_folder_too_high_beside_a_folder_of_photos_is_refused(dataset, tmp_path, settings, capsys,
+                                                                                   kind):
+    # `--dataset ../data` where one folder beside the datasets holds photos itself (group photos): that one was
+    # evaluated as the only concept, and the datasets beside it said as concepts without a photo.
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data / "objects")
+    shutil.copytree(dataset, data / "people")
+    save_photo(data / "group_photos", "astronaut", filename="crew.jpg")
+    assert main(["eval", kind, "--dataset", str(data), "--memory", str(tmp_path / "memory")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"edge-rap: {data}: one level too high? 2 of its 3 folders hold folders of photos, not photos "
+                   "('objects' and 'people' hold a folder per concept each: give one as --dataset)\n")
+    assert not (tmp_path / "memory").exists()
+    # one concept whose photos are in a folder of their own, among concepts of photos, is a concept left out
+    shutil.move(str(data / "people"), str(dataset / "people"))
+    assert "people" in [c.name for c in read_dataset(dataset)]
+
+
 def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
     # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
     for junk in ("__MACOSX", "@eaDir", "lost+found"):

@@ -634,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = _common_options()
 
+    # Options by their whole names only, on every command and subcommand: argparse took `--vers` for --version and
+    # `ask --max` for --max-tokens, so a script's abbreviation changed meaning, or broke, when an option was added.
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
+                                     allow_abbrev=False,
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
                                      "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, "
@@ -651,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, func, help, memory: str = HOME_MEMORY):
         options = common if memory == HOME_MEMORY else _common_options(memory=memory)  # (parents share actions)
-        p = sub.add_parser(name, parents=[options], help=help, description=help)
+        p = sub.add_parser(name, parents=[options], help=help, description=help, allow_abbrev=False)
         p.set_defaults(func=func, parser=p)  # (main: an unknown option is shown with this command's usage)
         return p
 
@@ -719,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("list", "list the model cache and the models that can be pulled"),
                        ("prepare", "export the default embedder into the model cache, if missing or outdated"),
                        ("pull", "download, verify and register a VLM or whisper model")):
-        q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS)
+        q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS,
+                               allow_abbrev=False)
         q.add_argument("--json", action="store_true", help='one JSON object: name, model, mmproj (the files)'
                        if name == "pull" else models_json)
         if name == "pull":

@@ -75,7 +75,8 @@ def _width_range(text: str) -> tuple[float, float]:
 def _settings(args):
     from edge_rap.config import load_settings
 
-    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
+    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device,
+                         detector=getattr(args, "detector", None))  # (the commands that recognise take --detector)
 
 
 def _existing_memory(args, settings) -> None:
@@ -307,7 +308,7 @@ def cmd_recognize(args) -> int:
 
     # a --draw that cannot take drawings (a file, a read-only folder) is said before anything is recognised
     drawings = drawing_paths(args.images, writable_folder(Path(args.draw), "--draw")) if args.draw else []
-    with _household(args, readonly=True, detector=args.detector) as home:
+    with _household(args, readonly=True) as home:
         _ = home.retriever, home.detector  # a wrong embedder or detector is said before any image is read
         return _recognize_each(args, home, drawings)
 
@@ -546,7 +547,7 @@ def cmd_eval(args) -> int:
     memory = Path(args.memory) if args.memory else None
     dataset = Path(args.dataset)
     distractors = Path(args.distractors) if args.distractors is not None else None
-    given = [option for option in _LOCALIZE_DEFAULTS if getattr(args, option) is not None]
+    given = [option for option in (*_LOCALIZE_DEFAULTS, "detector") if getattr(args, option) is not None]
     if args.kind == "localize":
         if distractors is not None:  # composites paste the dataset's own photos: taken silently, it changed nothing
             args.parser.error("--distractors is for eval retrieval: localize pastes the dataset's own photos")
@@ -559,7 +560,8 @@ def cmd_eval(args) -> int:
         print(json.dumps(report) if args.json else format_localize(report))
         return 0
     if given:  # (taken silently, they changed nothing: retrieval queries each photo whole)
-        args.parser.error(f"--{given[0].replace('_', '-')} is for eval localize: retrieval builds no composites")
+        args.parser.error(f"--{given[0].replace('_', '-')} is for eval localize: retrieval queries each photo whole "
+                          "(no composites, no detector)")
     report = evaluate_retrieval(settings, dataset, distractors, memory=memory, progress=_progress("eval"),
                                 references=args.references)
     print(json.dumps(report) if args.json else format_report(report))
@@ -610,6 +612,15 @@ def _take_options_before_command(args: argparse.Namespace) -> None:
             setattr(args, name, before)
 
 
+def add_detector_option(parser: argparse.ArgumentParser, where: str = "") -> None:
+    """--detector, for every command that recognises: a detector instead of the device profile's, or none (dense
+    matching alone) where the profile names one (config.with_detector). `where`: when the command uses it."""
+    parser.add_argument("--detector", metavar="NAME|DIR|none", help=f"{where}an ONNX detector for regions: "
+                        "YOLO-style, or OWL-ViT/OWLv2 from tools/export_detector.py (model cache name or folder; "
+                        "default: the device profile's [detector] model); none: dense matching alone, whatever the "
+                        "profile names")
+
+
 #: What `--json` prints for a command that answers with one concept.
 CONCEPT_JSON = "print the concept as one JSON object: name, category, description, views, created, updated"
 #: A VLM's projector, for every command that takes --vlm.
@@ -623,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = _common_options()
 
+    # Options by their whole names only, on every command and subcommand: argparse took `--vers` for --version and
+    # `ask --max` for --max-tokens, so a script's abbreviation changed meaning, or broke, when an option was added.
     parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
+                                     allow_abbrev=False,
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
                                      "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, "
@@ -640,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, func, help, memory: str = HOME_MEMORY):
         options = common if memory == HOME_MEMORY else _common_options(memory=memory)  # (parents share actions)
-        p = sub.add_parser(name, parents=[options], help=help, description=help)
+        p = sub.add_parser(name, parents=[options], help=help, description=help, allow_abbrev=False)
         p.set_defaults(func=func, parser=p)  # (main: an unknown option is shown with this command's usage)
         return p
 
@@ -679,8 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='one JSON object per line per image: image, concepts (each '
                    'name, score, box; best first), error where the image could not be read, drawing with --draw')
     p.add_argument("--draw", metavar="OUT_DIR", help="write each image with boxes and names drawn, to look at")
-    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector: YOLO-style, or OWL-ViT/OWLv2 from "
-                   "tools/export_detector.py (model cache name or folder; default: the device profile's)")
+    add_detector_option(p)
     p = add("import-rap", cmd_import_rap, "import a RAP database.json")
     p.add_argument("database", metavar="PATH/database.json", help="a RAP database; its images are found from "
                    "its folder")
@@ -709,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("list", "list the model cache and the models that can be pulled"),
                        ("prepare", "export the default embedder into the model cache, if missing or outdated"),
                        ("pull", "download, verify and register a VLM or whisper model")):
-        q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS)
+        q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS,
+                               allow_abbrev=False)
         q.add_argument("--json", action="store_true", help='one JSON object: name, model, mmproj (the files)'
                        if name == "pull" else models_json)
         if name == "pull":
@@ -727,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-references", action="store_true", help="references as names and descriptions only")
     p.add_argument("--max-tokens", type=int, metavar="N", help="the answer's length limit in tokens (default: the "
                    "device profile's [vlm] max_tokens)")
+    add_detector_option(p, "with --image: ")
     p = add("eval", cmd_eval, "evaluate recognition on a folder of concepts",
             memory="a new or empty folder to remember the dataset into, left so where the run fails or is "
             "interrupted (default a temporary one)")
@@ -746,6 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="localize: the composites' size (default 640x480)")
     p.add_argument("--widths", type=_width_range, metavar="MIN-MAX",
                    help="localize: each pasted photo's width as a fraction of the frame's (default 0.15-0.6)")
+    add_detector_option(p, "localize: ")
     p.add_argument("--json", action="store_true", help="one JSON object: the scores, and skipped_images")
     p = add("run", cmd_run, "watch cameras: announce remembered concepts as they arrive and leave")
     p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (_stop_on_signals), exit 0
@@ -765,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", metavar="DIR", help="keep a snapshot of each arrival, its box drawn")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="announce with a VLM (default: the device profile's)")
     p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)
-    p.add_argument("--detector", metavar="NAME|DIR", help="an ONNX detector for regions (as in recognize)")
+    add_detector_option(p)
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="read video files as fast as they are processed, every frame (batch work)")
     p.add_argument("--voice", action="store_true", help="answer spoken questions from the microphone while watching")

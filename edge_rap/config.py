@@ -239,9 +239,23 @@ LEFT_OUT = {"--memory": "give a folder, or leave --memory out for the default ho
             "--device": "give a profile name or .toml, or leave --device out for auto"}
 
 
-def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None) -> Settings:
+#: The detector name that asks for dense matching alone, whatever the device profile's `[detector] model` names
+#: (`--detector none`, run's `detector = "none"`): without it only another --device could.
+NO_DETECTOR = "none"
+
+
+def with_detector(profile: Profile, detector: str | None) -> Profile:
+    """The profile with the detector a command was given: None keeps the profile's, NO_DETECTOR is none."""
+    if detector is None:
+        return profile
+    return replace(profile, detector="" if detector == NO_DETECTOR else detector)
+
+
+def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None,
+                  detector: str | None = None) -> Settings:
     """None means the default; an empty value is refused, not taken for it: `--memory "$UNSET"` must not forget a
-    concept in the household's real memory, nor `--device "$UNSET"` run another profile than the one meant."""
+    concept in the household's real memory, nor `--device "$UNSET"` run another profile than the one meant.
+    `detector`: --detector, over the profile's (with_detector)."""
     for option, value in (("--memory", memory), ("--embedder", embedder), ("--device", device)):
         if value is not None and not value.strip():
             raise EdgeRapError(f"{option} {value!r} is empty (an unset variable?): {LEFT_OUT[option]}")
@@ -249,5 +263,6 @@ def load_settings(memory: str | None = None, embedder: str | None = None, device
     profile = load_profile(device)
     if embedder:
         profile = replace(profile, embedder=embedder)
+    profile = with_detector(profile, detector)
     return Settings(home=home, memory=Path(memory).expanduser() if memory else home, models=model_cache(),
                     profile=profile)

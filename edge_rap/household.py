@@ -57,17 +57,15 @@ class Household:
     """One household's runtime. Use as a context manager: `with Household(settings) as home: ...`."""
 
     def __init__(self, settings: Settings, memory: Path | None = None, readonly: bool = False,
-                 detector: str | None = None, vlm: tuple[str, str] = ("", ""), prepare: bool = False,
-                 stopping: threading.Event | None = None):
+                 vlm: tuple[str, str] = ("", ""), prepare: bool = False, stopping: threading.Event | None = None):
         """`prepare`: export a default embedder not exported yet when the memory opens (the commands that write:
         remember, add-views, import-rap, reindex, serve, the demo); otherwise (a reader, `run`) a missing model is
         a one-line error, never a hidden export. `stopping`: set when the command stops, it interrupts the VLM's
-        answers (`LlamaVlm.stopping`). `detector`: a detector for this command (--detector); without one, the
-        device profile's ([detector] model), so that recognize, serve and listen place concepts as `run` does."""
+        answers (`LlamaVlm.stopping`). The detector is the profile's ([detector] model, which --detector replaces:
+        config.with_detector), so that recognize, ask, serve and listen place concepts as `run` does."""
         self.settings = settings
         self.root = memory or settings.memory
         self.readonly = readonly
-        self.detector_name = detector or settings.profile.detector or None
         self.vlm_files = vlm
         self.stopping = stopping or threading.Event()
         self.vlm_note: str | None = None
@@ -112,7 +110,8 @@ class Household:
     def detector(self):
         from edge_rap.app import open_detector
 
-        return open_detector(self.settings, self.detector_name) if self.detector_name else None
+        name = self.settings.profile.detector
+        return open_detector(self.settings, name) if name else None
 
     @_part
     def vlm(self):

@@ -884,3 +884,18 @@ def test_version_is_printed_alone_for_a_script_or_a_bug_report(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out == f"edge-rap {__version__}\n"
+
+
+def test_no_option_is_reached_by_an_abbreviation_on_any_command(capsys):
+    # argparse took `--vers` for --version, `recognize --det` for --detector, `ask --max` for --max-tokens: a script
+    # written so changes meaning, or breaks as ambiguous, when an option with the same start is added.
+    from parsers import abbreviations_taken, every_parser
+
+    assert abbreviations_taken(every_parser(cli.build_parser(), ("edge-rap",))) == []
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["--vers"])
+    assert refused.value.code == 2 and "edge-rap" not in capsys.readouterr().out  # not the version, exit 0
+    with pytest.raises(SystemExit):
+        cli.main(["concepts", "--js"])
+    assert "edge-rap concepts: error: unrecognized arguments: --js" in capsys.readouterr().err

@@ -230,3 +230,44 @@ def test_drawn_names_grow_with_the_photo_so_they_stay_readable(tmp_path):
         above = np.asarray(PILImage.open(out))[: box.y0 - 4, box.x0: box.x0 + width // 20]  # the photo is black
         heights.append(int((above.max(axis=(1, 2)) > 100).sum()))  # rows of the label's coloured band
     assert heights[0] >= 6 and heights[1] >= 4 * heights[0], heights
+
+
+def test_detector_none_recognises_by_dense_matching_on_a_profile_that_names_one(three_outputs, tmp_path, settings,
+                                                                                 capsys, monkeypatch):
+    # A profile's [detector] model placed concepts for every command, and nothing asked for dense matching alone
+    # on it but another --device: `--detector ""` is refused as an unset variable.
+    import io
+    import threading
+
+    from edge_rap.cli import main
+    from edge_rap.config import load_settings
+    from edge_rap.daemon.config import run_config
+    from edge_rap.daemon.service import run_daemon
+
+    for mem, frame, _, _ in _each_profiles_detector(tmp_path, monkeypatch):
+        recognize = ["recognize", str(frame), "--json", "--memory", str(mem)]
+        capsys.readouterr()
+        assert main([*recognize, "--device", "x86-cpu"]) == 0  # as on a profile that names none
+        dense = json.loads(capsys.readouterr().out)
+        assert main([*recognize, "--detector", "none"]) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out) == dense
+        assert main(["ask", "what is this?", "--image", str(frame), "--json", "--memory", str(mem),
+                     "--detector", "none"]) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["concepts"] == dense["concepts"]
+        config = run_config({"sources": [str(frame)], "detector": "none", "mute": True}, None)
+        summary = run_daemon(load_settings(memory=str(mem)), config, threading.Event(), io.StringIO())
+        assert summary.frames_processed == 1 and not summary.source_errors
+
+
+@pytest.mark.parametrize("argv", [["recognize", "frame.jpg"], ["ask", "what is this?"], ["listen"], ["serve"],
+                                  ["run"], ["eval", "localize", "--dataset", "photos"]])
+def test_every_command_that_recognises_takes_detector_none_over_the_profiles(tmp_path, monkeypatch, argv):
+    from edge_rap.cli import _settings, build_parser
+
+    profile = tmp_path / "with-detector.toml"
+    profile.write_text('[device]\nname = "with-detector"\n[detector]\nmodel = "yolo-world"\n')
+    monkeypatch.setenv("EDGE_RAP_DEVICE", str(profile))
+    parse = build_parser().parse_args
+    assert _settings(parse(argv)).profile.detector == "yolo-world"
+    assert _settings(parse([*argv, "--detector", "none"])).profile.detector == ""  # dense matching alone
+    assert _settings(parse([*argv, "--detector", "owl"])).profile.detector == "owl"

@@ -245,6 +245,25 @@ def test_a_dataset_given_one_folder_too_high_names_the_folders_to_give(dataset, 
         evaluate_retrieval(settings, split)
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_dataset_given_one_folder_too_high_beside_a_folder_of_photos_is_refused(dataset, tmp_path, settings, capsys,
+                                                                                   kind):
+    # `--dataset ../data` where one folder beside the datasets holds photos itself (group photos): that one was
+    # evaluated as the only concept, and the datasets beside it said as concepts without a photo.
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data / "objects")
+    shutil.copytree(dataset, data / "people")
+    save_photo(data / "group_photos", "astronaut", filename="crew.jpg")
+    assert main(["eval", kind, "--dataset", str(data), "--memory", str(tmp_path / "memory")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"edge-rap: {data}: one level too high? 2 of its 3 folders hold folders of photos, not photos "
+                   "('objects' and 'people' hold a folder per concept each: give one as --dataset)\n")
+    assert not (tmp_path / "memory").exists()
+    # one concept whose photos are in a folder of their own, among concepts of photos, is a concept left out
+    shutil.move(str(data / "people"), str(dataset / "people"))
+    assert "people" in [c.name for c in read_dataset(dataset)]
+
+
 def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
     # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
     for junk in ("__MACOSX", "@eaDir", "lost+found"):
@@ -345,6 +364,8 @@ def test_eval_localize_places_with_the_profiles_detector_as_recognize_does(datas
     assert main(["eval", "localize", "--dataset", str(dataset), "--json"]) == 2
     err = capsys.readouterr().err
     assert "no-such-detector" in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", "localize", "--dataset", str(dataset), "--json", "--detector", "none"]) == 0  # dense matching
+    assert json.loads(capsys.readouterr().out)["detector"] is None
 
 
 def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settings, capsys):
@@ -361,7 +382,7 @@ def test_eval_localize_takes_the_seed_and_the_concepts_per_frame(dataset, settin
 
 
 @pytest.mark.parametrize("option", [["--per-frame", "2"], ["--seed", "0"], ["--frame-size", "1280x960"],
-                                    ["--widths", "0.2-0.45"]])
+                                    ["--widths", "0.2-0.45"], ["--detector", "none"]])
 def test_localize_options_given_to_retrieval_are_refused_not_ignored(dataset, settings, tmp_path, capsys, option):
     with pytest.raises(SystemExit) as stop:
         main(["eval", "retrieval", "--dataset", str(dataset), *option, "--memory", str(tmp_path / "memory")])

@@ -491,3 +491,10 @@ def test_a_write_whose_answer_was_lost_is_not_reported_as_failed_when_retried(co
     live.home.memory.remember("cat", [_save(tmp_path / "cat.png", 10)])
     rc, _, err = _call(companion, live, capsys, "add", "cat", _save(tmp_path / "other.png", 11))
     assert rc == 2 and "409" in err
+
+
+def test_no_companion_option_is_reached_by_an_abbreviation(companion):
+    # as edge-rap: `--tok T` was taken for --token, so a script changed meaning when an option was added
+    from parsers import abbreviations_taken, every_parser
+
+    assert abbreviations_taken(every_parser(companion.build_parser(), ("companion.py",))) == []

@@ -395,7 +395,9 @@ BOX_HELP = ("the region the photos show, in their pixels: for a person's photo w
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="companion.py", description=__doc__.splitlines()[0])
+    # options by their whole names only, as edge-rap takes them: an abbreviation a script used changed meaning, or
+    # broke, when an option with the same start was added
+    parser = argparse.ArgumentParser(prog="companion.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--url", default=os.environ.get("EDGE_RAP_URL"),
                         help="the device, e.g. http://10.0.0.5:8765 (default $EDGE_RAP_URL)")
     parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"),
@@ -408,10 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     after = argparse.ArgumentParser(add_help=False)
     after.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the concepts on the device", parents=[after])
+
+    def command(name: str, help: str, **more) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[after], allow_abbrev=False, **more)
+
+    command("list", "the concepts on the device")
     for name, text in (("add", "add a concept with its photos"), ("add-photos", "more photos of a concept the "
                                                                                "device has")):
-        p = sub.add_parser(name, help=text, description=text, parents=[after])
+        p = command(name, text, description=text)
         p.add_argument("name", help="the concept's name" if name == "add" else "a concept the device has")
         p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="its photo(s)")
         if name == "add":
@@ -419,14 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--category", default="", help="e.g. person, dog, mug (a person's also registers the "
                            "face)")
         p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
-    sub.add_parser("forget", help="forget a concept (its photos and sightings go too)", parents=[after]).add_argument(
+    command("forget", "forget a concept (its photos and sightings go too)").add_argument(
         "name", help="a concept the device has")
-    p = sub.add_parser("sync", help="a RAP database.json or a folder of concept folders", parents=[after])
+    p = command("sync", "a RAP database.json or a folder of concept folders")
     p.add_argument("path", type=Path, help="a RAP database.json, or a folder with one subfolder of photos per concept")
     p.add_argument("--allow-outside", action="store_true", help="send photos outside its folder too (absolute paths, "
                    "`..`, symlinks out of it), as import-rap's --allow-outside: refused by default, so that a database "
                    "from elsewhere cannot send this machine's other files")
-    p = sub.add_parser("events", help="who was seen, when", parents=[after])
+    p = command("events", "who was seen, when")
     p.add_argument("--since", help="30s, 10m, 2h, 1d, 1w or an ISO date-time")
     p.add_argument("--name", help="only the events about this concept")
     return parser

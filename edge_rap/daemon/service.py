@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TextIO
 
-from edge_rap.config import Settings
+from edge_rap.config import Settings, with_detector
 from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups
 from edge_rap.daemon.config import RunConfig
 from edge_rap.daemon.events import SnapshotPolicy, Snapshots
@@ -160,7 +160,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     why_silent: list[str] = []  # said once the run starts: an error before then is its one line alone
     speaker = open_speaker(config.mute, config.speak_to, why_silent.append)
     try:
-        with Household(settings, memory, detector=config.detector,
+        with Household(replace(settings, profile=with_detector(profile, config.detector)), memory,
                        vlm=(config.vlm or "", config.mmproj or ""), stopping=stop) as home:
             _ = home.detector  # a detector that cannot be opened is said now, not at every frame
             snapshots = None

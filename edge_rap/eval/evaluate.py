@@ -70,12 +70,21 @@ def _concept_name(folder: Path) -> str:
 
 def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries.
-    A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`)."""
+    A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`). A folder
+    given one level too high is refused, naming the folders to give: one whose subfolders hold no photo, or where
+    more of them hold folders of photos than hold photos (`../data` beside a folder of group photos: that one was
+    evaluated as the only concept, the datasets beside it said as concepts without a photo)."""
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
-    concepts = [_concept_folder(sub, references) for sub in _entries(folder) if sub.is_dir()]
-    if not any(c.references for c in concepts):
-        raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(folder)}")
+    subs = [sub for sub in _entries(folder) if sub.is_dir()]
+    concepts = [_concept_folder(sub, references) for sub in subs]
+    with_photos = sum(1 for c in concepts if c.references)
+    holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
+    if not with_photos:
+        raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(holders)}")
+    if len(holders) > with_photos:
+        raise EdgeRapError(f"{folder}: one level too high? {len(holders)} of its {counted(len(subs), 'folder')} "
+                           f"hold folders of photos, not photos{_one_level_down(holders)}")
     return concepts
 
 
@@ -99,10 +108,9 @@ def _holds_concepts(folder: Path) -> bool:
         return False
 
 
-def _one_level_down(folder: Path) -> str:
+def _one_level_down(holders: list[Path]) -> str:
     """Where a dataset given one folder too high (an unzipped archive's own folder; `train/` and `test/`) may be:
-    its subfolders that hold concept folders, named for the error."""
-    holders = [sub for sub in _entries(folder) if sub.is_dir() and _holds_concepts(sub)]
+    its subfolders that hold concept folders (`holders`), named for the error."""
     if not holders:
         return ""
     if len(holders) == 1:

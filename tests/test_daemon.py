@@ -1077,6 +1077,8 @@ def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
         return path
 
     named, by_link, moved = snapshot(7200, "0000000a"), snapshot(7200, "0000000b"), snapshot(7200, "0000000c")
+    pruned = folder / f"{int((now - 4 * 86400) * 1000):013d}-00000009.jpg"  # (its file gone with its age)
+    home.events.add(Event("arrived", "bo", "cam", 0.5, now - 4 * 86400, snapshot=str(pruned)))
     home.events.add(Event("arrived", "bo", "cam", 1.0, now - 7200, snapshot=str(named)))
     home.events.add(Event("arrived", "bo", "cam", 2.0, now - 7200, snapshot=str(tmp_path / "link" / by_link.name)))
     home.events.add(Event("arrived", "bo", "cam", 3.0, now - 9 * 86400, snapshot=str(moved)))  # the clock set back
@@ -1089,6 +1091,51 @@ def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
         p.name for p in (named, by_link, moved, recent, folder / "mine.jpg"))
     assert not any(p.exists() for p in orphans)
     assert caplog.text.count(f"deleted 2 snapshots in {folder} that no event names") == 1
+
+
+def old_snapshot(folder: Path, seconds_ago: float, digest: str) -> Path:
+    """A snapshot file as the log writes them, named and last written `seconds_ago`."""
+    when = time.time() - seconds_ago
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{int(when * 1000):013d}-{digest}.jpg"
+    path.write_bytes(b"jpeg")
+    os.utime(path, (when, when))
+    return path
+
+
+def test_a_start_deletes_none_of_the_snapshots_another_memorys_run_wrote_first(tmp_path):
+    # A copy restored on this device (its events' snapshots disowned), run with the same --snapshots folder, deleted
+    # every picture the original's events named.
+    folder = tmp_path / "snapshots"
+    originals = [old_snapshot(folder, 7200, "0000000a"), old_snapshot(folder, 3600, "0000000b")]
+    copy = ScriptedHousehold(tmp_path / "copy")
+    options = DaemonOptions(())
+    Daemon(copy, options, lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert all(p.exists() for p in originals)  # its log names none
+
+    own = old_snapshot(folder, 1800, "0000000c")  # the copy's own, named; then one its killed run left
+    copy.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 1800, snapshot=str(own)))
+    orphan = old_snapshot(folder, 1200, "0000000d")
+    Daemon(copy, options, lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert all(p.exists() for p in [*originals, own]) and not orphan.exists()
+
+
+def test_a_start_deletes_no_snapshot_a_damaged_log_set_aside_may_name(tmp_path):
+    # A damaged log is set aside and a new one started with the rows still readable: a snapshot of an event lost with
+    # the damage is still named in the copy kept (every byte), and was deleted.
+    from edge_rap.daemon.log_damage import set_aside
+
+    folder, memory = tmp_path / "snapshots", tmp_path / "memory"
+    first, lost = old_snapshot(folder, 7200, "0000000a"), old_snapshot(folder, 3600, "0000000b")
+    damaged = EventLog(memory)
+    for k, snapshot in enumerate((first, lost)):
+        damaged.add(Event("arrived", "bo", "cam", float(k), time.time() - 7200, snapshot=str(snapshot)))
+    damaged.close()
+    set_aside(memory / "events.sqlite")
+    home = ScriptedHousehold(memory)  # the new log holds the first event alone
+    home.events.add(Event("arrived", "bo", "cam", 0.0, time.time() - 7200, snapshot=str(first)))
+    Daemon(home, DaemonOptions(()), lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert first.exists() and lost.exists()
 
 
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):

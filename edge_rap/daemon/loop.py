@@ -345,8 +345,13 @@ class Daemon:
         """Delete the snapshots no event names, written over LONG_CALL_S before this start (a run killed between a
         snapshot and its event's row; a log restored from before them): `forget` would never find them. The margin
         leaves another run's snapshot whose row is still to come (its loop held by a locked log) alone; a log that
-        cannot be read deletes none."""
+        cannot be read deletes none, nor one beside a damaged copy set aside (whose events, not all salvaged, may
+        name them)."""
         folder = self.snapshots.policy.folder
+        if self.household.events.damaged_copies():
+            log.info("the snapshots no event names in %s were not looked for: a damaged event log set aside beside "
+                     "the log may name them", folder)
+            return
         try:
             old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S]
             unnamed = self.household.events.unnamed(old) if old else []

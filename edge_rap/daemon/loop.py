@@ -348,15 +348,15 @@ class Daemon:
         cannot be read deletes none, nor one beside a damaged copy set aside (whose events, not all salvaged, may
         name them)."""
         folder = self.snapshots.policy.folder
-        if self.household.events.damaged_copies():
-            log.info("the snapshots no event names in %s were not looked for: a damaged event log set aside beside "
-                     "the log may name them", folder)
-            return
         try:
             old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S]
             unnamed = self.household.events.unnamed(old) if old else []
         except (OSError, EdgeRapError) as e:
             log.warning("the snapshots no event names in %s were not looked for: %s", folder, e)
+            return
+        if unnamed and self.household.events.damaged_copies():  # (one the read itself met the damage of, too)
+            log.info("the snapshots no event names in %s were left: a damaged event log set aside beside the log "
+                     "may name them", folder)
             return
         removed = 0
         for path in unnamed:

@@ -991,6 +991,32 @@ def test_the_log_tells_a_full_disk_from_a_lock(tmp_path):
         assert not isinstance(refused.value, EventLogFull)
 
 
+def test_a_registration_a_full_disk_refused_at_its_commit_leaves_no_watch_to_log_under(tmp_path, monkeypatch):
+    # A full disk refuses the commit (the -wal cannot grow), not the insert: the run kept the id of a row never
+    # committed, so was never registered again, and logged its events under a watch no row has (the next start
+    # closed its visits while it still watched, and "where is Bo?" said they had ended).
+    import sqlite3
+
+    from edge_rap.daemon import events as module
+
+    locked = module._locked
+
+    @contextlib.contextmanager
+    def refused_at_commit(db):
+        with locked(db):
+            yield
+            raise sqlite3.OperationalError("database or disk is full")
+
+    log = EventLog(tmp_path / "memory")
+    monkeypatch.setattr(module, "_locked", refused_at_commit)
+    with pytest.raises(EventLogFull, match="cannot register the daemon"):
+        log.begin_watch()
+    assert log.watch is None  # (the loop registers again before its next event: `_follow_log_file`)
+    monkeypatch.setattr(module, "_locked", locked)
+    log.begin_watch()
+    assert log._db().execute("SELECT id FROM watches").fetchall() == [(log.watch,)]
+
+
 def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_snapshot(tmp_path):
     # Another process held the log's lock past the busy timeout: the arrival was refused, its snapshot deleted (as
     # for a full disk), and the log tried again for another whole timeout, the camera loop stalled 20 s.

@@ -410,10 +410,11 @@ class EventLog:
             closed = self._close_unwatched() + self._close_rowless() + self._end_watches(
                 [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
-            self.watch = db.execute(
+            watch = db.execute(
                 "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
                 (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
-        return closed
+        self.watch = watch  # once committed: a full disk refuses the commit (the -wal cannot grow), and that id
+        return closed  # kept, the run logged its events under a watch no row has (registered again never)
 
     def end_watches(self, before: float) -> list[Event]:
         """Close the visits of every daemon that began watching this log before the wall time `before`, at its last

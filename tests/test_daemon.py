@@ -1146,18 +1146,21 @@ def test_a_start_deletes_none_of_the_snapshots_another_memorys_run_wrote_first(t
     assert all(p.exists() for p in [*originals, own]) and not orphan.exists()
 
 
-def test_a_start_deletes_no_snapshot_a_damaged_log_set_aside_may_name(tmp_path):
-    # A damaged log is set aside and a new one started with the rows still readable: a snapshot of an event lost with
-    # the damage is still named in the copy kept (every byte), and was deleted.
+@pytest.mark.parametrize("kept", ["a damaged log set aside", "a memory a restore moved aside"])
+def test_a_start_deletes_no_snapshot_a_copy_kept_beside_the_memory_may_name(tmp_path, kept):
+    # A damaged log is set aside and a new one started with the rows still readable; `restore --replace` moves the
+    # memory aside whole, to go back to. A snapshot of an event the new log lacks is still named in the copy kept,
+    # and was deleted.
     from edge_rap.daemon.log_damage import set_aside
 
     folder, memory = tmp_path / "snapshots", tmp_path / "memory"
     first, lost = old_snapshot(folder, 7200, "0000000a"), old_snapshot(folder, 3600, "0000000b")
-    damaged = EventLog(memory)
+    copy = EventLog(memory if kept.startswith("a damaged") else tmp_path / "memory.before-restore-20261206T153144Z")
     for k, snapshot in enumerate((first, lost)):
-        damaged.add(Event("arrived", "bo", "cam", float(k), time.time() - 7200, snapshot=str(snapshot)))
-    damaged.close()
-    set_aside(memory / "events.sqlite")
+        copy.add(Event("arrived", "bo", "cam", float(k), time.time() - 7200, snapshot=str(snapshot)))
+    copy.close()
+    if kept.startswith("a damaged"):
+        set_aside(memory / "events.sqlite")
     home = ScriptedHousehold(memory)  # the new log holds the first event alone
     home.events.add(Event("arrived", "bo", "cam", 0.0, time.time() - 7200, snapshot=str(first)))
     Daemon(home, DaemonOptions(()), lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())

@@ -709,15 +709,14 @@ class EventLog:
         since = _stamp(Path(first[0][0])) if first else None
         if since is None:
             return []
-        snapshots = [p for p in snapshots if (_stamp(p) or 0) >= since]
-        if not snapshots:
+        stamps = {p: stamp for p in snapshots if (stamp := _stamp(p)) is not None and stamp >= since}
+        if not stamps:
             return []
-        names = {p.name for p in snapshots}
-        earliest = min((_stamp(p) for p in snapshots), default=0)
-        unnamed = names - self._snapshot_names("wall >= ?", (earliest / 1000 - 86400.0,))
+        names = {p.name for p in stamps}
+        unnamed = names - self._snapshot_names("wall >= ?", (min(stamps.values()) / 1000 - 86400.0,))
         if unnamed:
             unnamed -= self._snapshot_names("1", ())
-        return [p for p in snapshots if p.name in unnamed]
+        return [p for p in stamps if p.name in unnamed]
 
     def _snapshot_names(self, where: str, args: tuple) -> set[str]:
         """The names of the snapshot files the events `where` name."""

@@ -991,6 +991,32 @@ def test_the_log_tells_a_full_disk_from_a_lock(tmp_path):
         assert not isinstance(refused.value, EventLogFull)
 
 
+def test_a_registration_a_full_disk_refused_at_its_commit_leaves_no_watch_to_log_under(tmp_path, monkeypatch):
+    # A full disk refuses the commit (the -wal cannot grow), not the insert: the run kept the id of a row never
+    # committed, so was never registered again, and logged its events under a watch no row has (the next start
+    # closed its visits while it still watched, and "where is Bo?" said they had ended).
+    import sqlite3
+
+    from edge_rap.daemon import events as module
+
+    locked = module._locked
+
+    @contextlib.contextmanager
+    def refused_at_commit(db):
+        with locked(db):
+            yield
+            raise sqlite3.OperationalError("database or disk is full")
+
+    log = EventLog(tmp_path / "memory")
+    monkeypatch.setattr(module, "_locked", refused_at_commit)
+    with pytest.raises(EventLogFull, match="cannot register the daemon"):
+        log.begin_watch()
+    assert log.watch is None  # (the loop registers again before its next event: `_follow_log_file`)
+    monkeypatch.setattr(module, "_locked", locked)
+    log.begin_watch()
+    assert log._db().execute("SELECT id FROM watches").fetchall() == [(log.watch,)]
+
+
 def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_snapshot(tmp_path):
     # Another process held the log's lock past the busy timeout: the arrival was refused, its snapshot deleted (as
     # for a full disk), and the log tried again for another whole timeout, the camera loop stalled 20 s.
@@ -1077,6 +1103,8 @@ def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
         return path
 
     named, by_link, moved = snapshot(7200, "0000000a"), snapshot(7200, "0000000b"), snapshot(7200, "0000000c")
+    pruned = folder / f"{int((now - 4 * 86400) * 1000):013d}-00000009.jpg"  # (its file gone with its age)
+    home.events.add(Event("arrived", "bo", "cam", 0.5, now - 4 * 86400, snapshot=str(pruned)))
     home.events.add(Event("arrived", "bo", "cam", 1.0, now - 7200, snapshot=str(named)))
     home.events.add(Event("arrived", "bo", "cam", 2.0, now - 7200, snapshot=str(tmp_path / "link" / by_link.name)))
     home.events.add(Event("arrived", "bo", "cam", 3.0, now - 9 * 86400, snapshot=str(moved)))  # the clock set back
@@ -1089,6 +1117,54 @@ def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
         p.name for p in (named, by_link, moved, recent, folder / "mine.jpg"))
     assert not any(p.exists() for p in orphans)
     assert caplog.text.count(f"deleted 2 snapshots in {folder} that no event names") == 1
+
+
+def old_snapshot(folder: Path, seconds_ago: float, digest: str) -> Path:
+    """A snapshot file as the log writes them, named and last written `seconds_ago`."""
+    when = time.time() - seconds_ago
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{int(when * 1000):013d}-{digest}.jpg"
+    path.write_bytes(b"jpeg")
+    os.utime(path, (when, when))
+    return path
+
+
+def test_a_start_deletes_none_of_the_snapshots_another_memorys_run_wrote_first(tmp_path):
+    # A copy restored on this device (its events' snapshots disowned), run with the same --snapshots folder, deleted
+    # every picture the original's events named.
+    folder = tmp_path / "snapshots"
+    originals = [old_snapshot(folder, 7200, "0000000a"), old_snapshot(folder, 3600, "0000000b")]
+    copy = ScriptedHousehold(tmp_path / "copy")
+    options = DaemonOptions(())
+    Daemon(copy, options, lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert all(p.exists() for p in originals)  # its log names none
+
+    own = old_snapshot(folder, 1800, "0000000c")  # the copy's own, named; then one its killed run left
+    copy.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 1800, snapshot=str(own)))
+    orphan = old_snapshot(folder, 1200, "0000000d")
+    Daemon(copy, options, lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert all(p.exists() for p in [*originals, own]) and not orphan.exists()
+
+
+@pytest.mark.parametrize("kept", ["a damaged log set aside", "a memory a restore moved aside"])
+def test_a_start_deletes_no_snapshot_a_copy_kept_beside_the_memory_may_name(tmp_path, kept):
+    # A damaged log is set aside and a new one started with the rows still readable; `restore --replace` moves the
+    # memory aside whole, to go back to. A snapshot of an event the new log lacks is still named in the copy kept,
+    # and was deleted.
+    from edge_rap.daemon.log_damage import set_aside
+
+    folder, memory = tmp_path / "snapshots", tmp_path / "memory"
+    first, lost = old_snapshot(folder, 7200, "0000000a"), old_snapshot(folder, 3600, "0000000b")
+    copy = EventLog(memory if kept.startswith("a damaged") else tmp_path / "memory.before-restore-20261206T153144Z")
+    for k, snapshot in enumerate((first, lost)):
+        copy.add(Event("arrived", "bo", "cam", float(k), time.time() - 7200, snapshot=str(snapshot)))
+    copy.close()
+    if kept.startswith("a damaged"):
+        set_aside(memory / "events.sqlite")
+    home = ScriptedHousehold(memory)  # the new log holds the first event alone
+    home.events.add(Event("arrived", "bo", "cam", 0.0, time.time() - 7200, snapshot=str(first)))
+    Daemon(home, DaemonOptions(()), lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder))).run(threading.Event())
+    assert first.exists() and lost.exists()
 
 
 def test_events_the_log_never_took_are_counted_when_the_run_ends(tmp_path, caplog):

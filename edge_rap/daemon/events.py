@@ -410,10 +410,11 @@ class EventLog:
             closed = self._close_unwatched() + self._close_rowless() + self._end_watches(
                 [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
-            self.watch = db.execute(
+            watch = db.execute(
                 "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
                 (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
-        return closed
+        self.watch = watch  # once committed: a full disk refuses the commit (the -wal cannot grow), and that id
+        return closed  # kept, the run logged its events under a watch no row has (registered again never)
 
     def end_watches(self, before: float) -> list[Event]:
         """Close the visits of every daemon that began watching this log before the wall time `before`, at its last
@@ -697,15 +698,25 @@ class EventLog:
 
     def unnamed(self, snapshots: list[Path]) -> list[Path]:
         """Those of these snapshot files that no event names (by the file's name: a run given its folder by another
-        path, a link, named the same files). The events from a day before the oldest file's time on are read down
-        the time index; only where a file is named by none of them is every event read (one moved since by a clock
-        set back may name it)."""
-        names = {p.name for p in snapshots}
-        earliest = min((int(p.name[:13]) / 1000 for p in snapshots if SNAPSHOT_NAME.match(p.name)), default=0.0)
-        unnamed = names - self._snapshot_names("wall >= ?", (earliest - 86400.0,))
+        path, a link, named the same files), of those written since the first snapshot the log names (by the times
+        in their names): an earlier one is not known to be this log's. Where another memory's run wrote to the
+        folder first (its copy restored on this device, which disowns its snapshots; a new memory; this one's log
+        started anew while its drive is away), every file the other's events named was deleted. The events from a
+        day before the oldest file's time on are read down the time index; only where a file is named by none of
+        them is every event read (one moved since by a clock set back may name it)."""
+        first = self._rows("SELECT snapshot FROM events WHERE snapshot IS NOT NULL ORDER BY id LIMIT 1", (),
+                           lambda row: isinstance(row[0], str))
+        since = _stamp(Path(first[0][0])) if first else None
+        if since is None:
+            return []
+        stamps = {p: stamp for p in snapshots if (stamp := _stamp(p)) is not None and stamp >= since}
+        if not stamps:
+            return []
+        names = {p.name for p in stamps}
+        unnamed = names - self._snapshot_names("wall >= ?", (min(stamps.values()) / 1000 - 86400.0,))
         if unnamed:
             unnamed -= self._snapshot_names("1", ())
-        return [p for p in snapshots if p.name in unnamed]
+        return [p for p in stamps if p.name in unnamed]
 
     def _snapshot_names(self, where: str, args: tuple) -> set[str]:
         """The names of the snapshot files the events `where` name."""
@@ -765,6 +776,11 @@ def _refused(path: Path, problem: str, e: sqlite3.Error) -> EventLogError:
     """A write the log refused, said as a full disk (`EventLogFull`) where SQLite found no room."""
     full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10: no code)
     return (EventLogFull if full else EventLogError)(path, problem)
+
+
+def _stamp(snapshot: Path) -> int | None:
+    """The time in a snapshot's name (ms since the epoch); None for a file the log did not write."""
+    return int(snapshot.name[:13]) if SNAPSHOT_NAME.match(snapshot.name) else None
 
 
 def _damaged(e: Exception) -> str:

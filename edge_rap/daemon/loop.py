@@ -28,6 +28,7 @@ from edge_rap.daemon.notify import Notifier, Supervisor
 from edge_rap.daemon.track import Change, Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.liveness import LONG_CALL_S
+from edge_rap.memory.aside import moved_aside
 from edge_rap.memory.files import memory_stamp
 from edge_rap.output import OutputError
 from edge_rap.perceive.camera import Camera, SourceSpec
@@ -345,13 +346,19 @@ class Daemon:
         """Delete the snapshots no event names, written over LONG_CALL_S before this start (a run killed between a
         snapshot and its event's row; a log restored from before them): `forget` would never find them. The margin
         leaves another run's snapshot whose row is still to come (its loop held by a locked log) alone; a log that
-        cannot be read deletes none."""
+        cannot be read deletes none, nor one beside a copy whose events may name them: a damaged log set aside
+        (its events not all salvaged), a memory a restore moved aside (kept whole to go back to)."""
         folder = self.snapshots.policy.folder
         try:
             old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S]
             unnamed = self.household.events.unnamed(old) if old else []
         except (OSError, EdgeRapError) as e:
             log.warning("the snapshots no event names in %s were not looked for: %s", folder, e)
+            return
+        kept = [*self.household.events.damaged_copies(), *moved_aside(self.household.root)]  # (after the read:
+        if unnamed and kept:  # a log it met damaged in was set aside by it)
+            log.info("the snapshots no event names in %s were left: %s, kept beside the memory, may name them",
+                     folder, " and ".join(map(str, kept)))
             return
         removed = 0
         for path in unnamed:

@@ -811,7 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
                    "service), checked as `run --config` alone checks it (a key whose partner run's command line "
                    "may give, wake without voice, refused naming that option): its scheduled backups, the last good "
-                   "one's age, and a folder on the memory's own drive are said too")
+                   "one's age, and a folder on the memory's own drive are said too, and its detector key replaces "
+                   "the profile's (none: none needed)")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

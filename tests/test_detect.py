@@ -271,3 +271,22 @@ def test_every_command_that_recognises_takes_detector_none_over_the_profiles(tmp
     assert _settings(parse(argv)).profile.detector == "yolo-world"
     assert _settings(parse([*argv, "--detector", "none"])).profile.detector == ""  # dense matching alone
     assert _settings(parse([*argv, "--detector", "owl"])).profile.detector == "owl"
+
+
+def test_doctor_config_checks_the_detector_run_config_uses(three_outputs, tmp_path, capsys, monkeypatch):
+    # doctor --config read run.toml's backups only: `detector = "none"` (dense matching, as the service runs) was
+    # still "cannot recognise: missing detector" of the profile's, and a missing one the file names went unsaid.
+    from edge_rap.cli import main
+
+    runs = {"none": tmp_path / "none.toml", "yolo": tmp_path / "yolo.toml", "gone": tmp_path / "gone.toml"}
+    for name, path in runs.items():
+        path.write_text(f'[daemon]\ndetector = "{tmp_path / name if name != "none" else name}"\n')
+    for _, _, model, placed in _each_profiles_detector(tmp_path, monkeypatch):
+        for name, path in runs.items():
+            capsys.readouterr()
+            rc = main(["doctor", "--json", "--config", str(path)])
+            report = json.loads(capsys.readouterr().out)
+            detectors = [m["name"] for m in report["models"] if m["role"] == "detector"]
+            assert detectors == ([] if name == "none" else [str(tmp_path / name)])
+            assert (rc == 0) == (name != "gone"), report["missing"]
+        assert main(["doctor", "--json"]) == (0 if placed else 1)  # without --config: the profile's detector

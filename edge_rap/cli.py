@@ -474,6 +474,7 @@ def cmd_ask(args) -> int:
         raise EdgeRapError(f"--max-tokens must be 1 or more, not {args.max_tokens}")
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
+    refuse_detector_without_image(args)
     check_question(args.question)  # as the API: a 10 000-character one was taken and filled the model's context
     settings = _settings(args)
     with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
@@ -610,6 +611,14 @@ def _take_options_before_command(args: argparse.Namespace) -> None:
         delattr(args, name + BEFORE)
         if before not in (None, False) and getattr(args, name) in (None, False):  # ("" too: refused as after it)
             setattr(args, name, before)
+
+
+def refuse_detector_without_image(args) -> None:
+    """ask's and listen's --detector places concepts in their --image only: without one, taken silently, a mistyped
+    detector went unsaid (exit 0), as eval retrieval refuses it."""
+    if args.detector is not None and not args.image:
+        raise EdgeRapError(f"--detector is for a question about an --image ({args.command} without one looks at no "
+                           "photo)")
 
 
 def add_detector_option(parser: argparse.ArgumentParser, where: str = "") -> None:

@@ -290,3 +290,15 @@ def test_doctor_config_checks_the_detector_run_config_uses(three_outputs, tmp_pa
             assert detectors == ([] if name == "none" else [str(tmp_path / name)])
             assert (rc == 0) == (name != "gone"), report["missing"]
         assert main(["doctor", "--json"]) == (0 if placed else 1)  # without --config: the profile's detector
+
+
+@pytest.mark.parametrize("argv", [["ask", "where is bo?"], ["listen", "--wav", "question.wav"]])
+def test_detector_without_an_image_is_refused_by_ask_and_listen(tmp_path, capsys, argv):
+    # ask's and listen's --detector places concepts in their --image: without one it was taken silently (exit 0),
+    # a mistyped detector unsaid, where eval retrieval refuses it.
+    from edge_rap.cli import main
+
+    for detector in ("none", str(tmp_path / "no-such-detector")):
+        assert main([*argv, "--detector", detector]) == 2
+        assert capsys.readouterr().err == (f"edge-rap: --detector is for a question about an --image ({argv[0]} "
+                                           "without one looks at no photo)\n")

@@ -474,6 +474,7 @@ def cmd_ask(args) -> int:
         raise EdgeRapError(f"--max-tokens must be 1 or more, not {args.max_tokens}")
     if not args.question.strip() and not args.image:
         raise EdgeRapError("ask needs a QUESTION, an --image, or both")
+    refuse_detector_without_image(args)
     check_question(args.question)  # as the API: a 10 000-character one was taken and filled the model's context
     settings = _settings(args)
     with _household(args, settings, readonly=True, vlm=(args.vlm or "", args.mmproj or "")) as home:
@@ -610,6 +611,14 @@ def _take_options_before_command(args: argparse.Namespace) -> None:
         delattr(args, name + BEFORE)
         if before not in (None, False) and getattr(args, name) in (None, False):  # ("" too: refused as after it)
             setattr(args, name, before)
+
+
+def refuse_detector_without_image(args) -> None:
+    """ask's and listen's --detector places concepts in their --image only: without one, taken silently, a mistyped
+    detector went unsaid (exit 0), as eval retrieval refuses it."""
+    if args.detector is not None and not args.image:
+        raise EdgeRapError(f"--detector is for a question about an --image ({args.command} without one looks at no "
+                           "photo)")
 
 
 def add_detector_option(parser: argparse.ArgumentParser, where: str = "") -> None:
@@ -811,7 +820,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
                    "service), checked as `run --config` alone checks it (a key whose partner run's command line "
                    "may give, wake without voice, refused naming that option): its scheduled backups, the last good "
-                   "one's age, and a folder on the memory's own drive are said too")
+                   "one's age, and a folder on the memory's own drive are said too, and its detector key replaces "
+                   "the profile's (none: none needed)")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
     p.add_argument("--name", help="only events about this concept")

@@ -264,6 +264,17 @@ def test_a_dataset_given_one_folder_too_high_beside_a_folder_of_photos_is_refuse
     assert "people" in [c.name for c in read_dataset(dataset)]
 
 
+def test_a_dataset_given_one_folder_too_high_beside_one_folder_of_photos_is_refused(dataset, tmp_path):
+    # `--dataset ../data` holding one dataset and a folder of group photos: a tie, not more folders of concept
+    # folders than of photos, so the group photos were evaluated as the only concept (exit 0), the dataset left out.
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data / "objects")
+    save_photo(data / "group_photos", "astronaut", filename="crew.jpg")
+    with pytest.raises(EdgeRapError, match=r"^\S+: one level too high\? 1 of its 2 folders holds folders of photos, "
+                       r"not photos \('objects' holds a folder per concept: give it as --dataset\)$"):
+        read_dataset(data)
+
+
 def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
     # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
     for junk in ("__MACOSX", "@eaDir", "lost+found"):

@@ -12,9 +12,10 @@ import os
 import shlex
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from edge_rap.config import Settings
+from edge_rap.config import Settings, with_detector
 from edge_rap.errors import EdgeRapError
 from edge_rap.wording import counted
 
@@ -206,15 +207,13 @@ def _audio() -> dict:
             "microphone_note": note}
 
 
-def _backups(run_file: Path | None, memory: Path) -> dict | None:
-    """`run`'s scheduled backups of `memory` as its settings file names them (daemon/backups.py); None without
-    one."""
+def _backups(values: dict, memory: Path) -> dict | None:
+    """`run`'s scheduled backups of `memory` as its settings file's `values` name them (daemon/backups.py); None
+    without one."""
     import time
 
     from edge_rap.daemon.backups import BackupSchedule, backup_state
-    from edge_rap.daemon.config import checked_run_file
 
-    values = checked_run_file(run_file) if run_file is not None else {}
     schedule = BackupSchedule.of(values.get("backup_to"), values.get("backup_every"), values.get("backup_keep"))
     return backup_state(schedule, time.time(), memory) if schedule is not None else None
 
@@ -224,7 +223,12 @@ def doctor(settings: Settings, root: Path = Path("/"), run_file: Path | None = N
     a household that moved EDGE_RAP_HOME was told to prepare what `make demo` had, not where it was looked for),
     models, memory, event_log, sources, audio, backups (`run`'s settings file `run_file` names a backup-to: its
     schedule and the last good backup, else None), and `missing`: what the device needs for its main job and lacks
-    (empty: it can run, unless the memory has a problem)."""
+    (empty: it can run, unless the memory has a problem). With `run_file`, the detector is the one its `detector` key
+    names over the profile's, as `run --config` takes it (`detector = "none"`: none needed)."""
+    from edge_rap.daemon.config import checked_run_file
+
+    values = checked_run_file(run_file) if run_file is not None else {}
+    settings = replace(settings, profile=with_detector(settings.profile, values.get("detector")))
     sources = sorted(str(p) for p in (root / "dev").glob("video*")) if (root / "dev").exists() else []
     providers, models = _providers(settings), _models(settings)
     missing = [providers["error"]] if "error" in providers else []
@@ -232,8 +236,8 @@ def doctor(settings: Settings, root: Path = Path("/"), run_file: Path | None = N
                 if m["required"] and not m["present"]]
     return {"profile": settings.profile.name, "reason": settings.profile.reason, "providers": providers,
             "cuda": _cuda(root), "model_cache": str(settings.models), "models": models, "memory": _memory(settings),
-            "event_log": _event_log(settings), "sources": sources, "audio": _audio(), "backups": _backups(run_file, settings.memory),
-            "missing": missing}
+            "event_log": _event_log(settings), "sources": sources, "audio": _audio(),
+            "backups": _backups(values, settings.memory), "missing": missing}
 
 
 def can_recognise(report: dict) -> bool:

@@ -72,8 +72,8 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries.
     A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`). A folder
     given one level too high is refused, naming the folders to give: one whose subfolders hold no photo, or where
-    more of them hold folders of photos than hold photos (`../data` beside a folder of group photos: that one was
-    evaluated as the only concept, the datasets beside it said as concepts without a photo)."""
+    as many of them or more hold folders of photos as hold photos (`../data` beside a folder of group photos: that
+    one was evaluated as the only concept, the datasets beside it said as concepts without a photo)."""
     if not folder.is_dir():
         raise EdgeRapError(f"{folder}: not a folder")
     subs = [sub for sub in _entries(folder) if sub.is_dir()]
@@ -82,9 +82,10 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
     if not with_photos:
         raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(holders)}")
-    if len(holders) > with_photos:
+    if len(holders) >= with_photos:  # (a tie too: `../data` beside one dataset evaluated the group photos alone)
         raise EdgeRapError(f"{folder}: one level too high? {len(holders)} of its {counted(len(subs), 'folder')} "
-                           f"hold folders of photos, not photos{_one_level_down(holders)}")
+                           f"{'holds' if len(holders) == 1 else 'hold'} folders of photos, not photos"
+                           f"{_one_level_down(holders)}")
     return concepts
 
 

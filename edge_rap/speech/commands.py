@@ -14,7 +14,7 @@ WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to 
 
 
 def cmd_listen(args) -> int:
-    from edge_rap.cli import _existing_memory, _household, _settings
+    from edge_rap.cli import _existing_memory, _household, _settings, refuse_detector_without_image
     from edge_rap.speech.asr import Transcriber
     from edge_rap.speech.audio import Microphone, chunks, louder, read_audio
     from edge_rap.speech.listen import Listener, StillFrame, Turn
@@ -27,6 +27,7 @@ def cmd_listen(args) -> int:
 
     if args.mmproj and not args.vlm:
         raise EdgeRapError(MMPROJ_WITHOUT_VLM)
+    refuse_detector_without_image(args)
     if args.wake is not None and not args.wake.strip():
         raise EdgeRapError("--wake needs a phrase (without --wake, the audio is one push-to-talk question)")
     if args.wake is not None:

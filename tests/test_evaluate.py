@@ -275,6 +275,17 @@ def test_a_dataset_given_one_folder_too_high_beside_one_folder_of_photos_is_refu
         read_dataset(data)
 
 
+def test_concepts_whose_photos_are_each_in_a_folder_of_their_own_are_left_out_not_taken_for_datasets(dataset):
+    # `dog/images/*.jpg` for most concepts: refused as "one level too high", it told to give 'dog' as --dataset.
+    for name in CONCEPTS[:3]:
+        for photo_file in list((dataset / name).iterdir()):
+            (dataset / name / "images").mkdir(exist_ok=True)
+            photo_file.rename(dataset / name / "images" / photo_file.name)
+    concepts = read_dataset(dataset)
+    assert [c.name for c in concepts if not c.references] == sorted(CONCEPTS[:3])
+    assert len(concepts) == len(CONCEPTS)
+
+
 def test_the_folders_a_mac_zip_or_a_nas_adds_are_no_concepts(dataset):
     # unzip of a Mac's archive leaves __MACOSX/ with a `._` sidecar of each photo; a Synology share has @eaDir/.
     for junk in ("__MACOSX", "@eaDir", "lost+found"):

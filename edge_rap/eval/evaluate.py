@@ -102,9 +102,10 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
 
 
 def _holds_concepts(folder: Path) -> bool:
-    """Whether a folder holds a concept's folder (one with a photo); False where any cannot be listed."""
+    """Whether a folder holds concepts' folders (two with a photo: one is a concept's photos kept in a folder of
+    their own, `dog/images/`, which is no dataset to give); False where any cannot be listed."""
     try:
-        return any(d.is_dir() and image_files(d) for d in _entries(folder))
+        return sum(1 for d in _entries(folder) if d.is_dir() and image_files(d)) >= 2
     except EdgeRapError:
         return False
 

@@ -16,9 +16,11 @@ ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty
     rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
     goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
     glass_snake""".split()) | BREEDS  # a glass frog is a frog of its own (Centrolenidae), not one made of glass
-#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
+#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse; a
+#: snow man, a gingerbread man, a game boy, a spider-man (a toy's photo shows no face to register).
 MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
-    glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
+    glass paper cardboard inflatable robot robotic clockwork lego fake hot snow gingerbread tin iron straw stick game
+    pac spider action""".split())
 
 
 def is_person(category: str) -> bool:

@@ -1502,6 +1502,20 @@ def test_a_brand_before_a_spoken_noun_gives_the_category_typed_in_lower_case():
         assert command.state == "asked" and command.category == category, said
 
 
+def test_a_title_before_a_name_in_lower_case_gives_no_category_but_someone():
+    # Before: "my Aunt mary" (a title's capital, as a brand's) or "my uncle bob" typed had the category "mary", "bob":
+    # no person's nor animal's, so <aunt_mary> and the cat <mr_whiskers> were no one home; a brand's noun still is one
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for said in ("my Aunt mary", "my uncle bob", "our Grandma joan", "my Mr whiskers", "my cousin jo"):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == "", said
+        assert is_someone(Concept(1, command.name, command.category, "", 0, 0, 1)), said
+    assert parse("Remember this as the Nintendo switch.", [])[0].category == "switch"
+
+
 def test_listen_json_shows_the_category_a_spoken_remember_stores():
     # Before: `command` was {"action", "name", "state", "box"}: "remember this as my keys" stored the category
     # `keys` that no key showed

@@ -958,6 +958,25 @@ def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_a
             assert (said.mode, said.names) == ("events", [meant]), (question, choice)
 
 
+def test_a_choice_between_two_names_said_alike_is_not_asked_again():
+    """Of <f> and <f'> (said alike since <f'> is heard) or <dog_six> and <dog6>, which differ written, "the second
+    one" made the question again with the name said ("Where is f'?"), which could be either: asked again, for ever."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import clarified, from_memory, reply
+    from edge_rap.types import Concept, Event
+
+    names = ["f", "f'", "dog_six", "dog6"]
+    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, options in (("Where is F?", names[:2]), ("Is dog six home?", names[2:])):
+        asked = from_memory(home, question, now=1240.0)
+        assert asked.mode == "clarify", question
+        for choice, meant in zip(("the first one", "the second one"), options):
+            said = reply(home, clarified(asked, choice), now=1240.0)
+            assert (said.mode, said.names) == ("events", [meant]), (question, choice)
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""

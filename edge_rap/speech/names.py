@@ -218,17 +218,17 @@ def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str 
     return spelled(written, options) or spelled(POSSESSIVE.sub("", written), options)
 
 
-def _said(form: str) -> str:
-    """A name's folded spoken form as `_words` reads a transcript: without joiners, nor an apostrophe that does not
-    stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter name with one was never
-    heard, not even typed <f'>)."""
-    return re.sub(r"'(?![^\W\d_])", "", form.translate(JOINERS))
+def heard_as(name: str) -> str:
+    """A name's spoken form folded as `_words` reads a transcript (as name_key: "ß" is <SS>): without joiners, nor
+    an apostrophe that does not stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter
+    name with one was never heard, not even typed <f'>). Two names heard alike are told apart only in <brackets>."""
+    return re.sub(r"'(?![^\W\d_])", "", fold(spoken_form(name)).translate(JOINERS))
 
 
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: _said(fold(spoken_form(name))) for name in names}  # as name_key: "ß" is <SS>
+    forms = {name: heard_as(name) for name in names}
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it

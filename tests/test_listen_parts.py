@@ -1159,6 +1159,14 @@ def test_a_one_letter_name_with_an_apostrophe_is_heard():
     assert [set(a.names) for a in match_names("Where is F?", ["f", "f'"]).ambiguous] == [{"f", "f'"}]
 
 
+def test_a_bracketed_possessive_picks_the_one_of_two_alike_whatever_its_apostrophe():
+    # Before: of <Chris> and <chris> (a memory of before), "<Chris'>" was cut to "Chri" ("s'" taken for the
+    # possessive), and "<Bo’s>" typed on a phone kept its "’s": both asked which of the two was meant
+    assert match_names("Where are <Chris'> keys?", ["Chris", "chris"]).names == ["Chris"]
+    assert match_names("Where is <Bo’s> bowl?", ["Bo", "bo"]).names == ["Bo"]
+    assert match_names("Where is <bos'> bowl?", ["bos", "Bos"]).names == ["bos"]
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

@@ -31,7 +31,7 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
-POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes)
+POSSESSIVE = re.compile(r"'s?$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes): "Bo's", "Chris'"
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
 NUMBERS = {word: str(i) for i, word in enumerate(
@@ -215,7 +215,8 @@ def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str 
     if left < 0 or right < 0 or ">" in text[left:start] or "<" in text[end:right]:
         return None
     written = text[left + 1:right].strip()
-    return spelled(written, options) or spelled(POSSESSIVE.sub("", written), options)
+    cut = POSSESSIVE.search(straight_apostrophes(written))  # any apostrophe's ("<Bo’s>"), the name as spelled
+    return spelled(written, options) or (spelled(written[:cut.start()], options) if cut else None)
 
 
 def heard_as(name: str) -> str:

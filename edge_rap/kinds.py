@@ -24,18 +24,19 @@ MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking w
 
 
 def is_person(category: str) -> bool:
-    """Whether a concept of this category is a person, by `is_of`: "girl", "little girl", "kids"; not "plastic
-    baby"."""
-    return is_of(category, PERSON_CATEGORIES)
+    """Whether a concept of this category is a person, by `is_of`: "girl", "little girl"; not "plastic baby", nor
+    "kids": a group, whose photo shows several faces, is remembered whole, as one registers one face."""
+    return is_of(category, PERSON_CATEGORIES, plural=False)
 
 
-def is_of(category: str, kinds: frozenset[str]) -> bool:
-    """Whether `category` (any case) is one of `kinds`, in the plural too: as a whole, its words joined ("guinea
-    pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing (`made`)."""
+def is_of(category: str, kinds: frozenset[str], plural: bool = True) -> bool:
+    """Whether `category` (any case) is one of `kinds`, in the plural too where `plural`: as a whole, its words
+    joined ("guinea pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing
+    (`made`)."""
     category = category.strip().lower()
     words = re.split(r"[\s_-]+", category)
     whole = (category.replace(" ", "_"),) + (() if made(words) else (words[-1],))
-    return any(singular(w) & kinds for w in whole)
+    return any((singular(w) if plural else {w}) & kinds for w in whole)
 
 
 def made(words: list[str]) -> int:

@@ -1167,6 +1167,14 @@ def test_a_bracketed_possessive_picks_the_one_of_two_alike_whatever_its_apostrop
     assert match_names("Where is <bos'> bowl?", ["bos", "Bos"]).names == ["bos"]
 
 
+def test_a_bracketed_name_spelled_exactly_is_heard_beside_one_its_first_word_spells():
+    # Before: of <Bo's> and <bo>, "What is <Bo's>?" (a typed question, `/api/ask` without a photo) was about <bo>:
+    # "Bo" is <bo> exactly, and the spelling in brackets counted only between names said alike; `ask` took <Bo's>
+    for question in ("What is <Bo's>?", "Where is <Bo's> now?"):
+        assert match_names(question, ["Bo's", "bo"]).names == ["Bo's"], question
+    assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # said, a possessive
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
@@ -206,7 +206,7 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str | None:
+def _written_as(text: str, start: int, end: int, options: Collection[str]) -> str | None:
     """The one of `options` that text[start:end] is written in <brackets> as, spelled exactly, as `forget` takes it
     (`spelled`), or without a possessive after it inside them ("<Bo's>" where no <Bo's> is), or None: a memory of
     before the rules that make them one name may hold two said alike ("f" and "f'" too), and the exact spelling is
@@ -264,8 +264,9 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
-        if rivals and (exact := _written_as(text, words[i][1], words[j - 1][2], (name, *rivals))):
-            name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it
+        if (exact := _written_as(text, words[i][1], words[j - 1][2], forms)) and exact not in chosen:
+            name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it; "<Bo's>"
+            # beside <bo>, which its "Bo" spells exactly: the name in brackets as `ask` and `forget` take it
         if rivals:
             ambiguous.append(Ambiguous(said, (name, *rivals)))
             continue

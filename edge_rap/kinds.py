@@ -16,24 +16,27 @@ ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty
     rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
     goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
     glass_snake""".split()) | BREEDS  # a glass frog is a frog of its own (Centrolenidae), not one made of glass
-#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse.
+#: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse; a
+#: snow man, a gingerbread man, a game boy, a spider-man (a toy's photo shows no face to register).
 MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
-    glass paper cardboard inflatable robot robotic clockwork lego fake hot""".split())
+    glass paper cardboard inflatable robot robotic clockwork lego fake hot snow gingerbread tin iron straw stick game
+    pac spider action""".split())
 
 
 def is_person(category: str) -> bool:
-    """Whether a concept of this category is a person, by `is_of`: "girl", "little girl", "kids"; not "plastic
-    baby"."""
-    return is_of(category, PERSON_CATEGORIES)
+    """Whether a concept of this category is a person, by `is_of`: "girl", "little girl"; not "plastic baby", nor
+    "kids": a group, whose photo shows several faces, is remembered whole, as one registers one face."""
+    return is_of(category, PERSON_CATEGORIES, plural=False)
 
 
-def is_of(category: str, kinds: frozenset[str]) -> bool:
-    """Whether `category` (any case) is one of `kinds`, in the plural too: as a whole, its words joined ("guinea
-    pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing (`made`)."""
+def is_of(category: str, kinds: frozenset[str], plural: bool = True) -> bool:
+    """Whether `category` (any case) is one of `kinds`, in the plural too where `plural`: as a whole, its words
+    joined ("guinea pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing
+    (`made`)."""
     category = category.strip().lower()
     words = re.split(r"[\s_-]+", category)
     whole = (category.replace(" ", "_"),) + (() if made(words) else (words[-1],))
-    return any(singular(w) & kinds for w in whole)
+    return any((singular(w) if plural else {w}) & kinds for w in whole)
 
 
 def made(words: list[str]) -> int:

@@ -958,6 +958,25 @@ def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_a
             assert (said.mode, said.names) == ("events", [meant]), (question, choice)
 
 
+def test_a_choice_between_two_names_said_alike_is_not_asked_again():
+    """Of <f> and <f'> (said alike since <f'> is heard) or <dog_six> and <dog6>, which differ written, "the second
+    one" made the question again with the name said ("Where is f'?"), which could be either: asked again, for ever."""
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import clarified, from_memory, reply
+    from edge_rap.types import Concept, Event
+
+    names = ["f", "f'", "dog_six", "dog6"]
+    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, options in (("Where is F?", names[:2]), ("Is dog six home?", names[2:])):
+        asked = from_memory(home, question, now=1240.0)
+        assert asked.mode == "clarify", question
+        for choice, meant in zip(("the first one", "the second one"), options):
+            said = reply(home, clarified(asked, choice), now=1240.0)
+            assert (said.mode, said.names) == ("events", [meant]), (question, choice)
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""
@@ -1138,6 +1157,22 @@ def test_a_one_letter_name_with_an_apostrophe_is_heard():
             assert match_names(said, [name]).names == [name], (name, said)
     assert match_names("Where is <f'>?", ["f", "f'"]).names == ["f'"]  # spelled exactly, of two said alike
     assert [set(a.names) for a in match_names("Where is F?", ["f", "f'"]).ambiguous] == [{"f", "f'"}]
+
+
+def test_a_bracketed_possessive_picks_the_one_of_two_alike_whatever_its_apostrophe():
+    # Before: of <Chris> and <chris> (a memory of before), "<Chris'>" was cut to "Chri" ("s'" taken for the
+    # possessive), and "<Bo’s>" typed on a phone kept its "’s": both asked which of the two was meant
+    assert match_names("Where are <Chris'> keys?", ["Chris", "chris"]).names == ["Chris"]
+    assert match_names("Where is <Bo’s> bowl?", ["Bo", "bo"]).names == ["Bo"]
+    assert match_names("Where is <bos'> bowl?", ["bos", "Bos"]).names == ["bos"]
+
+
+def test_a_bracketed_name_spelled_exactly_is_heard_beside_one_its_first_word_spells():
+    # Before: of <Bo's> and <bo>, "What is <Bo's>?" (a typed question, `/api/ask` without a photo) was about <bo>:
+    # "Bo" is <bo> exactly, and the spelling in brackets counted only between names said alike; `ask` took <Bo's>
+    for question in ("What is <Bo's>?", "Where is <Bo's> now?"):
+        assert match_names(question, ["Bo's", "bo"]).names == ["Bo's"], question
+    assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # said, a possessive
 
 
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
@@ -1500,6 +1535,20 @@ def test_a_brand_before_a_spoken_noun_gives_the_category_typed_in_lower_case():
                            ("the Nintendo switch", "switch"), ("our Aunt Mary", ""), ("my Luna", "")):
         command, _ = parse(f"Remember this as {said}.", [])
         assert command.state == "asked" and command.category == category, said
+
+
+def test_a_title_before_a_name_in_lower_case_gives_no_category_but_someone():
+    # Before: "my Aunt mary" (a title's capital, as a brand's) or "my uncle bob" typed had the category "mary", "bob":
+    # no person's nor animal's, so <aunt_mary> and the cat <mr_whiskers> were no one home; a brand's noun still is one
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.who import is_someone
+    from edge_rap.types import Concept
+
+    for said in ("my Aunt mary", "my uncle bob", "our Grandma joan", "my Mr whiskers", "my cousin jo"):
+        command, _ = parse(f"Remember this as {said}.", [])
+        assert command.state == "asked" and command.category == "", said
+        assert is_someone(Concept(1, command.name, command.category, "", 0, 0, 1)), said
+    assert parse("Remember this as the Nintendo switch.", [])[0].category == "switch"
 
 
 def test_listen_json_shows_the_category_a_spoken_remember_stores():

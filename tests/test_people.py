@@ -51,6 +51,15 @@ def test_a_person_of_a_category_of_several_words_is_remembered_with_a_face_as_wh
     memory.close()
 
 
+def test_a_group_of_kids_is_remembered_whole_not_asked_which_face(tmp_path, settings, embedder):
+    # Before: a plural was a person's category, so a photo of the kids together was refused "2 faces found"
+    memory = open_memory(settings, embedder, tmp_path / "mem")
+    both = save_photo(tmp_path, "both", side_by_side("astronaut", "grace_hopper"))
+    kids = memory.remember("kids", [both], "", "kids")
+    assert kids.views == 1 and memory.store.views(kids.id, kind="face") == []
+    memory.close()
+
+
 def test_a_person_is_found_by_the_face_never_by_the_rest_of_the_photo(people, settings):
     # Her own photo with the face covered still matches her whole-photo views (clothes, background); a person
     # named where no face of hers is would be announced to the household.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
@@ -31,7 +31,7 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
-POSSESSIVE = re.compile(r"(?:'s|s')$|'$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes)
+POSSESSIVE = re.compile(r"'s?$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes): "Bo's", "Chris'"
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
 NUMBERS = {word: str(i) for i, word in enumerate(
@@ -206,7 +206,7 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str | None:
+def _written_as(text: str, start: int, end: int, options: Collection[str]) -> str | None:
     """The one of `options` that text[start:end] is written in <brackets> as, spelled exactly, as `forget` takes it
     (`spelled`), or without a possessive after it inside them ("<Bo's>" where no <Bo's> is), or None: a memory of
     before the rules that make them one name may hold two said alike ("f" and "f'" too), and the exact spelling is
@@ -215,20 +215,21 @@ def _written_as(text: str, start: int, end: int, options: Sequence[str]) -> str 
     if left < 0 or right < 0 or ">" in text[left:start] or "<" in text[end:right]:
         return None
     written = text[left + 1:right].strip()
-    return spelled(written, options) or spelled(POSSESSIVE.sub("", written), options)
+    cut = POSSESSIVE.search(straight_apostrophes(written))  # any apostrophe's ("<Bo’s>"), the name as spelled
+    return spelled(written, options) or (spelled(written[:cut.start()], options) if cut else None)
 
 
-def _said(form: str) -> str:
-    """A name's folded spoken form as `_words` reads a transcript: without joiners, nor an apostrophe that does not
-    stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter name with one was never
-    heard, not even typed <f'>)."""
-    return re.sub(r"'(?![^\W\d_])", "", form.translate(JOINERS))
+def heard_as(name: str) -> str:
+    """A name's spoken form folded as `_words` reads a transcript (as name_key: "ß" is <SS>): without joiners, nor
+    an apostrophe that does not stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter
+    name with one was never heard, not even typed <f'>). Two names heard alike are told apart only in <brackets>."""
+    return re.sub(r"'(?![^\W\d_])", "", fold(spoken_form(name)).translate(JOINERS))
 
 
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: _said(fold(spoken_form(name))) for name in names}  # as name_key: "ß" is <SS>
+    forms = {name: heard_as(name) for name in names}
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it
@@ -263,8 +264,9 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
-        if rivals and (exact := _written_as(text, words[i][1], words[j - 1][2], (name, *rivals))):
-            name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it
+        if (exact := _written_as(text, words[i][1], words[j - 1][2], forms)) and exact not in chosen:
+            name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it; "<Bo's>"
+            # beside <bo>, which its "Bo" spells exactly: the name in brackets as `ask` and `forget` take it
         if rivals:
             ambiguous.append(Ambiguous(said, (name, *rivals)))
             continue

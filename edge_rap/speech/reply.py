@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.memory.store import name_key, straight_apostrophes
-from edge_rap.speech.names import Names, mark_names, match_names, spoken_form
+from edge_rap.speech.names import Names, heard_as, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
@@ -230,7 +230,8 @@ def clarified(asked: Reply, answer: str) -> str | None:
 
 def _unmistaken(name: str, options: list[str]) -> str:
     """`name` as the question asked again says it: as said, or, where another option is written alike (a memory of
-    before held <Zoe's mug> and <Zoe`s mug>), in <brackets> as spelled, which names that one alone (said, it was
-    "Did you mean ...?" again, at every choice)."""
-    alike = any(name_key(other) == name_key(name) for other in options if other != name)
+    before held <Zoe's mug> and <Zoe`s mug>) or said alike (<f> and <f'>, <dog6> and <dog_six>), in <brackets> as
+    spelled, which names that one alone (said, it was "Did you mean ...?" again, at every choice)."""
+    alike = any(name_key(other) == name_key(name) or heard_as(other) == heard_as(name) for other in options
+                if other != name)
     return f"<{name}>" if alike else spoken_form(name)

@@ -25,6 +25,9 @@ _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daugh
     neighbour neighbor nanny babysitter flatmate roommate lodger guest children boyfriend girlfriend fiance fiancee
     grandson granddaughter grandchild grandchildren grandkid grandparent stepmum stepmom stepdad stepson stepdaughter
     sibling twin toddler teen teenager family mate buddy pal bestie colleague housemate visitor carer""".split())
+#: Words said before a name ("my aunt mary", whisper's "my Mr whiskers"): the name of someone, not a thing's noun.
+_TITLES = frozenset("aunt auntie aunty uncle grandma grandpa granny grandad gran nan nana cousin mr mrs ms miss sir dr"
+                    .split())
 #: A name said as a noun: after "my", "our", "your", "the", "a", "an" or someone's ("Anya's backpack"), the rest as
 #: whisper writes a common noun (no capital: not "my Luna"), a number in it too ("the cat 2"), after a brand at most
 #: (a capital before a noun in lower case: "my Lego man" is the "lego man" typed, a thing; "our Aunt Mary" a name).
@@ -89,7 +92,7 @@ def spoken_category(said: str) -> str:
     m = _AS_NOUN.match(folded)
     # its last word but a number ("the cat two" is a cat, not a "two")
     words = [w for w in m["noun"].lower().replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
-    if not words:
+    if not words or set(words[:-1]) & _TITLES:  # "my Aunt mary" is a person's name, not a "mary"
         return ""
     if made_like := made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
         return " ".join(words[-made_like:])

@@ -324,6 +324,25 @@ def test_a_backup_into_a_folder_where_drives_are_mounted_and_none_is_is_refused(
                   f"{media / 'stick'}: a drive not mounted?)\n"
 
 
+def test_a_drives_own_folder_or_a_relative_path_is_said_as_such_where_drives_are_mounted(household, tmp_path, capsys,
+                                                                                         monkeypatch):
+    # `backup /media/stick`, the stick mounted, was "/media: no drive is mounted there (a drive not mounted?)", not
+    # that a folder was named; `backup x.tar` from the stick's empty mount point named the folder ".".
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    (media / "stick").mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == media / "stick")
+    err = one_line_error(*edge_rap(capsys, "backup", media / "stick", "--memory", household)[::2])
+    assert err == f"edge-rap: {media / 'stick'}: is a folder; name the backup file to write\n", err
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    monkeypatch.chdir(media / "stick")
+    err = one_line_error(*edge_rap(capsys, "backup", "house.tar", "--memory", household)[::2])
+    assert err.startswith(f"edge-rap: {media / 'stick'}: no drive is mounted there"), err
+    assert list((media / "stick").iterdir()) == []
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

@@ -322,6 +322,9 @@ def test_a_backup_into_a_folder_where_drives_are_mounted_and_none_is_is_refused(
     err = one_line_error(*edge_rap(capsys, "restore", media / "stick" / "x.tar", "--memory", tmp_path / "new")[::2])
     assert err == f"edge-rap: {media / 'stick' / 'x.tar'}: no such backup file (no drive is mounted on " \
                   f"{media / 'stick'}: a drive not mounted?)\n"
+    (tmp_path / "latest.tar").symlink_to(media / "stick" / "x.tar")  # (a link to the stick's backup: the same)
+    err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "latest.tar", "--memory", tmp_path / "new")[::2])
+    assert err.endswith(f"no such backup file (no drive is mounted on {media / 'stick'}: a drive not mounted?)\n"), err
 
 
 def test_a_drives_own_folder_or_a_relative_path_is_said_as_such_where_drives_are_mounted(household, tmp_path, capsys,

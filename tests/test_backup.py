@@ -322,6 +322,28 @@ def test_a_backup_into_a_folder_where_drives_are_mounted_and_none_is_is_refused(
     err = one_line_error(*edge_rap(capsys, "restore", media / "stick" / "x.tar", "--memory", tmp_path / "new")[::2])
     assert err == f"edge-rap: {media / 'stick' / 'x.tar'}: no such backup file (no drive is mounted on " \
                   f"{media / 'stick'}: a drive not mounted?)\n"
+    (tmp_path / "latest.tar").symlink_to(media / "stick" / "x.tar")  # (a link to the stick's backup: the same)
+    err = one_line_error(*edge_rap(capsys, "restore", tmp_path / "latest.tar", "--memory", tmp_path / "new")[::2])
+    assert err.endswith(f"no such backup file (no drive is mounted on {media / 'stick'}: a drive not mounted?)\n"), err
+
+
+def test_a_drives_own_folder_or_a_relative_path_is_said_as_such_where_drives_are_mounted(household, tmp_path, capsys,
+                                                                                         monkeypatch):
+    # `backup /media/stick`, the stick mounted, was "/media: no drive is mounted there (a drive not mounted?)", not
+    # that a folder was named; `backup x.tar` from the stick's empty mount point named the folder ".".
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    (media / "stick").mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == media / "stick")
+    err = one_line_error(*edge_rap(capsys, "backup", media / "stick", "--memory", household)[::2])
+    assert err == f"edge-rap: {media / 'stick'}: is a folder; name the backup file to write\n", err
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    monkeypatch.chdir(media / "stick")
+    err = one_line_error(*edge_rap(capsys, "backup", "house.tar", "--memory", household)[::2])
+    assert err.startswith(f"edge-rap: {media / 'stick'}: no drive is mounted there"), err
+    assert list((media / "stick").iterdir()) == []
 
 
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):

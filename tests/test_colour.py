@@ -164,3 +164,25 @@ def test_a_png_whose_text_or_profile_unpacks_past_a_megabyte_is_read():
         assert len(out.getvalue()) < 100_000 and sniff(out.getvalue(), "photo.png").suffix == ".png"
         seen = decode_image(out.getvalue()).pixels[8, 8].astype(int)
         assert np.abs(seen - expected_srgb(COLOURS[0])).max() <= 2  # its profile read, not left out
+
+
+def test_a_large_colour_profile_is_not_kept_once_its_photo_is_read():
+    """A PNG of 60 KB may carry a profile that unpacks to 60 MB (Pillow reads up to 64 MB): the transforms' cache
+    kept each profile as its key, and eight such uploads held 480 MB of the server's memory. A large profile is still
+    read (its photo converted), and let go."""
+    import gc
+    import tracemalloc
+
+    photos = [encoded(patches(), "RGB", "PNG", p3_profile() + bytes([k + 1]) * (6 << 20)) for k in range(3)]
+    assert all(len(photo) < 100_000 for photo in photos)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for photo in photos:
+            seen = decode_image(photo).pixels[8, 8].astype(int)
+            assert np.abs(seen - expected_srgb(COLOURS[0])).max() <= 2  # its profile read, not left out
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 6 << 20, f"{kept >> 20} MB kept after reading three photos"

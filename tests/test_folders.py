@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 from readonly import run_read_only
@@ -92,17 +93,10 @@ def test_a_refused_folder_is_one_line_also_where_nothing_can_speak(run, settings
     assert not [m for m in caplog.messages if "not speaking" in m]
 
 
-def test_a_path_behind_a_folder_this_account_may_not_search_is_one_line(tmp_path, monkeypatch):
-    # Path.exists and Path.is_symlink raise PermissionError there, and the checks for a file in the way (a
-    # writable folder, a backup's folder), a link to nothing (the backup, --memory) or the backup to restore printed
-    # a traceback. Root searches every folder: the OS's answer is played by the stat it asks.
-    from pathlib import Path
-
-    from edge_rap.memory.backup import back_up
-    from edge_rap.memory.files import not_a_folder
-    from edge_rap.memory.restore import restore
-
-    locked, real = tmp_path / "locked", Path.stat
+def unsearchable(locked: Path, monkeypatch) -> Path:
+    """`locked` played as a folder this account may not search (root searches every folder): a stat of anything in
+    it raises PermissionError, as the OS's would."""
+    real = Path.stat
 
     def stat(self, *, follow_symlinks=True):
         if locked in self.parents:
@@ -110,8 +104,35 @@ def test_a_path_behind_a_folder_this_account_may_not_search_is_one_line(tmp_path
         return real(self, follow_symlinks=follow_symlinks)
 
     monkeypatch.setattr(Path, "stat", stat)
+    return locked
+
+
+def test_a_path_behind_a_folder_this_account_may_not_search_is_one_line(tmp_path, monkeypatch):
+    # Path.exists and Path.is_symlink raise PermissionError there, and the checks for a file in the way (a
+    # writable folder, a backup's folder), a link to nothing (the backup, --memory) or the backup to restore printed
+    # a traceback. Root searches every folder: the OS's answer is played by the stat it asks.
+    from edge_rap.memory.backup import back_up
+    from edge_rap.memory.files import not_a_folder
+    from edge_rap.memory.restore import restore
+
+    locked = unsearchable(tmp_path / "locked", monkeypatch)
     for check in (lambda: writable_folder(locked / "out", "--snapshots"), lambda: not_a_folder(locked / "memory"),
                   lambda: back_up(tmp_path / "memory", locked / "sub" / "x.tar"),
                   lambda: restore(locked / "x.tar", tmp_path / "memory")):
         with pytest.raises(EdgeRapError, match=r"cannot reach it \(Permission denied: a folder on its path"):
             check()
+
+
+def test_a_camera_file_or_the_doctors_memory_behind_such_a_folder_is_one_line(tmp_path, monkeypatch, settings):
+    # `run --source locked/door.mp4` (Path.exists) and `doctor --memory locked/memory` (the event log's Path.is_dir)
+    # printed a traceback: said in one line, the doctor's other checks still made
+    import dataclasses
+
+    from edge_rap.daemon.doctor import _event_log
+    from edge_rap.perceive.camera import parse_source
+
+    locked = unsearchable(tmp_path / "locked", monkeypatch)
+    with pytest.raises(EdgeRapError, match=r"door.mp4: cannot reach it \(Permission denied: a folder on its path"):
+        parse_source(str(locked / "door.mp4"))
+    said = _event_log(dataclasses.replace(settings, memory=locked / "memory"))
+    assert said["path"] is None and "memory: cannot reach it (Permission denied" in said["problem"], said

@@ -191,6 +191,29 @@ def test_a_folder_on_the_memorys_own_drive_is_warned_of_once_and_still_written(m
     assert len(said) == 1 and "same drive as the memory" in said[0] and str(stick) in said[0], said
 
 
+def test_a_folder_no_drive_is_mounted_on_is_warned_of_once_though_the_memory_is_on_a_drive_of_its_own(
+        memory, tmp_path, monkeypatch, caplog):
+    """backup-to /media/stick/backups, the stick not mounted and the memory on a USB disk: each backup went onto the
+    SD card, into the stick's empty mount point, hidden once it is mounted, and nothing was said (`backup` refuses
+    it). The mount table and the drives are played."""
+    from edge_rap import folders
+    from edge_rap.daemon import backups as scheduler
+
+    media, clock = tmp_path / "media", FakeClock()
+    stick = media / "stick" / "backups"
+    stick.mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    monkeypatch.setattr(scheduler, "on_memorys_drive", lambda folder, root: False)
+    backups = scheduled(memory, stick, clock)
+    caplog.set_level(logging.WARNING, "edge_rap.daemon.backups")
+    for _ in range(3):
+        assert backups.check() is not None  # (written all the same, as on the memory's drive)
+        clock.now += DAY
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "no drive is mounted" in said[0] and str(stick) in said[0], said
+
+
 def test_a_stick_failing_mid_write_leaves_no_partial_file_is_said_once_and_retried(memory, tmp_path, monkeypatch,
                                                                                     caplog):
     """EIO as the stick is pulled while the backup is flushed to it."""

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 from edge_rap.daemon.clock import plausible, steady_now
 from edge_rap.daemon.events import parse_duration
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import unmounted
 from edge_rap.memory.backup import back_up
 from edge_rap.memory.files import DATABASE
 from edge_rap.scratch import remove_unheld
@@ -191,13 +192,17 @@ class ScheduledBackups:
 
     def _say_if_on_the_memorys_drive(self) -> None:
         """A folder on the memory's own drive is lost with it: most often a USB stick not mounted, whose mount point
-        is then a folder on the SD card. Said once while it stays so; the backups go on (one there still outlives a
-        damaged memory)."""
+        is then a folder on the SD card; so is one where drives are mounted that none is mounted on, the memory on a
+        drive of its own (`backup` refuses it). Said once while it stays so; the backups go on (one there still
+        outlives a damaged memory)."""
         same = on_memorys_drive(self.schedule.folder, self.root)
-        if same and not self._on_memorys_drive:
-            log.warning("%s is on the same drive as the memory: its backups are lost with it (a USB stick not "
-                        "mounted?); name a folder on another drive (said once)", self.schedule.folder)
-        self._on_memorys_drive = same
+        unplugged = not same and unmounted(self.schedule.folder) is not None
+        if (same or unplugged) and not self._on_memorys_drive:
+            why = " is on the same drive as the memory: its backups are lost with it" if same else \
+                ": no drive is mounted there: its backups go onto the device's own card, hidden once one is mounted"
+            log.warning("%s%s (a USB stick not mounted?); name a folder on another drive (said once)",
+                        self.schedule.folder, why)
+        self._on_memorys_drive = same or unplugged
 
     def _failed(self, why: str, kind: str, exc_info: bool = False) -> None:
         """Said once while the same failure repeats (a stick left out for a week is one line, not one an hour)."""

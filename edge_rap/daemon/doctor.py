@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edge_rap.config import Settings, with_detector
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import reachable
 from edge_rap.wording import counted
 
 
@@ -142,7 +143,11 @@ def _event_log(settings: Settings) -> dict:
     from edge_rap.memory.access import refuse_unreadable
 
     out = {"path": None, "damaged": None, "set_aside": [], "problem": None}
-    if not settings.memory.is_dir():
+    try:
+        if not reachable(settings.memory, Path.is_dir):
+            return out
+    except EdgeRapError as e:  # (behind a folder this account may not search: said, not a traceback)
+        out["problem"] = str(e)
         return out
     log = EventLog(settings.memory, readonly=True)
     out["path"] = str(log.path)

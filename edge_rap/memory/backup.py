@@ -77,9 +77,12 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
     if (why := _dangling_link(target)) is not None:
         raise EdgeRapError(why)
     target = Path(os.path.realpath(target)) if target.is_symlink() else target
+    if target.is_dir():  # (a drive's own folder, /media/stick, is no "drive not mounted" on the one above it)
+        raise EdgeRapError(f"{target}: is a folder; name the backup file to write")
     if not anywhere and (where := unmounted(target.parent)) is not None:
-        raise EdgeRapError(f"{target.parent}: no drive is mounted there (a drive not mounted? {where} is where drives "
-                           "are mounted); nothing was written (mount it, or --anywhere writes there all the same)")
+        raise EdgeRapError(f"{os.path.abspath(target.parent)}: no drive is mounted there (a drive not mounted? {where} "
+                           "is where drives are mounted); nothing was written (mount it, or --anywhere writes there "
+                           "all the same)")
     _refuse_target(root, target, force)
     if not (root / DATABASE).exists():
         raise EdgeRapError(f"{root}: no memory to back up (no {DATABASE}; check --memory)")
@@ -152,8 +155,6 @@ OTHER_FORMATS = (".zip", ".7z", ".rar", ".bz2", ".tbz", ".tbz2", ".xz", ".txz", 
 
 
 def _refuse_target(root: Path, target: Path, force: bool) -> None:
-    if target.is_dir():
-        raise EdgeRapError(f"{target}: is a folder; name the backup file to write")
     if target.name.lower().endswith(OTHER_FORMATS):
         raise EdgeRapError(f"{target}: a backup is a tar file, not {target.suffix}: name it .tar, or .tar.gz or .tgz "
                            "(gzip-compressed); nothing was written")

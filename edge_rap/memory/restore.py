@@ -77,9 +77,10 @@ def restore(archive: Path, root: Path, replace: bool = False,
         kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
         if kind:
             raise EdgeRapError(f"{archive}: is {kind}, not a backup file")
-        unplugged = unmounted(archive.parent) is not None
+        folder = Path(os.path.realpath(archive)).parent  # (a link to the stick's backup: the stick's folder)
+        unplugged = unmounted(folder) is not None
         raise EdgeRapError(f"{archive}: no such backup file"
-                           + (f" (no drive is mounted on {archive.parent}: a drive not mounted?)" if unplugged else ""))
+                           + (f" (no drive is mounted on {folder}: a drive not mounted?)" if unplugged else ""))
     if (why := not_a_folder(root)) is not None:  # a file, a pipe; a link to a drive not mounted (not made on the SD)
         raise EdgeRapError(why)
     began = time.time()

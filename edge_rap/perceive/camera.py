@@ -24,6 +24,7 @@ from urllib.parse import unquote, unquote_plus
 import numpy as np
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import reachable
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
@@ -197,7 +198,7 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
         if int(target) > MAX_DEVICE:
             raise EdgeRapError(f"source {target!r}: a camera device number is 0-{MAX_DEVICE} (/dev/videoN)")
         return SourceSpec(name, int(target))
-    if "://" not in target and not Path(target).exists() and not is_device_path(Path(target)):
+    if "://" not in target and not reachable(Path(target), Path.exists) and not is_device_path(Path(target)):
         raise EdgeRapError(f"source {target!r}: no such file or folder")
     return SourceSpec(name, target)
 

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 _CONVERTIBLE = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB"}
 #: A grid of colours: a profile that maps every one of them to within this many levels of itself is sRGB.
 _SAME_LEVELS = 2
+#: Profiles up to this size are kept with their transform (a camera's or a phone's: a few hundred bytes; a printer's
+#: tables: a few MB); a larger one, which a PNG of 60 KB may unpack to (Pillow reads 64 MB), is built for its photo
+#: alone: kept as the cache's key, eight uploads of it held 480 MB of the server's memory.
+_CACHED_PROFILE_BYTES = 4 * 2**20
 
 #: CIE xy of red, green and blue, and of the white point (D65), of colour spaces photos come in.
 SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
@@ -45,7 +49,9 @@ def to_srgb(pil):
     out_mode = _CONVERTIBLE.get(pil.mode)
     if not profile or out_mode is None:
         return pil
-    transform = _transform(bytes(profile), pil.mode, out_mode)
+    profile = bytes(profile)
+    build = _transform if len(profile) <= _CACHED_PROFILE_BYTES else _transform.__wrapped__
+    transform = build(profile, pil.mode, out_mode)
     if transform is None:
         return pil
     converted = transform.apply(pil)
@@ -123,7 +129,7 @@ def _no_littlecms(error: str) -> None:
 @functools.lru_cache(maxsize=8)
 def _transform(profile: bytes, in_mode: str, out_mode: str):
     """littlecms's transform from this profile to sRGB, or None where the profile is sRGB or unusable.
-    Cached: a camera or a phone tags every photo with the same few profiles."""
+    Cached: a camera or a phone tags every photo with the same few profiles (a large one is not: to_srgb)."""
     from PIL import Image as PILImage
 
     try:

@@ -13,9 +13,11 @@ PERSON_CATEGORIES = frozenset("person people human man woman child boy girl baby
 BREEDS = frozenset("labrador retriever collie spaniel terrier poodle beagle pug dachshund husky tabby".split())
 #: Categories that make a concept someone ("who"), besides the person ones.
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
-    rabbit bunny hamster gerbil guinea_pig chinchilla ferret horse pony donkey goat sheep pig chicken hen duck fish
-    goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
+    rabbit bunny hamster gerbil guinea_pig bush_baby chinchilla ferret horse pony donkey goat sheep pig chicken hen duck
+    fish goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
     glass_snake""".split()) | BREEDS  # a glass frog is a frog of its own (Centrolenidae), not one made of glass
+#: Plurals of person words not made with an "s": "men" are someone home, as "kids" are.
+IRREGULAR = {"men": "man", "women": "woman", "children": "child"}
 #: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse; a
 #: snow man, a gingerbread man, a game boy, a spider-man (a toy's photo shows no face to register).
 MADE = frozenset("""toy teddy stuffed plush plushie soft cuddly rubber rocking wooden plastic ceramic porcelain china
@@ -31,11 +33,11 @@ def is_person(category: str) -> bool:
 
 def is_of(category: str, kinds: frozenset[str], plural: bool = True) -> bool:
     """Whether `category` (any case) is one of `kinds`, in the plural too where `plural`: as a whole, its words
-    joined ("guinea pig"), or by its last word ("dog toy" is a toy), unless the word before it makes it a thing
-    (`made`)."""
+    joined ("guinea pig"), or by its last word ("dog toy" is a toy) or two (`animal`: a "bush baby" is no baby),
+    unless the word before them makes it a thing (`made`)."""
     category = category.strip().lower()
     words = re.split(r"[\s_-]+", category)
-    whole = (category.replace(" ", "_"),) + (() if made(words) else (words[-1],))
+    whole = (category.replace(" ", "_"),) + (() if made(words) else ("_".join(words[-animal(words):]),))
     return any((singular(w) if plural else {w}) & kinds for w in whole)
 
 
@@ -43,11 +45,19 @@ def made(words: list[str]) -> int:
     """How many words at the end name a thing made like an animal or a person ("teddy bear": 2, "toy guinea pig": 3;
     0 for none), as spoken and typed alike: only the word just before the animal makes it a thing ("soft-coated
     wheaten terrier", "teddy bear hamster" are animals), and never before a breed ("toy poodle" is a dog)."""
-    animal = 2 if len(words) > 1 and singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1  # "guinea pig"
-    thing = len(words) > animal and words[-animal - 1] in MADE and not singular(words[-1]) & BREEDS
-    return animal + 1 if thing else 0
+    last = animal(words)
+    thing = len(words) > last and words[-last - 1] in MADE and not singular(words[-1]) & BREEDS
+    return last + 1 if thing else 0
+
+
+def animal(words: list[str]) -> int:
+    """How many words at the end name the animal or person: 2 for an animal of two words ("guinea pig", "bush
+    baby"), else 1."""
+    return 2 if len(words) > 1 and singular("_".join(words[-2:])) & ANIMAL_CATEGORIES else 1
 
 
 def singular(noun: str) -> set[str]:
-    """A noun and what it may be the plural of: "the puppies" and "the babies" too, not only "the kittens"."""
-    return {noun, noun.removesuffix("s"), noun.removesuffix("es"), noun[:-3] + "y" if noun.endswith("ies") else noun}
+    """A noun and what it may be the plural of: "the puppies", "the babies" and "the men" too, not only "the
+    kittens"."""
+    return {noun, IRREGULAR.get(noun, noun), noun.removesuffix("s"), noun.removesuffix("es"),
+            noun[:-3] + "y" if noun.endswith("ies") else noun}

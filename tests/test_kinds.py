@@ -40,3 +40,14 @@ def test_a_group_of_people_is_someone_home_but_no_face_to_register():
     for group in ("kids", "Girls", "little boys", "babies", "people"):
         assert is_someone(Concept(1, "x", group, "", 0, 0, 1)), group
         assert is_person(group) == (group == "people"), group  # "people" was one of the ten words alone
+
+
+def test_a_bush_baby_is_an_animal_and_men_are_someone_home():
+    # Before: "bush baby" was a person by its last word (its photo asked for a face), and "men", "women", "children"
+    # were no one home, where "kids" were: their plurals are not made with an "s"
+    for animal in ("bush baby", "Bush Babies", "little bush baby"):
+        assert not is_person(animal) and is_someone(Concept(1, "x", animal, "", 0, 0, 1)), animal
+    assert not is_someone(Concept(1, "x", "toy bush baby", "", 0, 0, 1))
+    for group in ("men", "Women", "children", "little children"):
+        assert is_someone(Concept(1, "x", group, "", 0, 0, 1)) and not is_person(group), group
+    assert not is_someone(Concept(1, "x", "snow men", "", 0, 0, 1))

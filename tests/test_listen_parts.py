@@ -1175,6 +1175,23 @@ def test_a_bracketed_name_spelled_exactly_is_heard_beside_one_its_first_word_spe
     assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # said, a possessive
 
 
+def test_a_bracketed_name_is_heard_after_one_its_words_spell_was_chosen():
+    # Before: of <bo> and <Bo's>, "Is <bo> with <Bo's>?" heard <bo> alone: the second "Bo" was skipped as <bo> said
+    # again before its brackets were read
+    for question in ("Is <bo> with <Bo's>?", "Is bo with <Bo's>?"):
+        assert match_names(question, ["bo", "Bo's"]).names == ["bo", "Bo's"], question
+    assert match_names("Is <Bo's> with bo?", ["bo", "Bo's"]).names == ["Bo's", "bo"]
+
+
+def test_a_name_typed_with_a_possessive_in_its_brackets_is_marked_once():
+    # Before: "<Bo's>" where only <Bo> is was marked "<<Bo>'s>": its brackets were taken only right beside the name
+    for typed, stored, marked in (("Where is <Bo's> bowl?", ["Bo", "bo"], "Where is <Bo>'s bowl?"),
+                                  ("Where is <Bo’s> bowl?", ["Bo", "bo"], "Where is <Bo>’s bowl?"),
+                                  ("Where is <Chris'> bowl?", ["Chris", "chris"], "Where is <Chris>' bowl?"),
+                                  ("Is <bo> with <Bo's>?", ["bo", "Bo's"], "Is <bo> with <Bo's>?")):
+        assert mark_names(typed, match_names(typed, stored)) == marked, typed
+
+
 def test_whispers_anyone_phone_is_taken_alone_and_after_a_wake_phrase_without_its_comma():
     # Before: "Anyone phone this morning?" (a call, as "Did anyone phone this morning?") was taken for "Anyone
     # home?", and "Hey robot anyone phone?" (said without --wake; whisper writes "Hey, robot anyone phone.") was not,

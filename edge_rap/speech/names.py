@@ -255,8 +255,11 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     chosen: dict[str, Heard] = {}
     ambiguous: list[Ambiguous] = []
     for s, i, j, name, named in candidates:
-        if not named or name in chosen or taken & set(range(i, j)):
+        if not named or taken & set(range(i, j)):
             continue
+        exact = _written_as(text, words[i][1], words[j - 1][2], forms)
+        if name in chosen and (exact is None or exact in chosen):
+            continue  # said once more; but "<Bo's>" after <bo> names <Bo's>, which its words spell too
         said = " ".join(w for w, _, _ in words[i:j])
         rivals = sorted({n for t, a, b, n, _ in candidates if a == i and b == j and n != name and n not in chosen
                          # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"
@@ -264,7 +267,7 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
-        if (exact := _written_as(text, words[i][1], words[j - 1][2], forms)) and exact not in chosen:
+        if exact is not None and exact not in chosen:
             name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it; "<Bo's>"
             # beside <bo>, which its "Bo" spells exactly: the name in brackets as `ask` and `forget` take it
         if rivals:
@@ -278,7 +281,10 @@ def mark_names(text: str, names: Names) -> str:
     """The transcript with each heard name written <name>, as the assistant's retrieval finds names first."""
     for h in sorted(names.heard, key=lambda h: -h.start):
         start, end = h.start, h.end
-        if text[start - 1:start] == "<" and text[end:end + 1] == ">":
-            start, end = start - 1, end + 1  # typed <bo> already: <bo>, not <<bo>>
-        text = text[:start] + f"<{h.name}>" + text[end:]
+        close = re.match(r"(?:'s?)?>", straight_apostrophes(text[end:end + 3]))
+        if text[start - 1:start] == "<" and close:  # typed <bo> already: <bo>, not <<bo>>; "<Bo's>": <Bo>'s
+            start, end = start - 1, end + close.end()
+        ending = text[h.end:end - 1]  # a possessive inside the brackets, kept unless the name's own (<Bo's>)
+        own = straight_apostrophes(h.name).endswith(straight_apostrophes(ending))
+        text = text[:start] + f"<{h.name}>" + ("" if own else ending) + text[end:]
     return text

@@ -773,6 +773,30 @@ def test_the_name_chosen_after_did_you_mean_answers_the_question(answer, meant):
     assert said[1].reply.names == [meant] and said[1].reply.text == f"I haven't seen <{meant}> yet."
 
 
+@pytest.mark.parametrize("names, asked, answer, meant", [
+    (("f", "f'"), "Forget F.", "The second one.", "f'"), (("f", "f'"), "Forget F.", "The first one.", "f"),
+    (("dog_six", "dog6"), "Forget dog six.", "The first one.", "dog_six"),
+    (("bo", "beau"), "Please forget about bow.", "Beau.", "beau")])
+def test_the_name_chosen_after_a_forget_asked_back_is_forgotten(names, asked, answer, meant):
+    # Before: of <f> and <f'> (or <dog_six> and <dog6>), said alike, "Forget F." always answered "Did you mean <f> or
+    # <f'>? Say forget and the name again.", and no answer chose: neither could be forgotten by voice
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful(*names)
+    turns = [t for t in Listener(home, Scripted(asked, answer, "Yes."), vad, Room()).turns(
+        iter(pieces(*[part for _ in range(3) for part in (loud(1.0), quiet(1.0))]))) if t.triggered]
+    assert [t.command.state for t in turns] == ["refused", "asked", "done"] and home.forgotten == [meant]
+    assert turns[0].reply.text == f"Did you mean <{names[0]}> or <{names[1]}>?"
+
+
+def test_the_name_chosen_replaces_the_words_said_not_the_same_letters_before_them():
+    # Before: "Find F." of <f> and <f'> and "the second one" asked "<f'>ind F.": the first "F" of the question
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <f> or <f'>?", "clarify", [], "Find F.", [["f", "f'"]], said="F")
+    assert clarified(asked, "the second one") == "Find <f'>."
+
+
 @pytest.mark.parametrize("answer, meant", [("Six.", "dog6"), ("Number two, please.", "dog2"), ("The 6.", "dog6")])
 def test_the_number_alone_chooses_between_numbered_names(answer, meant):
     # Before: "Did you mean <dog2> or <dog6>?" answered "Six." chose neither: the answer went to the assistant as

@@ -23,7 +23,8 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, Names, match_names
+from edge_rap.speech.names import COMMON, Ambiguous, Names, match_names
+from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
 
@@ -44,7 +45,8 @@ _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
                        r"(?:as|is|has|and)\W+(?P<name>.+?)" + _NAME_END, re.I)
-_FORGET = re.compile(_LEAD + r"forget\W+(?:about\W+)?(?P<name>.+?)" + _NAME_END, re.I)
+# a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>."
+_FORGET = re.compile(_LEAD + r"forget[^\w<]+(?:about[^\w<]+)?(?P<name><[^<>]+>|.+?)" + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
         re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
@@ -85,6 +87,7 @@ class Command:
     state: str = "asked"
     box: Box | None = None  # remember, add: the region of the frame kept; None for the whole frame
     category: str = ""  # remember: the category the name's words give (who.spoken_category)
+    ambiguous: Ambiguous | None = None  # forget refused: the words said like two names, which the next may choose
 
     @property
     def doing(self) -> str:
@@ -137,10 +140,9 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         known = match_names(m.group("name"), names)
-        if known.ambiguous:
-            options = known.ambiguous[0].names
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"Did you mean <{options[0]}> or <{options[1]}>? Say forget and the name again.")
+        if known.ambiguous:  # asked back: the listener takes its next utterance, "the second one", as the choice
+            return (Command("forget", stored_form(m.group("name")), "refused", ambiguous=known.ambiguous[0]),
+                    did_you_mean(known.ambiguous[0].names))
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")

@@ -113,7 +113,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
-        return Reply(_did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
+        return Reply(did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
     who = None if names.heard else asks_who(question)
     if who is not None:  # "is anyone home?", "who was here today?"
@@ -123,7 +123,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
         return Reply(text, "events", about, question, used_image=image is not None)
     if kind:
         if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)
-            return Reply(_did_you_mean(meant), "clarify", [], question, [meant], said=kind)
+            return Reply(did_you_mean(meant), "clarify", [], question, [meant], said=kind)
         if meant:
             question = question.replace(kind, " and ".join(spoken_form(n) for n in meant))
             names = match_names(question, meant)
@@ -137,7 +137,8 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     return None
 
 
-def _did_you_mean(options) -> str:
+def did_you_mean(options) -> str:
+    """The question asked back of a name said like several concepts, for a question or a command to forget."""
     return "Did you mean " + ", ".join(f"<{n}>" for n in options[:-1]) + f" or <{options[-1]}>?"
 
 
@@ -224,7 +225,8 @@ def clarified(asked: Reply, answer: str) -> str | None:
         return None
     if any(w not in _CHOOSING for w in rest):
         return None
-    at = asked.question.find(asked.said)
+    said = re.search(rf"(?<!\w){re.escape(asked.said)}(?!\w)", asked.question)  # not the "F" of "Forget F."
+    at = said.start() if said else asked.question.find(asked.said)  # "请问李小龙在哪里": no word boundary before it
     return asked.question[:at] + _unmistaken(name, options) + asked.question[at + len(asked.said):]
 
 

@@ -206,10 +206,12 @@ class EventLog:
     def _mended(self, work: Callable[[], T]) -> T:
         """`work` done in the log now at the path; where a writer meets a damaged log, done again in the new log
         started in its place (the daemon keeps logging; a reader says it is damaged)."""
+        watch = self.watch
         if self.set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
             log.warning("%s was set aside as damaged by another process: events go on in the new log there",
                         self.path)
             self._follow()
+            self._watch_again(watch)
         generation = self._generation  # the log `work` meets damage in: another thread may start a new one meanwhile
         try:
             return work()
@@ -222,18 +224,32 @@ class EventLog:
             except OSError as why:  # (a folder gone read-only): said as the damage it is, tried again next time
                 raise sqlite3.DatabaseError(f"{e}; it could not be set aside ({why})") from None
             self._rejoin_watch()
+            self._watch_again(watch)
         return work()
 
     def _rejoin_watch(self) -> None:
         """This daemon's watch, in a log started anew: its row where it did not come along, under the same id (its
-        events carried over stay its own); where that id is another's, `watch` is None: the daemon begins anew."""
+        events carried over stay its own); where that id is another's, or the row cannot be written (a full disk),
+        `watch` is None: the daemon begins anew (`_watch_again`)."""
         if self.watch is None:
             return
         db, now, pid = self._db(), time.time(), os.getpid()
-        db.execute("INSERT OR IGNORE INTO watches (id, pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?, ?)",
-                   (self.watch, pid, _process_identity(pid), socket.gethostname(), now, now))
-        if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
+        try:
+            db.execute("INSERT OR IGNORE INTO watches (id, pid, identity, host, started, alive) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (self.watch, pid, _process_identity(pid), socket.gethostname(),
+                                                     now, now))
+            if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
+                self.watch = None
+        except sqlite3.Error:  # (the id kept, its events went under one no row has: taken for a stopped run's)
             self.watch = None
+
+    def _watch_again(self, lost: int | None) -> None:
+        """A new watch for a daemon whose watch `lost` could not rejoin the log started anew, before the work done
+        again there: an event logged with none was taken for an edge_rap's of before watches, and a later start
+        closed its visit at the last such event, logging the "left" after newer events at its place. (Where the
+        disk is full, it raises: the loop registers again before its next event, `_follow_log_file`.)"""
+        if lost is not None and self.watch is None:
+            self._begin_watch()
 
     def set_aside_elsewhere(self) -> bool:
         """Whether the file this writer opened was set aside as damaged since, by another process."""
@@ -244,10 +260,7 @@ class EventLog:
         """Go on in the log now at the path, this daemon's watch along (`watch` None where it cannot come)."""
         self._renew()
         self._make_tables()
-        try:
-            self._rejoin_watch()
-        except sqlite3.Error:
-            self.watch = None
+        self._rejoin_watch()
 
     def replaced(self) -> bool:
         """Whether the file this log writes to was moved or deleted since it was opened (history cleared while a

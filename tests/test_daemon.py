@@ -1017,9 +1017,10 @@ def test_a_registration_a_full_disk_refused_at_its_commit_leaves_no_watch_to_log
     assert log._db().execute("SELECT id FROM watches").fetchall() == [(log.watch,)]
 
 
-def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_snapshot(tmp_path):
+def test_a_log_locked_past_the_busy_timeout_is_tried_once_and_keeps_the_events_snapshot(tmp_path):
     # Another process held the log's lock past the busy timeout: the arrival was refused, its snapshot deleted (as
-    # for a full disk), and the log tried again for another whole timeout, the camera loop stalled 20 s.
+    # for a full disk: a picture lost for a passing lock), and the log tried again for another whole timeout, the
+    # camera loop stalled 20 s.
     import sqlite3
 
     reported = []
@@ -1033,8 +1034,28 @@ def test_a_log_locked_past_the_busy_timeout_is_tried_once_for_an_event_with_a_sn
         daemon._announce(frame, arrival_and_leaving()[0])
         assert tries == ["arrived"] and [e.kind for e in daemon.unlogged] == ["arrived"]
         other.execute("ROLLBACK")
-    daemon._log_unlogged()  # the lock let go: the arrival is logged (without the snapshot deleted for it)
-    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", None)] and not daemon.unlogged
+    (snapshot,) = (tmp_path / "snapshots").iterdir()
+    daemon._log_unlogged()  # the lock let go: the arrival is logged with its snapshot
+    assert [(e.kind, e.snapshot) for e in home.events.query()] == [("arrived", str(snapshot))] and not daemon.unlogged
+
+
+def test_a_run_that_ends_before_a_locked_log_takes_its_events_leaves_no_snapshot_unnamed(tmp_path):
+    # A lock keeps a refused event's snapshot, for its row to name when the log takes it: a run that ends first
+    # must not leave that picture for good, named by no event (`forget` never finds it).
+    home = ScriptedHousehold(tmp_path / "memory")
+    add = home.events.add
+
+    def locked(event):
+        if event.kind == "arrived":
+            raise EventLogError(home.events.path, "cannot log the event (database is locked)")
+        return add(event)
+
+    home.events.add = locked
+    options = DaemonOptions((parse_source(f"cam={write_frames(tmp_path / 'frames', [40, 255, 255, 255, 40])}"),),
+                            realtime=False, votes=VoteSettings(confirm=2, leave_after_s=60.0))
+    Daemon(home, options, lambda e: None, snapshots=Snapshots(SnapshotPolicy(tmp_path / "snapshots"))).run(
+        threading.Event())
+    assert home.events.query() == [] and list((tmp_path / "snapshots").iterdir()) == []
 
 
 def test_a_snapshot_that_cannot_be_deleted_for_its_refused_event_stays_its_events(tmp_path, monkeypatch):

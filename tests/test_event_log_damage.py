@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -141,6 +142,46 @@ def test_two_writers_meeting_the_damage_set_it_aside_once_and_both_go_on_in_the_
     assert len(damaged_copies(path)) == 1
     kept = [(e.name, e.time_s) for e in EventLog(tmp_path, readonly=True).query()]
     assert {name for name, _ in kept[:-2]} == {"mochi"} and kept[-2:] == [("bo", 7000.0), ("mochi", 7001.0)]
+
+
+def test_a_daemon_whose_watch_cannot_rejoin_the_new_log_logs_under_a_new_watch(tmp_path):
+    # Its id another's in the log started anew: the events done again there were logged with no watch, taken for
+    # an edge_rap's of before watches, and the next start closed the visit of a daemon still watching it.
+    path = logged(tmp_path, 3000)
+    daemon = EventLog(tmp_path)
+    daemon.begin_watch()
+    daemon._db().execute("UPDATE watches SET pid = 1, host = 'another' WHERE id = ?", (daemon.watch,))  # (taken)
+    daemon._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    tear_a_page(path)
+    daemon.check()  # set aside; its watch's id is another's there
+    daemon.add(Event("arrived", "bo", "den", 7000.0, 1.9e9))
+    assert daemon._db().execute("SELECT w.pid FROM events e JOIN watches w ON w.id = e.watch WHERE e.name = 'bo' "
+                                "AND e.camera = 'den'").fetchall() == [(os.getpid(),)]
+    assert EventLog(tmp_path).begin_watch() == [] and daemon.last_seen("bo").kind == "arrived"
+
+
+def test_a_daemon_whose_watch_a_full_disk_keeps_from_the_new_log_registers_again(tmp_path, monkeypatch):
+    # The row refused there, the daemon kept its id: its events went under a watch no row has, whose visits a start
+    # closes as a stopped run's, and "where is Bo?" read as ended, while it still watched.
+    from edge_rap.daemon import events as module
+
+    path = logged(tmp_path, 3000)
+    daemon = EventLog(tmp_path)
+    daemon.begin_watch()
+    tear_a_page(path)
+
+    def no_room(pid):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(module, "_process_identity", no_room)  # (read as the row is written)
+    with pytest.raises(EdgeRapError, match="disk is full"):
+        daemon.check()  # set aside; its row refused there, and a new watch's too
+    assert daemon.watch is None  # (the loop registers again before its next event: `_follow_log_file`)
+    monkeypatch.undo()
+    daemon.begin_watch()
+    daemon.add(Event("arrived", "bo", "den", 7000.0, 1.9e9))
+    assert daemon._db().execute("SELECT w.pid FROM events e JOIN watches w ON w.id = e.watch WHERE e.name = 'bo' "
+                                "AND e.camera = 'den'").fetchall() == [(os.getpid(),)]
 
 
 def test_processes_opening_a_damaged_log_at_once_set_it_aside_once(tmp_path):

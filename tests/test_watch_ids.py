@@ -99,3 +99,17 @@ def test_a_log_whose_watches_have_no_identity_is_brought_up_to_date(tmp_path):
     first = a_run(log)
     assert first == 2 and a_run(log) == 3
     assert log.purge("bo") == 4  # (forget removes its events)
+
+
+def test_a_dead_runs_visit_gets_no_leaving_after_a_live_runs_arrival_at_its_place(tmp_path):
+    # <bo> arrived on the porch in a run that died, then again in a run still watching: the next start closed the
+    # dead run's visit with a "left" logged after the live run's arrival, and "where is Bo?" said she had left.
+    dying, live = EventLog(tmp_path), EventLog(tmp_path)
+    dying.begin_watch()
+    live.begin_watch()
+    dying.add(Event("arrived", "bo", "porch", 1.0, 1.7e9 + 1))
+    live.add(Event("arrived", "bo", "porch", 2.0, 1.7e9 + 2))
+    dying._db().execute("UPDATE watches SET identity = 'a process gone' WHERE id = ?", (dying.watch,))  # (died)
+    assert EventLog(tmp_path).begin_watch() == []
+    assert live.last_seen("bo").wall == 1.7e9 + 2 and live.last_seen("bo").kind == "arrived"
+    assert dying._db().execute("SELECT COUNT(*) FROM watches WHERE id = ?", (dying.watch,)).fetchone() == (0,)

@@ -206,10 +206,12 @@ class EventLog:
     def _mended(self, work: Callable[[], T]) -> T:
         """`work` done in the log now at the path; where a writer meets a damaged log, done again in the new log
         started in its place (the daemon keeps logging; a reader says it is damaged)."""
+        watch = self.watch
         if self.set_aside_elsewhere():  # a `forget` must not purge a copy set aside, nor a daemon log into it
             log.warning("%s was set aside as damaged by another process: events go on in the new log there",
                         self.path)
             self._follow()
+            self._watch_again(watch)
         generation = self._generation  # the log `work` meets damage in: another thread may start a new one meanwhile
         try:
             return work()
@@ -222,18 +224,32 @@ class EventLog:
             except OSError as why:  # (a folder gone read-only): said as the damage it is, tried again next time
                 raise sqlite3.DatabaseError(f"{e}; it could not be set aside ({why})") from None
             self._rejoin_watch()
+            self._watch_again(watch)
         return work()
 
     def _rejoin_watch(self) -> None:
         """This daemon's watch, in a log started anew: its row where it did not come along, under the same id (its
-        events carried over stay its own); where that id is another's, `watch` is None: the daemon begins anew."""
+        events carried over stay its own); where that id is another's, or the row cannot be written (a full disk),
+        `watch` is None: the daemon begins anew (`_watch_again`)."""
         if self.watch is None:
             return
         db, now, pid = self._db(), time.time(), os.getpid()
-        db.execute("INSERT OR IGNORE INTO watches (id, pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?, ?)",
-                   (self.watch, pid, _process_identity(pid), socket.gethostname(), now, now))
-        if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
+        try:
+            db.execute("INSERT OR IGNORE INTO watches (id, pid, identity, host, started, alive) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (self.watch, pid, _process_identity(pid), socket.gethostname(),
+                                                     now, now))
+            if db.execute("SELECT pid FROM watches WHERE id = ?", (self.watch,)).fetchone() != (pid,):
+                self.watch = None
+        except sqlite3.Error:  # (the id kept, its events went under one no row has: taken for a stopped run's)
             self.watch = None
+
+    def _watch_again(self, lost: int | None) -> None:
+        """A new watch for a daemon whose watch `lost` could not rejoin the log started anew, before the work done
+        again there: an event logged with none was taken for an edge_rap's of before watches, and a later start
+        closed its visit at the last such event, logging the "left" after newer events at its place. (Where the
+        disk is full, it raises: the loop registers again before its next event, `_follow_log_file`.)"""
+        if lost is not None and self.watch is None:
+            self._begin_watch()
 
     def set_aside_elsewhere(self) -> bool:
         """Whether the file this writer opened was set aside as damaged since, by another process."""
@@ -244,10 +260,7 @@ class EventLog:
         """Go on in the log now at the path, this daemon's watch along (`watch` None where it cannot come)."""
         self._renew()
         self._make_tables()
-        try:
-            self._rejoin_watch()
-        except sqlite3.Error:
-            self.watch = None
+        self._rejoin_watch()
 
     def replaced(self) -> bool:
         """Whether the file this log writes to was moved or deleted since it was opened (history cleared while a
@@ -407,7 +420,7 @@ class EventLog:
         with _locked(db):  # two daemons starting together close a dead one's visits once
             watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?",
                                  (socket.gethostname(),)).fetchall()
-            closed = self._close_unwatched() + self._close_rowless() + self._end_watches(
+            closed = self._close_open(
                 [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
             now = time.time()
             watch = db.execute(
@@ -424,21 +437,13 @@ class EventLog:
         def end() -> list[Event]:
             db = self._db()
             with _locked(db):
-                return self._close_unwatched() + self._close_rowless() + self._end_watches(
-                    db.execute("SELECT id, alive FROM watches WHERE started < ?", (before,)).fetchall())
+                return self._close_open(db.execute("SELECT id, alive FROM watches WHERE started < ?",
+                                                   (before,)).fetchall())
 
         try:
             return self._mended(end)
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot close the visits of the daemons that watched it ({e})") from None
-
-    def _end_watches(self, watches: list[tuple[int, float]]) -> list[Event]:
-        """Close the visits of these (watch, last sign of life) at it, and delete the watches."""
-        closed = []
-        for watch, alive in watches:
-            closed += self._close_visits(watch, alive)
-            self._db().execute("DELETE FROM watches WHERE id = ?", (watch,))
-        return closed
 
     def other_watches(self) -> list[tuple[int, float]]:
         """The other daemons of this host that watch this memory and still run: (pid, when each started)."""
@@ -457,40 +462,50 @@ class EventLog:
             self._mended(lambda: self._db().execute("DELETE FROM watches WHERE id = ?", (self.watch,)))
         self.watch = None
 
-    def _close_unwatched(self) -> list[Event]:
-        """Close the visits logged without a watch, by an edge_rap of before watches (upgraded from, or rolled back
-        to and back): its daemon logged no "left" when it stopped (before it did) or died, so "where is Bo?" would
-        say "on the porch camera now" for ever. They end at the last event it logged, the latest it is known to
-        have watched; such a daemon still running beside this one is not told from a stopped one."""
-        last = self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0]
-        return [] if last is None else self._close_visits(None, last)
+    def _close_open(self, dead: list[tuple[int, float]]) -> list[Event]:
+        """Close the visits still open that no running daemon will close, and delete the `dead` watches' rows: the
+        "left" events so added. Only each place's newest event is read (`_open_arrivals`): a GROUP BY over a year's
+        log, for each dead watch and for the events of no watch, held a start's write lock over 0.5 s at a year."""
+        db, opened = self._db(), self._open_arrivals()
+        closed = self._close_unwatched([arrival for arrival in opened if arrival[1] is None])
+        closed += self._close_rowless(opened)
+        for watch, alive in dead:  # at its last sign of life after each arrival (`_LIVED_AFTER`), as "where is X?"
+            closed += self._leave([arrival for arrival in opened if arrival[1] == watch], alive)  # reads it (`_ended`)
+            db.execute("DELETE FROM watches WHERE id = ?", (watch,))
+        return closed
 
-    def _close_rowless(self) -> list[Event]:
-        """Close the visits still open whose watch has no row: a run that stopped cleanly (its row deleted) with a
-        leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running daemon
-        registers its watch before its first event and keeps the row until it stops (or rejoins with it a log
-        started anew), so no live run owns them. Only each place's newest event is read (the (name, camera) index,
-        not a year's log); each visit ends at its watch's last event after it, else at its arrival, as "where is
-        X?" reads it (`_ended`)."""
+    def _open_arrivals(self) -> list[tuple[tuple, int | None]]:
+        """The visits open, as "where is X?" reads them: each place's newest event where it is an arrival, as
+        ((id, kind, name, camera, time_s, wall), watch). The names and each one's cameras are stepped through the
+        (name, camera) index, not a year's log read; an arrival with a later event at its place is no open visit
+        (a "left" closing it was logged after the newer events there)."""
         db = self._db()
         names, name = [], db.execute("SELECT MIN(name) FROM events").fetchone()[0]
         while name is not None:
             names.append(name)
             name = db.execute("SELECT MIN(name) FROM events WHERE name > ?", (name,)).fetchone()[0]
         newest = [row for name in names for row in db.execute(_NEWEST_ON_EACH_CAMERA, (name,))]
-        watches = {row[0] for row in db.execute("SELECT id FROM watches")}
-        arrivals = [(row, db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
-                    for row in newest if row[1] == "arrived"]
-        return self._leave([(row[:6], watch) for row, watch in arrivals if watch is not None and watch not in watches],
-                           None)
+        return [(row[:6], db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
+                for row in newest if row[1] == "arrived"]
 
-    def _close_visits(self, watch: int | None, alive: float) -> list[Event]:
-        """A "left" for every arrival of `watch` whose concept and camera it never logged leaving, at its last sign
-        of life after that arrival (`_LIVED_AFTER`), as "where is X?" reads it before (`_ended`)."""
-        rows = self._db().execute(
-            "SELECT e.id, e.kind, e.name, e.camera, e.time_s, e.wall FROM events e WHERE e.id IN "
-            "(SELECT MAX(id) FROM events WHERE watch IS ? GROUP BY name, camera)", (watch,)).fetchall()
-        return self._leave([(row, watch) for row in rows if row[1] == "arrived"], alive)
+    def _close_unwatched(self, opened: list[tuple[tuple, None]]) -> list[Event]:
+        """Close these visits `opened` without a watch, by an edge_rap of before watches (upgraded from, or rolled
+        back to and back): its daemon logged no "left" when it stopped (before it did) or died, so "where is Bo?"
+        would say "on the porch camera now" for ever. They end at the last event it logged, the latest it is known
+        to have watched (read only where one is open); such a daemon still running beside this one is not told from
+        a stopped one."""
+        if not opened:
+            return []
+        return self._leave(opened, self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0])
+
+    def _close_rowless(self, opened: list[tuple[tuple, int | None]]) -> list[Event]:
+        """Close those of the visits `opened` whose watch has no row: a run that stopped cleanly (its row deleted)
+        with a leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running
+        daemon registers its watch before its first event and keeps the row until it stops (or rejoins with it a
+        log started anew), so no live run owns them. Each visit ends at its watch's last event after it, else at
+        its arrival, as "where is X?" reads it (`_ended`)."""
+        watches = {row[0] for row in self._db().execute("SELECT id FROM watches")}
+        return self._leave([(row, watch) for row, watch in opened if watch is not None and watch not in watches], None)
 
     def _leave(self, arrivals: list[tuple[tuple, int | None]], alive: float | None) -> list[Event]:
         """A "left" for each of these ((id, kind, name, camera, time_s, wall), watch) arrivals, logged as its

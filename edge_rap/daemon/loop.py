@@ -321,6 +321,7 @@ class Daemon:
             if not self.unlogged:  # else the next start closes them
                 self.household.events.end_watch()
             else:  # said to be kept: the end of the run must not drop them without a word
+                self._without_snapshots()  # never to be named (a run killed instead: the next start deletes them)
                 never = len(self.unlogged) + self.unlogged_dropped
                 owed = self._left_open()
                 log.error("%s: %s never logged (the event log refused %s to the end)%s", self.household.events.path,
@@ -505,11 +506,12 @@ class Daemon:
                     self._follow_log_file()
                     self.household.events.add(self.unlogged[0])
                 except EdgeRapError as e:
-                    unshown = self._without_snapshots()
+                    full = isinstance(e, EventLogFull)  # a lock held past the busy timeout passes: the snapshots
+                    unshown = self._without_snapshots() if full else 0  # stay, named when their events are logged
                     self._said_once("log", True, f"{e}; events are kept to log when it can be written"
-                                    f"{' (without their snapshots)' if self.snapshots else ''}", "")
-                    if unshown and isinstance(e, EventLogFull):  # their room may be what the log needed; a
-                        continue  # lock held past the busy timeout is not waited for twice (the loop stalled 20 s)
+                                    f"{' (without their snapshots)' if self.snapshots and full else ''}", "")
+                    if unshown:  # their room may be what the log needed; a lock held past the busy timeout is not
+                        continue  # waited for twice (the loop stalled 20 s)
                     self._let_go()
                     return False
                 logged.append(self.unlogged.popleft())
@@ -550,11 +552,12 @@ class Daemon:
         return owed
 
     def _without_snapshots(self) -> int:
-        """Delete the snapshots of the events the log refused, and unlink them from those events (which are logged
-        without them, when they can be); how many. A snapshot is kept only once its event is logged: a run that
-        stops, or is killed, before the log takes it leaves no picture that no event names, which `forget` would
-        never find; and on a full disk, the pictures' room goes to the events. One that cannot be deleted (its drive
-        gone read-only under the refused write) stays its event's, named by it when it is logged."""
+        """Delete the snapshots of the events the log refused for want of room, or that a run's end leaves unlogged,
+        and unlink them from those events (logged without them, when they can be); how many. On a full disk the
+        pictures' room goes to the events; a run that stops before the log takes them leaves no picture that no
+        event names, which `forget` would never find (one killed leaves them to the next start's
+        `_remove_unnamed_snapshots`). One that cannot be deleted (its drive gone read-only under the refused write)
+        stays its event's, named by it when it is logged."""
         deleted = 0
         for event in (e for e in self.unlogged if e.snapshot is not None):
             try:

@@ -820,7 +820,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log "
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, "
                    "audio, backups (with --config: to, every_s, keep, last, age_s, stale, problem, same_drive: the "
-                   "folder on the memory's drive; else null), and missing: what the device lacks to recognise")
+                   "folder on the memory's drive, unmounted: under /media, /mnt or /run/media with no drive mounted on "
+                   "it; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
                    "service), checked as `run --config` alone checks it (a key whose partner run's command line "
                    "may give, wake without voice, refused naming that option): its scheduled backups, the last good "

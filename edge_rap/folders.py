@@ -19,13 +19,13 @@ from edge_rap.userfiles import kind_of
 def writable_folder(path: Path, option: str) -> Path:
     """`path`, made if missing and checked by writing a file into it; one line naming `option` if not. One made
     here is its owner's alone (0700), as the memory folder is: it will hold pictures of the household and their
-    names said aloud. One that exists keeps its mode."""
+    names said aloud. One that exists keeps its mode; a missing one is not made in a drive's empty mount point."""
     blocking = file_in_the_way(path)
-    refuse_unmounted(path, f"{option} ")
     if blocking == path:
         raise EdgeRapError(f"{option} {path}: is {kind_of(path)}, not a folder")
     if blocking is not None:
         raise EdgeRapError(f"{option} {path}: {blocking} is {kind_of(blocking)}, not a folder")
+    refuse_unmounted(path, f"{option} ")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

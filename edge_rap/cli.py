@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError, PartlyDone
+from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
 from edge_rap.output import GuardedOutput, OutputError
 from edge_rap.wording import counted, noun
@@ -92,6 +93,7 @@ def _existing_memory(args, settings) -> None:
     if (why := not_a_memory(path)) is not None:
         raise EdgeRapError(why)
     if not path.exists():
+        refuse_unmounted(path)  # (the default home too: EDGE_RAP_HOME on a drive not mounted)
         if args.memory:
             raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")
     else:
@@ -111,6 +113,8 @@ def _household(args, settings=None, existing: bool = True, **kwargs):
     settings = settings or _settings(args)
     if existing:
         _existing_memory(args, settings)
+    else:
+        refuse_unmounted(settings.memory)  # a new memory is never made in a drive's empty mount point
     return Household(settings, **kwargs)
 
 
@@ -816,7 +820,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log "
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, "
                    "audio, backups (with --config: to, every_s, keep, last, age_s, stale, problem, same_drive: the "
-                   "folder on the memory's drive; else null), and missing: what the device lacks to recognise")
+                   "folder on the memory's drive, unmounted: under /media, /mnt or /run/media with no drive mounted on "
+                   "it; else null), and missing: what the device lacks to recognise")
     p.add_argument("--config", metavar="TOML", help="`run`'s settings file (/etc/edge-rap/run.toml for the "
                    "service), checked as `run --config` alone checks it (a key whose partner run's command line "
                    "may give, wake without voice, refused naming that option): its scheduled backups, the last good "

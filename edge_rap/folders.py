@@ -19,12 +19,13 @@ from edge_rap.userfiles import kind_of
 def writable_folder(path: Path, option: str) -> Path:
     """`path`, made if missing and checked by writing a file into it; one line naming `option` if not. One made
     here is its owner's alone (0700), as the memory folder is: it will hold pictures of the household and their
-    names said aloud. One that exists keeps its mode."""
+    names said aloud. One that exists keeps its mode; a missing one is not made in a drive's empty mount point."""
     blocking = file_in_the_way(path)
     if blocking == path:
         raise EdgeRapError(f"{option} {path}: is {kind_of(path)}, not a folder")
     if blocking is not None:
         raise EdgeRapError(f"{option} {path}: {blocking} is {kind_of(blocking)}, not a folder")
+    refuse_unmounted(path, f"{option} ")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -64,6 +65,16 @@ def unmounted(folder: Path) -> Path | None:
     if root is None or any(os.path.ismount(p) for p in (folder, *folder.parents) if p == root or root in p.parents):
         return None
     return root
+
+
+def refuse_unmounted(folder: Path, said: str = "") -> None:
+    """One line (after `said`, an option's name) where `folder` is not there, to be made, and `unmounted`: made in
+    a drive's empty mount point it lies on the device's own card, hidden once the drive is mounted. A folder that is
+    there is used: one the user made (a mount point that stays empty: a folder of the card on purpose)."""
+    if not reachable(folder, Path.exists) and (where := unmounted(folder)) is not None:
+        raise EdgeRapError(f"{said}{os.path.abspath(folder)}: no drive is mounted there (a drive not mounted? {where} "
+                           "is where drives are mounted); nothing was written (mount it, or make that folder first "
+                           "to write there all the same)")
 
 
 def missing_folders(folder: Path) -> list[Path]:

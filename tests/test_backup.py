@@ -346,6 +346,40 @@ def test_a_drives_own_folder_or_a_relative_path_is_said_as_such_where_drives_are
     assert list((media / "stick").iterdir()) == []
 
 
+def test_no_memory_export_or_output_folder_is_made_where_drives_are_mounted_and_none_is(household, photos, tmp_path,
+                                                                                       capsys, monkeypatch):
+    # `remember --memory /media/stick/mem`, `restore --memory` there, `export-rap /media/stick/x`, `run --snapshots
+    # /media/stick/snaps`, the stick not mounted: each made its folder in the stick's empty mount point, on the SD
+    # card, hidden once the stick is mounted (only `backup` refused). A folder there already is the user's: used.
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    stick = media / "stick"
+    stick.mkdir(parents=True)
+    mounted: set[Path] = set()
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) in mounted)
+    archive = tmp_path / "house.tar"
+    assert edge_rap(capsys, "backup", archive, "--memory", household)[0] == 0
+    said = f"no drive is mounted there (a drive not mounted? {media} is where drives are mounted); nothing was written"
+    for argv in (("remember", "mug", photos / "scene1.png", "--memory", stick / "mem"),
+                 ("restore", archive, "--memory", stick / "mem"), ("concepts", "--memory", stick / "mem"),
+                 ("export-rap", stick / "mem", "--memory", household)):
+        err = one_line_error(*edge_rap(capsys, *argv)[::2])
+        assert err.startswith(f"edge-rap: {stick / 'mem'}: {said}"), err
+    with pytest.raises(EdgeRapError, match=f"^--snapshots {stick / 'snaps'}: no drive is mounted there"):
+        folders.writable_folder(stick / "snaps", "--snapshots")
+    assert list(stick.iterdir()) == []
+    (stick / "mem").mkdir()  # made by hand: a folder of the card on purpose
+    (stick / "snaps").mkdir()
+    assert edge_rap(capsys, "restore", archive, "--memory", stick / "mem")[0] == 0
+    assert edge_rap(capsys, "export-rap", stick / "snaps", "--memory", household)[0] == 0
+    assert folders.writable_folder(stick / "snaps", "--snapshots") == stick / "snaps"
+    mounted.add(stick)
+    assert edge_rap(capsys, "export-rap", stick / "rap", "--memory", household)[0] == 0
+    assert sorted(p.name for p in stick.iterdir()) == ["mem", "rap", "snaps"]
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

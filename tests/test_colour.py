@@ -166,6 +166,38 @@ def test_a_png_whose_text_or_profile_unpacks_past_a_megabyte_is_read():
         assert np.abs(seen - expected_srgb(COLOURS[0])).max() <= 2  # its profile read, not left out
 
 
+def test_a_png_whose_packed_chunks_unpack_past_pillows_total_for_text_is_refused_unread(monkeypatch):
+    """An upload of 5 MB of iCCP chunks, 64 MB of zeros each (or of zTXt without a key: Pillow counts neither towards
+    its total for a PNG's text), cost half a minute of CPU in the upload check, Pillow unpacking each. All of a
+    PNG's packed chunks together may unpack to that total (lowered here to 1 MB: the same rule, less to unpack)."""
+    import struct
+    import zlib
+
+    from PIL import PngImagePlugin
+
+    from edge_rap.errors import EdgeRapError
+    from edge_rap.serve.uploads import UploadError, sniff
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def photo(*chunks: tuple[bytes, bytes]) -> bytes:
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+                + b"".join(chunk(*c) for c in chunks) + chunk(b"IDAT", zlib.compress(bytes(4))) + chunk(b"IEND", b""))
+
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 1 << 20)
+    packed = zlib.compress(bytes(600 << 10))
+    for kind, body in ((b"iCCP", b"icc\0\0" + packed), (b"zTXt", b"\0\0" + packed), (b"iTXt", b"\0\1\0\0\0" + packed)):
+        bomb = photo((kind, body), (kind, body))
+        with pytest.raises(UploadError) as refused:
+            sniff(bomb, "bomb.png")
+        assert refused.value.status == 413 and str(refused.value) == "bomb.png: its colour profile and compressed " \
+            "text unpack to over 1 MB (a PNG's limit); not read", kind
+        with pytest.raises(EdgeRapError, match="its colour profile and compressed text unpack to over 1 MB"):
+            decode_image(bomb, "bomb.png")
+        assert sniff(photo((kind, body), (b"tEXt", b"k\0v")), "one.png").suffix == ".png"  # (one: within the total)
+
+
 def test_a_large_colour_profile_is_not_kept_once_its_photo_is_read():
     """A PNG of 60 KB may carry a profile that unpacks to 60 MB (Pillow reads up to 64 MB): the transforms' cache
     kept each profile as its key, and eight such uploads held 480 MB of the server's memory. A large profile is still

@@ -173,7 +173,7 @@ def test_a_missing_folder_is_warned_of_once_retried_and_its_return_said(memory, 
     assert len(failed) == 1 and "no such folder" in failed[0] and str(stick) in failed[0], failed
     stick.mkdir()  # the stick plugged in again
     assert backups.check() is not None
-    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]  # (tmp_path: one drive)
+    said = [r.getMessage() for r in caplog.records if "own drive" not in r.getMessage()]  # (tmp_path: one drive)
     assert "written to" in said[-1] and len(said) == 2
 
 
@@ -188,7 +188,7 @@ def test_a_folder_on_the_memorys_own_drive_is_warned_of_once_and_still_written(m
         assert backups.check() is not None
         clock.now += DAY
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 1 and "same drive as the memory" in said[0] and str(stick) in said[0], said
+    assert len(said) == 1 and "memory's own drive" in said[0] and str(stick) in said[0], said
 
 
 def test_a_folder_no_drive_is_mounted_on_is_warned_of_once_though_the_memory_is_on_a_drive_of_its_own(
@@ -232,7 +232,7 @@ def test_a_stick_failing_mid_write_leaves_no_partial_file_is_said_once_and_retri
         clock.now += 3600
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert backups.check() is not None
-    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "own drive" not in r.getMessage()]
     assert len(said) == 2 and "Input/output error" in said[0] and "written to" in said[1], said
 
 
@@ -251,7 +251,7 @@ def test_old_backups_that_cannot_be_deleted_do_not_make_a_written_one_a_failure(
     monkeypatch.setattr(Path, "unlink", refused)
     second = backups.check()
     assert second is not None and second.exists() and first.exists()
-    said = [r.getMessage() for r in caplog.records if "same drive" not in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "own drive" not in r.getMessage()]
     assert len(said) == 1 and "could not be deleted" in said[0] and "failed" not in said[0], said
 
 
@@ -456,6 +456,35 @@ def test_doctor_says_the_schedule_and_warns_of_a_last_backup_older_than_two_peri
     assert state["age_s"] == pytest.approx(3600, abs=60) and state["stale"] is False and state["keep"] == 3
     assert state["same_drive"] is True
     assert json.loads(run("doctor", "--json")[1])["backups"] is None  # no settings file: nothing to say
+
+
+def test_doctor_says_a_backup_folder_no_drive_is_mounted_on_as_run_warns_of_it(run, tmp_path, monkeypatch):
+    # backup-to /media/stick/backups, the stick not mounted, the memory on a drive of its own: `run` warned of it,
+    # doctor said nothing. The mount table and the drives are played.
+    from edge_rap import folders
+    from edge_rap.daemon import backups as scheduler
+
+    media, toml = tmp_path / "media", tmp_path / "run.toml"
+    stick = media / "stick" / "backups"
+    stick.mkdir(parents=True)
+    toml.write_text(f'[daemon]\nbackup-to = "{stick}"\n')
+    mounted: set[Path] = set()
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) in mounted)
+    monkeypatch.setattr(scheduler, "on_memorys_drive", lambda folder, root: False)
+
+    def said() -> tuple[str, dict]:
+        line = next(k for k in run("doctor", "--config", str(toml))[1].splitlines() if k.startswith("backups: "))
+        return line, json.loads(run("doctor", "--json", "--config", str(toml))[1])["backups"]
+
+    line, state = said()
+    assert line.endswith("(`run` makes the first a minute after it starts); that folder is where no drive is mounted: "
+                         "its backups go onto the device's own card, hidden once one is mounted (a USB stick not "
+                         "mounted?)"), line
+    assert state["unmounted"] is True and state["same_drive"] is False
+    mounted.add(media / "stick")
+    line, state = said()
+    assert line.endswith("starts)") and state["unmounted"] is False, line
 
 
 @pytest.mark.parametrize("daemon, said", [("backup-keep = 0", "backup-keep must be 1 or more, not 0"),

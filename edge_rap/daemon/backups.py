@@ -195,14 +195,11 @@ class ScheduledBackups:
         is then a folder on the SD card; so is one where drives are mounted that none is mounted on, the memory on a
         drive of its own (`backup` refuses it). Said once while it stays so; the backups go on (one there still
         outlives a damaged memory)."""
-        same = on_memorys_drive(self.schedule.folder, self.root)
-        unplugged = not same and unmounted(self.schedule.folder) is not None
-        if (same or unplugged) and not self._on_memorys_drive:
-            why = " is on the same drive as the memory: its backups are lost with it" if same else \
-                ": no drive is mounted there: its backups go onto the device's own card, hidden once one is mounted"
-            log.warning("%s%s (a USB stick not mounted?); name a folder on another drive (said once)",
-                        self.schedule.folder, why)
-        self._on_memorys_drive = same or unplugged
+        risk = drive_risk(self.schedule.folder, self.root)
+        if risk is not None and not self._on_memorys_drive:
+            log.warning("%s %s (a USB stick not mounted?); name a folder on another drive (said once)",
+                        self.schedule.folder, DRIVE_RISKS[risk])
+        self._on_memorys_drive = risk is not None
 
     def _failed(self, why: str, kind: str, exc_info: bool = False) -> None:
         """Said once while the same failure repeats (a stick left out for a week is one line, not one an hour)."""
@@ -247,6 +244,21 @@ def lower_own_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
 
 
+#: What `drive_risk` finds, said by `run` (once) and `doctor` alike.
+DRIVE_RISKS = {"same_drive": "is on the memory's own drive, lost with it",
+               "unmounted": "is where no drive is mounted: its backups go onto the device's own card, hidden once one "
+                            "is mounted"}
+
+
+def drive_risk(folder: Path, root: Path) -> str | None:
+    """Why backups into `folder` would not outlive the memory at `root`, a key of DRIVE_RISKS: "same_drive" (most
+    often a USB stick not mounted, its mount point a folder on the memory's card), or "unmounted", a folder where
+    drives are mounted that none is mounted on (`folders.unmounted`: the memory on a drive of its own); else None."""
+    if on_memorys_drive(folder, root):
+        return "same_drive"
+    return "unmounted" if unmounted(folder) is not None else None
+
+
 def on_memorys_drive(folder: Path, root: Path) -> bool:
     """Whether `folder` is on the file system that holds the memory at `root` (or would hold it: its nearest
     folder there, before the first concept); False where either cannot be looked at. A backup there is lost with
@@ -269,9 +281,12 @@ def period(seconds: float, rounded: bool = False) -> str:
 def backup_state(schedule: BackupSchedule, now: float, root: Path) -> dict:
     """What `doctor` says of the schedule: the folder, the period, how many are kept, the last good backup's time
     and age (None: none yet), `stale` where that is older than two periods (or none is there), `problem` where the
-    folder cannot be listed, and `same_drive` where it is on the drive of the memory at `root`."""
+    folder cannot be listed, and `same_drive` or `unmounted` (drive_risk) where its backups would not outlive the
+    memory at `root`."""
+    risk = drive_risk(schedule.folder, root)
     state = {"to": str(schedule.folder), "every_s": schedule.every_s, "keep": schedule.keep, "last": None,
-             "age_s": None, "stale": True, "problem": None, "same_drive": on_memorys_drive(schedule.folder, root)}
+             "age_s": None, "stale": True, "problem": None, "same_drive": risk == "same_drive",
+             "unmounted": risk == "unmounted"}
     try:
         last = _newest(schedule.folder, now)
     except OSError as e:

@@ -297,7 +297,7 @@ def format_doctor(report: dict) -> str:
 
 
 def _backups_line(state: dict) -> str:
-    from edge_rap.daemon.backups import period
+    from edge_rap.daemon.backups import DRIVE_RISKS, period
 
     line = f"backups: every {period(state['every_s'])} into {state['to']}, the newest {state['keep']} kept; "
     if state["problem"]:
@@ -308,5 +308,5 @@ def _backups_line(state: dict) -> str:
         line += f"the last {period(state['age_s'], rounded=True)} ago"
         line += (": older than two periods (`journalctl -u edge-rap` says why: a drive missing, full or read-only?)"
                  if state["stale"] else "")
-    return line + ("; that folder is on the memory's own drive, lost with it (a USB stick not mounted?)"
-                   if state["same_drive"] else "")
+    risk = next((k for k in DRIVE_RISKS if state[k]), None)
+    return line + (f"; that folder {DRIVE_RISKS[risk]} (a USB stick not mounted?)" if risk else "")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import file_in_the_way, missing_folders, remove_empty
+from edge_rap.folders import file_in_the_way, missing_folders, refuse_unmounted, remove_empty
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
@@ -229,6 +229,7 @@ def export_rap(store: Store, folder: Path, missing: list[str] | None = None) -> 
     saved, and a damaged photo exported would fail the import it is kept for."""
     missing = [] if missing is None else missing
     _check_export_folder(folder)
+    refuse_unmounted(folder)
     made = missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

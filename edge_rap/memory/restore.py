@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import reachable, unmounted
+from edge_rap.folders import reachable, refuse_unmounted, unmounted
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -83,6 +83,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
                            + (f" (no drive is mounted on {folder}: a drive not mounted?)" if unplugged else ""))
     if (why := not_a_folder(root)) is not None:  # a file, a pipe; a link to a drive not mounted (not made on the SD)
         raise EdgeRapError(why)
+    refuse_unmounted(root)  # (a new memory folder, made in a drive's empty mount point)
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)

@@ -21,6 +21,7 @@ from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
+from edge_rap.perceive.png_text import overpacked
 from edge_rap.types import Box, Image
 from edge_rap.userfiles import special_kind
 
@@ -257,6 +258,8 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
     shown = _describe(source)
     limit = max_pixels()
     ready_pillow()
+    if (why := overpacked(data)) is not None:
+        raise EdgeRapError(f"{shown}: {why}")
     try:
         with warnings.catch_warnings():
             # Our limit, checked on the header's size before any decoding, decides below Pillow's hard guard;

@@ -18,6 +18,7 @@ from typing import Iterator
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory.store import disk_error
 from edge_rap.perceive.images import NotAnImage, max_pixels, ready_pillow, signed_format, unreadable
+from edge_rap.perceive.png_text import overpacked
 from edge_rap.scratch import process_folder
 
 #: Pillow's format name -> the file suffix the memory stores it under and the content type served.
@@ -52,6 +53,8 @@ def sniff(data: bytes, label: str) -> Photo:
     ready_pillow()
     if not data:
         raise UploadError(f"{label}: empty file", 415)
+    if (why := overpacked(data)) is not None:  # (before Pillow, which unpacks them all to read the header)
+        raise UploadError(f"{label}: {why}", 413)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)

@@ -1109,6 +1109,28 @@ def test_past_the_events_kept_whole_visits_are_let_go_never_a_leaving_the_log_ow
         ("arrived", "bo"), ("left", "bo"), ("arrived", "c"), ("left", "c"), ("arrived", "d")]
 
 
+def test_a_visit_let_go_while_the_log_is_locked_takes_its_snapshot_along(tmp_path, monkeypatch):
+    # A lock keeps a refused event's snapshot for its row to name: past the events kept, the visit let go left its
+    # picture for good, named by no event (`forget` never finds it).
+    import edge_rap.daemon.loop as loop
+
+    monkeypatch.setattr(loop, "UNLOGGED_MAX", 1)
+    daemon, home, _ = daemon_at_a_frame(tmp_path, [])
+    home.events.begin_watch()
+
+    def locked(event):
+        raise EventLogError(home.events.path, "cannot log the event (database is locked)")
+
+    home.events.add = locked
+    (tmp_path / "snapshots").mkdir(exist_ok=True)
+    shot = tmp_path / "snapshots" / "1700000000000-0000000a.jpg"
+    shot.write_bytes(b"jpeg")
+    daemon._log_all([Event("arrived", "bo", "cam", 1.0, 1.0, snapshot=str(shot))])
+    daemon._log_all([Event("left", "bo", "cam", 2.0, 2.0)])
+    assert daemon.unlogged_dropped == 2 and not daemon.unlogged
+    assert not shot.exists()
+
+
 def test_a_start_deletes_the_old_snapshots_no_event_names(tmp_path, caplog):
     # `run` killed between a snapshot and its event's row left a picture no event named, which `forget` never found.
     folder = tmp_path / "snapshots"

@@ -113,3 +113,16 @@ def test_a_dead_runs_visit_gets_no_leaving_after_a_live_runs_arrival_at_its_plac
     assert EventLog(tmp_path).begin_watch() == []
     assert live.last_seen("bo").wall == 1.7e9 + 2 and live.last_seen("bo").kind == "arrived"
     assert dying._db().execute("SELECT COUNT(*) FROM watches WHERE id = ?", (dying.watch,)).fetchone() == (0,)
+
+
+def test_a_start_closing_a_killed_runs_visits_keeps_where_it_saw_them_last(tmp_path):
+    # <bo>, seen on the porch and then in the den (at the door, by both cameras), was in view of both when the run was
+    # killed: the start closed the den's visit first, and "where is Bo?" said the porch, where she was seen before.
+    dying = EventLog(tmp_path)
+    dying.begin_watch()
+    dying.add(Event("arrived", "bo", "porch", 1.0, 1.7e9 + 1))
+    dying.add(Event("arrived", "bo", "den", 2.0, 1.7e9 + 2))
+    dying._db().execute("UPDATE watches SET identity = 'a process gone' WHERE id = ?", (dying.watch,))  # (killed)
+    assert EventLog(tmp_path).last_seen("bo").camera == "den"
+    assert len(EventLog(tmp_path).begin_watch()) == 2
+    assert EventLog(tmp_path).last_seen("bo").camera == "den"

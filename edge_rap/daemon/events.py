@@ -467,12 +467,11 @@ class EventLog:
         "left" events so added. Only each place's newest event is read (`_open_arrivals`): a GROUP BY over a year's
         log, for each dead watch and for the events of no watch, held a start's write lock over 0.5 s at a year."""
         db, opened = self._db(), self._open_arrivals()
-        closed = self._close_unwatched([arrival for arrival in opened if arrival[1] is None])
-        closed += self._close_rowless(opened)
+        closing = self._unwatched(opened) + self._rowless(opened)
         for watch, alive in dead:  # at its last sign of life after each arrival (`_LIVED_AFTER`), as "where is X?"
-            closed += self._leave([arrival for arrival in opened if arrival[1] == watch], alive)  # reads it (`_ended`)
+            closing += [(row, owner, alive) for row, owner in opened if owner == watch]  # reads it (`_ended`)
             db.execute("DELETE FROM watches WHERE id = ?", (watch,))
-        return closed
+        return self._leave(closing)
 
     def _open_arrivals(self) -> list[tuple[tuple, int | None]]:
         """The visits open, as "where is X?" reads them: each place's newest event where it is an arrival, as
@@ -488,34 +487,39 @@ class EventLog:
         return [(row[:6], db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
                 for row in newest if row[1] == "arrived"]
 
-    def _close_unwatched(self, opened: list[tuple[tuple, None]]) -> list[Event]:
-        """Close these visits `opened` without a watch, by an edge_rap of before watches (upgraded from, or rolled
-        back to and back): its daemon logged no "left" when it stopped (before it did) or died, so "where is Bo?"
-        would say "on the porch camera now" for ever. They end at the last event it logged, the latest it is known
-        to have watched (read only where one is open); such a daemon still running beside this one is not told from
-        a stopped one."""
-        if not opened:
+    def _unwatched(self, opened: list[tuple[tuple, int | None]]) -> list[tuple[tuple, None, float]]:
+        """Those of the visits `opened` without a watch, by an edge_rap of before watches (upgraded from, or rolled
+        back to and back), with when each ends: its daemon logged no "left" when it stopped (before it did) or died,
+        so "where is Bo?" would say "on the porch camera now" for ever. They end at the last event it logged, the
+        latest it is known to have watched (read only where one is open); such a daemon still running beside this
+        one is not told from a stopped one."""
+        unwatched = [row for row, watch in opened if watch is None]
+        if not unwatched:
             return []
-        return self._leave(opened, self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0])
+        last = self._db().execute("SELECT MAX(wall) FROM events WHERE watch IS NULL").fetchone()[0]
+        return [(row, None, last) for row in unwatched]
 
-    def _close_rowless(self, opened: list[tuple[tuple, int | None]]) -> list[Event]:
-        """Close those of the visits `opened` whose watch has no row: a run that stopped cleanly (its row deleted)
-        with a leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running
-        daemon registers its watch before its first event and keeps the row until it stops (or rejoins with it a
-        log started anew), so no live run owns them. Each visit ends at its watch's last event after it, else at
-        its arrival, as "where is X?" reads it (`_ended`)."""
+    def _rowless(self, opened: list[tuple[tuple, int | None]]) -> list[tuple[tuple, int, None]]:
+        """Those of the visits `opened` whose watch has no row: a run that stopped cleanly (its row deleted) with a
+        leaving the log never took (let go on a full disk), or one whose row a restored log lacks. A running daemon
+        registers its watch before its first event and keeps the row until it stops (or rejoins with it a log
+        started anew), so no live run owns them. Each visit ends at its watch's last event after it, else at its
+        arrival, as "where is X?" reads it (`_ended`)."""
         watches = {row[0] for row in self._db().execute("SELECT id FROM watches")}
-        return self._leave([(row, watch) for row, watch in opened if watch is not None and watch not in watches], None)
+        return [(row, watch, None) for row, watch in opened if watch is not None and watch not in watches]
 
-    def _leave(self, arrivals: list[tuple[tuple, int | None]], alive: float | None) -> list[Event]:
-        """A "left" for each of these ((id, kind, name, camera, time_s, wall), watch) arrivals, logged as its
+    def _leave(self, arrivals: list[tuple[tuple, int | None, float | None]]) -> list[Event]:
+        """A "left" for each of these ((id, kind, name, camera, time_s, wall), watch, alive) arrivals, logged as its
         watch's, at the latest of `alive` (its last beat, where known), the last event it logged after the arrival,
-        and the arrival itself (one after the last sign of life left when it was logged)."""
-        lived = [self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] for row, watch in arrivals]
+        and the arrival itself (one after the last sign of life left when it was logged). They are logged in the
+        order of their arrivals: "where is X?" reads the newest logged, and Bo, seen on the porch and then in the
+        den by a run killed, was said to be on the porch once a start had closed both visits at its last beat."""
+        arrivals = sorted(arrivals, key=lambda arrival: arrival[0][0])
+        lived = [self._db().execute(_LIVED_AFTER, (row[0], watch)).fetchone()[0] for row, watch, _ in arrivals]
         ends = [max(t for t in (alive, later, row[5]) if t is not None)  # (all read before a "left" is added: one is
-                for (row, _), later in zip(arrivals, lived)]  # no sign of life)
+                for (row, _, alive), later in zip(arrivals, lived)]  # no sign of life)
         closed = []
-        for ((_, _, name, camera, time_s, wall), watch), ended in zip(arrivals, ends):
+        for ((_, _, name, camera, time_s, wall), watch, _), ended in zip(arrivals, ends):
             event = Event("left", name, camera, time_s + ended - wall, ended)
             event.id = self._insert(event, watch)
             closed.append(event)

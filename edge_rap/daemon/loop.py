@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from edge_rap.daemon.announce import Announcement, Announcer, template_line
 from edge_rap.daemon.clock import Reading, WallClock, plausible
@@ -532,8 +532,10 @@ class Daemon:
                 if event.kind == "arrived":
                     opened.setdefault(_place(event), index)
                 elif _place(event) in opened:
+                    arrival = self.unlogged[opened[_place(event)]]
                     del self.unlogged[index]
                     del self.unlogged[opened[_place(event)]]
+                    self._without_snapshots([arrival, event])  # (a lock keeps them: named by no event now)
                     self.unlogged_dropped += 2
                     break
             else:
@@ -551,15 +553,15 @@ class Daemon:
                 owed += 1
         return owed
 
-    def _without_snapshots(self) -> int:
-        """Delete the snapshots of the events the log refused for want of room, or that a run's end leaves unlogged,
-        and unlink them from those events (logged without them, when they can be); how many. On a full disk the
-        pictures' room goes to the events; a run that stops before the log takes them leaves no picture that no
-        event names, which `forget` would never find (one killed leaves them to the next start's
-        `_remove_unnamed_snapshots`). One that cannot be deleted (its drive gone read-only under the refused write)
-        stays its event's, named by it when it is logged."""
+    def _without_snapshots(self, events: Iterable[Event] | None = None) -> int:
+        """Delete the snapshots of the events the log refused for want of room, that a run's end leaves unlogged, or
+        `events` let go, and unlink them from those events (logged without them, when they can be); how many. On a
+        full disk the pictures' room goes to the events; a run that stops before the log takes them, or a visit let
+        go, leaves no picture that no event names, which `forget` would never find (a run killed leaves them to the
+        next start's `_remove_unnamed_snapshots`). One that cannot be deleted (its drive gone read-only under the
+        refused write) stays its event's, named by it when it is logged."""
         deleted = 0
-        for event in (e for e in self.unlogged if e.snapshot is not None):
+        for event in (e for e in (self.unlogged if events is None else events) if e.snapshot is not None):
             try:
                 Path(event.snapshot).unlink(missing_ok=True)
             except OSError:  # raised, it failed every frame after, each event unreported, and the run at its end

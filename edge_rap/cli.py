@@ -14,6 +14,7 @@ from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
@@ -852,6 +853,10 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
+#: What an empty argument may have been meant to say, where leaving it out does not say it.
+_EMPTY_HINTS = {"detector": f": dense matching alone is --detector {NO_DETECTOR}"}
+
+
 def _refuse_empty_names(args) -> None:
     """An empty file, folder, model or host argument (`--image "$UNSET"`), box or time is refused: taken as given, it
     was the current folder (an export, a dataset); taken as left out, the command went on without it (a question
@@ -860,7 +865,7 @@ def _refuse_empty_names(args) -> None:
     for dest, label in NAMING_ARGUMENTS.items():
         value = getattr(args, dest, None)
         if isinstance(value, str) and not value.strip():
-            raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?)")
+            raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?){_EMPTY_HINTS.get(dest, '')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -245,10 +245,11 @@ NO_DETECTOR = "none"
 
 
 def with_detector(profile: Profile, detector: str | None) -> Profile:
-    """The profile with the detector a command was given: None keeps the profile's, NO_DETECTOR is none."""
+    """The profile with the detector a command was given: None keeps the profile's, NO_DETECTOR is none, in any
+    case (`--detector None` was looked for as a model of that name)."""
     if detector is None:
         return profile
-    return replace(profile, detector="" if detector == NO_DETECTOR else detector)
+    return replace(profile, detector="" if detector.strip().casefold() == NO_DETECTOR else detector)
 
 
 def load_settings(memory: str | None = None, embedder: str | None = None, device: str | None = None,

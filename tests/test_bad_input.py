@@ -735,6 +735,7 @@ def test_an_empty_file_or_folder_option_is_refused_not_taken_as_left_out(tmp_pat
     assert_one_line_error(rc, err)
     flag = argv[[a.strip() for a in argv].index("") - 1]
     assert f"{flag} " in err and "is empty (an unset variable?)" in err
+    assert ("--detector none" in err) == (flag == "--detector")  # what an empty detector may have meant to say
 
 
 def test_the_default_home_before_its_first_use_reads_as_empty(tmp_path, settings, capsys, monkeypatch):

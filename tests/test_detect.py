@@ -270,6 +270,7 @@ def test_every_command_that_recognises_takes_detector_none_over_the_profiles(tmp
     parse = build_parser().parse_args
     assert _settings(parse(argv)).profile.detector == "yolo-world"
     assert _settings(parse([*argv, "--detector", "none"])).profile.detector == ""  # dense matching alone
+    assert _settings(parse([*argv, "--detector", "None"])).profile.detector == ""  # not a model named "None"
     assert _settings(parse([*argv, "--detector", "owl"])).profile.detector == "owl"
 
 

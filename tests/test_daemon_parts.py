@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import shutil
+import sqlite3
 import threading
 import time
 import wave
@@ -2423,3 +2424,36 @@ def test_a_settings_file_edited_as_run_reads_it_is_said(tmp_path, monkeypatch, c
     monkeypatch.setattr(settings_file, "_content", read)
     watched.look()
     assert watched.status() == "; run.toml changed: restart to use it"
+
+
+def test_an_event_logged_while_the_prune_runs_leaves_no_snapshot_that_no_event_names(tmp_path):
+    """The prune read the snapshots of the events it would delete, then deleted the events in a second statement: an
+    event logged between (by another process) at an old event's place made that one prunable, and it went without
+    its snapshot's file, which no event named any more (`forget` never finds it). One transaction: the other writer
+    waits for the prune (here it is refused at once, and logs after it)."""
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    old = snaps / "1600000000000-0123abcd.jpg"
+    old.write_bytes(b"jpeg")
+    log = EventLog(tmp_path / "memory")
+    now = time.time()
+    log.add(Event("left", "bo", "porch", 1.0, now - 400 * 86400.0, snapshot=str(old)))  # bo's only sighting: kept
+    other = sqlite3.connect(str(log.path), timeout=0, isolation_level=None)
+    waited = []
+
+    def between(statement: str) -> None:
+        if statement.startswith("DELETE FROM events"):  # another daemon logs bo on the porch now
+            try:
+                other.execute("INSERT INTO events (kind, name, camera, time_s, wall) VALUES "
+                              "('arrived', 'bo', 'porch', 2.0, ?)", (now,))
+            except sqlite3.OperationalError:  # (locked: it waits for the prune, and logs after it)
+                waited.append(now)
+
+    log._db().set_trace_callback(between)
+    log.prune(now - 365 * 86400.0)
+    log._db().set_trace_callback(None)
+    for wall in waited:
+        other.execute("INSERT INTO events (kind, name, camera, time_s, wall) VALUES "
+                      "('arrived', 'bo', 'porch', 2.0, ?)", (wall,))
+    named = {Path(e.snapshot) for e in log.query() if e.snapshot}
+    assert set(snaps.iterdir()) == named

@@ -703,8 +703,11 @@ class EventLog:
         if not self.path.exists():
             return 0
         db = self._db()
-        snapshots = db.execute(f"SELECT snapshot FROM events WHERE {where} AND snapshot IS NOT NULL", args).fetchall()
-        count = db.execute(f"DELETE FROM events WHERE {where}", args).rowcount
+        with _locked(db):  # one transaction: an event logged between the read and the delete (another process's)
+            # could add a row to those `where` takes, deleted with its snapshot's file left, named by no event
+            snapshots = db.execute(f"SELECT snapshot FROM events WHERE {where} AND snapshot IS NOT NULL",
+                                   args).fetchall()
+            count = db.execute(f"DELETE FROM events WHERE {where}", args).rowcount
         self._unlink(snapshots)
         return count
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rap.daemon.events import EventLog
+from edge_rap.daemon.events import EventLog, EventLogFull
 from edge_rap.daemon.log_damage import damaged_copies
 from edge_rap.errors import EdgeRapError
 from edge_rap.types import Box, Event
@@ -433,3 +434,31 @@ def test_a_memory_with_no_concept_yet_whose_log_was_set_aside_is_still_a_memory(
     copy.with_name(copy.name + "-wal").write_bytes(b"")  # its -wal and -shm are set aside beside it where there
     assert foreign_entries(tmp_path) == []
     refuse_what_is_not_a_sound_memory(tmp_path)
+
+
+def test_a_full_disk_that_keeps_a_new_log_from_starting_puts_the_damaged_one_back_and_says_so(tmp_path, monkeypatch):
+    # The hourly check said "cannot check the event log (disk I/O error)", SQLite's word for a -shm it could not make,
+    # of a log it had set aside; and the next write started an empty log in its place, with none of the events the
+    # copy still gave.
+    path = logged(tmp_path, 3000)
+    daemon = EventLog(tmp_path)
+    tear_a_page(path)
+    damaged, usage, tables = path.read_bytes(), shutil.disk_usage(tmp_path), EventLog._tables
+
+    def no_room(self, checked: bool = False, rescued=None) -> None:
+        if rescued is None:
+            return tables(self, checked, rescued)
+        self._db().execute("BEGIN IMMEDIATE")  # (the new file begun)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(EventLog, "_tables", no_room)
+    monkeypatch.setattr(shutil, "disk_usage", lambda where: usage._replace(free=4096))
+    with pytest.raises(EventLogFull, match=r"^\S+: the event log is damaged \(database disk image is malformed"
+                       r"[^\n]*\), and no new log could be started in its place \(the disk is full\): it is left as "
+                       r"it was, to be set aside at the next write$"):
+        daemon.check()
+    assert path.read_bytes() == damaged and damaged_copies(path) == []
+    monkeypatch.undo()
+    daemon.add(Event("arrived", "bo", "den", 7000.0, 1.9e9))  # (a write that meets no damage goes on in it)
+    daemon.check()
+    assert len(damaged_copies(path)) == 1 and len(events_in(tmp_path)) > 2900

@@ -7,6 +7,7 @@ Forgetting a concept removes its events and snapshots too: the household's priva
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -23,12 +24,12 @@ import numpy as np
 
 from edge_rap.daemon.clock import steady_now
 from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock,
-                                        is_damage, salvage, set_aside, valid_event)
+                                        is_damage, put_back, salvage, set_aside, valid_event)
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
-from edge_rap.memory.files import file_identity, memory_away, private_folder
+from edge_rap.memory.files import file_identity, memory_away, nearly_full, private_folder
 from edge_rap.said_once import SaidOnce
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot, truncate_wal
 from edge_rap.types import Box, Event
@@ -167,10 +168,27 @@ class EventLog:
         self._renew()  # every thread's connection to the damaged file is stale
         aside = set_aside(self.path)
         rescued = salvage(aside)
-        self._tables(rescued=rescued)
+        try:
+            self._tables(rescued=rescued)
+        except (OSError, sqlite3.Error) as e:
+            raise self._not_started(aside, damaged, e) from None
         log.warning("%s was damaged (%s): set aside as %s, every byte kept (its -wal and -shm beside it), and a new "
                     "event log started with the %s still readable in it", self.path, damaged, aside.name,
                     counted(len(rescued.events), "event"))
+
+    def _not_started(self, aside: Path, damaged: sqlite3.Error, e: Exception) -> EventLogError:
+        """What is said where the new log could not be started in the place of the damaged one set aside as `aside`
+        (a full disk): the copy is put back, to be set aside at the next write (a failed `check` said "disk is
+        full" alone, of a log set aside; a log started empty then held none of its rows)."""
+        self._renew()  # (this thread's connection to the file begun in its place too)
+        why = "the disk is full" if _no_room(e, self.path) else str(e)
+        try:
+            put_back(aside, self.path)
+        except OSError as failed:
+            return _refused(self.path, f"the event log was damaged ({damaged}): set aside as {aside.name}, every "
+                            f"byte kept, but no new log could be started ({why}) nor the copy put back ({failed})", e)
+        return _refused(self.path, f"the event log is damaged ({damaged}), and no new log could be started in its "
+                        f"place ({why}): it is left as it was, to be set aside at the next write", e)
 
     def _tables(self, checked: bool = False, rescued: Salvage | None = None) -> None:
         """Make the log's tables where they are not (bring one of before up to date), with `rescued`'s rows; a log
@@ -794,10 +812,17 @@ def _never_reused(db: sqlite3.Connection, rescued: bool) -> None:
         db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('watches', ?)", (given,))
 
 
-def _refused(path: Path, problem: str, e: sqlite3.Error) -> EventLogError:
+def _refused(path: Path, problem: str, e: Exception) -> EventLogError:
     """A write the log refused, said as a full disk (`EventLogFull`) where SQLite found no room."""
-    full = getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)  # (3.10: no code)
-    return (EventLogFull if full else EventLogError)(path, problem)
+    return (EventLogFull if _no_room(e, path) else EventLogError)(path, problem)
+
+
+def _no_room(e: Exception, path: Path) -> bool:
+    """Whether SQLite's error `e` at the log `path` is a full disk: said so (3.10 gives no code), or as the "disk
+    I/O error" of a -shm it could not make."""
+    text = str(e)
+    return (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in text
+            or isinstance(e, OSError) and e.errno == errno.ENOSPC or "disk I/O error" in text and nearly_full(path))
 
 
 def _stamp(snapshot: Path) -> int | None:

@@ -66,6 +66,18 @@ def set_aside(path: Path) -> Path:
     return aside
 
 
+def put_back(aside: Path, path: Path) -> None:
+    """Undo `set_aside` where no new log could be started in its place (a full disk): the files begun at `path`
+    (nothing committed) removed, and the copy moved back whole, to be set aside again, its rows salvaged, at the
+    next write (a new log started empty later would hold none of them). Call under `folder_lock`."""
+    for side in SIDES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.with_name(path.name + side))
+    for side in SIDES:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(aside.with_name(aside.name + side), path.with_name(path.name + side))
+
+
 def damaged_copies(log: Path) -> list[Path]:
     """The damaged copies of the log at `log` set aside in its folder, oldest first (their -wal and -shm beside)."""
     if not log.parent.is_dir():

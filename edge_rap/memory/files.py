@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -93,6 +94,15 @@ def private_folder(path: Path) -> None:
     photos, sightings and API token are no other account's on the device. One that exists keeps its mode (a
     service's folder, a group the household chose)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def nearly_full(where: Path) -> bool:
+    """Whether the disk holding `where` has less room than SQLite needs to open a write (its 32 KiB -shm): SQLite
+    says "disk I/O error", not "full", where it cannot make that file."""
+    try:
+        return shutil.disk_usage(where.parent).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import tempfile
 import time
@@ -21,8 +20,8 @@ import numpy as np
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import file_in_the_way, remove_empty
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
-from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, private_folder,
-                                   refuse_what_is_not_a_sound_memory)
+from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, nearly_full,
+                                   private_folder, refuse_what_is_not_a_sound_memory)
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 from edge_rap.userfiles import kind_of
@@ -319,17 +318,9 @@ def disk_error(e: OSError, where: Path) -> DeviceError:
     return DeviceError(where, f"cannot write ({e.strerror}); nothing was changed")
 
 
-def _nearly_full(where: Path) -> bool:
-    """Whether the disk holding `where` has less room than SQLite needs to open a write (its 32 KiB -shm)."""
-    try:
-        return shutil.disk_usage(where.parent).free < 64 * 1024
-    except OSError:
-        return False
-
-
 def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
     text = str(e)
-    if "full" in text or ("disk I/O error" in text and _nearly_full(where)):  # a full disk as SQLite meets it
+    if "full" in text or ("disk I/O error" in text and nearly_full(where)):  # a full disk as SQLite meets it
         return DiskFullError(where, "disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return DeviceError(where, f"memory folder is not writable ({text}); nothing was changed")

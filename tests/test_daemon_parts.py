@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -2457,3 +2458,15 @@ def test_an_event_logged_while_the_prune_runs_leaves_no_snapshot_that_no_event_n
                       "('arrived', 'bo', 'porch', 2.0, ?)", (wall,))
     named = {Path(e.snapshot) for e in log.query() if e.snapshot}
     assert set(snaps.iterdir()) == named
+
+
+def test_a_start_closes_the_visits_of_another_hosts_daemon_silent_for_a_day_and_forgets_its_watch(tmp_path):
+    # A memory on a shared drive moved from another device, whose run was killed there: its watch row and Bo's open
+    # visit stayed for good (only this host's dead daemons were closed), the visit read as ended by every reader.
+    gone = time.time() - 2 * 86400.0  # (ABANDONED_S: a day)
+    _watched_by_a_dead_daemon(tmp_path, host="another-host", alive=gone)
+    _watched_by_a_dead_daemon(tmp_path / "beats", host="another-host", alive=time.time() - 60)
+    closed = EventLog(tmp_path).begin_watch()
+    assert [(e.kind, e.name, e.camera, e.wall) for e in closed] == [("left", "bo", "cam0", gone)]
+    assert EventLog(tmp_path, readonly=True)._rows("SELECT host FROM watches", ()) == [(socket.gethostname(),)]
+    assert EventLog(tmp_path / "beats").begin_watch() == []  # its watch beat a minute ago: it may still run

@@ -46,6 +46,11 @@ SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
 #: model loading at the first person seen): a watch silent longer, a minute's clock difference between hosts
 #: allowed, is of a daemon that no longer runs.
 SILENT_S = LONG_CALL_S + 60.0
+#: Another host's watch silent this long is of a daemon gone for good (killed, its host off, the memory's drive moved
+#: to this device): any start closes its visits and deletes its row, as this host's dead ones'. A day, not
+#: `SILENT_S`: a row deleted under a daemon that still runs (hung, or its clock far behind) would have its visits read
+#: as ended while it watches.
+ABANDONED_S = 86400.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -426,8 +431,9 @@ class EventLog:
 
     def begin_watch(self) -> list[Event]:
         """Register this process as a daemon writing to the log; first close the visits of daemons of this host
-        that died without closing theirs, at their last sign of life, and those an edge_rap of before watches left
-        open. Returns the "left" events so added."""
+        that died without closing theirs, and of another host's whose watch has been silent for `ABANDONED_S`, at
+        their last sign of life, and those an edge_rap of before watches left open. Returns the "left" events so
+        added."""
         try:
             return self._mended(self._begin_watch)
         except sqlite3.Error as e:
@@ -436,14 +442,16 @@ class EventLog:
     def _begin_watch(self) -> list[Event]:
         db = self._db()
         with _locked(db):  # two daemons starting together close a dead one's visits once
-            watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?",
-                                 (socket.gethostname(),)).fetchall()
+            now, host = time.time(), socket.gethostname()
+            watches = db.execute("SELECT id, pid, identity, alive FROM watches WHERE host = ?", (host,)).fetchall()
+            abandoned = db.execute("SELECT id, alive FROM watches WHERE host != ? AND alive < ?",
+                                   (host, now - ABANDONED_S)).fetchall()
             closed = self._close_open(
-                [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)])
-            now = time.time()
+                [(watch, alive) for watch, pid, process, alive in watches if not _process_alive(pid, process)]
+                + abandoned)
             watch = db.execute(
                 "INSERT INTO watches (pid, identity, host, started, alive) VALUES (?, ?, ?, ?, ?)",
-                (os.getpid(), _process_identity(os.getpid()), socket.gethostname(), now, now)).lastrowid
+                (os.getpid(), _process_identity(os.getpid()), host, now, now)).lastrowid
         self.watch = watch  # once committed: a full disk refuses the commit (the -wal cannot grow), and that id
         return closed  # kept, the run logged its events under a watch no row has (registered again never)
 

@@ -1189,6 +1189,30 @@ def test_a_start_deletes_none_of_the_snapshots_another_memorys_run_wrote_first(t
     assert all(p.exists() for p in [*originals, own]) and not orphan.exists()
 
 
+def test_a_snapshots_folder_is_one_memorys_and_a_start_deletes_none_another_memory_wrote_there(tmp_path):
+    # Two memories given one --snapshots folder: a start deleted the other's pictures written after its own log's
+    # first named one, though the other's events named them. A folder an older edge_rap shared stays as it is.
+    from edge_rap.errors import EdgeRapError
+
+    folder = tmp_path / "snapshots"
+    first = ScriptedHousehold(tmp_path / "first")
+    mine = old_snapshot(folder, 7200, "0000000a")
+    first.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 7200, snapshot=str(mine)))
+    second = EventLog(tmp_path / "second")  # another memory, run with the same folder by an edge_rap of before
+    theirs = old_snapshot(folder, 3600, "0000000b")
+    second.add(Event("arrived", "mochi", "cam", 1.0, time.time() - 3600, snapshot=str(theirs)))
+    (first.root / "memory.sqlite").touch()
+    snapshots = Snapshots(SnapshotPolicy(folder), wall=lambda: time.time() - 3000, memory=first.root)  # (its first
+    orphan = old_snapshot(folder, 1800, "0000000c")  # own one, which its run killed then left unnamed)
+    Daemon(first, DaemonOptions(()), lambda e: None, snapshots=snapshots).run(threading.Event())
+    assert mine.exists() and theirs.exists() and not orphan.exists()
+    with pytest.raises(EdgeRapError, match=f"^--snapshots {folder}: it holds the snapshots of the memory at "
+                                           f"{first.root}, which this memory's start would delete .*own$"):
+        Snapshots(SnapshotPolicy(folder), memory=second.path.parent)
+    (tmp_path / "link").symlink_to(first.root)  # the same memory by another path: its own still
+    assert Snapshots(SnapshotPolicy(folder), memory=tmp_path / "link").own_since_ms == snapshots.own_since_ms
+
+
 @pytest.mark.parametrize("kept", ["a damaged log set aside", "a memory a restore moved aside"])
 def test_a_start_deletes_no_snapshot_a_copy_kept_beside_the_memory_may_name(tmp_path, kept):
     # A damaged log is set aside and a new one started with the rows still readable; `restore --replace` moves the

@@ -25,6 +25,7 @@ import numpy as np
 from edge_rap.daemon.clock import steady_now
 from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock,
                                         is_damage, put_back, salvage, set_aside, valid_event)
+from edge_rap.daemon.snapshot_owner import claim
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
 from edge_rap.liveness import LONG_CALL_S
@@ -938,10 +939,16 @@ class Snapshots:
     files a clock once ahead named in the future over each new one."""
 
     def __init__(self, policy: SnapshotPolicy, wall: Callable[[], float] = time.time,
-                 steady: Callable[[], float] = steady_now):
+                 steady: Callable[[], float] = steady_now, memory: Path | None = None):
         # Logged paths are whole: `forget` run from another folder must still find (and delete) them.
         self.policy = replace(policy, folder=policy.folder.absolute())
         writable_folder(policy.folder, "--snapshots")
+        #: From when (ms, as the files' names) the snapshots there are the memory at `memory`'s alone, the folder
+        #: made its own (`snapshot_owner`); 0 for a folder of no memory named: every one taken for this log's.
+        self.own_since_ms = 0
+        if memory is not None:
+            newest = max((int(p.name[:13]) + 1 for p in self.files()), default=0)  # (a clock behind: none before)
+            self.own_since_ms = claim(self.policy.folder, memory, max(int(wall() * 1000), newest))
         self._said_once = SaidOnce(log)  # a save failing: said once, and again when one is written
         self._wall, self._steady = wall, steady
         self._written: dict[Path, float] = {}  # this run's files still there, in the order written: when (steady)

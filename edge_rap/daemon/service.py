@@ -166,7 +166,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             snapshots = None
             if config.snapshots:
                 snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), profile.snapshot_days * 86400,
-                                                     profile.snapshot_count))
+                                                     profile.snapshot_count), memory=home.root)
             if home.vlm is None and home.vlm_note and not stop.is_set():  # (a stop that cut the load: said by the stop)
                 log.warning("%s; announcing from the template", home.vlm_note)
             if not home.concepts():  # a new memory, or the default home before its first remember

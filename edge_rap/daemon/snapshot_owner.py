@@ -1,0 +1,49 @@
+"""Which memory a `--snapshots` folder is: a start deletes the snapshots there that its own log does not name (a run
+killed between a picture and its event), so a folder two memories wrote to lost the other's, named by its events."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from edge_rap.errors import EdgeRapError
+from edge_rap.memory.files import DATABASE, file_identity
+
+MARKER = ".edge-rap-memory"
+
+
+def claim(folder: Path, memory: Path, since_ms: int) -> int:
+    """Make `folder` the memory at `memory`'s, or find that it is: the time (ms since the epoch, as the snapshots'
+    names) from which the snapshots there are this memory's alone. A folder of no memory yet (one an older edge_rap
+    wrote, which another memory may have shared) is taken from `since_ms` on: none written before is deleted as
+    unnamed. One whose memory is no longer where it was (moved to another device, deleted) is taken anew so; one
+    whose memory is still there is refused in one line."""
+    marker = folder / MARKER
+    held = _read(marker)
+    if held is not None:
+        owner, since = held
+        if file_identity(owner) == file_identity(memory):  # (by another path too: a link, the drive mounted elsewhere)
+            return since
+        if (owner / DATABASE).exists():
+            raise EdgeRapError(f"--snapshots {folder}: it holds the snapshots of the memory at {owner}, which this "
+                               "memory's start would delete (those its own events do not name): give each memory a "
+                               "folder of its own")
+    partial = folder / f"{MARKER}.{os.getpid()}"
+    try:
+        partial.write_text(json.dumps({"memory": str(memory.absolute()), "since_ms": since_ms}))
+        os.replace(partial, marker)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise EdgeRapError(f"--snapshots {folder}: cannot write {MARKER}, which says whose it is ({e.strerror})") \
+            from None
+    return since_ms
+
+
+def _read(marker: Path) -> tuple[Path, int] | None:
+    """The memory a marker names and since when; None for none, or one no edge_rap wrote (taken anew)."""
+    try:
+        held = json.loads(marker.read_text())
+        return Path(held["memory"]), int(held["since_ms"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -1586,3 +1587,26 @@ def test_run_with_voice_needs_a_microphone_and_says_so_before_watching(household
         pytest.skip("this machine has a microphone: the voice loop ran")
     assert proc.returncode == 2 and err.startswith("edge-rap: ") and err.count("\n") == 1, err
     assert "microphone" in err and out == ""  # nothing was watched
+
+
+def test_a_snapshots_folder_whose_marker_cannot_be_written_is_said_and_the_daemon_still_starts(tmp_path, monkeypatch,
+                                                                                              caplog):
+    # A full disk: the folder's marker cannot be written, yet the daemon must start (snapshots were always optional
+    # to it), and nothing already there is taken for this memory's.
+    import errno
+
+    folder = tmp_path / "snapshots"
+    there = old_snapshot(folder, 3600, "0000000b")
+    real_write = Path.write_text
+
+    def full(path, *args, **kwargs):
+        if path.name.startswith(".edge-rap-memory"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with caplog.at_level(logging.WARNING):
+        snapshots = Snapshots(SnapshotPolicy(folder), wall=lambda: 1e9 + 5, memory=tmp_path / "home")
+    assert snapshots.own_since_ms > int(there.name[:13])
+    assert "cannot write .edge-rap-memory" in caplog.text and "No space left" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == [there.name]

@@ -4,6 +4,7 @@ killed between a picture and its event), so a folder two memories wrote to lost 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -12,13 +13,17 @@ from edge_rap.memory.files import DATABASE, file_identity
 
 MARKER = ".edge-rap-memory"
 
+log = logging.getLogger(__name__)
+
 
 def claim(folder: Path, memory: Path, since_ms: int) -> int:
     """Make `folder` the memory at `memory`'s, or find that it is: the time (ms since the epoch, as the snapshots'
     names) from which the snapshots there are this memory's alone. A folder of no memory yet (one an older edge_rap
     wrote, which another memory may have shared) is taken from `since_ms` on: none written before is deleted as
     unnamed. One whose memory is no longer where it was (moved to another device, deleted) is taken anew so; one
-    whose memory is still there is refused in one line."""
+    whose memory is still there is refused in one line. A marker that cannot be written (a full disk: the folder
+    was checked writable) is said and the folder taken from `since_ms` for this run alone: a daemon must start on a
+    full disk, and none of what is there already is deleted."""
     marker = folder / MARKER
     held = _read(marker)
     if held is not None:
@@ -35,8 +40,8 @@ def claim(folder: Path, memory: Path, since_ms: int) -> int:
         os.replace(partial, marker)
     except OSError as e:
         partial.unlink(missing_ok=True)
-        raise EdgeRapError(f"--snapshots {folder}: cannot write {MARKER}, which says whose it is ({e.strerror})") \
-            from None
+        log.warning("--snapshots %s: cannot write %s, which says whose it is (%s): only this run's snapshots there "
+                    "are taken for this memory's", folder, MARKER, e.strerror)
     return since_ms
 
 

@@ -1175,6 +1175,14 @@ def test_a_bracketed_name_spelled_exactly_is_heard_beside_one_its_first_word_spe
     assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # said, a possessive
 
 
+def test_a_bracketed_name_typed_with_another_apostrophe_is_the_one_spelled_so():
+    # Before: of <Bo's> and <bo>, "<Bo’s>" (a phone's apostrophe) spelled neither exactly and was heard as <bo>
+    for question in ("What is <Bo’s>?", "Where is <Boʼs> now?"):
+        assert match_names(question, ["Bo's", "bo"]).names == ["Bo's"], question
+    assert match_names("Where is <f’>?", ["f", "f'"]).names == ["f'"]
+    assert match_names("Where is <f>?", ["f", "f'"]).names == ["f"]
+
+
 def test_a_bracketed_name_is_heard_after_one_its_words_spell_was_chosen():
     # Before: of <bo> and <Bo's>, "Is <bo> with <Bo's>?" heard <bo> alone: the second "Bo" was skipped as <bo> said
     # again before its brackets were read

@@ -789,6 +789,21 @@ def test_the_name_chosen_after_a_forget_asked_back_is_forgotten(names, asked, an
     assert turns[0].reply.text == f"Did you mean <{names[0]}> or <{names[1]}>?"
 
 
+@pytest.mark.parametrize("asked, answer, meant", [
+    ("This is also F.", "The second one.", "f'"), ("This is F too.", "The first one.", "f"),
+    ("Add this to F, please.", "F apostrophe.", "f'"), ("Another photo of F.", "The first one.", "f")])
+def test_the_name_chosen_after_an_add_asked_back_is_asked_to_add(asked, answer, meant):
+    # Before: of <f> and <f'>, "This is also F." answered "Did you mean <f> or <f'>? Say it again with the name." and
+    # took no answer: said again it was the same, so no photo could be added to either by voice ("Forget F." chose)
+    from edge_rap.speech.listen import Listener
+
+    turns = [t for t in Listener(Home("f", "f'"), Scripted(asked, answer), vad, Room(),
+                                 latest=lambda: (object(), None)).turns(
+        iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))]))) if t.triggered]
+    assert [(t.command.action, t.command.state) for t in turns] == [("add", "refused"), ("add", "asked")]
+    assert turns[0].reply.text == "Did you mean <f> or <f'>?" and turns[1].command.name == meant
+
+
 def test_the_name_chosen_replaces_the_words_said_not_the_same_letters_before_them():
     # Before: "Find F." of <f> and <f'> and "the second one" asked "<f'>ind F.": the first "F" of the question
     from edge_rap.speech.reply import Reply, clarified

@@ -1159,6 +1159,35 @@ def test_a_one_letter_name_with_an_apostrophe_is_heard():
     assert [set(a.names) for a in match_names("Where is F?", ["f", "f'"]).ambiguous] == [{"f", "f'"}]
 
 
+def test_an_apostrophe_said_or_written_after_a_name_chooses_the_one_with_it():
+    # Before: of <f> and <f'>, "F apostrophe" (as a person says <f'>), "F prime" or whisper's "F'" asked "Did you mean
+    # <f> or <f'>?" as "F" does: only "the second one" chose
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified
+
+    for said in ("Where is F apostrophe?", "Where is F prime?", "Where is F-prime?", "Where is F'?", "Where is F’?"):
+        heard = match_names(said, ["f", "f'"])
+        assert heard.names == ["f'"] and not heard.ambiguous, said
+        assert mark_names(said, heard) == "Where is <f'>?", said
+    assert match_names("Where is F apostrophe?", ["f'"]).heard[0].words == "F apostrophe"  # the word is the name's
+    assert [set(a.names) for a in match_names("Where is F?", ["f", "f'"]).ambiguous] == [{"f", "f'"}]
+    assert parse("Forget F prime.", ["f", "f'"])[0].name == "f'"
+    assert parse("This is also F apostrophe.", ["f", "f'"])[0].name == "f'"
+    asked = Reply("Did you mean <f> or <f'>?", "clarify", [], "Find F.", [["f", "f'"]], said="F")
+    assert clarified(asked, "F apostrophe.") == "Find <f'>."
+
+
+def test_a_name_starting_with_an_apostrophe_is_heard():
+    # Before: <'n> and <'tis> (names `remember` takes) were never heard, not even typed in brackets: a transcript's
+    # word has no apostrophe at its start, so "'n" was the word "n", which is not "'n"
+    for said in ("Is 'n home?", "Is ’n home?", "Is <'n> home?"):
+        heard = match_names(said, ["'n", "bo"])
+        assert heard.names == ["'n"] and mark_names(said, heard) == "Is <'n> home?", said
+    for said in ("Is 'n home?", "'n is home."):  # written with it, of two said alike
+        assert match_names(said, ["'n", "n"]).names == ["'n"], said
+    assert match_names("'Tis here, rock 'n roll.", ["'tis", "rock 'n roll"]).names == ["'tis", "rock 'n roll"]
+
+
 def test_a_bracketed_possessive_picks_the_one_of_two_alike_whatever_its_apostrophe():
     # Before: of <Chris> and <chris> (a memory of before), "<Chris'>" was cut to "Chri" ("s'" taken for the
     # possessive), and "<Bo’s>" typed on a phone kept its "’s": both asked which of the two was meant
@@ -1173,6 +1202,14 @@ def test_a_bracketed_name_spelled_exactly_is_heard_beside_one_its_first_word_spe
     for question in ("What is <Bo's>?", "Where is <Bo's> now?"):
         assert match_names(question, ["Bo's", "bo"]).names == ["Bo's"], question
     assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # said, a possessive
+
+
+def test_a_bracketed_name_typed_with_another_apostrophe_is_the_one_spelled_so():
+    # Before: of <Bo's> and <bo>, "<Bo’s>" (a phone's apostrophe) spelled neither exactly and was heard as <bo>
+    for question in ("What is <Bo’s>?", "Where is <Boʼs> now?"):
+        assert match_names(question, ["Bo's", "bo"]).names == ["Bo's"], question
+    assert match_names("Where is <f’>?", ["f", "f'"]).names == ["f'"]
+    assert match_names("Where is <f>?", ["f", "f'"]).names == ["f"]
 
 
 def test_a_bracketed_name_is_heard_after_one_its_words_spell_was_chosen():

@@ -708,3 +708,13 @@ def test_once_the_drive_is_writable_every_read_only_connection_to_the_memory_is_
     first.concepts()
     with pytest.raises(sqlite3.ProgrammingError):
         held.execute("SELECT 1")
+
+
+def test_a_name_typed_with_another_apostrophe_spells_the_one_stored_so():
+    # Before: "Bo’s" (a phone's apostrophe) spelled no name exactly, so "<Bo’s>" did not pick <Bo's> beside <bo>
+    from edge_rap.memory.store import spelled
+
+    assert spelled("<Bo\u2019s>", ["bo", "Bo's"]) == "Bo's" and spelled("f\u2032", ["f", "f'"]) == "f'"
+    assert spelled("f", ["f'"]) is None and spelled("bos", ["Bo's"]) is None
+    assert spelled("Zoe's mug", ["Zoe\u00b4s mug", "Zoe's mug"]) == "Zoe's mug"  # exact first
+    assert spelled("Zoe\u2019s mug", ["Zoe\u00b4s mug", "Zoe's mug"]) is None  # a memory of before: either

@@ -179,8 +179,15 @@ def spellings(written: str) -> tuple[str, ...]:
 
 def spelled(written: str, names: Collection[str]) -> str | None:
     """The one of `names` that `written` spells exactly, as `find` takes it (`spellings`), or None: of two names a
-    memory of before holds alike, the one meant, in `forget`, a typed question and a transcript alike."""
-    return next((s for s in spellings(written) if s in names), None)
+    memory of before holds alike, the one meant, in `forget`, a typed question and a transcript alike. Failing an
+    exact spelling, the one name spelled so but for the apostrophes typed (APOSTROPHES: "<Bo’s>" of a phone is the
+    <Bo's> beside <bo>); where a memory of before holds two such, neither. "f" never spells <f'>."""
+    exact = next((s for s in spellings(written) if s in names), None)
+    if exact is not None:
+        return exact
+    straight = {straight_apostrophes(s) for s in spellings(written)}
+    alike = [n for n in names if straight_apostrophes(n) in straight]
+    return alike[0] if len(alike) == 1 else None
 
 
 #: Invisible characters that a name's letters may need: the zero-width joiner of emoji sequences ("👨‍👩‍👧") and of

@@ -46,11 +46,12 @@ _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
                        r"(?:as|is|has|and)\W+(?P<name>.+?)" + _NAME_END, re.I)
 # a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>."
-_FORGET = re.compile(_LEAD + r"forget[^\w<]+(?:about[^\w<]+)?(?P<name><[^<>]+>|.+?)" + _NAME_END, re.I)
+_NAME = r"[^\w<]+(?P<name><[^<>]+>|.+?)"
+_FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
-                   r"(?:photo|picture)\W+of)\W+(?P<name>.+?)" + _NAME_END, re.I),
-        re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W+(?:too|as\W+well)\W*$", re.I))
-_TOO_AS_TWO = re.compile(_LEAD + r"this\W+is\W+(?P<name>.+?)\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
+                   r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
+        re.compile(_LEAD + r"this\W+is" + _NAME + r"\W+(?:too|as\W+well)\W*$", re.I))
+_TOO_AS_TWO = re.compile(_LEAD + r"this\W+is" + _NAME + r"\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 # a yes in a no's words, alone or after a yes; spaces only between them: "No, problem is, it's the cat" is a no
 _NO_PROBLEM = r"no\s+(?:problem|worries)|not\s+a\s+problem"
 _YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
@@ -87,7 +88,7 @@ class Command:
     state: str = "asked"
     box: Box | None = None  # remember, add: the region of the frame kept; None for the whole frame
     category: str = ""  # remember: the category the name's words give (who.spoken_category)
-    ambiguous: Ambiguous | None = None  # forget refused: the words said like two names, which the next may choose
+    ambiguous: Ambiguous | None = None  # forget, add refused: the words said like two names; the next may choose
 
     @property
     def doing(self) -> str:
@@ -140,9 +141,8 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         known = match_names(m.group("name"), names)
-        if known.ambiguous:  # asked back: the listener takes its next utterance, "the second one", as the choice
-            return (Command("forget", stored_form(m.group("name")), "refused", ambiguous=known.ambiguous[0]),
-                    did_you_mean(known.ambiguous[0].names))
+        if known.ambiguous:
+            return _asked_back("forget", m.group("name"), known)
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
@@ -157,11 +157,16 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         return None, ""
     known = match_names(m.group("name"), names)
     if known.ambiguous and len(stored_form(m.group("name")).split("_")) == 1:
-        options = known.ambiguous[0].names
-        return (Command("add", stored_form(m.group("name")), "refused"),
-                f"Did you mean <{options[0]}> or <{options[1]}>? Say it again with the name.")
+        return _asked_back("add", m.group("name"), known)
     whole = _whole_name(m.group("name"), known)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
+
+
+def _asked_back(action: str, said: str, known: Names) -> tuple[Command, str]:
+    """A forget or add whose name was said like two concepts, refused with "Did you mean <f> or <f'>?": it carries
+    the words, and the listener takes its next utterance ("the second one") as the choice, and the command again."""
+    options = known.ambiguous[0]
+    return Command(action, stored_form(said), "refused", ambiguous=options), did_you_mean(options.names)
 
 
 def _too_as_two(text: str, names: list[str]) -> re.Match | None:

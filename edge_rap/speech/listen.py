@@ -300,7 +300,7 @@ class Listener:
             answer = Reply(line, "command", [command.name] if command.name in names else [], question)
             if command.state == "asked":
                 self.pending = Pending(command, image, recognition, utterance.end_s)
-            elif command.ambiguous is not None:  # "Forget F." of <f> and <f'>: "the second one" says which
+            elif command.ambiguous is not None:  # "Forget F.", "This is also F." of <f> and <f'>: "the second one"
                 options = command.ambiguous
                 said = Reply(line, "clarify", [], question, [list(options.names)], said=options.words)
                 self.clarifying = Clarifying(said, utterance.end_s)

@@ -31,6 +31,8 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
+# an apostrophe after a name, written ("F'", not the "'s" of "F's") or said ("F apostrophe", "F-prime")
+APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
 POSSESSIVE = re.compile(r"'s?$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes): "Bo's", "Chris'"
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
@@ -221,9 +223,25 @@ def _written_as(text: str, start: int, end: int, options: Collection[str]) -> st
 
 def heard_as(name: str) -> str:
     """A name's spoken form folded as `_words` reads a transcript (as name_key: "ß" is <SS>): without joiners, nor
-    an apostrophe that does not stand before a letter ("f'" is said "f": a word has none at its end, and a one-letter
-    name with one was never heard, not even typed <f'>). Two names heard alike are told apart only in <brackets>."""
-    return re.sub(r"'(?![^\W\d_])", "", fold(spoken_form(name)).translate(JOINERS))
+    an apostrophe that does not stand between letters ("f'" is said "f", "'n" is "n": a word has none at its ends, and
+    a name with one there was never heard, not even typed <f'> or <'n>). Two names heard alike are told apart only in
+    <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`)."""
+    return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", fold(spoken_form(name)).translate(JOINERS))
+
+
+def _apostrophes(name: str) -> tuple[bool, bool]:
+    """Whether `name` starts and ends with an apostrophe (<'n>, <f'>), which `heard_as` does not hear."""
+    straight = straight_apostrophes(name)
+    return straight.startswith("'"), straight.endswith("'")
+
+
+def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int | None]:
+    """Where an apostrophe written just before text[start:end] starts ("'n"), and where one written or said just
+    after it ends ("F'", "F apostrophe", "F prime": what a person says of <f'>); None for each not there. One
+    starting an "'s" is a possessive's, not a name's."""
+    straight = straight_apostrophes(text)
+    after = APOSTROPHE_SAID.match(straight, end)
+    return start - 1 if straight[start - 1:start] == "'" else None, after.end() if after else None
 
 
 def match_names(text: str, names: Sequence[str]) -> Names:
@@ -270,10 +288,17 @@ def match_names(text: str, names: Sequence[str]) -> Names:
         if exact is not None and exact not in chosen:
             name, rivals = exact, []  # "<Zoe's mug>" of a memory of before that holds <Zoe´s mug> beside it; "<Bo's>"
             # beside <bo>, which its "Bo" spells exactly: the name in brackets as `ask` and `forget` take it
+        around = _apostrophe_said(text, words[i][1], words[j - 1][2])
+        told = [n for n in (name, *rivals) if _apostrophes(n) == (around[0] is not None, around[1] is not None)]
+        if rivals and around != (None, None) and len(told) == 1:
+            name, rivals = told[0], []  # "F apostrophe", "F'": <f'>, not <f>
         if rivals:
             ambiguous.append(Ambiguous(said, (name, *rivals)))
             continue
-        chosen[name] = Heard(name, said, words[i][1], words[j - 1][2], round(s, 1))
+        start, end = (at if own and at is not None else word for at, own, word in
+                      zip(around, _apostrophes(name), (words[i][1], words[j - 1][2])))
+        taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
+        chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 

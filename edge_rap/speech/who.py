@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
-from edge_rap.kinds import ANIMAL_CATEGORIES, PERSON_CATEGORIES, is_of, made, singular
+from edge_rap.kinds import ANIMAL_CATEGORIES, PERSON_CATEGORIES, animal, is_of, made, singular
 from edge_rap.memory.store import straight_apostrophes
 from edge_rap.speech.names import NUMBERS
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
@@ -96,6 +96,8 @@ def spoken_category(said: str) -> str:
         return ""
     if made_like := made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed
         return " ".join(words[-made_like:])
+    if (last := animal(words)) > 1:  # "my guinea pig", "my bush baby": the animal of two words, as typed
+        return " ".join(words[-last:])
     return "" if singular(words[-1]) & (PERSON_CATEGORIES | _KIN) else words[-1]
 
 

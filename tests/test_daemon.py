@@ -1214,6 +1214,26 @@ def test_a_snapshots_folder_is_one_memorys_and_a_start_deletes_none_another_memo
     assert Snapshots(SnapshotPolicy(folder), memory=tmp_path / "link").own_since_ms == snapshots.own_since_ms
 
 
+def test_a_snapshots_folder_of_a_memory_this_account_cannot_look_into_is_refused_in_one_line(tmp_path,
+                                                                                            monkeypatch):
+    # A run as root wrote the marker (its memory in /root, 0700), then the service's account ran with the folder:
+    # Path.exists raised PermissionError, a traceback, and the service restarted into it. That memory may be there.
+    from edge_rap.errors import EdgeRapError
+    from refused import refuse_reading
+
+    folder, theirs = tmp_path / "snapshots", tmp_path / "root" / "memory"
+    for memory in (theirs, tmp_path / "mine"):
+        memory.mkdir(parents=True)
+        (memory / "memory.sqlite").touch()
+    Snapshots(SnapshotPolicy(folder), memory=theirs)
+    there = sorted(folder.iterdir())
+    refuse_reading(monkeypatch, tmp_path / "root")
+    with pytest.raises(EdgeRapError, match=f"^--snapshots {folder}: it holds the snapshots of the memory at {theirs}"):
+        Snapshots(SnapshotPolicy(folder), memory=tmp_path / "mine")
+    monkeypatch.undo()
+    assert sorted(folder.iterdir()) == there and Snapshots(SnapshotPolicy(folder), memory=theirs).own_since_ms > 0
+
+
 @pytest.mark.parametrize("kept", ["a damaged log set aside", "a memory a restore moved aside"])
 def test_a_start_deletes_no_snapshot_a_copy_kept_beside_the_memory_may_name(tmp_path, kept):
     # A damaged log is set aside and a new one started with the rows still readable; `restore --replace` moves the

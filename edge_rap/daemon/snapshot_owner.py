@@ -30,7 +30,7 @@ def claim(folder: Path, memory: Path, since_ms: int) -> int:
         owner, since = held
         if file_identity(owner) == file_identity(memory):  # (by another path too: a link, the drive mounted elsewhere)
             return since
-        if (owner / DATABASE).exists():
+        if _still_there(owner):
             raise EdgeRapError(f"--snapshots {folder}: it holds the snapshots of the memory at {owner}, which this "
                                "memory's start would delete (those its own events do not name): give each memory a "
                                "folder of its own")
@@ -43,6 +43,15 @@ def claim(folder: Path, memory: Path, since_ms: int) -> int:
         log.warning("--snapshots %s: cannot write %s, which says whose it is (%s): only this run's snapshots there "
                     "are taken for this memory's", folder, MARKER, e.strerror)
     return since_ms
+
+
+def _still_there(memory: Path) -> bool:
+    """Whether a memory is at `memory`: one in a folder this account may not search (another account's: a run as
+    root wrote the marker, and the service's account runs) may be, and is taken as there (Path.exists raised)."""
+    try:
+        return (memory / DATABASE).exists()
+    except PermissionError:
+        return True
 
 
 def _read(marker: Path) -> tuple[Path, int] | None:

@@ -2470,3 +2470,13 @@ def test_a_start_closes_the_visits_of_another_hosts_daemon_silent_for_a_day_and_
     assert [(e.kind, e.name, e.camera, e.wall) for e in closed] == [("left", "bo", "cam0", gone)]
     assert EventLog(tmp_path, readonly=True)._rows("SELECT host FROM watches", ()) == [(socket.gethostname(),)]
     assert EventLog(tmp_path / "beats").begin_watch() == []  # its watch beat a minute ago: it may still run
+
+
+def test_a_daemon_whose_watch_another_hosts_start_deleted_puts_it_back_at_its_next_beat(tmp_path):
+    # Another host's daemon silent for a day (hung on its drive, or its clock behind) had its row deleted by a start
+    # here; when it went on, its beats updated no row, and every visit it logged after read as ended at its arrival.
+    hung = _watched_by_a_dead_daemon(tmp_path, host="another-host", alive=time.time() - 2 * 86400.0)
+    EventLog(tmp_path).begin_watch()
+    hung.still_watching()  # it goes on
+    hung.add(Event("arrived", "mochi", "cam0", 2.0, time.time()))
+    assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"  # (its host's daemon runs)

@@ -479,10 +479,15 @@ class EventLog:
         return [(pid, started) for pid, identity, started in rows if _process_alive(pid, identity)]
 
     def still_watching(self) -> None:
-        """A sign of life: where this process dies, its visits are closed at the last one."""
+        """A sign of life: where this process dies, its visits are closed at the last one. A row another host's start
+        deleted (this daemon hung, or its clock behind, for `ABANDONED_S`) is put back under its id: its visits after
+        were read as ended while it watched, and the next start closed them."""
+        def beat() -> None:
+            if not self._db().execute("UPDATE watches SET alive = ? WHERE id = ?", (time.time(), self.watch)).rowcount:
+                self._rejoin_watch()  # (watch None where it cannot: the loop registers again before its next event)
+
         with contextlib.suppress(sqlite3.Error, EventLogError):  # (a log set aside elsewhere, not followed yet)
-            self._mended(lambda: self._db().execute("UPDATE watches SET alive = ? WHERE id = ?",
-                                                    (time.time(), self.watch)))
+            self._mended(beat)
 
     def end_watch(self) -> None:
         with contextlib.suppress(sqlite3.Error, EventLogError):

@@ -1214,6 +1214,30 @@ def test_a_snapshots_folder_is_one_memorys_and_a_start_deletes_none_another_memo
     assert Snapshots(SnapshotPolicy(folder), memory=tmp_path / "link").own_since_ms == snapshots.own_since_ms
 
 
+def test_another_memory_put_at_a_snapshots_folders_memory_path_deletes_none_of_the_first_ones_snapshots(tmp_path):
+    # The marker named a path: another memory folder at it (a drive swapped under one mount point; another device's
+    # memory of the same path, the systemd unit's, on a shared folder) was taken for the one that claimed the folder,
+    # and the first one's start, back, deleted the other's pictures, which its events named.
+    folder, path = tmp_path / "snapshots", tmp_path / "memory"
+    first = ScriptedHousehold(path)
+    mine = old_snapshot(folder, 7200, "0000000a")
+    first.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 7200, snapshot=str(mine)))
+    Snapshots(SnapshotPolicy(folder), wall=lambda: time.time() - 7300, memory=path)
+    first.events.close()
+    path.rename(tmp_path / "away")
+    other = ScriptedHousehold(path)  # another memory there now
+    Snapshots(SnapshotPolicy(folder), memory=path)
+    theirs = old_snapshot(folder, 3600, "0000000b")
+    other.events.add(Event("arrived", "mochi", "cam", 1.0, time.time() - 3600, snapshot=str(theirs)))
+    other.events.close()
+    path.rename(tmp_path / "other")
+    (tmp_path / "away").rename(path)  # the first one back
+    back = ScriptedHousehold(path)
+    Daemon(back, DaemonOptions(()), lambda e: None, snapshots=Snapshots(SnapshotPolicy(folder), memory=path)).run(
+        threading.Event())
+    assert mine.exists() and theirs.exists()
+
+
 def test_a_snapshots_folder_of_a_memory_this_account_cannot_look_into_is_refused_in_one_line(tmp_path,
                                                                                             monkeypatch):
     # A run as root wrote the marker (its memory in /root, 0700), then the service's account ran with the folder:

@@ -2480,3 +2480,39 @@ def test_a_daemon_whose_watch_another_hosts_start_deleted_puts_it_back_at_its_ne
     hung.still_watching()  # it goes on
     hung.add(Event("arrived", "mochi", "cam0", 2.0, time.time()))
     assert EventLog(tmp_path, readonly=True).last_seen("mochi").kind == "arrived"  # (its host's daemon runs)
+
+
+@pytest.mark.parametrize("update", ["UPDATE events SET said = NULL", "UPDATE events SET snapshot = NULL"])
+def test_an_event_logged_while_a_forget_runs_leaves_no_snapshot_that_no_event_names(tmp_path, update):
+    """As the prune's: `forget` read the snapshots of the events that named the concept (or were taken during its
+    visits), then cleared them in a second statement: an event another process logged between lost its snapshot's
+    name, and the file, which shows the concept forgotten, stayed for good."""
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    log = EventLog(tmp_path / "memory")
+    now = time.time()
+    log.add(Event("arrived", "anya", "porch", 1.0, now - 60))  # her visit, still open
+    other = sqlite3.connect(str(log.path), timeout=0, isolation_level=None)
+    late = snaps / f"{int(now * 1000):013d}-0123abcd.jpg"
+    late.write_bytes(b"jpeg")
+    waited = []
+
+    def between(statement: str) -> None:
+        if statement.startswith(update) and not waited:  # another daemon logs bo beside her now
+            waited.append(True)
+            try:
+                other.execute("INSERT INTO events (kind, name, camera, time_s, wall, said, snapshot) VALUES "
+                              "('arrived', 'bo', 'porch', 2.0, ?, '<anya> is here too.', ?)", (now, str(late)))
+                waited.append(False)
+            except sqlite3.OperationalError:  # (locked: it logs after the forget's update)
+                pass
+
+    log._db().set_trace_callback(between)
+    log.purge("anya")
+    log._db().set_trace_callback(None)
+    assert waited  # (the other writer came)
+    if waited == [True]:
+        other.execute("INSERT INTO events (kind, name, camera, time_s, wall, said, snapshot) VALUES "
+                      "('arrived', 'bo', 'porch', 2.0, ?, '<anya> is here too.', ?)", (now, str(late)))
+    named = {Path(e.snapshot) for e in log.query() if e.snapshot}
+    assert set(snaps.iterdir()) == named

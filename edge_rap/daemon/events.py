@@ -693,14 +693,17 @@ class EventLog:
         db.execute("PRAGMA secure_delete = ON")  # (Debian's build's default, not every one's) nothing of it stays
         visits = self._visits(name)
         removed = self._delete("name = ?", (name,))
-        shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
-                           mention).fetchall()
-        db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
+        with _locked(db):  # each read and its update in one transaction, as `_delete`'s: an event another process
+            # logged between the two lost its snapshot's name, and the file, showing the concept forgotten, stayed
+            shown = db.execute("SELECT snapshot FROM events WHERE instr(said, ?) > 0 AND snapshot IS NOT NULL",
+                               mention).fetchall()
+            db.execute("UPDATE events SET said = NULL, snapshot = NULL WHERE instr(said, ?) > 0", mention)
         self._unlink(shown)
         during = "camera = ? AND wall >= ? AND wall < ? AND snapshot IS NOT NULL"
         for visit in visits:
-            shown = db.execute(f"SELECT snapshot FROM events WHERE {during}", visit).fetchall()
-            db.execute(f"UPDATE events SET snapshot = NULL WHERE {during}", visit)
+            with _locked(db):
+                shown = db.execute(f"SELECT snapshot FROM events WHERE {during}", visit).fetchall()
+                db.execute(f"UPDATE events SET snapshot = NULL WHERE {during}", visit)
             self._unlink(shown)
         truncate_wal(db)
         return removed

@@ -11,6 +11,7 @@ import io
 import math
 import os
 import stat
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,26 @@ def signed_format(head: bytes) -> str | None:
     if kind == "BMP" and int.from_bytes(head[14:18], "little") not in _BMP_HEADER_SIZES:
         return None
     return kind
+
+
+#: A PBM, PGM or PPM header (or a PFM's): its kind, then white space and a number (or a comment) after it.
+_PNM_HEADER = re.compile(rb"P[1-6fF][ \t\r\n]+[0-9#]")
+
+
+def _taken_by_two_bytes(data: bytes) -> str | None:
+    """The format Pillow takes `data` for by its first two bytes alone, which text begins with too ("BMW ...", "P1
+    ..."): "BMP" or "PPM"; None for any other bytes."""
+    return "BMP" if data[:2] == b"BM" else "PPM" if data[:1] == b"P" and data[1:2] in b"0123456fy" else None
+
+
+def _headed_as(data: bytes) -> str | None:
+    """The format bytes that Pillow took by two bytes alone are where what follows them is that format's header too:
+    a BMP's reserved bytes (6-10) zero (so one cut before its second header is a BMP cut short, "BMW ..." text), a
+    PPM's white space and size; None otherwise."""
+    kind = _taken_by_two_bytes(data)
+    if kind == "BMP":
+        return kind if len(data) >= 10 and data[6:10] == bytes(4) else None
+    return kind if kind == "PPM" and _PNM_HEADER.match(data) else None
 
 
 def _is_video(data: bytes) -> bool:
@@ -312,11 +333,11 @@ def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
     the memory) or the API's check of an upload's header met it."""
     from PIL import UnidentifiedImageError
 
-    taken_for_bmp = data[:2] == b"BM" and signed_format(data) is None  # (Pillow goes by "BM" alone)
+    kind = signed_format(data) or _headed_as(data)  # (Pillow goes by "BM" or "P1" alone: text begins so too)
     if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError) \
-            and not taken_for_bmp:
+            and (kind is not None or _taken_by_two_bytes(data) is None):
         return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
-    if (kind := signed_format(data)) is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
+    if kind is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
         return EdgeRapError(f"{shown}: corrupt or truncated image (a {kind} file Pillow cannot read)")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _register_heif():
         return NotAnImage(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "

@@ -22,7 +22,7 @@ from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
-from edge_rap.perceive.png_text import overpacked
+from edge_rap.perceive.png_text import PNG_SIGNATURE, overpacked
 from edge_rap.types import Box, Image
 from edge_rap.userfiles import special_kind
 
@@ -216,6 +216,8 @@ def _is_picture(path: Path) -> bool:
     ready_pillow()
     PILImage.init()
     try:  # (HEIF only where pillow-heif is installed, AVIF where Pillow was built with it)
+        if _overpacked_file(path) is not None:
+            return True  # a PNG: reading it says why it is not read
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(path, formats=[f for f in PILImage.OPEN if f in _SNIFFED_FORMATS]):
@@ -224,6 +226,14 @@ def _is_picture(path: Path) -> bool:
         return True
     except Exception:  # not a picture, or unreadable: not taken for one
         return False
+
+
+def _overpacked_file(path: Path) -> str | None:
+    """`overpacked` of a file (read only where it begins as a PNG, and no further than a photo is read): Pillow,
+    to read a PNG's header, unpacks every packed chunk before its pixels, seconds for a file of many."""
+    with open(path, "rb") as f:
+        head = f.read(len(PNG_SIGNATURE))
+        return overpacked(head + f.read(MAX_FILE_BYTES)) if head == PNG_SIGNATURE else None
 
 
 @functools.cache
@@ -412,6 +422,8 @@ def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
 
     ready_pillow()
     try:
+        if (why := _overpacked_file(path)) is not None:
+            raise EdgeRapError(f"{_describe(str(path))}: {why}")
         with PILImage.open(path) as pil:
             return _orientation(pil), pil.size
     except (OSError, SyntaxError, ValueError) as e:

@@ -93,8 +93,8 @@ def _existing_memory(args, settings) -> None:
     refuse_unreadable(path, ())  # another account's folder: one line, not a traceback (its files: where read)
     if (why := not_a_memory(path)) is not None:
         raise EdgeRapError(why)
+    refuse_unmounted(path)  # (the default home too: EDGE_RAP_HOME on a drive not mounted; its empty mount point)
     if not path.exists():
-        refuse_unmounted(path)  # (the default home too: EDGE_RAP_HOME on a drive not mounted)
         if args.memory:
             raise EdgeRapError(f"{path}: no such memory folder (check --memory; `remember` makes one)")
     else:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import reachable
 from edge_rap.shipped import shipped_dir
 from edge_rap.userfiles import read_whole
 
@@ -155,7 +156,7 @@ def load_profile(name: str | None = None) -> Profile:
         name, reason = detect_profile()
     path = Path(name) if name.endswith(".toml") else PROFILE_DIR / f"{name}.toml"
     where = f"{path} (from EDGE_RAP_DEVICE)" if from_env else str(path)
-    if not path.exists():
+    if not reachable(path, Path.exists):  # (one behind a folder this account may not search: one line)
         if name == "x86-cpu":
             return Profile(reason=reason)  # installed without the repository's device_configs/: built-in defaults
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))) or "none installed"

@@ -60,21 +60,43 @@ MOUNT_ROOTS = (Path("/media"), Path("/mnt"), Path("/run/media"))
 def unmounted(folder: Path) -> Path | None:
     """The root of MOUNT_ROOTS that `folder` (its links followed) is in where neither it nor any folder above it up
     to that root is a mount point: a drive's mount point, the drive not mounted; None elsewhere."""
-    folder = Path(os.path.realpath(folder))
-    root = next((r for r in MOUNT_ROOTS if r == folder or r in folder.parents), None)
-    if root is None or any(os.path.ismount(p) for p in (folder, *folder.parents) if p == root or root in p.parents):
-        return None
-    return root
+    found = _unmounted_root(Path(os.path.realpath(folder)))
+    return found[0] if found is not None else None
+
+
+def _unmounted_root(real: Path) -> tuple[Path, Path] | None:
+    """`unmounted` of the resolved path `real`: its root as named and as resolved. A root that is itself a link
+    (Fedora Atomic's /mnt -> var/mnt) is compared by where it leads, as `real` is."""
+    for root in MOUNT_ROOTS:
+        real_root = Path(os.path.realpath(root))
+        if real_root == real or real_root in real.parents:
+            on_path = (p for p in (real, *real.parents) if p == real_root or real_root in p.parents)
+            return None if any(map(os.path.ismount, on_path)) else (root, real_root)
+    return None
 
 
 def refuse_unmounted(folder: Path, said: str = "") -> None:
-    """One line (after `said`, an option's name) where `folder` is not there, to be made, and `unmounted`: made in
-    a drive's empty mount point it lies on the device's own card, hidden once the drive is mounted. A folder that is
-    there is used: one the user made (a mount point that stays empty: a folder of the card on purpose)."""
-    if not reachable(folder, Path.exists) and (where := unmounted(folder)) is not None:
-        raise EdgeRapError(f"{said}{os.path.abspath(folder)}: no drive is mounted there (a drive not mounted? {where} "
-                           "is where drives are mounted); nothing was written (mount it, or make that folder first "
-                           "to write there all the same)")
+    """One line (after `said`, an option's name) where `folder` is `unmounted` and either not there, to be made, or
+    an empty folder right inside a root (/media/stick, /mnt/usb: a drive's mount point, by its place): a folder
+    made or used there lies on the device's own card, hidden once the drive is mounted. A folder there that the
+    user made (one deeper, or one that holds files) is used: a folder of the card on purpose."""
+    there = reachable(folder, Path.exists)
+    real = Path(os.path.realpath(folder))
+    found = _unmounted_root(real)
+    if found is None or there and not (real.parent == found[1] and _empty_folder(real)):
+        return
+    way_out = "name a folder made in it" if there else "make that folder first"
+    raise EdgeRapError(f"{said}{os.path.abspath(folder)}: no drive is mounted there (a drive not mounted? {found[0]} "
+                       f"is where drives are mounted); nothing was written (mount it, or {way_out} to write there "
+                       "all the same)")
+
+
+def _empty_folder(path: Path) -> bool:
+    """Whether `path` is a folder that holds nothing; one that cannot be listed is not taken for empty."""
+    try:
+        return path.is_dir() and next(path.iterdir(), None) is None
+    except OSError:
+        return False
 
 
 def missing_folders(folder: Path) -> list[Path]:

@@ -132,3 +132,21 @@ def test_a_pull_while_run_watches_the_memory_says_run_uses_it_once_restarted(run
     assert rc == 0 and err == (f"edge-rap: `edge-rap run` (pid {os.getpid()}) goes on with the models it loaded at its "
                                "start: restart it to use whisper-base.en (`systemctl restart edge-rap` for the "
                                "service)\n")
+
+
+def test_a_pull_into_a_model_cache_on_a_drive_not_mounted_is_refused(run, settings, tmp_path, monkeypatch):
+    # EDGE_RAP_MODELS=/media/stick/models, the stick not mounted: a pull made the folder in its empty mount point and
+    # wrote the model onto the SD card, hidden once the stick is mounted.
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    (media / "stick").mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # (nothing listens there: no download tried)
+    for cache in (media / "stick" / "models", media / "stick"):
+        monkeypatch.setenv("EDGE_RAP_MODELS", str(cache))
+        rc, out, err = run("models", "pull", "whisper-base.en")
+        assert rc == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"edge-rap: the model cache {cache}: no drive is mounted there"), err
+    assert list((media / "stick").iterdir()) == []

@@ -380,6 +380,55 @@ def test_no_memory_export_or_output_folder_is_made_where_drives_are_mounted_and_
     assert sorted(p.name for p in stick.iterdir()) == ["mem", "rap", "snaps"]
 
 
+def test_a_drives_empty_mount_point_itself_is_no_memory_export_or_output_folder(household, photos, tmp_path, capsys,
+                                                                               monkeypatch):
+    # `remember --memory /media/stick`, the stick not mounted and its mount point there, empty: the memory was made
+    # in it, on the SD card, hidden once the stick is mounted (only a folder not there was refused). A folder made
+    # in it, or one that holds files, is the user's: used.
+    from edge_rap import folders
+
+    media = Path(os.path.realpath(tmp_path)) / "media"
+    stick = media / "stick"
+    stick.mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    archive = tmp_path / "house.tar"
+    assert edge_rap(capsys, "backup", archive, "--memory", household)[0] == 0
+    said = (f"edge-rap: {stick}: no drive is mounted there (a drive not mounted? {media} is where drives are mounted);"
+            " nothing was written (mount it, or name a folder made in it to write there all the same)\n")
+    for argv in (("remember", "mug", photos / "scene1.png", "--memory", stick), ("restore", archive, "--memory", stick),
+                 ("concepts", "--memory", stick), ("export-rap", stick, "--memory", household)):
+        assert one_line_error(*edge_rap(capsys, *argv)[::2]) == said, argv
+    with pytest.raises(EdgeRapError, match=f"^--snapshots {stick}: no drive is mounted there"):
+        folders.writable_folder(stick, "--snapshots")
+    assert list(stick.iterdir()) == []
+    (stick / "mem").mkdir()  # a folder made in it: the card's on purpose
+    assert edge_rap(capsys, "restore", archive, "--memory", stick / "mem")[0] == 0
+    assert folders.writable_folder(stick, "--snapshots") == stick  # (it holds a folder now)
+
+
+def test_a_root_where_drives_are_mounted_that_is_a_link_is_checked_where_it_leads(household, photos, tmp_path, capsys,
+                                                                                monkeypatch):
+    # Fedora Atomic's /mnt is a link to var/mnt: /mnt/stick resolved to /var/mnt/stick, in no root, so a memory was
+    # made in the empty mount point of a stick not mounted.
+    from edge_rap import folders
+
+    (tmp_path / "var" / "mnt" / "stick").mkdir(parents=True)
+    mnt = tmp_path / "mnt"
+    mnt.symlink_to("var/mnt")
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (mnt,))
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    for memory in (mnt / "stick" / "mem", mnt / "stick", tmp_path / "var" / "mnt" / "stick"):
+        err = one_line_error(*edge_rap(capsys, "remember", "mug", photos / "scene1.png", "--memory", memory)[::2])
+        assert err.startswith(f"edge-rap: {memory}: no drive is mounted there (a drive not mounted? {mnt} is where "
+                              "drives are mounted)"), err
+    assert folders.unmounted(mnt / "stick") == mnt
+    assert list((tmp_path / "var" / "mnt" / "stick").iterdir()) == []
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == tmp_path / "var" / "mnt" / "stick")
+    assert folders.unmounted(mnt / "stick") is None
+    assert edge_rap(capsys, "remember", "mug", photos / "scene1.png", "--memory", mnt / "stick")[0] == 0
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

@@ -166,16 +166,19 @@ def test_a_png_whose_text_or_profile_unpacks_past_a_megabyte_is_read():
         assert np.abs(seen - expected_srgb(COLOURS[0])).max() <= 2  # its profile read, not left out
 
 
-def test_a_png_whose_packed_chunks_unpack_past_pillows_total_for_text_is_refused_unread(monkeypatch):
+def test_a_png_whose_packed_chunks_unpack_past_pillows_total_for_text_is_refused_unread(monkeypatch, tmp_path):
     """An upload of 5 MB of iCCP chunks, 64 MB of zeros each (or of zTXt without a key: Pillow counts neither towards
     its total for a PNG's text), cost half a minute of CPU in the upload check, Pillow unpacking each. All of a
-    PNG's packed chunks together may unpack to that total (lowered here to 1 MB: the same rule, less to unpack)."""
+    PNG's packed chunks together may unpack to that total (lowered here to 1 MB: the same rule, less to unpack).
+    So may such a file in a folder listed (`IMG_0001`, no suffix: its header read) or a stored photo's orientation
+    read: Pillow, opening it, unpacked them all, seconds a file."""
     import struct
     import zlib
 
-    from PIL import PngImagePlugin
+    from PIL import Image, PngImagePlugin
 
     from edge_rap.errors import EdgeRapError
+    from edge_rap.perceive.images import is_photo_file, stored_orientation
     from edge_rap.serve.uploads import UploadError, sniff
 
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -196,6 +199,12 @@ def test_a_png_whose_packed_chunks_unpack_past_pillows_total_for_text_is_refused
         with pytest.raises(EdgeRapError, match="its colour profile and compressed text unpack to over 1 MB"):
             decode_image(bomb, "bomb.png")
         assert sniff(photo((kind, body), (b"tEXt", b"k\0v")), "one.png").suffix == ".png"  # (one: within the total)
+        (tmp_path / "IMG_0001").write_bytes(bomb)
+        with pytest.raises(EdgeRapError, match="IMG_0001: its colour profile and compressed text unpack to over 1 MB"):
+            stored_orientation(tmp_path / "IMG_0001")
+        with monkeypatch.context() as unopened:  # a photo (reading it says why not), taken so without Pillow
+            unopened.setattr(Image, "open", lambda *a, **k: pytest.fail("Pillow opened it"))
+            assert is_photo_file(tmp_path / "IMG_0001"), kind
 
 
 def test_a_large_colour_profile_is_not_kept_once_its_photo_is_read():

@@ -14,6 +14,8 @@ from readonly import run_read_only
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.memory.rapdb import export_rap
+from edge_rap.memory.store import Store
 
 CHECK = r"""
 import json, sys
@@ -136,3 +138,19 @@ def test_a_camera_file_or_the_doctors_memory_behind_such_a_folder_is_one_line(tm
         parse_source(str(locked / "door.mp4"))
     said = _event_log(dataclasses.replace(settings, memory=locked / "memory"))
     assert said["path"] is None and "memory: cannot reach it (Permission denied" in said["problem"], said
+
+
+def test_a_settings_file_profile_dataset_or_export_behind_such_a_folder_is_one_line(run, tmp_path, monkeypatch):
+    # `run --config`, `doctor --config`, `--device locked/x.toml`, `import-rap locked/database.json`, `eval --dataset`
+    # and `export-rap locked/out` asked Path.exists, is_dir or is_symlink there first: a PermissionError traceback
+    locked = unsearchable(tmp_path / "locked", monkeypatch)
+    for argv, path in ((("run", "--config", locked / "run.toml"), locked / "run.toml"),
+                       (("doctor", "--config", locked / "run.toml"), locked / "run.toml"),
+                       (("concepts", "--device", locked / "x.toml"), locked / "x.toml"),
+                       (("import-rap", locked / "database.json"), locked / "database.json"),
+                       (("eval", "retrieval", "--dataset", locked / "ds"), locked / "ds")):
+        rc, out, err = run(*argv)
+        assert rc == 2 and err == f"edge-rap: {path}: cannot reach it (Permission denied: a folder on its path this " \
+                                  "account may not search)\n", (argv, err)
+    with pytest.raises(EdgeRapError, match=r"out: cannot reach it \(Permission denied: a folder on its path"):
+        export_rap(Store(tmp_path / "memory"), locked / "out")

@@ -504,6 +504,34 @@ def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):
         assert c.get("/api/concepts").json() == []
 
 
+def test_a_form_cut_before_its_closing_boundary_is_said_so_and_nothing_is_done(tmp_path):
+    # An upload cut off: the form's parser kept the fields before the cut, so it was 422 "photo: empty or not sent",
+    # and a concept was made without the description that came after its photo.
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        request = c.build_request("POST", "/api/concepts", data={"name": "bo"},
+                                  files=[*photo_files(png(photo("coffee"))), ("description", (None, b"our dog"))])
+        body, head = request.read(), {"content-type": request.headers["content-type"]}
+        assert body.index(b"our dog") > body.index(b"\x89PNG")  # (the description after the photo)
+        said = "the form ends before its closing boundary (the upload cut off?); nothing was done: send it again"
+        for cut in (body.index(b"our dog") + 3, body.index(b"\x89PNG") + 100, len(body) - 3):
+            r = c.post("/api/concepts", content=body[:cut], headers=head)
+            assert r.status_code == 400 and r.json() == {"error": said}, (cut, r.text)
+        assert c.get("/api/concepts").json() == []
+        assert c.post("/api/concepts", content=body, headers=head).status_code == 201
+        assert [k["description"] for k in c.get("/api/concepts").json()] == ["our dog"]
+
+
+def test_bytes_pillow_takes_by_two_bytes_alone_are_an_image_only_where_its_header_follows(tmp_path):
+    # Pillow takes "BM..." for a BMP and "P1..." for a PBM by those bytes alone: text beginning "P1" was 422 "corrupt
+    # or truncated image", and a BMP cut short in its first header 415 "not an image".
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for data, status, said in ((b"P1 hello, world", 415, "not an image"), (b"BMW is a car", 415, "not an image"),
+                                   (b"BM\x46\0\0\0\0\0\0\0\x36\0", 422, "corrupt or truncated image"),
+                                   (b"P1\n2", 422, "corrupt or truncated image")):
+            r = c.post("/api/recognize", files=photo_files(data))
+            assert r.status_code == status and said in r.json()["error"], (data, r.text)
+
+
 def test_an_empty_text_field_or_one_sent_as_a_file_is_refused_in_words(tmp_path):
     # `-F name=` was "name: Field required" (the CLI: "concept name is empty"), and `curl -F name=@x.jpg` pydantic's
     # "name: Input should be a valid string"

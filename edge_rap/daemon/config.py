@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import reachable
 from edge_rap.perceive.camera import NAME_PATTERN, camera_named, source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
@@ -171,7 +172,7 @@ def _typed(name: str, value, where: str, key: str):
 
 def load_run_file(path: Path) -> dict:
     """The `[daemon]` values and `[[camera]]` sources of a settings file, checked; unknown keys refused."""
-    if path.is_dir():
+    if reachable(path, Path.is_dir):  # (one behind a folder this account may not search: one line)
         raise EdgeRapError(f"{path}: is a folder, not a TOML settings file")
     try:
         raw = tomllib.loads(read_whole(path, "a TOML settings file").decode("utf-8"))

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.folders import reachable
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
@@ -74,7 +75,7 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     given one level too high is refused, naming the folders to give: one whose subfolders hold no photo, or where
     as many of them or more hold folders of photos as hold photos (`../data` beside a folder of group photos: that
     one was evaluated as the only concept, the datasets beside it said as concepts without a photo)."""
-    if not folder.is_dir():
+    if not reachable(folder, Path.is_dir):  # (one behind a folder this account may not search: one line)
         raise EdgeRapError(f"{folder}: not a folder")
     subs = [sub for sub in _entries(folder) if sub.is_dir()]
     concepts = [_concept_folder(sub, references) for sub in subs]

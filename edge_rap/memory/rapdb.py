@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import file_in_the_way, missing_folders, refuse_unmounted, remove_empty
+from edge_rap.folders import file_in_the_way, missing_folders, reachable, refuse_unmounted, remove_empty
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import NameTakenError, Store, name_key
 from edge_rap.types import Box, ReferenceView
@@ -104,7 +104,7 @@ def _entry(key: str, value, folder: Path) -> RapEntry:
 def read_rap_database(path: Path) -> list[RapEntry]:
     """Entries of a RAP database.json; image paths are resolved against its folder. A malformed entry carries
     its problem; only a file that is not a RAP database at all is an error."""
-    if path.is_dir():  # (the folder export-rap wrote, given for its file)
+    if reachable(path, Path.is_dir):  # (the folder export-rap wrote, given for its file)
         inside = (path / "database.json").is_file()
         raise EdgeRapError(f"{path}: is a folder" + ("; give its database.json" if inside else
                                                       ", not a RAP database.json"))
@@ -190,7 +190,7 @@ def _file_stem(name: str) -> str:
 
 def _check_export_folder(folder: Path) -> None:
     """An export goes into a new or empty folder, or replaces an earlier export; never through a symlink."""
-    if folder.is_symlink():
+    if reachable(folder, Path.is_symlink):  # (behind a folder this account may not search: one line)
         raise EdgeRapError(f"{folder}: is a symlink; export into a real folder")
     blocking = file_in_the_way(folder)  # (the OS says "Not a directory" for one above it: a pipe named as a folder)
     if blocking is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import refuse_unmounted
 from edge_rap.memory.files import private_folder
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,10 @@ def make_cache_root(root: Path) -> None:
     `models`), where missing too, is made its owner's alone (0700), as a new memory folder is: the first export
     makes it before any memory, and the home it made was readable by every account, and the memory, kept in a
     folder that exists with the mode it has, stayed so. The parent of a cache `EDGE_RAP_MODELS` names elsewhere
-    (a folder shared with the service's account) is made as any folder is."""
+    (a folder shared with the service's account) is made as any folder is. Nor made, nor written, in a drive's
+    empty mount point (a pull or an export wrote gigabytes onto the SD card, hidden once the drive is mounted): a
+    cache only read there finds no model, and says which is missing, where."""
+    refuse_unmounted(root, "the model cache ")
     if root == default_home() / "models" and not root.parent.exists():
         private_folder(root.parent)
     root.mkdir(parents=True, exist_ok=True)

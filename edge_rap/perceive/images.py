@@ -11,6 +11,7 @@ import io
 import math
 import os
 import stat
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
-from edge_rap.perceive.png_text import overpacked
+from edge_rap.perceive.png_text import PNG_SIGNATURE, overpacked
 from edge_rap.types import Box, Image
 from edge_rap.userfiles import special_kind
 
@@ -142,6 +143,26 @@ def signed_format(head: bytes) -> str | None:
     return kind
 
 
+#: A PBM, PGM or PPM header (or a PFM's): its kind, then white space and a number (or a comment) after it.
+_PNM_HEADER = re.compile(rb"P[1-6fF][ \t\r\n]+[0-9#]")
+
+
+def _taken_by_two_bytes(data: bytes) -> str | None:
+    """The format Pillow takes `data` for by its first two bytes alone, which text begins with too ("BMW ...", "P1
+    ..."): "BMP" or "PPM"; None for any other bytes."""
+    return "BMP" if data[:2] == b"BM" else "PPM" if data[:1] == b"P" and data[1:2] in b"0123456fy" else None
+
+
+def _headed_as(data: bytes) -> str | None:
+    """The format bytes that Pillow took by two bytes alone are where what follows them is that format's header too:
+    a BMP's reserved bytes (6-10) zero (so one cut before its second header is a BMP cut short, "BMW ..." text), a
+    PPM's white space and size; None otherwise."""
+    kind = _taken_by_two_bytes(data)
+    if kind == "BMP":
+        return kind if len(data) >= 10 and data[6:10] == bytes(4) else None
+    return kind if kind == "PPM" and _PNM_HEADER.match(data) else None
+
+
 def _is_video(data: bytes) -> bool:
     """Whether the bytes are a video file's: MP4 or MOV (an iPhone's Live Photo beside its HEIC) with a video track
     (or its index cut off), Matroska or WebM, AVI, MPEG-TS."""
@@ -195,6 +216,8 @@ def _is_picture(path: Path) -> bool:
     ready_pillow()
     PILImage.init()
     try:  # (HEIF only where pillow-heif is installed, AVIF where Pillow was built with it)
+        if _overpacked_file(path) is not None:
+            return True  # a PNG: reading it says why it is not read
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(path, formats=[f for f in PILImage.OPEN if f in _SNIFFED_FORMATS]):
@@ -203,6 +226,14 @@ def _is_picture(path: Path) -> bool:
         return True
     except Exception:  # not a picture, or unreadable: not taken for one
         return False
+
+
+def _overpacked_file(path: Path) -> str | None:
+    """`overpacked` of a file (read only where it begins as a PNG, and no further than a photo is read): Pillow,
+    to read a PNG's header, unpacks every packed chunk before its pixels, seconds for a file of many."""
+    with open(path, "rb") as f:
+        head = f.read(len(PNG_SIGNATURE))
+        return overpacked(head + f.read(MAX_FILE_BYTES)) if head == PNG_SIGNATURE else None
 
 
 @functools.cache
@@ -312,11 +343,11 @@ def unreadable(data: bytes, shown: str, error: Exception) -> EdgeRapError:
     the memory) or the API's check of an upload's header met it."""
     from PIL import UnidentifiedImageError
 
-    taken_for_bmp = data[:2] == b"BM" and signed_format(data) is None  # (Pillow goes by "BM" alone)
+    kind = signed_format(data) or _headed_as(data)  # (Pillow goes by "BM" or "P1" alone: text begins so too)
     if isinstance(error, (OSError, SyntaxError, ValueError)) and not isinstance(error, UnidentifiedImageError) \
-            and not taken_for_bmp:
+            and (kind is not None or _taken_by_two_bytes(data) is None):
         return EdgeRapError(f"{shown}: corrupt or truncated image ({str(error).splitlines()[0][:120]})")
-    if (kind := signed_format(data)) is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
+    if kind is not None:  # (Pillow's "cannot identify" for a PNG its header's CRC fails)
         return EdgeRapError(f"{shown}: corrupt or truncated image (a {kind} file Pillow cannot read)")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _register_heif():
         return NotAnImage(f"{shown}: a HEIF (HEIC) photo; reading it needs pillow-heif and its libheif "
@@ -391,6 +422,8 @@ def stored_orientation(path: Path) -> tuple[int, tuple[int, int]]:
 
     ready_pillow()
     try:
+        if (why := _overpacked_file(path)) is not None:
+            raise EdgeRapError(f"{_describe(str(path))}: {why}")
         with PILImage.open(path) as pil:
             return _orientation(pil), pil.size
     except (OSError, SyntaxError, ValueError) as e:

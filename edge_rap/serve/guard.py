@@ -135,9 +135,13 @@ class BodyLimit:
     """413 for a body over its limit: `limit` for a multipart form, the only body that carries photos; `fields` for
     any other (JSON, a urlencoded form), which holds a few fields of at most 2000 characters and takes many times
     its size in memory once parsed (a 62 MiB JSON array took 360 MB, sixteen sent at once 1.4 GB). From
-    Content-Length before reading anything, else (chunked) as soon as the count passes it, the rest never read."""
+    Content-Length before reading anything, else (chunked) as soon as the count passes it, the rest never read.
+    And 400 for a multipart form that ends before its closing boundary (an upload cut off): the form's parser
+    keeps the fields before the cut, so it was "photo: empty or not sent", or a concept made without the fields
+    after it; found as the body is read, before any route acts on the form."""
 
     CLOSE = {"Connection": "close"}  # the rest of the body is never read: the connection cannot be reused
+    CUT_OFF = "the form ends before its closing boundary (the upload cut off?); nothing was done: send it again"
 
     def __init__(self, app, limit: int, fields: int):
         self.app = app
@@ -149,8 +153,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         # every Content-Type the request gives: with two, the route reads the first, and a JSON body sent with a
         # second, multipart, one was held to the photos' limit
-        media = {value.split(b";")[0].strip().lower() for key, value in scope.get("headers", [])
-                 if key == b"content-type"}
+        types = [value for key, value in scope.get("headers", []) if key == b"content-type"]
+        media = {value.split(b";")[0].strip().lower() for value in types}
         limit = self.limit if media == {b"multipart/form-data"} else self.fields
         refusal = f"request body over the limit of {_size(limit)}"
         if limit != self.limit:
@@ -161,19 +165,30 @@ class BodyLimit:
                     return await send_error(send, 400, "bad Content-Length")
                 if int(value) > limit:
                     return await send_error(send, 413, refusal, self.CLOSE)
-        state = {"read": 0, "over": False, "started": False}
+        closing = _closing_delimiter(types[0]) if limit == self.limit else None
+        state: dict = {"read": 0, "refused": None, "started": False, "tail": b"", "cut": False}
 
         async def counted():
+            if state["cut"]:  # the parser read the whole body and found no fault of its own: said cut off
+                state["refused"] = (400, self.CUT_OFF, None)
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
-                state["read"] += len(message.get("body", b""))
+                body = message.get("body", b"")
+                state["read"] += len(body)
                 if state["read"] > limit:
-                    state["over"] = True
+                    state["refused"] = (413, refusal, self.CLOSE)
                     return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced
+                if closing is not None and state["tail"] is not None:
+                    seen = state["tail"] + body  # (the delimiter may span two chunks)
+                    state["tail"] = None if closing in seen else seen[1 - len(closing):]
+                    if state["tail"] is not None and not message.get("more_body") and state["read"]:
+                        state["cut"] = True  # (its last piece read as if more came: the parser says its own faults)
+                        return {**message, "more_body": True}
             return message
 
         async def guarded_send(message):
-            if state["over"]:
+            if state["refused"] is not None:
                 return
             state["started"] = True
             await send(message)
@@ -181,10 +196,20 @@ class BodyLimit:
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
-            if not state["over"]:
+            if state["refused"] is None:
                 raise
-        if state["over"] and not state["started"]:
-            await send_error(send, 413, refusal, self.CLOSE)
+        if state["refused"] is not None and not state["started"]:
+            await send_error(send, *state["refused"])
+
+
+def _closing_delimiter(content_type: bytes) -> bytes | None:
+    """The line that ends a multipart body of this Content-Type (`--BOUNDARY--`); None where it names no boundary
+    (the form's parser says that)."""
+    for parameter in content_type.split(b";")[1:]:
+        key, _, value = parameter.strip().partition(b"=")
+        if key.strip().lower() == b"boundary" and value.strip().strip(b'"'):
+            return b"--" + value.strip().strip(b'"') + b"--"
+    return None
 
 
 def _size(limit: int) -> str:

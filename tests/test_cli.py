@@ -590,6 +590,21 @@ def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys
     assert err.startswith("usage: edge-rap remember ") and err.endswith("error: unrecognized arguments: -q\n")
 
 
+@pytest.mark.parametrize("argv, usage", [(["--vers"], "edge-rap ["), (["--foo"], "edge-rap ["),
+                                         (["models", "list", "--js"], "edge-rap models list [")])
+def test_an_unknown_option_is_named_with_the_usage_of_the_command_given(capsys, argv, usage):
+    # before a command, "the following arguments are required: command", the option never named; after `models list`,
+    # models's usage, not list's
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith(f"usage: {usage}")
+    assert err.endswith(f"error: unrecognized arguments: {argv[-1]}\n") and "required" not in err
+    with pytest.raises(SystemExit) as refused:  # no command at all is still said so
+        cli.main(["-v"])
+    assert refused.value.code == 2 and capsys.readouterr().err.endswith("required: command\n")
+
+
 @pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),
                                               ("concepts", "$EDGE_RAP_HOME or ~/.local/share/edge-rap")])
 def test_memory_says_the_default_of_its_command(command, default):

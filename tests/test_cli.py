@@ -914,3 +914,18 @@ def test_no_option_is_reached_by_an_abbreviation_on_any_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["concepts", "--js"])
     assert "edge-rap concepts: error: unrecognized arguments: --js" in capsys.readouterr().err
+
+
+def test_every_tools_parser_takes_options_by_their_whole_names_only():
+    # the same rule for tools/*.py: `bench_frame.py --vers` was --versus, `bench_localize.py --seed 1` --seeds,
+    # so a command in docs/BENCHMARKS.md could change meaning when the tool gained an option.
+    import ast
+
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    parsers = [(script.name, call) for script in sorted(tools.glob("*.py"))
+               for call in ast.walk(ast.parse(script.read_text(encoding="utf-8")))
+               if isinstance(call, ast.Call) and getattr(call.func, "attr", "") in ("ArgumentParser", "add_parser")]
+    abbreviating = [f"{name}:{call.lineno}" for name, call in parsers if not any(
+        k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
+        for k in call.keywords)]
+    assert len(parsers) > 20 and abbreviating == []

@@ -384,8 +384,11 @@ def cmd_export_rap(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    from edge_rap.memory.reindexed import Reindexed
+
     with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
-        done = home.memory.reindex(_progress("reindex"))
+        # the default home before its first remember has nothing to re-embed: reindexed, it was made a memory
+        done = home.memory.reindex(_progress("reindex")) if home.root.exists() else Reindexed(0)
     print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}")
     for line in done.lines():
         print(line, file=sys.stderr)
@@ -664,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-rap {__version__}",
                         help="print edge_rap's version (a backup records it; say it in a bug report) and exit")
     _add_common_options(parser, HOME_MEMORY + "; these four options also after the command", BEFORE)
-    sub = parser.add_subparsers(dest="command", required=True)
+    # not required here: argparse said "required: command" for `edge-rap --vers`, the option never named (main)
+    sub = parser.add_subparsers(dest="command")
 
     def add(name, func, help, memory: str = HOME_MEMORY):
         options = common if memory == HOME_MEMORY else _common_options(memory=memory)  # (parents share actions)
@@ -740,6 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
                                allow_abbrev=False)
         q.add_argument("--json", action="store_true", help='one JSON object: name, model, mmproj (the files)'
                        if name == "pull" else models_json)
+        q.set_defaults(parser=q)  # (`models list --js` is said with list's usage)
         if name == "pull":
             q.add_argument("name", help="a VLM from models/vlm_registry.json or a whisper model from "
                            "models/asr_registry.json")
@@ -871,9 +876,12 @@ def _refuse_empty_names(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
-        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error("the following arguments are required: command")
     _take_options_before_command(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-rap: %(message)s")
     stops_itself = getattr(args, "stops_itself", False)

@@ -1040,6 +1040,14 @@ def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settin
     assert [c["name"] for c in json.loads(r["out"])["concepts"]] == ["bo"]
 
 
+@pytest.mark.parametrize("argv, said", [(["reindex"], "re-embedded 0 reference views\n"), (
+    ["reindex", "--json"], '{"views": 0, "unreadable": [], "unrecognisable": []}\n')])
+def test_reindex_makes_no_memory_of_the_default_home_before_its_first_remember(settings, capsys, argv, said):
+    # it made one there (memory.sqlite, an index): only remember and import-rap make a memory
+    assert run_cli(capsys, argv) == (0, said, "")
+    assert not settings.home.exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["concepts", "--memory", "LONG"],
     ["export-rap", "LONG"],

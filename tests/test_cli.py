@@ -590,6 +590,21 @@ def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys
     assert err.startswith("usage: edge-rap remember ") and err.endswith("error: unrecognized arguments: -q\n")
 
 
+@pytest.mark.parametrize("argv, usage", [(["--vers"], "edge-rap ["), (["--foo"], "edge-rap ["),
+                                         (["models", "list", "--js"], "edge-rap models list [")])
+def test_an_unknown_option_is_named_with_the_usage_of_the_command_given(capsys, argv, usage):
+    # before a command, "the following arguments are required: command", the option never named; after `models list`,
+    # models's usage, not list's
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith(f"usage: {usage}")
+    assert err.endswith(f"error: unrecognized arguments: {argv[-1]}\n") and "required" not in err
+    with pytest.raises(SystemExit) as refused:  # no command at all is still said so
+        cli.main(["-v"])
+    assert refused.value.code == 2 and capsys.readouterr().err.endswith("required: command\n")
+
+
 @pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),
                                               ("concepts", "$EDGE_RAP_HOME or ~/.local/share/edge-rap")])
 def test_memory_says_the_default_of_its_command(command, default):
@@ -899,3 +914,18 @@ def test_no_option_is_reached_by_an_abbreviation_on_any_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["concepts", "--js"])
     assert "edge-rap concepts: error: unrecognized arguments: --js" in capsys.readouterr().err
+
+
+def test_every_tools_parser_takes_options_by_their_whole_names_only():
+    # the same rule for tools/*.py: `bench_frame.py --vers` was --versus, `bench_localize.py --seed 1` --seeds,
+    # so a command in docs/BENCHMARKS.md could change meaning when the tool gained an option.
+    import ast
+
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    parsers = [(script.name, call) for script in sorted(tools.glob("*.py"))
+               for call in ast.walk(ast.parse(script.read_text(encoding="utf-8")))
+               if isinstance(call, ast.Call) and getattr(call.func, "attr", "") in ("ArgumentParser", "add_parser")]
+    abbreviating = [f"{name}:{call.lineno}" for name, call in parsers if not any(
+        k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
+        for k in call.keywords)]
+    assert len(parsers) > 20 and abbreviating == []

@@ -275,6 +275,21 @@ def test_a_dataset_given_one_folder_too_high_beside_one_folder_of_photos_is_refu
         read_dataset(data)
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind):
+    # RAP's layout (database.json, its photos in database/): evaluated as one concept named `database`, exit 0.
+    rap = tmp_path / "rap_db"
+    for name in CONCEPTS:
+        save_photo(rap / "database", name, filename=f"{name}.png")
+    (rap / "database.json").write_text(json.dumps({"concept_dict": {
+        f"<{name}>": {"name": name, "image": [f"database/{name}.png"], "info": "", "category": ""}
+        for name in CONCEPTS}}))
+    assert main(["eval", kind, "--dataset", str(rap), "--memory", str(tmp_path / "memory")]) == 2
+    assert capsys.readouterr().err == (f"edge-rap: {rap}: a RAP database, not a folder per concept (`edge-rap "
+                                       f"import-rap {rap / 'database.json'}` remembers it)\n")
+    assert not (tmp_path / "memory").exists()
+
+
 def test_concepts_whose_photos_are_each_in_a_folder_of_their_own_are_left_out_not_taken_for_datasets(dataset):
     # `dog/images/*.jpg` for most concepts: refused as "one level too high", it told to give 'dog' as --dataset.
     for name in CONCEPTS[:3]:

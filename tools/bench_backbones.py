@@ -71,7 +71,8 @@ def main() -> None:
     from edge_rap.perceive.images import is_photo_file, read_image_file
     from edge_rap.perceive.views import query_views
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--dataset", type=Path, required=True, help="one folder per concept (eval retrieval's)")
     parser.add_argument("--unrelated", type=Path, nargs="+", required=True, help="folders of photos of none of them")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))

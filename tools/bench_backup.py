@@ -81,7 +81,7 @@ def beside_backups(memory: Path, work: Path, frames: int, repeat: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", required=True, type=Path, help="one subfolder of photos per concept")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each, the median reported (default 5)")
     parser.add_argument("--work", type=Path, help="where the memory and archives go (default a temporary folder)")

@@ -239,7 +239,7 @@ def sigterm(settings, photos, background, work: Path, runs: int = 5) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--cases", default="household,static,soak")
     parser.add_argument("--soak-s", type=float, default=600.0)
     parser.add_argument("--work", type=Path)

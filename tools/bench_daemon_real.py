@@ -128,7 +128,7 @@ def score(scene: Scenario, printed: list[dict]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", type=Path, required=True, help="one folder of photos per concept")
     parser.add_argument("--backgrounds", type=Path, required=True, help="a folder of real photos to play over")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])

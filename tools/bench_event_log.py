@@ -151,7 +151,7 @@ def set_aside_a_torn_log(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=1600)
     parser.add_argument("--concepts", type=int, default=10)

@@ -166,7 +166,7 @@ def group_photo_identification(folder: str, boxes_json: str, margin: float) -> l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--min-face", type=int, nargs="+", default=[20, 40])
     parser.add_argument("--image")

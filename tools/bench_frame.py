@@ -101,7 +101,8 @@ def main() -> None:
     from edge_rap.synth import synthetic_image
     from edge_rap.types import Image
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--concepts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--versus", metavar="FIELD=VALUE", help="a RetrievalPolicy field to compare against")

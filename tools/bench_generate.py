@@ -114,7 +114,7 @@ def ratios(rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path, help="GGUF language model (default: the tiny random one)")
     parser.add_argument("--mmproj", type=Path)
     parser.add_argument("--text-model", type=Path, help="text GGUF (default: gemma-3-270m from PyPI, if installed)")

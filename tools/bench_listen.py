@@ -261,7 +261,7 @@ def engines(text: str) -> tuple[str, ...]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("measure", nargs="?", choices=["latency", "names"], default="latency")
     parser.add_argument("--questions", type=int, help=f"latency: how many questions (default {len(QUESTIONS)})")
     parser.add_argument("--beam", type=int, help="names: whisper's beam size (default 5)")

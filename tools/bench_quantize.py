@@ -56,7 +56,8 @@ def main() -> None:
     from edge_rap.perceive.embed import OnnxImageEmbedder
     from edge_rap.perceive.views import query_views
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--dataset", type=Path, required=True, help="one folder per concept (eval retrieval's)")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", type=Path)

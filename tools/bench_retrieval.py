@@ -121,7 +121,8 @@ def main() -> None:
     from edge_rap.app import open_embedder
     from edge_rap.config import load_settings
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--devsets", type=Path, help="folder of dev sets (tools/make_devsets.py --out)")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", type=Path)

@@ -82,7 +82,7 @@ def recognize(memory_dir: Path, photo: Path) -> tuple[float, list[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--concepts", type=int, default=1000)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--work", type=Path)

@@ -48,7 +48,7 @@ def photos(folder: Path) -> list[Path]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=15, help="concepts added on each side (after 2 warm-ups)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:

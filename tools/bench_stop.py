@@ -178,7 +178,7 @@ def _prompt_s_by_callback(vlm: LlamaVlm, rendered, repeats: int, busy: bool) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path, help="GGUF model (default: gemma-3-270m from PyPI)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)

@@ -62,7 +62,7 @@ def phone_photo(seed: int, folder: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--concepts", type=int, default=50)
     parser.add_argument("--size", type=int, default=480, help="the thumbnails' longer side (a 3x phone's cards)")
     args = parser.parse_args()

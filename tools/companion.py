@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_help = "print JSON: the concept, the concepts, the sync report, the events, or the name forgotten"
     parser.add_argument("--json", action="store_true", help=json_help)
     # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
-    after = argparse.ArgumentParser(add_help=False)
+    after = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     after.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -537,7 +537,7 @@ SCENARIOS = ("remember", "add-views", "edit", "rename", "forget", "reindex", "im
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, help="a new folder (default: a temporary one, removed)")

@@ -64,15 +64,16 @@ def compare(a: Path, b: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("prepare")
+    p = sub.add_parser("prepare", allow_abbrev=False)
     p.add_argument("folder", type=Path)
     p.add_argument("--photos", type=Path, help="one subfolder per concept; each one's first photo is added")
-    r = sub.add_parser("run")
+    r = sub.add_parser("run", allow_abbrev=False)
     r.add_argument("folder", type=Path)
     r.add_argument("--label", help="the output's name (default: the machine, as uname -m)")
-    c = sub.add_parser("compare")
+    c = sub.add_parser("compare", allow_abbrev=False)
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     args = parser.parse_args()

@@ -95,7 +95,7 @@ def report_dark_photos(embedder: OnnxImageEmbedder, taken: list[tuple[str, np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--crops", type=int, default=12, help="crops per photo (default 12)")
     parser.add_argument("--seed", type=int, default=0)

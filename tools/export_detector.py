@@ -22,7 +22,8 @@ from edge_rap.errors import EdgeRapError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="Hugging Face model id or a local checkpoint folder (OWL-ViT or OWLv2)")
     source.add_argument("--tiny", action="store_true", help="a tiny randomly initialised model (plumbing tests only)")

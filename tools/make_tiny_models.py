@@ -184,7 +184,7 @@ def make_tiny_models(out: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--out", required=True, type=Path, help="folder for the two .gguf files")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -71,7 +71,8 @@ def main() -> None:
     from edge_rap.perceive.views import query_views
     from edge_rap.synth import synthetic_images
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--photo", type=Path, help="the frame (default: a generated scene)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", type=Path)

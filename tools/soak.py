@@ -95,7 +95,7 @@ def daemon_main(argv: list[str]) -> int:
     import edge_rap.speech.audio
     from edge_rap import cli
 
-    parser = argparse.ArgumentParser(prog="soak.py daemon")
+    parser = argparse.ArgumentParser(prog="soak.py daemon", allow_abbrev=False)
     parser.add_argument("--wavs", type=Path, required=True)
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -764,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["daemon"]:
         return daemon_main(argv[1:])
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--minutes", type=float, default=18.0)
     parser.add_argument("--work", type=Path, help="a new folder for the memory, logs and report (default: a "
                                                   "temporary one, kept)")

@@ -19,6 +19,7 @@ from edge_rap.folders import reachable
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
+from edge_rap.memory.rapdb import RAP_DATABASE
 from edge_rap.memory.store import Store, name_key, validate_name
 from edge_rap.perceive.images import is_photo_file, read_image_file, unread_photo
 from edge_rap.perceive.embed import ImageEmbedder
@@ -74,9 +75,13 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`). A folder
     given one level too high is refused, naming the folders to give: one whose subfolders hold no photo, or where
     as many of them or more hold folders of photos as hold photos (`../data` beside a folder of group photos: that
-    one was evaluated as the only concept, the datasets beside it said as concepts without a photo)."""
+    one was evaluated as the only concept, the datasets beside it said as concepts without a photo). A RAP database
+    (import-rap's) is refused too, naming the command that reads it."""
     if not reachable(folder, Path.is_dir):  # (one behind a folder this account may not search: one line)
         raise EdgeRapError(f"{folder}: not a folder")
+    if (folder / RAP_DATABASE).is_file():  # evaluated, its photos' folder was one concept named `database`
+        raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
+                           f"{folder / RAP_DATABASE}` remembers it)")
     subs = [sub for sub in _entries(folder) if sub.is_dir()]
     concepts = [_concept_folder(sub, references) for sub in subs]
     with_photos = sum(1 for c in concepts if c.references)

@@ -21,6 +21,10 @@ from edge_rap.types import Box, ReferenceView
 from edge_rap.userfiles import kind_of, read_whole
 
 
+#: The file a RAP database is: import-rap reads it, export-rap writes it, its photos in the folder beside it.
+RAP_DATABASE = "database.json"
+
+
 @dataclass
 class ImportReport:
     imported: list[str] = field(default_factory=list)
@@ -105,7 +109,7 @@ def read_rap_database(path: Path) -> list[RapEntry]:
     """Entries of a RAP database.json; image paths are resolved against its folder. A malformed entry carries
     its problem; only a file that is not a RAP database at all is an error."""
     if reachable(path, Path.is_dir):  # (the folder export-rap wrote, given for its file)
-        inside = (path / "database.json").is_file()
+        inside = (path / RAP_DATABASE).is_file()
         raise EdgeRapError(f"{path}: is a folder" + ("; give its database.json" if inside else
                                                       ", not a RAP database.json"))
     try:

@@ -876,6 +876,32 @@ def test_cli_wake_did_you_mean_and_the_name_from_one_wav_print_one_answer(script
     assert listen_json(settings, capsys, wav, "--wake", "hey robot")["answer"] == "Did you mean <bo> or <beau>?"
 
 
+@pytest.mark.parametrize("asked, done", [("Hey robot, forget F.", "forget"), ("Hey robot, this is also F.", "add")])
+def test_cli_wake_command_asked_back_takes_the_name_and_its_yes_from_one_wav(scripted_cli, capsys, tmp_path, asked,
+                                                                             done):
+    # Before: of <f> and <f'>, `listen --wav --wake` printed "Did you mean <f> or <f'>?" and ended: the file's "The
+    # second one." and "Yes." were never heard, though the listener (as `run --voice`'s) takes them
+    from edge_rap.household import Household
+    from edge_rap.memory.store import Store
+    from photos import save_photo
+
+    settings, script = scripted_cli
+    with Household(settings) as home:
+        home.remember("f", [save_photo(settings.memory.parent / "photos", "coffee")], "", "")
+        home.remember("f'", [save_photo(settings.memory.parent / "photos", "brick")], "", "")
+    script.texts = [asked, "The second one.", "Yes."]
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([part for _ in range(3) for part in (loud(1.0), quiet(1.0))]))
+    out = listen_json(settings, capsys, wav, "--wake", "hey robot",
+                      "--image", str(save_photo(tmp_path, "camera")))
+    assert out["transcript"] == f"{asked} The second one. Yes."
+    assert out["command"] == {"action": done, "name": "f'", "state": "done", "box": None}
+    store = Store(settings.memory, readonly=True)
+    concepts = {c.name: c for c in store.concepts()}
+    store.close()
+    assert {n: c.views for n, c in concepts.items()} == ({"bo": 1, "f": 1} if done == "forget" else
+                                                          {"bo": 1, "f": 1, "f'": 2})
+
+
 # --- listen --wav --wake: its JSON ----------------------------------------------------------------------------
 
 @pytest.fixture

@@ -76,8 +76,10 @@ class Turn:
 
     @property
     def asking_back(self) -> bool:
-        """Whether the next utterance may answer this turn: a command's yes or no, or which name was meant."""
-        return self.asking or self.reply is not None and self.reply.mode == "clarify"
+        """Whether the next utterance may answer this turn: a command's yes or no, or which name was meant (of a
+        question, or of a forget or an add refused as said like two names: "Forget F." of <f> and <f'>)."""
+        return (self.asking or self.reply is not None and self.reply.mode == "clarify"
+                or self.command is not None and self.command.ambiguous is not None)
 
     def to_json(self) -> dict:
         r = self.reply

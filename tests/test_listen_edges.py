@@ -804,6 +804,18 @@ def test_the_name_chosen_after_an_add_asked_back_is_asked_to_add(asked, answer, 
     assert turns[0].reply.text == "Did you mean <f> or <f'>?" and turns[1].command.name == meant
 
 
+@pytest.mark.parametrize("names, asked", [(("f", "f'"), "This is also F."), (("dog_six", "dog6"), "Forget dog six.")])
+def test_a_command_asked_back_names_no_concept_yet(names, asked):
+    # Before: "Did you mean <f> or <f'>?" of "This is also F." had `--json` "concepts": ["f"] (its words' stored form,
+    # which is one of the two), as if it were about <f>; a question asked back names neither
+    from edge_rap.speech.listen import Listener
+
+    turn = next(t for t in Listener(Home(*names), Scripted(asked), vad, Room(), latest=lambda: (object(), None)).turns(
+        iter(pieces(loud(1.0), quiet(1.0)))) if t.triggered)
+    assert turn.command.state == "refused" and turn.reply.text.startswith("Did you mean")
+    assert turn.to_json()["concepts"] == []
+
+
 def test_the_name_chosen_replaces_the_words_said_not_the_same_letters_before_them():
     # Before: "Find F." of <f> and <f'> and "the second one" asked "<f'>ind F.": the first "F" of the question
     from edge_rap.speech.reply import Reply, clarified

@@ -804,6 +804,18 @@ def test_the_name_chosen_after_an_add_asked_back_is_asked_to_add(asked, answer, 
     assert turns[0].reply.text == "Did you mean <f> or <f'>?" and turns[1].command.name == meant
 
 
+@pytest.mark.parametrize("names, asked", [(("f", "f'"), "This is also F."), (("dog_six", "dog6"), "Forget dog six.")])
+def test_a_command_asked_back_names_no_concept_yet(names, asked):
+    # Before: "Did you mean <f> or <f'>?" of "This is also F." had `--json` "concepts": ["f"] (its words' stored form,
+    # which is one of the two), as if it were about <f>; a question asked back names neither
+    from edge_rap.speech.listen import Listener
+
+    turn = next(t for t in Listener(Home(*names), Scripted(asked), vad, Room(), latest=lambda: (object(), None)).turns(
+        iter(pieces(loud(1.0), quiet(1.0)))) if t.triggered)
+    assert turn.command.state == "refused" and turn.reply.text.startswith("Did you mean")
+    assert turn.to_json()["concepts"] == []
+
+
 def test_the_name_chosen_replaces_the_words_said_not_the_same_letters_before_them():
     # Before: "Find F." of <f> and <f'> and "the second one" asked "<f'>ind F.": the first "F" of the question
     from edge_rap.speech.reply import Reply, clarified
@@ -874,6 +886,32 @@ def test_cli_wake_did_you_mean_and_the_name_from_one_wav_print_one_answer(script
     script.texts = ["Hey robot, where is bow?"]  # the file ends: the question asked back is the answer
     wav = write_wav(tmp_path / "q.wav", np.concatenate([loud(1.0), quiet(1.0)]))
     assert listen_json(settings, capsys, wav, "--wake", "hey robot")["answer"] == "Did you mean <bo> or <beau>?"
+
+
+@pytest.mark.parametrize("asked, done", [("Hey robot, forget F.", "forget"), ("Hey robot, this is also F.", "add")])
+def test_cli_wake_command_asked_back_takes_the_name_and_its_yes_from_one_wav(scripted_cli, capsys, tmp_path, asked,
+                                                                             done):
+    # Before: of <f> and <f'>, `listen --wav --wake` printed "Did you mean <f> or <f'>?" and ended: the file's "The
+    # second one." and "Yes." were never heard, though the listener (as `run --voice`'s) takes them
+    from edge_rap.household import Household
+    from edge_rap.memory.store import Store
+    from photos import save_photo
+
+    settings, script = scripted_cli
+    with Household(settings) as home:
+        home.remember("f", [save_photo(settings.memory.parent / "photos", "coffee")], "", "")
+        home.remember("f'", [save_photo(settings.memory.parent / "photos", "brick")], "", "")
+    script.texts = [asked, "The second one.", "Yes."]
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([part for _ in range(3) for part in (loud(1.0), quiet(1.0))]))
+    out = listen_json(settings, capsys, wav, "--wake", "hey robot",
+                      "--image", str(save_photo(tmp_path, "camera")))
+    assert out["transcript"] == f"{asked} The second one. Yes."
+    assert out["command"] == {"action": done, "name": "f'", "state": "done", "box": None}
+    store = Store(settings.memory, readonly=True)
+    concepts = {c.name: c for c in store.concepts()}
+    store.close()
+    assert {n: c.views for n, c in concepts.items()} == ({"bo": 1, "f": 1} if done == "forget" else
+                                                          {"bo": 1, "f": 1, "f'": 2})
 
 
 # --- listen --wav --wake: its JSON ----------------------------------------------------------------------------

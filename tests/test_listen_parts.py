@@ -1177,6 +1177,18 @@ def test_an_apostrophe_said_or_written_after_a_name_chooses_the_one_with_it():
     assert clarified(asked, "F apostrophe.") == "Find <f'>."
 
 
+def test_a_possessive_apostrophe_after_an_s_chooses_no_name_ending_in_one():
+    # Before: of <chris> and <chris'>, "Is Chris' bag here?" (whisper's "Chris's", a possessive) was <chris'>, while
+    # "Is Chris's bag here?" asked which: the "'" of a possessive after an "s" was taken for the name's own
+    names = ["chris", "chris'"]
+    for said in ("Is Chris' bag here?", "Where are Chris’ keys?", "Is Chris's bag here?"):
+        heard = match_names(said, names)
+        assert not heard.names and [set(a.names) for a in heard.ambiguous] == [set(names)], said
+    for said in ("Where is Chris'?", "Where is Chris', the blue one?", "Where is Chris apostrophe?"):  # no word after
+        assert match_names(said, names).names[0] == "chris'", said
+    assert match_names("Is F' here?", ["f", "f'"]).names == ["f'"]
+
+
 def test_a_name_starting_with_an_apostrophe_is_heard():
     # Before: <'n> and <'tis> (names `remember` takes) were never heard, not even typed in brackets: a transcript's
     # word has no apostrophe at its start, so "'n" was the word "n", which is not "'n"

@@ -76,8 +76,10 @@ class Turn:
 
     @property
     def asking_back(self) -> bool:
-        """Whether the next utterance may answer this turn: a command's yes or no, or which name was meant."""
-        return self.asking or self.reply is not None and self.reply.mode == "clarify"
+        """Whether the next utterance may answer this turn: a command's yes or no, or which name was meant (of a
+        question, or of a forget or an add refused as said like two names: "Forget F." of <f> and <f'>)."""
+        return (self.asking or self.reply is not None and self.reply.mode == "clarify"
+                or self.command is not None and self.command.ambiguous is not None)
 
     def to_json(self) -> dict:
         r = self.reply
@@ -296,8 +298,10 @@ class Listener:
         command, line = intents.parse(question, names)
         if command is not None and command.state == "asked" and command.action != "forget" and image is None:
             command, line = replace(command, state="refused"), intents.NO_FRAME  # a yes could do nothing
-        if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt
-            answer = Reply(line, "command", [command.name] if command.name in names else [], question)
+        if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt, nor
+            # the words asked back ("Did you mean <f> or <f'>?" is about neither yet)
+            about = [command.name] if command.name in names and command.ambiguous is None else []
+            answer = Reply(line, "command", about, question)
             if command.state == "asked":
                 self.pending = Pending(command, image, recognition, utterance.end_s)
             elif command.ambiguous is not None:  # "Forget F.", "This is also F." of <f> and <f'>: "the second one"

@@ -31,8 +31,9 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
-# an apostrophe after a name, written ("F'", not the "'s" of "F's") or said ("F apostrophe", "F-prime")
-APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
+# an apostrophe after a name, written ("F'", not the "'s" of "F's", nor the possessive's after an "s" before a word:
+# "Chris' bag", whisper's "Chris's bag") or said ("F apostrophe", "F-prime")
+APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])(?!(?<=s')\s+[^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
 POSSESSIVE = re.compile(r"'s?$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes): "Bo's", "Chris'"
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.

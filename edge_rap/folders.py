@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -70,9 +71,25 @@ def _unmounted_root(real: Path) -> tuple[Path, Path] | None:
     for root in MOUNT_ROOTS:
         real_root = Path(os.path.realpath(root))
         if real_root == real or real_root in real.parents:
-            on_path = (p for p in (real, *real.parents) if p == real_root or real_root in p.parents)
-            return None if any(map(os.path.ismount, on_path)) else (root, real_root)
+            on_path = [p for p in (real, *real.parents) if p == real_root or real_root in p.parents]
+            mounted = _mounted()
+            return None if any(os.path.ismount(p) or p in mounted for p in on_path) else (root, real_root)
     return None
+
+
+#: The kernel's table of this process's mounts: a bind mount is listed there, though os.path.ismount misses one
+#: of a folder on the same drive (same device, another inode: `mount --bind /home/pi/data /mnt/data`, fstab's bind).
+MOUNT_TABLE = Path("/proc/self/mountinfo")
+
+
+def _mounted() -> set[Path]:
+    """The mount points MOUNT_TABLE lists (its octal escapes, \\040 for a space, undone); none where unread."""
+    try:
+        lines = MOUNT_TABLE.read_bytes().splitlines()
+    except OSError:
+        return set()
+    points = (line.split(b" ")[4] for line in lines if line.count(b" ") >= 4)
+    return {Path(os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), p))) for p in points}
 
 
 def refuse_unmounted(folder: Path, said: str = "") -> None:

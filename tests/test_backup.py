@@ -429,6 +429,26 @@ def test_a_root_where_drives_are_mounted_that_is_a_link_is_checked_where_it_lead
     assert edge_rap(capsys, "remember", "mug", photos / "scene1.png", "--memory", mnt / "stick")[0] == 0
 
 
+def test_a_folder_bound_where_drives_are_mounted_is_a_mounted_one(household, photos, tmp_path, capsys, monkeypatch):
+    # `mount --bind /home/pi/data "/mnt/my data"` (or fstab's bind), a folder of the same drive: os.path.ismount
+    # sees the same device there and says no, so a memory made in it, or in a folder to be made there, was refused
+    # "no drive is mounted there". The kernel's table lists it (a space written \040): played here.
+    from edge_rap import folders
+
+    mnt = Path(os.path.realpath(tmp_path)) / "mnt"
+    bound = mnt / "my data"
+    bound.mkdir(parents=True)
+    table = tmp_path / "mountinfo"
+    table.write_text(f"22 27 0:21 / /proc rw,relatime - proc proc rw\n45 27 254:0 /home/pi/data "
+                     f"{str(bound).replace(' ', chr(92) + '040')} rw,relatime - ext4 /dev/vda rw\n")
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (mnt,))
+    monkeypatch.setattr(folders, "MOUNT_TABLE", table)
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    for memory in (bound, bound / "mem"):
+        assert edge_rap(capsys, "remember", "mug", photos / "scene1.png", "--memory", memory)[0] == 0, memory
+    assert folders.unmounted(mnt / "stick") == mnt  # (a folder beside it, no drive there: still one)
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

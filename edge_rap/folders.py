@@ -72,9 +72,13 @@ def _unmounted_root(real: Path) -> tuple[Path, Path] | None:
         real_root = Path(os.path.realpath(root))
         if real_root == real or real_root in real.parents:
             on_path = [p for p in (real, *real.parents) if p == real_root or real_root in p.parents]
-            mounted = _mounted()
-            return None if any(os.path.ismount(p) or p in mounted for p in on_path) else (root, real_root)
+            return None if any(map(is_mount_point, on_path)) else (root, real_root)
     return None
+
+
+def is_mount_point(folder: Path) -> bool:
+    """Whether a drive is mounted on `folder`: os.path.ismount, or MOUNT_TABLE's word for a bind mount."""
+    return os.path.ismount(folder) or Path(os.path.realpath(folder)) in _mounted()
 
 
 #: The kernel's table of this process's mounts: a bind mount is listed there, though os.path.ismount misses one

@@ -449,6 +449,22 @@ def test_a_folder_bound_where_drives_are_mounted_is_a_mounted_one(household, pho
     assert folders.unmounted(mnt / "stick") == mnt  # (a folder beside it, no drive there: still one)
 
 
+def test_a_folder_bound_as_the_memory_folder_is_said_before_anything_is_read(archive, tmp_path, capsys,
+                                                                             monkeypatch):
+    # a bind mount (os.path.ismount says no: the same drive) cannot be renamed into place either: the restore read
+    # the whole backup, then said "Device or resource busy"
+    from edge_rap import folders
+
+    bound = Path(os.path.realpath(tmp_path)) / "bound"
+    bound.mkdir()
+    table = tmp_path / "mountinfo"
+    table.write_text(f"45 27 254:0 /home/pi/data {bound} rw,relatime - ext4 /dev/vda rw\n")
+    monkeypatch.setattr(folders, "MOUNT_TABLE", table)
+    monkeypatch.setattr(os.path, "ismount", lambda p: False)
+    err = one_line_error(*edge_rap(capsys, "restore", archive, "--memory", bound)[::2])
+    assert "a mount point, which cannot be renamed" in err and list(bound.iterdir()) == []
+
+
 def test_a_pipe_or_device_is_never_replaced_by_the_backup_even_forced(household, tmp_path, capsys):
     # `backup /dev/full --force` (as root: /dev/sdb too) renamed the backup over the device node, said "backed up"
     # and exited 0: the backup lay in /dev's RAM in the device's place, and no drive was written

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import reachable, refuse_unmounted, unmounted
+from edge_rap.folders import is_mount_point, reachable, refuse_unmounted, unmounted
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -139,7 +139,7 @@ def _refuse_target(root: Path, replace: bool) -> None:
                            f": restored by this one, its files would be this one's, which {owner}'s `run` or `serve` "
                            f"could not write; run it as {owner} (sudo -u {owner} edge-rap restore ...); nothing was "
                            "changed")
-    if os.path.ismount(root):
+    if is_mount_point(root):  # (a bind mount too: renaming it was "Device or resource busy")
         raise EdgeRapError(f"{root}: a mount point, which cannot be renamed: keep the memory in a folder inside the "
                            "drive (--memory) to restore into it; nothing was changed")
     foreign = foreign_entries(root)

@@ -274,6 +274,16 @@ def test_a_chunked_body_over_the_limit_is_cut_off_with_413(tmp_path):
             assert c.get("/api/concepts").json() == []
 
 
+def test_a_body_without_a_content_type_is_no_server_error_whatever_the_limits(tmp_path):
+    """Which body is a form of photos is its Content-Type's to say, not which limit it got: with the two limits
+    equal, a body sent with no Content-Type was looked in for a form's boundary, and raised (500)."""
+    with live_server(fake_settings(tmp_path), limits=Limits(body_bytes=2**16, fields_bytes=2**16)) as live:
+        head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
+                "Content-Length: 4\r\nConnection: close\r\n\r\n").encode()
+        answer = _raw(live.url, head, b"name")
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+
 def test_a_body_without_photos_is_held_to_a_few_fields(live):
     """Only a multipart form carries photos. Any other body (a PATCH's JSON, a urlencoded form) holds a few fields
     of at most 2000 characters, yet was taken up to 64 MiB, and parsing takes many times its size: a 62 MiB JSON

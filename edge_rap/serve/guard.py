@@ -165,7 +165,7 @@ class BodyLimit:
                     return await send_error(send, 400, "bad Content-Length")
                 if int(value) > limit:
                     return await send_error(send, 413, refusal, self.CLOSE)
-        closing = _closing_delimiter(types[0]) if limit == self.limit else None
+        closing = _closing_delimiter(types[0]) if media == {b"multipart/form-data"} else None
         state: dict = {"read": 0, "refused": None, "started": False, "tail": b"", "cut": False}
 
         async def counted():

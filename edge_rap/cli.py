@@ -402,21 +402,19 @@ def cmd_models(args) -> int:
     cache = ModelCache(settings.models)
     if args.models_command == "pull":
         return _models_pull(args, settings)
-    if args.models_command == "prepare":
-        from edge_rap.models.cache import DEFAULT_EMBEDDERS
-
-        if args.embedder and settings.embedder not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
-            cache.manifest(settings.embedder, role="image_embedder")  # another, missing, is said with its tool
-        else:
-            cache.ensure_default(settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0])
+    prepared, exported = _prepare(args, settings, cache) if args.models_command == "prepare" else (None, False)
     from edge_rap.models.vlm_registry import list_vlms
 
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
     listing = cache.listing()
     if args.json:  # every entry with its role, as the text says it
-        print(json.dumps([_model_json(cache, c) for c in listing]
+        print(json.dumps([_model_json(cache, c) | ({"exported": exported} if c.name == prepared else {})
+                          for c in listing]
                          + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
+        if prepared:
+            print(f"{prepared}: " + ("exported into the model cache" if exported else
+                                     "already in the model cache, nothing exported"))
         print(f"model cache: {settings.models}")
         for c in listing:
             m = c.manifest
@@ -432,6 +430,18 @@ def cmd_models(args) -> int:
                 state = "pulled" if v["pulled"] else f"~{v.get('size_mb', '?')} MB"
                 print(f"  {v['name']:18} {state:9} {v.get('licence', '')}: {v.get('for', '')}")
     return 0
+
+
+def _prepare(args, settings, cache) -> tuple[str, bool]:
+    """`models prepare`'s embedder and whether it was exported now: said either way, so that a run with nothing
+    to do is not read as one that did nothing by mistake."""
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS
+
+    if args.embedder and settings.embedder not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
+        cache.manifest(settings.embedder, role="image_embedder")  # another, missing, is said with its tool
+        return settings.embedder, False
+    name = settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0]
+    return name, cache.ensure_default(name)
 
 
 def _model_json(cache, model) -> dict:
@@ -743,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
         q = actions.add_parser(name, parents=[late], help=text, description=text, argument_default=argparse.SUPPRESS,
                                allow_abbrev=False)
         q.add_argument("--json", action="store_true", help='one JSON object: name, model, mmproj (the files)'
-                       if name == "pull" else models_json)
+                       if name == "pull" else models_json + ("; the embedder prepared has `exported` (whether this run "
+                                                             "exported it)" if name == "prepare" else ""))
         q.set_defaults(parser=q)  # (`models list --js` is said with list's usage)
         if name == "pull":
             q.add_argument("name", help="a VLM from models/vlm_registry.json or a whisper model from "

@@ -1214,6 +1214,22 @@ def test_a_snapshots_folder_is_one_memorys_and_a_start_deletes_none_another_memo
     assert Snapshots(SnapshotPolicy(folder), memory=tmp_path / "link").own_since_ms == snapshots.own_since_ms
 
 
+def test_a_snapshot_named_far_ahead_neither_holds_off_the_starts_cleanup_nor_is_deleted_by_it(tmp_path):
+    # A clock once far ahead named a snapshot years ahead: a folder taken with it there was the memory's only from
+    # that time on, so no snapshot a killed run left unnamed was deleted until then. That file is not known to be
+    # this memory's: the start leaves it.
+    folder = tmp_path / "snapshots"
+    ahead = old_snapshot(folder, -10 * 365 * 86400.0, "0000000f")
+    os.utime(ahead, (time.time() - 3600, time.time() - 3600))
+    home = ScriptedHousehold(tmp_path / "home")
+    snapshots = Snapshots(SnapshotPolicy(folder), wall=lambda: time.time() - 3000, memory=home.root)
+    named = old_snapshot(folder, 2400, "0000000a")
+    home.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 2400, snapshot=str(named)))
+    orphan = old_snapshot(folder, 1800, "0000000c")  # its run killed between the picture and its event
+    Daemon(home, DaemonOptions(()), lambda e: None, snapshots=snapshots).run(threading.Event())
+    assert named.exists() and ahead.exists() and not orphan.exists()
+
+
 def test_another_memory_put_at_a_snapshots_folders_memory_path_deletes_none_of_the_first_ones_snapshots(tmp_path):
     # The marker named a path: another memory folder at it (a drive swapped under one mount point; another device's
     # memory of the same path, the systemd unit's, on a shared folder) was taken for the one that claimed the folder,

@@ -732,6 +732,28 @@ def test_prepare_of_another_embedder_than_the_defaults_says_it_is_missing_not_ex
     assert err.count("\n") == 1 and "'clip-vit-b32' is not in the model cache" in err and "export_clip.py" in err
 
 
+@pytest.mark.parametrize("exported", [False, True])
+def test_prepare_says_whether_it_exported_the_embedder(tmp_path, monkeypatch, capsys, exported):
+    """With nothing to export, `models prepare` printed the listing alone: read as a prepare that did nothing."""
+    from edge_rap import cli
+
+    there = tmp_path / "models" / "efficientnet-lite0-int8"
+    there.mkdir(parents=True)
+    (there / "manifest.json").write_text(json.dumps({"name": there.name, "role": "image_embedder", "files": {}}))
+    monkeypatch.setattr(ModelCache, "ensure_default", lambda self, name: exported)
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare"]) == 0
+    said = "exported into the model cache" if exported else "already in the model cache, nothing exported"
+    assert capsys.readouterr().out.splitlines()[0] == f"efficientnet-lite0-int8: {said}"
+    assert cli.main(["models", "prepare", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [m.get("exported") for m in listing if m.get("role") == "image_embedder"] == [exported]
+    assert cli.main(["models", "--json"]) == 0  # the listing alone prepares nothing, says nothing of it
+    assert all("exported" not in m for m in json.loads(capsys.readouterr().out))
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

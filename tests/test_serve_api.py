@@ -527,9 +527,12 @@ def test_bytes_pillow_takes_by_two_bytes_alone_are_an_image_only_where_its_heade
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         for data, status, said in ((b"P1 hello, world", 415, "not an image"), (b"BMW is a car", 415, "not an image"),
                                    (b"BM\x46\0\0\0\0\0\0\0\x36\0", 422, "corrupt or truncated image"),
+                                   (b"BM" + bytes(16), 422, "corrupt or truncated image"),  # (its header type 0)
                                    (b"P1\n2", 422, "corrupt or truncated image")):
             r = c.post("/api/recognize", files=photo_files(data))
-            assert r.status_code == status and said in r.json()["error"], (data, r.text)
+            error = r.json()["error"]
+            assert r.status_code == status and error.startswith(f"photo (p0.png): {said}"), (data, r.text)
+            assert "\n" not in error, (data, r.text)
 
 
 def test_an_empty_text_field_or_one_sent_as_a_file_is_refused_in_words(tmp_path):

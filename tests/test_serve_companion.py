@@ -95,7 +95,7 @@ def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, 
     database = _rap_database(tmp_path / "rap")
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)
     report = json.loads(out)
-    assert rc == 0 and sorted(report["added"]) == ["bo", "mug"] and report["photos_added"] == 3
+    assert rc == 1 and sorted(report["added"]) == ["bo", "mug"] and report["photos_added"] == 3  # as import-rap
     assert sorted(report["missing"]) == ["bo (bo-3.png)", "ghost (ghost.png)"]
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database)
     again = json.loads(out)
@@ -272,7 +272,8 @@ def test_sync_sends_no_photo_outside_the_databases_folder_unless_allowed(compani
     with live.client() as c:
         assert sorted(x["name"] for x in c.get("/api/concepts").json()) == ["bo", "mug"]
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database, "--allow-outside")
-    assert rc == 0 and sorted(json.loads(out)["added"]) == ["abs", "linked", "up"]
+    report = json.loads(out)  # exit status 1 for the database's missing images alone
+    assert (rc, report["failed"]) == (1, {}) and report["missing"] and sorted(report["added"]) == ["abs", "linked", "up"]
 
 
 def test_a_database_nested_too_deeply_is_one_line(companion, live, capsys, tmp_path):

@@ -17,8 +17,9 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 bytes) is not sent again, and a changed description or category is patched (a folder without description.txt
 or category.txt leaves the device's as they are); photos go in batches the device takes, and one it refuses is
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
-failed). Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be
-written too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
+failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's.
+Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be written
+too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
 """
 
 from __future__ import annotations
@@ -540,7 +541,7 @@ def _run(args, device: Device) -> int:
             raise CompanionError(f"{args.path}: no such file or folder")
         report = sync(device, read_entries(args.path, args.allow_outside))
         _print_report(report, args.json)
-        return 1 if report.failed or report.refused else 0
+        return 1 if report.failed or report.refused or report.missing else 0  # as import-rap: what was not sent
     elif args.command == "events":
         params = {k: v for k, v in (("since", args.since), ("name", args.name)) if v}
         events = device.answer("GET", "/api/events", params=params)

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
-from edge_rap.daemon.clock import steady_now
+from edge_rap.daemon.clock import plausible, steady_now
 from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, damaged_copies, folder_lock,
                                         is_damage, put_back, salvage, set_aside, valid_event)
 from edge_rap.daemon.snapshot_owner import claim
@@ -43,6 +43,8 @@ EVENTS_DB = "events.sqlite"
 #: The log and its WAL: what a reader of it reads.
 EVENTS_FILES = (EVENTS_DB, EVENTS_DB + "-wal")
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
+#: A snapshot named further ahead of a clock that is set was named by a clock once far ahead (`Snapshots.settled`).
+AHEAD_S = 86400.0
 #: A running daemon's watch beats every 10 s from its loop, which a call may rightly hold for up to LONG_CALL_S (a
 #: model loading at the first person seen): a watch silent longer, a minute's clock difference between hosts
 #: allowed, is of a daemon that no longer runs.
@@ -954,11 +956,11 @@ class Snapshots:
         #: From when (ms, as the files' names) the snapshots there are the memory at `memory`'s alone, the folder
         #: made its own (`snapshot_owner`); 0 for a folder of no memory named: every one taken for this log's.
         self.own_since_ms = 0
+        self._wall, self._steady = wall, steady
         if memory is not None:
-            newest = max((int(p.name[:13]) + 1 for p in self.files()), default=0)  # (a clock behind: none before)
+            newest = max((int(p.name[:13]) + 1 for p in self.settled()), default=0)  # (a clock behind: none before)
             self.own_since_ms = claim(self.policy.folder, memory, max(int(wall() * 1000), newest))
         self._said_once = SaidOnce(log)  # a save failing: said once, and again when one is written
-        self._wall, self._steady = wall, steady
         self._written: dict[Path, float] = {}  # this run's files still there, in the order written: when (steady)
 
     def save(self, pixels: np.ndarray, box: Box | None, label: str) -> str | None:
@@ -989,6 +991,16 @@ class Snapshots:
     def files(self) -> list[Path]:
         """The snapshots in the folder (the files the log writes, by their names)."""
         return [p for p in self.policy.folder.iterdir() if SNAPSHOT_NAME.match(p.name)]
+
+    def settled(self) -> list[Path]:
+        """The snapshots but those named over a day ahead of a clock that is set: a clock once far ahead named
+        them, so their names say neither from when the folder is this memory's (such a name made the claim wait
+        for that time to delete any snapshot no event names) nor that they were written since (the start leaves
+        them). A clock not set yet (1970) is behind every name: each counts."""
+        now = self._wall()
+        if not plausible(now):
+            return self.files()
+        return [p for p in self.files() if int(p.name[:13]) <= (now + AHEAD_S) * 1000]
 
     def prune(self) -> None:
         there = set(self.files())

@@ -351,7 +351,7 @@ class Daemon:
         (its events not all salvaged), a memory a restore moved aside (kept whole to go back to)."""
         folder = self.snapshots.policy.folder
         try:
-            old = [p for p in self.snapshots.files() if p.stat().st_mtime < time.time() - LONG_CALL_S
+            old = [p for p in self.snapshots.settled() if p.stat().st_mtime < time.time() - LONG_CALL_S
                    and int(p.name[:13]) >= self.snapshots.own_since_ms]  # (another memory's before: left)
             unnamed = self.household.events.unnamed(old) if old else []
         except (OSError, EdgeRapError) as e:

@@ -1,8 +1,11 @@
 """ASGI guards in front of every route: the bearer token (with failed attempts rate-limited) and the body limit.
 
-Both act on the request's head alone, before any route runs or any of the body is read: an unauthenticated or
-oversized upload costs the device nothing. Authentication is by the Authorization header only (no cookies),
-so a page on another site cannot make the household's browser act for it (no CSRF)."""
+A missing or wrong token, and a Content-Length over the limit, are refused from the request's head alone, before
+any route runs or any of the body is read: an unauthenticated or oversized upload costs the device nothing. The body
+limit then counts the body as the route reads it (a chunked one is refused once past the limit, the rest never read)
+and watches a multipart form for its closing boundary (one cut off is refused before a route acts on what came).
+Authentication is by the Authorization header only (no cookies), so a page on another site cannot make the
+household's browser act for it (no CSRF)."""
 
 from __future__ import annotations
 

@@ -233,12 +233,13 @@ class Listener:
     def _split(self, utterances: list[Utterance], transcribed) -> tuple[Utterance, list[Utterance]]:
         """A recording's command and the answers after it: up to its first yes or no, so that a pause inside the
         command ("remember this as ... Teddy") does not end it, or up to the name chosen when it was asked back
-        ("Forget F. The second one. Yes.": the choice, then its yes or no)."""
+        ("Forget F. The second one. Yes.": the choice, then its yes or no). The command is read from its
+        utterances' own words, heard once each, not from theirs together (another whisper run for each)."""
         for k in range(1, len(utterances)):
             said = transcribed(utterances[k])[0]
             if intents.is_answer(said):
                 return _joined(utterances[:k]), [_joined(utterances[k:])]
-            if self._chooses(transcribed(_joined(utterances[:k]))[0], said):
+            if self._chooses(" ".join(transcribed(u)[0] for u in utterances[:k]), said):
                 after = utterances[k + 1:]
                 return _joined(utterances[:k]), [utterances[k], *([_joined(after)] if after else [])]
         return utterances[0], [_joined(utterances[1:])]

@@ -512,6 +512,11 @@ def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
     turn = Listener(home, Scripted("Forget Bo."), vad).push_to_talk(microphone(), first_only=True, wait_s=wait_s)
     assert turn.command.state == "cancelled" and home.forgotten == []
     assert len(heard) * CHUNK / RATE < 1.0 + CONFIRM_S + 1.0  # the command, 10 s, and the VAD's pause
+    heard.clear()  # a choice asked back ("Did you mean <f> or <f'>?") is waited for as long
+    home = Forgetful("f", "f'")
+    turn = Listener(home, Scripted("Forget F."), vad).push_to_talk(microphone(), first_only=True, wait_s=wait_s)
+    assert turn.command.ambiguous is not None and turn.reply.text == "Did you mean <f> or <f'>?"
+    assert len(heard) * CHUNK / RATE < 1.0 + CONFIRM_S + 1.0
 
 
 def test_an_announcement_heard_back_while_a_command_waits_is_not_its_answer():
@@ -802,6 +807,43 @@ def test_the_name_chosen_after_an_add_asked_back_is_asked_to_add(asked, answer, 
         iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))]))) if t.triggered]
     assert [(t.command.action, t.command.state) for t in turns] == [("add", "refused"), ("add", "asked")]
     assert turns[0].reply.text == "Did you mean <f> or <f'>?" and turns[1].command.name == meant
+
+
+@pytest.mark.parametrize("asked, answer, then, state", [("Forget F.", "The second one.", "Yes.", "done"),
+                                                         ("This is also F.", "The first one.", "No.", "cancelled")])
+def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_command_asked_back(asked, answer, then, state):
+    # Before: push-to-talk ended on "Did you mean <f> or <f'>?", and a new invocation, "Forget F." again, was asked
+    # the same: <f> could not be forgotten nor added to by voice without a wake phrase
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("f", "f'")
+    turn = Listener(home, Scripted(asked, answer, then), vad, Room(), latest=lambda: (object(), None)).push_to_talk(
+        iter(pieces(*[part for _ in range(3) for part in (loud(1.0), quiet(1.0))])), first_only=True, wait_s=10.0)
+    meant = "f'" if "second" in answer else "f"
+    assert (turn.command.name, turn.command.state, turn.transcript) == (meant, state, f"{asked} {answer} {then}")
+    assert home.forgotten == ([meant] if state == "done" else [])
+
+
+@pytest.mark.parametrize("then, state", [(("The second one.", "Yes."), "done"), (("The second one.",), "cancelled"),
+                                         (("Yes.",), "refused")])
+def test_push_to_talk_takes_the_name_chosen_and_its_yes_from_one_recording(then, state):
+    # Before: "Forget F. The second one. Yes." in one recording was the command "Forget F. The second one." up to
+    # its yes, and a recording never answered "Did you mean <f> or <f'>?"
+    from edge_rap.speech.listen import Listener
+
+    parts = [(1.0, "Forget F."), *zip((2.0, 0.5), then)]
+    audio = pieces(*[x for seconds, _ in parts for x in (loud(seconds), quiet(1.0))])
+    home = Forgetful("f", "f'")
+    sizes = [len(u.samples) for u in Listener(home, Scripted(), vad).segmenter.utterances(iter(audio))]
+    words = {sum(sizes[i:j]): " ".join(w for _, w in parts[i:j]) for i in range(len(parts))
+             for j in range(i + 1, len(parts) + 1)}
+
+    def transcribe(samples, names=(), hint=""):  # the words of whichever utterances these samples are
+        return Transcript(words[len(samples)], 1.0, len(samples) / RATE, 0.0)
+
+    turn = Listener(home, transcribe, vad, Room()).push_to_talk(iter(audio))
+    assert turn.command.state == state and home.forgotten == (["f'"] if state == "done" else [])
+    assert turn.command.name == ("f" if state == "refused" else "f'")  # refused: asked back, as the words said
 
 
 @pytest.mark.parametrize("names, asked", [(("f", "f'"), "This is also F."), (("dog_six", "dog6"), "Forget dog six.")])

@@ -1388,6 +1388,35 @@ def test_my_before_a_new_name_is_not_heard_as_part_of_a_known_one():
     assert parse("Remember this as my Max.", ["max", "bo"])[0].action == "add"
 
 
+def test_a_name_starting_with_an_apostrophe_is_heard_in_a_command_as_in_a_question():
+    # Before: "Forget 'n." asked "Did you mean <n> or <'n>?" (the apostrophe was taken for the space before the
+    # name), where "Where is 'n?" named <'n>
+    from edge_rap.speech.intents import parse
+
+    for said, action in (("Forget 'n.", "forget"), ("Forget about ’n.", "forget"), ("This is also 'n.", "add"),
+                         ("Add this to 'n, please.", "add")):
+        command, _ = parse(said, ["n", "'n"])
+        assert (command.action, command.name, command.state) == (action, "'n", "asked"), said
+    assert parse("Forget n.", ["n", "'n"])[0].ambiguous.names == ("n", "'n")  # said without it: either
+
+
+def test_a_number_with_a_possessive_as_a_name_is_heard():
+    # Before: <80's> was never heard, not even written "80's": a number's possessive is stripped from the question's
+    # word ("Dog 2's collar" is <dog2>'s), and the name kept it
+    assert match_names("Where is the 80's?", ["80's", "bo"]).names == ["80's"]
+    assert match_names("Is dog two's bowl empty?", ["dog2", "80's"]).names == ["dog2"]
+    assert match_names("Where is the 80's?", ["80's", "80"]).ambiguous[0].names == ("80's", "80")  # said alike
+
+
+def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
+    # Before: "Forget Bo's bowl." asked "Shall I forget <bo>?", and a yes forgot him, not a bowl
+    from edge_rap.speech.intents import parse
+
+    command, line = parse("Forget Bo's bowl.", HOUSEHOLD)
+    assert command.state == "refused" and line == 'I don\'t know "Bo\'s bowl", so there is nothing to forget.'
+    assert parse("Forget the Red Mug, please.", HOUSEHOLD)[0].name == "red_mug"
+
+
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
     from edge_rap.speech.intents import parse

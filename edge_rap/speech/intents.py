@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
-from edge_rap.memory.store import disk_error, straight_apostrophes
+from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
 from edge_rap.speech.names import COMMON, Ambiguous, Names, match_names
@@ -42,11 +42,13 @@ _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?"
          r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you(?:\W+(?:so|very)\W+much)?|" + _FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
+# before a name: not an apostrophe that starts it ("Forget 'n." names <'n>, as "Where is 'n?" does)
+_SEP = r"[^\w<]*[^\w<'" + re.escape("".join(map(chr, APOSTROPHES))) + "]"
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
-                       r"(?:as|is|has|and)\W+(?P<name>.+?)" + _NAME_END, re.I)
+                       r"(?:as|is|has|and)" + _SEP + r"(?P<name>.+?)" + _NAME_END, re.I)
 # a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>."
-_NAME = r"[^\w<]+(?P<name><[^<>]+>|.+?)"
+_NAME = _SEP + r"(?P<name><[^<>]+>|.+?)"
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
@@ -146,10 +148,9 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
-        if not known.heard:
+        if (name := _whole_name(m.group("name"), known)) is None:  # "Forget Bo's bowl." is no <bo>
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
-        name = known.heard[0].name
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells

@@ -175,7 +175,8 @@ class Listener:
     def push_to_talk(self, chunks: Iterable[np.ndarray], first_only: bool = False,
                      wait_s: float | None = None) -> Turn:
         """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
-        memory command's answer is the speech after it (the next utterance, for a microphone). `wait_s`: give up
+        memory command's answer is the speech after it (the next utterance, for a microphone), as is the name chosen
+        when a forget or an add was asked back ("Did you mean <f> or <f'>?"). `wait_s`: give up
         when no speech has started within this many seconds of audio (a `timed_out` turn), cut speech off
         `LONGEST_S` after that, and give up on a command's yes or no `intents.CONFIRM_S` after it was asked; None
         waits as long as the chunks last (a recording)."""
@@ -206,14 +207,17 @@ class Listener:
         text, asr_ms = transcribed(whole)
         if not text:
             return Turn(False, "", timings={"vad_ms": whole.vad_ms, "asr_ms": asr_ms})
-        if len(utterances) > 1 and intents.looks_like_command(text):  # the command, then its answer: from the
-            # first yes or no on, so that a pause inside the command ("remember this as ... Teddy") does not end it
-            k = next((k for k in range(1, len(utterances)) if intents.is_answer(transcribed(utterances[k])[0])), 1)
-            whole, answers = _joined(utterances[:k]), iter([_joined(utterances[k:])])
+        if len(utterances) > 1 and intents.looks_like_command(text):  # the command, then its answers
+            whole, rest = self._split(utterances, transcribed)
+            answers: Iterator[Utterance] = iter(rest)
             text, asr_ms = transcribed(whole)
         else:
             answers = stream
         turn = self._answer(text, text, whole, asr_ms)
+        if turn.command is not None and turn.command.ambiguous is not None:  # "Did you mean <f> or <f'>?"
+            if wait_s is not None:
+                self._wait, self._started = (self._chunk, intents.CONFIRM_S), False
+            turn = self._choice(turn, answers, transcribed)
         if not turn.asking:
             return turn
         if wait_s is not None:  # its yes or no is waited for as long as `turns` waits: not a question's 30 s
@@ -225,6 +229,39 @@ class Listener:
             if not self._echo(said) and not intents.says_nothing(said):
                 return self._confirm(f"{turn.transcript} {said}".strip(), said, answer, asr_ms)  # all its words
         return self.cancel(turn)
+
+    def _split(self, utterances: list[Utterance], transcribed) -> tuple[Utterance, list[Utterance]]:
+        """A recording's command and the answers after it: up to its first yes or no, so that a pause inside the
+        command ("remember this as ... Teddy") does not end it, or up to the name chosen when it was asked back
+        ("Forget F. The second one. Yes.": the choice, then its yes or no). The command is read from its
+        utterances' own words, heard once each, not from theirs together (another whisper run for each)."""
+        for k in range(1, len(utterances)):
+            said = transcribed(utterances[k])[0]
+            if intents.is_answer(said):
+                return _joined(utterances[:k]), [_joined(utterances[k:])]
+            if self._chooses(" ".join(transcribed(u)[0] for u in utterances[:k]), said):
+                after = utterances[k + 1:]
+                return _joined(utterances[:k]), [utterances[k], *([_joined(after)] if after else [])]
+        return utterances[0], [_joined(utterances[1:])]
+
+    def _chooses(self, command: str, said: str) -> bool:
+        """Whether `said` chooses a name the words `command` would be asked back ("The second one." of "Forget F.",
+        <f> and <f'> known)."""
+        asked, line = intents.parse(command, [c.name for c in self.home.concepts()])
+        return asked is not None and asked.ambiguous is not None and clarified(_asked_back(asked, line, command),
+                                                                               said) is not None
+
+    def _choice(self, turn: Turn, answers: Iterable[Utterance], transcribed) -> Turn:
+        """Push-to-talk: the command asked again of the name the speech after `turn` chose ("The second one."),
+        as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
+        none came within `intents.CONFIRM_S`. An invocation of its own could not tell <f> from <f'>."""
+        for answer in answers:
+            said, asr_ms = transcribed(answer)
+            if self._echo(said) or intents.says_nothing(said):
+                continue
+            chosen = self._chosen(said, answer)
+            return self._answer(f"{turn.transcript} {said}", chosen, answer, asr_ms) if chosen else turn
+        return turn
 
     def _echo(self, text: str) -> bool:
         """Whether `text` is one of the Speaker's recent lines (or a piece of it: speech cut it off, or a pause
@@ -305,9 +342,7 @@ class Listener:
             if command.state == "asked":
                 self.pending = Pending(command, image, recognition, utterance.end_s)
             elif command.ambiguous is not None:  # "Forget F.", "This is also F." of <f> and <f'>: "the second one"
-                options = command.ambiguous
-                said = Reply(line, "clarify", [], question, [list(options.names)], said=options.words)
-                self.clarifying = Clarifying(said, utterance.end_s)
+                self.clarifying = Clarifying(_asked_back(command, line, question), utterance.end_s)
         else:
             answer = self._reply(question, image, recognition)
             if answer.mode == "clarify":
@@ -346,6 +381,11 @@ class Listener:
         start = self._speak(turn.reply.text)
         turn.timings["speech_end_to_answer_start_ms"] = 1000 * (start - utterance.ended_at)
         return turn
+
+
+def _asked_back(command: Command, line: str, question: str) -> Reply:
+    """A forget or add said like two names as the question asked back, which the next utterance may answer."""
+    return Reply(line, "clarify", [], question, [list(command.ambiguous.names)], said=command.ambiguous.words)
 
 
 def _about(command: Command) -> list[str]:

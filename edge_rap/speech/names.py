@@ -226,8 +226,10 @@ def heard_as(name: str) -> str:
     """A name's spoken form folded as `_words` reads a transcript (as name_key: "ß" is <SS>): without joiners, nor
     an apostrophe that does not stand between letters ("f'" is said "f", "'n" is "n": a word has none at its ends, and
     a name with one there was never heard, not even typed <f'> or <'n>). Two names heard alike are told apart only in
-    <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`)."""
-    return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", fold(spoken_form(name)).translate(JOINERS))
+    <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`). A number's possessive ending is
+    not heard either, as `_words` strips it from "2's": <80's> is said "80's"."""
+    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in fold(spoken_form(name)).split(" ")]
+    return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
 
 
 def _apostrophes(name: str) -> tuple[bool, bool]:

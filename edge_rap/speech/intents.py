@@ -186,7 +186,10 @@ def _whole_name(said: str, known: Names) -> str | None:
     if len(known.heard) != 1:
         return None
     h = known.heard[0]
-    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", said[h.end:]) else None
+    rest = straight_apostrophes(said[h.end:])
+    if re.search(r"\d's$", straight_apostrophes(h.name)):  # <80's> said "80's" or "80s" is heard as "80": its "'s"
+        rest = re.sub(r"^'?s(?!\w)", "", rest)  # is the name's, not more words ("the 80's bowl")
+    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", rest) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -188,8 +188,8 @@ def _whole_name(said: str, known: Names) -> str | None:
         return None
     h = known.heard[0]
     rest = straight_apostrophes(said[h.end:])
-    if re.search(r"\d's$", straight_apostrophes(h.name)):  # <80's> said "80's" or "80s" is heard as "80": its "'s"
-        rest = re.sub(r"^'?s(?!\w)", "", rest)  # is the name's, not more words ("the 80's bowl")
+    if straight_apostrophes(h.name).lower().endswith("'s"):  # <80's> said "80's" or "80s", <Bo's> typed "<Bo's>",
+        rest = re.sub(r"^'?s(?!\w)", "", rest, flags=re.I)  # are heard as "80", "Bo": the "'s" after is the name's
     return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", rest) else None
 
 

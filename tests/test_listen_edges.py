@@ -810,10 +810,13 @@ def test_the_name_chosen_after_an_add_asked_back_is_asked_to_add(asked, answer, 
 
 
 @pytest.mark.parametrize("asked, answer, then, state", [("Forget F.", "The second one.", "Yes.", "done"),
-                                                         ("This is also F.", "The first one.", "No.", "cancelled")])
+                                                         ("This is also F.", "The first one.", "No.", "cancelled"),
+                                                         ("Forget the F.", "The second one.", "Yes.", "done"),
+                                                         ("Add this to my F.", "The first one.", "No.", "cancelled")])
 def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_command_asked_back(asked, answer, then, state):
     # Before: push-to-talk ended on "Did you mean <f> or <f'>?", and a new invocation, "Forget F." again, was asked
-    # the same: <f> could not be forgotten nor added to by voice without a wake phrase
+    # the same: <f> could not be forgotten nor added to by voice without a wake phrase; and of "Forget the F." (as
+    # whisper writes "Forget F." often) the choice, "Forget the <f'>.", lost its ">" and was asked back again
     from edge_rap.speech.listen import Listener
 
     home = Forgetful("f", "f'")

@@ -1408,6 +1408,31 @@ def test_a_number_with_a_possessive_as_a_name_is_heard():
     assert match_names("Where is the 80's?", ["80's", "80"]).ambiguous[0].names == ("80's", "80")  # said alike
 
 
+def test_a_number_with_a_possessive_is_forgotten_or_added_to_by_its_whole_name():
+    # Before: "Forget 80's." and "Forget the 80s." said "I don't know", and "This is also 80's." was no command: the
+    # name is heard as "80", and its "'s" was taken for more words after it (as "Bo's bowl" is)
+    from edge_rap.speech.intents import parse
+
+    for said, action in (("Forget 80's.", "forget"), ("Forget the 80s, please.", "forget"),
+                         ("This is also 80's.", "add"), ("Add this to the 80s.", "add")):
+        command, _ = parse(said, ["80's", "bo"])
+        assert (command.action, command.name, command.state) == (action, "80's", "asked"), said
+    assert parse("Forget 80's bowl.", ["80's", "bo"])[0].state == "refused"  # a thing of it: not the name whole
+    assert parse("Forget 80s.", ["80", "bo"])[0].state == "refused"  # <80>'s "s" is not its own
+
+
+def test_a_name_with_a_possessive_typed_in_brackets_is_forgotten_or_added_to():
+    # Before: "Forget <Bo's>." said "I don't know" of <Bo's> beside <bo>: its "Bo" is heard, and the "'s" inside the
+    # brackets was taken for more words after the name
+    from edge_rap.speech.intents import parse
+
+    for said in ("Forget <Bo's>.", "Forget the <Bo’s>, please.", "This is also <Bo's>."):
+        command, _ = parse(said, ["bo", "Bo's"])
+        assert (command.name, command.state) == ("Bo's", "asked"), said
+    assert parse("Forget <Bo's> bowl.", ["bo", "Bo's"])[0].state == "refused"  # a thing of it
+    assert parse("Forget Bo's.", ["bo", "anya"])[0].state == "refused"  # no <Bo's>: not <bo> either
+
+
 def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     # Before: "Forget Bo's bowl." asked "Shall I forget <bo>?", and a yes forgot him, not a bowl
     from edge_rap.speech.intents import parse

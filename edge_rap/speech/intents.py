@@ -47,8 +47,9 @@ _SEP = r"[^\w<]*[^\w<'" + re.escape("".join(map(chr, APOSTROPHES))) + "]"
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
 _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|it|him|her)(?:\W+one)?\W+"
                        r"(?:as|is|has|and)" + _SEP + r"(?P<name>.+?)" + _NAME_END, re.I)
-# a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>."
-_NAME = _SEP + r"(?P<name><[^<>]+>|.+?)"
+# a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>.", nor "Forget the <f'>."
+# ("Forget the F." asked back) "the <f'" and ">.", said like either
+_NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
@@ -186,7 +187,10 @@ def _whole_name(said: str, known: Names) -> str | None:
     if len(known.heard) != 1:
         return None
     h = known.heard[0]
-    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", said[h.end:]) else None
+    rest = straight_apostrophes(said[h.end:])
+    if straight_apostrophes(h.name).lower().endswith("'s"):  # <80's> said "80's" or "80s", <Bo's> typed "<Bo's>",
+        rest = re.sub(r"^'?s(?!\w)", "", rest, flags=re.I)  # are heard as "80", "Bo": the "'s" after is the name's
+    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", rest) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

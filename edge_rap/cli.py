@@ -384,11 +384,13 @@ def cmd_export_rap(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    from edge_rap.memory.files import DATABASE
     from edge_rap.memory.reindexed import Reindexed
 
     with _household(args, prepare=True) as home:  # a mistyped --memory must not become a new, empty memory
-        # the default home before its first remember has nothing to re-embed: reindexed, it was made a memory
-        done = home.memory.reindex(_progress("reindex")) if home.root.exists() else Reindexed(0)
+        # the default home before its first remember, or an empty folder, has nothing to re-embed: reindexed, it
+        # was made a memory
+        done = home.memory.reindex(_progress("reindex")) if (home.root / DATABASE).exists() else Reindexed(0)
     print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}")
     for line in done.lines():
         print(line, file=sys.stderr)

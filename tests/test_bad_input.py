@@ -1042,10 +1042,16 @@ def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settin
 
 @pytest.mark.parametrize("argv, said", [(["reindex"], "re-embedded 0 reference views\n"), (
     ["reindex", "--json"], '{"views": 0, "unreadable": [], "unrecognisable": []}\n')])
-def test_reindex_makes_no_memory_of_the_default_home_before_its_first_remember(settings, capsys, argv, said):
-    # it made one there (memory.sqlite, an index): only remember and import-rap make a memory
+@pytest.mark.parametrize("empty_folder", [False, True])
+def test_reindex_makes_no_memory_of_the_default_home_before_its_first_remember(settings, capsys, argv, said,
+                                                                               empty_folder):
+    # it made one there (memory.sqlite, an index): only remember and import-rap make a memory; in an empty folder
+    # given as --memory (or an empty home) too
+    if empty_folder:
+        settings.memory.mkdir()
+        argv = [*argv, "--memory", str(settings.memory)]
     assert run_cli(capsys, argv) == (0, said, "")
-    assert not settings.home.exists()
+    assert not settings.home.exists() and (not empty_folder or not any(settings.memory.iterdir()))
 
 
 @pytest.mark.parametrize("argv", [

@@ -1214,10 +1214,8 @@ def test_a_snapshots_folder_is_one_memorys_and_a_start_deletes_none_another_memo
     assert Snapshots(SnapshotPolicy(folder), memory=tmp_path / "link").own_since_ms == snapshots.own_since_ms
 
 
-def test_a_snapshot_named_far_ahead_neither_holds_off_the_starts_cleanup_nor_is_deleted_by_it(tmp_path):
-    # A clock once far ahead named a snapshot years ahead: a folder taken with it there was the memory's only from
-    # that time on, so no snapshot a killed run left unnamed was deleted until then. That file is not known to be
-    # this memory's: the start leaves it.
+def test_a_snapshot_named_far_ahead_is_not_deleted_by_the_start(tmp_path):
+    # A clock once far ahead named a snapshot years ahead: that file is not known to be this memory's.
     folder = tmp_path / "snapshots"
     ahead = old_snapshot(folder, -10 * 365 * 86400.0, "0000000f")
     os.utime(ahead, (time.time() - 3600, time.time() - 3600))
@@ -1225,9 +1223,22 @@ def test_a_snapshot_named_far_ahead_neither_holds_off_the_starts_cleanup_nor_is_
     snapshots = Snapshots(SnapshotPolicy(folder), wall=lambda: time.time() - 3000, memory=home.root)
     named = old_snapshot(folder, 2400, "0000000a")
     home.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 2400, snapshot=str(named)))
-    orphan = old_snapshot(folder, 1800, "0000000c")  # its run killed between the picture and its event
     Daemon(home, DaemonOptions(()), lambda e: None, snapshots=snapshots).run(threading.Event())
-    assert named.exists() and ahead.exists() and not orphan.exists()
+    assert named.exists() and ahead.exists()
+
+
+def test_another_memorys_snapshot_there_first_stays_though_the_folder_was_taken_by_a_clock_days_behind(tmp_path):
+    # A board without a clock battery boots at the time it last saved: its snapshots named over a day ahead of that
+    # clock were left out of the claim, the folder taken from days before them, and deleted once the clock was set.
+    folder = tmp_path / "snapshots"
+    others = old_snapshot(folder, 7200, "0000000a")  # another memory's (its copy restored here), there first
+    home = ScriptedHousehold(tmp_path / "home")
+    Snapshots(SnapshotPolicy(folder), wall=lambda: time.time() - 3 * 86400, memory=home.root)
+    own = old_snapshot(folder, 3 * 86400 - 60, "0000000b")  # this memory's, named by the clock still behind
+    home.events.add(Event("arrived", "bo", "cam", 1.0, time.time() - 3 * 86400 + 60, snapshot=str(own)))
+    snapshots = Snapshots(SnapshotPolicy(folder), memory=home.root)  # the clock set
+    Daemon(home, DaemonOptions(()), lambda e: None, snapshots=snapshots).run(threading.Event())
+    assert others.exists() and own.exists()
 
 
 def test_another_memory_put_at_a_snapshots_folders_memory_path_deletes_none_of_the_first_ones_snapshots(tmp_path):

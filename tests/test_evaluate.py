@@ -290,6 +290,15 @@ def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind):
     assert not (tmp_path / "memory").exists()
 
 
+@pytest.mark.parametrize("database", [{"labels": ["not", "RAP's"]}, {"concept_dict": {
+    f"<{name}>": {"name": name, "image": [f"{name}/a.png"], "info": "", "category": ""} for name in CONCEPTS}}])
+def test_a_folder_per_concept_beside_a_database_json_is_evaluated(dataset, database):
+    # Refused by the file's name alone as a RAP database, pointed to import-rap (which said "not a RAP database"
+    # of the first); the second is import-rap's file of the same folders: both layouts, one concept per folder.
+    (dataset / "database.json").write_text(json.dumps(database))
+    assert sorted(c.name for c in read_dataset(dataset)) == sorted(CONCEPTS)
+
+
 def test_concepts_whose_photos_are_each_in_a_folder_of_their_own_are_left_out_not_taken_for_datasets(dataset):
     # `dog/images/*.jpg` for most concepts: refused as "one level too high", it told to give 'dog' as --dataset.
     for name in CONCEPTS[:3]:

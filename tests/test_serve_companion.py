@@ -112,6 +112,15 @@ def test_sync_a_rap_database_is_idempotent_and_names_what_is_missing(companion, 
     assert (listed["bo"]["views"], listed["mug"]["description"]) == (3, "the red mug")
 
 
+def test_a_rap_databases_folder_is_refused_naming_its_database_json(companion, tmp_path):
+    # given for its database.json, its photos' folder was synced as one concept, `database`, with every photo
+    database = _rap_database(tmp_path / "rap")
+    with pytest.raises(companion.CompanionError, match=f"a RAP database, not a folder per concept \\(sync {database}"):
+        companion.read_entries(database.parent)
+    database.write_text(json.dumps({"labels": []}))  # another file of that name: the folder is a concept per folder
+    assert [e.name for e in companion.read_entries(database.parent)] == ["database"]
+
+
 def test_a_database_saved_with_a_byte_order_mark_is_read(companion, tmp_path):
     database = _rap_database(tmp_path / "rap")  # as Windows Notepad (before 2019) saves it
     database.write_bytes(b"\xef\xbb\xbf" + database.read_bytes())

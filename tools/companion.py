@@ -203,6 +203,8 @@ def read_entries(path: Path, allow_outside: bool = False) -> list[Entry]:
     the database's folder (absolute, `..`, a symlink) is its concept's problem unless `allow_outside`, as
     `edge-rap import-rap` has it: a database from elsewhere must not send this machine's other files."""
     if path.is_dir():  # hidden folders (.thumbnails, a NAS's @eaDir) are not concepts
+        if _is_rap_database(path / "database.json"):
+            raise CompanionError(f"{path}: a RAP database, not a folder per concept (sync {path / 'database.json'})")
         return [_folder_entry(sub, None if allow_outside else path) for sub in sorted(path.iterdir())
                 if sub.is_dir() and sub.name[0] not in ".@"]
     try:
@@ -213,6 +215,18 @@ def read_entries(path: Path, allow_outside: bool = False) -> list[Entry]:
     if not isinstance(concepts, dict):
         raise CompanionError(f"{path}: not a RAP database (no concept_dict)")
     return [_database_entry(_clean(key), value, path.parent, allow_outside) for key, value in concepts.items()]
+
+
+def _is_rap_database(file: Path) -> bool:
+    """Whether a folder's database.json is RAP's, naming photos of two concepts in one folder (its `database/`):
+    the folder given, that one was synced as a concept, `database`, with every photo. Another database.json, or
+    one naming each concept's photos in a folder of its own, leaves the folder synced a concept per folder."""
+    try:
+        entries = read_entries(file) if file.is_file() else []
+    except CompanionError:
+        return False
+    owners: dict[Path, str] = {}
+    return any(owners.setdefault(p.parent, e.name) != e.name for e in entries for p in [*e.photos, *e.missing])
 
 
 def _outside(photos: list[Path], folder: Path | None) -> str | None:

@@ -958,7 +958,10 @@ class Snapshots:
         self.own_since_ms = 0
         self._wall, self._steady = wall, steady
         if memory is not None:
-            newest = max((int(p.name[:13]) + 1 for p in self.settled()), default=0)  # (a clock behind: none before)
+            # every file there counts, one named ahead too: the clock may be the one behind (a board without a clock
+            # battery boots at the time it last saved), and another memory's snapshots, there first, were deleted
+            # once it was set
+            newest = max((int(p.name[:13]) + 1 for p in self.files()), default=0)
             self.own_since_ms = claim(self.policy.folder, memory, max(int(wall() * 1000), newest))
         self._said_once = SaidOnce(log)  # a save failing: said once, and again when one is written
         self._written: dict[Path, float] = {}  # this run's files still there, in the order written: when (steady)
@@ -994,8 +997,7 @@ class Snapshots:
 
     def settled(self) -> list[Path]:
         """The snapshots but those named over a day ahead of a clock that is set: a clock once far ahead named
-        them, so their names say neither from when the folder is this memory's (such a name made the claim wait
-        for that time to delete any snapshot no event names) nor that they were written since (the start leaves
+        them, so their names do not say they were written since the folder became this memory's (the start leaves
         them). A clock not set yet (1970) is behind every name: each counts."""
         now = self._wall()
         if not plausible(now):

@@ -19,7 +19,7 @@ from edge_rap.folders import reachable
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
-from edge_rap.memory.rapdb import RAP_DATABASE
+from edge_rap.memory.rapdb import RAP_DATABASE, read_rap_database
 from edge_rap.memory.store import Store, name_key, validate_name
 from edge_rap.perceive.images import is_photo_file, read_image_file, unread_photo
 from edge_rap.perceive.embed import ImageEmbedder
@@ -79,7 +79,7 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     (import-rap's) is refused too, naming the command that reads it."""
     if not reachable(folder, Path.is_dir):  # (one behind a folder this account may not search: one line)
         raise EdgeRapError(f"{folder}: not a folder")
-    if (folder / RAP_DATABASE).is_file():  # evaluated, its photos' folder was one concept named `database`
+    if _is_rap_database(folder):  # evaluated, its photos' folder was one concept named `database`
         raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
                            f"{folder / RAP_DATABASE}` remembers it)")
     subs = [sub for sub in _entries(folder) if sub.is_dir()]
@@ -93,6 +93,21 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
                            f"{'holds' if len(holders) == 1 else 'hold'} folders of photos, not photos"
                            f"{_one_level_down(holders)}")
     return concepts
+
+
+def _is_rap_database(folder: Path) -> bool:
+    """Whether the folder is a RAP database: its database.json is RAP's and names photos of two concepts in one
+    folder (RAP's `database/`). A database.json of anything else, or one naming each concept's photos in a folder of
+    its own, beside them, leaves a folder per concept evaluated: refused by the file's name alone, it was pointed to
+    import-rap, which said it was no RAP database."""
+    if not (folder / RAP_DATABASE).is_file():
+        return False
+    try:
+        entries = read_rap_database(folder / RAP_DATABASE)
+    except EdgeRapError:
+        return False
+    owners: dict[Path, str] = {}
+    return any(owners.setdefault(image.parent, entry.name) != entry.name for entry in entries for image in entry.images)
 
 
 def _concept_folder(sub: Path, references: int) -> ConceptFolder:

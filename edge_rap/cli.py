@@ -404,19 +404,23 @@ def cmd_models(args) -> int:
     cache = ModelCache(settings.models)
     if args.models_command == "pull":
         return _models_pull(args, settings)
-    prepared, exported = _prepare(args, settings, cache) if args.models_command == "prepare" else (None, False)
+    prepared, exported, outside = (_prepare(args, settings, cache) if args.models_command == "prepare"
+                                   else (None, False, False))
+    from edge_rap.models.cache import CachedModel
     from edge_rap.models.vlm_registry import list_vlms
 
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
     listing = cache.listing()
-    if args.json:  # every entry with its role, as the text says it
+    if args.json:  # every entry with its role, as the text says it; a folder outside the cache, as one more
+        shown = listing + ([CachedModel(prepared, cache.manifest(prepared))] if outside else [])
         print(json.dumps([_model_json(cache, c) | ({"exported": exported} if c.name == prepared else {})
-                          for c in listing]
+                          for c in shown]
                          + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
         if prepared:
             print(f"{prepared}: " + ("exported into the model cache" if exported else
-                                     "already in the model cache, nothing exported"))
+                                     "a model folder outside the model cache, nothing exported"
+                                     if outside else "already in the model cache, nothing exported"))
         print(f"model cache: {settings.models}")
         for c in listing:
             m = c.manifest
@@ -434,16 +438,24 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _prepare(args, settings, cache) -> tuple[str, bool]:
-    """`models prepare`'s embedder and whether it was exported now: said either way, so that a run with nothing
-    to do is not read as one that did nothing by mistake."""
-    from edge_rap.models.cache import DEFAULT_EMBEDDERS
+def _prepare(args, settings, cache) -> tuple[str, bool, bool]:
+    """`models prepare`'s embedder, whether it was exported now, and whether it is a model folder outside the
+    cache (given by path): said either way, so that a run with nothing to do is not read as one that did nothing
+    by mistake, nor a copy elsewhere as the cache's own."""
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS, MANIFEST
 
-    if args.embedder and settings.embedder not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
-        cache.manifest(settings.embedder, role="image_embedder")  # another, missing, is said with its tool
-        return settings.embedder, False
-    name = settings.embedder if settings.embedder in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0]
-    return name, cache.ensure_default(name)
+    name = settings.embedder
+    folder = Path(name).expanduser()
+    if args.embedder and (folder / MANIFEST).exists():  # by path: the cache's own folder is that model by name
+        if folder.resolve().parent != cache.root.expanduser().resolve():
+            cache.manifest(str(folder.resolve()))  # an unreadable manifest is one line
+            return str(folder.resolve()), False, True
+        name = folder.resolve().name
+    if args.embedder and name not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
+        cache.manifest(name, role="image_embedder")  # another, missing, is said with its tool
+        return name, False, False
+    name = name if name in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0]
+    return name, cache.ensure_default(name), False
 
 
 def _model_json(cache, model) -> dict:

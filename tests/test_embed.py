@@ -754,6 +754,26 @@ def test_prepare_says_whether_it_exported_the_embedder(tmp_path, monkeypatch, ca
     assert all("exported" not in m for m in json.loads(capsys.readouterr().out))
 
 
+def test_prepare_of_a_model_folder_outside_the_cache_says_so(tmp_path, monkeypatch, capsys):
+    """`--embedder /a/copy` was said to be "already in the model cache", and its --json had no "exported"."""
+    from edge_rap import cli
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "manifest.json").write_text(json.dumps({"name": "efficientnet-lite0-int8", "role": "image_embedder",
+                                                    "files": {}}))
+    monkeypatch.setattr(ModelCache, "ensure_default", lambda self, name: pytest.fail("exported the default"))
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare", "--embedder", str(copy)]) == 0
+    said = f"{copy}: a model folder outside the model cache, nothing exported"
+    assert capsys.readouterr().out.splitlines()[0] == said
+    assert cli.main(["models", "prepare", "--embedder", str(copy), "--json"]) == 0
+    assert [(m["folder"], m["exported"]) for m in json.loads(capsys.readouterr().out) if "exported" in m] == \
+        [(str(copy), False)]
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

@@ -275,15 +275,17 @@ def test_a_dataset_given_one_folder_too_high_beside_one_folder_of_photos_is_refu
         read_dataset(data)
 
 
-@pytest.mark.parametrize("kind", ["retrieval", "localize"])
-def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind):
-    # RAP's layout (database.json, its photos in database/): evaluated as one concept named `database`, exit 0.
+@pytest.mark.parametrize("kind,concepts", [("retrieval", CONCEPTS), ("localize", CONCEPTS),
+                                           ("retrieval", CONCEPTS[:1])])
+def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind, concepts):
+    # RAP's layout (database.json, its photos in database/): evaluated as one concept named `database`, exit 0;
+    # with a single concept, no folder held two concepts' photos: so evaluated still.
     rap = tmp_path / "rap_db"
-    for name in CONCEPTS:
+    for name in concepts:
         save_photo(rap / "database", name, filename=f"{name}.png")
     (rap / "database.json").write_text(json.dumps({"concept_dict": {
         f"<{name}>": {"name": name, "image": [f"database/{name}.png"], "info": "", "category": ""}
-        for name in CONCEPTS}}))
+        for name in concepts}}))
     assert main(["eval", kind, "--dataset", str(rap), "--memory", str(tmp_path / "memory")]) == 2
     assert capsys.readouterr().err == (f"edge-rap: {rap}: a RAP database, not a folder per concept (`edge-rap "
                                        f"import-rap {rap / 'database.json'}` remembers it)\n")

@@ -117,8 +117,15 @@ def test_a_rap_databases_folder_is_refused_naming_its_database_json(companion, t
     database = _rap_database(tmp_path / "rap")
     with pytest.raises(companion.CompanionError, match=f"a RAP database, not a folder per concept \\(sync {database}"):
         companion.read_entries(database.parent)
+    db = json.loads(database.read_text())
+    database.write_text(json.dumps({**db, "concept_dict": {"<mug>": db["concept_dict"]["<mug>"]}}))
+    with pytest.raises(companion.CompanionError, match="a RAP database"):  # a single concept: synced as `database`
+        companion.read_entries(database.parent)
     database.write_text(json.dumps({"labels": []}))  # another file of that name: the folder is a concept per folder
     assert [e.name for e in companion.read_entries(database.parent)] == ["database"]
+    (database.parent / "database").rename(database.parent / "mug")  # RAP's file of a folder per concept, too
+    database.write_text(json.dumps({"concept_dict": {"<mug>": {"name": "mug", "image": "mug/mug.png"}}}))
+    assert [e.name for e in companion.read_entries(database.parent)] == ["mug"]
 
 
 def test_a_database_saved_with_a_byte_order_mark_is_read(companion, tmp_path):

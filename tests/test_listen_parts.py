@@ -1433,6 +1433,19 @@ def test_a_name_with_a_possessive_typed_in_brackets_is_forgotten_or_added_to():
     assert parse("Forget Bo's.", ["bo", "anya"])[0].state == "refused"  # no <Bo's>: not <bo> either
 
 
+def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
+    # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
+    # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"
+    from edge_rap.speech.intents import parse
+
+    for question in ("Where is <Bo's>?", "Where is Bo's?", "Where is <Bo’s> now?"):
+        assert match_names(question, ["Bo's", "anya"]).names == ["Bo's"], question
+    for said in ("Forget <Bo's>.", "Forget Bo's.", "This is also <Bo's>."):
+        command, _ = parse(said, ["Bo's", "anya"])
+        assert (command.name, command.state) == ("Bo's", "asked"), said
+    assert parse("Forget Bo's bowl.", ["Bo's", "anya"])[0].state == "refused"  # a thing of it
+
+
 def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     # Before: "Forget Bo's bowl." asked "Shall I forget <bo>?", and a yes forgot him, not a bowl
     from edge_rap.speech.intents import parse

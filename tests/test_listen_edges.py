@@ -747,6 +747,19 @@ def test_a_hesitation_while_a_command_waits_for_its_yes_is_not_answered_as_a_que
     assert home.forgotten == ["bo"]
 
 
+def test_a_spoken_forget_of_a_name_and_its_category_forgets_that_concept():
+    # Before: the listener told `intents.parse` no category: "Forget Bo the dog." of <bo>, a dog, was unknown
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo", "anya")
+    home.concepts = lambda: [types.SimpleNamespace(name="bo", category="dog"),
+                             types.SimpleNamespace(name="anya", category="")]
+    turns = list(Listener(home, Scripted("Forget Bo the dog.", "Yes."), vad, Room()).turns(
+        iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))]))))
+    assert [t.command and t.command.state for t in turns if t.triggered] == ["asked", "done"]
+    assert home.forgotten == ["bo"]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):

@@ -1455,6 +1455,22 @@ def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     assert parse("Forget the Red Mug, please.", HOUSEHOLD)[0].name == "red_mug"
 
 
+def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
+    # Before: "Forget Bo the dog." of <bo>, a dog, said "I don't know 'Bo the dog'": a forget needs the name whole, and
+    # "the dog" was more words after it; "Remember this as my dog Bo." refused as a name holding <bo>
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "anya": "", "teddy": "teddy bear"}
+    for said, action in (("Forget Bo the dog.", "forget"), ("Forget my dog Bo, please.", "forget"),
+                         ("This is also Bo, our dog.", "add"), ("Remember this as my dog Bo.", "add"),
+                         ("Forget Teddy the teddy bear.", "forget")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.state) == (action, "asked") and command.name in kinds, said
+    for said in ("Forget Bo the cat.", "Forget Bo's dog.", "Forget Bo the dogs.", "Forget Anya the dog."):
+        assert parse(said, list(kinds), kinds)[0].state == "refused", said  # not its own noun: not the name whole
+    assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
+
+
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
     from edge_rap.speech.intents import parse

@@ -247,7 +247,7 @@ class Listener:
     def _chooses(self, command: str, said: str) -> bool:
         """Whether `said` chooses a name the words `command` would be asked back ("The second one." of "Forget F.",
         <f> and <f'> known)."""
-        asked, line = intents.parse(command, [c.name for c in self.home.concepts()])
+        asked, line = intents.parse(command, *self._names())
         return asked is not None and asked.ambiguous is not None and clarified(_asked_back(asked, line, command),
                                                                                said) is not None
 
@@ -322,6 +322,11 @@ class Listener:
         heard = after_wake(text, self.wake) if self.wake else None
         return clarified(asked.reply, text if heard is None else heard)
 
+    def _names(self) -> tuple[list[str], dict[str, str]]:
+        """The concepts' names, and each one's category (`intents.parse`: "Forget Bo the dog.")."""
+        categories = {c.name: c.category for c in self.home.concepts()}
+        return list(categories), categories
+
     def _transcribe(self, utterance: Utterance) -> tuple[str, float]:
         names = [c.name for c in self.home.concepts()]
         transcript = self.transcriber(utterance.samples, names, self.wake or "")
@@ -331,8 +336,8 @@ class Listener:
         started = time.perf_counter()
         latest = self.latest()
         image, recognition = latest if latest is not None else (None, None)
-        names = [c.name for c in self.home.concepts()]
-        command, line = intents.parse(question, names)
+        names, categories = self._names()
+        command, line = intents.parse(question, names, categories)
         if command is not None and command.state == "asked" and command.action != "forget" and image is None:
             command, line = replace(command, state="refused"), intents.NO_FRAME  # a yes could do nothing
         if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt, nor

@@ -840,6 +840,18 @@ def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_command_as
     assert home.forgotten == ([meant] if state == "done" else [])
 
 
+@pytest.mark.parametrize("answer, meant", [("Beau.", "beau"), ("The first one.", "bo")])
+def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_question_asked_back(answer, meant):
+    # Before: push-to-talk on the microphone ended on "Did you mean <bo> or <beau>?" of a question, with no answer
+    # possible (a new invocation, "Beau.", was a question of its own), while a command asked back took the choice
+    from edge_rap.speech.listen import Listener
+
+    turn = Listener(Home("bo", "beau"), Scripted("Where is bow?", answer), vad, Room()).push_to_talk(
+        iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))])), first_only=True, wait_s=10.0)
+    assert (turn.reply.mode, turn.reply.names, turn.transcript) == ("events", [meant], f"Where is bow? {answer}")
+    assert turn.reply.text == f"I haven't seen <{meant}> yet."
+
+
 @pytest.mark.parametrize("then, state", [(("The second one.", "Yes."), "done"), (("The second one.",), "cancelled"),
                                          (("Yes.",), "refused")])
 def test_push_to_talk_takes_the_name_chosen_and_its_yes_from_one_recording(then, state):

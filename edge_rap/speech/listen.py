@@ -176,7 +176,8 @@ class Listener:
                      wait_s: float | None = None) -> Turn:
         """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
         memory command's answer is the speech after it (the next utterance, for a microphone), as is the name chosen
-        when a forget or an add was asked back ("Did you mean <f> or <f'>?"). `wait_s`: give up
+        when a forget, an add or (on a microphone: a recording is one question) a question was asked back ("Did you
+        mean <f> or <f'>?"). `wait_s`: give up
         when no speech has started within this many seconds of audio (a `timed_out` turn), cut speech off
         `LONGEST_S` after that, and give up on a command's yes or no `intents.CONFIRM_S` after it was asked; None
         waits as long as the chunks last (a recording)."""
@@ -214,7 +215,7 @@ class Listener:
         else:
             answers = stream
         turn = self._answer(text, text, whole, asr_ms)
-        if turn.command is not None and turn.command.ambiguous is not None:  # "Did you mean <f> or <f'>?"
+        if turn.asking_back and not turn.asking:  # "Did you mean <f> or <f'>?", of a command or a question
             if wait_s is not None:
                 self._wait, self._started = (self._chunk, intents.CONFIRM_S), False
             turn = self._choice(turn, answers, transcribed)
@@ -252,8 +253,8 @@ class Listener:
                                                                                said) is not None
 
     def _choice(self, turn: Turn, answers: Iterable[Utterance], transcribed) -> Turn:
-        """Push-to-talk: the command asked again of the name the speech after `turn` chose ("The second one."),
-        as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
+        """Push-to-talk: the command or question asked again of the name the speech after `turn` chose ("The second
+        one."), as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
         none came within `intents.CONFIRM_S`. An invocation of its own could not tell <f> from <f'>."""
         for answer in answers:
             said, asr_ms = transcribed(answer)

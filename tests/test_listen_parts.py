@@ -1455,6 +1455,17 @@ def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     assert parse("Forget the Red Mug, please.", HOUSEHOLD)[0].name == "red_mug"
 
 
+def test_a_name_ending_in_a_possessive_said_is_marked_once():
+    # Before: "Where is the 80's?" of <80's> was marked "the <80's>'s", and "Is Chris' bag here?" of <Chris'>
+    # "<Chris'>' bag": the name's own ending, said after the words heard, was kept after it as a possessive
+    for said, stored, marked in (("Where is the 80's?", ["80's"], "Where is the <80's>?"),
+                                 ("Where is the 80s?", ["80's"], "Where is the <80's>?"),
+                                 ("Where is Bo’s?", ["Bo's"], "Where is <Bo's>?"),
+                                 ("Is Chris' bag here?", ["Chris'"], "Is <Chris'> bag here?"),
+                                 ("Where is Bo's bowl?", ["bo", "Bo's"], "Where is <bo>'s bowl?")):
+        assert mark_names(said, match_names(said, stored)) == marked, said
+
+
 def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
     # Before: "Forget Bo the dog." of <bo>, a dog, said "I don't know 'Bo the dog'": a forget needs the name whole, and
     # "the dog" was more words after it; "Remember this as my dog Bo." refused as a name holding <bo>

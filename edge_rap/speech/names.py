@@ -322,11 +322,14 @@ def match_names(text: str, names: Sequence[str]) -> Names:
 def mark_names(text: str, names: Names) -> str:
     """The transcript with each heard name written <name>, as the assistant's retrieval finds names first."""
     for h in sorted(names.heard, key=lambda h: -h.start):
-        start, end = h.start, h.end
-        close = re.match(r"(?:'s?)?>", straight_apostrophes(text[end:end + 3]))
+        start, end, after = h.start, h.end, straight_apostrophes(text[h.end:h.end + 3])
+        close = re.match(r"(?:'s?)?>", after)
         if text[start - 1:start] == "<" and close:  # typed <bo> already: <bo>, not <<bo>>; "<Bo's>": <Bo>'s
             start, end = start - 1, end + close.end()
-        ending = text[h.end:end - 1]  # a possessive inside the brackets, kept unless the name's own (<Bo's>)
+            ending = text[h.end:end - 1]  # a possessive inside the brackets, kept unless the name's own (<Bo's>)
+        else:  # the name's own possessive said after the words heard ("Bo's" of <Bo's>, "the 80s"): not <Bo's>'s
+            said = POSSESSIVE.search(straight_apostrophes(h.name)) and re.match(r"'?s?(?![^\W\d_])", after)
+            ending, end = "", end + (said.end() if said else 0)
         own = straight_apostrophes(h.name).endswith(straight_apostrophes(ending))
         text = text[:start] + f"<{h.name}>" + ("" if own else ending) + text[end:]
     return text

@@ -747,6 +747,19 @@ def test_a_hesitation_while_a_command_waits_for_its_yes_is_not_answered_as_a_que
     assert home.forgotten == ["bo"]
 
 
+def test_a_spoken_forget_of_a_name_and_its_category_forgets_that_concept():
+    # Before: the listener told `intents.parse` no category: "Forget Bo the dog." of <bo>, a dog, was unknown
+    from edge_rap.speech.listen import Listener
+
+    home = Forgetful("bo", "anya")
+    home.concepts = lambda: [types.SimpleNamespace(name="bo", category="dog"),
+                             types.SimpleNamespace(name="anya", category="")]
+    turns = list(Listener(home, Scripted("Forget Bo the dog.", "Yes."), vad, Room()).turns(
+        iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))]))))
+    assert [t.command and t.command.state for t in turns if t.triggered] == ["asked", "done"]
+    assert home.forgotten == ["bo"]
+
+
 # --- push-to-talk longer than whisper hears ----------------------------------------------------------------------
 
 def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):
@@ -825,6 +838,18 @@ def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_command_as
     meant = "f'" if "second" in answer else "f"
     assert (turn.command.name, turn.command.state, turn.transcript) == (meant, state, f"{asked} {answer} {then}")
     assert home.forgotten == ([meant] if state == "done" else [])
+
+
+@pytest.mark.parametrize("answer, meant", [("Beau.", "beau"), ("The first one.", "bo")])
+def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_question_asked_back(answer, meant):
+    # Before: push-to-talk on the microphone ended on "Did you mean <bo> or <beau>?" of a question, with no answer
+    # possible (a new invocation, "Beau.", was a question of its own), while a command asked back took the choice
+    from edge_rap.speech.listen import Listener
+
+    turn = Listener(Home("bo", "beau"), Scripted("Where is bow?", answer), vad, Room()).push_to_talk(
+        iter(pieces(*[part for _ in range(2) for part in (loud(1.0), quiet(1.0))])), first_only=True, wait_s=10.0)
+    assert (turn.reply.mode, turn.reply.names, turn.transcript) == ("events", [meant], f"Where is bow? {answer}")
+    assert turn.reply.text == f"I haven't seen <{meant}> yet."
 
 
 @pytest.mark.parametrize("then, state", [(("The second one.", "Yes."), "done"), (("The second one.",), "cancelled"),

@@ -1433,6 +1433,19 @@ def test_a_name_with_a_possessive_typed_in_brackets_is_forgotten_or_added_to():
     assert parse("Forget Bo's.", ["bo", "anya"])[0].state == "refused"  # no <Bo's>: not <bo> either
 
 
+def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
+    # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
+    # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"
+    from edge_rap.speech.intents import parse
+
+    for question in ("Where is <Bo's>?", "Where is Bo's?", "Where is <Bo’s> now?"):
+        assert match_names(question, ["Bo's", "anya"]).names == ["Bo's"], question
+    for said in ("Forget <Bo's>.", "Forget Bo's.", "This is also <Bo's>."):
+        command, _ = parse(said, ["Bo's", "anya"])
+        assert (command.name, command.state) == ("Bo's", "asked"), said
+    assert parse("Forget Bo's bowl.", ["Bo's", "anya"])[0].state == "refused"  # a thing of it
+
+
 def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     # Before: "Forget Bo's bowl." asked "Shall I forget <bo>?", and a yes forgot him, not a bowl
     from edge_rap.speech.intents import parse
@@ -1440,6 +1453,33 @@ def test_forgetting_a_thing_of_a_known_name_is_not_forgetting_that_name():
     command, line = parse("Forget Bo's bowl.", HOUSEHOLD)
     assert command.state == "refused" and line == 'I don\'t know "Bo\'s bowl", so there is nothing to forget.'
     assert parse("Forget the Red Mug, please.", HOUSEHOLD)[0].name == "red_mug"
+
+
+def test_a_name_ending_in_a_possessive_said_is_marked_once():
+    # Before: "Where is the 80's?" of <80's> was marked "the <80's>'s", and "Is Chris' bag here?" of <Chris'>
+    # "<Chris'>' bag": the name's own ending, said after the words heard, was kept after it as a possessive
+    for said, stored, marked in (("Where is the 80's?", ["80's"], "Where is the <80's>?"),
+                                 ("Where is the 80s?", ["80's"], "Where is the <80's>?"),
+                                 ("Where is Bo’s?", ["Bo's"], "Where is <Bo's>?"),
+                                 ("Is Chris' bag here?", ["Chris'"], "Is <Chris'> bag here?"),
+                                 ("Where is Bo's bowl?", ["bo", "Bo's"], "Where is <bo>'s bowl?")):
+        assert mark_names(said, match_names(said, stored)) == marked, said
+
+
+def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
+    # Before: "Forget Bo the dog." of <bo>, a dog, said "I don't know 'Bo the dog'": a forget needs the name whole, and
+    # "the dog" was more words after it; "Remember this as my dog Bo." refused as a name holding <bo>
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "anya": "", "teddy": "teddy bear"}
+    for said, action in (("Forget Bo the dog.", "forget"), ("Forget my dog Bo, please.", "forget"),
+                         ("This is also Bo, our dog.", "add"), ("Remember this as my dog Bo.", "add"),
+                         ("Forget Teddy the teddy bear.", "forget")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.state) == (action, "asked") and command.name in kinds, said
+    for said in ("Forget Bo the cat.", "Forget Bo's dog.", "Forget Bo the dogs.", "Forget Anya the dog."):
+        assert parse(said, list(kinds), kinds)[0].state == "refused", said  # not its own noun: not the name whole
+    assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
 
 
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():

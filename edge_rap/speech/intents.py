@@ -18,6 +18,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
@@ -123,9 +124,11 @@ def stored_form(words: str) -> str:
     return "_".join(parts)
 
 
-def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
+def parse(text: str, names: list[str], categories: Mapping[str, str] | None = None) -> tuple[Command | None, str]:
     """The command in `text` (the words after the wake phrase) and the line to say: the question to confirm,
-    or a refusal (the command's state is then "refused"). (None, "") when `text` is no command."""
+    or a refusal (the command's state is then "refused"). (None, "") when `text` is no command. `categories`: each
+    concept's, whose noun beside its name still names it whole ("Forget Bo the dog.")."""
+    kinds = categories or {}
     if m := _REMEMBER.match(text):
         name = stored_form(m.group("name"))
         if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON for w in name.split("_")):
@@ -136,7 +139,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
-        if whole := _whole_name(said, known):  # a known name: another photo of it, or no
+        if whole := _whole_name(said, known, kinds):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
@@ -149,7 +152,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
-        if (name := _whole_name(m.group("name"), known)) is None:  # "Forget Bo's bowl." is no <bo>
+        if (name := _whole_name(m.group("name"), known, kinds)) is None:  # "Forget Bo's bowl." is no <bo>
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
@@ -160,7 +163,7 @@ def parse(text: str, names: list[str]) -> tuple[Command | None, str]:
     known = match_names(m.group("name"), names)
     if known.ambiguous and len(stored_form(m.group("name")).split("_")) == 1:
         return _asked_back("add", m.group("name"), known)
-    whole = _whole_name(m.group("name"), known)  # not "this is also not Bo", "this is Bo's too"
+    whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
 
 
@@ -178,19 +181,26 @@ def _too_as_two(text: str, names: list[str]) -> re.Match | None:
     if m is None:
         return None
     said = text[m.start("name"):].rstrip(" .!")
-    return None if _whole_name(said, match_names(said, names)) else m
+    return None if _whole_name(said, match_names(said, names), {}) else m
 
 
-def _whole_name(said: str, known: Names) -> str | None:
-    """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>), else None: not
-    "car keys", whose "car" alone is heard as <rc_car>."""
+def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str | None:
+    """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>) but its own category's
+    noun ("Bo the dog", "my dog Bo" for <bo> of `categories` "dog"), else None: not "car keys", whose "car" alone is
+    heard as <rc_car>, nor "Bo's bowl"."""
     if len(known.heard) != 1:
         return None
     h = known.heard[0]
     rest = straight_apostrophes(said[h.end:])
     if straight_apostrophes(h.name).lower().endswith("'s"):  # <80's> said "80's" or "80s", <Bo's> typed "<Bo's>",
         rest = re.sub(r"^'?s(?!\w)", "", rest, flags=re.I)  # are heard as "80", "Bo": the "'s" after is the name's
-    return h.name if not stored_form(said[:h.start]) and not re.search(r"\w", rest) else None
+    if kind := categories.get(h.name, "").strip():
+        noun = re.compile(r"^\W*(?:(?:the|my|our|your)\W+)?" + r"\W+".join(map(re.escape, kind.split())) + r"\b",
+                          re.I)
+        before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
+    else:
+        before = said[:h.start]
+    return h.name if not stored_form(before) and not re.search(r"\w", rest) else None
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

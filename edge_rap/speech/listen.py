@@ -176,7 +176,8 @@ class Listener:
                      wait_s: float | None = None) -> Turn:
         """All the speech in `chunks` (or only its first utterance, for a live microphone) is one question; a
         memory command's answer is the speech after it (the next utterance, for a microphone), as is the name chosen
-        when a forget or an add was asked back ("Did you mean <f> or <f'>?"). `wait_s`: give up
+        when a forget, an add or (on a microphone: a recording is one question) a question was asked back ("Did you
+        mean <f> or <f'>?"). `wait_s`: give up
         when no speech has started within this many seconds of audio (a `timed_out` turn), cut speech off
         `LONGEST_S` after that, and give up on a command's yes or no `intents.CONFIRM_S` after it was asked; None
         waits as long as the chunks last (a recording)."""
@@ -214,7 +215,7 @@ class Listener:
         else:
             answers = stream
         turn = self._answer(text, text, whole, asr_ms)
-        if turn.command is not None and turn.command.ambiguous is not None:  # "Did you mean <f> or <f'>?"
+        if turn.asking_back and not turn.asking:  # "Did you mean <f> or <f'>?", of a command or a question
             if wait_s is not None:
                 self._wait, self._started = (self._chunk, intents.CONFIRM_S), False
             turn = self._choice(turn, answers, transcribed)
@@ -247,13 +248,13 @@ class Listener:
     def _chooses(self, command: str, said: str) -> bool:
         """Whether `said` chooses a name the words `command` would be asked back ("The second one." of "Forget F.",
         <f> and <f'> known)."""
-        asked, line = intents.parse(command, [c.name for c in self.home.concepts()])
+        asked, line = intents.parse(command, *self._names())
         return asked is not None and asked.ambiguous is not None and clarified(_asked_back(asked, line, command),
                                                                                said) is not None
 
     def _choice(self, turn: Turn, answers: Iterable[Utterance], transcribed) -> Turn:
-        """Push-to-talk: the command asked again of the name the speech after `turn` chose ("The second one."),
-        as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
+        """Push-to-talk: the command or question asked again of the name the speech after `turn` chose ("The second
+        one."), as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
         none came within `intents.CONFIRM_S`. An invocation of its own could not tell <f> from <f'>."""
         for answer in answers:
             said, asr_ms = transcribed(answer)
@@ -322,6 +323,11 @@ class Listener:
         heard = after_wake(text, self.wake) if self.wake else None
         return clarified(asked.reply, text if heard is None else heard)
 
+    def _names(self) -> tuple[list[str], dict[str, str]]:
+        """The concepts' names, and each one's category (`intents.parse`: "Forget Bo the dog.")."""
+        categories = {c.name: c.category for c in self.home.concepts()}
+        return list(categories), categories
+
     def _transcribe(self, utterance: Utterance) -> tuple[str, float]:
         names = [c.name for c in self.home.concepts()]
         transcript = self.transcriber(utterance.samples, names, self.wake or "")
@@ -331,8 +337,8 @@ class Listener:
         started = time.perf_counter()
         latest = self.latest()
         image, recognition = latest if latest is not None else (None, None)
-        names = [c.name for c in self.home.concepts()]
-        command, line = intents.parse(question, names)
+        names, categories = self._names()
+        command, line = intents.parse(question, names, categories)
         if command is not None and command.state == "asked" and command.action != "forget" and image is None:
             command, line = replace(command, state="refused"), intents.NO_FRAME  # a yes could do nothing
         if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt, nor

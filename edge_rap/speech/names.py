@@ -175,8 +175,7 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     out = []
     for m in _word_pattern().finditer(straight_apostrophes(text)):  # one character for one: spans are the text's
         word = m.group(0)
-        stem = POSSESSIVE.sub("", word) if len(word) > 3 or word[0].isdigit() else word  # not "he's", but "2's"
-        for piece, offset in pieces(stem):
+        for piece, offset in pieces(_stem(word)):
             start = m.start() + offset
             for part in LETTERS_DIGITS.split(piece):  # "Dog6" is two words, as "Dog 6"
                 said = fold(part).translate(JOINERS)
@@ -232,6 +231,21 @@ def heard_as(name: str) -> str:
     return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
 
 
+def _forms(names: Sequence[str]) -> dict[str, str]:
+    """Each name as a transcript's words are compared with it: `heard_as`, and a word's possessive ending dropped as
+    `_words` drops it from the question's ("Bo's" is read "bo"), so that <Bo's> is heard, said or typed; where
+    another name is said so (<bo> beside <Bo's>), it is kept, and "Bo's" is <bo>'s (<Bo's> only in brackets)."""
+    forms = {name: heard_as(name) for name in names}
+    bare = {name: " ".join(_stem(w) for w in form.split(" ")) for name, form in forms.items()}
+    said = set(forms.values())
+    return {name: bare[name] if bare[name] == form or bare[name] not in said else form for name, form in forms.items()}
+
+
+def _stem(word: str) -> str:
+    """A word without its possessive ending, as `_words` reads it: not "he's", but "2's", "Bo's", "Chris'"."""
+    return POSSESSIVE.sub("", word) if len(word) > 3 or word[:1].isdigit() else word
+
+
 def _apostrophes(name: str) -> tuple[bool, bool]:
     """Whether `name` starts and ends with an apostrophe (<'n>, <f'>), which `heard_as` does not hear."""
     straight = straight_apostrophes(name)
@@ -250,7 +264,7 @@ def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int |
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
-    forms = {name: heard_as(name) for name in names}
+    forms = _forms(names)
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it
@@ -308,11 +322,14 @@ def match_names(text: str, names: Sequence[str]) -> Names:
 def mark_names(text: str, names: Names) -> str:
     """The transcript with each heard name written <name>, as the assistant's retrieval finds names first."""
     for h in sorted(names.heard, key=lambda h: -h.start):
-        start, end = h.start, h.end
-        close = re.match(r"(?:'s?)?>", straight_apostrophes(text[end:end + 3]))
+        start, end, after = h.start, h.end, straight_apostrophes(text[h.end:h.end + 3])
+        close = re.match(r"(?:'s?)?>", after)
         if text[start - 1:start] == "<" and close:  # typed <bo> already: <bo>, not <<bo>>; "<Bo's>": <Bo>'s
             start, end = start - 1, end + close.end()
-        ending = text[h.end:end - 1]  # a possessive inside the brackets, kept unless the name's own (<Bo's>)
+            ending = text[h.end:end - 1]  # a possessive inside the brackets, kept unless the name's own (<Bo's>)
+        else:  # the name's own possessive said after the words heard ("Bo's" of <Bo's>, "the 80s"): not <Bo's>'s
+            said = POSSESSIVE.search(straight_apostrophes(h.name)) and re.match(r"'?s?(?![^\W\d_])", after)
+            ending, end = "", end + (said.end() if said else 0)
         own = straight_apostrophes(h.name).endswith(straight_apostrophes(ending))
         text = text[:start] + f"<{h.name}>" + ("" if own else ending) + text[end:]
     return text

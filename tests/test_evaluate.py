@@ -293,10 +293,12 @@ def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind, con
 
 
 @pytest.mark.parametrize("database", [{"labels": ["not", "RAP's"]}, {"concept_dict": {
-    f"<{name}>": {"name": name, "image": [f"{name}/a.png"], "info": "", "category": ""} for name in CONCEPTS}}])
+    f"<{name}>": {"name": name, "image": [f"{name}/a.png"], "info": "", "category": ""} for name in CONCEPTS}},
+    {"concept_dict": {f"<{name.replace('_', ' ').title()}>": {"image": [f"{name}/a.png"]} for name in CONCEPTS}}])
 def test_a_folder_per_concept_beside_a_database_json_is_evaluated(dataset, database):
     # Refused by the file's name alone as a RAP database, pointed to import-rap (which said "not a RAP database"
-    # of the first); the second is import-rap's file of the same folders: both layouts, one concept per folder.
+    # of the first); the second is import-rap's file of the same folders: both layouts, one concept per folder;
+    # the third names them in another case and spacing (<Grace Hopper> of grace_hopper/): refused as RAP's layout.
     (dataset / "database.json").write_text(json.dumps(database))
     assert sorted(c.name for c in read_dataset(dataset)) == sorted(CONCEPTS)
 

@@ -126,6 +126,8 @@ def test_a_rap_databases_folder_is_refused_naming_its_database_json(companion, t
     (database.parent / "database").rename(database.parent / "mug")  # RAP's file of a folder per concept, too
     database.write_text(json.dumps({"concept_dict": {"<mug>": {"name": "mug", "image": "mug/mug.png"}}}))
     assert [e.name for e in companion.read_entries(database.parent)] == ["mug"]
+    database.write_text(json.dumps({"concept_dict": {"<Mug>": {"image": "mug/mug.png"}}}))  # its name in any case
+    assert [e.name for e in companion.read_entries(database.parent)] == ["mug"]
 
 
 def test_a_database_saved_with_a_byte_order_mark_is_read(companion, tmp_path):

@@ -219,14 +219,15 @@ def read_entries(path: Path, allow_outside: bool = False) -> list[Entry]:
 
 def _is_rap_database(file: Path) -> bool:
     """Whether a folder's database.json is RAP's, naming a photo in a folder not named for its concept (its
-    `database/`): the folder given, that one was synced as a concept, `database`, with every photo, even of a
-    single concept. The rule `edge-rap eval` keeps too (this file runs without edge_rap). Another database.json, or
-    one naming each concept's photos in that concept's folder, leaves the folder synced a concept per folder."""
+    `database/`), in any case or spacing (not <Red Mug>'s red_mug/): the folder given, that one was synced as a
+    concept, `database`, with every photo, even of a single concept. The rule `edge-rap eval` keeps too (this file
+    runs without edge_rap). Another database.json, or one naming each concept's photos in that concept's folder,
+    leaves the folder synced a concept per folder."""
     try:
         entries = read_entries(file) if file.is_file() else []
     except CompanionError:
         return False
-    return any(p.parent.name != e.name for e in entries for p in [*e.photos, *e.missing])
+    return any(_key(p.parent.name) != _key(e.name) for e in entries for p in [*e.photos, *e.missing])
 
 
 def _outside(photos: list[Path], folder: Path | None) -> str | None:

@@ -97,17 +97,18 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
 
 def _is_rap_database(folder: Path) -> bool:
     """Whether the folder is a RAP database: its database.json is RAP's and names a photo in a folder not named for
-    its concept (RAP's `database/`, read as one concept, `database`, even with a single concept in it). The rule
-    tools/companion.py keeps too. A database.json of anything else, or one naming each concept's photos in that
-    concept's folder, beside them, leaves a folder per concept evaluated: refused by the file's name alone, it was
-    pointed to import-rap, which said it was no RAP database."""
+    its concept, in any case or spacing (RAP's `database/`, read as one concept, `database`, even with a single
+    concept in it; not <Grace Hopper>'s grace_hopper/). The rule tools/companion.py keeps too. A database.json of
+    anything else, or one naming each concept's photos in that concept's folder, beside them, leaves a folder per
+    concept evaluated: refused by the file's name alone, it was pointed to import-rap, which said it was no RAP
+    database."""
     if not (folder / RAP_DATABASE).is_file():
         return False
     try:
         entries = read_rap_database(folder / RAP_DATABASE)
     except EdgeRapError:
         return False
-    return any(image.parent.name != entry.name for entry in entries for image in entry.images)
+    return any(name_key(image.parent.name) != name_key(entry.name) for entry in entries for image in entry.images)
 
 
 def _concept_folder(sub: Path, references: int) -> ConceptFolder:

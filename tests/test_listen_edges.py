@@ -852,6 +852,20 @@ def test_push_to_talk_on_the_microphone_takes_the_name_chosen_after_a_question_a
     assert turn.reply.text == f"I haven't seen <{meant}> yet."
 
 
+def test_push_to_talk_on_the_microphone_answers_a_new_question_said_after_one_asked_back():
+    # "Where is bow?" -> "Did you mean <bo> or <beau>?" -> "Is Anya home?": the new question was dropped and the
+    # turn was the old one's "Did you mean ...?" again (a bare yes or no still ends on it)
+    from edge_rap.speech.listen import Listener
+
+    audio = [part for _ in range(2) for part in (loud(1.0), quiet(1.0))]
+    turn = Listener(Home("bo", "beau", "anya"), Scripted("Where is bow?", "Where is Anya?"), vad, Room()).push_to_talk(
+        iter(pieces(*audio)), first_only=True, wait_s=10.0)
+    assert (turn.reply.names, turn.transcript) == (["anya"], "Where is Anya?")
+    turn = Listener(Home("bo", "beau"), Scripted("Where is bow?", "Yes."), vad, Room()).push_to_talk(
+        iter(pieces(*audio)), first_only=True, wait_s=10.0)
+    assert (turn.reply.mode, turn.transcript) == ("clarify", "Where is bow?")
+
+
 @pytest.mark.parametrize("then, state", [(("The second one.", "Yes."), "done"), (("The second one.",), "cancelled"),
                                          (("Yes.",), "refused")])
 def test_push_to_talk_takes_the_name_chosen_and_its_yes_from_one_recording(then, state):

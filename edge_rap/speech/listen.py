@@ -254,14 +254,17 @@ class Listener:
 
     def _choice(self, turn: Turn, answers: Iterable[Utterance], transcribed) -> Turn:
         """Push-to-talk: the command or question asked again of the name the speech after `turn` chose ("The second
-        one."), as `turns` takes it; `turn` itself (its "Did you mean <f> or <f'>?") when that speech chooses none, or
-        none came within `intents.CONFIRM_S`. An invocation of its own could not tell <f> from <f'>."""
+        one."), as `turns` takes it; speech that chooses none is a question or command of its own, as in `turns`
+        (a new question said meanwhile was dropped), but a bare yes or no; `turn` itself (its "Did you mean <f> or
+        <f'>?") for that, or when none came within `intents.CONFIRM_S`. An invocation of its own could not tell
+        <f> from <f'>."""
         for answer in answers:
             said, asr_ms = transcribed(answer)
             if self._echo(said) or intents.says_nothing(said):
                 continue
-            chosen = self._chosen(said, answer)
-            return self._answer(f"{turn.transcript} {said}", chosen, answer, asr_ms) if chosen else turn
+            if chosen := self._chosen(said, answer):
+                return self._answer(f"{turn.transcript} {said}", chosen, answer, asr_ms)
+            return turn if intents.is_answer(said) else self._answer(said, said, answer, asr_ms)
         return turn
 
     def _echo(self, text: str) -> bool:

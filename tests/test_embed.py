@@ -720,6 +720,30 @@ def test_a_model_cache_that_cannot_be_written_is_a_one_line_error(tmp_path, monk
     assert cli.main(["models"]) == 0 and "(empty" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_a_model_cache_that_is_a_file_is_said_to_be_one(tmp_path, monkeypatch, capsys, below):
+    """EDGE_RAP_MODELS naming a file (or a folder inside one): every reader said to run `models prepare`, which
+    then said "(File exists)" or "(Not a directory)"."""
+    from edge_rap import cli
+
+    monkeypatch.setattr(ModelCache, "prepare_default", lambda self: pytest.fail("exported into a file"))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    root = a_file / "models" if below else a_file
+    told = f"{a_file} is a file, not a folder: set EDGE_RAP_MODELS to a writable folder"
+    with pytest.raises(EdgeRapError, match="not a folder") as e:
+        ModelCache(root).manifest("efficientnet-lite0-int8")
+    assert told in str(e.value) and "models prepare" not in str(e.value)
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(root))
+    for argv in (["models", "prepare"], ["models", "pull", "smolvlm2-500m"]):
+        capsys.readouterr()
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and told in err, err
+    assert a_file.read_text() == "not a folder"
+
+
 def test_prepare_of_another_embedder_than_the_defaults_says_it_is_missing_not_exit_0(tmp_path, monkeypatch, capsys):
     from edge_rap import cli
 

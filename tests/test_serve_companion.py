@@ -401,6 +401,18 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
 
 
+def test_a_folder_or_missing_file_given_as_a_photo_is_said_to_be_what_it_is(companion, live, capsys, tmp_path):
+    # a folder was "no such photo", as if it were not there; nothing is sent while any photo given cannot be
+    folder, photo = tmp_path / "gran", _save(tmp_path / "gran.png", 3)
+    folder.mkdir()
+    for argv in (["add", "gran", photo, folder], ["add-photos", "gran", folder, tmp_path / "nope.jpg"]):
+        rc, out, err = _call(companion, live, capsys, *argv)
+        assert (rc, out) == (2, "") and err.count("\n") == 1, err
+        assert f"{folder}: is a folder, not a photo" in err
+    assert f"{tmp_path / 'nope.jpg'}: no such photo" in err
+    assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"
+
+
 def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, live, capsys, tmp_path):
     # `--box "$UNSET"` sent the whole group photo for the face meant; `events --since "" --name ""` listed every event
     photo = _save(tmp_path / "gran.png", 3)

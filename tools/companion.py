@@ -532,9 +532,9 @@ def _run(args, device: Device) -> int:
         if not concepts and not args.json:  # said, as `edge-rap concepts` says it: no output read as a failure
             print("no concepts remembered yet")
     elif args.command in ("add", "add-photos"):
-        missing = [str(p) for p in args.photos if not p.is_file()]
-        if missing:
-            raise CompanionError(f"no such photo: {', '.join(missing)}")
+        unsendable = [f"{p}: {why}" for p in args.photos if (why := _not_a_photo_file(p))]
+        if unsendable:
+            raise CompanionError("; ".join(unsendable))
         new = args.command == "add"
         entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""),
                       box=args.box or "")
@@ -569,6 +569,16 @@ def _run(args, device: Device) -> int:
         if not events and not args.json:  # as `edge-rap events` says it
             print("no events")
     return 0
+
+
+def _not_a_photo_file(path: Path) -> str | None:
+    """Why `path` cannot be sent as a photo, said as the device's own commands say it (a folder given for a photo
+    was "no such photo", which it is not), or None."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a photo"
+    return "no such photo" if not path.exists() else "is a pipe, a socket or a device, not a photo file"
 
 
 def _shown(text: str) -> str:

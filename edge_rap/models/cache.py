@@ -15,8 +15,9 @@ from pathlib import Path
 
 from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import refuse_unmounted
+from edge_rap.folders import file_in_the_way, refuse_unmounted
 from edge_rap.memory.files import private_folder
+from edge_rap.userfiles import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,20 @@ def make_cache_root(root: Path) -> None:
     empty mount point (a pull or an export wrote gigabytes onto the SD card, hidden once the drive is mounted): a
     cache only read there finds no model, and says which is missing, where."""
     refuse_unmounted(root, "the model cache ")
+    refuse_a_file(root)
     if root == default_home() / "models" and not root.parent.exists():
         private_folder(root.parent)
     root.mkdir(parents=True, exist_ok=True)
+
+
+def refuse_a_file(root: Path) -> None:
+    """One line where the cache, or a folder above it, is a file (EDGE_RAP_MODELS naming a photo or a notes file):
+    a lookup said to run `models prepare`, and that said "(File exists)"."""
+    blocking = file_in_the_way(root)
+    if blocking is not None:
+        where = "" if blocking == root else f": {blocking}"
+        raise EdgeRapError(f"the model cache {root}{where} is {kind_of(blocking)}, not a folder: set EDGE_RAP_MODELS "
+                           "to a writable folder")
 
 
 @contextmanager
@@ -255,6 +267,7 @@ class ModelCache:
             raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
         if not self.has(name_or_path):
             if name_or_path in DEFAULT_EMBEDDERS:
+                refuse_a_file(self.root)
                 raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "
                                    "`edge-rap models prepare` (once, about a minute; needs the export extra)")
             names = [n for n in self.names() if role is None or self._role(n) == role]

@@ -448,11 +448,11 @@ def _prepare(args, settings, cache) -> tuple[str, bool, bool]:
     folder = Path(name).expanduser()
     if args.embedder and (folder / MANIFEST).exists():  # by path: the cache's own folder is that model by name
         if folder.resolve().parent != cache.root.expanduser().resolve():
-            cache.manifest(str(folder.resolve()))  # an unreadable manifest is one line
+            cache.manifest(str(folder.resolve())).require_role("image_embedder")  # (a detector, one line)
             return str(folder.resolve()), False, True
         name = folder.resolve().name
     if args.embedder and name not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
-        cache.manifest(name, role="image_embedder")  # another, missing, is said with its tool
+        cache.manifest(name, role="image_embedder").require_role("image_embedder")  # missing: said with its tool
         return name, False, False
     name = name if name in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0]
     return name, cache.ensure_default(name), False

@@ -1474,10 +1474,12 @@ def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
     kinds = {"bo": "dog", "anya": "", "teddy": "teddy bear"}
     for said, action in (("Forget Bo the dog.", "forget"), ("Forget my dog Bo, please.", "forget"),
                          ("This is also Bo, our dog.", "add"), ("Remember this as my dog Bo.", "add"),
-                         ("Forget Teddy the teddy bear.", "forget")):
+                         ("Forget Teddy the teddy bear.", "forget"), ("Forget my teddy bear Teddy.", "forget"),
+                         ("This is also our teddy bear Teddy.", "add")):
         command, _ = parse(said, list(kinds), kinds)
         assert (command.action, command.state) == (action, "asked") and command.name in kinds, said
-    for said in ("Forget Bo the cat.", "Forget Bo's dog.", "Forget Bo the dogs.", "Forget Anya the dog."):
+    for said in ("Forget Bo the cat.", "Forget Bo's dog.", "Forget Bo the dogs.", "Forget Anya the dog.",
+                 "Forget my teddy bear Bo.", "Forget my teddy bear."):
         assert parse(said, list(kinds), kinds)[0].state == "refused", said  # not its own noun: not the name whole
     assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
 

@@ -448,11 +448,11 @@ def _prepare(args, settings, cache) -> tuple[str, bool, bool]:
     folder = Path(name).expanduser()
     if args.embedder and (folder / MANIFEST).exists():  # by path: the cache's own folder is that model by name
         if folder.resolve().parent != cache.root.expanduser().resolve():
-            cache.manifest(str(folder.resolve()))  # an unreadable manifest is one line
+            cache.manifest(str(folder.resolve())).require_role("image_embedder")  # (a detector, one line)
             return str(folder.resolve()), False, True
         name = folder.resolve().name
     if args.embedder and name not in DEFAULT_EMBEDDERS:  # only the defaults are exported here:
-        cache.manifest(name, role="image_embedder")  # another, missing, is said with its tool
+        cache.manifest(name, role="image_embedder").require_role("image_embedder")  # missing: said with its tool
         return name, False, False
     name = name if name in DEFAULT_EMBEDDERS else DEFAULT_EMBEDDERS[0]
     return name, cache.ensure_default(name), False
@@ -668,6 +668,17 @@ CONCEPT_JSON = "print the concept as one JSON object: name, category, descriptio
 MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm, or the pulled VLM's)"
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, which keeps the arguments it did not know apart from those given before the command:
+    argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage."""
+
+    def parse_known_args(self, args: list[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.command_extras = list(extras)
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options, as the README describes them; `listen`, `serve`, `pair`, `backup` and
     `restore` are added by their own packages' `register`, beside the code they run."""
@@ -692,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print edge_rap's version (a backup records it; say it in a bug report) and exit")
     _add_common_options(parser, HOME_MEMORY + "; these four options also after the command", BEFORE)
     # not required here: argparse said "required: command" for `edge-rap --vers`, the option never named (main)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_CommandParser)
 
     def add(name, func, help, memory: str = HOME_MEMORY):
         options = common if memory == HOME_MEMORY else _common_options(memory=memory)  # (parents share actions)
@@ -903,8 +914,11 @@ def main(argv: list[str] | None = None) -> int:
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    after = vars(args).pop("command_extras", [])
+    if before := unknown[:len(unknown) - len(after)]:  # (argparse lists those given before the command first)
+        parser.error(f"unrecognized arguments: {' '.join(before)}")
     if unknown:  # said by the command's parser: its usage, not the top level's list of every command
-        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.error("the following arguments are required: command")
     _take_options_before_command(args)

@@ -12,11 +12,11 @@ PERSON_CATEGORIES = frozenset("person people human man woman child boy girl baby
 #: Breeds: the word before one names the breed ("toy poodle", "wheaten terrier"), not a thing made like it.
 BREEDS = frozenset("labrador retriever collie spaniel terrier poodle beagle pug dachshund husky tabby".split())
 #: Categories that make a concept someone ("who"), besides the person ones: a glass frog is a frog of its own
-#: (Centrolenidae), not one made of glass, and a sea lion no lion.
+#: (Centrolenidae), not one made of glass, a sea lion no lion, and a sea horse (a fish) no horse.
 ANIMAL_CATEGORIES = frozenset("""pet animal dog puppy pup doggy cat kitten kitty bird parrot budgie canary cockatiel
     rabbit bunny hamster gerbil guinea_pig bush_baby chinchilla ferret horse pony donkey goat sheep pig chicken hen duck
     fish goldfish turtle tortoise lizard gecko snake rat frog cow lamb hedgehog parakeet glass_frog glass_lizard
-    glass_snake sea_lion sea_otter sea_turtle""".split()) | BREEDS
+    glass_snake sea_lion sea_otter sea_turtle sea_horse seahorse""".split()) | BREEDS
 #: Plurals of person words not made with an "s": "men" are someone home, as "kids" are.
 IRREGULAR = {"men": "man", "women": "woman", "children": "child"}
 #: Words that make the animal or person named after them a thing: a teddy bear, a rubber duck, a rocking horse; a

@@ -605,6 +605,15 @@ def test_an_unknown_option_is_named_with_the_usage_of_the_command_given(capsys, 
     assert refused.value.code == 2 and capsys.readouterr().err.endswith("required: command\n")
 
 
+def test_an_unknown_option_before_the_command_is_named_with_the_top_levels_usage(capsys):
+    # `edge-rap --foo concepts` named --foo with concepts' usage, as if concepts had been given it
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["--foo", "concepts", "--bar"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith("usage: edge-rap [")
+    assert err.endswith("edge-rap: error: unrecognized arguments: --foo\n")
+
+
 @pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),
                                               ("concepts", "$EDGE_RAP_HOME or ~/.local/share/edge-rap")])
 def test_memory_says_the_default_of_its_command(command, default):

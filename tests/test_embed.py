@@ -798,6 +798,35 @@ def test_prepare_of_a_model_folder_outside_the_cache_says_so(tmp_path, monkeypat
         [(str(copy), False)]
 
 
+def test_prepare_of_the_caches_face_embedder_says_what_it_is_not_that_it_is_missing(tmp_path, monkeypatch, capsys):
+    """`--embedder facenet-vggface2` was said to be "not in the model cache", where its folder is."""
+    from edge_rap import cli
+
+    (tmp_path / "models" / "facenet-vggface2").mkdir(parents=True)
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare", "--embedder", "facenet-vggface2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'facenet-vggface2' in the model cache" in err and "face embedder" in err
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_prepare_of_a_model_that_is_no_image_embedder_is_refused(tmp_path, monkeypatch, capsys, outside):
+    """A detector's folder, given by path or by name, was accepted as the embedder prepared (exit 0)."""
+    from edge_rap import cli
+
+    folder = (tmp_path / "elsewhere" if outside else tmp_path / "models") / "yolo"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"name": "yolo", "role": "detector", "files": {}}))
+    monkeypatch.setattr(ModelCache, "ensure_default", lambda self, name: pytest.fail("exported the default"))
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare", "--embedder", str(folder) if outside else "yolo"]) == 2
+    assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

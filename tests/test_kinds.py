@@ -28,11 +28,11 @@ def test_a_glass_frog_is_a_frog_and_a_glass_cat_a_thing():
 def test_a_spoken_animal_of_two_words_is_its_category_whole():
     # Before: "remember this as my guinea pig" stored the category "pig", "my glass frog" "frog", and "my bush baby"
     # none (a baby is a person's word): kinds knows them as animals of two words, as typed with --category; "my sea
-    # lion" was a `lion`, and no one home
+    # lion" was a `lion`, and no one home; "our sea horse" a `horse` (a fish, kept as a pet as a goldfish is)
     for said, category in (("my guinea pig", "guinea pig"), ("my bush baby", "bush baby"),
                            ("our glass frog", "glass frog"), ("the guinea pigs", "guinea pigs"),
                            ("my sea lion", "sea lion"), ("the sea otters", "sea otters"),
-                           ("our sea turtle", "sea turtle")):
+                           ("our sea turtle", "sea turtle"), ("our sea horse", "sea horse")):
         assert spoken_category(said) == category, said
         assert is_someone(Concept(1, "x", category, "", 0, 0, 1)) and not is_person(category), said
     assert spoken_category("my toy guinea pig") == "toy guinea pig" and spoken_category("my baby") == ""

@@ -521,6 +521,29 @@ def test_a_form_cut_before_its_closing_boundary_is_said_so_and_nothing_is_done(t
         assert [k["description"] for k in c.get("/api/concepts").json()] == ["our dog"]
 
 
+def test_a_form_with_a_preamble_before_its_first_boundary_is_taken(tmp_path):
+    # RFC 2046 lets a multipart body start with a preamble, to be ignored: it was 400 "the body is no multipart form
+    # the parser can read (Expected boundary character 45, ...)"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        request = c.build_request("POST", "/api/concepts", data={"name": "bo", "description": "our dog"},
+                                  files=photo_files(png(photo("coffee"))))
+        body, head = b"This is a preamble; --not the boundary.\r\n" + request.read(), dict(request.headers)
+        head.pop("content-length")
+
+        def chunks(data: bytes, size: int = 7):  # sent chunked: the first delimiter spans two of them
+            yield from (data[i:i + size] for i in range(0, len(data), size))
+
+        said = "the form ends before its closing boundary (the upload cut off?); nothing was done: send it again"
+        r = c.post("/api/concepts", content=chunks(body[:-10]), headers=head)  # cut off still said so
+        assert r.status_code == 400 and r.json() == {"error": said}, r.text
+        assert c.post("/api/concepts", content=body[:30], headers=head).status_code == 400  # a preamble alone
+        assert c.get("/api/concepts").json() == []
+        r = c.post("/api/concepts", content=chunks(body), headers=head)
+        assert r.status_code == 201, r.text
+        assert [(k["name"], k["description"], k["views"]) for k in c.get("/api/concepts").json()] == \
+            [("bo", "our dog", 1)]
+
+
 def test_bytes_pillow_takes_by_two_bytes_alone_are_an_image_only_where_its_header_follows(tmp_path):
     # Pillow takes "BM..." for a BMP and "P1..." for a PBM by those bytes alone: text beginning "P1" was 422 "corrupt
     # or truncated image", and a BMP cut short in its first header 415 "not an image".

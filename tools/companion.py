@@ -599,12 +599,13 @@ def _print_report(report: SyncReport, as_json: bool) -> None:
         return
     concepts = "concept" if len(report.added) == 1 else "concepts"
     print(f"added {len(report.added)} {concepts}, patched {len(report.patched)}, sent {_photos(report.photos_added)}")
-    if report.missing:
-        print(f"missing images, not sent ({len(report.missing)}): {', '.join(map(_shown, report.missing))}")
+    if report.missing:  # what was not sent on stderr, as import-rap says it: stdout is what was done
+        print(f"missing images, not sent ({len(report.missing)}): {', '.join(map(_shown, report.missing))}",
+              file=sys.stderr)
     for photo, why in report.refused.items():
-        print(f"refused {_shown(photo)}: {_shown(why)}")
+        print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
     for name, why in report.failed.items():
-        print(f"failed <{_shown(name)}>: {_shown(why)}")
+        print(f"failed <{_shown(name)}>: {_shown(why)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

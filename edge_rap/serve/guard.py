@@ -3,7 +3,8 @@
 A missing or wrong token, and a Content-Length over the limit, are refused from the request's head alone, before
 any route runs or any of the body is read: an unauthenticated or oversized upload costs the device nothing. The body
 limit then counts the body as the route reads it (a chunked one is refused once past the limit, the rest never read)
-and watches a multipart form for its closing boundary (one cut off is refused before a route acts on what came).
+and watches a multipart form for its closing boundary (one cut off is refused before a route acts on what came),
+dropping a preamble before its first boundary, which the form's parser refuses.
 Authentication is by the Authorization header only (no cookies), so a page on another site cannot make the
 household's browser act for it (no CSRF)."""
 
@@ -169,7 +170,8 @@ class BodyLimit:
                 if int(value) > limit:
                     return await send_error(send, 413, refusal, self.CLOSE)
         closing = _closing_delimiter(types[0]) if media == {b"multipart/form-data"} else None
-        state: dict = {"read": 0, "refused": None, "started": False, "tail": b"", "cut": False}
+        state: dict = {"read": 0, "refused": None, "started": False, "tail": b"", "cut": False,
+                       "preamble": b"" if closing else None}
 
         async def counted():
             if state["cut"]:  # the parser read the whole body and found no fault of its own: said cut off
@@ -182,6 +184,8 @@ class BodyLimit:
                 if state["read"] > limit:
                     state["refused"] = (413, refusal, self.CLOSE)
                     return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced
+                if state["preamble"] is not None:
+                    message = {**message, "body": _past_preamble(state, body, closing[:-2], message)}
                 if closing is not None and state["tail"] is not None:
                     seen = state["tail"] + body  # (the delimiter may span two chunks)
                     state["tail"] = None if closing in seen else seen[1 - len(closing):]
@@ -203,6 +207,19 @@ class BodyLimit:
                 raise
         if state["refused"] is not None and not state["started"]:
             await send_error(send, *state["refused"])
+
+
+def _past_preamble(state: dict, body: bytes, opening: bytes, message: dict) -> bytes:
+    """The form's bytes from its first delimiter on: RFC 2046 lets a preamble come before it, to be ignored, which
+    the form's parser refused ("Expected boundary character"). Nothing is passed on until the delimiter comes (a
+    body without one is passed on as it ends, for the parser to say so); the preamble cannot hold the boundary."""
+    seen = state["preamble"] + body
+    at = seen.find(opening)
+    if at < 0 and message.get("more_body"):
+        state["preamble"] = seen[-len(opening):]  # (the delimiter may span two chunks)
+        return b""
+    state["preamble"] = None
+    return seen[max(at, 0):]
 
 
 def _closing_delimiter(content_type: bytes) -> bytes | None:

@@ -75,6 +75,7 @@ _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; 
 _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
+_POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -152,7 +153,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
-        if (name := _whole_name(m.group("name"), known, kinds)) is None:  # "Forget Bo's bowl." is no <bo>
+        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's." is,
+        if name is None and (bare := _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name")))):  # to confirm
+            name = _whole_name(bare, match_names(bare, names), kinds)
+        if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
@@ -197,6 +201,9 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     if kind := categories.get(h.name, "").strip():
         noun = re.compile(r"^\W*(?:(?:the|my|our|your)\W+)?" + r"\W+".join(map(re.escape, kind.split())) + r"\b",
                           re.I)
+        if (lead := noun.match(said)) and h.end <= lead.end():  # heard in the noun: "my teddy bear Teddy" of <teddy>
+            after = said[lead.end():]
+            return _whole_name(after, match_names(after, [h.name]), {})
         before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
     else:
         before = said[:h.start]

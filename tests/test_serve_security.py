@@ -593,7 +593,7 @@ def test_errors_are_json_with_one_line(live):
     with live.client() as c:
         assert c.get("/api/concepts/nobody").json() == {"error": "no concept named 'nobody'"}
         r = c.patch("/api/concepts/nobody", content=b"{not json", headers={"Content-Type": "application/json"})
-        assert r.status_code == 422 and set(r.json()) == {"error"}
+        assert r.status_code == 400 and set(r.json()) == {"error"}
         assert r.json()["error"].startswith("the body is not JSON (") and "at character 1" in r.json()["error"]
         r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["error"] == "the request has no body (a JSON object is expected)"

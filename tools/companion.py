@@ -15,7 +15,8 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
 `sync` is idempotent: a concept is added once (its folder matched in any case), a photo already there (same
 bytes) is not sent again, and a changed description or category is patched (a folder without description.txt
-or category.txt leaves the device's as they are); photos go in batches the device takes, and one it refuses is
+or category.txt leaves the device's as they are); it removes nothing, a photo or folder deleted here stays on the
+device (`forget` takes a concept off); photos go in batches the device takes, and one it refuses is
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
 failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's.
 Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be written

@@ -500,6 +500,20 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.get("/api/events", params={"since": "x"}).status_code == 422
 
 
+def test_a_query_parameter_sent_twice_is_refused_as_a_form_field_is(tmp_path):
+    """`?name=bo&name=cat` answered cat's events alone, the first name dropped without a word, where a form field
+    or JSON key sent twice is 422 (the README: one sent twice where the route takes one)."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        made = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee"))))
+        assert made.status_code == 201
+        r = c.get("/api/events", params=[("name", "bo"), ("name", "bo")])
+        assert r.status_code == 422 and r.json()["error"] == "name: sent 2 times; GET /api/events takes one"
+        url = made.json()["photos"][0]["url"]
+        assert c.get(url, params=[("size", "64"), ("size", "16")]).status_code == 422
+        assert c.get(url, params={"size": "64"}).status_code == 200
+        assert c.get("/api/events", params={"name": "bo"}).status_code == 200
+
+
 def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):
     # `curl -F photo=<bo.jpg` ('<' for '@': the photo's bytes as a text field) was answered "photo: Value error,
     # Expected UploadFile, received: <class 'str'>"

@@ -215,12 +215,16 @@ QUESTION_BODY = {"requestBody": {"content": {"application/json": {"schema": sche
 
 
 def _known_query(request: Request) -> None:
-    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event."""
+    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event; and one
+    sent twice, as a form field or JSON key is: `?name=bo&name=cat` answered cat's events alone."""
     taken = [param.alias for param in request.scope["route"].dependant.query_params]
     unknown = sorted(set(request.query_params) - set(taken))
     if unknown:
         raise ApiError(f"{unknown[0]}: not a parameter of {request.method} {request.url.path} (it takes "
                        f"{', '.join(taken) or 'none'})", 422)
+    for key in taken:
+        if (sent := len(request.query_params.getlist(key))) > 1:
+            raise ApiError(f"{key}: sent {sent} times; {request.method} {request.url.path} takes one", 422)
 
 
 def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:

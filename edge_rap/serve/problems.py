@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,8 +13,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError, disk_error
+from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import SHUTTING_DOWN
+from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ def install(app: FastAPI) -> None:
     async def http_problem(request: Request, exc: HTTPException):
         if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
             # files could not be written (the disk full), which is no fault of the request
-            return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
+            return device_trouble(request, temp_folder_error(exc.__cause__))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:

@@ -100,3 +100,23 @@ def test_the_readme_lists_every_api_route_and_no_other(tmp_path):
     listed = {_route(*m.groups()) for m in re.finditer(r"^(GET|POST|PATCH|PUT|DELETE) +(/api/\S+)",
                                                         (ROOT / "README.md").read_text(encoding="utf-8"), re.M)}
     assert served and listed == served
+
+
+def test_the_schema_lists_the_statuses_the_readme_says_a_route_answers(tmp_path):
+    """A client made from /openapi.json knew neither 421 nor 503, which the README says any route may answer (a host
+    name it does not answer to; the device busy or its memory gone), nor 507 where a write or an upload meets a full
+    disk: POST /api/concepts answered it, the schema listed it for the backup routes alone."""
+    pytest.importorskip("fastapi")
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from serve_support import fake_settings
+
+    with Household(fake_settings(tmp_path)) as home:
+        paths = create_app(home).openapi()["paths"]
+    statuses = {(method.upper(), path): set(op["responses"])
+                for path, ops in paths.items() for method, op in ops.items()}
+    assert all({"421", "503"} <= listed for listed in statuses.values()), statuses
+    writes = {("POST", "/api/concepts"), ("PATCH", "/api/concepts/{name}"), ("DELETE", "/api/concepts/{name}"),
+              ("POST", "/api/concepts/{name}/photos"), ("POST", "/api/recognize"), ("POST", "/api/ask"),
+              ("GET", "/api/backup"), ("POST", "/api/backup/link")}
+    assert {route for route, listed in statuses.items() if "507" in listed} == writes

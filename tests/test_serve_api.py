@@ -463,8 +463,22 @@ def test_json_sent_without_a_content_type_is_read_as_json(tmp_path):
         r = c.request("PATCH", "/api/concepts/bo", content=b'{"description": "our dog"}', headers=bare)
         assert r.status_code == 200 and r.json()["description"] == "our dog"
         r = c.request("PATCH", "/api/concepts/bo", content=b"description=a cat", headers=bare)
-        assert r.status_code == 422 and r.json()["error"].startswith("the body is not JSON")
+        assert r.status_code == 400 and r.json()["error"].startswith("the body is not JSON")
         assert c.get("/api/concepts/bo").json()["description"] == "our dog"
+
+
+def test_a_patch_whose_body_is_not_json_is_400_as_asks_and_the_readme_say(tmp_path):
+    """The README answers a body that is no JSON 400, as POST /api/ask did: PATCH said 422 for a malformed one, and
+    400 "There was an error parsing the body" for one not UTF-8 (a phone's Latin-1 text) or nested too deep."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        as_json = {"Content-Type": "application/json"}
+        for raw, said in ((b"{not json", "at character 1"), ('{"description": "caf\xe9"}'.encode("latin-1"),
+                                                              "not UTF-8"), (b"[" * 60_000, "nested")):
+            r = c.patch("/api/concepts/bo", content=raw, headers=as_json)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"].startswith("the body is not JSON (") and said in r.json()["error"], r.text
+        assert c.get("/api/concepts/bo").json()["description"] == ""
 
 
 def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path):
@@ -484,6 +498,20 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.get("/api/concepts", params={"x": "1"}).status_code == 422
         assert c.get("/api/events", params={"since": "1d"}).status_code == 200
         assert c.get("/api/events", params={"since": "x"}).status_code == 422
+
+
+def test_a_query_parameter_sent_twice_is_refused_as_a_form_field_is(tmp_path):
+    """`?name=bo&name=cat` answered cat's events alone, the first name dropped without a word, where a form field
+    or JSON key sent twice is 422 (the README: one sent twice where the route takes one)."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        made = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee"))))
+        assert made.status_code == 201
+        r = c.get("/api/events", params=[("name", "bo"), ("name", "bo")])
+        assert r.status_code == 422 and r.json()["error"] == "name: sent 2 times; GET /api/events takes one"
+        url = made.json()["photos"][0]["url"]
+        assert c.get(url, params=[("size", "64"), ("size", "16")]).status_code == 422
+        assert c.get(url, params={"size": "64"}).status_code == 200
+        assert c.get("/api/events", params={"name": "bo"}).status_code == 200
 
 
 def test_a_photo_sent_as_text_not_as_a_file_is_refused_in_words(tmp_path):

@@ -161,6 +161,25 @@ def test_sync_prints_folder_names_on_their_line_without_terminal_codes(companion
     assert len(lines) == 2 and all(line.startswith("failed <'") for line in lines) and "\x1b" not in err
 
 
+def test_a_concept_another_client_made_during_the_sync_is_synced_not_failed(companion, live, capsys, tmp_path,
+                                                                            monkeypatch):
+    """Two syncs of one folder at once: each listed the device before the other added a concept, and each named
+    the other's concepts under `failed` (409, the name taken), exit status 1, their photos and text not sent."""
+    root = tmp_path / "concepts"
+    _save(root / "bo" / "a.png", 1)
+    _save(root / "bo" / "b.png", 2)
+    (root / "bo" / "description.txt").write_text("our dog\n")
+    with live.client() as c:  # the other sync's: bo with its first photo
+        files = [("photo", ("a.png", (root / "bo" / "a.png").read_bytes(), "image/png"))]
+        assert c.post("/api/concepts", data={"name": "Bo"}, files=files).status_code == 201
+    monkeypatch.setattr(companion.Device, "concepts", lambda self: {})  # listed before it was made
+    rc, out, err = _call(companion, live, capsys, "sync", root)
+    assert rc == 0 and "failed" not in out + err, out + err
+    with live.client() as c:
+        (bo,) = c.get("/api/concepts").json()
+    assert (bo["name"], bo["description"], bo["views"]) == ("Bo", "our dog", 2)
+
+
 def test_sync_keeps_the_devices_text_where_a_folder_has_no_text_file(companion, live, capsys, tmp_path):
     # A description typed on the phone is not wiped by a folder of photos that says nothing about it.
     with live.client() as c:

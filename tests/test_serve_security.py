@@ -593,7 +593,7 @@ def test_errors_are_json_with_one_line(live):
     with live.client() as c:
         assert c.get("/api/concepts/nobody").json() == {"error": "no concept named 'nobody'"}
         r = c.patch("/api/concepts/nobody", content=b"{not json", headers={"Content-Type": "application/json"})
-        assert r.status_code == 422 and set(r.json()) == {"error"}
+        assert r.status_code == 400 and set(r.json()) == {"error"}
         assert r.json()["error"].startswith("the body is not JSON (") and "at character 1" in r.json()["error"]
         r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["error"] == "the request has no body (a JSON object is expected)"
@@ -678,6 +678,10 @@ def test_a_memory_the_device_cannot_write_is_503_or_507_without_its_path(live, t
         assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
 
 
+#: A full temporary folder, where uploads are written before the memory reads them, said as that folder's.
+TEMP_FULL = "the device's temporary folder, where uploads are written first, is full; nothing was changed"
+
+
 def test_a_temporary_folder_the_upload_cannot_be_written_to_is_507_not_a_500(live, tmp_path, monkeypatch):
     """Uploads become files in a temporary folder before the memory reads them: a full disk there was an
     internal error (500) where the memory's own full disk is 507."""
@@ -689,9 +693,27 @@ def test_a_temporary_folder_the_upload_cannot_be_written_to_is_507_not_a_500(liv
     monkeypatch.setattr(uploads.tempfile, "TemporaryDirectory", lambda **_: contextlib.nullcontext(str(full)))
     with live.client() as c:
         r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
-        assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed", r.text
+        assert r.status_code == 507 and r.json()["error"] == TEMP_FULL, r.text
         assert str(full) not in r.text
         assert c.get("/api/concepts").json() == []
+
+
+def test_a_temporary_folder_that_cannot_be_made_is_503_in_words_not_a_500(live, tmp_path, monkeypatch):
+    """The upload's own folder is made in the temporary folder: one read-only, or removed under the server, was
+    a 500 (mkdtemp's OSError uncaught), and a file there not written "memory folder is not writable" while the
+    memory was sound."""
+    from edge_rap.serve import uploads
+
+    monkeypatch.setattr(uploads, "process_folder", lambda: tmp_path / "gone")
+    with live.client() as c:
+        r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == ("the device's temporary folder, where uploads are written first, cannot be "
+                                     "written (No such file or directory); nothing was changed")
+        assert str(tmp_path) not in r.text
+        monkeypatch.undo()
+        assert c.get("/api/concepts").json() == []
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
 
 
 def test_a_body_the_parser_cannot_spool_to_a_full_disk_is_507_not_a_bad_request(live, monkeypatch):
@@ -709,7 +731,7 @@ def test_a_body_the_parser_cannot_spool_to_a_full_disk_is_507_not_a_bad_request(
     monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", FullDisk)
     with live.client() as c:
         r = c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
-        assert r.status_code == 507 and r.json()["error"] == "disk is full; nothing was changed", r.text
+        assert r.status_code == 507 and r.json()["error"] == TEMP_FULL, r.text
         assert tempfile.gettempdir() not in r.text
         monkeypatch.undo()
         assert c.get("/api/concepts").json() == []

@@ -15,7 +15,9 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
 `edge-rap pair --json` on the device prints the URL and token (EDGE_RAP_URL and EDGE_RAP_TOKEN work too).
 `sync` is idempotent: a concept is added once (its folder matched in any case), a photo already there (same
 bytes) is not sent again, and a changed description or category is patched (a folder without description.txt
-or category.txt leaves the device's as they are); photos go in batches the device takes, and one it refuses is
+or category.txt leaves the device's as they are; a concept another client made meanwhile is synced as one
+the device held); it removes nothing, a photo or folder deleted here stays on the
+device (`forget` takes a concept off); photos go in batches the device takes, and one it refuses is
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
 failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's.
 Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be written
@@ -355,9 +357,15 @@ def _on_device(name: str, have: dict[str, dict], alike: dict[str, list[str]]) ->
 
 def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:
     if current is None:
-        if entry.photos:
+        if not entry.photos:
+            return
+        try:
             send_photos(device, entry, entry.photos, report, new=True)
-        return
+            return
+        except CompanionError as e:  # 409: made since the list was read (two syncs at once): synced as held
+            if e.status != 409:
+                raise
+            current = device.answer("GET", f"/api/concepts/{quote(entry.name, safe='')}")
     name = current["name"]  # as the device spells it
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
               if v is not None and _as_stored(v) != current[k]}

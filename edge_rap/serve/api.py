@@ -59,7 +59,11 @@ class Limits:
     waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections
 
 
-ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 422, 429)}
+#: The statuses any route may answer, in the published schema: 421 a host name it does not answer to, 503 the
+#: device busy (Retry-After) or its memory gone, as the README lists them (a client made from the schema knew neither).
+ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 421, 422, 429, 503)}
+#: A route that writes the memory, or takes an upload the form's parser spools to the temporary folder: a full disk.
+FULL = {507: {"model": schemas.Error, "description": "the disk is full; nothing was changed"}}
 
 
 def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
@@ -215,12 +219,16 @@ QUESTION_BODY = {"requestBody": {"content": {"application/json": {"schema": sche
 
 
 def _known_query(request: Request) -> None:
-    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event."""
+    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event; and one
+    sent twice, as a form field or JSON key is: `?name=bo&name=cat` answered cat's events alone."""
     taken = [param.alias for param in request.scope["route"].dependant.query_params]
     unknown = sorted(set(request.query_params) - set(taken))
     if unknown:
         raise ApiError(f"{unknown[0]}: not a parameter of {request.method} {request.url.path} (it takes "
                        f"{', '.join(taken) or 'none'})", 422)
+    for key in taken:
+        if (sent := len(request.query_params.getlist(key))) > 1:
+            raise ApiError(f"{key}: sent {sent} times; {request.method} {request.url.path} takes one", 422)
 
 
 def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
@@ -288,7 +296,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def list_concepts() -> list[dict]:
         return [concept_json(c) for c in home.concepts()]
 
-    @router.post("/concepts", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM)
+    @router.post("/concepts", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM, responses=FULL)
     def add_concept(name: Annotated[str, Form()], photo: Annotated[list[UploadFile], File()],
                     description: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
                     box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
@@ -307,7 +315,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def get_concept(name: str) -> dict:
         return concept_json(find(name))
 
-    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON)
+    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON, responses=FULL)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
         new = _name(change.name) if change.name is not None else None
         _one_line(change.description, "description", MAX_DESCRIPTION)
@@ -324,13 +332,14 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                 home.rename(concept.name, new)
             return concept_json(find(new or concept.name))
 
-    @router.delete("/concepts/{name}", status_code=204, response_class=Response)
+    @router.delete("/concepts/{name}", status_code=204, response_class=Response, responses=FULL)
     def forget_concept(name: str) -> Response:
         with line.waiting_for(writes):
             home.forget(find(name).name)
         return Response(status_code=204)
 
-    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM)
+    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM,
+                 responses=FULL)
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region = _box(box)
@@ -382,7 +391,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return Response(made, media_type="image/jpeg")
 
     @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json",
-                 dependencies=FORM)
+                 dependencies=FORM, responses=FULL)
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
         label = f"photo ({name})" if name else "photo"
@@ -393,7 +402,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
                  "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it. A question "
                  'without a photo may also come as JSON, {"question": "..."}',
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}, **FULL},
                  openapi_extra=QUESTION_BODY)
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,8 +13,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError, disk_error
+from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import SHUTTING_DOWN
+from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +90,27 @@ def _unparsed_form(exc: BaseException) -> tuple[int, str] | None:
                           "multipart/form-data (curl -F field=value, -F photo=@photo.jpg)")
 
 
+def _unread_json(exc: HTTPException) -> str | None:
+    """What a JSON body FastAPI could not decode is said as (the README's 400 for a body that is no JSON, as POST
+    /api/ask says it): bytes that are not UTF-8, or arrays nested past what Python parses, were 400 "There was an
+    error parsing the body", which did not say it was the JSON; None for any other 400."""
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return f"the body is not JSON (not UTF-8 at byte {exc.__cause__.start})"
+    if isinstance(exc.__cause__, RecursionError):
+        return "the body is not JSON (nested deeper than the parser reads)"
+    return None
+
+
+def _not_json(exc: RequestValidationError) -> bool:
+    return bool(exc.errors()) and exc.errors()[0].get("type") == "json_invalid"
+
+
 def _validation(exc: RequestValidationError) -> str:
     """The first problem of a request that does not fit the schema, in one line (a body that is not JSON is
     said so, where pydantic's "1: JSON decode error" named only the character it stopped at)."""
     first = exc.errors()[0] if exc.errors() else {}
     loc = first.get("loc", ())
-    if first.get("type") == "json_invalid":
+    if _not_json(exc):
         at = f" at character {loc[-1]}" if len(loc) > 1 else ""
         return _one_line(f"the body is not JSON ({first.get('ctx', {}).get('error', 'invalid')}{at})")
     where = ".".join(str(p) for p in loc if p != "body")
@@ -131,16 +145,18 @@ def install(app: FastAPI) -> None:
     async def http_problem(request: Request, exc: HTTPException):
         if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
             # files could not be written (the disk full), which is no fault of the request
-            return device_trouble(request, disk_error(exc.__cause__, Path(tempfile.gettempdir())))
+            return device_trouble(request, temp_folder_error(exc.__cause__))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:
             return error(*unparsed)
+        if exc.status_code == 400 and (said := _unread_json(exc)):
+            return error(400, said)
         return error(exc.status_code, _one_line(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        return error(422, _validation(exc))
+        return error(400 if _not_json(exc) else 422, _validation(exc))
 
     @app.exception_handler(EdgeRapError)
     async def refused(request: Request, exc: EdgeRapError):

@@ -6,6 +6,7 @@ folder, named here, so no path ever comes from a request."""
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 import tempfile
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from edge_rap.errors import EdgeRapError
-from edge_rap.memory.store import disk_error
+from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.memory.store import DiskFullError
 from edge_rap.perceive.images import NotAnImage, max_pixels, ready_pillow, signed_format, unreadable
 from edge_rap.perceive.png_text import overpacked
 from edge_rap.scratch import process_folder
@@ -85,18 +86,33 @@ def sniff_file(path: Path) -> str:
     return "application/octet-stream"
 
 
+def temp_folder_error(e: OSError) -> DeviceError:
+    """An upload the temporary folder could not take, said as that folder's (507 full, else 503): a read-only, full
+    or removed TMPDIR was "memory folder is not writable", or a 500, while the memory was sound."""
+    where = Path(tempfile.gettempdir())
+    if e.errno == errno.ENOSPC:
+        return DiskFullError(where, "the device's temporary folder, where uploads are written first, is full; "
+                                    "nothing was changed")
+    return DeviceError(where, f"the device's temporary folder, where uploads are written first, cannot be written "
+                              f"({e.strerror}); nothing was changed")
+
+
 @contextmanager
 def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]:
     """The photos as files in a private folder (removed after), and each file's path -> its label, to put
     the label back into the memory's messages."""
-    with tempfile.TemporaryDirectory(prefix="upload-", dir=process_folder()) as folder:
+    try:
+        made = tempfile.TemporaryDirectory(prefix="upload-", dir=process_folder(), ignore_cleanup_errors=True)
+    except OSError as e:  # the device's trouble, never the request's: 503, not 500
+        raise temp_folder_error(e) from None
+    with made as folder:
         paths, labels = [], {}
         for k, photo in enumerate(photos):
             path = Path(folder) / f"photo-{k}{photo.suffix}"
             try:
                 path.write_bytes(photo.data)
             except OSError as e:  # the device's trouble (its disk full), never the request's: 507 or 503, not 500
-                raise disk_error(e, Path(folder)) from None
+                raise temp_folder_error(e) from None
             paths.append(path)
             labels[str(path)] = photo.label
         yield paths, labels

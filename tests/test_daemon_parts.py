@@ -3,6 +3,7 @@ file, the event log, the speaker."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -547,6 +548,28 @@ def test_a_busy_consumer_gets_no_frames_decoded_behind_its_back(tmp_path):
     wait_until(camera.finished.is_set, "the end of the clip")
     assert camera.frames_read == 15
     assert camera.slot._frame is None and camera.slot.dropped == 14  # read, counted, never decoded or queued
+
+
+def test_a_fifo_no_one_writes_to_keeps_no_other_camera_from_opening(tmp_path):
+    # Before: OpenCV opens one source at a time, and its open of the FIFO waited for a writer for good: the clip
+    # beside it never opened, and the run watched nothing
+    os.mkfifo(tmp_path / "pipe")
+    stop = threading.Event()
+    pipe = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop).start()
+    clip = Camera(parse_source(f"clip={write_clip(tmp_path / 'a.mp4', 5)}"), stop)
+    clip.slot = NeverBusySlot()
+    try:
+        time.sleep(0.3)  # (the FIFO's wait begun first, as with `--source pipe --source a.mp4`)
+        clip.start()
+        wait_until(clip.finished.is_set, "the end of the clip", timeout_s=20)
+        assert clip.error is None and clip.frames_read == 5 and not pipe.finished.is_set()
+        stop.set()
+        wait_until(pipe.finished.is_set, "the FIFO's wait to end at the stop")
+        assert pipe.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):  # a reader still blocked in OpenCV's open is let go
+            os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
 
 
 def drain(camera) -> list:

@@ -369,3 +369,18 @@ def test_a_piper_that_stops_reading_is_started_again_for_the_next_line(tmp_path,
     speaker.close()
     said = [json.loads(x)["text"] for x in (tmp_path / "said" / "speech.jsonl").read_text().splitlines()]
     assert said == ["first", "third"]  # the second met the deaf piper; the third a new one
+
+
+def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_own(tmp_path):
+    # Before: both went on after the newest WAV they found at their start, the second's 00000001.wav written over
+    # the first's, and the index naming it twice (the service and a run started by hand with its run.toml)
+    service, by_hand = Speaker(WritingVoice(), tmp_path), Speaker(WritingVoice(), tmp_path)
+    for speaker, text in ((service, "Bo arrived"), (by_hand, "Mochi arrived"), (service, "Bo left")):
+        speaker.say(text)
+        assert speaker.flush(60)
+    service.close()
+    by_hand.close()
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [e["text"] for e in index] == ["Bo arrived", "Mochi arrived", "Bo left"]
+    assert len({e["wav"] for e in index}) == 3
+    assert all((tmp_path / e["wav"]).read_text() == e["text"] for e in index)

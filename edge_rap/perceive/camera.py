@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import re
+import select
+import stat
 import threading
 import time
 import traceback
@@ -36,6 +38,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")  # (\Z: "$" took "door" and
 #: Frames in a row a video file may fail to give before it is taken to have ended: OpenCV fails to grab a damaged
 #: frame and grabs the next one after it, so a bad frame must not end the file.
 DAMAGED_RUN_MAX = 30
+#: How often a FIFO waited for (no writer yet) looks at the stop, in milliseconds.
+FIFO_LOOK_MS = 200
 
 
 #: A file source with one of these suffixes is a photo, read as `remember` reads it; a GIF plays as a video.
@@ -435,11 +439,40 @@ class Camera:
         self.outages += 1
         self.ready.set()
 
+    def _await_writer(self, path: str) -> int | None:
+        """A FIFO's read end, held open once it has something to read; None for another file, or one gone (OpenCV
+        says why it cannot open it). OpenCV opens one source at a time: a FIFO no one writes to, opened by it, kept
+        every other camera from opening for as long as no writer came. Here the wait holds no lock of OpenCV's,
+        and a stop ends it, the FIFO never opened."""
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                return None
+            while True:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                while not self.stop.is_set():
+                    events = poller.poll(FIFO_LOOK_MS)
+                    if any(e & select.POLLIN for _, e in events):
+                        return fd
+                    if events:  # a writer came and went without a byte: wait for the next
+                        break
+                os.close(fd)
+                if self.stop.is_set():
+                    raise EdgeRapError(f"source {path!r}: never opened")
+        except OSError:
+            return None
+
     def _read_video(self, path: str) -> None:
         import cv2
 
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
-        capture = cv2.VideoCapture(path)
+        waited = self._await_writer(path)
+        try:
+            capture = cv2.VideoCapture(path)
+        finally:
+            if waited is not None:
+                os.close(waited)
         if not capture.isOpened():
             reason = unopenable_reason(path)
             raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))

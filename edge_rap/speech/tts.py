@@ -410,22 +410,37 @@ class Speaker:
     def _keep(self, made: Path, text: str, line: Line) -> None:
         """`made` moved into the `--speak-to` folder as the next number, with its index line. A folder that
         cannot take it (removed, made read-only, full) is said once, and again when a line is written there."""
-        wav = self.to_dir / f"{self._numbered + 1:0{WAV_DIGITS}d}.wav"
+        wav = None
         try:
+            wav = self._claim_number()
             shutil.move(made, wav)
             _append_line(self.to_dir / "speech.jsonl", json.dumps({"wav": wav.name, "text": text,
                                                                    "voice": self.voice.name}))
         except OSError as e:
             with contextlib.suppress(OSError):
-                wav.unlink(missing_ok=True)
+                if wav is not None:
+                    wav.unlink(missing_ok=True)
             self._said_once("to_dir", True, f"--speak-to {self.to_dir}: spoken lines not written there "
                             f"({e.strerror or e}) until it can be written", "")
             return
         self._said_once("to_dir", False, "", f"--speak-to {self.to_dir}: spoken lines are written there again")
         _begin(line)
         self.spoken += 1
-        self._numbered += 1
+        self._numbered = int(wav.stem)
         keep_newest_wavs(self.to_dir, KEEP_WAVS)
+
+    def _claim_number(self) -> Path:
+        """The next numbered WAV free in the folder, made empty here so that it is this speaker's alone: a second
+        `run` writing to the same folder (the service and one started by hand, with one run.toml) took the same
+        number, the one's WAV written over by the other's and both index lines naming it."""
+        number = self._numbered + 1
+        while True:
+            wav = self.to_dir / f"{number:0{WAV_DIGITS}d}.wav"
+            try:
+                os.close(os.open(wav, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                return wav
+            except FileExistsError:
+                number += 1
 
     def _cut(self, interrupts: int, wav: Path) -> bool:
         """Whether the user spoke while `wav` was being made (`interrupt()` since `interrupts`): then it is not

@@ -572,6 +572,63 @@ def test_a_form_with_a_preamble_before_its_first_boundary_is_taken(tmp_path):
             [("bo", "our dog", 1)]
 
 
+def test_the_boundary_inside_a_line_is_no_delimiter_in_a_preamble_or_a_field(tmp_path):
+    # a delimiter starts a line (RFC 2046), as the form's parser finds it: "--BOUNDARY" inside a preamble's line was
+    # taken for the first one (400 "Did not find CR at end of boundary"), and "--BOUNDARY--" inside a field's text
+    # for the closing one, so that a form cut after it was not said cut off (422 "photo: empty or not sent")
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        request = c.build_request("POST", "/api/concepts", data={"name": "bo", "description": "see --BOUNDARY--"},
+                                  files=photo_files(png(photo("coffee"))))
+        boundary = request.headers["content-type"].split("boundary=")[1]
+        body = request.read().replace(b"--BOUNDARY--", f"--{boundary}--".encode())
+        head = {**request.headers, "content-length": str(len(body))}
+        r = c.post("/api/concepts", content=body[:-10], headers={**head, "content-length": str(len(body) - 10)})
+        assert r.status_code == 400 and "ends before its closing boundary" in r.json()["error"], r.text
+        assert c.get("/api/concepts").json() == []
+        preamble = f"This preamble names --{boundary}-- and --{boundary} inside its line.\r\n".encode()
+        head["content-length"] = str(len(preamble) + len(body))
+        r = c.post("/api/concepts", content=preamble + body, headers=head)
+        assert r.status_code == 201, r.text
+        assert (r.json()["description"], len(r.json()["photos"])) == (f"see --{boundary}--", 1)
+
+
+def test_the_form_is_passed_on_from_its_first_delimiter_wherever_the_chunks_split_it():
+    # the guard holds back what comes before the delimiter that starts the form, a line "--BOUNDARY", which may span
+    # two chunks, at any byte
+    import asyncio
+
+    from edge_rap.serve.guard import BodyLimit
+
+    form = b'--xyz\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--xyz--\r\n'
+    body = b"a preamble, --xyz, --xyz-- and --xy in its line\r\n" + form
+    scope = {"type": "http", "headers": [(b"content-type", b'multipart/form-data; boundary="xyz"; charset=utf-8')]}
+
+    async def passed(chunks: list[bytes]) -> bytes:
+        messages = [{"type": "http.request", "body": b, "more_body": i < len(chunks) - 1} for i, b in enumerate(chunks)]
+        got = []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def app(scope, receive, send):
+            while True:
+                message = await receive()
+                got.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    return
+
+        async def send(message):
+            raise AssertionError(f"the guard answered {message}")
+
+        await BodyLimit(app, limit=2**20, fields=2**10)(scope, receive, send)
+        return b"".join(got)
+
+    for at in range(len(body) + 1):
+        assert asyncio.run(passed([body[:at], body[at:]])) == form, at
+    assert asyncio.run(passed([body[i:i + 1] for i in range(len(body))])) == form
+    assert asyncio.run(passed([form])) == form
+
+
 def test_bytes_pillow_takes_by_two_bytes_alone_are_an_image_only_where_its_header_follows(tmp_path):
     # Pillow takes "BM..." for a BMP and "P1..." for a PBM by those bytes alone: text beginning "P1" was 422 "corrupt
     # or truncated image", and a BMP cut short in its first header 415 "not an image".

@@ -8,8 +8,10 @@ import re
 import shutil
 import socket
 import tarfile
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from scenes import scene
@@ -147,6 +149,24 @@ def test_a_temporary_folder_without_room_for_the_backup_is_507_before_anything_i
             assert files_in(temp_folder) == []
             monkeypatch.setattr(shutil, "disk_usage", real)
             assert c.get("/api/backup").status_code == 200
+
+
+def test_a_temporary_folder_the_backup_cannot_be_made_in_is_503_in_words_not_a_500(tmp_path, temp_folder,
+                                                                                    monkeypatch):
+    """The backup's own folder is made in the temporary folder: one read-only, or removed under the server, was a
+    500 (mkdtemp's OSError uncaught), as an upload's was."""
+    from edge_rap.serve import backup
+
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+        with monkeypatch.context() as gone:
+            gone.setattr(backup, "private_folder", lambda kind: Path(tempfile.mkdtemp(dir=tmp_path / "gone")))
+            for r in (c.get("/api/backup"), c.post("/api/backup/link")):
+                assert r.status_code == 503, r.text
+                assert r.json()["error"] == ("the device's temporary folder, where a download's backup is made, "
+                                             "cannot be written (No such file or directory); nothing was changed")
+                assert str(tmp_path) not in r.text
+        assert c.get("/api/backup").status_code == 200
 
 
 def test_a_link_downloads_the_backup_without_the_token_until_it_expires(tmp_path, temp_folder, monkeypatch):

@@ -29,9 +29,9 @@ from edge_rap.household import Household
 from edge_rap.memory.backup import back_up
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.memory.files import DATABASE, stored_files
-from edge_rap.memory.store import disk_error
 from edge_rap.scratch import private_folder
 from edge_rap.serve.problems import ApiError
+from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ HEADROOM = 64 << 20
 #: In a download's name: a copy of one that a household drops into `run`'s backup folder is not one of its own files,
 #: which it prunes.
 DOWNLOAD_TAG = "-download"
+#: The temporary folder's use, as its trouble says it.
+MADE_IN = "where a download's backup is made"
 
 
 class Download:
@@ -194,7 +196,10 @@ def fresh_backup(home: Household, reusable: bool = False) -> Download:
     trouble (503, 507 a full temporary folder) where it cannot be written."""
     if not (home.root / DATABASE).exists():
         raise ApiError("no memory yet: nothing to back up (remember a concept first)", 404)
-    folder = private_folder("backup")
+    try:
+        folder = private_folder("backup")
+    except OSError as e:  # a read-only or removed TMPDIR: the device's trouble (503), not a 500
+        raise temp_folder_error(e, MADE_IN) from None
     need, free = room_needed(home.root), shutil.disk_usage(folder).free
     if free < need:  # refused before the drive is filled to its last byte (a RAM disk: the device's memory)
         shutil.rmtree(folder, ignore_errors=True)
@@ -207,7 +212,7 @@ def fresh_backup(home: Household, reusable: bool = False) -> Download:
     except EdgeRapError as e:
         written = e.__context__  # a write that failed, which back_up says in words: the device's trouble
         if isinstance(written, OSError) and not isinstance(e, DeviceError):
-            raise disk_error(written, folder) from None
+            raise temp_folder_error(written, MADE_IN) from None  # (not "memory folder is not writable")
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)

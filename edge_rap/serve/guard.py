@@ -170,8 +170,9 @@ class BodyLimit:
                 if int(value) > limit:
                     return await send_error(send, 413, refusal, self.CLOSE)
         closing = _closing_delimiter(types[0]) if media == {b"multipart/form-data"} else None
-        state: dict = {"read": 0, "refused": None, "started": False, "tail": b"", "cut": False,
-                       "preamble": b"" if closing else None}
+        # a delimiter starts a line: the CRLF before the body's first, which may open it, is taken as read
+        state: dict = {"read": 0, "refused": None, "started": False, "tail": b"\r\n", "cut": False,
+                       "preamble": b"\r\n" if closing else None}
 
         async def counted():
             if state["cut"]:  # the parser read the whole body and found no fault of its own: said cut off
@@ -187,7 +188,7 @@ class BodyLimit:
                 if state["preamble"] is not None:
                     message = {**message, "body": _past_preamble(state, body, closing[:-2], message)}
                 if closing is not None and state["tail"] is not None:
-                    seen = state["tail"] + body  # (the delimiter may span two chunks)
+                    seen = state["tail"] + message["body"]  # (the delimiter may span two chunks)
                     state["tail"] = None if closing in seen else seen[1 - len(closing):]
                     if state["tail"] is not None and not message.get("more_body") and state["read"]:
                         state["cut"] = True  # (its last piece read as if more came: the parser says its own faults)
@@ -212,23 +213,26 @@ class BodyLimit:
 def _past_preamble(state: dict, body: bytes, opening: bytes, message: dict) -> bytes:
     """The form's bytes from its first delimiter on: RFC 2046 lets a preamble come before it, to be ignored, which
     the form's parser refused ("Expected boundary character"). Nothing is passed on until the delimiter comes (a
-    body without one is passed on as it ends, for the parser to say so); the preamble cannot hold the boundary."""
+    body without one is passed on as it ends, for the parser to say so); the preamble cannot hold the delimiter, at
+    the start of a line, but may hold the boundary elsewhere in one ("see --BOUNDARY"), as the form's text may."""
     seen = state["preamble"] + body
     at = seen.find(opening)
     if at < 0 and message.get("more_body"):
-        state["preamble"] = seen[-len(opening):]  # (the delimiter may span two chunks)
+        state["preamble"] = seen[1 - len(opening):]  # (the delimiter may span two chunks)
         return b""
     state["preamble"] = None
-    return seen[max(at, 0):]
+    if at < 0:  # what came, less the CRLF taken as read before it (with which the parser read no form as empty)
+        return seen[max(len(seen) - state["read"], 0):]
+    return seen[at + 2:]
 
 
 def _closing_delimiter(content_type: bytes) -> bytes | None:
-    """The line that ends a multipart body of this Content-Type (`--BOUNDARY--`); None where it names no boundary
-    (the form's parser says that)."""
+    """The line that ends a multipart body of this Content-Type (CRLF `--BOUNDARY--`: at the start of a line, as the
+    form's parser finds it); None where it names no boundary (the form's parser says that)."""
     for parameter in content_type.split(b";")[1:]:
         key, _, value = parameter.strip().partition(b"=")
         if key.strip().lower() == b"boundary" and value.strip().strip(b'"'):
-            return b"--" + value.strip().strip(b'"') + b"--"
+            return b"\r\n--" + value.strip().strip(b'"') + b"--"
     return None
 
 

@@ -86,15 +86,15 @@ def sniff_file(path: Path) -> str:
     return "application/octet-stream"
 
 
-def temp_folder_error(e: OSError) -> DeviceError:
-    """An upload the temporary folder could not take, said as that folder's (507 full, else 503): a read-only, full
-    or removed TMPDIR was "memory folder is not writable", or a 500, while the memory was sound."""
+def temp_folder_error(e: OSError, use: str = "where uploads are written first") -> DeviceError:
+    """An upload (or a download's backup, `use` says which) the temporary folder could not take, said as that
+    folder's (507 full, else 503): a read-only, full or removed TMPDIR was "memory folder is not writable", or a 500,
+    while the memory was sound."""
     where = Path(tempfile.gettempdir())
     if e.errno == errno.ENOSPC:
-        return DiskFullError(where, "the device's temporary folder, where uploads are written first, is full; "
-                                    "nothing was changed")
-    return DeviceError(where, f"the device's temporary folder, where uploads are written first, cannot be written "
-                              f"({e.strerror}); nothing was changed")
+        return DiskFullError(where, f"the device's temporary folder, {use}, is full; nothing was changed")
+    return DeviceError(where, f"the device's temporary folder, {use}, cannot be written ({e.strerror}); "
+                              "nothing was changed")
 
 
 @contextmanager

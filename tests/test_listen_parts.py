@@ -1496,6 +1496,20 @@ def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
     assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
 
 
+def test_a_name_that_is_its_own_category_noun_is_the_name_whole():
+    # Before: "Forget my mug." of <mug>, a mug (as "remember this as my mug" stores it), said "I don't know 'my mug'",
+    # and "Remember this as my mug." refused it as a new name: the name, heard inside its own noun, was looked for
+    # again in the words after the noun, where there are none
+    from edge_rap.speech.intents import parse
+
+    kinds = {"mug": "mug", "seahorse": "seahorse", "bo": "dog"}
+    for said, action, name in (("Forget my mug.", "forget", "mug"), ("Forget the mug, please.", "forget", "mug"),
+                               ("Forget the seahorse.", "forget", "seahorse"), ("Remember this as my mug.", "add", "mug")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.name, command.state) == (action, name, "asked"), said
+    assert parse("Forget my mug bowl.", list(kinds), kinds)[0].state == "refused"  # more words: not the name whole
+
+
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     # Before: "I don't know 'Bo and Anya', so there is nothing to forget", of two names it knows
     from edge_rap.speech.intents import parse

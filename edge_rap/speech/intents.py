@@ -201,8 +201,8 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     if kind := categories.get(h.name, "").strip():
         noun = re.compile(r"^\W*(?:(?:the|my|our|your)\W+)?" + r"\W+".join(map(re.escape, kind.split())) + r"\b",
                           re.I)
-        if (lead := noun.match(said)) and h.end <= lead.end():  # heard in the noun: "my teddy bear Teddy" of <teddy>
-            after = said[lead.end():]
+        lead = noun.match(said)  # the name heard in the noun, words after it: "my teddy bear Teddy" of <teddy>; not
+        if lead and h.end <= lead.end() and re.search(r"\w", after := said[lead.end():]):  # "my mug" of <mug>, a mug
             return _whole_name(after, match_names(after, [h.name]), {})
         before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
     else:

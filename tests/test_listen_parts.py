@@ -1445,6 +1445,17 @@ def test_a_name_said_with_a_possessive_by_habit_is_forgotten_once_confirmed():
     assert parse("This is Bo's.", ["bo", "anya"]) == (None, "")  # whose it is: no photo of <bo>
 
 
+def test_a_possessive_said_is_the_name_ending_in_it_before_the_name_without():
+    # Before: "Forget Bo's." beside <Bo's> and <bo> asked "Shall I forget <bo>?": the "'s" was taken for a habit and
+    # dropped, though it is <Bo's>'s own ending, and a yes by habit forgot the other one
+    from edge_rap.speech.intents import parse
+
+    for said in ("Forget Bo's.", "Forget Bo’s, please.", "Forget the Bo's."):
+        command, line = parse(said, ["bo", "Bo's"])
+        assert (command.name, command.state, line) == ("Bo's", "asked", "Shall I forget <Bo's>? Say yes or no."), said
+    assert parse("Forget my dog Bo's.", ["bo", "Bo's"], {"bo": "dog"})[0].name == "bo"  # Bo the dog
+
+
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
     # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
     # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"

@@ -154,8 +154,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
         name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's." is,
-        if name is None and (bare := _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name")))):  # to confirm
-            name = _whole_name(bare, match_names(bare, names), kinds)
+        if name is None and (bare := _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name")))):  # to confirm;
+            owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
+            name = (_whole_name(m.group("name"), match_names(m.group("name"), owned), kinds)
+                    or _whole_name(bare, match_names(bare, names), kinds))
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")

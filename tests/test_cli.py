@@ -614,6 +614,17 @@ def test_an_unknown_option_before_the_command_is_named_with_the_top_levels_usage
     assert err.endswith("edge-rap: error: unrecognized arguments: --foo\n")
 
 
+def test_an_unknown_option_before_a_subcommand_is_named_with_its_commands_usage(capsys):
+    # `edge-rap models --x list` named --x with list's usage, as if list had been given it
+    for argv, usage in ((["models", "--x", "list"], "edge-rap models"), (["models", "--x"], "edge-rap models"),
+                        (["models", "list", "--x"], "edge-rap models list")):
+        with pytest.raises(SystemExit) as refused:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert refused.value.code == 2 and err.startswith(f"usage: {usage} [")
+        assert err.endswith(f"{usage}: error: unrecognized arguments: --x\n"), argv
+
+
 @pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),
                                               ("concepts", "$EDGE_RAP_HOME or ~/.local/share/edge-rap")])
 def test_memory_says_the_default_of_its_command(command, default):

@@ -741,6 +741,14 @@ def test_a_model_cache_that_is_a_file_is_said_to_be_one(tmp_path, monkeypatch, c
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and told in err, err
+    # (`models` said "(empty: `edge-rap models prepare` exports ...)", doctor "missing: edge-rap models prepare": the
+    # very advice the file then refused)
+    assert cli.main(["models"]) == 0
+    empty = next(line for line in capsys.readouterr().out.splitlines() if "(empty" in line)
+    assert told in empty and "models prepare" not in empty, empty
+    cli.main(["doctor"])
+    embedder = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("model embedder:"))
+    assert told in embedder and "models prepare" not in embedder, embedder
     assert a_file.read_text() == "not a folder"
 
 

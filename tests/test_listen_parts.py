@@ -1445,6 +1445,17 @@ def test_a_name_said_with_a_possessive_by_habit_is_forgotten_once_confirmed():
     assert parse("This is Bo's.", ["bo", "anya"]) == (None, "")  # whose it is: no photo of <bo>
 
 
+def test_a_possessive_said_is_the_name_ending_in_it_before_the_name_without():
+    # Before: "Forget Bo's." beside <Bo's> and <bo> asked "Shall I forget <bo>?": the "'s" was taken for a habit and
+    # dropped, though it is <Bo's>'s own ending, and a yes by habit forgot the other one
+    from edge_rap.speech.intents import parse
+
+    for said in ("Forget Bo's.", "Forget Bo’s, please.", "Forget the Bo's."):
+        command, line = parse(said, ["bo", "Bo's"])
+        assert (command.name, command.state, line) == ("Bo's", "asked", "Shall I forget <Bo's>? Say yes or no."), said
+    assert parse("Forget my dog Bo's.", ["bo", "Bo's"], {"bo": "dog"})[0].name == "bo"  # Bo the dog
+
+
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
     # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
     # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"
@@ -1494,6 +1505,20 @@ def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
                  "Forget my teddy bear Bo.", "Forget my teddy bear."):
         assert parse(said, list(kinds), kinds)[0].state == "refused", said  # not its own noun: not the name whole
     assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
+
+
+def test_a_name_that_is_its_own_category_noun_is_the_name_whole():
+    # Before: "Forget my mug." of <mug>, a mug (as "remember this as my mug" stores it), said "I don't know 'my mug'",
+    # and "Remember this as my mug." refused it as a new name: the name, heard inside its own noun, was looked for
+    # again in the words after the noun, where there are none
+    from edge_rap.speech.intents import parse
+
+    kinds = {"mug": "mug", "seahorse": "seahorse", "bo": "dog"}
+    for said, action, name in (("Forget my mug.", "forget", "mug"), ("Forget the mug, please.", "forget", "mug"),
+                               ("Forget the seahorse.", "forget", "seahorse"), ("Remember this as my mug.", "add", "mug")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.name, command.state) == (action, name, "asked"), said
+    assert parse("Forget my mug bowl.", list(kinds), kinds)[0].state == "refused"  # more words: not the name whole
 
 
 def test_forgetting_two_known_names_at_once_says_one_at_a_time():

@@ -50,13 +50,15 @@ def _cuda(root: Path) -> dict:
 
 def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.vlm_registry import list_vlms
-    from edge_rap.models.cache import DEFAULT_EMBEDDERS, DEFAULT_EXPORT_VERSION, Manifest, ModelCache
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS, DEFAULT_EXPORT_VERSION, Manifest, ModelCache, a_file_in_the_way
 
     cache, profile = ModelCache(settings.models), settings.profile
     damage = cache.damage(profile.embedder) if cache.has(profile.embedder) else None
+    # (a cache that is a file: `models prepare` would say so, not export)
     rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder) and not damage,
-             "required": True, "get": "edge-rap models prepare" if profile.embedder in DEFAULT_EMBEDDERS else
-             "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"}]
+             "required": True, "get": a_file_in_the_way(cache.root) or ("edge-rap models prepare" if profile.embedder
+             in DEFAULT_EMBEDDERS else "export it into the model cache (tools/export_clip.py, see README) or fix "
+             "[embedder] model")}]
     if damage:  # there, but every command that recognises would refuse it
         rows[0]["damaged"] = damage
     elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \

@@ -176,11 +176,18 @@ def make_cache_root(root: Path) -> None:
 def refuse_a_file(root: Path) -> None:
     """One line where the cache, or a folder above it, is a file (EDGE_RAP_MODELS naming a photo or a notes file):
     a lookup said to run `models prepare`, and that said "(File exists)"."""
+    if (problem := a_file_in_the_way(root)) is not None:
+        raise EdgeRapError(problem)
+
+
+def a_file_in_the_way(root: Path) -> str | None:
+    """What `refuse_a_file` says, for a report that goes on (doctor's), else None."""
     blocking = file_in_the_way(root)
-    if blocking is not None:
-        where = "" if blocking == root else f": {blocking}"
-        raise EdgeRapError(f"the model cache {root}{where} is {kind_of(blocking)}, not a folder: set EDGE_RAP_MODELS "
-                           "to a writable folder")
+    if blocking is None:
+        return None
+    where = "" if blocking == root else f": {blocking}"
+    return (f"the model cache {root}{where} is {kind_of(blocking)}, not a folder: set EDGE_RAP_MODELS to a writable "
+            "folder")
 
 
 @contextmanager

@@ -154,8 +154,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
         name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's." is,
-        if name is None and (bare := _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name")))):  # to confirm
-            name = _whole_name(bare, match_names(bare, names), kinds)
+        if name is None and (bare := _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name")))):  # to confirm;
+            owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
+            name = (_whole_name(m.group("name"), match_names(m.group("name"), owned), kinds)
+                    or _whole_name(bare, match_names(bare, names), kinds))
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
@@ -201,8 +203,8 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     if kind := categories.get(h.name, "").strip():
         noun = re.compile(r"^\W*(?:(?:the|my|our|your)\W+)?" + r"\W+".join(map(re.escape, kind.split())) + r"\b",
                           re.I)
-        if (lead := noun.match(said)) and h.end <= lead.end():  # heard in the noun: "my teddy bear Teddy" of <teddy>
-            after = said[lead.end():]
+        lead = noun.match(said)  # the name heard in the noun, words after it: "my teddy bear Teddy" of <teddy>; not
+        if lead and h.end <= lead.end() and re.search(r"\w", after := said[lead.end():]):  # "my mug" of <mug>, a mug
             return _whole_name(after, match_names(after, [h.name]), {})
         before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
     else:

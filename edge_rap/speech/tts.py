@@ -433,7 +433,8 @@ class Speaker:
         """The next numbered WAV free in the folder, made empty here so that it is this speaker's alone: a second
         `run` writing to the same folder (the service and one started by hand, with one run.toml) took the same
         number, the one's WAV written over by the other's and both index lines naming it."""
-        number = self._numbered + 1
+        number = max([self._numbered, *(n for n, _ in numbered_wavs(self.to_dir))]) + 1  # past the other run's
+        # newest too: a number its trim to the newest KEEP_WAVS freed was taken, and the line trimmed at once
         while True:
             wav = self.to_dir / f"{number:0{WAV_DIGITS}d}.wav"
             try:

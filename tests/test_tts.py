@@ -404,3 +404,18 @@ def test_a_run_behind_another_on_one_speak_to_folder_takes_no_number_the_others_
     index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
     assert [e["text"] for e in index] == ["Mochi arrived again", "Bo left"]
     assert all((tmp_path / e["wav"]).read_text() == e["text"] for e in index)
+
+
+def test_a_folder_named_like_a_wav_in_the_speak_to_folder_stops_no_trim(tmp_path, monkeypatch):
+    # Before: its unlink failed (Is a directory) at each line, after the WAV was written: nothing older was
+    # deleted, the folder grew without end, and each line was said to have failed
+    monkeypatch.setattr(tts, "KEEP_WAVS", 2)
+    (tmp_path / "00000001.wav").mkdir()
+    speaker = Speaker(WritingVoice(), tmp_path)
+    for text in ("Bo arrived", "Bo left", "Mochi arrived", "Mochi left"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    speaker.close()
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["00000001.wav", "00000004.wav", "00000005.wav"]
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [e["wav"] for e in index] == ["00000004.wav", "00000005.wav"]

@@ -482,12 +482,15 @@ def _append_line(path: Path, line: str) -> None:
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
     moved into place: a reader never sees half an index)."""
-    old = numbered_wavs(folder)[:-keep]
-    if not old:
+    gone = set()
+    for _, path in numbered_wavs(folder)[:-keep]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # not a WAV of ours (a folder named like one, another account's file): left as it is; it
+            continue  # stopped the trim for good, every line after it failing and the folder growing without end
+        gone.add(path.name)
+    if not gone:
         return
-    for _, path in old:
-        path.unlink(missing_ok=True)
-    gone = {path.name for _, path in old}
     index = folder / "speech.jsonl"
     kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
             if _wav_of(line) not in gone] if index.exists() else []

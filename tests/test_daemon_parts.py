@@ -597,6 +597,23 @@ def test_a_clip_written_whole_into_a_fifo_before_opencv_opens_it_is_read(tmp_pat
             os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
 
 
+def test_a_fifo_replaced_while_waited_for_is_read_as_what_its_path_names_now(tmp_path):
+    # Before: the wait went on on the FIFO first opened, removed, which no writer could reach any more: a file put
+    # in its place (or a FIFO made anew, rm then mkfifo) was never read
+    os.mkfifo(tmp_path / "pipe")
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop)
+    camera.slot = NeverBusySlot()
+    try:
+        camera.start()
+        time.sleep(0.3)  # (the wait begun)
+        os.replace(write_clip(tmp_path / "a.avi", 3, codec="MJPG"), tmp_path / "pipe")
+        wait_until(camera.finished.is_set, "the end of the file put in the FIFO's place", timeout_s=20)
+        assert camera.error is None and camera.frames_read == 3
+    finally:
+        stop.set()
+
+
 def drain(camera) -> list:
     """Every frame a camera hands on, until it has finished."""
     got = []

@@ -310,6 +310,16 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
+def _replaced(path: str, fd: int) -> bool:
+    """Whether `path` no longer names the file open as `fd`: a writer opens what the path names, never the FIFO
+    waited on, which waited for good."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
+
 def _open_video(path: str, fifo: int | None):
     """OpenCV's capture of a video file, or of the FIFO whose read end `fifo` waited for a writer: read through
     that end (FFmpeg's pipe:N), not opened again by path. An open by path waits for a writer that is there now:
@@ -458,9 +468,9 @@ class Camera:
         every other camera from opening for as long as no writer came. Here the wait holds no lock of OpenCV's,
         and a stop ends it, the FIFO never opened."""
         try:
-            if not stat.S_ISFIFO(os.stat(path).st_mode):
-                return None
             while True:
+                if not stat.S_ISFIFO(os.stat(path).st_mode):
+                    return None
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -468,8 +478,8 @@ class Camera:
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
                         return fd
-                    if events:  # a writer came and went without a byte: wait for the next
-                        break
+                    if events or _replaced(path, fd):  # a writer came and went without a byte: wait for the next;
+                        break  # the FIFO made anew (rm, mkfifo) or a file put in its place: what the path names now
                 os.close(fd)
                 if self.stop.is_set():
                     raise EdgeRapError(f"source {path!r}: never opened")

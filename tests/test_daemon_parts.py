@@ -4,6 +4,7 @@ file, the event log, the speaker."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -500,10 +501,10 @@ def test_a_capture_that_fails_unexpectedly_is_a_source_error_not_a_quiet_end(mon
     assert camera.error == "source 'rtsp://10.0.0.2/live' failed: ValueError: a value no reader expects"
 
 
-def write_clip(path, frames: int, fps: float = 15.0) -> str:
+def write_clip(path, frames: int, fps: float = 15.0, codec: str = "mp4v") -> str:
     import cv2
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (320, 240))
     for k in range(frames):
         writer.write(scene(k))
     writer.release()
@@ -570,6 +571,47 @@ def test_a_fifo_no_one_writes_to_keeps_no_other_camera_from_opening(tmp_path):
         stop.set()
         with contextlib.suppress(OSError):  # a reader still blocked in OpenCV's open is let go
             os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_clip_written_whole_into_a_fifo_before_opencv_opens_it_is_read(tmp_path):
+    # Before: the FIFO waited for had a clip in it and no writer left (`cat clip.avi > pipe`, shorter than the
+    # pipe's buffer), and OpenCV's open of the path waited for the next writer for good: no frame, never opened
+    os.mkfifo(tmp_path / "pipe")
+    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+    held = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)  # (the pipe kept, and the writer let in)
+    writer = os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK)
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 1 << 20)
+    assert os.write(writer, clip) == len(clip)  # (all of it in the pipe's buffer: the writer need not wait)
+    os.close(writer)
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop)
+    camera.slot = NeverBusySlot()
+    try:
+        camera.start()
+        wait_until(camera.finished.is_set, "the end of the clip in the FIFO", timeout_s=20)
+        assert camera.error is None and camera.frames_read == 3
+    finally:
+        stop.set()
+        os.close(held)
+        with contextlib.suppress(OSError):  # a reader still blocked in OpenCV's open is let go
+            os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_fifo_replaced_while_waited_for_is_read_as_what_its_path_names_now(tmp_path):
+    # Before: the wait went on on the FIFO first opened, removed, which no writer could reach any more: a file put
+    # in its place (or a FIFO made anew, rm then mkfifo) was never read
+    os.mkfifo(tmp_path / "pipe")
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop)
+    camera.slot = NeverBusySlot()
+    try:
+        camera.start()
+        time.sleep(0.3)  # (the wait begun)
+        os.replace(write_clip(tmp_path / "a.avi", 3, codec="MJPG"), tmp_path / "pipe")
+        wait_until(camera.finished.is_set, "the end of the file put in the FIFO's place", timeout_s=20)
+        assert camera.error is None and camera.frames_read == 3
+    finally:
+        stop.set()
 
 
 def drain(camera) -> list:

@@ -384,3 +384,38 @@ def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_
     assert [e["text"] for e in index] == ["Bo arrived", "Mochi arrived", "Bo left"]
     assert len({e["wav"] for e in index}) == 3
     assert all((tmp_path / e["wav"]).read_text() == e["text"] for e in index)
+
+
+def test_a_run_behind_another_on_one_speak_to_folder_takes_no_number_the_others_trim_freed(tmp_path, monkeypatch):
+    # Before: the service went on after its own last number, 1; the run by hand had trimmed 2 away, so the service
+    # took 2, the oldest, and the trim deleted its WAV and index line at once: the line was lost
+    monkeypatch.setattr(tts, "KEEP_WAVS", 2)
+    service = Speaker(WritingVoice(), tmp_path)
+    service.say("Bo arrived")
+    assert service.flush(60)
+    by_hand = Speaker(WritingVoice(), tmp_path)
+    for text in ("Mochi arrived", "Mochi left", "Mochi arrived again"):
+        by_hand.say(text)
+        assert by_hand.flush(60)
+    service.say("Bo left")
+    assert service.flush(60)
+    service.close()
+    by_hand.close()
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [e["text"] for e in index] == ["Mochi arrived again", "Bo left"]
+    assert all((tmp_path / e["wav"]).read_text() == e["text"] for e in index)
+
+
+def test_a_folder_named_like_a_wav_in_the_speak_to_folder_stops_no_trim(tmp_path, monkeypatch):
+    # Before: its unlink failed (Is a directory) at each line, after the WAV was written: nothing older was
+    # deleted, the folder grew without end, and each line was said to have failed
+    monkeypatch.setattr(tts, "KEEP_WAVS", 2)
+    (tmp_path / "00000001.wav").mkdir()
+    speaker = Speaker(WritingVoice(), tmp_path)
+    for text in ("Bo arrived", "Bo left", "Mochi arrived", "Mochi left"):
+        speaker.say(text)
+        assert speaker.flush(60)
+    speaker.close()
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["00000001.wav", "00000004.wav", "00000005.wav"]
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [e["wav"] for e in index] == ["00000004.wav", "00000005.wav"]

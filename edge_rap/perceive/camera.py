@@ -310,6 +310,29 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
+def _replaced(path: str, fd: int) -> bool:
+    """Whether `path` no longer names the file open as `fd`: a writer opens what the path names, never the FIFO
+    waited on, which waited for good."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
+
+def _open_video(path: str, fifo: int | None):
+    """OpenCV's capture of a video file, or of the FIFO whose read end `fifo` waited for a writer: read through
+    that end (FFmpeg's pipe:N), not opened again by path. An open by path waits for a writer that is there now:
+    one that wrote a short clip and closed before OpenCV's open (the clip waiting in the pipe) left the run
+    watching nothing for good, OpenCV's lock held, every other source kept from opening."""
+    import cv2
+
+    if fifo is None or not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        return cv2.VideoCapture(path)
+    os.set_blocking(fifo, True)
+    return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
+
+
 class Camera:
     """Reads one source in its own thread into a LatestSlot; counts what it read and how long reading took."""
 
@@ -445,9 +468,9 @@ class Camera:
         every other camera from opening for as long as no writer came. Here the wait holds no lock of OpenCV's,
         and a stop ends it, the FIFO never opened."""
         try:
-            if not stat.S_ISFIFO(os.stat(path).st_mode):
-                return None
             while True:
+                if not stat.S_ISFIFO(os.stat(path).st_mode):
+                    return None
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -455,8 +478,8 @@ class Camera:
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
                         return fd
-                    if events:  # a writer came and went without a byte: wait for the next
-                        break
+                    if events or _replaced(path, fd):  # a writer came and went without a byte: wait for the next;
+                        break  # the FIFO made anew (rm, mkfifo) or a file put in its place: what the path names now
                 os.close(fd)
                 if self.stop.is_set():
                     raise EdgeRapError(f"source {path!r}: never opened")
@@ -469,21 +492,21 @@ class Camera:
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
         try:
-            capture = cv2.VideoCapture(path)
+            capture = _open_video(path, waited)
+            if not capture.isOpened():
+                reason = unopenable_reason(path)
+                raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
+            self.error = None
+            fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+            fps = fps if 0 < fps <= 240 else 15.0
+            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
+            try:
+                self._follow(capture, time.monotonic(), VideoClock(fps), skips=DAMAGED_RUN_MAX)
+            finally:
+                capture.release()
         finally:
             if waited is not None:
                 os.close(waited)
-        if not capture.isOpened():
-            reason = unopenable_reason(path)
-            raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
-        self.error = None
-        fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
-        fps = fps if 0 < fps <= 240 else 15.0
-        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
-        try:
-            self._follow(capture, time.monotonic(), VideoClock(fps), skips=DAMAGED_RUN_MAX)
-        finally:
-            capture.release()
         if self.stop.is_set():
             return
         if not self.frames_read:

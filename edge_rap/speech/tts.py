@@ -433,7 +433,8 @@ class Speaker:
         """The next numbered WAV free in the folder, made empty here so that it is this speaker's alone: a second
         `run` writing to the same folder (the service and one started by hand, with one run.toml) took the same
         number, the one's WAV written over by the other's and both index lines naming it."""
-        number = self._numbered + 1
+        number = max([self._numbered, *(n for n, _ in numbered_wavs(self.to_dir))]) + 1  # past the other run's
+        # newest too: a number its trim to the newest KEEP_WAVS freed was taken, and the line trimmed at once
         while True:
             wav = self.to_dir / f"{number:0{WAV_DIGITS}d}.wav"
             try:
@@ -481,12 +482,15 @@ def _append_line(path: Path, line: str) -> None:
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
     moved into place: a reader never sees half an index)."""
-    old = numbered_wavs(folder)[:-keep]
-    if not old:
+    gone = set()
+    for _, path in numbered_wavs(folder)[:-keep]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # not a WAV of ours (a folder named like one, another account's file): left as it is; it
+            continue  # stopped the trim for good, every line after it failing and the folder growing without end
+        gone.add(path.name)
+    if not gone:
         return
-    for _, path in old:
-        path.unlink(missing_ok=True)
-    gone = {path.name for _, path in old}
     index = folder / "speech.jsonl"
     kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
             if _wav_of(line) not in gone] if index.exists() else []

@@ -727,18 +727,25 @@ def test_serve_warns_when_it_listens_wider_without_tls():
 
 
 def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
-    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
-    rc, _, err = run("serve", "--tls-cert", "c.pem")
-    assert rc == 2 and "--tls-key" in err
-    key = settings.memory.parent / "k.pem"
-    key.write_text("not read: the certificate is missing")
-    rc, _, err = run("serve", "--tls-cert", "gone.pem", "--tls-key", key)  # ssl's own line named neither file
-    assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
+    """Each refusal is said whichever port is busy (one taken here, not 8765: anything may hold that one), and
+    before the memory is given a token."""
     from edge_rap.serve.server import bind
+    from edge_rap.serve.token import TOKEN_FILE
 
+    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     taken = bind("127.0.0.1", 0)
+    port = str(taken.getsockname()[1])
     try:
-        rc, _, err = run("serve", "--port", str(taken.getsockname()[1]))
+        rc, _, err = run("serve", "--port", port, "--tls-cert", "c.pem")
+        assert rc == 2 and "--tls-key" in err
+        key = settings.memory.parent / "k.pem"
+        key.write_text("not read: the certificate is missing")
+        rc, _, err = run("serve", "--port", port, "--tls-cert", "gone.pem", "--tls-key", key)  # ssl named neither
+        assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
+        rc, _, err = run("serve", "--port", port, "--tls-cert", key, "--tls-key", key)
+        assert rc == 2 and "not a PEM certificate" in err
+        assert not (settings.memory / TOKEN_FILE).exists()
+        rc, _, err = run("serve", "--port", port)
         assert rc == 2 and "cannot listen" in err
     finally:
         taken.close()

@@ -19,11 +19,12 @@ def cmd_serve(args) -> int:
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
-    from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
+    from edge_rap.serve.server import Tls, check_tls, checked_host, start_server_thread, warn_if_open
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    check_tls(tls)  # before the memory's token is written and the port bound
     args.host = checked_host(args.host)
     from edge_rap.cli import _existing_memory, _settings, _stop_on_signals
 

@@ -674,11 +674,14 @@ MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm
 
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which keeps the arguments it did not know apart from those given before the command:
-    argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage."""
+    argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage. One given
+    to a command before its subcommand is said with the command's usage (`models --x list` had list's)."""
 
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         namespace, extras = super().parse_known_args(args, namespace)
+        if len(extras) > len(getattr(namespace, "command_extras", [])):  # more than its subcommand's: its own
+            namespace.parser = self
         namespace.command_extras = list(extras)
         return namespace, extras
 

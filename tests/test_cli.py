@@ -624,6 +624,15 @@ def test_an_unknown_option_is_named_with_the_usage_of_the_command_given(capsys, 
     assert refused.value.code == 2 and capsys.readouterr().err.endswith("required: command\n")
 
 
+def test_an_unknown_option_before_a_subcommand_is_named_with_its_commands_usage(capsys):
+    # `models --x list` named --x with `models list`'s usage, as if list had been given it
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["models", "--x", "list"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith("usage: edge-rap models [")
+    assert err.endswith("edge-rap models: error: unrecognized arguments: --x\n")
+
+
 def test_an_unknown_option_before_the_command_is_named_with_the_top_levels_usage(capsys):
     # `edge-rap --foo concepts` named --foo with concepts' usage, as if concepts had been given it
     with pytest.raises(SystemExit) as refused:

@@ -827,6 +827,20 @@ def test_prepare_of_a_model_that_is_no_image_embedder_is_refused(tmp_path, monke
     assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
 
 
+def test_a_detector_given_as_the_embedder_is_named_as_one(tmp_path, monkeypatch, capsys):
+    # `recognize --embedder yolo` said "model yolo has no image file", where `models prepare` names its role
+    from edge_rap import cli
+
+    folder = tmp_path / "models" / "yolo"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"name": "yolo", "role": "detector", "files": {}}))
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["recognize", "--embedder", "yolo", str(tmp_path / "x.jpg")]) == 2
+    assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

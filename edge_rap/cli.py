@@ -410,9 +410,13 @@ def cmd_models(args) -> int:
         return _models_pull(args, settings)
     prepared, exported, outside = (_prepare(args, settings, cache) if args.models_command == "prepare"
                                    else (None, False, False))
-    from edge_rap.models.cache import CachedModel
+    from edge_rap.models.cache import CachedModel, refuse_a_file
     from edge_rap.models.vlm_registry import list_vlms
 
+    try:
+        refuse_a_file(settings.models)
+    except EdgeRapError as e:  # listed all the same (as empty), as prepare and pull refuse it: its folders are none
+        print(f"edge-rap: warning: {e}", file=sys.stderr)
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
     listing = cache.listing()
     if args.json:  # every entry with its role, as the text says it; a folder outside the cache, as one more

@@ -144,6 +144,21 @@ def test_a_name_of_punctuation_alone_is_422_and_its_patch_changes_nothing(tmp_pa
         assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("boot", "brown")]
 
 
+def test_a_patch_of_control_characters_only_or_of_null_is_422_and_changes_nothing(tmp_path):
+    # {"category": "\u0000"} cleared the category (its control characters dropped), answered 200; {"name": null}
+    # was a 200 that changed nothing
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot", "category": "shoe"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        for change, said in (({"category": "\u0000\u001b"}, "only control characters"),
+                             ({"name": None, "description": "black"}, "name: null")):
+            r = c.patch("/api/concepts/boot", json=change)
+            assert r.status_code == 422 and said in r.json()["error"], r.text
+        assert [(k["name"], k["category"], k["description"]) for k in c.get("/api/concepts").json()] == \
+            [("boot", "shoe", "")]
+        assert c.patch("/api/concepts/boot", json={"category": ""}).json()["category"] == ""  # "" still clears
+
+
 def test_an_old_name_of_punctuation_alone_sent_back_unchanged_with_a_patch_is_no_rename(tmp_path):
     # a client that sends the whole concept back ({"name": "...", "description": ...}) was refused 422, though the
     # CLI's `rename ... ...` changes nothing and succeeds

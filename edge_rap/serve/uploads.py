@@ -86,15 +86,17 @@ def sniff_file(path: Path) -> str:
     return "application/octet-stream"
 
 
-def temp_folder_error(e: OSError) -> DeviceError:
+def temp_folder_error(e: OSError, writes: bool = True) -> DeviceError:
     """An upload the temporary folder could not take, said as that folder's (507 full, else 503): a read-only, full
-    or removed TMPDIR was "memory folder is not writable", or a 500, while the memory was sound."""
+    or removed TMPDIR was "memory folder is not writable", or a 500, while the memory was sound. `writes`: the
+    request would have changed the memory (only then is "nothing was changed" news)."""
     where = Path(tempfile.gettempdir())
+    unchanged = "; nothing was changed" if writes else ""
     if e.errno == errno.ENOSPC:
-        return DiskFullError(where, "the device's temporary folder, where uploads are written first, is full; "
-                                    "nothing was changed")
+        return DiskFullError(where, f"the device's temporary folder, where uploads are written first, is full"
+                                    f"{unchanged}")
     return DeviceError(where, f"the device's temporary folder, where uploads are written first, cannot be written "
-                              f"({e.strerror}); nothing was changed")
+                              f"({e.strerror}){unchanged}")
 
 
 @contextmanager

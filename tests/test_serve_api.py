@@ -759,9 +759,9 @@ def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
         assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
         rc, _, err = run("serve", "--port", port, "--tls-cert", key, "--tls-key", key)
         assert rc == 2 and "not a PEM certificate" in err
-        assert not (settings.memory / TOKEN_FILE).exists()
         rc, _, err = run("serve", "--port", port)
         assert rc == 2 and "cannot listen" in err
+        assert not (settings.memory / TOKEN_FILE).exists()
     finally:
         taken.close()
 

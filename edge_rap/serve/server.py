@@ -185,12 +185,14 @@ class ServerHandle:
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,
-                        patience: Patience | None = None, beat: Callable[[], None] | None = None) -> ServerHandle:
-    """Serve `app` from a thread (port 0: any free port); returns once it accepts connections. `beat`: as
-    `make_server` takes it. The certificate is read before the port is bound: a bad one is said whichever port."""
+                        patience: Patience | None = None, beat: Callable[[], None] | None = None,
+                        sock: socket.socket | None = None) -> ServerHandle:
+    """Serve `app` from a thread (port 0: any free port), on `sock` where the caller bound it already; returns once
+    it accepts connections. `beat`: as `make_server` takes it. The certificate is read before the port is bound: a
+    bad one is said whichever port."""
     more_open_files()
     server = make_server(app, tls, patience, beat)
-    sock = bind(host, port)
+    sock = sock or bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():

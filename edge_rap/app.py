@@ -27,7 +27,8 @@ def open_embedder(settings: Settings, prepare: bool = False) -> ImageEmbedder:
     cache = ModelCache(settings.models)
     if prepare:
         cache.ensure_default(settings.embedder)
-    manifest = cache.manifest(settings.embedder)
+    manifest = cache.manifest(settings.embedder, role="image_embedder")
+    manifest.require_role("image_embedder")  # a detector's said so, not "has no image file"
     profile = settings.profile
     return OnnxImageEmbedder(manifest, profile.provider, batch=profile.embed_batch, threads=profile.threads)
 

@@ -279,6 +279,18 @@ def test_decoding_leaves_pillows_own_guard_alone(tmp_path):
     assert Image.MAX_IMAGE_PIXELS == before  # no process-wide change that other code in the process would see
 
 
+def test_a_picture_past_pillows_guard_is_refused_with_our_limit(tmp_path, monkeypatch):
+    # Pillow's check comes first: 400 megapixels were refused as "over 179 megapixels, Pillow's own limit", where
+    # the limit in force is ours (a raised one past Pillow's is still said as Pillow's)
+    bomb = make_bomb(tmp_path)
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "150")
+    with pytest.raises(EdgeRapError, match=r"over \d+ megapixels; the limit is 150$"):
+        read_image_file(bomb)
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "100000")
+    with pytest.raises(EdgeRapError, match="Pillow's own limit"):
+        read_image_file(bomb)
+
+
 def test_photo_under_the_stated_limit_is_accepted(tmp_path):
     # Our limit (max_pixels()), not Pillow's ~89.5 MP warning, decides: a 100 MP camera's photo is fine.
     from PIL import Image

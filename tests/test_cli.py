@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -160,6 +161,24 @@ def test_a_draw_folder_that_cannot_take_drawings_is_said_before_anything_is_reco
     run("remember", "bo", scene_file(photos, 1))
     rc, out, err = run("recognize", photos / "scene1.png", "--draw", photos / "scene1.png")
     assert (rc, out) == (2, "") and err == f"edge-rap: --draw {photos / 'scene1.png'}: is a file, not a folder\n"
+
+
+def test_drawings_the_disk_is_full_for_leave_no_folder_recognize_made(run, photos, monkeypatch):
+    # `recognize --draw D` on a full disk exited 2 and left the empty D it made (export-rap removes its own)
+    import errno
+
+    from PIL import Image
+
+    photos.mkdir()
+    run("remember", "bo", scene_file(photos, 1))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    rc, out, err = run("recognize", photos / "scene1.png", "--draw", photos.parent / "new" / "drawn")
+    assert rc == 2 and "No space left on device" in err
+    assert not (photos.parent / "new").exists()
 
 
 def test_recognize_an_empty_memory(run, photos, settings):

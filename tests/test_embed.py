@@ -696,7 +696,7 @@ def test_the_whole_export_is_the_same_on_an_avx2_cpu(tmp_path):
 
 def test_a_model_cache_that_cannot_be_written_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     """A read-only cache, or EDGE_RAP_MODELS naming a file: `models prepare` (and `remember`, which prepares)
-    said what to fix instead of a traceback, and `models` lists an empty cache."""
+    said what to fix instead of a traceback, and `models` lists an empty cache, warning of the file."""
     from edge_rap import cli
 
     exported = []
@@ -717,7 +717,10 @@ def test_a_model_cache_that_cannot_be_written_is_a_one_line_error(tmp_path, monk
     assert cli.main(["models", "prepare"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "writable folder" in err
-    assert cli.main(["models"]) == 0 and "(empty" in capsys.readouterr().out
+    assert cli.main(["models"]) == 0
+    out, err = capsys.readouterr()  # listed as empty, with the same line as a warning (it showed folders in a file)
+    assert "(empty" in out and err == f"edge-rap: warning: the model cache {a_file} is a file, not a folder: set " \
+                                      "EDGE_RAP_MODELS to a writable folder\n"
 
 
 @pytest.mark.parametrize("below", [False, True])
@@ -832,6 +835,20 @@ def test_prepare_of_a_model_that_is_no_image_embedder_is_refused(tmp_path, monke
     monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
     capsys.readouterr()
     assert cli.main(["models", "prepare", "--embedder", str(folder) if outside else "yolo"]) == 2
+    assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
+
+
+def test_a_detector_given_as_the_embedder_is_named_as_one(tmp_path, monkeypatch, capsys):
+    # `recognize --embedder yolo` said "model yolo has no image file", where `models prepare` names its role
+    from edge_rap import cli
+
+    folder = tmp_path / "models" / "yolo"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"name": "yolo", "role": "detector", "files": {}}))
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["recognize", "--embedder", "yolo", str(tmp_path / "x.jpg")]) == 2
     assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
 
 

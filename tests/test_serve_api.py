@@ -144,6 +144,21 @@ def test_a_name_of_punctuation_alone_is_422_and_its_patch_changes_nothing(tmp_pa
         assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("boot", "brown")]
 
 
+def test_a_patch_of_control_characters_only_or_of_null_is_422_and_changes_nothing(tmp_path):
+    # {"category": "\u0000"} cleared the category (its control characters dropped), answered 200; {"name": null}
+    # was a 200 that changed nothing
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot", "category": "shoe"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        for change, said in (({"category": "\u0000\u001b"}, "only control characters"),
+                             ({"name": None, "description": "black"}, "name: null")):
+            r = c.patch("/api/concepts/boot", json=change)
+            assert r.status_code == 422 and said in r.json()["error"], r.text
+        assert [(k["name"], k["category"], k["description"]) for k in c.get("/api/concepts").json()] == \
+            [("boot", "shoe", "")]
+        assert c.patch("/api/concepts/boot", json={"category": ""}).json()["category"] == ""  # "" still clears
+
+
 def test_an_old_name_of_punctuation_alone_sent_back_unchanged_with_a_patch_is_no_rename(tmp_path):
     # a client that sends the whole concept back ({"name": "...", "description": ...}) was refused 422, though the
     # CLI's `rename ... ...` changes nothing and succeeds
@@ -784,19 +799,26 @@ def test_serve_warns_when_it_listens_wider_without_tls():
 
 
 def test_serve_refuses_half_a_tls_pair_and_a_port_in_use(settings, run):
-    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
-    rc, _, err = run("serve", "--tls-cert", "c.pem")
-    assert rc == 2 and "--tls-key" in err
-    key = settings.memory.parent / "k.pem"
-    key.write_text("not read: the certificate is missing")
-    rc, _, err = run("serve", "--tls-cert", "gone.pem", "--tls-key", key)  # ssl's own line named neither file
-    assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
+    """Each refusal is said whichever port is busy (one taken here, not 8765: anything may hold that one), and
+    before the memory is given a token."""
     from edge_rap.serve.server import bind
+    from edge_rap.serve.token import TOKEN_FILE
 
+    settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     taken = bind("127.0.0.1", 0)
+    port = str(taken.getsockname()[1])
     try:
-        rc, _, err = run("serve", "--port", str(taken.getsockname()[1]))
+        rc, _, err = run("serve", "--port", port, "--tls-cert", "c.pem")
+        assert rc == 2 and "--tls-key" in err
+        key = settings.memory.parent / "k.pem"
+        key.write_text("not read: the certificate is missing")
+        rc, _, err = run("serve", "--port", port, "--tls-cert", "gone.pem", "--tls-key", key)  # ssl named neither
+        assert rc == 2 and err.strip() == "edge-rap: --tls-cert gone.pem: cannot read it (No such file or directory)"
+        rc, _, err = run("serve", "--port", port, "--tls-cert", key, "--tls-key", key)
+        assert rc == 2 and "not a PEM certificate" in err
+        rc, _, err = run("serve", "--port", port)
         assert rc == 2 and "cannot listen" in err
+        assert not (settings.memory / TOKEN_FILE).exists()
     finally:
         taken.close()
 

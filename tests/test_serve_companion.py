@@ -356,6 +356,20 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
         assert (again["added"], again["photos_added"], list(again["refused"])) == ([], 0, ["many/2b.png"])
 
 
+def test_sync_reports_a_folder_by_one_spelling(companion, live, capsys, tmp_path):
+    # a macOS (decomposed) "Café" was under `patched` as the folder spells it and under `refused` as the device does
+    with live.client() as c:
+        files = [("photo", ("p.png", _save(tmp_path / "1.png", 1).read_bytes(), "image/png"))]
+        assert c.post("/api/concepts", data={"name": "Café"}, files=files).status_code == 201
+    folder = tmp_path / "concepts" / "Cafe\u0301"
+    _save(folder / "a.png", 2)
+    (folder / "bad.png").write_bytes(b"not a photo at all")
+    (folder / "description.txt").write_text("the corner cafe")
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", folder.parent)
+    report = json.loads(out)
+    assert rc == 1 and report["patched"] == ["Cafe\u0301"] and list(report["refused"]) == ["Cafe\u0301/bad.png"]
+
+
 def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     # nothing yet is said as `edge-rap concepts` and `events` say it, not left blank
     assert _call(companion, live, capsys, "list")[1] == "no concepts remembered yet\n"
@@ -403,7 +417,7 @@ def test_an_error_names_the_companions_own_option_not_the_apis_form_field(compan
 
 def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, capsys, monkeypatch):
     rc, _, err = _call(companion, live, capsys, "forget", "nobody")
-    assert rc == 2 and err == "companion: DELETE /api/concepts/nobody: 404 no concept named 'nobody'\n"
+    assert rc == 2 and err == "companion: GET /api/concepts/nobody: 404 no concept named 'nobody'\n"
     capsys.readouterr()
     assert companion.main(["--url", live.url, "--token", "wrong" * 9, "list"]) == 2
     assert "401 wrong token" in capsys.readouterr().err
@@ -492,6 +506,13 @@ def test_forget_with_json_prints_json_as_every_other_command(companion, live, ca
     _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))
     rc, out, _ = _call(companion, live, capsys, "--json", "forget", "bo")
     assert rc == 0 and json.loads(out) == {"name": "bo"}
+
+
+def test_forget_names_the_concept_as_the_device_spells_it(companion, live, capsys, tmp_path):
+    # `forget 'Q?X#Y'` printed the typed spelling, "forgot <Q?X#Y>", for the device's <q?x#y>
+    _call(companion, live, capsys, "add", "q?x#y", _save(tmp_path / "q.png", 8))
+    rc, out, _ = _call(companion, live, capsys, "forget", "Q?X#Y")
+    assert (rc, out) == (0, "forgot <q?x#y>\n") and live.home.concepts() == []
 
 
 def test_every_companion_option_says_what_it_does_and_its_default(companion):

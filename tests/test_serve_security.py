@@ -737,6 +737,33 @@ def test_a_body_the_parser_cannot_spool_to_a_full_disk_is_507_not_a_bad_request(
         assert c.get("/api/concepts").json() == []
 
 
+def test_a_full_temporary_folder_on_a_read_only_route_says_nothing_of_changes(live, monkeypatch):
+    # /api/recognize's 507 ended "nothing was changed", as if recognising could have changed something
+    import errno
+    import tempfile
+
+    import starlette.formparsers
+
+    class FullDisk(tempfile.SpooledTemporaryFile):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", FullDisk)
+    with live.client() as c:
+        r = c.post("/api/recognize", files=photo_files(png(scene(1))))
+        assert r.status_code == 507 and r.json()["error"] == TEMP_FULL.removesuffix("; nothing was changed"), r.text
+
+
+def test_the_guards_errors_are_encoded_as_every_other(tmp_path):
+    # 401 and 421 were {"error": "..."}, with a space (and accents escaped), where the routes' answers are compact
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        answers = [c.get("/api/concepts", headers={"Authorization": "Bearer guess"}),
+                   c.get("/api/concepts", headers={"Host": "evil.example"}), c.get("/api/concepts/nobody")]
+        assert [r.status_code for r in answers] == [401, 421, 404]
+        for r in answers:
+            assert r.content == json.dumps(r.json(), ensure_ascii=False, separators=(",", ":")).encode(), r.content
+
+
 @contextlib.contextmanager
 def a_request_under_way(tmp_path, monkeypatch, as_the_vlm: bool = False):
     """A server whose GET /api/concepts waits inside the route until released (`as_the_vlm`: or until the

@@ -356,6 +356,15 @@ def test_a_description_keeps_the_joiners_its_emoji_and_words_need(memory, images
     assert memory.edit("bo", category="\x01\u200ddog").category == "dog"
 
 
+def test_a_text_of_control_characters_only_is_refused_and_white_space_alone_clears_it(memory, images):
+    # "\x00" cleared the category (its control characters dropped) where a name of them is refused
+    memory.remember("bo", [scene_file(images, 1)], category="dog")
+    with pytest.raises(EdgeRapError, match="only control characters"):
+        memory.edit("bo", category="\x00\x1b")
+    assert memory.get("bo").category == "dog"
+    assert memory.edit("bo", category=" \u00a0").category == ""
+
+
 def test_a_dotted_capital_i_folds_to_a_plain_i(memory, images):
     # "İstanbul" case-folds to "i̇stanbul" (i and a combining dot): "istanbul" was remembered beside it, and
     # `events --name istanbul` found no concept

@@ -165,12 +165,16 @@ class Device:
     def patch(self, name: str, **change) -> dict:
         return self.answer("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change)
 
-    def forget(self, name: str) -> None:
+    def forget(self, name: str) -> str:
+        """Forget a concept; its name as the device spells it (`forget 'BO '` printed "forgot <BO >" for <bo>):
+        asked first, as the device's answer to a forget is empty."""
+        name = self.answer("GET", f"/api/concepts/{quote(name, safe='')}")["name"]
         try:
             self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
         except CompanionError as e:
             if not (e.status == 404 and e.unanswered):  # (gone: an earlier try forgot it)
                 raise
+        return name
 
 
 #: The API's form fields its errors name, as this script's options (the device tells a phone "the box field").
@@ -375,15 +379,17 @@ def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncRe
     stored = {p["sha256"] for p in current["photos"]}
     fresh = [p for p in entry.photos if _sha256(p) not in stored]
     if fresh:
-        send_photos(device, Entry(name, []), fresh, report, new=False)
+        send_photos(device, Entry(entry.name, []), fresh, report, new=False, to=name)  # reported by the folder's name
 
 
-def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool) -> dict | None:
+def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool,
+                to: str | None = None) -> dict | None:
     """Send photos (each file's bytes once) in batches the device takes, the first creating the concept when
-    `new`. A batch refused for a photo (not an image, too large, no detail, over the body limit) is sent again
-    one photo at a time, so one bad photo keeps no other out; each refused photo is in `report.refused`, one the
-    device already holds is skipped. What was sent is counted even when a later batch fails. Returns the
-    concept as the device last answered, or None when nothing was sent."""
+    `new`, else added to the concept `to` (default: `entry`'s name, which names them in `report`). A batch refused
+    for a photo (not an image, too large, no detail, over the body limit) is sent again one photo at a time, so one
+    bad photo keeps no other out; each refused photo is in `report.refused`, one the device already holds is
+    skipped. What was sent is counted even when a later batch fails. Returns the concept as the device last
+    answered, or None when nothing was sent."""
     seen: set[str] = set()
     unique = [p for p in photos if not ((digest := _sha256(p)) in seen or seen.add(digest))]
     pending = [unique[i:i + PHOTOS_PER_REQUEST] for i in range(0, len(unique), PHOTOS_PER_REQUEST)]
@@ -395,7 +401,7 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
                 if new and concept is None:
                     concept = device.add(Entry(entry.name, batch, entry.description, entry.category, box=entry.box))
                 else:
-                    concept = device.add_photos(concept["name"] if concept else entry.name, batch, entry.box)
+                    concept = device.add_photos(concept["name"] if concept else to or entry.name, batch, entry.box)
             except CompanionError as e:
                 why = str(e).split(f": {e.status} ", 1)[-1]
                 held = why.startswith("every photo given is already a view")
@@ -557,8 +563,8 @@ def _run(args, device: Device) -> int:
             print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
         return 1 if report.refused else 0
     elif args.command == "forget":
-        device.forget(args.name)
-        print(json.dumps({"name": args.name}) if args.json else f"forgot <{_shown(args.name)}>")
+        name = device.forget(args.name)
+        print(json.dumps({"name": name}) if args.json else f"forgot <{_shown(name)}>")
     elif args.command == "sync":
         if not args.path.exists():
             raise CompanionError(f"{args.path}: no such file or folder")

@@ -89,11 +89,12 @@ def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import Listening, record
-    from edge_rap.serve.server import Tls, start_server_thread, warn_if_open
+    from edge_rap.serve.server import Tls, check_tls, start_server_thread, warn_if_open
     from edge_rap.serve.stats import daemon_stats
 
     host, port = serve_address(config.serve)
     tls = Tls(config.tls_cert, config.tls_key) if config.tls_cert else None
+    check_tls(tls)  # before create_app writes the memory's token
     warning = warn_if_open(host, tls)
     if warning:
         log.warning("%s", warning)

@@ -86,10 +86,14 @@ class PreparedView:
 
 def clean_text(text: str, what: str, limit: int) -> str:
     """One line of printable text: whitespace collapsed, control characters (terminal escapes) dropped, but not
-    the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS)."""
+    the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS). One of control characters
+    only is refused, as a name is: it cleared the text, answered as a change."""
+    given = text
     text = " ".join(text.split())
     text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
+    if not text and given and not given.isspace():  # (white space alone, a no-break space too, clears it)
+        raise EdgeRapError(f'{what} {given!r} is only control characters (an empty one, "", clears it)')
     if len(text) > limit:
         raise EdgeRapError(f"{what} is {len(text)} characters; the limit is {limit}")
     return text

@@ -274,11 +274,15 @@ def max_pixels() -> int:
 
 
 def past_bomb_limit(shown: str) -> EdgeRapError:
-    """A picture whose header claims more pixels than Pillow's limit against decompression bombs."""
+    """A picture whose header claims more pixels than Pillow's limit against decompression bombs (its check comes
+    before ours): said as over ours where ours is the lower, as a picture between the two is."""
     from PIL import Image as PILImage
 
-    return EdgeRapError(f"{shown}: image is over {2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
-                        "Pillow's own limit against decompression bombs")
+    bomb, limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0), max_pixels()
+    if limit < bomb:
+        return EdgeRapError(f"{shown}: image is over {bomb / 1e6:.0f} megapixels; the limit is {limit / 1e6:g}")
+    return EdgeRapError(f"{shown}: image is over {bomb / 1e6:.0f} megapixels, Pillow's own limit against "
+                        "decompression bombs")
 
 
 def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE) -> Image:

@@ -317,6 +317,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON, responses=FULL)
     def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
+        if nulls := sorted(f for f in change.model_fields_set if getattr(change, f) is None):  # was a 200 no-op
+            raise ApiError(f"{nulls[0]}: null; leave the field out to keep it as it is", 422)
         new = _name(change.name) if change.name is not None else None
         _one_line(change.description, "description", MAX_DESCRIPTION)
         _one_line(change.category, "category", 64)

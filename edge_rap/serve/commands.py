@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError
@@ -19,11 +20,12 @@ def cmd_serve(args) -> int:
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
-    from edge_rap.serve.server import Tls, checked_host, start_server_thread, warn_if_open
+    from edge_rap.serve.server import Tls, bind, check_tls, checked_host, start_server_thread, warn_if_open
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    check_tls(tls)  # before the memory's token is written and the port bound
     args.host = checked_host(args.host)
     from edge_rap.cli import _existing_memory, _settings, _stop_on_signals
 
@@ -31,19 +33,21 @@ def cmd_serve(args) -> int:
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
     hosts = host_names(args.host)  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
+    port = args.port if args.port is not None else DEFAULT_PORT
+    sock = bind(args.host, port)  # a port in use is said before the models load and the memory is given a token
     remove_leftovers()
-    with Household(settings, prepare=True) as home:
+    with closing(sock), Household(settings, prepare=True) as home:
         _ = home.detector  # the detector, missing, is said now as `run` says it: not at every request
         app = create_app(home, hosts=hosts)
         warning = warn_if_open(args.host, tls)
         if warning:
             print(f"edge-rap: warning: {warning}", file=sys.stderr)
-        port = args.port if args.port is not None else DEFAULT_PORT
         # In a thread, stopped by our own signal handlers: uvicorn's, in the main thread, raise the signal again
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
         supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
         with _stop_on_signals() as stop:
-            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat)
+            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat,
+                                         sock=sock)
             record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))
             print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
             supervisor.ready(lambda: f"serving {home.root} on {server.url}/")

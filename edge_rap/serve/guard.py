@@ -10,7 +10,6 @@ household's browser act for it (no CSRF)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -35,8 +34,16 @@ def is_public(path: str) -> bool:
                                  for p in PUBLIC_UNDER)
 
 
+def error_body(message: str) -> bytes:
+    """An error's JSON as every answer has it (JSONResponse's: compact, UTF-8), for those answered before FastAPI
+    (401, 421, 429 here; 400 and 503 on the connection): theirs had spaces and escaped every accent."""
+    from starlette.responses import JSONResponse  # (`pair` and `run` without --serve load no web framework)
+
+    return JSONResponse({"error": message}).body
+
+
 async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = error_body(message)
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store")]
     head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from dataclasses import dataclass
 
 import h11
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from edge_rap.serve.guard import error_body
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Patience:
 
 def closing_answer(status: int, message: str) -> bytes:
     """A whole HTTP answer with the API's JSON error, the connection closed after it (503 says when to retry)."""
-    body = json.dumps({"error": message}).encode()
+    body = error_body(message)
     reason = {400: "Bad Request", 503: "Service Unavailable"}[status]
     retry = "retry-after: 5\r\n" if status == 503 else ""
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"

@@ -19,6 +19,10 @@ from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
 
+#: The routes (by their functions' names) that take an upload and change nothing: a full temporary folder there is
+#: not followed by "nothing was changed", which a read-only route never does.
+READ_ONLY_ROUTES = {"recognize", "ask"}
+
 
 class ApiError(EdgeRapError):
     """A request the API refuses, with its status (404 no such concept, 409 the name is taken, ...) and what a
@@ -145,7 +149,8 @@ def install(app: FastAPI) -> None:
     async def http_problem(request: Request, exc: HTTPException):
         if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
             # files could not be written (the disk full), which is no fault of the request
-            return device_trouble(request, temp_folder_error(exc.__cause__))
+            writes = getattr(request.scope.get("route"), "name", None) not in READ_ONLY_ROUTES
+            return device_trouble(request, temp_folder_error(exc.__cause__, writes))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:

@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -103,12 +104,35 @@ def _tls_problem(tls: Tls | None, error: Exception) -> str:
     return f"--tls-cert/--tls-key: {error}"
 
 
+@contextmanager
+def _reading_tls(tls: Tls | None):
+    """Turns ssl's and open's errors on the certificate and key into one line."""
+    import ssl
+
+    try:
+        yield
+    except ssl.SSLError as e:
+        raise EdgeRapError(f"--tls-cert/--tls-key: not a PEM certificate and its key, or a pair that does not "
+                           f"match ({e.reason or e})") from None
+    except (OSError, ValueError) as e:
+        raise EdgeRapError(_tls_problem(tls, e)) from None
+
+
+def check_tls(tls: Tls | None) -> None:
+    """Reads the certificate and key as the server will (a bad one is one line): called before the memory is opened
+    and its token written, and before the port is bound (a busy port hid the bad certificate)."""
+    if tls is None:
+        return
+    import ssl
+
+    with _reading_tls(tls):
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert, tls.key)
+
+
 def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Callable[[], None] | None = None):
     """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
     connections limited and timed by `patience` (the defaults when None); `beat` called at each turn of its event
     loop (uvicorn's tick, every 0.1 s: systemd's watchdog)."""
-    import ssl
-
     import uvicorn
 
     from edge_rap.serve.patience import Patience, loop_factory, protocol
@@ -117,13 +141,8 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
                             http=protocol(patience), loop=loop_factory(patience), server_header=False,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
-    try:
+    with _reading_tls(tls):
         config.load()  # the certificate and key are read here
-    except ssl.SSLError as e:
-        raise EdgeRapError(f"--tls-cert/--tls-key: not a PEM certificate and its key, or a pair that does not "
-                           f"match ({e.reason or e})") from None
-    except (OSError, ValueError) as e:
-        raise EdgeRapError(_tls_problem(tls, e)) from None
     server = uvicorn.Server(config)
     if beat is not None:
         server.on_tick = _beating(server.on_tick, beat)
@@ -166,16 +185,14 @@ class ServerHandle:
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,
-                        patience: Patience | None = None, beat: Callable[[], None] | None = None) -> ServerHandle:
-    """Serve `app` from a thread (port 0: any free port); returns once it accepts connections. `beat`: as
-    `make_server` takes it."""
+                        patience: Patience | None = None, beat: Callable[[], None] | None = None,
+                        sock: socket.socket | None = None) -> ServerHandle:
+    """Serve `app` from a thread (port 0: any free port), on `sock` where the caller bound it already; returns once
+    it accepts connections. `beat`: as `make_server` takes it. The certificate is read before the port is bound: a
+    bad one is said whichever port."""
     more_open_files()
-    sock = bind(host, port)
-    try:
-        server = make_server(app, tls, patience, beat)
-    except EdgeRapError:
-        sock.close()
-        raise
+    server = make_server(app, tls, patience, beat)
+    sock = sock or bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():

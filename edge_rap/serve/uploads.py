@@ -86,15 +86,16 @@ def sniff_file(path: Path) -> str:
     return "application/octet-stream"
 
 
-def temp_folder_error(e: OSError, use: str = "where uploads are written first") -> DeviceError:
+def temp_folder_error(e: OSError, use: str = "where uploads are written first", writes: bool = True) -> DeviceError:
     """An upload (or a download's backup, `use` says which) the temporary folder could not take, said as that
     folder's (507 full, else 503): a read-only, full or removed TMPDIR was "memory folder is not writable", or a 500,
-    while the memory was sound."""
+    while the memory was sound. `writes`: the request would have changed the memory (only then is "nothing was
+    changed" news)."""
     where = Path(tempfile.gettempdir())
+    unchanged = "; nothing was changed" if writes else ""
     if e.errno == errno.ENOSPC:
-        return DiskFullError(where, f"the device's temporary folder, {use}, is full; nothing was changed")
-    return DeviceError(where, f"the device's temporary folder, {use}, cannot be written ({e.strerror}); "
-                              "nothing was changed")
+        return DiskFullError(where, f"the device's temporary folder, {use}, is full{unchanged}")
+    return DeviceError(where, f"the device's temporary folder, {use}, cannot be written ({e.strerror}){unchanged}")
 
 
 @contextmanager

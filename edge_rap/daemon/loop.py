@@ -746,10 +746,12 @@ class Daemon:
     def _looks_changed(self, frame: Frame) -> bool:
         """The re-check of a still scene: one whole-frame embedding against the last re-check's. Whatever
         arrived too slowly to count as motion changes it; an unchanged scene costs one embedding. The first
-        re-check only takes its reference: the gate saw no motion since the last recognition."""
+        re-check, with no reference yet, is a recognition too: the scene since the start (or a reconnection) was
+        recognised only while it moved, and a concept just under its threshold on those frames was never looked
+        for again while it stood still (a scene that changed later differs from the reference and is recognised)."""
         vector = self.embedder.embed([frame.pixels])[0]
         previous, self.rechecked[frame.camera] = self.rechecked.get(frame.camera), vector
-        return previous is not None and float(previous @ vector) < RECHECK_SAME
+        return previous is None or float(previous @ vector) < RECHECK_SAME
 
     def _announce(self, frame: Frame, changes: list[Change]) -> None:
         wall = self._wall()

@@ -162,13 +162,17 @@ class Daemon:
         self.settings_file = settings_file
         self.clock = clock or WallClock()
         self.options = options
-        self.report = report
+        self.report = self._report
+        self._out = report  # (the stream: print, --json)
+        self.in_stream: set[tuple[str, int | None]] = set()  # (camera, concept id) whose arrival was reported, and
+        # not yet its leaving: a concept forgotten while in view leaves the stream too
         self.snapshots = snapshots
         self.speaker = speaker
         self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES + FIGURES}
         retriever = household.retriever
         self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
-        self.announcer = Announcer(self._said_and_report if household.vlm else report, speaker.say if speaker else None,
+        self.announcer = Announcer(self._said_and_report if household.vlm else self.report,
+                                   speaker.say if speaker else None,
                                    household.assistant if household.vlm else None,
                                    known=lambda: {c.id: c.name for c in household.concepts()})
         self.presence: dict[str, Presence] = {}
@@ -210,6 +214,23 @@ class Daemon:
             self._said_once("said", why is not None, f"{why}; the log keeps the template lines of the arrivals "
                             "announced until it can be written", f"{events.path}: the lines said are logged again")
         self.report(event)
+
+    def _report(self, event: Event) -> None:
+        """Report an event (the announcer's thread too), keeping count of the visits the stream has open."""
+        place = (event.camera, event.concept_id)
+        if event.kind == "arrived":
+            self.in_stream.add(place)
+        else:
+            self.in_stream.discard(place)
+        self._out(event)
+
+    def _forgotten_leave(self, events: list[Event]) -> None:
+        """The leavings of concepts forgotten while in view: reported where the stream showed their arrival (a
+        script following it would have them here for good), not logged (forget removed their visits from the log,
+        and an arrival dropped as it was forgotten was never shown)."""
+        for event in events:
+            if (event.camera, event.concept_id) in self.in_stream:
+                self.report(event)
 
     def _log_and_report(self, event: Event) -> None:
         for kept in self._log_all([event]):
@@ -291,8 +312,9 @@ class Daemon:
                     stamp, forced = now, {c.spec.name for c in cameras}
                     names = {c.id: c.name for c in self.household.concepts()}
                     self.concept_count = len(names)
-                    for presence in self.presence.values():
-                        presence.forget(set(names))
+                    for camera, presence in self.presence.items():
+                        self._forgotten_leave(self._left(camera, presence.forget(set(names), self.last_time_s.get(
+                            camera, 0.0))))
                         presence.rename(names)  # a renamed concept leaves under its new name
                 self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
                 froze = self._freezes(frames)

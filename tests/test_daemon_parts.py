@@ -146,10 +146,13 @@ def test_a_return_within_the_cooldown_is_logged_but_not_announced():
     assert kinds(loud) == [("arrived", "bo")] and loud[0].announce
 
 
-def test_forgotten_concepts_are_dropped_silently():
-    presence = Presence(VoteSettings(confirm=1))
+def test_forgotten_concepts_are_dropped_those_present_leaving():
+    presence = Presence(VoteSettings(confirm=2))
     presence.update(0.0, [hit(BO)])
-    presence.forget(keep=set())
+    assert presence.forget(keep=set(), time_s=0.5) == []  # seen once, never arrived: nothing to end
+    presence.update(1.0, [hit(BO)])
+    presence.update(1.5, [hit(BO)])
+    assert [(c.kind, c.name, c.time_s) for c in presence.forget(keep=set(), time_s=2.0)] == [("left", "bo", 2.0)]
     assert presence.present == [] and presence.update(10.0, []) == []
 
 

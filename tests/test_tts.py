@@ -371,6 +371,30 @@ def test_a_piper_that_stops_reading_is_started_again_for_the_next_line(tmp_path,
     assert said == ["first", "third"]  # the second met the deaf piper; the third a new one
 
 
+def test_a_line_another_run_appends_while_the_index_is_trimmed_is_kept(tmp_path, monkeypatch):
+    # Before: the trim rewrote the index from what it had read, so a line the other run appended meanwhile was lost
+    # (and both wrote speech.jsonl.new: one's move found none, "speech failed"). It waits for the trim now.
+    from edge_rap.speech import tts
+
+    for k in (1, 2):
+        (tmp_path / f"{k:08d}.wav").write_bytes(b"")
+    (tmp_path / "speech.jsonl").write_text("".join(json.dumps({"wav": f"{k:08d}.wav"}) + "\n" for k in (1, 2)))
+    other = threading.Thread(target=lambda: tts._add_to_index(tmp_path, json.dumps({"wav": "00000003.wav"})))
+    wav_of = tts._wav_of
+
+    def meanwhile(line):  # the index read: the other run appends its line now, or once the trim is done
+        if not other.is_alive() and other.ident is None:
+            other.start()
+            other.join(0.5)
+        return wav_of(line)
+
+    monkeypatch.setattr(tts, "_wav_of", meanwhile)
+    tts.keep_newest_wavs(tmp_path, 1)
+    other.join(10)
+    assert [json.loads(x)["wav"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == [
+        "00000002.wav", "00000003.wav"]
+
+
 def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_own(tmp_path):
     # Before: both went on after the newest WAV they found at their start, the second's 00000001.wav written over
     # the first's, and the index naming it twice (the service and a run started by hand with its run.toml)

@@ -162,13 +162,17 @@ class Daemon:
         self.settings_file = settings_file
         self.clock = clock or WallClock()
         self.options = options
-        self.report = report
+        self.report = self._report
+        self._out = report  # (the stream: print, --json)
+        self.in_stream: set[tuple[str, int | None]] = set()  # (camera, concept id) whose arrival was reported, and
+        # not yet its leaving: a concept forgotten while in view leaves the stream too
         self.snapshots = snapshots
         self.speaker = speaker
         self.times: dict[str, deque[float]] = {s: deque(maxlen=1024) for s in STAGES + FIGURES}
         retriever = household.retriever
         self.embedder = retriever.embedder = TimedEmbedder(retriever.embedder)
-        self.announcer = Announcer(self._said_and_report if household.vlm else report, speaker.say if speaker else None,
+        self.announcer = Announcer(self._said_and_report if household.vlm else self.report,
+                                   speaker.say if speaker else None,
                                    household.assistant if household.vlm else None,
                                    known=lambda: {c.id: c.name for c in household.concepts()})
         self.presence: dict[str, Presence] = {}
@@ -210,6 +214,23 @@ class Daemon:
             self._said_once("said", why is not None, f"{why}; the log keeps the template lines of the arrivals "
                             "announced until it can be written", f"{events.path}: the lines said are logged again")
         self.report(event)
+
+    def _report(self, event: Event) -> None:
+        """Report an event (the announcer's thread too), keeping count of the visits the stream has open."""
+        place = (event.camera, event.concept_id)
+        if event.kind == "arrived":
+            self.in_stream.add(place)
+        else:
+            self.in_stream.discard(place)
+        self._out(event)
+
+    def _forgotten_leave(self, events: list[Event]) -> None:
+        """The leavings of concepts forgotten while in view: reported where the stream showed their arrival (a
+        script following it would have them here for good), not logged (forget removed their visits from the log,
+        and an arrival dropped as it was forgotten was never shown)."""
+        for event in events:
+            if (event.camera, event.concept_id) in self.in_stream:
+                self.report(event)
 
     def _log_and_report(self, event: Event) -> None:
         for kept in self._log_all([event]):
@@ -291,8 +312,9 @@ class Daemon:
                     stamp, forced = now, {c.spec.name for c in cameras}
                     names = {c.id: c.name for c in self.household.concepts()}
                     self.concept_count = len(names)
-                    for presence in self.presence.values():
-                        presence.forget(set(names))
+                    for camera, presence in self.presence.items():
+                        self._forgotten_leave(self._left(camera, presence.forget(set(names), self.last_time_s.get(
+                            camera, 0.0))))
                         presence.rename(names)  # a renamed concept leaves under its new name
                 self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)  # live, for /api/stats
                 froze = self._freezes(frames)
@@ -746,10 +768,12 @@ class Daemon:
     def _looks_changed(self, frame: Frame) -> bool:
         """The re-check of a still scene: one whole-frame embedding against the last re-check's. Whatever
         arrived too slowly to count as motion changes it; an unchanged scene costs one embedding. The first
-        re-check only takes its reference: the gate saw no motion since the last recognition."""
+        re-check, with no reference yet, is a recognition too: the scene since the start (or a reconnection) was
+        recognised only while it moved, and a concept just under its threshold on those frames was never looked
+        for again while it stood still (a scene that changed later differs from the reference and is recognised)."""
         vector = self.embedder.embed([frame.pixels])[0]
         previous, self.rechecked[frame.camera] = self.rechecked.get(frame.camera), vector
-        return previous is not None and float(previous @ vector) < RECHECK_SAME
+        return previous is None or float(previous @ vector) < RECHECK_SAME
 
     def _announce(self, frame: Frame, changes: list[Change]) -> None:
         wall = self._wall()

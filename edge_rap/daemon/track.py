@@ -116,12 +116,17 @@ class Presence:
         self._sure.clear()
         return changes
 
-    def forget(self, keep: set[int]) -> None:
-        """Drop the tracks of concepts no longer remembered (forgotten by another process), silently."""
+    def forget(self, keep: set[int], time_s: float) -> list[Change]:
+        """Drop the tracks of concepts no longer remembered (forgotten by another process); those present leave
+        (the stream that showed their arrival must show their end: the log has none of them, forget removed it)."""
+        changes = []
         for concept_id in [i for i in self._tracks if i not in keep]:
-            del self._tracks[concept_id]
+            track = self._tracks.pop(concept_id)
             self._last_hits.pop(concept_id, None)
             self._sure.discard(concept_id)
+            if track.present:
+                changes.append(Change("left", concept_id, track.name, time_s))
+        return changes
 
     def rename(self, names: dict[int, str]) -> None:
         """Take the names the concepts have now (renamed by another process): one that leaves before it is

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import importlib.util
 import json
 import logging
@@ -414,8 +415,7 @@ class Speaker:
         try:
             wav = self._claim_number()
             shutil.move(made, wav)
-            _append_line(self.to_dir / "speech.jsonl", json.dumps({"wav": wav.name, "text": text,
-                                                                   "voice": self.voice.name}))
+            _add_to_index(self.to_dir, json.dumps({"wav": wav.name, "text": text, "voice": self.voice.name}))
         except OSError as e:
             with contextlib.suppress(OSError):
                 if wav is not None:
@@ -479,24 +479,46 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _index_lock(folder: Path):
+    """The `--speak-to` folder's index to this process alone while it appends or trims: two runs writing there
+    (the service and one by hand) each rewrote the index from what they had read, one losing the line the other
+    appended meanwhile, and both wrote `speech.jsonl.new` (one's move found none: "speech failed"). A lock on the
+    folder itself (flock: released when the process dies); where the filesystem has no such locks, none."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (the lock with it)
+
+
+def _add_to_index(folder: Path, line: str) -> None:
+    """One line appended to the folder's `speech.jsonl`, never while another run trims it."""
+    with _index_lock(folder):
+        _append_line(folder / "speech.jsonl", line)
+
+
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
     moved into place: a reader never sees half an index)."""
-    gone = set()
-    for _, path in numbered_wavs(folder)[:-keep]:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:  # not a WAV of ours (a folder named like one, another account's file): left as it is; it
-            continue  # stopped the trim for good, every line after it failing and the folder growing without end
-        gone.add(path.name)
-    if not gone:
-        return
-    index = folder / "speech.jsonl"
-    kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-            if _wav_of(line) not in gone] if index.exists() else []
-    fresh = index.with_name(index.name + ".new")
-    fresh.write_text("".join(kept), encoding="utf-8")
-    fresh.replace(index)
+    with _index_lock(folder):
+        gone = set()
+        for _, path in numbered_wavs(folder)[:-keep]:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # not a WAV of ours (a folder named like one, another account's file): left as it is;
+                continue  # it stopped the trim for good, every line after it failing, the folder growing without end
+            gone.add(path.name)
+        if not gone:
+            return
+        index = folder / "speech.jsonl"
+        kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+                if _wav_of(line) not in gone] if index.exists() else []
+        fresh = index.with_name(index.name + ".new")
+        fresh.write_text("".join(kept), encoding="utf-8")
+        fresh.replace(index)
 
 
 def _wav_of(line: str) -> str | None:

@@ -309,13 +309,17 @@ def cmd_concepts(args) -> int:
 
 def cmd_recognize(args) -> int:
     from edge_rap.draw import drawing_paths
-    from edge_rap.folders import writable_folder
+    from edge_rap.folders import missing_folders, remove_empty, writable_folder
 
-    # a --draw that cannot take drawings (a file, a read-only folder) is said before anything is recognised
-    drawings = drawing_paths(args.images, writable_folder(Path(args.draw), "--draw")) if args.draw else []
-    with _household(args, readonly=True) as home:
-        _ = home.retriever, home.detector  # a wrong embedder or detector is said before any image is read
-        return _recognize_each(args, home, drawings)
+    made = missing_folders(Path(args.draw)) if args.draw else []
+    try:
+        # a --draw that cannot take drawings (a file, a read-only folder) is said before anything is recognised
+        drawings = drawing_paths(args.images, writable_folder(Path(args.draw), "--draw")) if args.draw else []
+        with _household(args, readonly=True) as home:
+            _ = home.retriever, home.detector  # a wrong embedder or detector is said before any image is read
+            return _recognize_each(args, home, drawings)
+    finally:
+        remove_empty(made)  # the --draw folders made here, left empty (a full disk, no image drawn)
 
 
 def _recognize_each(args, home, drawings: list[Path]) -> int:
@@ -412,6 +416,8 @@ def cmd_models(args) -> int:
     vlms, asrs = list_vlms(settings.models), list_vlms(settings.models, kind="asr")
     listing = cache.listing()
     if args.json:  # every entry with its role, as the text says it; a folder outside the cache, as one more
+        if blocked := a_file_in_the_way(cache.root):  # (its registry's folders were listed inside the file, unsaid)
+            print(f"edge-rap: warning: {blocked}", file=sys.stderr)
         shown = listing + ([CachedModel(prepared, cache.manifest(prepared))] if outside else [])
         print(json.dumps([_model_json(cache, c) | ({"exported": exported} if c.name == prepared else {})
                           for c in shown]

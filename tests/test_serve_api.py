@@ -787,6 +787,23 @@ def test_pair_rotates_no_token_for_a_refused_host(settings, run):
     assert (settings.memory / "api-token").read_text().strip() == token
 
 
+def test_run_serve_on_a_port_in_use_is_refused_before_the_memory_is_given_a_token(settings, run, tmp_path):
+    # Before: `run --serve` opened the memory and wrote its api-token, then found the port taken (as `serve` did)
+    from edge_rap.serve.server import bind
+    from edge_rap.serve.token import TOKEN_FILE
+
+    settings.memory.mkdir()
+    frame = save_photo(tmp_path / "frames", "astronaut")
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        rc, _, err = run("run", "--mute", "--source", frame, "--serve", f"127.0.0.1:{port}")
+    finally:
+        taken.close()
+    assert rc == 2 and err.endswith(f"edge-rap: cannot listen on 127.0.0.1:{port} (Address already in use)\n"), err
+    assert not (settings.memory / TOKEN_FILE).exists()
+
+
 def test_serve_warns_when_it_listens_wider_without_tls():
     from edge_rap.serve.server import warn_if_open
 

@@ -3,6 +3,7 @@ that dies, hangs or is stopped mid-line, an audio device that is busy for hours 
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import json
@@ -393,6 +394,29 @@ def test_a_line_another_run_appends_while_the_index_is_trimmed_is_kept(tmp_path,
     other.join(10)
     assert [json.loads(x)["wav"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == [
         "00000002.wav", "00000003.wav"]
+
+
+def test_an_index_that_cannot_be_rewritten_is_said_as_the_index_and_leaves_no_new_file(tmp_path, monkeypatch, caplog):
+    # Before: a full disk while the trim rewrote speech.jsonl raised out of it, said as "speech failed (piper)" of
+    # a line already written, and the half-written speech.jsonl.new stayed in the folder
+    from edge_rap.speech import tts
+
+    for k in (1, 2):
+        (tmp_path / f"{k:08d}.wav").write_bytes(b"")
+    listed = "".join(json.dumps({"wav": f"{k:08d}.wav"}) + "\n" for k in (1, 2))
+    (tmp_path / "speech.jsonl").write_text(listed)
+    write_text = Path.write_text
+
+    def full(path, text, *args, **kwargs):  # a disk that fills part way through the new index
+        write_text(path, text[:5], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    tts.keep_newest_wavs(tmp_path, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000002.wav", "speech.jsonl"]
+    assert (tmp_path / "speech.jsonl").read_text() == listed
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--speak-to {tmp_path}: speech.jsonl not trimmed ({os.strerror(errno.ENOSPC)}): it still lists 1 deleted WAV"]
 
 
 def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_own(tmp_path):

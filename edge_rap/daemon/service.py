@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from edge_rap.config import Settings, with_detector
 from edge_rap.daemon.backups import BackupSchedule, ScheduledBackups
@@ -23,6 +25,9 @@ from edge_rap.perceive.camera import camera_named, parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.scratch import remove_leftovers
 from edge_rap.types import Event
+
+if TYPE_CHECKING:
+    from edge_rap.serve.server import Tls
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +86,47 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
     return report
 
 
-def serve_beside(home: Household, daemon: Daemon, config: RunConfig):
-    """The companion API (edge_rap/serve) from inside the daemon, on the same household: provisioning works
-    while it watches, /api/stats reads the daemon's counters, and /api/ask without a photo looks at the newest
-    frame of its `here` camera. Its event loop is a part systemd's watchdog waits for."""
+def serve_socket(config: RunConfig) -> socket.socket | None:
+    """The companion API's port, bound before the memory opens (None without `serve`), as `edge-rap serve` binds
+    it: a certificate it cannot read or a port in use is said before the models load, and leaves no new
+    api-token in the memory."""
+    if not config.serve:
+        return None
+    from edge_rap.daemon.config import serve_address
+    from edge_rap.serve.server import bind, check_tls
+
+    host, port = serve_address(config.serve)
+    check_tls(_tls(config))
+    return bind(host, port)
+
+
+def _tls(config: RunConfig) -> Tls | None:
+    """The certificate and key `serve` is given, if any (the server's imports wait until it is asked for)."""
+    from edge_rap.serve.server import Tls
+
+    return Tls(config.tls_cert, config.tls_key) if config.tls_cert else None
+
+
+def serve_beside(home: Household, daemon: Daemon, config: RunConfig, sock: socket.socket):
+    """The companion API (edge_rap/serve) from inside the daemon, on the same household, on `sock`
+    (`serve_socket`): provisioning works while it watches, /api/stats reads the daemon's counters, and /api/ask
+    without a photo looks at the newest frame of its `here` camera. Its event loop is a part systemd's watchdog
+    waits for."""
     from edge_rap.daemon.config import serve_address
     from edge_rap.serve.app import create_app
     from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import Listening, record
-    from edge_rap.serve.server import Tls, check_tls, start_server_thread, warn_if_open
+    from edge_rap.serve.server import start_server_thread, warn_if_open
     from edge_rap.serve.stats import daemon_stats
 
     host, port = serve_address(config.serve)
-    tls = Tls(config.tls_cert, config.tls_key) if config.tls_cert else None
-    check_tls(tls)  # before create_app writes the memory's token
+    tls = _tls(config)
     warning = warn_if_open(host, tls)
     if warning:
         log.warning("%s", warning)
     app = create_app(home, stats=daemon_stats(daemon), latest=lambda: daemon.latest, hosts=host_names(host))
-    server = start_server_thread(app, host, port, tls, beat=daemon.supervisor.heartbeat("the companion API").beat)
+    server = start_server_thread(app, host, port, tls, beat=daemon.supervisor.heartbeat("the companion API").beat,
+                                 sock=sock)
     record(home.root, Listening(host, server.port, tls is not None, tuple(configured())))  # for `edge-rap pair`
     log.warning("serving the companion API at %s", server.url)
     return server
@@ -161,8 +188,9 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
     why_silent: list[str] = []  # said once the run starts: an error before then is its one line alone
     speaker = open_speaker(config.mute, config.speak_to, why_silent.append)
     try:
-        with Household(replace(settings, profile=with_detector(profile, config.detector)), memory,
-                       vlm=(config.vlm or "", config.mmproj or ""), stopping=stop) as home:
+        with serve_socket(config) or nullcontext() as sock, Household(
+                replace(settings, profile=with_detector(profile, config.detector)), memory,
+                vlm=(config.vlm or "", config.mmproj or ""), stopping=stop) as home:
             _ = home.detector  # a detector that cannot be opened is said now, not at every frame
             snapshots = None
             if config.snapshots:
@@ -180,7 +208,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
             server = voice = None
             try:  # the microphone first: one that is missing fails before anything serves or watches
                 voice = listen_beside(home, daemon, speaker, config, out) if config.voice else None
-                server = serve_beside(home, daemon, config) if config.serve else None
+                server = serve_beside(home, daemon, config, sock) if sock is not None else None
                 for note in why_silent:
                     log.warning(note)
                 summary = daemon.run(stop)

@@ -38,6 +38,7 @@ from edge_rap.open_files import Child
 from edge_rap.said_once import SaidOnce
 from edge_rap.scratch import private_folder, process_folder
 from edge_rap.speech.names import spoken_form
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +503,8 @@ def _add_to_index(folder: Path, line: str) -> None:
 
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
-    moved into place: a reader never sees half an index)."""
+    moved into place: a reader never sees half an index). An index that cannot be rewritten (a full disk) is
+    said as the index's trouble, not the line's, and leaves no `speech.jsonl.new` behind."""
     with _index_lock(folder):
         gone = set()
         for _, path in numbered_wavs(folder)[:-keep]:
@@ -514,11 +516,17 @@ def keep_newest_wavs(folder: Path, keep: int) -> None:
         if not gone:
             return
         index = folder / "speech.jsonl"
-        kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-                if _wav_of(line) not in gone] if index.exists() else []
         fresh = index.with_name(index.name + ".new")
-        fresh.write_text("".join(kept), encoding="utf-8")
-        fresh.replace(index)
+        try:
+            kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+                    if _wav_of(line) not in gone] if index.exists() else []
+            fresh.write_text("".join(kept), encoding="utf-8")
+            fresh.replace(index)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                fresh.unlink(missing_ok=True)
+            log.warning("--speak-to %s: %s not trimmed (%s): it still lists %s", folder, index.name,
+                        e.strerror or e, counted(len(gone), "deleted WAV"))
 
 
 def _wav_of(line: str) -> str | None:

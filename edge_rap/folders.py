@@ -123,7 +123,8 @@ def _empty_folder(path: Path) -> bool:
 def missing_folders(folder: Path) -> list[Path]:
     """`folder` and the folders above it that are not there, deepest first: what making it creates, and all that a
     command that then fails may remove (an empty export folder was left on a full disk)."""
-    return list(itertools.takewhile(lambda p: not p.exists() and not p.is_symlink(), (folder, *folder.parents)))
+    missing = itertools.takewhile(lambda p: not p.exists() and not p.is_symlink(), (folder, *folder.parents))
+    return [p for p in missing if p.name != ".."]  # ("new/../d": rmdir of "new/.." failed, and kept "new")
 
 
 def remove_empty(folders: list[Path]) -> None:

@@ -13,7 +13,7 @@ import pytest
 from readonly import run_read_only
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import writable_folder
+from edge_rap.folders import missing_folders, remove_empty, writable_folder
 from edge_rap.memory.rapdb import export_rap
 from edge_rap.memory.store import Store
 
@@ -154,3 +154,12 @@ def test_a_settings_file_profile_dataset_or_export_behind_such_a_folder_is_one_l
                                   "account may not search)\n", (argv, err)
     with pytest.raises(EdgeRapError, match=r"out: cannot reach it \(Permission denied: a folder on its path"):
         export_rap(Store(tmp_path / "memory"), locked / "out")
+
+
+def test_the_folders_a_path_through_a_new_folders_parent_makes_are_all_removed_when_left_empty(tmp_path):
+    # `recognize --draw new/../d` that failed left the empty "new": "new/.." (missing too) could not be removed
+    folder = tmp_path / "new" / ".." / "d"
+    made = missing_folders(folder)
+    folder.mkdir(parents=True)
+    remove_empty(made)
+    assert sorted(tmp_path.iterdir()) == []

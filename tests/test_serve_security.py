@@ -338,6 +338,16 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
 
 
+def test_an_upload_past_pillows_guard_is_refused_with_our_limit(monkeypatch):
+    # the API said "over Pillow's limit against decompression bombs" where the limit in force was ours, the lower
+    from edge_rap.serve.uploads import UploadError, sniff
+
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "150")
+    with pytest.raises(UploadError, match=r"^photo: image is over \d+ megapixels; the limit is 150$") as refused:
+        sniff(_png_header_only(20_000, 20_000), "photo")
+    assert refused.value.status == 413
+
+
 def _bmp(pixels) -> bytes:
     from PIL import Image
 

@@ -365,6 +365,14 @@ def test_a_text_of_control_characters_only_is_refused_and_white_space_alone_clea
     assert memory.edit("bo", category=" \u00a0").category == ""
 
 
+def test_the_spaces_a_dropped_control_character_stood_between_are_collapsed_too(memory, images):
+    # "\u200b \u200b" was stored as " " (spaces collapsed before the zero-width spaces were dropped), not refused
+    memory.remember("bo", [scene_file(images, 1)], category="dog")
+    with pytest.raises(EdgeRapError, match="only control characters"):
+        memory.edit("bo", description="\u200b \u200b")
+    assert memory.edit("bo", description="a \u200b b\x1b ").description == "a b"
+
+
 def test_a_dotted_capital_i_folds_to_a_plain_i(memory, images):
     # "İstanbul" case-folds to "i̇stanbul" (i and a combining dot): "istanbul" was remembered beside it, and
     # `events --name istanbul` found no concept

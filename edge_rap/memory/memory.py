@@ -92,6 +92,7 @@ def clean_text(text: str, what: str, limit: int) -> str:
     text = " ".join(text.split())
     text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
+    text = " ".join(text.split())  # the spaces those stood between ("\u200b \u200b" kept " ", "a \u200b b" two)
     if not text and given and not given.isspace():  # (white space alone, a no-break space too, clears it)
         raise EdgeRapError(f'{what} {given!r} is only control characters (an empty one, "", clears it)')
     if len(text) > limit:

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError
-from edge_rap.perceive.images import NotAnImage, max_pixels, ready_pillow, signed_format, unreadable
+from edge_rap.perceive.images import NotAnImage, max_pixels, past_bomb_limit, ready_pillow, signed_format, unreadable
 from edge_rap.perceive.png_text import overpacked
 from edge_rap.scratch import process_folder
 
@@ -61,8 +61,8 @@ def sniff(data: bytes, label: str) -> Photo:
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as pil:
                 kind, (width, height) = pil.format, pil.size
-    except PILImage.DecompressionBombError:
-        raise UploadError(f"{label}: image is over Pillow's limit against decompression bombs", 413) from None
+    except PILImage.DecompressionBombError:  # said with our limit where it is the lower, as the CLI says it
+        raise UploadError(str(past_bomb_limit(label)), 413) from None
     except Exception as e:  # any failure to read a header: said as the CLI says it
         error = unreadable(data, label, e)
         raise UploadError(str(error), 415 if isinstance(error, NotAnImage) else 422) from None

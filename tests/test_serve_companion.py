@@ -446,6 +446,14 @@ def test_a_folder_or_missing_file_given_as_a_photo_is_said_to_be_what_it_is(comp
     assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"
 
 
+@pytest.mark.parametrize("argv", [["add", "bo", "LONG"], ["add-photos", "bo", "LONG"], ["sync", "LONG"]])
+def test_a_path_too_long_for_the_file_system_is_one_line(companion, live, capsys, tmp_path, argv):
+    # a name over 255 bytes made Path.is_file() raise (Python 3.11): an OSError traceback, as edge-rap's had
+    long = str(tmp_path / ("a" * 300))
+    rc, out, err = _call(companion, live, capsys, *[long if a == "LONG" else a for a in argv])
+    assert (rc, out, err) == (2, "", f"companion: {long}: File name too long\n")
+
+
 def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, live, capsys, tmp_path):
     # `--box "$UNSET"` sent the whole group photo for the face meant; `events --since "" --name ""` listed every event
     photo = _save(tmp_path / "gran.png", 3)

@@ -27,6 +27,7 @@ too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -524,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as e:
         print(f"companion: cannot write the output ({e.strerror})", file=sys.stderr)
         _drop_output(stdout)
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise  # a bug: loudly
+        # a path given longer than the file system takes: Path.is_file() raises for it (Python 3.11), as edge-rap
+        print(f"companion: {_shown(str(e.filename or 'a path given'))}: {e.strerror}", file=sys.stderr)
         return 2
     finally:
         sys.stdout = stdout

@@ -38,7 +38,7 @@ from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name,
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
-from edge_rap.serve.problems import ApiError, for_client
+from edge_rap.serve.problems import ApiError, for_client, not_json
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import as_answer, reply
@@ -205,8 +205,8 @@ async def _json_question(request: Request) -> str | None:
         return None
     try:
         body = _json_object(request, await request.body())
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what Python parses
-        raise ApiError("POST /api/ask: the body is not JSON", 400) from None
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past what Python parses
+        raise ApiError(not_json(e), 400) from None
     try:
         return schemas.Question.model_validate(body).question
     except ValidationError:

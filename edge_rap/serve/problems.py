@@ -161,7 +161,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc.__cause__, OSError):  # FastAPI's 400 "error parsing the body": the parser's temporary
             # files could not be written (the disk full), which is no fault of the request
             writes = getattr(request.scope.get("route"), "name", None) not in READ_ONLY_ROUTES
-            return device_trouble(request, temp_folder_error(exc.__cause__, writes))
+            return device_trouble(request, temp_folder_error(exc.__cause__, writes=writes))
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:

@@ -120,3 +120,8 @@ def test_the_schema_lists_the_statuses_the_readme_says_a_route_answers(tmp_path)
               ("POST", "/api/concepts/{name}/photos"), ("POST", "/api/recognize"), ("POST", "/api/ask"),
               ("GET", "/api/backup"), ("POST", "/api/backup/link")}
     assert {route for route, listed in statuses.items() if "507" in listed} == writes
+    # the README's "nothing was changed" only where the route writes: the schema said it of recognize and ask too
+    said = {route: paths[route[1]][route[0].lower()]["responses"]["507"]["description"] for route in writes}
+    change_the_memory = {("POST", "/api/concepts"), ("PATCH", "/api/concepts/{name}"),
+                         ("DELETE", "/api/concepts/{name}"), ("POST", "/api/concepts/{name}/photos")}
+    assert {route for route, text in said.items() if "nothing was changed" in text} == change_the_memory, said

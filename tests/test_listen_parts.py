@@ -1456,6 +1456,25 @@ def test_a_possessive_said_is_the_name_ending_in_it_before_the_name_without():
     assert parse("Forget my dog Bo's.", ["bo", "Bo's"], {"bo": "dog"})[0].name == "bo"  # Bo the dog
 
 
+def test_a_possessive_said_is_also_the_name_it_sounds_like():
+    # Before: "Forget Bo's." of <bos> alone said "I don't know "Bo's"" (said alike, as whisper may write "Bos"), and
+    # beside <bo> asked "Shall I forget <bo>?": <bos> could not be forgotten by voice
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.listen import _asked_back
+    from edge_rap.speech.reply import clarified
+
+    for said in ("Forget Bo's.", "Forget the Bo’s, please."):
+        command, line = parse(said, ["bos", "anya"])
+        assert (command.name, command.state, line) == ("bos", "asked", "Shall I forget <bos>? Say yes or no."), said
+        command, line = parse(said, ["bo", "bos"])
+        assert (command.state, command.ambiguous.names, line) == ("refused", ("bo", "bos"), "Did you mean <bo> or "
+                                                                  "<bos>?"), said
+        chosen = clarified(_asked_back(command, line, said), "The second one.")
+        assert parse(chosen, ["bo", "bos"])[0].name == "bos", chosen
+    assert parse("Forget Bo's.", ["bo", "Bo's", "bos"])[0].name == "Bo's"  # spelled so: that one
+    assert parse("Forget Bo's bowl.", ["bo", "bos"])[0].state == "refused"  # a thing of it
+
+
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
     # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
     # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"

@@ -436,7 +436,19 @@ def test_ask_takes_its_question_as_json_too(tmp_path):
         assert c.post("/api/ask", json={"question": "x" * 3000}).status_code == 422  # the question's limit
         for raw in (b"{not json", b"\xff\xfe", b"[" * 60_000):
             r = c.post("/api/ask", content=raw, headers={"Content-Type": "application/json"})
-            assert r.status_code == 400 and r.json()["error"] == "POST /api/ask: the body is not JSON"
+            assert r.status_code == 400 and r.json()["error"].startswith("the body is not JSON (")
+
+
+def test_a_body_that_is_not_json_is_said_alike_by_ask_and_patch(tmp_path):
+    # POST /api/ask said "POST /api/ask: the body is not JSON" alone where PATCH named what the parser stopped at
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        as_json = {"Content-Type": "application/json"}
+        for raw in (b"{not json", b'{"question": "caf\xe9"}', b"[" * 60_000, b"question=hi"):
+            asked = c.post("/api/ask", content=raw, headers=as_json)
+            patched = c.patch("/api/concepts/bo", content=raw, headers=as_json)
+            assert (asked.status_code, patched.status_code) == (400, 400), (raw[:20], asked.text, patched.text)
+            assert asked.json()["error"] == patched.json()["error"] != "the body is not JSON", raw[:20]
 
 
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):
@@ -449,7 +461,7 @@ def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_bo
         r = c.post("/api/ask", content=json.dumps({"question": "What is <coffee>?"}))
         assert r.status_code == 200 and "a cup of coffee" in r.json()["answer"], r.text
         r = c.post("/api/ask", content=b"question=What is coffee?")
-        assert r.status_code == 400 and r.json()["error"] == "POST /api/ask: the body is not JSON"
+        assert r.status_code == 400 and r.json()["error"].startswith("the body is not JSON (")
         assert c.post("/api/ask").json()["error"] == "ask needs a question, a photo, or both"  # no body at all
         body = c.get("/openapi.json").json()["paths"]["/api/ask"]["post"]["requestBody"]["content"]
         assert set(body) == {"multipart/form-data", "application/json"}

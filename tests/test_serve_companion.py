@@ -218,6 +218,34 @@ def test_sync_reports_a_concept_it_cannot_read_as_failed_and_syncs_the_others(co
     assert "failed <odd>: its extra_images is not a path or a list of paths" in err
 
 
+def test_a_concept_forgotten_between_its_409_and_its_reading_is_added_again(companion, live, capsys, tmp_path,
+                                                                          monkeypatch):
+    # another client made <Bo> after the list was read, then forgot it before the sync read it: "failed <bo>:
+    # GET /api/concepts/bo: 404", exit status 1, though it is in the folder (a rerun added it)
+    _save(tmp_path / "concepts" / "bo" / "a.png", 1)
+    (tmp_path / "concepts" / "bo" / "description.txt").write_text("our dog\n")
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "Bo"},
+                      files=[("photo", ("b.png", _save(tmp_path / "b.png", 2).read_bytes(), "image/png"))]
+                      ).status_code == 201
+    monkeypatch.setattr(companion.Device, "concepts", lambda self: {})  # listed before it was made
+    answer = companion.Device.answer
+
+    def forgotten_first(self, method, path, **kwargs):
+        if method == "GET" and path == "/api/concepts/bo":
+            with live.client() as c:
+                assert c.delete("/api/concepts/Bo").status_code in (200, 204)
+        return answer(self, method, path, **kwargs)
+
+    monkeypatch.setattr(companion.Device, "answer", forgotten_first)
+    rc, out, err = _call(companion, live, capsys, "--json", "sync", tmp_path / "concepts")
+    assert (rc, json.loads(out)["added"]) == (0, ["bo"]), out + err
+    monkeypatch.setattr(companion.Device, "answer", answer)
+    with live.client() as c:
+        (bo,) = c.get("/api/concepts").json()
+    assert (bo["name"], bo["description"], bo["views"]) == ("bo", "our dog", 1)
+
+
 class DeviceHolding:
     """A device whose memory, made before names said alike were one, holds `concepts` (name -> description and
     the photo files it has); records what a sync asks of it."""
@@ -444,6 +472,14 @@ def test_a_folder_or_missing_file_given_as_a_photo_is_said_to_be_what_it_is(comp
         assert f"{folder}: is a folder, not a photo" in err
     assert f"{tmp_path / 'nope.jpg'}: no such photo" in err
     assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"
+
+
+@pytest.mark.parametrize("argv", [["add", "bo", "LONG"], ["add-photos", "bo", "LONG"], ["sync", "LONG"]])
+def test_a_path_too_long_for_the_file_system_is_one_line(companion, live, capsys, tmp_path, argv):
+    # a name over 255 bytes made Path.is_file() raise (Python 3.11): an OSError traceback, as edge-rap's had
+    long = str(tmp_path / ("a" * 300))
+    rc, out, err = _call(companion, live, capsys, *[long if a == "LONG" else a for a in argv])
+    assert (rc, out, err) == (2, "", f"companion: {long}: File name too long\n")
 
 
 def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, live, capsys, tmp_path):

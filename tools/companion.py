@@ -27,6 +27,7 @@ too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -361,15 +362,9 @@ def _on_device(name: str, have: dict[str, dict], alike: dict[str, list[str]]) ->
 
 def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncReport) -> None:
     if current is None:
-        if not entry.photos:
+        current = _add_or_held(device, entry, report) if entry.photos else None
+        if current is None:
             return
-        try:
-            send_photos(device, entry, entry.photos, report, new=True)
-            return
-        except CompanionError as e:  # 409: made since the list was read (two syncs at once): synced as held
-            if e.status != 409:
-                raise
-            current = device.answer("GET", f"/api/concepts/{quote(entry.name, safe='')}")
     name = current["name"]  # as the device spells it
     change = {k: v for k, v in (("description", entry.description), ("category", entry.category))
               if v is not None and _as_stored(v) != current[k]}
@@ -380,6 +375,24 @@ def _sync_one(device: Device, entry: Entry, current: dict | None, report: SyncRe
     fresh = [p for p in entry.photos if _sha256(p) not in stored]
     if fresh:
         send_photos(device, Entry(entry.name, []), fresh, report, new=False, to=name)  # reported by the folder's name
+
+
+def _add_or_held(device: Device, entry: Entry, report: SyncReport, again: bool = False) -> dict | None:
+    """Add a concept not listed: None once added, or the device's concept where another client made it since the
+    list was read (409: two syncs at once), to be synced as held. One forgotten between that 409 and reading it
+    (404) is added again, once: it is in the folder, so it is wanted (a rerun added it, after "failed")."""
+    try:
+        send_photos(device, entry, entry.photos, report, new=True)
+        return None
+    except CompanionError as e:
+        if e.status != 409:
+            raise
+    try:
+        return device.answer("GET", f"/api/concepts/{quote(entry.name, safe='')}")
+    except CompanionError as e:
+        if e.status != 404 or again:
+            raise
+    return _add_or_held(device, entry, report, again=True)
 
 
 def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncReport, new: bool,
@@ -524,6 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as e:
         print(f"companion: cannot write the output ({e.strerror})", file=sys.stderr)
         _drop_output(stdout)
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise  # a bug: loudly
+        # a path given longer than the file system takes: Path.is_file() raises for it (Python 3.11), as edge-rap
+        print(f"companion: {_shown(str(e.filename or 'a path given'))}: {e.strerror}", file=sys.stderr)
         return 2
     finally:
         sys.stdout = stdout

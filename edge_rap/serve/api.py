@@ -38,7 +38,7 @@ from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name,
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
-from edge_rap.serve.problems import ApiError, for_client
+from edge_rap.serve.problems import ApiError, for_client, not_json
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import as_answer, reply
@@ -62,8 +62,11 @@ class Limits:
 #: The statuses any route may answer, in the published schema: 421 a host name it does not answer to, 503 the
 #: device busy (Retry-After) or its memory gone, as the README lists them (a client made from the schema knew neither).
 ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 421, 422, 429, 503)}
-#: A route that writes the memory, or takes an upload the form's parser spools to the temporary folder: a full disk.
+#: A route that writes the memory (an upload the form's parser spools to the temporary folder first): a full disk.
 FULL = {507: {"model": schemas.Error, "description": "the disk is full; nothing was changed"}}
+#: A route that takes an upload and changes nothing (READ_ONLY_ROUTES): "nothing was changed" would be no news.
+UPLOAD_FULL = {507: {"model": schemas.Error, "description": "the device's temporary folder, where uploads are "
+                     "written first, is full"}}
 
 
 def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
@@ -205,8 +208,8 @@ async def _json_question(request: Request) -> str | None:
         return None
     try:
         body = _json_object(request, await request.body())
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what Python parses
-        raise ApiError("POST /api/ask: the body is not JSON", 400) from None
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past what Python parses
+        raise ApiError(not_json(e), 400) from None
     try:
         return schemas.Question.model_validate(body).question
     except ValidationError:
@@ -393,7 +396,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return Response(made, media_type="image/jpeg")
 
     @router.post("/recognize", response_model=schemas.RecognitionOut, summary="The same JSON as recognize --json",
-                 dependencies=FORM, responses=FULL)
+                 dependencies=FORM, responses=UPLOAD_FULL)
     def recognize(photo: Annotated[UploadFile, File()]) -> dict:
         name = _plain_name(photo.filename)
         label = f"photo ({name})" if name else "photo"
@@ -404,7 +407,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
                  "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it. A question "
                  'without a photo may also come as JSON, {"question": "..."}',
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}, **FULL},
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}, **UPLOAD_FULL},
                  openapi_extra=QUESTION_BODY)
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None,

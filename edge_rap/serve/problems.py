@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -94,15 +95,25 @@ def _unparsed_form(exc: BaseException) -> tuple[int, str] | None:
                           "multipart/form-data (curl -F field=value, -F photo=@photo.jpg)")
 
 
+def not_json(problem: Exception) -> str:
+    """The 400 for a body that is not JSON, said alike where FastAPI parses it (PATCH) and where POST /api/ask
+    parses its own (which said "the body is not JSON" alone): what the parser stopped at."""
+    if isinstance(problem, UnicodeDecodeError):
+        detail = f"not UTF-8 at byte {problem.start}"
+    elif isinstance(problem, RecursionError):
+        detail = "nested deeper than the parser reads"
+    elif isinstance(problem, json.JSONDecodeError):
+        detail = f"{problem.msg} at character {problem.pos}"
+    else:  # (a number past Python's 4300 digits)
+        detail = str(problem)
+    return _one_line(f"the body is not JSON ({detail})")
+
+
 def _unread_json(exc: HTTPException) -> str | None:
-    """What a JSON body FastAPI could not decode is said as (the README's 400 for a body that is no JSON, as POST
-    /api/ask says it): bytes that are not UTF-8, or arrays nested past what Python parses, were 400 "There was an
-    error parsing the body", which did not say it was the JSON; None for any other 400."""
-    if isinstance(exc.__cause__, UnicodeDecodeError):
-        return f"the body is not JSON (not UTF-8 at byte {exc.__cause__.start})"
-    if isinstance(exc.__cause__, RecursionError):
-        return "the body is not JSON (nested deeper than the parser reads)"
-    return None
+    """What a JSON body FastAPI could not decode is said as (the README's 400 for a body that is no JSON): bytes
+    that are not UTF-8, or arrays nested past what Python parses, were 400 "There was an error parsing the body",
+    which did not say it was the JSON; None for any other 400."""
+    return not_json(exc.__cause__) if isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)) else None
 
 
 def _not_json(exc: RequestValidationError) -> bool:

@@ -1475,6 +1475,20 @@ def test_a_possessive_said_is_also_the_name_it_sounds_like():
     assert parse("Forget Bo's bowl.", ["bo", "bos"])[0].state == "refused"  # a thing of it
 
 
+def test_a_question_hears_a_possessive_said_as_the_name_it_sounds_like_as_forget_does():
+    # Before: "Where is Bo's?" of <bos> alone named nothing ("Bo's" was read "bo" only), and beside <bo> was about
+    # <bo> without a word, though "Forget Bo's." asked "Did you mean <bo> or <bos>?": two matchers, two answers
+    for said in ("Where is Bo's?", "Is Bo’s home?", "What colour is Bo's collar?"):
+        heard = match_names(said, ["bos", "anya"])
+        assert heard.names == ["bos"] and "<bos>" in mark_names(said, heard) and "<bos>'s" not in mark_names(
+            said, heard), said
+        assert [a.names for a in match_names(said, ["bo", "bos"]).ambiguous] == [("bo", "bos")], said
+        assert match_names(said, ["bo", "anya"]).names == ["bo"], said  # "bos" is no <bo>
+    assert match_names("Is Bos home?", ["bo", "bos"]).names == ["bos"]
+    assert match_names("Where is Bo's bowl?", ["bo", "boss"]).names == ["bo"]  # spelled exactly over "bos" ~ <boss>
+    assert match_names("Where are Dog 2's toys?", ["dog2", "dog2s"]).names == ["dog2"]  # a number's is not heard
+
+
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
     # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
     # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"

@@ -147,20 +147,17 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(m.group("name"))),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        known = match_names(m.group("name"), names)
-        if known.ambiguous:
+        known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
+        owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
+        name = _whole_name(said, match_names(said, owned), kinds) if _POSSESSIVE_END.search(said) else None
+        if name is None and known.ambiguous:  # (of <bo> and <bos>, "Bo's" as a question hears it)
             return _asked_back("forget", m.group("name"), known)
         if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
-        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's." is,
-        if name is None and _POSSESSIVE_END.sub("", straight_apostrophes(m.group("name"))):  # to confirm;
-            owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
-            name = _whole_name(m.group("name"), match_names(m.group("name"), owned), kinds)
-            meant = _possessive_meant(m.group("name"), names, kinds) if name is None else []
-            if len(meant) > 1:
-                return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(meant))]))
-            name = name or next(iter(meant), None)
+        name = name or _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+        if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
+            name = _whole_name(bare, match_names(bare, names), kinds)
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
@@ -174,14 +171,6 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return _asked_back("add", m.group("name"), known)
     whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
-
-
-def _possessive_meant(said: str, names: list[str], categories: Mapping[str, str]) -> list[str]:
-    """The concepts a name said with a possessive and nothing after ("Bo's") may be: the name without it, said by
-    habit (<bo>), and the one its sound spells, as whisper writes "Bos" said (<bos>, which "Bo's" never matched)."""
-    said = straight_apostrophes(said)
-    spellings = (_POSSESSIVE_END.sub("", said), _POSSESSIVE_END.sub(lambda e: e[0][1:], said))
-    return list(dict.fromkeys(n for w in spellings if (n := _whole_name(w, match_names(w, names), categories))))
 
 
 def _asked_back(action: str, said: str, known: Names) -> tuple[Command, str]:

@@ -264,10 +264,12 @@ def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int |
 def match_names(text: str, names: Sequence[str]) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
     words = _words(text)
+    owned = _possessives(text, words)
     forms = _forms(names)
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
-    candidates: list[tuple[float, int, int, str, bool]] = []  # score, first word, last word + 1, name, may be it
+    candidates: list[tuple[float, int, int, str, bool, bool]] = []  # score, first word, last word + 1, name, may be
+    # it, heard with the possessive's "s" as its own ("Bo's" as "bos")
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
@@ -280,25 +282,28 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 capital = text[words[i][1]].isupper()
-                s = score(said, form, capital)
+                s, joined = max((score(said, form, capital), False),
+                                (score(said + "s", form, capital), True) if j - 1 in owned else (0.0, False))
                 if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
                     # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
                     named = s >= THRESHOLD or capital and not SENTENCE_START.search(text, 0, words[i][1])
-                    candidates.append((max(s, THRESHOLD), i, j, name, named))
+                    candidates.append((max(s, THRESHOLD), i, j, name, named, joined))
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))  # at the same score the longer run: "dog 5" before "dog"
     taken: set[int] = set()
     chosen: dict[str, Heard] = {}
     ambiguous: list[Ambiguous] = []
-    for s, i, j, name, named in candidates:
+    for s, i, j, name, named, joined in candidates:
         if not named or taken & set(range(i, j)):
             continue
         exact = _written_as(text, words[i][1], words[j - 1][2], forms)
         if name in chosen and (exact is None or exact in chosen):
             continue  # said once more; but "<Bo's>" after <bo> names <Bo's>, which its words spell too
         said = " ".join(w for w, _, _ in words[i:j])
-        rivals = sorted({n for t, a, b, n, _ in candidates if a == i and b == j and n != name and n not in chosen
-                         # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"
+        rivals = sorted({n for t, a, b, n, _, other in candidates if a == i and b == j and n != name and n not in chosen
+                         # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"; "Bo's"
+                         # of <bo> and <bos>, each read as its own
                          and (name_key(n) == name_key(name) or forms[n] == forms[name]
+                              or other != joined and s - t <= TIE
                               or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
@@ -313,10 +318,18 @@ def match_names(text: str, names: Sequence[str]) -> Names:
             ambiguous.append(Ambiguous(said, (name, *rivals)))
             continue
         start, end = (at if own and at is not None else word for at, own, word in
-                      zip(around, _apostrophes(name), (words[i][1], words[j - 1][2])))
+                      zip(around, _apostrophes(name), (words[i][1], owned[j - 1] if joined else words[j - 1][2])))
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def _possessives(text: str, words: list[tuple[str, int, int]]) -> dict[int, int]:
+    """Where the "'s" after each word of letters whose possessive `_words` dropped ends, by the word's index: "Bo's"
+    is also heard "bos", as whisper may write "Bos" said (<bos>); not a number's ("2's"), nor "Chris'"."""
+    straight = straight_apostrophes(text)
+    return {k: end + 2 for k, (word, _, end) in enumerate(words)
+            if word.isalpha() and re.match(r"'s(?![^\W\d_])", straight[end:end + 3], re.I)}
 
 
 def mark_names(text: str, names: Names) -> str:

@@ -1540,6 +1540,27 @@ def test_a_known_name_with_its_own_category_noun_is_the_name_whole():
     assert parse("Forget Bo the dog.", list(kinds))[0].state == "refused"  # no category told
 
 
+def test_a_category_noun_holding_another_name_describes_the_name_after_it():
+    # Before: "Forget my teddy bear Max." of <teddy> and <max>, both teddy bears, said "I forget one at a time": the
+    # <teddy> heard inside the noun was taken for a second name, though the words are one teddy bear called Max
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.listen import _asked_back
+    from edge_rap.speech.reply import clarified
+
+    kinds = {"teddy": "teddy bear", "max": "teddy bear", "bo": "dog"}
+    for said, action in (("Forget my teddy bear Max.", "forget"), ("Forget the teddy bear Max, please.", "forget"),
+                         ("This is also our teddy bear Max.", "add"), ("Remember this as my teddy bear Max.", "add")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.name, command.state) == (action, "max", "asked"), said
+    kinds["max"] = "dog"  # a teddy bear called Max, but <max> is none: which one is meant is asked
+    said = "Forget my teddy bear Max."
+    command, line = parse(said, list(kinds), kinds)
+    assert (command.state, command.ambiguous.names, line) == ("refused", ("teddy", "max"), "Did you mean <teddy> or "
+                                                              "<max>?")
+    assert parse(clarified(_asked_back(command, line, said), "The second one."), list(kinds), kinds)[0].name == "max"
+    assert parse("Forget Max and Teddy.", list(kinds), kinds)[1].startswith("I forget one at a time")  # two named
+
+
 def test_a_name_that_is_its_own_category_noun_is_the_name_whole():
     # Before: "Forget my mug." of <mug>, a mug (as "remember this as my mug" stores it), said "I don't know 'my mug'",
     # and "Remember this as my mug." refused it as a new name: the name, heard inside its own noun, was looked for

@@ -152,10 +152,14 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         name = _whole_name(said, match_names(said, owned), kinds) if _POSSESSIVE_END.search(said) else None
         if name is None and known.ambiguous:  # (of <bo> and <bos>, "Bo's" as a question hears it)
             return _asked_back("forget", m.group("name"), known)
-        if len(known.heard) > 1:  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")
         name = name or _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+        if name is None and len(known.heard) > 1:
+            if _named_after_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
+                return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
+                    known.names))]))
+            return (Command("forget", stored_form(m.group("name")), "refused"),  # "forget Bo and Anya": not "I
+                    f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")  # don't
+            # know 'Bo and Anya'"
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
         if name is None:
@@ -194,7 +198,10 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     """The one concept `said` names with nothing else in it ("the red mug", "Bow" for <bo>) but its own category's
     noun ("Bo the dog", "my dog Bo" for <bo> of `categories` "dog"), else None: not "car keys", whose "car" alone is
     heard as <rc_car>, nor "Bo's bowl"."""
-    if len(known.heard) != 1:
+    if len(known.heard) > 1:  # "my teddy bear Max": <max>, a teddy bear, whose noun holds <teddy>'s name
+        whole = {n for n in known.names if _whole_name(said, match_names(said, [n]), categories)}
+        return whole.pop() if len(whole) == 1 else None
+    if not known.heard:
         return None
     h = known.heard[0]
     rest = straight_apostrophes(said[h.end:])
@@ -210,6 +217,13 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     else:
         before = said[:h.start]
     return h.name if not stored_form(before) and not re.search(r"\w", rest) else None
+
+
+def _named_after_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:
+    """Whether the words are a concept's category noun and then the last name heard ("my teddy bear Max" of a <teddy>,
+    a teddy bear): one concept described, not two named, though the noun is not that one's own."""
+    before = stored_form(said[:known.heard[-1].start])
+    return bool(before) and any(stored_form(kind) == before for kind in categories.values())
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -1090,6 +1090,23 @@ def test_a_question_about_the_picture_or_the_world_is_not_a_who_is_home_question
         assert asks_who(today) == WhoQuestion(today=True), today
 
 
+def test_a_question_followed_by_other_talk_is_still_the_question():
+    # Before: "Who is here? So then we went to the market." (espeak-ng's question under a neighbour's chatter, whisper
+    # writing both) went to the assistant, and "Has Bo left? ..." too: the question had to end the transcript
+    from edge_rap.speech.reply import _asks_where
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    talk = " So then we went to the market."
+    for now in ("Who is here?", "Is anyone home?", "Hey robot, anyone phone?", "Everyone in."):
+        assert asks_who(now + talk) == WhoQuestion(today=False), now
+    assert asks_who("Who was here today?" + talk) == WhoQuestion(today=True)
+    for other in ("Who is in the kitchen?", "Did anyone phone?", "Everyone in!", "Who is here, so then we went"):
+        assert asks_who(other + talk) is None, other
+    for where in ("Has Bo left?", "Is Bo outside?", "Did Anya leave yet?"):
+        assert _asks_where(where + talk), where
+    assert not _asks_where("Is Bo out of food?" + talk)
+
+
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
     # Before: "Everyone in!" was answered with who is home. Without "is", a sentence of everyone that ends in "!"
     # bids; one that ends in "." still asks: whisper writes espeak-ng's "Everyone in?" and "Everyone in!" alike,

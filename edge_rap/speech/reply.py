@@ -19,7 +19,7 @@ from typing import Callable
 from edge_rap.memory.store import name_key, straight_apostrophes
 from edge_rap.speech.names import Names, heard_as, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
-from edge_rap.speech.who import answer_who, asks_who
+from edge_rap.speech.who import SENTENCE_END, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
@@ -29,8 +29,8 @@ _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|b
                     r"|(^|[,.!?]\s*|\b(you|me|us)\s+|\b(i|we)\s+(can'?t|cannot|can not|couldn'?t)\s+)"
                     r"(please\s+)?(find|locate)\b"
                     # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
-                    r"|\b(is|are)\s.{1,40}\b(out|outside|away)\W*$"
-                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?\W*$", re.I)
+                    r"|\b(is|are)\s.{1,40}\b(out|outside|away)" + SENTENCE_END +
+                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?" + SENTENCE_END, re.I)
 
 
 def _asks_where(question: str) -> bool:

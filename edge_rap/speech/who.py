@@ -37,8 +37,11 @@ _AS_NOUN = re.compile(r"^\W*(?:(?:my|our|your|the|an?|[^\W\d_]+(?:'s|s'))\W+)+"
 #: The rest of the question after "who is here" / "who was here": a time at most, and a word said to the device
 #: ("is anyone home, robot?"); "who is in the kitchen?", "who was that?" and "who is in this picture?" ask
 #: something else, of the frame or of the world.
+#: Where a question ends: the text's end, or its sentence's, when someone else's talk, heard under it, follows
+#: ("Who is here? So then we went to the market").
+SENTENCE_END = r"\W*(?:$|(?<=[.?!])\s)"
 _END = (r"(\s+yet|\s+(right\s+)?now|\s+at the moment|\s+(so far\s+)?today|\s+this (morning|afternoon|evening)"
-        r"|\s+tonight)?(,\s*\w+)?\W*$")
+        r"|\s+tonight)?(,\s*\w+)?" + SENTENCE_END)
 _THERE = r"(home|here|around|back|in( the house)?)"
 _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|some|every)(one|body)( at)? " + _THERE +
                   r"|where('s| is| are) every(one|body))" + _END, re.I)
@@ -46,13 +49,14 @@ _NOW = re.compile(r"\b(who('s| is| are)( at)? " + _THERE + r"|((is|are) )?(any|s
 #: One that ends in "." still asks: whisper writes espeak's "Everyone in?" and "Everyone in!" alike, "Everyone in.",
 #: and a bidding answered with who is home costs less than a question left unanswered. "yet" always asks.
 _EVERYONE_TOLD = re.compile(r"(?<!\bis )(?<!\bare )\bevery(one|body)(( at)? " + _THERE + r"|\s+(phone|foam))\b"
-                            r"(?!.*\byet\b)[^?!]*![^\w?]*$", re.I)
+                            r"(?!.*\byet\b)[^?!]*!(?=\s|[^\w?]*$)", re.I)
 #: "Anyone home?" as whisper writes it for some voices, "anyone phone?" (and "foam", as for "Is Sora home?"): taken so
 #: only opening a sentence, after a wake phrase ("Hey robot anyone phone?", as said without --wake) at most, alone or
 #: after "is"/"are" ("is there"), with no time but "now" ("Anyone phone this morning?" asks about a call, as "Did
 #: anyone phone?" does), and not "It is someone phone." (whisper's "someone's phone").
 _HOME_SLIP = re.compile(r"(^\W*((hey|hi|ok|okay)\W+\w+\W+)?|[.,!?]\s*)((is|are)\s+(there\s+)?)?"
-                        r"(any|some|every)(one|body)\s+(phone|foam)(\s+(right\s+)?now|\s+at the moment)?(,\s*\w+)?\W*$",
+                        r"(any|some|every)(one|body)\s+(phone|foam)(\s+(right\s+)?now|\s+at the moment)?(,\s*\w+)?"
+                        + SENTENCE_END,
                         re.I)
 _TODAY = re.compile(r"\b(who (was|were|came|has been|have you seen|did you see)|(did|have) you seen? "
                     r"(any|some)(one|body)|(any|some)(one|body) (came|come|been))"

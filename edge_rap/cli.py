@@ -678,15 +678,28 @@ MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which keeps the arguments it did not know apart from those given before the command:
     argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage. So for a
-    command's own subcommand: `models --x list` named --x with list's."""
+    command's own subcommand: `models --x list` named --x with list's, and `models --x list --y` both with models'
+    (the first mistake is named, with the usage of the parser it was given to, as before the command)."""
 
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         namespace, extras = super().parse_known_args(args, namespace)
-        if len(extras) > len(getattr(namespace, "command_extras", ())):  # more than its subcommand's, given before it
-            namespace.parser = self
+        own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
+        if own:  # given before its subcommand, or it has none
+            namespace.parser, namespace.stray = self, extras[:own]
         namespace.command_extras = list(extras)
         return namespace, extras
+
+
+def _unrecognised(stray: list[str]) -> str | None:
+    """What a parser did not take, as said. The first `--` among it ends the options (argparse keeps it there when
+    nothing after it has a place), so what follows is stray arguments, an option's name too (`concepts -- --json`);
+    a `--` with nothing after it is no mistake (`concepts -- "$@"` with no arguments)."""
+    before, after = (stray[:stray.index("--")], stray[stray.index("--") + 1:]) if "--" in stray else (stray, [])
+    said = ([f"unrecognized arguments: {' '.join(before)}"] if before else []) + (
+        [f"stray {noun(len(after), 'argument')} after `--`: {' '.join(after)} (what follows `--` is never an option)"]
+        if after else [])
+    return "; ".join(said) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -924,11 +937,11 @@ def main(argv: list[str] | None = None) -> int:
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    after = vars(args).pop("command_extras", [])
+    after, stray = vars(args).pop("command_extras", []), vars(args).pop("stray", [])
     if before := unknown[:len(unknown) - len(after)]:  # (argparse lists those given before the command first)
         parser.error(f"unrecognized arguments: {' '.join(before)}")
-    if unknown:  # said by the command's parser: its usage, not the top level's list of every command
-        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if said := _unrecognised(stray):  # said by the command's parser: its usage, not the top level's list of every one
+        args.parser.error(said)
     if args.command is None:
         parser.error("the following arguments are required: command")
     _take_options_before_command(args)

@@ -636,12 +636,32 @@ def test_an_unknown_option_before_the_command_is_named_with_the_top_levels_usage
 def test_an_unknown_option_before_a_subcommand_is_named_with_its_commands_usage(capsys):
     # `edge-rap models --x list` named --x with list's usage, as if list had been given it
     for argv, usage in ((["models", "--x", "list"], "edge-rap models"), (["models", "--x"], "edge-rap models"),
-                        (["models", "list", "--x"], "edge-rap models list")):
+                        (["models", "list", "--x"], "edge-rap models list"),
+                        (["models", "--x", "list", "--y"], "edge-rap models")):  # the first, as before the command
         with pytest.raises(SystemExit) as refused:
             cli.main(argv)
         err = capsys.readouterr().err
         assert refused.value.code == 2 and err.startswith(f"usage: {usage} [")
         assert err.endswith(f"{usage}: error: unrecognized arguments: --x\n"), argv
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["concepts", "--", "--json"], "stray argument after `--`: --json (what follows `--` is never an option)"),
+    (["models", "list", "-x", "--", "a", "b"], "unrecognized arguments: -x; stray arguments after `--`: a b")])
+def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, said):
+    # `concepts -- --json` was argparse's "unrecognized arguments: -- --json", the `--` named as an argument given
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    usage = " ".join(["edge-rap", *argv[:argv.index("-x") if "-x" in argv else 1]])
+    assert refused.value.code == 2 and err.startswith(f"usage: {usage} [")
+    assert err.count("error") == 1 and f"{usage}: error: {said}" in err
+
+
+def test_a_double_dash_with_nothing_after_it_is_no_mistake(tmp_path, capsys):
+    # `concepts -- "$@"` with no arguments was refused: "unrecognized arguments: --"
+    assert cli.main(["concepts", "--memory", str(tmp_path), "--json", "--"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 @pytest.mark.parametrize("command, default", [("eval", "a temporary one"), ("demo", "$EDGE_RAP_HOME/demo/memory"),

@@ -1257,6 +1257,23 @@ def test_a_damaged_event_log_says_to_its_reader_what_to_do(tmp_path):
         EventLog(tmp_path, readonly=True).query()
 
 
+def test_an_event_log_that_cannot_be_made_says_why_in_words(tmp_path, monkeypatch):
+    # `run` on a new memory in a read-only mount: "cannot open the event log ([Errno 30] Read-only file system:
+    # '/media/ro/home')", Python's spelling of the error
+    import errno
+
+    from edge_rap.daemon import events
+
+    def read_only(root: Path) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(root))
+
+    monkeypatch.setattr(events, "private_folder", read_only)
+    with pytest.raises(EdgeRapError) as refused:
+        EventLog(tmp_path / "home")
+    assert str(refused.value) == (f"{tmp_path / 'home' / 'events.sqlite'}: cannot open the event log "
+                                  f"({os.strerror(errno.EROFS)})")
+
+
 @pytest.mark.parametrize("folder", ["home#2", "what?", "50%41"])
 def test_an_event_log_in_a_folder_whose_name_a_uri_would_misread_stays_in_it(tmp_path, folder):
     """The log was opened as the URI `file:PATH`: in a folder named "home#2" it was written to a file "home"

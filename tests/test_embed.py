@@ -810,15 +810,19 @@ def test_prepare_of_a_model_folder_outside_the_cache_says_so(tmp_path, monkeypat
         [(str(copy), False)]
 
 
-def test_prepare_of_the_caches_face_embedder_says_what_it_is_not_that_it_is_missing(tmp_path, monkeypatch, capsys):
-    """`--embedder facenet-vggface2` was said to be "not in the model cache", where its folder is."""
+@pytest.mark.parametrize("by_path", [False, True])
+def test_prepare_of_the_caches_face_embedder_says_what_it_is_not_that_it_is_missing(tmp_path, monkeypatch, capsys,
+                                                                                     by_path):
+    """`--embedder facenet-vggface2` was said to be "not in the model cache", where its folder is; given by its
+    folder's path, "a folder without manifest.json"."""
     from edge_rap import cli
 
-    (tmp_path / "models" / "facenet-vggface2").mkdir(parents=True)
+    folder = tmp_path / "models" / "facenet-vggface2"
+    folder.mkdir(parents=True)
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
     capsys.readouterr()
-    assert cli.main(["models", "prepare", "--embedder", "facenet-vggface2"]) == 2
+    assert cli.main(["models", "prepare", "--embedder", str(folder) if by_path else "facenet-vggface2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'facenet-vggface2' in the model cache" in err and "face embedder" in err
 

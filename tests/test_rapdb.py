@@ -113,6 +113,25 @@ def test_an_entry_with_some_photos_missing_comes_in_with_the_others_and_names_th
     assert rc == 1 and capsys.readouterr().err == f"imported <mug> without its missing photo: {folder}/database/x.png\n"
 
 
+def test_a_photo_name_longer_than_the_file_system_takes_is_a_missing_photo(memory, settings, tmp_path, capsys):
+    # the import stopped there, "File name too long", exit 2, the entries after it never tried nor the report said
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder / "database", 1)
+    long = f"./database/{'x' * 300}.png"
+    path = folder / "database.json"
+    path.write_text(json.dumps({"concept_dict": {"<far>": {"image": long},
+                                                 "<bo>": {"image": ["./database/scene1.png", long]}}}))
+    rc = cli.main(["import-rap", str(path), "--json", "--memory", str(settings.memory)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""
+    said = json.loads(out)
+    assert said["imported"] == ["bo"] and said["missing"] == ["far"] and said["failed"] == {}
+    assert said["missing_photos"] == {"bo": [str(folder / long)]}
+    assert memory.get("bo").views == 1
+
+
 def test_a_path_that_is_no_rap_database_makes_no_memory(settings, tmp_path, capsys):
     # `import-rap FOLDER --memory new` (the folder, not its database.json) said so, and left an empty memory at
     # `new`, which later commands took for one

@@ -154,7 +154,8 @@ class EventLog:
                 self._start()
             self._folder = file_identity(root)
         except (OSError, sqlite3.Error) as e:
-            raise EventLogError(self.path, f"cannot open the event log ({e}){_damaged(e) or _read_only(root)}") \
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e  # (not "[Errno 30] ...: 'path'")
+            raise EventLogError(self.path, f"cannot open the event log ({why}){_damaged(e) or _read_only(root)}") \
                 from None
 
     def _start(self, damaged: sqlite3.Error | None = None, met_in: int | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -131,6 +132,17 @@ def _outside(image: Path, folder: Path) -> bool:
     return not image.resolve().is_relative_to(folder.resolve())
 
 
+def _there(image: Path, ask: Callable[[Path], bool]) -> bool:
+    """`ask(image)` (Path.is_file, Path.is_dir), where a name longer than the file system takes is no such file:
+    a photo the database names that cannot be here, said as a missing one, not the end of the import."""
+    try:
+        return ask(image)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        return False
+
+
 def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterable] = iter,
                allow_outside: bool = False, entries: list[RapEntry] | None = None) -> ImportReport:
     """Remember every entry whose images exist (one with some photos missing, with the others; the missing ones
@@ -153,13 +165,13 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
             report.failed[entry.name] = (f"image {outside[0]} is outside the database's folder {path.parent} "
                                          "(--allow-outside imports it)")
             continue
-        folder = next((p for p in entry.images if p.is_dir()), None)
+        folder = next((p for p in entry.images if _there(p, Path.is_dir)), None)
         if folder is not None:  # not a missing image: one named wrong
             report.failed[entry.name] = f"{folder}: is a folder, not an image"
             continue
         boxes = entry.boxes if entry.boxes is not None else [entry.box] * len(entry.images)
         faces = entry.faces if entry.faces is not None else [None] * len(entry.images)
-        present = [(p, b, f) for p, b, f in zip(entry.images, boxes, faces) if p.is_file()]
+        present = [(p, b, f) for p, b, f in zip(entry.images, boxes, faces) if _there(p, Path.is_file)]
         if not present:
             report.missing.append(entry.name)
             continue
@@ -169,7 +181,7 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
                             faces=[f for _, _, f in present] if entry.faces is not None else None)
             report.imported.append(entry.name)
             existing.add(name_key(entry.name))
-            lost = [str(p) for p in entry.images if not p.is_file()]
+            lost = [str(p) for p in entry.images if not _there(p, Path.is_file)]
             if lost:  # imported with the photos that are there; the others named, not passed over in silence
                 report.missing_photos[entry.name] = lost
         except NameTakenError:  # taken by another writer meanwhile: a duplicate, as those found above

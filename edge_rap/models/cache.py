@@ -276,7 +276,9 @@ class ModelCache:
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
         if candidate.is_dir() and not self.has(name_or_path):
-            raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
+            if candidate.resolve().parent != self.root.expanduser().resolve():
+                raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
+            name_or_path = candidate.resolve().name  # the cache's own folder by path: said as by name (a face model)
         if not self.has(name_or_path):
             if name_or_path in DEFAULT_EMBEDDERS:
                 refuse_a_file(self.root)

@@ -354,6 +354,21 @@ def test_a_memory_another_model_made_is_the_devices_trouble_said_without_its_pat
     assert "reindex" in r.json()["error"] and str(tmp_path) not in r.json()["error"]
 
 
+def test_asks_answer_and_its_events_are_compact_utf8_json_as_every_answer(tmp_path):
+    # the README says every answer is compact UTF-8 JSON: ask's was json.dumps's, spaced and with "\\u00e9"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "café", "description": "the corner café"},
+               files=photo_files(png(photo("coffee"))))
+        compact = lambda data: json.dumps(data, ensure_ascii=False, separators=(",", ":"))  # noqa: E731
+        r = c.post("/api/ask", data={"question": "What is <café>?"})
+        assert r.status_code == 200 and "the corner café" in r.json()["answer"]
+        assert r.content.decode() == compact(r.json())
+        with c.stream("POST", "/api/ask", data={"question": "What is <café>?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            data = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+        assert data and all(d == compact(json.loads(d)) for d in data)
+
+
 def test_ask_answers_in_json_or_as_server_sent_events(live):
     with live.client() as c:
         c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},

@@ -22,7 +22,7 @@ from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_o
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
@@ -429,7 +429,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer),
                                      media_type="text/event-stream")
         with line.waiting_for(thinking):
-            return Response(json.dumps(answer()), media_type="application/json")
+            return JSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
 
     @router.get("/events", response_model=list[schemas.EventOut])
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
@@ -539,6 +539,6 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
     threading.Thread(target=work, name="ask", daemon=True).start()
     while True:
         kind, data = chunks.get()
-        yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        yield f"event: {kind}\ndata: {JSONResponse(data).body.decode()}\n\n"
         if kind != "text":
             return

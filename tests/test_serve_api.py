@@ -466,6 +466,25 @@ def test_a_body_that_is_not_json_is_said_alike_by_ask_and_patch(tmp_path):
             assert asked.json()["error"] == patched.json()["error"] != "the body is not JSON", raw[:20]
 
 
+def test_an_empty_or_fieldless_json_body_is_422_naming_the_fields_on_ask_and_patch(tmp_path):
+    # an empty body was 400 "not JSON" on ask and 422 naming no field on PATCH; a PATCH of {} a 200 changing nothing
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo", "category": "dog"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        as_json = {"Content-Type": "application/json"}
+        for raw in (b"", b"{}"):
+            asked = c.post("/api/ask", content=raw, headers=as_json)
+            assert asked.status_code == 422, (raw, asked.text)
+            assert asked.json()["error"].startswith('POST /api/ask takes {"question": "..."}')
+            patched = c.patch("/api/concepts/bo", content=raw, headers=as_json)
+            assert patched.status_code == 422 and patched.json()["error"] == \
+                "PATCH /api/concepts/bo takes a JSON object with any of name, description, category; none was sent"
+        assert c.get("/api/concepts/bo").json()["category"] == "dog"
+        patch = c.get("/openapi.json").json()["paths"]["/api/concepts/{name}"]["patch"]["requestBody"]
+        assert patch["required"] and c.get("/openapi.json").json()["components"]["schemas"]["ConceptPatch"][
+            "minProperties"] == 1
+
+
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):
     """Python's `requests.post(url, data=json.dumps({"question": ...}))` sends no Content-Type: no form can be read
     from such a body, and it was answered "ask needs a question, a photo, or both". The published schema gave the

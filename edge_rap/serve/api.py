@@ -38,7 +38,7 @@ from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name,
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
-from edge_rap.serve.problems import ApiError, for_client, not_json
+from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import as_answer, reply
@@ -206,8 +206,9 @@ async def _json_question(request: Request) -> str | None:
     if not _is_json(media) and (media or not await request.body()):
         await _form_body(request)
         return None
-    try:
-        body = _json_object(request, await request.body())
+    raw = await request.body()
+    try:  # an empty body is `{}`: refused naming the field, as PATCH refuses both
+        body = _json_object(request, raw) if raw else {}
     except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past what Python parses
         raise ApiError(not_json(e), 400) from None
     try:
@@ -319,7 +320,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return concept_json(find(name))
 
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON, responses=FULL)
-    def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
+    def change_concept(request: Request, name: str, change: schemas.ConceptPatch) -> dict:
+        if not change.model_fields_set:  # `{}`: was a 200 that changed nothing
+            raise ApiError(fieldless(request), 422)
         if nulls := sorted(f for f in change.model_fields_set if getattr(change, f) is None):  # was a 200 no-op
             raise ApiError(f"{nulls[0]}: null; leave the field out to keep it as it is", 422)
         new = _name(change.name) if change.name is not None else None

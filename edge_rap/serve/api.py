@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_origin
 from urllib.parse import quote
@@ -59,9 +60,20 @@ class Limits:
     waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections
 
 
-#: The statuses any route may answer, in the published schema: 421 a host name it does not answer to, 503 the
-#: device busy (Retry-After) or its memory gone, as the README lists them (a client made from the schema knew neither).
-ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 421, 422, 429, 503)}
+#: The error statuses any route may answer: 400 a request it cannot read, 413 a body over its limit (both before
+#: routing), 421 a host name it does not answer to, 422 a query parameter it does not take, 503 the device busy
+#: (Retry-After) or its memory gone; and, but on the public routes (guard.is_public), the token's 401 and 429.
+EVERY, TOKEN = (400, 413, 421, 422, 503), (401, 429)
+#: Those a route answers besides (by its function's name): 404 a concept, photo, event, memory or download not there,
+#: 409 a name taken, 415 a body or photo of another type; 507 is each route's own. The published schema lists for
+#: each route these alone (app._schema): every status on every route told a client of a 409 from /api/health.
+ANSWERS: dict[str, tuple[int, ...]] = {
+    "health": (), "list_concepts": (), "add_concept": (409, 415), "get_concept": (404,),
+    "change_concept": (404, 409, 415), "forget_concept": (404,), "add_photos": (404, 415), "get_photo": (404,),
+    "recognize": (415,), "ask": (415,), "events": (404,), "snapshot": (404,), "backup": (404,),
+    "backup_link": (404,), "download": (404,), "daemon_stats": ()}
+#: Every one of them, with its model, for FastAPI to publish (app._schema keeps each route's).
+ERRORS = {code: {"model": schemas.Error} for code in sorted({*EVERY, *TOKEN, *chain(*ANSWERS.values())})}
 #: A route that writes the memory (an upload the form's parser spools to the temporary folder first): a full disk.
 FULL = {507: {"model": schemas.Error, "description": "the disk is full; nothing was changed"}}
 #: A route that takes an upload and changes nothing (READ_ONLY_ROUTES): "nothing was changed" would be no news.

@@ -125,3 +125,26 @@ def test_the_schema_lists_the_statuses_the_readme_says_a_route_answers(tmp_path)
     change_the_memory = {("POST", "/api/concepts"), ("PATCH", "/api/concepts/{name}"),
                          ("DELETE", "/api/concepts/{name}"), ("POST", "/api/concepts/{name}/photos")}
     assert {route for route, text in said.items() if "nothing was changed" in text} == change_the_memory, said
+
+
+def test_the_schema_lists_for_each_route_the_statuses_it_answers_not_every_routes(tmp_path):
+    """Every status was listed on every route: a client made from the schema was told of a 409 from /api/health, a
+    401 from the public download link and a 415 from GET /api/stats."""
+    pytest.importorskip("fastapi")
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.guard import is_public
+    from serve_support import fake_settings
+
+    with Household(fake_settings(tmp_path)) as home:
+        paths = create_app(home).openapi()["paths"]
+    statuses = {(method.upper(), path): {int(code) for code in op["responses"]}
+                for path, ops in paths.items() for method, op in ops.items()}
+    takes_a_body = {route for route in statuses if route[0] in ("POST", "PATCH") and "backup" not in route[1]}
+    assert {route for route, listed in statuses.items() if 415 in listed} == takes_a_body
+    assert {route for route, listed in statuses.items() if 409 in listed} == \
+        {("POST", "/api/concepts"), ("PATCH", "/api/concepts/{name}")}
+    assert {route for route, listed in statuses.items() if 401 in listed} == \
+        {route for route in statuses if not is_public(route[1])}
+    assert not {404} & (statuses["GET", "/api/health"] | statuses["GET", "/api/stats"] | statuses["POST", "/api/ask"])
+    assert all({400, 413, 421, 422, 503} <= listed for listed in statuses.values()), statuses

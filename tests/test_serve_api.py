@@ -354,6 +354,21 @@ def test_a_memory_another_model_made_is_the_devices_trouble_said_without_its_pat
     assert "reindex" in r.json()["error"] and str(tmp_path) not in r.json()["error"]
 
 
+def test_asks_answer_and_its_events_are_compact_utf8_json_as_every_answer(tmp_path):
+    # the README says every answer is compact UTF-8 JSON: ask's was json.dumps's, spaced and with "\\u00e9"
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "café", "description": "the corner café"},
+               files=photo_files(png(photo("coffee"))))
+        compact = lambda data: json.dumps(data, ensure_ascii=False, separators=(",", ":"))  # noqa: E731
+        r = c.post("/api/ask", data={"question": "What is <café>?"})
+        assert r.status_code == 200 and "the corner café" in r.json()["answer"]
+        assert r.content.decode() == compact(r.json())
+        with c.stream("POST", "/api/ask", data={"question": "What is <café>?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            data = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+        assert data and all(d == compact(json.loads(d)) for d in data)
+
+
 def test_ask_answers_in_json_or_as_server_sent_events(live):
     with live.client() as c:
         c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},
@@ -449,6 +464,25 @@ def test_a_body_that_is_not_json_is_said_alike_by_ask_and_patch(tmp_path):
             patched = c.patch("/api/concepts/bo", content=raw, headers=as_json)
             assert (asked.status_code, patched.status_code) == (400, 400), (raw[:20], asked.text, patched.text)
             assert asked.json()["error"] == patched.json()["error"] != "the body is not JSON", raw[:20]
+
+
+def test_an_empty_or_fieldless_json_body_is_422_naming_the_fields_on_ask_and_patch(tmp_path):
+    # an empty body was 400 "not JSON" on ask and 422 naming no field on PATCH; a PATCH of {} a 200 changing nothing
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo", "category": "dog"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        as_json = {"Content-Type": "application/json"}
+        for raw in (b"", b"{}"):
+            asked = c.post("/api/ask", content=raw, headers=as_json)
+            assert asked.status_code == 422, (raw, asked.text)
+            assert asked.json()["error"].startswith('POST /api/ask takes {"question": "..."}')
+            patched = c.patch("/api/concepts/bo", content=raw, headers=as_json)
+            assert patched.status_code == 422 and patched.json()["error"] == \
+                "PATCH /api/concepts/bo takes a JSON object with any of name, description, category; none was sent"
+        assert c.get("/api/concepts/bo").json()["category"] == "dog"
+        patch = c.get("/openapi.json").json()["paths"]["/api/concepts/{name}"]["patch"]["requestBody"]
+        assert patch["required"] and c.get("/openapi.json").json()["components"]["schemas"]["ConceptPatch"][
+            "minProperties"] == 1
 
 
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):

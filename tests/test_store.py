@@ -349,11 +349,22 @@ def test_a_grave_accent_oxia_or_prime_typed_for_an_apostrophe_is_one_too(memory,
 def test_a_description_keeps_the_joiners_its_emoji_and_words_need(memory, images):
     # "our family 👨‍👩‍👧" was stored as three emoji apart, "ශ්‍රී" as another letter: every joiner was dropped
     text = "our family 👨\u200d👩\u200d👧, from ශ්\u200dරී"
-    assert memory.remember("bo", [scene_file(images, 1)], text + "\u200d \x1b[2J").description == text + " [2J"
+    assert memory.remember("bo", [scene_file(images, 1)], text + "\u200d \x1b[2J").description == text
     assert memory.edit("bo", description=text).description == text
     # a joiner that a dropped control character leaves stray is dropped too (a restore refused it as forged)
     assert memory.edit("bo", description="smile\u200d\u200b").description == "smile"
     assert memory.edit("bo", category="\x01\u200ddog").category == "dog"
+
+
+def test_a_terminal_escape_sequence_is_dropped_whole(memory, images):
+    # the ESC alone was dropped: "\x1b[31mred" was stored as "[31mred", an OSC title's text kept
+    memory.remember("bo", [scene_file(images, 1)], "our \x1b[1;31mred\x1b[0m dog", "\x1b]0;owned\x07dog\x1b(B")
+    assert (memory.get("bo").description, memory.get("bo").category) == ("our red dog", "dog")
+    assert memory.edit("bo", description="a \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x9b2J").description == "a link"
+    assert memory.edit("bo", description="Bo\x1b is home").description == "Bo is home"  # a stray ESC alone
+    with pytest.raises(EdgeRapError, match="only control characters"):
+        memory.edit("bo", category="\x1b[2J")
+    assert memory.get("bo").category == "dog"
 
 
 def test_a_text_of_control_characters_only_is_refused_and_white_space_alone_clears_it(memory, images):

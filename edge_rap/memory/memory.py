@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
@@ -84,12 +85,20 @@ class PreparedView:
     whole_box: Box | None = None  # the box given, where it held the whole photo (`box` is then None)
 
 
+#: A terminal escape sequence, whole (ECMA-48): CSI ("\x1b[31m"), a string (OSC "\x1b]0;title\x07", DCS, APC, ...)
+#: to its terminator, or ESC and the characters that end one ("\x1b(B", "\x1bc"); 8-bit CSI and strings too. An
+#: unterminated string keeps its text (its ESC and introducer dropped). Dropping only the ESC left "[31m" in the text.
+TERMINAL_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+                             r"|(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+                             r"|\x1b[\x21-\x2f]*[\x30-\x7e]")  # (not ESC and a space: "bo\x1b is" kept its "i")
+
+
 def clean_text(text: str, what: str, limit: int) -> str:
-    """One line of printable text: whitespace collapsed, control characters (terminal escapes) dropped, but not
-    the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS). One of control characters
-    only is refused, as a name is: it cleared the text, answered as a change."""
+    """One line of printable text: whitespace collapsed, terminal escape sequences and control characters dropped,
+    but not the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS). One of control
+    characters only is refused, as a name is: it cleared the text, answered as a change."""
     given = text
-    text = " ".join(text.split())
+    text = " ".join(TERMINAL_ESCAPE.sub("", text).split())
     text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
     text = " ".join(text.split())  # the spaces those stood between ("\u200b \u200b" kept " ", "a \u200b b" two)

@@ -17,12 +17,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_origin
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
@@ -38,7 +39,7 @@ from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name,
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
-from edge_rap.serve.problems import ApiError, for_client, not_json
+from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.speech.reply import as_answer, reply
@@ -59,9 +60,20 @@ class Limits:
     waiting: int = 16  # requests in line for the one-at-a-time work (serve/line.py): one client's connections
 
 
-#: The statuses any route may answer, in the published schema: 421 a host name it does not answer to, 503 the
-#: device busy (Retry-After) or its memory gone, as the README lists them (a client made from the schema knew neither).
-ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 421, 422, 429, 503)}
+#: The error statuses any route may answer: 400 a request it cannot read, 413 a body over its limit (both before
+#: routing), 421 a host name it does not answer to, 422 a query parameter it does not take, 503 the device busy
+#: (Retry-After) or its memory gone; and, but on the public routes (guard.is_public), the token's 401 and 429.
+EVERY, TOKEN = (400, 413, 421, 422, 503), (401, 429)
+#: Those a route answers besides (by its function's name): 404 a concept, photo, event, memory or download not there,
+#: 409 a name taken, 415 a body or photo of another type; 507 is each route's own. The published schema lists for
+#: each route these alone (app._schema): every status on every route told a client of a 409 from /api/health.
+ANSWERS: dict[str, tuple[int, ...]] = {
+    "health": (), "list_concepts": (), "add_concept": (409, 415), "get_concept": (404,),
+    "change_concept": (404, 409, 415), "forget_concept": (404,), "add_photos": (404, 415), "get_photo": (404,),
+    "recognize": (415,), "ask": (415,), "events": (404,), "snapshot": (404,), "backup": (404,),
+    "backup_link": (404,), "download": (404,), "daemon_stats": ()}
+#: Every one of them, with its model, for FastAPI to publish (app._schema keeps each route's).
+ERRORS = {code: {"model": schemas.Error} for code in sorted({*EVERY, *TOKEN, *chain(*ANSWERS.values())})}
 #: A route that writes the memory (an upload the form's parser spools to the temporary folder first): a full disk.
 FULL = {507: {"model": schemas.Error, "description": "the disk is full; nothing was changed"}}
 #: A route that takes an upload and changes nothing (READ_ONLY_ROUTES): "nothing was changed" would be no news.
@@ -206,8 +218,9 @@ async def _json_question(request: Request) -> str | None:
     if not _is_json(media) and (media or not await request.body()):
         await _form_body(request)
         return None
-    try:
-        body = _json_object(request, await request.body())
+    raw = await request.body()
+    try:  # an empty body is `{}`: refused naming the field, as PATCH refuses both
+        body = _json_object(request, raw) if raw else {}
     except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past what Python parses
         raise ApiError(not_json(e), 400) from None
     try:
@@ -319,7 +332,9 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return concept_json(find(name))
 
     @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON, responses=FULL)
-    def change_concept(name: str, change: schemas.ConceptPatch) -> dict:
+    def change_concept(request: Request, name: str, change: schemas.ConceptPatch) -> dict:
+        if not change.model_fields_set:  # `{}`: was a 200 that changed nothing
+            raise ApiError(fieldless(request), 422)
         if nulls := sorted(f for f in change.model_fields_set if getattr(change, f) is None):  # was a 200 no-op
             raise ApiError(f"{nulls[0]}: null; leave the field out to keep it as it is", 422)
         new = _name(change.name) if change.name is not None else None
@@ -429,7 +444,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer),
                                      media_type="text/event-stream")
         with line.waiting_for(thinking):
-            return Response(json.dumps(answer()), media_type="application/json")
+            return JSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
 
     @router.get("/events", response_model=list[schemas.EventOut])
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
@@ -539,6 +554,6 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
     threading.Thread(target=work, name="ask", daemon=True).start()
     while True:
         kind, data = chunks.get()
-        yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        yield f"event: {kind}\ndata: {JSONResponse(data).body.decode()}\n\n"
         if kind != "text":
             return

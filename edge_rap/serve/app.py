@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse
 
 from edge_rap.household import Household
 from edge_rap.serve import problems
-from edge_rap.serve.api import Limits, build_router
+from edge_rap.serve.api import ANSWERS, EVERY, TOKEN, Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
@@ -39,10 +40,11 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
-    app.include_router(build_router(home, limits, stats, latest))
+    router = build_router(home, limits, stats, latest)
+    app.include_router(router)
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
-    app.openapi = lambda: _schema(app)
+    app.openapi = lambda: _schema(app, router)
     app.add_middleware(BodyLimit, limit=limits.body_bytes, fields=limits.fields_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
@@ -58,14 +60,20 @@ def _page_file(path: Path, media: str):
     return page
 
 
-def _schema(app: FastAPI) -> dict:
-    """FastAPI's schema with the bearer token declared on every /api operation but the public ones."""
+def _schema(app: FastAPI, router: APIRouter) -> dict:
+    """FastAPI's schema with the bearer token declared on every /api operation but the public ones, and each
+    operation's error statuses those its route answers (api.ANSWERS), not every one any route does."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        names = {(r.path_format, m.lower()): r.name for r in router.routes if isinstance(r, APIRoute)
+                 for m in r.methods}
         for path, operations in schema["paths"].items():
-            if not is_public(path):
-                for operation in operations.values():
+            for method, operation in operations.items():
+                answered = {*EVERY, *ANSWERS[names[path, method]], *(() if is_public(path) else TOKEN)}
+                operation["responses"] = {code: said for code, said in operation["responses"].items()
+                                          if int(code) < 400 or int(code) == 507 or int(code) in answered}
+                if not is_public(path):
                     operation["security"] = [{"bearer": []}]
         app.openapi_schema = schema
     return app.openapi_schema

@@ -116,6 +116,13 @@ def _unread_json(exc: HTTPException) -> str | None:
     return not_json(exc.__cause__) if isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)) else None
 
 
+def fieldless(request: Request) -> str:
+    """What a JSON route's body without any of its fields is told (422, for no body as for `{}`): a PATCH of `{}` was
+    a 200 that changed nothing, one without a body 422 "the request has no body" that named no field."""
+    fields = request.scope["route"].body_field.field_info.annotation.model_fields
+    return f"{request.method} {request.url.path} takes a JSON object with any of {', '.join(fields)}; none was sent"
+
+
 def _not_json(exc: RequestValidationError) -> bool:
     return bool(exc.errors()) and exc.errors()[0].get("type") == "json_invalid"
 
@@ -134,8 +141,6 @@ def _validation(exc: RequestValidationError) -> str:
         # received: <class 'str'>" was FastAPI's own words
         field = next((p for p in loc if isinstance(p, str) and p != "body"), "photo")
         return f"{field}: text, not a file: {_send_as_a_file(field)}"
-    if not where and first.get("type") == "missing":
-        return "the request has no body (a JSON object is expected)"
     if first.get("type") == "missing":  # a form's `name=` is no field to FastAPI: "name: Field required" was said
         return f"{where}: empty or not sent"
     if first.get("type") == "string_type" and isinstance(first.get("input"), UploadFile):
@@ -172,6 +177,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):  # no body at all
+            return error(422, fieldless(request))
         return error(400 if _not_json(exc) else 422, _validation(exc))
 
     @app.exception_handler(EdgeRapError)

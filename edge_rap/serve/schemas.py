@@ -46,10 +46,10 @@ class ConceptOut(BaseModel):
 
 
 class ConceptPatch(BaseModel):
-    """Any of the three; a new name renames (its events follow). Any other field is refused (422): a misspelt
-    one ("descripton") would otherwise be answered 200 with nothing changed."""
+    """Any of the three, at least one; a new name renames (its events follow). Any other field is refused (422): a
+    misspelt one ("descripton") would otherwise be answered 200 with nothing changed; so is none (`{}`, no body)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: str | None = None
     description: str | None = None

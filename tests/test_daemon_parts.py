@@ -646,6 +646,38 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
         stop.set()
 
 
+def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
+    # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
+    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)
+    os.mkfifo(tmp_path / "pipe")
+    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+    stop, came = threading.Event(), []
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    camera.slot = NeverBusySlot()
+    await_writer = Camera._await_writer
+
+    def next_writer_comes_first(self, path):
+        if self.frames_read and not came:  # (the first writer's clip read): the next one opens at once
+            with contextlib.suppress(OSError):  # (ENXIO: no reader)
+                came.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        return await_writer(self, path)
+
+    monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
+    try:
+        camera.start()
+        with open(tmp_path / "pipe", "wb") as writer:
+            writer.write(clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        assert len(came) == 1, "the next writer found no reader"
+        os.set_blocking(came[0], True)
+        os.write(came[0], clip)
+        os.close(came[0])
+        wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the second writer's clip")
+        assert camera.frames_read == 6 and camera.error is None
+    finally:
+        stop.set()
+
+
 def drain(camera) -> list:
     """Every frame a camera hands on, until it has finished."""
     got = []

@@ -498,16 +498,23 @@ class Camera:
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
-        announced, fps = self._play(path, waited)
-        while waited is not None and not self.stop.is_set():
-            self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
-            log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
-            try:
-                waited = self._await_writer(path)
-            except EdgeRapError:  # stopped while waiting
-                return
-            if waited is not None or os.path.exists(path):  # (a FIFO removed: the source ended)
-                announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
+        try:
+            announced, fps = self._play(path, waited)
+            while waited is not None and not self.stop.is_set():
+                self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
+                log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
+                held, waited = waited, None  # open until the next wait's read end is: a writer that came between
+                try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
+                    waited = self._await_writer(path)
+                except EdgeRapError:  # stopped while waiting
+                    return
+                finally:
+                    os.close(held)
+                if waited is not None or os.path.exists(path):  # (a FIFO removed: the source ended)
+                    announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
+        finally:
+            if waited is not None:
+                os.close(waited)
         if self.stop.is_set():
             return
         if not self.frames_read:
@@ -520,27 +527,23 @@ class Camera:
                         self.spec.name, path, self.frames_read, announced)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
-        """Read one video (a file, or a FIFO's read end `waited`, closed here) to its end, its times from
-        `start_s` on; the frames its header announces and its frame rate."""
+        """Read one video (a file, or a FIFO's read end `waited`) to its end, its times from `start_s` on; the
+        frames its header announces and its frame rate."""
         import cv2
 
+        capture = _open_video(path, waited)
+        if not capture.isOpened():
+            reason = unopenable_reason(path)
+            raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
+        self.error = None
+        fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+        fps = fps if 0 < fps <= 240 else 15.0
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
         try:
-            capture = _open_video(path, waited)
-            if not capture.isOpened():
-                reason = unopenable_reason(path)
-                raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
-            self.error = None
-            fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
-            fps = fps if 0 < fps <= 240 else 15.0
-            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
-            try:
-                self._follow(capture, time.monotonic() - start_s, VideoClock(fps, start_s, self.frames_read),
-                             skips=DAMAGED_RUN_MAX)
-            finally:
-                capture.release()
+            self._follow(capture, time.monotonic() - start_s, VideoClock(fps, start_s, self.frames_read),
+                         skips=DAMAGED_RUN_MAX)
         finally:
-            if waited is not None:
-                os.close(waited)
+            capture.release()
         return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:

@@ -744,16 +744,16 @@ def test_every_leaving_is_logged_though_the_reader_left(tmp_path):
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)
 
 
-def run_clearing_the_log(tmp_path, names: tuple[str, ...], clear: Callable[[Path], None] | None = None
-                         ) -> tuple[list, ScriptedHousehold]:
+def run_clearing_the_log(tmp_path, names: tuple[str, ...], clear: Callable[[Path], None] | None = None,
+                         at: int = 2) -> tuple[list, ScriptedHousehold]:
     """Two visits of <bo>; the log's files `names` deleted at the first leaving (history cleared), or `clear` done
-    to the memory folder then."""
+    to the memory folder then; `at` 1: at the first arrival, <bo> in view."""
     home = ScriptedHousehold(tmp_path / "memory")
     reported = []
 
     def clear_history_at_the_first_leaving(event):
         reported.append(event)
-        if len(reported) == 2:
+        if len(reported) == at:
             for name in names:
                 (home.root / name).unlink()
             if clear is not None:
@@ -774,6 +774,14 @@ def test_an_event_log_deleted_while_the_daemon_runs_is_started_anew(tmp_path, ca
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]  # the second visit
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended
     assert f"{home.root / 'events.sqlite'} was moved, deleted or mounted again: a new event log is started" in caplog.text
+
+
+def test_an_event_log_deleted_while_a_concept_is_in_view_gets_its_arrival_again(tmp_path):
+    # The new log had <bo>'s leaving without its arrival: the stream said both, the log a visit never begun
+    reported, home = run_clearing_the_log(tmp_path, ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"), at=1)
+    logged = EventLog(home.root, readonly=True).query()
+    assert [(e.kind, e.time_s) for e in logged] == [(e.kind, e.time_s) for e in reported]
+    assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # (logged under its watch)
 
 
 def test_an_event_log_deleted_but_for_its_wal_is_said_once_not_started_anew(tmp_path, caplog):

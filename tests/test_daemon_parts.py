@@ -591,8 +591,8 @@ def test_a_clip_written_whole_into_a_fifo_before_opencv_opens_it_is_read(tmp_pat
     camera.slot = NeverBusySlot()
     try:
         camera.start()
-        wait_until(camera.finished.is_set, "the end of the clip in the FIFO", timeout_s=20)
-        assert camera.error is None and camera.frames_read == 3
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the end of the clip in the FIFO", timeout_s=20)
+        assert camera.error is None and camera.frames_read == 3  # (and the next writer waited for)
     finally:
         stop.set()
         os.close(held)
@@ -613,6 +613,67 @@ def test_a_fifo_replaced_while_waited_for_is_read_as_what_its_path_names_now(tmp
         os.replace(write_clip(tmp_path / "a.avi", 3, codec="MJPG"), tmp_path / "pipe")
         wait_until(camera.finished.is_set, "the end of the file put in the FIFO's place", timeout_s=20)
         assert camera.error is None and camera.frames_read == 3
+    finally:
+        stop.set()
+
+
+def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
+    # Before: the source ended at the first writer's end of file: a recorder restarted later was never read
+    os.mkfifo(tmp_path / "pipe")
+    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    camera.slot = NeverBusySlot()
+
+    def write_once() -> None:
+        with open(tmp_path / "pipe", "wb") as writer:  # (waits for the camera's read end)
+            writer.write(clip)
+
+    try:
+        camera.start()
+        write_once()
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        assert not camera.finished.is_set() and camera.outages == 1 and camera.frames_read == 3
+        write_once()
+        wait_until(lambda: camera.frames_read == 6, "the second writer's clip")
+        assert camera.error is None and not camera.finished.is_set()
+        times = [f.time_s for f in camera.slot.got]
+        assert len(times) == 6 and all(a < b for a, b in zip(times, times[1:]))  # (its time goes on)
+        stop.set()
+        wait_until(camera.finished.is_set, "the wait for a third writer to end at the stop")
+        assert camera.error is None
+    finally:
+        stop.set()
+
+
+def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
+    # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
+    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)
+    os.mkfifo(tmp_path / "pipe")
+    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+    stop, came = threading.Event(), []
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    camera.slot = NeverBusySlot()
+    await_writer = Camera._await_writer
+
+    def next_writer_comes_first(self, path):
+        if self.frames_read and not came:  # (the first writer's clip read): the next one opens at once
+            with contextlib.suppress(OSError):  # (ENXIO: no reader)
+                came.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        return await_writer(self, path)
+
+    monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
+    try:
+        camera.start()
+        with open(tmp_path / "pipe", "wb") as writer:
+            writer.write(clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        assert len(came) == 1, "the next writer found no reader"
+        os.set_blocking(came[0], True)
+        os.write(came[0], clip)
+        os.close(came[0])
+        wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the second writer's clip")
+        assert camera.frames_read == 6 and camera.error is None
     finally:
         stop.set()
 

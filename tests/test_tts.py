@@ -419,6 +419,18 @@ def test_an_index_that_cannot_be_rewritten_is_said_as_the_index_and_leaves_no_ne
         f"--speak-to {tmp_path}: speech.jsonl not trimmed ({os.strerror(errno.ENOSPC)}): it still lists 1 deleted WAV"]
 
 
+def test_the_lines_of_wavs_gone_are_dropped_at_the_next_trim(tmp_path):
+    # Before: a line whose WAV a trim deleted but could not unlist (a full disk) was listed for good: a later trim
+    # dropped only the lines of the WAVs it deleted itself
+    from edge_rap.speech import tts
+
+    for k in (2, 3):
+        (tmp_path / f"{k:08d}.wav").write_bytes(b"")
+    (tmp_path / "speech.jsonl").write_text("".join(json.dumps({"wav": f"{k:08d}.wav"}) + "\n" for k in (1, 2, 3)))
+    tts.keep_newest_wavs(tmp_path, 1)
+    assert [json.loads(x)["wav"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == ["00000003.wav"]
+
+
 def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_own(tmp_path):
     # Before: both went on after the newest WAV they found at their start, the second's 00000001.wav written over
     # the first's, and the index naming it twice (the service and a run started by hand with its run.toml)

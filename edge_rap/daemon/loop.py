@@ -187,6 +187,8 @@ class Daemon:
         self.unlogged: deque[Event] = deque()  # events the log could not take yet, oldest first
         self.unlogged_dropped = 0  # the oldest of them, let go past UNLOGGED_MAX
         self._log_replaced = False  # the log's file was replaced in a way that cannot be followed (said once)
+        self.in_view: dict[tuple, Event] = {}  # place -> its arrival logged, while its leaving is not
+        self.carried: list[Event] = []  # those arrivals still to log again into a log started anew
         self._said_once = SaidOnce(log)  # what the log refuses (a full disk), events or the lines said: once each
         self.forgotten: set[int] = set()  # the ids of concepts seen forgotten (a memory never gives an id twice)
         self.failing: dict[str, tuple[str, int]] = {}  # camera -> the failure its frames repeat, and how many did
@@ -538,6 +540,10 @@ class Daemon:
                     self._let_go()
                     return False
                 logged.append(self.unlogged.popleft())
+                if logged[-1].kind == "arrived":
+                    self.in_view[_place(logged[-1])] = logged[-1]
+                else:
+                    self.in_view.pop(_place(logged[-1]), None)
         finally:
             self._follow_memory(logged)
         self._said_once("log", False, "", f"{self.household.events.path}: the event log takes events again; every "
@@ -605,12 +611,17 @@ class Daemon:
             if events.reopen():
                 log.warning("%s was moved, deleted or mounted again: %s", events.path,
                             "the event log found there is used" if found else "a new event log is started")
+                if not found:  # what is in view arrived again in it: its leaving is never logged alone
+                    self.carried = self._of_remembered(list(self.in_view.values()))
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
                 log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "
                             "old file until `run` restarts (delete all three to start a new log now)", events.path)
         if events.watch is None:  # (again, where the new log refused it at first: a full disk)
             events.begin_watch()
+        while self.carried:  # (under this daemon's watch; where the disk is full, the rest at the next event)
+            events.add(self.carried[0])
+            self.carried.pop(0)
 
     def _remembered(self) -> dict[int, str] | None:
         """The concepts remembered now, id to name; None when the memory cannot be read (nothing is dropped then:

@@ -264,20 +264,24 @@ class VideoClock:
     rate in dim light, where a frame's index over the header's rate was seconds off), else the frame's place
     after the last one at the header's rate (a raw stream has none; a joined recording's restart at 0)."""
 
-    def __init__(self, fps: float):
+    def __init__(self, fps: float, start_s: float = 0.0, first_index: int = 0):
+        """`start_s`, `first_index`: where the video starts in its source's time and count (a FIFO's next writer's
+        clip goes on after the last one's: its own time starts at 0 again)."""
         self.fps = fps
-        self._last: tuple[int, float] | None = None  # the last frame's index and time
+        self.start_s = start_s
+        self.first_index = first_index
+        self._last: tuple[int, float] | None = None  # the last frame's index and time, in the video's own time
 
     def time_s(self, index: int, stamp_s: float) -> float:
         """The time of frame `index`, whose timestamp (OpenCV's position) is `stamp_s`."""
         if math.isfinite(stamp_s) and stamp_s >= 0 and (self._last is None or stamp_s > self._last[1]):
             time_s = stamp_s
         elif self._last is None:
-            time_s = index / self.fps
+            time_s = (index - self.first_index) / self.fps
         else:
             time_s = self._last[1] + (index - self._last[0]) / self.fps
         self._last = (index, time_s)
-        return time_s
+        return self.start_s + time_s
 
 
 def _fit(pixels: np.ndarray, max_width: int, bgr: bool = True) -> np.ndarray:
@@ -355,9 +359,11 @@ class Camera:
         self.finished = threading.Event()
         self.ready = ready or threading.Event()
         self.error: str | None = None
-        self.outages = 0  # times a live source was lost after it had opened (the daemon ends its visits then)
+        self.outages = 0  # times a live source was lost after it had opened, or a FIFO's writer closed (the daemon
+        # ends its visits then)
         self.damaged = 0  # frames of a video file that could not be grabbed, skipped
         self.last_read: float | None = None  # when a frame was last grabbed (monotonic): a stall shows in it
+        self.last_time_s = 0.0  # the source time of the frame last grabbed (a FIFO's next clip goes on after it)
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
@@ -449,6 +455,7 @@ class Camera:
             grab_ms = 1000 * (time.perf_counter() - t)
             time_s = (clock.time_s(index, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000) if clock
                       else time.monotonic() - started)
+            self.last_time_s = time_s
             if self._due(time_s, started):
                 came, t = time.monotonic(), time.perf_counter()
                 ok, pixels = capture.retrieve()
@@ -487,23 +494,24 @@ class Camera:
             return None
 
     def _read_video(self, path: str) -> None:
-        import cv2
-
+        """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
+        that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
         try:
-            capture = _open_video(path, waited)
-            if not capture.isOpened():
-                reason = unopenable_reason(path)
-                raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
-            self.error = None
-            fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
-            fps = fps if 0 < fps <= 240 else 15.0
-            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
-            try:
-                self._follow(capture, time.monotonic(), VideoClock(fps), skips=DAMAGED_RUN_MAX)
-            finally:
-                capture.release()
+            announced, fps = self._play(path, waited)
+            while waited is not None and not self.stop.is_set():
+                self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
+                log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
+                held, waited = waited, None  # open until the next wait's read end is: a writer that came between
+                try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
+                    waited = self._await_writer(path)
+                except EdgeRapError:  # stopped while waiting
+                    return
+                finally:
+                    os.close(held)
+                if waited is not None or os.path.exists(path):  # (a FIFO removed: the source ended)
+                    announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
         finally:
             if waited is not None:
                 os.close(waited)
@@ -517,6 +525,26 @@ class Camera:
         if self.frames_read + self.damaged < announced - fps:  # over a second short: not a header's rounding
             log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, path, self.frames_read, announced)
+
+    def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
+        """Read one video (a file, or a FIFO's read end `waited`) to its end, its times from `start_s` on; the
+        frames its header announces and its frame rate."""
+        import cv2
+
+        capture = _open_video(path, waited)
+        if not capture.isOpened():
+            reason = unopenable_reason(path)
+            raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
+        self.error = None
+        fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+        fps = fps if 0 < fps <= 240 else 15.0
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
+        try:
+            self._follow(capture, time.monotonic() - start_s, VideoClock(fps, start_s, self.frames_read),
+                         skips=DAMAGED_RUN_MAX)
+        finally:
+            capture.release()
+        return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:
         """A photo, read as `remember` reads it (upright, on white, refused over the pixel limit before decoding: a

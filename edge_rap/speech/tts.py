@@ -503,8 +503,9 @@ def _add_to_index(folder: Path, line: str) -> None:
 
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
-    moved into place: a reader never sees half an index). An index that cannot be rewritten (a full disk) is
-    said as the index's trouble, not the line's, and leaves no `speech.jsonl.new` behind."""
+    moved into place: a reader never sees half an index), and the lines of any other WAV gone (one a trim before
+    could not unlist, one deleted by hand). An index that cannot be rewritten (a full disk) is said as the index's
+    trouble, not the line's, and leaves no `speech.jsonl.new` behind; the next trim drops what it still lists."""
     with _index_lock(folder):
         gone = set()
         for _, path in numbered_wavs(folder)[:-keep]:
@@ -519,7 +520,7 @@ def keep_newest_wavs(folder: Path, keep: int) -> None:
         fresh = index.with_name(index.name + ".new")
         try:
             kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-                    if _wav_of(line) not in gone] if index.exists() else []
+                    if _still_there(folder, _wav_of(line))] if index.exists() else []
             fresh.write_text("".join(kept), encoding="utf-8")
             fresh.replace(index)
         except OSError as e:
@@ -527,6 +528,11 @@ def keep_newest_wavs(folder: Path, keep: int) -> None:
                 fresh.unlink(missing_ok=True)
             log.warning("--speak-to %s: %s not trimmed (%s): it still lists %s", folder, index.name,
                         e.strerror or e, counted(len(gone), "deleted WAV"))
+
+
+def _still_there(folder: Path, wav: object) -> bool:
+    """Whether an index line naming `wav` stays: its WAV is in the folder, or it names none (not a line of ours)."""
+    return not isinstance(wav, str) or (folder / wav).exists()
 
 
 def _wav_of(line: str) -> str | None:

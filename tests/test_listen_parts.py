@@ -1122,6 +1122,19 @@ def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
         assert asks_who(asked) == WhoQuestion(today=False), asked
 
 
+def test_a_bidding_beside_a_who_is_home_question_does_not_unask_it():
+    # Before: "Everyone in! Who is here?" was no who-is-home question: the bidding's "!" before other talk (read as
+    # its sentence's end since questions may be followed by talk) vetoed the whole transcript, the question after it too
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for asked in ("Everyone in! Who is here?", "Everybody here! Is anyone home?", "Who is home? Everyone in!",
+                  "Everyone in! Anyone phone?"):
+        assert asks_who(asked) == WhoQuestion(today=False), asked
+    for told in ("Everyone in! Now!", "Everyone home! So then we went to the market.",
+                 "Hey robot, everyone phone! Yes."):
+        assert asks_who(told) is None, told
+
+
 def test_everyone_home_with_yet_or_typed_with_no_mark_still_asks():
     # Before: "Everyone home yet." (as tiny.en writes espeak-ng's "Everyone home yet?") and "everyone home" typed to
     # `ask` or the API with no mark were taken for a bidding, "I don't know who or what you mean".

@@ -1505,6 +1505,20 @@ def test_a_possessive_said_is_also_the_name_it_sounds_like():
     assert parse("Forget Bo's bowl.", ["bo", "bos"])[0].state == "refused"  # a thing of it
 
 
+def test_forget_asks_which_one_only_where_a_choice_would_name_it():
+    # Before: "Forget Bo's bowl." of <bo> and <bos> asked "Did you mean <bo> or <bos>?", and either answer then said
+    # "I don't know 'Bo bowl'": a thing of either is neither; "Bow's bowl" of <bo> and <beau> likewise
+    from edge_rap.speech.intents import parse
+
+    for said, names in (("Forget Bo's bowl.", ["bo", "bos"]), ("Forget Bow's bowl.", ["bo", "beau"]),
+                        ("Forget Bow bowl.", ["bo", "beau"])):
+        command, line = parse(said, names)
+        assert command.state == "refused" and command.ambiguous is None and line.startswith("I don't know"), said
+    for said, names in (("Forget Bo's.", ["bo", "bos"]), ("Forget Bow.", ["bo", "beau"]),
+                        ("Forget Bow the dog.", ["bo", "beau"])):
+        assert parse(said, names, {"bo": "dog"})[1] == f"Did you mean <{names[0]}> or <{names[1]}>?", said
+
+
 def test_a_question_hears_a_possessive_said_as_the_name_it_sounds_like_as_forget_does():
     # Before: "Where is Bo's?" of <bos> alone named nothing ("Bo's" was read "bo" only), and beside <bo> was about
     # <bo> without a word, though "Forget Bo's." asked "Did you mean <bo> or <bos>?": two matchers, two answers

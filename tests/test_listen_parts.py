@@ -1533,6 +1533,16 @@ def test_a_question_hears_a_possessive_said_as_the_name_it_sounds_like_as_forget
     assert match_names("Where are Dog 2's toys?", ["dog2", "dog2s"]).names == ["dog2"]  # a number's is not heard
 
 
+def test_a_contraction_of_a_common_word_is_not_heard_as_a_name_with_its_s():
+    # Before: the "'s" of "Who's", "What's", "He's", "There's" was heard as a name's own "s" ("Bo's" as <bos>):
+    # "Who's home?" of a <wes> was about <wes>, not who is home, and "Where's Bo?" named <theresa> too
+    for said, names in (("Who's home?", ["wes", "anya"]), ("Who's here?", ["hoss", "bo"]), ("He's here.", ["hess"]),
+                        ("What's that?", ["watts"]), ("Where's Bo?", ["theresa", "bo"]), ("How's Bo?", ["hoss", "bo"])):
+        heard = match_names(said, names)
+        assert heard.names == (["bo"] if "Bo" in said else []) and not heard.ambiguous, said
+    assert match_names("Where is Bo's?", ["bos", "wes"]).names == ["bos"]  # a name's possessive still is
+
+
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():
     # Before: <Bo's> with no <bo> beside it was never heard, not even typed "<Bo's>": the question's "Bo's" is read
     # "bo" (a possessive), and the name kept its "'s"; "Forget <Bo's>." said "I don't know"

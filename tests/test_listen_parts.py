@@ -1122,6 +1122,19 @@ def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
         assert asks_who(asked) == WhoQuestion(today=False), asked
 
 
+def test_a_bidding_beside_a_who_is_home_question_does_not_unask_it():
+    # Before: "Everyone in! Who is here?" was no who-is-home question: the bidding's "!" before other talk (read as
+    # its sentence's end since questions may be followed by talk) vetoed the whole transcript, the question after it too
+    from edge_rap.speech.who import WhoQuestion, asks_who
+
+    for asked in ("Everyone in! Who is here?", "Everybody here! Is anyone home?", "Who is home? Everyone in!",
+                  "Everyone in! Anyone phone?"):
+        assert asks_who(asked) == WhoQuestion(today=False), asked
+    for told in ("Everyone in! Now!", "Everyone home! So then we went to the market.",
+                 "Hey robot, everyone phone! Yes."):
+        assert asks_who(told) is None, told
+
+
 def test_everyone_home_with_yet_or_typed_with_no_mark_still_asks():
     # Before: "Everyone home yet." (as tiny.en writes espeak-ng's "Everyone home yet?") and "everyone home" typed to
     # `ask` or the API with no mark were taken for a bidding, "I don't know who or what you mean".
@@ -1492,6 +1505,20 @@ def test_a_possessive_said_is_also_the_name_it_sounds_like():
     assert parse("Forget Bo's bowl.", ["bo", "bos"])[0].state == "refused"  # a thing of it
 
 
+def test_forget_asks_which_one_only_where_a_choice_would_name_it():
+    # Before: "Forget Bo's bowl." of <bo> and <bos> asked "Did you mean <bo> or <bos>?", and either answer then said
+    # "I don't know 'Bo bowl'": a thing of either is neither; "Bow's bowl" of <bo> and <beau> likewise
+    from edge_rap.speech.intents import parse
+
+    for said, names in (("Forget Bo's bowl.", ["bo", "bos"]), ("Forget Bow's bowl.", ["bo", "beau"]),
+                        ("Forget Bow bowl.", ["bo", "beau"])):
+        command, line = parse(said, names)
+        assert command.state == "refused" and command.ambiguous is None and line.startswith("I don't know"), said
+    for said, names in (("Forget Bo's.", ["bo", "bos"]), ("Forget Bow.", ["bo", "beau"]),
+                        ("Forget Bow the dog.", ["bo", "beau"])):
+        assert parse(said, names, {"bo": "dog"})[1] == f"Did you mean <{names[0]}> or <{names[1]}>?", said
+
+
 def test_a_question_hears_a_possessive_said_as_the_name_it_sounds_like_as_forget_does():
     # Before: "Where is Bo's?" of <bos> alone named nothing ("Bo's" was read "bo" only), and beside <bo> was about
     # <bo> without a word, though "Forget Bo's." asked "Did you mean <bo> or <bos>?": two matchers, two answers
@@ -1504,6 +1531,16 @@ def test_a_question_hears_a_possessive_said_as_the_name_it_sounds_like_as_forget
     assert match_names("Is Bos home?", ["bo", "bos"]).names == ["bos"]
     assert match_names("Where is Bo's bowl?", ["bo", "boss"]).names == ["bo"]  # spelled exactly over "bos" ~ <boss>
     assert match_names("Where are Dog 2's toys?", ["dog2", "dog2s"]).names == ["dog2"]  # a number's is not heard
+
+
+def test_a_contraction_of_a_common_word_is_not_heard_as_a_name_with_its_s():
+    # Before: the "'s" of "Who's", "What's", "He's", "There's" was heard as a name's own "s" ("Bo's" as <bos>):
+    # "Who's home?" of a <wes> was about <wes>, not who is home, and "Where's Bo?" named <theresa> too
+    for said, names in (("Who's home?", ["wes", "anya"]), ("Who's here?", ["hoss", "bo"]), ("He's here.", ["hess"]),
+                        ("What's that?", ["watts"]), ("Where's Bo?", ["theresa", "bo"]), ("How's Bo?", ["hoss", "bo"])):
+        heard = match_names(said, names)
+        assert heard.names == (["bo"] if "Bo" in said else []) and not heard.ambiguous, said
+    assert match_names("Where is Bo's?", ["bos", "wes"]).names == ["bos"]  # a name's possessive still is
 
 
 def test_a_name_ending_in_a_possessive_alone_is_heard_said_or_typed():

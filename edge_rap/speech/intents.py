@@ -150,7 +150,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
         owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
         name = _whole_name(said, match_names(said, owned), kinds) if _POSSESSIVE_END.search(said) else None
-        if name is None and known.ambiguous:  # (of <bo> and <bos>, "Bo's" as a question hears it)
+        if name is None and known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and
+            # <bos>, "Bo's" as a question hears it); not "Bo's bowl", which neither choice names
             return _asked_back("forget", m.group("name"), known)
         name = name or _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
         if name is None and len(known.heard) > 1:
@@ -217,6 +218,13 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     else:
         before = said[:h.start]
     return h.name if not stored_form(before) and not re.search(r"\w", rest) else None
+
+
+def _either_whole(said: str, options: Ambiguous, categories: Mapping[str, str]) -> bool:
+    """Whether one of the concepts the words were said like is named by them whole, as said or with their possessive
+    dropped ("Bo's" of <bo>): asking which one is meant is of use only then."""
+    bare = _POSSESSIVE_END.sub("", said)
+    return any(_whole_name(w, match_names(w, [n]), categories) for n in options.names for w in {said, bare} if w)
 
 
 def _named_after_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:

@@ -326,10 +326,11 @@ def match_names(text: str, names: Sequence[str]) -> Names:
 
 def _possessives(text: str, words: list[tuple[str, int, int]]) -> dict[int, int]:
     """Where the "'s" after each word of letters whose possessive `_words` dropped ends, by the word's index: "Bo's"
-    is also heard "bos", as whisper may write "Bos" said (<bos>); not a number's ("2's"), nor "Chris'"."""
+    is also heard "bos", as whisper may write "Bos" said (<bos>); not a number's ("2's"), nor "Chris'", nor a common
+    word's, a contraction ("Who's home?" is no <wes>, "What's that?" no <watts>)."""
     straight = straight_apostrophes(text)
     return {k: end + 2 for k, (word, _, end) in enumerate(words)
-            if word.isalpha() and re.match(r"'s(?![^\W\d_])", straight[end:end + 3], re.I)}
+            if word.isalpha() and word not in COMMON and re.match(r"'s(?![^\W\d_])", straight[end:end + 3], re.I)}
 
 
 def mark_names(text: str, names: Names) -> str:

@@ -75,8 +75,11 @@ def asks_who(question: str) -> WhoQuestion | None:
     question = straight_apostrophes(question)
     if _TODAY.search(question):
         return WhoQuestion(today=True)
-    if (_NOW.search(question) or _HOME_SLIP.search(question)) and not _EVERYONE_TOLD.search(question):
-        return WhoQuestion(today=False)
+    told = [m.start() for m in _EVERYONE_TOLD.finditer(question)]  # a bidding unasks only its own sentence:
+    # "Everyone in! Who is here?" asks
+    for m in (*_NOW.finditer(question), *_HOME_SLIP.finditer(question)):
+        if not any(m.start() <= start < m.end() for start in told):
+            return WhoQuestion(today=False)
     return None
 
 

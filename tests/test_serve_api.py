@@ -157,6 +157,8 @@ def test_a_patch_of_control_characters_only_or_of_null_is_422_and_changes_nothin
         assert [(k["name"], k["category"], k["description"]) for k in c.get("/api/concepts").json()] == \
             [("boot", "shoe", "")]
         assert c.patch("/api/concepts/boot", json={"category": ""}).json()["category"] == ""  # "" still clears
+        fields = c.get("/openapi.json").json()["components"]["schemas"]["ConceptPatch"]["properties"]
+        assert {f: said.get("type") for f, said in fields.items()} == dict.fromkeys(fields, "string")  # not null
 
 
 def test_an_old_name_of_punctuation_alone_sent_back_unchanged_with_a_patch_is_no_rename(tmp_path):

@@ -462,6 +462,16 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
 
 
+@pytest.mark.parametrize("argv", [("add", "Zo\udce9", "p.jpg"), ("add", "bo", "p.jpg", "--category", "\udc9b1mdog"),
+                                  ("events", "--name", "Zo\udce9")])
+def test_an_argument_not_utf8_is_one_line(companion, live, capsys, tmp_path, argv):
+    # a Latin-1 terminal's "é" (Python keeps the byte as a lone surrogate): httpx's UnicodeEncodeError, a traceback
+    save(tmp_path / "p.jpg", scene(1))
+    rc, out, err = _call(companion, live, capsys, *[tmp_path / a if a == "p.jpg" else a for a in argv])
+    assert rc == 2 and err.count("\n") == 1 and "is not UTF-8 text" in err
+    assert live.home.concepts() == []
+
+
 def test_a_folder_or_missing_file_given_as_a_photo_is_said_to_be_what_it_is(companion, live, capsys, tmp_path):
     # a folder was "no such photo", as if it were not there; nothing is sent while any photo given cannot be
     folder, photo = tmp_path / "gran", _save(tmp_path / "gran.png", 3)

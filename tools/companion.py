@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(args, option, None)
             if value is not None and not value.strip():
                 raise CompanionError(f"--{option} {value!r} is empty (an unset variable?)")
+        _refuse_unsendable(args)
         code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
@@ -612,6 +613,16 @@ def _not_a_photo_file(path: Path) -> str | None:
     if path.is_dir():
         return "is a folder, not a photo"
     return "no such photo" if not path.exists() else "is a pipe, a socket or a device, not a photo file"
+
+
+def _refuse_unsendable(args: argparse.Namespace) -> None:
+    """A text argument that is no UTF-8 (a Latin-1 terminal's "é", a raw "\\x9b" byte: Python keeps it as a lone
+    surrogate) cannot be sent: httpx raised UnicodeEncodeError, a traceback, not the one line of every error."""
+    for value in [v for v in vars(args).values() if isinstance(v, str)]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CompanionError(f"{value!r} is not UTF-8 text (is the terminal set to UTF-8?)") from None
 
 
 def _shown(text: str) -> str:

@@ -42,6 +42,7 @@ from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
+from edge_rap.serve.whole_file import WholeFile
 from edge_rap.speech.reply import as_answer, reply
 from edge_rap.types import Box, Concept, Event, Image, Recognition
 
@@ -402,7 +403,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             with line.waiting_for(thumbnails.making):  # (a HEIC with GPS is decoded, as a card's photo is)
                 private = stored(lambda: without_location(path))
             if private is None:
-                return FileResponse(path, media_type=sniff_file(path))
+                return WholeFile(path, media_type=sniff_file(path))
             return Response(private[0], media_type=private[1])  # never where it was taken (EXIF GPS)
         if (made := thumbnails.cached(path, size)) is None:
             with line.waiting_for(thumbnails.making):  # not the model's lock: making one needs no model
@@ -460,14 +461,14 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
                 responses={200: {"content": {"image/jpeg": {}}}})
-    def snapshot(event_id: int) -> FileResponse:
+    def snapshot(event_id: int) -> WholeFile:
         event = home.events.get(event_id)
         if event is None or not event.snapshot:
             raise ApiError(f"no snapshot for event {event_id}", 404)
         path = Path(event.snapshot)
         if not SNAPSHOT_NAME.match(path.name) or path.is_symlink() or not path.is_file():
             raise ApiError(f"the snapshot of event {event_id} is gone", 404)
-        return FileResponse(path, media_type="image/jpeg")
+        return WholeFile(path, media_type="image/jpeg")
 
     @router.get("/backup", response_class=StreamingResponse, summary="A fresh backup of the memory, as `edge-rap "
                 "backup` writes it, without the API's token", responses={

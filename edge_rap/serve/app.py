@@ -10,7 +10,6 @@ from typing import Callable
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from fastapi.responses import FileResponse
 
 from edge_rap.household import Household
 from edge_rap.serve import problems
@@ -19,6 +18,7 @@ from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
 from edge_rap.serve.token import TokenKeeper
+from edge_rap.serve.whole_file import WholeFile
 
 STATIC = Path(__file__).parent / "static"
 #: The page's files, by the only names they are served under.
@@ -54,8 +54,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
 
 
 def _page_file(path: Path, media: str):
-    def page() -> FileResponse:
-        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+    def page() -> WholeFile:
+        return WholeFile(path, media_type=media, headers={"Cache-Control": "no-cache"})
 
     return page
 

@@ -857,6 +857,28 @@ def test_run_on_a_memory_with_no_concept_says_it_has_nothing_to_announce(setting
         in caplog.text
 
 
+def test_run_on_a_new_memory_whose_event_log_cannot_be_made_says_that_alone(settings, run, caplog, monkeypatch):
+    # a new memory in a read-only folder: "holds no concept yet: nothing is announced until one is remembered", then
+    # the event log's refusal, the warning a fix no one could make there
+    import errno
+
+    from edge_rap.daemon import events
+
+    def read_only(root: Path) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(root))
+
+    settings.memory.mkdir()
+    folder = settings.memory.parent / "frames"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(folder / "0.png")
+    monkeypatch.setattr(events, "private_folder", read_only)
+    rc, _, err = run("run", "--source", str(folder), "--mute")
+    assert rc == 2 and "cannot open the event log" in err
+    assert "holds no concept yet" not in caplog.text + err
+
+
 def test_a_cameras_frames_are_the_same_since_the_first_with_their_very_pixels():
     from edge_rap.perceive.frozen import SameFrames
 

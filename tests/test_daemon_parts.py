@@ -1971,6 +1971,22 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
 
 
+def test_doctor_says_a_memory_it_cannot_write_is_refused_by_run_serve_and_pair(settings, run, monkeypatch):
+    # a memory on a read-only mount: "ready to recognise", and nothing said of run, serve and pair refusing it
+    import edge_rap.daemon.doctor as doctor
+
+    settings.memory.mkdir(parents=True, exist_ok=True)
+    real_access = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda path, mode: (mode != os.W_OK or Path(path) != settings.memory)
+                        and real_access(path, mode))  # (root may write a folder whatever its mode)
+    rc, out, _ = run("doctor")
+    assert rc == 0 and "read-only: read by concepts" in out and "refused by run, serve, pair" in out
+    assert json.loads(run("doctor", "--json")[1])["memory"]["read_only"] is True
+    monkeypatch.setattr(doctor.os, "access", real_access)
+    assert "read-only" not in run("doctor")[1]
+    assert json.loads(run("doctor", "--json")[1])["memory"]["read_only"] is False
+
+
 def test_doctor_says_a_memory_folder_that_is_not_one_and_gives_no_chmod_for_it(settings, tmp_path, capsys):
     # doctor --memory of a file, or of a folder of other files (a mistyped path), said "(none yet)" and advised
     # `chmod 700` of it; every other command refuses them as no memory

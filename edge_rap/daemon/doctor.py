@@ -106,14 +106,14 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
-           "readable_by_others": _open_to_others(settings.memory),
+           "readable_by_others": _open_to_others(settings.memory), "read_only": _read_only(settings.memory),
            "killed_restores": [str(p) for p in killed_restores(settings.memory)],
            "moved_aside": [str(p) for p in moved_aside(settings.memory)]}
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
         if (why := not_a_memory(settings.memory)) is not None:  # a --memory mistyped: not "none yet", nor its chmod
-            out["readable_by_others"] = False
+            out["readable_by_others"] = out["read_only"] = False
             raise EdgeRapError(why)
         if not (settings.memory / DATABASE).is_file():
             return out  # the first `remember` makes it
@@ -162,6 +162,16 @@ def _event_log(settings: Settings) -> dict:
     finally:
         log.close()
     return out
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether the memory folder is there but cannot be written (a read-only mount, a copy from a device): the
+    readers read it, but run, serve, pair and every command that changes it refuse it, which "ready to recognise"
+    alone hid."""
+    try:
+        return folder.is_dir() and not os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 def _open_to_others(folder: Path) -> bool:
@@ -271,6 +281,8 @@ def format_doctor(report: dict) -> str:
                  else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
+                 + ("; read-only: read by concepts, recognize, ask, events and export-rap; refused by run, serve, "
+                    "pair and every command that changes it" if memory["read_only"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
                     if memory["readable_by_others"] else "")
                  + (f"; left by a restore killed outright (a copy of an archive's files only; the next restore "

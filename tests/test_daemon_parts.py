@@ -1971,6 +1971,18 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
 
 
+def test_doctor_names_the_caches_folder_for_another_job_given_as_embedder(tmp_path, run, monkeypatch):
+    # `--embedder facenet-vggface2` (or its folder) is named the face embedder by every command that recognises;
+    # doctor alone said "missing: export it into the model cache (tools/export_clip.py, see README)"
+    models = tmp_path / "models"
+    (models / "facenet-vggface2").mkdir(parents=True)
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(models))
+    for given in ("facenet-vggface2", str(models / "facenet-vggface2")):
+        rc, out, _ = run("doctor", "--embedder", given)
+        line = next(x for x in out.splitlines() if x.startswith("model embedder:"))
+        assert rc == 1 and "'facenet-vggface2' in the model cache" in line and "is the face embedder" in line, line
+
+
 def test_doctor_says_a_memory_it_cannot_write_is_refused_by_run_serve_and_pair(settings, run, monkeypatch):
     # a memory on a read-only mount: "ready to recognise", and nothing said of run, serve and pair refusing it
     import edge_rap.daemon.doctor as doctor

@@ -14,11 +14,15 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_rap.config import Settings, with_detector
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.wording import counted
+
+if TYPE_CHECKING:
+    from edge_rap.models.cache import ModelCache
 
 
 def _providers(settings: Settings) -> dict:
@@ -57,8 +61,7 @@ def _models(settings: Settings) -> list[dict]:
     # (a cache that is a file: `models prepare` would say so, not export)
     rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder) and not damage,
              "required": True, "get": a_file_in_the_way(cache.root) or ("edge-rap models prepare" if profile.embedder
-             in DEFAULT_EMBEDDERS else "export it into the model cache (tools/export_clip.py, see README) or fix "
-             "[embedder] model")}]
+             in DEFAULT_EMBEDDERS else _not_exported(cache, profile.embedder))}]
     if damage:  # there, but every command that recognises would refuse it
         rows[0]["damaged"] = damage
     elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \
@@ -79,6 +82,20 @@ def _models(settings: Settings) -> list[dict]:
         rows.append({"role": "vlm", "name": model, "present": bool(present), "required": False, "get": get})
     rows.append(_asr(settings))
     return rows
+
+
+def _not_exported(cache: ModelCache, name: str) -> str:
+    """How to get an embedder other than the defaults: a folder (the cache's for another job, the face embedder's by
+    name or path) named as recognising names it, not said to want exporting; else how to export one (not `models
+    prepare`, which exports the defaults alone)."""
+    export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
+    if not (Path(name).is_dir() or cache.folder(name).is_dir()):
+        return export
+    try:
+        cache.manifest(name, role="image_embedder")
+    except EdgeRapError as e:
+        return str(e)
+    return export
 
 
 def faces_installed() -> bool:

@@ -675,6 +675,19 @@ CONCEPT_JSON = "print the concept as one JSON object: name, category, descriptio
 MMPROJ_HELP = "its vision projector (default: the one *mmproj*.gguf beside --vlm, or the pulled VLM's)"
 
 
+class _Operand(str):
+    """An argument given after `--`, told apart in what a parser did not take: argparse drops the `--` itself from
+    there once a positional took an argument after it (`edit -- bo --description x`), and --description was then
+    named an unrecognised option, not an argument that follows `--`."""
+
+
+def _plain(value: object) -> object:
+    """A parsed value as given, a plain str (not an `_Operand`), or a list of them."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, _Operand) else value
+
+
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which keeps the arguments it did not know apart from those given before the command:
     argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage. So for a
@@ -683,19 +696,25 @@ class _CommandParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        args = list(sys.argv[1:] if args is None else args)
+        if "--" in args:  # what follows it marked, to be told apart however argparse lists it
+            start = args.index("--") + 1
+            args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
+        for dest, value in vars(namespace).items():
+            setattr(namespace, dest, _plain(value))
         own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
         if own:  # given before its subcommand, or it has none
-            namespace.parser, namespace.stray = self, extras[:own]
+            namespace.parser, namespace.unrecognised = self, _unrecognised(extras[:own])
         namespace.command_extras = list(extras)
         return namespace, extras
 
 
 def _unrecognised(stray: list[str]) -> str | None:
-    """What a parser did not take, as said. The first `--` among it ends the options (argparse keeps it there when
-    nothing after it has a place), so what follows is stray arguments, an option's name too (`concepts -- --json`);
-    a `--` with nothing after it is no mistake (`concepts -- "$@"` with no arguments)."""
-    before, after = (stray[:stray.index("--")], stray[stray.index("--") + 1:]) if "--" in stray else (stray, [])
+    """What a parser did not take, as said. What follows the first `--` is stray arguments, an option's name too
+    (`concepts -- --json`); a `--` with nothing after it is no mistake (`concepts -- "$@"` with no arguments)."""
+    before = [a for a in stray if not isinstance(a, _Operand) and a != "--"]  # (the one `--` not after another)
+    after = [str(a) for a in stray if isinstance(a, _Operand)]
     said = ([f"unrecognized arguments: {' '.join(before)}"] if before else []) + (
         [f"stray {noun(len(after), 'argument')} after `--`: {' '.join(after)} (what follows `--` is never an option)"]
         if after else [])
@@ -882,7 +901,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix, unrecognisable: concepts with no readable photo, readable_by_others: its mode lets other "
-                   "accounts read it, killed_restores, moved_aside: the folders restores left beside it), event_log "
+                   "accounts read it, read_only: the folder cannot be written, killed_restores, moved_aside: the "
+                   "folders restores left beside it), event_log "
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, "
                    "audio, backups (with --config: to, every_s, keep, last, age_s, stale, problem, same_drive: the "
                    "folder on the memory's drive, unmounted: under /media, /mnt or /run/media with no drive mounted on "
@@ -937,10 +957,10 @@ def main(argv: list[str] | None = None) -> int:
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    after, stray = vars(args).pop("command_extras", []), vars(args).pop("stray", [])
+    after, said = vars(args).pop("command_extras", []), vars(args).pop("unrecognised", None)
     if before := unknown[:len(unknown) - len(after)]:  # (argparse lists those given before the command first)
         parser.error(f"unrecognized arguments: {' '.join(before)}")
-    if said := _unrecognised(stray):  # said by the command's parser: its usage, not the top level's list of every one
+    if said:  # said by the command's parser: its usage, not the top level's list of every one
         args.parser.error(said)
     if args.command is None:
         parser.error("the following arguments are required: command")

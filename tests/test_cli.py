@@ -647,13 +647,16 @@ def test_an_unknown_option_before_a_subcommand_is_named_with_its_commands_usage(
 
 @pytest.mark.parametrize("argv, said", [
     (["concepts", "--", "--json"], "stray argument after `--`: --json (what follows `--` is never an option)"),
-    (["models", "list", "-x", "--", "a", "b"], "unrecognized arguments: -x; stray arguments after `--`: a b")])
+    (["models", "list", "-x", "--", "a", "b"], "unrecognized arguments: -x; stray arguments after `--`: a b"),
+    # once a positional took an argument after `--`, argparse dropped the `--` from what it did not take
+    (["edit", "--", "bo", "--description", "x"], "stray arguments after `--`: --description x (what follows"),
+    (["rename", "-y", "bo", "--", "-x", "-y"], "unrecognized arguments: -y; stray argument after `--`: -y (what")])
 def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, said):
     # `concepts -- --json` was argparse's "unrecognized arguments: -- --json", the `--` named as an argument given
     with pytest.raises(SystemExit) as refused:
         cli.main(argv)
     err = capsys.readouterr().err
-    usage = " ".join(["edge-rap", *argv[:argv.index("-x") if "-x" in argv else 1]])
+    usage = " ".join(["edge-rap", *argv[:2 if argv[0] == "models" else 1]])
     assert refused.value.code == 2 and err.startswith(f"usage: {usage} [")
     assert err.count("error") == 1 and f"{usage}: error: {said}" in err
 

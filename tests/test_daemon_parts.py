@@ -918,6 +918,28 @@ def test_run_on_a_memory_with_no_concept_says_it_has_nothing_to_announce(setting
         in caplog.text
 
 
+def test_run_on_a_new_memory_whose_event_log_cannot_be_made_says_that_alone(settings, run, caplog, monkeypatch):
+    # a new memory in a read-only folder: "holds no concept yet: nothing is announced until one is remembered", then
+    # the event log's refusal, the warning a fix no one could make there
+    import errno
+
+    from edge_rap.daemon import events
+
+    def read_only(root: Path) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(root))
+
+    settings.memory.mkdir()
+    folder = settings.memory.parent / "frames"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(folder / "0.png")
+    monkeypatch.setattr(events, "private_folder", read_only)
+    rc, _, err = run("run", "--source", str(folder), "--mute")
+    assert rc == 2 and "cannot open the event log" in err
+    assert "holds no concept yet" not in caplog.text + err
+
+
 def test_a_cameras_frames_are_the_same_since_the_first_with_their_very_pixels():
     from edge_rap.perceive.frozen import SameFrames
 
@@ -2008,6 +2030,34 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     rc, out, _ = run("doctor")
     assert rc == 0 and "other accounts" not in out
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
+
+
+def test_doctor_names_the_caches_folder_for_another_job_given_as_embedder(tmp_path, run, monkeypatch):
+    # `--embedder facenet-vggface2` (or its folder) is named the face embedder by every command that recognises;
+    # doctor alone said "missing: export it into the model cache (tools/export_clip.py, see README)"
+    models = tmp_path / "models"
+    (models / "facenet-vggface2").mkdir(parents=True)
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(models))
+    for given in ("facenet-vggface2", str(models / "facenet-vggface2")):
+        rc, out, _ = run("doctor", "--embedder", given)
+        line = next(x for x in out.splitlines() if x.startswith("model embedder:"))
+        assert rc == 1 and "'facenet-vggface2' in the model cache" in line and "is the face embedder" in line, line
+
+
+def test_doctor_says_a_memory_it_cannot_write_is_refused_by_run_serve_and_pair(settings, run, monkeypatch):
+    # a memory on a read-only mount: "ready to recognise", and nothing said of run, serve and pair refusing it
+    import edge_rap.daemon.doctor as doctor
+
+    settings.memory.mkdir(parents=True, exist_ok=True)
+    real_access = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda path, mode: (mode != os.W_OK or Path(path) != settings.memory)
+                        and real_access(path, mode))  # (root may write a folder whatever its mode)
+    rc, out, _ = run("doctor")
+    assert rc == 0 and "read-only: read by concepts" in out and "refused by run, serve, pair" in out
+    assert json.loads(run("doctor", "--json")[1])["memory"]["read_only"] is True
+    monkeypatch.setattr(doctor.os, "access", real_access)
+    assert "read-only" not in run("doctor")[1]
+    assert json.loads(run("doctor", "--json")[1])["memory"]["read_only"] is False
 
 
 def test_doctor_says_a_memory_folder_that_is_not_one_and_gives_no_chmod_for_it(settings, tmp_path, capsys):

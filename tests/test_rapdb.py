@@ -132,6 +132,34 @@ def test_a_photo_name_longer_than_the_file_system_takes_is_a_missing_photo(memor
     assert memory.get("bo").views == 1
 
 
+def test_a_photo_behind_a_folder_this_account_may_not_search_fails_its_entry_alone(memory, settings, tmp_path,
+                                                                                   capsys, monkeypatch):
+    # Path.is_dir raised PermissionError there: a traceback, the entries after it never tried nor the report said
+    import errno
+
+    from edge_rap import cli
+
+    folder = tmp_path / "rap"
+    scene_file(folder / "database", 1)
+    locked = folder / "locked" / "x.png"
+    real_stat = Path.stat
+
+    def stat(path: Path, *args, **kwargs):  # (root searches any folder, so the refusal is staged)
+        if path == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    path = folder / "database.json"
+    path.write_text(json.dumps({"concept_dict": {"<far>": {"image": "./locked/x.png"},
+                                                 "<bo>": {"image": "./database/scene1.png"}}}))
+    rc = cli.main(["import-rap", str(path), "--json", "--memory", str(settings.memory)])
+    said = json.loads(capsys.readouterr().out)
+    assert rc == 1 and said["imported"] == ["bo"] and list(said["failed"]) == ["far"]
+    assert said["failed"]["far"].startswith(f"{locked}: cannot reach it ({os.strerror(errno.EACCES)}")
+    assert memory.get("bo").views == 1
+
+
 def test_a_path_that_is_no_rap_database_makes_no_memory(settings, tmp_path, capsys):
     # `import-rap FOLDER --memory new` (the folder, not its database.json) said so, and left an empty memory at
     # `new`, which later commands took for one

@@ -14,11 +14,15 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_rap.config import Settings, with_detector
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.wording import counted
+
+if TYPE_CHECKING:
+    from edge_rap.models.cache import ModelCache
 
 
 def _providers(settings: Settings) -> dict:
@@ -57,8 +61,7 @@ def _models(settings: Settings) -> list[dict]:
     # (a cache that is a file: `models prepare` would say so, not export)
     rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder) and not damage,
              "required": True, "get": a_file_in_the_way(cache.root) or ("edge-rap models prepare" if profile.embedder
-             in DEFAULT_EMBEDDERS else "export it into the model cache (tools/export_clip.py, see README) or fix "
-             "[embedder] model")}]
+             in DEFAULT_EMBEDDERS else _not_exported(cache, profile.embedder))}]
     if damage:  # there, but every command that recognises would refuse it
         rows[0]["damaged"] = damage
     elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \
@@ -79,6 +82,20 @@ def _models(settings: Settings) -> list[dict]:
         rows.append({"role": "vlm", "name": model, "present": bool(present), "required": False, "get": get})
     rows.append(_asr(settings))
     return rows
+
+
+def _not_exported(cache: ModelCache, name: str) -> str:
+    """How to get an embedder other than the defaults: a folder (the cache's for another job, the face embedder's by
+    name or path) named as recognising names it, not said to want exporting; else how to export one (not `models
+    prepare`, which exports the defaults alone)."""
+    export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
+    if not (Path(name).is_dir() or cache.folder(name).is_dir()):
+        return export
+    try:
+        cache.manifest(name, role="image_embedder")
+    except EdgeRapError as e:
+        return str(e)
+    return export
 
 
 def faces_installed() -> bool:
@@ -106,14 +123,14 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
-           "readable_by_others": _open_to_others(settings.memory),
+           "readable_by_others": _open_to_others(settings.memory), "read_only": _read_only(settings.memory),
            "killed_restores": [str(p) for p in killed_restores(settings.memory)],
            "moved_aside": [str(p) for p in moved_aside(settings.memory)]}
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
         if (why := not_a_memory(settings.memory)) is not None:  # a --memory mistyped: not "none yet", nor its chmod
-            out["readable_by_others"] = False
+            out["readable_by_others"] = out["read_only"] = False
             raise EdgeRapError(why)
         if not (settings.memory / DATABASE).is_file():
             return out  # the first `remember` makes it
@@ -162,6 +179,16 @@ def _event_log(settings: Settings) -> dict:
     finally:
         log.close()
     return out
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether the memory folder is there but cannot be written (a read-only mount, a copy from a device): the
+    readers read it, but run, serve, pair and every command that changes it refuse it, which "ready to recognise"
+    alone hid."""
+    try:
+        return folder.is_dir() and not os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 def _open_to_others(folder: Path) -> bool:
@@ -271,6 +298,8 @@ def format_doctor(report: dict) -> str:
                  else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
+                 + ("; read-only: read by concepts, recognize, ask, events and export-rap; refused by run, serve, "
+                    "pair and every command that changes it" if memory["read_only"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
                     if memory["readable_by_others"] else "")
                  + (f"; left by a restore killed outright (a copy of an archive's files only; the next restore "

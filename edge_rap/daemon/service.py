@@ -192,6 +192,7 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                 replace(settings, profile=with_detector(profile, config.detector)), memory,
                 vlm=(config.vlm or "", config.mmproj or ""), stopping=stop) as home:
             _ = home.detector  # a detector that cannot be opened is said now, not at every frame
+            _ = home.events  # one that cannot be made (a read-only memory): its one line, no warning before it
             snapshots = None
             if config.snapshots:
                 snapshots = Snapshots(SnapshotPolicy(Path(config.snapshots), profile.snapshot_days * 86400,

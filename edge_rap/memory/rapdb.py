@@ -134,9 +134,10 @@ def _outside(image: Path, folder: Path) -> bool:
 
 def _there(image: Path, ask: Callable[[Path], bool]) -> bool:
     """`ask(image)` (Path.is_file, Path.is_dir), where a name longer than the file system takes is no such file:
-    a photo the database names that cannot be here, said as a missing one, not the end of the import."""
+    a photo the database names that cannot be here, said as a missing one, not the end of the import. One behind a
+    folder this account may not search is an EdgeRapError saying so (`reachable`): its entry's failure."""
     try:
-        return ask(image)
+        return reachable(image, ask)
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
             raise
@@ -165,7 +166,11 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
             report.failed[entry.name] = (f"image {outside[0]} is outside the database's folder {path.parent} "
                                          "(--allow-outside imports it)")
             continue
-        folder = next((p for p in entry.images if _there(p, Path.is_dir)), None)
+        try:
+            folder = next((p for p in entry.images if _there(p, Path.is_dir)), None)
+        except EdgeRapError as e:  # (PermissionError, a traceback that ended the import: this entry's failure)
+            report.failed[entry.name] = str(e)
+            continue
         if folder is not None:  # not a missing image: one named wrong
             report.failed[entry.name] = f"{folder}: is a folder, not an image"
             continue

@@ -784,6 +784,23 @@ def test_an_event_log_deleted_while_a_concept_is_in_view_gets_its_arrival_again(
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # (logged under its watch)
 
 
+@pytest.mark.parametrize("put", ["no log", "another log"])
+def test_an_event_log_replaced_while_a_concept_is_in_view_gets_its_arrival_again(tmp_path, put):
+    # Before: only a log deleted got the arrivals in view again; a file put in its place ("no log": set aside as
+    # damaged, a new log started empty; "another log") was "found there" and had <bo>'s leaving alone
+    def replace(root: Path) -> None:
+        if put == "no log":
+            (root / "events.sqlite").write_text("not a database\n" * 100)
+        else:
+            EventLog(tmp_path / "other").close()
+            (tmp_path / "other" / "events.sqlite").rename(root / "events.sqlite")
+
+    reported, home = run_clearing_the_log(tmp_path, ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"),
+                                          replace, at=1)
+    logged = EventLog(home.root, readonly=True).query()
+    assert [(e.kind, e.time_s) for e in logged] == [(e.kind, e.time_s) for e in reported]
+
+
 def test_an_event_log_deleted_but_for_its_wal_is_said_once_not_started_anew(tmp_path, caplog):
     # A new file beside the old log's -wal and -shm would take them for its own and bring back what was deleted.
     run_clearing_the_log(tmp_path, ("events.sqlite",))

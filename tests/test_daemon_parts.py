@@ -646,6 +646,49 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
         stop.set()
 
 
+def test_a_fifo_whose_first_writer_sends_junk_is_said_at_once(tmp_path):
+    # Before: the reason looked for opened the FIFO again, which waited for a next writer (the source hung, a stop
+    # could not end it) and then took that writer's first bytes
+    os.mkfifo(tmp_path / "pipe")
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    try:
+        camera.start()
+        with open(tmp_path / "pipe", "wb") as writer:
+            writer.write(b"not a video\n" * 1000)
+        wait_until(camera.finished.is_set, "the junk's end")
+        assert camera.error == f"source {str(tmp_path / 'pipe')!r}: cannot open as a video"
+    finally:
+        stop.set()
+
+
+def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path):
+    # Before: a next writer's bytes that were no video (a recorder killed mid-header) ended the source with an error
+    # (the run exited 2 where it was the only one), and a good writer after it was killed by SIGPIPE
+    os.mkfifo(tmp_path / "pipe")
+    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    camera.slot = NeverBusySlot()
+
+    def write_once(data: bytes) -> None:
+        with open(tmp_path / "pipe", "wb") as writer:  # (waits for the camera's read end)
+            writer.write(data)
+
+    try:
+        camera.start()
+        write_once(clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        write_once(b"not a video\n" * 1000)
+        wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the junk writer's end")
+        assert not camera.finished.is_set(), camera.error
+        write_once(clip)
+        wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the third writer's clip")
+        assert camera.frames_read == 6 and camera.error is None and not camera.finished.is_set()
+    finally:
+        stop.set()
+
+
 def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
     # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
     # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)

@@ -431,6 +431,20 @@ def test_the_lines_of_wavs_gone_are_dropped_at_the_next_trim(tmp_path):
     assert [json.loads(x)["wav"] for x in (tmp_path / "speech.jsonl").read_text().splitlines()] == ["00000003.wav"]
 
 
+def test_a_wav_deleted_by_hand_is_unlisted_before_its_number_is_taken_again(tmp_path):
+    # Before: a trim that deleted nothing kept the lines of WAVs gone, and a run started after the newest WAV was
+    # deleted by hand took its number: the index named that WAV twice, once with the old line's text
+    for text in ("Bo arrived", "Mochi arrived"):
+        speaker = Speaker(WritingVoice(), tmp_path)
+        speaker.say(text)
+        assert speaker.flush(60)
+        speaker.close()
+        if text == "Bo arrived":
+            (tmp_path / "00000001.wav").unlink()
+    index = [json.loads(x) for x in (tmp_path / "speech.jsonl").read_text().splitlines()]
+    assert [(e["wav"], e["text"]) for e in index] == [("00000001.wav", "Mochi arrived")]
+
+
 def test_two_runs_writing_to_one_speak_to_folder_keep_each_line_in_a_wav_of_its_own(tmp_path):
     # Before: both went on after the newest WAV they found at their start, the second's 00000001.wav written over
     # the first's, and the index naming it twice (the service and a run started by hand with its run.toml)

@@ -611,8 +611,9 @@ class Daemon:
             if events.reopen():
                 log.warning("%s was moved, deleted or mounted again: %s", events.path,
                             "the event log found there is used" if found else "a new event log is started")
-                if not found:  # what is in view arrived again in it: its leaving is never logged alone
-                    self.carried = self._of_remembered(list(self.in_view.values()))
+                # what is in view arrives again in a log without its arrival (new, or a file put in the log's place:
+                # one no log is set aside as damaged): its leaving is never logged alone
+                self.carried = self._of_remembered([e for e in self.in_view.values() if not self._held(e)])
             else:
                 self._log_replaced = True  # said once; the old file takes the events until `run` restarts
                 log.warning("%s was moved or deleted, but its -wal or -shm is still there: events go on into the "
@@ -622,6 +623,13 @@ class Daemon:
         while self.carried:  # (under this daemon's watch; where the disk is full, the rest at the next event)
             events.add(self.carried[0])
             self.carried.pop(0)
+
+    def _held(self, arrival: Event) -> bool:
+        """Whether the log now at the path holds `arrival`, logged before: the same log, found again where its drive
+        was mounted again (by its row's id, camera and source time: a name may have changed since, and a clock set
+        moved its wall time)."""
+        row = self.household.events.get(arrival.id) if arrival.id is not None else None
+        return row is not None and (row.kind, row.camera, row.time_s) == (arrival.kind, arrival.camera, arrival.time_s)
 
     def _remembered(self) -> dict[int, str] | None:
         """The concepts remembered now, id to name; None when the memory cannot be read (nothing is dropped then:

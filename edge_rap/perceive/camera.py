@@ -510,8 +510,14 @@ class Camera:
                     return
                 finally:
                     os.close(held)
-                if waited is not None or os.path.exists(path):  # (a FIFO removed: the source ended)
+                if waited is None and not os.path.exists(path):  # (a FIFO removed: the source ended)
+                    break
+                try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
+                except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
+                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
+                        raise
+                    log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
         finally:
             if waited is not None:
                 os.close(waited)
@@ -533,7 +539,8 @@ class Camera:
 
         capture = _open_video(path, waited)
         if not capture.isOpened():
-            reason = unopenable_reason(path)
+            # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
+            reason = unopenable_reason(path) if waited is None else None
             raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
         self.error = None
         fps = capture.get(cv2.CAP_PROP_FPS) or 15.0

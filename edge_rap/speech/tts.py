@@ -317,6 +317,8 @@ class Speaker:
             writable_folder(to_dir, "--speak-to")
         self.spoken = 0  # lines said (or written)
         self.recent: tuple[str, ...] = ()  # the last RECENT lines handed over, as spoken: a listener knows its echo
+        if to_dir is not None:  # the lines of WAVs deleted by hand go before their numbers are taken again: the
+            keep_newest_wavs(to_dir, KEEP_WAVS)  # index named a new line's WAV twice, once with another's text
         self._numbered = max((n for n, _ in numbered_wavs(to_dir)), default=0) if to_dir else 0  # a second run in
         # the same folder goes on after the last
         self.stage_ms: deque[float] = deque(maxlen=1024)
@@ -504,8 +506,9 @@ def _add_to_index(folder: Path, line: str) -> None:
 def keep_newest_wavs(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` numbered WAVs, and their lines of `speech.jsonl` (rewritten whole, then
     moved into place: a reader never sees half an index), and the lines of any other WAV gone (one a trim before
-    could not unlist, one deleted by hand). An index that cannot be rewritten (a full disk) is said as the index's
-    trouble, not the line's, and leaves no `speech.jsonl.new` behind; the next trim drops what it still lists."""
+    could not unlist, one deleted by hand), whether or not it deleted any. An index that cannot be rewritten (a full
+    disk) is said as the index's trouble, not the line's, and leaves no `speech.jsonl.new` behind; the next trim
+    drops what it still lists."""
     with _index_lock(folder):
         gone = set()
         for _, path in numbered_wavs(folder)[:-keep]:
@@ -514,20 +517,23 @@ def keep_newest_wavs(folder: Path, keep: int) -> None:
             except OSError:  # not a WAV of ours (a folder named like one, another account's file): left as it is;
                 continue  # it stopped the trim for good, every line after it failing, the folder growing without end
             gone.add(path.name)
-        if not gone:
-            return
         index = folder / "speech.jsonl"
         fresh = index.with_name(index.name + ".new")
+        stale = len(gone)  # the lines of WAVs gone (those it deleted, where the index cannot be read)
         try:
-            kept = [line for line in index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-                    if _still_there(folder, _wav_of(line))] if index.exists() else []
+            lines = index.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) \
+                if index.exists() else []
+            kept = [line for line in lines if _still_there(folder, _wav_of(line))]
+            stale = len(lines) - len(kept)
+            if not stale:  # (an index that lists no WAV gone is not rewritten at every line)
+                return
             fresh.write_text("".join(kept), encoding="utf-8")
             fresh.replace(index)
         except OSError as e:
             with contextlib.suppress(OSError):
                 fresh.unlink(missing_ok=True)
             log.warning("--speak-to %s: %s not trimmed (%s): it still lists %s", folder, index.name,
-                        e.strerror or e, counted(len(gone), "deleted WAV"))
+                        e.strerror or e, counted(stale, "deleted WAV"))
 
 
 def _still_there(folder: Path, wav: object) -> bool:

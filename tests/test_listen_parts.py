@@ -842,6 +842,25 @@ def test_talk_without_a_pause_is_cut_into_utterances_that_overlap():
                                                                                                      CHUNK)])))) == 1
 
 
+def test_barge_in_waits_for_speech_long_enough_to_be_an_utterance():
+    # A cough or a door while the device talks is a click the segmenter drops: it must not cut the device off.
+    from edge_rap.speech.audio import CHUNK
+    from edge_rap.speech.vad import Segmenter
+
+    heard = [0.0] * 10 + [0.9] * 3 + [0.0] * 30 + [0.9] * 40 + [0.0] * 30  # a click, then two seconds of speech
+    asked: list[float] = []  # what the VAD has said so far
+    barged: list[int] = []  # how many chunks had been heard at each barge-in
+
+    def vad(chunk: np.ndarray) -> float:
+        asked.append(heard[len(asked)])
+        return asked[-1]
+
+    segmenter = Segmenter(vad, on_speech_start=lambda: barged.append(len(asked)))
+    utterances = list(segmenter.utterances(np.zeros(CHUNK, np.float32) for _ in heard))
+    assert len(utterances) == 1 and len(barged) == 1
+    assert 43 < barged[0] < 43 + 40  # while the speech goes on: not at the click, not after the speech ended
+
+
 def test_ago_says_how_long():
     from edge_rap.speech.sightings import ago
 

@@ -74,7 +74,7 @@ class Segmenter:
     silence_ms: float = 400.0
     min_speech_ms: float = 250.0
     pad_ms: float = 200.0
-    on_speech_start: Callable[[], None] | None = None  # called when speech starts (barge-in)
+    on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted min_speech_ms
     _ms: float = field(default=0.0, init=False)
     _heard: int = field(default=0, init=False)  # chunks heard over its life: the clock of every utterance
 
@@ -92,6 +92,7 @@ class Segmenter:
         voiced: list[np.ndarray] = []
         start = last = quiet = lead = 0
         ended_at = 0.0
+        said = False  # whether on_speech_start was called for the speech going on
         for k, chunk in enumerate(chunks, self._heard):
             self._heard = k + 1
             t0 = time.perf_counter()
@@ -100,15 +101,15 @@ class Segmenter:
             if not voiced:
                 if p >= self.threshold:
                     voiced, lead = before + [chunk], len(before)
-                    start, last, quiet, ended_at = k, k, 0, time.perf_counter()
-                    if self.on_speech_start is not None:
-                        self.on_speech_start()
+                    start, last, quiet, ended_at, said = k, k, 0, time.perf_counter(), False
+                    said = self._speech_started(start, last, said)
                 elif pad:
                     before = (before + [chunk])[-pad:]
                 continue
             voiced.append(chunk)
             if p >= self.threshold - 0.15:
                 last, quiet, ended_at = k, 0, time.perf_counter()
+                said = self._speech_started(start, last, said)
                 if longest is not None and len(voiced) >= longest:
                     utterance = self._close(voiced, start, k, ended_at)
                     voiced, lead, start = voiced[-overlap:], 0, k - overlap + 1
@@ -126,9 +127,21 @@ class Segmenter:
             if utterance is not None:
                 yield utterance
 
+    def _speech_started(self, start: int, last: int, said: bool) -> bool:
+        """Calls on_speech_start once the speech from chunk `start` to `last` is long enough to be an utterance:
+        a click, a cough or a door (shorter than `min_speech_ms`, dropped as no utterance) does not cut the
+        device off mid-sentence. Returns whether it has been called."""
+        if said or self.on_speech_start is None or not self._long_enough(start, last):
+            return said
+        self.on_speech_start()
+        return True
+
+    def _long_enough(self, start: int, last: int) -> bool:
+        return (last - start + 1) * CHUNK / RATE * 1000 >= self.min_speech_ms
+
     def _close(self, voiced: list[np.ndarray], start: int, last: int, ended_at: float) -> Utterance | None:
         """`voiced`: the speech with up to `pad_ms` of audio either side."""
-        if (last - start + 1) * CHUNK / RATE * 1000 < self.min_speech_ms:
+        if not self._long_enough(start, last):
             return None
         return Utterance(np.concatenate(voiced), start * CHUNK / RATE, (last + 1) * CHUNK / RATE, ended_at,
                          self.take_ms())

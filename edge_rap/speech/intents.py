@@ -148,12 +148,11 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
-        owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
-        name = _whole_name(said, match_names(said, owned), kinds) if _POSSESSIVE_END.search(said) else None
-        if name is None and known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and
-            # <bos>, "Bo's" as a question hears it); not "Bo's bowl", which neither choice names
+        if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
+            # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
+            # choice names
             return _asked_back("forget", m.group("name"), known)
-        name = name or _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
         if name is None and len(known.heard) > 1:
             if _named_after_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
                 return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(

@@ -1107,6 +1107,33 @@ def test_a_question_followed_by_other_talk_is_still_the_question():
     assert not _asks_where("Is Bo out of food?" + talk)
 
 
+def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
+    # Before: since a question may be followed by talk (a3b2bf2), "Is the fridge out? Bo said so." was answered where
+    # <bo> was too, "Is the milk out? Bo said so." and "Where is it? Bo wants it." only where <bo> was; and "Who is
+    # here? Is Bo coming?" went to the assistant, the who question unanswered for a name in another sentence
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1),
+             Concept(3, "fridge", "fridge", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("Is the fridge out? Bo said so.", ["fridge"]), ("Where is Bo? Anya wants him.", ["bo"]),
+                            ("Bo is barking. Has Anya left?", ["anya"]), ("Where is Dr. Anya?", ["anya"]),
+                            ("Where is Bo? He was in the garden.", ["bo"]), ("Bo, where is Anya?", ["bo", "anya"]),
+                            ("Where is Anya? And Bo?", ["anya", "bo"]), ("Has Bo left? What about the fridge?",
+                                                                        ["bo", "fridge"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+    for other in ("Is the milk out? Bo said so.", "Where is it? Bo wants it.", "Bo is barking. Is it out?"):
+        assert from_memory(home, other, now=1240.0) is None, other  # the assistant's: no name of the question's own
+    said = from_memory(home, "Who is here? Is Bo coming?", now=1240.0)
+    assert said.mode == "events" and said.text.startswith("I don't see anyone I know right now.")
+    assert from_memory(home, "Who is home, Bo?", now=1240.0).names == ["bo"]  # said to <bo>: where he is, as before
+
+
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
     # Before: "Everyone in!" was answered with who is home. Without "is", a sentence of everyone that ends in "!"
     # bids; one that ends in "." still asks: whisper writes espeak-ng's "Everyone in?" and "Everyone in!" alike,

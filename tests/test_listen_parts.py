@@ -1663,6 +1663,12 @@ def test_a_category_noun_holding_another_name_describes_the_name_after_it():
                                                               "<max>?")
     assert parse(clarified(_asked_back(command, line, said), "The second one."), list(kinds), kinds)[0].name == "max"
     assert parse("Forget Max and Teddy.", list(kinds), kinds)[1].startswith("I forget one at a time")  # two named
+    # Before: the name first and the noun after it, "Max the teddy bear" (or Max's own teddy bear), said "I forget
+    # one at a time: say forget <max>, then forget <teddy>", of one teddy bear described as "my teddy bear Max" is
+    for said in ("Forget Max the teddy bear.", "Forget Max's teddy bear.", "Forget Max’s teddy bear, please."):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", "Did you mean <max> or <teddy>?"), said
+    assert parse("Forget Max and the teddy bear.", list(kinds), kinds)[1].startswith("I forget one at a time")
 
 
 def test_a_name_that_is_its_own_category_noun_is_the_name_whole():

@@ -148,14 +148,13 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
-        owned = [n for n in names if _POSSESSIVE_END.search(straight_apostrophes(n))]  # <Bo's> beside <bo> is it
-        name = _whole_name(said, match_names(said, owned), kinds) if _POSSESSIVE_END.search(said) else None
-        if name is None and known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and
-            # <bos>, "Bo's" as a question hears it); not "Bo's bowl", which neither choice names
+        if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
+            # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
+            # choice names
             return _asked_back("forget", m.group("name"), known)
-        name = name or _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
         if name is None and len(known.heard) > 1:
-            if _named_after_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
+            if _named_beside_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
                 return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
                     known.names))]))
             return (Command("forget", stored_form(m.group("name")), "refused"),  # "forget Bo and Anya": not "I
@@ -227,11 +226,15 @@ def _either_whole(said: str, options: Ambiguous, categories: Mapping[str, str]) 
     return any(_whole_name(w, match_names(w, [n]), categories) for n in options.names for w in {said, bare} if w)
 
 
-def _named_after_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:
-    """Whether the words are a concept's category noun and then the last name heard ("my teddy bear Max" of a <teddy>,
-    a teddy bear): one concept described, not two named, though the noun is not that one's own."""
-    before = stored_form(said[:known.heard[-1].start])
-    return bool(before) and any(stored_form(kind) == before for kind in categories.values())
+def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:
+    """Whether the words are a concept's category noun and the last name heard before it, or the first one and then
+    that noun, its owner's or not ("my teddy bear Max", "Max the teddy bear", "Max's teddy bear" of a <teddy>, a teddy
+    bear): one concept described, not two named, though the noun is not that one's own."""
+    first, last = known.heard[0], known.heard[-1]
+    after = re.sub(r"^'s?(?!\w)", "", straight_apostrophes(said[first.end:]))  # "Max's teddy bear": a teddy bear
+    nouns = {stored_form(kind) for kind in categories.values()} - {""}
+    noun_then_name = not stored_form(said[last.end:]) and stored_form(said[:last.start]) in nouns
+    return noun_then_name or not stored_form(said[:first.start]) and stored_form(after) in nouns
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -268,8 +268,8 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     forms = _forms(names)
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
-    candidates: list[tuple[float, int, int, str, bool, bool]] = []  # score, first word, last word + 1, name, may be
-    # it, heard with the possessive's "s" as its own ("Bo's" as "bos")
+    candidates: list[tuple[float, int, int, str, bool, bool, bool]] = []  # score, first word, last word + 1, name,
+    # may be it, heard with the possessive's "s" as its own ("Bo's" as "bos"), spelled so with its "'s" last
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
@@ -282,29 +282,30 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 capital = text[words[i][1]].isupper()
-                s, joined = max((score(said, form, capital), False),
-                                (score(said + "s", form, capital), True) if j - 1 in owned else (0.0, False))
+                whole = _with_s(said, form, owned.get(j - 1), text)
+                s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
                 if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
                     # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
                     named = s >= THRESHOLD or capital and not SENTENCE_START.search(text, 0, words[i][1])
-                    candidates.append((max(s, THRESHOLD), i, j, name, named, joined))
-    candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))  # at the same score the longer run: "dog 5" before "dog"
+                    candidates.append((max(s, THRESHOLD), i, j, name, named, joined, whole is True))
+    # at the same score the longer run ("dog 5" before "dog"), then a name spelled with its "'s" (<Bo's> before <bo>)
+    candidates.sort(key=lambda c: (-c[0], c[1] - c[2], not c[6]))
     taken: set[int] = set()
     chosen: dict[str, Heard] = {}
     ambiguous: list[Ambiguous] = []
-    for s, i, j, name, named, joined in candidates:
+    for s, i, j, name, named, joined, spelled_so in candidates:
         if not named or taken & set(range(i, j)):
             continue
         exact = _written_as(text, words[i][1], words[j - 1][2], forms)
         if name in chosen and (exact is None or exact in chosen):
             continue  # said once more; but "<Bo's>" after <bo> names <Bo's>, which its words spell too
         said = " ".join(w for w, _, _ in words[i:j])
-        rivals = sorted({n for t, a, b, n, _, other in candidates if a == i and b == j and n != name and n not in chosen
-                         # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"; "Bo's"
-                         # of <bo> and <bos>, each read as its own
-                         and (name_key(n) == name_key(name) or forms[n] == forms[name]
-                              or other != joined and s - t <= TIE
-                              or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
+        rivals = [] if spelled_so else sorted({
+            n for t, a, b, n, _, other, _ in candidates if a == i and b == j and n != name and n not in chosen
+            # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"; "Bo's" of <bo> and
+            # <bos>, each read as its own (but <Bo's>, spelled so: `_with_s`)
+            and (name_key(n) == name_key(name) or forms[n] == forms[name] or other != joined and s - t <= TIE
+                 or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
         if exact is not None and exact not in chosen:
@@ -322,6 +323,17 @@ def match_names(text: str, names: Sequence[str]) -> Names:
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def _with_s(said: str, form: str, end: int | None, text: str) -> bool | None:
+    """Whether words whose possessive ends at `end` (None: they have none) are spelled as `form` with their "s"
+    ("Bo's" as <bos>): None where not. A guess at the "s" on a guess at a name named a concept in questions that named
+    none ("the cat's bowl" <cass>, "Jo's" <jess>), so only the spelling counts. True where spelled so with the
+    "'s" (<Bo's>, said so beside <bo>) and no word follows: "Where is Bo's?" names <Bo's> as "Forget Bo's." does,
+    while "Bo's collar" is <bo>'s."""
+    if end is not None and said + "'s" == form:
+        return None if re.match(r"\s*\w", text[end:]) else True
+    return False if end is not None and said.replace(" ", "") + "s" == form.replace(" ", "") else None
 
 
 def _possessives(text: str, words: list[tuple[str, int, int]]) -> dict[int, int]:

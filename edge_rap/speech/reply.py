@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_rap.memory.store import name_key, straight_apostrophes
-from edge_rap.speech.names import Names, heard_as, mark_names, match_names, spoken_form
+from edge_rap.speech.names import COMMON, Names, heard_as, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
-from edge_rap.speech.who import SENTENCE_END, answer_who, asks_who
+from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
@@ -36,6 +36,39 @@ _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|b
 def _asks_where(question: str) -> bool:
     """Whether `question` asks where something is (_WHERE), "I can’t find Bo" typed on a phone too."""
     return bool(_WHERE.search(straight_apostrophes(question)))
+
+
+#: Where a transcript's sentence ends, as who.SENTENCE_END has it, but not after a title ("Where is Dr. Bo?")
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])(?<!\bmr\.)(?<!\bmrs\.)(?<!\bms\.)(?<!\bdr\.)(?<!\bst\.)\s+", re.I)
+
+
+def _sentences(question: str) -> list[tuple[int, int]]:
+    """The spans of the transcript's sentences: a question may be one of several (others' talk heard under it, or the
+    user's own), and is about the names of its own sentence: "Is the milk out? Bo said so." asks nothing of <bo>."""
+    cuts = [(m.start(), m.end()) for m in _SENTENCE_BREAK.finditer(question)]
+    return list(zip([0] + [end for _, end in cuts], [start for start, _ in cuts] + [len(question)]))
+
+
+def _asked_where(question: str, names: Names) -> Names:
+    """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
+    words alone ("Where is Anya? And Bo?"): "Where is Bo? Anya wants him." is about <bo>."""
+    heard, asking = [], False
+    for a, b in _sentences(question):
+        own = [h for h in names.heard if a <= h.start < b]
+        rest = "".join(question[start:end] for start, end in zip([a] + [h.end for h in own],
+                                                                  [h.start for h in own] + [b]))
+        asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= COMMON
+        heard += own if asking else []
+    return Names(heard, names.ambiguous)
+
+
+def _asks_who_alone(question: str, names: Names) -> WhoQuestion | None:
+    """The who question of a sentence that names no one ("Who is here? Is Bo coming?"); one that names someone asks
+    about them ("Who is home, Bo?" says Bo's name to him)."""
+    for a, b in _sentences(question):
+        if not any(a <= h.start < b for h in names.heard) and (asked := asks_who(question[a:b])) is not None:
+            return asked
+    return None
 
 
 #: What whisper writes for "home" after a name at the end of "Is Sora home?" (5 of 6 tries with three espeak-ng
@@ -110,12 +143,13 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     alike. `names`: the question's, when already matched."""
     if names is None:
         names = match_names(question, [c.name for c in home.concepts()])
-    kind, meant, plural = _of_category(question, home.concepts()) if not names.heard and _asks_where(question) \
+    asked = _asked_where(question, names)
+    kind, meant, plural = _of_category(question, home.concepts()) if not asked.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
                      [list(a.names) for a in names.ambiguous], said=names.ambiguous[0].words)
-    who = None if names.heard else asks_who(question)
+    who = None if asked.heard else _asks_who_alone(question, names)
     if who is not None:  # "is anyone home?", "who was here today?"
         if image is not None and recognition is None:
             recognition = home.recognize(image)
@@ -127,11 +161,14 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
         if meant:
             question = question.replace(kind, " and ".join(spoken_form(n) for n in meant))
             names = match_names(question, meant)
-    if names.heard and (_asks_where(question) or _asks_home(question, names)):
+            asked = _asked_where(question, names)
+    if _asks_home(question, names):
+        asked = names
+    if asked.heard:
         if image is not None and recognition is None:
             recognition = home.recognize(image)
-        text = " ".join(where_is(home, n, recognition, now) for n in names.names)
-        return Reply(text, "events", names.names, mark_names(question, names), used_image=image is not None)
+        text = " ".join(where_is(home, n, recognition, now) for n in asked.names)
+        return Reply(text, "events", asked.names, mark_names(question, asked), used_image=image is not None)
     if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
         return Reply(NO_FRAME, "template", [], question, answer=Answer(NO_FRAME, "template", "vqa"))
     return None

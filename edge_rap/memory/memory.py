@@ -336,11 +336,13 @@ class Memory:
         if (becomes_person or faceless) and self.faces is not None:  # (the page sends the category with every edit:
             faces = self._faces_of(concept, required=becomes_person)  # a person with no face to find stays as is)
         with self.store.transaction() as db:
+            # a value as it is stored changes nothing, not `updated` either: a client that sends the whole concept
+            # back (the page sends the category with every edit) told a phone's sync that it had changed
             if description is not None:
-                db.execute("UPDATE concepts SET description = ?, updated = ? WHERE id = ?",
+                db.execute("UPDATE concepts SET description = ?1, updated = ?2 WHERE id = ?3 AND description IS NOT ?1",
                            (clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
             if category is not None:
-                db.execute("UPDATE concepts SET category = ?, updated = ? WHERE id = ?",
+                db.execute("UPDATE concepts SET category = ?1, updated = ?2 WHERE id = ?3 AND category IS NOT ?1",
                            (clean_text(category, "category", 64), time.time(), concept.id))
             if stops_being_person and self.store.space(FACE_SPACE, db):
                 db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))

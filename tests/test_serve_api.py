@@ -161,6 +161,34 @@ def test_a_patch_of_control_characters_only_or_of_null_is_422_and_changes_nothin
         assert {f: said.get("type") for f, said in fields.items()} == dict.fromkeys(fields, "string")  # not null
 
 
+
+def test_a_lone_surrogate_in_a_patch_is_422_naming_its_field_as_the_cli_refuses_it(tmp_path):
+    # the CLI's Latin-1 "caf\xe9" and JSON's "caf\\udce9" were stored as "caf", where a name of it is refused
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "boot", "description": "brown"},
+                      files=photo_files(png(photo("coffee")))).status_code == 201
+        for field in ("description", "category"):
+            r = c.patch("/api/concepts/boot", content=f'{{"{field}": "caf\\udce9 ok"}}'.encode(),
+                        headers={"Content-Type": "application/json"})
+            assert r.status_code == 422 and r.json()["error"].startswith(f"{field} 'caf\\udce9 ok' has a character "
+                                                                         "that is not allowed"), r.text
+        assert [(k["description"], k["category"]) for k in c.get("/api/concepts").json()] == [("brown", "")]
+
+
+def test_a_patch_of_the_values_stored_changes_nothing_not_even_updated(tmp_path):
+    # a client that sends the whole concept back (the page sends the category with every edit) moved `updated`, as
+    # if the concept had changed: a phone's sync by it fetched it again; a rename to its own name already kept it
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        made = c.post("/api/concepts", data={"name": "boot", "description": "brown", "category": "shoe"},
+                      files=photo_files(png(photo("coffee")))).json()
+        for same in ({"description": "brown"}, {"category": "shoe", "description": " brown\n"},
+                     {"name": "boot", "description": "brown", "category": "shoe"}):
+            r = c.patch("/api/concepts/boot", json=same)
+            assert r.status_code == 200 and r.json() == made, (same, r.text)
+        changed = c.patch("/api/concepts/boot", json={"description": "black"}).json()
+        assert changed["description"] == "black" and changed["updated"] >= made["updated"]
+
+
 def test_an_old_name_of_punctuation_alone_sent_back_unchanged_with_a_patch_is_no_rename(tmp_path):
     # a client that sends the whole concept back ({"name": "...", "description": ...}) was refused 422, though the
     # CLI's `rename ... ...` changes nothing and succeeds

@@ -765,6 +765,28 @@ def test_a_full_temporary_folder_on_a_read_only_route_says_nothing_of_changes(li
         assert r.status_code == 507 and r.json()["error"] == TEMP_FULL.removesuffix("; nothing was changed"), r.text
 
 
+def test_an_event_log_a_full_disk_keeps_from_starting_is_507_as_every_full_disk(live, monkeypatch):
+    # It was 503 ("cannot open the event log (database or disk is full)"), where a full disk is 507 on every other
+    # route, and the schema listed no 507 for /api/events
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+
+    def full(log, *args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1)))).status_code == 201
+        monkeypatch.setattr(EventLog, "_start", full)  # no log yet: the first to read it starts one
+        for r in (c.get("/api/events"), c.post("/api/ask", json={"question": "where is bo?"}),
+                  c.get("/api/events/1/snapshot")):
+            assert r.status_code == 507 and r.json()["error"] == "cannot open the event log (database or disk is " \
+                "full)", r.text
+        paths = c.get("/openapi.json").json()["paths"]
+        assert all("507" in paths[path][method]["responses"] for path, method in (
+            ("/api/events", "get"), ("/api/ask", "post"), ("/api/events/{event_id}/snapshot", "get")))
+        assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]  # nothing lost
+
 def test_the_guards_errors_are_encoded_as_every_other(tmp_path):
     # 401 and 421 were {"error": "..."}, with a space (and accents escaped), where the routes' answers are compact
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:

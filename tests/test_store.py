@@ -384,6 +384,31 @@ def test_a_text_of_control_characters_only_is_refused_and_white_space_alone_clea
     assert memory.edit("bo", category=" \u00a0").category == ""
 
 
+
+def test_a_refused_text_is_quoted_by_its_start_not_whole(memory, images):
+    # `edit --description` of 64 KiB of C1 controls quoted every one of them: an error line of 180 KB
+    memory.remember("bo", [scene_file(images, 1)], "a grey cat")
+    with pytest.raises(EdgeRapError, match="only control characters") as refused:
+        memory.edit("bo", description="\x90" * 30000)
+    assert len(str(refused.value)) < 300 and "30000 characters" in str(refused.value)
+    assert str(refused.value).isprintable()
+    assert memory.get("bo").description == "a grey cat"
+
+
+@pytest.mark.parametrize("field", ["description", "category"])
+def test_a_lone_surrogate_is_refused_naming_its_field_as_in_a_name(memory, images, field):
+    # a Latin-1 terminal's "caf\xe9 ok" (Python's surrogate escape for the byte) was stored as "caf ok", where a
+    # name of it is refused
+    memory.remember("bo", [scene_file(images, 1)], "a grey cat", "cat")
+    with pytest.raises(EdgeRapError, match=f"^{field} .* not allowed: '\\\\udce9' \\(not UTF-8") as refused:
+        memory.edit("bo", **{field: "caf\udce9 ok"})
+    assert str(refused.value).isprintable()
+    assert (memory.get("bo").description, memory.get("bo").category) == ("a grey cat", "cat")
+    with pytest.raises(EdgeRapError, match="not allowed"):
+        memory.remember("mochi", [scene_file(images, 2)], **{field: "\udce9"})
+    assert [c.name for c in memory.concepts()] == ["bo"]
+
+
 def test_the_spaces_a_dropped_control_character_stood_between_are_collapsed_too(memory, images):
     # "\u200b \u200b" was stored as " " (spaces collapsed before the zero-width spaces were dropped), not refused
     memory.remember("bo", [scene_file(images, 1)], category="dog")

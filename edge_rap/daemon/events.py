@@ -155,7 +155,7 @@ class EventLog:
             self._folder = file_identity(root)
         except (OSError, sqlite3.Error) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else e  # (not "[Errno 30] ...: 'path'")
-            raise EventLogError(self.path, f"cannot open the event log ({why}){_damaged(e) or _read_only(root)}") \
+            raise _refused(self.path, f"cannot open the event log ({why}){_damaged(e) or _read_only(root)}", e) \
                 from None
 
     def _start(self, damaged: sqlite3.Error | None = None, met_in: int | None = None) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 from pathlib import Path
@@ -98,17 +99,28 @@ TERMINAL_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e
 def clean_text(text: str, what: str, limit: int) -> str:
     """One line of printable text: whitespace collapsed, terminal escape sequences and control characters dropped,
     but not the joiners an emoji sequence or a script needs ("👨‍👩‍👧", "ශ්‍රී": store.JOINERS). One of control
-    characters only is refused, as a name is: it cleared the text, answered as a change."""
+    characters only is refused, as a name is: it cleared the text, answered as a change. So is a lone surrogate, the
+    byte a terminal in another encoding sent (Latin-1's "é"), as a name refuses it: dropped, "café" was "caf"."""
     given = text
+    surrogate = next((c for c in text if unicodedata.category(c) == "Cs"), None)
+    if surrogate is not None:
+        raise EdgeRapError(f"{what} {_excerpt(given)} has a character that is not allowed: {surrogate!r} (not UTF-8: "
+                           "is the terminal set to UTF-8?)")
     text = " ".join(TERMINAL_ESCAPE.sub("", text).split())
     text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
     text = " ".join(text.split())  # the spaces those stood between ("\u200b \u200b" kept " ", "a \u200b b" two)
     if not text and given and not given.isspace():  # (white space alone, a no-break space too, clears it)
-        raise EdgeRapError(f'{what} {given!r} is only control characters (an empty one, "", clears it)')
+        raise EdgeRapError(f'{what} {_excerpt(given)} is only control characters (an empty one, "", clears it)')
     if len(text) > limit:
         raise EdgeRapError(f"{what} is {len(text)} characters; the limit is {limit}")
     return text
+
+
+def _excerpt(given: str, most: int = 24) -> str:
+    """Text refused, quoted in its error: its start, escaped, and its length where cut (64 KiB of "\x90" given to
+    `edit --description` was quoted whole, a line of 180 KB)."""
+    return repr(given) if len(given) <= most else f"{given[:most]!r}… ({len(given)} characters)"
 
 
 def distinct_views(prepared: list[PreparedView], name: str, held: set = frozenset()) -> list[PreparedView]:
@@ -324,11 +336,13 @@ class Memory:
         if (becomes_person or faceless) and self.faces is not None:  # (the page sends the category with every edit:
             faces = self._faces_of(concept, required=becomes_person)  # a person with no face to find stays as is)
         with self.store.transaction() as db:
+            # a value as it is stored changes nothing, not `updated` either: a client that sends the whole concept
+            # back (the page sends the category with every edit) told a phone's sync that it had changed
             if description is not None:
-                db.execute("UPDATE concepts SET description = ?, updated = ? WHERE id = ?",
+                db.execute("UPDATE concepts SET description = ?1, updated = ?2 WHERE id = ?3 AND description IS NOT ?1",
                            (clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
             if category is not None:
-                db.execute("UPDATE concepts SET category = ?, updated = ? WHERE id = ?",
+                db.execute("UPDATE concepts SET category = ?1, updated = ?2 WHERE id = ?3 AND category IS NOT ?1",
                            (clean_text(category, "category", 64), time.time(), concept.id))
             if stops_being_person and self.store.space(FACE_SPACE, db):
                 db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))

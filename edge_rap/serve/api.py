@@ -80,6 +80,12 @@ FULL = {507: {"model": schemas.Error, "description": "the disk is full; nothing 
 #: A route that takes an upload and changes nothing (READ_ONLY_ROUTES): "nothing was changed" would be no news.
 UPLOAD_FULL = {507: {"model": schemas.Error, "description": "the device's temporary folder, where uploads are "
                      "written first, is full"}}
+#: A route that reads the event log: where none is there yet, the one it starts needs room.
+LOG_FULL = {507: {"model": schemas.Error, "description": "the disk is full: the event log, not made yet, cannot be "
+                  "started"}}
+#: /api/ask: its upload, or (asked without a photo: where is Bo?) the sightings' event log.
+ASK_FULL = {507: {"model": schemas.Error, "description": f"{UPLOAD_FULL[507]['description']}; or, asked without a "
+                  f"photo, {LOG_FULL[507]['description']}"}}
 
 
 def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
@@ -423,7 +429,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     @router.post("/ask", summary="Ask about a photo, or without one as the device's voice is asked (the cameras' "
                  "`here` camera's newest frame, the sightings); `Accept: text/event-stream` streams it. A question "
                  'without a photo may also come as JSON, {"question": "..."}',
-                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}, **UPLOAD_FULL},
+                 responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}, **ASK_FULL},
                  openapi_extra=QUESTION_BODY)
     def ask(request: Request, question: Annotated[str, Form()] = "",
             photo: Annotated[UploadFile | None, File()] = None,
@@ -447,7 +453,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         with line.waiting_for(thinking):
             return JSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
 
-    @router.get("/events", response_model=list[schemas.EventOut])
+    @router.get("/events", response_model=list[schemas.EventOut], responses=LOG_FULL)
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
                name: str | None = None) -> list[dict]:
         # an empty value is one not given, as a form leaves a field (issue 12 writes the route
@@ -460,7 +466,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return [_event_json(e) for e in home.events.query(when, stored)]
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
-                responses={200: {"content": {"image/jpeg": {}}}})
+                responses={200: {"content": {"image/jpeg": {}}}, **LOG_FULL})
     def snapshot(event_id: int) -> WholeFile:
         event = home.events.get(event_id)
         if event is None or not event.snapshot:

@@ -13,6 +13,7 @@ from python_multipart.exceptions import FormParserError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import SHUTTING_DOWN
@@ -159,7 +160,7 @@ def install(app: FastAPI) -> None:
         problem = for_client(exc, f"{request.method} {request.url.path}")
         if in_flight.closing:  # (the household closed under it)
             return error(503, SHUTTING_DOWN)
-        return error(507 if isinstance(exc, DiskFullError) else 503, problem)
+        return error(507 if isinstance(exc, (DiskFullError, EventLogFull)) else 503, problem)
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException):

@@ -208,6 +208,7 @@ def _stop_on_signals():
 
 
 def cmd_run(args) -> int:
+    from edge_rap.app import check_embedder
     from edge_rap.daemon.config import run_config
     from edge_rap.daemon.service import run_daemon
     from edge_rap.daemon.settings_file import SettingsFile
@@ -223,6 +224,7 @@ def cmd_run(args) -> int:
                         Path(args.config) if args.config else None)
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
+    check_embedder(settings)  # before --serve binds its port
     with _stop_on_signals() as stop:
         summary = run_daemon(settings, config, stop, sys.stdout, settings_file=settings_file)
     if config.json:

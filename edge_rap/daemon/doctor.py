@@ -124,13 +124,14 @@ def _memory(settings: Settings) -> dict:
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
            "readable_by_others": _open_to_others(settings.memory), "read_only": _read_only(settings.memory),
+           "read_only_mount": _on_read_only_mount(settings.memory),
            "killed_restores": [str(p) for p in killed_restores(settings.memory)],
            "moved_aside": [str(p) for p in moved_aside(settings.memory)]}
     cache, name = ModelCache(settings.models), settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
         if (why := not_a_memory(settings.memory)) is not None:  # a --memory mistyped: not "none yet", nor its chmod
-            out["readable_by_others"] = out["read_only"] = False
+            out["readable_by_others"] = out["read_only"] = out["read_only_mount"] = False
             raise EdgeRapError(why)
         if not (settings.memory / DATABASE).is_file():
             return out  # the first `remember` makes it
@@ -186,7 +187,16 @@ def _read_only(folder: Path) -> bool:
     readers read it, but run, serve, pair and every command that changes it refuse it, which "ready to recognise"
     alone hid."""
     try:
-        return folder.is_dir() and not os.access(folder, os.W_OK)
+        return folder.is_dir() and (_on_read_only_mount(folder) or not os.access(folder, os.W_OK))
+    except OSError:
+        return False
+
+
+def _on_read_only_mount(folder: Path) -> bool:
+    """Whether the folder is on a file system mounted read-only: no chmod works there (EROFS), so doctor says to
+    remount it or use another folder instead."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
@@ -298,9 +308,12 @@ def format_doctor(report: dict) -> str:
                  else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
-                 + ("; read-only: read by concepts, recognize, ask, events and export-rap; refused by run, serve, "
-                    "pair and every command that changes it" if memory["read_only"] else "")
+                 + ("; read-only" + (" (mounted read-only: remount it read-write, or keep the memory on another "
+                                     "disk)" if memory["read_only_mount"] else "")
+                    + ": read by concepts, recognize, ask, events and export-rap; refused by run, serve, pair and "
+                    "every command that changes it" if memory["read_only"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
+                    + (" once it is mounted read-write" if memory["read_only_mount"] else "")
                     if memory["readable_by_others"] else "")
                  + (f"; left by a restore killed outright (a copy of an archive's files only; the next restore "
                     f"removes it): {', '.join(memory['killed_restores'])}" if memory["killed_restores"] else "")

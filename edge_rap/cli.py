@@ -699,10 +699,13 @@ class _CommandParser(argparse.ArgumentParser):
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
-        if "--" in args:  # what follows it marked, to be told apart however argparse lists it
-            start = args.index("--") + 1
-            args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
+        start = args.index("--") + 1 if "--" in args else len(args)
+        # what follows it marked, to be told apart however argparse lists it
+        args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
+        if args[start:].count("--") > _count_dashes([*vars(namespace).values(), extras]):
+            # Python 3.11's argparse drops a second `--` as no argument: `rename -- y --` said "concept name is empty"
+            self.error("`--` is given twice: after the first, a second is read as no argument at all (give it once)")
         for dest, value in vars(namespace).items():
             setattr(namespace, dest, _plain(value))
         own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
@@ -710,6 +713,11 @@ class _CommandParser(argparse.ArgumentParser):
             namespace.parser, namespace.unrecognised = self, _unrecognised(extras[:own])
         namespace.command_extras = list(extras)
         return namespace, extras
+
+
+def _count_dashes(values: list) -> int:
+    """How many of the parsed values (lists among them) are `--` as given."""
+    return sum(_count_dashes(v) if isinstance(v, list) else v == "--" for v in values)
 
 
 def _unrecognised(stray: list[str]) -> str | None:

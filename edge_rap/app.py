@@ -10,7 +10,7 @@ from edge_rap.config import Settings
 from edge_rap.errors import EdgeRapError, NeedsReindex
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import Store
-from edge_rap.models.cache import ModelCache
+from edge_rap.models.cache import DEFAULT_EMBEDDERS, Manifest, ModelCache
 from edge_rap.retrieve.negatives import NegativeBank
 from edge_rap.perceive.detect import Detector
 from edge_rap.perceive.embed import ImageEmbedder, OnnxImageEmbedder
@@ -27,10 +27,26 @@ def open_embedder(settings: Settings, prepare: bool = False) -> ImageEmbedder:
     cache = ModelCache(settings.models)
     if prepare:
         cache.ensure_default(settings.embedder)
-    manifest = cache.manifest(settings.embedder, role="image_embedder")
-    manifest.require_role("image_embedder")  # a detector's said so, not "has no image file"
     profile = settings.profile
-    return OnnxImageEmbedder(manifest, profile.provider, batch=profile.embed_batch, threads=profile.threads)
+    return OnnxImageEmbedder(embedder_manifest(settings), profile.provider, batch=profile.embed_batch,
+                             threads=profile.threads)
+
+
+def embedder_manifest(settings: Settings) -> Manifest:
+    """The profile's embedder's manifest, found as every command finds it: one missing, a detector or the face
+    model's folder given as --embedder is a one-line error (a detector's said so, not "has no image file")."""
+    manifest = ModelCache(settings.models).manifest(settings.embedder, role="image_embedder")
+    manifest.require_role("image_embedder")
+    return manifest
+
+
+def check_embedder(settings: Settings, prepare: bool = False) -> None:
+    """Refuse an embedder that cannot be used before a long-running command binds its port or gives the memory a
+    token, without loading it: `serve` opens the embedder when a request first needs it (metadata requests need
+    none), and served on, answering every upload and recognition with this error. `prepare`: a default embedder
+    not exported yet is not refused, since that first use exports it."""
+    if not (prepare and settings.embedder in DEFAULT_EMBEDDERS):
+        embedder_manifest(settings)
 
 
 def open_detector(settings: Settings, name: str) -> Detector:

@@ -208,6 +208,7 @@ def _stop_on_signals():
 
 
 def cmd_run(args) -> int:
+    from edge_rap.app import check_embedder
     from edge_rap.daemon.config import run_config
     from edge_rap.daemon.service import run_daemon
     from edge_rap.daemon.settings_file import SettingsFile
@@ -223,6 +224,7 @@ def cmd_run(args) -> int:
                         Path(args.config) if args.config else None)
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
+    check_embedder(settings)  # before --serve binds its port
     with _stop_on_signals() as stop:
         summary = run_daemon(settings, config, stop, sys.stdout, settings_file=settings_file)
     if config.json:
@@ -697,10 +699,13 @@ class _CommandParser(argparse.ArgumentParser):
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
-        if "--" in args:  # what follows it marked, to be told apart however argparse lists it
-            start = args.index("--") + 1
-            args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
+        start = args.index("--") + 1 if "--" in args else len(args)
+        # what follows it marked, to be told apart however argparse lists it
+        args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
+        if args[start:].count("--") > _count_dashes([*vars(namespace).values(), extras]):
+            # Python 3.11's argparse drops a second `--` as no argument: `rename -- y --` said "concept name is empty"
+            self.error("`--` is given twice: after the first, a second is read as no argument at all (give it once)")
         for dest, value in vars(namespace).items():
             setattr(namespace, dest, _plain(value))
         own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
@@ -708,6 +713,11 @@ class _CommandParser(argparse.ArgumentParser):
             namespace.parser, namespace.unrecognised = self, _unrecognised(extras[:own])
         namespace.command_extras = list(extras)
         return namespace, extras
+
+
+def _count_dashes(values: list) -> int:
+    """How many of the parsed values (lists among them) are `--` as given."""
+    return sum(_count_dashes(v) if isinstance(v, list) else v == "--" for v in values)
 
 
 def _unrecognised(stray: list[str]) -> str | None:
@@ -901,8 +911,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: profile, reason, providers, cuda, "
                    "model_cache, models, memory (path, concepts, problem: why it cannot be recognised from, with "
                    "the fix, unrecognisable: concepts with no readable photo, readable_by_others: its mode lets other "
-                   "accounts read it, read_only: the folder cannot be written, killed_restores, moved_aside: the "
-                   "folders restores left beside it), event_log "
+                   "accounts read it, read_only: the folder cannot be written, read_only_mount: it is on a read-only "
+                   "mount, killed_restores, moved_aside: the folders restores left beside it), event_log "
                    "(path, damaged: what SQLite's check finds, set_aside: the damaged copies kept, problem), sources, "
                    "audio, backups (with --config: to, every_s, keep, last, age_s, stale, problem, same_drive: the "
                    "folder on the memory's drive, unmounted: under /media, /mnt or /run/media with no drive mounted on "

@@ -661,6 +661,19 @@ def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, sa
     assert err.count("error") == 1 and f"{usage}: error: {said}" in err
 
 
+@pytest.mark.parametrize("argv", [["rename", "--", "y", "--"], ["add-views", "--", "y", "--"],
+                                  ["remember", "--", "q", "--"]])
+def test_a_second_double_dash_is_said_not_read_as_nothing(capsys, argv):
+    # Python 3.11's argparse reads a second `--` as no argument: "concept name is empty", "every photo given is
+    # already a view", "needs at least one image"
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("error") == 1
+    assert err.endswith(f"edge-rap {argv[0]}: error: `--` is given twice: after the first, a second is read as no "
+                        "argument at all (give it once)\n"), err
+
+
 def test_a_double_dash_with_nothing_after_it_is_no_mistake(tmp_path, capsys):
     # `concepts -- "$@"` with no arguments was refused: "unrecognized arguments: --"
     assert cli.main(["concepts", "--memory", str(tmp_path), "--json", "--"]) == 0

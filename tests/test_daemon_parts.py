@@ -2075,6 +2075,43 @@ def test_doctor_says_when_other_accounts_can_read_the_memory(settings, run):
     assert json.loads(run("doctor", "--json")[1])["memory"]["readable_by_others"] is False
 
 
+def test_doctor_on_a_read_only_mount_says_to_remount_not_only_chmod(settings, run, monkeypatch):
+    # a memory folder on a read-only mount was told `chmod 700`, which fails there (EROFS)
+    import types
+
+    import edge_rap.daemon.doctor as doctor
+
+    settings.memory.mkdir(parents=True, exist_ok=True)
+    settings.memory.chmod(0o755)
+    real_statvfs = os.statvfs
+
+    def statvfs(path):
+        found = real_statvfs(path)
+        return types.SimpleNamespace(f_flag=found.f_flag | os.ST_RDONLY) if Path(path) == settings.memory else found
+
+    monkeypatch.setattr(doctor.os, "statvfs", statvfs)
+    rc, out, _ = run("doctor")
+    line = next(x for x in out.splitlines() if x.startswith("memory:"))
+    assert rc == 0 and "read-only (mounted read-only: remount it read-write, or keep the memory on another disk)" \
+        in line and f"chmod 700 {settings.memory} once it is mounted read-write" in line, line
+    memory = json.loads(run("doctor", "--json")[1])["memory"]
+    assert memory["read_only"] is True and memory["read_only_mount"] is True
+
+
+def test_doctor_finds_an_embedder_given_by_path_as_the_commands_that_load_it_do(settings, run, tmp_path, monkeypatch):
+    # a relative folder with a manifest was said missing (looked for in the cache), a detector's folder present
+    shutil.copytree(settings.models / "efficientnet-lite0-int8", tmp_path / "mine")
+    (tmp_path / "det").mkdir()
+    (tmp_path / "det" / "manifest.json").write_text(json.dumps({"name": "det", "role": "detector", "files": {}}))
+    monkeypatch.chdir(tmp_path)
+    for given, rc_wanted, said in (("./mine", 0, "(present)"), ("mine", 0, "(present)"),
+                                   ("./det", 1, "model det is a detector, not an image embedder"),
+                                   (str(tmp_path / "det"), 1, "model det is a detector, not an image embedder")):
+        rc, out, _ = run("doctor", "--embedder", given)
+        line = next(x for x in out.splitlines() if x.startswith("model embedder:"))
+        assert rc == rc_wanted and said in line, (given, line)
+
+
 def test_doctor_names_the_caches_folder_for_another_job_given_as_embedder(tmp_path, run, monkeypatch):
     # `--embedder facenet-vggface2` (or its folder) is named the face embedder by every command that recognises;
     # doctor alone said "missing: export it into the model cache (tools/export_clip.py, see README)"

@@ -302,7 +302,7 @@ def _report(event_log: dict) -> dict:
     return {"profile": "x86-cpu", "reason": "test", "providers": {"available": [], "chosen": []},
             "cuda": {"driver": None, "llama_gpu_offload": None}, "model_cache": "/m", "models": [],
             "memory": {"path": "/h", "concepts": 0, "problem": None, "unrecognisable": [],
-                       "readable_by_others": False, "read_only": False,
+                       "readable_by_others": False, "read_only": False, "read_only_mount": False,
                        "killed_restores": [], "moved_aside": []},
             "event_log": event_log, "sources": [],
             "audio": {"voice": None, "players": [], "microphone": False, "microphone_note": "none"}, "backups": None,

@@ -1037,3 +1037,27 @@ def test_pair_warns_by_the_names_the_running_server_answers_not_by_its_own_shell
     record = tmp_path / "memory" / "serve.json"  # one a serve of before wrote: this shell's names are the guess
     record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "serve_hosts"}))
     assert not warned("robot.example") and warned("robot.lan")
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_an_embedder_it_cannot_use_is_refused_before_the_port_is_bound(command, settings, run, tmp_path):
+    # Before: `serve` said "serving ..." and answered every upload and recognition with the model's error; `run
+    # --serve` bound the port first. Checked on a port in use: the embedder is said, not the port.
+    from edge_rap.serve.server import bind
+    from edge_rap.serve.token import TOKEN_FILE
+
+    settings.memory.mkdir()
+    detector = tmp_path / "a-detector"
+    detector.mkdir()
+    (detector / "manifest.json").write_text(json.dumps({"name": "a-detector", "role": "detector", "files": {}}))
+    frame = save_photo(tmp_path / "frames", "astronaut")
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    argv = ["serve", "--port", port] if command == "serve" else ["run", "--mute", "--source", frame, "--serve", port]
+    try:
+        for embedder, said in ((tmp_path / "gone", "is not in the model cache"), (detector, "is a detector")):
+            rc, _, err = run(*argv, "--embedder", embedder)
+            assert rc == 2 and err.startswith("edge-rap: ") and err.count("\n") == 1 and said in err, err
+    finally:
+        taken.close()
+    assert not (settings.memory / TOKEN_FILE).exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import shlex
 import shutil
@@ -22,7 +23,7 @@ from edge_rap.folders import reachable
 from edge_rap.wording import counted
 
 if TYPE_CHECKING:
-    from edge_rap.models.cache import ModelCache
+    from edge_rap.models.cache import Manifest, ModelCache
 
 
 def _providers(settings: Settings) -> dict:
@@ -54,18 +55,21 @@ def _cuda(root: Path) -> dict:
 
 def _models(settings: Settings) -> list[dict]:
     from edge_rap.models.vlm_registry import list_vlms
-    from edge_rap.models.cache import DEFAULT_EMBEDDERS, DEFAULT_EXPORT_VERSION, Manifest, ModelCache, a_file_in_the_way
+    from edge_rap.models.cache import DEFAULT_EMBEDDERS, DEFAULT_EXPORT_VERSION, ModelCache, a_file_in_the_way
 
     cache, profile = ModelCache(settings.models), settings.profile
-    damage = cache.damage(profile.embedder) if cache.has(profile.embedder) else None
+    manifest, refused = _embedder(settings)
+    # damaged: there, but every command that recognises would refuse it (an unreadable manifest is not found)
+    damage = _damage(manifest) if manifest is not None else \
+        cache.damage(profile.embedder) if cache.has(profile.embedder) else None
     # (a cache that is a file: `models prepare` would say so, not export)
-    rows = [{"role": "embedder", "name": profile.embedder, "present": cache.has(profile.embedder) and not damage,
+    rows = [{"role": "embedder", "name": profile.embedder, "present": manifest is not None and not damage,
              "required": True, "get": a_file_in_the_way(cache.root) or ("edge-rap models prepare" if profile.embedder
-             in DEFAULT_EMBEDDERS else _not_exported(cache, profile.embedder))}]
-    if damage:  # there, but every command that recognises would refuse it
+             in DEFAULT_EMBEDDERS else _not_exported(cache, profile.embedder, refused))}]
+    if damage:
         rows[0]["damaged"] = damage
     elif rows[0]["present"] and profile.embedder in DEFAULT_EMBEDDERS and \
-            Manifest.load(cache.folder(profile.embedder)).export_version < DEFAULT_EXPORT_VERSION:
+            manifest.export_version < DEFAULT_EXPORT_VERSION:
         rows[0]["outdated"] = True  # works, with a warning at each start, until `models prepare` exports it anew
     if profile.detector:  # recognize, ask, listen and serve need it as `run` does
         rows.append({"role": "detector", "name": profile.detector, "present": cache.has(profile.detector),
@@ -84,18 +88,44 @@ def _models(settings: Settings) -> list[dict]:
     return rows
 
 
-def _not_exported(cache: ModelCache, name: str) -> str:
-    """How to get an embedder other than the defaults: a folder (the cache's for another job, the face embedder's by
-    name or path) named as recognising names it, not said to want exporting; else how to export one (not `models
-    prepare`, which exports the defaults alone)."""
-    export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
-    if not (Path(name).is_dir() or cache.folder(name).is_dir()):
-        return export
+def _embedder(settings: Settings) -> tuple[Manifest | None, str | None]:
+    """The embedder's manifest as every command finds it (by name in the cache, or by the path of its folder,
+    relative to here; a detector refused), or why it is refused; an older default's warning is doctor's to say."""
+    from edge_rap.app import embedder_manifest
+
     try:
-        cache.manifest(name, role="image_embedder")
+        with _quiet_log("edge_rap.models.cache"):
+            return embedder_manifest(settings), None
+    except EdgeRapError as e:
+        return None, str(e)
+
+
+def _damage(manifest: Manifest) -> str | None:
+    """Why a model's files cannot be used (one not its sha256), else None."""
+    try:
+        manifest.verify()
     except EdgeRapError as e:
         return str(e)
-    return export
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_log(name: str):
+    """A logger silenced meanwhile: doctor reports on its own line what the lookup would warn of."""
+    logger = logging.getLogger(name)
+    was, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
+def _not_exported(cache: ModelCache, name: str, refused: str | None) -> str:
+    """How to get an embedder other than the defaults: a folder (a detector's, the cache's for another job, the face
+    embedder's by name or path) named as recognising names it (`refused`), not said to want exporting; else how to
+    export one (not `models prepare`, which exports the defaults alone)."""
+    export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
+    return refused if refused and (Path(name).is_dir() or cache.folder(name).is_dir()) else export
 
 
 def faces_installed() -> bool:
@@ -118,27 +148,27 @@ def _memory(settings: Settings) -> dict:
     from edge_rap.memory.aside import moved_aside
     from edge_rap.memory.restore import killed_restores
     from edge_rap.memory.store import Store
-    from edge_rap.models.cache import Manifest, ModelCache
     from edge_rap.perceive.embed import SpaceInfo
     from edge_rap.perceive.faces import FACE_SPACE, facenet_graph, facenet_space
 
     out = {"path": str(settings.memory), "concepts": None, "problem": None, "unrecognisable": [],
            "readable_by_others": _open_to_others(settings.memory), "read_only": _read_only(settings.memory),
+           "read_only_mount": _on_read_only_mount(settings.memory),
            "killed_restores": [str(p) for p in killed_restores(settings.memory)],
            "moved_aside": [str(p) for p in moved_aside(settings.memory)]}
-    cache, name = ModelCache(settings.models), settings.profile.embedder
+    name = settings.profile.embedder
     try:
         refuse_unreadable(settings.memory, DATABASE_FILES)  # (another account's: said, and the rest still reported)
         if (why := not_a_memory(settings.memory)) is not None:  # a --memory mistyped: not "none yet", nor its chmod
-            out["readable_by_others"] = out["read_only"] = False
+            out["readable_by_others"] = out["read_only"] = out["read_only_mount"] = False
             raise EdgeRapError(why)
         if not (settings.memory / DATABASE).is_file():
             return out  # the first `remember` makes it
         store = Store(settings.memory, readonly=True)
         try:
             out["concepts"] = len(store.concepts())
-            if cache.has(name) and cache.damage(name) is None:  # (a model missing or damaged is said above)
-                manifest = Manifest.load(cache.folder(name))
+            manifest = _embedder(settings)[0]
+            if manifest is not None and _damage(manifest) is None:  # (a model missing or damaged is said above)
                 refuse_another_embedders(store, manifest.space, name)
                 row = store.space(manifest.space)
                 if row is not None and "image" in manifest.files and "dim" in manifest.output:
@@ -186,7 +216,16 @@ def _read_only(folder: Path) -> bool:
     readers read it, but run, serve, pair and every command that changes it refuse it, which "ready to recognise"
     alone hid."""
     try:
-        return folder.is_dir() and not os.access(folder, os.W_OK)
+        return folder.is_dir() and (_on_read_only_mount(folder) or not os.access(folder, os.W_OK))
+    except OSError:
+        return False
+
+
+def _on_read_only_mount(folder: Path) -> bool:
+    """Whether the folder is on a file system mounted read-only: no chmod works there (EROFS), so doctor says to
+    remount it or use another folder instead."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
@@ -298,9 +337,12 @@ def format_doctor(report: dict) -> str:
                  else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
                     f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
-                 + ("; read-only: read by concepts, recognize, ask, events and export-rap; refused by run, serve, "
-                    "pair and every command that changes it" if memory["read_only"] else "")
+                 + ("; read-only" + (" (mounted read-only: remount it read-write, or keep the memory on another "
+                                     "disk)" if memory["read_only_mount"] else "")
+                    + ": read by concepts, recognize, ask, events and export-rap; refused by run, serve, pair and "
+                    "every command that changes it" if memory["read_only"] else "")
                  + (f"; other accounts on the device can read it: chmod 700 {shlex.quote(memory['path'])}"
+                    + (" once it is mounted read-write" if memory["read_only_mount"] else "")
                     if memory["readable_by_others"] else "")
                  + (f"; left by a restore killed outright (a copy of an archive's files only; the next restore "
                     f"removes it): {', '.join(memory['killed_restores'])}" if memory["killed_restores"] else "")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def cmd_serve(args) -> int:
+    from edge_rap.app import check_embedder
     from edge_rap.daemon.notify import Supervisor
     from edge_rap.household import Household
     from edge_rap.scratch import remove_leftovers
@@ -32,6 +33,7 @@ def cmd_serve(args) -> int:
     settings = _settings(args)  # the profile's detector, or --detector's
 
     _existing_memory(args, settings)  # a mistyped --memory must not become a new memory serving a token
+    check_embedder(settings, prepare=True)  # (loaded at the first request that needs it)
     hosts = host_names(args.host)  # a bad EDGE_RAP_SERVE_HOSTS is said before anything opens
     port = args.port if args.port is not None else DEFAULT_PORT
     sock = bind(args.host, port)  # a port in use is said before the models load and the memory is given a token

@@ -1153,6 +1153,26 @@ def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
     assert from_memory(home, "Who is home, Bo?", now=1240.0).names == ["bo"]  # said to <bo>: where he is, as before
 
 
+def test_a_name_said_again_in_the_question_is_its_own():
+    # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
+    # went to the assistant: <keys> was heard in the first sentence only, which asks nothing
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+             Concept(3, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("I lost my keys. Where are my keys?", ["keys"]),
+                            ("Bo is hungry. Where are Anya and Bo?", ["anya", "bo"]),
+                            ("Where is Bo? Where is Bo?", ["bo"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+    assert "<keys>" in from_memory(home, "I lost my keys. Where are my keys?", now=1240.0).question.split(". ")[1]
+
+
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
     # Before: "Everyone in!" was answered with who is home. Without "is", a sentence of everyone that ends in "!"
     # bids; one that ends in "." still asks: whisper writes espeak-ng's "Everyone in?" and "Everyone in!" alike,

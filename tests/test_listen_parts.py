@@ -1173,6 +1173,27 @@ def test_a_name_said_again_in_the_question_is_its_own():
     assert "<keys>" in from_memory(home, "I lost my keys. Where are my keys?", now=1240.0).question.split(". ")[1]
 
 
+def test_a_where_question_that_points_back_is_about_the_names_before_it():
+    # Before: since 09fbbc2 "I lost my keys. Where are they?" and "Bo is hungry. Where is she?" went to the assistant
+    # (no name in the asking sentence), answered from the description, not from the sightings, as they were before
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+             Concept(3, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("I lost my keys. Where are they?", ["keys"]), ("Bo is hungry. Where is she?", ["bo"]),
+                            ("Anya called. I looked everywhere. Where is she?", ["anya"]),
+                            ("Where is Bo? Where is he?", ["bo"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+    for other in ("Bo is hungry. Where is the milk?", "Where is it? Bo wants it.", "Bo is barking. Is it out?"):
+        assert from_memory(home, other, now=1240.0) is None, other
+
+
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():
     # Before: "Everyone in!" was answered with who is home. Without "is", a sentence of everyone that ends in "!"
     # bids; one that ends in "." still asks: whisper writes espeak-ng's "Everyone in?" and "Everyone in!" alike,

@@ -861,6 +861,20 @@ def test_barge_in_waits_for_speech_long_enough_to_be_an_utterance():
     assert 43 < barged[0] < 43 + 40  # while the speech goes on: not at the click, not after the speech ended
 
 
+def test_a_brisk_one_word_stop_shorter_than_an_utterance_still_barges_in():
+    # Before: barge-in waited for min_speech_ms (250 ms, ed54c34), and espeak-ng's "Stop." in its en+f3 voice (224 ms
+    # of speech to silero) or a quick "No." (192 ms) no longer stopped the device, as they did before that change
+    from edge_rap.speech.audio import CHUNK
+    from edge_rap.speech.vad import Segmenter
+
+    for word, stops in ((6, True), (7, True), (3, False)):  # 192 and 224 ms said, a click of 96 ms
+        heard = [0.0] * 10 + [0.9] * word + [0.0] * 30
+        barged: list[int] = []
+        segmenter = Segmenter(lambda chunk, said=iter(heard): next(said), on_speech_start=lambda: barged.append(1))
+        assert list(segmenter.utterances(np.zeros(CHUNK, np.float32) for _ in heard)) == []  # too short to hear
+        assert len(barged) == (1 if stops else 0), word
+
+
 def test_ago_says_how_long():
     from edge_rap.speech.sightings import ago
 

@@ -861,6 +861,20 @@ def test_barge_in_waits_for_speech_long_enough_to_be_an_utterance():
     assert 43 < barged[0] < 43 + 40  # while the speech goes on: not at the click, not after the speech ended
 
 
+def test_a_brisk_one_word_stop_shorter_than_an_utterance_still_barges_in():
+    # Before: barge-in waited for min_speech_ms (250 ms, ed54c34), and espeak-ng's "Stop." in its en+f3 voice (224 ms
+    # of speech to silero) or a quick "No." (192 ms) no longer stopped the device, as they did before that change
+    from edge_rap.speech.audio import CHUNK
+    from edge_rap.speech.vad import Segmenter
+
+    for word, stops in ((6, True), (7, True), (3, False)):  # 192 and 224 ms said, a click of 96 ms
+        heard = [0.0] * 10 + [0.9] * word + [0.0] * 30
+        barged: list[int] = []
+        segmenter = Segmenter(lambda chunk, said=iter(heard): next(said), on_speech_start=lambda: barged.append(1))
+        assert list(segmenter.utterances(np.zeros(CHUNK, np.float32) for _ in heard)) == []  # too short to hear
+        assert len(barged) == (1 if stops else 0), word
+
+
 def test_ago_says_how_long():
     from edge_rap.speech.sightings import ago
 
@@ -1151,6 +1165,47 @@ def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
     said = from_memory(home, "Who is here? Is Bo coming?", now=1240.0)
     assert said.mode == "events" and said.text.startswith("I don't see anyone I know right now.")
     assert from_memory(home, "Who is home, Bo?", now=1240.0).names == ["bo"]  # said to <bo>: where he is, as before
+
+
+def test_a_name_said_again_in_the_question_is_its_own():
+    # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
+    # went to the assistant: <keys> was heard in the first sentence only, which asks nothing
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+             Concept(3, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("I lost my keys. Where are my keys?", ["keys"]),
+                            ("Bo is hungry. Where are Anya and Bo?", ["anya", "bo"]),
+                            ("Where is Bo? Where is Bo?", ["bo"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+    assert "<keys>" in from_memory(home, "I lost my keys. Where are my keys?", now=1240.0).question.split(". ")[1]
+
+
+def test_a_where_question_that_points_back_is_about_the_names_before_it():
+    # Before: since 09fbbc2 "I lost my keys. Where are they?" and "Bo is hungry. Where is she?" went to the assistant
+    # (no name in the asking sentence), answered from the description, not from the sightings, as they were before
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+             Concept(3, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("I lost my keys. Where are they?", ["keys"]), ("Bo is hungry. Where is she?", ["bo"]),
+                            ("Anya called. I looked everywhere. Where is she?", ["anya"]),
+                            ("Where is Bo? Where is he?", ["bo"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+    for other in ("Bo is hungry. Where is the milk?", "Where is it? Bo wants it.", "Bo is barking. Is it out?"):
+        assert from_memory(home, other, now=1240.0) is None, other
 
 
 def test_everyone_in_said_as_a_bidding_is_no_who_is_home_question():

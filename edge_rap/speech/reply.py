@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from edge_rap.memory.store import name_key, straight_apostrophes
-from edge_rap.speech.names import COMMON, Names, heard_as, mark_names, match_names, spoken_form
+from edge_rap.speech.names import COMMON, Heard, Names, heard_as, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
@@ -49,17 +49,35 @@ def _sentences(question: str) -> list[tuple[int, int]]:
     return list(zip([0] + [end for _, end in cuts], [start for start, _ in cuts] + [len(question)]))
 
 
+#: A where question that names no one but points back ("I lost my keys. Where are they?"): it is about the names of
+#: the last sentence before it that has any. Not "Bo is barking. Is it out?", which may be of anything.
+_WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|him|her)\b", re.I)
+
+
 def _asked_where(question: str, names: Names) -> Names:
     """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
-    words alone ("Where is Anya? And Bo?"): "Where is Bo? Anya wants him." is about <bo>."""
-    heard, asking = [], False
+    words alone ("Where is Anya? And Bo?"), or that points back with "it", "they", "she"... to the last that has any
+    (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is she?"."""
+    heard, asking, earlier = [], False, []
     for a, b in _sentences(question):
-        own = [h for h in names.heard if a <= h.start < b]
+        own = _heard_in(question, a, b, names)
         rest = "".join(question[start:end] for start, end in zip([a] + [h.end for h in own],
                                                                   [h.start for h in own] + [b]))
         asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= COMMON
-        heard += own if asking else []
+        meant = own or (earlier if _WHERE_IS_THAT.search(question[a:b]) else [])
+        heard += [h for h in meant if h.name not in {n.name for n in heard}] if asking else []
+        earlier = own or earlier
     return Names(heard, names.ambiguous)
+
+
+def _heard_in(question: str, a: int, b: int, names: Names) -> list[Heard]:
+    """The names heard in the sentence from `a` to `b`, also those heard first in another one: match_names keeps a
+    name said twice where it was first said ("I lost my keys. Where are my keys?" is about <keys>)."""
+    own = [h for h in names.heard if a <= h.start < b]
+    again = [h.name for h in names.heard if h not in own]
+    own += [replace(h, start=h.start + a, end=h.end + a) for h in match_names(question[a:b], again).heard] if again \
+        else []
+    return sorted(own, key=lambda h: h.start)
 
 
 def _asks_who_alone(question: str, names: Names) -> WhoQuestion | None:

@@ -74,7 +74,8 @@ class Segmenter:
     silence_ms: float = 400.0
     min_speech_ms: float = 250.0
     pad_ms: float = 200.0
-    on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted min_speech_ms
+    barge_in_ms: float = 160.0  # a click (~100 ms) is not the user; a brisk "No." (espeak-ng: 190-220 ms) is
+    on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted barge_in_ms
     _ms: float = field(default=0.0, init=False)
     _heard: int = field(default=0, init=False)  # chunks heard over its life: the clock of every utterance
 
@@ -128,16 +129,16 @@ class Segmenter:
                 yield utterance
 
     def _speech_started(self, start: int, last: int, said: bool) -> bool:
-        """Calls on_speech_start once the speech from chunk `start` to `last` is long enough to be an utterance:
-        a click, a cough or a door (shorter than `min_speech_ms`, dropped as no utterance) does not cut the
-        device off mid-sentence. Returns whether it has been called."""
-        if said or self.on_speech_start is None or not self._long_enough(start, last):
+        """Calls on_speech_start once the speech from chunk `start` to `last` has lasted `barge_in_ms`: a click or a
+        door does not cut the device off mid-sentence, but a one-word "Stop." or "No." shorter than `min_speech_ms`
+        (dropped as no utterance; 224 ms in one of espeak-ng's voices) still does. Returns whether it was called."""
+        if said or self.on_speech_start is None or not self._long_enough(start, last, self.barge_in_ms):
             return said
         self.on_speech_start()
         return True
 
-    def _long_enough(self, start: int, last: int) -> bool:
-        return (last - start + 1) * CHUNK / RATE * 1000 >= self.min_speech_ms
+    def _long_enough(self, start: int, last: int, ms: float | None = None) -> bool:
+        return (last - start + 1) * CHUNK / RATE * 1000 >= (self.min_speech_ms if ms is None else ms)
 
     def _close(self, voiced: list[np.ndarray], start: int, last: int, ended_at: float) -> Utterance | None:
         """`voiced`: the speech with up to `pad_ms` of audio either side."""

@@ -785,7 +785,7 @@ def test_an_event_log_deleted_while_a_concept_is_in_view_gets_its_arrival_again(
 
 
 @pytest.mark.parametrize("put", ["no log", "another log"])
-def test_an_event_log_replaced_while_a_concept_is_in_view_gets_its_arrival_again(tmp_path, put):
+def test_an_event_log_replaced_while_a_concept_is_in_view_gets_its_arrival_again(tmp_path, put, caplog):
     # Before: only a log deleted got the arrivals in view again; a file put in its place ("no log": set aside as
     # damaged, a new log started empty; "another log") was "found there" and had <bo>'s leaving alone
     def replace(root: Path) -> None:
@@ -799,6 +799,10 @@ def test_an_event_log_replaced_while_a_concept_is_in_view_gets_its_arrival_again
                                           replace, at=1)
     logged = EventLog(home.root, readonly=True).query()
     assert [(e.kind, e.time_s) for e in logged] == [(e.kind, e.time_s) for e in reported]
+    # (the file put there that is no log was set aside: "the event log found there is used" was said of it)
+    said = ("the file found there was damaged, set aside, and a new event log started" if put == "no log"
+            else "the event log found there is used")
+    assert f"{home.root / 'events.sqlite'} was moved, deleted or mounted again: {said}" in caplog.text
 
 
 def test_an_event_log_deleted_but_for_its_wal_is_said_once_not_started_anew(tmp_path, caplog):

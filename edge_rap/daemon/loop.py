@@ -607,10 +607,12 @@ class Daemon:
         itself, at its next use.)"""
         events = self.household.events
         if events.replaced() and not events.set_aside_elsewhere() and not self._log_replaced:
-            found = events.path.exists()
-            if events.reopen():
+            found, aside = events.path.exists(), set(events.damaged_copies())
+            if events.reopen():  # (a file found there that is no sound log is set aside, the log saying so first)
+                damaged = bool(set(events.damaged_copies()) - aside)
                 log.warning("%s was moved, deleted or mounted again: %s", events.path,
-                            "the event log found there is used" if found else "a new event log is started")
+                            "the file found there was damaged, set aside, and a new event log started" if damaged
+                            else "the event log found there is used" if found else "a new event log is started")
                 # what is in view arrives again in a log without its arrival (new, or a file put in the log's place:
                 # one no log is set aside as damaged): its leaving is never logged alone
                 self.carried = self._of_remembered([e for e in self.in_view.values() if not self._held(e)])

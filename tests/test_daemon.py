@@ -24,7 +24,7 @@ from edge_rap.daemon.clock import WallClock, steady_now
 from edge_rap.daemon.events import EventLog, EventLogError, EventLogFull, SnapshotPolicy, Snapshots
 from edge_rap.daemon.loop import Daemon, DaemonOptions
 from edge_rap.daemon.track import Change, VoteSettings
-from edge_rap.perceive.camera import parse_source
+from edge_rap.perceive.camera import Camera, parse_source
 from edge_rap.types import Box, Concept, Event, Frame, Hit, Recognition
 
 BO = Concept(1, "bo", "dog", "our dog", 0.0, 0.0)
@@ -1485,6 +1485,22 @@ def test_lines_said_that_a_full_disk_refuses_are_warned_of_once_and_again_after_
     assert len(reported) == 5  # each reported all the same
     assert caplog.text.count("cannot record what was said") == 2  # once, and again after one was recorded
     assert caplog.text.count("the lines said are logged again") == 1
+
+
+def test_a_frame_left_waiting_at_the_stop_is_counted_as_dropped(tmp_path):
+    # An early stop (a SIGTERM before the loop took a frame) said "0 frames read, ... 1 dropped": the frame that
+    # replaced the dropped one, still waiting in its slot, was counted nowhere. Every frame a camera hands on is now
+    # read by the loop or dropped. (The cameras are never started: their slots are driven here.)
+    door, den = (Camera(parse_source(f"{name}={write_frames(tmp_path / name, [40])}"), threading.Event())
+                 for name in ("door", "den"))
+    frames = [Frame(name, k, k / 15, np.zeros((4, 4, 3), np.uint8)) for name in ("door", "den") for k in range(2)]
+    for camera, (first, second) in ((door, frames[:2]), (den, frames[2:])):
+        camera.slot.put(first, camera.stop)
+        camera.slot.put(second, camera.stop)  # the first, dropped; the second waits
+    assert den.slot.take() is frames[3]  # taken by the loop: not dropped
+    daemon = Daemon(ScriptedHousehold(tmp_path / "memory"), DaemonOptions((door.spec, den.spec)), lambda e: None)
+    daemon._finish([door, den])
+    assert daemon.summary.frames_dropped == 3 and door.slot.take() is None
 
 
 class HangingStream:

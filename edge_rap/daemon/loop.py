@@ -837,6 +837,8 @@ class Daemon:
                 # ended said why when it happened; one still waiting to open, a FIFO with no writer, never did)
                 log.error("camera %s: %s", camera.spec.name, camera.error)
         self._check_memory()
+        for camera in cameras:
+            camera.slot.let_go()  # (a frame still waiting was read and never looked at: dropped)
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
         self.summary.source_errors = {c.spec.name: c.error for c in cameras if c.error}
         self.times["capture"] = deque(ms for c in cameras for ms in c.read_ms)

@@ -247,6 +247,14 @@ class LatestSlot:
             self._cond.notify_all()
             return frame
 
+    def let_go(self) -> None:
+        """Count a frame still waiting as dropped, and let it go: the run stops without looking at it. So every
+        frame handed on is either taken or dropped (an early stop said "0 frames read" with it counted nowhere)."""
+        with self._cond:
+            if self._frame is not None:
+                self._frame = None
+                self.dropped += 1
+
     def close(self) -> None:
         with self._cond:
             self.closed = True

@@ -76,6 +76,9 @@ class Segmenter:
     pad_ms: float = 200.0
     barge_in_ms: float = 160.0  # a click (~100 ms) is not the user; a brisk "No." (espeak-ng: 190-220 ms) is
     on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted barge_in_ms
+    #: Whether speech is going on (from its first voiced chunk until it ends or is dropped as a click): a wait for
+    #: speech to start sees it at once, not `barge_in_ms` later, when a wait ending meanwhile had lost it
+    speaking: bool = field(default=False, init=False)
     _ms: float = field(default=0.0, init=False)
     _heard: int = field(default=0, init=False)  # chunks heard over its life: the clock of every utterance
 
@@ -93,7 +96,7 @@ class Segmenter:
         voiced: list[np.ndarray] = []
         start = last = quiet = lead = 0
         ended_at = 0.0
-        said = False  # whether on_speech_start was called for the speech going on
+        said = self.speaking = False  # said: whether on_speech_start was called for the speech going on
         for k, chunk in enumerate(chunks, self._heard):
             self._heard = k + 1
             t0 = time.perf_counter()
@@ -101,7 +104,7 @@ class Segmenter:
             self._ms += 1000 * (time.perf_counter() - t0)
             if not voiced:
                 if p >= self.threshold:
-                    voiced, lead = before + [chunk], len(before)
+                    voiced, lead, self.speaking = before + [chunk], len(before), True
                     start, last, quiet, ended_at, said = k, k, 0, time.perf_counter(), False
                     said = self._speech_started(start, last, said)
                 elif pad:
@@ -120,10 +123,11 @@ class Segmenter:
             quiet += 1
             if quiet >= hangover:
                 utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
-                voiced, before = [], []
+                voiced, before, self.speaking = [], [], False
                 if utterance is not None:
                     yield utterance
         if voiced:
+            self.speaking = False
             utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
             if utterance is not None:
                 yield utterance

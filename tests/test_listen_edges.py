@@ -519,6 +519,25 @@ def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
     assert len(heard) * CHUNK / RATE < 1.0 + CONFIRM_S + 1.0
 
 
+def test_a_brisk_yes_or_no_or_choice_shorter_than_min_speech_is_heard_while_awaited():
+    # Before: an answer shorter than min_speech_ms (250 ms; espeak-ng's "No." at 260 words a minute: 190 ms) was
+    # dropped as a click, so the command waited on and was cancelled unanswered, and the choice was never made.
+    # As long a sound when nothing is awaited is still no utterance (a knock is not a question).
+    from edge_rap.speech.listen import Listener
+
+    brisk = loud(0.2)  # above barge_in_ms (160), below min_speech_ms (250)
+    home = Forgetful("bo")
+    turn = Listener(home, Scripted("Forget Bo.", "Yes."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))), first_only=True, wait_s=10.0)
+    assert (turn.command.state, turn.transcript, home.forgotten) == ("done", "Forget Bo. Yes.", ["bo"])
+    turn = Listener(Home("bo", "beau"), Scripted("Where is bow?", "Beau."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))), first_only=True, wait_s=10.0)
+    assert (turn.reply.names, turn.transcript) == (["beau"], "Where is bow? Beau.")
+    listener = Listener(Home("bo"), Scripted("Where is Bo?", "Where is Bo?"), vad)
+    assert [t.transcript for t in listener.turns(iter(pieces(brisk, quiet(1.0), loud(1.0), quiet(1.0))))] == \
+        ["Where is Bo?"]
+
+
 def test_push_to_talk_hears_speech_that_starts_just_before_its_wait_ends():
     # Before: the wait saw speech only at barge-in, `barge_in_ms` after it started: a question or a "No." begun in
     # the wait's last 160 ms was cut off there and the turn timed out. A click then is still no speech.

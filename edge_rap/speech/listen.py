@@ -118,7 +118,8 @@ class Listener:
         self.speaker = speaker
         self.wake = wake
         self.latest = latest or (lambda: None)
-        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started)
+        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started,
+                                   awaiting=lambda: self.pending is not None or self.clarifying is not None)
         self._started = False  # whether speech has started since `push_to_talk` began (or its wait began again)
         self._wait = (0, 0.0)  # push-to-talk: (from which chunk, how many seconds) to wait for speech to start
         self._chunk = 0  # push-to-talk: the chunk last heard

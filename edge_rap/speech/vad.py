@@ -67,7 +67,9 @@ class Utterance:
 @dataclass
 class Segmenter:
     """Hysteresis over probabilities (silero's own defaults): speech starts at `threshold`, continues above
-    `threshold - 0.15`, and ends after `silence_ms` below it; shorter than `min_speech_ms` is a click, dropped."""
+    `threshold - 0.15`, and ends after `silence_ms` below it; shorter than `min_speech_ms` is a click, dropped, but
+    while `awaiting()` (a yes or no, or a choice, is waited for) only what is shorter than `barge_in_ms` is: a brisk
+    "No." (espeak-ng at 260 words a minute: 190 ms) answers, and a knock kept then is heard by whisper as nothing."""
 
     vad: SileroVad
     threshold: float = 0.5
@@ -76,6 +78,7 @@ class Segmenter:
     pad_ms: float = 200.0
     barge_in_ms: float = 160.0  # a click (~100 ms) is not the user; a brisk "No." (espeak-ng: 190-220 ms) is
     on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted barge_in_ms
+    awaiting: Callable[[], bool] | None = None  # whether a short answer is waited for: kept from barge_in_ms on
     #: Whether speech is going on (from its first voiced chunk until it ends or is dropped as a click): a wait for
     #: speech to start sees it at once, not `barge_in_ms` later, when a wait ending meanwhile had lost it
     speaking: bool = field(default=False, init=False)
@@ -135,18 +138,19 @@ class Segmenter:
     def _speech_started(self, start: int, last: int, said: bool) -> bool:
         """Calls on_speech_start once the speech from chunk `start` to `last` has lasted `barge_in_ms`: a click or a
         door does not cut the device off mid-sentence, but a one-word "Stop." or "No." shorter than `min_speech_ms`
-        (dropped as no utterance; 224 ms in one of espeak-ng's voices) still does. Returns whether it was called."""
+        (224 ms in one of espeak-ng's voices) still does. Returns whether it was called."""
         if said or self.on_speech_start is None or not self._long_enough(start, last, self.barge_in_ms):
             return said
         self.on_speech_start()
         return True
 
-    def _long_enough(self, start: int, last: int, ms: float | None = None) -> bool:
-        return (last - start + 1) * CHUNK / RATE * 1000 >= (self.min_speech_ms if ms is None else ms)
+    def _long_enough(self, start: int, last: int, ms: float) -> bool:
+        return (last - start + 1) * CHUNK / RATE * 1000 >= ms
 
     def _close(self, voiced: list[np.ndarray], start: int, last: int, ended_at: float) -> Utterance | None:
         """`voiced`: the speech with up to `pad_ms` of audio either side."""
-        if not self._long_enough(start, last):
+        shortest = self.barge_in_ms if self.awaiting is not None and self.awaiting() else self.min_speech_ms
+        if not self._long_enough(start, last, shortest):
             return None
         return Utterance(np.concatenate(voiced), start * CHUNK / RATE, (last + 1) * CHUNK / RATE, ended_at,
                          self.take_ms())

@@ -63,7 +63,8 @@ _WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|
 def _asked_where(question: str, names: Names) -> Names:
     """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
     words alone ("Where is Anya? And Bo?", "Also Bo."), or that points back with "it", "they", "she"... to the last
-    that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is she?"."""
+    that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is
+    she?"."""
     heard, asking, earlier = [], False, []
     for a, b in _sentences(question):
         own = _heard_in(question, a, b, names)

@@ -519,6 +519,50 @@ def test_push_to_talk_gives_up_on_a_yes_ten_seconds_after_asking(wait_s):
     assert len(heard) * CHUNK / RATE < 1.0 + CONFIRM_S + 1.0
 
 
+def test_a_brisk_yes_or_no_or_choice_shorter_than_min_speech_is_heard_while_awaited():
+    # Before: an answer shorter than min_speech_ms (250 ms; espeak-ng's "No." at 260 words a minute: 190 ms) was
+    # dropped as a click, so the command waited on and was cancelled unanswered, and the choice was never made.
+    # As long a sound when nothing is awaited is still no utterance (a knock is not a question).
+    from edge_rap.speech.listen import Listener
+
+    brisk = loud(0.2)  # above barge_in_ms (160), below min_speech_ms (250)
+    home = Forgetful("bo")
+    turn = Listener(home, Scripted("Forget Bo.", "Yes."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))), first_only=True, wait_s=10.0)
+    assert (turn.command.state, turn.transcript, home.forgotten) == ("done", "Forget Bo. Yes.", ["bo"])
+    turn = Listener(Home("bo", "beau"), Scripted("Where is bow?", "Beau."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))), first_only=True, wait_s=10.0)
+    assert (turn.reply.names, turn.transcript) == (["beau"], "Where is bow? Beau.")
+    listener = Listener(Home("bo"), Scripted("Where is Bo?", "Where is Bo?"), vad)
+    assert [t.transcript for t in listener.turns(iter(pieces(brisk, quiet(1.0), loud(1.0), quiet(1.0))))] == \
+        ["Where is Bo?"]
+
+
+def test_push_to_talk_hears_speech_that_starts_just_before_its_wait_ends():
+    # Before: the wait saw speech only at barge-in, `barge_in_ms` after it started: a question or a "No." begun in
+    # the wait's last 160 ms was cut off there and the turn timed out. A click then is still no speech.
+    from edge_rap.speech.listen import Listener
+
+    wait_s = 2.0
+    late = quiet(wait_s - 0.07)  # speech starts 2-3 chunks before the wait ends
+    turn = Listener(Home("anya"), Scripted("Where is Anya?"), vad).push_to_talk(
+        iter(pieces(late, loud(1.0), quiet(1.0))), first_only=True, wait_s=wait_s)
+    assert (turn.timed_out, turn.transcript, turn.reply.names) == (False, "Where is Anya?", ["anya"])
+    heard = []
+
+    def clicked():  # a click just before the wait ends, then a room that stays quiet
+        for chunk in pieces(late, loud(0.05)):
+            heard.append(chunk)
+            yield chunk
+        while True:
+            heard.append(np.zeros(CHUNK, np.float32))
+            yield heard[-1]
+
+    turn = Listener(Home("anya"), Scripted("Where is Anya?"), vad).push_to_talk(clicked(), first_only=True,
+                                                                                  wait_s=wait_s)
+    assert turn.timed_out and turn.transcript == "" and len(heard) * CHUNK / RATE < wait_s + 1.0
+
+
 def test_an_announcement_heard_back_while_a_command_waits_is_not_its_answer():
     # the camera daemon shares the loudspeaker: "<mochi> arrived" said while "forget Bo" waited for its yes was
     # taken as the answer, and cancelled it

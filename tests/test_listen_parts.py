@@ -1167,6 +1167,26 @@ def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
     assert from_memory(home, "Who is home, Bo?", now=1240.0).names == ["bo"]  # said to <bo>: where he is, as before
 
 
+def test_an_inner_dot_abbreviation_ends_no_sentence_and_also_goes_on_asking():
+    # Before: "p.m." ended a sentence, so "yesterday? Anya?" asked nothing; and "Also" was no word that goes on asking
+    # with another name: both answered <bo> only
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("Where is Bo at 5 p.m. yesterday? Anya?", ["bo", "anya"]),
+                            ("Where was Bo at 9 a.m. today? Anya?", ["bo", "anya"]),
+                            ("Where is Bo? Also Anya.", ["bo", "anya"]), ("Where is Bo? Plus Anya?", ["bo", "anya"]),
+                            ("Where was Bo at 9 a.m.? Anya wants him.", ["bo"]),  # its own "?" still ends it
+                            ("Where is Bo? Also Anya is hungry.", ["bo"])):  # not a name alone: talk of its own
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+
+
 def test_a_name_said_again_in_the_question_is_its_own():
     # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
     # went to the assistant: <keys> was heard in the first sentence only, which asks nothing

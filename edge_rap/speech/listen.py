@@ -118,7 +118,8 @@ class Listener:
         self.speaker = speaker
         self.wake = wake
         self.latest = latest or (lambda: None)
-        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started)
+        self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started,
+                                   awaiting=lambda: self.pending is not None or self.clarifying is not None)
         self._started = False  # whether speech has started since `push_to_talk` began (or its wait began again)
         self._wait = (0, 0.0)  # push-to-talk: (from which chunk, how many seconds) to wait for speech to start
         self._chunk = 0  # push-to-talk: the chunk last heard
@@ -281,14 +282,16 @@ class Listener:
     def _within(self, chunks: Iterable[np.ndarray], wait_s: float) -> Iterator[np.ndarray]:
         """`chunks` until `wait_s` seconds of them have passed without speech starting (or as many as `_wait` says
         since a command was asked back), or `LONGEST_S` after it started (counted in audio, which a microphone
-        delivers at real time)."""
+        delivers at real time). Speech going on when the wait ends is waited for until it is heard long enough to be
+        the user's (`_started`, at barge-in) or dropped as a click: a "No." begun in the wait's last moment counts."""
         self._started, self._wait = False, (0, wait_s)
         per_s, began = RATE / CHUNK, None
         for k, chunk in enumerate(chunks):
             self._chunk = k
             began = None if not self._started else k if began is None else began
             since, wait = self._wait
-            if k - since >= wait * per_s if began is None else k - began >= LONGEST_S * per_s:
+            if (k - since >= wait * per_s and not self.segmenter.speaking if began is None
+                    else k - began >= LONGEST_S * per_s):
                 return
             yield chunk
 

@@ -38,8 +38,10 @@ def _asks_where(question: str) -> bool:
     return bool(_WHERE.search(straight_apostrophes(question)))
 
 
-#: Where a transcript's sentence ends, as who.SENTENCE_END has it, but not after a title ("Where is Dr. Bo?")
-_SENTENCE_BREAK = re.compile(r"(?<=[.?!])(?<!\bmr\.)(?<!\bmrs\.)(?<!\bms\.)(?<!\bdr\.)(?<!\bst\.)\s+", re.I)
+#: Where a transcript's sentence ends, as who.SENTENCE_END has it, but not after a title ("Where is Dr. Bo?") nor
+#: an abbreviation with an inner dot ("Where was Bo at 5 p.m. yesterday?": "p.m.", "a.m.", "e.g.", "U.S.")
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])(?<!\bmr\.)(?<!\bmrs\.)(?<!\bms\.)(?<!\bdr\.)(?<!\bst\.)"
+                             r"(?<![^\W\d_]\.[^\W\d_]\.)\s+", re.I)
 
 
 def _sentences(question: str) -> list[tuple[int, int]]:
@@ -49,6 +51,10 @@ def _sentences(question: str) -> list[tuple[int, int]]:
     return list(zip([0] + [end for _, end in cuts], [start for start, _ in cuts] + [len(question)]))
 
 
+#: Words that go on asking with another name ("Where is Bo? Also Anya.", "Plus Anya?"), besides common ones ("And").
+_GOING_ON = frozenset("also plus either besides likewise".split())
+
+
 #: A where question that names no one but points back ("I lost my keys. Where are they?"): it is about the names of
 #: the last sentence before it that has any. Not "Bo is barking. Is it out?", which may be of anything.
 _WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|him|her)\b", re.I)
@@ -56,14 +62,16 @@ _WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|
 
 def _asked_where(question: str, names: Names) -> Names:
     """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
-    words alone ("Where is Anya? And Bo?"), or that points back with "it", "they", "she"... to the last that has any
-    (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is she?"."""
+    words alone ("Where is Anya? And Bo?", "Also Bo."), or that points back with "it", "they", "she"... to the last
+    that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is
+    she?"."""
     heard, asking, earlier = [], False, []
     for a, b in _sentences(question):
         own = _heard_in(question, a, b, names)
         rest = "".join(question[start:end] for start, end in zip([a] + [h.end for h in own],
                                                                   [h.start for h in own] + [b]))
-        asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= COMMON
+        asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= \
+            COMMON | _GOING_ON
         meant = own or (earlier if _WHERE_IS_THAT.search(question[a:b]) else [])
         heard += [h for h in meant if h.name not in {n.name for n in heard}] if asking else []
         earlier = own or earlier

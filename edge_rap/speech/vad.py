@@ -67,7 +67,9 @@ class Utterance:
 @dataclass
 class Segmenter:
     """Hysteresis over probabilities (silero's own defaults): speech starts at `threshold`, continues above
-    `threshold - 0.15`, and ends after `silence_ms` below it; shorter than `min_speech_ms` is a click, dropped."""
+    `threshold - 0.15`, and ends after `silence_ms` below it; shorter than `min_speech_ms` is a click, dropped, but
+    while `awaiting()` (a yes or no, or a choice, is waited for) only what is shorter than `barge_in_ms` is: a brisk
+    "No." (espeak-ng at 260 words a minute: 190 ms) answers, and a knock kept then is heard by whisper as nothing."""
 
     vad: SileroVad
     threshold: float = 0.5
@@ -76,6 +78,10 @@ class Segmenter:
     pad_ms: float = 200.0
     barge_in_ms: float = 160.0  # a click (~100 ms) is not the user; a brisk "No." (espeak-ng: 190-220 ms) is
     on_speech_start: Callable[[], None] | None = None  # barge-in: called once speech has lasted barge_in_ms
+    awaiting: Callable[[], bool] | None = None  # whether a short answer is waited for: kept from barge_in_ms on
+    #: Whether speech is going on (from its first voiced chunk until it ends or is dropped as a click): a wait for
+    #: speech to start sees it at once, not `barge_in_ms` later, when a wait ending meanwhile had lost it
+    speaking: bool = field(default=False, init=False)
     _ms: float = field(default=0.0, init=False)
     _heard: int = field(default=0, init=False)  # chunks heard over its life: the clock of every utterance
 
@@ -93,7 +99,7 @@ class Segmenter:
         voiced: list[np.ndarray] = []
         start = last = quiet = lead = 0
         ended_at = 0.0
-        said = False  # whether on_speech_start was called for the speech going on
+        said = self.speaking = False  # said: whether on_speech_start was called for the speech going on
         for k, chunk in enumerate(chunks, self._heard):
             self._heard = k + 1
             t0 = time.perf_counter()
@@ -101,7 +107,7 @@ class Segmenter:
             self._ms += 1000 * (time.perf_counter() - t0)
             if not voiced:
                 if p >= self.threshold:
-                    voiced, lead = before + [chunk], len(before)
+                    voiced, lead, self.speaking = before + [chunk], len(before), True
                     start, last, quiet, ended_at, said = k, k, 0, time.perf_counter(), False
                     said = self._speech_started(start, last, said)
                 elif pad:
@@ -120,10 +126,11 @@ class Segmenter:
             quiet += 1
             if quiet >= hangover:
                 utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
-                voiced, before = [], []
+                voiced, before, self.speaking = [], [], False
                 if utterance is not None:
                     yield utterance
         if voiced:
+            self.speaking = False
             utterance = self._close(voiced[:lead + last - start + 1 + pad], start, last, ended_at)
             if utterance is not None:
                 yield utterance
@@ -131,18 +138,19 @@ class Segmenter:
     def _speech_started(self, start: int, last: int, said: bool) -> bool:
         """Calls on_speech_start once the speech from chunk `start` to `last` has lasted `barge_in_ms`: a click or a
         door does not cut the device off mid-sentence, but a one-word "Stop." or "No." shorter than `min_speech_ms`
-        (dropped as no utterance; 224 ms in one of espeak-ng's voices) still does. Returns whether it was called."""
+        (224 ms in one of espeak-ng's voices) still does. Returns whether it was called."""
         if said or self.on_speech_start is None or not self._long_enough(start, last, self.barge_in_ms):
             return said
         self.on_speech_start()
         return True
 
-    def _long_enough(self, start: int, last: int, ms: float | None = None) -> bool:
-        return (last - start + 1) * CHUNK / RATE * 1000 >= (self.min_speech_ms if ms is None else ms)
+    def _long_enough(self, start: int, last: int, ms: float) -> bool:
+        return (last - start + 1) * CHUNK / RATE * 1000 >= ms
 
     def _close(self, voiced: list[np.ndarray], start: int, last: int, ended_at: float) -> Utterance | None:
         """`voiced`: the speech with up to `pad_ms` of audio either side."""
-        if not self._long_enough(start, last):
+        shortest = self.barge_in_ms if self.awaiting is not None and self.awaiting() else self.min_speech_ms
+        if not self._long_enough(start, last, shortest):
             return None
         return Utterance(np.concatenate(voiced), start * CHUNK / RATE, (last + 1) * CHUNK / RATE, ended_at,
                          self.take_ms())

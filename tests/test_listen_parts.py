@@ -19,6 +19,16 @@ from edge_rap.speech.wake import after_wake  # noqa: E402
 HOUSEHOLD = ["bo", "anya", "mochi", "red_mug"]
 
 
+def sighted_home(concepts: list):
+    """A household holding `concepts`, each last seen leaving the den camera at 1000.0 (a wall-clock time)."""
+    from types import SimpleNamespace
+
+    from edge_rap.types import Event
+
+    return SimpleNamespace(concepts=lambda: concepts,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+
+
 @pytest.mark.parametrize("said, name", [
     ("Is Bo home?", "bo"), ("is bo home", "bo"), ("his bow home", "bo"), ("Where is boh?", "bo"),
     ("What colour is Anya's backpack?", "anya"), ("where is Ania", "anya"),
@@ -910,13 +920,11 @@ def test_where_is_says_a_while_ago_of_a_sighting_timed_by_a_clock_not_set_or_ahe
 def test_is_x_foam_is_whispers_is_x_home_and_is_answered_from_the_sightings():
     """Whisper wrote "Is Sora home?" as "Is Sora Foam?" in 5 of 6 espeak-ng tries, and the household was told
     Sora's description instead of where she was last seen. Only a name then "foam" is taken so."""
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
-    home = SimpleNamespace(concepts=lambda: [Concept(1, "Sora", "person", "mom", 0.0, 0.0, 1)],
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(1, "Sora", "person", "mom", 0.0, 0.0, 1)])
     for heard in ("Is Sora Foam?", "is sora foam.", "Hey Robot! Is Sora Foam?", "Is Sora home?"):
         said = from_memory(home, heard, now=1240.0)
         assert (said.mode, said.text) == ("events", "I last saw <Sora> on the den camera 4 minutes ago."), heard
@@ -929,14 +937,12 @@ def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings()
     # Before: "Is Bo outside?", "Has Anya left?", "Can you find Bo?" went to the assistant, which told what it was
     # told about them (no frame), or that they were not in the picture (one of the porch's camera while Bo was
     # seen on the den's); and when "find" was made only a request to find, "I can't find Bo." went to it again
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home(known)
     for where in ("Is Bo outside?", "Is Anya out?", "Has Anya left yet?", "Did Bo leave?", "Can you find Bo?",
                   "Hey robot, find Anya.", "Did you find Bo?", "I can't find Bo.", "We cannot find Anya anywhere."):
         assert from_memory(home, where, now=1240.0).mode == "events", where
@@ -951,14 +957,12 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     """ "Where is the cat?" was "I don't know who or what you mean. I know <backpack>, <bo>, ..." in a home whose
     one cat is <luna>: now answered about her; of two dogs, "the dog" asks which, "the dogs" answers both. "Where
     is the dog food?" was answered where <bo> was: a kind followed by more of a thing is not asked about."""
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import clarified, from_memory, reply
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
-    home = SimpleNamespace(concepts=lambda: [Concept(1, "luna", "cat", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
-                                             Concept(3, "pip", "Dog", "", 0, 0, 1), Concept(4, "candle", "home", "", 0, 0, 1)],
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(1, "luna", "cat", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
+                         Concept(3, "pip", "Dog", "", 0, 0, 1), Concept(4, "candle", "home", "", 0, 0, 1)])
     said = from_memory(home, "Where is the cat?", now=1240.0)
     assert (said.mode, said.text, said.names) == ("events", "I last saw <luna> on the den camera 4 minutes ago.", ["luna"])
     asked = from_memory(home, "Hey robot, where is the dog?", now=1240.0)
@@ -975,14 +979,12 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
 def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_again():
     """Of <Zoe's mug> and <Zoe`s mug> (a memory of before "`" was an apostrophe) or <Bo> and <bo>, "the second one"
     made the question again with the name said, which could be either: "Did you mean ...?" again, at every choice."""
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import clarified, from_memory, reply
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     names = ["Zoe's mug", "Zoe`s mug", "Bo", "bo", "pip"]
-    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)])
     for question, options in (("Where is Zoe's mug?", names[:2]), ("Is bo home?", names[2:4])):
         asked = from_memory(home, question, now=1240.0)
         assert asked.mode == "clarify", question
@@ -994,14 +996,12 @@ def test_a_choice_between_two_names_written_alike_is_asked_about_and_not_asked_a
 def test_a_choice_between_two_names_said_alike_is_not_asked_again():
     """Of <f> and <f'> (said alike since <f'> is heard) or <dog_six> and <dog6>, which differ written, "the second
     one" made the question again with the name said ("Where is f'?"), which could be either: asked again, for ever."""
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import clarified, from_memory, reply
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     names = ["f", "f'", "dog_six", "dog6"]
-    home = SimpleNamespace(concepts=lambda: [Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)],
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(i, n, "", "", 0, 0, 1) for i, n in enumerate(names)])
     for question, options in (("Where is F?", names[:2]), ("Is dog six home?", names[2:])):
         asked = from_memory(home, question, now=1240.0)
         assert asked.mode == "clarify", question
@@ -1013,14 +1013,12 @@ def test_a_choice_between_two_names_said_alike_is_not_asked_again():
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     dogs = [Concept(1, "dog2", "dog", "", 0, 0, 1), Concept(2, "dog6", "dog", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: [*dogs, Concept(3, "luna", "cat", "", 0, 0, 1)],
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([*dogs, Concept(3, "luna", "cat", "", 0, 0, 1)])
     for both in ("Where are the dogs?", "Hey robot, where are my dogs?", "Have you seen the dogs today?"):
         said = from_memory(home, both, now=1240.0)
         assert (said.mode, said.names) == ("events", ["dog2", "dog6"]), both
@@ -1144,15 +1142,13 @@ def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
     # Before: since a question may be followed by talk (a3b2bf2), "Is the fridge out? Bo said so." was answered where
     # <bo> was too, "Is the milk out? Bo said so." and "Where is it? Bo wants it." only where <bo> was; and "Who is
     # here? Is Bo coming?" went to the assistant, the who question unanswered for a name in another sentence
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1),
              Concept(3, "fridge", "fridge", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home(known)
     for question, about in (("Is the fridge out? Bo said so.", ["fridge"]), ("Where is Bo? Anya wants him.", ["bo"]),
                             ("Bo is barking. Has Anya left?", ["anya"]), ("Where is Dr. Anya?", ["anya"]),
                             ("Where is Bo? He was in the garden.", ["bo"]), ("Bo, where is Anya?", ["bo", "anya"]),
@@ -1170,14 +1166,12 @@ def test_a_question_among_other_sentences_is_about_the_names_of_its_own():
 def test_an_inner_dot_abbreviation_ends_no_sentence_and_also_goes_on_asking():
     # Before: "p.m." ended a sentence, so "yesterday? Anya?" asked nothing; and "Also" was no word that goes on asking
     # with another name: both answered <bo> only
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home(known)
     for question, about in (("Where is Bo at 5 p.m. yesterday? Anya?", ["bo", "anya"]),
                             ("Where was Bo at 9 a.m. today? Anya?", ["bo", "anya"]),
                             ("Where is Bo? Also Anya.", ["bo", "anya"]), ("Where is Bo? Plus Anya?", ["bo", "anya"]),
@@ -1190,15 +1184,13 @@ def test_an_inner_dot_abbreviation_ends_no_sentence_and_also_goes_on_asking():
 def test_a_name_said_again_in_the_question_is_its_own():
     # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
     # went to the assistant: <keys> was heard in the first sentence only, which asks nothing
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
              Concept(3, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home(known)
     for question, about in (("I lost my keys. Where are my keys?", ["keys"]),
                             ("Bo is hungry. Where are Anya and Bo?", ["anya", "bo"]),
                             ("Where is Bo? Where is Bo?", ["bo"])):
@@ -1210,15 +1202,13 @@ def test_a_name_said_again_in_the_question_is_its_own():
 def test_a_where_question_that_points_back_is_about_the_names_before_it():
     # Before: since 09fbbc2 "I lost my keys. Where are they?" and "Bo is hungry. Where is she?" went to the assistant
     # (no name in the asking sentence), answered from the description, not from the sightings, as they were before
-    from types import SimpleNamespace
 
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
     known = [Concept(1, "keys", "keys", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
              Concept(3, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home(known)
     for question, about in (("I lost my keys. Where are they?", ["keys"]), ("Bo is hungry. Where is she?", ["bo"]),
                             ("Anya called. I looked everywhere. Where is she?", ["anya"]),
                             ("Where is Bo? Where is he?", ["bo"])):

@@ -617,24 +617,36 @@ def test_a_fifo_replaced_while_waited_for_is_read_as_what_its_path_names_now(tmp
         stop.set()
 
 
-def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
-    # Before: the source ended at the first writer's end of file: a recorder restarted later was never read
+def fifo_camera(tmp_path: Path) -> tuple[Camera, threading.Event]:
+    """A camera on a FIFO made at `tmp_path/pipe`, read as fast as it comes, every frame kept; and its stop."""
     os.mkfifo(tmp_path / "pipe")
-    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
     stop = threading.Event()
     camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
     camera.slot = NeverBusySlot()
+    return camera, stop
 
-    def write_once() -> None:
-        with open(tmp_path / "pipe", "wb") as writer:  # (waits for the camera's read end)
-            writer.write(clip)
 
+def clip_bytes(tmp_path: Path) -> bytes:
+    """A three-frame MJPG clip, as a recorder would write it into a FIFO."""
+    return Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
+
+
+def write_into(pipe: Path, data: bytes) -> None:
+    """One writer's whole life: open (waiting for the camera's read end), write, close."""
+    with open(pipe, "wb") as writer:
+        writer.write(data)
+
+
+def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
+    # Before: the source ended at the first writer's end of file: a recorder restarted later was never read
+    camera, stop = fifo_camera(tmp_path)
+    clip = clip_bytes(tmp_path)
     try:
         camera.start()
-        write_once()
+        write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         assert not camera.finished.is_set() and camera.outages == 1 and camera.frames_read == 3
-        write_once()
+        write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.frames_read == 6, "the second writer's clip")
         assert camera.error is None and not camera.finished.is_set()
         times = [f.time_s for f in camera.slot.got]
@@ -649,13 +661,10 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
 def test_a_fifo_whose_first_writer_sends_junk_is_said_at_once(tmp_path):
     # Before: the reason looked for opened the FIFO again, which waited for a next writer (the source hung, a stop
     # could not end it) and then took that writer's first bytes
-    os.mkfifo(tmp_path / "pipe")
-    stop = threading.Event()
-    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
+    camera, stop = fifo_camera(tmp_path)
     try:
         camera.start()
-        with open(tmp_path / "pipe", "wb") as writer:
-            writer.write(b"not a video\n" * 1000)
+        write_into(tmp_path / "pipe", b"not a video\n" * 1000)
         wait_until(camera.finished.is_set, "the junk's end")
         assert camera.error == f"source {str(tmp_path / 'pipe')!r}: cannot open as a video"
     finally:
@@ -665,24 +674,16 @@ def test_a_fifo_whose_first_writer_sends_junk_is_said_at_once(tmp_path):
 def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path):
     # Before: a next writer's bytes that were no video (a recorder killed mid-header) ended the source with an error
     # (the run exited 2 where it was the only one), and a good writer after it was killed by SIGPIPE
-    os.mkfifo(tmp_path / "pipe")
-    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
-    stop = threading.Event()
-    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
-    camera.slot = NeverBusySlot()
-
-    def write_once(data: bytes) -> None:
-        with open(tmp_path / "pipe", "wb") as writer:  # (waits for the camera's read end)
-            writer.write(data)
-
+    camera, stop = fifo_camera(tmp_path)
+    clip = clip_bytes(tmp_path)
     try:
         camera.start()
-        write_once(clip)
+        write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
-        write_once(b"not a video\n" * 1000)
+        write_into(tmp_path / "pipe", b"not a video\n" * 1000)
         wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the junk writer's end")
         assert not camera.finished.is_set(), camera.error
-        write_once(clip)
+        write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the third writer's clip")
         assert camera.frames_read == 6 and camera.error is None and not camera.finished.is_set()
     finally:
@@ -692,11 +693,8 @@ def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path):
 def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
     # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
     # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)
-    os.mkfifo(tmp_path / "pipe")
-    clip = Path(write_clip(tmp_path / "a.avi", 3, codec="MJPG")).read_bytes()
-    stop, came = threading.Event(), []
-    camera = Camera(parse_source(f"pipe={tmp_path / 'pipe'}"), stop, realtime=False)
-    camera.slot = NeverBusySlot()
+    camera, stop = fifo_camera(tmp_path)
+    clip, came = clip_bytes(tmp_path), []
     await_writer = Camera._await_writer
 
     def next_writer_comes_first(self, path):
@@ -708,8 +706,7 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
     monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
     try:
         camera.start()
-        with open(tmp_path / "pipe", "wb") as writer:
-            writer.write(clip)
+        write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         assert len(came) == 1, "the next writer found no reader"
         os.set_blocking(came[0], True)

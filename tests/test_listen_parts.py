@@ -1181,6 +1181,26 @@ def test_an_inner_dot_abbreviation_ends_no_sentence_and_also_goes_on_asking():
         assert (said.mode, said.names) == ("events", about), question
 
 
+def test_an_abbreviation_ends_a_sentence_before_a_question_word_and_etc_does_not_before_others():
+    # Before: "p.m." never ended a sentence, so "I saw Bo at 5 p.m. Where is Anya?" asked of <bo> too; and "etc."
+    # always did, so "Are Bo, Anya etc. outside?" was two sentences, neither asking where
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question, about in (("I saw Bo at 5 p.m. Where is Anya?", ["anya"]),
+                            ("Bo ate at 9 a.m. Is Anya home?", ["anya"]),
+                            ("Where is Bo at 5 p.m. yesterday? Anya?", ["bo", "anya"]),
+                            ("Are Bo, Anya etc. outside?", ["bo", "anya"]),
+                            ("Where are Bo, the cat etc. and Anya?", ["bo", "anya"])):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", about), question
+
+
 def test_a_name_said_again_in_the_question_is_its_own():
     # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
     # went to the assistant: <keys> was heard in the first sentence only, which asks nothing

@@ -1687,6 +1687,14 @@ def test_a_stored_spelling_heard_with_nothing_after_it_is_that_name_in_a_questio
     assert match_names("What is Bo's colour?", ["Bo's", "bo"]).names == ["bo"]  # a word after it: <bo>'s
 
 
+def test_a_stored_spelling_followed_by_an_adverb_of_time_is_still_that_name():
+    # Before: of <Bo's> and <bo>, "Where is Bo's now?" was about <bo>: any word after "Bo's" made it a possessive
+    for said in ("Where is Bo's now?", "Where is Bo's today?", "Have you seen Bo's again?", "Where is Bo's right now?"):
+        assert match_names(said, ["Bo's", "bo"]).names == ["Bo's"], said
+    for said in ("Where is Bo's ball now?", "Where is Bo's right paw?"):  # a noun after it: a thing of <bo>'s
+        assert match_names(said, ["Bo's", "bo"]).names == ["bo"], said
+
+
 def test_a_contraction_of_a_common_word_is_not_heard_as_a_name_with_its_s():
     # Before: the "'s" of "Who's", "What's", "He's", "There's" was heard as a name's own "s" ("Bo's" as <bos>):
     # "Who's home?" of a <wes> was about <wes>, not who is home, and "Where's Bo?" named <theresa> too

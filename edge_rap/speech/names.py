@@ -325,14 +325,19 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 
+#: Adverbs of time alone to the end of the clause: what follows a name, not a thing of its ("Bo's now?", "Bo's today")
+_WHEN_AFTER = re.compile(r"(?:\W*\b(?:right|now|today|tonight|yesterday|again|still|lately|currently|already|yet)\b)*"
+                         r"\s*(?:$|[^\w\s'])", re.I)
+
+
 def _with_s(said: str, form: str, end: int | None, text: str) -> bool | None:
     """Whether words whose possessive ends at `end` (None: they have none) are spelled as `form` with their "s"
     ("Bo's" as <bos>): None where not. A guess at the "s" on a guess at a name named a concept in questions that named
     none ("the cat's bowl" <cass>, "Jo's" <jess>), so only the spelling counts. True where spelled so with the
-    "'s" (<Bo's>, said so beside <bo>) and no word follows: "Where is Bo's?" names <Bo's> as "Forget Bo's." does,
-    while "Bo's collar" is <bo>'s."""
+    "'s" (<Bo's>, said so beside <bo>) and no word follows but adverbs of time (_WHEN_AFTER): "Where is Bo's?" and
+    "Where is Bo's now?" name <Bo's> as "Forget Bo's." does, while "Bo's collar" is <bo>'s."""
     if end is not None and said + "'s" == form:
-        return None if re.match(r"\s*\w", text[end:]) else True
+        return True if _WHEN_AFTER.match(text, end) else None
     return False if end is not None and said.replace(" ", "") + "s" == form.replace(" ", "") else None
 
 

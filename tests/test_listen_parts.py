@@ -1805,6 +1805,36 @@ def test_forgetting_two_known_names_at_once_says_one_at_a_time():
     assert command.state == "refused" and line == "I forget one at a time: say forget <bo>, then forget <anya>."
 
 
+def test_forgetting_several_names_says_each_and_an_appositive_noun_is_the_name_before_it():
+    # Before: the line named the first two heard: "Forget Bo, Max and Teddy." left <teddy> out, and "Forget Max, the
+    # teddy bear and Bo." of a <max> that is a teddy bear said <teddy> (heard in the noun) and not <bo>
+    from edge_rap.speech.intents import parse
+
+    kinds = {"max": "teddy bear", "teddy": "teddy bear", "bo": "dog"}
+    for said, named in (("Forget Bo, Max and Teddy.", ["bo", "max", "teddy"]),
+                        ("Forget Max, the teddy bear and Bo.", ["max", "bo"]),
+                        ("Forget Bo and my teddy bear Max.", ["bo", "max"])):
+        command, line = parse(said, list(kinds), kinds)
+        assert command.state == "refused" and line == "I forget one at a time: say forget " + ", then forget ".join(
+            f"<{n}>" for n in named) + ".", said
+    kinds["max"] = "dog"  # "the teddy bear" is then no Max: the <teddy> it names is one more
+    line = parse("Forget Max, the teddy bear and Bo.", list(kinds), kinds)[1]
+    assert line == "I forget one at a time: say forget <max>, then forget <teddy>, then forget <bo>."
+
+
+def test_a_known_name_described_otherwise_is_refused_saying_why():
+    # Before: "Forget Teddy the dog." of <teddy>, a teddy bear, said "I don't know 'Teddy the dog'", of a name it knows
+    from edge_rap.speech.intents import parse
+
+    kinds = {"teddy": "teddy bear", "anya": "", "otto": "owl"}
+    for said, name, line in (("Forget Teddy the dog.", "teddy", "I know <teddy> as a teddy bear, not as the dog"),
+                             ("Forget my cat Otto.", "otto", "I know <otto> as an owl, not as my cat"),
+                             ("Forget Anya the dog.", "anya", "I know <anya>, but not as the dog")):
+        command, told = parse(said, list(kinds), kinds)
+        assert command.state == "refused" and told == f"{line}: say forget <{name}> to forget it.", said
+    assert parse("Forget Teddy's bowl.", list(kinds), kinds)[1].startswith("I don't know")  # a thing of its: unknown
+
+
 def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():
     # Before: "car keys" heard "car" as <rc_car> and, being two words as "rc car" is, was taken for the whole name:
     # "remember this as car keys" offered another photo of the RC car, and "this is also the car keys" added one

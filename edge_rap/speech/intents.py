@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, Ambiguous, Names, match_names
+from edge_rap.speech.names import COMMON, Ambiguous, Heard, Names, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -157,11 +157,13 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             if _named_beside_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
                 return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
                     known.names))]))
+            said_apart = ", then forget ".join(f"<{n}>" for n in _named_apart(m.group("name"), names, kinds))
             return (Command("forget", stored_form(m.group("name")), "refused"),  # "forget Bo and Anya": not "I
-                    f"I forget one at a time: say forget <{known.names[0]}>, then forget <{known.names[1]}>.")  # don't
-            # know 'Bo and Anya'"
+                    f"I forget one at a time: say forget {said_apart}.")  # don't know 'Bo and Anya'"
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
+        if name is None and len(known.heard) == 1 and (noun := _described_as(m.group("name"), known.heard[0])):
+            return Command("forget", stored_form(m.group("name")), "refused"), _not_as(known.heard[0].name, noun, kinds)
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
@@ -235,6 +237,39 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
     nouns = {stored_form(kind) for kind in categories.values()} - {""}
     noun_then_name = not stored_form(said[last.end:]) and stored_form(said[:last.start]) in nouns
     return noun_then_name or not stored_form(said[:first.start]) and stored_form(after) in nouns
+
+
+def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> list[str]:
+    """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two);
+    a part that is only the noun of the concept before it is that one said again ("Max, the teddy bear and Bo" of a
+    <max> that is a teddy bear: <max> and <bo>, not the <teddy> heard in the noun)."""
+    named: list[str] = []
+    for part in re.split(r",|\band\b|&", said):
+        known = match_names(part, names)
+        whole = _whole_name(part, known, categories)
+        if whole is None and named and stored_form(part) == stored_form(categories.get(named[-1], "")):
+            continue
+        named += [n for n in ([whole] if whole else known.names) if n not in named]
+    return named
+
+
+def _described_as(said: str, heard: Heard) -> str | None:
+    """The noun a name is described with beside it, as said ("the dog" of "Teddy the dog", "my teddy bear" of "my
+    teddy bear Bo"), where it is not the concept's own (else the name is whole): None for other words ("Bo's bowl")."""
+    noun = r"(?:the|my|our|your|a|an)\W+[^\W\d_]+(?:\W+[^\W\d_]+)?"
+    before, after = said[:heard.start], said[heard.end:]
+    if m := re.fullmatch(r"\W*(" + noun + r")\W*", after) if not stored_form(before) else None:
+        return m.group(1)
+    m = re.fullmatch(r"\W*(" + noun + r")\W+", before) if not re.search(r"\w", after) else None
+    return m.group(1) if m else None
+
+
+def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:
+    """Why a forget of a known name described otherwise is refused, and what to say instead."""
+    kind = categories.get(name, "").strip()
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    known_as = f"<{name}> as {article} {kind}, not" if kind else f"<{name}>, but not"
+    return f"I know {known_as} as {noun}: say forget <{name}> to forget it."
 
 
 def _add(name: str, lead: str = "") -> tuple[Command, str]:

@@ -538,6 +538,20 @@ def test_a_brisk_yes_or_no_or_choice_shorter_than_min_speech_is_heard_while_awai
         ["Where is Bo?"]
 
 
+def test_a_recordings_brisk_yes_after_its_command_is_heard_but_not_after_a_question():
+    # Before: a recording's utterances were all cut before its command was read, so a yes shorter than min_speech_ms
+    # (espeak-ng's "Yes." at 380 words a minute) was dropped as a click and the forget cancelled unanswered
+    from edge_rap.speech.listen import Listener
+
+    brisk = loud(0.2)  # above barge_in_ms (160), below min_speech_ms (250)
+    home = Forgetful("bo")
+    said = Scripted("Forget Bo.", "Forget Bo. Yes.", "Yes.")  # the command, then both together, then the yes alone
+    turn = Listener(home, said, vad).push_to_talk(iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))))
+    assert (turn.command.state, turn.transcript, home.forgotten) == ("done", "Forget Bo. Yes.", ["bo"])
+    turn = Listener(Home("bo"), Scripted("Where is Bo?", "Anya."), vad).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))))
+    assert turn.transcript == "Where is Bo?"  # nothing awaited: as long a sound is still a click
+
 def test_push_to_talk_hears_speech_that_starts_just_before_its_wait_ends():
     # Before: the wait saw speech only at barge-in, `barge_in_ms` after it started: a question or a "No." begun in
     # the wait's last 160 ms was cut off there and the turn timed out. A click then is still no speech.
@@ -810,7 +824,8 @@ def test_push_to_talk_longer_than_whisper_hears_says_so(caplog):
     from edge_rap.speech.listen import Listener
 
     talk = [part for _ in range(8) for part in (loud(4.5), quiet(1.0))]  # 36 s of speech in pauses
-    turn = Listener(Home("bo"), Scripted("So then we went to the market."), vad).push_to_talk(iter(pieces(*talk)))
+    said = Scripted("So then", "So then we went to the market.")  # its first utterance (a command?), then all of it
+    turn = Listener(Home("bo"), said, vad).push_to_talk(iter(pieces(*talk)))
     assert turn.triggered
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1 and "only its first 30 s were heard" in warned[0], warned

@@ -119,13 +119,15 @@ class Listener:
         self.wake = wake
         self.latest = latest or (lambda: None)
         self.segmenter = Segmenter(vad, silence_ms=silence_ms, on_speech_start=self._speech_started,
-                                   awaiting=lambda: self.pending is not None or self.clarifying is not None)
+                                   awaiting=lambda: self.pending is not None or self.clarifying is not None
+                                   or self._command_first)
         self._started = False  # whether speech has started since `push_to_talk` began (or its wait began again)
         self._wait = (0, 0.0)  # push-to-talk: (from which chunk, how many seconds) to wait for speech to start
         self._chunk = 0  # push-to-talk: the chunk last heard
         self.pending: Pending | None = None  # a command asked back, waiting for the next utterance
         self.missed: Pending | None = None  # one that waited too long, as the utterance after it is heard
         self.clarifying: Clarifying | None = None  # a question asked back ("Did you mean ...?"), the same
+        self._command_first = False  # a recording's push-to-talk: its first utterance is a command, answered after it
 
     def barge_in(self) -> None:
         """The user started speaking: stop the device talking."""
@@ -185,19 +187,6 @@ class Listener:
         if wait_s is not None:
             chunks = self._within(chunks, wait_s)
         stream = self.segmenter.utterances(chunks)
-        utterances: list[Utterance] = []
-        for utterance in stream:
-            utterances.append(utterance)
-            if first_only:
-                break
-        if not utterances:
-            return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()},
-                        timed_out=wait_s is not None and not self._started)
-        whole = _joined(utterances)
-        if len(whole.samples) > (LONGEST_S + 1) * RATE:  # said, or the answer would rest on words never heard
-            log.warning("%.0f s of speech: only its first %.0f s were heard (a question is shorter; with --wake, "
-                        "a question after the wake phrase is found in a longer recording)",
-                        len(whole.samples) / RATE, LONGEST_S)
         heard: dict[tuple[float, int], tuple[str, float]] = {}  # an utterance transcribed once, however often asked
 
         def transcribed(utterance: Utterance) -> tuple[str, float]:
@@ -206,6 +195,24 @@ class Listener:
                 heard[key] = self._transcribe(utterance)
             return heard[key]
 
+        utterances: list[Utterance] = []
+        try:
+            for utterance in stream:
+                utterances.append(utterance)
+                if first_only:
+                    break
+                if len(utterances) == 1:  # a command's brisk "Yes." after it is kept as `turns` keeps it when asked
+                    self._command_first = intents.looks_like_command(transcribed(utterance)[0])
+        finally:
+            self._command_first = False
+        if not utterances:
+            return Turn(False, "", timings={"vad_ms": self.segmenter.take_ms()},
+                        timed_out=wait_s is not None and not self._started)
+        whole = _joined(utterances)
+        if len(whole.samples) > (LONGEST_S + 1) * RATE:  # said, or the answer would rest on words never heard
+            log.warning("%.0f s of speech: only its first %.0f s were heard (a question is shorter; with --wake, "
+                        "a question after the wake phrase is found in a longer recording)",
+                        len(whole.samples) / RATE, LONGEST_S)
         text, asr_ms = transcribed(whole)
         if not text:
             return Turn(False, "", timings={"vad_ms": whole.vad_ms, "asr_ms": asr_ms})

@@ -26,6 +26,9 @@ from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
+# The sound lifts a spelling to a name only from this alike (0-100): metaphone drops vowels and writes "d" as "t", so
+# "Dad's" sounded as <teddy> and "time" as <tom> at 50-57, while whisper's "macha" for <mochi> is 60 (BENCHMARKS.md)
+LIFT = 60.0
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
 EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
@@ -105,8 +108,8 @@ def written_form(name: str) -> str:
 
 
 def _similarity(said: str, name: str) -> float:
-    """0-100: the better of the spelling's and, when both start alike, the mean of spelling and sound; words
-    that sound exactly like the name score at least ALIKE."""
+    """0-100: the better of the spelling's and, when both start alike and are spelled at least LIFT alike, the
+    mean of spelling and sound; words that sound exactly like the name score at least ALIKE."""
     import jellyfish
     from rapidfuzz import fuzz
 
@@ -115,7 +118,7 @@ def _similarity(said: str, name: str) -> float:
     if not code_said or not code_name or code_said[0] != code_name[0]:
         return spelled
     sound = fuzz.ratio(code_said, code_name)
-    return max(spelled, (spelled + sound) / 2, ALIKE if sound == 100 else 0.0)
+    return max(spelled, (spelled + sound) / 2 if spelled >= LIFT else 0.0, ALIKE if sound == 100 else 0.0)
 
 
 def score(said: str, name: str, capital: bool = True) -> float:

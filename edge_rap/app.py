@@ -97,8 +97,7 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
         log.warning("%s remembered with another embedder and %s no %s vectors, so this recognition cannot "
                     "see %s: `edge-rap reindex --embedder %s` brings them in",
                     counted(unseen, "photo was", "photos were"), noun(unseen, "has", "have"),
-                    noun(unseen, "it", "them"),
-                    memory.embedder.space.model, settings.embedder)
+                    memory.embedder.space.model, noun(unseen, "it", "them"), settings.embedder)
     lost = memory.store.unrecognisable()  # no reindex could read their photos: another one would not either
     if lost:
         log.warning("%s cannot be recognised: the last reindex could read none of their photos (missing or "

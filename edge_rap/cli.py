@@ -962,10 +962,21 @@ def _refuse_empty_names(args) -> None:
             raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?){_EMPTY_HINTS.get(dest, '')}")
 
 
+def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """`edge-rap -- concepts` was argparse's "invalid choice: '--'" followed by every command's name: `--` ends a
+    command's options, so it is said where it goes."""
+    commands = {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+                for name in action.choices}
+    if "--" in argv and not commands & set(argv[:argv.index("--")]):
+        parser.error("`--` goes after the command, before operands that begin with '-' (`edge-rap rename -- -bo "
+                     "bo`): give the command first")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     parser = build_parser()
+    _refuse_dashes_before_command(parser, sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
     after, said = vars(args).pop("command_extras", []), vars(args).pop("unrecognised", None)
     if before := unknown[:len(unknown) - len(after)]:  # (argparse lists those given before the command first)

@@ -674,6 +674,17 @@ def test_a_second_double_dash_is_said_not_read_as_nothing(capsys, argv):
                         "argument at all (give it once)\n"), err
 
 
+@pytest.mark.parametrize("argv", [["--", "concepts"], ["--verbose", "--", "concepts", "--json"], ["--"]])
+def test_a_double_dash_before_the_command_says_where_it_goes(capsys, argv):
+    # `edge-rap -- concepts` was argparse's "invalid choice: '--' (choose from 'remember', ...)"
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("error") == 1
+    assert err.endswith("edge-rap: error: `--` goes after the command, before operands that begin with '-' "
+                        "(`edge-rap rename -- -bo bo`): give the command first\n"), err
+
+
 def test_a_double_dash_with_nothing_after_it_is_no_mistake(tmp_path, capsys):
     # `concepts -- "$@"` with no arguments was refused: "unrecognized arguments: --"
     assert cli.main(["concepts", "--memory", str(tmp_path), "--json", "--"]) == 0

@@ -462,13 +462,14 @@ def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_p
     """`curl -d '{"question": "Where is Bo?"}'` was answered "ask needs a question, a photo, or both" (the JSON
     read as a form holds no field), and a JSON concept "name: Field required": the client had sent both."""
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "al"}, files=photo_files(png(photo("coffee")))).status_code == 201
         for route, body in (("/api/concepts", {"name": "bo"}), ("/api/recognize", {}),
-                            ("/api/concepts/bo/photos", {})):
+                            ("/api/concepts/al/photos", {})):  # (to a concept not there: 404 before the body)
             r = c.post(route, json=body)
             assert r.status_code == 415, r.text
             assert r.json()["error"] == (f"POST {route} takes form fields (multipart/form-data, as `curl -F "
                                          "field=value` sends them), not application/json")
-        assert c.get("/api/concepts").json() == []
+        assert [(x["name"], x["views"]) for x in c.get("/api/concepts").json()] == [("al", 1)]
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200  # urlencoded, as curl -d
 
 
@@ -526,6 +527,23 @@ def test_an_empty_or_fieldless_json_body_is_422_naming_the_fields_on_ask_and_pat
         patch = c.get("/openapi.json").json()["paths"]["/api/concepts/{name}"]["patch"]["requestBody"]
         assert patch["required"] and c.get("/openapi.json").json()["components"]["schemas"]["ConceptPatch"][
             "minProperties"] == 1
+
+
+def test_a_route_on_a_concept_not_there_is_404_whatever_its_body(tmp_path):
+    # PATCH `{}`, a misspelt field, a form, or add-photos without a photo, to a name not there was 422 or 415 on the
+    # body: the client learnt of its body, not that there is no such concept
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        bodies = [{"json": {}}, {"json": {"descripton": "x"}}, {"json": {"name": None}}, {"content": b""},
+                  {"data": {"description": "x"}}]
+        for body in bodies:
+            r = c.patch("/api/concepts/nobody", **body)
+            assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
+        for body in ({"data": {"box": "1,2,3,4"}}, {"json": {"photo": "x"}}):
+            r = c.post("/api/concepts/nobody/photos", **body)
+            assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
+        assert c.patch("/api/concepts/nobody", content=b"{not json").status_code == 400  # unreadable: said first
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        assert c.patch("/api/concepts/bo", json={}).status_code == 422  # there: its body judged, as before
 
 
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):

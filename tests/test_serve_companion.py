@@ -493,10 +493,12 @@ def test_a_path_too_long_for_the_file_system_is_one_line(companion, live, capsys
 
 
 def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, live, capsys, tmp_path):
-    # `--box "$UNSET"` sent the whole group photo for the face meant; `events --since "" --name ""` listed every event
+    # `--box "$UNSET"` sent the whole group photo for the face meant; `events --since "" --name ""` listed every event;
+    # `forget ""` said "GET /api/concepts/: 307 Temporary Redirect"
     photo = _save(tmp_path / "gran.png", 3)
     for argv, option in ((["add", "gran", photo, "--box", ""], "--box"), (["add-photos", "gran", photo, "--box", " "],
-                         "--box"), (["events", "--since", ""], "--since"), (["events", "--name", ""], "--name")):
+                         "--box"), (["events", "--since", ""], "--since"), (["events", "--name", ""], "--name"),
+                         (["forget", ""], "NAME"), (["add-photos", " ", photo], "NAME")):
         rc, out, err = _call(companion, live, capsys, *argv)
         assert (rc, out) == (2, "") and err.startswith(f"companion: {option} ") and "is empty" in err, err
     assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"

@@ -605,16 +605,17 @@ def test_errors_are_json_with_one_line(live):
         r = c.patch("/api/concepts/nobody", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and set(r.json()) == {"error"}
         assert r.json()["error"].startswith("the body is not JSON (") and "at character 1" in r.json()["error"]
-        r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})
-        assert r.status_code == 422 and r.json()["error"] == \
-            "PATCH /api/concepts/nobody takes a JSON object with any of name, description, category; none was sent"
+        r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})  # looked up first
+        assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"})
         r = c.post("/api/concepts", data={"name": "bo"})  # no photo
         assert r.status_code == 422 and "photo" in r.json()["error"]
         r = c.post("/api/concepts", data={"name": "bo", "box": "1,2,nan,4"}, files=photo_files(png(scene(1))))
         assert r.status_code == 422 and "box" in r.json()["error"]
         r = c.get("/api/events", params={"since": "yesterday-ish"})
         assert r.status_code == 422 and "since" in r.json()["error"]
-        assert c.put("/api/concepts").status_code == 405
+        r = c.put("/api/concepts")  # was `Allow: GET`, as if it took no POST
+        assert (r.status_code, r.headers["allow"]) == (405, "GET, POST")
+        assert r.json() == {"error": "PUT /api/concepts: a method this route does not take (it takes GET, POST)"}
 
 
 def test_where_it_serves_is_recorded_when_it_can_be_and_said_when_not(tmp_path, caplog):

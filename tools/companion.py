@@ -518,10 +518,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.url or not args.token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
         options = ("box", "since", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
-        for option in options:  # "$UNSET": not the whole photo for the face meant, nor every event
-            value = getattr(args, option, None)
+        # "$UNSET": not the whole photo for the face meant, nor every event; a NAME in the path, no concept at all:
+        # `forget ""` was "GET /api/concepts/: 307 Temporary Redirect", `add-photos ""` a 404 blaming --url
+        named = {"NAME": args.name} if args.command in ("add-photos", "forget") else {}
+        for option, value in {**{f"--{o}": getattr(args, o, None) for o in options}, **named}.items():
             if value is not None and not value.strip():
-                raise CompanionError(f"--{option} {value!r} is empty (an unset variable?)")
+                raise CompanionError(f"{option} {value!r} is empty (an unset variable?)")
         _refuse_unsendable(args)
         code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit

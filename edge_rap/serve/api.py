@@ -338,7 +338,13 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def get_concept(name: str) -> dict:
         return concept_json(find(name))
 
-    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON, responses=FULL)
+    def existing(name: str) -> None:
+        """A route on a concept looks it up before judging its body: a client that PATCHed `{}`, or sent no photo,
+        to a name not there was told of its body (422), not that there is no such concept (404)."""
+        find(name)
+
+    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=[Depends(existing), *JSON],
+                  responses=FULL)
     def change_concept(request: Request, name: str, change: schemas.ConceptPatch) -> dict:
         if not change.model_fields_set:  # `{}`: was a 200 that changed nothing
             raise ApiError(fieldless(request), 422)
@@ -365,8 +371,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             home.forget(find(name).name)
         return Response(status_code=204)
 
-    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut, dependencies=FORM,
-                 responses=FULL)
+    @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut,
+                 dependencies=[Depends(existing), *FORM], responses=FULL)
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region = _box(box)

@@ -45,6 +45,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
     app.openapi = lambda: _schema(app, router)
+    # each route by itself, with its methods, for a 405's Allow (FastAPI keeps an included router's apart)
+    app.state.routes = [r for r in (*app.router.routes, *router.routes) if getattr(r, "methods", None)]
     app.add_middleware(BodyLimit, limit=limits.body_bytes, fields=limits.fields_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
@@ -150,6 +151,13 @@ def _validation(exc: RequestValidationError) -> str:
     return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
 
+def _methods_allowed(request: Request) -> list[str]:
+    """Every method the path takes, of all its routes: Starlette's 405 gave the first route's alone, `Allow: GET` for
+    a PUT to /api/concepts, which takes POST too."""
+    return sorted({m for route in request.app.state.routes if route.matches(request.scope)[0] == Match.PARTIAL
+                   for m in route.methods})
+
+
 def install(app: FastAPI) -> None:
     """The handlers; `app.state.in_flight` says when the server is stopping: a request that fails then, on the
     household closed under it, is told so (503), with no traceback in the log."""
@@ -168,6 +176,9 @@ def install(app: FastAPI) -> None:
             # files could not be written (the disk full), which is no fault of the request
             writes = getattr(request.scope.get("route"), "name", None) not in READ_ONLY_ROUTES
             return device_trouble(request, temp_folder_error(exc.__cause__, writes=writes))
+        if exc.status_code == 405 and (allowed := _methods_allowed(request)):
+            return error(405, f"{request.method} {request.url.path}: a method this route does not take (it takes "
+                         f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext, redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -225,8 +225,7 @@ def cmd_run(args) -> int:
     settings = _settings(args)
     _existing_memory(args, settings)  # a mistyped --memory would be watched as a new, empty memory
     check_embedder(settings)  # before --serve binds its port
-    with _stop_on_signals() as stop:
-        summary = run_daemon(settings, config, stop, sys.stdout, settings_file=settings_file)
+    summary = run_daemon(settings, config, args.stop, sys.stdout, settings_file=settings_file)
     if config.json:
         print(json.dumps(summary.to_json()), flush=True)
     else:
@@ -991,8 +990,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_empty_names(args)
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
-        stopping = nullcontext() if stops_itself else stops_as_ctrl_c()
-        with redirect_stdout(output), stopping:  # an OSError of the output tells itself apart from the command's
+        # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
+        # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0
+        stopping = _stop_on_signals() if stops_itself else stops_as_ctrl_c()
+        with redirect_stdout(output), stopping as args.stop:  # an OSError of the output tells itself apart
             code = args.func(args)
             if output is not None:
                 output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit

@@ -738,6 +738,25 @@ def test_run_in_process_gives_the_signals_back_when_it_ends(run, photos):
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+def test_run_stopped_while_it_starts_stops_as_at_any_other_time(run, photos, stop_signal, monkeypatch):
+    # Before: run's stop handlers came after its imports and checks (half a second): a SIGTERM then ended the process
+    # unsaid, 143, where a stop a moment later is the summary's line and exit 0
+    import signal
+
+    from edge_rap import app
+
+    check_embedder = app.check_embedder
+
+    def stopped_meanwhile(*args, **kwargs):
+        stop_signal(signal.SIGTERM)
+        return check_embedder(*args, **kwargs)
+
+    run("remember", "bo", scene_file(photos / "bo", 1))
+    monkeypatch.setattr(app, "check_embedder", stopped_meanwhile)
+    rc, out, err = run("run", "--source", photos / "bo", "--mute")
+    assert (rc, err) == (0, "") and out.startswith("0 frames read, 0 recognised")
+
+
 def test_sigterm_and_sighup_raise_as_ctrl_c_does_but_one_ignored_stays_ignored(stop_signal):
     # a command's Ctrl-C cleanup was passed by; under `nohup` a closed terminal must still not stop it
     import signal

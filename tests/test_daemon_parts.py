@@ -3,6 +3,7 @@ file, the event log, the speaker."""
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import json
@@ -12,6 +13,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import termios
 import threading
 import time
 import wave
@@ -654,6 +656,33 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
         stop.set()
         wait_until(camera.finished.is_set, "the wait for a third writer to end at the stop")
         assert camera.error is None
+    finally:
+        stop.set()
+
+
+@pytest.mark.parametrize("earlier_clip", [False, True])
+def test_a_fifo_writer_stalled_mid_header_holds_no_stop(tmp_path, earlier_clip, caplog):
+    # Before: FFmpeg's probe waited in a read no stop reaches, the camera's thread left running past the stop's join
+    camera, stop = fifo_camera(tmp_path)
+    clip = clip_bytes(tmp_path)
+    try:
+        camera.start()
+        if earlier_clip:
+            write_into(tmp_path / "pipe", clip)
+            wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with open(tmp_path / "pipe", "wb") as stalled:
+            stalled.write(clip[:200])
+            stalled.flush()
+            waiting = array.array("i", [0])
+            wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
+                       "the stalled writer's header being read")
+            time.sleep(0.3)  # (FFmpeg in its read for the rest)
+            stop.set()
+            camera.join(10)
+            assert camera.finished.is_set(), "the stop did not end the read"
+        path = str(tmp_path / "pipe")
+        assert camera.error == (None if earlier_clip else f"source {path!r}: never opened")
+        assert ("never opened" in caplog.text) != earlier_clip  # (said as for a FIFO no one writes to)
     finally:
         stop.set()
 

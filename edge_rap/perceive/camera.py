@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
+from edge_rap.perceive.fifo_relay import FifoRelay
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.types import Frame
@@ -333,10 +334,10 @@ def _replaced(path: str, fd: int) -> bool:
 
 
 def _open_video(path: str, fifo: int | None):
-    """OpenCV's capture of a video file, or of the FIFO whose read end `fifo` waited for a writer: read through
-    that end (FFmpeg's pipe:N), not opened again by path. An open by path waits for a writer that is there now:
-    one that wrote a short clip and closed before OpenCV's open (the clip waiting in the pipe) left the run
-    watching nothing for good, OpenCV's lock held, every other source kept from opening."""
+    """OpenCV's capture of a video file, or of the FIFO waited for a writer: read through the pipe `fifo` its
+    read end is relayed into (FFmpeg's pipe:N; FifoRelay), not opened again by path. An open by path waits for a
+    writer that is there now: one that wrote a short clip and closed before OpenCV's open (the clip waiting in the
+    pipe) left the run watching nothing for good, OpenCV's lock held, every other source kept from opening."""
     import cv2
 
     if fifo is None or not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
@@ -541,24 +542,34 @@ class Camera:
                         self.spec.name, path, self.frames_read, announced)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
-        """Read one video (a file, or a FIFO's read end `waited`) to its end, its times from `start_s` on; the
-        frames its header announces and its frame rate."""
+        """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times
+        from `start_s` on; the frames its header announces and its frame rate."""
         import cv2
 
-        capture = _open_video(path, waited)
-        if not capture.isOpened():
-            # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
-            reason = unopenable_reason(path) if waited is None else None
-            raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
-        self.error = None
-        fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
-        fps = fps if 0 < fps <= 240 else 15.0
-        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
+        relay = (FifoRelay(waited, self.stop, self.spec.name)
+                 if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
-            self._follow(capture, time.monotonic() - start_s, VideoClock(fps, start_s, self.frames_read),
-                         skips=DAMAGED_RUN_MAX)
+            capture = _open_video(path, relay.read_end if relay else None)
+            if not capture.isOpened():
+                if self.stop.is_set():  # (a stalled writer's header, cut by the stop: no fault of the video's)
+                    if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
+                        raise EdgeRapError(self.error)
+                    return 0, 15.0
+                # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
+                reason = unopenable_reason(path) if waited is None else None
+                raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
+            self.error = None
+            fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+            fps = fps if 0 < fps <= 240 else 15.0
+            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
+            try:
+                self._follow(capture, time.monotonic() - start_s, VideoClock(fps, start_s, self.frames_read),
+                             skips=DAMAGED_RUN_MAX)
+            finally:
+                capture.release()
         finally:
-            capture.release()
+            if relay is not None:
+                relay.close()
         return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:

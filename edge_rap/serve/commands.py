@@ -28,7 +28,7 @@ def cmd_serve(args) -> int:
     tls = Tls(args.tls_cert, args.tls_key) if args.tls_cert else None
     check_tls(tls)  # before the memory's token is written and the port bound
     args.host = checked_host(args.host)
-    from edge_rap.cli import _existing_memory, _settings, _stop_on_signals
+    from edge_rap.cli import _existing_memory, _settings
 
     settings = _settings(args)  # the profile's detector, or --detector's
 
@@ -47,16 +47,16 @@ def cmd_serve(args) -> int:
         # In a thread, stopped by our own signal handlers: uvicorn's, in the main thread, raise the signal again
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
         supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
-        with _stop_on_signals() as stop:
-            server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat,
-                                         sock=sock)
-            record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))
-            print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
-            supervisor.ready(lambda: f"serving {home.root} on {server.url}/")
-            while not stop.wait(1.0) and server.thread.is_alive():
-                pass
-            supervisor.stopping()
-            server.stop()
+        stop = args.stop  # (set by SIGTERM, SIGINT and SIGHUP since the command began: cli._stop_on_signals)
+        server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat,
+                                     sock=sock)
+        record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))
+        print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
+        supervisor.ready(lambda: f"serving {home.root} on {server.url}/")
+        while not stop.wait(1.0) and server.thread.is_alive():
+            pass
+        supervisor.stopping()
+        server.stop()
         if not stop.is_set():
             raise EdgeRapError("the server stopped by itself (its log above says why)")
     return 0

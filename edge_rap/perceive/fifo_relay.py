@@ -1,0 +1,58 @@
+"""A FIFO's bytes relayed into a pipe of our own that FFmpeg reads, so that a stop ends FFmpeg's read.
+
+FFmpeg reading the FIFO itself waited in a read no stop reaches when the writer stalled (mid-header, mid-frame): it
+reads its own duplicate of the read end (closing ours reaches nothing), and OpenCV's interrupt callback is a
+timeout alone. The relay closes its pipe's write end at the stop, an end of file for FFmpeg at once."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+
+#: How often the relay, waiting for the writer's bytes or for FFmpeg to take them, looks at the stop (milliseconds).
+LOOK_MS = 100
+CHUNK = 1 << 16
+
+
+class FifoRelay:
+    """Copies `source` (a FIFO's read end, left open) into `read_end` until the writer's end of file, the stop, or
+    `close()`; `source` is read no more once close() returned, so its owner may close it then."""
+
+    def __init__(self, source: int, stop: threading.Event, name: str):
+        self.read_end, self._write_end = os.pipe()
+        os.set_blocking(self._write_end, False)
+        self._source, self._stop, self._done = source, stop, threading.Event()
+        self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
+        self._thread.start()
+
+    def _ended(self) -> bool:
+        return self._stop.is_set() or self._done.is_set()
+
+    def _copy(self) -> None:
+        into, out = select.poll(), select.poll()
+        into.register(self._source, select.POLLIN)
+        out.register(self._write_end, select.POLLOUT)
+        os.set_blocking(self._source, False)
+        try:
+            while not self._ended():
+                try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
+                    data = os.read(self._source, CHUNK)
+                except BlockingIOError:  # a writer there, nothing written yet
+                    into.poll(LOOK_MS)
+                    continue
+                if not data:  # the writer closed: the next writer's bytes are the next clip's, not this one's
+                    return
+                while data and not self._ended():
+                    if out.poll(LOOK_MS):
+                        data = data[os.write(self._write_end, data):]
+        except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
+            pass
+        finally:
+            os.close(self._write_end)
+
+    def close(self) -> None:
+        """End the copy (within LOOK_MS) and close the pipe: after FFmpeg let its end go."""
+        self._done.set()
+        self._thread.join()
+        os.close(self.read_end)

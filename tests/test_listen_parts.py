@@ -1846,6 +1846,19 @@ def test_a_known_name_described_otherwise_is_refused_saying_why():
     assert parse("Forget Teddy's bowl.", list(kinds), kinds)[1].startswith("I don't know")  # a thing of its: unknown
 
 
+def test_a_known_name_described_as_its_own_kind_or_part_of_it_is_asked_to_forget():
+    # Before: "Forget Bo, a dog." of <bo>, a dog, said "I know <bo> as a dog, not as a dog", and "Forget Max the
+    # Labrador." of a labrador retriever "... not as the Labrador": refused, of the concept's own noun
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever", "teddy": "teddy bear"}
+    for said, name in (("Forget Bo, a dog.", "bo"), ("Forget Max the Labrador.", "max"),
+                       ("Forget the retriever Max.", "max"), ("Forget Teddy the bear.", "teddy")):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.name, command.state, line) == (name, "asked", f"Shall I forget <{name}>? Say yes or no."), said
+    assert parse("Forget Bo the Labrador.", list(kinds), kinds)[1].startswith("I know <bo> as a dog, not as the")
+
+
 def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():
     # Before: "car keys" heard "car" as <rc_car> and, being two words as "rc car" is, was taken for the whole name:
     # "remember this as car keys" offered another photo of the RC car, and "this is also the car keys" added one

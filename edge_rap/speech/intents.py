@@ -163,7 +163,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
         if name is None and len(known.heard) == 1 and (noun := _described_as(m.group("name"), known.heard[0])):
-            return Command("forget", stored_form(m.group("name")), "refused"), _not_as(known.heard[0].name, noun, kinds)
+            if not _of_its_kind(noun, kinds.get(known.heard[0].name, "")):
+                return (Command("forget", stored_form(m.group("name")), "refused"),
+                        _not_as(known.heard[0].name, noun, kinds))
+            name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
@@ -262,6 +265,13 @@ def _described_as(said: str, heard: Heard) -> str | None:
         return m.group(1)
     m = re.fullmatch(r"\W*(" + noun + r")\W+", before) if not re.search(r"\w", after) else None
     return m.group(1) if m else None
+
+
+def _of_its_kind(noun: str, kind: str) -> bool:
+    """Whether a noun said of a concept is its own category, or words of it, after any article: "a dog" of a dog,
+    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog")."""
+    said, own = stored_form(noun).split("_"), stored_form(kind).split("_")
+    return bool(kind.strip()) and set(said) <= set(own)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

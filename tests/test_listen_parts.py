@@ -1212,6 +1212,23 @@ def test_an_abbreviation_ends_a_sentence_before_a_question_word_and_etc_does_not
         assert (said.mode, said.names) == ("events", about), question
 
 
+def test_etc_before_a_capital_ends_a_sentence():
+    # Before: "etc." ended no sentence but before a question word, so "Where are the leashes, bowls etc. Bo needs one."
+    # was one sentence asking where, and answered where <bo> was last seen
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question in ("Where are the leashes, bowls etc. Bo needs one.", "Have you seen my keys etc. Anya hid them."):
+        said = from_memory(home, question, now=1240.0)
+        assert said is None or said.mode != "events", question
+    assert from_memory(home, "Are Bo, Anya etc. outside?", now=1240.0).names == ["bo", "anya"]  # one sentence still
+
+
 def test_a_name_said_again_in_the_question_is_its_own():
     # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
     # went to the assistant: <keys> was heard in the first sentence only, which asks nothing

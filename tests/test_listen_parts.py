@@ -1850,6 +1850,20 @@ def test_forgetting_several_names_says_each_and_an_appositive_noun_is_the_name_b
     assert line == "I forget one at a time: say forget <max>, then forget <teddy>, then forget <bo>."
 
 
+def test_forgetting_several_names_says_which_it_does_not_know():
+    # Before: "Forget Bo, Max and Zed." said "say forget <bo>, then forget <max>", leaving the unknown Zed out unsaid
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, unknown in (("Forget Bo, Zed and Max.", " I don't know 'Zed'."),
+                          ("Forget Bo, Max, Zed and Quinn.", " I don't know 'Zed' or 'Quinn'."),
+                          ("Forget Bo and Max, the dogs, please.", ""),  # their nouns and common words: no one
+                          ("Forget Bo, the dog, and Max, the Labrador.", "")):
+        command, line = parse(said, list(kinds), kinds)
+        assert command.state == "refused" and line == "I forget one at a time: say forget <bo>, then forget <max>." \
+            + unknown, said
+
+
 def test_a_known_name_described_otherwise_is_refused_saying_why():
     # Before: "Forget Teddy the dog." of <teddy>, a teddy bear, said "I don't know 'Teddy the dog'", of a name it knows
     from edge_rap.speech.intents import parse

@@ -1212,6 +1212,23 @@ def test_an_abbreviation_ends_a_sentence_before_a_question_word_and_etc_does_not
         assert (said.mode, said.names) == ("events", about), question
 
 
+def test_etc_before_a_capital_ends_a_sentence():
+    # Before: "etc." ended no sentence but before a question word, so "Where are the leashes, bowls etc. Bo needs one."
+    # was one sentence asking where, and answered where <bo> was last seen
+    from types import SimpleNamespace
+
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept, Event
+
+    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
+    home = SimpleNamespace(concepts=lambda: known,
+                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    for question in ("Where are the leashes, bowls etc. Bo needs one.", "Have you seen my keys etc. Anya hid them."):
+        said = from_memory(home, question, now=1240.0)
+        assert said is None or said.mode != "events", question
+    assert from_memory(home, "Are Bo, Anya etc. outside?", now=1240.0).names == ["bo", "anya"]  # one sentence still
+
+
 def test_a_name_said_again_in_the_question_is_its_own():
     # Before: match_names keeps a name said twice where it was first said, so "I lost my keys. Where are my keys?"
     # went to the assistant: <keys> was heard in the first sentence only, which asks nothing
@@ -1833,6 +1850,20 @@ def test_forgetting_several_names_says_each_and_an_appositive_noun_is_the_name_b
     assert line == "I forget one at a time: say forget <max>, then forget <teddy>, then forget <bo>."
 
 
+def test_forgetting_several_names_says_which_it_does_not_know():
+    # Before: "Forget Bo, Max and Zed." said "say forget <bo>, then forget <max>", leaving the unknown Zed out unsaid
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, unknown in (("Forget Bo, Zed and Max.", " I don't know 'Zed'."),
+                          ("Forget Bo, Max, Zed and Quinn.", " I don't know 'Zed' or 'Quinn'."),
+                          ("Forget Bo and Max, the dogs, please.", ""),  # their nouns and common words: no one
+                          ("Forget Bo, the dog, and Max, the Labrador.", "")):
+        command, line = parse(said, list(kinds), kinds)
+        assert command.state == "refused" and line == "I forget one at a time: say forget <bo>, then forget <max>." \
+            + unknown, said
+
+
 def test_a_known_name_described_otherwise_is_refused_saying_why():
     # Before: "Forget Teddy the dog." of <teddy>, a teddy bear, said "I don't know 'Teddy the dog'", of a name it knows
     from edge_rap.speech.intents import parse
@@ -1844,6 +1875,19 @@ def test_a_known_name_described_otherwise_is_refused_saying_why():
         command, told = parse(said, list(kinds), kinds)
         assert command.state == "refused" and told == f"{line}: say forget <{name}> to forget it.", said
     assert parse("Forget Teddy's bowl.", list(kinds), kinds)[1].startswith("I don't know")  # a thing of its: unknown
+
+
+def test_a_known_name_described_as_its_own_kind_or_part_of_it_is_asked_to_forget():
+    # Before: "Forget Bo, a dog." of <bo>, a dog, said "I know <bo> as a dog, not as a dog", and "Forget Max the
+    # Labrador." of a labrador retriever "... not as the Labrador": refused, of the concept's own noun
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever", "teddy": "teddy bear"}
+    for said, name in (("Forget Bo, a dog.", "bo"), ("Forget Max the Labrador.", "max"),
+                       ("Forget the retriever Max.", "max"), ("Forget Teddy the bear.", "teddy")):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.name, command.state, line) == (name, "asked", f"Shall I forget <{name}>? Say yes or no."), said
+    assert parse("Forget Bo the Labrador.", list(kinds), kinds)[1].startswith("I know <bo> as a dog, not as the")
 
 
 def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():

@@ -157,13 +157,17 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             if _named_beside_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
                 return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
                     known.names))]))
-            said_apart = ", then forget ".join(f"<{n}>" for n in _named_apart(m.group("name"), names, kinds))
-            return (Command("forget", stored_form(m.group("name")), "refused"),  # "forget Bo and Anya": not "I
-                    f"I forget one at a time: say forget {said_apart}.")  # don't know 'Bo and Anya'"
+            named, unknown = _named_apart(m.group("name"), names, kinds)  # "forget Bo and Anya": not "I don't know
+            said_apart = ", then forget ".join(f"<{n}>" for n in named)  # 'Bo and Anya'"
+            return (Command("forget", stored_form(m.group("name")), "refused"), f"I forget one at a time: say forget "
+                    f"{said_apart}." + (f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""))
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
         if name is None and len(known.heard) == 1 and (noun := _described_as(m.group("name"), known.heard[0])):
-            return Command("forget", stored_form(m.group("name")), "refused"), _not_as(known.heard[0].name, noun, kinds)
+            if not _of_its_kind(noun, kinds.get(known.heard[0].name, "")):
+                return (Command("forget", stored_form(m.group("name")), "refused"),
+                        _not_as(known.heard[0].name, noun, kinds))
+            name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
         if name is None:
             return (Command("forget", stored_form(m.group("name")), "refused"),
                     f"I don't know {m.group('name')!r}, so there is nothing to forget.")
@@ -239,18 +243,24 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
     return noun_then_name or not stored_form(said[:first.start]) and stored_form(after) in nouns
 
 
-def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> list[str]:
-    """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two);
-    a part that is only the noun of the concept before it is that one said again ("Max, the teddy bear and Bo" of a
-    <max> that is a teddy bear: <max> and <bo>, not the <teddy> heard in the noun)."""
+def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two),
+    and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid); a part that is only the noun
+    of the concept before it is that one said again ("Max, the teddy bear and Bo" of a <max> that is a teddy bear:
+    <max> and <bo>, not the <teddy> heard in the noun), and one of common words or their nouns alone ("please", "the
+    dogs") is none."""
     named: list[str] = []
+    unknown: list[str] = []
     for part in re.split(r",|\band\b|&", said):
         known = match_names(part, names)
         whole = _whole_name(part, known, categories)
-        if whole is None and named and stored_form(part) == stored_form(categories.get(named[-1], "")):
+        if whole is None and named and _of_its_kind(part, categories.get(named[-1], "")):
             continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
-    return named
+        nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}
+        described = all(w in nouns or w[:-1] in nouns for w in stored_form(part).split("_"))  # "the dogs", "please"
+        unknown += [part.strip(" .!?")] if not known.heard and not described else []
+    return named, unknown
 
 
 def _described_as(said: str, heard: Heard) -> str | None:
@@ -262,6 +272,13 @@ def _described_as(said: str, heard: Heard) -> str | None:
         return m.group(1)
     m = re.fullmatch(r"\W*(" + noun + r")\W+", before) if not re.search(r"\w", after) else None
     return m.group(1) if m else None
+
+
+def _of_its_kind(noun: str, kind: str) -> bool:
+    """Whether a noun said of a concept is its own category, or words of it, after any article: "a dog" of a dog,
+    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog")."""
+    said, own = stored_form(noun).split("_"), stored_form(kind).split("_")
+    return bool(kind.strip()) and set(said) <= set(own)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

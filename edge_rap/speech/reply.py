@@ -41,10 +41,12 @@ def _asks_where(question: str) -> bool:
 #: A word that starts a question, capitalised as whisper writes a sentence's first word
 _ASKING_START = r"(?-i:Where|What|Who|When|Which|Why|How|Is|Are|Was|Were|Did|Do|Does|Has|Have|Can|Could|Will)\b"
 #: Where a transcript's sentence ends, as who.SENTENCE_END has it, but not after a title ("Where is Dr. Bo?") nor
-#: after an abbreviation with an inner dot or "etc." ("Where was Bo at 5 p.m. yesterday?": "p.m.", "a.m.", "e.g.",
-#: "U.S."), unless a capitalised question word follows it ("I saw Bo at 5 p.m. Where is Anya?")
+#: after an abbreviation with an inner dot ("Where was Bo at 5 p.m. yesterday?": "p.m.", "a.m.", "e.g.", "U.S."),
+#: unless a capitalised question word follows it ("I saw Bo at 5 p.m. Where is Anya?"), nor after "etc." but before
+#: a capital ("Are Bo, Anya etc. outside?"; "Where are the leashes etc. Bo needs one." asks nothing of <bo>)
 _SENTENCE_BREAK = re.compile(r"(?<=[.?!])(?<!\bmr\.)(?<!\bmrs\.)(?<!\bms\.)(?<!\bdr\.)(?<!\bst\.)"
-                             r"(?:(?<![^\W\d_]\.[^\W\d_]\.)(?<!\betc\.)\s+|\s+(?=" + _ASKING_START + "))", re.I)
+                             r"(?:(?<![^\W\d_]\.[^\W\d_]\.)(?<!\betc\.)\s+|(?<=\betc\.)\s+(?=(?-i:[A-Z]))"
+                             r"|\s+(?=" + _ASKING_START + "))", re.I)
 
 
 def _sentences(question: str) -> list[tuple[int, int]]:

@@ -94,10 +94,11 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     refuse_another_embedders(memory.store, space, settings.embedder)
     unseen = memory.store.photos_without(space) if memory.store.space(space) is not None else 0
     if unseen:  # remembered with another embedder (spaces never mix): this one cannot see them; said
+        them = noun(unseen, "it", "them")
         log.warning("%s remembered with another embedder and %s no %s vectors, so this recognition cannot "
-                    "see %s: `edge-rap reindex --embedder %s` brings them in",
+                    "see %s: `edge-rap reindex --embedder %s` brings %s in",
                     counted(unseen, "photo was", "photos were"), noun(unseen, "has", "have"),
-                    memory.embedder.space.model, noun(unseen, "it", "them"), settings.embedder)
+                    memory.embedder.space.model, them, settings.embedder, them)
     lost = memory.store.unrecognisable()  # no reindex could read their photos: another one would not either
     if lost:
         log.warning("%s cannot be recognised: the last reindex could read none of their photos (missing or "

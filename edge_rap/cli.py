@@ -963,10 +963,12 @@ def _refuse_empty_names(args) -> None:
 
 def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """`edge-rap -- concepts` was argparse's "invalid choice: '--'" followed by every command's name: `--` ends a
-    command's options, so it is said where it goes."""
+    command's options, so it is said where it goes. `--help` or `--version` before it still answers, as argparse
+    does before it reads any command (`edge-rap --version --` was refused)."""
     commands = {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
                 for name in action.choices}
-    if "--" in argv and not commands & set(argv[:argv.index("--")]):
+    answered = {"-h", "--help", "--version"}
+    if "--" in argv and not (commands | answered) & set(argv[:argv.index("--")]):
         parser.error("`--` goes after the command, before operands that begin with '-' (`edge-rap rename -- -bo "
                      "bo`): give the command first")
 

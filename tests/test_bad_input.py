@@ -783,6 +783,7 @@ def test_an_embedder_other_than_the_memorys_is_one_line(memory, settings, model_
     # "has no it vectors, so this recognition cannot see efficientnet-lite0-int8": the model and the pronoun swapped
     assert said[0].startswith("1 photo was remembered with another embedder and has no other-model vectors, so this "
                               "recognition cannot see it: "), said[0]
+    assert said[0].endswith(" brings it in"), said[0]  # (was "them" for the one photo)
 
 
 # --- bad names ------------------------------------------------------------------------------------------

@@ -685,6 +685,15 @@ def test_a_double_dash_before_the_command_says_where_it_goes(capsys, argv):
                         "(`edge-rap rename -- -bo bo`): give the command first\n"), err
 
 
+@pytest.mark.parametrize("argv", [["--version", "--"], ["--help", "--"], ["-h", "--", "concepts"]])
+def test_help_or_version_before_a_double_dash_still_answers(capsys, argv):
+    # the refusal of a `--` before the command came first: `edge-rap --version --` was "give the command first"
+    with pytest.raises(SystemExit) as answered:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert (answered.value.code, err) == (0, "") and ("edge-rap " in out or "usage: edge-rap" in out), out
+
+
 def test_a_double_dash_with_nothing_after_it_is_no_mistake(tmp_path, capsys):
     # `concepts -- "$@"` with no arguments was refused: "unrecognized arguments: --"
     assert cli.main(["concepts", "--memory", str(tmp_path), "--json", "--"]) == 0

@@ -1079,3 +1079,24 @@ def test_an_embedder_it_cannot_use_is_refused_before_the_port_is_bound(command, 
     finally:
         taken.close()
     assert not (settings.memory / TOKEN_FILE).exists()
+
+
+def test_serve_stopped_while_it_starts_ends_before_it_serves(settings, run, stop_signal, monkeypatch):
+    # Before: a SIGTERM while serve loaded its household (its handlers now come as the command starts) bound the port,
+    # recorded it and said "serving ... (Ctrl-C stops)" as its last line, then ended
+    from edge_rap import app
+    from edge_rap.serve.server import bind
+
+    check_embedder = app.check_embedder
+
+    def stopped_meanwhile(*args, **kwargs):
+        stop_signal(signal.SIGTERM)
+        return check_embedder(*args, **kwargs)
+
+    settings.memory.mkdir()
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    monkeypatch.setattr(app, "check_embedder", stopped_meanwhile)
+    assert run("serve", "--port", port) == (0, "", "")
+    assert not (settings.memory / "serve.json").exists()

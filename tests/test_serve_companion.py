@@ -504,6 +504,16 @@ def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, 
     assert _call(companion, live, capsys, "list", "--json")[1] == "[]\n"
 
 
+def test_a_name_of_dots_is_sent_as_a_name_not_read_as_a_folder(companion, live, capsys, tmp_path):
+    # `forget .` asked GET /api/concepts/ (the URL's own folder), a traceback on the list it answered; `add-photos ..`
+    # asked /api/photos, a 404 blaming --url: the device's own refusal of the name is what is said
+    photo = _save(tmp_path / "gran.png", 3)
+    for argv in (["forget", "."], ["forget", ".."], ["add-photos", ".", photo], ["add-photos", "..", photo]):
+        rc, out, err = _call(companion, live, capsys, *argv)
+        said = f"422 concept name '{argv[1]}' is not allowed"
+        assert (rc, out) == (2, "") and err.count("\n") == 1 and said in err, err
+
+
 def test_a_wrong_url_is_one_line_that_says_what_to_give(companion, live, capsys):
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer

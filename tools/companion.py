@@ -144,7 +144,7 @@ class Device:
     def add_photos(self, name: str, photos: list[Path], box: str = "") -> dict:
         files = [("photo", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
         try:
-            return self.answer("POST", f"/api/concepts/{quote(name, safe='')}/photos",
+            return self.answer("POST", f"{concept_path(name)}/photos",
                                data={"box": box} if box else None, files=files)
         except CompanionError as e:  # 422: every photo already held, perhaps since this very request
             return self._done_before(e, 422, name, files)
@@ -155,7 +155,7 @@ class Device:
         if error.status != status or not error.unanswered:
             raise error
         try:
-            concept = self.answer("GET", f"/api/concepts/{quote(name, safe='')}")
+            concept = self.answer("GET", concept_path(name))
         except CompanionError:
             raise error from None
         held = {p["sha256"] for p in concept.get("photos", [])}
@@ -164,14 +164,14 @@ class Device:
         return concept
 
     def patch(self, name: str, **change) -> dict:
-        return self.answer("PATCH", f"/api/concepts/{quote(name, safe='')}", json=change)
+        return self.answer("PATCH", concept_path(name), json=change)
 
     def forget(self, name: str) -> str:
         """Forget a concept; its name as the device spells it (`forget 'BO '` printed "forgot <BO >" for <bo>):
         asked first, as the device's answer to a forget is empty."""
-        name = self.answer("GET", f"/api/concepts/{quote(name, safe='')}")["name"]
+        name = self.answer("GET", concept_path(name))["name"]
         try:
-            self.request("DELETE", f"/api/concepts/{quote(name, safe='')}")
+            self.request("DELETE", concept_path(name))
         except CompanionError as e:
             if not (e.status == 404 and e.unanswered):  # (gone: an earlier try forgot it)
                 raise
@@ -180,6 +180,12 @@ class Device:
 
 #: The API's form fields its errors name, as this script's options (the device tells a phone "the box field").
 _OPTIONS = {"the box field": "--box"}
+
+
+def concept_path(name: str) -> str:
+    """A concept's route, its name percent-encoded; `.` and `..` too, which a URL reads as its folder or the one
+    above: `forget .` was a traceback (GET /api/concepts/ answered the list), `add-photos ..` a 404 blaming --url."""
+    return "/api/concepts/" + (name.replace(".", "%2E") if name in (".", "..") else quote(name, safe=""))
 
 
 def _error_of(response: httpx.Response) -> str:
@@ -388,7 +394,7 @@ def _add_or_held(device: Device, entry: Entry, report: SyncReport, again: bool =
         if e.status != 409:
             raise
     try:
-        return device.answer("GET", f"/api/concepts/{quote(entry.name, safe='')}")
+        return device.answer("GET", concept_path(entry.name))
     except CompanionError as e:
         if e.status != 404 or again:
             raise

@@ -48,6 +48,8 @@ def cmd_serve(args) -> int:
         # once it has stopped, which killed the process (SIGTERM) before the memory was closed.
         supervisor = Supervisor.from_environment()  # systemd (Type=notify): ready, alive while the server's loop turns
         stop = args.stop  # (set by SIGTERM, SIGINT and SIGHUP since the command began: cli._stop_on_signals)
+        if stop.is_set():  # while it started: served on, said "serving ... (Ctrl-C stops)" as its last line, then ended
+            return 0
         server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat,
                                      sock=sock)
         record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))

@@ -1890,6 +1890,26 @@ def test_a_known_name_described_as_its_own_kind_or_part_of_it_is_asked_to_forget
     assert parse("Forget Bo the Labrador.", list(kinds), kinds)[1].startswith("I know <bo> as a dog, not as the")
 
 
+def test_a_forget_with_a_time_after_it_or_its_own_noun_described_is_asked():
+    # Before: "Forget Bo now." and "Forget Bo the big old dog." of <bo>, a dog, said "I don't know 'Bo now'": the time
+    # was taken for more of a name, and a noun with words before it for no noun
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever", "mister_right": ""}
+    for said, name in (("Forget Bo now.", "bo"), ("Forget Bo, right now, please.", "bo"), ("Forget Bo's today.", "bo"),
+                       ("Forget Bo the big old dog.", "bo"), ("Forget the big old dog Bo now.", "bo"),
+                       ("Forget Max, the black Labrador.", "max"), ("Forget Mister Right.", "mister_right")):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.name, command.state, line) == (name, "asked", f"Shall I forget <{name}>? Say yes or no."), said
+    for said, line in (("Forget Bo the big old cat.", "I know <bo> as a dog, not as the big old cat: say forget <bo> "
+                                                      "to forget it."),  # its noun last, after an article
+                       ("Forget Bo the dog bowl.", "I know <bo> as a dog, not as the dog bowl: say forget <bo> to "
+                                                   "forget it."),
+                       ("Forget Zed now.", "I don't know 'Zed', so there is nothing to forget.")):
+        command, told = parse(said, list(kinds), kinds)
+        assert (command.state, told) == ("refused", line), said
+
+
 def test_a_known_name_heard_in_part_of_a_new_one_is_not_offered_another_photo():
     # Before: "car keys" heard "car" as <rc_car> and, being two words as "rc car" is, was taken for the whole name:
     # "remember this as car keys" offered another photo of the RC car, and "this is also the car keys" added one

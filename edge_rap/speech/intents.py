@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, Ambiguous, Heard, Names, match_names
+from edge_rap.speech.names import COMMON, WHEN, Ambiguous, Heard, Names, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -76,6 +76,7 @@ _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
+_WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -147,30 +148,30 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(m.group("name"))),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
+        words = _timeless(m.group("name"), names, kinds)  # "Forget Bo now.": when, no more of a name
+        known, said = match_names(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
             # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
             # choice names
-            return _asked_back("forget", m.group("name"), known)
-        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+            return _asked_back("forget", words, known)
+        name = _whole_name(words, known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
         if name is None and len(known.heard) > 1:
-            if _named_beside_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
-                return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
-                    known.names))]))
-            named, unknown = _named_apart(m.group("name"), names, kinds)  # "forget Bo and Anya": not "I don't know
+            if _named_beside_a_noun(words, known, kinds):  # "my teddy bear Max" of a <max> that is none
+                return _asked_back("forget", words, Names([], [Ambiguous(words, tuple(known.names))]))
+            named, unknown = _named_apart(words, names, kinds)  # "forget Bo and Anya": not "I don't know
             said_apart = ", then forget ".join(f"<{n}>" for n in named)  # 'Bo and Anya'"
-            return (Command("forget", stored_form(m.group("name")), "refused"), f"I forget one at a time: say forget "
+            return (Command("forget", stored_form(words), "refused"), f"I forget one at a time: say forget "
                     f"{said_apart}." + (f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""))
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
-        if name is None and len(known.heard) == 1 and (noun := _described_as(m.group("name"), known.heard[0])):
+        if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
             if not _of_its_kind(noun, kinds.get(known.heard[0].name, "")):
-                return (Command("forget", stored_form(m.group("name")), "refused"),
+                return (Command("forget", stored_form(words), "refused"),
                         _not_as(known.heard[0].name, noun, kinds))
             name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
         if name is None:
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"I don't know {m.group('name')!r}, so there is nothing to forget.")
+            return (Command("forget", stored_form(words), "refused"),
+                    f"I don't know {words!r}, so there is nothing to forget.")
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
@@ -181,6 +182,15 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return _asked_back("add", m.group("name"), known)
     whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
+
+
+def _timeless(said: str, names: list[str], categories: Mapping[str, str]) -> str:
+    """The words of a forget without the adverbs of time after them ("Bo now", "Bo, right now"): when to forget, not
+    more of a name; kept where they name a concept whole with them (<mister_right>, "Mister Right")."""
+    bare = _WHEN_END.sub("", said)
+    if bare == said or not stored_form(bare) or _whole_name(said, match_names(said, names), categories):
+        return said
+    return bare
 
 
 def _asked_back(action: str, said: str, known: Names) -> tuple[Command, str]:
@@ -265,8 +275,10 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
 
 def _described_as(said: str, heard: Heard) -> str | None:
     """The noun a name is described with beside it, as said ("the dog" of "Teddy the dog", "my teddy bear" of "my
-    teddy bear Bo"), where it is not the concept's own (else the name is whole): None for other words ("Bo's bowl")."""
-    noun = r"(?:the|my|our|your|a|an)\W+[^\W\d_]+(?:\W+[^\W\d_]+)?"
+    teddy bear Bo", "the big old dog" of "Bo the big old dog"), where it is not the concept's own noun alone (else the
+    name is whole): None for other words ("Bo's bowl", "Bo the cat and Zed")."""
+    word = r"(?!(?:and|or)\b)[^\W\d_]+"
+    noun = r"(?:the|my|our|your|a|an)\W+" + word + r"(?:\W+" + word + r"){0,3}"
     before, after = said[:heard.start], said[heard.end:]
     if m := re.fullmatch(r"\W*(" + noun + r")\W*", after) if not stored_form(before) else None:
         return m.group(1)
@@ -276,8 +288,11 @@ def _described_as(said: str, heard: Heard) -> str | None:
 
 def _of_its_kind(noun: str, kind: str) -> bool:
     """Whether a noun said of a concept is its own category, or words of it, after any article: "a dog" of a dog,
-    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog")."""
+    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog"); after
+    an article, with words before it that describe it ("the big old dog", "the black Labrador")."""
     said, own = stored_form(noun).split("_"), stored_form(kind).split("_")
+    if re.match(r"\W*(?:the|my|our|your|a|an)\W", noun, re.I):
+        said = said[-1:]  # the last is the noun: "the dog bowl" is no dog
     return bool(kind.strip()) and set(said) <= set(own)
 
 

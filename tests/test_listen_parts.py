@@ -1864,6 +1864,23 @@ def test_forgetting_several_names_says_which_it_does_not_know():
             + unknown, said
 
 
+def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
+    # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
+    # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, line in (("Forget Bo's bowl and Max.", "I forget one at a time: say forget <max>. I don't know "
+                                                     "\"Bo's bowl\"."),
+                       ("Forget Max, Chris' bag and Bo.", "I forget one at a time: say forget <max>, then forget <bo>. "
+                                                          "I don't know \"Chris' bag\"."),
+                       ("Forget Bo's bowl and Max’s collar.", "I don't know \"Bo's bowl and Max’s collar\", so there "
+                                                              "is nothing to forget."),  # none named: not "say forget ."
+                       ("Forget Bo's and Max.", "I forget one at a time: say forget <bo>, then forget <max>.")):
+        command, told = parse(said, [*kinds, "chris"], kinds)
+        assert (command.state, told) == ("refused", line), said
+
+
 def test_a_known_name_described_otherwise_is_refused_saying_why():
     # Before: "Forget Teddy the dog." of <teddy>, a teddy bear, said "I don't know 'Teddy the dog'", of a name it knows
     from edge_rap.speech.intents import parse

@@ -76,6 +76,7 @@ _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
+_THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
 _WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
@@ -158,10 +159,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         if name is None and len(known.heard) > 1:
             if _named_beside_a_noun(words, known, kinds):  # "my teddy bear Max" of a <max> that is none
                 return _asked_back("forget", words, Names([], [Ambiguous(words, tuple(known.names))]))
-            named, unknown = _named_apart(words, names, kinds)  # "forget Bo and Anya": not "I don't know
-            said_apart = ", then forget ".join(f"<{n}>" for n in named)  # 'Bo and Anya'"
-            return (Command("forget", stored_form(words), "refused"), f"I forget one at a time: say forget "
-                    f"{said_apart}." + (f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""))
+            return _one_at_a_time(words, names, kinds)  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
         if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
@@ -170,8 +168,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                         _not_as(known.heard[0].name, noun, kinds))
             name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
         if name is None:
-            return (Command("forget", stored_form(words), "refused"),
-                    f"I don't know {words!r}, so there is nothing to forget.")
+            return _unknown(words)
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
@@ -182,6 +179,21 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return _asked_back("add", m.group("name"), known)
     whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
+
+
+def _unknown(said: str) -> tuple[Command, str]:
+    return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
+
+
+def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+    """A forget of several names refused, naming each known one to forget alone and the parts it does not know; as
+    one unknown name where it knows none ("Bo's bowl and Max's bowl")."""
+    named, unknown = _named_apart(said, names, categories)
+    if not named:
+        return _unknown(said)
+    unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
+    return (Command("forget", stored_form(said), "refused"),
+            "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
 
 
 def _timeless(said: str, names: list[str], categories: Mapping[str, str]) -> str:
@@ -255,16 +267,19 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
 
 def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two),
-    and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid); a part that is only the noun
-    of the concept before it is that one said again ("Max, the teddy bear and Bo" of a <max> that is a teddy bear:
-    <max> and <bo>, not the <teddy> heard in the noun), and one of common words or their nouns alone ("please", "the
-    dogs") is none."""
+    and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid; "Bo's bowl", a thing of a
+    known one, not <bo>); a part that is only the noun of the concept before it is that one said again ("Max, the
+    teddy bear and Bo" of a <max> that is a teddy bear: <max> and <bo>, not the <teddy> heard in the noun), and one of
+    common words or their nouns alone ("please", "the dogs") is none."""
     named: list[str] = []
     unknown: list[str] = []
     for part in re.split(r",|\band\b|&", said):
         known = match_names(part, names)
         whole = _whole_name(part, known, categories)
         if whole is None and named and _of_its_kind(part, categories.get(named[-1], "")):
+            continue
+        if whole is None and len(known.heard) == 1 and _THING_OF.match(straight_apostrophes(part), known.heard[0].end):
+            unknown.append(part.strip(" .!?"))  # "Bo's bowl": a thing of <bo>'s, no <bo>
             continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
         nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}

@@ -1864,6 +1864,20 @@ def test_forgetting_several_names_says_which_it_does_not_know():
             + unknown, said
 
 
+def test_forgetting_a_known_and_an_unknown_name_says_each_as_three_names_do():
+    # Before: "Forget Bo and Zed." said "I don't know 'Bo and Zed'", of a Bo it knows, while "Forget Bo, Max and Zed."
+    # named <bo> and <max> and said it does not know Zed: a list was looked for only where two names were heard
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, line in (("Forget Bo and Zed.", "say forget <bo>. I don't know 'Zed'."),
+                       ("Forget Zed, Max.", "say forget <max>. I don't know 'Zed'."),
+                       ("Forget Bo the cat & Zed.", "say forget <bo>. I don't know 'Zed'.")):
+        command, told = parse(said, list(kinds), kinds)
+        assert (command.state, told) == ("refused", "I forget one at a time: " + line), said
+    assert parse("Forget Bo, the cat.", list(kinds), kinds)[1].startswith("I know <bo> as a dog, not as the cat")
+
+
 def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
     # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
     # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know

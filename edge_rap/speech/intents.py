@@ -76,6 +76,7 @@ _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
+_LIST = re.compile(r",|\band\b|&", re.I)  # between the names of a forget of several: "Bo, Max and Teddy"
 _THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
 _WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
@@ -167,6 +168,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                 return (Command("forget", stored_form(words), "refused"),
                         _not_as(known.heard[0].name, noun, kinds))
             name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
+        if name is None and known.heard and len(_LIST.split(words)) > 1:  # "Bo and Zed": as "Bo, Max and Zed"
+            return _one_at_a_time(words, names, kinds)
         if name is None:
             return _unknown(words)
         return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
@@ -273,7 +276,7 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
     common words or their nouns alone ("please", "the dogs") is none."""
     named: list[str] = []
     unknown: list[str] = []
-    for part in re.split(r",|\band\b|&", said):
+    for part in _LIST.split(said):
         known = match_names(part, names)
         whole = _whole_name(part, known, categories)
         if whole is None and named and _of_its_kind(part, categories.get(named[-1], "")):
@@ -292,8 +295,8 @@ def _described_as(said: str, heard: Heard) -> str | None:
     """The noun a name is described with beside it, as said ("the dog" of "Teddy the dog", "my teddy bear" of "my
     teddy bear Bo", "the big old dog" of "Bo the big old dog"), where it is not the concept's own noun alone (else the
     name is whole): None for other words ("Bo's bowl", "Bo the cat and Zed")."""
-    word = r"(?!(?:and|or)\b)[^\W\d_]+"
-    noun = r"(?:the|my|our|your|a|an)\W+" + word + r"(?:\W+" + word + r"){0,3}"
+    word = r"(?!(?:and|or)\b)[^\W\d_]+"  # not across a list's "and", "&" or ",": "Bo the cat & Zed" is two
+    noun = r"(?:the|my|our|your|a|an)\W+" + word + r"(?:[^\w,&]+" + word + r"){0,3}"
     before, after = said[:heard.start], said[heard.end:]
     if m := re.fullmatch(r"\W*(" + noun + r")\W*", after) if not stored_form(before) else None:
         return m.group(1)

@@ -286,7 +286,7 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
             continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
         nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}
-        described = all(w in nouns or w[:-1] in nouns for w in stored_form(part).split("_"))  # "the dogs", "please"
+        described = all(_one_of(w, nouns) for w in stored_form(part).split("_"))  # "the dogs", "please"
         unknown += [part.strip(" .!?")] if not known.heard and not described else []
     return named, unknown
 
@@ -305,13 +305,19 @@ def _described_as(said: str, heard: Heard) -> str | None:
 
 
 def _of_its_kind(noun: str, kind: str) -> bool:
-    """Whether a noun said of a concept is its own category, or words of it, after any article: "a dog" of a dog,
-    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog"); after
-    an article, with words before it that describe it ("the big old dog", "the black Labrador")."""
-    said, own = stored_form(noun).split("_"), stored_form(kind).split("_")
+    """Whether a noun said of a concept is its own category, or words of it, or their plural, after any article: "a
+    dog" of a dog, "the Labrador" of a labrador retriever, "the bear" of a teddy bear, "the dogs" (not "I know <bo> as a
+    dog, not as a dog"); after an article, with words before it that describe it ("the big old dog", "the black
+    Labrador")."""
+    said, own = stored_form(noun).split("_"), set(stored_form(kind).split("_"))
     if re.match(r"\W*(?:the|my|our|your|a|an)\W", noun, re.I):
         said = said[-1:]  # the last is the noun: "the dog bowl" is no dog
-    return bool(kind.strip()) and set(said) <= set(own)
+    return bool(kind.strip()) and all(_one_of(w, own) for w in said)
+
+
+def _one_of(word: str, words: set[str]) -> bool:
+    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes")."""
+    return word in words or word[-1:] == "s" and (word[:-1] in words or word[-2:] == "es" and word[:-2] in words)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

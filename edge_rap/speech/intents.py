@@ -185,6 +185,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
 
 
 def _unknown(said: str) -> tuple[Command, str]:
+    """A forget of words that name no concept, refused as said."""
     return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
 
 

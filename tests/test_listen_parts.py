@@ -1878,6 +1878,17 @@ def test_forgetting_a_known_and_an_unknown_name_says_each_as_three_names_do():
     assert parse("Forget Bo, the cat.", list(kinds), kinds)[1].startswith("I know <bo> as a dog, not as the cat")
 
 
+def test_a_forget_said_as_a_list_that_names_one_concept_only_is_asked():
+    # Before: "Forget Bo and the dog." of <bo>, a dog, and "Forget Bo, please, now." said "I forget one at a time: say
+    # forget <bo>.": a list whose other parts are that one's noun again or common words named one concept, refused
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said in ("Forget Bo and the dog.", "Forget Bo, please, now.", "Forget Bo & the big dogs."):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.name, command.state, line) == ("bo", "asked", "Shall I forget <bo>? Say yes or no."), said
+
+
 def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
     # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
     # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know

@@ -172,7 +172,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _one_at_a_time(words, names, kinds)
         if name is None:
             return _unknown(words)
-        return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+        return _asked_to_forget(name)
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
@@ -184,6 +184,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     return _add(whole) if whole else (None, "")
 
 
+def _asked_to_forget(name: str) -> tuple[Command, str]:
+    return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+
+
 def _unknown(said: str) -> tuple[Command, str]:
     """A forget of words that name no concept, refused as said."""
     return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
@@ -191,10 +195,13 @@ def _unknown(said: str) -> tuple[Command, str]:
 
 def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
     """A forget of several names refused, naming each known one to forget alone and the parts it does not know; as
-    one unknown name where it knows none ("Bo's bowl and Max's bowl")."""
+    one unknown name where it knows none ("Bo's bowl and Max's bowl"), and asked where the rest only names the one
+    again or says nothing ("Bo and the dog" of a dog, "Bo, please, now")."""
     named, unknown = _named_apart(said, names, categories)
     if not named:
         return _unknown(said)
+    if len(named) == 1 and not unknown:
+        return _asked_to_forget(named[0])
     unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
     return (Command("forget", stored_form(said), "refused"),
             "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)

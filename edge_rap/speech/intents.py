@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, Ambiguous, Heard, Names, match_names
+from edge_rap.speech.names import COMMON, WHEN, Ambiguous, Heard, Names, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -76,6 +76,9 @@ _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
+_LIST = re.compile(r",|\band\b|&", re.I)  # between the names of a forget of several: "Bo, Max and Teddy"
+_THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
+_WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -147,31 +150,29 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(m.group("name"))),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        known, said = match_names(m.group("name"), names), straight_apostrophes(m.group("name"))
+        words = _timeless(m.group("name"), names, kinds)  # "Forget Bo now.": when, no more of a name
+        known, said = match_names(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
             # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
             # choice names
-            return _asked_back("forget", m.group("name"), known)
-        name = _whole_name(m.group("name"), known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
+            return _asked_back("forget", words, known)
+        name = _whole_name(words, known, kinds)  # "Forget Bo's bowl." is no <bo>; "Forget Bo's."
         if name is None and len(known.heard) > 1:
-            if _named_beside_a_noun(m.group("name"), known, kinds):  # "my teddy bear Max" of a <max> that is none
-                return _asked_back("forget", m.group("name"), Names([], [Ambiguous(m.group("name"), tuple(
-                    known.names))]))
-            named, unknown = _named_apart(m.group("name"), names, kinds)  # "forget Bo and Anya": not "I don't know
-            said_apart = ", then forget ".join(f"<{n}>" for n in named)  # 'Bo and Anya'"
-            return (Command("forget", stored_form(m.group("name")), "refused"), f"I forget one at a time: say forget "
-                    f"{said_apart}." + (f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""))
+            if _named_beside_a_noun(words, known, kinds):  # "my teddy bear Max" of a <max> that is none
+                return _asked_back("forget", words, Names([], [Ambiguous(words, tuple(known.names))]))
+            return _one_at_a_time(words, names, kinds)  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
             name = _whole_name(bare, match_names(bare, names), kinds)
-        if name is None and len(known.heard) == 1 and (noun := _described_as(m.group("name"), known.heard[0])):
+        if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
             if not _of_its_kind(noun, kinds.get(known.heard[0].name, "")):
-                return (Command("forget", stored_form(m.group("name")), "refused"),
+                return (Command("forget", stored_form(words), "refused"),
                         _not_as(known.heard[0].name, noun, kinds))
             name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
+        if name is None and known.heard and len(_LIST.split(words)) > 1:  # "Bo and Zed": as "Bo, Max and Zed"
+            return _one_at_a_time(words, names, kinds)
         if name is None:
-            return (Command("forget", stored_form(m.group("name")), "refused"),
-                    f"I don't know {m.group('name')!r}, so there is nothing to forget.")
-        return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+            return _unknown(words)
+        return _asked_to_forget(name)
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
@@ -181,6 +182,38 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return _asked_back("add", m.group("name"), known)
     whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
     return _add(whole) if whole else (None, "")
+
+
+def _asked_to_forget(name: str) -> tuple[Command, str]:
+    return Command("forget", name), f"Shall I forget <{name}>? Say yes or no."
+
+
+def _unknown(said: str) -> tuple[Command, str]:
+    """A forget of words that name no concept, refused as said."""
+    return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
+
+
+def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+    """A forget of several names refused, naming each known one to forget alone and the parts it does not know; as
+    one unknown name where it knows none ("Bo's bowl and Max's bowl"), and asked where the rest only names the one
+    again or says nothing ("Bo and the dog" of a dog, "Bo, please, now")."""
+    named, unknown = _named_apart(said, names, categories)
+    if not named:
+        return _unknown(said)
+    if len(named) == 1 and not unknown:
+        return _asked_to_forget(named[0])
+    unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
+    return (Command("forget", stored_form(said), "refused"),
+            "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
+
+
+def _timeless(said: str, names: list[str], categories: Mapping[str, str]) -> str:
+    """The words of a forget without the adverbs of time after them ("Bo now", "Bo, right now"): when to forget, not
+    more of a name; kept where they name a concept whole with them (<mister_right>, "Mister Right")."""
+    bare = _WHEN_END.sub("", said)
+    if bare == said or not stored_form(bare) or _whole_name(said, match_names(said, names), categories):
+        return said
+    return bare
 
 
 def _asked_back(action: str, said: str, known: Names) -> tuple[Command, str]:
@@ -245,28 +278,33 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
 
 def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two),
-    and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid); a part that is only the noun
-    of the concept before it is that one said again ("Max, the teddy bear and Bo" of a <max> that is a teddy bear:
-    <max> and <bo>, not the <teddy> heard in the noun), and one of common words or their nouns alone ("please", "the
-    dogs") is none."""
+    and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid; "Bo's bowl", a thing of a
+    known one, not <bo>); a part that is only the noun of the concept before it is that one said again ("Max, the
+    teddy bear and Bo" of a <max> that is a teddy bear: <max> and <bo>, not the <teddy> heard in the noun), and one of
+    common words or their nouns alone ("please", "the dogs") is none."""
     named: list[str] = []
     unknown: list[str] = []
-    for part in re.split(r",|\band\b|&", said):
+    for part in _LIST.split(said):
         known = match_names(part, names)
         whole = _whole_name(part, known, categories)
         if whole is None and named and _of_its_kind(part, categories.get(named[-1], "")):
             continue
+        if whole is None and len(known.heard) == 1 and _THING_OF.match(straight_apostrophes(part), known.heard[0].end):
+            unknown.append(part.strip(" .!?"))  # "Bo's bowl": a thing of <bo>'s, no <bo>
+            continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
         nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}
-        described = all(w in nouns or w[:-1] in nouns for w in stored_form(part).split("_"))  # "the dogs", "please"
+        described = all(_one_of(w, nouns) for w in stored_form(part).split("_"))  # "the dogs", "please"
         unknown += [part.strip(" .!?")] if not known.heard and not described else []
     return named, unknown
 
 
 def _described_as(said: str, heard: Heard) -> str | None:
     """The noun a name is described with beside it, as said ("the dog" of "Teddy the dog", "my teddy bear" of "my
-    teddy bear Bo"), where it is not the concept's own (else the name is whole): None for other words ("Bo's bowl")."""
-    noun = r"(?:the|my|our|your|a|an)\W+[^\W\d_]+(?:\W+[^\W\d_]+)?"
+    teddy bear Bo", "the big old dog" of "Bo the big old dog"), where it is not the concept's own noun alone (else the
+    name is whole): None for other words ("Bo's bowl", "Bo the cat and Zed")."""
+    word = r"(?!(?:and|or)\b)[^\W\d_]+"  # not across a list's "and", "&" or ",": "Bo the cat & Zed" is two
+    noun = r"(?:the|my|our|your|a|an)\W+" + word + r"(?:[^\w,&]+" + word + r"){0,3}"
     before, after = said[:heard.start], said[heard.end:]
     if m := re.fullmatch(r"\W*(" + noun + r")\W*", after) if not stored_form(before) else None:
         return m.group(1)
@@ -275,10 +313,19 @@ def _described_as(said: str, heard: Heard) -> str | None:
 
 
 def _of_its_kind(noun: str, kind: str) -> bool:
-    """Whether a noun said of a concept is its own category, or words of it, after any article: "a dog" of a dog,
-    "the Labrador" of a labrador retriever, "the bear" of a teddy bear (not "I know <bo> as a dog, not as a dog")."""
-    said, own = stored_form(noun).split("_"), stored_form(kind).split("_")
-    return bool(kind.strip()) and set(said) <= set(own)
+    """Whether a noun said of a concept is its own category, or words of it, or their plural, after any article: "a
+    dog" of a dog, "the Labrador" of a labrador retriever, "the bear" of a teddy bear, "the dogs" (not "I know <bo> as a
+    dog, not as a dog"); after an article, with words before it that describe it ("the big old dog", "the black
+    Labrador")."""
+    said, own = stored_form(noun).split("_"), set(stored_form(kind).split("_"))
+    if re.match(r"\W*(?:the|my|our|your|a|an)\W", noun, re.I):
+        said = said[-1:]  # the last is the noun: "the dog bowl" is no dog
+    return bool(kind.strip()) and all(_one_of(w, own) for w in said)
+
+
+def _one_of(word: str, words: set[str]) -> bool:
+    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes")."""
+    return word in words or word[-1:] == "s" and (word[:-1] in words or word[-2:] == "es" and word[:-2] in words)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

@@ -328,9 +328,9 @@ def match_names(text: str, names: Sequence[str]) -> Names:
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 
-#: Adverbs of time alone to the end of the clause: what follows a name, not a thing of its ("Bo's now?", "Bo's today")
-_WHEN_AFTER = re.compile(r"(?:\W*\b(?:right|now|today|tonight|yesterday|again|still|lately|currently|already|yet)\b)*"
-                         r"\s*(?:$|[^\w\s'])", re.I)
+#: Adverbs of time: what follows a name, not a thing of its ("Bo's now?", "Bo's today", "Forget Bo now.")
+WHEN = r"(?:right|now|today|tonight|yesterday|again|still|lately|currently|already|yet)"
+_WHEN_AFTER = re.compile(r"(?:\W*\b" + WHEN + r"\b)*\s*(?:$|[^\w\s'])", re.I)  # alone to the end of the clause
 
 
 def _with_s(said: str, form: str, end: int | None, text: str) -> bool | None:

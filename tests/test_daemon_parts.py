@@ -31,6 +31,7 @@ from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
                                       parse_sources, source_names)
+from edge_rap.perceive import camera as camera_module
 from edge_rap.perceive import fifo_relay
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
@@ -791,6 +792,28 @@ def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkey
             writer.write(frame * 2)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
         assert camera.frames_read == 4 and camera.error is None
+    finally:
+        stop.set()
+
+
+def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch):
+    # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened
+    # the bytes relayed till then: 0 frames and no error, as if the FIFO had opened and shown nothing
+    camera, stop = fifo_camera(tmp_path)
+    open_video = camera_module._open_video
+
+    def stopped_meanwhile(path, fifo):
+        capture = open_video(path, fifo)
+        stop.set()
+        return capture
+
+    monkeypatch.setattr(camera_module, "_open_video", stopped_meanwhile)
+    try:
+        camera.start()
+        with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
+            write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        wait_until(camera.finished.is_set, "the stop")
+        assert camera.frames_read == 0 and camera.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
     finally:
         stop.set()
 

@@ -564,8 +564,9 @@ class Camera:
             capture = _open_video(path, relay.read_end if relay else None)
             if relay is not None:
                 relay.opened()
-            if not capture.isOpened():
-                if self.stop.is_set():  # (a stalled writer's header, cut by the stop: no fault of the video's)
+            if not capture.isOpened() or (relay is not None and self.stop.is_set()):
+                if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
+                    capture.release()  # open that returned after it, on the bytes relayed till then)
                     if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0

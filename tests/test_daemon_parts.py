@@ -818,6 +818,19 @@ def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, 
         stop.set()
 
 
+def test_a_fifo_removed_before_its_first_writer_is_said_removed(tmp_path):
+    # Before: said as "cannot open as a video", as if its bytes were no video
+    camera, stop = fifo_camera(tmp_path)
+    try:
+        camera.start()
+        time.sleep(0.3)  # (the wait begun)
+        os.remove(tmp_path / "pipe")
+        wait_until(camera.finished.is_set, "the source's end")
+        assert camera.error == f"source {str(tmp_path / 'pipe')!r}: removed before it opened"
+    finally:
+        stop.set()
+
+
 def drain(camera) -> list:
     """Every frame a camera hands on, until it has finished."""
     got = []

@@ -512,6 +512,8 @@ class Camera:
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
+        if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
+            raise EdgeRapError(f"source {path!r}: removed before it opened")
         try:
             try:
                 announced, fps = self._play(path, waited)

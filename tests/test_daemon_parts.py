@@ -31,6 +31,8 @@ from edge_rap.daemon.track import Presence, VoteSettings
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
                                       parse_sources, source_names)
+from edge_rap.perceive import camera as camera_module
+from edge_rap.perceive import fifo_relay
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -743,6 +745,88 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
         os.close(came[0])
         wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the second writer's clip")
         assert camera.frames_read == 6 and camera.error is None
+    finally:
+        stop.set()
+
+
+def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_opening(tmp_path, monkeypatch, caplog):
+    # Before: FFmpeg's probe of the stalled header held OpenCV's open, which is one at a time, until the stop: a clip
+    # given to another camera meanwhile was never read
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 1.0)
+    camera, stop = fifo_camera(tmp_path)
+    clip = clip_bytes(tmp_path)
+    other = Camera(parse_source(f"clip={tmp_path / 'a.avi'}"), stop)
+    other.slot = NeverBusySlot()
+    try:
+        camera.start()
+        with open(tmp_path / "pipe", "wb") as stalled:
+            stalled.write(clip[:200])
+            stalled.flush()
+            waiting = array.array("i", [0])
+            wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
+                       "the stalled writer's header being read")
+            time.sleep(0.3)  # (FFmpeg's probe in its read for the rest)
+            other.start()
+            wait_until(other.finished.is_set, "the end of the clip beside the stalled FIFO", timeout_s=20)
+            assert other.error is None and other.frames_read == 3
+            wait_until(lambda: "stalled before a whole header" in caplog.text, "the stall said")
+            assert not camera.finished.is_set() and camera.outages == 0
+        write_into(tmp_path / "pipe", clip)  # (the stalled writer gone, the next one is read)
+        wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the next writer's clip")
+        assert camera.frames_read == 3 and camera.error is None
+    finally:
+        stop.set()
+
+
+def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkeypatch):
+    # The stall that ends an open still pending ends nothing once the video opened: a pause is the stream's own
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    frame = b"FRAME\n" + bytes(64 * 48 * 3 // 2)
+    try:
+        camera.start()
+        with open(tmp_path / "pipe", "wb", buffering=0) as writer:
+            writer.write(b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n" + frame * 2)
+            wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
+            time.sleep(1.0)  # (over OPEN_STALL_S without a byte)
+            writer.write(frame * 2)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 4 and camera.error is None
+    finally:
+        stop.set()
+
+
+def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch):
+    # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened
+    # the bytes relayed till then: 0 frames and no error, as if the FIFO had opened and shown nothing
+    camera, stop = fifo_camera(tmp_path)
+    open_video = camera_module._open_video
+
+    def stopped_meanwhile(path, fifo):
+        capture = open_video(path, fifo)
+        stop.set()
+        return capture
+
+    monkeypatch.setattr(camera_module, "_open_video", stopped_meanwhile)
+    try:
+        camera.start()
+        with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
+            write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        wait_until(camera.finished.is_set, "the stop")
+        assert camera.frames_read == 0 and camera.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
+    finally:
+        stop.set()
+
+
+def test_a_fifo_removed_before_its_first_writer_is_said_removed(tmp_path):
+    # Before: said as "cannot open as a video", as if its bytes were no video
+    camera, stop = fifo_camera(tmp_path)
+    try:
+        camera.start()
+        time.sleep(0.3)  # (the wait begun)
+        os.remove(tmp_path / "pipe")
+        wait_until(camera.finished.is_set, "the source's end")
+        assert camera.error == f"source {str(tmp_path / 'pipe')!r}: removed before it opened"
     finally:
         stop.set()
 

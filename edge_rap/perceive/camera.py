@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
+from edge_rap.perceive import fifo_relay
 from edge_rap.perceive.fifo_relay import FifoRelay
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
@@ -206,6 +207,10 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     if "://" not in target and not reachable(Path(target), Path.exists) and not is_device_path(Path(target)):
         raise EdgeRapError(f"source {target!r}: no such file or folder")
     return SourceSpec(name, target)
+
+
+class WriterStalled(EdgeRapError):
+    """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened: the next writer is waited for."""
 
 
 class LatestSlot:
@@ -507,11 +512,20 @@ class Camera:
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
         self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
+        if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
+            raise EdgeRapError(f"source {path!r}: removed before it opened")
         try:
-            announced, fps = self._play(path, waited)
+            try:
+                announced, fps = self._play(path, waited)
+                played = True
+            except WriterStalled as e:
+                log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
+                announced, fps, played = 0, 15.0, False
             while waited is not None and not self.stop.is_set():
-                self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
-                log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
+                if played:
+                    self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
+                    log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
+                played = True
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._await_writer(path)
@@ -550,11 +564,17 @@ class Camera:
                  if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
             capture = _open_video(path, relay.read_end if relay else None)
-            if not capture.isOpened():
-                if self.stop.is_set():  # (a stalled writer's header, cut by the stop: no fault of the video's)
+            if relay is not None:
+                relay.opened()
+            if not capture.isOpened() or (relay is not None and self.stop.is_set()):
+                if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
+                    capture.release()  # open that returned after it, on the bytes relayed till then)
                     if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0
+                if relay is not None and relay.stalled:
+                    raise WriterStalled(f"source {path!r}: the FIFO's writer stalled before a whole header "
+                                        f"(no byte for {fifo_relay.OPEN_STALL_S:g} s)")
                 # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
                 reason = unopenable_reason(path) if waited is None else None
                 raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))

@@ -2,17 +2,26 @@
 
 FFmpeg reading the FIFO itself waited in a read no stop reaches when the writer stalled (mid-header, mid-frame): it
 reads its own duplicate of the read end (closing ours reaches nothing), and OpenCV's interrupt callback is a
-timeout alone. The relay closes its pipe's write end at the stop, an end of file for FFmpeg at once."""
+timeout alone. The relay closes its pipe's write end at the stop, an end of file for FFmpeg at once.
+
+OpenCV opens one source at a time: FFmpeg's probe of a writer that stalled mid-header held every other source's open
+for as long as it stalled. Until the open returned, a writer that sends no byte for OPEN_STALL_S has the pipe ended
+too, the probe failing on what came; after it, a pause is the stream's own, waited out."""
 
 from __future__ import annotations
 
 import os
 import select
 import threading
+import time
 
 #: How often the relay, waiting for the writer's bytes or for FFmpeg to take them, looks at the stop (milliseconds).
 LOOK_MS = 100
 CHUNK = 1 << 16
+#: Seconds without a byte from the writer after which an open still pending is ended: a header comes in one go from
+#: a recorder that has its first frame, and a camera that takes a second or two to give it is waited for; the other
+#: sources' opens wait this long at most behind a stalled one.
+OPEN_STALL_S = 3.0
 
 
 class FifoRelay:
@@ -23,22 +32,32 @@ class FifoRelay:
         self.read_end, self._write_end = os.pipe()
         os.set_blocking(self._write_end, False)
         self._source, self._stop, self._done = source, stop, threading.Event()
+        self._opened = threading.Event()
+        self.stalled = False  # the pipe was ended for a writer's stall before the open returned
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
 
     def _ended(self) -> bool:
         return self._stop.is_set() or self._done.is_set()
 
+    def opened(self) -> None:
+        """OpenCV's open returned: from now on the writer's pauses are its stream's, never an end."""
+        self._opened.set()
+
     def _copy(self) -> None:
         into, out = select.poll(), select.poll()
         into.register(self._source, select.POLLIN)
         out.register(self._write_end, select.POLLOUT)
         os.set_blocking(self._source, False)
+        waiting_since = time.monotonic()  # for the writer's next byte (not for FFmpeg to take the last ones)
         try:
             while not self._ended():
                 try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
                     data = os.read(self._source, CHUNK)
                 except BlockingIOError:  # a writer there, nothing written yet
+                    if not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S:
+                        self.stalled = True
+                        return
                     into.poll(LOOK_MS)
                     continue
                 if not data:  # the writer closed: the next writer's bytes are the next clip's, not this one's
@@ -46,6 +65,7 @@ class FifoRelay:
                 while data and not self._ended():
                     if out.poll(LOOK_MS):
                         data = data[os.write(self._write_end, data):]
+                waiting_since = time.monotonic()
         except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
             pass
         finally:

@@ -1889,6 +1889,18 @@ def test_a_forget_said_as_a_list_that_names_one_concept_only_is_asked():
         assert (command.name, command.state, line) == ("bo", "asked", "Shall I forget <bo>? Say yes or no."), said
 
 
+def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():
+    # Before: "Forget the others, not Bo." and "Forget all but Bo, the dog." of <bo>, a dog, asked "Shall I forget
+    # <bo>?": the one concept the list named was taken for the one meant, though its part said more than its name
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said in ("Forget the others, not Bo.", "Forget all but Bo, the dog.", "Forget everyone except Max, okay?"):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", f"I don't know {said[7:-1]!r}, so there is nothing to forget."), \
+            said
+
+
 def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
     # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
     # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know

@@ -1901,6 +1901,19 @@ def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_o
             said
 
 
+def test_a_forget_list_part_that_points_at_another_or_more_is_not_taken_for_the_name_again():
+    # Before: "Forget it, Bo." ("never mind, Bo") and "Forget Bo and the other dog." of <bo>, a dog, asked "Shall I
+    # forget <bo>?": "it" was common words and "the other dog" <bo>'s noun again, so the list named <bo> alone
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, part in (("Forget it, Bo.", "it"), ("Forget Bo and the other dog.", "the other dog"),
+                       ("Forget Bo and the others.", "the others"), ("Forget Bo and all.", "all")):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", f"I forget one at a time: say forget <bo>. I don't know {part!r}."), \
+            said
+
+
 def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
     # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
     # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know

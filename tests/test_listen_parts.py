@@ -1977,6 +1977,15 @@ def test_a_forget_with_a_time_after_it_or_its_own_noun_described_is_asked():
         assert (command.state, told) == ("refused", line), said
 
 
+def test_a_forget_for_now_is_of_the_name_before_it():
+    # Before: "Forget Bo for now." said "I don't know 'Bo for'": the time was cut from the name, the "for" before it left
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog"}
+    assert parse("Forget Bo for now.", list(kinds), kinds)[1] == "Shall I forget <bo>? Say yes or no."
+    assert parse("Forget Zed for now.", list(kinds), kinds)[1] == "I don't know 'Zed', so there is nothing to forget."
+
+
 def test_a_plural_of_a_known_names_own_category_is_that_category():
     # Before: "Forget Bo, the dogs." of <bo>, a dog, said "I know <bo> as a dog, not as the dogs": a plural (as whisper
     # may write "the dog's" or a slip says it) was taken for another noun

@@ -80,7 +80,8 @@ _LIST = re.compile(r",|\band\b|&", re.I)  # between the names of a forget of sev
 _THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
 # a part of a forget's list that points at something else or at more ("Forget it, Bo.", "Bo and the others"): no noun
 _ELSEWHERE = re.compile(r"\b(?:it|that|this|them|others?|all|rest|else|both|every\w*)\b", re.I)
-_WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
+# "Forget Bo now.", "Forget Bo, right now.", "Forget Bo for now." (not "I don't know 'Bo for'")
+_WHEN_END = re.compile(r"(?:\W+(?:for\W+)?" + WHEN + r")+\W*$", re.I)
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."

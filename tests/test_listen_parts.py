@@ -1250,6 +1250,7 @@ def test_a_name_said_again_in_the_question_is_its_own():
 def test_a_where_question_that_points_back_is_about_the_names_before_it():
     # Before: since 09fbbc2 "I lost my keys. Where are they?" and "Bo is hungry. Where is she?" went to the assistant
     # (no name in the asking sentence), answered from the description, not from the sightings, as they were before
+    # ("Bo ate at 7 a.m. Has he left?" too, since 1c8a608 ended a sentence after "a.m." before "Has")
 
     from edge_rap.speech.reply import from_memory
     from edge_rap.types import Concept
@@ -1259,7 +1260,8 @@ def test_a_where_question_that_points_back_is_about_the_names_before_it():
     home = sighted_home(known)
     for question, about in (("I lost my keys. Where are they?", ["keys"]), ("Bo is hungry. Where is she?", ["bo"]),
                             ("Anya called. I looked everywhere. Where is she?", ["anya"]),
-                            ("Where is Bo? Where is he?", ["bo"])):
+                            ("Where is Bo? Where is he?", ["bo"]),
+                            ("Bo ate at 7 a.m. Has he left?", ["bo"]), ("Anya called. Did she leave?", ["anya"])):
         said = from_memory(home, question, now=1240.0)
         assert (said.mode, said.names) == ("events", about), question
     for other in ("Bo is hungry. Where is the milk?", "Where is it? Bo wants it.", "Bo is barking. Is it out?"):

@@ -1250,6 +1250,7 @@ def test_a_name_said_again_in_the_question_is_its_own():
 def test_a_where_question_that_points_back_is_about_the_names_before_it():
     # Before: since 09fbbc2 "I lost my keys. Where are they?" and "Bo is hungry. Where is she?" went to the assistant
     # (no name in the asking sentence), answered from the description, not from the sightings, as they were before
+    # ("Bo ate at 7 a.m. Has he left?" too, since 1c8a608 ended a sentence after "a.m." before "Has")
 
     from edge_rap.speech.reply import from_memory
     from edge_rap.types import Concept
@@ -1259,7 +1260,8 @@ def test_a_where_question_that_points_back_is_about_the_names_before_it():
     home = sighted_home(known)
     for question, about in (("I lost my keys. Where are they?", ["keys"]), ("Bo is hungry. Where is she?", ["bo"]),
                             ("Anya called. I looked everywhere. Where is she?", ["anya"]),
-                            ("Where is Bo? Where is he?", ["bo"])):
+                            ("Where is Bo? Where is he?", ["bo"]),
+                            ("Bo ate at 7 a.m. Has he left?", ["bo"]), ("Anya called. Did she leave?", ["anya"])):
         said = from_memory(home, question, now=1240.0)
         assert (said.mode, said.names) == ("events", about), question
     for other in ("Bo is hungry. Where is the milk?", "Where is it? Bo wants it.", "Bo is barking. Is it out?"):
@@ -1889,6 +1891,31 @@ def test_a_forget_said_as_a_list_that_names_one_concept_only_is_asked():
         assert (command.name, command.state, line) == ("bo", "asked", "Shall I forget <bo>? Say yes or no."), said
 
 
+def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():
+    # Before: "Forget the others, not Bo." and "Forget all but Bo, the dog." of <bo>, a dog, asked "Shall I forget
+    # <bo>?": the one concept the list named was taken for the one meant, though its part said more than its name
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said in ("Forget the others, not Bo.", "Forget all but Bo, the dog.", "Forget everyone except Max, okay?"):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", f"I don't know {said[7:-1]!r}, so there is nothing to forget."), \
+            said
+
+
+def test_a_forget_list_part_that_points_at_another_or_more_is_not_taken_for_the_name_again():
+    # Before: "Forget it, Bo." ("never mind, Bo") and "Forget Bo and the other dog." of <bo>, a dog, asked "Shall I
+    # forget <bo>?": "it" was common words and "the other dog" <bo>'s noun again, so the list named <bo> alone
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, part in (("Forget it, Bo.", "it"), ("Forget Bo and the other dog.", "the other dog"),
+                       ("Forget Bo and the others.", "the others"), ("Forget Bo and all.", "all")):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", f"I forget one at a time: say forget <bo>. I don't know {part!r}."), \
+            said
+
+
 def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_name():
     # Before: "Forget Bo's bowl and Max." said "say forget <bo>, then forget <max>": a yes to forgetting <bo> then
     # forgot the dog, though a bowl of his was named, as "Forget Bo's bowl." alone says it does not know
@@ -1950,6 +1977,15 @@ def test_a_forget_with_a_time_after_it_or_its_own_noun_described_is_asked():
                        ("Forget Zed now.", "I don't know 'Zed', so there is nothing to forget.")):
         command, told = parse(said, list(kinds), kinds)
         assert (command.state, told) == ("refused", line), said
+
+
+def test_a_forget_for_now_is_of_the_name_before_it():
+    # Before: "Forget Bo for now." said "I don't know 'Bo for'": the time was cut from the name, the "for" before it left
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog"}
+    assert parse("Forget Bo for now.", list(kinds), kinds)[1] == "Shall I forget <bo>? Say yes or no."
+    assert parse("Forget Zed for now.", list(kinds), kinds)[1] == "I don't know 'Zed', so there is nothing to forget."
 
 
 def test_a_plural_of_a_known_names_own_category_is_that_category():

@@ -78,7 +78,10 @@ _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
 _POSSESSIVE_END = re.compile(r"'s\W*$", re.I)  # "Forget Bo's.": a possessive by habit, with nothing of Bo's named
 _LIST = re.compile(r",|\band\b|&", re.I)  # between the names of a forget of several: "Bo, Max and Teddy"
 _THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
-_WHEN_END = re.compile(r"(?:\W+" + WHEN + r")+\W*$", re.I)  # "Forget Bo now.", "Forget Bo, right now."
+# a part of a forget's list that points at something else or at more ("Forget it, Bo.", "Bo and the others"): no noun
+_ELSEWHERE = re.compile(r"\b(?:it|that|this|them|others?|all|rest|else|both|every\w*)\b", re.I)
+# "Forget Bo now.", "Forget Bo, right now.", "Forget Bo for now." (not "I don't know 'Bo for'")
+_WHEN_END = re.compile(r"(?:\W+(?:for\W+)?" + WHEN + r")+\W*$", re.I)
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -196,12 +199,13 @@ def _unknown(said: str) -> tuple[Command, str]:
 def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
     """A forget of several names refused, naming each known one to forget alone and the parts it does not know; as
     one unknown name where it knows none ("Bo's bowl and Max's bowl"), and asked where the rest only names the one
-    again or says nothing ("Bo and the dog" of a dog, "Bo, please, now")."""
-    named, unknown = _named_apart(said, names, categories)
+    again or says nothing ("Bo and the dog" of a dog, "Bo, please, now"), unless a part says more of it than its name
+    ("the others, not Bo", "all but Bo, the dog": not <bo>, refused as said)."""
+    named, unknown, loose = _named_apart(said, names, categories)
     if not named:
         return _unknown(said)
-    if len(named) == 1 and not unknown:
-        return _asked_to_forget(named[0])
+    if len(named) == 1 and (loose or not unknown):
+        return _unknown(said) if loose else _asked_to_forget(named[0])
     unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
     return (Command("forget", stored_form(said), "refused"),
             "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
@@ -276,27 +280,32 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
     return noun_then_name or not stored_form(said[:first.start]) and stored_form(after) in nouns
 
 
-def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str]]:
+def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str], bool]:
     """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two),
     and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid; "Bo's bowl", a thing of a
     known one, not <bo>); a part that is only the noun of the concept before it is that one said again ("Max, the
     teddy bear and Bo" of a <max> that is a teddy bear: <max> and <bo>, not the <teddy> heard in the noun), and one of
-    common words or their nouns alone ("please", "the dogs") is none."""
+    common words or their nouns alone ("please", "the dogs") is none, but one pointing at another or more ("it", "the
+    other dog", "all") is not known; and whether a part named one with other words
+    than its name and no noun ("not Bo", "all but Bo"; not "Bo the cat")."""
     named: list[str] = []
     unknown: list[str] = []
+    loose = False
     for part in _LIST.split(said):
         known = match_names(part, names)
         whole = _whole_name(part, known, categories)
-        if whole is None and named and _of_its_kind(part, categories.get(named[-1], "")):
+        elsewhere = _ELSEWHERE.search(part)  # "Bo and the other dog": not <bo>'s noun again
+        if whole is None and named and not elsewhere and _of_its_kind(part, categories.get(named[-1], "")):
             continue
         if whole is None and len(known.heard) == 1 and _THING_OF.match(straight_apostrophes(part), known.heard[0].end):
             unknown.append(part.strip(" .!?"))  # "Bo's bowl": a thing of <bo>'s, no <bo>
             continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
+        loose = loose or whole is None and len(known.heard) == 1 and not _described_as(part, known.heard[0])
         nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}
-        described = all(_one_of(w, nouns) for w in stored_form(part).split("_"))  # "the dogs", "please"
+        described = all(_one_of(w, nouns) for w in stored_form(part).split("_")) and not elsewhere
         unknown += [part.strip(" .!?")] if not known.heard and not described else []
-    return named, unknown
+    return named, unknown, loose
 
 
 def _described_as(said: str, heard: Heard) -> str | None:

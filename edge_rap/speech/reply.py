@@ -61,8 +61,10 @@ _GOING_ON = frozenset("also plus either besides likewise".split())
 
 
 #: A where question that names no one but points back ("I lost my keys. Where are they?"): it is about the names of
-#: the last sentence before it that has any. Not "Bo is barking. Is it out?", which may be of anything.
-_WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|him|her)\b", re.I)
+#: the last sentence before it that has any, as does one whether he, she or they left ("Max ate at 7 a.m. Has he
+#: left?"). Not "Bo is barking. Is it out?", which may be of anything.
+_WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|him|her)\b"
+                            r"|\b(has|have|did)\s+(he|she|they)\b", re.I)
 
 
 def _asked_where(question: str, names: Names) -> Names:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -955,12 +956,13 @@ def serving(tmp_path):
 
     started = []
 
-    def start(env: dict | None = None, **popen) -> tuple[subprocess.Popen, int]:
+    def start(env: dict | None = None, program: tuple[str, ...] = ("-m", "edge_rap"),
+              **popen) -> tuple[subprocess.Popen, int]:
         (tmp_path / "memory").mkdir()
         probe = bind("127.0.0.1", 0)
         port = probe.getsockname()[1]
         probe.close()
-        proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
+        proc = subprocess.Popen([sys.executable, *program, "serve", "--memory", str(tmp_path / "memory"),
                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
                                      "EDGE_RAP_MODELS": str(tmp_path / "models"), **(env or {})}, **popen)
@@ -985,6 +987,57 @@ def test_serve_stops_on_a_signal_with_exit_0(serving, sig):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "")
+
+
+#: `edge-rap serve` whose GET /api/concepts never ends once it began (a file says when it has), its stop's wait for
+#: the requests under way 0.5 s (5 s: the test would wait it out).
+SERVE_HOLDING_A_REQUEST = """
+import pathlib, sys, threading
+from edge_rap import cli
+from edge_rap.household import Household
+from edge_rap.serve.server import ServerHandle
+
+def held(self):
+    pathlib.Path(sys.argv[1]).touch()
+    threading.Event().wait()
+
+Household.concepts = held
+ServerHandle.stop.__defaults__ = (0.5,)
+raise SystemExit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(serving, tmp_path):
+    # three uploads to a server stopped 0.3 s later: the log said "3 requests still running after 5 s: answered 503",
+    # and curl got "100 Continue", then an empty reply: the process had ended under them, before they reached the
+    # closed household that they would have been answered 503 on
+    from edge_rap.serve.drain import SHUTTING_DOWN
+    from edge_rap.serve.token import TOKEN_FILE
+
+    began = tmp_path / "began"
+    proc, port = serving(program=("-c", SERVE_HOLDING_A_REQUEST, str(began)))
+    token = (tmp_path / "memory" / TOKEN_FILE).read_text().strip()
+    answers: list = []
+
+    def ask() -> None:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/concepts", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60)
+            answers.append((r.status_code, r.json()))
+        except httpx.HTTPError as e:
+            answers.append(repr(e))
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    for _ in range(6000):
+        if began.exists() or not asking.is_alive():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    asking.join(60)
+    assert answers == [(503, {"error": SHUTTING_DOWN})]
+    assert proc.returncode == 0 and "1 request still running after 0.5 s: answered 503" in err
 
 
 def test_serve_under_systemd_says_ready_pings_while_its_loop_turns_and_says_stopping(serving, tmp_path):

@@ -532,19 +532,23 @@ def test_an_empty_or_fieldless_json_body_is_422_naming_the_fields_on_ask_and_pat
 
 def test_a_route_on_a_concept_not_there_is_404_whatever_its_body(tmp_path):
     # PATCH `{}`, a misspelt field, a form, or add-photos without a photo, to a name not there was 422 or 415 on the
-    # body: the client learnt of its body, not that there is no such concept
+    # body: the client learnt of its body, not that there is no such concept; and a body that is no JSON, or no
+    # form the parser can read, was 400 (FastAPI reads the body before any dependency), an upload read whole first
+    garbled = {"content": b"garbage", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         bodies = [{"json": {}}, {"json": {"descripton": "x"}}, {"json": {"name": None}}, {"content": b""},
-                  {"data": {"description": "x"}}]
+                  {"data": {"description": "x"}}, {"content": b"{not json"}, {"content": b"{bad", "headers": {
+                      "Content-Type": "application/json"}}, garbled]
         for body in bodies:
             r = c.patch("/api/concepts/nobody", **body)
             assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
-        for body in ({"data": {"box": "1,2,3,4"}}, {"json": {"photo": "x"}}):
+        for body in ({"data": {"box": "1,2,3,4"}}, {"json": {"photo": "x"}}, garbled):
             r = c.post("/api/concepts/nobody/photos", **body)
             assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
-        assert c.patch("/api/concepts/nobody", content=b"{not json").status_code == 400  # unreadable: said first
         assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
         assert c.patch("/api/concepts/bo", json={}).status_code == 422  # there: its body judged, as before
+        assert c.patch("/api/concepts/bo", content=b"{not json").status_code == 400
+        assert c.post("/api/concepts/bo/photos", **garbled).status_code == 400
 
 
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):

@@ -5,6 +5,7 @@ carry the event log along, events come with their snapshots, ask streams Server-
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -697,6 +698,18 @@ def test_a_form_with_a_preamble_before_its_first_boundary_is_taken(tmp_path):
         assert r.status_code == 201, r.text
         assert [(k["name"], k["description"], k["views"]) for k in c.get("/api/concepts").json()] == \
             [("bo", "our dog", 1)]
+
+
+def test_a_form_the_parser_cannot_read_is_logged_naming_its_route(tmp_path, caplog):
+    # serve's log said "edge-rap: Expected boundary character 45, got 103 at index 2", the parser's words alone:
+    # which request, from which client, was not said
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        r = c.post("/api/concepts", content=b"--xyz\r\nbad header\r\n\r\nx\r\n--xyz--\r\n",
+                   headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400 and r.json()["error"].startswith("the body is no multipart form the parser can read ("
+                                                                 "Found invalid character 32 in header at 10)")
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert said == [f"POST /api/concepts: {r.json()['error']}"]
 
 
 def test_the_boundary_inside_a_line_is_no_delimiter_in_a_preamble_or_a_field(tmp_path):

@@ -162,6 +162,9 @@ def install(app: FastAPI) -> None:
     """The handlers; `app.state.in_flight` says when the server is stopping: a request that fails then, on the
     household closed under it, is told so (503), with no traceback in the log."""
     in_flight = app.state.in_flight
+    # the form's parser logs each fault it raises ("edge-rap: Expected boundary character 45, ..." in serve's log,
+    # naming no request): said by `http_problem` instead, with the method and route
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
     def device_trouble(request: Request, exc: DeviceError):
         """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
@@ -182,6 +185,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:
+            log.warning("%s %s: %s", request.method, request.url.path, unparsed[1])
             return error(*unparsed)
         if exc.status_code == 400 and (said := _unread_json(exc)):
             return error(400, said)

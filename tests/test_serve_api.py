@@ -552,6 +552,21 @@ def test_a_route_on_a_concept_not_there_is_404_whatever_its_body(tmp_path):
         assert c.post("/api/concepts/bo/photos", **garbled).status_code == 400
 
 
+def test_a_path_with_a_trailing_slash_is_404_saying_the_path_without_not_a_redirect(tmp_path):
+    # `PATCH /api/concepts/bo/` was 307 to /api/concepts/bo (Starlette's redirect_slashes): a client that follows it
+    # sends its body again (an upload's too), and curl, which does not, got an empty answer
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        for method, path, body in (("PATCH", "/api/concepts/bo/", {"json": {"description": "x"}}),
+                                   ("POST", "/api/concepts/", {"data": {"name": "al"}}), ("GET", "/api/concepts/", {}),
+                                   ("POST", "/api/concepts/bo/photos/", {"files": photo_files(png(photo("coffee")))})):
+            r = c.request(method, path, **body)
+            assert (r.status_code, r.json()) == (404, {"error": f"{method} {path}: no such route; without its "
+                                                                f"trailing '/': {path[:-1]}"}), r.text
+        assert c.get("/api/nosuch/").json() == {"error": "Not Found"}  # no route without it either
+        assert [(k["name"], k["description"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", "", 1)]
+
+
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):
     """Python's `requests.post(url, data=json.dumps({"question": ...}))` sends no Content-Type: no form can be read
     from such a body, and it was answered "ask needs a question, a photo, or both". The published schema gave the

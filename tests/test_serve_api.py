@@ -5,10 +5,12 @@ carry the event log along, events come with their snapshots, ask streams Server-
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -531,19 +533,38 @@ def test_an_empty_or_fieldless_json_body_is_422_naming_the_fields_on_ask_and_pat
 
 def test_a_route_on_a_concept_not_there_is_404_whatever_its_body(tmp_path):
     # PATCH `{}`, a misspelt field, a form, or add-photos without a photo, to a name not there was 422 or 415 on the
-    # body: the client learnt of its body, not that there is no such concept
+    # body: the client learnt of its body, not that there is no such concept; and a body that is no JSON, or no
+    # form the parser can read, was 400 (FastAPI reads the body before any dependency), an upload read whole first
+    garbled = {"content": b"garbage", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
         bodies = [{"json": {}}, {"json": {"descripton": "x"}}, {"json": {"name": None}}, {"content": b""},
-                  {"data": {"description": "x"}}]
+                  {"data": {"description": "x"}}, {"content": b"{not json"}, {"content": b"{bad", "headers": {
+                      "Content-Type": "application/json"}}, garbled]
         for body in bodies:
             r = c.patch("/api/concepts/nobody", **body)
             assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
-        for body in ({"data": {"box": "1,2,3,4"}}, {"json": {"photo": "x"}}):
+        for body in ({"data": {"box": "1,2,3,4"}}, {"json": {"photo": "x"}}, garbled):
             r = c.post("/api/concepts/nobody/photos", **body)
             assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"}), (body, r.text)
-        assert c.patch("/api/concepts/nobody", content=b"{not json").status_code == 400  # unreadable: said first
         assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
         assert c.patch("/api/concepts/bo", json={}).status_code == 422  # there: its body judged, as before
+        assert c.patch("/api/concepts/bo", content=b"{not json").status_code == 400
+        assert c.post("/api/concepts/bo/photos", **garbled).status_code == 400
+
+
+def test_a_path_with_a_trailing_slash_is_404_saying_the_path_without_not_a_redirect(tmp_path):
+    # `PATCH /api/concepts/bo/` was 307 to /api/concepts/bo (Starlette's redirect_slashes): a client that follows it
+    # sends its body again (an upload's too), and curl, which does not, got an empty answer
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        for method, path, body in (("PATCH", "/api/concepts/bo/", {"json": {"description": "x"}}),
+                                   ("POST", "/api/concepts/", {"data": {"name": "al"}}), ("GET", "/api/concepts/", {}),
+                                   ("POST", "/api/concepts/bo/photos/", {"files": photo_files(png(photo("coffee")))})):
+            r = c.request(method, path, **body)
+            assert (r.status_code, r.json()) == (404, {"error": f"{method} {path}: no such route; without its "
+                                                                f"trailing '/': {path[:-1]}"}), r.text
+        assert c.get("/api/nosuch/").json() == {"error": "Not Found"}  # no route without it either
+        assert [(k["name"], k["description"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", "", 1)]
 
 
 def test_ask_reads_a_body_without_a_media_type_as_json_and_publishes_its_json_body(tmp_path):
@@ -692,6 +713,18 @@ def test_a_form_with_a_preamble_before_its_first_boundary_is_taken(tmp_path):
         assert r.status_code == 201, r.text
         assert [(k["name"], k["description"], k["views"]) for k in c.get("/api/concepts").json()] == \
             [("bo", "our dog", 1)]
+
+
+def test_a_form_the_parser_cannot_read_is_logged_naming_its_route(tmp_path, caplog):
+    # serve's log said "edge-rap: Expected boundary character 45, got 103 at index 2", the parser's words alone:
+    # which request, from which client, was not said
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        r = c.post("/api/concepts", content=b"--xyz\r\nbad header\r\n\r\nx\r\n--xyz--\r\n",
+                   headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400 and r.json()["error"].startswith("the body is no multipart form the parser can read ("
+                                                                 "Found invalid character 32 in header at 10)")
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert said == [f"POST /api/concepts: {r.json()['error']}"]
 
 
 def test_the_boundary_inside_a_line_is_no_delimiter_in_a_preamble_or_a_field(tmp_path):
@@ -955,12 +988,13 @@ def serving(tmp_path):
 
     started = []
 
-    def start(env: dict | None = None, **popen) -> tuple[subprocess.Popen, int]:
+    def start(env: dict | None = None, program: tuple[str, ...] = ("-m", "edge_rap"),
+              **popen) -> tuple[subprocess.Popen, int]:
         (tmp_path / "memory").mkdir()
         probe = bind("127.0.0.1", 0)
         port = probe.getsockname()[1]
         probe.close()
-        proc = subprocess.Popen([sys.executable, "-m", "edge_rap", "serve", "--memory", str(tmp_path / "memory"),
+        proc = subprocess.Popen([sys.executable, *program, "serve", "--memory", str(tmp_path / "memory"),
                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "EDGE_RAP_HOME": str(tmp_path / "home"),
                                      "EDGE_RAP_MODELS": str(tmp_path / "models"), **(env or {})}, **popen)
@@ -985,6 +1019,57 @@ def test_serve_stops_on_a_signal_with_exit_0(serving, sig):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "")
+
+
+#: `edge-rap serve` whose GET /api/concepts never ends once it began (a file says when it has), its stop's wait for
+#: the requests under way 0.5 s (5 s: the test would wait it out).
+SERVE_HOLDING_A_REQUEST = """
+import pathlib, sys, threading
+from edge_rap import cli
+from edge_rap.household import Household
+from edge_rap.serve.server import ServerHandle
+
+def held(self):
+    pathlib.Path(sys.argv[1]).touch()
+    threading.Event().wait()
+
+Household.concepts = held
+ServerHandle.stop.__defaults__ = (0.5,)
+raise SystemExit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(serving, tmp_path):
+    # three uploads to a server stopped 0.3 s later: the log said "3 requests still running after 5 s: answered 503",
+    # and curl got "100 Continue", then an empty reply: the process had ended under them, before they reached the
+    # closed household that they would have been answered 503 on
+    from edge_rap.serve.drain import SHUTTING_DOWN
+    from edge_rap.serve.token import TOKEN_FILE
+
+    began = tmp_path / "began"
+    proc, port = serving(program=("-c", SERVE_HOLDING_A_REQUEST, str(began)))
+    token = (tmp_path / "memory" / TOKEN_FILE).read_text().strip()
+    answers: list = []
+
+    def ask() -> None:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/concepts", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60)
+            answers.append((r.status_code, r.json()))
+        except httpx.HTTPError as e:
+            answers.append(repr(e))
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    for _ in range(6000):
+        if began.exists() or not asking.is_alive():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    asking.join(60)
+    assert answers == [(503, {"error": SHUTTING_DOWN})]
+    assert proc.returncode == 0 and "1 request still running after 0.5 s: answered 503" in err
 
 
 def test_serve_under_systemd_says_ready_pings_while_its_loop_turns_and_says_stopping(serving, tmp_path):

@@ -602,11 +602,13 @@ def test_a_change_names_its_fields_and_one_overtaken_by_another_writer_has_the_s
 def test_errors_are_json_with_one_line(live):
     with live.client() as c:
         assert c.get("/api/concepts/nobody").json() == {"error": "no concept named 'nobody'"}
-        r = c.patch("/api/concepts/nobody", content=b"{not json", headers={"Content-Type": "application/json"})
+        for body in (b"{not json", b""):  # looked up first, before the body is read
+            r = c.patch("/api/concepts/nobody", content=body, headers={"Content-Type": "application/json"})
+            assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"})
+        assert c.post("/api/concepts", data={"name": "al"}, files=photo_files(png(scene(2)))).status_code == 201
+        r = c.patch("/api/concepts/al", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and set(r.json()) == {"error"}
         assert r.json()["error"].startswith("the body is not JSON (") and "at character 1" in r.json()["error"]
-        r = c.patch("/api/concepts/nobody", headers={"Content-Type": "application/json"})  # looked up first
-        assert (r.status_code, r.json()) == (404, {"error": "no concept named 'nobody'"})
         r = c.post("/api/concepts", data={"name": "bo"})  # no photo
         assert r.status_code == 422 and "photo" in r.json()["error"]
         r = c.post("/api/concepts", data={"name": "bo", "box": "1,2,nan,4"}, files=photo_files(png(scene(1))))

@@ -217,6 +217,8 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                 left = stop_parts(voice, server, speaker, stop.is_set())
                 speaker = None
             summary.still_running = left
+        if server is not None:  # its requests still running answered 503, the household closed: before the process ends
+            server.finish()
     finally:
         if speaker is not None:  # the household did not open
             speaker.close(1.0)

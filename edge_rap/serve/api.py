@@ -19,13 +19,15 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_origin
+from typing import Annotated, Awaitable, Callable, ContextManager, Iterator, TypeVar, get_origin
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
@@ -263,9 +265,36 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
 
 
+def _concept_first(find: Callable[[str], Concept]) -> type[APIRoute]:
+    """The routes' class: one on a concept (`{name}`) that takes a body looks the concept up before the body is
+    read. FastAPI reads it before any dependency: a PATCH of `{bad` to a name not there was 400 (not JSON), a form
+    the parser cannot read 400 too, and an upload to it was spooled whole (64 MiB) before its 404."""
+
+    class ConceptFirst(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+            if "name" not in self.param_convertors or self.body_field is None:
+                return handler
+
+            async def looked_up_first(request: Request) -> Response:
+                await run_in_threadpool(find, request.path_params["name"])
+                return await handler(request)
+
+            return looked_up_first
+
+    return ConceptFirst
+
+
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
-    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)], strict_content_type=False)
+    def find(name: str) -> Concept:
+        concept = home.store.find(_name(name))
+        if concept is None:
+            raise ApiError(f"no concept named {validate_name(name)!r}", 404)
+        return concept
+
+    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)], strict_content_type=False,
+                       route_class=_concept_first(find))
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     # One model job (embedding, recognition, an answer) at a time, and one upload decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).
@@ -275,12 +304,6 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     downloads = OneDownload()  # one backup made or sent at a time: each takes the memory's size in the temporary folder
     links = DownloadLinks()  # backups made for a link the browser downloads itself
     started = time.monotonic()
-
-    def find(name: str) -> Concept:
-        concept = home.store.find(_name(name))
-        if concept is None:
-            raise ApiError(f"no concept named {validate_name(name)!r}", 404)
-        return concept
 
     def refuse_taken(name: str, owner: int | None = None, hint: str = "") -> None:
         try:
@@ -338,12 +361,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     def get_concept(name: str) -> dict:
         return concept_json(find(name))
 
-    def existing(name: str) -> None:
-        """A route on a concept looks it up before judging its body: a client that PATCHed `{}`, or sent no photo,
-        to a name not there was told of its body (422), not that there is no such concept (404)."""
-        find(name)
-
-    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=[Depends(existing), *JSON],
+    @router.patch("/concepts/{name}", response_model=schemas.ConceptOut, dependencies=JSON,
                   responses=FULL)
     def change_concept(request: Request, name: str, change: schemas.ConceptPatch) -> dict:
         if not change.model_fields_set:  # `{}`: was a 200 that changed nothing
@@ -372,7 +390,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         return Response(status_code=204)
 
     @router.post("/concepts/{name}/photos", status_code=201, response_model=schemas.ConceptOut,
-                 dependencies=[Depends(existing), *FORM], responses=FULL)
+                 dependencies=FORM, responses=FULL)
     def add_photos(name: str, photo: Annotated[list[UploadFile], File()],
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region = _box(box)

@@ -35,7 +35,10 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them;
     `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token)."""
     hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened
-    app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    # a path with a trailing '/' is 404 (problems.py says the path without), not Starlette's redirect (307): a client
+    # that follows one sends its PATCH's or upload's body again, and curl, which does not, got an empty answer
+    app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  redirect_slashes=False)
     app.state.in_flight = InFlight()
     app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time

@@ -59,6 +59,8 @@ def cmd_serve(args) -> int:
             pass
         supervisor.stopping()
         server.stop()
+        home.close()  # before the requests still running are answered 503: none may write after it
+        server.finish()
         if not stop.is_set():
             raise EdgeRapError("the server stopped by itself (its log above says why)")
     return 0

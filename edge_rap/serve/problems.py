@@ -158,10 +158,22 @@ def _methods_allowed(request: Request) -> list[str]:
                    for m in route.methods})
 
 
+def _without_slash(request: Request) -> str | None:
+    """The path without its trailing '/', where a route takes that path: said with the 404 of the one sent."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    return scope["path"] if any(route.matches(scope)[0] != Match.NONE for route in request.app.state.routes) else None
+
+
 def install(app: FastAPI) -> None:
     """The handlers; `app.state.in_flight` says when the server is stopping: a request that fails then, on the
     household closed under it, is told so (503), with no traceback in the log."""
     in_flight = app.state.in_flight
+    # the form's parser logs each fault it raises ("edge-rap: Expected boundary character 45, ..." in serve's log,
+    # naming no request): said by `http_problem` instead, with the method and route
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
     def device_trouble(request: Request, exc: DeviceError):
         """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
@@ -179,9 +191,12 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405 and (allowed := _methods_allowed(request)):
             return error(405, f"{request.method} {request.url.path}: a method this route does not take (it takes "
                          f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
+        if exc.status_code == 404 and (bare := _without_slash(request)):
+            return error(404, f"{request.method} {request.url.path}: no such route; without its trailing '/': {bare}")
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:
+            log.warning("%s %s: %s", request.method, request.url.path, unparsed[1])
             return error(*unparsed)
         if exc.status_code == 400 and (said := _unread_json(exc)):
             return error(400, said)

@@ -174,7 +174,7 @@ class ServerHandle:
     def stop(self, timeout: float = STOP_S) -> bool:
         """Refuse new requests (503), cut the VLM's answers under way short, wait up to `timeout` for the requests
         under way, then stop serving; whether it stopped. Only then may the household close: one still running after
-        the wait is answered 503 when it finds it closed."""
+        the wait is answered 503 by `finish`, once it closed."""
         self.stopping.set()
         running = self.in_flight.close(timeout)
         if running:
@@ -182,6 +182,13 @@ class ServerHandle:
         self.server.should_exit = True
         self.thread.join(JOIN_S)
         return not self.thread.is_alive()
+
+    def finish(self) -> None:
+        """Once the household closed after `stop`: answer 503 each request still running that has not answered. It
+        would fail on the household closed, but only once it reached it (one waiting for the model behind a 16-photo
+        upload took longer than any wait), and the process ended under it first: the client got no answer, curl
+        "100 Continue" and an empty reply, while the log said it was answered 503."""
+        self.in_flight.cut()
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,

@@ -1195,14 +1195,10 @@ def test_an_inner_dot_abbreviation_ends_no_sentence_and_also_goes_on_asking():
 def test_an_abbreviation_ends_a_sentence_before_a_question_word_and_etc_does_not_before_others():
     # Before: "p.m." never ended a sentence, so "I saw Bo at 5 p.m. Where is Anya?" asked of <bo> too; and "etc."
     # always did, so "Are Bo, Anya etc. outside?" was two sentences, neither asking where
-    from types import SimpleNamespace
-
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
-    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)])
     for question, about in (("I saw Bo at 5 p.m. Where is Anya?", ["anya"]),
                             ("Bo ate at 9 a.m. Is Anya home?", ["anya"]),
                             ("Where is Bo at 5 p.m. yesterday? Anya?", ["bo", "anya"]),
@@ -1215,14 +1211,10 @@ def test_an_abbreviation_ends_a_sentence_before_a_question_word_and_etc_does_not
 def test_etc_before_a_capital_ends_a_sentence():
     # Before: "etc." ended no sentence but before a question word, so "Where are the leashes, bowls etc. Bo needs one."
     # was one sentence asking where, and answered where <bo> was last seen
-    from types import SimpleNamespace
-
     from edge_rap.speech.reply import from_memory
-    from edge_rap.types import Concept, Event
+    from edge_rap.types import Concept
 
-    known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
-    home = SimpleNamespace(concepts=lambda: known,
-                           events=SimpleNamespace(last_seen=lambda name: Event("left", name, "den", 1.0, 1000.0)))
+    home = sighted_home([Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)])
     for question in ("Where are the leashes, bowls etc. Bo needs one.", "Have you seen my keys etc. Anya hid them."):
         said = from_memory(home, question, now=1240.0)
         assert said is None or said.mode != "events", question

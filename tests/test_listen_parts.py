@@ -955,12 +955,15 @@ def test_other_ways_of_asking_where_someone_is_are_answered_from_the_sightings()
     known = [Concept(1, "bo", "dog", "", 0, 0, 1), Concept(2, "anya", "person", "", 0, 0, 1)]
     home = sighted_home(known)
     for where in ("Is Bo outside?", "Is Anya out?", "Has Anya left yet?", "Did Bo leave?", "Can you find Bo?",
-                  "Hey robot, find Anya.", "Did you find Bo?", "I can't find Bo.", "We cannot find Anya anywhere."):
+                  "Hey robot, find Anya.", "Did you find Bo?", "I can't find Bo.", "We cannot find Anya anywhere.",
+                  # before, to the assistant
+                  "Has Bo gone out?", "Has Anya gone outside yet?", "Has Bo gone for a walk?"):
         assert from_memory(home, where, now=1240.0).mode == "events", where
     # not one who finds something (before: any "find" was "where is": "Did Bo find his ball?" was answered "I last
     # saw <bo> on the den camera 4 minutes ago", not by the assistant)
     for other in ("Is Bo out of food?", "What did Bo leave on the table?", "Is Bo happy?", "Did Bo find his ball?",
-                  "What did Anya find?", "Bo can find anything."):
+                  "What did Anya find?", "Bo can find anything.", "Has Bo gone out of his mind?",
+                  "Has Bo gone for a walk with Anya?"):
         assert from_memory(home, other, now=1240.0) is None, other
 
 

@@ -28,9 +28,11 @@ _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|b
                     # ball?")
                     r"|(^|[,.!?]\s*|\b(you|me|us)\s+|\b(i|we)\s+(can'?t|cannot|can not|couldn'?t)\s+)"
                     r"(please\s+)?(find|locate)\b"
-                    # "Is Bo outside?", "Has Anya left yet?": a question that ends there (not "Is Bo out of food?")
+                    # "Is Bo outside?", "Has Anya left yet?", "Has Mochi gone out?": a question that ends there (not
+                    # "Is Bo out of food?", "Has Bo gone out of his mind?")
                     r"|\b(is|are)\s.{1,40}\b(out|outside|away)" + SENTENCE_END +
-                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone)(\s+(yet|already|home))?" + SENTENCE_END, re.I)
+                    r"|\b(did|has|have)\s.{1,40}\b(leave|left|gone(\s+(out|outside|for\s+a\s+walk))?)"
+                    r"(\s+(yet|already|home))?" + SENTENCE_END, re.I)
 
 
 def _asks_where(question: str) -> bool:

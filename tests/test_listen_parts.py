@@ -1983,6 +1983,61 @@ def test_a_forget_for_now_is_of_the_name_before_it():
     assert parse("Forget Zed for now.", list(kinds), kinds)[1] == "I don't know 'Zed', so there is nothing to forget."
 
 
+VOICE_KINDS = {"bo": "dog", "max": "labrador retriever", "teddy": "teddy bear", "anya": "", "mochi": "cat",
+               "red_mug": "mug"}
+
+
+def test_a_name_written_as_one_after_a_commands_verb_is_heard_as_a_question_hears_it():
+    # Before: "Where is Beau?" was <bo>, but "Forget Beau." said "I don't know 'Beau'": the command's name was matched
+    # alone, its capital taken for a sentence's first word, which makes no name of a spelling only sounded alike
+    from edge_rap.speech.intents import parse
+
+    for said, line in (("Forget Beau.", "Shall I forget <bo>? Say yes or no."),
+                       ("This is also Beau.", "Shall I add this as another photo of <bo>? Say yes or no."),
+                       ("Remember this as Beau.", "I already know <bo>. Shall I add this as another photo of <bo>? "
+                                                  "Say yes or no.")):
+        command, told = parse(said, list(VOICE_KINDS), VOICE_KINDS)
+        assert (command.name, command.state, told) == ("bo", "asked", line), said
+    # a sentence begun after the verb's still starts with a capital of its own
+    assert parse("Forget it. Beau.", list(VOICE_KINDS), VOICE_KINDS)[0].state == "refused"
+    assert match_names("Beau.", list(VOICE_KINDS)).names == [] and \
+        match_names("Beau.", list(VOICE_KINDS), within=True).names == ["bo"]
+
+
+def test_a_forget_of_one_more_is_of_the_name_before_too_also_or_as_well():
+    # Before: "Forget Mochi too." said "I don't know 'Mochi too'": the words after the name were taken for more of it
+    from edge_rap.speech.intents import parse
+
+    for said in ("Forget Mochi too.", "Forget Mochi as well.", "Forget Mochi also, please.", "Forget Mochi too now."):
+        assert parse(said, list(VOICE_KINDS), VOICE_KINDS)[1] == "Shall I forget <mochi>? Say yes or no.", said
+    assert parse("Forget Zed too.", list(VOICE_KINDS), VOICE_KINDS)[1] == \
+        "I don't know 'Zed', so there is nothing to forget."
+
+
+def test_an_add_takes_a_time_after_the_name_and_its_own_noun_beside_it_as_a_forget_does():
+    # Before: "This is also Max the Labrador." and "This is also Bo now." were no command (went to the assistant),
+    # though "Forget Max the Labrador." and "Forget Bo now." were asked
+    from edge_rap.speech.intents import parse
+
+    for said, name in (("This is also Max the Labrador.", "max"), ("This is also Bo now.", "bo"),
+                       ("This is also Bo, a dog.", "bo"), ("Add this to Mochi the cat too.", "mochi"),
+                       ("This is Bo now too.", "bo")):
+        command, line = parse(said, list(VOICE_KINDS), VOICE_KINDS)
+        assert (command.action, command.name, command.state) == ("add", name, "asked"), said
+    for other in ("This is also Bo the cat.", "This is also Bo now?", "This is also Zed now."):
+        assert parse(other, list(VOICE_KINDS), VOICE_KINDS) == (None, ""), other
+
+
+def test_a_hesitation_in_a_forget_of_several_is_no_name_it_does_not_know():
+    # Before: "Forget Bo, um, Max." said "... then forget <max>. I don't know 'um'."
+    from edge_rap.speech.intents import parse
+
+    for filler in ("um", "uh", "er", "erm", "hmm"):
+        command, line = parse(f"Forget Bo, {filler}, Max.", list(VOICE_KINDS), VOICE_KINDS)
+        assert (command.state, line) == ("refused", "I forget one at a time: say forget <bo>, then forget <max>."), \
+            filler
+
+
 def test_a_plural_of_a_known_names_own_category_is_that_category():
     # Before: "Forget Bo, the dogs." of <bo>, a dog, said "I know <bo> as a dog, not as the dogs": a plural (as whisper
     # may write "the dog's" or a slip says it) was taken for another noun

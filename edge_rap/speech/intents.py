@@ -80,8 +80,9 @@ _LIST = re.compile(r",|\band\b|&", re.I)  # between the names of a forget of sev
 _THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "Chris' bag" name a thing of theirs
 # a part of a forget's list that points at something else or at more ("Forget it, Bo.", "Bo and the others"): no noun
 _ELSEWHERE = re.compile(r"\b(?:it|that|this|them|others?|all|rest|else|both|every\w*)\b", re.I)
-# "Forget Bo now.", "Forget Bo, right now.", "Forget Bo for now." (not "I don't know 'Bo for'")
-_WHEN_END = re.compile(r"(?:\W+(?:for\W+)?" + WHEN + r")+\W*$", re.I)
+# "Forget Bo now.", "Forget Bo, right now.", "Forget Bo for now." (not "I don't know 'Bo for'"), "Forget Mochi too.",
+# "... as well.", "... also."
+_WHEN_END = re.compile(r"(?:\W+(?:(?:for\W+)?" + WHEN + r"|too|also|as\W+well))+\W*$", re.I)
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -142,7 +143,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
         said = _OWNER.sub("", m.group("name"))  # "my keys" is to be <keys>: not heard as <max>, as in a question
-        known = match_names(said, names)
+        known = _heard(said, names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
@@ -154,7 +155,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         words = _timeless(m.group("name"), names, kinds)  # "Forget Bo now.": when, no more of a name
-        known, said = match_names(words, names), straight_apostrophes(words)
+        known, said = _heard(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
             # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
             # choice names
@@ -165,12 +166,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
                 return _asked_back("forget", words, Names([], [Ambiguous(words, tuple(known.names))]))
             return _one_at_a_time(words, names, kinds)  # "forget Bo and Anya": not "I don't know 'Bo and Anya'"
         if name is None and (bare := _POSSESSIVE_END.sub("", said)):  # is, to confirm
-            name = _whole_name(bare, match_names(bare, names), kinds)
+            name = _whole_name(bare, _heard(bare, names), kinds)
+        name = name or _described_whole(words, known, kinds)  # "Bo, a dog", "Max the Labrador"
         if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
-            if not _of_its_kind(noun, kinds.get(known.heard[0].name, "")):
-                return (Command("forget", stored_form(words), "refused"),
-                        _not_as(known.heard[0].name, noun, kinds))
-            name = known.heard[0].name  # "Bo, a dog", "Max the Labrador" of a labrador retriever: its own noun
+            return Command("forget", stored_form(words), "refused"), _not_as(known.heard[0].name, noun, kinds)
         if name is None and known.heard and len(_LIST.split(words)) > 1:  # "Bo and Zed": as "Bo, Max and Zed"
             return _one_at_a_time(words, names, kinds)
         if name is None:
@@ -180,11 +179,19 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
         return None, ""
-    known = match_names(m.group("name"), names)
-    if known.ambiguous and len(stored_form(m.group("name")).split("_")) == 1:
-        return _asked_back("add", m.group("name"), known)
-    whole = _whole_name(m.group("name"), known, kinds)  # not "this is also not Bo", "this is Bo's too"
+    said = _timeless(m.group("name"), names, kinds)  # "This is also Bo now.", as a forget
+    known = _heard(said, names)
+    if known.ambiguous and len(stored_form(said).split("_")) == 1:
+        return _asked_back("add", said, known)
+    # not "this is also not Bo", "this is Bo's too", "this is also Bo the cat"
+    whole = _whole_name(said, known, kinds) or _described_whole(said, known, kinds)
     return _add(whole) if whole else (None, "")
+
+
+def _heard(said: str, names: list[str]) -> Names:
+    """The names in a command's words, which follow its verb: "Beau" of "Forget Beau." is written as a name (<bo>, as
+    "Where is Beau?" hears it), not capitalised as a sentence's first word; each command is asked before it is done."""
+    return match_names(said, names, within=True)
 
 
 def _asked_to_forget(name: str) -> tuple[Command, str]:
@@ -212,10 +219,11 @@ def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -
 
 
 def _timeless(said: str, names: list[str], categories: Mapping[str, str]) -> str:
-    """The words of a forget without the adverbs of time after them ("Bo now", "Bo, right now"): when to forget, not
-    more of a name; kept where they name a concept whole with them (<mister_right>, "Mister Right")."""
+    """The words of a forget or an add without the adverbs of time after them ("Bo now", "Bo, right now") or of one
+    more ("Mochi too", "Mochi as well"): when or what else, not more of a name; kept where they name a concept whole
+    with them (<mister_right>, "Mister Right")."""
     bare = _WHEN_END.sub("", said)
-    if bare == said or not stored_form(bare) or _whole_name(said, match_names(said, names), categories):
+    if bare == said or not stored_form(bare) or _whole_name(said, _heard(said, names), categories):
         return said
     return bare
 
@@ -234,7 +242,7 @@ def _too_as_two(text: str, names: list[str]) -> re.Match | None:
     if m is None:
         return None
     said = text[m.start("name"):].rstrip(" .!")
-    return None if _whole_name(said, match_names(said, names), {}) else m
+    return None if _whole_name(said, _heard(said, names), {}) else m
 
 
 def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str | None:
@@ -242,7 +250,7 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     noun ("Bo the dog", "my dog Bo" for <bo> of `categories` "dog"), else None: not "car keys", whose "car" alone is
     heard as <rc_car>, nor "Bo's bowl"."""
     if len(known.heard) > 1:  # "my teddy bear Max": <max>, a teddy bear, whose noun holds <teddy>'s name
-        whole = {n for n in known.names if _whole_name(said, match_names(said, [n]), categories)}
+        whole = {n for n in known.names if _whole_name(said, _heard(said, [n]), categories)}
         return whole.pop() if len(whole) == 1 else None
     if not known.heard:
         return None
@@ -255,7 +263,7 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
                           re.I)
         lead = noun.match(said)  # the name heard in the noun, words after it: "my teddy bear Teddy" of <teddy>; not
         if lead and h.end <= lead.end() and re.search(r"\w", after := said[lead.end():]):  # "my mug" of <mug>, a mug
-            return _whole_name(after, match_names(after, [h.name]), {})
+            return _whole_name(after, _heard(after, [h.name]), {})
         before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
     else:
         before = said[:h.start]
@@ -266,7 +274,7 @@ def _either_whole(said: str, options: Ambiguous, categories: Mapping[str, str]) 
     """Whether one of the concepts the words were said like is named by them whole, as said or with their possessive
     dropped ("Bo's" of <bo>): asking which one is meant is of use only then."""
     bare = _POSSESSIVE_END.sub("", said)
-    return any(_whole_name(w, match_names(w, [n]), categories) for n in options.names for w in {said, bare} if w)
+    return any(_whole_name(w, _heard(w, [n]), categories) for n in options.names for w in {said, bare} if w)
 
 
 def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:
@@ -292,7 +300,7 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
     unknown: list[str] = []
     loose = False
     for part in _LIST.split(said):
-        known = match_names(part, names)
+        known = _heard(part, names)
         whole = _whole_name(part, known, categories)
         elsewhere = _ELSEWHERE.search(part)  # "Bo and the other dog": not <bo>'s noun again
         if whole is None and named and not elsewhere and _of_its_kind(part, categories.get(named[-1], "")):
@@ -319,6 +327,14 @@ def _described_as(said: str, heard: Heard) -> str | None:
         return m.group(1)
     m = re.fullmatch(r"\W*(" + noun + r")\W+", before) if not re.search(r"\w", after) else None
     return m.group(1) if m else None
+
+
+def _described_whole(said: str, known: Names, categories: Mapping[str, str]) -> str | None:
+    """The one concept heard, described beside its name as its own category ("Bo, a dog", "Max the Labrador" of a
+    labrador retriever): a forget or an add of it; else None ("Bo the cat", which a forget refuses saying so)."""
+    if len(known.heard) != 1 or not (noun := _described_as(said, known.heard[0])):
+        return None
+    return known.heard[0].name if _of_its_kind(noun, categories.get(known.heard[0].name, "")) else None
 
 
 def _of_its_kind(noun: str, kind: str) -> bool:

@@ -34,6 +34,7 @@ EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U000
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
 SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
+SENTENCE_START_WITHIN = re.compile(r"[.!?][\W_]*$")  # the same in words that go on a sentence: not at their start
 # an apostrophe after a name, written ("F'", not the "'s" of "F's", nor the possessive's after an "s" before a word:
 # "Chris' bag", whisper's "Chris's bag") or said ("F apostrophe", "F-prime")
 APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])(?!(?<=s')\s+[^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
@@ -56,7 +57,7 @@ got had has have having he her here hers him his home how i if in inside into is
 let like look me more most my near no nor not now of off on once one only or other our out outside over own
 please put right room same saw see seen she should show so some something such table tell than that the their
 them then there these they this those through to today too under until up very want was way we were what when
-where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot
+where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
 """.split())
 
 
@@ -264,8 +265,10 @@ def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int |
     return start - 1 if straight[start - 1:start] == "'" else None, after.end() if after else None
 
 
-def match_names(text: str, names: Sequence[str]) -> Names:
-    """The stored `names` the transcript `text` mentions, and the words that could be either of two names."""
+def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
+    """The stored `names` the transcript `text` mentions, and the words that could be either of two names. `within`:
+    `text` goes on a sentence begun before it (the name in "Forget Beau."), so its first capital is a name's."""
+    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
     words = _words(text)
     owned = _possessives(text, words)
     forms = _forms(names)
@@ -289,7 +292,7 @@ def match_names(text: str, names: Sequence[str]) -> Names:
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
                 if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
                     # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
-                    named = s >= THRESHOLD or capital and not SENTENCE_START.search(text, 0, words[i][1])
+                    named = s >= THRESHOLD or capital and not opening.search(text, 0, words[i][1])
                     candidates.append((max(s, THRESHOLD), i, j, name, named, joined, whole is True))
     # at the same score the longer run ("dog 5" before "dog"), then a name spelled with its "'s" (<Bo's> before <bo>)
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2], not c[6]))

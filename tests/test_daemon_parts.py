@@ -702,21 +702,33 @@ def test_a_fifo_whose_first_writer_sends_junk_is_said_at_once(tmp_path):
         stop.set()
 
 
-def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path):
+def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, monkeypatch):
     # Before: a next writer's bytes that were no video (a recorder killed mid-header) ended the source with an error
-    # (the run exited 2 where it was the only one), and a good writer after it was killed by SIGPIPE
+    # (the run exited 2 where it was the only one), and a good writer after it was killed by SIGPIPE. Then: it counted
+    # an outage, and was said as a writer that closed, though it showed nothing
     camera, stop = fifo_camera(tmp_path)
     clip = clip_bytes(tmp_path)
+    outages_as_opened, ended, play = [], [], Camera._play
+
+    def play_counted(self, *args):
+        outages_as_opened.append(self.outages)
+        try:
+            return play(self, *args)
+        finally:
+            ended.append(self.outages)
+
+    monkeypatch.setattr(Camera, "_play", play_counted)
     try:
         camera.start()
         write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         write_into(tmp_path / "pipe", b"not a video\n" * 1000)
-        wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the junk writer's end")
+        wait_until(lambda: len(ended) == 2 or camera.finished.is_set(), "the junk writer's end")
         assert not camera.finished.is_set(), camera.error
         write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the third writer's clip")
         assert camera.frames_read == 6 and camera.error is None and not camera.finished.is_set()
+        assert outages_as_opened == [0, 1, 1]  # the junk writer's end was no outage
     finally:
         stop.set()
 

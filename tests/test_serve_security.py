@@ -872,8 +872,22 @@ def test_a_request_still_running_when_the_household_closes_is_503_without_a_trac
     with a_request_under_way(tmp_path, monkeypatch) as (handle, home, release, answers):
         handle.stop(0)  # no time to wait: the household closes under the request
         home.close()
+        handle.finish()
     assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": SHUTTING_DOWN})]
     assert "Traceback" not in caplog.text and "still running" in caplog.text
+
+
+def test_a_request_still_running_after_the_wait_that_then_finishes_is_said_to_have_finished(tmp_path, monkeypatch,
+                                                                                           caplog):
+    # The stop said "1 request still running after 5 s: answered 503" as its wait ended, before the request's fate
+    # was known: it finished the next second with its answer
+    with a_request_under_way(tmp_path, monkeypatch) as (handle, home, release, answers):
+        handle.stop(0)
+        release.set()
+        assert handle.in_flight.close(60) == 0  # it finished
+        handle.finish()
+    assert [r.status_code for r in answers] == [200]
+    assert "1 request still running after 0 s: finished" in caplog.text and "503" not in caplog.text
 
 
 def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):

@@ -373,8 +373,8 @@ class Camera:
         self.finished = threading.Event()
         self.ready = ready or threading.Event()
         self.error: str | None = None
-        self.outages = 0  # times a live source was lost after it had opened, or a FIFO's writer closed (the daemon
-        # ends its visits then)
+        self.outages = 0  # times a live source was lost after it had opened, or a FIFO's writer that showed frames
+        # closed (the daemon ends its visits then)
         self.damaged = 0  # frames of a video file that could not be grabbed, skipped
         self.last_read: float | None = None  # when a frame was last grabbed (monotonic): a stall shows in it
         self.last_time_s = 0.0  # the source time of the frame last grabbed (a FIFO's next clip goes on after it)
@@ -514,18 +514,18 @@ class Camera:
         waited = self._await_writer(path)
         if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
             raise EdgeRapError(f"source {path!r}: removed before it opened")
-        try:
+        shown = self.frames_read  # the frames read before this writer's: one that showed none (junk, a stall before
+        try:  # a whole header) is no outage, and its end is said by its warning, not as a writer's that closed
             try:
                 announced, fps = self._play(path, waited)
-                played = True
             except WriterStalled as e:
                 log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
-                announced, fps, played = 0, 15.0, False
+                announced, fps = 0, 15.0
             while waited is not None and not self.stop.is_set():
-                if played:
+                if self.frames_read > shown:
                     self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
                     log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
-                played = True
+                shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._await_writer(path)

@@ -28,11 +28,13 @@ class Answer:
             self.begun = True
             await self._send(message)
 
-    async def cut(self) -> None:
-        """Answer 503 now, where the request has not begun its answer (one that has is left to end)."""
-        if not self.begun:
-            self.begun = self._cut = True
-            await send_error(self._send, 503, SHUTTING_DOWN)
+    async def cut(self) -> bool:
+        """Answer 503 now, where the request has not begun its answer (one that has is left to end); whether it did."""
+        if self.begun:
+            return False
+        self.begun = self._cut = True
+        await send_error(self._send, 503, SHUTTING_DOWN)
+        return True
 
 
 class InFlight:
@@ -63,17 +65,20 @@ class InFlight:
             self._changed.wait_for(lambda: not self._running, timeout)
             return len(self._running)
 
-    def cut(self, timeout: float = 1.0) -> None:
+    def cut(self, timeout: float = 1.0) -> tuple[int, int]:
         """Answer 503 each request still running that has not begun its answer, from the server's loop (within
         `timeout`): called once the household closed, before the process ends under them, which left their clients
-        without an answer ("100 Continue", then an empty reply)."""
+        without an answer ("100 Continue", then an empty reply). How many were answered 503, and how many are still
+        running, their answers begun (or their loop stuck)."""
         with self._changed:
             running = list(self._running)
+        answered = 0
         for answer in running:
             try:
-                asyncio.run_coroutine_threadsafe(answer.cut(), answer.loop).result(timeout)
+                answered += asyncio.run_coroutine_threadsafe(answer.cut(), answer.loop).result(timeout)
             except (concurrent.futures.TimeoutError, RuntimeError):  # the loop stuck or closed: nothing to answer by
                 pass
+        return answered, len(running) - answered
 
 
 class Drain:

@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from edge_rap.errors import EdgeRapError
@@ -170,15 +170,14 @@ class ServerHandle:
     thread: threading.Thread
     in_flight: InFlight
     stopping: threading.Event  # the household's: an answer the VLM is making ends at its next token once set
+    late: tuple[int, float] = field(default=(0, 0.0), init=False)  # (requests still running after the stop's wait, it)
 
     def stop(self, timeout: float = STOP_S) -> bool:
         """Refuse new requests (503), cut the VLM's answers under way short, wait up to `timeout` for the requests
         under way, then stop serving; whether it stopped. Only then may the household close: one still running after
-        the wait is answered 503 by `finish`, once it closed."""
+        the wait is answered 503 by `finish`, once it closed, which says what became of them."""
         self.stopping.set()
-        running = self.in_flight.close(timeout)
-        if running:
-            log.warning("%s still running after %g s: answered 503", counted(running, "request"), timeout)
+        self.late = (self.in_flight.close(timeout), timeout)
         self.server.should_exit = True
         self.thread.join(JOIN_S)
         return not self.thread.is_alive()
@@ -187,8 +186,16 @@ class ServerHandle:
         """Once the household closed after `stop`: answer 503 each request still running that has not answered. It
         would fail on the household closed, but only once it reached it (one waiting for the model behind a 16-photo
         upload took longer than any wait), and the process ended under it first: the client got no answer, curl
-        "100 Continue" and an empty reply, while the log said it was answered 503."""
-        self.in_flight.cut()
+        "100 Continue" and an empty reply, while the log said it was answered 503. The log says it once known:
+        said as the wait ended, "answered 503" was wrong of one that finished with its 201 the next second."""
+        late, waited = self.late
+        answered, answering = self.in_flight.cut()
+        if late:
+            outcomes = ((answered, "answered 503"), (late - answered - answering, "finished"),
+                        (answering, "still answering"))
+            said = [(n, what) for n, what in outcomes if n]
+            told = said[0][1] if len(said) == 1 else ", ".join(f"{n} {what}" for n, what in said)
+            log.warning("%s still running after %g s: %s", counted(late, "request"), waited, told)
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,

@@ -641,12 +641,21 @@ def write_into(pipe: Path, data: bytes) -> None:
         writer.write(data)
 
 
+@contextlib.contextmanager
+def started(camera: Camera, stop: threading.Event):
+    """The camera reading until the block ends, whatever the test met there (its stop set then)."""
+    camera.start()
+    try:
+        yield camera
+    finally:
+        stop.set()
+
+
 def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
     # Before: the source ended at the first writer's end of file: a recorder restarted later was never read
     camera, stop = fifo_camera(tmp_path)
     clip = clip_bytes(tmp_path)
-    try:
-        camera.start()
+    with started(camera, stop):
         write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         assert not camera.finished.is_set() and camera.outages == 1 and camera.frames_read == 3
@@ -658,8 +667,6 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
         stop.set()
         wait_until(camera.finished.is_set, "the wait for a third writer to end at the stop")
         assert camera.error is None
-    finally:
-        stop.set()
 
 
 @pytest.mark.parametrize("earlier_clip", [False, True])
@@ -667,8 +674,7 @@ def test_a_fifo_writer_stalled_mid_header_holds_no_stop(tmp_path, earlier_clip, 
     # Before: FFmpeg's probe waited in a read no stop reaches, the camera's thread left running past the stop's join
     camera, stop = fifo_camera(tmp_path)
     clip = clip_bytes(tmp_path)
-    try:
-        camera.start()
+    with started(camera, stop):
         if earlier_clip:
             write_into(tmp_path / "pipe", clip)
             wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
@@ -685,21 +691,16 @@ def test_a_fifo_writer_stalled_mid_header_holds_no_stop(tmp_path, earlier_clip, 
         path = str(tmp_path / "pipe")
         assert camera.error == (None if earlier_clip else f"source {path!r}: never opened")
         assert ("never opened" in caplog.text) != earlier_clip  # (said as for a FIFO no one writes to)
-    finally:
-        stop.set()
 
 
 def test_a_fifo_whose_first_writer_sends_junk_is_said_at_once(tmp_path):
     # Before: the reason looked for opened the FIFO again, which waited for a next writer (the source hung, a stop
     # could not end it) and then took that writer's first bytes
     camera, stop = fifo_camera(tmp_path)
-    try:
-        camera.start()
+    with started(camera, stop):
         write_into(tmp_path / "pipe", b"not a video\n" * 1000)
         wait_until(camera.finished.is_set, "the junk's end")
         assert camera.error == f"source {str(tmp_path / 'pipe')!r}: cannot open as a video"
-    finally:
-        stop.set()
 
 
 def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, monkeypatch):
@@ -718,8 +719,7 @@ def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, mon
             ended.append(self.outages)
 
     monkeypatch.setattr(Camera, "_play", play_counted)
-    try:
-        camera.start()
+    with started(camera, stop):
         write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         write_into(tmp_path / "pipe", b"not a video\n" * 1000)
@@ -729,8 +729,6 @@ def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, mon
         wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the third writer's clip")
         assert camera.frames_read == 6 and camera.error is None and not camera.finished.is_set()
         assert outages_as_opened == [0, 1, 1]  # the junk writer's end was no outage
-    finally:
-        stop.set()
 
 
 def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
@@ -747,8 +745,7 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
         return await_writer(self, path)
 
     monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
-    try:
-        camera.start()
+    with started(camera, stop):
         write_into(tmp_path / "pipe", clip)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         assert len(came) == 1, "the next writer found no reader"
@@ -757,8 +754,6 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
         os.close(came[0])
         wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the second writer's clip")
         assert camera.frames_read == 6 and camera.error is None
-    finally:
-        stop.set()
 
 
 def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_opening(tmp_path, monkeypatch, caplog):
@@ -769,8 +764,7 @@ def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_openin
     clip = clip_bytes(tmp_path)
     other = Camera(parse_source(f"clip={tmp_path / 'a.avi'}"), stop)
     other.slot = NeverBusySlot()
-    try:
-        camera.start()
+    with started(camera, stop):
         with open(tmp_path / "pipe", "wb") as stalled:
             stalled.write(clip[:200])
             stalled.flush()
@@ -786,8 +780,6 @@ def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_openin
         write_into(tmp_path / "pipe", clip)  # (the stalled writer gone, the next one is read)
         wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the next writer's clip")
         assert camera.frames_read == 3 and camera.error is None
-    finally:
-        stop.set()
 
 
 def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkeypatch):
@@ -795,8 +787,7 @@ def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkey
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
     frame = b"FRAME\n" + bytes(64 * 48 * 3 // 2)
-    try:
-        camera.start()
+    with started(camera, stop):
         with open(tmp_path / "pipe", "wb", buffering=0) as writer:
             writer.write(b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n" + frame * 2)
             wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
@@ -804,8 +795,6 @@ def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkey
             writer.write(frame * 2)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
         assert camera.frames_read == 4 and camera.error is None
-    finally:
-        stop.set()
 
 
 def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch):
@@ -820,27 +809,21 @@ def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, 
         return capture
 
     monkeypatch.setattr(camera_module, "_open_video", stopped_meanwhile)
-    try:
-        camera.start()
+    with started(camera, stop):
         with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
             write_into(tmp_path / "pipe", clip_bytes(tmp_path))
         wait_until(camera.finished.is_set, "the stop")
         assert camera.frames_read == 0 and camera.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
-    finally:
-        stop.set()
 
 
 def test_a_fifo_removed_before_its_first_writer_is_said_removed(tmp_path):
     # Before: said as "cannot open as a video", as if its bytes were no video
     camera, stop = fifo_camera(tmp_path)
-    try:
-        camera.start()
+    with started(camera, stop):
         time.sleep(0.3)  # (the wait begun)
         os.remove(tmp_path / "pipe")
         wait_until(camera.finished.is_set, "the source's end")
         assert camera.error == f"source {str(tmp_path / 'pipe')!r}: removed before it opened"
-    finally:
-        stop.set()
 
 
 def drain(camera) -> list:

@@ -642,6 +642,18 @@ def write_into(pipe: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
+def stalled_writer(pipe: Path, head: bytes):
+    """A writer that sent `head` (a header's start), saw it read, and stalls until the block ends."""
+    with open(pipe, "wb") as stalled:
+        stalled.write(head)
+        stalled.flush()
+        waiting = array.array("i", [0])
+        wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
+                   "the stalled writer's header being read")
+        yield
+
+
+@contextlib.contextmanager
 def started(camera: Camera, stop: threading.Event):
     """The camera reading until the block ends, whatever the test met there (its stop set then)."""
     camera.start()
@@ -678,12 +690,7 @@ def test_a_fifo_writer_stalled_mid_header_holds_no_stop(tmp_path, earlier_clip, 
         if earlier_clip:
             write_into(tmp_path / "pipe", clip)
             wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
-        with open(tmp_path / "pipe", "wb") as stalled:
-            stalled.write(clip[:200])
-            stalled.flush()
-            waiting = array.array("i", [0])
-            wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
-                       "the stalled writer's header being read")
+        with stalled_writer(tmp_path / "pipe", clip[:200]):
             time.sleep(0.3)  # (FFmpeg in its read for the rest)
             stop.set()
             camera.join(10)
@@ -765,12 +772,7 @@ def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_openin
     other = Camera(parse_source(f"clip={tmp_path / 'a.avi'}"), stop)
     other.slot = NeverBusySlot()
     with started(camera, stop):
-        with open(tmp_path / "pipe", "wb") as stalled:
-            stalled.write(clip[:200])
-            stalled.flush()
-            waiting = array.array("i", [0])
-            wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
-                       "the stalled writer's header being read")
+        with stalled_writer(tmp_path / "pipe", clip[:200]):
             time.sleep(0.3)  # (FFmpeg's probe in its read for the rest)
             other.start()
             wait_until(other.finished.is_set, "the end of the clip beside the stalled FIFO", timeout_s=20)

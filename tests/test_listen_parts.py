@@ -46,6 +46,13 @@ def test_common_words_are_not_names(said):
     assert names.names == [] and names.ambiguous == []
 
 
+def test_a_hesitation_held_longer_is_no_name():
+    # Before: "Umm, is Bo home?" was about <uma> too: "um" was a common word, "umm" compared with the names
+    for said in ("Umm, is Bo home?", "Uhh, is Bo home?", "Is ummm Bo home?"):
+        assert match_names(said, ["uma", "bo", "uhl"]).names == ["bo"], said
+    assert match_names("Is Uma home?", ["uma", "bo"]).names == ["uma"]
+
+
 @pytest.mark.parametrize("said, household", [
     ("Tell me a story.", ["mia"]), ("Where did I put it?", ["ted"]), ("Remember this as me a", ["mia"]),
     ("Is it at 6?", ["cat6"]),

@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, WHEN, Ambiguous, Heard, Names, match_names
+from edge_rap.speech.names import FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -34,13 +34,12 @@ log = logging.getLogger(__name__)
 CONFIRM_S = 10.0  # of audio from the end of the command to the start of its yes
 MAX_NAME_WORDS = 3
 NO_FRAME = "I have no camera frame to remember."
-_FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation: "um", "uh", "erm", "hmm", "ah"
 # what whisper writes for a noise it takes for speech (its training's subtitles): no one's answer ("Bye." is left a
 # no: a user's way to decline, told at once that nothing was done)
 _WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+watching)?|you)"
 # a wake phrase said push-to-talk, "okay, ...", "um, ...", "thank you, ...", "can you please ..."
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?"
-         r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you(?:\W+(?:so|very)\W+much)?|" + _FILLER + r")\W+)*"
+         r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you(?:\W+(?:so|very)\W+much)?|" + FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
 _NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
 # before a name: not an apostrophe that starts it ("Forget 'n." names <'n>, as "Where is 'n?" does)
@@ -60,7 +59,7 @@ _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is" + _NAME + r"\W*(?:2|\btwo)\W*$", r
 _NO_PROBLEM = r"no\s+(?:problem|worries)|not\s+a\s+problem"
 _YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
                   r"absolutely|definitely|of course|" + _NO_PROBLEM + r")\b", re.I)
-_NOTHING = re.compile(r"\W*(?:(?:" + _FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
+_NOTHING = re.compile(r"\W*(?:(?:" + FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
 _NO = re.compile(r"\b" + _DECLINE, re.I)
@@ -139,7 +138,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     kinds = categories or {}
     if m := _REMEMBER.match(text):
         name = stored_form(m.group("name"))
-        if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON for w in name.split("_")):
+        if not name or name.count("_") >= MAX_NAME_WORDS or all(is_common(w) for w in name.split("_")):
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
             return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
         said = _OWNER.sub("", m.group("name"))  # "my keys" is to be <keys>: not heard as <max>, as in a question
@@ -310,8 +309,8 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
             continue
         named += [n for n in ([whole] if whole else known.names) if n not in named]
         loose = loose or whole is None and len(known.heard) == 1 and not _described_as(part, known.heard[0])
-        nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | COMMON | {""}
-        described = all(_one_of(w, nouns) for w in stored_form(part).split("_")) and not elsewhere
+        nouns = {w for n in named for w in stored_form(categories.get(n, "")).split("_")} | {""}
+        described = all(_one_of(w, nouns) or is_common(w) for w in stored_form(part).split("_")) and not elsewhere
         unknown += [part.strip(" .!?")] if not known.heard and not described else []
     return named, unknown, loose
 

@@ -59,6 +59,12 @@ please put right room same saw see seen she should show so some something such t
 them then there these they this those through to today too under until up very want was way we were what when
 where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
 """.split())
+FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
+
+
+def is_common(word: str) -> bool:
+    """Whether a word (lower case) is common or a hesitation: "Umm" is no <uma>, as "um" was none."""
+    return word in COMMON or bool(re.fullmatch(FILLER, word))
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def score(said: str, name: str, capital: bool = True) -> float:
         return 100.0
     if has_unspaced(name):
         return 0.0  # typed as stored or not at all: one character apart is another name ("李小龙", "李小明")
-    if said in COMMON or len(said) < 2 or _numbers(said) and _numbers(said) != _numbers(name):
+    if is_common(said) or len(said) < 2 or _numbers(said) and _numbers(said) != _numbers(name):
         return 0.0  # a number is heard as itself: "dog 3" is not <dog6> (but "dog" may be)
     if " " in said and _only_common(said, name):
         return 0.0  # common words together are themselves, not a name: "me a" is not <mia>, "did I" not <ted>,
@@ -146,7 +152,7 @@ def _only_common(said: str, name: str) -> bool:
     with one other word is still compared: whisper writes "Mochi" as "my chai" in noise (four of the 350
     questions of `tools/bench_listen.py names --choosing` were named only so), though "my keys" is then <max>."""
     letters = [w for w in said.split() if not w.isdigit()]
-    return bool(letters) and all(w in COMMON and w not in name.split() for w in letters)
+    return bool(letters) and all(is_common(w) and w not in name.split() for w in letters)
 
 
 def _numbers(text: str) -> list[str]:

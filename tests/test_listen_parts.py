@@ -1888,9 +1888,26 @@ def test_a_forget_said_as_a_list_that_names_one_concept_only_is_asked():
     from edge_rap.speech.intents import parse
 
     kinds = {"bo": "dog", "max": "labrador retriever"}
-    for said in ("Forget Bo and the dog.", "Forget Bo, please, now.", "Forget Bo & the big dogs."):
+    for said in ("Forget Bo and the dog.", "Forget Bo, please, now.", "Forget Bo & the big dog."):
         command, line = parse(said, list(kinds), kinds)
         assert (command.name, command.state, line) == ("bo", "asked", "Shall I forget <bo>? Say yes or no."), said
+
+
+def test_a_forget_of_a_name_and_its_kind_in_the_plural_is_not_asked_of_that_one():
+    # Before: "Forget Bo and the dogs." and "Forget Bo & the big dogs." of <bo>, a dog, asked "Shall I forget <bo>?":
+    # the plural was taken for <bo>'s noun said again, though it names more dogs than him
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    for said, part in (("Forget Bo and the dogs.", "the dogs"), ("Forget Bo & the big dogs.", "the big dogs"),
+                       ("Forget Max and the retrievers.", "the retrievers")):
+        command, line = parse(said, list(kinds), kinds)
+        name = said.split()[1]
+        assert (command.state, line) == ("refused", f"I forget one at a time: say forget <{name.lower()}>. "
+                                                    f"I don't know {part!r}."), said
+    # after two names the plural is theirs, said of both
+    assert parse("Forget Bo and Max, the dogs.", list(kinds), kinds)[1] == ("I forget one at a time: say forget <bo>, "
+                                                                           "then forget <max>.")
 
 
 def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():

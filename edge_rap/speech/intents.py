@@ -301,7 +301,8 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
     for part in _LIST.split(said):
         known = _heard(part, names)
         whole = _whole_name(part, known, categories)
-        elsewhere = _ELSEWHERE.search(part)  # "Bo and the other dog": not <bo>'s noun again
+        elsewhere = _ELSEWHERE.search(part) or len(named) == 1 and _more_of_its_kind(part, categories.get(named[0], ""))
+        # "Bo and the other dog", "Bo and the dogs": not <bo>'s noun again
         if whole is None and named and not elsewhere and _of_its_kind(part, categories.get(named[-1], "")):
             continue
         if whole is None and len(known.heard) == 1 and _THING_OF.match(straight_apostrophes(part), known.heard[0].end):
@@ -322,7 +323,7 @@ def _described_as(said: str, heard: Heard) -> str | None:
     word = r"(?!(?:and|or)\b)[^\W\d_]+"  # not across a list's "and", "&" or ",": "Bo the cat & Zed" is two
     noun = r"(?:the|my|our|your|a|an)\W+" + word + r"(?:[^\w,&]+" + word + r"){0,3}"
     before, after = said[:heard.start], said[heard.end:]
-    if m := re.fullmatch(r"\W*(" + noun + r")\W*", after) if not stored_form(before) else None:
+    if m := re.fullmatch(r"[^\w&]*(" + noun + r")\W*", after) if not stored_form(before) else None:
         return m.group(1)
     m = re.fullmatch(r"\W*(" + noun + r")\W+", before) if not re.search(r"\w", after) else None
     return m.group(1) if m else None
@@ -345,6 +346,13 @@ def _of_its_kind(noun: str, kind: str) -> bool:
     if re.match(r"\W*(?:the|my|our|your|a|an)\W", noun, re.I):
         said = said[-1:]  # the last is the noun: "the dog bowl" is no dog
     return bool(kind.strip()) and all(_one_of(w, own) for w in said)
+
+
+def _more_of_its_kind(noun: str, kind: str) -> bool:
+    """Whether a noun is a concept's category in the plural ("the dogs" of a dog, "the big dogs"): in a list after
+    that one alone, more of its kind, not it again ("Forget Bo and the dogs."); after two, said of both ("Bo and Max,
+    the dogs"); beside the name with no list's word, that one described ("Bo, the dogs": `_described_whole`)."""
+    return _of_its_kind(noun, kind) and stored_form(noun).split("_")[-1] not in stored_form(kind).split("_")
 
 
 def _one_of(word: str, words: set[str]) -> bool:

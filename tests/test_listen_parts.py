@@ -1910,6 +1910,65 @@ def test_a_forget_of_a_name_and_its_kind_in_the_plural_is_not_asked_of_that_one(
                                                                            "then forget <max>.")
 
 
+@pytest.mark.parametrize("said, name", [
+    ("Forget um Bo.", "bo"), ("Forget uh Max.", "max"), ("Forget umm Bo.", "bo"), ("Forget uhh, Max.", "max"),
+    ("Forget erm Bo, please.", "bo"), ("Forget Bo, ummm, now.", "bo"), ("Forget, hmm, Max.", "max"),
+])
+def test_a_hesitation_inside_a_forget_is_left_out(said, name):
+    # Before: "Forget um Bo." said "I don't know 'um Bo'", and "Forget uhh, Max." "I don't know 'uhh'": a hesitation
+    # was left out before "forget" only, and "umm", "uhh" not even in a list
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "labrador retriever"}
+    command, line = parse(said, list(kinds), kinds)
+    assert (command.action, command.name, command.state) == ("forget", name, "asked"), said
+
+
+def test_a_hesitation_inside_a_remember_or_an_add_is_no_part_of_the_name():
+    # Before: "Remember this as um Luna." asked to remember <um_luna>, and "This is also um Bo." was no command
+    from edge_rap.speech.intents import parse
+
+    for said, action, name in (("Remember this as um Luna.", "remember", "luna"),
+                               ("Remember this as, uhh, Pip.", "remember", "pip"),
+                               ("This is also um Bo.", "add", "bo"), ("Add this to, erm, Bo.", "add", "bo")):
+        command, _ = parse(said, ["bo"], {"bo": "dog"})
+        assert (command.action, command.name, command.state) == (action, name, "asked"), said
+    assert parse("Remember this as Um.", ["bo"])[1] == "I can't use 'Um' as a name."  # alone: kept, and refused
+    assert parse("Remember this as Ah Ming.", ["bo"])[0].name == "ah_ming"  # "ah" may be a name's own
+
+
+@pytest.mark.parametrize("said, line", [
+    ("Forget Bo, no.", "OK, I will not forget <bo>."), ("Forget Bo. No.", "OK, I will not forget <bo>."),
+    ("Forget Bo, no, wait.", "OK, I will not forget <bo>."), ("Forget Bo, never mind.", "OK, I will not forget <bo>."),
+    ("Forget Bo, uh, no.", "OK, I will not forget <bo>."), ("Forget Zed, no.", "OK, I will not forget <zed>."),
+    ("Remember this as Luna, no.", "OK, I will not remember this as <luna>."),
+    ("Remember this as Luna, sorry, never mind.", "OK, I will not remember this as <luna>."),
+])
+def test_a_name_taken_back_as_it_is_said_is_not_asked(said, line):
+    # Before: "Forget Bo, no." asked "Shall I forget <bo>?" ("no" was common words after the name) and "Remember this
+    # as Luna, no." asked to remember <luna_no>
+    from edge_rap.speech.intents import parse
+
+    command, told = parse(said, ["bo", "max"], {"bo": "dog"})
+    assert (command.state, told) == ("refused", line), said
+    assert parse("This is also Bo, no.", ["bo"]) == (None, "")  # "..., no?" (isn't it?): a question, as before
+
+
+@pytest.mark.parametrize("said, action, name", [
+    ("Forget Bo, no, Max.", "forget", "max"), ("Forget Bo, sorry, Max.", "forget", "max"),
+    ("Forget Max, no, I mean Bo.", "forget", "bo"), ("Forget Max, I mean Bo, please.", "forget", "bo"),
+    ("Remember this as Luna, no, Lena.", "remember", "lena"), ("This is also Bo, no, Max.", "add", "max"),
+])
+def test_a_name_said_again_otherwise_is_the_one_asked(said, action, name):
+    # Before: "Forget Bo, no, Max." said "I forget one at a time: say forget <bo>, then forget <max>", and "Remember
+    # this as Luna, no, Lena." asked to remember <luna_no_lena>
+    from edge_rap.speech.intents import parse
+
+    command, _ = parse(said, ["bo", "max"], {"bo": "dog", "max": "dog"})
+    assert (command.action, command.name, command.state) == (action, name, "asked"), said
+    assert parse("Remember this as No Face.", ["bo"])[0].name == "no_face"  # a "no" of the name, no pause before it
+
+
 def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():
     # Before: "Forget the others, not Bo." and "Forget all but Bo, the dog." of <bo>, a dog, asked "Shall I forget
     # <bo>?": the one concept the list named was taken for the one meant, though its part said more than its name

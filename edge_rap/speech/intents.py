@@ -50,6 +50,12 @@ _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|i
 # a name in <brackets> is taken whole: "Forget <f'>." (a choice asked back) is not <f> and "'>.", nor "Forget the <f'>."
 # ("Forget the F." asked back) "the <f'" and ">.", said like either
 _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
+# a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
+# ("Ah Ming", "Jay M")
+_HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*", re.I)
+# a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
+_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that)\s*(?:[,.;!?]+\s*|$)"
+                        r"|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
@@ -137,11 +143,14 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     concept's, whose noun beside its name still names it whole ("Forget Bo the dog.")."""
     kinds = categories or {}
     if m := _REMEMBER.match(text):
-        name = stored_form(m.group("name"))
+        words, dropped = _meant(m.group("name"))
+        if not words:
+            return _taken_back("remember", dropped, names, kinds)
+        name = stored_form(words)
         if not name or name.count("_") >= MAX_NAME_WORDS or all(is_common(w) for w in name.split("_")):
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
-            return Command("remember", name, "refused"), f"I can't use {m.group('name')!r} as a name."
-        said = _OWNER.sub("", m.group("name"))  # "my keys" is to be <keys>: not heard as <max>, as in a question
+            return Command("remember", name, "refused"), f"I can't use {words!r} as a name."
+        said = _OWNER.sub("", words)  # "my keys" is to be <keys>: not heard as <max>, as in a question
         known = _heard(said, names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
@@ -150,10 +159,13 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
-        return (Command("remember", name, category=spoken_category(m.group("name"))),
+        return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        words = _timeless(m.group("name"), names, kinds)  # "Forget Bo now.": when, no more of a name
+        words, dropped = _meant(m.group("name"))
+        if not words:
+            return _taken_back("forget", dropped, names, kinds)
+        words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
         known, said = _heard(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
             # question hears it; "Bo's" of <Bo's> beside them is that one, spelled so); not "Bo's bowl", which neither
@@ -178,13 +190,33 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
         return None, ""
-    said = _timeless(m.group("name"), names, kinds)  # "This is also Bo now.", as a forget
+    said, _ = _meant(m.group("name"))
+    if not said:  # "This is also Bo, no.": a "..., isn't it?" as whisper may write it, no command taken back
+        return None, ""
+    said = _timeless(said, names, kinds)  # "This is also Bo now.", as a forget
     known = _heard(said, names)
     if known.ambiguous and len(stored_form(said).split("_")) == 1:
         return _asked_back("add", said, known)
     # not "this is also not Bo", "this is Bo's too", "this is also Bo the cat"
     whole = _whole_name(said, known, kinds) or _described_whole(said, known, kinds)
     return _add(whole) if whole else (None, "")
+
+
+def _meant(said: str) -> tuple[str, str]:
+    """A command's name as meant, and the words before it taken back: hesitations left out ("um Bo", "Pip, uh,
+    please"; not where they are all it says: <oh>), and after a name taken back what follows ("Bo, no, Max": Max);
+    "" where nothing does ("Bo, no.": nothing to do, not a <bo> asked or a <luna_no> remembered)."""
+    fluent = _HESITATION.sub("", said)
+    said = fluent if stored_form(fluent) else said
+    parts = _TAKE_BACK.split(said)
+    return (parts[-1], parts[-2]) if len(parts) > 1 else (said, "")
+
+
+def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+    """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done."""
+    name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
+    command = Command(action, name, "refused")
+    return command, f"OK, I will not {command.doing}."
 
 
 def _heard(said: str, names: list[str]) -> Names:

@@ -462,6 +462,20 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
 
 
+def test_a_pasted_tokens_line_break_is_dropped_and_a_token_no_header_carries_is_one_line(companion, live, capsys):
+    # `--token "$T "` (a space or line break pasted with it) was "cannot reach the device (LocalProtocolError: Illegal
+    # header value b'Bearer <the token> ')", retried, the token printed; a "tök" was a traceback (UnicodeEncodeError)
+    for pasted in (f"{live.token}\n", f" {live.token} "):
+        capsys.readouterr()
+        assert companion.main(["--url", live.url, "--token", pasted, "--retries", "0", "list"]) == 0
+        assert capsys.readouterr().out == "no concepts remembered yet\n"
+    for unsendable in ("t\u00f6k", "to\x00k", f"{live.token[:8]}\u200b{live.token[8:]}"):
+        assert companion.main(["--url", live.url, "--token", unsendable, "--retries", "0", "list"]) == 2
+        err = capsys.readouterr().err
+        assert err == "companion: --token: not a device token, which is ASCII letters and digits (`edge-rap pair " \
+                      "--json` on the device prints it)\n", err
+
+
 @pytest.mark.parametrize("argv", [("add", "Zo\udce9", "p.jpg"), ("add", "bo", "p.jpg", "--category", "\udc9b1mdog"),
                                   ("events", "--name", "Zo\udce9")])
 def test_an_argument_not_utf8_is_one_line(companion, live, capsys, tmp_path, argv):

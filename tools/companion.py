@@ -521,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = output = GuardedOutput(stdout)
     try:
-        if not args.url or not args.token:
+        token = _token(args.token or "")
+        if not args.url or not token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
         options = ("box", "since", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
         # "$UNSET": not the whole photo for the face meant, nor every event; a NAME in the path, no concept at all:
@@ -531,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None and not value.strip():
                 raise CompanionError(f"{option} {value!r} is empty (an unset variable?)")
         _refuse_unsendable(args)
-        code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
+        code = _run(args, Device(args.url, token, retries=max(0, args.retries)))
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
     except CompanionError as e:
@@ -631,6 +632,17 @@ def _refuse_unsendable(args: argparse.Namespace) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise CompanionError(f"{value!r} is not UTF-8 text (is the terminal set to UTF-8?)") from None
+
+
+def _token(given: str) -> str:
+    """The token as sent: a pasted one's surrounding spaces or line break dropped (they were "cannot reach the
+    device", an illegal header value, with the token printed); one no header can carry (a letter not ASCII, a
+    control character: a traceback) refused in one line that does not print it."""
+    token = given.strip()
+    if any(not (c.isascii() and c.isprintable()) for c in token):
+        raise CompanionError("--token: not a device token, which is ASCII letters and digits (`edge-rap pair --json` "
+                             "on the device prints it)")
+    return token
 
 
 def _shown(text: str) -> str:

@@ -1,4 +1,4 @@
-"""tools/companion.py against a live server: list, add, forget, events, and sync of a RAP database.json or a
+"""tools/companion.py against a live server: list, add, rename, forget, events, and sync of a RAP database.json or a
 folder of concept folders, idempotent (a second sync adds nothing; a changed description is patched), missing
 images named and the rest imported, unreachable devices one line after retries."""
 
@@ -425,6 +425,22 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 0 and _call(companion, live, capsys, "--json", "list")[1].strip() == "[]"
 
 
+def test_rename_says_both_names_as_the_device_spells_them_and_a_refusal_in_one_line(companion, live, capsys, tmp_path):
+    # the companion had no rename: a concept named wrongly from a laptop could only be forgotten and added again
+    assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))[0] == 0
+    assert _call(companion, live, capsys, "add", "cat", _save(tmp_path / "cat.png", 9))[0] == 0
+    assert _call(companion, live, capsys, "rename", "BO", "Bo the dog 🐕") == (0, "renamed <bo> to <Bo the dog 🐕>\n", "")
+    for new, said in (("bo the DOG 🐕", "409 a concept named 'bo the DOG 🐕' already exists"),
+                      ("a/b", "422 concept name 'a/b' has a character that is not allowed: '/'")):
+        rc, out, err = _call(companion, live, capsys, "rename", "cat", new)
+        assert (rc, out, err.count("\n")) == (2, "", 1) and f"companion: PATCH /api/concepts/cat: {said}" in err, err
+    rc, out, err = _call(companion, live, capsys, "rename", "nobody", "al")
+    assert (rc, out, err) == (2, "", "companion: GET /api/concepts/nobody: 404 no concept named 'nobody'\n")
+    rc, out, _ = _call(companion, live, capsys, "--json", "rename", "bo the dog 🐕", "al")
+    assert rc == 0 and json.loads(out)["name"] == "al"
+    assert sorted(c.name for c in live.home.concepts()) == ["al", "cat"]
+
+
 def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, capsys, tmp_path):
     """A person's group photo is answered with its faces' boxes: --box says which one (any region, for a thing)."""
     rc, _, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8), "--box", "10,20,110,140")
@@ -627,8 +643,14 @@ def test_a_write_whose_answer_was_lost_is_not_reported_as_failed_when_retried(co
     lossy.methods = {"POST"}
     rc, out, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9))
     assert (rc, out.strip(), err) == (0, "now <bo> (2 photos)", "")
-    rc, out, err = _call(companion, live, capsys, "forget", "bo")
-    assert (rc, out.strip(), err) == (0, "forgot <bo>", "")
+    lossy.methods = {"PATCH"}
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "Bo")
+    assert (rc, out.strip(), err) == (0, "renamed <bo> to <Bo>", "")
+    lossy.methods = {"PATCH"}
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "al")
+    assert (rc, out.strip(), err) == (0, "renamed <Bo> to <al>", "")
+    rc, out, err = _call(companion, live, capsys, "forget", "al")
+    assert (rc, out.strip(), err) == (0, "forgot <al>", "")
     assert live.home.concepts() == []
     lossy.methods = {"POST"}  # a name taken by someone else meanwhile is still refused
     live.home.memory.remember("cat", [_save(tmp_path / "cat.png", 10)])

@@ -444,7 +444,7 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
                 if len(batch) > 1:
                     pending[:0] = [[p] for p in batch]
                 elif not held:
-                    report.refused[f"{entry.name}/{batch[0].name}"] = why
+                    report.refused[f"{entry.name}/{batch[0].name}"] = _unlabelled(why, batch[0].name)
                 continue
             sent += len(batch)
     finally:
@@ -452,6 +452,16 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
         if new and concept is not None:
             report.added.append(entry.name)
     return concept
+
+
+def _unlabelled(why: str, name: str) -> str:
+    """A one-photo request's refusal without the device's label for its photo: the report names the file, and
+    "refused bo/c.jpg: photo 1 (c.jpg): corrupt ..." said "photo 1" of the third file given (sent alone, its
+    batch refused)."""
+    for label in (f"photo 1 ({name})", "photo 1"):
+        if why.startswith(label) and why[len(label):len(label) + 1] in (":", " "):
+            return why[len(label):].removeprefix(":").lstrip()
+    return why
 
 
 BOX_HELP = ("the region the photos show, in their pixels: for a person's photo with several faces, the face "

@@ -964,13 +964,20 @@ def _refuse_empty_names(args) -> None:
 def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """`edge-rap -- concepts` was argparse's "invalid choice: '--'" followed by every command's name: `--` ends a
     command's options, so it is said where it goes. `--help` or `--version` before it still answers, as argparse
-    does before it reads any command (`edge-rap --version --` was refused)."""
-    commands = {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-                for name in action.choices}
-    answered = {"-h", "--help", "--version"}
-    if "--" in argv and not (commands | answered) & set(argv[:argv.index("--")]):
-        parser.error("`--` goes after the command, before operands that begin with '-' (`edge-rap rename -- -bo "
-                     "bo`): give the command first")
+    does before it reads any command (`edge-rap --version --` was refused). The command is the first argument that
+    is neither an option nor an option's value: `--memory concepts -- concepts` (a folder named as a command) was
+    "invalid choice: '--'" too."""
+    if "--" not in argv:
+        return
+    valued = {name for action in parser._actions if action.nargs != 0 for name in action.option_strings}
+    before = iter(argv[:argv.index("--")])
+    for arg in before:
+        if arg in ("-h", "--help", "--version") or not arg.startswith("-"):
+            return  # answered at once, or the command's place (argparse names one that is none)
+        if arg in valued:
+            next(before, None)
+    parser.error("`--` goes after the command, before operands that begin with '-' (`edge-rap rename -- -bo "
+                 "bo`): give the command first")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -674,9 +674,12 @@ def test_a_second_double_dash_is_said_not_read_as_nothing(capsys, argv):
                         "argument at all (give it once)\n"), err
 
 
-@pytest.mark.parametrize("argv", [["--", "concepts"], ["--verbose", "--", "concepts", "--json"], ["--"]])
+@pytest.mark.parametrize("argv", [["--", "concepts"], ["--verbose", "--", "concepts", "--json"], ["--"],
+                                  ["--memory", "concepts", "--", "concepts"], ["--memory", "--", "concepts"],
+                                  ["--device", "cpu", "--embedder", "forget", "--", "forget", "bo"]])
 def test_a_double_dash_before_the_command_says_where_it_goes(capsys, argv):
-    # `edge-rap -- concepts` was argparse's "invalid choice: '--' (choose from 'remember', ...)"
+    # `edge-rap -- concepts` was argparse's "invalid choice: '--' (choose from 'remember', ...)"; so was
+    # `--memory concepts -- concepts`, the folder's name taken for the command
     with pytest.raises(SystemExit) as refused:
         cli.main(argv)
     err = capsys.readouterr().err

@@ -643,6 +643,50 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.get("/api/events", params={"since": "x"}).status_code == 422
 
 
+def test_a_query_parameter_the_route_does_not_take_is_422_before_the_concept_or_the_body_is_judged(tmp_path):
+    """The URL is judged whole first, then the concept it names, then the body: `?x=1` on a concept not there was 422
+    on a GET or DELETE but 404 on a PATCH or an upload, and on one there, 400 for a body that is no JSON or form."""
+    garbled = {"content": b"garbage", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}
+    not_json = {"content": b"{bad", "headers": {"Content-Type": "application/json"}}
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        for method, path, body in (("GET", "/api/concepts/nobody", {}), ("DELETE", "/api/concepts/nobody", {}),
+                                   ("PATCH", "/api/concepts/nobody", {"json": {"description": "x"}}),
+                                   ("POST", "/api/concepts/nobody/photos", {"files": photo_files(png(photo("astronaut")))}),
+                                   ("PATCH", "/api/concepts/bo", not_json), ("POST", "/api/concepts/bo/photos", garbled),
+                                   ("POST", "/api/concepts", garbled), ("POST", "/api/recognize", garbled),
+                                   ("POST", "/api/ask", not_json), ("DELETE", "/api/concepts/bo", {})):
+            r = c.request(method, path, params={"x": "1"}, **body)
+            assert (r.status_code, r.json()) == (422, {"error": f"x: not a parameter of {method} {path} (it takes "
+                                                                "none)"}), (method, path, r.text)
+        assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
+
+
+def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_routed_as_two(tmp_path):
+    """`/api/concepts/a%2Fb` was a bare "Not Found" (the path decoded before routing: two segments), where `a%5Cb` was
+    the name's own 422; and `bo%2Fphotos` was routed as the photos of <bo>: an upload added to it."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        slash = {"error": "concept name 'a/b' has a character that is not allowed: '/'"}
+        for method, path, body in (("GET", "/api/concepts/a%2Fb", {}), ("DELETE", "/api/concepts/a%2fb", {}),
+                                   ("PATCH", "/api/concepts/a%2Fb", {"json": {"description": "x"}}),
+                                   ("POST", "/api/concepts/a%2Fb/photos", {"files": photo_files(png(photo("astronaut")))}),
+                                   ("GET", "/api/concepts/a%2Fb/photos/1", {})):
+            r = c.request(method, path, **body)
+            assert (r.status_code, r.json()) == (422, slash), (method, path, r.text)
+        r = c.post("/api/concepts/bo%2Fphotos", files=photo_files(png(photo("astronaut"))))  # no route: not bo's photos
+        assert (r.status_code, r.headers["allow"], r.json()) == (405, "DELETE, GET, PATCH", {
+            "error": "POST /api/concepts/bo%2Fphotos: a method this route does not take (it takes DELETE, GET, PATCH)"})
+        r = c.delete("/api/concepts/bo%2Fphotos%2F1")
+        assert r.status_code == 422 and r.json()["error"].startswith("concept name 'bo/photos/1' has"), r.text
+        r = c.get("/api/concepts/a%2Fb/", params={"x": "1"})
+        assert r.json() == {"error": "GET /api/concepts/a%2Fb/: no such route; without its trailing '/': "
+                                     "/api/concepts/a%2Fb"}, r.text
+        r = c.get("/api/concepts/a%2Fb", params={"x": "1"})
+        assert r.json() == {"error": "x: not a parameter of GET /api/concepts/a%2Fb (it takes none)"}, r.text
+        assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
+
+
 def test_a_query_parameter_sent_twice_is_refused_as_a_form_field_is(tmp_path):
     """`?name=bo&name=cat` answered cat's events alone, the first name dropped without a word, where a form field
     or JSON key sent twice is 422 (the README: one sent twice where the route takes one)."""

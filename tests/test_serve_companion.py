@@ -1,4 +1,4 @@
-"""tools/companion.py against a live server: list, add, forget, events, and sync of a RAP database.json or a
+"""tools/companion.py against a live server: list, add, rename, forget, events, and sync of a RAP database.json or a
 folder of concept folders, idempotent (a second sync adds nothing; a changed description is patched), missing
 images named and the rest imported, unreachable devices one line after retries."""
 
@@ -375,7 +375,8 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
         rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
         report = json.loads(out)
         assert rc == 1 and report["added"] == ["many"] and report["photos_added"] == 6 and report["failed"] == {}
-        assert list(report["refused"]) == ["many/2b.png"] and "not an image" in report["refused"]["many/2b.png"]
+        # named by its file, not by its place in the one-photo request it was sent again in ("photo 1", the third)
+        assert report["refused"] == {"many/2b.png": "not an image (unknown or corrupt format)"}, report["refused"]
         with live.client() as c:
             listed = {x["name"]: x["views"] for x in c.get("/api/concepts").json()}
         assert listed == {"bo": 2, "Café": 1, "many": 5}
@@ -425,6 +426,22 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     assert rc == 0 and _call(companion, live, capsys, "--json", "list")[1].strip() == "[]"
 
 
+def test_rename_says_both_names_as_the_device_spells_them_and_a_refusal_in_one_line(companion, live, capsys, tmp_path):
+    # the companion had no rename: a concept named wrongly from a laptop could only be forgotten and added again
+    assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))[0] == 0
+    assert _call(companion, live, capsys, "add", "cat", _save(tmp_path / "cat.png", 9))[0] == 0
+    assert _call(companion, live, capsys, "rename", "BO", "Bo the dog 🐕") == (0, "renamed <bo> to <Bo the dog 🐕>\n", "")
+    for new, said in (("bo the DOG 🐕", "409 a concept named 'bo the DOG 🐕' already exists"),
+                      ("a/b", "422 concept name 'a/b' has a character that is not allowed: '/'")):
+        rc, out, err = _call(companion, live, capsys, "rename", "cat", new)
+        assert (rc, out, err.count("\n")) == (2, "", 1) and f"companion: PATCH /api/concepts/cat: {said}" in err, err
+    rc, out, err = _call(companion, live, capsys, "rename", "nobody", "al")
+    assert (rc, out, err) == (2, "", "companion: GET /api/concepts/nobody: 404 no concept named 'nobody'\n")
+    rc, out, _ = _call(companion, live, capsys, "--json", "rename", "bo the dog 🐕", "al")
+    assert rc == 0 and json.loads(out)["name"] == "al"
+    assert sorted(c.name for c in live.home.concepts()) == ["al", "cat"]
+
+
 def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, capsys, tmp_path):
     """A person's group photo is answered with its faces' boxes: --box says which one (any region, for a thing)."""
     rc, _, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8), "--box", "10,20,110,140")
@@ -460,6 +477,20 @@ def test_errors_are_one_line_and_connection_errors_are_retried(companion, live, 
     err = capsys.readouterr().err
     assert err.startswith("companion: cannot reach") and err.count("\n") == 1
     assert sleeps == [0.5, 1.0, 2.0]  # backoff doubles between the tries
+
+
+def test_a_pasted_tokens_line_break_is_dropped_and_a_token_no_header_carries_is_one_line(companion, live, capsys):
+    # `--token "$T "` (a space or line break pasted with it) was "cannot reach the device (LocalProtocolError: Illegal
+    # header value b'Bearer <the token> ')", retried, the token printed; a "tök" was a traceback (UnicodeEncodeError)
+    for pasted in (f"{live.token}\n", f" {live.token} "):
+        capsys.readouterr()
+        assert companion.main(["--url", live.url, "--token", pasted, "--retries", "0", "list"]) == 0
+        assert capsys.readouterr().out == "no concepts remembered yet\n"
+    for unsendable in ("t\u00f6k", "to\x00k", f"{live.token[:8]}\u200b{live.token[8:]}"):
+        assert companion.main(["--url", live.url, "--token", unsendable, "--retries", "0", "list"]) == 2
+        err = capsys.readouterr().err
+        assert err == "companion: --token: not a device token, which is ASCII letters and digits (`edge-rap pair " \
+                      "--json` on the device prints it)\n", err
 
 
 @pytest.mark.parametrize("argv", [("add", "Zo\udce9", "p.jpg"), ("add", "bo", "p.jpg", "--category", "\udc9b1mdog"),
@@ -613,8 +644,14 @@ def test_a_write_whose_answer_was_lost_is_not_reported_as_failed_when_retried(co
     lossy.methods = {"POST"}
     rc, out, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9))
     assert (rc, out.strip(), err) == (0, "now <bo> (2 photos)", "")
-    rc, out, err = _call(companion, live, capsys, "forget", "bo")
-    assert (rc, out.strip(), err) == (0, "forgot <bo>", "")
+    lossy.methods = {"PATCH"}
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "Bo")
+    assert (rc, out.strip(), err) == (0, "renamed <bo> to <Bo>", "")
+    lossy.methods = {"PATCH"}
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "al")
+    assert (rc, out.strip(), err) == (0, "renamed <Bo> to <al>", "")
+    rc, out, err = _call(companion, live, capsys, "forget", "al")
+    assert (rc, out.strip(), err) == (0, "forgot <al>", "")
     assert live.home.concepts() == []
     lossy.methods = {"POST"}  # a name taken by someone else meanwhile is still refused
     live.home.memory.remember("cat", [_save(tmp_path / "cat.png", 10)])

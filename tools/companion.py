@@ -7,6 +7,7 @@ A single file that needs only httpx (`pip install httpx`), so it can be copied a
     companion.py ... add bo bo1.jpg bo2.jpg --description "our Shiba Inu" --category dog
     companion.py ... add-photos bo bo3.jpg   # more photos of a concept the device has
     companion.py ... add gran party.jpg --category person --box 310,40,420,170   # the face meant, of those listed
+    companion.py ... rename bo "Bo the dog"
     companion.py ... forget bo
     companion.py ... sync PATH          # a RAP database.json, or a folder with one subfolder of photos per concept
                                         # (photos outside it refused unless --allow-outside)
@@ -165,6 +166,20 @@ class Device:
 
     def patch(self, name: str, **change) -> dict:
         return self.answer("PATCH", concept_path(name), json=change)
+
+    def rename(self, name: str, new: str) -> tuple[str, dict]:
+        """Rename a concept: its name as the device spelt it (asked first, as `forget` asks), and the concept. A retry
+        whose first try renamed it (its answer lost: the old name now 404) is done."""
+        name = self.answer("GET", concept_path(name))["name"]
+        try:
+            return name, self.answer("PATCH", concept_path(name), json={"name": new})
+        except CompanionError as e:
+            if not (e.status == 404 and e.unanswered):
+                raise
+            try:
+                return name, self.answer("GET", concept_path(new))
+            except CompanionError:
+                raise e from None
 
     def forget(self, name: str) -> str:
         """Forget a concept; its name as the device spells it (`forget 'BO '` printed "forgot <BO >" for <bo>):
@@ -429,7 +444,7 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
                 if len(batch) > 1:
                     pending[:0] = [[p] for p in batch]
                 elif not held:
-                    report.refused[f"{entry.name}/{batch[0].name}"] = why
+                    report.refused[f"{entry.name}/{batch[0].name}"] = _unlabelled(why, batch[0].name)
                 continue
             sent += len(batch)
     finally:
@@ -437,6 +452,16 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
         if new and concept is not None:
             report.added.append(entry.name)
     return concept
+
+
+def _unlabelled(why: str, name: str) -> str:
+    """A one-photo request's refusal without the device's label for its photo: the report names the file, and
+    "refused bo/c.jpg: photo 1 (c.jpg): corrupt ..." said "photo 1" of the third file given (sent alone, its
+    batch refused)."""
+    for label in (f"photo 1 ({name})", "photo 1"):
+        if why.startswith(label) and why[len(label):len(label) + 1] in (":", " "):
+            return why[len(label):].removeprefix(":").lstrip()
+    return why
 
 
 BOX_HELP = ("the region the photos show, in their pixels: for a person's photo with several faces, the face "
@@ -453,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
                         help="retries of a request on connection errors, 429 and 503 (default 4)")
-    json_help = "print JSON: the concept, the concepts, the sync report, the events, or the name forgotten"
+    json_help = "print JSON: the concept (add, add-photos, rename), the concepts, the sync report, the events, or " \
+                "the name forgotten"
     parser.add_argument("--json", action="store_true", help=json_help)
     # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
     after = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -474,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--category", default="", help="e.g. person, dog, mug (a person's also registers the "
                            "face)")
         p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
+    p = command("rename", "give a concept another name (its photos and sightings keep to it)")
+    p.add_argument("name", help="a concept the device has")
+    p.add_argument("new", metavar="NEW", help="its new name")
     command("forget", "forget a concept (its photos and sightings go too)").add_argument(
         "name", help="a concept the device has")
     p = command("sync", "a RAP database.json or a folder of concept folders")
@@ -521,17 +550,18 @@ def main(argv: list[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = output = GuardedOutput(stdout)
     try:
-        if not args.url or not args.token:
+        token = _token(args.token or "")
+        if not args.url or not token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
         options = ("box", "since", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
         # "$UNSET": not the whole photo for the face meant, nor every event; a NAME in the path, no concept at all:
         # `forget ""` was "GET /api/concepts/: 307 Temporary Redirect", `add-photos ""` a 404 blaming --url
-        named = {"NAME": args.name} if args.command in ("add-photos", "forget") else {}
+        named = {"NAME": args.name} if args.command in ("add-photos", "rename", "forget") else {}
         for option, value in {**{f"--{o}": getattr(args, o, None) for o in options}, **named}.items():
             if value is not None and not value.strip():
                 raise CompanionError(f"{option} {value!r} is empty (an unset variable?)")
         _refuse_unsendable(args)
-        code = _run(args, Device(args.url, args.token, retries=max(0, args.retries)))
+        code = _run(args, Device(args.url, token, retries=max(0, args.retries)))
         output.flush()  # a reader that left, or a full disk, shows here, not as a traceback at exit
         return code
     except CompanionError as e:
@@ -590,6 +620,9 @@ def _run(args, device: Device) -> int:
         for photo, why in report.refused.items():
             print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
         return 1 if report.refused else 0
+    elif args.command == "rename":
+        old, concept = device.rename(args.name, args.new)
+        print(json.dumps(concept) if args.json else f"renamed <{_shown(old)}> to <{_shown(concept['name'])}>")
     elif args.command == "forget":
         name = device.forget(args.name)
         print(json.dumps({"name": name}) if args.json else f"forgot <{_shown(name)}>")
@@ -631,6 +664,17 @@ def _refuse_unsendable(args: argparse.Namespace) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise CompanionError(f"{value!r} is not UTF-8 text (is the terminal set to UTF-8?)") from None
+
+
+def _token(given: str) -> str:
+    """The token as sent: a pasted one's surrounding spaces or line break dropped (they were "cannot reach the
+    device", an illegal header value, with the token printed); one no header can carry (a letter not ASCII, a
+    control character: a traceback) refused in one line that does not print it."""
+    token = given.strip()
+    if any(not (c.isascii() and c.isprintable()) for c in token):
+        raise CompanionError("--token: not a device token, which is ASCII letters and digits (`edge-rap pair --json` "
+                             "on the device prints it)")
+    return token
 
 
 def _shown(text: str) -> str:

@@ -19,15 +19,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Awaitable, Callable, ContextManager, Iterator, TypeVar, get_origin
+from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_origin
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from edge_rap.daemon.events import SNAPSHOT_NAME, parse_since
 from edge_rap.errors import DeviceError, EdgeRapError
@@ -42,6 +40,7 @@ from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
+from edge_rap.serve.routes import known_query, url_first
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
 from edge_rap.serve.whole_file import WholeFile
@@ -243,19 +242,6 @@ async def _json_question(request: Request) -> str | None:
 QUESTION_BODY = {"requestBody": {"content": {"application/json": {"schema": schemas.Question.model_json_schema()}}}}
 
 
-def _known_query(request: Request) -> None:
-    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event; and one
-    sent twice, as a form field or JSON key is: `?name=bo&name=cat` answered cat's events alone."""
-    taken = [param.alias for param in request.scope["route"].dependant.query_params]
-    unknown = sorted(set(request.query_params) - set(taken))
-    if unknown:
-        raise ApiError(f"{unknown[0]}: not a parameter of {request.method} {request.url.path} (it takes "
-                       f"{', '.join(taken) or 'none'})", 422)
-    for key in taken:
-        if (sent := len(request.query_params.getlist(key))) > 1:
-            raise ApiError(f"{key}: sent {sent} times; {request.method} {request.url.path} takes one", 422)
-
-
 def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     """The faces a person's photo shows (its place among the uploads, from 1, and their boxes in its upright
     pixels), so that a client can let the user point at one and send it again with that box."""
@@ -263,26 +249,6 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     if not error.boxes or not where:
         return {}
     return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
-
-
-def _concept_first(find: Callable[[str], Concept]) -> type[APIRoute]:
-    """The routes' class: one on a concept (`{name}`) that takes a body looks the concept up before the body is
-    read. FastAPI reads it before any dependency: a PATCH of `{bad` to a name not there was 400 (not JSON), a form
-    the parser cannot read 400 too, and an upload to it was spooled whole (64 MiB) before its 404."""
-
-    class ConceptFirst(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-            handler = super().get_route_handler()
-            if "name" not in self.param_convertors or self.body_field is None:
-                return handler
-
-            async def looked_up_first(request: Request) -> Response:
-                await run_in_threadpool(find, request.path_params["name"])
-                return await handler(request)
-
-            return looked_up_first
-
-    return ConceptFirst
 
 
 def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
@@ -293,8 +259,8 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
             raise ApiError(f"no concept named {validate_name(name)!r}", 404)
         return concept
 
-    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(_known_query)], strict_content_type=False,
-                       route_class=_concept_first(find))
+    router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(known_query)], strict_content_type=False,
+                       route_class=url_first(find))
     writes = threading.Lock()  # one write at a time: a name is checked and taken under it
     # One model job (embedding, recognition, an answer) at a time, and one upload decoded at its full size (a
     # 100-megapixel one takes 0.7 GB while it is: four sent at once took 2.9 GB, more than a Jetson can spare).

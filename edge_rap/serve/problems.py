@@ -18,6 +18,7 @@ from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import SHUTTING_DOWN
+from edge_rap.serve.paths import said_path
 from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,8 @@ def _without_slash(request: Request) -> str | None:
     if len(path) < 2 or not path.endswith("/"):
         return None
     scope = {**request.scope, "path": path.rstrip("/")}
-    return scope["path"] if any(route.matches(scope)[0] != Match.NONE for route in request.app.state.routes) else None
+    taken = any(route.matches(scope)[0] != Match.NONE for route in request.app.state.routes)
+    return said_path(request).rstrip("/") if taken else None
 
 
 def install(app: FastAPI) -> None:
@@ -189,10 +191,10 @@ def install(app: FastAPI) -> None:
             writes = getattr(request.scope.get("route"), "name", None) not in READ_ONLY_ROUTES
             return device_trouble(request, temp_folder_error(exc.__cause__, writes=writes))
         if exc.status_code == 405 and (allowed := _methods_allowed(request)):
-            return error(405, f"{request.method} {request.url.path}: a method this route does not take (it takes "
+            return error(405, f"{request.method} {said_path(request)}: a method this route does not take (it takes "
                          f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
         if exc.status_code == 404 and (bare := _without_slash(request)):
-            return error(404, f"{request.method} {request.url.path}: no such route; without its trailing '/': {bare}")
+            return error(404, f"{request.method} {said_path(request)}: no such route; without its trailing '/': {bare}")
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:

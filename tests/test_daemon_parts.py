@@ -824,10 +824,14 @@ def test_a_lone_fifo_writer_slow_to_send_its_first_frame_is_waited_for(tmp_path,
         assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
 
 
-def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fifo", [True, False])
+def test_a_video_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch, fifo):
     # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened
-    # the bytes relayed till then: 0 frames and no error, as if the FIFO had opened and shown nothing
-    camera, stop = fifo_camera(tmp_path)
+    # (a FIFO's on the bytes relayed till then): 0 frames and no error, as if the video had opened and shown nothing,
+    # where one still opening at the run's end was said never opened. A file's was, until it too was said so
+    stop = threading.Event()
+    camera, stop = fifo_camera(tmp_path) if fifo else (
+        Camera(parse_source(f"clip={write_clip(tmp_path / 'a.avi', 3, codec='MJPG')}"), stop, realtime=False), stop)
     open_video = camera_module._open_video
 
     def stopped_meanwhile(path, fifo):
@@ -837,10 +841,12 @@ def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, 
 
     monkeypatch.setattr(camera_module, "_open_video", stopped_meanwhile)
     with started(camera, stop):
-        with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
-            write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        if fifo:
+            with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
+                write_into(tmp_path / "pipe", clip_bytes(tmp_path))
         wait_until(camera.finished.is_set, "the stop")
-        assert camera.frames_read == 0 and camera.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
+        path = tmp_path / ("pipe" if fifo else "a.avi")
+        assert camera.frames_read == 0 and camera.error == f"source {str(path)!r}: never opened"
 
 
 def test_a_fifo_removed_before_its_first_writer_is_said_removed(tmp_path):

@@ -571,10 +571,11 @@ class Camera:
                 relay.opened()
             stalled = relay is not None and relay.stalled  # (its probe cut: opened, maybe, on a whole header alone,
             # its frames to come read as the next writer's junk)
-            if not capture.isOpened() or stalled or (relay is not None and self.stop.is_set()):
+            if not capture.isOpened() or stalled or self.stop.is_set():
                 capture.release()
                 if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
-                    # open that returned after it, on the bytes relayed till then)
+                    # open that returned after it, a FIFO's on the bytes relayed till then, a file's kept waiting behind
+                    # another source's open: its video had not opened by the stop, as one still opening at the end)
                     if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0

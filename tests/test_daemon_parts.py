@@ -650,7 +650,7 @@ def stalled_writer(pipe: Path, head: bytes):
         waiting = array.array("i", [0])
         wait_until(lambda: fcntl.ioctl(stalled, termios.FIONREAD, waiting) == 0 and not waiting[0],
                    "the stalled writer's header being read")
-        yield
+        yield stalled
 
 
 @contextlib.contextmanager
@@ -763,21 +763,30 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
         assert camera.frames_read == 6 and camera.error is None
 
 
-def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_opening(tmp_path, monkeypatch, caplog):
+#: A raw video's header whole, its first frame not yet come: a camera pipeline (ffmpeg) that wrote it and waits for the
+#: camera's first frame.
+Y4M_HEADER = b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n"
+Y4M_FRAME = b"FRAME\n" + bytes(64 * 48 * 3 // 2)
+
+
+@pytest.mark.parametrize("whole_header", [False, True])
+def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_opening(tmp_path, monkeypatch, caplog,
+                                                                                  whole_header):
     # Before: FFmpeg's probe of the stalled header held OpenCV's open, which is one at a time, until the stop: a clip
-    # given to another camera meanwhile was never read
+    # given to another camera meanwhile was never read. A whole header cut so opened on it alone: no frame, nothing
+    # said, the frames that came later read as junk
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 1.0)
     camera, stop = fifo_camera(tmp_path)
     clip = clip_bytes(tmp_path)
     other = Camera(parse_source(f"clip={tmp_path / 'a.avi'}"), stop)
     other.slot = NeverBusySlot()
     with started(camera, stop):
-        with stalled_writer(tmp_path / "pipe", clip[:200]):
+        with stalled_writer(tmp_path / "pipe", Y4M_HEADER if whole_header else clip[:200]):
             time.sleep(0.3)  # (FFmpeg's probe in its read for the rest)
             other.start()
             wait_until(other.finished.is_set, "the end of the clip beside the stalled FIFO", timeout_s=20)
             assert other.error is None and other.frames_read == 3
-            wait_until(lambda: "stalled before a whole header" in caplog.text, "the stall said")
+            wait_until(lambda: "before its video opened, while another source waited" in caplog.text, "the stall said")
             assert not camera.finished.is_set() and camera.outages == 0
         write_into(tmp_path / "pipe", clip)  # (the stalled writer gone, the next one is read)
         wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the next writer's clip")
@@ -788,21 +797,41 @@ def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkey
     # The stall that ends an open still pending ends nothing once the video opened: a pause is the stream's own
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
-    frame = b"FRAME\n" + bytes(64 * 48 * 3 // 2)
     with started(camera, stop):
         with open(tmp_path / "pipe", "wb", buffering=0) as writer:
-            writer.write(b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n" + frame * 2)
+            writer.write(Y4M_HEADER + Y4M_FRAME * 2)
             wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
             time.sleep(1.0)  # (over OPEN_STALL_S without a byte)
-            writer.write(frame * 2)
+            writer.write(Y4M_FRAME * 2)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
         assert camera.frames_read == 4 and camera.error is None
 
 
-def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch):
-    # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened
-    # the bytes relayed till then: 0 frames and no error, as if the FIFO had opened and shown nothing
+@pytest.mark.parametrize("whole_header", [False, True])
+def test_a_lone_fifo_writer_slow_to_send_its_first_frame_is_waited_for(tmp_path, monkeypatch, caplog, whole_header):
+    # Before: its pipe was ended OPEN_STALL_S after its first bytes though no other source waited to open: a camera
+    # pipeline that wrote its header and took seconds to give its first frame lost its whole video (opened on the
+    # header alone, no frame, nothing said; its frames then read as the next writer's junk)
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
+    video = Y4M_HEADER + Y4M_FRAME * 3 if whole_header else clip_bytes(tmp_path)
+    head = len(Y4M_HEADER) if whole_header else 200
+    with started(camera, stop):
+        with stalled_writer(tmp_path / "pipe", video[:head]) as writer:
+            time.sleep(1.0)  # (over OPEN_STALL_S without a byte, the open pending)
+            writer.write(video[head:])
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
+
+
+@pytest.mark.parametrize("fifo", [True, False])
+def test_a_video_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch, fifo):
+    # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened
+    # (a FIFO's on the bytes relayed till then): 0 frames and no error, as if the video had opened and shown nothing,
+    # where one still opening at the run's end was said never opened. A file's was, until it too was said so
+    stop = threading.Event()
+    camera, stop = fifo_camera(tmp_path) if fifo else (
+        Camera(parse_source(f"clip={write_clip(tmp_path / 'a.avi', 3, codec='MJPG')}"), stop, realtime=False), stop)
     open_video = camera_module._open_video
 
     def stopped_meanwhile(path, fifo):
@@ -812,10 +841,12 @@ def test_a_fifo_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, 
 
     monkeypatch.setattr(camera_module, "_open_video", stopped_meanwhile)
     with started(camera, stop):
-        with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
-            write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        if fifo:
+            with contextlib.suppress(BrokenPipeError):  # (the rest of the clip refused once the read end let go)
+                write_into(tmp_path / "pipe", clip_bytes(tmp_path))
         wait_until(camera.finished.is_set, "the stop")
-        assert camera.frames_read == 0 and camera.error == f"source {str(tmp_path / 'pipe')!r}: never opened"
+        path = tmp_path / ("pipe" if fifo else "a.avi")
+        assert camera.frames_read == 0 and camera.error == f"source {str(path)!r}: never opened"
 
 
 def test_a_fifo_removed_before_its_first_writer_is_said_removed(tmp_path):

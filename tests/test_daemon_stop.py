@@ -47,6 +47,23 @@ def test_a_part_that_does_not_end_within_the_budget_is_named_and_not_waited_for(
     finally:
         released.set()
     assert left == ["whisper"]
+    assert "whisper had not stopped when the stop's 0.05 s were spent" in caplog.text
+
+
+def test_a_part_whose_own_wait_ends_first_is_said_when_not_as_the_whole_budget(caplog):
+    # Before: the companion API, its 5 s for the requests and 1 s for its server spent, was said as "did not stop
+    # within 20 s" (1.5 s after a SIGTERM, where its wait was 0.5 s), and its 503s logged after that line
+    now = [100.0]
+
+    def gives_up(budget: float) -> bool:
+        now[0] += 6.0  # (its own wait, on the stop's clock)
+        return False
+
+    left = stop_together([Part("the companion API", gives_up), Part("the speaker", lambda budget: True)],
+                         budget_s=20.0, clock=lambda: now[0])
+    assert left == ["the companion API"]
+    assert ("the companion API had not stopped when its own stop ended, 6.0 s into the stop: it goes down with "
+            "the process") in caplog.text and "20 s" not in caplog.text and "speaker" not in caplog.text
 
 
 def test_a_part_that_fails_to_stop_is_logged_and_named_and_the_others_still_stop(caplog):
@@ -56,6 +73,7 @@ def test_a_part_that_fails_to_stop_is_logged_and_named_and_the_others_still_stop
     stopped: list[str] = []
     left = stop_together([Part("the speaker", fails), Part("the voice listener", lambda b: stopped.append("v") or True)])
     assert left == ["the speaker"] and stopped == ["v"] and "did not stop cleanly" in caplog.text
+    assert "the speaker had not stopped when its own stop ended" in caplog.text
 
 
 def test_a_line_handed_to_a_closed_speaker_is_never_waited_for():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1130,6 +1131,9 @@ def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(servi
     assert answers == [(503, {"error": SHUTTING_DOWN})]
     assert proc.returncode == (2 if fifo else 0)  # (`run`: the FIFO never opened, a source error)
     assert "1 request still running after 0.5 s: answered 503" in err
+    # (its server, held by the request, given up on after its own 0.5 + 1 s: not "did not stop within 20 s")
+    said = re.search(r"the companion API had not stopped when its own stop ended, (\d+\.\d) s into the stop", err)
+    assert (said is not None and float(said[1]) >= 1.5) == bool(fifo) and "20 s" not in err, err
 
 
 def test_serve_under_systemd_says_ready_pings_while_its_loop_turns_and_says_stopping(serving, tmp_path):

@@ -166,10 +166,7 @@ def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_B
         parts.append(Part("the companion API", lambda budget: server.stop()))  # (5 s drain + 1 s: within it)
     if speaker is not None:
         parts.append(Part("the speaker", lambda budget: speaker.close(min(budget, 1.0)) or True))
-    left = stop_together(parts, budget_s)
-    for name in left:
-        log.warning("%s did not stop within %g s: it goes down with the process", name, budget_s)
-    return left
+    return stop_together(parts, budget_s)
 
 
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,

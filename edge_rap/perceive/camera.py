@@ -31,6 +31,7 @@ from edge_rap.perceive import fifo_relay
 from edge_rap.perceive.fifo_relay import FifoRelay
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
+from edge_rap.perceive.opens import opening
 from edge_rap.types import Frame
 from edge_rap.wording import counted
 
@@ -210,7 +211,8 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
 
 
 class WriterStalled(EdgeRapError):
-    """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened: the next writer is waited for."""
+    """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open:
+    the next writer is waited for."""
 
 
 class LatestSlot:
@@ -345,10 +347,11 @@ def _open_video(path: str, fifo: int | None):
     pipe) left the run watching nothing for good, OpenCV's lock held, every other source kept from opening."""
     import cv2
 
-    if fifo is None or not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
-        return cv2.VideoCapture(path)
-    os.set_blocking(fifo, True)
-    return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
+    with opening():
+        if fifo is None or not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+            return cv2.VideoCapture(path)
+        os.set_blocking(fifo, True)
+        return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
 
 
 class Camera:
@@ -566,15 +569,20 @@ class Camera:
             capture = _open_video(path, relay.read_end if relay else None)
             if relay is not None:
                 relay.opened()
-            if not capture.isOpened() or (relay is not None and self.stop.is_set()):
+            stalled = relay is not None and relay.stalled  # (its probe cut: opened, maybe, on a whole header alone,
+            # its frames to come read as the next writer's junk)
+            if not capture.isOpened() or stalled or self.stop.is_set():
+                capture.release()
                 if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
-                    capture.release()  # open that returned after it, on the bytes relayed till then)
+                    # open that returned after it, a FIFO's on the bytes relayed till then, a file's kept waiting behind
+                    # another source's open: its video had not opened by the stop, as one still opening at the end)
                     if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0
-                if relay is not None and relay.stalled:
-                    raise WriterStalled(f"source {path!r}: the FIFO's writer stalled before a whole header "
-                                        f"(no byte for {fifo_relay.OPEN_STALL_S:g} s)")
+                if stalled:
+                    raise WriterStalled(f"source {path!r}: the FIFO's writer sent no byte for "
+                                        f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "
+                                        "source waited to open")
                 # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
                 reason = unopenable_reason(path) if waited is None else None
                 raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
@@ -645,7 +653,8 @@ class Camera:
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
         self.error = f"source {self.spec.shown!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
-            capture = cv2.VideoCapture(self.spec.target)
+            with opening():
+                capture = cv2.VideoCapture(self.spec.target)
             if capture.isOpened():
                 self.error = None
                 if not polled:

@@ -5,8 +5,10 @@ reads its own duplicate of the read end (closing ours reaches nothing), and Open
 timeout alone. The relay closes its pipe's write end at the stop, an end of file for FFmpeg at once.
 
 OpenCV opens one source at a time: FFmpeg's probe of a writer that stalled mid-header held every other source's open
-for as long as it stalled. Until the open returned, a writer that sends no byte for OPEN_STALL_S has the pipe ended
-too, the probe failing on what came; after it, a pause is the stream's own, waited out."""
+for as long as it stalled. Until the open returned, a writer that sends no byte for OPEN_STALL_S while another source's
+open is under way (`opens.crowded`) has the pipe ended too, the probe failing on what came; a lone one is waited for (a
+camera pipeline that wrote its header, then took seconds to give its first frame, was cut and its video lost). After
+the open, a pause is the stream's own, waited out."""
 
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ import select
 import threading
 import time
 
+from edge_rap.perceive.opens import crowded
+
 #: How often the relay, waiting for the writer's bytes or for FFmpeg to take them, looks at the stop (milliseconds).
 LOOK_MS = 100
 CHUNK = 1 << 16
-#: Seconds without a byte from the writer after which an open still pending is ended: a header comes in one go from
-#: a recorder that has its first frame, and a camera that takes a second or two to give it is waited for; the other
-#: sources' opens wait this long at most behind a stalled one.
+#: Seconds without a byte from the writer after which an open still pending is ended, while another source's open
+#: waits: a header comes in one go from a recorder that has its first frame, and a camera that takes a second or two
+#: to give it is waited for; the other sources' opens wait this long at most behind a stalled one.
 OPEN_STALL_S = 3.0
 
 
@@ -33,7 +37,7 @@ class FifoRelay:
         os.set_blocking(self._write_end, False)
         self._source, self._stop, self._done = source, stop, threading.Event()
         self._opened = threading.Event()
-        self.stalled = False  # the pipe was ended for a writer's stall before the open returned
+        self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
 
@@ -55,7 +59,8 @@ class FifoRelay:
                 try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
                     data = os.read(self._source, CHUNK)
                 except BlockingIOError:  # a writer there, nothing written yet
-                    if not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S:
+                    if (not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S
+                            and crowded()):
                         self.stalled = True
                         return
                     into.poll(LOOK_MS)

@@ -12,7 +12,7 @@ import sys
 import time
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
@@ -699,6 +699,7 @@ class _CommandParser(argparse.ArgumentParser):
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
         start = args.index("--") + 1 if "--" in args else len(args)
+        self.given, self.dashed = args, [a for a in args[:start - ("--" in args)] if self._taken_for_option(a)]
         # what follows it marked, to be told apart however argparse lists it
         args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
@@ -712,6 +713,24 @@ class _CommandParser(argparse.ArgumentParser):
             namespace.parser, namespace.unrecognised = self, _unrecognised(extras[:own])
         namespace.command_extras = list(extras)
         return namespace, extras
+
+    def _taken_for_option(self, arg: str) -> bool:
+        """Whether argparse reads `arg`, one dash and more (a mistyped `--option` is no operand), as an option this
+        command does not have: a name or photo that begins with '-' (`forget -rf`) where the command takes one."""
+        if arg[:1] != "-" or arg[:2] == "--" or arg == "-" or arg.split("=", 1)[0] in self._option_string_actions:
+            return False
+        takes_operands = any(not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+                             for a in self._actions)
+        return takes_operands and (self._has_negative_number_optionals or not self._negative_number_matcher.match(arg))
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's error, with where an operand that begins with '-' goes: `forget -rf`, a concept named so,
+        was "the following arguments are required: name", as if no name had been given."""
+        stray = getattr(self, "dashed", [])
+        if stray and message.startswith("the following arguments are required"):  # (one unrecognised says itself)
+            message += (f" ({stray[0]} is read as an option: a name or file that begins with '-' goes after `--`, "
+                        f"`{self.prog} -- {stray[0]}{'' if self.given[-1] == stray[0] else ' ...'}`)")
+        super().error(message)
 
 
 def _count_dashes(values: list) -> int:

@@ -396,7 +396,8 @@ def cmd_reindex(args) -> int:
         # the default home before its first remember, or an empty folder, has nothing to re-embed: reindexed, it
         # was made a memory
         done = home.memory.reindex(_progress("reindex")) if (home.root / DATABASE).exists() else Reindexed(0)
-    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}")
+    faces = f" and {counted(done.faces, 'face')}" if done.faces else ""
+    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}{faces}")
     for line in done.lines():
         print(line, file=sys.stderr)
     return 1 if done.unrecognisable else 0  # a script sees concepts the device cannot recognise until given a photo
@@ -830,9 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: database (its path), missing (photos "
                    "not exported)")
     p = add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
-    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded; "
-                   "unreadable, each stored photo that could not be read (concept, photo, problem); unrecognisable, "
-                   "the concepts left with no readable photo")
+    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded; faces, the "
+                   "people's faces; unreadable, each stored photo that could not be read (concept, photo, problem); "
+                   "unrecognisable, the concepts left with no readable photo")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
     models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), "

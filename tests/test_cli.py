@@ -289,7 +289,7 @@ def test_every_command_that_changes_or_writes_answers_json(run, photos, tmp_path
     rc, out, _ = run("rename", "bo", "bobo", "--json")
     assert rc == 0 and (json.loads(out)["old"], json.loads(out)["name"]) == ("bo", "bobo")
     rc, out, _ = run("reindex", "--json")
-    assert rc == 0 and json.loads(out) == {"views": 2, "unreadable": [], "unrecognisable": []}
+    assert rc == 0 and json.loads(out) == {"views": 2, "faces": 0, "unreadable": [], "unrecognisable": []}
     rc, out, _ = run("export-rap", tmp_path / "exported", "--json")
     assert rc == 0 and json.loads(out) == {"database": str(tmp_path / "exported" / "database.json"), "missing": []}
     rc, out, _ = run("forget", "bobo", "--json")

@@ -12,7 +12,7 @@ import sys
 import time
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
@@ -396,7 +396,8 @@ def cmd_reindex(args) -> int:
         # the default home before its first remember, or an empty folder, has nothing to re-embed: reindexed, it
         # was made a memory
         done = home.memory.reindex(_progress("reindex")) if (home.root / DATABASE).exists() else Reindexed(0)
-    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}")
+    faces = f" and {counted(done.faces, 'face')}" if done.faces else ""
+    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}{faces}")
     for line in done.lines():
         print(line, file=sys.stderr)
     return 1 if done.unrecognisable else 0  # a script sees concepts the device cannot recognise until given a photo
@@ -699,6 +700,7 @@ class _CommandParser(argparse.ArgumentParser):
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
         start = args.index("--") + 1 if "--" in args else len(args)
+        self.given, self.dashed = args, [a for a in args[:start - ("--" in args)] if self._taken_for_option(a)]
         # what follows it marked, to be told apart however argparse lists it
         args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
@@ -712,6 +714,24 @@ class _CommandParser(argparse.ArgumentParser):
             namespace.parser, namespace.unrecognised = self, _unrecognised(extras[:own])
         namespace.command_extras = list(extras)
         return namespace, extras
+
+    def _taken_for_option(self, arg: str) -> bool:
+        """Whether argparse reads `arg`, one dash and more (a mistyped `--option` is no operand), as an option this
+        command does not have: a name or photo that begins with '-' (`forget -rf`) where the command takes one."""
+        if arg[:1] != "-" or arg[:2] == "--" or arg == "-" or arg.split("=", 1)[0] in self._option_string_actions:
+            return False
+        takes_operands = any(not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+                             for a in self._actions)
+        return takes_operands and (self._has_negative_number_optionals or not self._negative_number_matcher.match(arg))
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's error, with where an operand that begins with '-' goes: `forget -rf`, a concept named so,
+        was "the following arguments are required: name", as if no name had been given."""
+        stray = getattr(self, "dashed", [])
+        if stray and message.startswith("the following arguments are required"):  # (one unrecognised says itself)
+            message += (f" ({stray[0]} is read as an option: a name or file that begins with '-' goes after `--`, "
+                        f"`{self.prog} -- {stray[0]}{'' if self.given[-1] == stray[0] else ' ...'}`)")
+        super().error(message)
 
 
 def _count_dashes(values: list) -> int:
@@ -811,9 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: database (its path), missing (photos "
                    "not exported)")
     p = add("reindex", cmd_reindex, "re-embed every reference photo with the current embedder")
-    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded; "
-                   "unreadable, each stored photo that could not be read (concept, photo, problem); unrecognisable, "
-                   "the concepts left with no readable photo")
+    p.add_argument("--json", action="store_true", help="one JSON object: views, the photos re-embedded; faces, the "
+                   "people's faces; unreadable, each stored photo that could not be read (concept, photo, problem); "
+                   "unrecognisable, the concepts left with no readable photo")
     p = add("models", cmd_models, "list the model cache, prepare the default embedder, or pull a VLM or whisper "
             "model")
     models_json = ("a JSON list of the models, each with its role and name; an embedder's `problem` (null: ready), "

@@ -36,3 +36,23 @@ def run_read_only(folder: Path, cmd: list[str], done: Path) -> None:
     if not mounted.exists():
         pytest.skip(f"running as root and cannot make a read-only mount: {ran.stderr.strip()[:200]}")
     assert done.exists(), f"the command under the read-only mount failed: {ran.stderr.strip()[-400:]}"
+
+
+def run_unwritable(folder: Path, cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run `cmd` while `folder` alone is `chmod a-w` (its parent, and the drive, still writable: not a mount point,
+    which a restore refuses as one); for root, with the capabilities that write past a mode dropped (setpriv). Skips
+    the test where they cannot be."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        caps = "-dac_override,-dac_read_search,-fowner"
+        prefix = [shutil.which("setpriv") or "setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+        try:
+            subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=30)
+        except (OSError, subprocess.CalledProcessError) as e:
+            pytest.skip(f"running as root and cannot drop the capability to write past a mode: {e}")
+    mode = folder.stat().st_mode
+    folder.chmod(mode & ~0o222)
+    try:
+        return subprocess.run([*prefix, *cmd], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    finally:
+        folder.chmod(mode)

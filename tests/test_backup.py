@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from holding import held_open
-from readonly import run_read_only
+from readonly import run_read_only, run_unwritable
 from scenes import scene_file
 
 from edge_rap import cli
@@ -1116,6 +1116,19 @@ def test_a_member_larger_than_the_free_room_is_said_before_any_of_it_is_written(
     info.size = 10 ** 13
     archive.write_bytes(info.tobuf(tarfile.PAX_FORMAT) + bytes(1 << 20))
     refused(capsys, archive, current, "the archive's images/ab/", f"is {10 ** 13} bytes, more than the ")
+
+
+def test_a_memory_folder_made_read_only_is_refused_in_one_line(archive, current):
+    # `chmod a-w` on the memory's folder (its parent writable): the note of what stays in place could not be written,
+    # and `restore --replace` ended in a traceback
+    before, siblings = tree(current), sorted(p.name for p in current.parent.iterdir())
+    ran = run_unwritable(current, [sys.executable, "-m", "edge_rap", "restore", str(archive), "--replace",
+                                   "--memory", str(current)])
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr.startswith("edge-rap: ") and ran.stderr.count("\n") == 1, ran.stderr
+    assert "not writable (Permission denied); nothing was changed" in ran.stderr
+    assert tree(current) == before
+    assert sorted(p.name for p in current.parent.iterdir()) == siblings
 
 
 def test_restore_is_refused_while_another_process_has_the_memory_open(archive, current, capsys):

@@ -1057,7 +1057,7 @@ def test_read_only_memory_folder_can_still_be_listed_and_searched(memory, settin
 
 
 @pytest.mark.parametrize("argv, said", [(["reindex"], "re-embedded 0 reference views\n"), (
-    ["reindex", "--json"], '{"views": 0, "unreadable": [], "unrecognisable": []}\n')])
+    ["reindex", "--json"], '{"views": 0, "faces": 0, "unreadable": [], "unrecognisable": []}\n')])
 @pytest.mark.parametrize("empty_folder", [False, True])
 def test_reindex_makes_no_memory_of_the_default_home_before_its_first_remember(settings, capsys, argv, said,
                                                                                empty_folder):

@@ -289,7 +289,7 @@ def test_every_command_that_changes_or_writes_answers_json(run, photos, tmp_path
     rc, out, _ = run("rename", "bo", "bobo", "--json")
     assert rc == 0 and (json.loads(out)["old"], json.loads(out)["name"]) == ("bo", "bobo")
     rc, out, _ = run("reindex", "--json")
-    assert rc == 0 and json.loads(out) == {"views": 2, "unreadable": [], "unrecognisable": []}
+    assert rc == 0 and json.loads(out) == {"views": 2, "faces": 0, "unreadable": [], "unrecognisable": []}
     rc, out, _ = run("export-rap", tmp_path / "exported", "--json")
     assert rc == 0 and json.loads(out) == {"database": str(tmp_path / "exported" / "database.json"), "missing": []}
     rc, out, _ = run("forget", "bobo", "--json")
@@ -659,6 +659,30 @@ def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, sa
     usage = " ".join(["edge-rap", *argv[:2 if argv[0] == "models" else 1]])
     assert refused.value.code == 2 and err.startswith(f"usage: {usage} [")
     assert err.count("error") == 1 and f"{usage}: error: {said}" in err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["forget", "-rf"], "the following arguments are required: name (-rf is read as an option: a name or file that "
+                        "begins with '-' goes after `--`, `edge-rap forget -- -rf`)"),
+    (["rename", "-rf", "x"], "required: new (-rf is read as an option: a name or file that begins with '-' goes "
+                             "after `--`, `edge-rap rename -- -rf ...`)"),
+    (["remember", "-rf", "a.jpg"], "required: IMAGE (-rf is read as an option"),
+    (["recognize", "-frame.jpg"], "required: IMAGE (-frame.jpg is read as an option")])
+def test_an_operand_that_begins_with_a_dash_is_said_to_go_after_a_double_dash(capsys, argv, said):
+    # `forget -rf` of a concept named -rf said "the following arguments are required: name", as if none were given
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("error") == 1
+    assert f"edge-rap {argv[0]}: error: " in err and said in err, err
+
+
+@pytest.mark.parametrize("argv", [["concepts", "-x"], ["remember", "bo", "a.jpg", "-q"], ["forget", "--jsn"]])
+def test_a_mistyped_option_is_not_said_to_be_an_operand(capsys, argv):
+    # to a command that takes no operands, after them all, or of two dashes: a typo, not a name
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert "is read as an option" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["rename", "--", "y", "--"], ["add-views", "--", "y", "--"],

@@ -2244,7 +2244,9 @@ def test_doctor_finds_an_embedder_given_by_path_as_the_commands_that_load_it_do(
     monkeypatch.chdir(tmp_path)
     for given, rc_wanted, said in (("./mine", 0, "(present)"), ("mine", 0, "(present)"),
                                    ("./det", 1, "model det is a detector, not an image embedder"),
-                                   (str(tmp_path / "det"), 1, "model det is a detector, not an image embedder")):
+                                   (str(tmp_path / "det"), 1, "model det is a detector, not an image embedder"),
+                                   # its .onnx, not its folder: said as the commands say it, not "export it"
+                                   (str(next((tmp_path / "mine").glob("*.onnx"))), 1, "a file, give its folder, ")):
         rc, out, _ = run("doctor", "--embedder", given)
         line = next(x for x in out.splitlines() if x.startswith("model embedder:"))
         assert rc == rc_wanted and said in line, (given, line)

@@ -843,6 +843,25 @@ def test_prepare_of_a_model_that_is_no_image_embedder_is_refused(tmp_path, monke
     assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
 
 
+@pytest.mark.parametrize("in_a_model", [True, False])
+def test_a_file_given_as_the_embedder_is_said_to_be_one(tmp_path, monkeypatch, capsys, in_a_model):
+    # `--embedder .../model.onnx` (the model's file, not its folder) or a photo was "not in the model cache ...; export
+    # it with tools/export_clip.py", as if a name of the cache had been mistyped
+    from edge_rap import cli
+
+    folder = tmp_path / "elsewhere" / "clip"
+    folder.mkdir(parents=True)
+    if in_a_model:
+        (folder / "manifest.json").write_text(json.dumps({"name": "clip", "role": "image_embedder", "files": {}}))
+    (folder / "model.onnx").write_bytes(b"onnx")
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["models", "prepare", "--embedder", str(folder / "model.onnx")]) == 2
+    said = f"give its folder, {folder}" if in_a_model else "not a model's folder (one that holds manifest.json)"
+    assert capsys.readouterr().err == f"edge-rap: {folder / 'model.onnx'}: a file, {said}\n"
+
+
 def test_a_detector_given_as_the_embedder_is_named_as_one(tmp_path, monkeypatch, capsys):
     # `recognize --embedder yolo` said "model yolo has no image file", where `models prepare` names its role
     from edge_rap import cli

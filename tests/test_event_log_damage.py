@@ -437,6 +437,21 @@ def test_a_memory_with_no_concept_yet_whose_log_was_set_aside_is_still_a_memory(
     refuse_what_is_not_a_sound_memory(tmp_path)
 
 
+def test_a_log_that_cannot_be_opened_for_want_of_room_says_the_disk_is_full(tmp_path, monkeypatch):
+    # SQLite's "disk I/O error" of a -shm it could not make: `rename` and `forget` on a nearly full disk said "cannot
+    # open the event log (disk I/O error)", as if the disk were failing
+    logged(tmp_path, 3)
+    usage = shutil.disk_usage(tmp_path)
+
+    def no_room(self, *args, **kwargs) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(EventLog, "_start", no_room)
+    monkeypatch.setattr(shutil, "disk_usage", lambda where: usage._replace(free=4096))
+    with pytest.raises(EventLogFull, match=r"^\S+: cannot open the event log \(the disk is full\)$"):
+        EventLog(tmp_path)
+
+
 def test_a_full_disk_that_keeps_a_new_log_from_starting_puts_the_damaged_one_back_and_says_so(tmp_path, monkeypatch):
     # The hourly check said "cannot check the event log (disk I/O error)", SQLite's word for a -shm it could not make,
     # of a log it had set aside; and the next write started an empty log in its place, with none of the events the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,16 @@ def test_forgetting_a_person_removes_the_face_vectors(people, settings):
     assert len(retriever.faces.view) == before - 2  # the face and its mirror image
     frame = Image(side_by_side("astronaut", "grace_hopper"), "frame")
     assert "grace" not in [h.concept.name for h in retriever.recognize(frame).hits]
+
+
+def test_a_reindex_counts_the_faces_apart_from_the_photos(people, capsys):
+    # three photos, two of people: "re-embedded 5 reference views", where `concepts` counts 3 views
+    done = people.reindex()
+    assert (done.views, done.faces) == (3, 2)
+    assert main(["reindex", "--memory", str(people.root)]) == 0
+    assert capsys.readouterr().out == "re-embedded 3 reference views and 2 faces\n"
+    assert main(["reindex", "--json", "--memory", str(people.root)]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == 2
 
 
 def test_a_face_box_outside_a_photo_replaced_by_a_smaller_one_does_not_stop_the_reindex(people):

@@ -154,7 +154,8 @@ class EventLog:
                 self._start()
             self._folder = file_identity(root)
         except (OSError, sqlite3.Error) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else e  # (not "[Errno 30] ...: 'path'")
+            why = "the disk is full" if _no_room(e, self.path) else \
+                e.strerror if isinstance(e, OSError) and e.strerror else e  # (not "[Errno 30] ...: 'path'")
             raise _refused(self.path, f"cannot open the event log ({why}){_damaged(e) or _read_only(root)}", e) \
                 from None
 

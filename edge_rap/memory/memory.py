@@ -488,7 +488,7 @@ class Memory:
                 lost = self._unreadable_photos(views + (face_views if with_faces else []), unreadable)
                 unrecognisable = self.store.unrecognisable(embedder.space.name, db)
                 break
-        return Reindexed(sum(v.id in photos for v in views) + len(face_rows), lost, unrecognisable)
+        return Reindexed(sum(v.id in photos for v in views), lost, unrecognisable, len(face_rows))
 
     def _unreadable_photos(self, views: list[ReferenceView], unreadable: dict[int, str]) -> list[UnreadablePhoto]:
         """Each concept's photo that could not be read, once (its photo view and its face view share the file)."""

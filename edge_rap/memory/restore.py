@@ -33,7 +33,7 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRET
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restoring_folders
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, not_a_folder, stamped
 from edge_rap.memory.holders import holder
-from edge_rap.memory.store import SCHEMA_VERSION, is_escape, refuse_newer
+from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 from edge_rap.userfiles import special_kind
 
@@ -398,13 +398,16 @@ def _note_kept(root: Path, staging: Path) -> list[str]:
         return []
     kept = [p.name for p in root.iterdir()
             if not MEMORY_DATA.fullmatch(p.name) and not (staging / p.name).exists() and p.name != KEPT_NOTE]
-    fd = os.open(root / KEPT_NOTE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, "".join(f"{name}\n" for name in kept).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(root)
+    try:  # (the first write into the memory's folder: one made read-only, `chmod a-w`, was a traceback here)
+        fd = os.open(root / KEPT_NOTE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, "".join(f"{name}\n" for name in kept).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(root)
+    except OSError as e:
+        raise disk_error(e, root) from None
     return kept
 
 

@@ -275,6 +275,11 @@ class ModelCache:
         candidate = Path(name_or_path)
         if (candidate / MANIFEST).exists():
             return Manifest.load(candidate)
+        if candidate.is_file() and not self.has(name_or_path):  # (the model's .onnx, or a photo, by mistake)
+            folder = candidate.parent
+            said = f"give its folder, {folder}" if (folder / MANIFEST).exists() else \
+                f"not a model's folder (one that holds {MANIFEST})"
+            raise EdgeRapError(f"{candidate}: a file, {said}")
         if candidate.is_dir() and not self.has(name_or_path):
             if candidate.resolve().parent != self.root.expanduser().resolve():
                 raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")

@@ -1937,6 +1937,22 @@ def test_a_hesitation_inside_a_remember_or_an_add_is_no_part_of_the_name():
     assert parse("Remember this as Ah Ming.", ["bo"])[0].name == "ah_ming"  # "ah" may be a name's own
 
 
+def test_a_known_name_that_sounds_like_a_hesitation_is_kept_whole():
+    # Before: of <umm_ali> (a kunya, "mother of Ali"), "Forget Umm Ali." said "I don't know 'Ali'", "This is also
+    # Umm Ali." was no command and "Remember this as Umm Ali." asked to remember a new <ali>: its "Umm" was left out
+    # as a hesitation, though it is the known name's own
+    from edge_rap.speech.intents import parse
+
+    kinds = {"umm_ali": "person", "bo": "dog"}
+    for said, action, name in (("Forget Umm Ali.", "forget", "umm_ali"),
+                               ("Forget um, Umm Ali now.", "forget", "umm_ali"),
+                               ("Forget Bo, no, Umm Ali.", "forget", "umm_ali"),
+                               ("This is also Umm Ali.", "add", "umm_ali"),
+                               ("Remember this as Umm Ali.", "add", "umm_ali"), ("Forget umm Bo.", "forget", "bo")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.name, command.state) == (action, name, "asked"), said
+
+
 @pytest.mark.parametrize("said, line", [
     ("Forget Bo, no.", "OK, I will not forget <bo>."), ("Forget Bo. No.", "OK, I will not forget <bo>."),
     ("Forget Bo, no, wait.", "OK, I will not forget <bo>."), ("Forget Bo, never mind.", "OK, I will not forget <bo>."),

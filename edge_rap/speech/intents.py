@@ -143,7 +143,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     concept's, whose noun beside its name still names it whole ("Forget Bo the dog.")."""
     kinds = categories or {}
     if m := _REMEMBER.match(text):
-        words, dropped = _meant(m.group("name"))
+        words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("remember", dropped, names, kinds)
         name = stored_form(words)
@@ -162,7 +162,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        words, dropped = _meant(m.group("name"))
+        words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("forget", dropped, names, kinds)
         words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
@@ -190,7 +190,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
         return None, ""
-    said, _ = _meant(m.group("name"))
+    said, _ = _meant(m.group("name"), names)
     if not said:  # "This is also Bo, no.": a "..., isn't it?" as whisper may write it, no command taken back
         return None, ""
     said = _timeless(said, names, kinds)  # "This is also Bo now.", as a forget
@@ -202,11 +202,13 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     return _add(whole) if whole else (None, "")
 
 
-def _meant(said: str) -> tuple[str, str]:
+def _meant(said: str, names: list[str]) -> tuple[str, str]:
     """A command's name as meant, and the words before it taken back: hesitations left out ("um Bo", "Pip, uh,
-    please"; not where they are all it says: <oh>), and after a name taken back what follows ("Bo, no, Max": Max);
-    "" where nothing does ("Bo, no.": nothing to do, not a <bo> asked or a <luna_no> remembered)."""
-    fluent = _HESITATION.sub("", said)
+    please"; not where they are all it says: <oh>, nor in a known name heard, <umm_ali> said "Umm Ali"), and after a
+    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.": nothing to do, not a <bo>
+    asked or a <luna_no> remembered)."""
+    held = [(h.start, h.end) for h in _heard(said, names).heard]
+    fluent = _HESITATION.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in held) else "", said)
     said = fluent if stored_form(fluent) else said
     parts = _TAKE_BACK.split(said)
     return (parts[-1], parts[-2]) if len(parts) > 1 else (said, "")

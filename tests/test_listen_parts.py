@@ -1937,6 +1937,19 @@ def test_a_hesitation_inside_a_remember_or_an_add_is_no_part_of_the_name():
     assert parse("Remember this as Ah Ming.", ["bo"])[0].name == "ah_ming"  # "ah" may be a name's own
 
 
+def test_a_name_to_remember_that_is_no_hesitation_is_not_refused_as_one():
+    # Before: "Remember this as Oh." said "I can't use 'Oh' as a name.": "oh" and "ah", hesitations to the names a
+    # question is matched with, were common words to a name to remember too, though "Oh" (a family name) was remembered
+    from edge_rap.speech.intents import parse
+
+    for said, name in (("Remember this as Oh.", "oh"), ("Remember this as Ah.", "ah"),
+                       ("Remember this as Ahh.", "ahh")):
+        command, _ = parse(said, ["bo"])
+        assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
+    for said in ("Remember this as Hmmm.", "Remember this as Errr.", "Remember this as Uhh."):  # held, as "Um." is
+        assert parse(said, ["bo"])[0].state == "refused", said
+
+
 def test_a_known_name_that_sounds_like_a_hesitation_is_kept_whole():
     # Before: of <umm_ali> (a kunya, "mother of Ali"), "Forget Umm Ali." said "I don't know 'Ali'", "This is also
     # Umm Ali." was no command and "Remember this as Umm Ali." asked to remember a new <ali>: its "Umm" was left out

@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
+from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -147,8 +147,10 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         if not words:
             return _taken_back("remember", dropped, names, kinds)
         name = stored_form(words)
-        if not name or name.count("_") >= MAX_NAME_WORDS or all(is_common(w) for w in name.split("_")):
-            # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
+        if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON or _HESITATION.fullmatch(w)
+                                                                 for w in name.split("_")):
+            # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>), nor is a
+            # hesitation however long ("Hmmm"); but "Oh" or "Ah" may be a name (not names.is_common, whose "oh" is one)
             return Command("remember", name, "refused"), f"I can't use {words!r} as a name."
         said = _OWNER.sub("", words)  # "my keys" is to be <keys>: not heard as <max>, as in a question
         known = _heard(said, names)

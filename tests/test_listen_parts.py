@@ -1998,6 +1998,21 @@ def test_a_name_said_again_otherwise_is_the_one_asked(said, action, name):
     assert parse("Remember this as No Face.", ["bo"])[0].name == "no_face"  # a "no" of the name, no pause before it
 
 
+def test_a_name_said_after_a_pause_with_an_and_is_one_more_not_the_one_meant():
+    # Before: "Forget Bo, sorry, and Max." asked "Shall I forget <max>?", as if Bo were taken back, though the "and"
+    # adds Max to him: refused as a list is, naming both
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog", "luna": "cat"}
+    for said in ("Forget Bo, sorry, and Max.", "Forget Bo, wait, and Max.", "Forget Bo. Oh wait, & Max.",
+                 "Forget Bo, no, wait, also Max."):
+        command, line = parse(said, list(kinds), kinds)
+        assert command.state == "refused", said
+        assert line.startswith("I forget one at a time: say forget <bo>, then forget <max>."), said
+    assert parse("Forget Bo, no, Max and Luna.", list(kinds), kinds)[1] == ("I forget one at a time: say forget "
+                                                                           "<max>, then forget <luna>.")
+
+
 def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():
     # Before: "Forget the others, not Bo." and "Forget all but Bo, the dog." of <bo>, a dog, asked "Shall I forget
     # <bo>?": the one concept the list named was taken for the one meant, though its part said more than its name

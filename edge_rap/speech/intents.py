@@ -56,6 +56,7 @@ _HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*",
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
 _TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that)\s*(?:[,.;!?]+\s*|$)"
                         r"|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
+_ONE_MORE = re.compile(r"\W*(?:(?:and|plus|also)\b|&)", re.I)  # after "sorry" or "wait": a name added, none taken back
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
@@ -213,7 +214,9 @@ def _meant(said: str, names: list[str]) -> tuple[str, str]:
     fluent = _HESITATION.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in held) else "", said)
     said = fluent if stored_form(fluent) else said
     parts = _TAKE_BACK.split(said)
-    return (parts[-1], parts[-2]) if len(parts) > 1 else (said, "")
+    if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
+        return said, ""
+    return parts[-1], parts[-2]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:

@@ -1998,6 +1998,28 @@ def test_a_name_said_again_otherwise_is_the_one_asked(said, action, name):
     assert parse("Remember this as No Face.", ["bo"])[0].name == "no_face"  # a "no" of the name, no pause before it
 
 
+@pytest.mark.parametrize("said, action, name, state", [
+    ("Forget Bo, no, forget Max.", "forget", "max", "asked"),
+    ("Forget Bo. Never mind, forget about Max.", "forget", "max", "asked"),
+    ("Remember this as Pip, no, as Pop.", "remember", "pop", "asked"),
+    ("This is also Bo, no, this is also Max.", "add", "max", "asked"),
+    ("Forget Bo, no, remember this as Pip.", "remember", "pip", "asked"),
+    ("Forget Bo, no, forget it.", "forget", "bo", "refused"), ("Forget Bo. Forget it.", "forget", "bo", "refused"),
+    ("Forget Bo, no, forget Max, no.", "forget", "max", "refused"),
+])
+def test_a_command_said_again_after_one_taken_back_is_the_one_heard(said, action, name, state):
+    # Before: "Forget Bo, no, forget Max." said "I don't know 'forget Max'", "Remember this as Pip, no, as Pop." asked
+    # to remember <as_pop>, "Forget Bo, no, forget it." said "I don't know 'forget it'" and "Forget Bo, no, forget
+    # Max, no." "OK, I will not forget <forget_max>.": the verb said again was taken for a name's words
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    command, line = parse(said, list(kinds), kinds)
+    assert (command.action, command.name, command.state) == (action, name, state), (said, line)
+    if state == "refused":
+        assert line == f"OK, I will not {command.doing}.", said
+
+
 def test_a_name_said_after_a_pause_with_an_and_is_one_more_not_the_one_meant():
     # Before: "Forget Bo, sorry, and Max." asked "Shall I forget <max>?", as if Bo were taken back, though the "and"
     # adds Max to him: refused as a list is, naming both

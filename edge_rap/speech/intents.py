@@ -53,9 +53,10 @@ _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 # a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
 # ("Ah Ming", "Jay M")
 _HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*", re.I)
+_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
-_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that)\s*(?:[,.;!?]+\s*|$)"
-                        r"|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
+_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT
+                        + r")\s*(?:[,.;!?]+\s*|$)|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
 _ONE_MORE = re.compile(r"\W*(?:(?:and|plus|also)\b|&)", re.I)  # after "sorry" or "wait": a name added, none taken back
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
@@ -77,7 +78,6 @@ _NO_BUT_YES = re.compile(r"\b(?:" + _NO_PROBLEM + r"|why\W+not|"
 # its end
 _BYE = r"(?:good\W*)?bye\b"
 _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
-_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
@@ -147,6 +147,9 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("remember", dropped, names, kinds)
+        if dropped and looks_like_command(words):  # "Luna, no, forget Bo": that command, said again
+            return parse(words, names, kinds)
+        words = re.sub(r"^as\W+", "", words, flags=re.I) if dropped else words  # "Luna, no, as Lena"
         name = stored_form(words)
         if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON or _HESITATION.fullmatch(w)
                                                                  for w in name.split("_")):
@@ -168,6 +171,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("forget", dropped, names, kinds)
+        if dropped and looks_like_command(words):  # "Forget Bo, no, forget Max."
+            return parse(words, names, kinds)
         words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
         known, said = _heard(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
@@ -193,9 +198,11 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
         return None, ""
-    said, _ = _meant(m.group("name"), names)
+    said, dropped = _meant(m.group("name"), names)
     if not said:  # "This is also Bo, no.": a "..., isn't it?" as whisper may write it, no command taken back
         return None, ""
+    if dropped and looks_like_command(said):  # "This is also Bo, no, this is also Max."
+        return parse(said, names, kinds)
     said = _timeless(said, names, kinds)  # "This is also Bo now.", as a forget
     known = _heard(said, names)
     if known.ambiguous and len(stored_form(said).split("_")) == 1:
@@ -220,9 +227,11 @@ def _meant(said: str, names: list[str]) -> tuple[str, str]:
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
-    """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done."""
+    """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
+    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>)."""
+    again = parse(said, names, categories)[0] if looks_like_command(said) else None
     name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
-    command = Command(action, name, "refused")
+    command = replace(again, state="refused", ambiguous=None) if again else Command(action, name, "refused")
     return command, f"OK, I will not {command.doing}."
 
 

@@ -2020,6 +2020,21 @@ def test_a_command_said_again_after_one_taken_back_is_the_one_heard(said, action
         assert line == f"OK, I will not {command.doing}.", said
 
 
+def test_a_name_taken_back_in_a_run_of_words_is_not_asked():
+    # Before: "Forget Bo, no no." asked "Shall I forget <bo>?" and "Forget Bo, no wait, Max." said "I forget one at a
+    # time": a take-back was heard only as one word and a pause ("no, no"), not as whisper writes a run of them
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    for said in ("Forget Bo, no no.", "Forget Bo, no wait.", "Forget Bo, wait no.", "Forget Bo. Oh no, never mind."):
+        assert parse(said, list(kinds), kinds)[1] == "OK, I will not forget <bo>.", said
+    for said in ("Forget Bo, no wait, Max.", "Forget Bo, oh wait, Max.", "Forget Bo. No no no, forget Max."):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.name, command.state) == ("max", "asked"), said
+    assert not parse("Forget Bo, no more.", list(kinds), kinds)[1].startswith("OK, I will not")  # no take-back
+    assert parse("Remember this as No Wait.", list(kinds), kinds)[0].name == "no_wait"  # a name's own, no pause
+
+
 def test_a_name_said_after_a_pause_with_an_and_is_one_more_not_the_one_meant():
     # Before: "Forget Bo, sorry, and Max." asked "Shall I forget <max>?", as if Bo were taken back, though the "and"
     # adds Max to him: refused as a list is, naming both

@@ -55,8 +55,9 @@ _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 _HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*", re.I)
 _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
-_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT
-                        + r")\s*(?:[,.;!?]+\s*|$)|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
+_TAKE_BACK_WORD = r"(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT + ")"
+_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:oh\s+)?" + _TAKE_BACK_WORD + r"(?:\s*(?:[,.;!?]+\s*|$)|\s+(?="
+                        + _TAKE_BACK_WORD + r"\b))|i\W+mean\b(?!\W+it\b)\W*)+", re.I)  # "no, no", "no no", "oh wait"
 _ONE_MORE = re.compile(r"\W*(?:(?:and|plus|also)\b|&)", re.I)  # after "sorry" or "wait": a name added, none taken back
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"

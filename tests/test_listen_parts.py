@@ -1937,6 +1937,35 @@ def test_a_hesitation_inside_a_remember_or_an_add_is_no_part_of_the_name():
     assert parse("Remember this as Ah Ming.", ["bo"])[0].name == "ah_ming"  # "ah" may be a name's own
 
 
+def test_a_name_to_remember_that_is_no_hesitation_is_not_refused_as_one():
+    # Before: "Remember this as Oh." said "I can't use 'Oh' as a name.": "oh" and "ah", hesitations to the names a
+    # question is matched with, were common words to a name to remember too, though "Oh" (a family name) was remembered
+    from edge_rap.speech.intents import parse
+
+    for said, name in (("Remember this as Oh.", "oh"), ("Remember this as Ah.", "ah"),
+                       ("Remember this as Ahh.", "ahh")):
+        command, _ = parse(said, ["bo"])
+        assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
+    for said in ("Remember this as Hmmm.", "Remember this as Errr.", "Remember this as Uhh."):  # held, as "Um." is
+        assert parse(said, ["bo"])[0].state == "refused", said
+
+
+def test_a_known_name_that_sounds_like_a_hesitation_is_kept_whole():
+    # Before: of <umm_ali> (a kunya, "mother of Ali"), "Forget Umm Ali." said "I don't know 'Ali'", "This is also
+    # Umm Ali." was no command and "Remember this as Umm Ali." asked to remember a new <ali>: its "Umm" was left out
+    # as a hesitation, though it is the known name's own
+    from edge_rap.speech.intents import parse
+
+    kinds = {"umm_ali": "person", "bo": "dog"}
+    for said, action, name in (("Forget Umm Ali.", "forget", "umm_ali"),
+                               ("Forget um, Umm Ali now.", "forget", "umm_ali"),
+                               ("Forget Bo, no, Umm Ali.", "forget", "umm_ali"),
+                               ("This is also Umm Ali.", "add", "umm_ali"),
+                               ("Remember this as Umm Ali.", "add", "umm_ali"), ("Forget umm Bo.", "forget", "bo")):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.action, command.name, command.state) == (action, name, "asked"), said
+
+
 @pytest.mark.parametrize("said, line", [
     ("Forget Bo, no.", "OK, I will not forget <bo>."), ("Forget Bo. No.", "OK, I will not forget <bo>."),
     ("Forget Bo, no, wait.", "OK, I will not forget <bo>."), ("Forget Bo, never mind.", "OK, I will not forget <bo>."),
@@ -1967,6 +1996,58 @@ def test_a_name_said_again_otherwise_is_the_one_asked(said, action, name):
     command, _ = parse(said, ["bo", "max"], {"bo": "dog", "max": "dog"})
     assert (command.action, command.name, command.state) == (action, name, "asked"), said
     assert parse("Remember this as No Face.", ["bo"])[0].name == "no_face"  # a "no" of the name, no pause before it
+
+
+@pytest.mark.parametrize("said, action, name, state", [
+    ("Forget Bo, no, forget Max.", "forget", "max", "asked"),
+    ("Forget Bo. Never mind, forget about Max.", "forget", "max", "asked"),
+    ("Remember this as Pip, no, as Pop.", "remember", "pop", "asked"),
+    ("This is also Bo, no, this is also Max.", "add", "max", "asked"),
+    ("Forget Bo, no, remember this as Pip.", "remember", "pip", "asked"),
+    ("Forget Bo, no, forget it.", "forget", "bo", "refused"), ("Forget Bo. Forget it.", "forget", "bo", "refused"),
+    ("Forget Bo, no, forget Max, no.", "forget", "max", "refused"),
+])
+def test_a_command_said_again_after_one_taken_back_is_the_one_heard(said, action, name, state):
+    # Before: "Forget Bo, no, forget Max." said "I don't know 'forget Max'", "Remember this as Pip, no, as Pop." asked
+    # to remember <as_pop>, "Forget Bo, no, forget it." said "I don't know 'forget it'" and "Forget Bo, no, forget
+    # Max, no." "OK, I will not forget <forget_max>.": the verb said again was taken for a name's words
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    command, line = parse(said, list(kinds), kinds)
+    assert (command.action, command.name, command.state) == (action, name, state), (said, line)
+    if state == "refused":
+        assert line == f"OK, I will not {command.doing}.", said
+
+
+def test_a_name_taken_back_in_a_run_of_words_is_not_asked():
+    # Before: "Forget Bo, no no." asked "Shall I forget <bo>?" and "Forget Bo, no wait, Max." said "I forget one at a
+    # time": a take-back was heard only as one word and a pause ("no, no"), not as whisper writes a run of them
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    for said in ("Forget Bo, no no.", "Forget Bo, no wait.", "Forget Bo, wait no.", "Forget Bo. Oh no, never mind."):
+        assert parse(said, list(kinds), kinds)[1] == "OK, I will not forget <bo>.", said
+    for said in ("Forget Bo, no wait, Max.", "Forget Bo, oh wait, Max.", "Forget Bo. No no no, forget Max."):
+        command, _ = parse(said, list(kinds), kinds)
+        assert (command.name, command.state) == ("max", "asked"), said
+    assert not parse("Forget Bo, no more.", list(kinds), kinds)[1].startswith("OK, I will not")  # no take-back
+    assert parse("Remember this as No Wait.", list(kinds), kinds)[0].name == "no_wait"  # a name's own, no pause
+
+
+def test_a_name_said_after_a_pause_with_an_and_is_one_more_not_the_one_meant():
+    # Before: "Forget Bo, sorry, and Max." asked "Shall I forget <max>?", as if Bo were taken back, though the "and"
+    # adds Max to him: refused as a list is, naming both
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog", "luna": "cat"}
+    for said in ("Forget Bo, sorry, and Max.", "Forget Bo, wait, and Max.", "Forget Bo. Oh wait, & Max.",
+                 "Forget Bo, no, wait, also Max."):
+        command, line = parse(said, list(kinds), kinds)
+        assert command.state == "refused", said
+        assert line.startswith("I forget one at a time: say forget <bo>, then forget <max>."), said
+    assert parse("Forget Bo, no, Max and Luna.", list(kinds), kinds)[1] == ("I forget one at a time: say forget "
+                                                                           "<max>, then forget <luna>.")
 
 
 def test_a_forget_said_as_a_list_whose_one_name_is_said_with_more_is_not_asked_of_it():

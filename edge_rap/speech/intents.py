@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
+from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -53,9 +53,12 @@ _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 # a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
 # ("Ah Ming", "Jay M")
 _HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*", re.I)
+_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
-_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that)\s*(?:[,.;!?]+\s*|$)"
-                        r"|i\W+mean\b(?!\W+it\b)\W*)+", re.I)
+_TAKE_BACK_WORD = r"(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT + ")"
+_TAKE_BACK = re.compile(r"[,.;!?]\s*(?:(?:oh\s+)?" + _TAKE_BACK_WORD + r"(?:\s*(?:[,.;!?]+\s*|$)|\s+(?="
+                        + _TAKE_BACK_WORD + r"\b))|i\W+mean\b(?!\W+it\b)\W*)+", re.I)  # "no, no", "no no", "oh wait"
+_ONE_MORE = re.compile(r"\W*(?:(?:and|plus|also)\b|&)", re.I)  # after "sorry" or "wait": a name added, none taken back
 _FORGET = re.compile(_LEAD + r"forget(?:[^\w<]+about)?" + _NAME + _NAME_END, re.I)
 _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:this\W+is\W+)?another\W+"
                    r"(?:photo|picture)\W+of)" + _NAME + _NAME_END, re.I),
@@ -76,7 +79,6 @@ _NO_BUT_YES = re.compile(r"\b(?:" + _NO_PROBLEM + r"|why\W+not|"
 # its end
 _BYE = r"(?:good\W*)?bye\b"
 _BYE_NEXT = re.compile(r"\W*" + _BYE, re.I)
-_FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 _NO_FIRST = re.compile(_LEAD + f"(?:{_DECLINE}|{_BYE}|{_FORGET_IT})", re.I)
 _ARTICLES = {"the", "a", "an", "my", "our", "your"}
 _OWNER = re.compile(r"^\W*(?:(?:my|our|your)\W+)+", re.I)
@@ -143,12 +145,17 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     concept's, whose noun beside its name still names it whole ("Forget Bo the dog.")."""
     kinds = categories or {}
     if m := _REMEMBER.match(text):
-        words, dropped = _meant(m.group("name"))
+        words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("remember", dropped, names, kinds)
+        if dropped and looks_like_command(words):  # "Luna, no, forget Bo": that command, said again
+            return parse(words, names, kinds)
+        words = re.sub(r"^as\W+", "", words, flags=re.I) if dropped else words  # "Luna, no, as Lena"
         name = stored_form(words)
-        if not name or name.count("_") >= MAX_NAME_WORDS or all(is_common(w) for w in name.split("_")):
-            # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>)
+        if not name or name.count("_") >= MAX_NAME_WORDS or all(w in COMMON or _HESITATION.fullmatch(w)
+                                                                 for w in name.split("_")):
+            # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>), nor is a
+            # hesitation however long ("Hmmm"); but "Oh" or "Ah" may be a name (not names.is_common, whose "oh" is one)
             return Command("remember", name, "refused"), f"I can't use {words!r} as a name."
         said = _OWNER.sub("", words)  # "my keys" is to be <keys>: not heard as <max>, as in a question
         known = _heard(said, names)
@@ -162,9 +169,11 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        words, dropped = _meant(m.group("name"))
+        words, dropped = _meant(m.group("name"), names)
         if not words:
             return _taken_back("forget", dropped, names, kinds)
+        if dropped and looks_like_command(words):  # "Forget Bo, no, forget Max."
+            return parse(words, names, kinds)
         words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
         known, said = _heard(words, names), straight_apostrophes(words)
         if known.ambiguous and _either_whole(said, known.ambiguous[0], kinds):  # (of <bo> and <bos>, "Bo's" as a
@@ -190,9 +199,11 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
         # nothing); "could you add this to Bo?" asks for it
         return None, ""
-    said, _ = _meant(m.group("name"))
+    said, dropped = _meant(m.group("name"), names)
     if not said:  # "This is also Bo, no.": a "..., isn't it?" as whisper may write it, no command taken back
         return None, ""
+    if dropped and looks_like_command(said):  # "This is also Bo, no, this is also Max."
+        return parse(said, names, kinds)
     said = _timeless(said, names, kinds)  # "This is also Bo now.", as a forget
     known = _heard(said, names)
     if known.ambiguous and len(stored_form(said).split("_")) == 1:
@@ -202,20 +213,26 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     return _add(whole) if whole else (None, "")
 
 
-def _meant(said: str) -> tuple[str, str]:
+def _meant(said: str, names: list[str]) -> tuple[str, str]:
     """A command's name as meant, and the words before it taken back: hesitations left out ("um Bo", "Pip, uh,
-    please"; not where they are all it says: <oh>), and after a name taken back what follows ("Bo, no, Max": Max);
-    "" where nothing does ("Bo, no.": nothing to do, not a <bo> asked or a <luna_no> remembered)."""
-    fluent = _HESITATION.sub("", said)
+    please"; not where they are all it says: <oh>, nor in a known name heard, <umm_ali> said "Umm Ali"), and after a
+    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.": nothing to do, not a <bo>
+    asked or a <luna_no> remembered)."""
+    held = [(h.start, h.end) for h in _heard(said, names).heard]
+    fluent = _HESITATION.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in held) else "", said)
     said = fluent if stored_form(fluent) else said
     parts = _TAKE_BACK.split(said)
-    return (parts[-1], parts[-2]) if len(parts) > 1 else (said, "")
+    if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
+        return said, ""
+    return parts[-1], parts[-2]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
-    """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done."""
+    """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
+    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>)."""
+    again = parse(said, names, categories)[0] if looks_like_command(said) else None
     name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
-    command = Command(action, name, "refused")
+    command = replace(again, state="refused", ambiguous=None) if again else Command(action, name, "refused")
     return command, f"OK, I will not {command.doing}."
 
 

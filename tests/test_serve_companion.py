@@ -385,6 +385,20 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
         assert (again["added"], again["photos_added"], list(again["refused"])) == ([], 0, ["many/2b.png"])
 
 
+def test_a_refused_photo_whose_name_is_sent_encoded_is_named_by_its_file_alone(companion, live, capsys, tmp_path):
+    # httpx sends a '"' or a control character of a file name %-encoded, so the device's "photo 1 (q%22t.png)" was
+    # not taken off: "refused dog/q"t.png: (q%22t.png): not an image"
+    root = tmp_path / "concepts"
+    _save(root / "dog" / "0.png", 1)
+    for name in ('q"t.png', "tab\tx.png", "a).png"):
+        (root / "dog" / name).write_bytes(b"not a photo at all " + name.encode())
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
+    report = json.loads(out)
+    assert (rc, report["added"]) == (1, ["dog"]), report
+    assert report["refused"] == {f"dog/{name}": "not an image (unknown or corrupt format)"
+                                 for name in ('q"t.png', "tab\tx.png", "a).png")}, report["refused"]
+
+
 def test_sync_reports_a_folder_by_one_spelling(companion, live, capsys, tmp_path):
     # a macOS (decomposed) "Café" was under `patched` as the folder spells it and under `refused` as the device does
     with live.client() as c:

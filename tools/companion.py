@@ -462,9 +462,12 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
 def _unlabelled(why: str, name: str) -> str:
     """A one-photo request's refusal without the device's label for its photo: the report names the file, and
     "refused bo/c.jpg: photo 1 (c.jpg): corrupt ..." said "photo 1" of the third file given (sent alone, its
-    batch refused)."""
+    batch refused). The name as the device read it may differ from the file's: httpx sends a '"' or a control
+    character in it %-encoded (`q"t.jpg` was "refused bo/q"t.jpg: (q%22t.jpg): corrupt ...")."""
     for label in (f"photo 1 ({name})", "photo 1"):
         if why.startswith(label) and why[len(label):len(label) + 1] in (":", " "):
+            if label == "photo 1" and why.startswith("photo 1 (") and "): " in why:
+                return why.split("): ", 1)[1]  # (a name sent encoded)
             return why[len(label):].removeprefix(":").lstrip()
     return why
 

@@ -986,7 +986,8 @@ def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[st
     command's options, so it is said where it goes. `--help` or `--version` before it still answers, as argparse
     does before it reads any command (`edge-rap --version --` was refused). The command is the first argument that
     is neither an option nor an option's value: `--memory concepts -- concepts` (a folder named as a command) was
-    "invalid choice: '--'" too."""
+    "invalid choice: '--'" too. An option's value never begins with '-', as argparse reads it: `--memory --help --
+    concepts` is argparse's "argument --memory: expected one argument", not a `--` misplaced."""
     if "--" not in argv:
         return
     valued = {name for action in parser._actions if action.nargs != 0 for name in action.option_strings}
@@ -994,8 +995,8 @@ def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[st
     for arg in before:
         if arg in ("-h", "--help", "--version") or not arg.startswith("-"):
             return  # answered at once, or the command's place (argparse names one that is none)
-        if arg in valued:
-            next(before, None)
+        if arg in valued and (value := next(before, None)) is not None and value.startswith("-") and value != "-":
+            return  # its value left out: argparse says so
     parser.error("`--` goes after the command, before operands that begin with '-' (`edge-rap rename -- -bo "
                  "bo`): give the command first")
 

@@ -721,6 +721,18 @@ def test_help_or_version_before_a_double_dash_still_answers(capsys, argv):
     assert (answered.value.code, err) == (0, "") and ("edge-rap " in out or "usage: edge-rap" in out), out
 
 
+@pytest.mark.parametrize("argv", [["--memory", "--help", "--", "concepts"], ["--device", "-v", "--", "concepts"],
+                                  ["--embedder", "--version", "--"]])
+def test_an_option_whose_value_is_left_out_before_a_double_dash_is_said_so(capsys, argv):
+    # an option's value is never one that begins with '-' (argparse's rule): `--memory --help -- concepts` was "`--`
+    # goes after the command", where without the `--` it is "--memory: expected one argument"
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("error") == 1
+    assert err.endswith(f"edge-rap: error: argument {argv[0]}: expected one argument\n"), err
+
+
 def test_a_double_dash_with_nothing_after_it_is_no_mistake(tmp_path, capsys):
     # `concepts -- "$@"` with no arguments was refused: "unrecognized arguments: --"
     assert cli.main(["concepts", "--memory", str(tmp_path), "--json", "--"]) == 0

@@ -688,6 +688,21 @@ def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_rout
         assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
 
 
+def test_a_path_with_an_encoded_slash_and_a_question_mark_is_said_whole(tmp_path):
+    """A name with a '/' and a '?', '#' or '\\' (which the said path keeps encoded) was said garbled: the name's end cut
+    again from the encoded path, `a%2Fb%3Fc` as `a%2Fb?cFc`."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for sent, said in (("a%2Fb%3Fc", "a%2Fb%3Fc"), ("a%2Fb%23c", "a%2Fb%23c"), ("a%2Fb%5Cc", "a%2Fb%5Cc"),
+                           ("a%3Fb%2F", "a%3Fb%2F")):
+            r = c.delete(f"/api/concepts/{sent}", params={"x": "1"})
+            assert r.json() == {"error": f"x: not a parameter of DELETE /api/concepts/{said} (it takes none)"}, r.text
+            r = c.put(f"/api/concepts/{sent}/photos")
+            assert r.json()["error"].startswith(f"PUT /api/concepts/{said}/photos: a method"), r.text
+            r = c.get(f"/api/concepts/{sent}/")
+            assert r.json() == {"error": f"GET /api/concepts/{said}/: no such route; without its trailing '/': "
+                                         f"/api/concepts/{said}"}, r.text
+
+
 def test_a_query_parameter_sent_twice_is_refused_as_a_form_field_is(tmp_path):
     """`?name=bo&name=cat` answered cat's events alone, the first name dropped without a word, where a form field
     or JSON key sent twice is 422 (the README: one sent twice where the route takes one)."""

@@ -385,6 +385,20 @@ def test_sync_matches_names_as_the_device_does_and_sends_what_it_can(companion, 
         assert (again["added"], again["photos_added"], list(again["refused"])) == ([], 0, ["many/2b.png"])
 
 
+def test_a_refused_photo_whose_name_is_sent_encoded_is_named_by_its_file_alone(companion, live, capsys, tmp_path):
+    # httpx sends a '"' or a control character of a file name %-encoded, so the device's "photo 1 (q%22t.png)" was
+    # not taken off: "refused dog/q"t.png: (q%22t.png): not an image"
+    root = tmp_path / "concepts"
+    _save(root / "dog" / "0.png", 1)
+    for name in ('q"t.png', "tab\tx.png", "a).png"):
+        (root / "dog" / name).write_bytes(b"not a photo at all " + name.encode())
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", root)
+    report = json.loads(out)
+    assert (rc, report["added"]) == (1, ["dog"]), report
+    assert report["refused"] == {f"dog/{name}": "not an image (unknown or corrupt format)"
+                                 for name in ('q"t.png', "tab\tx.png", "a).png")}, report["refused"]
+
+
 def test_sync_reports_a_folder_by_one_spelling(companion, live, capsys, tmp_path):
     # a macOS (decomposed) "Café" was under `patched` as the folder spells it and under `refused` as the device does
     with live.client() as c:
@@ -438,8 +452,42 @@ def test_rename_says_both_names_as_the_device_spells_them_and_a_refusal_in_one_l
     rc, out, err = _call(companion, live, capsys, "rename", "nobody", "al")
     assert (rc, out, err) == (2, "", "companion: GET /api/concepts/nobody: 404 no concept named 'nobody'\n")
     rc, out, _ = _call(companion, live, capsys, "--json", "rename", "bo the dog 🐕", "al")
-    assert rc == 0 and json.loads(out)["name"] == "al"
+    assert rc == 0 and (json.loads(out)["old"], json.loads(out)["name"]) == ("Bo the dog 🐕", "al")
     assert sorted(c.name for c in live.home.concepts()) == ["al", "cat"]
+
+
+def test_a_rename_to_the_name_it_has_says_nothing_changed(companion, live, capsys, tmp_path):
+    # "renamed <bo> to <bo>", where the device changed nothing; `edge-rap rename bo bo` says so
+    assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))[0] == 0
+    for name in ("bo", "BO"):
+        assert _call(companion, live, capsys, "rename", name, "bo") == (0, "<bo> is already named so: nothing "
+                                                                          "changed\n", "")
+    assert _call(companion, live, capsys, "rename", "bo", "BO") == (0, "renamed <bo> to <BO>\n", "")
+
+
+def test_a_rename_whose_concept_another_client_forgot_is_not_reported_done(companion, live, capsys, monkeypatch,
+                                                                           tmp_path):
+    """A retried rename's 404 was taken for its own first try's work whenever NEW named any concept: <bo>
+    forgotten by another client while its answer was lost, and "al" another concept, was "renamed <bo> to <al>"."""
+    monkeypatch.setattr(companion.time, "sleep", lambda s: None)
+    live.home.memory.remember("bo", [_save(tmp_path / "bo.png", 8)])
+    live.home.memory.remember("al", [_save(tmp_path / "al.png", 9)])
+
+    class ForgottenMeanwhile(httpx.HTTPTransport):
+        lost = False
+
+        def handle_request(self, request):
+            if request.method == "PATCH" and not self.lost:  # sent, its answer lost; another client forgets <bo>
+                self.lost = True
+                live.home.forget("bo")
+                raise httpx.ReadError("connection reset by peer", request=request)
+            return super().handle_request(request)
+
+    real_client = companion.httpx.Client
+    monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=ForgottenMeanwhile(), **kw))
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "al")
+    assert (rc, out, err) == (2, "", "companion: PATCH /api/concepts/bo: 404 no concept named 'bo'\n")
+    assert [c.name for c in live.home.concepts()] == ["al"]
 
 
 def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, capsys, tmp_path):

@@ -169,17 +169,22 @@ class Device:
 
     def rename(self, name: str, new: str) -> tuple[str, dict]:
         """Rename a concept: its name as the device spelt it (asked first, as `forget` asks), and the concept. A retry
-        whose first try renamed it (its answer lost: the old name now 404) is done."""
-        name = self.answer("GET", concept_path(name))["name"]
+        whose first try renamed it (its answer lost: the old name now 404) is done: the concept NEW names is the one
+        asked about, made when it was (not one another client forgot meanwhile, while NEW named another)."""
+        before = self.answer("GET", concept_path(name))
+        name = before["name"]
         try:
             return name, self.answer("PATCH", concept_path(name), json={"name": new})
         except CompanionError as e:
             if not (e.status == 404 and e.unanswered):
                 raise
             try:
-                return name, self.answer("GET", concept_path(new))
+                after = self.answer("GET", concept_path(new))
             except CompanionError:
                 raise e from None
+            if after.get("created") != before.get("created"):
+                raise e from None
+            return name, after
 
     def forget(self, name: str) -> str:
         """Forget a concept; its name as the device spells it (`forget 'BO '` printed "forgot <BO >" for <bo>):
@@ -457,9 +462,12 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
 def _unlabelled(why: str, name: str) -> str:
     """A one-photo request's refusal without the device's label for its photo: the report names the file, and
     "refused bo/c.jpg: photo 1 (c.jpg): corrupt ..." said "photo 1" of the third file given (sent alone, its
-    batch refused)."""
+    batch refused). The name as the device read it may differ from the file's: httpx sends a '"' or a control
+    character in it %-encoded (`q"t.jpg` was "refused bo/q"t.jpg: (q%22t.jpg): corrupt ...")."""
     for label in (f"photo 1 ({name})", "photo 1"):
         if why.startswith(label) and why[len(label):len(label) + 1] in (":", " "):
+            if label == "photo 1" and why.startswith("photo 1 (") and "): " in why:
+                return why.split("): ", 1)[1]  # (a name sent encoded)
             return why[len(label):].removeprefix(":").lstrip()
     return why
 
@@ -478,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
                         help="retries of a request on connection errors, 429 and 503 (default 4)")
-    json_help = "print JSON: the concept (add, add-photos, rename), the concepts, the sync report, the events, or " \
-                "the name forgotten"
+    json_help = "print JSON: the concept (add, add-photos; rename's with its \"old\" name), the concepts, the sync " \
+                "report, the events, or the name forgotten"
     parser.add_argument("--json", action="store_true", help=json_help)
     # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
     after = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -622,7 +630,9 @@ def _run(args, device: Device) -> int:
         return 1 if report.refused else 0
     elif args.command == "rename":
         old, concept = device.rename(args.name, args.new)
-        print(json.dumps(concept) if args.json else f"renamed <{_shown(old)}> to <{_shown(concept['name'])}>")
+        said = (f"renamed <{_shown(old)}> to <{_shown(concept['name'])}>" if old != concept["name"]
+                else f"<{_shown(old)}> is already named so: nothing changed")  # (as `edge-rap rename` says it)
+        print(json.dumps({"old": old, **concept}) if args.json else said)
     elif args.command == "forget":
         name = device.forget(args.name)
         print(json.dumps({"name": name}) if args.json else f"forgot <{_shown(name)}>")

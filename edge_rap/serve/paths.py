@@ -28,9 +28,11 @@ def encoded_name(scope: Scope) -> tuple[str, str] | None:
 
 def said_path(request: Request) -> str:
     """The path as messages say it: decoded, but a name's '/' as the client sent it (`POST /api/concepts/bo%2Fphotos`
-    is no upload to <bo>'s photos)."""
+    is no upload to <bo>'s photos), and '?', '#' and '\\' encoded, as `request.url.path` has them. Cut from the
+    decoded path: cut from that one, a name with both was garbled (`a%2Fb%3Fc` said as `a%2Fb?cFc`)."""
     encoded = encoded_name(request.scope)
     if encoded is None:
         return request.url.path
     name = encoded[0]
-    return CONCEPTS + name.replace("/", "%2F") + request.url.path[len(CONCEPTS + name):]
+    said = name.replace("/", "%2F") + request.scope["path"][len(CONCEPTS + name):]
+    return CONCEPTS + said.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")

@@ -160,8 +160,9 @@ def _methods_allowed(request: Request) -> list[str]:
 
 
 def _without_slash(request: Request) -> str | None:
-    """The path without its trailing '/', where a route takes that path: said with the 404 of the one sent."""
-    path = request.url.path
+    """The path without its trailing '/', where a route takes that path: said with the 404 of the one sent. Matched
+    as decoded, as the router matched it (`request.url.path` has a '?' encoded: `a%2Fb%3Fc/` was a bare 404)."""
+    path = request.scope["path"]
     if len(path) < 2 or not path.endswith("/"):
         return None
     scope = {**request.scope, "path": path.rstrip("/")}

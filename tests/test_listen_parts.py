@@ -2623,3 +2623,18 @@ def test_a_question_about_the_scene_with_no_frame_says_so():
         assert (said.text, said.mode, said.answer.task) == (NO_FRAME, "template", "vqa") and asked == []
     assert reply(home, "What colour is Bo's collar?").text == "its collar is black"  # about a concept: no frame needed
     assert asked == ["What colour is <bo>'s collar?"]
+
+
+def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
+    # Before: "Remember this as Umm Kulthum." asked to remember <kulthum>, "Mister Um" <mister>, "Xiao Er" <xiao>: a
+    # word spelled as a hesitation was left out wherever it stood, though whisper writes one set off by commas, in
+    # lower case, or not at all
+    from edge_rap.speech.intents import parse
+
+    for said, name in (("Remember this as Umm Kulthum.", "umm_kulthum"), ("Remember this as Mister Um.", "mister_um"),
+                       ("Remember this as Xiao Er, please.", "xiao_er"), ("Remember this as, Um, Pip.", "pip"),
+                       ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip")):
+        command, _ = parse(said, ["bo"], {"bo": "dog"})
+        assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
+    assert parse("Remember this as Mister Um, no.", ["bo"])[1] == "OK, I will not remember this as <mister_um>."
+    assert parse("Forget Um Bo.", ["bo"])[0].name == "bo"  # before a known name: a hesitation still

@@ -52,7 +52,7 @@ _REMEMBER = re.compile(_LEAD + r"(?:remember|learn|memori[sz]e)\W+(?:this|that|i
 _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 # a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
 # ("Ah Ming", "Jay M")
-_HESITATION = re.compile(r"(?<![\w'])(?:u+m+|u+h+|e+r+m*|h+m+)(?![\w'])[^\w<]*", re.I)
+_HESITATION = re.compile(r"(?<![\w'])(?P<word>u+m+|u+h+|e+r+m*|h+m+)(?![\w'])(?P<after>[^\w<]*)", re.I)
 _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
 _TAKE_BACK_WORD = r"(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT + ")"
@@ -214,17 +214,42 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
 
 
 def _meant(said: str, names: list[str]) -> tuple[str, str]:
-    """A command's name as meant, and the words before it taken back: hesitations left out ("um Bo", "Pip, uh,
-    please"; not where they are all it says: <oh>, nor in a known name heard, <umm_ali> said "Umm Ali"), and after a
-    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.": nothing to do, not a <bo>
-    asked or a <luna_no> remembered)."""
-    held = [(h.start, h.end) for h in _heard(said, names).heard]
-    fluent = _HESITATION.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in held) else "", said)
-    said = fluent if stored_form(fluent) else said
+    """A command's name as meant, and the words before it taken back: hesitations left out (`_fluent`), and after a
+    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.": nothing to do, not a <bo> asked
+    or a <luna_no> remembered)."""
+    said = _fluent(said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""
     return parts[-1], parts[-2]
+
+
+def _fluent(said: str, names: list[str]) -> str:
+    """The words without their hesitations: one set off as a clause ("as, um, Pip", "Bo, um"), one written in lower
+    case (whisper writes a name capitalised, "Umm Kulthum", "Mister Um", "Xiao Er", all kept whole) and one before a
+    known name ("Forget Um Bo."); not one in a known name heard (<umm_ali> said "Umm Ali"), nor where they are all it
+    says (<oh>, or "Um" refused as a name)."""
+    held = [(h.start, h.end) for h in _heard(said, names).heard]
+    free = [m for m in _HESITATION.finditer(said) if not any(a <= m.start() < b for a, b in held)]
+    every = _without(said, free)
+    plain = _without(said, [m for m in free if m.group("word").islower() or _set_off(said, m)])
+    return next((words for words in ([every] if _heard(every, names).heard else []) + [plain] if stored_form(words)),
+                said)
+
+
+def _set_off(said: str, hesitation: re.Match) -> bool:
+    """Whether a hesitation is a clause alone, between the words' ends or stops: ", um,", "um, Pip", "Pip, um"."""
+    before = said[:hesitation.start()].rstrip()
+    return ((not before or before[-1] in ",.;:!?") and
+            (hesitation.end() == len(said) or bool(hesitation.group("after").strip())))
+
+
+def _without(said: str, matches: list[re.Match]) -> str:
+    """The words with the matched parts left out."""
+    kept, at = [], 0
+    for m in matches:
+        kept, at = kept + [said[at:m.start()]], m.end()
+    return "".join(kept) + said[at:]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:

@@ -2638,3 +2638,17 @@ def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
         assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
     assert parse("Remember this as Mister Um, no.", ["bo"])[1] == "OK, I will not remember this as <mister_um>."
     assert parse("Forget Um Bo.", ["bo"])[0].name == "bo"  # before a known name: a hesitation still
+
+
+@pytest.mark.parametrize("said, line", [
+    ("Forget Bo, no, now.", "OK, I will not forget <bo>."), ("Forget Bo, no, right now.", "OK, I will not forget <bo>."),
+    ("Forget Bo, I mean it, no.", "OK, I will not forget <bo>."), ("Forget Bo, I mean it.", "Shall I forget <bo>? Say "
+                                                                                         "yes or no."),
+    ("Remember this as Pip, no, now.", "OK, I will not remember this as <pip>."),
+])
+def test_a_time_or_i_mean_it_is_no_name(said, line):
+    # Before: "Forget Bo, no, now." said "I don't know 'now'", "Forget Bo, I mean it, no." "OK, I will not forget
+    # <bo_i_mean_it>." and "Forget Bo, I mean it." "I forget one at a time: ... I don't know 'I mean it'."
+    from edge_rap.speech.intents import parse
+
+    assert parse(said, ["bo"], {"bo": "dog"})[1] == line

@@ -88,8 +88,8 @@ _THING_OF = re.compile(r"'s?\s+[^\W\d_]", re.I)  # after a name: "Bo's bowl", "C
 # a part of a forget's list that points at something else or at more ("Forget it, Bo.", "Bo and the others"): no noun
 _ELSEWHERE = re.compile(r"\b(?:it|that|this|them|others?|all|rest|else|both|every\w*)\b", re.I)
 # "Forget Bo now.", "Forget Bo, right now.", "Forget Bo for now." (not "I don't know 'Bo for'"), "Forget Mochi too.",
-# "... as well.", "... also."
-_WHEN_END = re.compile(r"(?:\W+(?:(?:for\W+)?" + WHEN + r"|too|also|as\W+well))+\W*$", re.I)
+# "... as well.", "... also.", "Forget Max, I mean it."; all that follows a take-back: "Forget Bo, no, now."
+_WHEN_END = re.compile(r"(?:(?:^|\W+)(?:(?:for\W+)?" + WHEN + r"|too|also|as\W+well|i\W+mean\W+it))+\W*$", re.I)
 _INITIALS = re.compile(r"\b[A-Za-z](?:(?:\.\s*|-)[A-Za-z]\b)+\.?")  # "R.C.", "U. S. B.", "R-C": letters said one by one
 _PATH_START = r"(?<![\w<])(?:~|\.{1,2})?/"
 _LEADING_PATH = re.compile(r"^" + _PATH_START + r"\S*?: ")  # "/home/x/events.sqlite: cannot write ..."
@@ -215,12 +215,14 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
 
 def _meant(said: str, names: list[str]) -> tuple[str, str]:
     """A command's name as meant, and the words before it taken back: hesitations left out (`_fluent`), and after a
-    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.": nothing to do, not a <bo> asked
-    or a <luna_no> remembered)."""
+    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do,
+    not a <bo> asked or a <luna_no> remembered)."""
     said = _fluent(said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""
+    if not stored_form(_WHEN_END.sub("", parts[-1])) and not _heard(parts[-1], names).heard:
+        parts[-1] = ""  # "Bo, no, now", "Bo, no, I mean it": when or how sure, no name said instead
     return parts[-1], parts[-2]
 
 
@@ -256,6 +258,7 @@ def _taken_back(action: str, said: str, names: list[str], categories: Mapping[st
     """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
     before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>)."""
     again = parse(said, names, categories)[0] if looks_like_command(said) else None
+    said = _timeless(said, names, categories)  # "Luna, I mean it, no.": <luna>
     name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
     command = replace(again, state="refused", ambiguous=None) if again else Command(action, name, "refused")
     return command, f"OK, I will not {command.doing}."

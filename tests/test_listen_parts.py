@@ -2652,3 +2652,19 @@ def test_a_time_or_i_mean_it_is_no_name(said, line):
     from edge_rap.speech.intents import parse
 
     assert parse(said, ["bo"], {"bo": "dog"})[1] == line
+
+
+def test_a_name_taken_back_in_a_forget_list_leaves_the_others_said():
+    # Before: "Forget Bo, Max, no, Luna." asked "Shall I forget <luna>?": the take-back took back the whole list before
+    # it, and <bo> was left out without a word; and "Forget Bo, Max, no." said "OK, I will not forget <bo_max>."
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog", "luna": "cat"}
+    for said in ("Forget Bo, Max, no, Luna.", "Forget Bo and Max, sorry, Luna.", "Forget Bo, Max, no, Luna, Max, no."):
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.state, line) == ("refused", "I forget one at a time: say forget <bo>, then forget <luna>."), \
+            said
+    for said, name in (("Forget Bo, Max, no.", "bo"), ("Forget Bo, the dog, no, Max.", "max"),  # Bo's noun: one
+                       ("Forget Bo, Max, no, forget Luna.", "luna")):  # a command said again: that one alone
+        command, line = parse(said, list(kinds), kinds)
+        assert (command.name, command.state) == (name, "asked"), (said, line)

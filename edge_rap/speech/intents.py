@@ -169,7 +169,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
-        words, dropped = _meant(m.group("name"), names)
+        words, dropped = _meant(m.group("name"), names, kinds)
         if not words:
             return _taken_back("forget", dropped, names, kinds)
         if dropped and looks_like_command(words):  # "Forget Bo, no, forget Max."
@@ -213,17 +213,22 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     return _add(whole) if whole else (None, "")
 
 
-def _meant(said: str, names: list[str]) -> tuple[str, str]:
-    """A command's name as meant, and the words before it taken back: hesitations left out (`_fluent`), and after a
-    name taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do,
-    not a <bo> asked or a <luna_no> remembered)."""
+def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """A command's name as meant, and the words last taken back: hesitations left out (`_fluent`), and after a name
+    taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not
+    a <bo> asked or a <luna_no> remembered). `listed`: a forget's categories, whose words may list names: a take-back
+    there takes back the last of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
     said = _fluent(said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""
     if not stored_form(_WHEN_END.sub("", parts[-1])) and not _heard(parts[-1], names).heard:
         parts[-1] = ""  # "Bo, no, now", "Bo, no, I mean it": when or how sure, no name said instead
-    return parts[-1], parts[-2]
+    meant, dropped = parts[0], ""
+    for part in parts[1:]:
+        kept, dropped = _last_apart(meant, names, listed) if listed is not None else ("", meant)
+        meant = ", ".join(w for w in ("" if looks_like_command(part) else kept, part) if w)  # "..., no, forget Max"
+    return meant, dropped
 
 
 def _fluent(said: str, names: list[str]) -> str:
@@ -252,6 +257,19 @@ def _without(said: str, matches: list[re.Match]) -> str:
     for m in matches:
         kept, at = kept + [said[at:m.start()]], m.end()
     return "".join(kept) + said[at:]
+
+
+def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[str, str]:
+    """A forget's words before a take-back as the names it keeps and the last one, which it takes back: "Bo, Max" as
+    Bo and Max; all as the last where they name one thing only ("Bo, the dog", "Salt and Pepper"), or "I mean it"."""
+    said = _timeless(said, names, categories)
+    named, unknown, _ = _named_apart(said, names, categories)
+    held = [(h.start, h.end) for h in _heard(said, names).heard]
+    cuts = [m for m in _LIST.finditer(said) if not any(a <= m.start() < b for a, b in held)
+            and stored_form(said[:m.start()]) and stored_form(said[m.end():])]
+    if len(named) + len(unknown) < 2 or not cuts:
+        return "", said
+    return said[:cuts[-1].start()].rstrip(" ,;"), said[cuts[-1].end():]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:

@@ -32,7 +32,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
                                       parse_sources, source_names)
 from edge_rap.perceive import camera as camera_module
-from edge_rap.perceive import fifo_relay
+from edge_rap.perceive import fifo_relay, opens
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -820,6 +820,34 @@ def test_a_lone_fifo_writer_slow_to_send_its_first_frame_is_waited_for(tmp_path,
         with stalled_writer(tmp_path / "pipe", video[:head]) as writer:
             time.sleep(1.0)  # (over OPEN_STALL_S without a byte, the open pending)
             writer.write(video[head:])
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
+
+
+def test_a_fifo_writer_slow_to_send_its_first_frame_while_its_open_waits_behind_another_is_not_cut(tmp_path,
+                                                                                                   monkeypatch, caplog):
+    # Before: its stall was cut while another open was under way, though that open held OpenCV's lock and this one
+    # waited behind it (an unreachable URL's, 30 s): the cut hastened no one's open, and lost the writer's whole video
+    # (its header taken, its frames read as the next writer's junk)
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    lock_free, open_video, queued = threading.Event(), camera_module._open_video, []
+
+    def behind_another(path, fifo):  # (OpenCV's lock held by the other open: this one waits, counted as under way)
+        with opens.opening():
+            queued.append(path)
+            lock_free.wait(10)
+        return open_video(path, fifo)
+
+    monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    with started(camera, stop):
+        with open(tmp_path / "pipe", "wb", buffering=0) as writer:
+            with opens.opening():  # another source's open, holding the lock
+                writer.write(Y4M_HEADER)
+                wait_until(lambda: queued or camera.finished.is_set(), "the open queued")
+                time.sleep(1.0)  # (over OPEN_STALL_S without a byte, another open under way)
+                lock_free.set()
+            writer.write(Y4M_FRAME * 3)  # (its first frames come once its header was read)
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
         assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
 

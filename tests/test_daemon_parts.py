@@ -875,6 +875,26 @@ def test_a_fifo_whose_later_writer_is_opening_at_the_stop_is_said_never_opened_n
     assert sum("waiting for the FIFO's next writer" in m for _, m in said) == 1
 
 
+def test_a_fifo_whose_first_writer_was_cut_stopped_while_its_next_is_waited_for_is_said_never_opened(tmp_path,
+                                                                                                     monkeypatch, caplog):
+    # Before: its error was kept (the summary's source_errors, exit 2) but never said: the run's end says only those
+    # still running then, and this one had ended at the stop
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    with started(camera, stop):
+        with opens.opening():  # another source's open waiting: the first writer's stall is cut
+            with stalled_writer(tmp_path / "pipe", clip_bytes(tmp_path)[:200]):
+                wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
+        time.sleep(0.3)  # (the next writer waited for)
+        stop.set()
+        camera.join(10)
+        assert camera.finished.is_set()
+    path = str(tmp_path / "pipe")
+    assert camera.error == f"source {path!r}: never opened"
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == camera_module.__name__]
+    assert said[-1] == ("ERROR", f"camera pipe: source {path!r}: never opened")
+
+
 @pytest.mark.parametrize("fifo", [True, False])
 def test_a_video_open_that_returns_after_the_stop_is_said_never_opened(tmp_path, monkeypatch, fifo):
     # Before: an open kept waiting (behind another source's: OpenCV opens one at a time) until after the stop opened

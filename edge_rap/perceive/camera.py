@@ -532,7 +532,9 @@ class Camera:
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._await_writer(path)
-                except EdgeRapError:  # stopped while waiting
+                except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
+                    if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
+                        raise  # while still running then)
                     return
                 finally:
                     os.close(held)

@@ -852,18 +852,20 @@ def test_a_fifo_writer_slow_to_send_its_first_frame_while_its_open_waits_behind_
         assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
 
 
-def test_a_fifo_whose_later_writer_is_opening_at_the_stop_is_said_never_opened_not_waited_for_again(tmp_path,
-                                                                                                    monkeypatch, caplog):
-    # Before: its first writer cut for a stall, the next one's open, ended by the stop, was said as a writer's junk:
-    # "never opened; waiting for the FIFO's next writer" at the stop, a warning, and no error said
-    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+@pytest.mark.parametrize("next_writer", [True, False])
+def test_a_fifo_whose_first_writer_was_cut_and_that_the_stop_ends_is_said_never_opened(tmp_path, monkeypatch, caplog,
+                                                                                      next_writer):
+    # Before: its first writer cut for a stall, the stop ending the next one's open was said as that writer's junk:
+    # "never opened; waiting for the FIFO's next writer", a warning; and one stopped while waiting for the next writer
+    # was not said at all: its error kept (the summary's source_errors, exit 2), but the run's end says only those
+    # still running then, and this one had ended at the stop
     camera, stop = fifo_camera(tmp_path)
-    clip = clip_bytes(tmp_path)
+    head, pipe = clip_bytes(tmp_path)[:200], tmp_path / "pipe"
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
     with started(camera, stop):
-        with opens.opening():  # another source's open waiting: the first writer's stall is cut
-            with stalled_writer(tmp_path / "pipe", clip[:200]):
-                wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
-        with stalled_writer(tmp_path / "pipe", clip[:200]):  # (alone: waited for)
+        with opens.opening(), stalled_writer(pipe, head):  # another source's open waiting: the stall is cut
+            wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
+        with stalled_writer(pipe, head) if next_writer else contextlib.nullcontext():  # (alone: waited for)
             time.sleep(0.3)
             stop.set()
             camera.join(10)
@@ -873,26 +875,6 @@ def test_a_fifo_whose_later_writer_is_opening_at_the_stop_is_said_never_opened_n
     said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == camera_module.__name__]
     assert said[-1] == ("ERROR", f"camera pipe: source {path!r}: never opened")
     assert sum("waiting for the FIFO's next writer" in m for _, m in said) == 1
-
-
-def test_a_fifo_whose_first_writer_was_cut_stopped_while_its_next_is_waited_for_is_said_never_opened(tmp_path,
-                                                                                                     monkeypatch, caplog):
-    # Before: its error was kept (the summary's source_errors, exit 2) but never said: the run's end says only those
-    # still running then, and this one had ended at the stop
-    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    with started(camera, stop):
-        with opens.opening():  # another source's open waiting: the first writer's stall is cut
-            with stalled_writer(tmp_path / "pipe", clip_bytes(tmp_path)[:200]):
-                wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
-        time.sleep(0.3)  # (the next writer waited for)
-        stop.set()
-        camera.join(10)
-        assert camera.finished.is_set()
-    path = str(tmp_path / "pipe")
-    assert camera.error == f"source {path!r}: never opened"
-    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == camera_module.__name__]
-    assert said[-1] == ("ERROR", f"camera pipe: source {path!r}: never opened")
 
 
 @pytest.mark.parametrize("fifo", [True, False])

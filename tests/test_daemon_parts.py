@@ -32,7 +32,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
                                       parse_sources, source_names)
 from edge_rap.perceive import camera as camera_module
-from edge_rap.perceive import fifo_relay
+from edge_rap.perceive import fifo_relay, opens
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -822,6 +822,59 @@ def test_a_lone_fifo_writer_slow_to_send_its_first_frame_is_waited_for(tmp_path,
             writer.write(video[head:])
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
         assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
+
+
+def test_a_fifo_writer_slow_to_send_its_first_frame_while_its_open_waits_behind_another_is_not_cut(tmp_path,
+                                                                                                   monkeypatch, caplog):
+    # Before: its stall was cut while another open was under way, though that open held OpenCV's lock and this one
+    # waited behind it (an unreachable URL's, 30 s): the cut hastened no one's open, and lost the writer's whole video
+    # (its header taken, its frames read as the next writer's junk)
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    lock_free, open_video, queued = threading.Event(), camera_module._open_video, []
+
+    def behind_another(path, fifo):  # (OpenCV's lock held by the other open: this one waits, counted as under way)
+        with opens.opening():
+            queued.append(path)
+            lock_free.wait(10)
+        return open_video(path, fifo)
+
+    monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    with started(camera, stop):
+        with open(tmp_path / "pipe", "wb", buffering=0) as writer:
+            with opens.opening():  # another source's open, holding the lock
+                writer.write(Y4M_HEADER)
+                wait_until(lambda: queued or camera.finished.is_set(), "the open queued")
+                time.sleep(1.0)  # (over OPEN_STALL_S without a byte, another open under way)
+                lock_free.set()
+            writer.write(Y4M_FRAME * 3)  # (its first frames come once its header was read)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 3 and camera.error is None and "WARNING" not in caplog.text
+
+
+@pytest.mark.parametrize("next_writer", [True, False])
+def test_a_fifo_whose_first_writer_was_cut_and_that_the_stop_ends_is_said_never_opened(tmp_path, monkeypatch, caplog,
+                                                                                      next_writer):
+    # Before: its first writer cut for a stall, the stop ending the next one's open was said as that writer's junk:
+    # "never opened; waiting for the FIFO's next writer", a warning; and one stopped while waiting for the next writer
+    # was not said at all: its error kept (the summary's source_errors, exit 2), but the run's end says only those
+    # still running then, and this one had ended at the stop
+    camera, stop = fifo_camera(tmp_path)
+    head, pipe = clip_bytes(tmp_path)[:200], tmp_path / "pipe"
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    with started(camera, stop):
+        with opens.opening(), stalled_writer(pipe, head):  # another source's open waiting: the stall is cut
+            wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
+        with stalled_writer(pipe, head) if next_writer else contextlib.nullcontext():  # (alone: waited for)
+            time.sleep(0.3)
+            stop.set()
+            camera.join(10)
+            assert camera.finished.is_set()
+    path = str(tmp_path / "pipe")
+    assert camera.error == f"source {path!r}: never opened"
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == camera_module.__name__]
+    assert said[-1] == ("ERROR", f"camera pipe: source {path!r}: never opened")
+    assert sum("waiting for the FIFO's next writer" in m for _, m in said) == 1
 
 
 @pytest.mark.parametrize("fifo", [True, False])

@@ -532,7 +532,9 @@ class Camera:
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._await_writer(path)
-                except EdgeRapError:  # stopped while waiting
+                except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
+                    if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
+                        raise  # while still running then)
                     return
                 finally:
                     os.close(held)
@@ -541,8 +543,8 @@ class Camera:
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
-                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
-                        raise
+                    if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
+                        raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
                     log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
         finally:
             if waited is not None:

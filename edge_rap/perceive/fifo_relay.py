@@ -8,12 +8,17 @@ OpenCV opens one source at a time: FFmpeg's probe of a writer that stalled mid-h
 for as long as it stalled. Until the open returned, a writer that sends no byte for OPEN_STALL_S while another source's
 open is under way (`opens.crowded`) has the pipe ended too, the probe failing on what came; a lone one is waited for (a
 camera pipeline that wrote its header, then took seconds to give its first frame, was cut and its video lost). After
-the open, a pause is the stream's own, waited out."""
+the open, a pause is the stream's own, waited out. A stall is cut only while FFmpeg has taken every byte relayed (its
+probe in its read, holding the open): bytes still in the pipe are an open queued behind another's (an unreachable
+URL's, up to 30 s), which the cut would not hasten, and whose writer's video it lost."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import select
+import termios
 import threading
 import time
 
@@ -44,6 +49,16 @@ class FifoRelay:
     def _ended(self) -> bool:
         return self._stop.is_set() or self._done.is_set()
 
+    def _probed(self) -> bool:
+        """Whether FFmpeg took every byte relayed so far: its open is in its read of our pipe, not queued behind
+        another source's (an open still waiting for OpenCV's lock leaves them in the pipe)."""
+        unread = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.read_end, termios.FIONREAD, unread)
+        except OSError:  # (no count of a pipe's bytes here: a stall is cut as before)
+            return True
+        return not unread[0]
+
     def opened(self) -> None:
         """OpenCV's open returned: from now on the writer's pauses are its stream's, never an end."""
         self._opened.set()
@@ -60,7 +75,7 @@ class FifoRelay:
                     data = os.read(self._source, CHUNK)
                 except BlockingIOError:  # a writer there, nothing written yet
                     if (not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S
-                            and crowded()):
+                            and crowded() and self._probed()):
                         self.stalled = True
                         return
                     into.poll(LOOK_MS)

@@ -10,6 +10,8 @@ import pytest
 from photos import photo
 from serve_support import fake_settings, live_server, photo_files, png
 
+from edge_rap.serve.guard import AttemptLimit
+
 
 @pytest.fixture
 def live(tmp_path):
@@ -18,7 +20,7 @@ def live(tmp_path):
         yield server
 
 
-def ask(live, method: str, target: str, token: bool = True, host: str | None = None) -> tuple[int, dict, dict]:
+def ask(live, method: str, target: str, token: str | None = "own", host: str | None = None) -> tuple[int, dict, dict]:
     """The status, headers (lower-case names) and JSON body ({} for another) of `method target` as sent, on a connection of its own."""
     address = live.url.removeprefix("http://")
     conn = http.client.HTTPConnection(address, timeout=30)
@@ -26,8 +28,8 @@ def ask(live, method: str, target: str, token: bool = True, host: str | None = N
         conn.putrequest(method, target, skip_host=host is not None)
         if host is not None:
             conn.putheader("Host", host)
-        if token:
-            conn.putheader("Authorization", f"Bearer {live.token}")
+        if token is not None:
+            conn.putheader("Authorization", f"Bearer {live.token if token == 'own' else token}")
         conn.endheaders()
         answer = conn.getresponse()
         body, headers = answer.read(), {k.lower(): v for k, v in answer.getheaders()}
@@ -41,9 +43,9 @@ def test_an_absolute_form_target_is_answered_as_its_path(live):
     origin = live.url
     status, headers, body = ask(live, "GET", f"{origin}/api/concepts/bo", host="elsewhere.example")  # Host ignored
     assert (status, body["name"], headers["cache-control"]) == (200, "bo", "no-store")
-    assert ask(live, "GET", f"{origin}/api/health", token=False)[:3:2] == (200, {"ok": True})
+    assert ask(live, "GET", f"{origin}/api/health", token=None)[:3:2] == (200, {"ok": True})
     assert ask(live, "GET", "HTTP://LOCALHOST:1/api/concepts")[0] == 200  # scheme and name in any case, any port
-    assert ask(live, "GET", f"{origin}/api/concepts", token=False)[::2] == (
+    assert ask(live, "GET", f"{origin}/api/concepts", token=None)[::2] == (
         401, {"error": "missing bearer token (edge-rap pair shows it)"})
     assert ask(live, "GET", f"{origin}/api/events?nmae=bo")[::2] == (
         422, {"error": "nmae: not a parameter of GET /api/events (it takes since, name)"})
@@ -51,6 +53,13 @@ def test_an_absolute_form_target_is_answered_as_its_path(live):
         422, {"error": "concept name 'a/b' has a character that is not allowed: '/'"})
     status, headers, _ = ask(live, "GET", origin)  # no path: "/", the page
     assert (status, headers["content-type"].split(";")[0]) == (200, "text/html")
+
+
+def test_wrong_tokens_in_absolute_form_are_rate_limited_as_any(tmp_path):
+    with live_server(fake_settings(tmp_path), attempts=AttemptLimit(failures=2, window_s=60)) as live:
+        target = f"{live.url}/api/concepts"
+        assert [ask(live, "GET", target, token="nope")[0] for _ in range(3)] == [401, 401, 429]
+        assert ask(live, "GET", "/api/concepts")[0] == 429  # the same client, by its path too
 
 
 def test_an_absolute_form_target_not_this_devices_is_refused(live):
@@ -73,14 +82,14 @@ def test_an_encoded_slash_outside_a_name_is_no_separator(live):
         said = path.replace("%2f", "%2F")
         assert ask(live, "GET", path)[::2] == (404, {"error": f"GET {said}: no such route (an encoded '/', %2F, is "
                                                               "part of its segment, not a separator)"}), path
-    assert ask(live, "POST", "/api%2Fconcepts", token=False)[0] == 401  # the token first, as on every /api path
+    assert ask(live, "POST", "/api%2Fconcepts", token=None)[0] == 401  # the token first, as on every /api path
     assert ask(live, "GET", "/api/concepts/bo")[0] == 200
 
 
 def test_the_asterisk_other_targets_and_connect(live):
     """`OPTIONS *` asks what the server takes: 204 with Allow (it was 404); `*` with another method, or a target of
     no form, 400; CONNECT, a proxy's, 501 (it was routed: 404, or 421 for the host it named), the connection kept."""
-    status, headers, _ = ask(live, "OPTIONS", "*", token=False)
+    status, headers, _ = ask(live, "OPTIONS", "*", token=None)
     assert (status, headers["allow"]) == (204, "DELETE, GET, HEAD, PATCH, POST")
     for method, target in (("GET", "*"), ("GET", "api/health")):
         assert ask(live, method, target)[::2] == (400, {"error": f"{method} {target}: not a request target this "

@@ -17,6 +17,7 @@ from edge_rap.serve.api import ANSWERS, EVERY, TOKEN, Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
+from edge_rap.serve.targets import RequestTarget
 from edge_rap.serve.token import TokenKeeper
 from edge_rap.serve.whole_file import WholeFile
 
@@ -54,6 +55,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
     app.add_middleware(SecurityHeaders)
+    # outside the others: they judge the path and Host an absolute-form target gives
+    app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in route.methods})
     app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app
 

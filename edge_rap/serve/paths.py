@@ -1,6 +1,9 @@
-"""A concept's name in a path is one segment as the client encoded it, `/` (`%2F`) and all: the server decodes the
-path before routing, and `/api/concepts/a%2Fb` was routed as `a/b`, two segments (a bare "Not Found", where a name
-with a '\\' is refused in words), `bo%2Fphotos` as the photos of <bo>."""
+"""A path is routed by its segments as the client encoded them: an encoded '/' (`%2F`) is part of its segment, not a
+separator (RFC 3986 makes `a%2Fb` and `a/b` different paths). The server decodes the path before routing, and
+`/api/concepts/a%2Fb` was routed as `a/b`, two segments (a bare "Not Found", where a name with a '\\' is refused in
+words), `bo%2Fphotos` as the photos of <bo>, and `/api%2Fbackup` as `/api/backup`: a rule a proxy in front keeps
+for `/api/backup` passed it by. A concept's name is the one segment that may hold one (it is refused as a name with
+a '/' is); a path with one anywhere else is no route's."""
 
 from __future__ import annotations
 
@@ -11,28 +14,43 @@ from starlette.types import Scope
 
 #: Where a concept's name is in a path (the segment after it); the routes on one name it `{name}`.
 CONCEPTS = "/api/concepts/"
+#: The index of a name's segment in a path split at '/' ("", "api", "concepts", NAME).
+NAME_SEGMENT = 3
+
+
+def _segments(scope: Scope) -> list[bytes]:
+    return (scope.get("raw_path") or b"").split(b"/")
+
+
+def _has_slash(segment: bytes) -> bool:
+    return b"%2f" in segment.lower()
 
 
 def encoded_name(scope: Scope) -> tuple[str, str] | None:
     """A concept's name whose segment holds an encoded '/', and the path with one segment in its place (to route
     by); None for any other path."""
-    raw, path = scope.get("raw_path") or b"", scope["path"]
-    segments = raw.split(b"/")
-    if not path.startswith(CONCEPTS) or len(segments) < 4 or b"%2f" not in segments[3].lower():
+    path, segments = scope["path"], _segments(scope)
+    if not path.startswith(CONCEPTS) or len(segments) <= NAME_SEGMENT or not _has_slash(segments[NAME_SEGMENT]):
         return None
-    name = unquote(segments[3].decode("latin-1"))
+    name = unquote(segments[NAME_SEGMENT].decode("latin-1"))
     if not path.startswith(CONCEPTS + name):  # (a path changed since it was read: a 404's without its trailing '/')
         return None
     return name, CONCEPTS + "_" + path[len(CONCEPTS + name):]
 
 
+def stray_slash(scope: Scope) -> bool:
+    """Whether an encoded '/' is in a segment other than a concept's name: a path no route has."""
+    named = scope["path"].startswith(CONCEPTS)
+    return any(_has_slash(s) for k, s in enumerate(_segments(scope)) if k != NAME_SEGMENT or not named)
+
+
 def said_path(request: Request) -> str:
-    """The path as messages say it: decoded, but a name's '/' as the client sent it (`POST /api/concepts/bo%2Fphotos`
-    is no upload to <bo>'s photos), and '?', '#' and '\\' encoded, as `request.url.path` has them. Cut from the
-    decoded path: cut from that one, a name with both was garbled (`a%2Fb%3Fc` said as `a%2Fb?cFc`)."""
-    encoded = encoded_name(request.scope)
-    if encoded is None:
+    """The path as messages say it: decoded, but an encoded '/' as the client sent it (`POST
+    /api/concepts/bo%2Fphotos` is no upload to <bo>'s photos), and '?', '#' and '\\' encoded, as `request.url.path`
+    has them. Each segment decoded by itself: cut from the decoded path, a name with both was garbled (`a%2Fb%3Fc`
+    said as `a%2Fb?cFc`)."""
+    segments = _segments(request.scope)
+    if not any(map(_has_slash, segments)):
         return request.url.path
-    name = encoded[0]
-    said = name.replace("/", "%2F") + request.scope["path"][len(CONCEPTS + name):]
-    return CONCEPTS + said.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    said = "/".join(unquote(s.decode("latin-1")).replace("/", "%2F") for s in segments)
+    return said.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")

@@ -18,7 +18,7 @@ from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import SHUTTING_DOWN
-from edge_rap.serve.paths import said_path
+from edge_rap.serve.paths import said_path, stray_slash
 from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405 and (allowed := _methods_allowed(request)):
             return error(405, f"{request.method} {said_path(request)}: a method this route does not take (it takes "
                          f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
+        if exc.status_code == 404 and stray_slash(request.scope):
+            return error(404, f"{request.method} {said_path(request)}: no such route (an encoded '/', %2F, is part of "
+                              "its segment, not a separator)")
         if exc.status_code == 404 and (bare := _without_slash(request)):
             return error(404, f"{request.method} {said_path(request)}: no such route; without its trailing '/': {bare}")
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):

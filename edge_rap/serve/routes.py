@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from edge_rap.serve.paths import encoded_name, said_path
+from edge_rap.serve.paths import encoded_name, said_path, stray_slash
 from edge_rap.serve.problems import ApiError
 
 
@@ -41,6 +41,8 @@ def url_first(find: Callable[[str], Any]) -> type[APIRoute]:
 
     class UrlFirst(APIRoute):
         def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            if stray_slash(scope):  # (`/api%2Fconcepts` is no route: serve/paths.py)
+                return Match.NONE, {}
             encoded = encoded_name(scope) if "name" in self.param_convertors else None
             if encoded is None:
                 return super().matches(scope)

@@ -1,0 +1,55 @@
+"""A request's target in the forms of RFC 9112 3.2 besides a path (origin-form): the absolute form
+(`GET http://device:8765/api/health`), which a server MUST accept and was a bare 404 on every route, is answered as
+its path, with its authority for Host (which the RFC says to use instead): the same token, limits, routes and
+errors, and 421 for a name the device does not answer to, as such a Host is, or for another scheme than the
+connection's (the device is no proxy: it answers for itself alone). `OPTIONS *` is 204 with the methods the routes
+take; `*` with any other method, or a target of no form, 400; CONNECT, a proxy's method, 501."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from edge_rap.serve.guard import send_error
+
+#: An absolute-form target (its query cut off by the server): scheme, authority, path.
+_ABSOLUTE = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(/.*)?", re.DOTALL)
+
+
+class RequestTarget:
+    """Every target turned into a path, or refused; `methods`: those the routes take, for `OPTIONS *`'s Allow."""
+
+    def __init__(self, app, methods: set[str]):
+        self.app = app
+        self.allow = ", ".join(sorted(methods))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        raw, method = scope.get("raw_path") or b"", scope["method"]
+        if method == "CONNECT":
+            return await send_error(send, 501, "CONNECT: this device is no proxy")
+        if raw.startswith(b"/"):
+            return await self.app(scope, receive, send)
+        if raw == b"*" and method == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", self.allow.encode())]})
+            return await send({"type": "http.response.body", "body": b""})
+        absolute = _ABSOLUTE.fullmatch(raw)
+        if raw == b"*" or absolute is None:
+            return await send_error(send, 400, f"{method} {_said(raw)}: not a request target this server reads (give "
+                                               "a path, such as /api/health, or a whole http URL)")
+        scheme, authority, path = absolute.groups()
+        if not authority or b"@" in authority:  # (RFC 9110 4.2.1, 4.2.4: an empty host, and userinfo, are errors)
+            return await send_error(send, 400, f"{method} {_said(raw)}: a URL with no host, or with a user name, "
+                                               "is not one this server reads")
+        if scheme.lower().decode() != scope["scheme"]:
+            return await send_error(send, 421, f"{method} {_said(raw)}: this device serves {scope['scheme']} here, "
+                                               f"not {scheme.lower().decode()}")
+        path = path or b"/"
+        headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", authority)]
+        origin = {**scope, "raw_path": path, "path": unquote(path.decode("latin-1")), "headers": headers}
+        return await self.app(origin, receive, send)
+
+
+def _said(raw: bytes) -> str:
+    return raw.decode("latin-1")[:200]

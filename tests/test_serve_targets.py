@@ -1,0 +1,108 @@
+"""A request's target in every form of RFC 9112 3.2 (absolute, asterisk, authority), and a path with an encoded '/'
+outside a concept's name: each answered as the README says, on a live server (http.client sends a target as given)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import pytest
+from photos import photo
+from serve_support import fake_settings, live_server, photo_files, png
+
+from edge_rap.serve.guard import AttemptLimit
+
+
+@pytest.fixture
+def live(tmp_path):
+    with live_server(fake_settings(tmp_path)) as server, server.client() as c:
+        assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
+        yield server
+
+
+def ask(live, method: str, target: str, token: str | None = "own", host: str | None = None) -> tuple[int, dict, dict]:
+    """The status, headers (lower-case names) and JSON body ({} for another) of `method target` as sent, on a connection of its own."""
+    address = live.url.removeprefix("http://")
+    conn = http.client.HTTPConnection(address, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_host=host is not None)
+        if host is not None:
+            conn.putheader("Host", host)
+        if token is not None:
+            conn.putheader("Authorization", f"Bearer {live.token if token == 'own' else token}")
+        conn.endheaders()
+        answer = conn.getresponse()
+        body, headers = answer.read(), {k.lower(): v for k, v in answer.getheaders()}
+        return answer.status, headers, json.loads(body) if headers.get("content-type") == "application/json" else {}
+    finally:
+        conn.close()
+
+
+def test_an_absolute_form_target_is_answered_as_its_path(live):
+    """`GET http://HOST:PORT/api/health` was a bare 404 on every route: RFC 9112 3.2.2 says a server MUST accept it."""
+    origin = live.url
+    status, headers, body = ask(live, "GET", f"{origin}/api/concepts/bo", host="elsewhere.example")  # Host ignored
+    assert (status, body["name"], headers["cache-control"]) == (200, "bo", "no-store")
+    assert ask(live, "GET", f"{origin}/api/health", token=None)[:3:2] == (200, {"ok": True})
+    assert ask(live, "GET", "HTTP://LOCALHOST:1/api/concepts")[0] == 200  # scheme and name in any case, any port
+    assert ask(live, "GET", f"{origin}/api/concepts", token=None)[::2] == (
+        401, {"error": "missing bearer token (edge-rap pair shows it)"})
+    assert ask(live, "GET", f"{origin}/api/events?nmae=bo")[::2] == (
+        422, {"error": "nmae: not a parameter of GET /api/events (it takes since, name)"})
+    assert ask(live, "GET", f"{origin}/api/concepts/a%2Fb")[::2] == (
+        422, {"error": "concept name 'a/b' has a character that is not allowed: '/'"})
+    status, headers, _ = ask(live, "GET", origin)  # no path: "/", the page
+    assert (status, headers["content-type"].split(";")[0]) == (200, "text/html")
+
+
+def test_wrong_tokens_in_absolute_form_are_rate_limited_as_any(tmp_path):
+    with live_server(fake_settings(tmp_path), attempts=AttemptLimit(failures=2, window_s=60)) as live:
+        target = f"{live.url}/api/concepts"
+        assert [ask(live, "GET", target, token="nope")[0] for _ in range(3)] == [401, 401, 429]
+        assert ask(live, "GET", "/api/concepts")[0] == 429  # the same client, by its path too
+
+
+def test_an_absolute_form_target_not_this_devices_is_refused(live):
+    """Its authority is the request's Host (RFC 9112 3.2.2): a name the device does not answer to is 421 as such a
+    Host is, another scheme than the connection's too (the device is no proxy); no host, or a user name, 400."""
+    status, _, body = ask(live, "GET", "http://evil.example/api/concepts/bo", host="127.0.0.1")
+    assert status == 421 and body["error"].startswith("this device does not answer to the name 'evil.example'"), body
+    assert ask(live, "GET", "https://127.0.0.1/api/health")[::2] == (
+        421, {"error": "GET https://127.0.0.1/api/health: this device serves http here, not https"})
+    for target in ("http:///api/health", "http://me@127.0.0.1/api/health"):
+        status, _, body = ask(live, "GET", target)
+        assert status == 400 and body["error"].startswith(f"GET {target}: a URL with no host"), body
+
+
+def test_an_encoded_slash_outside_a_name_is_no_separator(live):
+    """`/api/concepts%2Fbo` reached <bo>, `/api%2Fbackup` the backup: a rule a proxy in front keeps for the path with
+    its '/' (RFC 3986: not the same path) was passed by. Now no route, as a name's segment holds its '/'."""
+    for path in ("/api/concepts%2Fbo", "/api%2Fconcepts/bo", "/api/concepts%2fbo%2Fphotos",
+                 "/api/concepts/bo/photos%2F1", "/api%2Fhealth", "/api%2Fbackup"):
+        said = path.replace("%2f", "%2F")
+        assert ask(live, "GET", path)[::2] == (404, {"error": f"GET {said}: no such route (an encoded '/', %2F, is "
+                                                              "part of its segment, not a separator)"}), path
+    assert ask(live, "POST", "/api%2Fconcepts", token=None)[0] == 401  # the token first, as on every /api path
+    assert ask(live, "GET", "/api/concepts/bo")[0] == 200
+
+
+def test_the_asterisk_other_targets_and_connect(live):
+    """`OPTIONS *` asks what the server takes: 204 with Allow (it was 404); `*` with another method, or a target of
+    no form, 400; CONNECT, a proxy's, 501 (it was routed: 404, or 421 for the host it named), the connection kept."""
+    status, headers, _ = ask(live, "OPTIONS", "*", token=None)
+    assert (status, headers["allow"]) == (204, "DELETE, GET, HEAD, PATCH, POST")
+    for method, target in (("GET", "*"), ("GET", "api/health")):
+        assert ask(live, method, target)[::2] == (400, {"error": f"{method} {target}: not a request target this "
+                                                                 "server reads (give a path, such as /api/health, "
+                                                                 "or a whole http URL)"})
+    address = live.url.removeprefix("http://")
+    conn = http.client.HTTPConnection(address, timeout=30)
+    try:
+        for target in ("example.com:443", address):
+            conn.request("CONNECT", target)
+            answer = conn.getresponse()
+            assert (answer.status, json.loads(answer.read())) == (501, {"error": "CONNECT: this device is no proxy"})
+        conn.request("GET", "/api/health")  # the same connection
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()

@@ -321,9 +321,13 @@ class Household:
         try:
             if events:
                 events.rename(old, concept.name)
-        except sqlite3.Error as e:
-            raise EdgeRapError(f"renamed <{old}> to <{concept.name}>, but its events stay under <{old}> in "
-                               f"{events.path} ({e})") from None
+        except sqlite3.Error as e:  # renamed: exit 1, not 2 as if refused (the API's 422, with the log's path)
+            from edge_rap.daemon.events import _no_room
+
+            raise PartlyDone(events.path, f"its events stay under <{old}> ("
+                             f"{'the disk is full' if _no_room(e, events.path) else e}), though <{old}> itself is "
+                             f"renamed <{concept.name}>: rename <{concept.name}> to <{old}> and back again to carry "
+                             "them along") from None
         return old, concept
 
     def _events_to_carry(self):

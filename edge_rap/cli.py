@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -730,8 +731,31 @@ class _CommandParser(argparse.ArgumentParser):
         stray = getattr(self, "dashed", [])
         if stray and message.startswith("the following arguments are required"):  # (one unrecognised says itself)
             message += (f" ({stray[0]} is read as an option: a name or file that begins with '-' goes after `--`, "
-                        f"`{self.prog} -- {stray[0]}{'' if self.given[-1] == stray[0] else ' ...'}`)")
+                        f"`{self._with_double_dash(stray[0])}`)")
         super().error(message)
+
+    def _with_double_dash(self, stray: str) -> str:
+        """The command as given, its options first, then `--` and its operands up to `stray` (the rest `...`): `--`
+        put just before `stray` dropped the operands given before it (`rename bo -rf` was told `rename -- -rf`), and
+        read the options after it as operands (`edit -bo --description x`)."""
+        given = list(self.given)
+        end = given.index("--") if "--" in given else len(given)
+        options: list[str] = []
+        operands: list[str] = []
+        k = 0
+        while k < end:
+            arg, k = given[k], k + 1
+            action = self._option_string_actions.get(arg.split("=", 1)[0]) if arg[:1] == "-" else None
+            if action is None:
+                operands.append(arg)
+                continue
+            options.append(arg)
+            if "=" not in arg and action.nargs != 0:  # its value (each option here takes one or none)
+                options += given[k:k + 1]
+                k += 1
+        operands += given[end + 1:]
+        shown = operands[:operands.index(stray) + 1] if stray in operands else operands
+        return f"{self.prog} {shlex.join([*options, '--', *shown])}{' ...' if len(shown) < len(operands) else ''}"
 
 
 def _count_dashes(values: list) -> int:

@@ -8,6 +8,7 @@ loads a model, and closing releases exactly what was opened.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sqlite3
 import threading
@@ -51,6 +52,26 @@ def _part(open_it):
         return open_it(self)
 
     return cached_property(opened)
+
+
+def _beyond_its_header(path: Path) -> bool:
+    """Whether the event log's file (or its -wal) at `path` may hold an event: not where absent or empty, nor where
+    it is a database's first page alone, which a log's start on a full disk leaves (no table has its own page yet:
+    `GET /api/events` under `serve` left one, and every `forget`, how the user makes room, was then refused as
+    "cannot open the event log (the disk is full)"). Anything else, one damaged too, may: the log says why."""
+    try:
+        if not path.is_file():  # (a pipe there is no log, and its open would wait for a writer)
+            return False
+        with open(path, "rb") as f:
+            head, size = f.read(100), os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    if not path.name.endswith("-wal") and len(head) == 100 and head.startswith(b"SQLite format 3\0"):
+        page = int.from_bytes(head[16:18], "big")
+        return size > (65536 if page == 1 else page)
+    return size > 0
 
 
 class Household:
@@ -321,9 +342,13 @@ class Household:
         try:
             if events:
                 events.rename(old, concept.name)
-        except sqlite3.Error as e:
-            raise EdgeRapError(f"renamed <{old}> to <{concept.name}>, but its events stay under <{old}> in "
-                               f"{events.path} ({e})") from None
+        except sqlite3.Error as e:  # renamed: exit 1, not 2 as if refused (the API's 422, with the log's path)
+            from edge_rap.daemon.events import _no_room
+
+            raise PartlyDone(events.path, f"its events stay under <{old}> ("
+                             f"{'the disk is full' if _no_room(e, events.path) else e}), though <{old}> itself is "
+                             f"renamed <{concept.name}>: rename <{concept.name}> to <{old}> and back again to carry "
+                             "them along") from None
         return old, concept
 
     def _events_to_carry(self):
@@ -332,8 +357,7 @@ class Household:
         (where forgetting is how the user makes room: the log's creation failed the forget)."""
         from edge_rap.daemon.events import EVENTS_DB
 
-        written = any(p.is_file() and p.stat().st_size for p in (self.root / EVENTS_DB,
-                                                                   self.root / f"{EVENTS_DB}-wal"))
+        written = _beyond_its_header(self.root / EVENTS_DB) or _beyond_its_header(self.root / f"{EVENTS_DB}-wal")
         if not written and "events" not in self.__dict__:
             return None
         self.events.require_writable()

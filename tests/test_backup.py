@@ -1118,6 +1118,20 @@ def test_a_member_larger_than_the_free_room_is_said_before_any_of_it_is_written(
     refused(capsys, archive, current, "the archive's images/ab/", f"is {10 ** 13} bytes, more than the ")
 
 
+def test_an_archive_this_account_may_not_read_is_said_so_not_called_damaged(archive, current, capsys, monkeypatch):
+    # root's backup (0600) restored by `sudo -u edge-rap edge-rap restore`: "not a backup archive, or a damaged or
+    # cut-short one ([Errno 13] Permission denied: ...)", as if the backup were broken
+    opened = tarfile.open
+
+    def unreadable(name=None, *args, **kwargs):
+        if name is not None and Path(name) == archive:
+            raise PermissionError(13, "Permission denied", str(archive))
+        return opened(name, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile, "open", unreadable)
+    refused(capsys, archive, current, "cannot be read by this account (Permission denied)")
+
+
 def test_a_memory_folder_made_read_only_is_refused_in_one_line(archive, current):
     # `chmod a-w` on the memory's folder (its parent writable): the note of what stays in place could not be written,
     # and `restore --replace` ended in a traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -667,7 +668,13 @@ def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, sa
     (["rename", "-rf", "x"], "required: new (-rf is read as an option: a name or file that begins with '-' goes "
                              "after `--`, `edge-rap rename -- -rf ...`)"),
     (["remember", "-rf", "a.jpg"], "required: IMAGE (-rf is read as an option"),
-    (["recognize", "-frame.jpg"], "required: IMAGE (-frame.jpg is read as an option")])
+    (["recognize", "-frame.jpg"], "required: IMAGE (-frame.jpg is read as an option"),
+    # the operands before it kept, the options given after it put before `--` (`rename -- -rf` of `rename bo -rf`, and
+    # `edit -- -bo ...` of `edit -bo --description x`, whose --description was then a stray argument)
+    (["rename", "bo", "-rf"], "`edge-rap rename -- bo -rf`)"),
+    (["add-views", "--box", "1,2,3,4", "bo", "-frame.jpg"], "`edge-rap add-views --box 1,2,3,4 -- bo -frame.jpg`)"),
+    (["edit", "-bo", "--description", "a red cup"], "`edge-rap edit --description 'a red cup' -- -bo`)"),
+    (["remember", "--json", "-bo", "a.jpg", "--category=cat"], "`edge-rap remember --json --category=cat -- -bo ...`)")])
 def test_an_operand_that_begins_with_a_dash_is_said_to_go_after_a_double_dash(capsys, argv, said):
     # `forget -rf` of a concept named -rf said "the following arguments are required: name", as if none were given
     with pytest.raises(SystemExit) as refused:
@@ -675,6 +682,18 @@ def test_an_operand_that_begins_with_a_dash_is_said_to_go_after_a_double_dash(ca
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.count("error") == 1
     assert f"edge-rap {argv[0]}: error: " in err and said in err, err
+
+@pytest.mark.parametrize("argv, operands", [
+    (["rename", "bo", "-rf"], {"old": "bo", "new": "-rf"}),
+    (["add-views", "--box", "1,2,3,4", "bo", "-frame.jpg"], {"name": "bo", "images": ["-frame.jpg"]}),
+    (["edit", "-bo", "--description", "a red cup"], {"name": "-bo", "description": "a red cup"}),
+    (["remember", "-v", "bo", "--category=cat", "-b.jpg"], {"name": "bo", "images": ["-b.jpg"], "category": "cat"})])
+def test_the_command_said_with_a_double_dash_is_the_one_meant(capsys, argv, operands):
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    suggested = capsys.readouterr().err.rsplit("`", 2)[1]
+    parsed = vars(cli.build_parser().parse_args(shlex.split(suggested)[1:]))
+    assert {key: parsed[key] for key in operands} == operands, suggested
 
 
 @pytest.mark.parametrize("argv", [["concepts", "-x"], ["remember", "bo", "a.jpg", "-q"], ["forget", "--jsn"]])

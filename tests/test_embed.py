@@ -862,6 +862,33 @@ def test_a_file_given_as_the_embedder_is_said_to_be_one(tmp_path, monkeypatch, c
     assert capsys.readouterr().err == f"edge-rap: {folder / 'model.onnx'}: a file, {said}\n"
 
 
+def test_a_model_behind_a_folder_this_account_may_not_search_is_one_line(tmp_path, monkeypatch):
+    # `sudo -u edge-rap edge-rap recognize ...` run in /root (0700): the cache name was looked for first as a folder
+    # there, and PermissionError was a traceback, as was an --embedder path through such a folder
+    cache = tmp_path / "models"
+    (cache / "clip").mkdir(parents=True)
+    (cache / "clip" / "manifest.json").write_text(json.dumps({"name": "clip", "role": "image_embedder", "files": {}}))
+    from edge_rap.daemon.doctor import _not_exported
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    stat = Path.stat
+
+    def unsearchable(self, *args, **kwargs):
+        if str(self.absolute()).startswith(f"{locked}/"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", unsearchable)
+    monkeypatch.chdir(locked)
+    assert ModelCache(cache).manifest("clip").name == "clip"  # by name, from a folder it may not search
+    for given in (str(locked / "mine" / "model.onnx"), "mine"):
+        with pytest.raises(EdgeRapError, match=r": cannot reach it \(Permission denied: a folder on its path this ") \
+                as refused:
+            ModelCache(cache).manifest(given, role="image_embedder")
+        assert _not_exported(ModelCache(cache), given, str(refused.value)) == str(refused.value)  # doctor's line
+
+
 def test_a_detector_given_as_the_embedder_is_named_as_one(tmp_path, monkeypatch, capsys):
     # `recognize --embedder yolo` said "model yolo has no image file", where `models prepare` names its role
     from edge_rap import cli

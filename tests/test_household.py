@@ -218,6 +218,59 @@ def test_forget_and_rename_make_no_event_log_where_none_was_written(remembered, 
     assert not (remembered.memory / "events.sqlite").exists()
 
 
+def test_forget_and_rename_are_not_refused_for_the_first_page_a_full_disk_left_of_a_log(remembered, run,
+                                                                                          monkeypatch):
+    # `GET /api/events` under `serve` on a full disk began a log and left its first page (4096 bytes, no table); every
+    # `forget` after it, how the user makes room, was "cannot open the event log (the disk is full)"
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.errors import EdgeRapError
+
+    begun = sqlite3.connect(remembered.memory / "events.sqlite")
+    begun.execute("PRAGMA journal_mode=WAL")  # (the header page written, then no room for the rest)
+    begun.close()
+    (remembered.memory / "events.sqlite-wal").write_bytes(b"")
+    assert (remembered.memory / "events.sqlite").stat().st_size == 4096
+
+    def full_disk(self, *args, **kwargs):
+        raise EdgeRapError("events.sqlite: cannot open the event log (the disk is full)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EventLog, "__init__", full_disk)
+        assert run("rename", "chelsea", "tabby")[0] == 0 and run("forget", "rocket")[0] == 0
+        assert [c["name"] for c in json.loads(run("concepts", "--json")[1])] == ["tabby"]
+    EventLog(remembered.memory).close()  # a log with its tables is still one to carry the events along in
+    with monkeypatch.context() as patched:
+        patched.setattr(EventLog, "__init__", full_disk)
+        assert run("forget", "tabby")[0] == 2
+
+
+def test_a_rename_whose_events_could_not_follow_is_done_and_says_how_to_carry_them(remembered, run, monkeypatch):
+    # a nearly full disk: "renamed <chelsea> to <tabby>, but its events stay under <chelsea> in PATH (database or disk
+    # is full)", exit 2 as if refused (the API's 422, with the log's path), and nothing said of how to carry them
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    log = EventLog(remembered.memory)
+    log.add(Event("arrived", "chelsea", "den", 0.0, 1.0))
+    log.close()
+
+    def full(self, old, new):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EventLog, "rename", full)
+        rc, _, err = run("rename", "chelsea", "tabby")
+    assert rc == 1 and err == (f"edge-rap: {remembered.memory / 'events.sqlite'}: its events stay under <chelsea> "
+                               "(the disk is full), though <chelsea> itself is renamed <tabby>: rename <tabby> to "
+                               "<chelsea> and back again to carry them along\n")
+    assert run("rename", "tabby", "chelsea")[0] == 0 and run("rename", "chelsea", "tabby")[0] == 0  # as it says
+    assert [e["name"] for e in json.loads(run("events", "--json")[1])] == ["tabby"]
+
+
 def test_a_forget_whose_events_could_not_be_removed_says_the_concept_is_gone_and_again_removes_them(remembered,
                                                                                                     monkeypatch):
     # "I couldn't forget <rocket>: forgot <rocket>, but its events stay ...": which was it? And forgetting again

@@ -492,6 +492,30 @@ def test_a_commit_that_fails_leaves_no_photo_behind(root, photos, monkeypatch):
     assert [c.name for c in memory.concepts()] == ["bo"]
 
 
+def test_a_forget_whose_photos_cannot_be_deleted_yet_is_done_and_says_so(root, photos, monkeypatch, caplog):
+    # its photos' folder made read-only: the concept was forgotten (committed), then "memory folder is not writable
+    # (Permission denied); nothing was changed", and its events were kept
+    memory = fake_memory(root)
+    for i in range(2):
+        memory.remember(f"c{i}", [scene_file(photos, i)])
+    unlink = Path.unlink
+
+    def read_only_folder(self, missing_ok=False):
+        if self.parent.parent.name == "images":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        unlink(self, missing_ok=missing_ok)
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING):
+        patched.setattr(Path, "unlink", read_only_folder)
+        assert memory.forget("c1").name == "c1"
+    assert [c.name for c in memory.concepts()] == ["c0"]
+    assert "forgotten, but its photos could not be deleted yet (" in caplog.text
+    assert "nothing was changed" not in caplog.text and "a later remember or forget deletes them" in caplog.text
+    assert len(list((root / "images").glob("*/*"))) == 2
+    memory.remember("c2", [scene_file(photos, 2)])  # as it says
+    assert len(list((root / "images").glob("*/*"))) == 2
+
+
 def test_forget_works_on_a_full_disk(root, photos, monkeypatch):
     """A full disk: a file can be written only into room that deleting files made. Forgetting is how the
     user makes room, so it must work there."""

@@ -125,7 +125,11 @@ def _not_exported(cache: ModelCache, name: str, refused: str | None) -> str:
     embedder's by name or path) or a file (its .onnx, a photo) named as recognising names it (`refused`), not said to
     want exporting; else how to export one (not `models prepare`, which exports the defaults alone)."""
     export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
-    return refused if refused and (Path(name).exists() or cache.folder(name).is_dir()) else export
+    try:
+        given = Path(name).exists()
+    except OSError:  # (behind a folder this account may not search: `refused` says so)
+        given = True
+    return refused if refused and (given or cache.folder(name).is_dir()) else export
 
 
 def faces_installed() -> bool:

@@ -413,7 +413,7 @@ class Memory:
             self.store.delete_concept(db, concept.id)
             for space in self.store.space_names():
                 self.writer.write(db, space)
-        self._collect_files()  # its photos and the superseded index files (its vectors) go too
+        self._collect_forgotten()  # its photos and the superseded index files (its vectors) go too
 
     def _forget_on_a_full_disk(self, concept: Concept) -> None:
         """The index files (rebuilt from the database at will) are deleted first and written again last: the
@@ -426,7 +426,7 @@ class Memory:
             for space in self.store.space_names():
                 self.writer.drop_files(space, db)
             self.store.delete_concept(db, concept.id, zero_freed=False)
-        self._collect_files()
+        self._collect_forgotten()
         try:
             with self.store.transaction() as db:
                 for space in self.store.space_names():
@@ -435,6 +435,16 @@ class Memory:
             log.warning("%s: forgotten, but the disk is still too full to write the index again; recognition "
                         "searches the database meanwhile (the next change, or `edge-rap reindex`, writes it)",
                         self.root)
+
+    def _collect_forgotten(self) -> None:
+        """`_collect_files` once a forget is committed: the concept is forgotten whatever happens now, so a photo that
+        cannot be deleted (its folder made read-only) is said as such, not "nothing was changed" (the concept gone,
+        its events kept); the next change that can deletes it."""
+        try:
+            self._collect_files()
+        except EdgeRapError as e:
+            log.warning("forgotten, but its photos could not be deleted yet (%s): a later remember or forget deletes "
+                        "them once it can", str(e).removesuffix("; nothing was changed"))
 
     def _collect_files(self) -> None:
         """Delete the photos and index files no row names any more, under the lock (another writer may have

@@ -218,6 +218,10 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
                     _refuse_larger_than_free(info, staging)
                     found[name] = _write_member(source, staging / name, staging)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        if isinstance(e, PermissionError) and e.filename == str(archive):  # (root's backup, 0600, restored by `sudo
+            # -u edge-rap` was said to be "not a backup archive, or a damaged or cut-short one")
+            raise _Refused(archive, f"cannot be read by this account ({e.strerror}): not the archive's fault") \
+                from None
         raise _Refused(archive, f"not a backup archive, or a damaged or cut-short one ({e})") from None
     if manifest is None:
         raise _Refused(archive, f"has no {MANIFEST}: not an edge-rap backup, or one cut short")

@@ -243,7 +243,10 @@ class ModelCache:
         return self.root / name
 
     def has(self, name: str) -> bool:
-        return (self.folder(name) / MANIFEST).exists()
+        try:
+            return (self.folder(name) / MANIFEST).exists()
+        except PermissionError:  # (a path given for a name, behind a folder this account may not search)
+            return False
 
     def _role(self, name: str) -> str | None:
         try:
@@ -273,14 +276,22 @@ class ModelCache:
         the job it is wanted for ("detector"), so that a missing one is answered with that kind's models and
         the tool that makes them."""
         candidate = Path(name_or_path)
-        if (candidate / MANIFEST).exists():
+        try:
+            a_model, a_file, a_folder = (candidate / MANIFEST).exists(), candidate.is_file(), candidate.is_dir()
+        except PermissionError as e:  # a folder on its path this account may not search: `sudo -u edge-rap` run in
+            # /root (0700), where a cache name is looked for first as a folder there, was a traceback
+            if not self.has(name_or_path):
+                raise EdgeRapError(f"{candidate}: cannot reach it ({e.strerror}: a folder on its path this account "
+                                   "may not search)") from None
+            a_model = a_file = a_folder = False
+        if a_model:
             return Manifest.load(candidate)
-        if candidate.is_file() and not self.has(name_or_path):  # (the model's .onnx, or a photo, by mistake)
+        if a_file and not self.has(name_or_path):  # (the model's .onnx, or a photo, by mistake)
             folder = candidate.parent
             said = f"give its folder, {folder}" if (folder / MANIFEST).exists() else \
                 f"not a model's folder (one that holds {MANIFEST})"
             raise EdgeRapError(f"{candidate}: a file, {said}")
-        if candidate.is_dir() and not self.has(name_or_path):
+        if a_folder and not self.has(name_or_path):
             if candidate.resolve().parent != self.root.expanduser().resolve():
                 raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
             name_or_path = candidate.resolve().name  # the cache's own folder by path: said as by name (a face model)

@@ -2668,3 +2668,18 @@ def test_a_name_taken_back_in_a_forget_list_leaves_the_others_said():
                        ("Forget Bo, Max, no, forget Luna.", "luna")):  # a command said again: that one alone
         command, line = parse(said, list(kinds), kinds)
         assert (command.name, command.state) == (name, "asked"), (said, line)
+
+
+def test_a_known_name_with_and_in_a_forget_list_is_one_name():
+    # Before: "Forget Bo and Salt and Pepper." said "I forget one at a time: say forget <bo>. I don't know 'Salt' or
+    # 'Pepper'." of a known <salt_and_pepper>: the list was cut at every "and", "&" or comma, the known name's too
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "salt_and_pepper": "cat", "tom_and_jerry": "toy", "marks_spencer_bag": "bag"}
+    for said, names in (("Forget Bo and Salt and Pepper.", "<bo>, then forget <salt_and_pepper>"),
+                        ("Forget Salt and Pepper, and Bo.", "<salt_and_pepper>, then forget <bo>"),
+                        ("Forget Bo and Tom and Jerry.", "<bo>, then forget <tom_and_jerry>"),
+                        ("Forget Bo and the Marks & Spencer bag.", "<bo>, then forget <marks_spencer_bag>")):
+        assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {names}.", said
+    assert parse("Forget Bo and Salt and Zed.", list(kinds), kinds)[1] == (
+        "I forget one at a time: say forget <bo>. I don't know 'Salt' or 'Zed'.")  # no known name: cut as said

@@ -2683,3 +2683,22 @@ def test_a_known_name_with_and_in_a_forget_list_is_one_name():
         assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {names}.", said
     assert parse("Forget Bo and Salt and Zed.", list(kinds), kinds)[1] == (
         "I forget one at a time: say forget <bo>. I don't know 'Salt' or 'Zed'.")  # no known name: cut as said
+
+
+def test_an_ampersand_is_heard_as_and():
+    # Before: of <salt>, <pepper> and <salt_and_pepper>, "Forget Salt and Pepper." asked of <salt_and_pepper> but
+    # "Forget Salt & Pepper." (as whisper may write it) refused naming <salt> and <pepper>; and "Where are Salt and
+    # Pepper?" of a <Salt & Pepper> beside them, or "Where is R and B?" of <R&B>, heard no name of the two: an "&" was
+    # no word, in a name or in what was said
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    kinds = {"salt": "cat", "pepper": "cat", "salt_and_pepper": "cat"}
+    for said in ("Forget Salt and Pepper.", "Forget Salt & Pepper."):
+        assert parse(said, list(kinds), kinds)[1] == "Shall I forget <salt_and_pepper>? Say yes or no.", said
+    assert parse("Forget Salt & Pepper & Bo.", [*kinds, "bo"], kinds)[1] == (
+        "I forget one at a time: say forget <salt_and_pepper>, then forget <bo>.")
+    for said, names, heard in (("Where are Salt and Pepper?", ["salt", "pepper", "Salt & Pepper"], "Salt & Pepper"),
+                               ("Is the M and S bag here?", ["bo", "M&S bag"], "M&S bag"),
+                               ("Where is R and B?", ["bo", "R&B"], "R&B")):
+        assert match_names(said, names).names == [heard], said

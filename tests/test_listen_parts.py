@@ -2686,14 +2686,14 @@ def test_a_known_name_with_and_in_a_forget_list_is_one_name():
 
 
 def test_an_ampersand_is_heard_as_and():
-    # Before: of <salt>, <pepper> and <salt_and_pepper>, "Forget Salt and Pepper." asked of <salt_and_pepper> but
-    # "Forget Salt & Pepper." (as whisper may write it) refused naming <salt> and <pepper>; and "Where are Salt and
+    # Before: of <salt> and <salt_and_pepper>, "Forget Salt and Pepper." asked of <salt_and_pepper> but "Forget Salt &
+    # Pepper." (as whisper may write it) refused naming <salt>, "I don't know 'Pepper'"; and "Where are Salt and
     # Pepper?" of a <Salt & Pepper> beside them, or "Where is R and B?" of <R&B>, heard no name of the two: an "&" was
     # no word, in a name or in what was said
     from edge_rap.speech.intents import parse
     from edge_rap.speech.names import match_names
 
-    kinds = {"salt": "cat", "pepper": "cat", "salt_and_pepper": "cat"}
+    kinds = {"salt": "cat", "salt_and_pepper": "cat"}
     for said in ("Forget Salt and Pepper.", "Forget Salt & Pepper."):
         assert parse(said, list(kinds), kinds)[1] == "Shall I forget <salt_and_pepper>? Say yes or no.", said
     assert parse("Forget Salt & Pepper & Bo.", [*kinds, "bo"], kinds)[1] == (
@@ -2702,3 +2702,28 @@ def test_an_ampersand_is_heard_as_and():
                                ("Is the M and S bag here?", ["bo", "M&S bag"], "M&S bag"),
                                ("Where is R and B?", ["bo", "R&B"], "R&B")):
         assert match_names(said, names).names == [heard], said
+
+
+def test_a_name_made_of_two_known_names_asks_which():
+    # Before: of <salt>, <pepper> and <salt_and_pepper>, "Forget Salt and Pepper." asked "Shall I forget
+    # <salt_and_pepper>?" and "Where are Salt and Pepper?" answered of it alone: the words name it or the two, and
+    # which was never asked; a choice of it is asked again in <brackets>, which name it alone
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified, from_memory
+
+    kinds = {"bo": "dog", "salt": "cat", "pepper": "cat", "salt_and_pepper": "cat"}
+    which = "Did you mean <salt_and_pepper>, <salt> or <pepper>?"
+    command, line = parse("Forget Salt and Pepper.", list(kinds), kinds)
+    assert (command.state, line) == ("refused", which)
+    asked = Reply(line, "clarify", [], "Forget Salt and Pepper.", [list(command.ambiguous.names)],
+                  said=command.ambiguous.words)
+    for answer, name in (("The first one.", "salt_and_pepper"), ("Salt and Pepper.", "salt_and_pepper"),
+                         ("The second one.", "salt"), ("Pepper.", "pepper")):
+        assert parse(clarified(asked, answer), list(kinds), kinds)[1] == f"Shall I forget <{name}>? Say yes or no."
+    home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n, category=k) for n, k in kinds.items()])
+    said = from_memory(home, "Where are Salt and Pepper?")
+    assert said.text == which and clarified(said, "the first one") == "Where are <salt_and_pepper>?"
+    assert parse("Forget Salt and Pepper.", ["salt_and_pepper", "salt"])[1] == (  # only one of the two known
+        "Shall I forget <salt_and_pepper>? Say yes or no.")

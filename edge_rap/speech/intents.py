@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
+from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, joined_apart, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -194,6 +194,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _one_at_a_time(words, names, kinds)
         if name is None:
             return _unknown(words)
+        if apart := joined_apart(words, Names([h for h in known.heard if h.name == name], []), names).ambiguous:
+            return _asked_back("forget", words, Names([], apart))  # "Salt and Pepper": <salt_and_pepper>, or?
         return _asked_to_forget(name)
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells

@@ -339,6 +339,29 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 
+def made_of(name: str, names: Sequence[str]) -> list[str]:
+    """The other names `name` is said as, joined by "and" (<salt_and_pepper> of <salt> and <pepper>): its words
+    name it or them, and which is asked; [] where it is not made so."""
+    form = heard_as(name)
+    if " and " not in form:
+        return []
+    by_form = {heard_as(other): other for other in names if other != name}
+    parts = [by_form.get(part) for part in form.split(" and ")]
+    return [n for n in parts if n] if all(parts) else []
+
+
+def joined_apart(text: str, found: Names, names: Sequence[str]) -> Names:
+    """`found` with each name heard that is others joined by "and" (`made_of`) said like it and them: "Where are Salt
+    and Pepper?" asks which of <salt_and_pepper>, <salt> and <pepper>; not where written in <brackets>, as a
+    choice asks again."""
+    heard, ambiguous = [], list(found.ambiguous)
+    for h in found.heard:
+        parts = [] if text[h.start - 1:h.start] == "<" else made_of(h.name, names)
+        heard += [] if parts else [h]
+        ambiguous += [Ambiguous(h.words, (h.name, *parts))] if parts else []
+    return Names(heard, ambiguous)
+
+
 #: Adverbs of time: what follows a name, not a thing of its ("Bo's now?", "Bo's today", "Forget Bo now.")
 WHEN = r"(?:right|now|today|tonight|yesterday|again|still|lately|currently|already|yet)"
 _WHEN_AFTER = re.compile(r"(?:\W*\b" + WHEN + r"\b)*\s*(?:$|[^\w\s'])", re.I)  # alone to the end of the clause

@@ -2633,7 +2633,8 @@ def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
 
     for said, name in (("Remember this as Umm Kulthum.", "umm_kulthum"), ("Remember this as Mister Um.", "mister_um"),
                        ("Remember this as Xiao Er, please.", "xiao_er"), ("Remember this as, Um, Pip.", "pip"),
-                       ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip")):
+                       ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip"),
+                       ("remember this as umm kulthum", "kulthum"), ("remember this as um my keys", "keys")):  # typed
         command, _ = parse(said, ["bo"], {"bo": "dog"})
         assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
     assert parse("Remember this as Mister Um, no.", ["bo"])[1] == "OK, I will not remember this as <mister_um>."

@@ -2684,6 +2684,8 @@ def test_a_known_name_with_and_in_a_forget_list_is_one_name():
         assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {names}.", said
     assert parse("Forget Bo and Salt and Zed.", list(kinds), kinds)[1] == (
         "I forget one at a time: say forget <bo>. I don't know 'Salt' or 'Zed'.")  # no known name: cut as said
+    assert parse("Forget Bo and Pepper.", list(kinds), kinds)[1] == (  # "and Pepper" is said like <salt_and_pepper>
+        "I forget one at a time: say forget <bo>. I don't know 'Pepper'.")
 
 
 def test_an_ampersand_is_heard_as_and():

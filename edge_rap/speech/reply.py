@@ -177,10 +177,11 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     "where is X?" / "is X home?" from `image` or the sightings, and NO_FRAME for a question about the scene with
     no `image`; None for any other question. Every way of asking (a voice, the API, `edge-rap ask`) answers these
     alike. `names`: the question's, when already matched."""
-    everyone = [c.name for c in home.concepts()]
+    concepts = home.concepts()  # read once: a store's read
+    everyone = [c.name for c in concepts]
     names = joined_apart(question, match_names(question, everyone) if names is None else names, everyone)
     asked = _asked_where(question, names)
-    kind, meant, plural = _of_category(question, home.concepts()) if not asked.heard and _asks_where(question) \
+    kind, meant, plural = _of_category(question, concepts) if not asked.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,

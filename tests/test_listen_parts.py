@@ -2633,7 +2633,8 @@ def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
 
     for said, name in (("Remember this as Umm Kulthum.", "umm_kulthum"), ("Remember this as Mister Um.", "mister_um"),
                        ("Remember this as Xiao Er, please.", "xiao_er"), ("Remember this as, Um, Pip.", "pip"),
-                       ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip")):
+                       ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip"),
+                       ("remember this as umm kulthum", "kulthum"), ("remember this as um my keys", "keys")):  # typed
         command, _ = parse(said, ["bo"], {"bo": "dog"})
         assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
     assert parse("Remember this as Mister Um, no.", ["bo"])[1] == "OK, I will not remember this as <mister_um>."
@@ -2668,3 +2669,64 @@ def test_a_name_taken_back_in_a_forget_list_leaves_the_others_said():
                        ("Forget Bo, Max, no, forget Luna.", "luna")):  # a command said again: that one alone
         command, line = parse(said, list(kinds), kinds)
         assert (command.name, command.state) == (name, "asked"), (said, line)
+
+
+def test_a_known_name_with_and_in_a_forget_list_is_one_name():
+    # Before: "Forget Bo and Salt and Pepper." said "I forget one at a time: say forget <bo>. I don't know 'Salt' or
+    # 'Pepper'." of a known <salt_and_pepper>: the list was cut at every "and", "&" or comma, the known name's too
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "salt_and_pepper": "cat", "tom_and_jerry": "toy", "marks_spencer_bag": "bag"}
+    for said, names in (("Forget Bo and Salt and Pepper.", "<bo>, then forget <salt_and_pepper>"),
+                        ("Forget Salt and Pepper, and Bo.", "<salt_and_pepper>, then forget <bo>"),
+                        ("Forget Bo and Tom and Jerry.", "<bo>, then forget <tom_and_jerry>"),
+                        ("Forget Bo and the Marks & Spencer bag.", "<bo>, then forget <marks_spencer_bag>")):
+        assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {names}.", said
+    assert parse("Forget Bo and Salt and Zed.", list(kinds), kinds)[1] == (
+        "I forget one at a time: say forget <bo>. I don't know 'Salt' or 'Zed'.")  # no known name: cut as said
+    assert parse("Forget Bo and Pepper.", list(kinds), kinds)[1] == (  # "and Pepper" is said like <salt_and_pepper>
+        "I forget one at a time: say forget <bo>. I don't know 'Pepper'.")
+
+
+def test_an_ampersand_is_heard_as_and():
+    # Before: of <salt> and <salt_and_pepper>, "Forget Salt and Pepper." asked of <salt_and_pepper> but "Forget Salt &
+    # Pepper." (as whisper may write it) refused naming <salt>, "I don't know 'Pepper'"; and "Where are Salt and
+    # Pepper?" of a <Salt & Pepper> beside them, or "Where is R and B?" of <R&B>, heard no name of the two: an "&" was
+    # no word, in a name or in what was said
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    kinds = {"salt": "cat", "salt_and_pepper": "cat"}
+    for said in ("Forget Salt and Pepper.", "Forget Salt & Pepper."):
+        assert parse(said, list(kinds), kinds)[1] == "Shall I forget <salt_and_pepper>? Say yes or no.", said
+    assert parse("Forget Salt & Pepper & Bo.", [*kinds, "bo"], kinds)[1] == (
+        "I forget one at a time: say forget <salt_and_pepper>, then forget <bo>.")
+    for said, names, heard in (("Where are Salt and Pepper?", ["salt", "pepper", "Salt & Pepper"], "Salt & Pepper"),
+                               ("Is the M and S bag here?", ["bo", "M&S bag"], "M&S bag"),
+                               ("Where is R and B?", ["bo", "R&B"], "R&B")):
+        assert match_names(said, names).names == [heard], said
+
+
+def test_a_name_made_of_two_known_names_asks_which():
+    # Before: of <salt>, <pepper> and <salt_and_pepper>, "Forget Salt and Pepper." asked "Shall I forget
+    # <salt_and_pepper>?" and "Where are Salt and Pepper?" answered of it alone: the words name it or the two, and
+    # which was never asked; a choice of it is asked again in <brackets>, which name it alone
+    from types import SimpleNamespace
+
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified, from_memory
+
+    kinds = {"bo": "dog", "salt": "cat", "pepper": "cat", "salt_and_pepper": "cat"}
+    which = "Did you mean <salt_and_pepper>, <salt> or <pepper>?"
+    command, line = parse("Forget Salt and Pepper.", list(kinds), kinds)
+    assert (command.state, line) == ("refused", which)
+    asked = Reply(line, "clarify", [], "Forget Salt and Pepper.", [list(command.ambiguous.names)],
+                  said=command.ambiguous.words)
+    for answer, name in (("The first one.", "salt_and_pepper"), ("Salt and Pepper.", "salt_and_pepper"),
+                         ("The second one.", "salt"), ("Pepper.", "pepper")):
+        assert parse(clarified(asked, answer), list(kinds), kinds)[1] == f"Shall I forget <{name}>? Say yes or no."
+    home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n, category=k) for n, k in kinds.items()])
+    said = from_memory(home, "Where are Salt and Pepper?")
+    assert said.text == which and clarified(said, "the first one") == "Where are <salt_and_pepper>?"
+    assert parse("Forget Salt and Pepper.", ["salt_and_pepper", "salt"])[1] == (  # only one of the two known
+        "Shall I forget <salt_and_pepper>? Say yes or no.")

@@ -24,7 +24,7 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, match_names
+from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, joined_apart, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
@@ -190,10 +190,12 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
         name = name or _described_whole(words, known, kinds)  # "Bo, a dog", "Max the Labrador"
         if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
             return Command("forget", stored_form(words), "refused"), _not_as(known.heard[0].name, noun, kinds)
-        if name is None and known.heard and len(_LIST.split(words)) > 1:  # "Bo and Zed": as "Bo, Max and Zed"
+        if name is None and known.heard and _list_cuts(words, names):  # "Bo and Zed": as "Bo, Max and Zed"
             return _one_at_a_time(words, names, kinds)
         if name is None:
             return _unknown(words)
+        if apart := joined_apart(words, Names([h for h in known.heard if h.name == name], []), names).ambiguous:
+            return _asked_back("forget", words, Names([], apart))  # "Salt and Pepper": <salt_and_pepper>, or?
         return _asked_to_forget(name)
     m = next((m for m in (pattern.match(text) for pattern in _ADD) if m), None) or _too_as_two(text, names)
     if m is None or text.rstrip().endswith("?") and not m.group("request"):  # "this is also Bo?" asks (tells
@@ -264,12 +266,18 @@ def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> t
     Bo and Max; all as the last where they name one thing only ("Bo, the dog", "Salt and Pepper"), or "I mean it"."""
     said = _timeless(said, names, categories)
     named, unknown, _ = _named_apart(said, names, categories)
-    held = [(h.start, h.end) for h in _heard(said, names).heard]
-    cuts = [m for m in _LIST.finditer(said) if not any(a <= m.start() < b for a, b in held)
-            and stored_form(said[:m.start()]) and stored_form(said[m.end():])]
+    cuts = [m for m in _list_cuts(said, names) if stored_form(said[:m.start()]) and stored_form(said[m.end():])]
     if len(named) + len(unknown) < 2 or not cuts:
         return "", said
     return said[:cuts[-1].start()].rstrip(" ,;"), said[cuts[-1].end():]
+
+
+def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
+    """Where a list of names to forget is cut ("Bo, Max and Teddy"): at each comma, "and" or "&" that is not inside
+    a known name heard ("Bo and Salt and Pepper" of <salt_and_pepper>: <bo> and it, not 'Salt' or 'Pepper'), between
+    its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>."""
+    held = [(h.start, h.end) for h in _heard(said, names).heard]
+    return [m for m in _LIST.finditer(said) if not any(a < m.start() and m.end() < b for a, b in held)]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
@@ -393,7 +401,8 @@ def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> 
     named: list[str] = []
     unknown: list[str] = []
     loose = False
-    for part in _LIST.split(said):
+    cuts = _list_cuts(said, names)
+    for part in (said[a:b] for a, b in zip([0] + [m.end() for m in cuts], [m.start() for m in cuts] + [len(said)])):
         known = _heard(part, names)
         whole = _whole_name(part, known, categories)
         elsewhere = _ELSEWHERE.search(part) or len(named) == 1 and _more_of_its_kind(part, categories.get(named[0], ""))

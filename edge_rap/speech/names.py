@@ -46,6 +46,7 @@ NUMBERS = {word: str(i) for i, word in enumerate(
     "seventeen eighteen nineteen twenty".split())}
 NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
                 "ninety": "90", "hundred": "100"})
+AMPERSAND = "&"  # said "and": "Salt & Pepper" is <salt_and_pepper>, and "Salt and Pepper" is <Salt & Pepper>
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
 
@@ -174,9 +175,9 @@ def _sounds(text: str) -> str:
 @functools.cache
 def _word_pattern() -> re.Pattern:
     """A word of any script with its combining marks (Hindi's vowel signs, macOS's decomposed "Jose\u0301"), or a
-    run of emoji: a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; its apostrophes are "'"
+    run of emoji, or an "&" (read "and", as it is said): a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; its apostrophes are "'"
     (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a regular expression; a "`")."""
-    return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:'[^\W\d_]+)?|{EMOJI}")
+    return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:'[^\W\d_]+)?|{EMOJI}|{AMPERSAND}")
 
 
 def _words(text: str) -> list[tuple[str, int, int]]:
@@ -188,7 +189,7 @@ def _words(text: str) -> list[tuple[str, int, int]]:
         for piece, offset in pieces(_stem(word)):
             start = m.start() + offset
             for part in LETTERS_DIGITS.split(piece):  # "Dog6" is two words, as "Dog 6"
-                said = fold(part).translate(JOINERS)
+                said = "and" if part == AMPERSAND else fold(part).translate(JOINERS)
                 out.append((NUMBERS.get(said, said), start, start + len(part)))
                 start += len(part)
     return _compounds(out)
@@ -236,8 +237,9 @@ def heard_as(name: str) -> str:
     an apostrophe that does not stand between letters ("f'" is said "f", "'n" is "n": a word has none at its ends, and
     a name with one there was never heard, not even typed <f'> or <'n>). Two names heard alike are told apart only in
     <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`). A number's possessive ending is
-    not heard either, as `_words` strips it from "2's": <80's> is said "80's"."""
-    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in fold(spoken_form(name)).split(" ")]
+    not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and"."""
+    said = " ".join(fold(spoken_form(name)).replace(AMPERSAND, " and ").split())  # "M&S" is said "M and S"
+    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")]
     return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
 
 
@@ -335,6 +337,29 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def made_of(name: str, names: Sequence[str]) -> list[str]:
+    """The other names `name` is said as, joined by "and" (<salt_and_pepper> of <salt> and <pepper>): its words
+    name it or them, and which is asked; [] where it is not made so."""
+    form = heard_as(name)
+    if " and " not in form:
+        return []
+    by_form = {heard_as(other): other for other in names if other != name}
+    parts = [by_form.get(part) for part in form.split(" and ")]
+    return [n for n in parts if n] if all(parts) else []
+
+
+def joined_apart(text: str, found: Names, names: Sequence[str]) -> Names:
+    """`found` with each name heard that is others joined by "and" (`made_of`) said like it and them: "Where are Salt
+    and Pepper?" asks which of <salt_and_pepper>, <salt> and <pepper>; not where written in <brackets>, as a
+    choice asks again."""
+    heard, ambiguous = [], list(found.ambiguous)
+    for h in found.heard:
+        parts = [] if text[h.start - 1:h.start] == "<" else made_of(h.name, names)
+        heard += [] if parts else [h]
+        ambiguous += [Ambiguous(h.words, (h.name, *parts))] if parts else []
+    return Names(heard, ambiguous)
 
 
 #: Adverbs of time: what follows a name, not a thing of its ("Bo's now?", "Bo's today", "Forget Bo now.")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from edge_rap.memory.store import name_key, straight_apostrophes
-from edge_rap.speech.names import COMMON, Heard, Names, heard_as, mark_names, match_names, spoken_form
+from edge_rap.speech.names import (COMMON, Heard, Names, heard_as, joined_apart, made_of, mark_names, match_names,
+                                   spoken_form)
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
@@ -176,10 +177,11 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     "where is X?" / "is X home?" from `image` or the sightings, and NO_FRAME for a question about the scene with
     no `image`; None for any other question. Every way of asking (a voice, the API, `edge-rap ask`) answers these
     alike. `names`: the question's, when already matched."""
-    if names is None:
-        names = match_names(question, [c.name for c in home.concepts()])
+    concepts = home.concepts()  # read once: a store's read
+    everyone = [c.name for c in concepts]
+    names = joined_apart(question, match_names(question, everyone) if names is None else names, everyone)
     asked = _asked_where(question, names)
-    kind, meant, plural = _of_category(question, home.concepts()) if not asked.heard and _asks_where(question) \
+    kind, meant, plural = _of_category(question, concepts) if not asked.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
         return Reply(did_you_mean(names.ambiguous[0].names), "clarify", names.names, question,
@@ -304,8 +306,9 @@ def clarified(asked: Reply, answer: str) -> str | None:
 
 def _unmistaken(name: str, options: list[str]) -> str:
     """`name` as the question asked again says it: as said, or, where another option is written alike (a memory of
-    before held <Zoe's mug> and <Zoe`s mug>) or said alike (<f> and <f'>, <dog6> and <dog_six>), in <brackets> as
+    before held <Zoe's mug> and <Zoe`s mug>) or said alike (<f> and <f'>, <dog6> and <dog_six>, <salt_and_pepper>
+    and <salt> with <pepper>: `names.made_of`), in <brackets> as
     spelled, which names that one alone (said, it was "Did you mean ...?" again, at every choice)."""
     alike = any(name_key(other) == name_key(name) or heard_as(other) == heard_as(name) for other in options
-                if other != name)
+                if other != name) or bool(made_of(name, options))
     return f"<{name}>" if alike else spoken_form(name)

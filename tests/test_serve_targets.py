@@ -106,3 +106,23 @@ def test_the_asterisk_other_targets_and_connect(live):
         assert conn.getresponse().status == 200
     finally:
         conn.close()
+
+
+def test_the_targets_own_answers_carry_the_security_headers(live):
+    """`OPTIONS *`, CONNECT, a target of no form, a userinfo or another scheme are answered outside the layer that
+    adds nosniff, DENY and the rest to every answer: they came without them."""
+    address = live.url.removeprefix("http://")
+    for method, target in (("OPTIONS", "*"), ("CONNECT", address), ("GET", "*"), ("GET", "api/health"),
+                           ("GET", "http://me@127.0.0.1/api/health"), ("GET", "https://127.0.0.1/api/health")):
+        status, headers, _ = ask(live, method, target)
+        assert status in (204, 400, 421, 501), (method, target, status)
+        assert (headers.get("x-content-type-options"), headers.get("x-frame-options"),
+                headers.get("referrer-policy"), "frame-ancestors 'none'" in headers.get("content-security-policy", "")
+                ) == ("nosniff", "DENY", "no-referrer", True), (method, target, headers)
+
+
+def test_a_long_scheme_is_said_cut_short(live):
+    """The 421 for another scheme said the target cut to 200 characters, then the scheme whole: a 12 KB error."""
+    status, _, body = ask(live, "GET", "x" * 12_000 + "://127.0.0.1/api/health")
+    assert status == 421 and len(body["error"]) < 500, len(body["error"])
+    assert body["error"].endswith("this device serves http here, not " + "x" * 200)

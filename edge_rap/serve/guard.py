@@ -261,14 +261,20 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        await self.app(scope, receive, self.headed(scope, send))
+
+    @classmethod
+    def headed(cls, scope, send):
+        """`send` adding the headers an answer lacks: for a layer outside this one that answers by itself
+        (serve/targets.py: `OPTIONS *`, CONNECT, a target of no form)."""
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 names = {k for k, _ in message.get("headers", [])}
-                extra = [h for h in self.HEADERS if h[0] not in names]
+                extra = [h for h in cls.HEADERS if h[0] not in names]
                 if scope.get("path", "").startswith("/api/") and b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        return with_headers

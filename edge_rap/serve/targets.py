@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from edge_rap.serve.guard import send_error
+from edge_rap.serve.guard import SecurityHeaders, send_error
 
 #: An absolute-form target (its query cut off by the server): scheme, authority, path.
 _ABSOLUTE = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(/.*)?", re.DOTALL)
@@ -27,24 +27,25 @@ class RequestTarget:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         raw, method = scope.get("raw_path") or b"", scope["method"]
+        own = SecurityHeaders.headed(scope, send)  # its own answers, outside that layer: no sniffing, no framing
         if method == "CONNECT":
-            return await send_error(send, 501, "CONNECT: this device is no proxy")
+            return await send_error(own, 501, "CONNECT: this device is no proxy")
         if raw.startswith(b"/"):
             return await self.app(scope, receive, send)
         if raw == b"*" and method == "OPTIONS":
-            await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", self.allow.encode())]})
-            return await send({"type": "http.response.body", "body": b""})
+            await own({"type": "http.response.start", "status": 204, "headers": [(b"allow", self.allow.encode())]})
+            return await own({"type": "http.response.body", "body": b""})
         absolute = _ABSOLUTE.fullmatch(raw)
         if raw == b"*" or absolute is None:
-            return await send_error(send, 400, f"{method} {_said(raw)}: not a request target this server reads (give "
-                                               "a path, such as /api/health, or a whole http URL)")
+            return await send_error(own, 400, f"{method} {_said(raw)}: not a request target this server reads (give "
+                                              "a path, such as /api/health, or a whole http URL)")
         scheme, authority, path = absolute.groups()
         if not authority or b"@" in authority:  # (RFC 9110 4.2.1, 4.2.4: an empty host, and userinfo, are errors)
-            return await send_error(send, 400, f"{method} {_said(raw)}: a URL with no host, or with a user name, "
-                                               "is not one this server reads")
-        if scheme.lower().decode() != scope["scheme"]:
-            return await send_error(send, 421, f"{method} {_said(raw)}: this device serves {scope['scheme']} here, "
-                                               f"not {scheme.lower().decode()}")
+            return await send_error(own, 400, f"{method} {_said(raw)}: a URL with no host, or with a user name, "
+                                              "is not one this server reads")
+        if scheme.lower().decode() != scope["scheme"]:  # (the scheme cut as the target is: it may be 15 KiB)
+            return await send_error(own, 421, f"{method} {_said(raw)}: this device serves {scope['scheme']} here, "
+                                              f"not {_said(scheme.lower())}")
         path = path or b"/"
         headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", authority)]
         origin = {**scope, "raw_path": path, "path": unquote(path.decode("latin-1")), "headers": headers}

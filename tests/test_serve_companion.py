@@ -712,3 +712,94 @@ def test_no_companion_option_is_reached_by_an_abbreviation(companion):
     from parsers import abbreviations_taken, every_parser
 
     assert abbreviations_taken(every_parser(companion.build_parser(), ("companion.py",))) == []
+
+
+def test_a_photo_refused_among_others_added_says_which_were_added_and_nothing_unchanged(companion, live, capsys,
+                                                                                      tmp_path):
+    """One photo of three refused (another concept's), the other two added: its line ended "nothing was changed",
+    the device's words for that photo's own request, while the command had added two; which two was not said."""
+    taken = _save(tmp_path / "bo.png", 1)
+    assert _call(companion, live, capsys, "add", "bo", taken)[0] == 0
+    rc, out, err = _call(companion, live, capsys, "add", "cat", _save(tmp_path / "a.png", 2), taken,
+                         _save(tmp_path / "b.png", 3))
+    assert (rc, out) == (1, "added <cat> (2 photos): sent a.png, b.png\n"), err  # 1: done in part
+    assert err.startswith("refused cat/bo.png: is already a photo of <bo>") and err.count("\n") == 1
+    assert "nothing was changed" not in err
+    rc, out, err = _call(companion, live, capsys, "--json", "add-photos", "cat", _save(tmp_path / "c.png", 4), taken)
+    said = json.loads(out)
+    assert (rc, said["views"], said["sent"], list(said["refused"])) == (1, 3, ["c.png"], ["bo.png"])
+    assert "nothing was changed" not in said["refused"]["bo.png"]
+    rc, _, err = _call(companion, live, capsys, "add-photos", "cat", taken)  # nothing added: said so
+    assert rc == 2 and err.endswith("; nothing was changed\n") and err.count("nothing was changed") == 1, err
+    _save(tmp_path / "concepts" / "dog" / "a.png", 5).with_name("b.png").write_bytes(taken.read_bytes())
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", tmp_path / "concepts")
+    report = json.loads(out)
+    assert (rc, report["sent"], list(report["refused"])) == (1, ["dog/a.png"], ["dog/b.png"])
+    assert "nothing was changed" not in report["refused"]["dog/b.png"]
+
+
+def test_a_photo_given_twice_is_said_to_be_sent_once(companion, live, capsys, tmp_path):
+    # `add bo a.png a.png copy.png` sent a.png once, silently: the user counted three photos, the device said one
+    photo = _save(tmp_path / "a.png", 1)
+    (tmp_path / "copy.png").write_bytes(photo.read_bytes())
+    rc, out, err = _call(companion, live, capsys, "add", "bo", photo, photo, tmp_path / "copy.png")
+    assert (rc, out) == (0, "added <bo> (1 photo)\n")
+    assert err == ("not sent again: bo/a.png (given twice: sent once)\n"
+                   "not sent again: bo/copy.png (the same photo as bo/a.png: sent once)\n")
+    again = _save(tmp_path / "b.png", 2)
+    rc, out, _ = _call(companion, live, capsys, "--json", "add-photos", "bo", again, again)
+    assert (rc, json.loads(out)["given_twice"], json.loads(out)["sent"]) == (0, {"b.png": "b.png"}, ["b.png"])
+    folder = tmp_path / "concepts" / "cat"
+    (folder / "x.png").write_bytes(_save(folder / "w.png", 3).read_bytes())
+    rc, out, _ = _call(companion, live, capsys, "--json", "sync", folder.parent)
+    assert (rc, json.loads(out)["given_twice"]) == (0, {"cat/x.png": "cat/w.png"})
+
+
+def test_a_device_stopping_mid_upload_is_said_so_not_lost_behind_cannot_reach(companion, capsys, tmp_path,
+                                                                            monkeypatch):
+    """serve stopped (SIGTERM) while an upload was under way: the 503 it answered, "the device is shutting down",
+    was retried, and the last try said only "cannot reach ... Connection refused"."""
+    import threading
+
+    from fakes import fake_memory
+
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.drain import SHUTTING_DOWN
+    from edge_rap.serve.server import start_server_thread
+    from edge_rap.serve.token import TOKEN_FILE
+
+    settings = fake_settings(tmp_path)
+    home = Household(settings)
+    home.__dict__["memory"] = memory = fake_memory(settings.memory)
+    handle = start_server_thread(create_app(home), "127.0.0.1", 0)
+    began, closed = threading.Event(), threading.Event()
+    remember = memory.remember
+
+    def held(*args, **kwargs):  # the upload is in; the device stops before it is stored
+        began.set()
+        closed.wait(30)
+        return remember(*args, **kwargs)
+
+    def stop() -> None:  # as `serve` stops on SIGTERM
+        began.wait(30)
+        handle.in_flight.close(0)
+        home.close()
+        closed.set()
+        handle.stop(0.5)
+        handle.finish()
+
+    monkeypatch.setattr(memory, "remember", held)
+    stopping = threading.Thread(target=stop)
+    stopping.start()
+    monkeypatch.setattr(companion.time, "sleep", lambda s: stopping.join(30))  # retried once it is gone
+    token = (settings.memory / TOKEN_FILE).read_text().strip()
+    capsys.readouterr()
+    rc = companion.main(["--url", handle.url, "--token", token, "add", "bo", str(_save(tmp_path / "bo.png", 1))])
+    out, err = capsys.readouterr()
+    assert (rc, out) == (2, "") and err.count("\n") == 1, err
+    assert err.startswith(f"companion: POST /api/concepts: 503 {SHUTTING_DOWN}; ") and "cannot reach" not in err
+    assert err.endswith(": nothing of this request was stored\n")
+    with Household(settings) as again:  # and so it is
+        again.__dict__["memory"] = fake_memory(settings.memory)
+        assert again.concepts() == []

@@ -20,9 +20,11 @@ or category.txt leaves the device's as they are; a concept another client made m
 the device held); it removes nothing, a photo or folder deleted here stays on the
 device (`forget` takes a concept off); photos go in batches the device takes, and one it refuses is
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
-failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's.
-Connection errors, 429 and 503 are retried with backoff; errors are one line (output that cannot be written
-too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
+failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's (done in
+part: `add` and `add-photos` then name the files the device took). A file given twice, or a copy of one, is sent
+once, and said so. Connection errors, 429 and 503 are retried with backoff; a device that answered 503 and then
+went (stopped mid-upload) is said so, with nothing of that request stored; errors are one line (output that
+cannot be written too; a reader that leaves early, `| head`, ends it quietly, exit status 141).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class SyncReport:
     photos_added: int = 0
     missing: list[str] = field(default_factory=list)  # "name (file)" for each image that is not there
     refused: dict[str, str] = field(default_factory=dict)  # "name/file" -> why the device refused that photo
+    given_twice: dict[str, str] = field(default_factory=dict)  # "name/file" -> "name/file" given first, sent once
+    sent: list[str] = field(default_factory=list)  # "name/file" of each photo the device took
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,21 +103,22 @@ class Device:
         self.backoff_s = backoff_s
 
     def request(self, method: str, path: str, ok: tuple[int, ...] = (200, 201, 204), **kwargs) -> httpx.Response:
-        attempt, unanswered = 0, False
+        attempt, unanswered, stopping = 0, False, ""
         while True:
             wait = self.backoff_s * 2 ** attempt
             try:
                 response = self.client.request(method, path, **kwargs)
             except httpx.TransportError as e:
                 if attempt == self.retries:
-                    raise CompanionError(f"cannot reach {self.client.base_url} ({type(e).__name__}: {e})") from None
+                    raise _unreached(self.client.base_url, e, stopping if not unanswered else "") from None
                 unanswered = unanswered or not isinstance(e, NOT_SENT)
             else:
                 if response.status_code in ok:
                     return response
+                said = f"{method} {path}: {response.status_code} {_error_of(response)}"
                 if response.status_code not in (429, 503) or attempt == self.retries:
-                    raise CompanionError(f"{method} {path}: {response.status_code} {_error_of(response)}"
-                                         f"{_hint(response)}", response.status_code, unanswered)
+                    raise CompanionError(f"{said}{_hint(response)}", response.status_code, unanswered)
+                stopping = said if response.status_code == 503 else ""
                 wait = max(wait, float(response.headers.get("retry-after", 0) or 0))
             time.sleep(wait)
             attempt += 1
@@ -196,6 +201,17 @@ class Device:
             if not (e.status == 404 and e.unanswered):  # (gone: an earlier try forgot it)
                 raise
         return name
+
+
+def _unreached(url, error: httpx.TransportError, refused: str) -> CompanionError:
+    """The device could not be reached at the last try. `refused`: the 503 that earlier tries of this request were
+    answered (the device stopping, SIGTERM mid-upload), where no try since reached it: that answer is what is said
+    ("cannot reach ... Connection refused" lost it), and that the device stored nothing of the request (a 503 is
+    answered before its write, or for a write the closed memory undid)."""
+    if refused:
+        return CompanionError(f"{refused}; then it stopped ({type(error).__name__}): nothing of this "
+                              "request was stored", 503)
+    return CompanionError(f"cannot reach {url} ({type(error).__name__}: {error})")
 
 
 #: The API's form fields its errors name, as this script's options (the device tells a phone "the box field").
@@ -427,12 +443,11 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
     `new`, else added to the concept `to` (default: `entry`'s name, which names them in `report`). A batch refused
     for a photo (not an image, too large, no detail, over the body limit) is sent again one photo at a time, so one
     bad photo keeps no other out; each refused photo is in `report.refused`, one the device already holds is
-    skipped. What was sent is counted even when a later batch fails. Returns the concept as the device last
+    skipped, each taken in `report.sent`, even when a later batch fails. Returns the concept as the device last
     answered, or None when nothing was sent."""
-    seen: set[str] = set()
-    unique = [p for p in photos if not ((digest := _sha256(p)) in seen or seen.add(digest))]
+    unique = _once(entry.name, photos, report)
     pending = [unique[i:i + PHOTOS_PER_REQUEST] for i in range(0, len(unique), PHOTOS_PER_REQUEST)]
-    concept, sent = None, 0
+    concept = None
     try:
         while pending:
             batch = pending.pop(0)
@@ -448,15 +463,28 @@ def send_photos(device: Device, entry: Entry, photos: list[Path], report: SyncRe
                     raise  # about the concept (its name, its existence): the caller's to report
                 if len(batch) > 1:
                     pending[:0] = [[p] for p in batch]
-                elif not held:
-                    report.refused[f"{entry.name}/{batch[0].name}"] = _unlabelled(why, batch[0].name)
+                elif not held:  # (the device's "nothing was changed" is of this photo's request alone)
+                    why = _unlabelled(why, batch[0].name).removesuffix("; nothing was changed")
+                    report.refused[f"{entry.name}/{batch[0].name}"] = why
                 continue
-            sent += len(batch)
+            report.photos_added += len(batch)
+            report.sent += [f"{entry.name}/{p.name}" for p in batch]
     finally:
-        report.photos_added += sent
         if new and concept is not None:
             report.added.append(entry.name)
     return concept
+
+
+def _once(name: str, photos: list[Path], report: SyncReport) -> list[Path]:
+    """Each file's bytes once: a file given twice, or a copy of one given, goes in `report.given_twice` (it was
+    sent once silently)."""
+    first: dict[str, Path] = {}
+    for photo in photos:
+        digest = _sha256(photo)
+        if digest in first:
+            report.given_twice[f"{name}/{photo.name}"] = f"{name}/{first[digest].name}"
+        first.setdefault(digest, photo)
+    return list(first.values())
 
 
 def _unlabelled(why: str, name: str) -> str:
@@ -485,9 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"),
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
-                        help="retries of a request on connection errors, 429 and 503 (default 4)")
-    json_help = "print JSON: the concept (add, add-photos; rename's with its \"old\" name), the concepts, the sync " \
-                "report, the events, or the name forgotten"
+                        help="retries of a request on connection errors, 429 and 503 (default 4; a device that "
+                        "answered 503, then went, is said to have stopped, nothing of that request stored)")
+    json_help = "print JSON: the concept (add, add-photos: with the files \"sent\", \"refused\" and \"given_twice\"; " \
+                "rename's with its \"old\" name), the concepts, the sync report, the events, or the name forgotten"
     parser.add_argument("--json", action="store_true", help=json_help)
     # --json after the command too, where edge-rap's own commands take it ("list --json" was a usage error)
     after = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -619,14 +648,19 @@ def _run(args, device: Device) -> int:
         entry = Entry(args.name, args.photos, getattr(args, "description", ""), getattr(args, "category", ""),
                       box=args.box or "")
         report = SyncReport()
-        concept = send_photos(device, entry, args.photos, report, new=new)
+        try:
+            concept = send_photos(device, entry, args.photos, report, new=new)
+        except CompanionError as e:
+            if not report.sent:
+                raise
+            _print_photos(report, args.json, None, args.name)  # what earlier batches added: done in part
+            print(f"companion: {_shown(str(e))}", file=sys.stderr)
+            return 1
         if concept is None:
-            raise CompanionError("; ".join(f"{k}: {v}" for k, v in report.refused.items())
-                                 or f"every photo given is already a photo of <{args.name}>")
-        done = "added" if new else "now"
-        print(json.dumps(concept) if args.json else f"{done} <{_shown(concept['name'])}> ({_photos(concept['views'])})")
-        for photo, why in report.refused.items():
-            print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
+            refused = "; ".join(f"{k}: {v}" for k, v in report.refused.items())
+            raise CompanionError(f"{refused}; nothing was changed" if refused
+                                 else f"every photo given is already a photo of <{args.name}>")
+        _print_photos(report, args.json, concept, args.name, "added" if new else "now")
         return 1 if report.refused else 0
     elif args.command == "rename":
         old, concept = device.rename(args.name, args.new)
@@ -699,6 +733,33 @@ def _photos(n: int) -> str:
     return f"{n} photo" if n == 1 else f"{n} photos"
 
 
+def _print_photos(report: SyncReport, as_json: bool, concept: dict | None, name: str, done: str = "") -> None:
+    """What add or add-photos did: the concept (JSON: with the files `sent`, `refused` and `given_twice`); where a
+    photo was refused, or the request ended early, which files the device took; then what was not sent, on stderr."""
+    def file(key: str) -> str:  # a report's "name/file" as the file given
+        return key.removeprefix(f"{name}/")
+
+    sent = [file(key) for key in report.sent]
+    if as_json:
+        print(json.dumps({**(concept or {}), "sent": sent, "refused": {file(k): v for k, v in report.refused.items()},
+                          "given_twice": {file(k): file(v) for k, v in report.given_twice.items()}}))
+    elif concept is not None:
+        taken = f": sent {', '.join(map(_shown, sent))}" if report.refused else ""
+        print(f"{done} <{_shown(concept['name'])}> ({_photos(concept['views'])}){taken}")
+    else:
+        print(f"sent {_photos(len(sent))} to <{_shown(name)}> before the error below: {', '.join(map(_shown, sent))}")
+    _print_not_sent(report)
+
+
+def _print_not_sent(report: SyncReport) -> None:
+    """On stderr, as import-rap says it: each photo given twice (sent once), each refused."""
+    for photo, first in report.given_twice.items():
+        said = "given twice" if photo == first else f"the same photo as {_shown(first)}"
+        print(f"not sent again: {_shown(photo)} ({said}: sent once)", file=sys.stderr)
+    for photo, why in report.refused.items():
+        print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
+
+
 def _print_report(report: SyncReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.__dict__))
@@ -708,8 +769,7 @@ def _print_report(report: SyncReport, as_json: bool) -> None:
     if report.missing:  # what was not sent on stderr, as import-rap says it: stdout is what was done
         print(f"missing images, not sent ({len(report.missing)}): {', '.join(map(_shown, report.missing))}",
               file=sys.stderr)
-    for photo, why in report.refused.items():
-        print(f"refused {_shown(photo)}: {_shown(why)}", file=sys.stderr)
+    _print_not_sent(report)
     for name, why in report.failed.items():
         print(f"failed <{_shown(name)}>: {_shown(why)}", file=sys.stderr)
 

@@ -126,3 +126,23 @@ def test_a_long_scheme_is_said_cut_short(live):
     status, _, body = ask(live, "GET", "x" * 12_000 + "://127.0.0.1/api/health")
     assert status == 421 and len(body["error"]) < 500, len(body["error"])
     assert body["error"].endswith("this device serves http here, not " + "x" * 200)
+
+
+def test_a_target_of_no_form_over_tls_names_a_whole_https_url(tmp_path):
+    # the 400 said "give ... a whole http URL" on a TLS server, where an http URL is 421 (another scheme)
+    import ssl
+
+    from serve_support import self_signed
+
+    with live_server(fake_settings(tmp_path), tls=self_signed(tmp_path)) as live:
+        address = live.url.removeprefix("https://")
+        conn = http.client.HTTPSConnection(address, timeout=30, context=ssl._create_unverified_context())
+        try:
+            conn.putrequest("GET", "api/health")
+            conn.endheaders()
+            answer = conn.getresponse()
+            assert (answer.status, json.loads(answer.read())) == (400, {"error": "GET api/health: not a request target "
+                                                                      "this server reads (give a path, such as "
+                                                                      "/api/health, or a whole https URL)"})
+        finally:
+            conn.close()

@@ -38,7 +38,7 @@ class RequestTarget:
         absolute = _ABSOLUTE.fullmatch(raw)
         if raw == b"*" or absolute is None:
             return await send_error(own, 400, f"{method} {_said(raw)}: not a request target this server reads (give "
-                                              "a path, such as /api/health, or a whole http URL)")
+                                              f"a path, such as /api/health, or a whole {scope['scheme']} URL)")
         scheme, authority, path = absolute.groups()
         if not authority or b"@" in authority:  # (RFC 9110 4.2.1, 4.2.4: an empty host, and userinfo, are errors)
             return await send_error(own, 400, f"{method} {_said(raw)}: a URL with no host, or with a user name, "

@@ -803,3 +803,29 @@ def test_a_device_stopping_mid_upload_is_said_so_not_lost_behind_cannot_reach(co
     with Household(settings) as again:  # and so it is
         again.__dict__["memory"] = fake_memory(settings.memory)
         assert again.concepts() == []
+
+
+def test_a_device_that_stops_after_a_first_batch_names_what_that_batch_added(companion, live, capsys, tmp_path,
+                                                                            monkeypatch):
+    # the second batch answered 503 as the device stopped: the error alone, exit status 2, hid the first batch's photo
+    monkeypatch.setattr(companion, "PHOTOS_PER_REQUEST", 1)
+    monkeypatch.setattr(companion.time, "sleep", lambda s: None)
+
+    class StopsAtTheSecond(httpx.HTTPTransport):
+        posts = 0
+
+        def handle_request(self, request):
+            self.posts += request.method == "POST"
+            if self.posts == 2:
+                return httpx.Response(503, json={"error": "the device is shutting down; try again when it is back"})
+            if self.posts > 2:
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+            return super().handle_request(request)
+
+    real_client = companion.httpx.Client
+    monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=StopsAtTheSecond(), **kw))
+    rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "a.png", 1), _save(tmp_path / "b.png", 2))
+    assert (rc, out) == (1, "sent 1 photo to <bo> before the error below: a.png\n"), err
+    assert err.startswith("companion: POST /api/concepts/bo/photos: 503 the device is shutting down") and \
+        err.endswith("nothing of this request was stored\n")
+    assert live.home.memory.get("bo").views == 1

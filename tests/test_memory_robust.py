@@ -509,10 +509,38 @@ def test_a_forget_whose_photos_cannot_be_deleted_yet_is_done_and_says_so(root, p
         patched.setattr(Path, "unlink", read_only_folder)
         assert memory.forget("c1").name == "c1"
     assert [c.name for c in memory.concepts()] == ["c0"]
-    assert "forgotten, but its photos could not be deleted yet (" in caplog.text
-    assert "nothing was changed" not in caplog.text and "a later remember or forget deletes them" in caplog.text
+    assert "forgotten, but a photo could not be deleted yet (" in caplog.text
+    assert "nothing was changed" not in caplog.text and "a later remember or forget deletes it" in caplog.text
     assert len(list((root / "images").glob("*/*"))) == 2
     memory.remember("c2", [scene_file(photos, 2)])  # as it says
+    assert len(list((root / "images").glob("*/*"))) == 2
+
+
+def test_a_photo_a_forget_left_in_a_read_only_folder_refuses_no_later_change(root, photos, monkeypatch, caplog):
+    # the photo a forget could not delete (its images/xx/ read-only) made every later remember and forget "memory
+    # folder is not writable (Permission denied); nothing was changed", naming the memory's folder, not the photo's
+    memory = fake_memory(root)
+    for i in range(2):
+        memory.remember(f"c{i}", [scene_file(photos, i)])
+    kept = {p.parent.name for p in (root / "images").glob("*/*")}
+    unlink = Path.unlink
+
+    def read_only_folder(self, missing_ok=False):
+        if self.parent.parent.name == "images" and self.parent.name in kept:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        unlink(self, missing_ok=missing_ok)
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING):
+        patched.setattr(Path, "unlink", read_only_folder)
+        memory.forget("c1")
+        assert len(list((root / "images").glob("*/*"))) == 2
+        assert f"forgotten, but a photo could not be deleted yet ({root / 'images'}" in caplog.text
+        assert "memory folder is not writable" not in caplog.text
+        memory.remember("c2", [scene_file(photos, 2)])
+        memory.forget("c0")
+    assert [c.name for c in memory.concepts()] == ["c2"]
+    assert len(list((root / "images").glob("*/*"))) == 3  # c2's, and the two that c0 and c1 left
+    memory.remember("c3", [scene_file(photos, 3)])  # the folders writable again: the photos left go
     assert len(list((root / "images").glob("*/*"))) == 2
 
 

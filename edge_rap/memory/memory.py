@@ -441,17 +441,23 @@ class Memory:
         cannot be deleted (its folder made read-only) is said as such, not "nothing was changed" (the concept gone,
         its events kept); the next change that can deletes it."""
         try:
-            self._collect_files()
+            left = self._collect_files()
         except EdgeRapError as e:
             log.warning("forgotten, but its photos could not be deleted yet (%s): a later remember or forget deletes "
                         "them once it can", str(e).removesuffix("; nothing was changed"))
+            return
+        if left:
+            path, e = left[0]
+            log.warning("forgotten, but %s could not be deleted yet (%s: %s): a later remember or forget deletes "
+                        "%s once it can", "a photo" if len(left) == 1 else f"{len(left)} photos", path.parent,
+                        e.strerror, "it" if len(left) == 1 else "them")
 
-    def _collect_files(self) -> None:
+    def _collect_files(self) -> list:
         """Delete the photos and index files no row names any more, under the lock (another writer may have
-        come to use a photo a failed write saved)."""
+        come to use a photo a failed write saved); the photos whose folder forbids it are returned."""
         with self.store.transaction() as db:
             self.writer.collect_garbage(db)
-            self.store.collect_images(db)
+            return self.store.collect_images(db)
 
     def reindex(self, progress=None) -> Reindexed:
         """Re-embed every stored reference photo with the current embedder into its own space, and every

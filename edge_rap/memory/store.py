@@ -769,13 +769,24 @@ class Store:
     def image_files_in_use(self, db: sqlite3.Connection | None = None) -> set[str]:
         return {r[0] for r in self._rows("SELECT DISTINCT image_file FROM views", db=db)}
 
-    def collect_images(self, db: sqlite3.Connection) -> None:
-        """Delete image files no view refers to (left by a failed or killed writer); call under the lock."""
+    def collect_images(self, db: sqlite3.Connection) -> list[tuple[Path, OSError]]:
+        """Delete image files no view refers to (left by a failed or killed writer, or forgotten); call under the
+        lock. Those whose folder forbids it (an images/xx/ made read-only) are returned with why and left for a later
+        change: tidying them is no part of that change, which they refused ("memory folder is not writable; nothing
+        was changed") to every remember and forget after a forget had left one."""
         in_use = self.image_files_in_use(db)
+        left: list[tuple[Path, OSError]] = []
         for path in self.images_dir.glob("*/*"):
             if f"{path.parent.name}/{path.name}" not in in_use and is_own_image(path):  # never another's file
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as e:
+                    if e.errno not in (errno.EACCES, errno.EPERM):
+                        raise
+                    left.append((path, e))
+                    continue
                 self._remove_made(path.parent)  # (a failed write's photo: the commit found the disk full)
+        return left
 
     # --- spaces -----------------------------------------------------------------------------------
 

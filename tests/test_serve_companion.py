@@ -829,3 +829,27 @@ def test_a_device_that_stops_after_a_first_batch_names_what_that_batch_added(com
     assert err.startswith("companion: POST /api/concepts/bo/photos: 503 the device is shutting down") and \
         err.endswith("nothing of this request was stored\n")
     assert live.home.memory.get("bo").views == 1
+
+
+def test_a_rename_done_in_part_is_not_retried_into_a_404(companion, live, capsys, monkeypatch, tmp_path):
+    # a rename whose events could not follow (a nearly full disk) is the device's 503, without Retry-After: the
+    # companion retried it, and the retry's 404 for the old name was all it said ("PATCH /api/concepts/bo: 404 no
+    # concept named 'bo'"), the rename done and how to carry its events along lost
+    import sqlite3
+
+    from edge_rap.daemon.events import EventLog
+    from edge_rap.types import Event
+
+    monkeypatch.setattr(companion.time, "sleep", lambda s: None)
+    live.home.memory.remember("bo", [_save(tmp_path / "bo.png", 8)])
+    live.home.events.add(Event("arrived", "bo", "den", 0.0, 1.0))
+
+    def full(self, old, new):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EventLog, "rename", full)
+    rc, out, err = _call(companion, live, capsys, "rename", "bo", "al")
+    assert (rc, out) == (2, "") and err == ("companion: PATCH /api/concepts/bo: 503 its events stay under <bo> (the "
+                                            "disk is full), though <bo> itself is renamed <al>: rename <al> to <bo> "
+                                            "and back again to carry them along\n"), err
+    assert [c.name for c in live.home.concepts()] == ["al"]

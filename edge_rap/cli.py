@@ -697,6 +697,8 @@ class _CommandParser(argparse.ArgumentParser):
     command's own subcommand: `models --x list` named --x with list's, and `models --x list --y` both with models'
     (the first mistake is named, with the usage of the parser it was given to, as before the command)."""
 
+    typed: list[str] = []  # the command line `main` was given
+
     def parse_known_args(self, args: list[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
@@ -755,7 +757,12 @@ class _CommandParser(argparse.ArgumentParser):
                 k += 1
         operands += given[end + 1:]
         shown = operands[:operands.index(stray) + 1] if stray in operands else operands
-        return f"{self.prog} {shlex.join([*options, '--', *shown])}{' ...' if len(shown) < len(operands) else ''}"
+        typed = _CommandParser.typed  # the words before its own, as typed: `--memory DIR forget` was told `forget`,
+        head = typed[:len(typed) - len(given)]  # a forget of the default memory's concept to paste
+        if typed[len(head):] != given or not head:
+            head = self.prog.split()[1:]
+        return (f"{self.prog.split()[0]} {shlex.join([*head, *options, '--', *shown])}"
+                f"{' ...' if len(shown) < len(operands) else ''}")
 
 
 def _count_dashes(values: list) -> int:
@@ -1029,6 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
     """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
     parser = build_parser()
+    _CommandParser.typed = list(sys.argv[1:] if argv is None else argv)
     _refuse_dashes_before_command(parser, sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
     after, said = vars(args).pop("command_extras", []), vars(args).pop("unrecognised", None)

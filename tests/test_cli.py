@@ -687,13 +687,18 @@ def test_an_operand_that_begins_with_a_dash_is_said_to_go_after_a_double_dash(ca
     (["rename", "bo", "-rf"], {"old": "bo", "new": "-rf"}),
     (["add-views", "--box", "1,2,3,4", "bo", "-frame.jpg"], {"name": "bo", "images": ["-frame.jpg"]}),
     (["edit", "-bo", "--description", "a red cup"], {"name": "-bo", "description": "a red cup"}),
-    (["remember", "-v", "bo", "--category=cat", "-b.jpg"], {"name": "bo", "images": ["-b.jpg"], "category": "cat"})])
+    (["remember", "-v", "bo", "--category=cat", "-b.jpg"], {"name": "bo", "images": ["-b.jpg"], "category": "cat"}),
+    # the options before the command kept: `--memory /mnt/m forget -rf` was told `edge-rap forget -- -rf`, which
+    # forgets the default memory's <-rf>
+    (["--memory", "/mnt/m", "forget", "--json", "-rf"], {"name": "-rf", "json": True}),
+    (["-v", "--memory=/mnt/m", "rename", "bo", "-rf"], {"old": "bo", "new": "-rf"})])
 def test_the_command_said_with_a_double_dash_is_the_one_meant(capsys, argv, operands):
     with pytest.raises(SystemExit):
         cli.main(argv)
     suggested = capsys.readouterr().err.rsplit("`", 2)[1]
     parsed = vars(cli.build_parser().parse_args(shlex.split(suggested)[1:]))
     assert {key: parsed[key] for key in operands} == operands, suggested
+    assert ("/mnt/m" in suggested) == ("/mnt/m" in " ".join(argv)), suggested
 
 
 @pytest.mark.parametrize("argv", [["concepts", "-x"], ["remember", "bo", "a.jpg", "-q"], ["forget", "--jsn"]])

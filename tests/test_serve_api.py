@@ -1130,7 +1130,7 @@ def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(servi
         try:
             r = httpx.get(f"http://127.0.0.1:{port}/api/concepts", headers={"Authorization": f"Bearer {token}"},
                           timeout=60)
-            answers.append((r.status_code, r.json()))
+            answers.append((r.status_code, r.json(), r.headers.get("retry-after")))
         except httpx.HTTPError as e:
             answers.append(repr(e))
 
@@ -1143,7 +1143,7 @@ def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(servi
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     asking.join(60)
-    assert answers == [(503, {"error": SHUTTING_DOWN})]
+    assert answers == [(503, {"error": SHUTTING_DOWN}, "5")]
     assert proc.returncode == (2 if fifo else 0)  # (`run`: the FIFO never opened, a source error)
     assert "1 request still running after 0.5 s: answered 503" in err
     # (its server, held by the request, given up on after its own 0.5 + 1 s: not "did not stop within 20 s")

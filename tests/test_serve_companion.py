@@ -808,6 +808,8 @@ def test_a_device_stopping_mid_upload_is_said_so_not_lost_behind_cannot_reach(co
 def test_a_device_that_stops_after_a_first_batch_names_what_that_batch_added(companion, live, capsys, tmp_path,
                                                                             monkeypatch):
     # the second batch answered 503 as the device stopped: the error alone, exit status 2, hid the first batch's photo
+    from edge_rap.serve.drain import BACK_SOON, SHUTTING_DOWN
+
     monkeypatch.setattr(companion, "PHOTOS_PER_REQUEST", 1)
     monkeypatch.setattr(companion.time, "sleep", lambda s: None)
 
@@ -817,7 +819,7 @@ def test_a_device_that_stops_after_a_first_batch_names_what_that_batch_added(com
         def handle_request(self, request):
             self.posts += request.method == "POST"
             if self.posts == 2:
-                return httpx.Response(503, json={"error": "the device is shutting down; try again when it is back"})
+                return httpx.Response(503, json={"error": SHUTTING_DOWN}, headers=BACK_SOON)
             if self.posts > 2:
                 raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
             return super().handle_request(request)

@@ -849,6 +849,7 @@ def test_a_stop_waits_for_the_requests_under_way_and_refuses_new_ones(tmp_path, 
         token = (home.root / TOKEN_FILE).read_text().strip()
         late = httpx.get(f"{handle.url}/api/concepts", headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert late.status_code == 503 and late.json() == {"error": SHUTTING_DOWN}
+        assert late.headers["retry-after"] == "5"  # (worth retrying, unlike the device's own trouble)
         release.set()
         stopping.join(60)
         assert handle.in_flight.close(0) == 0  # the stop returned once the request under way was answered
@@ -873,7 +874,8 @@ def test_a_request_still_running_when_the_household_closes_is_503_without_a_trac
         handle.stop(0)  # no time to wait: the household closes under the request
         home.close()
         handle.finish()
-    assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": SHUTTING_DOWN})]
+    assert [(r.status_code, r.json(), r.headers.get("retry-after")) for r in answers] == \
+        [(503, {"error": SHUTTING_DOWN}, "5")]
     assert "Traceback" not in caplog.text and "still running" in caplog.text
 
 

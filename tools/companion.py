@@ -22,11 +22,11 @@ device (`forget` takes a concept off); photos go in batches the device takes, an
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
 failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's (done in
 part: `add` and `add-photos` then name the files the device took). A file given twice, or a copy of one, is sent
-once, and said so. Connection errors, 429 and 503 are retried with backoff (but a change's 503 without Retry-After
-that is not the device shutting down: its own trouble, the change perhaps done in part, as its message says); a
-device that answered 503 and then went (stopped mid-upload) is said so, with nothing of that request stored; errors
-are one line (output that cannot be written too; a reader that leaves early, `| head`, ends it quietly, exit status
-141).
+once, and said so. Connection errors, 429 and 503 are retried with backoff (but not a change's 503 without
+Retry-After: the device's own trouble, the change perhaps done in part, as its message says; a busy line or a device
+shutting down sends Retry-After); a device that answered 503 and then went (stopped mid-upload) is said so, with
+nothing of that request stored; errors are one line (output that cannot be written too; a reader that leaves early,
+`| head`, ends it quietly, exit status 141).
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ def _done_in_part(method: str, response: httpx.Response) -> bool:
     """A change answered 503 without Retry-After: the device's own trouble, not a busy line, and perhaps a change done
     in part (a rename whose events could not follow: its answer says so, and how to finish it). Not retried: the retry
     of that rename was a 404 for the old name, "no concept named 'bo'", the rename done and its message lost."""
-    return (response.status_code == 503 and method != "GET" and "retry-after" not in response.headers
-            and "shutting down" not in _error_of(response))  # (that one says to try again once it is back)
+    return response.status_code == 503 and method != "GET" and "retry-after" not in response.headers
 
 
 class Device:

@@ -11,6 +11,9 @@ import threading
 from edge_rap.serve.guard import send_error
 
 SHUTTING_DOWN = "the device is shutting down; try again when it is back"
+#: Sent with every SHUTTING_DOWN: a 503 with Retry-After is worth retrying, one without is the device's own trouble
+#: (a change perhaps done in part), which a client must not send again blindly.
+BACK_SOON = {"Retry-After": "5"}
 
 
 class Answer:
@@ -33,7 +36,7 @@ class Answer:
         if self.begun:
             return False
         self.begun = self._cut = True
-        await send_error(self._send, 503, SHUTTING_DOWN)
+        await send_error(self._send, 503, SHUTTING_DOWN, BACK_SOON)
         return True
 
 
@@ -94,7 +97,7 @@ class Drain:
             return await self.app(scope, receive, send)
         answer = Answer(send)
         if not self.in_flight.enter(answer):
-            return await send_error(send, 503, SHUTTING_DOWN)
+            return await send_error(send, 503, SHUTTING_DOWN, BACK_SOON)
         try:
             return await self.app(scope, receive, answer.send)
         finally:

@@ -295,6 +295,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
+                if _loose_and(said, form):
+                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -337,6 +339,14 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def _loose_and(said: str, form: str) -> bool:
+    """Whether words `said` start or end with an "and" (or "&") that the name's `form` does not: a list's word between
+    names, not a name's; its three letters made "Bo and Pepper" name <salt_and_pepper> ("and Pepper"), "Tim and me"
+    <M&M> and "Al and Bo" <A&W>. <and> itself, said "and", is heard."""
+    first, last = said.split(" ")[0], said.split(" ")[-1]
+    return first == "and" != form.split(" ")[0] or last == "and" != form.split(" ")[-1]
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

@@ -175,8 +175,9 @@ def _sounds(text: str) -> str:
 @functools.cache
 def _word_pattern() -> re.Pattern:
     """A word of any script with its combining marks (Hindi's vowel signs, macOS's decomposed "Jose\u0301"), or a
-    run of emoji, or an "&" (read "and", as it is said): a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; its apostrophes are "'"
-    (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a regular expression; a "`")."""
+    run of emoji, or an "&" (read "and", as it is said): a typed question says "Théière", "राहुल", "李小龙" or "🐈" as
+    stored; its apostrophes are "'" (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a
+    regular expression; a "`")."""
     return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:'[^\W\d_]+)?|{EMOJI}|{AMPERSAND}")
 
 

@@ -2748,3 +2748,17 @@ def test_a_list_and_at_the_edge_of_words_is_no_name_of_and():
                                ("Where are And and Bo?", ["and", "bo"], ["and", "bo"])):  # <and>, a cat
         assert match_names(said, names).names == heard, said
     assert parse("Forget R and Bo.", ["bo", "R&B"])[1] == "I forget one at a time: say forget <bo>. I don't know 'R'."
+
+
+def test_names_in_brackets_are_not_heard_across_them():
+    # Before: "Where are <salt> and <pepper>?" of <salt>, <pepper> and <salt_and_pepper> answered of <salt_and_pepper>
+    # alone, as "Forget <salt> and <pepper>." asked of it: the words were read across the brackets, which a user types
+    # to name each one alone (as "Did you mean <salt_and_pepper>, <salt> or <pepper>?" writes them)
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    names = ["bo", "salt", "pepper", "salt_and_pepper"]
+    assert match_names("Where are <salt> and <pepper>?", names).names == ["salt", "pepper"]
+    assert match_names("Where is <salt_and_pepper>?", names).names == ["salt_and_pepper"]
+    assert parse("Forget <salt> and <pepper>.", names)[1] == (
+        "I forget one at a time: say forget <salt>, then forget <pepper>.")

@@ -288,6 +288,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
+            if re.search("[<>]", text[words[i][1]:words[j - 1][2]]):
+                break  # across a bracket: "<salt> and <pepper>" are two names, not <salt_and_pepper>
             number_next = j < len(words) and words[j][0].isdigit()
             unspaced_only = all(len(w) == 1 and is_unspaced(w) for w, _, _ in words[i:j])
             for name in fitting.get(j - i, ()):

@@ -2730,3 +2730,35 @@ def test_a_name_made_of_two_known_names_asks_which():
     assert said.text == which and clarified(said, "the first one") == "Where are <salt_and_pepper>?"
     assert parse("Forget Salt and Pepper.", ["salt_and_pepper", "salt"])[1] == (  # only one of the two known
         "Shall I forget <salt_and_pepper>? Say yes or no.")
+
+
+def test_a_list_and_at_the_edge_of_words_is_no_name_of_and():
+    # Before: a run of words starting or ending with a list's "and" was compared with a name said with "and" in it, its
+    # three letters most of the likeness: "Where are Bo and Pepper?" of <salt_and_pepper> named it ("and Pepper"),
+    # "Where is Al and Bo?" <A&W> ("Al and"), and once "&" was heard "and", "Forget R and Bo." asked of <R&B> alone
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    for said, names, heard in (("Where are Bo and Pepper?", ["bo", "salt_and_pepper"], ["bo"]),
+                               ("Is Bo and Roll home?", ["bo", "rock_and_roll"], ["bo"]),
+                               ("Where is Al and Bo?", ["bo", "A&W"], ["bo"]),
+                               ("Forget Bo and No.", ["bo", "P&O"], ["bo"]),
+                               ("Where is R and B?", ["bo", "R&B"], ["R&B"]),  # a name's own "and" is heard
+                               ("Where are Salt and Pepper?", ["bo", "salt_and_pepper"], ["salt_and_pepper"]),
+                               ("Where are And and Bo?", ["and", "bo"], ["and", "bo"])):  # <and>, a cat
+        assert match_names(said, names).names == heard, said
+    assert parse("Forget R and Bo.", ["bo", "R&B"])[1] == "I forget one at a time: say forget <bo>. I don't know 'R'."
+
+
+def test_names_in_brackets_are_not_heard_across_them():
+    # Before: "Where are <salt> and <pepper>?" of <salt>, <pepper> and <salt_and_pepper> answered of <salt_and_pepper>
+    # alone, as "Forget <salt> and <pepper>." asked of it: the words were read across the brackets, which a user types
+    # to name each one alone (as "Did you mean <salt_and_pepper>, <salt> or <pepper>?" writes them)
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    names = ["bo", "salt", "pepper", "salt_and_pepper"]
+    assert match_names("Where are <salt> and <pepper>?", names).names == ["salt", "pepper"]
+    assert match_names("Where is <salt_and_pepper>?", names).names == ["salt_and_pepper"]
+    assert parse("Forget <salt> and <pepper>.", names)[1] == (
+        "I forget one at a time: say forget <salt>, then forget <pepper>.")

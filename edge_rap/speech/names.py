@@ -175,8 +175,9 @@ def _sounds(text: str) -> str:
 @functools.cache
 def _word_pattern() -> re.Pattern:
     """A word of any script with its combining marks (Hindi's vowel signs, macOS's decomposed "Jose\u0301"), or a
-    run of emoji, or an "&" (read "and", as it is said): a typed question says "Théière", "राहुल", "李小龙" or "🐈" as stored; its apostrophes are "'"
-    (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a regular expression; a "`")."""
+    run of emoji, or an "&" (read "and", as it is said): a typed question says "Théière", "राहुल", "李小龙" or "🐈" as
+    stored; its apostrophes are "'" (straight_apostrophes: a phone keyboard's "’"; a "ʼ", which is a letter to a
+    regular expression; a "`")."""
     return re.compile(rf"(?:[^\W_]|[{marks()}])+(?:'[^\W\d_]+)?|{EMOJI}|{AMPERSAND}")
 
 
@@ -287,6 +288,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
+            if re.search("[<>]", text[words[i][1]:words[j - 1][2]]):
+                break  # across a bracket: "<salt> and <pepper>" are two names, not <salt_and_pepper>
             number_next = j < len(words) and words[j][0].isdigit()
             unspaced_only = all(len(w) == 1 and is_unspaced(w) for w, _, _ in words[i:j])
             for name in fitting.get(j - i, ()):
@@ -295,6 +298,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
+                if _loose_and(said, form):
+                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -337,6 +342,14 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def _loose_and(said: str, form: str) -> bool:
+    """Whether words `said` start or end with an "and" (or "&") that the name's `form` does not: a list's word between
+    names, not a name's; its three letters made "Bo and Pepper" name <salt_and_pepper> ("and Pepper"), "Tim and me"
+    <M&M> and "Al and Bo" <A&W>. <and> itself, said "and", is heard."""
+    first, last = said.split(" ")[0], said.split(" ")[-1]
+    return first == "and" != form.split(" ")[0] or last == "and" != form.split(" ")[-1]
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

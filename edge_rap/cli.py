@@ -997,6 +997,12 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
+def command_names() -> set[str]:
+    """The commands `edge-rap` has (`run`, `reindex`, ...): what another process's command line is read for."""
+    return {name for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
+
+
 #: What an empty argument may have been meant to say, where leaving it out does not say it.
 _EMPTY_HINTS = {"detector": f": dense matching alone is --detector {NO_DETECTOR}"}
 

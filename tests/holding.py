@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,12 +22,19 @@ sys.stdin.read()
 
 
 @contextmanager
-def held_open(memory: Path) -> Iterator[subprocess.Popen]:
-    """A process that has `memory` open until the block ends."""
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(memory)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "open\n"
-        yield holder
-    finally:
-        holder.communicate("", timeout=30)
+def held_open(memory: Path, *command: str) -> Iterator[subprocess.Popen]:
+    """A process that has `memory` open until the block ends; `command` (`"edge-rap", "reindex"`): its command line
+    as another process reads it in /proc, the script named as its first word (an installed command's is so), run by
+    this Python, the memory its first argument."""
+    with tempfile.TemporaryDirectory() as scripts:
+        program = [sys.executable, "-c", _HOLDER]
+        if command:
+            program = [sys.executable, str(Path(scripts) / command[0])]
+            Path(program[1]).write_text(_HOLDER)
+        holder = subprocess.Popen([*program, str(memory), *command[1:]], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "open\n"
+            yield holder
+        finally:
+            holder.communicate("", timeout=30)

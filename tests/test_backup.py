@@ -3,6 +3,7 @@ when every byte of the archive is what its manifest says."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -1095,19 +1096,35 @@ def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(ar
 
 
 def test_a_disk_that_fills_while_the_archive_is_read_leaves_the_memory_there_as_it_was(archive, current):
+    # a gzip backup: the archive fits, what it holds does not (a plain one that cannot fit is refused before it is read)
+    gzipped = archive.with_suffix(".tar.gz")
+    gzipped.write_bytes(gzip.compress(archive.read_bytes()))
+    archive = gzipped
     sd = current.parent / "sd"
     check = ("import hashlib, pathlib, sys; print(sorted((str(p.relative_to(sys.argv[1])), hashlib.sha256("
              "p.read_bytes()).hexdigest()) for p in pathlib.Path(sys.argv[1]).rglob('*')"
              " if p.is_file() and not p.name.endswith('-shm')))")  # (tree() in the drive's namespace)
     ran = with_a_small_drive(sd, f"cp -a {current} {sd}/memory && {sys.executable} -c \"{check}\" {sd}/memory && "
                                  f"{sys.executable} -m edge_rap restore {archive} --replace --memory {sd}/memory; "
-                                 f"echo rc=$?; {sys.executable} -c \"{check}\" {sd}/memory; ls -A {sd}", size="400k")
+                                 f"echo rc=$?; {sys.executable} -c \"{check}\" {sd}/memory; ls -A {sd}", size="600k")
     before, rc, after, *left = ran.stdout.splitlines()
     assert rc == "rc=2" and after == before and left == ["memory"], ran.stdout
     assert "nothing was changed" in ran.stderr  # (said of the member that no longer fits, or of the failed write)
     assert "cannot write the restored memory there (No space left on device)" in ran.stderr or \
-        " free there" in ran.stderr, ran.stderr
+        "the archive's " in ran.stderr, ran.stderr
     assert ran.stderr.count("\n") == 1, ran.stderr
+
+
+def test_an_archive_larger_than_the_free_room_is_said_before_it_is_read(archive, current):
+    # the room was checked member by member as the archive was read: a large backup took minutes to be refused;
+    # the archive cut short shows which refusal comes first (read, it is a cut-short one)
+    archive.write_bytes(archive.read_bytes()[:-20000])
+    sd = current.parent / "sd"
+    ran = with_a_small_drive(sd, f"cp -a {current} {sd}/memory && {sys.executable} -m edge_rap restore {archive} "
+                                 f"--replace --memory {sd}/memory; echo rc=$?; ls -A {sd}", size="400k")
+    assert ran.stdout.split() == ["rc=2", "memory"], ran.stdout
+    assert f"{sd}: the archive is {archive.stat().st_size} bytes, more than the " in ran.stderr, ran.stderr
+    assert " free there; nothing was changed" in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 
 
 def test_a_member_larger_than_the_free_room_is_said_before_any_of_it_is_written(archive, current, capsys):
@@ -1145,10 +1162,49 @@ def test_a_memory_folder_made_read_only_is_refused_in_one_line(archive, current)
     assert sorted(p.name for p in current.parent.iterdir()) == siblings
 
 
+def test_a_memory_folder_made_read_only_is_refused_before_the_archive_is_read(archive, current):
+    # the folder's writability was first met just before the swap, once the whole archive was read (minutes for a
+    # large backup); the archive cut short shows which refusal comes first
+    archive.write_bytes(archive.read_bytes()[:-20000])
+    ran = run_unwritable(current, [sys.executable, "-m", "edge_rap", "restore", str(archive), "--replace",
+                                   "--memory", str(current)])
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1, ran.stderr
+    assert "not writable (Permission denied); nothing was changed" in ran.stderr
+
+
 def test_restore_is_refused_while_another_process_has_the_memory_open(archive, current, capsys):
     with held_open(current) as holder:
         refused(capsys, archive, current, f"pid {holder.pid}")
     assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+
+
+def test_the_command_that_has_the_memory_open_is_named(archive, current, capsys):
+    # a `reindex` or `remember` holding it was asked of as "(`run`, `serve` or `listen`?)"
+    with held_open(current, "edge-rap", "reindex") as holder:
+        refused(capsys, archive, current, f"in use by pid {holder.pid} (`edge-rap reindex`): stop it or let it end")
+    with held_open(current) as holder:  # (another program: its name)
+        refused(capsys, archive, current, f"in use by pid {holder.pid} ({Path(sys.executable).name})")
+
+
+def test_a_second_restore_while_one_is_under_way_is_refused(archive, current, monkeypatch, capsys):
+    # two `restore --replace` at once both succeeded: the first one's memory ended up moved aside by the second
+    from edge_rap.memory import restore as restore_module
+
+    extract, second = restore_module._extract, {}
+
+    def with_another_restore(*args):
+        second["ran"] = subprocess.run([sys.executable, "-m", "edge_rap", "restore", str(archive), "--replace",
+                                        "--memory", str(current)], capture_output=True, text=True, timeout=120)
+        return extract(*args)
+
+    monkeypatch.setattr(restore_module, "_extract", with_another_restore)
+    siblings = sorted(p.name for p in current.parent.iterdir())
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    ran = second["ran"]
+    assert ran.returncode == 2 and ran.stderr == (f"edge-rap: {current}: a restore is under way (pid {os.getpid()}): "
+                                                  "wait for it to end; nothing was changed\n"), ran.stderr
+    assert len(list(current.parent.glob("current.before-restore-*"))) == 1
+    assert len(sorted(p.name for p in current.parent.iterdir())) == len(siblings) + 1
 
 
 def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, current, monkeypatch, capsys):
@@ -1265,12 +1321,14 @@ def test_the_next_restore_removes_the_folder_a_killed_one_left_and_doctor_names_
         out = edge_rap(capsys, "doctor", "--memory", current)[1]
         assert ("left by a restore killed outright (a copy of an archive's files only; the next restore removes "
                 f"it): {killed}\n") in out
-        assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+        rc, _, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
+        assert rc == 2 and "a restore is under way (pid 4243)" in err, err  # (its folder left to it)
         assert not killed.exists() and running.exists()
-        assert json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"][
-            "killed_restores"] == []
     finally:
         os.close(held)
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert not running.exists()  # (its restore killed since)
+    assert json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"]["killed_restores"] == []
 
 
 def test_doctor_names_the_memories_a_restore_moved_aside(archive, current, capsys):

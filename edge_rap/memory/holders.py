@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from pathlib import Path
 _DMS = 128
 #: struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (native alignment).
 _FLOCK = "hhqqi"
+#: A program's name shown as it is (no escape, line break or space from another process's command line).
+_PLAIN = re.compile(r"[\w.+-]{1,40}")
 
 
 def holder(database: Path) -> int | None:
@@ -36,3 +39,23 @@ def holder(database: Path) -> int | None:
     finally:
         os.close(fd)
     return (found[4] if found[4] > 0 else -1) if found[0] != fcntl.F_UNLCK else None
+
+
+def held_by(pid: int) -> str:
+    """What process `pid` is, to say what holds a memory: `edge-rap reindex` (its command), another program's name,
+    or, where its command line cannot be read (gone, another pid namespace), what it may be: restore named only the
+    daemons (`run`, `serve` or `listen`?) when a `reindex` or `remember` held it."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [os.path.basename(a) for a in f.read().decode(errors="replace").split("\0") if a]
+    except OSError:
+        argv = []
+    start = next((i for i, a in enumerate(argv[:3]) if a in ("edge-rap", "edge_rap")), None)
+    if start is not None:  # (the script, run by its interpreter, or `python -m edge_rap`; not a folder named so later)
+        from edge_rap.cli import command_names
+
+        command = next((a for a in argv[start + 1:] if a in command_names()), None)
+        return f"`edge-rap {command}`" if command else "`edge-rap`"
+    if argv and _PLAIN.fullmatch(argv[0]):
+        return argv[0]
+    return "an edge-rap daemon or command that has it open, or another program"

@@ -32,7 +32,7 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRET
     is_member_name, referred, stranger
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restoring_folders
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, not_a_folder, stamped
-from edge_rap.memory.holders import holder
+from edge_rap.memory.holders import held_by, holder
 from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 from edge_rap.userfiles import special_kind
@@ -87,6 +87,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
     _refuse_target(root, replace)
+    _refuse_unwritable(root)
     finish_killed_restore(root)
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +100,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     hold(held)  # (a restore killed outright leaves it: the next one removes it)
     try:
+        _refuse_restore_under_way(root, staging)
+        _refuse_more_than_free("the archive", archive.stat().st_size, staging)  # (its members are a little less)
         manifest = _extract(archive, staging, progress)
         for name in NOT_RESTORED:  # (the device's own stays in place)
             (staging / name).unlink(missing_ok=True)
@@ -156,9 +159,31 @@ def _refuse_held(root: Path) -> None:
     for name in (DATABASE, EVENTS_DB):
         pid = holder(root / name)
         if pid is not None:
-            shown = f"pid {pid}" if pid > 0 else "another process"
-            raise EdgeRapError(f"{root}: in use by {shown} (`run`, `serve` or `listen`?): stop it first; nothing "
-                               "was changed")
+            shown = f"pid {pid} ({held_by(pid)})" if pid > 0 else "another process"
+            raise EdgeRapError(f"{root}: in use by {shown}: stop it or let it end first; nothing was changed")
+
+
+def _refuse_unwritable(root: Path) -> None:
+    """A memory folder this restore cannot write (`chmod a-w`, a read-only mount) is said before the archive is read,
+    as the write just before the swap would say it: reading a large backup took minutes before that refusal. An
+    unnamed file (O_TMPFILE where the file system has it) leaves nothing in the folder."""
+    if not root.exists():
+        return
+    try:
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as e:
+        raise disk_error(e, root) from None
+
+
+def _refuse_restore_under_way(root: Path, staging: Path) -> None:
+    """Another restore of `root` still reading its archive (its folder held, `staging` already this one's, so that of
+    two starting at once at least one sees the other): two at once both succeeded, the first one's memory moved aside
+    by the second."""
+    prefix = f".{root.name}{RESTORING}"
+    for other in restoring_folders(root):
+        if other != staging and not is_unheld(other, grace_s=0):
+            pid = other.name[len(prefix):].split("-")[0]
+            raise EdgeRapError(f"{root}: a restore is under way (pid {pid}): wait for it to end; nothing was changed")
 
 
 def _unwatched(root: Path, began: float) -> None:
@@ -215,7 +240,7 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
                         raise _Refused(archive, f"its {MANIFEST} is {info.size} bytes: not a backup's")
                     manifest = source.read()
                 else:
-                    _refuse_larger_than_free(info, staging)
+                    _refuse_more_than_free(f"the archive's {name}", info.size, staging)
                     found[name] = _write_member(source, staging / name, staging)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         if isinstance(e, PermissionError) and e.filename == str(archive):  # (root's backup, 0600, restored by `sudo
@@ -316,15 +341,16 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
                                     "its name or text, which edge_rap never stores: a forged backup")
 
 
-def _refuse_larger_than_free(info: tarfile.TarInfo, staging: Path) -> None:
-    """A member that cannot fit is said before any of it is written (one that declares terabytes, forged or damaged,
-    filled the device's disk first)."""
+def _refuse_more_than_free(what: str, size: int, staging: Path) -> None:
+    """What cannot fit is said before any of it is written: the whole archive before it is read (a large one took
+    minutes to fill the disk), a member as it comes (one that declares terabytes, forged or damaged, filled the
+    device's disk first; the disk may also fill meanwhile)."""
     with _writing(staging):
         free = os.statvfs(staging)
     room = free.f_bavail * free.f_frsize
-    if info.size > room:
-        raise EdgeRapError(f"{staging.parent}: the archive's {info.name} is {info.size} bytes, more than the {room} "
-                           "free there; nothing was changed")
+    if size > room:
+        raise EdgeRapError(f"{staging.parent}: {what} is {size} bytes, more than the {room} free there; nothing was "
+                           "changed")
 
 
 def _write_member(source, path: Path, staging: Path) -> Member:

@@ -745,11 +745,11 @@ def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path,
     clip, came = clip_bytes(tmp_path), []
     await_writer = Camera._await_writer
 
-    def next_writer_comes_first(self, path):
+    def next_writer_comes_first(self, path, *held):
         if self.frames_read and not came:  # (the first writer's clip read): the next one opens at once
             with contextlib.suppress(OSError):  # (ENXIO: no reader)
                 came.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        return await_writer(self, path)
+        return await_writer(self, path, *held)
 
     monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
     with started(camera, stop):
@@ -791,6 +791,39 @@ def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_openin
         write_into(tmp_path / "pipe", clip)  # (the stalled writer gone, the next one is read)
         wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the next writer's clip")
         assert camera.frames_read == 3 and camera.error is None
+
+
+def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_path, monkeypatch, caplog):
+    # Before: its later bytes, its headerless frames, were said at every open tried ("cannot open as a video; waiting
+    # for the FIFO's next writer", a line every second or two for as long as it streamed). A next writer's junk, after
+    # it closed, is still said
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    tries, play = [], Camera._play
+
+    def counted_play(self, *args):
+        tries.append(len(tries))
+        return play(self, *args)
+
+    monkeypatch.setattr(Camera, "_play", counted_play)
+    with started(camera, stop):
+        with stalled_writer(tmp_path / "pipe", Y4M_HEADER) as writer:
+            with opens.opening():  # another source's open waiting: the stall is cut
+                wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
+            os.set_blocking(writer.fileno(), False)
+            deadline = time.monotonic() + 60
+            while len(tries) < 4 and not camera.finished.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(BlockingIOError):  # (its frames streamed while opens of them are tried)
+                    os.write(writer.fileno(), Y4M_FRAME)
+                time.sleep(0.001)
+            assert len(tries) >= 4, "the writer's later bytes were not tried as often as a flood needs"
+        wait_until(lambda: not camera._writer_said or camera.finished.is_set(), "the writer's end seen")
+        write_into(tmp_path / "pipe", b"not a video\n" * 1000)  # a next writer's junk
+        wait_until(lambda: caplog.text.count("waiting for the FIFO's next writer") >= 2 or camera.finished.is_set(),
+                   "the next writer's junk said")
+        assert not camera.finished.is_set(), camera.error
+    said = [r.getMessage() for r in caplog.records if "waiting for the FIFO's next writer" in r.getMessage()]
+    assert len(said) == 2 and "before its video opened" in said[0] and "cannot open as a video" in said[1]
 
 
 def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkeypatch):

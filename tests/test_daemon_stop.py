@@ -76,6 +76,19 @@ def test_a_part_that_fails_to_stop_is_logged_and_named_and_the_others_still_stop
     assert "the speaker had not stopped when its own stop ended" in caplog.text
 
 
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_a_part_whose_stop_raises_what_is_no_exception_is_said_as_such(caplog, raised):
+    # Before: its thread ended with the raise unsaid (SystemExit silently), and the part was said to have had the
+    # stop's whole budget ("the stop's 20 s were spent"), a few milliseconds into it
+    def exits(budget: float) -> bool:
+        raise raised
+
+    left = stop_together([Part("the speaker", exits)], budget_s=20.0)
+    assert left == ["the speaker"] and "the speaker did not stop cleanly" in caplog.text
+    assert type(raised).__name__ in caplog.text and "20 s" not in caplog.text
+    assert "the speaker had not stopped when its own stop ended" in caplog.text
+
+
 def test_a_line_handed_to_a_closed_speaker_is_never_waited_for():
     # The speaker stops beside the voice listener: an answer handed to it once closed was waited for 30 s (its
     # audio never started), the whole stop budget.

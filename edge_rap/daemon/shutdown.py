@@ -31,7 +31,7 @@ def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
     """Ask every part to stop at once, each in a thread of its own, and wait for them until `budget_s` is spent;
     the names of those that did not end, each logged with what happened and when: a part whose own wait ended first
     (the companion API's 5 s for its requests and 1 s for its server, 6 s into a 20 s budget) was said to have had
-    the whole budget. A failure to stop is logged, and counts as not ended."""
+    the whole budget. A failure to stop (any raise, SystemExit's too) is logged, and counts as not ended."""
     began = clock()
     ended: dict[str, tuple[bool, float]] = {}  # name -> (whether it ended, seconds into the stop its stop returned)
 
@@ -39,8 +39,8 @@ def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
         stopped = False
         try:
             stopped = part.stop(budget_s)
-        except Exception:
-            log.exception("%s did not stop cleanly", part.name)
+        except BaseException:  # (SystemExit, KeyboardInterrupt too: one left this thread unsaid, the part then said
+            log.exception("%s did not stop cleanly", part.name)  # to have had the whole budget)
         ended[part.name] = (stopped, clock() - began)
 
     threads = [threading.Thread(target=stop_one, args=(p,), name=f"stopping {p.name}", daemon=True) for p in parts]

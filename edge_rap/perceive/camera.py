@@ -340,6 +340,13 @@ def _replaced(path: str, fd: int) -> bool:
     return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
+def _hung_up(fd: int) -> bool:
+    """Whether the FIFO open as `fd` has no writer now, having had one since `fd` was opened (Linux's POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, 0)  # (a hang-up is reported whatever is asked for)
+    return any(e & select.POLLHUP for _, e in poller.poll(0))
+
+
 def _open_video(path: str, fifo: int | None):
     """OpenCV's capture of a video file, or of the FIFO waited for a writer: read through the pipe `fifo` its
     read end is relayed into (FFmpeg's pipe:N; FifoRelay), not opened again by path. An open by path waits for a
@@ -382,6 +389,8 @@ class Camera:
         self.last_read: float | None = None  # when a frame was last grabbed (monotonic): a stall shows in it
         self.last_time_s = 0.0  # the source time of the frame last grabbed (a FIFO's next clip goes on after it)
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
+        self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
+        self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -486,16 +495,19 @@ class Camera:
         self.outages += 1
         self.ready.set()
 
-    def _await_writer(self, path: str) -> int | None:
+    def _await_writer(self, path: str, held: int | None = None) -> int | None:
         """A FIFO's read end, held open once it has something to read; None for another file, or one gone (OpenCV
         says why it cannot open it). OpenCV opens one source at a time: a FIFO no one writes to, opened by it, kept
         every other camera from opening for as long as no writer came. Here the wait holds no lock of OpenCV's,
-        and a stop ends it, the FIFO never opened."""
+        and a stop ends it, the FIFO never opened. `held`: the last writer's read end, still open: a hang-up there
+        (no writer, one having been) says that writer left, its refusal not to be kept from the next one's."""
         try:
             while True:
                 if not stat.S_ISFIFO(os.stat(path).st_mode):
                     return None
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                if held is not None and _hung_up(held):  # (it left before `fd` opened: `fd` sees no hang-up for it)
+                    self._writer_said = False
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
                 while not self.stop.is_set():
@@ -503,7 +515,8 @@ class Camera:
                     if any(e & select.POLLIN for _, e in events):
                         return fd
                     if events or _replaced(path, fd):  # a writer came and went without a byte: wait for the next;
-                        break  # the FIFO made anew (rm, mkfifo) or a file put in its place: what the path names now
+                        self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
+                        break  # the path names now; either way, the next bytes are another writer's
                 os.close(fd)
                 if self.stop.is_set():
                     raise EdgeRapError(f"source {path!r}: never opened")
@@ -522,7 +535,7 @@ class Camera:
             try:
                 announced, fps = self._play(path, waited)
             except WriterStalled as e:
-                log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
+                self._refused(e)
                 announced, fps = 0, 15.0
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
@@ -531,7 +544,7 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
-                    waited = self._await_writer(path)
+                    waited = self._await_writer(path, held)
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
                     if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
                         raise  # while still running then)
@@ -542,10 +555,11 @@ class Camera:
                     break
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
+                    self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
                     if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
                         raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
-                    log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
+                    self._refused(e)
         finally:
             if waited is not None:
                 os.close(waited)
@@ -560,11 +574,21 @@ class Camera:
             log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, path, self.frames_read, announced)
 
+    def _refused(self, e: EdgeRapError) -> None:
+        """Say that a FIFO writer's bytes could not open, once a writer: one cut for a stall, then streaming its
+        headerless frames, was said again at every open tried, a line every second or two for as long as it
+        streamed. A writer is taken to stay until its end of file is read or the FIFO is seen with no writer."""
+        if not self._writer_said:
+            log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
+        self._writer_said = self._writer_stays
+
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
         """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times
-        from `start_s` on; the frames its header announces and its frame rate."""
+        from `start_s` on; the frames its header announces and its frame rate. `_writer_stays`: whether the writer
+        whose bytes it read may still be on the FIFO (its end of file not read), its next bytes its own."""
         import cv2
 
+        self._writer_stays = False
         relay = (FifoRelay(waited, self.stop, self.spec.name)
                  if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
@@ -600,6 +624,7 @@ class Camera:
         finally:
             if relay is not None:
                 relay.close()
+                self._writer_stays = not relay.writer_closed
         return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:

@@ -43,6 +43,7 @@ class FifoRelay:
         self._source, self._stop, self._done = source, stop, threading.Event()
         self._opened = threading.Event()
         self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
+        self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
 
@@ -81,6 +82,7 @@ class FifoRelay:
                     into.poll(LOOK_MS)
                     continue
                 if not data:  # the writer closed: the next writer's bytes are the next clip's, not this one's
+                    self.writer_closed = True
                     return
                 while data and not self._ended():
                     if out.poll(LOOK_MS):

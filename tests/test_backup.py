@@ -1207,6 +1207,30 @@ def test_a_second_restore_while_one_is_under_way_is_refused(archive, current, mo
     assert len(sorted(p.name for p in current.parent.iterdir())) == len(siblings) + 1
 
 
+def test_a_restore_refused_as_one_is_under_way_leaves_that_ones_note(archive, current, monkeypatch, capsys):
+    # the second restore, refused, deleted the note the first had just written in the memory (what to move back should
+    # it be killed), and the first then failed: "cannot put the restored memory in its place (No such file ...)"
+    from edge_rap.memory import restore as restore_module
+    from edge_rap.memory.aside import KEPT_NOTE
+
+    note_kept, second = restore_module._note_kept, {}
+    (current / "demo").mkdir(exist_ok=True)  # (kept in place: named in the note)
+
+    def then_another_restore(root, staging):
+        kept = note_kept(root, staging)
+        second["ran"] = subprocess.run([sys.executable, "-m", "edge_rap", "restore", str(archive), "--replace",
+                                        "--memory", str(current)], capture_output=True, text=True, timeout=120)
+        return kept
+
+    monkeypatch.setattr(restore_module, "_note_kept", then_another_restore)
+    rc, out, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
+    assert rc == 0, err
+    assert "a restore is under way" in second["ran"].stderr and second["ran"].returncode == 2
+    assert (current / "demo").is_dir() and not (current / KEPT_NOTE).exists()
+    aside, = current.parent.glob("current.before-restore-*")
+    assert not (aside / KEPT_NOTE).exists() and not (aside / "demo").exists()
+
+
 def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, current, monkeypatch, capsys):
     # the check that no process has the memory open came before every folder of the restored memory was fsynced (on
     # an SD card, a second or more in which a starting `run` went unseen), and one that opened it then went on

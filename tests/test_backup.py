@@ -1184,6 +1184,10 @@ def test_the_command_that_has_the_memory_open_is_named(archive, current, capsys)
         refused(capsys, archive, current, f"in use by pid {holder.pid} (`edge-rap reindex`): stop it or let it end")
     with held_open(current) as holder:  # (another program: its name)
         refused(capsys, archive, current, f"in use by pid {holder.pid} ({Path(sys.executable).name})")
+    # a memory folder named as a command (`--memory ~/demo serve`, or `demo` relative) was `edge-rap demo`
+    for folder in (str(current.parent / "demo"), "demo"):
+        with held_open(current, "edge-rap", "--memory", folder, "serve") as holder:
+            refused(capsys, archive, current, f"in use by pid {holder.pid} (`edge-rap serve`): stop it")
 
 
 def test_a_second_restore_while_one_is_under_way_is_refused(archive, current, monkeypatch, capsys):

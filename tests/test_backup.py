@@ -1235,6 +1235,26 @@ def test_a_restore_refused_as_one_is_under_way_leaves_that_ones_note(archive, cu
     assert not (aside / KEPT_NOTE).exists() and not (aside / "demo").exists()
 
 
+def test_a_memory_put_there_during_a_restore_without_replace_is_not_moved_aside(archive, current, tmp_path,
+                                                                                monkeypatch, capsys):
+    # two restores into a new folder at once: the first one's rename into place came as the second began, and the
+    # second, not told --replace, moved the first one's memory aside
+    from edge_rap.memory import restore as restore_module
+
+    extract, new = restore_module._extract, tmp_path / "new"
+
+    def as_another_restore_ends(*args):
+        found = extract(*args)
+        shutil.copytree(current, new)
+        return found
+
+    monkeypatch.setattr(restore_module, "_extract", as_another_restore_ends)
+    rc, out, err = edge_rap(capsys, "restore", archive, "--memory", new)
+    assert rc == 2 and f"{new}: holds a memory; nothing was changed" in err, err
+    assert tree(new) == tree(current) and not list(tmp_path.glob("new.before-restore-*"))
+    assert not list(tmp_path.glob(".new.restoring-*"))
+
+
 def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, current, monkeypatch, capsys):
     # the check that no process has the memory open came before every folder of the restored memory was fsynced (on
     # an SD card, a second or more in which a starting `run` went unseen), and one that opened it then went on

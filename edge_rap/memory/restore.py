@@ -111,6 +111,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
         for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
             if folder.is_dir():
                 fsync_dir(folder)
+        _refuse_target(root, replace)  # (again: a memory put there meanwhile, by a restore whose rename into an absent
+        # folder came as this one began, was moved aside by one not told --replace)
         noted = True
         kept = _note_kept(root, staging)
         _refuse_held(root)  # (again, the last thing before the swap: one may have started meanwhile)

@@ -997,10 +997,20 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
-def command_names() -> set[str]:
-    """The commands `edge-rap` has (`run`, `reindex`, ...): what another process's command line is read for."""
-    return {name for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
-            for name in action.choices}
+def command_of(args: list[str]) -> str | None:
+    """The command (`run`, `reindex`, ...) of another process's `edge-rap` command line `args` (those after the
+    program): the first word that names one, not an option's value (`--memory ~/demo serve` was `edge-rap demo`)."""
+    parser = build_parser()
+    commands = {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+                for name in action.choices}
+    valued = {option for action in parser._actions if action.option_strings and action.nargs != 0
+              for option in action.option_strings}
+    value = False
+    for arg in args:
+        if not value and arg in commands:
+            return arg
+        value = not value and arg in valued
+    return None
 
 
 #: What an empty argument may have been meant to say, where leaving it out does not say it.

@@ -1184,6 +1184,10 @@ def test_the_command_that_has_the_memory_open_is_named(archive, current, capsys)
         refused(capsys, archive, current, f"in use by pid {holder.pid} (`edge-rap reindex`): stop it or let it end")
     with held_open(current) as holder:  # (another program: its name)
         refused(capsys, archive, current, f"in use by pid {holder.pid} ({Path(sys.executable).name})")
+    # a memory folder named as a command (`--memory ~/demo serve`, or `demo` relative) was `edge-rap demo`
+    for folder in (str(current.parent / "demo"), "demo"):
+        with held_open(current, "edge-rap", "--memory", folder, "serve") as holder:
+            refused(capsys, archive, current, f"in use by pid {holder.pid} (`edge-rap serve`): stop it")
 
 
 def test_a_second_restore_while_one_is_under_way_is_refused(archive, current, monkeypatch, capsys):
@@ -1205,6 +1209,50 @@ def test_a_second_restore_while_one_is_under_way_is_refused(archive, current, mo
                                                   "wait for it to end; nothing was changed\n"), ran.stderr
     assert len(list(current.parent.glob("current.before-restore-*"))) == 1
     assert len(sorted(p.name for p in current.parent.iterdir())) == len(siblings) + 1
+
+
+def test_a_restore_refused_as_one_is_under_way_leaves_that_ones_note(archive, current, monkeypatch, capsys):
+    # the second restore, refused, deleted the note the first had just written in the memory (what to move back should
+    # it be killed), and the first then failed: "cannot put the restored memory in its place (No such file ...)"
+    from edge_rap.memory import restore as restore_module
+    from edge_rap.memory.aside import KEPT_NOTE
+
+    note_kept, second = restore_module._note_kept, {}
+    (current / "demo").mkdir(exist_ok=True)  # (kept in place: named in the note)
+
+    def then_another_restore(root, staging):
+        kept = note_kept(root, staging)
+        second["ran"] = subprocess.run([sys.executable, "-m", "edge_rap", "restore", str(archive), "--replace",
+                                        "--memory", str(current)], capture_output=True, text=True, timeout=120)
+        return kept
+
+    monkeypatch.setattr(restore_module, "_note_kept", then_another_restore)
+    rc, out, err = edge_rap(capsys, "restore", archive, "--replace", "--memory", current)
+    assert rc == 0, err
+    assert "a restore is under way" in second["ran"].stderr and second["ran"].returncode == 2
+    assert (current / "demo").is_dir() and not (current / KEPT_NOTE).exists()
+    aside, = current.parent.glob("current.before-restore-*")
+    assert not (aside / KEPT_NOTE).exists() and not (aside / "demo").exists()
+
+
+def test_a_memory_put_there_during_a_restore_without_replace_is_not_moved_aside(archive, current, tmp_path,
+                                                                                monkeypatch, capsys):
+    # two restores into a new folder at once: the first one's rename into place came as the second began, and the
+    # second, not told --replace, moved the first one's memory aside
+    from edge_rap.memory import restore as restore_module
+
+    extract, new = restore_module._extract, tmp_path / "new"
+
+    def as_another_restore_ends(*args):
+        found = extract(*args)
+        shutil.copytree(current, new)
+        return found
+
+    monkeypatch.setattr(restore_module, "_extract", as_another_restore_ends)
+    rc, out, err = edge_rap(capsys, "restore", archive, "--memory", new)
+    assert rc == 2 and f"{new}: holds a memory; nothing was changed" in err, err
+    assert tree(new) == tree(current) and not list(tmp_path.glob("new.before-restore-*"))
+    assert not list(tmp_path.glob(".new.restoring-*"))
 
 
 def test_a_process_that_opens_the_memory_as_it_is_swapped_is_named(archive, current, monkeypatch, capsys):

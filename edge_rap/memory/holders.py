@@ -47,14 +47,15 @@ def held_by(pid: int) -> str:
     daemons (`run`, `serve` or `listen`?) when a `reindex` or `remember` held it."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [os.path.basename(a) for a in f.read().decode(errors="replace").split("\0") if a]
+            args = [a for a in f.read().decode(errors="replace").split("\0") if a]
     except OSError:
-        argv = []
-    start = next((i for i, a in enumerate(argv[:3]) if a in ("edge-rap", "edge_rap")), None)
+        args = []
+    argv = [os.path.basename(a) for a in args[:3]]
+    start = next((i for i, a in enumerate(argv) if a in ("edge-rap", "edge_rap")), None)
     if start is not None:  # (the script, run by its interpreter, or `python -m edge_rap`; not a folder named so later)
-        from edge_rap.cli import command_names
+        from edge_rap.cli import command_of
 
-        command = next((a for a in argv[start + 1:] if a in command_names()), None)
+        command = command_of(args[start + 1:])  # (as given: a memory folder `--memory ~/demo` is not `demo`)
         return f"`edge-rap {command}`" if command else "`edge-rap`"
     if argv and _PLAIN.fullmatch(argv[0]):
         return argv[0]

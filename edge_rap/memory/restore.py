@@ -99,6 +99,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
             from None
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     hold(held)  # (a restore killed outright leaves it: the next one removes it)
+    noted = False  # (the note in the memory is this restore's once it writes it; before, another restore's may be there)
     try:
         _refuse_restore_under_way(root, staging)
         _refuse_more_than_free("the archive", archive.stat().st_size, staging)  # (its members are a little less)
@@ -110,13 +111,18 @@ def restore(archive: Path, root: Path, replace: bool = False,
         for folder in [*(staging / "images").glob("*"), staging / "images", staging / "index", staging]:
             if folder.is_dir():
                 fsync_dir(folder)
+        _refuse_target(root, replace)  # (again: a memory put there meanwhile, by a restore whose rename into an absent
+        # folder came as this one began, was moved aside by one not told --replace)
+        noted = True
         kept = _note_kept(root, staging)
         _refuse_held(root)  # (again, the last thing before the swap: one may have started meanwhile)
         aside = _swap(staging, root, kept)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):  # (the note, with the memory, which is in its place again)
-            (root / KEPT_NOTE).unlink(missing_ok=True)
+        if noted:  # (a restore refused as another's is under way deleted that one's note, written just before its
+            # swap, which then failed: "cannot put the restored memory in its place")
+            with contextlib.suppress(OSError):  # (the note, with the memory, which is in its place again)
+                (root / KEPT_NOTE).unlink(missing_ok=True)
         raise
     finally:
         os.close(held)

@@ -87,13 +87,26 @@ def hold(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_SH)
 
 
-@contextlib.contextmanager
-def unheld(path: Path, grace_s: float = GRACE_S) -> Iterator[bool]:
-    """Whether the file or folder at `path` is a dead process's: none holds it (`hold`) and it has not changed in
-    the last `grace_s` (its maker may be between making and holding it). Where so, no process can hold it until the
-    block ends (an exclusive flock), so that it can be removed."""
+def alive(pid: int) -> bool:
+    """Whether a process `pid` runs (another account's too)."""
     try:
-        if time.time() - os.lstat(path).st_mtime < grace_s:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another account's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def unheld(path: Path, grace_s: float = GRACE_S, maker: int | None = None) -> Iterator[bool]:
+    """Whether the file or folder at `path` is a dead process's: none holds it (`hold`) and it has not changed in
+    the last `grace_s` (its maker may be between making and holding it), or its `maker` (the pid its name holds)
+    runs no more (a restore killed outright left its folder, as large as the archive, to the restore started at
+    once after it, and a full disk refused that one). Where so, no process can hold it until the block ends (an
+    exclusive flock), so that it can be removed."""
+    try:
+        if time.time() - os.lstat(path).st_mtime < grace_s and (maker is None or alive(maker)):
             yield False
             return
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -111,14 +124,14 @@ def unheld(path: Path, grace_s: float = GRACE_S) -> Iterator[bool]:
         os.close(fd)
 
 
-def is_unheld(path: Path, grace_s: float = GRACE_S) -> bool:
-    with unheld(path, grace_s) as dead:
+def is_unheld(path: Path, grace_s: float = GRACE_S, maker: int | None = None) -> bool:
+    with unheld(path, grace_s, maker) as dead:
         return dead
 
 
-def remove_unheld(path: Path) -> bool:
+def remove_unheld(path: Path, maker: int | None = None) -> bool:
     """Remove the file or folder at `path` where it is a dead process's (`unheld`); whether it was."""
-    with unheld(path) as dead:
+    with unheld(path, maker=maker) as dead:
         if dead:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

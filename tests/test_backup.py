@@ -1344,7 +1344,8 @@ def test_the_next_backup_removes_the_partial_file_a_killed_one_left_never_a_runn
         return tmp_path / name
 
     killed = left_by_a_killed_process(partial("house.tar.partial-4242"))
-    running, young = left_by_a_killed_process(partial("house.tar.partial-4243")), partial("house.tar.partial-4244")
+    running = left_by_a_killed_process(partial("house.tar.partial-4243"))
+    young = partial(f"house.tar.partial-{os.getppid()}")  # (its backup, alive, between making it and holding it)
     another = left_by_a_killed_process(partial("other.tar.partial-4245"))
     held = os.open(running, os.O_RDONLY)
     hold(held)
@@ -1377,6 +1378,34 @@ def test_the_next_restore_removes_the_folder_a_killed_one_left_and_doctor_names_
     assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
     assert not running.exists()  # (its restore killed since)
     assert json.loads(edge_rap(capsys, "doctor", "--json", "--memory", current)[1])["memory"]["killed_restores"] == []
+
+
+def made_just_now_by_a_process_since_ended(template: str, folder: bool = False) -> Path:
+    """The file (or folder) at `template` with the pid of the process that made it a moment ago, now ended, for
+    `{pid}`: what a backup or restore killed outright just now left."""
+    make = "mkdir()" if folder else "write_bytes(b'half of it')"
+    made = f"import os, pathlib; pathlib.Path({template!r}.format(pid=os.getpid())).{make}"
+    subprocess.run([sys.executable, "-c", made], check=True, timeout=60)
+    left, = Path(template).parent.glob(Path(template).name.format(pid="*"))
+    return left
+
+
+def test_a_restore_started_just_after_one_killed_outright_removes_its_folder_and_doctor_names_it(archive, current,
+                                                                                                capsys):
+    # a restore killed outright (SIGKILL) left its folder, a copy of the archive's files, to the restore started at
+    # once after it, which went on beside it (on a full disk, refused for want of the room it held), and doctor named
+    # it only a minute later: its restore's pid runs no more, so it is left now
+    killed = made_just_now_by_a_process_since_ended(f"{current.parent}/.current.restoring-{{pid}}-abcd1234", True)
+    assert (f"left by a restore killed outright (a copy of an archive's files only; the next restore removes it): "
+            f"{killed}\n") in edge_rap(capsys, "doctor", "--memory", current)[1]
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+    assert not killed.exists()
+
+
+def test_a_backup_started_just_after_one_killed_outright_removes_its_partial_file(household, tmp_path, capsys):
+    killed = made_just_now_by_a_process_since_ended(f"{tmp_path}/house.tar.partial-{{pid}}")
+    assert edge_rap(capsys, "backup", tmp_path / "house.tar", "--memory", household)[0] == 0
+    assert not killed.exists()
 
 
 def test_doctor_names_the_memories_a_restore_moved_aside(archive, current, capsys):

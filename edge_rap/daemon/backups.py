@@ -24,7 +24,7 @@ from edge_rap.daemon.clock import plausible, steady_now
 from edge_rap.daemon.events import parse_duration
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import unmounted
-from edge_rap.memory.backup import back_up
+from edge_rap.memory.backup import back_up, writer
 from edge_rap.memory.files import DATABASE
 from edge_rap.scratch import remove_unheld
 from edge_rap.wording import counted, noun
@@ -217,7 +217,7 @@ class ScheduledBackups:
             path.unlink(missing_ok=True)
         for entry in os.scandir(self.schedule.folder):
             if OWN_PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                remove_unheld(Path(entry.path))
+                remove_unheld(Path(entry.path), writer(Path(entry.path)))
 
     def _unless_stopping(self, items: Iterable) -> Iterator:
         for item in items:

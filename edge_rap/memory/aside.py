@@ -35,6 +35,11 @@ def restoring_folders(root: Path) -> list[Path]:
     return beside(root, re.escape(f".{root.name}{RESTORING}") + r"\d+(-\w+)?")
 
 
+def restorer(folder: Path) -> int:
+    """The pid of the restore that made `folder`, one of `restoring_folders`."""
+    return int(folder.name.rsplit(RESTORING, 1)[1].split("-")[0])
+
+
 def finish_killed_restore(root: Path) -> list[str]:
     """Move back what a restore killed after its swap left in the memory it moved aside (the model cache, the demo,
     the API's token: `KEPT_NOTE` names them), and drop a note a restore killed before its swap left in the memory;

@@ -131,7 +131,13 @@ def _dangling_link(target: Path) -> str | None:
 def remove_killed_partials(target: Path) -> list[Path]:
     """Remove the `<target>.partial-<pid>` files that backups killed outright (SIGKILL, a power cut) left beside
     `target`, never one a running backup writes; those removed."""
-    return [p for p in beside(target, re.escape(target.name + PARTIAL) + r"\d+") if remove_unheld(p)]
+    return [p for p in beside(target, re.escape(target.name + PARTIAL) + r"\d+") if remove_unheld(p, writer(p))]
+
+
+def writer(partial: Path) -> int:
+    """The pid of the backup that writes, or wrote, `partial` (a `<FILE>.partial-<pid>`): one that runs no more left
+    it, whatever its age (a backup killed on a full stick, and another started at once, found the stick full)."""
+    return int(partial.name.rsplit(PARTIAL, 1)[1])
 
 
 class Hashing:

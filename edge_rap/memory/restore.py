@@ -30,7 +30,8 @@ from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
     is_member_name, referred, stranger
-from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restoring_folders
+from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restorer, \
+    restoring_folders
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, not_a_folder, stamped
 from edge_rap.memory.holders import held_by, holder
 from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_escape, refuse_newer
@@ -92,7 +93,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         for killed in killed_restores(root):
-            remove_unheld(killed)
+            remove_unheld(killed, restorer(killed))
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{RESTORING}{os.getpid()}-", dir=root.parent))
     except OSError as e:
         raise EdgeRapError(f"{root.parent}: cannot restore the memory there ({e.strerror}); nothing was changed") \
@@ -134,8 +135,9 @@ def restore(archive: Path, root: Path, replace: bool = False,
 
 
 def killed_restores(root: Path) -> list[Path]:
-    """The folders `restoring_folders` that restores killed outright left, none a running restore writes."""
-    return [p for p in restoring_folders(root) if is_unheld(p)]
+    """The folders `restoring_folders` that restores killed outright left, none a running restore writes (one whose
+    restore runs no more is one at once)."""
+    return [p for p in restoring_folders(root) if is_unheld(p, maker=restorer(p))]
 
 
 def _refuse_target(root: Path, replace: bool) -> None:
@@ -185,11 +187,10 @@ def _refuse_restore_under_way(root: Path, staging: Path) -> None:
     """Another restore of `root` still reading its archive (its folder held, `staging` already this one's, so that of
     two starting at once at least one sees the other): two at once both succeeded, the first one's memory moved aside
     by the second."""
-    prefix = f".{root.name}{RESTORING}"
     for other in restoring_folders(root):
         if other != staging and not is_unheld(other, grace_s=0):
-            pid = other.name[len(prefix):].split("-")[0]
-            raise EdgeRapError(f"{root}: a restore is under way (pid {pid}): wait for it to end; nothing was changed")
+            raise EdgeRapError(f"{root}: a restore is under way (pid {restorer(other)}): wait for it to end; nothing "
+                               "was changed")
 
 
 def _unwatched(root: Path, began: float) -> None:

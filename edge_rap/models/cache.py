@@ -17,6 +17,7 @@ from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import file_in_the_way, refuse_unmounted
 from edge_rap.memory.files import private_folder
+from edge_rap.scratch import alive
 from edge_rap.userfiles import kind_of
 
 log = logging.getLogger(__name__)
@@ -197,23 +198,13 @@ def staging_folder(cache_root: Path) -> Iterator[Path]:
     make_cache_root(cache_root)
     for old in cache_root.glob(STAGING_PREFIX + "*"):
         pid = old.name[len(STAGING_PREFIX):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=cache_root))
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def install_model(staged: Path, target: Path) -> Path:

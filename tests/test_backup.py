@@ -1127,6 +1127,40 @@ def test_an_archive_larger_than_the_free_room_is_said_before_it_is_read(archive,
     assert " free there; nothing was changed" in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 
 
+def blocks(files: dict[str, bytes]) -> int:
+    """What `files` but the manifest take on a small drive (tmpfs: in whole pages, its folders in none)."""
+    return sum(-(-len(data) // os.sysconf("SC_PAGE_SIZE")) * os.sysconf("SC_PAGE_SIZE")
+               for name, data in files.items() if name != MANIFEST)
+
+
+def test_an_archive_of_many_small_files_is_restored_where_its_files_fit_though_it_does_not(archive, current):
+    # the room was the archive's own size, which holds a 512-byte header and padding per member that are never
+    # written: a backup of many photos was refused where its files fitted
+    files = members(archive)
+    photos = {f"images/ab/ab{i:062x}.jpg": i.to_bytes(4, "big") * 1024 for i in range(1000)}  # (a block each)
+    archive = write_archive(archive, with_manifest({**photos, **files}, json.loads(files[MANIFEST])))
+    room = blocks({**photos, **files}) + 128 * 1024  # (the folders, SQLite's -shm)
+    assert room < archive.stat().st_size
+    sd = current.parent / "sd"
+    ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}/memory; echo rc=$?; "
+                                 f"ls {sd}/memory/images/ab | wc -l", size=f"{room // 1024}k")
+    assert ran.stdout.split()[-2:] == ["rc=0", "1000"], ran.stdout + ran.stderr
+
+
+def test_a_disk_with_room_for_the_memory_but_not_for_sqlites_own_files_is_full_not_a_damaged_archive(archive,
+                                                                                                   current):
+    # the restored database fitted, SQLite's -shm beside it did not as it was checked: "its memory.sqlite cannot be
+    # read (disk I/O error)", as if the archive were damaged (a gzip one: its size tells nothing of its files')
+    gzipped = archive.with_suffix(".tar.gz")
+    gzipped.write_bytes(gzip.compress(archive.read_bytes()))
+    sd = current.parent / "sd"
+    ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {gzipped} --memory {sd}/memory; echo rc=$?; "
+                                 f"ls -A {sd}", size=f"{blocks(members(archive)) // 1024 + 8}k")
+    assert ran.stdout.split() == ["rc=2"], ran.stdout
+    assert ran.stderr == f"edge-rap: {sd}: cannot write the restored memory there (No space left on device); " \
+                         "nothing was changed\n"
+
+
 def test_a_member_larger_than_the_free_room_is_said_before_any_of_it_is_written(archive, current, capsys):
     # an archive whose member declares 10 TB (forged, or a damaged header) filled the device's disk first
     info = tarfile.TarInfo("images/ab/" + "ab" * 32 + ".png")

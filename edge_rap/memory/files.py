@@ -96,11 +96,15 @@ def private_folder(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+#: The room SQLite needs beside a database to open it for a write: its 32 KiB -shm, and the -wal's first pages.
+SQLITE_ROOM = 64 * 1024
+
+
 def nearly_full(where: Path) -> bool:
-    """Whether the disk holding `where` has less room than SQLite needs to open a write (its 32 KiB -shm): SQLite
-    says "disk I/O error", not "full", where it cannot make that file."""
+    """Whether the disk holding `where` has less room than SQLite needs to open a write (`SQLITE_ROOM`): SQLite
+    says "disk I/O error", not "full", where it cannot make its -shm."""
     try:
-        return shutil.disk_usage(where.parent).free < 64 * 1024
+        return shutil.disk_usage(where.parent).free < SQLITE_ROOM
     except OSError:
         return False
 

@@ -20,7 +20,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
@@ -32,9 +32,10 @@ from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRET
     is_member_name, referred, stranger
 from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restorer, \
     restoring_folders
-from edge_rap.memory.files import DATABASE, MEMORY_DATA, foreign_entries, fsync_dir, not_a_folder, stamped
+from edge_rap.memory.files import DATABASE, MEMORY_DATA, SQLITE_ROOM, foreign_entries, fsync_dir, not_a_folder, \
+    stamped
 from edge_rap.memory.holders import held_by, holder
-from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_escape, refuse_newer
+from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_disk_full, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 from edge_rap.userfiles import special_kind
 
@@ -103,7 +104,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     noted = False  # (the note in the memory is this restore's once it writes it; before, another restore's may be there)
     try:
         _refuse_restore_under_way(root, staging)
-        _refuse_more_than_free("the archive", archive.stat().st_size, staging)  # (its members are a little less)
+        _refuse_more_than_free(*_needed(archive, staging), staging)
         manifest = _extract(archive, staging, progress)
         for name in NOT_RESTORED:  # (the device's own stays in place)
             (staging / name).unlink(missing_ok=True)
@@ -221,7 +222,7 @@ def _disown_snapshots(events: Path, source: str, archive: Path) -> None:
         with contextlib.closing(sqlite3.connect(events)) as db, db:
             dropped = db.execute("UPDATE events SET snapshot = NULL WHERE snapshot IS NOT NULL").rowcount
     except sqlite3.Error as e:
-        raise _Refused(archive, f"its event log could not be read ({e})") from None
+        raise _unreadable(archive, events, e) from None
     if dropped:  # the folder quoted: a forged manifest's terminal escapes and line breaks reached the terminal
         log.warning("%s: the restored events show no snapshots: their files are those of the memory it was made of, "
                     "%r (its daemon wrote them), and the backup holds none", archive, source)
@@ -333,7 +334,15 @@ def _check_database(archive: Path, path: Path) -> None:
                     raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the "
                                             "memory's own: a forged backup")
     except sqlite3.Error as e:
-        raise _Refused(archive, f"its {path.name} cannot be read ({e})") from None
+        raise _unreadable(archive, path, e) from None
+
+
+def _unreadable(archive: Path, path: Path, error: sqlite3.Error) -> EdgeRapError:
+    """A restored database SQLite could not open or write: the archive's fault, unless the disk is full (it fitted,
+    but not SQLite's -shm and -wal beside it: "disk I/O error", said as a damaged archive)."""
+    if is_disk_full(error, path):
+        return _not_written(path.parent, "No space left on device")
+    return _Refused(archive, f"its {path.name} cannot be read ({error})")
 
 
 def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
@@ -348,16 +357,40 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
                                     "its name or text, which edge_rap never stores: a forged backup")
 
 
+def _needed(archive: Path, staging: Path) -> tuple[str, int]:
+    """What restoring `archive` takes on the disk, and what it is said as: a plain tar's files, each in whole blocks
+    of the file system, their folders, and the room SQLite needs beside a database it opens (the archive's own size,
+    counted before, held a header and padding per member that are never written, over 1 KB a photo; the -shm, which
+    it left out, was said as a damaged archive); a compressed archive's own size, which cannot tell more unread."""
+    block = _writing_statvfs(staging).f_frsize or 4096
+    size, folders, sqlite = 0, set(), 0
+    try:
+        with tarfile.open(archive, "r:", tarinfo=_Header) as tar:  # (headers only: the data between them is skipped)
+            for info in _read(tar):
+                if info.isreg() and info.name != MANIFEST:
+                    size += -(-info.size // block) * block
+                    sqlite = SQLITE_ROOM if info.name in (DATABASE, EVENTS_DB) else sqlite  # (one open at a time)
+                    if is_member_name(info.name):  # (a forged archive's million folders are not kept in memory)
+                        folders.update(PurePosixPath(info.name).parents[:-1])  # (not ".", `staging`: made)
+    except (tarfile.TarError, EOFError, OSError):  # compressed, cut short or damaged: its reading says which
+        return "the archive", archive.stat().st_size
+    return "the restored memory", size + len(folders) * block + sqlite
+
+
 def _refuse_more_than_free(what: str, size: int, staging: Path) -> None:
     """What cannot fit is said before any of it is written: the whole archive before it is read (a large one took
     minutes to fill the disk), a member as it comes (one that declares terabytes, forged or damaged, filled the
     device's disk first; the disk may also fill meanwhile)."""
-    with _writing(staging):
-        free = os.statvfs(staging)
+    free = _writing_statvfs(staging)
     room = free.f_bavail * free.f_frsize
     if size > room:
         raise EdgeRapError(f"{staging.parent}: {what} is {size} bytes, more than the {room} free there; nothing was "
                            "changed")
+
+
+def _writing_statvfs(staging: Path) -> os.statvfs_result:
+    with _writing(staging):
+        return os.statvfs(staging)
 
 
 def _write_member(source, path: Path, staging: Path) -> Member:
@@ -384,8 +417,11 @@ def _writing(staging: Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise EdgeRapError(f"{staging.parent}: cannot write the restored memory there ({e.strerror}); nothing was "
-                           "changed") from None
+        raise _not_written(staging, e.strerror) from None
+
+
+def _not_written(staging: Path, why: str) -> EdgeRapError:
+    return EdgeRapError(f"{staging.parent}: cannot write the restored memory there ({why}); nothing was changed")
 
 
 def _swap(staging: Path, root: Path, kept: list[str]) -> Path | None:

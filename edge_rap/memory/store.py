@@ -325,9 +325,16 @@ def disk_error(e: OSError, where: Path) -> DeviceError:
     return DeviceError(where, f"cannot write ({e.strerror}); nothing was changed")
 
 
+def is_disk_full(e: sqlite3.Error, where: Path) -> bool:
+    """Whether SQLite's error is a full disk as it meets it: "database or disk is full", or "disk I/O error" where
+    it could not make its -shm."""
+    text = str(e)
+    return "full" in text or ("disk I/O error" in text and nearly_full(where))
+
+
 def sqlite_error(e: sqlite3.Error, where: Path) -> EdgeRapError:
     text = str(e)
-    if "full" in text or ("disk I/O error" in text and nearly_full(where)):  # a full disk as SQLite meets it
+    if is_disk_full(e, where):
         return DiskFullError(where, "disk is full; nothing was changed")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return DeviceError(where, f"memory folder is not writable ({text}); nothing was changed")

@@ -75,11 +75,28 @@ def _width_range(text: str) -> tuple[float, float]:
     return low, high
 
 
-def _settings(args):
+def _settings(args, report: bool = False):
+    """The settings of a command's options; a model given for another job than its option's refused first (not where
+    the command is to `report` it: doctor)."""
     from edge_rap.config import load_settings
 
-    return load_settings(memory=args.memory, embedder=args.embedder, device=args.device,
-                         detector=getattr(args, "detector", None))  # (the commands that recognise take --detector)
+    settings = load_settings(memory=args.memory, embedder=args.embedder, device=args.device,
+                             detector=getattr(args, "detector", None))  # (the commands that recognise take --detector)
+    if not report:
+        _refuse_another_job(args, settings)
+    return settings
+
+
+def _refuse_another_job(args, settings) -> None:
+    """--embedder or --detector given another job's model (the embedder's .onnx as --detector) or a pipe, said before
+    anything else runs: it was said once the memory was found and the embedder loaded, and a file as "give its
+    folder", which was then refused in turn."""
+    from edge_rap.models.cache import ModelCache
+
+    detector = settings.profile.detector if getattr(args, "detector", None) else None  # ("none": none)
+    for given, role in ((args.embedder, "image_embedder"), (detector, "detector")):
+        if given and (why := ModelCache(settings.models).another_job(given, role)) is not None:
+            raise EdgeRapError(why)
 
 
 def _existing_memory(args, settings) -> None:
@@ -255,7 +272,7 @@ def _exit_now(code: int) -> None:
 def cmd_doctor(args) -> int:
     from edge_rap.daemon.doctor import can_recognise, doctor, format_doctor
 
-    report = doctor(_settings(args), run_file=Path(args.config) if args.config else None)
+    report = doctor(_settings(args, report=True), run_file=Path(args.config) if args.config else None)
     print(json.dumps(report) if args.json else format_doctor(report))
     return 0 if can_recognise(report) else 1  # a script sees a device that cannot do its main job
 

@@ -903,6 +903,41 @@ def test_a_detector_given_as_the_embedder_is_named_as_one(tmp_path, monkeypatch,
     assert capsys.readouterr().err == "edge-rap: model yolo is a detector, not an image embedder\n"
 
 
+@pytest.mark.parametrize("option, given, said", [
+    ("--detector", "clip/model.onnx", "clip/model.onnx: a file of model clip, an image embedder, not a detector"),
+    ("--detector", "clip", "model clip is an image embedder, not a detector"),
+    ("--embedder", "yolo/model.onnx", "yolo/model.onnx: a file of model yolo, a detector, not an image embedder"),
+    ("--embedder", "yolo", "model yolo is a detector, not an image embedder")])
+def test_another_jobs_model_is_said_at_once_before_the_memory_is_looked_at(tmp_path, monkeypatch, capsys, option,
+                                                                           given, said):
+    # the embedder's .onnx given as --detector said "a file, give its folder", and that folder, given then, "an image
+    # embedder, not a detector"; and each only once the memory was found (here none) and the embedder loaded
+    from edge_rap import cli
+
+    for name, role in (("clip", "image_embedder"), ("yolo", "detector")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"name": name, "role": role, "files": {}}))
+        (tmp_path / name / "model.onnx").write_bytes(b"onnx")
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, str(tmp_path / given), "--memory",
+                     str(tmp_path / "no-memory")]) == 2
+    assert capsys.readouterr().err == f"edge-rap: {tmp_path / said if '/' in given else said}\n"
+
+
+@pytest.mark.parametrize("option", ["--embedder", "--detector"])
+def test_a_pipe_given_as_a_model_is_said_to_be_one(tmp_path, monkeypatch, capsys, option):
+    # it was "not in the model cache ...; export it with tools/export_clip.py"
+    from edge_rap import cli
+
+    os.mkfifo(tmp_path / "model.onnx")
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(tmp_path / "models"))
+    capsys.readouterr()
+    assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, str(tmp_path / "model.onnx")]) == 2
+    assert capsys.readouterr().err == (f"edge-rap: {tmp_path / 'model.onnx'}: is a pipe, not a model's folder (one "
+                                       "that holds manifest.json)\n")
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

@@ -18,7 +18,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.folders import file_in_the_way, refuse_unmounted
 from edge_rap.memory.files import private_folder
 from edge_rap.scratch import alive
-from edge_rap.userfiles import kind_of
+from edge_rap.userfiles import kind_of, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ DEFAULT_EXPORT_VERSION = 5
 def _remedy(name: str) -> str:
     """What makes a damaged model whole again: the default embedders are exported anew by `models prepare`."""
     return "run `edge-rap models prepare`" if name in DEFAULT_EMBEDDERS else "re-export it"
+
+
+def _job(role: str) -> str:
+    """A role said with its article: "an image embedder", "a detector"."""
+    said = role.replace("_", " ")
+    return f"{'an' if said[:1] in 'aeiou' else 'a'} {said}"
 
 
 def sha256_file(path: Path) -> str:
@@ -111,10 +117,7 @@ class Manifest:
     def require_role(self, role: str) -> None:
         """A model opened for one job ("detector") that was exported for another is a one-line error."""
         if self.role != role:
-            said = self.role.replace("_", " ")
-            article = "an" if said[:1] in "aeiou" else "a"
-            raise EdgeRapError(f"model {self.name} is {article} {said}, not {'an' if role[:1] in 'aeiou' else 'a'} "
-                               f"{role.replace('_', ' ')}")
+            raise EdgeRapError(f"model {self.name} is {_job(self.role)}, not {_job(role)}")
 
     def file_path(self, role: str) -> Path:
         """The file of a role, checked against its sha256 before anything opens it: a partial copy or a
@@ -267,6 +270,8 @@ class ModelCache:
         the job it is wanted for ("detector"), so that a missing one is answered with that kind's models and
         the tool that makes them."""
         candidate = Path(name_or_path)
+        if role is not None and (why := self.another_job(name_or_path, role)) is not None:
+            raise EdgeRapError(why)
         try:
             a_model, a_file, a_folder = (candidate / MANIFEST).exists(), candidate.is_file(), candidate.is_dir()
         except PermissionError as e:  # a folder on its path this account may not search: `sudo -u edge-rap` run in
@@ -307,6 +312,30 @@ class ModelCache:
             log.warning("%s is from an older export whose int8 results differ between CPUs; run `edge-rap models "
                         "prepare` where the export extra is installed", name_or_path)
         return Manifest.load(self.folder(name_or_path))
+
+    def another_job(self, given: str, role: str) -> str | None:
+        """Why the model `given` (a folder, a file in one, a cache name) cannot do the job `role`, where its manifest
+        tells without opening it (another job's model: its file given, a detector's for --embedder, was "a file,
+        give its folder", and that folder then "a detector, not an image embedder"), or it is a pipe or device ("not
+        in the model cache"); else None, left to the lookup (a missing model, a damaged manifest)."""
+        candidate = Path(given)
+        try:
+            if (kind := special_kind(candidate.stat().st_mode)) is not None:
+                return f"{candidate}: is {kind}, not a model's folder (one that holds {MANIFEST})"
+        except OSError:  # (not there, or behind a folder this account may not search: the lookup says which)
+            pass
+        try:
+            a_file = not (candidate / MANIFEST).exists() and candidate.is_file()
+            folder = candidate.parent if a_file else candidate if (candidate / MANIFEST).exists() else \
+                self.folder(given)
+            found = json.loads((folder / MANIFEST).read_text())
+            name, other = str(found["name"]), str(found["role"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        if other == role:
+            return None
+        return (f"{candidate}: a file of model {name}, {_job(other)}, not {_job(role)}" if a_file else
+                f"model {name} is {_job(other)}, not {_job(role)}")
 
     def ensure_default(self, name: str) -> bool:
         """The explicit first-run step: export a default embedder that is missing, outdated or damaged (an

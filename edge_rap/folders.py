@@ -43,6 +43,20 @@ def file_in_the_way(folder: Path) -> Path | None:
     return above if above is not None and not above.is_dir() else None
 
 
+def looping_link(path: Path) -> Path | None:
+    """The link on `path` (it, or a folder above it) that leads back to itself, through others or not, or None: the
+    OS says "Too many levels of symbolic links", and a path through it was said to be a link to nothing, or a
+    traceback."""
+    return next((p for p in (path, *path.parents) if _loops(p)), None)
+
+
+def _loops(link: Path) -> bool:
+    try:
+        return link.is_symlink() and Path(os.path.realpath(link)).is_symlink()  # (realpath stops where a link loops)
+    except OSError:  # (behind a folder this account may not search: `reachable` says so)
+        return False
+
+
 def reachable(path: Path, ask: Callable[[Path], bool]) -> bool:
     """`ask(path)` (Path.exists, Path.is_symlink), or one line where a folder on `path` may not be searched: those
     raise PermissionError there (not False), and a traceback was printed. (A name too long is the CLI's to say.)"""

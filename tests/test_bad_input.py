@@ -630,6 +630,27 @@ def test_a_memory_linked_to_a_folder_that_is_not_there_is_said_so(tmp_path, sett
     assert not (tmp_path / "usb").exists() and not (tmp_path / "b.tar").exists() and link.is_symlink()
 
 
+def test_a_memory_or_archive_through_a_link_that_leads_back_to_itself_is_said_so(tmp_path, settings, capsys):
+    # `--memory` through a link loop was a traceback (remember, concepts, backup: "Too many levels of symbolic
+    # links"), and restore said it was "a link to loop2, which is not there"; a backup file so linked was "no such
+    # backup file"
+    loop, other = tmp_path / "loop1", tmp_path / "loop2"
+    loop.symlink_to(other)
+    other.symlink_to(loop)
+    photo = scene_file(tmp_path / "photos", 1)
+    (tmp_path / "b.tar").write_bytes(b"never read")
+    for memory in (loop, loop / "memory"):
+        for argv in (["remember", "bo", str(photo)], ["concepts"], ["backup", str(tmp_path / "new.tar")],
+                     ["restore", str(tmp_path / "b.tar")]):
+            rc, out, err = run_cli(capsys, [*argv, "--memory", str(memory)])
+            assert_one_line_error(rc, err)
+            assert err == f"edge-rap: {loop}: a link that leads back to itself, not a memory folder (check " \
+                          "--memory)\n" and out == "", argv
+    rc, out, err = run_cli(capsys, ["restore", str(loop / "b.tar"), "--memory", str(tmp_path / "memory")])
+    assert err == f"edge-rap: {loop}: a link that leads back to itself, not a backup file\n" and rc == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "loop1", "loop2", "photos"]
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_command_that_fails_before_its_first_write_makes_no_memory(existed, tmp_path, settings, capsys):
     # an empty folder left behind would be taken by every later command for a memory: a mistyped --memory

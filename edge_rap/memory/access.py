@@ -3,11 +3,13 @@ by a person's own account, and a command run as them says so in one line, naming
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 from pathlib import Path
 
 from edge_rap.errors import DeviceError
+from edge_rap.folders import looping_link
 
 
 def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
@@ -28,6 +30,10 @@ def refuse_unreadable(root: Path, names: tuple[str, ...]) -> None:
             owner = _owner(path)
             raise DeviceError(path, f"this account ({account_name(os.geteuid())}) may not read it: run the command as "
                                     f"the account that owns the memory, or with sudo -u {owner}") from None
+        except OSError as e:  # (a traceback)
+            if e.errno != errno.ELOOP or (loop := looping_link(path)) is None:
+                raise
+            raise DeviceError(loop, "a link that leads back to itself, not a memory folder (check --memory)") from None
 
 
 def locked_too_long(folder: Path, error: Exception) -> bool:

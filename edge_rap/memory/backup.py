@@ -27,7 +27,7 @@ from edge_rap import __version__
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.daemon.log_damage import check_intact, is_damage
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import file_in_the_way, reachable, unmounted
+from edge_rap.folders import file_in_the_way, looping_link, reachable, unmounted
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, referred, stranger
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
@@ -122,8 +122,8 @@ def _dangling_link(target: Path) -> str | None:
                  if reachable(p, Path.is_symlink) and not reachable(p, Path.exists)), None)
     if link is None:
         return None
-    if Path(os.path.realpath(link)).is_symlink():  # (realpath stops where a link loops)
-        return f"{link}: a link that leads back to itself; nothing was written"
+    if (loop := looping_link(link)) is not None:
+        return f"{loop}: a link that leads back to itself; nothing was written"
     return (f"{link}: a link to {os.readlink(link)}, which is not there (a drive not mounted?); nothing was written "
             "(name a path without the link to write there)")
 

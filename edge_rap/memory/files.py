@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.folders import reachable
+from edge_rap.folders import looping_link, reachable
 from edge_rap.userfiles import kind_of
 
 DATABASE = "memory.sqlite"
@@ -70,6 +70,8 @@ def foreign_entries(root: Path) -> list[str]:
 def not_a_folder(path: Path) -> str | None:
     """Why `path`, named as a memory folder, can hold none: a file, or a link to nothing (its drive not mounted:
     read as an empty memory, and `remember` said "cannot write (File exists)")."""
+    if (loop := looping_link(path)) is not None:
+        return f"{loop}: a link that leads back to itself, not a memory folder (check --memory)"
     if reachable(path, Path.is_symlink) and not reachable(path, Path.exists):
         return (f"{path}: a link to {os.readlink(path)}, which is not there (a drive not mounted? else make that "
                 "folder, or check --memory)")

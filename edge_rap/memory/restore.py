@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import is_mount_point, reachable, refuse_unmounted, unmounted
+from edge_rap.folders import is_mount_point, looping_link, reachable, refuse_unmounted, unmounted
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -79,6 +79,8 @@ def restore(archive: Path, root: Path, replace: bool = False,
         kind = "a folder" if archive.is_dir() else special_kind(archive.stat().st_mode) if archive.exists() else None
         if kind:
             raise EdgeRapError(f"{archive}: is {kind}, not a backup file")
+        if (loop := looping_link(archive)) is not None:
+            raise EdgeRapError(f"{loop}: a link that leads back to itself, not a backup file")
         folder = Path(os.path.realpath(archive)).parent  # (a link to the stick's backup: the stick's folder)
         unplugged = unmounted(folder) is not None
         raise EdgeRapError(f"{archive}: no such backup file"

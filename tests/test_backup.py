@@ -1357,6 +1357,15 @@ def test_a_missing_backup_file_or_memory_is_one_line(tmp_path, capsys):
     assert "no memory to back up" in err and not (tmp_path / "c.tar").exists()
 
 
+def test_a_memory_folder_under_a_file_is_said_so(archive, tmp_path, capsys):
+    # `--memory photo.jpg/memory`: "photo.jpg: cannot restore the memory there (File exists)"
+    (tmp_path / "photo.jpg").write_bytes(b"a photo")
+    for memory in (tmp_path / "photo.jpg" / "memory", tmp_path / "photo.jpg" / "a" / "memory"):
+        err = one_line_error(*edge_rap(capsys, "restore", archive, "--memory", memory)[::2])
+        assert err == f"edge-rap: {tmp_path / 'photo.jpg'}: is a file, not a folder; nothing was changed\n"
+    assert (tmp_path / "photo.jpg").read_bytes() == b"a photo"
+
+
 
 # --- what a backup or restore killed outright leaves --------------------------------------------------------------
 

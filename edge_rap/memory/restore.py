@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import is_mount_point, looping_link, reachable, refuse_unmounted, unmounted
+from edge_rap.folders import file_in_the_way, is_mount_point, looping_link, reachable, refuse_unmounted, unmounted
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -37,7 +37,7 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, SQLITE_ROOM, foreign_en
 from edge_rap.memory.holders import held_by, holder
 from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_disk_full, is_escape, refuse_newer
 from edge_rap.scratch import hold, is_unheld, remove_unheld
-from edge_rap.userfiles import special_kind
+from edge_rap.userfiles import kind_of, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ def restore(archive: Path, root: Path, replace: bool = False,
         for killed in killed_restores(root):
             remove_unheld(killed, restorer(killed))
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{RESTORING}{os.getpid()}-", dir=root.parent))
-    except OSError as e:
+    except OSError as e:  # (a file where a folder above it should be was "(File exists)")
+        if (blocking := file_in_the_way(root.parent)) is not None:
+            raise EdgeRapError(f"{blocking}: is {kind_of(blocking)}, not a folder; nothing was changed") from None
         raise EdgeRapError(f"{root.parent}: cannot restore the memory there ({e.strerror}); nothing was changed") \
             from None
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)

@@ -319,18 +319,18 @@ class ModelCache:
         give its folder", and that folder then "a detector, not an image embedder"), or it is a pipe or device ("not
         in the model cache"); else None, left to the lookup (a missing model, a damaged manifest)."""
         candidate = Path(given)
-        try:
-            if (kind := special_kind(candidate.stat().st_mode)) is not None:
+        try:  # (found as `manifest` finds it: a model's folder at the path, else the cache's by name)
+            at_path = (candidate / MANIFEST).exists()
+            by_name = not at_path and self.has(given)
+            if not (at_path or by_name) and (kind := special_kind(candidate.stat().st_mode)) is not None:
                 return f"{candidate}: is {kind}, not a model's folder (one that holds {MANIFEST})"
-        except OSError:  # (not there, or behind a folder this account may not search: the lookup says which)
-            pass
-        try:
-            a_file = not (candidate / MANIFEST).exists() and candidate.is_file()
-            folder = candidate.parent if a_file else candidate if (candidate / MANIFEST).exists() else \
-                self.folder(given)
+            a_file = not (at_path or by_name) and candidate.is_file()
+            if not (at_path or by_name or a_file):
+                return None
+            folder = candidate if at_path else self.folder(given) if by_name else candidate.parent
             found = json.loads((folder / MANIFEST).read_text())
             name, other = str(found["name"]), str(found["role"])
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError):  # (not there, or its manifest unreadable: the lookup says)
             return None
         if other == role:
             return None

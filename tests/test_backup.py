@@ -670,6 +670,16 @@ def test_a_temporary_folder_that_fills_while_the_database_is_copied_is_a_full_di
     assert list(tmp_path.glob("b.tar*")) == []
 
 
+def test_a_name_too_long_for_the_partial_file_is_said_so(household, tmp_path, capsys):
+    # a FILE of 254 bytes, which the file system takes, was "cannot write the backup (File name too long)": the
+    # partial file written first, FILE.partial-<pid>, is longer
+    target = tmp_path / ("b" * 250 + ".tar")
+    err = one_line_error(*edge_rap(capsys, "backup", target, "--memory", household)[::2])
+    assert err == f"edge-rap: {target}: its name is too long for the partial file written first (.partial-<pid> " \
+                  "after it): name it shorter; no backup was written\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("b")] == []
+
+
 def test_a_read_only_destination_is_one_line(household, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

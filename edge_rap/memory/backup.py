@@ -204,6 +204,9 @@ def _write_error(target: Path, e: OSError) -> EdgeRapError:
         return EdgeRapError(f"{target}: the disk is full; no backup was written")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return EdgeRapError(f"{target.parent}: not writable ({e.strerror}); no backup was written")
+    if e.errno == errno.ENAMETOOLONG:  # (a name the file system takes, but not with the partial file's ending)
+        return EdgeRapError(f"{target}: its name is too long for the partial file written first ({PARTIAL}<pid> after "
+                            "it): name it shorter; no backup was written")
     return EdgeRapError(f"{target}: cannot write the backup ({e.strerror}); no backup was written")
 
 

@@ -108,7 +108,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     noted = False  # (the note in the memory is this restore's once it writes it; before, another restore's may be there)
     try:
         _refuse_restore_under_way(root, staging)
-        _refuse_more_than_free(*_needed(archive, staging), staging)
+        _refuse_archive_more_than_free(archive, staging)
         manifest = _extract(archive, staging, progress)
         for name in NOT_RESTORED:  # (the device's own stays in place)
             (staging / name).unlink(missing_ok=True)
@@ -361,12 +361,20 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
                                     "its name or text, which edge_rap never stores: a forged backup")
 
 
-def _needed(archive: Path, staging: Path) -> tuple[str, int]:
+def _refuse_archive_more_than_free(archive: Path, staging: Path) -> None:
+    """What cannot fit said before the archive is read (a large one took minutes to fill the disk). Where the
+    archive's own size leaves room to spare, its files are not weighed: their headers, read one by one, took most of
+    a large archive off an SD card."""
+    free = _writing_statvfs(staging)
+    if archive.stat().st_size + SQLITE_ROOM > free.f_bavail * free.f_frsize:
+        _refuse_more_than_free(*_needed(archive, free.f_frsize or 4096), staging)
+
+
+def _needed(archive: Path, block: int) -> tuple[str, int]:
     """What restoring `archive` takes on the disk, and what it is said as: a plain tar's files, each in whole blocks
     of the file system, their folders, and the room SQLite needs beside a database it opens (the archive's own size,
-    counted before, held a header and padding per member that are never written, over 1 KB a photo; the -shm, which
+    counted alone, held a header and padding per member that are never written, 740 bytes a photo; the -shm, which
     it left out, was said as a damaged archive); a compressed archive's own size, which cannot tell more unread."""
-    block = _writing_statvfs(staging).f_frsize or 4096
     size, folders, sqlite = 0, set(), 0
     try:
         with tarfile.open(archive, "r:", tarinfo=_Header) as tar:  # (headers only: the data between them is skipped)

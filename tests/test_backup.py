@@ -1157,6 +1157,14 @@ def test_an_archive_of_many_small_files_is_restored_where_its_files_fit_though_i
     assert ran.stdout.split()[-2:] == ["rc=0", "1000"], ran.stdout + ran.stderr
 
 
+def test_an_archive_with_room_to_spare_is_read_once(archive, current, monkeypatch, capsys):
+    # its headers, weighed one by one before it is read, read most of a large archive twice off an SD card
+    from edge_rap.memory import restore as restore_module
+
+    monkeypatch.setattr(restore_module, "_needed", lambda *args: pytest.fail("weighed an archive with room to spare"))
+    assert edge_rap(capsys, "restore", archive, "--replace", "--memory", current)[0] == 0
+
+
 def test_a_disk_with_room_for_the_memory_but_not_for_sqlites_own_files_is_full_not_a_damaged_archive(archive,
                                                                                                    current):
     # the restored database fitted, SQLite's -shm beside it did not as it was checked: "its memory.sqlite cannot be

@@ -91,7 +91,7 @@ def alive(pid: int) -> bool:
     """Whether a process `pid` runs (another account's too)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no pid is that large: a name's digits were a traceback)
         return False
     except PermissionError:  # another account's process
         return True

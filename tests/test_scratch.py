@@ -77,3 +77,13 @@ def test_a_private_folder_is_in_this_processs_folder_which_is_made_again_if_remo
     shutil.rmtree(first.parent)  # (systemd-tmpfiles skips it; a person may not)
     again = scratch.private_folder("piper")
     assert again.parent.is_dir() and again.parent != first.parent
+
+
+def test_a_young_file_whose_maker_runs_no_more_is_a_dead_ones_and_a_live_makers_is_not(tmp_path):
+    # a restore killed outright left its folder to the restore started at once after it (a minute's grace); and a
+    # name's pid larger than any (house.tar.partial-99999999999999999999) is no process's, not a traceback
+    young = tmp_path / "young"
+    young.write_bytes(b"half")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert not scratch.is_unheld(young) and not scratch.is_unheld(young, maker=os.getpid())
+    assert scratch.is_unheld(young, maker=int(ended.stdout)) and scratch.is_unheld(young, maker=10 ** 20)

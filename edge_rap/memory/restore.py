@@ -30,8 +30,7 @@ from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
     is_member_name, referred, stranger
-from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restorer, \
-    restoring_folders
+from edge_rap.memory.aside import ASIDE, KEPT_NOTE, RESTORING, finish_killed_restore, restorer, restoring_folders
 from edge_rap.memory.files import DATABASE, MEMORY_DATA, SQLITE_ROOM, foreign_entries, fsync_dir, not_a_folder, \
     stamped
 from edge_rap.memory.holders import held_by, holder
@@ -375,18 +374,18 @@ def _needed(archive: Path, block: int) -> tuple[str, int]:
     of the file system, their folders, and the room SQLite needs beside a database it opens (the archive's own size,
     counted alone, held a header and padding per member that are never written, 740 bytes a photo; the -shm, which
     it left out, was said as a damaged archive); a compressed archive's own size, which cannot tell more unread."""
-    size, folders, sqlite = 0, set(), 0
+    size, folders, databases = 0, set(), False
     try:
         with tarfile.open(archive, "r:", tarinfo=_Header) as tar:  # (headers only: the data between them is skipped)
             for info in _read(tar):
                 if info.isreg() and info.name != MANIFEST:
                     size += -(-info.size // block) * block
-                    sqlite = SQLITE_ROOM if info.name in (DATABASE, EVENTS_DB) else sqlite  # (one open at a time)
+                    databases = databases or info.name in (DATABASE, EVENTS_DB)
                     if is_member_name(info.name):  # (a forged archive's million folders are not kept in memory)
                         folders.update(PurePosixPath(info.name).parents[:-1])  # (not ".", `staging`: made)
     except (tarfile.TarError, EOFError, OSError):  # compressed, cut short or damaged: its reading says which
         return "the archive", archive.stat().st_size
-    return "the restored memory", size + len(folders) * block + sqlite
+    return "the restored memory", size + len(folders) * block + (SQLITE_ROOM if databases else 0)  # (one at a time)
 
 
 def _refuse_more_than_free(what: str, size: int, staging: Path) -> None:

@@ -2762,3 +2762,21 @@ def test_names_in_brackets_are_not_heard_across_them():
     assert match_names("Where is <salt_and_pepper>?", names).names == ["salt_and_pepper"]
     assert parse("Forget <salt> and <pepper>.", names)[1] == (
         "I forget one at a time: say forget <salt>, then forget <pepper>.")
+
+
+def test_a_name_of_letters_joined_by_and_is_heard_only_as_its_letters():
+    # Before: <M&M>, said "m and m", was heard in "Where were Tim and me?" and asked of by "Forget Tim and me.", and
+    # <R&B> in "Is Ron and Bea home?": the spelling of three words alike was enough, though the name is two letters
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    names = ["bo", "M&M", "R&B"]
+    for said in ("Where were Tim and me?", "Where is Mum and Me?", "Are Sam and Em in?", "Is Ron and Ra home?",
+                 "Where is N and M?"):
+        assert not match_names(said, names).names, said
+    assert parse("Forget Tim and me.", names)[1] == "I don't know 'Tim and me', so there is nothing to forget."
+    for said, heard in (("Where are M and M?", "M&M"), ("Where are em and em?", "M&M"), ("Where is M&M?", "M&M"),
+                        ("Where are the M&Ms?", "M&M"), ("Where is R and B?", "R&B"), ("Is ar and bee home?", "R&B")):
+        assert match_names(said, names).names == [heard], said
+    assert match_names("Is the em and es bag here?", ["M&S bag"]).names == ["M&S bag"]
+

@@ -47,6 +47,11 @@ NUMBERS = {word: str(i) for i, word in enumerate(
 NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
                 "ninety": "90", "hundred": "100"})
 AMPERSAND = "&"  # said "and": "Salt & Pepper" is <salt_and_pepper>, and "Salt and Pepper" is <Salt & Pepper>
+# The names of letters, as whisper writes one said alone: "em and em" is <M&M>, "ar and bee" <R&B>
+LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": "f", "eff": "f", "gee": "g",
+                "aitch": "h", "haitch": "h", "jay": "j", "kay": "k", "el": "l", "ell": "l", "em": "m", "en": "n",
+                "pee": "p", "cue": "q", "ar": "r", "es": "s", "ess": "s", "tee": "t", "vee": "v", "ex": "x", "wye": "y",
+                "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
 
@@ -298,8 +303,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
-                if _loose_and(said, form):
-                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>
+                if _loose_and(said, form) or _not_the_letters(said, form):
+                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
+                    # "Tim and me" (its words no letters)
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -350,6 +356,26 @@ def _loose_and(said: str, form: str) -> bool:
     <M&M> and "Al and Bo" <A&W>. <and> itself, said "and", is heard."""
     first, last = said.split(" ")[0], said.split(" ")[-1]
     return first == "and" != form.split(" ")[0] or last == "and" != form.split(" ")[-1]
+
+
+def _not_the_letters(said: str, form: str) -> bool:
+    """Whether words `said` are not the letters of a name of letters joined by "and" (<M&M>, "m and m"; <R&B>): each
+    must be its letter, or that letter's name ("em and em", "ar and bee"; the last one's plural, "M&Ms", too). By
+    spelling alone, "Tim and me" and "Mum and me" were <M&M>, "Ron and Bea" <R&B>."""
+    letters = form.split(" ")
+    if not any(len(w) == 1 and w.isalpha() and "and" in letters[max(k - 1, 0):k + 2] for k, w in enumerate(letters)):
+        return False
+    words = said.split(" ")
+    return len(words) != len(letters) or any(
+        len(letter) == 1 and letter.isalpha() and _letter(word, last=k == len(words) - 1) != letter
+        for k, (word, letter) in enumerate(zip(words, letters)))
+
+
+def _letter(word: str, last: bool) -> str | None:
+    """The letter a word says: itself, its name ("em"), or, last, its plural or possessive ("Ms", "M's")."""
+    if len(word) == 1 or word in LETTER_NAMES:
+        return LETTER_NAMES.get(word, word)
+    return word[0] if last and word[1:] in ("s", "'s") and word not in COMMON else None
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

@@ -2780,3 +2780,21 @@ def test_a_name_of_letters_joined_by_and_is_heard_only_as_its_letters():
         assert match_names(said, names).names == [heard], said
     assert match_names("Is the em and es bag here?", ["M&S bag"]).names == ["M&S bag"]
 
+
+def test_a_list_and_between_words_is_no_name_of_and():
+    # Before: of <and>, a cat, "Where are Bo and Max?" named it between them ("I haven't seen <and> yet"), and "Forget
+    # Bo and And." asked of <bo> alone, the name cut out as a list's word; a list's "and" is <and> only where written
+    # as a name: capitalised within a sentence, in <brackets>, or with nothing after it
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    kinds = {"bo": "dog", "and": "cat", "max": "dog"}
+    for said, heard in (("Where are Bo and Max?", ["bo", "max"]), ("Is Bo & Max home?", ["bo", "max"]),
+                        ("And where is Bo?", ["bo"]), ("Where is And?", ["and"]), ("where is and", ["and"]),
+                        ("Are Bo and And home?", ["bo", "and"]), ("Is <and> home?", ["and"])):
+        assert match_names(said, list(kinds)).names == heard, said
+    for said, line in (("Forget Bo and And.", "<bo>, then forget <and>"), ("Forget And and Bo.", "<and>, then forget "
+                                                                                                 "<bo>")):
+        assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {line}.", said
+    assert parse("Forget And.", list(kinds), kinds)[1] == "Shall I forget <and>? Say yes or no."
+

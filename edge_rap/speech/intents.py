@@ -275,9 +275,11 @@ def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> t
 def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
     """Where a list of names to forget is cut ("Bo, Max and Teddy"): at each comma, "and" or "&" that is not inside
     a known name heard ("Bo and Salt and Pepper" of <salt_and_pepper>: <bo> and it, not 'Salt' or 'Pepper'), between
-    its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>."""
+    its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>; nor at one that is a name
+    heard, <and>, a cat ("Forget Bo and And.")."""
     held = [(h.start, h.end) for h in _heard(said, names).heard]
-    return [m for m in _LIST.finditer(said) if not any(a < m.start() and m.end() < b for a, b in held)]
+    return [m for m in _LIST.finditer(said)
+            if not any(a < m.start() and m.end() < b or (a, b) == m.span() for a, b in held)]
 
 
 def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:

@@ -303,9 +303,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
-                if _loose_and(said, form) or _not_the_letters(said, form):
+                if _loose_and(said, form) or _not_the_letters(said, form) or _list_and(text, words, i, form, opening):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
-                    # "Tim and me" (its words no letters)
+                    # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -376,6 +376,17 @@ def _letter(word: str, last: bool) -> str | None:
     if len(word) == 1 or word in LETTER_NAMES:
         return LETTER_NAMES.get(word, word)
     return word[0] if last and word[1:] in ("s", "'s") and word not in COMMON else None
+
+
+def _list_and(text: str, words: list[tuple[str, int, int]], i: int, form: str, opening: re.Pattern) -> bool:
+    """Whether the word "and" (or "&") at words[i] joins what follows it in its clause to what was said, rather than
+    names <and>: not where written as a name (capitalised within a sentence, or in <brackets>). "Is Bo and Max home?"
+    and "And where is Bo?" named <and>, a cat; "Forget Bo and And." and "Where is And?" name it."""
+    if form != "and" or words[i][0] != "and" or i == len(words) - 1:
+        return False
+    start = words[i][1]
+    named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
+    return not named and not re.search(r"[,.;:!?]", text[words[i][2]:words[i + 1][1]])
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

@@ -2798,3 +2798,19 @@ def test_a_list_and_between_words_is_no_name_of_and():
         assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {line}.", said
     assert parse("Forget And.", list(kinds), kinds)[1] == "Shall I forget <and>? Say yes or no."
 
+
+def test_an_n_between_words_is_heard_as_and():
+    # Before: of <rock_and_roll>, "Forget Rock 'n' Roll." (as whisper writes it) said "I don't know", and of <rock> too
+    # "Where is Rock 'n' Roll?" was about <rock>; and <rock_n_roll> beside <rock_and_roll> was not asked of
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import match_names
+
+    kinds = {"bo": "dog", "rock": "dog", "rock_and_roll": "cat"}
+    for said in ("Forget Rock 'n' Roll.", "Forget Rock ’n’ Roll.", "Forget Rock n Roll."):
+        assert parse(said, list(kinds), kinds)[1] == "Shall I forget <rock_and_roll>? Say yes or no.", said
+    assert match_names("Where is Rock 'n' Roll?", list(kinds)).names == ["rock_and_roll"]
+    assert parse("Forget Rock 'n' Roll.", ["rock_n_roll", "rock_and_roll"])[1] == (
+        "Did you mean <rock_n_roll> or <rock_and_roll>?")
+    for said, names in (("Where is Jay N?", ["jay_n"]), ("Are Jay N and Bo in?", ["jay_n", "bo"]),
+                        ("Is 'n home?", ["'n"])):  # a letter of its own
+        assert match_names(said, [*names, "max"]).names == names, said

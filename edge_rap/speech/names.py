@@ -189,8 +189,8 @@ def _word_pattern() -> re.Pattern:
 def _words(text: str) -> list[tuple[str, int, int]]:
     """(word in lower case without a possessive ending, start, end of that part) for each word; in a script
     written without spaces each character is a word ("李小龙在哪里"), so that a name is found as a run of them."""
-    out = []
-    for m in _word_pattern().finditer(straight_apostrophes(text)):  # one character for one: spans are the text's
+    out, straight = [], straight_apostrophes(text)
+    for m in _word_pattern().finditer(straight):  # one character for one: spans are the text's
         word = m.group(0)
         for piece, offset in pieces(_stem(word)):
             start = m.start() + offset
@@ -198,7 +198,17 @@ def _words(text: str) -> list[tuple[str, int, int]]:
                 said = "and" if part == AMPERSAND else fold(part).translate(JOINERS)
                 out.append((NUMBERS.get(said, said), start, start + len(part)))
                 start += len(part)
-    return _compounds(out)
+    read = _said_and([w for w, _, _ in out])  # but an "'n" with no apostrophe after it, as <'n> is written
+    return _compounds([(said if straight[start - 1:start] != "'" or straight[end:end + 1] == "'" else word, start, end)
+                       for said, (word, start, end) in zip(read, out)])
+
+
+def _said_and(words: list[str]) -> list[str]:
+    """The words with an "n" between two words read "and", as it is said: "Rock 'n' Roll" is "Rock and Roll", in
+    what is said and in a name (<rock_n_roll>), though "Jay N" keeps its letter."""
+    return ["and" if word == "n" and 0 < k < len(words) - 1
+            and all(len(w) > 1 and w.isalpha() and w != "and" for w in words[k - 1:k + 2:2]) else word
+            for k, word in enumerate(words)]
 
 
 def _by_length(forms: dict[str, str]) -> dict[int, list[str]]:
@@ -243,9 +253,10 @@ def heard_as(name: str) -> str:
     an apostrophe that does not stand between letters ("f'" is said "f", "'n" is "n": a word has none at its ends, and
     a name with one there was never heard, not even typed <f'> or <'n>). Two names heard alike are told apart only in
     <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`). A number's possessive ending is
-    not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and"."""
+    not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and", as is an "n"
+    between words (<rock_n_roll>)."""
     said = " ".join(fold(spoken_form(name)).replace(AMPERSAND, " and ").split())  # "M&S" is said "M and S"
-    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")]
+    words = _said_and([POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")])
     return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
 
 

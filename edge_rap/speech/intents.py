@@ -66,8 +66,11 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is" + _NAME + r"\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 # a yes in a no's words, alone or after a yes; spaces only between them: "No, problem is, it's the cat" is a no
 _NO_PROBLEM = r"no\s+(?:problem|worries)|not\s+a\s+problem"
-_YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
-                  r"absolutely|definitely|of course|" + _NO_PROBLEM + r")\b", re.I)
+_YES_WORD = (r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|absolutely|definitely|"
+             r"of course)")
+_YES = re.compile(_LEAD + r"(?P<yes>" + _YES_WORD + "|" + _NO_PROBLEM + r")\b", re.I)
+# a yes said after the command's name, in its utterance ("Forget Bo. Yes."): given before it was asked, no answer
+_YES_SAID = re.compile(r"[,.;!?]\s*(?:(?:please\W+)?" + _YES_WORD + r"\b\W*)+$", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
@@ -216,11 +219,12 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
 
 
 def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """A command's name as meant, and the words last taken back: hesitations left out (`_fluent`), and after a name
-    taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not
-    a <bo> asked or a <luna_no> remembered). `listed`: a forget's categories, whose words may list names: a take-back
+    """A command's name as meant, and the words last taken back: a yes said after it left out ("Bo. Yes.": asked
+    all the same, not yet answered), hesitations too (`_fluent`), and after a name taken back what follows ("Bo, no,
+    Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not a <bo> asked or a <luna_no>
+    remembered). `listed`: a forget's categories, whose words may list names: a take-back
     there takes back the last of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
-    said = _fluent(said, names)
+    said = _fluent(_YES_SAID.sub("", said) or said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""

@@ -2814,3 +2814,21 @@ def test_an_n_between_words_is_heard_as_and():
     for said, names in (("Where is Jay N?", ["jay_n"]), ("Are Jay N and Bo in?", ["jay_n", "bo"]),
                         ("Is 'n home?", ["'n"])):  # a letter of its own
         assert match_names(said, [*names, "max"]).names == names, said
+
+
+def test_a_forget_of_a_concept_named_like_a_take_back_asks_of_it_and_a_take_back_says_how():
+    # "Forget Wait." and "Forget No." of dogs <wait> and <no> ask of them (a take-back needs a name before it). "Forget
+    # Bo, no." is still taken back (a list of the two would be refused as well, and nothing is done either way); before,
+    # it said only "OK, I will not forget <bo>." and left the owner of <no> to guess how to forget it
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "wait": "dog", "no": "dog"}
+    for said, name in (("Forget Wait.", "wait"), ("Forget No.", "no"), ("forget no", "no"), ("Forget, um, No.", "no")):
+        assert parse(said, list(kinds), kinds)[1] == f"Shall I forget <{name}>? Say yes or no.", said
+    for said, line in (("Forget Bo, no.", "OK, I will not forget <bo>. To forget <no>, say forget <no>."),
+                       ("Forget Bo. Wait.", "OK, I will not forget <bo>. To forget <wait>, say forget <wait>."),
+                       ("Forget No, no.", "OK, I will not forget <no>."),
+                       ("Forget Bo, never mind.", "OK, I will not forget <bo>.")):
+        command, told = parse(said, list(kinds), kinds)
+        assert (command.state, told) == ("refused", line), said
+    assert parse("Forget Bo, no.", ["bo"])[1] == "OK, I will not forget <bo>."  # no <no>: nothing more to say

@@ -174,7 +174,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     if m := _FORGET.match(text):
         words, dropped = _meant(m.group("name"), names, kinds)
         if not words:
-            return _taken_back("forget", dropped, names, kinds)
+            return _taken_back("forget", dropped, names, kinds, m.group("name"))
         if dropped and looks_like_command(words):  # "Forget Bo, no, forget Max."
             return parse(words, names, kinds)
         words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
@@ -286,14 +286,19 @@ def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
             if not any(a < m.start() and m.end() < b or (a, b) == m.span() for a, b in held)]
 
 
-def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str],
+                whole: str = "") -> tuple[Command, str]:
     """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
-    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>)."""
+    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>). A take-back that is a
+    concept's name in the `whole` words of a forget ("Forget Bo, no." of a dog <no>) is taken back all the same (a
+    list of two would be refused too), and how to forget that one is said."""
     again = parse(said, names, categories)[0] if looks_like_command(said) else None
     said = _timeless(said, names, categories)  # "Luna, I mean it, no.": <luna>
     name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
     command = replace(again, state="refused", ambiguous=None) if again else Command(action, name, "refused")
-    return command, f"OK, I will not {command.doing}."
+    named = [h.name for h in _heard(whole, names).heard if re.fullmatch(_TAKE_BACK_WORD, h.words, re.I)]
+    also = f" To forget <{named[-1]}>, say forget <{named[-1]}>." if named and named[-1] != command.name else ""
+    return command, f"OK, I will not {command.doing}.{also}"
 
 
 def _heard(said: str, names: list[str]) -> Names:

@@ -2634,7 +2634,7 @@ def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
     for said, name in (("Remember this as Umm Kulthum.", "umm_kulthum"), ("Remember this as Mister Um.", "mister_um"),
                        ("Remember this as Xiao Er, please.", "xiao_er"), ("Remember this as, Um, Pip.", "pip"),
                        ("Remember this as Pip, Erm.", "pip"), ("Remember this as um Pip.", "pip"),
-                       ("remember this as umm kulthum", "kulthum"), ("remember this as um my keys", "keys")):  # typed
+                       ("remember this as um my keys", "keys")):  # all in lower case: "umm kulthum" asks, below
         command, _ = parse(said, ["bo"], {"bo": "dog"})
         assert (command.action, command.name, command.state) == ("remember", name, "asked"), said
     assert parse("Remember this as Mister Um, no.", ["bo"])[1] == "OK, I will not remember this as <mister_um>."
@@ -2832,3 +2832,23 @@ def test_a_forget_of_a_concept_named_like_a_take_back_asks_of_it_and_a_take_back
         command, told = parse(said, list(kinds), kinds)
         assert (command.state, told) == ("refused", line), said
     assert parse("Forget Bo, no.", ["bo"])[1] == "OK, I will not forget <bo>."  # no <no>: nothing more to say
+
+
+def test_a_hesitation_starting_a_new_name_in_lower_case_asks_which_name():
+    # Before: "remember this as umm kulthum" (all in lower case, whose case tells no hesitation from a name's word)
+    # offered <kulthum>, the "umm" left out as whisper's "umm": the name meant may be either, so which one is asked,
+    # and the choice is asked again in <brackets>; a capital, a comma or an owner's word still tells
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified
+
+    said = "remember this as umm kulthum"
+    command, line = parse(said, ["bo"])
+    assert (command.state, line) == ("refused", "Did you mean <umm_kulthum> or <kulthum>?")
+    asked = Reply(line, "clarify", [], said, [list(command.ambiguous.names)], said=command.ambiguous.words)
+    for answer, name in (("The first one.", "umm_kulthum"), ("Umm Kulthum.", "umm_kulthum"), ("Kulthum.", "kulthum")):
+        assert parse(clarified(asked, answer), ["bo"])[1] == f"Shall I remember this as <{name}>? Say yes or no."
+    for said, name in (("Remember this as Umm Kulthum.", "umm_kulthum"), ("Remember this as umm Kulthum.", "kulthum"),
+                       ("Remember this as, um, Luna.", "luna"), ("remember this as, um, luna", "luna"),
+                       ("remember this as um my keys", "keys"), ("Remember this as um Pip.", "pip")):
+        assert parse(said, ["bo"])[1] == f"Shall I remember this as <{name}>? Say yes or no.", said
+    assert parse("remember this as umm bo", ["bo"])[0].action == "add"  # a known name after it: that one

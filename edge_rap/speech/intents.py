@@ -169,6 +169,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
+        if not dropped and (whole := _hesitant_start(m.group("name"))):  # "umm kulthum": a hesitation, or a name's?
+            return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
@@ -248,6 +250,19 @@ def _fluent(said: str, names: list[str]) -> str:
     plain = _without(said, [m for m in free if m.group("word").islower() or _set_off(said, m)])
     return next((words for words in ([every] if _heard(every, names).heard else []) + [plain] if stored_form(words)),
                 said)
+
+
+def _hesitant_start(said: str) -> str | None:
+    """The words of a new name, where they start with a word spelled as a hesitation that `_fluent` leaves out but
+    their case cannot tell from a name's own: all in lower case, as typed ("umm kulthum": <umm_kulthum>, or <kulthum>
+    after an "umm"?), the hesitation not set off by a comma and before a word of the name ("um my keys" is <keys>);
+    else None. Which one is meant is asked."""
+    words = said.strip(" .!?")
+    first = _HESITATION.match(words)
+    rest = words[first.end():].split() if first and not first.group("after").strip() else []
+    if words.lower() != words or "<" in words or not rest or is_common(rest[0]) or len(rest) >= MAX_NAME_WORDS:
+        return None
+    return words
 
 
 def _set_off(said: str, hesitation: re.Match) -> bool:

@@ -224,8 +224,8 @@ def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None)
     """A command's name as meant, and the words last taken back: a yes said after it left out ("Bo. Yes.": asked
     all the same, not yet answered), hesitations too (`_fluent`), and after a name taken back what follows ("Bo, no,
     Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not a <bo> asked or a <luna_no>
-    remembered). `listed`: a forget's categories, whose words may list names: a take-back
-    there takes back the last of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
+    remembered). `listed`: a forget's categories, whose words may list names: a take-back there takes back the last
+    of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
     said = _fluent(_YES_SAID.sub("", said) or said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
@@ -254,9 +254,9 @@ def _fluent(said: str, names: list[str]) -> str:
 
 def _hesitant_start(said: str) -> str | None:
     """The words of a new name, where they start with a word spelled as a hesitation that `_fluent` leaves out but
-    their case cannot tell from a name's own: all in lower case, as typed ("umm kulthum": <umm_kulthum>, or <kulthum>
-    after an "umm"?), the hesitation not set off by a comma and before a word of the name ("um my keys" is <keys>);
-    else None. Which one is meant is asked."""
+    their case cannot tell from a name's own: all in lower case, as whisper seldom writes a name ("umm kulthum":
+    <umm_kulthum>, or <kulthum> after an "umm"?), the hesitation not set off by a comma and before a word of the name
+    ("um my keys" is <keys>); else None. Which one is meant is asked."""
     words = said.strip(" .!?")
     first = _HESITATION.match(words)
     rest = words[first.end():].split() if first and not first.group("after").strip() else []

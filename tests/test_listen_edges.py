@@ -552,6 +552,29 @@ def test_a_recordings_brisk_yes_after_its_command_is_heard_but_not_after_a_quest
         iter(pieces(loud(1.0), quiet(1.0), brisk, quiet(1.0))))
     assert turn.transcript == "Where is Bo?"  # nothing awaited: as long a sound is still a click
 
+def test_a_yes_said_with_the_command_is_not_its_answer():
+    # Before: "Forget Bo. Yes." said as one utterance (no pause for the question) said "I don't know 'Bo. Yes', so
+    # there is nothing to forget", "Remember this as Pip, yes." asked to remember <pip_yes> and "This is also Bo. Yes."
+    # went to the assistant as a question. Now each is asked, and a yes said before the device asked is no answer: a
+    # recording with nothing after it cancels, a microphone waits for the next utterance
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.listen import Listener
+
+    for said, line in (("Forget Bo. Yes.", "Shall I forget <bo>? Say yes or no."),
+                       ("Remember this as Pip, yes.", "Shall I remember this as <pip>? Say yes or no."),
+                       ("This is also Bo. Yes, do it.", "Shall I add this as another photo of <bo>? Say yes or no.")):
+        command, told = parse(said, ["bo"])
+        assert (command.state, told) == ("asked", line), said
+    home, room = Forgetful("bo"), Room()
+    turn = Listener(home, Scripted("Forget Bo. Yes."), vad, room).push_to_talk(iter(pieces(loud(1.0), quiet(1.0))))
+    assert turn.command.state == "cancelled" and home.forgotten == []
+    assert room.said == ["Shall I forget <bo>? Say yes or no.", "I heard no answer, so I will not forget <bo>."]
+    home = Forgetful("bo")  # on a microphone, the yes after the question
+    turn = Listener(home, Scripted("Forget Bo. Yes.", "Yes."), vad, Room()).push_to_talk(
+        iter(pieces(loud(1.0), quiet(1.0), loud(0.5), quiet(1.0))), first_only=True)
+    assert turn.command.state == "done" and home.forgotten == ["bo"]
+
+
 def test_push_to_talk_hears_speech_that_starts_just_before_its_wait_ends():
     # Before: the wait saw speech only at barge-in, `barge_in_ms` after it started: a question or a "No." begun in
     # the wait's last 160 ms was cut off there and the turn timed out. A click then is still no speech.

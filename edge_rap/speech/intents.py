@@ -66,8 +66,11 @@ _ADD = (re.compile(_LEAD + r"(?:add\W+(?:this|that|it)\W+to|this\W+is\W+also|(?:
 _TOO_AS_TWO = re.compile(_LEAD + r"this\W+is" + _NAME + r"\W*(?:2|\btwo)\W*$", re.I)  # whisper: "this is Bo2"
 # a yes in a no's words, alone or after a yes; spaces only between them: "No, problem is, it's the cat" is a no
 _NO_PROBLEM = r"no\s+(?:problem|worries)|not\s+a\s+problem"
-_YES = re.compile(_LEAD + r"(?P<yes>yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|"
-                  r"absolutely|definitely|of course|" + _NO_PROBLEM + r")\b", re.I)
+_YES_WORD = (r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go ahead|please do|absolutely|definitely|"
+             r"of course)")
+_YES = re.compile(_LEAD + r"(?P<yes>" + _YES_WORD + "|" + _NO_PROBLEM + r")\b", re.I)
+# a yes said after the command's name, in its utterance ("Forget Bo. Yes."): given before it was asked, no answer
+_YES_SAID = re.compile(r"[,.;!?]\s*(?:(?:please\W+)?" + _YES_WORD + r"\b\W*)+$", re.I)
 _NOTHING = re.compile(r"\W*(?:(?:" + FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
@@ -166,12 +169,14 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
+        if not dropped and (whole := _hesitant_start(m.group("name"))):  # "umm kulthum": a hesitation, or a name's?
+            return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
     if m := _FORGET.match(text):
         words, dropped = _meant(m.group("name"), names, kinds)
         if not words:
-            return _taken_back("forget", dropped, names, kinds)
+            return _taken_back("forget", dropped, names, kinds, m.group("name"))
         if dropped and looks_like_command(words):  # "Forget Bo, no, forget Max."
             return parse(words, names, kinds)
         words = _timeless(words, names, kinds)  # "Forget Bo now.": when, no more of a name
@@ -216,11 +221,12 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
 
 
 def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """A command's name as meant, and the words last taken back: hesitations left out (`_fluent`), and after a name
-    taken back what follows ("Bo, no, Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not
-    a <bo> asked or a <luna_no> remembered). `listed`: a forget's categories, whose words may list names: a take-back
-    there takes back the last of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
-    said = _fluent(said, names)
+    """A command's name as meant, and the words last taken back: a yes said after it left out ("Bo. Yes.": asked
+    all the same, not yet answered), hesitations too (`_fluent`), and after a name taken back what follows ("Bo, no,
+    Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not a <bo> asked or a <luna_no>
+    remembered). `listed`: a forget's categories, whose words may list names: a take-back there takes back the last
+    of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
+    said = _fluent(_YES_SAID.sub("", said) or said, names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""
@@ -244,6 +250,19 @@ def _fluent(said: str, names: list[str]) -> str:
     plain = _without(said, [m for m in free if m.group("word").islower() or _set_off(said, m)])
     return next((words for words in ([every] if _heard(every, names).heard else []) + [plain] if stored_form(words)),
                 said)
+
+
+def _hesitant_start(said: str) -> str | None:
+    """The words of a new name, where they start with a word spelled as a hesitation that `_fluent` leaves out but
+    their case cannot tell from a name's own: all in lower case, as whisper seldom writes a name ("umm kulthum":
+    <umm_kulthum>, or <kulthum> after an "umm"?), the hesitation not set off by a comma and before a word of the name
+    ("um my keys" is <keys>); else None. Which one is meant is asked."""
+    words = said.strip(" .!?")
+    first = _HESITATION.match(words)
+    rest = words[first.end():].split() if first and not first.group("after").strip() else []
+    if words.lower() != words or "<" in words or not rest or is_common(rest[0]) or len(rest) >= MAX_NAME_WORDS:
+        return None
+    return words
 
 
 def _set_off(said: str, hesitation: re.Match) -> bool:
@@ -275,19 +294,26 @@ def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> t
 def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
     """Where a list of names to forget is cut ("Bo, Max and Teddy"): at each comma, "and" or "&" that is not inside
     a known name heard ("Bo and Salt and Pepper" of <salt_and_pepper>: <bo> and it, not 'Salt' or 'Pepper'), between
-    its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>."""
+    its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>; nor at one that is a name
+    heard, <and>, a cat ("Forget Bo and And.")."""
     held = [(h.start, h.end) for h in _heard(said, names).heard]
-    return [m for m in _LIST.finditer(said) if not any(a < m.start() and m.end() < b for a, b in held)]
+    return [m for m in _LIST.finditer(said)
+            if not any(a < m.start() and m.end() < b or (a, b) == m.span() for a, b in held)]
 
 
-def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str],
+                whole: str = "") -> tuple[Command, str]:
     """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
-    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>)."""
+    before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>). A take-back that is a
+    concept's name in the `whole` words of a forget ("Forget Bo, no." of a dog <no>) is taken back all the same (a
+    list of two would be refused too), and how to forget that one is said."""
     again = parse(said, names, categories)[0] if looks_like_command(said) else None
     said = _timeless(said, names, categories)  # "Luna, I mean it, no.": <luna>
     name = _whole_name(said, _heard(said, names), categories) or stored_form(said)
     command = replace(again, state="refused", ambiguous=None) if again else Command(action, name, "refused")
-    return command, f"OK, I will not {command.doing}."
+    named = [h.name for h in _heard(whole, names).heard if re.fullmatch(_TAKE_BACK_WORD, h.words, re.I)]
+    also = f" To forget <{named[-1]}>, say forget <{named[-1]}>." if named and named[-1] != command.name else ""
+    return command, f"OK, I will not {command.doing}.{also}"
 
 
 def _heard(said: str, names: list[str]) -> Names:

@@ -47,6 +47,11 @@ NUMBERS = {word: str(i) for i, word in enumerate(
 NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
                 "ninety": "90", "hundred": "100"})
 AMPERSAND = "&"  # said "and": "Salt & Pepper" is <salt_and_pepper>, and "Salt and Pepper" is <Salt & Pepper>
+# The names of letters, as whisper writes one said alone: "em and em" is <M&M>, "ar and bee" <R&B>
+LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": "f", "eff": "f", "gee": "g",
+                "aitch": "h", "haitch": "h", "jay": "j", "kay": "k", "el": "l", "ell": "l", "em": "m", "en": "n",
+                "pee": "p", "cue": "q", "ar": "r", "es": "s", "ess": "s", "tee": "t", "vee": "v", "ex": "x", "wye": "y",
+                "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
 
@@ -184,8 +189,8 @@ def _word_pattern() -> re.Pattern:
 def _words(text: str) -> list[tuple[str, int, int]]:
     """(word in lower case without a possessive ending, start, end of that part) for each word; in a script
     written without spaces each character is a word ("李小龙在哪里"), so that a name is found as a run of them."""
-    out = []
-    for m in _word_pattern().finditer(straight_apostrophes(text)):  # one character for one: spans are the text's
+    out, straight = [], straight_apostrophes(text)
+    for m in _word_pattern().finditer(straight):  # one character for one: spans are the text's
         word = m.group(0)
         for piece, offset in pieces(_stem(word)):
             start = m.start() + offset
@@ -193,7 +198,17 @@ def _words(text: str) -> list[tuple[str, int, int]]:
                 said = "and" if part == AMPERSAND else fold(part).translate(JOINERS)
                 out.append((NUMBERS.get(said, said), start, start + len(part)))
                 start += len(part)
-    return _compounds(out)
+    read = _said_and([w for w, _, _ in out])  # but an "'n" with no apostrophe after it, as <'n> is written
+    return _compounds([(said if straight[start - 1:start] != "'" or straight[end:end + 1] == "'" else word, start, end)
+                       for said, (word, start, end) in zip(read, out)])
+
+
+def _said_and(words: list[str]) -> list[str]:
+    """The words with an "n" between two words read "and", as it is said: "Rock 'n' Roll" is "Rock and Roll", in
+    what is said and in a name (<rock_n_roll>), though "Jay N" keeps its letter."""
+    return ["and" if word == "n" and 0 < k < len(words) - 1
+            and all(len(w) > 1 and w.isalpha() and w != "and" for w in words[k - 1:k + 2:2]) else word
+            for k, word in enumerate(words)]
 
 
 def _by_length(forms: dict[str, str]) -> dict[int, list[str]]:
@@ -238,9 +253,10 @@ def heard_as(name: str) -> str:
     an apostrophe that does not stand between letters ("f'" is said "f", "'n" is "n": a word has none at its ends, and
     a name with one there was never heard, not even typed <f'> or <'n>). Two names heard alike are told apart only in
     <brackets>, or by the apostrophe said ("F apostrophe": `_apostrophe_said`). A number's possessive ending is
-    not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and"."""
+    not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and", as is an "n"
+    between words (<rock_n_roll>)."""
     said = " ".join(fold(spoken_form(name)).replace(AMPERSAND, " and ").split())  # "M&S" is said "M and S"
-    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")]
+    words = _said_and([POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")])
     return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
 
 
@@ -298,8 +314,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
-                if _loose_and(said, form):
-                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>
+                if _loose_and(said, form) or _not_the_letters(said, form) or _list_and(text, words, i, form, opening):
+                    continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
+                    # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -350,6 +367,37 @@ def _loose_and(said: str, form: str) -> bool:
     <M&M> and "Al and Bo" <A&W>. <and> itself, said "and", is heard."""
     first, last = said.split(" ")[0], said.split(" ")[-1]
     return first == "and" != form.split(" ")[0] or last == "and" != form.split(" ")[-1]
+
+
+def _not_the_letters(said: str, form: str) -> bool:
+    """Whether words `said` are not the letters of a name of letters joined by "and" (<M&M>, "m and m"; <R&B>): each
+    must be its letter, or that letter's name ("em and em", "ar and bee"; the last one's plural, "M&Ms", too). By
+    spelling alone, "Tim and me" and "Mum and me" were <M&M>, "Ron and Bea" <R&B>."""
+    letters = form.split(" ")
+    if not any(len(w) == 1 and w.isalpha() and "and" in letters[max(k - 1, 0):k + 2] for k, w in enumerate(letters)):
+        return False
+    words = said.split(" ")
+    return len(words) != len(letters) or any(
+        len(letter) == 1 and letter.isalpha() and _letter(word, last=k == len(words) - 1) != letter
+        for k, (word, letter) in enumerate(zip(words, letters)))
+
+
+def _letter(word: str, last: bool) -> str | None:
+    """The letter a word says: itself, its name ("em"), or, last, its plural or possessive ("Ms", "M's")."""
+    if len(word) == 1 or word in LETTER_NAMES:
+        return LETTER_NAMES.get(word, word)
+    return word[0] if last and word[1:] in ("s", "'s") and word not in COMMON else None
+
+
+def _list_and(text: str, words: list[tuple[str, int, int]], i: int, form: str, opening: re.Pattern) -> bool:
+    """Whether the word "and" (or "&") at words[i] joins what follows it in its clause to what was said, rather than
+    names <and>: not where written as a name (capitalised within a sentence, or in <brackets>). "Is Bo and Max home?"
+    and "And where is Bo?" named <and>, a cat; "Forget Bo and And." and "Where is And?" name it."""
+    if form != "and" or words[i][0] != "and" or i == len(words) - 1:
+        return False
+    start = words[i][1]
+    named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
+    return not named and not re.search(r"[,.;:!?]", text[words[i][2]:words[i + 1][1]])
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

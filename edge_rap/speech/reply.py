@@ -307,8 +307,8 @@ def clarified(asked: Reply, answer: str) -> str | None:
 def _unmistaken(name: str, options: list[str]) -> str:
     """`name` as the question asked again says it: as said, or, where another option is written alike (a memory of
     before held <Zoe's mug> and <Zoe`s mug>) or said alike (<f> and <f'>, <dog6> and <dog_six>, <salt_and_pepper>
-    and <salt> with <pepper>: `names.made_of`), in <brackets> as
+    and <salt> with <pepper>: `names.made_of`) or within it (a new <umm_kulthum> or <kulthum>), in <brackets> as
     spelled, which names that one alone (said, it was "Did you mean ...?" again, at every choice)."""
-    alike = any(name_key(other) == name_key(name) or heard_as(other) == heard_as(name) for other in options
-                if other != name) or bool(made_of(name, options))
+    alike = any(name_key(other) == name_key(name) or f" {heard_as(other)} " in f" {heard_as(name)} "
+                for other in options if other != name) or bool(made_of(name, options))
     return f"<{name}>" if alike else spoken_form(name)

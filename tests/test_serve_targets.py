@@ -146,3 +146,14 @@ def test_a_target_of_no_form_over_tls_names_a_whole_https_url(tmp_path):
                                                                       "/api/health, or a whole https URL)"})
         finally:
             conn.close()
+
+
+def test_the_targets_own_answers_judge_the_host_first(live):
+    """`OPTIONS *`, CONNECT and a target of no form were answered (204, 501, 400) before the Host was looked at, where
+    every other request naming a host the device does not answer to is 421 (DNS rebinding): now 421 first too."""
+    for method, target in (("OPTIONS", "*"), ("CONNECT", "example.com:443"), ("GET", "*"), ("GET", "api/health")):
+        status, headers, body = ask(live, method, target, token=None, host="evil.example")
+        assert status == 421 and body["error"].startswith("this device does not answer to the name 'evil.example'"), \
+            (method, target, status, body)
+        assert headers.get("x-frame-options") == "DENY", (method, target, headers)
+        assert ask(live, method, target, token=None, host="127.0.0.1")[0] in (204, 400, 501), (method, target)

@@ -44,7 +44,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
-    router = build_router(home, limits, stats, latest)
+    router = build_router(home, limits, app.state.in_flight, stats, latest)
     app.include_router(router)
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)

@@ -17,7 +17,7 @@ from starlette.routing import Match
 from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
-from edge_rap.serve.drain import BACK_SOON, SHUTTING_DOWN
+from edge_rap.serve.drain import shut_down
 from edge_rap.serve.paths import said_path, stray_slash
 from edge_rap.serve.uploads import temp_folder_error
 
@@ -199,7 +199,7 @@ def install(app: FastAPI) -> None:
         """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
         problem = for_client(exc, f"{request.method} {request.url.path}")
         if in_flight.closing:  # (the household closed under it)
-            return error(503, SHUTTING_DOWN, BACK_SOON)
+            return error(503, *shut_down())
         return error(507 if isinstance(exc, (DiskFullError, EventLogFull)) else 503, problem)
 
     @app.exception_handler(HTTPException)
@@ -248,6 +248,6 @@ def install(app: FastAPI) -> None:
     async def failed(request: Request, exc: Exception):
         if in_flight.closing:
             log.warning("%s %s: cut short by the shutdown (%s)", request.method, request.url.path, exc)
-            return error(503, SHUTTING_DOWN, BACK_SOON)
+            return error(503, *shut_down())
         log.exception("%s %s failed", request.method, request.url.path)
         return error(500, "internal error (the server's log has the details)")

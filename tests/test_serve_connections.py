@@ -33,13 +33,21 @@ def _silent(url: str, sent: bytes = b"", source: str = "127.0.0.1") -> socket.so
     return s
 
 
-def _closed_by_server(s: socket.socket) -> bool:
+def _last_words(s: socket.socket) -> bytes | None:
+    """What the server sent before it closed `s` (b"" for nothing); None where it did not close it."""
+    said = b""
     try:
-        return s.recv(1) == b""
+        while chunk := s.recv(4096):
+            said += chunk
     except ConnectionResetError:
-        return True
+        pass
     except TimeoutError:
-        return False
+        return None
+    return said
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    return _last_words(s) is not None
 
 
 def _client(url: str, token: str, source: str) -> httpx.Client:
@@ -63,7 +71,8 @@ def test_one_address_holding_every_connection_keeps_no_one_else_out(tmp_path):
 
 def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
     """A head never finished, a body that stops short of its Content-Length, a connection that never sends:
-    each is closed after `idle_s` of silence, its slot freed for the others."""
+    each is closed after `idle_s` of silence, its slot freed for the others; a request begun is told why (408, in
+    JSON: an upload short of its Content-Length was cut off without a word), one never begun is not."""
     patience = Patience(idle_s=1.0, connections=3)
     with live_server(fake_settings(tmp_path), patience=patience) as live:
         head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
@@ -73,7 +82,13 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
         try:
             with live.client() as c:
                 assert c.get("/api/health").status_code == 503  # all three slots held
-            assert all(_closed_by_server(s) for s in stalled)
+            said = [_last_words(s) for s in stalled]
+            assert said[0] == b"", said
+            for words in said[1:]:
+                head, _, body = words.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"connection: close" in head, words
+                assert json.loads(body) == {"error": "nothing came for 1 s of a request not all there (a body short "
+                                                     "of its Content-Length, or a head without its blank line)"}
             with live.client() as c:
                 assert c.get("/api/concepts").json() == []
         finally:

@@ -51,7 +51,7 @@ class Patience:
 def closing_answer(status: int, message: str) -> bytes:
     """A whole HTTP answer with the API's JSON error, the connection closed after it (503 says when to retry)."""
     body = error_body(message)
-    reason = {400: "Bad Request", 503: "Service Unavailable"}[status]
+    reason = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable"}[status]
     retry = "retry-after: 5\r\n" if status == 503 else ""
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             f"{retry}cache-control: no-store\r\nconnection: close\r\n\r\n")
@@ -170,13 +170,14 @@ class PatientProtocol(H11Protocol):
                 return
             log.info("closed a connection from %s: the body of its request brought %d bytes in %g s",
                      self.client and self.client[0], brought, self.patience.trickle_s)
-            self.transport.close()
+            self._give_up(f"the request's body brought {brought} bytes in {self.patience.trickle_s:g} s, under the "
+                          f"{self.patience.progress} a body must bring in that time")
             return
         if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             what = "its request's head" if self.conn.their_state is h11.IDLE else "the body of a request answered"
             log.info("closed a connection from %s: %s was not all there after %g s", self.client and self.client[0],
                      what, self.patience.trickle_s)
-            self.transport.close()
+            self._give_up(f"{what} was not all there {self.patience.trickle_s:g} s after it began")
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -200,7 +201,19 @@ class PatientProtocol(H11Protocol):
         if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             log.info("closed a connection from %s: its request was unfinished and it sent nothing for %g s",
                      self.client and self.client[0], self.patience.idle_s)
-            self.transport.close()
+            self._give_up(f"nothing came for {self.patience.idle_s:g} s of a request not all there (a body short of "
+                          "its Content-Length, or a head without its blank line)")
+
+    def _give_up(self, why: str) -> None:
+        """Close the connection; a request begun and not answered is told why first (408, in JSON): an upload that
+        stopped short of its Content-Length was cut off without a word, its client left to guess (an idle connection,
+        or one whose request was answered, is closed without one)."""
+        begun = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+        if begun and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if self.cycle is not None:  # what the route would send after this is dropped, as once the connection is lost
+                self.cycle.disconnected = True
+            self.transport.write(closing_answer(408, why))
+        self.transport.close()
 
 
 class PatientLoop(asyncio.SelectorEventLoop):

@@ -940,7 +940,8 @@ def test_a_change_committed_as_the_stop_waits_is_answered_as_done_not_503(tmp_pa
 
     with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
         threading.Timer(2.0, release.set).start()  # after the stop's wait and the 1 s it gives the server
-        renaming = threading.Thread(target=lambda: answers.append(client.patch("/api/concepts/al", json={"name": "cy"})))
+        renaming = threading.Thread(target=lambda: answers.append(client.patch("/api/concepts/al",
+                                                                               json={"name": "cy"})))
         renaming.start()
         while len(handle.in_flight._running) < 2:  # in line behind the forget, before the stop
             renaming.join(0.01)

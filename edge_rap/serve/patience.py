@@ -210,7 +210,7 @@ class PatientProtocol(H11Protocol):
         or one whose request was answered, is closed without one)."""
         begun = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
         if begun and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            if self.cycle is not None:  # what the route would send after this is dropped, as once the connection is lost
+            if self.cycle is not None:  # what the route sends after this is dropped, as once the connection is lost
                 self.cycle.disconnected = True
             self.transport.write(closing_answer(408, why))
         self.transport.close()

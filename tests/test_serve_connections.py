@@ -287,4 +287,21 @@ def test_bytes_that_are_not_http_are_answered_400_in_json(tmp_path):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
-    assert json.loads(body)["error"].startswith("not an HTTP request this server can read")
+    assert json.loads(body) == {"error": "not an HTTP request this server can read (illegal request line)"}
+
+
+@pytest.mark.parametrize("sent, status, error", [
+    (b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000, 431,
+     "the request's head (its line and headers) is over 16 KiB: a URL or a header that long?"),
+    (b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400,
+     "not an HTTP request this server can read (Only Transfer-Encoding: chunked is supported)"),
+    (b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef", 400,
+     "not an HTTP request this server can read (conflicting Content-Length headers)")])
+def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status, error):
+    """Each was 400 "Invalid HTTP request received", uvicorn's words for anything h11 refuses: a head over 16 KiB (a
+    cookie or URL that long), a Transfer-Encoding other than chunked, two lengths."""
+    with live_server(fake_settings(tmp_path)) as live, _silent(live.url, sent) as s:
+        head, _, body = _last_words(s).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 %d %s" % (status, b"Request Header Fields Too Large" if status == 431
+                                                           else b"Bad Request"), head
+    assert json.loads(body) == {"error": error}

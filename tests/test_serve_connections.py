@@ -305,3 +305,28 @@ def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 %d %s" % (status, b"Request Header Fields Too Large" if status == 431
                                                            else b"Bad Request"), head
     assert json.loads(body) == {"error": error}
+
+
+def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
+    """A client that half-closes once its request is sent (`nc -N`, a proxy) got no answer: the server closed at the
+    client's FIN, and an upload so sent was stored, its client told nothing. Now it is answered, then closed; a request
+    not all there at the FIN is 400, nothing stored."""
+    import socket as sockets
+
+    with live_server(fake_settings(tmp_path)) as live:
+        form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--b\r\nContent-Disposition: form-data; '
+                b'name="photo"; filename="bo.png"\r\nContent-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
+        said = []
+        for length in (len(form), len(form) + 10):  # the whole form; a body 10 bytes short of its Content-Length
+            head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
+                    f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {length}\r\n\r\n").encode()
+            with _silent(live.url, head + form) as s:
+                s.shutdown(sockets.SHUT_WR)
+                said.append(_last_words(s))
+        head, _, body = said[0].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 201") and json.loads(body)["name"] == "bo", said[0]
+        head, _, body = said[1].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and json.loads(body) == {
+            "error": "the client closed its side of the connection before its request was all there"}, said[1]
+        with live.client() as c:
+            assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: The bytes h11 quotes after its words for what is wrong ("illegal request line: bytearray(b'GARBAGE')").
 _BYTES = re.compile(r":? ?bytearray\(.*\)$")
+#: What a request not all there when its client closed its side is told.
+_HALF_CLOSED = "the client closed its side of the connection before its request was all there"
 #: How long a refused connection may wait to send its request and be answered 503.
 REFUSED_S = 2.0
 
@@ -91,6 +93,7 @@ class PatientProtocol(H11Protocol):
         self._received = 0  # bytes from the client, all told
         self._window_from: int | None = None  # `_received` as the body's present window began; None: no body timed
         self._refusal: str | None = None
+        self._half_closed = False  # the client closed its side, its request whole: answered, then closed
         self._fault: h11.RemoteProtocolError | None = None  # what h11 found wrong with the bytes, for the 400's words
         reading = self.conn.next_event
 
@@ -158,6 +161,18 @@ class PatientProtocol(H11Protocol):
             self._end_trickle_deadline()
             self._start_trickle_deadline()
         self._time_the_body()
+        if self._half_closed and self.conn.their_state is not h11.DONE:  # (DONE: a pipelined one still to answer)
+            self._give_up(_HALF_CLOSED, 400)
+
+    def eof_received(self) -> bool:
+        """The client closed its side of the connection (a half-close: `nc -N`, a proxy): a request sent whole is still
+        answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
+        the answer was lost, an upload stored and its client told nothing."""
+        if self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
+            self._half_closed = True
+            return True  # (the transport stays open for the answer)
+        self._give_up(_HALF_CLOSED, 400)
+        return False
 
     def connection_lost(self, exc) -> None:
         self._disarm()
@@ -231,7 +246,7 @@ class PatientProtocol(H11Protocol):
             self._give_up(f"nothing came for {self.patience.idle_s:g} s of a request not all there (a body short of "
                           "its Content-Length, or a head without its blank line)")
 
-    def _give_up(self, why: str) -> None:
+    def _give_up(self, why: str, status: int = 408) -> None:
         """Close the connection; a request begun and not answered is told why first (408, in JSON): an upload that
         stopped short of its Content-Length was cut off without a word, its client left to guess (an idle connection,
         or one whose request was answered, is closed without one)."""
@@ -239,7 +254,7 @@ class PatientProtocol(H11Protocol):
         if begun and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             if self.cycle is not None:  # what the route sends after this is dropped, as once the connection is lost
                 self.cycle.disconnected = True
-            self.transport.write(closing_answer(408, why))
+            self.transport.write(closing_answer(status, why))
         self.transport.close()
 
 

@@ -167,8 +167,9 @@ class PatientProtocol(H11Protocol):
     def eof_received(self) -> bool:
         """The client closed its side of the connection (a half-close: `nc -N`, a proxy): a request sent whole is still
         answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
-        the answer was lost, an upload stored and its client told nothing."""
-        if self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
+        the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half open.)"""
+        plain = self.transport.get_extra_info("sslcontext") is None
+        if plain and self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
             self._half_closed = True
             return True  # (the transport stays open for the answer)
         self._give_up(_HALF_CLOSED, 400)

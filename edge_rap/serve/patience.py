@@ -143,8 +143,7 @@ class PatientProtocol(H11Protocol):
             answer = closing_answer(431, f"the request's head (its line and headers) is over "
                                          f"{self.patience.head_bytes // 1024} KiB: a URL or a header that long?")
         else:
-            why = _BYTES.sub("", " ".join(str(fault).split()))[:200] if fault is not None and str(fault) else \
-                msg.rstrip(".")
+            why = _BYTES.sub("", " ".join(str(fault or "").split()))[:200] or msg.rstrip(".")
             answer = closing_answer(400, f"not an HTTP request this server can read ({why})")
         self.transport.write(answer)
         self.transport.close()
@@ -167,7 +166,8 @@ class PatientProtocol(H11Protocol):
     def eof_received(self) -> bool:
         """The client closed its side of the connection (a half-close: `nc -N`, a proxy): a request sent whole is still
         answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
-        the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half open.)"""
+        the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half
+        open.)"""
         plain = self.transport.get_extra_info("sslcontext") is None
         if plain and self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
             self._half_closed = True
@@ -248,7 +248,7 @@ class PatientProtocol(H11Protocol):
                           "its Content-Length, or a head without its blank line)")
 
     def _give_up(self, why: str, status: int = 408) -> None:
-        """Close the connection; a request begun and not answered is told why first (408, in JSON): an upload that
+        """Close the connection; a request begun and not answered is told why first (`status`, in JSON): an upload that
         stopped short of its Content-Length was cut off without a word, its client left to guess (an idle connection,
         or one whose request was answered, is closed without one)."""
         begun = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])

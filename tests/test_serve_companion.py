@@ -854,3 +854,32 @@ def test_a_rename_done_in_part_is_not_retried_into_a_404(companion, live, capsys
                                             "disk is full), though <bo> itself is renamed <al>: rename <al> to <bo> "
                                             "and back again to carry them along\n"), err
     assert [c.name for c in live.home.concepts()] == ["al"]
+
+
+class _TimesOutOnce(httpx.HTTPTransport):
+    """Answers the first POST 408, as the device answers an upload that stalled past its patience (nothing of it
+    done), without sending it on."""
+
+    def __init__(self):
+        super().__init__()
+        self.timed_out = False
+
+    def handle_request(self, request):
+        if request.method == "POST" and not self.timed_out:
+            self.timed_out = True
+            request.read()
+            return httpx.Response(408, json={"error": "nothing came for 30 s of a request not all there"})
+        return super().handle_request(request)
+
+
+def test_an_upload_the_device_timed_out_is_sent_again(companion, live, capsys, monkeypatch, tmp_path):
+    # A stalled upload was cut off without a word, which the companion retried as a connection error; the device now
+    # says why (408), which was an error at once: the user told to try again what a retry does
+    sleeps = []
+    monkeypatch.setattr(companion.time, "sleep", sleeps.append)
+    stalls = _TimesOutOnce()
+    real_client = companion.httpx.Client
+    monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=stalls, **kw))
+    rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))
+    assert (rc, out.strip(), err, sleeps) == (0, "added <bo> (1 photo)", "", [0.5])
+    assert [c.name for c in live.home.concepts()] == ["bo"]

@@ -1057,6 +1057,19 @@ def test_a_name_the_device_does_not_answer_to_is_refused_before_anything_else(tm
             assert c.get("/api/concepts", headers={"Host": host}).status_code == 200, host
 
 
+def test_a_host_that_is_no_name_at_all_is_400_not_told_to_be_allowed(tmp_path):
+    """An empty Host, `a b` or `me@robot.lan` was 421 "set EDGE_RAP_SERVE_HOSTS=a b", which the server then refuses
+    at start: RFC 9112 3.2 makes a Host of no valid value 400."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for host in ("", "a b", "me@robot.lan", "robot_lan", "robot.lan/x"):
+            for path in ("/api/concepts", "/"):
+                r = c.get(path, headers={"Host": host})
+                assert (r.status_code, r.json()) == (400, {"error": f"Host {host!r}: not a host name or address"}), \
+                    (host, path)
+                assert r.headers["x-frame-options"] == "DENY"
+        assert c.get("/api/concepts").status_code == 200
+
+
 def test_a_bad_name_to_answer_to_is_one_line_before_anything_serves(settings, run, monkeypatch):
     settings.memory.mkdir()
     for names in ("robot.lan:8765", "a b", "http://robot.lan", "192.168.1.20"):

@@ -157,6 +157,8 @@ def test_the_targets_own_answers_judge_the_host_first(live):
             (method, target, status, body)
         assert headers.get("x-frame-options") == "DENY", (method, target, headers)
         assert ask(live, method, target, token=None, host="127.0.0.1")[0] in (204, 400, 501), (method, target)
+        assert ask(live, method, target, token=None, host="a b")[::2] == (
+            400, {"error": "Host 'a b': not a host name or address"}), (method, target)
 
 
 def test_a_method_the_server_does_not_implement_is_501_and_one_a_route_does_not_take_405(live):

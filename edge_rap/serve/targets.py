@@ -37,7 +37,7 @@ class RequestTarget:
         absolute = _ABSOLUTE.fullmatch(raw) if method != "CONNECT" else None
         if absolute is None:  # answered here, by its Host: a name not answered to is refused first, as on any path
             if (refusal := self.hosts.refusal(scope)) is not None:
-                return await send_error(own, 421, refusal)
+                return await send_error(own, *refusal)
             if method == "CONNECT":
                 return await send_error(own, 501, "CONNECT: this device is no proxy")
             if raw == b"*" and method == "OPTIONS":

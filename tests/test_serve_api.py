@@ -663,6 +663,23 @@ def test_a_query_parameter_the_route_does_not_take_is_422_before_the_concept_or_
         assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
 
 
+def test_a_path_or_query_not_utf8_is_refused_not_read_as_another_name(tmp_path):
+    """The server decodes %-escapes that are not UTF-8 as U+FFFD: `DELETE /api/concepts/%C3` forgot the concept named
+    '\ufffd', and an older client's Latin-1 `caf%E9` was told "no concept named 'caf\ufffd'". Now 400, in words."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        made = c.post("/api/concepts", data={"name": "\ufffd"}, files=photo_files(png(photo("coffee"))))
+        assert made.status_code == 201
+        for method, target, part in (("DELETE", "/api/concepts/%C3", "path"), ("GET", "/api/concepts/caf%E9", "path"),
+                                     ("PATCH", "/api/concepts/%FF", "path"), ("GET", "/api/events?name=%FF", "query")):
+            r = c.request(method, target, json={"description": "x"} if method == "PATCH" else None)
+            said = target.split("?")[0]
+            assert (r.status_code, r.json()) == (400, {"error": f"{method} {said}: its {part} is not UTF-8 once its "
+                                                                "%-escapes are decoded (percent-encode names as UTF-8, "
+                                                                "as a browser does)"}), (method, target, r.text)
+        assert [(k["name"], k["description"]) for k in c.get("/api/concepts").json()] == [("\ufffd", "")]
+        assert c.get("/api/concepts/%EF%BF%BD").status_code == 200  # (its name as UTF-8)
+
+
 def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_routed_as_two(tmp_path):
     """`/api/concepts/a%2Fb` was a bare "Not Found" (the path decoded before routing: two segments), where `a%5Cb` was
     the name's own 422; and `bo%2Fphotos` was routed as the photos of <bo>: an upload added to it."""

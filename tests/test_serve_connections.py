@@ -33,13 +33,21 @@ def _silent(url: str, sent: bytes = b"", source: str = "127.0.0.1") -> socket.so
     return s
 
 
-def _closed_by_server(s: socket.socket) -> bool:
+def _last_words(s: socket.socket) -> bytes | None:
+    """What the server sent before it closed `s` (b"" for nothing); None where it did not close it."""
+    said = b""
     try:
-        return s.recv(1) == b""
+        while chunk := s.recv(4096):
+            said += chunk
     except ConnectionResetError:
-        return True
+        pass
     except TimeoutError:
-        return False
+        return None
+    return said
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    return _last_words(s) is not None
 
 
 def _client(url: str, token: str, source: str) -> httpx.Client:
@@ -63,7 +71,8 @@ def test_one_address_holding_every_connection_keeps_no_one_else_out(tmp_path):
 
 def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
     """A head never finished, a body that stops short of its Content-Length, a connection that never sends:
-    each is closed after `idle_s` of silence, its slot freed for the others."""
+    each is closed after `idle_s` of silence, its slot freed for the others; a request begun is told why (408, in
+    JSON: an upload short of its Content-Length was cut off without a word), one never begun is not."""
     patience = Patience(idle_s=1.0, connections=3)
     with live_server(fake_settings(tmp_path), patience=patience) as live:
         head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
@@ -73,7 +82,13 @@ def test_a_client_silent_in_the_middle_of_its_request_is_closed(tmp_path):
         try:
             with live.client() as c:
                 assert c.get("/api/health").status_code == 503  # all three slots held
-            assert all(_closed_by_server(s) for s in stalled)
+            said = [_last_words(s) for s in stalled]
+            assert said[0] == b"", said
+            for words in said[1:]:
+                head, _, body = words.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"connection: close" in head, words
+                assert json.loads(body) == {"error": "nothing came for 1 s of a request not all there (a body short "
+                                                     "of its Content-Length, or a head without its blank line)"}
             with live.client() as c:
                 assert c.get("/api/concepts").json() == []
         finally:
@@ -272,4 +287,46 @@ def test_bytes_that_are_not_http_are_answered_400_in_json(tmp_path):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
-    assert json.loads(body)["error"].startswith("not an HTTP request this server can read")
+    assert json.loads(body) == {"error": "not an HTTP request this server can read (illegal request line)"}
+
+
+@pytest.mark.parametrize("sent, status, error", [
+    (b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000, 431,
+     "the request's head (its line and headers) is over 16 KiB: a URL or a header that long?"),
+    (b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400,
+     "not an HTTP request this server can read (Only Transfer-Encoding: chunked is supported)"),
+    (b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef", 400,
+     "not an HTTP request this server can read (conflicting Content-Length headers)")])
+def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status, error):
+    """Each was 400 "Invalid HTTP request received", uvicorn's words for anything h11 refuses: a head over 16 KiB (a
+    cookie or URL that long), a Transfer-Encoding other than chunked, two lengths."""
+    with live_server(fake_settings(tmp_path)) as live, _silent(live.url, sent) as s:
+        head, _, body = _last_words(s).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 %d %s" % (status, b"Request Header Fields Too Large" if status == 431
+                                                           else b"Bad Request"), head
+    assert json.loads(body) == {"error": error}
+
+
+def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
+    """A client that half-closes once its request is sent (`nc -N`, a proxy) got no answer: the server closed at the
+    client's FIN, and an upload so sent was stored, its client told nothing. Now it is answered, then closed; a request
+    not all there at the FIN is 400, nothing stored."""
+    import socket as sockets
+
+    with live_server(fake_settings(tmp_path)) as live:
+        form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--b\r\nContent-Disposition: form-data; '
+                b'name="photo"; filename="bo.png"\r\nContent-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
+        said = []
+        for length in (len(form), len(form) + 10):  # the whole form; a body 10 bytes short of its Content-Length
+            head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
+                    f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {length}\r\n\r\n").encode()
+            with _silent(live.url, head + form) as s:
+                s.shutdown(sockets.SHUT_WR)
+                said.append(_last_words(s))
+        head, _, body = said[0].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 201") and json.loads(body)["name"] == "bo", said[0]
+        head, _, body = said[1].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and json.loads(body) == {
+            "error": "the client closed its side of the connection before its request was all there"}, said[1]
+        with live.client() as c:
+            assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]

@@ -615,9 +615,9 @@ def test_errors_are_json_with_one_line(live):
         assert r.status_code == 422 and "box" in r.json()["error"]
         r = c.get("/api/events", params={"since": "yesterday-ish"})
         assert r.status_code == 422 and "since" in r.json()["error"]
-        r = c.put("/api/concepts")  # was `Allow: GET`, as if it took no POST
+        r = c.delete("/api/concepts")  # was `Allow: GET`, as if it took no POST
         assert (r.status_code, r.headers["allow"]) == (405, "GET, POST")
-        assert r.json() == {"error": "PUT /api/concepts: a method this route does not take (it takes GET, POST)"}
+        assert r.json() == {"error": "DELETE /api/concepts: a method this route does not take (it takes GET, POST)"}
 
 
 def test_where_it_serves_is_recorded_when_it_can_be_and_said_when_not(tmp_path, caplog):
@@ -892,6 +892,85 @@ def test_a_request_still_running_after_the_wait_that_then_finishes_is_said_to_ha
     assert "1 request still running after 0 s: finished" in caplog.text and "503" not in caplog.text
 
 
+@contextlib.contextmanager
+def a_change_under_way(tmp_path, monkeypatch):
+    """A server whose forget of <bo> commits, then waits until released (what follows a commit: the -wal cut, the
+    event log carried along; seconds on a slow card, a reader holding the -wal); (its handle, its household, the
+    release, the forget's answers, a client)."""
+    from edge_rap.household import Household
+    from edge_rap.serve.app import create_app
+    from edge_rap.serve.server import start_server_thread
+
+    home = Household(fake_settings(tmp_path))
+    home.__dict__["memory"] = fake_memory(home.root)
+    handle = start_server_thread(create_app(home), "127.0.0.1", 0)
+    token = (home.root / TOKEN_FILE).read_text().strip()
+    client = httpx.Client(base_url=handle.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    for name, seed in (("bo", 1), ("al", 2)):
+        assert client.post("/api/concepts", data={"name": name}, files=photo_files(png(scene(seed)))).status_code == 201
+    committed, release, answers = threading.Event(), threading.Event(), []
+    forget = home.forget
+
+    def slow(name):
+        done = forget(name)
+        committed.set()
+        release.wait(60)
+        return done
+
+    monkeypatch.setattr(home, "forget", slow)
+    asking = threading.Thread(target=lambda: answers.append(client.delete("/api/concepts/bo")))
+    asking.start()
+    assert committed.wait(60)
+    try:
+        yield handle, home, release, answers, client
+    finally:
+        release.set()
+        asking.join(60)
+        handle.stop(0)
+        home.close()
+        client.close()
+
+
+def test_a_change_committed_as_the_stop_waits_is_answered_as_done_not_503(tmp_path, monkeypatch):
+    # A forget that committed as the stop's 5 s ended, what follows its commit still under way, was answered 503 "the
+    # device is shutting down; try again" (the household closed under it): the client, told it was not done, sent it
+    # again and was told <bo> was not there. The stop waits for a change under way; one not begun is refused.
+    from edge_rap.memory.store import Store
+    from edge_rap.serve.drain import SHUTTING_DOWN
+
+    with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
+        threading.Timer(2.0, release.set).start()  # after the stop's wait and the 1 s it gives the server
+        renaming = threading.Thread(target=lambda: answers.append(client.patch("/api/concepts/al",
+                                                                               json={"name": "cy"})))
+        renaming.start()
+        while len(handle.in_flight._running) < 2:  # in line behind the forget, before the stop
+            renaming.join(0.01)
+        handle.stop(0.2)
+        home.close()
+        handle.finish()
+        renaming.join(60)
+    assert [(r.request.method, r.status_code) for r in answers] == [("DELETE", 204), ("PATCH", 503)], answers
+    assert (answers[1].json(), answers[1].headers.get("retry-after")) == ({"error": SHUTTING_DOWN}, "5")
+    reader = Store(home.root, readonly=True)
+    try:
+        assert [c.name for c in reader.concepts()] == ["al"]  # bo forgotten; al not renamed: refused, nothing done
+    finally:
+        reader.close()
+
+
+def test_a_change_still_running_after_the_stops_waits_is_said_to_be_perhaps_made(tmp_path, monkeypatch, caplog):
+    # Its 503 said "try again" (Retry-After), as of a request nothing of which was done: a client sent it again
+    from edge_rap.serve.drain import MAY_BE_DONE
+
+    with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
+        handle.stop(0.1, changes=0.1)
+        home.close()
+        handle.finish()
+    assert [(r.status_code, r.json(), r.headers.get("retry-after")) for r in answers] == [(503, {"error": MAY_BE_DONE},
+                                                                                            None)]
+    assert "1 request still running after 0.2 s: answered 503" in caplog.text
+
+
 def test_tls_serves_https_and_a_bad_certificate_is_one_line(tmp_path):
     from edge_rap.errors import EdgeRapError
     from edge_rap.household import Household
@@ -976,6 +1055,19 @@ def test_a_name_the_device_does_not_answer_to_is_refused_before_anything_else(tm
                      "[fe80::1%25eth0]:8765", "localhost:8765", "LOCALHOST", "robot.lan", "robot.lan:8765",
                      "camera.home", socket.gethostname(), f"{short}.local:8765"):
             assert c.get("/api/concepts", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_host_that_is_no_name_at_all_is_400_not_told_to_be_allowed(tmp_path):
+    """An empty Host, `a b` or `me@robot.lan` was 421 "set EDGE_RAP_SERVE_HOSTS=a b", which the server then refuses
+    at start: RFC 9112 3.2 makes a Host of no valid value 400."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for host in ("", "a b", "me@robot.lan", "robot_lan", "robot.lan/x"):
+            for path in ("/api/concepts", "/"):
+                r = c.get(path, headers={"Host": host})
+                assert (r.status_code, r.json()) == (400, {"error": f"Host {host!r}: not a host name or address"}), \
+                    (host, path)
+                assert r.headers["x-frame-options"] == "DENY"
+        assert c.get("/api/concepts").status_code == 200
 
 
 def test_a_bad_name_to_answer_to_is_one_line_before_anything_serves(settings, run, monkeypatch):

@@ -146,3 +146,32 @@ def test_a_target_of_no_form_over_tls_names_a_whole_https_url(tmp_path):
                                                                       "/api/health, or a whole https URL)"})
         finally:
             conn.close()
+
+
+def test_the_targets_own_answers_judge_the_host_first(live):
+    """`OPTIONS *`, CONNECT and a target of no form were answered (204, 501, 400) before the Host was looked at, where
+    every other request naming a host the device does not answer to is 421 (DNS rebinding): now 421 first too."""
+    for method, target in (("OPTIONS", "*"), ("CONNECT", "example.com:443"), ("GET", "*"), ("GET", "api/health")):
+        status, headers, body = ask(live, method, target, token=None, host="evil.example")
+        assert status == 421 and body["error"].startswith("this device does not answer to the name 'evil.example'"), \
+            (method, target, status, body)
+        assert headers.get("x-frame-options") == "DENY", (method, target, headers)
+        assert ask(live, method, target, token=None, host="127.0.0.1")[0] in (204, 400, 501), (method, target)
+        assert ask(live, method, target, token=None, host="a b")[::2] == (
+            400, {"error": "Host 'a b': not a host name or address"}), (method, target)
+
+
+def test_a_method_the_server_does_not_implement_is_501_and_one_a_route_does_not_take_405(live):
+    """RFC 9110 9.1: FOO, TRACE or PUT, which no route takes, were 405 as if another route took them (and FOO on a path
+    no route has, 404); now 501, with `Allow` where the path is a route's. A method some route takes stays 405."""
+    for method, target, allow in (("FOO", "/api/concepts", "GET, POST"), ("PUT", "/api/health", "GET"),
+                                  ("TRACE", "/api/concepts/bo", "DELETE, GET, PATCH"), ("FOO", "/nowhere", None)):
+        status, headers, body = ask(live, method, target)
+        assert (status, headers.get("allow")) == (501, allow), (method, target, status, headers)
+        assert body["error"].startswith(f"{method} {target}: a method this server does not implement ("), body
+        assert headers.get("x-content-type-options") == "nosniff", headers
+    assert ask(live, "FOO", "/api/concepts", token=None)[0] == 401  # the token judged first, as on every /api path
+    for method, target, allow in (("PATCH", "/api/concepts", "GET, POST"), ("OPTIONS", "/api/health", "GET")):
+        status, headers, body = ask(live, method, target)
+        assert (status, headers.get("allow")) == (405, allow), (method, target, status, headers)
+        assert body == {"error": f"{method} {target}: a method this route does not take (it takes {allow})"}

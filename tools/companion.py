@@ -22,7 +22,7 @@ device (`forget` takes a concept off); photos go in batches the device takes, an
 reported without keeping the others out; so is a concept whose folder or entry cannot be read (reported as
 failed). A missing image, a refused photo or a failed concept makes the exit status 1, as import-rap's (done in
 part: `add` and `add-photos` then name the files the device took). A file given twice, or a copy of one, is sent
-once, and said so. Connection errors, 429 and 503 are retried with backoff (but not a change's 503 without
+once, and said so. Connection errors, 408, 429 and 503 are retried with backoff (but not a change's 503 without
 Retry-After: the device's own trouble, the change perhaps done in part, as its message says; a busy line or a device
 shutting down sends Retry-After); a device that answered 503 and then went (stopped mid-upload) is said so, with
 nothing of that request stored; errors are one line (output that cannot be written too; a reader that leaves early,
@@ -101,7 +101,8 @@ def _done_in_part(method: str, response: httpx.Response) -> bool:
 
 
 class Device:
-    """The API with retries: connection errors and 429/503 are retried with exponential backoff."""
+    """The API with retries: connection errors and 429/503 are retried with exponential backoff, and 408: the device
+    closed a request that did not all come in time (a stalled upload), nothing of it done."""
 
     def __init__(self, url: str, token: str, retries: int = 4, backoff_s: float = 0.5, timeout_s: float = 120):
         if not url.startswith(("http://", "https://")):
@@ -125,7 +126,7 @@ class Device:
                 if response.status_code in ok:
                     return response
                 said = f"{method} {path}: {response.status_code} {_error_of(response)}"
-                if (response.status_code not in (429, 503) or attempt == self.retries
+                if (response.status_code not in (408, 429, 503) or attempt == self.retries
                         or _done_in_part(method, response)):
                     raise CompanionError(f"{said}{_hint(response)}", response.status_code, unanswered)
                 stopping = said if response.status_code == 503 else ""
@@ -523,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=os.environ.get("EDGE_RAP_TOKEN"),
                         help="from `edge-rap pair` on the device (default $EDGE_RAP_TOKEN)")
     parser.add_argument("--retries", type=int, default=4, metavar="N",
-                        help="retries of a request on connection errors, 429 and 503 (default 4; a device that "
+                        help="retries of a request on connection errors, 408, 429 and 503 (default 4; a device that "
                         "answered 503, then went, is said to have stopped, nothing of that request stored)")
     json_help = "print JSON: the concept (add, add-photos: with the files \"sent\", \"refused\" and \"given_twice\"; " \
                 "rename's with its \"old\" name), the concepts, the sync report, the events, or the name forgotten"

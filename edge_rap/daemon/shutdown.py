@@ -12,7 +12,8 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 #: The longest the parts are waited for once the frame loop ended (its frame finished, the event log flushed: 2 s
-#: at most): the companion API's drain (5 s) and a line being said (1 s) fit in it, and a question being transcribed
+#: at most): the companion API's drain (5 s, and 10 s more for a change of the memory under way, then 1 s for its
+#: server) and a line being said (1 s) fit in it, and a question being transcribed
 #: by whisper when it fits (a 28 s question on one slow core does not: it is left, and the process exits under it
 #: at once, exit 0). 2 + 20 s, then 2 s at most to close the memory (LlamaVlm.close), is 24 s: TimeoutStopSec=35.
 STOP_BUDGET_S = 20.0

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
@@ -38,6 +39,7 @@ from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
+from edge_rap.serve.drain import InFlight
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
 from edge_rap.serve.routes import known_query, url_first
@@ -251,7 +253,7 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
 
 
-def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | None = None,
+def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Callable[[], dict] | None = None,
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
     def find(name: str) -> Concept:
         concept = home.store.find(_name(name))
@@ -270,6 +272,14 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
     downloads = OneDownload()  # one backup made or sent at a time: each takes the memory's size in the temporary folder
     links = DownloadLinks()  # backups made for a link the browser downloads itself
     started = time.monotonic()
+
+    @contextmanager
+    def changing() -> Iterator[None]:
+        """The turn to change the memory, one at a time; a server stopping waits for a change that took it
+        (`InFlight.begin_change`), and refuses one that had not."""
+        with line.waiting_for(writes):
+            in_flight.begin_change()
+            yield
 
     def refuse_taken(name: str, owner: int | None = None, hint: str = "") -> None:
         try:
@@ -317,7 +327,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         _one_line(category, "category", 64)
         region = _box(box)
         _counted(photo, limits)
-        with line.waiting_for(writes):
+        with changing():
             photos = _photos(photo)
             refuse_taken(name, hint="add photos to it instead, or another name")
             concept = remember(lambda paths: home.memory.remember(name, paths, description, category, region), photos)
@@ -337,7 +347,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
         new = _name(change.name) if change.name is not None else None
         _one_line(change.description, "description", MAX_DESCRIPTION)
         _one_line(change.category, "category", 64)
-        with line.waiting_for(writes):
+        with changing():
             concept = find(name)
             if new is not None and new != concept.name:  # (an old memory's "..." sent back as it is: no change)
                 _name(new, new_name)
@@ -351,7 +361,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
 
     @router.delete("/concepts/{name}", status_code=204, response_class=Response, responses=FULL)
     def forget_concept(name: str) -> Response:
-        with line.waiting_for(writes):
+        with changing():
             home.forget(find(name).name)
         return Response(status_code=204)
 
@@ -361,7 +371,7 @@ def build_router(home: Household, limits: Limits, stats: Callable[[], dict] | No
                    box: Annotated[str | None, Form(description="x0,y0,x1,y1 in the photo's pixels")] = None) -> dict:
         region = _box(box)
         _counted(photo, limits)
-        with line.waiting_for(writes):
+        with changing():
             photos = _photos(photo)
             concept = find(name)
             concept = remember(lambda paths: home.memory.add_views(concept.name, paths, region), photos)

@@ -44,7 +44,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
-    router = build_router(home, limits, stats, latest)
+    router = build_router(home, limits, app.state.in_flight, stats, latest)
     app.include_router(router)
     for route, (file, media) in PAGE.items():
         app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
@@ -56,7 +56,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
     app.add_middleware(SecurityHeaders)
     # outside the others: they judge the path and Host an absolute-form target gives
-    app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in route.methods})
+    app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in route.methods}, hosts=hosts)
     app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app
 

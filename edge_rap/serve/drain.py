@@ -1,19 +1,53 @@
 """Stopping the API without pulling the household from under a request: the requests in flight are counted, a
 stop waits for them (bounded) before the household closes, and a request that comes once the stop began, or one
-still running when the household closed, is answered 503, never with a traceback, and never left unanswered."""
+still running when the household closed, is answered 503, never with a traceback, and never left unanswered.
+
+A change of the memory (an upload, a rename, a forget) is waited for longer: one that committed as the wait ended was
+answered 503 "try again" (the household closed under what followed its commit), and the client, told nothing was done,
+sent it again or told its user it failed. A change not begun once the stop began is refused (503, nothing done); one
+under way is waited for until its answer is sent, up to `changes_s` more; one still running after that is answered
+503 without Retry-After, saying that it may have been made."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import threading
+from contextvars import ContextVar
 
+from edge_rap.errors import EdgeRapError
 from edge_rap.serve.guard import send_error
 
 SHUTTING_DOWN = "the device is shutting down; try again when it is back"
 #: Sent with every SHUTTING_DOWN: a 503 with Retry-After is worth retrying, one without is the device's own trouble
 #: (a change perhaps done in part), which a client must not send again blindly.
 BACK_SOON = {"Retry-After": "5"}
+#: A change the household closed under once the stop's waits were spent: perhaps made, so not to be sent again blindly.
+MAY_BE_DONE = ("the device shut down while making this change: it may have been made; look before sending it "
+               "again")
+
+#: The request this context answers (a route's thread runs in a copy of its context): the one a change is of.
+_ANSWERING: ContextVar[Answer | None] = ContextVar("edge_rap_answering", default=None)
+
+
+class ShuttingDown(EdgeRapError):
+    """A change refused because the stop began before it did: nothing was done, worth sending again."""
+
+    status = 503
+    headers = BACK_SOON
+
+    def __init__(self):
+        super().__init__(SHUTTING_DOWN)
+
+
+def shut_down() -> tuple[str, dict[str, str] | None]:
+    """The 503's words and headers for the request this context answers, cut short by the shutdown."""
+    return _cut_short(_ANSWERING.get())
+
+
+def _cut_short(answer: Answer | None) -> tuple[str, dict[str, str] | None]:
+    """A change's may have been made (no Retry-After); any other request is to be sent again."""
+    return (MAY_BE_DONE, None) if answer is not None and answer.changing else (SHUTTING_DOWN, BACK_SOON)
 
 
 class Answer:
@@ -24,6 +58,7 @@ class Answer:
         self._send = send
         self.loop = asyncio.get_running_loop()
         self.begun = False
+        self.changing = False  # its route began a change of the memory: the stop waits for its answer
         self._cut = False
 
     async def send(self, message) -> None:
@@ -36,7 +71,7 @@ class Answer:
         if self.begun:
             return False
         self.begun = self._cut = True
-        await send_error(self._send, 503, SHUTTING_DOWN, BACK_SOON)
+        await send_error(self._send, 503, *_cut_short(self))
         return True
 
 
@@ -47,6 +82,7 @@ class InFlight:
         self._changed = threading.Condition()
         self._running: set[Answer] = set()
         self.closing = False
+        self.waited_s = 0.0  # how long the stop waited, by the limits it was given (for its log line)
 
     def enter(self, answer: Answer) -> bool:
         """Count a request in; False once the stop began (it is to be refused)."""
@@ -61,11 +97,27 @@ class InFlight:
             self._running.discard(answer)
             self._changed.notify_all()
 
-    def close(self, timeout: float) -> int:
-        """Refuse new requests and wait up to `timeout` for those in flight; how many are still running."""
+    def begin_change(self) -> None:
+        """Called as a route begins to change the memory (its turn to write taken): the stop waits for its answer;
+        refused (503, nothing done) where the stop began first."""
+        with self._changed:
+            if self.closing:
+                raise ShuttingDown()
+            if (answer := _ANSWERING.get()) is not None:
+                answer.changing = True
+
+    def close(self, timeout: float, changes_s: float = 0.0) -> int:
+        """Refuse new requests and changes, wait up to `timeout` for those in flight, then up to `changes_s` more for
+        the changes among them; how many are still running."""
+
+        def changes() -> bool:
+            return any(answer.changing for answer in self._running)
+
         with self._changed:
             self.closing = True
             self._changed.wait_for(lambda: not self._running, timeout)
+            self.waited_s = timeout + (changes_s if changes() else 0.0)
+            self._changed.wait_for(lambda: not changes(), changes_s)
             return len(self._running)
 
     def cut(self, timeout: float = 1.0) -> tuple[int, int]:
@@ -96,6 +148,7 @@ class Drain:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         answer = Answer(send)
+        _ANSWERING.set(answer)  # (the request's own task: no other request sees it)
         if not self.in_flight.enter(answer):
             return await send_error(send, 503, SHUTTING_DOWN, BACK_SOON)
         try:

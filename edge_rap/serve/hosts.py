@@ -31,6 +31,21 @@ class HostNames:
         name = bare_name(host)
         return name in self.names or is_address(name)
 
+    def refusal(self, scope) -> tuple[int, str] | None:
+        """The status and words for a request whose Host is a name the API does not answer under (421); None for one
+        it does answer, or one without Host (HTTP/1.0, no browser). A Host that is no name or address at all (empty,
+        `a b`, `me@robot.lan`) is 400 (RFC 9112 3.2): its 421 said to allow it in EDGE_RAP_SERVE_HOSTS, which refuses
+        it."""
+        host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None)
+        if host is None or self.accepts(host):
+            return None
+        name = bare_name(host)[:100]
+        if not _NAME.fullmatch(name):
+            return 400, f"Host {host[:100]!r}: not a host name or address"
+        return 421, (f"this device does not answer to the name {name!r} (a web page may be using it to reach the "
+                     f"device); to open it under that name, set {VARIABLE}={name} where `edge-rap serve` or "
+                     "`run --serve` runs")
+
 
 def host_names(bound: str = "127.0.0.1", allowed: tuple[str, ...] | None = None) -> HostNames:
     """localhost, this machine's names, `bound` (the --host it listens on) and `allowed`, else
@@ -79,20 +94,13 @@ def is_address(name: str) -> bool:
 
 
 class HostGuard:
-    """421 for a request whose Host is a name the API does not answer under; one without Host (HTTP/1.0, no
-    browser) is answered."""
+    """421 for a request whose Host is a name the API does not answer under, 400 for no name (`HostNames.refusal`)."""
 
     def __init__(self, app, names: HostNames):
         self.app = app
         self.names = names
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (refusal := self.names.refusal(scope)) is None:
             return await self.app(scope, receive, send)
-        host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None)
-        if host is None or self.names.accepts(host):
-            return await self.app(scope, receive, send)
-        name = bare_name(host)[:100]
-        return await send_error(send, 421, f"this device does not answer to the name {name!r} (a web page may be "
-                                           f"using it to reach the device); to open it under that name, set "
-                                           f"{VARIABLE}={name} where `edge-rap serve` or `run --serve` runs")
+        return await send_error(send, *refusal)

@@ -7,7 +7,7 @@ a '/' is); a path with one anywhere else is no route's."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.types import Scope
@@ -54,3 +54,15 @@ def said_path(request: Request) -> str:
         return request.url.path
     said = "/".join(unquote(s.decode("latin-1")).replace("/", "%2F") for s in segments)
     return said.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
+def not_utf8(scope: Scope) -> str | None:
+    """"path" or "query", where that part of the target is not UTF-8 once its %-escapes are decoded; None where both
+    are. The server decodes them with U+FFFD for each byte it cannot read: `DELETE /api/concepts/%C3` forgot a concept
+    named '\ufffd', and an older client's Latin-1 `caf%E9` was told "no concept named 'caf\ufffd'"."""
+    for part, raw in (("path", scope.get("raw_path") or b""), ("query", scope.get("query_string") or b"")):
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return part
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from dataclasses import dataclass
 
 import h11
@@ -24,6 +25,10 @@ from edge_rap.serve.guard import error_body
 
 log = logging.getLogger(__name__)
 
+#: The bytes h11 quotes after its words for what is wrong ("illegal request line: bytearray(b'GARBAGE')").
+_BYTES = re.compile(r":? ?bytearray\(.*\)$")
+#: What a request not all there when its client closed its side is told.
+_HALF_CLOSED = "the client closed its side of the connection before its request was all there"
 #: How long a refused connection may wait to send its request and be answered 503.
 REFUSED_S = 2.0
 
@@ -33,8 +38,9 @@ class Patience:
     """How long a client may leave its request unfinished without sending a byte; how long it may take over what
     nothing but itself waits on: a request's head (its line and headers, a few hundred bytes a browser sends at
     once) and the rest of a body the server has answered already; the bytes a body the server reads must bring in each
-    `trickle_s` from its head's end (`progress`); and how many connections the server keeps open: in all, and from one
-    address (a browser opens 6, the companion 1).
+    `trickle_s` from its head's end (`progress`); how many bytes a head may hold before it is all there (`head_bytes`,
+    h11's own default); and how many connections the server keeps open: in all, and from one address (a browser opens
+    6, the companion 1).
 
     16 KiB in 30 s is 0.5 KiB/s on average, where a phone on a poor link uploads at 20 KiB/s: such a link that stalls
     for 20 s still brings 200 KiB in the 30 s, one that stalls for 29 s (a 30 s silence closes it) 20 KiB, and an old
@@ -46,12 +52,14 @@ class Patience:
     progress: int = 16 * 1024
     connections: int = 64
     per_client: int = 16
+    head_bytes: int = 16 * 1024
 
 
 def closing_answer(status: int, message: str) -> bytes:
     """A whole HTTP answer with the API's JSON error, the connection closed after it (503 says when to retry)."""
     body = error_body(message)
-    reason = {400: "Bad Request", 503: "Service Unavailable"}[status]
+    reason = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large",
+              503: "Service Unavailable"}[status]
     retry = "retry-after: 5\r\n" if status == 503 else ""
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             f"{retry}cache-control: no-store\r\nconnection: close\r\n\r\n")
@@ -85,6 +93,18 @@ class PatientProtocol(H11Protocol):
         self._received = 0  # bytes from the client, all told
         self._window_from: int | None = None  # `_received` as the body's present window began; None: no body timed
         self._refusal: str | None = None
+        self._half_closed = False  # the client closed its side, its request whole: answered, then closed
+        self._fault: h11.RemoteProtocolError | None = None  # what h11 found wrong with the bytes, for the 400's words
+        reading = self.conn.next_event
+
+        def next_event():
+            try:
+                return reading()
+            except h11.RemoteProtocolError as e:  # (uvicorn answers "Invalid HTTP request received." to any)
+                self._fault = e
+                raise
+
+        self.conn.next_event = next_event
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -115,8 +135,17 @@ class PatientProtocol(H11Protocol):
         self._time_the_body()
 
     def send_400_response(self, msg: str) -> None:
-        """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text)."""
-        self.transport.write(closing_answer(400, f"not an HTTP request this server can read ({msg.rstrip('.')})"))
+        """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text), with what
+        h11 found wrong; a head that grew past `head_bytes` before it ended is 431, said so: it was "Invalid HTTP
+        request received", as any."""
+        fault = self._fault
+        if fault is not None and fault.error_status_hint == 431:
+            answer = closing_answer(431, f"the request's head (its line and headers) is over "
+                                         f"{self.patience.head_bytes // 1024} KiB: a URL or a header that long?")
+        else:
+            why = _BYTES.sub("", " ".join(str(fault or "").split()))[:200] or msg.rstrip(".")
+            answer = closing_answer(400, f"not an HTTP request this server can read ({why})")
+        self.transport.write(answer)
         self.transport.close()
 
     def on_response_complete(self) -> None:
@@ -131,6 +160,20 @@ class PatientProtocol(H11Protocol):
             self._end_trickle_deadline()
             self._start_trickle_deadline()
         self._time_the_body()
+        if self._half_closed and self.conn.their_state is not h11.DONE:  # (DONE: a pipelined one still to answer)
+            self._give_up(_HALF_CLOSED, 400)
+
+    def eof_received(self) -> bool:
+        """The client closed its side of the connection (a half-close: `nc -N`, a proxy): a request sent whole is still
+        answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
+        the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half
+        open.)"""
+        plain = self.transport.get_extra_info("sslcontext") is None
+        if plain and self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
+            self._half_closed = True
+            return True  # (the transport stays open for the answer)
+        self._give_up(_HALF_CLOSED, 400)
+        return False
 
     def connection_lost(self, exc) -> None:
         self._disarm()
@@ -170,13 +213,14 @@ class PatientProtocol(H11Protocol):
                 return
             log.info("closed a connection from %s: the body of its request brought %d bytes in %g s",
                      self.client and self.client[0], brought, self.patience.trickle_s)
-            self.transport.close()
+            self._give_up(f"the request's body brought {brought} bytes in {self.patience.trickle_s:g} s, under the "
+                          f"{self.patience.progress} a body must bring in that time")
             return
         if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             what = "its request's head" if self.conn.their_state is h11.IDLE else "the body of a request answered"
             log.info("closed a connection from %s: %s was not all there after %g s", self.client and self.client[0],
                      what, self.patience.trickle_s)
-            self.transport.close()
+            self._give_up(f"{what} was not all there {self.patience.trickle_s:g} s after it began")
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -200,7 +244,19 @@ class PatientProtocol(H11Protocol):
         if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             log.info("closed a connection from %s: its request was unfinished and it sent nothing for %g s",
                      self.client and self.client[0], self.patience.idle_s)
-            self.transport.close()
+            self._give_up(f"nothing came for {self.patience.idle_s:g} s of a request not all there (a body short of "
+                          "its Content-Length, or a head without its blank line)")
+
+    def _give_up(self, why: str, status: int = 408) -> None:
+        """Close the connection; a request begun and not answered is told why first (`status`, in JSON): an upload that
+        stopped short of its Content-Length was cut off without a word, its client left to guess (an idle connection,
+        or one whose request was answered, is closed without one)."""
+        begun = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+        if begun and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if self.cycle is not None:  # what the route sends after this is dropped, as once the connection is lost
+                self.cycle.disconnected = True
+            self.transport.write(closing_answer(status, why))
+        self.transport.close()
 
 
 class PatientLoop(asyncio.SelectorEventLoop):

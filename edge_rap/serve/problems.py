@@ -17,7 +17,7 @@ from starlette.routing import Match
 from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
-from edge_rap.serve.drain import BACK_SOON, SHUTTING_DOWN
+from edge_rap.serve.drain import shut_down
 from edge_rap.serve.paths import said_path, stray_slash
 from edge_rap.serve.uploads import temp_folder_error
 
@@ -159,6 +159,23 @@ def _methods_allowed(request: Request) -> list[str]:
                    for m in route.methods})
 
 
+#: A method the server answers though no route takes it: `OPTIONS *` (serve/targets.py).
+ANSWERED = {"OPTIONS"}
+
+
+def _not_implemented(request: Request) -> JSONResponse | None:
+    """501 for a method no route of the server takes (RFC 9110 9.1: one it does not implement, PUT, TRACE or FOO,
+    on any path), with `Allow` where the path is a route's; None for one it implements (a route that does not take it
+    is 405). Each was 405, as if another route of the server took it, and FOO on a path no route has, 404."""
+    implemented = ANSWERED | {m for route in request.app.state.routes for m in route.methods}
+    if request.method in implemented:
+        return None
+    allowed = _methods_allowed(request)
+    where = f"this route takes {', '.join(allowed)}" if allowed else f"it implements {', '.join(sorted(implemented))}"
+    return error(501, f"{request.method[:20]} {said_path(request)}: a method this server does not implement ({where})",
+                 {"Allow": ", ".join(allowed)} if allowed else None)
+
+
 def _without_slash(request: Request) -> str | None:
     """The path without its trailing '/', where a route takes that path: said with the 404 of the one sent. Matched
     as decoded, as the router matched it (`request.url.path` has a '?' encoded: `a%2Fb%3Fc/` was a bare 404)."""
@@ -182,7 +199,7 @@ def install(app: FastAPI) -> None:
         """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
         problem = for_client(exc, f"{request.method} {request.url.path}")
         if in_flight.closing:  # (the household closed under it)
-            return error(503, SHUTTING_DOWN, BACK_SOON)
+            return error(503, *shut_down())
         return error(507 if isinstance(exc, (DiskFullError, EventLogFull)) else 503, problem)
 
     @app.exception_handler(HTTPException)
@@ -191,6 +208,8 @@ def install(app: FastAPI) -> None:
             # files could not be written (the disk full), which is no fault of the request
             writes = getattr(request.scope.get("route"), "name", None) not in READ_ONLY_ROUTES
             return device_trouble(request, temp_folder_error(exc.__cause__, writes=writes))
+        if exc.status_code in (404, 405) and (unknown := _not_implemented(request)) is not None:
+            return unknown
         if exc.status_code == 405 and (allowed := _methods_allowed(request)):
             return error(405, f"{request.method} {said_path(request)}: a method this route does not take (it takes "
                          f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
@@ -229,6 +248,6 @@ def install(app: FastAPI) -> None:
     async def failed(request: Request, exc: Exception):
         if in_flight.closing:
             log.warning("%s %s: cut short by the shutdown (%s)", request.method, request.url.path, exc)
-            return error(503, SHUTTING_DOWN, BACK_SOON)
+            return error(503, *shut_down())
         log.exception("%s %s failed", request.method, request.url.path)
         return error(500, "internal error (the server's log has the details)")

@@ -18,13 +18,18 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from edge_rap.serve.paths import encoded_name, said_path, stray_slash
+from edge_rap.serve.paths import encoded_name, not_utf8, said_path, stray_slash
 from edge_rap.serve.problems import ApiError
 
 
 def known_query(request: Request) -> None:
-    """Refuse a query parameter the route does not take (422): `/api/events?nmae=bo` answered every event; and one
-    sent twice, as a form field or JSON key is: `?name=bo&name=cat` answered cat's events alone."""
+    """Refuse a path or query that is not UTF-8 (400: paths.not_utf8), a query parameter the route does not take
+    (422): `/api/events?nmae=bo` answered every event; and one sent twice, as a form field or JSON key is:
+    `?name=bo&name=cat` answered cat's events alone."""
+    if (part := not_utf8(request.scope)) is not None:
+        sent = (request.scope.get("raw_path") or b"").decode("latin-1")[:200]
+        raise ApiError(f"{request.method} {sent}: its {part} is not UTF-8 once its %-escapes are decoded "
+                       "(percent-encode names as UTF-8, as a browser does)", 400)
     taken = [param.alias for param in request.scope["route"].dependant.query_params]
     unknown = sorted(set(request.query_params) - set(taken))
     if unknown:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: How long a stop waits for the requests under way (an answer from a VLM takes seconds).
 STOP_S = 5.0
+#: How long it then waits for a change of the memory under way (serve/drain.py): 5 + 10 + 1 s fit `run`'s 20 s.
+CHANGE_S = 10.0
 #: How long it then waits for the server's thread to close its connections.
 JOIN_S = 1.0
 
@@ -140,6 +142,7 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
     patience = patience or Patience()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
                             http=protocol(patience), loop=loop_factory(patience), server_header=False,
+                            h11_max_incomplete_event_size=patience.head_bytes,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     with _reading_tls(tls):
         config.load()  # the certificate and key are read here
@@ -172,12 +175,13 @@ class ServerHandle:
     stopping: threading.Event  # the household's: an answer the VLM is making ends at its next token once set
     late: tuple[int, float] = field(default=(0, 0.0), init=False)  # (requests still running after the stop's wait, it)
 
-    def stop(self, timeout: float = STOP_S) -> bool:
+    def stop(self, timeout: float = STOP_S, *, changes: float = CHANGE_S) -> bool:
         """Refuse new requests (503), cut the VLM's answers under way short, wait up to `timeout` for the requests
-        under way, then stop serving; whether it stopped. Only then may the household close: one still running after
-        the wait is answered 503 by `finish`, once it closed, which says what became of them."""
+        under way, and up to `changes` more for a change of the memory among them, then stop serving; whether it
+        stopped. Only then may the household close: one still running after the wait is answered 503 by `finish`,
+        once it closed, which says what became of them."""
         self.stopping.set()
-        self.late = (self.in_flight.close(timeout), timeout)
+        self.late = (self.in_flight.close(timeout, changes), self.in_flight.waited_s)
         self.server.should_exit = True
         self.thread.join(JOIN_S)
         return not self.thread.is_alive()

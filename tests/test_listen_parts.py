@@ -2852,3 +2852,19 @@ def test_a_hesitation_starting_a_new_name_in_lower_case_asks_which_name():
                        ("remember this as um my keys", "keys"), ("Remember this as um Pip.", "pip")):
         assert parse(said, ["bo"])[1] == f"Shall I remember this as <{name}>? Say yes or no.", said
     assert parse("remember this as umm bo", ["bo"])[0].action == "add"  # a known name after it: that one
+
+
+def test_a_name_written_with_n_and_apostrophes_is_heard_as_said():
+    # Before: <Guns N' Roses> (and <Rock 'n' Roll>, <Fish n' Chips>) was heard "guns n roses", its "n'" kept as a
+    # letter, while what is said has its "n" read "and": "Forget Guns N' Roses." said "I don't know", and "Where is
+    # the Guns N' Roses poster?" was about <roses>, as written, typed or said
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import heard_as, match_names
+
+    kinds = {"bo": "dog", "Guns N' Roses": "poster", "roses": "cat"}
+    for said in ("Forget Guns N' Roses.", "Forget Guns N Roses.", "Forget Guns and Roses.", "Forget Guns & Roses."):
+        assert parse(said, list(kinds), kinds)[1] == "Shall I forget <Guns N' Roses>? Say yes or no.", said
+    assert match_names("Where is the Guns N' Roses poster?", list(kinds)).names == ["Guns N' Roses"]
+    assert [heard_as(n) for n in ("Rock 'n' Roll", "Fish n' Chips", "'n", "Rock 'n")] == [
+        "rock and roll", "fish and chips", "n", "rock n"]  # an "'n" as <'n> is written keeps its letter
+

@@ -2868,3 +2868,14 @@ def test_a_name_written_with_n_and_apostrophes_is_heard_as_said():
     assert [heard_as(n) for n in ("Rock 'n' Roll", "Fish n' Chips", "'n", "Rock 'n")] == [
         "rock and roll", "fish and chips", "n", "rock n"]  # an "'n" as <'n> is written keeps its letter
 
+
+def test_a_hesitation_no_name_starts_with_is_left_out_of_a_new_lower_case_name():
+    # Before: "remember this as uh pip" (a wake phrase's command may be all in lower case) asked "Did you mean <uh_pip>
+    # or <pip>?", as of "umm kulthum": but no name starts with "uh", "uhh", "er", "erm", "hmm" or a held "ummm"
+    from edge_rap.speech.intents import parse
+
+    for said in ("remember this as uh pip", "remember this as uhh pip", "remember this as er pip",
+                 "remember this as erm pip", "remember this as hmm pip", "remember this as ummm pip"):
+        assert parse(said, ["bo"])[1] == "Shall I remember this as <pip>? Say yes or no.", said
+    for said in ("remember this as um pip", "remember this as umm pip"):  # an Arabic "Umm", a Korean "Um"
+        assert parse(said, ["bo"])[1].startswith("Did you mean <"), said

@@ -53,6 +53,8 @@ _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 # a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
 # ("Ah Ming", "Jay M")
 _HESITATION = re.compile(r"(?<![\w'])(?P<word>u+m+|u+h+|e+r+m*|h+m+)(?![\w'])(?P<after>[^\w<]*)", re.I)
+# of those, the spellings a name's first word has too (Arabic "Umm Kulthum", Korean "Um"): never "uh", "er", "hmm"
+_NAME_LIKE_HESITATION = re.compile(r"umm?", re.I)
 _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
 _TAKE_BACK_WORD = r"(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT + ")"
@@ -256,10 +258,12 @@ def _hesitant_start(said: str) -> str | None:
     """The words of a new name, where they start with a word spelled as a hesitation that `_fluent` leaves out but
     their case cannot tell from a name's own: all in lower case, as whisper seldom writes a name ("umm kulthum":
     <umm_kulthum>, or <kulthum> after an "umm"?), the hesitation not set off by a comma and before a word of the name
-    ("um my keys" is <keys>); else None. Which one is meant is asked."""
+    ("um my keys" is <keys>) and spelled as a name's word is ("uh pip" is <pip>: `_NAME_LIKE_HESITATION`); else
+    None. Which one is meant is asked."""
     words = said.strip(" .!?")
     first = _HESITATION.match(words)
-    rest = words[first.end():].split() if first and not first.group("after").strip() else []
+    rest = (words[first.end():].split() if first and not first.group("after").strip()
+            and _NAME_LIKE_HESITATION.fullmatch(first.group("word")) else [])
     if words.lower() != words or "<" in words or not rest or is_common(rest[0]) or len(rest) >= MAX_NAME_WORDS:
         return None
     return words

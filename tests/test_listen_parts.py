@@ -2879,3 +2879,18 @@ def test_a_hesitation_no_name_starts_with_is_left_out_of_a_new_lower_case_name()
         assert parse(said, ["bo"])[1] == "Shall I remember this as <pip>? Say yes or no.", said
     for said in ("remember this as um pip", "remember this as umm pip"):  # an Arabic "Umm", a Korean "Um"
         assert parse(said, ["bo"])[1].startswith("Did you mean <"), said
+
+
+def test_a_lower_case_name_asked_of_leaves_out_what_its_command_leaves_out():
+    # Before: the choice was read from the words as said, not as the command meant them: "remember this as umm
+    # kulthum, yes" asked "Did you mean <umm_kulthum_yes> or <kulthum>?", and "..., um" of <umm_kulthum_um>
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified
+
+    for said in ("remember this as umm kulthum, yes", "remember this as umm kulthum. yeah", "remember this as umm "
+                 "kulthum, um", "remember this as umm kulthum, ok"):
+        command, line = parse(said, ["bo"])
+        assert line == "Did you mean <umm_kulthum> or <kulthum>?", said
+        asked = Reply(line, "clarify", [], said, [list(command.ambiguous.names)], said=command.ambiguous.words)
+        assert parse(clarified(asked, "The first one."), ["bo"])[1] == (
+            "Shall I remember this as <umm_kulthum>? Say yes or no."), said

@@ -2852,3 +2852,45 @@ def test_a_hesitation_starting_a_new_name_in_lower_case_asks_which_name():
                        ("remember this as um my keys", "keys"), ("Remember this as um Pip.", "pip")):
         assert parse(said, ["bo"])[1] == f"Shall I remember this as <{name}>? Say yes or no.", said
     assert parse("remember this as umm bo", ["bo"])[0].action == "add"  # a known name after it: that one
+
+
+def test_a_name_written_with_n_and_apostrophes_is_heard_as_said():
+    # Before: <Guns N' Roses> (and <Rock 'n' Roll>, <Fish n' Chips>) was heard "guns n roses", its "n'" kept as a
+    # letter, while what is said has its "n" read "and": "Forget Guns N' Roses." said "I don't know", and "Where is
+    # the Guns N' Roses poster?" was about <roses>, as written, typed or said
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.names import heard_as, match_names
+
+    kinds = {"bo": "dog", "Guns N' Roses": "poster", "roses": "cat"}
+    for said in ("Forget Guns N' Roses.", "Forget Guns N Roses.", "Forget Guns and Roses.", "Forget Guns & Roses."):
+        assert parse(said, list(kinds), kinds)[1] == "Shall I forget <Guns N' Roses>? Say yes or no.", said
+    assert match_names("Where is the Guns N' Roses poster?", list(kinds)).names == ["Guns N' Roses"]
+    assert [heard_as(n) for n in ("Rock 'n' Roll", "Fish n' Chips", "'n", "Rock 'n")] == [
+        "rock and roll", "fish and chips", "n", "rock n"]  # an "'n" as <'n> is written keeps its letter
+
+
+def test_a_hesitation_no_name_starts_with_is_left_out_of_a_new_lower_case_name():
+    # Before: "remember this as uh pip" (a wake phrase's command may be all in lower case) asked "Did you mean <uh_pip>
+    # or <pip>?", as of "umm kulthum": but no name starts with "uh", "uhh", "er", "erm", "hmm" or a held "ummm"
+    from edge_rap.speech.intents import parse
+
+    for said in ("remember this as uh pip", "remember this as uhh pip", "remember this as er pip",
+                 "remember this as erm pip", "remember this as hmm pip", "remember this as ummm pip"):
+        assert parse(said, ["bo"])[1] == "Shall I remember this as <pip>? Say yes or no.", said
+    for said in ("remember this as um pip", "remember this as umm pip"):  # an Arabic "Umm", a Korean "Um"
+        assert parse(said, ["bo"])[1].startswith("Did you mean <"), said
+
+
+def test_a_lower_case_name_asked_of_leaves_out_what_its_command_leaves_out():
+    # Before: the choice was read from the words as said, not as the command meant them: "remember this as umm
+    # kulthum, yes" asked "Did you mean <umm_kulthum_yes> or <kulthum>?", and "..., um" of <umm_kulthum_um>
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import Reply, clarified
+
+    for said in ("remember this as umm kulthum, yes", "remember this as umm kulthum. yeah", "remember this as umm "
+                 "kulthum, um", "remember this as umm kulthum, ok"):
+        command, line = parse(said, ["bo"])
+        assert line == "Did you mean <umm_kulthum> or <kulthum>?", said
+        asked = Reply(line, "clarify", [], said, [list(command.ambiguous.names)], said=command.ambiguous.words)
+        assert parse(clarified(asked, "The first one."), ["bo"])[1] == (
+            "Shall I remember this as <umm_kulthum>? Say yes or no."), said

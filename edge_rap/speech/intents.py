@@ -53,6 +53,8 @@ _NAME = _SEP + r"(?P<name>[^<>]*<[^<>]+>|.+?)"
 # a hesitation in a command's name ("Forget um Bo.", "as, uhh, Pip"): not "ah", "oh" or "m", which may be a name's own
 # ("Ah Ming", "Jay M")
 _HESITATION = re.compile(r"(?<![\w'])(?P<word>u+m+|u+h+|e+r+m*|h+m+)(?![\w'])(?P<after>[^\w<]*)", re.I)
+# of those, the spellings a name's first word has too (Arabic "Umm Kulthum", Korean "Um"): never "uh", "er", "hmm"
+_NAME_LIKE_HESITATION = re.compile(r"umm?", re.I)
 _FORGET_IT = r"forget\W+(?:about\W+)?(?:it|that)\b"  # "never mind" said first; not a no after a yes ("Yes, forget it")
 # a name taken back as it is said, after a pause: "Bo, no.", "Bo, no, Max", "Luna, sorry, Lena", "Max, I mean Bo"
 _TAKE_BACK_WORD = r"(?:no|nope|sorry|wait|never\W*mind|cancel|scratch\W+that|" + _FORGET_IT + ")"
@@ -169,7 +171,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
-        if not dropped and (whole := _hesitant_start(m.group("name"))):  # "umm kulthum": a hesitation, or a name's?
+        if not dropped and (whole := _hesitant_start(m.group("name"), words)):  # "umm kulthum": a hesitation, or a name's?
             return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")
@@ -252,17 +254,20 @@ def _fluent(said: str, names: list[str]) -> str:
                 said)
 
 
-def _hesitant_start(said: str) -> str | None:
+def _hesitant_start(said: str, meant: str) -> str | None:
     """The words of a new name, where they start with a word spelled as a hesitation that `_fluent` leaves out but
     their case cannot tell from a name's own: all in lower case, as whisper seldom writes a name ("umm kulthum":
     <umm_kulthum>, or <kulthum> after an "umm"?), the hesitation not set off by a comma and before a word of the name
-    ("um my keys" is <keys>); else None. Which one is meant is asked."""
-    words = said.strip(" .!?")
-    first = _HESITATION.match(words)
-    rest = words[first.end():].split() if first and not first.group("after").strip() else []
-    if words.lower() != words or "<" in words or not rest or is_common(rest[0]) or len(rest) >= MAX_NAME_WORDS:
+    ("um my keys" is <keys>) and spelled as a name's word is ("uh pip" is <pip>: `_NAME_LIKE_HESITATION`); else
+    None. Which one is meant is asked. `meant`: the name's words as `_meant` left them, the hesitation out (and a yes
+    after them: "umm kulthum, yes" is no <umm_kulthum_yes>)."""
+    first, meant = _HESITATION.match(said), meant.strip(" ,;:.!?")
+    rest, at = meant.split(), said.find(meant, first.end() if first else 0)
+    if (not first or first.group("after").strip() or not _NAME_LIKE_HESITATION.fullmatch(first.group("word"))
+            or at != first.end() or said.lower() != said or "<" in said or not rest or is_common(rest[0])
+            or len(rest) >= MAX_NAME_WORDS):
         return None
-    return words
+    return said[:at + len(meant)]
 
 
 def _set_off(said: str, hesitation: re.Match) -> bool:

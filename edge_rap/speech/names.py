@@ -256,8 +256,10 @@ def heard_as(name: str) -> str:
     not heard either, as `_words` strips it from "2's": <80's> is said "80's". An "&" is said "and", as is an "n"
     between words (<rock_n_roll>)."""
     said = " ".join(fold(spoken_form(name)).replace(AMPERSAND, " and ").split())  # "M&S" is said "M and S"
-    words = _said_and([POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")])
-    return re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", " ".join(words).translate(JOINERS))
+    words = [POSSESSIVE.sub("", w) if w[:1].isdigit() else w for w in said.split(" ")]
+    bare = [re.sub(r"'(?![^\W\d_])|(?<![^\W\d_])'", "", w.translate(JOINERS)) for w in words]
+    # its "n" read as `_words` reads it, without its apostrophes ("Guns N' Roses"), but not an "'n" alone
+    return " ".join(read if w[:1] != "'" or w[-1:] == "'" else b for w, b, read in zip(words, bare, _said_and(bare)))
 
 
 def _forms(names: Sequence[str]) -> dict[str, str]:

@@ -307,6 +307,23 @@ def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status
     assert json.loads(body) == {"error": error}
 
 
+def test_a_head_over_its_limit_is_431_however_it_came(tmp_path):
+    """h11 limits a head only while it is incomplete: one over 16 KiB that came whole in one read (a long URL or cookie
+    sent at once, as on a fast link) was answered as any other, the same head in pieces 431. One under it is answered."""
+    with live_server(fake_settings(tmp_path)) as live:
+        said = {}
+        for name, line, header in (("url", b"/api/health?x=" + b"a" * 20_000, b""),
+                                   ("cookie", b"/api/health", b"Cookie: " + b"a=b; " * 4_000 + b"\r\n"),
+                                   ("under", b"/api/health", b"X-Big: " + b"a" * 15_000 + b"\r\n")):
+            sent = b"GET " + line + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"Connection: close\r\n\r\n"
+            with _silent(live.url, sent) as s:
+                head, _, body = _last_words(s).partition(b"\r\n\r\n")
+            said[name] = (head.split(b"\r\n")[0], json.loads(body))
+    big = (b"HTTP/1.1 431 Request Header Fields Too Large",
+           {"error": "the request's head (its line and headers) is over 16 KiB: a URL or a header that long?"})
+    assert said == {"url": big, "cookie": big, "under": (b"HTTP/1.1 200 OK", {"ok": True})}, said
+
+
 def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
     """A client that half-closes once its request is sent (`nc -N`, a proxy) got no answer: the server closed at the
     client's FIN, and an upload so sent was stored, its client told nothing. Now it is answered, then closed; a request

@@ -1070,6 +1070,22 @@ def test_a_host_that_is_no_name_at_all_is_400_not_told_to_be_allowed(tmp_path):
         assert c.get("/api/concepts").status_code == 200
 
 
+def test_a_host_with_a_port_that_is_no_port_is_400_and_a_long_name_is_judged_whole(tmp_path):
+    """`127.0.0.1:abc` was answered, its port never looked at (RFC 9112 3.2: a Host of no valid value is 400); and a
+    name over 100 characters was judged cut there: cut at a dot, a name the device could be told to answer to was 400
+    "not a host name", and one it is told to answer to was named cut in the 421 that says how."""
+    long = f"{'a' * 60}.{'b' * 38}.robot.lan"  # (its 100th character a dot)
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for host in ("127.0.0.1:abc", "localhost:8765x", "[::1]:-1", ".".join(["a" * 50] * 6)):  # (DNS: 253 at most)
+            r = c.get("/api/concepts", headers={"Host": host})
+            assert (r.status_code, r.json()) == (400, {"error": f"Host {host[:100]!r}: not a host name or address"}), \
+                host
+        for host in ("127.0.0.1:", "[::1]:", "localhost:8765"):  # (an empty port is one: RFC 3986)
+            assert c.get("/api/concepts", headers={"Host": host}).status_code == 200, host
+        r = c.get("/api/concepts", headers={"Host": long})
+        assert r.status_code == 421 and f"set EDGE_RAP_SERVE_HOSTS={long} where" in r.json()["error"], r.text
+
+
 def test_a_bad_name_to_answer_to_is_one_line_before_anything_serves(settings, run, monkeypatch):
     settings.memory.mkdir()
     for names in ("robot.lan:8765", "a b", "http://robot.lan", "192.168.1.20"):

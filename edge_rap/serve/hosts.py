@@ -19,6 +19,8 @@ from edge_rap.serve.guard import send_error
 VARIABLE = "EDGE_RAP_SERVE_HOSTS"
 #: A DNS name: labels of letters, digits and inner hyphens, dot-separated.
 _NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+#: What may follow a Host's name or address: nothing, or ':' and a port, digits or none (RFC 3986 3.2.3).
+_PORT = re.compile(r"(?::[0-9]*)?")
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,16 @@ class HostNames:
     def refusal(self, scope) -> tuple[int, str] | None:
         """The status and words for a request whose Host is a name the API does not answer under (421); None for one
         it does answer, or one without Host (HTTP/1.0, no browser). A Host that is no name or address at all (empty,
-        `a b`, `me@robot.lan`) is 400 (RFC 9112 3.2): its 421 said to allow it in EDGE_RAP_SERVE_HOSTS, which refuses
-        it."""
+        `a b`, `me@robot.lan`, a name over DNS's 253 characters), or whose port is not digits, is 400 (RFC 9112 3.2):
+        its 421 said to allow it in EDGE_RAP_SERVE_HOSTS, which refuses it."""
         host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None)
-        if host is None or self.accepts(host):
+        if host is None:
             return None
-        name = bare_name(host)[:100]
-        if not _NAME.fullmatch(name):
+        ported = _PORT.fullmatch(_split(host)[1]) is not None  # (`127.0.0.1:abc` was answered)
+        if ported and self.accepts(host):
+            return None
+        name = bare_name(host)  # judged whole: cut at 100 characters, a name cut at a dot was no name
+        if not (ported and len(name) <= 253 and _NAME.fullmatch(name)):
             return 400, f"Host {host[:100]!r}: not a host name or address"
         return 421, (f"this device does not answer to the name {name!r} (a web page may be using it to reach the "
                      f"device); to open it under that name, set {VARIABLE}={name} where `edge-rap serve` or "
@@ -72,12 +77,19 @@ def configured() -> list[str]:
 
 def bare_name(host: str) -> str:
     """A Host header's name or address, without its port and brackets, in lower case."""
-    host = host.strip().lower()
+    return _plain(_split(host)[0])
+
+
+def _split(host: str) -> tuple[str, str]:
+    """A Host header's name or address (an IPv6 one without its brackets) and what follows it: its port."""
+    host = host.strip()
     if host.startswith("["):  # [v6] or [v6]:port
-        return host[1:].partition("]")[0].replace("%25", "%")
+        inside, _, after = host[1:].partition("]")
+        return inside.replace("%25", "%"), after
     if host.count(":") == 1:
-        host = host.partition(":")[0]
-    return _plain(host)
+        name, colon, port = host.partition(":")
+        return name, colon + port
+    return host, ""
 
 
 def _plain(name: str) -> str:

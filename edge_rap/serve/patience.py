@@ -38,9 +38,8 @@ class Patience:
     """How long a client may leave its request unfinished without sending a byte; how long it may take over what
     nothing but itself waits on: a request's head (its line and headers, a few hundred bytes a browser sends at
     once) and the rest of a body the server has answered already; the bytes a body the server reads must bring in each
-    `trickle_s` from its head's end (`progress`); how many bytes a head may hold before it is all there (`head_bytes`,
-    h11's own default); and how many connections the server keeps open: in all, and from one address (a browser opens
-    6, the companion 1).
+    `trickle_s` from its head's end (`progress`); how many bytes a head may hold (`head_bytes`, h11's own default); and
+    how many connections the server keeps open: in all, and from one address (a browser opens 6, the companion 1).
 
     16 KiB in 30 s is 0.5 KiB/s on average, where a phone on a poor link uploads at 20 KiB/s: such a link that stalls
     for 20 s still brings 200 KiB in the 30 s, one that stalls for 29 s (a 30 s silence closes it) 20 KiB, and an old
@@ -64,6 +63,14 @@ def closing_answer(status: int, message: str) -> bytes:
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             f"{retry}cache-control: no-store\r\nconnection: close\r\n\r\n")
     return head.encode() + body
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of a request's head as sent (the spaces around its values aside). h11 limits a head only while it is
+    incomplete: one over `Patience.head_bytes` that came whole in one read (a long URL or cookie at once, as on a fast
+    link) was taken, the same head in pieces 431."""
+    line = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + len(b": \r\n") for name, value in request.headers.raw_items()) + 2
 
 
 class _NotedFlow(FlowControl):
@@ -99,7 +106,10 @@ class PatientProtocol(H11Protocol):
 
         def next_event():
             try:
-                return reading()
+                event = reading()
+                if isinstance(event, h11.Request) and _head_size(event) > patience.head_bytes:
+                    raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+                return event
             except h11.RemoteProtocolError as e:  # (uvicorn answers "Invalid HTTP request received." to any)
                 self._fault = e
                 raise
@@ -136,8 +146,7 @@ class PatientProtocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         """What is not HTTP at all is answered in JSON too, as every other error (uvicorn's was plain text), with what
-        h11 found wrong; a head that grew past `head_bytes` before it ended is 431, said so: it was "Invalid HTTP
-        request received", as any."""
+        h11 found wrong; a head over `head_bytes` is 431, said so: it was "Invalid HTTP request received", as any."""
         fault = self._fault
         if fault is not None and fault.error_status_hint == 431:
             answer = closing_answer(431, f"the request's head (its line and headers) is over "

@@ -28,7 +28,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.perceive import fifo_relay
-from edge_rap.perceive.fifo_relay import FifoRelay
+from edge_rap.perceive.fifo_relay import FifoRelay, hung_up, let_go
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.perceive.opens import opening
@@ -340,13 +340,6 @@ def _replaced(path: str, fd: int) -> bool:
     return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
-def _hung_up(fd: int) -> bool:
-    """Whether the FIFO open as `fd` has no writer now, having had one since `fd` was opened (Linux's POLLHUP)."""
-    poller = select.poll()
-    poller.register(fd, 0)  # (a hang-up is reported whatever is asked for)
-    return any(e & select.POLLHUP for _, e in poller.poll(0))
-
-
 def _open_video(path: str, fifo: int | None):
     """OpenCV's capture of a video file, or of the FIFO waited for a writer: read through the pipe `fifo` its
     read end is relayed into (FFmpeg's pipe:N; FifoRelay), not opened again by path. An open by path waits for a
@@ -506,7 +499,7 @@ class Camera:
                 if not stat.S_ISFIFO(os.stat(path).st_mode):
                     return None
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-                if held is not None and _hung_up(held):  # (it left before `fd` opened: `fd` sees no hang-up for it)
+                if held is not None and hung_up(held):  # (it left before `fd` opened: `fd` sees no hang-up for it)
                     self._writer_said = False
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -537,6 +530,7 @@ class Camera:
             except WriterStalled as e:
                 self._refused(e)
                 announced, fps = 0, 15.0
+            refused = False  # the last writer's bytes were no video, and it stays: its next ones are let go
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
                     self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
@@ -544,6 +538,8 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
+                    if refused and let_go(held, self.stop, lambda: _replaced(path, held)):
+                        self._writer_said = False  # it left: the next writer's refusal is said
                     waited = self._await_writer(path, held)
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
                     if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
@@ -555,11 +551,12 @@ class Camera:
                     break
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
-                    self._writer_said = False
+                    self._writer_said = refused = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
                     if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
                         raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
-                    self._refused(e)
+                    self._refused(e)  # (one cut for a stall is tried again: a stream that resyncs, MPEG-TS or
+                    refused = self._writer_stays and not isinstance(e, WriterStalled)  # MJPEG, may open mid-way)
         finally:
             if waited is not None:
                 os.close(waited)

@@ -21,6 +21,7 @@ import select
 import termios
 import threading
 import time
+from typing import Callable
 
 from edge_rap.perceive.opens import crowded
 
@@ -31,6 +32,10 @@ CHUNK = 1 << 16
 #: waits: a header comes in one go from a recorder that has its first frame, and a camera that takes a second or two
 #: to give it is waited for; the other sources' opens wait this long at most behind a stalled one.
 OPEN_STALL_S = 3.0
+#: How often the bytes of a writer refused as no video are read and let go (milliseconds): a CHUNK each time, 3.2 MB
+#: a second at most, the writer held back meanwhile; and for how long before its bytes are tried again (seconds).
+LET_GO_MS = 20
+LET_GO_S = 5.0
 
 
 class FifoRelay:
@@ -52,13 +57,9 @@ class FifoRelay:
 
     def _probed(self) -> bool:
         """Whether FFmpeg took every byte relayed so far: its open is in its read of our pipe, not queued behind
-        another source's (an open still waiting for OpenCV's lock leaves them in the pipe)."""
-        unread = array.array("i", [0])
-        try:
-            fcntl.ioctl(self.read_end, termios.FIONREAD, unread)
-        except OSError:  # (no count of a pipe's bytes here: a stall is cut as before)
-            return True
-        return not unread[0]
+        another source's (an open still waiting for OpenCV's lock leaves them in the pipe). With no count of a
+        pipe's bytes here, a stall is cut as before."""
+        return not unread(self.read_end)
 
     def opened(self) -> None:
         """OpenCV's open returned: from now on the writer's pauses are its stream's, never an end."""
@@ -68,12 +69,19 @@ class FifoRelay:
         into, out = select.poll(), select.poll()
         into.register(self._source, select.POLLIN)
         out.register(self._write_end, select.POLLOUT)
+        out.register(self._source, 0)  # (its writer's hang-up wakes a wait for FFmpeg too: its hang-up alone)
         os.set_blocking(self._source, False)
         waiting_since = time.monotonic()  # for the writer's next byte (not for FFmpeg to take the last ones)
+        left = None  # once the writer left: the bytes the FIFO still held then, its last (a next writer's follow)
         try:
             while not self._ended():
+                if left is None and hung_up(self._source):
+                    left = last_bytes(self._source)
+                if left == 0:  # the writer closed: the next writer's bytes are the next clip's, not this one's
+                    self.writer_closed = True
+                    return
                 try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
-                    data = os.read(self._source, CHUNK)
+                    data = os.read(self._source, min(CHUNK, left or CHUNK))
                 except BlockingIOError:  # a writer there, nothing written yet
                     if (not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S
                             and crowded() and self._probed()):
@@ -81,11 +89,17 @@ class FifoRelay:
                         return
                     into.poll(LOOK_MS)
                     continue
-                if not data:  # the writer closed: the next writer's bytes are the next clip's, not this one's
-                    self.writer_closed = True
-                    return
+                if not data:  # (no writer, none since the read end was opened: what came was a writer's gone)
+                    left = 0
+                    continue
+                left = None if left is None else left - len(data)
                 while data and not self._ended():
-                    if out.poll(LOOK_MS):
+                    ready = dict(out.poll(LOOK_MS))
+                    if left is None and ready.get(self._source, 0) & select.POLLHUP:
+                        left = last_bytes(self._source)
+                        if left is not None:  # (else a next writer came: no hang-up till it leaves)
+                            out.unregister(self._source)
+                    if ready.get(self._write_end):
                         data = data[os.write(self._write_end, data):]
                 waiting_since = time.monotonic()
         except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
@@ -98,3 +112,52 @@ class FifoRelay:
         self._done.set()
         self._thread.join()
         os.close(self.read_end)
+
+
+def hung_up(fd: int) -> bool:
+    """Whether the FIFO open as `fd` has no writer now, having had one since `fd` was opened (Linux's POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, 0)  # (a hang-up is reported whatever is asked for)
+    return any(e & select.POLLHUP for _, e in poller.poll(0))
+
+
+def last_bytes(fd: int) -> int | None:
+    """The bytes the FIFO open as `fd` still holds from the writer that left it (its hang-up seen): counted, then
+    its hang-up looked at again, so that no next writer's are among them; None where a next writer came before
+    they were counted (which bytes are whose cannot be told: they are read as one writer's, as they always were)."""
+    left = unread(fd)
+    return left if left is not None and hung_up(fd) else None
+
+
+def unread(fd: int) -> int | None:
+    """The bytes waiting in the pipe or FIFO open as `fd` (FIONREAD), or None where it cannot be told."""
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+    except OSError:
+        return None
+    return count[0]
+
+
+def let_go(source: int, stop: threading.Event, moved: Callable[[], bool]) -> bool:
+    """Read and let go of the bytes of the writer on the FIFO `source` whose video was refused, for LET_GO_S at most
+    (then tried again: a stream that resyncs, MPEG-TS or MJPEG, opens mid-way), until it leaves (the bytes it left
+    with it: the next writer's come after them), the stop, or `moved()` (its path names another file now); whether
+    it left. Tried at every open, each MB it wrote cost a probe of about 50 ms of CPU (tools/bench_fifo_junk.py: a
+    third of a core for a writer flooding junk). Its hang-up is waited for between reads, so that a writer that
+    opens as it closes is the next one, not more of its bytes (unless it opened before this thread looked)."""
+    hang_up = select.poll()
+    hang_up.register(source, 0)  # (its hang-up alone: its bytes are read at a pace)
+    until = time.monotonic() + LET_GO_S
+    while not stop.is_set() and not moved() and time.monotonic() < until:
+        if hang_up.poll(LET_GO_MS):
+            left = last_bytes(source) or 0  # (a next writer's open too soon to tell: its bytes are left whole)
+            while left > 0 and (data := os.read(source, min(CHUNK, left))):
+                left -= len(data)
+            return True
+        try:
+            if not os.read(source, CHUNK):
+                return True
+        except BlockingIOError:
+            pass
+    return False

@@ -901,6 +901,84 @@ def test_a_fifo_writer_that_opens_after_the_last_one_left_is_its_own_clip(tmp_pa
         assert camera.frames_read == frames + 3 and camera.error is None
 
 
+class StartingCamera:
+    """A camera (`cam=5`) whose every open takes until `started` is set (a USB camera starting), then gives no
+    frame; `opens` records each open's backend and whether it was counted as an open under way."""
+
+    opens: list = []
+    started = threading.Event()
+    opened_by: tuple = ()
+
+    def __init__(self, target, *api):
+        StartingCamera.opens.append((api, opens._under_way))
+        self.started.wait(10)
+
+    def isOpened(self):
+        return not self.opened_by or self.api in self.opened_by
+
+    def grab(self):
+        return False
+
+    def release(self):
+        pass
+
+
+def fake_cameras(monkeypatch, opened_by: tuple = ()) -> None:
+    """Device numbers opened as StartingCamera (opened by the backends `opened_by`, any where empty); files and
+    pipes by OpenCV."""
+    import cv2
+
+    real = cv2.VideoCapture
+
+    def capture(target, *api):
+        if not isinstance(target, int):
+            return real(target, *api)
+        camera = StartingCamera(target, *api)
+        camera.api = api[0] if api else cv2.CAP_ANY
+        return camera
+
+    monkeypatch.setattr(cv2, "VideoCapture", capture)
+    monkeypatch.setattr(StartingCamera, "opens", [])
+    monkeypatch.setattr(StartingCamera, "started", threading.Event())
+    monkeypatch.setattr(StartingCamera, "opened_by", opened_by)
+
+
+def test_a_camera_opened_by_v4l2_beside_a_stalled_fifo_writer_has_it_waited_for(tmp_path, monkeypatch, caplog):
+    # Before: a camera's open counted as one under way, as a URL's: a FIFO writer slow to give its first frame was cut
+    # (its video lost) while a USB camera beside it started, though V4L2 takes no lock of FFmpeg's: neither waited
+    import cv2
+
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    fake_cameras(monkeypatch)
+    camera, stop = fifo_camera(tmp_path)
+    usb = Camera(parse_source("usb=5"), stop, backoff=(1.0, 1.0))
+    with started(camera, stop):
+        with stalled_writer(tmp_path / "pipe", Y4M_HEADER) as writer:
+            usb.start()
+            wait_until(lambda: StartingCamera.opens, "the camera's open")
+            time.sleep(1.0)  # (over OPEN_STALL_S without a byte, the camera opening)
+            StartingCamera.started.set()
+            writer.write(Y4M_FRAME * 3)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 3 and "before its video opened" not in caplog.text
+    assert StartingCamera.opens[0][0] == (cv2.CAP_V4L2,)  # (the FIFO's own open the one counted then)
+
+
+def test_a_camera_v4l2_cannot_open_is_opened_as_opencv_chooses_counted(monkeypatch):
+    # Another backend's camera (or FFmpeg's try of an unplugged one, which waits behind a stalled FIFO probe)
+    import cv2
+
+    fake_cameras(monkeypatch, opened_by=(cv2.CAP_ANY,))
+    StartingCamera.started.set()
+    stop = threading.Event()
+    camera = Camera(parse_source("usb=5"), stop, backoff=(1.0, 1.0)).start()
+    wait_until(lambda: len(StartingCamera.opens) >= 2, "the camera's opens")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    assert StartingCamera.opens[:2] == [((cv2.CAP_V4L2,), 0), ((), 1)]
+    assert camera.error is None  # (it opened: no frame yet, retried)
+
+
 def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkeypatch):
     # The stall that ends an open still pending ends nothing once the video opened: a pause is the stream's own
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)

@@ -354,6 +354,23 @@ def _open_video(path: str, fifo: int | None):
         return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
 
 
+def _open_live(spec: SourceSpec):
+    """OpenCV's capture of a camera or stream. A camera is opened by V4L2 first, not counted as an open under way
+    (`opens.crowded`): V4L2 takes no lock of FFmpeg's, neither waiting behind a FIFO writer's stalled probe nor
+    keeping it waiting, and counted so it had such a writer cut (its video lost) while it opened beside it; by its
+    device file, FFmpeg was tried first, waiting behind the stalled probe. Where V4L2 cannot open it (unplugged,
+    another backend's camera), OpenCV's own choice follows, counted: its FFmpeg try waits behind the probe."""
+    import cv2
+
+    if spec.kind == "device" and cv2.videoio_registry.hasBackend(cv2.CAP_V4L2):
+        capture = cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
+        if capture.isOpened():
+            return capture
+        capture.release()
+    with opening():
+        return cv2.VideoCapture(spec.target)
+
+
 class Camera:
     """Reads one source in its own thread into a LatestSlot; counts what it read and how long reading took."""
 
@@ -677,8 +694,7 @@ class Camera:
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
         self.error = f"source {self.spec.shown!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
-            with opening():
-                capture = cv2.VideoCapture(self.spec.target)
+            capture = _open_live(self.spec)
             if capture.isOpened():
                 self.error = None
                 if not polled:

@@ -798,7 +798,6 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
     # for the FIFO's next writer", a line every second or two for as long as it streamed). A next writer's junk, after
     # it closed, is still said
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
-    monkeypatch.setattr(fifo_relay, "LET_GO_S", 0.2)  # (its refused bytes tried again that often)
     camera, stop = fifo_camera(tmp_path)
     tries, play = [], Camera._play
 
@@ -825,42 +824,6 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
         assert not camera.finished.is_set(), camera.error
     said = [r.getMessage() for r in caplog.records if "waiting for the FIFO's next writer" in r.getMessage()]
     assert len(said) == 2 and "before its video opened" in said[0] and "cannot open as a video" in said[1]
-
-
-def counting_plays(monkeypatch) -> list:
-    """Every open a camera tries (a FIFO's writer's bytes, or a file), counted as it starts."""
-    tries, play = [], Camera._play
-
-    def counted(self, *args):
-        tries.append(len(tries))
-        return play(self, *args)
-
-    monkeypatch.setattr(Camera, "_play", counted)
-    return tries
-
-
-def test_a_fifo_writers_junk_is_not_tried_again_while_it_streams(tmp_path, monkeypatch, caplog):
-    # Before: a writer streaming bytes that are no video had them probed at every open, one after the other (about
-    # 50 ms of CPU each MB: a third of a core for a writer flooding junk). Now its bytes are let go until it leaves,
-    # or for LET_GO_S, and the next writer is read as before
-    camera, stop = fifo_camera(tmp_path)
-    tries, clip = counting_plays(monkeypatch), clip_bytes(tmp_path)
-    with started(camera, stop):
-        write_into(tmp_path / "pipe", clip)
-        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
-        with open(tmp_path / "pipe", "wb", buffering=0) as junk:
-            os.set_blocking(junk.fileno(), False)
-            sent = 0
-            while sent < 8_000_000 and not camera.finished.is_set():  # (8 MB: eight probes' worth, at every open)
-                with contextlib.suppress(BlockingIOError):
-                    sent += junk.write(os.urandom(1 << 16)) or 0
-                time.sleep(0.001)
-        assert len(tries) == 2, "the junk writer's bytes were tried again while it streamed"
-        wait_until(lambda: not camera._writer_said or camera.finished.is_set(), "the junk writer's end seen")
-        write_into(tmp_path / "pipe", clip)
-        wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the next writer's clip")
-        assert camera.error is None and len(tries) == 3
-    assert caplog.text.count("cannot open as a video") == 1
 
 
 #: A raw video of 32x32 frames: each frame (1542 bytes) under PIPE_BUF, so written whole or not at all.

@@ -28,7 +28,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.perceive import fifo_relay
-from edge_rap.perceive.fifo_relay import FifoRelay, hung_up, let_go
+from edge_rap.perceive.fifo_relay import FifoRelay, hung_up
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.perceive.opens import opening
@@ -547,7 +547,6 @@ class Camera:
             except WriterStalled as e:
                 self._refused(e)
                 announced, fps = 0, 15.0
-            refused = False  # the last writer's bytes were no video, and it stays: its next ones are let go
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
                     self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
@@ -555,8 +554,6 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
-                    if refused and let_go(held, self.stop, lambda: _replaced(path, held)):
-                        self._writer_said = False  # it left: the next writer's refusal is said
                     waited = self._await_writer(path, held)
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
                     if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
@@ -568,12 +565,11 @@ class Camera:
                     break
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
-                    self._writer_said = refused = False
+                    self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
                     if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
                         raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
-                    self._refused(e)  # (one cut for a stall is tried again: a stream that resyncs, MPEG-TS or
-                    refused = self._writer_stays and not isinstance(e, WriterStalled)  # MJPEG, may open mid-way)
+                    self._refused(e)
         finally:
             if waited is not None:
                 os.close(waited)

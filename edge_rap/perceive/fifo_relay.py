@@ -21,7 +21,6 @@ import select
 import termios
 import threading
 import time
-from typing import Callable
 
 from edge_rap.perceive.opens import crowded
 
@@ -32,10 +31,6 @@ CHUNK = 1 << 16
 #: waits: a header comes in one go from a recorder that has its first frame, and a camera that takes a second or two
 #: to give it is waited for; the other sources' opens wait this long at most behind a stalled one.
 OPEN_STALL_S = 3.0
-#: How often the bytes of a writer refused as no video are read and let go (milliseconds): a CHUNK each time, 3.2 MB
-#: a second at most, the writer held back meanwhile; and for how long before its bytes are tried again (seconds).
-LET_GO_MS = 20
-LET_GO_S = 5.0
 
 
 class FifoRelay:
@@ -137,27 +132,3 @@ def unread(fd: int) -> int | None:
     except OSError:
         return None
     return count[0]
-
-
-def let_go(source: int, stop: threading.Event, moved: Callable[[], bool]) -> bool:
-    """Read and let go of the bytes of the writer on the FIFO `source` whose video was refused, for LET_GO_S at most
-    (then tried again: a stream that resyncs, MPEG-TS or MJPEG, opens mid-way), until it leaves (the bytes it left
-    with it: the next writer's come after them), the stop, or `moved()` (its path names another file now); whether
-    it left. Tried at every open, each MB it wrote cost a probe of about 50 ms of CPU (tools/bench_fifo_junk.py: a
-    third of a core for a writer flooding junk). Its hang-up is waited for between reads, so that a writer that
-    opens as it closes is the next one, not more of its bytes (unless it opened before this thread looked)."""
-    hang_up = select.poll()
-    hang_up.register(source, 0)  # (its hang-up alone: its bytes are read at a pace)
-    until = time.monotonic() + LET_GO_S
-    while not stop.is_set() and not moved() and time.monotonic() < until:
-        if hang_up.poll(LET_GO_MS):
-            left = last_bytes(source) or 0  # (a next writer's open too soon to tell: its bytes are left whole)
-            while left > 0 and (data := os.read(source, min(CHUNK, left))):
-                left -= len(data)
-            return True
-        try:
-            if not os.read(source, CHUNK):
-                return True
-        except BlockingIOError:
-            pass
-    return False

@@ -826,6 +826,29 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
     assert len(said) == 2 and "before its video opened" in said[0] and "cannot open as a video" in said[1]
 
 
+def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
+    # Before: the stop coming as the junk's open failed (a writer killed, then SIGTERM) raised the junk's refusal as
+    # the source's error: "cannot open as a video" in the summary's source_errors, exit 2, for a FIFO that showed its
+    # clip; a stop ends the wait for a writer, as it ends any open
+    camera, stop = fifo_camera(tmp_path)
+    play = Camera._play
+
+    def stopped_as_refused(self, *args):
+        try:
+            return play(self, *args)
+        except EdgeRapError:
+            stop.set()  # (the stop, as the refusal came)
+            raise
+
+    monkeypatch.setattr(Camera, "_play", stopped_as_refused)
+    with started(camera, stop):
+        write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        write_into(tmp_path / "pipe", b"not a video\n" * 1000)
+        wait_until(camera.finished.is_set, "the stop")
+    assert camera.error is None and camera.frames_read == 3
+
+
 #: A raw video of 32x32 frames: each frame (1542 bytes) under PIPE_BUF, so written whole or not at all.
 Y4M_SMALL = b"YUV4MPEG2 W32 H32 F30:1 Ip A1:1 C420jpeg\n"
 Y4M_SMALL_FRAME = b"FRAME\n" + bytes(32 * 32 * 3 // 2)

@@ -567,8 +567,12 @@ class Camera:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
-                    if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
-                        raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
+                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
+                        raise
+                    if self.stop.is_set():  # a stop ends an open, or came as its junk was refused: the FIFO never
+                        if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
+                            raise EdgeRapError(self.error) from None
+                        break
                     self._refused(e)
         finally:
             if waited is not None:

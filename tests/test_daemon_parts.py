@@ -826,6 +826,145 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
     assert len(said) == 2 and "before its video opened" in said[0] and "cannot open as a video" in said[1]
 
 
+def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
+    # Before: the stop coming as the junk's open failed (a writer killed, then SIGTERM) raised the junk's refusal as
+    # the source's error: "cannot open as a video" in the summary's source_errors, exit 2, for a FIFO that showed its
+    # clip; a stop ends the wait for a writer, as it ends any open
+    camera, stop = fifo_camera(tmp_path)
+    play = Camera._play
+
+    def stopped_as_refused(self, *args):
+        try:
+            return play(self, *args)
+        except EdgeRapError:
+            stop.set()  # (the stop, as the refusal came)
+            raise
+
+    monkeypatch.setattr(Camera, "_play", stopped_as_refused)
+    with started(camera, stop):
+        write_into(tmp_path / "pipe", clip_bytes(tmp_path))
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        write_into(tmp_path / "pipe", b"not a video\n" * 1000)
+        wait_until(camera.finished.is_set, "the stop")
+    assert camera.error is None and camera.frames_read == 3
+
+
+#: A raw video of 32x32 frames: each frame (1542 bytes) under PIPE_BUF, so written whole or not at all.
+Y4M_SMALL = b"YUV4MPEG2 W32 H32 F30:1 Ip A1:1 C420jpeg\n"
+Y4M_SMALL_FRAME = b"FRAME\n" + bytes(32 * 32 * 3 // 2)
+
+
+def test_a_fifo_writer_that_opens_after_the_last_one_left_is_its_own_clip(tmp_path, monkeypatch):
+    # Before: a writer that opened while the last one's bytes were still in the FIFO (the camera behind) had its
+    # bytes read as more of the last one's video: a second header in a raw video's stream, its clip lost
+    camera, stop = fifo_camera(tmp_path)
+    opened, reading, follow = threading.Event(), threading.Event(), Camera._follow
+
+    def held_back(self, *args, **kwargs):  # (the first clip opened, its frames not read until let)
+        opened.set()
+        reading.wait(10)
+        return follow(self, *args, **kwargs)
+
+    monkeypatch.setattr(Camera, "_follow", held_back)
+    with started(camera, stop):
+        frames, refused = 0, 0
+        with open(tmp_path / "pipe", "wb", buffering=0) as first:
+            first.write(Y4M_SMALL)
+            os.set_blocking(first.fileno(), False)
+            while refused < 20:  # (its frames until the open returned and every pipe is full; a frame under
+                if first.write(Y4M_SMALL_FRAME):  # PIPE_BUF is written whole or not at all: None)
+                    frames += 1
+                else:
+                    refused = refused + 1 if opened.is_set() else 0
+                    time.sleep(0.01)
+        time.sleep(0.3)  # (its leaving seen) the next writer opens while its frames are still in the FIFO
+        second = threading.Thread(target=write_into, args=(tmp_path / "pipe", Y4M_SMALL + Y4M_SMALL_FRAME * 3))
+        second.start()
+        time.sleep(0.3)
+        reading.set()
+        wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the second writer's end")
+        second.join(10)
+        assert camera.frames_read == frames + 3 and camera.error is None
+
+
+class StartingCamera:
+    """A camera (`cam=5`) whose every open takes until `started` is set (a USB camera starting), then gives no
+    frame; `opens` records each open's backend and whether it was counted as an open under way."""
+
+    opens: list = []
+    started = threading.Event()
+    opened_by: tuple = ()
+
+    def __init__(self, target, *api):
+        StartingCamera.opens.append((api, opens._under_way))
+        self.started.wait(10)
+
+    def isOpened(self):
+        return not self.opened_by or self.api in self.opened_by
+
+    def grab(self):
+        return False
+
+    def release(self):
+        pass
+
+
+def fake_cameras(monkeypatch, opened_by: tuple = ()) -> None:
+    """Device numbers opened as StartingCamera (opened by the backends `opened_by`, any where empty); files and
+    pipes by OpenCV."""
+    import cv2
+
+    real = cv2.VideoCapture
+
+    def capture(target, *api):
+        if not isinstance(target, int):
+            return real(target, *api)
+        camera = StartingCamera(target, *api)
+        camera.api = api[0] if api else cv2.CAP_ANY
+        return camera
+
+    monkeypatch.setattr(cv2, "VideoCapture", capture)
+    monkeypatch.setattr(StartingCamera, "opens", [])
+    monkeypatch.setattr(StartingCamera, "started", threading.Event())
+    monkeypatch.setattr(StartingCamera, "opened_by", opened_by)
+
+
+def test_a_camera_opened_by_v4l2_beside_a_stalled_fifo_writer_has_it_waited_for(tmp_path, monkeypatch, caplog):
+    # Before: a camera's open counted as one under way, as a URL's: a FIFO writer slow to give its first frame was cut
+    # (its video lost) while a USB camera beside it started, though V4L2 takes no lock of FFmpeg's: neither waited
+    import cv2
+
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    fake_cameras(monkeypatch)
+    camera, stop = fifo_camera(tmp_path)
+    usb = Camera(parse_source("usb=5"), stop, backoff=(1.0, 1.0))
+    with started(camera, stop):
+        with stalled_writer(tmp_path / "pipe", Y4M_HEADER) as writer:
+            usb.start()
+            wait_until(lambda: StartingCamera.opens, "the camera's open")
+            time.sleep(1.0)  # (over OPEN_STALL_S without a byte, the camera opening)
+            StartingCamera.started.set()
+            writer.write(Y4M_FRAME * 3)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        assert camera.frames_read == 3 and "before its video opened" not in caplog.text
+    assert StartingCamera.opens[0][0] == (cv2.CAP_V4L2,)  # (the FIFO's own open the one counted then)
+
+
+def test_a_camera_v4l2_cannot_open_is_opened_as_opencv_chooses_counted(monkeypatch):
+    # Another backend's camera (or FFmpeg's try of an unplugged one, which waits behind a stalled FIFO probe)
+    import cv2
+
+    fake_cameras(monkeypatch, opened_by=(cv2.CAP_ANY,))
+    StartingCamera.started.set()
+    stop = threading.Event()
+    camera = Camera(parse_source("usb=5"), stop, backoff=(1.0, 1.0)).start()
+    wait_until(lambda: len(StartingCamera.opens) >= 2, "the camera's opens")
+    stop.set()
+    wait_until(camera.finished.is_set, "the camera's end after stop")
+    assert StartingCamera.opens[:2] == [((cv2.CAP_V4L2,), 0), ((), 1)]
+    assert camera.error is None  # (it opened: no frame yet, retried)
+
+
 def test_a_fifo_writer_that_pauses_after_the_open_is_waited_for(tmp_path, monkeypatch):
     # The stall that ends an open still pending ends nothing once the video opened: a pause is the stream's own
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)

@@ -28,7 +28,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.perceive import fifo_relay
-from edge_rap.perceive.fifo_relay import FifoRelay
+from edge_rap.perceive.fifo_relay import FifoRelay, hung_up
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.perceive.opens import opening
@@ -340,13 +340,6 @@ def _replaced(path: str, fd: int) -> bool:
     return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
-def _hung_up(fd: int) -> bool:
-    """Whether the FIFO open as `fd` has no writer now, having had one since `fd` was opened (Linux's POLLHUP)."""
-    poller = select.poll()
-    poller.register(fd, 0)  # (a hang-up is reported whatever is asked for)
-    return any(e & select.POLLHUP for _, e in poller.poll(0))
-
-
 def _open_video(path: str, fifo: int | None):
     """OpenCV's capture of a video file, or of the FIFO waited for a writer: read through the pipe `fifo` its
     read end is relayed into (FFmpeg's pipe:N; FifoRelay), not opened again by path. An open by path waits for a
@@ -359,6 +352,23 @@ def _open_video(path: str, fifo: int | None):
             return cv2.VideoCapture(path)
         os.set_blocking(fifo, True)
         return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
+
+
+def _open_live(spec: SourceSpec):
+    """OpenCV's capture of a camera or stream. A camera is opened by V4L2 first, not counted as an open under way
+    (`opens.crowded`): V4L2 takes no lock of FFmpeg's, neither waiting behind a FIFO writer's stalled probe nor
+    keeping it waiting, and counted so it had such a writer cut (its video lost) while it opened beside it; by its
+    device file, FFmpeg was tried first, waiting behind the stalled probe. Where V4L2 cannot open it (unplugged,
+    another backend's camera), OpenCV's own choice follows, counted: its FFmpeg try waits behind the probe."""
+    import cv2
+
+    if spec.kind == "device" and cv2.videoio_registry.hasBackend(cv2.CAP_V4L2):
+        capture = cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
+        if capture.isOpened():
+            return capture
+        capture.release()
+    with opening():
+        return cv2.VideoCapture(spec.target)
 
 
 class Camera:
@@ -506,7 +516,7 @@ class Camera:
                 if not stat.S_ISFIFO(os.stat(path).st_mode):
                     return None
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-                if held is not None and _hung_up(held):  # (it left before `fd` opened: `fd` sees no hang-up for it)
+                if held is not None and hung_up(held):  # (it left before `fd` opened: `fd` sees no hang-up for it)
                     self._writer_said = False
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -557,8 +567,12 @@ class Camera:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
-                    if waited is None or self.stop.is_set():  # writer is read; a file put in the FIFO's place ends
-                        raise  # where it is unreadable; a stop ends an open (the FIFO never opened: said, no junk's)
+                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
+                        raise
+                    if self.stop.is_set():  # a stop ends an open, or came as its junk was refused: the FIFO never
+                        if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
+                            raise EdgeRapError(self.error) from None
+                        break
                     self._refused(e)
         finally:
             if waited is not None:
@@ -680,8 +694,7 @@ class Camera:
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
         self.error = f"source {self.spec.shown!r}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
-            with opening():
-                capture = cv2.VideoCapture(self.spec.target)
+            capture = _open_live(self.spec)
             if capture.isOpened():
                 self.error = None
                 if not polled:

@@ -52,13 +52,9 @@ class FifoRelay:
 
     def _probed(self) -> bool:
         """Whether FFmpeg took every byte relayed so far: its open is in its read of our pipe, not queued behind
-        another source's (an open still waiting for OpenCV's lock leaves them in the pipe)."""
-        unread = array.array("i", [0])
-        try:
-            fcntl.ioctl(self.read_end, termios.FIONREAD, unread)
-        except OSError:  # (no count of a pipe's bytes here: a stall is cut as before)
-            return True
-        return not unread[0]
+        another source's (an open still waiting for OpenCV's lock leaves them in the pipe). With no count of a
+        pipe's bytes here, a stall is cut as before."""
+        return not unread(self.read_end)
 
     def opened(self) -> None:
         """OpenCV's open returned: from now on the writer's pauses are its stream's, never an end."""
@@ -68,12 +64,19 @@ class FifoRelay:
         into, out = select.poll(), select.poll()
         into.register(self._source, select.POLLIN)
         out.register(self._write_end, select.POLLOUT)
+        out.register(self._source, 0)  # (its writer's hang-up wakes a wait for FFmpeg too: its hang-up alone)
         os.set_blocking(self._source, False)
         waiting_since = time.monotonic()  # for the writer's next byte (not for FFmpeg to take the last ones)
+        left = None  # once the writer left: the bytes the FIFO still held then, its last (a next writer's follow)
         try:
             while not self._ended():
+                if left is None and hung_up(self._source):
+                    left = last_bytes(self._source)
+                if left == 0:  # the writer closed: the next writer's bytes are the next clip's, not this one's
+                    self.writer_closed = True
+                    return
                 try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
-                    data = os.read(self._source, CHUNK)
+                    data = os.read(self._source, min(CHUNK, left or CHUNK))
                 except BlockingIOError:  # a writer there, nothing written yet
                     if (not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S
                             and crowded() and self._probed()):
@@ -81,11 +84,17 @@ class FifoRelay:
                         return
                     into.poll(LOOK_MS)
                     continue
-                if not data:  # the writer closed: the next writer's bytes are the next clip's, not this one's
-                    self.writer_closed = True
-                    return
+                if not data:  # (no writer, none since the read end was opened: what came was a writer's gone)
+                    left = 0
+                    continue
+                left = None if left is None else left - len(data)
                 while data and not self._ended():
-                    if out.poll(LOOK_MS):
+                    ready = dict(out.poll(LOOK_MS))
+                    if left is None and ready.get(self._source, 0) & select.POLLHUP:
+                        left = last_bytes(self._source)
+                        if left is not None:  # (else a next writer came: no hang-up till it leaves)
+                            out.unregister(self._source)
+                    if ready.get(self._write_end):
                         data = data[os.write(self._write_end, data):]
                 waiting_since = time.monotonic()
         except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
@@ -98,3 +107,28 @@ class FifoRelay:
         self._done.set()
         self._thread.join()
         os.close(self.read_end)
+
+
+def hung_up(fd: int) -> bool:
+    """Whether the FIFO open as `fd` has no writer now, having had one since `fd` was opened (Linux's POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, 0)  # (a hang-up is reported whatever is asked for)
+    return any(e & select.POLLHUP for _, e in poller.poll(0))
+
+
+def last_bytes(fd: int) -> int | None:
+    """The bytes the FIFO open as `fd` still holds from the writer that left it (its hang-up seen): counted, then
+    its hang-up looked at again, so that no next writer's are among them; None where a next writer came before
+    they were counted (which bytes are whose cannot be told: they are read as one writer's, as they always were)."""
+    left = unread(fd)
+    return left if left is not None and hung_up(fd) else None
+
+
+def unread(fd: int) -> int | None:
+    """The bytes waiting in the pipe or FIFO open as `fd` (FIONREAD), or None where it cannot be told."""
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+    except OSError:
+        return None
+    return count[0]

@@ -327,11 +327,13 @@ def test_an_export_killed_midway_leaves_no_work_folder_behind_the_next_one(tmp_p
     (killed / "efficientnet-lite0-int8" / "model.onnx").write_bytes(b"half an export")
     running = cache / f".export-{os.getpid()}-def"  # one of an export still running
     running.mkdir()
+    nobodys = cache / ".export-²-ghi"  # (no export's: "²" is a digit to str.isdigit, which int() refuses: a traceback)
+    nobodys.mkdir()
     with staging_folder(cache) as work:
         assert work.parent == cache and work.is_dir()
         assert not killed.exists() and running.is_dir()
     assert not work.exists()
-    assert sorted(p.name for p in cache.iterdir()) == [running.name]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([running.name, nobodys.name])
 
 
 def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeypatch):

@@ -201,7 +201,7 @@ def staging_folder(cache_root: Path) -> Iterator[Path]:
     make_cache_root(cache_root)
     for old in cache_root.glob(STAGING_PREFIX + "*"):
         pid = old.name[len(STAGING_PREFIX):].split("-")[0]
-        if pid.isdigit() and not alive(int(pid)):
+        if pid.isdecimal() and not alive(int(pid)):  # (isdigit: "²", which int() refuses, was a traceback)
             shutil.rmtree(old, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=cache_root))
     try:

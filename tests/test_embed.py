@@ -940,6 +940,29 @@ def test_a_pipe_given_as_a_model_is_said_to_be_one(tmp_path, monkeypatch, capsys
                                        "that holds manifest.json)\n")
 
 
+@pytest.mark.parametrize("option, kind", [("--embedder", "image embedders"), ("--detector", "detectors")])
+def test_a_model_folder_given_by_a_path_not_there_is_said_so_not_sent_to_be_exported(tmp_path, model_cache,
+                                                                                    monkeypatch, capsys, option, kind):
+    # `--embedder /media/usb/clip`, the stick not mounted, was "model '/media/usb/clip' is not in the model cache ...;
+    # export it with tools/export_clip.py": a folder the user has, sent to export another into the cache
+    from edge_rap import cli, folders
+
+    media = tmp_path / "media"
+    (media / "usb").mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(model_cache))
+    for given, said in ((media / "usb" / "clip", f" (no drive is mounted on {media / 'usb'}: a drive not mounted?)"),
+                        (tmp_path / "gone" / "clip", "")):
+        said = f"{given}: no such model folder{said}; or name a model of the model cache {model_cache} ({kind} there: "
+        capsys.readouterr()
+        assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, str(given)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"edge-rap: {said}") and err.count("\n") == 1, err
+        if option == "--embedder":  # (doctor's line as the commands say it)
+            cli.main(["doctor", "--embedder", str(given), "--memory", str(tmp_path / "memory")])
+            assert f"model embedder: {given} (missing: {said}" in capsys.readouterr().out
+
+
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):
     cache = ModelCache(tmp_path / "models")
     old = cache.folder("efficientnet-lite0-int8")

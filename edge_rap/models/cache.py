@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import file_in_the_way, refuse_unmounted
+from edge_rap.folders import file_in_the_way, refuse_unmounted, unplugged
 from edge_rap.memory.files import private_folder
 from edge_rap.scratch import alive
 from edge_rap.userfiles import kind_of, special_kind
@@ -306,6 +306,10 @@ class ModelCache:
                 what = OTHER_FOLDERS.get(name_or_path, f"a folder without {MANIFEST}")
                 raise EdgeRapError(f"{name_or_path!r} in the model cache {self.root} is {what}, not an exported "
                                    f"model {there}")
+            if os.sep in name_or_path:  # a path, not a cache name: a folder not there (its drive not mounted) was
+                # said to want exporting into the cache
+                raise EdgeRapError(f"{name_or_path}: no such model folder{unplugged(candidate)}; or name a model of "
+                                   f"the model cache {self.root} {there}")
             raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} {there}; export it "
                                f"with {how}")
         if self._outdated_default(name_or_path):

@@ -944,23 +944,31 @@ def test_a_pipe_given_as_a_model_is_said_to_be_one(tmp_path, monkeypatch, capsys
 def test_a_model_folder_given_by_a_path_not_there_is_said_so_not_sent_to_be_exported(tmp_path, model_cache,
                                                                                     monkeypatch, capsys, option, kind):
     # `--embedder /media/usb/clip`, the stick not mounted, was "model '/media/usb/clip' is not in the model cache ...;
-    # export it with tools/export_clip.py": a folder the user has, sent to export another into the cache
+    # export it with tools/export_clip.py": a folder the user has, sent to export another into the cache (a link to
+    # it too, or a link that leads back to itself)
     from edge_rap import cli, folders
 
     media = tmp_path / "media"
     (media / "usb").mkdir(parents=True)
     monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
     monkeypatch.setenv("EDGE_RAP_MODELS", str(model_cache))
-    for given, said in ((media / "usb" / "clip", f" (no drive is mounted on {media / 'usb'}: a drive not mounted?)"),
-                        (tmp_path / "gone" / "clip", "")):
-        said = f"{given}: no such model folder{said}; or name a model of the model cache {model_cache} ({kind} there: "
+    monkeypatch.chdir(tmp_path)
+    Path("clip").symlink_to(media / "usb" / "clip")  # (a link to the stick's model, a name to a lookup)
+    Path("loop").symlink_to("loop")
+    unplugged = f" (no drive is mounted on {media / 'usb'}: a drive not mounted?)"
+    cache = f"; or name a model of the model cache {model_cache} ({kind} there: "
+    for given, said in ((str(media / "usb" / "clip"), f": no such model folder{unplugged}{cache}"),
+                        ("clip", f": no such model folder{unplugged}{cache}"),
+                        (str(tmp_path / "gone" / "clip"), f": no such model folder{cache}"),
+                        ("loop", ": a link that leads back to itself, not a model's folder\n")):
+        said = given + said
         capsys.readouterr()
-        assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, str(given)]) == 2
+        assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, given]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"edge-rap: {said}") and err.count("\n") == 1, err
         if option == "--embedder":  # (doctor's line as the commands say it)
-            cli.main(["doctor", "--embedder", str(given), "--memory", str(tmp_path / "memory")])
-            assert f"model embedder: {given} (missing: {said}" in capsys.readouterr().out
+            cli.main(["doctor", "--embedder", given, "--memory", str(tmp_path / "memory")])
+            assert f"model embedder: {given} (missing: {said.rstrip()}" in capsys.readouterr().out
 
 
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):

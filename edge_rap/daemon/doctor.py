@@ -127,7 +127,7 @@ def _not_exported(cache: ModelCache, name: str, refused: str | None) -> str:
     exports the defaults alone)."""
     export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
     try:
-        given = Path(name).exists()
+        given = Path(name).exists() or Path(name).is_symlink()  # (a link to a drive not mounted, or to itself)
     except OSError:  # (behind a folder this account may not search: `refused` says so)
         given = True
     return refused if refused and (given or os.sep in name or cache.folder(name).is_dir()) else export

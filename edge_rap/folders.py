@@ -79,6 +79,13 @@ def unmounted(folder: Path) -> Path | None:
     return found[0] if found is not None else None
 
 
+def unplugged(path: Path) -> str:
+    """What a path named as there but not there says of its drive: " (no drive is mounted on <its folder>: a drive
+    not mounted?)" where its folder is `unmounted`, else ""."""
+    folder = Path(os.path.realpath(path)).parent  # (a link to the stick's file: the stick's folder)
+    return f" (no drive is mounted on {folder}: a drive not mounted?)" if unmounted(folder) is not None else ""
+
+
 def _unmounted_root(real: Path) -> tuple[Path, Path] | None:
     """`unmounted` of the resolved path `real`: its root as named and as resolved. A root that is itself a link
     (Fedora Atomic's /mnt -> var/mnt) is compared by where it leads, as `real` is."""

@@ -88,14 +88,25 @@ def hold(fd: int) -> None:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process `pid` runs (another account's too)."""
+    """Whether a process `pid` runs (another account's too); a zombie, killed and not yet reaped by its parent, runs
+    no more: it holds nothing (a restore's launcher that had not waited for the one it killed left its folder to the
+    next restore, as if it ran)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # (no pid is that large: a name's digits were a traceback)
         return False
     except PermissionError:  # another account's process
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:  # "pid (name) state ...": the name may hold ") "
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # (no /proc: not said, so not one)
+        return False
+    return state in (b"Z", b"X")
 
 
 @contextlib.contextmanager

@@ -327,11 +327,13 @@ def test_an_export_killed_midway_leaves_no_work_folder_behind_the_next_one(tmp_p
     (killed / "efficientnet-lite0-int8" / "model.onnx").write_bytes(b"half an export")
     running = cache / f".export-{os.getpid()}-def"  # one of an export still running
     running.mkdir()
+    nobodys = cache / ".export-²-ghi"  # (no export's: "²" is a digit to str.isdigit, which int() refuses: a traceback)
+    nobodys.mkdir()
     with staging_folder(cache) as work:
         assert work.parent == cache and work.is_dir()
         assert not killed.exists() and running.is_dir()
     assert not work.exists()
-    assert sorted(p.name for p in cache.iterdir()) == [running.name]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([running.name, nobodys.name])
 
 
 def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeypatch):
@@ -936,6 +938,37 @@ def test_a_pipe_given_as_a_model_is_said_to_be_one(tmp_path, monkeypatch, capsys
     assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, str(tmp_path / "model.onnx")]) == 2
     assert capsys.readouterr().err == (f"edge-rap: {tmp_path / 'model.onnx'}: is a pipe, not a model's folder (one "
                                        "that holds manifest.json)\n")
+
+
+@pytest.mark.parametrize("option, kind", [("--embedder", "image embedders"), ("--detector", "detectors")])
+def test_a_model_folder_given_by_a_path_not_there_is_said_so_not_sent_to_be_exported(tmp_path, model_cache,
+                                                                                    monkeypatch, capsys, option, kind):
+    # `--embedder /media/usb/clip`, the stick not mounted, was "model '/media/usb/clip' is not in the model cache ...;
+    # export it with tools/export_clip.py": a folder the user has, sent to export another into the cache (a link to
+    # it too, or a link that leads back to itself)
+    from edge_rap import cli, folders
+
+    media = tmp_path / "media"
+    (media / "usb").mkdir(parents=True)
+    monkeypatch.setattr(folders, "MOUNT_ROOTS", (media,))
+    monkeypatch.setenv("EDGE_RAP_MODELS", str(model_cache))
+    monkeypatch.chdir(tmp_path)
+    Path("clip").symlink_to(media / "usb" / "clip")  # (a link to the stick's model, a name to a lookup)
+    Path("loop").symlink_to("loop")
+    unplugged = f" (no drive is mounted on {media / 'usb'}: a drive not mounted?)"
+    cache = f"; or name a model of the model cache {model_cache} ({kind} there: "
+    for given, said in ((str(media / "usb" / "clip"), f": no such model folder{unplugged}{cache}"),
+                        ("clip", f": no such model folder{unplugged}{cache}"),
+                        (str(tmp_path / "gone" / "clip"), f": no such model folder{cache}"),
+                        ("loop", ": a link that leads back to itself, not a model's folder\n")):
+        said = given + said
+        capsys.readouterr()
+        assert cli.main(["recognize", str(tmp_path / "x.jpg"), option, given]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"edge-rap: {said}") and err.count("\n") == 1, err
+        if option == "--embedder":  # (doctor's line as the commands say it)
+            cli.main(["doctor", "--embedder", given, "--memory", str(tmp_path / "memory")])
+            assert f"model embedder: {given} (missing: {said.rstrip()}" in capsys.readouterr().out
 
 
 def test_an_outdated_default_in_a_cache_that_cannot_be_written_is_kept(tmp_path, monkeypatch, caplog):

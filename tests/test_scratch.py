@@ -87,3 +87,16 @@ def test_a_young_file_whose_maker_runs_no_more_is_a_dead_ones_and_a_live_makers_
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert not scratch.is_unheld(young) and not scratch.is_unheld(young, maker=os.getpid())
     assert scratch.is_unheld(young, maker=int(ended.stdout)) and scratch.is_unheld(young, maker=10 ** 20)
+
+
+def test_a_young_file_whose_maker_was_killed_and_is_not_reaped_yet_is_a_dead_ones(tmp_path):
+    # a zombie still answers kill(pid, 0): the folder of a restore killed by a launcher that had not waited for it yet
+    # was left to the next restore, as a live one's
+    young = tmp_path / "young"
+    young.write_bytes(b"half")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # (ended, not reaped: a zombie)
+        assert scratch.is_unheld(young, maker=child.pid)
+    finally:
+        child.wait()

@@ -1254,7 +1254,7 @@ def test_an_embedder_it_cannot_use_is_refused_before_the_port_is_bound(command, 
     port = taken.getsockname()[1]
     argv = ["serve", "--port", port] if command == "serve" else ["run", "--mute", "--source", frame, "--serve", port]
     try:
-        for embedder, said in ((tmp_path / "gone", "is not in the model cache"), (detector, "is a detector")):
+        for embedder, said in ((tmp_path / "gone", "no such model folder"), (detector, "is a detector")):
             rc, _, err = run(*argv, "--embedder", embedder)
             assert rc == 2 and err.startswith("edge-rap: ") and err.count("\n") == 1 and said in err, err
     finally:

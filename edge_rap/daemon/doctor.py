@@ -123,13 +123,14 @@ def _quiet_log(name: str):
 def _not_exported(cache: ModelCache, name: str, refused: str | None) -> str:
     """How to get an embedder other than the defaults: a folder (a detector's, the cache's for another job, the face
     embedder's by name or path) or a file (its .onnx, a photo) named as recognising names it (`refused`), not said to
-    want exporting; else how to export one (not `models prepare`, which exports the defaults alone)."""
+    want exporting, nor a path not there (a drive not mounted); else how to export one (not `models prepare`, which
+    exports the defaults alone)."""
     export = "export it into the model cache (tools/export_clip.py, see README) or fix [embedder] model"
     try:
-        given = Path(name).exists()
+        given = Path(name).exists() or Path(name).is_symlink()  # (a link to a drive not mounted, or to itself)
     except OSError:  # (behind a folder this account may not search: `refused` says so)
         given = True
-    return refused if refused and (given or cache.folder(name).is_dir()) else export
+    return refused if refused and (given or os.sep in name or cache.folder(name).is_dir()) else export
 
 
 def faces_installed() -> bool:

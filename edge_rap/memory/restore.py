@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from edge_rap.daemon.events import EVENTS_DB, EventLog, EventLogError
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import file_in_the_way, is_mount_point, looping_link, reachable, refuse_unmounted, unmounted
+from edge_rap.folders import file_in_the_way, is_mount_point, looping_link, reachable, refuse_unmounted, unplugged
 from edge_rap.generate.interrupts import interrupts_held
 from edge_rap.memory.access import account_name, refuse_unreadable
 from edge_rap.memory.archive import MANIFEST, MAX_MANIFEST, NOT_RESTORED, SECRETS, Counts, Manifest, Member, \
@@ -80,10 +80,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
             raise EdgeRapError(f"{archive}: is {kind}, not a backup file")
         if (loop := looping_link(archive)) is not None:
             raise EdgeRapError(f"{loop}: a link that leads back to itself, not a backup file")
-        folder = Path(os.path.realpath(archive)).parent  # (a link to the stick's backup: the stick's folder)
-        unplugged = unmounted(folder) is not None
-        raise EdgeRapError(f"{archive}: no such backup file"
-                           + (f" (no drive is mounted on {folder}: a drive not mounted?)" if unplugged else ""))
+        raise EdgeRapError(f"{archive}: no such backup file{unplugged(archive)}")
     if (why := not_a_folder(root)) is not None:  # a file, a pipe; a link to a drive not mounted (not made on the SD)
         raise EdgeRapError(why)
     refuse_unmounted(root)  # (a new memory folder, made in a drive's empty mount point)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
-from edge_rap.folders import file_in_the_way, refuse_unmounted
+from edge_rap.folders import file_in_the_way, looping_link, refuse_unmounted, unplugged
 from edge_rap.memory.files import private_folder
 from edge_rap.scratch import alive
 from edge_rap.userfiles import kind_of, special_kind
@@ -201,7 +201,7 @@ def staging_folder(cache_root: Path) -> Iterator[Path]:
     make_cache_root(cache_root)
     for old in cache_root.glob(STAGING_PREFIX + "*"):
         pid = old.name[len(STAGING_PREFIX):].split("-")[0]
-        if pid.isdigit() and not alive(int(pid)):
+        if pid.isdecimal() and not alive(int(pid)):  # (isdigit: "²", which int() refuses, was a traceback)
             shutil.rmtree(old, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=cache_root))
     try:
@@ -292,6 +292,8 @@ class ModelCache:
                 raise EdgeRapError(f"{candidate}: a folder without {MANIFEST}, not an exported model")
             name_or_path = candidate.resolve().name  # the cache's own folder by path: said as by name (a face model)
         if not self.has(name_or_path):
+            if (loop := looping_link(candidate)) is not None:  # (was "not in the model cache": export one)
+                raise EdgeRapError(f"{loop}: a link that leads back to itself, not a model's folder")
             if name_or_path in DEFAULT_EMBEDDERS:
                 refuse_a_file(self.root)
                 raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "
@@ -306,6 +308,10 @@ class ModelCache:
                 what = OTHER_FOLDERS.get(name_or_path, f"a folder without {MANIFEST}")
                 raise EdgeRapError(f"{name_or_path!r} in the model cache {self.root} is {what}, not an exported "
                                    f"model {there}")
+            if os.sep in name_or_path or candidate.is_symlink():  # a path, not a cache name: a folder not there (its
+                # drive not mounted) was said to want exporting into the cache
+                raise EdgeRapError(f"{name_or_path}: no such model folder{unplugged(candidate)}; or name a model of "
+                                   f"the model cache {self.root} {there}")
             raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} {there}; export it "
                                f"with {how}")
         if self._outdated_default(name_or_path):

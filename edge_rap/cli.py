@@ -1084,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
     stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
+        _escape_what_stdout_cannot_encode()
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
         # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0
@@ -1122,6 +1123,13 @@ def main(argv: list[str] | None = None) -> int:
         # a path given longer than the file system takes: Path.exists() raises for it, wherever it is checked
         print(f"edge-rap: {e.filename or 'a path given'}: {e.strerror}", file=sys.stderr)
         return 2
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A terminal or pipe in another encoding than UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 console) writes what
+    it cannot encode as `\\u` escapes, as stderr does: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback."""
+    if callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _say(line: str) -> None:

@@ -966,6 +966,23 @@ def test_an_impossible_ipv4_address_is_refused_in_one_line_before_anything_else(
     assert rc == 0 and json.loads(out)["url"] == "http://[::1]:8765/"
 
 
+def test_pair_draws_its_code_without_block_characters_where_the_terminal_has_none(settings, monkeypatch):
+    # a Latin-1 console (or PYTHONIOENCODING=ascii) was a UnicodeEncodeError's traceback, no url and no token
+    import io
+
+    from edge_rap import cli
+
+    settings.memory.mkdir()
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert cli.main(["pair", "--memory", str(settings.memory)]) == 0
+    terminal.flush()
+    out = terminal.buffer.getvalue().decode("latin-1")
+    token = (settings.memory / "api-token").read_text().strip()
+    assert "\x1b[7m  " in out and "\\u2588" not in out  # inverse-video spaces, every terminal's, not escaped blocks
+    assert f"token: {token}" in out
+
+
 def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):
     # `pair --host robot.example` showed a QR code whose page the phone was then refused, 421
     settings.memory.mkdir()

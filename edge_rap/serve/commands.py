@@ -90,7 +90,7 @@ def cmd_pair(args) -> int:
     if args.json:
         print(json.dumps({"url": url, "token": token}))
         return 0
-    print(terminal_qr(pairing_link(url, token)))
+    print(terminal_qr(pairing_link(url, token), getattr(sys.stdout, "encoding", None)))
     print(f"url:   {url}\ntoken: {token}")
     print("scan the code with the phone's camera to open the page with the token; "
           + ("the old token no longer works" if args.rotate else "`edge-rap pair --rotate` replaces the token"))

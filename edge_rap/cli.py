@@ -281,10 +281,13 @@ def cmd_events(args) -> int:
     from edge_rap.daemon.events import parse_since
 
     since = parse_since(args.since) if args.since else None
+    until = parse_since(args.until, option="--until") if args.until else None
+    if since is not None and until is not None and until <= since:  # (swapped: "no events" would hide it)
+        raise EdgeRapError(f"--until {args.until!r} is not after --since {args.since!r}")
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
+        events = home.events.query(since, name, args.limit + 1, until)  # one more: whether older ones were left out
     if gone:
         print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget <{_shown(name)}> "
               "again to remove them)", file=sys.stderr)
@@ -991,6 +994,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the profile's (none: none needed)")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
+    p.add_argument("--until", metavar="30s|10m|2h|1d|1w|ISO", help="only events before then (`--since 2d --until "
+                   "1d`: yesterday's)")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
                    help="at most the newest N events (default 10000)")
@@ -1011,7 +1016,7 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
                     "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since",
-                    "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
+                    "until": "--until", "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
 def command_of(args: list[str]) -> str | None:

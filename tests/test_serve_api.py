@@ -121,6 +121,9 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
         assert r.status_code == 200, r.text
         assert [e["name"] for e in r.json()] == ["mug"] == [e["name"] for e in c.get("/api/events?name=").json()]
         events = c.get("/api/events", params={"since": "1h", "name": "mug"}).json()
+        assert c.get("/api/events", params={"until": "1h"}).json() == []  # as `events --until`
+        assert c.get("/api/events", params={"since": "1h", "until": "2h"}).status_code == 422
+        assert c.get("/api/events", params={"since": "1h", "until": "0s"}).json() == events
         assert [(e["type"], e["name"], e["box"], e["said"]) for e in events] == [("arrived", "mug", [1, 2, 30, 40],
                                                                                  "hello")]
         shot = c.get(events[0]["snapshot"])

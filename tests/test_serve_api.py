@@ -986,7 +986,33 @@ def test_pair_draws_its_code_without_block_characters_where_the_terminal_has_non
     assert f"token: {token}" in out
 
 
-def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):
+@pytest.fixture
+def served(monkeypatch) -> None:
+    """A server answers where serve.json says (none does in a test): pair's only warnings are those asked about."""
+    monkeypatch.setattr("edge_rap.serve.pairing.answering", lambda where: True)
+
+
+def test_pair_warns_when_no_server_answers_where_the_code_points(settings, run):
+    # a code shown while no server ran opened a page that never loaded, on the phone, with nothing said why
+    import socket
+
+    from edge_rap.serve.pairing import Listening, record
+
+    settings.memory.mkdir()
+    with socket.socket() as closed, socket.socket() as open_:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: refused at once
+        open_.bind(("127.0.0.1", 0))
+        open_.listen()
+        for port, answered in ((closed.getsockname()[1], False), (open_.getsockname()[1], True)):
+            rc, out, err = run("pair", "--json", "--port", port)
+            assert rc == 0 and json.loads(out)["url"] == f"http://127.0.0.1:{port}/"
+            warned = f"edge-rap: warning: no server answers on port {port} now: start `edge-rap serve`"
+            assert err.startswith(warned) != answered and err.count("\n") == (not answered), err
+        record(settings.memory, Listening("0.0.0.0", open_.getsockname()[1], False))  # serve --host 0.0.0.0
+        assert run("pair", "--json", "--host", "192.0.2.1")[2] == ""  # asked where it listens, not of the name
+
+
+def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch, served):
     # `pair --host robot.example` showed a QR code whose page the phone was then refused, 421
     settings.memory.mkdir()
     monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot.lan")
@@ -1002,7 +1028,7 @@ def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkey
     assert err.startswith("edge-rap: warning: EDGE_RAP_SERVE_HOSTS: 'robot lan' is not a host name")
 
 
-def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run):
+def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run, served):
     # a serve.json edited by hand to "Robot.LAN" (or "robot.lan.") warned that the server refuses robot.lan,
     # which it answers: host names are in any case, and a rooted one is the same name
     from edge_rap.serve.pairing import Listening, record

@@ -98,6 +98,17 @@ def _has_blocks(encoding: str | None) -> bool:
         return False
 
 
+def answering(where: Listening, timeout: float = 0.5) -> bool:
+    """Whether anything takes connections where `serve` listens (a wildcard bind: on this machine's loopback): a
+    code shown while no server runs opened a page that never loads, on the phone, where nothing says why."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(where.host, where.host)
+    try:
+        with socket.create_connection((host, where.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def reachable_note(where: Listening) -> str | None:
     if is_loopback(where.host):
         return "the server listens on this machine only; a phone needs `edge-rap serve --host 0.0.0.0`"

@@ -511,7 +511,9 @@ def test_export_refuses_the_rap_database_it_was_imported_from(memory, tmp_path, 
     assert err.count("\n") == 1 and "holds photos no export named (broken.png, scene1.png" in err
     assert {p: p.read_bytes() for p in rap.parent.rglob("*") if p.is_file()} == before
     export_rap(memory.store, tmp_path / "export")
+    (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").write_bytes(b"")  # an older one's suffix
     export_rap(memory.store, tmp_path / "export")  # an earlier export is still replaced
+    assert not (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").exists()
 
 
 def test_a_pipe_or_file_above_the_export_folder_is_named_as_such(memory, tmp_path):

@@ -200,8 +200,9 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
 
 #: What an export writes at the top of its folder: an export may replace an earlier one, nothing else.
 EXPORTED = {"database.json", "database"}
-#: The name an export gives a photo in database/: _file_stem's slug and hash, a number after the first, the suffix.
-EXPORTED_PHOTO = re.compile(r"[A-Za-z0-9_-]*-[0-9a-f]{12}(-[0-9]+)?(\.[A-Za-z0-9]+)?")
+#: The name an export gives a photo in database/: _file_stem's slug and hash, a number after the first, the stored
+#: photo's suffix (any an older edge_rap stored).
+EXPORTED_PHOTO = re.compile(r"[A-Za-z0-9_-]*-[0-9a-f]{12}(-[0-9]+)?(\.[^.]+)?")
 
 
 def _file_stem(name: str) -> str:

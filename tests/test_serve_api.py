@@ -641,7 +641,7 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200
         r = c.get("/api/events", params={"nmae": "bo"})  # answered every event, as if no name were given
         assert r.status_code == 422 and r.json()["error"] == "nmae: not a parameter of GET /api/events (it " \
-                                                             "takes since, name)"
+                                                             "takes since, until, name)"
         assert c.get("/api/concepts", params={"x": "1"}).status_code == 422
         assert c.get("/api/events", params={"since": "1d"}).status_code == 200
         assert c.get("/api/events", params={"since": "x"}).status_code == 422

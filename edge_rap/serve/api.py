@@ -463,9 +463,8 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
 
     @router.get("/events", response_model=list[schemas.EventOut], responses=LOG_FULL)
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
-               name: str | None = None,
-               until: Annotated[str | None, Query(description="as since: only the events before then")] = None
-               ) -> list[dict]:
+               until: Annotated[str | None, Query(description="as since: only the events before then")] = None,
+               name: str | None = None) -> list[dict]:
         # an empty value is one not given, as a form leaves a field (issue 12 writes the route
         # `/api/events?since=&name=`); the CLI's `--since ""` stays an error: a shell's unset variable
         start, end = _when("since", since), _when("until", until)

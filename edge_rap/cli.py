@@ -161,9 +161,17 @@ def cmd_add_views(args) -> int:
 def cmd_edit(args) -> int:
     if args.description is None and args.category is None:
         raise EdgeRapError("edit needs --description and/or --category")
+    from edge_rap.kinds import is_person
+
     with _household(args) as home:  # no image model: a description or category changes
+        before = home.store.get(args.name)
         concept = home.edit(args.name, args.description, args.category)
-    print(json.dumps(_concept_json(concept)) if args.json else f"updated <{concept.name}>")
+    # the values it has already: "updated" was said of no change, where `rename` to its name says so (a person's
+    # category given again may register faces, so it is said updated)
+    kept = concept == before and not (args.category is not None and is_person(args.category))
+    given = " and ".join(key for key in ("description", "category") if getattr(args, key) is not None)
+    said = f"<{concept.name}> already has that {given}: nothing changed" if kept else f"updated <{concept.name}>"
+    print(json.dumps(_concept_json(concept)) if args.json else said)
     return 0
 
 

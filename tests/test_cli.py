@@ -273,6 +273,10 @@ def test_add_views_edit_rename_forget(run, photos, settings):
     rc, out, _ = run("edit", "bo", "--description", "our dog", "--category", "pet", "--json")
     assert rc == 0 and json.loads(out)["description"] == "our dog"
     assert concepts_json(run)[0]["category"] == "pet"
+    rc, out, _ = run("edit", "bo", "--category", "pet")  # the value it has: was "updated <bo>", as if changed
+    assert rc == 0 and out.strip() == "<bo> already has that category: nothing changed"
+    rc, out, _ = run("edit", "bo", "--description", "our  dog", "--category", "dog")
+    assert rc == 0 and out.strip() == "updated <bo>"
 
     rc, out, _ = run("rename", "bo", "bobo")
     assert rc == 0 and out.strip() == "renamed <bo> to <bobo>"

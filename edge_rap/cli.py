@@ -308,10 +308,10 @@ def cmd_events(args) -> int:
         return 0
     import time
 
-    for e in events:
+    for e in events:  # (a name of an older memory may hold a line separator: escaped, as `concepts` shows it)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
-        said = f": {e.said}" if e.kind == "arrived" and e.said else ""
-        print(f"{when} [{e.camera}] <{e.name}> {e.kind}{said}")
+        said = f": {_shown(e.said)}" if e.kind == "arrived" and e.said else ""
+        print(f"{when} [{_shown(e.camera)}] <{_shown(e.name)}> {e.kind}{said}")
     if not events:
         print("no events")
     return 0

@@ -1720,6 +1720,19 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert [set(e) for e in json.loads(capsys.readouterr().out)] == [keys, keys]  # "left" too: the same keys
 
 
+def test_events_show_an_old_name_holding_a_line_separator_on_its_line(tmp_path, monkeypatch, capsys):
+    # a name of a memory from before U+2028 was refused broke `events`' line in two, as `concepts` no longer does
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    EventLog(tmp_path / "memory").add(Event("arrived", "tea\u2028pot", "cam0", 0.0, time.time(),
+                                            said="I can see <tea\u2028pot>."))
+    capsys.readouterr()
+    assert cli.main(["events", "--memory", str(tmp_path / "memory")]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("[cam0] <'tea\\u2028pot'> arrived: 'I can see <tea\\u2028pot>.'")
+
+
 def test_events_until_a_time_show_those_before_it(tmp_path, monkeypatch, capsys):
     # "what happened yesterday?": `events` had only --since, so a day's events came with every one after it
     from edge_rap import cli

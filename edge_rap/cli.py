@@ -161,9 +161,17 @@ def cmd_add_views(args) -> int:
 def cmd_edit(args) -> int:
     if args.description is None and args.category is None:
         raise EdgeRapError("edit needs --description and/or --category")
+    from edge_rap.kinds import is_person
+
     with _household(args) as home:  # no image model: a description or category changes
+        before = home.store.get(args.name)
         concept = home.edit(args.name, args.description, args.category)
-    print(json.dumps(_concept_json(concept)) if args.json else f"updated <{concept.name}>")
+    # the values it has already: "updated" was said of no change, where `rename` to its name says so (a person's
+    # category given again may register faces, so it is said updated)
+    kept = concept == before and not (args.category is not None and is_person(args.category))
+    given = " and ".join(key for key in ("description", "category") if getattr(args, key) is not None)
+    said = f"<{concept.name}> already has that {given}: nothing changed" if kept else f"updated <{concept.name}>"
+    print(json.dumps(_concept_json(concept)) if args.json else said)
     return 0
 
 
@@ -281,10 +289,13 @@ def cmd_events(args) -> int:
     from edge_rap.daemon.events import parse_since
 
     since = parse_since(args.since) if args.since else None
+    until = parse_since(args.until, option="--until") if args.until else None
+    if since is not None and until is not None and until <= since:  # (swapped: "no events" would hide it)
+        raise EdgeRapError(f"--until {args.until!r} is not after --since {args.since!r}")
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        events = home.events.query(since, name, args.limit + 1)  # one more: whether older ones were left out
+        events = home.events.query(since, name, args.limit + 1, until)  # one more: whether older ones were left out
     if gone:
         print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget <{_shown(name)}> "
               "again to remove them)", file=sys.stderr)
@@ -297,10 +308,10 @@ def cmd_events(args) -> int:
         return 0
     import time
 
-    for e in events:
+    for e in events:  # (a name of an older memory may hold a line separator: escaped, as `concepts` shows it)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
-        said = f": {e.said}" if e.kind == "arrived" and e.said else ""
-        print(f"{when} [{e.camera}] <{e.name}> {e.kind}{said}")
+        said = f": {_shown(e.said)}" if e.kind == "arrived" and e.said else ""
+        print(f"{when} [{_shown(e.camera)}] <{_shown(e.name)}> {e.kind}{said}")
     if not events:
         print("no events")
     return 0
@@ -991,6 +1002,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the profile's (none: none needed)")
     p = add("events", cmd_events, "the event log: who arrived and left, when")
     p.add_argument("--since", metavar="30s|10m|2h|1d|1w|ISO", help="only events since then")
+    p.add_argument("--until", metavar="30s|10m|2h|1d|1w|ISO", help="only events before then (`--since 2d --until "
+                   "1d`: yesterday's)")
     p.add_argument("--name", help="only events about this concept")
     p.add_argument("--limit", type=_int_at_least(1), default=10_000, metavar="N",
                    help="at most the newest N events (default 10000)")
@@ -1011,7 +1024,7 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
                     "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since",
-                    "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
+                    "until": "--until", "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
 def command_of(args: list[str]) -> str | None:
@@ -1084,6 +1097,7 @@ def main(argv: list[str] | None = None) -> int:
     stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
+        _escape_what_stdout_cannot_encode()
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
         # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0
@@ -1122,6 +1136,13 @@ def main(argv: list[str] | None = None) -> int:
         # a path given longer than the file system takes: Path.exists() raises for it, wherever it is checked
         print(f"edge-rap: {e.filename or 'a path given'}: {e.strerror}", file=sys.stderr)
         return 2
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A terminal or pipe in another encoding than UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 console) writes what
+    it cannot encode as `\\u` escapes, as stderr does: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback."""
+    if callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _say(line: str) -> None:

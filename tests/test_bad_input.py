@@ -761,6 +761,7 @@ def test_a_pipe_named_as_the_export_folder_is_said_to_be_a_pipe(memory, settings
     ["remember", "bo", "f.jpg", "--box", ""],  # the whole photo remembered, not the region meant
     ["add-views", "bo", "f.jpg", "--box", " "],
     ["events", "--since", ""],  # every event shown, exit 0
+    ["events", "--until", ""],
 ])
 def test_an_empty_file_or_folder_option_is_refused_not_taken_as_left_out(tmp_path, capsys, argv):
     # `--image "$PHOTO"` with PHOTO unset went on as if the option had not been given, exit 0

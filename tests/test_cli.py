@@ -53,6 +53,18 @@ def test_concepts_lists_each_concept_alike_with_or_without_description_and_categ
     assert [c["name"] for c in concepts_json(run)] == ["Anya", "bo", "José", "mug"]  # as read, not capitals first
 
 
+def test_a_terminal_that_cannot_encode_a_name_shows_it_escaped(run, photos, settings, monkeypatch):
+    # a Latin-1 console or PYTHONIOENCODING=ascii: `concepts` of an emoji name was a UnicodeEncodeError's traceback
+    import io
+
+    run("remember", "Mochi \U0001f431", scene_file(photos, 1))
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert cli.main(["concepts", "--memory", str(settings.memory)]) == 0
+    terminal.flush()
+    assert terminal.buffer.getvalue() == b"<Mochi \\U0001f431> 1 view\n"
+
+
 def test_concepts_shows_an_old_name_holding_a_line_separator_on_its_line(run, photos, settings):
     # names of older memories may hold U+2028, which a terminal or a log viewer breaks the line at
     import sqlite3
@@ -261,6 +273,10 @@ def test_add_views_edit_rename_forget(run, photos, settings):
     rc, out, _ = run("edit", "bo", "--description", "our dog", "--category", "pet", "--json")
     assert rc == 0 and json.loads(out)["description"] == "our dog"
     assert concepts_json(run)[0]["category"] == "pet"
+    rc, out, _ = run("edit", "bo", "--category", "pet")  # the value it has: was "updated <bo>", as if changed
+    assert rc == 0 and out.strip() == "<bo> already has that category: nothing changed"
+    rc, out, _ = run("edit", "bo", "--description", "our  dog", "--category", "dog")
+    assert rc == 0 and out.strip() == "updated <bo>"
 
     rc, out, _ = run("rename", "bo", "bobo")
     assert rc == 0 and out.strip() == "renamed <bo> to <bobo>"

@@ -1859,6 +1859,44 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert [set(e) for e in json.loads(capsys.readouterr().out)] == [keys, keys]  # "left" too: the same keys
 
 
+def test_events_show_an_old_name_holding_a_line_separator_on_its_line(tmp_path, monkeypatch, capsys):
+    # a name of a memory from before U+2028 was refused broke `events`' line in two, as `concepts` no longer does
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    EventLog(tmp_path / "memory").add(Event("arrived", "tea\u2028pot", "cam0", 0.0, time.time(),
+                                            said="I can see <tea\u2028pot>."))
+    capsys.readouterr()
+    assert cli.main(["events", "--memory", str(tmp_path / "memory")]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("[cam0] <'tea\\u2028pot'> arrived: 'I can see <tea\\u2028pot>.'")
+
+
+def test_events_until_a_time_show_those_before_it(tmp_path, monkeypatch, capsys):
+    # "what happened yesterday?": `events` had only --since, so a day's events came with every one after it
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    log, now = EventLog(tmp_path / "memory"), time.time()
+    for name, hours_ago in (("two-days", 49), ("yesterday", 30), ("today", 1)):
+        log.add(Event("arrived", name, "cam0", 0.0, now - hours_ago * 3600))
+
+    def names(*argv: str) -> list[str]:
+        capsys.readouterr()
+        assert cli.main(["events", "--json", *argv, "--memory", str(tmp_path / "memory")]) == 0
+        return [e["name"] for e in json.loads(capsys.readouterr().out)]
+
+    assert names("--since", "2d", "--until", "1d") == ["yesterday"]
+    assert names("--until", "1d") == ["two-days", "yesterday"]
+    noon = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 2 * 3600))
+    assert names("--until", noon) == ["two-days", "yesterday"]  # an ISO date-time, as --since takes
+    for argv, said in ((["--until", "soon"], "--until 'soon': use 30s"),
+                       (["--since", "1d", "--until", "2d"], "--until '2d' is not after --since '1d'")):
+        assert cli.main(["events", *argv, "--memory", str(tmp_path / "memory")]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"edge-rap: {said}") and err.count("\n") == 1
+
+
 def test_events_refuse_an_empty_name_and_take_any_limit(tmp_path, monkeypatch, capsys):
     # `--name "$UNSET"` listed every concept's events as if they were the one asked about; a limit past SQLite's
     # integers ended in a traceback.

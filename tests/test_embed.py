@@ -364,6 +364,40 @@ def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeyp
     assert calls == [1]  # one export; the others waited on the lock and found it done
 
 
+def test_a_second_export_says_it_waits_for_the_one_under_way(tmp_path, monkeypatch, caplog):
+    # `models prepare` beside another's export (the service's first run) sat silent for the minute that one took
+    import fcntl
+    import logging
+    import threading
+
+    cache = ModelCache(tmp_path / "models")
+    done = iter([False, True])  # not there when asked first; the other process's export is done once it is waited
+    monkeypatch.setattr(ModelCache, "_ready", lambda self, name: next(done))
+    (tmp_path / "models").mkdir()
+    waiting = threading.Event()
+
+    class Said(logging.Handler):
+        def emit(self, record):
+            waiting.set()
+
+    said = Said(logging.WARNING)
+    logging.getLogger("edge_rap.models.cache").addHandler(said)
+    try:
+        with open(tmp_path / "models" / ".export.lock", "w") as other:  # the other process's export
+            fcntl.flock(other, fcntl.LOCK_EX)
+            result = []
+            worker = threading.Thread(target=lambda: result.append(cache.ensure_default("efficientnet-lite0-int8")))
+            worker.start()
+            assert waiting.wait(30)
+        worker.join(30)
+    finally:
+        logging.getLogger("edge_rap.models.cache").removeHandler(said)
+    assert result == [False]  # found done: not exported again
+    assert [r.getMessage() for r in caplog.records] == [
+        f"another process is exporting the default embedder efficientnet-lite0-int8 into {tmp_path / 'models'}; "
+        "waiting for it"]
+
+
 def test_an_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
     import errno
 

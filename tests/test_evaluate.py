@@ -134,6 +134,17 @@ def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, se
         assert report["concepts"] == 5 and report["queries"] == 10
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_photo_beside_the_concept_folders_is_said_not_dropped_unsaid(dataset, settings, kind):
+    # `cp moon.jpg dataset/moon`, the file where its folder was meant to be: the concept was left out unsaid
+    save_photo(dataset, "moon", filename="moon.jpg").rename(dataset / "moon")  # a JPEG by its content, no suffix
+    (dataset / "README.md").write_text("a dataset's own notes")
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    assert report["skipped_images"] == [f"{dataset / 'moon'}: a photo beside the concept folders, in none of them "
+                                        "(left out)"]
+
+
 def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, settings):
     distractors = tmp_path / "distractors"
     for name in ("brick", "coins", "moon", "page", "retina", "hubble_deep_field", "cell", "logo"):

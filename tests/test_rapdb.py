@@ -497,6 +497,25 @@ def test_export_refuses_a_folder_that_is_not_an_earlier_export(memory, tmp_path,
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
 
 
+def test_export_refuses_the_rap_database_it_was_imported_from(memory, tmp_path, capsys):
+    # `import-rap rap/database.json`, then `export-rap rap` to save it back: its database.json and database/ were
+    # taken for an earlier export and replaced whole, deleting RAP's own photos, those not imported too
+    from edge_rap import cli
+
+    rap = make_rap_database(tmp_path / "rap")
+    import_rap(memory, rap)
+    before = {p: p.read_bytes() for p in rap.parent.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(["export-rap", str(rap.parent), "--memory", str(memory.store.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds photos no export named (broken.png, scene1.png" in err
+    assert {p: p.read_bytes() for p in rap.parent.rglob("*") if p.is_file()} == before
+    export_rap(memory.store, tmp_path / "export")
+    (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").write_bytes(b"")  # an older one's suffix
+    export_rap(memory.store, tmp_path / "export")  # an earlier export is still replaced
+    assert not (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").exists()
+
+
 def test_a_pipe_or_file_above_the_export_folder_is_named_as_such(memory, tmp_path):
     # `export-rap PIPE/x` said "cannot export (Not a directory)", naming neither the pipe nor what it is
     os.mkfifo(tmp_path / "pipe")

@@ -121,6 +121,9 @@ def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, 
         assert r.status_code == 200, r.text
         assert [e["name"] for e in r.json()] == ["mug"] == [e["name"] for e in c.get("/api/events?name=").json()]
         events = c.get("/api/events", params={"since": "1h", "name": "mug"}).json()
+        assert c.get("/api/events", params={"until": "1h"}).json() == []  # as `events --until`
+        assert c.get("/api/events", params={"since": "1h", "until": "2h"}).status_code == 422
+        assert c.get("/api/events", params={"since": "1h", "until": "0s"}).json() == events
         assert [(e["type"], e["name"], e["box"], e["said"]) for e in events] == [("arrived", "mug", [1, 2, 30, 40],
                                                                                  "hello")]
         shot = c.get(events[0]["snapshot"])
@@ -638,7 +641,7 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
         assert c.post("/api/ask", data={"question": "Where is Bo?"}).status_code == 200
         r = c.get("/api/events", params={"nmae": "bo"})  # answered every event, as if no name were given
         assert r.status_code == 422 and r.json()["error"] == "nmae: not a parameter of GET /api/events (it " \
-                                                             "takes since, name)"
+                                                             "takes since, until, name)"
         assert c.get("/api/concepts", params={"x": "1"}).status_code == 422
         assert c.get("/api/events", params={"since": "1d"}).status_code == 200
         assert c.get("/api/events", params={"since": "x"}).status_code == 422
@@ -966,7 +969,50 @@ def test_an_impossible_ipv4_address_is_refused_in_one_line_before_anything_else(
     assert rc == 0 and json.loads(out)["url"] == "http://[::1]:8765/"
 
 
-def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch):
+def test_pair_draws_its_code_without_block_characters_where_the_terminal_has_none(settings, monkeypatch):
+    # a Latin-1 console (or PYTHONIOENCODING=ascii) was a UnicodeEncodeError's traceback, no url and no token
+    import io
+
+    from edge_rap import cli
+
+    settings.memory.mkdir()
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert cli.main(["pair", "--memory", str(settings.memory)]) == 0
+    terminal.flush()
+    out = terminal.buffer.getvalue().decode("latin-1")
+    token = (settings.memory / "api-token").read_text().strip()
+    assert "\x1b[7m  " in out and "\\u2588" not in out  # inverse-video spaces, every terminal's, not escaped blocks
+    assert f"token: {token}" in out
+
+
+@pytest.fixture
+def served(monkeypatch) -> None:
+    """A server answers where serve.json says (none does in a test): pair's only warnings are those asked about."""
+    monkeypatch.setattr("edge_rap.serve.pairing.answering", lambda where: True)
+
+
+def test_pair_warns_when_no_server_answers_where_the_code_points(settings, run):
+    # a code shown while no server ran opened a page that never loaded, on the phone, with nothing said why
+    import socket
+
+    from edge_rap.serve.pairing import Listening, record
+
+    settings.memory.mkdir()
+    with socket.socket() as closed, socket.socket() as open_:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: refused at once
+        open_.bind(("127.0.0.1", 0))
+        open_.listen()
+        for port, answered in ((closed.getsockname()[1], False), (open_.getsockname()[1], True)):
+            rc, out, err = run("pair", "--json", "--port", port)
+            assert rc == 0 and json.loads(out)["url"] == f"http://127.0.0.1:{port}/"
+            warned = f"edge-rap: warning: no server answers on port {port} now: start `edge-rap serve`"
+            assert err.startswith(warned) != answered and err.count("\n") == (not answered), err
+        record(settings.memory, Listening("0.0.0.0", open_.getsockname()[1], False))  # serve --host 0.0.0.0
+        assert run("pair", "--json", "--host", "192.0.2.1")[2] == ""  # asked where it listens, not of the name
+
+
+def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch, served):
     # `pair --host robot.example` showed a QR code whose page the phone was then refused, 421
     settings.memory.mkdir()
     monkeypatch.setenv("EDGE_RAP_SERVE_HOSTS", "robot.lan")
@@ -982,7 +1028,7 @@ def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkey
     assert err.startswith("edge-rap: warning: EDGE_RAP_SERVE_HOSTS: 'robot lan' is not a host name")
 
 
-def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run):
+def test_pair_compares_serve_jsons_host_names_in_any_case_and_rooted(settings, run, served):
     # a serve.json edited by hand to "Robot.LAN" (or "robot.lan.") warned that the server refuses robot.lan,
     # which it answers: host names are in any case, and a rooted one is the same name
     from edge_rap.serve.pairing import Listening, record

@@ -436,6 +436,8 @@ def test_list_add_forget_and_events(companion, live, capsys, tmp_path):
     live.home.events.add(Event("arrived", "bo", "door", 2.0, time.time(), said="bo is here"))
     rc, out, _ = _call(companion, live, capsys, "events", "--since", "1h")
     assert out.strip().endswith("[door] <bo> arrived: bo is here")
+    rc, out, _ = _call(companion, live, capsys, "events", "--until", "1h")  # sent as the API's until
+    assert rc == 0 and out.strip() == "no events"
     rc, out, _ = _call(companion, live, capsys, "forget", "bo")
     assert rc == 0 and _call(companion, live, capsys, "--json", "list")[1].strip() == "[]"
 
@@ -576,7 +578,8 @@ def test_an_empty_box_since_or_name_is_refused_not_taken_as_left_out(companion, 
     # `forget ""` said "GET /api/concepts/: 307 Temporary Redirect"
     photo = _save(tmp_path / "gran.png", 3)
     for argv, option in ((["add", "gran", photo, "--box", ""], "--box"), (["add-photos", "gran", photo, "--box", " "],
-                         "--box"), (["events", "--since", ""], "--since"), (["events", "--name", ""], "--name"),
+                         "--box"), (["events", "--since", ""], "--since"), (["events", "--until", ""], "--until"),
+                         (["events", "--name", ""], "--name"),
                          (["forget", ""], "NAME"), (["add-photos", " ", photo], "NAME")):
         rc, out, err = _call(companion, live, capsys, *argv)
         assert (rc, out) == (2, "") and err.startswith(f"companion: {option} ") and "is empty" in err, err

@@ -48,7 +48,7 @@ def test_an_absolute_form_target_is_answered_as_its_path(live):
     assert ask(live, "GET", f"{origin}/api/concepts", token=None)[::2] == (
         401, {"error": "missing bearer token (edge-rap pair shows it)"})
     assert ask(live, "GET", f"{origin}/api/events?nmae=bo")[::2] == (
-        422, {"error": "nmae: not a parameter of GET /api/events (it takes since, name)"})
+        422, {"error": "nmae: not a parameter of GET /api/events (it takes since, until, name)"})
     assert ask(live, "GET", f"{origin}/api/concepts/a%2Fb")[::2] == (
         422, {"error": "concept name 'a/b' has a character that is not allowed: '/'"})
     status, headers, _ = ask(live, "GET", origin)  # no path: "/", the page

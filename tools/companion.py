@@ -560,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "from elsewhere cannot send this machine's other files")
     p = command("events", "who was seen, when")
     p.add_argument("--since", help="30s, 10m, 2h, 1d, 1w or an ISO date-time")
+    p.add_argument("--until", help="as --since: only the events before then")
     p.add_argument("--name", help="only the events about this concept")
     return parser
 
@@ -601,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         token = _token(args.token or "")
         if not args.url or not token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
-        options = ("box", "since", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
+        options = ("box", "since", "until", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
         # "$UNSET": not the whole photo for the face meant, nor every event; a NAME in the path, no concept at all:
         # `forget ""` was "GET /api/concepts/: 307 Temporary Redirect", `add-photos ""` a 404 blaming --url
         named = {"NAME": args.name} if args.command in ("add-photos", "rename", "forget") else {}
@@ -688,7 +689,7 @@ def _run(args, device: Device) -> int:
         _print_report(report, args.json)
         return 1 if report.failed or report.refused or report.missing else 0  # as import-rap: what was not sent
     elif args.command == "events":
-        params = {k: v for k, v in (("since", args.since), ("name", args.name)) if v}
+        params = {k: v for k, v in (("since", args.since), ("until", args.until), ("name", args.name)) if v}
         events = device.answer("GET", "/api/events", params=params)
         if args.json:
             print(json.dumps(events))

@@ -113,10 +113,10 @@ def parse_duration(text: str) -> float | None:
     return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
 
 
-def parse_since(text: str, now: float | None = None) -> float:
-    """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` (what a household asks of a week), or an ISO date-time;
-    one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
-    fromisoformat, a Jetson's, refused the `Z` that 3.11 reads)."""
+def parse_since(text: str, now: float | None = None, option: str = "--since") -> float:
+    """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` ago (what a household asks of a week), or an ISO
+    date-time; one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
+    fromisoformat, a Jetson's, refused the `Z` that 3.11 reads). `option` names it in the error (`--until`)."""
     from datetime import datetime
 
     now = time.time() if now is None else now
@@ -126,7 +126,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     try:
         return datetime.fromisoformat(re.sub(r"[Zz]$", "+00:00", text.strip())).timestamp()
     except ValueError:
-        raise EdgeRapError(f"--since {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
+        raise EdgeRapError(f"{option} {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
 
 
 class EventLog:
@@ -583,15 +583,19 @@ class EventLog:
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot record what was said ({e})") from None
 
-    def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000) -> list[Event]:
-        """The newest `limit` events, oldest first, since a wall-clock time and for one concept name when given. A
-        limit past SQLite's integers (`--limit 10**30`) is all of them."""
+    def query(self, since: float | None = None, name: str | None = None, limit: int = 10_000,
+              until: float | None = None) -> list[Event]:
+        """The newest `limit` events, oldest first, since a wall-clock time, before another and for one concept name
+        when given. A limit past SQLite's integers (`--limit 10**30`) is all of them."""
         sql, args = _SELECT, []
         limit = min(limit, 2**63 - 1)
         where = []
         if since is not None:
             where.append("wall >= ?")
             args.append(since)
+        if until is not None:
+            where.append("wall < ?")
+            args.append(until)
         if name is not None:
             where.append("name = ?")
             args.append(name)

@@ -95,6 +95,13 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     return concepts
 
 
+def loose_photos(folder: Path) -> list[str]:
+    """The photos beside the concepts' folders, in none: a concept's photo copied to where its folder was meant to
+    be (`cp cat.jpg dataset/cat`) left that concept out unsaid. Said in skipped_images; other files (a README,
+    RAP's database.json, CREDITS.txt) are a dataset's own."""
+    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in image_files(folder)]
+
+
 def _is_rap_database(folder: Path) -> bool:
     """Whether the folder is a RAP database: its database.json is RAP's and names a photo in a folder not named for
     its concept, in any case or spacing (RAP's `database/`, read as one concept, `database`, even with a single
@@ -161,7 +168,7 @@ def evaluate_retrieval(settings: Settings, dataset: Path, distractors: Path | No
     embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     written = {c.name for c in concepts} | {_distractor_name(k) for k in range(len(extra))}
     with _memory_folder(memory, written) as folder, closing(open_memory(settings, embedder, folder)) as mem:
-        skipped: list[str] = []
+        skipped = loose_photos(dataset)
         concepts = remember_references(mem, concepts, skipped, progress)
         names = {c.name for c in concepts}
         retriever = Retriever(mem.store, embedder, RetrievalPolicy(top_k=len(concepts) + 1))
@@ -220,7 +227,7 @@ def evaluate_localize(settings: Settings, dataset: Path, per_frame: int = 4, see
     _refuse_a_held_memory(memory)
     embedder = embedder or open_embedder(settings, prepare=True)  # a memory of its own is written, as remember does
     detector = open_detector(settings, settings.profile.detector) if settings.profile.detector else None
-    skipped: list[str] = []
+    skipped = loose_photos(dataset)
     with _memory_folder(memory, {c.name for c in concepts}) as folder, \
             closing(open_memory(settings, embedder, folder)) as mem:
         concepts = remember_references(mem, concepts, skipped, progress)

@@ -200,6 +200,9 @@ def import_rap(memory: Memory, path: Path, progress: Callable[[Iterable], Iterab
 
 #: What an export writes at the top of its folder: an export may replace an earlier one, nothing else.
 EXPORTED = {"database.json", "database"}
+#: The name an export gives a photo in database/: _file_stem's slug and hash, a number after the first, the stored
+#: photo's suffix (any an older edge_rap stored).
+EXPORTED_PHOTO = re.compile(r"[A-Za-z0-9_-]*-[0-9a-f]{12}(-[0-9]+)?(\.[^.]+)?")
 
 
 def _file_stem(name: str) -> str:
@@ -222,10 +225,22 @@ def _check_export_folder(folder: Path) -> None:
     entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
     earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
                and (folder / "database.json").is_file() and (folder / "database").is_dir())
-    if entries and not earlier:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise EdgeRapError(f"{folder}: not empty and not an earlier export (it holds {shown}); "
+    if not entries:
+        return
+    if not earlier:
+        raise EdgeRapError(f"{folder}: not empty and not an earlier export (it holds {_shown(entries)}); "
                            "export into a new or empty folder")
+    try:
+        foreign = sorted(p.name for p in (folder / "database").iterdir() if not EXPORTED_PHOTO.fullmatch(p.name))
+    except OSError as e:
+        raise EdgeRapError(f"{folder / 'database'}: cannot list ({e.strerror})") from None
+    if foreign:  # RAP's own database (its Anya.jpg), the one imported from: replaced whole, its photos were deleted
+        raise EdgeRapError(f"{folder}: not an earlier export: its database/ holds photos no export named "
+                           f"({_shown(foreign)}), which replacing it would delete; export into a new or empty folder")
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _staging(path: Path) -> bool:

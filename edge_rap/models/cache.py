@@ -362,7 +362,13 @@ class ModelCache:
             raise EdgeRapError(f"cannot export the default embedder {name} into the model cache {self.root} "
                                f"({e.strerror}): set EDGE_RAP_MODELS to a writable folder") from None
         with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # (a second `models prepare`, or a command beside the service's first export:
+                # it sat silent for the minute)
+                log.warning("another process is exporting the default embedder %s into %s; waiting for it", name,
+                            self.root)
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if self._ready(name):
                 return False  # another process exported it while this one waited
             damage = self.damage(name) if self.has(name) else None

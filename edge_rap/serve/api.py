@@ -91,6 +91,14 @@ ASK_FULL = {507: {"model": schemas.Error, "description": f"{UPLOAD_FULL[507]['de
                   f"photo, {LOG_FULL[507]['description']}"}}
 
 
+def _when(field: str, text: str | None) -> float | None:
+    """/api/events' `since` or `until`; an empty one is one not given, as a form leaves a field."""
+    try:
+        return parse_since(text) if text else None
+    except EdgeRapError:
+        raise ApiError(f"{field} {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
+
+
 def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
     """A concept name by the CLI's rules (`new_name` for one a concept is to take), or 422."""
     try:
@@ -455,15 +463,15 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
 
     @router.get("/events", response_model=list[schemas.EventOut], responses=LOG_FULL)
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
+               until: Annotated[str | None, Query(description="as since: only the events before then")] = None,
                name: str | None = None) -> list[dict]:
         # an empty value is one not given, as a form leaves a field (issue 12 writes the route
         # `/api/events?since=&name=`); the CLI's `--since ""` stays an error: a shell's unset variable
-        try:
-            when = parse_since(since) if since else None
-        except EdgeRapError:
-            raise ApiError(f"since {since!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
+        start, end = _when("since", since), _when("until", until)
+        if start is not None and end is not None and end <= start:
+            raise ApiError(f"until {until!r} is not after since {since!r}", 422)
         stored = home.events_name(_name(name))[0] if name else None  # as the CLI: any case, a gone one's; else 404
-        return [_event_json(e) for e in home.events.query(when, stored)]
+        return [_event_json(e) for e in home.events.query(start, stored, until=end)]
 
     @router.get("/events/{event_id}/snapshot", response_class=FileResponse,
                 responses={200: {"content": {"image/jpeg": {}}}, **LOG_FULL})

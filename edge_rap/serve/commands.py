@@ -69,7 +69,7 @@ def cmd_serve(args) -> int:
 def cmd_pair(args) -> int:
     from dataclasses import replace
 
-    from edge_rap.serve.pairing import page_url, pairing_link, reachable_note, recorded, terminal_qr
+    from edge_rap.serve.pairing import answering, page_url, pairing_link, reachable_note, recorded, terminal_qr
     from edge_rap.serve.server import checked_host
     from edge_rap.serve.token import ensure_token, rotate_token
 
@@ -79,6 +79,7 @@ def cmd_pair(args) -> int:
     _existing_memory(args, settings)  # a mistyped --memory must not become a folder holding a token
     memory = settings.memory
     where = recorded(memory)
+    listening = where.host  # (asked whether it answers there: --host is the name a phone uses)
     if args.host:  # checked before the token is touched: a refused --host with --rotate unpaired every phone
         host = checked_host(args.host)
         _warn_if_not_answered(host, where)
@@ -87,10 +88,13 @@ def cmd_pair(args) -> int:
     if args.port is not None:
         where = replace(where, port=args.port)
     url = page_url(where)
+    if not answering(replace(where, host=listening)):
+        print(f"edge-rap: warning: no server answers on port {where.port} now: start `edge-rap serve` (or `run "
+              "--serve`) before the phone opens the page", file=sys.stderr)
     if args.json:
         print(json.dumps({"url": url, "token": token}))
         return 0
-    print(terminal_qr(pairing_link(url, token)))
+    print(terminal_qr(pairing_link(url, token), getattr(sys.stdout, "encoding", None)))
     print(f"url:   {url}\ntoken: {token}")
     print("scan the code with the phone's camera to open the page with the token; "
           + ("the old token no longer works" if args.rotate else "`edge-rap pair --rotate` replaces the token"))
@@ -147,4 +151,5 @@ def register(add) -> None:
     p.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops working at once")
     p.add_argument("--host", help="the address to show (default: where serve last listened); a name instead must "
                    "be one the server answers to (see serve --help; another is warned of)")
-    p.add_argument("--port", type=_port, help="the port to show (default: where serve last listened, else 8765)")
+    p.add_argument("--port", type=_port, help="the port to show (default: where serve last listened, else 8765); "
+                   "where no server answers on it now, a warning says so")

@@ -77,15 +77,36 @@ def pairing_link(url: str, token: str) -> str:
     return f"{url}#token={token}"
 
 
-def terminal_qr(text: str) -> str:
-    """A QR code drawn with block characters (two rows per line), quiet zone included."""
+def terminal_qr(text: str, encoding: str | None = "utf-8") -> str:
+    """A QR code drawn with block characters (two rows per line), quiet zone included; for a terminal whose
+    encoding has no blocks (a Latin-1 console, `LANG=C` on an older system), in ANSI inverse-video spaces, which
+    every terminal draws: the blocks were a UnicodeEncodeError's traceback there, and escaped they scan as nothing."""
     import io
 
     import segno
 
     out = io.StringIO()
-    segno.make(text, error="m").terminal(out=out, compact=True)
+    segno.make(text, error="m").terminal(out=out, compact=_has_blocks(encoding))
     return out.getvalue()
+
+
+def _has_blocks(encoding: str | None) -> bool:
+    try:
+        "\u2588\u2580\u2584".encode(encoding or "ascii")  # (the compact drawing's full, upper and lower blocks)
+        return True
+    except (LookupError, UnicodeEncodeError):
+        return False
+
+
+def answering(where: Listening, timeout: float = 0.5) -> bool:
+    """Whether anything takes connections where `serve` listens (a wildcard bind: on this machine's loopback): a
+    code shown while no server runs opened a page that never loads, on the phone, where nothing says why."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(where.host, where.host)
+    try:
+        with socket.create_connection((host, where.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def reachable_note(where: Listening) -> str | None:

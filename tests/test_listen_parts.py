@@ -2781,6 +2781,17 @@ def test_a_name_of_letters_joined_by_and_is_heard_only_as_its_letters():
     assert match_names("Is the em and es bag here?", ["M&S bag"]).names == ["M&S bag"]
 
 
+def test_a_name_that_is_a_common_word_is_heard_only_where_said_as_one():
+    # Before: of <the> and <is>, pets, "Where is the ball?" named both: a common word followed by another of its clause
+    # is that word, as a list's "and" is, unless written as a name (the rule `ask`'s questions are read by too)
+    from edge_rap.speech.names import match_names
+
+    names = ["the", "is", "bo"]
+    for said, heard in (("Where is the ball?", []), ("Is Bo home?", ["bo"]), ("Where is The?", ["the"]),
+                        ("Is <the> in?", ["the"]), ("Where is Bo, is?", ["bo", "is"])):
+        assert match_names(said, names).names == heard, said
+
+
 def test_a_list_and_between_words_is_no_name_of_and():
     # Before: of <and>, a cat, "Where are Bo and Max?" named it between them ("I haven't seen <and> yet"), and "Forget
     # Bo and And." asked of <bo> alone, the name cut out as a list's word; a list's "and" is <and> only where written

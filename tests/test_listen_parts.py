@@ -2792,6 +2792,24 @@ def test_a_name_that_is_a_common_word_is_heard_only_where_said_as_one():
         assert match_names(said, names).names == heard, said
 
 
+def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
+    # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
+    # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    for said, line in (("Forget Bo, yes Bo.", "Shall I forget <bo>?"), ("Forget Bo. Yes, yes, Bo.", "Shall I forget "
+                                                                                                     "<bo>?"),
+                       ("Remember this as Dr. Okay.", "Shall I remember this as <dr_okay>?"),
+                       ("Remember this as Zed, okay?", "Shall I remember this as <zed>?"),
+                       ("Forget Bo. Okay.", "Shall I forget <bo>?"),
+                       ("Forget Bo, yes Max.", "I forget one at a time: say forget <bo>, then forget <max>.")):
+        assert parse(said, list(kinds), kinds)[1].startswith(line), said
+    kinds["okay"] = "dog"
+    assert parse("Forget Bo, Okay.", list(kinds), kinds)[1] == "I forget one at a time: say forget <bo>, then forget <okay>."
+    assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
+
+
 def test_a_list_and_between_words_is_no_name_of_and():
     # Before: of <and>, a cat, "Where are Bo and Max?" named it between them ("I haven't seen <and> yet"), and "Forget
     # Bo and And." asked of <bo> alone, the name cut out as a list's word; a list's "and" is <and> only where written

@@ -2810,6 +2810,17 @@ def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
 
 
+def test_a_list_part_that_names_nothing_is_said_even_an_ending_alone():
+    # Before: "Forget em and es." asked of <em> and left "es" out unsaid: "es" (and "s") was taken for the plural of
+    # no noun, which is what a part of nothing but common words is
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "em": "woman", "M&S": "bag"}
+    for said, unknown in (("Forget em and es.", "<em>. I don't know 'es'"), ("Forget Bo and s.", "<bo>. I don't know 's'")):
+        assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {unknown}.", said
+    assert parse("Forget Bo, please.", list(kinds), kinds)[1] == "Shall I forget <bo>? Say yes or no."
+
+
 def test_a_list_and_between_words_is_no_name_of_and():
     # Before: of <and>, a cat, "Where are Bo and Max?" named it between them ("I haven't seen <and> yet"), and "Forget
     # Bo and And." asked of <bo> alone, the name cut out as a list's word; a list's "and" is <and> only where written

@@ -509,8 +509,10 @@ def _more_of_its_kind(noun: str, kind: str) -> bool:
 
 
 def _one_of(word: str, words: set[str]) -> bool:
-    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes")."""
-    return word in words or word[-1:] == "s" and (word[:-1] in words or word[-2:] == "es" and word[:-2] in words)
+    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes"); "es" and "s" are no plural of
+    nothing ("Forget em and es." asked of <em> and left out 'es' unsaid)."""
+    stems = (word[:-1], word[:-2] if word[-2:] == "es" else "")
+    return word in words or word[-1:] == "s" and any(stem and stem in words for stem in stems)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

@@ -42,6 +42,20 @@ def test_a_named_concept_comes_first_and_is_kept_even_below_its_threshold():
     assert mentioned_names("a bowl", [BO]) == []  # whole words only
 
 
+def test_a_name_that_is_a_common_word_is_mentioned_only_where_written_as_one():
+    # Before: of <and>, a cat, "Where are Mum and Dad?" typed to `ask` answered "Here is what I was told about <and>",
+    # where a voice question named none: a common word (<and>, <the>) followed by another word of its clause is
+    # itself, unless written as a name (capitalised within a sentence, or in brackets), as speech.names reads it
+    and_, the, is_, max_ = (Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("and", "the", "is", "max"), 20))
+    known = [and_, the, is_, max_, BO]
+    for question, mentioned in (("Where are Mum and Dad?", []), ("Where is the ball?", []), ("Is Bo home?", ["bo"]),
+                                ("And where is Bo?", ["bo"]), ("Where are Bo and Max?", ["bo", "max"]),
+                                ("Forget Bo and And.", ["bo", "and"]), ("where is and", ["and"]),
+                                ("Is <and> home?", ["and"]), ("Where is Is?", ["is"]), ("Is The in?", ["the"]),
+                                ("Stra\u00dfe and Bo and And?", ["bo", "and"]), ("Where is max?", ["max"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
 def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_alone():
     # A memory of before the apostrophe fold may hold <Zoe´s x> and <Zoe's x>: both went into the VLM's prompt.
     acute, straight = Concept(9, "Zoe\u00b4s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)

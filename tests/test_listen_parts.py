@@ -2781,6 +2781,46 @@ def test_a_name_of_letters_joined_by_and_is_heard_only_as_its_letters():
     assert match_names("Is the em and es bag here?", ["M&S bag"]).names == ["M&S bag"]
 
 
+def test_a_name_that_is_a_common_word_is_heard_only_where_said_as_one():
+    # Before: of <the> and <is>, pets, "Where is the ball?" named both: a common word followed by another of its clause
+    # is that word, as a list's "and" is, unless written as a name (the rule `ask`'s questions are read by too)
+    from edge_rap.speech.names import match_names
+
+    names = ["the", "is", "bo"]
+    for said, heard in (("Where is the ball?", []), ("Is Bo home?", ["bo"]), ("Where is The?", ["the"]),
+                        ("Is <the> in?", ["the"]), ("Where is Bo, is?", ["bo", "is"])):
+        assert match_names(said, names).names == heard, said
+
+
+def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
+    # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
+    # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    for said, line in (("Forget Bo, yes Bo.", "Shall I forget <bo>?"), ("Forget Bo. Yes, yes, Bo.", "Shall I forget "
+                                                                                                     "<bo>?"),
+                       ("Remember this as Dr. Okay.", "Shall I remember this as <dr_okay>?"),
+                       ("Remember this as Zed, okay?", "Shall I remember this as <zed>?"),
+                       ("Forget Bo. Okay.", "Shall I forget <bo>?"),
+                       ("Forget Bo, yes Max.", "I forget one at a time: say forget <bo>, then forget <max>.")):
+        assert parse(said, list(kinds), kinds)[1].startswith(line), said
+    kinds["okay"] = "dog"
+    assert parse("Forget Bo, Okay.", list(kinds), kinds)[1] == "I forget one at a time: say forget <bo>, then forget <okay>."
+    assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
+
+
+def test_a_list_part_that_names_nothing_is_said_even_an_ending_alone():
+    # Before: "Forget em and es." asked of <em> and left "es" out unsaid: "es" (and "s") was taken for the plural of
+    # no noun, which is what a part of nothing but common words is
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "em": "woman", "M&S": "bag"}
+    for said, unknown in (("Forget em and es.", "<em>. I don't know 'es'"), ("Forget Bo and s.", "<bo>. I don't know 's'")):
+        assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {unknown}.", said
+    assert parse("Forget Bo, please.", list(kinds), kinds)[1] == "Shall I forget <bo>? Say yes or no."
+
+
 def test_a_list_and_between_words_is_no_name_of_and():
     # Before: of <and>, a cat, "Where are Bo and Max?" named it between them ("I haven't seen <and> yet"), and "Forget
     # Bo and And." asked of <bo> alone, the name cut out as a list's word; a list's "and" is <and> only where written

@@ -16,6 +16,7 @@ from edge_rap.memory.store import KEY_DROPS, fold, name_key, spelled
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
+from edge_rap.speech.names import as_itself, is_common
 from edge_rap.types import Box, Concept, Hit
 
 Face = TypeVar("Face")
@@ -34,12 +35,13 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     <teapot>), in order of first mention. Where one name is written inside another ("tea pot" in "the tea pot",
     "小龙" in "李小龙在哪里"), only the longer is meant. Of two concepts written alike (a memory of before the rules
     that make them one name), one written <exactly> is the one meant, as `forget` takes it; written otherwise, both
-    are."""
+    are. A name that is a common word (<and>, <the>) is that word where it is not written as one, as a voice
+    question's (speech.names.as_itself): "Where are Mum and Dad?" names no <and>."""
     folded = fold(question)  # as name_key folds a name
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())
-    letters = _Letters(folded)
+    letters = _Letters(question, folded)
     found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
         key = name_key(concept.name)
@@ -66,8 +68,8 @@ class _Letters:
     """A folded question without what name_key drops, each letter's place in it kept: a name written alike is a
     plain substring here (a regular expression per concept took 0.2 s for 1000 concepts)."""
 
-    def __init__(self, folded: str):
-        self.folded = folded
+    def __init__(self, question: str, folded: str):
+        self.question, self.folded = question, folded
         self.at = [i for i, ch in enumerate(folded) if not _DROPPED.fullmatch(ch)]
         self.text = "".join(folded[i] for i in self.at)
 
@@ -80,10 +82,19 @@ class _Letters:
             before = self.folded[start - 1] if start else " "
             after = self.folded[end] if end < len(self.folded) else " "
             if not (joined(before, self.folded[start]) or before in "_<" or joined(self.folded[end - 1], after)
-                    or after in "_>" or any(a <= start and end <= b for a, b in taken)):
+                    or after in "_>" or any(a <= start and end <= b for a, b in taken)
+                    or is_common(key) and as_itself(self.question, self._original(start), self._original(end))):
                 return start, end
             i = self.text.find(key, i + 1)
         return None
+
+    def _original(self, at: int) -> int:
+        """Where the question has the folded text's place `at`: the shortest start that folds as long."""
+        low, high = 0, len(self.question)
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if len(fold(self.question[:middle])) < at else (low, middle)
+        return low
 
 
 def unknown_names(question: str, concepts: list[Concept]) -> list[str]:

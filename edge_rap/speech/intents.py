@@ -73,6 +73,9 @@ _YES_WORD = (r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go 
 _YES = re.compile(_LEAD + r"(?P<yes>" + _YES_WORD + "|" + _NO_PROBLEM + r")\b", re.I)
 # a yes said after the command's name, in its utterance ("Forget Bo. Yes."): given before it was asked, no answer
 _YES_SAID = re.compile(r"[,.;!?]\s*(?:(?:please\W+)?" + _YES_WORD + r"\b\W*)+$", re.I)
+# the name said again after a yes ("Bo, yes Bo"): that name, once
+_YES_AGAIN = re.compile(r"(?P<name>.+?)[,.;!?]\s*(?:" + _YES_WORD + r"\b\W*)+(?P=name)\W*", re.I)
+_TITLE_DOT = re.compile(r"\b(?:mr|mrs|ms|mx|dr|st|prof)\.\s*$", re.I)  # "Dr. Okay": its dot ends no sentence
 _NOTHING = re.compile(r"\W*(?:(?:" + FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")
 _DECLINE = r"(?:no|not|don'?t|nope|cancel|stop|wait|never\W*mind)\b"
@@ -228,7 +231,7 @@ def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None)
     Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not a <bo> asked or a <luna_no>
     remembered). `listed`: a forget's categories, whose words may list names: a take-back there takes back the last
     of them alone ("Bo, Max, no, Luna": Bo and Luna, not Bo left out unsaid)."""
-    said = _fluent(_YES_SAID.sub("", said) or said, names)
+    said = _fluent(_without_yes(said, names), names)
     parts = _TAKE_BACK.split(said)
     if len(parts) == 1 or _ONE_MORE.match(parts[-1]):  # "Bo, sorry, and Max": Max as well, not instead
         return said, ""
@@ -239,6 +242,21 @@ def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None)
         kept, dropped = _last_apart(meant, names, listed) if listed is not None else ("", meant)
         meant = ", ".join(w for w in ("" if looks_like_command(part) else kept, part) if w)  # "..., no, forget Max"
     return meant, dropped
+
+
+def _without_yes(said: str, names: list[str]) -> str:
+    """The words without a yes said after the name ("Bo. Yes.", "Bo, yes Bo"), but not one that is a name's word:
+    heard in a known one's ("Forget Bo, Okay." of a dog <okay>: two names, refused as a list), or written as a name's,
+    capitalised within a sentence ("Remember this as Dr. Okay.": <dr_okay>, not <dr>)."""
+    if again := _YES_AGAIN.fullmatch(said):
+        return again["name"]
+    yes = _YES_SAID.search(said)
+    if yes is None or not said[:yes.start()].strip():
+        return said
+    first = yes.start() + re.search(r"[^\W\d_]", said[yes.start():]).start()
+    named = said[first].isupper() and (said[yes.start()] in ",;" or _TITLE_DOT.search(said, 0, yes.start() + 1))
+    heard = any(h.end > yes.start() for h in _heard(said, names).heard)
+    return said if named or heard else said[:yes.start()]
 
 
 def _fluent(said: str, names: list[str]) -> str:
@@ -491,8 +509,10 @@ def _more_of_its_kind(noun: str, kind: str) -> bool:
 
 
 def _one_of(word: str, words: set[str]) -> bool:
-    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes")."""
-    return word in words or word[-1:] == "s" and (word[:-1] in words or word[-2:] == "es" and word[:-2] in words)
+    """Whether a word is one of `words`, or the plural of one ("dogs", "boxes"); "es" and "s" are no plural of
+    nothing ("Forget em and es." asked of <em> and left out 'es' unsaid)."""
+    stems = (word[:-1], word[:-2] if word[-2:] == "es" else "")
+    return word in words or word[-1:] == "s" and any(stem and stem in words for stem in stems)
 
 
 def _not_as(name: str, noun: str, categories: Mapping[str, str]) -> str:

@@ -66,6 +66,8 @@ them then there these they this those through to today too under until up very w
 where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
 """.split())
 FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
+# What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
+_WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
 
 
 def is_common(word: str) -> bool:
@@ -316,7 +318,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # not one letter in common ("李小龙在" and "mochi"): it would score 0
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
-                if _loose_and(said, form) or _not_the_letters(said, form) or _list_and(text, words, i, form, opening):
+                if _loose_and(said, form) or _not_the_letters(said, form) or (
+                        words[i][0] == form and is_common(form) and as_itself(text, *words[i][1:], within)):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>
                 capital = text[words[i][1]].isupper()
@@ -391,15 +394,15 @@ def _letter(word: str, last: bool) -> str | None:
     return word[0] if last and word[1:] in ("s", "'s") and word not in COMMON else None
 
 
-def _list_and(text: str, words: list[tuple[str, int, int]], i: int, form: str, opening: re.Pattern) -> bool:
-    """Whether the word "and" (or "&") at words[i] joins what follows it in its clause to what was said, rather than
-    names <and>: not where written as a name (capitalised within a sentence, or in <brackets>). "Is Bo and Max home?"
-    and "And where is Bo?" named <and>, a cat; "Forget Bo and And." and "Where is And?" name it."""
-    if form != "and" or words[i][0] != "and" or i == len(words) - 1:
-        return False
-    start = words[i][1]
+def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
+    """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
+    not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
+    clause. "Is Bo and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and
+    And.", "Where is And?" and "where is and" name <and>. Questions typed to `ask` are read so too (retrieve's
+    `mentioned_names`). `within`: as `match_names`' own."""
+    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
     named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
-    return not named and not re.search(r"[,.;:!?]", text[words[i][2]:words[i + 1][1]])
+    return not named and bool(_WORD_AFTER.match(text, end))
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

@@ -1897,6 +1897,17 @@ def test_events_until_a_time_show_those_before_it(tmp_path, monkeypatch, capsys)
         assert out == "" and err.startswith(f"edge-rap: {said}") and err.count("\n") == 1
 
 
+def test_events_since_and_until_alike_are_refused_however_the_clock_moved(tmp_path, monkeypatch, capsys,
+                                                                          ticking_parse_clock):
+    # each read its own clock: `--since 1d --until 1d`, a moment apart, was "no events", not refused as swapped ones
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    EventLog(tmp_path / "memory").add(Event("arrived", "bo", "cam0", 0.0, time.time() - 86400))
+    assert cli.main(["events", "--since", "1d", "--until", "1d", "--memory", str(tmp_path / "memory")]) == 2
+    assert capsys.readouterr().err == "edge-rap: --until '1d' is not after --since '1d'\n"
+
+
 def test_events_refuse_an_empty_name_and_take_any_limit(tmp_path, monkeypatch, capsys):
     # `--name "$UNSET"` listed every concept's events as if they were the one asked about; a limit past SQLite's
     # integers ended in a traceback.

@@ -2213,6 +2213,23 @@ def test_since_takes_a_utc_date_time_ending_in_z():
     assert parse_since("2026-12-05T13:00:00+01:00") == noon
 
 
+def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
+    # Python 3.11's fromisoformat reads `2026-12-05+00:00` as a naive date, its offset dropped: `--until 2026-12-05Z`
+    # was the local midnight (5 hours off in New York), and 3.10 refused it
+    midnight = datetime(2026, 12, 5, tzinfo=timezone.utc).timestamp()
+    with monkeypatch.context() as m:
+        m.setenv("TZ", "EST5")  # (a POSIX rule: no tz database needed)
+        time.tzset()
+        try:
+            for text in ("2026-12-05Z", "2026-12-05+00:00", "20261205Z"):
+                assert parse_since(text) == midnight, text
+            assert parse_since("2026-12-05+01:00") == midnight - 3600
+            assert parse_since("2026-12-05") == midnight + 5 * 3600  # no offset: the local midnight, as before
+        finally:
+            m.undo()
+            time.tzset()
+
+
 # --- speaker -----------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")

@@ -288,8 +288,9 @@ def cmd_doctor(args) -> int:
 def cmd_events(args) -> int:
     from edge_rap.daemon.events import parse_since
 
-    since = parse_since(args.since) if args.since else None
-    until = parse_since(args.until, option="--until") if args.until else None
+    now = time.time()  # (one for both: `--since 1d --until 1d`, read a moment apart, was "no events", not refused)
+    since = parse_since(args.since, now) if args.since else None
+    until = parse_since(args.until, now, option="--until") if args.until else None
     if since is not None and until is not None and until <= since:  # (swapped: "no events" would hide it)
         raise EdgeRapError(f"--until {args.until!r} is not after --since {args.since!r}")
     with _household(args, readonly=True) as home:
@@ -301,13 +302,11 @@ def cmd_events(args) -> int:
               "again to remove them)", file=sys.stderr)
     if len(events) > args.limit:
         events = events[1:]
-        print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with --since or --name, "
-              "or raise --limit)", file=sys.stderr)
+        print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with --since, "
+              "--until or --name, or raise --limit)", file=sys.stderr)
     if args.json:
         print(json.dumps([e.to_json() for e in events]))
         return 0
-    import time
-
     for e in events:  # (a name of an older memory may hold a line separator: escaped, as `concepts` shows it)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
         said = f": {_shown(e.said)}" if e.kind == "arrived" and e.said else ""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import time
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -137,3 +140,14 @@ def import_tool(monkeypatch) -> Callable[[str], object]:
         return importlib.import_module(name)
 
     return load
+
+
+@pytest.fixture
+def ticking_parse_clock(monkeypatch) -> None:
+    """A clock for `parse_since` that moves on at every reading, as a real one does between two: a `since` and an
+    `until` each given as `1d` then differ unless read against one `now`."""
+    from edge_rap.daemon import events
+
+    ticks, clock = itertools.count(time.time(), 0.001), types.ModuleType("time")
+    clock.__dict__.update(vars(time), time=lambda: next(ticks))
+    monkeypatch.setattr(events, "time", clock)

@@ -1897,6 +1897,17 @@ def test_events_until_a_time_show_those_before_it(tmp_path, monkeypatch, capsys)
         assert out == "" and err.startswith(f"edge-rap: {said}") and err.count("\n") == 1
 
 
+def test_events_since_and_until_alike_are_refused_however_the_clock_moved(tmp_path, monkeypatch, capsys,
+                                                                          ticking_parse_clock):
+    # each read its own clock: `--since 1d --until 1d`, a moment apart, was "no events", not refused as swapped ones
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    EventLog(tmp_path / "memory").add(Event("arrived", "bo", "cam0", 0.0, time.time() - 86400))
+    assert cli.main(["events", "--since", "1d", "--until", "1d", "--memory", str(tmp_path / "memory")]) == 2
+    assert capsys.readouterr().err == "edge-rap: --until '1d' is not after --since '1d'\n"
+
+
 def test_events_refuse_an_empty_name_and_take_any_limit(tmp_path, monkeypatch, capsys):
     # `--name "$UNSET"` listed every concept's events as if they were the one asked about; a limit past SQLite's
     # integers ended in a traceback.
@@ -2200,6 +2211,23 @@ def test_since_takes_a_utc_date_time_ending_in_z():
     assert parse_since("2026-12-05T12:00:00Z") == noon
     assert parse_since("2026-12-05T12:00:00.000Z") == noon
     assert parse_since("2026-12-05T13:00:00+01:00") == noon
+
+
+def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
+    # Python 3.11's fromisoformat reads `2026-12-05+00:00` as a naive date, its offset dropped: `--until 2026-12-05Z`
+    # was the local midnight (5 hours off in New York), and 3.10 refused it
+    midnight = datetime(2026, 12, 5, tzinfo=timezone.utc).timestamp()
+    with monkeypatch.context() as m:
+        m.setenv("TZ", "EST5")  # (a POSIX rule: no tz database needed)
+        time.tzset()
+        try:
+            for text in ("2026-12-05Z", "2026-12-05+00:00", "20261205Z"):
+                assert parse_since(text) == midnight, text
+            assert parse_since("2026-12-05+01:00") == midnight - 3600
+            assert parse_since("2026-12-05") == midnight + 5 * 3600  # no offset: the local midnight, as before
+        finally:
+            m.undo()
+            time.tzset()
 
 
 # --- speaker -----------------------------------------------------------------------------------------------

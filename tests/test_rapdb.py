@@ -516,6 +516,29 @@ def test_export_refuses_the_rap_database_it_was_imported_from(memory, tmp_path, 
     assert not (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").exists()
 
 
+def test_export_refuses_a_rap_database_json_beside_an_empty_database_folder(memory, tmp_path, capsys):
+    # a RAP database.json whose photos are elsewhere (or gone), beside an empty database/, was taken for an earlier
+    # export: the user's database.json was replaced unsaid
+    from edge_rap import cli
+
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    rap = make_rap_database(tmp_path / "rap")
+    for name in os.listdir(rap.parent / "database"):
+        os.remove(rap.parent / "database" / name)
+    for text in (rap.read_text(), "not json\n", '{"concept_dict": {"<x>": {"image": "/elsewhere/x.jpg"}}}\n'):
+        rap.write_text(text)
+        capsys.readouterr()
+        assert cli.main(["export-rap", str(rap.parent), "--memory", str(memory.store.root)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not an earlier export: its database.json" in err
+        assert rap.read_text() == text and os.listdir(rap.parent / "database") == []
+    out = export_rap(memory.store, tmp_path / "export")
+    (out.parent / "database.json").write_text(json.dumps({"concept_dict": {"<old>": {
+        "image": "", "extra_images": ["./database/old-0123456789ab-1.png"]}}}))  # (4b342e1 wrote "" for none)
+    export_rap(memory.store, out.parent)  # an earlier export's, its photos its own: still replaced
+    assert list(json.loads(out.read_text())["concept_dict"]) == ["<bo>"]
+
+
 def test_a_pipe_or_file_above_the_export_folder_is_named_as_such(memory, tmp_path):
     # `export-rap PIPE/x` said "cannot export (Not a directory)", naming neither the pipe nor what it is
     os.mkfifo(tmp_path / "pipe")
@@ -535,12 +558,13 @@ def test_export_never_writes_through_a_symlink(memory, tmp_path):
     photo = out.parent / json.loads(out.read_text())["concept_dict"]["<bo>"]["image"]
     photo.unlink()
     photo.symlink_to(victim)  # a link planted where the next export writes bo's photo
+    written = out.read_bytes()
     (out.parent / "database.json").unlink()
     (out.parent / "database.json").symlink_to(victim)
     with pytest.raises(EdgeRapError, match="not an earlier export"):
         export_rap(memory.store, out.parent)  # database.json is a link: not our export
     (out.parent / "database.json").unlink()
-    (out.parent / "database.json").write_text("{}")
+    (out.parent / "database.json").write_bytes(written)
     export_rap(memory.store, out.parent)  # a link inside database/: replaced, not written through
     assert victim.read_text() == "precious\n"
     assert not photo.is_symlink() and read_image_file(photo).image.pixels.ndim == 3

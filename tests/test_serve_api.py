@@ -95,6 +95,12 @@ def test_a_persons_photo_with_two_faces_answers_the_faces_to_choose_from(live):
     assert face.box.x0 >= right[0] - 2 and face.box.x1 <= right[2] + 2
 
 
+def test_events_since_and_until_alike_are_refused_however_the_clock_moved(live, ticking_parse_clock):
+    with live.client() as c:  # (each read its own clock: `?since=1d&until=1d`, a moment apart, was [])
+        r = c.get("/api/events", params={"since": "1d", "until": "1d"})
+    assert r.status_code == 422 and "until '1d' is not after since '1d'" in r.text
+
+
 def test_rename_edit_and_forget_follow_the_cli_rules_and_carry_the_events(live, run, tmp_path):
     snap = tmp_path / "snaps" / "1700000000000-0123abcd.jpg"
     snap.parent.mkdir()

@@ -288,6 +288,23 @@ def test_what_the_device_sends_is_printed_on_its_line_without_terminal_codes(com
         assert "bo\\x1b[2J" in out  # shown escaped, not dropped
 
 
+def test_a_terminal_that_cannot_encode_a_name_shows_it_escaped(companion, monkeypatch):
+    # a console not in UTF-8 (a Windows one's pipe, cp1252; PYTHONIOENCODING=ascii): a name's emoji in `list` or
+    # `events` was a UnicodeEncodeError's traceback, as edge-rap's own commands were
+    import io
+
+    device = DeviceHolding(companion, {"Zo\u00eb \U0001f431": ("", [])})
+    device.held["Zo\u00eb \U0001f431"].update(category="", views=1)
+    device.answer = lambda *a, **k: [{"wall": 0.0, "camera": "door", "name": "Zo\u00eb \U0001f431", "type": "left"}]
+    monkeypatch.setattr(companion, "Device", lambda *a, **k: device)
+    for command, shown in (("list", "<Zo\\xeb \\U0001f431> "), ("events", "[door] <Zo\\xeb \\U0001f431> left\n")):
+        terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        monkeypatch.setattr(sys, "stdout", terminal)
+        assert companion.main(["--url", "http://device.invalid", "--token", "t", command]) == 0
+        terminal.flush()
+        assert shown.encode() in terminal.buffer.getvalue(), command
+
+
 def test_sync_takes_the_devices_very_name_before_one_said_alike(companion, tmp_path):
     pot, car = _save(tmp_path / "tea pot" / "a.png", 1), _save(tmp_path / "teapot" / "a.png", 2)
     (tmp_path / "tea pot" / "description.txt").write_text("the pot")

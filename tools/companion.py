@@ -597,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stdout = sys.stdout
+    # a console not in UTF-8 (PYTHONIOENCODING=ascii, a Windows pipe's cp1252) writes what it lacks as escapes, as
+    # edge-rap does: a name's emoji in `list` or `events` was a UnicodeEncodeError's traceback
+    if callable(getattr(stdout, "reconfigure", None)):
+        stdout.reconfigure(errors="backslashreplace")
     sys.stdout = output = GuardedOutput(stdout)
     try:
         token = _token(args.token or "")

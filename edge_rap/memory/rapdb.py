@@ -237,6 +237,24 @@ def _check_export_folder(folder: Path) -> None:
     if foreign:  # RAP's own database (its Anya.jpg), the one imported from: replaced whole, its photos were deleted
         raise EdgeRapError(f"{folder}: not an earlier export: its database/ holds photos no export named "
                            f"({_shown(foreign)}), which replacing it would delete; export into a new or empty folder")
+    named = _named_elsewhere(folder)
+    if named:  # a RAP database.json whose photos are elsewhere or gone, beside an empty database/: replaced unsaid
+        raise EdgeRapError(f"{folder}: not an earlier export: its {RAP_DATABASE} {named}, which replacing it would "
+                           "delete; export into a new or empty folder")
+
+
+def _named_elsewhere(folder: Path) -> str:
+    """What in folder/database.json no export writes (its photos are its own database/'s, named as it names
+    them), said; empty where it is an export's."""
+    try:
+        entries = read_rap_database(folder / RAP_DATABASE)
+    except EdgeRapError:
+        return "is no RAP database an export wrote"
+    own = folder / "database"
+    other = [f"<{e.name}> ({e.problem})" for e in entries if e.problem] + [
+        image.name for e in entries for image in e.images
+        if image.parent != own or not EXPORTED_PHOTO.fullmatch(image.name)]
+    return f"names what no export writes ({_shown(other)})" if other else ""
 
 
 def _shown(names: list[str]) -> str:

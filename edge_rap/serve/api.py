@@ -91,10 +91,11 @@ ASK_FULL = {507: {"model": schemas.Error, "description": f"{UPLOAD_FULL[507]['de
                   f"photo, {LOG_FULL[507]['description']}"}}
 
 
-def _when(field: str, text: str | None) -> float | None:
-    """/api/events' `since` or `until`; an empty one is one not given, as a form leaves a field."""
+def _when(field: str, text: str | None, now: float) -> float | None:
+    """/api/events' `since` or `until` before `now`, one for both; an empty one is one not given, as a form leaves a
+    field."""
     try:
-        return parse_since(text) if text else None
+        return parse_since(text, now) if text else None
     except EdgeRapError:
         raise ApiError(f"{field} {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
 
@@ -467,7 +468,8 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
                name: str | None = None) -> list[dict]:
         # an empty value is one not given, as a form leaves a field (issue 12 writes the route
         # `/api/events?since=&name=`); the CLI's `--since ""` stays an error: a shell's unset variable
-        start, end = _when("since", since), _when("until", until)
+        now = time.time()  # (`?since=1d&until=1d`, read a moment apart, was [], not refused)
+        start, end = _when("since", since, now), _when("until", until, now)
         if start is not None and end is not None and end <= start:
             raise ApiError(f"until {until!r} is not after since {since!r}", 422)
         stored = home.events_name(_name(name))[0] if name else None  # as the CLI: any case, a gone one's; else 404

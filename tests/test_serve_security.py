@@ -1070,6 +1070,16 @@ def test_a_host_that_is_no_name_at_all_is_400_not_told_to_be_allowed(tmp_path):
         assert c.get("/api/concepts").status_code == 200
 
 
+def test_a_host_not_ascii_is_said_as_its_client_sent_it(tmp_path):
+    """`café.lan`, sent as UTF-8, was said 'cafÃ©.lan' (its bytes read as Latin-1); bytes that are not UTF-8, or
+    characters that do not print, are escaped."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for host, said in (("café.lan".encode(), "'café.lan'"), (b"caf\xe9.lan:80", r"'caf\xe9.lan:80'"),
+                           ("ĉu\t.lan".encode(), r"'ĉu\t.lan'")):
+            r = c.get("/api/concepts", headers={"Host": host})
+            assert (r.status_code, r.json()) == (400, {"error": f"Host {said}: not a host name or address"}), host
+
+
 def test_a_host_with_a_port_that_is_no_port_is_400_and_a_long_name_is_judged_whole(tmp_path):
     """`127.0.0.1:abc` was answered, its port never looked at (RFC 9112 3.2: a Host of no valid value is 400); and a
     name over 100 characters was judged cut there: cut at a dot, a name the device could be told to answer to was 400

@@ -693,8 +693,9 @@ def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_rout
             r = c.request(method, path, **body)
             assert (r.status_code, r.json()) == (422, slash), (method, path, r.text)
         r = c.post("/api/concepts/bo%2Fphotos", files=photo_files(png(photo("astronaut"))))  # no route: not bo's photos
-        assert (r.status_code, r.headers["allow"], r.json()) == (405, "DELETE, GET, PATCH", {
-            "error": "POST /api/concepts/bo%2Fphotos: a method this route does not take (it takes DELETE, GET, PATCH)"})
+        assert (r.status_code, r.headers["allow"], r.json()) == (405, "DELETE, GET, HEAD, PATCH", {
+            "error": "POST /api/concepts/bo%2Fphotos: a method this route does not take (it takes DELETE, GET, HEAD, "
+                     "PATCH)"})
         r = c.delete("/api/concepts/bo%2Fphotos%2F1")
         assert r.status_code == 422 and r.json()["error"].startswith("concept name 'bo/photos/1' has"), r.text
         r = c.get("/api/concepts/a%2Fb/", params={"x": "1"})

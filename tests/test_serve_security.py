@@ -617,8 +617,9 @@ def test_errors_are_json_with_one_line(live):
         r = c.get("/api/events", params={"since": "yesterday-ish"})
         assert r.status_code == 422 and "since" in r.json()["error"]
         r = c.delete("/api/concepts")  # was `Allow: GET`, as if it took no POST
-        assert (r.status_code, r.headers["allow"]) == (405, "GET, POST")
-        assert r.json() == {"error": "DELETE /api/concepts: a method this route does not take (it takes GET, POST)"}
+        assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD, POST")
+        assert r.json() == {"error": "DELETE /api/concepts: a method this route does not take (it takes GET, HEAD, "
+                                     "POST)"}
 
 
 def test_where_it_serves_is_recorded_when_it_can_be_and_said_when_not(tmp_path, caplog):

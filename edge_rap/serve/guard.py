@@ -179,7 +179,7 @@ class BodyLimit:
                     return await send_error(send, 400, "bad Content-Length")
                 if int(value) > limit:
                     return await send_error(send, 413, refusal, self.CLOSE)
-        if scope["method"] == "DELETE" and _has_body(scope):
+        if scope.get("method") == "DELETE" and _has_body(scope):
             return await send_error(send, 400, self.DELETE_BODY, self.CLOSE)
         closing = _closing_delimiter(types[0]) if media == {b"multipart/form-data"} else None
         # a delimiter starts a line: the CRLF before the body's first, which may open it, is taken as read

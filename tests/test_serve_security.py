@@ -974,6 +974,24 @@ def test_a_change_still_running_after_the_stops_waits_is_said_to_be_perhaps_made
     assert said is not None and float(said[1]) >= 0.2, caplog.text
 
 
+def test_the_stop_says_what_it_waits_for_and_a_second_ctrl_c_ends_the_wait(tmp_path, monkeypatch, caplog):
+    # Ctrl-C on `serve` said nothing for up to 15 s while a change finished, and a second one did nothing
+    with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
+        threading.Timer(0.2, handle.in_flight.give_up).start()  # the second Ctrl-C
+        assert handle.in_flight.close(600, 600) == 1  # (without it, 20 minutes)
+        home.close()
+        handle.finish()
+    assert "stopping: waiting up to 1200 s for 1 request under way (1 change of the memory); Ctrl-C again to stop " \
+           "now" in caplog.text
+    assert [r.status_code for r in answers] == [503]  # "it may have been made": committed, then cut
+
+
+def test_a_stop_with_nothing_under_way_says_nothing(caplog):
+    from edge_rap.serve.drain import InFlight
+
+    assert InFlight().close(5.0, 10.0) == 0 and "stopping" not in caplog.text
+
+
 def test_the_stop_says_how_long_it_waited_not_its_limits(tmp_path):
     # "after 15 s" was worked out from the limits (5 s, and 10 s more for a change), however soon the change ended
     from edge_rap.serve.drain import InFlight

@@ -194,8 +194,8 @@ def cmd_forget(args) -> int:
 @contextmanager
 def _stop_on_signals():
     """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set while the body
-    runs, so that a long-running command (run, serve) ends cleanly, exit 0; a signal ignored when it started
-    (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
+    runs, so that a long-running command (run, serve) ends cleanly, exit 0 (a `Stop`: a second one hurries it, its
+    waits for work under way ended); a signal ignored when it started (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
     went on only setting an event nobody waited for.
     SIGUSR1 writes every thread's stack on stderr (the journal), and the command goes on: where a daemon that
     seems stuck waits, for a bug report (`systemctl kill -s USR1 edge-rap`); by default it ended the process.
@@ -208,12 +208,14 @@ def _stop_on_signals():
     import signal
     import threading
 
-    stop = threading.Event()
+    from edge_rap.stopping import Stop
+
+    stop = Stop()
     signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
 
     def setter() -> None:
         while signals.get() is not None:
-            stop.set()
+            stop.signalled()  # (a second one hurries the stop: its waits for work under way end)
 
     watcher = threading.Thread(target=setter, name="edge-rap-signals", daemon=True)
     watcher.start()

@@ -140,3 +140,32 @@ def test_an_arrival_line_the_stop_cut_is_reported_with_its_template_and_not_said
     assert announcer.flush(60)
     announcer.close(60)
     assert [(e.name, e.said) for e in reported] == [("c0", "c0 arrived")] and said == []
+
+
+def test_a_second_signal_ends_the_stops_wait_at_once(caplog):
+    # A second Ctrl-C did nothing: `run` waited its 20 s for a part still working (a question being transcribed, an
+    # upload being stored), saying nothing
+    from edge_rap.stopping import Stop
+
+    stop, released = Stop(), threading.Event()
+    stop.signalled()  # the first: the stop
+    threading.Timer(0.1, stop.signalled).start()  # the second, as the stop waits
+    try:
+        left = stop_together([Part("whisper", lambda budget: released.wait(600) or True),
+                              Part("the speaker", lambda budget: True)], budget_s=600, hurry=stop.on_hurry)
+    finally:
+        released.set()
+    assert left == ["whisper"] and stop.hurried
+    assert "whisper had not stopped when the stop was hurried (a second signal), " in caplog.text
+
+
+def test_a_stop_hurried_before_a_waiter_asks_tells_it_at_once():
+    from edge_rap.stopping import Stop
+
+    stop, told = Stop(), []
+    stop.on_hurry(lambda: told.append("early"))
+    stop.signalled()
+    assert stop.is_set() and told == [] and not stop.hurried  # the first signal stops; it does not hurry
+    stop.signalled()
+    stop.on_hurry(lambda: told.append("late"))
+    assert told == ["early", "late"]

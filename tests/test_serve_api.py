@@ -702,8 +702,9 @@ def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_rout
             r = c.request(method, path, **body)
             assert (r.status_code, r.json()) == (422, slash), (method, path, r.text)
         r = c.post("/api/concepts/bo%2Fphotos", files=photo_files(png(photo("astronaut"))))  # no route: not bo's photos
-        assert (r.status_code, r.headers["allow"], r.json()) == (405, "DELETE, GET, PATCH", {
-            "error": "POST /api/concepts/bo%2Fphotos: a method this route does not take (it takes DELETE, GET, PATCH)"})
+        assert (r.status_code, r.headers["allow"], r.json()) == (405, "DELETE, GET, HEAD, PATCH", {
+            "error": "POST /api/concepts/bo%2Fphotos: a method this route does not take (it takes DELETE, GET, HEAD, "
+                     "PATCH)"})
         r = c.delete("/api/concepts/bo%2Fphotos%2F1")
         assert r.status_code == 422 and r.json()["error"].startswith("concept name 'bo/photos/1' has"), r.text
         r = c.get("/api/concepts/a%2Fb/", params={"x": "1"})
@@ -1177,12 +1178,9 @@ raise SystemExit(cli.main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize("command", ["serve", "run --serve"])
-def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(serving, tmp_path, command, model_cache):
-    # three uploads to a server stopped 0.3 s later: the log said "3 requests still running after 5 s: answered 503",
-    # and curl got "100 Continue", then an empty reply: the process had ended under them, before they reached the
-    # closed household that they would have been answered 503 on. `run --serve` watches a FIFO no one writes to.
-    from edge_rap.serve.drain import SHUTTING_DOWN
+def _held_serving(serving, tmp_path, command: str, script: str, models, **popen):
+    """`serve`, or `run --serve` watching a FIFO no one writes to, started by `script` (which holds a request once it
+    began, and then makes the file `began`); (the process, its port, its token, `began`, the FIFO or "")."""
     from edge_rap.serve.token import TOKEN_FILE
 
     began = tmp_path / "began"
@@ -1190,9 +1188,18 @@ def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(servi
     if command == "run --serve":
         fifo = str(tmp_path / "door")
         os.mkfifo(fifo)
-    proc, port = serving(program=("-c", SERVE_HOLDING_A_REQUEST, str(began)), run=fifo,
-                         env={"EDGE_RAP_MODELS": str(model_cache)})
-    token = (tmp_path / "memory" / TOKEN_FILE).read_text().strip()
+    proc, port = serving(program=("-c", script, str(began)), run=fifo, env={"EDGE_RAP_MODELS": str(models)}, **popen)
+    return proc, port, (tmp_path / "memory" / TOKEN_FILE).read_text().strip(), began, fifo
+
+
+@pytest.mark.parametrize("command", ["serve", "run --serve"])
+def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(serving, tmp_path, command, model_cache):
+    # three uploads to a server stopped 0.3 s later: the log said "3 requests still running after 5 s: answered 503",
+    # and curl got "100 Continue", then an empty reply: the process had ended under them, before they reached the
+    # closed household that they would have been answered 503 on. `run --serve` watches a FIFO no one writes to.
+    from edge_rap.serve.drain import SHUTTING_DOWN
+
+    proc, port, token, began, fifo = _held_serving(serving, tmp_path, command, SERVE_HOLDING_A_REQUEST, model_cache)
     answers: list = []
 
     def ask() -> None:
@@ -1214,10 +1221,76 @@ def test_a_request_still_running_as_serve_ends_is_answered_503_not_dropped(servi
     asking.join(60)
     assert answers == [(503, {"error": SHUTTING_DOWN}, "5")]
     assert proc.returncode == (2 if fifo else 0)  # (`run`: the FIFO never opened, a source error)
-    assert "1 request still running after 0.5 s: answered 503" in err
+    waited = re.search(r"1 request still running after (\d+\.\d) s: answered 503", err)
+    assert waited is not None and float(waited[1]) >= 0.5, err
     # (its server, held by the request, given up on after its own 0.5 + 1 s: not "did not stop within 20 s")
     said = re.search(r"the companion API had not stopped when its own stop ended, (\d+\.\d) s into the stop", err)
     assert (said is not None and float(said[1]) >= 1.5) == bool(fifo) and "20 s" not in err, err
+
+
+#: `edge-rap serve` (or `run --serve`) whose rename, once committed, never ends (a file says when it has), its stop's
+#: waits 10 minutes each: only a second signal ends them.
+SERVE_HOLDING_A_CHANGE = """
+import pathlib, sys, threading
+from edge_rap import cli
+from edge_rap.household import Household
+from edge_rap.serve.server import ServerHandle
+
+rename = Household.rename
+
+def held(self, old, new):
+    done = rename(self, old, new)
+    pathlib.Path(sys.argv[1]).touch()
+    threading.Event().wait()
+    return done
+
+Household.rename = held
+ServerHandle.stop.__defaults__, ServerHandle.stop.__kwdefaults__ = (600.0,), {"changes": 600.0}
+raise SystemExit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["serve", "run --serve"])
+def test_the_stop_says_it_waits_for_a_change_and_a_second_ctrl_c_stops_at_once(serving, tmp_path, command,
+                                                                               model_cache):
+    # Ctrl-C said nothing for up to 15 s while a change finished, and a second Ctrl-C did nothing. Cut at once, the
+    # change committed is kept whole (the memory commits whole or not at all), its client told it may have been made
+    import queue
+
+    from edge_rap.memory.store import Store
+    from edge_rap.serve.drain import MAY_BE_DONE
+
+    proc, port, token, began, fifo = _held_serving(serving, tmp_path, command, SERVE_HOLDING_A_CHANGE, model_cache,
+                                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60)
+    assert client.post("/api/concepts", data={"name": "bo"},
+                       files=photo_files(png(photo("coffee")))).status_code == 201
+    answers: list = []
+    renaming = threading.Thread(target=lambda: answers.append(client.patch("/api/concepts/bo", json={"name": "cy"})))
+    renaming.start()
+    for _ in range(6000):
+        if began.exists():
+            break
+        time.sleep(0.01)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    proc.send_signal(signal.SIGINT)
+    said = ""
+    while "Ctrl-C again" not in said:
+        said = lines.get(timeout=60)
+    assert said == ("edge-rap: stopping: waiting up to 1200 s for 1 request under way (1 change of the memory); "
+                    "Ctrl-C again to stop now\n")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == (2 if fifo else 0)  # (`run`: the FIFO never opened, a source error)
+    renaming.join(60)
+    client.close()
+    assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": MAY_BE_DONE})]
+    reader = Store(tmp_path / "memory", readonly=True)
+    try:
+        assert [c.name for c in reader.concepts()] == ["cy"]  # committed before the cut: kept, whole
+    finally:
+        reader.close()
 
 
 def test_serve_under_systemd_says_ready_pings_while_its_loop_turns_and_says_stopping(serving, tmp_path):

@@ -115,6 +115,7 @@ def test_a_second_download_while_one_is_sent_is_refused_with_retry_after(tmp_pat
         with stalled_download(live), live.client() as c:
             r = c.get("/api/backup")
             assert r.status_code == 503 and r.headers["retry-after"] and "already" in r.json()["error"], r.status_code
+            assert c.head("/api/backup").status_code == 503  # as the GET is answered
             assert len(held_open(temp_folder)) == 1
         with live.client() as c:
             assert eventually(lambda: c.get("/api/backup").status_code == 200)
@@ -265,3 +266,33 @@ def test_a_link_saved_already_does_not_hold_the_next_download_off(tmp_path, temp
             assert c.get(url).status_code == 200
             assert c.get("/api/backup").status_code == 200
             assert c.get(url).status_code == 404  # ended by the other download
+
+
+def test_head_of_a_backup_says_what_a_get_would_without_making_one(tmp_path, temp_folder, monkeypatch):
+    """RFC 9110 9.3.2: HEAD wherever GET (it was 405). A backup is not made for an answer without a body (seconds of
+    work, the memory's size in the temporary folder): its status is checked as a GET checks it, its length unsaid; a
+    link's HEAD does not read its file, nor use it up."""
+    from edge_rap.serve import backup
+
+    made = []
+    real = backup.back_up
+    monkeypatch.setattr(backup, "back_up", lambda *a, **k: made.append(a) or real(*a, **k))
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        assert c.head("/api/backup").status_code == 404  # no memory yet
+        c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
+        r = c.head("/api/backup")
+        assert (r.status_code, r.headers["content-type"], r.content, made) == (200, "application/x-tar", b"", [])
+        assert re.fullmatch(r'attachment; filename="edge-rap-backup-\d{8}T\d{6}Z-download\.tar"',
+                            r.headers["content-disposition"]) and "content-length" not in r.headers
+        assert r.headers["x-content-type-options"] == "nosniff" and files_in(temp_folder) == []
+        real_usage = shutil.disk_usage
+        with monkeypatch.context() as full:
+            full.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1 << 20))
+            assert c.head("/api/backup").status_code == 507
+        link = c.post("/api/backup/link").json()
+        assert len(made) == 1
+        r = c.head(link["url"])
+        assert (r.status_code, r.headers["content-length"], r.content) == (200, str(link["size"]), b"")
+        assert len(c.get(link["url"]).content) == link["size"]  # the HEAD read none of it, nor used it up
+        assert c.head("/api/backup").status_code == 200  # the link unread now: a GET expires it, as it does
+        assert c.get("/api/backup").status_code == 200 and len(made) == 2

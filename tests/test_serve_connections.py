@@ -347,3 +347,26 @@ def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
             "error": "the client closed its side of the connection before its request was all there"}, said[1]
         with live.client() as c:
             assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
+
+
+def test_a_delete_with_a_body_is_refused_before_anything_is_done(tmp_path):
+    """No route reads a DELETE's body, so a forget sent with one that never came whole ran at once: behind a long
+    upload it waited its turn past the connection's deadline, was answered 408 (400 at a half-close), and was then
+    done. A DELETE with a body is refused from its head (RFC 9110 9.3.5), whole or not, and nothing is forgotten."""
+    from edge_rap.serve.guard import BodyLimit
+
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=2, trickle_s=2)) as live:
+        _with_bo(live)
+        said = []
+        for framing, body in ((b"Content-Length: 10", b""), (b"Content-Length: 2", b"{}"),
+                              (b"Transfer-Encoding: chunked", b"0\r\n\r\n")):
+            head = (b"DELETE /api/concepts/bo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                    + live.token.encode() + b"\r\n" + framing + b"\r\n\r\n")
+            with _silent(live.url, head + body) as s:
+                answer, _, text = (_last_words(s) or b"").partition(b"\r\n\r\n")
+                said.append((answer.split(b"\r\n")[0], text and json.loads(text)))
+        with live.client() as c:
+            assert [k["name"] for k in c.get("/api/concepts").json()] == ["bo"], said
+        assert said == [(b"HTTP/1.1 400 Bad Request", {"error": BodyLimit.DELETE_BODY})] * 3, said
+        with live.client() as c:
+            assert c.request("DELETE", "/api/concepts/bo", headers={"Content-Length": "0"}).status_code == 204

@@ -49,7 +49,7 @@ def test_no_generated_request_makes_a_500_or_loses_a_concept(tmp_path):
         assert len(seen) >= 10  # every operation was exercised
         with live.client() as c:  # a method no operation of a path has: 405, naming (Allow) every one it has; 501 (with
             for path, operations in published["paths"].items():  # Allow) for one no operation of any path has: PUT
-                taken = sorted(m.upper() for m in operations)
+                taken = sorted({m.upper() for m in operations} | ({"HEAD"} if "get" in operations else set()))
                 url = path.replace("{name}", "seed two").replace("{photo_id}", "1").replace("{event_id}", "1")
                 for method in sorted({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} - set(taken)):
                     r = c.request(method, url.replace("{ticket}", "x"))

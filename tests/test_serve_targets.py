@@ -164,14 +164,49 @@ def test_the_targets_own_answers_judge_the_host_first(live):
 def test_a_method_the_server_does_not_implement_is_501_and_one_a_route_does_not_take_405(live):
     """RFC 9110 9.1: FOO, TRACE or PUT, which no route takes, were 405 as if another route took them (and FOO on a path
     no route has, 404); now 501, with `Allow` where the path is a route's. A method some route takes stays 405."""
-    for method, target, allow in (("FOO", "/api/concepts", "GET, POST"), ("PUT", "/api/health", "GET"),
-                                  ("TRACE", "/api/concepts/bo", "DELETE, GET, PATCH"), ("FOO", "/nowhere", None)):
+    for method, target, allow in (("FOO", "/api/concepts", "GET, HEAD, POST"), ("PUT", "/api/health", "GET, HEAD"),
+                                  ("TRACE", "/api/concepts/bo", "DELETE, GET, HEAD, PATCH"), ("FOO", "/nowhere", None)):
         status, headers, body = ask(live, method, target)
         assert (status, headers.get("allow")) == (501, allow), (method, target, status, headers)
         assert body["error"].startswith(f"{method} {target}: a method this server does not implement ("), body
         assert headers.get("x-content-type-options") == "nosniff", headers
     assert ask(live, "FOO", "/api/concepts", token=None)[0] == 401  # the token judged first, as on every /api path
-    for method, target, allow in (("PATCH", "/api/concepts", "GET, POST"), ("OPTIONS", "/api/health", "GET")):
+    for method, target, allow in (("PATCH", "/api/concepts", "GET, HEAD, POST"),
+                                  ("OPTIONS", "/api/health", "GET, HEAD")):
         status, headers, body = ask(live, method, target)
         assert (status, headers.get("allow")) == (405, allow), (method, target, status, headers)
         assert body == {"error": f"{method} {target}: a method this route does not take (it takes {allow})"}
+
+
+def test_head_is_answered_wherever_get_is_with_its_status_and_headers_and_no_body(live):
+    """RFC 9110 9.3.2: a server supports HEAD wherever it supports GET. It was 405 on every route but the schema's,
+    though `OPTIONS *` lists HEAD: a client checking a photo, or the page, before fetching it was refused."""
+    photo_url = ask(live, "GET", "/api/concepts/bo")[2]["photos"][0]["url"]
+    for target, token in (("/", None), ("/app.js", None), ("/api/health", None), ("/api/concepts", "own"),
+                          ("/api/concepts/bo", "own"), (photo_url, "own"), (f"{photo_url}?size=64", "own"),
+                          ("/api/events?since=1d", "own"), ("/openapi.json", None), ("/api/concepts/nobody", "own"),
+                          ("/api/concepts", None), (f"{live.url}/api/concepts", "own")):
+        got, head = raw(live, "GET", target, token), raw(live, "HEAD", target, token)
+        status = got.split(b"\r\n")[0]
+        assert head == got.partition(b"\r\n\r\n")[0] + b"\r\n\r\n", (target, got[:300], head[:300])  # no body
+        assert status.startswith(b"HTTP/1.1 200") or target in ("/api/concepts/nobody", "/api/concepts"), status
+        assert b"x-content-type-options: nosniff" in head, head
+    status, headers, _ = ask(live, "PATCH", "/api/concepts")
+    assert (status, headers["allow"]) == (405, "GET, HEAD, POST")
+    head = raw(live, "HEAD", "/api/backup/link", "own")  # a route without GET: 405, as any method it does not take
+    assert head.startswith(b"HTTP/1.1 405") and b"\r\nallow: POST\r\n" in head and head.endswith(b"\r\n\r\n"), head
+
+
+def raw(live, method: str, target: str, token: str | None) -> bytes:
+    """All the server sends for `method target` (with `Connection: close`), its Date and a photo's ETag's time alike."""
+    import re
+    import socket
+
+    host, port = live.url.removeprefix("http://").split(":")
+    auth = f"Authorization: Bearer {live.token}\r\n" if token else ""
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n".encode())
+        said = b""
+        while chunk := s.recv(65536):
+            said += chunk
+    return re.sub(rb"\r\ndate: [^\r]*", b"", said)

@@ -24,6 +24,7 @@ from edge_rap.household import Household
 from edge_rap.perceive.camera import camera_named, parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.scratch import remove_leftovers
+from edge_rap.stopping import when_hurried
 from edge_rap.types import Event
 
 if TYPE_CHECKING:
@@ -154,11 +155,13 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
                      heartbeat=daemon.supervisor.heartbeat("the voice listener")).start()
 
 
-def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_BUDGET_S) -> list[str]:
+def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_BUDGET_S,
+               hurry: Callable[[Callable[[], None]], None] | None = None) -> list[str]:
     """Stop the voice listener (a question being transcribed or answered finishes first: its answer is cut at
     the next token, never spoken half), the companion API (the requests under way answered first) and the speaker
     (the line being said, then cut off), together within `budget_s`; when the sources ended (no stop was
-    requested) the speaker's last lines are said first. The names of those still running, each logged."""
+    requested) the speaker's last lines are said first; `hurry`: as `stop_together` takes it. The names of those
+    still running, each logged."""
     if speaker is not None and not requested:
         speaker.flush(15.0)
     parts = [Part("the voice listener", voice.stop)] if voice is not None else []
@@ -166,7 +169,7 @@ def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_B
         parts.append(Part("the companion API", lambda budget: server.stop()))  # (5 + 10 + 1 s at most: within it)
     if speaker is not None:
         parts.append(Part("the speaker", lambda budget: speaker.close(min(budget, 1.0)) or True))
-    return stop_together(parts, budget_s)
+    return stop_together(parts, budget_s, hurry=hurry)
 
 
 def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out: TextIO,
@@ -211,7 +214,9 @@ def run_daemon(settings: Settings, config: RunConfig, stop: threading.Event, out
                     log.warning(note)
                 summary = daemon.run(stop)
             finally:  # before the household closes: nothing may answer from it after
-                left = stop_parts(voice, server, speaker, stop.is_set())
+                if server is not None:  # a second Ctrl-C: no more waiting for the requests under way
+                    when_hurried(stop, server.in_flight.give_up)
+                left = stop_parts(voice, server, speaker, stop.is_set(), hurry=lambda end: when_hurried(stop, end))
                 speaker = None
             summary.still_running = left
         if server is not None:  # its requests still running answered 503, the household closed: before the process ends

@@ -28,13 +28,17 @@ class Part:
 
 
 def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
-                  clock: Callable[[], float] = time.monotonic) -> list[str]:
-    """Ask every part to stop at once, each in a thread of its own, and wait for them until `budget_s` is spent;
-    the names of those that did not end, each logged with what happened and when: a part whose own wait ended first
-    (the companion API's 5 s for its requests and 1 s for its server, 6 s into a 20 s budget) was said to have had
-    the whole budget. A failure to stop (any raise, SystemExit's too) is logged, and counts as not ended."""
+                  clock: Callable[[], float] = time.monotonic,
+                  hurry: Callable[[Callable[[], None]], None] | None = None) -> list[str]:
+    """Ask every part to stop at once, each in a thread of its own, and wait for them until `budget_s` is spent,
+    or until the stop is hurried (`hurry` is given what ends the wait: a second Ctrl-C); the names of those that did
+    not end, each logged with what happened and when: a part whose own wait ended first (the companion API's 5 s for
+    its requests and 1 s for its server, 6 s into a 20 s budget) was said to have had the whole budget. A failure to
+    stop (any raise, SystemExit's too) is logged, and counts as not ended."""
     began = clock()
     ended: dict[str, tuple[bool, float]] = {}  # name -> (whether it ended, seconds into the stop its stop returned)
+    over = threading.Event()  # every part's stop returned, or the stop hurried
+    hurried: list[float] = []  # when, seconds into the stop
 
     def stop_one(part: Part) -> None:
         stopped = False
@@ -43,19 +47,28 @@ def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
         except BaseException:  # (SystemExit, KeyboardInterrupt too: one left this thread unsaid, the part then said
             log.exception("%s did not stop cleanly", part.name)  # to have had the whole budget)
         ended[part.name] = (stopped, clock() - began)
+        if len(ended) == len(parts):
+            over.set()
+
+    def hurrying() -> None:
+        hurried.append(clock() - began)
+        over.set()
 
     threads = [threading.Thread(target=stop_one, args=(p,), name=f"stopping {p.name}", daemon=True) for p in parts]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(max(0.0, began + budget_s - clock()))
+    if hurry is not None:
+        hurry(hurrying)
+    if parts:
+        over.wait(max(0.0, began + budget_s - clock()))
     left = []
     for part in parts:
         stopped, after_s = ended.get(part.name, (False, None))
         if stopped:
             continue
         left.append(part.name)
-        when = (f"the stop's {budget_s:g} s were spent" if after_s is None
-                else f"its own stop ended, {after_s:.1f} s into the stop")
+        when = (f"its own stop ended, {after_s:.1f} s into the stop" if after_s is not None
+                else f"the stop was hurried (a second signal), {hurried[0]:.1f} s into it" if hurried
+                else f"the stop's {budget_s:g} s were spent")
         log.warning("%s had not stopped when %s: it goes down with the process", part.name, when)
     return left

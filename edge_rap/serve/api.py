@@ -492,7 +492,9 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
                     503: {"model": schemas.Error, "description": "another download is being made or sent (one at a "
                           "time; Retry-After), or the device's trouble"},
                     507: {"model": schemas.Error, "description": "no room for the backup in the temporary folder"}})
-    def backup() -> Response:
+    def backup(request: Request) -> Response:
+        if request.method == "HEAD":  # its status and headers, the backup not made (nor its length known)
+            return _attachment_head(downloads.name_if_made(home))
         links.expire_unread()  # a link saved already, or never opened, does not hold this download off
         return _attachment(downloads.fresh(home).reader())
 
@@ -513,11 +515,14 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
                 "(POST /api/backup/link): no token, the link is its own credential, until it expires", responses={
                     200: {"content": {"application/x-tar": {}}},
                     404: {"model": schemas.Error, "description": "a link expired or never made"}})
-    def download(ticket: str) -> Response:
+    def download(request: Request, ticket: str) -> Response:
         reader = links.open(ticket)
         if reader is None:
             raise ApiError(f"no such download: a link opens its backup for {links.expires_s:.0f} s after it is made, "
                            "or until another download (make another)", 404)
+        if request.method == "HEAD":  # (its file not read for no body)
+            reader.close()
+            return _attachment_head(reader.download.name, reader.download.size)
         return _attachment(reader)
 
     @router.get("/stats", response_model=schemas.Stats, response_model_exclude_none=True,
@@ -534,8 +539,21 @@ def _attachment(reader: Reader) -> StreamingResponse:
     """A backup sent as a file to save; this request's reading released once sent or the client leaves."""
     download = reader.download
     return StreamingResponse(reader.chunks(), media_type="application/x-tar", background=BackgroundTask(
-        reader.close), headers={"Content-Disposition": f'attachment; filename="{download.name}"',
-                                "Content-Length": str(download.size)})
+        reader.close), headers=_attachment_headers(download.name, download.size))
+
+
+def _attachment_head(name: str, size: int | None = None) -> Response:
+    """A HEAD's answer for a backup: a GET's headers, without Content-Length where the backup was not made to know
+    it (RFC 9110 8.6; Starlette's 0 would be false)."""
+    response = Response(media_type="application/x-tar", headers=_attachment_headers(name, size))
+    if size is None:
+        del response.headers["content-length"]
+    return response
+
+
+def _attachment_headers(name: str, size: int | None) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"',
+            **({"Content-Length": str(size)} if size is not None else {})}
 
 
 def _event_json(event: Event) -> dict:

@@ -17,6 +17,7 @@ from edge_rap.serve.api import ANSWERS, EVERY, TOKEN, Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
+from edge_rap.serve.routes import HeadToo
 from edge_rap.serve.targets import RequestTarget
 from edge_rap.serve.token import TokenKeeper
 from edge_rap.serve.whole_file import WholeFile
@@ -47,7 +48,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     router = build_router(home, limits, app.state.in_flight, stats, latest)
     app.include_router(router)
     for route, (file, media) in PAGE.items():
-        app.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False)
+        app.router.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False,
+                                 route_class_override=HeadToo)
     app.openapi = lambda: _schema(app, router)
     # each route by itself, with its methods, for a 405's Allow (FastAPI keeps an included router's apart)
     app.state.routes = [r for r in (*app.router.routes, *router.routes) if getattr(r, "methods", None)]
@@ -56,7 +58,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
     app.add_middleware(SecurityHeaders)
     # outside the others: they judge the path and Host an absolute-form target gives
-    app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in route.methods}, hosts=hosts)
+    app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in problems.taken(route)},
+                       hosts=hosts)
     app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app
 

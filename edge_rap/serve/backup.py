@@ -75,6 +75,11 @@ class Download:
             self._expired = True
             self._close_if_unread()
 
+    def unread_link(self) -> bool:
+        """Whether it is a link's that no request reads now (one `expire_if_unread` would expire)."""
+        with self._guard:
+            return self.reusable and self._readers == 0
+
     def expire_if_unread(self) -> bool:
         """`expire()` where no request reads it now; whether it expired."""
         with self._guard:
@@ -135,9 +140,7 @@ class OneDownload:
     def fresh(self, home: Household, reusable: bool = False) -> Download:
         """`fresh_backup(home, reusable)`, or 503 with Retry-After while another download is made or sent."""
         with self._guard:
-            if self._making or (self._sending is not None and not self._sending.file.closed):
-                raise ApiError("a backup is being downloaded already; try again once it is saved", 503,
-                               headers={"Retry-After": "30"})
+            self._refuse_if_busy()
             self._making = True
         download = None
         try:
@@ -146,6 +149,24 @@ class OneDownload:
         finally:
             with self._guard:
                 self._making, self._sending = False, download
+
+    def name_if_made(self, home: Household) -> str:
+        """What a HEAD of `GET /api/backup` is told (RFC 9110 9.3.2): the error `fresh` would raise now, checked as it
+        checks (another download 503, no memory 404, no room 507), else the name a backup made now has. None is made:
+        seconds of work and the memory's size in the temporary folder, for an answer with no body."""
+        with self._guard:
+            self._refuse_if_busy(unread_links_expire=True)
+        shutil.rmtree(_room_made(home), ignore_errors=True)
+        return backup_name(time.time(), DOWNLOAD_TAG)
+
+    def _refuse_if_busy(self, unread_links_expire: bool = False) -> None:
+        """503 with Retry-After while another download is made or sent (called under the guard); a link's that no
+        request reads not counted where it is to expire first (a GET's, which `DownloadLinks.expire_unread` does)."""
+        sending = self._sending
+        if self._making or (sending is not None and not sending.file.closed
+                            and not (unread_links_expire and sending.unread_link())):
+            raise ApiError("a backup is being downloaded already; try again once it is saved", 503,
+                           headers={"Retry-After": "30"})
 
 
 #: Seconds a backup's link may wait to be opened: the page opens it at once.
@@ -194,17 +215,7 @@ class DownloadLinks:
 def fresh_backup(home: Household, reusable: bool = False) -> Download:
     """A backup of the household's memory, open and already unlinked; 404 where it has no memory yet, the device's
     trouble (503, 507 a full temporary folder) where it cannot be written."""
-    if not (home.root / DATABASE).exists():
-        raise ApiError("no memory yet: nothing to back up (remember a concept first)", 404)
-    try:
-        folder = private_folder("backup")
-    except OSError as e:  # a read-only or removed TMPDIR: the device's trouble (503), not a 500
-        raise temp_folder_error(e, MADE_IN) from None
-    need, free = room_needed(home.root), shutil.disk_usage(folder).free
-    if free < need:  # refused before the drive is filled to its last byte (a RAM disk: the device's memory)
-        shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(f"no room for a backup in the device's temporary folder: about {need >> 20} MB needed, "
-                       f"{free >> 20} MB free (make room, or set TMPDIR to a folder on a drive with room)", 507)
+    folder = _room_made(home)
     target = folder / backup_name(time.time(), DOWNLOAD_TAG)
     try:
         report = back_up(home.root, target, with_token=False, anywhere=True)  # (a scratch file, streamed to the phone)
@@ -219,6 +230,23 @@ def fresh_backup(home: Household, reusable: bool = False) -> Download:
     for name in report.missing:
         log.warning("GET /api/backup: stored photo missing or damaged, not backed up: %s", name)
     return Download(target.name, os.fstat(file.fileno()).st_size, file, reusable)
+
+
+def _room_made(home: Household) -> Path:
+    """The private temporary folder a backup of the household's memory is made in; 404 where it has no memory yet, the
+    device's trouble (503; 507 where its drive lacks the room) where it cannot be."""
+    if not (home.root / DATABASE).exists():
+        raise ApiError("no memory yet: nothing to back up (remember a concept first)", 404)
+    try:
+        folder = private_folder("backup")
+    except OSError as e:  # a read-only or removed TMPDIR: the device's trouble (503), not a 500
+        raise temp_folder_error(e, MADE_IN) from None
+    need, free = room_needed(home.root), shutil.disk_usage(folder).free
+    if free < need:  # refused before the drive is filled to its last byte (a RAM disk: the device's memory)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(f"no room for a backup in the device's temporary folder: about {need >> 20} MB needed, "
+                       f"{free >> 20} MB free (make room, or set TMPDIR to a folder on a drive with room)", 507)
+    return folder
 
 
 def room_needed(root: Path) -> int:

@@ -22,6 +22,7 @@ def cmd_serve(args) -> int:
     from edge_rap.serve.hosts import configured, host_names
     from edge_rap.serve.pairing import DEFAULT_PORT, Listening, record
     from edge_rap.serve.server import Tls, bind, check_tls, checked_host, start_server_thread, warn_if_open
+    from edge_rap.stopping import when_hurried
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise EdgeRapError("--tls-cert and --tls-key go together")
@@ -52,6 +53,7 @@ def cmd_serve(args) -> int:
             return 0
         server = start_server_thread(app, args.host, port, tls, beat=supervisor.heartbeat("the companion API").beat,
                                      sock=sock)
+        when_hurried(stop, server.in_flight.give_up)  # a second Ctrl-C: no more waiting for the requests under way
         record(home.root, Listening(args.host, port, tls is not None, tuple(configured())))
         print(f"serving {home.root} on {server.url}/ (`edge-rap pair` shows the token; Ctrl-C stops)", flush=True)
         supervisor.ready(lambda: f"serving {home.root} on {server.url}/")

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
+import time
 from contextvars import ContextVar
+from typing import Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.serve.guard import send_error
+from edge_rap.wording import counted
+
+log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "the device is shutting down; try again when it is back"
 #: Sent with every SHUTTING_DOWN: a 503 with Retry-After is worth retrying, one without is the device's own trouble
@@ -78,11 +84,13 @@ class Answer:
 class InFlight:
     """The requests being answered, and whether the server is stopping."""
 
-    def __init__(self):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._changed = threading.Condition()
         self._running: set[Answer] = set()
+        self._clock = clock
+        self._given_up = False  # the stop hurried (a second Ctrl-C): its waits end at once
         self.closing = False
-        self.waited_s = 0.0  # how long the stop waited, by the limits it was given (for its log line)
+        self.waited_s = 0.0  # how long the stop waited, as timed (its limits said "15 s" of one that ended in 1)
 
     def enter(self, answer: Answer) -> bool:
         """Count a request in; False once the stop began (it is to be refused)."""
@@ -108,17 +116,31 @@ class InFlight:
 
     def close(self, timeout: float, changes_s: float = 0.0) -> int:
         """Refuse new requests and changes, wait up to `timeout` for those in flight, then up to `changes_s` more for
-        the changes among them; how many are still running."""
+        the changes among them, unless `give_up` ends the waits; how many are still running. Any to wait for are
+        said first: the stop was silent for up to 15 s."""
 
-        def changes() -> bool:
-            return any(answer.changing for answer in self._running)
+        def changes() -> int:
+            return sum(answer.changing for answer in self._running)
 
+        began = self._clock()
         with self._changed:
             self.closing = True
-            self._changed.wait_for(lambda: not self._running, timeout)
-            self.waited_s = timeout + (changes_s if changes() else 0.0)
-            self._changed.wait_for(lambda: not changes(), changes_s)
+            if self._running and not self._given_up:
+                changing = changes()
+                log.warning("stopping: waiting up to %g s for %s under way%s; Ctrl-C again to stop now",
+                            timeout + (changes_s if changing else 0.0), counted(len(self._running), "request"),
+                            f" ({counted(changing, 'change')} of the memory)" if changing else "")
+            self._changed.wait_for(lambda: self._given_up or not self._running, timeout)
+            self._changed.wait_for(lambda: self._given_up or not changes(), changes_s)
+            self.waited_s = self._clock() - began
             return len(self._running)
+
+    def give_up(self) -> None:
+        """End the stop's waits now (a second Ctrl-C): what is still running is answered as after them (`cut`). A
+        change under way is cut at no worse a moment than the process's end: the memory commits whole or not at all."""
+        with self._changed:
+            self._given_up = True
+            self._changed.notify_all()
 
     def cut(self, timeout: float = 1.0) -> tuple[int, int]:
         """Answer 503 each request still running that has not begun its answer, from the server's loop (within

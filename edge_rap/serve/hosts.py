@@ -46,7 +46,7 @@ class HostNames:
             return None
         name = bare_name(host)  # judged whole: cut at 100 characters, a name cut at a dot was no name
         if not (ported and len(name) <= 253 and _NAME.fullmatch(name)):
-            return 400, f"Host {host[:100]!r}: not a host name or address"
+            return 400, f"Host '{_as_sent(host[:100])}': not a host name or address"
         return 421, (f"this device does not answer to the name {name!r} (a web page may be using it to reach the "
                      f"device); to open it under that name, set {VARIABLE}={name} where `edge-rap serve` or "
                      "`run --serve` runs")
@@ -73,6 +73,15 @@ def configured() -> list[str]:
             raise EdgeRapError(f"{VARIABLE}: {name!r} is not a host name (give names such as robot.lan, "
                                "comma-separated, without a port: an address is always answered)")
     return names
+
+
+def _as_sent(host: str) -> str:
+    """A Host as its client wrote it, for an answer's words: its bytes are read as Latin-1 (any byte a character, as
+    names are compared), so `café.lan`, sent as UTF-8, was said 'cafÃ©.lan'. A byte that is not UTF-8, or a character
+    that does not print, is escaped (`\\xe9`)."""
+    text = host.encode("latin-1").decode("utf-8", "surrogateescape")
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c if c.isprintable()
+                   else repr(c)[1:-1] for c in text)
 
 
 def bare_name(host: str) -> str:

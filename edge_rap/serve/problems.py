@@ -152,11 +152,16 @@ def _validation(exc: RequestValidationError) -> str:
     return _one_line(f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
 
+def taken(route) -> set[str]:
+    """The methods a route takes: HEAD with GET (routes.HeadToo)."""
+    return route.methods | ({"HEAD"} if "GET" in route.methods else set())
+
+
 def _methods_allowed(request: Request) -> list[str]:
     """Every method the path takes, of all its routes: Starlette's 405 gave the first route's alone, `Allow: GET` for
     a PUT to /api/concepts, which takes POST too."""
     return sorted({m for route in request.app.state.routes if route.matches(request.scope)[0] == Match.PARTIAL
-                   for m in route.methods})
+                   for m in taken(route)})
 
 
 #: A method the server answers though no route takes it: `OPTIONS *` (serve/targets.py).
@@ -167,7 +172,7 @@ def _not_implemented(request: Request) -> JSONResponse | None:
     """501 for a method no route of the server takes (RFC 9110 9.1: one it does not implement, PUT, TRACE or FOO,
     on any path), with `Allow` where the path is a route's; None for one it implements (a route that does not take it
     is 405). Each was 405, as if another route of the server took it, and FOO on a path no route has, 404."""
-    implemented = ANSWERED | {m for route in request.app.state.routes for m in route.methods}
+    implemented = ANSWERED | {m for route in request.app.state.routes for m in taken(route)}
     if request.method in implemented:
         return None
     allowed = _methods_allowed(request)

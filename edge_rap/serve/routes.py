@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from edge_rap.serve.paths import encoded_name, not_utf8, said_path, stray_slash
 from edge_rap.serve.problems import ApiError
@@ -40,11 +40,29 @@ def known_query(request: Request) -> None:
             raise ApiError(f"{key}: sent {sent} times; {request.method} {said_path(request)} takes one", 422)
 
 
+class HeadToo(APIRoute):
+    """A route that answers GET answers HEAD (RFC 9110 9.3.2), with the same status and headers (its body dropped
+    by the server): FastAPI's take GET alone, so HEAD was 405 on every route but the schema's, though `OPTIONS *`
+    lists it. Matched as GET, HEAD is kept as the request's method: a route whose body costs (a backup) answers its
+    headers without making it. Not in the schema: HEAD goes with every GET there."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        return super().matches(self._as_get(scope))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._as_get(scope) is not scope:  # (Starlette's own check of the method: 405)
+            return await self.app(scope, receive, send)
+        await super().handle(scope, receive, send)
+
+    def _as_get(self, scope: Scope) -> Scope:
+        return {**scope, "method": "GET"} if scope["method"] == "HEAD" and "GET" in self.methods else scope
+
+
 def url_first(find: Callable[[str], Any]) -> type[APIRoute]:
     """The routes' class; `find` looks a concept up by name, or raises (404, or 422 for a name that cannot be
     one)."""
 
-    class UrlFirst(APIRoute):
+    class UrlFirst(HeadToo):
         def matches(self, scope: Scope) -> tuple[Match, Scope]:
             if stray_slash(scope):  # (`/api%2Fconcepts` is no route: serve/paths.py)
                 return Match.NONE, {}

@@ -199,7 +199,7 @@ class ServerHandle:
                         (answering, "still answering"))
             said = [(n, what) for n, what in outcomes if n]
             told = said[0][1] if len(said) == 1 else ", ".join(f"{n} {what}" for n, what in said)
-            log.warning("%s still running after %g s: %s", counted(late, "request"), waited, told)
+            log.warning("%s still running after %.1f s: %s", counted(late, "request"), waited, told)
 
 
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,

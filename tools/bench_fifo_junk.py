@@ -49,7 +49,7 @@ def cpu_s() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate-mb", type=float, default=0.0, help="the writer's MB/s (0: as fast as it is read)")
     args = parser.parse_args()

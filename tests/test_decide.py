@@ -56,6 +56,17 @@ def test_a_name_that_is_a_common_word_is_mentioned_only_where_written_as_one():
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
+def test_a_common_word_after_an_article_or_a_possessive_is_the_name_of_a_thing():
+    # Before: of <robot> (a toy) and <table>, "Is the robot charging?" and "What is on the table now?" typed to
+    # `ask` named neither (the rule for <and> and <the> took each for the word itself, a word following it), where they
+    # were named before it, and a voice question hears them: after "the", "my", "a", ... a word is a thing's name
+    known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("robot", "table", "the", "and"), 30)] + [BO]
+    for question, mentioned in (("Is the robot charging?", ["robot"]), ("What is on the table now?", ["table"]),
+                                ("Is my robot on our table?", ["robot", "table"]),
+                                ("Where is the ball and the robot?", ["robot"]), ("Is Bo at the table?", ["bo", "table"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
 def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_alone():
     # A memory of before the apostrophe fold may hold <Zoe´s x> and <Zoe's x>: both went into the VLM's prompt.
     acute, straight = Concept(9, "Zoe\u00b4s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)

@@ -68,6 +68,8 @@ where which while who whom whose why will with would yes yet you your hey hi hel
 FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
 # What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
+# An article or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
+_DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
 
 
 def is_common(word: str) -> bool:
@@ -397,12 +399,13 @@ def _letter(word: str, last: bool) -> str | None:
 def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
-    clause. "Is Bo and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and
-    And.", "Where is And?" and "where is and" name <and>. Questions typed to `ask` are read so too (retrieve's
-    `mentioned_names`). `within`: as `match_names`' own."""
+    clause, nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and
+    Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where is
+    And?" and "where is and" name <and>. Questions typed to `ask` are read so too (retrieve's `mentioned_names`).
+    `within`: as `match_names`' own."""
     opening = SENTENCE_START_WITHIN if within else SENTENCE_START
     named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
-    return not named and bool(_WORD_AFTER.match(text, end))
+    return not named and not _DETERMINER.search(text, 0, start) and bool(_WORD_AFTER.match(text, end))
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

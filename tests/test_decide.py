@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from edge_rap.retrieve.decide import (add_crop_only, best_boxes, best_region_per_concept, choose_grown, concept_threshold,
@@ -210,3 +213,12 @@ def test_a_crop_proposed_for_one_concept_places_another_only_where_it_clearly_le
 def test_faces_and_people_pair_best_first_one_to_one():
     pairs = [(0.9, "face-a", 1), (0.85, "face-a", 2), (0.8, "face-b", 1), (0.7, "face-b", 2), (0.3, "face-c", 3)]
     assert pair_faces(pairs, threshold=0.5, key=str) == [(0.9, "face-a", 1), (0.7, "face-b", 2)]
+
+
+def test_decide_reads_common_words_without_the_speech_layer():
+    # Before: retrieve/decide.py imported speech/names.py for the common-word rule: the retrieval layer depended on
+    # the voice's, above it (docs/DESIGN.md); the rule is edge_rap/words.py's, which both import
+    code = ("import sys, edge_rap.retrieve.decide; "
+            "print(sorted(m for m in sys.modules if m.startswith('edge_rap.speech')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -24,10 +24,11 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, joined_apart, match_names
+from edge_rap.speech.names import WHEN, Ambiguous, Heard, Names, joined_apart, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
+from edge_rap.words import COMMON, FILLER, is_common
 
 log = logging.getLogger(__name__)
 

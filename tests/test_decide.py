@@ -70,6 +70,17 @@ def test_a_common_word_after_an_article_or_a_possessive_is_the_name_of_a_thing()
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
+def test_a_particle_ending_its_clause_after_another_word_is_itself():
+    # Before: of <in> and <on>, pets, "Is Bo in?" and "Is the light on?" typed to `ask` named them (the common-word
+    # rule let a word with none after it be a name, as "where is and" is <and>); "in" and "on" end a clause as
+    # themselves, unless written as a name
+    known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("in", "on", "and"), 40)] + [BO]
+    for question, mentioned in (("Is Bo in?", ["bo"]), ("Is the light on?", []), ("Who is in, and where is Bo?", ["bo"]),
+                                ("Is In in?", ["in"]), ("Where is On?", ["on"]), ("Is <in> in?", ["in"]),
+                                ("where is and", ["and"]), ("in", ["in"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
 def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_alone():
     # A memory of before the apostrophe fold may hold <Zoe´s x> and <Zoe's x>: both went into the VLM's prompt.
     acute, straight = Concept(9, "Zoe\u00b4s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)

@@ -2792,6 +2792,17 @@ def test_a_name_that_is_a_common_word_is_heard_only_where_said_as_one():
         assert match_names(said, names).names == heard, said
 
 
+def test_a_particle_said_at_the_end_of_a_question_is_no_name():
+    # Before: of <in> and <on>, pets, "Is Bo in?" answered "I haven't seen <in> yet" too, and "Is the TV on?" named
+    # <on>: a particle that ends its clause after another word is that word, but "Where is In?" names <in>
+    from edge_rap.speech.names import match_names
+
+    names = ["in", "on", "bo"]
+    for said, heard in (("Is Bo in?", ["bo"]), ("Is the TV on?", []), ("Where is In?", ["in"]),
+                        ("Is On in?", ["on"]), ("Forget In.", ["in"])):
+        assert match_names(said, names).names == heard, said
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)

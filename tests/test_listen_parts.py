@@ -2821,6 +2821,20 @@ def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
 
 
+def test_a_capitalised_yes_after_a_comma_is_still_a_yes_said_with_the_command():
+    # Before: "Remember this as Pip, Okay." asked to remember <pip_okay>, "Remember this as Zed, Okay." of a known
+    # <zed> said "choose another name" (not "add this as another photo") and "Forget Bo; Sure." said "I don't know 'Bo;
+    # Sure'": a yes-word capitalised after a comma or semicolon was kept as a name's word, as after "Dr."
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "zed": "cat"}
+    for said, line in (("Remember this as Pip, Okay.", "Shall I remember this as <pip>?"),
+                       ("Remember this as Zed, Okay.", "I already know <zed>. Shall I add this as another photo of <zed>?"),
+                       ("Forget Bo; Sure.", "Shall I forget <bo>?"), ("Forget Bo, Yes.", "Shall I forget <bo>?"),
+                       ("Remember this as Mrs. Sure.", "Shall I remember this as <mrs_sure>?")):
+        assert parse(said, list(kinds), kinds)[1].startswith(line), said
+
+
 def test_a_list_part_that_names_nothing_is_said_even_an_ending_alone():
     # Before: "Forget em and es." asked of <em> and left "es" out unsaid: "es" (and "s") was taken for the plural of
     # no noun, which is what a part of nothing but common words is

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from edge_rap.retrieve.decide import (add_crop_only, best_boxes, best_region_per_concept, choose_grown, concept_threshold,
@@ -53,6 +56,28 @@ def test_a_name_that_is_a_common_word_is_mentioned_only_where_written_as_one():
                                 ("Forget Bo and And.", ["bo", "and"]), ("where is and", ["and"]),
                                 ("Is <and> home?", ["and"]), ("Where is Is?", ["is"]), ("Is The in?", ["the"]),
                                 ("Stra\u00dfe and Bo and And?", ["bo", "and"]), ("Where is max?", ["max"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
+def test_a_common_word_after_an_article_or_a_possessive_is_the_name_of_a_thing():
+    # Before: of <robot> (a toy) and <table>, "Is the robot charging?" and "What is on the table now?" typed to
+    # `ask` named neither (the rule for <and> and <the> took each for the word itself, a word following it), where they
+    # were named before it, and a voice question hears them: after "the", "my", "a", ... a word is a thing's name
+    known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("robot", "table", "the", "and"), 30)] + [BO]
+    for question, mentioned in (("Is the robot charging?", ["robot"]), ("What is on the table now?", ["table"]),
+                                ("Is my robot on our table?", ["robot", "table"]),
+                                ("Where is the ball and the robot?", ["robot"]), ("Is Bo at the table?", ["bo", "table"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
+def test_a_particle_ending_its_clause_after_another_word_is_itself():
+    # Before: of <in> and <on>, pets, "Is Bo in?" and "Is the light on?" typed to `ask` named them (the common-word
+    # rule let a word with none after it be a name, as "where is and" is <and>); "in" and "on" end a clause as
+    # themselves, unless written as a name
+    known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("in", "on", "and"), 40)] + [BO]
+    for question, mentioned in (("Is Bo in?", ["bo"]), ("Is the light on?", []), ("Who is in, and where is Bo?", ["bo"]),
+                                ("Is In in?", ["in"]), ("Where is On?", ["on"]), ("Is <in> in?", ["in"]),
+                                ("where is and", ["and"]), ("in", ["in"])):
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
@@ -199,3 +224,12 @@ def test_a_crop_proposed_for_one_concept_places_another_only_where_it_clearly_le
 def test_faces_and_people_pair_best_first_one_to_one():
     pairs = [(0.9, "face-a", 1), (0.85, "face-a", 2), (0.8, "face-b", 1), (0.7, "face-b", 2), (0.3, "face-c", 3)]
     assert pair_faces(pairs, threshold=0.5, key=str) == [(0.9, "face-a", 1), (0.7, "face-b", 2)]
+
+
+def test_decide_reads_common_words_without_the_speech_layer():
+    # Before: retrieve/decide.py imported speech/names.py for the common-word rule: the retrieval layer depended on
+    # the voice's, above it (docs/DESIGN.md); the rule is edge_rap/words.py's, which both import
+    code = ("import sys, edge_rap.retrieve.decide; "
+            "print(sorted(m for m in sys.modules if m.startswith('edge_rap.speech')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

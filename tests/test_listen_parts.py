@@ -2792,6 +2792,17 @@ def test_a_name_that_is_a_common_word_is_heard_only_where_said_as_one():
         assert match_names(said, names).names == heard, said
 
 
+def test_a_particle_said_at_the_end_of_a_question_is_no_name():
+    # Before: of <in> and <on>, pets, "Is Bo in?" answered "I haven't seen <in> yet" too, and "Is the TV on?" named
+    # <on>: a particle that ends its clause after another word is that word, but "Where is In?" names <in>
+    from edge_rap.speech.names import match_names
+
+    names = ["in", "on", "bo"]
+    for said, heard in (("Is Bo in?", ["bo"]), ("Is the TV on?", []), ("Where is In?", ["in"]),
+                        ("Is On in?", ["on"]), ("Forget In.", ["in"])):
+        assert match_names(said, names).names == heard, said
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)
@@ -2808,6 +2819,20 @@ def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     kinds["okay"] = "dog"
     assert parse("Forget Bo, Okay.", list(kinds), kinds)[1] == "I forget one at a time: say forget <bo>, then forget <okay>."
     assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
+
+
+def test_a_capitalised_yes_after_a_comma_is_still_a_yes_said_with_the_command():
+    # Before: "Remember this as Pip, Okay." asked to remember <pip_okay>, "Remember this as Zed, Okay." of a known
+    # <zed> said "choose another name" (not "add this as another photo") and "Forget Bo; Sure." said "I don't know 'Bo;
+    # Sure'": a yes-word capitalised after a comma or semicolon was kept as a name's word, as after "Dr."
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "zed": "cat"}
+    for said, line in (("Remember this as Pip, Okay.", "Shall I remember this as <pip>?"),
+                       ("Remember this as Zed, Okay.", "I already know <zed>. Shall I add this as another photo of <zed>?"),
+                       ("Forget Bo; Sure.", "Shall I forget <bo>?"), ("Forget Bo, Yes.", "Shall I forget <bo>?"),
+                       ("Remember this as Mrs. Sure.", "Shall I remember this as <mrs_sure>?")):
+        assert parse(said, list(kinds), kinds)[1].startswith(line), said
 
 
 def test_a_list_part_that_names_nothing_is_said_even_an_ending_alone():

@@ -16,8 +16,8 @@ from edge_rap.memory.store import KEY_DROPS, fold, name_key, spelled
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
-from edge_rap.speech.names import as_itself, is_common
 from edge_rap.types import Box, Concept, Hit
+from edge_rap.words import as_itself, is_common
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -36,7 +36,7 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     "小龙" in "李小龙在哪里"), only the longer is meant. Of two concepts written alike (a memory of before the rules
     that make them one name), one written <exactly> is the one meant, as `forget` takes it; written otherwise, both
     are. A name that is a common word (<and>, <the>) is that word where it is not written as one, as a voice
-    question's (speech.names.as_itself): "Where are Mum and Dad?" names no <and>."""
+    question's (words.as_itself): "Where are Mum and Dad?" names no <and>."""
     folded = fold(question)  # as name_key folds a name
     bracketed: dict[str, int] = {}
     for m in WRITTEN_NAME.finditer(folded):

@@ -24,10 +24,11 @@ from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import COMMON, FILLER, WHEN, Ambiguous, Heard, Names, is_common, joined_apart, match_names
+from edge_rap.speech.names import WHEN, Ambiguous, Heard, Names, joined_apart, match_names
 from edge_rap.speech.reply import did_you_mean
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
+from edge_rap.words import COMMON, FILLER, is_common
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +248,14 @@ def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None)
 def _without_yes(said: str, names: list[str]) -> str:
     """The words without a yes said after the name ("Bo. Yes.", "Bo, yes Bo"), but not one that is a name's word:
     heard in a known one's ("Forget Bo, Okay." of a dog <okay>: two names, refused as a list), or written as a name's,
-    capitalised within a sentence ("Remember this as Dr. Okay.": <dr_okay>, not <dr>)."""
+    capitalised after a title ("Remember this as Dr. Okay.": <dr_okay>, not <dr>; but "Pip, Okay." is <pip>)."""
     if again := _YES_AGAIN.fullmatch(said):
         return again["name"]
     yes = _YES_SAID.search(said)
     if yes is None or not said[:yes.start()].strip():
         return said
     first = yes.start() + re.search(r"[^\W\d_]", said[yes.start():]).start()
-    named = said[first].isupper() and (said[yes.start()] in ",;" or _TITLE_DOT.search(said, 0, yes.start() + 1))
+    named = said[first].isupper() and _TITLE_DOT.search(said, 0, yes.start() + 1)
     heard = any(h.end > yes.start() for h in _heard(said, names).heard)
     return said if named or heard else said[:yes.start()]
 

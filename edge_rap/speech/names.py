@@ -23,6 +23,7 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
+from edge_rap.words import COMMON, EMOJI, SENTENCE_START, SENTENCE_START_WITHIN, as_itself, is_common
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -30,11 +31,7 @@ ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only
 # "Dad's" sounded as <teddy> and "time" as <tom> at 50-57, while whisper's "macha" for <mochi> is 60 (BENCHMARKS.md)
 LIFT = 60.0
 TIE = 6.0  # two names within this of each other for the same words: ambiguous
-EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
 JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or without them ("❤️", "❤")
-# Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
-SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
-SENTENCE_START_WITHIN = re.compile(r"[.!?][\W_]*$")  # the same in words that go on a sentence: not at their start
 # an apostrophe after a name, written ("F'", not the "'s" of "F's", nor the possessive's after an "s" before a word:
 # "Chris' bag", whisper's "Chris's bag") or said ("F apostrophe", "F-prime")
 APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])(?!(?<=s')\s+[^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
@@ -54,26 +51,6 @@ LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": 
                 "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
-
-# Words too common to be a misheard name: only an exact spelling of a name counts for them.
-COMMON = frozenset("""
-a about above after again all am an and any anyone anything are around as at away back be been before being
-below between both but by can cannot could did do does doing done down each few for from get go goes going gone
-got had has have having he her here hers him his home how i if in inside into is it its just kitchen know last
-let like look me more most my near no nor not now of off on once one only or other our out outside over own
-please put right room same saw see seen she should show so some something such table tell than that the their
-them then there these they this those through to today too under until up very want was way we were what when
-where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
-""".split())
-FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
-# What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
-_WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
-
-
-def is_common(word: str) -> bool:
-    """Whether a word (lower case) is common or a hesitation: "Umm" is no <uma>, as "um" was none."""
-    return word in COMMON or bool(re.fullmatch(FILLER, word))
-
 
 @dataclass(frozen=True)
 class Heard:
@@ -392,17 +369,6 @@ def _letter(word: str, last: bool) -> str | None:
     if len(word) == 1 or word in LETTER_NAMES:
         return LETTER_NAMES.get(word, word)
     return word[0] if last and word[1:] in ("s", "'s") and word not in COMMON else None
-
-
-def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
-    """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
-    not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
-    clause. "Is Bo and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and
-    And.", "Where is And?" and "where is and" name <and>. Questions typed to `ask` are read so too (retrieve's
-    `mentioned_names`). `within`: as `match_names`' own."""
-    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
-    named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
-    return not named and bool(_WORD_AFTER.match(text, end))
 
 
 def made_of(name: str, names: Sequence[str]) -> list[str]:

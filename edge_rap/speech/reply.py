@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from edge_rap.memory.store import name_key, straight_apostrophes
-from edge_rap.speech.names import (COMMON, Heard, Names, heard_as, joined_apart, made_of, mark_names, match_names,
-                                   spoken_form)
+from edge_rap.speech.names import Heard, Names, heard_as, joined_apart, made_of, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
+from edge_rap.words import COMMON
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b"

@@ -1,0 +1,53 @@
+"""Words too common to be a name, and where one is that word rather than a name spelled so ("Where are Mum and
+Dad?" names no <and>, a cat, but "Where is And?" does): one rule for the voice's matcher (speech/names.py) and a typed
+question's mentions (retrieve/decide.py), which sit in layers that do not import each other. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+# An emoji, with its variation selector, joiners and skin tone: a word of its own ("Bo and 🐶")
+EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
+# Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
+SENTENCE_START = re.compile(r"(?:^|[.!?])[\W_]*$")
+SENTENCE_START_WITHIN = re.compile(r"[.!?][\W_]*$")  # the same in words that go on a sentence: not at their start
+
+# Words too common to be a misheard name: only an exact spelling of a name counts for them.
+COMMON = frozenset("""
+a about above after again all am an and any anyone anything are around as at away back be been before being
+below between both but by can cannot could did do does doing done down each few for from get go goes going gone
+got had has have having he her here hers him his home how i if in inside into is it its just kitchen know last
+let like look me more most my near no nor not now of off on once one only or other our out outside over own
+please put right room same saw see seen she should show so some something such table tell than that the their
+them then there these they this those through to today too under until up very want was way we were what when
+where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
+""".split())
+FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
+# What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
+_WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
+# An article or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
+_DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
+# Words that end a clause as themselves after another of its words: "Is Bo in?", "Is the TV on?", "Is anyone home?"
+_PARTICLES = frozenset("in on out up off over down back away around inside outside home here there".split())
+_WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
+
+
+def is_common(word: str) -> bool:
+    """Whether a word (lower case) is common or a hesitation: "Umm" is no <uma>, as "um" was none."""
+    return word in COMMON or bool(re.fullmatch(FILLER, word))
+
+
+def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
+    """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
+    not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
+    clause (but a particle after one: "Is Bo in?" names no <in>, a dog), nor after an article or a possessive (a
+    noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and Max home?", "And where is Bo?" and "Where is the
+    ball?" named <and> and <the>; "Forget Bo and And.", "Where is And?" and "where is and" name <and>. Questions typed
+    to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
+    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
+    named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
+    if named or _DETERMINER.search(text, 0, start):
+        return False
+    return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and bool(
+        _WORD_BEFORE.search(text, 0, start))

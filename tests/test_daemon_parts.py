@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import re
+import select
 import shutil
 import socket
 import sqlite3
@@ -885,6 +886,52 @@ def test_a_fifo_writer_that_opens_after_the_last_one_left_is_its_own_clip(tmp_pa
         wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the second writer's end")
         second.join(10)
         assert camera.frames_read == frames + 3 and camera.error is None
+
+
+def test_a_fifo_writers_hang_up_is_looked_at_once_while_ffmpeg_takes_nothing(tmp_path, monkeypatch):
+    # Before: a hang-up first seen as the relay looked for the writer's next bytes stayed in the poll that waits for
+    # FFmpeg to take them: the hang-up, which stays, answered that poll at once, a core spun for as long as FFmpeg
+    # took nothing (the relay's pipe full, a clip's last seconds read in real time)
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(tmp_path / "pipe", os.O_WRONLY)
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 1 << 18)
+    clip = os.urandom(200_000)  # (over two of the relay's reads: its pipe full for the second)
+    os.write(writer, clip)
+    os.close(writer)  # (gone before the relay's first look)
+    hang_ups, poll = [], select.poll
+
+    class Watched:
+        """A poller whose answers with the FIFO's hang-up, where it waits for FFmpeg too, are kept."""
+
+        def __init__(self):
+            self.poller, self.fds = poll(), set()
+
+        def register(self, fd, events=select.POLLIN | select.POLLPRI | select.POLLOUT):
+            self.fds.add(fd)
+            self.poller.register(fd, events)
+
+        def unregister(self, fd):
+            self.fds.discard(fd)
+            self.poller.unregister(fd)
+
+        def poll(self, *timeout):
+            answer = self.poller.poll(*timeout)
+            hang_ups.extend(fd for fd, e in answer if fd == source and e & select.POLLHUP and len(self.fds) > 1)
+            return answer
+
+    monkeypatch.setattr(select, "poll", Watched)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")
+    try:
+        wait_until(lambda: fifo_relay.unread(source) < len(clip) - fifo_relay.CHUNK, "the relay's second read")
+        time.sleep(0.3)  # (FFmpeg taking nothing meanwhile)
+        taken = b""
+        while chunk := os.read(relay.read_end, 1 << 16):
+            taken += chunk
+    finally:
+        relay.close()
+        os.close(source)
+    assert taken == clip and relay.writer_closed and len(hang_ups) == 1
 
 
 class StartingCamera:

@@ -90,8 +90,9 @@ class FifoRelay:
                 left = None if left is None else left - len(data)
                 while data and not self._ended():
                     ready = dict(out.poll(LOOK_MS))
-                    if left is None and ready.get(self._source, 0) & select.POLLHUP:
-                        left = last_bytes(self._source)
+                    if ready.get(self._source, 0) & select.POLLHUP:  # once, however it was first seen: a hang-up
+                        # stays, and left registered it answered every poll at once while FFmpeg took nothing (a core)
+                        left = last_bytes(self._source) if left is None else left
                         if left is not None:  # (else a next writer came: no hang-up till it leaves)
                             out.unregister(self._source)
                     if ready.get(self._write_end):

@@ -195,8 +195,8 @@ def cmd_forget(args) -> int:
 def _stop_on_signals():
     """A threading.Event that SIGTERM, SIGINT and SIGHUP (its terminal or ssh session closed) set while the body
     runs, so that a long-running command (run, serve) ends cleanly, exit 0 (a `Stop`: a second one hurries it, its
-    waits for work under way ended); a signal ignored when it started (`nohup`) stays so. The handlers it had come back after: run in-process (tests, a caller of `main`), Ctrl-C
-    went on only setting an event nobody waited for.
+    waits for work under way ended); a signal ignored when it started (`nohup`) stays so. The handlers it had come
+    back after: run in-process (tests, a caller of `main`), Ctrl-C went on only setting an event nobody waited for.
     SIGUSR1 writes every thread's stack on stderr (the journal), and the command goes on: where a daemon that
     seems stuck waits, for a bug report (`systemctl kill -s USR1 edge-rap`); by default it ended the process.
     The handler only puts the signal in a queue (SimpleQueue.put is reentrant) that a thread of its own takes it

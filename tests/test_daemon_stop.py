@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -169,3 +170,23 @@ def test_a_stop_hurried_before_a_waiter_asks_tells_it_at_once():
     stop.signalled()
     stop.on_hurry(lambda: told.append("late"))
     assert told == ["early", "late"]
+
+
+def test_a_part_whose_waits_the_hurry_ends_is_waited_for_its_end(caplog):
+    # `run --serve`: a second Ctrl-C gave up the companion API's waits, and at once the wait for it, its server still
+    # stopping (its 1 s): the memory closed and the process ended under its requests (two answered 500 "Internal
+    # Server Error", tracebacks), and the stop's "3 requests still running ...: answered 503" was not said
+    from edge_rap.stopping import Stop
+
+    stop, given_up = Stop(), threading.Event()
+    stop.signalled()
+    stop.on_hurry(given_up.set)  # (the API's waits: InFlight.give_up)
+
+    def api(budget: float) -> bool:
+        stop.signalled()  # the second Ctrl-C, as it waits
+        assert given_up.wait(60)
+        time.sleep(0.2)  # its server's end, once its waits ended
+        return True
+
+    left = stop_together([Part("the companion API", api, hurried_s=60)], budget_s=600, hurry=stop.on_hurry)
+    assert left == [] and "had not stopped" not in caplog.text, caplog.text

@@ -933,6 +933,21 @@ def a_change_under_way(tmp_path, monkeypatch):
         client.close()
 
 
+class AsTheStopWaits(threading.Condition):
+    """InFlight's condition, calling `then` in a thread of its own as `InFlight.close` begins its `nth` wait (the
+    first for every request, the second for the changes under way): what happens as the stop waits, not timed."""
+
+    def __init__(self, nth: int, then: Callable[[], object]):
+        super().__init__()
+        self.nth, self.then, self.waits = nth, then, 0
+
+    def wait_for(self, predicate, timeout=None):
+        self.waits += 1
+        if self.waits == self.nth:  # (its lock is taken once the wait lets it go)
+            threading.Thread(target=self.then, daemon=True).start()
+        return super().wait_for(predicate, timeout)
+
+
 def test_a_change_committed_as_the_stop_waits_is_answered_as_done_not_503(tmp_path, monkeypatch):
     # A forget that committed as the stop's 5 s ended, what follows its commit still under way, was answered 503 "the
     # device is shutting down; try again" (the household closed under it): the client, told it was not done, sent it
@@ -941,18 +956,20 @@ def test_a_change_committed_as_the_stop_waits_is_answered_as_done_not_503(tmp_pa
     from edge_rap.serve.drain import SHUTTING_DOWN
 
     with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
-        threading.Timer(2.0, release.set).start()  # after the stop's wait and the 1 s it gives the server
+        handle.in_flight._changed = AsTheStopWaits(2, release.set)  # as the forget commits once the 5 s ended
         renaming = threading.Thread(target=lambda: answers.append(client.patch("/api/concepts/al",
                                                                                json={"name": "cy"})))
         renaming.start()
         while len(handle.in_flight._running) < 2:  # in line behind the forget, before the stop
             renaming.join(0.01)
-        handle.stop(0.2)
+        handle.stop(0)
         home.close()
         handle.finish()
         renaming.join(60)
-    assert [(r.request.method, r.status_code) for r in answers] == [("DELETE", 204), ("PATCH", 503)], answers
-    assert (answers[1].json(), answers[1].headers.get("retry-after")) == ({"error": SHUTTING_DOWN}, "5")
+    # (each answered in its own thread: the PATCH's 503 may come first, as the forget's turn to write ends)
+    said = {r.request.method: r for r in answers}
+    assert sorted((m, r.status_code) for m, r in said.items()) == [("DELETE", 204), ("PATCH", 503)], answers
+    assert (said["PATCH"].json(), said["PATCH"].headers.get("retry-after")) == ({"error": SHUTTING_DOWN}, "5")
     reader = Store(home.root, readonly=True)
     try:
         assert [c.name for c in reader.concepts()] == ["al"]  # bo forgotten; al not renamed: refused, nothing done
@@ -977,7 +994,7 @@ def test_a_change_still_running_after_the_stops_waits_is_said_to_be_perhaps_made
 def test_the_stop_says_what_it_waits_for_and_a_second_ctrl_c_ends_the_wait(tmp_path, monkeypatch, caplog):
     # Ctrl-C on `serve` said nothing for up to 15 s while a change finished, and a second one did nothing
     with a_change_under_way(tmp_path, monkeypatch) as (handle, home, release, answers, client):
-        threading.Timer(0.2, handle.in_flight.give_up).start()  # the second Ctrl-C
+        handle.in_flight._changed = AsTheStopWaits(1, handle.in_flight.give_up)  # the second Ctrl-C, the line said
         assert handle.in_flight.close(600, 600) == 1  # (without it, 20 minutes)
         home.close()
         handle.finish()

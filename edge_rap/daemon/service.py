@@ -166,7 +166,10 @@ def stop_parts(voice, server, speaker, requested: bool, budget_s: float = STOP_B
         speaker.flush(15.0)
     parts = [Part("the voice listener", voice.stop)] if voice is not None else []
     if server is not None:
-        parts.append(Part("the companion API", lambda budget: server.stop()))  # (5 + 10 + 1 s at most: within it)
+        from edge_rap.serve.server import JOIN_S
+
+        # (5 + 10 + 1 s at most: within it; hurried, its waits given up: its server's 1 s, and what follows it)
+        parts.append(Part("the companion API", lambda budget: server.stop(), hurried_s=JOIN_S + 1.0))
     if speaker is not None:
         parts.append(Part("the speaker", lambda budget: speaker.close(min(budget, 1.0)) or True))
     return stop_together(parts, budget_s, hurry=hurry)

@@ -25,16 +25,20 @@ class Part:
 
     name: str
     stop: Callable[[float], bool]
+    #: How long it is still waited for once the stop is hurried, where the hurry ends its own waits too (the companion
+    #: API's server, 1 s): left at once, the memory closed and the process ended under its requests (500s, tracebacks).
+    hurried_s: float = 0.0
 
 
 def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
                   clock: Callable[[], float] = time.monotonic,
                   hurry: Callable[[Callable[[], None]], None] | None = None) -> list[str]:
     """Ask every part to stop at once, each in a thread of its own, and wait for them until `budget_s` is spent,
-    or until the stop is hurried (`hurry` is given what ends the wait: a second Ctrl-C); the names of those that did
-    not end, each logged with what happened and when: a part whose own wait ended first (the companion API's 5 s for
-    its requests and 1 s for its server, 6 s into a 20 s budget) was said to have had the whole budget. A failure to
-    stop (any raise, SystemExit's too) is logged, and counts as not ended."""
+    or until the stop is hurried (`hurry` is given what ends the wait: a second Ctrl-C; each part then waited for its
+    `hurried_s` more); the names of those that did not end, each logged with what happened and when: a part whose
+    own wait ended first (the companion API's 5 s for its requests and 1 s for its server, 6 s into a 20 s budget) was
+    said to have had the whole budget. A failure to stop (any raise, SystemExit's too) is logged, and counts as not
+    ended."""
     began = clock()
     ended: dict[str, tuple[bool, float]] = {}  # name -> (whether it ended, seconds into the stop its stop returned)
     over = threading.Event()  # every part's stop returned, or the stop hurried
@@ -61,6 +65,10 @@ def stop_together(parts: list[Part], budget_s: float = STOP_BUDGET_S,
         hurry(hurrying)
     if parts:
         over.wait(max(0.0, began + budget_s - clock()))
+    if hurried:
+        at = clock()
+        for part, thread in zip(parts, threads):
+            thread.join(max(0.0, min(at + part.hurried_s, began + budget_s) - clock()))
     left = []
     for part in parts:
         stopped, after_s = ended.get(part.name, (False, None))

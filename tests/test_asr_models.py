@@ -38,7 +38,7 @@ def test_pull_offline_is_one_line_naming_the_files_and_the_folder(run, models, m
     assert rc == 2 and out == "" and err.count("\n") == 1
     assert "cannot download speech model 'whisper-base.en'" in err and "Systran/faster-whisper-base.en" in err
     assert str(models.models / "asr" / "whisper-base.en") in err and "model.bin" in err
-    assert not (models.models / "asr" / "whisper-base.en").exists()  # no empty folder that looks pulled
+    assert not (models.models / "asr").exists()  # no empty folder that looks pulled (asr/ was left)
 
 
 def test_auto_prefers_a_pulled_model_and_falls_back_to_tiny(run, models):

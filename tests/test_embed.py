@@ -364,7 +364,12 @@ def test_a_lookup_never_exports_and_two_processes_prepare_once(tmp_path, monkeyp
     assert calls == [1]  # one export; the others waited on the lock and found it done
 
 
-def test_a_second_export_says_it_waits_for_the_one_under_way(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("held, named", [
+    ("efficientnet-lite0-int8", "the default embedder efficientnet-lite0-int8"),
+    # the waiting line named the int8 embedder while the other process exported the fp32 one
+    ("efficientnet-lite0-fp32", "the default embedder efficientnet-lite0-fp32 (then efficientnet-lite0-int8 here)"),
+    ("", "a default embedder")])  # an older edge_rap's, which writes no name
+def test_a_second_export_says_it_waits_for_the_one_under_way(tmp_path, monkeypatch, caplog, held, named):
     # `models prepare` beside another's export (the service's first run) sat silent for the minute that one took
     import fcntl
     import logging
@@ -385,6 +390,8 @@ def test_a_second_export_says_it_waits_for_the_one_under_way(tmp_path, monkeypat
     try:
         with open(tmp_path / "models" / ".export.lock", "w") as other:  # the other process's export
             fcntl.flock(other, fcntl.LOCK_EX)
+            other.write(held)
+            other.flush()
             result = []
             worker = threading.Thread(target=lambda: result.append(cache.ensure_default("efficientnet-lite0-int8")))
             worker.start()
@@ -394,8 +401,7 @@ def test_a_second_export_says_it_waits_for_the_one_under_way(tmp_path, monkeypat
         logging.getLogger("edge_rap.models.cache").removeHandler(said)
     assert result == [False]  # found done: not exported again
     assert [r.getMessage() for r in caplog.records] == [
-        f"another process is exporting the default embedder efficientnet-lite0-int8 into {tmp_path / 'models'}; "
-        "waiting for it"]
+        f"another process is exporting {named} into {tmp_path / 'models'}; waiting for it"]
 
 
 def test_an_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from scenes import scene_file
 from edge_rap.app import open_memory, open_retriever
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
-from edge_rap.memory.rapdb import export_rap, import_rap, read_rap_database
+from edge_rap.memory.rapdb import EXPORTED_PHOTO, export_rap, import_rap, read_rap_database
 from edge_rap.types import Box
 
 
@@ -508,7 +508,7 @@ def test_export_refuses_the_rap_database_it_was_imported_from(memory, tmp_path, 
     capsys.readouterr()
     assert cli.main(["export-rap", str(rap.parent), "--memory", str(memory.store.root)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "holds photos no export named (broken.png, scene1.png" in err
+    assert err.count("\n") == 1 and "its database/ holds broken.png, scene1.png" in err
     assert {p: p.read_bytes() for p in rap.parent.rglob("*") if p.is_file()} == before
     export_rap(memory.store, tmp_path / "export")
     (tmp_path / "export" / "database" / "mochi-0123456789ab-1.jpg_large").write_bytes(b"")  # an older one's suffix
@@ -642,3 +642,41 @@ def test_a_memory_that_cannot_be_written_is_one_line_not_each_entry_failing_alik
     assert cli.main(["import-rap", str(database), "--memory", str(memory)]) == 2
     err = capsys.readouterr().err
     assert err == f"edge-rap: {memory}: {tmp_path / 'file'} is a file, not a folder; nothing was changed\n"
+
+
+def test_os_junk_in_an_earlier_export_does_not_block_the_next(memory, tmp_path):
+    # a Mac's Finder or Windows' Explorer opened the export: its .DS_Store / Thumbs.db / desktop.ini made the next
+    # export refuse the folder as "not an earlier export"
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    out = export_rap(memory.store, tmp_path / "export")
+    for junk in (".DS_Store", "Thumbs.db", "desktop.ini"):
+        (out.parent / junk).write_bytes(b"view")
+        (out.parent / "database" / junk).write_bytes(b"view")
+    export_rap(memory.store, out.parent)
+    assert sorted(p.name for p in out.parent.iterdir()) == [".DS_Store", "Thumbs.db", "database", "database.json",
+                                                            "desktop.ini"]  # beside it: left in place
+    assert all(EXPORTED_PHOTO.fullmatch(p.name) for p in (out.parent / "database").iterdir())
+    (out.parent / "database" / "Thumbs.db").mkdir()  # a folder by that name may hold the user's files: refused
+    with pytest.raises(EdgeRapError, match="database/ holds Thumbs.db"):
+        export_rap(memory.store, out.parent)
+    empty = tmp_path / "opened"
+    empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"view")
+    export_rap(memory.store, empty)  # an empty folder the Finder opened is still empty
+
+
+def test_an_older_edge_rap_export_is_refused_saying_what_it_is_and_what_to_do(memory, tmp_path):
+    # before 4b342e1 an export named its photos as their concepts (bo.jpg, bo.views/1.jpg): the refusal said
+    # "photos no export named", of the user's own export, and not what to do
+    memory.remember("bo", [scene_file(tmp_path / "photos", 1)], "dog")
+    old = tmp_path / "old"
+    (old / "database" / "bo.views").mkdir(parents=True)
+    (old / "database" / "bo.jpg").write_bytes(b"photo")
+    (old / "database" / "bo.views" / "1.jpg").write_bytes(b"photo")
+    (old / "database.json").write_text(json.dumps({"concept_dict": {"<bo>": {"image": "./database/bo.jpg"}}}))
+    with pytest.raises(EdgeRapError) as e:
+        export_rap(memory.store, old)
+    assert str(e.value) == (f"{old}: not an export this edge_rap replaces: its database/ holds bo.jpg, bo.views (a "
+                            "RAP database's photos, or an older edge_rap's export), which replacing it would delete; "
+                            "export into another folder, or remove that one first")
+    assert (old / "database" / "bo.views" / "1.jpg").read_bytes() == b"photo"

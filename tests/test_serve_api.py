@@ -985,6 +985,7 @@ def test_pair_draws_its_code_without_block_characters_where_the_terminal_has_non
     settings.memory.mkdir()
     terminal = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
     monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("TERM", "xterm")  # (a dumb one draws none: the next test)
     assert cli.main(["pair", "--memory", str(settings.memory)]) == 0
     terminal.flush()
     out = terminal.buffer.getvalue().decode("latin-1")
@@ -1017,6 +1018,39 @@ def test_pair_warns_when_no_server_answers_where_the_code_points(settings, run):
             assert err.startswith(warned) != answered and err.count("\n") == (not answered), err
         record(settings.memory, Listening("0.0.0.0", open_.getsockname()[1], False))  # serve --host 0.0.0.0
         assert run("pair", "--json", "--host", "192.0.2.1")[2] == ""  # asked where it listens, not of the name
+
+
+def test_pair_on_a_dumb_terminal_without_blocks_prints_no_ansi_codes(settings, monkeypatch):
+    # TERM=dumb (an editor's shell, a log) with no block characters printed the QR code as raw "\x1b[7m" codes
+    import io
+
+    from edge_rap import cli
+
+    settings.memory.mkdir()
+    monkeypatch.setenv("TERM", "dumb")
+    for encoding, drawn in (("latin-1", False), ("utf-8", True)):
+        terminal = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+        monkeypatch.setattr(sys, "stdout", terminal)
+        assert cli.main(["pair", "--memory", str(settings.memory)]) == 0
+        terminal.flush()
+        out = terminal.buffer.getvalue().decode(encoding)
+        assert "\x1b" not in out and ("\u2588" in out) == drawn and "token: " in out
+        assert ("no QR code: this terminal draws neither" in out) != drawn
+
+
+def test_pair_names_a_loopback_link_not_a_loopback_server(settings, run, served):
+    # `pair --host 127.0.0.1` beside `serve --host 0.0.0.0` said "the server listens on this machine only"
+    from edge_rap.serve.pairing import Listening, record
+
+    settings.memory.mkdir()
+    for listening, host, note in (
+            ("0.0.0.0", "127.0.0.1", "note: 127.0.0.1 is this machine's own address, which a phone cannot open; "
+                                     "pair without --host"),
+            ("127.0.0.1", "192.168.1.20", "note: the server listens on this machine only;"),
+            ("0.0.0.0", "192.168.1.20", None)):
+        record(settings.memory, Listening(listening, 8765, False))
+        rc, out, _ = run("pair", "--host", host)
+        assert rc == 0 and (note in out if note else "note:" not in out), (listening, host, out)
 
 
 def test_pair_warns_of_a_host_name_the_server_would_refuse(settings, run, monkeypatch, served):

@@ -203,6 +203,13 @@ EXPORTED = {"database.json", "database"}
 #: The name an export gives a photo in database/: _file_stem's slug and hash, a number after the first, the stored
 #: photo's suffix (any an older edge_rap stored).
 EXPORTED_PHOTO = re.compile(r"[A-Za-z0-9_-]*-[0-9a-f]{12}(-[0-9]+)?(\.[^.]+)?")
+#: Files a Mac's Finder or Windows' Explorer writes into a folder the user opened: no user's, nor an export's.
+OS_JUNK = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+def _junk(path: Path) -> bool:
+    """An OS's view settings or thumbnails: one beside an export stays, one in database/ goes with it."""
+    return path.name.lower() in OS_JUNK and path.is_file()
 
 
 def _file_stem(name: str) -> str:
@@ -222,7 +229,7 @@ def _check_export_folder(folder: Path) -> None:
         raise EdgeRapError(f"{folder}: {where}is {kind_of(blocking)}, not a folder")
     if not folder.exists():
         return
-    entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e))
+    entries = sorted(e for e in os.listdir(folder) if not _staging(folder / e) and not _junk(folder / e))
     earlier = (set(entries) <= EXPORTED and not any((folder / e).is_symlink() for e in entries)
                and (folder / "database.json").is_file() and (folder / "database").is_dir())
     if not entries:
@@ -231,12 +238,14 @@ def _check_export_folder(folder: Path) -> None:
         raise EdgeRapError(f"{folder}: not empty and not an earlier export (it holds {_shown(entries)}); "
                            "export into a new or empty folder")
     try:
-        foreign = sorted(p.name for p in (folder / "database").iterdir() if not EXPORTED_PHOTO.fullmatch(p.name))
+        foreign = sorted(p.name for p in (folder / "database").iterdir()
+                         if not EXPORTED_PHOTO.fullmatch(p.name) and not _junk(p))
     except OSError as e:
         raise EdgeRapError(f"{folder / 'database'}: cannot list ({e.strerror})") from None
     if foreign:  # RAP's own database (its Anya.jpg), the one imported from: replaced whole, its photos were deleted
-        raise EdgeRapError(f"{folder}: not an earlier export: its database/ holds photos no export named "
-                           f"({_shown(foreign)}), which replacing it would delete; export into a new or empty folder")
+        raise EdgeRapError(f"{folder}: not an export this edge_rap replaces: its database/ holds {_shown(foreign)} "
+                           "(a RAP database's photos, or an older edge_rap's export), which replacing it would delete; "
+                           "export into another folder, or remove that one first")
     named = _named_elsewhere(folder)
     if named:  # a RAP database.json whose photos are elsewhere or gone, beside an empty database/: replaced unsaid
         raise EdgeRapError(f"{folder}: not an earlier export: its {RAP_DATABASE} {named}, which replacing it would "

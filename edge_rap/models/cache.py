@@ -9,9 +9,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
@@ -227,6 +228,16 @@ class CachedModel:
     problem: str | None = None
 
 
+def _held_for(lock: TextIO, name: str) -> str:
+    """The model the export lock's holder exports, as it wrote it there: the waiting line named the int8 embedder
+    while the fp32 one was exported (an older edge_rap wrote none)."""
+    lock.seek(0)
+    held = lock.read().strip()
+    if not held:
+        return "a default embedder"
+    return f"the default embedder {held}" + ("" if held == name else f" (then {name} here)")
+
+
 class ModelCache:
     """Models under one folder (default $EDGE_RAP_HOME/models), found by name."""
 
@@ -353,7 +364,7 @@ class ModelCache:
             return False
         try:
             make_cache_root(self.root)
-            lock = open(self.root / ".export.lock", "w")
+            lock = open(self.root / ".export.lock", "a+")  # (not "w": it holds the name its holder exports)
         except OSError as e:  # a read-only cache, or EDGE_RAP_MODELS naming a file: said, not a traceback
             if self._keepable(name):
                 log.warning("%s is from an older export; keeping it: the model cache %s cannot be written (%s)",
@@ -366,9 +377,14 @@ class ModelCache:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # (a second `models prepare`, or a command beside the service's first export:
                 # it sat silent for the minute)
-                log.warning("another process is exporting the default embedder %s into %s; waiting for it", name,
+                log.warning("another process is exporting %s into %s; waiting for it", _held_for(lock, name),
                             self.root)
                 fcntl.flock(lock, fcntl.LOCK_EX)
+            with suppress(OSError):  # (only what a waiting process says: a full disk does not stop the export)
+                lock.seek(0)
+                lock.truncate()
+                lock.write(name)
+                lock.flush()
             if self._ready(name):
                 return False  # another process exported it while this one waited
             damage = self.damage(name) if self.has(name) else None

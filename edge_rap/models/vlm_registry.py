@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.folders import missing_folders, remove_empty
 from edge_rap.models.cache import make_cache_root, sha256_file
 from edge_rap.models.file_formats import format_problem
 from edge_rap.shipped import shipped_dir
@@ -157,6 +158,7 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
     folder = vlm_root(models, kind) / name
     try:
         make_cache_root(models)
+        made = missing_folders(folder)  # the model's and its kind's (asr/ was left empty)
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise EdgeRapError(f"cannot create {folder} ({e.strerror})") from None
@@ -169,8 +171,7 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
             else:
                 _from_hub(name, entry, folder, missing, progress, kind)
         except EdgeRapError:
-            if not any(folder.iterdir()):  # nothing came: leave no empty folder that looks like a model
-                folder.rmdir()
+            remove_empty(made or [folder])  # nothing came: leave no empty folder that looks like a model
             raise
     record = {}
     for role, spec in files.items():

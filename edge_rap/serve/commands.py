@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import closing
 from typing import TYPE_CHECKING
@@ -96,11 +97,11 @@ def cmd_pair(args) -> int:
     if args.json:
         print(json.dumps({"url": url, "token": token}))
         return 0
-    print(terminal_qr(pairing_link(url, token), getattr(sys.stdout, "encoding", None)))
+    print(terminal_qr(pairing_link(url, token), getattr(sys.stdout, "encoding", None), os.environ.get("TERM")))
     print(f"url:   {url}\ntoken: {token}")
     print("scan the code with the phone's camera to open the page with the token; "
           + ("the old token no longer works" if args.rotate else "`edge-rap pair --rotate` replaces the token"))
-    note = reachable_note(where)
+    note = reachable_note(where, listening)
     if note:
         print(f"note: {note}")
     return 0

@@ -77,16 +77,20 @@ def pairing_link(url: str, token: str) -> str:
     return f"{url}#token={token}"
 
 
-def terminal_qr(text: str, encoding: str | None = "utf-8") -> str:
+def terminal_qr(text: str, encoding: str | None = "utf-8", term: str | None = None) -> str:
     """A QR code drawn with block characters (two rows per line), quiet zone included; for a terminal whose
-    encoding has no blocks (a Latin-1 console, `LANG=C` on an older system), in ANSI inverse-video spaces, which
-    every terminal draws: the blocks were a UnicodeEncodeError's traceback there, and escaped they scan as nothing."""
+    encoding has no blocks (a Latin-1 console, `LANG=C` on an older system), in ANSI inverse-video spaces: the
+    blocks were a UnicodeEncodeError's traceback there, and escaped they scan as nothing. A dumb terminal
+    (TERM=dumb: an editor's shell, a log) draws no ANSI either (it printed the codes): a line says so."""
     import io
 
     import segno
 
+    compact = _has_blocks(encoding)
+    if term == "dumb" and not compact:
+        return "(no QR code: this terminal draws neither block characters nor ANSI colours; open the url)\n"
     out = io.StringIO()
-    segno.make(text, error="m").terminal(out=out, compact=_has_blocks(encoding))
+    segno.make(text, error="m").terminal(out=out, compact=compact)
     return out.getvalue()
 
 
@@ -109,7 +113,11 @@ def answering(where: Listening, timeout: float = 0.5) -> bool:
         return False
 
 
-def reachable_note(where: Listening) -> str | None:
-    if is_loopback(where.host):
+def reachable_note(where: Listening, listening: str) -> str | None:
+    """Why a phone cannot open the link: the server (bound to `listening`) or the link's host is this machine's
+    own loopback (`pair --host 127.0.0.1` beside a server on 0.0.0.0 was said to listen on this machine only)."""
+    if is_loopback(listening):
         return "the server listens on this machine only; a phone needs `edge-rap serve --host 0.0.0.0`"
+    if is_loopback(where.host):
+        return f"{where.host} is this machine's own address, which a phone cannot open; pair without --host"
     return None

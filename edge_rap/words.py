@@ -45,9 +45,29 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and Max home?", "And where is Bo?" and "Where is the
     ball?" named <and> and <the>; "Forget Bo and And.", "Where is And?" and "where is and" name <and>. Questions typed
     to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
-    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
-    named = text[start].isupper() and not opening.search(text, 0, start) or text[start - 1:start] == "<"
-    if named or _DETERMINER.search(text, 0, start):
+    back = _last_word_at(text, start)
+    named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
+    if named or _DETERMINER.search(text, back, start):
         return False
     return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and bool(
-        _WORD_BEFORE.search(text, 0, start))
+        _WORD_BEFORE.search(text, back, start))
+
+
+def starts_sentence(text: str, start: int, within: bool = False) -> bool:
+    """Whether the word at text[start] starts a sentence, so that its capital is the sentence's ("Buy milk."), not
+    a name's. `within`: the text goes on a sentence begun before it, so its first word starts none."""
+    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
+    return bool(opening.search(text, _last_word_at(text, start), start))
+
+
+def _last_word_at(text: str, start: int) -> int:
+    """Where the last word before text[start] starts (its letters and digits, then what follows them up to `start`),
+    else 0: the patterns read backwards from a word (SENTENCE_START, an article or a word before it) match within
+    it, and searched from here rather than from the text's start they cost its length, not the whole text's (a
+    12,000-character question took 0.3 s)."""
+    at = start
+    while at and not text[at - 1].isalnum():
+        at -= 1
+    while at and text[at - 1].isalnum():
+        at -= 1
+    return at

@@ -23,7 +23,7 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import COMMON, EMOJI, SENTENCE_START, SENTENCE_START_WITHIN, as_itself, is_common
+from edge_rap.words import COMMON, EMOJI, as_itself, is_common, starts_sentence
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -274,7 +274,6 @@ def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int |
 def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names. `within`:
     `text` goes on a sentence begun before it (the name in "Forget Beau."), so its first capital is a name's."""
-    opening = SENTENCE_START_WITHIN if within else SENTENCE_START
     words = _words(text)
     owned = _possessives(text, words)
     forms = _forms(names)
@@ -304,7 +303,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
                 if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
                     # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
-                    named = s >= THRESHOLD or capital and not opening.search(text, 0, words[i][1])
+                    named = s >= THRESHOLD or capital and not starts_sentence(text, words[i][1], within)
                     candidates.append((max(s, THRESHOLD), i, j, name, named, joined, whole is True))
     # at the same score the longer run ("dog 5" before "dog"), then a name spelled with its "'s" (<Bo's> before <bo>)
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2], not c[6]))

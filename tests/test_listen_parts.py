@@ -2821,6 +2821,20 @@ def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
 
 
+def test_a_name_said_again_after_each_of_several_yeses_is_that_name_once():
+    # Before: "Forget Bo, yes Bo, yes Bo." said "I don't know 'Bo, yes Bo, yes Bo'": the name said again after a yes
+    # was left out only once
+    from edge_rap.speech.intents import parse
+
+    kinds = {"bo": "dog", "max": "dog"}
+    for said, line in (("Forget Bo, yes Bo, yes Bo.", "Shall I forget <bo>?"),
+                       ("Forget Bo. Yes, Bo. Yes Bo!", "Shall I forget <bo>?"),
+                       ("Remember this as Zed, yes Zed, okay Zed.", "Shall I remember this as <zed>?"),
+                       ("Forget Bo, yes Bo, yes Max.", "I forget one at a time: say forget <bo>, then forget <max>."),
+                       ("Forget Bo, no, Wait.", "OK, I will not forget <bo>.")):
+        assert parse(said, list(kinds), kinds)[1].startswith(line), said
+
+
 def test_a_capitalised_yes_after_a_comma_is_still_a_yes_said_with_the_command():
     # Before: "Remember this as Pip, Okay." asked to remember <pip_okay>, "Remember this as Zed, Okay." of a known
     # <zed> said "choose another name" (not "add this as another photo") and "Forget Bo; Sure." said "I don't know 'Bo;

@@ -74,8 +74,8 @@ _YES_WORD = (r"(?:yes|yeah|yep|yup|sure|ok|okay|correct|confirm(?:ed)?|do it|go 
 _YES = re.compile(_LEAD + r"(?P<yes>" + _YES_WORD + "|" + _NO_PROBLEM + r")\b", re.I)
 # a yes said after the command's name, in its utterance ("Forget Bo. Yes."): given before it was asked, no answer
 _YES_SAID = re.compile(r"[,.;!?]\s*(?:(?:please\W+)?" + _YES_WORD + r"\b\W*)+$", re.I)
-# the name said again after a yes ("Bo, yes Bo"): that name, once
-_YES_AGAIN = re.compile(r"(?P<name>.+?)[,.;!?]\s*(?:" + _YES_WORD + r"\b\W*)+(?P=name)\W*", re.I)
+# the name said again after a yes, once or more ("Bo, yes Bo", "Bo, yes Bo, yes Bo"): that name, once
+_YES_AGAIN = re.compile(r"(?P<name>.+?)(?:[,.;!?]\s*(?:" + _YES_WORD + r"\b\W*)+(?P=name)\W*)+", re.I)
 _TITLE_DOT = re.compile(r"\b(?:mr|mrs|ms|mx|dr|st|prof)\.\s*$", re.I)  # "Dr. Okay": its dot ends no sentence
 _NOTHING = re.compile(r"\W*(?:(?:" + FILLER + "|" + _WHISPER_NOISE + r")\W*)*", re.I)
 # a no, first or after a yes's word ("yes, but wait", "OK, never mind")

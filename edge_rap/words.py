@@ -45,12 +45,17 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and Max home?", "And where is Bo?" and "Where is the
     ball?" named <and> and <the>; "Forget Bo and And.", "Where is And?" and "where is and" name <and>. Questions typed
     to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
-    back = _last_word_at(text, start)
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
-    if named or _DETERMINER.search(text, back, start):
+    if named or after_article(text, start):
         return False
     return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and bool(
-        _WORD_BEFORE.search(text, back, start))
+        _WORD_BEFORE.search(text, _last_word_at(text, start), start))
+
+
+def after_article(text: str, start: int) -> bool:
+    """Whether the word at text[start] follows an article or a possessive ("the ball", "my robot"): a noun, the
+    name of a thing."""
+    return bool(_DETERMINER.search(text, _last_word_at(text, start), start))
 
 
 def starts_sentence(text: str, start: int, within: bool = False) -> bool:

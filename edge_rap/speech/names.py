@@ -6,9 +6,11 @@ Every run of words is compared with the stored names it is as long as (one word 
 (rapidfuzz's ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in
 its spelling with the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for
 <bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
-that sounds exactly like a name is it only when written as a name too ("Bea" may be <bo>, "buy" is not, nor "Buy"
-starting a sentence). Common English words match a name only when spelled exactly, so "any" is not heard as <anya>
-nor "be" as <bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
+that sounds exactly like a name is it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor
+"Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
+one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing ("the ball" is no
+<bill>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
+<bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
 that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
 and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
 I/O.
@@ -23,7 +25,7 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import COMMON, EMOJI, as_itself, is_common, starts_sentence
+from edge_rap.words import COMMON, EMOJI, after_article, as_itself, is_common, starts_sentence
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -51,6 +53,7 @@ LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": 
                 "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
+VOWEL_SPELLINGS = (("eau", "o"), ("ee", "i"), ("y", "i"))
 
 @dataclass(frozen=True)
 class Heard:
@@ -126,8 +129,9 @@ def score(said: str, name: str, capital: bool = True) -> float:
         return 0.0  # common words together are themselves, not a name: "me a" is not <mia>, "did I" not <ted>,
         # "at 6" not <cat6> (but "the boss" is <the_boss>, and "my chai" is <mochi> misheard in noise)
     compact, target = said.replace(" ", ""), name.replace(" ", "")
-    if len(target) <= 3 and _sounds(compact) != _sounds(target):
-        # a short name ("bo") only by its sound: "bow" yes, "boat" no; or its nasal twin ("mo"): a candidate
+    if len(target) <= 3 and (_sounds(compact) != _sounds(target) or _other_vowels(compact, target)):
+        # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
+        # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
     return _similarity(compact, target)
 
@@ -138,6 +142,21 @@ def _only_common(said: str, name: str) -> bool:
     questions of `tools/bench_listen.py names --choosing` were named only so), though "my keys" is then <max>."""
     letters = [w for w in said.split() if not w.isdigit()]
     return bool(letters) and all(is_common(w) and w not in name.split() for w in letters)
+
+
+def _other_vowels(said: str, name: str) -> bool:
+    """Whether `said` and a short `name` have vowels and share none. Metaphone drops vowels, so a name of three
+    letters or fewer sounds as one or two consonants: "Bea" and "Bay" sounded exactly like <bo>, "Tim" like <tom>,
+    "Cot" like <kit>, each another name or word; "Bow", "Beau", "Leigh", "Lee" for <li> share one with theirs."""
+    ours, theirs = _vowels(said), _vowels(name)
+    return bool(ours and theirs) and not ours & theirs
+
+
+def _vowels(word: str) -> set[str]:
+    """The vowels of a word, a few spellings of one sound written as it ("eau" as "o", "ee" and "y" as "i")."""
+    for spelling, vowel in VOWEL_SPELLINGS:
+        word = word.replace(spelling, vowel)
+    return set(word) & set("aeiou")
 
 
 def _numbers(text: str) -> list[str]:
@@ -301,8 +320,10 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s >= ALIKE:  # words only alike in sound ("buy" for <bo>) are a name only written as one
-                    # ("Bea"), else only another name's rival ("bow": <bo> or <beau>?)
+                if s < 100 and _a_thing(text, words, i, j, form, owned):
+                    continue
+                if s >= ALIKE:  # words only alike in sound ("beau" for <bo>) are a name only written as one
+                    # ("Beau"), else only another name's rival ("bow": <bo> or <beau>?)
                     named = s >= THRESHOLD or capital and not starts_sentence(text, words[i][1], within)
                     candidates.append((max(s, THRESHOLD), i, j, name, named, joined, whole is True))
     # at the same score the longer run ("dog 5" before "dog"), then a name spelled with its "'s" (<Bo's> before <bo>)
@@ -340,6 +361,13 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
         taken |= {k for k in range(j, len(words)) if words[k][1] < end}  # the "apostrophe" said is the name's
         chosen[name] = Heard(name, text[start:end], start, end, round(s, 1))
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
+
+
+def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int]) -> bool:
+    """Whether words[i:j], one word, follow an article or a possessive where the name `form` is one word too: a
+    noun, a thing ("the ball", "Anya's ball"), not a one-word name misheard ("the ball" was <bill>); a name of more
+    ("the dog" of <dog6>, "the red mud") is still heard so."""
+    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or i - 1 in owned)
 
 
 def _loose_and(said: str, form: str) -> bool:

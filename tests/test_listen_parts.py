@@ -1047,6 +1047,26 @@ def test_a_choice_between_two_names_said_alike_is_not_asked_again():
             assert (said.mode, said.names) == ("events", [meant]), (question, choice)
 
 
+def test_a_choice_by_name_is_read_alike_however_its_hesitation_is_spelled():
+    # Before: "Um, Beau." chose <beau> but "Umm, Beau.", "Hmm, Beau." and "Erm, Beau." chose none (only "um" and "uh"
+    # were a choice's words), and "Um Kulthum." chose <kulthum> of <umm_kulthum> and <kulthum> (whisper's "Um" for
+    # "Umm" taken for a hesitation, while "Umm Kulthum." chose <umm_kulthum>); a name that is neither still chooses none
+    from edge_rap.speech.reply import Reply, clarified
+
+    asked = Reply("Did you mean <bo> or <beau>?", "clarify", [], "Where is bow?", [["bo", "beau"]], said="bow")
+    for answer, question in (("Um, Beau.", "Where is beau?"), ("Umm, Beau.", "Where is beau?"),
+                             ("Hmm, Beau.", "Where is beau?"), ("Erm, the first one.", "Where is bo?"),
+                             ("Ah, Beau.", "Where is beau?"), ("Um Ali.", None), ("Hum, Beau.", None)):
+        assert clarified(asked, answer) == question, answer
+    options = ["umm_kulthum", "kulthum"]
+    asked = Reply("Did you mean <umm_kulthum> or <kulthum>?", "clarify", [], "Where is umm kulthum?", [options],
+                  said="umm kulthum")
+    for answer, question in (("Um Kulthum.", "Where is <umm_kulthum>?"), ("Umm Kulthum.", "Where is <umm_kulthum>?"),
+                             ("Um, Kulthum.", "Where is kulthum?"), ("Kulthum.", "Where is kulthum?"),
+                             ("Um Ali.", None)):
+        assert clarified(asked, answer) == question, answer
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""

@@ -21,7 +21,7 @@ from edge_rap.speech.names import Heard, Names, heard_as, joined_apart, made_of,
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
-from edge_rap.words import COMMON
+from edge_rap.words import COMMON, FILLER
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b"
@@ -141,9 +141,9 @@ class Reply:
         return self.answer is not None and self.answer.stopped == "interrupted"
 
 
-#: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry").
-_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please oh um uh thanks number"
-                      .split())
+#: Words a reply to "Did you mean <bo> or <beau>?" may hold besides the name ("I meant Beau", "Bo, sorry"), and
+#: a hesitation however it is spelled (FILLER: "Um", "Umm", "Hmm", "Erm", "Ah")
+_CHOOSING = frozenset("i i'm meant mean said the one it it's is was that yes no sorry please thanks number".split())
 _POINTING = re.compile(r"\b(?:the|that|this)\s+one\b")  # "that one": a choice, but by no number
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "former": 0, "latter": -1, "last": -1}
 
@@ -289,7 +289,7 @@ def clarified(asked: Reply, answer: str) -> str | None:
     picked = [_ORDINALS[w] for w in words if w in _ORDINALS]
     heard = match_names(answer, options)
     if len(heard.heard) == 1 and not heard.ambiguous and not picked:
-        h = heard.heard[0]
+        h = _widest(answer, heard.heard[0], options)
         name, rest = h.name, re.findall(r"[a-z0-9']+", (answer[:h.start] + answer[h.end:]).lower())
     elif len(picked) == 1 and not heard.names and picked[0] < len(options):
         name, rest = options[picked[0]], [w for w in words if w not in _ORDINALS]
@@ -297,11 +297,25 @@ def clarified(asked: Reply, answer: str) -> str | None:
         name, rest = numbered, [w for w in spoken_form(" ".join(words)).split() if not w.isdigit()]
     else:
         return None
-    if any(w not in _CHOOSING for w in rest):
+    if any(w not in _CHOOSING and not re.fullmatch(FILLER, w) for w in rest):
         return None
     said = re.search(rf"(?<!\w){re.escape(asked.said)}(?!\w)", asked.question)  # not the "F" of "Forget F."
     at = said.start() if said else asked.question.find(asked.said)  # "请问李小龙在哪里": no word boundary before it
     return asked.question[:at] + _unmistaken(name, options) + asked.question[at + len(asked.said):]
+
+
+def _widest(answer: str, heard: Heard, options: list[str]) -> Heard:
+    """The option the answer's words say that holds the name `heard` within it and more of those words, where no
+    punctuation parts them: "Um Kulthum." of <umm_kulthum> and <kulthum> is whisper's "Um" for "Umm", where "Um,
+    Kulthum." is a hesitation; it chose <kulthum> as its words spell it, and "Umm Kulthum." <umm_kulthum>."""
+    for other in options:
+        if other == heard.name or f" {heard_as(heard.name)} " not in f" {heard_as(other)} ":
+            continue
+        wider = match_names(answer, [other]).heard
+        if wider and wider[0].start <= heard.start and heard.end <= wider[0].end and (wider[0].start, wider[0].end) \
+                != (heard.start, heard.end) and not re.search(r"[^\w\s']", answer[wider[0].start:heard.start]):
+            return wider[0]
+    return heard
 
 
 def _unmistaken(name: str, options: list[str]) -> str:

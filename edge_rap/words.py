@@ -28,8 +28,10 @@ FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it i
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
 # An article or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
 _DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
-# Words that end a clause as themselves after another of its words: "Is Bo in?", "Is the TV on?", "Is anyone home?"
-_PARTICLES = frozenset("in on out up off over down back away around inside outside home here there".split())
+# Words that end a clause as themselves after another of its words: "Is Bo in?", "Is the TV on?", "Is anyone home?",
+# and the adverbs of time among the common words: "Where is Bo now?", "Is Bo back yet?"
+_PARTICLES = frozenset("in on out up off over down back away around inside outside home here there "
+                       "now today again yet too then once".split())
 _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 
 
@@ -41,10 +43,11 @@ def is_common(word: str) -> bool:
 def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
-    clause (but a particle after one: "Is Bo in?" names no <in>, a dog), nor after an article or a possessive (a
-    noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and Max home?", "And where is Bo?" and "Where is the
-    ball?" named <and> and <the>; "Forget Bo and And.", "Where is And?" and "where is and" name <and>. Questions typed
-    to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
+    clause (but a particle or a word of time after one: "Is Bo in?" names no <in>, a dog, "Where is Bo now?" no
+    <now>), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo and
+    Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where is
+    And?" and "where is and" name <and>. Questions typed to `ask` are read so too (retrieve's `mentioned_names`).
+    `within`: as `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
     if named or after_article(text, start):
         return False

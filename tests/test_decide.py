@@ -120,6 +120,15 @@ def test_a_particle_ending_its_clause_after_another_word_is_itself():
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
+def test_an_adverb_of_time_ending_its_clause_after_another_word_is_itself():
+    # Before: of pets <now> and <yet>, "Where is Bo now?" and "Is Bo back yet?" typed to `ask` named them, as "in"
+    # did before it was read as a particle: a common word of time ends a clause as itself too
+    known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("now", "yet", "today"), 50)] + [BO]
+    for question, mentioned in (("Where is Bo now?", ["bo"]), ("Is Bo back yet?", ["bo"]), ("Is Bo in today?", ["bo"]),
+                                ("Where is Now?", ["now"]), ("Is <yet> home?", ["yet"]), ("today", ["today"])):
+        assert [c.name for c in mentioned_names(question, known)] == mentioned, question
+
+
 def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_alone():
     # A memory of before the apostrophe fold may hold <Zoe´s x> and <Zoe's x>: both went into the VLM's prompt.
     acute, straight = Concept(9, "Zoe\u00b4s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)

@@ -2839,6 +2839,16 @@ def test_a_particle_said_at_the_end_of_a_question_is_no_name():
         assert match_names(said, names).names == heard, said
 
 
+def test_a_name_of_common_words_is_heard_only_spelled_and_a_word_of_time_ending_a_clause_is_itself():
+    # Before: of pets <now>, <yet> and <today>, "Where is Bo now?" and "Is Bo back yet?" named them (a common word
+    # ending its clause was a name), and "Is Bo in today?" named <today> by the spelling of "in today"
+    names = ["now", "yet", "today", "bo"]
+    for said, heard in (("Where is Bo now?", ["bo"]), ("Is Bo back yet?", ["bo"]), ("Is Bo in today?", ["bo"]),
+                        ("Where is Now?", ["now"]), ("Forget Yet.", ["yet"])):
+        assert match_names(said, names).names == heard, said
+    assert match_names("Where is the boss?", ["the_boss"]).names == ["the_boss"]
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)

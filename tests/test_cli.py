@@ -1147,3 +1147,31 @@ def test_an_image_given_as_dash_is_said_to_be_no_stdin(run, photos, monkeypatch)
     (photos / "-").write_bytes((photos / "scene1.png").read_bytes())
     rc, out, _ = run("recognize", "-")
     assert rc == 0 and out.startswith("-: <bo>")
+
+
+def test_recognize_writes_each_images_line_before_the_next_image_is_read(run, photos, settings, monkeypatch):
+    # --json flushed each line, the text did not: into a pipe or a log, 500 photos' lines came at the end, after
+    # every error line on stderr
+    import io
+
+    from edge_rap.household import Household
+
+    run("remember", "bo", scene_file(photos, 1))
+    second = save(photos / "second.png", scene(2))
+    pipe = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", line_buffering=False)
+    out_before_each = []
+    recognize = Household.recognize
+
+    def noting(self, image):
+        out_before_each.append(pipe.buffer.getvalue().decode())
+        return recognize(self, image)
+
+    monkeypatch.setattr(Household, "recognize", noting)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    for json_flag in ([], ["--json"]):
+        out_before_each.clear()
+        pipe.buffer.seek(0)
+        pipe.buffer.truncate()
+        assert cli.main(["recognize", *json_flag, str(photos / "scene1.png"), str(second),
+                         "--memory", str(settings.memory)]) == 0
+        assert out_before_each[0] == "" and out_before_each[1].count("\n") == 1 and "scene1.png" in out_before_each[1]

@@ -77,6 +77,20 @@ def choose_device(n_gpu_layers: int) -> tuple[str, int, str]:
     return "cuda", n_gpu_layers, f"{layers} layers offloaded to the GPU"
 
 
+def _not_a_projector(path: Path) -> str | None:
+    """Why a GGUF file mtmd refused is no vision projector (a language model given as --mmproj: its error named
+    "another model" or too little memory), or None where it says it is one or cannot be read."""
+    from edge_rap.models.gguf_extent import Truncated, gguf_architecture
+
+    try:
+        architecture = gguf_architecture(Path(path))
+    except (ImportError, ValueError, OSError, Truncated):
+        return None
+    if architecture in (None, "clip"):
+        return None
+    return f"a language model ({architecture}), not a vision projector: give the model's mmproj file as --mmproj"
+
+
 _LOG_CALLBACK = None
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h's numbering (llama_cpp/_logger.py's comment has an older one)
 #: The first error lines llama.cpp logged since it was last cleared: why a load failed, in its own words.
@@ -319,7 +333,7 @@ class LlamaVlm:
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
             self._stop_the_load_if_asked()
-            if (why := format_problem(mmproj, gguf=True)) is not None:
+            if (why := format_problem(mmproj, gguf=True) or _not_a_projector(mmproj)) is not None:
                 raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
                                f"(a projector of another model, a family this llama.cpp does not support, or too "

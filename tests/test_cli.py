@@ -586,7 +586,7 @@ def test_models_pull_takes_its_name_after_an_option(argv):
     """`models pull --json NAME` was refused ("unrecognized arguments: NAME"): argparse gave `pull` both optional
     positionals. An option before the subcommand is kept too."""
     args = cli.build_parser().parse_args(argv)
-    assert (args.models_command, args.name, args.json) == ("pull", "whisper-base.en", True)
+    assert (args.models_command, args.pulled, args.json) == ("pull", "whisper-base.en", True)
     assert args.verbose == ("-v" in argv) and args.memory == ("m" if "--memory" in argv else None)
 
 

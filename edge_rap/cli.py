@@ -377,7 +377,9 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
         if args.json:
             print(json.dumps({**result.to_json(), **drawn}), flush=True)
         else:
-            print(f"{path}: {found}" + (f" (drawn: {drawn['drawing']})" if drawn else ""))
+            drawing = f" (drawn: {_shown(drawn['drawing'])})" if drawn else ""  # (a name's newline, its escapes:
+            print(f"{_shown(path)}: {found}{drawing}", flush=True)  # quoted, one line an image, as its error
+            # line is; each out as it is known, as with --json: a log or `| while read` followed it only at the end)
     return 2 if failures else 0  # an unreadable image is the user's error, as everywhere else
 
 
@@ -509,7 +511,7 @@ def _models_pull(args, settings) -> int:
     from edge_rap.models.vlm_registry import kind_of, pull
 
     shown = not args.json and sys.stderr.isatty()  # huggingface_hub's bars, as ours: not into a log or a script's pipe
-    files = pull(args.name, settings.models, progress=shown, kind=kind_of(args.name))
+    files = pull(args.pulled, settings.models, progress=shown, kind=kind_of(args.pulled))
     if args.json:
         print(json.dumps({"name": files.name, "model": str(files.model),
                           "mmproj": str(files.mmproj) if files.mmproj else None}))
@@ -585,7 +587,8 @@ def cmd_ask(args) -> int:
     if stream:
         print()
     else:
-        label = "[template mode: no VLM] " if answer.mode == "template" else ""
+        # (a VLM loaded, "What do you see?" without --image is no template's answer for want of one)
+        label = "[template mode: no VLM] " if answer.mode == "template" and vlm is None else ""
         print(label + answer.text)
     if answer.flagged:  # a <name> was replaced; a bare word, perhaps an ordinary one, was kept
         from edge_rap.generate.names import REMOVED
@@ -913,8 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "exported it)" if name == "prepare" else ""))
         q.set_defaults(parser=q)  # (`models list --js` is said with list's usage)
         if name == "pull":
-            q.add_argument("name", help="a VLM from models/vlm_registry.json or a whisper model from "
-                           "models/asr_registry.json")
+            q.add_argument("pulled", metavar="name", help="a VLM from models/vlm_registry.json or a whisper model "
+                           "from models/asr_registry.json")  # (not `name`, a concept's: its emptiness is said apart)
     p = add("ask", cmd_ask, "ask about an image (or, without one, about your concepts): retrieve, then generate")
     p.add_argument("question", nargs="?", default="", help="default with --image: a personalised caption")
     p.add_argument("--image", metavar="PATH", help="the photo or camera frame the question is about")
@@ -1025,7 +1028,8 @@ NAMING_ARGUMENTS = {"draw": "--draw", "image": "--image", "wav": "--wav", "confi
                     "distractors": "--distractors", "vlm": "--vlm", "mmproj": "--mmproj", "tls_cert": "--tls-cert",
                     "tls_key": "--tls-key", "database": "the database path", "dir": "the export folder",
                     "detector": "--detector", "asr": "--asr", "host": "--host", "box": "--box", "since": "--since",
-                    "until": "--until", "file": "the backup file", "backup_to": "--backup-to", "backup_every": "--backup-every"}
+                    "until": "--until", "file": "the backup file", "pulled": "the model name",
+                    "backup_to": "--backup-to", "backup_every": "--backup-every"}
 
 
 def command_of(args: list[str]) -> str | None:

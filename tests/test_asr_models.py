@@ -150,3 +150,10 @@ def test_a_pull_into_a_model_cache_on_a_drive_not_mounted_is_refused(run, settin
         assert rc == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"edge-rap: the model cache {cache}: no drive is mounted there"), err
     assert list((media / "stick").iterdir()) == []
+
+
+def test_models_pull_of_an_empty_name_is_said_to_be_empty(run):
+    # `models pull "$UNSET"` was "no model named '' in the registries (...)", not the unset variable other commands
+    # name for an empty argument
+    rc, out, err = run("models", "pull", "")
+    assert rc == 2 and out == "" and err == "edge-rap: the model name '' is empty (an unset variable?)\n"

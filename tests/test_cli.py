@@ -586,7 +586,7 @@ def test_models_pull_takes_its_name_after_an_option(argv):
     """`models pull --json NAME` was refused ("unrecognized arguments: NAME"): argparse gave `pull` both optional
     positionals. An option before the subcommand is kept too."""
     args = cli.build_parser().parse_args(argv)
-    assert (args.models_command, args.name, args.json) == ("pull", "whisper-base.en", True)
+    assert (args.models_command, args.pulled, args.json) == ("pull", "whisper-base.en", True)
     assert args.verbose == ("-v" in argv) and args.memory == ("m" if "--memory" in argv else None)
 
 
@@ -1122,3 +1122,56 @@ def test_every_tools_parser_takes_options_by_their_whole_names_only():
         k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
         for k in call.keywords)]
     assert len(parsers) > 20 and abbreviating == []
+
+
+def test_recognize_shows_an_image_whose_name_holds_a_newline_or_escape_on_its_one_line(run, photos):
+    # the error line of such a name was quoted, the answer's printed raw: "new\nline.jpg" split a line a script
+    # reads one image from, and a name's "\x1b[2J" reached the terminal
+    run("remember", "bo", scene_file(photos, 1))
+    odd = [photos / "new\nline.png", photos / "esc\x1b[2J.png"]
+    for path in odd:
+        path.write_bytes((photos / "scene1.png").read_bytes())
+    rc, out, _ = run("recognize", *odd, "--draw", photos / "drawn")
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 2 and "\x1b" not in out
+    assert lines[0].startswith(repr(str(odd[0])) + ": <bo>") and lines[1].startswith(repr(str(odd[1])) + ": <bo>")
+
+
+def test_an_image_given_as_dash_is_said_to_be_no_stdin(run, photos, monkeypatch):
+    # `recognize -` (a Unix habit for stdin) said only "-: no such file"; a file named "-" is still read
+    run("remember", "bo", scene_file(photos, 1))
+    monkeypatch.chdir(photos)
+    rc, out, err = run("recognize", "-")
+    assert rc == 2 and out == "" and err == ("edge-rap: -: no such file (photos are read from files, not from stdin: "
+                                             "give the photo's file)\n")
+    (photos / "-").write_bytes((photos / "scene1.png").read_bytes())
+    rc, out, _ = run("recognize", "-")
+    assert rc == 0 and out.startswith("-: <bo>")
+
+
+def test_recognize_writes_each_images_line_before_the_next_image_is_read(run, photos, settings, monkeypatch):
+    # --json flushed each line, the text did not: into a pipe or a log, 500 photos' lines came at the end, after
+    # every error line on stderr
+    import io
+
+    from edge_rap.household import Household
+
+    run("remember", "bo", scene_file(photos, 1))
+    second = save(photos / "second.png", scene(2))
+    pipe = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", line_buffering=False)
+    out_before_each = []
+    recognize = Household.recognize
+
+    def noting(self, image):
+        out_before_each.append(pipe.buffer.getvalue().decode())
+        return recognize(self, image)
+
+    monkeypatch.setattr(Household, "recognize", noting)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    for json_flag in ([], ["--json"]):
+        out_before_each.clear()
+        pipe.buffer.seek(0)
+        pipe.buffer.truncate()
+        assert cli.main(["recognize", *json_flag, str(photos / "scene1.png"), str(second),
+                         "--memory", str(settings.memory)]) == 0
+        assert out_before_each[0] == "" and out_before_each[1].count("\n") == 1 and "scene1.png" in out_before_each[1]

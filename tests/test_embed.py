@@ -423,12 +423,17 @@ def test_provider_choice_prefers_accelerators_and_always_has_the_cpu():
 
 
 
-def test_a_profile_asking_for_a_missing_provider_falls_back_with_a_warning(caplog):
+def test_a_profile_asking_for_a_missing_provider_falls_back_with_one_warning(caplog, monkeypatch):
+    # once a process: each model a command loads (the embedder, the three face detectors, facenet) said it again
+    from edge_rap.models import sessions
+
+    monkeypatch.setattr(sessions, "_MISSING_SAID", set())
     assert choose_providers(["CPUExecutionProvider"], "tensorrt") == ["CPUExecutionProvider"]
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ("tensorrt", "cuda", "cpu")) == [
         "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(["CPUExecutionProvider"], ("tensorrt", "cuda")) == ["CPUExecutionProvider"]
     assert [r.getMessage().split(" is not")[0] for r in caplog.records] == [
-        "execution provider 'tensorrt'", "execution provider 'tensorrt'"]
+        "execution provider 'tensorrt'", "execution provider 'cuda'"]
 
 
 def _tiny_conv_model(path, seed: int = 0) -> None:

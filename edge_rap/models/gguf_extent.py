@@ -17,6 +17,7 @@ from pathlib import Path
 _FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY = 8, 9
 _ALIGNMENT_KEY = b"general.alignment"
+_ARCHITECTURE_KEY = b"general.architecture"
 _DEFAULT_ALIGNMENT = 32
 
 
@@ -32,12 +33,7 @@ def gguf_extent(path: Path) -> int:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        reader = _Reader(data)
-        reader.take(4)  # magic, checked by the caller
-        version = reader.unpack("<I")
-        if version < 2:
-            raise ValueError(f"GGUF version {version} is too old")
-        n_tensors, n_kv = reader.unpack("<Q"), reader.unpack("<Q")
+        reader, n_tensors, n_kv = _header(data)
         alignment = _DEFAULT_ALIGNMENT
         for _ in range(n_kv):
             key = reader.string()
@@ -58,6 +54,29 @@ def gguf_extent(path: Path) -> int:
             end = max(end, offset + elements // block * type_size)
         data_start = -(-reader.at // alignment) * alignment
         return data_start + end
+
+
+def gguf_architecture(path: Path) -> str | None:
+    """The file's `general.architecture` ("clip" for a vision projector, "gemma3" for a language model), or None
+    where it names none: which of the two files was given for the other. Raises as gguf_extent does."""
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        reader, _, n_kv = _header(data)
+        for _ in range(n_kv):
+            key, kind = reader.string(), reader.unpack("<I")
+            if key == _ARCHITECTURE_KEY and kind == _STRING:
+                return reader.string().decode("utf-8", "replace")
+            reader.skip_value(kind)
+    return None
+
+
+def _header(data: mmap.mmap) -> tuple["_Reader", int, int]:
+    """A reader at the first metadata key, the tensor count and the key count."""
+    reader = _Reader(data)
+    reader.take(4)  # magic, checked by the caller
+    version = reader.unpack("<I")
+    if version < 2:
+        raise ValueError(f"GGUF version {version} is too old")
+    return reader, reader.unpack("<Q"), reader.unpack("<Q")
 
 
 class _Reader:

@@ -77,9 +77,14 @@ class Session:
 SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": TENSORRT}
 
 
+#: The wanted providers this onnxruntime lacks that were said: once a process, not at each of the models a command
+#: loads (`ask --image` on x86-cuda's profile without CUDA said each of two five times, for the embedder and faces).
+_MISSING_SAID: set[str] = set()
+
+
 def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto") -> list[str]:
     """Providers to try in order: "auto" = the best available first; else the wanted ones this onnxruntime
-    has, in their order, each missing one logged as a warning (never an error: the CPU is always last)."""
+    has, in their order, each missing one logged as a warning once (never an error: the CPU is always last)."""
     if wanted == "auto":
         return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
     chosen = []
@@ -87,7 +92,8 @@ def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto
         name = SHORT_NAMES.get(short, short)
         if name in available:
             chosen.append(name)
-        else:
+        elif short not in _MISSING_SAID:
+            _MISSING_SAID.add(short)
             log.warning("execution provider %r is not in this onnxruntime build (have: %s): falling back", short,
                         ", ".join(available))
     return [p for p in chosen if p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from edge_rap.folders import missing_folders, remove_empty
 from edge_rap.models.cache import make_cache_root, sha256_file
 from edge_rap.models.file_formats import format_problem
 from edge_rap.shipped import shipped_dir
+from edge_rap.userfiles import special_kind
 
 log = logging.getLogger("edge_rap.generate")
 
@@ -269,14 +271,13 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
         return None
     path = Path(model).expanduser()
     if model.endswith(".gguf") or path.is_file():
-        if not path.is_file():
-            raise EdgeRapError(f"VLM file {path} " + ("is a folder, not a .gguf file" if path.is_dir() else "not found"))
+        _require_file("VLM file", path)
         if "mmproj" in path.name.lower():  # the two files side by side, the other one picked
             raise EdgeRapError(f"{path.name} is a vision projector (mmproj), not a language model: give the model "
                                "as --vlm (its mmproj beside it is found, or give it as --mmproj)")
         proj = Path(mmproj).expanduser() if mmproj else _mmproj_beside(path)
-        if proj is not None and not proj.is_file():
-            raise EdgeRapError(f"mmproj file {proj} not found")
+        if proj is not None:
+            _require_file("mmproj file", proj)
         return VlmFiles(path.stem, path, proj)
     have = pulled(models, model)
     if have is None:
@@ -287,8 +288,20 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
         raise EdgeRapError(f"VLM {model!r} is not in the model cache {vlm_root(models)}: "
                            f"run `edge-rap models pull {model}`, or pass --vlm PATH --mmproj PATH")
     if mmproj:
+        _require_file("mmproj file", Path(mmproj).expanduser())
         have = VlmFiles(have.name, have.model, Path(mmproj).expanduser(), have.licence, have.context_length)
     return have
+
+
+def _require_file(what: str, path: Path) -> None:
+    """Refuse a path that is no regular file, saying what it is: a folder or a pipe given was "not found"."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise EdgeRapError(f"{what} {path} not found") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else special_kind(mode)
+        raise EdgeRapError(f"{what} {path} is {kind}, not a .gguf file")
 
 
 def _mmproj_beside(model: Path) -> Path | None:

@@ -70,8 +70,9 @@ def _image_bytes(path: str | Path) -> bytes:
     shown = _describe(str(path))
     try:
         status = p.stat()
-    except FileNotFoundError:
-        raise EdgeRapError(f"{shown}: no such file") from None
+    except FileNotFoundError:  # `-` is no stdin here: a photo is read whole, and a pipe is refused as below
+        stdin = " (photos are read from files, not from stdin: give the photo's file)" if str(path) == "-" else ""
+        raise EdgeRapError(f"{shown}: no such file{stdin}") from None
     except OSError as e:
         raise EdgeRapError(f"{shown}: cannot read ({e.strerror})") from None
     size = status.st_size

@@ -1097,6 +1097,20 @@ def test_a_folder_of_other_files_is_never_restored_into(archive, tmp_path, capsy
     assert "not an edge-rap memory" in err and tree(documents) == {"taxes.pdf": hashlib.sha256(b"%PDF").hexdigest()}
 
 
+def test_a_memory_folder_name_too_long_for_restores_folders_beside_it_is_said_before_anything_is_read(
+        archive, tmp_path, capsys, monkeypatch):
+    # restore names folders after the memory's, longer: one of 228 bytes was restored with --replace, the archive read
+    # whole, and then "File name too long" of the memory moved aside; one of 240 said that alone of its temporary folder
+    restored = tmp_path / ("m" * 228)
+    assert edge_rap(capsys, "restore", archive, "--memory", restored)[0] == 0  # (into a new folder: room enough)
+    before, entries = tree(restored), sorted(os.listdir(tmp_path))
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("the archive was read"))
+    for memory, extra in ((restored, 34), (tmp_path / ("n" * 240), len(f"..restoring-{os.getpid()}-12345678"))):
+        err = one_line_error(*edge_rap(capsys, "restore", archive, "--replace", "--memory", memory)[::2])
+        assert f"restore names folders beside it {extra} bytes longer" in err and f"most {255 - extra} bytes" in err
+        assert tree(restored) == before and sorted(os.listdir(tmp_path)) == entries
+
+
 def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(archive, tmp_path):
     # its folder cannot be renamed into place (nor aside): a restore would have failed at the very end
     sd = tmp_path / "sd"

@@ -86,6 +86,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     refuse_unmounted(root)  # (a new memory folder, made in a drive's empty mount point)
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
+    _refuse_long_name(root)
     _refuse_target(root, replace)
     _refuse_unwritable(root)
     finish_killed_restore(root)
@@ -162,6 +163,28 @@ def _refuse_target(root: Path, replace: bool) -> None:
         raise EdgeRapError(f"{root}: holds a memory; nothing was changed (--replace moves it aside, to "
                            f"{root.name}{ASIDE}<time> beside it, and restores in its place)")
     _refuse_held(root)
+
+
+def _refuse_long_name(root: Path) -> None:
+    """A memory folder whose name leaves no room for the names restore gives beside it (the folder it reads the
+    archive into, the memory moved aside where there is a folder to move): said before anything is read; the
+    archive was read whole before "File name too long" came of the memory moved aside."""
+    name = len(os.fsencode(root.name))
+    extra = len(f"{ASIDE}20261205T081500Z-2") if root.exists() else \
+        len(f".{RESTORING}{os.getpid()}-12345678")  # (mkdtemp's 8 random letters)
+    limit = _name_max(root.parent)
+    if name + extra > limit:
+        raise EdgeRapError(f"{root}: its name is {name} bytes, and restore names folders beside it {extra} bytes "
+                           f"longer, over the {limit} this file system takes: restore into a folder of a name of at "
+                           f"most {limit - extra} bytes (or rename this one); nothing was changed")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest name the file system of `folder` (or of the nearest folder above it there is) takes, in bytes."""
+    for there in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            return os.pathconf(there, "PC_NAME_MAX")
+    return 255
 
 
 def _refuse_held(root: Path) -> None:

@@ -65,6 +65,11 @@ def closing_answer(status: int, message: str) -> bytes:
     return head.encode() + body
 
 
+def h11_header(message: h11.Response, name: bytes) -> bool:
+    """Whether `message` holds a header `name` (lower case)."""
+    return any(key == name for key, _ in message.headers)
+
+
 class _OwnWords(logging.LoggerAdapter):
     """uvicorn's logger without its "Invalid HTTP request received.", said of any request h11 refuses, answered
     in JSON with what is wrong: the server's own line says that, and to whom, once."""
@@ -129,6 +134,19 @@ class PatientProtocol(H11Protocol):
 
         self.conn.next_event = next_event
         self.logger = _OwnWords(self.logger)  # (uvicorn's line for a request h11 refuses: send_400_response says ours)
+        framed = self.conn._clean_up_response_headers_for_sending
+
+        def head_unframed(response: h11.Response) -> h11.Response:
+            """A HEAD's answer without a length (GET /api/backup's is known once the backup is made, which a HEAD
+            does not make: RFC 9110 9.3.2 lets it be left out) claims no chunks either: h11 framed it as a GET
+            without a length, "Transfer-Encoding: chunked", where the GET sends a Content-Length."""
+            sent = framed(response)
+            if self.conn._request_method != b"HEAD" or h11_header(response, b"content-length"):
+                return sent
+            return h11.Response(status_code=sent.status_code, reason=sent.reason, http_version=sent.http_version,
+                                headers=[(k, v) for k, v in sent.headers if k != b"transfer-encoding"])
+
+        self.conn._clean_up_response_headers_for_sending = head_unframed
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)

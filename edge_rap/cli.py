@@ -298,7 +298,7 @@ def cmd_events(args) -> int:
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        older, events = home.events.newest(since, name, args.limit, until)  # (read as printed: a million held 805 MB)
+        older, events = home.events.newest(since, name, args.limit, until)  # (read as printed: a million held 1.4 GB)
         if gone:
             print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget "
                   f"<{_shown(name)}> again to remove them)", file=sys.stderr)

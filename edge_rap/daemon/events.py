@@ -595,8 +595,8 @@ class EventLog:
 
     def newest(self, since: float | None = None, name: str | None = None, limit: int = 10_000,
                until: float | None = None) -> tuple[bool, Iterator[Event]]:
-        """`query`'s events read one at a time as they are used, not held (`events --limit 1000000 --json` held
-        805 MB), and whether older ones were left out. The events logged after this call are not among them; one
+        """`query`'s events read one at a time as they are used, not held (`events --limit 1000000 --json` peaked
+        at 1.4 GB), and whether older ones were left out. The events logged after this call are not among them; one
         a damaged page made unreadable is said where it is met (EventLogError)."""
         where, args = _where(since, until, name)
         bounds = self._rows(f"SELECT (SELECT id FROM events{where} ORDER BY id DESC LIMIT 1 OFFSET ?), "

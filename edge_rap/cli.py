@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Iterable, NoReturn
 
 from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
@@ -298,24 +298,34 @@ def cmd_events(args) -> int:
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        events = home.events.query(since, name, args.limit + 1, until)  # one more: whether older ones were left out
-    if gone:
-        print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget <{_shown(name)}> "
-              "again to remove them)", file=sys.stderr)
-    if len(events) > args.limit:
-        events = events[1:]
-        print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with --since, "
-              "--until or --name, or raise --limit)", file=sys.stderr)
-    if args.json:
-        print(json.dumps([e.to_json() for e in events]))
-        return 0
-    for e in events:  # (a name of an older memory may hold a line separator: escaped, as `concepts` shows it)
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
-        said = f": {_shown(e.said)}" if e.kind == "arrived" and e.said else ""
-        print(f"{when} [{_shown(e.camera)}] <{_shown(e.name)}> {e.kind}{said}")
-    if not events:
+        older, events = home.events.newest(since, name, args.limit, until)  # (read as printed: a million held 1.4 GB)
+        if gone:
+            print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget "
+                  f"<{_shown(name)}> again to remove them)", file=sys.stderr)
+        if older:
+            print(f"edge-rap: the newest {counted(args.limit, 'event')} shown, older ones left out (narrow with "
+                  "--since, --until or --name, or raise --limit)", file=sys.stderr)
+        if args.json:
+            _print_json_list(e.to_json() for e in events)
+            return 0
+        shown = False
+        for e in events:  # (a name of an older memory may hold a line separator: escaped, as `concepts` shows it)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.wall))
+            said = f": {_shown(e.said)}" if e.kind == "arrived" and e.said else ""
+            print(f"{when} [{_shown(e.camera)}] <{_shown(e.name)}> {e.kind}{said}")
+            shown = True
+    if not shown:
         print("no events")
     return 0
+
+
+def _print_json_list(items: Iterable[dict]) -> None:
+    """`print(json.dumps(list(items)))`, the same bytes, without the list or its text held whole."""
+    separator = "["
+    for item in items:
+        sys.stdout.write(separator + json.dumps(item))
+        separator = ", "
+    print("[]" if separator == "[" else "]")
 
 
 def cmd_concepts(args) -> int:

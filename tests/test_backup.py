@@ -1097,6 +1097,20 @@ def test_a_folder_of_other_files_is_never_restored_into(archive, tmp_path, capsy
     assert "not an edge-rap memory" in err and tree(documents) == {"taxes.pdf": hashlib.sha256(b"%PDF").hexdigest()}
 
 
+def test_a_memory_folder_name_too_long_for_restores_folders_beside_it_is_said_before_anything_is_read(
+        archive, tmp_path, capsys, monkeypatch):
+    # restore names folders after the memory's, longer: one of 228 bytes was restored with --replace, the archive read
+    # whole, and then "File name too long" of the memory moved aside; one of 240 said that alone of its temporary folder
+    restored = tmp_path / ("m" * 228)
+    assert edge_rap(capsys, "restore", archive, "--memory", restored)[0] == 0  # (into a new folder: room enough)
+    before, entries = tree(restored), sorted(os.listdir(tmp_path))
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("the archive was read"))
+    for memory, extra in ((restored, 34), (tmp_path / ("n" * 240), len(f"..restoring-{os.getpid()}-12345678"))):
+        err = one_line_error(*edge_rap(capsys, "restore", archive, "--replace", "--memory", memory)[::2])
+        assert f"restore names folders beside it {extra} bytes longer" in err and f"most {255 - extra} bytes" in err
+        assert tree(restored) == before and sorted(os.listdir(tmp_path)) == entries
+
+
 def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(archive, tmp_path):
     # its folder cannot be renamed into place (nor aside): a restore would have failed at the very end
     sd = tmp_path / "sd"
@@ -1155,6 +1169,36 @@ def test_an_archive_of_many_small_files_is_restored_where_its_files_fit_though_i
     ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}/memory; echo rc=$?; "
                                  f"ls {sd}/memory/images/ab | wc -l", size=f"{room // 1024}k")
     assert ran.stdout.split()[-2:] == ["rc=0", "1000"], ran.stdout + ran.stderr
+
+
+def test_an_archive_of_many_tiny_photos_that_fits_by_its_own_size_but_not_on_the_disk_is_said_before_it_is_read(
+        archive, current):
+    # weighed only where the archive's own size left 64 KiB to spare: 300 photos of 100 bytes, a block each on the
+    # disk and 1 KiB each in the archive, were read until the disk filled
+    files = members(archive)
+    photos = {f"images/ab/ab{i:062x}.jpg": i.to_bytes(4, "big") * 25 for i in range(300)}
+    archive = write_archive(archive, with_manifest({**photos, **files}, json.loads(files[MANIFEST])))
+    room = archive.stat().st_size + 128 * 1024
+    assert room < blocks({**photos, **files})
+    sd = current.parent / "sd"
+    ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}/memory; echo rc=$?; "
+                                 f"ls -A {sd}", size=f"{room // 1024}k")
+    assert ran.stdout.split() == ["rc=2"], ran.stdout + ran.stderr
+    assert f"{sd}: the restored memory is " in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
+
+
+def test_an_archive_is_weighed_by_its_manifest_at_its_end_not_its_headers(archive, monkeypatch):
+    # the headers, read one by one, took most of a large archive off an SD card; the manifest lists every file
+    from edge_rap.memory import restore as restore_module
+
+    files = members(archive)
+    photos = {f"images/ab/ab{i:062x}.jpg": bytes(5000) for i in range(40)}
+    archive = write_archive(archive, with_manifest({**photos, **files}, json.loads(files[MANIFEST])))
+    with monkeypatch.context() as patched:
+        patched.setattr(restore_module, "_listed", lambda archive: None)
+        by_headers = restore_module._needed(archive, 4096)
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("the headers were read"))
+    assert restore_module._needed(archive, 4096) == by_headers and by_headers[1] > 40 * 8192
 
 
 def test_an_archive_with_room_to_spare_is_read_once(archive, current, monkeypatch, capsys):

@@ -1906,6 +1906,47 @@ def test_events_say_when_older_ones_were_left_out(tmp_path, monkeypatch, capsys)
     assert [set(e) for e in json.loads(capsys.readouterr().out)] == [keys, keys]  # "left" too: the same keys
 
 
+def test_events_json_is_written_as_read_not_held_whole(tmp_path, monkeypatch):
+    # `events --limit 1000000 --json` held every event, and then the whole text, in memory: 805 MB on a big log
+    import tracemalloc
+
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    log, now = EventLog(tmp_path / "memory"), time.time()
+    db = log._db()
+    db.execute("BEGIN")
+    for k in range(20_000):
+        log.add(Event("arrived", f"c{k % 7}", "cam0", float(k), now - 20_000 + k, said=f"I can see <c{k % 7}>."))
+    db.execute("COMMIT")
+    log.close()
+    with open(tmp_path / "out.json", "w") as out:
+        monkeypatch.setattr("sys.stdout", out)
+        tracemalloc.start()
+        try:
+            assert cli.main(["events", "--json", "--limit", "1000000", "--memory", str(tmp_path / "memory")]) == 0
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    events = json.loads((tmp_path / "out.json").read_text())
+    assert len(events) == 20_000 and events[-1]["time_s"] == 19_999.0
+    assert peak < 2_000_000, peak  # (held whole: 23 MB)
+
+
+def test_events_json_is_the_list_json_dumps_writes(tmp_path, monkeypatch, capsys):
+    # written as it is read, byte for byte what `print(json.dumps(events))` printed: none, one, and several
+    from edge_rap import cli
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    log = EventLog(tmp_path / "memory")
+    for count in (0, 1, 3):
+        while len(log.query()) < count:
+            log.add(Event("arrived", "bo", "cam0", 1.0, time.time(), said="I can see <bo>."))
+        capsys.readouterr()
+        assert cli.main(["events", "--json", "--memory", str(tmp_path / "memory")]) == 0
+        assert capsys.readouterr().out == json.dumps([e.to_json() for e in log.query()]) + "\n"
+
+
 def test_events_show_an_old_name_holding_a_line_separator_on_its_line(tmp_path, monkeypatch, capsys):
     # a name of a memory from before U+2028 was refused broke `events`' line in two, as `concepts` no longer does
     from edge_rap import cli

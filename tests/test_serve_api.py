@@ -282,6 +282,25 @@ def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
         assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
 
 
+def test_a_head_of_a_photos_size_makes_no_thumbnail(tmp_path, monkeypatch):
+    # a HEAD of `?size=N` decoded the photo and made the JPEG, for an answer without a body
+    from edge_rap.serve import thumbnails
+
+    made = []
+    real = thumbnails.thumbnail_jpeg
+    monkeypatch.setattr(thumbnails, "thumbnail_jpeg", lambda *a: made.append(a) or real(*a))
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        url = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))).json()[
+            "photos"][0]["url"]
+        r = c.head(url, params={"size": 200})
+        assert (r.status_code, r.headers["content-type"], r.content, made) == (200, "image/jpeg", b"", [])
+        assert "content-length" not in r.headers and "transfer-encoding" not in r.headers  # (not made: unknown)
+        assert c.head(url, params={"size": 15}).status_code == 422  # checked as the GET is
+        assert c.head(url.replace("/photos/", "/photos/9"), params={"size": 200}).status_code == 404
+        length = len(c.get(url, params={"size": 200}).content)
+        assert len(made) == 1 and c.head(url, params={"size": 200}).headers["content-length"] == str(length)
+
+
 def test_a_photo_or_the_page_is_sent_whole_whatever_range_is_asked(tmp_path):
     # Starlette answered a Range with 206, or a text/plain 416 (past the end) or 400 (unreadable) that the schema
     # listed for no route and that was not the {"error": ...} of every other error

@@ -5,6 +5,7 @@ the LAN that opens sockets and sends nothing)."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from contextlib import ExitStack
@@ -297,14 +298,22 @@ def test_bytes_that_are_not_http_are_answered_400_in_json(tmp_path):
      "not an HTTP request this server can read (Only Transfer-Encoding: chunked is supported)"),
     (b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef", 400,
      "not an HTTP request this server can read (conflicting Content-Length headers)")])
-def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status, error):
+def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status, error, caplog):
     """Each was 400 "Invalid HTTP request received", uvicorn's words for anything h11 refuses: a head over 16 KiB (a
-    cookie or URL that long), a Transfer-Encoding other than chunked, two lengths."""
-    with live_server(fake_settings(tmp_path)) as live, _silent(live.url, sent) as s:
-        head, _, body = _last_words(s).partition(b"\r\n\r\n")
+    cookie or URL that long), a Transfer-Encoding other than chunked, two lengths. The log said those words too, of
+    each: it says what the client was told, once."""
+    uvicorn = logging.getLogger("uvicorn.error")  # (configured by uvicorn not to reach the root's handlers)
+    uvicorn.addHandler(caplog.handler)
+    try:
+        with live_server(fake_settings(tmp_path)) as live, _silent(live.url, sent) as s:
+            head, _, body = _last_words(s).partition(b"\r\n\r\n")
+    finally:
+        uvicorn.removeHandler(caplog.handler)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 %d %s" % (status, b"Request Header Fields Too Large" if status == 431
                                                            else b"Bad Request"), head
     assert json.loads(body) == {"error": error}
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [f"answered {status} to 127.0.0.1: {error}"], said
 
 
 def test_a_head_over_its_limit_is_431_however_it_came(tmp_path):

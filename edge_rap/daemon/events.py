@@ -589,22 +589,33 @@ class EventLog:
               until: float | None = None) -> list[Event]:
         """The newest `limit` events, oldest first, since a wall-clock time, before another and for one concept name
         when given. A limit past SQLite's integers (`--limit 10**30`) is all of them."""
-        sql, args = _SELECT, []
-        limit = min(limit, 2**63 - 1)
-        where = []
-        if since is not None:
-            where.append("wall >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("wall < ?")
-            args.append(until)
-        if name is not None:
-            where.append("name = ?")
-            args.append(name)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        return [_event(row) for row in reversed(self._rows(sql, (*args, limit), valid_event))]
+        where, args = _where(since, until, name)
+        sql = f"{_SELECT}{where} ORDER BY id DESC LIMIT ?"
+        return [_event(row) for row in reversed(self._rows(sql, (*args, min(limit, 2**63 - 1)), valid_event))]
+
+    def newest(self, since: float | None = None, name: str | None = None, limit: int = 10_000,
+               until: float | None = None) -> tuple[bool, Iterator[Event]]:
+        """`query`'s events read one at a time as they are used, not held (`events --limit 1000000 --json` peaked
+        at 1.4 GB), and whether older ones were left out. The events logged after this call are not among them; one
+        a damaged page made unreadable is said where it is met (EventLogError)."""
+        where, args = _where(since, until, name)
+        bounds = self._rows(f"SELECT (SELECT id FROM events{where} ORDER BY id DESC LIMIT 1 OFFSET ?), "
+                            f"(SELECT max(id) FROM events{where})", (*args, min(limit, 2**63 - 1), *args))
+        older, newest = bounds[0] if bounds else (None, None)
+        if newest is None:
+            return older is not None, iter(())
+        sql = f"{_SELECT}{where}{' AND' if where else ' WHERE'} id > ? AND id <= ? ORDER BY id"
+        return older is not None, self._each(sql, (*args, -(2**63) if older is None else older, newest))
+
+    def _each(self, sql: str, args: tuple) -> Iterator[Event]:
+        """The events of `sql` one at a time, each a valid one (`_rows`)."""
+        try:
+            for row in self._db().execute(sql, args):
+                if not valid_event(row):
+                    raise sqlite3.DatabaseError("database disk image is malformed: rows no event log writes")
+                yield _event(row)
+        except sqlite3.Error as e:
+            raise _unreadable(self.path, e) from None
 
     def names(self) -> list[str]:
         """The names the log holds events of, the latest seen first: a forgotten concept's events a failed log kept
@@ -639,7 +650,7 @@ class EventLog:
         except sqlite3.Error as e:
             if str(e) in ("no such table: events", "no such table: watches", "no such column: e.watch"):
                 return []
-            raise EventLogError(self.path, f"cannot read the event log ({e}){_damaged(e)}") from None
+            raise _unreadable(self.path, e) from None
 
     def last_seen(self, name: str) -> Event | None:
         """Where `name` is, or was last seen (for "where is X?"): its latest arrival on a camera it has not left,
@@ -888,6 +899,20 @@ _NEWEST_ON_EACH_CAMERA = (
     "WHERE cameras.camera IS NOT NULL) "
     + _SELECT + " WHERE id IN (SELECT (SELECT MAX(id) FROM events WHERE name = ?1 AND camera = cameras.camera) "
     "FROM cameras WHERE cameras.camera IS NOT NULL) ORDER BY id DESC")
+
+
+def _where(since: float | None, until: float | None, name: str | None) -> tuple[str, list]:
+    """The WHERE clause of `query`'s filters (empty for none), and its arguments."""
+    where, args = [], []
+    for clause, value in (("wall >= ?", since), ("wall < ?", until), ("name = ?", name)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def _unreadable(path: Path, e: sqlite3.Error) -> EventLogError:
+    return EventLogError(path, f"cannot read the event log ({e}){_damaged(e)}")
 
 
 def _event(row: tuple) -> Event:

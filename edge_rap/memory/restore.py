@@ -86,6 +86,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
     refuse_unmounted(root)  # (a new memory folder, made in a drive's empty mount point)
     began = time.time()
     root = Path(os.path.realpath(root))  # a link to the memory's folder elsewhere stays one: its target is restored
+    _refuse_long_name(root)
     _refuse_target(root, replace)
     _refuse_unwritable(root)
     finish_killed_restore(root)
@@ -162,6 +163,28 @@ def _refuse_target(root: Path, replace: bool) -> None:
         raise EdgeRapError(f"{root}: holds a memory; nothing was changed (--replace moves it aside, to "
                            f"{root.name}{ASIDE}<time> beside it, and restores in its place)")
     _refuse_held(root)
+
+
+def _refuse_long_name(root: Path) -> None:
+    """A memory folder whose name leaves no room for the names restore gives beside it (the folder it reads the
+    archive into, the memory moved aside where there is a folder to move): said before anything is read; the
+    archive was read whole before "File name too long" came of the memory moved aside."""
+    name = len(os.fsencode(root.name))
+    extra = len(f"{ASIDE}20261205T081500Z-2") if root.exists() else \
+        len(f".{RESTORING}{os.getpid()}-12345678")  # (mkdtemp's 8 random letters)
+    limit = _name_max(root.parent)
+    if name + extra > limit:
+        raise EdgeRapError(f"{root}: its name is {name} bytes, and restore names folders beside it {extra} bytes "
+                           f"longer, over the {limit} this file system takes: restore into a folder of a name of at "
+                           f"most {limit - extra} bytes (or rename this one); nothing was changed")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest name the file system of `folder` (or of the nearest folder above it there is) takes, in bytes."""
+    for there in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            return os.pathconf(there, "PC_NAME_MAX")
+    return 255
 
 
 def _refuse_held(root: Path) -> None:
@@ -358,31 +381,71 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
 
 
 def _refuse_archive_more_than_free(archive: Path, staging: Path) -> None:
-    """What cannot fit said before the archive is read (a large one took minutes to fill the disk). Where the
-    archive's own size leaves room to spare, its files are not weighed: their headers, read one by one, took most of
-    a large archive off an SD card."""
+    """What cannot fit said before the archive is read (a large one took minutes to fill the disk). Its files are
+    weighed unless even the most a plain tar of its size can hold fits (a member per 512 bytes, each in whole blocks
+    with a folder of its own): weighed only where its own size left 64 KiB to spare, 300 tiny photos, 4 KiB each on
+    the disk and 1 KiB in the archive, were read before the disk filled. The manifest, at its end, tells it all in
+    one read; the headers, read one by one, took most of a large archive off an SD card."""
     free = _writing_statvfs(staging)
-    if archive.stat().st_size + SQLITE_ROOM > free.f_bavail * free.f_frsize:
-        _refuse_more_than_free(*_needed(archive, free.f_frsize or 4096), staging)
+    block, size = free.f_frsize or 4096, archive.stat().st_size
+    if -(-size // 512) * 2 * block + SQLITE_ROOM > free.f_bavail * free.f_frsize:
+        _refuse_more_than_free(*_needed(archive, block), staging)
 
 
 def _needed(archive: Path, block: int) -> tuple[str, int]:
     """What restoring `archive` takes on the disk, and what it is said as: a plain tar's files, each in whole blocks
     of the file system, their folders, and the room SQLite needs beside a database it opens (the archive's own size,
     counted alone, held a header and padding per member that are never written, 740 bytes a photo; the -shm, which
-    it left out, was said as a damaged archive); a compressed archive's own size, which cannot tell more unread."""
+    it left out, was said as a damaged archive), as its manifest lists them or, where it cannot be found at the end,
+    its headers say; a compressed archive's own size, which cannot tell more unread."""
+    files = _listed(archive)
+    if files is None:
+        try:
+            with tarfile.open(archive, "r:", tarinfo=_Header) as tar:  # (headers only: the data between them skipped)
+                files = [(info.name, info.size) for info in _read(tar) if info.isreg() and info.name != MANIFEST]
+        except (tarfile.TarError, EOFError, OSError):  # compressed, cut short or damaged: its reading says which
+            return "the archive", archive.stat().st_size
     size, folders, databases = 0, set(), False
-    try:
-        with tarfile.open(archive, "r:", tarinfo=_Header) as tar:  # (headers only: the data between them is skipped)
-            for info in _read(tar):
-                if info.isreg() and info.name != MANIFEST:
-                    size += -(-info.size // block) * block
-                    databases = databases or info.name in (DATABASE, EVENTS_DB)
-                    if is_member_name(info.name):  # (a forged archive's million folders are not kept in memory)
-                        folders.update(PurePosixPath(info.name).parents[:-1])  # (not ".", `staging`: made)
-    except (tarfile.TarError, EOFError, OSError):  # compressed, cut short or damaged: its reading says which
-        return "the archive", archive.stat().st_size
+    for name, length in files:
+        size += -(-length // block) * block
+        databases = databases or name in (DATABASE, EVENTS_DB)
+        if is_member_name(name):  # (a forged archive's million folders are not kept in memory)
+            folders.update(PurePosixPath(name).parents[:-1])  # (not ".", `staging`: made)
     return "the restored memory", size + len(folders) * block + (SQLITE_ROOM if databases else 0)  # (one at a time)
+
+
+#: How much of a plain archive's end is read for its manifest (a backup's of 10 000 photos is about 1.5 MiB).
+MANIFEST_TAIL = 4 * 1024 * 1024
+
+
+def _listed(archive: Path) -> list[tuple[str, int]] | None:
+    """The files and sizes the manifest lists, its header found in the archive's last `MANIFEST_TAIL` bytes (a plain
+    tar's members start at multiples of 512 bytes; the last is followed by zeros alone); None where it is not
+    there so (compressed, cut short, a manifest larger, or not one a backup writes): the headers are weighed then."""
+    try:
+        with open(archive, "rb") as f:
+            length = f.seek(0, os.SEEK_END)
+            if length % 512:
+                return None
+            f.seek(max(0, length - MANIFEST_TAIL))
+            tail = f.read()
+    except OSError:
+        return None
+    for at in range(len(tail) - 512, -1, -512):
+        if not tail.startswith(MANIFEST.encode() + b"\0", at):
+            continue
+        try:
+            info = tarfile.TarInfo.frombuf(tail[at:at + 512], "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            return None
+        data, rest = tail[at + 512:at + 512 + info.size], tail[at + 512 + info.size:]
+        if not info.isreg() or len(data) != info.size or rest.strip(b"\0"):
+            return None
+        try:
+            return [(name, member.size) for name, member in Manifest.parse(data, archive).files.items()]
+        except EdgeRapError:  # (said as the archive is read)
+            return None
+    return None
 
 
 def _refuse_more_than_free(what: str, size: int, staging: Path) -> None:

@@ -274,15 +274,19 @@ def max_pixels() -> int:
     return int(megapixels * 1_000_000)
 
 
-def past_bomb_limit(shown: str) -> EdgeRapError:
-    """A picture whose header claims more pixels than Pillow's limit against decompression bombs (its check comes
-    before ours): said as over ours where ours is the lower, as a picture between the two is."""
+def past_bomb_limit(shown: str, error: Exception) -> EdgeRapError:
+    """A picture whose header claims more pixels than Pillow's limit against decompression bombs (`error`, its
+    check, comes before ours): said with its size, from Pillow's words, and the limit in force, ours where it is the
+    lower (a 200-megapixel photo was "over 179 megapixels", Pillow's number, under a limit of 120)."""
     from PIL import Image as PILImage
 
     bomb, limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0), max_pixels()
+    claimed = re.match(r"Image size \((\d+) pixels\)", str(error))
+    size = f"{int(claimed[1]) / 1e6:.0f} megapixels" if claimed else f"over {bomb / 1e6:.0f} megapixels"
     if limit < bomb:
-        return EdgeRapError(f"{shown}: image is over {bomb / 1e6:.0f} megapixels; the limit is {limit / 1e6:g}")
-    return EdgeRapError(f"{shown}: image is over {bomb / 1e6:.0f} megapixels, Pillow's own limit against "
+        return EdgeRapError(f"{shown}: image is {size}; the limit is {limit / 1e6:g} (EDGE_RAP_MAX_MEGAPIXELS raises "
+                            f"it up to {bomb / 1e6:.0f}, Pillow's own limit against decompression bombs)")
+    return EdgeRapError(f"{shown}: image is {size}; the limit is {bomb / 1e6:.0f}, Pillow's own limit against "
                         "decompression bombs")
 
 
@@ -328,8 +332,8 @@ def decode_image(data: bytes, source: str = "<bytes>", max_side: int = MAX_SIDE)
             pixels = np.asarray(pil, dtype=np.uint8)
     except EdgeRapError:
         raise
-    except PILImage.DecompressionBombError:
-        raise past_bomb_limit(shown) from None
+    except PILImage.DecompressionBombError as e:
+        raise past_bomb_limit(shown, e) from None
     except (OSError, SyntaxError, ValueError) as e:  # (UnidentifiedImageError is an OSError)
         raise unreadable(data, shown, e) from None
     if pixels.size == 0:

@@ -100,8 +100,8 @@ def _upright_without_location(data: bytes, source: str) -> tuple[bytes, str] | N
     ready_pillow()
     try:
         pil = PILImage.open(io.BytesIO(data))
-    except PILImage.DecompressionBombError:  # a header damaged since, or a bomb: said, as a thumbnail's would be
-        raise past_bomb_limit(source) from None
+    except PILImage.DecompressionBombError as e:  # a header damaged since, or a bomb: said, as a thumbnail's would be
+        raise past_bomb_limit(source, e) from None
     except (OSError, SyntaxError, ValueError):  # damaged since it was stored: there is nothing to read a place from
         return None
     with pil:

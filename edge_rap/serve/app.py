@@ -55,12 +55,14 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     app.state.routes = [r for r in (*app.router.routes, *router.routes) if getattr(r, "methods", None)]
     app.add_middleware(BodyLimit, limit=limits.body_bytes, fields=limits.fields_bytes)
     app.add_middleware(AuthGuard, tokens=TokenKeeper(home.root), limit=attempts)
+    # every request that reaches the household counted; one of a bad target or Host is said so first, stopping or not
+    # (a 503 "try again" to a name the device does not answer to, or a target it never takes, would be tried again)
+    app.add_middleware(Drain, in_flight=app.state.in_flight)
     app.add_middleware(HostGuard, names=hosts)  # before the token: a rebinding page's guesses lock no one out
     app.add_middleware(SecurityHeaders)
     # outside the others: they judge the path and Host an absolute-form target gives
     app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in problems.taken(route)},
                        hosts=hosts)
-    app.add_middleware(Drain, in_flight=app.state.in_flight)  # added last: the outermost
     return app
 
 

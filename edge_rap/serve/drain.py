@@ -159,8 +159,8 @@ class InFlight:
 
 
 class Drain:
-    """The outermost ASGI layer: every HTTP request counted in and out of `in_flight`, or refused with 503 once
-    the server is stopping."""
+    """The ASGI layer inside the target's and Host's checks: every HTTP request they let through counted in and out
+    of `in_flight`, or refused with 503 once the server is stopping."""
 
     def __init__(self, app, in_flight: InFlight):
         self.app = app

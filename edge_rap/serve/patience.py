@@ -65,6 +65,24 @@ def closing_answer(status: int, message: str) -> bytes:
     return head.encode() + body
 
 
+def h11_header(message: h11.Response, name: bytes) -> bool:
+    """Whether `message` holds a header `name` (lower case)."""
+    return any(key == name for key, _ in message.headers)
+
+
+class _OwnWords(logging.LoggerAdapter):
+    """uvicorn's logger without its "Invalid HTTP request received.", said of any request h11 refuses, answered
+    in JSON with what is wrong: the server's own line says that, and to whom, once."""
+
+    @property
+    def level(self) -> int:  # (uvicorn reads it for its trace lines)
+        return self.logger.level
+
+    def warning(self, msg, *args, **kwargs) -> None:
+        if msg != "Invalid HTTP request received.":
+            super().warning(msg, *args, **kwargs)
+
+
 def _head_size(request: h11.Request) -> int:
     """The bytes of a request's head as sent (the spaces around its values aside). h11 limits a head only while it is
     incomplete: one over `Patience.head_bytes` that came whole in one read (a long URL or cookie at once, as on a fast
@@ -115,6 +133,20 @@ class PatientProtocol(H11Protocol):
                 raise
 
         self.conn.next_event = next_event
+        self.logger = _OwnWords(self.logger)  # (uvicorn's line for a request h11 refuses: send_400_response says ours)
+        framed = self.conn._clean_up_response_headers_for_sending
+
+        def head_unframed(response: h11.Response) -> h11.Response:
+            """A HEAD's answer without a length (GET /api/backup's is known once the backup is made, which a HEAD
+            does not make: RFC 9110 9.3.2 lets it be left out) claims no chunks either: h11 framed it as a GET
+            without a length, "Transfer-Encoding: chunked", where the GET sends a Content-Length."""
+            sent = framed(response)
+            if self.conn._request_method != b"HEAD" or h11_header(response, b"content-length"):
+                return sent
+            return h11.Response(status_code=sent.status_code, reason=sent.reason, http_version=sent.http_version,
+                                headers=[(k, v) for k, v in sent.headers if k != b"transfer-encoding"])
+
+        self.conn._clean_up_response_headers_for_sending = head_unframed
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -149,12 +181,13 @@ class PatientProtocol(H11Protocol):
         h11 found wrong; a head over `head_bytes` is 431, said so: it was "Invalid HTTP request received", as any."""
         fault = self._fault
         if fault is not None and fault.error_status_hint == 431:
-            answer = closing_answer(431, f"the request's head (its line and headers) is over "
-                                         f"{self.patience.head_bytes // 1024} KiB: a URL or a header that long?")
+            status, words = 431, (f"the request's head (its line and headers) is over "
+                                  f"{self.patience.head_bytes // 1024} KiB: a URL or a header that long?")
         else:
             why = _BYTES.sub("", " ".join(str(fault or "").split()))[:200] or msg.rstrip(".")
-            answer = closing_answer(400, f"not an HTTP request this server can read ({why})")
-        self.transport.write(answer)
+            status, words = 400, f"not an HTTP request this server can read ({why})"
+        log.warning("answered %d to %s: %s", status, self.client and self.client[0], words)
+        self.transport.write(closing_answer(status, words))
         self.transport.close()
 
     def on_response_complete(self) -> None:

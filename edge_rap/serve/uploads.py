@@ -61,8 +61,8 @@ def sniff(data: bytes, label: str) -> Photo:
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as pil:
                 kind, (width, height) = pil.format, pil.size
-    except PILImage.DecompressionBombError:  # said with our limit where it is the lower, as the CLI says it
-        raise UploadError(str(past_bomb_limit(label)), 413) from None
+    except PILImage.DecompressionBombError as e:  # said with our limit where it is the lower, as the CLI says it
+        raise UploadError(str(past_bomb_limit(label, e)), 413) from None
     except Exception as e:  # any failure to read a header: said as the CLI says it
         error = unreadable(data, label, e)
         raise UploadError(str(error), 415 if isinstance(error, NotAnImage) else 422) from None

@@ -53,7 +53,8 @@ LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": 
                 "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
-VOWEL_SPELLINGS = (("eau", "o"), ("ee", "i"), ("y", "i"))
+# A few spellings of one vowel sound: "Beau" is <bo>'s, "Lee", "Lea", "Leah" and "Ky" <li>'s and <kai>'s, "Lew" <lou>'s
+VOWEL_SPELLINGS = (("eau", "o"), ("ee", "i"), ("ea", "i"), ("ew", "u"), ("y", "i"))
 
 @dataclass(frozen=True)
 class Heard:
@@ -156,7 +157,8 @@ def _other_vowels(said: str, name: str) -> bool:
 
 
 def _vowels(word: str) -> set[str]:
-    """The vowels of a word, a few spellings of one sound written as it ("eau" as "o", "ee" and "y" as "i")."""
+    """The vowels of a word, a few spellings of one sound written as it ("eau" as "o", "ee", "ea" and "y" as "i",
+    "ew" as "u"): "Lea" and "Leah" are <li> as whisper may write it, "Bee" <bea>, and "Dean" no <dan>."""
     for spelling, vowel in VOWEL_SPELLINGS:
         word = word.replace(spelling, vowel)
     return set(word) & set("aeiou")
@@ -368,9 +370,14 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
 
 def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int]) -> bool:
     """Whether words[i:j], one word, follow an article or a possessive where the name `form` is one word too: a
-    noun, a thing ("the ball", "Anya's ball"), not a one-word name misheard ("the ball" was <bill>); a name of more
-    ("the dog" of <dog6>, "the red mud") is still heard so."""
-    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or i - 1 in owned)
+    noun, a thing ("the ball", "Anya's ball", "my bow"), not a one-word name misheard ("the ball" was <bill>), where
+    the name is short (its sound another word's: "bow" for <bo>, "key" for <kai>), shares no vowel with the word,
+    or begins with it ("the sun" is no <sunny>); a name of more ("the dog" of <dog6>, "the red mud") is still heard
+    so, and a longer one in another word of its vowels (a thing's name misheard or in the plural: "my mocha" for
+    <mochi>, "the rumba" <roomba>, "my bikes" <bike>, "our Lunar" <luna>)."""
+    said = words[i][0]
+    return j - i == 1 and " " not in form and (len(form) <= 3 or _other_vowels(said, form) or form.startswith(said)) \
+        and (after_article(text, words[i][1]) or i - 1 in owned)
 
 
 def _loose_and(said: str, form: str) -> bool:

@@ -8,8 +8,9 @@ its spelling with the first consonant swapped for the nasal made at the same pla
 <bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
 that sounds exactly like a name is it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor
 "Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
-one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing ("the ball" is no
-<bill>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
+one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing, where the name is
+short, shares no vowel with it or begins with it ("the ball" is no <bill>, "the sun" no <sunny>; "my mocha" is
+<mochi>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
 <bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
 that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
 and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no

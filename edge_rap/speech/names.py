@@ -9,8 +9,8 @@ its spelling with the first consonant swapped for the nasal made at the same pla
 that sounds exactly like a name is it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor
 "Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
 one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing, where the name is
-short, shares no vowel with it or begins with it ("the ball" is no <bill>, "the sun" no <sunny>; "my mocha" is
-<mochi>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
+short and the word not written as a name, shares no vowel with it or begins with it ("the ball" is no <bill>, "my
+bow" no <bo>, "the sun" no <sunny>; "my Beau" is <bo>, "my mocha" <mochi>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
 <bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
 that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
 and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
@@ -326,7 +326,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s < 100 and _a_thing(text, words, i, j, form, owned):
+                if s < 100 and _a_thing(text, words, i, j, form, owned, capital):
                     continue
                 if s >= ALIKE:  # words only alike in sound ("beau" for <bo>) are a name only written as one
                     # ("Beau"), else only another name's rival ("bow": <bo> or <beau>?)
@@ -369,15 +369,18 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 
-def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int]) -> bool:
+def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int],
+             capital: bool) -> bool:
     """Whether words[i:j], one word, follow an article or a possessive where the name `form` is one word too: a
     noun, a thing ("the ball", "Anya's ball", "my bow"), not a one-word name misheard ("the ball" was <bill>), where
-    the name is short (its sound another word's: "bow" for <bo>, "key" for <kai>), shares no vowel with the word,
-    or begins with it ("the sun" is no <sunny>); a name of more ("the dog" of <dog6>, "the red mud") is still heard
-    so, and a longer one in another word of its vowels (a thing's name misheard or in the plural: "my mocha" for
-    <mochi>, "the rumba" <roomba>, "my bikes" <bike>, "our Lunar" <luna>)."""
+    the name is short and the word not written as a name (its sound another word's: "bow" for <bo>, "key" for
+    <kai>; "my Beau" is <bo>), shares no vowel with the word, or begins with it ("the sun" is no <sunny>); a name of
+    more ("the dog" of <dog6>, "the red mud") is still heard so, and a longer one in another word of its vowels (a
+    thing's name misheard or in the plural: "my mocha" for <mochi>, "the rumba" <roomba>, "my bikes" <bike>, "our
+    Lunar" <luna>)."""
     said = words[i][0]
-    return j - i == 1 and " " not in form and (len(form) <= 3 or _other_vowels(said, form) or form.startswith(said)) \
+    return j - i == 1 and " " not in form and (len(form) <= 3 and not capital or _other_vowels(said, form)
+                                               or form.startswith(said)) \
         and (after_article(text, words[i][1]) or i - 1 in owned)
 
 

@@ -10,8 +10,9 @@ that sounds exactly like a name is it only when written as a name too ("Beau" ma
 "Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
 one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing, where the name is
 short and the word not written as a name, shares no vowel with it or begins with it ("the ball" is no <bill>, "my
-bow" no <bo>, "the sun" no <sunny>; "my Beau" is <bo>, "my mocha" <mochi>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
-<bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
+bow" no <bo>, "the sun" no <sunny>; "my Beau" is <bo>, "my mocha" <mochi>). Common English words match a name
+only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me a" as
+<mia>). A run that scores about the same for two names, or
 that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
 and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
 I/O.

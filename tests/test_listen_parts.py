@@ -133,8 +133,8 @@ def test_a_short_name_s_vowel_is_read_in_its_spellings_of_one_sound(said, househ
 def test_a_thing_s_name_misheard_after_an_article_or_a_possessive_is_still_heard(said, household, names):
     # Before: every one-word name spelled otherwise was left out after "the", "my", "our" or a possessive, so a
     # thing's own name misheard or said in the plural ("my mocha" of <mochi>, "my bikes" of <bike>) and a pet's
-    # ("our Lunar", "my Beau" written as a name) named nothing; a word of other vowels ("the ball" of <bill>), one the name begins with ("the sun"
-    # of <sunny>) and a short name's sound-alike ("my bow") still name none
+    # ("our Lunar", "my Beau" written as a name) named nothing; a word of other vowels ("the ball" of <bill>), one
+    # the name begins with ("the sun" of <sunny>) and a short name's sound-alike ("my bow") still name none
     assert match_names(said, household).names == names
 
 

@@ -8,9 +8,11 @@ its spelling with the first consonant swapped for the nasal made at the same pla
 <bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
 that sounds exactly like a name is it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor
 "Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
-one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing ("the ball" is no
-<bill>). Common English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as
-<bo>, nor common words together ("me a" as <mia>). A run that scores about the same for two names, or
+one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing, where the name is
+short and the word not written as a name, shares no vowel with it or begins with it ("the ball" is no <bill>, "my
+bow" no <bo>, "the sun" no <sunny>; "my Beau" is <bo>, "my mocha" <mochi>). Common English words match a name
+only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me a" as
+<mia>). A run that scores about the same for two names, or
 that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
 and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
 I/O.
@@ -53,7 +55,8 @@ LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": 
                 "zed": "z", "zee": "z"}
 # A stop and the nasal made at the same place (the lips, the tongue's tip): one heard for the other.
 NASAL_PAIRS = (frozenset("bm"), frozenset("dn"))
-VOWEL_SPELLINGS = (("eau", "o"), ("ee", "i"), ("y", "i"))
+# A few spellings of one vowel sound: "Beau" is <bo>'s, "Lee", "Lea", "Leah" and "Ky" <li>'s and <kai>'s, "Lew" <lou>'s
+VOWEL_SPELLINGS = (("eau", "o"), ("ee", "i"), ("ea", "i"), ("ew", "u"), ("y", "i"))
 
 @dataclass(frozen=True)
 class Heard:
@@ -156,7 +159,8 @@ def _other_vowels(said: str, name: str) -> bool:
 
 
 def _vowels(word: str) -> set[str]:
-    """The vowels of a word, a few spellings of one sound written as it ("eau" as "o", "ee" and "y" as "i")."""
+    """The vowels of a word, a few spellings of one sound written as it ("eau" as "o", "ee", "ea" and "y" as "i",
+    "ew" as "u"): "Lea" and "Leah" are <li> as whisper may write it, "Bee" <bea>, and "Dean" no <dan>."""
     for spelling, vowel in VOWEL_SPELLINGS:
         word = word.replace(spelling, vowel)
     return set(word) & set("aeiou")
@@ -323,7 +327,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s < 100 and _a_thing(text, words, i, j, form, owned):
+                if s < 100 and _a_thing(text, words, i, j, form, owned, capital):
                     continue
                 if s >= ALIKE:  # words only alike in sound ("beau" for <bo>) are a name only written as one
                     # ("Beau"), else only another name's rival ("bow": <bo> or <beau>?)
@@ -366,11 +370,19 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
     return Names(sorted(chosen.values(), key=lambda h: h.start), ambiguous)
 
 
-def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int]) -> bool:
+def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int],
+             capital: bool) -> bool:
     """Whether words[i:j], one word, follow an article or a possessive where the name `form` is one word too: a
-    noun, a thing ("the ball", "Anya's ball"), not a one-word name misheard ("the ball" was <bill>); a name of more
-    ("the dog" of <dog6>, "the red mud") is still heard so."""
-    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or i - 1 in owned)
+    noun, a thing ("the ball", "Anya's ball", "my bow"), not a one-word name misheard ("the ball" was <bill>), where
+    the name is short and the word not written as a name (its sound another word's: "bow" for <bo>, "key" for
+    <kai>; "my Beau" is <bo>), shares no vowel with the word, or begins with it ("the sun" is no <sunny>); a name of
+    more ("the dog" of <dog6>, "the red mud") is still heard so, and a longer one in another word of its vowels (a
+    thing's name misheard or in the plural: "my mocha" for <mochi>, "the rumba" <roomba>, "my bikes" <bike>, "our
+    Lunar" <luna>)."""
+    said = words[i][0]
+    return j - i == 1 and " " not in form and (len(form) <= 3 and not capital or _other_vowels(said, form)
+                                               or form.startswith(said)) \
+        and (after_article(text, words[i][1]) or i - 1 in owned)
 
 
 def _loose_and(said: str, form: str) -> bool:

@@ -33,7 +33,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.camera import (Camera, LatestSlot, SourceSpec, VideoClock, hide_secrets, parse_source,
                                       parse_sources, source_names)
 from edge_rap.perceive import camera as camera_module
-from edge_rap.perceive import fifo_relay, opens
+from edge_rap.perceive import fifo_relay, inotify, opens
 from edge_rap.perceive.gate import GateSettings, MotionGate
 from edge_rap.types import Box, Concept, Event, Frame, Hit
 
@@ -794,10 +794,13 @@ def test_a_fifo_writer_stalled_before_its_open_keeps_no_other_camera_from_openin
         assert camera.frames_read == 3 and camera.error is None
 
 
-def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("told", [True, False])
+def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_path, monkeypatch, caplog, told):
     # Before: its later bytes, its headerless frames, were said at every open tried ("cannot open as a video; waiting
     # for the FIFO's next writer", a line every second or two for as long as it streamed). A next writer's junk, after
-    # it closed, is still said
+    # it closed, is still said. Where inotify tells its close (`told`), its later bytes are not tried at all
+    if not told:
+        monkeypatch.setattr(inotify, "watch", lambda fd, mask: None)
     monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
     tries, play = [], Camera._play
@@ -812,12 +815,13 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
             with opens.opening():  # another source's open waiting: the stall is cut
                 wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the cut")
             os.set_blocking(writer.fileno(), False)
-            deadline = time.monotonic() + 60
-            while len(tries) < 4 and not camera.finished.is_set() and time.monotonic() < deadline:
+            deadline, sent = time.monotonic() + 60, 0
+            while (sent < 1 << 21 if told else len(tries) < 4) and not camera.finished.is_set() and \
+                    time.monotonic() < deadline:
                 with contextlib.suppress(BlockingIOError):  # (its frames streamed while opens of them are tried)
-                    os.write(writer.fileno(), Y4M_FRAME)
+                    sent += os.write(writer.fileno(), Y4M_FRAME)
                 time.sleep(0.001)
-            assert len(tries) >= 4, "the writer's later bytes were not tried as often as a flood needs"
+            assert len(tries) == 1 if told else len(tries) >= 4, "the writer's later bytes tried as often as it needs"
         wait_until(lambda: not camera._writer_said or camera.finished.is_set(), "the writer's end seen")
         write_into(tmp_path / "pipe", b"not a video\n" * 1000)  # a next writer's junk
         wait_until(lambda: caplog.text.count("waiting for the FIFO's next writer") >= 2 or camera.finished.is_set(),
@@ -825,6 +829,75 @@ def test_a_fifo_writer_cut_for_a_stall_is_said_once_however_long_it_streams(tmp_
         assert not camera.finished.is_set(), camera.error
     said = [r.getMessage() for r in caplog.records if "waiting for the FIFO's next writer" in r.getMessage()]
     assert len(said) == 2 and "before its video opened" in said[0] and "cannot open as a video" in said[1]
+
+
+def test_a_refused_fifo_writers_flood_is_not_probed_again_and_the_next_clip_is_whole(tmp_path, monkeypatch):
+    # Before: a junk writer's bytes were probed at every open tried, 44-51 ms of CPU each, 0.34 cores while it
+    # flooded (tools/bench_fifo_junk.py). Its close told by inotify, its bytes are let go unprobed until it, exactly
+    camera, stop = fifo_camera(tmp_path)
+    clip, tries, play = clip_bytes(tmp_path), [], Camera._play
+
+    def counted_play(self, *args):
+        tries.append(len(tries))
+        return play(self, *args)
+
+    monkeypatch.setattr(Camera, "_play", counted_play)
+    with started(camera, stop):
+        write_into(tmp_path / "pipe", clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with open(tmp_path / "pipe", "wb") as junk:
+            for _ in range(64):  # (4 MiB, each 64 KiB written whole, waiting for room)
+                junk.write(os.urandom(1 << 16))
+        wait_until(lambda: not camera._writer_said or camera.finished.is_set(), "the junk writer's close told")
+        assert len(tries) == 2 and not camera.finished.is_set(), camera.error
+        write_into(tmp_path / "pipe", clip)
+        wait_until(lambda: camera.outages == 2 or camera.finished.is_set(), "the next writer's clip")
+        assert camera.frames_read == 6 and camera.error is None
+
+
+def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_relay_looked(tmp_path, monkeypatch):
+    # Before: the writer's hang-up, which lasts only until a next writer opens, was not looked for in time (a shell's
+    # `cat a > p; cat b > p`): b's bytes were relayed as more of a's, its clip lost. inotify queues a's close
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
+    a, b = os.urandom(300_000), os.urandom(50_000)
+    os.write(first, a)
+    hold, holding, poll = threading.Event(), threading.Event(), select.poll
+
+    class Held:
+        """A poller that, once `hold` is set, waits for the test before it looks: the relay slow to look."""
+
+        def __init__(self):
+            self.poller = poll()
+            self.register, self.unregister = self.poller.register, self.poller.unregister
+
+        def poll(self, *timeout):
+            if hold.is_set():
+                holding.set()
+                wait_until(lambda: not hold.is_set(), "the test's writers")
+            return self.poller.poll(*timeout)
+
+    monkeypatch.setattr(select, "poll", Held)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")
+    try:
+        wait_until(lambda: fifo_relay.unread(source) < len(a), "the relay's first read")
+        hold.set()
+        wait_until(holding.is_set, "the relay held")
+        os.close(first)  # a's close, then b's whole life, before the relay looks again
+        second = os.open(tmp_path / "pipe", os.O_WRONLY)
+        os.write(second, b)
+        os.close(second)
+        hold.clear()
+        taken = b""
+        while chunk := os.read(relay.read_end, 1 << 16):
+            taken += chunk
+        assert taken == a and relay.writer_closed and fifo_relay.unread(source) == len(b)
+    finally:
+        hold.clear()
+        relay.close()
+        os.close(source)
 
 
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):

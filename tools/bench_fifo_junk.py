@@ -1,7 +1,10 @@
 """What a FIFO writer's junk (bytes that are no video) costs the camera reading it, a round being one open
-tried on its bytes. The writer is another process, so this process's CPU is the camera's alone.
+tried on its bytes. The writer is another process, so this process's CPU is the camera's alone. With
+--back-to-back N instead: a shell's two writers one after the other, `cat a.y4m > p; cat b.avi > p` (60 frames each,
+read in real time as `run` reads them), N times: the runs where b was read as a clip of its own (read as more of a's
+raw video, it is lost).
 
-  python tools/bench_fifo_junk.py [--seconds 20] [--rate-mb 0 (as fast as it is read)]
+  python tools/bench_fifo_junk.py [--seconds 20] [--rate-mb 0 (as fast as it is read)] [--back-to-back N]
 """
 
 from __future__ import annotations
@@ -31,16 +34,43 @@ with open(sys.argv[1], "wb", buffering=0) as pipe:
 """
 
 
-def clip(path: Path) -> bytes:
-    """A three-frame MJPG clip's bytes."""
+def clip(path: Path, frames: int = 3) -> bytes:
+    """An MJPG clip's bytes."""
     import cv2
     import numpy as np
 
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (320, 240))
-    for k in range(3):
-        out.write(np.full((240, 320, 3), 40 * k, np.uint8))
+    for k in range(frames):
+        out.write(np.full((240, 320, 3), 40 * k % 256, np.uint8))
     out.release()
     return path.read_bytes()
+
+
+def y4m(frames: int) -> bytes:
+    """A raw video (YUV4MPEG2) of `frames` 320x240 frames."""
+    header = b"YUV4MPEG2 W320 H240 F30:1 Ip A1:1 C420jpeg\n"
+    return header + b"".join(b"FRAME\n" + bytes([4 * k % 256]) * (320 * 240 * 3 // 2) for k in range(frames))
+
+
+def back_to_back(work: Path) -> bool:
+    """One run of two shell writers: whether the second one's 60 frames were read as its own clip."""
+    (work / "a.y4m").write_bytes(y4m(60))
+    clip(work / "b.avi", 60)
+    pipe = work / "pipe"
+    os.mkfifo(pipe)
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={pipe}"), stop).start()
+    shell = subprocess.Popen(["sh", "-c", f"cat '{work / 'a.y4m'}' > '{pipe}'; cat '{work / 'b.avi'}' > '{pipe}'"])
+    deadline = time.monotonic() + 30
+    while camera.outages < 2 and not camera.finished.is_set() and time.monotonic() < deadline:
+        camera.slot.take()
+        time.sleep(0.02)
+    stop.set()
+    camera.join(5)
+    shell.kill()
+    shell.wait()
+    pipe.unlink()
+    return camera.frames_read == 120 and camera.outages == 2
 
 
 def cpu_s() -> float:
@@ -52,7 +82,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate-mb", type=float, default=0.0, help="the writer's MB/s (0: as fast as it is read)")
+    parser.add_argument("--back-to-back", type=int, default=0, metavar="N", help="N runs of a shell's two writers")
     args = parser.parse_args()
+    if args.back_to_back:
+        with tempfile.TemporaryDirectory() as work:
+            kept = sum(back_to_back(Path(work)) for _ in range(args.back_to_back))
+        print(f"the second writer's clip kept in {kept} of {args.back_to_back} runs")
+        return 0
     with tempfile.TemporaryDirectory() as work:
         pipe = Path(work) / "pipe"
         os.mkfifo(pipe)

@@ -22,6 +22,7 @@ import termios
 import threading
 import time
 
+from edge_rap.perceive import inotify
 from edge_rap.perceive.opens import crowded
 
 #: How often the relay, waiting for the writer's bytes or for FFmpeg to take them, looks at the stop (milliseconds).
@@ -37,11 +38,15 @@ class FifoRelay:
     """Copies `source` (a FIFO's read end, left open) into `read_end` until the writer's end of file, the stop, or
     `close()`; `source` is read no more once close() returned, so its owner may close it then."""
 
-    def __init__(self, source: int, stop: threading.Event, name: str):
+    def __init__(self, source: int, stop: threading.Event, name: str, discard: bool = False):
+        """`discard`: the writer's bytes are read and let go until its close, told for certain (`WriterEnd`), or
+        until which of them are its cannot be told (no inotify, or a next writer's bytes may be among them)."""
         self.read_end, self._write_end = os.pipe()
         os.set_blocking(self._write_end, False)
-        self._source, self._stop, self._done = source, stop, threading.Event()
+        self._source, self._stop, self._done, self._discard = source, stop, threading.Event(), discard
         self._opened = threading.Event()
+        if discard:
+            self._opened.set()  # (no open to cut a stall of)
         self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
         self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
@@ -61,19 +66,24 @@ class FifoRelay:
         self._opened.set()
 
     def _copy(self) -> None:
+        end = WriterEnd.of(self._source)
         into, out = select.poll(), select.poll()
         into.register(self._source, select.POLLIN)
         out.register(self._write_end, select.POLLOUT)
         out.register(self._source, 0)  # (its writer's hang-up wakes a wait for FFmpeg too: its hang-up alone)
+        for poller in (into, out) if end is not None else ():
+            poller.register(end.fileno(), select.POLLIN)
         os.set_blocking(self._source, False)
         waiting_since = time.monotonic()  # for the writer's next byte (not for FFmpeg to take the last ones)
         left = None  # once the writer left: the bytes the FIFO still held then, its last (a next writer's follow)
         try:
             while not self._ended():
-                if left is None and hung_up(self._source):
-                    left = last_bytes(self._source)
+                if left is None:
+                    left = self._writer_left(end, (into, out))
                 if left == 0:  # the writer closed: the next writer's bytes are the next clip's, not this one's
                     self.writer_closed = True
+                    return
+                if left is None and self._discard and (end is None or end.lost):  # (whose bytes: not told)
                     return
                 try:  # (read first: a FIFO whose writer left before its read end was opened never polls as hung up)
                     data = os.read(self._source, min(CHUNK, left or CHUNK))
@@ -87,14 +97,17 @@ class FifoRelay:
                 if not data:  # (no writer, none since the read end was opened: what came was a writer's gone)
                     left = 0
                     continue
+                if end is not None:
+                    end.took(len(data))
                 left = None if left is None else left - len(data)
-                while data and not self._ended():
+                while data and not self._discard and not self._ended():
                     ready = dict(out.poll(LOOK_MS))
-                    if ready.get(self._source, 0) & select.POLLHUP:  # once, however it was first seen: a hang-up
-                        # stays, and left registered it answered every poll at once while FFmpeg took nothing (a core)
-                        left = last_bytes(self._source) if left is None else left
-                        if left is not None:  # (else a next writer came: no hang-up till it leaves)
-                            out.unregister(self._source)
+                    hang_up = ready.get(self._source, 0) & select.POLLHUP  # (once, however it was first seen: a
+                    # hang-up stays, and left registered it answered every poll at once while FFmpeg took nothing)
+                    if left is None and (hang_up or end is not None and end.fileno() in ready):
+                        left = self._writer_left(end, (into, out))
+                    if hang_up and left is not None:  # (else a next writer came: no hang-up till it leaves)
+                        out.unregister(self._source)
                     if ready.get(self._write_end):
                         data = data[os.write(self._write_end, data):]
                 waiting_since = time.monotonic()
@@ -102,12 +115,88 @@ class FifoRelay:
             pass
         finally:
             os.close(self._write_end)
+            if end is not None:
+                end.close()
+
+    def _writer_left(self, end: WriterEnd | None, pollers: tuple) -> int | None:
+        """The bytes the FIFO still holds from the writer once it left: told by inotify (`end`), else by its
+        hang-up seen now; None while it is there, or where which bytes are its cannot be told."""
+        told = end is not None and not end.lost
+        left = end.left() if told else None
+        if left is None and hung_up(self._source):
+            left = last_bytes(self._source)
+        if told and (left is not None or end.lost):  # (its events no longer looked at: a next writer's woke every
+            for poller in pollers:  # poll at once)
+                poller.unregister(end.fileno())
+        return left
+
+    def wait(self) -> None:
+        """Until the copy ended: the writer's close, its bytes no longer told from a next writer's, or the stop."""
+        self._thread.join()
 
     def close(self) -> None:
         """End the copy (within LOOK_MS) and close the pipe: after FFmpeg let its end go."""
         self._done.set()
         self._thread.join()
         os.close(self.read_end)
+
+
+class WriterEnd:
+    """A FIFO writer's close as inotify tells it, and the bytes it left there: a hang-up (POLLHUP) lasts only until
+    the next writer opens, which a shell does at once (`cat a > p; cat b > p`), but the close stays queued. Its bytes
+    left are those the FIFO held after its last write (counted with no event between, its last write before the
+    count), less those read since; where a next writer's open came before they were counted, which bytes are whose
+    cannot be told (`lost`: as without inotify, its hang-up alone is looked for)."""
+
+    MASK = inotify.IN_MODIFY | inotify.IN_CLOSE_WRITE | inotify.IN_OPEN
+
+    def __init__(self, source: int, events: inotify.Watch):
+        self._source, self._events = source, events
+        self._held: int | None = None  # the writer's bytes in the FIFO: counted after its last write, less those read
+        self.lost = False
+
+    @classmethod
+    def of(cls, source: int) -> WriterEnd | None:
+        """The FIFO open as `source` watched, or None where inotify cannot watch it."""
+        events = inotify.watch(source, cls.MASK)
+        return None if events is None else cls(source, events)
+
+    def fileno(self) -> int:
+        return self._events.fileno()
+
+    def took(self, count: int) -> None:
+        """`count` bytes were read from the FIFO (more than were counted: its write put them in since)."""
+        self._held = self._held - count if self._held is not None and count <= self._held else None
+
+    def left(self) -> int | None:
+        """The bytes the writer left in the FIFO, once it closed; None while it is there, or `lost`."""
+        state, held = self._told(self._events.events(), self._held, True)
+        if state == "there" and held is None:  # (its bytes not counted since its last write: counted now)
+            state, held = self._told(self._events.events(), unread(self._source), False)
+        self.lost = state == "lost"
+        self._held = held if state == "there" else None
+        return held if state == "closed" else None
+
+    def _told(self, masks: list[int], held: int | None, before: bool) -> tuple[str, int | None]:
+        """What the events `masks` tell, `held` being the writer's bytes counted (`before` them all, or somewhere
+        before the last): ("closed", the bytes it left), ("there", its bytes counted or None), or ("lost", None)."""
+        for k, mask in enumerate(masks):
+            last = k == len(masks) - 1
+            if mask & inotify.IN_MODIFY:
+                held = None
+            elif not mask & inotify.IN_CLOSE_WRITE:  # another open (a second writer's), or events lost
+                return "lost", None
+            elif held is not None and (before or last):  # (a next writer's bytes come after its open, after the
+                return "closed", held  # close: never among those counted before it)
+            elif last:  # its last write came before its close: counted now, if before any next writer's open
+                count = unread(self._source)
+                return ("closed", count) if count is not None and not self._events.events() else ("lost", None)
+            else:
+                return "lost", None
+        return "there", held
+
+    def close(self) -> None:
+        self._events.close()
 
 
 def hung_up(fd: int) -> bool:

@@ -667,6 +667,71 @@ def test_pull_refuses_a_gguf_cut_short(tmp_path, tiny, kept):
     assert pull("tiny", models, fake_registry(tmp_path, None)).model == folder / "tiny.gguf"
 
 
+def _gguf(*parts: bytes, n_kv: int = 1, n_tensors: int = 0) -> bytes:
+    import struct
+
+    return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + b"".join(parts)
+
+
+def _text(value: bytes) -> bytes:
+    import struct
+
+    return struct.pack("<Q", len(value)) + value
+
+
+def test_a_gguf_of_arrays_nested_past_any_model_is_no_traceback(tmp_path):
+    # "an array of an array of ..." (llama.cpp reads no nested arrays) recursed until Python's limit: a
+    # RecursionError's traceback from `models pull` and from an --mmproj mtmd refused
+    import struct
+
+    from edge_rap.generate.vlm import _not_a_projector
+    from edge_rap.models.file_formats import format_problem
+
+    forged = tmp_path / "nested.gguf"
+    forged.write_bytes(_gguf(_text(b"a"), struct.pack("<I", 9), struct.pack("<IQ", 9, 1) * 5000))
+    assert format_problem(forged, gguf=True) is None  # llama.cpp judges it
+    assert _not_a_projector(forged) is None
+
+
+def test_a_gguf_string_of_a_forged_length_is_skipped_not_read_into_memory(tmp_path):
+    # a key, a tensor's name or general.architecture whose length is the file's own size was copied whole
+    import struct
+    import tracemalloc
+
+    from edge_rap.generate.vlm import _not_a_projector
+    from edge_rap.models.file_formats import format_problem
+
+    huge = 64 << 20
+    forged = {"key": _gguf(struct.pack("<Q", huge)),
+              "architecture": _gguf(_text(b"general.architecture"), struct.pack("<IQ", 8, huge)),
+              "tensor": _gguf(n_kv=0, n_tensors=1) + struct.pack("<Q", huge)}
+    for what, head in forged.items():
+        path = tmp_path / f"{what}.gguf"
+        with path.open("wb") as f:  # sparse: the string's bytes are there, as zeros
+            f.write(head)
+            f.truncate(len(head) + huge + 64)
+        tracemalloc.start()
+        try:
+            format_problem(path, gguf=True), _not_a_projector(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < huge // 8, (what, peak)
+
+
+def test_a_language_models_architecture_is_quoted_where_it_would_reach_the_terminal(tmp_path):
+    # the file's own text went into the one-line error as it was: a newline split it, an escape cleared the screen
+    import struct
+
+    from edge_rap.generate.vlm import _not_a_projector
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(_gguf(_text(b"general.architecture"), struct.pack("<I", 8), _text(b"\x1b[2J\nllama")).ljust(96,
+                                                                                                           b"\0"))
+    assert _not_a_projector(path) == (r"a language model ('\x1b[2J\nllama'), not a vision projector: give the "
+                                      "model's mmproj file as --mmproj")
+
+
 def test_pull_on_a_full_disk_or_read_only_cache_is_one_line(tmp_path, tiny, monkeypatch):
     import errno
     import os

@@ -88,7 +88,8 @@ def _not_a_projector(path: Path) -> str | None:
         return None
     if architecture in (None, "clip"):
         return None
-    return f"a language model ({architecture}), not a vision projector: give the model's mmproj file as --mmproj"
+    shown = architecture if architecture.isprintable() else repr(architecture)  # the file's text: no escapes, one line
+    return f"a language model ({shown}), not a vision projector: give the model's mmproj file as --mmproj"
 
 
 _LOG_CALLBACK = None

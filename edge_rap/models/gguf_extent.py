@@ -19,6 +19,12 @@ _STRING, _ARRAY = 8, 9
 _ALIGNMENT_KEY = b"general.alignment"
 _ARCHITECTURE_KEY = b"general.architecture"
 _DEFAULT_ALIGNMENT = 32
+#: The longest key or architecture name read: a longer one is skipped by its length, never copied (a forged length
+#: of gigabytes inside a file that large was read whole into memory).
+_SHORT = 256
+#: Arrays of arrays deeper than this are no file llama.cpp reads (it takes no nested arrays): a forged file of
+#: "an array of an array of ..." recursed until Python's limit, a traceback.
+_MAX_NESTING = 8
 
 
 class Truncated(Exception):
@@ -36,7 +42,7 @@ def gguf_extent(path: Path) -> int:
         reader, n_tensors, n_kv = _header(data)
         alignment = _DEFAULT_ALIGNMENT
         for _ in range(n_kv):
-            key = reader.string()
+            key = reader.short_string()
             kind = reader.unpack("<I")
             if key == _ALIGNMENT_KEY and kind == 4:
                 alignment = reader.unpack("<I")
@@ -44,7 +50,7 @@ def gguf_extent(path: Path) -> int:
                 reader.skip_value(kind)
         end = 0
         for _ in range(n_tensors):
-            reader.string()
+            reader.skip(reader.unpack("<Q"))  # its name
             dims = [reader.unpack("<Q") for _ in range(reader.unpack("<I"))]
             block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(reader.unpack("<I"))]
             offset = reader.unpack("<Q")
@@ -62,9 +68,10 @@ def gguf_architecture(path: Path) -> str | None:
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         reader, _, n_kv = _header(data)
         for _ in range(n_kv):
-            key, kind = reader.string(), reader.unpack("<I")
+            key, kind = reader.short_string(), reader.unpack("<I")
             if key == _ARCHITECTURE_KEY and kind == _STRING:
-                return reader.string().decode("utf-8", "replace")
+                name = reader.short_string()
+                return None if name is None else name.decode("utf-8", "replace")
             reader.skip_value(kind)
     return None
 
@@ -96,21 +103,28 @@ class _Reader:
         (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
         return value
 
-    def string(self) -> bytes:
-        return self.take(self.unpack("<Q"))
+    def short_string(self) -> bytes | None:
+        """A string of at most _SHORT bytes; None, skipped, for a longer one."""
+        n = self.unpack("<Q")
+        if n > _SHORT:
+            self.skip(n)
+            return None
+        return self.take(n)
 
-    def skip_value(self, kind: int) -> None:
+    def skip_value(self, kind: int, depth: int = 0) -> None:
         if kind in _FIXED:
             self.take(_FIXED[kind])
         elif kind == _STRING:
             self.skip(self.unpack("<Q"))
         elif kind == _ARRAY:
+            if depth >= _MAX_NESTING:
+                raise ValueError(f"GGUF arrays nested more than {_MAX_NESTING} deep")
             item, count = self.unpack("<I"), self.unpack("<Q")
             if item in _FIXED:
                 self.skip(_FIXED[item] * count)
             else:
                 for _ in range(count):
-                    self.skip_value(item)
+                    self.skip_value(item, depth + 1)
         else:
             raise ValueError(f"unknown GGUF value type {kind}")
 

@@ -64,3 +64,19 @@ def test_a_bush_baby_is_an_animal_and_men_are_someone_home():
     for group in ("men", "Women", "children", "little children"):
         assert is_someone(Concept(1, "x", group, "", 0, 0, 1)) and not is_person(group), group
     assert not is_someone(Concept(1, "x", "snow men", "", 0, 0, 1))
+
+
+def test_the_readme_says_whom_is_anyone_home_counts_as_the_code_does():
+    # README's list of a person's categories said "as 'Is anyone home?' counts people": it counts pets and concepts
+    # of no category too, on purpose (a pet home is someone home; a person remembered without one is not left out)
+    import re
+    from pathlib import Path
+
+    assert is_someone(Concept(1, "x", "dog", "", 0, 0, 1)) and is_someone(Concept(1, "x", "", "", 0, 0, 1))
+    assert not is_someone(Concept(1, "x", "mug", "", 0, 0, 1))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = " ".join(re.sub(r"\n\s*#", "\n", readme).split())  # the usage block's comments read as one text
+    said = re.findall(r'"Is anyone home\?" counts ([^;]*)', text)
+    assert said, "README no longer says whom it counts: keep this test with what it says"
+    for counted in said:
+        assert "pets" in counted and "no category" in counted, counted

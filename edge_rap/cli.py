@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import os
 import shlex
@@ -19,7 +18,7 @@ from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
-from edge_rap.output import GuardedOutput, OutputError
+from edge_rap.output import GuardedOutput, OutputError, json_line
 from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
@@ -143,7 +142,7 @@ def cmd_remember(args) -> int:
     box = Box.parse(args.box) if args.box else None
     with _household(args, existing=False, prepare=True) as home:
         concept = home.remember(args.name, args.images, args.description or "", args.category or "", box)
-    print(json.dumps(_concept_json(concept)) if args.json
+    print(json_line(_concept_json(concept)) if args.json
           else f"remembered <{concept.name}> ({counted(concept.views, 'view')})")
     return 0
 
@@ -153,7 +152,7 @@ def cmd_add_views(args) -> int:
 
     with _household(args, prepare=True) as home:
         concept = home.memory.add_views(args.name, args.images, Box.parse(args.box) if args.box else None)
-    print(json.dumps(_concept_json(concept)) if args.json
+    print(json_line(_concept_json(concept)) if args.json
           else f"<{concept.name}> now has {counted(concept.views, 'view')}")
     return 0
 
@@ -171,7 +170,7 @@ def cmd_edit(args) -> int:
     kept = concept == before and not (args.category is not None and is_person(args.category))
     given = " and ".join(key for key in ("description", "category") if getattr(args, key) is not None)
     said = f"<{concept.name}> already has that {given}: nothing changed" if kept else f"updated <{concept.name}>"
-    print(json.dumps(_concept_json(concept)) if args.json else said)
+    print(json_line(_concept_json(concept)) if args.json else said)
     return 0
 
 
@@ -180,14 +179,14 @@ def cmd_rename(args) -> int:
         old, concept = home.rename(args.old, args.new)
     said = (f"renamed <{old}> to <{concept.name}>" if old != concept.name
             else f"<{old}> is already named so: nothing changed")
-    print(json.dumps({"old": old, **_concept_json(concept)}) if args.json else said)
+    print(json_line({"old": old, **_concept_json(concept)}) if args.json else said)
     return 0
 
 
 def cmd_forget(args) -> int:
     with _household(args) as home:  # no model: its vectors, photos, events and snapshots go
         concept = home.forget(args.name)
-    print(json.dumps(_concept_json(concept)) if args.json else f"forgot <{concept.name}>")
+    print(json_line(_concept_json(concept)) if args.json else f"forgot <{concept.name}>")
     return 0
 
 
@@ -255,7 +254,7 @@ def cmd_run(args) -> int:
     check_embedder(settings)  # before --serve binds its port
     summary = run_daemon(settings, config, args.stop, sys.stdout, settings_file=settings_file)
     if config.json:
-        print(json.dumps(summary.to_json()), flush=True)
+        print(json_line(summary.to_json()), flush=True)
     else:
         s = summary
         stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items()) or "none (no frame)"
@@ -283,7 +282,7 @@ def cmd_doctor(args) -> int:
     from edge_rap.daemon.doctor import can_recognise, doctor, format_doctor
 
     report = doctor(_settings(args, report=True), run_file=Path(args.config) if args.config else None)
-    print(json.dumps(report) if args.json else format_doctor(report))
+    print(json_line(report) if args.json else format_doctor(report))
     return 0 if can_recognise(report) else 1  # a script sees a device that cannot do its main job
 
 
@@ -320,10 +319,10 @@ def cmd_events(args) -> int:
 
 
 def _print_json_list(items: Iterable[dict]) -> None:
-    """`print(json.dumps(list(items)))`, the same bytes, without the list or its text held whole."""
+    """`print(json_line(list(items)))`, the same bytes, without the list or its text held whole."""
     separator = "["
     for item in items:
-        sys.stdout.write(separator + json.dumps(item))
+        sys.stdout.write(separator + json_line(item))
         separator = ", "
     print("[]" if separator == "[" else "]")
 
@@ -334,7 +333,7 @@ def cmd_concepts(args) -> int:
     with _household(args, readonly=True) as home:
         concepts, unrecognisable = home.concepts(), set(home.store.unrecognisable())
     if args.json:
-        print(json.dumps([{**_concept_json(c), "recognisable": c.name not in unrecognisable} for c in concepts]))
+        print(json_line([{**_concept_json(c), "recognisable": c.name not in unrecognisable} for c in concepts]))
     elif not concepts:
         print("no concepts remembered yet")
     else:
@@ -379,13 +378,13 @@ def _recognize_each(args, home, drawings: list[Path]) -> int:
             failures += 1
             print(f"edge-rap: {e}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"image": path, "error": str(e), "concepts": [], **drawn}))
+                print(json_line({"image": path, "error": str(e), "concepts": [], **drawn}))
             continue
         if args.draw:
             drawn["drawing"] = str(draw_recognition(image, result, drawings[k]))
         found = ", ".join(f"<{h.concept.name}> {h.score:.2f}" for h in result.by_score()) or "none of my concepts"
         if args.json:
-            print(json.dumps({**result.to_json(), **drawn}), flush=True)
+            print(json_line({**result.to_json(), **drawn}), flush=True)
         else:
             drawing = f" (drawn: {_shown(drawn['drawing'])})" if drawn else ""  # (a name's newline, its escapes:
             print(f"{_shown(path)}: {found}{drawing}", flush=True)  # quoted, one line an image, as its error
@@ -401,7 +400,7 @@ def cmd_import_rap(args) -> int:
     with _household(args, existing=False, prepare=True) as home:
         report = import_rap(home.memory, database, _progress("import"), args.allow_outside, entries)
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json_line(report.to_json()))
     else:
         print(f"imported {counted(len(report.imported), 'concept')}")
         if report.skipped:
@@ -424,7 +423,7 @@ def cmd_export_rap(args) -> int:
     folder, missing = Path(args.dir), []
     with _household(args, readonly=True) as home:  # no model: only the concepts and their photos are read
         out = export_rap(home.store, folder, missing)
-    print(json.dumps({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
+    print(json_line({"database": str(out), "missing": missing}) if args.json else f"wrote {out}")
     for lost in missing:
         print(f"photo missing from the memory or damaged, not exported: {lost}", file=sys.stderr)
     return 1 if missing else 0  # as import-rap: a script sees that something did not go out
@@ -439,7 +438,7 @@ def cmd_reindex(args) -> int:
         # was made a memory
         done = home.memory.reindex(_progress("reindex")) if (home.root / DATABASE).exists() else Reindexed(0)
     faces = f" and {counted(done.faces, 'face')}" if done.faces else ""
-    print(json.dumps(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}{faces}")
+    print(json_line(done.to_json()) if args.json else f"re-embedded {counted(done.views, 'reference view')}{faces}")
     for line in done.lines():
         print(line, file=sys.stderr)
     return 1 if done.unrecognisable else 0  # a script sees concepts the device cannot recognise until given a photo
@@ -463,7 +462,7 @@ def cmd_models(args) -> int:
         if blocked := a_file_in_the_way(cache.root):  # (its registry's folders were listed inside the file, unsaid)
             print(f"edge-rap: warning: {blocked}", file=sys.stderr)
         shown = listing + ([CachedModel(prepared, cache.manifest(prepared))] if outside else [])
-        print(json.dumps([_model_json(cache, c) | ({"exported": exported} if c.name == prepared else {})
+        print(json_line([_model_json(cache, c) | ({"exported": exported} if c.name == prepared else {})
                           for c in shown]
                          + [{"role": "vlm", **v} for v in vlms] + [{"role": "asr", **v} for v in asrs]))
     else:
@@ -523,7 +522,7 @@ def _models_pull(args, settings) -> int:
     shown = not args.json and sys.stderr.isatty()  # huggingface_hub's bars, as ours: not into a log or a script's pipe
     files = pull(args.pulled, settings.models, progress=shown, kind=kind_of(args.pulled))
     if args.json:
-        print(json.dumps({"name": files.name, "model": str(files.model),
+        print(json_line({"name": files.name, "model": str(files.model),
                           "mmproj": str(files.mmproj) if files.mmproj else None}))
     else:
         print(f"pulled {files.name}: {files.model}" + (f" + {files.mmproj.name}" if files.mmproj else ""))
@@ -592,7 +591,7 @@ def cmd_ask(args) -> int:
                     pass
             raise
     if args.json:
-        print(json.dumps(answer.to_json()))
+        print(json_line(answer.to_json()))
         return 0
     if stream:
         print()
@@ -642,14 +641,14 @@ def cmd_eval(args) -> int:
         report = evaluate_localize(settings, dataset, per_frame=chosen["per_frame"], seed=chosen["seed"],
                                    memory=memory, progress=_progress("eval"), layout=layout,
                                    references=args.references)
-        print(json.dumps(report) if args.json else format_localize(report))
+        print(json_line(report) if args.json else format_localize(report))
         return 0
     if given:  # (taken silently, they changed nothing: retrieval queries each photo whole)
         args.parser.error(f"--{given[0].replace('_', '-')} is for eval localize: retrieval queries each photo whole "
                           "(no composites, no detector)")
     report = evaluate_retrieval(settings, dataset, distractors, memory=memory, progress=_progress("eval"),
                                 references=args.references)
-    print(json.dumps(report) if args.json else format_report(report))
+    print(json_line(report) if args.json else format_report(report))
     return 0
 
 

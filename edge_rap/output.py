@@ -3,8 +3,10 @@ OSError of the command's own (its memory's disk, a model file), so the CLI can s
 
 from __future__ import annotations
 
+import json
+import re
 from contextlib import contextmanager
-from typing import Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 
 class OutputError(OSError):
@@ -38,3 +40,31 @@ class GuardedOutput:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+#: A code point that is half of a UTF-16 pair: in a Python string, never a character of any text, but a byte of a
+#: file name that is not UTF-8 (U+DC80-U+DCFF, as Python decodes such a name) or of a terminal in another encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _as_escape(m: re.Match) -> str:
+    code = ord(m[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def _text_only(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub(_as_escape, value)
+    if isinstance(value, dict):
+        return {_text_only(k): _text_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_only(v) for v in value]
+    return value
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of JSON for a `--json` output, every string in it text: a byte of a name that is not UTF-8
+    is written as the four characters `\\xff` (its value in hex; any other lone surrogate as `\\udXXX`). json.dumps
+    wrote it as the lone surrogate `"\\udcff"`, which I-JSON (RFC 7493) forbids: jq and Go read it as U+FFFD, losing
+    which byte it was, and strict parsers (Rust's serde_json) refuse the line."""
+    return json.dumps(_text_only(value))

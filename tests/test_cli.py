@@ -1175,3 +1175,32 @@ def test_recognize_writes_each_images_line_before_the_next_image_is_read(run, ph
         assert cli.main(["recognize", *json_flag, str(photos / "scene1.png"), str(second),
                          "--memory", str(settings.memory)]) == 0
         assert out_before_each[0] == "" and out_before_each[1].count("\n") == 1 and "scene1.png" in out_before_each[1]
+
+
+def test_json_output_of_a_name_that_is_not_utf8_is_text_any_json_parser_reads(run, photos, tmp_path):
+    # a file name's byte 0xff (Python's "\udcff") was written as the lone surrogate "\udcff": jq and Go read it as
+    # U+FFFD, losing which byte it was, and strict parsers refuse the line; it is the four characters \xff, in every
+    # --json output that names a file (the image, its drawing, an error's text, backup's and export-rap's paths)
+    run("remember", "bo", scene_file(photos, 1))
+    odd = photos / os.fsdecode(b"bad\xff.png")
+    odd.write_bytes((photos / "scene1.png").read_bytes())
+    gone = photos / os.fsdecode(b"gone\xfe.png")
+    sys.stderr.reconfigure(errors="backslashreplace")  # as a process's stderr is (pytest's capture is strict)
+    rc, out, _ = run("recognize", "--json", odd, gone, "--draw", photos / os.fsdecode(b"drawn\xfd"))
+    assert rc == 2
+    outs = [out]
+    shown = str(photos)
+    found, missing = (json.loads(line) for line in out.splitlines())
+    assert found["image"] == f"{shown}/bad\\xff.png" and found["concepts"][0]["name"] == "bo"
+    assert found["drawing"] == f"{shown}/drawn\\xfd/bad\\xff.jpg"
+    assert missing["image"] == f"{shown}/gone\\xfe.png" and missing["error"] == f"{shown}/gone\\xfe.png: no such file"
+    for argv in (["backup", "--json", tmp_path / os.fsdecode(b"b\xfc.tar")],
+                 ["export-rap", "--json", tmp_path / os.fsdecode(b"e\xfb")]):
+        rc, out, err = run(*argv)
+        assert rc == 0, err
+        outs.append(out)
+    assert json.loads(outs[1])["path"] == f"{tmp_path}/b\\xfc.tar"
+    assert json.loads(outs[2])["database"] == f"{tmp_path}/e\\xfb/database.json"
+    for out in outs:
+        out.encode("utf-8")  # no lone surrogate, escaped or not
+        assert "\\ud" not in out, out

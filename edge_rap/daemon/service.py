@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -21,6 +20,7 @@ from edge_rap.daemon.settings_file import SettingsFile
 from edge_rap.daemon.shutdown import STOP_BUDGET_S, Part, stop_together
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
+from edge_rap.output import json_line
 from edge_rap.perceive.camera import camera_named, parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.scratch import remove_leftovers
@@ -75,7 +75,7 @@ def printer(out: TextIO, as_json: bool) -> Callable[[Event], None]:
 
     def report(event: Event) -> None:
         if as_json:
-            line = json.dumps(event.to_json())
+            line = json_line(event.to_json())
         elif event.kind == "arrived":
             said = f": {event.said}" if event.said else " (back within the cooldown)"
             line = f"[{event.camera} {event.time_s:7.2f}s] <{event.name}> arrived{said}"
@@ -145,7 +145,7 @@ def listen_beside(home: Household, daemon: Daemon, speaker, config: RunConfig, o
     def report(turn) -> None:
         cut = turn.reply.cut  # by the stop: not said
         if config.json:
-            line = json.dumps({"type": "answer", **turn.to_json(), "cut": cut})
+            line = json_line({"type": "answer", **turn.to_json(), "cut": cut})
         else:
             line = f"[voice] {turn.reply.text}" + (" [cut: stopping]" if cut else "")
         with lock:

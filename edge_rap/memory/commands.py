@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
+from edge_rap.output import json_line
 from edge_rap.wording import counted
 
 LEFT_OUT = ("the model cache, the demo, serve.json (where this device's `serve` listens) and, unless --with-token, the "
@@ -23,7 +23,7 @@ def cmd_backup(args) -> int:
     report = back_up(settings.memory, Path(args.file), args.force, args.with_token, _progress("backup"),
                      args.anywhere)
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json_line(report.to_json()))
     else:
         c = report.counts
         print(f"backed up {counted(c.concepts, 'concept')}, {counted(c.views, 'photo view')} and "
@@ -45,7 +45,7 @@ def cmd_restore(args) -> int:
     settings = _settings(args)
     report = restore(Path(args.file), settings.memory, args.replace, _progress("restore"))
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json_line(report.to_json()))
     else:
         c, made = report.counts, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.created))
         aside = f"; the memory there before was moved to {report.aside}" if report.aside else ""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from contextlib import closing
 from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import json_line
 
 if TYPE_CHECKING:
     from edge_rap.serve.pairing import Listening
@@ -95,7 +95,7 @@ def cmd_pair(args) -> int:
         print(f"edge-rap: warning: no server answers on port {where.port} now: start `edge-rap serve` (or `run "
               "--serve`) before the phone opens the page", file=sys.stderr)
     if args.json:
-        print(json.dumps({"url": url, "token": token}))
+        print(json_line({"url": url, "token": token}))
         return 0
     print(terminal_qr(pairing_link(url, token), getattr(sys.stdout, "encoding", None), os.environ.get("TERM")))
     print(f"url:   {url}\ntoken: {token}")

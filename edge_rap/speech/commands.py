@@ -4,11 +4,12 @@ Kept out of cli.py so that the command line only imports it when it runs (`regis
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 from pathlib import Path
+
+from edge_rap.output import json_line
 
 WAIT_S = 10.0  # push-to-talk on the microphone: how long to wait for speech to start (--timeout)
 
@@ -101,7 +102,7 @@ def cmd_listen(args) -> int:
 
 def _print(turn, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(turn.to_json()), flush=True)
+        print(json_line(turn.to_json()), flush=True)
         return
     if not turn.triggered:
         print(f"not a question for me: {turn.transcript!r}" if turn.transcript else "heard no speech", flush=True)

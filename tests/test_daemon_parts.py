@@ -519,6 +519,25 @@ def write_clip(path, frames: int, fps: float = 15.0, codec: str = "mp4v") -> str
     return str(path)
 
 
+def test_a_video_whose_name_is_not_utf8_is_read_not_a_crash(tmp_path):
+    # `run --source cam\xf1.mp4` (a name from a Latin-1 disk) ended in a segmentation fault: OpenCV's binding cannot
+    # encode Python's "\udcf1" and crashed in VideoCapture. In a process of its own, so that a crash fails this test
+    import os
+    import subprocess
+    import sys
+
+    clip = tmp_path / os.fsdecode(b"cam\xf1.mp4")
+    os.rename(write_clip(tmp_path / "clip.mp4", 6), clip)  # (OpenCV's writer crashes on such a name too)
+    read = ("import sys; from edge_rap.perceive.camera import _open_video\n"
+            "capture = _open_video(sys.argv[1], None)\n"
+            "frames = 0\n"
+            "while capture.read()[0]: frames += 1\n"
+            "print(capture.isOpened(), frames)")
+    done = subprocess.run([sys.executable, "-c", read, str(clip)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert (done.returncode, done.stdout) == (0, "True 6\n"), done.stderr[-2000:]
+
+
 class NeverBusySlot(LatestSlot):
     """A consumer that is always ready and keeps every frame handed on: what the frame-rate cap alone lets
     through, whatever this machine's speed (a real consumer that came back late would miss frames)."""

@@ -349,9 +349,33 @@ def _open_video(path: str, fifo: int | None):
 
     with opening():
         if fifo is None or not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+            if not _utf8(path):
+                return _open_by_descriptor(cv2, path)
             return cv2.VideoCapture(path)
         os.set_blocking(fifo, True)
         return cv2.VideoCapture(f"pipe:{fifo}", cv2.CAP_FFMPEG)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_by_descriptor(cv2, path: str):
+    """A video whose name is not UTF-8 (`cam\\xf1.mp4`, Python's "\\udcf1"), opened as /proc/self/fd/N: OpenCV's
+    binding cannot encode that name and crashed the process (SIGSEGV) in VideoCapture. O_NONBLOCK: a FIFO opens at
+    once here, and waits for its writer in OpenCV's own open, as by its name."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return cv2.VideoCapture()  # not opened: said as any video that does not open
+    try:
+        return cv2.VideoCapture(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def _open_live(spec: SourceSpec):

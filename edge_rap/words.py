@@ -33,6 +33,8 @@ _DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
 _PARTICLES = frozenset("in on out up off over down back away around inside outside home here there "
                        "now today again yet too then once".split())
 _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
+# A holiday just before "Eve": the day before it, no one's name ("What are we doing on Christmas Eve?")
+_HOLIDAY = re.compile(r"\b(?:christmas|xmas|new\s+year'?s|hallowe'?en|midsummer)[^\w,.;:!?]+$", re.I)
 
 
 def is_common(word: str) -> bool:
@@ -79,3 +81,9 @@ def _last_word_at(text: str, start: int) -> int:
     while at and text[at - 1].isalnum():
         at -= 1
     return at
+
+
+def a_day(text: str, start: int, end: int) -> bool:
+    """Whether the word text[start:end] is "Eve" after a holiday's name, a day ("Christmas Eve", "New Year's Eve"),
+    not the name <eve>."""
+    return text[start:end].lower() == "eve" and bool(_HOLIDAY.search(text, max(0, start - 40), start))

@@ -129,6 +129,14 @@ def test_an_adverb_of_time_ending_its_clause_after_another_word_is_itself():
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
+def test_a_holiday_s_eve_is_a_day_not_the_name_eve():
+    # Before: "Christmas Eve" mentioned <eve>, as the voice's matcher did
+    eve = Concept(40, "eve", "", "", 0.0, 0.0)
+    for question, mentioned in (("What are we doing on Christmas Eve?", []), ("new year's eve with bo", ["bo"]),
+                                ("Is Eve with Bo on Christmas Eve?", ["eve", "bo"]), ("where is eve", ["eve"])):
+        assert [c.name for c in mentioned_names(question, [eve, BO])] == mentioned, question
+
+
 def test_of_two_concepts_written_alike_the_one_bracketed_exactly_is_mentioned_alone():
     # A memory of before the apostrophe fold may hold <Zoe´s x> and <Zoe's x>: both went into the VLM's prompt.
     acute, straight = Concept(9, "Zoe\u00b4s x", "", "", 0.0, 0.0), Concept(10, "Zoe's x", "", "", 0.0, 0.0)

@@ -2,20 +2,20 @@
 forms ("bow", "Bo" for <bo>; "red mug" for <red_mug>; "dog six" or "Dog 6" for <dog6>) and possessives ("Anya's
 backpack").
 
-Every run of words is compared with the stored names it is as long as (one word more or fewer), spelled
-(rapidfuzz's ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in
-its spelling with the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for
-<bo>, "Nan" for <dan>, but not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise
-that sounds exactly like a name is it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor
-"Beau" starting a sentence), and a short name's vowels count in its sound ("Bea" is another name, not <bo>). A
-one-word name spelled otherwise is not heard in a word after an article or a possessive, a thing, where the name is
-short and the word not written as a name, shares no vowel with it or begins with it ("the ball" is no <bill>, "my
-bow" no <bo>, "the sun" no <sunny>; "my Beau" is <bo>, "my mocha" <mochi>). Common English words match a name
-only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me a" as
-<mia>). A run that scores about the same for two names, or
-that sounds exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug"
-and "Red Mug"), is reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no
-I/O.
+Every run of words is compared with the stored names it is as long as (one word more or fewer), spelled (rapidfuzz's
+ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short name is also heard in its spelling with
+the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for <bo>, "Nan" for <dan>, but
+not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise that sounds exactly like a name is
+it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor "Beau" starting a sentence), and a short
+name's vowels count in its sound ("Bea" is another name, not <bo>). A one-word name spelled otherwise is not heard in a
+word after an article or a possessive, a thing, where the name is short and the word not written as a name, shares no
+vowel with it or begins with it (or with it less a plural's "s" and a silent "e": "the ball" is no <bill>, "my bow" no
+<bo>, "the sun" no <sunny>, "the rose" no <rosie>; "my Beau" is <bo>, "my mocha" <mochi>, "my mugs" <mug>). A hesitation
+and its pause start no name ("Ah, Mo." is <mo>, "Ah Mo." <ah_mo>), nor is a holiday's "Eve" <eve>. Common English words
+match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me
+a" as <mia>). A run that scores about the same for two names, or that sounds exactly like two names without being
+spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported as ambiguous, so the caller
+can ask which one was meant. Pure functions: no model, no I/O.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import COMMON, EMOJI, after_article, as_itself, is_common, starts_sentence
+from edge_rap.words import COMMON, EMOJI, FILLER, a_day, after_article, as_itself, is_common, starts_sentence
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -312,6 +312,12 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
             said = " ".join(w for w, _, _ in words[i:j])
             if re.search("[<>]", text[words[i][1]:words[j - 1][2]]):
                 break  # across a bracket: "<salt> and <pepper>" are two names, not <salt_and_pepper>
+            if j - i > 1 and len(words[i][0]) > 1 and re.fullmatch(FILLER, words[i][0]) \
+                    and re.search(r"[^\w\s']", text[words[i][2]:words[i + 1][1]]):
+                break  # a hesitation and its pause, then a name: "Ah, Mo." is <mo>, where "Ah Mo." is <ah_mo> (but
+                # "M. & M." is still <M&M>)
+            if j - i == 1 and a_day(text, *words[i][1:]):
+                break  # "Christmas Eve" is a day, no <eve>
             number_next = j < len(words) and words[j][0].isdigit()
             unspaced_only = all(len(w) == 1 and is_unspaced(w) for w, _, _ in words[i:j])
             for name in fitting.get(j - i, ()):
@@ -327,7 +333,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s < 100 and _a_thing(text, words, i, j, form, owned, capital):
+                if s < 100 and _plural(text, words, i, j, form, owned):  # "Where's my mugs?" of <mug>, which
+                    s, joined = max(s, _similarity(said, form)), False  # a short name's sound alone did not hear
+                elif s < 100 and _a_thing(text, words, i, j, form, owned, capital):
                     continue
                 if s >= ALIKE:  # words only alike in sound ("beau" for <bo>) are a name only written as one
                     # ("Beau"), else only another name's rival ("bow": <bo> or <beau>?)
@@ -381,7 +389,26 @@ def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form:
     Lunar" <luna>)."""
     said = words[i][0]
     return j - i == 1 and " " not in form and (len(form) <= 3 and not capital or _other_vowels(said, form)
-                                               or form.startswith(said)) \
+                                               or _begun_by(form, said)) \
+        and (after_article(text, words[i][1]) or i - 1 in owned)
+
+
+def _begun_by(form: str, said: str) -> bool:
+    """Whether the one-word name `form` begins with the word `said`, or with it less a plural's "s" and a silent
+    "e", and is longer than the word in the singular: the name another word's pet form ("sunny" of "sun", "rosie" of
+    "rose" and "roses"), the word a thing; not "bike" of "bikes", its plural."""
+    word = said[:-1] if said.endswith("s") else said
+    return form.startswith(said) or any(len(stem) > 1 and form.startswith(stem) and len(form) > len(word)
+                                        for stem in (word, word[:-1] if word.endswith("e") else word))
+
+
+def _plural(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str, owned: dict[int, int]) -> bool:
+    """Whether words[i:j], one word after an article or a possessive, are the one-word name `form` with a plural's
+    "s" or "es" ("my mugs" of <mug>, "the boxes" of <box>; but "the boss" is no <bos>): a thing's name said of it
+    and others like it."""
+    said = words[i][0]
+    plural = said == form + "es" or said == form + "s" and not form.endswith("s")
+    return j - i == 1 and " " not in form and plural and not is_common(said) \
         and (after_article(text, words[i][1]) or i - 1 in owned)
 
 

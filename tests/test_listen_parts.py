@@ -1138,6 +1138,18 @@ def test_the_kind_asked_about_is_its_concept_whose_name_is_a_common_word():
         assert (said.mode, said.names) == ("events", names), question
 
 
+def test_the_kind_asked_about_is_put_in_as_its_concept_only_where_it_is_said_not_inside_a_longer_word():
+    # Before: every "the dog" in the question was replaced, inside words too: "Is <bo> in <bo>house?"
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    home = sighted_home([Concept(1, "bo", "dog", "", 0, 0, 1)])
+    for question, shown in (("Is the dog in the doghouse?", "Is <bo> in the doghouse?"),
+                            ("Is the doghouse empty or is the dog in?", "Is the doghouse empty or is <bo> in?")):
+        said = from_memory(home, question, now=1240.0)
+        assert (said.mode, said.names, said.question) == ("events", ["bo"], shown), question
+
+
 def test_the_dogs_are_both_dogs_where_their_names_are_the_kind_and_a_number():
     """Of <dog2> and <dog6>, both dogs, "Where are the dogs?" was "Did you mean <dog2> or <dog6>?": "dogs" sounds
     like either name, and that was asked before the kind was. The kind said in the plural answers both."""

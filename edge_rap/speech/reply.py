@@ -196,7 +196,9 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
         if len(meant) > 1 and not plural:  # "the dog" of two: which? ("the dogs": both)
             return Reply(did_you_mean(meant), "clarify", [], question, [meant], said=kind)
         if meant:
-            question = question.replace(kind, " and ".join(f"<{n}>" for n in meant))  # as written: <in>, <now>
+            said_as = " and ".join(f"<{n}>" for n in meant)  # as written: <in>, <now>
+            question = re.sub(rf"(?<!\w){re.escape(kind)}(?!\w)", lambda _: said_as, question,
+                              count=1)  # where said, not in "doghouse"
             names = match_names(question, meant)
             asked = _asked_where(question, names)
     if _asks_home(question, names):

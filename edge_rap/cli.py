@@ -287,7 +287,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_events(args) -> int:
-    from edge_rap.daemon.events import EventLog, parse_since
+    from edge_rap.daemon.events import parse_since
 
     now = time.time()  # (one for both: `--since 1d --until 1d`, read a moment apart, was "no events", not refused)
     since = parse_since(args.since, now) if args.since else None
@@ -297,10 +297,10 @@ def cmd_events(args) -> int:
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        root = home.root
+        event_log = home.take_events()
     # the memory let go, and the log between its reads of a batch: `events | less` left open holds nothing (a read
     # held while printing kept a running daemon's -wal from being merged, growing for as long, and `restore` out)
-    with closing(EventLog(root, readonly=True)) as event_log:
+    with closing(event_log):
         older, events = event_log.newest(since, name, args.limit, until)  # (read as printed: a million held 1.4 GB)
         if gone:
             print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget "

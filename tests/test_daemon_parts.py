@@ -2028,16 +2028,26 @@ def test_events_json_is_written_as_read_not_held_whole(tmp_path, monkeypatch):
 def test_events_whose_output_is_blocked_hold_no_read_of_the_log(tmp_path, monkeypatch):
     # `events | less` left open read the log through one statement held open while it printed: a running daemon's
     # -wal could not be merged and begun again (it grew by 19 KB an event), and `restore` found the memory held.
-    # Each batch is read whole, the connection let go: every checkpoint while its output waits merges the -wal whole
+    # Each batch is read whole, the connection let go: every checkpoint while its output waits merges the -wal whole,
+    # and the memory (read for --name) is closed
     from edge_rap import cli
     from edge_rap.daemon import events as events_module
+    from edge_rap.memory.store import Store
 
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    store = Store(tmp_path / "memory")
+    with store.transaction():  # (the memory's database made: a concept's events are read for --name after it)
+        pass
+    store.close()
     log, now = EventLog(tmp_path / "memory"), time.time()
     for k in range(120):
         log.add(Event("arrived", f"c{k % 7}", "cam0", float(k), now - 120 + k, said=f"I can see <c{k % 7}>."))
     daemon, checks = log._db(), []
+
+    def memory_open() -> bool:  # (the memory's database, which only `events` opens here: --name reads it)
+        return any(os.readlink(f"/proc/self/fd/{fd}").endswith("memory.sqlite") for fd in os.listdir("/proc/self/fd")
+                   if os.path.islink(f"/proc/self/fd/{fd}"))
 
     class Blocked:
         """A pager's pipe: each write waits while the daemon logs an event and merges its -wal."""
@@ -2046,7 +2056,7 @@ def test_events_whose_output_is_blocked_hold_no_read_of_the_log(tmp_path, monkey
 
         def write(self, text: str) -> int:
             log.add(Event("left", "c3", self.camera, 1.0, time.time()))
-            checks.append(daemon.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+            checks.append((daemon.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0], memory_open()))
             self.text += text
             return len(text)
 
@@ -2059,7 +2069,7 @@ def test_events_whose_output_is_blocked_hold_no_read_of_the_log(tmp_path, monkey
         out = Blocked(f"meanwhile{run}")
         monkeypatch.setattr("sys.stdout", out)
         assert cli.main(["events", *options, "--memory", str(tmp_path / "memory")]) == 0
-        assert len(checks) >= 18 and set(checks) == {0}, options  # (1: busy, a reader in the middle of a read)
+        assert len(checks) >= 18 and set(checks) == {(0, False)}, options  # (1: busy, a read under way; True: held)
         assert f"meanwhile{run}" not in out.text and "meanwhile" in str(log.query(limit=1))  # (not among them)
     log.close()
 

@@ -2100,6 +2100,41 @@ def test_events_that_meet_damage_partway_stop_there_their_json_list_unclosed_on_
                                                    out.splitlines())
 
 
+def test_events_listed_from_a_log_replaced_meanwhile_stop_there(tmp_path, monkeypatch, capsys):
+    # read a batch at a time, holding nothing between them: a restore (or a damaged log set aside) while the output
+    # waited, and the next batches came from the other log, its events taken for the rest of this one's
+    from edge_rap import cli
+    from edge_rap.daemon import events as events_module
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    for memory, name in (("memory", "bo"), ("restored", "mochi")):
+        log = EventLog(tmp_path / memory)
+        for k in range(120):
+            log.add(Event("arrived", name, "cam0", float(k), time.time(), said=f"I can see <{name}>."))
+        log.close()
+
+    class Waiting:
+        """A pager's pipe: while its first line waits, the memory is restored (its log another file)."""
+        text = ""
+
+        def write(self, text: str) -> int:
+            if not self.text:
+                os.replace(tmp_path / "restored" / "events.sqlite", tmp_path / "memory" / "events.sqlite")
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    out = Waiting()
+    monkeypatch.setattr("sys.stdout", out)
+    assert cli.main(["events", "--memory", str(tmp_path / "memory")]) == 2
+    err = capsys.readouterr().err
+    assert "the event log was replaced while its events were listed" in err and err.count("\n") == 1, err
+    assert out.text.count("\n") == 50 and "mochi" not in out.text
+
+
 def test_events_json_is_the_list_json_dumps_writes(tmp_path, monkeypatch, capsys):
     # written as it is read, byte for byte what `print(json.dumps(events))` printed: none, one, and several
     from edge_rap import cli

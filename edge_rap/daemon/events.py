@@ -611,15 +611,21 @@ class EventLog:
         if newest is None:
             return older is not None, iter(())
         sql = f"{_SELECT}{where}{' AND' if where else ' WHERE'} id > ? AND id <= ? ORDER BY id LIMIT {BATCH}"
-        return older is not None, self._batches(sql, args, -(2**63) if older is None else older, newest)
+        return older is not None, self._batches(sql, args, -(2**63) if older is None else older, newest,
+                                                file_identity(self.path))
 
-    def _batches(self, sql: str, args: list, after: int, last: int) -> Iterator[Event]:
+    def _batches(self, sql: str, args: list, after: int, last: int, log: tuple[int, int] | None) -> Iterator[Event]:
         """The events of `sql` whose ids are after `after`, up to `last`, each batch read whole in a read of its
         own, this thread's connection let go after it: a reader whose output is blocked (`events | less` left open)
         holds nothing of the log. One read held open while the events were printed kept a running daemon's -wal
         from being merged and begun again: it grew by 19 KB an event for as long as the pager stayed open (and
-        `restore` refused the memory, held)."""
+        `restore` refused the memory, held). Each batch is read from the file `log` (its identity) that the
+        first was, or the listing ends in an EventLogError: another log's events would go on from its ids."""
         while True:
+            if file_identity(self.path) != log:
+                raise EventLogError(self.path, "the event log was replaced while its events were listed (a restore, "
+                                               "or a damaged log set aside): the later ones are not shown; list "
+                                               "them again")
             try:
                 rows = self._rows(sql, (*args, after, last), valid_event)
             finally:

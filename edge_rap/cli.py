@@ -10,7 +10,7 @@ import shlex
 import signal
 import sys
 import time
-from contextlib import contextmanager, redirect_stdout
+from contextlib import closing, contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NoReturn
 
@@ -297,7 +297,11 @@ def cmd_events(args) -> int:
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
-        older, events = home.events.newest(since, name, args.limit, until)  # (read as printed: a million held 1.4 GB)
+        event_log = home.take_events()
+    # the memory let go, and the log between its reads of a batch: `events | less` left open holds nothing (a read
+    # held while printing kept a running daemon's -wal from being merged, growing for as long, and `restore` out)
+    with closing(event_log):
+        older, events = event_log.newest(since, name, args.limit, until)  # (read as printed: a million held 1.4 GB)
         if gone:
             print(f"edge-rap: <{_shown(name)}> is forgotten; these are the events its forget kept (forget "
                   f"<{_shown(name)}> again to remove them)", file=sys.stderr)
@@ -319,11 +323,18 @@ def cmd_events(args) -> int:
 
 
 def _print_json_list(items: Iterable[dict]) -> None:
-    """`print(json_line(list(items)))`, the same bytes, without the list or its text held whole."""
+    """`print(json_line(list(items)))`, the same bytes, without the list or its text held whole. Where reading the
+    items fails partway (a damaged page of the log), the list is left unclosed, no script's whole list, and its line
+    ended: the error's line was written on the end of it."""
     separator = "["
-    for item in items:
-        sys.stdout.write(separator + json_line(item))
-        separator = ", "
+    try:
+        for item in items:
+            sys.stdout.write(separator + json_line(item))
+            separator = ", "
+    except EdgeRapError:
+        if separator != "[":
+            print()
+        raise
     print("[]" if separator == "[" else "]")
 
 

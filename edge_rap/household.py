@@ -156,6 +156,13 @@ class Household:
 
         return EventLog(self.root, readonly=self.readonly)
 
+    def take_events(self):
+        """The event log, no longer the household's: its taker closes it (`events` prints from it once the memory
+        is closed; one opened anew made a read-only folder's private copy of the log twice)."""
+        events = self.events
+        self.__dict__.pop("events", None)
+        return events
+
     def vocabulary(self, adding: str | None = None) -> list[str] | None:
         """The detector's open vocabulary: the remembered concepts' categories, and where a concept has none (a
         pet remembered by voice under its own name), the detector's own vocabulary besides (None: every label of a

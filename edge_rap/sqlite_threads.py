@@ -94,6 +94,12 @@ class ThreadConnections(Generic[Tag]):
             self._by_thread.pop(ended)[0].close()
         self._by_thread[threading.current_thread()] = (db, tag, os.access(self.database, os.W_OK))
 
+    def close_mine(self) -> None:
+        """Close this thread's connection, if it has one (call with `lock` held)."""
+        kept = self._by_thread.pop(threading.current_thread(), None)
+        if kept is not None:
+            kept[0].close()
+
     def close_all(self) -> None:
         """Close every thread's connection (call with `lock` held)."""
         for db, _, _ in self._by_thread.values():

@@ -294,6 +294,21 @@ def test_a_picture_past_pillows_guard_is_refused_with_our_limit(tmp_path, monkey
         read_image_file(bomb)
 
 
+def test_a_picture_just_past_pillows_guard_is_said_with_numbers_that_tell_it_from_the_limit(tmp_path, monkeypatch):
+    # 13380 x 13380 is 179.02 megapixels, past Pillow's 178.96: "image is 179 megapixels; the limit is 179"
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("1", (13380, 13380)).save(path, optimize=False)
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "150")
+    with pytest.raises(EdgeRapError, match=r": image is 179\.02 megapixels; the limit is 150 \(EDGE_RAP_MAX_MEGAPIXELS "
+                                           r"raises it up to 178\.96, Pillow's own"):
+        read_image_file(path)
+    monkeypatch.setenv("EDGE_RAP_MAX_MEGAPIXELS", "100000")
+    with pytest.raises(EdgeRapError, match=r": image is 179\.02 megapixels; the limit is 178\.96, Pillow's own limit"):
+        read_image_file(path)
+
+
 def test_photo_under_the_stated_limit_is_accepted(tmp_path):
     # Our limit (max_pixels()), not Pillow's ~89.5 MP warning, decides: a 100 MP camera's photo is fine.
     from PIL import Image

@@ -2025,6 +2025,116 @@ def test_events_json_is_written_as_read_not_held_whole(tmp_path, monkeypatch):
     assert peak < 2_000_000, peak  # (held whole: 23 MB)
 
 
+def test_events_whose_output_is_blocked_hold_no_read_of_the_log(tmp_path, monkeypatch):
+    # `events | less` left open read the log through one statement held open while it printed: a running daemon's
+    # -wal could not be merged and begun again (it grew by 19 KB an event), and `restore` found the memory held.
+    # Each batch is read whole, the connection let go: every checkpoint while its output waits merges the -wal whole,
+    # and the memory (read for --name) is closed
+    from edge_rap import cli
+    from edge_rap.daemon import events as events_module
+    from edge_rap.memory.store import Store
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    store = Store(tmp_path / "memory")
+    with store.transaction():  # (the memory's database made: a concept's events are read for --name after it)
+        pass
+    store.close()
+    log, now = EventLog(tmp_path / "memory"), time.time()
+    for k in range(120):
+        log.add(Event("arrived", f"c{k % 7}", "cam0", float(k), now - 120 + k, said=f"I can see <c{k % 7}>."))
+    daemon, checks = log._db(), []
+
+    def memory_open() -> bool:  # (the memory's database, which only `events` opens here: --name reads it)
+        return any(os.readlink(f"/proc/self/fd/{fd}").endswith("memory.sqlite") for fd in os.listdir("/proc/self/fd")
+                   if os.path.islink(f"/proc/self/fd/{fd}"))
+
+    class Blocked:
+        """A pager's pipe: each write waits while the daemon logs an event and merges its -wal."""
+        def __init__(self, camera: str) -> None:
+            self.camera, self.text = camera, ""
+
+        def write(self, text: str) -> int:
+            log.add(Event("left", "c3", self.camera, 1.0, time.time()))
+            checks.append((daemon.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0], memory_open()))
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    daemon.execute("PRAGMA busy_timeout = 0")
+    for run, options in enumerate(([], ["--json"], ["--name", "c3", "--since", "1h"])):
+        checks.clear()
+        out = Blocked(f"meanwhile{run}")
+        monkeypatch.setattr("sys.stdout", out)
+        assert cli.main(["events", *options, "--memory", str(tmp_path / "memory")]) == 0
+        assert len(checks) >= 18 and set(checks) == {(0, False)}, options  # (1: busy, a read under way; True: held)
+        assert f"meanwhile{run}" not in out.text and "meanwhile" in str(log.query(limit=1))  # (not among them)
+    log.close()
+
+
+def test_events_that_meet_damage_partway_stop_there_their_json_list_unclosed_on_a_line_of_its_own(
+        tmp_path, monkeypatch, capsys):
+    # printed as read, the events before a damaged page are out by the time it is met: exit status 2, the list never
+    # closed (no script's whole list), and its line ended (the error's line came on the end of the JSON)
+    from edge_rap import cli
+    from edge_rap.daemon import events as events_module
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    log, now = EventLog(tmp_path / "memory"), time.time()
+    for k in range(120):
+        log.add(Event("arrived", "bo", "cam0", float(k), now - 120 + k, said="I can see <bo>."))
+    first = [e.to_json() for e in log.query()[:50]]  # (ids 1 to 50: the first batch)
+    log.close()
+    monkeypatch.setattr(events_module, "valid_event", lambda row: row[0] != 70)  # (a torn page: rows of nulls)
+    for options in (["--json"], []):
+        code = cli.main(["events", *options, "--memory", str(tmp_path / "memory")])
+        out, err = capsys.readouterr()
+        assert code == 2 and err.count("\n") == 1 and "cannot read the event log (database disk image is malformed" in err
+        if options:
+            assert out == "[" + ", ".join(map(json.dumps, first)) + "\n"
+        else:
+            assert out.count("\n") == 50 and all(line.endswith("<bo> arrived: I can see <bo>.") for line in
+                                                   out.splitlines())
+
+
+def test_events_listed_from_a_log_replaced_meanwhile_stop_there(tmp_path, monkeypatch, capsys):
+    # read a batch at a time, holding nothing between them: a restore (or a damaged log set aside) while the output
+    # waited, and the next batches came from the other log, its events taken for the rest of this one's
+    from edge_rap import cli
+    from edge_rap.daemon import events as events_module
+
+    monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    for memory, name in (("memory", "bo"), ("restored", "mochi")):
+        log = EventLog(tmp_path / memory)
+        for k in range(120):
+            log.add(Event("arrived", name, "cam0", float(k), time.time(), said=f"I can see <{name}>."))
+        log.close()
+
+    class Waiting:
+        """A pager's pipe: while its first line waits, the memory is restored (its log another file)."""
+        text = ""
+
+        def write(self, text: str) -> int:
+            if not self.text:
+                os.replace(tmp_path / "restored" / "events.sqlite", tmp_path / "memory" / "events.sqlite")
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    out = Waiting()
+    monkeypatch.setattr("sys.stdout", out)
+    assert cli.main(["events", "--memory", str(tmp_path / "memory")]) == 2
+    err = capsys.readouterr().err
+    assert "the event log was replaced while its events were listed" in err and err.count("\n") == 1, err
+    assert out.text.count("\n") == 50 and "mochi" not in out.text
+
+
 def test_events_json_is_the_list_json_dumps_writes(tmp_path, monkeypatch, capsys):
     # written as it is read, byte for byte what `print(json.dumps(events))` printed: none, one, and several
     from edge_rap import cli

@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS watches (
 #: back since) is no sign that the daemon lived past it. (SQLite reads it down the `wall` index, or by the id range.)
 _LIVED_AFTER = "SELECT MAX(wall) FROM events WHERE id > ? AND watch IS ?"
 
+#: How many events `EventLog.newest` reads at once (a few hundred KB), each batch in a read of its own.
+BATCH = 1000
+
 
 class EventLogError(DeviceError):
     """The event log cannot be opened, read or written (a damaged file, a full disk, a read-only folder)."""
@@ -595,27 +598,48 @@ class EventLog:
 
     def newest(self, since: float | None = None, name: str | None = None, limit: int = 10_000,
                until: float | None = None) -> tuple[bool, Iterator[Event]]:
-        """`query`'s events read one at a time as they are used, not held (`events --limit 1000000 --json` peaked
-        at 1.4 GB), and whether older ones were left out. The events logged after this call are not among them; one
-        a damaged page made unreadable is said where it is met (EventLogError)."""
+        """`query`'s events read as they are used, `BATCH` at a time, not held (`events --limit 1000000 --json`
+        peaked at 1.4 GB), and whether older ones were left out. The events logged after this call are not among
+        them; one a damaged page made unreadable is said where it is met (EventLogError)."""
         where, args = _where(since, until, name)
-        bounds = self._rows(f"SELECT (SELECT id FROM events{where} ORDER BY id DESC LIMIT 1 OFFSET ?), "
-                            f"(SELECT max(id) FROM events{where})", (*args, min(limit, 2**63 - 1), *args))
+        try:
+            bounds = self._rows(f"SELECT (SELECT id FROM events{where} ORDER BY id DESC LIMIT 1 OFFSET ?), "
+                                f"(SELECT max(id) FROM events{where})", (*args, min(limit, 2**63 - 1), *args))
+        finally:
+            self._let_go()
         older, newest = bounds[0] if bounds else (None, None)
         if newest is None:
             return older is not None, iter(())
-        sql = f"{_SELECT}{where}{' AND' if where else ' WHERE'} id > ? AND id <= ? ORDER BY id"
-        return older is not None, self._each(sql, (*args, -(2**63) if older is None else older, newest))
+        sql = f"{_SELECT}{where}{' AND' if where else ' WHERE'} id > ? AND id <= ? ORDER BY id LIMIT {BATCH}"
+        return older is not None, self._batches(sql, args, -(2**63) if older is None else older, newest,
+                                                file_identity(self.path))
 
-    def _each(self, sql: str, args: tuple) -> Iterator[Event]:
-        """The events of `sql` one at a time, each a valid one (`_rows`)."""
-        try:
-            for row in self._db().execute(sql, args):
-                if not valid_event(row):
-                    raise sqlite3.DatabaseError("database disk image is malformed: rows no event log writes")
-                yield _event(row)
-        except sqlite3.Error as e:
-            raise _unreadable(self.path, e) from None
+    def _batches(self, sql: str, args: list, after: int, last: int, log: tuple[int, int] | None) -> Iterator[Event]:
+        """The events of `sql` whose ids are after `after`, up to `last`, each batch read whole in a read of its
+        own, this thread's connection let go after it: a reader whose output is blocked (`events | less` left open)
+        holds nothing of the log. One read held open while the events were printed kept a running daemon's -wal
+        from being merged and begun again: it grew by 19 KB an event for as long as the pager stayed open (and
+        `restore` refused the memory, held). Each batch is read from the file `log` (its identity) that the
+        first was, or the listing ends in an EventLogError: another log's events would go on from its ids."""
+        while True:
+            if file_identity(self.path) != log:
+                raise EventLogError(self.path, "the event log was replaced while its events were listed (a restore, "
+                                               "or a damaged log set aside): the later ones are not shown; list "
+                                               "them again")
+            try:
+                rows = self._rows(sql, (*args, after, last), valid_event)
+            finally:
+                self._let_go()
+            yield from map(_event, rows)
+            if len(rows) < BATCH:
+                return
+            after = rows[-1][0]
+
+    def _let_go(self) -> None:
+        """Close this thread's connection (its next read opens one; a private copy of a read-only folder's log is
+        kept): nothing of the log held, not even the -shm's lock that says it is open."""
+        with self._lock:
+            self._connections.close_mine()
 
     def names(self) -> list[str]:
         """The names the log holds events of, the latest seen first: a forgotten concept's events a failed log kept

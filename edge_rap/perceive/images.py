@@ -282,11 +282,15 @@ def past_bomb_limit(shown: str, error: Exception) -> EdgeRapError:
 
     bomb, limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0), max_pixels()
     claimed = re.match(r"Image size \((\d+) pixels\)", str(error))
-    size = f"{int(claimed[1]) / 1e6:.0f} megapixels" if claimed else f"over {bomb / 1e6:.0f} megapixels"
+    pixels = int(claimed[1]) if claimed else bomb
+    # as many decimals as tell the two apart: a photo of 179.02 megapixels was "179", over a limit of "179" (178.96)
+    places = next((n for n in range(7) if f"{pixels / 1e6:.{n}f}" != f"{bomb / 1e6:.{n}f}"), 0)
+    size = f"{pixels / 1e6:.{places}f} megapixels" if claimed else f"over {bomb / 1e6:.0f} megapixels"
+    most = f"{bomb / 1e6:.{places}f}"
     if limit < bomb:
         return EdgeRapError(f"{shown}: image is {size}; the limit is {limit / 1e6:g} (EDGE_RAP_MAX_MEGAPIXELS raises "
-                            f"it up to {bomb / 1e6:.0f}, Pillow's own limit against decompression bombs)")
-    return EdgeRapError(f"{shown}: image is {size}; the limit is {bomb / 1e6:.0f}, Pillow's own limit against "
+                            f"it up to {most}, Pillow's own limit against decompression bombs)")
+    return EdgeRapError(f"{shown}: image is {size}; the limit is {most}, Pillow's own limit against "
                         "decompression bombs")
 
 

@@ -900,6 +900,35 @@ def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_r
         os.close(source)
 
 
+def test_a_fifo_writers_bytes_left_counted_as_a_next_writer_opens_are_not_taken_as_its_own(tmp_path, monkeypatch):
+    # Before: the FIFO's bytes were counted after its events were read: a close, then a next writer's open and first
+    # bytes, coming between the two, had those bytes (its header) counted as the closed writer's, relayed as more of
+    # its clip or let go with its junk (the next clip lost)
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    os.write(first, b"a" * 100)
+    end = fifo_relay.WriterEnd.of(source)
+    if end is None:
+        pytest.skip("no inotify here")
+    count, writers = fifo_relay.unread, []
+
+    def next_writer_as_counted(fd):
+        if not writers:  # the first writer closes, a next one opens and writes, as its bytes are counted
+            os.close(first)
+            writers.append(os.open(tmp_path / "pipe", os.O_WRONLY))
+            os.write(writers[0], b"b" * 50)
+        return count(fd)
+
+    monkeypatch.setattr(fifo_relay, "unread", next_writer_as_counted)
+    try:
+        assert [end.left(), end.left()] == [None, None] and writers  # (which bytes are whose: not told)
+    finally:
+        end.close()
+        os.close(writers[0]) if writers else os.close(first)
+        os.close(source)
+
+
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
     # Before: the stop coming as the junk's open failed (a writer killed, then SIGTERM) raised the junk's refusal as
     # the source's error: "cannot open as a video" in the summary's source_errors, exit 2, for a FIFO that showed its

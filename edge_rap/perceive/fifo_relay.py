@@ -171,8 +171,10 @@ class WriterEnd:
     def left(self) -> int | None:
         """The bytes the writer left in the FIFO, once it closed; None while it is there, or `lost`."""
         state, held = self._told(self._events.events(), self._held, True)
-        if state == "there" and held is None:  # (its bytes not counted since its last write: counted now)
-            state, held = self._told(self._events.events(), unread(self._source), False)
+        if state == "there" and held is None:  # (its bytes not counted since its last write: counted now, then the
+            count = unread(self._source)  # events since looked at: read before the count, a close and a next
+            state, held = self._told(self._events.events(), count, False)  # writer's open and bytes just after
+            # them were counted as its own, the next clip's header relayed as the last one's, or let go with junk)
         self.lost = state == "lost"
         self._held = held if state == "there" else None
         return held if state == "closed" else None

@@ -741,21 +741,25 @@ def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, mon
 
 def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
     # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
-    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)
+    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE). The writer's
+    # close is counted (an outage) before the next wait: the test looked at `came` before that, failing now and then
     camera, stop = fifo_camera(tmp_path)
-    clip, came = clip_bytes(tmp_path), []
+    clip, came, waited = clip_bytes(tmp_path), [], []
     await_writer = Camera._await_writer
 
     def next_writer_comes_first(self, path, *held):
-        if self.frames_read and not came:  # (the first writer's clip read): the next one opens at once
+        if self.frames_read and not waited:  # (the first writer's clip read): the next one opens at once
             with contextlib.suppress(OSError):  # (ENXIO: no reader)
                 came.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            waited.append(True)
         return await_writer(self, path, *held)
 
     monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
+    lost = Camera._lost
+    monkeypatch.setattr(Camera, "_lost", lambda self: (lost(self), time.sleep(0.2)))  # (the next wait a while after)
     with started(camera, stop):
         write_into(tmp_path / "pipe", clip)
-        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        wait_until(lambda: waited or camera.finished.is_set(), "the next wait after the first writer's end")
         assert len(came) == 1, "the next writer found no reader"
         os.set_blocking(came[0], True)
         os.write(came[0], clip)

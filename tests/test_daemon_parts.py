@@ -859,6 +859,35 @@ def test_a_refused_fifo_writers_flood_is_not_probed_again_and_the_next_clip_is_w
         assert camera.frames_read == 6 and camera.error is None
 
 
+def test_a_fifo_made_anew_while_a_refused_writer_hangs_on_the_old_one_is_read(tmp_path):
+    # Before: a refused writer's bytes were let go until its close, the FIFO's path not looked at meanwhile: one that
+    # hung, never closing, kept the source on the removed FIFO, the new one's writers meeting no reader for good
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with open(pipe, "wb") as hung:
+            hung.write(b"not a video\n" * 100_000)  # (its bytes refused, it stays: let go until its close)
+            hung.flush()
+            wait_until(lambda: camera._writer_said or camera.finished.is_set(), "the hung writer refused")
+            pipe.unlink()
+            os.mkfifo(pipe)
+            writer = []
+
+            def opened() -> bool:
+                with contextlib.suppress(OSError):  # (ENXIO: no reader yet)
+                    writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                return bool(writer) or camera.finished.is_set()
+
+            wait_until(opened, "a reader of the new FIFO", 20)
+            os.set_blocking(writer[0], True)
+            os.write(writer[0], clip)
+            os.close(writer[0])
+            wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the new FIFO's clip")
+            assert camera.frames_read == 6 and camera.error is None
+
+
 def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_relay_looked(tmp_path, monkeypatch):
     # Before: the writer's hang-up, which lasts only until a next writer opens, was not looked for in time (a shell's
     # `cat a > p; cat b > p`): b's bytes were relayed as more of a's, its clip lost. inotify queues a's close

@@ -130,9 +130,11 @@ class FifoRelay:
                 poller.unregister(end.fileno())
         return left
 
-    def wait(self) -> None:
-        """Until the copy ended: the writer's close, its bytes no longer told from a next writer's, or the stop."""
-        self._thread.join()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the copy ended (the writer's close, its bytes no longer told from a next writer's, or the stop), or
+        `timeout` seconds passed: whether it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def close(self) -> None:
         """End the copy (within LOOK_MS) and close the pipe: after FFmpeg let its end go."""

@@ -962,6 +962,39 @@ def test_a_fifo_writers_bytes_left_counted_as_a_next_writer_opens_are_not_taken_
         os.close(source)
 
 
+def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_the_next_writers(tmp_path,
+                                                                                                  monkeypatch):
+    # Before: a writer whose close was told (its last bytes counted in the FIFO), its open refused before they were
+    # taken (FFmpeg's probe of junk gave up), was taken to stay: the next writer's clip, there at once (`cat junk > p;
+    # cat clip > p`), was let go as its bytes until its close, the clip lost without a word
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    watch = inotify.watch(source, fifo_relay.WriterEnd.MASK)
+    if watch is None:
+        pytest.skip("no inotify here")
+    watch.close()
+    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
+    told, left = [], fifo_relay.FifoRelay._writer_left  # (by inotify, or its hang-up where it closed before the watch)
+    monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")  # (its reader, FFmpeg, takes nothing)
+    try:
+        fcntl.fcntl(relay.read_end, fcntl.F_SETPIPE_SZ, 4096)
+        os.write(first, os.urandom(300_000))  # (our pipe's room and the chunk the relay holds: the rest stays)
+        os.close(first)
+        wait_until(lambda: told and told[-1] is not None, "the writer's close told")
+        second = os.open(tmp_path / "pipe", os.O_WRONLY)
+        os.write(second, b"next clip")
+        relay.close()  # (the open refused)
+        closed, relay = relay.writer_closed, None
+        assert closed and fifo_relay.unread(source) == len(b"next clip")
+        os.close(second)
+    finally:
+        if relay is not None:
+            relay.close()
+        os.close(source)
+
+
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
     # Before: the stop coming as the junk's open failed (a writer killed, then SIGTERM) raised the junk's refusal as
     # the source's error: "cannot open as a video" in the summary's source_errors, exit 2, for a FIFO that showed its

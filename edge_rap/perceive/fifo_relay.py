@@ -114,9 +114,23 @@ class FifoRelay:
         except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
             pass
         finally:
-            os.close(self._write_end)
+            if left and not self._stop.is_set():  # ended (FFmpeg done, or its open refused the bytes) after the
+                self.writer_closed = self._let_go(left)  # writer left: its last bytes are let go, not taken as the
+            os.close(self._write_end)  # next writer's first (a refused one's, let go with them till its close)
             if end is not None:
                 end.close()
+
+    def _let_go(self, count: int) -> bool:
+        """Read and drop the `count` bytes the FIFO holds from the writer that left: whether they all were."""
+        try:
+            while count > 0:
+                data = os.read(self._source, min(CHUNK, count))
+                if not data:
+                    return True
+                count -= len(data)
+        except OSError:  # (not there: which bytes are whose not told)
+            return False
+        return True
 
     def _writer_left(self, end: WriterEnd | None, pollers: tuple) -> int | None:
         """The bytes the FIFO still holds from the writer once it left: told by inotify (`end`), else by its

@@ -760,21 +760,25 @@ def test_a_fifo_writer_that_sends_junk_after_a_clip_ends_no_source(tmp_path, mon
 
 def test_a_fifo_writer_that_comes_as_the_last_one_is_read_has_a_reader(tmp_path, monkeypatch):
     # Before: the last writer's read end was closed before the next wait opened its own: a writer that came between
-    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE)
+    # (`cat a > pipe; cat b > pipe`) met no reader, its writes failing (EPIPE; `cat` killed by SIGPIPE). The writer's
+    # close is counted (an outage) before the next wait: the test looked at `came` before that, failing now and then
     camera, stop = fifo_camera(tmp_path)
-    clip, came = clip_bytes(tmp_path), []
+    clip, came, waited = clip_bytes(tmp_path), [], []
     await_writer = Camera._await_writer
 
     def next_writer_comes_first(self, path, *held):
-        if self.frames_read and not came:  # (the first writer's clip read): the next one opens at once
+        if self.frames_read and not waited:  # (the first writer's clip read): the next one opens at once
             with contextlib.suppress(OSError):  # (ENXIO: no reader)
                 came.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            waited.append(True)
         return await_writer(self, path, *held)
 
     monkeypatch.setattr(Camera, "_await_writer", next_writer_comes_first)
+    lost = Camera._lost
+    monkeypatch.setattr(Camera, "_lost", lambda self: (lost(self), time.sleep(0.2)))  # (the next wait a while after)
     with started(camera, stop):
         write_into(tmp_path / "pipe", clip)
-        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        wait_until(lambda: waited or camera.finished.is_set(), "the next wait after the first writer's end")
         assert len(came) == 1, "the next writer found no reader"
         os.set_blocking(came[0], True)
         os.write(came[0], clip)
@@ -874,6 +878,35 @@ def test_a_refused_fifo_writers_flood_is_not_probed_again_and_the_next_clip_is_w
         assert camera.frames_read == 6 and camera.error is None
 
 
+def test_a_fifo_made_anew_while_a_refused_writer_hangs_on_the_old_one_is_read(tmp_path):
+    # Before: a refused writer's bytes were let go until its close, the FIFO's path not looked at meanwhile: one that
+    # hung, never closing, kept the source on the removed FIFO, the new one's writers meeting no reader for good
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with open(pipe, "wb") as hung:
+            hung.write(b"not a video\n" * 100_000)  # (its bytes refused, it stays: let go until its close)
+            hung.flush()
+            wait_until(lambda: camera._writer_said or camera.finished.is_set(), "the hung writer refused")
+            pipe.unlink()
+            os.mkfifo(pipe)
+            writer = []
+
+            def opened() -> bool:
+                with contextlib.suppress(OSError):  # (ENXIO: no reader yet)
+                    writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                return bool(writer) or camera.finished.is_set()
+
+            wait_until(opened, "a reader of the new FIFO", 20)
+            os.set_blocking(writer[0], True)
+            os.write(writer[0], clip)
+            os.close(writer[0])
+            wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the new FIFO's clip")
+            assert camera.frames_read == 6 and camera.error is None
+
+
 def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_relay_looked(tmp_path, monkeypatch):
     # Before: the writer's hang-up, which lasts only until a next writer opens, was not looked for in time (a shell's
     # `cat a > p; cat b > p`): b's bytes were relayed as more of a's, its clip lost. inotify queues a's close
@@ -916,6 +949,68 @@ def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_r
     finally:
         hold.clear()
         relay.close()
+        os.close(source)
+
+
+def test_a_fifo_writers_bytes_left_counted_as_a_next_writer_opens_are_not_taken_as_its_own(tmp_path, monkeypatch):
+    # Before: the FIFO's bytes were counted after its events were read: a close, then a next writer's open and first
+    # bytes, coming between the two, had those bytes (its header) counted as the closed writer's, relayed as more of
+    # its clip or let go with its junk (the next clip lost)
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    os.write(first, b"a" * 100)
+    end = fifo_relay.WriterEnd.of(source)
+    if end is None:
+        pytest.skip("no inotify here")
+    count, writers = fifo_relay.unread, []
+
+    def next_writer_as_counted(fd):
+        if not writers:  # the first writer closes, a next one opens and writes, as its bytes are counted
+            os.close(first)
+            writers.append(os.open(tmp_path / "pipe", os.O_WRONLY))
+            os.write(writers[0], b"b" * 50)
+        return count(fd)
+
+    monkeypatch.setattr(fifo_relay, "unread", next_writer_as_counted)
+    try:
+        assert [end.left(), end.left()] == [None, None] and writers  # (which bytes are whose: not told)
+    finally:
+        end.close()
+        os.close(writers[0]) if writers else os.close(first)
+        os.close(source)
+
+
+def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_the_next_writers(tmp_path,
+                                                                                                  monkeypatch):
+    # Before: a writer whose close was told (its last bytes counted in the FIFO), its open refused before they were
+    # taken (FFmpeg's probe of junk gave up), was taken to stay: the next writer's clip, there at once (`cat junk > p;
+    # cat clip > p`), was let go as its bytes until its close, the clip lost without a word
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    watch = inotify.watch(source, fifo_relay.WriterEnd.MASK)
+    if watch is None:
+        pytest.skip("no inotify here")
+    watch.close()
+    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
+    told, left = [], fifo_relay.FifoRelay._writer_left  # (by inotify, or its hang-up where it closed before the watch)
+    monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")  # (its reader, FFmpeg, takes nothing)
+    try:
+        fcntl.fcntl(relay.read_end, fcntl.F_SETPIPE_SZ, 4096)
+        os.write(first, os.urandom(300_000))  # (our pipe's room and the chunk the relay holds: the rest stays)
+        os.close(first)
+        wait_until(lambda: told and told[-1] is not None, "the writer's close told")
+        second = os.open(tmp_path / "pipe", os.O_WRONLY)
+        os.write(second, b"next clip")
+        relay.close()  # (the open refused)
+        closed, relay = relay.writer_closed, None
+        assert closed and fifo_relay.unread(source) == len(b"next clip")
+        os.close(second)
+    finally:
+        if relay is not None:
+            relay.close()
         os.close(source)
 
 

@@ -569,7 +569,7 @@ class Camera:
             try:
                 announced, fps = self._play(path, waited)
             except WriterStalled as e:
-                self._refused(e, waited)
+                self._refused(e, path, waited)
                 announced, fps = 0, 15.0
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
@@ -597,7 +597,7 @@ class Camera:
                         if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
                             raise EdgeRapError(self.error) from None
                         break
-                    self._refused(e, waited)
+                    self._refused(e, path, waited)
         finally:
             if waited is not None:
                 os.close(waited)
@@ -612,21 +612,25 @@ class Camera:
             log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, path, self.frames_read, announced)
 
-    def _refused(self, e: EdgeRapError, fifo: int) -> None:
+    def _refused(self, e: EdgeRapError, path: str, fifo: int) -> None:
         """Say that a FIFO writer's bytes could not open, once a writer: one cut for a stall, then streaming its
         headerless frames, was said again at every open tried, a line every second or two for as long as it
         streamed. A writer is taken to stay until its end of file is read or the FIFO is seen with no writer.
         One that stays has its later bytes let go unprobed until its close, where inotify tells it (`fifo`, the
         FIFO's read end): each probe of a flood of junk took 44-51 ms of CPU, 0.34 cores while it flooded; where
-        its close cannot be told from a next writer's bytes, they are tried as before."""
+        its close cannot be told from a next writer's bytes, they are tried as before; nor past the FIFO's `path`
+        made anew (rm, mkfifo) or removed: a writer that stayed, hung, kept the source on the old FIFO, the new one's
+        writers meeting no reader."""
         if not self._writer_said:
             log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
         self._writer_said = self._writer_stays
         if self._writer_stays:
             skip = FifoRelay(fifo, self.stop, self.spec.name, discard=True)
-            skip.wait()
+            while not skip.wait(FIFO_LOOK_MS / 1000):
+                if _replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
+                    break
             skip.close()
-            self._writer_stays = self._writer_said = not skip.writer_closed
+            self._writer_stays = self._writer_said = not skip.writer_closed and not _replaced(path, fifo)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
         """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times

@@ -114,9 +114,23 @@ class FifoRelay:
         except OSError:  # FFmpeg closed its end (EPIPE: it took what it wanted, or refused the bytes)
             pass
         finally:
-            os.close(self._write_end)
+            if left and not self._stop.is_set():  # ended (FFmpeg done, or its open refused the bytes) after the
+                self.writer_closed = self._let_go(left)  # writer left: its last bytes are let go, not taken as the
+            os.close(self._write_end)  # next writer's first (a refused one's, let go with them till its close)
             if end is not None:
                 end.close()
+
+    def _let_go(self, count: int) -> bool:
+        """Read and drop the `count` bytes the FIFO holds from the writer that left: whether they all were."""
+        try:
+            while count > 0:
+                data = os.read(self._source, min(CHUNK, count))
+                if not data:
+                    return True
+                count -= len(data)
+        except OSError:  # (not there: which bytes are whose not told)
+            return False
+        return True
 
     def _writer_left(self, end: WriterEnd | None, pollers: tuple) -> int | None:
         """The bytes the FIFO still holds from the writer once it left: told by inotify (`end`), else by its
@@ -130,9 +144,11 @@ class FifoRelay:
                 poller.unregister(end.fileno())
         return left
 
-    def wait(self) -> None:
-        """Until the copy ended: the writer's close, its bytes no longer told from a next writer's, or the stop."""
-        self._thread.join()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the copy ended (the writer's close, its bytes no longer told from a next writer's, or the stop), or
+        `timeout` seconds passed: whether it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def close(self) -> None:
         """End the copy (within LOOK_MS) and close the pipe: after FFmpeg let its end go."""
@@ -171,8 +187,10 @@ class WriterEnd:
     def left(self) -> int | None:
         """The bytes the writer left in the FIFO, once it closed; None while it is there, or `lost`."""
         state, held = self._told(self._events.events(), self._held, True)
-        if state == "there" and held is None:  # (its bytes not counted since its last write: counted now)
-            state, held = self._told(self._events.events(), unread(self._source), False)
+        if state == "there" and held is None:  # (its bytes not counted since its last write: counted now, then the
+            count = unread(self._source)  # events since looked at: read before the count, a close and a next
+            state, held = self._told(self._events.events(), count, False)  # writer's open and bytes just after
+            # them were counted as its own, the next clip's header relayed as the last one's, or let go with junk)
         self.lost = state == "lost"
         self._held = held if state == "there" else None
         return held if state == "closed" else None

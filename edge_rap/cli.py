@@ -573,10 +573,16 @@ def cmd_ask(args) -> int:
             options = replace(options, text_references=True)
         if args.max_tokens is not None:
             options = replace(options, max_tokens=args.max_tokens)
-        vlm, note = home.vlm, home.vlm_note
+        answer = None
+        if image is None:
+            from edge_rap.models.vlm_registry import resolve
+
+            resolve(settings.models, args.vlm or "", args.mmproj or "")  # a --vlm mistyped said, loaded or not
+            answer = _answered_from_memory(home, args.question)
+        # the VLM loaded (seconds on a Jetson) only for an answer the assistant writes, not one from memory
+        vlm, note = (home.vlm, home.vlm_note) if answer is None else (None, None)
         if note:
             print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
-        answer = _answered_from_memory(home, args.question) if image is None else None
         stream = args.stream and not args.json and answer is None
         if stream and vlm is None:
             print("[template mode: no VLM] ", end="", flush=True)
@@ -596,8 +602,7 @@ def cmd_ask(args) -> int:
     if stream:
         print()
     else:
-        # (a VLM loaded, "What do you see?" without --image is no template's answer for want of one)
-        label = "[template mode: no VLM] " if answer.mode == "template" and vlm is None else ""
+        label = "[template mode: no VLM] " if answer.mode == "template" else ""
         print(label + answer.text)
     if answer.flagged:  # a <name> was replaced; a bare word, perhaps an ordinary one, was kept
         from edge_rap.generate.names import REMOVED

@@ -18,7 +18,8 @@ from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
-from edge_rap.output import GuardedOutput, OutputError, json_line
+from edge_rap.output import ESCAPE_BYTES, GuardedOutput, OutputError, json_line
+from edge_rap.output import shown as _shown  # (several commands have a local `shown`)
 from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
@@ -32,13 +33,6 @@ def _progress(label: str):
         return tqdm(items, desc=label, unit="item", disable=None, leave=False)
 
     return wrap
-
-
-def _shown(text: str) -> str:
-    """A name or path from a file the user was given, as printed: as it is where every character prints, else
-    quoted with its control characters escaped, so that it stays on its line and cannot send the terminal
-    escape sequences or turn the text around (a RAP database's "<bo\\n>", "\\x1b[2J", "\\u202e")."""
-    return text if text.isprintable() else repr(text)
 
 
 def _int_at_least(minimum: int):
@@ -1116,7 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
     stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
-        _escape_what_stdout_cannot_encode()
+        _escape_what_streams_cannot_encode()
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
         # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0
@@ -1157,11 +1151,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _escape_what_stdout_cannot_encode() -> None:
+def _escape_what_streams_cannot_encode() -> None:
     """A terminal or pipe in another encoding than UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 console) writes what
-    it cannot encode as `\\u` escapes, as stderr does: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback."""
-    if callable(getattr(sys.stdout, "reconfigure", None)):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    it cannot encode as `\\u` escapes, as stderr did: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback.
+    A byte of a file name that is not UTF-8 is written `\\xff` on both, as `--json` writes it, not stderr's
+    `\\udcff` (output.ESCAPE_BYTES)."""
+    for stream in (sys.stdout, sys.stderr):
+        if callable(getattr(stream, "reconfigure", None)):
+            stream.reconfigure(errors=ESCAPE_BYTES)
 
 
 def _say(line: str) -> None:

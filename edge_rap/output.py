@@ -85,13 +85,14 @@ ESCAPE_BYTES = "edge_rap.escape_bytes"
 codecs.register_error(ESCAPE_BYTES, _escape_bytes)
 
 
-def _text_only(value: Any) -> Any:
+def text_only(value: Any) -> Any:
+    """`value` with a byte of a name that is not UTF-8, in any string in it, written `\\xff` (json_line)."""
     if isinstance(value, str):
         return _SURROGATE.sub(_as_escape, value)
     if isinstance(value, dict):
-        return {_text_only(k): _text_only(v) for k, v in value.items()}
+        return {text_only(k): text_only(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_text_only(v) for v in value]
+        return [text_only(v) for v in value]
     return value
 
 
@@ -100,4 +101,4 @@ def json_line(value: Any) -> str:
     is written as the four characters `\\xff` (its value in hex; any other lone surrogate as `\\udXXX`). json.dumps
     wrote it as the lone surrogate `"\\udcff"`, which I-JSON (RFC 7493) forbids: jq and Go read it as U+FFFD, losing
     which byte it was, and strict parsers (Rust's serde_json) refuse the line."""
-    return json.dumps(_text_only(value))
+    return json.dumps(text_only(value))

@@ -529,13 +529,17 @@ def _models_pull(args, settings) -> int:
 def _answered_from_memory(home, question: str) -> Answer | None:
     """"Where is Bo?", a name alike of two concepts and "What do you see?", answered as the voice and the API
     answer them without a frame (from the sightings; "Did you mean ...?"; no picture to look at), not from the
-    descriptions; None for any other question."""
+    descriptions; None for any other question. No VLM is loaded for these, but a --vlm mistyped is still said."""
+    from edge_rap.models.vlm_registry import resolve
     from edge_rap.speech.reply import NO_FRAME, as_answer, from_memory
 
     said = from_memory(home, question)
-    if said is not None and said.text == NO_FRAME:
+    if said is None:
+        return None
+    resolve(home.settings.models, *home.vlm_files)
+    if said.text == NO_FRAME:
         print("edge-rap: a question about a picture needs --image FRAME", file=sys.stderr)
-    return as_answer(home, said) if said is not None else None
+    return as_answer(home, said)
 
 
 def cmd_ask(args) -> int:
@@ -567,12 +571,7 @@ def cmd_ask(args) -> int:
             options = replace(options, text_references=True)
         if args.max_tokens is not None:
             options = replace(options, max_tokens=args.max_tokens)
-        answer = None
-        if image is None:
-            from edge_rap.models.vlm_registry import resolve
-
-            resolve(settings.models, args.vlm or "", args.mmproj or "")  # a --vlm mistyped said, loaded or not
-            answer = _answered_from_memory(home, args.question)
+        answer = _answered_from_memory(home, args.question) if image is None else None
         # the VLM loaded (seconds on a Jetson) only for an answer the assistant writes, not one from memory
         vlm, note = (home.vlm, home.vlm_note) if answer is None else (None, None)
         if note:

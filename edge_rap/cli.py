@@ -18,7 +18,8 @@ from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
-from edge_rap.output import GuardedOutput, OutputError, json_line
+from edge_rap.output import ESCAPE_BYTES, GuardedOutput, OutputError, json_line
+from edge_rap.output import shown as _shown  # (several commands have a local `shown`)
 from edge_rap.wording import counted, noun
 
 if TYPE_CHECKING:
@@ -32,13 +33,6 @@ def _progress(label: str):
         return tqdm(items, desc=label, unit="item", disable=None, leave=False)
 
     return wrap
-
-
-def _shown(text: str) -> str:
-    """A name or path from a file the user was given, as printed: as it is where every character prints, else
-    quoted with its control characters escaped, so that it stays on its line and cannot send the terminal
-    escape sequences or turn the text around (a RAP database's "<bo\\n>", "\\x1b[2J", "\\u202e")."""
-    return text if text.isprintable() else repr(text)
 
 
 def _int_at_least(minimum: int):
@@ -546,13 +540,17 @@ def _models_pull(args, settings) -> int:
 def _answered_from_memory(home, question: str) -> Answer | None:
     """"Where is Bo?", a name alike of two concepts and "What do you see?", answered as the voice and the API
     answer them without a frame (from the sightings; "Did you mean ...?"; no picture to look at), not from the
-    descriptions; None for any other question."""
+    descriptions; None for any other question. No VLM is loaded for these, but a --vlm mistyped is still said."""
+    from edge_rap.models.vlm_registry import resolve
     from edge_rap.speech.reply import NO_FRAME, as_answer, from_memory
 
     said = from_memory(home, question)
-    if said is not None and said.text == NO_FRAME:
+    if said is None:
+        return None
+    resolve(home.settings.models, *home.vlm_files)
+    if said.text == NO_FRAME:
         print("edge-rap: a question about a picture needs --image FRAME", file=sys.stderr)
-    return as_answer(home, said) if said is not None else None
+    return as_answer(home, said)
 
 
 def cmd_ask(args) -> int:
@@ -584,10 +582,11 @@ def cmd_ask(args) -> int:
             options = replace(options, text_references=True)
         if args.max_tokens is not None:
             options = replace(options, max_tokens=args.max_tokens)
-        vlm, note = home.vlm, home.vlm_note
+        answer = _answered_from_memory(home, args.question) if image is None else None
+        # the VLM loaded (seconds on a Jetson) only for an answer the assistant writes, not one from memory
+        vlm, note = (home.vlm, home.vlm_note) if answer is None else (None, None)
         if note:
             print(f"edge-rap: {note}; answering in template mode", file=sys.stderr)
-        answer = _answered_from_memory(home, args.question) if image is None else None
         stream = args.stream and not args.json and answer is None
         if stream and vlm is None:
             print("[template mode: no VLM] ", end="", flush=True)
@@ -607,8 +606,7 @@ def cmd_ask(args) -> int:
     if stream:
         print()
     else:
-        # (a VLM loaded, "What do you see?" without --image is no template's answer for want of one)
-        label = "[template mode: no VLM] " if answer.mode == "template" and vlm is None else ""
+        label = "[template mode: no VLM] " if answer.mode == "template" else ""
         print(label + answer.text)
     if answer.flagged:  # a <name> was replaced; a bare word, perhaps an ordinary one, was kept
         from edge_rap.generate.names import REMOVED
@@ -1122,7 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
     stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
-        _escape_what_stdout_cannot_encode()
+        _escape_what_streams_cannot_encode()
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
         # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0
@@ -1163,11 +1161,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _escape_what_stdout_cannot_encode() -> None:
+def _escape_what_streams_cannot_encode() -> None:
     """A terminal or pipe in another encoding than UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 console) writes what
-    it cannot encode as `\\u` escapes, as stderr does: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback."""
-    if callable(getattr(sys.stdout, "reconfigure", None)):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    it cannot encode as `\\u` escapes, as stderr did: `concepts` of a `Zoë` was a UnicodeEncodeError's traceback.
+    A byte of a file name that is not UTF-8 is written `\\xff` on both, as `--json` writes it, not stderr's
+    `\\udcff` (output.ESCAPE_BYTES)."""
+    for stream in (sys.stdout, sys.stderr):
+        if callable(getattr(stream, "reconfigure", None)):
+            stream.reconfigure(errors=ESCAPE_BYTES)
 
 
 def _say(line: str) -> None:

@@ -3,6 +3,7 @@ OSError of the command's own (its memory's disk, a model file), so the CLI can s
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from contextlib import contextmanager
@@ -52,13 +53,46 @@ def _as_escape(m: re.Match) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
-def _text_only(value: Any) -> Any:
+#: In a repr: an escaped backslash (kept as it is) or a byte of a name that is not UTF-8 as repr writes it.
+_REPR_BYTE = re.compile(r"\\\\|\\udc([89a-f][0-9a-f])")
+
+
+def quoted(value: object) -> str:
+    """repr(value) (a string quoted, its control characters escaped), but a byte of a name that is not UTF-8
+    written `\\xff`, as `--json` writes it (json_line), not repr's `\\udcff`: a user sees one form."""
+    return _REPR_BYTE.sub(lambda m: m[0] if m[1] is None else f"\\x{m[1]}", repr(value))
+
+
+def shown(text: str) -> str:
+    """A name or path from a file the user was given, as printed: as it is where every character prints, else
+    quoted (`quoted`), so that it stays on its line and cannot send the terminal escape sequences or turn the text
+    around (a RAP database's "<bo\\n>", "\\x1b[2J", "\\u202e")."""
+    return text if text.isprintable() else quoted(text)
+
+
+def _escape_bytes(error: UnicodeError) -> tuple[str, int]:
+    """The streams' error handler: a byte of a name that is not UTF-8 written `\\xff`, as in `--json`; any other
+    character the stream's encoding lacks (a Latin-1 console's "Zoë" is fine, an ASCII one's is not) as
+    backslashreplace writes it."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = _SURROGATE.sub(_as_escape, error.object[error.start:error.end])
+    return bad.encode("ascii", "backslashreplace").decode("ascii"), error.end
+
+
+#: The name of _escape_bytes as an error handler for TextIOWrapper.reconfigure(errors=...).
+ESCAPE_BYTES = "edge_rap.escape_bytes"
+codecs.register_error(ESCAPE_BYTES, _escape_bytes)
+
+
+def text_only(value: Any) -> Any:
+    """`value` with a byte of a name that is not UTF-8, in any string in it, written `\\xff` (json_line)."""
     if isinstance(value, str):
         return _SURROGATE.sub(_as_escape, value)
     if isinstance(value, dict):
-        return {_text_only(k): _text_only(v) for k, v in value.items()}
+        return {text_only(k): text_only(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_text_only(v) for v in value]
+        return [text_only(v) for v in value]
     return value
 
 
@@ -67,4 +101,4 @@ def json_line(value: Any) -> str:
     is written as the four characters `\\xff` (its value in hex; any other lone surrogate as `\\udXXX`). json.dumps
     wrote it as the lone surrogate `"\\udcff"`, which I-JSON (RFC 7493) forbids: jq and Go read it as U+FFFD, losing
     which byte it was, and strict parsers (Rust's serde_json) refuse the line."""
-    return json.dumps(_text_only(value))
+    return json.dumps(text_only(value))

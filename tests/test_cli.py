@@ -1204,3 +1204,25 @@ def test_json_output_of_a_name_that_is_not_utf8_is_text_any_json_parser_reads(ru
     for out in outs:
         out.encode("utf-8")  # no lone surrogate, escaped or not
         assert "\\ud" not in out, out
+
+
+def test_text_output_of_a_name_that_is_not_utf8_is_written_as_json_writes_it(run, photos, tmp_path):
+    # --json wrote a file name's byte 0xff as \xff, while the text output quoted it as repr does, '\udcff', and
+    # stderr's lines wrote \udcff too (its backslashreplace): a user saw two forms of one byte
+    run("remember", "bo", scene_file(photos, 1))
+    odd = photos / os.fsdecode(b"bad\xff.png")
+    odd.write_bytes((photos / "scene1.png").read_bytes())
+    rc, out, err = run("recognize", odd, photos / os.fsdecode(b"gone\xfe.png"))
+    assert rc == 2
+    assert out == f"'{photos}/bad\\xff.png': <bo> 1.00\n"
+    assert err == f"edge-rap: {photos}/gone\\xfe.png: no such file\n"
+    rc, _, err = run("run", "--source", tmp_path / os.fsdecode(b"door\xfd.mp4"))
+    assert (rc, err) == (2, f"edge-rap: source '{tmp_path}/door\\xfd.mp4': no such file or folder\n")
+
+
+def test_a_name_is_shown_quoted_with_its_bytes_as_json_writes_them():
+    from edge_rap.output import quoted, shown
+
+    assert shown("bo") == "bo" and shown(os.fsdecode(b"b\xff\n")) == "'b\\xff\\n'"
+    assert quoted("a\\udcff") == repr("a\\udcff")  # a name's own backslash, not a byte: as repr writes it
+    assert quoted(3) == "3"

@@ -388,8 +388,24 @@ def test_ask_about_the_scene_without_an_image_says_it_has_no_picture(run, tmp_pa
     assert run("remember", "bo", save(photos / "bo.png", scene(1, 320, 240)))[0] == 0
     for question in ("What do you see?", "What is on the table?"):
         rc, out, err = run("ask", question)
-        assert (rc, out) == (0, "[template mode: no VLM] I have no camera picture to look at right now.\n")
+        assert (rc, out) == (0, "I have no camera picture to look at right now.\n")
         assert err == "edge-rap: a question about a picture needs --image FRAME\n"
+
+
+def test_ask_without_a_picture_says_alike_in_text_and_json_what_answered_and_loads_no_vlm(run, tmp_path):
+    """`ask "What do you see?" --vlm M --json` said `"mode": "template"` where the text had no template label, and
+    loaded the VLM (seconds on a Jetson) for an answer that needs none: a file that no VLM loads from is not read."""
+    assert run("remember", "bo", save(tmp_path / "bo.png", scene(1, 320, 240)))[0] == 0
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all" * 64)
+    for vlm in ((), ("--vlm", junk)):
+        rc, out, err = run("ask", "What do you see?", *vlm, "--json")
+        assert rc == 0, err
+        answer = json.loads(out)
+        assert (answer["mode"], answer["model"], answer["task"]) == ("no_image", None, "vqa")
+        assert run("ask", "Where is Bo?", *vlm, "--json")[0] == 0
+    rc, _, err = run("ask", "Where is Bo?", "--vlm", tmp_path / "nope.gguf")  # a mistyped one, though unused
+    assert rc == 2 and "nope.gguf not found" in err and err.count("\n") == 1
 
 
 def test_ask_with_a_missing_vlm_file_is_a_one_line_error(run, tmp_path, settings):

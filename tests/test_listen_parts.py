@@ -2739,7 +2739,7 @@ def test_a_question_about_the_scene_with_no_frame_says_so():
                            assistant=SimpleNamespace(ask=ask))
     for question in ("What do you see?", "Who is that?", "What is on the table?"):
         said = reply(home, question)
-        assert (said.text, said.mode, said.answer.task) == (NO_FRAME, "template", "vqa") and asked == []
+        assert (said.text, said.mode, said.answer.task) == (NO_FRAME, "no_image", "vqa") and asked == []
     assert reply(home, "What colour is Bo's collar?").text == "its collar is black"  # about a concept: no frame needed
     assert asked == ["What colour is <bo>'s collar?"]
 

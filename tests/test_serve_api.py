@@ -443,6 +443,26 @@ def test_asks_answer_and_its_events_are_compact_utf8_json_as_every_answer(tmp_pa
         assert data and all(d == compact(json.loads(d)) for d in data)
 
 
+def test_a_name_that_is_not_utf8_in_an_answer_or_error_is_written_as_json_line_writes_it(tmp_path, monkeypatch):
+    # UTF-8 with ensure_ascii=False: a note naming a model cache under a folder not UTF-8 ("\udcff") could not be
+    # encoded, and /api/ask was a 500 (its stream cut before the answer); the byte is \xff, as in --json
+    import edge_rap.generate.assistant as assistant
+    from edge_rap.serve import guard, problems
+
+    note = "no VLM loaded (VLM file " + os.fsdecode(b"/media/m\xff/v.gguf") + " not found)"
+    monkeypatch.setattr(assistant, "open_vlm", lambda *a, **k: (None, note))
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        c.post("/api/concepts", data={"name": "bo", "description": "our dog"}, files=photo_files(png(photo("coffee"))))
+        r = c.post("/api/ask", data={"question": "What is <bo>?"})
+        assert r.status_code == 200 and r.json()["note"] == "no VLM loaded (VLM file /media/m\\xff/v.gguf not found)"
+        with c.stream("POST", "/api/ask", data={"question": "What is <bo>?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            data = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+        assert json.loads(data[-1])["note"] == "no VLM loaded (VLM file /media/m\\xff/v.gguf not found)"
+    assert json.loads(problems.error(404, os.fsdecode(b"gone\xfe")).body) == {"error": "gone\\xfe"}
+    assert json.loads(guard.error_body(os.fsdecode(b"gone\xfe"))) == {"error": "gone\\xfe"}
+
+
 def test_ask_answers_in_json_or_as_server_sent_events(live):
     with live.client() as c:
         c.post("/api/concepts", data={"name": "coffee", "description": "a cup of coffee"},

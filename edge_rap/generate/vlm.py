@@ -31,6 +31,7 @@ from edge_rap.generate.interrupts import interrupt_waiting, interrupts_held
 from edge_rap.generate.prompt import MEDIA_MARKER, PromptImage, RenderedPrompt
 from edge_rap.liveness import long_call, progress
 from edge_rap.models.file_formats import format_problem
+from edge_rap.output import shown
 
 log = logging.getLogger("edge_rap.generate")
 
@@ -88,8 +89,8 @@ def _not_a_projector(path: Path) -> str | None:
         return None
     if architecture in (None, "clip"):
         return None
-    shown = architecture if architecture.isprintable() else repr(architecture)  # the file's text: no escapes, one line
-    return f"a language model ({shown}), not a vision projector: give the model's mmproj file as --mmproj"
+    # the file's text: no escapes, one line
+    return f"a language model ({shown(architecture)}), not a vision projector: give the model's mmproj file as --mmproj"
 
 
 _LOG_CALLBACK = None

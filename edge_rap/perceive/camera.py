@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
+from edge_rap.output import quoted
 from edge_rap.perceive import fifo_relay
 from edge_rap.perceive.fifo_relay import FifoRelay, hung_up
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
@@ -200,13 +201,13 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     if not NAME_PATTERN.match(name):
         raise EdgeRapError(f"camera name {name!r}: use 1-32 letters, digits, '_' or '-'")
     if not target:
-        raise EdgeRapError(f"source {text!r} names no camera, file, folder or URL")
+        raise EdgeRapError(f"source {quoted(text)} names no camera, file, folder or URL")
     if target.isdigit():
         if int(target) > MAX_DEVICE:
-            raise EdgeRapError(f"source {target!r}: a camera device number is 0-{MAX_DEVICE} (/dev/videoN)")
+            raise EdgeRapError(f"source {quoted(target)}: a camera device number is 0-{MAX_DEVICE} (/dev/videoN)")
         return SourceSpec(name, int(target))
     if "://" not in target and not reachable(Path(target), Path.exists) and not is_device_path(Path(target)):
-        raise EdgeRapError(f"source {target!r}: no such file or folder")
+        raise EdgeRapError(f"source {quoted(target)}: no such file or folder")
     return SourceSpec(name, target)
 
 
@@ -456,7 +457,7 @@ class Camera:
             log.error("camera %s: %s", self.spec.name, e)
         except Exception as e:  # a failure no reader expects: a source error (the run exits 2, a service restarts),
             # never an end that looks like the source's own
-            self.error = (f"source {self.spec.shown!r} failed: {type(e).__name__}: "
+            self.error = (f"source {quoted(self.spec.shown)} failed: {type(e).__name__}: "
                           f"{hide_secrets(_one_line(e), self.spec.target)}")
             trace = "".join(traceback.format_exception(e)).rstrip()  # (its last line quotes the error as raised)
             log.error("camera %s: %s\n%s", self.spec.name, self.error, hide_secrets(trace, self.spec.target))
@@ -553,17 +554,17 @@ class Camera:
                         break  # the path names now; either way, the next bytes are another writer's
                 os.close(fd)
                 if self.stop.is_set():
-                    raise EdgeRapError(f"source {path!r}: never opened")
+                    raise EdgeRapError(f"source {quoted(path)}: never opened")
         except OSError:
             return None
 
     def _read_video(self, path: str) -> None:
         """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
-        self.error = f"source {path!r}: never opened"  # until it opens: a FIFO no one writes to waits here
+        self.error = f"source {quoted(path)}: never opened"  # until it opens: a FIFO no one writes to waits here
         waited = self._await_writer(path)
         if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
-            raise EdgeRapError(f"source {path!r}: removed before it opened")
+            raise EdgeRapError(f"source {quoted(path)}: removed before it opened")
         shown = self.frames_read  # the frames read before this writer's: one that showed none (junk, a stall before
         try:  # a whole header) is no outage, and its end is said by its warning, not as a writer's that closed
             try:
@@ -604,7 +605,7 @@ class Camera:
         if self.stop.is_set():
             return
         if not self.frames_read:
-            raise EdgeRapError(f"source {path!r}: no frame could be read (not a video or image OpenCV decodes)")
+            raise EdgeRapError(f"source {quoted(path)}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
             log.warning("camera %s: source %r: %s skipped", self.spec.name, path,
                         counted(self.damaged, "damaged frame"))
@@ -656,12 +657,12 @@ class Camera:
                         raise EdgeRapError(self.error)
                     return 0, 15.0
                 if stalled:
-                    raise WriterStalled(f"source {path!r}: the FIFO's writer sent no byte for "
+                    raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
                                         f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "
                                         "source waited to open")
                 # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
                 reason = unopenable_reason(path) if waited is None else None
-                raise EdgeRapError(f"source {path!r}: cannot open as a video" + (f": {reason}" if reason else ""))
+                raise EdgeRapError(f"source {quoted(path)}: cannot open as a video" + (f": {reason}" if reason else ""))
             self.error = None
             fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
             fps = fps if 0 < fps <= 240 else 15.0
@@ -692,7 +693,7 @@ class Camera:
             self._read_photo(Path(self.spec.target), 0, time.monotonic())
         except EdgeRapError as e:  # said as every source's error is: "source 'PATH': why"
             why = str(e).removeprefix(f"{self.spec.target}: ")
-            raise EdgeRapError(f"source {self.spec.target!r}: {why}") from None
+            raise EdgeRapError(f"source {quoted(self.spec.target)}: {why}") from None
 
     def _read_folder(self) -> None:
         """The folder's photos in name order, each read as a photo source is; one that cannot be read is skipped
@@ -700,9 +701,9 @@ class Camera:
         try:  # every format `remember` takes: a folder of a phone's HEIC photos is a source too
             files = sorted(p for p in Path(self.spec.target).iterdir() if is_photo_file(p))
         except OSError as e:
-            raise EdgeRapError(f"source {self.spec.target!r}: cannot list the folder ({e.strerror})") from None
+            raise EdgeRapError(f"source {quoted(self.spec.target)}: cannot list the folder ({e.strerror})") from None
         if not files:
-            raise EdgeRapError(f"source {self.spec.target!r}: no images in the folder")
+            raise EdgeRapError(f"source {quoted(self.spec.target)}: no images in the folder")
         started, failed = time.monotonic(), 0
         for index, path in enumerate(files):
             if self.stop.is_set():
@@ -711,11 +712,11 @@ class Camera:
                 self._read_photo(path, index, started)
             except EdgeRapError as e:
                 if not Path(self.spec.target).is_dir():  # not one photo: the whole folder went away
-                    raise EdgeRapError(f"source {self.spec.target!r}: the folder is gone") from None
+                    raise EdgeRapError(f"source {quoted(self.spec.target)}: the folder is gone") from None
                 log.warning("camera %s: %s, skipped", self.spec.name, e)
                 failed += 1
         if failed and not self.frames_delivered:  # (photos skipped by the frame-rate cap were never tried)
-            raise EdgeRapError(f"source {self.spec.target!r}: none of its {len(files)} images could be read")
+            raise EdgeRapError(f"source {quoted(self.spec.target)}: none of its {len(files)} images could be read")
 
     def _read_live(self) -> None:
         """Open, read until it fails, reopen with doubling backoff: an unplugged camera, one that opens but gives
@@ -728,7 +729,7 @@ class Camera:
 
         started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
-        self.error = f"source {self.spec.shown!r}: never opened"  # until it opens: a run ending any way says so
+        self.error = f"source {quoted(self.spec.shown)}: never opened"  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = _open_live(self.spec)
             if capture.isOpened():

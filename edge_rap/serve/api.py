@@ -24,7 +24,7 @@ from typing import Annotated, Callable, ContextManager, Iterator, TypeVar, get_o
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
@@ -42,6 +42,7 @@ from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.drain import InFlight
 from edge_rap.serve.line import Line
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
+from edge_rap.serve.responses import TextJSONResponse
 from edge_rap.serve.routes import known_query, url_first
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
@@ -462,7 +463,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
             return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer),
                                      media_type="text/event-stream")
         with line.waiting_for(thinking):
-            return JSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
+            return TextJSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
 
     @router.get("/events", response_model=list[schemas.EventOut], responses=LOG_FULL)
     def events(since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, 1w or an ISO date-time")] = None,
@@ -598,6 +599,6 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
     threading.Thread(target=work, name="ask", daemon=True).start()
     while True:
         kind, data = chunks.get()
-        yield f"event: {kind}\ndata: {JSONResponse(data).body.decode()}\n\n"
+        yield f"event: {kind}\ndata: {TextJSONResponse(data).body.decode()}\n\n"
         if kind != "text":
             return

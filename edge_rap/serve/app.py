@@ -17,6 +17,7 @@ from edge_rap.serve.api import ANSWERS, EVERY, TOKEN, Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
+from edge_rap.serve.responses import TextJSONResponse
 from edge_rap.serve.routes import HeadToo
 from edge_rap.serve.targets import RequestTarget
 from edge_rap.serve.token import TokenKeeper
@@ -40,7 +41,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     # a path with a trailing '/' is 404 (problems.py says the path without), not Starlette's redirect (307): a client
     # that follows one sends its PATCH's or upload's body again, and curl, which does not, got an empty answer
     app = FastAPI(title="edge-rap", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
-                  redirect_slashes=False)
+                  redirect_slashes=False, default_response_class=TextJSONResponse)
     app.state.in_flight = InFlight()
     app.state.stopping = home.stopping
     home.store  # opened now, once, rather than by the first requests at the same time

@@ -37,9 +37,9 @@ def is_public(path: str) -> bool:
 def error_body(message: str) -> bytes:
     """An error's JSON as every answer has it (JSONResponse's: compact, UTF-8), for those answered before FastAPI
     (401, 421, 429 here; 400 and 503 on the connection): theirs had spaces and escaped every accent."""
-    from starlette.responses import JSONResponse  # (`pair` and `run` without --serve load no web framework)
+    from edge_rap.serve.responses import TextJSONResponse  # (`pair`, `run` without --serve: no web framework)
 
-    return JSONResponse({"error": message}).body
+    return TextJSONResponse({"error": message}).body
 
 
 async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:

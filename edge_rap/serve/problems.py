@@ -8,7 +8,6 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -19,6 +18,7 @@ from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import shut_down
 from edge_rap.serve.paths import said_path, stray_slash
+from edge_rap.serve.responses import TextJSONResponse
 from edge_rap.serve.uploads import temp_folder_error
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ class ApiError(EdgeRapError):
         self.headers = headers
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None, extra: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, **(extra or {})}, status, headers=headers)
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          extra: dict | None = None) -> TextJSONResponse:
+    return TextJSONResponse({"error": message, **(extra or {})}, status, headers=headers)
 
 
 def _one_line(text: str) -> str:
@@ -168,7 +169,7 @@ def _methods_allowed(request: Request) -> list[str]:
 ANSWERED = {"OPTIONS"}
 
 
-def _not_implemented(request: Request) -> JSONResponse | None:
+def _not_implemented(request: Request) -> TextJSONResponse | None:
     """501 for a method no route of the server takes (RFC 9110 9.1: one it does not implement, PUT, TRACE or FOO,
     on any path), with `Allow` where the path is a route's; None for one it implements (a route that does not take it
     is 405). Each was 405, as if another route of the server took it, and FOO on a path no route has, 404."""

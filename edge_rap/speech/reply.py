@@ -124,7 +124,8 @@ NO_FRAME = "I have no camera picture to look at right now."
 @dataclass
 class Reply:
     """The answer to one question and what it rests on. `mode`: "template" or "vlm" (the assistant), "events"
-    (the event log or the current frame's recognition), "clarify" (which one did you mean?)."""
+    (the event log or the current frame's recognition), "clarify" (which one did you mean?), "no_image" (a
+    question about the scene with no picture to look at: no model would answer it otherwise)."""
 
     text: str
     mode: str
@@ -209,7 +210,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
         text = " ".join(where_is(home, n, recognition, now) for n in asked.names)
         return Reply(text, "events", asked.names, mark_names(question, asked), used_image=image is not None)
     if image is None and not names.heard and _VISUAL.search(question):  # "what do you see?" with no camera
-        return Reply(NO_FRAME, "template", [], question, answer=Answer(NO_FRAME, "template", "vqa"))
+        return Reply(NO_FRAME, "no_image", [], question, answer=Answer(NO_FRAME, "no_image", "vqa"))
     return None
 
 

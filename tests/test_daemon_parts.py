@@ -1361,6 +1361,18 @@ def test_a_damaged_frame_is_skipped_and_a_video_cut_short_is_said(tmp_path, capl
     assert f"cut: source {str(cut)!r} ended after {camera.frames_read} of the 20 frames it announces" in caplog.text
 
 
+def test_a_damaged_or_cut_video_under_a_name_not_utf8_is_said_with_its_byte_as_json_writes_it(tmp_path, caplog):
+    # the two warnings quoted the path as repr does, '\\udcff', where the source's errors (quoted) write '\\xff'
+    clip = tmp_path / os.fsdecode(b"damaged\xff.avi")  # (written as another name: OpenCV's writer crashes on it)
+    os.rename(write_damaged_clip(tmp_path / "damaged.avi", damaged=10), clip)
+    drain(Camera(parse_source(f"cam={clip}"), threading.Event(), realtime=False).start())
+    assert f"cam: source '{tmp_path}/damaged\\xff.avi': 1 damaged frame skipped" in caplog.text
+    cut = tmp_path / os.fsdecode(b"cut\xfe.avi")
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    drain(Camera(parse_source(f"cut={cut}"), threading.Event(), realtime=False).start())
+    assert f"cut: source '{tmp_path}/cut\\xfe.avi' ended after" in caplog.text and "\\udc" not in caplog.text
+
+
 def write_variable_rate_clip(path, stamps_ms: list[int]) -> str:
     """An MP4 whose frames come at the given times: a phone slows its frame rate in dim light."""
     av = pytest.importorskip("av")

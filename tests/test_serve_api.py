@@ -976,6 +976,23 @@ def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
         assert c.get("/api/stats").json() == {"daemon": True, **figures}
 
 
+def test_an_answer_with_a_schema_is_written_by_it_as_fastapi_writes_one(tmp_path):
+    # the app's default response class (TextJSONResponse, for /api/ask's notes) took the schema's own writer from
+    # every route with a response_model: 4 times the time over 10,000 events, 1e-05 for 0.00001, and a figure that is
+    # not a number a 500 where it was null
+    from pydantic import TypeAdapter
+
+    from edge_rap.serve import schemas
+
+    figures = {"fps": float("nan"), "stages_ms": {"embed": 0.00001, "detect": float("inf")}}
+    with live_server(fake_settings(tmp_path), stats=lambda: figures) as live, live.client() as c:
+        r = c.get("/api/stats")
+        assert r.status_code == 200 and r.json() == {"daemon": True, "fps": None, "stages_ms": {"embed": 0.00001,
+                                                                                               "detect": None}}
+        assert r.content == TypeAdapter(schemas.Stats).dump_json(schemas.Stats(daemon=True, **figures),
+                                                                 exclude_none=True)
+
+
 def test_pair_prints_a_qr_code_url_and_token(settings, run):
     rc, out, err = run("pair")  # a mistyped --memory: refused, no folder made to hold a token
     assert rc == 2 and "no such memory folder" in err and not settings.memory.exists()

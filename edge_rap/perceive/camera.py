@@ -607,11 +607,11 @@ class Camera:
         if not self.frames_read:
             raise EdgeRapError(f"source {quoted(path)}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
-            log.warning("camera %s: source %r: %s skipped", self.spec.name, path,
+            log.warning("camera %s: source %s: %s skipped", self.spec.name, quoted(path),
                         counted(self.damaged, "damaged frame"))
         if self.frames_read + self.damaged < announced - fps:  # over a second short: not a header's rounding
-            log.warning("camera %s: source %r ended after %d of the %d frames it announces (cut short?)",
-                        self.spec.name, path, self.frames_read, announced)
+            log.warning("camera %s: source %s ended after %d of the %d frames it announces (cut short?)",
+                        self.spec.name, quoted(path), self.frames_read, announced)
 
     def _refused(self, e: EdgeRapError, path: str, fifo: int) -> None:
         """Say that a FIFO writer's bytes could not open, once a writer: one cut for a stall, then streaming its

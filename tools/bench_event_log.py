@@ -95,41 +95,50 @@ def measure_cli(memory: Path, days: int, per_day: int, n_cameras: int) -> dict:
 
 
 def measure_events_json(counts: list[int], per_day: int, codes: list[Path], runs: int) -> dict:
-    """`edge-rap events --json` listing a whole log of each count, run by each checkout in `codes`: the median
-    seconds, the peak resident KB (the process's own, from wait4) and a hash of what it printed."""
-    import subprocess
-
+    """`edge-rap events --json` listing the newest `count` events of a log, run by each checkout in `codes` in turn
+    (a load that comes and goes falls on each alike): the median seconds, wall and CPU (user and system, less
+    moved by other work on the machine), the peak resident KB (the process's own, from wait4), and whether every
+    run of every checkout printed the same bytes."""
     result = {}
     with tempfile.TemporaryDirectory() as folder:
         for count in counts:
             memory = Path(folder) / f"memory{count}"
             log = EventLog(memory)
             written = write_year(log, -(-count // per_day), per_day, [f"concept{k}" for k in range(10)],
-                       [f"cam{k}" for k in range(4)], time.time())
+                                 [f"cam{k}" for k in range(4)], time.time())
             log.close()
-            by_code = {}
-            for code in codes:
-                times, peaks, digests = [], [], set()
-                for _ in range(runs):
-                    with open(Path(folder) / "out.json", "w+b") as out:
-                        started = time.perf_counter()
-                        child = subprocess.Popen(
-                            [sys.executable, "-m", "edge_rap.cli", "events", "--json", "--limit", str(count),
-                             "--memory", str(memory)], cwd=code, stdout=out, stderr=subprocess.PIPE,
-                            env={**os.environ, "EDGE_RAP_HOME": str(Path(folder) / "home")})
-                        _, status, usage = os.wait4(child.pid, 0)  # (its few lines of stderr fit the pipe)
-                        times.append(time.perf_counter() - started)
-                        if os.waitstatus_to_exitcode(status):
-                            raise SystemExit(f"{code}: {child.stderr.read().decode(errors='replace')}")
-                        child.stderr.close()
-                        peaks.append(usage.ru_maxrss)
-                        out.seek(0)
-                        digests.add(hashlib.file_digest(out, "sha256").hexdigest())
-                by_code[str(code)] = {"s": round(sorted(times)[len(times) // 2], 2), "peak_kb": max(peaks),
-                                      "sha256": digests.pop() if len(digests) == 1 else "differs between runs"}
-            same = len({c["sha256"] for c in by_code.values()}) == 1
-            result[str(count)] = {"log_events": written, "by_code": by_code, "same_bytes": same}
+            runs_of: dict[Path, list[tuple[float, float, int, str]]] = {code: [] for code in codes}
+            for _ in range(runs):
+                for code in codes:
+                    runs_of[code].append(list_events(code, memory, count, Path(folder)))
+            by_code = {str(code): {"s": median(r[0] for r in rs), "cpu_s": median(r[1] for r in rs),
+                                   "peak_kb": max(r[2] for r in rs)} for code, rs in runs_of.items()}
+            printed = {r[3] for rs in runs_of.values() for r in rs}
+            result[str(count)] = {"log_events": written, "same_bytes": len(printed) == 1, "by_code": by_code}
     return result
+
+
+def median(values) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 2)
+
+
+def list_events(code: Path, memory: Path, count: int, folder: Path) -> tuple[float, float, int, str]:
+    """One `events --json --limit count` by the checkout `code`: wall and CPU seconds, peak KB, its output's hash."""
+    import subprocess
+
+    with open(folder / "out.json", "w+b") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "edge_rap.cli", "events", "--json", "--limit", str(count),
+                                  "--memory", str(memory)], cwd=code, stdout=out, stderr=subprocess.PIPE,
+                                 env={**os.environ, "EDGE_RAP_HOME": str(folder / "home")})
+        _, status, usage = os.wait4(child.pid, 0)  # (its few lines of stderr fit the pipe)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{code}: {child.stderr.read().decode(errors='replace')}")
+        child.stderr.close()
+        out.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, hashlib.file_digest(out, "sha256").hexdigest()
 
 
 def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: int) -> dict:

@@ -1201,6 +1201,33 @@ def test_an_archive_is_weighed_by_its_manifest_at_its_end_not_its_headers(archiv
     assert restore_module._needed(archive, 4096) == by_headers and by_headers[1] > 40 * 8192
 
 
+def test_a_manifest_longer_than_one_read_of_the_end_is_still_read_not_the_headers(archive, monkeypatch):
+    # a manifest over the 4 MiB read of the archive's end (about 22 000 photos) had the headers walked, one by one
+    from edge_rap.memory import restore as restore_module
+
+    files = members(archive)
+    photos = {f"images/ab/ab{i:062x}.jpg": bytes(5000) for i in range(40)}
+    archive = write_archive(archive, with_manifest({**photos, **files}, json.loads(files[MANIFEST])))
+    by_headers = restore_module._needed(archive, 4096)
+    monkeypatch.setattr(restore_module, "MANIFEST_TAIL", 1024)  # (the manifest: several reads long)
+    assert len(members(archive)[MANIFEST]) > 4 * 1024
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("the headers were read"))
+    assert restore_module._needed(archive, 4096) == by_headers and by_headers[1] > 40 * 8192
+
+
+def test_an_archive_ending_in_text_that_is_no_manifest_is_weighed_by_its_headers(archive, monkeypatch):
+    # read back from its end while all is text: a long text member last (a forged archive) is no manifest
+    from edge_rap.memory import restore as restore_module
+
+    files = members(archive)
+    manifest = files.pop(MANIFEST)
+    text = {"notes.txt": b"x" * 5000}
+    archive = write_archive(archive, {MANIFEST: manifest, **files, **text})
+    monkeypatch.setattr(restore_module, "MANIFEST_TAIL", 1024)
+    assert restore_module._listed(archive) is None
+    assert restore_module._needed(archive, 4096)[1] >= sum(-(-len(d) // 4096) * 4096 for d in files.values())
+
+
 def test_an_archive_with_room_to_spare_is_read_once(archive, current, monkeypatch, capsys):
     # its headers, weighed one by one before it is read, read most of a large archive twice off an SD card
     from edge_rap.memory import restore as restore_module

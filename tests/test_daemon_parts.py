@@ -2143,6 +2143,7 @@ def test_events_whose_output_is_blocked_hold_no_read_of_the_log(tmp_path, monkey
 
     monkeypatch.setenv("EDGE_RAP_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(events_module, "BATCH", 50, raising=False)
+    monkeypatch.setattr(cli, "JSON_BATCH", 5)  # (--json written 5 events at a time: a write that waits each)
     store = Store(tmp_path / "memory")
     with store.transaction():  # (the memory's database made: a concept's events are read for --name after it)
         pass

@@ -282,8 +282,9 @@ def test_a_photo_is_sent_as_a_small_upright_jpeg_when_a_size_is_asked(tmp_path):
         assert str(tmp_path) not in broken.json()["error"]  # the device's paths stay on the device
 
 
-def test_a_head_of_a_photos_size_makes_no_thumbnail(tmp_path, monkeypatch):
-    # a HEAD of `?size=N` decoded the photo and made the JPEG, for an answer without a body
+def test_a_head_of_a_photos_size_answers_what_its_get_would(tmp_path, monkeypatch):
+    # a HEAD of `?size=N` answered 200 unmade where the GET was a 503 (a photo damaged since); made, it is kept for
+    # the GET after, and its length is said
     from edge_rap.serve import thumbnails
 
     made = []
@@ -293,12 +294,17 @@ def test_a_head_of_a_photos_size_makes_no_thumbnail(tmp_path, monkeypatch):
         url = c.post("/api/concepts", data={"name": "mug"}, files=photo_files(png(photo("coffee")))).json()[
             "photos"][0]["url"]
         r = c.head(url, params={"size": 200})
-        assert (r.status_code, r.headers["content-type"], r.content, made) == (200, "image/jpeg", b"", [])
-        assert "content-length" not in r.headers and "transfer-encoding" not in r.headers  # (not made: unknown)
+        got = c.get(url, params={"size": 200})
+        assert (r.status_code, r.headers["content-type"], r.content) == (200, "image/jpeg", b"")
+        assert r.headers["content-length"] == str(len(got.content)) and len(made) == 1  # made once, for both
         assert c.head(url, params={"size": 15}).status_code == 422  # checked as the GET is
         assert c.head(url.replace("/photos/", "/photos/9"), params={"size": 200}).status_code == 404
-        length = len(c.get(url, params={"size": 200}).content)
-        assert len(made) == 1 and c.head(url, params={"size": 200}).headers["content-length"] == str(length)
+        path = next((tmp_path / "memory" / "images").rglob("*.png"))
+        path.write_bytes(path.read_bytes()[:300])  # damaged on the device since (a size not made before)
+        head, get = c.head(url, params={"size": 190}), c.get(url, params={"size": 190})
+        assert (head.status_code, head.content) == (503, b"") and get.status_code == 503
+        assert {k: v for k, v in head.headers.items() if k != "date"} == \
+            {k: v for k, v in get.headers.items() if k != "date"}
 
 
 def test_a_photo_or_the_page_is_sent_whole_whatever_range_is_asked(tmp_path):

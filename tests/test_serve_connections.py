@@ -316,6 +316,61 @@ def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status
     assert said == [f"answered {status} to 127.0.0.1: {error}"], said
 
 
+def test_a_client_looping_bad_requests_is_logged_a_few_lines_then_counted(tmp_path, monkeypatch, caplog):
+    """Each refusal was a line of its own: a client sending bytes that are not HTTP in a loop grew the log without
+    bound. A few are said, then one a minute with how many were left out; another kind has its own lines."""
+    from edge_rap.serve import patience
+    from edge_rap.serve.log_budget import LogBudget
+
+    now = [0.0]
+    monkeypatch.setattr(patience, "LogBudget", lambda: LogBudget(burst=3, every_s=60.0, clock=lambda: now[0]))
+    uvicorn = logging.getLogger("uvicorn.error")  # (configured by uvicorn not to reach the root's handlers)
+    uvicorn.addHandler(caplog.handler)
+
+    def sent(request: bytes, times: int) -> None:
+        for _ in range(times):
+            with _silent(live.url, request) as s:
+                assert _last_words(s).startswith(b"HTTP/1.1 4")
+
+    try:
+        with live_server(fake_settings(tmp_path)) as live:
+            sent(b"GARBAGE\r\n\r\n", 8)
+            sent(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 1)
+            now[0] += 30.0  # half a line's time
+            sent(b"GARBAGE\r\n\r\n", 1)
+            now[0] += 30.0
+            sent(b"GARBAGE\r\n\r\n", 2)
+    finally:
+        uvicorn.removeHandler(caplog.handler)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    bad = "answered 400 to 127.0.0.1: not an HTTP request this server can read (illegal request line)"
+    assert said[:3] == [bad] * 3 and said[3].startswith("answered 431") and \
+        said[4:] == [bad + " (6 more like this not logged)"], said
+
+
+def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out():
+    from edge_rap.serve.log_budget import LogBudget
+
+    now, lines = [100.0], []
+
+    class Logger:
+        def log(self, level, msg, *args):
+            lines.append(msg % args)
+
+    budget = LogBudget(burst=2, every_s=10.0, clock=lambda: now[0])
+    for k in range(5):
+        budget.log(Logger(), logging.WARNING, "a", "a%d", k)
+    budget.log(Logger(), logging.WARNING, "b", "b%d", 0)  # its own budget
+    now[0] += 25.0  # two lines' time, and a half
+    for k in range(5, 9):
+        budget.log(Logger(), logging.WARNING, "a", "a%d", k)
+    now[0] += 1000.0  # long idle: back to the burst, no more
+    for k in range(9, 13):
+        budget.log(Logger(), logging.WARNING, "a", "a%d", k)
+    assert lines == ["a0", "a1", "b0", "a5 (3 more like this not logged)", "a6", "a9 (2 more like this not logged)",
+                     "a10"]
+
+
 def test_a_head_over_its_limit_is_431_however_it_came(tmp_path):
     """h11 limits a head only while it is incomplete: one over 16 KiB that came whole in one read (a long URL or cookie
     sent at once, as on a fast link) was answered as any other, the same head in pieces 431. One under it is answered."""

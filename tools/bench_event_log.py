@@ -7,16 +7,24 @@ aside and a new one started with the events still readable.
 
   python tools/bench_event_log.py [--days 365] [--per-day 1600] [--concepts 10] [--cameras 4] [--repeat 15] [--json]
                                  [--cli MEMORY]
+  python tools/bench_event_log.py --events-json 300000 1000000 [--code CHECKOUT ...] [--runs 3]
 
 1600 events a day is 10 concepts coming and going 20 times a day on each of 4 cameras. With `--cli`, a copy of
 MEMORY (a memory with concepts, made by `remember`) gets the year under its own concepts' names, and the commands
 are timed as a user runs them, each in a fresh process (median of 3), beside `edge-rap concepts` for the start-up.
+
+With `--events-json`, the newest COUNT events of a log of whole days are listed by `edge-rap events --json --limit
+COUNT` in a fresh process: seconds (median of --runs) and peak resident KB, once per `--code` checkout (a folder
+holding edge_rap/: the code before a change beside the one after, in the same run; this one by default), and
+whether every checkout printed the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import random
 import sys
 import tempfile
@@ -84,6 +92,53 @@ def measure_cli(memory: Path, days: int, per_day: int, n_cameras: int) -> dict:
                 times.append(time.perf_counter() - started)
             costs[what] = round(1000 * sorted(times)[1])
         return costs
+
+
+def measure_events_json(counts: list[int], per_day: int, codes: list[Path], runs: int) -> dict:
+    """`edge-rap events --json` listing the newest `count` events of a log, run by each checkout in `codes` in turn
+    (a load that comes and goes falls on each alike): the median seconds, wall and CPU (user and system, less
+    moved by other work on the machine), the peak resident KB (the process's own, from wait4), and whether every
+    run of every checkout printed the same bytes."""
+    result = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for count in counts:
+            memory = Path(folder) / f"memory{count}"
+            log = EventLog(memory)
+            written = write_year(log, -(-count // per_day), per_day, [f"concept{k}" for k in range(10)],
+                                 [f"cam{k}" for k in range(4)], time.time())
+            log.close()
+            runs_of: dict[Path, list[tuple[float, float, int, str]]] = {code: [] for code in codes}
+            for _ in range(runs):
+                for code in codes:
+                    runs_of[code].append(list_events(code, memory, count, Path(folder)))
+            by_code = {str(code): {"s": median(r[0] for r in rs), "cpu_s": median(r[1] for r in rs),
+                                   "peak_kb": max(r[2] for r in rs)} for code, rs in runs_of.items()}
+            printed = {r[3] for rs in runs_of.values() for r in rs}
+            result[str(count)] = {"log_events": written, "same_bytes": len(printed) == 1, "by_code": by_code}
+    return result
+
+
+def median(values) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 2)
+
+
+def list_events(code: Path, memory: Path, count: int, folder: Path) -> tuple[float, float, int, str]:
+    """One `events --json --limit count` by the checkout `code`: wall and CPU seconds, peak KB, its output's hash."""
+    import subprocess
+
+    with open(folder / "out.json", "w+b") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "edge_rap.cli", "events", "--json", "--limit", str(count),
+                                  "--memory", str(memory)], cwd=code, stdout=out, stderr=subprocess.PIPE,
+                                 env={**os.environ, "EDGE_RAP_HOME": str(folder / "home")})
+        _, status, usage = os.wait4(child.pid, 0)  # (its few lines of stderr fit the pipe)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{code}: {child.stderr.read().decode(errors='replace')}")
+        child.stderr.close()
+        out.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, hashlib.file_digest(out, "sha256").hexdigest()
 
 
 def measure(days: int, per_day: int, n_concepts: int, n_cameras: int, repeat: int) -> dict:
@@ -159,7 +214,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cli", type=Path, metavar="MEMORY", help="also time the commands on a copy of MEMORY")
+    parser.add_argument("--events-json", type=int, nargs="+", metavar="COUNT",
+                        help="only time `events --json` listing a log of each COUNT events whole")
+    parser.add_argument("--code", type=Path, action="append", metavar="CHECKOUT",
+                        help="a checkout to run --events-json with (repeatable; default this one)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each --events-json listing (median)")
     args = parser.parse_args()
+    if args.events_json:
+        codes = args.code or [Path(__file__).resolve().parents[1]]
+        print(json.dumps(measure_events_json(args.events_json, args.per_day, codes, args.runs), indent=1))
+        return
     result = measure(args.days, args.per_day, args.concepts, args.cameras, args.repeat)
     if args.cli:
         result["commands_ms"] = measure_cli(args.cli, args.days, args.per_day, args.cameras)

@@ -414,38 +414,58 @@ def _needed(archive: Path, block: int) -> tuple[str, int]:
     return "the restored memory", size + len(folders) * block + (SQLITE_ROOM if databases else 0)  # (one at a time)
 
 
-#: How much of a plain archive's end is read for its manifest (a backup's of 10 000 photos is about 1.5 MiB).
+#: How much of a plain archive's end is read at a time for its manifest (a backup's of 10 000 photos is about
+#: 1.5 MiB): a read more where all it held was text, a manifest's larger than that (22 000 photos' is over 4 MiB).
 MANIFEST_TAIL = 4 * 1024 * 1024
 
 
 def _listed(archive: Path) -> list[tuple[str, int]] | None:
-    """The files and sizes the manifest lists, its header found in the archive's last `MANIFEST_TAIL` bytes (a plain
-    tar's members start at multiples of 512 bytes; the last is followed by zeros alone); None where it is not
-    there so (compressed, cut short, a manifest larger, or not one a backup writes): the headers are weighed then."""
+    """The files and sizes the manifest lists, its header found in the archive's end (a plain tar's members start at
+    multiples of 512 bytes; the last is followed by zeros alone), read `MANIFEST_TAIL` at a time back from it for as
+    long as all read is text, up to the largest manifest; None where it is not there so (compressed, cut short, a
+    manifest too large, or not one a backup writes): the headers are weighed then."""
+    chunks: list[bytes] = []  # the end read, back to front
+    zeros = True  # all read so far is the zeros that end the archive
     try:
         with open(archive, "rb") as f:
-            length = f.seek(0, os.SEEK_END)
-            if length % 512:
+            end = f.seek(0, os.SEEK_END)
+            if end % 512:
                 return None
-            f.seek(max(0, length - MANIFEST_TAIL))
-            tail = f.read()
+            while (start := max(0, end - MANIFEST_TAIL)) < end:
+                f.seek(start)
+                chunk = f.read(end - start)
+                chunks.append(chunk)
+                if (at := _manifest_header(chunk)) is not None:
+                    return _manifest_files(archive, b"".join([chunk[at:], *reversed(chunks[:-1])]))
+                text = chunk.rstrip(b"\0") if zeros else chunk
+                zeros = zeros and not text
+                if b"\0" in text or sum(map(len, chunks)) > MAX_MANIFEST + 2 * tarfile.RECORDSIZE:
+                    return None  # (no manifest's text: another member's bytes; or too long for one)
+                end = start
     except OSError:
         return None
-    for at in range(len(tail) - 512, -1, -512):
-        if not tail.startswith(MANIFEST.encode() + b"\0", at):
-            continue
-        try:
-            info = tarfile.TarInfo.frombuf(tail[at:at + 512], "utf-8", "surrogateescape")
-        except tarfile.HeaderError:
-            return None
-        data, rest = tail[at + 512:at + 512 + info.size], tail[at + 512 + info.size:]
-        if not info.isreg() or len(data) != info.size or rest.strip(b"\0"):
-            return None
-        try:
-            return [(name, member.size) for name, member in Manifest.parse(data, archive).files.items()]
-        except EdgeRapError:  # (said as the archive is read)
-            return None
     return None
+
+
+def _manifest_header(chunk: bytes) -> int | None:
+    """Where in `chunk` (read at a multiple of 512) the manifest's header is, the last there; None where none is."""
+    return next((at for at in range(len(chunk) - 512, -1, -512) if chunk.startswith(MANIFEST.encode() + b"\0", at)),
+                None)
+
+
+def _manifest_files(archive: Path, tail: bytes) -> list[tuple[str, int]] | None:
+    """The files and sizes the manifest whose header begins `tail` lists, where all after it is its data and zeros."""
+    try:
+        info = tarfile.TarInfo.frombuf(tail[:512], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return None
+    data, rest = tail[512:512 + info.size], tail[512 + info.size:]
+    if not info.isreg() or len(data) != info.size or rest.strip(b"\0"):
+        return None
+    try:
+        return [(name, member.size) for name, member in Manifest.parse(data, archive).files.items()]
+    except EdgeRapError:  # (said as the archive is read)
+        return None
 
 
 def _refuse_more_than_free(what: str, size: int, staging: Path) -> None:

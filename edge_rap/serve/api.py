@@ -400,7 +400,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
 
     @router.get("/concepts/{name}/photos/{photo_id}", response_class=FileResponse,
                 responses={200: {"content": {"image/*": {}}}})
-    def get_photo(request: Request, name: str, photo_id: int, size: Annotated[int | None, Query(
+    def get_photo(name: str, photo_id: int, size: Annotated[int | None, Query(
             ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
                                             "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
         concept, path = photo_of(name, photo_id)
@@ -421,9 +421,8 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
             if private is None:
                 return WholeFile(path, media_type=sniff_file(path))
             return Response(private[0], media_type=private[1])  # never where it was taken (EXIF GPS)
-        if (made := thumbnails.cached(path, size)) is None:
-            if request.method == "HEAD":  # its status and type, the thumbnail not made for no body (a decode each)
-                return _unmade("image/jpeg")
+        if (made := thumbnails.cached(path, size)) is None:  # made for a HEAD too: only the making says whether
+            # the GET would be a 200 or a 503 (a photo damaged since), and how long; kept, the GET after costs nothing
             with line.waiting_for(thumbnails.making):  # not the model's lock: making one needs no model
                 made = stored(lambda: thumbnails.make(path, size))
             photo_of(name, photo_id)  # 404 where it was forgotten while it was made
@@ -554,7 +553,7 @@ def _attachment_head(name: str, size: int | None = None) -> Response:
 
 
 def _unmade(media_type: str, headers: dict[str, str] | None = None) -> Response:
-    """A HEAD's answer for what its GET makes first (a backup, a thumbnail), not made: the GET's headers without
+    """A HEAD's answer for what its GET makes first (a backup), not made: the GET's headers without
     Content-Length, which only the making tells (RFC 9110 8.6, 9.3.2; Starlette's 0 would be false)."""
     response = Response(media_type=media_type, headers=headers)
     del response.headers["content-length"]

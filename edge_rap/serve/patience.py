@@ -22,6 +22,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from edge_rap.serve.guard import error_body
+from edge_rap.serve.log_budget import LogBudget
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,10 @@ class PatientProtocol(H11Protocol):
     stopped reading not judged), and the connection limits of `Patience`, a
     connection over them answered 503 at its request (and not counted); its own errors in the API's JSON."""
 
-    def __init__(self, *args, patience: Patience, **kwargs):
+    def __init__(self, *args, patience: Patience, said: LogBudget, **kwargs):
         super().__init__(*args, **kwargs)
         self.patience = patience
+        self.said = said  # the server's lines for its refusals, rationed (shared by its connections)
         self._deadline = None
         self._trickle_deadline = None
         self._received = 0  # bytes from the client, all told
@@ -162,7 +164,8 @@ class PatientProtocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
-            log.warning("refused a connection from %s: %s", self.client and self.client[0], self._refusal)
+            self.said.log(log, logging.WARNING, "refused", "refused a connection from %s: %s",
+                         self.client and self.client[0], self._refusal)
             self.transport.write(closing_answer(503, self._refusal))
             self.transport.close()
             return
@@ -186,7 +189,8 @@ class PatientProtocol(H11Protocol):
         else:
             why = _BYTES.sub("", " ".join(str(fault or "").split()))[:200] or msg.rstrip(".")
             status, words = 400, f"not an HTTP request this server can read ({why})"
-        log.warning("answered %d to %s: %s", status, self.client and self.client[0], words)
+        self.said.log(log, logging.WARNING, f"answered {status}", "answered %d to %s: %s", status,
+                     self.client and self.client[0], words)
         self.transport.write(closing_answer(status, words))
         self.transport.close()
 
@@ -253,15 +257,15 @@ class PatientProtocol(H11Protocol):
             if brought >= self.patience.progress or self.flow.held:
                 self._start_trickle_deadline(window_from=self._received)
                 return
-            log.info("closed a connection from %s: the body of its request brought %d bytes in %g s",
-                     self.client and self.client[0], brought, self.patience.trickle_s)
+            self.said.log(log, logging.INFO, "closed", "closed a connection from %s: the body of its request brought "
+                         "%d bytes in %g s", self.client and self.client[0], brought, self.patience.trickle_s)
             self._give_up(f"the request's body brought {brought} bytes in {self.patience.trickle_s:g} s, under the "
                           f"{self.patience.progress} a body must bring in that time")
             return
         if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             what = "its request's head" if self.conn.their_state is h11.IDLE else "the body of a request answered"
-            log.info("closed a connection from %s: %s was not all there after %g s", self.client and self.client[0],
-                     what, self.patience.trickle_s)
+            self.said.log(log, logging.INFO, "closed", "closed a connection from %s: %s was not all there after %g s",
+                         self.client and self.client[0], what, self.patience.trickle_s)
             self._give_up(f"{what} was not all there {self.patience.trickle_s:g} s after it began")
 
     def _disarm(self) -> None:
@@ -284,8 +288,8 @@ class PatientProtocol(H11Protocol):
             self._arm()
             return
         if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
-            log.info("closed a connection from %s: its request was unfinished and it sent nothing for %g s",
-                     self.client and self.client[0], self.patience.idle_s)
+            self.said.log(log, logging.INFO, "closed", "closed a connection from %s: its request was unfinished and "
+                         "it sent nothing for %g s", self.client and self.client[0], self.patience.idle_s)
             self._give_up(f"nothing came for {self.patience.idle_s:g} s of a request not all there (a body short of "
                           "its Content-Length, or a head without its blank line)")
 
@@ -322,5 +326,5 @@ def loop_factory(patience: Patience):
 
 
 def protocol(patience: Patience):
-    """The protocol factory for uvicorn's `Config(http=...)`."""
-    return functools.partial(PatientProtocol, patience=patience)
+    """The protocol factory for uvicorn's `Config(http=...)`: one server's connections, one budget for their lines."""
+    return functools.partial(PatientProtocol, patience=patience, said=LogBudget())

@@ -890,21 +890,68 @@ def test_a_fifo_made_anew_while_a_refused_writer_hangs_on_the_old_one_is_read(tm
             hung.write(b"not a video\n" * 100_000)  # (its bytes refused, it stays: let go until its close)
             hung.flush()
             wait_until(lambda: camera._writer_said or camera.finished.is_set(), "the hung writer refused")
-            pipe.unlink()
-            os.mkfifo(pipe)
-            writer = []
-
-            def opened() -> bool:
-                with contextlib.suppress(OSError):  # (ENXIO: no reader yet)
-                    writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
-                return bool(writer) or camera.finished.is_set()
-
-            wait_until(opened, "a reader of the new FIFO", 20)
-            os.set_blocking(writer[0], True)
-            os.write(writer[0], clip)
-            os.close(writer[0])
+            write_into_anew(pipe, clip, camera)
             wait_until(lambda: camera.frames_read == 6 or camera.finished.is_set(), "the new FIFO's clip")
             assert camera.frames_read == 6 and camera.error is None
+
+
+def write_into_anew(pipe: Path, data: bytes, camera: Camera) -> None:
+    """The FIFO made anew (rm, mkfifo), then a writer's whole life there once `camera` reads it."""
+    pipe.unlink()
+    os.mkfifo(pipe)
+    writer = []
+
+    def opened() -> bool:
+        with contextlib.suppress(OSError):  # (ENXIO: no reader yet)
+            writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        return bool(writer) or camera.finished.is_set()
+
+    wait_until(opened, "a reader of the new FIFO", 20)
+    os.set_blocking(writer[0], True)
+    os.write(writer[0], data)
+    os.close(writer[0])
+
+
+def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(tmp_path, caplog):
+    # Before: the probe of a lone writer's stalled header was waited out (a camera pipeline slow to start) with the
+    # FIFO's path not looked at: made anew meanwhile, the source stayed on the old FIFO for good, the new one's writers
+    # meeting no reader. The relay looks at the path while the writer sends nothing
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        with stalled_writer(pipe, clip[:200]):
+            write_into_anew(pipe, clip, camera)
+            wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
+            assert camera.frames_read == 3 and camera.error is None
+    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+
+
+def test_a_stalled_fifo_writers_close_before_its_bytes_are_let_go_is_told(tmp_path, monkeypatch):
+    # Before: the relay letting a refused writer's bytes go watched the FIFO from its own start: the writer's close
+    # between the probe's relay and it went unseen, and the next writer's clip, come meanwhile (`cat cut > p; cat clip
+    # > p`), was let go as the refused writer's bytes. One watch a read end, handed on, sees the close
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe, stalled = clip_bytes(tmp_path), tmp_path / "pipe", []
+
+    class NextWriterBetween(fifo_relay.FifoRelay):
+        """The relay letting the stalled writer's bytes go, started once it closed and the next one wrote its clip."""
+
+        def __init__(self, *args, discard: bool = False, **kwargs):
+            if discard:
+                os.close(stalled.pop())
+                write_into(pipe, clip)
+            super().__init__(*args, discard=discard, **kwargs)
+
+    monkeypatch.setattr(camera_module, "FifoRelay", NextWriterBetween)
+    with started(camera, stop):
+        stalled.append(os.open(pipe, os.O_WRONLY))
+        fcntl.fcntl(stalled[0], fcntl.F_SETPIPE_SZ, 1 << 20)  # (room for the next writer's whole clip)
+        os.write(stalled[0], clip[:200])  # a header's start, then nothing
+        with opens.opening():  # another source's open waiting: the stall is cut
+            wait_until(lambda: not stalled or camera.finished.is_set(), "the stall cut")
+        wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the next writer's clip")
+        assert camera.frames_read == 3 and camera.error is None
 
 
 def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_relay_looked(tmp_path, monkeypatch):
@@ -932,7 +979,8 @@ def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_r
             return self.poller.poll(*timeout)
 
     monkeypatch.setattr(select, "poll", Held)
-    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")
+    end = fifo_relay.WriterEnd.of(source)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe", end)
     try:
         wait_until(lambda: fifo_relay.unread(source) < len(a), "the relay's first read")
         hold.set()
@@ -949,6 +997,8 @@ def test_a_fifo_writers_close_is_told_though_the_next_writer_opened_before_the_r
     finally:
         hold.clear()
         relay.close()
+        if end is not None:
+            end.close()
         os.close(source)
 
 
@@ -988,15 +1038,14 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
     # cat clip > p`), was let go as its bytes until its close, the clip lost without a word
     os.mkfifo(tmp_path / "pipe")
     source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
-    watch = inotify.watch(source, fifo_relay.WriterEnd.MASK)
-    if watch is None:
+    end = fifo_relay.WriterEnd.of(source)
+    if end is None:
         pytest.skip("no inotify here")
-    watch.close()
     first = os.open(tmp_path / "pipe", os.O_WRONLY)
     fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
     told, left = [], fifo_relay.FifoRelay._writer_left  # (by inotify, or its hang-up where it closed before the watch)
     monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
-    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")  # (its reader, FFmpeg, takes nothing)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe", end)  # (its reader, FFmpeg, takes nothing)
     try:
         fcntl.fcntl(relay.read_end, fcntl.F_SETPIPE_SZ, 4096)
         os.write(first, os.urandom(300_000))  # (our pipe's room and the chunk the relay holds: the rest stays)
@@ -1011,6 +1060,7 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
     finally:
         if relay is not None:
             relay.close()
+        end.close()
         os.close(source)
 
 
@@ -1108,7 +1158,8 @@ def test_a_fifo_writers_hang_up_is_looked_at_once_while_ffmpeg_takes_nothing(tmp
             return answer
 
     monkeypatch.setattr(select, "poll", Watched)
-    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe")
+    end = fifo_relay.WriterEnd.of(source)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe", end)
     try:
         wait_until(lambda: fifo_relay.unread(source) < len(clip) - fifo_relay.CHUNK, "the relay's second read")
         time.sleep(0.3)  # (FFmpeg taking nothing meanwhile)
@@ -1117,6 +1168,8 @@ def test_a_fifo_writers_hang_up_is_looked_at_once_while_ffmpeg_takes_nothing(tmp
             taken += chunk
     finally:
         relay.close()
+        if end is not None:
+            end.close()
         os.close(source)
     assert taken == clip and relay.writer_closed and len(hang_ups) == 1
 

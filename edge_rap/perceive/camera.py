@@ -29,7 +29,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
 from edge_rap.output import quoted
 from edge_rap.perceive import fifo_relay
-from edge_rap.perceive.fifo_relay import FifoRelay, hung_up
+from edge_rap.perceive.fifo_relay import FifoRelay, WriterEnd, hung_up, replaced
 from edge_rap.perceive.images import IMAGE_SUFFIXES, is_photo_file, read_image_file
 from edge_rap.perceive.mp4 import unopenable_reason
 from edge_rap.perceive.opens import opening
@@ -212,8 +212,8 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
 
 
 class WriterStalled(EdgeRapError):
-    """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open:
-    the next writer is waited for."""
+    """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open,
+    or while the FIFO was made anew or removed: the next writer is waited for."""
 
 
 class LatestSlot:
@@ -331,16 +331,6 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
-def _replaced(path: str, fd: int) -> bool:
-    """Whether `path` no longer names the file open as `fd`: a writer opens what the path names, never the FIFO
-    waited on, which waited for good."""
-    try:
-        now, held = os.stat(path), os.fstat(fd)
-    except OSError:
-        return True
-    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
-
-
 def _open_video(path: str, fifo: int | None):
     """OpenCV's capture of a video file, or of the FIFO waited for a writer: read through the pipe `fifo` its
     read end is relayed into (FFmpeg's pipe:N; FifoRelay), not opened again by path. An open by path waits for a
@@ -426,6 +416,7 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
+        self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -549,7 +540,7 @@ class Camera:
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
                         return fd
-                    if events or _replaced(path, fd):  # a writer came and went without a byte: wait for the next;
+                    if events or replaced(path, fd):  # a writer came and went without a byte: wait for the next;
                         self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
                         break  # the path names now; either way, the next bytes are another writer's
                 os.close(fd)
@@ -562,7 +553,7 @@ class Camera:
         """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
         self.error = f"source {quoted(path)}: never opened"  # until it opens: a FIFO no one writes to waits here
-        waited = self._await_writer(path)
+        waited = self._watched(self._await_writer(path))
         if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
             raise EdgeRapError(f"source {quoted(path)}: removed before it opened")
         shown = self.frames_read  # the frames read before this writer's: one that showed none (junk, a stall before
@@ -579,7 +570,7 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
-                    waited = self._await_writer(path, held)
+                    waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
                     if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
                         raise  # while still running then)
@@ -600,6 +591,7 @@ class Camera:
                         break
                     self._refused(e, path, waited)
         finally:
+            self._watched(None)
             if waited is not None:
                 os.close(waited)
         if self.stop.is_set():
@@ -612,6 +604,15 @@ class Camera:
         if self.frames_read + self.damaged < announced - fps:  # over a second short: not a header's rounding
             log.warning("camera %s: source %s ended after %d of the %d frames it announces (cut short?)",
                         self.spec.name, quoted(path), self.frames_read, announced)
+
+    def _watched(self, fifo: int | None) -> int | None:
+        """`fifo`, a FIFO's read end just waited for (or None), its writers' events watched from now on, once for
+        every relay on it (the last read end's watch closed): a watch made at each relay missed a refused writer's
+        close between the probe's relay and the one letting its bytes go, the next writer's clip let go with them."""
+        if self._writers is not None:
+            self._writers.close()
+        self._writers = None if fifo is None else WriterEnd.of(fifo)
+        return fifo
 
     def _refused(self, e: EdgeRapError, path: str, fifo: int) -> None:
         """Say that a FIFO writer's bytes could not open, once a writer: one cut for a stall, then streaming its
@@ -626,12 +627,12 @@ class Camera:
             log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
         self._writer_said = self._writer_stays
         if self._writer_stays:
-            skip = FifoRelay(fifo, self.stop, self.spec.name, discard=True)
+            skip = FifoRelay(fifo, self.stop, self.spec.name, self._writers, discard=True, path=path)
             while not skip.wait(FIFO_LOOK_MS / 1000):
-                if _replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
+                if replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
                     break
             skip.close()
-            self._writer_stays = self._writer_said = not skip.writer_closed and not _replaced(path, fifo)
+            self._writer_stays = self._writer_said = not skip.writer_closed and not replaced(path, fifo)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
         """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times
@@ -640,14 +641,14 @@ class Camera:
         import cv2
 
         self._writer_stays = False
-        relay = (FifoRelay(waited, self.stop, self.spec.name)
+        relay = (FifoRelay(waited, self.stop, self.spec.name, self._writers, path=path)
                  if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
             capture = _open_video(path, relay.read_end if relay else None)
             if relay is not None:
                 relay.opened()
-            stalled = relay is not None and relay.stalled  # (its probe cut: opened, maybe, on a whole header alone,
-            # its frames to come read as the next writer's junk)
+            stalled = relay is not None and (relay.stalled or relay.replaced)  # (its probe cut: opened, maybe, on a
+            # whole header alone, its frames to come read as the next writer's junk)
             if not capture.isOpened() or stalled or self.stop.is_set():
                 capture.release()
                 if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
@@ -656,6 +657,9 @@ class Camera:
                     if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0
+                if stalled and relay.replaced:
+                    raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
+                                        "sent nothing before its video opened")
                 if stalled:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
                                         f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "

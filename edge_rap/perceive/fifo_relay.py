@@ -38,16 +38,24 @@ class FifoRelay:
     """Copies `source` (a FIFO's read end, left open) into `read_end` until the writer's end of file, the stop, or
     `close()`; `source` is read no more once close() returned, so its owner may close it then."""
 
-    def __init__(self, source: int, stop: threading.Event, name: str, discard: bool = False):
-        """`discard`: the writer's bytes are read and let go until its close, told for certain (`WriterEnd`), or
-        until which of them are its cannot be told (no inotify, or a next writer's bytes may be among them)."""
+    def __init__(self, source: int, stop: threading.Event, name: str, end: WriterEnd | None, discard: bool = False,
+                 path: str | None = None):
+        """`end`: the watch of `source`'s writers (None where inotify cannot watch it), made once for the read end
+        and handed on from relay to relay on it, its owner's to close: a watch made at each relay missed a writer's
+        close between two (a refused one's, the next writer's clip then let go as its junk). `discard`: the writer's
+        bytes are read and let go until its close, told for certain, or until which of them are its cannot be told
+        (no inotify, or a next writer's bytes may be among them). `path`: the FIFO's, looked at while the writer
+        sends nothing: made anew or removed, the copy ends (`replaced`), a stalled writer no longer keeping the
+        source on a FIFO no next writer can reach."""
         self.read_end, self._write_end = os.pipe()
         os.set_blocking(self._write_end, False)
         self._source, self._stop, self._done, self._discard = source, stop, threading.Event(), discard
+        self._end, self._path = end, path
         self._opened = threading.Event()
         if discard:
             self._opened.set()  # (no open to cut a stall of)
         self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
+        self.replaced = False  # the pipe was ended while the writer sent nothing, `path` naming another file or none
         self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
@@ -66,7 +74,7 @@ class FifoRelay:
         self._opened.set()
 
     def _copy(self) -> None:
-        end = WriterEnd.of(self._source)
+        end = self._end
         into, out = select.poll(), select.poll()
         into.register(self._source, select.POLLIN)
         out.register(self._write_end, select.POLLOUT)
@@ -91,6 +99,9 @@ class FifoRelay:
                     if (not self._opened.is_set() and time.monotonic() - waiting_since >= OPEN_STALL_S
                             and crowded() and self._probed()):
                         self.stalled = True
+                        return
+                    if self._path is not None and replaced(self._path, self._source):
+                        self.replaced = True
                         return
                     into.poll(LOOK_MS)
                     continue
@@ -117,8 +128,6 @@ class FifoRelay:
             if left and not self._stop.is_set():  # ended (FFmpeg done, or its open refused the bytes) after the
                 self.writer_closed = self._let_go(left)  # writer left: its last bytes are let go, not taken as the
             os.close(self._write_end)  # next writer's first (a refused one's, let go with them till its close)
-            if end is not None:
-                end.close()
 
     def _let_go(self, count: int) -> bool:
         """Read and drop the `count` bytes the FIFO holds from the writer that left: whether they all were."""
@@ -215,6 +224,16 @@ class WriterEnd:
 
     def close(self) -> None:
         self._events.close()
+
+
+def replaced(path: str, fd: int) -> bool:
+    """Whether `path` no longer names the file open as `fd`: a writer opens what the path names, never the FIFO
+    waited on, which waited for good."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
 def hung_up(fd: int) -> bool:

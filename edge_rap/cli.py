@@ -18,7 +18,7 @@ from edge_rap.config import NO_DETECTOR
 from edge_rap.errors import EdgeRapError, PartlyDone
 from edge_rap.folders import refuse_unmounted
 from edge_rap.generate.interrupts import Stopped, stops_as_ctrl_c
-from edge_rap.output import ESCAPE_BYTES, GuardedOutput, OutputError, json_line
+from edge_rap.output import ESCAPE_BYTES, GuardedOutput, OutputError, json_line, quoted
 from edge_rap.output import shown as _shown  # (several commands have a local `shown`)
 from edge_rap.wording import counted, noun
 
@@ -51,9 +51,9 @@ def _frame_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x960, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x960, not {quoted(text)}") from None
     if not (64 <= width <= 8192 and 64 <= height <= 8192):
-        raise argparse.ArgumentTypeError(f"each side must be 64 to 8192 pixels, not {text!r}")
+        raise argparse.ArgumentTypeError(f"each side must be 64 to 8192 pixels, not {quoted(text)}")
     return width, height
 
 
@@ -62,9 +62,9 @@ def _width_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in text.split("-"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN-MAX such as 0.2-0.45, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX such as 0.2-0.45, not {quoted(text)}") from None
     if not 0 < low <= high <= 1:
-        raise argparse.ArgumentTypeError(f"need 0 < MIN <= MAX <= 1, not {text!r}")
+        raise argparse.ArgumentTypeError(f"need 0 < MIN <= MAX <= 1, not {quoted(text)}")
     return low, high
 
 
@@ -287,7 +287,7 @@ def cmd_events(args) -> int:
     since = parse_since(args.since, now) if args.since else None
     until = parse_since(args.until, now, option="--until") if args.until else None
     if since is not None and until is not None and until <= since:  # (swapped: "no events" would hide it)
-        raise EdgeRapError(f"--until {args.until!r} is not after --since {args.since!r}")
+        raise EdgeRapError(f"--until {quoted(args.until)} is not after --since {quoted(args.since)}")
     with _household(args, readonly=True) as home:
         # as stored ("Bo" is <bo>); an unknown or empty name ("$UNSET") is an error, not "no events" or all of them
         name, gone = home.events_name(args.name) if args.name is not None else (None, False)
@@ -758,7 +758,26 @@ def _plain(value: object) -> object:
     return str(value) if isinstance(value, _Operand) else value
 
 
-class _CommandParser(argparse.ArgumentParser):
+class _Given(str):
+    """An argument as given, which argparse's own errors (`invalid choice: %r`, `invalid int value: %r`) quote as
+    every other message does (output.quoted): repr wrote a byte of an argument not UTF-8 `'\\udcff'`, not `'\\xff'`."""
+
+    def __repr__(self) -> str:
+        return quoted(str(self))
+
+
+class _QuotingParser(argparse.ArgumentParser):
+    """A parser whose errors quote a value given with output.quoted (`_Given`); the values parsed stay plain."""
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> object:
+        value = super()._get_value(action, _Given(arg_string))
+        return arg_string if isinstance(value, _Given) else value  # (an _Operand stays one)
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        super()._check_value(action, _Given(value) if isinstance(value, str) else value)
+
+
+class _CommandParser(_QuotingParser):
     """A command's parser, which keeps the arguments it did not know apart from those given before the command:
     argparse hands main both in one list, and `edge-rap --foo concepts` named --foo with concepts' usage. So for a
     command's own subcommand: `models --x list` named --x with list's, and `models --x list --y` both with models'
@@ -857,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Options by their whole names only, on every command and subcommand: argparse took `--vers` for --version and
     # `ask --max` for --max-tokens, so a script's abbreviation changed meaning, or broke, when an option was added.
-    parser = argparse.ArgumentParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
+    parser = _QuotingParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
                                      allow_abbrev=False,
                                      epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
                                      "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
@@ -1095,7 +1114,7 @@ def _refuse_empty_names(args) -> None:
     for dest, label in NAMING_ARGUMENTS.items():
         value = getattr(args, dest, None)
         if isinstance(value, str) and not value.strip():
-            raise EdgeRapError(f"{label} {value!r} is empty (an unset variable?){_EMPTY_HINTS.get(dest, '')}")
+            raise EdgeRapError(f"{label} {quoted(value)} is empty (an unset variable?){_EMPTY_HINTS.get(dest, '')}")
 
 
 def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
@@ -1121,6 +1140,7 @@ def _refuse_dashes_before_command(parser: argparse.ArgumentParser, argv: list[st
 def main(argv: list[str] | None = None) -> int:
     """The `edge-rap` console script (and `python -m edge_rap`): the exit status, not an exception, for whatever
     a user can cause (the README's table: 0, 1 done in part, 2, 129, 130, 141, 143); bugs still raise."""
+    _escape_what_streams_cannot_encode()  # (argparse's errors too: an argument's byte not UTF-8 is `\\xff` there)
     parser = build_parser()
     _CommandParser.typed = list(sys.argv[1:] if argv is None else argv)
     _refuse_dashes_before_command(parser, sys.argv[1:] if argv is None else argv)
@@ -1137,7 +1157,6 @@ def main(argv: list[str] | None = None) -> int:
     stops_itself = getattr(args, "stops_itself", False)
     try:
         _refuse_empty_names(args)
-        _escape_what_streams_cannot_encode()
         output = GuardedOutput(sys.stdout) if sys.stdout is not None else None  # (None: started with it closed)
         # run and serve take their stop (args.stop) from here, before their imports and checks (half a second): a
         # SIGTERM then killed the process unsaid, 143, where it stops them as at any other time, exit 0

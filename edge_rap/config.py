@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
+from edge_rap.output import quoted
 from edge_rap.shipped import shipped_dir
 from edge_rap.userfiles import read_whole
 
@@ -160,7 +161,7 @@ def load_profile(name: str | None = None) -> Profile:
         if name == "x86-cpu":
             return Profile(reason=reason)  # installed without the repository's device_configs/: built-in defaults
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))) or "none installed"
-        raise EdgeRapError(f"device profile {name!r} not found: no {where}; the profiles are {known}, or a .toml "
+        raise EdgeRapError(f"device profile {quoted(name)} not found: no {where}; the profiles are {known}, or a .toml "
                            "file's path")
     try:
         raw = tomllib.loads(read_whole(path, "a device profile").decode("utf-8"))
@@ -260,7 +261,7 @@ def load_settings(memory: str | None = None, embedder: str | None = None, device
     `detector`: --detector, over the profile's (with_detector)."""
     for option, value in (("--memory", memory), ("--embedder", embedder), ("--device", device)):
         if value is not None and not value.strip():
-            raise EdgeRapError(f"{option} {value!r} is empty (an unset variable?): {LEFT_OUT[option]}")
+            raise EdgeRapError(f"{option} {quoted(value)} is empty (an unset variable?): {LEFT_OUT[option]}")
     home = default_home()
     profile = load_profile(device)
     if embedder:

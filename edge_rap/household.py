@@ -19,6 +19,7 @@ from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
 from edge_rap.liveness import Turns
 from edge_rap.memory.aside import finish_killed_restore
+from edge_rap.output import quoted
 from edge_rap.types import Concept, Image, Recognition
 from edge_rap.wording import counted
 
@@ -284,7 +285,7 @@ class Household:
             return known.name, False
         gone = gone or self._forgotten_with_events(name, self.events)
         if gone is None:
-            raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
+            raise UnknownConceptError(f"no concept named {quoted(validate_name(name))}")
         return gone.name, True
 
     @staticmethod
@@ -311,8 +312,8 @@ class Household:
         name = validate_name(name)
         kept = [known for known in (events.names() if events else []) if name_key(known) == name_key(name)]
         if len(kept) > 1 and name not in kept:
-            raise EdgeRapError(f"{name!r} could be {' or '.join(map(repr, kept))} (forgotten, their events kept): "
-                               "give the name as stored")
+            raise EdgeRapError(f"{quoted(name)} could be {' or '.join(map(quoted, kept))} (forgotten, their events "
+                               "kept): give the name as stored")
         return Concept(0, name if name in kept else kept[0], "", "", 0.0, 0.0) if kept else None
 
     def remember(self, name: str, images: list, description: str = "", category: str = "", box=None) -> Concept:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_rap.output import quoted
+
 
 @dataclass(frozen=True)
 class Box:
@@ -38,12 +40,12 @@ class Box:
                 raise ValueError
             x0, y0, x1, y1 = (int(round(v)) for v in values)
         except ValueError:
-            raise EdgeRapError(f"box {text!r} is not x0,y0,x1,y1 in finite numbers") from None
+            raise EdgeRapError(f"box {quoted(text)} is not x0,y0,x1,y1 in finite numbers") from None
         if min(x0, y0) < 0:
-            raise EdgeRapError(f"box {text!r} starts at a negative coordinate: boxes are in the photo's pixels, "
+            raise EdgeRapError(f"box {quoted(text)} starts at a negative coordinate: boxes are in the photo's pixels, "
                                "from 0,0 at its top left")
         if x1 <= x0 or y1 <= y0:
-            raise EdgeRapError(f"box {text!r} is empty: x1 must be above x0 and y1 above y0")
+            raise EdgeRapError(f"box {quoted(text)} is empty: x1 must be above x0 and y1 above y0")
         return cls(x0, y0, x1, y1)
 
 

@@ -1220,6 +1220,44 @@ def test_text_output_of_a_name_that_is_not_utf8_is_written_as_json_writes_it(run
     assert (rc, err) == (2, f"edge-rap: source '{tmp_path}/door\\xfd.mp4': no such file or folder\n")
 
 
+BYTE = os.fsdecode(b"\xff")  # an argument's byte that is not UTF-8, as Python gives it
+
+
+@pytest.mark.parametrize("argv, said", [
+    ([BYTE], "argument command: invalid choice: '\\xff' (choose from"),  # argparse's own errors
+    (["models", BYTE], "invalid choice: '\\xff' (choose from 'list'"),
+    (["events", "--limit", BYTE], "argument --limit: invalid integer value: '\\xff'"),
+    (["events", f"--limit={BYTE}"], "argument --limit: invalid integer value: '\\xff'"),
+    (["concepts", BYTE], "unrecognized arguments: \\xff"),
+    (["eval", "localize", "--frame-size", f"1x{BYTE}"], "expected WIDTHxHEIGHT such as 1280x960, not '1x\\xff'"),
+    (["serve", "--port", BYTE], "--port: a port is 1 to 65535, not '\\xff'"),
+    (["rename", f"bo{BYTE}", "mo"], "concept name 'bo\\xff' has a character that is not allowed: '\\xff'"),
+    (["events", "--name", BYTE], "concept name '\\xff' has a character that is not allowed: '\\xff'"),
+    (["remember", "bo", "p.png", "--category", f"caf{BYTE}"], "category 'caf\\xff' has a character that is not "
+                                                               "allowed: '\\xff' (not UTF-8"),
+    (["remember", "bo", "p.png", "--box", BYTE], "box '\\xff' is not x0,y0,x1,y1"),
+    (["recognize", "p.png", "--embedder", BYTE], "model '\\xff' is not in the model cache"),
+    (["concepts", "--device", BYTE], "device profile '\\xff' not found"),
+    (["events", "--since", BYTE], "--since '\\xff': use 30s"),
+    (["models", "pull", f"smolvlm{BYTE}"], "no model named 'smolvlm\\xff' in the registries; did you mean "),
+    (["ask", "what is it", "--vlm", BYTE], "VLM '\\xff': not a .gguf file"),
+    (["listen", "--asr", BYTE], "speech model '\\xff': not auto"),
+    (["listen", "--wake", BYTE], "--wake '\\xff': no word to listen for"),
+    (["pair", "--host", BYTE], "--host '\\xff': give a host name or address"),
+])
+def test_an_argument_not_utf8_is_quoted_in_its_error_as_json_writes_it(run, photos, capsys, argv, said):
+    # argparse's own errors, a typed name's refusal and the model cache's quoted such a byte as repr does,
+    # '\udcff', where every other message (and --json) writes '\xff': a user saw two forms of one byte
+    run("remember", "mo", scene_file(photos, 2))
+    sys.stderr.reconfigure(errors="backslashreplace")  # as a process's stderr is until main sets it
+    try:
+        rc, out, err = run(*[scene_file(photos, 1) if a == "p.png" else a for a in argv])
+    except SystemExit as e:  # argparse's
+        rc, (out, err) = e.code, capsys.readouterr()
+    assert (rc, out) == (2, "") and said in err and "\\udc" not in err, err
+    assert run("concepts")[1] == "<mo> 1 view\n"
+
+
 def test_a_name_is_shown_quoted_with_its_bytes_as_json_writes_them():
     from edge_rap.output import quoted, shown
 

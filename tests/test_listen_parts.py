@@ -2932,6 +2932,19 @@ def test_a_name_of_common_words_is_heard_only_spelled_and_a_word_of_time_ending_
     assert match_names("Where is the boss?", ["the_boss"]).names == ["the_boss"]
 
 
+def test_a_common_word_opening_a_question_before_its_comma_is_itself():
+    # Before: of pets <now>, <so> and <okay>, "Now, where is Bo?" named <now> beside <bo> (the comma ended its
+    # clause, as if it were the name in "Where is Now?"): the opening word of a question or request is itself
+    names = ["now", "so", "okay", "bo"]
+    for said, heard in (("Now, where is Bo?", ["bo"]), ("now, where is Bo?", ["bo"]), ("So, is Bo home?", ["bo"]),
+                        ("Okay, forget Bo.", ["bo"]), ("Hey robot, now, where is Bo?", ["bo"]),
+                        ("Bo is out. Now, what about Max?", ["bo"]),
+                        # still a name: asked about, said alone, or written as one within the sentence
+                        ("Where is Now?", ["now"]), ("Now, please.", ["now"]),
+                        ("Is Bo with Now, or is he out?", ["bo", "now"]), ("Where are Bo and So, is it late?", ["bo", "so"])):
+        assert match_names(said, names).names == heard, said
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)

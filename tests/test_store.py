@@ -400,7 +400,7 @@ def test_a_lone_surrogate_is_refused_naming_its_field_as_in_a_name(memory, image
     # a Latin-1 terminal's "caf\xe9 ok" (Python's surrogate escape for the byte) was stored as "caf ok", where a
     # name of it is refused
     memory.remember("bo", [scene_file(images, 1)], "a grey cat", "cat")
-    with pytest.raises(EdgeRapError, match=f"^{field} .* not allowed: '\\\\udce9' \\(not UTF-8") as refused:
+    with pytest.raises(EdgeRapError, match=f"^{field} .* not allowed: '\\\\xe9' \\(not UTF-8") as refused:
         memory.edit("bo", **{field: "caf\udce9 ok"})
     assert str(refused.value).isprintable()
     assert (memory.get("bo").description, memory.get("bo").category) == ("a grey cat", "cat")

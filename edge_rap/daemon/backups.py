@@ -26,6 +26,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.folders import unmounted
 from edge_rap.memory.backup import back_up, writer
 from edge_rap.memory.files import DATABASE
+from edge_rap.output import quoted
 from edge_rap.scratch import remove_unheld
 from edge_rap.wording import counted, noun
 
@@ -56,7 +57,7 @@ def backup_period(text: str) -> float:
     """`backup-every`'s seconds, or one line saying what it takes."""
     seconds = parse_duration(text)
     if seconds is None or seconds < MIN_EVERY_S:
-        raise EdgeRapError(f"backup-every {text!r}: use a period such as 12h, 1d or 1w (at least 1m)")
+        raise EdgeRapError(f"backup-every {quoted(text)}: use a period such as 12h, 1d or 1w (at least 1m)")
     return seconds
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
+from edge_rap.output import quoted
 from edge_rap.perceive.camera import NAME_PATTERN, camera_named, source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
@@ -96,10 +97,10 @@ class RunConfig:
         """Refuse a `here` that is no camera's name, or names none of the cameras (where they are given: `doctor
         --config` of a file whose cameras come on run's command line has none)."""
         if self.here is not None and not NAME_PATTERN.match(self.here):
-            raise EdgeRapError(f"here {self.here!r}: not a camera's name (1-32 letters, digits, '_' or '-')")
+            raise EdgeRapError(f"here {quoted(self.here)}: not a camera's name (1-32 letters, digits, '_' or '-')")
         names = source_names(self.sources)
         if self.here is not None and names and camera_named(self.here, names) is None:
-            raise EdgeRapError(f"here {self.here!r} is none of the cameras ({', '.join(names)})")
+            raise EdgeRapError(f"here {quoted(self.here)} is none of the cameras ({', '.join(names)})")
 
     def _check_partners(self) -> None:
         """Refuse an option without the one it goes with."""
@@ -137,7 +138,7 @@ def serve_address(text: str) -> tuple[str, int]:
 
     host = host or "127.0.0.1"
     if not port.isdecimal() or not 0 <= int(port) < 65536:
-        raise EdgeRapError(f"--serve {text!r}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
+        raise EdgeRapError(f"--serve {quoted(text)}: expected [HOST:]PORT such as 8765 or 0.0.0.0:8765")
     return checked_host(host, "--serve"), int(port)
 
 
@@ -200,7 +201,7 @@ def load_run_file(path: Path) -> dict:
         extra = set(camera) - {"name", "source"}
         if extra or not isinstance(camera.get("source"), (str, int)) or isinstance(camera.get("source"), bool):
             raise EdgeRapError(f"{path}: [[camera]] {k + 1} needs source (a string or a device number) and an "
-                               f"optional name" + (f", not {sorted(extra)[0]!r}" if extra else ""))
+                               f"optional name" + (f", not {quoted(sorted(extra)[0])}" if extra else ""))
         name = camera["name"] if "name" in camera else unnamed_camera(k, used)  # never another camera's name
         if not isinstance(name, str) or not name.strip() or "=" in name:
             raise EdgeRapError(f"{path}: [[camera]] {k + 1} name must be a non-empty string without '=', "

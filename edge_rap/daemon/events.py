@@ -31,6 +31,7 @@ from edge_rap.folders import writable_folder
 from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, nearly_full, private_folder
+from edge_rap.output import quoted
 from edge_rap.said_once import SaidOnce
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot, truncate_wal
 from edge_rap.types import Box, Event
@@ -131,7 +132,7 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
         iso = re.sub(r"^(\d{4}-\d{2}-\d{2}|\d{8})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", text.strip()))
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
-        raise EdgeRapError(f"{option} {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
+        raise EdgeRapError(f"{option} {quoted(text)}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
 
 
 class EventLog:

@@ -20,7 +20,7 @@ from edge_rap.daemon.settings_file import SettingsFile
 from edge_rap.daemon.shutdown import STOP_BUDGET_S, Part, stop_together
 from edge_rap.daemon.track import VoteSettings
 from edge_rap.household import Household
-from edge_rap.output import json_line
+from edge_rap.output import json_line, quoted
 from edge_rap.perceive.camera import camera_named, parse_sources, quiet_opencv
 from edge_rap.perceive.gate import GateSettings
 from edge_rap.scratch import remove_leftovers
@@ -62,10 +62,10 @@ def refuse_same_names(names: list[str]) -> None:
     for name in names:
         other = seen.get(name.casefold())
         if other == name:
-            raise EdgeRapError(f"camera name {name!r} is used twice: name each source, --source NAME=SRC")
+            raise EdgeRapError(f"camera name {quoted(name)} is used twice: name each source, --source NAME=SRC")
         if other is not None:
-            raise EdgeRapError(f"camera names {other!r} and {name!r} differ only in case: give each source a name "
-                               "of its own, --source NAME=SRC")
+            raise EdgeRapError(f"camera names {quoted(other)} and {quoted(name)} differ only in case: give each "
+                               "source a name of its own, --source NAME=SRC")
         seen[name.casefold()] = name
 
 

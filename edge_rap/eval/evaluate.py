@@ -21,6 +21,7 @@ from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
 from edge_rap.memory.rapdb import RAP_DATABASE, read_rap_database
 from edge_rap.memory.store import Store, name_key, validate_name
+from edge_rap.output import quoted
 from edge_rap.perceive.images import is_photo_file, read_image_file, unread_photo
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
@@ -145,8 +146,8 @@ def _one_level_down(holders: list[Path]) -> str:
     if not holders:
         return ""
     if len(holders) == 1:
-        return f" ({holders[0].name!r} holds a folder per concept: give it as --dataset)"
-    names = ", ".join(repr(h.name) for h in holders[:-1]) + f" and {holders[-1].name!r}"
+        return f" ({quoted(holders[0].name)} holds a folder per concept: give it as --dataset)"
+    names = ", ".join(quoted(h.name) for h in holders[:-1]) + f" and {quoted(holders[-1].name)}"
     return f" ({names} hold a folder per concept each: give one as --dataset)"
 
 
@@ -373,11 +374,11 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     for c in progress(concepts):
         skipped += c.unread
         if not c.references:
-            skipped.append(f"no photo in the folder of {c.name!r} (left out)")
+            skipped.append(f"no photo in the folder of {quoted(c.name)} (left out)")
             continue
         try:
             if (other := seen.get(name_key(c.name))) is not None:
-                raise EdgeRapError(f"another folder is also named {other!r}")
+                raise EdgeRapError(f"another folder is also named {quoted(other)}")
             validate_name(c.name)
             prepared, refused = _prepared(mem, c.references)
             if not prepared:
@@ -387,9 +388,10 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             raise  # the memory cannot be written: no later folder could be either
         except EdgeRapError as e:  # this folder's: its photo is another folder's reference too, say
             queries = counted(len(c.queries), "query", "queries")
-            skipped.append(f"{e} (the reference of {c.name!r}: left out with its {queries})")
+            skipped.append(f"{e} (the reference of {quoted(c.name)}: left out with its {queries})")
             continue
-        skipped += [f"{e} (a reference of {c.name!r}: remembered from its other {len(prepared)})" for e in refused]
+        skipped += [f"{e} (a reference of {quoted(c.name)}: remembered from its other {len(prepared)})"
+                    for e in refused]
         seen[name_key(c.name)] = c.name
         kept.append(c)
     if not kept:

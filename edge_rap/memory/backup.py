@@ -31,6 +31,7 @@ from edge_rap.folders import file_in_the_way, looping_link, reachable, unmounted
 from edge_rap.memory.archive import MANIFEST, SECRETS, Counts, Manifest, Member, referred, stranger
 from edge_rap.memory.files import DATABASE, beside, fsync_dir, index_digest
 from edge_rap.memory.store import BUSY_TIMEOUT_S, DiskFullError, Store, sqlite_error
+from edge_rap.output import quoted
 from edge_rap.scratch import hold, remove_unheld
 from edge_rap.sqlite_threads import WalSnapshot
 from edge_rap.userfiles import kind_of, special_kind
@@ -312,7 +313,7 @@ def _memory_snapshot(root: Path) -> Iterator[_Snapshot]:
             views = db.execute("SELECT COUNT(*) FROM views WHERE kind = 'photo'").fetchone()[0]
         strange = stranger([*photos, *index])
         if strange:
-            raise DeviceError(root / DATABASE, f"refers to a file that is not the memory's own ({strange!r}); "
+            raise DeviceError(root / DATABASE, f"refers to a file that is not the memory's own ({quoted(strange)}); "
                                                "nothing was backed up")
         yield _Snapshot(path, schema, concepts, views, photos, index)
     finally:

@@ -18,6 +18,7 @@ from edge_rap.kinds import is_person
 from edge_rap.memory.index import IndexView, IndexWriter
 from edge_rap.memory.reindexed import Reindexed, UnreadablePhoto
 from edge_rap.memory.store import ADD_INSTEAD, JOINERS, DiskFullError, Store, is_control, new_name
+from edge_rap.output import quoted
 from edge_rap.perceive.images import ImageFile, crop, decoded_size, read_image_file, require_croppable, scale_box
 from edge_rap.perceive.embed import ImageEmbedder, SpaceInfo
 from edge_rap.perceive.faces import FACE_SPACE, FaceChoiceError, FaceModels
@@ -104,8 +105,8 @@ def clean_text(text: str, what: str, limit: int) -> str:
     given = text
     surrogate = next((c for c in text if unicodedata.category(c) == "Cs"), None)
     if surrogate is not None:
-        raise EdgeRapError(f"{what} {_excerpt(given)} has a character that is not allowed: {surrogate!r} (not UTF-8: "
-                           "is the terminal set to UTF-8?)")
+        raise EdgeRapError(f"{what} {_excerpt(given)} has a character that is not allowed: {quoted(surrogate)} "
+                           "(not UTF-8: is the terminal set to UTF-8?)")
     text = " ".join(TERMINAL_ESCAPE.sub("", text).split())
     text = "".join(c for k, c in enumerate(text) if c in JOINERS or not is_control(text, k))
     text = "".join(c for k, c in enumerate(text) if not is_control(text, k))  # the joiners that left stray
@@ -120,7 +121,7 @@ def clean_text(text: str, what: str, limit: int) -> str:
 def _excerpt(given: str, most: int = 24) -> str:
     """Text refused, quoted in its error: its start, escaped, and its length where cut (64 KiB of "\x90" given to
     `edit --description` was quoted whole, a line of 180 KB)."""
-    return repr(given) if len(given) <= most else f"{given[:most]!r}… ({len(given)} characters)"
+    return quoted(given) if len(given) <= most else f"{quoted(given[:most])}… ({len(given)} characters)"
 
 
 def distinct_views(prepared: list[PreparedView], name: str, held: set = frozenset()) -> list[PreparedView]:

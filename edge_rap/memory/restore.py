@@ -35,6 +35,7 @@ from edge_rap.memory.files import DATABASE, MEMORY_DATA, SQLITE_ROOM, foreign_en
     stamped
 from edge_rap.memory.holders import held_by, holder
 from edge_rap.memory.store import SCHEMA_VERSION, disk_error, is_disk_full, is_escape, refuse_newer
+from edge_rap.output import quoted
 from edge_rap.scratch import hold, is_unheld, remove_unheld
 from edge_rap.userfiles import kind_of, special_kind
 
@@ -260,11 +261,12 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
             for info in progress(_read(tar)):
                 name = info.name
                 if not is_member_name(name):
-                    raise _Refused(archive, f"holds {name!r}, which no edge-rap backup holds: not one, or a forged one")
+                    raise _Refused(archive, f"holds {quoted(name)}, which no edge-rap backup holds: not one, or a "
+                                            "forged one")
                 if not info.isreg():
-                    raise _Refused(archive, f"its member {name!r} is a link, folder or device, not a file")
+                    raise _Refused(archive, f"its member {quoted(name)} is a link, folder or device, not a file")
                 if name in found or (name == MANIFEST and manifest is not None):
-                    raise _Refused(archive, f"holds {name!r} twice")
+                    raise _Refused(archive, f"holds {quoted(name)} twice")
                 source = tar.extractfile(info)
                 if name == MANIFEST:
                     if info.size > MAX_MANIFEST:
@@ -327,10 +329,10 @@ def _check(archive: Path, manifest: Manifest, found: dict[str, Member], staging:
                                 f"{SCHEMA_VERSION}): upgrade edge_rap to restore it")
     extra = sorted(set(found) - set(manifest.files))
     if extra:
-        raise _Refused(archive, f"holds {extra[0]!r}, which its manifest does not list")
+        raise _Refused(archive, f"holds {quoted(extra[0])}, which its manifest does not list")
     lacking = sorted(set(manifest.files) - set(found))
     if lacking:
-        raise _Refused(archive, f"lacks {lacking[0]!r}, which its manifest lists (cut short?)")
+        raise _Refused(archive, f"lacks {quoted(lacking[0])}, which its manifest lists (cut short?)")
     damaged = sorted(name for name, member in manifest.files.items() if found[name] != member)
     if damaged:
         raise _Refused(archive, f"{damaged[0]} is damaged: its bytes are not those its manifest lists")
@@ -354,7 +356,7 @@ def _check_database(archive: Path, path: Path) -> None:
                 refuse_newer(db, archive)
                 _refuse_control_characters(archive, db)
                 if strange := stranger(chain(*referred(db))):
-                    raise _Refused(archive, f"its {DATABASE} refers to {strange!r}, which is not a file of the "
+                    raise _Refused(archive, f"its {DATABASE} refers to {quoted(strange)}, which is not a file of the "
                                             "memory's own: a forged backup")
     except sqlite3.Error as e:
         raise _unreadable(archive, path, e) from None
@@ -376,8 +378,8 @@ def _refuse_control_characters(archive: Path, db: sqlite3.Connection) -> None:
     backups are genuine; nor is a character this Python's Unicode does not know (a newer Python's emoji)."""
     for texts in db.execute("SELECT name, category, description FROM concepts"):
         if any(is_escape(c) for text in texts for c in str(text)):
-            raise _Refused(archive, f"its {DATABASE} holds a concept named {texts[0]!r} with a control character in "
-                                    "its name or text, which edge_rap never stores: a forged backup")
+            raise _Refused(archive, f"its {DATABASE} holds a concept named {quoted(texts[0])} with a control character "
+                                    "in its name or text, which edge_rap never stores: a forged backup")
 
 
 def _refuse_archive_more_than_free(archive: Path, staging: Path) -> None:

@@ -22,6 +22,7 @@ from edge_rap.folders import file_in_the_way, remove_empty
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import (DATABASE, DATABASE_FILES, file_identity, fsync_dir, is_own_image, nearly_full,
                                    private_folder, refuse_what_is_not_a_sound_memory)
+from edge_rap.output import quoted
 from edge_rap.sqlite_threads import ThreadConnections, WalSnapshot
 from edge_rap.types import Box, Concept, ReferenceView
 from edge_rap.userfiles import kind_of
@@ -244,9 +245,9 @@ def validate_name(name: str) -> str:
     bad = [c for k, c in enumerate(name)
            if c in "/\\<>" or is_control(name, k)]
     if bad:
-        raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {bad[0]!r}")
+        raise EdgeRapError(f"concept name {quoted(name)} has a character that is not allowed: {quoted(bad[0])}")
     if name in (".", ".."):
-        raise EdgeRapError(f"concept name {name!r} is not allowed")
+        raise EdgeRapError(f"concept name {quoted(name)} is not allowed")
     return name
 
 
@@ -260,10 +261,10 @@ def new_name(name: str) -> str:
     renames and forgets it."""
     name = validate_name(name)
     if breaks := [c for c in name if unicodedata.category(c) in ("Zl", "Zp")]:
-        raise EdgeRapError(f"concept name {name!r} has a character that is not allowed: {breaks[0]!r}")
+        raise EdgeRapError(f"concept name {quoted(name)} has a character that is not allowed: {quoted(breaks[0])}")
     if not any(unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "So" or is_unknown(c) for c in name):
-        raise EdgeRapError(f"concept name {name!r} needs a letter, a digit or an emoji: punctuation alone cannot be "
-                           "said or asked about")
+        raise EdgeRapError(f"concept name {quoted(name)} needs a letter, a digit or an emoji: punctuation alone "
+                           "cannot be said or asked about")
     return name
 
 
@@ -629,14 +630,14 @@ class Store:
                 return Concept(*rows[0])
         alike = [c for c in self.concepts() if name_key(c.name) == name_key(name)]
         if len(alike) > 1:
-            raise EdgeRapError(f"{name!r} could be {' or '.join(repr(c.name) for c in alike)}: give the name as "
-                               "stored")
+            raise EdgeRapError(f"{quoted(name)} could be {' or '.join(quoted(c.name) for c in alike)}: give the "
+                               "name as stored")
         return alike[0] if alike else None
 
     def get(self, name: str) -> Concept:
         concept = self.find(name)
         if concept is None:
-            raise UnknownConceptError(f"no concept named {validate_name(name)!r}")
+            raise UnknownConceptError(f"no concept named {quoted(validate_name(name))}")
         return concept
 
     def get_by_id(self, concept_id: int, name: str) -> Concept:
@@ -644,18 +645,18 @@ class Store:
         writer forgot it since)."""
         concept = self.concepts_by_id([concept_id]).get(concept_id)
         if concept is None:
-            raise UnknownConceptError(f"no concept named {name!r}")
+            raise UnknownConceptError(f"no concept named {quoted(name)}")
         return concept
 
     def require_named(self, db: sqlite3.Connection, concept: Concept) -> None:
         """Under a write's lock: the concept still exists under the name it was looked up by."""
         row = db.execute("SELECT name FROM concepts WHERE id = ?", (concept.id,)).fetchone()
         if row is None:
-            raise ChangedMeanwhileError(f"no concept named {concept.name!r}: another writer forgot it meanwhile; "
+            raise ChangedMeanwhileError(f"no concept named {quoted(concept.name)}: another writer forgot it meanwhile; "
                                         "nothing was changed")
         if row[0] != concept.name:
-            raise ChangedMeanwhileError(f"no concept named {concept.name!r}: another writer renamed it to "
-                                        f"{row[0]!r} meanwhile; nothing was changed")
+            raise ChangedMeanwhileError(f"no concept named {quoted(concept.name)}: another writer renamed it to "
+                                        f"{quoted(row[0])} meanwhile; nothing was changed")
 
     def refuse_taken(self, name: str, db: sqlite3.Connection | None = None, owner: int | None = None,
                      hint: str = "") -> None:
@@ -669,8 +670,8 @@ class Store:
                 why = [] if other == name else [
                     "names that differ only in case, spacing, width or apostrophe are one name"]
                 said = "; ".join(why + [hint] * bool(hint))
-                raise NameTakenError(f"a concept named {name!r} already exists" + (f" as {other!r}" if why else "")
-                                     + (f" ({said})" if said else ""))
+                raise NameTakenError(f"a concept named {quoted(name)} already exists"
+                                     + (f" as {quoted(other)}" if why else "") + (f" ({said})" if said else ""))
 
     def insert_concept(self, db: sqlite3.Connection, name: str, category: str, description: str) -> int:
         self.refuse_taken(name, db, hint=ADD_INSTEAD)
@@ -681,7 +682,7 @@ class Store:
                 (name, category, description, now, now),
             )
         except sqlite3.IntegrityError:
-            raise NameTakenError(f"a concept named {name!r} already exists") from None
+            raise NameTakenError(f"a concept named {quoted(name)} already exists") from None
         return int(cur.lastrowid)
 
     @staticmethod

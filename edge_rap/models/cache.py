@@ -18,6 +18,7 @@ from edge_rap.config import default_home
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import file_in_the_way, looping_link, refuse_unmounted, unplugged
 from edge_rap.memory.files import private_folder
+from edge_rap.output import quoted
 from edge_rap.scratch import alive
 from edge_rap.userfiles import kind_of, special_kind
 
@@ -307,7 +308,7 @@ class ModelCache:
                 raise EdgeRapError(f"{loop}: a link that leads back to itself, not a model's folder")
             if name_or_path in DEFAULT_EMBEDDERS:
                 refuse_a_file(self.root)
-                raise EdgeRapError(f"the default embedder {name_or_path!r} is not prepared in {self.root}: run "
+                raise EdgeRapError(f"the default embedder {quoted(name_or_path)} is not prepared in {self.root}: run "
                                    "`edge-rap models prepare` (once, about a minute; needs the export extra)")
             names = [n for n in self.names() if role is None or self._role(n) == role]
             how = {"detector": "tools/export_detector.py (or a YOLO-style ONNX with a manifest)",
@@ -317,13 +318,13 @@ class ModelCache:
             there = f"({role.replace('_', ' ') + 's' if role else 'models'} there: {', '.join(names) or 'none'})"
             if self.folder(name_or_path).is_dir():  # the cache's own folder for another job, not a missing model
                 what = OTHER_FOLDERS.get(name_or_path, f"a folder without {MANIFEST}")
-                raise EdgeRapError(f"{name_or_path!r} in the model cache {self.root} is {what}, not an exported "
+                raise EdgeRapError(f"{quoted(name_or_path)} in the model cache {self.root} is {what}, not an exported "
                                    f"model {there}")
             if os.sep in name_or_path or candidate.is_symlink():  # a path, not a cache name: a folder not there (its
                 # drive not mounted) was said to want exporting into the cache
                 raise EdgeRapError(f"{name_or_path}: no such model folder{unplugged(candidate)}; or name a model of "
                                    f"the model cache {self.root} {there}")
-            raise EdgeRapError(f"model {name_or_path!r} is not in the model cache {self.root} {there}; export it "
+            raise EdgeRapError(f"model {quoted(name_or_path)} is not in the model cache {self.root} {there}; export it "
                                f"with {how}")
         if self._outdated_default(name_or_path):
             log.warning("%s is from an older export whose int8 results differ between CPUs; run `edge-rap models "

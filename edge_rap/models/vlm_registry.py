@@ -23,6 +23,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.folders import missing_folders, remove_empty
 from edge_rap.models.cache import make_cache_root, sha256_file
 from edge_rap.models.file_formats import format_problem
+from edge_rap.output import quoted
 from edge_rap.shipped import shipped_dir
 from edge_rap.userfiles import special_kind
 
@@ -110,13 +111,13 @@ def did_you_mean(name: str, known: list[str]) -> str:
     lower = {k.lower(): k for k in known}
     typed = name.lower()
     if typed in lower:  # only the case differs
-        return f"; did you mean {lower[typed]!r}?"
+        return f"; did you mean {quoted(lower[typed])}?"
     close = [k for k in lower if typed and typed in k] + difflib.get_close_matches(typed, list(lower), n=3)
     close = [lower[k] for k in dict.fromkeys(close)][:3]
     if not close:
         return ""
-    quoted = [repr(c) for c in close]
-    options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    names = [quoted(c) for c in close]
+    options = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
     return f"; did you mean {options}?"
 
 
@@ -143,8 +144,9 @@ def _offline_error(name: str, entry: dict, folder: Path, missing: list[str], why
     endpoint = hub_endpoint()
     urls = ", ".join(f"{endpoint}/{repo}/resolve/main/{f}" for f in missing)
     return EdgeRapError(
-        f"cannot download {KINDS[kind]} {name!r} ({why}). Fetch {', '.join(missing)} from {repo} on a machine with network "
-        f"({urls}), put them in {folder}/ and run `edge-rap models pull {name}` again to verify and register them"
+        f"cannot download {KINDS[kind]} {quoted(name)} ({why}). Fetch {', '.join(missing)} from {repo} on a "
+        f"machine with network ({urls}), put them in {folder}/ and run `edge-rap models pull {name}` again to verify "
+        "and register them"
     )
 
 
@@ -156,7 +158,7 @@ def pull(name: str, models: Path, registry: dict | None = None, progress: bool =
         listed = {k: registry if k == kind else load_registry(kind=k) for k in KINDS}  # every pullable kind
         known = "; ".join(f"{KINDS[k]}s: {', '.join(r.get('models', {}))}" for k, r in listed.items())
         every = [n for r in listed.values() for n in r.get("models", {})]
-        raise EdgeRapError(f"no model named {name!r} in the registries{did_you_mean(name, every)} ({known})")
+        raise EdgeRapError(f"no model named {quoted(name)} in the registries{did_you_mean(name, every)} ({known})")
     folder = vlm_root(models, kind) / name
     try:
         make_cache_root(models)
@@ -283,9 +285,9 @@ def resolve(models: Path, model: str = "", mmproj: str = "") -> VlmFiles | None:
     if have is None:
         known = load_registry().get("models", {})
         if model not in known:
-            raise EdgeRapError(f"VLM {model!r}: not a .gguf file nor a model `edge-rap models pull` knows"
+            raise EdgeRapError(f"VLM {quoted(model)}: not a .gguf file nor a model `edge-rap models pull` knows"
                                f"{did_you_mean(model, list(known))} ({', '.join(known)})")
-        raise EdgeRapError(f"VLM {model!r} is not in the model cache {vlm_root(models)}: "
+        raise EdgeRapError(f"VLM {quoted(model)} is not in the model cache {vlm_root(models)}: "
                            f"run `edge-rap models pull {model}`, or pass --vlm PATH --mmproj PATH")
     if mmproj:
         _require_file("mmproj file", Path(mmproj).expanduser())

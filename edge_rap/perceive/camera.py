@@ -199,7 +199,7 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
     name, target = _split_source(text)
     name = default_name if name is None else name
     if not NAME_PATTERN.match(name):
-        raise EdgeRapError(f"camera name {name!r}: use 1-32 letters, digits, '_' or '-'")
+        raise EdgeRapError(f"camera name {quoted(name)}: use 1-32 letters, digits, '_' or '-'")
     if not target:
         raise EdgeRapError(f"source {quoted(text)} names no camera, file, folder or URL")
     if target.isdigit():

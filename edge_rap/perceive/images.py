@@ -20,6 +20,7 @@ import numpy as np
 
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import quoted
 from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
 from edge_rap.perceive.png_text import PNG_SIGNATURE, overpacked
@@ -270,7 +271,7 @@ def max_pixels() -> int:
     except ValueError:
         megapixels = math.nan
     if why := why_refused(megapixels, positive=True, unit="megapixels"):
-        raise EdgeRapError(f"EDGE_RAP_MAX_MEGAPIXELS must be {why}, not {text!r}")
+        raise EdgeRapError(f"EDGE_RAP_MAX_MEGAPIXELS must be {why}, not {quoted(text)}")
     return int(megapixels * 1_000_000)
 
 

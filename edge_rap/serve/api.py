@@ -37,6 +37,7 @@ from edge_rap.perceive.images import MAX_SIDE, decode_image
 from edge_rap.perceive.location import without_location
 from edge_rap.memory.memory import MAX_DESCRIPTION, clean_text
 from edge_rap.memory.store import NameTakenError, UnknownConceptError, new_name, validate_name
+from edge_rap.output import quoted
 from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.drain import InFlight
@@ -98,7 +99,7 @@ def _when(field: str, text: str | None, now: float) -> float | None:
     try:
         return parse_since(text, now) if text else None
     except EdgeRapError:
-        raise ApiError(f"{field} {text!r}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
+        raise ApiError(f"{field} {quoted(text)}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time", 422) from None
 
 
 def _name(text: str, rule: Callable[[str], str] = validate_name) -> str:
@@ -268,7 +269,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
     def find(name: str) -> Concept:
         concept = home.store.find(_name(name))
         if concept is None:
-            raise ApiError(f"no concept named {validate_name(name)!r}", 404)
+            raise ApiError(f"no concept named {quoted(validate_name(name))}", 404)
         return concept
 
     router = APIRouter(prefix="/api", responses=ERRORS, dependencies=[Depends(known_query)], strict_content_type=False,
@@ -473,7 +474,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
         now = time.time()  # (`?since=1d&until=1d`, read a moment apart, was [], not refused)
         start, end = _when("since", since, now), _when("until", until, now)
         if start is not None and end is not None and end <= start:
-            raise ApiError(f"until {until!r} is not after since {since!r}", 422)
+            raise ApiError(f"until {quoted(until)} is not after since {quoted(since)}", 422)
         stored = home.events_name(_name(name))[0] if name else None  # as the CLI: any case, a gone one's; else 404
         return [_event_json(e) for e in home.events.query(start, stored, until=end)]
 

@@ -8,7 +8,7 @@ from contextlib import closing
 from typing import TYPE_CHECKING
 
 from edge_rap.errors import EdgeRapError
-from edge_rap.output import json_line
+from edge_rap.output import json_line, quoted
 
 if TYPE_CHECKING:
     from edge_rap.serve.pairing import Listening
@@ -119,7 +119,7 @@ def _warn_if_not_answered(host: str, served: Listening) -> None:
         print(f"edge-rap: warning: {e}", file=sys.stderr)
         return
     if not answered:
-        print(f"edge-rap: warning: the server answers no request for {host!r} (421): add it to "
+        print(f"edge-rap: warning: the server answers no request for {quoted(host)} (421): add it to "
               "EDGE_RAP_SERVE_HOSTS where `serve` runs, and restart it; or pair with its address", file=sys.stderr)
 
 
@@ -127,7 +127,7 @@ def _port(text: str) -> int:
     import argparse
 
     if not text.isdecimal() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {text!r}")
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {quoted(text)}")
     return int(text)
 
 

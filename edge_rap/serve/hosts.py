@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import quoted
 from edge_rap.serve.guard import send_error
 
 VARIABLE = "EDGE_RAP_SERVE_HOSTS"
@@ -70,7 +71,7 @@ def configured() -> list[str]:
     names = [_plain(n) for n in os.environ.get(VARIABLE, "").split(",") if n.strip()]
     for name in names:
         if not _NAME.fullmatch(name) or is_address(name):
-            raise EdgeRapError(f"{VARIABLE}: {name!r} is not a host name (give names such as robot.lan, "
+            raise EdgeRapError(f"{VARIABLE}: {quoted(name)} is not a host name (give names such as robot.lan, "
                                "comma-separated, without a port: an address is always answered)")
     return names
 

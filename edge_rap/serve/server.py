@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.open_files import more_open_files
+from edge_rap.output import quoted
 from edge_rap.serve.drain import InFlight
 from edge_rap.serve.hosts import is_address
 from edge_rap.wording import counted
@@ -52,9 +53,9 @@ def checked_host(host: str, option: str = "--host") -> str:
     if host.startswith("[") and host.endswith("]") and ":" in host:
         host = host[1:-1]
     if not _HOST.fullmatch(host):
-        raise EdgeRapError(f"{option} {host!r}: give a host name or address, such as 0.0.0.0 or 192.168.1.20")
+        raise EdgeRapError(f"{option} {quoted(host)}: give a host name or address, such as 0.0.0.0 or 192.168.1.20")
     if ":" not in host and _MEANT_AS_IPV4.fullmatch(host) and not is_address(host):  # 999.1.1.1, 127.1, 0x7f.1
-        raise EdgeRapError(f"{option} {host!r}: not an IPv4 address (four numbers of 0 to 255 without leading "
+        raise EdgeRapError(f"{option} {quoted(host)}: not an IPv4 address (four numbers of 0 to 255 without leading "
                            "zeros, such as 192.168.1.20)")
     return host
 

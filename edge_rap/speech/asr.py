@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.liveness import long_call, progress
+from edge_rap.output import quoted
 from edge_rap.speech.audio import RATE
 from edge_rap.speech.names import written_form
 
@@ -51,9 +52,9 @@ def model_path(name: str = AUTO, models: Path | None = None) -> Path:
     if name in registry:
         have = pulled(models, name, "asr") if models is not None else None
         if have is None:
-            raise EdgeRapError(f"speech model {name!r} is not pulled: run `edge-rap models pull {name}`")
+            raise EdgeRapError(f"speech model {quoted(name)} is not pulled: run `edge-rap models pull {name}`")
         return have.model.parent
-    raise EdgeRapError(f"speech model {name!r}: not {AUTO}, {DEFAULT_MODEL}, a registry name "
+    raise EdgeRapError(f"speech model {quoted(name)}: not {AUTO}, {DEFAULT_MODEL}, a registry name "
                        f"({', '.join(registry)}) nor a CTranslate2 whisper folder"
                        f"{did_you_mean(name, [AUTO, DEFAULT_MODEL, *registry])}")
 

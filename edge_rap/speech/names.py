@@ -388,9 +388,15 @@ def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form:
     thing's name misheard or in the plural: "my mocha" for <mochi>, "the rumba" <roomba>, "my bikes" <bike>, "our
     Lunar" <luna>)."""
     said = words[i][0]
-    return j - i == 1 and " " not in form and (len(form) <= 3 and not capital or _other_vowels(said, form)
-                                               or _begun_by(form, said)) \
-        and (after_article(text, words[i][1]) or i - 1 in owned)
+    return _one_word_after_determiner(text, words, i, j, form, owned) and (
+        len(form) <= 3 and not capital or _other_vowels(said, form) or _begun_by(form, said))
+
+
+def _one_word_after_determiner(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str,
+                    owned: dict[int, int]) -> bool:
+    """Whether words[i:j] are one word after an article or a possessive ("the ball", "Anya's ball", "my mugs") and
+    the name `form` is one word too: where a word may be a thing, not a name (`_a_thing`, `_plural`)."""
+    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or i - 1 in owned)
 
 
 def _begun_by(form: str, said: str) -> bool:
@@ -408,8 +414,7 @@ def _plural(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: 
     and others like it."""
     said = words[i][0]
     plural = said == form + "es" or said == form + "s" and not form.endswith("s")
-    return j - i == 1 and " " not in form and plural and not is_common(said) \
-        and (after_article(text, words[i][1]) or i - 1 in owned)
+    return _one_word_after_determiner(text, words, i, j, form, owned) and plural and not is_common(said)
 
 
 def _loose_and(said: str, form: str) -> bool:

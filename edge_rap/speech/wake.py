@@ -9,6 +9,7 @@ import re
 import unicodedata
 
 from edge_rap.errors import EdgeRapError
+from edge_rap.output import quoted
 
 DEFAULT_WAKE = "hey robot"
 WAKE_MATCH = 80.0  # rapidfuzz ratio (0-100) of a run of words to the phrase
@@ -26,7 +27,7 @@ def check_wake(phrase: str, option: str = "--wake") -> str:
     """`phrase`, or one line on why it can never be heard: one with no word in Latin letters or digits ("!!!",
     "こんにちは") would have matched every utterance, so that all talk was answered."""
     if not _WORD.search(_folded(phrase)):
-        raise EdgeRapError(f"{option} {phrase.strip()!r}: no word to listen for (the recogniser writes English: "
+        raise EdgeRapError(f"{option} {quoted(phrase.strip())}: no word to listen for (the recogniser writes English: "
                            "use Latin letters, such as 'hey robot')")
     return phrase
 

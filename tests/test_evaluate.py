@@ -195,6 +195,18 @@ def test_cli_json_has_the_keys_scripts_read(dataset, settings, capsys):
     assert report["top5"] is None  # the key kept, null: 5 concepts are each among the first five
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_the_readme_names_every_key_of_evals_json(dataset, settings, capsys, kind):
+    # Those who measure a hidden set read these keys: the README named none of them.
+    from pathlib import Path
+
+    assert main(["eval", kind, "--dataset", str(dataset), "--json"]) == 0
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    usage = readme[readme.index(f"edge-rap eval {kind} "):]
+    named = set(re.findall(r"\w+", usage[:usage.index("\nedge-rap ")]))
+    assert set(json.loads(capsys.readouterr().out)) - named == set()
+
+
 def test_a_figure_with_nothing_behind_it_is_null_and_said_so(dataset, settings, capsys):
     # One concept has no negatives (reported 1.0) and nothing to rank against (top-1 and top-5 1.0 whatever the
     # embedder); under 6 concepts every one is among the first five (top-5 1.0)

@@ -69,6 +69,16 @@ def test_a_photo_without_a_photos_suffix_is_taken_by_its_content(dataset):
     assert [q.name for q in coffee.queries] == ["a.png", "b0.jpg", "b1.jpg", "c.jpg_large"]
 
 
+def test_a_folder_of_photos_inside_a_concepts_folder_is_said_not_read(dataset):
+    # A phone's export (`coffee/edited/`): its photos were left out of the concept unsaid.
+    save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
+    (dataset / "coffee" / "notes").mkdir()  # (no photo in it: nothing to say)
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
+    assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of photos inside a concept's folder, not "
+                             "read (move them up into it)"]
+
+
 def test_a_videos_thumbnail_is_no_photo_and_no_concepts_reference(dataset):
     # A camera's folder copied whole: beside MVI_0001.MOV its MVI_0001.THM, a JPEG by its header (160x120, the
     # video's first frame). Taken by its header, it sorted first and became the concept's reference.
@@ -129,6 +139,8 @@ def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, se
     report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
               else evaluate_localize(settings, dataset, per_frame=1))
     assert report["skipped_images"] == ["no photo in the folder of 'empty' (left out)",
+                                        f"{dataset / 'nested' / 'photos'}: a folder of photos inside a concept's "
+                                        "folder, not read (move them up into it)",
                                         "no photo in the folder of 'nested' (left out)"]
     if kind == "retrieval":
         assert report["concepts"] == 5 and report["queries"] == 10

@@ -127,7 +127,22 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
                   if (kind := unread_photo(p))]
     except EdgeRapError as e:
         return ConceptFolder(_concept_name(sub), [], [], [str(e)])
+    unread += [f"{folder}: a folder of photos inside a concept's folder, not read (move them up into it)"
+               for folder in _photo_folders(sub)]
     return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread)
+
+
+def _photo_folders(folder: Path) -> list[Path]:
+    """The folders in `folder` that hold photos (an `edited/` a phone's export made): their photos were left out
+    unsaid. One that cannot be listed is not among them."""
+    found = []
+    for sub in _entries(folder):
+        try:
+            if sub.is_dir() and image_files(sub):
+                found.append(sub)
+        except EdgeRapError:
+            pass
+    return found
 
 
 def _holds_concepts(folder: Path) -> bool:

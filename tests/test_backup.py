@@ -1215,6 +1215,18 @@ def test_a_manifest_longer_than_one_read_of_the_end_is_still_read_not_the_header
     assert restore_module._needed(archive, 4096) == by_headers and by_headers[1] > 40 * 8192
 
 
+def test_a_manifest_over_the_largest_is_not_taken_from_the_archives_end(archive, monkeypatch):
+    # the end was read back up to the largest manifest and the zeros after it: one a little over was weighed by, and
+    # the restore refused it as no backup's only later
+    from edge_rap.memory import restore as restore_module
+
+    files = members(archive)
+    monkeypatch.setattr(restore_module, "MANIFEST_TAIL", 1024)
+    assert restore_module._listed(archive) is not None
+    monkeypatch.setattr(restore_module, "MAX_MANIFEST", len(files[MANIFEST]) - 1)
+    assert restore_module._listed(archive) is None
+
+
 def test_an_archive_ending_in_text_that_is_no_manifest_is_weighed_by_its_headers(archive, monkeypatch):
     # read back from its end while all is text: a long text member last (a forged archive) is no manifest
     from edge_rap.memory import restore as restore_module

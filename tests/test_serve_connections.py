@@ -318,12 +318,13 @@ def test_a_request_http_cannot_take_is_told_what_is_wrong(tmp_path, sent, status
 
 def test_a_client_looping_bad_requests_is_logged_a_few_lines_then_counted(tmp_path, monkeypatch, caplog):
     """Each refusal was a line of its own: a client sending bytes that are not HTTP in a loop grew the log without
-    bound. A few are said, then one a minute with how many were left out; another kind has its own lines."""
-    from edge_rap.serve import patience
+    bound. A few are said, then one a minute with how many were left out; another kind has its own lines; those left
+    out since the last are said as the server stops (they were never said)."""
+    from edge_rap.serve import server
     from edge_rap.serve.log_budget import LogBudget
 
     now = [0.0]
-    monkeypatch.setattr(patience, "LogBudget", lambda: LogBudget(burst=3, every_s=60.0, clock=lambda: now[0]))
+    monkeypatch.setattr(server, "LogBudget", lambda: LogBudget(burst=3, every_s=60.0, clock=lambda: now[0]))
     uvicorn = logging.getLogger("uvicorn.error")  # (configured by uvicorn not to reach the root's handlers)
     uvicorn.addHandler(caplog.handler)
 
@@ -345,7 +346,8 @@ def test_a_client_looping_bad_requests_is_logged_a_few_lines_then_counted(tmp_pa
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     bad = "answered 400 to 127.0.0.1: not an HTTP request this server can read (illegal request line)"
     assert said[:3] == [bad] * 3 and said[3].startswith("answered 431") and \
-        said[4:] == [bad + " (6 more like this not logged)"], said
+        said[4:] == [bad + " (6 more like this not logged)",
+                     bad + " (the last of 1 like this not logged, said as the server stops)"], said
 
 
 def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out():
@@ -369,6 +371,26 @@ def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out
         budget.log(Logger(), logging.WARNING, "a", "a%d", k)
     assert lines == ["a0", "a1", "b0", "a5 (3 more like this not logged)", "a6", "a9 (2 more like this not logged)",
                      "a10"]
+
+
+def test_a_log_budget_says_the_lines_it_left_out_last_as_the_server_stops():
+    # a loop of bad requests that ended, then the server: how many were left out was never said
+    from edge_rap.serve.log_budget import LogBudget
+
+    lines = []
+
+    class Logger:
+        def log(self, level, msg, *args):
+            lines.append((level, msg % args))
+
+    budget = LogBudget(burst=1, every_s=60.0, clock=lambda: 0.0)
+    for k in range(4):
+        budget.log(Logger(), logging.WARNING, "a", "a%d", k)
+    budget.log(Logger(), logging.INFO, "b", "b%d", 0)  # none of its kind left out: nothing more to say
+    budget.say_left_out()
+    budget.say_left_out()  # said once
+    assert lines == [(logging.WARNING, "a0"), (logging.INFO, "b0"),
+                     (logging.WARNING, "a3 (the last of 3 like this not logged, said as the server stops)")]
 
 
 def test_a_head_over_its_limit_is_431_however_it_came(tmp_path):

@@ -462,8 +462,8 @@ def _manifest_files(archive: Path, tail: bytes) -> list[tuple[str, int]] | None:
     except tarfile.HeaderError:
         return None
     data, rest = tail[512:512 + info.size], tail[512 + info.size:]
-    if not info.isreg() or len(data) != info.size or rest.strip(b"\0"):
-        return None
+    if not info.isreg() or info.size > MAX_MANIFEST or len(data) != info.size or rest.strip(b"\0"):
+        return None  # (the reads go past MAX_MANIFEST by the zeros after it: one a little over is no backup's)
     try:
         return [(name, member.size) for name, member in Manifest.parse(data, archive).files.items()]
     except EdgeRapError:  # (said as the archive is read)

@@ -1,7 +1,8 @@
 """The log lines a client's bad requests cause, rationed: each refusal (bytes that are not HTTP, a head too large,
 a connection over the limits, a request left unfinished) was one line, so a client looping bad requests grew the
 log (journald's, a file on an SD card) without bound. Each kind may say `burst` lines at once and one more every
-`every_s`; the lines left out are counted and said on the next line of that kind let through."""
+`every_s`; the lines left out are counted and said on the next line of that kind let through, or as the server
+stops (`say_left_out`)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,41 @@ import threading
 import time
 from typing import Callable
 
+#: A line to log: the logger, its level, the message and its arguments.
+Line = tuple[logging.Logger, int, str, tuple]
+
 
 class LogBudget:
     """A token bucket of lines for each kind (a few, named by the code: never from what a client sent)."""
 
     def __init__(self, burst: int = 10, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.burst, self.every_s, self.clock = burst, every_s, clock
-        self._kinds: dict[str, tuple[float, float, int]] = {}  # kind: (lines left, at when, lines left out since)
+        # kind: (lines left, at when, lines left out since the last logged, the last of them)
+        self._kinds: dict[str, tuple[float, float, int, Line | None]] = {}
         self._lock = threading.Lock()  # (a server per thread in one process: the tests', `run --serve`'s)
 
     def log(self, logger: logging.Logger, level: int, kind: str, msg: str, *args) -> None:
         """`logger.log(level, msg, *args)` if `kind` has a line left, with how many were left out before it."""
         with self._lock:
             now = self.clock()
-            left, then, dropped = self._kinds.get(kind, (float(self.burst), now, 0))
+            left, then, dropped, _ = self._kinds.get(kind, (float(self.burst), now, 0, None))
             left = min(float(self.burst), left + (now - then) / self.every_s)
             if left < 1:
-                self._kinds[kind] = (left, now, dropped + 1)
+                self._kinds[kind] = (left, now, dropped + 1, (logger, level, msg, args))
                 return
-            self._kinds[kind] = (left - 1, now, 0)
-        if dropped:
-            msg += f" ({dropped} more like this not logged)"
-        logger.log(level, msg, *args)
+            self._kinds[kind] = (left - 1, now, 0, None)
+        _say((logger, level, msg, args), f" ({dropped} more like this not logged)" if dropped else "")
+
+    def say_left_out(self) -> None:
+        """The last line of each kind left out, with how many were: as the server stops, where no later line of its
+        kind said them (a loop of bad requests that ended, then the server: its count was never said)."""
+        with self._lock:
+            left_out = [(last, dropped) for _, _, dropped, last in self._kinds.values() if last is not None]
+            self._kinds = {kind: (left, then, 0, None) for kind, (left, then, _, _) in self._kinds.items()}
+        for last, dropped in left_out:
+            _say(last, f" (the last of {dropped} like this not logged, said as the server stops)")
+
+
+def _say(line: Line, more: str) -> None:
+    logger, level, msg, args = line
+    logger.log(level, msg + more, *args)

@@ -325,6 +325,6 @@ def loop_factory(patience: Patience):
     return functools.partial(PatientLoop, patience.trickle_s)
 
 
-def protocol(patience: Patience):
-    """The protocol factory for uvicorn's `Config(http=...)`: one server's connections, one budget for their lines."""
-    return functools.partial(PatientProtocol, patience=patience, said=LogBudget())
+def protocol(patience: Patience, said: LogBudget):
+    """The protocol factory for uvicorn's `Config(http=...)`: one server's connections, `said` their lines' budget."""
+    return functools.partial(PatientProtocol, patience=patience, said=said)

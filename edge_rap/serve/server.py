@@ -17,6 +17,7 @@ from edge_rap.open_files import more_open_files
 from edge_rap.output import quoted
 from edge_rap.serve.drain import InFlight
 from edge_rap.serve.hosts import is_address
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.wording import counted
 
 if TYPE_CHECKING:  # (uvicorn is imported only to serve: `pair` and `run` without --serve never load it)
@@ -132,17 +133,18 @@ def check_tls(tls: Tls | None) -> None:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert, tls.key)
 
 
-def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Callable[[], None] | None = None):
+def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Callable[[], None] | None = None,
+                said: LogBudget | None = None):
     """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
     connections limited and timed by `patience` (the defaults when None); `beat` called at each turn of its event
-    loop (uvicorn's tick, every 0.1 s: systemd's watchdog)."""
+    loop (uvicorn's tick, every 0.1 s: systemd's watchdog); its refusals' log lines rationed by `said`."""
     import uvicorn
 
     from edge_rap.serve.patience import Patience, loop_factory, protocol
 
     patience = patience or Patience()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
-                            http=protocol(patience), loop=loop_factory(patience), server_header=False,
+                            http=protocol(patience, said or LogBudget()), loop=loop_factory(patience), server_header=False,
                             h11_max_incomplete_event_size=patience.head_bytes,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     with _reading_tls(tls):
@@ -174,6 +176,7 @@ class ServerHandle:
     thread: threading.Thread
     in_flight: InFlight
     stopping: threading.Event  # the household's: an answer the VLM is making ends at its next token once set
+    said: LogBudget  # its refusals' log lines: what it left out is said once it stopped
     late: tuple[int, float] = field(default=(0, 0.0), init=False)  # (requests still running after the stop's wait, it)
 
     def stop(self, timeout: float = STOP_S, *, changes: float = CHANGE_S) -> bool:
@@ -185,6 +188,7 @@ class ServerHandle:
         self.late = (self.in_flight.close(timeout, changes), self.in_flight.waited_s)
         self.server.should_exit = True
         self.thread.join(JOIN_S)
+        self.said.say_left_out()
         return not self.thread.is_alive()
 
     def finish(self) -> None:
@@ -210,7 +214,8 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     it accepts connections. `beat`: as `make_server` takes it. The certificate is read before the port is bound: a
     bad one is said whichever port."""
     more_open_files()
-    server = make_server(app, tls, patience, beat)
+    said = LogBudget()
+    server = make_server(app, tls, patience, beat, said)
     sock = sock or bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)
     thread.start()
@@ -221,5 +226,5 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     return ServerHandle(f"{'https' if tls else 'http'}://{shown}:{bound}", bound, server, thread,
-                        app.state.in_flight, app.state.stopping)
+                        app.state.in_flight, app.state.stopping, said)
 

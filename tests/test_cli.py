@@ -1238,6 +1238,8 @@ BYTE = os.fsdecode(b"\xff")  # an argument's byte that is not UTF-8, as Python g
     (["remember", "bo", "p.png", "--category", f"caf{BYTE}"], "category 'caf\\xff' has a character that is not "
                                                                "allowed: '\\xff' (not UTF-8"),
     (["remember", "bo", "p.png", "--box", BYTE], "box '\\xff' is not x0,y0,x1,y1"),
+    (["recognize", f"p\t{BYTE}.png"], "'p\\t\\xff.png': no such file"),  # (a control character: quoted)
+    (["remember", "bo", f"p\t{BYTE}.png"], "'p\\t\\xff.png': no such file"),
     (["recognize", "p.png", "--embedder", BYTE], "model '\\xff' is not in the model cache"),
     (["concepts", "--device", BYTE], "device profile '\\xff' not found"),
     (["events", "--since", BYTE], "--since '\\xff': use 30s"),

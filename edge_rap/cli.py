@@ -759,19 +759,32 @@ def _plain(value: object) -> object:
 
 
 class _Given(str):
-    """An argument as given, which argparse's own errors (`invalid choice: %r`, `invalid int value: %r`) quote as
-    every other message does (output.quoted): repr wrote a byte of an argument not UTF-8 `'\\udcff'`, not `'\\xff'`."""
+    """An argument as given, which argparse's own errors (`invalid choice: %r`, `invalid int value: %r`, `ignored
+    explicit argument %r`) quote as every other message does (output.quoted): repr wrote a byte of an argument not
+    UTF-8 `'\\udcff'`, not `'\\xff'`. A part of one is one too: argparse takes `-vv\\xff` apart letter by letter."""
 
     def __repr__(self) -> str:
         return quoted(str(self))
+
+    def __getitem__(self, key: int | slice) -> str:
+        return _Given(super().__getitem__(key))
 
 
 class _QuotingParser(argparse.ArgumentParser):
     """A parser whose errors quote a value given with output.quoted (`_Given`); the values parsed stay plain."""
 
     def _get_value(self, action: argparse.Action, arg_string: str) -> object:
-        value = super()._get_value(action, _Given(arg_string))
-        return arg_string if isinstance(value, _Given) else value  # (an _Operand stays one)
+        given = str(arg_string) if type(arg_string) is _Given else arg_string  # (an _Operand stays one)
+        value = super()._get_value(action, _Given(given))
+        return given if isinstance(value, _Given) else value
+
+    def _parse_optional(self, arg_string: str) -> object:
+        """argparse's reading of an option, its value after `=` or the letters after a single-dash flag (`-vx`,
+        `--json=x`: "ignored explicit argument %r", the last of what argparse returns) a `_Given`."""
+        found = super()._parse_optional(arg_string)
+        if isinstance(found, tuple) and isinstance(found[-1], str):
+            return (*found[:-1], _Given(found[-1]))
+        return found
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         super()._check_value(action, _Given(value) if isinstance(value, str) else value)
@@ -877,14 +890,14 @@ def build_parser() -> argparse.ArgumentParser:
     # Options by their whole names only, on every command and subcommand: argparse took `--vers` for --version and
     # `ask --max` for --max-tokens, so a script's abbreviation changed meaning, or broke, when an option was added.
     parser = _QuotingParser(prog="edge-rap", description="On-device personalised visual assistant (RAP).",
-                                     allow_abbrev=False,
-                                     epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
-                                     "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
-                                     "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, "
-                                     "SIGHUP 129, with the same cleanup; run and serve end 0 on each); 141 the "
-                                     "reader left (| head). "
-                                     "`edge-rap COMMAND --help` "
-                                     "for each command's options.")
+                            allow_abbrev=False,
+                            epilog="exit status: 0 done; 1 done in part (what was not, named on stderr), or "
+                            "doctor's device cannot recognise; 2 an error, one line on stderr (with --json "
+                            "too), or a command-line mistake; 130 interrupted (Ctrl-C; SIGTERM 143, "
+                            "SIGHUP 129, with the same cleanup; run and serve end 0 on each); 141 the "
+                            "reader left (| head). "
+                            "`edge-rap COMMAND --help` "
+                            "for each command's options.")
     from edge_rap import __version__
 
     parser.add_argument("--version", action="version", version=f"edge-rap {__version__}",

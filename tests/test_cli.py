@@ -1229,6 +1229,8 @@ BYTE = os.fsdecode(b"\xff")  # an argument's byte that is not UTF-8, as Python g
     (["events", "--limit", BYTE], "argument --limit: invalid integer value: '\\xff'"),
     (["events", f"--limit={BYTE}"], "argument --limit: invalid integer value: '\\xff'"),
     (["concepts", BYTE], "unrecognized arguments: \\xff"),
+    (["concepts", f"--json={BYTE}"], "argument --json: ignored explicit argument '\\xff'"),
+    (["concepts", f"-vv{BYTE}"], "argument -v/--verbose: ignored explicit argument '\\xff'"),  # (taken apart)
     (["eval", "localize", "--frame-size", f"1x{BYTE}"], "expected WIDTHxHEIGHT such as 1280x960, not '1x\\xff'"),
     (["serve", "--port", BYTE], "--port: a port is 1 to 65535, not '\\xff'"),
     (["rename", f"bo{BYTE}", "mo"], "concept name 'bo\\xff' has a character that is not allowed: '\\xff'"),
@@ -1236,6 +1238,8 @@ BYTE = os.fsdecode(b"\xff")  # an argument's byte that is not UTF-8, as Python g
     (["remember", "bo", "p.png", "--category", f"caf{BYTE}"], "category 'caf\\xff' has a character that is not "
                                                                "allowed: '\\xff' (not UTF-8"),
     (["remember", "bo", "p.png", "--box", BYTE], "box '\\xff' is not x0,y0,x1,y1"),
+    (["recognize", f"p\t{BYTE}.png"], "'p\\t\\xff.png': no such file"),  # (a control character: quoted)
+    (["remember", "bo", f"p\t{BYTE}.png"], "'p\\t\\xff.png': no such file"),
     (["recognize", "p.png", "--embedder", BYTE], "model '\\xff' is not in the model cache"),
     (["concepts", "--device", BYTE], "device profile '\\xff' not found"),
     (["events", "--since", BYTE], "--since '\\xff': use 30s"),
@@ -1256,6 +1260,26 @@ def test_an_argument_not_utf8_is_quoted_in_its_error_as_json_writes_it(run, phot
         rc, (out, err) = e.code, capsys.readouterr()
     assert (rc, out) == (2, "") and said in err and "\\udc" not in err, err
     assert run("concepts")[1] == "<mo> 1 view\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--memory=/m", "remember", f"bo{BYTE}", "a.png", f"b{BYTE}.png", "--description", "x", "--category=cat"],
+    ["run", "--source", "a", f"--source=b=c{BYTE}", "--source", BYTE, "--duration=3", "--wake=hey", "-v"],
+    ["models", f"--memory={BYTE}", "pull", f"--embedder={BYTE}", "smolvlm2-500m"],
+    ["ask", f"--image={BYTE}", "--max-tokens=5"], ["ask"], ["listen"], ["events", "--limit=3"],
+    ["eval", "retrieval", f"--dataset={BYTE}", "--frame-size=64x64"],
+    ["recognize", "--", "-a.png", BYTE], ["serve", "--host=0.0.0.0", "--port=80"],
+])
+def test_the_values_parsed_are_plain_strings_not_the_parser_s_quoting_ones(argv):
+    # the parser hands argparse each value as a str that quotes itself in argparse's errors (cli._Given, a value
+    # after `=` and the letters after a flag too): what it parses must be plain str, to be written, compared and
+    # pickled as any other
+    from edge_rap.cli import _CommandParser, build_parser
+
+    _CommandParser.typed = argv
+    args, unknown = build_parser().parse_known_args(argv)
+    values = [v for value in [*vars(args).values(), unknown] for v in (value if isinstance(value, list) else [value])]
+    assert [v for v in values if isinstance(v, str) and type(v) is not str] == [], values
 
 
 def test_a_name_is_shown_quoted_with_its_bytes_as_json_writes_them():

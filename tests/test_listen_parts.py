@@ -2941,8 +2941,30 @@ def test_a_common_word_opening_a_question_before_its_comma_is_itself():
                         ("Bo is out. Now, what about Max?", ["bo"]),
                         # still a name: asked about, said alone, or written as one within the sentence
                         ("Where is Now?", ["now"]), ("Now, please.", ["now"]),
-                        ("Is Bo with Now, or is he out?", ["bo", "now"]), ("Where are Bo and So, is it late?", ["bo", "so"])):
+                        ("Is Bo with Now, or is he out?", ["bo", "now"]),
+                        ("Where are Bo and So, is it late?", ["bo", "so"])):
         assert match_names(said, names).names == heard, said
+
+
+def test_a_common_word_opening_a_question_about_he_or_she_is_the_one_asked_about():
+    # Before: of a cat <now>, "Now, is she home?" named nothing (the word opening a question before its comma was
+    # read as itself), and `ask` answered "I have no camera picture to look at right now." where it had said "I
+    # haven't seen <now> yet.": the he or she of its sentence is the pet named first (but "Now, where is Bo?" is
+    # still no <now>, nor is the "so" of "So, is it raining?")
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["now", "so", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Now, is she home?", ["now"]), ("now, where is he?", ["now"]), ("So, has he eaten?", ["so"]),
+                        ("Now, is she with Bo?", ["now", "bo"]), ("Hey robot, now, where did she go?", ["now"]),
+                        ("Now, where is her ball?", ["now"]),
+                        # the word itself: no he or she in its sentence
+                        ("Now, where is Bo?", ["bo"]), ("So, is it raining?", []),
+                        ("Now, where is Bo? Is he in?", ["bo"]), ("Now, which shelf is the mug on?", []),
+                        ("So, where is Bo's bowl?", ["bo"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 
 
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():

@@ -51,7 +51,9 @@ class ImageFile:
 
 
 def _describe(path: str) -> str:
-    return repr(path) if any(ord(c) < 32 for c in path) else path
+    """A path in a message: quoted where it holds a control character (its byte not UTF-8 `\\xff` there too, as
+    everywhere: repr's `\\udcff`)."""
+    return quoted(path) if any(ord(c) < 32 for c in path) else path
 
 
 def read_image_file(path: str | Path, box: Box | None = None) -> ImageFile:

@@ -912,10 +912,11 @@ def write_into_anew(pipe: Path, data: bytes, camera: Camera) -> None:
     os.close(writer[0])
 
 
-def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(tmp_path, caplog):
+def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: the probe of a lone writer's stalled header was waited out (a camera pipeline slow to start) with the
     # FIFO's path not looked at: made anew meanwhile, the source stayed on the old FIFO for good, the new one's writers
     # meeting no reader. The relay looks at the path while the writer sends nothing
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
     clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
     with started(camera, stop):
@@ -924,6 +925,42 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
             wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
             assert camera.frames_read == 3 and camera.error is None
     assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+
+
+def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
+    # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        with stalled_writer(pipe, Y4M_HEADER + Y4M_FRAME * 2):
+            wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
+            write_into_anew(pipe, clip, camera)
+            wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
+            assert camera.frames_read == 5 and camera.error is None
+    assert "the FIFO was made anew or removed while its writer sent nothing for 0.3 s: its video left" in caplog.text
+    assert "the FIFO's writer closed" not in caplog.text  # (it did not)
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_a_live_fifo_writers_pause_on_a_fifo_removed_cuts_none_of_its_video(tmp_path, opened):
+    # Before: the relay looked at the FIFO's path whenever the FIFO was empty, as a live stream's is between frames
+    # (and through FFmpeg's probe of a slow one): removed (or made anew) while a recorder streamed, its video was cut
+    # at once, the recorder killed by EPIPE. A pause under HUNG_S is the stream's own
+    camera, stop = fifo_camera(tmp_path)
+    video = Y4M_HEADER + Y4M_FRAME * 4
+    head = len(Y4M_HEADER) + 2 * len(Y4M_FRAME) if opened else len(Y4M_HEADER) // 2
+    with started(camera, stop):
+        with stalled_writer(tmp_path / "pipe", video[:head]) as writer:
+            if opened:
+                wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
+            (tmp_path / "pipe").unlink()
+            time.sleep(0.5)  # (the pause between two frames, the FIFO empty)
+            with contextlib.suppress(BrokenPipeError):
+                writer.write(video[head:])
+                writer.flush()
+        wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        assert camera.frames_read == 4 and camera.error is None
 
 
 def test_a_stalled_fifo_writers_close_before_its_bytes_are_let_go_is_told(tmp_path, monkeypatch):

@@ -416,6 +416,7 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
+        self._writer_hung = False  # the last writer's video was left, hung on a FIFO made anew or removed (said)
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
@@ -566,7 +567,8 @@ class Camera:
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
                     self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
-                    log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
+                    if not self._writer_hung:
+                        log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
@@ -627,7 +629,7 @@ class Camera:
             log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
         self._writer_said = self._writer_stays
         if self._writer_stays:
-            skip = FifoRelay(fifo, self.stop, self.spec.name, self._writers, discard=True, path=path)
+            skip = FifoRelay(fifo, self.stop, self.spec.name, self._writers, discard=True)
             while not skip.wait(FIFO_LOOK_MS / 1000):
                 if replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
                     break
@@ -640,7 +642,7 @@ class Camera:
         whose bytes it read may still be on the FIFO (its end of file not read), its next bytes its own."""
         import cv2
 
-        self._writer_stays = False
+        self._writer_stays = self._writer_hung = False
         relay = (FifoRelay(waited, self.stop, self.spec.name, self._writers, path=path)
                  if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
@@ -659,7 +661,7 @@ class Camera:
                     return 0, 15.0
                 if stalled and relay.replaced:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
-                                        "sent nothing before its video opened")
+                                        f"sent nothing for {fifo_relay.HUNG_S:g} s before its video opened")
                 if stalled:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
                                         f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "
@@ -676,6 +678,11 @@ class Camera:
                              skips=DAMAGED_RUN_MAX)
             finally:
                 capture.release()
+            if relay is not None and relay.replaced:  # (its end said so, not as a writer's close)
+                self._writer_hung = True
+                log.warning("camera %s: source %s: the FIFO was made anew or removed while its writer sent nothing "
+                            "for %g s: its video left as a hung writer's", self.spec.name, quoted(path),
+                            fifo_relay.HUNG_S)
         finally:
             if relay is not None:
                 relay.close()

@@ -32,6 +32,11 @@ CHUNK = 1 << 16
 #: waits: a header comes in one go from a recorder that has its first frame, and a camera that takes a second or two
 #: to give it is waited for; the other sources' opens wait this long at most behind a stalled one.
 OPEN_STALL_S = 3.0
+#: Seconds without a byte from the writer after which a FIFO made anew or removed is left (a writer hung, mid-header or
+#: mid-stream, kept the source on the old FIFO, the new one's writers meeting no reader): a live stream's pause between
+#: frames (a time-lapse's 2 s; FFmpeg's probe of a slow one takes several) is its own, its video not cut for a path
+#: changed (looked at whenever the FIFO was empty, a live writer's stream was cut at once, the writer killed by EPIPE).
+HUNG_S = 3.0
 
 
 class FifoRelay:
@@ -45,8 +50,8 @@ class FifoRelay:
         close between two (a refused one's, the next writer's clip then let go as its junk). `discard`: the writer's
         bytes are read and let go until its close, told for certain, or until which of them are its cannot be told
         (no inotify, or a next writer's bytes may be among them). `path`: the FIFO's, looked at while the writer
-        sends nothing: made anew or removed, the copy ends (`replaced`), a stalled writer no longer keeping the
-        source on a FIFO no next writer can reach."""
+        sends nothing for HUNG_S: made anew or removed, the copy ends (`replaced`), a hung writer no longer keeping
+        the source on a FIFO no next writer can reach."""
         self.read_end, self._write_end = os.pipe()
         os.set_blocking(self._write_end, False)
         self._source, self._stop, self._done, self._discard = source, stop, threading.Event(), discard
@@ -55,7 +60,7 @@ class FifoRelay:
         if discard:
             self._opened.set()  # (no open to cut a stall of)
         self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
-        self.replaced = False  # the pipe was ended while the writer sent nothing, `path` naming another file or none
+        self.replaced = False  # the pipe was ended, the writer silent for HUNG_S, `path` naming another file or none
         self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
@@ -100,7 +105,8 @@ class FifoRelay:
                             and crowded() and self._probed()):
                         self.stalled = True
                         return
-                    if self._path is not None and replaced(self._path, self._source):
+                    if (self._path is not None and time.monotonic() - waiting_since >= HUNG_S
+                            and replaced(self._path, self._source)):
                         self.replaced = True
                         return
                     into.poll(LOOK_MS)

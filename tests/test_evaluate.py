@@ -73,6 +73,7 @@ def test_a_folder_of_photos_inside_a_concepts_folder_is_said_not_read(dataset):
     # A phone's export (`coffee/edited/`): its photos were left out of the concept unsaid.
     save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
     (dataset / "coffee" / "notes").mkdir()  # (no photo in it: nothing to say)
+    (dataset / "coffee" / "loop").symlink_to(".")  # (coffee's own photos, read: not said as not read)
     coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
     assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
     assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of photos inside a concept's folder, not "

@@ -135,11 +135,12 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
 
 def _photo_folders(folder: Path) -> list[Path]:
     """The folders in `folder` that hold photos (an `edited/` a phone's export made): their photos were left out
-    unsaid. One that cannot be listed is not among them."""
+    unsaid. One that cannot be listed is not among them, nor a link to `folder` itself (`loop -> .`: its photos
+    are read, and were said as not read)."""
     found = []
     for sub in _entries(folder):
         try:
-            if sub.is_dir() and image_files(sub):
+            if sub.is_dir() and not sub.samefile(folder) and image_files(sub):
                 found.append(sub)
         except EdgeRapError:
             pass

@@ -73,6 +73,7 @@ def test_a_folder_of_photos_inside_a_concepts_folder_is_said_not_read(dataset):
     # A phone's export (`coffee/edited/`): its photos were left out of the concept unsaid.
     save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
     (dataset / "coffee" / "notes").mkdir()  # (no photo in it: nothing to say)
+    (dataset / "coffee" / "loop").symlink_to(".")  # (coffee's own photos, read: not said as not read)
     coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
     assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
     assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of photos inside a concept's folder, not "
@@ -824,3 +825,49 @@ def test_localize_builds_each_frame_as_the_progress_bar_comes_to_it(dataset, set
     report = evaluate_localize(settings, dataset, progress=progress)
     assert report["frames"] == len(read_by_frame) >= 2 and report["placed"] == 10
     assert read_by_frame[0] < read_by_frame[-1] <= reads[0]
+
+
+@pytest.mark.parametrize("per_frame", [1, 3, 4])
+def test_localizes_progress_bar_is_told_how_many_frames_there_are(dataset, settings, per_frame):
+    # Made one at a time, the frames were handed to the bar as a generator: it showed "7item [00:31]" where it had
+    # shown "7/12" and the time left.
+    totals, shown = [], []
+
+    def progress(items):
+        totals.append(len(items))  # (tqdm's total)
+        shown.append(0)
+        for item in items:
+            shown[-1] += 1
+            yield item
+
+    report = evaluate_localize(settings, dataset, per_frame=per_frame, progress=progress)
+    assert totals[-1] == shown[-1] == report["frames"]
+
+
+def test_localize_lets_go_of_a_frames_photos_before_it_is_recognised(dataset, settings, monkeypatch):
+    # Made one at a time, each frame's photos (up to five: 180 MB of 12-megapixel photos) were still held, by the
+    # generator making them, while it was recognised.
+    import gc
+    import weakref
+
+    from edge_rap.eval import evaluate
+    from edge_rap.eval.composites import Composite
+
+    read, held = [], []
+
+    def reading(path, *args, **kwargs):
+        photo_file = real_read(path, *args, **kwargs)
+        read.append(weakref.ref(photo_file.image.pixels))
+        return photo_file
+
+    def progress(items):
+        for item in items:
+            if isinstance(item, Composite):
+                gc.collect()
+                held.append(sum(r() is not None for r in read))
+            yield item
+
+    real_read = evaluate.read_image_file
+    monkeypatch.setattr(evaluate, "read_image_file", reading)
+    report = evaluate_localize(settings, dataset, progress=progress)
+    assert len(held) == report["frames"] >= 2 and read and held == [0] * len(held)

@@ -135,11 +135,12 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
 
 def _photo_folders(folder: Path) -> list[Path]:
     """The folders in `folder` that hold photos (an `edited/` a phone's export made): their photos were left out
-    unsaid. One that cannot be listed is not among them."""
+    unsaid. One that cannot be listed is not among them, nor a link to `folder` itself (`loop -> .`: its photos
+    are read, and were said as not read)."""
     found = []
     for sub in _entries(folder):
         try:
-            if sub.is_dir() and image_files(sub):
+            if sub.is_dir() and not sub.samefile(folder) and image_files(sub):
                 found.append(sub)
         except EdgeRapError:
             pass
@@ -427,16 +428,58 @@ def _prepared(mem, photos: list[Path]) -> tuple[list, list[EdgeRapError]]:
     return prepared, refused
 
 
+@dataclass(frozen=True)
+class Frames:
+    """`localize_frames`' frames, each made as it is asked for, and how many there are to be (`len`: the progress
+    bar's total, each photo taken as readable: one that is not may leave fewer)."""
+
+    made: Iterator["Composite"]
+    planned: int
+
+    def __iter__(self) -> Iterator["Composite"]:
+        return self.made
+
+    def __len__(self) -> int:
+        return self.planned
+
+
 def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
-                    skipped: list[str], layout: "Layout | None" = None) -> Iterator["Composite"]:
+                    skipped: list[str], layout: "Layout | None" = None) -> Frames:
     """The seeded frames, each made as it is asked for: every query pasted once, `per_frame` concepts at a time,
     onto another concept's photo (half the frames) or a texture or scene. An unreadable photo is said in `skipped`
     and left out."""
+    rng = np.random.default_rng(seed)
+    items = [(c.name, q) for c in concepts for q in c.queries]
+    pending = [items[k] for k in rng.permutation(len(items))]
+    planned, left = 0, pending
+    while left:  # (the frames' grouping, each photo taken as readable)
+        left = _next_group(left, per_frame, lambda path: path)[1]
+        planned += 1
+    return Frames(_made_frames(items, pending, per_frame, seed, rng, skipped, layout), planned)
+
+
+def _next_group(pending: list[tuple[str, Path]], per_frame: int, photo: Callable[[Path], object | None]
+                ) -> tuple[list[tuple[str, object]], list[tuple[str, Path]]]:
+    """The next frame's photos as `photo` gives them (None: unreadable, left out), `per_frame` concepts at most in
+    `pending`'s order, and those left pending: one instance of a concept per frame, a second waits for the next.
+    Empty where all it came to were unreadable."""
+    group, names, later = [], set(), []
+    for name, path in pending:
+        if len(group) == per_frame or name in names:
+            later.append((name, path))
+        elif (pixels := photo(path)) is not None:
+            names.add(name)
+            group.append((name, pixels))
+    return group, later
+
+
+def _made_frames(items: list[tuple[str, Path]], pending: list[tuple[str, Path]], per_frame: int, seed: int,
+                 rng: np.random.Generator, skipped: list[str], layout: "Layout | None") -> Iterator["Composite"]:
+    """`localize_frames`' frames, made one at a time: each frame's photos read as it is made, and let go before it
+    is handed out (they were held while it was recognised: five 12-megapixel photos are 180 MB)."""
     from edge_rap.eval.composites import Layout, backgrounds, compose
 
     layout = layout or Layout()
-    rng = np.random.default_rng(seed)
-    items = [(c.name, q) for c in concepts for q in c.queries]
     unreadable: set[Path] = set()
 
     def pixels(path: Path) -> np.ndarray | None:
@@ -449,17 +492,10 @@ def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
             skipped.append(str(e))
             return None
 
-    pending = [items[k] for k in rng.permutation(len(items))]
     scenes = backgrounds(8, seed)
     while pending:
-        group, names, later = [], set(), []
-        for name, path in pending:  # one instance of a concept per frame: a second waits for the next frame
-            if len(group) == per_frame or name in names:
-                later.append((name, path))
-            elif (photo := pixels(path)) is not None:
-                names.add(name)
-                group.append((name, photo))
-        pending = later
+        group, pending = _next_group(pending, per_frame, pixels)
+        names = {name for name, _ in group}
         others = [(name, path) for name, path in items if name not in names]
         background, background_name = None, None
         if others and rng.random() < 0.5:  # half the frames: another concept's photo as the background
@@ -468,9 +504,11 @@ def localize_frames(concepts: list[ConceptFolder], per_frame: int, seed: int,
         if not group:
             continue
         if background is not None:
-            yield compose(group, background, rng, layout, background_name)
+            frame = compose(group, background, rng, layout, background_name)
         else:  # the others (or an unreadable photo): a generated texture or a sample photo of a scene
-            yield compose(group, scenes[int(rng.integers(len(scenes)))], rng, layout)
+            frame = compose(group, scenes[int(rng.integers(len(scenes)))], rng, layout)
+        group = background = None
+        yield frame
 
 
 def score_frame(frame: "Composite", hits: list[Hit]) -> tuple[int, list[float]]:

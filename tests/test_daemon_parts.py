@@ -243,6 +243,26 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
                                                                                                   "cam3"]
 
 
+def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tmp_path, monkeypatch, settings, run):
+    # `--source A --source A` of a FIFO: two readers split its bytes, each camera a random share of the frames
+    fifo = tmp_path / "cam.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "link").symlink_to(fifo)
+    clip = tmp_path / "door.mp4"
+    clip.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
+                          (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
+        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+': one file, FIFO or "):
+            parse_sources([first, second])
+    settings.memory.mkdir()
+    rc, out, err = run("run", "--source", str(fifo), "--source", "link")  # (before any camera opens)
+    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}': one file, "
+                                            "FIFO or device is one camera\n")
+    (tmp_path / "other.mp4").write_bytes(b"")  # two files, a stream twice, a folder twice: each its own camera
+    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/a", str(tmp_path), "."])) == 6
+
+
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
     # `--source clips/door=1.mp4` was refused as "camera name 'clips/door'": a camera's export names files so.
     clip = tmp_path / "door=1.mp4"

@@ -186,8 +186,36 @@ def camera_named(name: str, names: list[str]) -> str | None:
 
 
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
-    """Several sources, named as `source_names` names them."""
-    return tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
+    """Several sources, named as `source_names` names them; one file, FIFO or device given twice is refused."""
+    specs = tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
+    refuse_same_targets(specs)
+    return specs
+
+
+def refuse_same_targets(specs: tuple[SourceSpec, ...]) -> None:
+    """Two cameras that open one file, FIFO or device (written alike, through a symlink or spelled otherwise:
+    `0` and /dev/video0 too) are refused: two readers of a FIFO split its bytes between them, each a random share
+    of the frames, and a device opens once. A URL or a folder is left alone: each reader gets a stream of its own,
+    or lists and reads every image itself."""
+    seen: dict[tuple, SourceSpec] = {}
+    for spec in specs:
+        if spec.kind in ("stream", "folder"):
+            continue
+        key = _file_identity(spec.target)
+        if (other := seen.get(key)) is not None:
+            raise EdgeRapError(f"cameras {quoted(other.name)} and {quoted(spec.name)} both read "
+                               f"{quoted(str(other.target))}: one file, FIFO or device is one camera")
+        seen[key] = spec
+
+
+def _file_identity(target: int | str) -> tuple:
+    """What `target` opens: its file's device and inode where it exists, else its resolved path."""
+    path = Path(f"/dev/video{target}") if isinstance(target, int) else Path(target)
+    try:
+        found = path.stat()
+    except (OSError, ValueError):  # (not there: an unplugged camera's name, a path too long)
+        return ("path", os.path.realpath(path))
+    return ("inode", found.st_dev, found.st_ino)
 
 
 #: The largest camera device number taken (/dev/video0-9999): a longer number was OpenCV's overload error.

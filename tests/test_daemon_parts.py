@@ -947,6 +947,20 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
     assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
 
 
+def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
+    # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        with stalled_writer(pipe, clip[:200]):
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end")
+    assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
+                            "(then nothing for 0.3 s): no frame was read")
+    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+
+
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
     monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)

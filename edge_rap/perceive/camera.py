@@ -444,7 +444,8 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
-        self._writer_hung = False  # the last writer's video was left, hung on a FIFO made anew or removed (said)
+        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
+        # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
@@ -626,6 +627,9 @@ class Camera:
                 os.close(waited)
         if self.stop.is_set():
             return
+        if not self.frames_read and self._writer_hung:  # (its bytes were a header's start, no video refused)
+            raise EdgeRapError(f"source {quoted(path)}: the FIFO was removed while its writer had sent only part of "
+                               f"a header (then nothing for {fifo_relay.HUNG_S:g} s): no frame was read")
         if not self.frames_read:
             raise EdgeRapError(f"source {quoted(path)}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
@@ -688,6 +692,7 @@ class Camera:
                         raise EdgeRapError(self.error)
                     return 0, 15.0
                 if stalled and relay.replaced:
+                    self._writer_hung = True
                     raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
                                         f"sent nothing for {fifo_relay.HUNG_S:g} s before its video opened")
                 if stalled:

@@ -932,30 +932,33 @@ def write_into_anew(pipe: Path, data: bytes, camera: Camera) -> None:
     os.close(writer[0])
 
 
+@contextlib.contextmanager
+def hung_writer(tmp_path: Path, monkeypatch, head):
+    """A FIFO camera reading, its writer hung (HUNG_S made 0.3 s) after sending `head(clip)` of a three-frame clip:
+    (the camera, the FIFO, the clip) until the block ends."""
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop), stalled_writer(pipe, head(clip)):
+        yield camera, pipe, clip
+
+
 def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: the probe of a lone writer's stalled header was waited out (a camera pipeline slow to start) with the
     # FIFO's path not looked at: made anew meanwhile, the source stayed on the old FIFO for good, the new one's writers
     # meeting no reader. The relay looks at the path while the writer sends nothing
-    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
-    with started(camera, stop):
-        with stalled_writer(pipe, clip[:200]):
-            write_into_anew(pipe, clip, camera)
-            wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
-            assert camera.frames_read == 3 and camera.error is None
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, clip):
+        write_into_anew(pipe, clip, camera)
+        wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
+        assert camera.frames_read == 3 and camera.error is None
     assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
 
 
 def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
     # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused
-    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
-    with started(camera, stop):
-        with stalled_writer(pipe, clip[:200]):
-            pipe.unlink()
-            wait_until(camera.finished.is_set, "the source's end")
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, _):
+        pipe.unlink()
+        wait_until(camera.finished.is_set, "the source's end")
     assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
                             "(then nothing for 0.3 s): no frame was read")
     assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
@@ -963,15 +966,11 @@ def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tm
 
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
-    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
-    with started(camera, stop):
-        with stalled_writer(pipe, Y4M_HEADER + Y4M_FRAME * 2):
-            wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
-            write_into_anew(pipe, clip, camera)
-            wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
-            assert camera.frames_read == 5 and camera.error is None
+    with hung_writer(tmp_path, monkeypatch, lambda _: Y4M_HEADER + Y4M_FRAME * 2) as (camera, pipe, clip):
+        wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
+        write_into_anew(pipe, clip, camera)
+        wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
+        assert camera.frames_read == 5 and camera.error is None
     assert "the FIFO was made anew or removed while its writer sent nothing for 0.3 s: its video left" in caplog.text
     assert "the FIFO's writer closed" not in caplog.text  # (it did not)
 

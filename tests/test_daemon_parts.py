@@ -1924,6 +1924,18 @@ def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name
     assert load_run_file(settings)["sources"] == ("cam1=0", "cam2=1", "cam3=2")
 
 
+def test_an_unknown_section_or_key_of_the_settings_file_is_quoted_where_it_would_not_print(tmp_path):
+    # a section's name reached the terminal as written: its escape sequence and line break too
+    settings = tmp_path / "run.toml"
+    for text, said in (('["x\\u001b[2J\\nedge-rap: y"]\n', r"unknown section ['x\x1b[2J\nedge-rap: y'] (have"),
+                       ('["dæmon"]\n', "unknown section [dæmon] (have"),
+                       ('[daemon]\n"cool\\u0007" = 1\n', r"unknown key 'cool\x07' in [daemon]")):
+        settings.write_text(text)
+        with pytest.raises(EdgeRapError) as refused:
+            load_run_file(settings)
+        assert str(refused.value).startswith(f"{settings}: {said}")
+
+
 def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_takes_neither():
     # `--source a=X --source A=Y` ran two cameras a person reads as one, said alike in a spoken answer
     from edge_rap.daemon.service import options_of

@@ -193,7 +193,8 @@ def load_profile(name: str | None = None) -> Profile:
     )
     for provider in (providers,) if isinstance(providers, str) else providers:
         if provider not in PROVIDERS or (provider == "auto" and not isinstance(providers, str)):
-            raise EdgeRapError(f"{where}: [embedder] provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
+            raise EdgeRapError(f"{where}: [embedder] provider must be one of {', '.join(PROVIDERS)}, "
+                               f"not {quoted(provider)}")
     for section, threads in (("embedder", profile.threads), ("vlm", profile.vlm.threads)):
         if not 0 <= threads <= MAX_THREADS:
             raise EdgeRapError(f"{where}: [{section}] threads must be 0 (all cores) to {MAX_THREADS}, not {threads}")
@@ -211,12 +212,12 @@ def _check_schema(raw: dict, where: str) -> None:
     for section, table in raw.items():
         keys = SCHEMA.get(section)
         if keys is None:
-            raise EdgeRapError(f"{where}: unknown section {section!r} (known: {', '.join(SCHEMA)})")
+            raise EdgeRapError(f"{where}: unknown section {quoted(section)} (known: {', '.join(SCHEMA)})")
         if not isinstance(table, dict):
             raise EdgeRapError(f"{where}: {section} must be a section ([{section}]), not {table!r:.40}")
         for key, value in table.items():
             if key not in keys:
-                raise EdgeRapError(f"{where}: unknown key [{section}] {key!r} (known: {', '.join(keys)})")
+                raise EdgeRapError(f"{where}: unknown key [{section}] {quoted(key)} (known: {', '.join(keys)})")
             wanted = keys[key]
             accepted = (int, float) if wanted is float else wanted
             ok = isinstance(value, accepted) and not isinstance(value, bool)

@@ -192,17 +192,18 @@ def test_a_copy_restored_elsewhere_deletes_none_of_the_originals_snapshots(house
 
 def test_a_forged_manifests_folder_reaches_the_terminal_quoted(household, tmp_path, capsys, caplog):
     # the folder a backup names is said where its events' snapshots are dropped: a forged one's terminal escape and
-    # line break reached the terminal as written
+    # line break reached the terminal as written; a byte not UTF-8 is \xff there, as everywhere, not repr's \udcff
     log = EventLog(household)
     log.add(Event("arrived", "bo", "den", 20.0, 1.8e9 + 20, snapshot=str(tmp_path / "1800000000000-0123abcd.jpg")))
     log.close()
     assert edge_rap(capsys, "backup", tmp_path / "house.tar", "--memory", household)[0] == 0
     files = members(tmp_path / "house.tar")
-    manifest = {**json.loads(files[MANIFEST]), "memory": "/home/x\x1b]0;owned\x07\nedge-rap: [fake line]"}
+    manifest = {**json.loads(files[MANIFEST]), "memory": "/home/\udcffx\x1b]0;owned\x07\nedge-rap: [fake line]"}
     forged = write_archive(tmp_path / "forged.tar", with_manifest(files, manifest))
     assert edge_rap(capsys, "restore", forged, "--memory", tmp_path / "copy")[0] == 0
     assert "the restored events show no snapshots" in caplog.text
     assert "\x1b" not in caplog.text and "\nedge-rap: [fake line]" not in caplog.text
+    assert "of, '/home/\\xffx\\x1b]0;owned\\x07\\nedge-rap: [fake line]' (its daemon" in caplog.text
 
 
 def test_a_gzip_backup_restores_too_and_the_tokens_stay_out_unless_asked(household, tmp_path, capsys):

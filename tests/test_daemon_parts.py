@@ -243,6 +243,26 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
                                                                                                   "cam3"]
 
 
+def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tmp_path, monkeypatch, settings, run):
+    # `--source A --source A` of a FIFO: two readers split its bytes, each camera a random share of the frames
+    fifo = tmp_path / "cam.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "link").symlink_to(fifo)
+    clip = tmp_path / "door.mp4"
+    clip.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
+                          (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
+        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+': one file, FIFO or "):
+            parse_sources([first, second])
+    settings.memory.mkdir()
+    rc, out, err = run("run", "--source", str(fifo), "--source", "link")  # (before any camera opens)
+    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}': one file, "
+                                            "FIFO or device is one camera\n")
+    (tmp_path / "other.mp4").write_bytes(b"")  # two files, a stream twice, a folder twice: each its own camera
+    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/a", str(tmp_path), "."])) == 6
+
+
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
     # `--source clips/door=1.mp4` was refused as "camera name 'clips/door'": a camera's export names files so.
     clip = tmp_path / "door=1.mp4"
@@ -912,32 +932,45 @@ def write_into_anew(pipe: Path, data: bytes, camera: Camera) -> None:
     os.close(writer[0])
 
 
+@contextlib.contextmanager
+def hung_writer(tmp_path: Path, monkeypatch, head):
+    """A FIFO camera reading, its writer hung (HUNG_S made 0.3 s) after sending `head(clip)` of a three-frame clip:
+    (the camera, the FIFO, the clip) until the block ends."""
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop), stalled_writer(pipe, head(clip)):
+        yield camera, pipe, clip
+
+
 def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: the probe of a lone writer's stalled header was waited out (a camera pipeline slow to start) with the
     # FIFO's path not looked at: made anew meanwhile, the source stayed on the old FIFO for good, the new one's writers
     # meeting no reader. The relay looks at the path while the writer sends nothing
-    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
-    with started(camera, stop):
-        with stalled_writer(pipe, clip[:200]):
-            write_into_anew(pipe, clip, camera)
-            wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
-            assert camera.frames_read == 3 and camera.error is None
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, clip):
+        write_into_anew(pipe, clip, camera)
+        wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
+        assert camera.frames_read == 3 and camera.error is None
+    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+
+
+def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
+    # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, _):
+        pipe.unlink()
+        wait_until(camera.finished.is_set, "the source's end")
+    assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
+                            "(then nothing for 0.3 s): no frame was read")
     assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
 
 
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
-    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
-    camera, stop = fifo_camera(tmp_path)
-    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
-    with started(camera, stop):
-        with stalled_writer(pipe, Y4M_HEADER + Y4M_FRAME * 2):
-            wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
-            write_into_anew(pipe, clip, camera)
-            wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
-            assert camera.frames_read == 5 and camera.error is None
+    with hung_writer(tmp_path, monkeypatch, lambda _: Y4M_HEADER + Y4M_FRAME * 2) as (camera, pipe, clip):
+        wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
+        write_into_anew(pipe, clip, camera)
+        wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
+        assert camera.frames_read == 5 and camera.error is None
     assert "the FIFO was made anew or removed while its writer sent nothing for 0.3 s: its video left" in caplog.text
     assert "the FIFO's writer closed" not in caplog.text  # (it did not)
 
@@ -1889,6 +1922,18 @@ def test_an_unnamed_camera_of_the_settings_file_never_takes_another_cameras_name
     settings = tmp_path / "run.toml"
     settings.write_text('[[camera]]\nname = "cam1"\nsource = 0\n[[camera]]\nsource = 1\n[[camera]]\nsource = 2\n')
     assert load_run_file(settings)["sources"] == ("cam1=0", "cam2=1", "cam3=2")
+
+
+def test_an_unknown_section_or_key_of_the_settings_file_is_quoted_where_it_would_not_print(tmp_path):
+    # a section's name reached the terminal as written: its escape sequence and line break too
+    settings = tmp_path / "run.toml"
+    for text, said in (('["x\\u001b[2J\\nedge-rap: y"]\n', r"unknown section ['x\x1b[2J\nedge-rap: y'] (have"),
+                       ('["dæmon"]\n', "unknown section [dæmon] (have"),
+                       ('[daemon]\n"cool\\u0007" = 1\n', r"unknown key 'cool\x07' in [daemon]")):
+        settings.write_text(text)
+        with pytest.raises(EdgeRapError) as refused:
+            load_run_file(settings)
+        assert str(refused.value).startswith(f"{settings}: {said}")
 
 
 def test_camera_names_that_differ_only_in_case_are_refused_and_an_unnamed_one_takes_neither():

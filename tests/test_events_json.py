@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 
 import pytest
 
@@ -32,6 +33,43 @@ def test_json_line_copies_no_value_without_a_surrogate(monkeypatch):
     assert copied == []
     json_line({"name": "b\udcffo"})
     assert copied == [{"name": "b\udcffo"}]
+
+
+#: What the random strings are made of: a high and a low surrogate (together they dump as an emoji does), a byte of
+#: a name not UTF-8, emoji, other text past ASCII, and what json.dumps escapes or a `\ud...` escape is spelled with.
+PIECES = ["\ud83d", "\udc31", "\udcff", "\ud800", "\udfff", "\U0001f431", "\U0001f600", "\u200d", "é", "\ud55c",
+          "\\", "u", "d", "8", "c", "f", '"', "\n", "\x7f", "a", " "]
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    """A string of random PIECES, or a list, tuple or dict (its keys such strings too) of random values."""
+    kind = rng.randrange(5 if depth < 3 else 1)
+    if kind == 0:
+        return "".join(rng.choice(PIECES) for _ in range(rng.randrange(8)))
+    if kind == 1:
+        return {random_value(rng, 3): random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
+    if kind == 2:
+        return tuple(random_value(rng, depth + 1) for _ in range(rng.randrange(4)))
+    return [random_value(rng, depth + 1) if rng.random() < 0.8 else rng.choice([1, 2.5, None, True])
+            for _ in range(rng.randrange(4))]
+
+
+def test_json_line_is_the_copy_dumped_for_random_surrogates_pairs_and_emoji():
+    rng = random.Random(7)
+    for _ in range(3000):
+        value = random_value(rng)
+        assert json_line(value) == json.dumps(text_only(value)), ascii(value)
+
+
+def test_json_line_copies_a_value_with_an_emoji_only_where_a_string_holds_a_surrogate(monkeypatch):
+    # `🐱 Mimi` dumps as "\ud83d\udc31 Mimi", as the two surrogates "\ud83d\udc31" in a string do: every batch of
+    # its events was copied
+    copied = []
+    monkeypatch.setattr(output, "text_only", lambda value: copied.append(value) or value)
+    events = [{"name": "\U0001f431 Mimi", "said": "I can see <\U0001f431 Mimi>."}]
+    assert json_line(events) == json.dumps(events) and copied == []
+    json_line([*events, {"name": "\ud83d\udc31 Mimi"}])
+    assert len(copied) == 1
 
 
 class Writes(io.StringIO):

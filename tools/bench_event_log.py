@@ -7,7 +7,7 @@ aside and a new one started with the events still readable.
 
   python tools/bench_event_log.py [--days 365] [--per-day 1600] [--concepts 10] [--cameras 4] [--repeat 15] [--json]
                                  [--cli MEMORY]
-  python tools/bench_event_log.py --events-json 300000 1000000 [--code CHECKOUT ...] [--runs 3]
+  python tools/bench_event_log.py --events-json 300000 1000000 [--code CHECKOUT ...] [--runs 3] [--name-prefix TEXT]
 
 1600 events a day is 10 concepts coming and going 20 times a day on each of 4 cameras. With `--cli`, a copy of
 MEMORY (a memory with concepts, made by `remember`) gets the year under its own concepts' names, and the commands
@@ -16,7 +16,8 @@ are timed as a user runs them, each in a fresh process (median of 3), beside `ed
 With `--events-json`, the newest COUNT events of a log of whole days are listed by `edge-rap events --json --limit
 COUNT` in a fresh process: seconds (median of --runs) and peak resident KB, once per `--code` checkout (a folder
 holding edge_rap/: the code before a change beside the one after, in the same run; this one by default), and
-whether every checkout printed the same bytes.
+whether every checkout printed the same bytes. `--name-prefix` starts each concept's name there (`'🐱 '`: a name
+that holds an emoji, which json.dumps writes as a pair of `\\ud...` escapes).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def measure_cli(memory: Path, days: int, per_day: int, n_cameras: int) -> dict:
         return costs
 
 
-def measure_events_json(counts: list[int], per_day: int, codes: list[Path], runs: int) -> dict:
+def measure_events_json(counts: list[int], per_day: int, codes: list[Path], runs: int, prefix: str = "") -> dict:
     """`edge-rap events --json` listing the newest `count` events of a log, run by each checkout in `codes` in turn
     (a load that comes and goes falls on each alike): the median seconds, wall and CPU (user and system, less
     moved by other work on the machine), the peak resident KB (the process's own, from wait4), and whether every
@@ -104,7 +105,7 @@ def measure_events_json(counts: list[int], per_day: int, codes: list[Path], runs
         for count in counts:
             memory = Path(folder) / f"memory{count}"
             log = EventLog(memory)
-            written = write_year(log, -(-count // per_day), per_day, [f"concept{k}" for k in range(10)],
+            written = write_year(log, -(-count // per_day), per_day, [f"{prefix}concept{k}" for k in range(10)],
                                  [f"cam{k}" for k in range(4)], time.time())
             log.close()
             runs_of: dict[Path, list[tuple[float, float, int, str]]] = {code: [] for code in codes}
@@ -219,10 +220,13 @@ def main() -> None:
     parser.add_argument("--code", type=Path, action="append", metavar="CHECKOUT",
                         help="a checkout to run --events-json with (repeatable; default this one)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each --events-json listing (median)")
+    parser.add_argument("--name-prefix", default="", metavar="TEXT",
+                        help="--events-json: each concept's name starts with TEXT (an emoji: '\U0001f431 ')")
     args = parser.parse_args()
     if args.events_json:
         codes = args.code or [Path(__file__).resolve().parents[1]]
-        print(json.dumps(measure_events_json(args.events_json, args.per_day, codes, args.runs), indent=1))
+        result = measure_events_json(args.events_json, args.per_day, codes, args.runs, args.name_prefix)
+        print(json.dumps(result, indent=1))
         return
     result = measure(args.days, args.per_day, args.concepts, args.cameras, args.repeat)
     if args.cli:

@@ -11,7 +11,7 @@ from pathlib import Path
 from edge_rap.bounds import why_refused
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
-from edge_rap.output import quoted
+from edge_rap.output import quoted, shown
 from edge_rap.perceive.camera import NAME_PATTERN, camera_named, source_names, unnamed_camera
 from edge_rap.perceive.frozen import FROZEN_S
 from edge_rap.userfiles import read_whole
@@ -183,7 +183,7 @@ def load_run_file(path: Path) -> dict:
         raise EdgeRapError(f"{path}: not a readable TOML settings file ({e})") from None
     unknown = set(raw) - {"daemon", "camera"}
     if unknown:
-        raise EdgeRapError(f"{path}: unknown section [{sorted(unknown)[0]}] (have [daemon] and [[camera]])")
+        raise EdgeRapError(f"{path}: unknown section [{shown(sorted(unknown)[0])}] (have [daemon] and [[camera]])")
     daemon = raw.get("daemon", {})
     if not isinstance(daemon, dict):
         raise EdgeRapError(f"{path}: [daemon] must be a table")
@@ -191,7 +191,7 @@ def load_run_file(path: Path) -> dict:
     for key, value in daemon.items():
         name = key.replace("-", "_")
         if name not in _TYPES or name == "sources":
-            raise EdgeRapError(f"{path}: unknown key {key!r} in [daemon]")
+            raise EdgeRapError(f"{path}: unknown key {quoted(key)} in [daemon]")
         values[name] = _typed(name, value, f"{path} [daemon]", key)
     cameras = raw.get("camera", [])
     if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):

@@ -19,6 +19,7 @@ import numpy as np
 from edge_rap.errors import EdgeRapError
 from edge_rap.export.modules import method_as_module
 from edge_rap.models.cache import install_model, sha256_file, staging_folder, write_manifest
+from edge_rap.output import quoted
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _load_open_clip(arch: str, pretrained: str | None, config: Path | None):
     if config is not None:
         open_clip.add_model_config(config)
     if arch not in open_clip.list_models():
-        raise EdgeRapError(f"open_clip has no architecture {arch!r} (see open_clip.list_models())")
+        raise EdgeRapError(f"open_clip has no architecture {quoted(arch)} (see open_clip.list_models())")
     try:
         model = open_clip.create_model(arch, pretrained=pretrained or None)
     except Exception as e:  # hub errors come in many types: say what to do, once

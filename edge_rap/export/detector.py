@@ -23,6 +23,7 @@ from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.models.cache import install_model, sha256_file, staging_folder, write_manifest
+from edge_rap.output import quoted
 from edge_rap.perceive.owl import byte_chars
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def save_tiny_owl(folder: Path, kind: str = "owlvit", seed: int = 0, image_size:
     except ImportError:
         _needs("torch and transformers")
     if kind not in KINDS:
-        raise EdgeRapError(f"unknown detector kind {kind!r} (known: {', '.join(KINDS)})")
+        raise EdgeRapError(f"unknown detector kind {quoted(kind)} (known: {', '.join(KINDS)})")
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = tiny_clip_vocabulary(
         "a photo of a dog cat cup toy mug backpack person sofa plant bottle shoe rocket bag book chair " * 3)
@@ -173,11 +174,13 @@ def _load_config(model: str) -> tuple[object, str, bool]:
     except Exception as e:  # hub errors come in many types (offline, 404, gated): say what to do, once
         if not online:
             raise EdgeRapError(
-                f"the Hugging Face hub is unreachable and {model!r} is not in the local hub cache; run the export "
-                "where the hub is reachable, or pass --model DIR with a downloaded checkpoint (--tiny for a random one)"
+                f"the Hugging Face hub is unreachable and {quoted(model)} is not in the local hub cache; run the "
+                "export where the hub is reachable, or pass --model DIR with a downloaded checkpoint (--tiny for a "
+                "random one)"
             ) from None
         reason = str(e).strip().splitlines()[0][:140] if str(e).strip() else ""
-        raise EdgeRapError(f"cannot fetch {model!r} from the Hugging Face hub ({type(e).__name__}: {reason})") from None
+        raise EdgeRapError(f"cannot fetch {quoted(model)} from the Hugging Face hub ({type(e).__name__}: "
+                           f"{reason})") from None
 
 
 def _tokenizer_files(folder: Path) -> tuple[dict[str, int], list[str], dict]:
@@ -206,7 +209,7 @@ def export_detector(model: str, cache_root: Path, name: str | None = None, templ
                     opset: int = 18) -> DetectorExport:
     """Export an OWL-ViT / OWLv2 checkpoint (hub id or local folder) to <name>-fp32/ and <name>-int8/ in the cache."""
     if template.count("{}") != 1:
-        raise EdgeRapError(f"query template {template!r} must hold one {{}} where the category goes")
+        raise EdgeRapError(f"query template {quoted(template)} must hold one {{}} where the category goes")
     config, source, offline = _load_config(model)
     kind = getattr(config, "model_type", "")
     if kind not in KINDS:

@@ -249,7 +249,7 @@ def _disown_snapshots(events: Path, source: str, archive: Path) -> None:
         raise _unreadable(archive, events, e) from None
     if dropped:  # the folder quoted: a forged manifest's terminal escapes and line breaks reached the terminal
         log.warning("%s: the restored events show no snapshots: their files are those of the memory it was made of, "
-                    "%r (its daemon wrote them), and the backup holds none", archive, source)
+                    "%s (its daemon wrote them), and the backup holds none", archive, quoted(source))
 
 
 def _extract(archive: Path, staging: Path, progress: Progress) -> Manifest:
@@ -350,8 +350,8 @@ def _check_database(archive: Path, path: Path) -> None:
         with contextlib.closing(sqlite3.connect(path)) as db:
             made = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchone()
             if made is not None:
-                raise _Refused(archive, f"its {path.name} holds a {made[0]} ({made[1]!r}), which edge_rap never makes: "
-                                        "a forged backup")
+                raise _Refused(archive, f"its {path.name} holds a {made[0]} ({quoted(made[1])}), which edge_rap "
+                                        "never makes: a forged backup")
             if path.name == DATABASE:
                 refuse_newer(db, archive)
                 _refuse_control_characters(archive, db)

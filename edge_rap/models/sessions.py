@@ -14,6 +14,7 @@ from edge_rap.errors import EdgeRapError
 from edge_rap.heap import steady_malloc
 from edge_rap.liveness import long_call
 from edge_rap.models.tensorrt import TENSORRT, put_engines_back, set_engines_aside, with_engine_cache
+from edge_rap.output import quoted
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ def choose_providers(available: list[str], wanted: str | tuple[str, ...] = "auto
             chosen.append(name)
         elif short not in _MISSING_SAID:
             _MISSING_SAID.add(short)
-            log.warning("execution provider %r is not in this onnxruntime build (have: %s): falling back", short,
-                        ", ".join(available))
+            log.warning("execution provider %s is not in this onnxruntime build (have: %s): falling back",
+                        quoted(short), ", ".join(available))
     return [p for p in chosen if p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
 
 

@@ -186,8 +186,36 @@ def camera_named(name: str, names: list[str]) -> str | None:
 
 
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
-    """Several sources, named as `source_names` names them."""
-    return tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
+    """Several sources, named as `source_names` names them; one file, FIFO or device given twice is refused."""
+    specs = tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
+    refuse_same_targets(specs)
+    return specs
+
+
+def refuse_same_targets(specs: tuple[SourceSpec, ...]) -> None:
+    """Two cameras that open one file, FIFO or device (written alike, through a symlink or spelled otherwise:
+    `0` and /dev/video0 too) are refused: two readers of a FIFO split its bytes between them, each a random share
+    of the frames, and a device opens once. A URL or a folder is left alone: each reader gets a stream of its own,
+    or lists and reads every image itself."""
+    seen: dict[tuple, SourceSpec] = {}
+    for spec in specs:
+        if spec.kind in ("stream", "folder"):
+            continue
+        key = _file_identity(spec.target)
+        if (other := seen.get(key)) is not None:
+            raise EdgeRapError(f"cameras {quoted(other.name)} and {quoted(spec.name)} both read "
+                               f"{quoted(str(other.target))}: one file, FIFO or device is one camera")
+        seen[key] = spec
+
+
+def _file_identity(target: int | str) -> tuple:
+    """What `target` opens: its file's device and inode where it exists, else its resolved path."""
+    path = Path(f"/dev/video{target}") if isinstance(target, int) else Path(target)
+    try:
+        found = path.stat()
+    except (OSError, ValueError):  # (not there: an unplugged camera's name, a path too long)
+        return ("path", os.path.realpath(path))
+    return ("inode", found.st_dev, found.st_ino)
 
 
 #: The largest camera device number taken (/dev/video0-9999): a longer number was OpenCV's overload error.
@@ -416,7 +444,8 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
-        self._writer_hung = False  # the last writer's video was left, hung on a FIFO made anew or removed (said)
+        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
+        # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
@@ -598,6 +627,9 @@ class Camera:
                 os.close(waited)
         if self.stop.is_set():
             return
+        if not self.frames_read and self._writer_hung:  # (its bytes were a header's start, no video refused)
+            raise EdgeRapError(f"source {quoted(path)}: the FIFO was removed while its writer had sent only part of "
+                               f"a header (then nothing for {fifo_relay.HUNG_S:g} s): no frame was read")
         if not self.frames_read:
             raise EdgeRapError(f"source {quoted(path)}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
@@ -660,6 +692,7 @@ class Camera:
                         raise EdgeRapError(self.error)
                     return 0, 15.0
                 if stalled and relay.replaced:
+                    self._writer_hung = True
                     raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
                                         f"sent nothing for {fifo_relay.HUNG_S:g} s before its video opened")
                 if stalled:

@@ -976,10 +976,14 @@ def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_p
 
 
 @pytest.mark.parametrize("opened", [False, True])
-def test_a_live_fifo_writers_pause_on_a_fifo_removed_cuts_none_of_its_video(tmp_path, opened):
+@pytest.mark.parametrize("removed", [True, False])
+def test_a_live_fifo_writers_pause_cuts_none_of_its_video(tmp_path, monkeypatch, caplog, opened, removed):
     # Before: the relay looked at the FIFO's path whenever the FIFO was empty, as a live stream's is between frames
     # (and through FFmpeg's probe of a slow one): removed (or made anew) while a recorder streamed, its video was cut
-    # at once, the recorder killed by EPIPE. A pause under HUNG_S is the stream's own
+    # at once, the recorder killed by EPIPE. A pause under HUNG_S is the stream's own; and one over it (a time-lapse's
+    # 4 s between frames) on a FIFO whose path still names it is waited out, no hung writer said
+    if not removed:
+        monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
     camera, stop = fifo_camera(tmp_path)
     video = Y4M_HEADER + Y4M_FRAME * 4
     head = len(Y4M_HEADER) + 2 * len(Y4M_FRAME) if opened else len(Y4M_HEADER) // 2
@@ -987,13 +991,19 @@ def test_a_live_fifo_writers_pause_on_a_fifo_removed_cuts_none_of_its_video(tmp_
         with stalled_writer(tmp_path / "pipe", video[:head]) as writer:
             if opened:
                 wait_until(lambda: camera.frames_read or camera.finished.is_set(), "the video opened")
-            (tmp_path / "pipe").unlink()
-            time.sleep(0.5)  # (the pause between two frames, the FIFO empty)
+            if removed:
+                (tmp_path / "pipe").unlink()
+            time.sleep(0.5 if removed else 1.0)  # (the pause between two frames, the FIFO empty: over HUNG_S if kept)
             with contextlib.suppress(BrokenPipeError):
                 writer.write(video[head:])
                 writer.flush()
-        wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        if removed:
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        else:
+            wait_until(lambda: camera.frames_read == 4 or camera.finished.is_set(), "the writer's whole video")
+            assert not camera.finished.is_set()
         assert camera.frames_read == 4 and camera.error is None
+    assert "made anew or removed" not in caplog.text
 
 
 def test_a_stalled_fifo_writers_close_before_its_bytes_are_let_go_is_told(tmp_path, monkeypatch):

@@ -871,3 +871,29 @@ def test_localize_lets_go_of_a_frames_photos_before_it_is_recognised(dataset, se
     monkeypatch.setattr(evaluate, "read_image_file", reading)
     report = evaluate_localize(settings, dataset, progress=progress)
     assert len(held) == report["frames"] >= 2 and read and held == [0] * len(held)
+
+
+def test_localize_frames_length_is_their_count_or_a_bound_where_a_photo_is_unreadable(tmp_path):
+    # The length (the progress bar's total) is counted by replaying the frames' grouping without reading a photo: it
+    # is the frames made for any seed, concepts per frame and count of concepts, and at most them where one of the
+    # photos is unreadable (left out, its place in a frame taken by a photo waiting for the next)
+    import random
+
+    from edge_rap.eval.evaluate import ConceptFolder, localize_frames
+
+    save_photo(tmp_path, CONCEPTS[0], filename="photo.png")
+    photo, junk = tmp_path / "photo.png", tmp_path / "junk.jpg"
+    junk.write_bytes(b"no JPEG")
+    for trial in range(24):
+        rng = random.Random(trial)
+        unreadable = trial % 2 == 1
+        concepts = [ConceptFolder(f"c{k}", [photo], [junk if unreadable and rng.random() < 0.3 else photo
+                                                     for _ in range(rng.randint(0, 5))])
+                    for k in range(rng.choice([1, 2, 3, 5, 7]))]
+        per_frame = rng.choice([1, 2, 3, 4, 6])
+        frames = localize_frames(concepts, per_frame, rng.randint(0, 1000), [])
+        made = sum(1 for _ in frames)
+        if any(junk in c.queries for c in concepts):
+            assert made <= len(frames)
+        else:
+            assert made == len(frames), (trial, per_frame)

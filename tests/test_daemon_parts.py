@@ -237,10 +237,11 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
     with pytest.raises(EdgeRapError, match=r"a camera device number is 0-9999 \(/dev/videoN\)"):
         parse_source("99999999999999999999")  # (was OpenCV's overload error, once the camera thread ran)
     # unnamed sources are camK by their place, never a name another source was given
-    assert [s.name for s in parse_sources([str(tmp_path), f"door={tmp_path}", str(tmp_path)])] == ["cam0", "door",
-                                                                                                  "cam2"]
-    assert [s.name for s in parse_sources([f"cam1={tmp_path}", str(tmp_path), str(tmp_path)])] == ["cam1", "cam2",
-                                                                                                  "cam3"]
+    a, b, c = (str(tmp_path / name) for name in "abc")
+    for folder in (a, b, c):
+        os.mkdir(folder)
+    assert [s.name for s in parse_sources([a, f"door={b}", c])] == ["cam0", "door", "cam2"]
+    assert [s.name for s in parse_sources([f"cam1={a}", b, c])] == ["cam1", "cam2", "cam3"]
 
 
 def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tmp_path, monkeypatch, settings, run):
@@ -253,14 +254,36 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     monkeypatch.chdir(tmp_path)
     for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
                           (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
-        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+': one file, FIFO or "):
+        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
+                           r"one file, FIFO or device is one camera$"):
             parse_sources([first, second])
     settings.memory.mkdir()
     rc, out, err = run("run", "--source", str(fifo), "--source", "link")  # (before any camera opens)
-    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}': one file, "
-                                            "FIFO or device is one camera\n")
-    (tmp_path / "other.mp4").write_bytes(b"")  # two files, a stream twice, a folder twice: each its own camera
-    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/a", str(tmp_path), "."])) == 6
+    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}' (written 'link' "
+                                            "too): one file, FIFO or device is one camera\n")
+    (tmp_path / "other.mp4").write_bytes(b"")  # two files, two streams, two folders: each its own camera
+    (tmp_path / "sub").mkdir()
+    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/b", "rtsp://cam:8554/a",
+                              "http://cam/a?channel=1", "http://cam/a?channel=2", str(tmp_path), "sub"])) == 9
+
+
+@pytest.mark.parametrize("first, second, one", [
+    ("http://cam/stream", "http://cam/stream", "stream"),
+    ("http://cam/stream", "HTTP://CAM/stream/", "stream"),
+    ("rtsp://cam/live", "rtsp://admin:secret@cam:554/live", "stream"),
+    ("https://[FE80::1]/", "https://[fe80::1]:443", "stream"),
+    ("{tmp}", "{tmp}/.", "folder"),
+    ("{tmp}", "{tmp}/link", "folder"),
+])
+def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_path, first, second, one):
+    # Before: a URL or a folder given twice was two cameras: every event of one camera said twice, under two names,
+    # its work done twice (no camera setting tells two readers of one source apart)
+    (tmp_path / "link").symlink_to(tmp_path)
+    first, second = first.format(tmp=tmp_path), second.format(tmp=tmp_path)
+    with pytest.raises(EdgeRapError) as refused:
+        parse_sources([f"door={first}", f"porch={second}"])
+    also = f" (written '{second.replace('secret', '***')}' too)" if first != second else ""
+    assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
 
 
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):

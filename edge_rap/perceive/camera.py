@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import numpy as np
 
@@ -186,26 +186,47 @@ def camera_named(name: str, names: list[str]) -> str | None:
 
 
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
-    """Several sources, named as `source_names` names them; one file, FIFO or device given twice is refused."""
+    """Several sources, named as `source_names` names them; one source given twice is refused."""
     specs = tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
     refuse_same_targets(specs)
     return specs
 
 
+#: What a camera given twice is, by its source's kind, as the refusal says it.
+_ONE = {"stream": "one stream", "folder": "one folder"}
+
+
 def refuse_same_targets(specs: tuple[SourceSpec, ...]) -> None:
-    """Two cameras that open one file, FIFO or device (written alike, through a symlink or spelled otherwise:
-    `0` and /dev/video0 too) are refused: two readers of a FIFO split its bytes between them, each a random share
-    of the frames, and a device opens once. A URL or a folder is left alone: each reader gets a stream of its own,
-    or lists and reads every image itself."""
+    """Two cameras that read one source are refused, however it is spelled: a file, FIFO, device or folder
+    through a symlink or another path (`0` and /dev/video0 too), a URL with its host in another case, its default
+    port, a trailing slash or another account (`_stream_identity`). Two readers of a FIFO split its bytes between
+    them, each a random share of the frames, and a device opens once; a stream or a folder read twice is one
+    camera's every event said twice, its work done twice, under two names (no camera setting tells them apart)."""
     seen: dict[tuple, SourceSpec] = {}
     for spec in specs:
-        if spec.kind in ("stream", "folder"):
-            continue
-        key = _file_identity(spec.target)
+        key = _stream_identity(spec.target) if spec.kind == "stream" else _file_identity(spec.target)
         if (other := seen.get(key)) is not None:
+            also = f" (written {quoted(spec.shown)} too)" if spec.shown != other.shown else ""
             raise EdgeRapError(f"cameras {quoted(other.name)} and {quoted(spec.name)} both read "
-                               f"{quoted(str(other.target))}: one file, FIFO or device is one camera")
+                               f"{quoted(str(other.shown))}{also}: "
+                               f"{_ONE.get(spec.kind, 'one file, FIFO or device')} is one camera")
         seen[key] = spec
+
+
+#: The port a URL's scheme connects to where the URL names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def _stream_identity(url: str) -> tuple:
+    """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
+    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # (a port that is no number: left as written)
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+    return ("url", scheme, parts.hostname, port, parts.path.rstrip("/"), parts.query)
 
 
 def _file_identity(target: int | str) -> tuple:

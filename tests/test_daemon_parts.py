@@ -974,7 +974,8 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
         write_into_anew(pipe, clip, camera)
         wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
         assert camera.frames_read == 3 and camera.error is None
-    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+    assert "the FIFO was made anew while its writer sent nothing for 0.3 s before its video opened; waiting for the " \
+           "FIFO's next writer" in caplog.text
 
 
 def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
@@ -984,7 +985,34 @@ def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tm
         wait_until(camera.finished.is_set, "the source's end")
     assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
                             "(then nothing for 0.3 s): no frame was read")
-    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+    assert said_by(camera, caplog) == [f"camera pipe: {camera.error}"]  # (once: no "waiting for the next writer" first)
+
+
+def said_by(camera: Camera, caplog) -> list[str]:
+    """The lines `camera`'s thread logged, oldest first."""
+    return [r.getMessage() for r in caplog.records if r.threadName == f"capture-{camera.spec.name}"]
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_a_fifo_removed_under_its_hung_writer_is_said_once_as_the_sources_end(tmp_path, monkeypatch, caplog, opened):
+    # Before: "the FIFO was made anew or removed while its writer sent nothing for 3 s before its video opened; waiting
+    # for the FIFO's next writer", then the source ended without a word; once its video opened, "made anew or
+    # removed", its end not said
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        if not opened:  # (a clip first: the source showed frames, its end is no error)
+            write_into(pipe, clip)
+            wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with stalled_writer(pipe, Y4M_HEADER + Y4M_FRAME * 2 if opened else clip[:200]):
+            wait_until(lambda: camera.frames_read == 3 - opened or camera.finished.is_set(), "the frames sent read")
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+    assert camera.error is None and camera.frames_read == 3 - opened
+    where = ": its video left as a hung writer's" if opened else " before its video opened"
+    assert said_by(camera, caplog) == [f"camera pipe: source '{pipe}': the FIFO was removed while its writer sent "
+                                       f"nothing for 0.3 s{where}; the source ends"]
 
 
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
@@ -994,7 +1022,7 @@ def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_p
         write_into_anew(pipe, clip, camera)
         wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
         assert camera.frames_read == 5 and camera.error is None
-    assert "the FIFO was made anew or removed while its writer sent nothing for 0.3 s: its video left" in caplog.text
+    assert "the FIFO was made anew while its writer sent nothing for 0.3 s: its video left" in caplog.text
     assert "the FIFO's writer closed" not in caplog.text  # (it did not)
 
 

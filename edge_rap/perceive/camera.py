@@ -262,7 +262,21 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
 
 class WriterStalled(EdgeRapError):
     """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open,
-    or while the FIFO was made anew or removed: the next writer is waited for."""
+    or for HUNG_S while the FIFO was made anew: the next writer is waited for."""
+
+
+class FifoRemoved(EdgeRapError):
+    """A FIFO was removed while its writer sent nothing for HUNG_S: the source ends, said once as it does (it was said
+    to wait for the FIFO's next writer first, then to end)."""
+
+
+def _left_hung(path: str, when: str) -> WriterStalled | FifoRemoved:
+    """A FIFO's writer left, silent for HUNG_S, its path naming another file (`when` saying where it was): the FIFO
+    made anew, the next writer is waited for; or none, removed, the source ends."""
+    removed = not os.path.exists(path)  # (as the wait for the next writer takes it)
+    return (FifoRemoved if removed else WriterStalled)(
+        f"source {quoted(path)}: the FIFO was {'removed' if removed else 'made anew'} while its writer sent nothing "
+        f"for {fifo_relay.HUNG_S:g} s{when}")
 
 
 class LatestSlot:
@@ -465,7 +479,7 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
-        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
+        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed, its video
         # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
@@ -635,13 +649,17 @@ class Camera:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
-                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
-                        raise
+                    if waited is None or isinstance(e, FifoRemoved):  # writer is read; a file put in the FIFO's
+                        raise  # place ends where it is unreadable
                     if self.stop.is_set():  # a stop ends an open, or came as its junk was refused: the FIFO never
                         if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
                             raise EdgeRapError(self.error) from None
                         break
                     self._refused(e, path, waited)
+        except FifoRemoved as e:  # (its end, said: no next writer waited for; without a frame read, the source's error)
+            if self.frames_read:
+                log.warning("camera %s: %s; the source ends", self.spec.name, e)
+            announced, fps = 0, 15.0
         finally:
             self._watched(None)
             if waited is not None:
@@ -714,8 +732,7 @@ class Camera:
                     return 0, 15.0
                 if stalled and relay.replaced:
                     self._writer_hung = True
-                    raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
-                                        f"sent nothing for {fifo_relay.HUNG_S:g} s before its video opened")
+                    raise _left_hung(path, " before its video opened")
                 if stalled:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
                                         f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "
@@ -734,9 +751,10 @@ class Camera:
                 capture.release()
             if relay is not None and relay.replaced:  # (its end said so, not as a writer's close)
                 self._writer_hung = True
-                log.warning("camera %s: source %s: the FIFO was made anew or removed while its writer sent nothing "
-                            "for %g s: its video left as a hung writer's", self.spec.name, quoted(path),
-                            fifo_relay.HUNG_S)
+                left = _left_hung(path, ": its video left as a hung writer's")
+                if isinstance(left, FifoRemoved):
+                    raise left
+                log.warning("camera %s: %s", self.spec.name, left)
         finally:
             if relay is not None:
                 relay.close()

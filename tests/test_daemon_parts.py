@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -1193,6 +1194,57 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
             relay.close()
         end.close()
         os.close(source)
+
+
+def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the_next_clip_nothing(tmp_path,
+                                                                                                    monkeypatch):
+    # Before: a read failing (EIO) as the bytes a junk writer left were let go, its close told, had that close taken as
+    # not told: the next relay waited for a close already taken, and let the next writer's clip, come meanwhile, go as
+    # the junk writer's bytes. Those bytes not let go are let go before the next writer is waited for
+    import cv2
+
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    opens, told, failing, played, writers_done = [], [], [], [], threading.Event()
+    open_video, read, left, play = camera_module._open_video, os.read, fifo_relay.FifoRelay._writer_left, Camera._play
+
+    def junk_refused_once_the_writers_are_done(path, fifo):
+        opens.append(path)
+        if len(opens) != 2:
+            return open_video(path, fifo)
+        writers_done.wait(60)
+        failing.append(True)  # (the relay's next read of the FIFO, letting the junk writer's last bytes go, fails)
+        return cv2.VideoCapture()  # (FFmpeg refusing the junk before it took all of it)
+
+    def read_failing_once(fd, count):
+        if failing and os.readlink(f"/proc/self/fd/{fd}") == str(pipe):
+            failing.clear()
+            raise OSError(errno.EIO, "Input/output error")
+        return read(fd, count)
+
+    def played_counted(self, *args):
+        try:
+            return play(self, *args)
+        finally:
+            played.append(self.frames_read)
+
+    monkeypatch.setattr(camera_module, "_open_video", junk_refused_once_the_writers_are_done)
+    monkeypatch.setattr(os, "read", read_failing_once)
+    monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
+    monkeypatch.setattr(Camera, "_play", played_counted)
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        first = len(told)  # (what the relays told of the junk writer from here on)
+        junk = os.open(pipe, os.O_WRONLY)
+        fcntl.fcntl(junk, fcntl.F_SETPIPE_SZ, 1 << 20)  # (room for it and the next clip: its last bytes stay there)
+        os.write(junk, os.urandom(300_000))
+        os.close(junk)
+        wait_until(lambda: any(told[first:]) or camera.finished.is_set(), "the junk writer's close told")
+        write_into(pipe, clip)  # the next writer's whole life, behind the junk's last bytes
+        writers_done.set()
+        wait_until(lambda: len(played) == 3 or camera.finished.is_set(), "the next writer's clip played")
+        assert played == [3, 3, 6] and camera.error is None and not failing
 
 
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):

@@ -482,6 +482,7 @@ class Camera:
         self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed, its video
         # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
+        self._owed = 0  # the last writer's bytes, its close told, that its relay could not let go (FifoRelay.owed)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -635,6 +636,7 @@ class Camera:
                         log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
+                self._owed = fifo_relay.let_go(held, self._owed)  # (tried once more: else read as the next writer's)
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
@@ -705,6 +707,7 @@ class Camera:
                 if replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
                     break
             skip.close()
+            self._owed = skip.owed
             self._writer_stays = self._writer_said = not skip.writer_closed and not replaced(path, fifo)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
@@ -758,7 +761,7 @@ class Camera:
         finally:
             if relay is not None:
                 relay.close()
-                self._writer_stays = not relay.writer_closed
+                self._writer_stays, self._owed = not relay.writer_closed, relay.owed
         return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:

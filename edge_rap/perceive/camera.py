@@ -479,7 +479,7 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
-        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed, its video
+        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
         # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._owed = 0  # the last writer's bytes, its close told, that its relay could not let go (FifoRelay.owed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -237,10 +238,11 @@ def test_sources_are_parsed_and_checked_before_anything_starts(tmp_path):
     with pytest.raises(EdgeRapError, match=r"a camera device number is 0-9999 \(/dev/videoN\)"):
         parse_source("99999999999999999999")  # (was OpenCV's overload error, once the camera thread ran)
     # unnamed sources are camK by their place, never a name another source was given
-    assert [s.name for s in parse_sources([str(tmp_path), f"door={tmp_path}", str(tmp_path)])] == ["cam0", "door",
-                                                                                                  "cam2"]
-    assert [s.name for s in parse_sources([f"cam1={tmp_path}", str(tmp_path), str(tmp_path)])] == ["cam1", "cam2",
-                                                                                                  "cam3"]
+    a, b, c = (str(tmp_path / name) for name in "abc")
+    for folder in (a, b, c):
+        os.mkdir(folder)
+    assert [s.name for s in parse_sources([a, f"door={b}", c])] == ["cam0", "door", "cam2"]
+    assert [s.name for s in parse_sources([f"cam1={a}", b, c])] == ["cam1", "cam2", "cam3"]
 
 
 def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tmp_path, monkeypatch, settings, run):
@@ -253,14 +255,36 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     monkeypatch.chdir(tmp_path)
     for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
                           (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
-        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+': one file, FIFO or "):
+        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
+                           r"one file, FIFO or device is one camera$"):
             parse_sources([first, second])
     settings.memory.mkdir()
     rc, out, err = run("run", "--source", str(fifo), "--source", "link")  # (before any camera opens)
-    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}': one file, "
-                                            "FIFO or device is one camera\n")
-    (tmp_path / "other.mp4").write_bytes(b"")  # two files, a stream twice, a folder twice: each its own camera
-    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/a", str(tmp_path), "."])) == 6
+    assert (rc, out) == (2, "") and err == (f"edge-rap: cameras 'cam0' and 'cam1' both read '{fifo}' (written 'link' "
+                                            "too): one file, FIFO or device is one camera\n")
+    (tmp_path / "other.mp4").write_bytes(b"")  # two files, two streams, two folders: each its own camera
+    (tmp_path / "sub").mkdir()
+    assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/b", "rtsp://cam:8554/a",
+                              "http://cam/a?channel=1", "http://cam/a?channel=2", str(tmp_path), "sub"])) == 9
+
+
+@pytest.mark.parametrize("first, second, one", [
+    ("http://cam/stream", "http://cam/stream", "stream"),
+    ("http://cam/stream", "HTTP://CAM/stream/", "stream"),
+    ("rtsp://cam/live", "rtsp://admin:secret@cam:554/live", "stream"),
+    ("https://[FE80::1]/", "https://[fe80::1]:443", "stream"),
+    ("{tmp}", "{tmp}/.", "folder"),
+    ("{tmp}", "{tmp}/link", "folder"),
+])
+def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_path, first, second, one):
+    # Before: a URL or a folder given twice was two cameras: every event of one camera said twice, under two names,
+    # its work done twice (no camera setting tells two readers of one source apart)
+    (tmp_path / "link").symlink_to(tmp_path)
+    first, second = first.format(tmp=tmp_path), second.format(tmp=tmp_path)
+    with pytest.raises(EdgeRapError) as refused:
+        parse_sources([f"door={first}", f"porch={second}"])
+    also = f" (written '{second.replace('secret', '***')}' too)" if first != second else ""
+    assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
 
 
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
@@ -712,8 +736,8 @@ def test_a_fifo_whose_writer_closes_and_comes_back_is_read_again(tmp_path):
         wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
         assert not camera.finished.is_set() and camera.outages == 1 and camera.frames_read == 3
         write_into(tmp_path / "pipe", clip)
-        wait_until(lambda: camera.frames_read == 6, "the second writer's clip")
-        assert camera.error is None and not camera.finished.is_set()
+        wait_until(lambda: len(camera.slot.got) == 6, "the second writer's clip")  # (a frame is counted read before
+        assert camera.error is None and not camera.finished.is_set()  # it is handed on)
         times = [f.time_s for f in camera.slot.got]
         assert len(times) == 6 and all(a < b for a, b in zip(times, times[1:]))  # (its time goes on)
         stop.set()
@@ -951,7 +975,8 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
         write_into_anew(pipe, clip, camera)
         wait_until(lambda: camera.frames_read == 3 or camera.finished.is_set(), "the new FIFO's clip")
         assert camera.frames_read == 3 and camera.error is None
-    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+    assert "the FIFO was made anew while its writer sent nothing for 0.3 s before its video opened; waiting for the " \
+           "FIFO's next writer" in caplog.text
 
 
 def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
@@ -961,7 +986,34 @@ def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tm
         wait_until(camera.finished.is_set, "the source's end")
     assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
                             "(then nothing for 0.3 s): no frame was read")
-    assert "the FIFO was made anew or removed while its writer sent nothing" in caplog.text
+    assert said_by(camera, caplog) == [f"camera pipe: {camera.error}"]  # (once: no "waiting for the next writer" first)
+
+
+def said_by(camera: Camera, caplog) -> list[str]:
+    """The lines `camera`'s thread logged, oldest first."""
+    return [r.getMessage() for r in caplog.records if r.threadName == f"capture-{camera.spec.name}"]
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_a_fifo_removed_under_its_hung_writer_is_said_once_as_the_sources_end(tmp_path, monkeypatch, caplog, opened):
+    # Before: "the FIFO was made anew or removed while its writer sent nothing for 3 s before its video opened; waiting
+    # for the FIFO's next writer", then the source ended without a word; once its video opened, "made anew or
+    # removed", its end not said
+    monkeypatch.setattr(fifo_relay, "HUNG_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        if not opened:  # (a clip first: the source showed frames, its end is no error)
+            write_into(pipe, clip)
+            wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        with stalled_writer(pipe, Y4M_HEADER + Y4M_FRAME * 2 if opened else clip[:200]):
+            wait_until(lambda: camera.frames_read == 3 - opened or camera.finished.is_set(), "the frames sent read")
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+    assert camera.error is None and camera.frames_read == 3 - opened
+    where = ": its video left as a hung writer's" if opened else " before its video opened"
+    assert said_by(camera, caplog) == [f"camera pipe: source '{pipe}': the FIFO was removed while its writer sent "
+                                       f"nothing for 0.3 s{where}; the source ends"]
 
 
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
@@ -971,7 +1023,7 @@ def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_p
         write_into_anew(pipe, clip, camera)
         wait_until(lambda: camera.frames_read == 5 or camera.finished.is_set(), "the new FIFO's clip")
         assert camera.frames_read == 5 and camera.error is None
-    assert "the FIFO was made anew or removed while its writer sent nothing for 0.3 s: its video left" in caplog.text
+    assert "the FIFO was made anew while its writer sent nothing for 0.3 s: its video left" in caplog.text
     assert "the FIFO's writer closed" not in caplog.text  # (it did not)
 
 
@@ -1142,6 +1194,57 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
             relay.close()
         end.close()
         os.close(source)
+
+
+def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the_next_clip_nothing(tmp_path,
+                                                                                                    monkeypatch):
+    # Before: a read failing (EIO) as the bytes a junk writer left were let go, its close told, had that close taken as
+    # not told: the next relay waited for a close already taken, and let the next writer's clip, come meanwhile, go as
+    # the junk writer's bytes. Those bytes not let go are let go before the next writer is waited for
+    import cv2
+
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    opens, told, failing, played, writers_done = [], [], [], [], threading.Event()
+    open_video, read, left, play = camera_module._open_video, os.read, fifo_relay.FifoRelay._writer_left, Camera._play
+
+    def junk_refused_once_the_writers_are_done(path, fifo):
+        opens.append(path)
+        if len(opens) != 2:
+            return open_video(path, fifo)
+        writers_done.wait(60)
+        failing.append(True)  # (the relay's next read of the FIFO, letting the junk writer's last bytes go, fails)
+        return cv2.VideoCapture()  # (FFmpeg refusing the junk before it took all of it)
+
+    def read_failing_once(fd, count):
+        if failing and os.readlink(f"/proc/self/fd/{fd}") == str(pipe):
+            failing.clear()
+            raise OSError(errno.EIO, "Input/output error")
+        return read(fd, count)
+
+    def played_counted(self, *args):
+        try:
+            return play(self, *args)
+        finally:
+            played.append(self.frames_read)
+
+    monkeypatch.setattr(camera_module, "_open_video", junk_refused_once_the_writers_are_done)
+    monkeypatch.setattr(os, "read", read_failing_once)
+    monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
+    monkeypatch.setattr(Camera, "_play", played_counted)
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        first = len(told)  # (what the relays told of the junk writer from here on)
+        junk = os.open(pipe, os.O_WRONLY)
+        fcntl.fcntl(junk, fcntl.F_SETPIPE_SZ, 1 << 20)  # (room for it and the next clip: its last bytes stay there)
+        os.write(junk, os.urandom(300_000))
+        os.close(junk)
+        wait_until(lambda: any(told[first:]) or camera.finished.is_set(), "the junk writer's close told")
+        write_into(pipe, clip)  # the next writer's whole life, behind the junk's last bytes
+        writers_done.set()
+        wait_until(lambda: len(played) == 3 or camera.finished.is_set(), "the next writer's clip played")
+        assert played == [3, 3, 6] and camera.error is None and not failing
 
 
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):

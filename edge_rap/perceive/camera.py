@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import numpy as np
 
@@ -186,26 +186,47 @@ def camera_named(name: str, names: list[str]) -> str | None:
 
 
 def parse_sources(texts: list[str] | tuple[str, ...]) -> tuple[SourceSpec, ...]:
-    """Several sources, named as `source_names` names them; one file, FIFO or device given twice is refused."""
+    """Several sources, named as `source_names` names them; one source given twice is refused."""
     specs = tuple(parse_source(text, name) for text, name in zip(texts, source_names(texts)))
     refuse_same_targets(specs)
     return specs
 
 
+#: What a camera given twice is, by its source's kind, as the refusal says it.
+_ONE = {"stream": "one stream", "folder": "one folder"}
+
+
 def refuse_same_targets(specs: tuple[SourceSpec, ...]) -> None:
-    """Two cameras that open one file, FIFO or device (written alike, through a symlink or spelled otherwise:
-    `0` and /dev/video0 too) are refused: two readers of a FIFO split its bytes between them, each a random share
-    of the frames, and a device opens once. A URL or a folder is left alone: each reader gets a stream of its own,
-    or lists and reads every image itself."""
+    """Two cameras that read one source are refused, however it is spelled: a file, FIFO, device or folder
+    through a symlink or another path (`0` and /dev/video0 too), a URL with its host in another case, its default
+    port, a trailing slash or another account (`_stream_identity`). Two readers of a FIFO split its bytes between
+    them, each a random share of the frames, and a device opens once; a stream or a folder read twice is one
+    camera's every event said twice, its work done twice, under two names (no camera setting tells them apart)."""
     seen: dict[tuple, SourceSpec] = {}
     for spec in specs:
-        if spec.kind in ("stream", "folder"):
-            continue
-        key = _file_identity(spec.target)
+        key = _stream_identity(spec.target) if spec.kind == "stream" else _file_identity(spec.target)
         if (other := seen.get(key)) is not None:
+            also = f" (written {quoted(spec.shown)} too)" if spec.shown != other.shown else ""
             raise EdgeRapError(f"cameras {quoted(other.name)} and {quoted(spec.name)} both read "
-                               f"{quoted(str(other.target))}: one file, FIFO or device is one camera")
+                               f"{quoted(str(other.shown))}{also}: "
+                               f"{_ONE.get(spec.kind, 'one file, FIFO or device')} is one camera")
         seen[key] = spec
+
+
+#: The port a URL's scheme connects to where the URL names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def _stream_identity(url: str) -> tuple:
+    """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
+    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # (a port that is no number: left as written)
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+    return ("url", scheme, parts.hostname, port, parts.path.rstrip("/"), parts.query)
 
 
 def _file_identity(target: int | str) -> tuple:
@@ -241,7 +262,21 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
 
 class WriterStalled(EdgeRapError):
     """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open,
-    or while the FIFO was made anew or removed: the next writer is waited for."""
+    or for HUNG_S while the FIFO was made anew: the next writer is waited for."""
+
+
+class FifoRemoved(EdgeRapError):
+    """A FIFO was removed while its writer sent nothing for HUNG_S: the source ends, said once as it does (it was said
+    to wait for the FIFO's next writer first, then to end)."""
+
+
+def _left_hung(path: str, when: str) -> WriterStalled | FifoRemoved:
+    """A FIFO's writer left, silent for HUNG_S, its path naming another file (`when` saying where it was): the FIFO
+    made anew, the next writer is waited for; or none, removed, the source ends."""
+    removed = not os.path.exists(path)  # (as the wait for the next writer takes it)
+    return (FifoRemoved if removed else WriterStalled)(
+        f"source {quoted(path)}: the FIFO was {'removed' if removed else 'made anew'} while its writer sent nothing "
+        f"for {fifo_relay.HUNG_S:g} s{when}")
 
 
 class LatestSlot:
@@ -447,6 +482,7 @@ class Camera:
         self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
         # or a header's start
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
+        self._owed = 0  # the last writer's bytes, its close told, that its relay could not let go (FifoRelay.owed)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
         self._thread = threading.Thread(target=self._run, name=f"capture-{spec.name}", daemon=True)
 
@@ -600,6 +636,7 @@ class Camera:
                         log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
+                self._owed = fifo_relay.let_go(held, self._owed)  # (tried once more: else read as the next writer's)
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
@@ -614,13 +651,17 @@ class Camera:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
                 except EdgeRapError as e:  # a writer's junk (a recorder killed mid-header) ends no FIFO: the next
-                    if waited is None:  # writer is read; a file put in the FIFO's place ends where it is unreadable
-                        raise
+                    if waited is None or isinstance(e, FifoRemoved):  # writer is read; a file put in the FIFO's
+                        raise  # place ends where it is unreadable
                     if self.stop.is_set():  # a stop ends an open, or came as its junk was refused: the FIFO never
                         if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
                             raise EdgeRapError(self.error) from None
                         break
                     self._refused(e, path, waited)
+        except FifoRemoved as e:  # (its end, said: no next writer waited for; without a frame read, the source's error)
+            if self.frames_read:
+                log.warning("camera %s: %s; the source ends", self.spec.name, e)
+            announced, fps = 0, 15.0
         finally:
             self._watched(None)
             if waited is not None:
@@ -666,6 +707,7 @@ class Camera:
                 if replaced(path, fifo):  # (what the path names now is another FIFO's: its writers said anew)
                     break
             skip.close()
+            self._owed = skip.owed
             self._writer_stays = self._writer_said = not skip.writer_closed and not replaced(path, fifo)
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
@@ -693,8 +735,7 @@ class Camera:
                     return 0, 15.0
                 if stalled and relay.replaced:
                     self._writer_hung = True
-                    raise WriterStalled(f"source {quoted(path)}: the FIFO was made anew or removed while its writer "
-                                        f"sent nothing for {fifo_relay.HUNG_S:g} s before its video opened")
+                    raise _left_hung(path, " before its video opened")
                 if stalled:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
                                         f"{fifo_relay.OPEN_STALL_S:g} s before its video opened, while another "
@@ -713,13 +754,14 @@ class Camera:
                 capture.release()
             if relay is not None and relay.replaced:  # (its end said so, not as a writer's close)
                 self._writer_hung = True
-                log.warning("camera %s: source %s: the FIFO was made anew or removed while its writer sent nothing "
-                            "for %g s: its video left as a hung writer's", self.spec.name, quoted(path),
-                            fifo_relay.HUNG_S)
+                left = _left_hung(path, ": its video left as a hung writer's")
+                if isinstance(left, FifoRemoved):
+                    raise left
+                log.warning("camera %s: %s", self.spec.name, left)
         finally:
             if relay is not None:
                 relay.close()
-                self._writer_stays = not relay.writer_closed
+                self._writer_stays, self._owed = not relay.writer_closed, relay.owed
         return announced, fps
 
     def _read_photo(self, path: Path, index: int, started: float) -> None:

@@ -62,6 +62,7 @@ class FifoRelay:
         self.stalled = False  # the pipe was ended for a writer's stall before the open returned, another waiting
         self.replaced = False  # the pipe was ended, the writer silent for HUNG_S, `path` naming another file or none
         self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
+        self.owed = 0  # once writer_closed: its last bytes not let go (a read failed), still first in the FIFO
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
 
@@ -132,20 +133,10 @@ class FifoRelay:
             pass
         finally:
             if left and not self._stop.is_set():  # ended (FFmpeg done, or its open refused the bytes) after the
-                self.writer_closed = self._let_go(left)  # writer left: its last bytes are let go, not taken as the
-            os.close(self._write_end)  # next writer's first (a refused one's, let go with them till its close)
-
-    def _let_go(self, count: int) -> bool:
-        """Read and drop the `count` bytes the FIFO holds from the writer that left: whether they all were."""
-        try:
-            while count > 0:
-                data = os.read(self._source, min(CHUNK, count))
-                if not data:
-                    return True
-                count -= len(data)
-        except OSError:  # (not there: which bytes are whose not told)
-            return False
-        return True
+                self.owed = let_go(self._source, left)  # writer left: its last bytes are let go, not taken as the
+                self.writer_closed = True  # next writer's first (a refused one's, let go with them till its close);
+            os.close(self._write_end)  # its close told all the same where a read of them failed (`owed`): taken as
+            # not told, the next relay waited for it, letting the next writer's clip go as its bytes
 
     def _writer_left(self, end: WriterEnd | None, pollers: tuple) -> int | None:
         """The bytes the FIFO still holds from the writer once it left: told by inotify (`end`), else by its
@@ -230,6 +221,20 @@ class WriterEnd:
 
     def close(self) -> None:
         self._events.close()
+
+
+def let_go(fd: int, count: int) -> int:
+    """Read and drop `count` bytes from the FIFO open as `fd`, a writer's that left: those not let go, a read of
+    them failing (they stay first in the FIFO), or 0."""
+    try:
+        while count > 0:
+            data = os.read(fd, min(CHUNK, count))
+            if not data:
+                return 0
+            count -= len(data)
+    except OSError:
+        pass
+    return count
 
 
 def replaced(path: str, fd: int) -> bool:

@@ -46,6 +46,10 @@ _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 # ("Now, where is Bo?", "So, is Max home?", "Okay, forget Bo."), not a name
 _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|"
                              r"had|did|does|do|can|could|will|would|tell|show|forget|remember)\b", re.I)
+# One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
+# where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
+_OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:okay|ok|alright|right|well|oh|now|so|then|hey|{FILLER})"
+                             r"[^\w,.;:!?]+){1,2}$", re.I)
 # A he or she (him, her, his, hers) later in the sentence: the word opening it before its comma is who is asked about
 # ("Now, is she home?" of a cat <now>, "Pepper, where is he?"), not a word opening the question. Looked for within
 # 120 characters: to a sentence's end, each such word of a long one read on to it (0.4 s for 12,000 characters)
@@ -70,8 +74,9 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
     clause (but a particle or a word of time after one: "Is Bo in?" names no <in>, a dog, "Where is Bo now?" no
-    <now>; or the word opening a question after its comma: "Now, where is Bo?" no <now>, though "Now, is she home?"
-    asks of a cat <now>, the she of its sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
+    <now>; or the word opening a question after its comma, one or two such words before it too: "Now, where is Bo?"
+    and "Okay so, where is Bo?" no <now> nor <so>, though "Now, is she home?" asks of a cat <now>, the she of its
+    sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
     is And?" and "where is and" name <and>. A name that is a number alone is read so too, but with a possessive
     after it, an owner (`is_number`: "I see one cup" names no <one>, "Where is 42's bowl?" names <42>). Questions
@@ -81,8 +86,9 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     if named or owner or after_article(text, start):
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
+    opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and word_before or (
-        not word_before and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
+        opening and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
 
 
 def after_article(text: str, start: int) -> bool:

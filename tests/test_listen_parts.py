@@ -2992,6 +2992,25 @@ def test_a_name_that_is_a_number_alone_is_one_only_where_used_as_a_name_heard_an
         assert match_names(said, names).names == heard, said
 
 
+def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
+    # Before: of pets <so> and <now>, "Okay so, where is Bo?" named <so> beside <bo>: the word opening a question
+    # before its comma was itself only with no word before it ("So, where is Bo?")
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["so", "now", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Okay so, where is Bo?", ["bo"]), ("Alright so, where is Bo?", ["bo"]),
+                        ("Well, now, is Bo home?", ["bo"]), ("Okay now, is Bo home?", ["bo"]),
+                        ("Hey robot, okay so, where is Bo?", ["bo"]), ("Um, well so, can you see Bo?", ["bo"]),
+                        ("So, can you see Bo?", ["bo"]), ("Okay so, is it raining?", []),
+                        # still a name: the he or she of its sentence, or after a word that opens none
+                        ("Okay so, where is he?", ["so"]), ("Where are Bo and so, is it late?", ["bo", "so"]),
+                        ("Bo is out. Okay so, where is Now?", ["bo", "now"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)

@@ -23,6 +23,12 @@ please put right room same saw see seen she should show so some something such t
 them then there these they this those through to today too under until up very want was way we were what when
 where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
 """.split())
+# Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
+NUMBERS = {word: str(i) for i, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
+                "ninety": "90", "hundred": "100"})
 FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
 # What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
@@ -32,11 +38,18 @@ _DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
 # and the adverbs of time among the common words: "Where is Bo now?", "Is Bo back yet?"
 _PARTICLES = frozenset("in on out up off over down back away around inside outside home here there "
                        "now today again yet too then once".split())
+# A possessive's ending after a word, or an "s" after numerals: a number so is a name, an owner's ("Where is 42's
+# bowl?", "Seven's bowl", whisper's "42s bowl") or one with its "s" (<80's>: "Forget 80s.")
+_ENDING_AFTER = re.compile(r"(?:['\u2019\u02bc`]s?|(?<=[0-9])s)(?![^\W_])", re.I)
 _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 # A comma, then the word a question or a request starts with: what follows a word that opens a sentence as itself
 # ("Now, where is Bo?", "So, is Max home?", "Okay, forget Bo."), not a name
 _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|"
                              r"had|did|does|do|can|could|will|would|tell|show|forget|remember)\b", re.I)
+# One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
+# where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
+_OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:okay|ok|alright|right|well|oh|now|so|then|hey|{FILLER})"
+                             r"[^\w,.;:!?]+){1,2}$", re.I)
 # A he or she (him, her, his, hers) later in the sentence: the word opening it before its comma is who is asked about
 # ("Now, is she home?" of a cat <now>, "Pepper, where is he?"), not a word opening the question. Looked for within
 # 120 characters: to a sentence's end, each such word of a long one read on to it (0.4 s for 12,000 characters)
@@ -50,21 +63,32 @@ def is_common(word: str) -> bool:
     return word in COMMON or bool(re.fullmatch(FILLER, word))
 
 
+def is_number(word: str) -> bool:
+    """Whether words (lower case) are a number, in numerals or said ("7", "seven", "forty two"): a name that is a
+    number alone (a cat <seven>, <one>, <42>) is, as a common word's, a name only where used as one (`as_itself`:
+    "Where is Seven?" and "Where is 42's bowl?", not "I see seven cups")."""
+    return all(w.isdigit() or w in NUMBERS for w in re.split(r"[\s-]+", word))
+
+
 def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
     clause (but a particle or a word of time after one: "Is Bo in?" names no <in>, a dog, "Where is Bo now?" no
-    <now>; or the word opening a question after its comma: "Now, where is Bo?" no <now>, though "Now, is she home?"
-    asks of a cat <now>, the she of its sentence), nor after an article or a possessive (a noun: "Is the robot
-    charging?" names <robot>, a toy). "Is Bo and Max home?", "And where is Bo?" and "Where is the ball?" named <and>
-    and <the>; "Forget Bo and And.", "Where is And?" and "where is and" name <and>. Questions typed to `ask` are read
-    so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
+    <now>; or the word opening a question after its comma, one or two such words before it too: "Now, where is Bo?"
+    and "Okay so, where is Bo?" no <now> nor <so>, though "Now, is she home?" asks of a cat <now>, the she of its
+    sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
+    and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
+    is And?" and "where is and" name <and>. A name that is a number alone is read so too, but with a possessive
+    after it, an owner (`is_number`: "I see one cup" names no <one>, "Where is 42's bowl?" names <42>). Questions
+    typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
-    if named or after_article(text, start):
+    owner = is_number(text[start:end].lower()) and bool(_ENDING_AFTER.match(text, end))
+    if named or owner or after_article(text, start):
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
+    opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and word_before or (
-        not word_before and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
+        opening and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
 
 
 def after_article(text: str, start: int) -> bool:

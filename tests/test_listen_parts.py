@@ -2967,6 +2967,50 @@ def test_a_common_word_opening_a_question_about_he_or_she_is_the_one_asked_about
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 
 
+def test_a_name_that_is_a_number_alone_is_one_only_where_used_as_a_name_heard_and_typed():
+    # Before: of a cat <seven> and pets <one> and <42>, "I see seven cups" named <seven> heard and typed, and "I see
+    # one cup." named <one> heard but not typed (the matcher read "one" as 1 before its common-word rule): a number
+    # is itself where used as one, as a common word is, and a name where used as one
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["one", "seven", "42", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Where is Seven?", ["seven"]), ("where is seven?", ["seven"]), ("Did Seven eat?", ["seven"]),
+                        ("Where is One?", ["one"]), ("where is one?", ["one"]), ("Where is 42?", ["42"]),
+                        ("Is Seven with Bo?", ["seven", "bo"]), ("where is seven's bowl?", ["seven"]),
+                        ("Where is 42's bowl?", ["42"]),
+                        # the number itself
+                        ("I see one cup.", []), ("I see seven cups", []), ("Is one of them home?", []),
+                        ("I counted 42 cups.", []), ("One more thing, where is Bo?", ["bo"]),
+                        ("One, where is Bo?", ["bo"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+    # heard as whisper writes the words said: in numerals, or a ten and a unit
+    for said, heard in (("Where is 7?", ["seven"]), ("Where is forty two?", ["42"]), ("I see 7 cups.", []),
+                        ("Is forty two cups too many?", [])):
+        assert match_names(said, names).names == heard, said
+
+
+def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
+    # Before: of pets <so> and <now>, "Okay so, where is Bo?" named <so> beside <bo>: the word opening a question
+    # before its comma was itself only with no word before it ("So, where is Bo?")
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["so", "now", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Okay so, where is Bo?", ["bo"]), ("Alright so, where is Bo?", ["bo"]),
+                        ("Well, now, is Bo home?", ["bo"]), ("Okay now, is Bo home?", ["bo"]),
+                        ("Hey robot, okay so, where is Bo?", ["bo"]), ("Um, well so, can you see Bo?", ["bo"]),
+                        ("So, can you see Bo?", ["bo"]), ("Okay so, is it raining?", []),
+                        # still a name: the he or she of its sentence, or after a word that opens none
+                        ("Okay so, where is he?", ["so"]), ("Where are Bo and so, is it late?", ["bo", "so"]),
+                        ("Bo is out. Okay so, where is Now?", ["bo", "now"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
     # Before: "Forget Bo, yes Bo." said "I don't know 'Bo, yes Bo'"; "Remember this as Dr. Okay." asked of <dr> (its
     # "Okay" dropped as a yes), and of a dog <okay>, "Forget Bo, Okay." asked of <bo> alone (a list of two, refused)

@@ -19,7 +19,7 @@ from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
-from edge_rap.words import a_day, as_itself, is_common
+from edge_rap.words import a_day, as_itself, is_common, is_number
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -86,7 +86,8 @@ class _Letters:
             after = self.folded[end] if end < len(self.folded) else " "
             if not (joined(before, self.folded[start]) or before in "_<" or joined(self.folded[end - 1], after)
                     or after in "_>" or any(a <= start and end <= b for a, b in taken)
-                    or is_common(key) and as_itself(self.question, self._original(start), self._original(end))
+                    or (is_common(key) or is_number(key))
+                    and as_itself(self.question, self._original(start), self._original(end))
                     or key == "eve" and a_day(self.question, self._original(start), self._original(end))):
                 return start, end
             i = self.text.find(key, i + 1)

@@ -13,7 +13,8 @@ vowel with it or begins with it (or with it less a plural's "s" and a silent "e"
 <bo>, "the sun" no <sunny>, "the rose" no <rosie>; "my Beau" is <bo>, "my mocha" <mochi>, "my mugs" <mug>). A hesitation
 and its pause start no name ("Ah, Mo." is <mo>, "Ah Mo." <ah_mo>), nor is a holiday's "Eve" <eve>. Common English words
 match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me
-a" as <mia>). A run that scores about the same for two names, or that sounds exactly like two names without being
+a" as <mia>); a name that is a common word or a number alone is that word where used as one (`as_itself`: "I see seven
+cups" names no <seven>, "Where is Seven?" does). A run that scores about the same for two names, or that sounds exactly like two names without being
 spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported as ambiguous, so the caller
 can ask which one was meant. Pure functions: no model, no I/O.
 """
@@ -27,7 +28,8 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import COMMON, EMOJI, FILLER, a_day, after_article, as_itself, is_common, starts_sentence
+from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, is_common, is_number,
+                             starts_sentence)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -41,12 +43,6 @@ JOINERS = str.maketrans("", "", "\uFE0F\u200D")  # a name is the same with or wi
 APOSTROPHE_SAID = re.compile(r"'(?![^\W\d_])(?!(?<=s')\s+[^\W\d_])|[\s.-]+(?:apostrophe|prime)\b", re.I)
 POSSESSIVE = re.compile(r"'s?$", re.I)  # in a text whose apostrophes are "'" (straight_apostrophes): "Bo's", "Chris'"
 LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=[0-9])|(?<=[0-9])(?=[^\W\d_])")
-# Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
-NUMBERS = {word: str(i) for i, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
-NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
-                "ninety": "90", "hundred": "100"})
 AMPERSAND = "&"  # said "and": "Salt & Pepper" is <salt_and_pepper>, and "Salt and Pepper" is <Salt & Pepper>
 # The names of letters, as whisper writes one said alone: "em and em" is <M&M>, "ar and bee" <R&B>
 LETTER_NAMES = {"ay": "a", "bee": "b", "cee": "c", "dee": "d", "ee": "e", "ef": "f", "eff": "f", "gee": "g",
@@ -327,9 +323,11 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 if _loose_and(said, form) or _not_the_letters(said, form) or (
-                        words[i][0] == form and is_common(form) and as_itself(text, *words[i][1:], within)):
+                        words[i][0] == form and (is_common(form) or is_number(form))
+                        and as_itself(text, *words[i][1:], within)):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
-                    # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>
+                    # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
+                    # see one cup" <one> (a number is itself as a common word is: heard as typed)
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from edge_rap.generate.narrate import listed
 from edge_rap.kinds import ANIMAL_CATEGORIES, PERSON_CATEGORIES, animal, is_of, made, singular
 from edge_rap.memory.store import straight_apostrophes
-from edge_rap.speech.names import NUMBERS
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
+from edge_rap.words import is_number
 
 #: Words for the household's people that a spoken name may be ("my mum"): someone, not a thing named by its noun.
 _KIN = frozenset("""mum mom mummy mommy mother dad daddy father parent son daughter wife husband partner brother sister
@@ -98,7 +98,7 @@ def spoken_category(said: str) -> str:
     folded = unicodedata.normalize("NFKD", straight_apostrophes(said)).encode("ascii", "ignore").decode()  # "café"
     m = _AS_NOUN.match(folded)
     # its last word but a number ("the cat two" is a cat, not a "two")
-    words = [w for w in m["noun"].lower().replace("'", "").split() if not w.isdigit() and w not in NUMBERS] if m else []
+    words = [w for w in m["noun"].lower().replace("'", "").split() if not is_number(w)] if m else []
     if not words or set(words[:-1]) & _TITLES:  # "my Aunt mary" is a person's name, not a "mary"
         return ""
     if made_like := made(words):  # "my teddy bear": no bear; "the plastic baby": no one, as typed

@@ -76,8 +76,74 @@ def test_a_folder_of_photos_inside_a_concepts_folder_is_said_not_read(dataset):
     (dataset / "coffee" / "loop").symlink_to(".")  # (coffee's own photos, read: not said as not read)
     coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
     assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
-    assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of photos inside a concept's folder, not "
+    assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of 1 photo inside a concept's folder, not "
                              "read (move them up into it)"]
+
+
+def test_photos_two_or_more_folders_down_in_a_concepts_folder_are_said_with_their_count(dataset):
+    # `coffee/trips/2023/`, `coffee/trips/2024/summer/`: one level down was said, deeper ones left out unsaid
+    for folder, name in (("2023", "a.jpg"), ("2023", "b.jpg"), ("2024/summer", "c.png")):
+        save_photo(dataset / "coffee" / "trips" / folder, "coffee", filename=name)
+    save_photo(dataset / "coffee" / "trips" / ".cache", "coffee", filename="d.jpg")  # hidden: no photo of its
+    (dataset / "coffee" / "trips" / "back").symlink_to("../..")  # (a link up: not followed, nothing counted twice)
+    (dataset / "coffee" / "empty" / "deeper").mkdir(parents=True)  # (none: nothing to say)
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"]
+    assert coffee.unread == [f"{dataset / 'coffee' / 'trips'}: a folder of 3 photos inside a concept's folder, not "
+                             "read (move them up into it)"]
+
+
+def _refused_stat(monkeypatch, name: str) -> None:
+    """A stat of any path ending in `name` refused, as of an entry in a folder this account may list but not search
+    (root, which the tests run as, is never refused: the refusal is staged)."""
+    from pathlib import Path
+
+    stat = Path.stat
+
+    def refused(path, *args, **kwargs):
+        if f"/{path.as_posix()}".endswith(f"/{name}"):
+            raise PermissionError(13, "Permission denied")
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refused)
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_an_entry_that_cannot_be_looked_at_is_one_line_not_a_traceback(dataset, settings, monkeypatch, kind):
+    # `rocket/` listed but not searchable (mode r without x): Path.is_dir raised PermissionError on its photos
+    _refused_stat(monkeypatch, "rocket/a.png")
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    assert report["skipped_images"] == [f"{dataset / 'rocket' / 'a.png'}: cannot look at it (Permission denied)",
+                                        "no photo in the folder of 'rocket' (left out)"]
+
+
+def test_a_folder_in_a_concepts_folder_that_cannot_be_listed_is_passed_over(dataset, monkeypatch):
+    import os
+
+    save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if str(path).endswith("edited") else scandir(path))  # (mode 000: its photos not counted)
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert [q.name for q in coffee.queries] == ["b0.jpg", "b1.jpg"] and coffee.unread == []
+
+
+def test_a_dataset_folder_listed_but_not_searched_is_one_line(dataset, monkeypatch):
+    _refused_stat(monkeypatch, "database.json")  # (looked for first: a RAP database is refused)
+    with pytest.raises(EdgeRapError, match=r"database.json: cannot reach it \(Permission denied"):
+        read_dataset(dataset)
+
+
+def test_a_photo_that_cannot_be_read_is_one_line(dataset, settings, monkeypatch):
+    from pathlib import Path
+
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: (_ for _ in ()).throw(PermissionError(13, "Permission "
+                        "denied")) if path.name == "b1.jpg" else read(path))
+    report = evaluate_retrieval(settings, dataset)
+    assert report["queries"] == 5 and len(report["skipped_images"]) == 5
+    assert all(s.endswith("b1.jpg: cannot read (Permission denied)") for s in report["skipped_images"])
 
 
 def test_a_videos_thumbnail_is_no_photo_and_no_concepts_reference(dataset):
@@ -140,7 +206,7 @@ def test_a_concept_folder_without_a_photo_is_said_not_dropped_unsaid(dataset, se
     report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
               else evaluate_localize(settings, dataset, per_frame=1))
     assert report["skipped_images"] == ["no photo in the folder of 'empty' (left out)",
-                                        f"{dataset / 'nested' / 'photos'}: a folder of photos inside a concept's "
+                                        f"{dataset / 'nested' / 'photos'}: a folder of 1 photo inside a concept's "
                                         "folder, not read (move them up into it)",
                                         "no photo in the folder of 'nested' (left out)"]
     if kind == "retrieval":

@@ -19,6 +19,7 @@ from serve_support import fake_settings, live_server, photo_files, png
 
 from edge_rap.memory.restore import restore
 from edge_rap.serve.backup import fresh_backup
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.token import TOKEN_FILE
 
 
@@ -91,7 +92,7 @@ def test_a_download_is_off_the_disk_before_its_first_byte_is_sent(tmp_path, temp
     with live_server(fake_settings(tmp_path)) as live:
         with live.client() as c:
             c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
-        download = fresh_backup(live.home)
+        download = fresh_backup(live.home, LogBudget())
         assert files_in(temp_folder) == []
         (tmp_path / download.name).write_bytes(b"".join(download.reader().chunks()))
         assert download.file.closed
@@ -128,7 +129,7 @@ def test_a_download_is_over_as_its_last_byte_is_handed_on(tmp_path, temp_folder)
     with live_server(fake_settings(tmp_path)) as live:
         with live.client() as c:
             c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(scene(1))))
-        download, sent = fresh_backup(live.home), 0
+        download, sent = fresh_backup(live.home, LogBudget()), 0
         chunks = download.reader().chunks()
         while sent < download.size:
             sent += len(next(chunks))
@@ -218,7 +219,7 @@ def test_a_link_not_opened_in_time_frees_its_backup(tmp_path, temp_folder, monke
 def test_a_link_that_expires_while_it_is_read_is_read_to_its_end(tmp_path, temp_folder):
     with live_server(fake_settings(tmp_path)) as live:
         remember_noise(live)  # (more than one chunk)
-        download = fresh_backup(live.home, reusable=True)
+        download = fresh_backup(live.home, LogBudget(), reusable=True)
         reading = download.reader().chunks()
         first = next(reading)
         download.expire()

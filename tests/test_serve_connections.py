@@ -320,11 +320,11 @@ def test_a_client_looping_bad_requests_is_logged_a_few_lines_then_counted(tmp_pa
     """Each refusal was a line of its own: a client sending bytes that are not HTTP in a loop grew the log without
     bound. A few are said, then one a minute with how many were left out; another kind has its own lines; those left
     out since the last are said as the server stops (they were never said)."""
-    from edge_rap.serve import server
+    from edge_rap.serve import app
     from edge_rap.serve.log_budget import LogBudget
 
     now = [0.0]
-    monkeypatch.setattr(server, "LogBudget", lambda: LogBudget(burst=3, every_s=60.0, clock=lambda: now[0]))
+    monkeypatch.setattr(app, "LogBudget", lambda: LogBudget(burst=3, every_s=60.0, clock=lambda: now[0]))
     uvicorn = logging.getLogger("uvicorn.error")  # (configured by uvicorn not to reach the root's handlers)
     uvicorn.addHandler(caplog.handler)
 
@@ -356,7 +356,7 @@ def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out
     now, lines = [100.0], []
 
     class Logger:
-        def log(self, level, msg, *args):
+        def log(self, level, msg, *args, exc_info=None):
             lines.append(msg % args)
 
     budget = LogBudget(burst=2, every_s=10.0, clock=lambda: now[0])
@@ -380,7 +380,7 @@ def test_a_log_budget_says_the_lines_it_left_out_last_as_the_server_stops():
     lines = []
 
     class Logger:
-        def log(self, level, msg, *args):
+        def log(self, level, msg, *args, exc_info=None):
             lines.append((level, msg % args))
 
     budget = LogBudget(burst=1, every_s=60.0, clock=lambda: 0.0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
@@ -47,19 +48,33 @@ class ConceptFolder:
 _SYSTEM_FOLDERS = {"__MACOSX", "@eaDir", "System Volume Information", "$RECYCLE.BIN", "lost+found"}
 
 
+def _hidden(name: str) -> bool:
+    """An entry a listing leaves out: a hidden one (`.DS_Store`, the `._photo.jpg` sidecars macOS leaves on other
+    disks, `.thumbnails/`), one of which sorted first would become a concept's reference; or one of _SYSTEM_FOLDERS."""
+    return name.startswith(".") or name in _SYSTEM_FOLDERS
+
+
 def _entries(folder: Path) -> list[Path]:
-    """The folder's entries, without hidden ones (`.DS_Store`, the `._photo.jpg` sidecars macOS leaves on other
-    disks, `.thumbnails/`): one of those sorted first would become a concept's reference; nor _SYSTEM_FOLDERS."""
+    """The folder's entries, the `_hidden` aside."""
     try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in _SYSTEM_FOLDERS)
+        return sorted(p for p in folder.iterdir() if not _hidden(p.name))
     except OSError as e:
         raise EdgeRapError(f"{folder}: cannot list ({e.strerror})") from None
+
+
+def _is_folder(path: Path) -> bool:
+    """`Path.is_dir`, or one line where the entry cannot be looked at: in a folder this account may list but not
+    search (mode r without x) Python raises PermissionError, not False, and a traceback ended the evaluation."""
+    try:
+        return path.is_dir()
+    except OSError as e:
+        raise EdgeRapError(f"{path}: cannot look at it ({e.strerror})") from None
 
 
 def image_files(folder: Path) -> list[Path]:
     """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
     kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
-    return [p for p in _entries(folder) if not p.is_dir() and is_photo_file(p)]
+    return [p for p in _entries(folder) if not _is_folder(p) and is_photo_file(p)]
 
 
 def _concept_name(folder: Path) -> str:
@@ -83,7 +98,7 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     if _is_rap_database(folder):  # evaluated, its photos' folder was one concept named `database`
         raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
                            f"{folder / RAP_DATABASE}` remembers it)")
-    subs = [sub for sub in _entries(folder) if sub.is_dir()]
+    subs = [sub for sub in _entries(folder) if _is_folder(sub)]
     concepts = [_concept_folder(sub, references) for sub in subs]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
@@ -110,7 +125,7 @@ def _is_rap_database(folder: Path) -> bool:
     anything else, or one naming each concept's photos in that concept's folder, beside them, leaves a folder per
     concept evaluated: refused by the file's name alone, it was pointed to import-rap, which said it was no RAP
     database."""
-    if not (folder / RAP_DATABASE).is_file():
+    if not reachable(folder / RAP_DATABASE, Path.is_file):  # (a folder listed, not searched: one line)
         return False
     try:
         entries = read_rap_database(folder / RAP_DATABASE)
@@ -128,30 +143,48 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
                   if (kind := unread_photo(p))]
     except EdgeRapError as e:
         return ConceptFolder(_concept_name(sub), [], [], [str(e)])
-    unread += [f"{folder}: a folder of photos inside a concept's folder, not read (move them up into it)"
-               for folder in _photo_folders(sub)]
+    unread += [f"{folder}: a folder of {counted(photos, 'photo')} inside a concept's folder, not read (move them up "
+               "into it)" for folder, photos in _photo_folders(sub)]
     return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread)
 
 
-def _photo_folders(folder: Path) -> list[Path]:
-    """The folders in `folder` that hold photos (an `edited/` a phone's export made): their photos were left out
-    unsaid. One that cannot be listed is not among them, nor a link to `folder` itself (`loop -> .`: its photos
-    are read, and were said as not read)."""
+def _photo_folders(folder: Path) -> list[tuple[Path, int]]:
+    """The folders in `folder` that hold photos, at any depth (an `edited/` a phone's export made, `2023/summer/`),
+    with how many: their photos were left out unsaid (those two or more folders down, even once the first were
+    said). Counted, not read. One that cannot be looked at is not among them, nor a link to `folder` itself
+    (`loop -> .`: its photos are read, and were said as not read)."""
     found = []
     for sub in _entries(folder):
         try:
-            if sub.is_dir() and not sub.samefile(folder) and image_files(sub):
-                found.append(sub)
-        except EdgeRapError:
+            if _is_folder(sub) and not sub.samefile(folder) and (photos := _photos_in(sub)):
+                found.append((sub, photos))
+        except (EdgeRapError, OSError):
             pass
     return found
+
+
+def _photos_in(folder: Path) -> int:
+    """The photos in `folder` and every folder inside it (the `_hidden` aside; a link to a folder not followed: one
+    back up would loop; a folder that cannot be listed counts none, an entry that cannot be looked at is none)."""
+    count = 0
+    for top, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not _hidden(name)]
+        count += sum(1 for name in files if not _hidden(name) and _is_photo(Path(top, name)))
+    return count
+
+
+def _is_photo(path: Path) -> bool:
+    try:
+        return is_photo_file(path)
+    except OSError:  # (one without a photo's suffix, in a folder listed but not searched)
+        return False
 
 
 def _holds_concepts(folder: Path) -> bool:
     """Whether a folder holds concepts' folders (two with a photo: one is a concept's photos kept in a folder of
     their own, `dog/images/`, which is no dataset to give); False where any cannot be listed."""
     try:
-        return sum(1 for d in _entries(folder) if d.is_dir() and image_files(d)) >= 2
+        return sum(1 for d in _entries(folder) if _is_folder(d) and image_files(d)) >= 2
     except EdgeRapError:
         return False
 
@@ -547,7 +580,7 @@ def _queried(report: dict) -> str:
 def _distractor_files(distractors: Path) -> list[Path]:
     """The distractor photos, listed before anything is remembered: a --memory filled and then refused would
     refuse the corrected run too."""
-    if not distractors.is_dir():  # a mistyped path is said as --dataset's is, not as a folder of no photos
+    if not reachable(distractors, Path.is_dir):  # a mistyped path is said as --dataset's is, not as a folder of no photos
         raise EdgeRapError(f"{distractors}: not a folder")
     files = image_files(distractors)
     if not files:

@@ -42,6 +42,7 @@ from edge_rap.serve import schemas
 from edge_rap.serve.backup import DownloadLinks, OneDownload, Reader
 from edge_rap.serve.drain import InFlight
 from edge_rap.serve.line import Line
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
 from edge_rap.serve.responses import TextJSONResponse
 from edge_rap.serve.routes import known_query, url_first
@@ -264,7 +265,8 @@ def _face_choice(error: FaceChoiceError, paths: list[Path]) -> dict:
     return {"faces": {"photo": where[0], "boxes": [b.as_list() for b in error.boxes]}}
 
 
-def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Callable[[], dict] | None = None,
+def build_router(home: Household, limits: Limits, in_flight: InFlight, said: LogBudget,
+                 stats: Callable[[], dict] | None = None,
                  latest: Callable[[], tuple[Image, Recognition] | None] | None = None) -> APIRouter:
     def find(name: str) -> Concept:
         concept = home.store.find(_name(name))
@@ -280,7 +282,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for any of the locks, bounded
     thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
-    downloads = OneDownload()  # one backup made or sent at a time: each takes the memory's size in the temporary folder
+    downloads = OneDownload(said)  # one backup made or sent at a time: each takes the memory's size in the temporary folder
     links = DownloadLinks()  # backups made for a link the browser downloads itself
     started = time.monotonic()
 
@@ -460,7 +462,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, stats: Ca
             return _household_answer(home, question, latest() if latest else None, on_text)
 
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer),
+            return StreamingResponse(_answer_stream(lambda: line.waiting_for(thinking), answer, said),
                                      media_type="text/event-stream")
         with line.waiting_for(thinking):
             return TextJSONResponse(answer())  # compact UTF-8, as every answer (json.dumps spaced and escaped it)
@@ -581,8 +583,9 @@ def _household_answer(home: Household, question: str, frame: tuple[Image, Recogn
     return {**as_answer(home, said).to_json(), "image": "camera" if said.used_image else None}
 
 
-def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dict]) -> Iterator[str]:
-    """Server-Sent Events: `text` events as the answer is generated, then one `answer` (or `error`) event."""
+def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dict], said: LogBudget) -> Iterator[str]:
+    """Server-Sent Events: `text` events as the answer is generated, then one `answer` (or `error`) event; a
+    failure's log line rationed by `said`."""
     chunks: queue.Queue = queue.Queue()
 
     def work() -> None:
@@ -591,9 +594,9 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
                 answered = answer(lambda t: chunks.put(("text", {"text": t})))
             chunks.put(("answer", answered))
         except EdgeRapError as e:
-            chunks.put(("error", {"error": for_client(e, "POST /api/ask")}))
-        except Exception:  # the stream has begun: the failure is its last event, the details in the log
-            log.exception("ask failed")
+            chunks.put(("error", {"error": for_client(e, "POST /api/ask", said, "/api/ask")}))
+        except Exception as e:  # the stream has begun: the failure is its last event, the details in the log
+            said.log(log, logging.ERROR, "failed: /api/ask", "POST /api/ask failed", exc_info=e)
             chunks.put(("error", {"error": "internal error (the server's log has the details)"}))
 
     threading.Thread(target=work, name="ask", daemon=True).start()

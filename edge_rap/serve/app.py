@@ -17,6 +17,7 @@ from edge_rap.serve.api import ANSWERS, EVERY, TOKEN, Limits, build_router
 from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.routes import HeadToo
 from edge_rap.serve.targets import RequestTarget
 from edge_rap.serve.token import TokenKeeper
@@ -35,7 +36,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     /api/stats and its `here` camera's newest recognised frame (image, recognition) for /api/ask without a photo.
     `hosts`: the names it answers under (serve/hosts.py; those of a server bound to loopback when None).
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them;
-    `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token)."""
+    `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token);
+    `app.state.said` rations the log lines its requests cause, its server's refusals' too (serve/log_budget.py)."""
     hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened
     # a path with a trailing '/' is 404 (problems.py says the path without), not Starlette's redirect (307): a client
     # that follows one sends its PATCH's or upload's body again, and curl, which does not, got an empty answer.
@@ -46,9 +48,10 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
                   redirect_slashes=False)
     app.state.in_flight = InFlight()
     app.state.stopping = home.stopping
+    app.state.said = LogBudget()
     home.store  # opened now, once, rather than by the first requests at the same time
     problems.install(app)
-    router = build_router(home, limits, app.state.in_flight, stats, latest)
+    router = build_router(home, limits, app.state.in_flight, app.state.said, stats, latest)
     app.include_router(router)
     for route, (file, media) in PAGE.items():
         app.router.add_api_route(route, _page_file(STATIC / file, media), methods=["GET"], include_in_schema=False,

@@ -30,8 +30,10 @@ from edge_rap.memory.backup import back_up
 from edge_rap.daemon.events import EVENTS_DB
 from edge_rap.memory.files import DATABASE, stored_files
 from edge_rap.scratch import private_folder
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.problems import ApiError
 from edge_rap.serve.uploads import temp_folder_error
+from edge_rap.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +134,20 @@ class OneDownload:
     """The download being made or sent: another is refused while it lasts. A download counts until its file is
     closed, whoever closes it, so one the server never finished is not held against the next for ever."""
 
-    def __init__(self) -> None:
+    def __init__(self, said: LogBudget) -> None:
+        self.said = said  # the photos a backup left out: its log line, rationed
         self._guard = threading.Lock()
         self._making = False
         self._sending: Download | None = None
 
     def fresh(self, home: Household, reusable: bool = False) -> Download:
-        """`fresh_backup(home, reusable)`, or 503 with Retry-After while another download is made or sent."""
+        """`fresh_backup(home, self.said, reusable)`, or 503 with Retry-After while another download is made or sent."""
         with self._guard:
             self._refuse_if_busy()
             self._making = True
         download = None
         try:
-            download = fresh_backup(home, reusable)
+            download = fresh_backup(home, self.said, reusable)
             return download
         finally:
             with self._guard:
@@ -212,9 +215,14 @@ class DownloadLinks:
             download.expire()
 
 
-def fresh_backup(home: Household, reusable: bool = False) -> Download:
+#: How many of the photos a backup left out its log line names.
+MISSING_SHOWN = 5
+
+
+def fresh_backup(home: Household, said: LogBudget, reusable: bool = False) -> Download:
     """A backup of the household's memory, open and already unlinked; 404 where it has no memory yet, the device's
-    trouble (503, 507 a full temporary folder) where it cannot be written."""
+    trouble (503, 507 a full temporary folder) where it cannot be written. The stored photos it left out are one log
+    line (rationed by `said`), not one each at every backup a phone asks for."""
     folder = _room_made(home)
     target = folder / backup_name(time.time(), DOWNLOAD_TAG)
     try:
@@ -227,8 +235,10 @@ def fresh_backup(home: Household, reusable: bool = False) -> Download:
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    for name in report.missing:
-        log.warning("GET /api/backup: stored photo missing or damaged, not backed up: %s", name)
+    if report.missing:
+        shown = ", ".join(report.missing[:MISSING_SHOWN]) + (", ..." if len(report.missing) > MISSING_SHOWN else "")
+        said.log(log, logging.WARNING, "backup: photos missing", "GET /api/backup: %s missing or damaged, not backed "
+                 "up: %s", counted(len(report.missing), "stored photo"), shown)
     return Download(target.name, os.fstat(file.fileno()).st_size, file, reusable)
 
 

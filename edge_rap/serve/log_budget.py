@@ -1,6 +1,7 @@
-"""The log lines a client's bad requests cause, rationed: each refusal (bytes that are not HTTP, a head too large,
-a connection over the limits, a request left unfinished) was one line, so a client looping bad requests grew the
-log (journald's, a file on an SD card) without bound. Each kind may say `burst` lines at once and one more every
+"""The log lines a client's requests cause, rationed: each refusal (bytes that are not HTTP, a head too large,
+a connection over the limits, a request left unfinished) and each request's failure (the device's trouble, a form
+the parser cannot read, an internal error, a backup's missing photos, an Upgrade it ignores) was one line, so a client
+looping bad requests, or a phone app retrying one, grew the log (journald's, a file on an SD card) without bound. Each kind may say `burst` lines at once and one more every
 `every_s`; the lines left out are counted and said on the next line of that kind let through, or as the server
 stops (`say_left_out`)."""
 
@@ -24,8 +25,10 @@ class LogBudget:
         self._kinds: dict[str, tuple[float, float, int, Line | None]] = {}
         self._lock = threading.Lock()  # (a server per thread in one process: the tests', `run --serve`'s)
 
-    def log(self, logger: logging.Logger, level: int, kind: str, msg: str, *args) -> None:
-        """`logger.log(level, msg, *args)` if `kind` has a line left, with how many were left out before it."""
+    def log(self, logger: logging.Logger, level: int, kind: str, msg: str, *args,
+            exc_info: BaseException | None = None) -> None:
+        """`logger.log(level, msg, *args)` if `kind` has a line left, with how many were left out before it; its
+        traceback (`exc_info`) only then: the last one left out is said without its own, not held till then."""
         with self._lock:
             now = self.clock()
             left, then, dropped, _ = self._kinds.get(kind, (float(self.burst), now, 0, None))
@@ -34,7 +37,7 @@ class LogBudget:
                 self._kinds[kind] = (left, now, dropped + 1, (logger, level, msg, args))
                 return
             self._kinds[kind] = (left - 1, now, 0, None)
-        _say((logger, level, msg, args), f" ({dropped} more like this not logged)" if dropped else "")
+        _say((logger, level, msg, args), f" ({dropped} more like this not logged)" if dropped else "", exc_info)
 
     def say_left_out(self) -> None:
         """The last line of each kind left out, with how many were: as the server stops, where no later line of its
@@ -46,6 +49,6 @@ class LogBudget:
             _say(last, f" (the last of {dropped} like this not logged, said as the server stops)")
 
 
-def _say(line: Line, more: str) -> None:
+def _say(line: Line, more: str, exc_info: BaseException | None = None) -> None:
     logger, level, msg, args = line
-    logger.log(level, msg + more, *args)
+    logger.log(level, msg + more, *args, exc_info=exc_info)

@@ -16,6 +16,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import h11
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: The bytes h11 quotes after its words for what is wrong ("illegal request line: bytearray(b'GARBAGE')").
 _BYTES = re.compile(r":? ?bytearray\(.*\)$")
+#: h11's words for a fault before what it quotes of the request (bytes, a length): each fault's own kind of log line
+#: (bytes that are not HTTP in a loop left out a phone's "conflicting Content-Length headers" as "more like this").
+_FAULT_WORDS = re.compile(r"[^:(]*")
 #: What a request not all there when its client closed its side is told.
 _HALF_CLOSED = "the client closed its side of the connection before its request was all there"
 #: How long a refused connection may wait to send its request and be answered 503.
@@ -73,15 +77,31 @@ def h11_header(message: h11.Response, name: bytes) -> bool:
 
 class _OwnWords(logging.LoggerAdapter):
     """uvicorn's logger without its "Invalid HTTP request received.", said of any request h11 refuses, answered
-    in JSON with what is wrong: the server's own line says that, and to whom, once."""
+    in JSON with what is wrong: the server's own line says that, and to whom, once; its errors rationed; its
+    "Unsupported upgrade request."
+    (an `Upgrade` header, answered as if not sent: any client may send one) said with the client, rationed, and
+    without its advice to install a WebSocket library (the API serves none: server.make_server)."""
+
+    def __init__(self, logger: logging.Logger, said: LogBudget, client: Callable[[], str | None]):
+        super().__init__(logger)
+        self.said, self.client = said, client
 
     @property
     def level(self) -> int:  # (uvicorn reads it for its trace lines)
         return self.logger.level
 
     def warning(self, msg, *args, **kwargs) -> None:
-        if msg != "Invalid HTTP request received.":
+        if msg == "Unsupported upgrade request.":
+            self.said.log(log, logging.WARNING, "upgrade", "answered a request from %s as if it had no Upgrade "
+                          "header (no upgrade is served)", self.client())
+        elif msg != "Invalid HTTP request received." and not msg.startswith("No supported WebSocket library"):
             super().warning(msg, *args, **kwargs)
+
+    def error(self, msg, *args, exc_info=None, **kwargs) -> None:
+        """Its errors ("Exception in ASGI application", after every 500 the API answers, with the traceback again)
+        rationed, each its own kind (uvicorn's words, not a client's)."""
+        msg = msg.rstrip("\n")  # ("Exception in ASGI application\n": the count said after it stood on a line alone)
+        self.said.log(self.logger, logging.ERROR, f"uvicorn: {msg}", msg, *args, exc_info=exc_info)
 
 
 def _head_size(request: h11.Request) -> int:
@@ -135,7 +155,8 @@ class PatientProtocol(H11Protocol):
                 raise
 
         self.conn.next_event = next_event
-        self.logger = _OwnWords(self.logger)  # (uvicorn's line for a request h11 refuses: send_400_response says ours)
+        # (uvicorn's line for a request h11 refuses: send_400_response says ours)
+        self.logger = _OwnWords(self.logger, said, lambda: self.client and self.client[0])
         framed = self.conn._clean_up_response_headers_for_sending
 
         def head_unframed(response: h11.Response) -> h11.Response:
@@ -186,11 +207,13 @@ class PatientProtocol(H11Protocol):
         if fault is not None and fault.error_status_hint == 431:
             status, words = 431, (f"the request's head (its line and headers) is over "
                                   f"{self.patience.head_bytes // 1024} KiB: a URL or a header that long?")
+            kind = "answered 431"
         else:
             why = _BYTES.sub("", " ".join(str(fault or "").split()))[:200] or msg.rstrip(".")
             status, words = 400, f"not an HTTP request this server can read ({why})"
-        self.said.log(log, logging.WARNING, f"answered {status}", "answered %d to %s: %s", status,
-                     self.client and self.client[0], words)
+            kind = f"answered 400: {_FAULT_WORDS.match(why).group()}"
+        self.said.log(log, logging.WARNING, kind, "answered %d to %s: %s", status, self.client and self.client[0],
+                      words)
         self.transport.write(closing_answer(status, words))
         self.transport.close()
 

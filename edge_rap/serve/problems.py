@@ -17,6 +17,7 @@ from edge_rap.daemon.events import EventLogFull
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.memory.store import DiskFullError, NameTakenError, UnknownConceptError
 from edge_rap.serve.drain import shut_down
+from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.paths import said_path, stray_slash
 from edge_rap.serve.responses import TextJSONResponse
 from edge_rap.serve.uploads import temp_folder_error
@@ -48,13 +49,19 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())[:300]
 
 
-def for_client(exc: EdgeRapError, where: str) -> str:
-    """What a client is told of an error met answering `where` (a route): the device's own trouble without its
-    paths, which go to the log."""
+def for_client(exc: EdgeRapError, where: str, said: LogBudget, route: str) -> str:
+    """What a client is told of an error met answering `where` (a request to `route`): the device's own trouble
+    without its paths, which go to the log, rationed per route (a phone retrying a damaged photo's GET)."""
     if isinstance(exc, DeviceError):
-        log.warning("%s: %s", where, exc)
+        said.log(log, logging.WARNING, f"device trouble: {route}", "%s: %s", where, exc)
         return _one_line(exc.problem)
     return _one_line(exc)
+
+
+def route_of(request: Request) -> str:
+    """The route a request was answered by, as the code names it (/api/concepts/{name}): a log line's kind, never the
+    path or method a client sent (a kind is kept for the server's life)."""
+    return getattr(request.scope.get("route"), "path", "(no route)")
 
 
 def _send_as_a_file(field: str) -> str:
@@ -196,14 +203,14 @@ def _without_slash(request: Request) -> str | None:
 def install(app: FastAPI) -> None:
     """The handlers; `app.state.in_flight` says when the server is stopping: a request that fails then, on the
     household closed under it, is told so (503), with no traceback in the log."""
-    in_flight = app.state.in_flight
+    in_flight, budget = app.state.in_flight, app.state.said  # (`said`: a route's words)
     # the form's parser logs each fault it raises ("edge-rap: Expected boundary character 45, ..." in serve's log,
     # naming no request): said by `http_problem` instead, with the method and route
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
     def device_trouble(request: Request, exc: DeviceError):
         """The device's trouble, not the request's: 507 for a full disk, else 503; its paths stay on the device."""
-        problem = for_client(exc, f"{request.method} {request.url.path}")
+        problem = for_client(exc, f"{request.method} {request.url.path}", budget, route_of(request))
         if in_flight.closing:  # (the household closed under it)
             return error(503, *shut_down())
         return error(507 if isinstance(exc, (DiskFullError, EventLogFull)) else 503, problem)
@@ -227,7 +234,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and (said := _text_over_limit(exc.detail)):
             return error(422, said)
         if exc.status_code == 400 and (unparsed := _unparsed_form(exc)) is not None:
-            log.warning("%s %s: %s", request.method, request.url.path, unparsed[1])
+            budget.log(log, logging.WARNING, "unreadable form", "%s %s: %s", request.method, request.url.path,
+                       unparsed[1])
             return error(*unparsed)
         if exc.status_code == 400 and (said := _unread_json(exc)):
             return error(400, said)
@@ -255,5 +263,6 @@ def install(app: FastAPI) -> None:
         if in_flight.closing:
             log.warning("%s %s: cut short by the shutdown (%s)", request.method, request.url.path, exc)
             return error(503, *shut_down())
-        log.exception("%s %s failed", request.method, request.url.path)
+        budget.log(log, logging.ERROR, f"failed: {route_of(request)}", "%s %s failed", request.method,
+                   request.url.path, exc_info=exc)
         return error(500, "internal error (the server's log has the details)")

@@ -137,7 +137,9 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
                 said: LogBudget | None = None):
     """The server, its certificate and key read (a bad one is one line, before anything says it serves); its
     connections limited and timed by `patience` (the defaults when None); `beat` called at each turn of its event
-    loop (uvicorn's tick, every 0.1 s: systemd's watchdog); its refusals' log lines rationed by `said`."""
+    loop (uvicorn's tick, every 0.1 s: systemd's watchdog); its refusals' log lines rationed by `said`. No WebSocket:
+    the API has no such route, and uvicorn's, where a library for it was installed, handed the app a scope its
+    middleware could not read (a traceback and a 500 for any client sending `Upgrade: websocket`, token or none)."""
     import uvicorn
 
     from edge_rap.serve.patience import Patience, loop_factory, protocol
@@ -145,7 +147,7 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
     patience = patience or Patience()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
                             http=protocol(patience, said or LogBudget()), loop=loop_factory(patience), server_header=False,
-                            h11_max_incomplete_event_size=patience.head_bytes,
+                            ws="none", h11_max_incomplete_event_size=patience.head_bytes,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     with _reading_tls(tls):
         config.load()  # the certificate and key are read here
@@ -176,7 +178,7 @@ class ServerHandle:
     thread: threading.Thread
     in_flight: InFlight
     stopping: threading.Event  # the household's: an answer the VLM is making ends at its next token once set
-    said: LogBudget  # its refusals' log lines: what it left out is said once it stopped
+    said: LogBudget  # its requests' and refusals' log lines: what it left out is said once it stopped
     late: tuple[int, float] = field(default=(0, 0.0), init=False)  # (requests still running after the stop's wait, it)
 
     def stop(self, timeout: float = STOP_S, *, changes: float = CHANGE_S) -> bool:
@@ -212,9 +214,9 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
                         sock: socket.socket | None = None) -> ServerHandle:
     """Serve `app` from a thread (port 0: any free port), on `sock` where the caller bound it already; returns once
     it accepts connections. `beat`: as `make_server` takes it. The certificate is read before the port is bound: a
-    bad one is said whichever port."""
+    bad one is said whichever port. Its refusals' log lines are rationed with its requests' (`app.state.said`)."""
     more_open_files()
-    said = LogBudget()
+    said = app.state.said
     server = make_server(app, tls, patience, beat, said)
     sock = sock or bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)

@@ -1,0 +1,151 @@
+"""The log lines a client's requests cause are rationed per kind (serve/log_budget.py): a phone app retrying a
+request that fails, with the token or without, grew a months-long server's log a line (or a traceback) a request."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from contextlib import contextmanager
+
+import pytest
+from scenes import scene
+from serve_support import fake_settings, jpeg, live_server, photo_files, png
+
+BURST = 2  # the lines of a kind said at once in these tests; the clock stands still: no more come
+TRIES = 5
+
+
+@pytest.fixture
+def rationed(monkeypatch, caplog):
+    """Every server's budget `BURST` lines a kind (made by its app; by the server before that held its requests' too)."""
+    from edge_rap.serve import app, server
+    from edge_rap.serve.log_budget import LogBudget
+
+    for module in (app, server):
+        monkeypatch.setattr(module, "LogBudget", lambda: LogBudget(burst=BURST, every_s=60.0, clock=lambda: 0.0),
+                            raising=False)
+    return caplog
+
+
+def _said(caplog) -> list[str]:
+    """The warnings and errors, but for the server's stop's own (a wait for a request its client left)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "edge_rap.serve.drain"]
+
+
+def _rationed(said: list[str], line: str) -> None:
+    """`line` said `BURST` times, then the last of those left out with their count as the server stopped."""
+    assert said == [line] * BURST + [f"{line} (the last of {TRIES - BURST} like this not logged, said as the server "
+                                     "stops)"], said
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    """The first line of the server's answer to `request`, sent on a connection of its own."""
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n")[0]
+
+
+@contextmanager
+def _mug(tmp_path, **kwargs):
+    """A server whose memory holds <mug> and its one photo (a JPEG); the client, the photo's URL and file."""
+    with live_server(fake_settings(tmp_path), **kwargs) as live, live.client() as c:
+        files = [("photo", ("p.jpg", jpeg(scene(1)), "image/jpeg"))]
+        url = c.post("/api/concepts", data={"name": "mug"}, files=files).json()["photos"][0]["url"]
+        yield c, url, next((tmp_path / "memory" / "images").rglob("*.jpg"))
+
+
+def test_a_photo_damaged_since_asked_for_again_and_again(tmp_path, rationed):
+    with _mug(tmp_path) as (c, url, path):
+        path.write_bytes(path.read_bytes()[:300])
+        for _ in range(TRIES):
+            assert c.get(url, params={"size": 190}).status_code == 503
+    said = _said(rationed)
+    assert said[0].startswith(f"GET {url}: ") and "cannot be read" in said[0]
+    _rationed(said, said[0])
+
+
+def test_a_form_the_parser_cannot_read_sent_again_and_again(tmp_path, rationed):
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for _ in range(TRIES):
+            r = c.post("/api/concepts", content=b"--xyz\r\nbad header\r\n\r\nx\r\n--xyz--\r\n",
+                       headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+            assert r.status_code == 400
+    _rationed(_said(rationed), f"POST /api/concepts: {r.json()['error']}")
+
+
+def test_a_request_that_fails_inside_again_and_again(tmp_path, rationed):
+    def broken() -> dict:
+        raise RuntimeError("a bug")
+
+    uvicorn = logging.getLogger("uvicorn")  # (its lines reach no root: caught once the server configured it)
+    try:
+        with live_server(fake_settings(tmp_path), stats=broken) as live, live.client() as c:
+            uvicorn.addHandler(rationed.handler)
+            for _ in range(TRIES):  # (uvicorn closes the connection after a 500)
+                assert c.get("/api/stats", headers={"Connection": "close"}).status_code == 500
+    finally:
+        uvicorn.removeHandler(rationed.handler)
+    ours = [r.getMessage() for r in rationed.records if r.name == "edge_rap.serve.problems"]
+    _rationed(ours, "GET /api/stats failed")
+    uvicorn = [r.getMessage() for r in rationed.records if r.name == "uvicorn.error"]  # its own, after ours
+    _rationed(uvicorn, "Exception in ASGI application")
+    tracebacks = [r for r in rationed.records if r.exc_info]
+    assert len(tracebacks) == 2 * BURST  # (the last lines, said as the server stops, hold none)
+
+
+def test_a_streamed_answer_that_fails_again_and_again(tmp_path, rationed, monkeypatch):
+    from edge_rap.serve import api
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api, "_household_answer", broken)
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        for _ in range(TRIES):
+            r = c.post("/api/ask", data={"question": "where is bo?"}, headers={"Accept": "text/event-stream"})
+            assert "event: error" in r.text
+    _rationed(_said(rationed), "POST /api/ask failed")
+
+
+def test_backups_of_a_memory_missing_photos_asked_for_again_and_again(tmp_path, rationed):
+    with _mug(tmp_path) as (c, _, path):
+        c.post("/api/concepts/mug/photos", files=photo_files(png(scene(2))))
+        for photo in (tmp_path / "memory" / "images").rglob("*.*"):
+            photo.unlink()
+        for _ in range(TRIES):
+            assert c.get("/api/backup").status_code == 200
+    said = _said(rationed)
+    assert said[0].startswith("GET /api/backup: 2 stored photos missing or damaged, not backed up: ")  # one line
+    _rationed(said, said[0])
+
+
+@pytest.mark.parametrize("upgrade", [b"h2c", b"websocket"])
+def test_a_request_asking_for_an_upgrade_again_and_again(tmp_path, rationed, upgrade):
+    """Each was a line, and uvicorn's advice to install a WebSocket library; one asking for a WebSocket, where a
+    library for it was installed, was handed to the app as one, and was a 500 and a traceback (no token needed)."""
+    request = (b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: " + upgrade +
+               b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    with live_server(fake_settings(tmp_path)) as live:
+        for _ in range(TRIES):
+            assert _raw(live.url, request) == b"HTTP/1.1 200 OK"
+    _rationed(_said(rationed), "answered a request from 127.0.0.1 as if it had no Upgrade header (no upgrade is "
+                               "served)")
+
+
+def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
+    """Bytes that are not HTTP in a loop left out, as "more like this", the line for another client's request whose
+    framing h11 refuses (two lengths): its words were never said."""
+    garbage = b"GARBAGE\r\n\r\n"
+    lengths = b"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef"
+    with live_server(fake_settings(tmp_path)) as live:
+        for request in [garbage] * TRIES + [lengths]:
+            assert _raw(live.url, request) == b"HTTP/1.1 400 Bad Request"
+    said = _said(rationed)
+    bad = "answered 400 to 127.0.0.1: not an HTTP request this server can read"
+    assert said == [f"{bad} (illegal request line)"] * BURST + [f"{bad} (conflicting Content-Length headers)",
+                                                              f"{bad} (illegal request line) (the last of {TRIES - BURST}"
+                                                              " like this not logged, said as the server stops)"], said

@@ -287,6 +287,20 @@ def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_p
     assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
 
 
+def test_a_url_pythons_parser_refuses_is_no_traceback_and_no_stream_another_is(settings, run):
+    # Before: `http://[::1/x` (its IPv6 host's "]" forgotten) raised urlsplit's ValueError as the sources were
+    # compared, a traceback, exit 1, given once too; and a port no number was its last digits alone: two hosts
+    # written as IPv6 without brackets were one stream, refused
+    settings.memory.mkdir()
+    rc, out, err = run("run", "--source", "http://u:secret@[::1/x", "--source", "http://v:other@[::1/x")
+    assert (rc, out) == (2, "") and err == ("edge-rap: cameras 'cam0' and 'cam1' both read 'http://u:***@[::1/x' "
+                                            "(written 'http://v:***@[::1/x' too): one stream is one camera\n")
+    assert len(parse_sources(["http://[::1/x", "http://cam/x", "rtsp://fe80::1:1/x", "rtsp://fe80::2:1/x",
+                              "http://cam:99999/", "http://cam:99998/", "rtsp://[zz]/"])) == 7
+    with pytest.raises(EdgeRapError, match="one stream is one camera"):
+        parse_sources(["rtsp://FE80::1:1/x", "rtsp://a:b@fe80::1:1/x"])
+
+
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
     # `--source clips/door=1.mp4` was refused as "camera name 'clips/door'": a camera's export names files so.
     clip = tmp_path / "door=1.mp4"

@@ -219,14 +219,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1
 
 def _stream_identity(url: str) -> tuple:
     """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
-    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside.
+    One Python's parser refuses (`http://[::1/x`, a port out of range or no number) is its host and port and the
+    rest as written: its backend says it cannot open it (it was a traceback; its port's last digits alone made
+    `http://fe80::1:1/` and `http://fe80::2:1/` one stream)."""
     try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError:  # (a port that is no number: left as written)
-        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
-    return ("url", scheme, parts.hostname, port, parts.path.rstrip("/"), parts.query)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return ("url", scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme), parts.path.rstrip("/"),
+                parts.query)
+    except ValueError:
+        scheme, _, host, tail = _url_parts(url)
+        return ("url", scheme.lower(), host.lower(), tail)
 
 
 def _file_identity(target: int | str) -> tuple:

@@ -1030,6 +1030,24 @@ def test_a_fifo_removed_under_its_hung_writer_is_said_once_as_the_sources_end(tm
                                        f"nothing for 0.3 s{where}; the source ends"]
 
 
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_file_or_folder_put_in_a_fifos_place_under_its_hung_writer_is_said_as_it_is(tmp_path, monkeypatch, caplog,
+                                                                                      what):
+    # Before: "the FIFO was made anew while its writer sent nothing for 3 s before its video opened; waiting for the
+    # FIFO's next writer", of a folder or a file, which was read next: no FIFO made, no writer waited for
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, clip):
+        pipe.unlink()
+        pipe.mkdir() if what == "folder" else pipe.write_bytes(clip)
+        wait_until(camera.finished.is_set, "the source's end")
+    said = said_by(camera, caplog)
+    assert said[0] == (f"camera pipe: source '{pipe}': the FIFO was replaced by a {what} while its writer sent nothing "
+                       "for 0.3 s before its video opened; reading what its path names now")
+    if what == "folder":
+        assert camera.error == f"source '{pipe}': cannot open as a video" and said[1:] == [f"camera pipe: {camera.error}"]
+    else:
+        assert camera.error is None and camera.frames_read == 3 and said[1:] == []
+
+
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
     with hung_writer(tmp_path, monkeypatch, lambda _: Y4M_HEADER + Y4M_FRAME * 2) as (camera, pipe, clip):

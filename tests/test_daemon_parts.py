@@ -1228,6 +1228,44 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
         os.close(source)
 
 
+def test_a_fifo_writers_close_is_told_though_a_next_writers_whole_life_came_as_its_hang_up_was_looked_at(
+        tmp_path, monkeypatch):
+    # Before: inotify asked, the writer still there, then its hang-up looked at: a's close and b's whole life between
+    # the two (`cat a > p; cat b > p`, the relay's thread kept off the CPU a moment) had a's hang-up counted with b's
+    # bytes as a's last ones, b's clip relayed as more of a's. The close, queued before the hang-up shows, is asked
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    source = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    first = os.open(pipe, os.O_WRONLY)
+    fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
+    a, b, looked, hung_up = os.urandom(300_000), os.urandom(50_000), [], fifo_relay.hung_up
+    os.write(first, a)
+
+    def b_came_and_went_first(fd):
+        if fd == source and not looked:  # (the relay's first look, inotify asked before it)
+            looked.append(fd)
+            os.close(first)
+            second = os.open(pipe, os.O_WRONLY)
+            os.write(second, b)
+            os.close(second)
+        return hung_up(fd)
+
+    monkeypatch.setattr(fifo_relay, "hung_up", b_came_and_went_first)
+    end = fifo_relay.WriterEnd.of(source)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe", end)
+    try:
+        taken = b""
+        while chunk := os.read(relay.read_end, 1 << 16):
+            taken += chunk
+        assert looked and len(taken) == len(a) and taken == a and relay.writer_closed
+        assert fifo_relay.unread(source) == len(b)
+    finally:
+        relay.close()
+        if end is not None:
+            end.close()
+        os.close(source)
+
+
 def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the_next_clip_nothing(tmp_path,
                                                                                                     monkeypatch):
     # Before: a read failing (EIO) as the bytes a junk writer left were let go, its close told, had that close taken as

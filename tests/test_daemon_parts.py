@@ -287,6 +287,20 @@ def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_p
     assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
 
 
+def test_a_url_pythons_parser_refuses_is_no_traceback_and_no_stream_another_is(settings, run):
+    # Before: `http://[::1/x` (its IPv6 host's "]" forgotten) raised urlsplit's ValueError as the sources were
+    # compared, a traceback, exit 1, given once too; and a port no number was its last digits alone: two hosts
+    # written as IPv6 without brackets were one stream, refused
+    settings.memory.mkdir()
+    rc, out, err = run("run", "--source", "http://u:secret@[::1/x", "--source", "http://v:other@[::1/x")
+    assert (rc, out) == (2, "") and err == ("edge-rap: cameras 'cam0' and 'cam1' both read 'http://u:***@[::1/x' "
+                                            "(written 'http://v:***@[::1/x' too): one stream is one camera\n")
+    assert len(parse_sources(["http://[::1/x", "http://cam/x", "rtsp://fe80::1:1/x", "rtsp://fe80::2:1/x",
+                              "http://cam:99999/", "http://cam:99998/", "rtsp://[zz]/"])) == 7
+    with pytest.raises(EdgeRapError, match="one stream is one camera"):
+        parse_sources(["rtsp://FE80::1:1/x", "rtsp://a:b@fe80::1:1/x"])
+
+
 def test_a_file_whose_name_holds_an_equals_sign_is_a_source(tmp_path):
     # `--source clips/door=1.mp4` was refused as "camera name 'clips/door'": a camera's export names files so.
     clip = tmp_path / "door=1.mp4"
@@ -1016,6 +1030,24 @@ def test_a_fifo_removed_under_its_hung_writer_is_said_once_as_the_sources_end(tm
                                        f"nothing for 0.3 s{where}; the source ends"]
 
 
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_file_or_folder_put_in_a_fifos_place_under_its_hung_writer_is_said_as_it_is(tmp_path, monkeypatch, caplog,
+                                                                                      what):
+    # Before: "the FIFO was made anew while its writer sent nothing for 3 s before its video opened; waiting for the
+    # FIFO's next writer", of a folder or a file, which was read next: no FIFO made, no writer waited for
+    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, clip):
+        pipe.unlink()
+        pipe.mkdir() if what == "folder" else pipe.write_bytes(clip)
+        wait_until(camera.finished.is_set, "the source's end")
+    said = said_by(camera, caplog)
+    assert said[0] == (f"camera pipe: source '{pipe}': the FIFO was replaced by a {what} while its writer sent nothing "
+                       "for 0.3 s before its video opened; reading what its path names now")
+    if what == "folder":
+        assert camera.error == f"source '{pipe}': cannot open as a video" and said[1:] == [f"camera pipe: {camera.error}"]
+    else:
+        assert camera.error is None and camera.frames_read == 3 and said[1:] == []
+
+
 def test_a_fifo_writer_hung_mid_stream_keeps_no_source_on_a_fifo_made_anew(tmp_path, monkeypatch, caplog):
     # Before: a writer hung once its video opened (a camera pipeline frozen) kept the source on the old FIFO for good
     with hung_writer(tmp_path, monkeypatch, lambda _: Y4M_HEADER + Y4M_FRAME * 2) as (camera, pipe, clip):
@@ -1193,6 +1225,44 @@ def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_
         if relay is not None:
             relay.close()
         end.close()
+        os.close(source)
+
+
+def test_a_fifo_writers_close_is_told_though_a_next_writers_whole_life_came_as_its_hang_up_was_looked_at(
+        tmp_path, monkeypatch):
+    # Before: inotify asked, the writer still there, then its hang-up looked at: a's close and b's whole life between
+    # the two (`cat a > p; cat b > p`, the relay's thread kept off the CPU a moment) had a's hang-up counted with b's
+    # bytes as a's last ones, b's clip relayed as more of a's. The close, queued before the hang-up shows, is asked
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    source = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    first = os.open(pipe, os.O_WRONLY)
+    fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
+    a, b, looked, hung_up = os.urandom(300_000), os.urandom(50_000), [], fifo_relay.hung_up
+    os.write(first, a)
+
+    def b_came_and_went_first(fd):
+        if fd == source and not looked:  # (the relay's first look, inotify asked before it)
+            looked.append(fd)
+            os.close(first)
+            second = os.open(pipe, os.O_WRONLY)
+            os.write(second, b)
+            os.close(second)
+        return hung_up(fd)
+
+    monkeypatch.setattr(fifo_relay, "hung_up", b_came_and_went_first)
+    end = fifo_relay.WriterEnd.of(source)
+    relay = fifo_relay.FifoRelay(source, threading.Event(), "pipe", end)
+    try:
+        taken = b""
+        while chunk := os.read(relay.read_end, 1 << 16):
+            taken += chunk
+        assert looked and len(taken) == len(a) and taken == a and relay.writer_closed
+        assert fifo_relay.unread(source) == len(b)
+    finally:
+        relay.close()
+        if end is not None:
+            end.close()
         os.close(source)
 
 

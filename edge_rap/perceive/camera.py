@@ -219,14 +219,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1
 
 def _stream_identity(url: str) -> tuple:
     """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
-    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside.
+    One Python's parser refuses (`http://[::1/x`, a port out of range or no number) is its host and port and the
+    rest as written: its backend says it cannot open it (it was a traceback; its port's last digits alone made
+    `http://fe80::1:1/` and `http://fe80::2:1/` one stream)."""
     try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError:  # (a port that is no number: left as written)
-        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
-    return ("url", scheme, parts.hostname, port, parts.path.rstrip("/"), parts.query)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return ("url", scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme), parts.path.rstrip("/"),
+                parts.query)
+    except ValueError:
+        scheme, _, host, tail = _url_parts(url)
+        return ("url", scheme.lower(), host.lower(), tail)
 
 
 def _file_identity(target: int | str) -> tuple:
@@ -262,7 +266,7 @@ def parse_source(text: str, default_name: str = "cam0") -> SourceSpec:
 
 class WriterStalled(EdgeRapError):
     """A FIFO's writer sent no byte for OPEN_STALL_S before its video opened, while another source waited to open,
-    or for HUNG_S while the FIFO was made anew: the next writer is waited for."""
+    or for HUNG_S while the FIFO was made anew (the next writer is waited for) or a file put in its place (read)."""
 
 
 class FifoRemoved(EdgeRapError):
@@ -270,13 +274,23 @@ class FifoRemoved(EdgeRapError):
     to wait for the FIFO's next writer first, then to end)."""
 
 
+def _mode(path: str) -> int | None:
+    """The mode of the file `path` names now (a link followed), or None where it names none."""
+    try:
+        return os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+
+
 def _left_hung(path: str, when: str) -> WriterStalled | FifoRemoved:
     """A FIFO's writer left, silent for HUNG_S, its path naming another file (`when` saying where it was): the FIFO
-    made anew, the next writer is waited for; or none, removed, the source ends."""
-    removed = not os.path.exists(path)  # (as the wait for the next writer takes it)
-    return (FifoRemoved if removed else WriterStalled)(
-        f"source {quoted(path)}: the FIFO was {'removed' if removed else 'made anew'} while its writer sent nothing "
-        f"for {fifo_relay.HUNG_S:g} s{when}")
+    made anew, the next writer is waited for; a file or folder put in its place, read as what the path names (it was
+    said to be the FIFO made anew, its next writer waited for); or none, removed, the source ends."""
+    mode = _mode(path)  # (as the wait for the next writer takes it)
+    what = ("removed" if mode is None else "made anew" if stat.S_ISFIFO(mode)
+            else f"replaced by a {'folder' if stat.S_ISDIR(mode) else 'file'}")
+    return (FifoRemoved if mode is None else WriterStalled)(
+        f"source {quoted(path)}: the FIFO was {what} while its writer sent nothing for {fifo_relay.HUNG_S:g} s{when}")
 
 
 class LatestSlot:
@@ -698,8 +712,11 @@ class Camera:
         its close cannot be told from a next writer's bytes, they are tried as before; nor past the FIFO's `path`
         made anew (rm, mkfifo) or removed: a writer that stayed, hung, kept the source on the old FIFO, the new one's
         writers meeting no reader."""
-        if not self._writer_said:
-            log.warning("camera %s: %s; waiting for the FIFO's next writer", self.spec.name, e)
+        if not self._writer_said:  # (a file put in the FIFO's place is read next, no writer waited for)
+            mode = _mode(path)
+            then = ("reading what its path names now" if mode is not None and not stat.S_ISFIFO(mode)
+                    else "waiting for the FIFO's next writer")
+            log.warning("camera %s: %s; %s", self.spec.name, e, then)
         self._writer_said = self._writer_stays
         if self._writer_stays:
             skip = FifoRelay(fifo, self.stop, self.spec.name, self._writers, discard=True)

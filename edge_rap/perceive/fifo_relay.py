@@ -143,8 +143,10 @@ class FifoRelay:
         hang-up seen now; None while it is there, or where which bytes are its cannot be told."""
         told = end is not None and not end.lost
         left = end.left() if told else None
-        if left is None and hung_up(self._source):
-            left = last_bytes(self._source)
+        if left is None and hung_up(self._source):  # (its close is queued before its hang-up shows: asked again; a
+            left = end.left() if told and not end.lost else None  # next writer's whole life between the two, a
+            if left is None:  # shell's `cat a > p; cat b > p`, had b's bytes counted as a's last, relayed as its video)
+                left = last_bytes(self._source)
         if told and (left is not None or end.lost):  # (its events no longer looked at: a next writer's woke every
             for poller in pollers:  # poll at once)
                 poller.unregister(end.fileno())

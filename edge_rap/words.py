@@ -44,7 +44,7 @@ _ENDING_AFTER = re.compile(r"(?:['\u2019\u02bc`]s?|(?<=[0-9])s)(?![^\W_])", re.I
 # The word after a number in its clause: what it counts where a noun in the plural ("seven cups", "42 minutes"), a
 # time's "o'clock", "am" or "pm" ("7 a.m."), else a word said of it ("Did 7 eat?", "Is 7 upstairs?"): whisper writes
 # a pet <seven> as "7", as the names prompt spells it, and no capital tells that "7" apart from a count
-_COUNTED = re.compile(r"(?:[^\w,.;:!?]|_)*(?:o['\u2019\u02bc`]?clock|[ap]\.?m\b|(?P<word>[^\W\d_]+))\b"
+_COUNTED = re.compile(r"(?:[^\w,.;:!?]|_)*(?:o['\u2019\u02bc`]?\s?clock|[ap]\.?m\b|(?P<word>[^\W\d_]+))\b"
                       r"(?!['\u2019\u02bc`])", re.I)
 _PLURALS = frozenset("people children men women feet teeth mice geese sheep".split())  # and the nouns in "s"
 # Words in "s" said of a pet rather than counted by a number ("Is 7 upstairs?", "Is 42 yours?")

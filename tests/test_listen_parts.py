@@ -3015,6 +3015,20 @@ def test_a_number_said_as_a_name_before_a_word_is_one_unless_it_counts_that_word
         assert match_names(said, names).names == heard, said
 
 
+def test_a_name_of_a_number_in_words_is_read_as_a_number_typed_as_heard():
+    # Before: of pets <forty-two> and <twenty one>, a typed "I see forty-two cups" named <forty-two> where the words
+    # heard named none: `ask` asked whether its name's letters ("fortytwo") were a number, not the words written
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["forty-two", "twenty one"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("I see forty-two cups", []), ("I see twenty one cups.", []),
+                        ("Did forty-two eat?", ["forty-two"]), ("Where is twenty one?", ["twenty one"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
     # Before: of pets <so> and <now>, "Okay so, where is Bo?" named <so> beside <bo>: the word opening a question
     # before its comma was itself only with no word before it ("So, where is Bo?")

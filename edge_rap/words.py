@@ -88,16 +88,16 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
     is And?" and "where is and" name <and>. A name that is a number alone is that number only before a noun it
-    `counts` ("I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?" and "Where is 42's bowl?" do).
-    Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`'
-    own."""
+    counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?" and "Where is 42's bowl?"
+    do). Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
+    `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
     word = text[start:end].lower()
     number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
     if named or number and _ENDING_AFTER.match(text, end):
         return False
     if number:
-        return counts(text, end)
+        return _counts(text, end)
     if after_article(text, start):
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
@@ -106,7 +106,7 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
         opening and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
 
 
-def counts(text: str, end: int) -> bool:
+def _counts(text: str, end: int) -> bool:
     """Whether the number ending at text[end] counts the word after it in its clause (`_COUNTED`: "I see seven
     cups", "my two cats", "at 7 o'clock"), so it is that number, not a pet <seven> or <42>: before any other word, or
     none, the number is said as a name ("Did 7 eat?", "Is seven home?", "Where is 42?")."""

@@ -41,6 +41,15 @@ _PARTICLES = frozenset("in on out up off over down back away around inside outsi
 # A possessive's ending after a word, or an "s" after numerals: a number so is a name, an owner's ("Where is 42's
 # bowl?", "Seven's bowl", whisper's "42s bowl") or one with its "s" (<80's>: "Forget 80s.")
 _ENDING_AFTER = re.compile(r"(?:['\u2019\u02bc`]s?|(?<=[0-9])s)(?![^\W_])", re.I)
+# The word after a number in its clause: what it counts where a noun in the plural ("seven cups", "42 minutes"), a
+# time's "o'clock", "am" or "pm" ("7 a.m."), else a word said of it ("Did 7 eat?", "Is 7 upstairs?"): whisper writes
+# a pet <seven> as "7", as the names prompt spells it, and no capital tells that "7" apart from a count
+_COUNTED = re.compile(r"(?:[^\w,.;:!?]|_)*(?:o['\u2019\u02bc`]?\s?clock|[ap]\.?m\b|(?P<word>[^\W\d_]+))\b"
+                      r"(?!['\u2019\u02bc`])", re.I)
+_PLURALS = frozenset("people children men women feet teeth mice geese sheep".split())  # and the nouns in "s"
+# Words in "s" said of a pet rather than counted by a number ("Is 7 upstairs?", "Is 42 yours?")
+_NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes perhaps afterwards towards yours ours "
+                         "theirs".split())
 _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 # A comma, then the word a question or a request starts with: what follows a word that opens a sentence as itself
 # ("Now, where is Bo?", "So, is Max home?", "Okay, forget Bo."), not a name
@@ -78,17 +87,35 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     and "Okay so, where is Bo?" no <now> nor <so>, though "Now, is she home?" asks of a cat <now>, the she of its
     sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
-    is And?" and "where is and" name <and>. A name that is a number alone is read so too, but with a possessive
-    after it, an owner (`is_number`: "I see one cup" names no <one>, "Where is 42's bowl?" names <42>). Questions
-    typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
+    is And?" and "where is and" name <and>. A name that is a number alone is that number only before a noun it
+    counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?" and "Where is 42's bowl?"
+    do). Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
+    `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
-    owner = is_number(text[start:end].lower()) and bool(_ENDING_AFTER.match(text, end))
-    if named or owner or after_article(text, start):
+    word = text[start:end].lower()
+    number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
+    if named or number and _ENDING_AFTER.match(text, end):
+        return False
+    if number:
+        return _counts(text, end)
+    if after_article(text, start):
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and word_before or (
         opening and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
+
+
+def _counts(text: str, end: int) -> bool:
+    """Whether the number ending at text[end] counts the word after it in its clause (`_COUNTED`: "I see seven
+    cups", "my two cats", "at 7 o'clock"), so it is that number, not a pet <seven> or <42>: before any other word, or
+    none, the number is said as a name ("Did 7 eat?", "Is seven home?", "Where is 42?")."""
+    m = _COUNTED.match(text, end)
+    if m is None:
+        return False
+    said = (m["word"] or "").lower()
+    return not said or said in _PLURALS or (said.endswith("s") and not said.endswith(("ss", "us"))
+                                            and not is_common(said) and said not in _NOT_PLURALS)
 
 
 def after_article(text: str, start: int) -> bool:

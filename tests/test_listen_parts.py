@@ -2992,6 +2992,43 @@ def test_a_name_that_is_a_number_alone_is_one_only_where_used_as_a_name_heard_an
         assert match_names(said, names).names == heard, said
 
 
+def test_a_number_said_as_a_name_before_a_word_is_one_unless_it_counts_that_word():
+    # Before: of a cat <seven> (whisper writes it "7", as the names prompt spells it), "Did 7 eat?", "Is 7 home?" and
+    # "7 is hungry." named nothing, nor a typed "is seven home?": a number before any word of its clause was itself,
+    # as a common word is, and a numeral has no capital to say it is a name. It counts only a noun in the plural
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "two", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("is seven home?", ["seven"]), ("Is seven upstairs?", ["seven"]),
+                        ("Where are seven and Bo?", ["seven", "bo"]), ("seven is hungry", ["seven"]),
+                        # the number counting what follows it
+                        ("I see seven cups", []), ("Where are my two cats?", []), ("I see two people.", []),
+                        ("It is seven o'clock.", []), ("Wake me at seven am", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+    for said, heard in (("Did 7 eat?", ["seven"]), ("Is 7 home?", ["seven"]), ("Has 7 eaten today?", ["seven"]),
+                        ("7 is hungry.", ["seven"]), ("Is 7 upstairs?", ["seven"]), ("Is 7 nervous?", ["seven"]),
+                        ("I see 7 cups.", []), ("Wake me at 7 a.m.", []), ("It is 7 o\u2019clock.", []),
+                        ("Where can we have 7 o' clock?", []), ("Is 7 Bo's friend?", ["seven", "bo"])):
+        assert match_names(said, names).names == heard, said
+
+
+def test_a_name_of_a_number_in_words_is_read_as_a_number_typed_as_heard():
+    # Before: of pets <forty-two> and <twenty one>, a typed "I see forty-two cups" named <forty-two> where the words
+    # heard named none: `ask` asked whether its name's letters ("fortytwo") were a number, not the words written
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["forty-two", "twenty one"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("I see forty-two cups", []), ("I see twenty one cups.", []),
+                        ("Did forty-two eat?", ["forty-two"]), ("Where is twenty one?", ["twenty one"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
     # Before: of pets <so> and <now>, "Okay so, where is Bo?" named <so> beside <bo>: the word opening a question
     # before its comma was itself only with no word before it ("So, where is Bo?")

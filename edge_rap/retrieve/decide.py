@@ -86,7 +86,7 @@ class _Letters:
             after = self.folded[end] if end < len(self.folded) else " "
             if not (joined(before, self.folded[start]) or before in "_<" or joined(self.folded[end - 1], after)
                     or after in "_>" or any(a <= start and end <= b for a, b in taken)
-                    or (is_common(key) or is_number(key))
+                    or (is_common(key) or is_number(self.folded[start:end]))  # as written: "forty-two"
                     and as_itself(self.question, self._original(start), self._original(end))
                     or key == "eve" and a_day(self.question, self._original(start), self._original(end))):
                 return start, end

@@ -14,9 +14,9 @@ vowel with it or begins with it (or with it less a plural's "s" and a silent "e"
 and its pause start no name ("Ah, Mo." is <mo>, "Ah Mo." <ah_mo>), nor is a holiday's "Eve" <eve>. Common English words
 match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me
 a" as <mia>); a name that is a common word or a number alone is that word where used as one (`as_itself`: "I see seven
-cups" names no <seven>, "Where is Seven?" does). A run that scores about the same for two names, or that sounds exactly like two names without being
-spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported as ambiguous, so the caller
-can ask which one was meant. Pure functions: no model, no I/O.
+cups" names no <seven>, "Did 7 eat?" does). A run that scores about the same for two names, or that sounds exactly like
+two names without being spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported as
+ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
 """
 
 from __future__ import annotations

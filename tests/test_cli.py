@@ -1282,6 +1282,27 @@ def test_the_values_parsed_are_plain_strings_not_the_parser_s_quoting_ones(argv)
     assert [v for v in values if isinstance(v, str) and type(v) is not str] == [], values
 
 
+@pytest.mark.parametrize("shape", [
+    lambda *reading: reading[:2] + reading[3:],  # (action, option string, explicit argument): Python 3.10 and 3.11
+    lambda *reading: reading,  # with its separator: 3.12.1 to 3.12.6, 3.13.0
+    lambda *reading: [reading],  # a list of them, one for each option it may be: 3.12.7 and 3.13.1 on
+], ids=["3-tuple", "4-tuple", "list"])
+def test_an_option_s_explicit_argument_is_quoted_in_whichever_shape_argparse_reads_it(monkeypatch, shape):
+    # argparse's private _parse_optional returned a list of tuples from Python 3.12.7 and 3.13.1, which the
+    # parser's wrapper passed on as it was: `edge-rap -vv$'\xff'` said its byte '\udcff' there
+    import argparse
+
+    parser = cli._QuotingParser()
+    verbose = parser.add_argument("-v", action="count")
+    monkeypatch.setattr(argparse.ArgumentParser, "_parse_optional",
+                        lambda self, arg: shape(verbose, arg[:2], "", arg[2:] or None))
+    reading = parser._parse_optional(f"-vv{BYTE}")
+    assert reading == shape(verbose, "-v", "", f"v{BYTE}")  # the same reading, its explicit argument quoting
+    explicit = (reading[0] if isinstance(reading, list) else reading)[-1]
+    assert repr(explicit) == "'v\\xff'" and repr(explicit[1:]) == "'\\xff'"
+    assert parser._parse_optional("-v") == shape(verbose, "-v", "", None)  # (none given: none made)
+
+
 def test_a_name_is_shown_quoted_with_its_bytes_as_json_writes_them():
     from edge_rap.output import quoted, shown
 

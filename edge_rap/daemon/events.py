@@ -44,6 +44,8 @@ EVENTS_DB = "events.sqlite"
 #: The log and its WAL: what a reader of it reads.
 EVENTS_FILES = (EVENTS_DB, EVENTS_DB + "-wal")
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
+#: SQLite's code for a full disk: sqlite3.SQLITE_FULL is Python 3.11's (on 3.10 its lookup failed every refused write)
+SQLITE_FULL = 13
 #: A snapshot named further ahead of a clock that is set was named by a clock once far ahead (`Snapshots.settled`).
 AHEAD_S = 86400.0
 #: A running daemon's watch beats every 10 s from its loop, which a call may rightly hold for up to LONG_CALL_S (a
@@ -884,7 +886,7 @@ def _no_room(e: Exception, path: Path) -> bool:
     """Whether SQLite's error `e` at the log `path` is a full disk: said so (3.10 gives no code), or as the "disk
     I/O error" of a -shm it could not make."""
     text = str(e)
-    return (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in text
+    return (getattr(e, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in text
             or isinstance(e, OSError) and e.errno == errno.ENOSPC or "disk I/O error" in text and nearly_full(path))
 
 

@@ -122,8 +122,9 @@ def parse_duration(text: str) -> float | None:
 def parse_since(text: str, now: float | None = None, option: str = "--since") -> float:
     """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` ago (what a household asks of a week), or an ISO
     date-time; one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
-    fromisoformat, a Jetson's, refused the `Z` that 3.11 reads). A date with an offset is that day's midnight there
-    (3.11 read `2026-12-07Z` as local midnight, its offset dropped). `option` names it in the error (`--until`)."""
+    fromisoformat, a Jetson's, refused the `Z` and a date `20261205` that 3.11 reads). A date with an offset is that
+    day's midnight there (3.11 read `2026-12-07Z` as local midnight, its offset dropped). `option` names it in the
+    error (`--until`)."""
     from datetime import datetime
 
     now = time.time() if now is None else now
@@ -131,7 +132,8 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
     if seconds is not None:
         return now - seconds
     try:
-        iso = re.sub(r"^(\d{4}-\d{2}-\d{2}|\d{8})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", text.strip()))
+        iso = re.sub(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ]|[-+Zz])", r"\1-\2-\3", text.strip())
+        iso = re.sub(r"^(\d{4}-\d{2}-\d{2})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", iso))
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         raise EdgeRapError(f"{option} {quoted(text)}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None

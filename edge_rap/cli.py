@@ -770,6 +770,12 @@ class _Given(str):
         return _Given(super().__getitem__(key))
 
 
+def _explicit_given(option: tuple) -> tuple:
+    """One of argparse's readings of an option (action, option string, ..., explicit argument), its explicit
+    argument a `_Given` where there is one."""
+    return (*option[:-1], _Given(option[-1])) if isinstance(option[-1], str) else option
+
+
 class _QuotingParser(argparse.ArgumentParser):
     """A parser whose errors quote a value given with output.quoted (`_Given`); the values parsed stay plain."""
 
@@ -780,11 +786,13 @@ class _QuotingParser(argparse.ArgumentParser):
 
     def _parse_optional(self, arg_string: str) -> object:
         """argparse's reading of an option, its value after `=` or the letters after a single-dash flag (`-vx`,
-        `--json=x`: "ignored explicit argument %r", the last of what argparse returns) a `_Given`."""
+        `--json=x`: "ignored explicit argument %r", the last of what argparse returns) a `_Given`. That reading is
+        a tuple up to Python 3.12.6 and 3.13.0, a list of them (one for each option it may be) from 3.12.7 and
+        3.13.1: a list's were said raw, `'\\udcff'`."""
         found = super()._parse_optional(arg_string)
-        if isinstance(found, tuple) and isinstance(found[-1], str):
-            return (*found[:-1], _Given(found[-1]))
-        return found
+        if isinstance(found, list):
+            return [_explicit_given(option) for option in found]
+        return _explicit_given(found) if isinstance(found, tuple) else found
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         super()._check_value(action, _Given(value) if isinstance(value, str) else value)

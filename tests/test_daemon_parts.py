@@ -2931,7 +2931,7 @@ def test_since_takes_a_utc_date_time_ending_in_z():
 
 def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
     # Python 3.11's fromisoformat reads `2026-12-05+00:00` as a naive date, its offset dropped: `--until 2026-12-05Z`
-    # was the local midnight (5 hours off in New York), and 3.10 refused it
+    # was the local midnight (5 hours off in New York), and 3.10 refused it (and 20261205 in any form)
     midnight = datetime(2026, 12, 5, tzinfo=timezone.utc).timestamp()
     with monkeypatch.context() as m:
         m.setenv("TZ", "EST5")  # (a POSIX rule: no tz database needed)
@@ -2941,6 +2941,8 @@ def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
                 assert parse_since(text) == midnight, text
             assert parse_since("2026-12-05+01:00") == midnight - 3600
             assert parse_since("2026-12-05") == midnight + 5 * 3600  # no offset: the local midnight, as before
+            # a date without dashes, which 3.10's fromisoformat refused where 3.11's reads it
+            assert parse_since("20261205") == midnight + 5 * 3600 and parse_since("20261205T01:00Z") == midnight + 3600
         finally:
             m.undo()
             time.tzset()

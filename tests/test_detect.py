@@ -274,7 +274,7 @@ def test_every_command_that_recognises_takes_detector_none_over_the_profiles(tmp
     assert _settings(parse([*argv, "--detector", "owl"])).profile.detector == "owl"
 
 
-def test_doctor_config_checks_the_detector_run_config_uses(three_outputs, tmp_path, capsys, monkeypatch):
+def test_doctor_config_checks_the_detector_run_config_uses(three_outputs, tmp_path, settings, capsys, monkeypatch):
     # doctor --config read run.toml's backups only: `detector = "none"` (dense matching, as the service runs) was
     # still "cannot recognise: missing detector" of the profile's, and a missing one the file names went unsaid.
     from edge_rap.cli import main

@@ -44,6 +44,8 @@ EVENTS_DB = "events.sqlite"
 #: The log and its WAL: what a reader of it reads.
 EVENTS_FILES = (EVENTS_DB, EVENTS_DB + "-wal")
 SNAPSHOT_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.jpg$")
+#: SQLite's code for a full disk: sqlite3.SQLITE_FULL is Python 3.11's (on 3.10 its lookup failed every refused write)
+SQLITE_FULL = 13
 #: A snapshot named further ahead of a clock that is set was named by a clock once far ahead (`Snapshots.settled`).
 AHEAD_S = 86400.0
 #: A running daemon's watch beats every 10 s from its loop, which a call may rightly hold for up to LONG_CALL_S (a
@@ -120,8 +122,9 @@ def parse_duration(text: str) -> float | None:
 def parse_since(text: str, now: float | None = None, option: str = "--since") -> float:
     """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` ago (what a household asks of a week), or an ISO
     date-time; one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
-    fromisoformat, a Jetson's, refused the `Z` that 3.11 reads). A date with an offset is that day's midnight there
-    (3.11 read `2026-12-07Z` as local midnight, its offset dropped). `option` names it in the error (`--until`)."""
+    fromisoformat, a Jetson's, refused the `Z` and a date `20261205` that 3.11 reads). A date with an offset is that
+    day's midnight there (3.11 read `2026-12-07Z` as local midnight, its offset dropped). `option` names it in the
+    error (`--until`)."""
     from datetime import datetime
 
     now = time.time() if now is None else now
@@ -129,7 +132,8 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
     if seconds is not None:
         return now - seconds
     try:
-        iso = re.sub(r"^(\d{4}-\d{2}-\d{2}|\d{8})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", text.strip()))
+        iso = re.sub(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ]|[-+Zz])", r"\1-\2-\3", text.strip())
+        iso = re.sub(r"^(\d{4}-\d{2}-\d{2})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", iso))
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         raise EdgeRapError(f"{option} {quoted(text)}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
@@ -884,7 +888,7 @@ def _no_room(e: Exception, path: Path) -> bool:
     """Whether SQLite's error `e` at the log `path` is a full disk: said so (3.10 gives no code), or as the "disk
     I/O error" of a -shm it could not make."""
     text = str(e)
-    return (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in text
+    return (getattr(e, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in text
             or isinstance(e, OSError) and e.errno == errno.ENOSPC or "disk I/O error" in text and nearly_full(path))
 
 

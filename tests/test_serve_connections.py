@@ -435,6 +435,27 @@ def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
             assert [(k["name"], k["views"]) for k in c.get("/api/concepts").json()] == [("bo", 1)]
 
 
+def test_a_client_that_closes_its_side_after_its_last_request_is_answered(tmp_path):
+    """`printf 'GET ... Connection: close ...' | nc -N`, or an HTTP/1.0 client, half-closing: a request that is its
+    connection's last (h11's MUST_CLOSE, not DONE) was met at the FIN as one not all there, and the connection closed
+    without a word: an upload so sent stored, its client told nothing."""
+    import socket as sockets
+
+    form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--b\r\nContent-Disposition: form-data; '
+            b'name="photo"; filename="bo.png"\r\nContent-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
+    with live_server(fake_settings(tmp_path)) as live:
+        upload = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\nConnection: "
+                  f"close\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(form)}\r\n\r\n").encode()
+        said = []
+        for sent in (b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     b"GET /api/health HTTP/1.0\r\n\r\n", upload + form):
+            with _silent(live.url, sent) as s:
+                s.shutdown(sockets.SHUT_WR)
+                said.append(_last_words(s).partition(b"\r\n\r\n"))
+        assert [(head.split(b"\r\n")[0], json.loads(body).get("name")) for head, _, body in said] == [
+            (b"HTTP/1.1 200 OK", None), (b"HTTP/1.1 200 OK", None), (b"HTTP/1.1 201 Created", "bo")], said
+
+
 def test_a_delete_with_a_body_is_refused_before_anything_is_done(tmp_path):
     """No route reads a DELETE's body, so a forget sent with one that never came whole ran at once: behind a long
     upload it waited its turn past the connection's deadline, was answered 408 (400 at a half-close), and was then

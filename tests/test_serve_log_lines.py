@@ -123,6 +123,20 @@ def test_backups_of_a_memory_missing_photos_asked_for_again_and_again(tmp_path, 
     _rationed(said, said[0])
 
 
+def test_backups_of_a_memory_missing_an_index_file_asked_for_again_and_again(tmp_path, rationed):
+    """memory/backup.py said each index file it left out at every backup, a line a backup a phone asks for."""
+    with _mug(tmp_path) as (c, _, _):
+        index = sorted((tmp_path / "memory" / "index").iterdir())
+        for file in index:
+            file.unlink()
+        for _ in range(TRIES):
+            assert c.get("/api/backup").status_code == 200
+    said = _said(rationed)
+    assert len(index) == 1 and said[0].endswith(f"index file index/{index[0].name} is missing or damaged and is left "
+                                                "out of the backup")
+    _rationed(said, said[0])
+
+
 @pytest.mark.parametrize("upgrade", [b"h2c", b"websocket"])
 def test_a_request_asking_for_an_upgrade_again_and_again(tmp_path, rationed, upgrade):
     """Each was a line, and uvicorn's advice to install a WebSocket library; one asking for a WebSocket, where a

@@ -236,9 +236,11 @@ class PatientProtocol(H11Protocol):
         """The client closed its side of the connection (a half-close: `nc -N`, a proxy): a request sent whole is still
         answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
         the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half
-        open.)"""
+        open.) A request that is its connection's last (`Connection: close`, HTTP/1.0) is MUST_CLOSE once whole, not
+        DONE: it was met as one not all there, and closed without a word."""
         plain = self.transport.get_extra_info("sslcontext") is None
-        if plain and self.conn.their_state is h11.DONE and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
+        whole = self.conn.their_state in (h11.DONE, h11.MUST_CLOSE)
+        if plain and whole and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
             self._half_closed = True
             return True  # (the transport stays open for the answer)
         self._give_up(_HALF_CLOSED, 400)

@@ -1,9 +1,9 @@
 """The log lines a client's requests cause, rationed: each refusal (bytes that are not HTTP, a head too large,
 a connection over the limits, a request left unfinished) and each request's failure (the device's trouble, a form
-the parser cannot read, an internal error, a backup's missing photos, an Upgrade it ignores) was one line, so a client
-looping bad requests, or a phone app retrying one, grew the log (journald's, a file on an SD card) without bound. Each kind may say `burst` lines at once and one more every
-`every_s`; the lines left out are counted and said on the next line of that kind let through, or as the server
-stops (`say_left_out`)."""
+the parser cannot read, an internal error, a backup's missing photos, an Upgrade it ignores) was one line, so a
+client looping bad requests, or a phone app retrying one, grew the log (journald's, a file on an SD card) without
+bound. Each kind may say `burst` lines at once and one more every `every_s`; the lines left out are counted and said
+on the next line of that kind let through, or as the server stops (`say_left_out`)."""
 
 from __future__ import annotations
 

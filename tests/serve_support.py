@@ -4,6 +4,7 @@ embedder (plumbing and security) or with the real default embedder (what a house
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,3 +105,9 @@ def jpeg(pixels: np.ndarray) -> bytes:
 
 def photo_files(*blobs: bytes, names: tuple[str, ...] = ()) -> list:
     return [("photo", (names[k] if k < len(names) else f"p{k}.png", b, "image/png")) for k, b in enumerate(blobs)]
+
+
+def warnings_said(caplog) -> list[str]:
+    """The warnings and errors logged, but for the server's stop's own: a client has its answer before the server
+    has ended its request, so a stop right after may say it waits for that one."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "edge_rap.serve.drain"]

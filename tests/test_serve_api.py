@@ -5,7 +5,6 @@ carry the event log along, events come with their snapshots, ask streams Server-
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import signal
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from photos import photo, save_photo, side_by_side
-from serve_support import fake_settings, hold_recognition, jpeg, live_server, photo_files, png
+from serve_support import fake_settings, hold_recognition, jpeg, live_server, photo_files, png, warnings_said
 
 from edge_rap.types import Box, Event
 
@@ -855,8 +854,7 @@ def test_a_form_the_parser_cannot_read_is_logged_naming_its_route(tmp_path, capl
                    headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     assert r.status_code == 400 and r.json()["error"].startswith("the body is no multipart form the parser can read ("
                                                                  "Found invalid character 32 in header at 10)")
-    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
-    assert said == [f"POST /api/concepts: {r.json()['error']}"]
+    assert warnings_said(caplog) == [f"POST /api/concepts: {r.json()['error']}"]
 
 
 def test_the_boundary_inside_a_line_is_no_delimiter_in_a_preamble_or_a_field(tmp_path):

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 from scenes import scene
-from serve_support import fake_settings, jpeg, live_server, photo_files, png
+from serve_support import fake_settings, jpeg, live_server, photo_files, png, warnings_said
 
 BURST = 2  # the lines of a kind said at once in these tests; the clock stands still: no more come
 TRIES = 5
@@ -25,11 +25,6 @@ def rationed(monkeypatch, caplog):
         monkeypatch.setattr(module, "LogBudget", lambda: LogBudget(burst=BURST, every_s=60.0, clock=lambda: 0.0),
                             raising=False)
     return caplog
-
-
-def _said(caplog) -> list[str]:
-    """The warnings and errors, but for the server's stop's own (a wait for a request its client left)."""
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "edge_rap.serve.drain"]
 
 
 def _rationed(said: list[str], line: str) -> None:
@@ -63,7 +58,7 @@ def test_a_photo_damaged_since_asked_for_again_and_again(tmp_path, rationed):
         path.write_bytes(path.read_bytes()[:300])
         for _ in range(TRIES):
             assert c.get(url, params={"size": 190}).status_code == 503
-    said = _said(rationed)
+    said = warnings_said(rationed)
     assert said[0].startswith(f"GET {url}: ") and "cannot be read" in said[0]
     _rationed(said, said[0])
 
@@ -74,7 +69,7 @@ def test_a_form_the_parser_cannot_read_sent_again_and_again(tmp_path, rationed):
             r = c.post("/api/concepts", content=b"--xyz\r\nbad header\r\n\r\nx\r\n--xyz--\r\n",
                        headers={"Content-Type": "multipart/form-data; boundary=xyz"})
             assert r.status_code == 400
-    _rationed(_said(rationed), f"POST /api/concepts: {r.json()['error']}")
+    _rationed(warnings_said(rationed), f"POST /api/concepts: {r.json()['error']}")
 
 
 def test_a_request_that_fails_inside_again_and_again(tmp_path, rationed):
@@ -108,7 +103,7 @@ def test_a_streamed_answer_that_fails_again_and_again(tmp_path, rationed, monkey
         for _ in range(TRIES):
             r = c.post("/api/ask", data={"question": "where is bo?"}, headers={"Accept": "text/event-stream"})
             assert "event: error" in r.text
-    _rationed(_said(rationed), "POST /api/ask failed")
+    _rationed(warnings_said(rationed), "POST /api/ask failed")
 
 
 def test_backups_of_a_memory_missing_photos_asked_for_again_and_again(tmp_path, rationed):
@@ -118,7 +113,7 @@ def test_backups_of_a_memory_missing_photos_asked_for_again_and_again(tmp_path, 
             photo.unlink()
         for _ in range(TRIES):
             assert c.get("/api/backup").status_code == 200
-    said = _said(rationed)
+    said = warnings_said(rationed)
     assert said[0].startswith("GET /api/backup: 2 stored photos missing or damaged, not backed up: ")  # one line
     _rationed(said, said[0])
 
@@ -131,7 +126,7 @@ def test_backups_of_a_memory_missing_an_index_file_asked_for_again_and_again(tmp
             file.unlink()
         for _ in range(TRIES):
             assert c.get("/api/backup").status_code == 200
-    said = _said(rationed)
+    said = warnings_said(rationed)
     assert len(index) == 1 and said[0].endswith(f"index file index/{index[0].name} is missing or damaged and is left "
                                                 "out of the backup")
     _rationed(said, said[0])
@@ -146,7 +141,7 @@ def test_a_request_asking_for_an_upgrade_again_and_again(tmp_path, rationed, upg
     with live_server(fake_settings(tmp_path)) as live:
         for _ in range(TRIES):
             assert _raw(live.url, request) == b"HTTP/1.1 200 OK"
-    _rationed(_said(rationed), "answered a request from 127.0.0.1 as if it had no Upgrade header (no upgrade is "
+    _rationed(warnings_said(rationed), "answered a request from 127.0.0.1 as if it had no Upgrade header (no upgrade is "
                                "served)")
 
 
@@ -158,7 +153,7 @@ def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
     with live_server(fake_settings(tmp_path)) as live:
         for request in [garbage] * TRIES + [lengths]:
             assert _raw(live.url, request) == b"HTTP/1.1 400 Bad Request"
-    said = _said(rationed)
+    said = warnings_said(rationed)
     bad = "answered 400 to 127.0.0.1: not an HTTP request this server can read"
     assert said == [f"{bad} (illegal request line)"] * BURST + [f"{bad} (conflicting Content-Length headers)",
                                                               f"{bad} (illegal request line) (the last of {TRIES - BURST}"

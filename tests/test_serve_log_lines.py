@@ -17,7 +17,8 @@ TRIES = 5
 
 @pytest.fixture
 def rationed(monkeypatch, caplog):
-    """Every server's budget `BURST` lines a kind (made by its app; by the server before that held its requests' too)."""
+    """Every server's budget `BURST` lines a kind (made by its app; by the server before that held its requests'
+    too)."""
     from edge_rap.serve import app, server
     from edge_rap.serve.log_budget import LogBudget
 
@@ -141,8 +142,8 @@ def test_a_request_asking_for_an_upgrade_again_and_again(tmp_path, rationed, upg
     with live_server(fake_settings(tmp_path)) as live:
         for _ in range(TRIES):
             assert _raw(live.url, request) == b"HTTP/1.1 200 OK"
-    _rationed(warnings_said(rationed), "answered a request from 127.0.0.1 as if it had no Upgrade header (no upgrade is "
-                               "served)")
+    _rationed(warnings_said(rationed),
+              "answered a request from 127.0.0.1 as if it had no Upgrade header (no upgrade is served)")
 
 
 def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
@@ -155,6 +156,5 @@ def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
             assert _raw(live.url, request) == b"HTTP/1.1 400 Bad Request"
     said = warnings_said(rationed)
     bad = "answered 400 to 127.0.0.1: not an HTTP request this server can read"
-    assert said == [f"{bad} (illegal request line)"] * BURST + [f"{bad} (conflicting Content-Length headers)",
-                                                              f"{bad} (illegal request line) (the last of {TRIES - BURST}"
-                                                              " like this not logged, said as the server stops)"], said
+    last = f"{bad} (illegal request line) (the last of {TRIES - BURST} like this not logged, said as the server stops)"
+    assert said == [f"{bad} (illegal request line)"] * BURST + [f"{bad} (conflicting Content-Length headers)", last], said

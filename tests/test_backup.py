@@ -1204,7 +1204,8 @@ def test_an_archive_is_weighed_by_its_manifest_at_its_end_not_its_headers(archiv
 
 def test_an_archive_is_weighed_with_each_folder_its_files_are_written_in_once(archive):
     # each of 25 000 names was made a path and its folders listed, half a restore's 0.9 s: the folders, once each,
-    # are images/, its ab/ folders and index/ (a forged name's elsewhere: refused as it is read, none counted)
+    # are images/, its ab/ folders and index/ (a forged name's, even in a folder named as a backup's, images/ef/:
+    # refused as it is read, none counted, as before)
     from pathlib import PurePosixPath
 
     from edge_rap.memory import restore as restore_module
@@ -1212,7 +1213,7 @@ def test_an_archive_is_weighed_with_each_folder_its_files_are_written_in_once(ar
 
     files = members(archive)
     photos = {f"images/{d}/{d}{i:062x}.jpg": bytes(5000) for d in ("ab", "cd") for i in range(3)}
-    forged = {"images/ab/c/d.jpg": b"x", "x/y/z.jpg": b"x"}
+    forged = {"images/ab/c/d.jpg": b"x", "x/y/z.jpg": b"x", "images/ef/x.jpg.tmp": b"x", "images/ef/x.jpg": b"x"}
     archive = write_archive(archive, with_manifest({**photos, **forged, **files}, json.loads(files[MANIFEST])))
     listed = {**photos, **forged, **{n: d for n, d in files.items() if n != MANIFEST}}
     folders = {f.as_posix() for name in [*photos, *files] if name != MANIFEST for f in PurePosixPath(name).parents}

@@ -93,6 +93,39 @@ def test_photos_two_or_more_folders_down_in_a_concepts_folder_are_said_with_thei
                              "read (move them up into it)"]
 
 
+def test_a_link_in_a_concepts_folder_to_a_folder_above_it_is_not_walked(dataset):
+    # `coffee/up -> ..` was walked: the other concepts' photos, read, said as not read; `root -> /` walked the disk
+    (dataset / "coffee" / "up").symlink_to("..")
+    (dataset / "coffee" / "above").symlink_to("../..")
+    save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
+    coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+    assert coffee.unread == [f"{dataset / 'coffee' / 'edited'}: a folder of 1 photo inside a concept's folder, not "
+                             "read (move them up into it)"]
+
+
+def test_a_folder_of_photos_a_thousand_folders_down_is_counted_not_a_traceback(dataset, monkeypatch):
+    # os.walk (Python 3.11's) recursed a call a folder: a RecursionError, a traceback that ended the evaluation
+    import os
+    import sys
+    from pathlib import Path
+
+    deep = dataset / "coffee" / "deep"
+    deep.mkdir()
+    monkeypatch.chdir(deep)  # (made a folder at a time: os.makedirs recurses too)
+    try:
+        for _ in range(sys.getrecursionlimit() + 50):
+            os.mkdir("a")
+            os.chdir("a")
+        save_photo(Path.cwd(), "coffee", filename="a.jpg")
+        coffee = next(c for c in read_dataset(dataset) if c.name == "coffee")
+        assert coffee.unread == [f"{deep}: a folder of 1 photo inside a concept's folder, not read (move them up "
+                                 "into it)"]
+    finally:  # (removed a folder at a time: pytest's removal of old temporary folders recurses as os.walk did)
+        Path("a.jpg").unlink(missing_ok=True)
+        while Path.cwd() != deep:
+            os.chdir("..")
+            os.rmdir("a")
+
 def _refused_stat(monkeypatch, name: str) -> None:
     """A stat of any path ending in `name` refused, as of an entry in a folder this account may list but not search
     (root, which the tests run as, is never refused: the refusal is staged)."""
@@ -132,6 +165,18 @@ def test_a_folder_in_a_concepts_folder_that_cannot_be_listed_is_passed_over(data
 def test_a_dataset_folder_listed_but_not_searched_is_one_line(dataset, monkeypatch):
     _refused_stat(monkeypatch, "database.json")  # (looked for first: a RAP database is refused)
     with pytest.raises(EdgeRapError, match=r"database.json: cannot reach it \(Permission denied"):
+        read_dataset(dataset)
+
+
+def test_a_dataset_folder_that_cannot_be_listed_is_said_so_not_as_its_database_json(dataset, monkeypatch):
+    # mode 000 as another account: its database.json was said unreachable, a file the user never named
+    from pathlib import Path
+
+    _refused_stat(monkeypatch, "database.json")
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda path: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if path == dataset else iterdir(path))
+    with pytest.raises(EdgeRapError, match=rf"^{re.escape(str(dataset))}: cannot list \(Permission denied\)$"):
         read_dataset(dataset)
 
 

@@ -95,10 +95,11 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     (import-rap's) is refused too, naming the command that reads it."""
     if not reachable(folder, Path.is_dir):  # (one behind a folder this account may not search: one line)
         raise EdgeRapError(f"{folder}: not a folder")
+    entries = _entries(folder)  # (first: one that cannot be listed is said so, not as its database.json unreachable)
     if _is_rap_database(folder):  # evaluated, its photos' folder was one concept named `database`
         raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
                            f"{folder / RAP_DATABASE}` remembers it)")
-    subs = [sub for sub in _entries(folder) if _is_folder(sub)]
+    subs = [sub for sub in entries if _is_folder(sub)]
     concepts = [_concept_folder(sub, references) for sub in subs]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
@@ -151,26 +152,50 @@ def _concept_folder(sub: Path, references: int) -> ConceptFolder:
 def _photo_folders(folder: Path) -> list[tuple[Path, int]]:
     """The folders in `folder` that hold photos, at any depth (an `edited/` a phone's export made, `2023/summer/`),
     with how many: their photos were left out unsaid (those two or more folders down, even once the first were
-    said). Counted, not read. One that cannot be looked at is not among them, nor a link to `folder` itself
-    (`loop -> .`: its photos are read, and were said as not read)."""
+    said). Counted, not read. One that cannot be looked at is not among them, nor a link to `folder` itself or to
+    a folder above it (`loop -> .`: its photos are read, and were said as not read; `up -> ..`, `root -> /`: the
+    other concepts' photos were counted as not read, or the whole disk walked)."""
     found = []
     for sub in _entries(folder):
         try:
-            if _is_folder(sub) and not sub.samefile(folder) and (photos := _photos_in(sub)):
+            if _is_folder(sub) and not _holds(sub, folder) and (photos := _photos_in(sub)):
                 found.append((sub, photos))
         except (EdgeRapError, OSError):
             pass
     return found
 
 
+def _holds(sub: Path, folder: Path) -> bool:
+    """Whether the folder `sub` (a link) is `folder` or a folder above it, its links followed."""
+    return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(sub))
+
+
 def _photos_in(folder: Path) -> int:
     """The photos in `folder` and every folder inside it (the `_hidden` aside; a link to a folder not followed: one
-    back up would loop; a folder that cannot be listed counts none, an entry that cannot be looked at is none)."""
-    count = 0
-    for top, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not _hidden(name)]
-        count += sum(1 for name in files if not _hidden(name) and _is_photo(Path(top, name)))
+    back up would loop; a folder that cannot be listed counts none, an entry that cannot be looked at is none).
+    Walked one folder after another, not by os.walk: Python 3.11's recursed a call a folder, and a tree a thousand
+    deep was a RecursionError's traceback."""
+    count, left = 0, [folder]
+    while left:
+        try:
+            with os.scandir(left.pop()) as entries:
+                for entry in entries:
+                    if _hidden(entry.name):
+                        continue
+                    if not _entry_is_folder(entry):
+                        count += _is_photo(Path(entry.path))
+                    elif not entry.is_symlink():
+                        left.append(entry.path)
+        except OSError:
+            pass
     return count
+
+
+def _entry_is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # (as os.walk takes it: an entry that cannot be looked at is no folder)
+        return False
 
 
 def _is_photo(path: Path) -> bool:

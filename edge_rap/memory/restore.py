@@ -418,8 +418,9 @@ def _needed(archive: Path, block: int) -> tuple[str, int]:
         size += -(-length // block) * block
         databases = databases or name in (DATABASE, EVENTS_DB)
         folder = name.rpartition("/")[0]  # (a backup's hundreds of folders, once each: a path made of each of
-        if folder not in folders and _MEMBER_FOLDER.fullmatch(folder):  # 25 000 names took half a restore's 0.9 s)
-            folders.add(folder)  # (only a backup's: a forged archive's million folders are not kept in memory)
+        if folder not in folders and _MEMBER_FOLDER.fullmatch(folder) and is_member_name(name):  # 25 000 names
+            folders.add(folder)  # took half a restore's 0.9 s; a member's only, as before: a forged archive's
+            # million folders are not kept in memory, nor is `images/ab/x.tmp`'s counted: refused as it is read)
     made = len(folders) + any(f != "index" for f in folders)  # (images/ above its ab/; not "", `staging`: made)
     return "the restored memory", size + made * block + (SQLITE_ROOM if databases else 0)  # (one at a time)
 

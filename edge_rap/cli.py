@@ -759,9 +759,10 @@ def _plain(value: object) -> object:
 
 
 class _Given(str):
-    """An argument as given, which argparse's own errors (`invalid choice: %r`, `invalid int value: %r`, `ignored
-    explicit argument %r`) quote as every other message does (output.quoted): repr wrote a byte of an argument not
-    UTF-8 `'\\udcff'`, not `'\\xff'`. A part of one is one too: argparse takes `-vv\\xff` apart letter by letter."""
+    """An argument as given, which argparse's own errors (`invalid int value: %r`, `ignored explicit argument %r`;
+    `invalid choice` is the parser's own, `_QuotingParser._check_value`) quote as every other message does
+    (output.quoted): repr wrote a byte of an argument not UTF-8 `'\\udcff'`, not `'\\xff'`. A part of one is one
+    too: argparse takes `-vv\\xff` apart letter by letter."""
 
     def __repr__(self) -> str:
         return quoted(str(self))
@@ -795,7 +796,13 @@ class _QuotingParser(argparse.ArgumentParser):
         return _explicit_given(found) if isinstance(found, tuple) else found
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
-        super()._check_value(action, _Given(value) if isinstance(value, str) else value)
+        """argparse's check of a value against its choices, a string refused said as Python 3.11 says it, quoted
+        with output.quoted: from 3.12.8 and 3.13.1 argparse says `str(value)`, a plain str (`edge-rap $'\\xff'`
+        was "invalid choice: '\\udcff'"), and its choices unquoted."""
+        if isinstance(value, str) and action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, f"invalid choice: {quoted(value)} (choose from "
+                                                 f"{', '.join(map(repr, action.choices))})")
+        super()._check_value(action, value)
 
 
 class _CommandParser(_QuotingParser):

@@ -821,9 +821,10 @@ class _CommandParser(_QuotingParser):
         # what follows it marked, to be told apart however argparse lists it
         args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
-        if args[start:].count("--") > _count_dashes([*vars(namespace).values(), extras]):
-            # Python 3.11's argparse drops a second `--` as no argument: `rename -- y --` said "concept name is empty"
-            self.error("`--` is given twice: after the first, a second is read as no argument at all (give it once)")
+        if "--" in args[start:]:  # Python 3.11's argparse drops a second `--` as no argument (`rename -- y --` said
+            # "concept name is empty"), 3.12.10's reads it as an argument (y renamed `--`): refused on every one
+            self.error("`--` is given twice: a second after the first is read as no argument at all by some Pythons, "
+                       "as an argument by others (give it once)")
         for dest, value in vars(namespace).items():
             setattr(namespace, dest, _plain(value))
         own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
@@ -877,11 +878,6 @@ class _CommandParser(_QuotingParser):
             head = self.prog.split()[1:]
         return (f"{self.prog.split()[0]} {shlex.join([*head, *options, '--', *shown])}"
                 f"{' ...' if len(shown) < len(operands) else ''}")
-
-
-def _count_dashes(values: list) -> int:
-    """How many of the parsed values (lists among them) are `--` as given."""
-    return sum(_count_dashes(v) if isinstance(v, list) else v == "--" for v in values)
 
 
 def _unrecognised(stray: list[str]) -> str | None:

@@ -759,9 +759,10 @@ def _plain(value: object) -> object:
 
 
 class _Given(str):
-    """An argument as given, which argparse's own errors (`invalid choice: %r`, `invalid int value: %r`, `ignored
-    explicit argument %r`) quote as every other message does (output.quoted): repr wrote a byte of an argument not
-    UTF-8 `'\\udcff'`, not `'\\xff'`. A part of one is one too: argparse takes `-vv\\xff` apart letter by letter."""
+    """An argument as given, which argparse's own errors (`invalid int value: %r`, `ignored explicit argument %r`;
+    `invalid choice` is the parser's own, `_QuotingParser._check_value`) quote as every other message does
+    (output.quoted): repr wrote a byte of an argument not UTF-8 `'\\udcff'`, not `'\\xff'`. A part of one is one
+    too: argparse takes `-vv\\xff` apart letter by letter."""
 
     def __repr__(self) -> str:
         return quoted(str(self))
@@ -795,7 +796,13 @@ class _QuotingParser(argparse.ArgumentParser):
         return _explicit_given(found) if isinstance(found, tuple) else found
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
-        super()._check_value(action, _Given(value) if isinstance(value, str) else value)
+        """argparse's check of a value against its choices, a string refused said as Python 3.11 says it, quoted
+        with output.quoted: from 3.12.8 and 3.13.1 argparse says `str(value)`, a plain str (`edge-rap $'\\xff'`
+        was "invalid choice: '\\udcff'"), and its choices unquoted."""
+        if isinstance(value, str) and action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, f"invalid choice: {quoted(value)} (choose from "
+                                                 f"{', '.join(map(repr, action.choices))})")
+        super()._check_value(action, value)
 
 
 class _CommandParser(_QuotingParser):
@@ -814,9 +821,10 @@ class _CommandParser(_QuotingParser):
         # what follows it marked, to be told apart however argparse lists it
         args[start:] = [a if isinstance(a, _Operand) else _Operand(a) for a in args[start:]]
         namespace, extras = super().parse_known_args(args, namespace)
-        if args[start:].count("--") > _count_dashes([*vars(namespace).values(), extras]):
-            # Python 3.11's argparse drops a second `--` as no argument: `rename -- y --` said "concept name is empty"
-            self.error("`--` is given twice: after the first, a second is read as no argument at all (give it once)")
+        if "--" in args[start:]:  # Python 3.11's argparse drops a second `--` as no argument (`rename -- y --` said
+            # "concept name is empty"), 3.12.10's reads it as an argument (y renamed `--`): refused on every one
+            self.error("`--` is given twice: a second after the first is read as no argument at all by some Pythons, "
+                       "as an argument by others (give it once)")
         for dest, value in vars(namespace).items():
             setattr(namespace, dest, _plain(value))
         own = len(extras) - len(getattr(namespace, "command_extras", ()))  # argparse lists its own before its sub's
@@ -870,11 +878,6 @@ class _CommandParser(_QuotingParser):
             head = self.prog.split()[1:]
         return (f"{self.prog.split()[0]} {shlex.join([*head, *options, '--', *shown])}"
                 f"{' ...' if len(shown) < len(operands) else ''}")
-
-
-def _count_dashes(values: list) -> int:
-    """How many of the parsed values (lists among them) are `--` as given."""
-    return sum(_count_dashes(v) if isinstance(v, list) else v == "--" for v in values)
 
 
 def _unrecognised(stray: list[str]) -> str | None:

@@ -529,7 +529,7 @@ class EventLog:
         while name is not None:
             names.append(name)
             name = db.execute("SELECT MIN(name) FROM events WHERE name > ?", (name,)).fetchone()[0]
-        newest = [row for name in names for row in db.execute(_NEWEST_ON_EACH_CAMERA, (name,))]
+        newest = [row for name in names for row in db.execute(_NEWEST_ON_EACH_CAMERA, {"name": name})]
         return [(row[:6], db.execute("SELECT watch FROM events WHERE id = ?", (row[0],)).fetchone()[0])
                 for row in newest if row[1] == "arrived"]
 
@@ -660,7 +660,7 @@ class EventLog:
         rows = self._rows(_SELECT + " WHERE id = ?", (event_id,), valid_event)
         return _event(rows[0]) if rows else None
 
-    def _rows(self, sql: str, args: tuple, valid: Callable[[tuple], bool] | None = None) -> list[tuple]:
+    def _rows(self, sql: str, args: tuple | dict, valid: Callable[[tuple], bool] | None = None) -> list[tuple]:
         """A read's rows, each `valid` where given (a damaged page can read as rows of nulls); a log not there yet,
         or one whose first writer died before its tables were made (an empty file), holds no events; one of an
         edge_rap of before watches (read in a read-only folder, where its tables are not brought up to date) holds
@@ -692,7 +692,7 @@ class EventLog:
         newest event logged, or a visit so ended where its sign of life is later: it lasted until then, past the
         "left" another camera logged after its arrival (by the time, not the log's order, for that alone: the
         hosts sharing a log may not agree on the time)."""
-        logged = [_event(row) for row in self._rows(_NEWEST_ON_EACH_CAMERA, (name,), valid_event)]
+        logged = [_event(row) for row in self._rows(_NEWEST_ON_EACH_CAMERA, {"name": name}, valid_event)]
         latest = [self._still_there(e) for e in logged]
         if not latest:
             return None
@@ -780,11 +780,11 @@ class EventLog:
             # Each old event asks the index whether its place saw a later one, and an arrival or leaving the one
             # next to it there: the hourly prune reads the old events, not a year's log, while it holds the write
             # lock.
-            return self._mended(lambda: self._delete(_PRUNED, (before,)))
+            return self._mended(lambda: self._delete(_PRUNED, {"before": before}))
         except sqlite3.Error as e:
             raise EventLogError(self.path, f"cannot prune the event log ({e})") from None
 
-    def _delete(self, where: str, args: tuple) -> int:
+    def _delete(self, where: str, args: tuple | dict) -> int:
         if not self.path.exists():
             return 0
         db = self._db()
@@ -906,27 +906,27 @@ def _read_only(root: Path) -> str:
     return "; the memory folder is not writable" if root.is_dir() and not os.access(root, os.W_OK) else ""
 
 
-#: The events a prune deletes (`EventLog.prune`), before the time ?1: each one whose place saw a later one, but
+#: The events a prune deletes (`EventLog.prune`), before the time :before: each one whose place saw a later one, but
 #: not an arrival whose leaving (the next event there) stays, nor a leaving whose arrival (the one before) stays.
 _PRUNED = (
-    "wall < ?1 AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
+    "wall < :before AND EXISTS (SELECT 1 FROM events AS later WHERE later.name = events.name "
     "AND later.camera = events.camera AND later.id > events.id) "
     "AND NOT EXISTS (SELECT 1 FROM events AS next WHERE events.kind = 'arrived' AND next.kind = 'left' AND next.id = "
     "(SELECT MIN(id) FROM events AS n WHERE n.name = events.name AND n.camera = events.camera AND n.id > events.id) "
-    "AND (next.wall >= ?1 OR NOT EXISTS (SELECT 1 FROM events AS after WHERE after.name = next.name "
+    "AND (next.wall >= :before OR NOT EXISTS (SELECT 1 FROM events AS after WHERE after.name = next.name "
     "AND after.camera = next.camera AND after.id > next.id))) "
     "AND NOT EXISTS (SELECT 1 FROM events AS prev WHERE events.kind = 'left' AND prev.kind = 'arrived' "
-    "AND prev.wall >= ?1 AND prev.id = (SELECT MAX(id) FROM events AS p WHERE p.name = events.name "
+    "AND prev.wall >= :before AND prev.id = (SELECT MAX(id) FROM events AS p WHERE p.name = events.name "
     "AND p.camera = events.camera AND p.id < events.id))")
 _SELECT = "SELECT id, kind, name, camera, time_s, wall, box, score, said, snapshot FROM events"
 #: A concept's newest event on each camera, newest first: the cameras stepped through the (name, camera) index
 #: one by one, and each one's newest found there, so that a year's log is not read (0.02 ms, where a GROUP BY read
 #: every event of the concept: 4 ms at a year of 10 concepts).
 _NEWEST_ON_EACH_CAMERA = (
-    "WITH RECURSIVE cameras(camera) AS (SELECT (SELECT MIN(camera) FROM events WHERE name = ?1) UNION ALL "
-    "SELECT (SELECT MIN(camera) FROM events WHERE name = ?1 AND camera > cameras.camera) FROM cameras "
+    "WITH RECURSIVE cameras(camera) AS (SELECT (SELECT MIN(camera) FROM events WHERE name = :name) UNION ALL "
+    "SELECT (SELECT MIN(camera) FROM events WHERE name = :name AND camera > cameras.camera) FROM cameras "
     "WHERE cameras.camera IS NOT NULL) "
-    + _SELECT + " WHERE id IN (SELECT (SELECT MAX(id) FROM events WHERE name = ?1 AND camera = cameras.camera) "
+    + _SELECT + " WHERE id IN (SELECT (SELECT MAX(id) FROM events WHERE name = :name AND camera = cameras.camera) "
     "FROM cameras WHERE cameras.camera IS NOT NULL) ORDER BY id DESC")
 
 

@@ -339,12 +339,11 @@ class Memory:
         with self.store.transaction() as db:
             # a value as it is stored changes nothing, not `updated` either: a client that sends the whole concept
             # back (the page sends the category with every edit) told a phone's sync that it had changed
-            if description is not None:
-                db.execute("UPDATE concepts SET description = ?1, updated = ?2 WHERE id = ?3 AND description IS NOT ?1",
-                           (clean_text(description, "description", MAX_DESCRIPTION), time.time(), concept.id))
-            if category is not None:
-                db.execute("UPDATE concepts SET category = ?1, updated = ?2 WHERE id = ?3 AND category IS NOT ?1",
-                           (clean_text(category, "category", 64), time.time(), concept.id))
+            for column, given, longest in (("description", description, MAX_DESCRIPTION), ("category", category, 64)):
+                if given is not None:
+                    value = clean_text(given, column, longest)
+                    db.execute(f"UPDATE concepts SET {column} = :value, updated = :now WHERE id = :id "
+                               f"AND {column} IS NOT :value", {"value": value, "now": time.time(), "id": concept.id})
             if stops_being_person and self.store.space(FACE_SPACE, db):
                 db.execute("DELETE FROM views WHERE concept_id = ? AND kind = 'face'", (concept.id,))
                 self.writer.write(db, FACE_SPACE)

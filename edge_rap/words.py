@@ -87,7 +87,8 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     and "Okay so, where is Bo?" no <now> nor <so>, though "Now, is she home?" asks of a cat <now>, the she of its
     sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
-    is And?" and "where is and" name <and>. A name that is a number alone is that number only before a noun it
+    is And?" and "where is and" name <and>. The he or she of its sentence makes a word opening it alone the one
+    asked about, not one of a filler pair ("Okay so, where is he?" names no <so>). A name that is a number alone is that number only before a noun it
     counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?" and "Where is 42's bowl?"
     do). Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
     `speech.names.match_names`' own."""
@@ -102,8 +103,8 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
-    return bool(_WORD_AFTER.match(text, end)) or text[start:end].lower() in _PARTICLES and word_before or (
-        opening and bool(_QUESTION_AFTER.match(text, end)) and not _HE_OR_SHE_AFTER.match(text, end))
+    return bool(_WORD_AFTER.match(text, end)) or word in _PARTICLES and word_before or (
+        opening and bool(_QUESTION_AFTER.match(text, end)) and (word_before or not _HE_OR_SHE_AFTER.match(text, end)))
 
 
 def _counts(text: str, end: int) -> bool:

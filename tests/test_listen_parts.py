@@ -3041,9 +3041,28 @@ def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
                         ("Well, now, is Bo home?", ["bo"]), ("Okay now, is Bo home?", ["bo"]),
                         ("Hey robot, okay so, where is Bo?", ["bo"]), ("Um, well so, can you see Bo?", ["bo"]),
                         ("So, can you see Bo?", ["bo"]), ("Okay so, is it raining?", []),
-                        # still a name: the he or she of its sentence, or after a word that opens none
-                        ("Okay so, where is he?", ["so"]), ("Where are Bo and so, is it late?", ["bo", "so"]),
+                        # still a name: after a word that opens none, or written as one
+                        ("Where are Bo and so, is it late?", ["bo", "so"]),
                         ("Bo is out. Okay so, where is Now?", ["bo", "now"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_filler_pair_before_a_question_about_he_or_she_is_itself_too():
+    # Before: of a pet <so>, "Right so, where is he?" and "Okay so, where is he?" named <so>: the he or she of the
+    # sentence made the word before the comma the one asked about, though a filler before it makes the two one filler
+    # ("Right so,", as "Okay then," of a pet <then> was already); alone before the comma it is still a name
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["so", "then", "now", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Right so, where is he?", []), ("Okay so, where is he?", []), ("Well then, where is she?", []),
+                        ("Okay then, where is she?", []), ("Hey robot, alright so, has he eaten?", []),
+                        ("Right so, where is he? Bo is out.", ["bo"]),
+                        # still a name: the word alone before the comma, or written as one
+                        ("So, where is he?", ["so"]), ("Then, is she home?", ["then"]), ("Now, is she home?", ["now"]),
+                        ("Okay So, where is he?", ["so"]), ("Right so, where is Bo?", ["bo"])):
         assert match_names(said, names).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 

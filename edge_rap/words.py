@@ -29,6 +29,7 @@ NUMBERS = {word: str(i) for i, word in enumerate(
     "seventeen eighteen nineteen twenty".split())}
 NUMBERS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
                 "ninety": "90", "hundred": "100"})
+_WORDS_OF = {numeral: word for word, numeral in NUMBERS.items()}
 FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
 # What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
@@ -50,6 +51,16 @@ _PLURALS = frozenset("people children men women feet teeth mice geese sheep".spl
 # Words in "s" said of a pet rather than counted by a number ("Is 7 upstairs?", "Is 42 yours?")
 _NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes perhaps afterwards towards yours ours "
                          "theirs".split())
+# Verbs in "s" said of a pet or a person, with more said after them: "7 likes fish", "Seven needs a bath" (but "I got 7
+# likes." counts them)
+_VERBS_IN_S = frozenset("likes loves hates wants needs eats sleeps seems sits stays knows barks purrs hides belongs "
+                        "gets comes feels".split())
+# A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
+_HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
+_HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
+# A question asking how many: a number opening a sentence after it answers it, a count ("How many cups? One?")
+_HOW_MANY = re.compile(r"\bhow\s+many\b", re.I)
+HOW_MANY_WINDOW = 200  # characters before a number that such a question is looked for in
 _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 # A comma, then the word a question or a request starts with: what follows a word that opens a sentence as itself
 # ("Now, where is Bo?", "So, is Max home?", "Okay, forget Bo."), not a name
@@ -79,6 +90,33 @@ def is_number(word: str) -> bool:
     return all(w.isdigit() or w in NUMBERS for w in re.split(r"[\s-]+", word))
 
 
+def ten_and_unit(ten: str, unit: str) -> str | None:
+    """The number a ten and a unit after it say, in numerals ("40", "2": "42"), or None where they are not so."""
+    return ten[0] + unit if re.fullmatch(r"[2-9]0", ten) and re.fullmatch(r"[1-9]", unit) else None
+
+
+def numeral(words: str) -> str | None:
+    """The number words (lower case) say, in numerals: "7" and "seven" are "7", "forty two" and "forty-two" "42";
+    None for words that are no number."""
+    said = [NUMBERS.get(w, w) for w in re.split(r"[\s_\-.]+", words) if w]
+    joined = ten_and_unit(*said) if len(said) == 2 else None
+    said = [joined] if joined else said
+    return said[0] if len(said) == 1 and said[0].isdigit() else None
+
+
+def spellings(words: str) -> list[str]:
+    """How a number (`numeral`'s words) is written, in numerals and in words ("7", "seven"; "42", "forty two"), as a
+    typed question may write either, whisper's heard one numerals ("Did 7 eat?" of a cat <seven>); [] for words
+    that are no number."""
+    said = numeral(words)
+    if said is None:
+        return []
+    if said in _WORDS_OF:
+        return [said, _WORDS_OF[said]]
+    ten, unit = said[:1] + "0", said[1:]
+    return [said, f"{_WORDS_OF[ten]} {_WORDS_OF[unit]}"] if ten_and_unit(ten, unit) else [said]
+
+
 def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     """Whether the common word text[start:end] is that word, not a name spelled so (<and>, a cat; <the>):
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
@@ -88,16 +126,20 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
     is And?" and "where is and" name <and>. The he or she of its sentence makes a word opening it alone the one
-    asked about, not one of a filler pair ("Okay so, where is he?" names no <so>). A name that is a number alone is that number only before a noun it
-    counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?" and "Where is 42's bowl?"
-    do). Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
+    asked about, not one of a filler pair ("Okay so, where is he?" names no <so>). A word joined by a hyphen is a
+    compound's part ("my seven-year-old" names no <seven>). A name that is a number alone is that number only before a
+    noun it counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?", "7 likes fish" and
+    "Where is 42's bowl?" do), or where it answers a "how many" just asked ("How many cups? One?"); "1" is read as
+    "one" is. Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
     `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
     word = text[start:end].lower()
     number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
     if named or number and _ENDING_AFTER.match(text, end):
         return False
-    if number:
+    if _in_compound(text, start, end) or is_number(word) and _answers_how_many(text, start, within):
+        return True
+    if number and word != "1":  # "1" is read as "one" is, whisper's numeral for it: "I see 1 cup.", "Where is 1?"
         return _counts(text, end)
     if after_article(text, start):
         return False
@@ -105,6 +147,19 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     return bool(_WORD_AFTER.match(text, end)) or word in _PARTICLES and word_before or (
         opening and bool(_QUESTION_AFTER.match(text, end)) and (word_before or not _HE_OR_SHE_AFTER.match(text, end)))
+
+
+def _in_compound(text: str, start: int, end: int) -> bool:
+    """Whether the word text[start:end] is joined by a hyphen to a word before or after it, a part of a compound,
+    no name: "my seven-year-old" and "twenty-seven" name no <seven>."""
+    return bool(_HYPHEN_AFTER.match(text, end) or _HYPHEN_BEFORE.search(text, max(0, start - 2), start))
+
+
+def _answers_how_many(text: str, start: int, within: bool) -> bool:
+    """Whether the number at text[start] opens a sentence after one asking how many (HOW_MANY_WINDOW characters
+    before it at most): it answers it, a count ("How many cups do you see? One?", "... Seven."), no pet <one>."""
+    return starts_sentence(text, start, within) and bool(_HOW_MANY.search(text, max(0, start - HOW_MANY_WINDOW),
+                                                                          start))
 
 
 def _counts(text: str, end: int) -> bool:
@@ -115,6 +170,8 @@ def _counts(text: str, end: int) -> bool:
     if m is None:
         return False
     said = (m["word"] or "").lower()
+    if said in _VERBS_IN_S:
+        return not _WORD_AFTER.match(text, m.end())
     return not said or said in _PLURALS or (said.endswith("s") and not said.endswith(("ss", "us"))
                                             and not is_common(said) and said not in _NOT_PLURALS)
 

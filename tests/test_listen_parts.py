@@ -3029,6 +3029,68 @@ def test_a_name_of_a_number_in_words_is_read_as_a_number_typed_as_heard():
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 
 
+def test_a_name_of_a_number_is_typed_in_numerals_or_words_as_it_is_heard():
+    # Before: of a cat <seven> and a dog <42>, `ask` named no <seven> in "Did 7 eat?" (whisper's numerals for the
+    # words said, which the voice heard as <seven>) nor <42> in "Where is forty-two?": a typed question's mentions
+    # were the name's own letters only. The number written another way is still a count where it counts
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "42", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Where is 7?", ["seven"]), ("Did 7 eat?", ["seven"]), ("Is 7 with Bo?", ["seven", "bo"]),
+                        ("Where is forty-two?", ["42"]), ("Did forty two eat?", ["42"]),
+                        ("Where is 7's bowl?", ["seven"]),
+                        # a count, or another number
+                        ("I see 7 cups.", []), ("I counted forty-two cups.", []), ("Is 17 home?", []),
+                        ("Is seventy home?", []), ("Where is 427?", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+    # two names of one number (a memory of before): each where written so, as typed
+    concepts += [Concept(3, "forty-two", "", "", 0.0, 0.0)]
+    for said, heard in (("Where is 42?", ["42"]), ("Where is forty-two?", ["forty-two"])):
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_before_a_verb_in_s_with_more_said_is_a_name():
+    # Before: of a cat <seven>, "7 likes fish" and "Seven needs a bath" named nothing, heard or typed: a word in "s"
+    # after a number was a plural it counts ("seven cups"); a verb said of a pet is not, with more said after it
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("7 likes fish", ["seven"]), ("Seven needs a bath.", ["seven"]),
+                        ("I think seven wants to go out.", ["seven"]), ("Bo and 7 sleeps upstairs?", ["bo", "seven"]),
+                        # counted
+                        ("I got 7 likes.", []), ("I see 7 cups.", []), ("7 cups are in the sink", []),
+                        ("Seven dogs barked.", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_in_a_compound_or_answering_how_many_is_no_name():
+    # Before: of pets <seven> and <one>, "my seven-year-old" named <seven> heard and typed, "Is twenty-seven home?"
+    # <seven> typed, "I see 1 cup." <one> heard (whisper's "1" was a number, and a number counts only a plural), and
+    # "How many cups do you see? One?" <one>: a word joined by a hyphen is a compound's, "1" is read as "one" is,
+    # and a number opening a sentence after one asking how many answers it
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "one", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Where is my seven-year-old?", []), ("My 7-year-old is home.", []),
+                        ("Is twenty-seven home?", []), ("Take the one-way street.", []),
+                        ("I see 1 cup.", []), ("How many cups do you see? One?", []),
+                        ("How many cups do you see? 1?", []), ("How many cats are there? Seven.", []),
+                        # a name: asked about, in a sentence of its own that answers nothing, or written as one
+                        ("Where is Seven?", ["seven"]), ("Did 7 eat?", ["seven"]), ("Where is 1?", ["one"]),
+                        ("Where is One?", ["one"]), ("How many cups are there? Where is Seven?", ["seven"]),
+                        ("Is <seven>-year-old Bo home?", ["seven", "bo"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
     # Before: of pets <so> and <now>, "Okay so, where is Bo?" named <so> beside <bo>: the word opening a question
     # before its comma was itself only with no word before it ("So, where is Bo?")

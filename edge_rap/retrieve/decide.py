@@ -19,7 +19,7 @@ from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
-from edge_rap.words import a_day, as_itself, is_common, is_number
+from edge_rap.words import a_day, as_itself, is_common, is_number, spellings
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -44,11 +44,14 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     for m in WRITTEN_NAME.finditer(folded):
         bracketed.setdefault(name_key(m.group(1)), m.start())
     letters = _Letters(question, folded)
+    keys = {name_key(c.name) for c in concepts}
     found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
         key = name_key(concept.name)
         if key not in at:  # two written alike stand at one place: each is mentioned, not the first alone
-            at[key] = letters.word(key, spans)
+            # a number's name also in the other way it is written, where no other concept is so: "7" of <seven>
+            written = [key, *(k for k in map(name_key, spellings(fold(concept.name))) if k not in keys)]
+            at[key] = letters.first(written, spans)
             spans += [at[key]] if at[key] else []
         span = at[key]
         starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
@@ -92,6 +95,11 @@ class _Letters:
                 return start, end
             i = self.text.find(key, i + 1)
         return None
+
+    def first(self, keys: list[str], taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """The first place where one of `keys` stands as a whole word (`word`): a number's name in numerals or in
+        words, as a question may write either ("Did 7 eat?" of <seven>, "Where is forty-two?" of <42>)."""
+        return min(filter(None, (self.word(key, taken) for key in dict.fromkeys(keys))), default=None)
 
     def _original(self, at: int) -> int:
         """Where the question has the folded text's place `at`: the shortest start that folds as long."""

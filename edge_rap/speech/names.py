@@ -29,7 +29,7 @@ from typing import Collection, Sequence
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, is_common, is_number,
-                             starts_sentence)
+                             starts_sentence, ten_and_unit)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -229,8 +229,8 @@ def _compounds(words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     """(word, start, end) with a ten and a unit after it made one number: "twenty one" is 21, as in <dog21>."""
     out: list[tuple[str, int, int]] = []
     for word, start, end in words:
-        if out and re.fullmatch(r"[1-9]", word) and re.fullmatch(r"[2-9]0", out[-1][0]):
-            out[-1] = (out[-1][0][0] + word, out[-1][1], end)
+        if out and (number := ten_and_unit(out[-1][0], word)):
+            out[-1] = (number, out[-1][1], end)
         else:
             out.append((word, start, end))
     return out

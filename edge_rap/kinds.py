@@ -32,6 +32,12 @@ def is_person(category: str) -> bool:
     return is_of(category, PERSON_CATEGORIES, plural=False)
 
 
+def is_alive(category: str) -> bool:
+    """Whether a concept of this category is a person or an animal (`is_of`): its name is no ordinary word where
+    used as one ("Pass the pepper." of a dog <pepper>: `words.as_noun`); a thing's, or one of no category, may be."""
+    return is_of(category, PERSON_CATEGORIES | ANIMAL_CATEGORIES)
+
+
 def is_of(category: str, kinds: frozenset[str], plural: bool = True) -> bool:
     """Whether `category` (any case) is one of `kinds`, in the plural too where `plural`: as a whole, its words
     joined ("guinea pig"), or by its last word ("dog toy" is a toy) or two (`animal`: a "bush baby" is no baby),

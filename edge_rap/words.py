@@ -33,8 +33,8 @@ _WORDS_OF = {numeral: word for word, numeral in NUMBERS.items()}
 FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it is held: "um", "ummm", "uhh", "hmm"
 # What follows a word that another word of its clause comes after: no ",.;:!?" before that one ("Bo and Max")
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
-# An article or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
-_DETERMINER = re.compile(r"\b(?:the|a|an|my|our|your|their)[^\w,.;:!?]+$", re.I)
+# An article, "some" or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
+_DETERMINER = re.compile(r"\b(?:the|a|an|some|my|our|your|their)[^\w,.;:!?]+$", re.I)
 # Words that end a clause as themselves after another of its words: "Is Bo in?", "Is the TV on?", "Is anyone home?",
 # and the adverbs of time among the common words: "Where is Bo now?", "Is Bo back yet?"
 _PARTICLES = frozenset("in on out up off over down back away around inside outside home here there "
@@ -176,9 +176,17 @@ def _counts(text: str, end: int) -> bool:
                                             and not is_common(said) and said not in _NOT_PLURALS)
 
 
+def as_noun(text: str, start: int, end: int) -> bool:
+    """Whether the name of a person or an animal at text[start:end] is the ordinary word spelled so, a noun: written
+    in lower case after an article, "some" or a possessive ("Pass the pepper.", "I see a rose"), as no one speaks of
+    a dog or a friend; "Did Pepper eat?", "did pepper eat" and "my Pepper" name them, and a thing's name is a noun
+    there ("the mug")."""
+    return text[start:end].islower() and after_article(text, start)
+
+
 def after_article(text: str, start: int) -> bool:
-    """Whether the word at text[start] follows an article or a possessive ("the ball", "my robot"): a noun, the
-    name of a thing."""
+    """Whether the word at text[start] follows an article, "some" or a possessive ("the ball", "my robot", "some
+    pepper"): a noun, the name of a thing."""
     return bool(_DETERMINER.search(text, _last_word_at(text, start), start))
 
 

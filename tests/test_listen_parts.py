@@ -2735,7 +2735,7 @@ def test_a_question_about_the_scene_with_no_frame_says_so():
         asked.append(question)
         return Answer("its collar is black", "template", "text")
 
-    home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n) for n in HOUSEHOLD],
+    home = SimpleNamespace(concepts=lambda: [SimpleNamespace(name=n, category="") for n in HOUSEHOLD],
                            assistant=SimpleNamespace(ask=ask))
     for question in ("What do you see?", "Who is that?", "What is on the table?"):
         said = reply(home, question)
@@ -3049,6 +3049,28 @@ def test_a_name_of_a_number_is_typed_in_numerals_or_words_as_it_is_heard():
     # two names of one number (a memory of before): each where written so, as typed
     concepts += [Concept(3, "forty-two", "", "", 0.0, 0.0)]
     for said, heard in (("Where is 42?", ["42"]), ("Where is forty-two?", ["forty-two"])):
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_person_or_pet_name_in_lower_case_after_an_article_is_the_ordinary_word():
+    # Before: of a dog <pepper> and a person <rose>, "Pass the pepper.", "Add some pepper." and "I see a rose." named
+    # them, heard and typed: a name spelled as a word, after "the", "a", "some" or "my", written in lower case, is
+    # that word for someone (no one says "the pepper" of a dog); a thing's name is a noun there, and one of no category
+    # may be either, as before
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.speech.reply import heard_names
+    from edge_rap.types import Concept
+
+    kinds = {"pepper": "dog", "rose": "person", "sunny": "golden retriever", "mug": "mug", "salt": "", "bo": "dog"}
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("Pass the pepper.", []), ("Add some pepper.", []), ("I see a rose.", []),
+                        ("Where is my pepper?", []), ("Pass the peppers, Bo.", ["bo"]),
+                        ("Pass the pepper to Pepper.", ["pepper"]),
+                        # the name: written as one, or not after an article; a thing's, or of no category
+                        ("Where is Rose?", ["rose"]), ("Did Pepper eat?", ["pepper"]), ("Is Sunny outside?", ["sunny"]),
+                        ("did pepper eat", ["pepper"]), ("where is rose", ["rose"]),
+                        ("Where is my Pepper?", ["pepper"]), ("where is the mug", ["mug"]), ("Pass the salt.", ["salt"])):
+        assert heard_names(said, concepts).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 
 

@@ -14,12 +14,13 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from edge_rap.kinds import is_alive
 from edge_rap.memory.store import KEY_DROPS, fold, name_key, spelled
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
-from edge_rap.words import a_day, as_itself, is_common, is_number, spellings
+from edge_rap.words import a_day, as_itself, as_noun, is_common, is_number, spellings
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -47,13 +48,13 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     keys = {name_key(c.name) for c in concepts}
     found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
-        key = name_key(concept.name)
-        if key not in at:  # two written alike stand at one place: each is mentioned, not the first alone
+        key, living = name_key(concept.name), is_alive(concept.category)
+        if (key, living) not in at:  # two written alike stand at one place: each is mentioned, not the first alone
             # a number's name also in the other way it is written, where no other concept is so: "7" of <seven>
             written = [key, *(k for k in map(name_key, spellings(fold(concept.name))) if k not in keys)]
-            at[key] = letters.first(written, spans)
-            spans += [at[key]] if at[key] else []
-        span = at[key]
+            at[key, living] = letters.first(written, spans, living)
+            spans += [at[key, living]] if at[key, living] else []
+        span = at[key, living]
         starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
         if starts:
             found.append((min(starts), concept))
@@ -79,9 +80,10 @@ class _Letters:
         self.text = "".join(folded[i] for i in self.at)
         self._folded_length = _folded_lengths(question, folded)
 
-    def word(self, key: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    def word(self, key: str, taken: list[tuple[int, int]], living: bool = False) -> tuple[int, int] | None:
         """(start, end) where `key` first stands as a whole word (not inside another word, nor in <brackets>, nor
-        within a `taken` span), or None. In a script written without spaces any character may end a word."""
+        within a `taken` span), or None. In a script written without spaces any character may end a word.
+        `living`: the name of a person or an animal, not where it is an ordinary word (`words.as_noun`)."""
         i = self.text.find(key) if key else -1
         while i >= 0:
             start, end = self.at[i], self.at[i + len(key) - 1] + 1
@@ -91,15 +93,16 @@ class _Letters:
                     or after in "_>" or any(a <= start and end <= b for a, b in taken)
                     or (is_common(key) or is_number(self.folded[start:end]))  # as written: "forty-two"
                     and as_itself(self.question, self._original(start), self._original(end))
-                    or key == "eve" and a_day(self.question, self._original(start), self._original(end))):
+                    or key == "eve" and a_day(self.question, self._original(start), self._original(end))
+                    or living and as_noun(self.question, self._original(start), self._original(end))):
                 return start, end
             i = self.text.find(key, i + 1)
         return None
 
-    def first(self, keys: list[str], taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    def first(self, keys: list[str], taken: list[tuple[int, int]], living: bool) -> tuple[int, int] | None:
         """The first place where one of `keys` stands as a whole word (`word`): a number's name in numerals or in
         words, as a question may write either ("Did 7 eat?" of <seven>, "Where is forty-two?" of <42>)."""
-        return min(filter(None, (self.word(key, taken) for key in dict.fromkeys(keys))), default=None)
+        return min(filter(None, (self.word(key, taken, living) for key in dict.fromkeys(keys))), default=None)
 
     def _original(self, at: int) -> int:
         """Where the question has the folded text's place `at`: the shortest start that folds as long."""

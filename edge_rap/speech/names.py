@@ -28,8 +28,8 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, is_common, is_number,
-                             starts_sentence, ten_and_unit)
+from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, as_noun, is_common,
+                             is_number, starts_sentence, ten_and_unit)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -293,9 +293,11 @@ def _apostrophe_said(text: str, start: int, end: int) -> tuple[int | None, int |
     return start - 1 if straight[start - 1:start] == "'" else None, after.end() if after else None
 
 
-def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
+def match_names(text: str, names: Sequence[str], within: bool = False, living: Collection[str] = ()) -> Names:
     """The stored `names` the transcript `text` mentions, and the words that could be either of two names. `within`:
-    `text` goes on a sentence begun before it (the name in "Forget Beau."), so its first capital is a name's."""
+    `text` goes on a sentence begun before it (the name in "Forget Beau."), so its first capital is a name's.
+    `living`: those of `names` that are a person's or an animal's (`kinds.is_alive`), not heard in the ordinary
+    word spelled so (`as_noun`: "Pass the pepper." of a dog <pepper>)."""
     words = _words(text)
     owned = _possessives(text, words)
     forms = _forms(names)
@@ -324,10 +326,13 @@ def match_names(text: str, names: Sequence[str], within: bool = False) -> Names:
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 if _loose_and(said, form) or _not_the_letters(said, form) or (
                         words[i][0] == form and (is_common(form) or is_number(form))
-                        and as_itself(text, *words[i][1:], within)):
+                        and as_itself(text, *words[i][1:], within)) or (
+                        name in living and any((w == form or _plural_of(w, form)) and as_noun(text, a, b)
+                                               for w, a, b in words[i:j])):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
-                    # see one cup" <one> (a number is itself as a common word is: heard as typed)
+                    # see one cup" <one> (a number is itself as a common word is: heard as typed), nor "the pepper"
+                    # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
@@ -411,8 +416,13 @@ def _plural(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: 
     "s" or "es" ("my mugs" of <mug>, "the boxes" of <box>; but "the boss" is no <bos>): a thing's name said of it
     and others like it."""
     said = words[i][0]
-    plural = said == form + "es" or said == form + "s" and not form.endswith("s")
-    return _one_word_after_determiner(text, words, i, j, form, owned) and plural and not is_common(said)
+    return _one_word_after_determiner(text, words, i, j, form, owned) and _plural_of(said, form) and not is_common(said)
+
+
+def _plural_of(said: str, form: str) -> bool:
+    """Whether the word `said` is the one-word name `form` with a plural's "s" or "es" ("mugs", "boxes"; not "boss"
+    of <bos>)."""
+    return said == form + "es" or said == form + "s" and not form.endswith("s")
 
 
 def _loose_and(said: str, form: str) -> bool:

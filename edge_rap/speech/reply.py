@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from edge_rap.kinds import is_alive
 from edge_rap.memory.store import name_key, straight_apostrophes
 from edge_rap.speech.names import Heard, Names, heard_as, joined_apart, made_of, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
@@ -172,6 +173,12 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
     return f"I last saw <{name}> on {camera} {when}."
 
 
+def heard_names(question: str, concepts: list[Concept]) -> Names:
+    """The concepts' names the question says (`match_names`), a person's or an animal's not in the ordinary word
+    spelled so ("Pass the pepper." of a dog <pepper>), as a typed question's mentions are read."""
+    return match_names(question, [c.name for c in concepts], living={c.name for c in concepts if is_alive(c.category)})
+
+
 def from_memory(home, question: str, names: Names | None = None, image: Image | None = None,
                 recognition: Recognition | None = None, now: float | None = None) -> Reply | None:
     """The answers that need no assistant: "Did you mean <bo> or <beau>?" for a name alike of two concepts,
@@ -180,7 +187,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     alike. `names`: the question's, when already matched."""
     concepts = home.concepts()  # read once: a store's read
     everyone = [c.name for c in concepts]
-    names = joined_apart(question, match_names(question, everyone) if names is None else names, everyone)
+    names = joined_apart(question, heard_names(question, concepts) if names is None else names, everyone)
     asked = _asked_where(question, names)
     kind, meant, plural = _of_category(question, concepts) if not asked.heard and _asks_where(question) \
         else ("", [], False)
@@ -269,7 +276,7 @@ def reply(home, question: str, image: Image | None = None, recognition: Recognit
           now: float | None = None, on_text: Callable[[str], None] | None = None) -> Reply:
     """Answer `question` (the words after the wake phrase). `recognition`: what the daemon already found in
     `image`; recognised here when missing and needed. `on_text`: the assistant's text as it is generated."""
-    names = match_names(question, [c.name for c in home.concepts()])
+    names = heard_names(question, home.concepts())
     known = from_memory(home, question, names, image, recognition, now)
     if known is not None:
         return known

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from edge_rap.generate.narrate import listed
-from edge_rap.kinds import ANIMAL_CATEGORIES, PERSON_CATEGORIES, animal, is_of, made, singular
+from edge_rap.kinds import PERSON_CATEGORIES, animal, is_alive, made, singular
 from edge_rap.memory.store import straight_apostrophes
 from edge_rap.speech.sightings import ago_of, comparable, the_camera
 from edge_rap.types import Concept, Recognition
@@ -84,9 +84,9 @@ def asks_who(question: str) -> WhoQuestion | None:
 
 
 def is_someone(concept: Concept) -> bool:
-    """A person or an animal by its category (`kinds.is_of`: "our kittens", "golden retriever"; not "teddy bear"), or
-    of no category: a person remembered without one must not be left out."""
-    return not concept.category.strip() or is_of(concept.category, PERSON_CATEGORIES | ANIMAL_CATEGORIES)
+    """A person or an animal by its category (`kinds.is_alive`: "our kittens", "golden retriever"; not "teddy
+    bear"), or of no category: a person remembered without one must not be left out."""
+    return not concept.category.strip() or is_alive(concept.category)
 
 
 def spoken_category(said: str) -> str:

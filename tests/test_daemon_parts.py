@@ -15,6 +15,7 @@ import select
 import shutil
 import socket
 import sqlite3
+import sys
 import termios
 import threading
 import time
@@ -2946,6 +2947,51 @@ def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
         finally:
             m.undo()
             time.tzset()
+
+
+
+# (text, the time it is, in UTC) of forms Python 3.11 to 3.13's fromisoformat reads and 3.10's refused
+ISO_FORMS = [
+    ("2026-12-05T1000Z", (10, 0)), ("2026-12-05T100030Z", (10, 0, 30)), ("20261205T10:00Z", (10, 0)),
+    ("2026-12-05T10:00+0100", (9, 0)), ("2026-12-05T10:00+01", (9, 0)), ("2026-12-05T10:00-0530", (15, 30)),
+    ("2026-12-05T10:00+013030", (8, 29, 30)),
+    ("2026-12-05T10:00:00,5Z", (10, 0, 0, 500_000)), ("2026-12-05T10:00:00.5Z", (10, 0, 0, 500_000)),
+    ("2026-12-05T100000,25Z", (10, 0, 0, 250_000)), ("2026-12-05T10:00:00.1234567Z", (10, 0, 0, 123_456)),
+    ("2026-12-05 10:00:00.123+00:00", (10, 0, 0, 123_000)),
+]
+
+
+@pytest.mark.parametrize("text,hms", ISO_FORMS)
+def test_a_date_time_reads_the_same_on_every_python(text, hms):
+    # Python 3.10's fromisoformat (a Jetson's) reads only what isoformat() writes: `T1000`, `+0100` and a comma
+    # before a fraction were refused there, read on 3.11
+    assert parse_since(text) == datetime(2026, 12, 5, *hms, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_week_date_reads_the_same_on_every_python():
+    monday = datetime(2026, 11, 30, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-W49-1Z") == parse_since("2026W491Z") == parse_since("2026-W49Z") == monday
+    assert parse_since("2026-W49-3T12:00Z") == monday + 2 * 86400 + 12 * 3600
+
+
+@pytest.mark.parametrize("text", ["2026-12-05T10:30,5", "2026-12-05T10.5", "2026-12-05T10:00Z+01:00",
+                                  "2026-12-05T10:0", "2026-12-05T100", "2026-12-05T24:00", "2026-12-05T10:00:60",
+                                  "2026-12-05T10:00+24:00", "2026-12-05T10:00+01:60", "202612", "2026-1205",
+                                  "2026-W54", "2026-12-05T10:00:00.", "10:00"])
+def test_a_date_time_refused_is_refused_on_every_python(text):
+    # a fraction of an hour or a minute was read on 3.11 as one of a second (`10:30,5` as 10:30:00.5); a time
+    # after a `Z` read on 3.10 as the offset after it
+    with pytest.raises(EdgeRapError, match="use 30s, 10m, 2h, 1d, 1w or an ISO date-time"):
+        parse_since(text)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's fromisoformat reads fewer forms")
+@pytest.mark.parametrize("text", [text for text, _ in ISO_FORMS] + ["2026-12-05T10:00", "2026-12-05T10",
+                                                                     "2026-W49-3T12:00", "2026-12-05"])
+def test_a_date_time_reads_as_python_3_11s_fromisoformat_reads_it(text):
+    from edge_rap.iso_time import read_iso
+
+    assert read_iso(text) == datetime.fromisoformat(text)
 
 
 # --- speaker -----------------------------------------------------------------------------------------------

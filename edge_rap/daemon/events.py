@@ -342,8 +342,8 @@ class EventLog:
     def _open_readonly(self) -> sqlite3.Connection:
         """A reader's connection. `mode=ro` sees every commit, those still in the -wal too, but needs the -shm,
         which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device), nor
-        open where it is another account's: there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
-        its -wal, as the memory's own reader does (Store._open_readonly)."""
+        open where it is another account's: there, with nothing unmerged the file is read as it is (`immutable=1`), else
+        a private copy of the log and its -wal, as the memory's own reader does (Store._open_readonly)."""
         refuse_unreadable(self.path.parent, EVENTS_FILES)  # (else its copy fails on it)
         uri = self.path.resolve().as_uri()  # (as_uri escapes what a URI reserves: '#', '?', '%')
         db = None

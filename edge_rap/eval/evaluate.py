@@ -628,7 +628,8 @@ def format_localize(report: dict) -> str:
     return (f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['frames'], 'frame')} of "
             f"{width}x{height} ({report['concept_backgrounds']} on another concept's photo), "
             f"{counted(report['placed'], 'pasted concept')} ({report['per_frame']} per frame, "
-            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {_figure(report['recall'], 'nothing pasted')}   "
+            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall "
+            f"{_figure(report['recall'], 'nothing pasted')}   "
             f"precision {_figure(report['precision'], 'no concept said to be in any frame')}   "
             f"mean IoU {_figure(report['mean_iou'], 'none found')}   "
             f"IoU>=0.5 for {_figure(report['iou50'], 'none found')} of those found"
@@ -649,7 +650,7 @@ def _queried(report: dict) -> str:
 def _distractor_files(distractors: Path) -> list[Path]:
     """The distractor photos, listed before anything is remembered: a --memory filled and then refused would
     refuse the corrected run too."""
-    if not reachable(distractors, Path.is_dir):  # a mistyped path is said as --dataset's is, not as a folder of no photos
+    if not reachable(distractors, Path.is_dir):  # a mistyped path said as --dataset's is, not as a folder of no photos
         raise EdgeRapError(f"{distractors}: not a folder")
     files = image_files(distractors)
     if not files:

@@ -256,7 +256,8 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     monkeypatch.chdir(tmp_path)
     for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
                           (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
-        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
+        with pytest.raises(EdgeRapError,
+                           match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
                            r"one file, FIFO or device is one camera$"):
             parse_sources([first, second])
     settings.memory.mkdir()
@@ -400,7 +401,8 @@ def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said
     stop.set()
     wait_until(camera.finished.is_set, "the camera's end after stop")
     said = [r.getMessage() for r in caplog.records]
-    assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s" for s in (0.001, 0.002)] + [
+    assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s"
+                        for s in (0.001, 0.002)] + [
         "camera door: cannot open rtsp://10.0.0.2/live; retrying every 0.004 s, quietly until it is back",
         "camera door: opened rtsp://10.0.0.2/live after 12 failed tries"]
 
@@ -1044,7 +1046,8 @@ def test_a_file_or_folder_put_in_a_fifos_place_under_its_hung_writer_is_said_as_
     assert said[0] == (f"camera pipe: source '{pipe}': the FIFO was replaced by a {what} while its writer sent nothing "
                        "for 0.3 s before its video opened; reading what its path names now")
     if what == "folder":
-        assert camera.error == f"source '{pipe}': cannot open as a video" and said[1:] == [f"camera pipe: {camera.error}"]
+        assert camera.error == f"source '{pipe}': cannot open as a video"
+        assert said[1:] == [f"camera pipe: {camera.error}"]
     else:
         assert camera.error is None and camera.frames_read == 3 and said[1:] == []
 
@@ -1641,7 +1644,8 @@ def write_damaged_clip(path, damaged: int, frames: int = 20) -> Path:
     and grabs the next."""
     import cv2
 
-    writer, noise = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48)), np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    noise = np.random.default_rng(0)
     for _ in range(frames):
         writer.write(noise.integers(0, 256, (48, 64, 3), dtype=np.uint8))  # noise: frames of some kilobytes
     writer.release()
@@ -1847,7 +1851,8 @@ def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_pa
     for spec, reasons in ((parse_source(f"cam={tmp_path / 'text.mp4'}"), ("cannot open as a video",)),
                           (parse_source(f"cam={tmp_path / 'text.jpg'}"), ("text.jpg': not an image",)),
                           (parse_source(f"cam={tmp_path / 'photos'}"), ("none of its 1 images could be read",)),
-                          (parse_source(f"cam={tmp_path / 'locked'}"), ("cannot list the folder (Permission denied)",))):
+                          (parse_source(f"cam={tmp_path / 'locked'}"),
+                           ("cannot list the folder (Permission denied)",))):
         camera = Camera(spec, threading.Event(), realtime=False).start()
         assert drain(camera) == []
         assert any(reason in camera.error for reason in reasons), camera.error
@@ -2393,8 +2398,10 @@ def test_events_of_a_read_only_mount_are_read(tmp_path):
     out = tmp_path / "out.json"
     script = ("import sys, io, contextlib, json\nfrom pathlib import Path\nfrom edge_rap import cli\n"
               "from edge_rap.daemon.events import EventLog\nbuf = io.StringIO()\n"
-              "with contextlib.redirect_stdout(buf):\n    rc = cli.main(['events', '--json', '--memory', sys.argv[1]])\n"
-              "try:\n    EventLog(Path(sys.argv[1]))\n    writer = 'opened'\nexcept Exception as e:\n    writer = str(e)\n"
+              "with contextlib.redirect_stdout(buf):\n"
+              "    rc = cli.main(['events', '--json', '--memory', sys.argv[1]])\n"
+              "try:\n    EventLog(Path(sys.argv[1]))\n    writer = 'opened'\n"
+              "except Exception as e:\n    writer = str(e)\n"
               "open(sys.argv[2], 'w').write(json.dumps({'rc': rc, 'out': buf.getvalue(), 'writer': writer}))\n")
     run_read_only(memory, [sys.executable, "-c", script, str(memory), str(out)], out)
     result = json.loads(out.read_text())
@@ -2519,7 +2526,8 @@ def test_events_that_meet_damage_partway_stop_there_their_json_list_unclosed_on_
     for options in (["--json"], []):
         code = cli.main(["events", *options, "--memory", str(tmp_path / "memory")])
         out, err = capsys.readouterr()
-        assert code == 2 and err.count("\n") == 1 and "cannot read the event log (database disk image is malformed" in err
+        assert code == 2 and err.count("\n") == 1
+        assert "cannot read the event log (database disk image is malformed" in err
         if options:
             assert out == "[" + ", ".join(map(json.dumps, first)) + "\n"
         else:

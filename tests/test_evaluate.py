@@ -338,7 +338,8 @@ def test_report_on_an_easy_set_and_the_distractor_curve(dataset, tmp_path, setti
     assert report["concepts"] == 5 and report["queries"] == 10
     assert report["top1"] == 1.0 and report["top5"] is None  # 5 concepts: each is among the first five
     assert report["recognition_positive"] >= 0.9 and report["recognition_negative"] >= 0.95
-    assert report["recognition_weighted"] == pytest.approx((report["recognition_positive"] + report["recognition_negative"]) / 2, abs=1e-4)
+    mean = (report["recognition_positive"] + report["recognition_negative"]) / 2
+    assert report["recognition_weighted"] == pytest.approx(mean, abs=1e-4)
     curve = report["growth"]
     assert [p["distractors"] for p in curve] == [0, 1, 2, 4, 8] and curve[-1]["concepts"] == 13
     assert [p["recall@5"] is None for p in curve] == [True, False, False, False, False]

@@ -102,7 +102,8 @@ def check_embedder_matches(memory: Memory, settings: Settings) -> None:
     lost = memory.store.unrecognisable()  # no reindex could read their photos: another one would not either
     if lost:
         log.warning("%s cannot be recognised: the last reindex could read none of their photos (missing or "
-                    "damaged); give each a photo with `edge-rap add-views NAME PHOTO`", ", ".join(f"<{n}>" for n in lost))
+                    "damaged); give each a photo with `edge-rap add-views NAME PHOTO`",
+                    ", ".join(f"<{n}>" for n in lost))
 
 
 def refuse_another_embedders(store: Store, space: str, embedder: str) -> None:

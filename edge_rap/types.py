@@ -143,8 +143,9 @@ class Answer:
     """What the assistant said about an image or a question, what it rests on, how it was made and how fast.
 
     `mode` is "vlm" (a vision-language model wrote `text`) or "template" (no model: retrieval and the stored
-    descriptions filled a template); one from memory (speech/reply.py) says "events", "clarify" or "no_image"; `concepts` are the retrieved hits it may name, `named` the concepts a
-    text-only question named; `flagged` are names the model used that neither gave (removed from `text`)."""
+    descriptions filled a template); one from memory (speech/reply.py) says "events", "clarify" or "no_image";
+    `concepts` are the retrieved hits it may name, `named` the concepts a text-only question named; `flagged` are names
+    the model used that neither gave (removed from `text`)."""
 
     text: str
     mode: str

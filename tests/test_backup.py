@@ -1115,7 +1115,8 @@ def test_a_memory_folder_name_too_long_for_restores_folders_beside_it_is_said_be
 def test_a_drive_mounted_as_the_memory_folder_is_said_before_anything_is_read(archive, tmp_path):
     # its folder cannot be renamed into place (nor aside): a restore would have failed at the very end
     sd = tmp_path / "sd"
-    ran = with_a_small_drive(sd, f"{sys.executable} -m edge_rap restore {archive} --memory {sd}; echo rc=$?; ls -A {sd}")
+    ran = with_a_small_drive(sd,
+                             f"{sys.executable} -m edge_rap restore {archive} --memory {sd}; echo rc=$?; ls -A {sd}")
     assert ran.stdout.split() == ["rc=2"], ran.stdout
     assert "a mount point, which cannot be renamed" in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 

@@ -892,7 +892,8 @@ def test_bad_box_is_one_line(memory, settings, embedder, tmp_path, capsys):
                       ("a,b,c,d", "not x0,y0,x1,y1"), ("-1,0,10,10", "starts at a negative coordinate"),
                       ("300,300,400,400", "too small, or outside it"), ("100,100,102,102", "too small, or outside it"),
                       ("inf,0,1,1", "finite"), ("nan,0,1,1", "finite"), ("0,0,1e400,10", "finite")):
-        rc, _, err = run_cli(capsys, ["remember", "boxed", str(photo), f"--box={box}", "--memory", str(settings.memory)])
+        rc, _, err = run_cli(capsys,
+                             ["remember", "boxed", str(photo), f"--box={box}", "--memory", str(settings.memory)])
         assert_one_line_error(rc, err)
         assert said in err, (box, err)
     assert_intact(settings, embedder, tmp_path)

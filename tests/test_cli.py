@@ -690,7 +690,8 @@ def test_what_follows_a_double_dash_is_named_as_stray_arguments(capsys, argv, sa
     (["rename", "bo", "-rf"], "`edge-rap rename -- bo -rf`)"),
     (["add-views", "--box", "1,2,3,4", "bo", "-frame.jpg"], "`edge-rap add-views --box 1,2,3,4 -- bo -frame.jpg`)"),
     (["edit", "-bo", "--description", "a red cup"], "`edge-rap edit --description 'a red cup' -- -bo`)"),
-    (["remember", "--json", "-bo", "a.jpg", "--category=cat"], "`edge-rap remember --json --category=cat -- -bo ...`)")])
+    (["remember", "--json", "-bo", "a.jpg", "--category=cat"],
+     "`edge-rap remember --json --category=cat -- -bo ...`)")])
 def test_an_operand_that_begins_with_a_dash_is_said_to_go_after_a_double_dash(capsys, argv, said):
     # `forget -rf` of a concept named -rf said "the following arguments are required: name", as if none were given
     with pytest.raises(SystemExit) as refused:

@@ -124,7 +124,8 @@ def test_a_pillow_without_littlecms_reads_tagged_photos_as_stored(monkeypatch, c
         monkeypatch.setitem(sys.modules, "PIL.ImageCms", None)  # (older Pillows: the import fails)
         monkeypatch.delattr(PIL, "ImageCms")
     else:
-        monkeypatch.setattr(ImageCms, "core", DeferredError.new(ImportError("The _imagingcms C module is not installed")))
+        monkeypatch.setattr(ImageCms, "core",
+                            DeferredError.new(ImportError("The _imagingcms C module is not installed")))
     colour._transform.cache_clear()  # (transforms built with littlecms: not this test's)
     colour._no_littlecms.cache_clear()
     try:

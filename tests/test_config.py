@@ -154,7 +154,8 @@ def test_profile_threads_reach_the_detector_and_face_sessions(settings, monkeypa
     manifest = type("M", (), {"role": "detector", "name": "d", "output": {"format": "yolov8"}, "input": {},
                               "file_path": lambda self, role: settings.models / "d.onnx",
                               "require_role": lambda self, role: None})()
-    monkeypatch.setattr(app, "ModelCache", lambda root: type("C", (), {"manifest": lambda self, n, role=None: manifest})())
+    monkeypatch.setattr(app, "ModelCache",
+                        lambda root: type("C", (), {"manifest": lambda self, n, role=None: manifest})())
     threaded = replace(settings, profile=Profile(threads=3))
     with pytest.raises(EdgeRapError, match="captured"):
         app.open_detector(threaded, "d")

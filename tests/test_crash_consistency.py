@@ -30,7 +30,8 @@ from scenes import scene_file
 from edge_rap.app import open_memory
 from edge_rap.config import Profile, Settings
 
-tests, memory, models, photos, run = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5])
+tests, memory, models, photos = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+run = int(sys.argv[5])
 settings = Settings(home=memory.parent, memory=memory, models=models, profile=Profile())
 mem = open_memory(settings)
 mem.negatives.vectors  # loaded from the cache, not recomputed

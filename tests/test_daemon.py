@@ -802,7 +802,8 @@ def test_an_event_log_deleted_while_the_daemon_runs_is_started_anew(tmp_path, ca
     _, home = run_clearing_the_log(tmp_path, ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"))
     assert [e.kind for e in EventLog(home.root, readonly=True).query()] == ["arrived", "left"]  # the second visit
     assert home.events._db().execute("SELECT COUNT(*) FROM watches").fetchone() == (0,)  # its watch, ended
-    assert f"{home.root / 'events.sqlite'} was moved, deleted or mounted again: a new event log is started" in caplog.text
+    assert (f"{home.root / 'events.sqlite'} was moved, deleted or mounted again: a new event log is started"
+            in caplog.text)
 
 
 def test_an_event_log_deleted_while_a_concept_is_in_view_gets_its_arrival_again(tmp_path):

@@ -15,6 +15,7 @@ import select
 import shutil
 import socket
 import sqlite3
+import sys
 import termios
 import threading
 import time
@@ -255,7 +256,8 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     monkeypatch.chdir(tmp_path)
     for first, second in ((str(fifo), str(fifo)), (str(fifo), "link"), (f"a={fifo}", f"b={tmp_path}/./cam.fifo"),
                           (str(clip), "door.mp4"), ("0", "/dev/video0"), ("7", "7")):
-        with pytest.raises(EdgeRapError, match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
+        with pytest.raises(EdgeRapError,
+                           match=r"^cameras '\w+' and '\w+' both read '[^']+'( \(written '[^']+' too\))?: "
                            r"one file, FIFO or device is one camera$"):
             parse_sources([first, second])
     settings.memory.mkdir()
@@ -399,7 +401,8 @@ def test_a_camera_that_stays_unplugged_is_retried_quietly_and_its_return_is_said
     stop.set()
     wait_until(camera.finished.is_set, "the camera's end after stop")
     said = [r.getMessage() for r in caplog.records]
-    assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s" for s in (0.001, 0.002)] + [
+    assert said[:4] == [f"camera door: cannot open rtsp://10.0.0.2/live; retrying in {s:g} s"
+                        for s in (0.001, 0.002)] + [
         "camera door: cannot open rtsp://10.0.0.2/live; retrying every 0.004 s, quietly until it is back",
         "camera door: opened rtsp://10.0.0.2/live after 12 failed tries"]
 
@@ -1043,7 +1046,8 @@ def test_a_file_or_folder_put_in_a_fifos_place_under_its_hung_writer_is_said_as_
     assert said[0] == (f"camera pipe: source '{pipe}': the FIFO was replaced by a {what} while its writer sent nothing "
                        "for 0.3 s before its video opened; reading what its path names now")
     if what == "folder":
-        assert camera.error == f"source '{pipe}': cannot open as a video" and said[1:] == [f"camera pipe: {camera.error}"]
+        assert camera.error == f"source '{pipe}': cannot open as a video"
+        assert said[1:] == [f"camera pipe: {camera.error}"]
     else:
         assert camera.error is None and camera.frames_read == 3 and said[1:] == []
 
@@ -1640,7 +1644,8 @@ def write_damaged_clip(path, damaged: int, frames: int = 20) -> Path:
     and grabs the next."""
     import cv2
 
-    writer, noise = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48)), np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    noise = np.random.default_rng(0)
     for _ in range(frames):
         writer.write(noise.integers(0, 256, (48, 64, 3), dtype=np.uint8))  # noise: frames of some kilobytes
     writer.release()
@@ -1846,7 +1851,8 @@ def test_a_file_or_folder_source_that_gives_no_frame_ends_with_its_reason(tmp_pa
     for spec, reasons in ((parse_source(f"cam={tmp_path / 'text.mp4'}"), ("cannot open as a video",)),
                           (parse_source(f"cam={tmp_path / 'text.jpg'}"), ("text.jpg': not an image",)),
                           (parse_source(f"cam={tmp_path / 'photos'}"), ("none of its 1 images could be read",)),
-                          (parse_source(f"cam={tmp_path / 'locked'}"), ("cannot list the folder (Permission denied)",))):
+                          (parse_source(f"cam={tmp_path / 'locked'}"),
+                           ("cannot list the folder (Permission denied)",))):
         camera = Camera(spec, threading.Event(), realtime=False).start()
         assert drain(camera) == []
         assert any(reason in camera.error for reason in reasons), camera.error
@@ -2392,8 +2398,10 @@ def test_events_of_a_read_only_mount_are_read(tmp_path):
     out = tmp_path / "out.json"
     script = ("import sys, io, contextlib, json\nfrom pathlib import Path\nfrom edge_rap import cli\n"
               "from edge_rap.daemon.events import EventLog\nbuf = io.StringIO()\n"
-              "with contextlib.redirect_stdout(buf):\n    rc = cli.main(['events', '--json', '--memory', sys.argv[1]])\n"
-              "try:\n    EventLog(Path(sys.argv[1]))\n    writer = 'opened'\nexcept Exception as e:\n    writer = str(e)\n"
+              "with contextlib.redirect_stdout(buf):\n"
+              "    rc = cli.main(['events', '--json', '--memory', sys.argv[1]])\n"
+              "try:\n    EventLog(Path(sys.argv[1]))\n    writer = 'opened'\n"
+              "except Exception as e:\n    writer = str(e)\n"
               "open(sys.argv[2], 'w').write(json.dumps({'rc': rc, 'out': buf.getvalue(), 'writer': writer}))\n")
     run_read_only(memory, [sys.executable, "-c", script, str(memory), str(out)], out)
     result = json.loads(out.read_text())
@@ -2518,7 +2526,8 @@ def test_events_that_meet_damage_partway_stop_there_their_json_list_unclosed_on_
     for options in (["--json"], []):
         code = cli.main(["events", *options, "--memory", str(tmp_path / "memory")])
         out, err = capsys.readouterr()
-        assert code == 2 and err.count("\n") == 1 and "cannot read the event log (database disk image is malformed" in err
+        assert code == 2 and err.count("\n") == 1
+        assert "cannot read the event log (database disk image is malformed" in err
         if options:
             assert out == "[" + ", ".join(map(json.dumps, first)) + "\n"
         else:
@@ -2946,6 +2955,51 @@ def test_a_date_with_an_offset_is_its_midnight_there_not_here(monkeypatch):
         finally:
             m.undo()
             time.tzset()
+
+
+
+# (text, the time it is, in UTC) of forms Python 3.11 to 3.13's fromisoformat reads and 3.10's refused
+ISO_FORMS = [
+    ("2026-12-05T1000Z", (10, 0)), ("2026-12-05T100030Z", (10, 0, 30)), ("20261205T10:00Z", (10, 0)),
+    ("2026-12-05T10:00+0100", (9, 0)), ("2026-12-05T10:00+01", (9, 0)), ("2026-12-05T10:00-0530", (15, 30)),
+    ("2026-12-05T10:00+013030", (8, 29, 30)),
+    ("2026-12-05T10:00:00,5Z", (10, 0, 0, 500_000)), ("2026-12-05T10:00:00.5Z", (10, 0, 0, 500_000)),
+    ("2026-12-05T100000,25Z", (10, 0, 0, 250_000)), ("2026-12-05T10:00:00.1234567Z", (10, 0, 0, 123_456)),
+    ("2026-12-05 10:00:00.123+00:00", (10, 0, 0, 123_000)),
+]
+
+
+@pytest.mark.parametrize("text,hms", ISO_FORMS)
+def test_a_date_time_reads_the_same_on_every_python(text, hms):
+    # Python 3.10's fromisoformat (a Jetson's) reads only what isoformat() writes: `T1000`, `+0100` and a comma
+    # before a fraction were refused there, read on 3.11
+    assert parse_since(text) == datetime(2026, 12, 5, *hms, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_week_date_reads_the_same_on_every_python():
+    monday = datetime(2026, 11, 30, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-W49-1Z") == parse_since("2026W491Z") == parse_since("2026-W49Z") == monday
+    assert parse_since("2026-W49-3T12:00Z") == monday + 2 * 86400 + 12 * 3600
+
+
+@pytest.mark.parametrize("text", ["2026-12-05T10:30,5", "2026-12-05T10.5", "2026-12-05T10:00Z+01:00",
+                                  "2026-12-05T10:0", "2026-12-05T100", "2026-12-05T24:00", "2026-12-05T10:00:60",
+                                  "2026-12-05T10:00+24:00", "2026-12-05T10:00+01:60", "202612", "2026-1205",
+                                  "2026-W54", "2026-12-05T10:00:00.", "10:00"])
+def test_a_date_time_refused_is_refused_on_every_python(text):
+    # a fraction of an hour or a minute was read on 3.11 as one of a second (`10:30,5` as 10:30:00.5); a time
+    # after a `Z` read on 3.10 as the offset after it
+    with pytest.raises(EdgeRapError, match="use 30s, 10m, 2h, 1d, 1w or an ISO date-time"):
+        parse_since(text)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's fromisoformat reads fewer forms")
+@pytest.mark.parametrize("text", [text for text, _ in ISO_FORMS] + ["2026-12-05T10:00", "2026-12-05T10",
+                                                                     "2026-W49-3T12:00", "2026-12-05"])
+def test_a_date_time_reads_as_python_3_11s_fromisoformat_reads_it(text):
+    from edge_rap.iso_time import read_iso
+
+    assert read_iso(text) == datetime.fromisoformat(text)
 
 
 # --- speaker -----------------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def test_a_part_that_fails_to_stop_is_logged_and_named_and_the_others_still_stop
         raise OSError("the sound card went away")
 
     stopped: list[str] = []
-    left = stop_together([Part("the speaker", fails), Part("the voice listener", lambda b: stopped.append("v") or True)])
+    left = stop_together([Part("the speaker", fails),
+                          Part("the voice listener", lambda b: stopped.append("v") or True)])
     assert left == ["the speaker"] and stopped == ["v"] and "did not stop cleanly" in caplog.text
     assert "the speaker had not stopped when its own stop ended" in caplog.text
 

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
-from edge_rap.retrieve.decide import (add_crop_only, best_boxes, best_region_per_concept, choose_grown, concept_threshold,
-                                      decide_scores, mentioned_names, merge_placements, one_concept_per_place,
-                                      pair_faces)
+from edge_rap.retrieve.decide import (add_crop_only, best_boxes, best_region_per_concept, choose_grown,
+                                      concept_threshold, decide_scores, mentioned_names, merge_placements,
+                                      one_concept_per_place, pair_faces)
 from edge_rap.memory.store import fold
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.types import Box, Concept, Hit
@@ -105,7 +105,8 @@ def test_a_common_word_after_an_article_or_a_possessive_is_the_name_of_a_thing()
     known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("robot", "table", "the", "and"), 30)] + [BO]
     for question, mentioned in (("Is the robot charging?", ["robot"]), ("What is on the table now?", ["table"]),
                                 ("Is my robot on our table?", ["robot", "table"]),
-                                ("Where is the ball and the robot?", ["robot"]), ("Is Bo at the table?", ["bo", "table"])):
+                                ("Where is the ball and the robot?", ["robot"]),
+                                ("Is Bo at the table?", ["bo", "table"])):
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question
 
 
@@ -114,7 +115,8 @@ def test_a_particle_ending_its_clause_after_another_word_is_itself():
     # rule let a word with none after it be a name, as "where is and" is <and>); "in" and "on" end a clause as
     # themselves, unless written as a name
     known = [Concept(i, n, "", "", 0.0, 0.0) for i, n in enumerate(("in", "on", "and"), 40)] + [BO]
-    for question, mentioned in (("Is Bo in?", ["bo"]), ("Is the light on?", []), ("Who is in, and where is Bo?", ["bo"]),
+    for question, mentioned in (("Is Bo in?", ["bo"]), ("Is the light on?", []),
+                                ("Who is in, and where is Bo?", ["bo"]),
                                 ("Is In in?", ["in"]), ("Where is On?", ["on"]), ("Is <in> in?", ["in"]),
                                 ("where is and", ["and"]), ("in", ["in"])):
         assert [c.name for c in mentioned_names(question, known)] == mentioned, question

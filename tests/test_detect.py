@@ -110,7 +110,8 @@ def test_a_manifest_of_another_role_or_format_is_refused(tmp_path, model_cache):
     with pytest.raises(EdgeRapError, match="not a detector"):
         YoloOnnxDetector(Manifest.load(model_cache / "efficientnet-lite0-int8"))
     with pytest.raises(EdgeRapError, match="unknown output format"):
-        _detector(tmp_path / "odd", "ssd", {"boxes": np.zeros((1, 4)), "scores": np.zeros(1), "classes": np.zeros(1, np.int64)})
+        _detector(tmp_path / "odd", "ssd",
+                  {"boxes": np.zeros((1, 4)), "scores": np.zeros(1), "classes": np.zeros(1, np.int64)})
 
 
 def test_a_folder_that_is_not_a_model_is_named_as_such(tmp_path, model_cache):

@@ -192,7 +192,8 @@ def _onnxruntime_before(version: tuple[int, int]) -> bool:
 @needs_avx2_elsewhere
 @pytest.mark.skipif(not _sees("AVX512VNNI"), reason="needs VNNI here: AVX-512 without it pairs products as AVX2 does")
 @pytest.mark.skipif(_onnxruntime_before((1, 24)), reason="onnxruntime 1.23 (Python 3.10's last) cannot quantise the "
-                    "old full-range scheme: its requantisation for int32 biases fails (operands could not be broadcast)")
+                    "old full-range scheme: its requantisation for int32 biases fails (operands could not be "
+                    "broadcast)")
 def test_the_old_full_range_quantisation_differs_on_the_avx2_cpu(model_cache, tmp_path):
     """The comparison above sees other kernels: weights quantised to the full int8 range, as the first export
     did, saturate the AVX2 kernel's 16-bit pair sums there and not VNNI's 32-bit sums here, so the maps part."""
@@ -417,7 +418,8 @@ def test_an_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
 
 
 def test_provider_choice_prefers_accelerators_and_always_has_the_cpu():
-    assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(both) == both
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu") == ["CPUExecutionProvider"]
 

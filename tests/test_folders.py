@@ -43,7 +43,8 @@ def test_a_missing_folder_is_made_and_a_file_is_refused(tmp_path):
         writable_folder(tmp_path / "notes", "--snapshots")
     with pytest.raises(EdgeRapError) as said:  # before: "cannot write there (Not a directory)"
         writable_folder(tmp_path / "notes" / "snaps", "--snapshots")
-    assert str(said.value) == f"--snapshots {tmp_path / 'notes' / 'snaps'}: {tmp_path / 'notes'} is a file, not a folder"
+    assert str(said.value) == (f"--snapshots {tmp_path / 'notes' / 'snaps'}: {tmp_path / 'notes'} is a file, not a "
+                               "folder")
 
 
 def test_a_pipe_named_as_a_folder_is_said_to_be_a_pipe(tmp_path):

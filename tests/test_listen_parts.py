@@ -262,7 +262,8 @@ def test_a_name_the_memory_takes_for_one_is_found_as_it(typed, marked):
 
 
 @pytest.mark.parametrize("typed, marked", [
-    ("李小龙在哪里？", "<李小龙>在哪里？"), ("Mochi在哪里", "<Mochi>在哪里"), ("민수는 어디 있어?", "<민수>는 어디 있어?"),
+    ("李小龙在哪里？", "<李小龙>在哪里？"), ("Mochi在哪里", "<Mochi>在哪里"),
+    ("민수는 어디 있어?", "<민수>는 어디 있어?"),
     ("สมชายอยู่ที่ไหน", "<สมชาย>อยู่ที่ไหน"), ("Where is राहुल?", "Where is <राहुल>?"), ("राहुल कहाँ है?", "<राहुल> कहाँ है?"),
     ("李小明在哪里", "李小明在哪里"),  # one character apart is another name
 ])
@@ -819,7 +820,8 @@ def test_a_microphone_unplugged_and_plugged_in_again_is_listened_to_again(monkey
     listener.start()
     listener.join(30)  # (only so that a microphone waited for for ever fails the test instead of hanging it)
     assert not listener.is_alive() and device.opened == 2
-    assert heard[0] == pytest.approx(0.1, abs=0.01) and heard[-1] == pytest.approx(0.2, abs=0.01)  # the device's 2nd run
+    assert heard[0] == pytest.approx(0.1, abs=0.01)
+    assert heard[-1] == pytest.approx(0.2, abs=0.01)  # the device's 2nd run
     assert looked and set(looked) == {looked[0]} and 5 < looked[0] < 40  # each look while it was away told (the
     # daemon's watchdog: waiting, not stuck)
     assert [r.getMessage() for r in caplog.records] == [
@@ -1058,7 +1060,8 @@ def test_where_is_the_cat_is_asked_of_the_concept_of_that_category():
     home = sighted_home([Concept(1, "luna", "cat", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1),
                          Concept(3, "pip", "Dog", "", 0, 0, 1), Concept(4, "candle", "home", "", 0, 0, 1)])
     said = from_memory(home, "Where is the cat?", now=1240.0)
-    assert (said.mode, said.text, said.names) == ("events", "I last saw <luna> on the den camera 4 minutes ago.", ["luna"])
+    assert (said.mode, said.text, said.names) == ("events",
+                                                  "I last saw <luna> on the den camera 4 minutes ago.", ["luna"])
     asked = from_memory(home, "Hey robot, where is the dog?", now=1240.0)
     assert (asked.mode, asked.text) == ("clarify", "Did you mean <bo> or <pip>?")
     assert reply(home, clarified(asked, "the second one"), now=1240.0).text == \
@@ -1942,7 +1945,8 @@ def test_a_name_that_is_its_own_category_noun_is_the_name_whole():
 
     kinds = {"mug": "mug", "seahorse": "seahorse", "bo": "dog"}
     for said, action, name in (("Forget my mug.", "forget", "mug"), ("Forget the mug, please.", "forget", "mug"),
-                               ("Forget the seahorse.", "forget", "seahorse"), ("Remember this as my mug.", "add", "mug")):
+                               ("Forget the seahorse.", "forget", "seahorse"),
+                               ("Remember this as my mug.", "add", "mug")):
         command, _ = parse(said, list(kinds), kinds)
         assert (command.action, command.name, command.state) == (action, name, "asked"), said
     assert parse("Forget my mug bowl.", list(kinds), kinds)[0].state == "refused"  # more words: not the name whole
@@ -2190,7 +2194,8 @@ def test_a_forget_list_part_that_points_at_another_or_more_is_not_taken_for_the_
     for said, part in (("Forget it, Bo.", "it"), ("Forget Bo and the other dog.", "the other dog"),
                        ("Forget Bo and the others.", "the others"), ("Forget Bo and all.", "all")):
         command, line = parse(said, list(kinds), kinds)
-        assert (command.state, line) == ("refused", f"I forget one at a time: say forget <bo>. I don't know {part!r}."), \
+        assert (command.state, line) == ("refused",
+                                         f"I forget one at a time: say forget <bo>. I don't know {part!r}."), \
             said
 
 
@@ -2204,8 +2209,8 @@ def test_forgetting_a_thing_of_a_known_name_among_others_does_not_offer_that_nam
                                                      "\"Bo's bowl\"."),
                        ("Forget Max, Chris' bag and Bo.", "I forget one at a time: say forget <max>, then forget <bo>. "
                                                           "I don't know \"Chris' bag\"."),
-                       ("Forget Bo's bowl and Max’s collar.", "I don't know \"Bo's bowl and Max’s collar\", so there "
-                                                              "is nothing to forget."),  # none named: not "say forget ."
+                       ("Forget Bo's bowl and Max’s collar.",  # none named: not "say forget ."
+                        "I don't know \"Bo's bowl and Max’s collar\", so there is nothing to forget."),
                        ("Forget Bo's and Max.", "I forget one at a time: say forget <bo>, then forget <max>.")):
         command, told = parse(said, [*kinds, "chris"], kinds)
         assert (command.state, told) == ("refused", line), said
@@ -2258,7 +2263,8 @@ def test_a_forget_with_a_time_after_it_or_its_own_noun_described_is_asked():
 
 
 def test_a_forget_for_now_is_of_the_name_before_it():
-    # Before: "Forget Bo for now." said "I don't know 'Bo for'": the time was cut from the name, the "for" before it left
+    # Before: "Forget Bo for now." said "I don't know 'Bo for'": the time was cut from the name, the "for" before it
+    # left
     from edge_rap.speech.intents import parse
 
     kinds = {"bo": "dog"}
@@ -2647,7 +2653,8 @@ def test_a_forget_done_but_for_its_events_is_said_done_not_failed():
     class Home:
         def forget(self, name):
             raise PartlyDone(Path("/m/events.sqlite"), "its events could not be removed (disk I/O error), though "
-                             "<bo> itself is forgotten (its photos and vectors are gone): forget <bo> again to remove them")
+                             "<bo> itself is forgotten (its photos and vectors are gone): forget <bo> again to remove "
+                             "them")
 
     command, said = carry_out(Home(), Command("forget", "bo"), None, None)
     assert command.state == "done"
@@ -2761,7 +2768,8 @@ def test_a_new_name_with_a_word_like_a_hesitation_is_kept_whole():
 
 
 @pytest.mark.parametrize("said, line", [
-    ("Forget Bo, no, now.", "OK, I will not forget <bo>."), ("Forget Bo, no, right now.", "OK, I will not forget <bo>."),
+    ("Forget Bo, no, now.", "OK, I will not forget <bo>."),
+    ("Forget Bo, no, right now.", "OK, I will not forget <bo>."),
     ("Forget Bo, I mean it, no.", "OK, I will not forget <bo>."), ("Forget Bo, I mean it.", "Shall I forget <bo>? Say "
                                                                                          "yes or no."),
     ("Remember this as Pip, no, now.", "OK, I will not remember this as <pip>."),
@@ -3165,7 +3173,8 @@ def test_a_yes_in_a_forget_is_left_out_only_where_it_is_no_name():
                        ("Forget Bo, yes Max.", "I forget one at a time: say forget <bo>, then forget <max>.")):
         assert parse(said, list(kinds), kinds)[1].startswith(line), said
     kinds["okay"] = "dog"
-    assert parse("Forget Bo, Okay.", list(kinds), kinds)[1] == "I forget one at a time: say forget <bo>, then forget <okay>."
+    assert (parse("Forget Bo, Okay.", list(kinds), kinds)[1]
+            == "I forget one at a time: say forget <bo>, then forget <okay>.")
     assert parse("Forget Okay.", list(kinds), kinds)[1] == "Shall I forget <okay>? Say yes or no."
 
 
@@ -3191,7 +3200,8 @@ def test_a_capitalised_yes_after_a_comma_is_still_a_yes_said_with_the_command():
 
     kinds = {"bo": "dog", "zed": "cat"}
     for said, line in (("Remember this as Pip, Okay.", "Shall I remember this as <pip>?"),
-                       ("Remember this as Zed, Okay.", "I already know <zed>. Shall I add this as another photo of <zed>?"),
+                       ("Remember this as Zed, Okay.",
+                        "I already know <zed>. Shall I add this as another photo of <zed>?"),
                        ("Forget Bo; Sure.", "Shall I forget <bo>?"), ("Forget Bo, Yes.", "Shall I forget <bo>?"),
                        ("Remember this as Mrs. Sure.", "Shall I remember this as <mrs_sure>?")):
         assert parse(said, list(kinds), kinds)[1].startswith(line), said
@@ -3203,7 +3213,8 @@ def test_a_list_part_that_names_nothing_is_said_even_an_ending_alone():
     from edge_rap.speech.intents import parse
 
     kinds = {"bo": "dog", "em": "woman", "M&S": "bag"}
-    for said, unknown in (("Forget em and es.", "<em>. I don't know 'es'"), ("Forget Bo and s.", "<bo>. I don't know 's'")):
+    for said, unknown in (("Forget em and es.", "<em>. I don't know 'es'"),
+                          ("Forget Bo and s.", "<bo>. I don't know 's'")):
         assert parse(said, list(kinds), kinds)[1] == f"I forget one at a time: say forget {unknown}.", said
     assert parse("Forget Bo, please.", list(kinds), kinds)[1] == "Shall I forget <bo>? Say yes or no."
 

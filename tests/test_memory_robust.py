@@ -815,7 +815,8 @@ def test_one_photo_is_one_concepts_and_another_region_of_it_is_another(root, pho
     shutil.copyfile(photo, copy)
     memory.remember("a", [photo])
     for make in (lambda: memory.remember("b", [copy]), lambda: memory.remember("b", [scene_file(photos, 2), photo])):
-        with pytest.raises(EdgeRapError, match=r"copy.png is already a photo of <a>|scene1.png is already a photo of <a>"):
+        with pytest.raises(EdgeRapError,
+                           match=r"copy.png is already a photo of <a>|scene1.png is already a photo of <a>"):
             make()
     # a box past its edges holds it whole: the photo, which was said as if no box had been given ("give the box")
     with pytest.raises(EdgeRapError, match=r"scene1.png: its box \[0, 0, 5000, 5000\] holds the whole photo, which is "

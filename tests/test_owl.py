@@ -77,7 +77,8 @@ def test_the_pure_python_tokenizer_matches_transformers(exported):
     texts = ["a photo of a dog", "A Photo of a CUP!", "backpack's strap, 2 bottles", "  many   spaces\tand\nlines ",
              "café crème ünïcode", "snake_case and dashes--here", "a photo of a " + "very long words " * 10, ""]
     ids, mask = mine(texts)
-    for reference in (CLIPTokenizer.from_pretrained(str(checkpoint)), CLIPTokenizerFast.from_pretrained(str(checkpoint))):
+    for reference in (CLIPTokenizer.from_pretrained(str(checkpoint)),
+                      CLIPTokenizerFast.from_pretrained(str(checkpoint))):
         expected = reference(texts, padding="max_length", max_length=16, truncation=True, return_tensors="np")
         np.testing.assert_array_equal(ids, expected["input_ids"])
         np.testing.assert_array_equal(mask, expected["attention_mask"])
@@ -176,7 +177,8 @@ def test_boxes_map_back_like_the_reference_post_processing(exported):
 def test_other_manifests_are_refused(exported, tmp_path):
     _, _, out = exported
     raw = json.loads((out.fp32 / "manifest.json").read_text())
-    for change, message in (({"role": "image_embedder"}, "is an image embedder, not a detector"), ({"output": {"format": "yolov8"}}, "is not 'owlvit'")):
+    for change, message in (({"role": "image_embedder"}, "is an image embedder, not a detector"),
+                            ({"output": {"format": "yolov8"}}, "is not 'owlvit'")):
         folder = tmp_path / message.replace(" ", "-").replace("'", "")
         folder.mkdir()
         for f in ("detector.onnx", "vocab.json", "merges.txt"):
@@ -194,7 +196,8 @@ def test_a_checkpoint_that_is_not_owl_is_refused(tmp_path):
 
 def test_a_hub_id_without_network_fails_in_one_line(tmp_path):
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}  # nothing listens there
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "export_detector.py"), "--model", "google/owlvit-base-patch32",
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "export_detector.py"), "--model",
+                          "google/owlvit-base-patch32",
                           "--out", str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2, run.stderr
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("export_detector:")]

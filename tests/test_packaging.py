@@ -59,7 +59,8 @@ def _make(folder: Path, python: str, venv_python: str | None = None) -> subproce
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_make_names_a_python_too_old_in_one_line_before_anything_is_made(tmp_path):
-    # a JetPack 5 Jetson's Python 3.8 made .venv, then failed in pip: "Cannot install torch==2.14.1 ... ResolutionImpossible"
+    # a JetPack 5 Jetson's Python 3.8 made .venv, then failed in pip: "Cannot install torch==2.14.1 ...
+    # ResolutionImpossible"
     out = _make(tmp_path, "3.8 False")
     assert out.returncode != 0
     assert "edge_rap needs Python 3.10 or newer" in out.stderr and "3.8: make PYTHON=python3.10" in out.stderr

@@ -235,8 +235,8 @@ def test_which_face_lists_every_face_of_a_large_group(people, tmp_path):
 
 
 def test_which_face_lists_boxes_in_the_files_pixels_for_a_reduced_photo(people, tmp_path):
-    big = np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((2000, 2000))) for n in ("astronaut", "grace_hopper")],
-                         axis=1)  # 4000 x 2000: decoded at 2048 x 1024
+    big = np.concatenate([np.asarray(PILImage.fromarray(photo(n)).resize((2000, 2000)))
+                          for n in ("astronaut", "grace_hopper")], axis=1)  # 4000 x 2000: decoded at 2048 x 1024
     path = save_photo(tmp_path, "astronaut", big, "big.jpg")
     with pytest.raises(EdgeRapError, match="which face") as e:
         people.remember("someone", [path], "", "person")

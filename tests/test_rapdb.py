@@ -221,7 +221,8 @@ def test_a_photo_the_memory_lost_is_named_and_the_rest_still_exported(memory, em
                     boxes=[None, Box(0, 0, 128, 128), Box(0, 0, 200, 200)])
     memory.remember("mug", [scene_file(photos, 4)], "the blue mug", "cup")
     memory.remember("ghost", [scene_file(photos, 5)], "", "")
-    lost = [memory.store.views(memory.get("bo").id)[1].image_path, memory.store.views(memory.get("ghost").id)[0].image_path]
+    lost = [memory.store.views(memory.get("bo").id)[1].image_path,
+            memory.store.views(memory.get("ghost").id)[0].image_path]
     for path in lost:
         Path(path).unlink()
     missing: list[str] = []

@@ -40,7 +40,8 @@ def test_the_front_hands_the_file_the_pixels_it_would_have_read(tmp_path, width)
     from edge_rap.models.cache import Manifest
     from edge_rap.perceive.embed import OnnxImageEmbedder
 
-    folder = install_ready_embedder(pixel_model(tmp_path / "pixels.onnx", width=width), tmp_path / "cache", "ready", 64, "test")
+    folder = install_ready_embedder(pixel_model(tmp_path / "pixels.onnx", width=width),
+                                    tmp_path / "cache", "ready", 64, "test")
     manifest = Manifest.load(folder)
     assert manifest.output == {"kind": "embedding", "dim": 4} and manifest.threshold is not None
     images = [photo(n) for n in ("chelsea", "coffee", "rocket")]

@@ -8,8 +8,8 @@ import pytest
 from edge_rap.eval.composites import Layout, compose
 from edge_rap.perceive.boxes import iou
 from edge_rap.perceive.embed import gem_pool
-from edge_rap.perceive.regions import (ReferenceCells, best_per_concept, connected_region, dense_candidates, distinct_boxes,
-                                       pooled_boxes, unit_cells)
+from edge_rap.perceive.regions import (ReferenceCells, best_per_concept, connected_region, dense_candidates,
+                                       distinct_boxes, pooled_boxes, unit_cells)
 from edge_rap.types import Box
 
 
@@ -103,7 +103,8 @@ def test_a_regions_box_pools_its_own_cells_at_any_photo_size():
         for _ in range(60):
             c0, r0 = int(rng.integers(w)), int(rng.integers(h))
             c1, r1 = int(rng.integers(c0 + 1, w + 1)), int(rng.integers(r0 + 1, h + 1))
-            box = Box(int(c0 * width / w), int(r0 * height / h), int(round(c1 * width / w)), int(round(r1 * height / h)))
+            box = Box(int(c0 * width / w), int(r0 * height / h), int(round(c1 * width / w)),
+                      int(round(r1 * height / h)))
             expected = gem_pool(frame[None, :, r0:r1, c0:c1], 3.0)[0]
             pooled = pooled_boxes(frame, [box], (width, height), 3.0)[0]
             assert np.allclose(pooled, expected / np.linalg.norm(expected), atol=1e-6), (width, box)

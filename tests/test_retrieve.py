@@ -74,7 +74,8 @@ def test_a_clearly_better_match_wins_over_a_threshold_pass(household):
     lenient = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=-100.0, margin=0.05))
     result = lenient.recognize(_image(photo("rocket")))
     assert [h.concept.name for h in result.hits] == ["rocket"]  # the others pass 0.0 but are clearly beaten
-    no_competition = Retriever(household.store, household.embedder, RetrievalPolicy(threshold=0.0, z=-100.0, margin=2.0))
+    no_competition = Retriever(household.store, household.embedder,
+                               RetrievalPolicy(threshold=0.0, z=-100.0, margin=2.0))
     image = _image(photo("rocket"))
     scored = no_competition.score(no_competition.embed_query(image, no_competition.policy.query_grid))
     assert len(no_competition.decide(image, scored).hits) == 4  # no margin to be beaten by: every pass is a hit
@@ -215,7 +216,8 @@ def test_weak_whole_image_hits_dense_matching_does_not_place_are_dropped_unless_
     assert {h.concept.name for h in retriever(max_candidates=6).recognize(frame).hits} == {"coffee", "rocket"}
 
 
-def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tmp_path, settings, embedder, monkeypatch):
+def test_a_crop_of_a_photo_that_fills_the_frame_does_not_name_another_concept(tmp_path, settings, embedder,
+                                                                              monkeypatch):
     from scenes import scene
 
     memory = open_memory(settings, embedder, tmp_path / "mem")

@@ -224,7 +224,8 @@ def test_a_description_is_measured_as_it_is_stored(tmp_path):
     # CLI stores as the 1399 of one line
     lines = "a\r\n" * 700
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
-        r = c.post("/api/concepts", data={"name": "boot", "description": lines}, files=photo_files(png(photo("coffee"))))
+        r = c.post("/api/concepts", data={"name": "boot", "description": lines},
+                   files=photo_files(png(photo("coffee"))))
         assert r.status_code == 201 and r.json()["description"] == " ".join("a" * 700)
         assert c.patch("/api/concepts/boot", json={"description": "b  " * 1000}).status_code == 200
         r = c.patch("/api/concepts/boot", json={"description": "b" * 2001})
@@ -511,7 +512,8 @@ def test_ask_without_a_photo_is_answered_as_the_voice_is_from_the_newest_frame_a
             with c.stream("POST", "/api/ask", data={"question": "Where is the rocket?"},
                           headers={"Accept": "text/event-stream"}) as r:
                 lines = [line for line in r.iter_lines() if line]
-            assert json.loads(lines[-1].removeprefix("data: "))["answer"].startswith("I last saw <rocket> on the porch camera")
+            answer = json.loads(lines[-1].removeprefix("data: "))["answer"]
+            assert answer.startswith("I last saw <rocket> on the porch camera")
 
 
 def test_a_json_body_to_a_route_that_takes_form_fields_is_refused_in_words(tmp_path):
@@ -682,7 +684,8 @@ def test_a_field_the_route_does_not_take_is_refused_and_nothing_changes(tmp_path
     """A misspelt `descripton` was dropped without a word: the concept was made with no description (the
     README promises 422 for a field the route does not know, as PATCH's JSON got); so was a query's `nmae`."""
     with live_server(fake_settings(tmp_path)) as live, live.client() as c:
-        r = c.post("/api/concepts", data={"name": "bo", "descripton": "our dog"}, files=photo_files(png(photo("coffee"))))
+        r = c.post("/api/concepts", data={"name": "bo", "descripton": "our dog"},
+                   files=photo_files(png(photo("coffee"))))
         assert r.status_code == 422, r.text
         assert r.json()["error"] == "descripton: not a field of POST /api/concepts (it takes name, photo, " \
                                     "description, category, box)"
@@ -706,8 +709,10 @@ def test_a_query_parameter_the_route_does_not_take_is_422_before_the_concept_or_
         assert c.post("/api/concepts", data={"name": "bo"}, files=photo_files(png(photo("coffee")))).status_code == 201
         for method, path, body in (("GET", "/api/concepts/nobody", {}), ("DELETE", "/api/concepts/nobody", {}),
                                    ("PATCH", "/api/concepts/nobody", {"json": {"description": "x"}}),
-                                   ("POST", "/api/concepts/nobody/photos", {"files": photo_files(png(photo("astronaut")))}),
-                                   ("PATCH", "/api/concepts/bo", not_json), ("POST", "/api/concepts/bo/photos", garbled),
+                                   ("POST", "/api/concepts/nobody/photos",
+                                    {"files": photo_files(png(photo("astronaut")))}),
+                                   ("PATCH", "/api/concepts/bo", not_json),
+                                   ("POST", "/api/concepts/bo/photos", garbled),
                                    ("POST", "/api/concepts", garbled), ("POST", "/api/recognize", garbled),
                                    ("POST", "/api/ask", not_json), ("DELETE", "/api/concepts/bo", {})):
             r = c.request(method, path, params={"x": "1"}, **body)
@@ -741,7 +746,8 @@ def test_a_name_with_an_encoded_slash_is_refused_as_a_name_with_a_slash_not_rout
         slash = {"error": "concept name 'a/b' has a character that is not allowed: '/'"}
         for method, path, body in (("GET", "/api/concepts/a%2Fb", {}), ("DELETE", "/api/concepts/a%2fb", {}),
                                    ("PATCH", "/api/concepts/a%2Fb", {"json": {"description": "x"}}),
-                                   ("POST", "/api/concepts/a%2Fb/photos", {"files": photo_files(png(photo("astronaut")))}),
+                                   ("POST", "/api/concepts/a%2Fb/photos",
+                                    {"files": photo_files(png(photo("astronaut")))}),
                                    ("GET", "/api/concepts/a%2Fb/photos/1", {})):
             r = c.request(method, path, **body)
             assert (r.status_code, r.json()) == (422, slash), (method, path, r.text)

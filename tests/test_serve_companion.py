@@ -355,7 +355,8 @@ def test_sync_sends_no_photo_outside_the_databases_folder_unless_allowed(compani
         assert sorted(x["name"] for x in c.get("/api/concepts").json()) == ["bo", "mug"]
     rc, out, _ = _call(companion, live, capsys, "--json", "sync", database, "--allow-outside")
     report = json.loads(out)  # exit status 1 for the database's missing images alone
-    assert (rc, report["failed"]) == (1, {}) and report["missing"] and sorted(report["added"]) == ["abs", "linked", "up"]
+    assert (rc, report["failed"]) == (1, {}) and report["missing"]
+    assert sorted(report["added"]) == ["abs", "linked", "up"]
 
 
 def test_a_database_nested_too_deeply_is_one_line(companion, live, capsys, tmp_path):
@@ -463,7 +464,8 @@ def test_rename_says_both_names_as_the_device_spells_them_and_a_refusal_in_one_l
     # the companion had no rename: a concept named wrongly from a laptop could only be forgotten and added again
     assert _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8))[0] == 0
     assert _call(companion, live, capsys, "add", "cat", _save(tmp_path / "cat.png", 9))[0] == 0
-    assert _call(companion, live, capsys, "rename", "BO", "Bo the dog 🐕") == (0, "renamed <bo> to <Bo the dog 🐕>\n", "")
+    renamed = _call(companion, live, capsys, "rename", "BO", "Bo the dog 🐕")
+    assert renamed == (0, "renamed <bo> to <Bo the dog 🐕>\n", "")
     for new, said in (("bo the DOG 🐕", "409 a concept named 'bo the DOG 🐕' already exists"),
                       ("a/b", "422 concept name 'a/b' has a character that is not allowed: '/'")):
         rc, out, err = _call(companion, live, capsys, "rename", "cat", new)
@@ -513,7 +515,8 @@ def test_add_and_add_photos_send_the_box_the_photos_are_of(companion, live, caps
     """A person's group photo is answered with its faces' boxes: --box says which one (any region, for a thing)."""
     rc, _, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "bo.png", 8), "--box", "10,20,110,140")
     assert rc == 0, err
-    rc, _, err = _call(companion, live, capsys, "add-photos", "bo", _save(tmp_path / "bo2.png", 9), "--box", "0,0,64,64")
+    rc, _, err = _call(companion, live, capsys, "add-photos", "bo",
+                       _save(tmp_path / "bo2.png", 9), "--box", "0,0,64,64")
     assert rc == 0, err
     views = live.home.memory.store.views(live.home.memory.get("bo").id)
     assert sorted(v.box.as_list() for v in views) == [[0, 0, 64, 64], [10, 20, 110, 140]]
@@ -845,7 +848,8 @@ def test_a_device_that_stops_after_a_first_batch_names_what_that_batch_added(com
 
     real_client = companion.httpx.Client
     monkeypatch.setattr(companion.httpx, "Client", lambda **kw: real_client(transport=StopsAtTheSecond(), **kw))
-    rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "a.png", 1), _save(tmp_path / "b.png", 2))
+    rc, out, err = _call(companion, live, capsys, "add", "bo", _save(tmp_path / "a.png", 1),
+                         _save(tmp_path / "b.png", 2))
     assert (rc, out) == (1, "sent 1 photo to <bo> before the error below: a.png\n"), err
     assert err.startswith("companion: POST /api/concepts/bo/photos: 503 the device is shutting down") and \
         err.endswith("nothing of this request was stored\n")

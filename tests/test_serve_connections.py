@@ -260,7 +260,8 @@ def _answer(s: socket.socket) -> bytes:
             return b""
         answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     while len(body) < length:
         body += s.recv(4096)
     return head
@@ -273,7 +274,8 @@ def test_a_kept_alive_connection_is_not_closed_by_the_deadline_of_the_request_it
     with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0)) as live:
         listed = live.home.concepts
         monkeypatch.setattr(live.home, "concepts", lambda: time.sleep(0.5) or listed())
-        request = f"GET /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n\r\n".encode()
+        request = (f"GET /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
+                   "\r\n").encode()
         with _silent(live.url, request) as s:
             assert _answer(s).startswith(b"HTTP/1.1 200")
             time.sleep(0.8)  # past the first request's deadline, within the keep-alive
@@ -395,7 +397,8 @@ def test_a_log_budget_says_the_lines_it_left_out_last_as_the_server_stops():
 
 def test_a_head_over_its_limit_is_431_however_it_came(tmp_path):
     """h11 limits a head only while it is incomplete: one over 16 KiB that came whole in one read (a long URL or cookie
-    sent at once, as on a fast link) was answered as any other, the same head in pieces 431. One under it is answered."""
+    sent at once, as on a fast link) was answered as any other, the same head in pieces 431. One under it is
+    answered."""
     with live_server(fake_settings(tmp_path)) as live:
         said = {}
         for name, line, header in (("url", b"/api/health?x=" + b"a" * 20_000, b""),
@@ -417,8 +420,9 @@ def test_a_client_that_closes_its_side_after_its_request_is_answered(tmp_path):
     import socket as sockets
 
     with live_server(fake_settings(tmp_path)) as live:
-        form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--b\r\nContent-Disposition: form-data; '
-                b'name="photo"; filename="bo.png"\r\nContent-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
+        form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="photo"; filename="bo.png"\r\n'
+                b'Content-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
         said = []
         for length in (len(form), len(form) + 10):  # the whole form; a body 10 bytes short of its Content-Length
             head = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
@@ -444,8 +448,9 @@ def test_a_client_that_closes_its_side_after_its_last_request_is_answered(tmp_pa
     form = (b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbo\r\n--b\r\nContent-Disposition: form-data; '
             b'name="photo"; filename="bo.png"\r\nContent-Type: image/png\r\n\r\n' + png(scene(1)) + b"\r\n--b--\r\n")
     with live_server(fake_settings(tmp_path)) as live:
-        upload = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\nConnection: "
-                  f"close\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(form)}\r\n\r\n").encode()
+        upload = (f"POST /api/concepts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {live.token}\r\n"
+                  "Connection: close\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                  f"Content-Length: {len(form)}\r\n\r\n").encode()
         said = []
         for sent in (b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                      b"GET /api/health HTTP/1.0\r\n\r\n", upload + form):

@@ -8,7 +8,8 @@ import pytest
 from scenes import scene
 from serve_support import fake_settings, live_server, photo_files, png
 
-schemathesis = pytest.importorskip("schemathesis", reason="the fuzz needs schemathesis (pip install 'edge_rap[serve-test]')")
+schemathesis = pytest.importorskip("schemathesis",
+                                   reason="the fuzz needs schemathesis (pip install 'edge_rap[serve-test]')")
 from hypothesis import HealthCheck, given, settings  # noqa: E402  (installed with schemathesis)
 
 SEEDS = {"seed-ümlaut": 1, "seed two": 2}
@@ -23,7 +24,8 @@ def test_no_generated_request_makes_a_500_or_loses_a_concept(tmp_path):
     with live_server(fake_settings(tmp_path)) as live:
         with live.client() as c:
             for name, seed in SEEDS.items():
-                assert c.post("/api/concepts", data={"name": name}, files=photo_files(png(scene(seed)))).status_code == 201
+                assert c.post("/api/concepts", data={"name": name},
+                              files=photo_files(png(scene(seed)))).status_code == 201
         published = httpx.get(f"{live.url}/openapi.json").json()
         schema = schemathesis.openapi.from_dict(published)
         headers = {"Authorization": f"Bearer {live.token}"}

@@ -14,11 +14,13 @@ from serve_support import fake_settings, jpeg, live_server, photo_files, png
 
 from edge_rap.types import Box, Event
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (pip install 'edge_rap[serve-test]')")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="the page test needs selenium (pip install 'edge_rap[serve-test]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver")
+                                reason="needs Debian's chromium and chromedriver: apt-get install chromium "
+                                       "chromium-driver")
 
 
 @pytest.fixture
@@ -89,7 +91,8 @@ def test_the_household_page_on_a_phone(browser, tmp_path):
             "const i = document.querySelector(\".concept[data-name='bo'] img\");"
             "return Math.max(i.naturalWidth, i.naturalHeight) <= Math.ceil(160 * devicePixelRatio)")
         assert all("?size=" in url for url in browser.execute_script(
-            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/photos/')).map(e => e.name)"))
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/photos/'))"
+            ".map(e => e.name)"))
         with live.client() as c:
             assert [x["name"] for x in c.get("/api/concepts").json()] == ["bo"]
 
@@ -303,7 +306,8 @@ def test_a_busy_days_sightings_say_how_many_are_not_shown(browser, tmp_path):
     with live_server(fake_settings(tmp_path)) as live:
         now = time.time()
         for k in range(60):
-            live.home.events.add(Event("arrived", f"cat{k}", "door", 1.0, now - 60 + k, Box(0, 0, 10, 10), 0.9, "", None))
+            live.home.events.add(Event("arrived", f"cat{k}", "door", 1.0, now - 60 + k,
+                                       Box(0, 0, 10, 10), 0.9, "", None))
         browser.get(f"{live.url}/#token={live.token}")
         items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#events li")[50:], "the note under the list")
         assert "cat59 arrived" in browser.find_element(By.CSS_SELECTOR, "#events li").text

@@ -336,7 +336,8 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
 
 
 def test_an_upload_past_pillows_guard_is_refused_with_our_limit(monkeypatch):
@@ -631,7 +632,8 @@ def test_where_it_serves_is_recorded_when_it_can_be_and_said_when_not(tmp_path, 
     (tmp_path / "serve.new").mkdir()  # where the record is written first: cannot be
     record(tmp_path, Listening("127.0.0.1", 9001, False))
     assert recorded(tmp_path) == Listening("0.0.0.0", 9000, True)
-    assert "cannot record where the API listens" in caplog.text and "`edge-rap pair --host 127.0.0.1 --port 9001`" in caplog.text
+    assert "cannot record where the API listens" in caplog.text
+    assert "`edge-rap pair --host 127.0.0.1 --port 9001`" in caplog.text
 
 
 def test_a_damaged_event_log_is_set_aside_and_the_api_goes_on_in_a_new_one(live, tmp_path):
@@ -1086,7 +1088,8 @@ def test_a_thousand_silent_connections_leave_room_to_answer_the_household(tmp_pa
 def test_serve_with_a_bad_certificate_never_says_it_serves(tmp_path, settings, run):
     settings.memory.mkdir()  # a new, empty memory (a --memory that does not exist is refused)
     (tmp_path / "cert.pem").write_text("not a certificate\n")
-    rc, out, err = run("serve", "--port", "65000", "--tls-cert", tmp_path / "cert.pem", "--tls-key", tmp_path / "cert.pem")
+    rc, out, err = run("serve", "--port", "65000", "--tls-cert", tmp_path / "cert.pem",
+                       "--tls-key", tmp_path / "cert.pem")
     assert rc == 2 and out == "" and err.count("\n") == 1 and "not a PEM certificate" in err
 
 

@@ -21,7 +21,8 @@ def live(tmp_path):
 
 
 def ask(live, method: str, target: str, token: str | None = "own", host: str | None = None) -> tuple[int, dict, dict]:
-    """The status, headers (lower-case names) and JSON body ({} for another) of `method target` as sent, on a connection of its own."""
+    """The status, headers (lower-case names) and JSON body ({} for another) of `method target` as sent, on a connection
+    of its own."""
     address = live.url.removeprefix("http://")
     conn = http.client.HTTPConnection(address, timeout=30)
     try:

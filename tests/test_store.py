@@ -469,7 +469,8 @@ def _change_fingerprint(memory: Memory, fingerprint: str = "0" * 64, dim: int | 
     with memory.store.transaction() as db:  # (a write: it makes a new memory's database)
         db.execute(
             "INSERT INTO spaces (name, model, fingerprint, dim) VALUES (?, 'other-model', ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET model = 'other-model', fingerprint = excluded.fingerprint, dim = excluded.dim",
+            "ON CONFLICT(name) DO UPDATE SET model = 'other-model', fingerprint = excluded.fingerprint, "
+            "dim = excluded.dim",
             (space.name, fingerprint, dim or space.dim),
         )
 
@@ -505,7 +506,8 @@ def test_refuses_to_mix_embedding_spaces_then_reindex_restores(memory, settings,
     assert recognise(retriever, bo_photo)[0] == "bo"
     memory.remember("anya", [scene_file(images, 3)])
     assert recognise(retriever, scene_file(images, 3))[0] == "anya"
-    assert sorted(index_keys(memory)) == sorted([memory.get("bo").id] * 2 * views_per_photo() + [memory.get("anya").id] * views_per_photo())
+    views = views_per_photo()
+    assert sorted(index_keys(memory)) == sorted([memory.get("bo").id] * 2 * views + [memory.get("anya").id] * views)
 
 
 def test_reindex_keeps_recognition_and_writes_a_new_index(memory, settings, images):

@@ -136,7 +136,8 @@ def test_engines_a_fresh_build_fails_beside_are_kept(model, monkeypatch, caplog)
 def test_a_model_tensorrt_cannot_load_runs_on_the_next_provider(model, monkeypatch, caplog):
     # a model TensorRT refused was refused altogether: the device lost a model CUDA or the CPU could run
     monkeypatch.setattr(FakeSession, "refuses",
-                        lambda path, providers: "out of memory building the engine" if TENSORRT in str(providers) else None)
+                        lambda path, providers:
+                        "out of memory building the engine" if TENSORRT in str(providers) else None)
     with caplog.at_level(logging.WARNING):
         session = open_session(model)
     assert session.provider == CUDA and FakeSession.asked[-1] == [CUDA, CPU]

@@ -326,10 +326,11 @@ def format_doctor(report: dict) -> str:
     from edge_rap.daemon.events import LOG_FIX
 
     p = report["providers"]
+    offload = report["cuda"]["llama_gpu_offload"]
     lines = [f"profile: {report['profile']} ({report['reason']})",
              f"onnxruntime providers: {', '.join(p['available']) or 'none'}; using {', '.join(p['chosen']) or '-'}",
              f"CUDA driver: {report['cuda']['driver'] or 'none'}; llama.cpp GPU offload: "
-             f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[report['cuda']['llama_gpu_offload']]}"]
+             f"{ {True: 'yes', False: 'no', None: 'llama-cpp-python not installed'}[offload]}"]
     lines.append(f"model cache: {report['model_cache']} (EDGE_RAP_MODELS, else $EDGE_RAP_HOME/models)")
     for m in report["models"]:
         state = "present" if m["present"] else \
@@ -341,7 +342,8 @@ def format_doctor(report: dict) -> str:
     lines.append(f"memory: {memory['path']} (" + ("none yet" if memory["concepts"] is None and not memory["problem"]
                  else "cannot be read" if memory["concepts"] is None else counted(memory["concepts"], "concept")) + ")"
                  + (f"; cannot be recognised until given a readable photo (edge-rap add-views NAME PHOTO): "
-                    f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}" if memory["unrecognisable"] else "")
+                    f"{', '.join(f'<{name}>' for name in memory['unrecognisable'])}"
+                    if memory["unrecognisable"] else "")
                  + ("; read-only" + (" (mounted read-only: remount it read-write, or keep the memory on another "
                                      "disk)" if memory["read_only_mount"] else "")
                     + ": read by concepts, recognize, ask, events and export-rap; refused by run, serve, pair and "

@@ -28,6 +28,7 @@ from edge_rap.daemon.log_damage import (EVENT_COLUMNS, Salvage, check_intact, da
 from edge_rap.daemon.snapshot_owner import claim
 from edge_rap.errors import DeviceError, EdgeRapError
 from edge_rap.folders import writable_folder
+from edge_rap.iso_time import read_iso
 from edge_rap.liveness import LONG_CALL_S
 from edge_rap.memory.access import locked_too_long, refuse_unreadable
 from edge_rap.memory.files import file_identity, memory_away, nearly_full, private_folder
@@ -121,20 +122,16 @@ def parse_duration(text: str) -> float | None:
 
 def parse_since(text: str, now: float | None = None, option: str = "--since") -> float:
     """A wall-clock time from `30s`, `10m`, `2h`, `1d`, `1w` ago (what a household asks of a week), or an ISO
-    date-time; one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ` write it (Python 3.10's
-    fromisoformat, a Jetson's, refused the `Z` and a date `20261205` that 3.11 reads). A date with an offset is that
-    day's midnight there (3.11 read `2026-12-07Z` as local midnight, its offset dropped). `option` names it in the
-    error (`--until`)."""
-    from datetime import datetime
-
+    date-time (`iso_time.read_iso`: the same on every Python, 3.10's fromisoformat, a Jetson's, refused `Z`,
+    `20261205`, `T1000` and `+0100`); one in UTC may end in `Z`, as JavaScript's toISOString and `date -u +%FT%TZ`
+    write it. A date with an offset is that day's midnight there (3.11 read `2026-12-07Z` as local midnight, its
+    offset dropped). `option` names it in the error (`--until`)."""
     now = time.time() if now is None else now
     seconds = parse_duration(text)
     if seconds is not None:
         return now - seconds
     try:
-        iso = re.sub(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ]|[-+Zz])", r"\1-\2-\3", text.strip())
-        iso = re.sub(r"^(\d{4}-\d{2}-\d{2})(?=[+-]\d{2})", r"\1T00:00", re.sub(r"[Zz]$", "+00:00", iso))
-        return datetime.fromisoformat(iso).timestamp()
+        return read_iso(text).timestamp()
     except ValueError:
         raise EdgeRapError(f"{option} {quoted(text)}: use 30s, 10m, 2h, 1d, 1w or an ISO date-time") from None
 
@@ -345,8 +342,8 @@ class EventLog:
     def _open_readonly(self) -> sqlite3.Connection:
         """A reader's connection. `mode=ro` sees every commit, those still in the -wal too, but needs the -shm,
         which SQLite cannot make in a read-only folder (a memory mounted read-only, or copied from a device), nor
-        open where it is another account's: there, with nothing unmerged the file is read as it is (`immutable=1`), else a private copy of the log and
-        its -wal, as the memory's own reader does (Store._open_readonly)."""
+        open where it is another account's: there, with nothing unmerged the file is read as it is (`immutable=1`), else
+        a private copy of the log and its -wal, as the memory's own reader does (Store._open_readonly)."""
         refuse_unreadable(self.path.parent, EVENTS_FILES)  # (else its copy fails on it)
         uri = self.path.resolve().as_uri()  # (as_uri escapes what a URI reserves: '#', '?', '%')
         db = None

@@ -163,7 +163,8 @@ class Supervisor:
         calls = {b.name: f" ({b.busy_with}, for longer than its allowance)" for b in self.heartbeats if b.busy_with}
         for name in sorted(stale - self._stale):
             log.error("%s has made no progress for over %g s%s: systemd's watchdog is no longer told the daemon is "
-                      "alive, and restarts it; every thread's stack follows", name, self.watchdog_s, calls.get(name, ""))
+                      "alive, and restarts it; every thread's stack follows", name,
+                      self.watchdog_s, calls.get(name, ""))
         if stale - self._stale and sys.__stderr__ is not None:
             faulthandler.dump_traceback(sys.__stderr__, all_threads=True)
         for name in sorted(self._stale - stale):

@@ -100,7 +100,8 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
         raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
                            f"{folder / RAP_DATABASE}` remembers it)")
     subs = [sub for sub in entries if _is_folder(sub)]
-    concepts = [_concept_folder(sub, references) for sub in subs]
+    leading = {os.path.realpath(sub): _concept_name(sub) for sub in subs}  # (a link to one, in another)
+    concepts = [_concept_folder(sub, references, leading) for sub in subs]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
     if not with_photos:
@@ -135,34 +136,63 @@ def _is_rap_database(folder: Path) -> bool:
     return any(name_key(image.parent.name) != name_key(entry.name) for entry in entries for image in entry.images)
 
 
-def _concept_folder(sub: Path, references: int) -> ConceptFolder:
+def _concept_folder(sub: Path, references: int, concepts: dict[str, str]) -> ConceptFolder:
     """A concept's folder: its photos, and those not read here. One that cannot be listed (another account's,
-    on a shared drive) has none and says why: one such folder must not end the whole evaluation."""
+    on a shared drive) has none and says why: one such folder must not end the whole evaluation. `concepts`: the
+    dataset's concept folders, where their links lead -> their names (`_inner_folders`)."""
     try:
         files = image_files(sub)
         unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
                   if (kind := unread_photo(p))]
     except EdgeRapError as e:
         return ConceptFolder(_concept_name(sub), [], [], [str(e)])
-    unread += [f"{folder}: a folder of {counted(photos, 'photo')} inside a concept's folder, not read (move them up "
-               "into it)" for folder, photos in _photo_folders(sub)]
-    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread)
+    return ConceptFolder(_concept_name(sub), files[:references], files[references:],
+                         unread + _inner_folders(sub, concepts))
 
 
-def _photo_folders(folder: Path) -> list[tuple[Path, int]]:
-    """The folders in `folder` that hold photos, at any depth (an `edited/` a phone's export made, `2023/summer/`),
-    with how many: their photos were left out unsaid (those two or more folders down, even once the first were
-    said). Counted, not read. One that cannot be looked at is not among them, nor a link to `folder` itself or to
-    a folder above it (`loop -> .`: its photos are read, and were said as not read; `up -> ..`, `root -> /`: the
-    other concepts' photos were counted as not read, or the whole disk walked)."""
-    found = []
+#: The entries the count of a folder inside a concept's folder looks at, at most: a link to a large tree of
+#: something else (`lib -> /usr/lib`, 73 000 entries) was walked whole, 19 s before the evaluation began.
+WALK_LIMIT = 10_000
+
+
+def _inner_folders(folder: Path, concepts: dict[str, str]) -> list[str]:
+    """What the folders in `folder` leave out, a line each: those that hold photos, at any depth (an `edited/` a
+    phone's export made, `2023/summer/`), with how many (their photos were left out unsaid, those two or more
+    folders down even once the first were said; counted, not read), and those that cannot be listed (mode 000 or
+    111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` is said as one: its
+    photos are read, as that concept's (they were said as this one's, not read). One that cannot be looked at is
+    none of them, nor a link to `folder` itself or to a folder above it (`loop -> .`: its photos are read, and were
+    said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read, or the whole
+    disk walked)."""
+    lines = []
     for sub in _entries(folder):
         try:
-            if _is_folder(sub) and not _holds(sub, folder) and (photos := _photos_in(sub)):
-                found.append((sub, photos))
+            if not _is_folder(sub) or _holds(sub, folder):
+                continue
         except (EdgeRapError, OSError):
-            pass
-    return found
+            continue
+        if (other := concepts.get(os.path.realpath(sub))) is not None:
+            lines.append(f"{sub}: a link to the folder of another concept, {quoted(other)} (its photos are read "
+                         "as that concept's, not as this one's)")
+            continue
+        walk = _photos_in(sub)
+        if walk.photos or walk.cut:
+            lines.append(_counted_line(sub, walk))
+        lines += [f"{path}: a folder inside a concept's folder that cannot be listed ({reason}): any photos in it "
+                  "not read" for path, reason in walk.unlisted]
+    return lines
+
+
+def _counted_line(sub: Path, walk: _Walk) -> str:
+    """The line of a folder with photos, or of one whose count was cut short (with where it leads, if a link: a
+    mistaken link is the likely reason for a tree that large)."""
+    limit = f"looked through no further than its first {WALK_LIMIT} entries"
+    where = f"{sub} (a link to {os.path.realpath(sub)})" if walk.cut and sub.is_symlink() else str(sub)
+    if not walk.photos:
+        return f"{where}: a folder inside a concept's folder, {limit}, no photo among them"
+    more = f" or more ({limit})" if walk.cut else ""
+    return (f"{where}: a folder of {counted(walk.photos, 'photo')}{more} inside a concept's folder, not read (move "
+            "them up into it)")
 
 
 def _holds(sub: Path, folder: Path) -> bool:
@@ -170,25 +200,39 @@ def _holds(sub: Path, folder: Path) -> bool:
     return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(sub))
 
 
-def _photos_in(folder: Path) -> int:
-    """The photos in `folder` and every folder inside it (the `_hidden` aside; a link to a folder not followed: one
-    back up would loop; a folder that cannot be listed counts none, an entry that cannot be looked at is none).
-    Walked one folder after another, not by os.walk: Python 3.11's recursed a call a folder, and a tree a thousand
-    deep was a RecursionError's traceback."""
-    count, left = 0, [folder]
-    while left:
+@dataclass
+class _Walk:
+    """What `_photos_in` found in a folder."""
+
+    photos: int = 0
+    unlisted: list[tuple[str, str]] = field(default_factory=list)  # each folder that could not be listed, and why
+    cut: bool = False  # WALK_LIMIT entries looked at, the others not
+
+
+def _photos_in(folder: Path) -> _Walk:
+    """The photos in `folder` and every folder inside it, the first WALK_LIMIT entries at most (the `_hidden`
+    aside; a link to a folder not followed: one back up would loop; an entry that cannot be looked at is none),
+    and the folders that could not be listed. Walked one folder after another, not by os.walk: Python 3.11's
+    recursed a call a folder, and a tree a thousand deep was a RecursionError's traceback."""
+    walk, seen, left = _Walk(), 0, [str(folder)]
+    while left and not walk.cut:
+        path = left.pop()
         try:
-            with os.scandir(left.pop()) as entries:
+            with os.scandir(path) as entries:
                 for entry in entries:
                     if _hidden(entry.name):
                         continue
+                    if seen == WALK_LIMIT:
+                        walk.cut = True
+                        break
+                    seen += 1
                     if not _entry_is_folder(entry):
-                        count += _is_photo(Path(entry.path))
+                        walk.photos += _is_photo(Path(entry.path))
                     elif not entry.is_symlink():
                         left.append(entry.path)
-        except OSError:
-            pass
-    return count
+        except OSError as e:
+            walk.unlisted.append((path, e.strerror or type(e).__name__))
+    return walk
 
 
 def _entry_is_folder(entry: os.DirEntry) -> bool:
@@ -584,7 +628,8 @@ def format_localize(report: dict) -> str:
     return (f"embedder {report['embedder']}{_per_concept(report)}: {counted(report['frames'], 'frame')} of "
             f"{width}x{height} ({report['concept_backgrounds']} on another concept's photo), "
             f"{counted(report['placed'], 'pasted concept')} ({report['per_frame']} per frame, "
-            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall {_figure(report['recall'], 'nothing pasted')}   "
+            f"{report['widths'][0]:.0%}-{report['widths'][1]:.0%} of the width)\nrecall "
+            f"{_figure(report['recall'], 'nothing pasted')}   "
             f"precision {_figure(report['precision'], 'no concept said to be in any frame')}   "
             f"mean IoU {_figure(report['mean_iou'], 'none found')}   "
             f"IoU>=0.5 for {_figure(report['iou50'], 'none found')} of those found"
@@ -605,7 +650,7 @@ def _queried(report: dict) -> str:
 def _distractor_files(distractors: Path) -> list[Path]:
     """The distractor photos, listed before anything is remembered: a --memory filled and then refused would
     refuse the corrected run too."""
-    if not reachable(distractors, Path.is_dir):  # a mistyped path is said as --dataset's is, not as a folder of no photos
+    if not reachable(distractors, Path.is_dir):  # a mistyped path said as --dataset's is, not as a folder of no photos
         raise EdgeRapError(f"{distractors}: not a folder")
     files = image_files(distractors)
     if not files:

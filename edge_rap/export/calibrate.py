@@ -51,7 +51,8 @@ def sample_photo_bank() -> dict[str, np.ndarray]:
         from PIL import Image as PILImage
         from skimage import data
     except ImportError as e:
-        raise EdgeRapError(f"calibration needs scikit-image and matplotlib ({e.name} missing): pip install 'edge_rap[export]'") from None
+        raise EdgeRapError(f"calibration needs scikit-image and matplotlib ({e.name} missing): pip install "
+                           "'edge_rap[export]'") from None
     bank = {name: _rgb(getattr(data, name)()) for name in SKIMAGE_SAMPLES}
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         bank["grace_hopper"] = np.asarray(PILImage.open(f).convert("RGB"))

@@ -83,13 +83,18 @@ def export_clip(arch: str, pretrained: str | None, cache_root: Path, name: str |
         files = {k: work / f"{k}.{p}.onnx" for k in ("image", "text") for p in ("fp32",)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(method_as_module(model, "encode_image"), (torch.zeros(1, 3, size, size),), str(files["image"]),
+            torch.onnx.export(method_as_module(model, "encode_image"), (torch.zeros(1, 3, size, size),),
+                              str(files["image"]),
                               input_names=["image"], output_names=["embedding"],
-                              dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
-            torch.onnx.export(method_as_module(model, "encode_text"), (torch.zeros(1, context, dtype=torch.long),), str(files["text"]),
+                              dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+                              opset_version=17, dynamo=False)
+            torch.onnx.export(method_as_module(model, "encode_text"), (torch.zeros(1, context, dtype=torch.long),),
+                              str(files["text"]),
                               input_names=["tokens"], output_names=["embedding"],
-                              dynamic_axes={"tokens": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
-        calibration = list(preprocess(synthetic_images(32, seed=7), size, np.asarray(mean, np.float32), np.asarray(std, np.float32)))
+                              dynamic_axes={"tokens": {0: "batch"}, "embedding": {0: "batch"}},
+                              opset_version=17, dynamo=False)
+        calibration = list(preprocess(synthetic_images(32, seed=7), size, np.asarray(mean, np.float32),
+                                      np.asarray(std, np.float32)))
         int8 = {"image": work / "image.int8.onnx", "text": work / "text.int8.onnx"}
         quantize_image_encoder(files["image"], int8["image"], calibration)
         quantize_text_encoder(files["text"], int8["text"])

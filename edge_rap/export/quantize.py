@@ -127,8 +127,8 @@ def activation_ranges(model_path: Path, reader) -> dict[str, list[dict]]:
     bits, as TensorQuantOverrides. The fp32 sums that calibration reads differ in their last bits from CPU to
     CPU (AVX2 and AVX-512 block their products differently); exact ranges carried that noise into the scales,
     zero points and the calibrated threshold (a change of 1e-5 in the calibration images moved the threshold
-    by 0.008), so an export made the model it was tested with only on one kind of CPU. Coarse ranges make the same file on every CPU, as the integer kernels already compute
-    the same sums."""
+    by 0.008), so an export made the model it was tested with only on one kind of CPU. Coarse ranges make the same file
+    on every CPU, as the integer kernels already compute the same sums."""
     import tempfile
     from collections import Counter
 

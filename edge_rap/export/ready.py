@@ -19,7 +19,8 @@ PIXEL_STD = [1 / 255, 1 / 255, 1 / 255]  # the runtime's preprocessing then hand
 
 
 def pixels_front(model):
-    """The ONNX model with a float NCHW input of pixel values before its uint8 NHWC one (the model is edited in place)."""
+    """The ONNX model with a float NCHW input of pixel values before its uint8 NHWC one (the model is edited in
+    place)."""
     from onnx import TensorProto, helper
 
     graph = model.graph
@@ -61,7 +62,8 @@ def _unused_names(graph, wanted: tuple[str, ...]) -> list[str]:
 
 
 def install_ready_embedder(file: Path, cache_root: Path, name: str, size: int, licence: str) -> Path:
-    """Write the model folder <name>/ into the cache: the file behind its front, a manifest, the calibrated threshold."""
+    """Write the model folder <name>/ into the cache: the file behind its front, a manifest, the calibrated
+    threshold."""
     import onnx
 
     from edge_rap.export.calibrate import write_calibrated_manifest

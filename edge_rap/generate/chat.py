@@ -1,4 +1,5 @@
-"""The model's own chat template (the GGUF's `tokenizer.chat_template`, Jinja), with fallbacks for models without one."""
+"""The model's own chat template (the GGUF's `tokenizer.chat_template`, Jinja), with fallbacks for models without
+one."""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from edge_rap.memory.store import name_key, straight_apostrophes
 
 REMOVED = "[unrecognised]"
 _BRACKETED = re.compile(r"<([^<>\n]{1,64})>")
-_MAX_OPEN = 66
+_MAX_OPEN = 66  # a "<" with no ">" within this many characters is not a name
 _MARKUP = {"br", "p", "b", "i", "u", "eos", "bos", "unk", "pad", "s", "end_of_turn", "start_of_turn",
-           "start_of_image", "end_of_image", "image", "eot", "think"}  # a "<" with no ">" within this many characters is not a name
+           "start_of_image", "end_of_image", "image", "eot", "think"}
 
 
 def _norm(name: str) -> str:

@@ -544,7 +544,8 @@ class LlamaVlm:
                         self._cut_here()
                         rc = mtmd.mtmd_helper_decode_image_chunk(
                             self.mctx, self.ctx, chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                            n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
+                            n_past, 0, self.spec.n_batch, ctypes.byref(new_n_past),
+                            mtmd.mtmd_helper_post_decode_callback(), None)
                         if last and rc == 0:  # an image never ends a prompt in practice; keep logits valid anyway
                             raise EdgeRapError("the prompt ends with an image: nothing to generate from")
                     else:

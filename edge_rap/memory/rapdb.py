@@ -1,4 +1,5 @@
-"""Import and export RAP's own database format: database.json with concept_dict {"<name>": {name, image, info, category}}."""
+"""Import and export RAP's own database format: database.json with concept_dict {"<name>": {name, image, info,
+category}}."""
 
 from __future__ import annotations
 

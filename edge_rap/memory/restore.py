@@ -104,7 +104,7 @@ def restore(archive: Path, root: Path, replace: bool = False,
             from None
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     hold(held)  # (a restore killed outright leaves it: the next one removes it)
-    noted = False  # (the note in the memory is this restore's once it writes it; before, another restore's may be there)
+    noted = False  # (the note in the memory is this restore's once it writes it; before, another restore's may be)
     try:
         _refuse_restore_under_way(root, staging)
         _refuse_archive_more_than_free(archive, staging)

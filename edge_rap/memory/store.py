@@ -146,7 +146,8 @@ def _turn_boxes_upright(db: sqlite3.Connection, images_dir: Path) -> None:
     photos with an EXIF orientation turn with them."""
     from edge_rap.perceive.images import stored_orientation, upright_box
 
-    for view_id, image_file, text in db.execute("SELECT id, image_file, box FROM views WHERE box IS NOT NULL").fetchall():
+    boxed = db.execute("SELECT id, image_file, box FROM views WHERE box IS NOT NULL").fetchall()
+    for view_id, image_file, text in boxed:
         try:
             orientation, size = stored_orientation(images_dir / image_file)
         except EdgeRapError:  # a photo gone missing: its view is unusable either way
@@ -720,7 +721,8 @@ class Store:
                          "'photo' AND v.image_sha256 = ? AND v.box IS ?", (sha256, _box_text(box))).fetchone()
         return (row[0], row[1]) if row else None
 
-    def insert_vectors(self, db: sqlite3.Connection, view_id: int, space: str, augments: list[str], vectors: np.ndarray) -> None:
+    def insert_vectors(self, db: sqlite3.Connection, view_id: int, space: str,
+                       augments: list[str], vectors: np.ndarray) -> None:
         db.executemany(
             "INSERT INTO vectors (view_id, space, augment, vector) VALUES (?, ?, ?, ?)",
             [(view_id, space, a, np.asarray(v, dtype=np.float32).tobytes()) for a, v in zip(augments, vectors)],
@@ -757,7 +759,8 @@ class Store:
     def vectors(self, space: str, db: sqlite3.Connection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """All (concept ids, vectors) of one space, straight from the database (the source of truth)."""
         rows = self._rows(
-            "SELECT v.concept_id, x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE x.space = ? ORDER BY x.id",
+            "SELECT v.concept_id, x.vector FROM vectors x JOIN views v ON v.id = x.view_id WHERE x.space = ? "
+            "ORDER BY x.id",
             (space,), db)
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)

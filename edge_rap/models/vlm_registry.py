@@ -99,7 +99,8 @@ def list_vlms(models: Path, registry: dict | None = None, kind: str = "vlm") -> 
             if folder.name not in known and (have := pulled(models, folder.name, kind)):
                 rows.append({"name": folder.name, "family": "", "pulled": True, "folder": str(folder),
                              "size_mb": None, "licence": have.licence, "context_length": have.context_length, "for": "",
-                             "files": {"model": have.model.name, **({"mmproj": have.mmproj.name} if have.mmproj else {})}})
+                             "files": {"model": have.model.name,
+                                       **({"mmproj": have.mmproj.name} if have.mmproj else {})}})
     return rows
 
 
@@ -230,7 +231,8 @@ def _from_hub(name: str, entry: dict, folder: Path, missing: list[str], progress
     try:
         import huggingface_hub
     except ImportError:
-        raise EdgeRapError(f"downloading models needs huggingface_hub: pip install 'edge_rap[{EXTRAS[kind]}]'") from None
+        raise EdgeRapError("downloading models needs huggingface_hub: pip install "
+                           f"'edge_rap[{EXTRAS[kind]}]'") from None
     endpoint = hub_endpoint()
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         raise _offline_error(name, entry, folder, missing, "HF_HUB_OFFLINE is set", kind)

@@ -46,7 +46,8 @@ def decode_outputs(outputs: list[np.ndarray], fmt: str) -> tuple[np.ndarray, np.
     """(boxes x0,y0,x1,y1, scores, class ids) in the model's input pixels, from either output layout."""
     if fmt == "boxes-scores-classes":
         boxes, scores, classes = (np.asarray(o) for o in outputs[:3])
-        return boxes.reshape(-1, 4).astype(np.float32), scores.reshape(-1).astype(np.float32), classes.reshape(-1).astype(np.int64)
+        return (boxes.reshape(-1, 4).astype(np.float32), scores.reshape(-1).astype(np.float32),
+                classes.reshape(-1).astype(np.int64))
     if fmt == "yolov8":
         raw = np.asarray(outputs[0])[0]  # (4 + classes, anchors)
         cx, cy, w, h = raw[:4]

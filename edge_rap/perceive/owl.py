@@ -60,10 +60,12 @@ class ClipBpe:
         self._specials = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
 
     @classmethod
-    def load(cls, vocab_path: Path, merges_path: Path, context_length: int, bos_id: int, eos_id: int, pad_id: int) -> "ClipBpe":
+    def load(cls, vocab_path: Path, merges_path: Path, context_length: int, bos_id: int,
+             eos_id: int, pad_id: int) -> "ClipBpe":
         try:
             vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-            merges = [ln for ln in merges_path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#version")]
+            merges = [ln for ln in merges_path.read_text(encoding="utf-8").splitlines()
+                      if ln and not ln.startswith("#version")]
         except (OSError, ValueError) as e:
             raise EdgeRapError(f"{vocab_path.parent}: unreadable tokenizer files ({e})") from None
         return cls(vocab, merges, context_length, bos_id, eos_id, pad_id)
@@ -106,7 +108,8 @@ class ClipBpe:
         return ids
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(input_ids, attention_mask), each (len(texts), context_length) int64: start, tokens (truncated), end, pads."""
+        """(input_ids, attention_mask), each (len(texts), context_length) int64: start, tokens (truncated), end,
+        pads."""
         ids = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
         mask = np.zeros_like(ids)
         for row, text in enumerate(texts):
@@ -132,7 +135,8 @@ def preprocess(pixels: np.ndarray, size: int, mean: np.ndarray, std: np.ndarray,
         side = float(max(h, w))
         nw, nh = max(1, round(w * size / side)), max(1, round(h * size / side))
         x = np.full((size, size, 3), 0.5, dtype=np.float32)
-        x[:nh, :nw] = np.asarray(PILImage.fromarray(pixels).resize((nw, nh), PILImage.BILINEAR), dtype=np.float32) / 255.0
+        resized = PILImage.fromarray(pixels).resize((nw, nh), PILImage.BILINEAR)
+        x[:nh, :nw] = np.asarray(resized, dtype=np.float32) / 255.0
     else:
         raise EdgeRapError(f"unknown detector input resize {mode!r} (known: squash, pad)")
     x = (x - mean) / std
@@ -156,7 +160,8 @@ class OwlOnnxDetector:
                  max_regions: int = 50, threads: int = 0):
         manifest.require_role("detector")
         if manifest.output.get("format") != FORMAT:
-            raise EdgeRapError(f"model {manifest.name}: output format {manifest.output.get('format')!r} is not {FORMAT!r}")
+            raise EdgeRapError(f"model {manifest.name}: output format {manifest.output.get('format')!r} is not "
+                               f"{FORMAT!r}")
         text = manifest.text
         self.tokenizer = ClipBpe.load(manifest.file_path("vocab"), manifest.file_path("merges"),
                                       int(text.get("context_length", 16)), int(text["bos_id"]), int(text["eos_id"]),
@@ -204,7 +209,8 @@ class OwlOnnxDetector:
             mine = np.flatnonzero(labels == label)
             for i in mine[nms(boxes[mine], scores[mine], self.nms_iou)]:
                 x0, y0, x1, y1 = boxes[i].tolist()
-                box = Box(int(max(0, round(x0))), int(max(0, round(y0))), int(min(width, round(x1))), int(min(height, round(y1))))
+                box = Box(int(max(0, round(x0))), int(max(0, round(y0))), int(min(width, round(x1))),
+                          int(min(height, round(y1))))
                 if box.width >= 4 and box.height >= 4:
                     regions.append(Region(box, float(scores[i]), vocabulary[label]))
         return sorted(regions, key=lambda r: -r.score)[: self.max_regions]

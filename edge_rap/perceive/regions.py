@@ -14,8 +14,8 @@ Measured on the dev composites (docs/BENCHMARKS.md) against pooling every rectan
 style), which ranked and placed concepts worse at five times the cost, and against a fixed drop below the
 peak, which placed them worse (the heat's level differs from frame to frame). The frame's side matters
 most: a concept pasted at 15-60 % of a 640-px frame's width is already small, and a pass at a smaller side
-shrinks it further below the embedder's input size (320 px for the default). For the same reason the reference sides are small (96 and
-160 px: a concept across a room); one that fills the frame is found by the whole-image views instead.
+shrinks it further below the embedder's input size (320 px for the default). For the same reason the reference sides are
+small (96 and 160 px: a concept across a room); one that fills the frame is found by the whole-image views instead.
 """
 
 from __future__ import annotations

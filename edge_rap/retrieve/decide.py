@@ -129,8 +129,8 @@ def unknown_names(question: str, concepts: list[Concept]) -> list[str]:
 def concept_threshold(space_threshold: float, negative_mean: float, negative_std: float,
                       policy: RetrievalPolicy) -> float:
     """A concept's threshold: the space's, or `z` spreads above its scores against the negative bank where
-    that is higher, but the spreads never lift it above `ceiling`. The spread rule extrapolates the bank's tail; for a photo that
-    resembles the generated clutter (a smooth colour gradient) it passed 1.0, which no photo can score, so
+    that is higher, but the spreads never lift it above `ceiling`. The spread rule extrapolates the bank's tail; for a
+    photo that resembles the generated clutter (a smooth colour gradient) it passed 1.0, which no photo can score, so
     the concept could never be recognised, not even on a copy of its own photo. At the ceiling (0.99) a copy
     still clears it: re-saved as JPEG at quality 90 or scaled to 90 %, the 4 photos of tests/photos.py's
     `unseen_photos` scored 0.991 to 0.998 against their originals."""

@@ -48,7 +48,8 @@ class NegativeBank:
             return cached
         # Each bank image is seen as a query is for retrieval alone (whole + 3 x 3 crops), so its scores are
         # comparable; recognize's quadrants are four of those crops, so no score it sees can be higher.
-        vectors = np.stack([self.embedder.embed(query_views(img)) for img in synthetic_images(BANK_SIZE, seed=BANK_SEED)])
+        vectors = np.stack([self.embedder.embed(query_views(img))
+                            for img in synthetic_images(BANK_SIZE, seed=BANK_SEED)])
         if path is not None:
             self._save(path, vectors)
         return vectors

@@ -3,8 +3,8 @@ its short-lived link), stats.
 
 Every write goes through the household's memory API, exactly as the CLI's commands do (atomic, visible to the
 CLI at once). Writes are serialised within the process (a name is checked and taken under one lock), and the
-model work, uploads' reading and decoding included, runs one request at a time: a running daemon loses a bounded number of
-frames, and the memory the requests take is bounded however many come at once. Cards' thumbnails are made one at a
+model work, uploads' reading and decoding included, runs one request at a time: a running daemon loses a bounded number
+of frames, and the memory the requests take is bounded however many come at once. Cards' thumbnails are made one at a
 time beside it, under a lock of their own. The line of requests waiting for any of these is bounded too
 (serve/line.py)."""
 
@@ -282,7 +282,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, said: Log
     thinking = threading.Lock()
     line = Line(limits.waiting)  # those waiting for any of the locks, bounded
     thumbnails = Thumbnails()  # made one at a time under a lock of their own: no model needed
-    downloads = OneDownload(said)  # one backup made or sent at a time: each takes the memory's size in the temporary folder
+    downloads = OneDownload(said)  # one backup made or sent at a time: each takes the memory's size in $TMPDIR
     links = DownloadLinks()  # backups made for a link the browser downloads itself
     started = time.monotonic()
 
@@ -405,7 +405,7 @@ def build_router(home: Household, limits: Limits, in_flight: InFlight, said: Log
                 responses={200: {"content": {"image/*": {}}}})
     def get_photo(name: str, photo_id: int, size: Annotated[int | None, Query(
             ge=16, le=MAX_SIDE, description="the longer side of a JPEG to send instead of the stored file (upright, "
-                                            "sRGB): what a screen shows, not a 12-megapixel photo")] = None) -> Response:
+                                            "sRGB): what a screen shows, not a 12 MP photo")] = None) -> Response:
         concept, path = photo_of(name, photo_id)
 
         def stored(read: Callable[[], T]) -> T:

@@ -146,8 +146,8 @@ def make_server(app, tls: Tls | None, patience: Patience | None = None, beat: Ca
 
     patience = patience or Patience()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5,
-                            http=protocol(patience, said or LogBudget()), loop=loop_factory(patience), server_header=False,
-                            ws="none", h11_max_incomplete_event_size=patience.head_bytes,
+                            http=protocol(patience, said or LogBudget()), loop=loop_factory(patience),
+                            server_header=False, ws="none", h11_max_incomplete_event_size=patience.head_bytes,
                             ssl_certfile=tls.cert if tls else None, ssl_keyfile=tls.key if tls else None)
     with _reading_tls(tls):
         config.load()  # the certificate and key are read here

@@ -42,7 +42,8 @@ _WHISPER_NOISE = r"(?:thank\W+you(?:\W+(?:so|very)\W+much)?|thanks(?:\W+for\W+wa
 _LEAD = (r"^\W*(?:(?:hey|hi|ok|okay)\W+\w+\W+)?"
          r"(?:(?:ok|okay|so|now|and|alright|well|thanks|thank\W+you(?:\W+(?:so|very)\W+much)?|" + FILLER + r")\W+)*"
          r"(?:(?P<request>can|could|would|will)\W+you\W+)?(?:please\W+)?")
-_NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"  # "... as Teddy, please": not <teddy_please>
+# "... as Teddy, please": not <teddy_please>
+_NAME_END = r"(?:\W+(?:please|thanks|thank\W+you(?:\W+very\W+much)?))?\W*$"
 # before a name: not an apostrophe that starts it ("Forget 'n." names <'n>, as "Where is 'n?" does)
 _SEP = r"[^\w<]*[^\w<'" + re.escape("".join(map(chr, APOSTROPHES))) + "]"
 # "as" is also what whisper writes as "has" or "and" (most of espeak-ng's voices, under the names prompt)
@@ -175,7 +176,8 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return _add(whole, f"I already know <{whole}>. ")
         if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
             return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
-        if not dropped and (whole := _hesitant_start(m.group("name"), words)):  # "umm kulthum": a hesitation, or a name's?
+        # "umm kulthum": a hesitation, or a name's?
+        if not dropped and (whole := _hesitant_start(m.group("name"), words)):
             return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
         return (Command("remember", name, category=spoken_category(words)),
                 f"Shall I remember this as <{name}>? Say yes or no.")

@@ -394,8 +394,9 @@ class Speaker:
         if not re.search(r"[^\W_]", text):  # nothing to say ("", an emoji, "_"): piper waited a minute, or died
             return
         interrupts = self._interrupts
-        with tempfile.TemporaryDirectory(prefix="say-", dir=process_folder()) as tmp:  # made here, then moved to `to_dir`: a
-            # voice that cannot write there (espeak-ng exits 0) or fills the disk leaves no part of a WAV in it
+        # made here, then moved to `to_dir`: a voice that cannot write there (espeak-ng exits 0) or fills the disk
+        # leaves no part of a WAV in it
+        with tempfile.TemporaryDirectory(prefix="say-", dir=process_folder()) as tmp:
             wav = Path(tmp) / "line.wav"
             if not self.voice.write(text, wav):
                 if self._interrupts != interrupts:  # stopped while it was made: no failure

@@ -1,8 +1,9 @@
 """A stand-in for `python -m piper` (tests/voices.py puts it first on PYTHONPATH): what it does is the voice
 file's one word. `speak` writes each line as piper does, a sentence at a time into its own WAV of --output-dir
 (Python's wave module making the header right after each sentence), then logs "Wrote PATH"; `once` does that
-for one line and exits (a piper that dies); `slow` takes a millisecond a character; `deaf` reads no more after its first line, and stays; `hang` reads and never answers. Every line read is kept in the
-voice file's `.heard` beside it. A missing voice file fails as piper's does."""
+for one line and exits (a piper that dies); `slow` takes a millisecond a character; `deaf` reads no more after its first
+line, and stays; `hang` reads and never answers. Every line read is kept in the voice file's `.heard` beside it. A
+missing voice file fails as piper's does."""
 
 import argparse
 import logging

@@ -357,7 +357,7 @@ def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out
     now, lines = [100.0], []
 
     class Logger:
-        def log(self, level, msg, *args, exc_info=None):
+        def log(self, level, msg, *args, exc_info=None, extra=None):
             lines.append(msg % args)
 
     budget = LogBudget(burst=2, every_s=10.0, clock=lambda: now[0])
@@ -381,7 +381,7 @@ def test_a_log_budget_says_the_lines_it_left_out_last_as_the_server_stops():
     lines = []
 
     class Logger:
-        def log(self, level, msg, *args, exc_info=None):
+        def log(self, level, msg, *args, exc_info=None, extra=None):
             lines.append((level, msg % args))
 
     budget = LogBudget(burst=1, every_s=60.0, clock=lambda: 0.0)

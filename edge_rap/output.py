@@ -86,7 +86,8 @@ codecs.register_error(ESCAPE_BYTES, _escape_bytes)
 
 
 def text_only(value: Any) -> Any:
-    """`value` with a byte of a name that is not UTF-8, in any string in it, written `\\xff` (json_line)."""
+    """`value` with a byte of a name that is not UTF-8, in any string in it, written `\\xff` (json_line); every other
+    character kept, control characters and line breaks too (JSON escapes them)."""
     if isinstance(value, str):
         return _SURROGATE.sub(_as_escape, value)
     if isinstance(value, dict):

@@ -986,6 +986,22 @@ def test_stats_say_whether_a_daemon_runs_and_pass_its_figures(tmp_path):
         assert c.get("/api/stats").json() == {"daemon": True, **figures}
 
 
+def test_an_answer_carries_every_character_of_its_text_but_a_byte_of_a_name_not_utf8():
+    """TextJSONResponse copies an answer through `text_only`, which rewrites a lone surrogate (a byte of a file name
+    that is not UTF-8: no character UTF-8 can carry) and nothing else: the line breaks and tabs of a VLM's answer, a
+    control character, an old memory's name with U+2028, an emoji, an accent and text that reads `\\xff` itself reach
+    the client as sent, JSON's escapes read back to the very string."""
+    from edge_rap.serve.responses import TextJSONResponse
+
+    text = "line one\nline two\r\n\ttab \x00\x07\x1b[2J\x7f\x85 <bo\u2028x> \u2029 \u202e \U0001F436 Zoë 李 a\\xffb \ufeff"
+    value = {"answer": text, "concepts": [{"name": "bo\u2028x", "box": (1, 2)}], text: [text]}
+    body = TextJSONResponse(value).body
+    assert json.loads(body) == {**value, "concepts": [{"name": "bo\u2028x", "box": [1, 2]}]}
+    assert body.decode().count("\n") == 0  # one line: an SSE event's data
+    byte = os.fsdecode(b"m\xff")
+    assert json.loads(TextJSONResponse({"note": text + byte}).body) == {"note": text + "m\\xff"}
+
+
 def test_an_answer_with_a_schema_is_written_by_it_as_fastapi_writes_one(tmp_path):
     # the app's default response class (TextJSONResponse, for /api/ask's notes) took the schema's own writer from
     # every route with a response_model: 4 times the time over 10,000 events, 1e-05 for 0.00001, and a figure that is

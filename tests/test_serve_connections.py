@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import time
 from contextlib import ExitStack
@@ -358,7 +359,7 @@ def test_a_log_budget_says_a_burst_then_one_line_each_while_and_what_it_left_out
     now, lines = [100.0], []
 
     class Logger:
-        def log(self, level, msg, *args, exc_info=None):
+        def log(self, level, msg, *args, exc_info=None, extra=None):
             lines.append(msg % args)
 
     budget = LogBudget(burst=2, every_s=10.0, clock=lambda: now[0])
@@ -382,7 +383,7 @@ def test_a_log_budget_says_the_lines_it_left_out_last_as_the_server_stops():
     lines = []
 
     class Logger:
-        def log(self, level, msg, *args, exc_info=None):
+        def log(self, level, msg, *args, exc_info=None, extra=None):
             lines.append((level, msg % args))
 
     budget = LogBudget(burst=1, every_s=60.0, clock=lambda: 0.0)
@@ -459,6 +460,52 @@ def test_a_client_that_closes_its_side_after_its_last_request_is_answered(tmp_pa
                 said.append(_last_words(s).partition(b"\r\n\r\n"))
         assert [(head.split(b"\r\n")[0], json.loads(body).get("name")) for head, _, body in said] == [
             (b"HTTP/1.1 200 OK", None), (b"HTTP/1.1 200 OK", None), (b"HTTP/1.1 201 Created", "bo")], said
+
+
+@pytest.mark.parametrize("half_close", [False, True])
+def test_a_request_asking_for_an_upgrade_and_those_pipelined_after_it_are_each_answered(tmp_path, monkeypatch,
+                                                                                         half_close):
+    """No upgrade is served, so the `Upgrade` header is ignored (RFC 9110 7.8) and the connection goes on in HTTP/1.1:
+    each request answered, in order. Half-closed while the first was being answered, an `Upgrade` request (h11's
+    MIGHT_SWITCH_PROTOCOL) was met as one not all there: it got no answer, and a request pipelined after it was
+    answered 400 in its place; a last request pipelined after any (`Connection: close`, HTTP/1.0, an `Upgrade`) was
+    dropped without a word."""
+    import socket as sockets
+
+    from serve_support import hold_recognition
+
+    from edge_rap.serve.patience import PatientProtocol
+
+    upgrade = b"Connection: Upgrade\r\nUpgrade: h2c\r\n"
+    health = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    last = health + b"Connection: close\r\n\r\n"
+    # what is pipelined after the first request, and whether it ends the connection
+    pipelined = [(b"", False), (health + b"\r\n", False), (last, True), (b"GET /api/health HTTP/1.0\r\n\r\n", True),
+                 (health + upgrade + b"\r\n", False)]
+    form = (b'--b\r\nContent-Disposition: form-data; name="photo"; filename="q.png"\r\nContent-Type: image/png\r\n\r\n'
+            + png(scene(1)) + b"\r\n--b--\r\n")
+    with live_server(fake_settings(tmp_path)) as live:
+        _with_bo(live)
+        _, release = hold_recognition(live, monkeypatch, most_s=10)
+        closed = PatientProtocol.eof_received  # the first is answered once the server has met the client's FIN
+        monkeypatch.setattr(PatientProtocol, "eof_received", lambda self: (closed(self), release.set())[0])
+        said, expected = [], []
+        for first in (b"", upgrade):
+            head = (b"POST /api/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + live.token.encode()
+                    + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: " + str(len(form)).encode()
+                    + b"\r\n" + first + b"\r\n")
+            for after, ends in pipelined:
+                if not half_close:  # (the connection, kept open, ended by a last request)
+                    release.set()
+                    after, ends = (after, ends) if ends else (after + last, True)
+                else:
+                    release.clear()
+                with _silent(live.url, head + form + after) as s:
+                    if half_close:
+                        s.shutdown(sockets.SHUT_WR)
+                    said.append(re.findall(rb"HTTP/1.1 (\d{3}) ", _last_words(s) or b""))
+                expected.append([b"200"] * (1 + after.count(b" HTTP/1.")))
+    assert said == expected, said
 
 
 def test_a_delete_with_a_body_is_refused_before_anything_is_done(tmp_path):

@@ -11,6 +11,9 @@ import pytest
 from scenes import scene
 from serve_support import fake_settings, jpeg, live_server, photo_files, png, warnings_said
 
+from edge_rap.generate.chat import GEMMA3_TEMPLATE, ChatTemplate
+from edge_rap.generate.prompt import MEDIA_MARKER
+
 BURST = 2  # the lines of a kind said at once in these tests; the clock stands still: no more come
 TRIES = 5
 
@@ -159,3 +162,62 @@ def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
     last = f"{bad} (illegal request line) (the last of {TRIES - BURST} like this not logged, said as the server stops)"
     clash = f"{bad} (conflicting Content-Length headers)"
     assert said == [f"{bad} (illegal request line)"] * BURST + [clash, last], said
+
+
+def _rationed_alike(said: list[str], ending: str) -> None:
+    """As `_rationed`, of lines that differ before `ending` (each names its own upload)."""
+    assert len(said) == BURST + 1 and all(line.endswith(ending) for line in said[:BURST]), said
+    assert said[-1].endswith(f"{ending} (the last of {TRIES - BURST} like this not logged, said as the server stops)")
+
+
+def test_a_photo_stored_before_uploaded_again_and_again(tmp_path, rationed):
+    """memory.py said "already a view" at each upload holding a photo the concept has: a line a request, from a layer
+    the server's budget was never threaded through."""
+    with _mug(tmp_path) as (c, _, path):
+        for k in range(TRIES):
+            files = [("photo", ("again.jpg", path.read_bytes(), "image/jpeg")), *photo_files(png(scene(10 + k)))]
+            assert c.post("/api/concepts/mug/photos", files=files).status_code == 201
+    _rationed_alike(warnings_said(rationed), "is already a view of <mug>: skipped")
+
+
+class _Sees:
+    """A VLM that takes pictures, its reference photos too."""
+
+    has_vision, name, device, template = True, "sees", "cpu", ChatTemplate("test", GEMMA3_TEMPLATE, "<bos>", "<eos>")
+    marker = MEDIA_MARKER
+
+    def generate(self, rendered, on_text, max_tokens, temperature):
+        from edge_rap.generate.vlm import Generation
+
+        on_text("It is <mug>.")
+        return Generation("It is <mug>.", 4, 12, 0.01, None, {"prefix": "computed"}, "eos")
+
+    def close(self):
+        pass
+
+
+def test_questions_about_a_concept_whose_photos_are_gone_again_and_again(tmp_path, rationed, monkeypatch):
+    """The assistant said "no reference photo" at each question about it, answered or streamed (the stream's answer
+    is made in a thread of its own, in the request's context)."""
+    monkeypatch.setattr("edge_rap.generate.assistant.open_vlm", lambda *a, **k: (_Sees(), None))
+    with _mug(tmp_path) as (c, _, path):
+        path.unlink()
+        for k in range(TRIES):
+            streamed = {"Accept": "text/event-stream"} if k % 2 else {}
+            r = c.post("/api/ask", data={"question": "What is <mug>?"}, headers=streamed)
+            assert r.status_code == 200 and "It is <mug>." in r.text
+    _rationed(warnings_said(rationed), "<mug> has no reference photo in the memory's folder, or none undamaged: "
+                                       "described to the VLM in words")
+
+
+def test_lines_said_outside_a_request_are_not_rationed_while_a_server_runs(tmp_path, rationed):
+    """`run --serve`: the daemon's own lines, and a command's, are said each time, the server beside them or not."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        again = tmp_path / "again.png"
+        again.write_bytes(png(scene(1)))
+        assert c.post("/api/concepts", data={"name": "mug"}, files=photo_files(again.read_bytes())).status_code == 201
+        for k in range(TRIES):
+            fresh = tmp_path / f"new{k}.png"
+            fresh.write_bytes(png(scene(10 + k)))
+            live.home.memory.add_views("mug", [again, fresh])
+    assert warnings_said(rationed) == [f"{again} is already a view of <mug>: skipped"] * TRIES

@@ -39,8 +39,6 @@ from edge_rap.userfiles import kind_of, special_kind
 log = logging.getLogger(__name__)
 
 Progress = Callable[[Iterable], Iterable]
-#: How a warning is said: `logger.warning`'s message and arguments (the server's are rationed: serve/log_budget.py).
-Warn = Callable[..., None]
 PARTIAL = ".partial-"  # <FILE>.partial-<pid>: the backup being written
 
 
@@ -70,15 +68,13 @@ class _Snapshot:
 
 
 def back_up(root: Path, target: Path, force: bool = False, with_token: bool = False,
-            progress: Progress = lambda items: items, anywhere: bool = False,
-            warn: Warn | None = None) -> BackupReport:
+            progress: Progress = lambda items: items, anywhere: bool = False) -> BackupReport:
     """Write the memory at `root` to the tar file `target` (gzip-compressed where its name ends in .gz or .tgz):
     first as `<target>.partial-<pid>` beside it, fsynced, then renamed. Without `with_token` the API's token stays
     out: a backup on a USB stick must not carry the key to the house. A link is followed: the backup replaces the
     file it names (a link to the stick's backup was itself replaced by the new one, on the SD card); a link on its
     path that leads nowhere is refused, and so, unless `anywhere`, is a folder where drives are mounted that none is
-    mounted on (a stick not mounted: the backup went into its empty mount point, on the SD card). `warn` says an
-    index file left out (the log's warning when None; the server's rationed: a line at each backup a phone asks for)."""
+    mounted on (a stick not mounted: the backup went into its empty mount point, on the SD card)."""
     if (why := _dangling_link(target)) is not None:
         raise EdgeRapError(why)
     target = Path(os.path.realpath(target)) if target.is_symlink() else target
@@ -104,7 +100,7 @@ def back_up(root: Path, target: Path, force: bool = False, with_token: bool = Fa
             sink = Hashing(out)
             with _compressed(sink, target) as stream, \
                     tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                report = _write(root, _Members(tar), with_token, progress, warn or log.warning)
+                report = _write(root, _Members(tar), with_token, progress)
             out.flush()
             os.fsync(out.fileno())
         _refuse_existing(target, force)  # (made meanwhile by another)
@@ -252,7 +248,7 @@ class _Written:
     log_damage: str | None
 
 
-def _write(root: Path, members: _Members, with_token: bool, progress: Progress, warn: Warn) -> _Written:
+def _write(root: Path, members: _Members, with_token: bool, progress: Progress) -> _Written:
     """Add every member, the manifest last."""
     missing: list[str] = []
     for locked in (False, True):
@@ -273,7 +269,8 @@ def _write(root: Path, members: _Members, with_token: bool, progress: Progress, 
     photos = [name for name in missing if name in snap.photos]
     for name in missing:
         if name not in snap.photos:  # derived from the database: the restored memory's next writer rebuilds it
-            warn("%s: index file %s is missing or damaged and is left out of the backup", root, name)
+            # (a line at each backup a phone asks for: rationed under the server, serve/request_lines.py)
+            log.warning("%s: index file %s is missing or damaged and is left out of the backup", root, name)
     members.add_bytes(MANIFEST, Manifest(__version__, snap.schema, members.now, counts, dict(members.files),
                                          os.path.realpath(root)).to_bytes())
     return _Written(counts, photos + ([EVENTS_DB] if log_damage else []), log_damage)

@@ -10,6 +10,7 @@ time beside it, under a lock of their own. The line of requests waiting for any 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import queue
@@ -599,7 +600,8 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
             said.log(log, logging.ERROR, "failed: /api/ask", "POST /api/ask failed", exc_info=e)
             chunks.put(("error", {"error": "internal error (the server's log has the details)"}))
 
-    threading.Thread(target=work, name="ask", daemon=True).start()
+    # in the request's context: the lines the answer causes are rationed as the request's (serve/request_lines.py)
+    threading.Thread(target=contextvars.copy_context().run, args=(work,), name="ask", daemon=True).start()
     while True:
         kind, data = chunks.get()
         yield f"event: {kind}\ndata: {TextJSONResponse(data).body.decode()}\n\n"

@@ -18,6 +18,7 @@ from edge_rap.serve.drain import Drain, InFlight
 from edge_rap.serve.guard import AttemptLimit, AuthGuard, BodyLimit, SecurityHeaders, is_public
 from edge_rap.serve.hosts import HostGuard, HostNames, host_names
 from edge_rap.serve.log_budget import LogBudget
+from edge_rap.serve.request_lines import Answering
 from edge_rap.serve.routes import HeadToo
 from edge_rap.serve.targets import RequestTarget
 from edge_rap.serve.token import TokenKeeper
@@ -37,7 +38,8 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     `hosts`: the names it answers under (serve/hosts.py; those of a server bound to loopback when None).
     `app.state.in_flight` counts the requests being answered, for the server's stop to wait for them;
     `app.state.stopping`, the household's, is set by that stop (a VLM answer under way ends at its next token);
-    `app.state.said` rations the log lines its requests cause, its server's refusals' too (serve/log_budget.py)."""
+    `app.state.said` rations the log lines its requests cause, the layers' under it too (serve/request_lines.py), and
+    its server's refusals' (serve/log_budget.py)."""
     hosts = hosts or host_names()  # a bad EDGE_RAP_SERVE_HOSTS is one line before anything is opened
     # a path with a trailing '/' is 404 (problems.py says the path without), not Starlette's redirect (307): a client
     # that follows one sends its PATCH's or upload's body again, and curl, which does not, got an empty answer.
@@ -69,6 +71,7 @@ def create_app(home: Household, stats: Callable[[], dict] | None = None, limits:
     # outside the others: they judge the path and Host an absolute-form target gives
     app.add_middleware(RequestTarget, methods={m for route in app.state.routes for m in problems.taken(route)},
                        hosts=hosts)
+    app.add_middleware(Answering, said=app.state.said)  # outermost: every line said under a request is rationed
     return app
 
 

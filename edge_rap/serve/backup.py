@@ -14,7 +14,6 @@ own download streams it to disk: the household page held a fetched backup whole 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -223,13 +222,13 @@ MISSING_SHOWN = 5
 def fresh_backup(home: Household, said: LogBudget, reusable: bool = False) -> Download:
     """A backup of the household's memory, open and already unlinked; 404 where it has no memory yet, the device's
     trouble (503, 507 a full temporary folder) where it cannot be written. The stored photos it left out are one log
-    line (rationed by `said`), not one each at every backup a phone asks for; the index files it left out are rationed
-    too."""
+    line (rationed by `said`), not one each at every backup a phone asks for; the line back_up says for each index
+    file it left out is rationed as every line a request causes (serve/request_lines.py)."""
     folder = _room_made(home)
     target = folder / backup_name(time.time(), DOWNLOAD_TAG)
     try:
-        report = back_up(home.root, target, with_token=False, anywhere=True,  # (a scratch file, streamed to the phone)
-                         warn=functools.partial(said.log, log, logging.WARNING, "backup: index files missing"))
+        # (a scratch file, streamed to the phone)
+        report = back_up(home.root, target, with_token=False, anywhere=True)
         file = open(target, "rb")
     except EdgeRapError as e:
         written = e.__context__  # a write that failed, which back_up says in words: the device's trouble

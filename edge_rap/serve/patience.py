@@ -36,6 +36,10 @@ _FAULT_WORDS = re.compile(r"[^:(]*")
 _HALF_CLOSED = "the client closed its side of the connection before its request was all there"
 #: How long a refused connection may wait to send its request and be answered 503.
 REFUSED_S = 2.0
+#: The states h11 leaves a client in once its request is all there: DONE; MUST_CLOSE, that request its connection's
+#: last (`Connection: close`, HTTP/1.0); MIGHT_SWITCH_PROTOCOL, one asking for an `Upgrade` (or a CONNECT), which its
+#: answer refuses (no upgrade is served: RFC 9110 7.8 lets a server ignore the header and go on in HTTP/1.1).
+_ALL_THERE = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,7 @@ class PatientProtocol(H11Protocol):
             self._end_trickle_deadline()
             self._start_trickle_deadline()
         self._time_the_body()
-        if self._half_closed and self.conn.their_state is not h11.DONE:  # (DONE: a pipelined one still to answer)
+        if self._half_closed and self.conn.their_state not in _ALL_THERE:  # (a pipelined one is still to answer)
             self._give_up(_HALF_CLOSED, 400)
 
     def eof_received(self) -> bool:
@@ -237,9 +241,10 @@ class PatientProtocol(H11Protocol):
         answered, and the connection closed after it; one not all there is answered 400. uvicorn closed it at once:
         the answer was lost, an upload stored and its client told nothing. (asyncio keeps no TLS connection half
         open.) A request that is its connection's last (`Connection: close`, HTTP/1.0) is MUST_CLOSE once whole, not
-        DONE: it was met as one not all there, and closed without a word."""
+        DONE: it was met as one not all there, and closed without a word; so was one with an `Upgrade` header
+        (MIGHT_SWITCH_PROTOCOL), and a request pipelined after it was answered 400 in its place (`_ALL_THERE`)."""
         plain = self.transport.get_extra_info("sslcontext") is None
-        whole = self.conn.their_state in (h11.DONE, h11.MUST_CLOSE)
+        whole = self.conn.their_state in _ALL_THERE
         if plain and whole and self.conn.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY):
             self._half_closed = True
             return True  # (the transport stays open for the answer)

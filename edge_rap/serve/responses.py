@@ -12,7 +12,11 @@ from edge_rap.output import text_only
 class TextJSONResponse(JSONResponse):
     """A byte of a name that is not UTF-8 (a memory under such an EDGE_RAP_HOME or model cache, named in an answer's
     note or an error) written `\\xff`, as `--json` writes it: its lone surrogate could not be encoded as UTF-8, and
-    the request was a 500 (an SSE stream cut before its answer)."""
+    the request was a 500 (an SSE stream cut before its answer). That is all `text_only` changes, and nothing a client
+    needs is lost by it: every character of text, a control character, the line breaks of a VLM's answer, an older
+    memory's name with U+2028, is written as JSON writes it and read back the same; a lone surrogate is no character
+    (no concept's name or description holds one: store.validate_name, memory.clean_text), only a byte of a path, which
+    a client can but show (I-JSON forbids its escape, which strict parsers refuse, and U+FFFD would lose the byte)."""
 
     def render(self, content: Any) -> bytes:
         return super().render(text_only(content))

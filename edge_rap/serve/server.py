@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from edge_rap.errors import EdgeRapError
 from edge_rap.open_files import more_open_files
 from edge_rap.output import quoted
+from edge_rap.serve import request_lines
 from edge_rap.serve.drain import InFlight
 from edge_rap.serve.hosts import is_address
 from edge_rap.serve.log_budget import LogBudget
@@ -209,6 +210,15 @@ class ServerHandle:
             log.warning("%s still running after %.1f s: %s", counted(late, "request"), waited, told)
 
 
+def _serve(server, sock: socket.socket) -> None:
+    """Run `server` on `sock`, the lines its requests cause in the layers under it rationed meanwhile."""
+    request_lines.attach()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        request_lines.detach()
+
+
 def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls | None = None,
                         patience: Patience | None = None, beat: Callable[[], None] | None = None,
                         sock: socket.socket | None = None) -> ServerHandle:
@@ -219,7 +229,7 @@ def start_server_thread(app, host: str = "127.0.0.1", port: int = 8765, tls: Tls
     said = app.state.said
     server = make_server(app, tls, patience, beat, said)
     sock = sock or bind(host, port)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edge-rap-serve", daemon=True)
+    thread = threading.Thread(target=_serve, args=(server, sock), name="edge-rap-serve", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
         threading.Event().wait(0.01)

@@ -196,6 +196,30 @@ def test_a_link_in_a_concepts_folder_to_another_concepts_folder_is_said_as_one(d
         "that concept's, not as this one's)"]
 
 
+def test_a_link_to_a_concept_folder_whose_photos_are_not_read_is_not_said_as_one_whose_are(dataset, monkeypatch):
+    # `coffee/none -> ../empty` (no photo), `coffee/locked -> ../private` (cannot be listed): each was said as a link
+    # to another concept "its photos are read as that concept's", beside that concept's "no photo" or "cannot list"
+    from pathlib import Path
+
+    (dataset / "empty").mkdir()
+    save_photo(dataset / "private", "moon")
+    (dataset / "coffee" / "none").symlink_to("../empty")
+    (dataset / "coffee" / "locked").symlink_to("../private")
+    listed = Path.iterdir
+
+    def iterdir(path):  # (root is never refused: staged)
+        if path.name == "private":
+            raise PermissionError(13, "Permission denied")
+        return listed(path)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    _unlisted(monkeypatch, "locked")
+    unread = {c.name: c.unread for c in read_dataset(dataset)}
+    assert unread["coffee"] == [f"{dataset / 'coffee' / 'locked'}: a folder inside a concept's folder that cannot be "
+                                "listed (Permission denied): any photos in it not read"]
+    assert unread["private"] == [f"{dataset / 'private'}: cannot list (Permission denied)"] and unread["empty"] == []
+
+
 def test_the_count_of_a_large_tree_in_a_concepts_folder_stops_at_its_limit_and_says_so(dataset, tmp_path,
                                                                                       monkeypatch):
     # `coffee/lib -> /usr/lib`: 73 000 entries walked, 19 s before the evaluation began

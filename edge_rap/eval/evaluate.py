@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -100,8 +100,12 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
         raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
                            f"{folder / RAP_DATABASE}` remembers it)")
     subs = [sub for sub in entries if _is_folder(sub)]
-    leading = {os.path.realpath(sub): _concept_name(sub) for sub in subs}  # (a link to one, in another)
-    concepts = [_concept_folder(sub, references, leading) for sub in subs]
+    read = [_concept_folder(sub, references) for sub in subs]
+    # where the concepts whose photos are read lead (a link to one, in another; one with none, or that cannot be
+    # listed, was said as one whose photos are read as that concept's)
+    leading = {os.path.realpath(sub): c.name for sub, (c, _) in zip(subs, read) if c.references}
+    concepts = [replace(c, unread=c.unread + _inner_folders(sub, leading)) if listed else c
+                for sub, (c, listed) in zip(subs, read)]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
     if not with_photos:
@@ -136,18 +140,18 @@ def _is_rap_database(folder: Path) -> bool:
     return any(name_key(image.parent.name) != name_key(entry.name) for entry in entries for image in entry.images)
 
 
-def _concept_folder(sub: Path, references: int, concepts: dict[str, str]) -> ConceptFolder:
-    """A concept's folder: its photos, and those not read here. One that cannot be listed (another account's,
-    on a shared drive) has none and says why: one such folder must not end the whole evaluation. `concepts`: the
-    dataset's concept folders, where their links lead -> their names (`_inner_folders`)."""
+def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
+    """A concept's folder: its photos, and those not read here, and whether it could be listed (the folders in it
+    are looked through once every concept's photos are known: `_inner_folders`). One that cannot be listed
+    (another account's, on a shared drive) has none and says why: one such folder must not end the whole
+    evaluation."""
     try:
         files = image_files(sub)
         unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
                   if (kind := unread_photo(p))]
     except EdgeRapError as e:
-        return ConceptFolder(_concept_name(sub), [], [], [str(e)])
-    return ConceptFolder(_concept_name(sub), files[:references], files[references:],
-                         unread + _inner_folders(sub, concepts))
+        return ConceptFolder(_concept_name(sub), [], [], [str(e)]), False
+    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread), True
 
 
 #: The entries the count of a folder inside a concept's folder looks at, at most: a link to a large tree of
@@ -159,8 +163,9 @@ def _inner_folders(folder: Path, concepts: dict[str, str]) -> list[str]:
     """What the folders in `folder` leave out, a line each: those that hold photos, at any depth (an `edited/` a
     phone's export made, `2023/summer/`), with how many (their photos were left out unsaid, those two or more
     folders down even once the first were said; counted, not read), and those that cannot be listed (mode 000 or
-    111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` is said as one: its
-    photos are read, as that concept's (they were said as this one's, not read). One that cannot be looked at is
+    111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` (those whose photos are
+    read: where their folders lead -> their names) is said as one: its photos are read, as that concept's (they
+    were said as this one's, not read). One that cannot be looked at is
     none of them, nor a link to `folder` itself or to a folder above it (`loop -> .`: its photos are read, and were
     said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read, or the whole
     disk walked)."""

@@ -2985,10 +2985,10 @@ def test_a_week_date_reads_the_same_on_every_python():
 @pytest.mark.parametrize("text", ["2026-12-05T10:30,5", "2026-12-05T10.5", "2026-12-05T10:00Z+01:00",
                                   "2026-12-05T10:0", "2026-12-05T100", "2026-12-05T24:00", "2026-12-05T10:00:60",
                                   "2026-12-05T10:00+24:00", "2026-12-05T10:00+01:60", "202612", "2026-1205",
-                                  "2026-W54", "2026-12-05T10:00:00.", "10:00"])
+                                  "2026-W54", "2026-12-05T10:00:00.", "10:00", "\uff12\uff10\uff12\uff16-12-05"])
 def test_a_date_time_refused_is_refused_on_every_python(text):
     # a fraction of an hour or a minute was read on 3.11 as one of a second (`10:30,5` as 10:30:00.5); a time
-    # after a `Z` read on 3.10 as the offset after it
+    # after a `Z` read on 3.10 as the offset after it; digits other than ASCII's (fullwidth) refused as 3.11 did
     with pytest.raises(EdgeRapError, match="use 30s, 10m, 2h, 1d, 1w or an ISO date-time"):
         parse_since(text)
 

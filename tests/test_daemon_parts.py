@@ -265,7 +265,8 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     (tmp_path / "other.mp4").write_bytes(b"")  # two files, two streams, two folders: each its own camera
     (tmp_path / "sub").mkdir()
     assert len(parse_sources([str(clip), "other.mp4", "rtsp://cam/a", "rtsp://cam/b", "rtsp://cam:8554/a",
-                              "http://cam/a?channel=1", "http://cam/a?channel=2", str(tmp_path), "sub"])) == 9
+                              "http://cam/a?channel=1", "http://cam/a?channel=2", "http://cam/a?c=1&c=2",
+                              "http://cam/a?c=2&c=1", str(tmp_path), "sub"])) == 11
 
 
 @pytest.mark.parametrize("first, second, one", [
@@ -273,6 +274,7 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     ("http://cam/stream", "HTTP://CAM/stream/", "stream"),
     ("rtsp://cam/live", "rtsp://admin:secret@cam:554/live", "stream"),
     ("https://[FE80::1]/", "https://[fe80::1]:443", "stream"),
+    ("http://cam/s?a=1&b=2", "http://admin:secret@cam/s?b=2&a=1", "stream"),
     ("{tmp}", "{tmp}/.", "folder"),
     ("{tmp}", "{tmp}/link", "folder"),
 ])

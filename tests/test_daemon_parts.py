@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import mmap
 import os
 import pwd
 import re
@@ -1197,17 +1198,24 @@ def test_a_fifo_writers_bytes_left_counted_as_a_next_writer_opens_are_not_taken_
         os.close(source)
 
 
+def watched_fifo(tmp_path: Path) -> tuple[int, fifo_relay.WriterEnd, int]:
+    """A FIFO made at `tmp_path/pipe`: its read end (non-blocking), the watch of its writers (the test skipped where
+    inotify cannot watch it) and a first writer's end."""
+    os.mkfifo(tmp_path / "pipe")
+    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
+    end = fifo_relay.WriterEnd.of(source)
+    if end is None:
+        os.close(source)
+        pytest.skip("no inotify here")
+    return source, end, os.open(tmp_path / "pipe", os.O_WRONLY)
+
+
 def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_the_next_writers(tmp_path,
                                                                                                   monkeypatch):
     # Before: a writer whose close was told (its last bytes counted in the FIFO), its open refused before they were
     # taken (FFmpeg's probe of junk gave up), was taken to stay: the next writer's clip, there at once (`cat junk > p;
     # cat clip > p`), was let go as its bytes until its close, the clip lost without a word
-    os.mkfifo(tmp_path / "pipe")
-    source = os.open(tmp_path / "pipe", os.O_RDONLY | os.O_NONBLOCK)
-    end = fifo_relay.WriterEnd.of(source)
-    if end is None:
-        pytest.skip("no inotify here")
-    first = os.open(tmp_path / "pipe", os.O_WRONLY)
+    source, end, first = watched_fifo(tmp_path)
     fcntl.fcntl(first, fcntl.F_SETPIPE_SZ, 1 << 20)
     told, left = [], fifo_relay.FifoRelay._writer_left  # (by inotify, or its hang-up where it closed before the watch)
     monkeypatch.setattr(fifo_relay.FifoRelay, "_writer_left", lambda *args: told.append(left(*args)) or told[-1])
@@ -3943,3 +3951,34 @@ def test_an_event_logged_while_a_forget_runs_leaves_no_snapshot_that_no_event_na
                       "('arrived', 'bo', 'porch', 2.0, ?, '<anya> is here too.', ?)", (now, str(late)))
     named = {Path(e.snapshot) for e in log.query() if e.snapshot}
     assert set(snaps.iterdir()) == named
+
+
+@pytest.mark.parametrize("b_writes", [False, True])
+def test_a_fifo_writers_close_and_the_next_writers_open_told_in_one_batch_are_two_writers(tmp_path, b_writes):
+    # Before: a's last write, its close and b's open told in one batch of events (`cat a > p; cat b > p`, the relay a
+    # moment late to look) were taken as lost, which bytes are whose: b's clip was read as more of a's (4 of 10 runs
+    # of tools/bench_fifo_junk.py --back-to-back 10). With no write told after the close, the FIFO's bytes are a's;
+    # but a write of b's that waits for room has put its first bytes in, untold until it returns: a full FIFO, b's
+    # open told, is still lost
+    source, end, first = watched_fifo(tmp_path)
+    size = fcntl.fcntl(first, fcntl.F_GETPIPE_SZ)
+    writing = threading.Thread()  # (b's write, where it writes: set below)
+    try:
+        os.write(first, b"a" * 100)
+        assert end.left() is None  # (there: its bytes counted)
+        os.write(first, b"a" * 50)
+        os.close(first)
+        first = os.open(tmp_path / "pipe", os.O_WRONLY)  # b's open
+        writing = threading.Thread(target=os.write, args=(first, b"b" * 2 * size))  # (waits for room: we read none)
+        if b_writes:
+            writing.start()
+            wait_until(lambda: fifo_relay.unread(source) > size - mmap.PAGESIZE, "b's write filling the FIFO")
+        assert (end.left(), end.lost) == ((None, True) if b_writes else (150, False))
+    finally:
+        end.close()
+        while writing.is_alive():  # (room for the rest of b's write, which then returns)
+            with contextlib.suppress(BlockingIOError):
+                os.read(source, size)
+            writing.join(0.05)
+        os.close(first)
+        os.close(source)

@@ -3982,3 +3982,46 @@ def test_a_fifo_writers_close_and_the_next_writers_open_told_in_one_batch_are_tw
             writing.join(0.05)
         os.close(first)
         os.close(source)
+
+
+def test_a_fifo_removed_while_no_writer_is_on_it_is_said_once_as_the_sources_end(tmp_path, caplog):
+    # Before: the source ended without a line saying why
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe = clip_bytes(tmp_path), tmp_path / "pipe"
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the writer's end")
+        pipe.unlink()
+        wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+    assert camera.error is None and camera.frames_read == 3
+    assert said_by(camera, caplog) == [f"camera pipe: source '{pipe}': the FIFO was removed while no writer was on "
+                                       "it; the source ends"]
+
+
+def test_a_fifo_removed_as_a_refused_writers_bytes_are_let_go_is_said_once_after_its_refusal(tmp_path, caplog):
+    # Before: the refusal was said ("waiting for the FIFO's next writer"), then the source ended without a word
+    camera, stop = fifo_camera(tmp_path)
+    clip, pipe, flooding = clip_bytes(tmp_path), tmp_path / "pipe", threading.Event()
+    junk = os.urandom(1 << 16)
+
+    def flood() -> None:  # a writer that stays, its junk refused
+        with contextlib.suppress(BrokenPipeError), open(pipe, "wb", buffering=0) as writer:
+            while not flooding.is_set():
+                writer.write(junk)
+
+    with started(camera, stop):
+        write_into(pipe, clip)
+        wait_until(lambda: camera.outages or camera.finished.is_set(), "the first writer's end")
+        writer = threading.Thread(target=flood)
+        writer.start()
+        try:
+            wait_until(lambda: "cannot open as a video" in caplog.text or camera.finished.is_set(), "the refusal")
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        finally:
+            flooding.set()
+            writer.join(10)
+    assert camera.error is None and camera.frames_read == 3 and not writer.is_alive()
+    assert said_by(camera, caplog) == [
+        f"camera pipe: source '{pipe}': cannot open as a video; waiting for the FIFO's next writer",
+        f"camera pipe: source '{pipe}': the FIFO was removed as its writer's refused bytes were let go; the source ends"]

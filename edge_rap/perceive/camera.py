@@ -271,8 +271,9 @@ class WriterStalled(EdgeRapError):
 
 
 class FifoRemoved(EdgeRapError):
-    """A FIFO was removed while its writer sent nothing for HUNG_S: the source ends, said once as it does (it was said
-    to wait for the FIFO's next writer first, then to end)."""
+    """A FIFO was removed while its writer sent nothing for HUNG_S, while no writer was on it, or as a refused
+    writer's bytes were let go: the source ends, said once as it does (it was said to wait for the FIFO's next writer
+    first, then to end; or not at all)."""
 
 
 def _mode(path: str) -> int | None:
@@ -660,8 +661,8 @@ class Camera:
                     return
                 finally:
                     os.close(held)
-                if waited is None and not os.path.exists(path):  # (a FIFO removed: the source ended)
-                    break
+                if waited is None and not os.path.exists(path):  # (a FIFO removed: the source ends, said)
+                    raise FifoRemoved(f"source {quoted(path)}: the FIFO was removed while no writer was on it")
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
@@ -727,6 +728,9 @@ class Camera:
             skip.close()
             self._owed = skip.owed
             self._writer_stays = self._writer_said = not skip.writer_closed and not replaced(path, fifo)
+            if _mode(path) is None and not self.stop.is_set():  # (said after its refusal, as the source's end)
+                raise FifoRemoved(f"source {quoted(path)}: the FIFO was removed as its writer's refused bytes were "
+                                  "let go")
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
         """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times

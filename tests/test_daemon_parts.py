@@ -1276,11 +1276,15 @@ def test_a_fifo_writers_close_is_told_though_a_next_writers_whole_life_came_as_i
         os.close(source)
 
 
+@pytest.mark.parametrize("failures", [1, 2])
 def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the_next_clip_nothing(tmp_path,
-                                                                                                    monkeypatch):
+                                                                                                    monkeypatch,
+                                                                                                    caplog, failures):
     # Before: a read failing (EIO) as the bytes a junk writer left were let go, its close told, had that close taken as
     # not told: the next relay waited for a close already taken, and let the next writer's clip, come meanwhile, go as
-    # the junk writer's bytes. Those bytes not let go are let go before the next writer is waited for
+    # the junk writer's bytes. Those bytes not let go are let go before the next writer is waited for; where that
+    # read fails too, they were read as the next writer's first (a spurious refusal, a frame): they are let go as the
+    # next writer's bytes come, said once
     import cv2
 
     camera, stop = fifo_camera(tmp_path)
@@ -1293,12 +1297,12 @@ def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the
         if len(opens) != 2:
             return open_video(path, fifo)
         writers_done.wait(60)
-        failing.append(True)  # (the relay's next read of the FIFO, letting the junk writer's last bytes go, fails)
+        failing.extend([True] * failures)  # (the relay's next reads of the FIFO, letting the junk's last bytes go)
         return cv2.VideoCapture()  # (FFmpeg refusing the junk before it took all of it)
 
     def read_failing_once(fd, count):
         if failing and os.readlink(f"/proc/self/fd/{fd}") == str(pipe):
-            failing.clear()
+            failing.pop()
             raise OSError(errno.EIO, "Input/output error")
         return read(fd, count)
 
@@ -1325,6 +1329,9 @@ def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the
         writers_done.set()
         wait_until(lambda: len(played) == 3 or camera.finished.is_set(), "the next writer's clip played")
         assert played == [3, 3, 6] and camera.error is None and not failing
+    assert [line for line in said_by(camera, caplog) if "could not be read" in line] == [
+        f"camera pipe: source '{pipe}': the bytes the FIFO's last writer left could not be read; let go as the next "
+        "writer's come"] * (failures - 1)
 
 
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):

@@ -621,6 +621,8 @@ class Camera:
                 while not self.stop.is_set():
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
+                        if self._let_owed_go(fd, held):
+                            continue
                         return fd
                     if events or replaced(path, fd):  # a writer came and went without a byte: wait for the next;
                         self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
@@ -630,6 +632,21 @@ class Camera:
                     raise EdgeRapError(f"source {quoted(path)}: never opened")
         except OSError:
             return None
+
+    def _let_owed_go(self, fd: int, held: int | None) -> bool:
+        """Let the last writer's bytes its relay and the camera failed to let go (`_owed`, first in the FIFO open as
+        `held`) go from `fd`, the FIFO's read end now waited on, once it has bytes; whether any were owed (read as
+        the next writer's first, they were a spurious refusal, or a frame). A FIFO made anew holds none of them; a
+        read of them failing again is tried after FIFO_LOOK_MS."""
+        if not self._owed:
+            return False
+        if held is None or not os.path.samestat(os.fstat(fd), os.fstat(held)):
+            self._owed = 0
+            return True
+        self._owed = fifo_relay.let_go(fd, self._owed)
+        if self._owed:
+            self.stop.wait(FIFO_LOOK_MS / 1000)
+        return True
 
     def _read_video(self, path: str) -> None:
         """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
@@ -653,6 +670,9 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 self._owed = fifo_relay.let_go(held, self._owed)  # (tried once more: else read as the next writer's)
+                if self._owed:  # (failed again: let go as the next writer's bytes come, `_await_writer`)
+                    log.warning("camera %s: source %s: the bytes the FIFO's last writer left could not be read; let go "
+                                "as the next writer's come", self.spec.name, quoted(path))
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for

@@ -219,7 +219,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1
 
 def _stream_identity(url: str) -> tuple:
     """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
-    path without a trailing slash, and its query as written (`?channel=2` is another stream); its account aside.
+    path without a trailing slash, and its query's fields in any order (`?channel=2` is another stream, `?a=1&b=2` the
+    one `?b=2&a=1` names: a server reads them by name; one name's values kept in their order); its account aside.
     One Python's parser refuses (`http://[::1/x`, a port out of range or no number) is its host and port and the
     rest as written: its backend says it cannot open it (it was a traceback; its port's last digits alone made
     `http://fe80::1:1/` and `http://fe80::2:1/` one stream)."""
@@ -227,7 +228,7 @@ def _stream_identity(url: str) -> tuple:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         return ("url", scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme), parts.path.rstrip("/"),
-                parts.query)
+                tuple(sorted(parts.query.split("&"), key=lambda field: field.partition("=")[0])))
     except ValueError:
         scheme, _, host, tail = _url_parts(url)
         return ("url", scheme.lower(), host.lower(), tail)
@@ -270,8 +271,9 @@ class WriterStalled(EdgeRapError):
 
 
 class FifoRemoved(EdgeRapError):
-    """A FIFO was removed while its writer sent nothing for HUNG_S: the source ends, said once as it does (it was said
-    to wait for the FIFO's next writer first, then to end)."""
+    """A FIFO was removed while its writer sent nothing for HUNG_S, while no writer was on it, or as a refused
+    writer's bytes were let go: the source ends, said once as it does (it was said to wait for the FIFO's next writer
+    first, then to end; or not at all)."""
 
 
 def _mode(path: str) -> int | None:
@@ -619,6 +621,8 @@ class Camera:
                 while not self.stop.is_set():
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
+                        if self._let_owed_go(fd, held):
+                            continue
                         return fd
                     if events or replaced(path, fd):  # a writer came and went without a byte: wait for the next;
                         self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
@@ -628,6 +632,21 @@ class Camera:
                     raise EdgeRapError(f"source {quoted(path)}: never opened")
         except OSError:
             return None
+
+    def _let_owed_go(self, fd: int, held: int | None) -> bool:
+        """Let the last writer's bytes its relay and the camera failed to let go (`_owed`, first in the FIFO open as
+        `held`) go from `fd`, the FIFO's read end now waited on, once it has bytes; whether any were owed (read as
+        the next writer's first, they were a spurious refusal, or a frame). A FIFO made anew holds none of them; a
+        read of them failing again is tried after FIFO_LOOK_MS."""
+        if not self._owed:
+            return False
+        if held is None or not os.path.samestat(os.fstat(fd), os.fstat(held)):
+            self._owed = 0
+            return True
+        self._owed = fifo_relay.let_go(fd, self._owed)
+        if self._owed:
+            self.stop.wait(FIFO_LOOK_MS / 1000)
+        return True
 
     def _read_video(self, path: str) -> None:
         """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
@@ -651,6 +670,9 @@ class Camera:
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
                 self._owed = fifo_relay.let_go(held, self._owed)  # (tried once more: else read as the next writer's)
+                if self._owed:  # (failed again: let go as the next writer's bytes come, `_await_writer`)
+                    log.warning("camera %s: source %s: the bytes the FIFO's last writer left could not be read; let go "
+                                "as the next writer's come", self.spec.name, quoted(path))
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
@@ -659,8 +681,8 @@ class Camera:
                     return
                 finally:
                     os.close(held)
-                if waited is None and not os.path.exists(path):  # (a FIFO removed: the source ended)
-                    break
+                if waited is None and not os.path.exists(path):  # (a FIFO removed: the source ends, said)
+                    raise FifoRemoved(f"source {quoted(path)}: the FIFO was removed while no writer was on it")
                 try:
                     announced, fps = self._play(path, waited, self.last_time_s + 1 / fps)
                     self._writer_said = False
@@ -726,6 +748,9 @@ class Camera:
             skip.close()
             self._owed = skip.owed
             self._writer_stays = self._writer_said = not skip.writer_closed and not replaced(path, fifo)
+            if _mode(path) is None and not self.stop.is_set():  # (said after its refusal, as the source's end)
+                raise FifoRemoved(f"source {quoted(path)}: the FIFO was removed as its writer's refused bytes were "
+                                  "let go")
 
     def _play(self, path: str, waited: int | None, start_s: float = 0.0) -> tuple[int, float]:
         """Read one video (a file, or a FIFO's read end `waited`, through a relay a stop ends) to its end, its times

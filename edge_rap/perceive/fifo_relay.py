@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import mmap
 import os
 import select
 import termios
@@ -37,6 +38,10 @@ OPEN_STALL_S = 3.0
 #: frames (a time-lapse's 2 s; FFmpeg's probe of a slow one takes several) is its own, its video not cut for a path
 #: changed (looked at whenever the FIFO was empty, a live writer's stream was cut at once, the writer killed by EPIPE).
 HUNG_S = 3.0
+#: Pages of a FIFO's room a full one may leave unfilled: the first, read in part, and a writer's last, written in part
+#: (a pipe's room is counted in pages, each write's bytes after the last one's where they fit, else in pages of their
+#: own).
+FULL_PAGES = 2
 
 
 class FifoRelay:
@@ -214,15 +219,33 @@ class WriterEnd:
                 return "lost", None
             elif held is not None and (before or last):  # (a next writer's bytes come after its open, after the
                 return "closed", held  # close: never among those counted before it)
-            elif last:  # its last write came before its close: counted now, if before any next writer's open
-                count = unread(self._source)
-                return ("closed", count) if count is not None and not self._events.events() else ("lost", None)
+            elif not _wrote(masks[k + 1:]):  # its last write came before its close, none since (a next writer's
+                # open alone, as `cat a > p; cat b > p` gives it in one batch, was taken as lost: b's clip read as
+                # more of a's): counted now
+                return self._counted_after_close(any(m & inotify.IN_OPEN for m in masks[k + 1:]))
             else:
                 return "lost", None
         return "there", held
 
+    def _counted_after_close(self, opened: bool) -> tuple[str, int | None]:
+        """The bytes a writer that closed after its last write left, counted now: ("closed", count) where no write
+        is told after the count, nor, a next writer having opened (`opened`, or told now), may the FIFO be full: a
+        write that waits for room has put its first bytes in, untold until it returns (full is in pages, which a
+        writer's last bytes and a reader's first fill in part: within FULL_PAGES of its size); else ("lost", None)."""
+        count = unread(self._source)
+        since = self._events.events()
+        opened = opened or any(m & inotify.IN_OPEN for m in since)
+        if count is None or _wrote(since) or opened and count > room(self._source) - FULL_PAGES * mmap.PAGESIZE:
+            return "lost", None
+        return "closed", count
+
     def close(self) -> None:
         self._events.close()
+
+
+def _wrote(masks: list[int]) -> bool:
+    """Whether the events `masks` tell of a write, or of anything but writers' opens and closes (events lost)."""
+    return any(m & ~(inotify.IN_OPEN | inotify.IN_CLOSE_WRITE) for m in masks)
 
 
 def let_go(fd: int, count: int) -> int:
@@ -262,6 +285,14 @@ def last_bytes(fd: int) -> int | None:
     they were counted (which bytes are whose cannot be told: they are read as one writer's, as they always were)."""
     left = unread(fd)
     return left if left is not None and hung_up(fd) else None
+
+
+def room(fd: int) -> int:
+    """The bytes the pipe or FIFO open as `fd` holds at most (0 where it cannot be told)."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    except OSError:
+        return 0
 
 
 def unread(fd: int) -> int | None:

@@ -53,7 +53,8 @@ def separation(settings, embedder, dataset: Path, unrelated: list[Path]) -> dict
     positive, ranked = np.array(positive), np.sort(unrelated_best)[::-1]
     row = {"threshold": round(threshold, 4), "positive_at_threshold": round(float(np.mean(positive > threshold)), 4),
            "unrelated_at_threshold": int(np.sum(ranked > threshold)), "unrelated": len(ranked),
-           "positive_median": round(float(np.median(positive)), 4), "unrelated_median": round(float(np.median(ranked)), 4)}
+           "positive_median": round(float(np.median(positive)), 4),
+           "unrelated_median": round(float(np.median(ranked)), 4)}
     for k in (0, 2, 4):
         if k < len(ranked):
             row[f"positive_with_{k}_unrelated"] = round(float(np.mean(positive > ranked[k])), 4)
@@ -90,7 +91,8 @@ def main() -> None:
     try:
         for variant in args.variants:
             pair = [f"efficientnet-{variant}-{precision}" for precision in ("int8", "fp32")]
-            if any(not cache.has(n) or Manifest.load(cache.folder(n)).export_version < DEFAULT_EXPORT_VERSION for n in pair):
+            if any(not cache.has(n) or Manifest.load(cache.folder(n)).export_version < DEFAULT_EXPORT_VERSION
+                   for n in pair):
                 export_efficientnet_lite(settings.models, variant)
             names += pair
         for file in args.ready:

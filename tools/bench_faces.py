@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--min-face", type=int, nargs="+", default=[20, 40])
     parser.add_argument("--image")
-    parser.add_argument("--dlib", action="store_true", help="also time dlib's models (dlib-bin, face-recognition-models)")
+    parser.add_argument("--dlib", action="store_true",
+                        help="also time dlib's models (dlib-bin, face-recognition-models)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--group-photos", help="dev check: face identification on a group_photos folder")
     parser.add_argument("--boxes", default="tools/devsets/group_photos_boxes.json")

@@ -68,7 +68,8 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
             print(f"skipped: {line}", file=sys.stderr)
         retriever = Retriever(memory.store, embedder, retrieval_policy(settings))  # as `recognize`
         proposals = [retriever.propose(image) or [] for image in images]
-        report = {"dataset": str(dataset), "frames": len(images), "frame_size": list(images[0].size) if images else None,
+        report = {"dataset": str(dataset), "frames": len(images),
+                  "frame_size": list(images[0].size) if images else None,
                   "crops_per_frame": round(float(np.mean([sum(len(c.boxes) for c in p if not c.contested)
                                                          for p in proposals])), 2),
                   "contested_per_frame": round(float(np.mean([sum(c.contested for c in p) for p in proposals])), 2)}
@@ -77,7 +78,8 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
             other = Retriever(memory.store, embedder, replace(retriever.policy, **change))
             mine, theirs = interleaved_median_ms(lambda: every(retriever), lambda: every(other), repeat)
             report["versus"] = {"changed": versus, "recognize_ms": round(mine / len(images), 1),
-                                "changed_recognize_ms": round(theirs / len(images), 1), "ratio": round(mine / theirs, 3)}
+                                "changed_recognize_ms": round(theirs / len(images), 1),
+                                "ratio": round(mine / theirs, 3)}
         else:
             report["recognize_ms"] = round(median_ms(lambda: every(retriever), repeat) / len(images), 1)
         # The bound's unit: the whole frame and its 3 x 3 grid embedded, as retrieval alone does.
@@ -162,7 +164,9 @@ def main() -> None:
             "embed_whole_and_crops_ms": median_ms(lambda: retriever.embed_query(image, grid), args.repeat),
             "score_every_concept_ms": median_ms(lambda: retriever.score(query), args.repeat),
             "feature_pass_ms": median_ms(lambda: embedder.feature_map(image.pixels, FEATURE_LONG_SIDE), args.repeat),
-            "dense_matching_ms": median_ms(lambda: dense_candidates(features, cells, image.size, limit=retriever.policy.max_candidates), args.repeat),
+            "dense_matching_ms": median_ms(
+                lambda: dense_candidates(features, cells, image.size, limit=retriever.policy.max_candidates),
+                args.repeat),
             "locate_total_ms": median_ms(lambda: retriever.locate(image), args.repeat),
             "one_embedding_ms": median_ms(lambda: embedder.embed([image.pixels]), args.repeat),
             # issue 2's "recognise one image": the whole frame and its 3 x 3 crops, as retrieval alone embeds it

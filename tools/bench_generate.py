@@ -89,14 +89,16 @@ def bench(model: Path, mmproj: Path | None, args, label: str, modes, query: bool
         measure(vlm, 1, modes[0], 1, 2, query)  # warm-up: the first answer after loading allocates buffers
         for n in COUNTS:
             for mode in modes:
-                row = {"model": label, "device": vlm.device, **measure(vlm, n, mode, args.repeats, args.max_tokens, query)}
+                row = {"model": label, "device": vlm.device,
+                       **measure(vlm, n, mode, args.repeats, args.max_tokens, query)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| model | refs | mode | TTFT ms | tokens/s | prompt tokens | prefix |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| model | refs | mode | TTFT ms | tokens/s | prompt tokens | prefix |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         out.append(f"| {r['model']} | {r['refs']} | {r['mode']} | {r['ttft_ms']} | {r['tokens_per_s']} | "
                    f"{r['prompt_tokens']} | {r['prefix']} |")

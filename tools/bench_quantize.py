@@ -83,7 +83,8 @@ def main() -> None:
             evaluated = evaluate_retrieval(settings, args.dataset, embedder=int8)
             report["schemes"].append({
                 "scheme": scheme.label, "saturating_channels": len(saturating_weights(folder / "model.onnx")),
-                "cosine_to_fp32_min": round(float(cos.min()), 4), "cosine_to_fp32_median": round(float(np.median(cos)), 4),
+                "cosine_to_fp32_min": round(float(cos.min()), 4),
+                "cosine_to_fp32_median": round(float(np.median(cos)), 4),
                 **{k: evaluated[k] for k in ("top1", "recognition_positive", "recognition_negative",
                                              "recognition_weighted", "threshold")},
             })

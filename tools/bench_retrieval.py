@@ -3,8 +3,8 @@
   python tools/bench_retrieval.py [--devsets /tmp/devsets] [--json out.json]
 
 1. remember latency for one concept, warm (memory already holding 30 concepts);
-2. retrieval latency per image (whole image + 9 crops, retrieval alone) with the int8 ONNX embedder and with the fp32 torch
-   model it came from, in the same run, as a ratio; top-1 of both on the dev sets (tools/make_devsets.py);
+2. retrieval latency per image (whole image + 9 crops, retrieval alone) with the int8 ONNX embedder and with the fp32
+   torch model it came from, in the same run, as a ratio; top-1 of both on the dev sets (tools/make_devsets.py);
 3. search latency of the USearch index (memory-mapped view, as readers use it) against a NumPy
    brute-force scan, at 1k, 10k and 100k vectors of 1280 dims.
 """

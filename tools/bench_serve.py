@@ -4,7 +4,8 @@ Both sides use the default embedder, loaded once, and each call adds a new conce
 own memory: the API side is the whole request (multipart upload over loopback, checks, a private temporary
 file, the memory's remember, the JSON answer); the CLI side is Memory.remember as `edge-rap remember` calls it
 (its start-up and model loading left out, as the server pays them once). Calls alternate (tools/timing.py), so that a
-shared machine's slow spells fall on both; the photos cycle through the sample photos on each side alike. Prints JSON: the medians and the API's cost beyond remember.
+shared machine's slow spells fall on both; the photos cycle through the sample photos on each side alike. Prints JSON:
+the medians and the API's cost beyond remember.
 
     python tools/bench_serve.py [--repeat 15]
 """

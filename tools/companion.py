@@ -606,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         token = _token(args.token or "")
         if not args.url or not token:
             raise CompanionError("--url and --token are needed (`edge-rap pair --json` on the device prints both)")
-        options = ("box", "since", "until", "name") if args.command == "events" else ("box",)  # (add's NAME: the device's)
+        # (add's NAME: the device's)
+        options = ("box", "since", "until", "name") if args.command == "events" else ("box",)
         # "$UNSET": not the whole photo for the face meant, nor every event; a NAME in the path, no concept at all:
         # `forget ""` was "GET /api/concepts/: 307 Temporary Redirect", `add-photos ""` a 404 blaming --url
         named = {"NAME": args.name} if args.command in ("add-photos", "rename", "forget") else {}

@@ -10,7 +10,8 @@ once, unkilled). After each kill, with the library and the CLI:
   - every concept stored before the kill is still there with every view it had (the killed command's own target
     may be either way: forgotten or not, renamed or not; a restore's memory is the one before or the backup's);
   - `concepts` and `recognize` (of a stored photo: the top hit is its concept) succeed, and `events` reads the log.
-At the end one more remember, restore and backup must leave no temporary or unreferenced file behind. Exit status 1 on any failure.
+At the end one more remember, restore and backup must leave no temporary or unreferenced file behind. Exit status 1 on
+any failure.
 
   python tools/crash_check.py [--trials 60] [--seed 1] [--work DIR] [--only remember,forget,...]
 """
@@ -398,7 +399,8 @@ class Concurrent:
             run.send_signal(signal.SIGINT)
             run.wait(60)
             reader.join()
-        late = [e for e in events if e.get("name") == "coffee" and e.get("type") == "arrived" and e["wall"] > forgotten_at]
+        late = [e for e in events
+                if e.get("name") == "coffee" and e.get("type") == "arrived" and e["wall"] > forgotten_at]
         problems += [f"<coffee> announced after it was forgotten: {late[0]}"] if late else []
         if not any(e.get("name") == "kaffee" and e.get("type") == "arrived" for e in events):
             problems.append("run never saw <kaffee>, remembered while it ran")
@@ -490,7 +492,8 @@ import json, sys, urllib.request
 url, method, headers, body = sys.argv[1:5]
 data = open(body, "rb").read() if body else None
 try:
-    urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=json.loads(headers)), timeout=60)
+    request = urllib.request.Request(url, data=data, method=method, headers=json.loads(headers))
+    urllib.request.urlopen(request, timeout=60)
 except Exception:
     pass
 """

@@ -23,7 +23,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("--arch", required=True, help="open_clip architecture, e.g. ViT-B-32")
-    parser.add_argument("--pretrained", default="", help="pretrained tag (downloaded) or a checkpoint path; '' = random")
+    parser.add_argument("--pretrained", default="",
+                        help="pretrained tag (downloaded) or a checkpoint path; '' = random")
     parser.add_argument("--config", type=Path, help="folder of extra open_clip model configs (JSON)")
     parser.add_argument("--name", help="model name in the cache (default clip-<arch>-<tag>)")
     parser.add_argument("--out", type=Path, help="model cache folder (default $EDGE_RAP_HOME/models)")

@@ -36,7 +36,8 @@ def build_group(data: Path, out: Path) -> int:
         for name, box in spec["boxes"].items():
             folder = out / "group" / f"{spec['set']}-{name.replace(' ', '_')}"
             folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data / "group_photos" / "references" / spec["set"] / f"{name}.jpg", folder / "0-reference.jpg")
+            shutil.copyfile(data / "group_photos" / "references" / spec["set"] / f"{name}.jpg",
+                            folder / "0-reference.jpg")
             group.crop(tuple(box)).save(folder / "1-groupcrop.jpg", quality=95)
             count += 1
     return count
@@ -74,7 +75,8 @@ def _low_resolution(photo: Image.Image, rng) -> Image.Image:
     from PIL import ImageEnhance, ImageFilter
 
     w, h = photo.size
-    low = photo.transpose(Image.FLIP_LEFT_RIGHT).resize((max(8, w // 4), max(8, h // 4))).filter(ImageFilter.GaussianBlur(1))
+    low = (photo.transpose(Image.FLIP_LEFT_RIGHT).resize((max(8, w // 4), max(8, h // 4)))
+           .filter(ImageFilter.GaussianBlur(1)))
     return ImageEnhance.Color(low).enhance(float(rng.uniform(0.5, 1.5)))
 
 
@@ -100,7 +102,8 @@ def _closer(photo: Image.Image, rng) -> Image.Image:
     w, h = photo.size
     f = float(rng.uniform(0.55, 0.75))
     cx, cy = w * float(rng.uniform(0.4, 0.6)), h * float(rng.uniform(0.4, 0.6))
-    box = (max(0, int(cx - w * f / 2)), max(0, int(cy - h * f / 2)), min(w, int(cx + w * f / 2)), min(h, int(cy + h * f / 2)))
+    box = (max(0, int(cx - w * f / 2)), max(0, int(cy - h * f / 2)),
+           min(w, int(cx + w * f / 2)), min(h, int(cy + h * f / 2)))
     closer = photo.rotate(float(rng.uniform(-8, 8)), resample=Image.BILINEAR).crop(box)
     return ImageEnhance.Color(closer).enhance(float(rng.uniform(0.6, 1.4)))
 

@@ -33,7 +33,9 @@ def layer_kind(event: dict) -> str:
         weight = next(iter(event["args"]["input_type_shape"][1].values()))
         return "stem conv" if weight[1] == 3 else "pointwise conv" if weight[2] == 1 else "depthwise conv"
     if op == "QLinearConv":
-        return "stem conv" if "_conv_stem" in name else "depthwise conv" if "_depthwise_conv" in name else "pointwise conv"
+        if "_conv_stem" in name:
+            return "stem conv"
+        return "depthwise conv" if "_depthwise_conv" in name else "pointwise conv"
     return op
 
 
@@ -97,7 +99,8 @@ def main() -> None:
                         else [session.run({name: batch[i : i + 1]}) for i in range(len(batch))])
             t_int8, t_fp32 = interleaved_median_ms(lambda: frame(sessions["int8"]), lambda: frame(sessions["fp32"]),
                                                    args.repeat)
-            report["frame_ms"].append({"threads": threads or "default", "views": "one batch" if together else "one by one",
+            report["frame_ms"].append({"threads": threads or "default",
+                                       "views": "one batch" if together else "one by one",
                                        "int8": round(t_int8, 1), "fp32": round(t_fp32, 1),
                                        "speedup": round(t_fp32 / t_int8, 2)})
     if args.json:

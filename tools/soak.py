@@ -218,7 +218,8 @@ class Soak:
         self.record = Record()
         self.stop = threading.Event()
         self.restarting = threading.Event()  # set from a daemon's end until the next one serves
-        self.env = {**os.environ, "TMPDIR": str(self.tmp), "HOME": str(self.home), "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        self.env = {**os.environ, "TMPDIR": str(self.tmp), "HOME": str(self.home),
+                    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                     "EDGE_RAP_MODELS": os.environ.get("EDGE_RAP_MODELS",
                                                       str(Path.home() / ".local/share/edge-rap/models"))}
         self.photos = self._photos(photos_dir)
@@ -517,7 +518,8 @@ class Soak:
     def _cli_argv(self, op: str, mine: list[str], rng: random.Random):
         if op == "remember":
             name = self.next_name("cli")
-            return ["remember", name, str(self.variant(rng.choice(self.spares), rng)), "--description", "by the CLI"], {0}
+            command = ["remember", name, str(self.variant(rng.choice(self.spares), rng)), "--description", "by the CLI"]
+            return command, {0}
         if op in ("add-views", "rename", "forget") and not mine:
             return None, None
         if op == "add-views":

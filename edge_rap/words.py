@@ -51,6 +51,9 @@ _ENDING_AFTER = re.compile(r"(?:['\u2019\u02bc`]s?|(?<=[0-9])s)(?![^\W_])", re.I
 _COUNTED = re.compile(r"(?:[^\w,.;:!?]|_)*(?:o['\u2019\u02bc`]?\s?clock|[ap]\.?m\b|(?P<word>[^\W\d_]+))\b"
                       r"(?!['\u2019\u02bc`])", re.I)
 _PLURALS = frozenset("people children men women feet teeth mice geese sheep".split())  # and the nouns in "s"
+# Units a number measures in the singular, a compound's first words: "my 7 year old" (whisper's "seven-year-old"),
+# "a 7 minute walk"
+_UNITS = frozenset("year month week day hour minute".split())
 # Words in "s" said of a pet rather than counted by a number ("Is 7 upstairs?", "Is 42 yours?")
 _NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes perhaps afterwards towards yours ours "
                          "theirs".split())
@@ -182,16 +185,17 @@ def _counts(text: str, start: int, end: int) -> bool:
     if said in _VERBS_IN_S:
         return not (_WORD_AFTER.match(text, m.end())
                     and _SUBJECT_BEFORE.search(text, _last_word_at(text, start), start))
-    return not said or said in _PLURALS or (said.endswith("s") and not said.endswith(("ss", "us"))
+    return not said or said in _PLURALS or said in _UNITS or (said.endswith("s") and not said.endswith(("ss", "us"))
                                             and not is_common(said) and said not in _NOT_PLURALS)
 
 
 def as_noun(text: str, start: int, end: int) -> bool:
-    """Whether the name of a person or an animal at text[start:end] is the ordinary word spelled so, a noun: written
-    in lower case after an article or "some" ("Pass the pepper.", "I see a rose"), as no one speaks of a dog or a
-    friend; "Did Pepper eat?", "did pepper eat" and "the Pepper" name them, and so does a possessive, as one speaks of
-    one's own ("Is my dad home?", "where is our bo"); a thing's name is a noun there ("the mug")."""
-    return text[start:end].islower() and bool(_ARTICLE.search(text, _last_word_at(text, start), start))
+    """Whether the name of a person or an animal at text[start:end] is the ordinary word spelled so, a noun: after an
+    article or "some" ("Pass the pepper.", "I see a rose"), as no one speaks of a dog or a friend, in any case (whisper
+    writes "Pass the Pepper!", spelling the word as the names prompt spells the dog); "Did Pepper eat?" and "did
+    pepper eat" name them, and so does a possessive, as one speaks of one's own ("Is my dad home?", "where is our
+    bo"), and <brackets> ("Feed the <pepper>."); a thing's name is a noun there ("the mug")."""
+    return text[start - 1:start] != "<" and bool(_ARTICLE.search(text, _last_word_at(text, start), start))
 
 
 def after_article(text: str, start: int) -> bool:

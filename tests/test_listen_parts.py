@@ -3141,6 +3141,39 @@ def test_a_number_counting_a_word_in_s_after_another_word_is_no_name():
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 
 
+def test_a_pet_name_after_an_article_is_the_word_as_whisper_capitalises_it():
+    # Before: of a dog <pepper>, "Pass the pepper." said aloud was heard "Pass the Pepper!" (espeak-ng's voice, whisper
+    # tiny.en: the names prompt spells the dog so) and named it, as did "Add some Pepper to the soup."; and "Feed the
+    # <pepper>." named it typed to `ask` but not in the answer's own reading (the voice's): no capital told it apart
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.speech.reply import heard_names
+    from edge_rap.types import Concept
+
+    concepts = [Concept(0, "pepper", "dog", "", 0.0, 0.0), Concept(1, "bo", "dog", "", 0.0, 0.0)]
+    for said, heard in (("Pass the Pepper!", []), ("Add some Pepper to the soup.", []), ("PASS THE PEPPER", []),
+                        # the name: not after an article, or in brackets
+                        ("Did Pepper eat?", ["pepper"]), ("Feed the <pepper>.", ["pepper"]),
+                        ("Feed the <Pepper>.", ["pepper"]), ("Pass the Pepper to Pepper.", ["pepper"])):
+        assert heard_names(said, concepts).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_before_a_unit_it_measures_is_no_name():
+    # Before: of a cat <seven>, "My 7 year old is home." (whisper's writing of "my seven-year-old", with no hyphen)
+    # and "Take a 7 minute walk." named <seven>, heard and typed: a singular unit after a number is what it measures
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("My 7 year old is home.", []), ("my seven year old is home", []),
+                        ("Take a 7 minute walk.", []), ("Bo slept for 7 hours", ["bo"]),
+                        # a name
+                        ("Where was 7 today?", ["seven"]), ("Did 7 eat?", ["seven"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
 def test_a_number_before_a_verb_in_s_with_more_said_is_a_name():
     # Before: of a cat <seven>, "7 likes fish" and "Seven needs a bath" named nothing, heard or typed: a word in "s"
     # after a number was a plural it counts ("seven cups"); a verb said of a pet is not, with more said after it

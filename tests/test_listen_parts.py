@@ -3078,7 +3078,8 @@ def test_a_person_or_pet_name_in_lower_case_after_an_article_is_the_ordinary_wor
                         ("Where is Rose?", ["rose"]), ("Did Pepper eat?", ["pepper"]), ("Is Sunny outside?", ["sunny"]),
                         ("Where is my pepper?", ["pepper"]),
                         ("did pepper eat", ["pepper"]), ("where is rose", ["rose"]),
-                        ("Where is my Pepper?", ["pepper"]), ("where is the mug", ["mug"]), ("Pass the salt.", ["salt"])):
+                        ("Where is my Pepper?", ["pepper"]), ("where is the mug", ["mug"]),
+                        ("Pass the salt.", ["salt"])):
         assert heard_names(said, concepts).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
 

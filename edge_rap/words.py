@@ -35,6 +35,9 @@ FILLER = r"(?:u+m+|u+h+|e+r+m*|h*m+|a+h+|oh)"  # a hesitation, however long it i
 _WORD_AFTER = re.compile(rf"(?:[^\w,.;:!?&]|_)*?(?:[^\W_]|{EMOJI}|&)")
 # An article, "some" or a possessive just before a word: the word is a noun, a thing's name ("the robot", "my table")
 _DETERMINER = re.compile(r"\b(?:the|a|an|some|my|our|your|their)[^\w,.;:!?]+$", re.I)
+# An article or "some" just before a word, no possessive: a person's or a pet's name there is the word ("the pepper"),
+# where after a possessive it is still theirs ("my dad", "our bo")
+_ARTICLE = re.compile(r"\b(?:the|a|an|some)[^\w,.;:!?]+$", re.I)
 # Words that end a clause as themselves after another of its words: "Is Bo in?", "Is the TV on?", "Is anyone home?",
 # and the adverbs of time among the common words: "Where is Bo now?", "Is Bo back yet?"
 _PARTICLES = frozenset("in on out up off over down back away around inside outside home here there "
@@ -48,6 +51,9 @@ _ENDING_AFTER = re.compile(r"(?:['\u2019\u02bc`]s?|(?<=[0-9])s)(?![^\W_])", re.I
 _COUNTED = re.compile(r"(?:[^\w,.;:!?]|_)*(?:o['\u2019\u02bc`]?\s?clock|[ap]\.?m\b|(?P<word>[^\W\d_]+))\b"
                       r"(?!['\u2019\u02bc`])", re.I)
 _PLURALS = frozenset("people children men women feet teeth mice geese sheep".split())  # and the nouns in "s"
+# Units a number measures in the singular, a compound's first words: "my 7 year old" (whisper's "seven-year-old"),
+# "a 7 minute walk"
+_UNITS = frozenset("year month week day hour minute".split())
 # Words in "s" said of a pet rather than counted by a number ("Is 7 upstairs?", "Is 42 yours?")
 _NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes perhaps afterwards towards yours ours "
                          "theirs".split())
@@ -55,6 +61,11 @@ _NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes 
 # likes." counts them)
 _VERBS_IN_S = frozenset("likes loves hates wants needs eats sleeps seems sits stays knows barks purrs hides belongs "
                         "gets comes feels".split())
+# What comes before a number that opens its clause, its subject: the text's start, a punctuation mark, or a word that
+# opens a clause ("Bo and 7 sleeps upstairs", "I think seven wants out"); after another ("I got 7 likes on my post",
+# "only 7 sleeps until Christmas") a word in "s" is what it counts
+_SUBJECT_BEFORE = re.compile(r"(?:^|[,.;:!?]|\b(?:and|or|but|that|if|when|because|while|think|thought|guess|hope|know|"
+                             r"knew|says|said))[^\w,.;:!?]*$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
 _HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
@@ -140,7 +151,7 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     if _in_compound(text, start, end) or is_number(word) and _answers_how_many(text, start, within):
         return True
     if number and word != "1":  # "1" is read as "one" is, whisper's numeral for it: "I see 1 cup.", "Where is 1?"
-        return _counts(text, end)
+        return _counts(text, start, end)
     if after_article(text, start):
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
@@ -162,26 +173,29 @@ def _answers_how_many(text: str, start: int, within: bool) -> bool:
                                                                           start))
 
 
-def _counts(text: str, end: int) -> bool:
-    """Whether the number ending at text[end] counts the word after it in its clause (`_COUNTED`: "I see seven
+def _counts(text: str, start: int, end: int) -> bool:
+    """Whether the number at text[start:end] counts the word after it in its clause (`_COUNTED`: "I see seven
     cups", "my two cats", "at 7 o'clock"), so it is that number, not a pet <seven> or <42>: before any other word, or
-    none, the number is said as a name ("Did 7 eat?", "Is seven home?", "Where is 42?")."""
+    none, the number is said as a name ("Did 7 eat?", "Is seven home?", "Where is 42?"), as it is before a verb in
+    "s" with more said after it where it opens its clause ("7 likes fish"; "I got 7 likes on my post" counts)."""
     m = _COUNTED.match(text, end)
     if m is None:
         return False
     said = (m["word"] or "").lower()
     if said in _VERBS_IN_S:
-        return not _WORD_AFTER.match(text, m.end())
-    return not said or said in _PLURALS or (said.endswith("s") and not said.endswith(("ss", "us"))
+        return not (_WORD_AFTER.match(text, m.end())
+                    and _SUBJECT_BEFORE.search(text, _last_word_at(text, start), start))
+    return not said or said in _PLURALS or said in _UNITS or (said.endswith("s") and not said.endswith(("ss", "us"))
                                             and not is_common(said) and said not in _NOT_PLURALS)
 
 
 def as_noun(text: str, start: int, end: int) -> bool:
-    """Whether the name of a person or an animal at text[start:end] is the ordinary word spelled so, a noun: written
-    in lower case after an article, "some" or a possessive ("Pass the pepper.", "I see a rose"), as no one speaks of
-    a dog or a friend; "Did Pepper eat?", "did pepper eat" and "my Pepper" name them, and a thing's name is a noun
-    there ("the mug")."""
-    return text[start:end].islower() and after_article(text, start)
+    """Whether the name of a person or an animal at text[start:end] is the ordinary word spelled so, a noun: after an
+    article or "some" ("Pass the pepper.", "I see a rose"), as no one speaks of a dog or a friend, in any case (whisper
+    writes "Pass the Pepper!", spelling the word as the names prompt spells the dog); "Did Pepper eat?" and "did
+    pepper eat" name them, and so does a possessive, as one speaks of one's own ("Is my dad home?", "where is our
+    bo"), and <brackets> ("Feed the <pepper>."); a thing's name is a noun there ("the mug")."""
+    return text[start - 1:start] != "<" and bool(_ARTICLE.search(text, _last_word_at(text, start), start))
 
 
 def after_article(text: str, start: int) -> bool:

@@ -52,7 +52,9 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
         if (key, living) not in at:  # two written alike stand at one place: each is mentioned, not the first alone
             # a number's name also in the other way it is written, where no other concept is so: "7" of <seven>
             written = [key, *(k for k in map(name_key, spellings(fold(concept.name))) if k not in keys)]
-            at[key, living] = letters.first(written, spans, living)
+            # not where another of them stands: "Where is Pepper?" is a dog <Pepper> and a jar <pepper> both
+            theirs = {at.get((key, not living))}
+            at[key, living] = letters.first(written, [s for s in spans if s not in theirs], living)
             spans += [at[key, living]] if at[key, living] else []
         span = at[key, living]
         starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]

@@ -303,6 +303,10 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
     forms = _forms(names)
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
+    # the words that are a person's or an animal's one-word name (or its plural) as the ordinary word, no one's name
+    lived = {forms[name] for name in living if name in forms}
+    nouns = {k for k, (w, a, b) in enumerate(words)
+             if any(w == form or _plural_of(w, form) for form in lived) and as_noun(text, a, b)}
     candidates: list[tuple[float, int, int, str, bool, bool, bool]] = []  # score, first word, last word + 1, name,
     # may be it, heard with the possessive's "s" as its own ("Bo's" as "bos"), spelled so with its "'s" last
     for i in range(len(words)):
@@ -327,12 +331,12 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                 if _loose_and(said, form) or _not_the_letters(said, form) or (
                         words[i][0] == form and (is_common(form) or is_number(form))
                         and as_itself(text, *words[i][1:], within)) or (
-                        name in living and any((w == form or _plural_of(w, form)) and as_noun(text, a, b)
-                                               for w, a, b in words[i:j])):
+                        name in living and not nouns.isdisjoint(range(i, j))):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
                     # see one cup" <one> (a number is itself as a common word is: heard as typed), nor "the pepper"
-                    # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>
+                    # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>, nor
+                    # another's name in that word ("Pay the bill." of <Will> beside a <Bill>)
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))

@@ -4085,4 +4085,5 @@ def test_a_fifo_removed_as_a_refused_writers_bytes_are_let_go_is_said_once_after
     assert camera.error is None and camera.frames_read == 3 and not writer.is_alive()
     assert said_by(camera, caplog) == [
         f"camera pipe: source '{pipe}': cannot open as a video; waiting for the FIFO's next writer",
-        f"camera pipe: source '{pipe}': the FIFO was removed as its writer's refused bytes were let go; the source ends"]
+        f"camera pipe: source '{pipe}': the FIFO was removed as its writer's refused bytes were let go;"
+        " the source ends"]

@@ -264,7 +264,8 @@ def test_a_name_the_memory_takes_for_one_is_found_as_it(typed, marked):
 @pytest.mark.parametrize("typed, marked", [
     ("李小龙在哪里？", "<李小龙>在哪里？"), ("Mochi在哪里", "<Mochi>在哪里"),
     ("민수는 어디 있어?", "<민수>는 어디 있어?"),
-    ("สมชายอยู่ที่ไหน", "<สมชาย>อยู่ที่ไหน"), ("Where is राहुल?", "Where is <राहुल>?"), ("राहुल कहाँ है?", "<राहुल> कहाँ है?"),
+    ("สมชายอยู่ที่ไหน", "<สมชาย>อยู่ที่ไหน"), ("Where is राहुल?", "Where is <राहुल>?"),
+    ("राहुल कहाँ है?", "<राहुल> कहाँ है?"),
     ("李小明在哪里", "李小明在哪里"),  # one character apart is another name
 ])
 def test_a_name_is_found_in_scripts_without_spaces_and_with_combining_marks(typed, marked):

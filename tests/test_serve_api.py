@@ -993,7 +993,8 @@ def test_an_answer_carries_every_character_of_its_text_but_a_byte_of_a_name_not_
     the client as sent, JSON's escapes read back to the very string."""
     from edge_rap.serve.responses import TextJSONResponse
 
-    text = "line one\nline two\r\n\ttab \x00\x07\x1b[2J\x7f\x85 <bo\u2028x> \u2029 \u202e \U0001F436 Zoë 李 a\\xffb \ufeff"
+    text = ("line one\nline two\r\n\ttab \x00\x07\x1b[2J\x7f\x85 <bo\u2028x> \u2029 \u202e \U0001F436 Zoë 李 a\\xffb"
+            " \ufeff")
     value = {"answer": text, "concepts": [{"name": "bo\u2028x", "box": (1, 2)}], text: [text]}
     body = TextJSONResponse(value).body
     assert json.loads(body) == {**value, "concepts": [{"name": "bo\u2028x", "box": [1, 2]}]}

@@ -449,6 +449,27 @@ def test_asks_answer_and_its_events_are_compact_utf8_json_as_every_answer(tmp_pa
         assert data and all(d == compact(json.loads(d)) for d in data)
 
 
+def test_a_streamed_answer_with_a_unicode_line_separator_is_one_data_line_for_any_client(tmp_path, monkeypatch):
+    """A VLM's U+2028 (NEL, U+2029) was written raw in an event's data line: httpx's `iter_lines`, as Python's
+    str.splitlines, ends a line there, and a client's json.loads failed on both halves. JSON's escapes read back the
+    very text."""
+    from edge_rap.serve import api
+
+    text = "It is <bo>.\u2028Next\x85line\u2029end \x0b\x1c\\u2028"
+
+    def speaking(home, question, frame, on_text):
+        on_text(text)
+        return {"answer": text}
+
+    monkeypatch.setattr(api, "_household_answer", speaking)
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        with c.stream("POST", "/api/ask", data={"question": "Where is bo?"},
+                      headers={"Accept": "text/event-stream"}) as r:
+            lines = [line for line in r.iter_lines() if line]
+    assert lines[0::2] == ["event: text", "event: answer"], lines
+    assert [json.loads(line.removeprefix("data: ")) for line in lines[1::2]] == [{"text": text}, {"answer": text}]
+
+
 def test_a_name_that_is_not_utf8_in_an_answer_or_error_is_written_as_json_line_writes_it(tmp_path, monkeypatch):
     # UTF-8 with ensure_ascii=False: a note naming a model cache under a folder not UTF-8 ("\udcff") could not be
     # encoded, and /api/ask was a 500 (its stream cut before the answer); the byte is \xff, as in --json

@@ -508,6 +508,19 @@ def test_a_request_asking_for_an_upgrade_and_those_pipelined_after_it_are_each_a
     assert said == expected, said
 
 
+@pytest.mark.parametrize("upgrade", [b"", b"Connection: Upgrade\r\nUpgrade: h2c\r\n"])
+def test_the_head_of_a_next_request_begun_with_one_answered_is_timed_as_a_head(tmp_path, upgrade):
+    """The first bytes of a next request's head, pipelined in the same send as one the server answered, were left to
+    uvicorn's keep-alive: the connection closed 5 s after the answer without a word, where the same bytes sent after
+    it have a head's deadline, then a 408 that says why."""
+    health = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    with live_server(fake_settings(tmp_path), patience=Patience(idle_s=1.0, trickle_s=1.0)) as live:
+        with _silent(live.url, health + upgrade + b"\r\n" + health[:30]) as s:
+            said = _last_words(s)
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", said or b"") == [b"200", b"408"], said
+    assert b"not all there" in said  # (its head's deadline, or the silence's)
+
+
 def test_a_delete_with_a_body_is_refused_before_anything_is_done(tmp_path):
     """No route reads a DELETE's body, so a forget sent with one that never came whole ran at once: behind a long
     upload it waited its turn past the connection's deadline, was answered 408 (400 at a half-close), and was then

@@ -45,7 +45,7 @@ from edge_rap.serve.drain import InFlight
 from edge_rap.serve.line import Line
 from edge_rap.serve.log_budget import LogBudget
 from edge_rap.serve.problems import ApiError, fieldless, for_client, not_json
-from edge_rap.serve.responses import TextJSONResponse
+from edge_rap.serve.responses import TextJSONResponse, sse_event
 from edge_rap.serve.routes import known_query, url_first
 from edge_rap.serve.thumbnails import Thumbnails
 from edge_rap.serve.uploads import Photo, as_files, relabel, sniff, sniff_file
@@ -604,6 +604,6 @@ def _answer_stream(turn: Callable[[], ContextManager], answer: Callable[..., dic
     threading.Thread(target=contextvars.copy_context().run, args=(work,), name="ask", daemon=True).start()
     while True:
         kind, data = chunks.get()
-        yield f"event: {kind}\ndata: {TextJSONResponse(data).body.decode()}\n\n"
+        yield sse_event(kind, data)
         if kind != "text":
             return

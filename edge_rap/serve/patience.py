@@ -223,10 +223,16 @@ class PatientProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         """Between requests uvicorn's keep-alive times the connection: the deadline the answered request armed,
-        still running, closed it under a client about to send its next one (a pipelined one keeps its own)."""
+        still running, closed it under a client about to send its next one (a pipelined one keeps its own). The head
+        of a next request begun, sent with this one, is timed as a head: the keep-alive closed it after 5 s without a
+        word (sent after the answer, it had 30 s, then 408)."""
         super().on_response_complete()
         if self.conn.their_state is h11.IDLE:
             self._disarm()
+            if self.conn.trailing_data[0] and not self.transport.is_closing():
+                self._unset_keepalive_if_required()
+                self._arm()
+                self._start_trickle_deadline()
         elif self.conn.their_state is h11.SEND_BODY and self.conn.our_state is h11.DONE:  # answered before its body
             # came (401, 405): the rest of it is read and dropped, for a while, not for as long as it trickles in (not
             # the body of a next request, sent before this answer and read after it: that one is still to answer)

@@ -20,3 +20,16 @@ class TextJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return super().render(text_only(content))
+
+
+#: The characters besides CR and LF that a line splitter ends a line at (Python's str.splitlines, so httpx's
+#: `iter_lines`) which JSON leaves raw in a string (it escapes those under U+0020): NEL, U+2028 and U+2029.
+_LINE_ENDS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def sse_event(kind: str, data: Any) -> str:
+    """One Server-Sent Event, `data` as TextJSONResponse writes it, its line one for any client: a VLM's U+2028 (or
+    an older memory's name with one) written raw split it under httpx's `iter_lines`, and the client's json.loads
+    failed on both halves. JSON's escape of the character reads back the same; such a character is in a string, the
+    only place JSON's text holds one."""
+    return f"event: {kind}\ndata: {TextJSONResponse(data).body.decode().translate(_LINE_ENDS)}\n\n"

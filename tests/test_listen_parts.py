@@ -3425,3 +3425,21 @@ def test_a_lower_case_name_asked_of_leaves_out_what_its_command_leaves_out():
         asked = Reply(line, "clarify", [], said, [list(command.ambiguous.names)], said=command.ambiguous.words)
         assert parse(clarified(asked, "The first one."), ["bo"])[1] == (
             "Shall I remember this as <umm_kulthum>? Say yes or no."), said
+
+
+def test_a_number_said_as_a_time_of_day_is_no_name():
+    # Before: of a cat <seven>, "Dinner is at 7 tonight." and "Call me at 7" named <seven>, heard and typed: a number
+    # after "at", "by", "until", "around", "before" or "after", or before "tonight" or "tomorrow", is a time
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "one", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Dinner is at 7 tonight.", []), ("Call me at 7", []), ("Call me at seven.", []),
+                        ("Be home by 7.", []), ("Is Bo home before 7?", ["bo"]), ("Wait until 7", []),
+                        ("Around 7 tomorrow.", []), ("I'll be back after 7.", []), ("Call me at 1.", []),
+                        # a name: said of, asked of, written as one
+                        ("Where is 7?", ["seven"]), ("Did 7 eat?", ["seven"]), ("Is 7 at home?", ["seven"]),
+                        ("Is 7 home by 7?", ["seven"]), ("Look at Seven!", ["seven"]), ("Where is 1?", ["one"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said

@@ -3443,3 +3443,22 @@ def test_a_number_said_as_a_time_of_day_is_no_name():
                         ("Is 7 home by 7?", ["seven"]), ("Look at Seven!", ["seven"]), ("Where is 1?", ["one"])):
         assert match_names(said, names).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_name_in_brackets_is_named_however_its_number_is_written():
+    # Before: of a cat <seven>, "<7>" typed to `ask` named no one (and was an unknown name) though heard it named
+    # <seven>: brackets name a concept however its number is written, typed and heard alike
+    from edge_rap.retrieve.decide import mentioned_names, unknown_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "42", "bo"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("<7>", ["seven"]), ("Where is <7>?", ["seven"]), ("Is <forty-two> home?", ["42"]),
+                        ("<Seven>, <bo>", ["seven", "bo"]), ("<8>", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+    assert unknown_names("Where is <7>? And <8>?", concepts) == ["8"]
+    # a concept written so is the one meant (a memory of before that holds both)
+    both = [Concept(0, "seven", "cat", "", 0.0, 0.0), Concept(1, "7", "cat", "", 0.0, 0.0)]
+    for said, heard in (("<7>", ["7"]), ("<seven>", ["seven"])):
+        assert [c.name for c in mentioned_names(said, both)] == heard, said

@@ -3462,3 +3462,20 @@ def test_a_number_name_in_brackets_is_named_however_its_number_is_written():
     both = [Concept(0, "seven", "cat", "", 0.0, 0.0), Concept(1, "7", "cat", "", 0.0, 0.0)]
     for said, heard in (("<7>", ["7"]), ("<seven>", ["seven"])):
         assert [c.name for c in mentioned_names(said, both)] == heard, said
+
+
+def test_a_name_said_again_in_a_where_question_is_read_as_the_first_time():
+    # Before: of a dog <pepper>, "Pepper is hungry. Where is the pepper?" was answered where the dog was: a name heard
+    # in one sentence was looked for again in the asking one without the rule that a pet's name after "the" is the
+    # ordinary word
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    home = sighted_home([Concept(1, "pepper", "dog", "", 0, 0, 1), Concept(2, "mug", "mug", "", 0, 0, 1)])
+    for other in ("Pepper is hungry. Where is the pepper?", "Pepper barked. Pass the pepper."):
+        assert from_memory(home, other, now=1240.0) is None, other
+    # said again as a name, or a thing's name after "the"
+    for where, names in (("Pepper is hungry. Where is Pepper?", ["pepper"]),
+                         ("Pepper is hungry. Where is he?", ["pepper"]), ("I lost the mug. Where is the mug?", ["mug"])):
+        said = from_memory(home, where, now=1240.0)
+        assert (said.mode, said.names) == ("events", names), where

@@ -66,6 +66,10 @@ _VERBS_IN_S = frozenset("likes loves hates wants needs eats sleeps seems sits st
 # "only 7 sleeps until Christmas") a word in "s" is what it counts
 _SUBJECT_BEFORE = re.compile(r"(?:^|[,.;:!?]|\b(?:and|or|but|that|if|when|because|while|think|thought|guess|hope|know|"
                              r"knew|says|said))[^\w,.;:!?]*$", re.I)
+# A word before a number, or after it, that makes it a time of day ("Dinner is at 7 tonight.", "Call me at seven", "Be
+# home by 7", "7 tomorrow"): no pet <seven>, though "Is 7 at home?" and "Did 7 eat?" still name one
+_TIME_BEFORE = re.compile(r"\b(?:at|by|until|till|around|before|after)[^\w,.;:!?]+$", re.I)
+_TIME_AFTER = re.compile(r"(?:[^\w,.;:!?]|_)*(?:tonight|tomorrow)\b", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
 _HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
@@ -140,15 +144,16 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     asked about, not one of a filler pair ("Okay so, where is he?" names no <so>). A word joined by a hyphen is a
     compound's part ("my seven-year-old" names no <seven>). A name that is a number alone is that number only before a
     noun it counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?", "7 likes fish" and
-    "Where is 42's bowl?" do), or where it answers a "how many" just asked ("How many cups? One?"); "1" is read as
-    "one" is. Questions typed to `ask` are read so too (retrieve's `mentioned_names`). `within`: as
-    `speech.names.match_names`' own."""
+    "Where is 42's bowl?" do), or where it answers a "how many" just asked ("How many cups? One?"), or is a time of
+    day (`_a_time`: "Call me at 7", "Dinner is at seven tonight"); "1" is read as "one" is. Questions typed to `ask`
+    are read so too (retrieve's `mentioned_names`). `within`: as `speech.names.match_names`' own."""
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
     word = text[start:end].lower()
     number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
     if named or number and _ENDING_AFTER.match(text, end):
         return False
-    if _in_compound(text, start, end) or is_number(word) and _answers_how_many(text, start, within):
+    if _in_compound(text, start, end) or is_number(word) and (_answers_how_many(text, start, within)
+                                                               or _a_time(text, start, end)):
         return True
     if number and word != "1":  # "1" is read as "one" is, whisper's numeral for it: "I see 1 cup.", "Where is 1?"
         return _counts(text, start, end)
@@ -164,6 +169,13 @@ def _in_compound(text: str, start: int, end: int) -> bool:
     """Whether the word text[start:end] is joined by a hyphen to a word before or after it, a part of a compound,
     no name: "my seven-year-old" and "twenty-seven" name no <seven>."""
     return bool(_HYPHEN_AFTER.match(text, end) or _HYPHEN_BEFORE.search(text, max(0, start - 2), start))
+
+
+def _a_time(text: str, start: int, end: int) -> bool:
+    """Whether the number text[start:end] is a time of day: after "at", "by", "until", "around", "before" or
+    "after", or before "tonight" or "tomorrow" ("Call me at 7", "7 tomorrow"; "a.m.", "pm" and "o'clock" after it
+    are `_counts`'), no pet <seven>."""
+    return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start) or _TIME_AFTER.match(text, end))
 
 
 def _answers_how_many(text: str, start: int, within: bool) -> bool:

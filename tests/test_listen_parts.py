@@ -3426,3 +3426,70 @@ def test_a_lower_case_name_asked_of_leaves_out_what_its_command_leaves_out():
         asked = Reply(line, "clarify", [], said, [list(command.ambiguous.names)], said=command.ambiguous.words)
         assert parse(clarified(asked, "The first one."), ["bo"])[1] == (
             "Shall I remember this as <umm_kulthum>? Say yes or no."), said
+
+
+def test_a_number_said_as_a_time_of_day_is_no_name():
+    # Before: of a cat <seven>, "Dinner is at 7 tonight." and "Call me at 7" named <seven>, heard and typed: a number
+    # after "at", "by", "until", "around", "before" or "after", or before "tonight" or "tomorrow", is a time
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "one", "bo"]
+    concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Dinner is at 7 tonight.", []), ("Call me at 7", []), ("Call me at seven.", []),
+                        ("Be home by 7.", []), ("Is Bo home before 7?", ["bo"]), ("Wait until 7", []),
+                        ("Around 7 tomorrow.", []), ("I'll be back after 7.", []), ("Call me at 1.", []),
+                        # a name: said of, asked of, written as one
+                        ("Where is 7?", ["seven"]), ("Did 7 eat?", ["seven"]), ("Is 7 at home?", ["seven"]),
+                        ("Is 7 home by 7?", ["seven"]), ("Look at Seven!", ["seven"]), ("Where is 1?", ["one"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_name_in_brackets_is_named_however_its_number_is_written():
+    # Before: of a cat <seven>, "<7>" typed to `ask` named no one (and was an unknown name) though heard it named
+    # <seven>: brackets name a concept however its number is written, typed and heard alike
+    from edge_rap.retrieve.decide import mentioned_names, unknown_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "42", "bo"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("<7>", ["seven"]), ("Where is <7>?", ["seven"]), ("Is <forty-two> home?", ["42"]),
+                        ("<Seven>, <bo>", ["seven", "bo"]), ("<8>", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+    assert unknown_names("Where is <7>? And <8>?", concepts) == ["8"]
+    # a concept written so is the one meant (a memory of before that holds both)
+    both = [Concept(0, "seven", "cat", "", 0.0, 0.0), Concept(1, "7", "cat", "", 0.0, 0.0)]
+    for said, heard in (("<7>", ["7"]), ("<seven>", ["seven"])):
+        assert [c.name for c in mentioned_names(said, both)] == heard, said
+
+
+def test_a_name_said_again_in_a_where_question_is_read_as_the_first_time():
+    # Before: of a dog <pepper>, "Pepper is hungry. Where is the pepper?" was answered where the dog was: a name heard
+    # in one sentence was looked for again in the asking one without the rule that a pet's name after "the" is the
+    # ordinary word
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    home = sighted_home([Concept(1, "pepper", "dog", "", 0, 0, 1), Concept(2, "mug", "mug", "", 0, 0, 1)])
+    for other in ("Pepper is hungry. Where is the pepper?", "Pepper barked. Pass the pepper."):
+        assert from_memory(home, other, now=1240.0) is None, other
+    # said again as a name, or a thing's name after "the"
+    for where, names in (("Pepper is hungry. Where is Pepper?", ["pepper"]),
+                         ("Pepper is hungry. Where is he?", ["pepper"]), ("I lost the mug. Where is the mug?", ["mug"])):
+        said = from_memory(home, where, now=1240.0)
+        assert (said.mode, said.names) == ("events", names), where
+
+
+def test_a_shorter_word_among_a_names_letters_that_sounds_otherwise_is_no_name():
+    # Before: of a dog <Buddy>, "Buy some olive oil.", "Buy some bread." and "I need to buy milk." (as whisper wrote
+    # them of espeak-ng's voices) named it: "buy" is spelled 75 like "buddy", its letters all the name's, though it
+    # lacks a sound of it; a short form said alike is still the name
+    names = ["Buddy", "Buster", "maxie", "bo"]
+    for said, heard in (("Buy some olive oil.", []), ("Buy some bread.", []), ("I need to buy milk.", []),
+                        ("Don't bust it.", []),
+                        # the name, whole or said alike
+                        ("Where is Buddy?", ["Buddy"]), ("Is Buddy home?", ["Buddy"]), ("Did Bud eat?", ["Buddy"]),
+                        ("Where is Buster?", ["Buster"]), ("Where is Max?", ["maxie"]), ("Where is Maxi?", ["maxie"])):
+        assert match_names(said, names).names == heard, said

@@ -49,18 +49,24 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
         key, living = name_key(concept.name), is_alive(concept.category)
+        written = _written_keys(concept.name, keys)
         if (key, living) not in at:  # two written alike stand at one place: each is mentioned, not the first alone
-            # a number's name also in the other way it is written, where no other concept is so: "7" of <seven>
-            written = [key, *(k for k in map(name_key, spellings(fold(concept.name))) if k not in keys)]
             # not where another of them stands: "Where is Pepper?" is a dog <Pepper> and a jar <pepper> both
             theirs = {at.get((key, not living))}
             at[key, living] = letters.first(written, [s for s in spans if s not in theirs], living)
             spans += [at[key, living]] if at[key, living] else []
         span = at[key, living]
-        starts = [s for s in (bracketed.get(key), span and span[0]) if s is not None]
+        starts = [s for s in (*map(bracketed.get, written), span and span[0]) if s is not None]
         if starts:
             found.append((min(starts), concept))
     return _exact_of_alike([c for _, c in sorted(found, key=lambda t: t[0])], question)
+
+
+def _written_keys(name: str, others: set[str]) -> list[str]:
+    """The keys a question may write `name` as (name_key's): its own, and a number's in the other way it is written
+    where no other concept's key is so: "7" and "<7>" of <seven>, "forty two" of <42>."""
+    key = name_key(name)
+    return [key, *(k for k in map(name_key, spellings(fold(name))) if k not in others)]
 
 
 def _exact_of_alike(concepts: list[Concept], question: str) -> list[Concept]:
@@ -123,7 +129,7 @@ def _folded_lengths(question: str, folded: str) -> Callable[[int], int]:
 
 def unknown_names(question: str, concepts: list[Concept]) -> list[str]:
     """Names the question writes as <name> that no concept has (said alike): "What is <nobody> doing?"."""
-    held = {name_key(c.name) for c in concepts}
+    held = {k for c in concepts for k in _written_keys(c.name, set())}  # "<7>" of <seven> is known
     written = [m.strip() for m in WRITTEN_NAME.findall(question)]
     return list(dict.fromkeys(n for n in written if n and name_key(n) not in held))
 

@@ -7,16 +7,17 @@ ratio) and sounded (jellyfish's metaphone codes, compared the same way). A short
 the first consonant swapped for the nasal made at the same place, written as a name ("Mo" for <bo>, "Nan" for <dan>, but
 not "men" for <ben>): whisper hears "Bo" as "Mo" in noise. A word spelled otherwise that sounds exactly like a name is
 it only when written as a name too ("Beau" may be <bo>, "beau" is not, nor "Beau" starting a sentence), and a short
-name's vowels count in its sound ("Bea" is another name, not <bo>). A one-word name spelled otherwise is not heard in a
-word after an article or a possessive, a thing, where the name is short and the word not written as a name, shares no
-vowel with it or begins with it (or with it less a plural's "s" and a silent "e": "the ball" is no <bill>, "my bow" no
-<bo>, "the sun" no <sunny>, "the rose" no <rosie>; "my Beau" is <bo>, "my mocha" <mochi>, "my mugs" <mug>). A hesitation
-and its pause start no name ("Ah, Mo." is <mo>, "Ah Mo." <ah_mo>), nor is a holiday's "Eve" <eve>. Common English words
-match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words together ("me
-a" as <mia>); a name that is a common word or a number alone is that word where used as one (`as_itself`: "I see seven
-cups" names no <seven>, "Did 7 eat?" does). A run that scores about the same for two names, or that sounds exactly like
-two names without being spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is reported as
-ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
+name's vowels count in its sound ("Bea" is another name, not <bo>); a word two letters or more shorter than a one-word
+name that sounds otherwise is a word among its letters ("buy" is no <buddy>). A one-word name spelled otherwise is not
+heard in a word after an article or a possessive, a thing, where the name is short and the word not written as a name,
+shares no vowel with it or begins with it (or with it less a plural's "s" and a silent "e": "the ball" is no <bill>, "my
+bow" no <bo>, "the sun" no <sunny>, "the rose" no <rosie>; "my Beau" is <bo>, "my mocha" <mochi>, "my mugs" <mug>). A
+hesitation and its pause start no name ("Ah, Mo." is <mo>, "Ah Mo." <ah_mo>), nor is a holiday's "Eve" <eve>. Common
+English words match a name only when spelled exactly, so "any" is not heard as <anya> nor "be" as <bo>, nor common words
+together ("me a" as <mia>); a name that is a common word or a number alone is that word where used as one (`as_itself`:
+"I see seven cups" names no <seven>, "Did 7 eat?" does). A run that scores about the same for two names, or that sounds
+exactly like two names without being spelled as either, or is the spoken form of two names ("red_mug" and "Red Mug"), is
+reported as ambiguous, so the caller can ask which one was meant. Pure functions: no model, no I/O.
 """
 
 from __future__ import annotations
@@ -132,7 +133,17 @@ def score(said: str, name: str, capital: bool = True) -> float:
         # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
         # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
+    if _within_letters(said, name):
+        return 0.0
     return _similarity(compact, target)
+
+
+def _within_letters(said: str, name: str) -> bool:
+    """Whether the word `said` is two letters or more shorter than the one-word `name` and sounds otherwise: a word
+    of its own among the name's letters, which spelled it alike ("buy" scored 75 for <buddy>, "bust" 83 for
+    <buster>), not the name misheard, which whisper writes whole; a short form said alike is still it ("Max" of
+    <maxie>, "Bud" of <buddy>)."""
+    return " " not in said + name and len(said) + 2 <= len(name) and _sounds(said) != _sounds(name)
 
 
 def _only_common(said: str, name: str) -> bool:

@@ -71,14 +71,14 @@ _WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|
                             r"|\b(has|have|did)\s+(he|she|they)\b", re.I)
 
 
-def _asked_where(question: str, names: Names) -> Names:
+def _asked_where(question: str, names: Names, concepts: list[Concept]) -> Names:
     """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
     words alone ("Where is Anya? And Bo?", "Also Bo."), or that points back with "it", "they", "she"... to the last
     that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is
-    she?"."""
+    she?". `concepts`: those the names are of, a person's or an animal's read as `heard_names` reads them."""
     heard, asking, earlier = [], False, []
     for a, b in _sentences(question):
-        own = _heard_in(question, a, b, names)
+        own = _heard_in(question, a, b, names, concepts)
         rest = "".join(question[start:end] for start, end in zip([a] + [h.end for h in own],
                                                                   [h.start for h in own] + [b]))
         asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= \
@@ -89,13 +89,14 @@ def _asked_where(question: str, names: Names) -> Names:
     return Names(heard, names.ambiguous)
 
 
-def _heard_in(question: str, a: int, b: int, names: Names) -> list[Heard]:
+def _heard_in(question: str, a: int, b: int, names: Names, concepts: list[Concept]) -> list[Heard]:
     """The names heard in the sentence from `a` to `b`, also those heard first in another one: match_names keeps a
-    name said twice where it was first said ("I lost my keys. Where are my keys?" is about <keys>)."""
+    name said twice where it was first said ("I lost my keys. Where are my keys?" is about <keys>); heard as the
+    whole question's were (`heard_names`: "Pepper is hungry. Where is the pepper?" asks of no dog <pepper>)."""
     own = [h for h in names.heard if a <= h.start < b]
-    again = [h.name for h in names.heard if h not in own]
-    own += [replace(h, start=h.start + a, end=h.end + a) for h in match_names(question[a:b], again).heard] if again \
-        else []
+    again = {h.name for h in names.heard if h not in own}
+    own += [replace(h, start=h.start + a, end=h.end + a) for h in
+            heard_names(question[a:b], [c for c in concepts if c.name in again]).heard] if again else []
     return sorted(own, key=lambda h: h.start)
 
 
@@ -188,7 +189,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
     concepts = home.concepts()  # read once: a store's read
     everyone = [c.name for c in concepts]
     names = joined_apart(question, heard_names(question, concepts) if names is None else names, everyone)
-    asked = _asked_where(question, names)
+    asked = _asked_where(question, names, concepts)
     kind, meant, plural = _of_category(question, concepts) if not asked.heard and _asks_where(question) \
         else ("", [], False)
     if names.ambiguous and not (plural and _only_in_kind(names, kind, meant)):
@@ -208,7 +209,7 @@ def from_memory(home, question: str, names: Names | None = None, image: Image | 
             question = re.sub(rf"(?<!\w){re.escape(kind)}(?!\w)", lambda _: said_as, question,
                               count=1)  # where said, not in "doghouse"
             names = match_names(question, meant)
-            asked = _asked_where(question, names)
+            asked = _asked_where(question, names, concepts)
     if _asks_home(question, names):
         asked = names
     if asked.heard:

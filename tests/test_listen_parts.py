@@ -3477,7 +3477,8 @@ def test_a_name_said_again_in_a_where_question_is_read_as_the_first_time():
         assert from_memory(home, other, now=1240.0) is None, other
     # said again as a name, or a thing's name after "the"
     for where, names in (("Pepper is hungry. Where is Pepper?", ["pepper"]),
-                         ("Pepper is hungry. Where is he?", ["pepper"]), ("I lost the mug. Where is the mug?", ["mug"])):
+                         ("Pepper is hungry. Where is he?", ["pepper"]),
+                         ("I lost the mug. Where is the mug?", ["mug"])):
         said = from_memory(home, where, now=1240.0)
         assert (said.mode, said.names) == ("events", names), where
 

@@ -228,9 +228,10 @@ class WriterEnd:
         """The bytes a writer that closed after its last write left, counted now: ("closed", count) where no write
         is told after the count, nor, a next writer having opened (`opened`, or told now), may the FIFO be full: a
         write that waits for room has put its first bytes in, untold until it returns (`full`: in pages, not bytes:
-        a FIFO with a third of its bytes in it was full where a writer wrote in odd sizes, 2049 bytes a write one page
-        each, its 16 pages then held 32 KiB of a next writer's blocked write beside 16 KiB of its own, all counted as
-        its last; within two pages of its size taken as full, it was taken as not); else ("lost", None)."""
+        taken as full within two pages of its size, one a quarter short was not: a writer's 2049-byte writes, a page
+        each, left 16 KiB in 8 pages, a next writer's blocked write 32 KiB in the other 8, all counted as its last;
+        5000-byte writes, then a next writer's 26 KB at once, had b's first frame counted as a's in 2 runs of 12);
+        else ("lost", None)."""
         count = unread(self._source)
         filled = full(self._source) if count else False  # (after the count: a write blocked since then makes it
         since = self._events.events()  # full, taken as lost; one that returned since is told)

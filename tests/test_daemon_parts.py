@@ -4085,6 +4085,23 @@ def test_a_fifo_is_full_to_a_next_writers_write_by_its_pages_not_its_bytes(tmp_p
         let_blocked_write_end(source, end, first, writing)
 
 
+def test_a_fifo_whose_fullness_cannot_be_told_for_want_of_a_descriptor_is_taken_as_full(monkeypatch):
+    # Before: no descriptor left for the pipe its pages are teed into raised out of the count of a writer's last
+    # bytes, ending the relay's copy as though FFmpeg had closed its end
+    def no_descriptor():
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"a")
+        monkeypatch.setattr(fifo_relay.os, "pipe", no_descriptor)
+        assert fifo_relay.full(read_end)
+    finally:
+        monkeypatch.undo()
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_a_fifo_removed_while_no_writer_is_on_it_is_said_once_as_the_sources_end(tmp_path, caplog):
     # Before: the source ended without a line saying why
     camera, stop = fifo_camera(tmp_path)

@@ -305,7 +305,10 @@ def full(fd: int) -> bool:
     where they fit, else into pages of their own), so its bytes cannot tell it. Its pages are teed (Linux's `tee`,
     each page of it one of ours, none read) into a pipe of our own with as many: full where ours has no page left."""
     size = room(fd)
-    ours = os.pipe()
+    try:
+        ours = os.pipe()
+    except OSError:  # (no descriptor left)
+        return True
     try:
         libc = ctypes.CDLL(None, use_errno=True)  # (the C library this process runs on, as inotify's)
         libc.tee.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]

@@ -1214,6 +1214,18 @@ def watched_fifo(tmp_path: Path) -> tuple[int, fifo_relay.WriterEnd, int]:
     return source, end, os.open(tmp_path / "pipe", os.O_WRONLY)
 
 
+def let_blocked_write_end(source: int, end: fifo_relay.WriterEnd, writer: int, writing: threading.Thread) -> None:
+    """The FIFO `watched_fifo` made let go: its watch closed, room made for the rest of a write `writing` that waits
+    for it (which then returns), its writer's and read ends closed."""
+    end.close()
+    while writing.is_alive():
+        with contextlib.suppress(BlockingIOError):
+            os.read(source, 1 << 20)
+        writing.join(0.05)
+    os.close(writer)
+    os.close(source)
+
+
 def test_a_fifo_writers_last_bytes_left_as_its_open_is_refused_are_not_taken_as_the_next_writers(tmp_path,
                                                                                                   monkeypatch):
     # Before: a writer whose close was told (its last bytes counted in the FIFO), its open refused before they were
@@ -4036,13 +4048,58 @@ def test_a_fifo_writers_close_and_the_next_writers_open_told_in_one_batch_are_tw
             wait_until(lambda: fifo_relay.unread(source) > size - mmap.PAGESIZE, "b's write filling the FIFO")
         assert (end.left(), end.lost) == ((None, True) if b_writes else (150, False))
     finally:
-        end.close()
-        while writing.is_alive():  # (room for the rest of b's write, which then returns)
-            with contextlib.suppress(BlockingIOError):
-                os.read(source, size)
-            writing.join(0.05)
+        let_blocked_write_end(source, end, first, writing)
+
+
+@pytest.mark.parametrize("filled", [True, False])
+def test_a_fifo_is_full_to_a_next_writers_write_by_its_pages_not_its_bytes(tmp_path, filled):
+    # Before: a FIFO within two pages of its size was taken as full, a next writer's blocked write maybe among its
+    # bytes, and one further from it as not: but full is in pages. a writing 2049 bytes a write (each a page of its
+    # own) left 8 pages holding 16 KiB; b's blocked write filled the other 8, 32 KiB untold: the 48 KiB, a quarter
+    # short of its 64, were counted as a's last, b's clip cut by 32 KiB (its header lost), a's given them as its own.
+    # And a's last bytes filling all its pages but one, b's open told but no write, were taken as lost (b's clip read
+    # as more of a's): they are counted
+    source, end, first = watched_fifo(tmp_path)
+    size = fcntl.fcntl(first, fcntl.F_GETPIPE_SZ)
+    pages = size // mmap.PAGESIZE
+    write, writes = (2049, pages // 2) if filled else (mmap.PAGESIZE, pages - 1)
+    writing = threading.Thread()  # (b's write, where it waits for room: set below)
+    try:
+        os.write(first, b"a" * write)
+        assert end.left() is None  # (there: its bytes counted)
+        for _ in range(writes - 1):
+            os.write(first, b"a" * write)
         os.close(first)
-        os.close(source)
+        first = os.open(tmp_path / "pipe", os.O_WRONLY)  # b's open
+        if not filled:
+            assert fifo_relay.unread(source) > size - 2 * mmap.PAGESIZE and not fifo_relay.full(source)
+            assert (end.left(), end.lost) == (writes * write, False)
+            return
+        writing = threading.Thread(target=os.write, args=(first, b"b" * 2 * size))  # (waits for room: we read none)
+        writing.start()
+        wait_until(lambda: fifo_relay.unread(source) == writes * write + (pages - writes) * mmap.PAGESIZE,
+                   "b's write filling the FIFO's pages a left")
+        assert fifo_relay.unread(source) < size - 2 * mmap.PAGESIZE and fifo_relay.full(source)
+        assert (end.left(), end.lost) == (None, True)
+    finally:
+        let_blocked_write_end(source, end, first, writing)
+
+
+def test_a_fifo_whose_fullness_cannot_be_told_for_want_of_a_descriptor_is_taken_as_full(monkeypatch):
+    # Before: no descriptor left for the pipe its pages are teed into raised out of the count of a writer's last
+    # bytes, ending the relay's copy as though FFmpeg had closed its end
+    def no_descriptor():
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"a")
+        monkeypatch.setattr(fifo_relay.os, "pipe", no_descriptor)
+        assert fifo_relay.full(read_end)
+    finally:
+        monkeypatch.undo()
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_a_fifo_removed_while_no_writer_is_on_it_is_said_once_as_the_sources_end(tmp_path, caplog):

@@ -15,8 +15,9 @@ URL's, up to 30 s), which the cut would not hasten, and whose writer's video it 
 from __future__ import annotations
 
 import array
+import ctypes
+import errno
 import fcntl
-import mmap
 import os
 import select
 import termios
@@ -38,10 +39,6 @@ OPEN_STALL_S = 3.0
 #: frames (a time-lapse's 2 s; FFmpeg's probe of a slow one takes several) is its own, its video not cut for a path
 #: changed (looked at whenever the FIFO was empty, a live writer's stream was cut at once, the writer killed by EPIPE).
 HUNG_S = 3.0
-#: Pages of a FIFO's room a full one may leave unfilled: the first, read in part, and a writer's last, written in part
-#: (a pipe's room is counted in pages, each write's bytes after the last one's where they fit, else in pages of their
-#: own).
-FULL_PAGES = 2
 
 
 class FifoRelay:
@@ -230,12 +227,16 @@ class WriterEnd:
     def _counted_after_close(self, opened: bool) -> tuple[str, int | None]:
         """The bytes a writer that closed after its last write left, counted now: ("closed", count) where no write
         is told after the count, nor, a next writer having opened (`opened`, or told now), may the FIFO be full: a
-        write that waits for room has put its first bytes in, untold until it returns (full is in pages, which a
-        writer's last bytes and a reader's first fill in part: within FULL_PAGES of its size); else ("lost", None)."""
+        write that waits for room has put its first bytes in, untold until it returns (`full`: in pages, not bytes:
+        taken as full within two pages of its size, one a quarter short was not: a writer's 2049-byte writes, a page
+        each, left 16 KiB in 8 pages, a next writer's blocked write 32 KiB in the other 8, all counted as its last;
+        5000-byte writes, then a next writer's 26 KB at once, had b's first frame counted as a's in 2 runs of 12);
+        else ("lost", None)."""
         count = unread(self._source)
-        since = self._events.events()
+        filled = full(self._source) if count else False  # (after the count: a write blocked since then makes it
+        since = self._events.events()  # full, taken as lost; one that returned since is told)
         opened = opened or any(m & inotify.IN_OPEN for m in since)
-        if count is None or _wrote(since) or opened and count > room(self._source) - FULL_PAGES * mmap.PAGESIZE:
+        if count is None or _wrote(since) or opened and filled:
             return "lost", None
         return "closed", count
 
@@ -293,6 +294,37 @@ def room(fd: int) -> int:
         return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
     except OSError:
         return 0
+
+
+_SPLICE_F_NONBLOCK = 2
+
+
+def full(fd: int) -> bool:
+    """Whether the pipe or FIFO open as `fd` is full, a write to it waiting for room (True where it cannot be told):
+    full is every page of its room used, however few bytes each holds (each write's bytes go after the last one's
+    where they fit, else into pages of their own), so its bytes cannot tell it. Its pages are teed (Linux's `tee`,
+    each page of it one of ours, none read) into a pipe of our own with as many: full where ours has no page left."""
+    size = room(fd)
+    try:
+        ours = os.pipe()
+    except OSError:  # (no descriptor left)
+        return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # (the C library this process runs on, as inotify's)
+        libc.tee.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
+        libc.tee.restype = ctypes.c_ssize_t
+        if not size or fcntl.fcntl(ours[1], fcntl.F_SETPIPE_SZ, size) != size:  # (beyond pipe-max-size, the
+            return True  # account's pipe pages spent)
+        if libc.tee(fd, ours[1], size, _SPLICE_F_NONBLOCK) < 0:
+            return ctypes.get_errno() != errno.EAGAIN  # (empty: never full)
+        poller = select.poll()
+        poller.register(ours[1], select.POLLOUT)
+        return not poller.poll(0)
+    except (OSError, AttributeError):  # (no tee in this C library)
+        return True
+    finally:
+        os.close(ours[0])
+        os.close(ours[1])
 
 
 def unread(fd: int) -> int | None:

@@ -3514,3 +3514,14 @@ def test_a_number_name_written_with_a_capital_after_a_word_of_time_is_a_time():
                         ("Call me at Seven's bedtime.", ["Seven"]), ("Call me at <Seven>.", ["Seven"])):
         assert match_names(said, names).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_word_among_one_names_letters_is_no_other_name_it_scores_no_better_for():
+    # Before: "Is Zane home?" asked which of <Zanele> and <Sunny>, and "Is Frances home?" was <Francesca>; once a
+    # word among a name's letters scored 0 for it, the other took the word alone: <Sunny>, <Francois>
+    for names, said, heard in ((["Zanele", "Sunny"], "Is Zane home?", []),
+                               (["Francesca", "Francois"], "Is Frances home?", ["Francesca"]),
+                               (["Buddy", "Bo"], "Buy some olive oil.", []),
+                               (["Buddy", "Bo"], "Did Bud eat?", ["Buddy"]),
+                               (["Zanele", "Sunny"], "Is Sunny home?", ["Sunny"])):
+        assert match_names(said, names).names == heard, said

@@ -70,6 +70,12 @@ _SUBJECT_BEFORE = re.compile(r"(?:^|[,.;:!?]|\b(?:and|or|but|that|if|when|becaus
 # home by 7", "7 tomorrow"): no pet <seven>, though "Is 7 at home?" and "Did 7 eat?" still name one
 _TIME_BEFORE = re.compile(r"\b(?:at|by|until|till|around|before|after)[^\w,.;:!?]+$", re.I)
 _TIME_AFTER = re.compile(r"(?:[^\w,.;:!?]|_)*(?:tonight|tomorrow)\b", re.I)
+# What makes such a word before a number one of those it is said of, no time: a look, a point or a bark "at" it
+# ("Look at Seven!", "Bo barked at 7"), a deed done "by" it ("Was the vase knocked over by 7?", "chewed by 7")
+_NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|shout|laugh|peek)(?:s|es|ed|ing)?|"
+                              r"(?:star|smil|wav|glar)(?:e|es|ed|ing))[^\w,.;:!?]+at[^\w,.;:!?]+$|"
+                              r"\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)"
+                              r"(?:[^\w,.;:!?]+(?:over|up|down|off|out))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
 _HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
@@ -150,6 +156,9 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     named = text[start].isupper() and not starts_sentence(text, start, within) or text[start - 1:start] == "<"
     word = text[start:end].lower()
     number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
+    if named and text[start - 1:start] != "<" and is_number(word) and not _ENDING_AFTER.match(text, end) \
+            and _time_after_word(text, start):
+        return True  # in any case: whisper writes a <Seven> as the names prompt spells it ("Call me at Seven!")
     if named or number and _ENDING_AFTER.match(text, end):
         return False
     if _in_compound(text, start, end) or is_number(word) and (_answers_how_many(text, start, within)
@@ -175,7 +184,14 @@ def _a_time(text: str, start: int, end: int) -> bool:
     """Whether the number text[start:end] is a time of day: after "at", "by", "until", "around", "before" or
     "after", or before "tonight" or "tomorrow" ("Call me at 7", "7 tomorrow"; "a.m.", "pm" and "o'clock" after it
     are `_counts`'), no pet <seven>."""
-    return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start) or _TIME_AFTER.match(text, end))
+    return _time_after_word(text, start) or bool(_TIME_AFTER.match(text, end))
+
+
+def _time_after_word(text: str, start: int) -> bool:
+    """Whether the number at text[start] is a time by the word before it ("at", "by", "until"...), in any case:
+    not where that word is one a look, a point or a deed is aimed at it by (`_NOT_TIME_BEFORE`: "Look at Seven!")."""
+    return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start)) \
+        and not _NOT_TIME_BEFORE.search(text, max(0, start - 40), start)
 
 
 def _answers_how_many(text: str, start: int, within: bool) -> bool:

@@ -3494,3 +3494,34 @@ def test_a_shorter_word_among_a_names_letters_that_sounds_otherwise_is_no_name()
                         ("Where is Buddy?", ["Buddy"]), ("Is Buddy home?", ["Buddy"]), ("Did Bud eat?", ["Buddy"]),
                         ("Where is Buster?", ["Buster"]), ("Where is Max?", ["maxie"]), ("Where is Maxi?", ["maxie"])):
         assert match_names(said, names).names == heard, said
+
+
+def test_a_number_name_written_with_a_capital_after_a_word_of_time_is_a_time():
+    # Before: of a cat remembered as <Seven>, whisper wrote "Call me at seven." (espeak-ng's) as "Call me at Seven!",
+    # spelled as the names prompt spells it, and "Be home by seven." as "Be home by Seven.": each named <Seven>, as a
+    # capital was a name's before a time's; a look, a bark or a deed aimed at it names it, in numerals too
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["Seven", "Dad"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Call me at Seven!", []), ("Be home by Seven.", []), ("I will be back after Seven.", []),
+                        ("Is Dad home by Seven?", ["Dad"]),
+                        # a name: looked at, barked at, a deed's doer, a possessive, in brackets
+                        ("Look at Seven.", ["Seven"]), ("Look at 7!", ["Seven"]),
+                        ("Dad barked at Seven.", ["Dad", "Seven"]),
+                        ("Was the vase knocked over by Seven?", ["Seven"]), ("Was it chewed by 7?", ["Seven"]),
+                        ("Call me at Seven's bedtime.", ["Seven"]), ("Call me at <Seven>.", ["Seven"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_word_among_one_names_letters_is_no_other_name_it_scores_no_better_for():
+    # Before: "Is Zane home?" asked which of <Zanele> and <Sunny>, and "Is Frances home?" was <Francesca>; once a
+    # word among a name's letters scored 0 for it, the other took the word alone: <Sunny>, <Francois>
+    for names, said, heard in ((["Zanele", "Sunny"], "Is Zane home?", []),
+                               (["Francesca", "Francois"], "Is Frances home?", ["Francesca"]),
+                               (["Buddy", "Bo"], "Buy some olive oil.", []),
+                               (["Buddy", "Bo"], "Did Bud eat?", ["Buddy"]),
+                               (["Zanele", "Sunny"], "Is Sunny home?", ["Sunny"])):
+        assert match_names(said, names).names == heard, said

@@ -116,9 +116,10 @@ def _similarity(said: str, name: str) -> float:
     return max(spelled, (spelled + sound) / 2 if spelled >= LIFT else 0.0, ALIKE if sound == 100 else 0.0)
 
 
-def score(said: str, name: str, capital: bool = True) -> float:
+def score(said: str, name: str, capital: bool = True, letters: bool = True) -> float:
     """How much the words `said` (lower case, spaces between words) sound like the spoken name; `capital`:
-    whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then)."""
+    whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then); `letters`:
+    a shorter word among the name's letters scores 0 (`_within_letters`), else as any other."""
     if said == name or said.replace(" ", "") == name.replace(" ", ""):
         return 100.0
     if has_unspaced(name):
@@ -133,7 +134,7 @@ def score(said: str, name: str, capital: bool = True) -> float:
         # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
         # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
-    if _within_letters(said, name):
+    if letters and _within_letters(said, name):
         return 0.0
     return _similarity(compact, target)
 
@@ -320,6 +321,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
              if any(w == form or _plural_of(w, form) for form in lived) and as_noun(text, a, b)}
     candidates: list[tuple[float, int, int, str, bool, bool, bool]] = []  # score, first word, last word + 1, name,
     # may be it, heard with the possessive's "s" as its own ("Bo's" as "bos"), spelled so with its "'s" last
+    among: dict[tuple[int, int], float] = {}  # a word among a name's letters: what it would have scored for it
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(fitting, default=0), len(words)) + 1):
             said = " ".join(w for w, _, _ in words[i:j])
@@ -351,6 +353,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
+                if s == 0 and _within_letters(said, form):
+                    among[i, j] = max(among.get((i, j), 0.0), score(said, form, capital, letters=False))
                 if s < 100 and _plural(text, words, i, j, form, owned):  # "Where's my mugs?" of <mug>, which
                     s, joined = max(s, _similarity(said, form)), False  # a short name's sound alone did not hear
                 elif s < 100 and _a_thing(text, words, i, j, form, owned, capital):
@@ -359,6 +363,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                     # ("Beau"), else only another name's rival ("bow": <bo> or <beau>?)
                     named = s >= THRESHOLD or capital and not starts_sentence(text, words[i][1], within)
                     candidates.append((max(s, THRESHOLD), i, j, name, named, joined, whole is True))
+    # a word among one name's letters is no other name it scores no better for than it did for that one: "Frances"
+    # is no <francois> beside a <francesca>, nor "Zane" <sunny> beside a <zanele>
+    candidates = [c for c in candidates if among.get((c[1], c[2]), 0.0) < ALIKE or c[0] - among[c[1], c[2]] > TIE]
     # at the same score the longer run ("dog 5" before "dog"), then a name spelled with its "'s" (<Bo's> before <bo>)
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2], not c[6]))
     taken: set[int] = set()

@@ -134,16 +134,19 @@ def score(said: str, name: str, capital: bool = True, letters: bool = True) -> f
         # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
         # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
-    if letters and _within_letters(said, name):
+    if letters and _within_letters(said, name, capital):
         return 0.0
     return _similarity(compact, target)
 
 
-def _within_letters(said: str, name: str) -> bool:
+def _within_letters(said: str, name: str, capital: bool) -> bool:
     """Whether the word `said` is two letters or more shorter than the one-word `name` and sounds otherwise: a word
     of its own among the name's letters, which spelled it alike ("buy" scored 75 for <buddy>, "bust" 83 for
     <buster>), not the name misheard, which whisper writes whole; a short form said alike is still it ("Max" of
-    <maxie>, "Bud" of <buddy>)."""
+    <maxie>, "Bud" of <buddy>), and so is the name's start written as a name (`capital`): a household's shortening
+    ("Ben" of <benji>, "Char" of <charlie>, "Ali" of <alice>)."""
+    if capital and name.startswith(said):
+        return False
     return " " not in said + name and len(said) + 2 <= len(name) and _sounds(said) != _sounds(name)
 
 
@@ -353,7 +356,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                 capital = text[words[i][1]].isupper()
                 whole = _with_s(said, form, owned.get(j - 1), text)
                 s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s == 0 and _within_letters(said, form):
+                if s == 0 and _within_letters(said, form, capital):
                     among[i, j] = max(among.get((i, j), 0.0), score(said, form, capital, letters=False))
                 if s < 100 and _plural(text, words, i, j, form, owned):  # "Where's my mugs?" of <mug>, which
                     s, joined = max(s, _similarity(said, form)), False  # a short name's sound alone did not hear

@@ -61,6 +61,19 @@ _NOT_PLURALS = frozenset("upstairs downstairs indoors outdoors always sometimes 
 # likes." counts them)
 _VERBS_IN_S = frozenset("likes loves hates wants needs eats sleeps seems sits stays knows barks purrs hides belongs "
                         "gets comes feels".split())
+# What a name opening a sentence has after it, its capital then a name's, not the sentence's: nothing more in its
+# clause ("Ben!", "Char, come here."), a possessive or a verb's ending ("Ben's bowl", "Char'll eat"), "and", "or" or
+# "&" ("Ben and Char are out"), or a verb a subject takes ("Ben is hungry.", "Char ate.", "Ali barked"); not a word
+# opening a sentence as itself before its object, its noun or a particle ("Bust it open.", "Tuck in your shirt.",
+# "Chest pain", "Ever been to Paris?")
+_NAME_OPENING = re.compile(r"(?:[^\w,.;:!?&'\u2019\u02bc`]|_)*(?:$|[,.;:!?&]|['\u2019\u02bc`]|(?P<word>[^\W\d_]+)\b)")
+_SUBJECT_VERBS = frozenset("is was are were has had have does did do can could will would should shall may might must "
+                           "and or ate went came ran got left sat slept saw took bit broke hid stole found knew made "
+                           "said told looks goes plays runs lives misses smells sounds too also just still already "
+                           "never always really".split()) | _VERBS_IN_S
+# A word after it that asks where it is, ending the question: "Ben home?", "Char in?" ("Tuck in." is no question)
+_WHERE_ASKED = frozenset("home here there in out back inside outside upstairs downstairs around okay ok".split())
+_ASKED = re.compile(r"[^\w,.;:!?]*\?")
 # What comes before a number that opens its clause, its subject: the text's start, a punctuation mark, or a word that
 # opens a clause ("Bo and 7 sleeps upstairs", "I think seven wants out"); after another ("I got 7 likes on my post",
 # "only 7 sleeps until Christmas") a word in "s" is what it counts
@@ -224,6 +237,16 @@ def as_noun(text: str, start: int, end: int) -> bool:
     pepper eat" name them, and so does a possessive, as one speaks of one's own ("Is my dad home?", "where is our
     bo"), and <brackets> ("Feed the <pepper>."); a thing's name is a noun there ("the mug")."""
     return text[start - 1:start] != "<" and bool(_ARTICLE.search(text, _last_word_at(text, start), start))
+
+
+def opens_as_a_name(text: str, end: int) -> bool:
+    """Whether a word opening a sentence that ends at text[end] is said as a name by what follows it (`_NAME_OPENING`):
+    its capital a name's ("Char, come here.", "Ben is hungry.", "Ben's bowl", "Ben just left.", "Ali in?"), not only
+    the sentence's ("Bust it open.", "Tuck in your shirt.", "Tuck in.")."""
+    m = _NAME_OPENING.match(text, end)
+    said = (m["word"] or "").lower() if m else ""
+    return m is not None and (not said or said in _SUBJECT_VERBS or said.endswith("ed") and len(said) > 3
+                              or said in _WHERE_ASKED and bool(_ASKED.match(text, m.end())))
 
 
 def after_article(text: str, start: int) -> bool:

@@ -281,7 +281,7 @@ def test_a_question_without_spaces_is_compared_only_with_names_it_could_say(monk
     from edge_rap.speech import names as module
 
     compared = []
-    monkeypatch.setattr(module, "score", lambda said, form, capital=True: compared.append(form) or 0.0)
+    monkeypatch.setattr(module, "score", lambda said, form, capital=True, **_: compared.append(form) or 0.0)
     match_names("请问李小龙今天早上是不是把奶奶的蓝色毛毯带到厨房里去了", ["mochi", "red_mug", "李小龙", "dog6"])
     assert compared and set(compared) == {"李小龙"}
 
@@ -3497,6 +3497,30 @@ def test_a_shorter_word_among_a_names_letters_that_sounds_otherwise_is_no_name()
                         ("Where is Ben?", ["benji"]), ("Is Char home?", ["charlie"]), ("Did Ben and Char eat?",
                                                                                    ["benji", "charlie"])):
         assert match_names(said, names).names == heard, said
+
+
+def test_a_sentences_capital_on_a_word_among_a_names_letters_is_no_shortening_of_it():
+    # Before: once a name's start written with a capital was a household's shortening ("Char" of <charlie>), the
+    # capital that opens a sentence counted too: "Bust it open." named <Buster>, "Tuck in your shirt." <Tucker>, "Lay
+    # the table." <Layla> (and "Where is she?" after it asked of her), "Ever been to Paris?" <Everett>; the word
+    # opening a sentence is a name's where what follows it is a name's
+    names = ["Buster", "Tucker", "Layla", "Everett", "Peter", "charlie", "benji", "bo"]
+    for said, heard in (("Bust it open.", []), ("Tuck in your shirt.", []), ("Tuck in. Where is Bo?", ["bo"]),
+                        ("Lay the table.", []), ("Ever been to Paris?", []), ("Pet the cat gently.", []),
+                        # a name opening its sentence: called, said of, or one's own
+                        ("Char, come here.", ["charlie"]), ("Ben is hungry.", ["benji"]), ("Char ate.", ["charlie"]),
+                        ("Ben's bowl is empty.", ["benji"]), ("Ben and Char are out.", ["benji", "charlie"]),
+                        ("Ben!", ["benji"]), ("Tuck, come here.", ["Tucker"]), ("Lay barked.", ["Layla"]),
+                        ("Ben just left.", ["benji"]), ("Tuck in?", ["Tucker"]), ("Tuck in.", []),
+                        ("Is Tuck home?", ["Tucker"])):
+        assert match_names(said, names).names == heard, said
+    # as `ask` and the voice answer: no <Layla> for the "she" after it
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    home = sighted_home([Concept(1, "Layla", "dog", "", 0, 0, 1), Concept(2, "bo", "dog", "", 0, 0, 1)])
+    assert from_memory(home, "Lay the table. Where is she?", now=1240.0).names == []
+    assert from_memory(home, "Lay ate. Where is she?", now=1240.0).names == ["Layla"]
 
 
 def test_a_number_name_written_with_a_capital_after_a_word_of_time_is_a_time():

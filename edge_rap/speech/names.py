@@ -30,7 +30,7 @@ from typing import Collection, Sequence
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, as_noun, is_common,
-                             is_number, starts_sentence, ten_and_unit)
+                             is_number, opens_as_a_name, starts_sentence, ten_and_unit)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -116,10 +116,11 @@ def _similarity(said: str, name: str) -> float:
     return max(spelled, (spelled + sound) / 2 if spelled >= LIFT else 0.0, ALIKE if sound == 100 else 0.0)
 
 
-def score(said: str, name: str, capital: bool = True, letters: bool = True) -> float:
+def score(said: str, name: str, capital: bool = True, letters: bool = True, named: bool | None = None) -> float:
     """How much the words `said` (lower case, spaces between words) sound like the spoken name; `capital`:
     whether they were written with a capital, as a name (a nasal twin, "Mo" for "bo", counts only then); `letters`:
-    a shorter word among the name's letters scores 0 (`_within_letters`), else as any other."""
+    a shorter word among the name's letters scores 0 (`_within_letters`), else as any other; `named`: whether that
+    capital is a name's, not only a sentence's (`capital` where not given)."""
     if said == name or said.replace(" ", "") == name.replace(" ", ""):
         return 100.0
     if has_unspaced(name):
@@ -134,7 +135,7 @@ def score(said: str, name: str, capital: bool = True, letters: bool = True) -> f
         # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
         # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
-    if letters and _within_letters(said, name, capital):
+    if letters and _within_letters(said, name, capital if named is None else named):
         return 0.0
     return _similarity(compact, target)
 
@@ -144,7 +145,8 @@ def _within_letters(said: str, name: str, capital: bool) -> bool:
     of its own among the name's letters, which spelled it alike ("buy" scored 75 for <buddy>, "bust" 83 for
     <buster>), not the name misheard, which whisper writes whole; a short form said alike is still it ("Max" of
     <maxie>, "Bud" of <buddy>), and so is the name's start written as a name (`capital`): a household's shortening
-    ("Ben" of <benji>, "Char" of <charlie>, "Ali" of <alice>)."""
+    ("Ben" of <benji>, "Char" of <charlie>, "Ali" of <alice>); a sentence's capital is a name's only where what follows
+    the word is (`words.opens_as_a_name`: "Char, come here.", not "Bust it open.")."""
     if capital and name.startswith(said):
         return False
     return " " not in said + name and len(said) + 2 <= len(name) and _sounds(said) != _sounds(name)
@@ -354,9 +356,14 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                     # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>, nor
                     # another's name in that word ("Pay the bill." of <Will> beside a <Bill>)
                 capital = text[words[i][1]].isupper()
+                # a name's start written as a name ("Is Char home?", "Char, come here."), not a sentence's capital on
+                # a word of its own ("Bust it open.", "Tuck in your shirt." of <Buster>, <Tucker>: `opens_as_a_name`)
+                named = capital and (not starts_sentence(text, words[i][1], within)
+                                     or opens_as_a_name(text, words[j - 1][2]))
                 whole = _with_s(said, form, owned.get(j - 1), text)
-                s, joined = max((score(said, form, capital), False), (100.0 if whole is not None else 0.0, True))
-                if s == 0 and _within_letters(said, form, capital):
+                s, joined = max((score(said, form, capital, named=named), False),
+                                (100.0 if whole is not None else 0.0, True))
+                if s == 0 and _within_letters(said, form, named):
                     among[i, j] = max(among.get((i, j), 0.0), score(said, form, capital, letters=False))
                 if s < 100 and _plural(text, words, i, j, form, owned):  # "Where's my mugs?" of <mug>, which
                     s, joined = max(s, _similarity(said, form)), False  # a short name's sound alone did not hear

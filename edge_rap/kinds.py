@@ -32,6 +32,16 @@ def is_person(category: str) -> bool:
     return is_of(category, PERSON_CATEGORIES, plural=False)
 
 
+def not_its_noun(name: str, category: str) -> bool:
+    """Whether a concept's name said as the ordinary word ("the pepper", `words.as_noun`) is not it: a person's or an
+    animal's (`is_alive`), in a question and a command alike, unless that word is its own category's ("Forget the
+    seahorse." of a seahorse <seahorse>)."""
+    def letters(words: str) -> str:
+        return re.sub(r"[\W_]+", "", words.lower())
+
+    return is_alive(category) and letters(name) != letters(category)
+
+
 def is_alive(category: str) -> bool:
     """Whether a concept of this category is a person or an animal (`is_of`): its name is no ordinary word where
     used as one ("Pass the pepper." of a dog <pepper>: `words.as_noun`); a thing's, or one of no category, may be."""

@@ -3552,3 +3552,25 @@ def test_a_word_among_one_names_letters_is_no_other_name_it_scores_no_better_for
                                (["Buddy", "Bo"], "Did Bud eat?", ["Buddy"]),
                                (["Zanele", "Sunny"], "Is Sunny home?", ["Sunny"])):
         assert match_names(said, names).names == heard, said
+
+def test_a_command_hears_a_person_or_a_pet_as_a_question_does():
+    # Before: of a dog <pepper>, "Forget the pepper." asked "Shall I forget <pepper>?" and "Remember this as the
+    # pepper." offered to add the photo to the dog, where "Where is the pepper?" names no dog: a command's names are
+    # heard by the question's rule (`reply.heard_among`), a name that is its own category's word still named by it
+    from edge_rap.speech.intents import parse
+    from edge_rap.speech.reply import heard_names
+    from edge_rap.types import Concept
+
+    kinds = {"pepper": "dog", "bo": "dog", "mug": "mug", "seahorse": "seahorse"}
+    for said, line in (("Forget the pepper.", "I don't know 'the pepper', so there is nothing to forget."),
+                       ("Remember this as the pepper.", "I already know <pepper>: choose another name."),
+                       ("Forget Pepper.", "Shall I forget <pepper>? Say yes or no."),
+                       ("Forget my pepper.", "Shall I forget <pepper>? Say yes or no."),
+                       ("Forget the <pepper>.", "Shall I forget <pepper>? Say yes or no."),
+                       ("Forget the mug.", "Shall I forget <mug>? Say yes or no."),
+                       ("Forget the seahorse.", "Shall I forget <seahorse>? Say yes or no.")):
+        assert parse(said, list(kinds), kinds)[1] == line, said
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("Where is the pepper?", []), ("Where is Pepper?", ["pepper"]),
+                        ("Where is the seahorse?", ["seahorse"])):
+        assert heard_names(said, concepts).names == heard, said

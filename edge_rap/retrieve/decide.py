@@ -14,7 +14,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from edge_rap.kinds import is_alive
+from edge_rap.kinds import not_its_noun
 from edge_rap.memory.store import KEY_DROPS, fold, name_key, spelled
 from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
@@ -48,7 +48,7 @@ def mentioned_names(question: str, concepts: list[Concept]) -> list[Concept]:
     keys = {name_key(c.name) for c in concepts}
     found, spans, at = [], [], {}
     for concept in sorted(concepts, key=lambda c: -len(name_key(c.name))):
-        key, living = name_key(concept.name), is_alive(concept.category)
+        key, living = name_key(concept.name), not_its_noun(concept.name, concept.category)
         written = _written_keys(concept.name, keys)
         if (key, living) not in at:  # two written alike stand at one place: each is mentioned, not the first alone
             # not where another of them stands: "Where is Pepper?" is a dog <Pepper> and a jar <pepper> both

@@ -18,14 +18,14 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 
 from edge_rap.errors import DeviceError, EdgeRapError, PartlyDone
-from edge_rap.memory.store import APOSTROPHES, disk_error, straight_apostrophes
+from edge_rap.memory.store import APOSTROPHES, disk_error, name_key, straight_apostrophes
 from edge_rap.perceive.faces import FaceChoiceError
 from edge_rap.scratch import process_folder
-from edge_rap.speech.names import WHEN, Ambiguous, Heard, Names, joined_apart, match_names
-from edge_rap.speech.reply import did_you_mean
+from edge_rap.speech.names import WHEN, Ambiguous, Heard, Names, joined_apart
+from edge_rap.speech.reply import did_you_mean, heard_among
 from edge_rap.speech.who import spoken_category
 from edge_rap.types import Box, Image, Recognition
 from edge_rap.words import COMMON, FILLER, is_common
@@ -149,11 +149,12 @@ def stored_form(words: str) -> str:
     return "_".join(parts)
 
 
-def parse(text: str, names: list[str], categories: Mapping[str, str] | None = None) -> tuple[Command | None, str]:
+def parse(text: str, names: Collection[str], categories: Mapping[str, str] | None = None) -> tuple[Command | None, str]:
     """The command in `text` (the words after the wake phrase) and the line to say: the question to confirm,
     or a refusal (the command's state is then "refused"). (None, "") when `text` is no command. `categories`: each
     concept's, whose noun beside its name still names it whole ("Forget Bo the dog.")."""
     kinds = categories or {}
+    names = {name: kinds.get(name, "") for name in names}  # a person's or an animal's not heard in a noun (`_heard`)
     if m := _REMEMBER.match(text):
         words, dropped = _meant(m.group("name"), names)
         if not words:
@@ -174,8 +175,9 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
             return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
         if whole := _whole_name(said, known, kinds):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
-        if known.names:  # a name within it ("Bo's bowl") would be heard as that concept's
-            return Command("remember", name, "refused"), f"I already know <{known.names[0]}>: choose another name."
+        taken = [n for n in names if name_key(n) == name_key(name)]  # "the pepper", a noun, of a dog <pepper>
+        if alike := known.names or taken:  # a name within it ("Bo's bowl") would be heard as that concept's
+            return Command("remember", name, "refused"), f"I already know <{alike[0]}>: choose another name."
         # "umm kulthum": a hesitation, or a name's?
         if not dropped and (whole := _hesitant_start(m.group("name"), words)):
             return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
@@ -228,7 +230,7 @@ def parse(text: str, names: list[str], categories: Mapping[str, str] | None = No
     return _add(whole) if whole else (None, "")
 
 
-def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None) -> tuple[str, str]:
+def _meant(said: str, names: Mapping[str, str], listed: Mapping[str, str] | None = None) -> tuple[str, str]:
     """A command's name as meant, and the words last taken back: a yes said after it left out ("Bo. Yes.": asked
     all the same, not yet answered), hesitations too (`_fluent`), and after a name taken back what follows ("Bo, no,
     Max": Max); "" where nothing does ("Bo, no.", "Bo, no, now": nothing to do, not a <bo> asked or a <luna_no>
@@ -247,7 +249,7 @@ def _meant(said: str, names: list[str], listed: Mapping[str, str] | None = None)
     return meant, dropped
 
 
-def _without_yes(said: str, names: list[str]) -> str:
+def _without_yes(said: str, names: Mapping[str, str]) -> str:
     """The words without a yes said after the name ("Bo. Yes.", "Bo, yes Bo"), but not one that is a name's word:
     heard in a known one's ("Forget Bo, Okay." of a dog <okay>: two names, refused as a list), or written as a name's,
     capitalised after a title ("Remember this as Dr. Okay.": <dr_okay>, not <dr>; but "Pip, Okay." is <pip>)."""
@@ -262,7 +264,7 @@ def _without_yes(said: str, names: list[str]) -> str:
     return said if named or heard else said[:yes.start()]
 
 
-def _fluent(said: str, names: list[str]) -> str:
+def _fluent(said: str, names: Mapping[str, str]) -> str:
     """The words without their hesitations: one set off as a clause ("as, um, Pip", "Bo, um"), one written in lower
     case (whisper writes a name capitalised, "Umm Kulthum", "Mister Um", "Xiao Er", all kept whole) and one before a
     known name ("Forget Um Bo."); not one in a known name heard (<umm_ali> said "Umm Ali"), nor where they are all it
@@ -306,7 +308,7 @@ def _without(said: str, matches: list[re.Match]) -> str:
     return "".join(kept) + said[at:]
 
 
-def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[str, str]:
+def _last_apart(said: str, names: Mapping[str, str], categories: Mapping[str, str]) -> tuple[str, str]:
     """A forget's words before a take-back as the names it keeps and the last one, which it takes back: "Bo, Max" as
     Bo and Max; all as the last where they name one thing only ("Bo, the dog", "Salt and Pepper"), or "I mean it"."""
     said = _timeless(said, names, categories)
@@ -317,7 +319,7 @@ def _last_apart(said: str, names: list[str], categories: Mapping[str, str]) -> t
     return said[:cuts[-1].start()].rstrip(" ,;"), said[cuts[-1].end():]
 
 
-def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
+def _list_cuts(said: str, names: Mapping[str, str]) -> list[re.Match]:
     """Where a list of names to forget is cut ("Bo, Max and Teddy"): at each comma, "and" or "&" that is not inside
     a known name heard ("Bo and Salt and Pepper" of <salt_and_pepper>: <bo> and it, not 'Salt' or 'Pepper'), between
     its words: "Bo and Pepper" is cut, though "and Pepper" is heard like <salt_and_pepper>; nor at one that is a name
@@ -327,7 +329,7 @@ def _list_cuts(said: str, names: list[str]) -> list[re.Match]:
             if not any(a < m.start() and m.end() < b or (a, b) == m.span() for a, b in held)]
 
 
-def _taken_back(action: str, said: str, names: list[str], categories: Mapping[str, str],
+def _taken_back(action: str, said: str, names: Mapping[str, str], categories: Mapping[str, str],
                 whole: str = "") -> tuple[Command, str]:
     """A command whose name was taken back as it was said, refused: nothing is asked, and nothing done; one said again
     before it is the one refused ("Forget Bo, no, forget Max, no.": <max>, not <forget_max>). A take-back that is a
@@ -342,10 +344,12 @@ def _taken_back(action: str, said: str, names: list[str], categories: Mapping[st
     return command, f"OK, I will not {command.doing}.{also}"
 
 
-def _heard(said: str, names: list[str]) -> Names:
-    """The names in a command's words, which follow its verb: "Beau" of "Forget Beau." is written as a name (<bo>, as
-    "Where is Beau?" hears it), not capitalised as a sentence's first word; each command is asked before it is done."""
-    return match_names(said, names, within=True)
+def _heard(said: str, names: Mapping[str, str]) -> Names:
+    """The names (name -> category) in a command's words, which follow its verb: "Beau" of "Forget Beau." is written
+    as a name (<bo>, as "Where is Beau?" hears it), not capitalised as a sentence's first word; a person's or an
+    animal's not in the ordinary word spelled so, as in a question ("Forget the pepper." of a dog <pepper>:
+    `heard_among`); each command is asked before it is done."""
+    return heard_among(said, names, within=True)
 
 
 def _asked_to_forget(name: str) -> tuple[Command, str]:
@@ -357,7 +361,7 @@ def _unknown(said: str) -> tuple[Command, str]:
     return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
 
 
-def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[Command, str]:
+def _one_at_a_time(said: str, names: Mapping[str, str], categories: Mapping[str, str]) -> tuple[Command, str]:
     """A forget of several names refused, naming each known one to forget alone and the parts it does not know; as
     one unknown name where it knows none ("Bo's bowl and Max's bowl"), and asked where the rest only names the one
     again or says nothing ("Bo and the dog" of a dog, "Bo, please, now"), unless a part says more of it than its name
@@ -372,7 +376,7 @@ def _one_at_a_time(said: str, names: list[str], categories: Mapping[str, str]) -
             "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
 
 
-def _timeless(said: str, names: list[str], categories: Mapping[str, str]) -> str:
+def _timeless(said: str, names: Mapping[str, str], categories: Mapping[str, str]) -> str:
     """The words of a forget or an add without the adverbs of time after them ("Bo now", "Bo, right now") or of one
     more ("Mochi too", "Mochi as well"): when or what else, not more of a name; kept where they name a concept whole
     with them (<mister_right>, "Mister Right")."""
@@ -389,7 +393,7 @@ def _asked_back(action: str, said: str, known: Names) -> tuple[Command, str]:
     return Command(action, stored_form(said), "refused", ambiguous=options), did_you_mean(options.names)
 
 
-def _too_as_two(text: str, names: list[str]) -> re.Match | None:
+def _too_as_two(text: str, names: Mapping[str, str]) -> re.Match | None:
     """"this is Bo too" as whisper writes it, "this is Bo2" or "this is Bo two"; not when the number is part of
     a known name ("this is dog 2" names <dog2>, and tells nothing)."""
     m = _TOO_AS_TWO.match(text)
@@ -404,7 +408,7 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
     noun ("Bo the dog", "my dog Bo" for <bo> of `categories` "dog"), else None: not "car keys", whose "car" alone is
     heard as <rc_car>, nor "Bo's bowl"."""
     if len(known.heard) > 1:  # "my teddy bear Max": <max>, a teddy bear, whose noun holds <teddy>'s name
-        whole = {n for n in known.names if _whole_name(said, _heard(said, [n]), categories)}
+        whole = {n for n in known.names if _whole_name(said, _heard(said, {n: categories.get(n, "")}), categories)}
         return whole.pop() if len(whole) == 1 else None
     if not known.heard:
         return None
@@ -417,7 +421,7 @@ def _whole_name(said: str, known: Names, categories: Mapping[str, str]) -> str |
                           re.I)
         lead = noun.match(said)  # the name heard in the noun, words after it: "my teddy bear Teddy" of <teddy>; not
         if lead and h.end <= lead.end() and re.search(r"\w", after := said[lead.end():]):  # "my mug" of <mug>, a mug
-            return _whole_name(after, _heard(after, [h.name]), {})
+            return _whole_name(after, _heard(after, {h.name: ""}), {})
         before, rest = noun.sub("", said[:h.start], count=1), noun.sub("", rest, count=1)
     else:
         before = said[:h.start]
@@ -428,7 +432,8 @@ def _either_whole(said: str, options: Ambiguous, categories: Mapping[str, str]) 
     """Whether one of the concepts the words were said like is named by them whole, as said or with their possessive
     dropped ("Bo's" of <bo>): asking which one is meant is of use only then."""
     bare = _POSSESSIVE_END.sub("", said)
-    return any(_whole_name(w, _heard(w, [n]), categories) for n in options.names for w in {said, bare} if w)
+    return any(_whole_name(w, _heard(w, {n: categories.get(n, "")}), categories)
+               for n in options.names for w in {said, bare} if w)
 
 
 def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str]) -> bool:
@@ -442,7 +447,8 @@ def _named_beside_a_noun(said: str, known: Names, categories: Mapping[str, str])
     return noun_then_name or not stored_form(said[:first.start]) and stored_form(after) in nouns
 
 
-def _named_apart(said: str, names: list[str], categories: Mapping[str, str]) -> tuple[list[str], list[str], bool]:
+def _named_apart(said: str, names: Mapping[str, str],
+                 categories: Mapping[str, str]) -> tuple[list[str], list[str], bool]:
     """The concepts a list of them names, each once in order ("Bo, Max and Teddy": all three, not the first two),
     and its parts that name none, as said ("Bo, Max and Zed": Zed, not left out unsaid; "Bo's bowl", a thing of a
     known one, not <bo>); a part that is only the noun of the concept before it is that one said again ("Max, the

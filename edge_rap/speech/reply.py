@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Mapping
 
-from edge_rap.kinds import is_alive
+from edge_rap.kinds import not_its_noun
 from edge_rap.memory.store import name_key, straight_apostrophes
 from edge_rap.speech.names import Heard, Names, heard_as, joined_apart, made_of, mark_names, match_names, spoken_form
 from edge_rap.speech.sightings import ago_of, the_camera
@@ -175,9 +175,15 @@ def where_is(home, name: str, recognition: Recognition | None, now: float | None
 
 
 def heard_names(question: str, concepts: list[Concept]) -> Names:
-    """The concepts' names the question says (`match_names`), a person's or an animal's not in the ordinary word
-    spelled so ("Pass the pepper." of a dog <pepper>), as a typed question's mentions are read."""
-    return match_names(question, [c.name for c in concepts], living={c.name for c in concepts if is_alive(c.category)})
+    """The concepts' names the question says (`heard_among`)."""
+    return heard_among(question, {c.name: c.category for c in concepts})
+
+
+def heard_among(said: str, categories: Mapping[str, str], within: bool = False) -> Names:
+    """The names of `categories` (name -> category) that the words say (`match_names`), a person's or an animal's
+    not in the ordinary word spelled so ("Pass the pepper.", "Forget the pepper." of a dog <pepper>), as a typed
+    question's mentions are read: one rule for questions and commands."""
+    return match_names(said, list(categories), within, living={n for n, c in categories.items() if not_its_noun(n, c)})
 
 
 def from_memory(home, question: str, names: Names | None = None, image: Image | None = None,

@@ -84,11 +84,13 @@ _SUBJECT_BEFORE = re.compile(r"(?:^|[,.;:!?]|\b(?:and|or|but|that|if|when|becaus
 _TIME_BEFORE = re.compile(r"\b(?:at|by|until|till|around|before|after)[^\w,.;:!?]+$", re.I)
 _TIME_AFTER = re.compile(r"(?:[^\w,.;:!?]|_)*(?:tonight|tomorrow)\b", re.I)
 # What makes such a word before a number one of those it is said of, no time: a look, a point or a bark "at" it
-# ("Look at Seven!", "Bo barked at 7"), a deed done "by" it ("Was the vase knocked over by 7?", "chewed by 7")
+# ("Look at Seven!", "Bo barked at 7"), a deed done "by" it ("Was the vase knocked over by 7?", "chewed by 7"), a
+# place by it to sit, lie, stand or sleep ("Is Bo sitting by Seven?", where "Is Dad home by Seven?" asks a time)
 _NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|shout|laugh|peek)(?:s|es|ed|ing)?|"
                               r"(?:star|smil|wav|glar)(?:e|es|ed|ing))[^\w,.;:!?]+at[^\w,.;:!?]+$|"
-                              r"\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)"
-                              r"(?:[^\w,.;:!?]+(?:over|up|down|off|out))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
+                              r"\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn|sits?|sitting|sat|lie|lies|"
+                              r"lying|lay|stands?|standing|stood|sleeps?|sleeping|slept)"
+                              r"(?:[^\w,.;:!?]+(?:over|up|down|off|out|right))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
 _HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
@@ -100,13 +102,17 @@ _WORD_BEFORE = re.compile(rf"(?:[^\W_]|{EMOJI})(?:[^\w,.;:!?]|_)*$")
 # ("Now, where is Bo?", "So, is Max home?", "Okay, forget Bo."), not a name
 _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|"
                              r"had|did|does|do|can|could|will|would|tell|show|forget|remember)\b", re.I)
+# Words a sentence opens with before its comma as a filler, however it goes on: "Well, where is he?" asks of no pet
+# <well>, "So, has he eaten?" of no <so>, though "Bo, where is he?" asks of <bo> and "Then, is she home?" of <then>
+FILLERS = frozenset("okay ok alright right well now so".split())
 # One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
 # where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
-_OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:okay|ok|alright|right|well|oh|now|so|then|hey|{FILLER})"
+_OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:{'|'.join(sorted(FILLERS))}|oh|then|hey|{FILLER})"
                              r"[^\w,.;:!?]+){1,2}$", re.I)
 # A he or she (him, her, his, hers) later in the sentence: the word opening it before its comma is who is asked about
-# ("Now, is she home?" of a cat <now>, "Pepper, where is he?"), not a word opening the question. Looked for within
-# 120 characters: to a sentence's end, each such word of a long one read on to it (0.4 s for 12,000 characters)
+# ("Then, is she home?" of a cat <then>, "Pepper, where is he?"), not a word opening the question, nor a filler
+# (FILLERS). Looked for within 120 characters: to a sentence's end, each such word of a long one read on to it (0.4 s
+# for 12,000 characters)
 _HE_OR_SHE_AFTER = re.compile(r"[^.!?]{0,120}?\b(?:he|she|him|her|his|hers)\b", re.I)
 # A holiday just before "Eve": the day before it, no one's name ("What are we doing on Christmas Eve?")
 _HOLIDAY = re.compile(r"\b(?:christmas|xmas|new\s+year'?s|hallowe'?en|midsummer)[^\w,.;:!?]+$", re.I)
@@ -115,6 +121,12 @@ _HOLIDAY = re.compile(r"\b(?:christmas|xmas|new\s+year'?s|hallowe'?en|midsummer)
 def is_common(word: str) -> bool:
     """Whether a word (lower case) is common or a hesitation: "Umm" is no <uma>, as "um" was none."""
     return word in COMMON or bool(re.fullmatch(FILLER, word))
+
+
+def plain_word(word: str) -> bool:
+    """Whether a word (lower case) is also said as itself, so that a name spelled so is a name only where used as one
+    (`as_itself`): a common word, a number, or a sentence's opening filler ("Well, where is he?" of a pet <well>)."""
+    return is_common(word) or is_number(word) or word in FILLERS
 
 
 def is_number(word: str) -> bool:
@@ -156,11 +168,12 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     not where written as a name (capitalised within a sentence, or in <brackets>), nor with no word after it in its
     clause (but a particle or a word of time after one: "Is Bo in?" names no <in>, a dog, "Where is Bo now?" no
     <now>; or the word opening a question after its comma, one or two such words before it too: "Now, where is Bo?"
-    and "Okay so, where is Bo?" no <now> nor <so>, though "Now, is she home?" asks of a cat <now>, the she of its
+    and "Okay so, where is Bo?" no <now> nor <so>, though "Then, is she home?" asks of a cat <then>, the she of its
     sentence), nor after an article or a possessive (a noun: "Is the robot charging?" names <robot>, a toy). "Is Bo
     and Max home?", "And where is Bo?" and "Where is the ball?" named <and> and <the>; "Forget Bo and And.", "Where
     is And?" and "where is and" name <and>. The he or she of its sentence makes a word opening it alone the one
-    asked about, not one of a filler pair ("Okay so, where is he?" names no <so>). A word joined by a hyphen is a
+    asked about, not a filler (FILLERS: "Now, is she home?", "Well, where is he?") nor one of a filler pair ("Okay
+    so, where is he?" names no <so>). A word joined by a hyphen is a
     compound's part ("my seven-year-old" names no <seven>). A name that is a number alone is that number only before a
     noun it counts (`_counts`: "I see seven cups" names no <seven>; "Did 7 eat?", "is seven home?", "7 likes fish" and
     "Where is 42's bowl?" do), or where it answers a "how many" just asked ("How many cups? One?"), or is a time of
@@ -170,7 +183,7 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     word = text[start:end].lower()
     number = is_number(word) and word not in COMMON  # not "one", a pronoun too ("one of them", "which one")
     if named and text[start - 1:start] != "<" and is_number(word) and not _ENDING_AFTER.match(text, end) \
-            and _time_after_word(text, start):
+            and _time_after_word(text, start, end):
         return True  # in any case: whisper writes a <Seven> as the names prompt spells it ("Call me at Seven!")
     if named or number and _ENDING_AFTER.match(text, end):
         return False
@@ -183,8 +196,11 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
         return False
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
-    return bool(_WORD_AFTER.match(text, end)) or word in _PARTICLES and word_before or (
-        opening and bool(_QUESTION_AFTER.match(text, end)) and (word_before or not _HE_OR_SHE_AFTER.match(text, end)))
+    filler = opening and bool(_QUESTION_AFTER.match(text, end)) and (
+        word_before or word in FILLERS or not _HE_OR_SHE_AFTER.match(text, end))
+    # a filler not common ("well") is only that: "Well is hungry." and "Is Bo well?" are of a pet <well>
+    return filler or not (word in FILLERS and not is_common(word)) and (
+        bool(_WORD_AFTER.match(text, end)) or word in _PARTICLES and word_before)
 
 
 def _in_compound(text: str, start: int, end: int) -> bool:
@@ -197,14 +213,23 @@ def _a_time(text: str, start: int, end: int) -> bool:
     """Whether the number text[start:end] is a time of day: after "at", "by", "until", "around", "before" or
     "after", or before "tonight" or "tomorrow" ("Call me at 7", "7 tomorrow"; "a.m.", "pm" and "o'clock" after it
     are `_counts`'), no pet <seven>."""
-    return _time_after_word(text, start) or bool(_TIME_AFTER.match(text, end))
+    return _time_after_word(text, start, end) or bool(_TIME_AFTER.match(text, end))
 
 
-def _time_after_word(text: str, start: int) -> bool:
-    """Whether the number at text[start] is a time by the word before it ("at", "by", "until"...), in any case:
-    not where that word is one a look, a point or a deed is aimed at it by (`_NOT_TIME_BEFORE`: "Look at Seven!")."""
+def _time_after_word(text: str, start: int, end: int) -> bool:
+    """Whether the number text[start:end] is a time by the word before it ("at", "by", "until"...), in any case:
+    not where that word is one a look, a point or a deed is aimed at it by (`_NOT_TIME_BEFORE`: "Look at Seven!"),
+    nor where a verb in "s" follows it, a clause's subject ("until 7 gets home", "before 7 eats")."""
     return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start)) \
-        and not _NOT_TIME_BEFORE.search(text, max(0, start - 40), start)
+        and not _NOT_TIME_BEFORE.search(text, max(0, start - 40), start) \
+        and not _verb_after(text, end)
+
+
+def _verb_after(text: str, end: int) -> bool:
+    """Whether the word after the number ending at text[end] in its clause is a verb in "s" said of a pet or a
+    person (`_VERBS_IN_S`: "7 likes fish", "until 7 gets home")."""
+    m = _COUNTED.match(text, end)
+    return m is not None and (m["word"] or "").lower() in _VERBS_IN_S
 
 
 def _answers_how_many(text: str, start: int, within: bool) -> bool:
@@ -218,14 +243,17 @@ def _counts(text: str, start: int, end: int) -> bool:
     """Whether the number at text[start:end] counts the word after it in its clause (`_COUNTED`: "I see seven
     cups", "my two cats", "at 7 o'clock"), so it is that number, not a pet <seven> or <42>: before any other word, or
     none, the number is said as a name ("Did 7 eat?", "Is seven home?", "Where is 42?"), as it is before a verb in
-    "s" with more said after it where it opens its clause ("7 likes fish"; "I got 7 likes on my post" counts)."""
+    "s" with more said after it where it opens its clause ("7 likes fish"; "I got 7 likes on my post" counts), or
+    after a time's word ("until 7 gets home", "before 7 eats")."""
     m = _COUNTED.match(text, end)
     if m is None:
         return False
     said = (m["word"] or "").lower()
-    if said in _VERBS_IN_S:
-        return not (_WORD_AFTER.match(text, m.end())
-                    and _SUBJECT_BEFORE.search(text, _last_word_at(text, start), start))
+    if _verb_after(text, end):  # a clause's subject; one a time's word opens needs nothing after its verb: "until 7
+        # gets home", "before 7 eats" (`_a_time` none)
+        before = _last_word_at(text, start)
+        return not (_TIME_BEFORE.search(text, before, start)
+                    or _WORD_AFTER.match(text, m.end()) and _SUBJECT_BEFORE.search(text, before, start))
     return not said or said in _PLURALS or said in _UNITS or (said.endswith("s") and not said.endswith(("ss", "us"))
                                             and not is_common(said) and said not in _NOT_PLURALS)
 

@@ -2956,18 +2956,21 @@ def test_a_common_word_opening_a_question_before_its_comma_is_itself():
 
 
 def test_a_common_word_opening_a_question_about_he_or_she_is_the_one_asked_about():
-    # Before: of a cat <now>, "Now, is she home?" named nothing (the word opening a question before its comma was
-    # read as itself), and `ask` answered "I have no camera picture to look at right now." where it had said "I
-    # haven't seen <now> yet.": the he or she of its sentence is the pet named first (but "Now, where is Bo?" is
-    # still no <now>, nor is the "so" of "So, is it raining?")
+    # Before: of a cat <then>, "Then, is she home?" named nothing (the word opening a question before its comma was
+    # read as itself): the he or she of its sentence is the pet named first (but "Then, where is Bo?" is still no
+    # <then>, nor is the "so" of "So, is it raining?"); a filler ("Now,", "So,") is one even so: see
+    # test_a_filler_opening_a_sentence_is_no_name_asked_about_as_he_or_she
     from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
-    names = ["now", "so", "bo"]
+    names = ["now", "so", "then", "bo"]
     concepts = [Concept(k, name, "", "", 0.0, 0.0) for k, name in enumerate(names)]
-    for said, heard in (("Now, is she home?", ["now"]), ("now, where is he?", ["now"]), ("So, has he eaten?", ["so"]),
-                        ("Now, is she with Bo?", ["now", "bo"]), ("Hey robot, now, where did she go?", ["now"]),
-                        ("Now, where is her ball?", ["now"]),
+    for said, heard in (("Then, is she home?", ["then"]), ("then, where is he?", ["then"]),
+                        ("Then, is she with Bo?", ["then", "bo"]), ("Hey robot, then, where did she go?", ["then"]),
+                        ("Then, where is her ball?", ["then"]),
+                        # a filler opening a sentence is one whatever follows (words.FILLERS)
+                        ("Now, is she home?", []), ("now, where is he?", []), ("So, has he eaten?", []),
+                        ("Now, is she with Bo?", ["bo"]),
                         # the word itself: no he or she in its sentence
                         ("Now, where is Bo?", ["bo"]), ("So, is it raining?", []),
                         ("Now, where is Bo? Is he in?", ["bo"]), ("Now, which shelf is the mug on?", []),
@@ -3237,7 +3240,8 @@ def test_a_filler_pair_before_the_word_opening_a_question_is_itself_too():
 def test_a_filler_pair_before_a_question_about_he_or_she_is_itself_too():
     # Before: of a pet <so>, "Right so, where is he?" and "Okay so, where is he?" named <so>: the he or she of the
     # sentence made the word before the comma the one asked about, though a filler before it makes the two one filler
-    # ("Right so,", as "Okay then," of a pet <then> was already); alone before the comma it is still a name
+    # ("Right so,", as "Okay then," of a pet <then> was already); alone before the comma a word no filler is still a
+    # name
     from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
@@ -3247,7 +3251,7 @@ def test_a_filler_pair_before_a_question_about_he_or_she_is_itself_too():
                         ("Okay then, where is she?", []), ("Hey robot, alright so, has he eaten?", []),
                         ("Right so, where is he? Bo is out.", ["bo"]),
                         # still a name: the word alone before the comma, or written as one
-                        ("So, where is he?", ["so"]), ("Then, is she home?", ["then"]), ("Now, is she home?", ["now"]),
+                        ("Then, is she home?", ["then"]),
                         ("Okay So, where is he?", ["so"]), ("Right so, where is Bo?", ["bo"])):
         assert match_names(said, names).names == heard, said
         assert [c.name for c in mentioned_names(said, concepts)] == heard, said
@@ -3552,6 +3556,47 @@ def test_a_word_among_one_names_letters_is_no_other_name_it_scores_no_better_for
                                (["Buddy", "Bo"], "Did Bud eat?", ["Buddy"]),
                                (["Zanele", "Sunny"], "Is Sunny home?", ["Sunny"])):
         assert match_names(said, names).names == heard, said
+
+
+def test_a_filler_opening_a_sentence_is_no_name_asked_about_as_he_or_she():
+    # Before: of a dog <well>, "Well, where is he?" named <well> (a word no common one was a name wherever it
+    # stood), and of pets <so> and <now>, "So, where is he?" and "Now, is she home?" named them: the he or she of
+    # the sentence made the word before its comma the one asked about; a filler is one whatever follows it, where
+    # a name before the comma ("Bo, where is he?") is still the one asked about
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["well", "so", "now", "bo", "pepper"]
+    concepts = [Concept(k, name, "dog", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Well, where is he?", []), ("So, where is he?", []), ("Okay, where is she?", []),
+                        ("Now, is she home?", []), ("Right, has he eaten?", []), ("Well, where is Bo?", ["bo"]),
+                        # a name: before the comma, asked about, or said as one
+                        ("Bo, where is he?", ["bo"]), ("Pepper, where is she?", ["pepper"]),
+                        ("Where is Well?", ["well"]), ("Well is hungry.", ["well"]), ("Is Well home?", ["well"]),
+                        ("Okay So, where is he?", ["so"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_number_name_is_a_name_as_a_clause_s_subject_or_a_place_by_it():
+    # Before: of a cat <seven>, "Is Bo sitting by Seven?" named <bo> alone ("by" made it a time, as in "Be home by
+    # Seven."), and "Wait until 7 gets home." and "Feed them before 7 eats." none ("until", "before"): a verb in "s"
+    # after the number makes it the subject of the clause that word opens
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "bo", "dad"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Is Bo sitting by Seven?", ["bo", "seven"]), ("Is Bo lying down by 7?", ["bo", "seven"]),
+                        ("Wait until 7 gets home.", ["seven"]), ("Feed them before 7 eats.", ["seven"]),
+                        ("Call me after seven comes in.", ["seven"]),
+                        # a time, or a count
+                        ("Is Dad home by Seven?", ["dad"]), ("Be home by Seven.", []), ("Be home by 7 tonight.", []),
+                        ("Call me at 7.", []), ("Wait until 7 o'clock.", []), ("I see 7 cups.", []),
+                        ("Dinner is at seven tonight.", [])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
 
 def test_a_command_hears_a_person_or_a_pet_as_a_question_does():
     # Before: of a dog <pepper>, "Forget the pepper." asked "Shall I forget <pepper>?" and "Remember this as the

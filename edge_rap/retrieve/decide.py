@@ -20,7 +20,7 @@ from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
-from edge_rap.words import a_day, as_itself, as_noun, is_common, is_number, spellings
+from edge_rap.words import a_day, as_itself, as_noun, is_number, plain_word, spellings
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -99,7 +99,7 @@ class _Letters:
             after = self.folded[end] if end < len(self.folded) else " "
             if not (joined(before, self.folded[start]) or before in "_<" or joined(self.folded[end - 1], after)
                     or after in "_>" or any(a <= start and end <= b for a, b in taken)
-                    or (is_common(key) or is_number(self.folded[start:end]))  # as written: "forty-two"
+                    or (plain_word(key) or is_number(self.folded[start:end]))  # as written: "forty-two"
                     and as_itself(self.question, self._original(start), self._original(end))
                     or key == "eve" and a_day(self.question, self._original(start), self._original(end))
                     or living and as_noun(self.question, self._original(start), self._original(end))):

@@ -30,7 +30,7 @@ from typing import Collection, Sequence
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
 from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, as_noun, is_common,
-                             is_number, opens_as_a_name, starts_sentence, ten_and_unit)
+                             opens_as_a_name, plain_word, starts_sentence, ten_and_unit)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -347,7 +347,7 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                 if number_next and _numbers(form) and not _numbers(said):
                     continue  # "dog" of "dog 7" is not <dog2>: its number was said, and it is another
                 if _loose_and(said, form) or _not_the_letters(said, form) or (
-                        words[i][0] == form and (is_common(form) or is_number(form))
+                        words[i][0] == form and plain_word(form)
                         and as_itself(text, *words[i][1:], within)) or (
                         name in living and not nouns.isdisjoint(range(i, j))):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor

@@ -3558,6 +3558,27 @@ def test_a_word_among_one_names_letters_is_no_other_name_it_scores_no_better_for
         assert match_names(said, names).names == heard, said
 
 
+def test_the_start_of_two_names_written_as_a_name_asks_which():
+    # Before: of <frankie> and <francesca>, "Where is Fran?" named <frankie> alone: the shortening scored 79 for it
+    # and 64 for <francesca> (spelling and sound against the longer name), too far apart to ask; the start of a name
+    # written as a name is now at least a match for each name it starts, and of two, asked which
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    names = ["frankie", "francesca"]
+    for said in ("Where is Fran?", "Is Fran home?", "Fran, come here."):
+        found = match_names(said, names)
+        assert (found.names, [a.names for a in found.ambiguous]) == ([], [("frankie", "francesca")]), said
+    for said, heard in (("Where is Frankie?", ["frankie"]), ("Where is Francesca?", ["francesca"]),
+                        ("Where is Frank?", ["frankie"]), ("Where is fran?", [])):
+        assert (match_names(said, names).names, match_names(said, names).ambiguous) == (heard, []), said
+    assert match_names("Where is Fran?", [*names, "fran"]).names == ["fran"]  # said whole: that one
+    home = sighted_home([Concept(k, name, "cat", "", 0, 0, 1) for k, name in enumerate(names)])
+    reply = from_memory(home, "Where is Fran?", now=1240.0)
+    assert (reply.mode, reply.text) == ("clarify", "Did you mean <frankie> or <francesca>?")
+    assert from_memory(home, "Where is Frankie?", now=1240.0).names == ["frankie"]
+
+
 def test_a_filler_opening_a_sentence_is_no_name_asked_about_as_he_or_she():
     # Before: of a dog <well>, "Well, where is he?" named <well> (a word no common one was a name wherever it
     # stood), and of pets <so> and <now>, "So, where is he?" and "Now, is she home?" named them: the he or she of

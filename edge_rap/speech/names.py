@@ -135,9 +135,18 @@ def score(said: str, name: str, capital: bool = True, letters: bool = True, name
         # a short name ("bo") only by its sound, its vowels too: "bow" and "Beau" yes, "boat" and "Bea" no; or its
         # nasal twin ("mo"): a candidate
         return THRESHOLD if capital and _nasal_twin(compact, target) else 0.0
-    if letters and _within_letters(said, name, capital if named is None else named):
+    named = capital if named is None else named
+    if letters and _within_letters(said, name, named):
         return 0.0
-    return _similarity(compact, target)
+    # the name's start written as a name is a household's shortening: of two names ("Fran" of <frankie> and
+    # <francesca>), asked which
+    return max(_similarity(compact, target), THRESHOLD if named and _shortening(said, name) else 0.0)
+
+
+def _shortening(said: str, name: str) -> bool:
+    """Whether the word `said` is the start of the one-word `name`, three letters or more and not all of it: "Fran"
+    of <frankie> and of <francesca>, "Ben" of <benji>."""
+    return " " not in said + name and 3 <= len(said) < len(name) and name.startswith(said)
 
 
 def _within_letters(said: str, name: str, capital: bool) -> bool:
@@ -393,7 +402,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
             # said alike: "red_mug" and "Red Mug", "teapot" and "tea pot", "dog_six" and "dog6"; "Bo's" of <bo> and
             # <bos>, each read as its own (but <Bo's>, spelled so: `_with_s`)
             and (name_key(n) == name_key(name) or forms[n] == forms[name] or other != joined and s - t <= TIE
-                 or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)))})
+                 or s < 100 and (s - t <= TIE or _sounds(forms[n]) == _sounds(forms[name]) == _sounds(said)
+                                 or _shortening(said, forms[n]) and _shortening(said, forms[name])))})
         taken |= set(range(i, j))
         said = text[words[i][1]:words[j - 1][2]]
         if exact is not None and exact not in chosen:

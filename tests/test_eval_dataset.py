@@ -160,6 +160,48 @@ def test_a_link_to_a_concept_folder_whose_photos_are_not_read_is_not_said_as_one
     assert unread["private"] == [f"{dataset / 'private'}: cannot list (Permission denied)"] and unread["empty"] == []
 
 
+def _linked_inside(link, concept: str) -> str:
+    return (f"{link}: a link to a folder inside the folder of another concept, '{concept}' (its photos are counted as "
+            "that concept's, not as this one's)")
+
+
+def _one_photo(folder) -> str:
+    return f"{folder}: a folder of 1 photo inside a concept's folder, not read (move them up into it)"
+
+
+@pytest.mark.parametrize("inside", ["edited", "trips/2023"])
+@pytest.mark.parametrize("absolute", [False, True])
+def test_a_link_to_a_folder_inside_another_concepts_folder_is_said_as_one_its_photos_counted_once(dataset, inside,
+                                                                                                 absolute):
+    # `coffee/edits -> ../rocket/edited`: rocket's photos there were counted as coffee's too, not only as rocket's
+    save_photo(dataset / "rocket" / inside, "rocket", filename="a.jpg")
+    (dataset / "coffee" / "edits").symlink_to(dataset / "rocket" / inside if absolute else f"../rocket/{inside}")
+    (dataset / "coffee" / "whole").symlink_to(dataset / "rocket" if absolute else "../rocket")  # (its folder itself)
+    (dataset / "nested" / "photos").mkdir(parents=True)  # (a concept of no photo: its inner folders counted too)
+    save_photo(dataset / "nested" / "photos", "moon")
+    (dataset / "astronaut" / "photos").symlink_to(dataset / "nested" / "photos" if absolute else "../nested/photos")
+    unread = {c.name: c.unread for c in read_dataset(dataset)}
+    assert unread["coffee"] == [
+        _linked_inside(dataset / "coffee" / "edits", "rocket"),
+        f"{dataset / 'coffee' / 'whole'}: a link to the folder of another concept, 'rocket' (its photos are read as "
+        "that concept's, not as this one's)"]
+    assert unread["rocket"] == [_one_photo(dataset / "rocket" / inside.split("/")[0])]
+    assert unread["astronaut"] == [_linked_inside(dataset / "astronaut" / "photos", "nested")]
+    assert unread["nested"] == [_one_photo(dataset / "nested" / "photos")]
+
+
+def test_a_link_to_a_folder_inside_its_own_concepts_folder_is_not_counted_twice(dataset):
+    # `coffee/alias -> edited`: coffee's photos in edited/ were counted twice; one in a hidden folder, which the count
+    # passes over, is counted where the link is
+    save_photo(dataset / "coffee" / "edited", "coffee", filename="a.jpg")
+    (dataset / "coffee" / "alias").symlink_to("edited")
+    save_photo(dataset / "rocket" / ".cache", "rocket", filename="a.jpg")
+    (dataset / "coffee" / "cached").symlink_to("../rocket/.cache")
+    unread = {c.name: c.unread for c in read_dataset(dataset)}
+    assert unread["coffee"] == [_one_photo(dataset / "coffee" / "cached"), _one_photo(dataset / "coffee" / "edited")]
+    assert unread["rocket"] == []
+
+
 def test_the_count_of_a_large_tree_in_a_concepts_folder_stops_at_its_limit_and_says_so(dataset, tmp_path,
                                                                                       monkeypatch):
     # `coffee/lib -> /usr/lib`: 73 000 entries walked, 19 s before the evaluation began

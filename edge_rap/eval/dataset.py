@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterable
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
@@ -84,10 +85,11 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
     subs = [sub for sub in entries if _is_folder(sub)]
     read = [_concept_folder(sub, references) for sub in subs]
     # where the concepts whose photos are read lead (a link to one, in another; one with none, or that cannot be
-    # listed, was said as one whose photos are read as that concept's)
+    # listed, was said as one whose photos are read as that concept's), and those whose inner folders are counted
     leading = {os.path.realpath(sub): c.name for sub, (c, _) in zip(subs, read) if c.references}
-    concepts = [replace(c, unread=c.unread + _inner_folders(sub, leading)) if listed else c
-                for sub, (c, listed) in zip(subs, read)]
+    listed = {os.path.realpath(sub): c.name for sub, (c, ok) in zip(subs, read) if ok}
+    concepts = [replace(c, unread=c.unread + _inner_folders(sub, leading, listed)) if ok else c
+                for sub, (c, ok) in zip(subs, read)]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
     if not with_photos:
@@ -141,17 +143,18 @@ def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
 WALK_LIMIT = 10_000
 
 
-def _inner_folders(folder: Path, concepts: dict[str, str]) -> list[str]:
+def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str]) -> list[str]:
     """What the folders in `folder` leave out, a line each: those that hold photos, at any depth (an `edited/` a
     phone's export made, `2023/summer/`), with how many (their photos were left out unsaid, those two or more
     folders down even once the first were said; counted, not read), and those that cannot be listed (mode 000 or
     111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` (those whose photos are
     read: where their folders lead -> their names) is said as one: its photos are read, as that concept's (they
-    were said as this one's, not read). One that cannot be looked at is
-    none of them, nor a link to `folder` itself or to a folder above it (`loop -> .`: its photos are read, and were
-    said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read, or the whole
-    disk walked)."""
-    lines = []
+    were said as this one's, not read); so is a link to a folder inside the folder of one of the `listed` (those
+    whose inner folders are counted), whose count says its photos: they were counted under both. One that cannot be
+    looked at is none of them, nor a link to `folder` itself, to a folder above it (`loop -> .`: its photos are
+    read, and were said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read,
+    or the whole disk walked) or to a folder inside it (`alias -> edited`: counted twice)."""
+    lines, here = [], os.path.realpath(folder)
     for sub in _entries(folder):
         try:
             if not _is_folder(sub) or _holds(sub, folder):
@@ -161,6 +164,11 @@ def _inner_folders(folder: Path, concepts: dict[str, str]) -> list[str]:
         if (other := concepts.get(os.path.realpath(sub))) is not None:
             lines.append(f"{sub}: a link to the folder of another concept, {quoted(other)} (its photos are read "
                          "as that concept's, not as this one's)")
+            continue
+        if sub.is_symlink() and (holder := _holder(sub, listed)) is not None:
+            if holder != here:
+                lines.append(f"{sub}: a link to a folder inside the folder of another concept, "
+                             f"{quoted(listed[holder])} (its photos are counted as that concept's, not as this one's)")
             continue
         walk = _photos_in(sub)
         if walk.photos or walk.cut:
@@ -180,6 +188,17 @@ def _counted_line(sub: Path, walk: _Walk) -> str:
     more = f" or more ({limit})" if walk.cut else ""
     return (f"{where}: a folder of {counted(walk.photos, 'photo')}{more} inside a concept's folder, not read (move "
             "them up into it)")
+
+
+def _holder(sub: Path, folders: Iterable[str]) -> str | None:
+    """Which of `folders` (where concepts' folders lead) holds the folder `sub` leads to, inside it and through no
+    `_hidden` folder (their count looks there, as it does not in `.cache/`); None where none does."""
+    path = Path(os.path.realpath(sub))
+    for folder in folders:
+        if path != Path(folder) and path.is_relative_to(folder):
+            if not any(_hidden(part) for part in path.relative_to(folder).parts):
+                return folder
+    return None
 
 
 def _holds(sub: Path, folder: Path) -> bool:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
 
 from concept_folders import CONCEPTS, refused_stat
 from edge_rap.errors import EdgeRapError
-from edge_rap.eval.dataset import read_dataset
+from edge_rap.eval.dataset import loose_photos, read_dataset
 from photos import save_photo
 
 
@@ -202,9 +206,10 @@ def test_a_link_to_a_folder_inside_its_own_concepts_folder_is_not_counted_twice(
     assert unread["rocket"] == []
 
 
-def test_the_count_of_a_large_tree_in_a_concepts_folder_stops_at_its_limit_and_says_so(dataset, tmp_path,
-                                                                                      monkeypatch):
-    # `coffee/lib -> /usr/lib`: 73 000 entries walked, 19 s before the evaluation began
+def test_the_count_of_the_folders_in_a_concepts_folder_stops_at_one_limit_for_them_all_said_once(dataset, tmp_path,
+                                                                                               monkeypatch):
+    # `coffee/lib -> /usr/lib`: 73 000 entries walked, 19 s before the evaluation began; and each of several links in
+    # one concept's folder had a limit of its own
     import edge_rap.eval.dataset as walk
 
     monkeypatch.setattr(walk, "WALK_LIMIT", 6)
@@ -212,21 +217,94 @@ def test_the_count_of_a_large_tree_in_a_concepts_folder_stops_at_its_limit_and_s
     for k in range(8):
         save_photo(tree, "coffee", filename=f"{k}.jpg")
     (dataset / "coffee" / "lib").symlink_to(tree)
+    (dataset / "coffee" / "lib64").symlink_to(tree)  # (its concept's count ended before it: not walked)
     empty.mkdir()
     for k in range(7):
         (empty / f"{k}.txt").write_text("no photo")
     (dataset / "rocket" / "notes").symlink_to(empty)
-    save_photo(dataset / "astronaut" / "edited", "astronaut", filename="a.jpg")  # (within it: counted whole)
-    save_photo(dataset / "astronaut" / "edited", "astronaut", filename="b.jpg")
+    for folder, photos in (("edited", 2), ("more", 3), ("most", 2)):  # (7: the last one's second not looked at)
+        for k in range(photos):
+            save_photo(dataset / "astronaut" / folder, "astronaut", filename=f"{k}.jpg")
     unread = {c.name: c.unread for c in read_dataset(dataset)}
-    assert unread["coffee"] == [
-        f"{dataset / 'coffee' / 'lib'} (a link to {tree}): a folder of 6 photos or more (looked through no further "
-        "than its first 6 entries) inside a concept's folder, not read (move them up into it)"]
-    assert unread["rocket"] == [
-        f"{dataset / 'rocket' / 'notes'} (a link to {empty}): a folder inside a concept's folder, looked "
-        "through no further than its first 6 entries, no photo among them"]
-    assert unread["astronaut"] == [f"{dataset / 'astronaut' / 'edited'}: a folder of 2 photos inside a concept's "
-                                   "folder, not read (move them up into it)"]
+    limit = "looked through no further: the folders in a concept's folder are counted to 6 entries in all"
+    assert unread["coffee"] == [f"{dataset / 'coffee' / 'lib'} (a link to {tree}): a folder of 6 photos or more "
+                                f"({limit}) inside a concept's folder, not read (move them up into it)"]
+    assert unread["rocket"] == [f"{dataset / 'rocket' / 'notes'} (a link to {empty}): a folder inside a concept's "
+                                f"folder, no photo among the entries looked at ({limit})"]
+    assert unread["astronaut"] == [
+        f"{dataset / 'astronaut' / 'edited'}: a folder of 2 photos inside a concept's folder, not read (move them up "
+        "into it)",
+        f"{dataset / 'astronaut' / 'more'}: a folder of 3 photos inside a concept's folder, not read (move them up "
+        "into it)",
+        f"{dataset / 'astronaut' / 'most'}: a folder of 1 photo or more ({limit}) inside a concept's folder, not read "
+        "(move them up into it)"]
+
+
+def _read_unblocked(dataset: Path, pipes: list[Path]) -> list:
+    """read_dataset, in a thread of its own: a walk that opened a pipe would wait for a writer for ever, and fails
+    the test instead; each pipe is then opened for writing and closed, so that the thread ends."""
+    done: list = []
+
+    def read() -> None:
+        try:
+            done.append(read_dataset(dataset))
+        except BaseException as e:  # (raised here, in the test's thread)
+            done.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(120)
+    if reader.is_alive():
+        for pipe in pipes:
+            with contextlib.suppress(OSError):  # (ENXIO: no reader waits on this one)
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the walk opened a pipe and waited for its writer")
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
+
+
+def test_a_pipe_in_a_dataset_is_never_opened_nor_a_photo_and_is_said(dataset):
+    # A pipe named as a photo, sorted first, was a concept's reference (the concept left out); one named otherwise,
+    # or in a folder inside a concept's, or a link to one, was passed over unsaid
+    coffee = dataset / "coffee"
+    pipes = [coffee / "0.jpg", coffee / "pipe", coffee / "edited" / "p", dataset / "pipe"]
+    save_photo(coffee / "edited", "coffee", filename="a.jpg")
+    for pipe in pipes:
+        os.mkfifo(pipe)
+    (coffee / "edited" / "lp").symlink_to("../0.jpg")
+    (dataset / "rocket" / "pipe").symlink_to("../coffee/pipe")
+    concepts = {c.name: c for c in _read_unblocked(dataset, pipes)}
+    assert [p.name for p in concepts["coffee"].references] == ["a.png"]
+    assert [p.name for p in concepts["coffee"].queries] == ["b0.jpg", "b1.jpg"]
+    assert concepts["coffee"].unread == [
+        f"{coffee / '0.jpg'}: a pipe, not a photo (not opened)", f"{coffee / 'pipe'}: a pipe, not a photo (not opened)",
+        f"{coffee / 'edited'}: a folder of 1 photo inside a concept's folder, not read (move them up into it)",
+        f"{coffee / 'edited' / 'lp'}: a pipe, not a photo (not opened)",
+        f"{coffee / 'edited' / 'p'}: a pipe, not a photo (not opened)"]
+    assert concepts["rocket"].unread == [f"{dataset / 'rocket' / 'pipe'}: a pipe, not a photo (not opened)"]
+    assert loose_photos(dataset) == [f"{dataset / 'pipe'}: a pipe, not a photo (not opened)"]
+
+
+def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monkeypatch):
+    # /proc's files say they are empty, and reading /proc/kmsg waits for the kernel's next message: a link to /proc in
+    # a concept's folder had it opened, and the evaluation never began
+    import builtins
+
+    for folder in (dataset / "coffee", dataset / "coffee" / "proc"):
+        folder.mkdir(exist_ok=True)
+        (folder / "kmsg").touch()
+    opened, real_open = [], builtins.open
+
+    def spied(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spied)
+    concepts = read_dataset(dataset)
+    monkeypatch.undo()
+    assert [f for f in opened if f.endswith("kmsg")] == []
+    assert next(c for c in concepts if c.name == "coffee").unread == []
 
 
 def test_a_dataset_folder_listed_but_not_searched_is_one_line(dataset, monkeypatch):

@@ -553,6 +553,20 @@ def test_unusable_distractors_are_listed_and_none_usable_is_an_error(dataset, se
     assert err.startswith(f"edge-rap: {distractors}: no distractor image could be remembered (")
 
 
+def test_a_pipe_among_the_distractors_is_said_not_opened(dataset, settings, tmp_path):
+    # one named as a photo was taken for a distractor (refused as it was read), one named otherwise passed over unsaid
+    import os
+
+    distractors = tmp_path / "distractors"
+    save_photo(distractors, "brick")
+    for name in ("a.jpg", "pipe"):
+        os.mkfifo(distractors / name)
+    report = evaluate_retrieval(settings, dataset, distractors)
+    assert report["growth"][-1]["distractors"] == 1
+    assert report["skipped_images"] == [f"{distractors / 'a.jpg'}: a pipe, not a photo (not opened)",
+                                        f"{distractors / 'pipe'}: a pipe, not a photo (not opened)"]
+
+
 def test_a_run_that_fails_after_remembering_leaves_a_new_or_empty_memory_as_it_was(dataset, settings, tmp_path):
     # The dataset is remembered, then no distractor can be: the corrected run must not be refused as a full memory.
     distractors = tmp_path / "distractors"

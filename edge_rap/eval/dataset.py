@@ -15,6 +15,7 @@ from edge_rap.memory.rapdb import RAP_DATABASE, read_rap_database
 from edge_rap.memory.store import name_key, validate_name
 from edge_rap.output import quoted
 from edge_rap.perceive.images import is_photo_file, unread_photo
+from edge_rap.userfiles import special_kind
 from edge_rap.wording import counted
 
 
@@ -55,9 +56,30 @@ def _is_folder(path: Path) -> bool:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
-    kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
-    return [p for p in _entries(folder) if not _is_folder(p) and is_photo_file(p)]
+    """The entries named as photos, folders aside, and pipes, sockets and devices (`not_opened`). One that cannot be
+    read (a dangling link, no permission) is kept: reading it fails and says so under skipped_images, where dropping
+    it here would say nothing."""
+    return [p for p in _entries(folder) if not _is_folder(p) and not _special(p) and is_photo_file(p)]
+
+
+def not_opened(folder: Path) -> list[str]:
+    """The pipes, sockets and devices among the folder's entries, or links to them, a line each: never opened (a
+    pipe waits for a writer, for ever), nor taken for photos (a pipe named `a.jpg`, sorted first, was a concept's
+    reference, and the concept left out)."""
+    return [_not_opened_line(str(p), kind) for p in _entries(folder) if (kind := _special(p))]
+
+
+def _not_opened_line(path: str, kind: str) -> str:
+    return f"{path}: {kind}, not a photo (not opened)"
+
+
+def _special(path: Path | os.DirEntry) -> str | None:
+    """What an entry is where it leads, if a pipe, a socket or a device; None for any other, and for one that
+    cannot be looked at (a dangling link, no permission: reading it says why)."""
+    try:
+        return special_kind(path.stat().st_mode)
+    except OSError:
+        return None
 
 
 def _concept_name(folder: Path) -> str:
@@ -104,8 +126,9 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
 def loose_photos(folder: Path) -> list[str]:
     """The photos beside the concepts' folders, in none: a concept's photo copied to where its folder was meant to
     be (`cp cat.jpg dataset/cat`) left that concept out unsaid. Said in skipped_images; other files (a README,
-    RAP's database.json, CREDITS.txt) are a dataset's own."""
-    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in image_files(folder)]
+    RAP's database.json, CREDITS.txt) are a dataset's own; a pipe, socket or device there too (`not_opened`)."""
+    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in image_files(folder)] + \
+        not_opened(folder)
 
 
 def _is_rap_database(folder: Path) -> bool:
@@ -132,14 +155,15 @@ def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
     try:
         files = image_files(sub)
         unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
-                  if (kind := unread_photo(p))]
+                  if (kind := unread_photo(p))] + not_opened(sub)
     except EdgeRapError as e:
         return ConceptFolder(_concept_name(sub), [], [], [str(e)]), False
     return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread), True
 
 
-#: The entries the count of a folder inside a concept's folder looks at, at most: a link to a large tree of
-#: something else (`lib -> /usr/lib`, 73 000 entries) was walked whole, 19 s before the evaluation began.
+#: The entries the count of the folders inside a concept's folder looks at, at most, all of them together: a link
+#: to a large tree of something else (`lib -> /usr/lib`, 73 000 entries) was walked whole, 19 s before the
+#: evaluation began, and each of several links had as many.
 WALK_LIMIT = 10_000
 
 
@@ -153,8 +177,9 @@ def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str
     whose inner folders are counted), whose count says its photos: they were counted under both. One that cannot be
     looked at is none of them, nor a link to `folder` itself, to a folder above it (`loop -> .`: its photos are
     read, and were said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read,
-    or the whole disk walked) or to a folder inside it (`alias -> edited`: counted twice)."""
-    lines, here = [], os.path.realpath(folder)
+    or the whole disk walked) or to a folder inside it (`alias -> edited`: counted twice). The folders are looked
+    through to WALK_LIMIT entries in all: the one where they end says so, those after it are not walked."""
+    lines, here, left, cut = [], os.path.realpath(folder), WALK_LIMIT, False
     for sub in _entries(folder):
         try:
             if not _is_folder(sub) or _holds(sub, folder):
@@ -170,9 +195,13 @@ def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str
                 lines.append(f"{sub}: a link to a folder inside the folder of another concept, "
                              f"{quoted(listed[holder])} (its photos are counted as that concept's, not as this one's)")
             continue
-        walk = _photos_in(sub)
+        if cut:  # (said once, in the line of the folder where the count ended)
+            continue
+        walk = _photos_in(sub, left)
+        left, cut = left - walk.seen, walk.cut
         if walk.photos or walk.cut:
             lines.append(_counted_line(sub, walk))
+        lines += [_not_opened_line(path, kind) for path, kind in sorted(walk.special)]
         lines += [f"{path}: a folder inside a concept's folder that cannot be listed ({reason}): any photos in it "
                   "not read" for path, reason in walk.unlisted]
     return lines
@@ -181,10 +210,10 @@ def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str
 def _counted_line(sub: Path, walk: _Walk) -> str:
     """The line of a folder with photos, or of one whose count was cut short (with where it leads, if a link: a
     mistaken link is the likely reason for a tree that large)."""
-    limit = f"looked through no further than its first {WALK_LIMIT} entries"
+    limit = f"looked through no further: the folders in a concept's folder are counted to {WALK_LIMIT} entries in all"
     where = f"{sub} (a link to {os.path.realpath(sub)})" if walk.cut and sub.is_symlink() else str(sub)
     if not walk.photos:
-        return f"{where}: a folder inside a concept's folder, {limit}, no photo among them"
+        return f"{where}: a folder inside a concept's folder, no photo among the entries looked at ({limit})"
     more = f" or more ({limit})" if walk.cut else ""
     return (f"{where}: a folder of {counted(walk.photos, 'photo')}{more} inside a concept's folder, not read (move "
             "them up into it)")
@@ -212,15 +241,18 @@ class _Walk:
 
     photos: int = 0
     unlisted: list[tuple[str, str]] = field(default_factory=list)  # each folder that could not be listed, and why
-    cut: bool = False  # WALK_LIMIT entries looked at, the others not
+    special: list[tuple[str, str]] = field(default_factory=list)  # each pipe, socket or device, and which
+    seen: int = 0  # the entries looked at
+    cut: bool = False  # as many entries looked at as it was given, the others not
 
 
-def _photos_in(folder: Path) -> _Walk:
-    """The photos in `folder` and every folder inside it, the first WALK_LIMIT entries at most (the `_hidden`
-    aside; a link to a folder not followed: one back up would loop; an entry that cannot be looked at is none),
-    and the folders that could not be listed. Walked one folder after another, not by os.walk: Python 3.11's
-    recursed a call a folder, and a tree a thousand deep was a RecursionError's traceback."""
-    walk, seen, left = _Walk(), 0, [str(folder)]
+def _photos_in(folder: Path, limit: int) -> _Walk:
+    """The photos in `folder` and every folder inside it, the first `limit` entries at most (the `_hidden`
+    aside; a link to a folder not followed: one back up would loop; an entry that cannot be looked at is none; a
+    pipe, socket or device never opened), and the folders that could not be listed. Walked one folder after
+    another, not by os.walk: Python 3.11's recursed a call a folder, and a tree a thousand deep was a
+    RecursionError's traceback."""
+    walk, left = _Walk(), [str(folder)]
     while left and not walk.cut:
         path = left.pop()
         try:
@@ -228,14 +260,17 @@ def _photos_in(folder: Path) -> _Walk:
                 for entry in entries:
                     if _hidden(entry.name):
                         continue
-                    if seen == WALK_LIMIT:
+                    if walk.seen == limit:
                         walk.cut = True
                         break
-                    seen += 1
-                    if not _entry_is_folder(entry):
+                    walk.seen += 1
+                    if _entry_is_folder(entry):
+                        if not entry.is_symlink():
+                            left.append(entry.path)
+                    elif kind := _special(entry):
+                        walk.special.append((entry.path, kind))
+                    else:
                         walk.photos += _is_photo(Path(entry.path))
-                    elif not entry.is_symlink():
-                        left.append(entry.path)
         except OSError as e:
             walk.unlisted.append((path, e.strerror or type(e).__name__))
     return walk

@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
-from edge_rap.eval.dataset import ConceptFolder, image_files, loose_photos, read_dataset
+from edge_rap.eval.dataset import ConceptFolder, image_files, loose_photos, not_opened, read_dataset
 from edge_rap.folders import reachable
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
@@ -443,7 +443,7 @@ def _growth(mem, retriever, truths: list[str], vectors, distractors: Path, files
                       "recall@5": _rounded(top5)})
     if len(refused) == len(files):
         raise EdgeRapError(f"{distractors}: no distractor image could be remembered ({refused[-1]})")
-    skipped += [f"{e} (a distractor: not added)" for e in refused]
+    skipped += not_opened(distractors) + [f"{e} (a distractor: not added)" for e in refused]
     return curve
 
 

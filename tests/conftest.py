@@ -67,6 +67,14 @@ def settings(tmp_path, model_cache, monkeypatch) -> Settings:
 
 
 @pytest.fixture
+def dataset(tmp_path) -> Path:
+    """`eval`'s dataset: a folder per concept (tests/concept_folders.py)."""
+    from concept_folders import concept_folders
+
+    return concept_folders(tmp_path / "dataset")
+
+
+@pytest.fixture
 def run(settings, capsys):
     """edge-rap ARGS --memory <tmp>: (exit status, stdout, stderr); a traceback fails the test."""
     from edge_rap import cli

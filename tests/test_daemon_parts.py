@@ -3012,14 +3012,25 @@ def test_a_week_date_reads_the_same_on_every_python():
 
 
 @pytest.mark.parametrize("text", ["2026-12-05T10:30,5", "2026-12-05T10.5", "2026-12-05T10:00Z+01:00",
-                                  "2026-12-05T10:0", "2026-12-05T100", "2026-12-05T24:00", "2026-12-05T10:00:60",
+                                  "2026-12-05T10:0", "2026-12-05T100", "2026-12-05T25:00", "2026-12-05T10:00:60",
                                   "2026-12-05T10:00+24:00", "2026-12-05T10:00+01:60", "202612", "2026-1205",
-                                  "2026-W54", "2026-12-05T10:00:00.", "10:00", "\uff12\uff10\uff12\uff16-12-05"])
+                                  "2026-W54", "2026-12-05T10:00:00.", "10:00", "\uff12\uff10\uff12\uff16-12-05",
+                                  "2026-12-05T24:00:01", "2026-12-05T24:01", "2026-12-05T24:00:00.0000001",
+                                  "9999-12-31T24:00"])
 def test_a_date_time_refused_is_refused_on_every_python(text):
     # a fraction of an hour or a minute was read on 3.11 as one of a second (`10:30,5` as 10:30:00.5); a time
-    # after a `Z` read on 3.10 as the offset after it; digits other than ASCII's (fullwidth) refused as 3.11 did
+    # after a `Z` read on 3.10 as the offset after it; digits other than ASCII's (fullwidth) refused as 3.11 did;
+    # 24:00 is the end of a day, no later (the last day's has no next day)
     with pytest.raises(EdgeRapError, match="use 30s, 10m, 2h, 1d, 1w or an ISO date-time"):
         parse_since(text)
+
+
+@pytest.mark.parametrize("text,day", [("2026-12-05T24:00Z", 6), ("2026-12-05T24:00:00Z", 6),
+                                      ("2026-12-05T24:00:00.000Z", 6), ("20261205T2400Z", 6), ("2026-12-05T24Z", 6),
+                                      ("2026-W49-6T24:00Z", 6), ("2026-12-31T24:00Z", 32)])
+def test_24_00_is_the_end_of_a_day_the_next_days_midnight(text, day):
+    # ISO 8601's end of a day, as a schedule's end is written (`--until 2026-12-05T24:00`): refused on every Python
+    assert parse_since(text) == datetime(2026, 12, 1, tzinfo=timezone.utc).timestamp() + (day - 1) * 86400
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's fromisoformat reads fewer forms")

@@ -34,7 +34,8 @@ from bench_retrieval import machine
 def separation(settings, embedder, dataset: Path, unrelated: list[Path]) -> dict:
     """Positive scores of the dataset's queries and the best score of each unrelated photo, in one memory."""
     from edge_rap.app import open_memory
-    from edge_rap.eval.evaluate import read_dataset, remember_references
+    from edge_rap.eval.dataset import read_dataset
+    from edge_rap.eval.evaluate import remember_references
     from edge_rap.perceive.images import read_image_file
     from edge_rap.retrieve import RetrievalPolicy, Retriever
 
@@ -64,7 +65,8 @@ def separation(settings, embedder, dataset: Path, unrelated: list[Path]) -> dict
 def main() -> None:
     from edge_rap.config import load_settings
     from edge_rap.errors import EdgeRapError
-    from edge_rap.eval.evaluate import evaluate_retrieval, image_files
+    from edge_rap.eval.dataset import image_files
+    from edge_rap.eval.evaluate import evaluate_retrieval
     from edge_rap.export.efficientnet import VARIANTS, export_efficientnet_lite
     from edge_rap.export.ready import install_ready_embedder
     from edge_rap.models.cache import DEFAULT_EXPORT_VERSION, Manifest, ModelCache

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rap.daemon.scenario import Scenario, household_scenario, write_video
-from edge_rap.eval.evaluate import image_files
+from edge_rap.eval.dataset import image_files
 
 ANNOUNCE_S, LEAVE_S = 1.5, 3.0  # issue 11's targets
 

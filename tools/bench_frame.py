@@ -55,7 +55,8 @@ def time_composites(settings, embedder, dataset: Path, repeat: int, change: dict
     pass over all frames divided by their number (median of `repeat` passes), and that time over the query
     embedding's (the whole frame and its grid, as retrieval alone embeds it)."""
     from edge_rap.app import open_memory, retrieval_policy
-    from edge_rap.eval.evaluate import localize_frames, read_dataset, remember_references
+    from edge_rap.eval.dataset import read_dataset
+    from edge_rap.eval.evaluate import localize_frames, remember_references
     from edge_rap.retrieve import Retriever
     from edge_rap.types import Image
 

@@ -48,7 +48,8 @@ def variant(fp32_folder: Path, work: Path, scheme) -> Path:
 
 def main() -> None:
     from edge_rap.config import load_settings
-    from edge_rap.eval.evaluate import evaluate_retrieval, image_files
+    from edge_rap.eval.dataset import image_files
+    from edge_rap.eval.evaluate import evaluate_retrieval
     from edge_rap.export.efficientnet import SCHEME, STEM
     from edge_rap.export.quantize import Scheme, saturating_weights
     from edge_rap.perceive.images import read_image_file

@@ -22,7 +22,7 @@ import numpy as np
 def prepare(folder: Path, photos: Path | None) -> None:
     from edge_rap.export.calibrate import sample_photo_bank
     from edge_rap.config import load_settings
-    from edge_rap.eval.evaluate import image_files
+    from edge_rap.eval.dataset import image_files
     from edge_rap.perceive.images import read_image_file
     from edge_rap.models.cache import ModelCache
     from edge_rap.perceive.embed import preprocess

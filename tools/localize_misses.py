@@ -23,7 +23,8 @@ def main() -> None:
     from edge_rap.app import open_embedder, open_memory, retrieval_policy
     from edge_rap.config import load_settings
     from edge_rap.eval.composites import Layout
-    from edge_rap.eval.evaluate import localize_frames, read_dataset, remember_references
+    from edge_rap.eval.dataset import read_dataset
+    from edge_rap.eval.evaluate import localize_frames, remember_references
     from edge_rap.perceive.boxes import iou
     from edge_rap.retrieve import Retriever, locate
     from edge_rap.types import Image

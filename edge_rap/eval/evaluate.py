@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -16,14 +15,14 @@ import numpy as np
 
 from edge_rap.config import Settings
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.eval.dataset import ConceptFolder, image_files, loose_photos, not_opened, read_dataset
 from edge_rap.folders import reachable
 from edge_rap.memory.files import DATABASE
 from edge_rap.memory.holders import holder
 from edge_rap.memory.memory import distinct_views
-from edge_rap.memory.rapdb import RAP_DATABASE, read_rap_database
 from edge_rap.memory.store import Store, name_key, validate_name
 from edge_rap.output import quoted
-from edge_rap.perceive.images import is_photo_file, read_image_file, unread_photo
+from edge_rap.perceive.images import read_image_file
 from edge_rap.perceive.embed import ImageEmbedder
 from edge_rap.scratch import process_folder
 from edge_rap.types import Hit, Image
@@ -33,245 +32,6 @@ if TYPE_CHECKING:
     from edge_rap.eval.composites import Composite, Layout
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ConceptFolder:
-    name: str
-    references: list[Path]  # the photos remembered (the first in sorted order, or the first N)
-    queries: list[Path]
-    unread: list[str] = field(default_factory=list)  # photos not read here (JPEG XL, RAW), each with what it is
-
-
-#: Folders that systems add beside a dataset's: a zip made on a Mac (`__MACOSX/`, its `._` sidecars), a Synology
-#: share's thumbnails, a Windows drive's, an ext4 drive's `lost+found`. None is a concept.
-_SYSTEM_FOLDERS = {"__MACOSX", "@eaDir", "System Volume Information", "$RECYCLE.BIN", "lost+found"}
-
-
-def _hidden(name: str) -> bool:
-    """An entry a listing leaves out: a hidden one (`.DS_Store`, the `._photo.jpg` sidecars macOS leaves on other
-    disks, `.thumbnails/`), one of which sorted first would become a concept's reference; or one of _SYSTEM_FOLDERS."""
-    return name.startswith(".") or name in _SYSTEM_FOLDERS
-
-
-def _entries(folder: Path) -> list[Path]:
-    """The folder's entries, the `_hidden` aside."""
-    try:
-        return sorted(p for p in folder.iterdir() if not _hidden(p.name))
-    except OSError as e:
-        raise EdgeRapError(f"{folder}: cannot list ({e.strerror})") from None
-
-
-def _is_folder(path: Path) -> bool:
-    """`Path.is_dir`, or one line where the entry cannot be looked at: in a folder this account may list but not
-    search (mode r without x) Python raises PermissionError, not False, and a traceback ended the evaluation."""
-    try:
-        return path.is_dir()
-    except OSError as e:
-        raise EdgeRapError(f"{path}: cannot look at it ({e.strerror})") from None
-
-
-def image_files(folder: Path) -> list[Path]:
-    """The entries named as photos, folders aside. One that cannot be read (a dangling link, no permission) is
-    kept: reading it fails and says so under skipped_images, where dropping it here would say nothing."""
-    return [p for p in _entries(folder) if not _is_folder(p) and is_photo_file(p)]
-
-
-def _concept_name(folder: Path) -> str:
-    """The name the memory stores for this folder (so that answers compare with it), or the folder's own name
-    when it is not a valid concept name: remembering it then fails and says why."""
-    try:
-        return validate_name(folder.name)
-    except EdgeRapError:
-        return folder.name
-
-
-def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
-    """One subfolder per concept: its first `references` images (sorted) are remembered, the others are queries.
-    A subfolder without one is kept, with none, so that leaving it out is said (`remember_references`). A folder
-    given one level too high is refused, naming the folders to give: one whose subfolders hold no photo, or where
-    as many of them or more hold folders of photos as hold photos (`../data` beside a folder of group photos: that
-    one was evaluated as the only concept, the datasets beside it said as concepts without a photo). A RAP database
-    (import-rap's) is refused too, naming the command that reads it."""
-    if not reachable(folder, Path.is_dir):  # (one behind a folder this account may not search: one line)
-        raise EdgeRapError(f"{folder}: not a folder")
-    entries = _entries(folder)  # (first: one that cannot be listed is said so, not as its database.json unreachable)
-    if _is_rap_database(folder):  # evaluated, its photos' folder was one concept named `database`
-        raise EdgeRapError(f"{folder}: a RAP database, not a folder per concept (`edge-rap import-rap "
-                           f"{folder / RAP_DATABASE}` remembers it)")
-    subs = [sub for sub in entries if _is_folder(sub)]
-    read = [_concept_folder(sub, references) for sub in subs]
-    # where the concepts whose photos are read lead (a link to one, in another; one with none, or that cannot be
-    # listed, was said as one whose photos are read as that concept's)
-    leading = {os.path.realpath(sub): c.name for sub, (c, _) in zip(subs, read) if c.references}
-    concepts = [replace(c, unread=c.unread + _inner_folders(sub, leading)) if listed else c
-                for sub, (c, listed) in zip(subs, read)]
-    with_photos = sum(1 for c in concepts if c.references)
-    holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
-    if not with_photos:
-        raise EdgeRapError(f"{folder}: no concept subfolders with images{_one_level_down(holders)}")
-    if len(holders) >= with_photos:  # (a tie too: `../data` beside one dataset evaluated the group photos alone)
-        raise EdgeRapError(f"{folder}: one level too high? {len(holders)} of its {counted(len(subs), 'folder')} "
-                           f"{'holds' if len(holders) == 1 else 'hold'} folders of photos, not photos"
-                           f"{_one_level_down(holders)}")
-    return concepts
-
-
-def loose_photos(folder: Path) -> list[str]:
-    """The photos beside the concepts' folders, in none: a concept's photo copied to where its folder was meant to
-    be (`cp cat.jpg dataset/cat`) left that concept out unsaid. Said in skipped_images; other files (a README,
-    RAP's database.json, CREDITS.txt) are a dataset's own."""
-    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in image_files(folder)]
-
-
-def _is_rap_database(folder: Path) -> bool:
-    """Whether the folder is a RAP database: its database.json is RAP's and names a photo in a folder not named for
-    its concept, in any case or spacing (RAP's `database/`, read as one concept, `database`, even with a single
-    concept in it; not <Grace Hopper>'s grace_hopper/). The rule tools/companion.py keeps too. A database.json of
-    anything else, or one naming each concept's photos in that concept's folder, beside them, leaves a folder per
-    concept evaluated: refused by the file's name alone, it was pointed to import-rap, which said it was no RAP
-    database."""
-    if not reachable(folder / RAP_DATABASE, Path.is_file):  # (a folder listed, not searched: one line)
-        return False
-    try:
-        entries = read_rap_database(folder / RAP_DATABASE)
-    except EdgeRapError:
-        return False
-    return any(name_key(image.parent.name) != name_key(entry.name) for entry in entries for image in entry.images)
-
-
-def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
-    """A concept's folder: its photos, and those not read here, and whether it could be listed (the folders in it
-    are looked through once every concept's photos are known: `_inner_folders`). One that cannot be listed
-    (another account's, on a shared drive) has none and says why: one such folder must not end the whole
-    evaluation."""
-    try:
-        files = image_files(sub)
-        unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
-                  if (kind := unread_photo(p))]
-    except EdgeRapError as e:
-        return ConceptFolder(_concept_name(sub), [], [], [str(e)]), False
-    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread), True
-
-
-#: The entries the count of a folder inside a concept's folder looks at, at most: a link to a large tree of
-#: something else (`lib -> /usr/lib`, 73 000 entries) was walked whole, 19 s before the evaluation began.
-WALK_LIMIT = 10_000
-
-
-def _inner_folders(folder: Path, concepts: dict[str, str]) -> list[str]:
-    """What the folders in `folder` leave out, a line each: those that hold photos, at any depth (an `edited/` a
-    phone's export made, `2023/summer/`), with how many (their photos were left out unsaid, those two or more
-    folders down even once the first were said; counted, not read), and those that cannot be listed (mode 000 or
-    111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` (those whose photos are
-    read: where their folders lead -> their names) is said as one: its photos are read, as that concept's (they
-    were said as this one's, not read). One that cannot be looked at is
-    none of them, nor a link to `folder` itself or to a folder above it (`loop -> .`: its photos are read, and were
-    said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read, or the whole
-    disk walked)."""
-    lines = []
-    for sub in _entries(folder):
-        try:
-            if not _is_folder(sub) or _holds(sub, folder):
-                continue
-        except (EdgeRapError, OSError):
-            continue
-        if (other := concepts.get(os.path.realpath(sub))) is not None:
-            lines.append(f"{sub}: a link to the folder of another concept, {quoted(other)} (its photos are read "
-                         "as that concept's, not as this one's)")
-            continue
-        walk = _photos_in(sub)
-        if walk.photos or walk.cut:
-            lines.append(_counted_line(sub, walk))
-        lines += [f"{path}: a folder inside a concept's folder that cannot be listed ({reason}): any photos in it "
-                  "not read" for path, reason in walk.unlisted]
-    return lines
-
-
-def _counted_line(sub: Path, walk: _Walk) -> str:
-    """The line of a folder with photos, or of one whose count was cut short (with where it leads, if a link: a
-    mistaken link is the likely reason for a tree that large)."""
-    limit = f"looked through no further than its first {WALK_LIMIT} entries"
-    where = f"{sub} (a link to {os.path.realpath(sub)})" if walk.cut and sub.is_symlink() else str(sub)
-    if not walk.photos:
-        return f"{where}: a folder inside a concept's folder, {limit}, no photo among them"
-    more = f" or more ({limit})" if walk.cut else ""
-    return (f"{where}: a folder of {counted(walk.photos, 'photo')}{more} inside a concept's folder, not read (move "
-            "them up into it)")
-
-
-def _holds(sub: Path, folder: Path) -> bool:
-    """Whether the folder `sub` (a link) is `folder` or a folder above it, its links followed."""
-    return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(sub))
-
-
-@dataclass
-class _Walk:
-    """What `_photos_in` found in a folder."""
-
-    photos: int = 0
-    unlisted: list[tuple[str, str]] = field(default_factory=list)  # each folder that could not be listed, and why
-    cut: bool = False  # WALK_LIMIT entries looked at, the others not
-
-
-def _photos_in(folder: Path) -> _Walk:
-    """The photos in `folder` and every folder inside it, the first WALK_LIMIT entries at most (the `_hidden`
-    aside; a link to a folder not followed: one back up would loop; an entry that cannot be looked at is none),
-    and the folders that could not be listed. Walked one folder after another, not by os.walk: Python 3.11's
-    recursed a call a folder, and a tree a thousand deep was a RecursionError's traceback."""
-    walk, seen, left = _Walk(), 0, [str(folder)]
-    while left and not walk.cut:
-        path = left.pop()
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    if _hidden(entry.name):
-                        continue
-                    if seen == WALK_LIMIT:
-                        walk.cut = True
-                        break
-                    seen += 1
-                    if not _entry_is_folder(entry):
-                        walk.photos += _is_photo(Path(entry.path))
-                    elif not entry.is_symlink():
-                        left.append(entry.path)
-        except OSError as e:
-            walk.unlisted.append((path, e.strerror or type(e).__name__))
-    return walk
-
-
-def _entry_is_folder(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:  # (as os.walk takes it: an entry that cannot be looked at is no folder)
-        return False
-
-
-def _is_photo(path: Path) -> bool:
-    try:
-        return is_photo_file(path)
-    except OSError:  # (one without a photo's suffix, in a folder listed but not searched)
-        return False
-
-
-def _holds_concepts(folder: Path) -> bool:
-    """Whether a folder holds concepts' folders (two with a photo: one is a concept's photos kept in a folder of
-    their own, `dog/images/`, which is no dataset to give); False where any cannot be listed."""
-    try:
-        return sum(1 for d in _entries(folder) if _is_folder(d) and image_files(d)) >= 2
-    except EdgeRapError:
-        return False
-
-
-def _one_level_down(holders: list[Path]) -> str:
-    """Where a dataset given one folder too high (an unzipped archive's own folder; `train/` and `test/`) may be:
-    its subfolders that hold concept folders (`holders`), named for the error."""
-    if not holders:
-        return ""
-    if len(holders) == 1:
-        return f" ({quoted(holders[0].name)} holds a folder per concept: give it as --dataset)"
-    names = ", ".join(quoted(h.name) for h in holders[:-1]) + f" and {quoted(holders[-1].name)}"
-    return f" ({names} hold a folder per concept each: give one as --dataset)"
 
 
 def _growth_steps(total: int) -> list[int]:
@@ -683,7 +443,7 @@ def _growth(mem, retriever, truths: list[str], vectors, distractors: Path, files
                       "recall@5": _rounded(top5)})
     if len(refused) == len(files):
         raise EdgeRapError(f"{distractors}: no distractor image could be remembered ({refused[-1]})")
-    skipped += [f"{e} (a distractor: not added)" for e in refused]
+    skipped += not_opened(distractors) + [f"{e} (a distractor: not added)" for e in refused]
     return curve
 
 

@@ -203,12 +203,14 @@ def is_photo_file(path: Path) -> bool:
     """Whether a folder's entry is taken for a photo: not hidden (the `._photo.jpg` sidecars macOS leaves on other
     disks are no photos, whatever their suffix), and a photo's suffix (whether or not it can be read, which is
     said when it is read), or a regular file whose header is a photo's (a video's thumbnail aside): left out, it
-    would be dropped unsaid."""
+    would be dropped unsaid. Only a regular file that is not empty is opened to look: /proc's files say they are
+    empty, and a link to /proc in a folder had /proc/kmsg read, which waits for the kernel's next message."""
     if path.name.startswith("."):
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return path.suffix.lower() not in _VIDEO_THUMBNAILS and path.is_file() and _is_picture(path)
+    return (path.suffix.lower() not in _VIDEO_THUMBNAILS and path.is_file() and path.stat().st_size > 0
+            and _is_picture(path))
 
 
 def _is_picture(path: Path) -> bool:

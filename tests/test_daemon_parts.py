@@ -278,6 +278,10 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     ("rtsp://cam/live", "rtsp://admin:secret@cam:554/live", "stream"),
     ("https://[FE80::1]/", "https://[fe80::1]:443", "stream"),
     ("http://cam/s?a=1&b=2", "http://admin:secret@cam/s?b=2&a=1", "stream"),
+    ("http://cam/s?1&2", "http://cam/s?2&1", "stream"),
+    ("rtsp://cam/live?a=1", "rtsp://admin:secret@cam/live?a=1&", "stream"),
+    ("rtsp://cam/live", "rtsp://cam/live?", "stream"),
+    ("http://cam/s?a=1&b=2", "http://cam/s?&a=1&&b=2", "stream"),
     ("{tmp}", "{tmp}/.", "folder"),
     ("{tmp}", "{tmp}/link", "folder"),
 ])
@@ -290,6 +294,17 @@ def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_p
         parse_sources([f"door={first}", f"porch={second}"])
     also = f" (written '{second.replace('secret', '***')}' too)" if first != second else ""
     assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
+
+
+def test_a_url_with_an_empty_query_field_is_refused_as_the_stream_it_names(settings, run):
+    # Before: a trailing `&` (or `&&`) was another query, two cameras reading one stream: its every event said twice,
+    # under two names
+    settings.memory.mkdir()
+    stream = "rtsp://admin:pw1234@127.0.0.1:9/live?ch=1"  # (refused at once where it is read: a run that ends)
+    rc, out, err = run("run", "--source", f"door={stream}", "--source", f"porch={stream}&", "--duration", "1")
+    assert (rc, out) == (2, "") and err == (
+        "edge-rap: cameras 'door' and 'porch' both read 'rtsp://admin:***@127.0.0.1:9/live?ch=1' (written "
+        "'rtsp://admin:***@127.0.0.1:9/live?ch=1&' too): one stream is one camera\n")
 
 
 def test_a_url_pythons_parser_refuses_is_no_traceback_and_no_stream_another_is(settings, run):

@@ -220,7 +220,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1
 def _stream_identity(url: str) -> tuple:
     """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
     path without a trailing slash, and its query's fields in any order (`?channel=2` is another stream, `?a=1&b=2` the
-    one `?b=2&a=1` names: a server reads them by name; one name's values kept in their order); its account aside.
+    one `?b=2&a=1` names: a server reads them by name; one name's values kept in their order), empty ones aside (a
+    trailing `&` or `?`, `&&`: no field, another name for the stream); its account aside.
     One Python's parser refuses (`http://[::1/x`, a port out of range or no number) is its host and port and the
     rest as written: its backend says it cannot open it (it was a traceback; its port's last digits alone made
     `http://fe80::1:1/` and `http://fe80::2:1/` one stream)."""
@@ -228,7 +229,7 @@ def _stream_identity(url: str) -> tuple:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         return ("url", scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme), parts.path.rstrip("/"),
-                tuple(sorted(parts.query.split("&"), key=lambda field: field.partition("=")[0])))
+                tuple(sorted(filter(None, parts.query.split("&")), key=lambda field: field.partition("=")[0])))
     except ValueError:
         scheme, _, host, tail = _url_parts(url)
         return ("url", scheme.lower(), host.lower(), tail)

@@ -1365,6 +1365,46 @@ def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the
         "writer's come"] * (failures - 1)
 
 
+def test_a_fifo_made_anew_while_owed_bytes_keep_failing_to_read_is_read(tmp_path, monkeypatch):
+    # Before: while the last writer's bytes its relay could not let go failed to read again and again, the wait for
+    # the next writer went on on the old FIFO: one made anew at its path was never looked at, its writers meeting no
+    # reader. Its path is looked at as it is where no bytes are owed
+    camera, stop = fifo_camera(tmp_path)
+    pipe = tmp_path / "pipe"
+    held = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    old_writer = os.open(pipe, os.O_WRONLY)
+    os.write(old_writer, b"junk" * 250)  # (the bytes owed, first in the old FIFO, never read)
+    os.close(old_writer)
+    tries = []
+    monkeypatch.setattr(fifo_relay, "let_go", lambda fd, count: tries.append(fd) or count)  # (every read failing)
+    camera._owed, waited = 1000, []
+    waiting = threading.Thread(target=lambda: waited.append(camera._await_writer(str(pipe), held)))
+    waiting.start()
+    try:
+        wait_until(lambda: len(tries) >= 2, "a read of the owed bytes failing again", 20)
+        pipe.unlink()
+        os.mkfifo(pipe)
+        writer = []
+
+        def opened() -> bool:
+            with contextlib.suppress(OSError):  # (ENXIO: no reader of the new FIFO yet)
+                writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            return bool(writer)
+
+        wait_until(opened, "a reader of the new FIFO", 20)
+        os.write(writer[0], b"clip")
+        os.close(writer[0])
+        waiting.join(20)
+        assert waited and os.path.samestat(os.fstat(waited[0]), os.stat(pipe)) and camera._owed == 0
+        assert os.read(waited[0], 10) == b"clip"
+    finally:
+        stop.set()
+        waiting.join(10)
+        for fd in waited:
+            os.close(fd)
+        os.close(held)
+
+
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
     # Before: the stop coming as the junk's open failed (a writer killed, then SIGTERM) raised the junk's refusal as
     # the source's error: "cannot open as a video" in the summary's source_errors, exit 2, for a FIFO that showed its

@@ -622,9 +622,10 @@ class Camera:
                 while not self.stop.is_set():
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
-                        if self._let_owed_go(fd, held):
-                            continue
-                        return fd
+                        if not self._let_owed_go(fd, held):
+                            return fd
+                        if not replaced(path, fd):  # (a read of the owed bytes failing again: the path looked at
+                            continue  # all the same, else a FIFO made anew meanwhile was never read)
                     if events or replaced(path, fd):  # a writer came and went without a byte: wait for the next;
                         self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
                         break  # the path names now; either way, the next bytes are another writer's

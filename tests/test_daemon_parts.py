@@ -4171,6 +4171,38 @@ def test_a_fifo_removed_while_no_writer_is_on_it_is_said_once_as_the_sources_end
                                        "it; the source ends"]
 
 
+@pytest.mark.parametrize("junk", [False, True])
+def test_a_fifo_removed_before_any_frame_after_a_refusal_is_said_so_as_the_sources_error(tmp_path, monkeypatch,
+                                                                                         caplog, junk):
+    # Before: a first writer refused (cut for a stall while another source waited to open), then the FIFO removed as
+    # its bytes were let go (or a next writer's junk refused, then the FIFO removed with no writer on it), ended the
+    # source as "no frame could be read (not a video or image OpenCV decodes)": the removal, said nowhere
+    monkeypatch.setattr(fifo_relay, "crowded", lambda: True)  # (another source's open under way)
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    pipe = tmp_path / "pipe"
+    with started(camera, stop):
+        with open(pipe, "wb", buffering=0) as stalled:
+            stalled.write(os.urandom(1000))
+            wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the stall")
+            if not junk:
+                pipe.unlink()
+                wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        if junk:
+            write_into(pipe, os.urandom(300_000))
+            wait_until(lambda: "cannot open as a video" in caplog.text or camera.finished.is_set(), "the refusal")
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+    removed = ("the FIFO was removed while no writer was on it" if junk
+               else "the FIFO was removed as its writer's refused bytes were let go")
+    assert camera.error == f"source '{pipe}': {removed}" and camera.frames_read == 0
+    assert said_by(camera, caplog) == [
+        f"camera pipe: source '{pipe}': the FIFO's writer sent no byte for 0.3 s before its video opened, while another"
+        " source waited to open; waiting for the FIFO's next writer",
+        *[f"camera pipe: source '{pipe}': cannot open as a video; waiting for the FIFO's next writer"] * junk,
+        f"camera pipe: source '{pipe}': {removed}"]
+
+
 def test_a_fifo_removed_as_a_refused_writers_bytes_are_let_go_is_said_once_after_its_refusal(tmp_path, caplog):
     # Before: the refusal was said ("waiting for the FIFO's next writer"), then the source ended without a word
     camera, stop = fifo_camera(tmp_path)

@@ -697,6 +697,8 @@ class Camera:
                         break
                     self._refused(e, path, waited)
         except FifoRemoved as e:  # (its end, said: no next writer waited for; without a frame read, the source's error)
+            if not self.frames_read and not self._writer_hung:  # (after its writers' refusals: it was said as "no
+                raise  # frame could be read")
             if self.frames_read:
                 log.warning("camera %s: %s; the source ends", self.spec.name, e)
             announced, fps = 0, 15.0

@@ -278,6 +278,10 @@ def test_one_fifo_file_or_device_given_twice_is_refused_however_it_is_spelled(tm
     ("rtsp://cam/live", "rtsp://admin:secret@cam:554/live", "stream"),
     ("https://[FE80::1]/", "https://[fe80::1]:443", "stream"),
     ("http://cam/s?a=1&b=2", "http://admin:secret@cam/s?b=2&a=1", "stream"),
+    ("http://cam/s?1&2", "http://cam/s?2&1", "stream"),
+    ("rtsp://cam/live?a=1", "rtsp://admin:secret@cam/live?a=1&", "stream"),
+    ("rtsp://cam/live", "rtsp://cam/live?", "stream"),
+    ("http://cam/s?a=1&b=2", "http://cam/s?&a=1&&b=2", "stream"),
     ("{tmp}", "{tmp}/.", "folder"),
     ("{tmp}", "{tmp}/link", "folder"),
 ])
@@ -290,6 +294,17 @@ def test_one_stream_or_folder_given_twice_is_refused_however_it_is_spelled(tmp_p
         parse_sources([f"door={first}", f"porch={second}"])
     also = f" (written '{second.replace('secret', '***')}' too)" if first != second else ""
     assert str(refused.value) == f"cameras 'door' and 'porch' both read '{first}'{also}: one {one} is one camera"
+
+
+def test_a_url_with_an_empty_query_field_is_refused_as_the_stream_it_names(settings, run):
+    # Before: a trailing `&` (or `&&`) was another query, two cameras reading one stream: its every event said twice,
+    # under two names
+    settings.memory.mkdir()
+    stream = "rtsp://admin:pw1234@127.0.0.1:9/live?ch=1"  # (refused at once where it is read: a run that ends)
+    rc, out, err = run("run", "--source", f"door={stream}", "--source", f"porch={stream}&", "--duration", "1")
+    assert (rc, out) == (2, "") and err == (
+        "edge-rap: cameras 'door' and 'porch' both read 'rtsp://admin:***@127.0.0.1:9/live?ch=1' (written "
+        "'rtsp://admin:***@127.0.0.1:9/live?ch=1&' too): one stream is one camera\n")
 
 
 def test_a_url_pythons_parser_refuses_is_no_traceback_and_no_stream_another_is(settings, run):
@@ -1348,6 +1363,46 @@ def test_a_read_failing_as_a_closed_fifo_writers_last_bytes_are_let_go_costs_the
     assert [line for line in said_by(camera, caplog) if "could not be read" in line] == [
         f"camera pipe: source '{pipe}': the bytes the FIFO's last writer left could not be read; let go as the next "
         "writer's come"] * (failures - 1)
+
+
+def test_a_fifo_made_anew_while_owed_bytes_keep_failing_to_read_is_read(tmp_path, monkeypatch):
+    # Before: while the last writer's bytes its relay could not let go failed to read again and again, the wait for
+    # the next writer went on on the old FIFO: one made anew at its path was never looked at, its writers meeting no
+    # reader. Its path is looked at as it is where no bytes are owed
+    camera, stop = fifo_camera(tmp_path)
+    pipe = tmp_path / "pipe"
+    held = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    old_writer = os.open(pipe, os.O_WRONLY)
+    os.write(old_writer, b"junk" * 250)  # (the bytes owed, first in the old FIFO, never read)
+    os.close(old_writer)
+    tries = []
+    monkeypatch.setattr(fifo_relay, "let_go", lambda fd, count: tries.append(fd) or count)  # (every read failing)
+    camera._owed, waited = 1000, []
+    waiting = threading.Thread(target=lambda: waited.append(camera._await_writer(str(pipe), held)))
+    waiting.start()
+    try:
+        wait_until(lambda: len(tries) >= 2, "a read of the owed bytes failing again", 20)
+        pipe.unlink()
+        os.mkfifo(pipe)
+        writer = []
+
+        def opened() -> bool:
+            with contextlib.suppress(OSError):  # (ENXIO: no reader of the new FIFO yet)
+                writer.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            return bool(writer)
+
+        wait_until(opened, "a reader of the new FIFO", 20)
+        os.write(writer[0], b"clip")
+        os.close(writer[0])
+        waiting.join(20)
+        assert waited and os.path.samestat(os.fstat(waited[0]), os.stat(pipe)) and camera._owed == 0
+        assert os.read(waited[0], 10) == b"clip"
+    finally:
+        stop.set()
+        waiting.join(10)
+        for fd in waited:
+            os.close(fd)
+        os.close(held)
 
 
 def test_a_stop_as_a_later_fifo_writers_junk_is_refused_is_no_source_error(tmp_path, monkeypatch):
@@ -4125,6 +4180,38 @@ def test_a_fifo_removed_while_no_writer_is_on_it_is_said_once_as_the_sources_end
     assert camera.error is None and camera.frames_read == 3
     assert said_by(camera, caplog) == [f"camera pipe: source '{pipe}': the FIFO was removed while no writer was on "
                                        "it; the source ends"]
+
+
+@pytest.mark.parametrize("junk", [False, True])
+def test_a_fifo_removed_before_any_frame_after_a_refusal_is_said_so_as_the_sources_error(tmp_path, monkeypatch,
+                                                                                         caplog, junk):
+    # Before: a first writer refused (cut for a stall while another source waited to open), then the FIFO removed as
+    # its bytes were let go (or a next writer's junk refused, then the FIFO removed with no writer on it), ended the
+    # source as "no frame could be read (not a video or image OpenCV decodes)": the removal, said nowhere
+    monkeypatch.setattr(fifo_relay, "crowded", lambda: True)  # (another source's open under way)
+    monkeypatch.setattr(fifo_relay, "OPEN_STALL_S", 0.3)
+    camera, stop = fifo_camera(tmp_path)
+    pipe = tmp_path / "pipe"
+    with started(camera, stop):
+        with open(pipe, "wb", buffering=0) as stalled:
+            stalled.write(os.urandom(1000))
+            wait_until(lambda: "before its video opened" in caplog.text or camera.finished.is_set(), "the stall")
+            if not junk:
+                pipe.unlink()
+                wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+        if junk:
+            write_into(pipe, os.urandom(300_000))
+            wait_until(lambda: "cannot open as a video" in caplog.text or camera.finished.is_set(), "the refusal")
+            pipe.unlink()
+            wait_until(camera.finished.is_set, "the source's end, its FIFO removed")
+    removed = ("the FIFO was removed while no writer was on it" if junk
+               else "the FIFO was removed as its writer's refused bytes were let go")
+    assert camera.error == f"source '{pipe}': {removed}" and camera.frames_read == 0
+    assert said_by(camera, caplog) == [
+        f"camera pipe: source '{pipe}': the FIFO's writer sent no byte for 0.3 s before its video opened, while another"
+        " source waited to open; waiting for the FIFO's next writer",
+        *[f"camera pipe: source '{pipe}': cannot open as a video; waiting for the FIFO's next writer"] * junk,
+        f"camera pipe: source '{pipe}': {removed}"]
 
 
 def test_a_fifo_removed_as_a_refused_writers_bytes_are_let_go_is_said_once_after_its_refusal(tmp_path, caplog):

@@ -406,6 +406,48 @@ def test_an_unreadable_index_file_is_rebuilt_once_not_on_every_search(root, phot
     assert len(reads) == 1
 
 
+@pytest.mark.parametrize("size", [0, 4096])
+def test_an_index_file_truncated_under_a_running_reader_is_read_again_not_a_sigbus(root, photos, size):
+    # Before: the reader kept the file mapped as it was: truncated under it (a pulled drive, another process rewriting
+    # it), its next search read past the file's end, SIGBUS, the daemon killed without a line. Run in a process of
+    # its own: a SIGBUS there fails the test, not pytest
+    writer = fake_memory(root)
+    for i in range(30):
+        writer.remember(f"c{i}", [scene_file(photos, i)])
+    with writer.store.transaction() as db:  # (every concept in one file, larger than a page)
+        writer.writer.write(db, FakeEmbedder.space.name)
+        writer.writer.collect_garbage(db)
+    writer.close()
+    (path,) = (root / "index").iterdir()
+    assert path.stat().st_size > 2 * 4096 > size
+    script = TRUNCATE_UNDER_A_READER.format(tests=str(Path(__file__).parent), root=str(root), path=str(path),
+                                            photos=str(photos), size=size)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["c0", "c1", "c2", "c0", "c1", "c2", "c0", "c1", "c2"]
+    assert done.stderr.count(f"index file {path.name} changed while it was in use") == 1, done.stderr
+
+
+TRUNCATE_UNDER_A_READER = """
+import logging, os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from fakes import fake_memory
+from scenes import scene_file
+from edge_rap.perceive.images import read_image_file
+logging.basicConfig(format="%(levelname)s %(message)s")
+memory = fake_memory(Path({root!r}), readonly=True)
+view = memory.view()  # (one view, mapped once, as a running daemon's retriever keeps it)
+photos = [scene_file(Path({photos!r}), i) for i in range(3)]
+queries = [memory.embedder.embed([read_image_file(photo).image.pixels])[0] for photo in photos]
+names = {{c.id: c.name for c in memory.concepts()}}
+for k in range(3):
+    if k == 1:
+        os.truncate({path!r}, {size})
+    print(*(names[view.search(query, 10)[0].concept_id] for query in queries), flush=True)
+"""
+
+
 def test_an_index_file_damaged_inside_is_not_searched(root, photos, caplog):
     """Damage that leaves a file's header whole (a bad sector, a bit flip) loads as an index: here one concept's
     vectors replaced by another's, which answered the wrong concept (or garbage vectors, NaN scores)."""

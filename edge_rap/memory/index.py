@@ -182,6 +182,15 @@ def _readable_size(path: Path) -> int | None:
         return None
 
 
+def _file_state(path: Path) -> tuple | None:
+    """What a mapped file's change shows in: its inode, size and last write (None where it is gone)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
 @dataclass(frozen=True)
 class Neighbour:
     concept_id: int
@@ -199,16 +208,30 @@ class IndexView:
         self.expected = expected
         self.generation = -1
         self.indexes: list = []
+        self._mapped: dict[Path, tuple | None] = {}  # each mapped file's state as it was mapped (`_file_state`)
         _VIEWS.add(self)
 
     def let_go(self) -> None:
         """Unmap the files (a writer deletes them); the next search maps, or builds, what the row lists then. A
         search under way in another thread keeps its own until it ends."""
-        self.indexes, self.generation = [], -1
+        self.indexes, self.generation, self._mapped = [], -1, {}
+
+    def _changed(self) -> list[Path]:
+        """The mapped files changed in place since they were mapped (truncated, rewritten by another process, a
+        drive pulled): a search read past a truncated file's end, a SIGBUS that killed the daemon without a line. One
+        removed or renamed over (a writer's compaction) stays mapped whole: its old bytes, as its row lists them."""
+        return [path for path, state in self._mapped.items()
+                if state is not None and (now := _file_state(path)) is not None
+                and now[:2] == state[:2] and now != state]
 
     def refresh(self) -> None:
-        """Map the index files the space's row lists, when the row changed. A missing, unreadable or damaged file
-        makes the reader build one index from the database's vectors, once per generation, with a warning."""
+        """Map the index files the space's row lists, when the row changed, or when one mapped changed under this
+        process (mapped again, said once). A missing, unreadable or damaged file makes the reader build one index
+        from the database's vectors, once per generation, with a warning."""
+        if changed := self._changed():
+            log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another process?); "
+                        "read again", self.store.root, " ".join(path.name for path in changed))
+            self.let_go()
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
@@ -218,16 +241,18 @@ class IndexView:
                 return
             if self.expected is not None:
                 check_space(row, self.expected)
-            indexes = [_restore(self.store.root / "index" / name, view=True) for name in index_files(row[4])]
+            paths = [self.store.root / "index" / name for name in index_files(row[4])]
+            states = {path: _file_state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
+            indexes = [_restore(path, view=True) for path in paths]
             if None not in indexes:
-                self.indexes, self.generation = indexes, row[3]
+                self.indexes, self.generation, self._mapped = indexes, row[3], states
                 return
             # swapped again under us (read the row again), or missing or unreadable
         log.warning("%s: index file %s is missing, unreadable or damaged; searching the vectors in the database "
                     "instead (the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root,
                     row[4])
         keys, vectors = self.store.vectors(self.space)
-        self.indexes = []
+        self.indexes, self._mapped = [], {}
         if len(keys):
             self.indexes = [_new_index(vectors.shape[1])]
             self.indexes[0].add(keys, vectors)

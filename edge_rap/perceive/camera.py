@@ -220,7 +220,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1
 def _stream_identity(url: str) -> tuple:
     """What a URL reads: its scheme and host in any case, its port (the scheme's default where none is named), its
     path without a trailing slash, and its query's fields in any order (`?channel=2` is another stream, `?a=1&b=2` the
-    one `?b=2&a=1` names: a server reads them by name; one name's values kept in their order); its account aside.
+    one `?b=2&a=1` names: a server reads them by name; one name's values kept in their order), empty ones aside (a
+    trailing `&` or `?`, `&&`: no field, another name for the stream); its account aside.
     One Python's parser refuses (`http://[::1/x`, a port out of range or no number) is its host and port and the
     rest as written: its backend says it cannot open it (it was a traceback; its port's last digits alone made
     `http://fe80::1:1/` and `http://fe80::2:1/` one stream)."""
@@ -228,7 +229,7 @@ def _stream_identity(url: str) -> tuple:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         return ("url", scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme), parts.path.rstrip("/"),
-                tuple(sorted(parts.query.split("&"), key=lambda field: field.partition("=")[0])))
+                tuple(sorted(filter(None, parts.query.split("&")), key=lambda field: field.partition("=")[0])))
     except ValueError:
         scheme, _, host, tail = _url_parts(url)
         return ("url", scheme.lower(), host.lower(), tail)
@@ -621,9 +622,10 @@ class Camera:
                 while not self.stop.is_set():
                     events = poller.poll(FIFO_LOOK_MS)
                     if any(e & select.POLLIN for _, e in events):
-                        if self._let_owed_go(fd, held):
-                            continue
-                        return fd
+                        if not self._let_owed_go(fd, held):
+                            return fd
+                        if not replaced(path, fd):  # (a read of the owed bytes failing again: the path looked at
+                            continue  # all the same, else a FIFO made anew meanwhile was never read)
                     if events or replaced(path, fd):  # a writer came and went without a byte: wait for the next;
                         self._writer_said = False  # the FIFO made anew (rm, mkfifo) or a file put in its place: what
                         break  # the path names now; either way, the next bytes are another writer's
@@ -695,6 +697,8 @@ class Camera:
                         break
                     self._refused(e, path, waited)
         except FifoRemoved as e:  # (its end, said: no next writer waited for; without a frame read, the source's error)
+            if not self.frames_read and not self._writer_hung:  # (after its writers' refusals: it was said as "no
+                raise  # frame could be read")
             if self.frames_read:
                 log.warning("camera %s: %s; the source ends", self.spec.name, e)
             announced, fps = 0, 15.0

@@ -4,7 +4,9 @@ at each question about such a concept, the encoder cache's and references.py's w
 request 10 000 times wrote 10 000 lines. Rather than thread the budget through every layer, the request's budget is
 in a context variable set around it (`Answering`, which anyio's threads and the streamed answer's inherit), and a
 filter on the log's handlers, attached for the server's lifetime, judges each line said under one: its kind is the
-line of code that said it (bounded by the code, whatever a message holds). A line said outside a request (the CLI,
+line of code that said it (bounded by the code, whatever a message holds), its caller's for a wrapper's line
+(`SaidOnce`'s, said with `stacklevel`: each part it says was one kind, rationing the others out), or the kind it
+names (`KIND`: the guard's one line for each fault of the token file). A line said outside a request (the CLI,
 `run`'s camera loop and voice beside the server) is never rationed."""
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import threading
 from contextvars import ContextVar
 
-from edge_rap.serve.log_budget import JUDGED, LogBudget
+from edge_rap.serve.log_budget import JUDGED, KIND, LogBudget
 
 #: The budget of the request being answered in this context; None outside any.
 _ANSWERING: ContextVar[LogBudget | None] = ContextVar("edge_rap_answering", default=None)
@@ -42,8 +44,8 @@ class RequestLines(logging.Filter):
         judged = getattr(record, JUDGED, None)
         if judged is None:
             budget = _ANSWERING.get()
-            more = "" if budget is None else budget.admit((record.pathname, record.lineno),
-                                                          lambda more: _said_later(record, more))
+            kind = getattr(record, KIND, (record.pathname, record.lineno))
+            more = "" if budget is None else budget.admit(kind, lambda more: _said_later(record, more))
             if more is None:  # the last left out is said without its traceback, as LogBudget says one: not held
                 record.exc_info = record.exc_text = record.stack_info = None
             elif more:

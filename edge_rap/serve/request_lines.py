@@ -16,6 +16,7 @@ import threading
 from contextvars import ContextVar
 
 from edge_rap.serve.log_budget import JUDGED, KIND, LogBudget
+from edge_rap.serve.uploads import Labelled
 
 #: The budget of the request being answered in this context; None outside any.
 _ANSWERING: ContextVar[LogBudget | None] = ContextVar("edge_rap_answering", default=None)
@@ -62,27 +63,30 @@ def _said_later(record: logging.LogRecord, more: str) -> None:
     logging.getLogger(record.name).handle(record)
 
 
-_FILTER = RequestLines()
-_servers = 0  # those running in this process: the filter stays on the handlers while one does
+#: On each handler in this order: a line kept to be said later (`_said_later`) names an upload as its client does.
+_FILTERS = (Labelled(), RequestLines())
+_servers = 0  # those running in this process: the filters stay on the handlers while one does
 _lock = threading.Lock()
 
 
 def attach() -> None:
-    """The filter on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), as a server
+    """The filters on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), as a server
     starts."""
     global _servers
     with _lock:
         _servers += 1
         for handler in logging.getLogger().handlers:
-            if _FILTER not in handler.filters:
-                handler.addFilter(_FILTER)
+            for line_filter in _FILTERS:
+                if line_filter not in handler.filters:
+                    handler.addFilter(line_filter)
 
 
 def detach() -> None:
-    """The filter off the handlers once the last server in this process stopped."""
+    """The filters off the handlers once the last server in this process stopped."""
     global _servers
     with _lock:
         _servers -= 1
         if _servers == 0:
             for handler in logging.getLogger().handlers:
-                handler.removeFilter(_FILTER)
+                for line_filter in _FILTERS:
+                    handler.removeFilter(line_filter)

@@ -21,5 +21,7 @@ class SaidOnce:
         """`warning` when `part` starts failing, `back` when it works again; nothing while it stays as it was."""
         with self._lock:
             if failing != (part in self._failing):
-                self._log.warning("%s", warning if failing else back)
+                # the caller's line: its file and line in the log, and its kind where lines are rationed (a server's
+                # request: serve/request_lines.py), not this one line for every part of every caller
+                self._log.warning("%s", warning if failing else back, stacklevel=2)
                 (self._failing.add if failing else self._failing.discard)(part)

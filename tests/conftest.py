@@ -119,6 +119,16 @@ def temp_folder(tmp_path, monkeypatch) -> Path:
         os.close(scratch._held.lock_fd)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_raises():
+    """Ctrl-C raising KeyboardInterrupt in every test, as in a Python started with SIGINT not ignored: a run put in
+    the background by a shell without job control (`pytest ... &` in a script) inherits it ignored, which a command
+    keeps (`nohup`), and each test of a Ctrl-C saw its command finish: exit 0, not 130."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+
+
 @pytest.fixture
 def stop_signal() -> Callable[[int], None]:
     """Sends this process a SIGTERM or SIGHUP (as `kill`, a shutdown or a closed terminal would), with both set to fail

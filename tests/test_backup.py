@@ -1018,6 +1018,7 @@ def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive,
     # SIGTERM takes Ctrl-C's way, held over each step too.
     import signal
 
+    from edge_rap.generate.interrupts import interrupt_waiting
     from edge_rap.memory import restore
 
     signum = signal.Signals[signum]
@@ -1030,12 +1031,23 @@ def test_a_ctrl_c_during_a_step_of_the_swap_leaves_the_memory_as_it_was(archive,
         rename(source, target)
         if (Path(source).name.startswith(".current.restoring-") if step == "the restored folder beside" else
                 Path(source) == current if step == "the memory aside" else Path(source).name == "models"):
-            os.kill(os.getpid(), signum)
+            pressed()
 
     def exchanged_during(one, other):
         done = exchange(one, other)
-        os.kill(os.getpid(), signum)
+        pressed()
         return done
+
+    def pressed() -> None:
+        """The signal sent, and come before the step returns: sent to the process, as a terminal's Ctrl-C is, another
+        of its threads (the 6 of numpy's and onnxruntime's pools) may take it, and run Python's C handler only once
+        the command was done (exit 0). Held, it is noted by the hold's wakeup pipe as it comes."""
+        os.kill(os.getpid(), signum)
+        for _ in range(10_000):  # (at most 10 s: a signal the hold never met fails the test, hangs nothing)
+            if interrupt_waiting():
+                return
+            time.sleep(0.001)
+        raise AssertionError(f"{signum.name} sent during {step} never came to its hold")
 
     monkeypatch.setattr(os, "rename", pressed_during)
     if step == "the exchange":

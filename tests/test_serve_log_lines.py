@@ -3,6 +3,7 @@ request that fails, with the token or without, grew a months-long server's log a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from serve_support import fake_settings, jpeg, live_server, photo_files, png, wa
 
 from edge_rap.generate.chat import GEMMA3_TEMPLATE, ChatTemplate
 from edge_rap.generate.prompt import MEDIA_MARKER
+from edge_rap.serve.token import TOKEN_FILE
 
 BURST = 2  # the lines of a kind said at once in these tests; the clock stands still: no more come
 TRIES = 5
@@ -164,20 +166,15 @@ def test_each_fault_h11_finds_has_its_own_lines(tmp_path, rationed):
     assert said == [f"{bad} (illegal request line)"] * BURST + [clash, last], said
 
 
-def _rationed_alike(said: list[str], ending: str) -> None:
-    """As `_rationed`, of lines that differ before `ending` (each names its own upload)."""
-    assert len(said) == BURST + 1 and all(line.endswith(ending) for line in said[:BURST]), said
-    assert said[-1].endswith(f"{ending} (the last of {TRIES - BURST} like this not logged, said as the server stops)")
-
-
 def test_a_photo_stored_before_uploaded_again_and_again(tmp_path, rationed):
     """memory.py said "already a view" at each upload holding a photo the concept has: a line a request, from a layer
-    the server's budget was never threaded through."""
+    the server's budget was never threaded through. It named the upload by its temporary path, no one's to know,
+    each another: it names it as the client sent it, the last left out too (said after the upload's end)."""
     with _mug(tmp_path) as (c, _, path):
         for k in range(TRIES):
-            files = [("photo", ("again.jpg", path.read_bytes(), "image/jpeg")), *photo_files(png(scene(10 + k)))]
+            files = [*photo_files(png(scene(10 + k))), ("photo", ("again.jpg", path.read_bytes(), "image/jpeg"))]
             assert c.post("/api/concepts/mug/photos", files=files).status_code == 201
-    _rationed_alike(warnings_said(rationed), "is already a view of <mug>: skipped")
+    _rationed(warnings_said(rationed), "photo 2 (again.jpg) is already a view of <mug>: skipped")
 
 
 class _Sees:
@@ -221,3 +218,46 @@ def test_lines_said_outside_a_request_are_not_rationed_while_a_server_runs(tmp_p
             fresh.write_bytes(png(scene(10 + k)))
             live.home.memory.add_views("mug", [again, fresh])
     assert warnings_said(rationed) == [f"{again} is already a view of <mug>: skipped"] * TRIES
+
+
+def test_each_fault_of_the_token_file_has_its_own_lines(tmp_path, rationed):
+    """The guard says each fault of the token file from one line of code: a damaged token and a memory gone, the
+    drive flapping, were one kind, and the one said last was left out for the other."""
+    with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+        memory = tmp_path / "memory"
+        for _ in range(TRIES):
+            (memory / TOKEN_FILE).write_text("x\n")
+            assert c.get("/api/concepts").status_code == 503
+            memory.rename(tmp_path / "away")
+            assert c.get("/api/concepts").status_code == 503
+            (tmp_path / "away").rename(memory)
+    damaged = f"{memory / TOKEN_FILE}: the API token is damaged; run `edge-rap pair --rotate`"
+    away = f"{memory}: the memory is not there (its drive unmounted or gone?); the device answers again when it is back"
+    stops = f" (the last of {TRIES - BURST} like this not logged, said as the server stops)"
+    assert sorted(warnings_said(rationed)) == sorted([damaged, away] * BURST + [damaged + stops, away + stops])
+
+
+def test_the_lines_a_wrapper_says_are_its_callers_kinds(rationed):
+    """`SaidOnce` says every part's failing and its end from one line of its own: under a request, the first part
+    to fail rationed out the others' lines, and a failure's end."""
+    from edge_rap.said_once import SaidOnce
+    from edge_rap.serve import request_lines
+    from edge_rap.serve.log_budget import LogBudget
+
+    budget = LogBudget(burst=BURST, clock=lambda: 0.0)
+    said = SaidOnce(logging.getLogger("edge_rap.test"))
+
+    async def flapping(scope, receive, send) -> None:
+        for _ in range(TRIES):
+            said("disk", True, "disk full", "")
+            said("disk", False, "", "disk written again")
+
+    request_lines.attach()
+    try:
+        asyncio.run(request_lines.Answering(flapping, budget)({"type": "http"}, None, None))
+        budget.say_left_out()
+    finally:
+        request_lines.detach()
+    stops = f" (the last of {TRIES - BURST} like this not logged, said as the server stops)"
+    assert warnings_said(rationed) == ["disk full", "disk written again"] * BURST + ["disk full" + stops,
+                                                                                      "disk written again" + stops]

@@ -1207,3 +1207,17 @@ def test_a_memory_whose_drive_goes_away_is_503_never_a_wrong_token_and_answers_a
             settings.memory.rmdir()
             away.rename(settings.memory)
             assert [c["name"] for c in c.get("/api/concepts").json()] == ["bo"]
+
+
+def test_a_folder_in_the_token_files_place_is_503_with_its_fix(tmp_path):
+    # A folder at the token's path (an unpacking gone wrong) answered every request 500, with two tracebacks each,
+    # and left a file descriptor open at each: the file opened, then refused as a folder
+    settings = fake_settings(tmp_path)
+    with live_server(settings) as live:
+        (settings.memory / TOKEN_FILE).unlink()
+        (settings.memory / TOKEN_FILE).mkdir()
+        with live.client() as c:
+            answers = [c.get("/api/concepts") for _ in range(3)]
+    assert {r.status_code for r in answers} == {503}
+    assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on the "
+                                          "device"}

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.serve.log_budget import KIND
 from edge_rap.serve.token import TokenKeeper
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,8 @@ class AuthGuard:
         try:
             accepted = token is not None and self.tokens.check(token)
         except EdgeRapError as e:  # the token file cut short or unreadable, or the memory away (a DeviceError):
-            if str(e) != self._damaged:  # the device's fault, not the client's
-                log.warning("%s", e)
+            if str(e) != self._damaged:  # the device's fault, not the client's: each fault its own kind of line
+                log.warning("%s", e, extra={KIND: (__name__, str(e))})  # (the device's words, none a client's)
                 self._damaged = str(e)
             return await send_error(send, 503, e.problem if isinstance(e, DeviceError) else
                                     "the device's API token is damaged: run `edge-rap pair --rotate` on the device")

@@ -17,6 +17,9 @@ from typing import Callable, Hashable
 Say = Callable[[str], None]
 #: The record attribute of a line the budget has judged: True, let through; False, left out (serve/request_lines.py).
 JUDGED = "edge_rap_rationed"
+#: The record attribute naming a line's kind where its line of code says more than one (`extra={KIND: ...}`): a
+#: line a wrapper says for its callers is theirs, and one line of code saying each of a few device faults is each's.
+KIND = "edge_rap_kind"
 
 
 class LogBudget:

@@ -4,7 +4,9 @@ at each question about such a concept, the encoder cache's and references.py's w
 request 10 000 times wrote 10 000 lines. Rather than thread the budget through every layer, the request's budget is
 in a context variable set around it (`Answering`, which anyio's threads and the streamed answer's inherit), and a
 filter on the log's handlers, attached for the server's lifetime, judges each line said under one: its kind is the
-line of code that said it (bounded by the code, whatever a message holds). A line said outside a request (the CLI,
+line of code that said it (bounded by the code, whatever a message holds), its caller's for a wrapper's line
+(`SaidOnce`'s, said with `stacklevel`: each part it says was one kind, rationing the others out), or the kind it
+names (`KIND`: the guard's one line for each fault of the token file). A line said outside a request (the CLI,
 `run`'s camera loop and voice beside the server) is never rationed."""
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import threading
 from contextvars import ContextVar
 
-from edge_rap.serve.log_budget import JUDGED, LogBudget
+from edge_rap.serve.log_budget import JUDGED, KIND, LogBudget
+from edge_rap.serve.uploads import Labelled
 
 #: The budget of the request being answered in this context; None outside any.
 _ANSWERING: ContextVar[LogBudget | None] = ContextVar("edge_rap_answering", default=None)
@@ -42,8 +45,8 @@ class RequestLines(logging.Filter):
         judged = getattr(record, JUDGED, None)
         if judged is None:
             budget = _ANSWERING.get()
-            more = "" if budget is None else budget.admit((record.pathname, record.lineno),
-                                                          lambda more: _said_later(record, more))
+            kind = getattr(record, KIND, (record.pathname, record.lineno))
+            more = "" if budget is None else budget.admit(kind, lambda more: _said_later(record, more))
             if more is None:  # the last left out is said without its traceback, as LogBudget says one: not held
                 record.exc_info = record.exc_text = record.stack_info = None
             elif more:
@@ -60,27 +63,30 @@ def _said_later(record: logging.LogRecord, more: str) -> None:
     logging.getLogger(record.name).handle(record)
 
 
-_FILTER = RequestLines()
-_servers = 0  # those running in this process: the filter stays on the handlers while one does
+#: On each handler in this order: a line kept to be said later (`_said_later`) names an upload as its client does.
+_FILTERS = (Labelled(), RequestLines())
+_servers = 0  # those running in this process: the filters stay on the handlers while one does
 _lock = threading.Lock()
 
 
 def attach() -> None:
-    """The filter on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), as a server
+    """The filters on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), as a server
     starts."""
     global _servers
     with _lock:
         _servers += 1
         for handler in logging.getLogger().handlers:
-            if _FILTER not in handler.filters:
-                handler.addFilter(_FILTER)
+            for line_filter in _FILTERS:
+                if line_filter not in handler.filters:
+                    handler.addFilter(line_filter)
 
 
 def detach() -> None:
-    """The filter off the handlers once the last server in this process stopped."""
+    """The filters off the handlers once the last server in this process stopped."""
     global _servers
     with _lock:
         _servers -= 1
         if _servers == 0:
             for handler in logging.getLogger().handlers:
-                handler.removeFilter(_FILTER)
+                for line_filter in _FILTERS:
+                    handler.removeFilter(line_filter)

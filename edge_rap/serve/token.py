@@ -38,14 +38,24 @@ def _read(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as e:
-        raise EdgeRapError(f"{path}: cannot read the API token ({e.strerror})") from None
-    with os.fdopen(fd) as f:
+        raise _unreadable(path, e) from None
+    try:
+        f = os.fdopen(fd)
+    except OSError as e:  # a folder at its path: refused here, its descriptor left open (one leaked a request)
+        os.close(fd)
+        raise _unreadable(path, e) from None
+    with f:
         if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
             os.fchmod(f.fileno(), 0o600)  # readable by others: tightened before it is used
         token = f.read().strip()
     if len(token) < 32:
         raise EdgeRapError(f"{path}: the API token is damaged; run `edge-rap pair --rotate`")
     return token
+
+
+def _unreadable(path: Path, e: OSError) -> EdgeRapError:
+    """The token file there but not opened: the device's trouble (503), never a 500 and a traceback a request."""
+    return EdgeRapError(f"{path}: cannot read the API token ({e.strerror})")
 
 
 def ensure_token(memory: Path) -> str:

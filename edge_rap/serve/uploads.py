@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
 import re
 import tempfile
 import warnings
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -116,7 +118,11 @@ def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]
                 raise temp_folder_error(e) from None
             paths.append(path)
             labels[str(path)] = photo.label
-        yield paths, labels
+        named = _LABELS.set(labels)  # the lines the memory says of them meanwhile name them so too (`Labelled`)
+        try:
+            yield paths, labels
+        finally:
+            _LABELS.reset(named)
 
 
 #: The CLI's options that the memory's messages name, as an API caller sends the same: the form field.
@@ -127,7 +133,26 @@ _OPTION = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, FIELDS)) + r")\b")
 def relabel(error: EdgeRapError, labels: dict[str, str]) -> str:
     """The memory's message with our temporary paths replaced by the labels the client knows, and the options
     it names by the fields the client sends ("give the box ... (--box)" told a phone to give a CLI option)."""
-    text = _OPTION.sub(lambda m: FIELDS[m.group(1)], str(error))
+    return _named(_OPTION.sub(lambda m: FIELDS[m.group(1)], str(error)), labels)
+
+
+def _named(text: str, labels: dict[str, str]) -> str:
+    """`text` with our temporary paths replaced by the labels the client knows."""
     for path, label in labels.items():
         text = text.replace(path, label)
     return text
+
+
+#: The labels of the uploads being remembered in this context (`as_files`): their temporary paths -> the labels.
+_LABELS: ContextVar[dict[str, str] | None] = ContextVar("edge_rap_upload_labels", default=None)
+
+
+class Labelled(logging.Filter):
+    """A handler's filter while a server runs: a line said of an upload as it is remembered (memory.py's "already a
+    view") names it as the client sent it ("photo 2 (mug.jpg)"), never by the temporary path no one else knows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        labels = _LABELS.get()
+        if labels:
+            record.msg, record.args = _named(record.getMessage(), labels), ()
+        return True

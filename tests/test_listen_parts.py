@@ -3563,7 +3563,6 @@ def test_a_filler_opening_a_sentence_is_no_name_asked_about_as_he_or_she():
     # stood), and of pets <so> and <now>, "So, where is he?" and "Now, is she home?" named them: the he or she of
     # the sentence made the word before its comma the one asked about; a filler is one whatever follows it, where
     # a name before the comma ("Bo, where is he?") is still the one asked about
-    from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
     names = ["well", "so", "now", "bo", "pepper"]
@@ -3574,15 +3573,13 @@ def test_a_filler_opening_a_sentence_is_no_name_asked_about_as_he_or_she():
                         ("Bo, where is he?", ["bo"]), ("Pepper, where is she?", ["pepper"]),
                         ("Where is Well?", ["well"]), ("Well is hungry.", ["well"]), ("Is Well home?", ["well"]),
                         ("Okay So, where is he?", ["so"])):
-        assert match_names(said, names).names == heard, said
-        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+        _heard_and_typed(said, heard, concepts)
 
 
 def test_a_number_name_is_a_name_as_a_clause_s_subject_or_a_place_by_it():
     # Before: of a cat <seven>, "Is Bo sitting by Seven?" named <bo> alone ("by" made it a time, as in "Be home by
     # Seven."), and "Wait until 7 gets home." and "Feed them before 7 eats." none ("until", "before"): a verb in "s"
     # after the number makes it the subject of the clause that word opens
-    from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
     names = ["seven", "bo", "dad"]
@@ -3594,8 +3591,7 @@ def test_a_number_name_is_a_name_as_a_clause_s_subject_or_a_place_by_it():
                         ("Is Dad home by Seven?", ["dad"]), ("Be home by Seven.", []), ("Be home by 7 tonight.", []),
                         ("Call me at 7.", []), ("Wait until 7 o'clock.", []), ("I see 7 cups.", []),
                         ("Dinner is at seven tonight.", [])):
-        assert match_names(said, names).names == heard, said
-        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+        _heard_and_typed(said, heard, concepts)
 
 
 def test_a_command_hears_a_person_or_a_pet_as_a_question_does():

@@ -92,11 +92,12 @@ _INDEFINITE_OPENING = re.compile(r"(?:^|[,.;:!?])[^\w,.;:!?]*(?:whoever|whatever
                                  r"everybody|everything|someone|somebody|nobody)\b[^,.;:!?]*$", re.I)
 # What makes such a word before a number one of those it is said of, no time: a look, a point or a bark "at" it
 # ("Look at Seven!", "Bo barked at 7"), a deed done "by" it ("Was the vase knocked over by 7?", "chewed by 7"), a
-# place by it to sit, lie, stand or sleep ("Is Bo sitting by Seven?", where "Is Dad home by Seven?" asks a time)
+# place by it to sit, lie, stand or sleep ("Is Bo sitting by Seven?", where "Is Dad home by Seven?" asks a time, and
+# so does a "be" before it: "The kids should be sleeping by seven.")
 _NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|shout|laugh|peek)(?:s|es|ed|ing)?|"
                               r"(?:star|smil|wav|glar)(?:e|es|ed|ing))[^\w,.;:!?]+at[^\w,.;:!?]+$|"
-                              r"\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn|sits?|sitting|sat|lie|lies|"
-                              r"lying|lay|stands?|standing|stood|sleeps?|sleeping|slept)"
+                              r"(?:\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)|(?<!\bbe\s)\b(?:sits?|sitting|"
+                              r"sat|lie|lies|lying|lay|stands?|standing|stood|sleeps?|sleeping|slept))"
                               r"(?:[^\w,.;:!?]+(?:over|up|down|off|out|right))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")

@@ -3645,7 +3645,8 @@ def test_a_command_hears_a_person_or_a_pet_as_a_question_does():
 def test_a_number_after_by_or_at_or_in_a_whoever_clause_is_still_a_time_before_a_verb_in_s():
     # Before (review of b36bdc6): of a cat <seven>, "Dinner by 7 seems fine." named <seven> ("by" opens no clause
     # whose subject it could be), and "Whoever comes home after 7 gets no dessert." and "Anyone arriving after 7 gets
-    # a cold dinner." named it too: the verb in "s" is the "whoever" clause's own, the number a time in it
+    # a cold dinner." named it too: the verb in "s" is the "whoever" clause's own, the number a time in it; and "The
+    # kids should be sleeping by seven." (a place by it only where no "be" is before the verb: "Is Bo sitting by Seven?")
     from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
@@ -3655,6 +3656,8 @@ def test_a_number_after_by_or_at_or_in_a_whoever_clause_is_still_a_time_before_a
                         ("Whoever comes home after 7 gets no dessert.", []),
                         ("Anyone arriving after 7 gets a cold dinner.", []),
                         ("Hey robot, whoever comes after seven gets nothing.", []),
+                        ("The kids should be sleeping by seven.", []), ("Everyone must be sitting down by 7.", []),
+                        ("Bo is sleeping by Seven.", ["bo", "seven"]), ("Is Bo sitting by Seven?", ["bo", "seven"]),
                         # the subject of a clause "until", "before" or "after" opens
                         ("Wait until 7 gets home.", ["seven"]), ("Feed them before 7 eats.", ["seven"]),
                         ("Tell everyone to wait until 7 gets home.", ["seven"]),

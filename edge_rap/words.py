@@ -96,8 +96,9 @@ _INDEFINITE_OPENING = re.compile(r"(?:^|[,.;:!?])[^\w,.;:!?]*(?:whoever|whatever
 # so does a "be" before it: "The kids should be sleeping by seven.")
 _NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|shout|laugh|peek)(?:s|es|ed|ing)?|"
                               r"(?:star|smil|wav|glar)(?:e|es|ed|ing))[^\w,.;:!?]+at[^\w,.;:!?]+$|"
-                              r"(?:\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)|(?<!\bbe\s)\b(?:sits?|sitting|"
-                              r"sat|lie|lies|lying|lay|stands?|standing|stood|sleeps?|sleeping|slept))"
+                              r"(?:\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)|"
+                              r"(?<!\bbe\s)\b(?:sits?|sitting|sat|lie|lies|lying|lay|stands?|standing|stood|sleeps?|"
+                              r"sleeping|slept))"
                               r"(?:[^\w,.;:!?]+(?:over|up|down|off|out|right))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
@@ -114,10 +115,12 @@ _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|whic
 # <well>, "So, has he eaten?" of no <so>, though "Bo, where is he?" asks of <bo> and "Then, is she home?" of <then>
 FILLERS = frozenset("okay ok alright right well now so".split())
 # What follows such a filler as whisper writes it, where it wrote no comma: a sentence's end before a question ("Okay.
-# Where is he?", "Well. Where is she?") or a question word straight after it ("Well where is he?")
-_FILLER_AS_WRITTEN = re.compile(r"(?:[.!]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|had|"
-                                r"did|does|do|can|could|will|would|tell|show|forget|remember)|"
-                                r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how))\b", re.I)
+# Where is he?", "Well? Where is she?"), a question word straight after it ("Well where is he?"), or another filler
+# ("Well, okay. Where is he?")
+_FILLER_AS_WRITTEN = re.compile(r"(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|had|"
+                                r"did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
+                                r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b|"
+                                rf"[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))})[,.!?])", re.I)
 # One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
 # where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
 _OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:{'|'.join(sorted(FILLERS))}|oh|then|hey|{FILLER})"

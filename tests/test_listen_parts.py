@@ -3646,7 +3646,8 @@ def test_a_number_after_by_or_at_or_in_a_whoever_clause_is_still_a_time_before_a
     # Before (review of b36bdc6): of a cat <seven>, "Dinner by 7 seems fine." named <seven> ("by" opens no clause
     # whose subject it could be), and "Whoever comes home after 7 gets no dessert." and "Anyone arriving after 7 gets
     # a cold dinner." named it too: the verb in "s" is the "whoever" clause's own, the number a time in it; and "The
-    # kids should be sleeping by seven." (a place by it only where no "be" is before the verb: "Is Bo sitting by Seven?")
+    # kids should be sleeping by seven." (a place by it only where no "be" is before the verb: "Is Bo sitting by
+    # Seven?")
     from edge_rap.retrieve.decide import mentioned_names
     from edge_rap.types import Concept
 
@@ -3685,13 +3686,15 @@ def test_a_filler_as_whisper_writes_it_without_its_comma_is_no_name():
     # Before (review of b36bdc6): of dogs <well> and <okay>, "Well, where is he?" typed named none, but heard it named
     # <well>: espeak-ng's "Well, where is she?" came back "Well. Where is She?", and "Okay, where is he?" as "Okay.
     # Where is he?" (the filler a sentence of its own, the he of the next pointing back to it), and "Hey robot, well,
-    # where is he?" as "Hey Robot. Well Where is Key?"
+    # where is he?" as "Hey Robot. Well Where is Key?" (and with the comma a runner-up, "Well? Where is She?", "Well,
+    # okay. Where is G?", named <well> as the best text no longer did)
     from edge_rap.speech.reply import from_memory
     from edge_rap.types import Concept
 
     names = ["well", "okay", "bo", "keys"]
     for said, heard in (("Well. Where is She?", []), ("Okay. Where is he?", []),
-                        ("Hey Robot. Well Where is Key?", ["keys"]),
+                        ("Hey Robot. Well Where is Key?", ["keys"]), ("Well? Where is She?", []),
+                        ("Well, okay. Where is he?", []), ("Okay, well, where is he?", []),
                         ("Well what does Bo eat?", ["bo"]), ("Okay. Is Bo home?", ["bo"]),
                         # a name still: no question after it, or written as one
                         ("Well is hungry.", ["well"]), ("Okay. Okay is hungry.", ["okay"]), ("Is Well home?", ["well"]),

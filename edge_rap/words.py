@@ -83,13 +83,22 @@ _SUBJECT_BEFORE = re.compile(r"(?:^|[,.;:!?]|\b(?:and|or|but|that|if|when|becaus
 # home by 7", "7 tomorrow"): no pet <seven>, though "Is 7 at home?" and "Did 7 eat?" still name one
 _TIME_BEFORE = re.compile(r"\b(?:at|by|until|till|around|before|after)[^\w,.;:!?]+$", re.I)
 _TIME_AFTER = re.compile(r"(?:[^\w,.;:!?]|_)*(?:tonight|tomorrow)\b", re.I)
+# Of those, the words that open a clause, whose subject a number with a verb in "s" after it is ("Wait until 7 gets
+# home."), where "at", "by" and "around" open none ("Dinner by 7 seems fine." is a time)
+_CLAUSE_TIME_BEFORE = re.compile(r"\b(?:until|till|before|after)[^\w,.;:!?]+$", re.I)
+# A clause opened by a subject such as "whoever" or "anyone", whose own verb the verb in "s" after the number is: a
+# time in it ("Whoever comes home after 7 gets no dessert.", "Anyone arriving after 7 gets a cold dinner.")
+_INDEFINITE_OPENING = re.compile(r"(?:^|[,.;:!?])[^\w,.;:!?]*(?:whoever|whatever|anyone|anybody|anything|everyone|"
+                                 r"everybody|everything|someone|somebody|nobody)\b[^,.;:!?]*$", re.I)
 # What makes such a word before a number one of those it is said of, no time: a look, a point or a bark "at" it
 # ("Look at Seven!", "Bo barked at 7"), a deed done "by" it ("Was the vase knocked over by 7?", "chewed by 7"), a
-# place by it to sit, lie, stand or sleep ("Is Bo sitting by Seven?", where "Is Dad home by Seven?" asks a time)
+# place by it to sit, lie, stand or sleep ("Is Bo sitting by Seven?", where "Is Dad home by Seven?" asks a time, and
+# so does a "be" before it: "The kids should be sleeping by seven.")
 _NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|shout|laugh|peek)(?:s|es|ed|ing)?|"
                               r"(?:star|smil|wav|glar)(?:e|es|ed|ing))[^\w,.;:!?]+at[^\w,.;:!?]+$|"
-                              r"\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn|sits?|sitting|sat|lie|lies|"
-                              r"lying|lay|stands?|standing|stood|sleeps?|sleeping|slept)"
+                              r"(?:\b(?:[^\W\d_]+ed|eaten|bitten|broken|taken|stolen|torn)|"
+                              r"(?<!\bbe\s)\b(?:sits?|sitting|sat|lie|lies|lying|lay|stands?|standing|stood|sleeps?|"
+                              r"sleeping|slept))"
                               r"(?:[^\w,.;:!?]+(?:over|up|down|off|out|right))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
@@ -105,6 +114,13 @@ _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|whic
 # Words a sentence opens with before its comma as a filler, however it goes on: "Well, where is he?" asks of no pet
 # <well>, "So, has he eaten?" of no <so>, though "Bo, where is he?" asks of <bo> and "Then, is she home?" of <then>
 FILLERS = frozenset("okay ok alright right well now so".split())
+# What follows such a filler as whisper writes it, where it wrote no comma: a sentence's end before a question ("Okay.
+# Where is he?", "Well? Where is she?"), a question word straight after it ("Well where is he?"), or another filler
+# ("Well, okay. Where is he?")
+_FILLER_AS_WRITTEN = re.compile(r"(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|had|"
+                                r"did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
+                                r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b|"
+                                rf"[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))})[,.!?])", re.I)
 # One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
 # where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
 _OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:{'|'.join(sorted(FILLERS))}|oh|then|hey|{FILLER})"
@@ -197,7 +213,8 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     filler = opening and bool(_QUESTION_AFTER.match(text, end)) and (
-        word_before or word in FILLERS or not _HE_OR_SHE_AFTER.match(text, end))
+        word_before or word in FILLERS or not _HE_OR_SHE_AFTER.match(text, end)) or (
+        opening and word in FILLERS and bool(_FILLER_AS_WRITTEN.match(text, end)))
     # a filler not common ("well") is only that: "Well is hungry." and "Is Bo well?" are of a pet <well>
     return filler or not (word in FILLERS and not is_common(word)) and (
         bool(_WORD_AFTER.match(text, end)) or word in _PARTICLES and word_before)
@@ -222,7 +239,16 @@ def _time_after_word(text: str, start: int, end: int) -> bool:
     nor where a verb in "s" follows it, a clause's subject ("until 7 gets home", "before 7 eats")."""
     return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start)) \
         and not _NOT_TIME_BEFORE.search(text, max(0, start - 40), start) \
-        and not _verb_after(text, end)
+        and not _subject_after_time(text, start, end)
+
+
+def _subject_after_time(text: str, start: int, end: int) -> bool:
+    """Whether the number text[start:end] is the subject of a clause that "until", "till", "before" or "after" opens,
+    a verb in "s" after it ("until 7 gets home", "before 7 eats"): not after "at", "by" or "around" ("Dinner by 7
+    seems fine."), nor in a clause whose subject "whoever" or "anyone" is, that verb its own ("Whoever comes home
+    after 7 gets no dessert.")."""
+    return _verb_after(text, end) and bool(_CLAUSE_TIME_BEFORE.search(text, _last_word_at(text, start), start)) \
+        and not _INDEFINITE_OPENING.search(text, max(0, start - 120), start)
 
 
 def _verb_after(text: str, end: int) -> bool:
@@ -251,9 +277,8 @@ def _counts(text: str, start: int, end: int) -> bool:
     said = (m["word"] or "").lower()
     if _verb_after(text, end):  # a clause's subject; one a time's word opens needs nothing after its verb: "until 7
         # gets home", "before 7 eats" (`_a_time` none)
-        before = _last_word_at(text, start)
-        return not (_TIME_BEFORE.search(text, before, start)
-                    or _WORD_AFTER.match(text, m.end()) and _SUBJECT_BEFORE.search(text, before, start))
+        return not (_subject_after_time(text, start, end) or _WORD_AFTER.match(text, m.end())
+                    and _SUBJECT_BEFORE.search(text, _last_word_at(text, start), start))
     return not said or said in _PLURALS or said in _UNITS or (said.endswith("s") and not said.endswith(("ss", "us"))
                                             and not is_common(said) and said not in _NOT_PLURALS)
 

@@ -3615,3 +3615,66 @@ def test_a_command_hears_a_person_or_a_pet_as_a_question_does():
     for said, heard in (("Where is the pepper?", []), ("Where is Pepper?", ["pepper"]),
                         ("Where is the seahorse?", ["seahorse"])):
         assert heard_names(said, concepts).names == heard, said
+
+
+def test_a_number_after_by_or_at_or_in_a_whoever_clause_is_still_a_time_before_a_verb_in_s():
+    # Before (review of b36bdc6): of a cat <seven>, "Dinner by 7 seems fine." named <seven> ("by" opens no clause
+    # whose subject it could be), and "Whoever comes home after 7 gets no dessert." and "Anyone arriving after 7 gets
+    # a cold dinner." named it too: the verb in "s" is the "whoever" clause's own, the number a time in it; and "The
+    # kids should be sleeping by seven." (a place by it only where no "be" is before the verb: "Is Bo sitting by
+    # Seven?")
+    from edge_rap.retrieve.decide import mentioned_names
+    from edge_rap.types import Concept
+
+    names = ["seven", "bo"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Dinner by 7 seems fine.", []), ("Bedtime at 7 seems early.", []),
+                        ("Whoever comes home after 7 gets no dessert.", []),
+                        ("Anyone arriving after 7 gets a cold dinner.", []),
+                        ("Hey robot, whoever comes after seven gets nothing.", []),
+                        ("The kids should be sleeping by seven.", []), ("Everyone must be sitting down by 7.", []),
+                        ("Bo is sleeping by Seven.", ["bo", "seven"]), ("Is Bo sitting by Seven?", ["bo", "seven"]),
+                        # the subject of a clause "until", "before" or "after" opens
+                        ("Wait until 7 gets home.", ["seven"]), ("Feed them before 7 eats.", ["seven"]),
+                        ("Tell everyone to wait until 7 gets home.", ["seven"]),
+                        ("Until 7 comes home, keep the door shut.", ["seven"])):
+        assert match_names(said, names).names == heard, said
+        assert [c.name for c in mentioned_names(said, concepts)] == heard, said
+
+
+def test_a_filler_after_another_word_opening_a_question_is_no_name_in_a_run_of_words():
+    # Before (review of b36bdc6): of a dog <well>, "Oh well, where is he?" and "Ah well, where is he?" named <well>:
+    # "well" alone was a filler, but the run "oh well" scored for the name by its letters; and "Has Bo left? Well,
+    # has Max?" asked of <bo> alone, "well" no common word going on asking
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    names = ["well", "bo", "max"]
+    for said, heard in (("Oh well, where is he?", []), ("Ah well, where is he?", []), ("Oh well, where is Bo?", ["bo"]),
+                        ("Oh, Well is hungry.", ["well"]), ("Where is Well?", ["well"])):
+        assert match_names(said, names).names == heard, said
+    home = sighted_home([Concept(k, name, "dog", "", 0, 0, 1) for k, name in enumerate(names)])
+    assert from_memory(home, "Has Bo left? Well, has Max?", now=1240.0).names == ["bo", "max"]
+
+
+def test_a_filler_as_whisper_writes_it_without_its_comma_is_no_name():
+    # Before (review of b36bdc6): of dogs <well> and <okay>, "Well, where is he?" typed named none, but heard it named
+    # <well>: espeak-ng's "Well, where is she?" came back "Well. Where is She?", and "Okay, where is he?" as "Okay.
+    # Where is he?" (the filler a sentence of its own, the he of the next pointing back to it), and "Hey robot, well,
+    # where is he?" as "Hey Robot. Well Where is Key?" (and with the comma a runner-up, "Well? Where is She?", "Well,
+    # okay. Where is G?", named <well> as the best text no longer did)
+    from edge_rap.speech.reply import from_memory
+    from edge_rap.types import Concept
+
+    names = ["well", "okay", "bo", "keys"]
+    for said, heard in (("Well. Where is She?", []), ("Okay. Where is he?", []),
+                        ("Hey Robot. Well Where is Key?", ["keys"]), ("Well? Where is She?", []),
+                        ("Well, okay. Where is he?", []), ("Okay, well, where is he?", []),
+                        ("Well what does Bo eat?", ["bo"]), ("Okay. Is Bo home?", ["bo"]),
+                        # a name still: no question after it, or written as one
+                        ("Well is hungry.", ["well"]), ("Okay. Okay is hungry.", ["okay"]), ("Is Well home?", ["well"]),
+                        ("Okay, is Okay home?", ["okay"])):
+        assert match_names(said, names).names == heard, said
+    home = sighted_home([Concept(k, name, "dog", "", 0, 0, 1) for k, name in enumerate(names)])
+    reply = from_memory(home, "Okay. Where is he?", now=1240.0)  # not "I haven't seen <okay>": none, or no name
+    assert reply is None or reply.names == [], reply

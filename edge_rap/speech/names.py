@@ -358,12 +358,15 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                 if _loose_and(said, form) or _not_the_letters(said, form) or (
                         words[i][0] == form and plain_word(form)
                         and as_itself(text, *words[i][1:], within)) or (
+                        j - i > 1 and plain_word(form)
+                        and any(w == form and as_itself(text, a, b, within) for w, a, b in words[i:j])) or (
                         name in living and not nouns.isdisjoint(range(i, j))):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
                     # see one cup" <one> (a number is itself as a common word is: heard as typed), nor "the pepper"
                     # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>, nor
-                    # another's name in that word ("Pay the bill." of <Will> beside a <Bill>)
+                    # another's name in that word ("Pay the bill." of <Will> beside a <Bill>), nor a run of words
+                    # holding such a word where it is itself ("Oh well, where is he?" of a dog <well>: "oh well")
                 capital = text[words[i][1]].isupper()
                 # a name's start written as a name ("Is Char home?", "Char, come here."), not a sentence's capital on
                 # a word of its own ("Bust it open.", "Tuck in your shirt." of <Buster>, <Tucker>: `opens_as_a_name`)

@@ -22,7 +22,7 @@ from edge_rap.speech.names import Heard, Names, heard_as, joined_apart, made_of,
 from edge_rap.speech.sightings import ago_of, the_camera
 from edge_rap.speech.who import SENTENCE_END, WhoQuestion, answer_who, asks_who
 from edge_rap.types import Answer, Concept, Image, Recognition
-from edge_rap.words import COMMON, FILLER
+from edge_rap.words import COMMON, FILLER, FILLERS
 
 _WHERE = re.compile(r"\b(where('s| is| are|'re)?|home|around|is .{1,40}\b(here|back|in|there)|have you seen|"
                     r"did you see|when did you( last)? see|seen)\b"
@@ -73,16 +73,17 @@ _WHERE_IS_THAT = re.compile(r"\b(where|have you seen)\b.*\b(it|they|them|he|she|
 
 def _asked_where(question: str, names: Names, concepts: list[Concept]) -> Names:
     """The names heard in a sentence that asks where (_asks_where), or that goes on asking it with names and common
-    words alone ("Where is Anya? And Bo?", "Also Bo."), or that points back with "it", "they", "she"... to the last
-    that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants him." is about <bo>, and so is "Bo is hungry. Where is
-    she?". `concepts`: those the names are of, a person's or an animal's read as `heard_names` reads them."""
+    words alone ("Where is Anya? And Bo?", "Also Bo.", "Has Bo left? Well, has Max?": a filler, FILLERS, too), or
+    that points back with "it", "they", "she"... to the last that has any (_WHERE_IS_THAT): "Where is Bo? Anya wants
+    him." is about <bo>, and so is "Bo is hungry. Where is she?". `concepts`: those the names are of, a person's or
+    an animal's read as `heard_names` reads them."""
     heard, asking, earlier = [], False, []
     for a, b in _sentences(question):
         own = _heard_in(question, a, b, names, concepts)
         rest = "".join(question[start:end] for start, end in zip([a] + [h.end for h in own],
                                                                   [h.start for h in own] + [b]))
         asking = _asks_where(question[a:b]) or asking and set(re.findall(r"[^\W\d_]+", rest.lower())) <= \
-            COMMON | _GOING_ON
+            COMMON | _GOING_ON | FILLERS
         meant = own or (earlier if _WHERE_IS_THAT.search(question[a:b]) else [])
         heard += [h for h in meant if h.name not in {n.name for n in heard}] if asking else []
         earlier = own or earlier

@@ -428,6 +428,39 @@ def test_an_index_file_truncated_under_a_running_reader_is_read_again_not_a_sigb
     assert done.stderr.count(f"index file {path.name} changed while it was in use") == 1, done.stderr
 
 
+
+def test_an_index_file_whose_last_write_alone_changed_is_read_again_unsaid(root, photos, caplog):
+    # Before: `touch` (a backup tool setting its time, the same bytes copied over it) was said as "changed while it
+    # was in use (truncated or rewritten by another process?)", at every touch; other bytes of its size written in
+    # place were said so too, beside the line saying it damaged
+    writer = fake_memory(root)
+    for i in range(3):
+        writer.remember(f"c{i}", [scene_file(photos, i)])
+    reader = fake_memory(root, readonly=True)
+    view = reader.view()
+    queries = [FakeEmbedder().embed([scene(i)])[0] for i in range(3)]
+    names = {c.id: c.name for c in reader.concepts()}
+
+    def found() -> list[str]:
+        return [names[view.search(query, 10)[0].concept_id] for query in queries]
+
+    with caplog.at_level(logging.WARNING):
+        assert found() == ["c0", "c1", "c2"]
+        path = max((root / "index").iterdir(), key=lambda p: p.stat().st_size)
+        for later in (1, 2):
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + later * 10**9))
+            assert found() == ["c0", "c1", "c2"]
+        assert caplog.text == ""
+        with open(path, "r+b") as f:  # (other bytes, the size kept)
+            f.seek(-8, os.SEEK_END)
+            last = f.read(8)
+            f.seek(-8, os.SEEK_END)
+            f.write(bytes(255 - b for b in last))
+        assert found() == ["c0", "c1", "c2"]
+    assert "changed while it was in use" not in caplog.text
+    assert caplog.text.count(f"index file {path.name} is missing, unreadable or damaged") == 1
+
+
 TRUNCATE_UNDER_A_READER = """
 import logging, os, sys
 from pathlib import Path

@@ -216,21 +216,24 @@ class IndexView:
         search under way in another thread keeps its own until it ends."""
         self.indexes, self.generation, self._mapped = [], -1, {}
 
-    def _changed(self) -> list[Path]:
-        """The mapped files changed in place since they were mapped (truncated, rewritten by another process, a
-        drive pulled): a search read past a truncated file's end, a SIGBUS that killed the daemon without a line. One
-        removed or renamed over (a writer's compaction) stays mapped whole: its old bytes, as its row lists them."""
-        return [path for path, state in self._mapped.items()
+    def _changed(self) -> dict[Path, bool]:
+        """The mapped files changed in place since they were mapped (truncated, rewritten by another process), each
+        with whether its size changed: a search read past a truncated file's end, a SIGBUS that killed the daemon
+        without a line. One removed or renamed over (a writer's compaction) stays mapped whole: its old bytes, as its
+        row lists them."""
+        return {path: now[2] != state[2] for path, state in self._mapped.items()
                 if state is not None and (now := _file_state(path)) is not None
-                and now[:2] == state[:2] and now != state]
+                and now[:2] == state[:2] and now != state}
 
     def refresh(self) -> None:
         """Map the index files the space's row lists, when the row changed, or when one mapped changed under this
         process (mapped again, said once). A missing, unreadable or damaged file makes the reader build one index
         from the database's vectors, once per generation, with a warning."""
-        if changed := self._changed():
-            log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another process?); "
-                        "read again", self.store.root, " ".join(path.name for path in changed))
+        if changed := self._changed():  # (its last write alone changed, `touch` or the same bytes copied over it,
+            # is read again unsaid: it was said as truncated; other bytes of its size are said as damaged, below)
+            if resized := [path.name for path, size in changed.items() if size]:
+                log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another "
+                            "process?); read again", self.store.root, " ".join(resized))
             self.let_go()
         for _ in range(5):
             row = self.store.space(self.space)

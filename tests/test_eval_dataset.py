@@ -286,6 +286,20 @@ def test_a_pipe_in_a_dataset_is_never_opened_nor_a_photo_and_is_said(dataset):
     assert loose_photos(dataset) == [f"{dataset / 'pipe'}: a pipe, not a photo (not opened)"]
 
 
+def test_the_pipes_and_devices_in_a_folder_inside_a_concepts_are_named_to_a_few_the_others_counted(dataset):
+    # a link to /proc named each process's fd/ (its terminal, its pipes): some 200 lines in skipped_images
+    edited = dataset / "coffee" / "edited"
+    pipes = [edited / f"p{k}" for k in range(5)] + [edited / "deeper" / "q"]
+    (edited / "deeper").mkdir(parents=True)
+    for pipe in pipes:
+        os.mkfifo(pipe)
+    unread = {c.name: c.unread for c in _read_unblocked(dataset, pipes)}["coffee"]
+    assert unread == [f"{edited / 'deeper' / 'q'}: a pipe, not a photo (not opened)",
+                      f"{edited / 'p0'}: a pipe, not a photo (not opened)",
+                      f"{edited / 'p1'}: a pipe, not a photo (not opened)",
+                      f"{edited}: 3 more pipes, sockets or devices in it, not photos (not opened)"]
+
+
 def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monkeypatch):
     # /proc's files say they are empty, and reading /proc/kmsg waits for the kernel's next message: a link to /proc in
     # a concept's folder had it opened, and the evaluation never began

@@ -201,9 +201,25 @@ def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str
         left, cut = left - walk.seen, walk.cut
         if walk.photos or walk.cut:
             lines.append(_counted_line(sub, walk))
-        lines += [_not_opened_line(path, kind) for path, kind in sorted(walk.special)]
+        lines += _not_opened_in(sub, walk.special)
         lines += [f"{path}: a folder inside a concept's folder that cannot be listed ({reason}): any photos in it "
                   "not read" for path, reason in walk.unlisted]
+    return lines
+
+
+#: The pipes, sockets and devices a folder inside a concept's names, at most, the others counted: a link to /proc
+#: named each process's fd/ (its terminal, its pipes), some 200 lines in skipped_images, ahead of any other.
+NAMED_NOT_OPENED = 3
+
+
+def _not_opened_in(sub: Path, special: list[tuple[str, str]]) -> list[str]:
+    """The pipes, sockets and devices the count of the folder `sub` found, a line each for the first
+    NAMED_NOT_OPENED, and one that counts the others."""
+    found = sorted(special)
+    lines = [_not_opened_line(path, kind) for path, kind in found[:NAMED_NOT_OPENED]]
+    if (more := len(found) - NAMED_NOT_OPENED) > 0:
+        lines.append(f"{sub}: {counted(more, 'more pipe, socket or device', 'more pipes, sockets or devices')} in "
+                     "it, not photos (not opened)")
     return lines
 
 

@@ -321,6 +321,28 @@ def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monke
     assert next(c for c in concepts if c.name == "coffee").unread == []
 
 
+def test_a_file_removed_as_it_is_looked_at_is_no_photo_not_an_error(tmp_path, monkeypatch):
+    # is_file, then a second look for its size: a file removed between them raised FileNotFoundError (a folder
+    # source said its whole folder could not be listed), where one removed before either was no photo
+    from edge_rap.perceive.images import is_photo_file
+
+    frame, real_stat = tmp_path / "frame", Path.stat
+    save_photo(tmp_path, "coffee", filename="frame.png")
+    (tmp_path / "frame.png").rename(frame)
+
+    def removed_once_looked_at(path, *args, **kwargs):
+        status = real_stat(path, *args, **kwargs)
+        if path == frame and os.path.exists(frame):
+            os.unlink(frame)
+        return status
+
+    monkeypatch.setattr(Path, "stat", removed_once_looked_at)
+    assert not is_photo_file(frame)
+    (tmp_path / "loop").symlink_to("loop")  # as Path.is_file: a loop of links, a dangling one, are no photos
+    (tmp_path / "dangling").symlink_to("nowhere")
+    assert not is_photo_file(tmp_path / "loop") and not is_photo_file(tmp_path / "dangling")
+
+
 def test_a_dataset_folder_listed_but_not_searched_is_one_line(dataset, monkeypatch):
     refused_stat(monkeypatch, "database.json")  # (looked for first: a RAP database is refused)
     with pytest.raises(EdgeRapError, match=r"database.json: cannot reach it \(Permission denied"):

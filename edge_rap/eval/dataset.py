@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Container
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
@@ -235,14 +235,15 @@ def _counted_line(sub: Path, walk: _Walk) -> str:
             "them up into it)")
 
 
-def _holder(sub: Path, folders: Iterable[str]) -> str | None:
-    """Which of `folders` (where concepts' folders lead) holds the folder `sub` leads to, inside it and through no
-    `_hidden` folder (their count looks there, as it does not in `.cache/`); None where none does."""
+def _holder(sub: Path, folders: Container[str]) -> str | None:
+    """Which of `folders` (where concepts' folders lead) holds the folder `sub` leads to, the nearest, inside it and
+    through no `_hidden` folder (their count looks there, as it does not in `.cache/`); None where none does. Its
+    folders above looked up, not every concept's folder compared: a dataset of 2000 concepts, each with a link
+    into another's, took 50 s, not 2."""
     path = Path(os.path.realpath(sub))
-    for folder in folders:
-        if path != Path(folder) and path.is_relative_to(folder):
-            if not any(_hidden(part) for part in path.relative_to(folder).parts):
-                return folder
+    for folder in path.parents:
+        if str(folder) in folders:
+            return None if any(_hidden(part) for part in path.relative_to(folder).parts) else str(folder)
     return None
 
 

@@ -194,6 +194,28 @@ def test_a_link_to_a_folder_inside_another_concepts_folder_is_said_as_one_its_ph
     assert unread["nested"] == [_one_photo(dataset / "nested" / "photos")]
 
 
+def test_links_into_other_concepts_folders_are_placed_without_comparing_each_with_every_concept(tmp_path,
+                                                                                                 monkeypatch):
+    # each link was compared with every concept's folder (Path.is_relative_to): 2000 concepts, each with a link into
+    # another's, were read in 50 s, not 2; their folders above it are looked up instead
+    concepts = 60
+    for k in range(concepts):
+        save_photo(tmp_path / f"c{k:02d}", "coffee", filename="a.jpg")
+        save_photo(tmp_path / f"c{k:02d}" / "inner", "coffee", filename="b.jpg")
+        (tmp_path / f"c{k:02d}" / "link").symlink_to(f"../c{(k + 1) % concepts:02d}/inner")
+    compared, is_relative_to = [], Path.is_relative_to
+
+    def counted(path, *others):
+        compared.append(path)
+        return is_relative_to(path, *others)
+
+    monkeypatch.setattr(Path, "is_relative_to", counted)
+    read = read_dataset(tmp_path)
+    assert read[0].unread[1] == (f"{tmp_path / 'c00' / 'link'}: a link to a folder inside the folder of another "
+                                 "concept, 'c01' (its photos are counted as that concept's, not as this one's)")
+    assert len(compared) <= 4 * concepts
+
+
 def test_a_link_to_a_folder_inside_its_own_concepts_folder_is_not_counted_twice(dataset):
     # `coffee/alias -> edited`: coffee's photos in edited/ were counted twice; one in a hidden folder, which the count
     # passes over, is counted where the link is
@@ -286,6 +308,20 @@ def test_a_pipe_in_a_dataset_is_never_opened_nor_a_photo_and_is_said(dataset):
     assert loose_photos(dataset) == [f"{dataset / 'pipe'}: a pipe, not a photo (not opened)"]
 
 
+def test_the_pipes_and_devices_in_a_folder_inside_a_concepts_are_named_to_a_few_the_others_counted(dataset):
+    # a link to /proc named each process's fd/ (its terminal, its pipes): some 200 lines in skipped_images
+    edited = dataset / "coffee" / "edited"
+    pipes = [edited / f"p{k}" for k in range(5)] + [edited / "deeper" / "q"]
+    (edited / "deeper").mkdir(parents=True)
+    for pipe in pipes:
+        os.mkfifo(pipe)
+    unread = {c.name: c.unread for c in _read_unblocked(dataset, pipes)}["coffee"]
+    assert unread == [f"{edited / 'deeper' / 'q'}: a pipe, not a photo (not opened)",
+                      f"{edited / 'p0'}: a pipe, not a photo (not opened)",
+                      f"{edited / 'p1'}: a pipe, not a photo (not opened)",
+                      f"{edited}: 3 more pipes, sockets or devices in it, not photos (not opened)"]
+
+
 def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monkeypatch):
     # /proc's files say they are empty, and reading /proc/kmsg waits for the kernel's next message: a link to /proc in
     # a concept's folder had it opened, and the evaluation never began
@@ -305,6 +341,28 @@ def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monke
     monkeypatch.undo()
     assert [f for f in opened if f.endswith("kmsg")] == []
     assert next(c for c in concepts if c.name == "coffee").unread == []
+
+
+def test_a_file_removed_as_it_is_looked_at_is_no_photo_not_an_error(tmp_path, monkeypatch):
+    # is_file, then a second look for its size: a file removed between them raised FileNotFoundError (a folder
+    # source said its whole folder could not be listed), where one removed before either was no photo
+    from edge_rap.perceive.images import is_photo_file
+
+    frame, real_stat = tmp_path / "frame", Path.stat
+    save_photo(tmp_path, "coffee", filename="frame.png")
+    (tmp_path / "frame.png").rename(frame)
+
+    def removed_once_looked_at(path, *args, **kwargs):
+        status = real_stat(path, *args, **kwargs)
+        if path == frame and os.path.exists(frame):
+            os.unlink(frame)
+        return status
+
+    monkeypatch.setattr(Path, "stat", removed_once_looked_at)
+    assert not is_photo_file(frame)
+    (tmp_path / "loop").symlink_to("loop")  # as Path.is_file: a loop of links, a dangling one, are no photos
+    (tmp_path / "dangling").symlink_to("nowhere")
+    assert not is_photo_file(tmp_path / "loop") and not is_photo_file(tmp_path / "dangling")
 
 
 def test_a_dataset_folder_listed_but_not_searched_is_one_line(dataset, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -457,6 +458,22 @@ def test_references_must_leave_a_query_and_the_memory_stays_empty(dataset, setti
     assert "--references" in capsys.readouterr().err
 
 
+def test_a_dataset_of_no_concept_remembered_says_why_they_were_left_out_not_what_was_skipped_before(dataset,
+                                                                                                       settings):
+    # Its error named the first three lines of skipped_images: a photo beside the folders, a pipe, an unread photo,
+    # each said before the concepts' reasons, were all it said, and no concept's reason was among them
+    os.mkfifo(dataset / "0.jpg")
+    for folder in dataset.iterdir():
+        if folder.is_dir():
+            os.mkfifo(folder / "pipe")
+            (folder / "a.png").write_bytes(b"")  # its reference: refused (an empty file)
+    with pytest.raises(EdgeRapError) as raised:
+        evaluate_retrieval(settings, dataset)
+    reasons = str(raised.value).removeprefix("no concept's reference photo could be remembered: ").split("; ")
+    assert len(reasons) == 3
+    assert all(": empty file (the reference of '" in reason for reason in reasons), reasons
+
+
 @pytest.mark.parametrize("kind, said", [("retrieval", ": 1 concept, 1 query\n"),
                                          ("localize", ": 1 frame of 640x480 (0 on another concept's photo), "
                                                       "1 pasted concept (1 per frame")])
@@ -555,8 +572,6 @@ def test_unusable_distractors_are_listed_and_none_usable_is_an_error(dataset, se
 
 def test_a_pipe_among_the_distractors_is_said_not_opened(dataset, settings, tmp_path):
     # one named as a photo was taken for a distractor (refused as it was read), one named otherwise passed over unsaid
-    import os
-
     distractors = tmp_path / "distractors"
     save_photo(distractors, "brick")
     for name in ("a.jpg", "pipe"):

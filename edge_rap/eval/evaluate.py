@@ -256,10 +256,12 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
     dataset's would stay in it."""
     _refuse_held(len(mem.concepts()))
     kept, seen = [], {}  # each name as the memory compares names (name_key) -> its folder's
+    left_out = []  # why each concept was: what an evaluation of none says (not the pipes, links... before them)
     for c in progress(concepts):
         skipped += c.unread
         if not c.references:
-            skipped.append(f"no photo in the folder of {quoted(c.name)} (left out)")
+            left_out.append(f"no photo in the folder of {quoted(c.name)} (left out)")
+            skipped.append(left_out[-1])
             continue
         try:
             if (other := seen.get(name_key(c.name))) is not None:
@@ -273,14 +275,15 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             raise  # the memory cannot be written: no later folder could be either
         except EdgeRapError as e:  # this folder's: its photo is another folder's reference too, say
             queries = counted(len(c.queries), "query", "queries")
-            skipped.append(f"{e} (the reference of {quoted(c.name)}: left out with its {queries})")
+            left_out.append(f"{e} (the reference of {quoted(c.name)}: left out with its {queries})")
+            skipped.append(left_out[-1])
             continue
         skipped += [f"{e} (a reference of {quoted(c.name)}: remembered from its other {len(prepared)})"
                     for e in refused]
         seen[name_key(c.name)] = c.name
         kept.append(c)
     if not kept:
-        raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(skipped[:3]))
+        raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(left_out[:3]))
     return kept
 
 

@@ -5,6 +5,7 @@ boxes are given) the way every viewer shows it."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
@@ -209,8 +210,20 @@ def is_photo_file(path: Path) -> bool:
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return (path.suffix.lower() not in _VIDEO_THUMBNAILS and path.is_file() and path.stat().st_size > 0
-            and _is_picture(path))
+    return path.suffix.lower() not in _VIDEO_THUMBNAILS and _regular_not_empty(path) and _is_picture(path)
+
+
+def _regular_not_empty(path: Path) -> bool:
+    """Whether `path` is a regular file that is not empty, by one look, False where `Path.is_file` is (no such
+    file, a dangling link or a loop of links): a file removed between `is_file` and a second look for its size
+    raised, and a folder source (`camera`) said the whole folder could not be listed."""
+    try:
+        status = path.stat()
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
+    return stat.S_ISREG(status.st_mode) and status.st_size > 0
 
 
 def _is_picture(path: Path) -> bool:

@@ -1257,8 +1257,9 @@ def test_a_token_file_not_utf8_or_failing_to_read_is_503_with_its_fix(tmp_path, 
                 def read(self, *size):
                     raise OSError(5, "Input/output error")
 
-            opened = builtins.open
-            monkeypatch.setattr(os, "fdopen", lambda fd, mode="r": Failing(opened(fd, "rb", buffering=0)))
+            opened, fdopen = builtins.open, os.fdopen
+            monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *more: Failing(opened(fd, "rb", buffering=0))
+                                if mode == "rb" else fdopen(fd, mode, *more))
             answer = c.get("/api/concepts")
             monkeypatch.undo()
     assert answer.status_code == 503 and "API token" in answer.json()["error"]

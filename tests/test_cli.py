@@ -862,6 +862,26 @@ def test_sigterm_and_sighup_raise_as_ctrl_c_does_but_one_ignored_stays_ignored(s
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
 
+def test_a_ctrl_c_ignored_when_a_command_starts_stays_ignored():
+    # A job a script puts in the background (`edge-rap serve &`) starts with SIGINT ignored, as under nohup: a stop's
+    # handlers and a hold leave it so, and the Ctrl-C sent meanwhile ends nothing. (The suite runs each test with
+    # Python's Ctrl-C whatever it inherited, conftest's `ctrl_c_raises`: this is set here, not found.)
+    import signal
+
+    from edge_rap import cli
+    from edge_rap.generate.interrupts import interrupt_waiting, interrupts_held
+
+    found = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with cli._stop_on_signals() as stop, interrupts_held():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert not interrupt_waiting()
+        assert not stop.wait(0.2) and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
 def test_a_held_signal_reaches_the_holds_wakeup_pipe_as_it_arrives():
     # llama.cpp evaluating a prompt on the main thread (`ask`) runs no Python: the held signal's Python handler waited
     # for the batch's end (seconds), and the VLM's watcher, on another thread, saw nothing. Python's C-level handler

@@ -1211,13 +1211,55 @@ def test_a_memory_whose_drive_goes_away_is_503_never_a_wrong_token_and_answers_a
 
 def test_a_folder_in_the_token_files_place_is_503_with_its_fix(tmp_path):
     # A folder at the token's path (an unpacking gone wrong) answered every request 500, with two tracebacks each,
-    # and left a file descriptor open at each: the file opened, then refused as a folder
+    # and left a file descriptor open at each: the file opened, then refused as a folder. The fix it names mends it:
+    # the rotation failed, "cannot write the API token (Is a directory)"
+    from edge_rap.serve.token import rotate_token
+
     settings = fake_settings(tmp_path)
     with live_server(settings) as live:
         (settings.memory / TOKEN_FILE).unlink()
         (settings.memory / TOKEN_FILE).mkdir()
         with live.client() as c:
             answers = [c.get("/api/concepts") for _ in range(3)]
-    assert {r.status_code for r in answers} == {503}
-    assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on the "
-                                          "device"}
+        assert {r.status_code for r in answers} == {503}
+        assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on "
+                                              "the device"}
+        with live.client(rotate_token(settings.memory)) as fresh:
+            assert fresh.get("/api/concepts").status_code == 200
+
+
+def test_a_folder_holding_files_in_the_token_files_place_is_named_not_removed(tmp_path):
+    from edge_rap.serve.token import rotate_token
+
+    folder = tmp_path / TOKEN_FILE
+    (folder / "kept").mkdir(parents=True)
+    with pytest.raises(EdgeRapError, match=r"a folder is in the API token's place .*; move it away, then run "):
+        rotate_token(tmp_path)
+    assert (folder / "kept").is_dir() and not (tmp_path / f".{TOKEN_FILE}.new").exists()
+
+
+def test_a_token_file_not_utf8_or_failing_to_read_is_503_with_its_fix(tmp_path, monkeypatch):
+    # Bytes no token has (a file clobbered by a binary) answered every request 500, with two tracebacks each, and
+    # `serve` and `pair` ended in a traceback: read as text; and so did a read failing (EIO: its drive failing)
+    import builtins
+
+    from edge_rap.serve.token import rotate_token
+
+    settings = fake_settings(tmp_path)
+    token = settings.memory / TOKEN_FILE
+    with live_server(settings) as live:
+        token.write_bytes(b"\xff" * 64 + b"\n")
+        with live.client() as c:
+            assert c.get("/api/concepts").status_code == 503
+            rotate_token(settings.memory)  # (a file of its own: read again, not taken as the one judged)
+
+            class Failing(io.BufferedReader):
+                def read(self, *size):
+                    raise OSError(5, "Input/output error")
+
+            opened, fdopen = builtins.open, os.fdopen
+            monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *more: Failing(opened(fd, "rb", buffering=0))
+                                if mode == "rb" else fdopen(fd, mode, *more))
+            answer = c.get("/api/concepts")
+            monkeypatch.undo()
+    assert answer.status_code == 503 and "API token" in answer.json()["error"]

@@ -40,14 +40,21 @@ def _read(path: Path) -> str:
     except OSError as e:
         raise _unreadable(path, e) from None
     try:
-        f = os.fdopen(fd)
+        f = os.fdopen(fd, "rb")
     except OSError as e:  # a folder at its path: refused here, its descriptor left open (one leaked a request)
         os.close(fd)
         raise _unreadable(path, e) from None
     with f:
-        if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
-            os.fchmod(f.fileno(), 0o600)  # readable by others: tightened before it is used
-        token = f.read().strip()
+        try:
+            if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
+                os.fchmod(f.fileno(), 0o600)  # readable by others: tightened before it is used
+            data = f.read()
+        except OSError as e:  # its drive failing (EIO), or another account's file readable by all: never a 500
+            raise _unreadable(path, e) from None
+    try:
+        token = data.decode().strip()
+    except UnicodeDecodeError:  # bytes no token has (ours are hex): damaged, not a 500 and a traceback a request
+        token = ""
     if len(token) < 32:
         raise EdgeRapError(f"{path}: the API token is damaged; run `edge-rap pair --rotate`")
     return token
@@ -78,12 +85,26 @@ def rotate_token(memory: Path) -> str:
     token = _new()
     try:
         private_folder(memory)
+        _clear_folder(path)
         fresh.unlink(missing_ok=True)
         _write(fresh, token, exclusive=True)
         os.replace(fresh, path)
     except OSError as e:
         raise EdgeRapError(f"{path}: cannot write the API token ({e.strerror})") from None
     return token
+
+
+def _clear_folder(path: Path) -> None:
+    """An empty folder at the token's path (a container's bind mount of a token file not there yet leaves one) removed,
+    so that the rotation a server's 503 asks for takes its place: os.replace puts no file over a folder ("cannot write
+    the API token (Is a directory)"). One holding files is said, not removed."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    try:
+        path.rmdir()
+    except OSError as e:
+        raise EdgeRapError(f"{path}: a folder is in the API token's place ({e.strerror}); move it away, then run "
+                           f"`edge-rap pair --rotate` again") from None
 
 
 class TokenKeeper:

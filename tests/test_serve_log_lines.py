@@ -261,3 +261,22 @@ def test_the_lines_a_wrapper_says_are_its_callers_kinds(rationed):
     stops = f" (the last of {TRIES - BURST} like this not logged, said as the server stops)"
     assert warnings_said(rationed) == ["disk full", "disk written again"] * BURST + ["disk full" + stops,
                                                                                       "disk written again" + stops]
+
+
+def test_a_line_whose_arguments_do_not_fit_it_is_left_to_logging_while_uploads_are_labelled():
+    # Before (review of the labels): `Labelled` read each line's message while uploads were remembered, so a line
+    # whose arguments do not fit its text raised into the code that logged it (a request answered 500) where logging
+    # itself says "--- Logging error ---" and goes on
+    import logging
+
+    from edge_rap.serve.uploads import _LABELS, Labelled
+
+    named = _LABELS.set({"/tmp/upload-1/photo-0.png": "photo 1 (mug.jpg)"})
+    try:
+        unfit = logging.LogRecord("edge_rap", logging.WARNING, __file__, 1, "%s and %s", ("one",), None)
+        assert Labelled().filter(unfit) and (unfit.msg, unfit.args) == ("%s and %s", ("one",))
+        fit = logging.LogRecord("edge_rap", logging.WARNING, __file__, 1, "%s is here", ("/tmp/upload-1/photo-0.png",),
+                                None)
+        assert Labelled().filter(fit) and fit.getMessage() == "photo 1 (mug.jpg) is here"
+    finally:
+        _LABELS.reset(named)

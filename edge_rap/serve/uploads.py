@@ -153,6 +153,11 @@ class Labelled(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         labels = _LABELS.get()
-        if labels:
-            record.msg, record.args = _named(record.getMessage(), labels), ()
+        if not labels:
+            return True
+        try:
+            said = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the line: logging says so, not the caller
+            return True
+        record.msg, record.args = _named(said, labels), ()
         return True

@@ -329,10 +329,8 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
     forms = _forms(names)
     fitting = _by_length(forms)
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
-    # the words that are a person's or an animal's one-word name (or its plural) as the ordinary word, no one's name
-    lived = {forms[name] for name in living if name in forms}
-    nouns = {k for k, (w, a, b) in enumerate(words)
-             if any(w == form or _plural_of(w, form) for form in lived) and as_noun(text, a, b)}
+    # the words after an article, each the ordinary word, no person's or animal's name, spelled so or only alike
+    nouns = {k for k, (_, a, b) in enumerate(words) if as_noun(text, a, b)} if living else set()
     candidates: list[tuple[float, int, int, str, bool, bool, bool]] = []  # score, first word, last word + 1, name,
     # may be it, heard with the possessive's "s" as its own ("Bo's" as "bos"), spelled so with its "'s" last
     among: dict[tuple[int, int], float] = {}  # a word among a name's letters: what it would have scored for it
@@ -360,12 +358,12 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                         and as_itself(text, *words[i][1:], within)) or (
                         j - i > 1 and plain_word(form)
                         and any(w == form and as_itself(text, a, b, within) for w, a, b in words[i:j])) or (
-                        name in living and not nouns.isdisjoint(range(i, j))):
+                        name in living and _as_noun(words, range(i, j), nouns, form)):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
                     # see one cup" <one> (a number is itself as a common word is: heard as typed), nor "the pepper"
-                    # or "the peppers" (nor its words with others, "the pepper" spelled alike) a dog <pepper>, nor
-                    # another's name in that word ("Pay the bill." of <Will> beside a <Bill>), nor a run of words
+                    # or "the peppers", nor "the paper" (whisper's), a dog <pepper> (nor its words with others, "the
+                    # pepper" alike), nor another's name in that word ("Pay the bill." of <Will>), nor a run of words
                     # holding such a word where it is itself ("Oh well, where is he?" of a dog <well>: "oh well")
                 capital = text[words[i][1]].isupper()
                 # a name's start written as a name ("Is Char home?", "Char, come here."), not a sentence's capital on
@@ -462,6 +460,13 @@ def _plural(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: 
     and others like it."""
     said = words[i][0]
     return _one_word_after_determiner(text, words, i, j, form, owned) and _plural_of(said, form) and not is_common(said)
+
+
+def _as_noun(words: Sequence[tuple[str, int, int]], run: range, nouns: set[int], form: str) -> bool:
+    """Whether the `run` of `words` holds a word after an article (`nouns`), so that a person's or an animal's name
+    `form` said or spelled alike there is the ordinary word ("the paper", "the pepper" of a dog <pepper>), unless
+    the article is in the run and the name's own ("The Rock" of <the_rock>)."""
+    return any(k in nouns and (k == run.start or words[k - 1][0] not in form.split(" ")) for k in run)
 
 
 def _plural_of(said: str, form: str) -> bool:

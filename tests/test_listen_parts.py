@@ -3151,6 +3151,22 @@ def test_a_person_or_pet_name_heard_by_sound_after_an_article_is_the_ordinary_wo
         assert parse(said, list(kinds), kinds)[1] == "Shall I forget <pepper>? Say yes or no.", said
 
 
+def test_an_article_said_before_a_word_alike_is_no_name_that_opens_with_one():
+    # Before: of a person <The Rock> (beside a dog <rocky>), "Where is the rocky road ice cream?" and "Where is the
+    # Rocky?" named <The Rock>, heard as "is the rocky": any article in a run of words said alike was the name's own
+    from edge_rap.speech.reply import heard_names
+    from edge_rap.types import Concept
+
+    kinds = {"The Rock": "person", "rocky": "dog", "Winnie the Pooh": "dog"}
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("Where is the rocky road ice cream?", []), ("Where is the Rocky?", []),
+                        ("Where is The Rock?", ["The Rock"]), ("Is the Rock's car here?", ["The Rock"]),
+                        ("Did Rocky eat?", ["rocky"])):
+        _heard_and_typed(said, heard, concepts, heard_names)
+    for said in ("Where is Winnie the Poo?", "Where is Winnie the Pooh?"):  # its article after its first word
+        assert heard_names(said, concepts).names == ["Winnie the Pooh"], said
+
+
 def test_a_number_counting_a_word_in_s_after_another_word_is_no_name():
     # Before: of a cat <seven>, "I got 7 likes on my post.", "Only 7 sleeps until Christmas." and "We have 7 sleeps to
     # go." named <seven>, heard and typed: a verb in "s" with more said after it made the number its subject, where

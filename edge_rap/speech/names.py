@@ -465,8 +465,18 @@ def _plural(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: 
 def _as_noun(words: Sequence[tuple[str, int, int]], run: range, nouns: set[int], form: str) -> bool:
     """Whether the `run` of `words` holds a word after an article (`nouns`), so that a person's or an animal's name
     `form` said or spelled alike there is the ordinary word ("the paper", "the pepper" of a dog <pepper>), unless
-    the article is in the run and the name's own ("The Rock" of <the_rock>)."""
-    return any(k in nouns and (k == run.start or words[k - 1][0] not in form.split(" ")) for k in run)
+    the article is the name's own, in its place in the run: after the name's words before it ("Winnie the Poo" of
+    <winnie_the_pooh>), or opening both before the name's word spelled so ("The Rock" of <the_rock>, not "is the
+    rocky" nor "the rocky road", an article, though said alike)."""
+    own = form.split(" ")
+    return any(k in nouns and not _own_article(words, run, k, own) for k in run)
+
+
+def _own_article(words: Sequence[tuple[str, int, int]], run: range, k: int, own: list[str]) -> bool:
+    """Whether the word before words[k], in the `run` said as a name of the words `own`, is that name's own article
+    at its place in it, and, where it opens the name, words[k] is the name's next word spelled so."""
+    at = k - 1 - run.start
+    return 0 <= at < len(own) - 1 and words[k - 1][0] == own[at] and (at > 0 or words[k][0] == own[1])
 
 
 def _plural_of(said: str, form: str) -> bool:

@@ -272,19 +272,36 @@ def test_a_rap_database_is_refused_naming_import_rap(tmp_path, capsys, kind, con
 
 @pytest.mark.parametrize("kind", ["retrieval", "localize"])
 def test_unreadable_photos_are_said_and_left_out_not_fatal(dataset, settings, kind):
-    # A corrupt query is skipped; a corrupt reference leaves its concept (and that one's queries) out.
+    # A corrupt query is skipped; a concept none of whose photos can be read is left out.
     (dataset / "coffee" / "b1.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
-    (dataset / "rocket" / "a.png").write_bytes(b"not a picture at all")
+    for photo in (dataset / "rocket").iterdir():
+        photo.write_bytes(b"not a picture at all")
     report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
               else evaluate_localize(settings, dataset, per_frame=1))  # a frame per query: each is counted
     skipped = report["skipped_images"]
     assert len(skipped) == 2
     assert any("coffee/b1.jpg" in s and "corrupt" in s for s in skipped)
-    assert any("rocket/a.png" in s and "'rocket': left out with its 2 queries" in s for s in skipped)
+    assert any("rocket/b1.jpg" in s and "'rocket': left out with its 2 queries" in s for s in skipped)
     if kind == "retrieval":
         assert report["concepts"] == 4 and report["queries"] == 7
     else:
         assert report["frames"] == report["placed"] == 7  # 4 concepts' 8 queries, one of them unreadable
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "localize"])
+def test_a_reference_that_cannot_be_read_gives_its_place_to_the_next_photo_that_reads(dataset, settings, kind):
+    # An empty `0empty.jpg`, sorted first, was the reference: it failed to read and the whole concept was left out
+    (dataset / "rocket" / "0empty.jpg").write_bytes(b"")
+    (dataset / "rocket" / "a.png").write_bytes(b"\xff\xd8\xff\xe0 cut off")  # the next one too
+    report = (evaluate_retrieval(settings, dataset) if kind == "retrieval"
+              else evaluate_localize(settings, dataset, per_frame=1))
+    assert [s.split(": ", 1)[0] for s in report["skipped_images"]] == [str(dataset / "rocket" / n)
+                                                                      for n in ("0empty.jpg", "a.png")]
+    assert all(s.endswith("(passed over: the reference of 'rocket' is b0.jpg)") for s in report["skipped_images"])
+    if kind == "retrieval":
+        assert report["concepts"] == 5 and report["queries"] == 9 and report["top1"] == 1.0
+    else:
+        assert report["frames"] == report["placed"] == 9
 
 
 def test_a_memory_that_already_holds_the_concepts_is_refused_not_skipped(dataset, settings, tmp_path, monkeypatch):
@@ -466,7 +483,9 @@ def test_a_dataset_of_no_concept_remembered_says_why_they_were_left_out_not_what
     for folder in dataset.iterdir():
         if folder.is_dir():
             os.mkfifo(folder / "pipe")
-            (folder / "a.png").write_bytes(b"")  # its reference: refused (an empty file)
+            for photo in folder.iterdir():
+                if photo.is_file():  # its photos: refused (empty files)
+                    photo.write_bytes(b"")
     with pytest.raises(EdgeRapError) as raised:
         evaluate_retrieval(settings, dataset)
     reasons = str(raised.value).removeprefix("no concept's reference photo could be remembered: ").split("; ")

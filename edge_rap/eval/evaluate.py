@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -268,8 +268,9 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
                 raise EdgeRapError(f"another folder is also named {quoted(other)}")
             validate_name(c.name)
             prepared, refused = _prepared(mem, c.references)
+            passed: list[str] = []
             if not prepared:
-                raise refused[-1]
+                c, prepared, passed = _in_their_place(mem, c, refused)
             mem.remember_prepared(c.name, distinct_views(prepared, c.name), "", "")
         except DeviceError:
             raise  # the memory cannot be written: no later folder could be either
@@ -278,13 +279,40 @@ def remember_references(mem, concepts: list[ConceptFolder], skipped: list[str],
             left_out.append(f"{e} (the reference of {quoted(c.name)}: left out with its {queries})")
             skipped.append(left_out[-1])
             continue
-        skipped += [f"{e} (a reference of {quoted(c.name)}: remembered from its other {len(prepared)})"
-                    for e in refused]
+        skipped += passed if passed else [f"{e} (a reference of {quoted(c.name)}: remembered from its other "
+                                          f"{len(prepared)})" for e in refused]
         seen[name_key(c.name)] = c.name
         kept.append(c)
     if not kept:
         raise EdgeRapError("no concept's reference photo could be remembered: " + "; ".join(left_out[:3]))
     return kept
+
+
+def _in_their_place(mem, c: ConceptFolder, refused: list[EdgeRapError]) -> tuple[ConceptFolder, list, list[str]]:
+    """Where none of a concept's references could be read (an empty `0empty.jpg`, sorted first, a photo cut short),
+    the first of its queries the memory takes, remembered as its reference; the photos passed over, a line each in
+    skipped_images. The concept was left out with all its photos. A reference read but refused (a lens cap, another
+    concept's photo) still leaves it out; so does one of none that can be read (the last refusal raised)."""
+    if any(_reads(photo) for photo in c.references):
+        raise refused[-1]
+    for k, photo in enumerate(c.queries):
+        try:
+            view = mem.prepare(photo)
+        except EdgeRapError as e:
+            refused.append(e)
+            continue
+        return (replace(c, references=[photo], queries=c.queries[k + 1:]), [view],
+                [f"{e} (passed over: the reference of {quoted(c.name)} is {photo.name})" for e in refused])
+    raise refused[-1]
+
+
+def _reads(photo: Path) -> bool:
+    """Whether the photo reads (its memory's refusal is of what it shows, not of the file)."""
+    try:
+        read_image_file(photo)
+    except EdgeRapError:
+        return False
+    return True
 
 
 def _prepared(mem, photos: list[Path]) -> tuple[list, list[EdgeRapError]]:

@@ -1263,3 +1263,38 @@ def test_a_token_file_not_utf8_or_failing_to_read_is_503_with_its_fix(tmp_path, 
             answer = c.get("/api/concepts")
             monkeypatch.undo()
     assert answer.status_code == 503 and "API token" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("errno_, why", [(5, "Input/output error"), (13, "Permission denied")])
+def test_a_token_file_that_cannot_be_looked_at_is_503_never_a_wrong_token(tmp_path, monkeypatch, errno_, why):
+    # Any failing os.stat of the token (EIO: its drive failing; EACCES) was read as the file gone while the memory was
+    # there: the household's own token was "wrong" (401) and, sent again, locked its browser out (429)
+    settings = fake_settings(tmp_path)
+    token, stat_of = str(settings.memory / TOKEN_FILE), os.stat
+
+    def failing(path, *args, **kwargs):
+        if str(path) == token:
+            raise OSError(errno_, why)
+        return stat_of(path, *args, **kwargs)
+
+    with live_server(settings, attempts=AttemptLimit(failures=3)) as live, live.client() as c:
+        monkeypatch.setattr(os, "stat", failing)
+        answers = [c.get("/api/concepts") for _ in range(5)]
+        monkeypatch.undo()
+        assert {r.status_code for r in answers} == {503}, [r.text for r in answers]
+        assert c.get("/api/concepts").status_code == 200  # the same token, once the file can be looked at again
+
+
+@pytest.mark.parametrize("holding, said", [
+    (False, "an empty folder is in the API token's place; `edge-rap pair --rotate` removes it and writes a token"),
+    (True, "a folder is in the API token's place, holding files; move it away, then run `edge-rap pair --rotate`")])
+def test_serve_with_a_folder_in_the_token_files_place_names_it_and_its_fix(settings, run, holding, said):
+    # `serve` said "cannot read the API token (Is a directory)": Python's words, not what mends it
+    folder = settings.memory / TOKEN_FILE
+    folder.mkdir(parents=True)
+    if holding:
+        (folder / "kept").write_text("")
+    rc, out, err = run("serve", "--port", "65000")
+    assert (rc, out, err) == (2, "", f"edge-rap: {folder}: {said}\n")
+    rc, out, err = run("pair", "--rotate")
+    assert (rc == 0) != holding and (folder / "kept").exists() == holding  # the fix it names mends it

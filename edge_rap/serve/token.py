@@ -3,6 +3,7 @@ re-read when `edge-rap pair --rotate` replaces it, so a rotation invalidates the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -61,8 +62,23 @@ def _read(path: Path) -> str:
 
 
 def _unreadable(path: Path, e: OSError) -> EdgeRapError:
-    """The token file there but not opened: the device's trouble (503), never a 500 and a traceback a request."""
-    return EdgeRapError(f"{path}: cannot read the API token ({e.strerror})")
+    """The token file there but not opened: the device's trouble (503), never a 500 and a traceback a request. A
+    folder in its place is named with what mends it (`serve` said "cannot read the API token (Is a directory)")."""
+    if e.errno != errno.EISDIR:
+        return EdgeRapError(f"{path}: cannot read the API token ({e.strerror})")
+    if _holds_entries(path):
+        return EdgeRapError(f"{path}: a folder is in the API token's place, holding files; move it away, then run "
+                            "`edge-rap pair --rotate`")
+    return EdgeRapError(f"{path}: an empty folder is in the API token's place; `edge-rap pair --rotate` removes it and "
+                        "writes a token")
+
+
+def _holds_entries(folder: Path) -> bool:
+    """Whether the folder holds anything (one that cannot be listed is taken to: `pair --rotate` removes none)."""
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return True
 
 
 def ensure_token(memory: Path) -> str:
@@ -123,11 +139,13 @@ class TokenKeeper:
         try:
             st = os.stat(self.path)
             stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             stamp = None  # gone: nothing is accepted until it is back
             if memory_away(self.path.parent, self._folder):  # the whole memory: no token is wrong, none can be right
                 raise DeviceError(self.path.parent, "the memory is not there (its drive unmounted or gone?); the "
                                                     "device answers again when it is back")
+        except OSError as e:  # there, but not looked at (EIO, EACCES): the device's trouble, not a wrong token (401)
+            raise _unreadable(self.path, e) from None
         with self._lock:
             if stamp == self._stamp:
                 return

@@ -986,6 +986,22 @@ def test_a_command_asked_back_names_no_concept_yet(names, asked):
     assert turn.to_json()["concepts"] == []
 
 
+@pytest.mark.parametrize("said, about", [("Forget the pepper.", []), ("Forget Pepper.", ["pepper"])])
+def test_a_command_refused_as_naming_no_concept_lists_none(said, about):
+    # Before: "Forget the pepper." of a dog <pepper>, refused as "I don't know 'the pepper'", had `--json` "concepts":
+    # ["pepper"] (its words' stored form, which is the dog's name), as if it were about the dog
+    from edge_rap.speech.listen import Listener
+
+    class Dogs(Home):
+        def concepts(self):
+            return [types.SimpleNamespace(name=n, category="dog") for n in self.names]
+
+    turn = next(t for t in Listener(Dogs("pepper"), Scripted(said), vad, Room()).turns(
+        iter(pieces(loud(1.0), quiet(1.0)))) if t.triggered)
+    assert turn.command.state == ("refused" if not about else "asked"), turn.reply.text
+    assert turn.to_json()["concepts"] == about
+
+
 def test_the_name_chosen_replaces_the_words_said_not_the_same_letters_before_them():
     # Before: "Find F." of <f> and <f'> and "the second one" asked "<f'>ind F.": the first "F" of the question
     from edge_rap.speech.reply import Reply, clarified

@@ -118,6 +118,8 @@ class Command:
     box: Box | None = None  # remember, add: the region of the frame kept; None for the whole frame
     category: str = ""  # remember: the category the name's words give (who.spoken_category)
     ambiguous: Ambiguous | None = None  # forget, add refused: the words said like two names; the next may choose
+    named: bool = True  # False: a forget refused as naming no concept ("I don't know 'the pepper'" of a dog
+    # <pepper>), whose `name` is only its words' stored form, not what it was taken to name
 
     @property
     def doing(self) -> str:
@@ -204,7 +206,7 @@ def parse(text: str, names: Collection[str], categories: Mapping[str, str] | Non
             name = _whole_name(bare, _heard(bare, names), kinds)
         name = name or _described_whole(words, known, kinds)  # "Bo, a dog", "Max the Labrador"
         if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
-            return Command("forget", stored_form(words), "refused"), _not_as(known.heard[0].name, noun, kinds)
+            return _naming_none(words), _not_as(known.heard[0].name, noun, kinds)
         if name is None and known.heard and _list_cuts(words, names):  # "Bo and Zed": as "Bo, Max and Zed"
             return _one_at_a_time(words, names, kinds)
         if name is None:
@@ -358,7 +360,13 @@ def _asked_to_forget(name: str) -> tuple[Command, str]:
 
 def _unknown(said: str) -> tuple[Command, str]:
     """A forget of words that name no concept, refused as said."""
-    return Command("forget", stored_form(said), "refused"), f"I don't know {said!r}, so there is nothing to forget."
+    return _naming_none(said), f"I don't know {said!r}, so there is nothing to forget."
+
+
+def _naming_none(said: str) -> Command:
+    """A forget refused as naming no concept, its words' stored form its name (which may be a concept's: "the pepper"
+    of a dog <pepper>, "Bo's" of <bo>), not said to be about it."""
+    return Command("forget", stored_form(said), "refused", named=False)
 
 
 def _one_at_a_time(said: str, names: Mapping[str, str], categories: Mapping[str, str]) -> tuple[Command, str]:
@@ -372,7 +380,7 @@ def _one_at_a_time(said: str, names: Mapping[str, str], categories: Mapping[str,
     if len(named) == 1 and (loose or not unknown):
         return _unknown(said) if loose else _asked_to_forget(named[0])
     unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
-    return (Command("forget", stored_form(said), "refused"),
+    return (_naming_none(said),
             "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
 
 

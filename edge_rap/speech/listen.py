@@ -355,8 +355,8 @@ class Listener:
         if command is not None and command.state == "asked" and command.action != "forget" and image is None:
             command, line = replace(command, state="refused"), intents.NO_FRAME  # a yes could do nothing
         if command is not None:  # `concepts` lists a remembered one, not a name misheard or still to be learnt, nor
-            # the words asked back ("Did you mean <f> or <f'>?" is about neither yet)
-            about = [command.name] if command.name in names and command.ambiguous is None else []
+            # the words asked back ("Did you mean <f> or <f'>?" is about neither yet), nor those refused as naming none
+            about = [command.name] if command.named and command.name in names and command.ambiguous is None else []
             answer = Reply(line, "command", about, question)
             if command.state == "asked":
                 self.pending = Pending(command, image, recognition, utterance.end_s)

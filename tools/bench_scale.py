@@ -1,11 +1,12 @@
 """Benchmark a large memory (docs/BENCHMARKS.md): `recognize` of one photo in a fresh process, and whether an
-exact copy of a reference photo is ever lost, at N concepts.
+exact copy of a reference photo is ever lost, at N concepts; with --index-check instead, what the check of the
+mapped index files before each search costs (a file truncated under a reader is read again, not a SIGBUS).
 
 The concepts are distinct real photos: random crops, flips and colour shifts of the object and scene photos
 among the scikit-image and matplotlib samples (one per concept; not the textures, whose crops are alike and
 which the negative bank rightly refuses), remembered with the default embedder.
 
-  python tools/bench_scale.py [--concepts 1000] [--copies 40] [--work DIR] [--json]
+  python tools/bench_scale.py [--concepts 1000] [--copies 40] [--work DIR] [--json] [--index-check]
 """
 
 from __future__ import annotations
@@ -81,17 +82,45 @@ def recognize(memory_dir: Path, photo: Path) -> tuple[float, list[str]]:
     return took, [c["name"] for c in json.loads(out.stdout)["concepts"]]
 
 
+def index_check(memory_dir: Path, repeat: int = 400) -> dict:
+    """A search through a reader's view (as the daemon's) with the check of its mapped files and, in turns, one
+    without it; and the check alone. Queries: stored vectors, slightly moved (a new photo of a remembered thing)."""
+    from edge_rap.config import load_settings
+    from edge_rap.household import Household
+    from timing import interleaved_median_ms, median_ms
+
+    settings = load_settings(memory=str(memory_dir), device="x86-cpu")
+    with Household(settings) as home:
+        checked, unchecked = home.memory.view(), home.memory.view()
+        unchecked._changed = dict  # (the search as it was: no file looked at)
+        _, vectors = home.memory.store.vectors(checked.space)
+        rng = np.random.default_rng(2)
+        queries = vectors[rng.integers(0, len(vectors), 64)] + 0.01 * rng.standard_normal((64, vectors.shape[1]))
+        turn = iter(range(10**9))
+        with_check, without = interleaved_median_ms(lambda: checked.search(queries[next(turn) % 64], 10),
+                                                    lambda: unchecked.search(queries[next(turn) % 64], 10), repeat)
+        alone = median_ms(checked._changed, repeat)
+        return {"vectors": len(vectors), "index_files": len(checked.indexes), "check_alone_us": round(1000 * alone, 1),
+                "search_with_check_ms": round(with_check, 3), "search_without_check_ms": round(without, 3),
+                "with_over_without": round(with_check / without, 3)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--concepts", type=int, default=1000)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--index-check", action="store_true", help="time the mapped files' check, not recognize")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     memory_dir = work / "memory"
     photos = distinct_photos(args.concepts)
     remember_s = build(memory_dir, photos, work)
+    if args.index_check:
+        report = {"concepts": args.concepts, **index_check(memory_dir)}
+        print(json.dumps(report) if args.json else json.dumps(report, indent=1))
+        return 0
     rng = np.random.default_rng(1)
     picks = rng.choice(args.concepts, size=min(args.copies, args.concepts), replace=False)
     times, lost = [], []

@@ -6,7 +6,8 @@ the whole index again: 21 MB at 1000 concepts). A writer writes each new file wh
 rename) and then switches the row inside its transaction, so the swap is atomic and a killed writer leaves
 either the old file list or the new one, never a half-written file in it. Forget, reindex and a remember
 that finds the deltas too many or too large compact: one new base, built from SQLite, and no deltas.
-Readers map every listed file, search them all and merge, and re-map when the row's generation changes.
+Readers map every listed file, search them all and merge, and re-map when the row's generation changes or a mapped
+file was changed in place or went away (another program, a pulled drive).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 import os
 import re
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,15 +55,24 @@ def digest(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def _as_named(path: Path) -> bool:
+    """Whether the bytes of `path` are those its name's digest says (yes for a name without one), False where
+    it cannot be read."""
+    expected = index_digest(path.name)
+    try:
+        return expected is None or digest(path.read_bytes()) == expected
+    except OSError:
+        return False
+
+
 def _restore(path: Path, view: bool = False):
     """The index in `path`, or None where it is missing, unreadable or its bytes are not those its name's
     digest says (read once per file: a reader maps a file once per generation)."""
     from usearch.index import Index
 
-    expected = index_digest(path.name)
+    if not _as_named(path):
+        return None
     try:
-        if expected is not None and digest(path.read_bytes()) != expected:
-            return None
         return Index.restore(str(path), view=view)  # None for a missing file
     except Exception:  # an OSError reading it; usearch raises ValueError or RuntimeError for a damaged one
         return None
@@ -182,13 +194,30 @@ def _readable_size(path: Path) -> int | None:
         return None
 
 
-def _file_state(path: Path) -> tuple | None:
-    """What a mapped file's change shows in: its inode, size and last write (None where it is gone)."""
-    try:
-        found = path.stat()
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+#: The coarsest timestamp step of the filesystems a memory lives on (FAT's 2 s; ext4's is a clock tick): a file
+#: rewritten within it of its last change can keep the size and times it had ("racy git").
+TIMESTAMP_STEP_NS = 2 * 10**9
+
+
+@dataclass(slots=True)
+class FileState:
+    """A mapped file as it was mapped: what a change to it shows in."""
+
+    where: tuple[int, int]  # device and inode: another file renamed over it has others
+    size: int
+    times: tuple[int, int]  # last write and last inode change (`os.utime` back to the old times changes the latter)
+    settled: bool  # its last change was a timestamp step before: a rewrite from now on moves its times
+
+    def differs(self, now: "FileState") -> bool:
+        return (now.size, now.times) != (self.size, self.times)
+
+
+def _file_state(path: Path) -> FileState:
+    """What a mapped file's change shows in; an OSError where it is gone or cannot be looked at."""
+    found = path.stat()
+    last_change = max(found.st_mtime_ns, found.st_ctime_ns)
+    return FileState((found.st_dev, found.st_ino), found.st_size, (found.st_mtime_ns, found.st_ctime_ns),
+                     time.time_ns() >= last_change + TIMESTAMP_STEP_NS)
 
 
 @dataclass(frozen=True)
@@ -208,7 +237,8 @@ class IndexView:
         self.expected = expected
         self.generation = -1
         self.indexes: list = []
-        self._mapped: dict[Path, tuple | None] = {}  # each mapped file's state as it was mapped (`_file_state`)
+        self._mapped: dict[Path, FileState] = {}  # each mapped file's state as it was mapped
+        self._refreshing = threading.Lock()  # (threads searching at once see a change once)
         _VIEWS.add(self)
 
     def let_go(self) -> None:
@@ -217,20 +247,40 @@ class IndexView:
         self.indexes, self.generation, self._mapped = [], -1, {}
 
     def _changed(self) -> dict[Path, bool]:
-        """The mapped files changed in place since they were mapped (truncated, rewritten by another process), each
-        with whether its size changed: a search read past a truncated file's end, a SIGBUS that killed the daemon
-        without a line. One removed or renamed over (a writer's compaction) stays mapped whole: its old bytes, as its
-        row lists them."""
-        return {path: now[2] != state[2] for path, state in self._mapped.items()
-                if state is not None and (now := _file_state(path)) is not None
-                and now[:2] == state[:2] and now != state}
+        """The mapped files to map again, each with whether its size changed: changed in place since mapped
+        (truncated, rewritten by another process: a search read past a truncated file's end, a SIGBUS that killed
+        the daemon without a line); gone or unreadable (a pulled drive: a page not yet read would be a SIGBUS too);
+        or mapped too soon after its last change for its times to vouch for it, and now not the bytes its name's
+        digest says (looked at once). One renamed over stays mapped whole: its old bytes, as its row lists them."""
+        changed = {}
+        for path, state in self._mapped.items():
+            try:
+                now = _file_state(path)
+            except OSError:
+                changed[path] = False
+                continue
+            if now.where != state.where:
+                continue
+            if state.differs(now):
+                changed[path] = now.size != state.size
+            elif now.settled and not state.settled:  # (once: a rewrite from then on moves its times)
+                if _as_named(path):
+                    self._mapped[path] = now
+                else:
+                    changed[path] = False
+        return changed
 
     def refresh(self) -> None:
         """Map the index files the space's row lists, when the row changed, or when one mapped changed under this
-        process (mapped again, said once). A missing, unreadable or damaged file makes the reader build one index
-        from the database's vectors, once per generation, with a warning."""
-        if changed := self._changed():  # (its last write alone changed, `touch` or the same bytes copied over it,
-            # is read again unsaid: it was said as truncated; other bytes of its size are said as damaged, below)
+        process (mapped again, said once, by one of the threads searching). A missing, unreadable or damaged file
+        makes the reader build one index from the database's vectors, once per generation, with a warning."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if changed := self._changed():  # (its times alone changed, `touch` or the same bytes copied over it, is
+            # read again unsaid, as is one gone or unreadable: said below if its row still lists it; other bytes of
+            # its size are said as damaged, below)
             if resized := [path.name for path, size in changed.items() if size]:
                 log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another "
                             "process?); read again", self.store.root, " ".join(resized))
@@ -245,7 +295,10 @@ class IndexView:
             if self.expected is not None:
                 check_space(row, self.expected)
             paths = [self.store.root / "index" / name for name in index_files(row[4])]
-            states = {path: _file_state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
+            try:
+                states = {path: _file_state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
+            except OSError:  # (one that cannot be looked at cannot be watched: not mapped)
+                continue
             indexes = [_restore(path, view=True) for path in paths]
             if None not in indexes:
                 self.indexes, self.generation, self._mapped = indexes, row[3], states

@@ -343,6 +343,37 @@ def test_an_empty_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monke
     assert next(c for c in concepts if c.name == "coffee").unread == []
 
 
+def test_a_kernels_file_is_not_opened_to_see_whether_it_is_a_photo(dataset, monkeypatch):
+    # sysfs says 4096 bytes of each of its files, none on a disk, and reading /sys/power/wakeup_count waits while a
+    # wakeup is handled: a link to /sys in a concept's folder had its files opened. Staged: a file of no block of its
+    # own (sparse) on a filesystem said to have none; one on a disk (a photo's header could be there) is opened.
+    import builtins
+    import types
+
+    for folder in (dataset / "coffee", dataset / "coffee" / "sys"):
+        folder.mkdir(exist_ok=True)
+        for name in ("wakeup_count", "sparse"):
+            with open(folder / name, "wb") as f:
+                f.truncate(4096)
+    if os.stat(dataset / "coffee" / "sparse").st_blocks:
+        pytest.skip("this filesystem keeps no file sparse")
+    opened, real_open, statvfs = [], builtins.open, os.statvfs
+
+    def spied(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "statvfs", lambda path: types.SimpleNamespace(f_blocks=0)
+                        if os.path.basename(path) == "wakeup_count" else statvfs(path))
+    monkeypatch.setattr(builtins, "open", spied)
+    concepts = read_dataset(dataset)
+    monkeypatch.undo()
+    coffee = dataset / "coffee"
+    assert sorted({f for f in opened if f.endswith(("wakeup_count", "sparse"))}) == [str(coffee / "sparse"),
+                                                                                  str(coffee / "sys" / "sparse")]
+    assert next(c for c in concepts if c.name == "coffee").unread == []
+
+
 def test_a_file_removed_as_it_is_looked_at_is_no_photo_not_an_error(tmp_path, monkeypatch):
     # is_file, then a second look for its size: a file removed between them raised FileNotFoundError (a folder
     # source said its whole folder could not be listed), where one removed before either was no photo

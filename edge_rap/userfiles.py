@@ -4,11 +4,15 @@ pipe waited for a writer."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 from edge_rap.errors import EdgeRapError
+
+#: The errors `Path.is_file` takes for "no" (no such file, a dangling link, a loop of links), not for a failure.
+NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
 
 #: More than any database.json or TOML file a household writes (RAP's own databases are kilobytes).
 MAX_TEXT_BYTES = 64 << 20

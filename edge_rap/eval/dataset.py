@@ -5,9 +5,10 @@ that cannot be listed; links to other concepts' folders; photos beside the conce
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Container
+from typing import Callable, Container
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.folders import reachable
@@ -15,7 +16,7 @@ from edge_rap.memory.rapdb import RAP_DATABASE, read_rap_database
 from edge_rap.memory.store import name_key, validate_name
 from edge_rap.output import quoted
 from edge_rap.perceive.images import is_photo_file, unread_photo
-from edge_rap.userfiles import special_kind
+from edge_rap.userfiles import NOT_THERE, special_kind
 from edge_rap.wording import counted
 
 
@@ -46,27 +47,65 @@ def _entries(folder: Path) -> list[Path]:
         raise EdgeRapError(f"{folder}: cannot list ({e.strerror})") from None
 
 
-def _is_folder(path: Path) -> bool:
-    """`Path.is_dir`, or one line where the entry cannot be looked at: in a folder this account may list but not
-    search (mode r without x) Python raises PermissionError, not False, and a traceback ended the evaluation."""
+def _looked_at(path: Path) -> os.stat_result | None:
+    """The entry's stat, its links followed, or None where `Path.is_dir` is False for want of one (a dangling link,
+    a loop of links); one line where it cannot be looked at: in a folder this account may list but not search (mode
+    r without x) Python raises PermissionError, and a traceback ended the evaluation."""
     try:
-        return path.is_dir()
+        return path.stat()
     except OSError as e:
+        if e.errno in NOT_THERE:
+            return None
         raise EdgeRapError(f"{path}: cannot look at it ({e.strerror})") from None
 
 
+def _is_folder(path: Path) -> bool:
+    return (status := _looked_at(path)) is not None and stat.S_ISDIR(status.st_mode)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A folder's entries, the `_hidden` aside, in name order, each looked at once: a dataset of 2000 concepts had
+    each concept's folder listed 4 times and each photo in it looked at as often."""
+
+    folders: list[Path]
+    files: list[tuple[Path, os.stat_result | None]]  # the other entries, each with its stat (None: `_looked_at`)
+    not_opened: list[str]  # the pipes, sockets and devices, or links to them, a line each
+
+    def photos(self) -> list[Path]:
+        """The files taken for photos. One that cannot be read (a dangling link, no permission) is kept: reading it
+        fails and says so under skipped_images, where dropping it here would say nothing."""
+        return [path for path, status in self.files if is_photo_file(path, status)]
+
+    def unread(self) -> list[str]:
+        """The photos not read here (JPEG XL, RAW), a line each with what it is."""
+        return [f"{path}: {kind}, which is not read here (convert it to JPEG)" for path, _ in self.files
+                if (kind := unread_photo(path))]
+
+
+def _listing(folder: Path) -> _Listing:
+    """The folder listed once. A pipe, socket or device is never opened (a pipe waits for a writer, for ever), nor
+    taken for a photo (a pipe named `a.jpg`, sorted first, was a concept's reference, and the concept left out)."""
+    folders, files, special = [], [], []
+    for path in _entries(folder):
+        status = _looked_at(path)
+        if status is not None and stat.S_ISDIR(status.st_mode):
+            folders.append(path)
+        elif status is not None and (kind := special_kind(status.st_mode)):
+            special.append(_not_opened_line(str(path), kind))
+        else:
+            files.append((path, status))
+    return _Listing(folders, files, special)
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The entries named as photos, folders aside, and pipes, sockets and devices (`not_opened`). One that cannot be
-    read (a dangling link, no permission) is kept: reading it fails and says so under skipped_images, where dropping
-    it here would say nothing."""
-    return [p for p in _entries(folder) if not _is_folder(p) and not _special(p) and is_photo_file(p)]
+    """The folder's photos (`_Listing.photos`)."""
+    return _listing(folder).photos()
 
 
 def not_opened(folder: Path) -> list[str]:
-    """The pipes, sockets and devices among the folder's entries, or links to them, a line each: never opened (a
-    pipe waits for a writer, for ever), nor taken for photos (a pipe named `a.jpg`, sorted first, was a concept's
-    reference, and the concept left out)."""
-    return [_not_opened_line(str(p), kind) for p in _entries(folder) if (kind := _special(p))]
+    """The pipes, sockets and devices among the folder's entries, or links to them, a line each (`_listing`)."""
+    return _listing(folder).not_opened
 
 
 def _not_opened_line(path: str, kind: str) -> str:
@@ -106,12 +145,11 @@ def read_dataset(folder: Path, references: int = 1) -> list[ConceptFolder]:
                            f"{folder / RAP_DATABASE}` remembers it)")
     subs = [sub for sub in entries if _is_folder(sub)]
     read = [_concept_folder(sub, references) for sub in subs]
-    # where the concepts whose photos are read lead (a link to one, in another; one with none, or that cannot be
-    # listed, was said as one whose photos are read as that concept's), and those whose inner folders are counted
-    leading = {os.path.realpath(sub): c.name for sub, (c, _) in zip(subs, read) if c.references}
-    listed = {os.path.realpath(sub): c.name for sub, (c, ok) in zip(subs, read) if ok}
-    concepts = [replace(c, unread=c.unread + _inner_folders(sub, leading, listed)) if ok else c
-                for sub, (c, ok) in zip(subs, read)]
+    reals = [os.path.realpath(sub) for sub in subs]
+    known = _Known({real: c.name for real, (c, _) in zip(reals, read) if c.references},
+                   {real: c.name for real, (c, inner) in zip(reals, read) if inner is not None})
+    concepts = [replace(c, unread=c.unread + _inner_folders(sub, real, inner, known)) if inner is not None else c
+                for sub, real, (c, inner) in zip(subs, reals, read)]
     with_photos = sum(1 for c in concepts if c.references)
     holders = [sub for sub, c in zip(subs, concepts) if not c.references and _holds_concepts(sub)]
     if not with_photos:
@@ -127,8 +165,9 @@ def loose_photos(folder: Path) -> list[str]:
     """The photos beside the concepts' folders, in none: a concept's photo copied to where its folder was meant to
     be (`cp cat.jpg dataset/cat`) left that concept out unsaid. Said in skipped_images; other files (a README,
     RAP's database.json, CREDITS.txt) are a dataset's own; a pipe, socket or device there too (`not_opened`)."""
-    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in image_files(folder)] + \
-        not_opened(folder)
+    listing = _listing(folder)
+    return [f"{p}: a photo beside the concept folders, in none of them (left out)" for p in listing.photos()] + \
+        listing.not_opened
 
 
 def _is_rap_database(folder: Path) -> bool:
@@ -147,18 +186,17 @@ def _is_rap_database(folder: Path) -> bool:
     return any(name_key(image.parent.name) != name_key(entry.name) for entry in entries for image in entry.images)
 
 
-def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
-    """A concept's folder: its photos, and those not read here, and whether it could be listed (the folders in it
-    are looked through once every concept's photos are known: `_inner_folders`). One that cannot be listed
-    (another account's, on a shared drive) has none and says why: one such folder must not end the whole
-    evaluation."""
+def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, list[Path] | None]:
+    """A concept's folder: its photos, and those not read here, and the folders in it (looked through once every
+    concept's photos are known: `_inner_folders`), None where it cannot be listed (another account's, on a shared
+    drive): it has no photo and says why, for one such folder must not end the whole evaluation."""
     try:
-        files = image_files(sub)
-        unread = [f"{p}: {kind}, which is not read here (convert it to JPEG)" for p in _entries(sub)
-                  if (kind := unread_photo(p))] + not_opened(sub)
+        listing = _listing(sub)
+        files = listing.photos()
     except EdgeRapError as e:
-        return ConceptFolder(_concept_name(sub), [], [], [str(e)]), False
-    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread), True
+        return ConceptFolder(_concept_name(sub), [], [], [str(e)]), None
+    unread = listing.unread() + listing.not_opened
+    return ConceptFolder(_concept_name(sub), files[:references], files[references:], unread), listing.folders
 
 
 #: The entries the count of the folders inside a concept's folder looks at, at most, all of them together: a link
@@ -167,44 +205,68 @@ def _concept_folder(sub: Path, references: int) -> tuple[ConceptFolder, bool]:
 WALK_LIMIT = 10_000
 
 
-def _inner_folders(folder: Path, concepts: dict[str, str], listed: dict[str, str]) -> list[str]:
-    """What the folders in `folder` leave out, a line each: those that hold photos, at any depth (an `edited/` a
-    phone's export made, `2023/summer/`), with how many (their photos were left out unsaid, those two or more
-    folders down even once the first were said; counted, not read), and those that cannot be listed (mode 000 or
-    111: passed over unsaid, photos or none). A link to another of the dataset's `concepts` (those whose photos are
-    read: where their folders lead -> their names) is said as one: its photos are read, as that concept's (they
-    were said as this one's, not read); so is a link to a folder inside the folder of one of the `listed` (those
-    whose inner folders are counted), whose count says its photos: they were counted under both. One that cannot be
-    looked at is none of them, nor a link to `folder` itself, to a folder above it (`loop -> .`: its photos are
-    read, and were said as not read; `up -> ..`, `root -> /`: the other concepts' photos were counted as not read,
-    or the whole disk walked) or to a folder inside it (`alias -> edited`: counted twice). The folders are looked
-    through to WALK_LIMIT entries in all: the one where they end says so, those after it are not walked."""
-    lines, here, left, cut = [], os.path.realpath(folder), WALK_LIMIT, False
-    for sub in _entries(folder):
-        try:
-            if not _is_folder(sub) or _holds(sub, folder):
-                continue
-        except (EdgeRapError, OSError):
+@dataclass
+class _Known:
+    """What the count of the folders inside concepts' folders knows of the dataset, by where folders lead: the
+    concepts whose photos are read (-> their names: a link to one with none, or that cannot be listed, was said as
+    one whose photos are read as that concept's), those whose inner folders are counted (-> their names), and each
+    folder counted so far (-> the folder or link it was counted as)."""
+
+    read: dict[str, str]
+    listed: dict[str, str]
+    counted: dict[str, Path] = field(default_factory=dict)
+
+
+def _inner_folders(folder: Path, here: str, inner: list[Path], known: _Known) -> list[str]:
+    """What the folders `inner` in `folder` (which leads `here`) leave out, a line each: those that hold photos, at
+    any depth (an `edited/` a phone's export made, `2023/summer/`), with how many (their photos were left out
+    unsaid, those two or more folders down even once the first were said; counted, not read), and those that
+    cannot be listed (mode 000 or 111: passed over unsaid, photos or none). A link to the folder of a concept whose
+    photos are `known` read is said as one: its photos are read, as that concept's (they were said as this one's,
+    not read); so is a link to a folder inside the folder of a `known` listed one, whose count says its photos:
+    they were counted under both; and a link to a folder counted already, or to one inside it, under this concept
+    or another (`a -> b -> ../rocket/.cache`, a hidden folder rocket's count passes over: counted under each link,
+    and under each concept linking to a folder outside the dataset). None is a link to `folder` itself, to a folder
+    above it (`loop -> .`: its photos are read, and were said as not read; `up -> ..`, `root -> /`: the other
+    concepts' photos were counted as not read, or the whole disk walked) or to a folder inside it (`alias ->
+    edited`: counted twice). The folders are looked through to WALK_LIMIT entries in all: the one where they end
+    says so, and one line counts those after it, not walked (they were passed over unsaid)."""
+    lines, left, passed = [], WALK_LIMIT, 0
+    for sub in inner:
+        real = os.path.realpath(sub)
+        link = real != os.path.join(here, sub.name)  # (known without a second look at it)
+        if Path(here).is_relative_to(real):
             continue
-        if (other := concepts.get(os.path.realpath(sub))) is not None:
+        if (other := known.read.get(real)) is not None:
             lines.append(f"{sub}: a link to the folder of another concept, {quoted(other)} (its photos are read "
                          "as that concept's, not as this one's)")
             continue
-        if sub.is_symlink() and (holder := _holder(sub, listed)) is not None:
+        if link and (holder := _holder(Path(real), known.listed)) is not None:
             if holder != here:
                 lines.append(f"{sub}: a link to a folder inside the folder of another concept, "
-                             f"{quoted(listed[holder])} (its photos are counted as that concept's, not as this one's)")
+                             f"{quoted(known.listed[holder])} (its photos are counted as that concept's, not as this "
+                             "one's)")
             continue
-        if cut:  # (said once, in the line of the folder where the count ended)
+        if link and (first := _counted_as(Path(real), known.counted)) is not None:
+            lines.append(f"{sub}: a link to a folder counted already, as {first} (its photos are counted once)")
+            continue
+        if not left:
+            passed += 1
             continue
         walk = _photos_in(sub, left)
-        left, cut = left - walk.seen, walk.cut
+        left, known.counted[real] = left - walk.seen, sub
         if walk.photos or walk.cut:
-            lines.append(_counted_line(sub, walk))
+            lines.append(_counted_line(sub, real if link else None, walk))
         lines += _not_opened_in(sub, walk.special)
         lines += [f"{path}: a folder inside a concept's folder that cannot be listed ({reason}): any photos in it "
                   "not read" for path, reason in walk.unlisted]
+    if passed:
+        lines.append(f"{folder}: {counted(passed, 'more folder')} in it not looked through ({_bound()})")
     return lines
+
+
+def _bound() -> str:
+    return f"the folders in a concept's folder are counted to {WALK_LIMIT} entries in all"
 
 
 #: The pipes, sockets and devices a folder inside a concept's names, at most, the others counted: a link to /proc
@@ -223,11 +285,11 @@ def _not_opened_in(sub: Path, special: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def _counted_line(sub: Path, walk: _Walk) -> str:
-    """The line of a folder with photos, or of one whose count was cut short (with where it leads, if a link: a
+def _counted_line(sub: Path, leads: str | None, walk: _Walk) -> str:
+    """The line of a folder with photos, or of one whose count was cut short (with where it `leads`, if a link: a
     mistaken link is the likely reason for a tree that large)."""
-    limit = f"looked through no further: the folders in a concept's folder are counted to {WALK_LIMIT} entries in all"
-    where = f"{sub} (a link to {os.path.realpath(sub)})" if walk.cut and sub.is_symlink() else str(sub)
+    limit = f"looked through no further: {_bound()}"
+    where = f"{sub} (a link to {leads})" if walk.cut and leads else str(sub)
     if not walk.photos:
         return f"{where}: a folder inside a concept's folder, no photo among the entries looked at ({limit})"
     more = f" or more ({limit})" if walk.cut else ""
@@ -235,21 +297,22 @@ def _counted_line(sub: Path, walk: _Walk) -> str:
             "them up into it)")
 
 
-def _holder(sub: Path, folders: Container[str]) -> str | None:
-    """Which of `folders` (where concepts' folders lead) holds the folder `sub` leads to, the nearest, inside it and
-    through no `_hidden` folder (their count looks there, as it does not in `.cache/`); None where none does. Its
-    folders above looked up, not every concept's folder compared: a dataset of 2000 concepts, each with a link
+def _holder(path: Path, folders: Container[str]) -> str | None:
+    """Which of `folders` (where folders lead) holds the folder `path` (where a link leads), the nearest, inside it
+    and through no `_hidden` folder (their count looks there, as it does not in `.cache/`); None where none does.
+    Its folders above looked up, not every concept's folder compared: a dataset of 2000 concepts, each with a link
     into another's, took 50 s, not 2."""
-    path = Path(os.path.realpath(sub))
     for folder in path.parents:
         if str(folder) in folders:
             return None if any(_hidden(part) for part in path.relative_to(folder).parts) else str(folder)
     return None
 
 
-def _holds(sub: Path, folder: Path) -> bool:
-    """Whether the folder `sub` (a link) is `folder` or a folder above it, its links followed."""
-    return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(sub))
+def _counted_as(path: Path, counted: dict[str, Path]) -> Path | None:
+    """The folder or link whose count took in the folder `path` already (the same folder, or one holding it: `a ->
+    /data`, then `b -> /data/2023`), if any."""
+    holder = str(path) if str(path) in counted else _holder(path, counted)
+    return counted[holder] if holder is not None else None
 
 
 @dataclass
@@ -281,10 +344,10 @@ def _photos_in(folder: Path, limit: int) -> _Walk:
                         walk.cut = True
                         break
                     walk.seen += 1
-                    if _entry_is_folder(entry):
+                    if _answered(entry.is_dir):  # (an entry's kind, as the listing gave it: no stat but a link's)
                         if not entry.is_symlink():
                             left.append(entry.path)
-                    elif kind := _special(entry):
+                    elif not _answered(entry.is_file) and (kind := _special(entry)):
                         walk.special.append((entry.path, kind))
                     else:
                         walk.photos += _is_photo(Path(entry.path))
@@ -293,10 +356,11 @@ def _photos_in(folder: Path, limit: int) -> _Walk:
     return walk
 
 
-def _entry_is_folder(entry: os.DirEntry) -> bool:
+def _answered(ask: Callable[[], bool]) -> bool:
+    """`ask()` (an os.DirEntry's is_dir, is_file), False where the entry cannot be looked at, as os.walk takes it."""
     try:
-        return entry.is_dir()
-    except OSError:  # (as os.walk takes it: an entry that cannot be looked at is no folder)
+        return ask()
+    except OSError:
         return False
 
 
@@ -311,7 +375,7 @@ def _holds_concepts(folder: Path) -> bool:
     """Whether a folder holds concepts' folders (two with a photo: one is a concept's photos kept in a folder of
     their own, `dog/images/`, which is no dataset to give); False where any cannot be listed."""
     try:
-        return sum(1 for d in _entries(folder) if _is_folder(d) and image_files(d)) >= 2
+        return sum(1 for d in _listing(folder).folders if image_files(d)) >= 2
     except EdgeRapError:
         return False
 

@@ -5,7 +5,6 @@ boxes are given) the way every viewer shows it."""
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import io
@@ -26,7 +25,7 @@ from edge_rap.perceive.colour import to_srgb
 from edge_rap.perceive.mp4 import track_kinds
 from edge_rap.perceive.png_text import PNG_SIGNATURE, overpacked
 from edge_rap.types import Box, Image
-from edge_rap.userfiles import special_kind
+from edge_rap.userfiles import NOT_THERE, special_kind
 
 #: Images whose header claims more megapixels than this are refused before decoding (decompression bombs);
 #: EDGE_RAP_MAX_MEGAPIXELS changes it, up to Pillow's own guard (about 179 megapixels), which stays in force.
@@ -200,30 +199,35 @@ def unread_photo(path: Path) -> str | None:
     return None if path.name.startswith(".") else _UNREAD_PHOTOS.get(path.suffix.lower())
 
 
-def is_photo_file(path: Path) -> bool:
+def is_photo_file(path: Path, status: os.stat_result | None = None) -> bool:
     """Whether a folder's entry is taken for a photo: not hidden (the `._photo.jpg` sidecars macOS leaves on other
     disks are no photos, whatever their suffix), and a photo's suffix (whether or not it can be read, which is
     said when it is read), or a regular file whose header is a photo's (a video's thumbnail aside): left out, it
-    would be dropped unsaid. Only a regular file that is not empty is opened to look: /proc's files say they are
-    empty, and a link to /proc in a folder had /proc/kmsg read, which waits for the kernel's next message."""
+    would be dropped unsaid. Only `_worth_opening` files are opened to look. `status`: the entry's stat, where its
+    folder's listing took it already (`eval`'s walk looks at each entry once)."""
     if path.name.startswith("."):
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return path.suffix.lower() not in _VIDEO_THUMBNAILS and _regular_not_empty(path) and _is_picture(path)
+    return path.suffix.lower() not in _VIDEO_THUMBNAILS and _worth_opening(path, status) and _is_picture(path)
 
 
-def _regular_not_empty(path: Path) -> bool:
-    """Whether `path` is a regular file that is not empty, by one look, False where `Path.is_file` is (no such
-    file, a dangling link or a loop of links): a file removed between `is_file` and a second look for its size
-    raised, and a folder source (`camera`) said the whole folder could not be listed."""
+def _worth_opening(path: Path, status: os.stat_result | None) -> bool:
+    """Whether `path` is a regular file with bytes of its own on a disk, by one look (`status`, else a stat), False
+    where `Path.is_file` is (no such file, a dangling link or a loop of links): a file removed between `is_file` and
+    a second look for its size raised, and a folder source (`camera`) said the whole folder could not be listed.
+    A kernel's file is never opened: /proc's say they are empty, and a link to /proc had /proc/kmsg read, which
+    waits for the kernel's next message; sysfs says 4096 bytes of each, none on a disk (no block of its own, on a
+    filesystem of none), and /sys/power/wakeup_count waits while a wakeup is handled."""
     try:
-        status = path.stat()
+        status = status if status is not None else path.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
+            return False
+        return status.st_blocks > 0 or os.statvfs(path).f_blocks > 0
     except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+        if e.errno in NOT_THERE:
             return False
         raise
-    return stat.S_ISREG(status.st_mode) and status.st_size > 0
 
 
 def _is_picture(path: Path) -> bool:

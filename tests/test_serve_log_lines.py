@@ -231,7 +231,7 @@ def test_each_fault_of_the_token_file_has_its_own_lines(tmp_path, rationed):
             memory.rename(tmp_path / "away")
             assert c.get("/api/concepts").status_code == 503
             (tmp_path / "away").rename(memory)
-    damaged = f"{memory / TOKEN_FILE}: the API token is damaged; run `edge-rap pair --rotate`"
+    damaged = f"{memory / TOKEN_FILE}: the API token is damaged; run `edge-rap pair --rotate` on the device"
     away = f"{memory}: the memory is not there (its drive unmounted or gone?); the device answers again when it is back"
     stops = f" (the last of {TRIES - BURST} like this not logged, said as the server stops)"
     assert sorted(warnings_said(rationed)) == sorted([damaged, away] * BURST + [damaged + stops, away + stops])

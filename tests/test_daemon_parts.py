@@ -1015,7 +1015,7 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
 
 
 @pytest.mark.parametrize("head, sent", [(lambda clip: clip[:200], "200 bytes"),
-                                        (lambda clip: b"not a video\n" * 100, "1200 bytes")])
+                                        (lambda clip: b"not a video\n" * 100, "1200 bytes")], ids=["header", "junk"])
 def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog, head,
                                                                               sent):
     # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused; then

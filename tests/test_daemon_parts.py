@@ -1014,14 +1014,42 @@ def test_a_lone_fifo_writer_hung_mid_header_keeps_no_source_on_a_fifo_made_anew(
            "FIFO's next writer" in caplog.text
 
 
-def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog):
-    # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused
-    with hung_writer(tmp_path, monkeypatch, lambda clip: clip[:200]) as (camera, pipe, _):
+@pytest.mark.parametrize("head, sent", [(lambda clip: clip[:200], "200 bytes"),
+                                        (lambda clip: b"not a video\n" * 100, "1200 bytes")], ids=["header", "junk"])
+def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tmp_path, monkeypatch, caplog, head,
+                                                                              sent):
+    # Before: "no frame could be read (not a video or image OpenCV decodes)", of a header's start no one refused; then
+    # "had sent only part of a header" of junk too (FFmpeg's probe waits for more of either, up to 1 MiB)
+    with hung_writer(tmp_path, monkeypatch, head) as (camera, pipe, _):
         pipe.unlink()
         wait_until(camera.finished.is_set, "the source's end")
-    assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer had sent only part of a header "
-                            "(then nothing for 0.3 s): no frame was read")
+    assert camera.error == (f"source '{pipe}': the FIFO was removed while its writer sent nothing for 0.3 s, after "
+                            f"{sent} from which no frame was read")
     assert said_by(camera, caplog) == [f"camera pipe: {camera.error}"]  # (once: no "waiting for the next writer" first)
+
+
+def test_a_fifo_removed_while_its_open_waits_behind_another_sources_is_said_removed(tmp_path, monkeypatch):
+    # Before: "never opened", at the run's end (which reads it of a camera still opening) and at the camera's: a FIFO
+    # beside a URL that accepts and never answers, whose open OpenCV's (one at a time) waits behind for up to 30 s
+    reached, behind, open_video = threading.Event(), threading.Event(), camera_module._open_video
+
+    def behind_another(*args):
+        reached.set()
+        behind.wait(60)
+        return open_video(*args)
+
+    monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    camera, stop = fifo_camera(tmp_path)
+    pipe = tmp_path / "pipe"
+    with started(camera, stop):
+        write_into(pipe, clip_bytes(tmp_path))
+        wait_until(reached.is_set, "the FIFO's open waiting behind another's")
+        pipe.unlink()
+        assert camera.error == f"source '{pipe}': removed before it opened"  # (as the run's end reads it)
+        stop.set()
+        behind.set()
+        wait_until(camera.finished.is_set, "the camera's end")
+    assert camera.error == f"source '{pipe}': removed before it opened"
 
 
 def said_by(camera: Camera, caplog) -> list[str]:

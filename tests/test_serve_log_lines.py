@@ -231,7 +231,7 @@ def test_each_fault_of_the_token_file_has_its_own_lines(tmp_path, rationed):
             memory.rename(tmp_path / "away")
             assert c.get("/api/concepts").status_code == 503
             (tmp_path / "away").rename(memory)
-    damaged = f"{memory / TOKEN_FILE}: the API token is damaged; run `edge-rap pair --rotate`"
+    damaged = f"{memory / TOKEN_FILE}: the API token is damaged; run `edge-rap pair --rotate` on the device"
     away = f"{memory}: the memory is not there (its drive unmounted or gone?); the device answers again when it is back"
     stops = f" (the last of {TRIES - BURST} like this not logged, said as the server stops)"
     assert sorted(warnings_said(rationed)) == sorted([damaged, away] * BURST + [damaged + stops, away + stops])
@@ -280,3 +280,30 @@ def test_a_line_whose_arguments_do_not_fit_it_is_left_to_logging_while_uploads_a
         assert Labelled().filter(fit) and fit.getMessage() == "photo 1 (mug.jpg) is here"
     finally:
         _LABELS.reset(named)
+
+
+def test_a_traceback_of_an_upload_that_fails_inside_names_it_as_its_client_sent_it(tmp_path, caplog):
+    # Before: the traceback of a failure no one expects while a photo was remembered, the server's own and uvicorn's
+    # after it, named the upload by its temporary path, no one's to know: `Labelled` named it so in lines alone, said
+    # while it was remembered, and the traceback is logged once the failure has left the upload's files
+    tried = []
+
+    def broken(name, paths, *rest):
+        tried.extend(paths)
+        raise RuntimeError(f"a bug reading {paths[0]}")
+
+    uvicorn = logging.getLogger("uvicorn")  # (its lines reach no root: caught once the server configured it)
+    try:
+        with live_server(fake_settings(tmp_path)) as live, live.client() as c:
+            uvicorn.addHandler(caplog.handler)
+            live.home.memory.remember = broken
+            files = [("photo", ("mug.png", png(scene(1)), "image/png"))]
+            r = c.post("/api/concepts", data={"name": "mug"}, files=files, headers={"Connection": "close"})
+            assert r.status_code == 500
+    finally:
+        uvicorn.removeHandler(caplog.handler)
+    failures = [r for r in caplog.records if r.exc_info]
+    assert [r.name for r in failures] == ["edge_rap.serve.problems", "uvicorn.error"]
+    for record in failures:
+        said = caplog.handler.format(record)
+        assert "RuntimeError: a bug reading photo 1 (mug.png)" in said and str(tried[0]) not in said, said

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from scenes import save, scene
 from serve_support import (fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png,
-                           self_signed)
+                           self_signed, warnings_said)
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.perceive.images import read_image_file
@@ -203,8 +203,7 @@ def test_a_damaged_token_file_is_503_with_its_fix_and_rotation_mends_it(tmp_path
         with live.client() as c:
             answers = [c.get("/api/concepts") for _ in range(12)]  # not counted as failed attempts: never 429
         assert {r.status_code for r in answers} == {503}
-        assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on "
-                                              "the device"}
+        assert answers[0].json() == {"error": "the API token is damaged; run `edge-rap pair --rotate` on the device"}
         with live.client(rotate_token(settings.memory)) as fresh:
             assert fresh.get("/api/concepts").status_code == 200
 
@@ -1209,21 +1208,37 @@ def test_a_memory_whose_drive_goes_away_is_503_never_a_wrong_token_and_answers_a
             assert [c["name"] for c in c.get("/api/concepts").json()] == ["bo"]
 
 
-def test_a_folder_in_the_token_files_place_is_503_with_its_fix(tmp_path):
+#: A folder in the token file's place, holding files or empty, and what `serve` says of it, with its fix, at its
+#: start and in a running server's 503.
+FOLDER_FIXES = [
+    (False, "an empty folder is in the API token's place; `edge-rap pair --rotate` on the device removes it and "
+            "writes a token"),
+    (True, "a folder is in the API token's place, holding files; move it away, then run `edge-rap pair --rotate` on "
+           "the device")]
+
+
+@pytest.mark.parametrize("holding, fix", FOLDER_FIXES)
+def test_a_folder_in_the_token_files_place_is_503_with_its_fix(tmp_path, caplog, holding, fix):
     # A folder at the token's path (an unpacking gone wrong) answered every request 500, with two tracebacks each,
     # and left a file descriptor open at each: the file opened, then refused as a folder. The fix it names mends it:
-    # the rotation failed, "cannot write the API token (Is a directory)"
+    # the rotation failed, "cannot write the API token (Is a directory)". Then the 503 said "damaged: run `edge-rap
+    # pair --rotate`", which cannot remove a folder holding files: it says the fix `serve` names at its start
     from edge_rap.serve.token import rotate_token
 
     settings = fake_settings(tmp_path)
+    folder = settings.memory / TOKEN_FILE
     with live_server(settings) as live:
-        (settings.memory / TOKEN_FILE).unlink()
-        (settings.memory / TOKEN_FILE).mkdir()
+        folder.unlink()
+        folder.mkdir()
+        if holding:
+            (folder / "kept").write_text("")
         with live.client() as c:
             answers = [c.get("/api/concepts") for _ in range(3)]
         assert {r.status_code for r in answers} == {503}
-        assert answers[0].json() == {"error": "the device's API token is damaged: run `edge-rap pair --rotate` on "
-                                              "the device"}
+        assert answers[0].json() == {"error": fix}
+        assert warnings_said(caplog) == [f"{folder}: {fix}"]
+        if holding:
+            folder.rename(tmp_path / "moved away")
         with live.client(rotate_token(settings.memory)) as fresh:
             assert fresh.get("/api/concepts").status_code == 200
 
@@ -1285,9 +1300,7 @@ def test_a_token_file_that_cannot_be_looked_at_is_503_never_a_wrong_token(tmp_pa
         assert c.get("/api/concepts").status_code == 200  # the same token, once the file can be looked at again
 
 
-@pytest.mark.parametrize("holding, said", [
-    (False, "an empty folder is in the API token's place; `edge-rap pair --rotate` removes it and writes a token"),
-    (True, "a folder is in the API token's place, holding files; move it away, then run `edge-rap pair --rotate`")])
+@pytest.mark.parametrize("holding, said", FOLDER_FIXES)
 def test_serve_with_a_folder_in_the_token_files_place_names_it_and_its_fix(settings, run, holding, said):
     # `serve` said "cannot read the API token (Is a directory)": Python's words, not what mends it
     folder = settings.memory / TOKEN_FILE

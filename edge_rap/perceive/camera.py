@@ -487,7 +487,8 @@ class Camera:
         self.read_ms: deque[float] = deque(maxlen=1024)
         self.finished = threading.Event()
         self.ready = ready or threading.Event()
-        self.error: str | None = None
+        self._failed: str | None = None  # why the source ended in error (`error`)
+        self._unopened = False  # its video or stream has not opened yet: `error` says it never did
         self.outages = 0  # times a live source was lost after it had opened, or a FIFO's writer that showed frames
         # closed (the daemon ends its visits then)
         self.damaged = 0  # frames of a video file that could not be grabbed, skipped
@@ -496,8 +497,8 @@ class Camera:
         self._reopen = threading.Event()  # a live source's connection is to be opened again (it froze)
         self._writer_stays = False  # the FIFO's writer the last open read from was not seen to close (`_play`)
         self._writer_said = False  # the bytes of the writer on the FIFO were refused, said: its next ones are not
-        self._writer_hung = False  # the last writer was left, hung on a FIFO made anew or removed (said), its video
-        # or a header's start
+        self._writer_hung: int | None = None  # the bytes the last writer sent before it was left, hung on a FIFO made
+        # anew or removed (said): its video, or bytes no video opened from yet (a header's start, or junk); None if not
         self._writers: WriterEnd | None = None  # the watch of the FIFO's read end now waited on (`_watched`)
         self._owed = 0  # the last writer's bytes, its close told, that its relay could not let go (FifoRelay.owed)
         self._next_s = 0.0  # source time before which no frame is handed on (fps_cap)
@@ -510,6 +511,18 @@ class Camera:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+    @property
+    def error(self) -> str | None:
+        """Why the source failed, or None; until it opened, that it never did, as things stand when asked: a file or
+        FIFO whose path names nothing now was removed before it opened (the run's end asks it of a FIFO whose open
+        waits behind another source's, an unreachable URL's, for up to 30 s: one removed meanwhile was "never
+        opened")."""
+        if self._failed is not None or not self._unopened:
+            return self._failed
+        if not self.spec.live and _mode(str(self.spec.target)) is None:
+            return f"source {quoted(self.spec.shown)}: removed before it opened"
+        return f"source {quoted(self.spec.shown)}: never opened"
 
     def reopen(self) -> None:
         """Have a live source's connection closed and opened again, at once: a camera that froze (a USB webcam's
@@ -527,12 +540,12 @@ class Camera:
             else:
                 self._read_video(self.spec.target)
         except EdgeRapError as e:
-            self.error = str(e)
+            self._failed = str(e)
             log.error("camera %s: %s", self.spec.name, e)
         except Exception as e:  # a failure no reader expects: a source error (the run exits 2, a service restarts),
             # never an end that looks like the source's own
-            self.error = (f"source {quoted(self.spec.shown)} failed: {type(e).__name__}: "
-                          f"{hide_secrets(_one_line(e), self.spec.target)}")
+            self._failed = (f"source {quoted(self.spec.shown)} failed: {type(e).__name__}: "
+                            f"{hide_secrets(_one_line(e), self.spec.target)}")
             trace = "".join(traceback.format_exception(e)).rstrip()  # (its last line quotes the error as raised)
             log.error("camera %s: %s\n%s", self.spec.name, self.error, hide_secrets(trace, self.spec.target))
         finally:
@@ -653,10 +666,10 @@ class Camera:
     def _read_video(self, path: str) -> None:
         """A video file to its end; a FIFO's clip, then each next writer's, until the path is no FIFO: a writer
         that closes and comes back later (a recorder restarted) is read again, what it showed leaving meanwhile."""
-        self.error = f"source {quoted(path)}: never opened"  # until it opens: a FIFO no one writes to waits here
+        self._unopened = True  # until it opens: a FIFO no one writes to waits here
         waited = self._watched(self._await_writer(path))
         if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
-            raise EdgeRapError(f"source {quoted(path)}: removed before it opened")
+            raise EdgeRapError(self.error)  # (removed before it opened)
         shown = self.frames_read  # the frames read before this writer's: one that showed none (junk, a stall before
         try:  # a whole header) is no outage, and its end is said by its warning, not as a writer's that closed
             try:
@@ -667,7 +680,7 @@ class Camera:
             while waited is not None and not self.stop.is_set():
                 if self.frames_read > shown:
                     self._lost()  # (what it showed leaves at its last frame, not at the next writer's first)
-                    if not self._writer_hung:
+                    if self._writer_hung is None:
                         log.info("camera %s: the FIFO's writer closed; waiting for the next", self.spec.name)
                 shown = self.frames_read
                 held, waited = waited, None  # open until the next wait's read end is: a writer that came between
@@ -678,7 +691,7 @@ class Camera:
                 try:  # met no reader, its writes failing (EPIPE, a shell's `cat` killed by SIGPIPE)
                     waited = self._watched(self._await_writer(path, held))
                 except EdgeRapError:  # stopped while waiting: one whose writers showed no video (the first cut for
-                    if self.error:  # a stall) never opened, and is said so as it ends (said at the run's end only
+                    if self._unopened:  # a stall) never opened, and is said so as it ends (said at the run's end only
                         raise  # while still running then)
                     return
                 finally:
@@ -692,12 +705,12 @@ class Camera:
                     if waited is None or isinstance(e, FifoRemoved):  # writer is read; a file put in the FIFO's
                         raise  # place ends where it is unreadable
                     if self.stop.is_set():  # a stop ends an open, or came as its junk was refused: the FIFO never
-                        if self.error:  # opened (said), or it ends as one that showed its video, no junk's error
+                        if self._unopened:  # opened (said), or it ends as one that showed its video, no junk's error
                             raise EdgeRapError(self.error) from None
                         break
                     self._refused(e, path, waited)
         except FifoRemoved as e:  # (its end, said: no next writer waited for; without a frame read, the source's error)
-            if not self.frames_read and not self._writer_hung:  # (after its writers' refusals: it was said as "no
+            if not self.frames_read and self._writer_hung is None:  # (after its writers' refusals: it was said as "no
                 raise  # frame could be read")
             if self.frames_read:
                 log.warning("camera %s: %s; the source ends", self.spec.name, e)
@@ -708,9 +721,11 @@ class Camera:
                 os.close(waited)
         if self.stop.is_set():
             return
-        if not self.frames_read and self._writer_hung:  # (its bytes were a header's start, no video refused)
-            raise EdgeRapError(f"source {quoted(path)}: the FIFO was removed while its writer had sent only part of "
-                               f"a header (then nothing for {fifo_relay.HUNG_S:g} s): no frame was read")
+        if not self.frames_read and self._writer_hung is not None:  # (no video refused: FFmpeg's probe waits for
+            # more of a header's start or of junk alike, up to 1 MiB, so which it was is not said)
+            raise EdgeRapError(f"source {quoted(path)}: the FIFO was removed while its writer sent nothing for "
+                               f"{fifo_relay.HUNG_S:g} s, after {counted(self._writer_hung, 'byte')} from which no "
+                               "frame was read")
         if not self.frames_read:
             raise EdgeRapError(f"source {quoted(path)}: no frame could be read (not a video or image OpenCV decodes)")
         if self.damaged:
@@ -762,7 +777,7 @@ class Camera:
         whose bytes it read may still be on the FIFO (its end of file not read), its next bytes its own."""
         import cv2
 
-        self._writer_stays = self._writer_hung = False
+        self._writer_stays, self._writer_hung = False, None
         relay = (FifoRelay(waited, self.stop, self.spec.name, self._writers, path=path)
                  if waited is not None and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else None)
         try:
@@ -776,11 +791,11 @@ class Camera:
                 if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
                     # open that returned after it, a FIFO's on the bytes relayed till then, a file's kept waiting behind
                     # another source's open: its video had not opened by the stop, as one still opening at the end)
-                    if self.error:  # (the first writer's: the FIFO never opened, said as one no one writes to)
+                    if self._unopened:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0
                 if stalled and relay.replaced:
-                    self._writer_hung = True
+                    self._writer_hung = relay.relayed
                     raise _left_hung(path, " before its video opened")
                 if stalled:
                     raise WriterStalled(f"source {quoted(path)}: the FIFO's writer sent no byte for "
@@ -789,7 +804,7 @@ class Camera:
                 # (a FIFO's is not looked into: that open waited for the next writer, then took its clip's first bytes)
                 reason = unopenable_reason(path) if waited is None else None
                 raise EdgeRapError(f"source {quoted(path)}: cannot open as a video" + (f": {reason}" if reason else ""))
-            self.error = None
+            self._unopened = False
             fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
             fps = fps if 0 < fps <= 240 else 15.0
             announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: 0 or less when unknown
@@ -799,7 +814,7 @@ class Camera:
             finally:
                 capture.release()
             if relay is not None and relay.replaced:  # (its end said so, not as a writer's close)
-                self._writer_hung = True
+                self._writer_hung = relay.relayed
                 left = _left_hung(path, ": its video left as a hung writer's")
                 if isinstance(left, FifoRemoved):
                     raise left
@@ -861,11 +876,11 @@ class Camera:
 
         started, wait, failed, quiet = time.monotonic(), self.backoff[0], 0, False
         polled, poll_s = False, 1 / self.fps_cap if self.fps_cap else self.backoff[0]
-        self.error = f"source {quoted(self.spec.shown)}: never opened"  # until it opens: a run ending any way says so
+        self._unopened = True  # until it opens: a run ending any way says so
         while not self.stop.is_set():
             capture = _open_live(self.spec)
             if capture.isOpened():
-                self.error = None
+                self._unopened = False
                 if not polled:
                     log.info("camera %s: opened %s", self.spec.name, self.spec.shown)
                 back = (lambda n=failed: log.warning("camera %s: opened %s after %d failed tries", self.spec.name,

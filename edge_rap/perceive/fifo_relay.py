@@ -65,6 +65,7 @@ class FifoRelay:
         self.replaced = False  # the pipe was ended, the writer silent for HUNG_S, `path` naming another file or none
         self.writer_closed = False  # the writer's end of file was read: the FIFO's next bytes are the next writer's
         self.owed = 0  # once writer_closed: its last bytes not let go (a read failed), still first in the FIFO
+        self.relayed = 0  # the writer's bytes read so far (a hung writer's end says them)
         self._thread = threading.Thread(target=self._copy, name=f"fifo-relay-{name}", daemon=True)
         self._thread.start()
 
@@ -117,6 +118,7 @@ class FifoRelay:
                 if not data:  # (no writer, none since the read end was opened: what came was a writer's gone)
                     left = 0
                     continue
+                self.relayed += len(data)
                 if end is not None:
                     end.took(len(data))
                 left = None if left is None else left - len(data)

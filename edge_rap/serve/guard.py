@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from edge_rap.errors import DeviceError, EdgeRapError
+from edge_rap.errors import DeviceError
 from edge_rap.serve.log_budget import KIND
 from edge_rap.serve.token import TokenKeeper
 
@@ -126,12 +126,11 @@ class AuthGuard:
         token = _bearer(scope)
         try:
             accepted = token is not None and self.tokens.check(token)
-        except EdgeRapError as e:  # the token file cut short or unreadable, or the memory away (a DeviceError):
-            if str(e) != self._damaged:  # the device's fault, not the client's: each fault its own kind of line
+        except DeviceError as e:  # the token file cut short, unreadable or a folder, or the memory away: the
+            if str(e) != self._damaged:  # device's fault, not the client's: each fault its own kind of line
                 log.warning("%s", e, extra={KIND: (__name__, str(e))})  # (the device's words, none a client's)
                 self._damaged = str(e)
-            return await send_error(send, 503, e.problem if isinstance(e, DeviceError) else
-                                    "the device's API token is damaged: run `edge-rap pair --rotate` on the device")
+            return await send_error(send, 503, e.problem)  # (what mends it, as `serve` says it at its start)
         if self._damaged is not None:
             log.warning("%s: the API token is read again", self.tokens.path)
             self._damaged = None

@@ -63,18 +63,23 @@ def _said_later(record: logging.LogRecord, more: str) -> None:
     logging.getLogger(record.name).handle(record)
 
 
+_LABELLED = Labelled()
 #: On each handler in this order: a line kept to be said later (`_said_later`) names an upload as its client does.
-_FILTERS = (Labelled(), RequestLines())
+_FILTERS = (_LABELLED, RequestLines())
+#: uvicorn's logger of errors, whose lines reach its own handler, not the root's: labelled by a filter of the logger's
+#: (its traceback after a 500 named the upload that failed by its temporary path).
+_UVICORN = "uvicorn.error"
 _servers = 0  # those running in this process: the filters stay on the handlers while one does
 _lock = threading.Lock()
 
 
 def attach() -> None:
-    """The filters on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), as a server
-    starts."""
+    """The filters on the root logger's handlers (those the CLI set up: every edge_rap line reaches them), and the
+    labels on uvicorn's, as a server starts."""
     global _servers
     with _lock:
         _servers += 1
+        logging.getLogger(_UVICORN).addFilter(_LABELLED)  # (once: a filter already there is not added again)
         for handler in logging.getLogger().handlers:
             for line_filter in _FILTERS:
                 if line_filter not in handler.filters:
@@ -87,6 +92,7 @@ def detach() -> None:
     with _lock:
         _servers -= 1
         if _servers == 0:
+            logging.getLogger(_UVICORN).removeFilter(_LABELLED)
             for handler in logging.getLogger().handlers:
                 for line_filter in _FILTERS:
                     handler.removeFilter(line_filter)

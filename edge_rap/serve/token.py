@@ -57,20 +57,22 @@ def _read(path: Path) -> str:
     except UnicodeDecodeError:  # bytes no token has (ours are hex): damaged, not a 500 and a traceback a request
         token = ""
     if len(token) < 32:
-        raise EdgeRapError(f"{path}: the API token is damaged; run `edge-rap pair --rotate`")
+        raise DeviceError(path, "the API token is damaged; run `edge-rap pair --rotate` on the device")
     return token
 
 
-def _unreadable(path: Path, e: OSError) -> EdgeRapError:
+def _unreadable(path: Path, e: OSError) -> DeviceError:
     """The token file there but not opened: the device's trouble (503), never a 500 and a traceback a request. A
-    folder in its place is named with what mends it (`serve` said "cannot read the API token (Is a directory)")."""
+    folder in its place is named with what mends it (`serve` said "cannot read the API token (Is a directory)"), as
+    `serve` starts and in a running server's 503 (its `problem`: it was "damaged: run `edge-rap pair --rotate`", which
+    cannot remove a folder holding files)."""
     if e.errno != errno.EISDIR:
-        return EdgeRapError(f"{path}: cannot read the API token ({e.strerror})")
+        return DeviceError(path, f"cannot read the API token ({e.strerror})")
     if _holds_entries(path):
-        return EdgeRapError(f"{path}: a folder is in the API token's place, holding files; move it away, then run "
-                            "`edge-rap pair --rotate`")
-    return EdgeRapError(f"{path}: an empty folder is in the API token's place; `edge-rap pair --rotate` removes it and "
-                        "writes a token")
+        return DeviceError(path, "a folder is in the API token's place, holding files; move it away, then run "
+                                 "`edge-rap pair --rotate` on the device")
+    return DeviceError(path, "an empty folder is in the API token's place; `edge-rap pair --rotate` on the device "
+                             "removes it and writes a token")
 
 
 def _holds_entries(folder: Path) -> bool:

@@ -121,6 +121,9 @@ def as_files(photos: list[Photo]) -> Iterator[tuple[list[Path], dict[str, str]]]
         named = _LABELS.set(labels)  # the lines the memory says of them meanwhile name them so too (`Labelled`)
         try:
             yield paths, labels
+        except Exception as e:  # a failure no one expects, its traceback logged once it left here: it names them so
+            setattr(e, _CARRIED, labels)  # too (it named the temporary path: `Labelled`)
+            raise
         finally:
             _LABELS.reset(named)
 
@@ -145,16 +148,23 @@ def _named(text: str, labels: dict[str, str]) -> str:
 
 #: The labels of the uploads being remembered in this context (`as_files`): their temporary paths -> the labels.
 _LABELS: ContextVar[dict[str, str] | None] = ContextVar("edge_rap_upload_labels", default=None)
+#: The attribute an exception that left `as_files` carries its uploads' labels in: its traceback is logged after.
+_CARRIED = "edge_rap_upload_labels"
+_TRACEBACKS = logging.Formatter()
 
 
 class Labelled(logging.Filter):
     """A handler's filter while a server runs: a line said of an upload as it is remembered (memory.py's "already a
-    view") names it as the client sent it ("photo 2 (mug.jpg)"), never by the temporary path no one else knows."""
+    view"), and the traceback of a failure while it was (the server's "failed" and uvicorn's, logged after it), name
+    it as the client sent it ("photo 2 (mug.jpg)"), never by the temporary path no one else knows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        labels = _LABELS.get()
+        failure = record.exc_info[1] if record.exc_info else None
+        labels = _LABELS.get() or getattr(failure, _CARRIED, None)
         if not labels:
             return True
+        if failure is not None and not record.exc_text:  # (formatted here, as a handler's formatter would, once)
+            record.exc_text = _named(_TRACEBACKS.formatException(record.exc_info), labels)
         try:
             said = record.getMessage()
         except (TypeError, ValueError):  # arguments that do not fit the line: logging says so, not the caller

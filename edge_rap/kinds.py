@@ -36,10 +36,12 @@ def not_its_noun(name: str, category: str) -> bool:
     """Whether a concept's name said as the ordinary word ("the pepper", `words.as_noun`) is not it: a person's or an
     animal's (`is_alive`), in a question and a command alike, unless that word is its own category's ("Forget the
     seahorse." of a seahorse <seahorse>)."""
-    def letters(words: str) -> str:
-        return re.sub(r"[\W_]+", "", words.lower())
+    return is_alive(category) and _letters(name) != _letters(category)
 
-    return is_alive(category) and letters(name) != letters(category)
+
+def _letters(words: str) -> str:
+    """The letters and digits of words in lower case: a name is its category's word however written ("Sea-Horse")."""
+    return re.sub(r"[\W_]+", "", words.lower())
 
 
 def is_alive(category: str) -> bool:

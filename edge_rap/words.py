@@ -21,7 +21,8 @@ got had has have having he her here hers him his home how i if in inside into is
 let like look me more most my near no nor not now of off on once one only or other our out outside over own
 please put right room same saw see seen she should show so some something such table tell than that the their
 them then there these they this those through to today too under until up very want was way we were what when
-where which while who whom whose why will with would yes yet you your hey hi hello okay ok robot um uh er erm hmm
+where which while who whom whose why will with would yes yet you your hey hi hello okay ok alright robot um uh er erm
+hmm
 """.split())
 # Numbers said as words, compared as numerals: whisper writes "Dog 6" or "dog six" for the same words.
 NUMBERS = {word: str(i) for i, word in enumerate(
@@ -100,6 +101,19 @@ _NOT_TIME_BEFORE = re.compile(r"\b(?:(?:look|point|bark|growl|hiss|meow|yell|sho
                               r"(?<!\bbe\s)\b(?:sits?|sitting|sat|lie|lies|lying|lay|stands?|standing|stood|sleeps?|"
                               r"sleeping|slept))"
                               r"(?:[^\w,.;:!?]+(?:over|up|down|off|out|right))?[^\w,.;:!?]+by[^\w,.;:!?]+$", re.I)
+# A request that something be done by a time ("Make sure Bo is lying down by seven.", "Be sure Bo sits by 7."): its
+# "by" a deadline's, no place by a pet <seven>, where "Is Bo lying down by 7?" is one
+_DEADLINE = re.compile(r"\b(?:make|makes|making|be)\s+sure\b[^,.;:!?]*\bby[^\w,.;:!?]+$", re.I)
+# A thing's noun after an article or a possessive, then "is" or a verb like it: what the word after it, ending the
+# sentence, says of that thing ("The road is rocky.", "My dog seems well."); not an "'s", a possessive's too ("Where
+# is the dog's bowl?" is of a <bowl>)
+_THING_IS = re.compile(r"\b(?:the|a|an|this|that|these|those|my|our|your|their|his|her|its)\s+(?:[^\W\d_]+\s+){0,2}"
+                       r"[^\W\d_]+\s+(?:is|was|are|were|looks|looked|seems|seemed|feels|felt|sounds|sounded|"
+                       r"became|becomes)\s+$", re.I)
+_ENDS_SENTENCE = re.compile(r"[^\w,.;:!?]*(?:[.!?]|$)")
+# A possessive pronoun just before a word, after another word of its clause: "Where is his ball?", "Is her bow red?"
+# are of things, as "my ball" is (`after_owner`); opening the question it is whisper's "Is" ("his bow home?" is <bo>)
+_OWNER = re.compile(r"[^\W_][^\w,.;:!?]+(?:his|her|its)[^\w,.;:!?]+$", re.I)
 # A hyphen (as typed, or Unicode's two) joining a word to the one after it, or to the one before it
 _HYPHEN_AFTER = re.compile(r"[-\u2010\u2011][^\W_]")
 _HYPHEN_BEFORE = re.compile(r"[^\W_][-\u2010\u2011]$")
@@ -114,13 +128,15 @@ _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|whic
 # Words a sentence opens with before its comma as a filler, however it goes on: "Well, where is he?" asks of no pet
 # <well>, "So, has he eaten?" of no <so>, though "Bo, where is he?" asks of <bo> and "Then, is she home?" of <then>
 FILLERS = frozenset("okay ok alright right well now so".split())
-# What follows such a filler as whisper writes it, where it wrote no comma: a sentence's end before a question ("Okay.
-# Where is he?", "Well? Where is she?"), a question word straight after it ("Well where is he?"), or another filler
-# ("Well, okay. Where is he?")
-_FILLER_AS_WRITTEN = re.compile(r"(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|were|has|have|had|"
-                                r"did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
-                                r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b|"
-                                rf"[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))})[,.!?])", re.I)
+_MORE_FILLERS = rf"(?:[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))}))"  # fillers said again: "Well, well", "Okay well"
+# What follows such a filler as whisper writes it, where it wrote no comma, fillers said after it too: a sentence's
+# end before a question ("Okay. Where is he?", "Well? Where is she?"), a question word straight after it ("Well where
+# is he?", "Well well where is she?"), or another filler ("Well, okay. Where is he?")
+_FILLER_AS_WRITTEN = re.compile(rf"{_MORE_FILLERS}*(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|"
+                                r"were|has|have|had|did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
+                                r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b)|"
+                                rf"{_MORE_FILLERS}+[,.!?]", re.I)
+_ALL_BEFORE = re.compile(r"\ball[^\w,.;:!?]+$", re.I)  # before a "right": "alright" in two words ("all right")
 # One or two words opening a sentence before the word that opens the question after its comma, each itself: "Okay so,
 # where is Bo?", "Alright so, is Max home?" (a common word after another word of its clause was a name: <so>)
 _OPENERS_BEFORE = re.compile(rf"(?:^|[,.;:!?])[^\w,.;:!?]*(?:(?:{'|'.join(sorted(FILLERS))}|oh|then|hey|{FILLER})"
@@ -210,6 +226,8 @@ def as_itself(text: str, start: int, end: int, within: bool = False) -> bool:
         return _counts(text, start, end)
     if after_article(text, start):
         return False
+    if word == "right" and _ALL_BEFORE.search(text, _last_word_at(text, start), start):
+        return True  # "all right", the word "alright" written in two: "All right, where is he?", "Is Bo all right?"
     word_before = bool(_WORD_BEFORE.search(text, _last_word_at(text, start), start))
     opening = not word_before or bool(_OPENERS_BEFORE.search(text, max(0, start - 40), start))
     filler = opening and bool(_QUESTION_AFTER.match(text, end)) and (
@@ -236,9 +254,11 @@ def _a_time(text: str, start: int, end: int) -> bool:
 def _time_after_word(text: str, start: int, end: int) -> bool:
     """Whether the number text[start:end] is a time by the word before it ("at", "by", "until"...), in any case:
     not where that word is one a look, a point or a deed is aimed at it by (`_NOT_TIME_BEFORE`: "Look at Seven!"),
-    nor where a verb in "s" follows it, a clause's subject ("until 7 gets home", "before 7 eats")."""
+    but a request's deadline (`_DEADLINE`: "Make sure Bo is lying down by seven."), nor where a verb in "s" follows
+    it, a clause's subject ("until 7 gets home", "before 7 eats")."""
     return bool(_TIME_BEFORE.search(text, _last_word_at(text, start), start)) \
-        and not _NOT_TIME_BEFORE.search(text, max(0, start - 40), start) \
+        and not (_NOT_TIME_BEFORE.search(text, max(0, start - 40), start)
+                 and not _DEADLINE.search(text, max(0, start - 120), start)) \
         and not _subject_after_time(text, start, end)
 
 
@@ -300,6 +320,23 @@ def opens_as_a_name(text: str, end: int) -> bool:
     said = (m["word"] or "").lower() if m else ""
     return m is not None and (not said or said in _SUBJECT_VERBS or said.endswith("ed") and len(said) > 3
                               or said in _WHERE_ASKED and bool(_ASKED.match(text, m.end())))
+
+
+def describes_a_thing(text: str, start: int, end: int) -> bool:
+    """Whether the words text[start:end], in lower case and ending their sentence, follow a thing's noun and "is" (or
+    "seems", "looks"...): what is said of that thing, a word such as an adjective ("The road is rocky.", "My dog seems
+    well."), not a name spelled or said alike (a dog <rocky>, <well>); "Where is Rocky?", "Rocky is hungry." and "The
+    dog is Rocky." name it."""
+    return text[start:end].islower() and text[start - 1:start] != "<" and bool(_ENDS_SENTENCE.match(text, end)) \
+        and bool(_THING_IS.search(text, max(0, start - 80), start))
+
+
+def after_owner(text: str, start: int) -> bool:
+    """Whether the word at text[start] follows "his", "her" or "its" after another word ("Where is his ball?"): a noun,
+    a thing of someone's, as after "my" (`after_article`), where a name only heard alike is that thing (no <bill>),
+    but not where they open the question, whisper's "Is" ("his bow home" is <bo>); not read by `as_itself`, as "her"
+    is also an object ("Did you see her today?" of a dog <today>)."""
+    return bool(_OWNER.search(text, max(0, start - 40), start))
 
 
 def after_article(text: str, start: int) -> bool:

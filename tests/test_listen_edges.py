@@ -986,10 +986,12 @@ def test_a_command_asked_back_names_no_concept_yet(names, asked):
     assert turn.to_json()["concepts"] == []
 
 
-@pytest.mark.parametrize("said, about", [("Forget the pepper.", []), ("Forget Pepper.", ["pepper"])])
+@pytest.mark.parametrize("said, about", [("Forget the pepper.", []), ("Forget Pepper.", ["pepper"]),
+                                         ("Remember this as the pepper.", [])])
 def test_a_command_refused_as_naming_no_concept_lists_none(said, about):
     # Before: "Forget the pepper." of a dog <pepper>, refused as "I don't know 'the pepper'", had `--json` "concepts":
-    # ["pepper"] (its words' stored form, which is the dog's name), as if it were about the dog
+    # ["pepper"] (its words' stored form, which is the dog's name), as if it were about the dog; and so did "Remember
+    # this as the pepper." (issue 13), refused as "I already know <pepper>: choose another name."
     from edge_rap.speech.listen import Listener
 
     class Dogs(Home):

@@ -3718,3 +3718,66 @@ def test_a_filler_as_whisper_writes_it_without_its_comma_is_no_name():
     home = sighted_home([Concept(k, name, "dog", "", 0, 0, 1) for k, name in enumerate(names)])
     reply = from_memory(home, "Okay. Where is he?", now=1240.0)  # not "I haven't seen <okay>": none, or no name
     assert reply is None or reply.names == [], reply
+
+
+def test_alright_or_all_right_and_a_filler_said_twice_are_no_name():
+    # Before (issue 13): of dogs <right>, <will> and <well>, "Alright, where is he?" named <right> by its letters (a
+    # word no common one), "All right, where is he?" and "Is Bo all right?" named it as spelled (a word after
+    # another), "Well, where is he?" heard <will> where typed it names none, and whisper's "Well well where is she?"
+    # <well> (a filler after it, then the question with no comma)
+    from edge_rap.types import Concept
+
+    names = ["right", "will", "well", "bo"]
+    concepts = [Concept(k, name, "dog", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Alright, where is he?", []), ("All right, where is he?", []),
+                        ("All right. Where is she?", []), ("Is Bo all right?", ["bo"]), ("Is Bo alright?", ["bo"]),
+                        ("Well, where is he?", []), ("Well well where is she?", []), ("Well well where is Bo?", ["bo"]),
+                        # a name still: said as one
+                        ("Where is Right?", ["right"]), ("Is Will home?", ["will"]), ("Well is hungry.", ["well"])):
+        _heard_and_typed(said, heard, concepts)
+
+
+def test_a_word_after_his_her_or_its_is_a_thing_no_name_said_alike():
+    # Before (issue 13): of a person <bill>, "Where is his ball?" named <bill> by its sound, where "Where is the ball?"
+    # and "Where is my ball?" name none: a possessive pronoun makes the word a thing as "my" does (but whisper's
+    # "His" for "Is" opening the question: "his bow home" is <bo>)
+    from edge_rap.types import Concept
+
+    kinds = {"bill": "person", "bo": "dog", "mug": "mug"}
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("Where is his ball?", []), ("Is her ball red?", []), ("Where is its bell?", []),
+                        ("Where is Bill?", ["bill"]), ("Where is his Bill?", ["bill"])):
+        _heard_and_typed(said, heard, concepts)
+    assert match_names("Where are his mugs?", list(kinds)).names == ["mug"]  # a thing's name in the plural
+    assert match_names("his bow home", list(kinds)).names == ["bo"]
+
+
+def test_a_number_after_by_in_a_request_to_make_sure_is_a_deadline():
+    # Before (issue 13): of a cat <seven>, "Make sure Bo is lying down by seven." named <seven>, a place by it as in
+    # "Is Bo lying down by 7?", where the request sets a time
+    from edge_rap.types import Concept
+
+    names = ["seven", "bo"]
+    concepts = [Concept(k, name, "cat", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Make sure Bo is lying down by seven.", ["bo"]), ("Be sure Bo sits by 7.", ["bo"]),
+                        # a place by it, or a look at it
+                        ("Is Bo lying down by 7?", ["bo", "seven"]), ("Is Bo sitting by Seven?", ["bo", "seven"]),
+                        ("Make sure Bo looks at Seven.", ["bo", "seven"])):
+        _heard_and_typed(said, heard, concepts)
+
+
+def test_a_word_said_of_a_thing_at_a_sentence_s_end_is_no_name():
+    # Before (issue 13): of dogs <rocky> and <well>, "The road is rocky." and "My dog seems well." named them, heard
+    # and typed: a word after a thing's noun and "is", ending the sentence, says what that thing is like
+    from edge_rap.types import Concept
+
+    kinds = {"rocky": "dog", "well": "dog", "bo": "dog", "bowl": "bowl"}
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("The road is rocky.", []), ("My dog seems well.", []),
+                        # a name: asked about, a subject, written as one, or not said of a thing (a possessive's "'s")
+                        ("Where is Rocky?", ["rocky"]), ("Rocky is hungry.", ["rocky"]),
+                        ("Where is the dog's bowl?", ["bowl"]),
+                        ("The dog is Rocky.", ["rocky"]), ("Is Bo well?", ["bo", "well"]),
+                        ("Where is <rocky>? The road is <rocky>.", ["rocky"])):
+        _heard_and_typed(said, heard, concepts)
+    assert match_names("The road is rocky.", ["rocco"]).names == []  # nor its words with the one before

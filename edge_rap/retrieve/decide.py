@@ -20,7 +20,7 @@ from edge_rap.perceive.boxes import iou
 from edge_rap.retrieve.policy import RetrievalPolicy
 from edge_rap.scripts import joined
 from edge_rap.types import Box, Concept, Hit
-from edge_rap.words import a_day, as_itself, as_noun, is_number, plain_word, spellings
+from edge_rap.words import a_day, as_itself, as_noun, describes_a_thing, is_number, plain_word, spellings
 
 Face = TypeVar("Face")
 #: A name written in a question as <name>.
@@ -90,8 +90,9 @@ class _Letters:
 
     def word(self, key: str, taken: list[tuple[int, int]], living: bool = False) -> tuple[int, int] | None:
         """(start, end) where `key` first stands as a whole word (not inside another word, nor in <brackets>, nor
-        within a `taken` span), or None. In a script written without spaces any character may end a word.
-        `living`: the name of a person or an animal, not where it is an ordinary word (`words.as_noun`)."""
+        within a `taken` span, nor said of a thing, `words.describes_a_thing`: "The road is rocky."), or None. In a
+        script written without spaces any character may end a word. `living`: the name of a person or an animal, not
+        where it is an ordinary word (`words.as_noun`)."""
         i = self.text.find(key) if key else -1
         while i >= 0:
             start, end = self.at[i], self.at[i + len(key) - 1] + 1
@@ -102,7 +103,8 @@ class _Letters:
                     or (plain_word(key) or is_number(self.folded[start:end]))  # as written: "forty-two"
                     and as_itself(self.question, self._original(start), self._original(end))
                     or key == "eve" and a_day(self.question, self._original(start), self._original(end))
-                    or living and as_noun(self.question, self._original(start), self._original(end))):
+                    or living and as_noun(self.question, self._original(start), self._original(end))
+                    or describes_a_thing(self.question, self._original(start), self._original(end))):
                 return start, end
             i = self.text.find(key, i + 1)
         return None

@@ -119,7 +119,8 @@ class Command:
     category: str = ""  # remember: the category the name's words give (who.spoken_category)
     ambiguous: Ambiguous | None = None  # forget, add refused: the words said like two names; the next may choose
     named: bool = True  # False: a forget refused as naming no concept ("I don't know 'the pepper'" of a dog
-    # <pepper>), whose `name` is only its words' stored form, not what it was taken to name
+    # <pepper>), or a remember refused ("Remember this as the pepper."), whose `name` is only its words' stored form,
+    # not what it was taken to name
 
     @property
     def doing(self) -> str:
@@ -169,17 +170,17 @@ def parse(text: str, names: Collection[str], categories: Mapping[str, str] | Non
                                                                  for w in name.split("_")):
             # common words alone are no name but a slip: whisper wrote "Teddy" as "to be" (stored <to_be>), nor is a
             # hesitation however long ("Hmmm"); but "Oh" or "Ah" may be a name (not names.is_common, whose "oh" is one)
-            return Command("remember", name, "refused"), f"I can't use {words!r} as a name."
+            return _naming_none("remember", name), f"I can't use {words!r} as a name."
         said = _OWNER.sub("", words)  # "my keys" is to be <keys>: not heard as <max>, as in a question
         known = _heard(said, names)
         if known.ambiguous:  # said like two concepts: the new one could not be told from either by voice
             alike = known.ambiguous[0].names[0]
-            return Command("remember", name, "refused"), f"I already know <{alike}>: choose another name."
+            return _naming_none("remember", name), f"I already know <{alike}>: choose another name."
         if whole := _whole_name(said, known, kinds):  # a known name: another photo of it, or no
             return _add(whole, f"I already know <{whole}>. ")
         taken = [n for n in names if name_key(n) == name_key(name)]  # "the pepper", a noun, of a dog <pepper>
         if alike := known.names or taken:  # a name within it ("Bo's bowl") would be heard as that concept's
-            return Command("remember", name, "refused"), f"I already know <{alike[0]}>: choose another name."
+            return _naming_none("remember", name), f"I already know <{alike[0]}>: choose another name."
         # "umm kulthum": a hesitation, or a name's?
         if not dropped and (whole := _hesitant_start(m.group("name"), words)):
             return _asked_back("remember", whole, Names([], [Ambiguous(whole, (stored_form(whole), name))]))
@@ -206,7 +207,7 @@ def parse(text: str, names: Collection[str], categories: Mapping[str, str] | Non
             name = _whole_name(bare, _heard(bare, names), kinds)
         name = name or _described_whole(words, known, kinds)  # "Bo, a dog", "Max the Labrador"
         if name is None and len(known.heard) == 1 and (noun := _described_as(words, known.heard[0])):
-            return _naming_none(words), _not_as(known.heard[0].name, noun, kinds)
+            return _naming_none("forget", stored_form(words)), _not_as(known.heard[0].name, noun, kinds)
         if name is None and known.heard and _list_cuts(words, names):  # "Bo and Zed": as "Bo, Max and Zed"
             return _one_at_a_time(words, names, kinds)
         if name is None:
@@ -360,13 +361,14 @@ def _asked_to_forget(name: str) -> tuple[Command, str]:
 
 def _unknown(said: str) -> tuple[Command, str]:
     """A forget of words that name no concept, refused as said."""
-    return _naming_none(said), f"I don't know {said!r}, so there is nothing to forget."
+    return _naming_none("forget", stored_form(said)), f"I don't know {said!r}, so there is nothing to forget."
 
 
-def _naming_none(said: str) -> Command:
-    """A forget refused as naming no concept, its words' stored form its name (which may be a concept's: "the pepper"
-    of a dog <pepper>, "Bo's" of <bo>), not said to be about it."""
-    return Command("forget", stored_form(said), "refused", named=False)
+def _naming_none(action: str, name: str) -> Command:
+    """A command refused as naming no concept, its `name` its words' stored form (which may be a concept's: "Forget
+    the pepper." of a dog <pepper>, "Forget Bo's." of <bo>; "Remember this as the pepper.", whose "I already know
+    <pepper>" asks for another name), not said to be about it."""
+    return Command(action, name, "refused", named=False)
 
 
 def _one_at_a_time(said: str, names: Mapping[str, str], categories: Mapping[str, str]) -> tuple[Command, str]:
@@ -380,7 +382,7 @@ def _one_at_a_time(said: str, names: Mapping[str, str], categories: Mapping[str,
     if len(named) == 1 and (loose or not unknown):
         return _unknown(said) if loose else _asked_to_forget(named[0])
     unsaid = f" I don't know {' or '.join(map(repr, unknown))}." if unknown else ""
-    return (_naming_none(said),
+    return (_naming_none("forget", stored_form(said)),
             "I forget one at a time: say forget " + ", then forget ".join(f"<{n}>" for n in named) + "." + unsaid)
 
 

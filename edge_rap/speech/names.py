@@ -29,8 +29,9 @@ from typing import Collection, Sequence
 
 from edge_rap.memory.store import fold, name_key, spelled, straight_apostrophes
 from edge_rap.scripts import has_unspaced, is_unspaced, marks, pieces
-from edge_rap.words import (COMMON, EMOJI, FILLER, NUMBERS, a_day, after_article, as_itself, as_noun, is_common,
-                             opens_as_a_name, plain_word, starts_sentence, ten_and_unit)
+from edge_rap.words import (COMMON, EMOJI, FILLER, FILLERS, NUMBERS, a_day, after_article, after_owner, as_itself,
+                             as_noun, describes_a_thing, is_common, opens_as_a_name, plain_word, starts_sentence,
+                             ten_and_unit)
 
 THRESHOLD = 75.0  # a run of words is this name when its score reaches this (0-100)
 ALIKE = THRESHOLD - 0.5  # spelled otherwise but sounds the same: this name only when written as a name
@@ -331,6 +332,11 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
     spaced = {name for name, form in forms.items() if not has_unspaced(form)}
     # the words after an article, each the ordinary word, no person's or animal's name, spelled so or only alike
     nouns = {k for k, (_, a, b) in enumerate(words) if as_noun(text, a, b)} if living else set()
+    # the words said of a thing, in no name ("The road is rocky." names no <rocky>, nor its "is rocky" a <rocco>)
+    said_of = {k for k, (_, a, b) in enumerate(words) if describes_a_thing(text, a, b)}
+    # the fillers opening a question (`as_itself`), in no name but one of more words spelled with them (<oh_well>):
+    # "Well, where is he?" names no <will>, as a typed one does not
+    fillers = {k for k, (w, a, b) in enumerate(words) if w in FILLERS and as_itself(text, a, b, within)}
     candidates: list[tuple[float, int, int, str, bool, bool, bool]] = []  # score, first word, last word + 1, name,
     # may be it, heard with the possessive's "s" as its own ("Bo's" as "bos"), spelled so with its "'s" last
     among: dict[tuple[int, int], float] = {}  # a word among a name's letters: what it would have scored for it
@@ -358,7 +364,9 @@ def match_names(text: str, names: Sequence[str], within: bool = False, living: C
                         and as_itself(text, *words[i][1:], within)) or (
                         j - i > 1 and plain_word(form)
                         and any(w == form and as_itself(text, a, b, within) for w, a, b in words[i:j])) or (
-                        name in living and _as_noun(words, range(i, j), nouns, form)):
+                        name in living and _as_noun(words, range(i, j), nouns, form)) or not said_of.isdisjoint(
+                        range(i, j)) or any(k in fillers and (j - i == 1 or w not in form.split(" "))
+                                            for k, (w, _, _) in enumerate(words[i:j], i)):
                     continue  # "and Pepper" of "Bo and Pepper" is no <salt_and_pepper>, nor "and me" <M&M>, nor
                     # "Tim and me" (its words no letters), nor the "and" of "Bo and Max" <and>, nor the "one" of "I
                     # see one cup" <one> (a number is itself as a common word is: heard as typed), nor "the pepper"
@@ -440,9 +448,10 @@ def _a_thing(text: str, words: list[tuple[str, int, int]], i: int, j: int, form:
 
 def _one_word_after_determiner(text: str, words: list[tuple[str, int, int]], i: int, j: int, form: str,
                     owned: dict[int, int]) -> bool:
-    """Whether words[i:j] are one word after an article or a possessive ("the ball", "Anya's ball", "my mugs") and
+    """Whether words[i:j] are one word after an article or a possessive ("the ball", "Anya's ball", "his ball") and
     the name `form` is one word too: where a word may be a thing, not a name (`_a_thing`, `_plural`)."""
-    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or i - 1 in owned)
+    return j - i == 1 and " " not in form and (after_article(text, words[i][1]) or after_owner(text, words[i][1])
+                                               or i - 1 in owned)
 
 
 def _begun_by(form: str, said: str) -> bool:

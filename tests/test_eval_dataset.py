@@ -288,6 +288,27 @@ def test_a_folder_reached_by_several_links_is_counted_once(dataset, tmp_path):
                                 _counted_as(dataset / "rocket" / "zz", dataset / "coffee" / "trips")]
 
 
+def test_a_link_into_a_folder_whose_count_was_cut_short_is_counted_not_said_as_counted(dataset, tmp_path,
+                                                                                     monkeypatch):
+    # `coffee/all -> tree`, its count cut in tree's own listing (tree/pics never looked at): `rocket/pics ->
+    # tree/pics` said "a link to a folder counted already, as coffee/all", and its photo was said nowhere
+    import edge_rap.eval.dataset as walk
+
+    monkeypatch.setattr(walk, "WALK_LIMIT", 6)
+    tree = tmp_path / "tree"
+    save_photo(tree / "pics", "rocket", filename="a.jpg")
+    for k in range(7):
+        (tree / f"{k}.txt").write_text("no photo")
+    (dataset / "coffee" / "all").symlink_to(tree)
+    (dataset / "rocket" / "pics").symlink_to(tree / "pics")
+    (dataset / "rocket" / "zz").symlink_to(tree)  # (walked again, to rocket's own bound)
+    unread = {c.name: c.unread for c in read_dataset(dataset)}
+    cut = f"(a link to {tree}): a folder inside a concept's folder, no photo among the entries looked at (looked " \
+          "through no further: the folders in a concept's folder are counted to 6 entries in all)"
+    assert unread["coffee"] == [f"{dataset / 'coffee' / 'all'} {cut}"]
+    assert unread["rocket"] == [_photos(dataset / "rocket" / "pics"), f"{dataset / 'rocket' / 'zz'} {cut}"]
+
+
 def _photos(folder, photos: int = 1) -> str:
     return (f"{folder}: a folder of {counted(photos, 'photo')} inside a concept's folder, not read (move them up into "
             "it)")

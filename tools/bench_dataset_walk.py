@@ -77,7 +77,7 @@ def measure(codes: list[Path], concepts: int, photos: int, runs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--concepts", type=int, default=2000)
     parser.add_argument("--photos", type=int, default=5)
     parser.add_argument("--runs", type=int, default=5)

@@ -210,7 +210,7 @@ class _Known:
     """What the count of the folders inside concepts' folders knows of the dataset, by where folders lead: the
     concepts whose photos are read (-> their names: a link to one with none, or that cannot be listed, was said as
     one whose photos are read as that concept's), those whose inner folders are counted (-> their names), and each
-    folder counted so far (-> the folder or link it was counted as)."""
+    folder counted whole so far (-> the folder or link it was counted as)."""
 
     read: dict[str, str]
     listed: dict[str, str]
@@ -226,7 +226,8 @@ def _inner_folders(folder: Path, here: str, inner: list[Path], known: _Known) ->
     not read); so is a link to a folder inside the folder of a `known` listed one, whose count says its photos:
     they were counted under both; and a link to a folder counted already, or to one inside it, under this concept
     or another (`a -> b -> ../rocket/.cache`, a hidden folder rocket's count passes over: counted under each link,
-    and under each concept linking to a folder outside the dataset). None is a link to `folder` itself, to a folder
+    and under each concept linking to a folder outside the dataset; one whose count was cut short is no count of
+    it: a link into it was said as counted, its photos nowhere). None is a link to `folder` itself, to a folder
     above it (`loop -> .`: its photos are read, and were said as not read; `up -> ..`, `root -> /`: the other
     concepts' photos were counted as not read, or the whole disk walked) or to a folder inside it (`alias ->
     edited`: counted twice). The folders are looked through to WALK_LIMIT entries in all: the one where they end
@@ -254,7 +255,9 @@ def _inner_folders(folder: Path, here: str, inner: list[Path], known: _Known) ->
             passed += 1
             continue
         walk = _photos_in(sub, left)
-        left, known.counted[real] = left - walk.seen, sub
+        left -= walk.seen
+        if not walk.cut:  # (one cut short is no count of what a later link leads to: walked to that one's bound)
+            known.counted[real] = sub
         if walk.photos or walk.cut:
             lines.append(_counted_line(sub, real if link else None, walk))
         lines += _not_opened_in(sub, walk.special)

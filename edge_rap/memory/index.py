@@ -270,12 +270,15 @@ class IndexView:
                     changed[path] = False
         return changed
 
-    def refresh(self) -> None:
+    def refresh(self) -> list:
         """Map the index files the space's row lists, when the row changed, or when one mapped changed under this
         process (mapped again, said once, by one of the threads searching). A missing, unreadable or damaged file
-        makes the reader build one index from the database's vectors, once per generation, with a warning."""
+        makes the reader build one index from the database's vectors, once per generation, with a warning. Returns
+        the indexes to search, taken under the lock: another thread's refresh lets go of `indexes` before it maps
+        anew (a search that read them then found nothing)."""
         with self._refreshing:
             self._refresh()
+            return self.indexes
 
     def _refresh(self) -> None:
         if changed := self._changed():  # (its times alone changed, `touch` or the same bytes copied over it, is
@@ -315,15 +318,13 @@ class IndexView:
         self.generation = row[3]
 
     def __len__(self) -> int:
-        self.refresh()
-        return sum(len(index) for index in self.indexes)
+        return sum(len(index) for index in self.refresh())
 
     def search(self, query: np.ndarray, count: int) -> list[Neighbour]:
         """Best score per concept among the nearest `count` vectors of all the files (exact scan for small
         files): each file's nearest `count`, merged, are the nearest `count` of them all."""
-        self.refresh()
         keys, scores = [], []
-        for index in self.indexes:
+        for index in self.refresh():
             size = len(index)
             if size:
                 matches = index.search(query.astype(np.float32), count=min(count, size), exact=size <= 20_000)
@@ -342,9 +343,8 @@ class IndexView:
     def grouped(self) -> tuple[np.ndarray, np.ndarray]:
         """Every vector of the mapped files with its concept id, grouped by concept in ascending id order (keys,
         vectors): read from the memory-mapped files, a fraction of the cost of reading them from SQLite."""
-        self.refresh()
         keys, vectors = [], []
-        for index in self.indexes:
+        for index in self.refresh():
             if len(index):
                 ids = np.unique(np.asarray(index.keys[:], dtype=np.int64))
                 groups = [np.atleast_2d(np.asarray(v, dtype=np.float32)) for v in index.get(ids)]

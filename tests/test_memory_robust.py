@@ -570,6 +570,63 @@ def test_threads_searching_at_once_say_a_changed_index_file_once(root, photos, c
     assert caplog.text.count(f"index file {path.name} changed while it was in use") == 1, caplog.text
     assert caplog.text.count(f"index file {path.name} is missing, unreadable or damaged") == 1, caplog.text
 
+
+@pytest.mark.parametrize("how", ["folder renamed back", "good copy put back"])
+def test_index_files_back_under_a_reader_are_mapped_again(root, photos, caplog, monkeypatch, how):
+    # Before: once searching the database's vectors, a reader stayed so until the next write, whatever came back (a
+    # drive mounted again, a folder renamed back, a damaged file put right): the vectors held in RAM, for months
+    view, found = three_concepts_and_a_reader(root, photos)
+    assert found() == ["c0", "c1", "c2"]
+    mapped = dict(view._mapped)
+    path = max(mapped, key=lambda p: p.stat().st_size)
+    if how == "folder renamed back":
+        (root / "index").rename(root / "elsewhere")
+    else:
+        flip_last_bytes(path)
+    with caplog.at_level(logging.WARNING):
+        assert found() == ["c0", "c1", "c2"]
+        read = []
+        monkeypatch.setattr(index, "digest", lambda data: read.append(1) or digest(data))
+        assert found() == ["c0", "c1", "c2"] and not read  # (while not back, no file is read at each search)
+        if how == "folder renamed back":
+            (root / "elsewhere").rename(root / "index")
+        else:
+            flip_last_bytes(path)
+        assert found() == ["c0", "c1", "c2"]
+    assert view._mapped.keys() == mapped.keys() and len(view.indexes) == len(mapped)
+    assert caplog.text.count("is missing, unreadable or damaged; searching the vectors in the database") == 1
+
+
+def test_a_search_while_another_thread_maps_the_files_again_searches_what_was_mapped(root, photos, monkeypatch):
+    # Before: a search read the view's indexes after its refresh, unlocked: another thread's refresh, which lets go of
+    # them before it maps the files again (their times changed), left it none to search: nothing found
+    view, found = three_concepts_and_a_reader(root, photos)
+    assert found() == ["c0", "c1", "c2"]
+    real_restore, real_refresh, mapping, go_on, other = index._restore, view.refresh, threading.Event(), \
+        threading.Event(), []
+
+    def held(path: Path, view: bool = False):  # (the other thread's mapping, until this search is done)
+        mapping.set()
+        go_on.wait(10)
+        return real_restore(path, view)
+
+    def refreshed_then_another_thread_maps_again():
+        if other:  # (the next search: the other thread done first)
+            go_on.set()
+            other[0].join()
+            return real_refresh()
+        indexes = real_refresh()
+        for path in view._mapped:
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        monkeypatch.setattr(index, "_restore", held)
+        other.append(threading.Thread(target=real_refresh))
+        other[0].start()
+        assert mapping.wait(10) and not view.indexes  # (the other thread let go of them, mapping anew)
+        return indexes
+
+    monkeypatch.setattr(view, "refresh", refreshed_then_another_thread_maps_again)
+    assert found() == ["c0", "c1", "c2"]
+
 TRUNCATE_UNDER_A_READER = """
 import logging, os, sys
 from pathlib import Path

@@ -7,7 +7,7 @@ rename) and then switches the row inside its transaction, so the swap is atomic 
 either the old file list or the new one, never a half-written file in it. Forget, reindex and a remember
 that finds the deltas too many or too large compact: one new base, built from SQLite, and no deltas.
 Readers map every listed file, search them all and merge, and re-map when the row's generation changes or a mapped
-file was changed in place or went away (another program, a pulled drive).
+file was changed in place or went away (another program, a pulled drive), or came back.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -201,12 +201,12 @@ TIMESTAMP_STEP_NS = 2 * 10**9
 
 @dataclass(slots=True)
 class FileState:
-    """A mapped file as it was mapped: what a change to it shows in."""
+    """A mapped file as it was mapped: what a change to it shows in (equal: the same file, unchanged)."""
 
     where: tuple[int, int]  # device and inode: another file renamed over it has others
     size: int
     times: tuple[int, int]  # last write and last inode change (`os.utime` back to the old times changes the latter)
-    settled: bool  # its last change was a timestamp step before: a rewrite from now on moves its times
+    settled: bool = field(compare=False)  # its last change was a timestamp step before: a rewrite now moves its times
 
     def differs(self, now: "FileState") -> bool:
         return (now.size, now.times) != (self.size, self.times)
@@ -218,6 +218,14 @@ def _file_state(path: Path) -> FileState:
     last_change = max(found.st_mtime_ns, found.st_ctime_ns)
     return FileState((found.st_dev, found.st_ino), found.st_size, (found.st_mtime_ns, found.st_ctime_ns),
                      time.time_ns() >= last_change + TIMESTAMP_STEP_NS)
+
+
+def _state(path: Path) -> FileState | None:
+    """`_file_state`, None where the file is gone or cannot be looked at."""
+    try:
+        return _file_state(path)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -238,13 +246,16 @@ class IndexView:
         self.generation = -1
         self.indexes: list = []
         self._mapped: dict[Path, FileState] = {}  # each mapped file's state as it was mapped
+        # the listed files the database's vectors stand in for, as they were then (None: gone, not looked at): one
+        # changed since (its drive or folder back, a good copy put back) is mapped again, not left until a write
+        self._unmapped: dict[Path, FileState | None] = {}
         self._refreshing = threading.Lock()  # (threads searching at once see a change once)
         _VIEWS.add(self)
 
     def let_go(self) -> None:
         """Unmap the files (a writer deletes them); the next search maps, or builds, what the row lists then. A
         search under way in another thread keeps its own until it ends."""
-        self.indexes, self.generation, self._mapped = [], -1, {}
+        self.indexes, self.generation, self._mapped, self._unmapped = [], -1, {}, {}
 
     def _changed(self) -> dict[Path, bool]:
         """The mapped files to map again, each with whether its size changed: changed in place since mapped
@@ -254,9 +265,7 @@ class IndexView:
         digest says (looked at once). One renamed over stays mapped whole: its old bytes, as its row lists them."""
         changed = {}
         for path, state in self._mapped.items():
-            try:
-                now = _file_state(path)
-            except OSError:
+            if (now := _state(path)) is None:
                 changed[path] = False
                 continue
             if now.where != state.where:
@@ -270,12 +279,15 @@ class IndexView:
                     changed[path] = False
         return changed
 
-    def refresh(self) -> None:
+    def refresh(self) -> list:
         """Map the index files the space's row lists, when the row changed, or when one mapped changed under this
         process (mapped again, said once, by one of the threads searching). A missing, unreadable or damaged file
-        makes the reader build one index from the database's vectors, once per generation, with a warning."""
+        makes the reader build one index from the database's vectors, with a warning, until the row or one of those
+        files changes. Returns the indexes to search, taken under the lock: another thread's refresh lets go of
+        `indexes` before it maps anew (a search that read them then found nothing)."""
         with self._refreshing:
             self._refresh()
+            return self.indexes
 
     def _refresh(self) -> None:
         if changed := self._changed():  # (its times alone changed, `touch` or the same bytes copied over it, is
@@ -285,6 +297,8 @@ class IndexView:
                 log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another "
                             "process?); read again", self.store.root, " ".join(resized))
             self.let_go()
+        elif any(_state(path) != was for path, was in self._unmapped.items()):
+            self.let_go()  # (its drive back: mapped again, unsaid)
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
@@ -295,9 +309,8 @@ class IndexView:
             if self.expected is not None:
                 check_space(row, self.expected)
             paths = [self.store.root / "index" / name for name in index_files(row[4])]
-            try:
-                states = {path: _file_state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
-            except OSError:  # (one that cannot be looked at cannot be watched: not mapped)
+            states = {path: _state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
+            if None in states.values():  # (one that cannot be looked at cannot be watched: not mapped)
                 continue
             indexes = [_restore(path, view=True) for path in paths]
             if None not in indexes:
@@ -308,22 +321,20 @@ class IndexView:
                     "instead (the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root,
                     row[4])
         keys, vectors = self.store.vectors(self.space)
-        self.indexes, self._mapped = [], {}
+        self.indexes, self._mapped, self._unmapped = [], {}, states
         if len(keys):
             self.indexes = [_new_index(vectors.shape[1])]
             self.indexes[0].add(keys, vectors)
         self.generation = row[3]
 
     def __len__(self) -> int:
-        self.refresh()
-        return sum(len(index) for index in self.indexes)
+        return sum(len(index) for index in self.refresh())
 
     def search(self, query: np.ndarray, count: int) -> list[Neighbour]:
         """Best score per concept among the nearest `count` vectors of all the files (exact scan for small
         files): each file's nearest `count`, merged, are the nearest `count` of them all."""
-        self.refresh()
         keys, scores = [], []
-        for index in self.indexes:
+        for index in self.refresh():
             size = len(index)
             if size:
                 matches = index.search(query.astype(np.float32), count=min(count, size), exact=size <= 20_000)
@@ -342,9 +353,8 @@ class IndexView:
     def grouped(self) -> tuple[np.ndarray, np.ndarray]:
         """Every vector of the mapped files with its concept id, grouped by concept in ascending id order (keys,
         vectors): read from the memory-mapped files, a fraction of the cost of reading them from SQLite."""
-        self.refresh()
         keys, vectors = [], []
-        for index in self.indexes:
+        for index in self.refresh():
             if len(index):
                 ids = np.unique(np.asarray(index.keys[:], dtype=np.int64))
                 groups = [np.atleast_2d(np.asarray(v, dtype=np.float32)) for v in index.get(ids)]

@@ -1052,6 +1052,33 @@ def test_a_fifo_removed_while_its_open_waits_behind_another_sources_is_said_remo
     assert camera.error == f"source '{pipe}': removed before it opened"
 
 
+def test_a_hung_writers_clip_queued_behind_another_sources_open_is_read_though_its_fifo_was_removed(
+        tmp_path, monkeypatch, caplog):
+    # Before: the writer's whole clip, relayed into the pipe while the FIFO's open waited behind another source's
+    # (an unreachable URL's, up to 30 s), its writer hung, the FIFO removed meanwhile, was let go unread as the open
+    # returned: "the FIFO was removed while its writer sent nothing for 0.3 s, after N bytes from which no frame was
+    # read", the source's error (the README: "a header's start or junk"), though the open had them all
+    reached, behind, open_video = threading.Event(), threading.Event(), camera_module._open_video
+
+    def behind_another(*args):
+        reached.set()
+        behind.wait(60)
+        return open_video(*args)
+
+    monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    one = Path(write_clip(tmp_path / "one.avi", 1, codec="MJPG")).read_bytes()  # (all in the relay's pipe: 48 KB)
+    with hung_writer(tmp_path, monkeypatch, lambda clip: one) as (camera, pipe, _):
+        wait_until(reached.is_set, "the FIFO's open waiting behind another's")
+        pipe.unlink()
+        wait_until(lambda: not any(t.name == "fifo-relay-pipe" for t in threading.enumerate()),
+                   "the relay's end for the hung writer of a FIFO removed")
+        behind.set()
+        wait_until(camera.finished.is_set, "the source's end")
+    assert camera.frames_read == 1 and camera.error is None
+    assert said_by(camera, caplog) == [f"camera pipe: source '{pipe}': the FIFO was removed while its writer sent "
+                                       "nothing for 0.3 s: its video left as a hung writer's; the source ends"]
+
+
 def said_by(camera: Camera, caplog) -> list[str]:
     """The lines `camera`'s thread logged, oldest first."""
     return [r.getMessage() for r in caplog.records if r.threadName == f"capture-{camera.spec.name}"]

@@ -1243,6 +1243,20 @@ def test_a_folder_in_the_token_files_place_is_503_with_its_fix(tmp_path, caplog,
             assert fresh.get("/api/concepts").status_code == 200
 
 
+def test_a_request_without_a_token_says_no_token_file_read_again(tmp_path, caplog):
+    # Before: a request with no token (a page loaded before pairing), which never reads the token file, logged "the
+    # API token is read again" of a folder still in its place, and the next request said the folder's fault again
+    settings = fake_settings(tmp_path)
+    folder = settings.memory / TOKEN_FILE
+    with live_server(settings) as live:
+        folder.unlink()
+        folder.mkdir()
+        with live.client() as c, live.client(None) as bare:
+            answers = [c.get("/api/concepts"), bare.get("/api/concepts"), c.get("/api/concepts")]
+        assert [r.status_code for r in answers] == [503, 401, 503]
+        assert warnings_said(caplog) == [f"{folder}: {FOLDER_FIXES[0][1]}"]
+
+
 def test_a_folder_holding_files_in_the_token_files_place_is_named_not_removed(tmp_path):
     from edge_rap.serve.token import rotate_token
 

@@ -784,8 +784,9 @@ class Camera:
             capture = _open_video(path, relay.read_end if relay else None)
             if relay is not None:
                 relay.opened()
-            stalled = relay is not None and (relay.stalled or relay.replaced)  # (its probe cut: opened, maybe, on a
-            # whole header alone, its frames to come read as the next writer's junk)
+            stalled = relay is not None and relay.stalled  # (its probe cut: opened, maybe, on a whole header alone,
+            # its frames to come read as the next writer's junk; a FIFO made anew or removed has no next writer of
+            # its own, and what was relayed, a whole clip queued behind another source's open, is read, `_follow`)
             if not capture.isOpened() or stalled or self.stop.is_set():
                 capture.release()
                 if self.stop.is_set():  # (a stalled writer's header, cut by the stop, no fault of the video's; or an
@@ -794,7 +795,7 @@ class Camera:
                     if self._unopened:  # (the first writer's: the FIFO never opened, said as one no one writes to)
                         raise EdgeRapError(self.error)
                     return 0, 15.0
-                if stalled and relay.replaced:
+                if relay is not None and relay.replaced:
                     self._writer_hung = relay.relayed
                     raise _left_hung(path, " before its video opened")
                 if stalled:

@@ -131,7 +131,7 @@ class AuthGuard:
                 log.warning("%s", e, extra={KIND: (__name__, str(e))})  # (the device's words, none a client's)
                 self._damaged = str(e)
             return await send_error(send, 503, e.problem)  # (what mends it, as `serve` says it at its start)
-        if self._damaged is not None:
+        if self._damaged is not None and token is not None:  # (one with no token read no file: it was not mended)
             log.warning("%s: the API token is read again", self.tokens.path)
             self._damaged = None
         if not accepted:

@@ -25,7 +25,7 @@ from scenes import save, scene, scene_file
 
 from edge_rap.errors import EdgeRapError
 from edge_rap.memory import index
-from edge_rap.memory.index import IndexView, digest
+from edge_rap.memory.index import IndexView, digest, index_files
 from edge_rap.memory.memory import Memory
 from edge_rap.memory.store import SCHEMA_VERSION, Store
 from edge_rap.perceive.embed import SpaceInfo
@@ -626,6 +626,87 @@ def test_a_search_while_another_thread_maps_the_files_again_searches_what_was_ma
 
     monkeypatch.setattr(view, "refresh", refreshed_then_another_thread_maps_again)
     assert found() == ["c0", "c1", "c2"]
+
+
+def test_the_warning_names_only_the_bad_index_files(root, photos, caplog, monkeypatch):
+    # Before: "index file base delta1 delta2 is missing, unreadable or damaged": every listed file, one of them bad
+    monkeypatch.setattr(index, "DELTA_SHARE", 0)  # (each remember writes a delta: a base and two deltas)
+    view, found = three_concepts_and_a_reader(root, photos)
+    assert found() == ["c0", "c1", "c2"]
+    bad, *good = sorted(view._mapped, key=lambda p: -p.stat().st_size)
+    assert len(good) == 2
+    flip_last_bytes(bad)
+    with caplog.at_level(logging.WARNING):
+        assert found() == ["c0", "c1", "c2"]
+    assert f"index file {bad.name} is missing, unreadable or damaged" in caplog.text, caplog.text
+    assert [path.name for path in good if path.name in caplog.text] == []
+
+
+def test_a_damaged_index_file_is_read_once_not_once_per_retry(root, photos, monkeypatch):
+    # Before: a reader read and hashed every listed file 5 times (21 MB each time at 1000 concepts) before searching
+    # the database's vectors: its retries are for a row swapped under it, and this one was not
+    monkeypatch.setattr(index, "DELTA_SHARE", 0)  # (each remember writes a delta: a base and two deltas)
+    view, found = three_concepts_and_a_reader(root, photos)
+    assert found() == ["c0", "c1", "c2"] and len(view._mapped) == 3
+    flip_last_bytes(max(view._mapped, key=lambda p: p.stat().st_size))
+    restored, real = [], index._restore
+    monkeypatch.setattr(index, "_restore", lambda path, view=False: restored.append(path) or real(path, view))
+    assert found() == ["c0", "c1", "c2"]
+    assert sorted(restored) == sorted(view._unmapped)
+
+
+def test_a_forget_while_a_reader_maps_the_files_leaves_none_mapped(root, photos, monkeypatch):
+    # Before: `drop_files` let go of the readers' files unlocked, then deleted them: a search mapping them meanwhile
+    # kept them mapped after, and a forget on a full disk freed nothing for its commit
+    writer = fake_memory(root)
+    view, _ = three_concepts_and_a_reader(root, photos)
+    last = view.store.root / "index" / index_files(view.store.space(view.space)[4])[-1]
+    real, mapped, go_on, forgetting = index._restore, threading.Event(), threading.Event(), threading.Event()
+
+    def held(path: Path, view: bool = False):  # (the search's mapping, done but not yet kept, until the forget's)
+        restored = real(path, view)
+        if path == last:
+            mapped.set()
+            go_on.wait(10)
+        return restored
+
+    class Announced:  # (the forget thread at the view's lock, or done without it)
+        def __init__(self, lock):
+            self.lock = lock
+
+        def __enter__(self):
+            forgetting.set()
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
+    monkeypatch.setattr(index, "_restore", held)
+    search = threading.Thread(target=view.refresh)  # (one search: the next would see them gone)
+    search.start()
+    assert mapped.wait(10)
+    monkeypatch.setattr(view, "_refreshing", Announced(view._refreshing))
+    dropped = [path.name for path in (root / "index").iterdir()]
+    forget = threading.Thread(target=lambda: writer.writer.drop_files(view.space, writer.store.db) or forgetting.set())
+    forget.start()
+    assert forgetting.wait(10)
+    go_on.set()
+    search.join()
+    forget.join()
+    maps = Path("/proc/self/maps").read_text()
+    assert not view._mapped and [name for name in dropped if name in maps] == []
+
+
+def test_a_search_just_after_a_forget_let_go_of_the_files_maps_none_it_deletes(root, photos, monkeypatch):
+    # Before: `drop_files` let go of the readers' files before deleting them: a search in between mapped them again
+    writer = fake_memory(root)
+    view, found = three_concepts_and_a_reader(root, photos)
+    assert found() == ["c0", "c1", "c2"]
+    let_go = view.let_go
+    monkeypatch.setattr(view, "let_go", lambda: let_go() or view.refresh())  # (another thread's search, then)
+    writer.writer.drop_files(view.space, writer.store.db)
+    assert not view._mapped
+
 
 TRUNCATE_UNDER_A_READER = """
 import logging, os, sys

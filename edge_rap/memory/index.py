@@ -126,13 +126,14 @@ class IndexWriter:
     def drop_files(self, space: str, db: sqlite3.Connection) -> None:
         """Delete a space's current index files, leaving its row naming them (a full disk: the room they held
         goes to the database's commit). Readers find them missing and search the database's vectors instead
-        until the next write lists new ones."""
+        until the next write lists new ones. Deleted first, then let go: a reader mapping them meanwhile is done
+        before its view lets go (`let_go`), and one after finds them gone; let go first, it could map them again."""
         row = self.store.space(space, db)
+        for name in index_files(row[4] if row else None):
+            (self.dir / name).unlink(missing_ok=True)
         for view in _VIEWS.members():  # their room is freed once unmapped: `serve` and `run` map them to recognise
             if view.space == space and view.store.root == self.store.root:
                 view.let_go()
-        for name in index_files(row[4] if row else None):
-            (self.dir / name).unlink(missing_ok=True)
 
     def write(self, db: sqlite3.Connection, space: str, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Write the next index of `space`: a delta file of `added` beside the current files, or (no `added`,
@@ -253,8 +254,13 @@ class IndexView:
         _VIEWS.add(self)
 
     def let_go(self) -> None:
-        """Unmap the files (a writer deletes them); the next search maps, or builds, what the row lists then. A
-        search under way in another thread keeps its own until it ends."""
+        """Unmap the files (a writer deleted them); the next search maps, or builds, what the row lists then. Waits
+        for a refresh under way in another thread, which would keep what it is mapping after an unlocked let go. A
+        search under way in another thread keeps its own indexes until it ends."""
+        with self._refreshing:
+            self._unmap()
+
+    def _unmap(self) -> None:
         self.indexes, self.generation, self._mapped, self._unmapped = [], -1, {}, {}
 
     def _changed(self) -> dict[Path, bool]:
@@ -296,9 +302,10 @@ class IndexView:
             if resized := [path.name for path, size in changed.items() if size]:
                 log.warning("%s: index file %s changed while it was in use (truncated or rewritten by another "
                             "process?); read again", self.store.root, " ".join(resized))
-            self.let_go()
+            self._unmap()
         elif any(_state(path) != was for path, was in self._unmapped.items()):
-            self.let_go()  # (its drive back: mapped again, unsaid)
+            self._unmap()  # (its drive back: mapped again, unsaid)
+        tried = None
         for _ in range(5):
             row = self.store.space(self.space)
             if row is None or row[4] is None:
@@ -306,20 +313,24 @@ class IndexView:
                 return
             if row[3] == self.generation:
                 return
+            if row[3] == tried:
+                break  # (the files it lists are bad, not swapped under us: not read again)
+            tried = row[3]
             if self.expected is not None:
                 check_space(row, self.expected)
             paths = [self.store.root / "index" / name for name in index_files(row[4])]
             states = {path: _state(path) for path in paths}  # (before mapping: a change meanwhile is seen)
-            if None in states.values():  # (one that cannot be looked at cannot be watched: not mapped)
-                continue
-            indexes = [_restore(path, view=True) for path in paths]
-            if None not in indexes:
+            # (one that cannot be looked at cannot be watched: not mapped, and then none is read)
+            bad = [path for path, state in states.items() if state is None]
+            indexes = [] if bad else [_restore(path, view=True) for path in paths]
+            bad += [path for path, index in zip(paths, indexes) if index is None]
+            if not bad:
                 self.indexes, self.generation, self._mapped = indexes, row[3], states
                 return
-            # swapped again under us (read the row again), or missing or unreadable
+            # swapped again under us (the row read again lists others), or missing, unreadable or damaged
         log.warning("%s: index file %s is missing, unreadable or damaged; searching the vectors in the database "
                     "instead (the next change to the memory, or `edge-rap reindex`, writes it again)", self.store.root,
-                    row[4])
+                    " ".join(path.name for path in bad))
         keys, vectors = self.store.vectors(self.space)
         self.indexes, self._mapped, self._unmapped = [], {}, states
         if len(keys):

@@ -141,9 +141,10 @@ _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|whic
 FILLERS = frozenset("okay ok alright right well now so".split())
 _MORE_FILLERS = rf"(?:[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))}))"  # fillers said again: "Well, well", "Okay well"
 # What follows such a filler as whisper writes it, where it wrote no comma, fillers said after it too: a sentence's
-# end before a question ("Okay. Where is he?", "Well? Where is she?"), a question word straight after it ("Well where
-# is he?", "Well well where is she?"), or another filler ("Well, okay. Where is he?")
-_FILLER_AS_WRITTEN = re.compile(rf"{_MORE_FILLERS}*(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|"
+# end before a question ("Okay. Where is he?", "Well? Where is she?", a pause's "Well... Where is he?"), a question
+# word straight after it ("Well where is he?", "Well well where is she?"), or another filler ("Well, okay. Where is
+# he?")
+_FILLER_AS_WRITTEN = re.compile(rf"{_MORE_FILLERS}*(?:[.!?]+\s+(?:where|what|when|who|whose|which|why|how|is|are|was|"
                                 r"were|has|have|had|did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
                                 r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b)|"
                                 rf"{_MORE_FILLERS}+[,.!?]", re.I)

@@ -3801,3 +3801,15 @@ def test_a_name_typed_in_lower_case_after_someone_and_is_is_named():
                         ("the cake is mochi", []), ("the cat seems luna", []), ("The road is rocky.", [])):
         _heard_and_typed(said, heard, concepts)
 
+
+def test_a_filler_before_a_pause_written_as_dots_is_no_name():
+    # Before (issue 13's review): espeak-ng's "well, where is he?" was whisper's "Well... Where is he?" (tiny.en), and
+    # named a dog <will> heard alike (and typed, a dog <well>): a sentence's end of one mark only ("Well. Where is
+    # he?") made "Well" a filler, not the pause's three
+    from edge_rap.types import Concept
+
+    names = ["will", "well", "bo"]
+    concepts = [Concept(k, name, "dog", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Well... Where is he?", []), ("Well... where is she?", []), ("Okay well... where is he?", []),
+                        ("Well?! Where is she?", []), ("Well... Where is Bo?", ["bo"])):
+        _heard_and_typed(said, heard, concepts)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from edge_rap.kinds import is_alive
+
 # An emoji, with its variation selector, joiners and skin tone: a word of its own ("Bo and 🐶")
 EMOJI = r"(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)+"
 # Text before a word that starts a sentence: its capital is the sentence's, not a name's ("Buy milk.")
@@ -108,8 +110,17 @@ _DEADLINE = re.compile(r"\b(?:make|makes|making|be)\s+sure\b[^,.;:!?]*\bby[^\w,.
 # sentence, says of that thing ("The road is rocky.", "My dog seems well."); not an "'s", a possessive's too ("Where
 # is the dog's bowl?" is of a <bowl>)
 _THING_IS = re.compile(r"\b(?:the|a|an|this|that|these|those|my|our|your|their|his|her|its)\s+(?:[^\W\d_]+\s+){0,2}"
-                       r"[^\W\d_]+\s+(?:is|was|are|were|looks|looked|seems|seemed|feels|felt|sounds|sounded|"
+                       r"[^\W\d_]+\s+(?P<verb>is|was|are|were|looks|looked|seems|seemed|feels|felt|sounds|sounded|"
                        r"became|becomes)\s+$", re.I)
+# The verbs of those that may say who someone is, not only what they are like: "the dog is luna", typed in lower case
+# as on a phone, names her, where "My dog seems well." says only how the dog is (no dog <well>)
+_NAMING_VERBS = frozenset("is was are were".split())
+# Words of a sentence's subject, besides a person's or an animal's category (`kinds.is_alive`: "the dog", "the man"),
+# that say it is someone or their name: the word after "is" then names them ("The one by the door is luna.", "Her
+# name is luna.", "My friend is bill.")
+_SOMEONE = frozenset("one ones name names guy guys lady ladies friend friends neighbour neighbor visitor visitors "
+                     "guest guests owner".split())
+_CLAUSE_WORDS = re.compile(r"[^\W\d_]+")
 _ENDS_SENTENCE = re.compile(r"[^\w,.;:!?]*(?:[.!?]|$)")
 # A possessive pronoun just before a word, after another word of its clause: "Where is his ball?", "Is her bow red?"
 # are of things, as "my ball" is (`after_owner`); opening the question it is whisper's "Is" ("his bow home?" is <bo>)
@@ -130,9 +141,10 @@ _QUESTION_AFTER = re.compile(r"[^\w,.;:!?]*,\s*(?:where|what|when|who|whose|whic
 FILLERS = frozenset("okay ok alright right well now so".split())
 _MORE_FILLERS = rf"(?:[,.!?]?\s+(?:{'|'.join(sorted(FILLERS))}))"  # fillers said again: "Well, well", "Okay well"
 # What follows such a filler as whisper writes it, where it wrote no comma, fillers said after it too: a sentence's
-# end before a question ("Okay. Where is he?", "Well? Where is she?"), a question word straight after it ("Well where
-# is he?", "Well well where is she?"), or another filler ("Well, okay. Where is he?")
-_FILLER_AS_WRITTEN = re.compile(rf"{_MORE_FILLERS}*(?:[.!?]\s+(?:where|what|when|who|whose|which|why|how|is|are|was|"
+# end before a question ("Okay. Where is he?", "Well? Where is she?", a pause's "Well... Where is he?"), a question
+# word straight after it ("Well where is he?", "Well well where is she?"), or another filler ("Well, okay. Where is
+# he?")
+_FILLER_AS_WRITTEN = re.compile(rf"{_MORE_FILLERS}*(?:[.!?]+\s+(?:where|what|when|who|whose|which|why|how|is|are|was|"
                                 r"were|has|have|had|did|does|do|can|could|will|would|tell|show|forget|remember)\b|"
                                 r"[^\w,.;:!?]+(?:where|what|when|who|whose|which|why|how)\b)|"
                                 rf"{_MORE_FILLERS}+[,.!?]", re.I)
@@ -326,9 +338,20 @@ def describes_a_thing(text: str, start: int, end: int) -> bool:
     """Whether the words text[start:end], in lower case and ending their sentence, follow a thing's noun and "is" (or
     "seems", "looks"...): what is said of that thing, a word such as an adjective ("The road is rocky.", "My dog seems
     well."), not a name spelled or said alike (a dog <rocky>, <well>); "Where is Rocky?", "Rocky is hungry." and "The
-    dog is Rocky." name it."""
-    return text[start:end].islower() and text[start - 1:start] != "<" and bool(_ENDS_SENTENCE.match(text, end)) \
-        and bool(_THING_IS.search(text, max(0, start - 80), start))
+    dog is Rocky." name it, and so does "is" after someone (`_names_someone`: "the dog is rocky", "her name is luna",
+    as a phone types them)."""
+    if not (text[start:end].islower() and text[start - 1:start] != "<" and _ENDS_SENTENCE.match(text, end)):
+        return False
+    m = _THING_IS.search(text, max(0, start - 80), start)
+    return m is not None and not (m["verb"].lower() in _NAMING_VERBS and _names_someone(text, m.start("verb")))
+
+
+def _names_someone(text: str, verb: int) -> bool:
+    """Whether the subject before the "is" at text[verb], from its clause's start, speaks of someone or of a name (a
+    person's or an animal's category, `kinds.is_alive`, or `_SOMEONE`): "The dog is", "Her name is", and "The one by
+    the door is", whose "door" ends a subject "one" opens."""
+    opening = max(text.rfind(mark, 0, verb) for mark in ",.;:!?") + 1
+    return any(w in _SOMEONE or is_alive(w) for w in map(str.lower, _CLAUSE_WORDS.findall(text, opening, verb)))
 
 
 def after_owner(text: str, start: int) -> bool:

@@ -3781,3 +3781,35 @@ def test_a_word_said_of_a_thing_at_a_sentence_s_end_is_no_name():
                         ("Where is <rocky>? The road is <rocky>.", ["rocky"])):
         _heard_and_typed(said, heard, concepts)
     assert match_names("The road is rocky.", ["rocco"]).names == []  # nor its words with the one before
+
+
+def test_a_name_typed_in_lower_case_after_someone_and_is_is_named():
+    # Before (issue 13's review): "the dog is luna", "her name is luna", "the one by the door is luna" and "my friend
+    # is bill", as a phone types them, named no one: the word after a noun and "is", ending the sentence, was taken
+    # as said of a thing, as "The road is rocky." is; after someone (a person's or an animal's word, "one", "name")
+    # "is" says who they are
+    from edge_rap.types import Concept
+
+    kinds = {"luna": "cat", "rocky": "dog", "bill": "person", "mochi": "cat"}
+    concepts = [Concept(k, name, kind, "", 0.0, 0.0) for k, (name, kind) in enumerate(kinds.items())]
+    for said, heard in (("the dog is rocky", ["rocky"]), ("the cat is luna.", ["luna"]), ("my cat is mochi", ["mochi"]),
+                        ("her name is luna", ["luna"]), ("the one by the door is luna", ["luna"]),
+                        ("the man at the door is bill", ["bill"]), ("my friend is bill", ["bill"]),
+                        ("the black cat was luna", ["luna"]), ("Bo ran off. the puppy is rocky", ["rocky"]),
+                        # said of a thing, or not with "is": no name
+                        ("the road is rocky", []), ("I walked the dog. the road was rocky", []),
+                        ("the cake is mochi", []), ("the cat seems luna", []), ("The road is rocky.", [])):
+        _heard_and_typed(said, heard, concepts)
+
+
+def test_a_filler_before_a_pause_written_as_dots_is_no_name():
+    # Before (issue 13's review): espeak-ng's "well, where is he?" was whisper's "Well... Where is he?" (tiny.en), and
+    # named a dog <will> heard alike (and typed, a dog <well>): a sentence's end of one mark only ("Well. Where is
+    # he?") made "Well" a filler, not the pause's three
+    from edge_rap.types import Concept
+
+    names = ["will", "well", "bo"]
+    concepts = [Concept(k, name, "dog", "", 0.0, 0.0) for k, name in enumerate(names)]
+    for said, heard in (("Well... Where is he?", []), ("Well... where is she?", []), ("Okay well... where is he?", []),
+                        ("Well?! Where is she?", []), ("Well... Where is Bo?", ["bo"])):
+        _heard_and_typed(said, heard, concepts)

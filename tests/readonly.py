@@ -1,5 +1,6 @@
 """Running a command with a folder read-only: chmod for an ordinary user; for root (whom permissions do not
-stop), a read-only bind mount in a private user and mount namespace. Skips the test where neither works."""
+stop), a read-only bind mount in a private user and mount namespace, or a mode with the capabilities that pass it
+dropped. Skips the test where neither works."""
 
 from __future__ import annotations
 
@@ -40,8 +41,13 @@ def run_read_only(folder: Path, cmd: list[str], done: Path) -> None:
 
 def run_unwritable(folder: Path, cmd: list[str]) -> subprocess.CompletedProcess:
     """Run `cmd` while `folder` alone is `chmod a-w` (its parent, and the drive, still writable: not a mount point,
-    which a restore refuses as one); for root, with the capabilities that write past a mode dropped (setpriv). Skips
-    the test where they cannot be."""
+    which a restore refuses as one)."""
+    return run_with_mode(folder, folder.stat().st_mode & ~0o222, cmd)
+
+
+def run_with_mode(path: Path, mode: int, cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run `cmd` while `path` has `mode`, as the modes bind it: for root, with the capabilities that read and write
+    past a mode dropped (setpriv). Skips the test where they cannot be."""
     prefix: list[str] = []
     if os.geteuid() == 0:
         caps = "-dac_override,-dac_read_search,-fowner"
@@ -49,10 +55,10 @@ def run_unwritable(folder: Path, cmd: list[str]) -> subprocess.CompletedProcess:
         try:
             subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=30)
         except (OSError, subprocess.CalledProcessError) as e:
-            pytest.skip(f"running as root and cannot drop the capability to write past a mode: {e}")
-    mode = folder.stat().st_mode
-    folder.chmod(mode & ~0o222)
+            pytest.skip(f"running as root and cannot drop the capability to read and write past a mode: {e}")
+    was = path.stat().st_mode
+    path.chmod(mode)
     try:
         return subprocess.run([*prefix, *cmd], env=dict(os.environ), capture_output=True, text=True, timeout=120)
     finally:
-        folder.chmod(mode)
+        path.chmod(was)

@@ -1028,9 +1028,10 @@ def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tm
     assert said_by(camera, caplog) == [f"camera pipe: {camera.error}"]  # (once: no "waiting for the next writer" first)
 
 
-def test_a_fifo_removed_while_its_open_waits_behind_another_sources_is_said_removed(tmp_path, monkeypatch):
-    # Before: "never opened", at the run's end (which reads it of a camera still opening) and at the camera's: a FIFO
-    # beside a URL that accepts and never answers, whose open OpenCV's (one at a time) waits behind for up to 30 s
+@contextlib.contextmanager
+def open_behind_another(tmp_path: Path, monkeypatch):
+    """A camera on a FIFO whose writer came, its open waiting behind another source's (OpenCV opens one at a time:
+    an unreachable URL's, for up to 30 s) until the block ends, the camera stopped then."""
     reached, behind, open_video = threading.Event(), threading.Event(), camera_module._open_video
 
     def behind_another(*args):
@@ -1044,12 +1045,29 @@ def test_a_fifo_removed_while_its_open_waits_behind_another_sources_is_said_remo
     with started(camera, stop):
         write_into(pipe, clip_bytes(tmp_path))
         wait_until(reached.is_set, "the FIFO's open waiting behind another's")
+        try:
+            yield camera, pipe
+        finally:
+            stop.set()
+            behind.set()
+            wait_until(camera.finished.is_set, "the camera's end")
+
+
+def test_a_fifo_removed_while_its_open_waits_behind_another_sources_is_said_removed(tmp_path, monkeypatch):
+    # Before: "never opened", at the run's end (which reads it of a camera still opening) and at the camera's
+    with open_behind_another(tmp_path, monkeypatch) as (camera, pipe):
         pipe.unlink()
         assert camera.error == f"source '{pipe}': removed before it opened"  # (as the run's end reads it)
-        stop.set()
-        behind.set()
-        wait_until(camera.finished.is_set, "the camera's end")
     assert camera.error == f"source '{pipe}': removed before it opened"
+
+
+def test_a_fifo_whose_path_cannot_be_looked_at_as_its_open_waits_is_said_so_not_removed(tmp_path, monkeypatch):
+    # Before: "removed before it opened" whatever failed the look at its path (a folder on it made unsearchable,
+    # EACCES; here a link to itself put in its place, ELOOP): only a path that names nothing is a FIFO removed
+    with open_behind_another(tmp_path, monkeypatch) as (camera, pipe):
+        pipe.unlink()
+        pipe.symlink_to(pipe)
+        assert camera.error == f"source '{pipe}': cannot be looked at ({os.strerror(errno.ELOOP)})"
 
 
 def test_a_hung_writers_clip_queued_behind_another_sources_open_is_read_though_its_fifo_was_removed(

@@ -12,6 +12,7 @@ import re
 import socket
 import stat
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -19,6 +20,7 @@ from typing import Callable
 
 import httpx
 import pytest
+from readonly import run_with_mode
 from scenes import save, scene
 from serve_support import (fake_memory, fake_settings, hold_recognition, jpeg, live_server, photo_files, png,
                            self_signed, warnings_said)
@@ -1325,3 +1327,84 @@ def test_serve_with_a_folder_in_the_token_files_place_names_it_and_its_fix(setti
     assert (rc, out, err) == (2, "", f"edge-rap: {folder}: {said}\n")
     rc, out, err = run("pair", "--rotate")
     assert (rc == 0) != holding and (folder / "kept").exists() == holding  # the fix it names mends it
+
+
+#: What `serve`, `pair` and a running server's 503 say of a FIFO, socket or device node at the token's path.
+NOT_A_FILE = ("something that is not a file is in the API token's place; move it away, then run `edge-rap pair "
+              "--rotate` on the device")
+
+
+@contextlib.contextmanager
+def not_a_file(path, kind: str, patience: float = 10):
+    """A FIFO, a socket or a device node (/dev/null's numbers) made at `path`. A reader waiting at the FIFO's open
+    (before: `serve` starting, or a running server's event loop) is let go after `patience` s, and as the block ends:
+    a hang fails the test, not the suite."""
+    let_go = threading.Timer(patience, _let_readers_go, [path])
+    if kind == "fifo":
+        os.mkfifo(path)
+        let_go.start()
+    elif kind == "socket":
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.bind(str(path))  # (the socket's file stays, as a server's that died)
+    else:
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("no device node can be made here")
+    try:
+        yield
+    finally:
+        let_go.cancel()
+        if kind == "fifo":
+            _let_readers_go(path)
+
+
+def _let_readers_go(fifo) -> None:
+    """A writer that opens the FIFO and closes it at once: a reader waiting at its open reads its end."""
+    with contextlib.suppress(OSError):  # (ENXIO: no reader waits, or another file is there now)
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_something_not_a_file_in_the_token_files_place_is_503_with_its_fix_and_health_answers(tmp_path, caplog,
+                                                                                             kind):
+    # A FIFO at the token's path held the whole server: the token's open waited in the event loop for a writer, so
+    # no request was answered, /api/health neither; a socket was "cannot read the API token (No such device or
+    # address)", /dev/null's node "damaged": neither names what is there, nor that a rotation alone removes it
+    from edge_rap.serve.token import rotate_token
+
+    settings = fake_settings(tmp_path)
+    token = settings.memory / TOKEN_FILE
+    with live_server(settings) as live, live.client() as c:
+        token.unlink()
+        with not_a_file(token, kind):
+            answers = [c.get("/api/concepts", timeout=10) for _ in range(2)]
+            health = c.get("/api/health", timeout=10)
+        assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": NOT_A_FILE})] * 2
+        assert health.status_code == 200
+        assert warnings_said(caplog) == [f"{token}: {NOT_A_FILE}"]
+        token.rename(tmp_path / "moved away")
+        with live.client(rotate_token(settings.memory)) as fresh:
+            assert fresh.get("/api/concepts").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_serve_and_pair_with_something_not_a_file_in_the_token_files_place_name_it_and_its_fix(settings, run, kind):
+    # A FIFO there: `serve` and `pair` waited for a writer at the token's open, for ever
+    token = settings.memory / TOKEN_FILE
+    settings.memory.mkdir(mode=0o700)
+    with not_a_file(token, kind):
+        for command in ("serve", "pair"):
+            assert run(command, "--port", "65000") == (2, "", f"edge-rap: {token}: {NOT_A_FILE}\n"), command
+    token.rename(settings.memory.parent / "moved away")
+    assert run("pair", "--rotate", "--json")[0] == 0  # the fix it names mends it
+
+
+def test_serve_with_a_folder_it_may_not_open_in_the_token_files_place_names_it_a_folder(settings):
+    # A folder of mode 000 there (an unpacking's, an account's whose capabilities to pass a mode are dropped) was
+    # "cannot read the API token (Permission denied)": its open refused, what it was never looked at
+    folder = settings.memory / TOKEN_FILE
+    folder.mkdir(parents=True)
+    ran = run_with_mode(folder, 0, [sys.executable, "-m", "edge_rap", "serve", "--port", "65000", "--memory",
+                                    str(settings.memory)])
+    assert (ran.returncode, ran.stdout, ran.stderr) == (2, "", f"edge-rap: {folder}: {FOLDER_FIXES[1][1]}\n")

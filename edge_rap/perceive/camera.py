@@ -517,11 +517,17 @@ class Camera:
         """Why the source failed, or None; until it opened, that it never did, as things stand when asked: a file or
         FIFO whose path names nothing now was removed before it opened (the run's end asks it of a FIFO whose open
         waits behind another source's, an unreachable URL's, for up to 30 s: one removed meanwhile was "never
-        opened")."""
+        opened"); one whose path cannot be looked at says why (a folder on it made unsearchable, EACCES, was said
+        removed too)."""
         if self._failed is not None or not self._unopened:
             return self._failed
-        if not self.spec.live and _mode(str(self.spec.target)) is None:
-            return f"source {quoted(self.spec.shown)}: removed before it opened"
+        if not self.spec.live:
+            try:
+                os.stat(self.spec.target)
+            except (FileNotFoundError, NotADirectoryError):
+                return f"source {quoted(self.spec.shown)}: removed before it opened"
+            except OSError as e:
+                return f"source {quoted(self.spec.shown)}: cannot be looked at ({e.strerror})"
         return f"source {quoted(self.spec.shown)}: never opened"
 
     def reopen(self) -> None:
@@ -669,7 +675,7 @@ class Camera:
         self._unopened = True  # until it opens: a FIFO no one writes to waits here
         waited = self._watched(self._await_writer(path))
         if waited is None and not os.path.lexists(path):  # (a FIFO removed while waited for: not "no video")
-            raise EdgeRapError(self.error)  # (removed before it opened)
+            raise EdgeRapError(self.error)  # (removed before it opened, or not looked at)
         shown = self.frames_read  # the frames read before this writer's: one that showed none (junk, a stall before
         try:  # a whole header) is no outage, and its end is said by its warning, not as a writer's that closed
             try:

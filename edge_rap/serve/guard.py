@@ -126,7 +126,7 @@ class AuthGuard:
         token = _bearer(scope)
         try:
             accepted = token is not None and self.tokens.check(token)
-        except DeviceError as e:  # the token file cut short, unreadable or a folder, or the memory away: the
+        except DeviceError as e:  # the token file cut short, unreadable or not a file, or the memory away: the
             if str(e) != self._damaged:  # device's fault, not the client's: each fault its own kind of line
                 log.warning("%s", e, extra={KIND: (__name__, str(e))})  # (the device's words, none a client's)
                 self._damaged = str(e)

@@ -3,7 +3,6 @@ re-read when `edge-rap pair --rotate` replaces it, so a rotation invalidates the
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import os
@@ -36,16 +35,7 @@ def _write(path: Path, token: str, exclusive: bool) -> None:
 
 
 def _read(path: Path) -> str:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as e:
-        raise _unreadable(path, e) from None
-    try:
-        f = os.fdopen(fd, "rb")
-    except OSError as e:  # a folder at its path: refused here, its descriptor left open (one leaked a request)
-        os.close(fd)
-        raise _unreadable(path, e) from None
-    with f:
+    with os.fdopen(_open_file(path), "rb") as f:
         try:
             if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
                 os.fchmod(f.fileno(), 0o600)  # readable by others: tightened before it is used
@@ -61,13 +51,45 @@ def _read(path: Path) -> str:
     return token
 
 
+def _open_file(path: Path) -> int:
+    """The token file's descriptor, if what is at its path is a regular file. Opened without waiting (a FIFO there
+    held `serve`'s event loop, /api/health too, until a writer came; O_NOCTTY: a terminal's node takes no control),
+    then judged by what was opened, not by a look before it that a swap could outrun."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            return fd
+        error = _misplaced(path, mode)  # (a folder opens too: os.fdopen refused it, the descriptor left open)
+    except OSError as e:
+        error = _unreadable(path, e)
+    os.close(fd)
+    raise error
+
+
 def _unreadable(path: Path, e: OSError) -> DeviceError:
-    """The token file there but not opened: the device's trouble (503), never a 500 and a traceback a request. A
-    folder in its place is named with what mends it (`serve` said "cannot read the API token (Is a directory)"), as
-    `serve` starts and in a running server's 503 (its `problem`: it was "damaged: run `edge-rap pair --rotate`", which
-    cannot remove a folder holding files)."""
-    if e.errno != errno.EISDIR:
+    """The token file there but not opened or looked at: the device's trouble (503), never a 500 and a traceback a
+    request. Something other than a file in its place is named as that, though it refused the open (a folder of mode
+    000 said "cannot read the API token (Permission denied)", a socket "(No such device or address)")."""
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except OSError:  # not looked at either (its folder unsearchable, its drive failing)
+        mode = None
+    if mode is None or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
         return DeviceError(path, f"cannot read the API token ({e.strerror})")
+    return _misplaced(path, mode)
+
+
+def _misplaced(path: Path, mode: int) -> DeviceError:
+    """Something other than a file in the token's place, named with what mends it, as `serve` and `pair` start and in
+    a running server's 503 (its `problem`: a folder's was "cannot read the API token (Is a directory)", then
+    "damaged: run `edge-rap pair --rotate`", which cannot remove a folder holding files)."""
+    if not stat.S_ISDIR(mode):  # a FIFO, socket or device node: perhaps another program's, for its owner to move
+        return DeviceError(path, "something that is not a file is in the API token's place; move it away, then run "
+                                 "`edge-rap pair --rotate` on the device")
     if _holds_entries(path):
         return DeviceError(path, "a folder is in the API token's place, holding files; move it away, then run "
                                  "`edge-rap pair --rotate` on the device")

@@ -22,10 +22,10 @@ def _new() -> str:
     return secrets.token_hex(32)
 
 
-def _write(path: Path, token: str, exclusive: bool) -> None:
-    """Write the token readable by its owner only; never through a symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
+def _write(path: Path, token: str) -> None:
+    """Write the token into a new file readable by its owner only (FileExistsError where one is there already:
+    never through a symlink, never over another file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, token.encode() + b"\n")
@@ -110,7 +110,7 @@ def ensure_token(memory: Path) -> str:
     path = memory / TOKEN_FILE
     try:
         private_folder(memory)
-        _write(path, _new(), exclusive=True)
+        _write(path, _new())
     except FileExistsError:
         pass
     except OSError as e:
@@ -127,7 +127,7 @@ def rotate_token(memory: Path) -> str:
         private_folder(memory)
         _clear_folder(path)
         fresh.unlink(missing_ok=True)
-        _write(fresh, token, exclusive=True)
+        _write(fresh, token)
         os.replace(fresh, path)
     except OSError as e:
         raise EdgeRapError(f"{path}: cannot write the API token ({e.strerror})") from None

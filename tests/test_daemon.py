@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from test_daemon_parts import wait_until
 
 from edge_rap.daemon.clock import WallClock, steady_now
 from edge_rap.daemon.events import EventLog, EventLogError, EventLogFull, SnapshotPolicy, Snapshots
@@ -1536,6 +1537,27 @@ def test_a_frame_left_waiting_at_the_stop_is_counted_as_dropped(tmp_path):
     daemon = Daemon(ScriptedHousehold(tmp_path / "memory"), DaemonOptions((door.spec, den.spec)), lambda e: None)
     daemon._finish([door, den])
     assert daemon.summary.frames_dropped == 3 and door.slot.take() is None
+
+
+def test_the_runs_end_says_the_same_source_error_it_puts_in_the_summary(tmp_path, monkeypatch, caplog):
+    # A source not opened yet has its error read from its path as things stand: the run's end read it three times, so
+    # its FIFO removed between its line and the summary said "never opened" and put "removed before it opened" in
+    # --json's source_errors
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    stop = threading.Event()
+    camera = Camera(parse_source(f"pipe={pipe}"), stop, realtime=False).start()
+    try:
+        wait_until(lambda: camera.error is not None, "the FIFO's open waiting for a writer that never comes")
+        daemon = Daemon(ScriptedHousehold(tmp_path / "memory"), DaemonOptions((camera.spec,)), lambda e: None)
+        monkeypatch.setattr(daemon, "_check_memory", pipe.unlink)  # (removed after the line, before the summary)
+        with caplog.at_level(logging.ERROR, "edge_rap.daemon.loop"):
+            daemon._finish([camera])
+    finally:
+        stop.set()
+        camera.join(60)
+    said = [r.getMessage() for r in caplog.records if r.name == "edge_rap.daemon.loop"]
+    assert said == [f"camera pipe: {daemon.summary.source_errors['pipe']}"]
 
 
 class HangingStream:

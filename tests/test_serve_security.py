@@ -1301,7 +1301,7 @@ def test_a_token_file_that_cannot_be_looked_at_is_503_never_a_wrong_token(tmp_pa
     # Any failing os.stat of the token (EIO: its drive failing; EACCES) was read as the file gone while the memory was
     # there: the household's own token was "wrong" (401) and, sent again, locked its browser out (429)
     settings = fake_settings(tmp_path)
-    token, stat_of = str(settings.memory / TOKEN_FILE), os.stat
+    token, stat_of = str(settings.memory / TOKEN_FILE), os.lstat  # (the look, never through a link)
 
     def failing(path, *args, **kwargs):
         if str(path) == token:
@@ -1309,7 +1309,7 @@ def test_a_token_file_that_cannot_be_looked_at_is_503_never_a_wrong_token(tmp_pa
         return stat_of(path, *args, **kwargs)
 
     with live_server(settings, attempts=AttemptLimit(failures=3)) as live, live.client() as c:
-        monkeypatch.setattr(os, "stat", failing)
+        monkeypatch.setattr(os, "lstat", failing)
         answers = [c.get("/api/concepts") for _ in range(5)]
         monkeypatch.undo()
         assert {r.status_code for r in answers} == {503}, [r.text for r in answers]
@@ -1332,17 +1332,28 @@ def test_serve_with_a_folder_in_the_token_files_place_names_it_and_its_fix(setti
 #: What `serve`, `pair` and a running server's 503 say of a FIFO, socket or device node at the token's path.
 NOT_A_FILE = ("something that is not a file is in the API token's place; move it away, then run `edge-rap pair "
               "--rotate` on the device")
+#: ... and of a link there, dangling or not: the token is never read through one.
+A_LINK = "a link is in the API token's place; move it away, then run `edge-rap pair --rotate` on the device"
+#: Each kind of thing `not_a_file` makes, and what is said of it.
+NOT_FILES = {"fifo": NOT_A_FILE, "socket": NOT_A_FILE, "device": NOT_A_FILE, "dangling link": A_LINK,
+             "link to a token": A_LINK}
 
 
 @contextlib.contextmanager
 def not_a_file(path, kind: str, patience: float = 10):
-    """A FIFO, a socket or a device node (/dev/null's numbers) made at `path`. A reader waiting at the FIFO's open
-    (before: `serve` starting, or a running server's event loop) is let go after `patience` s, and as the block ends:
-    a hang fails the test, not the suite."""
+    """A FIFO, a socket, a device node (/dev/null's numbers) or a link (to nothing, or to a token file beside its
+    folder) made at `path`. A reader waiting at the FIFO's open (before: `serve` starting, or a running server's event
+    loop) is let go after `patience` s, and as the block ends: a hang fails the test, not the suite."""
     let_go = threading.Timer(patience, _let_readers_go, [path])
     if kind == "fifo":
         os.mkfifo(path)
         let_go.start()
+    elif kind == "dangling link":
+        path.symlink_to(path.with_name("nowhere"))
+    elif kind == "link to a token":
+        target = path.parent.parent / "a token"  # (outside the memory, which holds nothing that is not its own)
+        target.write_text("ab" * 32 + "\n")
+        path.symlink_to(target)
     elif kind == "socket":
         with socket.socket(socket.AF_UNIX) as unix:
             unix.bind(str(path))  # (the socket's file stays, as a server's that died)
@@ -1365,12 +1376,14 @@ def _let_readers_go(fifo) -> None:
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
-@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+@pytest.mark.parametrize("kind", NOT_FILES)
 def test_something_not_a_file_in_the_token_files_place_is_503_with_its_fix_and_health_answers(tmp_path, caplog,
                                                                                              kind):
     # A FIFO at the token's path held the whole server: the token's open waited in the event loop for a writer, so
     # no request was answered, /api/health neither; a socket was "cannot read the API token (No such device or
-    # address)", /dev/null's node "damaged": neither names what is there, nor that a rotation alone removes it
+    # address)", /dev/null's node "damaged": neither names what is there, nor that a rotation alone removes it. A
+    # dangling link was the token gone: the right token 401, then 429; one to a token "cannot read the API token
+    # (Too many levels of symbolic links)"
     from edge_rap.serve.token import rotate_token
 
     settings = fake_settings(tmp_path)
@@ -1380,22 +1393,26 @@ def test_something_not_a_file_in_the_token_files_place_is_503_with_its_fix_and_h
         with not_a_file(token, kind):
             answers = [c.get("/api/concepts", timeout=10) for _ in range(2)]
             health = c.get("/api/health", timeout=10)
-        assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": NOT_A_FILE})] * 2
+        assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": NOT_FILES[kind]})] * 2
         assert health.status_code == 200
-        assert warnings_said(caplog) == [f"{token}: {NOT_A_FILE}"]
+        assert warnings_said(caplog) == [f"{token}: {NOT_FILES[kind]}"]
         token.rename(tmp_path / "moved away")
         with live.client(rotate_token(settings.memory)) as fresh:
             assert fresh.get("/api/concepts").status_code == 200
 
 
-@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
-def test_serve_and_pair_with_something_not_a_file_in_the_token_files_place_name_it_and_its_fix(settings, run, kind):
-    # A FIFO there: `serve` and `pair` waited for a writer at the token's open, for ever
+@pytest.mark.parametrize("kind", NOT_FILES)
+def test_serve_and_pair_with_something_not_a_file_in_the_token_files_place_name_it_and_leave_it(settings, run, kind):
+    # A FIFO there: `serve` and `pair` waited for a writer at the token's open, for ever; a link, dangling or not, was
+    # "cannot read the API token (Too many levels of symbolic links)"; and `pair --rotate` put a token in the place of
+    # any of them without a word, though what was there may be another program's, and the 503 said to move it away
     token = settings.memory / TOKEN_FILE
     settings.memory.mkdir(mode=0o700)
     with not_a_file(token, kind):
-        for command in ("serve", "pair"):
-            assert run(command, "--port", "65000") == (2, "", f"edge-rap: {token}: {NOT_A_FILE}\n"), command
+        there = os.lstat(token)
+        for command in (["serve", "--port", "65000"], ["pair"], ["pair", "--rotate"]):
+            assert run(*command) == (2, "", f"edge-rap: {token}: {NOT_FILES[kind]}\n"), command
+        assert os.path.samestat(os.lstat(token), there) and not token.with_name(f".{TOKEN_FILE}.new").exists()
     token.rename(settings.memory.parent / "moved away")
     assert run("pair", "--rotate", "--json")[0] == 0  # the fix it names mends it
 

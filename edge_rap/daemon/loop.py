@@ -832,15 +832,18 @@ class Daemon:
             self.announcer.submit(Announcement(said, frame, recognition))
 
     def _finish(self, cameras: list[Camera]) -> None:
+        errors = {c.spec.name: c.error for c in cameras}  # read once: one not opened yet is read from its path as it
+        # stands, so a FIFO removed meanwhile was said "never opened" and "removed before it opened" in source_errors
         for camera in cameras:
-            if camera.error and (camera.spec.live or not camera.finished.is_set()):  # (a file or folder that
-                # ended said why when it happened; one still waiting to open, a FIFO with no writer, never did)
-                log.error("camera %s: %s", camera.spec.name, camera.error)
+            error = errors[camera.spec.name]
+            if error and (camera.spec.live or not camera.finished.is_set()):  # (a file or folder that ended said
+                # why when it happened; one still waiting to open, a FIFO with no writer, never did)
+                log.error("camera %s: %s", camera.spec.name, error)
         self._check_memory()
         for camera in cameras:
             camera.slot.let_go()  # (a frame still waiting was read and never looked at: dropped)
         self.summary.frames_dropped = sum(c.slot.dropped for c in cameras)
-        self.summary.source_errors = {c.spec.name: c.error for c in cameras if c.error}
+        self.summary.source_errors = {name: error for name, error in errors.items() if error}
         self.times["capture"] = deque(ms for c in cameras for ms in c.read_ms)
         self.times["generate"] = self.announcer.generate_ms
         self.times["speak"] = self.speaker.stage_ms if self.speaker else deque()

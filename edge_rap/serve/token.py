@@ -73,26 +73,32 @@ def _open_file(path: Path) -> int:
 def _unreadable(path: Path, e: OSError) -> DeviceError:
     """The token file there but not opened or looked at: the device's trouble (503), never a 500 and a traceback a
     request. Something other than a file in its place is named as that, though it refused the open (a folder of mode
-    000 said "cannot read the API token (Permission denied)", a socket "(No such device or address)")."""
+    000 said "cannot read the API token (Permission denied)", a socket "(No such device or address)", a link, which
+    O_NOFOLLOW refuses, "(Too many levels of symbolic links)")."""
     try:
         mode: int | None = os.lstat(path).st_mode
     except OSError:  # not looked at either (its folder unsearchable, its drive failing)
         mode = None
-    if mode is None or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+    if mode is None or stat.S_ISREG(mode):
         return DeviceError(path, f"cannot read the API token ({e.strerror})")
     return _misplaced(path, mode)
 
 
+#: What mends anything but an empty folder in the token's place: perhaps another program's, for its owner to move.
+_MOVE_AWAY = "move it away, then run `edge-rap pair --rotate` on the device"
+
+
 def _misplaced(path: Path, mode: int) -> DeviceError:
-    """Something other than a file in the token's place, named with what mends it, as `serve` and `pair` start and in
+    """Something other than a file in the token's place, named with what mends it, as `serve` and `pair` start, in
     a running server's 503 (its `problem`: a folder's was "cannot read the API token (Is a directory)", then
-    "damaged: run `edge-rap pair --rotate`", which cannot remove a folder holding files)."""
-    if not stat.S_ISDIR(mode):  # a FIFO, socket or device node: perhaps another program's, for its owner to move
-        return DeviceError(path, "something that is not a file is in the API token's place; move it away, then run "
-                                 "`edge-rap pair --rotate` on the device")
+    "damaged: run `edge-rap pair --rotate`", which cannot remove a folder holding files) and as `pair --rotate`
+    leaves it as it is."""
+    if stat.S_ISLNK(mode):  # never read through, dangling or not (one to nowhere was taken for the token gone: 401)
+        return DeviceError(path, f"a link is in the API token's place; {_MOVE_AWAY}")
+    if not stat.S_ISDIR(mode):  # a FIFO, socket or device node
+        return DeviceError(path, f"something that is not a file is in the API token's place; {_MOVE_AWAY}")
     if _holds_entries(path):
-        return DeviceError(path, "a folder is in the API token's place, holding files; move it away, then run "
-                                 "`edge-rap pair --rotate` on the device")
+        return DeviceError(path, f"a folder is in the API token's place, holding files; {_MOVE_AWAY}")
     return DeviceError(path, "an empty folder is in the API token's place; `edge-rap pair --rotate` on the device "
                              "removes it and writes a token")
 
@@ -125,7 +131,7 @@ def rotate_token(memory: Path) -> str:
     token = _new()
     try:
         private_folder(memory)
-        _clear_folder(path)
+        _make_room(path)
         fresh.unlink(missing_ok=True)
         _write(fresh, token)
         os.replace(fresh, path)
@@ -134,12 +140,20 @@ def rotate_token(memory: Path) -> str:
     return token
 
 
-def _clear_folder(path: Path) -> None:
-    """An empty folder at the token's path (a container's bind mount of a token file not there yet leaves one) removed,
-    so that the rotation a server's 503 asks for takes its place: os.replace puts no file over a folder ("cannot write
-    the API token (Is a directory)"). One holding files is said, not removed."""
-    if not path.is_dir() or path.is_symlink():
+def _make_room(path: Path) -> None:
+    """The token's path made ready for the new token: a file there is replaced; an empty folder (a container's bind
+    mount of a token file not there yet leaves one) removed, so that the rotation a server's 503 asks for takes its
+    place (os.replace puts no file over a folder: "cannot write the API token (Is a directory)"). Anything else is
+    said and left as it is: a folder holding files; a link, FIFO, socket or device node, perhaps another program's
+    (os.replace put the token in its place without a word, though the 503 said to move it away first)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
         return
+    if stat.S_ISREG(mode):
+        return
+    if not stat.S_ISDIR(mode):
+        raise _misplaced(path, mode)
     try:
         path.rmdir()
     except OSError as e:
@@ -161,7 +175,7 @@ class TokenKeeper:
 
     def _refresh(self) -> None:
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)  # (what is there, never through a link: one to nowhere was the token gone, 401)
             stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except (FileNotFoundError, NotADirectoryError):
             stamp = None  # gone: nothing is accepted until it is back

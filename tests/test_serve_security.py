@@ -1316,6 +1316,24 @@ def test_a_token_file_that_cannot_be_looked_at_is_503_never_a_wrong_token(tmp_pa
         assert c.get("/api/concepts").status_code == 200  # the same token, once the file can be looked at again
 
 
+def test_a_token_file_gone_is_503_never_a_wrong_token_nor_read_again_until_it_is(tmp_path, caplog):
+    # A link in the token's place moved away, as its 503 says, before `pair --rotate`: the household's right token
+    # was "wrong" (401), counted as a guess, 429 after 3 here, and the token the rotation then made was 429 too; the
+    # log said "the API token is read again" of no file at all
+    from edge_rap.serve.token import rotate_token
+
+    settings = fake_settings(tmp_path)
+    token = settings.memory / TOKEN_FILE
+    gone = "the API token is gone; run `edge-rap pair --rotate` on the device"
+    with live_server(settings, attempts=AttemptLimit(failures=3)) as live, live.client() as c:
+        token.unlink()
+        answers = [c.get("/api/concepts") for _ in range(5)]
+        assert [(r.status_code, r.json()) for r in answers] == [(503, {"error": gone})] * 5
+        with live.client(rotate_token(settings.memory)) as fresh:
+            assert fresh.get("/api/concepts").status_code == 200
+        assert warnings_said(caplog) == [f"{token}: {gone}", f"{token}: the API token is read again"]
+
+
 @pytest.mark.parametrize("holding, said", FOLDER_FIXES)
 def test_serve_with_a_folder_in_the_token_files_place_names_it_and_its_fix(settings, run, holding, said):
     # `serve` said "cannot read the API token (Is a directory)": Python's words, not what mends it

@@ -178,16 +178,18 @@ class TokenKeeper:
             st = os.lstat(self.path)  # (what is there, never through a link: one to nowhere was the token gone, 401)
             stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except (FileNotFoundError, NotADirectoryError):
-            stamp = None  # gone: nothing is accepted until it is back
             if memory_away(self.path.parent, self._folder):  # the whole memory: no token is wrong, none can be right
                 raise DeviceError(self.path.parent, "the memory is not there (its drive unmounted or gone?); the "
                                                     "device answers again when it is back")
+            # Gone (a link in its place moved away, as its 503 says): nothing is accepted until one is made, and no
+            # token is wrong; as a 401 the household's right token was counted a guess, 429 after 10, the new one too
+            raise DeviceError(self.path, "the API token is gone; run `edge-rap pair --rotate` on the device") from None
         except OSError as e:  # there, but not looked at (EIO, EACCES): the device's trouble, not a wrong token (401)
             raise _unreadable(self.path, e) from None
         with self._lock:
             if stamp == self._stamp:
                 return
-            self._digest = hashlib.sha256(_read(self.path).encode()).digest() if stamp else b""
+            self._digest = hashlib.sha256(_read(self.path).encode()).digest()
             self._stamp = stamp
 
     def check(self, token: str) -> bool:

@@ -1269,6 +1269,38 @@ def test_a_folder_holding_files_in_the_token_files_place_is_named_not_removed(tm
     assert (folder / "kept").is_dir() and not (tmp_path / f".{TOKEN_FILE}.new").exists()
 
 
+def test_a_folder_at_the_new_tokens_path_is_named_not_the_token_beside_it(tmp_path):
+    # `pair --rotate` said "api-token: cannot write the API token (Is a directory)" of the file it keeps, a file
+    from edge_rap.serve.token import ensure_token, rotate_token
+
+    kept, fresh = ensure_token(tmp_path), tmp_path / f".{TOKEN_FILE}.new"
+    fresh.mkdir()
+    with pytest.raises(EdgeRapError, match=rf"^{re.escape(str(fresh))}: cannot write the API token \(Is a direc"):
+        rotate_token(tmp_path)
+    assert fresh.is_dir() and ensure_token(tmp_path) == kept
+
+
+def test_a_token_not_written_whole_leaves_no_file(tmp_path, monkeypatch):
+    # A full disk: the first start left an empty api-token, "damaged" at the next start once room was made; a
+    # rotation left its .api-token.new
+    from edge_rap.serve.token import ensure_token, rotate_token
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(EdgeRapError, match=r"cannot write the API token \(No space left on device\)$"):
+        ensure_token(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    kept = ensure_token(tmp_path)  # room made: a token, not "damaged"
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(EdgeRapError, match=r"cannot write the API token \(No space left on device\)$"):
+        rotate_token(tmp_path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [TOKEN_FILE] and ensure_token(tmp_path) == kept
+
+
 def test_a_token_file_not_utf8_or_failing_to_read_is_503_with_its_fix(tmp_path, monkeypatch):
     # Bytes no token has (a file clobbered by a binary) answered every request 500, with two tracebacks each, and
     # `serve` and `pair` ended in a traceback: read as text; and so did a read failing (EIO: its drive failing)

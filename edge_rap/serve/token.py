@@ -3,6 +3,7 @@ re-read when `edge-rap pair --rotate` replaces it, so a rotation invalidates the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -24,12 +25,17 @@ def _new() -> str:
 
 def _write(path: Path, token: str) -> None:
     """Write the token into a new file readable by its owner only (FileExistsError where one is there already:
-    never through a symlink, never over another file)."""
+    never through a symlink, never over another file). One not written whole is removed: an empty `api-token` a full
+    disk left was "damaged" at the next start, once room was made, and `pair --rotate` left `.api-token.new`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, token.encode() + b"\n")
         os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # (made here, O_EXCL: no one else's)
+        raise
     finally:
         os.close(fd)
 
@@ -135,8 +141,9 @@ def rotate_token(memory: Path) -> str:
         fresh.unlink(missing_ok=True)
         _write(fresh, token)
         os.replace(fresh, path)
-    except OSError as e:
-        raise EdgeRapError(f"{path}: cannot write the API token ({e.strerror})") from None
+    except OSError as e:  # something left at .api-token.new, not removed (a folder), was said of the file beside it
+        where = fresh if e.filename == str(fresh) and e.filename2 is None and os.path.lexists(fresh) else path
+        raise EdgeRapError(f"{where}: cannot write the API token ({e.strerror})") from None
     return token
 
 

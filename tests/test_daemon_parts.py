@@ -1028,10 +1028,9 @@ def test_a_fifo_removed_while_its_lone_writer_hangs_mid_header_ends_saying_so(tm
     assert said_by(camera, caplog) == [f"camera pipe: {camera.error}"]  # (once: no "waiting for the next writer" first)
 
 
-@contextlib.contextmanager
-def open_behind_another(tmp_path: Path, monkeypatch):
-    """A camera on a FIFO whose writer came, its open waiting behind another source's (OpenCV opens one at a time:
-    an unreachable URL's, for up to 30 s) until the block ends, the camera stopped then."""
+def held_behind_another(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Every video's open held, as behind another source's (OpenCV opens one at a time: an unreachable URL's, for up
+    to 30 s): `reached` set as one waits, the opens going on once `behind` is set."""
     reached, behind, open_video = threading.Event(), threading.Event(), camera_module._open_video
 
     def behind_another(*args):
@@ -1040,6 +1039,14 @@ def open_behind_another(tmp_path: Path, monkeypatch):
         return open_video(*args)
 
     monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    return reached, behind
+
+
+@contextlib.contextmanager
+def open_behind_another(tmp_path: Path, monkeypatch):
+    """A camera on a FIFO whose writer came, its open waiting behind another source's (OpenCV opens one at a time:
+    an unreachable URL's, for up to 30 s) until the block ends, the camera stopped then."""
+    reached, behind = held_behind_another(monkeypatch)
     camera, stop = fifo_camera(tmp_path)
     pipe = tmp_path / "pipe"
     with started(camera, stop):
@@ -1076,14 +1083,7 @@ def test_a_hung_writers_clip_queued_behind_another_sources_open_is_read_though_i
     # (an unreachable URL's, up to 30 s), its writer hung, the FIFO removed meanwhile, was let go unread as the open
     # returned: "the FIFO was removed while its writer sent nothing for 0.3 s, after N bytes from which no frame was
     # read", the source's error (the README: "a header's start or junk"), though the open had them all
-    reached, behind, open_video = threading.Event(), threading.Event(), camera_module._open_video
-
-    def behind_another(*args):
-        reached.set()
-        behind.wait(60)
-        return open_video(*args)
-
-    monkeypatch.setattr(camera_module, "_open_video", behind_another)
+    reached, behind = held_behind_another(monkeypatch)
     one = Path(write_clip(tmp_path / "one.avi", 1, codec="MJPG")).read_bytes()  # (all in the relay's pipe: 48 KB)
     with hung_writer(tmp_path, monkeypatch, lambda clip: one) as (camera, pipe, _):
         wait_until(reached.is_set, "the FIFO's open waiting behind another's")
